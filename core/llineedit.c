@@ -1,0 +1,215 @@
+/* llineedit.c: Lua module `orket.c.lineedit`, what `orket repl` needs from the terminal:
+ * line editing and history (libedit's readline interface), and Ctrl-C that interrupts a
+ * running chunk instead of killing the process. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <editline/readline.h>
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "modules.h"
+#include "runtime.h"
+
+#define LE_WATCH "orket.lineedit.interrupts"
+
+/* readline(prompt) -> line | nil at end of input. On a terminal this is libedit (editing,
+ * history keys); otherwise a plain read, so the REPL can be driven through a pipe. */
+static int le_readline(lua_State *L) {
+  const char *prompt = luaL_optstring(L, 1, "> ");
+  if (isatty(STDIN_FILENO)) {
+    char *line = readline(prompt);
+    if (line == NULL) return 0;
+    lua_pushstring(L, line);
+    free(line);
+    return 1;
+  }
+  fputs(prompt, stdout);
+  fflush(stdout);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  int c, any = 0;
+  while ((c = getchar()) != EOF && c != '\n') {
+    luaL_addchar(&b, (char)c);
+    any = 1;
+  }
+  if (c == EOF && !any) return 0;
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int le_add_history(lua_State *L) {
+  add_history(luaL_checkstring(L, 1));
+  return 0;
+}
+
+/* load_history(path), save_history(path, max) -> true | nil, msg, CODE */
+static int le_load_history(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  using_history();
+  if (read_history(path) != 0 && errno != ENOENT) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "history: cannot read %s", path);
+    lua_pushliteral(L, "EIO");
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int le_save_history(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer max = luaL_optinteger(L, 2, 1000);
+  stifle_history((int)max);
+  if (write_history(path) != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "history: cannot write %s", path);
+    lua_pushliteral(L, "EIO");
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int le_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* ---- interrupts -----------------------------------------------------------------------
+ * A signal handler can reach nothing but globals, so this is the one place with
+ * file-scope mutable state, and it is only written by the object below (one at a time). */
+typedef struct le_watch {
+  uv_async_t *wake;         /* wakes the loop when it is waiting */
+  lua_State *target;        /* the coroutine running the chunk, or NULL */
+  struct sigaction old;
+  int installed;
+} le_watch;
+
+static struct {
+  le_watch *volatile watch;
+  volatile sig_atomic_t hits;
+} le_sig;
+
+static void le_stop_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted!");
+}
+
+static void le_on_sigint(int sig) {
+  (void)sig;
+  le_sig.hits++;
+  le_watch *w = le_sig.watch;
+  if (w == NULL) return;
+  /* lua_sethook is async-signal-safe by design; lua.c interrupts the same way. */
+  if (w->target) lua_sethook(w->target, le_stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  if (w->wake) uv_async_send(w->wake); /* async-signal-safe */
+}
+
+static void le_async_noop(uv_async_t *a) { (void)a; }
+static void le_async_free(uv_handle_t *h) { free(h); }
+
+static le_watch *le_check(lua_State *L) {
+  le_watch *w = luaL_checkudata(L, 1, LE_WATCH);
+  if (!w->installed) luaL_argerror(L, 1, "interrupt watch is closed");
+  return w;
+}
+
+/* interrupts() -> watch: SIGINT now interrupts the watch's target coroutine. */
+static int le_interrupts(lua_State *L) {
+  le_watch *w = lua_newuserdatauv(L, sizeof *w, 1);
+  memset(w, 0, sizeof *w);
+  luaL_setmetatable(L, LE_WATCH);
+  if (le_sig.watch != NULL) return luaL_error(L, "interrupts: already being watched");
+  w->wake = malloc(sizeof *w->wake);
+  if (w->wake == NULL) return luaL_error(L, "interrupts: out of memory");
+  uv_async_init(&rt_get(L)->loop, w->wake, le_async_noop);
+  uv_unref((uv_handle_t *)w->wake); /* never keeps the loop alive on its own */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = le_on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &w->old);
+  w->installed = 1;
+  le_sig.hits = 0;
+  le_sig.watch = w;
+  return 1;
+}
+
+/* watch:target(co|nil): the coroutine a Ctrl-C interrupts. The coroutine is kept alive. */
+static int le_target(lua_State *L) {
+  le_watch *w = le_check(L);
+  lua_State *co = lua_isnoneornil(L, 2) ? NULL : (luaL_checktype(L, 2, LUA_TTHREAD), lua_tothread(L, 2));
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, 1);
+  w->target = co;
+  return 0;
+}
+
+/* watch:take() -> number of Ctrl-C since the last take */
+static int le_take(lua_State *L) {
+  le_check(L);
+  lua_pushinteger(L, le_sig.hits);
+  le_sig.hits = 0;
+  return 1;
+}
+
+static int le_close(lua_State *L) {
+  le_watch *w = luaL_checkudata(L, 1, LE_WATCH);
+  if (!w->installed) return 0;
+  w->installed = 0;
+  sigaction(SIGINT, &w->old, NULL);
+  le_sig.watch = NULL;
+  w->target = NULL;
+  uv_close((uv_handle_t *)w->wake, le_async_free);
+  w->wake = NULL;
+  return 0;
+}
+
+static int le_tostring(lua_State *L) {
+  le_watch *w = luaL_checkudata(L, 1, LE_WATCH);
+  lua_pushfstring(L, "interrupt watch (%s)", w->installed ? "open" : "closed");
+  return 1;
+}
+
+static const luaL_Reg le_methods[] = {
+    {"target", le_target},
+    {"take", le_take},
+    {"close", le_close},
+    {NULL, NULL},
+};
+
+static const luaL_Reg le_meta[] = {
+    {"__gc", le_close},
+    {"__close", le_close},
+    {"__tostring", le_tostring},
+    {"__index", NULL},
+    {NULL, NULL},
+};
+
+static const luaL_Reg le_funcs[] = {
+    {"readline", le_readline},
+    {"add_history", le_add_history},
+    {"load_history", le_load_history},
+    {"save_history", le_save_history},
+    {"isatty", le_isatty},
+    {"interrupts", le_interrupts},
+    {NULL, NULL},
+};
+
+int luaopen_orket_lineedit(lua_State *L) {
+  luaL_newmetatable(L, LE_WATCH);
+  luaL_setfuncs(L, le_meta, 0);
+  luaL_newlibtable(L, le_methods);
+  luaL_setfuncs(L, le_methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newlib(L, le_funcs);
+  return 1;
+}

@@ -1,0 +1,131 @@
+/* lruntime.c: Lua module `orket.c.runtime`: the loop, the waker hook-up, timers
+ * (`sleep`, the first operation that suspends a coroutine: the pattern in await.h), the
+ * clock and memory figures. lua/orket/task.lua builds tasks on top. */
+#include <stdlib.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "await.h"
+#include "budget.h"
+#include "modules.h"
+#include "runtime.h"
+
+static int rtl_version(lua_State *L) {
+  lua_pushliteral(L, ORKET_VERSION);
+  return 1;
+}
+
+/* now() -> milliseconds on the monotonic clock, as a float */
+static int rtl_now(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)budget_now_ns() / 1e6);
+  return 1;
+}
+
+/* ---- sleep: a timer that suspends the calling coroutine --------------------------------- */
+
+typedef struct rtl_sleep {
+  rt_wait w;
+  uv_timer_t timer;
+} rtl_sleep;
+
+static void rtl_sleep_free(uv_handle_t *h) { free(h->data); }
+
+static void rtl_sleep_fired(uv_timer_t *t) {
+  rtl_sleep *s = t->data;
+  uv_close((uv_handle_t *)t, rtl_sleep_free); /* frees s on the next loop turn */
+  rt_wait_finish(&s->w, NULL, NULL);
+}
+
+static void rtl_sleep_cancel(rt_wait *w) {
+  rtl_sleep *s = (rtl_sleep *)w; /* w is the first member */
+  uv_timer_stop(&s->timer);
+  uv_close((uv_handle_t *)&s->timer, rtl_sleep_free);
+}
+
+/* sleep(ms): suspends the calling task for ms milliseconds; other tasks run meanwhile. */
+static int rtl_sleep_fn(lua_State *L) {
+  lua_Number ms = luaL_checknumber(L, 1);
+  luaL_argcheck(L, ms >= 0 && ms <= 1e12, 1, "must be between 0 and 1e12");
+  orket_rt *rt = rt_get(L);
+  rtl_sleep *s = malloc(sizeof *s);
+  if (s == NULL) return luaL_error(L, "sleep: out of memory");
+  rt_wait_begin(L, &s->w, rtl_sleep_cancel); /* raises outside a task: nothing started yet */
+  uv_update_time(&rt->loop); /* the loop caches "now"; measure from the real now */
+  uv_timer_init(&rt->loop, &s->timer);
+  s->timer.data = s;
+  uv_timer_start(&s->timer, rtl_sleep_fired, (uint64_t)ms, 0);
+  return rt_wait_yield(L);
+}
+
+/* ---- the loop ------------------------------------------------------------------------- */
+
+/* run([mode]) -> alive: mode "default" (until nothing is left), "once" or "nowait" */
+static int rtl_run(lua_State *L) {
+  static const char *const modes[] = {"default", "once", "nowait", NULL};
+  static const uv_run_mode uvmodes[] = {UV_RUN_DEFAULT, UV_RUN_ONCE, UV_RUN_NOWAIT};
+  int m = luaL_checkoption(L, 1, "default", modes);
+  orket_rt *rt = rt_get(L);
+  if (rt->loop_running) return luaL_error(L, "run: the loop is already running");
+  lua_pushboolean(L, rt_run(rt, uvmodes[m]) != 0);
+  return 1;
+}
+
+/* set_waker(fn): fn(co, ...) is called from the loop to resume a coroutine whose wait
+ * finished. set_reporter(fn): fn(msg) receives errors raised in loop callbacks. */
+static int rtl_set_ref(lua_State *L, int *ref) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+  lua_pushvalue(L, 1);
+  *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+static int rtl_set_waker(lua_State *L) { return rtl_set_ref(L, &rt_get(L)->waker_ref); }
+static int rtl_set_reporter(lua_State *L) { return rtl_set_ref(L, &rt_get(L)->reporter_ref); }
+
+/* cancel(co) -> bool: stops what coroutine co waits on (it will not be resumed by it). */
+static int rtl_cancel(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  lua_pushboolean(L, rt_wait_cancel_thread(L, 1));
+  return 1;
+}
+
+/* stats() -> {memory, memory_peak, memory_limit, waits} */
+static int rtl_stats(lua_State *L) {
+  orket_rt *rt = rt_get(L);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, (lua_Integer)rt->mem.used);
+  lua_setfield(L, -2, "memory");
+  lua_pushinteger(L, (lua_Integer)rt->mem.peak);
+  lua_setfield(L, -2, "memory_peak");
+  if (rt->mem.limit != SIZE_MAX) {
+    lua_pushinteger(L, (lua_Integer)rt->mem.limit);
+    lua_setfield(L, -2, "memory_limit");
+  }
+  lua_pushinteger(L, rt->pending_waits);
+  lua_setfield(L, -2, "waits");
+  return 1;
+}
+
+static int rtl_home(lua_State *L) {
+  lua_pushstring(L, rt_get(L)->home);
+  return 1;
+}
+
+static const luaL_Reg rtl_funcs[] = {
+    {"version", rtl_version},
+    {"now", rtl_now},
+    {"sleep", rtl_sleep_fn},
+    {"run", rtl_run},
+    {"set_waker", rtl_set_waker},
+    {"set_reporter", rtl_set_reporter},
+    {"cancel", rtl_cancel},
+    {"stats", rtl_stats},
+    {"home", rtl_home},
+    {NULL, NULL},
+};
+
+int luaopen_orket_runtime(lua_State *L) {
+  luaL_newlib(L, rtl_funcs);
+  return 1;
+}

@@ -1,0 +1,46 @@
+/* main.c: the `orket` executable. Opens the runtime and hands the command line to the Lua
+ * CLI (lua/orket/cli.lua), which decides what to print and the exit status. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "runtime.h"
+
+/* Stack: [1] argv table. Returns the exit status from orket.cli.main(argv). */
+static int main_cli(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "orket.cli");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "main");
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  char err[512];
+  orket_rt *rt = rt_open(NULL, err, sizeof err);
+  if (rt == NULL) {
+    fprintf(stderr, "orket: %s\n", err);
+    return 1;
+  }
+  lua_State *L = rt->L;
+  int status = 1;
+  lua_pushcfunction(L, main_cli);
+  lua_createtable(L, argc, 1);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i);
+  }
+  if (rt_pcall(L, 1, 1) != LUA_OK) {
+    fprintf(stderr, "orket: internal error: %s\n", lua_tostring(L, -1));
+    status = 70; /* EX_SOFTWARE: a bug in Orket, not in what the user asked */
+  } else {
+    status = (int)luaL_optinteger(L, -1, 0);
+  }
+  lua_settop(L, 0);
+  rt_close(rt);
+  return status;
+}

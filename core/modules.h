@@ -1,0 +1,19 @@
+/* modules.h: the C modules the runtime preloads (`require "orket.c.<name>"`), one luaopen_
+ * per binding file. Add a binding here and in modules.c. */
+#ifndef ORKET_MODULES_H
+#define ORKET_MODULES_H
+
+#include <lua.h>
+
+typedef struct orket_module {
+  const char *name;
+  lua_CFunction open;
+} orket_module;
+
+extern const orket_module orket_modules[];
+
+int luaopen_orket_runtime(lua_State *L);
+int luaopen_orket_sandbox(lua_State *L);
+int luaopen_orket_lineedit(lua_State *L);
+
+#endif

@@ -1,0 +1,240 @@
+/* runtime.c: creates and tears down the host (Lua state + libuv loop + luv), locates
+ * Orket's files, and provides the protected-call helper and error reporting.
+ * Uses Lua 5.4, libuv, luv (bound to our loop) and lua-cjson. */
+#define _GNU_SOURCE
+#include "runtime.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+/* luv.h declares a callback type without a prototype; keep our warnings for our code. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#include <luv/luv.h>
+#pragma GCC diagnostic pop
+
+#include "await.h"
+#include "modules.h"
+
+extern int luaopen_cjson(lua_State *L);
+
+orket_rt *rt_get(lua_State *L) {
+  void *ud = NULL;
+  lua_getallocf(L, &ud);
+  return (orket_rt *)((char *)ud - offsetof(orket_rt, mem));
+}
+
+/* ---- locating home ------------------------------------------------------------------ */
+
+static int rt_is_home(const char *dir) {
+  char probe[PATH_MAX + 32];
+  if (snprintf(probe, sizeof probe, "%s/lua/orket/init.lua", dir) >= (int)sizeof probe) return 0;
+  return access(probe, R_OK) == 0;
+}
+
+static int rt_try_home(const char *cand, char *out, size_t outlen) {
+  char real[PATH_MAX];
+  if (realpath(cand, real) == NULL || !rt_is_home(real)) return 0;
+  if (strlen(real) >= outlen) return 0;
+  strcpy(out, real);
+  return 1;
+}
+
+int rt_find_home(const char *exe_dir, char *out, size_t outlen, char *err, size_t errlen) {
+  const char *env = getenv("ORKET_HOME");
+  char cand[PATH_MAX + 32];
+  if (env && *env) {
+    if (rt_try_home(env, out, outlen)) return 0;
+    snprintf(err, errlen, "ORKET_HOME=%s does not hold lua/orket/init.lua", env);
+    return -1;
+  }
+  if (exe_dir) {
+    /* build/orket in a source tree, then bin/orket under an install prefix */
+    snprintf(cand, sizeof cand, "%s/..", exe_dir);
+    if (rt_try_home(cand, out, outlen)) return 0;
+    snprintf(cand, sizeof cand, "%s/../share/orket", exe_dir);
+    if (rt_try_home(cand, out, outlen)) return 0;
+  }
+  snprintf(err, errlen,
+           "cannot find Orket's Lua library (lua/orket/init.lua) beside %s or in "
+           "%s/../share/orket; set ORKET_HOME",
+           exe_dir ? exe_dir : "(unknown)", exe_dir ? exe_dir : "(unknown)");
+  return -1;
+}
+
+static int rt_exe_dir(char *out, size_t outlen) {
+  ssize_t n = readlink("/proc/self/exe", out, outlen - 1);
+  if (n <= 0) return -1;
+  out[n] = '\0';
+  char *slash = strrchr(out, '/');
+  if (slash == NULL) return -1;
+  *slash = '\0';
+  return 0;
+}
+
+/* ---- errors --------------------------------------------------------------------------- */
+
+int rt_traceback(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
+    else
+      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+int rt_pcall(lua_State *L, int nargs, int nresults) {
+  int base = lua_gettop(L) - nargs; /* the function's index */
+  lua_pushcfunction(L, rt_traceback);
+  lua_insert(L, base);
+  int status = lua_pcall(L, nargs, nresults, base);
+  lua_remove(L, base);
+  return status;
+}
+
+void rt_report(orket_rt *rt, lua_State *L) {
+  if (rt->reporter_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->reporter_ref);
+    lua_insert(L, -2);
+    if (lua_pcall(L, 1, 0, 0) == LUA_OK) return;
+  }
+  /* No reporter, or it failed: the message must still reach a person. */
+  fprintf(stderr, "orket: %s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error)");
+  lua_pop(L, 1);
+}
+
+/* luv calls this for every Lua callback; luv's default prints and exits on error, which a
+ * host must never do. Errors go to our reporter and the loop carries on. */
+static int rt_luv_pcall(lua_State *L, int nargs, int nresults, int flags) {
+  (void)flags;
+  int status = rt_pcall(L, nargs, nresults < 0 ? LUA_MULTRET : nresults);
+  if (status != LUA_OK) {
+    rt_report(rt_get(L), L);
+    return -status;
+  }
+  return nresults < 0 ? 0 : nresults;
+}
+
+int rt_run(orket_rt *rt, uv_run_mode mode) {
+  if (rt->loop_running) return -1;
+  rt->loop_running = 1;
+  int r = uv_run(&rt->loop, mode);
+  rt->loop_running = 0;
+  return r;
+}
+
+/* ---- open / close --------------------------------------------------------------------- */
+
+static int rt_panic(lua_State *L) {
+  fprintf(stderr, "orket: unprotected Lua error: %s\n",
+          lua_tostring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+  return 0; /* Lua aborts after this */
+}
+
+/* Everything that needs the Lua API, run protected so an allocation failure cannot
+ * escape. Stack: [1] = home (string). */
+static int rt_setup(lua_State *L) {
+  const char *home = lua_tostring(L, 1);
+  luaL_openlibs(L); /* the host is trusted; operator scripts get sandbox.lua's allow-list */
+
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  luv_set_loop(L, &rt_get(L)->loop);
+  luv_set_callback(L, rt_luv_pcall);
+  luaopen_luv(L);
+  lua_setfield(L, -2, "luv");
+  lua_pop(L, 1);
+
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_cjson);
+  lua_setfield(L, -2, "cjson");
+  for (const orket_module *m = orket_modules; m->name; m++) {
+    lua_pushcfunction(L, m->open);
+    lua_setfield(L, -2, m->name);
+  }
+  lua_pop(L, 1);
+
+  /* Orket's own library first; the system paths stay so trusted tools (busted) load. */
+  lua_getglobal(L, "package");
+  lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;", home, home);
+  lua_getfield(L, -2, "path");
+  lua_concat(L, 2);
+  lua_setfield(L, -2, "path");
+  lua_pushstring(L, home);
+  lua_setfield(L, -2, "orket_home");
+  lua_pop(L, 1);
+  return 0;
+}
+
+orket_rt *rt_open(const char *home, char *err, size_t errlen) {
+  orket_rt *rt = calloc(1, sizeof *rt);
+  if (rt == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  memcap_init(&rt->mem);
+  rt->waker_ref = LUA_NOREF;
+  rt->reporter_ref = LUA_NOREF;
+  if (home) {
+    if (!rt_try_home(home, rt->home, sizeof rt->home)) {
+      snprintf(err, errlen, "%s does not hold lua/orket/init.lua", home);
+      free(rt);
+      return NULL;
+    }
+  } else {
+    char exe_dir[PATH_MAX];
+    int have = rt_exe_dir(exe_dir, sizeof exe_dir) == 0;
+    if (rt_find_home(have ? exe_dir : NULL, rt->home, sizeof rt->home, err, errlen) != 0) {
+      free(rt);
+      return NULL;
+    }
+  }
+  int r = uv_loop_init(&rt->loop);
+  if (r != 0) {
+    snprintf(err, errlen, "cannot start the event loop: %s", uv_strerror(r));
+    free(rt);
+    return NULL;
+  }
+  rt->L = lua_newstate(memcap_alloc, &rt->mem);
+  if (rt->L == NULL) {
+    snprintf(err, errlen, "cannot create the Lua state: out of memory");
+    uv_loop_close(&rt->loop);
+    free(rt);
+    return NULL;
+  }
+  lua_atpanic(rt->L, rt_panic);
+  lua_pushcfunction(rt->L, rt_setup);
+  lua_pushstring(rt->L, rt->home);
+  if (rt_pcall(rt->L, 1, 0) != LUA_OK) {
+    snprintf(err, errlen, "cannot start the runtime: %s", lua_tostring(rt->L, -1));
+    rt_close(rt);
+    return NULL;
+  }
+  return rt;
+}
+
+static void rt_close_walk(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+void rt_close(orket_rt *rt) {
+  if (rt == NULL) return;
+  rt_wait_cancel_all(rt);
+  /* Let close callbacks already queued (they may call into Lua) run while Lua is alive. */
+  uv_run(&rt->loop, UV_RUN_NOWAIT);
+  lua_close(rt->L); /* luv's __gc closes its handles; their callbacks do not touch Lua */
+  uv_walk(&rt->loop, rt_close_walk, NULL);
+  while (uv_run(&rt->loop, UV_RUN_NOWAIT) != 0) {
+  }
+  uv_loop_close(&rt->loop);
+  free(rt);
+}

@@ -1,0 +1,61 @@
+/* runtime.h: the host context: one Lua state, one libuv loop shared with luv, the counting
+ * allocator, where Orket's own files live, and the protected-call helper everything uses.
+ * No file-scope state: everything hangs off an orket_rt so tests can make many. */
+#ifndef ORKET_RUNTIME_H
+#define ORKET_RUNTIME_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#include <lua.h>
+#include <uv.h>
+
+#include "memcap.h"
+
+#define ORKET_VERSION "0.1.0"
+
+typedef struct orket_rt {
+  memcap mem;            /* first: the allocator's ud, and how rt_get finds the context */
+  lua_State *L;
+  uv_loop_t loop;
+  char home[PATH_MAX];   /* holds lua/, roles/, tools/ */
+  int waker_ref;         /* Lua function(co, ...) that resumes a waiting coroutine */
+  int reporter_ref;      /* Lua function(msg) for errors raised in loop callbacks */
+  int loop_running;      /* uv_run is on the stack: it must not be entered again */
+  int pending_waits;     /* operations a coroutine is suspended on (see await.h) */
+} orket_rt;
+
+/* Creates the runtime: allocator, loop, Lua state with the standard libraries, luv bound to
+ * our loop, cjson and Orket's C modules preloaded, package.path pointing at `home`.
+ * `home` may be NULL to locate it from the executable (see rt_find_home).
+ * Returns NULL and writes a message into err on failure. */
+orket_rt *rt_open(const char *home, char *err, size_t errlen);
+
+/* Cancels pending waits, closes the Lua state and every loop handle, frees the context. */
+void rt_close(orket_rt *rt);
+
+/* The runtime that owns L (any thread of its state). */
+orket_rt *rt_get(lua_State *L);
+
+/* Finds Orket's home: $ORKET_HOME, else the source tree above the executable's directory
+ * (build/orket -> .), else PREFIX/share/orket for an installed bin/orket. A directory
+ * qualifies when it holds lua/orket/init.lua. Returns 0 or -1 with a message in err. */
+int rt_find_home(const char *exe_dir, char *out, size_t outlen, char *err, size_t errlen);
+
+/* Protected call with a traceback: like lua_pcall(L, nargs, nres, msgh) with our handler.
+ * On error leaves one string (message + traceback) on the stack. Non-string error values
+ * are described (their __tostring is used when they have one). */
+int rt_pcall(lua_State *L, int nargs, int nresults);
+
+/* The message handler rt_pcall installs, for callers that need lua_pcallk themselves. */
+int rt_traceback(lua_State *L);
+
+/* Reports an error raised inside a loop callback through the Lua reporter (or stderr when
+ * none is set). Pops the message. */
+void rt_report(orket_rt *rt, lua_State *L);
+
+/* Runs the loop until it has nothing to do (mode UV_RUN_DEFAULT), or once. Raises if the
+ * loop is already running. */
+int rt_run(orket_rt *rt, uv_run_mode mode);
+
+#endif

@@ -1,0 +1,85 @@
+-- orket.pretty: a readable rendering of Lua values for the REPL and debugging output.
+-- Keys are sorted, identifiers unquoted, cycles and depth marked, long tables cut short.
+local M = {}
+
+local KEYWORDS = {}
+for w in ([[and break do else elseif end false for function goto if in local nil not or
+  repeat return then true until while]]):gmatch("%a+") do KEYWORDS[w] = true end
+
+local function is_ident(k)
+  return type(k) == "string" and k:match("^[%a_][%w_]*$") and not KEYWORDS[k]
+end
+
+local TYPE_ORDER = { number = 1, string = 2, boolean = 3 }
+
+local function key_less(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return (TYPE_ORDER[ta] or 9) < (TYPE_ORDER[tb] or 9) or
+      ((TYPE_ORDER[ta] or 9) == (TYPE_ORDER[tb] or 9) and ta < tb) end
+  if ta == "number" or ta == "string" then return a < b end
+  return tostring(a) < tostring(b)
+end
+
+local function scalar(v)
+  local t = type(v)
+  if t == "string" then return (string.format("%q", v):gsub("\\\n", "\\n")) end
+  if t == "number" then
+    if math.type(v) == "float" and v == math.floor(v) and v > -1e15 and v < 1e15 then
+      return string.format("%.1f", v)
+    end
+    return tostring(v)
+  end
+  return tostring(v)
+end
+
+--- render(v, opts) -> string. opts: indent ("  "), depth (8), items (200 per table),
+--- width (80: short tables stay on one line).
+function M.render(v, opts)
+  opts = opts or {}
+  local indent = opts.indent or "  "
+  local max_depth = opts.depth or 8
+  local max_items = opts.items or 200
+  local width = opts.width or 80
+  local seen = {}
+
+  local function walk(x, depth)
+    if type(x) ~= "table" then return scalar(x) end
+    if seen[x] then return "<cycle>" end
+    if depth >= max_depth then return "{...}" end
+    seen[x] = true
+    local parts = {}
+    local n = rawlen(x)
+    local count = 0
+    for i = 1, n do
+      count = count + 1
+      if count > max_items then break end
+      parts[#parts + 1] = walk(rawget(x, i), depth + 1)
+    end
+    local keys = {}
+    for k in next, x do
+      if not (math.type(k) == "integer" and k >= 1 and k <= n) then keys[#keys + 1] = k end
+    end
+    table.sort(keys, key_less)
+    for _, k in ipairs(keys) do
+      count = count + 1
+      if count > max_items then break end
+      local ks = is_ident(k) and k or ("[" .. walk(k, depth + 1) .. "]")
+      parts[#parts + 1] = ks .. " = " .. walk(rawget(x, k), depth + 1)
+    end
+    if count > max_items then
+      parts[#parts + 1] = "... (" .. (n + #keys - max_items) .. " more)"
+    end
+    seen[x] = nil
+    local mt = getmetatable(x)
+    local prefix = (mt ~= nil and type(mt) == "table" and mt.__name) and ("<" .. tostring(mt.__name) .. "> ") or ""
+    if #parts == 0 then return prefix .. "{}" end
+    local one = prefix .. "{ " .. table.concat(parts, ", ") .. " }"
+    if #one + depth * #indent <= width and not one:find("\n") then return one end
+    local pad = indent:rep(depth + 1)
+    return prefix .. "{\n" .. pad .. table.concat(parts, ",\n" .. pad) .. "\n" .. indent:rep(depth) .. "}"
+  end
+
+  return walk(v, 0)
+end
+
+return M

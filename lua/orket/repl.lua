@@ -1,0 +1,108 @@
+-- orket.repl: the interactive prompt behind `orket repl`. Reads with libedit (history,
+-- editing), accepts multi-line input, prints results with orket.pretty, shows errors with
+-- tracebacks, and lets Ctrl-C interrupt a running chunk without leaving the prompt.
+-- Each chunk runs as a task, so it can wait on the loop (orket.sleep, model calls).
+local le = require "orket.c.lineedit"
+local rt = require "orket.c.runtime"
+local task = require "orket.task"
+local pretty = require "orket.pretty"
+
+local M = {}
+
+--- compile(text) -> fn | nil, err, incomplete
+--- Tries `return <text>` first so expressions print their values, then the text as a
+--- statement. `incomplete` is true when more lines could complete the chunk.
+function M.compile(text, env)
+  local fn = load("return " .. text, "=stdin", "t", env)
+  if fn then return fn end
+  local err
+  fn, err = load(text, "=stdin", "t", env)
+  if fn then return fn end
+  return nil, err, err:sub(-5) == "<eof>"
+end
+
+--- format_results(n, ...) -> text printed for a chunk's results (nil when there are none)
+function M.format_results(n, ...)
+  if n == 0 then return nil end
+  local out = {}
+  for i = 1, n do out[i] = pretty.render((select(i, ...))) end
+  return table.concat(out, "\t")
+end
+
+local function history_path()
+  local p = os.getenv("ORKET_HISTORY")
+  if p then return p ~= "" and p or nil end
+  local home = os.getenv("HOME")
+  return home and (home .. "/.orket_history") or nil
+end
+
+--- run{input=fn(prompt)->line|nil, output=file, env=table} -> exit status
+function M.run(opts)
+  opts = opts or {}
+  local out = opts.output or io.stdout
+  local readline = opts.input or le.readline
+  local env = opts.env or _G
+  local hist = history_path()
+  if hist and not opts.input then le.load_history(hist) end
+  local watch <close> = le.interrupts()
+
+  out:write("Orket ", rt.version(), " (", _VERSION, ")  Ctrl-D exits, Ctrl-C interrupts\n")
+  local buffer = nil
+  while true do
+    out:flush()
+    local line = readline(buffer and ">> " or "> ")
+    local hits = watch:take()
+    if line == nil then
+      if buffer then -- end of input inside a chunk: drop it, like a fresh prompt
+        buffer = nil
+        out:write("\n")
+      else
+        out:write("\n")
+        break
+      end
+    elseif hits > 0 and buffer then
+      buffer = nil -- Ctrl-C while continuing a chunk abandons it
+    else
+      local text = buffer and (buffer .. "\n" .. line) or line
+      local fn, err, incomplete = M.compile(text, env)
+      if not fn and incomplete then
+        buffer = text
+      else
+        buffer = nil
+        if text:find("%S") then le.add_history(text) end
+        if not fn then
+          out:write(err, "\n")
+        else
+          local t = task.new(function() return table.pack(fn()) end)
+          t.observed = true -- failures are shown here, not as unhandled
+          watch:target(t.co)
+          t:start()
+          while t.state == "running" do
+            local alive = rt.run("once")
+            if watch:take() > 0 then t:cancel() end
+            if not alive and t.state == "running" then break end
+          end
+          watch:target(nil)
+          if t.state == "done" then
+            local r = t.results[1]
+            local s = M.format_results(r.n, table.unpack(r, 1, r.n))
+            if s then out:write(s, "\n") end
+          elseif t.state == "canceled" then
+            out:write("interrupted\n")
+          elseif t.state == "failed" then
+            out:write(t.error, "\n")
+          else
+            out:write("chunk stopped waiting on nothing (it yielded outside a wait)\n")
+            t:cancel()
+          end
+          for _, e in ipairs(task.unhandled) do out:write(e, "\n") end
+          task.unhandled = {}
+        end
+      end
+    end
+  end
+  if hist and not opts.input then le.save_history(hist, 1000) end
+  return 0
+end
+
+return M

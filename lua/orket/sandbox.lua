@@ -1,0 +1,243 @@
+-- orket.sandbox: restricted environments for operator scripts (roles, tools, policies,
+-- orket.lua). An environment is built up from the allow-list below, never by removing
+-- things from a full one. Shared library tables are frozen proxies; calls run under the
+-- budgets of orket.c.sandbox (instructions, deadline, memory) that pcall cannot swallow.
+-- The contract is documented in docs/runtime.md.
+local csb = require "orket.c.sandbox"
+
+local M = {}
+
+-- What a script may reach, as data. A test asserts the exact key set this produces.
+M.ALLOW = {
+  globals = {
+    "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber",
+    "tostring", "type", "xpcall", "rawequal", "rawlen", "rawget", "_VERSION",
+  },
+  string = {
+    "byte", "char", "find", "format", "gmatch", "gsub", "len", "lower", "match", "pack",
+    "packsize", "rep", "reverse", "sub", "unpack", "upper",
+  },
+  table = { "concat", "insert", "move", "pack", "remove", "sort", "unpack" },
+  math = {
+    "abs", "ceil", "cos", "deg", "exp", "floor", "fmod", "huge", "log", "max", "maxinteger",
+    "min", "mininteger", "modf", "pi", "rad", "random", "sin", "sqrt", "tan", "tointeger",
+    "type", "ult", "acos", "asin", "atan",
+  },
+  utf8 = { "char", "charpattern", "codepoint", "codes", "len", "offset" },
+  os = { "clock", "date", "difftime", "time" },
+  coroutine = { "close", "isyieldable", "resume", "running", "status", "yield" },
+}
+
+-- Limits for one call into a script; each can be overridden per environment.
+M.DEFAULTS = {
+  instructions = 10000000, -- about 50 ms of plain Lua
+  timeout_ms = 2000,
+  memory = 64 * 1024 * 1024, -- bytes the call may add to the heap
+}
+
+local frozen = setmetatable({}, { __mode = "k" }) -- proxy -> true
+
+local function readonly_error(_, k)
+  error("attempt to modify a read-only table (field '" .. tostring(k) .. "')", 2)
+end
+
+--- freeze(t) -> a read-only view of t. Reads, pairs and # see t; writes raise; its
+--- metatable is hidden. rawget sees nothing (the view is empty); use plain indexing.
+function M.freeze(t)
+  local proxy = {}
+  frozen[proxy] = true
+  return setmetatable(proxy, {
+    __index = t,
+    __newindex = readonly_error,
+    __pairs = function() return next, t, nil end,
+    __len = function() return #t end,
+    __metatable = "frozen",
+  })
+end
+
+function M.is_frozen(t) return frozen[t] == true end
+
+local function pick(src, names)
+  local out = {}
+  for _, k in ipairs(names) do out[k] = src[k] end
+  return out
+end
+
+local function wrap_result(co, ok, ...)
+  if ok then return ... end
+  if coroutine.status(co) == "dead" then coroutine.close(co) end
+  error((...), 0)
+end
+
+local co_lib = pick(coroutine, M.ALLOW.coroutine)
+co_lib.create = csb.cocreate -- budget-carrying coroutines (see lsandbox.c)
+function co_lib.wrap(f)
+  local co = csb.cocreate(f)
+  return function(...) return wrap_result(co, coroutine.resume(co, ...)) end
+end
+
+-- The library tables every environment shares, frozen once.
+local shared = {
+  string = M.freeze(pick(string, M.ALLOW.string)),
+  table = M.freeze(pick(table, M.ALLOW.table)),
+  math = M.freeze(pick(math, M.ALLOW.math)),
+  utf8 = M.freeze(pick(utf8, M.ALLOW.utf8)),
+  os = M.freeze(pick(os, M.ALLOW.os)),
+  coroutine = M.freeze(co_lib),
+}
+
+local safe = {}
+
+function safe.setmetatable(t, mt)
+  if type(t) ~= "table" then
+    error("bad argument #1 to 'setmetatable' (table expected, got " .. type(t) .. ")", 2)
+  end
+  if frozen[t] then error("setmetatable: cannot change a read-only table", 2) end
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("setmetatable: __gc metamethods are not allowed in scripts", 2)
+  end
+  return setmetatable(t, mt)
+end
+
+-- Only tables show their metatables; the string metatable (shared by every string in the
+-- process) stays out of reach.
+function safe.getmetatable(v)
+  if type(v) ~= "table" then return nil end
+  return getmetatable(v)
+end
+
+function safe.rawset(t, k, v)
+  if type(t) ~= "table" then
+    error("bad argument #1 to 'rawset' (table expected, got " .. type(t) .. ")", 2)
+  end
+  if frozen[t] then error("rawset: cannot change a read-only table", 2) end
+  return rawset(t, k, v)
+end
+
+function safe.collectgarbage(opt)
+  if opt == "count" then return collectgarbage("count") end
+  error("collectgarbage: only \"count\" is allowed in scripts", 2)
+end
+
+local function make_load(env)
+  return function(chunk, name, mode, chunk_env)
+    if mode ~= nil and mode ~= "t" then
+      return nil, "load: only text chunks are allowed in scripts (mode 't')"
+    end
+    if type(chunk) == "string" and chunk:byte(1) == 27 then
+      return nil, "load: binary chunks are not allowed in scripts"
+    end
+    if type(chunk) ~= "string" and type(chunk) ~= "function" then
+      error("bad argument #1 to 'load' (string expected, got " .. type(chunk) .. ")", 2)
+    end
+    if chunk_env == nil then chunk_env = env end
+    return load(chunk, name, "t", chunk_env)
+  end
+end
+
+local Box = {}
+Box.__index = Box
+
+--- new{name=, globals=, print=, instructions=, timeout_ms=, memory=} -> box
+--- name: shown in errors (usually the file). globals: extra names the host hands in
+--- (frozen when tables). print: receives print()'s line; without it there is no print.
+function M.new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("bad argument #1 to 'new' (table expected)", 2) end
+  local box = setmetatable({ name = opts.name or "script" }, Box)
+  for k, v in pairs(M.DEFAULTS) do
+    local o = opts[k]
+    if o ~= nil and (math.type(o) ~= "integer" or o < 0) then
+      error("sandbox.new: " .. k .. " must be a non-negative integer", 2)
+    end
+    box[k] = o or v
+  end
+  local env = {}
+  for _, k in ipairs(M.ALLOW.globals) do env[k] = _G[k] end
+  for k, v in pairs(shared) do env[k] = v end
+  for k, v in pairs(safe) do env[k] = v end
+  env.load = make_load(env)
+  if opts.print then
+    local sink = opts.print
+    env.print = function(...)
+      local n = select("#", ...)
+      local parts = {}
+      for i = 1, n do parts[i] = tostring((select(i, ...))) end
+      sink(table.concat(parts, "\t"))
+    end
+  end
+  for k, v in pairs(opts.globals or {}) do
+    env[k] = (type(v) == "table" and not frozen[v]) and M.freeze(v) or v
+  end
+  env._G = env
+  local script = box.name
+  setmetatable(env, {
+    __index = function(_, k)
+      error("undefined global '" .. tostring(k) .. "' in " .. script, 2)
+    end,
+    __metatable = "sandbox",
+  })
+  box.env = env
+  return box
+end
+
+--- box:load(source, chunkname) -> fn | nil, "name:line: message", "ESYNTAX"
+function Box:load(source, chunkname)
+  if type(source) ~= "string" then
+    error("bad argument #1 to 'load' (string expected, got " .. type(source) .. ")", 2)
+  end
+  if source:byte(1) == 27 then return nil, (chunkname or self.name) .. ": binary chunks are not allowed", "ESYNTAX" end
+  local fn, err = load(source, "@" .. (chunkname or self.name), "t", self.env)
+  if not fn then return nil, err, "ESYNTAX" end
+  return fn
+end
+
+--- box:pcall(fn, ...) -> true, ... | false, message, CODE
+--- CODE: EBUDGET (instructions), ETIMEOUT (deadline), ENOMEM (memory), ERUNTIME.
+function Box:pcall(fn, ...)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'pcall' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  return csb.pcall(self.instructions, self.timeout_ms, self.memory, fn, ...)
+end
+
+--- box:dofile(path) -> true, results... | false, message, CODE (ENOENT, ESYNTAX, ...)
+function Box:dofile(path)
+  local f, oerr = io.open(path, "rb")
+  if not f then return false, oerr, "ENOENT" end
+  local src = f:read("a")
+  f:close()
+  local fn, err, code = self:load(src, path)
+  if not fn then return false, err, code end
+  return self:pcall(fn)
+end
+
+--- copy(v, max_depth) -> a plain-data copy of a value a script returned: tables are copied
+--- with raw access (no script metamethods run), functions and userdata are refused.
+--- Returns nil, message on anything else.
+function M.copy(v, max_depth, seen, depth, path)
+  max_depth, depth, path = max_depth or 32, depth or 0, path or "value"
+  local tv = type(v)
+  if tv == "string" or tv == "number" or tv == "boolean" or tv == "nil" then return v end
+  if tv ~= "table" then return nil, path .. ": " .. tv .. " is not plain data" end
+  if depth >= max_depth then return nil, path .. ": nested deeper than " .. max_depth end
+  seen = seen or {}
+  if seen[v] then return nil, path .. ": cycle" end
+  seen[v] = true
+  local out = {}
+  local k, x = next(v)
+  while k ~= nil do
+    local kt = type(k)
+    if kt ~= "string" and kt ~= "number" and kt ~= "boolean" then
+      return nil, path .. ": key of type " .. kt
+    end
+    local c, err = M.copy(x, max_depth, seen, depth + 1, path .. "." .. tostring(k))
+    if err then return nil, err end
+    out[k] = c
+    k, x = next(v, k)
+  end
+  seen[v] = nil
+  return out
+end
+
+return M

@@ -1,0 +1,144 @@
+-- orket.task: tasks are coroutines driven by the libuv loop. A task runs until it waits on a
+-- C operation (orket.sleep, an HTTP request, a subprocess); the loop resumes it when the
+-- operation completes, through the waker installed here. Many tasks can wait at once.
+local rt = require "orket.c.runtime"
+
+local M = {}
+
+local by_co = setmetatable({}, { __mode = "k" }) -- coroutine -> task
+local Task = {}
+Task.__index = Task
+
+-- Failures nobody joined go here; the CLI prints them. Replace to handle them elsewhere.
+M.unhandled = {}
+function M.on_unhandled(t, err)
+  M.unhandled[#M.unhandled + 1] = err
+end
+
+local function describe(err)
+  if type(err) == "string" then return err end
+  local mt = getmetatable(err)
+  if type(mt) == "table" and mt.__tostring then
+    local ok, s = pcall(tostring, err)
+    if ok and type(s) == "string" then return s end
+  end
+  return "(error object is a " .. type(err) .. " value)"
+end
+
+local function settle(t)
+  local joiners = t.joiners
+  t.joiners = {}
+  for _, co in ipairs(joiners) do
+    M.resume(co)
+  end
+  if t.state == "failed" and #joiners == 0 and not t.observed then
+    M.on_unhandled(t, t.error)
+  end
+end
+
+-- Resumes a task's coroutine with the values of its finished wait.
+local function step(t, ...)
+  local co = t.co
+  local ok, err_or_first = coroutine.resume(co, ...)
+  if coroutine.status(co) ~= "dead" then return end -- waiting again
+  if ok then
+    t.state = "done"
+    t.results = t.pending_results
+  else
+    t.state = "failed"
+    t.error = debug.traceback(co, describe(err_or_first))
+    coroutine.close(co)
+  end
+  t.pending_results = nil
+  settle(t)
+end
+
+-- The body wrapper keeps the results, so step() need not pack them on every resume.
+local function body(t, fn, ...)
+  t.pending_results = table.pack(fn(...))
+end
+
+-- Resumes a coroutine whose wait finished (called by the runtime from the loop).
+function M.resume(co, ...)
+  local t = by_co[co]
+  if t then return step(t, ...) end
+  -- A plain coroutine waiting inside a task: resume it where it stopped.
+  local ok, err = coroutine.resume(co, ...)
+  if not ok then M.on_unhandled(nil, debug.traceback(co, describe(err))) end
+end
+
+rt.set_waker(M.resume)
+
+--- new(fn, ...) -> task, not yet started (start it with task:start()).
+function M.new(fn, ...)
+  if type(fn) ~= "function" then error("bad argument #1 to 'new' (function expected, got " .. type(fn) .. ")", 2) end
+  local t = setmetatable({ state = "new", joiners = {} }, Task)
+  local args = table.pack(...)
+  t.co = coroutine.create(function() return body(t, fn, table.unpack(args, 1, args.n)) end)
+  by_co[t.co] = t
+  return t
+end
+
+--- spawn(fn, ...) -> task: starts fn(...) as a task; it runs until its first wait.
+function M.spawn(fn, ...)
+  if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
+  return M.new(fn, ...):start()
+end
+
+function Task:start()
+  if self.state ~= "new" then error("task already started", 2) end
+  self.state = "running"
+  step(self)
+  return self
+end
+
+--- task:join() -> true, results... | false, error: waits for the task to end. Inside a task
+--- this suspends the caller; from the main thread it runs the loop until the task ends.
+function Task:join()
+  self.observed = true
+  if self.state == "new" or self.state == "running" then
+    local me, main = coroutine.running()
+    if main or not coroutine.isyieldable() then
+      while self.state == "running" or self.state == "new" do
+        if self.state == "new" then self:start() end
+        if self.state == "running" and not rt.run("once") and self.state == "running" then
+          self.state = "failed"
+          self.error = "task never finished: it yielded without waiting on anything"
+          coroutine.close(self.co)
+        end
+      end
+    else
+      if me == self.co then error("a task cannot join itself", 2) end
+      if self.state == "new" then self:start() end
+      if self.state == "running" then
+        self.joiners[#self.joiners + 1] = me
+        coroutine.yield()
+      end
+    end
+  end
+  if self.state == "done" then return true, table.unpack(self.results, 1, self.results.n) end
+  return false, self.error
+end
+
+--- task:cancel(): stops the task where it waits; it ends in state "canceled".
+function Task:cancel()
+  if self.state ~= "running" and self.state ~= "new" then return false end
+  rt.cancel(self.co)
+  if coroutine.status(self.co) == "suspended" then coroutine.close(self.co) end
+  self.state = "canceled"
+  self.error = "canceled"
+  self.observed = true
+  settle(self)
+  return true
+end
+
+function Task:__tostring()
+  return "task (" .. self.state .. ")"
+end
+
+--- current() -> the running task, or nil.
+function M.current()
+  return by_co[coroutine.running()]
+end
+
+return M

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Checks that the Debian 12 packages Orket builds and tests against are present.
+# As root it installs what is missing; otherwise it prints the one apt-get line to run.
+set -eu
+
+PKGS="build-essential pkg-config liblua5.4-dev lua5.4 lua-luv-dev libuv1-dev \
+libsqlite3-dev libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev lua-busted"
+
+# --asan adds what the sanitizer build needs (clang's runtime for UBSan/ASan).
+[ "${1:-}" = "--asan" ] && PKGS="$PKGS clang libclang-rt-14-dev"
+# --fuzz adds libFuzzer, which ships in clang's runtime package.
+[ "${1:-}" = "--fuzz" ] && PKGS="$PKGS clang libclang-rt-14-dev"
+
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" = 0 ]; then
+  echo "deps: installing$missing" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+else
+  echo "deps: missing Debian packages; run:" >&2
+  echo "  sudo apt-get install -y$missing" >&2
+  exit 1
+fi

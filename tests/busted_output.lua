@@ -1,0 +1,54 @@
+-- A busted output handler: a line per failing test with its message and place, a dot per
+-- passing one, and the closing "spec: N passed, N failed" line tests/run.sh adds up.
+return function(options)
+  local busted = require "busted"
+  local handler = require("busted.outputHandlers.base")()
+  local passed, failed, pending = 0, 0, 0
+
+  local function show(kind, t)
+    local msg = t.message
+    if type(msg) ~= "string" then msg = require("pl.pretty").write(msg) end
+    local where = t.element.trace and (t.element.trace.short_src .. ":" .. t.element.trace.currentline) or "?"
+    io.write("\n", kind, ": ", t.name, "\n  at ", where, "\n  ", (msg or "nil"):gsub("\n", "\n  "), "\n")
+    if t.trace and t.trace.traceback and os.getenv("ORKET_TEST_VERBOSE") then
+      io.write(t.trace.traceback, "\n")
+    end
+  end
+
+  handler.testEnd = function(element, parent, status)
+    if status == "success" then
+      passed = passed + 1
+      io.write(".")
+    elseif status == "pending" then
+      pending = pending + 1
+    elseif status == "failure" then
+      failed = failed + 1
+      show("FAIL", handler.failures[#handler.failures])
+    elseif status == "error" then
+      failed = failed + 1
+      show("ERROR", handler.errors[#handler.errors])
+    end
+    io.flush()
+    return nil, true
+  end
+
+  handler.error = function(element)
+    if element.descriptor ~= "it" then
+      failed = failed + 1
+      show("ERROR", handler.errors[#handler.errors])
+    end
+    return nil, true
+  end
+
+  handler.suiteEnd = function()
+    io.write("\nspec: ", passed, " passed, ", failed, " failed",
+      pending > 0 and (", " .. pending .. " skipped") or "", "\n")
+    io.flush()
+    return nil, true
+  end
+
+  busted.subscribe({ "test", "end" }, handler.testEnd, { predicate = handler.cancelOnPending })
+  busted.subscribe({ "error" }, handler.error)
+  busted.subscribe({ "suite", "end" }, handler.suiteEnd)
+  return handler
+end

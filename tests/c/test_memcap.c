@@ -1,0 +1,59 @@
+/* test_memcap.c: the counting allocator and its ceilings. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "memcap.h"
+#include "tests.h"
+
+TEST(test_memcap_counts) {
+  memcap m;
+  memcap_init(&m);
+  void *p = memcap_alloc(&m, NULL, 5 /* a type tag, not a size */, 100);
+  CHECK(t, p != NULL);
+  CHECK(t, m.used == 100);
+  p = memcap_alloc(&m, p, 100, 300);
+  CHECK(t, m.used == 300 && m.peak == 300);
+  p = memcap_alloc(&m, p, 300, 50);
+  CHECK(t, m.used == 50 && m.peak == 300);
+  CHECK(t, memcap_alloc(&m, p, 50, 0) == NULL);
+  CHECK(t, m.used == 0);
+}
+
+TEST(test_memcap_ceiling) {
+  memcap m;
+  memcap_init(&m);
+  void *a = memcap_alloc(&m, NULL, 0, 1000);
+  size_t prev = memcap_push(&m, 500);
+  CHECK(t, prev == SIZE_MAX);
+  CHECK(t, m.limit == 1500);
+  void *b = memcap_alloc(&m, NULL, 0, 400);
+  CHECK(t, b != NULL);
+  void *c = memcap_alloc(&m, NULL, 0, 200); /* 1600 > 1500 */
+  CHECK(t, c == NULL && m.denied == 1);
+  /* shrinking and freeing always work, even at the ceiling */
+  b = memcap_alloc(&m, b, 400, 10);
+  CHECK(t, b != NULL && m.used == 1010);
+  memcap_restore(&m, prev);
+  c = memcap_alloc(&m, NULL, 0, 100000);
+  CHECK(t, c != NULL);
+  memcap_alloc(&m, a, 1000, 0);
+  memcap_alloc(&m, b, 10, 0);
+  memcap_alloc(&m, c, 100000, 0);
+  CHECK(t, m.used == 0);
+}
+
+TEST(test_memcap_nested) {
+  memcap m;
+  memcap_init(&m);
+  size_t outer = memcap_push(&m, 1000);
+  size_t inner = memcap_push(&m, 5000); /* never rises above the outer ceiling */
+  CHECK(t, m.limit == 1000);
+  memcap_restore(&m, inner);
+  CHECK(t, m.limit == 1000);
+  memcap_restore(&m, outer);
+  CHECK(t, m.limit == SIZE_MAX);
+  size_t p = memcap_push(&m, SIZE_MAX); /* no overflow */
+  CHECK(t, m.limit == SIZE_MAX);
+  memcap_restore(&m, p);
+}

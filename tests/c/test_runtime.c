@@ -1,0 +1,93 @@
+/* test_runtime.c: opening and closing the host, the protected-call helper, locating home,
+ * and the memory ceiling holding a bomb inside one call. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "check.h"
+#include "runtime.h"
+#include "tests.h"
+
+static orket_rt *open_rt(check_ctx *t) {
+  char err[512];
+  char cwd[4096];
+  CHECK(t, getcwd(cwd, sizeof cwd) != NULL); /* tests run from the source tree */
+  orket_rt *rt = rt_open(cwd, err, sizeof err);
+  if (rt == NULL) fprintf(stderr, "    rt_open: %s\n", err);
+  return rt;
+}
+
+TEST(test_runtime_open_close) {
+  /* several runtimes at once: nothing is shared between them */
+  orket_rt *a = open_rt(t), *b = open_rt(t);
+  CHECK(t, a && b && a != b);
+  if (!a || !b) return;
+  CHECK(t, rt_get(a->L) == a && rt_get(b->L) == b);
+  CHECK(t, luaL_dostring(a->L, "x = require('orket').version") == LUA_OK);
+  CHECK(t, luaL_dostring(b->L, "return x") == LUA_OK && lua_isnil(b->L, -1));
+  CHECK(t, luaL_dostring(a->L, "return require('luv').loop_alive ~= nil") == LUA_OK);
+  rt_close(a);
+  rt_close(b);
+}
+
+TEST(test_runtime_pcall_traceback) {
+  orket_rt *rt = open_rt(t);
+  if (!rt) return;
+  lua_State *L = rt->L;
+  CHECK(t, luaL_loadstring(L, "local function inner() error('boom') end inner()") == LUA_OK);
+  CHECK(t, rt_pcall(L, 0, 0) == LUA_ERRRUN);
+  const char *msg = lua_tostring(L, -1);
+  CHECK(t, msg && strstr(msg, "boom") && strstr(msg, "stack traceback:") && strstr(msg, "inner"));
+  CHECK(t, lua_gettop(L) == 1);
+  rt_close(rt);
+}
+
+TEST(test_runtime_pcall_nonstring) {
+  orket_rt *rt = open_rt(t);
+  if (!rt) return;
+  lua_State *L = rt->L;
+  luaL_loadstring(L, "error({})");
+  CHECK(t, rt_pcall(L, 0, 0) == LUA_ERRRUN);
+  CHECK(t, strstr(lua_tostring(L, -1), "(error object is a table value)") != NULL);
+  lua_settop(L, 0);
+  luaL_loadstring(L, "error(setmetatable({}, {__tostring = function() return 'custom' end}))");
+  CHECK(t, rt_pcall(L, 0, 0) == LUA_ERRRUN);
+  CHECK(t, strncmp(lua_tostring(L, -1), "custom", 6) == 0);
+  rt_close(rt);
+}
+
+TEST(test_runtime_find_home) {
+  char out[4096], err[512], cwd[4096], bin[4200];
+  CHECK(t, getcwd(cwd, sizeof cwd) != NULL);
+  unsetenv("ORKET_HOME");
+  snprintf(bin, sizeof bin, "%s/build", cwd); /* build/orket in the source tree */
+  CHECK(t, rt_find_home(bin, out, sizeof out, err, sizeof err) == 0);
+  CHECK_STR(t, out, cwd);
+  CHECK(t, rt_find_home("/nonexistent/bin", out, sizeof out, err, sizeof err) == -1);
+  CHECK(t, strstr(err, "ORKET_HOME") != NULL);
+  setenv("ORKET_HOME", "/nonexistent", 1);
+  CHECK(t, rt_find_home(bin, out, sizeof out, err, sizeof err) == -1);
+  CHECK(t, strstr(err, "ORKET_HOME=/nonexistent") != NULL);
+  unsetenv("ORKET_HOME");
+}
+
+TEST(test_runtime_memory_bomb_contained) {
+  orket_rt *rt = open_rt(t);
+  if (!rt) return;
+  lua_State *L = rt->L;
+  const char *src =
+      "local sb = require 'orket.c.sandbox'\n"
+      "local ok, msg, code = sb.pcall(0, 0, 8 << 20, function() return string.rep('x', 1 << 30) end)\n"
+      "assert(not ok and code == 'ENOMEM', tostring(msg) .. ' ' .. tostring(code))\n"
+      "return #string.rep('y', 16 << 20)"; /* healthy again afterwards */
+  CHECK(t, luaL_loadstring(L, src) == LUA_OK);
+  int st = rt_pcall(L, 0, 1);
+  if (st != LUA_OK) fprintf(stderr, "    %s\n", lua_tostring(L, -1));
+  CHECK(t, st == LUA_OK && lua_tointeger(L, -1) == (16 << 20));
+  CHECK(t, rt->mem.limit == SIZE_MAX);
+  rt_close(rt);
+}

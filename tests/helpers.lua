@@ -1,0 +1,58 @@
+-- Shared helpers for the busted specs: temporary directories, running the orket binary.
+local M = {}
+
+M.ROOT = assert(package.orket_home, "specs run under 'orket lua'")
+M.BIN = os.getenv("ORKET_BIN") or (M.ROOT .. "/build/orket")
+
+local function sh_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+M.quote = sh_quote
+
+--- tmpdir() -> a fresh directory, removed by cleanup()
+local made = {}
+function M.tmpdir()
+  local p = io.popen("mktemp -d /tmp/orket-test.XXXXXX")
+  local dir = p:read("l")
+  p:close()
+  made[#made + 1] = dir
+  return dir
+end
+
+function M.cleanup()
+  for _, d in ipairs(made) do os.execute("rm -rf " .. sh_quote(d)) end
+  made = {}
+end
+
+function M.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- orket(args, {stdin=, env=}) -> {status=, stdout=, stderr=}
+--- Runs the binary with args (a string of shell words, already quoted where needed).
+function M.orket(args, opts)
+  opts = opts or {}
+  local dir = M.tmpdir()
+  local input = dir .. "/stdin"
+  M.write(input, opts.stdin or "")
+  local env = ""
+  for k, v in pairs(opts.env or {}) do env = env .. k .. "=" .. sh_quote(v) .. " " end
+  local cmd = string.format("cd %s && %s %s %s <%s >%s/out 2>%s/err; echo $?",
+    sh_quote(opts.cwd or M.ROOT), env, sh_quote(M.BIN), args, sh_quote(input), dir, dir)
+  local p = io.popen(cmd)
+  local status = tonumber(p:read("a"))
+  p:close()
+  return { status = status, stdout = M.read(dir .. "/out"), stderr = M.read(dir .. "/err") }
+end
+
+return M

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Runs every test layer against BUILD (default build) and ends with one line:
+# "N passed, N failed". Exits non-zero when anything failed.
+#   layer 1: C unit tests of the core's pure logic      (BUILD/test_core)
+#   layer 2: busted specs of the Lua modules, in-runtime (tests/spec)
+#   layer 3: end-to-end tests of the orket binary        (tests/e2e)
+set -u
+BUILD=${1:-build}
+cd "$(dirname "$0")/.." || exit 1
+export ORKET_BIN="$PWD/$BUILD/orket"
+export ORKET_HISTORY=""   # tests never touch the user's history
+export NO_COLOR=1
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+echo "== C unit tests"
+"$BUILD/test_core" 2>&1 | tee -a "$log"
+echo "== Lua specs"
+"$BUILD/orket" lua tests/busted.lua -o tests/busted_output.lua tests/spec 2>&1 | tee -a "$log"
+echo "== End-to-end tests"
+"$BUILD/orket" lua tests/busted.lua -o tests/busted_output.lua --pattern=_test tests/e2e 2>&1 | tee -a "$log"
+
+# Each layer printed "<layer>: N passed, N failed"; a layer that printed nothing crashed.
+layers=$(grep -cE '^(c|spec): [0-9]+ passed, [0-9]+ failed' "$log")
+counts=$(grep -E '^(c|spec): [0-9]+ passed, [0-9]+ failed' "$log")
+passed=$(echo "$counts" | awk '{s+=$2} END {print s+0}')
+failed=$(echo "$counts" | awk '{s+=$4} END {print s+0}')
+if [ "$layers" -ne 3 ]; then
+  echo "a test layer did not finish (it crashed or was killed): counted $layers of 3"
+  failed=$((failed + 1))
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
