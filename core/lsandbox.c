@@ -74,7 +74,7 @@ static void sb_end(lua_State *L, sb_call *c) {
 /* Turns the outcome into `true, ...` or `false, message, CODE`.
  * Stack on entry: [1..3] limits, [4] call userdata, then results or the error. */
 static int sb_finish(lua_State *L, int status, lua_KContext ctx) {
-  (void)ctx;
+  if (ctx) lua_remove(L, 5); /* resumed after a yield: the message handler is still here */
   sb_call *c = luaL_checkudata(L, 4, SB_CALL);
   sb_end(L, c);
   if (status == LUA_OK || status == LUA_YIELD) {
@@ -84,12 +84,12 @@ static int sb_finish(lua_State *L, int status, lua_KContext ctx) {
     return nres + 1;
   }
   const char *code = "ERUNTIME";
-  if (c->b.tripped == BUDGET_INSTRUCTIONS)
+  if (status == LUA_ERRMEM)
+    code = "ENOMEM";
+  else if (c->b.tripped == BUDGET_INSTRUCTIONS)
     code = "EBUDGET";
   else if (c->b.tripped == BUDGET_DEADLINE)
     code = "ETIMEOUT";
-  else if (status == LUA_ERRMEM)
-    code = "ENOMEM";
   if (lua_type(L, -1) != LUA_TSTRING) { /* only a memory error can arrive without msgh */
     lua_pop(L, 1);
     lua_pushliteral(L, "not enough memory");
@@ -144,7 +144,7 @@ static int sb_pcall(lua_State *L) {
 
   lua_pushcfunction(L, sb_msgh);
   lua_insert(L, 5); /* [5] msgh, [6] fn */
-  int status = lua_pcallk(L, nargs, LUA_MULTRET, 5, 0, sb_finish);
+  int status = lua_pcallk(L, nargs, LUA_MULTRET, 5, 1, sb_finish);
   lua_remove(L, 5);
   return sb_finish(L, status, 0);
 }
@@ -177,8 +177,19 @@ static int sb_cocreate(lua_State *L) {
   return 1;
 }
 
+/* tripped() -> bool: whether the running thread's budget is spent. A hook cannot run
+ * while another hook runs, and Lua calls a message handler for an error raised by a hook
+ * before it unwinds, so a handler reached from our hook runs with hooks off; the
+ * sandbox's xpcall asks this first and skips the script's handler. */
+static int sb_tripped(lua_State *L) {
+  sb_call *c = *sb_slot(L);
+  lua_pushboolean(L, c != NULL && c->b.tripped != BUDGET_OK);
+  return 1;
+}
+
 static const luaL_Reg sb_funcs[] = {
     {"pcall", sb_pcall},
+    {"tripped", sb_tripped},
     {"cocreate", sb_cocreate},
     {NULL, NULL},
 };

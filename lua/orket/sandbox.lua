@@ -11,7 +11,7 @@ local M = {}
 M.ALLOW = {
   globals = {
     "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber",
-    "tostring", "type", "xpcall", "rawequal", "rawlen", "rawget", "_VERSION",
+    "tostring", "type", "rawequal", "rawlen", "rawget", "_VERSION",
   },
   string = {
     "byte", "char", "find", "format", "gmatch", "gsub", "len", "lower", "match", "pack",
@@ -112,6 +112,19 @@ function safe.rawset(t, k, v)
   end
   if frozen[t] then error("rawset: cannot change a read-only table", 2) end
   return rawset(t, k, v)
+end
+
+-- A message handler reached from a budget error would run with hooks off (see
+-- lsandbox.c tripped()); so once the budget is spent, the script's handler is skipped.
+local tripped = csb.tripped
+function safe.xpcall(f, handler, ...)
+  if type(handler) ~= "function" then
+    error("bad argument #2 to 'xpcall' (function expected, got " .. type(handler) .. ")", 2)
+  end
+  return xpcall(f, function(e)
+    if tripped() then return e end
+    return handler(e)
+  end, ...)
 end
 
 function safe.collectgarbage(opt)

@@ -1,0 +1,307 @@
+-- Restricted environments: the exact key set, and named escape attempts, each of which
+-- must fail its own call and leave the process healthy.
+local sandbox = require "orket.sandbox"
+
+local function run(src, opts)
+  local box = sandbox.new(opts or { name = "attempt.lua", instructions = 200000, timeout_ms = 1000, memory = 8 << 20 })
+  local fn, err, code = box:load(src, "attempt.lua")
+  if not fn then return false, err, code end
+  return box:pcall(fn)
+end
+
+local function keys(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
+local function healthy()
+  -- the host still runs code, allocates and waits normally
+  assert.equal(3, #string.rep("abc", 1))
+  assert.is_true(#string.rep("x", 4 << 20) == 4 << 20)
+  orket.sleep(1)
+end
+
+describe("sandbox environment", function()
+  it("has exactly the allow-listed globals", function()
+    local box = sandbox.new {}
+    assert.same({
+      "_G", "_VERSION", "assert", "collectgarbage", "coroutine", "error", "getmetatable",
+      "ipairs", "load", "math", "next", "os", "pairs", "pcall", "rawequal", "rawget", "rawlen",
+      "rawset", "select", "setmetatable", "string", "table", "tonumber", "tostring", "type",
+      "utf8", "xpcall",
+    }, keys(box.env))
+  end)
+
+  it("adds print only when the host gives it a sink, and host globals frozen", function()
+    local lines = {}
+    local box = sandbox.new { print = function(s) lines[#lines + 1] = s end, globals = { tools = { a = 1 } } }
+    local fn = assert(box:load("print('hi', 1, nil) tools.b = 2"))
+    local ok, err = box:pcall(fn)
+    assert.same({ "hi\t1\tnil" }, lines)
+    assert.is_false(ok)
+    assert.matches("read%-only table %(field 'b'%)", err)
+  end)
+
+  it("exposes exactly the allow-listed library functions", function()
+    local box = sandbox.new {}
+    for lib, names in pairs(sandbox.ALLOW) do
+      if lib ~= "globals" then
+        local got = keys(box.env[lib])
+        local want = { table.unpack(names) }
+        if lib == "coroutine" then want[#want + 1] = "create"; want[#want + 1] = "wrap" end
+        table.sort(want)
+        assert.same(want, got, lib)
+      end
+    end
+  end)
+
+  for _, name in ipairs { "io", "os.execute", "os.exit", "os.getenv", "os.remove", "package",
+    "require", "debug", "string.dump", "dofile", "loadfile", "os.setlocale", "math.randomseed" } do
+    it("has no " .. name, function()
+      local ok, err = run("return " .. name)
+      if ok then
+        assert.is_nil(err, name .. " is reachable") -- field lookups yield nil
+      else
+        assert.matches("undefined global", err)
+      end
+    end)
+  end
+
+  it("raises on reads of undefined globals, naming the script", function()
+    local ok, err, code = run("return no_such_thing")
+    assert.is_false(ok)
+    assert.equal("ERUNTIME", code)
+    assert.matches("undefined global 'no_such_thing' in attempt.lua", err)
+  end)
+
+  it("refuses collectgarbage beyond count", function()
+    assert.is_true((run("return collectgarbage('count') > 0")))
+    local ok, err = run("collectgarbage()")
+    assert.is_false(ok)
+    assert.matches('only "count"', err)
+    ok, err = run("collectgarbage('stop')")
+    assert.is_false(ok)
+  end)
+
+  it("refuses binary chunks: load with mode 'b'", function()
+    local ok, fn, err = run("return load('return 1', 'x', 'b')")
+    assert.is_true(ok)
+    assert.is_nil(fn)
+    assert.matches("only text chunks", err)
+  end)
+
+  it("refuses binary chunks: a string.dump-like header", function()
+    local ok, fn, err = run("return load('\\27LuaT\\0\\25\\147\\r\\n\\26\\n')")
+    assert.is_true(ok)
+    assert.is_nil(fn)
+    assert.matches("binary chunks are not allowed", err)
+    -- the same through box:load
+    local box = sandbox.new {}
+    local f2, e2, c2 = box:load("\27Lua")
+    assert.is_nil(f2)
+    assert.equal("ESYNTAX", c2)
+    assert.matches("binary", e2)
+  end)
+
+  it("load inside a script defaults to the script's environment, not the host's", function()
+    local ok, v = run("secret = 41 return load('return secret + 1')()")
+    assert.is_true(ok)
+    assert.equal(42, v)
+    local ok2, err = run("return load('return io')()")
+    assert.is_false(ok2)
+    assert.matches("undefined global 'io'", err)
+  end)
+
+  it("keeps the string metatable out of reach: getmetatable('').__index tampering", function()
+    local ok, err = run("getmetatable('').__index.upper = function() return 'pwned' end")
+    assert.is_false(ok)
+    assert.matches("attempt to index a nil value", err)
+    assert.equal("ABC", ("abc"):upper())
+  end)
+
+  it("freezes shared library tables: one script cannot change what another sees", function()
+    local ok, err = run("string.upper = function() return 'pwned' end")
+    assert.is_false(ok)
+    assert.matches("read%-only", err)
+    ok, err = run("rawset(string, 'upper', tostring)")
+    assert.is_false(ok)
+    assert.matches("read%-only", err)
+    ok, err = run("setmetatable(table, {})")
+    assert.is_false(ok)
+    ok, err = run("getmetatable(math).__index.pi = 3")
+    assert.is_false(ok)
+    local ok2, v = run("return string.upper('x'), #table, next(os) ~= nil")
+    assert.is_true(ok2)
+    assert.equal("X", v)
+  end)
+
+  it("refuses __gc metamethods", function()
+    local ok, err = run("setmetatable({}, {__gc = function() while true do end end})")
+    assert.is_false(ok)
+    assert.matches("__gc metamethods are not allowed", err)
+  end)
+
+  it("gives each box its own globals", function()
+    local a, b = sandbox.new {}, sandbox.new {}
+    assert.is_true((a:pcall(assert(a:load("x = 1")))))
+    local ok, err = b:pcall(assert(b:load("return x")))
+    assert.is_false(ok)
+    assert.matches("undefined global 'x'", err)
+  end)
+end)
+
+describe("sandbox budgets", function()
+  after_each(healthy)
+
+  it("stop an infinite loop", function()
+    local ok, err, code = run("while true do end")
+    assert.is_false(ok)
+    assert.equal("EBUDGET", code)
+    assert.matches("instruction budget exceeded", err)
+  end)
+
+  it("stop an infinite loop inside pcall", function()
+    local ok, _, code = run("local n = 0 while true do pcall(function() while true do n = n + 1 end end) end")
+    assert.is_false(ok)
+    assert.equal("EBUDGET", code)
+  end)
+
+  it("stop a loop inside an xpcall handler", function()
+    local ok, _, code = run([[
+      for i = 1, 100 do
+        xpcall(function() error("x") end, function() while true do end end)
+      end
+      while true do end]])
+    assert.is_false(ok)
+    assert.equal("EBUDGET", code)
+  end)
+
+  it("cannot be reset by catching the error and retrying", function()
+    local ok, _, code = run([[
+      while true do
+        local ok = pcall(function() while true do end end)
+        for i = 1, 10 do pcall(error, "again") end
+      end]])
+    assert.is_false(ok)
+    assert.equal("EBUDGET", code)
+  end)
+
+  it("enforce the wall-clock deadline", function()
+    local box = sandbox.new { instructions = 0, timeout_ms = 50 }
+    local t0 = orket.now()
+    local ok, err, code = box:pcall(assert(box:load("while true do end")))
+    assert.is_false(ok)
+    assert.equal("ETIMEOUT", code)
+    assert.matches("time budget exceeded %(50 ms%)", err)
+    assert.is_true(orket.now() - t0 < 5000)
+  end)
+
+  it("turn a string.rep memory bomb into an ordinary error", function()
+    local ok, err, code = run("return string.rep('x', 1 << 30)")
+    assert.is_false(ok)
+    assert.equal("ENOMEM", code)
+    assert.matches("memory limit exceeded", err)
+  end)
+
+  it("stop unbounded table growth", function()
+    local ok, _, code = run("local t = {} local i = 0 while true do i = i + 1 t[i] = {i} end",
+      { instructions = 0, timeout_ms = 5000, memory = 4 << 20 })
+    assert.is_false(ok)
+    assert.equal("ENOMEM", code)
+  end)
+
+  it("catch a memory bomb even when the script catches the first failure", function()
+    local ok, _, code = run([[
+      local keep = {}
+      while true do pcall(function() keep[#keep + 1] = string.rep("y", 1 << 20) end) end]],
+      { instructions = 1000000, timeout_ms = 1000, memory = 4 << 20 })
+    assert.is_false(ok)
+    assert.is_truthy(code == "EBUDGET" or code == "ENOMEM" or code == "ETIMEOUT", code)
+  end)
+
+  it("stop deep recursion", function()
+    local ok, err = run("local function f(n) return 1 + f(n + 1) end return f(1)")
+    assert.is_false(ok)
+    assert.is_truthy(err:match("stack overflow") or err:match("memory") or err:match("budget"))
+  end)
+
+  it("stop deep pcall recursion (C stack)", function()
+    local ok = run("local function f() pcall(f) end f() while true do end")
+    assert.is_false(ok)
+  end)
+
+  it("follow coroutines spawned to dodge the budget", function()
+    local ok, _, code = run([[
+      local cos = {}
+      for i = 1, 10 do
+        cos[i] = coroutine.create(function() while true do end end)
+      end
+      for i = 1, 10 do coroutine.resume(cos[i]) end
+      while true do end]])
+    assert.is_false(ok)
+    assert.equal("EBUDGET", code)
+  end)
+
+  it("follow coroutine.wrap too", function()
+    local ok, _, code = run([[
+      local f = coroutine.wrap(function() while true do coroutine.yield() end end)
+      while true do pcall(f) end]])
+    assert.is_false(ok)
+    assert.equal("EBUDGET", code)
+  end)
+
+  it("keep a coroutine that outlives its call bound to a spent budget", function()
+    local box = sandbox.new { instructions = 100000 }
+    local ok, co = box:pcall(assert(box:load(
+      "local co = coroutine.create(function() while true do coroutine.yield() end end) return co")))
+    assert.is_true(ok)
+    collectgarbage()
+    collectgarbage()
+    -- resuming it later from trusted code still runs under (and is stopped by) its budget
+    local n = 0
+    while coroutine.resume(co) do
+      n = n + 1
+      if n > 1e6 then break end
+    end
+    assert.is_true(n < 1e6)
+  end)
+
+  it("return plain-data copies that run no script metamethods", function()
+    local box = sandbox.new {}
+    local ok, v = box:pcall(assert(box:load(
+      "return setmetatable({a = {1, 2}}, {__index = function() while true do end end})")))
+    assert.is_true(ok)
+    local copy = assert(sandbox.copy(v))
+    assert.same({ a = { 1, 2 } }, copy)
+    assert.is_nil(getmetatable(copy))
+    local _, err = sandbox.copy({ f = print })
+    assert.matches("value.f: function is not plain data", err)
+  end)
+
+  it("allow waiting operations inside a budgeted call", function()
+    local box = sandbox.new { globals = { sleep = orket.sleep } }
+    local ok, v = box:pcall(assert(box:load("sleep(5) return 'woke'")))
+    assert.is_true(ok)
+    assert.equal("woke", v)
+  end)
+
+  it("nest: an inner call cannot raise the outer memory ceiling", function()
+    local outer = sandbox.new { memory = 2 << 20, globals = {} }
+    local inner = sandbox.new { memory = 64 << 20 }
+    local innerfn = assert(inner:load("return #string.rep('z', 16 << 20)"))
+    local ok, r1, r2, r3 = outer:pcall(function() return inner:pcall(innerfn) end)
+    assert.is_true(ok)
+    assert.is_false(r1)
+    assert.equal("ENOMEM", r3)
+  end)
+
+  it("check their arguments", function()
+    assert.has_error(function() sandbox.new { instructions = -1 } end,
+      "sandbox.new: instructions must be a non-negative integer")
+    local box = sandbox.new {}
+    assert.has_error(function() box:pcall(42) end, "bad argument #1 to 'pcall' (function expected, got number)")
+    assert.has_error(function() require("orket.c.sandbox").pcall(-1, 0, 0, print) end)
+  end)
+end)
