@@ -1,6 +1,6 @@
 -- orket.memory: what agents learn, kept in the store and searched with SQLite FTS5 (BM25
--- ranking, porter stemming). Queries are treated as words, never as FTS syntax, because
--- they come from model output: any word may match, better matches rank first.
+-- ranking). Queries are treated as words, never as FTS syntax, because they come from model
+-- output: any word may match, as a prefix (stemmers mangle query prefixes), best first.
 local store = require "orket.store"
 local json = require "cjson.safe"
 
@@ -46,12 +46,12 @@ function Memory:remember(e)
   end)
 end
 
--- "how do we deploy?" -> '"how" OR "do" OR "we" OR "deploy"'
+-- "how do we deploy?" -> '"how"* OR "do"* OR "we"* OR "deploy"*'
 local function fts_query(q)
   local words = {}
   for w in q:gmatch("[%w_\128-\255]+") do
     if #words >= 32 then break end
-    words[#words + 1] = '"' .. w .. '"'
+    words[#words + 1] = '"' .. w .. '"*' -- prefix: "deploy" finds "deployments"
   end
   return table.concat(words, " OR ")
 end

@@ -146,6 +146,7 @@ function DB:_record(insert, event, ...)
     if not n then return nil, rid, code end
     event.data = event.data or {}
     event.data.id = rid
+    if event.run == "self" then event.run = rid end
     self:event(event)
     return rid
   end)
@@ -158,7 +159,7 @@ function DB:record_run(r)
   need(r, "record_run", "target", "string")
   need(r, "record_run", "kind", "string")
   return self:_record("INSERT INTO runs (target, kind, started_at, data) VALUES (?, ?, " .. NOW .. ", ?)",
-    { kind = "run_start", run = nil, data = { target = r.target, kind = r.kind } },
+    { kind = "run_start", run = "self", data = { target = r.target, kind = r.kind } },
     r.target, r.kind, encode(r.data, "run data"))
 end
 

@@ -144,7 +144,7 @@ CREATE TABLE memory (
 );
 CREATE INDEX memory_card ON memory(card_id);
 CREATE VIRTUAL TABLE memory_fts USING fts5(text, tags, content='memory', content_rowid='id',
-  tokenize='porter unicode61');
+  tokenize='unicode61 remove_diacritics 2');
 CREATE TRIGGER memory_fts_insert AFTER INSERT ON memory BEGIN
   INSERT INTO memory_fts(rowid, text, tags) VALUES (new.id, new.text, new.tags);
 END;
