@@ -173,6 +173,7 @@ end
 local function shape(f, v)
   local ctx = setmetatable({ file = f.rel, base = f.rel:match("%.lua$") and 1 or 0 }, Ctx)
   if type(v) ~= "table" then ctx:fail("", "must hold an object (a rock or an epic), not %s", type(v)) end
+  if v[1] ~= nil then ctx:fail("", "must hold an object (a rock or an epic), not an array") end
   local cards = {}
   local kind = v.type
   if kind ~= nil and kind ~= "rock" and kind ~= "epic" then ctx:fail("type", "must be \"rock\" or \"epic\"") end
