@@ -1,4 +1,4 @@
-/* tests.h: the list of C unit tests. Add a test: write TEST(name) in a tests/c/*.c file and
+/* tests.h: the list of C unit tests. Add a test: write TEST(name) in a file under tests/c/ and
  * add X(name) here. */
 #ifndef ORKET_TESTS_H
 #define ORKET_TESTS_H
@@ -16,7 +16,13 @@
   X(test_runtime_pcall_traceback)        \
   X(test_runtime_pcall_nonstring)        \
   X(test_runtime_find_home)              \
-  X(test_runtime_memory_bomb_contained)
+  X(test_runtime_memory_bomb_contained)  \
+  X(test_statemachine_table)             \
+  X(test_statemachine_refusal_messages)  \
+  X(test_statemachine_wait_reasons)      \
+  X(test_statemachine_dependencies)      \
+  X(test_statemachine_review_guards)     \
+  X(test_statemachine_unknown_names)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)

@@ -1,0 +1,298 @@
+/* lstore.c: Lua module `orket.c.store`, the binding of store.h: a connection userdata with
+ * exec (scripts), run (one statement: changes, last id), rows / row (queries as tables of
+ * named columns), tx (a function run inside a transaction, rolled back on error), version.
+ * lua/orket/store.lua builds migrations, the journal and the record_* API on top. */
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "modules.h"
+#include "store.h"
+
+#define LST_NAME "orket.store"
+
+typedef struct lst_conn {
+  store *s; /* NULL once closed */
+} lst_conn;
+
+static lst_conn *lst_check(lua_State *L, int i) {
+  lst_conn *c = luaL_checkudata(L, i, LST_NAME);
+  if (c->s == NULL) luaL_argerror(L, i, "store is closed");
+  return c;
+}
+
+static int lst_fail(lua_State *L, store *s) {
+  lua_pushnil(L);
+  lua_pushstring(L, store_error(s));
+  lua_pushstring(L, store_code(s));
+  return 3;
+}
+
+/* open(path [, create=true]) -> conn | nil, msg, CODE. The userdata exists (closed) before
+ * the connection does, so an allocation error cannot leak it. */
+static int lst_open(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int create = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
+  lst_conn *c = lua_newuserdatauv(L, sizeof *c, 0);
+  c->s = NULL;
+  luaL_setmetatable(L, LST_NAME);
+  char err[600];
+  const char *code = "ESQL";
+  c->s = store_open(path, create, err, sizeof err, &code);
+  if (c->s == NULL) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    lua_pushstring(L, code);
+    return 3;
+  }
+  return 1;
+}
+
+static int lst_close(lua_State *L) {
+  lst_conn *c = luaL_checkudata(L, 1, LST_NAME);
+  store_close(c->s);
+  c->s = NULL;
+  return 0;
+}
+
+static int lst_tostring(lua_State *L) {
+  lst_conn *c = luaL_checkudata(L, 1, LST_NAME);
+  if (c->s == NULL) lua_pushliteral(L, "orket.store (closed)");
+  else lua_pushfstring(L, "orket.store (%p)", (void *)c->s);
+  return 1;
+}
+
+/* exec(sql) -> true | nil, msg, CODE: a script of statements without parameters. */
+static int lst_exec(lua_State *L) {
+  lst_conn *c = lst_check(L, 1);
+  const char *sql = luaL_checkstring(L, 2);
+  if (store_exec(c->s, sql) != 0) return lst_fail(L, c->s);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Prepares sql (arg 2) and binds arguments 3..top. Raises on a value that has no SQL type
+ * or a wrong count (both are bugs in the caller); NULL with the error recorded otherwise. */
+static store_stmt *lst_bind(lua_State *L, lst_conn *c) {
+  const char *sql = luaL_checkstring(L, 2);
+  int nargs = lua_gettop(L) - 2;
+  store_stmt *st = store_prepare(c->s, sql);
+  if (st == NULL) return NULL;
+  if (nargs != store_param_count(st)) {
+    luaL_error(L, "store: statement takes %d parameters, got %d: %s", store_param_count(st),
+               nargs, sql);
+    return NULL;
+  }
+  for (int i = 1; i <= nargs; i++) {
+    int a = i + 2, rc;
+    switch (lua_type(L, a)) {
+    case LUA_TNIL: rc = store_bind_null(st, i); break;
+    case LUA_TBOOLEAN: rc = store_bind_int(st, i, lua_toboolean(L, a)); break;
+    case LUA_TNUMBER:
+      rc = lua_isinteger(L, a) ? store_bind_int(st, i, lua_tointeger(L, a))
+                               : store_bind_float(st, i, lua_tonumber(L, a));
+      break;
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, a, &len);
+      rc = store_bind_text(st, i, s, len);
+      break;
+    }
+    default:
+      store_reset(st);
+      luaL_argerror(L, a, lua_pushfstring(L, "cannot store a %s", luaL_typename(L, a)));
+      return NULL;
+    }
+    if (rc != 0) {
+      store_failed(c->s);
+      return NULL;
+    }
+  }
+  return st;
+}
+
+static void lst_push_column(lua_State *L, store_stmt *st, int i) {
+  switch (store_column_type(st, i)) {
+  case STORE_INT: lua_pushinteger(L, (lua_Integer)store_column_int(st, i)); break;
+  case STORE_FLOAT: lua_pushnumber(L, store_column_float(st, i)); break;
+  case STORE_TEXT:
+  case STORE_BLOB: {
+    size_t len;
+    const char *p = store_column_text(st, i, &len);
+    lua_pushlstring(L, p ? p : "", len);
+    break;
+  }
+  default: lua_pushnil(L);
+  }
+}
+
+/* Pushes the current row as {column = value}. */
+static void lst_push_row(lua_State *L, store_stmt *st) {
+  int n = store_column_count(st);
+  lua_createtable(L, 0, n);
+  for (int i = 0; i < n; i++) {
+    lst_push_column(L, st, i);
+    lua_setfield(L, -2, store_column_name(st, i));
+  }
+}
+
+/* run(sql, ...) -> changes, last_id | nil, msg, CODE */
+static int lst_run(lua_State *L) {
+  lst_conn *c = lst_check(L, 1);
+  store_stmt *st = lst_bind(L, c);
+  if (st == NULL) return lst_fail(L, c->s);
+  int rc;
+  while ((rc = store_step(st)) == STORE_ROW) {
+  }
+  if (rc == STORE_ERROR) {
+    store_failed(c->s);
+    store_reset(st);
+    return lst_fail(L, c->s);
+  }
+  store_reset(st);
+  lua_pushinteger(L, (lua_Integer)store_changes(c->s));
+  lua_pushinteger(L, (lua_Integer)store_last_id(c->s));
+  return 2;
+}
+
+/* rows(sql, ...) -> {row, ...} | nil, msg, CODE */
+static int lst_rows(lua_State *L) {
+  lst_conn *c = lst_check(L, 1);
+  store_stmt *st = lst_bind(L, c);
+  if (st == NULL) return lst_fail(L, c->s);
+  lua_newtable(L);
+  int rc, n = 0;
+  while ((rc = store_step(st)) == STORE_ROW) {
+    lst_push_row(L, st);
+    lua_rawseti(L, -2, ++n);
+  }
+  if (rc == STORE_ERROR) {
+    store_failed(c->s);
+    store_reset(st);
+    return lst_fail(L, c->s);
+  }
+  store_reset(st);
+  return 1;
+}
+
+/* row(sql, ...) -> first row | nil (no row) | nil, msg, CODE */
+static int lst_row(lua_State *L) {
+  lst_conn *c = lst_check(L, 1);
+  store_stmt *st = lst_bind(L, c);
+  if (st == NULL) return lst_fail(L, c->s);
+  int rc = store_step(st);
+  if (rc == STORE_ERROR) {
+    store_failed(c->s);
+    store_reset(st);
+    return lst_fail(L, c->s);
+  }
+  if (rc == STORE_ROW) lst_push_row(L, st);
+  else lua_pushnil(L);
+  store_reset(st);
+  return 1;
+}
+
+/* tx(fn, ...) -> fn's results | nil, msg, CODE.
+ * Runs fn(...) inside a transaction (a savepoint when nested). Rolls back when fn raises
+ * (CODE "ETX", msg the error) or returns nil plus a message (its nil, msg, CODE are passed
+ * on), commits otherwise. fn is called without a continuation, so it cannot wait on the
+ * loop: a transaction never stays open while other tasks run on the same connection. */
+static int lst_tx(lua_State *L) {
+  lst_conn *c = lst_check(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (store_begin(c->s) != 0) return lst_fail(L, c->s);
+  int base = 1; /* results start after the connection */
+  int status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
+  if (c->s == NULL) /* fn closed the connection; the close rolled back */
+    return luaL_error(L, "store: closed inside its own transaction");
+  int nres = lua_gettop(L) - base;
+  if (status != LUA_OK) {
+    store_rollback(c->s);
+    const char *msg = lua_tostring(L, -1);
+    if (msg == NULL) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -1));
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    lua_pushliteral(L, "ETX");
+    return 3;
+  }
+  if (nres >= 2 && lua_isnil(L, base + 1) && lua_type(L, base + 2) == LUA_TSTRING) {
+    store_rollback(c->s);
+    return nres;
+  }
+  if (store_commit(c->s) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, store_error(c->s));
+    lua_pushstring(L, store_code(c->s));
+    store_rollback(c->s);
+    return 3;
+  }
+  return nres;
+}
+
+/* depth() -> open transaction levels */
+static int lst_depth(lua_State *L) {
+  lua_pushinteger(L, store_depth(lst_check(L, 1)->s));
+  return 1;
+}
+
+/* version() -> schema version; set_version(n) -> true | nil, msg, CODE */
+static int lst_version(lua_State *L) {
+  lst_conn *c = lst_check(L, 1);
+  int v = store_version(c->s);
+  if (v < 0) return lst_fail(L, c->s);
+  lua_pushinteger(L, v);
+  return 1;
+}
+
+static int lst_set_version(lua_State *L) {
+  lst_conn *c = lst_check(L, 1);
+  lua_Integer v = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, v >= 0 && v <= 1000000, 2, "must be between 0 and 1000000");
+  if (store_set_version(c->s, (int)v) != 0) return lst_fail(L, c->s);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int lst_cached(lua_State *L) {
+  lua_pushinteger(L, store_cached(lst_check(L, 1)->s));
+  return 1;
+}
+
+static int lst_changes(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)store_changes(lst_check(L, 1)->s));
+  return 1;
+}
+
+static const luaL_Reg lst_methods[] = {
+    {"exec", lst_exec},       {"run", lst_run},         {"rows", lst_rows},
+    {"row", lst_row},         {"tx", lst_tx},           {"depth", lst_depth},
+    {"version", lst_version}, {"set_version", lst_set_version},
+    {"cached", lst_cached},   {"changes", lst_changes}, {"close", lst_close},
+    {NULL, NULL},
+};
+
+static const luaL_Reg lst_meta[] = {
+    {"__gc", lst_close},
+    {"__close", lst_close},
+    {"__tostring", lst_tostring},
+    {"__index", NULL}, /* set below */
+    {NULL, NULL},
+};
+
+static const luaL_Reg lst_funcs[] = {
+    {"open", lst_open},
+    {NULL, NULL},
+};
+
+int luaopen_orket_store(lua_State *L) {
+  luaL_newmetatable(L, LST_NAME);
+  luaL_setfuncs(L, lst_meta, 0);
+  luaL_newlib(L, lst_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newlib(L, lst_funcs);
+  lua_pushinteger(L, STORE_BUSY_TIMEOUT_MS);
+  lua_setfield(L, -2, "BUSY_TIMEOUT_MS");
+  return 1;
+}

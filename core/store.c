@@ -1,0 +1,258 @@
+/* store.c: store.h over SQLite 3: connection settings, a statement cache keyed by SQL
+ * text (statements are prepared once and reused), nested transactions through savepoints
+ * and error codes that name the failure. Used from the loop thread only. */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+typedef struct store_slot {
+  char *sql;
+  uint32_t hash;
+  sqlite3_stmt *st;
+} store_slot;
+
+struct store {
+  sqlite3 *db;
+  int depth;                          /* open transaction levels */
+  int next_evict;                     /* round-robin victim when the cache is full */
+  int ncached;
+  store_slot cache[STORE_CACHE_SIZE];
+  char err[512];
+  const char *code;
+};
+
+static const char *store_code_of(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED: return "EBUSY";
+  case SQLITE_CONSTRAINT: return "ECONSTRAINT";
+  case SQLITE_CORRUPT:
+  case SQLITE_NOTADB: return "ECORRUPT";
+  case SQLITE_CANTOPEN: return "ECANTOPEN";
+  case SQLITE_READONLY: return "EREADONLY";
+  case SQLITE_FULL: return "ENOSPC";
+  default: return "ESQL";
+  }
+}
+
+static int store_fail(store *s, int rc) {
+  snprintf(s->err, sizeof s->err, "store: %s", sqlite3_errmsg(s->db));
+  s->code = store_code_of(rc);
+  return -1;
+}
+
+const char *store_error(store *s) { return s->err; }
+const char *store_code(store *s) { return s->code ? s->code : "ESQL"; }
+int store_cached(store *s) { return s->ncached; }
+
+store *store_open(const char *path, int create, char *err, size_t errlen, const char **code) {
+  store *s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    snprintf(err, errlen, "store: out of memory");
+    *code = "ENOMEM";
+    return NULL;
+  }
+  int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
+  int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    /* user_version first: it reads the header, so a file that is not a database fails
+     * here with a clear code rather than on the first real query. synchronous=NORMAL in
+     * WAL survives a process crash (what the crash test checks); only an OS crash or
+     * power cut can lose the last commits, never corrupt the file. */
+    rc = sqlite3_exec(s->db,
+                      "PRAGMA user_version; PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;"
+                      "PRAGMA synchronous=NORMAL;",
+                      NULL, NULL, NULL);
+  }
+  if (rc != SQLITE_OK) {
+    snprintf(err, errlen, "store: cannot open %s: %s", path,
+             s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    *code = store_code_of(rc);
+    sqlite3_close_v2(s->db);
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+void store_close(store *s) {
+  if (s == NULL) return;
+  for (int i = 0; i < STORE_CACHE_SIZE; i++) {
+    sqlite3_finalize(s->cache[i].st);
+    free(s->cache[i].sql);
+  }
+  if (s->depth > 0) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_close_v2(s->db);
+  free(s);
+}
+
+int store_exec(store *s, const char *sql) {
+  int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? 0 : store_fail(s, rc);
+}
+
+static uint32_t store_hash(const char *p) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+  return h;
+}
+
+store_stmt *store_prepare(store *s, const char *sql) {
+  uint32_t h = store_hash(sql);
+  int free_slot = -1;
+  for (int i = 0; i < STORE_CACHE_SIZE; i++) {
+    store_slot *c = &s->cache[i];
+    if (c->st == NULL) {
+      if (free_slot < 0) free_slot = i;
+      continue;
+    }
+    if (c->hash == h && strcmp(c->sql, sql) == 0) {
+      sqlite3_reset(c->st);
+      sqlite3_clear_bindings(c->st);
+      return (store_stmt *)c->st;
+    }
+  }
+  sqlite3_stmt *st = NULL;
+  const char *tail = NULL;
+  int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, &tail);
+  if (rc != SQLITE_OK) {
+    store_fail(s, rc);
+    return NULL;
+  }
+  if (st == NULL || (tail && tail[strspn(tail, " \t\r\n;")] != '\0')) {
+    sqlite3_finalize(st);
+    snprintf(s->err, sizeof s->err, "store: expected exactly one SQL statement: %.200s", sql);
+    s->code = "ESQL";
+    return NULL;
+  }
+  char *copy = strdup(sql);
+  if (copy == NULL) {
+    sqlite3_finalize(st);
+    snprintf(s->err, sizeof s->err, "store: out of memory");
+    s->code = "ENOMEM";
+    return NULL;
+  }
+  if (free_slot < 0) { /* full: evict round-robin (cheap and fair enough for a hot set) */
+    free_slot = s->next_evict;
+    s->next_evict = (s->next_evict + 1) % STORE_CACHE_SIZE;
+    sqlite3_finalize(s->cache[free_slot].st);
+    free(s->cache[free_slot].sql);
+  } else {
+    s->ncached++;
+  }
+  s->cache[free_slot] = (store_slot){copy, h, st};
+  return (store_stmt *)st;
+}
+
+#define ST(x) ((sqlite3_stmt *)(x))
+static int store_bound(store_stmt *st, int rc) {
+  if (rc == SQLITE_OK) return 0;
+  /* the connection's error message says which parameter */
+  return -1;
+}
+int store_bind_null(store_stmt *st, int i) { return store_bound(st, sqlite3_bind_null(ST(st), i)); }
+int store_bind_int(store_stmt *st, int i, int64_t v) {
+  return store_bound(st, sqlite3_bind_int64(ST(st), i, v));
+}
+int store_bind_float(store_stmt *st, int i, double v) {
+  return store_bound(st, sqlite3_bind_double(ST(st), i, v));
+}
+int store_bind_text(store_stmt *st, int i, const char *v, size_t len) {
+  return store_bound(st, sqlite3_bind_text64(ST(st), i, v, len, SQLITE_TRANSIENT, SQLITE_UTF8));
+}
+int store_param_count(store_stmt *st) { return sqlite3_bind_parameter_count(ST(st)); }
+
+int store_step(store_stmt *st) {
+  int rc = sqlite3_step(ST(st));
+  if (rc == SQLITE_ROW) return STORE_ROW;
+  if (rc == SQLITE_DONE) return STORE_DONE;
+  return STORE_ERROR;
+}
+
+void store_reset(store_stmt *st) { sqlite3_reset(ST(st)); }
+
+int store_column_count(store_stmt *st) { return sqlite3_column_count(ST(st)); }
+const char *store_column_name(store_stmt *st, int i) { return sqlite3_column_name(ST(st), i); }
+int store_column_type(store_stmt *st, int i) {
+  switch (sqlite3_column_type(ST(st), i)) {
+  case SQLITE_INTEGER: return STORE_INT;
+  case SQLITE_FLOAT: return STORE_FLOAT;
+  case SQLITE_TEXT: return STORE_TEXT;
+  case SQLITE_BLOB: return STORE_BLOB;
+  default: return STORE_NULL;
+  }
+}
+int64_t store_column_int(store_stmt *st, int i) { return sqlite3_column_int64(ST(st), i); }
+double store_column_float(store_stmt *st, int i) { return sqlite3_column_double(ST(st), i); }
+const char *store_column_text(store_stmt *st, int i, size_t *len) {
+  const char *p = (const char *)sqlite3_column_text(ST(st), i);
+  *len = (size_t)sqlite3_column_bytes(ST(st), i);
+  return p;
+}
+
+int64_t store_changes(store *s) { return sqlite3_changes64(s->db); }
+int64_t store_last_id(store *s) { return sqlite3_last_insert_rowid(s->db); }
+
+int store_failed(store *s) { return store_fail(s, sqlite3_extended_errcode(s->db)); }
+
+int store_depth(store *s) { return s->depth; }
+
+int store_begin(store *s) {
+  char sql[48];
+  if (s->depth == 0) snprintf(sql, sizeof sql, "BEGIN IMMEDIATE");
+  else snprintf(sql, sizeof sql, "SAVEPOINT orket_tx%d", s->depth);
+  if (store_exec(s, sql) != 0) return -1;
+  s->depth++;
+  return 0;
+}
+
+int store_commit(store *s) {
+  char sql[48];
+  if (s->depth == 0) {
+    snprintf(s->err, sizeof s->err, "store: commit without a transaction");
+    s->code = "ESQL";
+    return -1;
+  }
+  if (s->depth == 1) snprintf(sql, sizeof sql, "COMMIT");
+  else snprintf(sql, sizeof sql, "RELEASE orket_tx%d", s->depth - 1);
+  if (store_exec(s, sql) != 0) return -1; /* still open: the caller rolls back */
+  s->depth--;
+  return 0;
+}
+
+int store_rollback(store *s) {
+  char sql[80];
+  if (s->depth == 0) return 0;
+  if (s->depth == 1) snprintf(sql, sizeof sql, "ROLLBACK");
+  else snprintf(sql, sizeof sql, "ROLLBACK TO orket_tx%d; RELEASE orket_tx%d", s->depth - 1,
+                s->depth - 1);
+  s->depth--;
+  /* SQLite may have rolled the whole transaction back itself (e.g. on SQLITE_FULL);
+   * then there is nothing left to undo and the error is not worth reporting. */
+  int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+  if (rc != SQLITE_OK && sqlite3_get_autocommit(s->db)) {
+    s->depth = 0;
+    return 0;
+  }
+  return rc == SQLITE_OK ? 0 : store_fail(s, rc);
+}
+
+int store_version(store *s) {
+  store_stmt *st = store_prepare(s, "PRAGMA user_version");
+  if (st == NULL) return -1;
+  int v = store_step(st) == STORE_ROW ? (int)store_column_int(st, 0) : -1;
+  store_reset(st);
+  return v;
+}
+
+int store_set_version(store *s, int version) {
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA user_version = %d", version);
+  return store_exec(s, sql);
+}

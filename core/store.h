@@ -1,0 +1,85 @@
+/* store.h: the board's storage engine behind a small SQL interface: open with the right
+ * settings (WAL, busy timeout, foreign keys), reusable prepared statements, scripts,
+ * transactions with nesting, the schema version. Implemented over SQLite in store.c; a
+ * PostgreSQL backend would implement this header. No Lua types here (binding: lstore.c). */
+#ifndef ORKET_STORE_H
+#define ORKET_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store;
+typedef struct store_stmt store_stmt;
+
+/* Results of store_step. Errors are negative. */
+enum { STORE_DONE = 0, STORE_ROW = 1, STORE_ERROR = -1 };
+
+/* Column types, as store_column_type reports them. */
+enum { STORE_NULL, STORE_INT, STORE_FLOAT, STORE_TEXT, STORE_BLOB };
+
+#define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_CACHE_SIZE 128 /* prepared statements kept per connection */
+
+/* Opens (creating it when `create`) the database at path in WAL mode with foreign keys on
+ * and a busy timeout. Returns NULL with a message in err and the error code name (see
+ * store_code) in *code on failure. */
+store *store_open(const char *path, int create, char *err, size_t errlen, const char **code);
+
+/* Finalizes every statement and closes the connection. Rolls back an open transaction.
+ * NULL is allowed. */
+void store_close(store *s);
+
+/* Runs a script of one or more statements without parameters. 0 or -1 (see store_error). */
+int store_exec(store *s, const char *sql);
+
+/* A prepared statement for sql, from the cache when it was prepared before; it is reset
+ * and its bindings cleared. NULL on error (see store_error). Valid until the next
+ * store_prepare or store_close: callers step it to the end (or reset it) right away. */
+store_stmt *store_prepare(store *s, const char *sql);
+
+/* Bind parameter i (1-based). 0 or -1. */
+int store_bind_null(store_stmt *st, int i);
+int store_bind_int(store_stmt *st, int i, int64_t v);
+int store_bind_float(store_stmt *st, int i, double v);
+int store_bind_text(store_stmt *st, int i, const char *v, size_t len);
+int store_param_count(store_stmt *st);
+
+/* STORE_ROW, STORE_DONE or STORE_ERROR (then call store_failed). */
+int store_step(store_stmt *st);
+void store_reset(store_stmt *st);
+
+int store_column_count(store_stmt *st);
+const char *store_column_name(store_stmt *st, int i);
+int store_column_type(store_stmt *st, int i);
+int64_t store_column_int(store_stmt *st, int i);
+double store_column_float(store_stmt *st, int i);
+const char *store_column_text(store_stmt *st, int i, size_t *len);
+
+/* Rows changed by the last statement, and the last inserted row id. */
+int64_t store_changes(store *s);
+int64_t store_last_id(store *s);
+
+/* Transactions nest: the outermost is BEGIN IMMEDIATE (it takes the write lock up front,
+ * so it never fails half-way on a lock upgrade), inner ones are savepoints. 0 or -1. */
+int store_begin(store *s);
+int store_commit(store *s);
+int store_rollback(store *s);
+int store_depth(store *s);
+
+/* The schema version (PRAGMA user_version). -1 on error. */
+int store_version(store *s);
+int store_set_version(store *s, int version);
+
+/* The last error: a message ("store: ...") and a code name: EBUSY, ECONSTRAINT, ECORRUPT,
+ * ECANTOPEN, EREADONLY, ENOSPC, ESQL. */
+const char *store_error(store *s);
+const char *store_code(store *s);
+
+/* Records the connection's last error (after a failed bind or step) for store_error and
+ * store_code. Returns -1. */
+int store_failed(store *s);
+
+/* Statements in the cache (for tests). */
+int store_cached(store *s);
+
+#endif

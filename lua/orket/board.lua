@@ -1,0 +1,403 @@
+-- orket.board: cards (rock > epic > issue) over the store. Every status change goes through
+-- the C state machine (orket.c.statemachine) and writes its journal event in the same
+-- transaction. Cards returned are plain tables (see docs/board.md for the fields).
+local sm = require "orket.c.statemachine"
+local store = require "orket.store"
+local json = require "cjson.safe"
+
+local NOW = store.NOW
+local M = {}
+local Board = {}
+Board.__index = Board
+
+M.PRIORITY = { high = 3, medium = 2, low = 1 }
+M.PRIORITY_MIN, M.PRIORITY_MAX = 0, 10
+
+--- priority(v) -> number | nil, msg: numbers in [0, 10], or "High"/"Medium"/"Low"
+--- (any case).
+function M.priority(v)
+  if type(v) == "number" then
+    if v ~= v or v < M.PRIORITY_MIN or v > M.PRIORITY_MAX then
+      return nil, "priority must be between 0 and 10 (3 high, 2 medium, 1 low)"
+    end
+    return v
+  elseif type(v) == "string" then
+    local p = M.PRIORITY[v:lower()]
+    if p then return p end
+    return nil, string.format("unknown priority %q; use High, Medium, Low or a number", v)
+  end
+  return nil, "priority must be a number or High/Medium/Low, not a " .. type(v)
+end
+
+--- open(db) -> board
+function M.open(db)
+  if type(db) ~= "table" or not db.conn then error("bad argument #1 to 'open' (store expected)", 2) end
+  return setmetatable({ db = db }, Board)
+end
+
+local CARD_COLUMNS = [[id, type, parent, name, summary, description, note, requirements,
+  acceptance, priority, seat, department, status, wait_reason, retries, worked_by, source,
+  created_at, updated_at]]
+
+-- Loads cards matching `where` (SQL over table cards, with params) with their
+-- dependencies, in creation order.
+function Board:_load(where, ...)
+  local db = self.db
+  local rows = assert(db:rows("SELECT " .. CARD_COLUMNS .. " FROM cards WHERE " .. where
+    .. " ORDER BY created_at, rowid", ...))
+  local by_id = {}
+  for _, c in ipairs(rows) do
+    c.depends_on = {}
+    by_id[c.id] = c
+  end
+  if #rows > 0 then
+    local deps = assert(db:rows("SELECT card_id, depends_on FROM dependencies WHERE card_id IN "
+      .. "(SELECT id FROM cards WHERE " .. where .. ") ORDER BY card_id, position", ...))
+    for _, d in ipairs(deps) do
+      local c = by_id[d.card_id]
+      c.depends_on[#c.depends_on + 1] = d.depends_on
+    end
+  end
+  return rows
+end
+
+local function check_id(id, fname)
+  if type(id) ~= "string" then
+    error(string.format("bad argument #1 to '%s' (card id string expected, got %s)", fname, type(id)), 3)
+  end
+end
+
+local function not_found(id)
+  return nil, string.format("board: no card %q", id), "ENOENT"
+end
+
+--- board:get(id) -> card | nil, msg, "ENOENT"
+function Board:get(id)
+  check_id(id, "get")
+  local c = self:_load("id = ?", id)[1]
+  if not c then return not_found(id) end
+  return c
+end
+
+local function one_or_many(v, fname, field, valid)
+  if v == nil then return nil end
+  local list = type(v) == "table" and v or { v }
+  for _, x in ipairs(list) do
+    if type(x) ~= "string" then
+      error(string.format("bad argument #1 to '%s' (field '%s' must be a string or strings)", fname, field), 3)
+    end
+    if valid and not valid[x] then return nil, x end
+  end
+  return list
+end
+
+local function set_of(list)
+  local s = {}
+  for _, v in ipairs(list) do s[v] = true end
+  return s
+end
+local STATUSES = set_of(sm.statuses())
+local TYPES = set_of(sm.types())
+
+--- board:list{status=, epic=, rock=, type=} -> array of cards (creation order)
+---   | nil, msg, "ESTATUS"|"ETYPE". status and type take one name or an array of names;
+---   epic= keeps the epic's issues, rock= the rock's epics and their issues.
+function Board:list(q)
+  q = q or {}
+  if type(q) ~= "table" then error("bad argument #1 to 'list' (table expected)", 2) end
+  local where, params = { "1" }, {}
+  local statuses, bad = one_or_many(q.status, "list", "status", STATUSES)
+  if bad then return nil, string.format("board: unknown status %q", bad), "ESTATUS" end
+  local types, badt = one_or_many(q.type, "list", "type", TYPES)
+  if badt then return nil, string.format("board: unknown card type %q", badt), "ETYPE" end
+  local function any_of(col, list)
+    local marks = {}
+    for _, v in ipairs(list) do
+      marks[#marks + 1] = "?"
+      params[#params + 1] = v
+    end
+    where[#where + 1] = col .. " IN (" .. table.concat(marks, ",") .. ")"
+  end
+  if statuses then any_of("status", statuses) end
+  if types then any_of("type", types) end
+  if q.epic ~= nil then
+    check_id(q.epic, "list")
+    where[#where + 1] = "parent = ?"
+    params[#params + 1] = q.epic
+  end
+  if q.rock ~= nil then
+    check_id(q.rock, "list")
+    where[#where + 1] = "(parent = ? OR parent IN (SELECT id FROM cards WHERE parent = ? AND type = 'epic'))"
+    params[#params + 1] = q.rock
+    params[#params + 1] = q.rock
+  end
+  return self:_load(table.concat(where, " AND "), table.unpack(params))
+end
+
+--- board:children(id) -> cards whose parent is id
+function Board:children(id)
+  check_id(id, "children")
+  return self:_load("parent = ?", id)
+end
+
+-- The issues a scope covers: an epic's issues, a rock's epics' issues, or all (nil).
+function Board:_scope(scope_id)
+  if scope_id == nil then return "type = 'issue'", {} end
+  check_id(scope_id, "ready")
+  local s = self.db:row("SELECT type FROM cards WHERE id = ?", scope_id)
+  if not s then return not_found(scope_id) end
+  if s.type == "epic" then return "type = 'issue' AND parent = ?", { scope_id } end
+  if s.type == "rock" then
+    return "type = 'issue' AND parent IN (SELECT id FROM cards WHERE parent = ? AND type = 'epic')", { scope_id }
+  end
+  return nil, string.format("board: %s is an issue; give an epic or a rock", scope_id), "EINVAL"
+end
+
+--- board:ready([epic_or_rock_id]) -> array of runnable issues in scheduling order
+---   | nil, msg, "ENOENT"|"EINVAL".
+--- Runnable: status ready and every dependency done. Order: priority (high first), then the
+--- number of unfinished cards that transitively depend on it (more first), then age.
+function Board:ready(scope_id)
+  local where, params, code = self:_scope(scope_id)
+  if not where then return nil, params, code end
+  local db = self.db
+  where = where .. " AND status = 'ready'"
+  local cards = self:_load(where, table.unpack(params))
+  if #cards == 0 then return cards end
+  local status = {}
+  for _, r in ipairs(assert(db:rows([[SELECT DISTINCT t.id, t.status FROM dependencies d
+      JOIN cards t ON t.id = d.depends_on
+      WHERE d.card_id IN (SELECT id FROM cards WHERE ]] .. where .. ")", table.unpack(params)))) do
+    status[r.id] = r.status
+  end
+  local runnable = {}
+  for _, c in ipairs(cards) do
+    local ok = true
+    for _, d in ipairs(c.depends_on) do
+      if status[d] ~= "done" then ok = false break end
+    end
+    if ok then runnable[#runnable + 1] = c end
+  end
+  if #runnable == 0 then return runnable end
+  local dependents = {}
+  for _, e in ipairs(assert(db:rows([[SELECT d.depends_on AS target, d.card_id AS source
+      FROM dependencies d JOIN cards c ON c.id = d.card_id
+      WHERE c.status NOT IN ('done', 'canceled', 'archived')]]))) do
+    local l = dependents[e.target]
+    if not l then
+      l = {}
+      dependents[e.target] = l
+    end
+    l[#l + 1] = e.source
+  end
+  for _, c in ipairs(runnable) do
+    local seen, stack, n = { [c.id] = true }, { c.id }, 0
+    while #stack > 0 do
+      local id = table.remove(stack)
+      for _, s in ipairs(dependents[id] or {}) do
+        if not seen[s] then
+          seen[s] = true
+          n = n + 1
+          stack[#stack + 1] = s
+        end
+      end
+    end
+    c.dependents = n
+  end
+  for i, c in ipairs(runnable) do c._order = i end -- creation order: the age tie-break
+  table.sort(runnable, function(a, b)
+    if a.priority ~= b.priority then return a.priority > b.priority end
+    if a.dependents ~= b.dependents then return a.dependents > b.dependents end
+    return a._order < b._order
+  end)
+  for _, c in ipairs(runnable) do c._order = nil end
+  return runnable
+end
+
+local function check_actor(opts, fname)
+  if type(opts) ~= "table" then error(string.format("bad argument #3 to '%s' (options table expected)", fname), 3) end
+  local a = opts.actor
+  if type(a) ~= "table" or type(a.seat) ~= "string" then
+    error(string.format("bad argument #3 to '%s' (actor = {seat=string, roles={...}} expected)", fname), 3)
+  end
+  if a.roles ~= nil and type(a.roles) ~= "table" then
+    error(string.format("bad argument #3 to '%s' (actor.roles must be a table)", fname), 3)
+  end
+  return a
+end
+
+-- Work is handed in by the seat that moves a card out of in_progress to one of these; that
+-- seat is recorded as worked_by and may not approve the card.
+local HANDS_IN = { ready_for_testing = true, code_review = true, waiting_for_developer = true, blocked = true }
+-- Sent back for rework: counted in retries.
+local REWORK_FROM = { code_review = true, ready_for_testing = true }
+
+--- board:transition(id, to, {actor={seat=, roles={}}, reason=, note=})
+---   -> card | nil, msg, CODE. CODE names the refused rule (see docs/board.md); msg says
+---   how to fix it. The status change and its "transition" event commit together.
+function Board:transition(id, to, opts)
+  check_id(id, "transition")
+  if type(to) ~= "string" then error("bad argument #2 to 'transition' (status string expected)", 2) end
+  local actor = check_actor(opts, "transition")
+  if opts.reason ~= nil and type(opts.reason) ~= "string" then
+    error("bad argument #3 to 'transition' (reason must be a string)", 2)
+  end
+  if opts.note ~= nil and type(opts.note) ~= "string" then
+    error("bad argument #3 to 'transition' (note must be a string)", 2)
+  end
+  local db = self.db
+  return db:tx(function()
+    local c = db:row("SELECT type, status, worked_by FROM cards WHERE id = ?", id)
+    if not c then return not_found(id) end
+    local open = db:row([[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
+      WHERE d.card_id = ? AND t.status <> 'done']], id)
+    local ok, msg, code = sm.check {
+      type = c.type, from = c.status, to = to, seat = actor.seat, roles = actor.roles,
+      reason = opts.reason, worked_by = c.worked_by, deps_done = open.n == 0,
+    }
+    if not ok then return nil, string.format("board: %s: %s", id, msg), code end
+    local worked_by = c.worked_by
+    if c.status == "in_progress" and HANDS_IN[to] then worked_by = actor.seat end
+    local retry = (to == "in_progress" and REWORK_FROM[c.status]) and 1 or 0
+    assert(db:run("UPDATE cards SET status = ?, wait_reason = ?, worked_by = ?, retries = retries + ?, "
+      .. "updated_at = " .. NOW .. " WHERE id = ?", to, opts.reason, worked_by, retry, id))
+    db:event {
+      kind = "transition", card = id, actor = actor.seat,
+      data = { from = c.status, to = to, reason = opts.reason, note = opts.note, roles = actor.roles },
+    }
+    return self:get(id)
+  end)
+end
+
+--- board:comment(id, {author=, body=}) -> comment {id, card, author, body, created_at}
+---   | nil, msg, "ENOENT"|"EINVAL"
+function Board:comment(id, c)
+  check_id(id, "comment")
+  if type(c) ~= "table" or type(c.author) ~= "string" or type(c.body) ~= "string" then
+    error("bad argument #2 to 'comment' ({author=string, body=string} expected)", 2)
+  end
+  if not c.body:find("%S") then return nil, "board: a comment needs a body", "EINVAL" end
+  if not c.author:find("%S") then return nil, "board: a comment needs an author", "EINVAL" end
+  local db = self.db
+  return db:tx(function()
+    if not db:row("SELECT 1 AS x FROM cards WHERE id = ?", id) then return not_found(id) end
+    local _, cid = assert(db:run("INSERT INTO comments (card_id, author, body, created_at) VALUES (?, ?, ?, "
+      .. NOW .. ")", id, c.author, c.body))
+    db:event { kind = "comment", card = id, actor = c.author, data = { comment = cid } }
+    return db:row("SELECT id, card_id AS card, author, body, created_at FROM comments WHERE id = ?", cid)
+  end)
+end
+
+--- board:comments(id) -> array of comments, oldest first
+function Board:comments(id)
+  check_id(id, "comments")
+  return assert(self.db:rows("SELECT id, card_id AS card, author, body, created_at FROM comments "
+    .. "WHERE card_id = ? ORDER BY id", id))
+end
+
+--- board:history(id) -> array of events {id, at, kind, card, run, actor, data}, oldest first
+function Board:history(id)
+  check_id(id, "history")
+  return self.db:events { card = id }
+end
+
+-- Depth-first search for a cycle through `start` in graph (id -> array of ids).
+-- Returns the cycle as an array of ids (first == last) or nil.
+function M.find_cycle(graph, nodes)
+  local color, stack = {}, {}
+  local function visit(n)
+    color[n] = 1
+    stack[#stack + 1] = n
+    for _, d in ipairs(graph[n] or {}) do
+      if color[d] == 1 then
+        local cyc = {}
+        for i = #stack, 1, -1 do
+          table.insert(cyc, 1, stack[i])
+          if stack[i] == d then break end
+        end
+        cyc[#cyc + 1] = d
+        return cyc
+      elseif color[d] == nil then
+        local c = visit(d)
+        if c then return c end
+      end
+    end
+    stack[#stack] = nil
+    color[n] = 2
+    return nil
+  end
+  for _, n in ipairs(nodes) do
+    if color[n] == nil then
+      local c = visit(n)
+      if c then return c end
+    end
+  end
+  return nil
+end
+
+local TEXT_FIELDS = { "summary", "description", "note", "requirements", "acceptance", "seat", "name" }
+
+--- board:create{parent=epic_id, summary=, description=, seat=, priority=, depends_on={...},
+---   requirements=, acceptance=, note=, name=, id=, actor=} -> card | nil, msg, CODE
+--- Files a new issue under an epic. id defaults to "<EPIC>-<n>" with the next free n.
+function Board:create(spec)
+  if type(spec) ~= "table" then error("bad argument #1 to 'create' (table expected)", 2) end
+  check_id(spec.parent, "create")
+  for _, f in ipairs(TEXT_FIELDS) do
+    if spec[f] ~= nil and type(spec[f]) ~= "string" then
+      error(string.format("bad argument #1 to 'create' (field '%s' must be a string)", f), 2)
+    end
+  end
+  if spec.id ~= nil and type(spec.id) ~= "string" then error("bad argument #1 to 'create' (field 'id' must be a string)", 2) end
+  local deps = spec.depends_on or {}
+  if type(deps) ~= "table" then error("bad argument #1 to 'create' (field 'depends_on' must be an array of ids)", 2) end
+  if not (spec.summary or ""):find("%S") then return nil, "board: a new card needs a summary", "EINVAL" end
+  local priority = 2
+  if spec.priority ~= nil then
+    local p, perr = M.priority(spec.priority)
+    if not p then return nil, "board: " .. perr, "EINVAL" end
+    priority = p
+  end
+  local db = self.db
+  return db:tx(function()
+    local parent = db:row("SELECT type FROM cards WHERE id = ?", spec.parent)
+    if not parent then return not_found(spec.parent) end
+    if parent.type ~= "epic" then
+      return nil, string.format("board: %s is a %s; new issues go under an epic", spec.parent, parent.type), "EINVAL"
+    end
+    local id = spec.id
+    if id then
+      if not id:match("^[%w][%w_.%-]*$") then
+        return nil, string.format("board: bad card id %q (letters, digits, '_', '.', '-')", id), "EINVAL"
+      end
+      if db:row("SELECT 1 AS x FROM cards WHERE id = ?", id) then
+        return nil, string.format("board: card %q already exists", id), "EEXIST"
+      end
+    else
+      local n = db:row("SELECT count(*) AS n FROM cards WHERE parent = ?", spec.parent).n + 1
+      repeat
+        id = spec.parent .. "-" .. n
+        n = n + 1
+      until not db:row("SELECT 1 AS x FROM cards WHERE id = ?", id)
+    end
+    for i, d in ipairs(deps) do
+      if type(d) ~= "string" or not db:row("SELECT 1 AS x FROM cards WHERE id = ?", d) then
+        return nil, string.format("board: depends_on[%d]: unknown card %q", i, tostring(d)), "ENOENT"
+      end
+    end
+    assert(db:run("INSERT INTO cards (id, type, parent, name, summary, description, note, requirements, "
+      .. "acceptance, priority, seat, created_at, updated_at) VALUES (?, 'issue', ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+      .. NOW .. ", " .. NOW .. ")", id, spec.parent, spec.name, spec.summary, spec.description, spec.note,
+      spec.requirements, spec.acceptance, priority, spec.seat))
+    for i, d in ipairs(deps) do
+      assert(db:run("INSERT OR IGNORE INTO dependencies (card_id, depends_on, position) VALUES (?, ?, ?)", id, d, i))
+    end
+    local actor = type(spec.actor) == "table" and spec.actor.seat or nil
+    db:event { kind = "create", card = id, actor = actor, data = { parent = spec.parent } }
+    return self:get(id)
+  end)
+end
+
+M.statuses = sm.statuses
+M.json = json
+return M

@@ -1,0 +1,144 @@
+-- orket board [EPIC] [--json]: the board as a tree (rock > epic > issue) with status,
+-- seat and priority; --json prints the documented format (docs/store.md).
+local project = require "orket.project"
+local jsonout = require "orket.jsonout"
+local board_mod = require "orket.board"
+
+local USAGE = "orket board [EPIC|ROCK] [--json] [-C DIR]"
+local cmd = { summary = "show the board as a tree", usage = USAGE }
+cmd.help = [[
+Shows rocks, their epics and the epics' issues with status, priority and seat. EPIC (or a
+rock id) limits the tree to it. --json prints every card as data instead (docs/store.md).
+Colour is used only on a terminal and never when NO_COLOR is set.]]
+
+local COLORS = {
+  done = "32", in_progress = "33", code_review = "36", ready_for_testing = "36",
+  blocked = "31", waiting_for_developer = "35", canceled = "90", archived = "90",
+}
+
+local function color_on()
+  local nc = os.getenv("NO_COLOR")
+  if nc ~= nil and nc ~= "" then return false end
+  return require("luv").guess_handle(1) == "tty"
+end
+
+local function pname(p)
+  if p >= 3 then return "high" elseif p >= 2 then return "medium" elseif p >= 1 then return "low" end
+  return "none"
+end
+cmd.priority_name = pname
+
+--- card_json(card) -> the card with arrays marked (the --json card object)
+function cmd.card_json(c)
+  local t = {}
+  for _, k in ipairs { "id", "type", "parent", "name", "summary", "description", "note",
+    "requirements", "acceptance", "priority", "seat", "department", "status", "wait_reason",
+    "retries", "worked_by", "source", "created_at", "updated_at" } do
+    t[k] = c[k]
+    if t[k] == nil then t[k] = require("cjson").null end
+  end
+  t.depends_on = jsonout.array(c.depends_on)
+  return t
+end
+
+local function parse(args, cli)
+  local o = { dir = "." }
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--json" then o.json = true
+    elseif a == "-C" then
+      i = i + 1
+      o.dir = args[i]
+      if not o.dir then return nil, cli.usage_error(cmd, "-C needs a directory") end
+    elseif a:match("^%-") then return nil, cli.usage_error(cmd, "unknown option '%s'", a)
+    elseif o.id then return nil, cli.usage_error(cmd, "give at most one epic or rock")
+    else o.id = a end
+    i = i + 1
+  end
+  return o
+end
+cmd.parse = parse
+
+function cmd.run(args, cli)
+  local o, status = parse(args, cli)
+  if not o then return status end
+  local db, err = project.open_store(o.dir, false)
+  if not db then
+    cli.err("%s", err)
+    return 1
+  end
+  local b = board_mod.open(db)
+  local cards
+  if o.id then
+    local root, gerr = b:get(o.id)
+    if not root then
+      db:close()
+      cli.err("%s", gerr)
+      return 1
+    end
+    cards = { root }
+    if root.type == "rock" then
+      for _, c in ipairs(b:list { rock = o.id }) do cards[#cards + 1] = c end
+    elseif root.type == "epic" then
+      for _, c in ipairs(b:list { epic = o.id }) do cards[#cards + 1] = c end
+    end
+  else
+    cards = b:list {}
+  end
+  db:close()
+
+  -- Tree order: rocks, each rock's epics, each epic's issues; then what has no parent here.
+  local children, ids = {}, {}
+  for _, c in ipairs(cards) do ids[c.id] = true end
+  for _, c in ipairs(cards) do
+    if c.parent and ids[c.parent] then
+      children[c.parent] = children[c.parent] or {}
+      table.insert(children[c.parent], c)
+    end
+  end
+  local ordered = {}
+  local function walk(c, depth)
+    ordered[#ordered + 1] = { card = c, depth = depth }
+    for _, k in ipairs(children[c.id] or {}) do walk(k, depth + 1) end
+  end
+  -- Roots: rocks, then epics and issues whose parent is not shown, in creation order.
+  local stable = {}
+  for _, t in ipairs { "rock", "epic", "issue" } do
+    for _, c in ipairs(cards) do
+      if c.type == t and not (c.parent and ids[c.parent]) then stable[#stable + 1] = c end
+    end
+  end
+  for _, c in ipairs(stable) do walk(c, 0) end
+
+  if o.json then
+    local list = {}
+    for _, e in ipairs(ordered) do list[#list + 1] = cmd.card_json(e.card) end
+    io.stdout:write(jsonout.encode { format = "orket.board/1", root = o.id or require("cjson").null,
+      cards = jsonout.array(list) }, "\n")
+    return 0
+  end
+  if #ordered == 0 then
+    io.stdout:write("the board is empty; put epics in epics/ and run 'orket import'\n")
+    return 0
+  end
+  local color = color_on()
+  local function paint(code, s) return color and code and ("\27[" .. code .. "m" .. s .. "\27[0m") or s end
+  local out = {}
+  for _, e in ipairs(ordered) do
+    local c = e.card
+    local indent = string.rep("  ", e.depth)
+    local title = c.summary or c.name or ""
+    if c.type ~= "issue" and c.name and c.name ~= "" then title = c.name end
+    local st = c.status .. (c.wait_reason and ("(" .. c.wait_reason .. ")") or "")
+    local label = c.type == "issue" and c.id or (c.type:upper() .. " " .. c.id)
+    local line = string.format("%-36s %s %-8s %-18s %s", indent .. label,
+      paint(COLORS[c.status], string.format("%-22s", st)), pname(c.priority), c.seat or "-", title)
+    if c.type ~= "issue" and color then line = "\27[1m" .. line .. "\27[0m" end
+    out[#out + 1] = line:gsub("%s+$", "")
+  end
+  io.stdout:write(table.concat(out, "\n"), "\n")
+  return 0
+end
+
+return cmd

@@ -1,0 +1,89 @@
+-- orket card ID [--json]: one card in full, with its dependencies, comments and history.
+local project = require "orket.project"
+local jsonout = require "orket.jsonout"
+local board_mod = require "orket.board"
+local board_cmd = require "orket.cmd.board"
+local cjson = require "cjson"
+
+local USAGE = "orket card ID [--json] [-C DIR]"
+local cmd = { summary = "show one card with comments and history", usage = USAGE }
+cmd.help = "Shows every field of card ID, its comments and its event history (oldest first).\n"
+  .. "--json prints the documented format (docs/store.md)."
+
+function cmd.run(args, cli)
+  local o, status = board_cmd.parse(args, { usage_error = function(_, ...) return cli.usage_error(cmd, ...) end })
+  if not o then return status end
+  if not o.id then return cli.usage_error(cmd, "card needs a card id") end
+  local db, err = project.open_store(o.dir, false)
+  if not db then
+    cli.err("%s", err)
+    return 1
+  end
+  local b = board_mod.open(db)
+  local c, gerr = b:get(o.id)
+  if not c then
+    db:close()
+    cli.err("%s", gerr)
+    return 1
+  end
+  local comments, history, kids = b:comments(o.id), b:history(o.id), b:children(o.id)
+  db:close()
+  if o.json then
+    local hist = {}
+    for i, e in ipairs(history) do
+      hist[i] = { id = e.id, at = e.at, kind = e.kind, actor = e.actor or cjson.null,
+        run = e.run or cjson.null, data = e.data }
+    end
+    local cm = {}
+    for i, m in ipairs(comments) do cm[i] = { id = m.id, author = m.author, body = m.body, created_at = m.created_at } end
+    local ch = {}
+    for i, k in ipairs(kids) do ch[i] = k.id end
+    io.stdout:write(jsonout.encode { format = "orket.card/1", card = board_cmd.card_json(c),
+      children = jsonout.array(ch), comments = jsonout.array(cm), history = jsonout.array(hist) }, "\n")
+    return 0
+  end
+  local w = {}
+  local function line(k, v) if v ~= nil and v ~= "" then w[#w + 1] = string.format("%-13s %s", k .. ":", v) end end
+  line("id", c.id)
+  line("type", c.type)
+  line("parent", c.parent)
+  line("name", c.name)
+  line("summary", c.summary)
+  line("status", c.status .. (c.wait_reason and (" (waiting: " .. c.wait_reason .. ")") or ""))
+  line("priority", string.format("%s (%g)", board_cmd.priority_name(c.priority), c.priority))
+  line("seat", c.seat)
+  line("worked by", c.worked_by)
+  line("retries", c.retries > 0 and c.retries or nil)
+  line("depends on", #c.depends_on > 0 and table.concat(c.depends_on, ", ") or nil)
+  if #kids > 0 then
+    local ch = {}
+    for _, k in ipairs(kids) do ch[#ch + 1] = k.id .. " (" .. k.status .. ")" end
+    line("children", table.concat(ch, ", "))
+  end
+  line("source", c.source)
+  line("created", c.created_at)
+  line("updated", c.updated_at)
+  for _, k in ipairs { "description", "requirements", "acceptance", "note" } do
+    if c[k] and c[k] ~= "" then w[#w + 1] = "\n" .. k .. ":\n  " .. c[k]:gsub("\n", "\n  ") end
+  end
+  if #comments > 0 then
+    w[#w + 1] = "\ncomments:"
+    for _, m in ipairs(comments) do w[#w + 1] = string.format("  %s %s: %s", m.created_at, m.author, m.body) end
+  end
+  w[#w + 1] = "\nhistory:"
+  for _, e in ipairs(history) do
+    local d = e.data or {}
+    local what = e.kind
+    if e.kind == "transition" then
+      what = string.format("%s -> %s%s%s", d.from, d.to, d.reason and (" (" .. d.reason .. ")") or "",
+        d.note and (": " .. d.note) or "")
+    elseif e.kind == "import" then
+      what = d.created and ("imported from " .. tostring(d.source)) or ("re-imported: " .. table.concat(d.changed or {}, ", ") .. " changed")
+    end
+    w[#w + 1] = string.format("  %s %-16s %s", e.at, e.actor or "-", what)
+  end
+  io.stdout:write(table.concat(w, "\n"), "\n")
+  return 0
+end
+
+return cmd

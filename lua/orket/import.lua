@@ -1,0 +1,371 @@
+-- orket.import: loads a project's epics/ folder (JSON in the original Orket's field names,
+-- or Lua files returning the same shape, run in a sandbox) into the board. Everything is
+-- validated before anything is written, then one transaction upserts the cards: ids are
+-- stable (explicit or derived), so a re-import updates definitions and keeps status and
+-- history. Errors name the file and the field path. Format: docs/board.md.
+local uv = require "luv"
+local json = require "cjson.safe"
+local board_mod = require "orket.board"
+local store = require "orket.store"
+
+local M = {}
+M.MAX_FILE = 16 * 1024 * 1024
+M.ISSUE_KEYS = { "issues", "stories", "cards" }
+
+-- "Add the login form!" -> "add-the-login-form"
+function M.slug(s)
+  s = s:lower():gsub("[^%w]+", "-"):gsub("^%-+", ""):gsub("%-+$", "")
+  if #s > 48 then s = s:sub(1, 48):gsub("%-+$", "") end
+  return s
+end
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read(M.MAX_FILE + 1)
+  f:close()
+  if s and #s > M.MAX_FILE then return nil, "file larger than 16 MiB" end
+  return s or ""
+end
+
+-- Files under epics/ (and one level of department folders), sorted: {rel=, path=, department=}
+local function list_files(dir)
+  local root = dir .. "/epics"
+  local st = uv.fs_stat(root)
+  if not st or st.type ~= "directory" then
+    return nil, string.format("import: %s: no epics/ folder here (give the project directory)", root), "ENOENT"
+  end
+  local files = {}
+  local function scan(path, rel, department)
+    local h = uv.fs_scandir(path)
+    if not h then return end
+    while true do
+      local name, ty = uv.fs_scandir_next(h)
+      if not name then break end
+      if name:sub(1, 1) ~= "." then
+        if ty == "directory" and department == nil then
+          scan(path .. "/" .. name, rel .. "/" .. name, name)
+        elseif ty == "file" and (name:match("%.json$") or name:match("%.lua$")) then
+          files[#files + 1] = { path = path .. "/" .. name, rel = rel .. "/" .. name, department = department,
+            stem = name:gsub("%.%w+$", "") }
+        end
+      end
+    end
+  end
+  scan(root, "epics", nil)
+  table.sort(files, function(a, b) return a.rel < b.rel end)
+  return files
+end
+
+-- cjson reports "at character N"; people want a line.
+local function json_error(text, err)
+  local pos = tonumber(err:match("character (%d+)"))
+  if not pos then return err end
+  local line = 1
+  for _ in text:sub(1, pos - 1):gmatch("\n") do line = line + 1 end
+  return string.format("%d: %s", line, err)
+end
+
+local function parse_file(f)
+  local text, rerr = read_file(f.path)
+  if not text then return nil, string.format("%s: cannot read: %s", f.rel, rerr) end
+  if f.rel:match("%.json$") then
+    local v, err = json.decode(text)
+    if v == nil then return nil, string.format("%s:%s", f.rel, json_error(text, err or "not JSON")) end
+    return v
+  end
+  local sandbox = require "orket.sandbox"
+  local box = sandbox.new { name = f.rel }
+  local fn, err = box:load(text, "@" .. f.rel)
+  if not fn then return nil, err end
+  local ok, v = box:pcall(fn)
+  if not ok then return nil, tostring(v) end
+  return sandbox.copy(v)
+end
+
+-- Field checking with paths: ctx = {file=, base=0|1 (index base of the file's language)}
+local Ctx = {}
+Ctx.__index = Ctx
+
+function Ctx:fail(path, fmt, ...)
+  error({ import_error = string.format("%s: %s%s", self.file, path ~= "" and (path .. ": ") or "",
+    string.format(fmt, ...)) }, 0)
+end
+
+function Ctx:idx(path, i) return string.format("%s[%d]", path, i - 1 + self.base) end
+function Ctx:field(path, k) return path == "" and k or (path .. "." .. k) end
+
+function Ctx:str(t, path, k, required)
+  local v = t[k]
+  if v == nil or v == json.null then
+    if required then self:fail(self:field(path, k), "required string is missing") end
+    return nil
+  end
+  if type(v) ~= "string" then self:fail(self:field(path, k), "must be a string, not %s", type(v)) end
+  return v
+end
+
+-- requirements / acceptance: a string or an array of strings (joined one per line)
+function Ctx:text(t, path, k)
+  local v = t[k]
+  if v == nil or v == json.null then return nil end
+  if type(v) == "string" then return v end
+  if type(v) == "table" then
+    local out = {}
+    for i, s in ipairs(v) do
+      if type(s) ~= "string" then self:fail(self:idx(self:field(path, k), i), "must be a string") end
+      out[i] = s
+    end
+    return table.concat(out, "\n")
+  end
+  self:fail(self:field(path, k), "must be a string or an array of strings")
+end
+
+function Ctx:priority(t, path)
+  local v = t.priority
+  if v == nil or v == json.null then return 2 end
+  local p, err = board_mod.priority(v)
+  if not p then self:fail(self:field(path, "priority"), "%s", err) end
+  return p
+end
+
+function Ctx:id(t, path, derived)
+  local v = self:str(t, path, "id")
+  if v == nil then
+    if derived == nil or derived == "" then self:fail(self:field(path, "id"), "cannot derive an id; give one") end
+    return derived, true
+  end
+  if not v:match("^[%w][%w_.%-]*$") then
+    self:fail(self:field(path, "id"), "bad id %q: use letters, digits, '_', '.', '-'", v)
+  end
+  return v
+end
+
+function Ctx:deps(t, path)
+  local v = t.depends_on
+  if v == nil or v == json.null then return {} end
+  if type(v) == "string" then v = { v } end
+  if type(v) ~= "table" then self:fail(self:field(path, "depends_on"), "must be an array of card ids") end
+  local out = {}
+  for i, d in ipairs(v) do
+    if type(d) ~= "string" then self:fail(self:idx(self:field(path, "depends_on"), i), "must be a card id string") end
+    out[i] = { id = d, path = self:idx(self:field(path, "depends_on"), i) }
+  end
+  return out
+end
+
+local function common(ctx, t, path, card)
+  card.name = ctx:str(t, path, "name")
+  card.summary = ctx:str(t, path, "summary")
+  card.description = ctx:str(t, path, "description")
+  card.note = ctx:str(t, path, "note")
+  card.seat = ctx:str(t, path, "seat")
+  card.requirements = ctx:text(t, path, "requirements")
+  card.acceptance = ctx:text(t, path, "acceptance")
+  card.priority = ctx:priority(t, path)
+  card.deps = ctx:deps(t, path)
+  card.file = ctx.file
+  card.path = path
+  return card
+end
+
+-- One file's value -> list of card definitions (rock or epic first, then issues).
+local function shape(f, v)
+  local ctx = setmetatable({ file = f.rel, base = f.rel:match("%.lua$") and 1 or 0 }, Ctx)
+  if type(v) ~= "table" then ctx:fail("", "must hold an object (a rock or an epic), not %s", type(v)) end
+  if v[1] ~= nil then ctx:fail("", "must hold an object (a rock or an epic), not an array") end
+  local cards = {}
+  local kind = v.type
+  if kind ~= nil and kind ~= "rock" and kind ~= "epic" then ctx:fail("type", "must be \"rock\" or \"epic\"") end
+  if kind == "rock" or (kind == nil and v.epics ~= nil) then
+    local rock = common(ctx, v, "", { type = "rock", department = f.department })
+    rock.id = ctx:id(v, "", f.stem)
+    if type(v.epics) ~= "table" then ctx:fail("epics", "must be an array of {epic=, department=}") end
+    rock.epics = {}
+    for i, e in ipairs(v.epics) do
+      local p = ctx:idx("epics", i)
+      if type(e) == "string" then e = { epic = e } end
+      if type(e) ~= "table" then ctx:fail(p, "must be {epic=, department=} or an epic id") end
+      rock.epics[i] = { epic = ctx:str(e, p, "epic", true), department = ctx:str(e, p, "department"), path = p }
+    end
+    cards[1] = rock
+    return cards
+  end
+  local epic = common(ctx, v, "", { type = "epic", department = f.department })
+  epic.id = ctx:id(v, "", f.stem)
+  cards[1] = epic
+  local key, list
+  for _, k in ipairs(M.ISSUE_KEYS) do
+    if v[k] ~= nil then
+      if key then ctx:fail(k, "give issues under one key only (found %s and %s)", key, k) end
+      key, list = k, v[k]
+    end
+  end
+  if list == nil then return cards end
+  if type(list) ~= "table" then ctx:fail(key, "must be an array of issues") end
+  for i, t in ipairs(list) do
+    local p = ctx:idx(key, i)
+    if type(t) ~= "table" then ctx:fail(p, "must be an object") end
+    local issue = common(ctx, t, p, { type = "issue", parent = epic.id })
+    local title = issue.summary or issue.name
+    if not title or not title:find("%S") then ctx:fail(p, "needs a summary or a name") end
+    issue.id = ctx:id(t, p, epic.id .. "-" .. M.slug(title))
+    cards[#cards + 1] = issue
+  end
+  return cards
+end
+
+--- load(dir) -> {files=n, cards={def...}} | nil, msg, CODE. Validates everything that
+--- does not need the board (ids, duplicates, rock links, dependencies within the files).
+function M.load(dir)
+  local files, err, code = list_files(dir)
+  if not files then return nil, err, code end
+  local defs, by_id, epics = {}, {}, {}
+  for _, f in ipairs(files) do
+    local v, perr = parse_file(f)
+    if v == nil then return nil, perr, "EINVAL" end
+    local ok, cards = pcall(shape, f, v)
+    if not ok then
+      if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL" end
+      error(cards, 0)
+    end
+    for _, c in ipairs(cards) do
+      local prev = by_id[c.id]
+      if prev then
+        return nil, string.format("%s: %s: card id %q is already used by %s%s; give one of them an explicit id",
+          c.file, c.path ~= "" and c.path or "id", c.id, prev.file, prev.path ~= "" and (" " .. prev.path) or ""), "EINVAL"
+      end
+      by_id[c.id] = c
+      defs[#defs + 1] = c
+      if c.type == "epic" then epics[#epics + 1] = { card = c, stem = f.stem, department = f.department } end
+    end
+  end
+  -- Rocks name their epics by id, file name or name, optionally within a department.
+  for _, r in ipairs(defs) do
+    if r.type == "rock" then
+      for _, link in ipairs(r.epics) do
+        local found
+        for _, e in ipairs(epics) do
+          if (link.department == nil or link.department == e.department)
+            and (e.card.id == link.epic or e.stem == link.epic or e.card.name == link.epic) then
+            found = e.card
+            break
+          end
+        end
+        if not found then
+          return nil, string.format("%s: %s.epic: unknown epic %q%s", r.file, link.path, link.epic,
+            link.department and (" in department " .. link.department) or ""), "EINVAL"
+        end
+        if found.parent and found.parent ~= r.id then
+          return nil, string.format("%s: %s.epic: epic %q already belongs to rock %q", r.file, link.path,
+            found.id, found.parent), "EINVAL"
+        end
+        found.parent = r.id
+      end
+    end
+  end
+  return { files = #files, cards = defs, by_id = by_id }
+end
+
+local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",
+  "acceptance", "priority", "seat", "department", "source" }
+
+--- import(db, dir) -> {files=, cards=, created=, updated=, unchanged=} | nil, msg, CODE.
+--- Nothing is written when any file is invalid, a dependency is unknown or forms a cycle.
+function M.import(db, dir)
+  local set, err, code = M.load(dir)
+  if not set then return nil, err, code end
+  local b = board_mod.open(db)
+  return db:tx(function()
+    -- Dependencies resolve against the files, then the board.
+    local existing = {}
+    for _, r in ipairs(assert(db:rows("SELECT id, type FROM cards"))) do existing[r.id] = r.type end
+    local graph, nodes = {}, {}
+    for _, c in ipairs(set.cards) do
+      if existing[c.id] and existing[c.id] ~= c.type then
+        return nil, string.format("%s: %s: card %q is a%s %s on the board, not a%s %s", c.file,
+          c.path ~= "" and c.path or "id", c.id, existing[c.id] == "epic" and "n" or "",
+          existing[c.id], c.type == "rock" and "" or "n", c.type), "EINVAL"
+      end
+      local ids = {}
+      for _, d in ipairs(c.deps) do
+        if not set.by_id[d.id] and not existing[d.id] then
+          return nil, string.format("%s: %s: unknown card %q", c.file, d.path, d.id), "EINVAL"
+        end
+        if d.id == c.id then
+          return nil, string.format("%s: %s: a card cannot depend on itself", c.file, d.path), "EINVAL"
+        end
+        ids[#ids + 1] = d.id
+      end
+      graph[c.id] = ids
+      nodes[#nodes + 1] = c.id
+    end
+    for _, r in ipairs(assert(db:rows("SELECT card_id, depends_on FROM dependencies ORDER BY card_id, position"))) do
+      if not set.by_id[r.card_id] then
+        graph[r.card_id] = graph[r.card_id] or {}
+        table.insert(graph[r.card_id], r.depends_on)
+      end
+    end
+    local cycle = board_mod.find_cycle(graph, nodes)
+    if cycle then
+      local c = set.by_id[cycle[1]] or set.by_id[cycle[2]]
+      return nil, string.format("%s: dependency cycle: %s", c and c.file or "epics", table.concat(cycle, " -> ")), "ECYCLE"
+    end
+
+    -- Parents before children (foreign keys), creation order kept within a type.
+    local rank = { rock = 1, epic = 2, issue = 3 }
+    local ordered = {}
+    for r = 1, 3 do
+      for _, c in ipairs(set.cards) do
+        if rank[c.type] == r then ordered[#ordered + 1] = c end
+      end
+    end
+    set.cards = ordered
+
+    local created, updated, unchanged = 0, 0, 0
+    local now = store.NOW
+    for _, c in ipairs(set.cards) do
+      c.source = c.file
+      local cur = existing[c.id] and b:get(c.id)
+      local deps = graph[c.id]
+      if not cur then
+        assert(db:run("INSERT INTO cards (id, type, parent, name, summary, description, note, requirements, "
+          .. "acceptance, priority, seat, department, source, created_at, updated_at) VALUES "
+          .. "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " .. now .. ", " .. now .. ")",
+          c.id, c.type, c.parent, c.name, c.summary, c.description, c.note, c.requirements,
+          c.acceptance, c.priority, c.seat, c.department, c.source))
+        created = created + 1
+        db:event { kind = "import", card = c.id, data = { source = c.source, created = true } }
+      else
+        local changed = {}
+        for _, k in ipairs(COMPARED) do
+          if cur[k] ~= c[k] then changed[#changed + 1] = k end
+        end
+        if table.concat(cur.depends_on, "\0") ~= table.concat(deps, "\0") then changed[#changed + 1] = "depends_on" end
+        if #changed == 0 then
+          unchanged = unchanged + 1
+        else
+          assert(db:run("UPDATE cards SET parent = ?, name = ?, summary = ?, description = ?, note = ?, "
+            .. "requirements = ?, acceptance = ?, priority = ?, seat = ?, department = ?, source = ?, "
+            .. "updated_at = " .. now .. " WHERE id = ?", c.parent, c.name, c.summary, c.description,
+            c.note, c.requirements, c.acceptance, c.priority, c.seat, c.department, c.source, c.id))
+          assert(db:run("DELETE FROM dependencies WHERE card_id = ?", c.id))
+          updated = updated + 1
+          db:event { kind = "import", card = c.id, data = { source = c.source, changed = changed } }
+        end
+        c.keep_deps = #changed == 0
+      end
+    end
+    -- Dependencies after every card exists (they may point forward).
+    for _, c in ipairs(set.cards) do
+      if not c.keep_deps then
+        for i, d in ipairs(graph[c.id]) do
+          assert(db:run("INSERT OR IGNORE INTO dependencies (card_id, depends_on, position) VALUES (?, ?, ?)", c.id, d, i))
+        end
+      end
+    end
+    return { files = set.files, cards = #set.cards, created = created, updated = updated, unchanged = unchanged }
+  end)
+end
+
+return M

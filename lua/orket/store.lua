@@ -1,0 +1,229 @@
+-- orket.store: the board's database. open() creates or migrates the file (see
+-- orket.store.migrations), and the object it returns wraps the C connection
+-- (orket.c.store) with the append-only event journal and the record_* API the engine
+-- uses for runs, turns, tool calls, gate decisions and policy violations: each record and
+-- its journal event are written in one transaction.
+local cstore = require "orket.c.store"
+local json = require "cjson.safe"
+
+local M = {}
+M.migrations = require "orket.store.migrations"
+
+-- SQL for "now" as stored everywhere: ISO 8601 UTC with milliseconds.
+M.NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+local NOW = M.NOW
+
+local DB = {}
+DB.__index = DB
+
+local function encode(v, what)
+  if v == nil then return "{}" end
+  local s, err = json.encode(v)
+  if not s then error(string.format("store: %s is not JSON data: %s", what, err), 3) end
+  return s
+end
+M.encode = encode
+
+local function mkdir_p(dir)
+  local uv = require "luv"
+  local path = ""
+  for part in dir:gmatch("[^/]+") do
+    path = (path == "" and dir:sub(1, 1) ~= "/") and part or (path .. "/" .. part)
+    if not uv.fs_stat(path) then
+      local ok, err = uv.fs_mkdir(path, 493) -- 0755
+      if not ok and not uv.fs_stat(path) then return nil, err end
+    end
+  end
+  return true
+end
+
+-- Applies migrations newer than the file's version, each in its own transaction; the
+-- version is re-read inside it so two processes opening a new file do not both apply it.
+local function migrate(conn, path, list, upto)
+  for i, m in ipairs(list) do
+    assert(m.version == i, "store migrations must be numbered 1, 2, 3, ...")
+  end
+  local latest = upto or #list
+  local v, err, code = conn:version()
+  if not v then return nil, err, code end
+  if v > #list then
+    return nil, string.format("store: %s has schema version %d, newer than this orket knows (%d); "
+      .. "use a newer orket", path, v, #list), "EVERSION"
+  end
+  for i = v + 1, latest do
+    local m = list[i]
+    local ok, merr, mcode = conn:tx(function()
+      if conn:version() >= m.version then return true end
+      assert(conn:exec(m.sql))
+      assert(conn:set_version(m.version))
+      return true
+    end)
+    if not ok then
+      return nil, string.format("store: %s: migration %d (%s) failed: %s", path, m.version,
+        m.name, merr), mcode
+    end
+  end
+  return true
+end
+
+--- open(path, opts) -> db | nil, msg, CODE
+--- opts.create (default true): create the file and its directory when missing (else ENOENT).
+--- opts.upto: migrate only up to this version (tests of older schemas).
+function M.open(path, opts)
+  if type(path) ~= "string" then error("bad argument #1 to 'open' (string expected, got " .. type(path) .. ")", 2) end
+  opts = opts or {}
+  local create = opts.create ~= false
+  local uv = require "luv"
+  if not create and not uv.fs_stat(path) then
+    return nil, "store: no database at " .. path, "ENOENT"
+  end
+  local dir = path:match("^(.*)/[^/]+$")
+  if create and dir and dir ~= "" then
+    local ok, err = mkdir_p(dir)
+    if not ok then return nil, "store: cannot create " .. dir .. ": " .. tostring(err), "ECANTOPEN" end
+  end
+  local conn, err, code = cstore.open(path, create)
+  if not conn then return nil, err, code end
+  local ok, merr, mcode = migrate(conn, path, M.migrations, opts.upto)
+  if not ok then
+    conn:close()
+    return nil, merr, mcode
+  end
+  return setmetatable({ conn = conn, path = path }, DB)
+end
+
+M.latest_version = #M.migrations
+
+-- Thin pass-throughs to the connection (see core/lstore.c for their contracts).
+function DB:exec(sql) return self.conn:exec(sql) end
+function DB:run(sql, ...) return self.conn:run(sql, ...) end
+function DB:rows(sql, ...) return self.conn:rows(sql, ...) end
+function DB:row(sql, ...) return self.conn:row(sql, ...) end
+function DB:version() return self.conn:version() end
+
+--- db:tx(fn, ...) -> fn's results | nil, msg, CODE. Rolls back when fn raises or returns
+--- nil, msg[, CODE]. Nests (savepoints). fn cannot wait on the loop.
+function DB:tx(fn, ...) return self.conn:tx(fn, ...) end
+
+function DB:close() self.conn:close() end
+DB.__close = DB.close
+
+--- db:event{kind=, card=, run=, actor=, data=} -> event id. Appends one journal row; call
+--- it inside the transaction of the change it records.
+function DB:event(e)
+  if type(e) ~= "table" or type(e.kind) ~= "string" then
+    error("bad argument #1 to 'event' (table with a string 'kind' expected)", 2)
+  end
+  local _, id = assert(self.conn:run("INSERT INTO events (at, kind, card_id, run_id, actor, data) VALUES ("
+    .. NOW .. ", ?, ?, ?, ?, ?)", e.kind, e.card, e.run, e.actor, encode(e.data, "event data")))
+  return id
+end
+
+--- db:events{card=, run=, after=, limit=} -> array of {id, at, kind, card, run, actor, data}
+function DB:events(q)
+  q = q or {}
+  local rows = assert(self.conn:rows([[SELECT id, at, kind, card_id AS card, run_id AS run, actor, data
+    FROM events WHERE (?1 IS NULL OR card_id = ?1) AND (?2 IS NULL OR run_id = ?2) AND id > ?3
+    ORDER BY id LIMIT ?4]], q.card, q.run, q.after or 0, q.limit or -1))
+  for _, r in ipairs(rows) do r.data = json.decode(r.data) or {} end
+  return rows
+end
+
+local function need(t, fname, k, ty, optional)
+  local v = t[k]
+  if v == nil and optional then return nil end
+  if type(v) ~= ty then
+    error(string.format("bad argument #1 to '%s' (field '%s' must be a %s)", fname, k, ty), 3)
+  end
+  return v
+end
+
+-- One record + its event in one transaction; returns the new row id.
+function DB:_record(insert, event, ...)
+  local args = table.pack(...)
+  local id, err, ecode = self.conn:tx(function()
+    local n, rid, code = self.conn:run(insert, table.unpack(args, 1, args.n))
+    if not n then return nil, rid, code end
+    event.data = event.data or {}
+    event.data.id = rid
+    if event.run == "self" then event.run = rid end
+    self:event(event)
+    return rid
+  end)
+  if not id then return nil, err, ecode end
+  return id
+end
+
+--- db:record_run{target=, kind=, data=} -> run id | nil, msg, CODE
+function DB:record_run(r)
+  need(r, "record_run", "target", "string")
+  need(r, "record_run", "kind", "string")
+  return self:_record("INSERT INTO runs (target, kind, started_at, data) VALUES (?, ?, " .. NOW .. ", ?)",
+    { kind = "run_start", run = "self", data = { target = r.target, kind = r.kind } },
+    r.target, r.kind, encode(r.data, "run data"))
+end
+
+--- db:finish_run(id, status) -> true | nil, msg, CODE  (status: "done", "failed", ...)
+function DB:finish_run(id, status)
+  if math.type(id) ~= "integer" then error("bad argument #1 to 'finish_run' (integer expected)", 2) end
+  if type(status) ~= "string" then error("bad argument #2 to 'finish_run' (string expected)", 2) end
+  return self.conn:tx(function()
+    local n = assert(self.conn:run("UPDATE runs SET status = ?, ended_at = " .. NOW .. " WHERE id = ?", status, id))
+    if n == 0 then return nil, "store: no run " .. id, "ENOENT" end
+    self:event { kind = "run_end", run = id, data = { status = status } }
+    return true
+  end)
+end
+
+--- db:record_turn{run=, card=, seat=, role=, turn=, model=, request=, response=,
+---   prompt_tokens=, completion_tokens=, data=} -> turn id | nil, msg, CODE
+function DB:record_turn(t)
+  need(t, "record_turn", "run", "number")
+  need(t, "record_turn", "seat", "string")
+  need(t, "record_turn", "turn", "number")
+  need(t, "record_turn", "card", "string", true)
+  return self:_record([[INSERT INTO turns (run_id, card_id, seat, role, turn, model, request,
+      response, prompt_tokens, completion_tokens, created_at, data)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ]] .. NOW .. ", ?)",
+    { kind = "turn", run = t.run, card = t.card, actor = t.seat, data = { role = t.role, turn = t.turn, model = t.model } },
+    t.run, t.card, t.seat, t.role, t.turn, t.model,
+    t.request ~= nil and encode(t.request, "request") or nil,
+    t.response ~= nil and encode(t.response, "response") or nil,
+    t.prompt_tokens, t.completion_tokens, encode(t.data, "turn data"))
+end
+
+--- db:record_tool_call{turn=, call_id=, tool=, arguments=, result=, ok=, error_code=,
+---   run=, card=, seat=} -> tool call id | nil, msg, CODE
+function DB:record_tool_call(c)
+  need(c, "record_tool_call", "turn", "number")
+  need(c, "record_tool_call", "tool", "string")
+  return self:_record([[INSERT INTO tool_calls (turn_id, call_id, tool, arguments, result, ok,
+      error_code, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ]] .. NOW .. ")",
+    { kind = "tool_call", run = c.run, card = c.card, actor = c.seat,
+      data = { turn = c.turn, tool = c.tool, ok = c.ok, error_code = c.error_code } },
+    c.turn, c.call_id, c.tool, encode(c.arguments, "arguments"),
+    c.result ~= nil and encode(c.result, "result") or nil,
+    c.ok == nil and nil or (c.ok and 1 or 0), c.error_code)
+end
+
+--- db:record_gate_decision{turn=, tool_call=, tool=, verdict=, code=, reason=, remedy=,
+---   run=, card=, seat=} -> id | nil, msg, CODE
+function DB:record_gate_decision(d)
+  need(d, "record_gate_decision", "verdict", "string")
+  return self:_record([[INSERT INTO gate_decisions (turn_id, tool_call_id, tool, verdict, code,
+      reason, remedy, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ]] .. NOW .. ")",
+    { kind = "gate_decision", run = d.run, card = d.card, actor = d.seat,
+      data = { tool = d.tool, verdict = d.verdict, code = d.code } },
+    d.turn, d.tool_call, d.tool, d.verdict, d.code, d.reason, d.remedy)
+end
+
+--- db:record_violation{turn=, card=, seat=, rule=, detail=, run=} -> id | nil, msg, CODE
+function DB:record_violation(v)
+  need(v, "record_violation", "rule", "string")
+  return self:_record([[INSERT INTO violations (turn_id, card_id, seat, rule, detail, created_at)
+      VALUES (?, ?, ?, ?, ?, ]] .. NOW .. ")",
+    { kind = "violation", run = v.run, card = v.card, actor = v.seat, data = { rule = v.rule, detail = v.detail } },
+    v.turn, v.card, v.seat, v.rule, v.detail)
+end
+
+return M

@@ -1,0 +1,160 @@
+-- orket.store.migrations: the schema, as forward-only numbered migrations. store.open
+-- applies every migration newer than the file's PRAGMA user_version, each in its own
+-- transaction. Never edit a released migration: append a new one (version = #list + 1).
+-- Timestamps are ISO 8601 UTC text with milliseconds; `data` columns hold JSON objects.
+return {
+  {
+    version = 1,
+    name = "board",
+    sql = [[
+CREATE TABLE cards (
+  id           TEXT PRIMARY KEY,
+  type         TEXT NOT NULL CHECK (type IN ('rock', 'epic', 'issue')),
+  parent       TEXT REFERENCES cards(id),
+  name         TEXT,
+  summary      TEXT,
+  description  TEXT,
+  note         TEXT,
+  requirements TEXT,
+  acceptance   TEXT,
+  priority     REAL NOT NULL DEFAULT 2,
+  seat         TEXT,
+  department   TEXT,
+  status       TEXT NOT NULL DEFAULT 'ready' CHECK (status IN ('ready', 'in_progress',
+                 'blocked', 'waiting_for_developer', 'ready_for_testing', 'code_review',
+                 'done', 'canceled', 'archived')),
+  wait_reason  TEXT CHECK (wait_reason IS NULL OR wait_reason IN ('resource', 'dependency',
+                 'review', 'input', 'system')),
+  retries      INTEGER NOT NULL DEFAULT 0,
+  worked_by    TEXT,
+  source       TEXT,
+  created_at   TEXT NOT NULL,
+  updated_at   TEXT NOT NULL
+);
+CREATE INDEX cards_parent ON cards(parent);
+CREATE INDEX cards_status ON cards(status);
+
+CREATE TABLE dependencies (
+  card_id    TEXT NOT NULL REFERENCES cards(id) ON DELETE CASCADE,
+  depends_on TEXT NOT NULL REFERENCES cards(id),
+  position   INTEGER NOT NULL,
+  PRIMARY KEY (card_id, depends_on)
+) WITHOUT ROWID;
+CREATE INDEX dependencies_target ON dependencies(depends_on);
+
+CREATE TABLE comments (
+  id         INTEGER PRIMARY KEY,
+  card_id    TEXT NOT NULL REFERENCES cards(id),
+  author     TEXT NOT NULL,
+  body       TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX comments_card ON comments(card_id, id);
+
+CREATE TABLE events (
+  id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  at      TEXT NOT NULL,
+  kind    TEXT NOT NULL,
+  card_id TEXT,
+  run_id  INTEGER,
+  actor   TEXT,
+  data    TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX events_card ON events(card_id, id);
+CREATE INDEX events_run ON events(run_id, id);
+CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+]],
+  },
+  {
+    version = 2,
+    name = "runs",
+    sql = [[
+CREATE TABLE runs (
+  id         INTEGER PRIMARY KEY,
+  target     TEXT NOT NULL,
+  kind       TEXT NOT NULL,
+  status     TEXT NOT NULL DEFAULT 'running',
+  started_at TEXT NOT NULL,
+  ended_at   TEXT,
+  data       TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE turns (
+  id                INTEGER PRIMARY KEY,
+  run_id            INTEGER NOT NULL REFERENCES runs(id),
+  card_id           TEXT REFERENCES cards(id),
+  seat              TEXT NOT NULL,
+  role              TEXT,
+  turn              INTEGER NOT NULL,
+  model             TEXT,
+  request           TEXT,
+  response          TEXT,
+  prompt_tokens     INTEGER,
+  completion_tokens INTEGER,
+  created_at        TEXT NOT NULL,
+  data              TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX turns_run ON turns(run_id, id);
+CREATE TABLE tool_calls (
+  id         INTEGER PRIMARY KEY,
+  turn_id    INTEGER NOT NULL REFERENCES turns(id),
+  call_id    TEXT,
+  tool       TEXT NOT NULL,
+  arguments  TEXT NOT NULL,
+  result     TEXT,
+  ok         INTEGER,
+  error_code TEXT,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX tool_calls_turn ON tool_calls(turn_id, id);
+CREATE TABLE gate_decisions (
+  id           INTEGER PRIMARY KEY,
+  turn_id      INTEGER REFERENCES turns(id),
+  tool_call_id INTEGER REFERENCES tool_calls(id),
+  tool         TEXT,
+  verdict      TEXT NOT NULL CHECK (verdict IN ('allow', 'deny', 'ask')),
+  code         TEXT,
+  reason       TEXT,
+  remedy       TEXT,
+  created_at   TEXT NOT NULL
+);
+CREATE TABLE violations (
+  id         INTEGER PRIMARY KEY,
+  turn_id    INTEGER REFERENCES turns(id),
+  card_id    TEXT REFERENCES cards(id),
+  seat       TEXT,
+  rule       TEXT NOT NULL,
+  detail     TEXT,
+  created_at TEXT NOT NULL
+);
+]],
+  },
+  {
+    version = 3,
+    name = "memory",
+    sql = [[
+CREATE TABLE memory (
+  id         INTEGER PRIMARY KEY,
+  card_id    TEXT REFERENCES cards(id),
+  text       TEXT NOT NULL,
+  tags       TEXT NOT NULL DEFAULT '',
+  created_at TEXT NOT NULL
+);
+CREATE INDEX memory_card ON memory(card_id);
+CREATE VIRTUAL TABLE memory_fts USING fts5(text, tags, content='memory', content_rowid='id',
+  tokenize='unicode61 remove_diacritics 2');
+CREATE TRIGGER memory_fts_insert AFTER INSERT ON memory BEGIN
+  INSERT INTO memory_fts(rowid, text, tags) VALUES (new.id, new.text, new.tags);
+END;
+CREATE TRIGGER memory_fts_delete AFTER DELETE ON memory BEGIN
+  INSERT INTO memory_fts(memory_fts, rowid, text, tags) VALUES ('delete', old.id, old.text, old.tags);
+END;
+CREATE TRIGGER memory_fts_update AFTER UPDATE ON memory BEGIN
+  INSERT INTO memory_fts(memory_fts, rowid, text, tags) VALUES ('delete', old.id, old.text, old.tags);
+  INSERT INTO memory_fts(rowid, text, tags) VALUES (new.id, new.text, new.tags);
+END;
+]],
+  },
+}

@@ -1,0 +1,218 @@
+-- orket.board: cards, scheduling order, transitions through the C state machine with
+-- their events, comments, create, history, memory; and docs/board.md against the code.
+local H = require "tests.helpers"
+local store = require "orket.store"
+local board_mod = require "orket.board"
+local sm = require "orket.c.statemachine"
+
+local DEV = { seat = "developer", roles = { "senior_developer" } }
+local REVIEWER = { seat = "reviewer", roles = { "integrity_guard" } }
+
+local function fixture()
+  local db = assert(store.open(H.tmpdir() .. "/b.db"))
+  db:tx(function()
+    db:run("INSERT INTO cards (id, type, created_at, updated_at) VALUES ('R', 'rock', 'x', 'x')")
+    db:run("INSERT INTO cards (id, type, parent, created_at, updated_at) VALUES ('E', 'epic', 'R', 'x', 'x')")
+  end)
+  return db, board_mod.open(db)
+end
+
+-- Moves an issue through the states to `to` with the right actors.
+local function walk(b, id, path)
+  for _, step in ipairs(path) do
+    local c, err = b:transition(id, step[1], { actor = step[2] or DEV, reason = step[3] })
+    assert(c, err)
+  end
+end
+
+describe("board", function()
+  local db, b
+  before_each(function() db, b = fixture() end)
+  after_each(function()
+    db:close()
+    H.cleanup()
+  end)
+
+  it("creates, gets and lists cards as plain tables", function()
+    local a = assert(b:create { parent = "E", summary = "first", priority = "High", seat = "developer" })
+    assert.equal("E-1", a.id)
+    assert.equal(3, a.priority)
+    assert.equal("ready", a.status)
+    assert.same({}, a.depends_on)
+    local c = assert(b:create { parent = "E", summary = "second", depends_on = { "E-1" }, id = "X-1" })
+    assert.same({ "E-1" }, c.depends_on)
+    assert.same({ nil, 'board: no card "nope"', "ENOENT" }, { b:get("nope") })
+    assert.equal(2, #b:list { epic = "E" })
+    assert.equal(3, #b:list { rock = "R" })
+    assert.equal(1, #b:list { type = "epic" })
+    assert.equal(2, #b:list { status = { "ready" }, type = "issue" })
+    assert.same({ nil, 'board: unknown status "finished"', "ESTATUS" }, { b:list { status = "finished" } })
+    assert.same({ nil, 'board: card "X-1" already exists', "EEXIST" }, { b:create { parent = "E", summary = "s", id = "X-1" } })
+    assert.same({ nil, 'board: depends_on[1]: unknown card "Q"', "ENOENT" }, { b:create { parent = "E", summary = "s", depends_on = { "Q" } } })
+    assert.same({ nil, "board: R is a rock; new issues go under an epic", "EINVAL" }, { b:create { parent = "R", summary = "s" } })
+    assert.equal("EINVAL", select(3, b:create { parent = "E", summary = " " }))
+    assert.equal("EINVAL", select(3, b:create { parent = "E", summary = "s", priority = "urgent" }))
+    assert.has_error(function() b:get(1) end, "bad argument #1 to 'get' (card id string expected, got number)")
+  end)
+
+  it("orders ready work by dependencies, priority, dependents, then age", function()
+    local function mk(summary, prio, deps) return assert(b:create { parent = "E", summary = summary, priority = prio, depends_on = deps }).id end
+    local low_old = mk("low old", 1)
+    local med_a = mk("medium, nothing waits", 2)
+    local med_b = mk("medium, two wait", 2)
+    local high = mk("high", 3)
+    mk("waits on med_b", 1, { med_b })
+    local chain = mk("waits on med_b too", 1, { med_b })
+    mk("waits on chain", 1, { chain })
+    local low_new = mk("low new", 1)
+    local ids = {}
+    for _, c in ipairs(assert(b:ready("E"))) do ids[#ids + 1] = c.id end
+    assert.same({ high, med_b, med_a, low_old, low_new }, ids)
+    assert.equal(3, b:ready("E")[2].dependents)
+    -- finishing med_b makes its dependents runnable
+    walk(b, med_b, { { "in_progress" }, { "code_review" }, { "done", REVIEWER } })
+    ids = {}
+    for _, c in ipairs(b:ready("R")) do ids[#ids + 1] = c.id end
+    assert.same({ high, med_a, chain }, { ids[1], ids[2], ids[3] })
+    assert.equal(6, #b:ready())
+    assert.same({ nil, 'board: no card "Z"', "ENOENT" }, { b:ready("Z") })
+    assert.equal("EINVAL", select(3, b:ready(high)))
+  end)
+
+  it("moves an issue through review, recording worked_by, retries and one event per change", function()
+    local id = assert(b:create { parent = "E", summary = "work" }).id
+    walk(b, id, { { "in_progress" }, { "code_review" }, { "in_progress", REVIEWER }, { "ready_for_testing" },
+      { "code_review" }, { "done", REVIEWER } })
+    local c = b:get(id)
+    assert.equal("done", c.status)
+    assert.equal("developer", c.worked_by)
+    assert.equal(1, c.retries)
+    local moves = {}
+    for _, e in ipairs(b:history(id)) do
+      if e.kind == "transition" then moves[#moves + 1] = e.data.from .. ">" .. e.data.to .. ":" .. e.actor end
+    end
+    assert.same({ "ready>in_progress:developer", "in_progress>code_review:developer",
+      "code_review>in_progress:reviewer", "in_progress>ready_for_testing:developer",
+      "ready_for_testing>code_review:developer", "code_review>done:reviewer" }, moves)
+  end)
+
+  it("refuses every guarded move with its code, a helpful message, and writes nothing", function()
+    local dep = assert(b:create { parent = "E", summary = "dep" }).id
+    local id = assert(b:create { parent = "E", summary = "x", depends_on = { dep } }).id
+    local events = #db:events()
+    local function refused(to, opts, code, pattern)
+      local c, msg, got = b:transition(id, to, opts)
+      assert.is_nil(c)
+      assert.equal(code, got, msg)
+      assert.matches(pattern, msg)
+    end
+    refused("in_progress", { actor = DEV }, "EDEPENDENCY", "^board: E%-2: the issue cannot start while a card it depends on is not done")
+    refused("done", { actor = REVIEWER }, "ETRANSITION", "from ready it may go to in_progress, blocked, canceled or archived")
+    refused("blocked", { actor = DEV }, "EREASON_REQUIRED", "needs a wait reason")
+    refused("blocked", { actor = DEV, reason = "lunch" }, "EREASON_INVALID", '"lunch"')
+    refused("canceled", { actor = DEV, reason = "input" }, "EREASON_UNEXPECTED", "leave the reason out")
+    refused("ready", { actor = DEV }, "ESAME", "already ready")
+    refused("finished", { actor = DEV }, "ESTATUS", '"finished"')
+    walk(b, dep, { { "in_progress" }, { "code_review" }, { "done", REVIEWER } })
+    events = #db:events()
+    walk(b, id, { { "blocked", DEV, "input" } })
+    assert.equal("input", b:get(id).wait_reason)
+    walk(b, id, { { "in_progress" } })
+    assert.is_nil(b:get(id).wait_reason)
+    walk(b, id, { { "code_review" } })
+    refused("done", { actor = DEV }, "EREVIEWER", "only a seat holding the integrity_guard role")
+    refused("done", { actor = { seat = "developer", roles = { "integrity_guard" } } }, "ESELF_REVIEW", "seat developer did the work")
+    assert.equal(events + 3, #db:events())
+    walk(b, id, { { "done", REVIEWER } })
+    refused("in_progress", { actor = DEV }, "ETERMINAL", "which is final; it may only go to archived")
+    walk(b, id, { { "archived" } })
+    refused("ready", { actor = DEV }, "ETERMINAL", "archived, which is final")
+    assert.same({ nil, 'board: no card "nope"', "ENOENT" }, { b:transition("nope", "done", { actor = DEV }) })
+    assert.has_error(function() b:transition(id, "done", {}) end,
+      "bad argument #3 to 'transition' (actor = {seat=string, roles={...}} expected)")
+    assert.has_error(function() b:transition(id, 5, { actor = DEV }) end,
+      "bad argument #2 to 'transition' (status string expected)")
+  end)
+
+  it("keeps comments and history", function()
+    local id = assert(b:create { parent = "E", summary = "x", actor = DEV }).id
+    local cm = assert(b:comment(id, { author = "developer", body = "started" }))
+    assert.equal(id, cm.card)
+    assert.same({ nil, "board: a comment needs a body", "EINVAL" }, { b:comment(id, { author = "a", body = "  " }) })
+    assert.same({ nil, 'board: no card "nope"', "ENOENT" }, { b:comment("nope", { author = "a", body = "b" }) })
+    assert.equal("started", b:comments(id)[1].body)
+    local kinds = {}
+    for _, e in ipairs(b:history(id)) do kinds[#kinds + 1] = e.kind end
+    assert.same({ "create", "comment" }, kinds)
+  end)
+
+  it("finds dependency cycles and names them", function()
+    assert.same({ "A", "B", "C", "A" }, board_mod.find_cycle({ A = { "B" }, B = { "C" }, C = { "A" } }, { "A" }))
+    assert.is_nil(board_mod.find_cycle({ A = { "B" }, B = { "C" } }, { "A", "B", "C" }))
+  end)
+end)
+
+describe("memory", function()
+  local db, b, mem
+  before_each(function()
+    db, b = fixture()
+    mem = require("orket.memory").open(db)
+  end)
+  after_each(function()
+    db:close()
+    H.cleanup()
+  end)
+
+  it("remembers and recalls by meaning of the words, best first, per card", function()
+    local id = assert(b:create { parent = "E", summary = "x" }).id
+    assert(mem:remember { card = id, text = "Deployments use a blue-green strategy on the cluster", tags = { "ops" } })
+    assert(mem:remember { text = "The API answers in JSON; deploying it needs the API key" })
+    assert(mem:remember { text = "Unrelated note about colours" })
+    local r = mem:recall("how do we deploy the cluster?")
+    assert.equal(2, #r)
+    assert.matches("blue%-green", r[1].text)
+    assert.is_true(r[1].score >= r[2].score)
+    assert.same({ "ops" }, r[1].tags)
+    assert.equal(1, #mem:recall("deploy", { card = id }))
+    assert.same({}, mem:recall('"); DROP TABLE memory; --'))
+    assert.equal(1, #mem:recall('AND OR NOT * "colours'))
+    assert.same({ nil, 'memory: no card "nope"', "ENOENT" }, { mem:remember { card = "nope", text = "x" } })
+    assert.equal("EINVAL", select(3, mem:remember { text = " " }))
+    assert.has_error(function() mem:recall("x", { limit = 0 }) end,
+      "bad argument #2 to 'recall' (limit must be an integer from 1 to 100)")
+  end)
+end)
+
+describe("docs/board.md", function()
+  local doc = assert(H.read(H.ROOT .. "/docs/board.md"))
+
+  it("lists exactly the transitions the C state machine allows", function()
+    local from_doc = {}
+    for ty, from, tos in doc:gmatch("\n| (%a+) | ([%a_]+) |([%a_, ]*)|") do
+      if ty ~= "type" then
+        for to in tos:gmatch("[%a_]+") do from_doc[ty .. ":" .. from .. ">" .. to] = true end
+        from_doc[ty .. ":" .. from] = true
+      end
+    end
+    local from_code = {}
+    for _, ty in ipairs(sm.types()) do
+      for from, tos in pairs(sm.transitions(ty)) do
+        from_code[ty .. ":" .. from] = true
+        for _, to in ipairs(tos) do from_code[ty .. ":" .. from .. ">" .. to] = true end
+      end
+    end
+    assert.same(from_code, from_doc)
+    local rows = 0
+    for k in pairs(from_doc) do if not k:find(">") then rows = rows + 1 end end
+    assert.equal(27, rows) -- 3 types x 9 statuses
+  end)
+
+  it("lists exactly the refusal codes sm_check returns", function()
+    local in_doc = {}
+    for code in doc:gmatch("\n| `(E[%u_]+)` |") do in_doc[#in_doc + 1] = code end
+    table.sort(in_doc)
+    local codes = sm.codes()
+    table.sort(codes)
+    assert.same(codes, in_doc)
+  end)
+end)

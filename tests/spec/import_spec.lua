@@ -1,0 +1,126 @@
+-- orket.import: the example project, re-import keeping status and history, derived ids,
+-- and every kind of invalid input named by file and field, with nothing written.
+local H = require "tests.helpers"
+local store = require "orket.store"
+local import = require "orket.import"
+local board_mod = require "orket.board"
+
+local function project(files)
+  local dir = H.tmpdir()
+  os.execute("mkdir -p " .. H.quote(dir .. "/epics/core"))
+  for name, text in pairs(files) do H.write(dir .. "/epics/" .. name, text) end
+  return dir
+end
+
+local function open(dir)
+  local db = assert(store.open(dir .. "/.orket/orket.db"))
+  return db, board_mod.open(db)
+end
+
+describe("import", function()
+  after_each(H.cleanup)
+
+  it("imports the example project and re-imports it unchanged", function()
+    local dir = H.tmpdir()
+    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/webapp/epics") .. " " .. H.quote(dir))
+    local db, b = open(dir)
+    assert.same({ files = 3, cards = 10, created = 10, updated = 0, unchanged = 0 }, assert(import.import(db, dir)))
+    assert.equal("LAUNCH", b:get("WEB").parent)
+    assert.equal("LAUNCH", b:get("API").parent)
+    assert.same({ "API-3", "WEB-1" }, b:get("WEB-2").depends_on)
+    assert.equal("WEB-accessibility-pass", b:list { epic = "WEB" }[3].id)
+    assert.equal("schema.sql creates both tables\na migration test passes", b:get("API-1").acceptance)
+    assert.equal(1, b:get("API-4").priority)
+    local ready = b:ready("LAUNCH")
+    assert.equal(1, #ready)
+    assert.equal("API-1", ready[1].id)
+    local events = #db:events()
+    assert.same({ files = 3, cards = 10, created = 0, updated = 0, unchanged = 10 }, assert(import.import(db, dir)))
+    assert.equal(events, #db:events())
+    db:close()
+  end)
+
+  it("updates definitions on re-import and keeps status, comments and history", function()
+    local dir = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two"}]}]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    assert(b:transition("E-1", "in_progress", { actor = { seat = "dev" } }))
+    assert(b:comment("E-1", { author = "dev", body = "on it" }))
+    H.write(dir .. "/epics/e.json", [[{"id":"E","issues":[{"id":"E-1","summary":"one, better","priority":"High"},
+      {"id":"E-2","summary":"two","depends_on":["E-1"]}]}]])
+    local r = assert(import.import(db, dir))
+    assert.same({ 0, 2, 1 }, { r.created, r.updated, r.unchanged })
+    local c = b:get("E-1")
+    assert.equal("in_progress", c.status)
+    assert.equal("one, better", c.summary)
+    assert.equal(3, c.priority)
+    assert.same({ "E-1" }, b:get("E-2").depends_on)
+    local kinds = {}
+    for _, e in ipairs(b:history("E-1")) do kinds[#kinds + 1] = e.kind end
+    assert.same({ "import", "transition", "comment", "import" }, kinds)
+    assert.same({ "summary", "priority" }, b:history("E-1")[4].data.changed)
+    db:close()
+  end)
+
+  it("derives stable ids from the file name and the summary", function()
+    local dir = project { ["core/web.json"] = [[{"stories":[{"summary":"Add the login form!"},{"name":"Logout"}]}]],
+      ["goal.lua"] = [[return { epics = { { epic = "web", department = "core" } } }]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    assert.equal("web", b:get("web-add-the-login-form").parent)
+    assert.equal("core", b:get("web").department)
+    assert.equal("goal", b:get("web").parent)
+    assert.equal(0, assert(import.import(db, dir)).created)
+    db:close()
+  end)
+
+  local cases = {
+    { "an unknown dependency", { ["web.json"] = [[{"id":"WEB","issues":[{"id":"W1","summary":"a"},{"id":"W2","summary":"b"},
+        {"id":"W3","summary":"c"},{"id":"W4","summary":"d","depends_on":["API-9"]}]}]] },
+      'epics/web.json: issues[3].depends_on[0]: unknown card "API-9"' },
+    { "a cycle across files", { ["a.json"] = [[{"id":"A","issues":[{"id":"A1","summary":"a","depends_on":["B1"]}]}]],
+        ["b.json"] = [[{"id":"B","issues":[{"id":"B1","summary":"b","depends_on":["B2"]},{"id":"B2","summary":"c","depends_on":["A1"]}]}]] },
+      "epics/a.json: dependency cycle: A1 -> B1 -> B2 -> A1" },
+    { "a self dependency", { ["a.json"] = [[{"id":"A","issues":[{"id":"A1","summary":"a","depends_on":"A1"}]}]] },
+      "epics/a.json: issues[0].depends_on[0]: a card cannot depend on itself" },
+    { "broken JSON, with its line", { ["a.json"] = "{\n  \"id\": \"A\",\n  \"issues\": [\n    {\"summary\" \"x\"}\n  ]\n}" },
+      "epics/a.json:4: Expected colon but found T_STRING at character 45" },
+    { "a wrong field type", { ["a.json"] = [[{"id":"A","issues":[{"summary":"a","priority":"urgent"}]}]] },
+      'epics/a.json: issues[0].priority: unknown priority "urgent"; use High, Medium, Low or a number' },
+    { "a missing summary", { ["a.json"] = [[{"id":"A","cards":[{"summary":"a"},{"seat":"dev"}]}]] },
+      "epics/a.json: cards[1]: needs a summary or a name" },
+    { "duplicate ids", { ["a.json"] = [[{"id":"A","issues":[{"id":"X","summary":"a"}]}]],
+        ["b.json"] = [[{"id":"B","issues":[{"id":"X","summary":"b"}]}]] },
+      'epics/b.json: issues[0]: card id "X" is already used by epics/a.json issues[0]; give one of them an explicit id' },
+    { "two issue keys", { ["a.json"] = [[{"id":"A","issues":[],"stories":[]}]] },
+      "epics/a.json: stories: give issues under one key only (found issues and stories)" },
+    { "a rock naming an unknown epic", { ["r.json"] = [[{"id":"R","epics":[{"epic":"nope","department":"core"}]}]] },
+      'epics/r.json: epics[0].epic: unknown epic "nope" in department core' },
+    { "a Lua file with an error, 1-based paths", { ["a.lua"] = [[return {id="A", issues={{summary="a"}, {summary=5}}}]] },
+      "epics/a.lua: issues[2].summary: must be a string, not number" },
+    { "a Lua file that does not compile", { ["a.lua"] = "return {" },
+      "epics/a.lua:1:" },
+    { "a file that is not an object", { ["a.json"] = "[1, 2]" },
+      "epics/a.json: must hold an object (a rock or an epic), not an array" },
+  }
+  for _, case in ipairs(cases) do
+    it("refuses " .. case[1] .. " naming file and field, writing nothing", function()
+      local dir = project(case[2])
+      local db = open(dir)
+      local ok, err, code = import.import(db, dir)
+      assert.is_nil(ok)
+      assert.truthy(code)
+      assert.equal(1, select(2, err:find(case[3], 1, true)) and 1 or 0, "got: " .. tostring(err))
+      assert.equal(0, db:row("SELECT count(*) AS n FROM cards").n)
+      assert.equal(0, db:row("SELECT count(*) AS n FROM events").n)
+      db:close()
+    end)
+  end
+
+  it("refuses a directory without epics/", function()
+    local ok, err, code = import.load(H.tmpdir())
+    assert.is_nil(ok)
+    assert.equal("ENOENT", code)
+    assert.matches("no epics/ folder", err)
+  end)
+end)

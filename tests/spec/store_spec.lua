@@ -1,0 +1,258 @@
+-- orket.store: migrations from empty and from every earlier version, transactions that
+-- roll back, the journal, concurrent readers, and integrity after a SIGKILL mid-write.
+local H = require "tests.helpers"
+local store = require "orket.store"
+local cstore = require "orket.c.store"
+
+local NOW = store.NOW
+
+local function tables(db)
+  local names = {}
+  for _, r in ipairs(assert(db:rows("SELECT name FROM sqlite_master WHERE type IN ('table') AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'memory_fts_%' ORDER BY name"))) do
+    names[#names + 1] = r.name
+  end
+  return names
+end
+
+local function add_card(db, id, ty, parent)
+  assert(db:run("INSERT INTO cards (id, type, parent, created_at, updated_at) VALUES (?, ?, ?, " .. NOW .. ", " .. NOW .. ")",
+    id, ty or "epic", parent))
+end
+
+describe("store.open", function()
+  after_each(H.cleanup)
+
+  it("creates a new file in WAL mode with foreign keys on and every migration applied", function()
+    local path = H.tmpdir() .. "/sub/dir/orket.db"
+    local db = assert(store.open(path))
+    assert.equal(store.latest_version, db:version())
+    assert.equal(3, store.latest_version)
+    assert.equal("wal", db:row("PRAGMA journal_mode").journal_mode)
+    assert.equal(1, db:row("PRAGMA foreign_keys").foreign_keys)
+    assert.equal(cstore.BUSY_TIMEOUT_MS, db:row("PRAGMA busy_timeout").timeout)
+    assert.same({ "cards", "comments", "dependencies", "events", "gate_decisions", "memory",
+      "memory_fts", "runs", "tool_calls", "turns", "violations" }, tables(db))
+    db:close()
+  end)
+
+  it("migrates from every earlier version, keeping the data", function()
+    for from = 0, store.latest_version - 1 do
+      local path = H.tmpdir() .. "/orket.db"
+      local db = assert(store.open(path, { upto = from }))
+      assert.equal(from, db:version())
+      if from >= 1 then
+        db:tx(function() add_card(db, "OLD", "epic") end)
+      end
+      db:close()
+      db = assert(store.open(path))
+      assert.equal(store.latest_version, db:version())
+      if from >= 1 then assert.equal("OLD", db:row("SELECT id FROM cards").id) end
+      assert.equal("ok", db:row("PRAGMA integrity_check").integrity_check)
+      db:close()
+    end
+  end)
+
+  it("refuses a file from a newer orket, and a file that is not a database", function()
+    local dir = H.tmpdir()
+    local db = assert(store.open(dir .. "/a.db"))
+    assert(db.conn:set_version(99))
+    db:close()
+    local none, err, code = store.open(dir .. "/a.db")
+    assert.is_nil(none)
+    assert.equal("EVERSION", code)
+    assert.matches("schema version 99, newer than this orket knows %(3%)", err)
+    H.write(dir .. "/junk.db", string.rep("not a database ", 100))
+    none, err, code = store.open(dir .. "/junk.db")
+    assert.is_nil(none)
+    assert.equal("ECORRUPT", code)
+    assert.matches("junk.db", err)
+    none, err, code = store.open(dir .. "/missing.db", { create = false })
+    assert.equal("ENOENT", code)
+  end)
+
+  it("checks its arguments and closes idempotently", function()
+    assert.has_error(function() store.open(42) end, "bad argument #1 to 'open' (string expected, got number)")
+    local db = assert(store.open(H.tmpdir() .. "/x.db"))
+    assert.matches("^orket.store %(", tostring(db.conn))
+    db:close()
+    db:close()
+    assert.equal("orket.store (closed)", tostring(db.conn))
+    assert.has_error(function() db:row("SELECT 1") end, "calling 'row' on bad self (store is closed)")
+  end)
+end)
+
+describe("store queries and transactions", function()
+  local db
+  before_each(function() db = assert(store.open(H.tmpdir() .. "/t.db")) end)
+  after_each(function()
+    db:close()
+    H.cleanup()
+  end)
+
+  it("binds parameters, reuses prepared statements and reports SQL errors with a code", function()
+    db:exec("CREATE TABLE t (a, b)")
+    local before = db.conn:cached()
+    for i = 1, 100 do assert(db:run("INSERT INTO t VALUES (?, ?)", i, i % 2 == 0 and "even" or nil)) end
+    assert.equal(before + 1, db.conn:cached())
+    assert.equal(50, db:row("SELECT count(*) AS n FROM t WHERE b IS NULL").n)
+    local r = db:row("SELECT ? AS i, ? AS f, ? AS s, ? AS b", 7, 1.5, "x\0y", true)
+    assert.same({ i = 7, f = 1.5, s = "x\0y", b = 1 }, r)
+    assert.is_nil(db:row("SELECT 1 AS x WHERE 0"))
+    local ok, err, code = db:run("INSERT INTO nowhere VALUES (1)")
+    assert.is_nil(ok)
+    assert.equal("ESQL", code)
+    assert.equal("store: no such table: nowhere", err)
+    assert.has_error(function() db:run("SELECT ?", {}) end, "bad argument #2 to 'run' (cannot store a table)")
+    assert.has_error(function() db:run("SELECT ?") end, "store: statement takes 1 parameters, got 0: SELECT ?")
+    ok, err, code = db:run("SELECT 1; SELECT 2")
+    assert.equal("ESQL", code)
+    assert.matches("exactly one SQL statement", err)
+  end)
+
+  it("commits, rolls back on a raised error and on nil, msg, CODE, and nests", function()
+    db:exec("CREATE TABLE t (a UNIQUE)")
+    assert.same({ 1, "two" }, { db:tx(function() db:run("INSERT INTO t VALUES (1)") return 1, "two" end) })
+    local ok, err, code = db:tx(function()
+      db:run("INSERT INTO t VALUES (2)")
+      error("broken")
+    end)
+    assert.is_nil(ok)
+    assert.equal("ETX", code)
+    assert.matches("broken", err)
+    ok, err, code = db:tx(function()
+      db:run("INSERT INTO t VALUES (3)")
+      return nil, "refused", "EMINE"
+    end)
+    assert.same({ nil, "refused", "EMINE" }, { ok, err, code })
+    -- an inner failure undoes only the inner part
+    assert(db:tx(function()
+      db:run("INSERT INTO t VALUES (4)")
+      local _, _, icode = db:tx(function()
+        db:run("INSERT INTO t VALUES (5)")
+        return db:run("INSERT INTO t VALUES (1)") -- constraint: nil, msg, ECONSTRAINT
+      end)
+      assert.equal("ECONSTRAINT", icode)
+      assert.equal(1, db.conn:depth())
+      return true
+    end))
+    assert.equal(0, db.conn:depth())
+    local vals = {}
+    for _, r in ipairs(db:rows("SELECT a FROM t ORDER BY a")) do vals[#vals + 1] = r.a end
+    assert.same({ 1, 4 }, vals)
+  end)
+
+  it("refuses to wait inside a transaction and rolls it back", function()
+    db:exec("CREATE TABLE t (a)")
+    local ok, err, code = db:tx(function()
+      db:run("INSERT INTO t VALUES (1)")
+      orket.sleep(1)
+    end)
+    assert.is_nil(ok)
+    assert.equal("ETX", code)
+    assert.matches("must run inside a task", err)
+    assert.equal(0, db:row("SELECT count(*) AS n FROM t").n)
+  end)
+
+  it("keeps the journal append-only", function()
+    db:tx(function() db:event { kind = "test", data = { x = 1 } } end)
+    local ok, _, code = db:run("UPDATE events SET kind = 'other'")
+    assert.is_nil(ok)
+    assert.equal("ECONSTRAINT", code)
+    ok = db:run("DELETE FROM events")
+    assert.is_nil(ok)
+    assert.same({ x = 1 }, db:events()[1].data)
+  end)
+
+  it("records runs, turns, tool calls, gate decisions and violations, each with its event", function()
+    db:tx(function() add_card(db, "E1") end)
+    local run = assert(db:record_run { target = "E1", kind = "epic" })
+    local turn = assert(db:record_turn { run = run, card = "E1", seat = "dev", role = "coder", turn = 1,
+      model = "m", request = { messages = {} }, response = { content = "hi" }, prompt_tokens = 10 })
+    local call = assert(db:record_tool_call { turn = turn, tool = "write_file", arguments = { path = "a" },
+      result = { ok = true }, ok = true, run = run, card = "E1", seat = "dev" })
+    assert(db:record_gate_decision { turn = turn, tool_call = call, tool = "write_file", verdict = "deny",
+      code = "EPATH", reason = "outside", remedy = "stay inside", run = run })
+    assert(db:record_violation { turn = turn, card = "E1", seat = "dev", rule = "no_secrets", run = run })
+    assert(db:finish_run(run, "done"))
+    local kinds = {}
+    for _, e in ipairs(db:events { run = run }) do kinds[#kinds + 1] = e.kind end
+    assert.same({ "run_start", "turn", "tool_call", "gate_decision", "violation", "run_end" }, kinds)
+    assert.equal('{"content":"hi"}', db:row("SELECT response FROM turns WHERE id = ?", turn).response)
+    -- a failed record writes neither the row nor its event
+    local n = #db:events()
+    local ok, _, code = db:record_turn { run = 999, seat = "dev", turn = 1 }
+    assert.is_nil(ok)
+    assert.equal("ECONSTRAINT", code)
+    ok, _, code = db:record_gate_decision { verdict = "maybe" }
+    assert.equal("ECONSTRAINT", code)
+    assert.equal(n, #db:events())
+    assert.has_error(function() db:record_turn { seat = "dev", turn = 1 } end,
+      "bad argument #1 to 'record_turn' (field 'run' must be a number)")
+    assert.same({ nil, "store: no run 12345", "ENOENT" }, { db:finish_run(12345, "done") })
+  end)
+end)
+
+describe("store concurrency and crashes", function()
+  after_each(H.cleanup)
+
+  it("lets readers read the last commit while a writer's transaction is open", function()
+    local path = H.tmpdir() .. "/c.db"
+    local w = assert(store.open(path))
+    local r = assert(store.open(path))
+    w:tx(function() add_card(w, "A") end)
+    local seen
+    assert(w:tx(function()
+      for i = 1, 50 do add_card(w, "B" .. i) end
+      -- the reader is not blocked and sees only the committed card
+      seen = r:row("SELECT count(*) AS n FROM cards").n
+      return true
+    end))
+    assert.equal(1, seen)
+    assert.equal(51, r:row("SELECT count(*) AS n FROM cards").n)
+    -- a second writer waits for the lock (busy timeout) rather than failing at once
+    local t0 = orket.now()
+    assert(r:tx(function() add_card(r, "C") return true end))
+    assert.is_true(orket.now() - t0 < 1000)
+    w:close()
+    r:close()
+  end)
+
+  it("survives SIGKILL in the middle of a transaction: integrity ok, the open transaction gone", function()
+    local dir = H.tmpdir()
+    local path, marker = dir .. "/crash.db", dir .. "/writing"
+    local db = assert(store.open(path))
+    db:tx(function() add_card(db, "KEPT") end)
+    db:close()
+    H.write(dir .. "/child.lua", string.format([[
+      local store = require "orket.store"
+      local db = assert(store.open(%q))
+      db:tx(function()
+        local i = 0
+        while true do
+          i = i + 1
+          assert(db:run("INSERT INTO cards (id, type, description, created_at, updated_at) VALUES (?, 'epic', ?, 'x', 'x')",
+            "LOST" .. i, string.rep("x", 1000)))
+          if i == 5000 then local f = io.open(%q, "w") f:write("go") f:close() end
+        end
+      end)
+    ]], path, marker))
+    local p = io.popen(string.format("%s lua %s >/dev/null 2>&1 & echo $!", H.quote(H.BIN), H.quote(dir .. "/child.lua")))
+    local pid = tonumber(p:read("l"))
+    p:close()
+    local waited = 0
+    while not H.read(marker) and waited < 10000 do
+      orket.sleep(10)
+      waited = waited + 10
+    end
+    assert.truthy(H.read(marker), "the child never reached the middle of its transaction")
+    orket.sleep(20)
+    assert.is_true(os.execute("kill -KILL " .. pid))
+    os.execute("while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.01; done")
+    db = assert(store.open(path))
+    assert.equal("ok", db:row("PRAGMA integrity_check").integrity_check)
+    assert.same({ { id = "KEPT" } }, db:rows("SELECT id FROM cards"))
+    db:tx(function() add_card(db, "AFTER") end)
+    assert.equal(2, db:row("SELECT count(*) AS n FROM cards").n)
+    db:close()
+  end)
+end)
