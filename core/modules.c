@@ -7,5 +7,7 @@ const orket_module orket_modules[] = {
     {"orket.c.runtime", luaopen_orket_runtime},
     {"orket.c.sandbox", luaopen_orket_sandbox},
     {"orket.c.lineedit", luaopen_orket_lineedit},
+    {"orket.c.workspace", luaopen_orket_workspace},
+    {"orket.c.gate", luaopen_orket_gate},
     {NULL, NULL},
 };

@@ -15,5 +15,7 @@ extern const orket_module orket_modules[];
 int luaopen_orket_runtime(lua_State *L);
 int luaopen_orket_sandbox(lua_State *L);
 int luaopen_orket_lineedit(lua_State *L);
+int luaopen_orket_workspace(lua_State *L);
+int luaopen_orket_gate(lua_State *L);
 
 #endif
