@@ -305,6 +305,14 @@ void gate_check(const gate_input *in, gate_decision *d) {
       gate_limit(in, d, "files touched", in->run.files, files, in->limits.files_run, "run"))
     goto done;
   const jv *to = gate_status_arg(in);
+  jv fixed;
+  if (to == NULL && in->fixed_status) {
+    memset(&fixed, 0, sizeof fixed);
+    fixed.type = JV_STR;
+    fixed.u.s = in->fixed_status;
+    fixed.n = strlen(in->fixed_status);
+    to = &fixed;
+  }
   if (to && in->check_transition) {
     d->code[0] = d->reason[0] = d->remedy[0] = '\0';
     if (!in->check_transition(in->ud, to->u.s, to->n, d)) {

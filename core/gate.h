@@ -58,6 +58,7 @@ typedef struct gate_input {
   int tool_known;                    /* the registry holds this tool */
   const jv *schema;                  /* its parameters (checked with schema_check) */
   int tool_writes;                   /* it changes the workspace: paths must be writable */
+  const char *fixed_status;          /* the status the tool always moves the card to, or NULL */
   const char *const *allowed;        /* tools the actor's roles may use */
   size_t n_allowed;
   int restrict_tools;                /* 0: no role tool list was given */

@@ -426,7 +426,8 @@ static void lg_rules(lua_State *L, int input, jv_arena *a, gate_input *in) {
 }
 
 /* check(input) -> {verdict=, code=, reason=, remedy=, rule=}
- * input: seat, roles, tool, tool_known, schema, tool_writes, allowed (list or nil), args,
+ * input: seat, roles, tool, tool_known, schema, tool_writes, fixed_status, allowed (list or
+ * nil), args,
  * card_id, card_status, turn/run {calls, bytes, files}, limits {calls_turn, calls_run,
  * bytes_turn, bytes_run, files_turn, files_run}, schema_limits, rules, check_transition,
  * predicate. */
@@ -441,6 +442,7 @@ static int lg_check(lua_State *L) {
   in.seat = lg_optstr(L, 1, "seat");
   in.roles = lg_strlist(L, 1, "roles", a, &in.n_roles);
   in.tool = lg_optstr(L, 1, "tool");
+  in.fixed_status = lg_optstr(L, 1, "fixed_status");
   luaL_argcheck(L, in.tool != NULL, 1, "tool must be a string");
   lua_getfield(L, 1, "tool_known");
   in.tool_known = lua_toboolean(L, -1);
