@@ -28,13 +28,13 @@ int gate_glob(const char *pattern, const char *s, size_t n) {
   for (size_t i = 0; i < plen;) {
     if (pattern[i] == '*' && pattern[i + 1] == '*') {
       i += 2;
+      while (pattern[i] == '*') i++; /* "***" is "**" */
       if (pattern[i] == '/') {
         kind[nt++] = G_DSTAR_SLASH;
         i++;
       } else {
         kind[nt++] = G_DSTAR;
       }
-      while (pattern[i] == '*') i++;
     } else if (pattern[i] == '*') {
       kind[nt++] = G_STAR;
       i++;

@@ -157,8 +157,10 @@ static int sc_check(const jv *s, const char *where, int depth, schema_err *e) {
   const jv *props = jv_get(s, "properties");
   if (props) {
     if (props->type != JV_OBJ && !props->empty_table) return sc_fail(e, where, "properties must be a table of schemas");
+    char pw[256];
+    snprintf(pw, sizeof pw, "%.200s.properties", where);
     for (size_t i = 0; i < props->n; i++) {
-      sc_join(sub, sizeof sub, where, props->keys[i], props->klens[i]);
+      sc_join(sub, sizeof sub, pw, props->keys[i], props->klens[i]);
       if (sc_check(&props->u.items[i], sub, depth + 1, e) != 0) return -1;
     }
   }
