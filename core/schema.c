@@ -91,7 +91,9 @@ static int sc_fail(schema_err *e, const char *where, const char *fmt, ...) {
 
 /* where + "." + key (or "[i]"), truncated to fit. */
 static void sc_join(char *out, size_t outlen, const char *where, const char *key, size_t klen) {
-  snprintf(out, outlen, "%s.%.*s", where, klen > 64 ? 64 : (int)klen, key);
+  int n = snprintf(out, outlen, "%.180s.", where);
+  if (n < 0 || (size_t)n >= outlen) return;
+  snprintf(out + n, outlen - (size_t)n, "%.*s", klen > 64 ? 64 : (int)klen, key);
 }
 
 /* ---- schema_check ----------------------------------------------------------------------- */
