@@ -16,7 +16,11 @@
   X(test_runtime_pcall_traceback)        \
   X(test_runtime_pcall_nonstring)        \
   X(test_runtime_find_home)              \
-  X(test_runtime_memory_bomb_contained)
+  X(test_runtime_memory_bomb_contained) \
+  X(test_gate_glob)                      \
+  X(test_schema_validate)                \
+  X(test_gate_order)                     \
+  X(test_toolscan)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)
