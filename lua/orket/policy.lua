@@ -5,6 +5,7 @@
 -- swaps sets atomically and keeps the old one on error. Contract: docs/policies.md.
 local sandbox = require "orket.sandbox"
 local cgate = require "orket.c.gate"
+local uv = require "luv"
 
 local M = {}
 
@@ -100,18 +101,17 @@ end
 function M.files_in(dirs)
   local by_name, order = {}, {}
   for _, dir in ipairs(dirs) do
-    local p = io.popen("ls -1 " .. string.format("%q", dir) .. " 2>/dev/null")
-    if p then
-      local names = {}
-      for name in p:lines() do
-        if name:match("^[%w_%-]+%.lua$") then names[#names + 1] = name end
-      end
-      p:close()
-      table.sort(names)
-      for _, name in ipairs(names) do
-        if not by_name[name] then order[#order + 1] = name end
-        by_name[name] = dir .. "/" .. name
-      end
+    local names = {}
+    local it = uv.fs_scandir(dir) -- nil when the directory does not exist: nothing to add
+    while it do
+      local name, kind = uv.fs_scandir_next(it)
+      if not name then break end
+      if kind ~= "directory" and name:match("^[%w_%-]+%.lua$") then names[#names + 1] = name end
+    end
+    table.sort(names)
+    for _, name in ipairs(names) do
+      if not by_name[name] then order[#order + 1] = name end
+      by_name[name] = dir .. "/" .. name
     end
   end
   local out = {}

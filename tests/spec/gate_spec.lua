@@ -215,4 +215,30 @@ describe("policy.load", function()
     assert.equal("ask", check { tool = "delete_file", policies = set, args = { path = "x" } }.verdict)
     assert.equal("deny", check { tool = "read_file", policies = set, args = { path = "config/.env" } }.verdict)
   end)
+
+  it("lets a project's file replace Orket's of the same name, and others add to it", function()
+    local proj = H.tmpdir()
+    os.execute("mkdir -p " .. proj .. "/policies")
+    H.write(proj .. "/policies/default.lua", "allow { tool = 'delete_file' }")
+    H.write(proj .. "/policies/extra.lua", "deny { tool = 'read_file', path = 'private/**' }")
+    local files = policy.files_in { H.ROOT .. "/policies", proj .. "/policies", proj .. "/missing" }
+    assert.same({ proj .. "/policies/default.lua", proj .. "/policies/extra.lua" }, files)
+    local set = assert(policy.load(files))
+    assert.equal("allow", check { tool = "delete_file", policies = set, args = { path = "x" } }.verdict)
+    assert.equal("deny", check { tool = "read_file", policies = set, args = { path = "private/a" } }.verdict)
+  end)
+
+  it("gives policy scripts exactly the allow-listed globals plus deny/ask/allow/glob", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/keys.lua", [[
+      local names = {}
+      for k in pairs(_G) do names[#names + 1] = k end
+      table.sort(names)
+      deny { tool = "x", reason = table.concat(names, " ") }]])
+    local set = assert(policy.load { dir .. "/keys.lua" })
+    assert.equal("_G _VERSION allow ask assert collectgarbage coroutine deny error getmetatable glob ipairs " ..
+      "load math next os pairs pcall rawequal rawget rawlen rawset select setmetatable string table " ..
+      "tonumber tostring type utf8 xpcall", set.rules[1].reason)
+  end)
 end)
+
