@@ -88,7 +88,7 @@ function M.load(files)
     }
     local ok, err, code = box:dofile(path)
     if not ok then
-      -- the message from a rule helper already names file:line; others carry it from Lua
+      -- deny{}/ask{}/allow{} errors already name file:line; Lua errors carry it too
       return nil, (tostring(err):match("^[^\n]*")), code or "ERUNTIME"
     end
     set.files[#set.files + 1] = path
