@@ -9,5 +9,7 @@ const orket_module orket_modules[] = {
     {"orket.c.lineedit", luaopen_orket_lineedit},
     {"orket.c.statemachine", luaopen_orket_statemachine},
     {"orket.c.store", luaopen_orket_store},
+    {"orket.c.workspace", luaopen_orket_workspace},
+    {"orket.c.gate", luaopen_orket_gate},
     {NULL, NULL},
 };

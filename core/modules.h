@@ -17,5 +17,7 @@ int luaopen_orket_sandbox(lua_State *L);
 int luaopen_orket_lineedit(lua_State *L);
 int luaopen_orket_statemachine(lua_State *L);
 int luaopen_orket_store(lua_State *L);
+int luaopen_orket_workspace(lua_State *L);
+int luaopen_orket_gate(lua_State *L);
 
 #endif

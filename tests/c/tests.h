@@ -22,7 +22,11 @@
   X(test_statemachine_wait_reasons)      \
   X(test_statemachine_dependencies)      \
   X(test_statemachine_review_guards)     \
-  X(test_statemachine_unknown_names)
+  X(test_statemachine_unknown_names)     \
+  X(test_gate_glob)                      \
+  X(test_schema_validate)                \
+  X(test_gate_order)                     \
+  X(test_toolscan)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)
