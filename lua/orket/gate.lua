@@ -66,8 +66,10 @@ function M.check(input)
     rules = policies and policies.rules or nil,
     predicate = policies and function(i) return policies:predicate(i, call) end or nil,
   }
-  if input.check_transition then
-    local ct = input.check_transition
+  -- Status changes are always judged by the state machine; a caller that knows more
+  -- (the engine knows whether dependencies are done) passes its own check_transition.
+  local ct = input.check_transition or M.state_machine_check(input.args)
+  do
     c_input.check_transition = function(to)
       local ok, code, msg, remedy = ct(card, to, actor)
       if ok then return true end
@@ -89,6 +91,23 @@ function M.check(input)
     end
   end
   return d
+end
+
+--- state_machine_check(args) -> check_transition function deciding from the card's own
+--- fields (type, status, worked_by, deps_done) and the call's wait_reason.
+function M.state_machine_check(args)
+  local sm = require "orket.c.statemachine"
+  local reason = type(args) == "table" and args.wait_reason or nil
+  if reason ~= nil and type(reason) ~= "string" then reason = nil end -- the schema reports it
+  return function(card, to, actor)
+    local ok, msg, code = sm.check {
+      type = card.type or "issue", from = card.status, to = to, seat = actor.seat,
+      roles = actor.roles, reason = reason, worked_by = card.worked_by,
+      deps_done = card.deps_done,
+    }
+    if ok then return true end
+    return false, code, msg
+  end
 end
 
 --- counters_add(counters, tool_def, args) -> counters after an allowed call ran
