@@ -1,4 +1,4 @@
-/* tests.h: the list of C unit tests. Add a test: write TEST(name) in a tests/c/*.c file and
+/* tests.h: the list of C unit tests. Add a test: write TEST(name) in a tests/c/ source file and
  * add X(name) here. */
 #ifndef ORKET_TESTS_H
 #define ORKET_TESTS_H
