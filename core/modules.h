@@ -15,5 +15,6 @@ extern const orket_module orket_modules[];
 int luaopen_orket_runtime(lua_State *L);
 int luaopen_orket_sandbox(lua_State *L);
 int luaopen_orket_lineedit(lua_State *L);
+int luaopen_orket_http(lua_State *L);
 
 #endif
