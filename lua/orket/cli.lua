@@ -4,7 +4,7 @@
 local M = {}
 
 -- Commands in the order `orket help` lists them.
-M.COMMANDS = { "version", "help", "lua", "repl" }
+M.COMMANDS = { "version", "help", "lua", "repl", "models" }
 
 M.EXIT = { ok = 0, failed = 1, usage = 2, stalled = 3, interrupted = 130 }
 
