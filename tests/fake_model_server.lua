@@ -282,6 +282,11 @@ local function serve(sock)
   end)
 end
 
+-- A client that hangs up mid-response must not kill the server with SIGPIPE.
+local sigpipe = uv.new_signal()
+sigpipe:start("sigpipe", function() end)
+sigpipe:unref()
+
 local server = uv.new_tcp()
 assert(server:bind("127.0.0.1", port))
 assert(server:listen(4096, function(err)

@@ -16,7 +16,14 @@
   X(test_runtime_pcall_traceback)        \
   X(test_runtime_pcall_nonstring)        \
   X(test_runtime_find_home)              \
-  X(test_runtime_memory_bomb_contained)
+  X(test_runtime_memory_bomb_contained)    \
+  X(test_frame_sse_basic)                 \
+  X(test_frame_sse_split_crlf_and_done)   \
+  X(test_frame_sse_cr_at_chunk_end)       \
+  X(test_frame_sse_finish_lenient)        \
+  X(test_frame_ndjson)                    \
+  X(test_frame_caps)                      \
+  X(test_frame_raw)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)
