@@ -48,6 +48,8 @@ static int rtl_sleep_fn(lua_State *L) {
   lua_Number ms = luaL_checknumber(L, 1);
   luaL_argcheck(L, ms >= 0 && ms <= 1e12, 1, "must be between 0 and 1e12");
   orket_rt *rt = rt_get(L);
+  /* rt_wait_begin raises outside a task; check before the malloc so that error leaks nothing */
+  if (!lua_isyieldable(L)) rt_wait_begin(L, NULL, NULL);
   rtl_sleep *s = malloc(sizeof *s);
   if (s == NULL) return luaL_error(L, "sleep: out of memory");
   rt_wait_begin(L, &s->w, rtl_sleep_cancel); /* raises outside a task: nothing started yet */
