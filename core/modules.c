@@ -11,5 +11,6 @@ const orket_module orket_modules[] = {
     {"orket.c.store", luaopen_orket_store},
     {"orket.c.workspace", luaopen_orket_workspace},
     {"orket.c.gate", luaopen_orket_gate},
+    {"orket.c.http", luaopen_orket_http},
     {NULL, NULL},
 };

@@ -3,9 +3,16 @@ local H = require "tests.helpers"
 
 local PTY = H.BIN:gsub("orket$", "ptydrive")
 
+-- libedit switches the terminal to raw mode after it prints the prompt, discarding what
+-- was typed before; so every keystroke step waits a little after the prompt showed.
 local function pty(steps, env)
   local dir = H.tmpdir()
-  H.write(dir .. "/steps", table.concat(steps, "\n") .. "\n")
+  local paced = {}
+  for _, s in ipairs(steps) do
+    if s:match("^send ") or s:match("^keys ") or s == "eof" then paced[#paced + 1] = "sleep 150" end
+    paced[#paced + 1] = s
+  end
+  H.write(dir .. "/steps", table.concat(paced, "\n") .. "\n")
   local envs = ""
   for k, v in pairs(env or {}) do envs = envs .. k .. "=" .. H.quote(v) .. " " end
   local p = io.popen(string.format("cd %s && env %s TERM=dumb %s -t 20 -- %s repl <%s 2>&1",
