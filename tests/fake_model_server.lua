@@ -8,6 +8,7 @@
 --   error_code=C                the error's code/type (e.g. insufficient_quota)
 --   first_byte_ms=MS            wait before sending anything
 --   chunks=N chunk_ms=MS        content in N pieces (default 5), MS apart
+--   stamp                       first piece starts "stamp=<server monotonic ns> "
 --   stall_after=K               send K pieces, then nothing (the connection stays open)
 --   disconnect_after=K          send K pieces, then close the connection
 --   malformed                   a piece of invalid JSON after the first piece
@@ -88,6 +89,10 @@ local function pieces(s)
     return out
   end
   for i = 1, n do out[i] = "tok" .. i .. (i < n and " " or "") end
+  -- stamp: the first piece carries the server's monotonic clock (ns) when it starts the
+  -- answer, so a benchmark on this machine can tell the client's added latency from
+  -- time spent queueing at this single-threaded server.
+  if s.stamp then out[1] = "stamp=" .. uv.hrtime() .. " " .. out[1] end
   return out
 end
 
