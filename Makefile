@@ -5,12 +5,14 @@ CC      ?= cc
 PREFIX  ?= /usr/local
 BUILD   ?= build
 PKGS    := lua5.4 lua5.4-luv lua5.4-cjson libuv sqlite3 libcurl libsodium libedit
+# libcurl is loaded with dlopen on first use (core/curlapi.h), so it is not linked.
+LINKPKGS := $(filter-out libcurl,$(PKGS))
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
 override CFLAGS += -std=c11 -D_DEFAULT_SOURCE $(WARN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -ldl -lpthread
+LDLIBS  += $(shell pkg-config --libs $(LINKPKGS) 2>/dev/null) -lm -ldl -lpthread
 
 CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c))
 CORE_OBJ := $(CORE_SRC:core/%.c=$(BUILD)/core/%.o)

@@ -2,6 +2,7 @@
  * watch (CURLMOPT_SOCKETFUNCTION -> uv_poll) and when to call it back
  * (CURLMOPT_TIMERFUNCTION -> uv_timer); we never call into libcurl from its own callbacks:
  * requests with news are queued and their owners notified after curl returns. */
+#define _GNU_SOURCE /* strptime */
 #include "http.h"
 
 #include <ctype.h>
@@ -11,6 +12,9 @@
 #include <string.h>
 
 #include <curl/curl.h>
+#include <time.h>
+
+#include "curlapi.h"
 
 #define HTTP_DEFAULT_MAX_BYTES ((size_t)64 << 20)
 #define HTTP_MAX_HEADER_BYTES ((size_t)64 << 10)
@@ -23,6 +27,7 @@ typedef struct http_sock {
 } http_sock;
 
 struct http_client {
+  curlapi api;         /* libcurl, loaded when the client is made */
   uv_loop_t *loop;
   CURLM *multi;
   uv_timer_t timer;
@@ -117,11 +122,11 @@ static void http_set_error(http_req *r, const char *code, const char *phase, con
 /* Removes the easy handle from libcurl and marks the request finished. */
 static void http_detach(http_req *r) {
   if (r->easy) {
-    if (r->c) curl_multi_remove_handle(r->c->multi, r->easy);
-    curl_easy_cleanup(r->easy);
+    r->c->api.multi_remove_handle(r->c->multi, r->easy);
+    r->c->api.easy_cleanup(r->easy);
     r->easy = NULL;
   }
-  curl_slist_free_all(r->hdrs);
+  if (r->hdrs) r->c->api.slist_free_all(r->hdrs);
   r->hdrs = NULL;
   uv_timer_stop(&r->timer);
   r->finished = 1;
@@ -234,7 +239,7 @@ static void http_complete(http_req *r, CURLcode rc) {
   if (rc == CURLE_OK) {
     http_frame_status(r, frame_finish(&r->fr, http_emit, r));
   } else if (!r->err_code) {
-    const char *detail = r->curl_err[0] ? r->curl_err : curl_easy_strerror(rc);
+    const char *detail = r->curl_err[0] ? r->curl_err : r->c->api.easy_strerror(rc);
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
       http_set_error(r, HTTP_E_TIMEOUT, r->got_byte ? "total" : "connect", detail);
@@ -257,10 +262,10 @@ static void http_complete(http_req *r, CURLcode rc) {
 static void http_read_done(http_client *c) {
   CURLMsg *m;
   int left;
-  while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+  while ((m = c->api.multi_info_read(c->multi, &left)) != NULL) {
     if (m->msg != CURLMSG_DONE) continue;
     http_req *r = NULL;
-    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+    c->api.easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
     if (r) http_complete(r, m->data.result);
   }
 }
@@ -308,7 +313,7 @@ static void http_on_poll(uv_poll_t *h, int status, int events) {
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   int running;
-  curl_multi_socket_action(c->multi, s->fd, flags, &running);
+  c->api.multi_socket_action(c->multi, s->fd, flags, &running);
   http_after_curl(c);
 }
 
@@ -318,7 +323,7 @@ static int http_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
   http_sock *s = socketp;
   if (what == CURL_POLL_REMOVE) {
     if (s) {
-      curl_multi_assign(c->multi, fd, NULL);
+      c->api.multi_assign(c->multi, fd, NULL);
       http_sock_forget(s);
     }
     return 0;
@@ -336,7 +341,7 @@ static int http_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     s->next = c->socks;
     if (c->socks) c->socks->prev = s;
     c->socks = s;
-    curl_multi_assign(c->multi, fd, s);
+    c->api.multi_assign(c->multi, fd, s);
   }
   int events = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
@@ -348,7 +353,7 @@ static int http_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 static void http_on_timer(uv_timer_t *t) {
   http_client *c = t->data;
   int running;
-  curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  c->api.multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   http_after_curl(c);
 }
 
@@ -408,31 +413,39 @@ http_client *http_client_new(uv_loop_t *loop, char *err, size_t errlen) {
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+  if (curlapi_open(&c->api, err, errlen) != 0) {
+    free(c);
+    return NULL;
+  }
+  if (c->api.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
     snprintf(err, errlen, "libcurl failed to initialise");
+    curlapi_close(&c->api);
     free(c);
     return NULL;
   }
   c->loop = loop;
-  c->multi = curl_multi_init();
+  c->multi = c->api.multi_init();
   if (c->multi == NULL) {
     snprintf(err, errlen, "libcurl failed to create a multi handle");
-    curl_global_cleanup();
+    c->api.global_cleanup();
+    curlapi_close(&c->api);
     free(c);
     return NULL;
   }
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
-  curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, http_on_socket);
-  curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-  curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, http_on_curl_timer);
-  curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+  c->api.multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, http_on_socket);
+  c->api.multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+  c->api.multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, http_on_curl_timer);
+  c->api.multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
   return c;
 }
 
 static void http_client_closed(uv_handle_t *h) {
-  free(h->data);
-  curl_global_cleanup();
+  http_client *c = h->data;
+  c->api.global_cleanup();
+  curlapi_close(&c->api);
+  free(c);
 }
 
 void http_client_free(http_client *c) {
@@ -448,17 +461,18 @@ void http_client_free(http_client *c) {
     r->prev = r->next = NULL;
     r->c = NULL;
   }
-  curl_multi_cleanup(c->multi); /* may report sockets removed: they leave c->socks */
+  c->api.multi_cleanup(c->multi); /* may report sockets removed: they leave c->socks */
   while (c->socks) http_sock_forget(c->socks);
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, http_client_closed);
 }
 
 static int http_setup(http_req *r, const http_opts *o, char *err, size_t errlen) {
+  const curlapi *api = &r->c->api;
   CURL *e = r->easy;
   const char *method = o->method ? o->method : (o->body ? "POST" : "GET");
   CURLcode rc = CURLE_OK;
-#define SET(opt, val) if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val)
+#define SET(opt, val) if (rc == CURLE_OK) rc = api->easy_setopt(e, opt, val)
   SET(CURLOPT_URL, o->url);
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
   SET(CURLOPT_FOLLOWLOCATION, 0L);
@@ -485,15 +499,15 @@ static int http_setup(http_req *r, const http_opts *o, char *err, size_t errlen)
   }
 #undef SET
   if (rc != CURLE_OK) {
-    snprintf(err, errlen, "%s: %s", r->what, curl_easy_strerror(rc));
+    snprintf(err, errlen, "%s: %s", r->what, api->easy_strerror(rc));
     return -1;
   }
   /* No "Expect: 100-continue" round trip for large bodies. */
-  struct curl_slist *l = curl_slist_append(NULL, "Expect:");
+  struct curl_slist *l = api->slist_append(NULL, "Expect:");
   for (size_t i = 0; l && i < o->nheaders; i++) {
-    struct curl_slist *nl = curl_slist_append(l, o->headers[i]);
+    struct curl_slist *nl = api->slist_append(l, o->headers[i]);
     if (nl == NULL) {
-      curl_slist_free_all(l);
+      api->slist_free_all(l);
       l = NULL;
     } else {
       l = nl;
@@ -504,7 +518,7 @@ static int http_setup(http_req *r, const http_opts *o, char *err, size_t errlen)
     return -1;
   }
   r->hdrs = l;
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, l);
+  api->easy_setopt(e, CURLOPT_HTTPHEADER, l);
   return 0;
 }
 
@@ -528,19 +542,19 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   }
   http_describe(r->what, sizeof r->what, o->method ? o->method : (o->body ? "POST" : "GET"),
                 o->url);
-  r->easy = curl_easy_init();
+  r->c = c; /* http_setup and the error paths below use its libcurl */
+  r->easy = c->api.easy_init();
   if (r->easy == NULL) {
     snprintf(err, errlen, "%s: libcurl could not create a handle", r->what);
     free(r);
     return NULL;
   }
   if (http_setup(r, o, err, errlen) != 0) {
-    curl_slist_free_all(r->hdrs);
-    curl_easy_cleanup(r->easy);
+    if (r->hdrs) c->api.slist_free_all(r->hdrs);
+    c->api.easy_cleanup(r->easy);
     free(r);
     return NULL;
   }
-  r->c = c;
   r->notify = notify;
   r->ud = ud;
   r->framing = o->framing;
@@ -553,11 +567,11 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   r->start = uv_now(c->loop);
   uv_timer_init(c->loop, &r->timer);
   r->timer.data = r;
-  CURLMcode mc = curl_multi_add_handle(c->multi, r->easy);
+  CURLMcode mc = c->api.multi_add_handle(c->multi, r->easy);
   if (mc != CURLM_OK) {
-    snprintf(err, errlen, "%s: %s", r->what, curl_multi_strerror(mc));
-    curl_slist_free_all(r->hdrs);
-    curl_easy_cleanup(r->easy);
+    snprintf(err, errlen, "%s: %s", r->what, c->api.multi_strerror(mc));
+    if (r->hdrs) c->api.slist_free_all(r->hdrs);
+    c->api.easy_cleanup(r->easy);
     r->easy = NULL;
     r->hdrs = NULL;
     r->c = NULL;
@@ -638,7 +652,20 @@ const char *http_error(const http_req *r, const char **msg, const char **phase) 
 size_t http_received(const http_req *r) { return r->received; }
 size_t http_live(const http_client *c) { return c->live; }
 
+/* The three forms HTTP/1.1 recipients must accept (RFC 9110 5.6.7): IMF-fixdate, the
+ * obsolete RFC 850 form and asctime's. Always UTC. */
 long long http_parse_date(const char *s) {
-  time_t t = curl_getdate(s, NULL);
-  return t < 0 ? -1 : (long long)t;
+  static const char *const forms[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                                      "%a %b %e %H:%M:%S %Y"};
+  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(s, forms[i], &tm);
+    if (end == NULL) continue;
+    while (*end == ' ') end++;
+    if (*end != '\0') continue;
+    time_t t = timegm(&tm);
+    return t < 0 ? -1 : (long long)t;
+  }
+  return -1;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "http.h"
 #include "tests.h"
 
 typedef struct got {
@@ -103,4 +104,14 @@ TEST(test_frame_raw) {
   CHECK(t, frame_feed(&f, "{\"error\":\n", 10, tf_emit, &g) == FRAME_OK);
   CHECK_STR(t, g.buf, "{\"error\":\n|");
   frame_free(&f);
+}
+
+/* Retry-After dates: the three forms HTTP/1.1 recipients must accept, and rubbish. */
+TEST(test_http_parse_date) {
+  CHECK(t, http_parse_date("Sun, 06 Nov 1994 08:49:37 GMT") == 784111777LL);
+  CHECK(t, http_parse_date("Sunday, 06-Nov-94 08:49:37 GMT") == 784111777LL);
+  CHECK(t, http_parse_date("Sun Nov  6 08:49:37 1994") == 784111777LL);
+  CHECK(t, http_parse_date("Sun, 06 Nov 1994 08:49:37 GMT trailing") == -1);
+  CHECK(t, http_parse_date("120") == -1);
+  CHECK(t, http_parse_date("") == -1);
 }

@@ -33,7 +33,8 @@
   X(test_frame_sse_finish_lenient)        \
   X(test_frame_ndjson)                    \
   X(test_frame_caps)                      \
-  X(test_frame_raw)
+  X(test_frame_raw)                        \
+  X(test_http_parse_date)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)
