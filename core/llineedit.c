@@ -18,12 +18,35 @@
 
 #define LE_WATCH "orket.lineedit.interrupts"
 
-/* readline(prompt) -> line | nil at end of input. On a terminal this is libedit (editing,
- * history keys); otherwise a plain read, so the REPL can be driven through a pipe. */
+/* ---- interrupts -----------------------------------------------------------------------
+ * A signal handler can reach nothing but globals, so this is the one place with
+ * file-scope mutable state, and it is only written by the object below (one at a time). */
+typedef struct le_watch {
+  uv_async_t *wake;         /* wakes the loop when it is waiting */
+  lua_State *target;        /* the coroutine running the chunk, or NULL */
+  struct sigaction old;
+  int installed;
+} le_watch;
+
+static struct {
+  le_watch *volatile watch;
+  volatile sig_atomic_t hits;
+} le_sig;
+
+/* readline(prompt) -> line | nil at end of input | "", "interrupted" after Ctrl-C.
+ * On a terminal this is libedit (editing, history keys); otherwise a plain read, so the
+ * REPL can be driven through a pipe. */
 static int le_readline(lua_State *L) {
   const char *prompt = luaL_optstring(L, 1, "> ");
   if (isatty(STDIN_FILENO)) {
+    sig_atomic_t before = le_sig.hits;
     char *line = readline(prompt);
+    if (line == NULL && le_sig.hits != before) {
+      /* libedit gives up its read when our SIGINT handler runs: that is Ctrl-C, not EOF */
+      lua_pushliteral(L, "");
+      lua_pushliteral(L, "interrupted");
+      return 2;
+    }
     if (line == NULL) return 0;
     lua_pushstring(L, line);
     free(line);
@@ -80,21 +103,6 @@ static int le_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
   return 1;
 }
-
-/* ---- interrupts -----------------------------------------------------------------------
- * A signal handler can reach nothing but globals, so this is the one place with
- * file-scope mutable state, and it is only written by the object below (one at a time). */
-typedef struct le_watch {
-  uv_async_t *wake;         /* wakes the loop when it is waiting */
-  lua_State *target;        /* the coroutine running the chunk, or NULL */
-  struct sigaction old;
-  int installed;
-} le_watch;
-
-static struct {
-  le_watch *volatile watch;
-  volatile sig_atomic_t hits;
-} le_sig;
 
 static void le_stop_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;

@@ -66,9 +66,12 @@ function M.run(opts)
   local buffer = nil
   while true do
     out:flush()
-    local line = readline(buffer and ">> " or "> ")
+    local line, interrupted = readline(buffer and ">> " or "> ")
     local hits = watch:take()
-    if line == nil then
+    if interrupted then -- Ctrl-C at the prompt drops the line (and any chunk in progress)
+      buffer = nil
+      out:write("\n")
+    elseif line == nil then
       if buffer then -- end of input inside a chunk: drop it, like a fresh prompt
         buffer = nil
         out:write("\n")

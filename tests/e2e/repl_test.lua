@@ -115,6 +115,16 @@ describe("orket repl on a terminal", function()
     assert.matches("%[ptydrive: ok, exit 0%]", out)
   end)
 
+  it("drops the line being typed on Ctrl-C at the prompt, and a chunk in progress", function()
+    local out = pty({
+      "expect > ", "keys abc", "sleep 100", "keys \\x03", "sleep 100", "send 1 + 1", "expect 2",
+      "expect > ", "send for i = 1, 2 do", "expect >> ", "keys \\x03", "sleep 100", "send 3 + 3",
+      "expect 6", "expect > ", "eof",
+    })
+    assert.matches("%[ptydrive: ok, exit 0%]", out)
+    assert.is_nil(out:find("undefined", 1, true))
+  end)
+
   it("continues multi-line input on a terminal", function()
     local out = pty({ "expect > ", "send for i = 1, 3 do", "expect >> ", "send   io.write(i)", "send end",
       "expect 123", "expect > ", "eof" })
