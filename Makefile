@@ -18,7 +18,7 @@ CTEST_SRC := $(wildcard tests/c/*.c)
 CTEST_OBJ := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%.o)
 HEADERS  := $(wildcard core/*.h) $(wildcard tests/c/*.h)
 
-.PHONY: all deps test asan run bench install clean check-deps
+.PHONY: all deps test asan run bench install clean check-deps fuzz
 
 all: $(BUILD)/orket
 
@@ -39,8 +39,12 @@ $(BUILD)/orket: $(CORE_OBJ) $(BUILD)/core/main.o
 $(BUILD)/test_core: $(CORE_OBJ) $(CTEST_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -lutil -o $@
 
+# Drives `orket repl` on a pseudo-terminal for the end-to-end tests.
+$(BUILD)/ptydrive: tests/tools/ptydrive.c | deps
+	$(CC) $(CFLAGS) $(LDFLAGS) $< -lutil -o $@
+
 # Every layer, then one summary line: "N passed, N failed".
-test: $(BUILD)/orket $(BUILD)/test_core
+test: $(BUILD)/orket $(BUILD)/test_core $(BUILD)/ptydrive
 	@sh tests/run.sh $(BUILD)
 
 asan:
@@ -57,7 +61,26 @@ bench: $(BUILD)/orket
 install: $(BUILD)/orket
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/orket
 	install -m 755 $(BUILD)/orket $(DESTDIR)$(PREFIX)/bin/orket
-	cp -R lua roles tools policies $(DESTDIR)$(PREFIX)/share/orket/
+	for d in lua roles tools policies; do if [ -d $$d ]; then cp -R $$d $(DESTDIR)$(PREFIX)/share/orket/; fi; done
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# libFuzzer targets (clang) for the tool-call scan and the schema validator + gate; each
+# runs FUZZ_SECONDS (default 60) from its corpus directory under build-fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -g -O1 -std=c11 -D_DEFAULT_SOURCE -fsanitize=fuzzer,address,undefined -Icore
+FUZZ_TARGETS := toolscan schema
+
+fuzz:
+	@sh scripts/deps.sh --fuzz
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) fuzz/fuzz_toolscan.c core/toolscan.c -o build-fuzz/fuzz_toolscan
+	clang $(FUZZ_CFLAGS) fuzz/fuzz_schema.c core/schema.c core/gate.c core/workspace.c -lm -o build-fuzz/fuzz_schema
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus-$$t; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
+	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/corpus-$$t fuzz/seeds-$$t \
+	    >build-fuzz/$$t.log 2>&1 || { tail -n 40 build-fuzz/$$t.log; exit 1; }; \
+	  grep -E '^(#[0-9]+.*DONE|Done)' build-fuzz/$$t.log | tail -n 2; \
+	done

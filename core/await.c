@@ -18,11 +18,15 @@ static void await_waits(lua_State *L) {
   }
 }
 
-void rt_wait_begin(lua_State *L, rt_wait *w, rt_wait_cancel_fn cancel) {
-  orket_rt *rt = rt_get(L);
+void rt_wait_require(lua_State *L) {
   if (!lua_isyieldable(L))
     luaL_error(L, "this operation waits, so it must run inside a task (orket.spawn) or a "
                   "script run by 'orket lua'");
+}
+
+void rt_wait_begin(lua_State *L, rt_wait *w, rt_wait_cancel_fn cancel) {
+  orket_rt *rt = rt_get(L);
+  rt_wait_require(L);
   lua_pushthread(L);
   /* stack: thread */
   w->rt = rt;

@@ -99,7 +99,8 @@ static struct {
 static void le_stop_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted!");
+  lua_pushliteral(L, "interrupted"); /* the traceback says where */
+  lua_error(L);
 }
 
 static void le_on_sigint(int sig) {

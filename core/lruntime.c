@@ -48,10 +48,7 @@ static int rtl_sleep_fn(lua_State *L) {
   lua_Number ms = luaL_checknumber(L, 1);
   luaL_argcheck(L, ms >= 0 && ms <= 1e12, 1, "must be between 0 and 1e12");
   orket_rt *rt = rt_get(L);
-  if (!lua_isyieldable(L)) { /* raise before allocating, or the request would leak */
-    rt_wait probe;
-    rt_wait_begin(L, &probe, NULL); /* raises the shared "must run inside a task" error */
-  }
+  rt_wait_require(L); /* before the malloc, so that error leaks nothing */
   rtl_sleep *s = malloc(sizeof *s);
   if (s == NULL) return luaL_error(L, "sleep: out of memory");
   rt_wait_begin(L, &s->w, rtl_sleep_cancel);

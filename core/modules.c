@@ -7,7 +7,11 @@ const orket_module orket_modules[] = {
     {"orket.c.runtime", luaopen_orket_runtime},
     {"orket.c.sandbox", luaopen_orket_sandbox},
     {"orket.c.lineedit", luaopen_orket_lineedit},
+    {"orket.c.crypto", luaopen_orket_crypto},
     {"orket.c.statemachine", luaopen_orket_statemachine},
     {"orket.c.store", luaopen_orket_store},
+    {"orket.c.workspace", luaopen_orket_workspace},
+    {"orket.c.gate", luaopen_orket_gate},
+    {"orket.c.http", luaopen_orket_http},
     {NULL, NULL},
 };

@@ -15,7 +15,11 @@ extern const orket_module orket_modules[];
 int luaopen_orket_runtime(lua_State *L);
 int luaopen_orket_sandbox(lua_State *L);
 int luaopen_orket_lineedit(lua_State *L);
+int luaopen_orket_crypto(lua_State *L);
 int luaopen_orket_statemachine(lua_State *L);
 int luaopen_orket_store(lua_State *L);
+int luaopen_orket_workspace(lua_State *L);
+int luaopen_orket_gate(lua_State *L);
+int luaopen_orket_http(lua_State *L);
 
 #endif

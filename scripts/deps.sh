@@ -3,11 +3,10 @@
 # As root it installs what is missing; otherwise it prints the one apt-get line to run.
 set -eu
 
-PKGS="build-essential pkg-config liblua5.4-dev lua5.4 lua-luv-dev libuv1-dev \
+PKGS="build-essential pkg-config liblua5.4-dev lua-luv-dev libuv1-dev \
 libsqlite3-dev libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev lua-busted"
 
-# --asan adds what the sanitizer build needs (clang's runtime for UBSan/ASan).
-[ "${1:-}" = "--asan" ] && PKGS="$PKGS clang libclang-rt-14-dev"
+# --asan: gcc's AddressSanitizer and UBSan runtimes come with build-essential's gcc.
 # --fuzz adds libFuzzer, which ships in clang's runtime package.
 [ "${1:-}" = "--fuzz" ] && PKGS="$PKGS clang libclang-rt-14-dev"
 

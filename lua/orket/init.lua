@@ -18,6 +18,7 @@ local lazy = {
   sandbox = "orket.sandbox",
   pretty = "orket.pretty",
   json = "cjson.safe",
+  llm = "orket.llm",
 }
 
 return setmetatable(orket, {

@@ -29,6 +29,22 @@ function M.format_results(n, ...)
   return table.concat(out, "\t")
 end
 
+--- trim_traceback(msg) -> msg without the frames of the REPL and task machinery below
+--- the user's chunk (they say nothing about the user's code).
+function M.trim_traceback(msg)
+  local lines = {}
+  for line in (msg .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = line end
+  while #lines > 1 do
+    local l = lines[#lines]
+    if l:find("orket/repl.lua", 1, true) or l:find("orket/task.lua", 1, true) or l:find("(...tail calls...)", 1, true) then
+      lines[#lines] = nil
+    else
+      break
+    end
+  end
+  return table.concat(lines, "\n")
+end
+
 local function history_path()
   local p = os.getenv("ORKET_HISTORY")
   if p then return p ~= "" and p or nil end
@@ -90,7 +106,7 @@ function M.run(opts)
           elseif t.state == "canceled" then
             out:write("interrupted\n")
           elseif t.state == "failed" then
-            out:write(t.error, "\n")
+            out:write(M.trim_traceback(t.error), "\n")
           else
             out:write("chunk stopped waiting on nothing (it yielded outside a wait)\n")
             t:cancel()

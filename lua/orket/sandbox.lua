@@ -37,6 +37,18 @@ M.DEFAULTS = {
 
 local frozen = setmetatable({}, { __mode = "k" }) -- proxy -> true
 
+-- Strings reach the real string table through their shared metatable, so a script could
+-- write ("").dump. Method lookups now go through a layer whose only entry is a dump that
+-- refuses; everything else (including what trusted code adds to `string`) falls through.
+do
+  local smt = getmetatable("")
+  if smt.__index == string then
+    smt.__index = setmetatable({
+      dump = function() error("string.dump is not available", 2) end,
+    }, { __index = string, __newindex = string })
+  end
+end
+
 local function readonly_error(_, k)
   error("attempt to modify a read-only table (field '" .. tostring(k) .. "')", 2)
 end

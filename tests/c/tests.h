@@ -22,7 +22,18 @@
   X(test_statemachine_wait_reasons)      \
   X(test_statemachine_dependencies)      \
   X(test_statemachine_review_guards)     \
-  X(test_statemachine_unknown_names)
+  X(test_statemachine_unknown_names)     \
+  X(test_gate_glob)                      \
+  X(test_schema_validate)                \
+  X(test_gate_order)                     \
+  X(test_toolscan)                        \
+  X(test_frame_sse_basic)                 \
+  X(test_frame_sse_split_crlf_and_done)   \
+  X(test_frame_sse_cr_at_chunk_end)       \
+  X(test_frame_sse_finish_lenient)        \
+  X(test_frame_ndjson)                    \
+  X(test_frame_caps)                      \
+  X(test_frame_raw)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)

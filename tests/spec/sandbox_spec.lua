@@ -69,6 +69,13 @@ describe("sandbox environment", function()
     end)
   end
 
+  it("has no string.dump through string methods either", function()
+    local ok, err = run("return (''):dump(function() end)")
+    assert.is_false(ok)
+    assert.matches("string.dump is not available", err)
+    assert.equal("A", ("a"):upper()) -- methods still work everywhere
+  end)
+
   it("raises on reads of undefined globals, naming the script", function()
     local ok, err, code = run("return no_such_thing")
     assert.is_false(ok)

@@ -8,6 +8,7 @@ return {
   run = function(args, cli)
     if #args > 0 then return cli.usage_error(require "orket.cmd.repl", "repl takes no arguments") end
     _G.orket = require "orket"
+    _G.llm = require "orket.llm" -- llm.chat{messages = {...}} streams to the prompt
     return require("orket.repl").run()
   end,
 }

@@ -1,0 +1,97 @@
+-- Benchmark of the LLM transport: 1, 64 and 1,000 concurrent streaming chat requests on one
+-- loop against the fake model server (a separate process, answering at once), printing
+-- requests/s, latency p50/p99 per request (client start to result: includes queueing at
+-- the single-threaded server), the added latency p50/p99 (from the server starting its
+-- answer to the client holding the whole result, both on CLOCK_MONOTONIC: what the
+-- transport, framing, decoding and task wake-up add), errors, peak RSS and RSS per
+-- in-flight request.
+--   build/orket lua bench/llm.lua [ROUNDS]
+package.path = package.orket_home .. "/?.lua;" .. package.path
+local llm = require "orket.llm"
+local task = require "orket.task"
+local rt = require "orket.c.runtime"
+
+local rounds = tonumber(arg and arg[1]) or 5
+local fake = require("tests.fake_server").start()
+
+local function status_kb(field)
+  local f = io.open("/proc/self/status")
+  local s = f:read("a")
+  f:close()
+  return tonumber(s:match(field .. ":%s+(%d+) kB"))
+end
+
+local client = llm.new { default = "fake:chunks=8", providers = { fake = { kind = "openai",
+  base_url = fake.url .. "/v1", max_concurrency = 1000, retry = { max_attempts = 1 } } } }
+local MSG = { { role = "user", content = "benchmark" } }
+
+local hrtime = require("luv").hrtime
+
+local function run(n, model)
+  local lat, added, errors = {}, {}, 0
+  local tasks = {}
+  local t0 = rt.now()
+  for i = 1, n do
+    tasks[i] = task.spawn(function()
+      local s = rt.now()
+      local r, err = client:chat { model = model, messages = MSG }
+      if not r then error(err) end
+      local done = hrtime()
+      local stamp = tonumber(r.content:match("^stamp=(%d+)"))
+      return rt.now() - s, stamp and (done - stamp) / 1e6
+    end)
+  end
+  for i = 1, n do
+    local ok, v, a = tasks[i]:join()
+    if ok then
+      lat[#lat + 1] = v
+      added[#added + 1] = a
+    else
+      errors = errors + 1
+    end
+  end
+  return rt.now() - t0, lat, errors, added
+end
+
+local function pct(sorted, p)
+  if #sorted == 0 then return 0 end
+  return sorted[math.max(1, math.ceil(#sorted * p))]
+end
+
+run(8, "fake:chunks=8") -- warm up connections and code paths
+
+-- Memory per in-flight request: hold 1,000 streams open (the server waits before its first
+-- byte) and compare the resident set with the idle one.
+collectgarbage()
+local before = status_kb("VmRSS")
+local held = {}
+for i = 1, 1000 do
+  held[i] = task.spawn(function() return client:chat { model = "fake:first_byte_ms=800", messages = MSG } end)
+end
+orket.sleep(400)
+local during = status_kb("VmRSS")
+for i = 1, 1000 do held[i]:join() end
+print(string.format("rss idle %d KB, with 1000 in flight %d KB: %.1f KB per in-flight request",
+  before, during, (during - before) / 1000))
+
+print(string.format("%-12s %9s %9s %9s %11s %11s %7s", "concurrency", "req/s", "p50 ms", "p99 ms",
+  "added p50", "added p99", "errors"))
+for _, n in ipairs { 1, 64, 1000 } do
+  local all, adds, errs, total_ms, reqs = {}, {}, 0, 0, 0
+  local r = n == 1 and rounds * 50 or rounds
+  for _ = 1, r do
+    local ms, lat, e, added = run(n, "fake:chunks=8,stamp")
+    total_ms = total_ms + ms
+    reqs = reqs + n
+    errs = errs + e
+    for _, v in ipairs(lat) do all[#all + 1] = v end
+    for _, v in ipairs(added) do adds[#adds + 1] = v end
+  end
+  table.sort(all)
+  table.sort(adds)
+  print(string.format("%-12d %9.0f %9.3f %9.3f %11.3f %11.3f %7d", n, reqs / (total_ms / 1000),
+    pct(all, 0.5), pct(all, 0.99), pct(adds, 0.5), pct(adds, 0.99), errs))
+end
+
+print(string.format("peak RSS (VmHWM) %d KB", status_kb("VmHWM")))
+fake.stop()

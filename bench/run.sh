@@ -1,0 +1,13 @@
+#!/bin/sh
+# Runs every benchmark (bench/*.lua) with the built orket and prints their figures.
+# Speed targets live here, never in timed tests.
+set -u
+BUILD=${1:-build}
+cd "$(dirname "$0")/.." || exit 1
+export ORKET_BIN="$PWD/$BUILD/orket"
+status=0
+for b in bench/*.lua; do
+  echo "== $b"
+  "$BUILD/orket" lua "$b" || status=1
+done
+exit $status

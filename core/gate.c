@@ -1,0 +1,333 @@
+/* gate.c: the tool-call decision (see gate.h). Uses schema.c for arguments and workspace.c's
+ * lexical path rules, so the gate and the filesystem agree on what a path means. */
+#include "gate.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "workspace.h"
+
+#define GATE_MAX_PATHS 32
+
+/* ---- globs ------------------------------------------------------------------------------ */
+
+enum { G_LIT, G_ANY1, G_STAR, G_DSTAR, G_DSTAR_SLASH };
+
+int gate_glob(const char *pattern, const char *s, size_t n) {
+  size_t plen = strlen(pattern);
+  if (plen > 512 || n > WS_PATH_MAX) return -1;
+  if (strpbrk(pattern, "*?") == NULL) return plen == n && memcmp(pattern, s, n) == 0;
+  /* a trailing slash-double-star also names the directory itself */
+  if (plen >= 3 && strcmp(pattern + plen - 3, "/**") == 0 && n == plen - 3 && memcmp(pattern, s, n) == 0)
+    return 1;
+  unsigned char kind[512];
+  char lit[512];
+  size_t nt = 0;
+  for (size_t i = 0; i < plen;) {
+    if (pattern[i] == '*' && pattern[i + 1] == '*') {
+      i += 2;
+      while (pattern[i] == '*') i++; /* "***" is "**" */
+      if (pattern[i] == '/') {
+        kind[nt++] = G_DSTAR_SLASH;
+        i++;
+      } else {
+        kind[nt++] = G_DSTAR;
+      }
+    } else if (pattern[i] == '*') {
+      kind[nt++] = G_STAR;
+      i++;
+    } else if (pattern[i] == '?') {
+      kind[nt++] = G_ANY1;
+      i++;
+    } else {
+      lit[nt] = pattern[i++];
+      kind[nt++] = G_LIT;
+    }
+  }
+  /* m[i][j]: tokens i.. match s[j..]; d[i][j]: some '/' at k >= j has m[i+1][k+1]. */
+  size_t w = n + 1;
+  unsigned char *m = calloc((nt + 1) * w, 2);
+  if (m == NULL) return -1;
+  unsigned char *d = m + (nt + 1) * w;
+  m[nt * w + n] = 1;
+  for (size_t i = nt; i-- > 0;) {
+    for (size_t j = n + 1; j-- > 0;) {
+      int more = j < n;
+      unsigned char r = 0;
+      switch (kind[i]) {
+      case G_LIT: r = more && s[j] == lit[i] && m[(i + 1) * w + j + 1]; break;
+      case G_ANY1: r = more && s[j] != '/' && m[(i + 1) * w + j + 1]; break;
+      case G_STAR: r = m[(i + 1) * w + j] || (more && s[j] != '/' && m[i * w + j + 1]); break;
+      case G_DSTAR: r = m[(i + 1) * w + j] || (more && m[i * w + j + 1]); break;
+      case G_DSTAR_SLASH:
+        d[i * w + j] = more && ((s[j] == '/' && m[(i + 1) * w + j + 1]) || d[i * w + j + 1]);
+        r = m[(i + 1) * w + j] || d[i * w + j];
+        break;
+      }
+      m[i * w + j] = r;
+    }
+  }
+  int res = m[0];
+  free(m);
+  return res;
+}
+
+/* ---- decisions -------------------------------------------------------------------------- */
+
+static void gd_set(gate_decision *d, gate_verdict v, const char *code, const char *remedy,
+                   const char *fmt, ...) {
+  d->verdict = v;
+  snprintf(d->code, sizeof d->code, "%s", code);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(d->reason, sizeof d->reason, fmt, ap);
+  va_end(ap);
+  snprintf(d->remedy, sizeof d->remedy, "%s", remedy ? remedy : "");
+}
+
+typedef struct gate_paths {
+  char norm[GATE_MAX_PATHS][WS_PATH_MAX];
+  size_t n;
+} gate_paths;
+
+static int jv_fmt_is(const jv *schema, const char *fmt) {
+  const jv *f = jv_get(schema, "format");
+  return f && f->type == JV_STR && f->n == strlen(fmt) && memcmp(f->u.s, fmt, f->n) == 0;
+}
+
+/* Path arguments are top-level strings (or lists of strings) whose schema says
+ * format = "path". Returns 0, or -1 with d filled. */
+static int gate_collect_paths(const gate_input *in, gate_paths *p, gate_decision *d) {
+  const jv *props = jv_get(in->schema, "properties");
+  p->n = 0;
+  if (props == NULL || in->args == NULL) return 0;
+  for (size_t i = 0; i < props->n; i++) {
+    const jv *ps = &props->u.items[i];
+    const jv *items = jv_get(ps, "items");
+    int single = jv_fmt_is(ps, "path"), list = items && jv_fmt_is(items, "path");
+    if (!single && !list) continue;
+    char key[128];
+    snprintf(key, sizeof key, "%.*s", (int)(props->klens[i] > 100 ? 100 : props->klens[i]), props->keys[i]);
+    const jv *v = jv_get(in->args, key);
+    if (v == NULL) continue;
+    size_t count = v->type == JV_ARR ? v->n : 1;
+    for (size_t k = 0; k < count; k++) {
+      const jv *s = v->type == JV_ARR ? &v->u.items[k] : v;
+      if (s->type != JV_STR) continue; /* the schema check already refused these */
+      if (p->n == GATE_MAX_PATHS) {
+        gd_set(d, GATE_DENY, "ARGS_INVALID", "Act on fewer files per call.",
+               "%s: more than %d paths in one call", in->tool, GATE_MAX_PATHS);
+        return -1;
+      }
+      ws_err e;
+      if (ws_path_normalize(s->u.s, s->n, p->norm[p->n], WS_PATH_MAX, &e) != 0) {
+        gd_set(d, GATE_DENY, "PATH_ESCAPE",
+               "Name files with paths relative to the workspace root, without '..' (e.g. \"src/main.c\").",
+               "%s: argument '%s' %s", in->tool, key, e.msg + strlen("workspace: "));
+        return -1;
+      }
+      if (in->tool_writes && ws_path_protected(p->norm[p->n])) {
+        gd_set(d, GATE_DENY, "PATH_PROTECTED",
+               "Control files (.git/, .orket/, roles/, tools/, policies/, orket.lua) are read-only to agents; write elsewhere or ask the developer with request_input.",
+               "%s: argument '%s' names a protected path: %s", in->tool, key, p->norm[p->n]);
+        return -1;
+      }
+      p->n++;
+    }
+  }
+  return 0;
+}
+
+/* Bytes a call would write: the lengths of its "content"-format string arguments. */
+static long long gate_bytes(const gate_input *in) {
+  const jv *props = jv_get(in->schema, "properties");
+  long long total = 0;
+  for (size_t i = 0; props && in->args && i < props->n; i++) {
+    if (!jv_fmt_is(&props->u.items[i], "content")) continue;
+    for (size_t j = 0; j < in->args->n && in->args->type == JV_OBJ; j++) {
+      const jv *v = &in->args->u.items[j];
+      if (in->args->klens[j] == props->klens[i] && memcmp(in->args->keys[j], props->keys[i], props->klens[i]) == 0 && v->type == JV_STR)
+        total += (long long)v->n;
+    }
+  }
+  return total;
+}
+
+/* The "status"-format argument, if the tool has one and the call gives it. */
+static const jv *gate_status_arg(const gate_input *in) {
+  const jv *props = jv_get(in->schema, "properties");
+  for (size_t i = 0; props && in->args && in->args->type == JV_OBJ && i < props->n; i++) {
+    if (!jv_fmt_is(&props->u.items[i], "status")) continue;
+    for (size_t j = 0; j < in->args->n; j++)
+      if (in->args->klens[j] == props->klens[i] && memcmp(in->args->keys[j], props->keys[i], props->klens[i]) == 0 && in->args->u.items[j].type == JV_STR)
+        return &in->args->u.items[j];
+  }
+  return NULL;
+}
+
+static int gate_limit(const gate_input *in, gate_decision *d, const char *what, long long used,
+                      long long add, long long limit, const char *scope) {
+  if (limit <= 0 || used + add <= limit) return 0;
+  gd_set(d, GATE_DENY, "LIMIT_EXCEEDED",
+         "Finish the turn with what is done (update the issue or add a comment); the limit resets with the next turn or run.",
+         "%s: %s limit per %s reached (%lld used, this call adds %lld, limit %lld)", in->tool,
+         what, scope, used, add, limit);
+  return -1;
+}
+
+/* -1: deny/ask rules treat an unmatchable glob as a match (fail closed); allow rules not. */
+static int gate_glob_rule(const gate_rule *r, const char *g, const char *s) {
+  if (g == NULL || *g == '\0') return 1;
+  if (s == NULL) return 0;
+  int m = gate_glob(g, s, strlen(s));
+  return m < 0 ? r->level != GATE_RULE_ALLOW : m;
+}
+
+static int gate_rule_matches(const gate_input *in, const gate_rule *r, const gate_paths *p) {
+  if (!gate_glob_rule(r, r->tool, in->tool)) return 0;
+  if (!gate_glob_rule(r, r->seat, in->seat)) return 0;
+  if (!gate_glob_rule(r, r->card, in->card_id)) return 0;
+  if (!gate_glob_rule(r, r->status, in->card_status)) return 0;
+  if (r->role && *r->role) {
+    int any = 0;
+    for (size_t i = 0; i < in->n_roles && !any; i++) any = gate_glob_rule(r, r->role, in->roles[i]);
+    if (!any) return 0;
+  }
+  if (r->n_paths) {
+    int any = 0;
+    for (size_t k = 0; k < p->n && !any; k++)
+      for (size_t i = 0; i < r->n_paths && !any; i++) any = gate_glob_rule(r, r->paths[i], p->norm[k]);
+    if (!any) return 0;
+  }
+  if (r->n_outside) {
+    int any_out = 0;
+    for (size_t k = 0; k < p->n && !any_out; k++) {
+      int inside = 0;
+      for (size_t i = 0; i < r->n_outside && !inside; i++) {
+        int m = gate_glob(r->outside[i], p->norm[k], strlen(p->norm[k]));
+        inside = m < 0 ? r->level == GATE_RULE_ALLOW : m;
+      }
+      any_out = !inside;
+    }
+    if (!any_out) return 0;
+  }
+  for (size_t i = 0; i < r->n_args; i++) {
+    const jv *v = in->args ? jv_get(in->args, r->arg_keys[i]) : NULL;
+    if (v == NULL || v->type != JV_STR) return 0;
+    char *tmp = malloc(v->n + 1);
+    if (tmp == NULL) return r->level != GATE_RULE_ALLOW;
+    memcpy(tmp, v->u.s, v->n);
+    tmp[v->n] = '\0';
+    int m = v->n > WS_PATH_MAX ? -1 : gate_glob(r->arg_globs[i], tmp, v->n);
+    free(tmp);
+    if (m < 0 ? r->level == GATE_RULE_ALLOW : !m) return 0;
+  }
+  return 1;
+}
+
+static const char *const gate_level_codes[] = {"POLICY_DENY", "POLICY_ASK", "POLICY_ALLOW"};
+static const gate_verdict gate_level_verdicts[] = {GATE_DENY, GATE_ASK, GATE_ALLOW};
+
+/* Returns 1 when a rule decided (d filled). */
+static int gate_policies(const gate_input *in, const gate_paths *p, gate_decision *d) {
+  for (int level = GATE_RULE_DENY; level <= GATE_RULE_ALLOW; level++) {
+    for (size_t i = 0; i < in->n_rules; i++) {
+      const gate_rule *r = &in->rules[i];
+      if ((int)r->level != level || !gate_rule_matches(in, r, p)) continue;
+      if (r->predicate && in->predicate) {
+        int m = in->predicate(in->ud, i, d);
+        if (m < 0) {
+          char why[sizeof d->reason];
+          snprintf(why, sizeof why, "%s", d->reason);
+          gd_set(d, GATE_DENY, "POLICY_ERROR", "Fix the policy's predicate; until then the call is refused.",
+                 "%s: the predicate of policy rule %s failed: %s", in->tool, r->name ? r->name : "?", why);
+          d->rule = (int)i;
+          return 1;
+        }
+        if (m == 0) continue;
+      }
+      static const char *const default_remedy[] = {
+          "This call is refused by an operator policy; choose another approach or ask the developer with request_input.",
+          "A developer must approve this call before it runs.", ""};
+      gd_set(d, gate_level_verdicts[level], gate_level_codes[level],
+             r->remedy && *r->remedy ? r->remedy : default_remedy[level], "%s: %s (policy %s)",
+             in->tool, r->reason && *r->reason ? r->reason : "matched an operator rule",
+             r->name ? r->name : "?");
+      d->rule = (int)i;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+void gate_check(const gate_input *in, gate_decision *d) {
+  d->rule = -1;
+  const char *tool = in->tool ? in->tool : "";
+  if (!in->tool_known) {
+    gd_set(d, GATE_DENY, "TOOL_UNKNOWN", "Call one of the tools listed in your instructions.",
+           "no tool named '%.100s'", tool);
+    return;
+  }
+  if (in->restrict_tools) {
+    int ok = 0;
+    for (size_t i = 0; i < in->n_allowed && !ok; i++) ok = strcmp(in->allowed[i], tool) == 0;
+    if (!ok) {
+      gd_set(d, GATE_DENY, "ROLE_FORBIDDEN",
+             "Use a tool your role lists, or hand the work on (add_issue_comment, update_issue_status).",
+             "%s: seat '%s' (roles: %s%s) may not use this tool", tool, in->seat ? in->seat : "?",
+             in->n_roles ? in->roles[0] : "none", in->n_roles > 1 ? ", ..." : "");
+      return;
+    }
+  }
+  schema_err se;
+  static const jv empty = {JV_OBJ, 1, 0, {0}, NULL, NULL};
+  const jv *args = in->args ? in->args : &empty;
+  if (schema_validate(in->schema, args, &in->schema_limits, &se) != 0) {
+    gd_set(d, GATE_DENY, "ARGS_INVALID", "Call the tool again with arguments that match its parameter schema.",
+           "%s: %s", tool, se.msg);
+    return;
+  }
+  gate_paths *p = malloc(sizeof *p);
+  if (p == NULL) {
+    gd_set(d, GATE_DENY, "INTERNAL", "Retry the call.", "%s: out of memory in the gate", tool);
+    return;
+  }
+  if (gate_collect_paths(in, p, d) != 0) goto done;
+  long long bytes = gate_bytes(in);
+  long long files = in->tool_writes ? (long long)p->n : 0;
+  if (gate_limit(in, d, "tool call", in->turn.calls, 1, in->limits.calls_turn, "turn") ||
+      gate_limit(in, d, "tool call", in->run.calls, 1, in->limits.calls_run, "run") ||
+      gate_limit(in, d, "bytes written", in->turn.bytes, bytes, in->limits.bytes_turn, "turn") ||
+      gate_limit(in, d, "bytes written", in->run.bytes, bytes, in->limits.bytes_run, "run") ||
+      gate_limit(in, d, "files touched", in->turn.files, files, in->limits.files_turn, "turn") ||
+      gate_limit(in, d, "files touched", in->run.files, files, in->limits.files_run, "run"))
+    goto done;
+  const jv *to = gate_status_arg(in);
+  jv fixed;
+  if (to == NULL && in->fixed_status) {
+    memset(&fixed, 0, sizeof fixed);
+    fixed.type = JV_STR;
+    fixed.u.s = in->fixed_status;
+    fixed.n = strlen(in->fixed_status);
+    to = &fixed;
+  }
+  if (to && in->check_transition) {
+    d->code[0] = d->reason[0] = d->remedy[0] = '\0';
+    if (!in->check_transition(in->ud, to->u.s, to->n, d)) {
+      char why[sizeof d->reason], code[sizeof d->code], fix[sizeof d->remedy];
+      snprintf(why, sizeof why, "%s", d->reason[0] ? d->reason : "the state machine refused it");
+      snprintf(code, sizeof code, "%s", d->code[0] ? d->code : "TRANSITION_ILLEGAL");
+      snprintf(fix, sizeof fix, "%s", d->remedy[0] ? d->remedy : "Choose a status this card may move to from its current one.");
+      gd_set(d, GATE_DENY, code, fix, "%s: moving card %s from %s to %.*s is not allowed: %s", tool,
+             in->card_id ? in->card_id : "?", in->card_status ? in->card_status : "?",
+             (int)(to->n > 40 ? 40 : to->n), to->u.s, why);
+      goto done;
+    }
+  }
+  if (gate_policies(in, p, d)) goto done;
+  gd_set(d, GATE_ALLOW, "ALLOWED", "", "%s: allowed (no rule refused it)", tool);
+done:
+  free(p);
+}

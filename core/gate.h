@@ -1,0 +1,89 @@
+/* gate.h: the decision on every tool call an agent makes. Checks, in order, each with its
+ * reason code: the tool exists (TOOL_UNKNOWN); the role may use it (ROLE_FORBIDDEN); the
+ * arguments match the tool's schema (ARGS_INVALID); paths are confined (PATH_ESCAPE) and
+ * writable (PATH_PROTECTED); per-turn and per-run limits (LIMIT_EXCEEDED); a status change is
+ * legal for this actor (the state machine's own code, through a callback); operator policy
+ * rules, deny -> ask -> allow, first match within a level (POLICY_DENY/ASK/ALLOW, or
+ * POLICY_ERROR when a predicate fails). Otherwise ALLOWED. Pure C over schema.h values. */
+#ifndef ORKET_GATE_H
+#define ORKET_GATE_H
+
+#include <stddef.h>
+
+#include "schema.h"
+
+typedef enum { GATE_ALLOW = 0, GATE_DENY, GATE_ASK } gate_verdict;
+
+typedef struct gate_decision {
+  gate_verdict verdict;
+  char code[64];
+  char reason[1024]; /* what was attempted and why it was refused (or allowed) */
+  char remedy[512];  /* how to do it within the rules; "" when allowed */
+  int rule;          /* index of the policy rule that decided, or -1 */
+} gate_decision;
+
+typedef struct gate_counters {
+  long long calls, bytes, files;
+} gate_counters;
+
+/* 0 means no limit. bytes counts "content"-format arguments; files counts path arguments
+ * of tools that write. */
+typedef struct gate_limits {
+  long long calls_turn, calls_run, bytes_turn, bytes_run, files_turn, files_run;
+} gate_limits;
+
+typedef enum { GATE_RULE_DENY = 0, GATE_RULE_ASK, GATE_RULE_ALLOW } gate_rule_level;
+
+/* One operator rule. Every field given must match (NULL / 0-length: any). */
+typedef struct gate_rule {
+  gate_rule_level level;
+  const char *name;                  /* where it was written: "policies/x.lua:12" */
+  const char *tool, *role, *seat, *card, *status; /* globs */
+  const char *const *paths;          /* some path argument matches one of these globs */
+  size_t n_paths;
+  const char *const *outside;        /* some path argument matches none of these globs */
+  size_t n_outside;
+  const char *const *arg_keys;       /* args[arg_keys[i]] is a string matching arg_globs[i] */
+  const char *const *arg_globs;
+  size_t n_args;
+  int predicate;                     /* also ask the predicate callback */
+  const char *reason, *remedy;       /* the operator's words, shown with the decision */
+} gate_rule;
+
+typedef struct gate_input {
+  const char *seat;
+  const char *const *roles;
+  size_t n_roles;
+  const char *tool;
+  int tool_known;                    /* the registry holds this tool */
+  const jv *schema;                  /* its parameters (checked with schema_check) */
+  int tool_writes;                   /* it changes the workspace: paths must be writable */
+  const char *fixed_status;          /* the status the tool always moves the card to, or NULL */
+  const char *const *allowed;        /* tools the actor's roles may use */
+  size_t n_allowed;
+  int restrict_tools;                /* 0: no role tool list was given */
+  const jv *args;
+  const char *card_id, *card_status;
+  gate_counters turn, run;
+  gate_limits limits;
+  schema_limits schema_limits;
+  const gate_rule *rules;
+  size_t n_rules;
+  /* Status changes: called for the "status"-format argument. Returns 1 when legal; else 0
+   * with d->code, d->reason and d->remedy filled. NULL: status changes are not checked. */
+  int (*check_transition)(void *ud, const char *to, size_t tolen, gate_decision *d);
+  /* Rules with predicate set: 1 matches, 0 does not, -1 failed (d->reason filled). */
+  int (*predicate)(void *ud, size_t rule, gate_decision *d);
+  void *ud;
+} gate_input;
+
+/* Decides; always fills d. */
+void gate_check(const gate_input *in, gate_decision *d);
+
+/* Glob match: '*' any run without '/', '**' any run, '**' followed by '/' zero or more whole
+ * directories, '?' one byte other than '/'; a trailing slash-double-star also matches the directory. Linear in
+ * pattern x subject (no backtracking blow-up on hostile paths). Returns 1/0, or -1 when the
+ * pattern is longer than 512 bytes or the subject longer than 4096. */
+int gate_glob(const char *pattern, const char *s, size_t slen);
+
+#endif

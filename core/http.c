@@ -1,0 +1,644 @@
+/* http.c: libcurl multi on a libuv loop (see http.h). libcurl tells us which sockets to
+ * watch (CURLMOPT_SOCKETFUNCTION -> uv_poll) and when to call it back
+ * (CURLMOPT_TIMERFUNCTION -> uv_timer); we never call into libcurl from its own callbacks:
+ * requests with news are queued and their owners notified after curl returns. */
+#include "http.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#define HTTP_DEFAULT_MAX_BYTES ((size_t)64 << 20)
+#define HTTP_MAX_HEADER_BYTES ((size_t)64 << 10)
+
+typedef struct http_sock {
+  uv_poll_t poll;
+  curl_socket_t fd;
+  http_client *c;
+  struct http_sock *prev, *next;
+} http_sock;
+
+struct http_client {
+  uv_loop_t *loop;
+  CURLM *multi;
+  uv_timer_t timer;
+  http_sock *socks;    /* sockets watched */
+  http_req *reqs;      /* live requests */
+  http_req *ready;     /* requests with news for their owner (a queue) */
+  http_req *ready_tail;
+  size_t live;
+  int dispatching;
+};
+
+struct http_req {
+  http_client *c;
+  CURL *easy;
+  struct curl_slist *hdrs;
+  uv_timer_t timer;     /* first-byte, idle and total timeouts */
+  http_notify_fn notify;
+  void *ud;
+  frame fr;
+  frame_mode framing;
+  /* response */
+  int status;
+  int headers_done;
+  char *hbuf;           /* name\0value\0 pairs */
+  size_t hlen, hcap, hcount;
+  /* events queued for the owner: bytes plus offsets */
+  char *ev;
+  size_t ev_len, ev_cap;
+  size_t *ev_off;       /* ev_n + 1 offsets */
+  size_t ev_n, ev_offcap;
+  size_t received, max_bytes;
+  uint64_t start, last_rx;
+  long first_byte_ms, idle_ms, total_ms;
+  int got_byte;
+  int finished;
+  const char *err_code; /* set before finishing with an error */
+  const char *phase;
+  char err[CURL_ERROR_SIZE + 160];
+  char curl_err[CURL_ERROR_SIZE];
+  char what[96];        /* "POST http://host:port" for messages; never the query string */
+  int queued;
+  http_req *ready_next;
+  http_req *prev, *next;
+};
+
+/* ---- small helpers --------------------------------------------------------------------- */
+
+static int http_grow(void **buf, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return 0;
+  size_t ncap = *cap ? *cap : 16;
+  while (ncap < need) ncap *= 2;
+  void *nb = realloc(*buf, ncap * elem);
+  if (nb == NULL) return -1;
+  *buf = nb;
+  *cap = ncap;
+  return 0;
+}
+
+static void http_enqueue(http_req *r) {
+  http_client *c = r->c;
+  if (r->queued || c == NULL) return;
+  r->queued = 1;
+  r->ready_next = NULL;
+  if (c->ready_tail) c->ready_tail->ready_next = r;
+  else c->ready = r;
+  c->ready_tail = r;
+}
+
+static void http_dequeue(http_req *r) {
+  http_client *c = r->c;
+  if (!r->queued || c == NULL) return;
+  http_req **pp = &c->ready, *prev = NULL;
+  while (*pp && *pp != r) {
+    prev = *pp;
+    pp = &(*pp)->ready_next;
+  }
+  if (*pp) {
+    *pp = r->ready_next;
+    if (c->ready_tail == r) c->ready_tail = prev;
+  }
+  r->queued = 0;
+  r->ready_next = NULL;
+}
+
+static void http_set_error(http_req *r, const char *code, const char *phase, const char *msg) {
+  if (r->err_code) return; /* the first cause wins */
+  r->err_code = code;
+  r->phase = phase;
+  snprintf(r->err, sizeof r->err, "%s: %s", r->what, msg);
+}
+
+/* Removes the easy handle from libcurl and marks the request finished. */
+static void http_detach(http_req *r) {
+  if (r->easy) {
+    if (r->c) curl_multi_remove_handle(r->c->multi, r->easy);
+    curl_easy_cleanup(r->easy);
+    r->easy = NULL;
+  }
+  curl_slist_free_all(r->hdrs);
+  r->hdrs = NULL;
+  uv_timer_stop(&r->timer);
+  r->finished = 1;
+}
+
+/* ---- events -------------------------------------------------------------------------- */
+
+static int http_emit(void *ud, const char *data, size_t len) {
+  http_req *r = ud;
+  if (http_grow((void **)&r->ev, &r->ev_cap, r->ev_len + len + 1, 1) != 0 ||
+      http_grow((void **)&r->ev_off, &r->ev_offcap, r->ev_n + 2, sizeof(size_t)) != 0) {
+    http_set_error(r, HTTP_E_TOO_BIG, NULL, "out of memory while queueing the response");
+    return 1;
+  }
+  if (r->ev_n == 0) r->ev_off[0] = r->ev_len;
+  memcpy(r->ev + r->ev_len, data, len);
+  r->ev_len += len;
+  r->ev_off[++r->ev_n] = r->ev_len;
+  http_enqueue(r);
+  return 0;
+}
+
+static void http_frame_status(http_req *r, frame_status st) {
+  switch (st) {
+  case FRAME_OK: break;
+  case FRAME_DONE: http_enqueue(r); break; /* http_finished() now reports 1 */
+  case FRAME_TOO_BIG:
+    http_set_error(r, HTTP_E_TOO_BIG, NULL, "a streamed event exceeds the size cap");
+    break;
+  case FRAME_NOMEM: http_set_error(r, HTTP_E_TOO_BIG, NULL, "out of memory"); break;
+  case FRAME_STOP: break; /* http_emit recorded why */
+  }
+}
+
+/* ---- libcurl callbacks (no libcurl calls in here) ------------------------------------- */
+
+static void http_arm(http_req *r);
+
+static void http_touch(http_req *r) {
+  int first = !r->got_byte;
+  r->got_byte = 1;
+  r->last_rx = uv_now(r->c->loop);
+  /* the first byte starts the idle clock; later bytes only move last_rx */
+  if (first || (r->idle_ms && !uv_is_active((uv_handle_t *)&r->timer))) http_arm(r);
+}
+
+static size_t http_on_header(char *p, size_t size, size_t n, void *ud) {
+  http_req *r = ud;
+  size_t len = size * n;
+  if (r->c) http_touch(r);
+  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a status line starts a new response */
+    const char *sp = memchr(p, ' ', len);
+    r->status = sp ? atoi(sp + 1) : 0;
+    r->hlen = r->hcount = 0;
+    return len;
+  }
+  size_t end = len;
+  while (end > 0 && (p[end - 1] == '\r' || p[end - 1] == '\n')) end--;
+  if (end == 0) { /* the blank line: headers complete, unless this was 1xx */
+    if (r->status >= 200) {
+      r->headers_done = 1;
+      if (r->status < 200 || r->status > 299) frame_set_mode(&r->fr, FRAME_RAW);
+      http_enqueue(r);
+    }
+    return len;
+  }
+  const char *colon = memchr(p, ':', end);
+  if (colon == NULL) return len;
+  size_t nlen = (size_t)(colon - p);
+  const char *v = colon + 1;
+  while (v < p + end && (*v == ' ' || *v == '\t')) v++;
+  size_t vlen = (size_t)(p + end - v);
+  if (r->hlen + nlen + vlen + 2 > HTTP_MAX_HEADER_BYTES) {
+    http_set_error(r, HTTP_E_PROTOCOL, NULL, "response headers exceed 64 KiB");
+    return 0; /* aborts the transfer */
+  }
+  if (http_grow((void **)&r->hbuf, &r->hcap, r->hlen + nlen + vlen + 2, 1) != 0) {
+    http_set_error(r, HTTP_E_TOO_BIG, NULL, "out of memory");
+    return 0;
+  }
+  for (size_t i = 0; i < nlen; i++) r->hbuf[r->hlen + i] = (char)tolower((unsigned char)p[i]);
+  r->hbuf[r->hlen + nlen] = '\0';
+  memcpy(r->hbuf + r->hlen + nlen + 1, v, vlen);
+  r->hbuf[r->hlen + nlen + 1 + vlen] = '\0';
+  r->hlen += nlen + vlen + 2;
+  r->hcount++;
+  return len;
+}
+
+static size_t http_on_body(char *p, size_t size, size_t n, void *ud) {
+  http_req *r = ud;
+  size_t len = size * n;
+  if (r->c) http_touch(r);
+  if (r->fr.done) return len; /* after [DONE]: drain what the server still sends */
+  r->received += len;
+  if (r->received > r->max_bytes) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "response body exceeds the %zu-byte cap", r->max_bytes);
+    http_set_error(r, HTTP_E_TOO_BIG, NULL, msg);
+    return 0;
+  }
+  frame_status st = frame_feed(&r->fr, p, len, http_emit, r);
+  http_frame_status(r, st);
+  return st == FRAME_OK || st == FRAME_DONE ? len : 0;
+}
+
+/* ---- finishing ------------------------------------------------------------------------ */
+
+static void http_complete(http_req *r, CURLcode rc) {
+  if (rc == CURLE_OK) {
+    http_frame_status(r, frame_finish(&r->fr, http_emit, r));
+  } else if (!r->err_code) {
+    const char *detail = r->curl_err[0] ? r->curl_err : curl_easy_strerror(rc);
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+      http_set_error(r, HTTP_E_TIMEOUT, r->got_byte ? "total" : "connect", detail);
+      break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_TOO_MANY_REDIRECTS:
+      http_set_error(r, HTTP_E_PROTOCOL, NULL, detail);
+      break;
+    default: /* couldn't connect, reset, closed mid-body (PARTIAL_FILE, RECV_ERROR), TLS */
+      http_set_error(r, HTTP_E_TRANSIENT, NULL, detail);
+      break;
+    }
+  }
+  http_detach(r);
+  http_enqueue(r);
+}
+
+static void http_read_done(http_client *c) {
+  CURLMsg *m;
+  int left;
+  while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+    if (m->msg != CURLMSG_DONE) continue;
+    http_req *r = NULL;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+    if (r) http_complete(r, m->data.result);
+  }
+}
+
+/* Tells owners about news, one request at a time; an owner may start or release requests
+ * meanwhile (the queue copes), but libcurl is not on the stack. */
+static void http_dispatch(http_client *c) {
+  if (c->dispatching) return;
+  c->dispatching = 1;
+  while (c->ready) {
+    http_req *r = c->ready;
+    c->ready = r->ready_next;
+    if (c->ready == NULL) c->ready_tail = NULL;
+    r->queued = 0;
+    r->ready_next = NULL;
+    if (r->notify) r->notify(r, r->ud);
+  }
+  c->dispatching = 0;
+}
+
+static void http_after_curl(http_client *c) {
+  http_read_done(c);
+  http_dispatch(c);
+}
+
+/* ---- the loop side -------------------------------------------------------------------- */
+
+static void http_sock_closed(uv_handle_t *h) { free(h->data); }
+
+static void http_sock_forget(http_sock *s) {
+  http_client *c = s->c;
+  if (s->prev) s->prev->next = s->next;
+  else if (c) c->socks = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->prev = s->next = NULL;
+  uv_poll_stop(&s->poll);
+  uv_close((uv_handle_t *)&s->poll, http_sock_closed);
+}
+
+static void http_on_poll(uv_poll_t *h, int status, int events) {
+  http_sock *s = h->data;
+  http_client *c = s->c;
+  int flags = 0;
+  if (status < 0) flags = CURL_CSELECT_ERR;
+  if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+  if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+  int running;
+  curl_multi_socket_action(c->multi, s->fd, flags, &running);
+  http_after_curl(c);
+}
+
+static int http_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+  (void)easy;
+  http_client *c = userp;
+  http_sock *s = socketp;
+  if (what == CURL_POLL_REMOVE) {
+    if (s) {
+      curl_multi_assign(c->multi, fd, NULL);
+      http_sock_forget(s);
+    }
+    return 0;
+  }
+  if (s == NULL) {
+    s = calloc(1, sizeof *s);
+    if (s == NULL) return -1;
+    if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
+      free(s);
+      return -1;
+    }
+    s->poll.data = s;
+    s->fd = fd;
+    s->c = c;
+    s->next = c->socks;
+    if (c->socks) c->socks->prev = s;
+    c->socks = s;
+    curl_multi_assign(c->multi, fd, s);
+  }
+  int events = 0;
+  if (what & CURL_POLL_IN) events |= UV_READABLE;
+  if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
+  uv_poll_start(&s->poll, events, http_on_poll);
+  return 0;
+}
+
+static void http_on_timer(uv_timer_t *t) {
+  http_client *c = t->data;
+  int running;
+  curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  http_after_curl(c);
+}
+
+static int http_on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
+  (void)multi;
+  http_client *c = userp;
+  if (timeout_ms < 0) uv_timer_stop(&c->timer);
+  else uv_timer_start(&c->timer, http_on_timer, (uint64_t)timeout_ms, 0);
+  return 0;
+}
+
+/* ---- per-request timeouts ------------------------------------------------------------- */
+
+static void http_on_deadline(uv_timer_t *t) {
+  http_req *r = t->data;
+  if (r->finished || r->c == NULL) return;
+  uint64_t now = uv_now(r->c->loop);
+  char msg[96];
+  if (r->total_ms && now >= r->start + (uint64_t)r->total_ms) {
+    snprintf(msg, sizeof msg, "no complete response within %ld ms", r->total_ms);
+    http_abort(r, HTTP_E_TIMEOUT, msg);
+    r->phase = "total";
+  } else if (!r->got_byte && r->first_byte_ms && now >= r->start + (uint64_t)r->first_byte_ms) {
+    snprintf(msg, sizeof msg, "no response within %ld ms", r->first_byte_ms);
+    http_abort(r, HTTP_E_TIMEOUT, msg);
+    r->phase = "first_byte";
+  } else if (r->got_byte && r->idle_ms && now >= r->last_rx + (uint64_t)r->idle_ms) {
+    snprintf(msg, sizeof msg, "the response stalled for %ld ms", r->idle_ms);
+    http_abort(r, HTTP_E_TIMEOUT, msg);
+    r->phase = "idle";
+  } else {
+    http_arm(r); /* bytes arrived since: look again at the new deadline */
+    return;
+  }
+  http_enqueue(r);
+  http_dispatch(r->c);
+}
+
+/* Arms the timer for the nearest deadline. Received bytes move the idle deadline without
+ * touching the timer (cheap per chunk); the timer re-checks when it fires. */
+static void http_arm(http_req *r) {
+  uint64_t now = uv_now(r->c->loop), due = UINT64_MAX;
+  if (r->total_ms) due = r->start + (uint64_t)r->total_ms;
+  if (!r->got_byte && r->first_byte_ms && r->start + (uint64_t)r->first_byte_ms < due)
+    due = r->start + (uint64_t)r->first_byte_ms;
+  if (r->got_byte && r->idle_ms && r->last_rx + (uint64_t)r->idle_ms < due)
+    due = r->last_rx + (uint64_t)r->idle_ms;
+  if (due == UINT64_MAX) return;
+  uv_timer_start(&r->timer, http_on_deadline, due > now ? due - now : 0, 0);
+}
+
+/* ---- public API ----------------------------------------------------------------------- */
+
+http_client *http_client_new(uv_loop_t *loop, char *err, size_t errlen) {
+  http_client *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    snprintf(err, errlen, "libcurl failed to initialise");
+    free(c);
+    return NULL;
+  }
+  c->loop = loop;
+  c->multi = curl_multi_init();
+  if (c->multi == NULL) {
+    snprintf(err, errlen, "libcurl failed to create a multi handle");
+    curl_global_cleanup();
+    free(c);
+    return NULL;
+  }
+  uv_timer_init(loop, &c->timer);
+  c->timer.data = c;
+  curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, http_on_socket);
+  curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+  curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, http_on_curl_timer);
+  curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+  return c;
+}
+
+static void http_client_closed(uv_handle_t *h) {
+  free(h->data);
+  curl_global_cleanup();
+}
+
+void http_client_free(http_client *c) {
+  if (c == NULL) return;
+  while (c->reqs) {
+    http_req *r = c->reqs;
+    if (!r->finished) {
+      http_set_error(r, HTTP_E_CANCELED, NULL, "the runtime is closing");
+      http_detach(r);
+    }
+    http_dequeue(r);
+    c->reqs = r->next;
+    r->prev = r->next = NULL;
+    r->c = NULL;
+  }
+  curl_multi_cleanup(c->multi); /* may report sockets removed: they leave c->socks */
+  while (c->socks) http_sock_forget(c->socks);
+  uv_timer_stop(&c->timer);
+  uv_close((uv_handle_t *)&c->timer, http_client_closed);
+}
+
+static int http_setup(http_req *r, const http_opts *o, char *err, size_t errlen) {
+  CURL *e = r->easy;
+  const char *method = o->method ? o->method : (o->body ? "POST" : "GET");
+  CURLcode rc = CURLE_OK;
+#define SET(opt, val) if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val)
+  SET(CURLOPT_URL, o->url);
+  SET(CURLOPT_PROTOCOLS_STR, "http,https");
+  SET(CURLOPT_FOLLOWLOCATION, 0L);
+  SET(CURLOPT_NOSIGNAL, 1L);
+  SET(CURLOPT_TCP_KEEPALIVE, 1L);
+  SET(CURLOPT_PRIVATE, (char *)r);
+  SET(CURLOPT_ERRORBUFFER, r->curl_err);
+  SET(CURLOPT_HEADERFUNCTION, http_on_header);
+  SET(CURLOPT_HEADERDATA, r);
+  SET(CURLOPT_WRITEFUNCTION, http_on_body);
+  SET(CURLOPT_WRITEDATA, r);
+  /* 8 KiB instead of 16: streamed tokens arrive in small pieces, and it halves the
+   * per-request memory when hundreds are in flight */
+  SET(CURLOPT_BUFFERSIZE, 8192L);
+  if (o->connect_timeout_ms > 0) SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+  if (strcmp(method, "GET") == 0) {
+    SET(CURLOPT_HTTPGET, 1L);
+  } else {
+    SET(CURLOPT_CUSTOMREQUEST, method);
+    if (o->body) {
+      SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+      SET(CURLOPT_COPYPOSTFIELDS, o->body);
+    }
+  }
+#undef SET
+  if (rc != CURLE_OK) {
+    snprintf(err, errlen, "%s: %s", r->what, curl_easy_strerror(rc));
+    return -1;
+  }
+  /* No "Expect: 100-continue" round trip for large bodies. */
+  struct curl_slist *l = curl_slist_append(NULL, "Expect:");
+  for (size_t i = 0; l && i < o->nheaders; i++) {
+    struct curl_slist *nl = curl_slist_append(l, o->headers[i]);
+    if (nl == NULL) {
+      curl_slist_free_all(l);
+      l = NULL;
+    } else {
+      l = nl;
+    }
+  }
+  if (l == NULL) {
+    snprintf(err, errlen, "%s: out of memory", r->what);
+    return -1;
+  }
+  r->hdrs = l;
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, l);
+  return 0;
+}
+
+/* "POST scheme://host[:port]" from the URL, for messages: no path query, no user info. */
+static void http_describe(char *out, size_t n, const char *method, const char *url) {
+  const char *p = strstr(url, "://");
+  const char *host = p ? p + 3 : url;
+  const char *at = strpbrk(host, "@/?#");
+  if (at && *at == '@') host = at + 1;
+  size_t hl = strcspn(host, "/?#");
+  int sl = p ? (int)(p - url) : 0;
+  snprintf(out, n, "%s %.*s%s%.*s", method, sl, url, p ? "://" : "", (int)hl, host);
+}
+
+http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, void *ud,
+                     char *err, size_t errlen) {
+  http_req *r = calloc(1, sizeof *r);
+  if (r == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  http_describe(r->what, sizeof r->what, o->method ? o->method : (o->body ? "POST" : "GET"),
+                o->url);
+  r->easy = curl_easy_init();
+  if (r->easy == NULL) {
+    snprintf(err, errlen, "%s: libcurl could not create a handle", r->what);
+    free(r);
+    return NULL;
+  }
+  if (http_setup(r, o, err, errlen) != 0) {
+    curl_slist_free_all(r->hdrs);
+    curl_easy_cleanup(r->easy);
+    free(r);
+    return NULL;
+  }
+  r->c = c;
+  r->notify = notify;
+  r->ud = ud;
+  r->framing = o->framing;
+  frame_init(&r->fr, o->framing, o->max_event);
+  r->max_bytes = o->max_bytes ? o->max_bytes : HTTP_DEFAULT_MAX_BYTES;
+  r->first_byte_ms = o->first_byte_timeout_ms > 0 ? o->first_byte_timeout_ms : 0;
+  r->idle_ms = o->idle_timeout_ms > 0 ? o->idle_timeout_ms : 0;
+  r->total_ms = o->total_timeout_ms > 0 ? o->total_timeout_ms : 0;
+  uv_update_time(c->loop);
+  r->start = uv_now(c->loop);
+  uv_timer_init(c->loop, &r->timer);
+  r->timer.data = r;
+  CURLMcode mc = curl_multi_add_handle(c->multi, r->easy);
+  if (mc != CURLM_OK) {
+    snprintf(err, errlen, "%s: %s", r->what, curl_multi_strerror(mc));
+    curl_slist_free_all(r->hdrs);
+    curl_easy_cleanup(r->easy);
+    r->easy = NULL;
+    r->hdrs = NULL;
+    r->c = NULL;
+    uv_close((uv_handle_t *)&r->timer, http_sock_closed); /* frees r via data */
+    return NULL;
+  }
+  r->next = c->reqs;
+  if (c->reqs) c->reqs->prev = r;
+  c->reqs = r;
+  c->live++;
+  http_arm(r);
+  return r;
+}
+
+void http_abort(http_req *r, const char *code, const char *msg) {
+  if (r->finished) return;
+  http_set_error(r, code, NULL, msg);
+  http_detach(r);
+}
+
+void http_release(http_req *r) {
+  if (r == NULL) return;
+  http_client *c = r->c;
+  if (!r->finished) http_abort(r, HTTP_E_CANCELED, "released");
+  if (c) {
+    http_dequeue(r);
+    if (r->prev) r->prev->next = r->next;
+    else c->reqs = r->next;
+    if (r->next) r->next->prev = r->prev;
+    c->live--;
+  }
+  r->c = NULL;
+  frame_free(&r->fr);
+  free(r->hbuf);
+  free(r->ev);
+  free(r->ev_off);
+  r->hbuf = r->ev = NULL;
+  r->ev_off = NULL;
+  uv_close((uv_handle_t *)&r->timer, http_sock_closed); /* frees r via data */
+}
+
+int http_status(const http_req *r) { return r->headers_done ? r->status : 0; }
+int http_headers_done(const http_req *r) { return r->headers_done; }
+size_t http_header_count(const http_req *r) { return r->headers_done ? r->hcount : 0; }
+
+int http_header_at(const http_req *r, size_t i, const char **name, const char **value) {
+  if (!r->headers_done || i >= r->hcount) return -1;
+  const char *p = r->hbuf;
+  for (size_t k = 0; k < i; k++) {
+    p += strlen(p) + 1;
+    p += strlen(p) + 1;
+  }
+  *name = p;
+  *value = p + strlen(p) + 1;
+  return 0;
+}
+
+size_t http_event_count(const http_req *r) { return r->ev_n; }
+
+void http_event_at(const http_req *r, size_t i, const char **data, size_t *len) {
+  *data = r->ev + r->ev_off[i];
+  *len = r->ev_off[i + 1] - r->ev_off[i];
+}
+
+void http_events_clear(http_req *r) {
+  r->ev_n = 0;
+  r->ev_len = 0;
+}
+
+int http_finished(const http_req *r) { return r->finished || r->fr.done; }
+
+const char *http_error(const http_req *r, const char **msg, const char **phase) {
+  if (msg) *msg = r->err_code ? r->err : NULL;
+  if (phase) *phase = r->phase;
+  return r->err_code;
+}
+
+size_t http_received(const http_req *r) { return r->received; }
+size_t http_live(const http_client *c) { return c->live; }
+
+long long http_parse_date(const char *s) {
+  time_t t = curl_getdate(s, NULL);
+  return t < 0 ? -1 : (long long)t;
+}

@@ -1,0 +1,88 @@
+/* http.h: an HTTP client on libcurl's multi interface, driven by a libuv loop (one uv_poll
+ * per socket, one uv_timer for curl's timeouts): many transfers at once on one thread, no
+ * busy polling. Bodies are framed as they arrive (frame.h) and queued as events for the
+ * caller. Pure C: the Lua binding is lhttp.c. State hangs off an http_client. */
+#ifndef ORKET_HTTP_H
+#define ORKET_HTTP_H
+
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "frame.h"
+
+typedef struct http_client http_client;
+typedef struct http_req http_req;
+
+/* Called (outside libcurl's callbacks, so it may start or release requests) when a request
+ * has news: its headers arrived, events were queued, or it finished. */
+typedef void (*http_notify_fn)(http_req *r, void *ud);
+
+typedef struct http_opts {
+  const char *url;             /* http:// or https:// only; redirects are never followed */
+  const char *method;          /* "GET" or "POST" (default "GET", "POST" when body is set) */
+  const char *body;
+  size_t body_len;
+  const char *const *headers;  /* "Name: value" lines */
+  size_t nheaders;
+  frame_mode framing;          /* applies to 2xx bodies; others arrive raw */
+  long connect_timeout_ms;     /* 0: none (each 0 below means none too) */
+  long first_byte_timeout_ms;  /* from the start until the first response byte */
+  long idle_timeout_ms;        /* longest silence once the response has begun */
+  long total_timeout_ms;
+  size_t max_bytes;            /* body size cap (0: 64 MiB) */
+  size_t max_event;            /* longest SSE event / NDJSON line (0: 1 MiB) */
+} http_opts;
+
+/* Error codes a finished request may carry (http_error). */
+#define HTTP_E_TIMEOUT "timeout"
+#define HTTP_E_TRANSIENT "transient"   /* connection refused/reset, disconnect mid-body */
+#define HTTP_E_CANCELED "canceled"
+#define HTTP_E_TOO_BIG "too_large"
+#define HTTP_E_PROTOCOL "bad_request"  /* unsupported scheme, malformed URL or response */
+
+http_client *http_client_new(uv_loop_t *loop, char *err, size_t errlen);
+
+/* Stops every request (they finish as canceled and are detached; release them as usual),
+ * closes the client's handles; the memory is freed by the loop's close callbacks. */
+void http_client_free(http_client *c);
+
+/* Starts a transfer. Returns NULL with a message in err when it cannot start. */
+http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, void *ud,
+                     char *err, size_t errlen);
+
+/* Stops the transfer now (if still running); it finishes with error code `code`.
+ * notify is not called for it. */
+void http_abort(http_req *r, const char *code, const char *msg);
+
+/* Aborts if needed and frees the request (its timer closes through the loop). */
+void http_release(http_req *r);
+
+/* The response status (0 until the headers are complete) and its headers. */
+int http_status(const http_req *r);
+int http_headers_done(const http_req *r);
+size_t http_header_count(const http_req *r);
+/* name is lower-cased; returns 0, or -1 past the end. */
+int http_header_at(const http_req *r, size_t i, const char **name, const char **value);
+
+/* Queued events not yet taken: count, each one, then clear. */
+size_t http_event_count(const http_req *r);
+void http_event_at(const http_req *r, size_t i, const char **data, size_t *len);
+void http_events_clear(http_req *r);
+
+/* 1 when no more events will come: the body ended, [DONE] was seen, or an error. */
+int http_finished(const http_req *r);
+/* NULL when it finished cleanly; else the code (HTTP_E_*), message and, for timeouts, the
+ * phase ("connect", "first_byte", "idle", "total"). */
+const char *http_error(const http_req *r, const char **msg, const char **phase);
+
+/* Bytes of body received so far. */
+size_t http_received(const http_req *r);
+
+/* Requests alive (started and not released) on this client. */
+size_t http_live(const http_client *c);
+
+/* Seconds since the epoch for an HTTP date (Retry-After), or -1. */
+long long http_parse_date(const char *s);
+
+#endif

@@ -1,0 +1,88 @@
+/* lcrypto.c: Lua module `orket.c.crypto`, the few primitives Orket needs from libsodium:
+ * content hashes (BLAKE2b) for journal and resume identities, random ids and bytes from
+ * the kernel's generator, and constant-time comparison for secrets and signatures. */
+#include <sodium.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "modules.h"
+
+#define CRY_MAX_HASH crypto_generichash_BYTES_MAX
+
+static void cry_hex(lua_State *L, const unsigned char *bin, size_t n) {
+  char hex[2 * CRY_MAX_HASH + 1];
+  sodium_bin2hex(hex, sizeof hex, bin, n);
+  lua_pushlstring(L, hex, 2 * n);
+}
+
+/* hash(data [, bytes=32 [, key]]) -> lowercase hex BLAKE2b of data; with a key, a MAC */
+static int cry_hash(lua_State *L) {
+  size_t len, klen = 0;
+  const char *data = luaL_checklstring(L, 1, &len);
+  lua_Integer n = luaL_optinteger(L, 2, 32);
+  const char *key = luaL_optlstring(L, 3, NULL, &klen);
+  luaL_argcheck(L, n >= crypto_generichash_BYTES_MIN && n <= crypto_generichash_BYTES_MAX, 2,
+                "must be between 16 and 64");
+  luaL_argcheck(L, key == NULL || (klen >= crypto_generichash_KEYBYTES_MIN &&
+                                   klen <= crypto_generichash_KEYBYTES_MAX), 3,
+                "key must be 16 to 64 bytes");
+  unsigned char out[CRY_MAX_HASH];
+  crypto_generichash(out, (size_t)n, (const unsigned char *)data, len,
+                     (const unsigned char *)key, klen);
+  cry_hex(L, out, (size_t)n);
+  return 1;
+}
+
+/* random_bytes(n) -> n bytes from the kernel's generator (n <= 4096) */
+static int cry_random_bytes(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 0 && n <= 4096, 1, "must be between 0 and 4096");
+  luaL_Buffer b;
+  unsigned char *p = (unsigned char *)luaL_buffinitsize(L, &b, (size_t)n);
+  randombytes_buf(p, (size_t)n);
+  luaL_pushresultsize(&b, (size_t)n);
+  return 1;
+}
+
+/* random_id([bytes=16]) -> lowercase hex of that many random bytes */
+static int cry_random_id(lua_State *L) {
+  lua_Integer n = luaL_optinteger(L, 1, 16);
+  luaL_argcheck(L, n >= 4 && n <= CRY_MAX_HASH, 1, "must be between 4 and 64");
+  unsigned char bin[CRY_MAX_HASH];
+  randombytes_buf(bin, (size_t)n);
+  cry_hex(L, bin, (size_t)n);
+  return 1;
+}
+
+/* random_uniform(n) -> an integer in [0, n), without modulo bias */
+static int cry_random_uniform(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 1 && n <= 0xffffffffLL, 1, "must be between 1 and 2^32-1");
+  lua_pushinteger(L, (lua_Integer)randombytes_uniform((uint32_t)n));
+  return 1;
+}
+
+/* equal(a, b) -> whether two strings are equal, in time that depends only on length */
+static int cry_equal(lua_State *L) {
+  size_t la, lb;
+  const char *a = luaL_checklstring(L, 1, &la);
+  const char *b = luaL_checklstring(L, 2, &lb);
+  lua_pushboolean(L, la == lb && sodium_memcmp(a, b, la) == 0);
+  return 1;
+}
+
+static const luaL_Reg cry_funcs[] = {
+    {"hash", cry_hash},
+    {"random_bytes", cry_random_bytes},
+    {"random_id", cry_random_id},
+    {"random_uniform", cry_random_uniform},
+    {"equal", cry_equal},
+    {NULL, NULL},
+};
+
+int luaopen_orket_crypto(lua_State *L) {
+  if (sodium_init() < 0) return luaL_error(L, "crypto: libsodium failed to initialise");
+  luaL_newlib(L, cry_funcs);
+  return 1;
+}

@@ -1,0 +1,535 @@
+/* lgate.c: Lua module `orket.c.gate`: the gate's pure logic for Lua: check(input) ->
+ * decision, validate(schema, value), check_schema(schema, name), glob(pattern, s) and
+ * scan(text) (the tool-call candidate scan). Translates Lua tables to schema.h values in an
+ * arena owned by a userdata, so an error half-way leaks nothing; uses gate.c, schema.c,
+ * toolscan.c. lua/orket/gate.lua and lua/orket/toolcalls.lua build on it. */
+#include <stdio.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "gate.h"
+#include "modules.h"
+#include "schema.h"
+#include "toolscan.h"
+
+#define LG_ARENA "orket.gate.arena"
+#define LG_MAX_NODES 100000          /* values in one converted table */
+#define LG_MAX_DEPTH 64              /* conversion depth; the schema's own cap is lower */
+#define LG_ARENA_LIMIT (256u * 1024 * 1024)
+
+static int lg_arena_gc(lua_State *L) {
+  jv_arena *a = luaL_checkudata(L, 1, LG_ARENA);
+  jv_arena_free(a);
+  return 0;
+}
+
+/* Pushes a userdata owning a fresh arena (freed by __gc or explicitly). */
+static jv_arena *lg_arena(lua_State *L) {
+  jv_arena *a = lua_newuserdatauv(L, sizeof *a, 0);
+  jv_arena_init(a, LG_ARENA_LIMIT);
+  luaL_setmetatable(L, LG_ARENA);
+  return a;
+}
+
+typedef struct lg_conv {
+  jv_arena *a;
+  size_t nodes;
+  char err[256];
+} lg_conv;
+
+static int lg_conv_fail(lg_conv *c, const char *where, const char *what) {
+  snprintf(c->err, sizeof c->err, "%.200s: %.50s", where, what);
+  return -1;
+}
+
+/* Converts the value at idx into *out. Returns 0, or -1 with c->err set (never raises
+ * except on Lua memory errors, which the arena userdata survives). */
+static int lg_tojv(lua_State *L, int idx, jv *out, lg_conv *c, int depth, const char *where) {
+  if (++c->nodes > LG_MAX_NODES) return lg_conv_fail(c, where, "more than 100000 values");
+  idx = lua_absindex(L, idx);
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL: out->type = JV_NULL; return 0;
+  case LUA_TLIGHTUSERDATA: /* cjson.null */
+    if (lua_touserdata(L, idx) != NULL) return lg_conv_fail(c, where, "userdata is not plain data");
+    out->type = JV_NULL;
+    return 0;
+  case LUA_TBOOLEAN: out->type = JV_BOOL; out->u.b = lua_toboolean(L, idx); return 0;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx)) {
+      out->type = JV_INT;
+      out->u.i = (long long)lua_tointeger(L, idx);
+    } else {
+      out->type = JV_NUM;
+      out->u.d = (double)lua_tonumber(L, idx);
+    }
+    return 0;
+  case LUA_TSTRING: {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    out->type = JV_STR;
+    out->n = n;
+    out->u.s = jv_strdup(c->a, s, n);
+    return out->u.s ? 0 : lg_conv_fail(c, where, "too large");
+  }
+  case LUA_TTABLE: break;
+  default: return lg_conv_fail(c, where, "functions, userdata and threads are not plain data");
+  }
+  if (depth >= LG_MAX_DEPTH) return lg_conv_fail(c, where, "nested deeper than 64 levels");
+  luaL_checkstack(L, 4, "gate: converting a table");
+  size_t count = 0, len = lua_rawlen(L, idx);
+  int all_int = 1;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    count++;
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || (size_t)lua_tointeger(L, -1) > len) all_int = 0;
+    if (lua_type(L, -1) != LUA_TSTRING && !lua_isinteger(L, -1)) {
+      lua_pop(L, 1);
+      return lg_conv_fail(c, where, "table keys must be strings (objects) or 1..n (arrays)");
+    }
+    if (count > LG_MAX_NODES) {
+      lua_pop(L, 1);
+      return lg_conv_fail(c, where, "more than 100000 values");
+    }
+  }
+  if (count == 0) {
+    out->type = JV_ARR;
+    out->empty_table = 1;
+    return 0;
+  }
+  int is_arr = all_int && count == len;
+  out->type = is_arr ? JV_ARR : JV_OBJ;
+  out->n = count;
+  out->u.items = jv_alloc(c->a, count * sizeof(jv));
+  if (!is_arr) {
+    out->keys = jv_alloc(c->a, count * sizeof(char *));
+    out->klens = jv_alloc(c->a, count * sizeof(size_t));
+  }
+  if (out->u.items == NULL || (!is_arr && (out->keys == NULL || out->klens == NULL)))
+    return lg_conv_fail(c, where, "too large");
+  char sub[256];
+  if (is_arr) {
+    for (size_t i = 0; i < count; i++) {
+      lua_rawgeti(L, idx, (lua_Integer)i + 1);
+      snprintf(sub, sizeof sub, "%s[%zu]", where, i + 1);
+      int r = lg_tojv(L, -1, &out->u.items[i], c, depth + 1, sub);
+      lua_pop(L, 1);
+      if (r != 0) return -1;
+    }
+    return 0;
+  }
+  size_t i = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING) { /* a mixed table: integer keys in an object */
+      lua_pop(L, 2);
+      return lg_conv_fail(c, where, "mixes list items and named fields");
+    }
+    size_t kl;
+    const char *k = lua_tolstring(L, -2, &kl);
+    out->keys[i] = jv_strdup(c->a, k, kl);
+    out->klens[i] = kl;
+    snprintf(sub, sizeof sub, "%s.%.64s", where, k);
+    int r = out->keys[i] ? lg_tojv(L, -1, &out->u.items[i], c, depth + 1, sub) : lg_conv_fail(c, sub, "too large");
+    lua_pop(L, 1);
+    if (r != 0) {
+      lua_pop(L, 1);
+      return -1;
+    }
+    i++;
+  }
+  return 0;
+}
+
+/* Converts a trusted table (a schema) or raises naming the argument. */
+static jv *lg_checkjv(lua_State *L, int idx, jv_arena *a, const char *what) {
+  lg_conv c = {a, 0, {0}};
+  jv *v = jv_alloc(a, sizeof *v);
+  if (v == NULL || lg_tojv(L, idx, v, &c, 0, what) != 0)
+    luaL_error(L, "bad %s (%s)", what, v ? c.err : "out of memory");
+  return v;
+}
+
+/* ---- validate / check_schema ------------------------------------------------------------ */
+
+/* validate(schema, value [, {max_depth=, max_string=, max_items=}]) -> true | nil, msg, "ESCHEMA" */
+static int lg_validate(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkany(L, 2);
+  schema_limits lim = SCHEMA_DEFAULT_LIMITS;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_getfield(L, 3, "max_depth");
+    lim.max_depth = (int)luaL_optinteger(L, -1, lim.max_depth);
+    lua_getfield(L, 3, "max_string");
+    lim.max_string = (size_t)luaL_optinteger(L, -1, (lua_Integer)lim.max_string);
+    lua_getfield(L, 3, "max_items");
+    lim.max_items = (size_t)luaL_optinteger(L, -1, (lua_Integer)lim.max_items);
+    lua_pop(L, 3);
+  }
+  jv_arena *a = lg_arena(L);
+  jv *schema = lg_checkjv(L, 1, a, "schema");
+  lg_conv c = {a, 0, {0}};
+  jv value;
+  memset(&value, 0, sizeof value);
+  schema_err e;
+  int ok;
+  if (lg_tojv(L, 2, &value, &c, 0, "args") != 0) {
+    snprintf(e.msg, sizeof e.msg, "%s", c.err);
+    ok = 0;
+  } else {
+    ok = schema_validate(schema, &value, &lim, &e) == 0;
+  }
+  jv_arena_free(a);
+  if (ok) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, e.msg);
+  lua_pushliteral(L, "ESCHEMA");
+  return 3;
+}
+
+/* check_schema(schema [, name]) -> true | nil, msg, "ESCHEMA" */
+static int lg_check_schema(lua_State *L) {
+  luaL_checkany(L, 1);
+  const char *name = luaL_optstring(L, 2, "parameters");
+  jv_arena *a = lg_arena(L);
+  lg_conv c = {a, 0, {0}};
+  jv schema;
+  memset(&schema, 0, sizeof schema);
+  schema_err e;
+  int ok;
+  if (lg_tojv(L, 1, &schema, &c, 0, name) != 0) {
+    snprintf(e.msg, sizeof e.msg, "%s", c.err);
+    ok = 0;
+  } else {
+    ok = schema_check(&schema, name, &e) == 0;
+  }
+  jv_arena_free(a);
+  if (ok) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, e.msg);
+  lua_pushliteral(L, "ESCHEMA");
+  return 3;
+}
+
+/* glob(pattern, s) -> bool  (see gate_glob) */
+static int lg_glob(lua_State *L) {
+  const char *p = luaL_checkstring(L, 1);
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n);
+  int m = gate_glob(p, s, n);
+  luaL_argcheck(L, m >= 0, 1, "pattern longer than 512 bytes or subject longer than 4096");
+  lua_pushboolean(L, m);
+  return 1;
+}
+
+/* scan(text) -> {{start=, stop=, status=, message=, err_at=}...}, truncated
+ * start/stop are 1-based inclusive (string.sub positions). */
+static int lg_scan(lua_State *L) {
+  size_t n;
+  const char *text = luaL_checklstring(L, 1, &n);
+  ts_result *r = lua_newuserdatauv(L, sizeof *r, 0); /* 1.5 KB: keep it off the C stack */
+  toolscan_scan(text, n, r);
+  lua_createtable(L, (int)r->n, 0);
+  for (size_t i = 0; i < r->n; i++) {
+    const ts_span *sp = &r->spans[i];
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, (lua_Integer)sp->start + 1);
+    lua_setfield(L, -2, "start");
+    lua_pushinteger(L, (lua_Integer)(sp->start + sp->len));
+    lua_setfield(L, -2, "stop");
+    static const char *const names[] = {"ok", "unterminated", "mismatch", "too_deep"};
+    lua_pushstring(L, names[sp->status]);
+    lua_setfield(L, -2, "status");
+    if (sp->status != TS_OK) {
+      lua_pushstring(L, toolscan_status_name(sp->status));
+      lua_setfield(L, -2, "message");
+      lua_pushinteger(L, (lua_Integer)sp->err_at + 1);
+      lua_setfield(L, -2, "err_at");
+    }
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_pushboolean(L, r->truncated);
+  return 2;
+}
+
+/* ---- check ------------------------------------------------------------------------------ */
+
+typedef struct lg_cb {
+  lua_State *L;
+  int input; /* stack index of the input table */
+} lg_cb;
+
+static void lg_copy_field(lua_State *L, int idx, char *out, size_t outlen) {
+  const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : NULL;
+  snprintf(out, outlen, "%s", s ? s : "");
+}
+
+/* input.check_transition(to) -> ok, code, reason, remedy */
+static int lg_transition(void *ud, const char *to, size_t tolen, gate_decision *d) {
+  lg_cb *cb = ud;
+  lua_State *L = cb->L;
+  lua_getfield(L, cb->input, "check_transition");
+  lua_pushlstring(L, to, tolen);
+  if (lua_pcall(L, 1, 4, 0) != LUA_OK) {
+    snprintf(d->code, sizeof d->code, "TRANSITION_ERROR");
+    snprintf(d->reason, sizeof d->reason, "the transition check failed: %s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object)");
+    lua_pop(L, 1);
+    return 0;
+  }
+  int ok = lua_toboolean(L, -4);
+  if (!ok) {
+    lg_copy_field(L, -3, d->code, sizeof d->code);
+    lg_copy_field(L, -2, d->reason, sizeof d->reason);
+    lg_copy_field(L, -1, d->remedy, sizeof d->remedy);
+  }
+  lua_pop(L, 4);
+  return ok;
+}
+
+/* input.predicate(i) -> matched | nil, err */
+static int lg_predicate(void *ud, size_t rule, gate_decision *d) {
+  lg_cb *cb = ud;
+  lua_State *L = cb->L;
+  lua_getfield(L, cb->input, "predicate");
+  if (lua_type(L, -1) != LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    snprintf(d->reason, sizeof d->reason, "no predicate function was given");
+    return -1;
+  }
+  lua_pushinteger(L, (lua_Integer)rule + 1);
+  if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
+    snprintf(d->reason, sizeof d->reason, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object)");
+    lua_pop(L, 1);
+    return -1;
+  }
+  int r;
+  if (lua_isnil(L, -2)) {
+    lg_copy_field(L, -1, d->reason, sizeof d->reason);
+    r = -1;
+  } else {
+    r = lua_toboolean(L, -2);
+  }
+  lua_pop(L, 2);
+  return r;
+}
+
+static const char *lg_optstr(lua_State *L, int t, const char *k) {
+  lua_getfield(L, t, k);
+  /* only real strings: they stay alive because the table holds them (a number converted
+   * by lua_tostring would live only on the stack) */
+  const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  lua_pop(L, 1);
+  return s;
+}
+
+static long long lg_optint(lua_State *L, int t, const char *table, const char *k) {
+  long long v = 0;
+  if (lua_getfield(L, t, table) == LUA_TTABLE) {
+    lua_getfield(L, -1, k);
+    v = (long long)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* A list of strings at t[k] -> arena array (pointers into the Lua strings). */
+static const char *const *lg_strlist(lua_State *L, int t, const char *k, jv_arena *a, size_t *n) {
+  *n = 0;
+  if (lua_getfield(L, t, k) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  size_t len = lua_rawlen(L, -1);
+  const char **v = jv_alloc(a, (len ? len : 1) * sizeof *v);
+  if (v == NULL) luaL_error(L, "gate: out of memory");
+  for (size_t i = 0; i < len; i++) {
+    lua_rawgeti(L, -1, (lua_Integer)i + 1);
+    v[i] = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_pop(L, 1);
+    if (v[i] == NULL) luaL_error(L, "bad gate input (%s[%d] must be a string)", k, (int)i + 1);
+  }
+  lua_pop(L, 1);
+  *n = len;
+  return v;
+}
+
+static const char *const lg_verdicts[] = {"allow", "deny", "ask"};
+
+static void lg_rules(lua_State *L, int input, jv_arena *a, gate_input *in) {
+  static const char *const levels[] = {"deny", "ask", "allow", NULL};
+  in->rules = NULL;
+  in->n_rules = 0;
+  if (lua_getfield(L, input, "rules") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  int rt = lua_gettop(L);
+  size_t n = lua_rawlen(L, rt);
+  gate_rule *rules = jv_alloc(a, (n ? n : 1) * sizeof *rules);
+  if (rules == NULL) luaL_error(L, "gate: out of memory");
+  for (size_t i = 0; i < n; i++) {
+    if (lua_rawgeti(L, rt, (lua_Integer)i + 1) != LUA_TTABLE) luaL_error(L, "bad gate input (rules[%d] must be a table)", (int)i + 1);
+    int r = lua_gettop(L);
+    gate_rule *g = &rules[i];
+    const char *lv = lg_optstr(L, r, "level");
+    int l = 0;
+    while (levels[l] && (lv == NULL || strcmp(levels[l], lv) != 0)) l++;
+    if (levels[l] == NULL) luaL_error(L, "bad gate input (rules[%d].level must be deny, ask or allow)", (int)i + 1);
+    g->level = (gate_rule_level)l;
+    g->name = lg_optstr(L, r, "name");
+    g->tool = lg_optstr(L, r, "tool");
+    g->role = lg_optstr(L, r, "role");
+    g->seat = lg_optstr(L, r, "seat");
+    g->card = lg_optstr(L, r, "card");
+    g->status = lg_optstr(L, r, "status");
+    g->reason = lg_optstr(L, r, "reason");
+    g->remedy = lg_optstr(L, r, "remedy");
+    g->paths = lg_strlist(L, r, "paths", a, &g->n_paths);
+    g->outside = lg_strlist(L, r, "outside", a, &g->n_outside);
+    lua_getfield(L, r, "predicate");
+    g->predicate = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    /* args = { {key, glob}, ... } (ordered, so the first listed is checked first) */
+    size_t na = 0;
+    if (lua_getfield(L, r, "args") == LUA_TTABLE) na = lua_rawlen(L, -1);
+    const char **keys = jv_alloc(a, (na ? na : 1) * sizeof *keys);
+    const char **globs = jv_alloc(a, (na ? na : 1) * sizeof *globs);
+    if (keys == NULL || globs == NULL) luaL_error(L, "gate: out of memory");
+    for (size_t k = 0; k < na; k++) {
+      lua_rawgeti(L, -1, (lua_Integer)k + 1);
+      lua_rawgeti(L, -1, 1);
+      lua_rawgeti(L, -2, 2);
+      keys[k] = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+      globs[k] = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+      lua_pop(L, 3);
+      if (keys[k] == NULL || globs[k] == NULL) luaL_error(L, "bad gate input (rules[%d].args[%d] must be {key, glob})", (int)i + 1, (int)k + 1);
+    }
+    lua_pop(L, 1);
+    g->arg_keys = keys;
+    g->arg_globs = globs;
+    g->n_args = na;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1); /* rules table: its strings stay alive in input.rules */
+  in->rules = rules;
+  in->n_rules = n;
+}
+
+/* check(input) -> {verdict=, code=, reason=, remedy=, rule=}
+ * input: seat, roles, tool, tool_known, schema, tool_writes, fixed_status, allowed (list or
+ * nil), args,
+ * card_id, card_status, turn/run {calls, bytes, files}, limits {calls_turn, calls_run,
+ * bytes_turn, bytes_run, files_turn, files_run}, schema_limits, rules, check_transition,
+ * predicate. */
+static int lg_check(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  jv_arena *a = lg_arena(L); /* [2] */
+  gate_input in;
+  memset(&in, 0, sizeof in);
+  schema_limits lim = SCHEMA_DEFAULT_LIMITS;
+  in.schema_limits = lim;
+  in.seat = lg_optstr(L, 1, "seat");
+  in.roles = lg_strlist(L, 1, "roles", a, &in.n_roles);
+  in.tool = lg_optstr(L, 1, "tool");
+  in.fixed_status = lg_optstr(L, 1, "fixed_status");
+  luaL_argcheck(L, in.tool != NULL, 1, "tool must be a string");
+  lua_getfield(L, 1, "tool_known");
+  in.tool_known = lua_toboolean(L, -1);
+  lua_getfield(L, 1, "tool_writes");
+  in.tool_writes = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  static const jv empty_schema = {JV_OBJ, 1, 0, {0}, NULL, NULL};
+  in.schema = &empty_schema;
+  if (lua_getfield(L, 1, "schema") == LUA_TTABLE) in.schema = lg_checkjv(L, -1, a, "schema");
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "allowed");
+  in.restrict_tools = lua_istable(L, -1);
+  lua_pop(L, 1);
+  in.allowed = lg_strlist(L, 1, "allowed", a, &in.n_allowed);
+  in.card_id = lg_optstr(L, 1, "card_id");
+  in.card_status = lg_optstr(L, 1, "card_status");
+  in.turn.calls = lg_optint(L, 1, "turn", "calls");
+  in.turn.bytes = lg_optint(L, 1, "turn", "bytes");
+  in.turn.files = lg_optint(L, 1, "turn", "files");
+  in.run.calls = lg_optint(L, 1, "run", "calls");
+  in.run.bytes = lg_optint(L, 1, "run", "bytes");
+  in.run.files = lg_optint(L, 1, "run", "files");
+  in.limits.calls_turn = lg_optint(L, 1, "limits", "calls_turn");
+  in.limits.calls_run = lg_optint(L, 1, "limits", "calls_run");
+  in.limits.bytes_turn = lg_optint(L, 1, "limits", "bytes_turn");
+  in.limits.bytes_run = lg_optint(L, 1, "limits", "bytes_run");
+  in.limits.files_turn = lg_optint(L, 1, "limits", "files_turn");
+  in.limits.files_run = lg_optint(L, 1, "limits", "files_run");
+  long long v;
+  if ((v = lg_optint(L, 1, "schema_limits", "max_depth")) > 0) in.schema_limits.max_depth = (int)v;
+  if ((v = lg_optint(L, 1, "schema_limits", "max_string")) > 0) in.schema_limits.max_string = (size_t)v;
+  if ((v = lg_optint(L, 1, "schema_limits", "max_items")) > 0) in.schema_limits.max_items = (size_t)v;
+  lg_rules(L, 1, a, &in);
+  lua_getfield(L, 1, "check_transition");
+  if (lua_isfunction(L, -1)) in.check_transition = lg_transition;
+  lua_pop(L, 1);
+  in.predicate = lg_predicate;
+  lg_cb cb = {L, 1};
+  in.ud = &cb;
+
+  gate_decision d;
+  lg_conv c = {a, 0, {0}};
+  jv *args = jv_alloc(a, sizeof *args);
+  lua_getfield(L, 1, "args");
+  int conv = args ? lg_tojv(L, -1, args, &c, 0, "args") : lg_conv_fail(&c, "args", "out of memory");
+  lua_pop(L, 1);
+  if (conv != 0 && in.tool_known) {
+    d.verdict = GATE_DENY;
+    d.rule = -1;
+    snprintf(d.code, sizeof d.code, "ARGS_INVALID");
+    snprintf(d.reason, sizeof d.reason, "%s: %s", in.tool, c.err);
+    snprintf(d.remedy, sizeof d.remedy, "Call the tool again with plain JSON arguments that match its parameter schema.");
+  } else {
+    in.args = conv == 0 ? args : NULL;
+    gate_check(&in, &d);
+  }
+  jv_arena_free(a);
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, lg_verdicts[d.verdict]);
+  lua_setfield(L, -2, "verdict");
+  lua_pushstring(L, d.code);
+  lua_setfield(L, -2, "code");
+  lua_pushstring(L, d.reason);
+  lua_setfield(L, -2, "reason");
+  lua_pushstring(L, d.remedy);
+  lua_setfield(L, -2, "remedy");
+  if (d.rule >= 0) {
+    lua_pushinteger(L, d.rule + 1);
+    lua_setfield(L, -2, "rule");
+  }
+  return 1;
+}
+
+static const luaL_Reg lg_funcs[] = {
+    {"check", lg_check},
+    {"validate", lg_validate},
+    {"check_schema", lg_check_schema},
+    {"glob", lg_glob},
+    {"scan", lg_scan},
+    {NULL, NULL},
+};
+
+int luaopen_orket_gate(lua_State *L) {
+  luaL_newmetatable(L, LG_ARENA);
+  lua_pushcfunction(L, lg_arena_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newlib(L, lg_funcs);
+  return 1;
+}

@@ -1,0 +1,330 @@
+/* lhttp.c: Lua module `orket.c.http`, the binding of http.c. request{...} starts a transfer
+ * and returns a request object whose headers() and read() suspend the calling task (the
+ * await.h pattern) until the response has something for it. The client behind it (libcurl
+ * multi + handles) is created on first use and freed with the Lua state. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "await.h"
+#include "http.h"
+#include "modules.h"
+#include "runtime.h"
+
+#define LH_REQ "orket.http.request"
+#define LH_CLIENT "orket.http.client"
+#define LH_MAX_HEADERS 64
+
+static const char LH_CLIENT_KEY = 'c'; /* registry key: the runtime's client box */
+
+typedef struct lh_client {
+  http_client *c;
+} lh_client;
+
+enum { LH_IDLE, LH_WAIT_HEADERS, LH_WAIT_READ };
+
+typedef struct lh_req {
+  rt_wait w;      /* first: the cancel callback gets this address */
+  http_req *r;    /* NULL once closed */
+  int waiting;
+} lh_req;
+
+/* ---- the client ---------------------------------------------------------------------- */
+
+static int lh_client_gc(lua_State *L) {
+  lh_client *cl = luaL_checkudata(L, 1, LH_CLIENT);
+  if (cl->c) {
+    http_client_free(cl->c);
+    cl->c = NULL;
+  }
+  return 0;
+}
+
+static http_client *lh_client_get(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &LH_CLIENT_KEY) == LUA_TUSERDATA) {
+    lh_client *cl = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return cl->c;
+  }
+  lua_pop(L, 1);
+  lh_client *cl = lua_newuserdatauv(L, sizeof *cl, 0);
+  cl->c = NULL; /* created closed, then the resource: an error half-way leaks nothing */
+  if (luaL_newmetatable(L, LH_CLIENT)) {
+    lua_pushcfunction(L, lh_client_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  char err[256];
+  cl->c = http_client_new(&rt_get(L)->loop, err, sizeof err);
+  if (cl->c == NULL) luaL_error(L, "http: %s", err);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &LH_CLIENT_KEY);
+  return cl->c;
+}
+
+/* ---- results ------------------------------------------------------------------------- */
+
+/* nil, message, code, phase for a failed request. */
+static int lh_push_error(lua_State *L, http_req *r) {
+  const char *msg, *phase;
+  const char *code = http_error(r, &msg, &phase);
+  lua_pushnil(L);
+  lua_pushstring(L, msg);
+  lua_pushstring(L, code);
+  if (phase) lua_pushstring(L, phase);
+  else lua_pushnil(L);
+  return 4;
+}
+
+/* status, headers (lower-cased names; repeated names joined by ", ") | nil, msg, code, phase */
+static int lh_push_headers(lua_State *L, void *ud) {
+  http_req *r = ((lh_req *)ud)->r;
+  if (!http_headers_done(r)) return lh_push_error(L, r);
+  lua_pushinteger(L, http_status(r));
+  size_t n = http_header_count(r);
+  lua_createtable(L, 0, (int)(n < LH_MAX_HEADERS ? n : LH_MAX_HEADERS));
+  for (size_t i = 0; i < n; i++) {
+    const char *name, *value;
+    http_header_at(r, i, &name, &value);
+    if (lua_getfield(L, -1, name) == LUA_TSTRING) {
+      lua_pushliteral(L, ", ");
+      lua_pushstring(L, value);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushstring(L, value);
+    }
+    lua_setfield(L, -2, name);
+  }
+  return 2;
+}
+
+/* {event, ...} while events are queued | false at a clean end | nil, msg, code, phase */
+static int lh_push_read(lua_State *L, void *ud) {
+  http_req *r = ((lh_req *)ud)->r;
+  size_t n = http_event_count(r);
+  if (n > 0) {
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+      const char *p;
+      size_t len;
+      http_event_at(r, i, &p, &len);
+      lua_pushlstring(L, p, len);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    http_events_clear(r);
+    return 1;
+  }
+  if (http_error(r, NULL, NULL)) return lh_push_error(L, r);
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+static int lh_ready_headers(http_req *r) { return http_headers_done(r) || http_finished(r); }
+static int lh_ready_read(http_req *r) { return http_event_count(r) > 0 || http_finished(r); }
+
+static void lh_notify(http_req *r, void *ud) {
+  lh_req *q = ud;
+  if (q->waiting == LH_WAIT_HEADERS && lh_ready_headers(r)) {
+    q->waiting = LH_IDLE;
+    rt_wait_finish(&q->w, lh_push_headers, q);
+  } else if (q->waiting == LH_WAIT_READ && lh_ready_read(r)) {
+    q->waiting = LH_IDLE;
+    rt_wait_finish(&q->w, lh_push_read, q);
+  }
+}
+
+/* The waiting task was cancelled: stop the transfer at once; it is not resumed. */
+static void lh_cancel(rt_wait *w) {
+  lh_req *q = (lh_req *)w;
+  q->waiting = LH_IDLE;
+  if (q->r) http_abort(q->r, HTTP_E_CANCELED, "canceled");
+}
+
+/* ---- the request object -------------------------------------------------------------- */
+
+static lh_req *lh_check(lua_State *L) {
+  lh_req *q = luaL_checkudata(L, 1, LH_REQ);
+  if (q->r == NULL) luaL_argerror(L, 1, "request is closed");
+  return q;
+}
+
+static int lh_wait(lua_State *L, int kind) {
+  lh_req *q = lh_check(L);
+  if (q->waiting) return luaL_error(L, "http: another task already waits on this request");
+  int ready = kind == LH_WAIT_HEADERS ? lh_ready_headers(q->r) : lh_ready_read(q->r);
+  rt_wait_push_fn push = kind == LH_WAIT_HEADERS ? lh_push_headers : lh_push_read;
+  if (ready) return push(L, q);
+  rt_wait_begin(L, &q->w, lh_cancel);
+  q->waiting = kind;
+  return rt_wait_yield(L);
+}
+
+/* req:headers() -> status, headers | nil, message, code, phase (waits for them) */
+static int lh_headers(lua_State *L) { return lh_wait(L, LH_WAIT_HEADERS); }
+
+/* req:read() -> array of events | false at the end | nil, message, code, phase (waits) */
+static int lh_read(lua_State *L) { return lh_wait(L, LH_WAIT_READ); }
+
+/* req:received() -> body bytes received so far */
+static int lh_received(lua_State *L) {
+  lh_req *q = lh_check(L);
+  lua_pushinteger(L, (lua_Integer)http_received(q->r));
+  return 1;
+}
+
+/* req:close(): aborts the transfer if it still runs and frees it. Idempotent. */
+static int lh_close(lua_State *L) {
+  lh_req *q = luaL_checkudata(L, 1, LH_REQ);
+  if (q->r) {
+    if (q->waiting && q->w.co_ref != LUA_NOREF) {
+      /* closed by another task while one waits: that task gets the error now */
+      q->waiting = LH_IDLE;
+      http_abort(q->r, HTTP_E_CANCELED, "closed while waiting");
+      rt_wait_finish(&q->w, lh_push_read, q);
+      if (q->r == NULL) return 0; /* that task closed it meanwhile */
+    }
+    http_release(q->r);
+    q->r = NULL;
+  }
+  return 0;
+}
+
+static int lh_tostring(lua_State *L) {
+  lh_req *q = luaL_checkudata(L, 1, LH_REQ);
+  if (q->r == NULL) lua_pushliteral(L, "http request (closed)");
+  else lua_pushfstring(L, "http request (%s)", http_finished(q->r) ? "finished" : "running");
+  return 1;
+}
+
+/* ---- request{...} ------------------------------------------------------------------- */
+
+static long lh_opt_ms(lua_State *L, const char *field) {
+  lua_getfield(L, 1, field);
+  lua_Number v = luaL_optnumber(L, -1, 0);
+  lua_pop(L, 1);
+  if (v < 0 || v > 86400000.0) luaL_error(L, "bad argument #1 to 'request' (%s must be between 0 and 86400000)", field);
+  return (long)v;
+}
+
+static size_t lh_opt_size(lua_State *L, const char *field) {
+  lua_getfield(L, 1, field);
+  lua_Integer v = luaL_optinteger(L, -1, 0);
+  lua_pop(L, 1);
+  if (v < 0) luaL_error(L, "bad argument #1 to 'request' (%s must not be negative)", field);
+  return (size_t)v;
+}
+
+/* request{url=, method=, headers={"Name: value", ...}, body=, framing="sse"|"ndjson"|"raw",
+ *   connect_timeout_ms=, first_byte_timeout_ms=, idle_timeout_ms=, total_timeout_ms=,
+ *   max_bytes=, max_event=} -> req | nil, message, code
+ * Starts the transfer now; read it with req:headers() and req:read(). */
+static int lh_request(lua_State *L) {
+  static const char *const framings[] = {"raw", "sse", "ndjson", NULL};
+  static const frame_mode modes[] = {FRAME_RAW, FRAME_SSE, FRAME_NDJSON};
+  luaL_checktype(L, 1, LUA_TTABLE);
+  http_opts o;
+  memset(&o, 0, sizeof o);
+  lua_getfield(L, 1, "url");
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "bad argument #1 to 'request' (url must be a string)");
+  o.url = lua_tostring(L, -1);
+  if (strncmp(o.url, "http://", 7) != 0 && strncmp(o.url, "https://", 8) != 0)
+    luaL_error(L, "bad argument #1 to 'request' (url must start with http:// or https://)");
+  lua_getfield(L, 1, "method");
+  o.method = luaL_optstring(L, -1, NULL);
+  lua_getfield(L, 1, "body");
+  o.body = luaL_optlstring(L, -1, NULL, &o.body_len);
+  lua_getfield(L, 1, "framing");
+  o.framing = modes[luaL_checkoption(L, -1, "raw", framings)];
+  o.connect_timeout_ms = lh_opt_ms(L, "connect_timeout_ms");
+  o.first_byte_timeout_ms = lh_opt_ms(L, "first_byte_timeout_ms");
+  o.idle_timeout_ms = lh_opt_ms(L, "idle_timeout_ms");
+  o.total_timeout_ms = lh_opt_ms(L, "total_timeout_ms");
+  o.max_bytes = lh_opt_size(L, "max_bytes");
+  o.max_event = lh_opt_size(L, "max_event");
+  const char *hdrs[LH_MAX_HEADERS];
+  if (lua_getfield(L, 1, "headers") == LUA_TTABLE) {
+    lua_Integer n = luaL_len(L, -1);
+    if (n > LH_MAX_HEADERS) luaL_error(L, "bad argument #1 to 'request' (more than %d headers)", LH_MAX_HEADERS);
+    luaL_checkstack(L, (int)n, "headers");
+    for (lua_Integer i = 1; i <= n; i++) {
+      if (lua_rawgeti(L, -1 - (int)(i - 1), i) != LUA_TSTRING)
+        luaL_error(L, "bad argument #1 to 'request' (headers[%d] must be a string)", (int)i);
+      const char *h = lua_tostring(L, -1);
+      if (strpbrk(h, "\r\n")) luaL_error(L, "bad argument #1 to 'request' (headers[%d] contains a line break)", (int)i);
+      hdrs[i - 1] = h;
+    }
+    o.headers = hdrs;
+    o.nheaders = (size_t)n;
+  } else if (!lua_isnil(L, -1)) {
+    luaL_error(L, "bad argument #1 to 'request' (headers must be a table)");
+  }
+  /* Create the object closed, then start the transfer. */
+  http_client *c = lh_client_get(L);
+  lh_req *q = lua_newuserdatauv(L, sizeof *q, 0);
+  memset(q, 0, sizeof *q);
+  q->w.co_ref = LUA_NOREF;
+  luaL_setmetatable(L, LH_REQ);
+  char err[512];
+  q->r = http_start(c, &o, lh_notify, q, err, sizeof err);
+  if (q->r == NULL) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    lua_pushliteral(L, HTTP_E_PROTOCOL);
+    return 3;
+  }
+  return 1;
+}
+
+/* parse_date(s) -> seconds since the epoch | nil (an HTTP date, as in Retry-After) */
+static int lh_parse_date(lua_State *L) {
+  long long t = http_parse_date(luaL_checkstring(L, 1));
+  if (t < 0) lua_pushnil(L);
+  else lua_pushinteger(L, (lua_Integer)t);
+  return 1;
+}
+
+/* live() -> requests not yet closed (for leak checks in tests) */
+static int lh_live(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &LH_CLIENT_KEY) != LUA_TUSERDATA) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  lh_client *cl = lua_touserdata(L, -1);
+  lua_pushinteger(L, cl->c ? (lua_Integer)http_live(cl->c) : 0);
+  return 1;
+}
+
+static const luaL_Reg lh_methods[] = {
+    {"headers", lh_headers},
+    {"read", lh_read},
+    {"received", lh_received},
+    {"close", lh_close},
+    {NULL, NULL},
+};
+
+static const luaL_Reg lh_meta[] = {
+    {"__gc", lh_close},
+    {"__close", lh_close},
+    {"__tostring", lh_tostring},
+    {NULL, NULL},
+};
+
+static const luaL_Reg lh_funcs[] = {
+    {"request", lh_request},
+    {"parse_date", lh_parse_date},
+    {"live", lh_live},
+    {NULL, NULL},
+};
+
+int luaopen_orket_http(lua_State *L) {
+  if (luaL_newmetatable(L, LH_REQ)) {
+    luaL_setfuncs(L, lh_meta, 0);
+    luaL_newlib(L, lh_methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  luaL_newlib(L, lh_funcs);
+  return 1;
+}

@@ -1,0 +1,253 @@
+/* lworkspace.c: Lua module `orket.c.workspace`: the confined filesystem of workspace.c as a
+ * typed userdata (open(root, {resolve=}) -> ws; ws:read/write/append/list/stat/mkdir/
+ * delete/move/close). Only translates between Lua and workspace.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "modules.h"
+#include "workspace.h"
+
+#define LWS_META "orket.workspace"
+
+typedef struct lws {
+  ws w;
+  char root[WS_PATH_MAX];
+} lws;
+
+static lws *lws_check(lua_State *L) {
+  lws *o = luaL_checkudata(L, 1, LWS_META);
+  if (o->w.rootfd < 0) luaL_argerror(L, 1, "workspace is closed");
+  return o;
+}
+
+static int lws_fail(lua_State *L, const ws_err *e) {
+  lua_pushnil(L);
+  lua_pushstring(L, e->msg);
+  lua_pushstring(L, e->code);
+  return 3;
+}
+
+static const char *const lws_types[] = {"file", "directory", "symlink", "other"};
+
+static void lws_push_stat(lua_State *L, const ws_stat *st) {
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, lws_types[st->type]);
+  lua_setfield(L, -2, "type");
+  lua_pushinteger(L, (lua_Integer)st->size);
+  lua_setfield(L, -2, "size");
+  lua_pushinteger(L, (lua_Integer)st->mtime);
+  lua_setfield(L, -2, "mtime");
+  lua_pushinteger(L, (lua_Integer)st->mode);
+  lua_setfield(L, -2, "mode");
+  lua_pushinteger(L, (lua_Integer)st->nlink);
+  lua_setfield(L, -2, "nlink");
+}
+
+/* open(root [, {resolve="auto"|"openat2"|"walk"}]) -> ws | nil, msg, CODE */
+static int lws_open(lua_State *L) {
+  static const char *const modes[] = {"auto", "openat2", "walk", NULL};
+  const char *root = luaL_checkstring(L, 1);
+  int mode = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "resolve");
+    if (!lua_isnil(L, -1)) {
+      const char *m = lua_tostring(L, -1);
+      for (mode = 0; modes[mode] && (m == NULL || strcmp(m, modes[mode]) != 0); mode++) {}
+      if (modes[mode] == NULL) return luaL_argerror(L, 2, "resolve must be \"auto\", \"openat2\" or \"walk\"");
+    }
+    lua_pop(L, 1);
+  }
+  luaL_argcheck(L, strlen(root) < WS_PATH_MAX, 1, "root path too long");
+  lws *o = lua_newuserdatauv(L, sizeof *o, 0); /* created closed: an error leaks nothing */
+  o->w.rootfd = -1;
+  snprintf(o->root, sizeof o->root, "%s", root);
+  luaL_setmetatable(L, LWS_META);
+  ws_err e;
+  if (ws_open(&o->w, root, (ws_resolve_mode)mode, &e) != 0) return lws_fail(L, &e);
+  return 1;
+}
+
+/* ws:read(path [, {offset=, limit=}]) -> data, {size=, truncated=} | nil, msg, CODE */
+static int lws_read(lua_State *L) {
+  lws *o = lws_check(L);
+  size_t len;
+  const char *path = luaL_checklstring(L, 2, &len);
+  lua_Integer offset = 0, limit = WS_READ_DEFAULT;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_getfield(L, 3, "offset");
+    offset = luaL_optinteger(L, -1, 0);
+    lua_getfield(L, 3, "limit");
+    limit = luaL_optinteger(L, -1, WS_READ_DEFAULT);
+    lua_pop(L, 2);
+    luaL_argcheck(L, offset >= 0, 3, "offset must be >= 0");
+    luaL_argcheck(L, limit >= 0 && limit <= WS_READ_HARD_MAX, 3, "limit must be between 0 and 16 MiB");
+  }
+  char *buf;
+  size_t n;
+  uint64_t size;
+  ws_err e;
+  if (ws_read(&o->w, path, len, (uint64_t)offset, (size_t)limit, &buf, &n, &size, &e) != 0)
+    return lws_fail(L, &e);
+  lua_pushlstring(L, buf, n); /* may raise on memory: free first */
+  free(buf);
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, (lua_Integer)size);
+  lua_setfield(L, -2, "size");
+  lua_pushboolean(L, (uint64_t)offset + n < size);
+  lua_setfield(L, -2, "truncated");
+  return 2;
+}
+
+static int lws_write_op(lua_State *L, int append) {
+  lws *o = lws_check(L);
+  size_t len, dlen;
+  const char *path = luaL_checklstring(L, 2, &len);
+  const char *data = luaL_checklstring(L, 3, &dlen);
+  ws_err e;
+  int r = append ? ws_append(&o->w, path, len, data, dlen, &e) : ws_write(&o->w, path, len, data, dlen, &e);
+  if (r != 0) return lws_fail(L, &e);
+  lua_pushinteger(L, (lua_Integer)dlen);
+  return 1;
+}
+
+/* ws:write(path, data) -> bytes | nil, msg, CODE  (atomic replace) */
+static int lws_write(lua_State *L) { return lws_write_op(L, 0); }
+/* ws:append(path, data) -> bytes | nil, msg, CODE */
+static int lws_append(lua_State *L) { return lws_write_op(L, 1); }
+
+/* ws:stat(path) -> {type=, size=, mtime=, mode=, nlink=} | nil, msg, CODE */
+static int lws_stat(lua_State *L) {
+  lws *o = lws_check(L);
+  size_t len;
+  const char *path = luaL_checklstring(L, 2, &len);
+  ws_stat st;
+  ws_err e;
+  if (ws_stat_path(&o->w, path, len, &st, &e) != 0) return lws_fail(L, &e);
+  lws_push_stat(L, &st);
+  return 1;
+}
+
+/* ws:list([path]) -> {{name=, type=, size=, mtime=, ...}...}, truncated | nil, msg, CODE */
+static int lws_list(lua_State *L) {
+  lws *o = lws_check(L);
+  size_t len;
+  const char *path = luaL_optlstring(L, 2, ".", &len);
+  ws_entry *v;
+  size_t n;
+  int truncated;
+  ws_err e;
+  if (ws_list(&o->w, path, len, &v, &n, &truncated, &e) != 0) return lws_fail(L, &e);
+  /* Copy the names into a Lua-owned buffer first so a memory error below leaks nothing. */
+  ws_entry *copy = lua_newuserdatauv(L, n ? n * sizeof *v : 1, 0);
+  if (n) memcpy(copy, v, n * sizeof *v);
+  free(v);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lws_push_stat(L, &copy[i].st);
+    lua_pushstring(L, copy[i].name);
+    lua_setfield(L, -2, "name");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_pushboolean(L, truncated);
+  return 2;
+}
+
+static int lws_simple(lua_State *L, int (*op)(ws *, const char *, size_t, ws_err *)) {
+  lws *o = lws_check(L);
+  size_t len;
+  const char *path = luaL_checklstring(L, 2, &len);
+  ws_err e;
+  if (op(&o->w, path, len, &e) != 0) return lws_fail(L, &e);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ws:mkdir(path) -> true | nil, msg, CODE (creates parents) */
+static int lws_mkdir(lua_State *L) { return lws_simple(L, ws_mkdir); }
+/* ws:delete(path) -> true | nil, msg, CODE (file, symlink or empty directory) */
+static int lws_delete(lua_State *L) { return lws_simple(L, ws_delete); }
+
+/* ws:move(from, to) -> true | nil, msg, CODE (never replaces) */
+static int lws_move(lua_State *L) {
+  lws *o = lws_check(L);
+  size_t fl, tl;
+  const char *from = luaL_checklstring(L, 2, &fl);
+  const char *to = luaL_checklstring(L, 3, &tl);
+  ws_err e;
+  if (ws_move(&o->w, from, fl, to, tl, &e) != 0) return lws_fail(L, &e);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ws:close(): idempotent; also __gc and __close */
+static int lws_close(lua_State *L) {
+  lws *o = luaL_checkudata(L, 1, LWS_META);
+  ws_close(&o->w);
+  return 0;
+}
+
+static int lws_tostring(lua_State *L) {
+  lws *o = luaL_checkudata(L, 1, LWS_META);
+  if (o->w.rootfd < 0)
+    lua_pushfstring(L, "workspace (closed)");
+  else
+    lua_pushfstring(L, "workspace (%s, %s)", o->root, o->w.mode == WS_RESOLVE_OPENAT2 ? "openat2" : "walk");
+  return 1;
+}
+
+/* Fields: ws.root, ws.resolve ("openat2" | "walk"), ws.closed; everything else a method. */
+static int lws_index(lua_State *L) {
+  lws *o = luaL_checkudata(L, 1, LWS_META);
+  const char *k = luaL_checkstring(L, 2);
+  if (strcmp(k, "root") == 0) {
+    lua_pushstring(L, o->root);
+  } else if (strcmp(k, "resolve") == 0) {
+    lua_pushstring(L, o->w.mode == WS_RESOLVE_OPENAT2 ? "openat2" : "walk");
+  } else if (strcmp(k, "closed") == 0) {
+    lua_pushboolean(L, o->w.rootfd < 0);
+  } else {
+    luaL_getmetatable(L, LWS_META);
+    lua_getfield(L, -1, "methods");
+    lua_getfield(L, -1, k);
+  }
+  return 1;
+}
+
+static const luaL_Reg lws_methods[] = {
+    {"read", lws_read},     {"write", lws_write},   {"append", lws_append},
+    {"stat", lws_stat},     {"list", lws_list},     {"mkdir", lws_mkdir},
+    {"delete", lws_delete}, {"move", lws_move},     {"close", lws_close},
+    {NULL, NULL},
+};
+
+static const luaL_Reg lws_meta[] = {
+    {"__index", lws_index}, {"__gc", lws_close},   {"__close", lws_close},
+    {"__tostring", lws_tostring}, {NULL, NULL},
+};
+
+static const luaL_Reg lws_funcs[] = {
+    {"open", lws_open},
+    {NULL, NULL},
+};
+
+int luaopen_orket_workspace(lua_State *L) {
+  luaL_newmetatable(L, LWS_META);
+  luaL_setfuncs(L, lws_meta, 0);
+  luaL_newlib(L, lws_methods);
+  lua_setfield(L, -2, "methods");
+  lua_pushliteral(L, "workspace");
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 1);
+  luaL_newlib(L, lws_funcs);
+  lua_pushinteger(L, WS_READ_DEFAULT);
+  lua_setfield(L, -2, "READ_DEFAULT");
+  lua_pushinteger(L, WS_READ_HARD_MAX);
+  lua_setfield(L, -2, "READ_MAX");
+  return 1;
+}

@@ -1,0 +1,326 @@
+/* schema.c: jv values in an arena and the tool-parameter schema validator (see schema.h).
+ * Recursion is bounded by the value's depth cap and by schema_check's own cap. */
+#include "schema.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SCHEMA_MAX_NESTING 16 /* schemas themselves nest no deeper than this */
+
+struct jv_block {
+  jv_block *next;
+  size_t cap, off;
+  max_align_t data[];
+};
+
+void jv_arena_init(jv_arena *a, size_t limit) {
+  a->head = NULL;
+  a->used = 0;
+  a->limit = limit;
+}
+
+void *jv_alloc(jv_arena *a, size_t size) {
+  size = (size + 15) & ~(size_t)15;
+  if (size == 0) size = 16;
+  if (a->limit && (size > a->limit || a->used > a->limit - size)) return NULL;
+  jv_block *b = a->head;
+  if (b == NULL || b->cap - b->off < size) {
+    size_t cap = size > 16384 ? size : 16384;
+    b = malloc(sizeof *b + cap);
+    if (b == NULL) return NULL;
+    b->cap = cap;
+    b->off = 0;
+    b->next = a->head;
+    a->head = b;
+  }
+  void *p = (char *)b->data + b->off;
+  b->off += size;
+  a->used += size;
+  memset(p, 0, size);
+  return p;
+}
+
+char *jv_strdup(jv_arena *a, const char *s, size_t len) {
+  char *p = jv_alloc(a, len + 1);
+  if (p == NULL) return NULL;
+  memcpy(p, s, len);
+  p[len] = '\0';
+  return p;
+}
+
+void jv_arena_free(jv_arena *a) {
+  while (a->head) {
+    jv_block *n = a->head->next;
+    free(a->head);
+    a->head = n;
+  }
+  a->used = 0;
+}
+
+const jv *jv_get(const jv *obj, const char *key) {
+  if (obj == NULL || obj->type != JV_OBJ) return NULL;
+  size_t kl = strlen(key);
+  for (size_t i = 0; i < obj->n; i++)
+    if (obj->klens[i] == kl && memcmp(obj->keys[i], key, kl) == 0) return &obj->u.items[i];
+  return NULL;
+}
+
+const char *jv_type_name(const jv *v) {
+  static const char *const names[] = {"null", "boolean", "integer", "number", "string", "array", "object"};
+  if (v->empty_table) return "empty table";
+  return names[v->type];
+}
+
+static int jv_is_str(const jv *v, const char *s) {
+  return v && v->type == JV_STR && v->n == strlen(s) && memcmp(v->u.s, s, v->n) == 0;
+}
+
+static int sc_fail(schema_err *e, const char *where, const char *fmt, ...) {
+  snprintf(e->where, sizeof e->where, "%s", where);
+  int n = snprintf(e->msg, sizeof e->msg, "%s: ", where);
+  if (n < 0 || (size_t)n >= sizeof e->msg) n = 0;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(e->msg + n, sizeof e->msg - (size_t)n, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+/* where + "." + key (or "[i]"), truncated to fit. */
+static void sc_join(char *out, size_t outlen, const char *where, const char *key, size_t klen) {
+  int n = snprintf(out, outlen, "%.180s.", where);
+  if (n < 0 || (size_t)n >= outlen) return;
+  snprintf(out + n, outlen - (size_t)n, "%.*s", klen > 64 ? 64 : (int)klen, key);
+}
+
+/* ---- schema_check ----------------------------------------------------------------------- */
+
+static const char *const sc_types[] = {"string", "number", "integer", "boolean", "object", "array", "null", NULL};
+static const char *const sc_keywords[] = {
+    "type", "description", "title", "properties", "required", "additionalProperties", "enum",
+    "minLength", "maxLength", "minimum", "maximum", "items", "minItems", "maxItems", "format",
+    "default", NULL};
+
+static int sc_is_number(const jv *v) { return v->type == JV_INT || v->type == JV_NUM; }
+
+static int sc_type_name_ok(const jv *v) {
+  for (const char *const *t = sc_types; *t; t++)
+    if (jv_is_str(v, *t)) return 1;
+  return 0;
+}
+
+static int sc_check(const jv *s, const char *where, int depth, schema_err *e) {
+  if (depth > SCHEMA_MAX_NESTING) return sc_fail(e, where, "schema nested deeper than %d levels", SCHEMA_MAX_NESTING);
+  if (s->type != JV_OBJ && !s->empty_table) return sc_fail(e, where, "a schema must be a table, got %s", jv_type_name(s));
+  char sub[256];
+  for (size_t i = 0; i < s->n; i++) {
+    const char *k = s->keys[i];
+    size_t kl = s->klens[i];
+    int known = 0;
+    for (const char *const *kw = sc_keywords; *kw; kw++)
+      if (strlen(*kw) == kl && memcmp(*kw, k, kl) == 0) known = 1;
+    sc_join(sub, sizeof sub, where, k, kl);
+    if (!known) return sc_fail(e, sub, "unknown schema keyword (supported: type, properties, required, additionalProperties, enum, minLength, maxLength, minimum, maximum, items, minItems, maxItems, format, description)");
+  }
+  const jv *t = jv_get(s, "type");
+  if (t) {
+    snprintf(sub, sizeof sub, "%s.type", where);
+    if (t->type == JV_STR) {
+      if (!sc_type_name_ok(t)) return sc_fail(e, sub, "unknown type '%.*s'", (int)(t->n > 40 ? 40 : t->n), t->u.s);
+    } else if (t->type == JV_ARR && t->n > 0) {
+      for (size_t i = 0; i < t->n; i++)
+        if (!sc_type_name_ok(&t->u.items[i])) return sc_fail(e, sub, "item %zu is not a type name", i + 1);
+    } else {
+      return sc_fail(e, sub, "must be a type name or a list of them");
+    }
+  }
+  static const char *const counts[] = {"minLength", "maxLength", "minItems", "maxItems", NULL};
+  for (const char *const *c = counts; *c; c++) {
+    const jv *v = jv_get(s, *c);
+    snprintf(sub, sizeof sub, "%s.%s", where, *c);
+    if (v && (v->type != JV_INT || v->u.i < 0)) return sc_fail(e, sub, "must be a non-negative integer");
+  }
+  static const char *const bounds[] = {"minimum", "maximum", NULL};
+  for (const char *const *c = bounds; *c; c++) {
+    const jv *v = jv_get(s, *c);
+    snprintf(sub, sizeof sub, "%s.%s", where, *c);
+    if (v && !sc_is_number(v)) return sc_fail(e, sub, "must be a number");
+  }
+  const jv *f = jv_get(s, "format");
+  if (f && !jv_is_str(f, "path") && !jv_is_str(f, "content") && !jv_is_str(f, "status"))
+    return sc_fail(e, where, "format must be \"path\", \"content\" or \"status\"");
+  const jv *en = jv_get(s, "enum");
+  if (en && (en->type != JV_ARR || en->n == 0)) return sc_fail(e, where, "enum must be a non-empty list");
+  const jv *ap = jv_get(s, "additionalProperties");
+  if (ap && ap->type != JV_BOOL) return sc_fail(e, where, "additionalProperties must be a boolean");
+  const jv *props = jv_get(s, "properties");
+  if (props) {
+    if (props->type != JV_OBJ && !props->empty_table) return sc_fail(e, where, "properties must be a table of schemas");
+    char pw[256];
+    snprintf(pw, sizeof pw, "%.200s.properties", where);
+    for (size_t i = 0; i < props->n; i++) {
+      sc_join(sub, sizeof sub, pw, props->keys[i], props->klens[i]);
+      if (sc_check(&props->u.items[i], sub, depth + 1, e) != 0) return -1;
+    }
+  }
+  const jv *req = jv_get(s, "required");
+  if (req) {
+    if (req->type != JV_ARR && !req->empty_table) return sc_fail(e, where, "required must be a list of property names");
+    for (size_t i = 0; i < req->n; i++) {
+      const jv *r = &req->u.items[i];
+      if (r->type != JV_STR) return sc_fail(e, where, "required[%zu] must be a string", i + 1);
+      int found = 0;
+      for (size_t j = 0; props && j < props->n; j++)
+        if (props->klens[j] == r->n && memcmp(props->keys[j], r->u.s, r->n) == 0) found = 1;
+      if (!found) return sc_fail(e, where, "required names '%.*s', which is not in properties", (int)(r->n > 64 ? 64 : r->n), r->u.s);
+    }
+  }
+  const jv *items = jv_get(s, "items");
+  if (items) {
+    snprintf(sub, sizeof sub, "%s.items", where);
+    if (sc_check(items, sub, depth + 1, e) != 0) return -1;
+  }
+  return 0;
+}
+
+int schema_check(const jv *schema, const char *name, schema_err *e) {
+  return sc_check(schema, name ? name : "parameters", 0, e);
+}
+
+/* ---- schema_validate -------------------------------------------------------------------- */
+
+static int sv_type_matches(const jv *v, const jv *tname) {
+  if (jv_is_str(tname, "string")) return v->type == JV_STR;
+  if (jv_is_str(tname, "integer")) return v->type == JV_INT || (v->type == JV_NUM && isfinite(v->u.d) && floor(v->u.d) == v->u.d);
+  if (jv_is_str(tname, "number")) return v->type == JV_INT || (v->type == JV_NUM && isfinite(v->u.d));
+  if (jv_is_str(tname, "boolean")) return v->type == JV_BOOL;
+  if (jv_is_str(tname, "null")) return v->type == JV_NULL;
+  if (jv_is_str(tname, "object")) return v->type == JV_OBJ || v->empty_table;
+  if (jv_is_str(tname, "array")) return v->type == JV_ARR || v->empty_table;
+  return 0;
+}
+
+static int jv_equal(const jv *a, const jv *b) {
+  if (a->type == JV_STR && b->type == JV_STR) return a->n == b->n && memcmp(a->u.s, b->u.s, a->n) == 0;
+  if (sc_is_number(a) && sc_is_number(b)) {
+    double x = a->type == JV_INT ? (double)a->u.i : a->u.d;
+    double y = b->type == JV_INT ? (double)b->u.i : b->u.d;
+    return x == y;
+  }
+  if (a->type == JV_BOOL && b->type == JV_BOOL) return (a->u.b != 0) == (b->u.b != 0);
+  return a->type == JV_NULL && b->type == JV_NULL;
+}
+
+static double jv_num(const jv *v) { return v->type == JV_INT ? (double)v->u.i : v->u.d; }
+
+static void sv_describe_types(const jv *t, char *out, size_t outlen) {
+  if (t->type == JV_STR) {
+    snprintf(out, outlen, "%.*s", (int)t->n, t->u.s);
+    return;
+  }
+  size_t o = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < t->n && o + 1 < outlen; i++) {
+    int w = snprintf(out + o, outlen - o, "%s%.*s", i ? " or " : "", (int)t->u.items[i].n, t->u.items[i].u.s);
+    if (w < 0) break;
+    o += (size_t)w;
+  }
+}
+
+static int sv(const jv *s, const jv *v, const char *where, int depth, const schema_limits *lim, schema_err *e) {
+  if (depth > lim->max_depth) return sc_fail(e, where, "nested deeper than %d levels; send flatter arguments", lim->max_depth);
+  const jv *t = jv_get(s, "type");
+  if (t) {
+    int ok = 0;
+    if (t->type == JV_STR) ok = sv_type_matches(v, t);
+    for (size_t i = 0; t->type == JV_ARR && i < t->n && !ok; i++) ok = sv_type_matches(v, &t->u.items[i]);
+    if (!ok) {
+      char want[128];
+      sv_describe_types(t, want, sizeof want);
+      return sc_fail(e, where, "expected %s, got %s", want, jv_type_name(v));
+    }
+  }
+  const jv *en = jv_get(s, "enum");
+  if (en && en->type == JV_ARR) {
+    int ok = 0;
+    for (size_t i = 0; i < en->n && !ok; i++) ok = jv_equal(v, &en->u.items[i]);
+    if (!ok) {
+      char list[256];
+      size_t o = 0;
+      list[0] = '\0';
+      for (size_t i = 0; i < en->n && o + 1 < sizeof list; i++) {
+        const jv *x = &en->u.items[i];
+        int w = x->type == JV_STR ? snprintf(list + o, sizeof list - o, "%s\"%.*s\"", i ? ", " : "", (int)(x->n > 40 ? 40 : x->n), x->u.s)
+                                  : snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", jv_type_name(x));
+        if (w < 0) break;
+        o += (size_t)w;
+      }
+      return sc_fail(e, where, "must be one of %s", list);
+    }
+  }
+  if (v->type == JV_STR) {
+    const jv *mx = jv_get(s, "maxLength"), *mn = jv_get(s, "minLength");
+    size_t cap = mx && mx->type == JV_INT ? (size_t)mx->u.i : lim->max_string;
+    if (v->n > cap) return sc_fail(e, where, "string of %zu bytes is longer than the limit of %zu", v->n, cap);
+    if (mn && mn->type == JV_INT && v->n < (size_t)mn->u.i) return sc_fail(e, where, "string shorter than %lld bytes", mn->u.i);
+  }
+  if (sc_is_number(v)) {
+    const jv *mx = jv_get(s, "maximum"), *mn = jv_get(s, "minimum");
+    if (v->type == JV_NUM && !isfinite(v->u.d)) return sc_fail(e, where, "must be a finite number");
+    if (mx && sc_is_number(mx) && jv_num(v) > jv_num(mx)) return sc_fail(e, where, "must be at most %g", jv_num(mx));
+    if (mn && sc_is_number(mn) && jv_num(v) < jv_num(mn)) return sc_fail(e, where, "must be at least %g", jv_num(mn));
+  }
+  if (v->type == JV_ARR || v->type == JV_OBJ) {
+    const jv *mx = jv_get(s, "maxItems"), *mn = jv_get(s, "minItems");
+    size_t cap = mx && mx->type == JV_INT ? (size_t)mx->u.i : lim->max_items;
+    if (v->n > cap) return sc_fail(e, where, "%zu items, more than the limit of %zu", v->n, cap);
+    if (mn && mn->type == JV_INT && v->n < (size_t)mn->u.i) return sc_fail(e, where, "fewer than %lld items", mn->u.i);
+  }
+  char sub[256];
+  if (v->type == JV_ARR) {
+    const jv *items = jv_get(s, "items");
+    for (size_t i = 0; i < v->n; i++) {
+      snprintf(sub, sizeof sub, "%s[%zu]", where, i + 1);
+      if (sv(items ? items : NULL, &v->u.items[i], sub, depth + 1, lim, e) != 0) return -1;
+    }
+  }
+  if (v->type == JV_OBJ) {
+    const jv *props = jv_get(s, "properties");
+    const jv *ap = jv_get(s, "additionalProperties");
+    int extra_ok = ap ? ap->u.b : (props == NULL);
+    for (size_t i = 0; i < v->n; i++) {
+      sc_join(sub, sizeof sub, where, v->keys[i], v->klens[i]);
+      const jv *ps = NULL;
+      for (size_t j = 0; props && j < props->n && !ps; j++)
+        if (props->klens[j] == v->klens[i] && memcmp(props->keys[j], v->keys[i], v->klens[i]) == 0) ps = &props->u.items[j];
+      if (ps == NULL && !extra_ok) {
+        return sc_fail(e, sub, "unknown argument; this tool accepts only the parameters its schema lists");
+      }
+      if (sv(ps, &v->u.items[i], sub, depth + 1, lim, e) != 0) return -1;
+    }
+  }
+  if (v->type == JV_OBJ || v->empty_table) {
+    const jv *req = jv_get(s, "required");
+    for (size_t i = 0; req && req->type == JV_ARR && i < req->n; i++) {
+      const jv *r = &req->u.items[i];
+      int found = 0;
+      for (size_t j = 0; j < v->n && !found; j++)
+        found = v->klens[j] == r->n && memcmp(v->keys[j], r->u.s, r->n) == 0;
+      if (!found) {
+        sc_join(sub, sizeof sub, where, r->u.s, r->n);
+        return sc_fail(e, sub, "required argument is missing");
+      }
+    }
+  }
+  return 0;
+}
+
+/* A NULL schema (an array without `items`, an extra property) accepts any value within the
+ * caps; sv() handles it through this empty object. */
+int schema_validate(const jv *schema, const jv *value, const schema_limits *lim, schema_err *e) {
+  static const schema_limits defaults = SCHEMA_DEFAULT_LIMITS;
+  return sv(schema, value, "args", 0, lim ? lim : &defaults, e);
+}

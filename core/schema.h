@@ -1,0 +1,66 @@
+/* schema.h: plain JSON-like values (jv, allocated from an arena) and the validator for the
+ * JSON-schema subset tool parameters use: type, properties, required, additionalProperties,
+ * enum, minLength/maxLength, minimum/maximum, items, minItems/maxItems, format, plus caps on
+ * nesting depth, string and array length. Pure C: the Lua binding and the fuzz target build
+ * jv trees their own way. */
+#ifndef ORKET_SCHEMA_H
+#define ORKET_SCHEMA_H
+
+#include <stddef.h>
+
+typedef enum { JV_NULL, JV_BOOL, JV_INT, JV_NUM, JV_STR, JV_ARR, JV_OBJ } jv_type;
+
+typedef struct jv jv;
+struct jv {
+  jv_type type;
+  int empty_table; /* an empty Lua table: valid as either an empty array or object */
+  size_t n;        /* string bytes, or item count of an array/object */
+  union {
+    int b;
+    long long i;
+    double d;
+    const char *s;
+    jv *items;     /* arrays and objects: n values */
+  } u;
+  const char **keys; /* objects: n keys (not NUL-free: use klens) */
+  size_t *klens;
+};
+
+typedef struct jv_block jv_block;
+typedef struct jv_arena {
+  jv_block *head;
+  size_t used;  /* bytes handed out */
+  size_t limit; /* refuse allocations beyond this (0: unlimited) */
+} jv_arena;
+
+void jv_arena_init(jv_arena *a, size_t limit);
+void *jv_alloc(jv_arena *a, size_t size); /* zeroed; NULL past the limit or out of memory */
+char *jv_strdup(jv_arena *a, const char *s, size_t len);
+void jv_arena_free(jv_arena *a);
+
+/* The value under key in an object, or NULL. */
+const jv *jv_get(const jv *obj, const char *key);
+const char *jv_type_name(const jv *v);
+
+typedef struct schema_limits {
+  int max_depth;          /* nesting of the value (default 8) */
+  size_t max_string;      /* bytes in any string without its own maxLength (default 1 MiB) */
+  size_t max_items;       /* items in any array/object without maxItems (default 256) */
+} schema_limits;
+
+#define SCHEMA_DEFAULT_LIMITS {8, 1024 * 1024, 256}
+
+typedef struct schema_err {
+  char where[256]; /* dotted path of the offending value, e.g. "args.files[2]" */
+  char msg[512];   /* "where: what is wrong; what to send instead" */
+} schema_err;
+
+/* Checks that `schema` is a well-formed schema of the supported subset. Returns 0 or -1
+ * with e->msg naming the field ("parameters.properties.path.type: ..."). */
+int schema_check(const jv *schema, const char *name, schema_err *e);
+
+/* Validates value against a schema that passed schema_check. Returns 0 or -1 with e filled.
+ * additionalProperties defaults to false: a hostile caller cannot smuggle extra fields. */
+int schema_validate(const jv *schema, const jv *value, const schema_limits *lim, schema_err *e);
+
+#endif

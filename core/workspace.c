@@ -1,0 +1,521 @@
+/* workspace.c: the confined filesystem (see workspace.h). Directories are resolved to a
+ * descriptor beneath the root by the kernel (openat2) or by a no-follow walk; the final
+ * component is then handled relative to that descriptor with O_NOFOLLOW / AT_SYMLINK_NOFOLLOW,
+ * so no path string is ever resolved twice. Uses Linux syscalls only. */
+#define _GNU_SOURCE
+#include "workspace.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
+static int ws_fail(ws_err *e, const char *code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = snprintf(e->msg, sizeof e->msg, "workspace: ");
+  vsnprintf(e->msg + n, sizeof e->msg - (size_t)n, fmt, ap);
+  va_end(ap);
+  e->code = code;
+  return -1;
+}
+
+/* errno of a failed call on `what` (a normalized path) -> the contract's error. */
+static int ws_errno(ws_err *e, int err, const char *op, const char *what) {
+  switch (err) {
+  case ENOENT: return ws_fail(e, "ENOENT", "%s: no such file or directory: %s", op, what);
+  case ENOTDIR: return ws_fail(e, "ENOTDIR", "%s: not a directory: %s", op, what);
+  case EISDIR: return ws_fail(e, "EISDIR", "%s: is a directory: %s", op, what);
+  case EEXIST: return ws_fail(e, "EEXIST", "%s: already exists: %s", op, what);
+  case ENOTEMPTY: return ws_fail(e, "ENOTEMPTY", "%s: directory not empty: %s", op, what);
+  case ELOOP: return ws_fail(e, "EPERM", "%s: path goes through a symlink: %s", op, what);
+  case EXDEV: return ws_fail(e, "EPERM", "%s: path crosses a mount point: %s", op, what);
+  case EAGAIN: /* openat2 asks for a retry when a rename raced it: refuse rather than spin */
+    return ws_fail(e, "EAGAIN", "%s: the directory changed during the lookup: %s", op, what);
+  case EACCES:
+  case EPERM: return ws_fail(e, "EACCES", "%s: permission denied: %s", op, what);
+  case ENOSPC: return ws_fail(e, "ENOSPC", "%s: no space left on device: %s", op, what);
+  case ENAMETOOLONG: return ws_fail(e, "EINVAL", "%s: name too long: %s", op, what);
+  default: return ws_fail(e, "EIO", "%s: %s: %s", op, strerror(err), what);
+  }
+}
+
+/* ---- lexical checks --------------------------------------------------------------------- */
+
+int ws_path_normalize(const char *path, size_t len, char *out, size_t outlen, ws_err *e) {
+  if (len == 0) return ws_fail(e, "EINVAL", "empty path");
+  if (memchr(path, '\0', len) != NULL) return ws_fail(e, "EINVAL", "path contains a NUL byte");
+  if (len >= WS_PATH_MAX || len >= outlen)
+    return ws_fail(e, "EINVAL", "path longer than %d bytes", WS_PATH_MAX - 1);
+  if (path[0] == '/') return ws_fail(e, "EPERM", "path escapes root: %.*s (absolute paths are not allowed; use a path relative to the workspace)", (int)len, path);
+  size_t o = 0, i = 0;
+  while (i < len) {
+    size_t j = i;
+    while (j < len && path[j] != '/') j++;
+    size_t clen = j - i;
+    if (clen == 0 || (clen == 1 && path[i] == '.')) {
+      /* empty or "." component: nothing to add */
+    } else if (clen == 2 && path[i] == '.' && path[i + 1] == '.') {
+      return ws_fail(e, "EPERM", "path escapes root: %.*s ('..' is not allowed; name the path from the workspace root)", (int)len, path);
+    } else if (clen > WS_NAME_MAX) {
+      return ws_fail(e, "EINVAL", "path component longer than %d bytes in %.*s", WS_NAME_MAX, (int)len, path);
+    } else {
+      if (o > 0) out[o++] = '/';
+      memcpy(out + o, path + i, clen);
+      o += clen;
+    }
+    i = j + 1;
+  }
+  if (o == 0) out[o++] = '.';
+  out[o] = '\0';
+  return 0;
+}
+
+static int ws_first_is(const char *norm, const char *name) {
+  size_t n = strlen(name);
+  return strncmp(norm, name, n) == 0 && (norm[n] == '\0' || norm[n] == '/');
+}
+
+int ws_path_protected(const char *norm) {
+  static const char *const dirs[] = {".git", ".orket", "roles", "tools", "policies", NULL};
+  for (const char *const *d = dirs; *d; d++)
+    if (ws_first_is(norm, *d)) return 1;
+  return strcmp(norm, "orket.lua") == 0;
+}
+
+/* ---- resolution ------------------------------------------------------------------------- */
+
+static long ws_openat2(int dirfd, const char *path, uint64_t flags, uint64_t resolve) {
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = flags;
+  how.resolve = resolve;
+  return syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+#define WS_RESOLVE (RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS)
+
+/* Opens directory `dir` (normalized, relative) beneath the root. Returns an fd or -1 with
+ * errno set (ELOOP for a symlink, EXDEV for a mount crossing, ENOTDIR, ENOENT). */
+static int ws_opendir(ws *w, const char *dir, int flags) {
+  if (w->mode == WS_RESOLVE_OPENAT2)
+    return (int)ws_openat2(w->rootfd, dir, (uint64_t)(flags | O_DIRECTORY | O_CLOEXEC), WS_RESOLVE);
+  /* The walk: one component at a time, never following a link, staying on one device. */
+  int cur = openat(w->rootfd, ".", flags | O_DIRECTORY | O_CLOEXEC);
+  if (cur < 0 || strcmp(dir, ".") == 0) return cur;
+  const char *p = dir;
+  char name[WS_NAME_MAX + 1];
+  while (*p) {
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    memcpy(name, p, n);
+    name[n] = '\0';
+    p += n + (slash ? 1 : 0);
+    /* O_PATH|O_NOFOLLOW opens a symlink itself, so fstat tells us what it is */
+    int next = openat(cur, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    int err = errno;
+    close(cur);
+    if (next < 0) {
+      errno = err;
+      return -1;
+    }
+    struct stat st;
+    if (fstat(next, &st) != 0) {
+      err = errno;
+      close(next);
+      errno = err;
+      return -1;
+    }
+    if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode) || st.st_dev != w->dev) {
+      close(next);
+      errno = S_ISLNK(st.st_mode) ? ELOOP : !S_ISDIR(st.st_mode) ? ENOTDIR : EXDEV;
+      return -1;
+    }
+    if (*p != '\0' || (flags & O_PATH) != 0) {
+      cur = next;
+      continue;
+    }
+    cur = openat(next, ".", flags | O_DIRECTORY | O_CLOEXEC); /* the last one, for I/O */
+    err = errno;
+    close(next);
+    if (cur < 0) errno = err;
+    return cur;
+  }
+  return cur;
+}
+
+/* Splits a normalized path into its parent directory (into dir) and final name. */
+static const char *ws_split(const char *norm, char *dir) {
+  const char *slash = strrchr(norm, '/');
+  if (slash == NULL) {
+    strcpy(dir, ".");
+    return norm;
+  }
+  memcpy(dir, norm, (size_t)(slash - norm));
+  dir[slash - norm] = '\0';
+  return slash + 1;
+}
+
+/* Normalizes path, optionally refuses protected paths and the root itself, and opens the
+ * parent directory. On success *leaf points into norm. */
+static int ws_parent(ws *w, const char *op, const char *path, size_t len, int for_write,
+                     int allow_root, char *norm, const char **leaf, int dirflags, ws_err *e) {
+  if (w->rootfd < 0) return ws_fail(e, "EINVAL", "%s: workspace is closed", op);
+  if (ws_path_normalize(path, len, norm, WS_PATH_MAX, e) != 0) return -1;
+  if (for_write && ws_path_protected(norm))
+    return ws_fail(e, "EPERM", "%s: protected path is read-only to agents: %s", op, norm);
+  if (!allow_root && strcmp(norm, ".") == 0)
+    return ws_fail(e, "EPERM", "%s: refusing to act on the workspace root itself", op);
+  char dir[WS_PATH_MAX];
+  *leaf = ws_split(norm, dir);
+  int fd = ws_opendir(w, dir, dirflags);
+  if (fd < 0) return ws_errno(e, errno, op, norm);
+  return fd;
+}
+
+static ws_type ws_type_of(mode_t m) {
+  return S_ISREG(m) ? WS_FILE : S_ISDIR(m) ? WS_DIR : S_ISLNK(m) ? WS_SYMLINK : WS_OTHER;
+}
+
+static void ws_fill(ws_stat *st, const struct stat *s) {
+  st->type = ws_type_of(s->st_mode);
+  st->size = (uint64_t)s->st_size;
+  st->mtime = (int64_t)s->st_mtime;
+  st->mode = (unsigned)(s->st_mode & 07777);
+  st->nlink = (uint64_t)s->st_nlink;
+}
+
+static int ws_refuse_type(ws_err *e, const char *op, const char *norm, mode_t m) {
+  if (S_ISDIR(m)) return ws_fail(e, "EISDIR", "%s: is a directory: %s", op, norm);
+  if (S_ISLNK(m)) return ws_fail(e, "EPERM", "%s: path goes through a symlink: %s", op, norm);
+  return ws_fail(e, "EPERM", "%s: not a regular file (FIFO, device or socket): %s", op, norm);
+}
+
+/* ---- operations ------------------------------------------------------------------------- */
+
+int ws_open(ws *w, const char *root, ws_resolve_mode mode, ws_err *e) {
+  w->rootfd = -1;
+  int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ws_fail(e, errno == ENOENT ? "ENOENT" : "EINVAL", "cannot open root %s: %s", root, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    close(fd);
+    return ws_fail(e, "EIO", "cannot stat root %s: %s", root, strerror(errno));
+  }
+  if (mode == WS_RESOLVE_AUTO || mode == WS_RESOLVE_OPENAT2) {
+    long probe = ws_openat2(fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC, WS_RESOLVE);
+    if (probe >= 0) {
+      close((int)probe);
+      mode = WS_RESOLVE_OPENAT2;
+    } else if (mode == WS_RESOLVE_OPENAT2) {
+      close(fd);
+      return ws_fail(e, "ENOSYS", "openat2 is not available on this kernel: %s", strerror(errno));
+    } else {
+      mode = WS_RESOLVE_WALK;
+    }
+  }
+  w->rootfd = fd;
+  w->dev = st.st_dev;
+  w->mode = mode;
+  return 0;
+}
+
+void ws_close(ws *w) {
+  if (w->rootfd >= 0) close(w->rootfd);
+  w->rootfd = -1;
+}
+
+int ws_read(ws *w, const char *path, size_t len, uint64_t offset, size_t maxlen, char **out,
+            size_t *outlen, uint64_t *size, ws_err *e) {
+  char norm[WS_PATH_MAX];
+  const char *leaf;
+  *out = NULL;
+  *outlen = 0;
+  int dfd = ws_parent(w, "read", path, len, 0, 0, norm, &leaf, O_PATH, e);
+  if (dfd < 0) return -1;
+  struct stat st;
+  if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    close(dfd);
+    return ws_errno(e, errno, "read", norm);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(dfd);
+    return ws_refuse_type(e, "read", norm, st.st_mode);
+  }
+  /* O_NONBLOCK: should the file have been swapped for a FIFO since the stat, open returns
+   * at once instead of waiting for a writer; the fstat below then refuses it. */
+  int fd = openat(dfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  int err = errno;
+  close(dfd);
+  if (fd < 0) return ws_errno(e, err, "read", norm);
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return ws_refuse_type(e, "read", norm, st.st_mode);
+  }
+  *size = (uint64_t)st.st_size;
+  if (maxlen > WS_READ_HARD_MAX) maxlen = WS_READ_HARD_MAX;
+  uint64_t avail = offset < (uint64_t)st.st_size ? (uint64_t)st.st_size - offset : 0;
+  size_t want = avail < maxlen ? (size_t)avail : maxlen;
+  char *buf = malloc(want + 1);
+  if (buf == NULL) {
+    close(fd);
+    return ws_fail(e, "ENOMEM", "read: out of memory for %zu bytes: %s", want, norm);
+  }
+  size_t got = 0;
+  while (got < want) {
+    ssize_t r = pread(fd, buf + got, want - got, (off_t)(offset + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      err = errno;
+      free(buf);
+      close(fd);
+      return ws_errno(e, err, "read", norm);
+    }
+    if (r == 0) break; /* the file shrank meanwhile */
+    got += (size_t)r;
+  }
+  close(fd);
+  buf[got] = '\0';
+  *out = buf;
+  *outlen = got;
+  return 0;
+}
+
+static int ws_write_all(int fd, const char *data, size_t n) {
+  while (n > 0) {
+    ssize_t r = write(fd, data, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    data += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+/* The existing target of a write must be a regular file with one link (a hard link to a
+ * file outside would otherwise carry the write out of the workspace). ENOENT is fine. */
+static int ws_check_target(int dfd, const char *leaf, const char *op, const char *norm,
+                           mode_t *mode, ws_err *e) {
+  struct stat st;
+  *mode = 0644;
+  if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return 0;
+    return ws_errno(e, errno, op, norm);
+  }
+  if (!S_ISREG(st.st_mode)) return ws_refuse_type(e, op, norm, st.st_mode);
+  if (st.st_nlink > 1)
+    return ws_fail(e, "EPERM", "%s: file has %lu hard links; refusing to write through a hard link: %s", op, (unsigned long)st.st_nlink, norm);
+  *mode = st.st_mode & 0777;
+  return 0;
+}
+
+int ws_write(ws *w, const char *path, size_t len, const char *data, size_t datalen, ws_err *e) {
+  char norm[WS_PATH_MAX];
+  const char *leaf;
+  int dfd = ws_parent(w, "write", path, len, 1, 0, norm, &leaf, O_RDONLY, e);
+  if (dfd < 0) return -1;
+  mode_t mode;
+  if (ws_check_target(dfd, leaf, "write", norm, &mode, e) != 0) {
+    close(dfd);
+    return -1;
+  }
+  char tmp[WS_NAME_MAX + 64];
+  int fd = -1;
+  for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+    snprintf(tmp, sizeof tmp, ".orket-tmp-%ld-%d-%.32s", (long)getpid(), rand() % 1000000, leaf);
+    fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  if (fd < 0) {
+    int err = errno;
+    close(dfd);
+    return ws_errno(e, err, "write", norm);
+  }
+  int err = 0;
+  if (ws_write_all(fd, data, datalen) != 0 || fsync(fd) != 0) err = errno;
+  if (close(fd) != 0 && err == 0) err = errno;
+  if (err == 0 && renameat(dfd, tmp, dfd, leaf) != 0) err = errno;
+  if (err != 0) {
+    unlinkat(dfd, tmp, 0);
+    close(dfd);
+    return ws_errno(e, err, "write", norm);
+  }
+  fsync(dfd); /* the rename itself is durable once the directory is */
+  close(dfd);
+  return 0;
+}
+
+int ws_append(ws *w, const char *path, size_t len, const char *data, size_t datalen, ws_err *e) {
+  char norm[WS_PATH_MAX];
+  const char *leaf;
+  int dfd = ws_parent(w, "append", path, len, 1, 0, norm, &leaf, O_PATH, e);
+  if (dfd < 0) return -1;
+  mode_t mode;
+  if (ws_check_target(dfd, leaf, "append", norm, &mode, e) != 0) {
+    close(dfd);
+    return -1;
+  }
+  int fd = openat(dfd, leaf, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
+  int err = errno;
+  close(dfd);
+  if (fd < 0) return ws_errno(e, err, "append", norm);
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) {
+    close(fd);
+    return ws_fail(e, "EPERM", "append: target changed to a non-regular or multiply linked file: %s", norm);
+  }
+  err = ws_write_all(fd, data, datalen) != 0 ? errno : 0;
+  close(fd);
+  return err ? ws_errno(e, err, "append", norm) : 0;
+}
+
+int ws_stat_path(ws *w, const char *path, size_t len, ws_stat *st, ws_err *e) {
+  char norm[WS_PATH_MAX];
+  const char *leaf;
+  int dfd = ws_parent(w, "stat", path, len, 0, 1, norm, &leaf, O_PATH, e);
+  if (dfd < 0) return -1;
+  struct stat s;
+  int r = strcmp(norm, ".") == 0 ? fstat(dfd, &s) : fstatat(dfd, leaf, &s, AT_SYMLINK_NOFOLLOW);
+  int err = errno;
+  close(dfd);
+  if (r != 0) return ws_errno(e, err, "stat", norm);
+  ws_fill(st, &s);
+  return 0;
+}
+
+static int ws_entry_cmp(const void *a, const void *b) {
+  return strcmp(((const ws_entry *)a)->name, ((const ws_entry *)b)->name);
+}
+
+int ws_list(ws *w, const char *path, size_t len, ws_entry **out, size_t *n, int *truncated,
+            ws_err *e) {
+  char norm[WS_PATH_MAX];
+  *out = NULL;
+  *n = 0;
+  *truncated = 0;
+  if (w->rootfd < 0) return ws_fail(e, "EINVAL", "list: workspace is closed");
+  if (ws_path_normalize(path, len, norm, sizeof norm, e) != 0) return -1;
+  int fd = ws_opendir(w, norm, O_RDONLY);
+  if (fd < 0) return ws_errno(e, errno, "list", norm);
+  DIR *d = fdopendir(fd);
+  if (d == NULL) {
+    int err = errno;
+    close(fd);
+    return ws_errno(e, err, "list", norm);
+  }
+  size_t cap = 64, count = 0;
+  ws_entry *v = malloc(cap * sizeof *v);
+  struct dirent *de;
+  while (v != NULL && (de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    if (count == WS_LIST_MAX) {
+      *truncated = 1;
+      break;
+    }
+    if (count == cap) {
+      ws_entry *nv = realloc(v, cap * 2 * sizeof *v);
+      if (nv == NULL) {
+        free(v);
+        v = NULL;
+        break;
+      }
+      v = nv;
+      cap *= 2;
+    }
+    struct stat s;
+    if (fstatat(dirfd(d), de->d_name, &s, AT_SYMLINK_NOFOLLOW) != 0) continue; /* raced */
+    snprintf(v[count].name, sizeof v[count].name, "%s", de->d_name);
+    ws_fill(&v[count].st, &s);
+    count++;
+  }
+  closedir(d);
+  if (v == NULL) return ws_fail(e, "ENOMEM", "list: out of memory: %s", norm);
+  qsort(v, count, sizeof *v, ws_entry_cmp);
+  *out = v;
+  *n = count;
+  return 0;
+}
+
+int ws_mkdir(ws *w, const char *path, size_t len, ws_err *e) {
+  char norm[WS_PATH_MAX];
+  if (w->rootfd < 0) return ws_fail(e, "EINVAL", "mkdir: workspace is closed");
+  if (ws_path_normalize(path, len, norm, sizeof norm, e) != 0) return -1;
+  if (ws_path_protected(norm))
+    return ws_fail(e, "EPERM", "mkdir: protected path is read-only to agents: %s", norm);
+  if (strcmp(norm, ".") == 0) return 0;
+  /* Create each missing prefix in turn; each is resolved beneath the root afresh. */
+  char prefix[WS_PATH_MAX];
+  for (size_t i = 0;; i++) {
+    if (norm[i] != '/' && norm[i] != '\0') continue;
+    memcpy(prefix, norm, i);
+    prefix[i] = '\0';
+    char dir[WS_PATH_MAX];
+    const char *leaf = ws_split(prefix, dir);
+    int dfd = ws_opendir(w, dir, O_PATH);
+    if (dfd < 0) return ws_errno(e, errno, "mkdir", norm);
+    int r = mkdirat(dfd, leaf, 0755);
+    int err = errno;
+    struct stat st;
+    if (r != 0 && err == EEXIST) {
+      /* fine if it is a real directory; a symlink or file in the way is refused */
+      if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) {
+        close(dfd);
+        return S_ISLNK(st.st_mode) ? ws_errno(e, ELOOP, "mkdir", prefix) : ws_errno(e, ENOTDIR, "mkdir", prefix);
+      }
+      r = 0;
+    }
+    close(dfd);
+    if (r != 0) return ws_errno(e, err, "mkdir", prefix);
+    if (norm[i] == '\0') break;
+  }
+  return 0;
+}
+
+int ws_delete(ws *w, const char *path, size_t len, ws_err *e) {
+  char norm[WS_PATH_MAX];
+  const char *leaf;
+  int dfd = ws_parent(w, "delete", path, len, 1, 0, norm, &leaf, O_PATH, e);
+  if (dfd < 0) return -1;
+  struct stat st;
+  int r = fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW);
+  if (r == 0) r = unlinkat(dfd, leaf, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
+  int err = errno;
+  close(dfd);
+  return r == 0 ? 0 : ws_errno(e, err, "delete", norm);
+}
+
+int ws_move(ws *w, const char *from, size_t flen, const char *to, size_t tlen, ws_err *e) {
+  char nfrom[WS_PATH_MAX], nto[WS_PATH_MAX];
+  const char *lfrom, *lto;
+  int ffd = ws_parent(w, "move", from, flen, 1, 0, nfrom, &lfrom, O_PATH, e);
+  if (ffd < 0) return -1;
+  int tfd = ws_parent(w, "move", to, tlen, 1, 0, nto, &lto, O_PATH, e);
+  if (tfd < 0) {
+    close(ffd);
+    return -1;
+  }
+  struct stat st;
+  int r = fstatat(ffd, lfrom, &st, AT_SYMLINK_NOFOLLOW);
+  if (r == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1) {
+    close(ffd);
+    close(tfd);
+    return ws_fail(e, "EPERM", "move: file has %lu hard links: %s", (unsigned long)st.st_nlink, nfrom);
+  }
+  if (r == 0) r = (int)syscall(SYS_renameat2, ffd, lfrom, tfd, lto, RENAME_NOREPLACE);
+  int err = errno;
+  close(ffd);
+  close(tfd);
+  if (r == 0) return 0;
+  return ws_errno(e, err, "move", err == EEXIST ? nto : nfrom);
+}

@@ -1,0 +1,84 @@
+-- orket gate check: asks the gate about one tool call without running it, and prints the
+-- decision with its reason and remedy. Loads Orket's tools/ and policies/ and the project's
+-- (--workspace DIR, default the current directory) the way a run would.
+local USAGE = "orket gate check --role ROLE --tool TOOL --args JSON [--seat SEAT] [--card-status S]\n" ..
+  "                  [--allow-tools a,b,...] [--workspace DIR] [--json]"
+
+local HELP = [[
+Decides one tool call as the gate would during a run, without running it.
+  --role ROLE          the actor's role (repeatable)
+  --seat SEAT          the actor's seat (default: the first role)
+  --tool TOOL          the tool name
+  --args JSON          the call's arguments, a JSON object (default {})
+  --card-status S      the status of the card being worked (default in_progress)
+  --allow-tools LIST   the tools the role may use, comma-separated (default: all)
+  --workspace DIR      the project whose policies/ and tools/ apply (default .)
+  --json               print the decision as JSON
+Exit status: 0 allow, 1 deny, 4 ask, 2 usage error.]]
+
+local function run(args, cli)
+  local cmd = { usage = USAGE }
+  if args[1] ~= "check" then
+    return cli.usage_error(cmd, args[1] and ("unknown gate subcommand '" .. args[1] .. "'") or "gate needs a subcommand (check)")
+  end
+  local o = { roles = {} }
+  local i = 2
+  local flags = { ["--role"] = "role", ["--seat"] = "seat", ["--tool"] = "tool", ["--args"] = "args",
+    ["--card-status"] = "status", ["--workspace"] = "workspace", ["--allow-tools"] = "allow" }
+  while args[i] do
+    local a = args[i]
+    if a == "--json" then
+      o.json = true
+      i = i + 1
+    elseif flags[a] then
+      local v = args[i + 1]
+      if v == nil then return cli.usage_error(cmd, "%s needs a value", a) end
+      if flags[a] == "role" then o.roles[#o.roles + 1] = v else o[flags[a]] = v end
+      i = i + 2
+    else
+      return cli.usage_error(cmd, "unknown option '%s'", a)
+    end
+  end
+  if #o.roles == 0 then return cli.usage_error(cmd, "--role is required") end
+  if not o.tool then return cli.usage_error(cmd, "--tool is required") end
+  local json = require "cjson.safe"
+  local call_args = {}
+  if o.args then
+    local err
+    call_args, err = json.decode(o.args)
+    if call_args == nil then return cli.usage_error(cmd, "--args is not valid JSON: %s", err) end
+    if type(call_args) ~= "table" then return cli.usage_error(cmd, "--args must be a JSON object") end
+  end
+  local dir = o.workspace or "."
+  local home = require("orket.c.runtime").home()
+  local policy, tools, gate = require "orket.policy", require "orket.tools", require "orket.gate"
+  local reg, terr = tools.load_dirs { home .. "/tools", dir .. "/tools" }
+  if not reg then
+    cli.err("%s", terr)
+    return 1
+  end
+  local set, perr = policy.load(policy.files_in { home .. "/policies", dir .. "/policies" })
+  if not set then
+    cli.err("%s", perr)
+    return 1
+  end
+  local allowed
+  if o.allow then
+    allowed = {}
+    for t in o.allow:gmatch("[^,%s]+") do allowed[#allowed + 1] = t end
+  end
+  local d = gate.check {
+    actor = { seat = o.seat or o.roles[1], roles = o.roles }, tool = o.tool, args = call_args,
+    card = { id = "cli", status = o.status or "in_progress" }, tools = reg, policies = set,
+    allowed = allowed,
+  }
+  if o.json then
+    io.stdout:write(json.encode { verdict = d.verdict, code = d.code, reason = d.reason, remedy = d.remedy }, "\n")
+  else
+    io.stdout:write(d.verdict, " (", d.code, ")\n", "reason: ", d.reason, "\n")
+    if d.remedy ~= "" then io.stdout:write("remedy: ", d.remedy, "\n") end
+  end
+  return d.verdict == "allow" and 0 or d.verdict == "ask" and 4 or 1
+end
+
+return { summary = "ask the tool gate about a call (orket gate check ...)", usage = USAGE, help = HELP, run = run }

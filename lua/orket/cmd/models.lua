@@ -1,0 +1,77 @@
+-- orket models: lists the configured providers and the default model, and checks each
+-- HTTP endpoint's health (its model list) concurrently. Exit 1 when an endpoint fails.
+local USAGE = "orket models [--no-check] [-C DIR]"
+
+local function run(args, cli)
+  local check, dir = true, "."
+  local i = 1
+  while args[i] do
+    local a = args[i]
+    if a == "--no-check" then
+      check = false
+    elseif a == "-C" then
+      dir = args[i + 1]
+      if not dir then return cli.usage_error({ usage = USAGE }, "-C needs a directory") end
+      i = i + 1
+    else
+      return cli.usage_error({ usage = USAGE }, "unknown argument '%s'", a)
+    end
+    i = i + 1
+  end
+  local config = require "orket.config"
+  local llm = require "orket.llm"
+  local task = require "orket.task"
+  local cfg, err = config.load_or_defaults(dir)
+  if not cfg then
+    cli.err("%s", err)
+    return 1
+  end
+  local ok, client = pcall(llm.new, cfg)
+  if not ok then
+    cli.err("%s", tostring(client):gsub("^[^:]*:%d+: ", ""))
+    return 1
+  end
+  local names = client:provider_names()
+  local results = {}
+  if check then
+    local tasks = {}
+    for _, name in ipairs(names) do
+      tasks[name] = task.spawn(function() return client:health(name) end)
+    end
+    for _, name in ipairs(names) do
+      local _, r, msg, class = tasks[name]:join()
+      results[name] = r and { ok = true, r = r } or { ok = false, msg = msg, class = class }
+    end
+  end
+  io.stdout:write("default: ", tostring(cfg.models.default), "\n")
+  local failed = 0
+  for _, name in ipairs(names) do
+    local d = client:describe(name)
+    local where = d.base_url or (d.file and ("file " .. d.file)) or "(offline)"
+    local line = string.format("%-10s %-8s %s", name, d.kind, where)
+    if d.key_env then line = line .. string.format("  key: %s%s", d.key_env, d.key_set and "" or " (not set)") end
+    local res = results[name]
+    if res then
+      if res.ok and res.r.offline then
+        line = line .. "  ok (offline)"
+      elseif res.ok then
+        line = line .. string.format("  ok (%d ms, %d models%s)", math.floor(res.r.ms + 0.5), #res.r.models,
+          #res.r.models > 0 and (": " .. table.concat(res.r.models, ", ", 1, math.min(5, #res.r.models))) or "")
+      else
+        line = line .. "  FAILED " .. tostring(res.class) .. ": " .. tostring(res.msg)
+        failed = failed + 1
+      end
+    end
+    io.stdout:write(line, "\n")
+  end
+  return failed > 0 and 1 or 0
+end
+
+return {
+  summary = "list configured models and check each endpoint",
+  usage = USAGE,
+  help = "Reads orket.lua in the current directory (or DIR), else the built-in providers\n" ..
+      "(ollama at OLLAMA_HOST, openai at OPENAI_BASE_URL), applies ORKET_MODEL, and asks\n" ..
+      "every HTTP provider for its model list. Keys are taken from the environment.",
+  run = run,
+}

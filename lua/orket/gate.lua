@@ -1,0 +1,137 @@
+-- orket.gate: every tool call an agent makes is judged here before it runs. The decision is
+-- core/gate.c's (tool exists, role, argument schema, paths, limits, status change, operator
+-- policy); this layer gathers its input, runs policy predicates under the script budget,
+-- and records every decision (and every denial as a policy violation) through the
+-- record(kind, data) function it is handed. Contract: docs/policies.md.
+local cgate = require "orket.c.gate"
+
+local M = {}
+
+M.DEFAULT_LIMITS = {
+  calls_turn = 50, calls_run = 1000,
+  bytes_turn = 4 * 1024 * 1024, bytes_run = 64 * 1024 * 1024,
+  files_turn = 100, files_run = 2000,
+}
+
+local function list_of_strings(v, what)
+  if v == nil then return {} end
+  if type(v) ~= "table" then error("bad argument #1 to 'check' (" .. what .. " must be a list of strings)", 3) end
+  for i, s in ipairs(v) do
+    if type(s) ~= "string" then error("bad argument #1 to 'check' (" .. what .. "[" .. i .. "] must be a string)", 3) end
+  end
+  return v
+end
+
+local function summarize(args)
+  local ok, json = pcall(require("cjson.safe").encode, args)
+  json = ok and json or "(arguments not encodable)"
+  if #json > 500 then json = json:sub(1, 500) .. "..." end
+  return json
+end
+
+--- check{actor={seat=, roles={}}, tool=, args=, card=, counters={turn=, run=}, limits=,
+---       tools=registry, policies=set, allowed={tool names}, check_transition=fn,
+---       record=fn} -> {verdict="allow"|"deny"|"ask", code=, reason=, remedy=, rule=}
+--- check_transition(card, to, actor) -> ok, code, msg [, remedy] decides status changes;
+--- record(kind, data) receives "gate_decision" for every call and "policy_violation" for
+--- every denial (data: what, why, how_to_fix, code, tool, args, card, seat).
+function M.check(input)
+  if type(input) ~= "table" then error("bad argument #1 to 'check' (table expected, got " .. type(input) .. ")", 2) end
+  if type(input.tool) ~= "string" then error("bad argument #1 to 'check' (tool must be a string)", 2) end
+  local actor = input.actor or {}
+  if type(actor) ~= "table" then error("bad argument #1 to 'check' (actor must be a table)", 2) end
+  local roles = list_of_strings(actor.roles, "actor.roles")
+  local card = input.card or {}
+  local tools = input.tools
+  local def = tools and tools:get(input.tool)
+  local counters = input.counters or {}
+  local policies = input.policies
+  local limits = {}
+  for k, v in pairs(M.DEFAULT_LIMITS) do limits[k] = v end
+  for k, v in pairs(input.limits or {}) do limits[k] = v end
+
+  local call = {
+    tool = input.tool, args = input.args, seat = actor.seat, roles = roles,
+    card = card.id, status = card.status,
+  }
+  local c_input = {
+    seat = actor.seat, roles = roles, tool = input.tool,
+    tool_known = def ~= nil, schema = def and def.parameters,
+    tool_writes = def ~= nil and def.effect == "write", fixed_status = def and def.status,
+    allowed = input.allowed and list_of_strings(input.allowed, "allowed") or nil,
+    args = input.args == nil and {} or input.args,
+    card_id = card.id and tostring(card.id), card_status = card.status,
+    turn = counters.turn, run = counters.run, limits = limits,
+    schema_limits = input.schema_limits,
+    rules = policies and policies.rules or nil,
+    predicate = policies and function(i) return policies:predicate(i, call) end or nil,
+  }
+  -- Status changes are always judged by the state machine; a caller that knows more
+  -- (the engine knows whether dependencies are done) passes its own check_transition.
+  local ct = input.check_transition or M.state_machine_check(input.args)
+  do
+    c_input.check_transition = function(to)
+      local ok, code, msg, remedy = ct(card, to, actor)
+      if ok then return true end
+      return false, code, msg, remedy
+    end
+  end
+  local d = cgate.check(c_input)
+  local record = input.record
+  if record then
+    record("gate_decision", {
+      tool = input.tool, args = summarize(input.args), seat = actor.seat, card = card.id,
+      verdict = d.verdict, code = d.code, reason = d.reason, remedy = d.remedy,
+    })
+    if d.verdict == "deny" then
+      record("policy_violation", {
+        what = input.tool .. " " .. summarize(input.args), why = d.reason, how_to_fix = d.remedy,
+        code = d.code, tool = input.tool, seat = actor.seat, card = card.id,
+      })
+    end
+  end
+  return d
+end
+
+--- state_machine_check(args) -> check_transition function deciding from the card's own
+--- fields (type, status, worked_by, deps_done) and the call's wait_reason.
+function M.state_machine_check(args)
+  local sm = require "orket.c.statemachine"
+  local reason = type(args) == "table" and args.wait_reason or nil
+  if reason ~= nil and type(reason) ~= "string" then reason = nil end -- the schema reports it
+  return function(card, to, actor)
+    local ok, msg, code = sm.check {
+      type = card.type or "issue", from = card.status, to = to, seat = actor.seat,
+      roles = actor.roles, reason = reason, worked_by = card.worked_by,
+      deps_done = card.deps_done,
+    }
+    if ok then return true end
+    return false, code, msg
+  end
+end
+
+--- counters_add(counters, tool_def, args) -> counters after an allowed call ran
+--- (calls +1; bytes of "content" arguments; files named by "path" arguments of writers).
+function M.counters_add(counters, def, args)
+  local bytes, files = 0, 0
+  for k, p in pairs(def and def.parameters and def.parameters.properties or {}) do
+    local v = type(args) == "table" and args[k]
+    if p.format == "content" and type(v) == "string" then bytes = bytes + #v end
+    if def.effect == "write" and (p.format == "path" or (p.items and p.items.format == "path")) and v then
+      files = files + (type(v) == "table" and #v or 1)
+    end
+  end
+  for _, scope in ipairs { "turn", "run" } do
+    local c = counters[scope] or {}
+    counters[scope] = c
+    c.calls = (c.calls or 0) + 1
+    c.bytes = (c.bytes or 0) + bytes
+    c.files = (c.files or 0) + files
+  end
+  return counters
+end
+
+M.glob = cgate.glob
+M.validate = cgate.validate
+
+return M

@@ -1,0 +1,136 @@
+-- orket.llm.common: what the wire formats share: failure classes, HTTP status
+-- classification, secret redaction, token estimates and the normalized result.
+local json = require "cjson.safe"
+
+local M = {}
+
+M.CLASSES = { transient = true, rate_limited = true, auth = true, bad_request = true,
+  quota = true, timeout = true, canceled = true }
+
+--- err(class, message, extra) -> a failure record {class=, message=, retryable=, ...}
+function M.err(class, message, extra)
+  local e = extra or {}
+  e.class, e.message = class, message
+  if e.retryable == nil then e.retryable = class == "transient" or class == "rate_limited" end
+  return e
+end
+
+-- Error codes/types servers put in bodies, by class.
+local QUOTA = { insufficient_quota = true, quota_exceeded = true, billing_hard_limit_reached = true }
+local AUTH = { invalid_api_key = true, authentication_error = true, permission_denied = true }
+
+--- classify_error_object(e) -> class for an {"error": {...}} body or event
+function M.classify_error_object(e)
+  if type(e) ~= "table" then return "transient" end
+  local code, typ = tostring(e.code or ""), tostring(e.type or "")
+  if QUOTA[code] or QUOTA[typ] then return "quota" end
+  if AUTH[code] or AUTH[typ] then return "auth" end
+  if code:find("rate_limit") or typ:find("rate_limit") then return "rate_limited" end
+  if typ == "invalid_request_error" then return "bad_request" end
+  return "transient"
+end
+
+--- error_text(body) -> the message a server put in an error body (OpenAI or Ollama shape)
+function M.error_text(body)
+  local t = json.decode(body or "")
+  if type(t) == "table" then
+    if type(t.error) == "table" and t.error.message then return tostring(t.error.message), t.error end
+    if type(t.error) == "string" then return t.error, { message = t.error } end
+    if t.message then return tostring(t.message), t end
+  end
+  body = tostring(body or ""):gsub("%s+", " ")
+  return body:sub(1, 200), nil
+end
+
+--- classify_status(status, body) -> class, retryable
+--- Retried: 408, 409, 429 (unless the quota is gone), 5xx. Never: 400, 401, 403, 404, 413.
+function M.classify_status(status, err_obj)
+  if status == 429 then
+    if M.classify_error_object(err_obj) == "quota" then return "quota", false end
+    return "rate_limited", true
+  end
+  if status == 401 or status == 403 then return "auth", false end
+  if status == 408 or status == 409 or status >= 500 then return "transient", true end
+  if err_obj and M.classify_error_object(err_obj) == "quota" then return "quota", false end
+  return "bad_request", false
+end
+
+--- redact(text, secrets) -> text with each secret, bearer token and sk-... key masked
+function M.redact(text, secrets)
+  text = tostring(text)
+  for _, s in ipairs(secrets or {}) do
+    if #s >= 4 then
+      local i = 1
+      while true do
+        local a, b = text:find(s, i, true)
+        if not a then break end
+        text = text:sub(1, a - 1) .. "[redacted]" .. text:sub(b + 1)
+        i = a + 10
+      end
+    end
+  end
+  text = text:gsub("([Bb]earer%s+)[%w%-%._~+/=]+", "%1[redacted]")
+  text = text:gsub("sk%-[%w%-_]+", "sk-[redacted]")
+  return text
+end
+
+--- estimate_tokens(text) -> a rough count (4 characters a token), for servers that send none
+function M.estimate_tokens(n_chars)
+  return math.ceil(n_chars / 4)
+end
+
+function M.messages_chars(messages)
+  local n = 0
+  for _, m in ipairs(messages or {}) do
+    if type(m.content) == "string" then n = n + #m.content end
+    for _, c in ipairs(m.tool_calls or {}) do
+      n = n + #(c.name or "") + #(c.raw_arguments or json.encode(c.arguments or {}) or "")
+    end
+  end
+  return n
+end
+
+--- tool_call(id, name, raw_arguments | arguments) -> normalized call
+--- arguments is always a table; when the model's JSON does not parse, it is {} and
+--- arguments_error says why (the gate refuses such a call with that reason).
+function M.tool_call(id, name, raw, args)
+  local call = { id = id, name = name }
+  if args ~= nil then
+    call.arguments = type(args) == "table" and args or {}
+    call.raw_arguments = json.encode(call.arguments) or "{}"
+    if type(args) ~= "table" then call.arguments_error = "arguments are a " .. type(args) .. ", not an object" end
+    return call
+  end
+  raw = raw or ""
+  call.raw_arguments = raw
+  if raw:match("^%s*$") then
+    call.arguments = {}
+    return call
+  end
+  local t, perr = json.decode(raw)
+  if type(t) == "table" then
+    call.arguments = t
+  else
+    call.arguments = {}
+    call.arguments_error = "arguments are not a JSON object: " .. tostring(perr or raw:sub(1, 80))
+  end
+  return call
+end
+
+--- finish_usage(usage, messages, content, calls) -> usage, flagged estimated when needed
+function M.finish_usage(u, messages, content, calls)
+  local out = { prompt_tokens = u and u.prompt_tokens, completion_tokens = u and u.completion_tokens, estimated = false }
+  if out.prompt_tokens == nil then
+    out.prompt_tokens = M.estimate_tokens(M.messages_chars(messages))
+    out.estimated = true
+  end
+  if out.completion_tokens == nil then
+    local n = #(content or "")
+    for _, c in ipairs(calls or {}) do n = n + #c.name + #c.raw_arguments end
+    out.completion_tokens = M.estimate_tokens(n)
+    out.estimated = true
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,171 @@
+-- orket.llm: the model client. llm.new(config) takes the `models` section of orket.lua
+-- (after orket.config's environment overrides) and returns a client whose chat{...} picks
+-- the provider from "provider:model", calls it (HTTP: openai or ollama wire formats through
+-- orket.llm.transport; offline: scripted, replay) and returns one normalized result.
+-- API keys are read from the environment here and kept out of every table a caller sees.
+local config = require "orket.config"
+local transport = require "orket.llm.transport"
+local scripted = require "orket.llm.scripted"
+local replay = require "orket.llm.replay"
+
+local M = {}
+
+local Client = {}
+Client.__index = Client
+
+local function merged(defaults, over)
+  local t = {}
+  for k, v in pairs(defaults) do t[k] = v end
+  for k, v in pairs(over or {}) do t[k] = v end
+  return t
+end
+
+--- new(config[, opts]) -> client. config: a loaded config (with .models) or its models
+--- section. opts.replay = function(key) -> recorded | nil, msg (the replay provider's
+--- source); opts.getenv replaces os.getenv (tests). Raises on an invalid config.
+function M.new(cfg, opts)
+  if type(cfg) ~= "table" then error("bad argument #1 to 'new' (config table expected, got " .. type(cfg) .. ")", 2) end
+  opts = opts or {}
+  local models = cfg.models or cfg
+  local ok, err = config.validate_models(models)
+  if not ok then error("llm.new: " .. err, 2) end
+  local getenv = opts.getenv or os.getenv
+  local self = setmetatable({ default = models.default, providers = {}, names = {} }, Client)
+  for name, conf in pairs(models.providers) do
+    local p = { name = name, conf = conf, kind = conf.kind }
+    if conf.kind == "openai" or conf.kind == "ollama" then
+      local key = conf.api_key_env and getenv(conf.api_key_env)
+      if key == "" then key = nil end
+      -- the key lives in a closure-private table: not in conf, not in results or errors
+      p.key = key
+      p.secrets = { key }
+      p.timeouts = merged(transport.DEFAULT_TIMEOUTS, conf.timeouts)
+      p.retry = merged(transport.DEFAULT_RETRY, conf.retry)
+      p.retry.max_attempts = math.max(1, math.floor(p.retry.max_attempts))
+      p.max_bytes = conf.max_response_bytes or transport.DEFAULT_MAX_BYTES
+      p.sem = transport.semaphore(conf.max_concurrency or transport.DEFAULT_CONCURRENCY)
+    elseif conf.kind == "scripted" then
+      local s, serr = scripted.load(conf)
+      if not s then error("llm.new: " .. serr, 2) end
+      p.script = s
+    elseif conf.kind == "replay" then
+      p.replay = replay.new(opts.replay)
+    end
+    self.providers[name] = p
+    self.names[#self.names + 1] = name
+  end
+  table.sort(self.names)
+  return self
+end
+
+local function check_request(req)
+  if type(req) ~= "table" then error("bad argument #1 to 'chat' (table expected, got " .. type(req) .. ")", 3) end
+  if type(req.messages) ~= "table" or #req.messages == 0 then
+    error("bad argument #1 to 'chat' (messages must be a non-empty list)", 3)
+  end
+  for i, m in ipairs(req.messages) do
+    if type(m) ~= "table" or type(m.role) ~= "string" then
+      error("bad argument #1 to 'chat' (messages[" .. i .. "].role must be a string)", 3)
+    end
+    if m.content ~= nil and type(m.content) ~= "string" then
+      error("bad argument #1 to 'chat' (messages[" .. i .. "].content must be a string)", 3)
+    end
+  end
+  for i, t in ipairs(req.tools or {}) do
+    if type(t) ~= "table" or type(t.name) ~= "string" then
+      error("bad argument #1 to 'chat' (tools[" .. i .. "].name must be a string)", 3)
+    end
+  end
+  if req.on_delta ~= nil and type(req.on_delta) ~= "function" then
+    error("bad argument #1 to 'chat' (on_delta must be a function)", 3)
+  end
+  if req.timeout_ms ~= nil and (type(req.timeout_ms) ~= "number" or req.timeout_ms <= 0) then
+    error("bad argument #1 to 'chat' (timeout_ms must be a positive number)", 3)
+  end
+end
+
+--- resolve(spec) -> provider state, model | nil, message
+function Client:resolve(spec)
+  spec = spec or self.default
+  if spec == nil then return nil, "llm: no model given and no models.default configured" end
+  local pname, model = config.split_model(spec)
+  if not pname then return nil, "llm: " .. model end
+  local p = self.providers[pname]
+  if not p then
+    return nil, string.format("llm: unknown provider '%s' in model '%s' (configured: %s)", pname, spec, table.concat(self.names, ", "))
+  end
+  return p, model
+end
+
+--- client:chat{model=, messages=, tools=, tool_choice=, on_delta=, meta=, timeout_ms=,
+---   stream=, options=} -> result | nil, message, CLASS  (must run inside a task)
+function Client:chat(req)
+  check_request(req)
+  local p, model = self:resolve(req.model)
+  if not p then return nil, model, "bad_request" end
+  if p.kind == "scripted" then return scripted.chat(p.script, p.name, model, req) end
+  if p.kind == "replay" then return replay.chat(p.replay, p.name, model, req) end
+  return transport.chat(p, model, req)
+end
+
+--- client:health(name) -> {ms=, models={...}} | nil, message, CLASS
+function Client:health(name)
+  local p = self.providers[name]
+  if not p then return nil, "llm: unknown provider '" .. tostring(name) .. "'", "bad_request" end
+  if p.kind == "scripted" then return { ms = 0, models = {}, offline = true } end
+  if p.kind == "replay" then return { ms = 0, models = {}, offline = true } end
+  if p.conf.api_key_env and not p.key and p.conf.base_url:match("^https://api%.openai%.com") then
+    return nil, p.conf.api_key_env .. " is not set", "auth"
+  end
+  return transport.health(p)
+end
+
+--- client:provider_names() -> sorted names
+function Client:provider_names() return self.names end
+
+--- client:describe(name) -> {kind=, base_url=, key_env=, key_set=} (no secret values)
+function Client:describe(name)
+  local p = self.providers[name]
+  if not p then return nil end
+  return { kind = p.kind, base_url = p.conf.base_url, file = p.conf.file, key_env = p.conf.api_key_env,
+    key_set = p.key ~= nil, max_concurrency = p.conf.max_concurrency, models = p.conf.models }
+end
+
+-- ---- interactive use -----------------------------------------------------------------------
+
+local default_client
+
+--- printer(file) -> an on_delta that writes content tokens to file as they arrive
+function M.printer(file)
+  return function(ev)
+    if ev.type == "content" then
+      file:write(ev.text)
+      file:flush()
+    elseif ev.type == "retry" then
+      file:write(string.format("\n[retrying in %d ms: %s]\n", math.floor(ev.delay_ms), ev.message))
+    end
+  end
+end
+
+--- chat{...} -> result | nil, message, CLASS: client:chat with the configuration of the
+--- current directory (orket.lua, else the built-in providers) and the environment. For the
+--- REPL: without on_delta, tokens stream to standard output as they arrive.
+function M.chat(req)
+  if type(req) ~= "table" then error("bad argument #1 to 'chat' (table expected, got " .. type(req) .. ")", 2) end
+  if not default_client then
+    local cfg, err = config.load_or_defaults(".")
+    if not cfg then error("llm.chat: " .. err, 2) end
+    default_client = M.new(cfg)
+  end
+  local r = {}
+  for k, v in pairs(req) do r[k] = v end
+  if r.on_delta == nil then r.on_delta = M.printer(io.stdout) end
+  local res, err, class = default_client:chat(r)
+  if req.on_delta == nil and res then io.stdout:write("\n") end
+  return res, err, class
+end
+
+--- reset(): forget the client llm.chat built (after editing orket.lua)
+function M.reset() default_client = nil end
+
+return M

@@ -1,0 +1,104 @@
+-- orket.llm.ollama: Ollama's native /api/chat wire format: NDJSON streaming, tool calls
+-- whose arguments are objects (no ids; done_reason stays "stop", so a reply with calls is
+-- reported as finish_reason "tool_calls"), prompt_eval_count/eval_count as usage.
+local json = require "cjson.safe"
+local common = require "orket.llm.common"
+
+local M = { framing = "ndjson" }
+
+local function message(m)
+  local out = { role = m.role, content = m.content or "" }
+  if m.role == "tool" and m.name then out.tool_name = m.name end
+  if m.tool_calls and #m.tool_calls > 0 then
+    out.tool_calls = {}
+    for i, c in ipairs(m.tool_calls) do
+      local args = c.arguments
+      if args == nil and c.raw_arguments then args = json.decode(c.raw_arguments) end
+      out.tool_calls[i] = { ["function"] = { name = c.name, arguments = type(args) == "table" and args or {} } }
+    end
+  end
+  return out
+end
+
+function M.build(p, model, req, stream)
+  local body = { model = model, stream = stream, messages = {} }
+  for i, m in ipairs(req.messages) do body.messages[i] = message(m) end
+  if req.tools and #req.tools > 0 then
+    body.tools = {}
+    for i, t in ipairs(req.tools) do
+      body.tools[i] = { type = "function", ["function"] = { name = t.name, description = t.description,
+        parameters = t.parameters or { type = "object", properties = {} } } }
+    end
+  end
+  -- Ollama has no tool_choice; model options (temperature, num_ctx, ...) go in `options`.
+  if req.options then body.options = req.options end
+  return (p.base_url:gsub("/+$", "")) .. "/api/chat", body
+end
+
+function M.new_state() return { content = {}, calls = {} } end
+
+local function take(st, t, emit)
+  if type(t) ~= "table" then return common.err("transient", "ollama: a line is not a JSON object") end
+  if t.error ~= nil then
+    local msg = type(t.error) == "table" and tostring(t.error.message) or tostring(t.error)
+    return common.err("transient", "ollama: error from the server: " .. msg)
+  end
+  if type(t.model) == "string" then st.model = t.model end
+  local m = t.message
+  if type(m) == "table" then
+    if type(m.content) == "string" and m.content ~= "" then
+      st.content[#st.content + 1] = m.content
+      emit { type = "content", text = m.content }
+    end
+    if type(m.tool_calls) == "table" then
+      for _, tc in ipairs(m.tool_calls) do
+        local f = type(tc) == "table" and tc["function"] or {}
+        if type(f.name) == "string" then
+          local call = common.tool_call(tc.id, f.name, type(f.arguments) == "string" and f.arguments or nil,
+            type(f.arguments) ~= "string" and (f.arguments or {}) or nil)
+          st.calls[#st.calls + 1] = call
+          emit { type = "tool_call", index = #st.calls, name = call.name, arguments_delta = call.raw_arguments }
+        end
+      end
+    end
+  end
+  if t.done == true then
+    st.done = true
+    st.done_reason = t.done_reason
+    st.usage = { prompt_tokens = math.tointeger(t.prompt_eval_count), completion_tokens = math.tointeger(t.eval_count) }
+  end
+end
+
+function M.on_event(st, data, emit)
+  local t, perr = json.decode(data)
+  if t == nil then
+    return common.err("transient", "ollama: malformed stream line (" .. tostring(perr) .. "): " .. data:sub(1, 80))
+  end
+  return take(st, t, emit)
+end
+
+function M.parse(st, body, emit)
+  local t, perr = json.decode(body)
+  if t == nil then return common.err("transient", "ollama: malformed response body (" .. tostring(perr) .. ")") end
+  return take(st, t, emit)
+end
+
+function M.finish(st)
+  if not st.done then return nil, common.err("transient", "ollama: the stream ended before its final (done) line") end
+  local finish = st.done_reason or "stop"
+  if #st.calls > 0 and finish == "stop" then finish = "tool_calls" end
+  return table.concat(st.content), st.calls, finish, st.usage, st.model, nil
+end
+
+function M.health_url(p) return (p.base_url:gsub("/+$", "")) .. "/api/tags" end
+
+function M.health_models(body)
+  local t = json.decode(body)
+  local out = {}
+  if type(t) == "table" and type(t.models) == "table" then
+    for _, m in ipairs(t.models) do if type(m) == "table" and m.name then out[#out + 1] = tostring(m.name) end end
+  end
+  return out
+end
+
+return M

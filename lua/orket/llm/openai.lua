@@ -1,0 +1,148 @@
+-- orket.llm.openai: the OpenAI Chat Completions wire format (OpenAI, llama-server, vLLM,
+-- LM Studio, Ollama's /v1): request bodies, streamed chunks (tool calls assembled by
+-- index, usage from stream_options.include_usage, errors inside a 200 stream) and
+-- non-streamed bodies, into orket.llm's normalized result.
+local json = require "cjson.safe"
+local common = require "orket.llm.common"
+
+local M = { framing = "sse" }
+
+local function tool_choice(tc)
+  if tc == nil or type(tc) == "string" then return tc end
+  if type(tc) == "table" and tc.name then return { type = "function", ["function"] = { name = tc.name } } end
+  return tc
+end
+
+local function parameters(p)
+  p = p or { type = "object", properties = {} }
+  if type(p.required) == "table" and next(p.required) == nil then
+    local q = {}
+    for k, v in pairs(p) do if k ~= "required" then q[k] = v end end
+    return q
+  end
+  return p
+end
+
+local function message(m)
+  local out = { role = m.role, content = m.content, name = m.name, tool_call_id = m.tool_call_id }
+  if m.tool_calls and #m.tool_calls > 0 then
+    out.tool_calls = {}
+    for i, c in ipairs(m.tool_calls) do
+      out.tool_calls[i] = { id = c.id or ("call_" .. i), type = "function",
+        ["function"] = { name = c.name, arguments = c.raw_arguments or json.encode(c.arguments or {}) } }
+    end
+    if out.content == nil then out.content = json.null end
+  end
+  return out
+end
+
+--- build(provider, model, req, stream) -> url, body (a table to encode)
+function M.build(p, model, req, stream)
+  local body = { model = model, stream = stream, messages = {} }
+  for i, m in ipairs(req.messages) do body.messages[i] = message(m) end
+  if stream then body.stream_options = { include_usage = true } end
+  if req.tools and #req.tools > 0 then
+    body.tools = {}
+    for i, t in ipairs(req.tools) do
+      body.tools[i] = { type = "function", ["function"] = { name = t.name, description = t.description,
+        parameters = parameters(t.parameters) } }
+    end
+    body.tool_choice = tool_choice(req.tool_choice)
+  end
+  for k, v in pairs(req.options or {}) do
+    if body[k] == nil then body[k] = v end
+  end
+  return (p.base_url:gsub("/+$", "")) .. "/chat/completions", body
+end
+
+function M.new_state() return { content = {}, calls = {}, finish_reason = nil } end
+
+local function take_choice(st, choice, emit)
+  local d = choice.delta or choice.message or {}
+  if type(d.content) == "string" and d.content ~= "" then
+    st.content[#st.content + 1] = d.content
+    emit { type = "content", text = d.content }
+  end
+  if type(d.tool_calls) == "table" then
+    for pos, tc in ipairs(d.tool_calls) do
+      local idx = (math.tointeger(tc.index) or (pos - 1)) + 1
+      local c = st.calls[idx]
+      if not c then
+        c = { args = {} }
+        st.calls[idx] = c
+      end
+      if type(tc.id) == "string" then c.id = tc.id end
+      local f = tc["function"] or {}
+      if type(f.name) == "string" and f.name ~= "" then c.name = (c.name or "") .. f.name end
+      if type(f.arguments) == "string" then
+        c.args[#c.args + 1] = f.arguments
+      elseif type(f.arguments) == "table" then -- some servers send an object
+        c.args[#c.args + 1] = json.encode(f.arguments)
+      end
+      emit { type = "tool_call", index = idx, id = c.id, name = c.name, arguments_delta = type(f.arguments) == "string" and f.arguments or nil }
+    end
+  end
+  if type(choice.finish_reason) == "string" then st.finish_reason = choice.finish_reason end
+end
+
+local function take(st, t, emit)
+  if type(t) ~= "table" then return common.err("transient", "openai: an event is not a JSON object") end
+  if t.error ~= nil then
+    local e = type(t.error) == "table" and t.error or { message = tostring(t.error) }
+    local class = common.classify_error_object(e)
+    return common.err(class, "openai: error from the server: " .. tostring(e.message or "(no message)"))
+  end
+  if type(t.id) == "string" then st.id = t.id end
+  if type(t.model) == "string" then st.model = t.model end
+  if type(t.usage) == "table" then st.usage = t.usage end
+  if type(t.choices) == "table" then
+    for _, choice in ipairs(t.choices) do
+      if type(choice) == "table" and (choice.index == nil or choice.index == 0) then take_choice(st, choice, emit) end
+    end
+  end
+end
+
+--- on_event(state, data, emit) -> nil | failure: one SSE data payload
+function M.on_event(st, data, emit)
+  local t, perr = json.decode(data)
+  if t == nil then
+    return common.err("transient", "openai: malformed stream event (" .. tostring(perr) .. "): " .. data:sub(1, 80))
+  end
+  return take(st, t, emit)
+end
+
+--- parse(state, body, emit) -> nil | failure: a whole non-streamed response
+function M.parse(st, body, emit)
+  local t, perr = json.decode(body)
+  if t == nil then return common.err("transient", "openai: malformed response body (" .. tostring(perr) .. ")") end
+  return take(st, t, emit)
+end
+
+--- finish(state) -> content, calls, finish_reason, usage (raw), model, id
+function M.finish(st, streamed)
+  if streamed and st.finish_reason == nil then
+    return nil, common.err("transient", "openai: the stream ended before a finish_reason")
+  end
+  local calls = {}
+  for i = 1, #st.calls do
+    local c = st.calls[i]
+    if c and c.name then calls[#calls + 1] = common.tool_call(c.id, c.name, table.concat(c.args)) end
+  end
+  local finish = st.finish_reason or (#calls > 0 and "tool_calls" or "stop")
+  local u = st.usage and { prompt_tokens = math.tointeger(st.usage.prompt_tokens), completion_tokens = math.tointeger(st.usage.completion_tokens) }
+  return table.concat(st.content), calls, finish, u, st.model, st.id
+end
+
+--- health_url(provider) -> the URL `orket models` probes
+function M.health_url(p) return (p.base_url:gsub("/+$", "")) .. "/models" end
+
+function M.health_models(body)
+  local t = json.decode(body)
+  local out = {}
+  if type(t) == "table" and type(t.data) == "table" then
+    for _, m in ipairs(t.data) do if type(m) == "table" and m.id then out[#out + 1] = tostring(m.id) end end
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,161 @@
+-- orket.llm.scripted: an offline provider answering from rules, so examples and tests run
+-- with no model server. Rules come from a script file (operator-written: loaded in a
+-- sandbox, only data kept) or inline in the provider's config. The format is in docs/llm.md.
+local sandbox = require "orket.sandbox"
+local rt = require "orket.c.runtime"
+local common = require "orket.llm.common"
+
+local M = {}
+
+local MATCH_KEYS = { role = true, card = true, seat = true, run = true, turn = true, model = true, match = true }
+local REPLY_KEYS = { content = true, tool_calls = true, finish_reason = true, usage = true,
+  delay_ms = true, error = true, chunks = true }
+
+local function check_reply(r, at)
+  if type(r) ~= "table" then return nil, at .. " must be a table" end
+  for k in pairs(r) do
+    if not REPLY_KEYS[k] then return nil, at .. "." .. tostring(k) .. " is not a reply field (content, tool_calls, finish_reason, usage, delay_ms, error, chunks)" end
+  end
+  if r.content ~= nil and type(r.content) ~= "string" then return nil, at .. ".content must be a string" end
+  if r.delay_ms ~= nil and (type(r.delay_ms) ~= "number" or r.delay_ms < 0) then return nil, at .. ".delay_ms must be a number >= 0" end
+  if r.error ~= nil then
+    if type(r.error) ~= "table" or not common.CLASSES[r.error.class] then
+      return nil, at .. ".error must be {class=<transient|rate_limited|auth|bad_request|quota|timeout|canceled>, message=}"
+    end
+  end
+  for i, c in ipairs(r.tool_calls or {}) do
+    if type(c) ~= "table" or type(c.name) ~= "string" then return nil, at .. ".tool_calls[" .. i .. "].name must be a string" end
+    if c.arguments ~= nil and type(c.arguments) ~= "table" then return nil, at .. ".tool_calls[" .. i .. "].arguments must be a table" end
+  end
+  return true
+end
+
+--- check(script, name) -> rules | nil, message: validates {rules={...}, default=reply}
+function M.check(script, name)
+  if type(script) ~= "table" then return nil, name .. ": must return a table {rules = {...}, default = reply}" end
+  local rules = script.rules or {}
+  if type(rules) ~= "table" then return nil, name .. ": rules must be a list" end
+  for i, rule in ipairs(rules) do
+    local at = name .. ": rules[" .. i .. "]"
+    if type(rule) ~= "table" then return nil, at .. " must be a table" end
+    for k in pairs(rule) do
+      if not MATCH_KEYS[k] and k ~= "reply" and k ~= "sequence" then
+        return nil, at .. "." .. tostring(k) .. " is not a rule field (role, card, seat, run, turn, model, match, reply, sequence)"
+      end
+    end
+    if (rule.reply == nil) == (rule.sequence == nil) then return nil, at .. " needs exactly one of reply= or sequence=" end
+    if rule.match ~= nil then
+      if type(rule.match) ~= "string" then return nil, at .. ".match must be a Lua pattern (string)" end
+      local ok, err = pcall(string.find, "", rule.match)
+      if not ok then return nil, at .. ".match: " .. tostring(err) end
+    end
+    if rule.reply then
+      local ok, err = check_reply(rule.reply, at .. ".reply")
+      if not ok then return nil, err end
+    else
+      if type(rule.sequence) ~= "table" or #rule.sequence == 0 then return nil, at .. ".sequence must be a non-empty list of replies" end
+      for j, r in ipairs(rule.sequence) do
+        local ok, err = check_reply(r, at .. ".sequence[" .. j .. "]")
+        if not ok then return nil, err end
+      end
+    end
+  end
+  if script.default ~= nil then
+    local ok, err = check_reply(script.default, name .. ": default")
+    if not ok then return nil, err end
+  end
+  return { rules = rules, default = script.default }
+end
+
+--- load(conf) -> state | nil, message: reads conf.file (sandboxed) or conf.rules
+function M.load(conf)
+  local script, name
+  if conf.file then
+    name = conf.file:match("[^/]+$")
+    local box = sandbox.new { name = name }
+    local res = table.pack(box:dofile(conf.file))
+    if not res[1] then return nil, "scripted: " .. tostring(res[2]) end
+    local copy, cerr = sandbox.copy(res[2])
+    if cerr then return nil, "scripted: " .. name .. ": " .. cerr end
+    script = copy
+  else
+    name = "rules"
+    script = { rules = conf.rules, default = conf.default }
+  end
+  local s, err = M.check(script, name)
+  if not s then return nil, "scripted: " .. err end
+  s.used = {} -- rule index -> replies taken from its sequence
+  return s
+end
+
+local function matches(rule, meta, model, last)
+  for k in pairs(MATCH_KEYS) do
+    local want = rule[k]
+    if want ~= nil and k ~= "match" then
+      local have = k == "model" and model or meta[k]
+      if have ~= want then return false end
+    end
+  end
+  if rule.match then return last ~= nil and string.find(last, rule.match) ~= nil end
+  return true
+end
+
+local function pick(s, meta, model, last)
+  for i, rule in ipairs(s.rules) do
+    if matches(rule, meta, model, last) then
+      if rule.reply then return rule.reply end
+      local n = (s.used[i] or 0) + 1
+      if n <= #rule.sequence then
+        s.used[i] = n
+        return rule.sequence[n]
+      end -- an exhausted sequence lets later rules answer
+    end
+  end
+  return s.default
+end
+
+local function split(text, n)
+  if n <= 1 or #text == 0 then return { text } end
+  local out, size = {}, math.ceil(#text / n)
+  for i = 1, #text, size do out[#out + 1] = text:sub(i, i + size - 1) end
+  return out
+end
+
+--- chat(s, pname, model, req) -> result | nil, message, CLASS
+function M.chat(s, pname, model, req)
+  local t0 = rt.now()
+  local meta = req.meta or {}
+  local last = req.messages[#req.messages]
+  last = last and last.content
+  local r = pick(s, meta, model, type(last) == "string" and last or nil)
+  if r == nil then
+    return nil, string.format("scripted: no rule answers role=%s card=%s turn=%s (add a rule or a default)",
+      tostring(meta.role), tostring(meta.card), tostring(meta.turn)), "bad_request"
+  end
+  if r.delay_ms and r.delay_ms > 0 then rt.sleep(r.delay_ms) end
+  if r.error then return nil, "scripted: " .. tostring(r.error.message or r.error.class), r.error.class end
+  local first
+  local function emit(ev)
+    first = first or (rt.now() - t0)
+    if req.on_delta then req.on_delta(ev) end
+  end
+  local content = r.content or ""
+  if content ~= "" then
+    for _, piece in ipairs(split(content, r.chunks or 1)) do emit { type = "content", text = piece } end
+  end
+  local calls = {}
+  for i, c in ipairs(r.tool_calls or {}) do
+    calls[i] = common.tool_call(c.id or ("call_" .. i), c.name, nil, sandbox.copy(c.arguments or {}))
+    emit { type = "tool_call", index = i, id = calls[i].id, name = c.name, arguments_delta = calls[i].raw_arguments }
+  end
+  local u = r.usage
+  return {
+    content = content, tool_calls = calls,
+    finish_reason = r.finish_reason or (#calls > 0 and "tool_calls" or "stop"),
+    usage = common.finish_usage(u, req.messages, content, calls),
+    timings = { first_token_ms = first, total_ms = rt.now() - t0 },
+    model = model, provider = pname, attempts = 1,
+  }
+end
+
+return M

@@ -1,0 +1,251 @@
+-- orket.llm.transport: one chat call to an HTTP provider (openai or ollama wire format):
+-- attempts over orket.c.http with timeouts and size caps, classification of each failure,
+-- retries with exponential backoff, jitter and Retry-After, and a per-provider limit on
+-- requests in flight. Keys come from the provider's private state, never from config.
+local http = require "orket.c.http"
+local rt = require "orket.c.runtime"
+local task = require "orket.task"
+local json = require "cjson.safe"
+local common = require "orket.llm.common"
+
+local M = {}
+
+M.WIRES = { openai = require "orket.llm.openai", ollama = require "orket.llm.ollama" }
+
+M.DEFAULT_TIMEOUTS = { connect_ms = 10000, first_byte_ms = 120000, idle_ms = 60000, total_ms = 600000 }
+M.DEFAULT_RETRY = { max_attempts = 4, base_ms = 500, max_ms = 30000 }
+M.DEFAULT_CONCURRENCY = 16
+M.DEFAULT_MAX_BYTES = 16 << 20
+
+-- ---- a counting semaphore for tasks ------------------------------------------------------
+
+local Sem = {}
+Sem.__index = Sem
+
+function M.semaphore(limit) return setmetatable({ limit = limit, active = 0, queue = {} }, Sem) end
+
+function Sem:acquire()
+  if self.active < self.limit then
+    self.active = self.active + 1
+    return
+  end
+  local co = coroutine.running()
+  self.queue[#self.queue + 1] = co
+  coroutine.yield() -- release() hands the slot over and resumes us
+end
+
+function Sem:release()
+  while #self.queue > 0 do
+    local co = table.remove(self.queue, 1)
+    if coroutine.status(co) == "suspended" then -- a cancelled task's coroutine is dead
+      task.resume(co)
+      return
+    end
+  end
+  self.active = self.active - 1
+end
+
+-- hold() -> a to-be-closed slot: released when the holder's block ends, including when
+-- its task is cancelled (coroutine.close closes pending to-be-closed variables).
+local Slot = { __close = function(s)
+  if s.sem then
+    local sem = s.sem
+    s.sem = nil
+    sem:release()
+  end
+end }
+
+function Sem:hold()
+  self:acquire()
+  return setmetatable({ sem = self }, Slot)
+end
+
+-- ---- one attempt ---------------------------------------------------------------------------
+
+local function retry_after_ms(h)
+  local best
+  local ms = tonumber(h["retry-after-ms"])
+  if ms and ms >= 0 then best = ms end
+  local ra = h["retry-after"]
+  if ra then
+    local s = tonumber(ra)
+    if not s then
+      local at = http.parse_date(ra)
+      if at then s = math.max(0, at - os.time()) end
+    end
+    if s and s >= 0 and (best == nil or s * 1000 > best) then best = s * 1000 end
+  end
+  return best
+end
+
+local function read_all(hr, cap)
+  local parts, n = {}, 0
+  while true do
+    local ev, msg, code, phase = hr:read()
+    if ev == false then break end
+    if ev == nil then return nil, msg, code, phase end
+    for _, s in ipairs(ev) do
+      parts[#parts + 1] = s
+      n = n + #s
+    end
+    if cap and n > cap then break end
+  end
+  return table.concat(parts)
+end
+
+local function transport_error(msg, code, phase)
+  if code == "timeout" then
+    return common.err("timeout", msg .. " (" .. tostring(phase) .. " timeout)",
+      { retryable = phase == "connect", phase = phase })
+  elseif code == "canceled" then
+    return common.err("canceled", msg)
+  elseif code == "transient" then
+    return common.err("transient", msg)
+  end
+  return common.err("bad_request", msg) -- too_large, bad URL, malformed reply
+end
+
+-- Runs one HTTP attempt. Returns a result, or nil and a failure record.
+local function attempt(p, wire, model, req, stream, deadline, emit)
+  local url, body = wire.build(p.conf, model, req, stream)
+  local encoded, jerr = json.encode(body)
+  if not encoded then return nil, common.err("bad_request", "llm: cannot encode the request: " .. tostring(jerr)) end
+  local headers = { "Content-Type: application/json", "Accept: " .. (stream and (wire.framing == "sse" and "text/event-stream" or "application/x-ndjson") or "application/json") }
+  if p.key then headers[#headers + 1] = "Authorization: Bearer " .. p.key end
+  for k, v in pairs(p.conf.headers or {}) do headers[#headers + 1] = k .. ": " .. v end
+  local t = p.timeouts
+  local total = t.total_ms
+  if deadline then
+    local left = deadline - rt.now()
+    if left <= 0 then return nil, common.err("timeout", "llm: the call's timeout_ms ran out", { retryable = false, phase = "total" }) end
+    if total == 0 or left < total then total = math.max(1, math.floor(left)) end
+  end
+  local started = rt.now()
+  local hr <close>, herr = http.request {
+    url = url, method = "POST", headers = headers, body = encoded,
+    framing = stream and wire.framing or "raw",
+    connect_timeout_ms = t.connect_ms, first_byte_timeout_ms = t.first_byte_ms,
+    idle_timeout_ms = t.idle_ms, total_timeout_ms = total, max_bytes = p.max_bytes,
+  }
+  if not hr then return nil, common.err("bad_request", herr) end
+  local status, h, code, phase = hr:headers()
+  if not status then return nil, transport_error(h, code, phase) end
+  if status < 200 or status > 299 then
+    local text = read_all(hr, 65536) or ""
+    local msg, obj = common.error_text(text)
+    local class, retryable = common.classify_status(status, obj)
+    if status >= 300 and status < 400 then
+      msg = "redirect to " .. tostring(h.location) .. " not followed (fix base_url)"
+    end
+    return nil, common.err(class, string.format("%s: HTTP %d: %s", url:match("^https?://[^/]+") or url, status, msg),
+      { retryable = retryable, retry_after_ms = retry_after_ms(h), status = status })
+  end
+  local st = wire.new_state()
+  st.started = started
+  if stream then
+    while true do
+      local ev, msg, ecode, ephase = hr:read()
+      if ev == false then break end
+      if ev == nil then return nil, transport_error(msg, ecode, ephase) end
+      for _, data in ipairs(ev) do
+        local e = wire.on_event(st, data, emit)
+        if e then return nil, e end
+      end
+    end
+  else
+    local text, msg, ecode, ephase = read_all(hr)
+    if not text then return nil, transport_error(msg, ecode, ephase) end
+    local e = wire.parse(st, text, emit)
+    if e then return nil, e end
+  end
+  local content, calls, finish, usage, smodel, id = wire.finish(st, stream)
+  if content == nil then return nil, calls end
+  return {
+    content = content, tool_calls = calls, finish_reason = finish,
+    usage = common.finish_usage(usage, req.messages, content, calls),
+    model = smodel or model, request_id = h["x-request-id"] or id,
+  }
+end
+
+local function backoff(r, n)
+  local base = r.base_ms * 2 ^ (n - 1)
+  local d = base / 2 + math.random() * base / 2 -- "equal jitter": never less than half
+  return math.min(d, r.max_ms)
+end
+
+--- chat(p, model, req) -> result | nil, message, CLASS
+--- p: the client's provider state {name, conf, key, sem, timeouts, retry, max_bytes}.
+function M.chat(p, model, req)
+  local wire = M.WIRES[p.conf.kind]
+  local stream = req.stream
+  if stream == nil then stream = p.conf.stream ~= false end
+  local t0 = rt.now()
+  local deadline = req.timeout_ms and (t0 + req.timeout_ms) or nil
+  local first_token
+  local delivered = false
+  local on_delta = req.on_delta
+  local function emit(ev)
+    if first_token == nil then first_token = rt.now() - t0 end
+    delivered = true
+    if on_delta then on_delta(ev) end
+  end
+  local n = 0
+  while true do
+    n = n + 1
+    local ok, res, err
+    do
+      local slot <close> = p.sem:hold()
+      ok, res, err = pcall(attempt, p, wire, model, req, stream, deadline, emit)
+    end
+    if not ok then error(res, 0) end -- a bug, or on_delta raised: the caller's to see
+    if res then
+      res.provider = p.name
+      res.attempts = n
+      res.timings = { first_token_ms = first_token, total_ms = rt.now() - t0 }
+      return res
+    end
+    local msg = common.redact(err.message, p.secrets)
+    -- Retry what may pass next time, unless tokens were already shown to the caller.
+    if not err.retryable or delivered or n >= p.retry.max_attempts then
+      if n > 1 then msg = msg .. string.format(" (after %d attempts)", n) end
+      return nil, msg, err.class
+    end
+    local delay = backoff(p.retry, n)
+    if err.retry_after_ms then delay = math.max(delay, err.retry_after_ms) end
+    delay = math.min(delay, p.retry.max_ms)
+    if deadline and rt.now() + delay >= deadline then
+      return nil, msg .. " (no time left to retry within timeout_ms)", err.class
+    end
+    if on_delta then on_delta { type = "retry", attempt = n, delay_ms = delay, class = err.class, message = msg } end
+    rt.sleep(delay)
+  end
+end
+
+--- health(p) -> {ms=, models={...}} | nil, message, CLASS: one GET of the model list
+function M.health(p)
+  local wire = M.WIRES[p.conf.kind]
+  local headers = {}
+  if p.key then headers[1] = "Authorization: Bearer " .. p.key end
+  local t0 = rt.now()
+  local hr <close>, herr = http.request { url = wire.health_url(p.conf), headers = headers,
+    connect_timeout_ms = math.min(p.timeouts.connect_ms, 5000), total_timeout_ms = 10000, max_bytes = 4 << 20 }
+  if not hr then return nil, common.redact(herr, p.secrets), "bad_request" end
+  local status, h, code, phase = hr:headers()
+  if not status then
+    local e = transport_error(h, code, phase)
+    return nil, common.redact(e.message, p.secrets), e.class
+  end
+  local body, msg, ecode, ephase = read_all(hr)
+  if not body then
+    local e = transport_error(msg, ecode, ephase)
+    return nil, common.redact(e.message, p.secrets), e.class
+  end
+  if status ~= 200 then
+    local text, obj = common.error_text(body)
+    local class = common.classify_status(status, obj)
+    return nil, common.redact(string.format("HTTP %d: %s", status, text), p.secrets), class
+  end
+  return { ms = rt.now() - t0, models = wire.health_models(body) }
+end
+
+return M

@@ -1,0 +1,133 @@
+-- orket.policy: operator rules for the gate, loaded from policies/*.lua in a restricted
+-- environment (orket.sandbox). A policy file calls deny{...}, ask{...} and allow{...}; the
+-- gate (core/gate.c) matches them deny -> ask -> allow, first match within a level.
+-- Loading builds a whole new set and only returns it when every file loaded, so a caller
+-- swaps sets atomically and keeps the old one on error. Contract: docs/policies.md.
+local sandbox = require "orket.sandbox"
+local cgate = require "orket.c.gate"
+local uv = require "luv"
+
+local M = {}
+
+local FIELDS = {
+  tool = "glob", role = "glob", seat = "glob", card = "glob", status = "glob",
+  path = "globs", outside = "globs", args = "args", when = "function",
+  reason = "string", remedy = "string",
+}
+
+local function check_glob(g, where)
+  if type(g) ~= "string" or g == "" then error(where .. " must be a non-empty glob string", 0) end
+  if #g > 512 then error(where .. " is longer than 512 bytes", 0) end
+  return g
+end
+
+-- One rule table from a script -> the plain rule the C gate takes (+ its predicate).
+local function compile(level, spec, where)
+  if type(spec) ~= "table" then error(where .. ": " .. level .. " expects a table of fields", 0) end
+  local rule = { level = level, name = where }
+  for k, v in pairs(spec) do
+    local kind = FIELDS[k]
+    local fw = where .. ": " .. level .. "." .. tostring(k)
+    if kind == nil then
+      error(where .. ": unknown field '" .. tostring(k) .. "' in " .. level ..
+        " rule (fields: tool, role, seat, card, status, path, outside, args, when, reason, remedy)", 0)
+    elseif kind == "glob" then
+      rule[k] = check_glob(v, fw)
+    elseif kind == "globs" then
+      local list = type(v) == "string" and { v } or v
+      if type(list) ~= "table" or #list == 0 then error(fw .. " must be a glob or a list of globs", 0) end
+      local out = {}
+      for i, g in ipairs(list) do out[i] = check_glob(g, fw .. "[" .. i .. "]") end
+      rule[k == "path" and "paths" or "outside"] = out
+    elseif kind == "args" then
+      if type(v) ~= "table" then error(fw .. " must be a table of argument = glob", 0) end
+      local keys = {}
+      for ak, ag in pairs(v) do
+        if type(ak) ~= "string" then error(fw .. ": argument names must be strings", 0) end
+        keys[#keys + 1] = ak
+        check_glob(ag, fw .. "." .. ak)
+      end
+      table.sort(keys)
+      local out = {}
+      for i, ak in ipairs(keys) do out[i] = { ak, v[ak] } end
+      rule.args = out
+    elseif kind == "function" then
+      if type(v) ~= "function" then error(fw .. " must be a function(call) -> boolean", 0) end
+      rule.predicate = true
+    elseif type(v) ~= "string" then
+      error(fw .. " must be a string", 0)
+    else
+      rule[k] = v
+    end
+  end
+  return rule, spec.when
+end
+
+local Set = {}
+Set.__index = Set
+
+--- load(files) -> set | nil, "file:line: message", CODE
+--- files: list of paths, loaded in order; rules keep that order within each level.
+function M.load(files)
+  local set = setmetatable({ rules = {}, predicates = {}, files = {} }, Set)
+  for _, path in ipairs(files) do
+    local box
+    local function adder(level)
+      return function(spec)
+        local info = debug.getinfo(2, "Sl")
+        local where = (info and info.currentline and info.currentline > 0)
+          and (path .. ":" .. info.currentline) or path
+        local rule, pred = compile(level, spec, where)
+        set.rules[#set.rules + 1] = rule
+        set.predicates[#set.rules] = pred and { fn = pred, box = box } or nil
+      end
+    end
+    box = sandbox.new {
+      name = path,
+      globals = { deny = adder("deny"), ask = adder("ask"), allow = adder("allow"), glob = cgate.glob },
+    }
+    local ok, err, code = box:dofile(path)
+    if not ok then
+      -- deny{}/ask{}/allow{} errors already name file:line; Lua errors carry it too
+      return nil, (tostring(err):match("^[^\n]*")), code or "ERUNTIME"
+    end
+    set.files[#set.files + 1] = path
+  end
+  return set
+end
+
+--- files_in(dirs) -> sorted list of */*.lua in each existing directory; a later directory's
+--- file overrides an earlier one's of the same name (a project's policies/ over Orket's).
+function M.files_in(dirs)
+  local by_name, order = {}, {}
+  for _, dir in ipairs(dirs) do
+    local names = {}
+    local it = uv.fs_scandir(dir) -- nil when the directory does not exist: nothing to add
+    while it do
+      local name, kind = uv.fs_scandir_next(it)
+      if not name then break end
+      if kind ~= "directory" and name:match("^[%w_%-]+%.lua$") then names[#names + 1] = name end
+    end
+    table.sort(names)
+    for _, name in ipairs(names) do
+      if not by_name[name] then order[#order + 1] = name end
+      by_name[name] = dir .. "/" .. name
+    end
+  end
+  local out = {}
+  for _, name in ipairs(order) do out[#out + 1] = by_name[name] end
+  return out
+end
+
+--- set:predicate(i, call) -> matched | nil, message  (runs rule i's `when` under the
+--- script budget; call is a plain copy, so the script cannot change what the gate sees)
+function Set:predicate(i, call)
+  local p = self.predicates[i]
+  if not p then return nil, "rule " .. i .. " has no predicate" end
+  local copy = sandbox.copy(call) or {}
+  local ok, res, code = p.box:pcall(p.fn, copy)
+  if not ok then return nil, tostring(res):match("^[^\n]*") .. " (" .. tostring(code) .. ")" end
+  return res and true or false
+end
+
+return M

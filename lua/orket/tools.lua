@@ -1,0 +1,104 @@
+-- orket.tools: the tool registry. Each tools/*.lua file returns
+--   { name=, description=, parameters=<schema>, effect="read"|"write"|"board",
+--     status=<fixed target status or nil>, handler=function(args, ctx) -> result | nil, msg, code }
+-- and is loaded in its own restricted environment (orket.sandbox). Handlers reach the world
+-- only through ctx (ctx.fs, ctx.board, ctx.memory, ctx.card, ctx.actor) and run under the
+-- script budget. Loading is all-or-nothing, so a reload swaps registries atomically.
+-- Contract: docs/tools.md.
+local sandbox = require "orket.sandbox"
+local cgate = require "orket.c.gate"
+local policy = require "orket.policy"
+
+local M = {}
+
+-- Budget for one handler call: searches walk many files, so more than a policy predicate.
+M.BUDGET = { instructions = 200000000, timeout_ms = 10000, memory = 256 * 1024 * 1024 }
+
+local EFFECTS = { read = true, write = true, board = true }
+local KEYS = { name = true, description = true, parameters = true, effect = true, status = true, handler = true }
+
+local Registry = {}
+Registry.__index = Registry
+
+local function validate(def, file)
+  if type(def) ~= "table" then return nil, file .. ": must return a table (the tool definition)" end
+  for k in pairs(def) do
+    if not KEYS[k] then
+      return nil, file .. ": unknown field '" .. tostring(k) ..
+        "' (fields: name, description, parameters, effect, status, handler)"
+    end
+  end
+  if type(def.name) ~= "string" or not def.name:match("^[a-z][a-z0-9_]*$") or #def.name > 64 then
+    return nil, file .. ": name must be a snake_case string of at most 64 characters"
+  end
+  if type(def.description) ~= "string" or def.description == "" then
+    return nil, file .. ": description must be a non-empty string"
+  end
+  if not EFFECTS[def.effect] then return nil, file .. ": effect must be \"read\", \"write\" or \"board\"" end
+  if def.status ~= nil and type(def.status) ~= "string" then return nil, file .. ": status must be a string" end
+  if type(def.handler) ~= "function" then return nil, file .. ": handler must be a function(args, ctx)" end
+  local params = def.parameters or { type = "object", properties = {} }
+  local ok, err = cgate.check_schema(params, file .. ": parameters")
+  if not ok then return nil, err end
+  local t = params.type
+  if t ~= "object" then return nil, file .. ": parameters.type must be \"object\"" end
+  return true
+end
+
+--- load(files) -> registry | nil, "file: message", CODE
+function M.load(files)
+  local reg = setmetatable({ by_name = {}, names = {}, files = {} }, Registry)
+  for _, path in ipairs(files) do
+    local box = sandbox.new {
+      name = path, globals = { glob = cgate.glob },
+      instructions = M.BUDGET.instructions, timeout_ms = M.BUDGET.timeout_ms, memory = M.BUDGET.memory,
+    }
+    local ok, def, code = box:dofile(path)
+    if not ok then return nil, (tostring(def):match("^[^\n]*")), code or "ERUNTIME" end
+    local vok, verr = validate(def, path)
+    if not vok then return nil, verr, "EINVAL" end
+    local copy = {}
+    for k, v in pairs(def) do copy[k] = v end -- rawly: the definition cannot change later
+    copy.parameters = sandbox.copy(def.parameters or { type = "object", properties = {} })
+    copy.box, copy.file = box, path
+    if not reg.by_name[copy.name] then reg.names[#reg.names + 1] = copy.name end
+    reg.by_name[copy.name] = copy
+    reg.files[#reg.files + 1] = path
+  end
+  table.sort(reg.names)
+  return reg
+end
+
+--- load_dirs(dirs) -> registry | nil, msg, CODE  (later directories override by file name)
+function M.load_dirs(dirs) return M.load(policy.files_in(dirs)) end
+
+--- registry:get(name) -> definition | nil
+function Registry:get(name) return self.by_name[name] end
+
+--- registry:specs([names]) -> {{name=, description=, parameters=}...} for the model
+function Registry:specs(names)
+  local out = {}
+  for _, n in ipairs(names or self.names) do
+    local d = self.by_name[n]
+    if d then out[#out + 1] = { name = d.name, description = d.description, parameters = sandbox.copy(d.parameters) } end
+  end
+  return out
+end
+
+--- registry:run(name, args, ctx) -> {ok=true, result=} | {ok=false, error=, code=}
+--- A tool failure ("file not found") is a normal result for the model, not an error.
+--- Budget overruns and handler crashes come back as ok=false with code ETOOL.
+function Registry:run(name, args, ctx)
+  local d = self.by_name[name]
+  if not d then return { ok = false, error = "no tool named '" .. tostring(name) .. "'", code = "ENOENT" } end
+  local ok, res, msg, code = d.box:pcall(d.handler, sandbox.copy(args) or {}, ctx)
+  if not ok then
+    return { ok = false, error = name .. ": the tool failed: " .. (tostring(res):match("^[^\n]*")), code = "ETOOL" }
+  end
+  if res == nil then return { ok = false, error = msg or (name .. " failed"), code = code or "EFAIL" } end
+  local plain, perr = sandbox.copy(res)
+  if perr then return { ok = false, error = name .. ": result is not plain data: " .. perr, code = "ETOOL" } end
+  return { ok = true, result = plain }
+end
+
+return M

@@ -1,0 +1,206 @@
+/* test_gate.c: globs, the schema validator, the gate's check order and the tool-call scan,
+ * on hand-built values (no Lua). */
+#include <string.h>
+
+#include "check.h"
+#include "gate.h"
+#include "schema.h"
+#include "tests.h"
+#include "toolscan.h"
+
+static jv jstr(const char *s) {
+  jv v;
+  memset(&v, 0, sizeof v);
+  v.type = JV_STR;
+  v.u.s = s;
+  v.n = strlen(s);
+  return v;
+}
+
+/* An object from parallel arrays (caller-owned storage). */
+static jv jobj(const char **keys, size_t *klens, jv *vals, size_t n) {
+  jv v;
+  memset(&v, 0, sizeof v);
+  v.type = JV_OBJ;
+  v.n = n;
+  v.keys = keys;
+  v.klens = klens;
+  v.u.items = vals;
+  for (size_t i = 0; i < n; i++) klens[i] = strlen(keys[i]);
+  return v;
+}
+
+TEST(test_gate_glob) {
+  CHECK(t, gate_glob("*.c", "a.c", 3) == 1);
+  CHECK(t, gate_glob("*.c", "x/a.c", 5) == 0);
+  CHECK(t, gate_glob("**/*.c", "x/y/a.c", 7) == 1);
+  CHECK(t, gate_glob("**/*.c", "a.c", 3) == 1);
+  CHECK(t, gate_glob("src/**", "src", 3) == 1);
+  CHECK(t, gate_glob("src/**", "srcx/a", 6) == 0);
+  CHECK(t, gate_glob("a?c", "abc", 3) == 1);
+  CHECK(t, gate_glob("a?c", "a/c", 3) == 0);
+  /* no exponential backtracking on a hostile subject */
+  char s[4001];
+  memset(s, 'a', 4000);
+  s[4000] = '\0';
+  CHECK(t, gate_glob("*a*a*a*a*a*a*a*a*a*a*b", s, 4000) == 0);
+  CHECK(t, gate_glob("x", s, 5000) == -1);
+}
+
+TEST(test_schema_validate) {
+  /* {type=object, properties={path={type=string, maxLength=5}}, required={"path"}} */
+  jv t_string = jstr("string"), t_object = jstr("object"), five;
+  memset(&five, 0, sizeof five);
+  five.type = JV_INT;
+  five.u.i = 5;
+  const char *pk[] = {"type", "maxLength"};
+  size_t pl[2];
+  jv pv[] = {t_string, five};
+  jv path_schema = jobj(pk, pl, pv, 2);
+  const char *propk[] = {"path"};
+  size_t propl[1];
+  jv propv[] = {path_schema};
+  jv props = jobj(propk, propl, propv, 1);
+  jv reqv[] = {jstr("path")};
+  jv req;
+  memset(&req, 0, sizeof req);
+  req.type = JV_ARR;
+  req.n = 1;
+  req.u.items = reqv;
+  const char *sk[] = {"type", "properties", "required"};
+  size_t sl[3];
+  jv sv[] = {t_object, props, req};
+  jv schema = jobj(sk, sl, sv, 3);
+  schema_err e;
+  CHECK(t, schema_check(&schema, "parameters", &e) == 0);
+
+  const char *ak[] = {"path"};
+  size_t al[1];
+  jv av[] = {jstr("a.txt")};
+  jv args = jobj(ak, al, av, 1);
+  CHECK(t, schema_validate(&schema, &args, NULL, &e) == 0);
+  av[0] = jstr("toolong");
+  CHECK(t, schema_validate(&schema, &args, NULL, &e) == -1);
+  CHECK_STR(t, e.msg, "args.path: string of 7 bytes is longer than the limit of 5");
+  const char *bk[] = {"other"};
+  size_t bl[1];
+  jv bv[] = {jstr("x")};
+  jv bad = jobj(bk, bl, bv, 1);
+  CHECK(t, schema_validate(&schema, &bad, NULL, &e) == -1);
+  CHECK_STR(t, e.msg, "args.other: unknown argument; this tool accepts only the parameters its schema lists");
+  /* an unknown keyword is a schema error */
+  const char *xk[] = {"tpye"};
+  size_t xl[1];
+  jv xv[] = {t_string};
+  jv xs = jobj(xk, xl, xv, 1);
+  CHECK(t, schema_check(&xs, "parameters", &e) == -1);
+  CHECK(t, strstr(e.msg, "parameters.tpye: unknown schema keyword") != NULL);
+}
+
+static int refuse_done(void *ud, const char *to, size_t n, gate_decision *d) {
+  (*(int *)ud)++;
+  if (n == 4 && memcmp(to, "done", 4) == 0) {
+    strcpy(d->code, "REVIEWER_ONLY");
+    strcpy(d->reason, "only a reviewer");
+    return 0;
+  }
+  return 1;
+}
+
+TEST(test_gate_order) {
+  jv fmt = jstr("path"), t_string = jstr("string");
+  const char *pk[] = {"type", "format"};
+  size_t pl[2];
+  jv pv[] = {t_string, fmt};
+  jv ps = jobj(pk, pl, pv, 2);
+  const char *propk[] = {"path"};
+  size_t propl[1];
+  jv propv[] = {ps};
+  jv props = jobj(propk, propl, propv, 1);
+  const char *sk[] = {"properties"};
+  size_t sl[1];
+  jv sv[] = {props};
+  jv schema = jobj(sk, sl, sv, 1);
+  const char *ak[] = {"path"};
+  size_t al[1];
+  jv av[] = {jstr("src/a.c")};
+  jv args = jobj(ak, al, av, 1);
+  const char *roles[] = {"coder"};
+  gate_input in;
+  memset(&in, 0, sizeof in);
+  schema_limits lim = SCHEMA_DEFAULT_LIMITS;
+  in.schema_limits = lim;
+  in.seat = "dev";
+  in.roles = roles;
+  in.n_roles = 1;
+  in.tool = "write_file";
+  in.tool_known = 1;
+  in.tool_writes = 1;
+  in.schema = &schema;
+  in.args = &args;
+  gate_decision d;
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "ALLOWED");
+  CHECK(t, d.verdict == GATE_ALLOW);
+
+  av[0] = jstr("a/../../x");
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "PATH_ESCAPE");
+  av[0] = jstr("tools/x.lua");
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "PATH_PROTECTED");
+  av[0] = jstr("src/a.c");
+
+  in.limits.calls_turn = 3;
+  in.turn.calls = 3;
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "LIMIT_EXCEEDED");
+  in.turn.calls = 0;
+
+  int calls = 0;
+  in.fixed_status = "done";
+  in.check_transition = refuse_done;
+  in.ud = &calls;
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "REVIEWER_ONLY");
+  CHECK(t, calls == 1 && d.verdict == GATE_DENY);
+  in.fixed_status = NULL;
+
+  const char *paths[] = {"src/**"};
+  gate_rule rules[2];
+  memset(rules, 0, sizeof rules);
+  rules[0].level = GATE_RULE_ALLOW;
+  rules[0].tool = "write_file";
+  rules[1].level = GATE_RULE_ASK;
+  rules[1].paths = paths;
+  rules[1].n_paths = 1;
+  rules[1].name = "p.lua:2";
+  in.rules = rules;
+  in.n_rules = 2;
+  gate_check(&in, &d); /* ask is consulted before allow, whatever the order written */
+  CHECK_STR(t, d.code, "POLICY_ASK");
+  CHECK(t, d.verdict == GATE_ASK && d.rule == 1);
+
+  in.tool_known = 0;
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "TOOL_UNKNOWN");
+}
+
+TEST(test_toolscan) {
+  ts_result r;
+  const char *s = "say {\"a\": \"}{\\\"\"} and {\"b\": [1, {\"c\": 2}]} end";
+  toolscan_scan(s, strlen(s), &r);
+  CHECK(t, r.n == 2);
+  CHECK(t, r.spans[0].status == TS_OK && r.spans[0].start == 4 && s[r.spans[0].start + r.spans[0].len - 1] == '}');
+  CHECK(t, r.spans[1].status == TS_OK);
+  const char *bad = "{\"a\": [}";
+  toolscan_scan(bad, strlen(bad), &r);
+  CHECK(t, r.n >= 1 && r.spans[0].status == TS_MISMATCH && r.spans[0].err_at == 7);
+  const char *open = "x {\"a\": \"unterminated";
+  toolscan_scan(open, strlen(open), &r);
+  CHECK(t, r.n == 1 && r.spans[0].status == TS_UNTERMINATED);
+  char deep[200];
+  memset(deep, '{', sizeof deep);
+  toolscan_scan(deep, sizeof deep, &r);
+  CHECK(t, r.n == TS_MAX_SPANS && r.truncated && r.spans[0].status == TS_TOO_DEEP);
+}

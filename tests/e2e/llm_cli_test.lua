@@ -1,0 +1,67 @@
+-- `orket models` and `orket repl` streaming a chat, run as the binary against the fake server.
+local H = require "tests.helpers"
+
+local fake = require("tests.fake_server").start()
+teardown(function()
+  fake.stop()
+  H.cleanup()
+end)
+
+local function project(default)
+  local dir = H.tmpdir()
+  H.write(dir .. "/orket.lua", string.format([[
+models = {
+  default = %q,
+  providers = {
+    fake = { kind = "openai", base_url = %q, api_key_env = "FAKE_KEY" },
+    local_ollama = { kind = "ollama", base_url = %q },
+    down = { kind = "openai", base_url = "http://127.0.0.1:1/v1", retry = { max_attempts = 1 } },
+    offline = { kind = "scripted", rules = { { reply = { content = "hi" } } } },
+  },
+}
+]], default, fake.url .. "/v1", fake.url))
+  return dir
+end
+
+describe("orket models", function()
+  it("lists providers, checks each endpoint and fails when one is down", function()
+    local dir = project("fake:ok")
+    local r = H.orket("models", { cwd = dir, env = { FAKE_KEY = "sk-cli-SECRET-42" } })
+    assert.equal(1, r.status)
+    assert.matches("default: fake:ok", r.stdout)
+    assert.matches("fake%s+openai%s+http://127.0.0.1:%d+/v1  key: FAKE_KEY  ok %(%d+ ms, 1 models: fake%-model%)", r.stdout)
+    assert.matches("local_ollama%s+ollama%s+http://127.0.0.1:%d+  ok", r.stdout)
+    assert.matches("down%s+openai.-FAILED transient", r.stdout)
+    assert.matches("offline%s+scripted.-ok %(offline%)", r.stdout)
+    assert.is_nil(r.stdout:find("SECRET", 1, true))
+  end)
+
+  it("takes ORKET_MODEL and OLLAMA_HOST from the environment; --no-check skips the probes", function()
+    local r = H.orket("models --no-check", { cwd = H.tmpdir(),
+      env = { ORKET_MODEL = "openai:gpt-4o-mini", OLLAMA_HOST = "127.0.0.1:" .. fake.port, OPENAI_API_KEY = "" } })
+    assert.equal(0, r.status)
+    assert.matches("default: openai:gpt%-4o%-mini", r.stdout)
+    assert.matches("ollama%s+ollama%s+http://127.0.0.1:" .. fake.port, r.stdout)
+  end)
+
+  it("reports a bad orket.lua with its file and field", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/orket.lua", "models = { providers = { x = { kind = 'grpc' } } }")
+    local r = H.orket("models", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("orket: orket.lua: models.providers.x.kind must be one of openai, ollama, scripted, replay (got grpc)\n", r.stderr)
+  end)
+end)
+
+describe("orket repl", function()
+  it("streams llm.chat token by token", function()
+    local dir = project("fake:chunks=4,chunk_ms=10")
+    local r = H.orket("repl", { cwd = dir,
+      stdin = 'r = llm.chat{messages = {{role = "user", content = "hi"}}}\nprint(r.finish_reason, r.usage.completion_tokens, r.attempts)\n' })
+    assert.equal(0, r.status)
+    assert.matches("tok1 tok2 tok3 tok4\n", r.stdout)
+    assert.matches("stop\t4\t1", r.stdout)
+    local log = fake.log()
+    assert.is_true(log[#log].stream)
+  end)
+end)

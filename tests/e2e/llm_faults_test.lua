@@ -1,0 +1,297 @@
+-- The LLM transport against the fake model server (a separate process on loopback): every
+-- fault with its classification, the number and order of attempts the server saw, and
+-- timing bounds from the server's own clock (never the wall time of the test).
+local llm = require "orket.llm"
+local http = require "orket.c.http"
+local rt = require "orket.c.runtime"
+local task = require "orket.task"
+
+local fake = require("tests.fake_server").start()
+local USER = { { role = "user", content = "hello" } }
+
+local function client(over)
+  local function prov(kind, base)
+    local p = { kind = kind, base_url = base, api_key_env = "FAKE_LLM_KEY",
+      retry = { max_attempts = 4, base_ms = 5, max_ms = 3000 },
+      timeouts = { connect_ms = 2000, first_byte_ms = 3000, idle_ms = 3000, total_ms = 10000 } }
+    for k, v in pairs(over or {}) do p[k] = v end
+    return p
+  end
+  return llm.new({ default = "oa:ok", providers = {
+    oa = prov("openai", fake.url .. "/v1"), ol = prov("ollama", fake.url) } },
+    { getenv = function(k) if k == "FAKE_LLM_KEY" then return "sk-test-SECRET-0123456789" end end })
+end
+
+local function attempts(model)
+  local n, times = 0, {}
+  for _, e in ipairs(fake.log()) do
+    if e.model == model then
+      n = n + 1
+      times[#times + 1] = e.t
+    end
+  end
+  return n, times
+end
+
+teardown(function() fake.stop() end)
+
+for _, wire in ipairs { "oa", "ol" } do
+  describe(wire .. " wire format", function()
+    before_each(function() fake.reset() end)
+
+    it("streams content token by token and normalizes the result", function()
+      local deltas = {}
+      local r = assert(client():chat { model = wire .. ":chunks=4", messages = USER,
+        on_delta = function(ev) deltas[#deltas + 1] = ev.text end })
+      assert.same({ "tok1 ", "tok2 ", "tok3 ", "tok4" }, deltas)
+      assert.equal("tok1 tok2 tok3 tok4", r.content)
+      assert.equal("stop", r.finish_reason)
+      assert.is_false(r.usage.estimated)
+      assert.equal(4, r.usage.completion_tokens)
+      assert.is_true(r.timings.first_token_ms <= r.timings.total_ms)
+      assert.equal(1, r.attempts)
+      assert.equal(wire, r.provider)
+    end)
+
+    it("assembles streamed tool calls with arguments as a table", function()
+      local r = assert(client():chat { model = wire .. ":tool=write_file", messages = USER,
+        tools = { { name = "write_file", description = "write", parameters = { type = "object" } } } })
+      assert.equal("tool_calls", r.finish_reason)
+      assert.equal(1, #r.tool_calls)
+      assert.equal("write_file", r.tool_calls[1].name)
+      assert.same({ path = "notes.txt", text = "hi" }, r.tool_calls[1].arguments)
+      local sent = fake.log()[1].request
+      assert.equal("write_file", sent.tools[1]["function"].name)
+    end)
+
+    it("reads non-streamed responses", function()
+      local r = assert(client():chat { model = wire .. ":chunks=2", messages = USER, stream = false })
+      assert.equal("tok1 tok2", r.content)
+      assert.is_false(fake.log()[1].stream)
+    end)
+
+    it("estimates usage, flagged, when the server sends none", function()
+      local r = assert(client():chat { model = wire .. ":no_usage", messages = USER })
+      assert.is_true(r.usage.estimated)
+      assert.is_true(r.usage.prompt_tokens > 0)
+    end)
+
+    it("retries 503 with backoff and succeeds, attempts in order", function()
+      local r = assert(client():chat { model = wire .. ":fail=503,times=2", messages = USER })
+      assert.equal(3, r.attempts)
+      local n, t = attempts(wire == "oa" and "fail=503,times=2" or "fail=503,times=2")
+      assert.equal(3, n)
+      assert.is_true(t[2] > t[1] and t[3] > t[2])
+    end)
+
+    it("gives up on 500 after max_attempts as transient", function()
+      local r, msg, class = client():chat { model = wire .. ":fail=500", messages = USER }
+      assert.is_nil(r)
+      assert.equal("transient", class)
+      assert.matches("HTTP 500", msg)
+      assert.matches("after 4 attempts", msg)
+      assert.equal(4, (attempts("fail=500")))
+    end)
+
+    it("classifies a disconnect mid-stream as transient and does not retry shown tokens", function()
+      local got = 0
+      local r, msg, class = client():chat { model = wire .. ":disconnect_after=2", messages = USER,
+        on_delta = function() got = got + 1 end }
+      assert.is_nil(r)
+      assert.equal("transient", class)
+      assert.equal(2, got)
+      assert.equal(1, (attempts("disconnect_after=2")))
+    end)
+
+    it("classifies a malformed chunk", function()
+      local r, msg, class = client():chat { model = wire .. ":malformed", messages = USER }
+      assert.is_nil(r)
+      assert.equal("transient", class)
+      assert.matches("malformed", msg)
+    end)
+
+    it("classifies an error event after a 200", function()
+      local r, msg, class = client():chat { model = wire .. ":error_event", messages = USER }
+      assert.is_nil(r)
+      assert.equal("transient", class)
+      assert.matches("crashed mid%-stream", msg)
+    end)
+
+    it("times out a slow first byte, without retrying", function()
+      local c = client { timeouts = { first_byte_ms = 100 } }
+      local r, msg, class = c:chat { model = wire .. ":first_byte_ms=2000", messages = USER }
+      assert.is_nil(r)
+      assert.equal("timeout", class)
+      assert.matches("first_byte", msg)
+      assert.equal(1, (attempts("first_byte_ms=2000")))
+    end)
+
+    it("times out a stream that stalls", function()
+      local c = client { timeouts = { idle_ms = 150 } }
+      local got = 0
+      local r, msg, class = c:chat { model = wire .. ":stall_after=2", messages = USER,
+        on_delta = function() got = got + 1 end }
+      assert.is_nil(r)
+      assert.equal("timeout", class)
+      assert.matches("idle", msg)
+      assert.equal(2, got)
+    end)
+
+    it("caps huge responses", function()
+      local c = client { max_response_bytes = 200000 }
+      local r, msg, class = c:chat { model = wire .. ":huge=1000000", messages = USER }
+      assert.is_nil(r)
+      assert.equal("bad_request", class)
+      assert.matches("exceeds the 200000%-byte cap", msg)
+    end)
+  end)
+end
+
+describe("retry policy", function()
+  before_each(function() fake.reset() end)
+
+  it("honours Retry-After in seconds as a minimum", function()
+    local r = assert(client():chat { model = "oa:fail=429,times=1,retry_after=1", messages = USER })
+    assert.equal(2, r.attempts)
+    local n, t = attempts("fail=429,times=1,retry_after=1")
+    assert.equal(2, n)
+    assert.is_true(t[2] - t[1] >= 990, "second attempt after " .. (t[2] - t[1]) .. " ms")
+  end)
+
+  it("honours retry-after-ms", function()
+    local r = assert(client():chat { model = "oa:fail=429,times=2,retry_after_ms=300", messages = USER })
+    assert.equal(3, r.attempts)
+    local _, t = attempts("fail=429,times=2,retry_after_ms=300")
+    assert.is_true(t[2] - t[1] >= 295 and t[3] - t[2] >= 295)
+  end)
+
+  it("honours Retry-After as an HTTP date", function()
+    local r = assert(client():chat { model = "oa:fail=429,times=1,retry_after_date=2", messages = USER })
+    assert.equal(2, r.attempts)
+    local _, t = attempts("fail=429,times=1,retry_after_date=2")
+    assert.is_true(t[2] - t[1] >= 900, "waited " .. (t[2] - t[1]))
+  end)
+
+  it("caps the wait at retry.max_ms", function()
+    local c = client { retry = { max_attempts = 2, base_ms = 5, max_ms = 200 } }
+    local r = assert(c:chat { model = "oa:fail=429,times=1,retry_after=30", messages = USER })
+    local _, t = attempts("fail=429,times=1,retry_after=30")
+    assert.equal(2, r.attempts)
+    assert.is_true(t[2] - t[1] < 5000)
+  end)
+
+  it("classifies 429 as rate_limited once the retries are spent", function()
+    local c = client { retry = { max_attempts = 2, base_ms = 5, max_ms = 50 } }
+    local r, msg, class = c:chat { model = "oa:fail=429", messages = USER }
+    assert.is_nil(r)
+    assert.equal("rate_limited", class)
+    assert.equal(2, (attempts("fail=429")))
+  end)
+
+  it("retries 408 and 409", function()
+    for _, s in ipairs { 408, 409 } do
+      local m = "fail=" .. s .. ",times=1"
+      local r = assert(client():chat { model = "oa:" .. m, messages = USER })
+      assert.equal(2, r.attempts)
+    end
+  end)
+
+  for status, class in pairs { [400] = "bad_request", [401] = "auth", [403] = "auth", [404] = "bad_request", [413] = "bad_request" } do
+    it("never retries " .. status .. " (" .. class .. ")", function()
+      local m = "fail=" .. status
+      local r, msg, got = client():chat { model = "oa:" .. m, messages = USER }
+      assert.is_nil(r)
+      assert.equal(class, got)
+      assert.equal(1, (attempts(m)))
+    end)
+  end
+
+  it("never retries insufficient_quota (quota)", function()
+    local r, msg, class = client():chat { model = "oa:fail=429,error_code=insufficient_quota", messages = USER }
+    assert.is_nil(r)
+    assert.equal("quota", class)
+    assert.equal(1, (attempts("fail=429,error_code=insufficient_quota")))
+  end)
+
+  it("retries refused connections, then reports transient", function()
+    local c = llm.new { providers = { x = { kind = "openai", base_url = "http://127.0.0.1:1/v1",
+      retry = { max_attempts = 3, base_ms = 1, max_ms = 5 } } } }
+    local r, msg, class = c:chat { model = "x:m", messages = USER }
+    assert.is_nil(r)
+    assert.equal("transient", class)
+    assert.matches("after 3 attempts", msg)
+  end)
+
+  it("stops retrying when the call's timeout_ms would pass", function()
+    local r, msg, class = client():chat { model = "oa:fail=503,retry_after=5", messages = USER, timeout_ms = 1000 }
+    assert.is_nil(r)
+    assert.equal("transient", class)
+    assert.matches("no time left", msg)
+    assert.equal(1, (attempts("fail=503,retry_after=5")))
+  end)
+end)
+
+describe("secrets", function()
+  before_each(function() fake.reset() end)
+
+  it("sends the key from the environment and redacts it from errors", function()
+    local r, msg = client():chat { model = "oa:fail=401", messages = USER }
+    assert.is_nil(r)
+    assert.equal("Bearer sk-test-SECRET-0123456789", fake.log()[1].authorization)
+    assert.is_nil(msg:find("SECRET", 1, true))
+    assert.matches("sk%-%[redacted%]", msg) -- the server's echo of a key is masked too
+  end)
+
+  it("keeps the key out of the client's visible tables", function()
+    local c = client()
+    assert.is_nil(c:describe("oa").key)
+    assert.is_true(c:describe("oa").key_set)
+    local r = assert(c:chat { model = "oa:ok", messages = USER })
+    local s = require("orket.pretty").render(r)
+    assert.is_nil(s:find("SECRET", 1, true))
+  end)
+
+  it("redact masks given secrets, bearer tokens and sk- keys", function()
+    local common = require "orket.llm.common"
+    assert.equal("a [redacted] b Bearer [redacted] sk-[redacted]",
+      common.redact("a hunter22 b Bearer abc.def sk-live-123", { "hunter22" }))
+  end)
+end)
+
+describe("concurrency and cancellation", function()
+  before_each(function() fake.reset() end)
+
+  it("runs many requests at once within the per-provider limit", function()
+    local c = client { max_concurrency = 4 }
+    local tasks = {}
+    for i = 1, 12 do
+      tasks[i] = task.spawn(function() return c:chat { model = "oa:first_byte_ms=50,chunks=2", messages = USER } end)
+    end
+    for i = 1, 12 do
+      local ok, r = tasks[i]:join()
+      assert.is_true(ok)
+      assert.equal("tok1 tok2", r.content)
+    end
+    -- the server saw them in waves of at most 4
+    local t = select(2, attempts("first_byte_ms=50,chunks=2"))
+    table.sort(t)
+    assert.equal(12, #t)
+    assert.is_true(t[5] - t[1] >= 45, "the fifth request started before a slot was free")
+  end)
+
+  it("cancelling a task aborts its transfer at once and frees its slot", function()
+    local c = client { max_concurrency = 1 }
+    local t = task.spawn(function() return c:chat { model = "oa:stall_after=1", messages = USER } end)
+    orket.sleep(100)
+    assert.equal(1, http.live())
+    assert.is_true(t:cancel())
+    assert.equal("canceled", t.state)
+    collectgarbage()
+    collectgarbage()
+    assert.equal(0, http.live())
+    assert.equal(0, rt.stats().waits)
+    -- the slot came back: another call gets through
+    local r = assert(c:chat { model = "oa:ok", messages = USER })
+    assert.equal("stop", r.finish_reason)
+  end)
+end)

@@ -1,0 +1,123 @@
+-- End-to-end: `orket repl` driven through a pipe and on a pseudo-terminal.
+local H = require "tests.helpers"
+
+local PTY = H.BIN:gsub("orket$", "ptydrive")
+
+-- libedit switches the terminal to raw mode after it prints the prompt, discarding what
+-- was typed before; so every keystroke step waits a little after the prompt showed.
+local function pty(steps, env)
+  local dir = H.tmpdir()
+  local paced = {}
+  for _, s in ipairs(steps) do
+    if s:match("^send ") or s:match("^keys ") or s == "eof" then paced[#paced + 1] = "sleep 150" end
+    paced[#paced + 1] = s
+  end
+  H.write(dir .. "/steps", table.concat(paced, "\n") .. "\n")
+  local envs = ""
+  for k, v in pairs(env or {}) do envs = envs .. k .. "=" .. H.quote(v) .. " " end
+  local p = io.popen(string.format("cd %s && env %s TERM=dumb %s -t 20 -- %s repl <%s 2>&1",
+    H.quote(dir), envs, H.quote(PTY), H.quote(H.BIN), H.quote(dir .. "/steps")))
+  local out = p:read("a")
+  p:close()
+  return out, dir
+end
+
+describe("orket repl through a pipe", function()
+  after_each(H.cleanup)
+
+  it("prints expressions with the pretty-printer and runs statements", function()
+    local r = H.orket("repl", { stdin = "1 + 1\nx = {b = 2, a = {1, 2}}\nx\n'hi'\nnil\n" })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("> 2\n", r.stdout)
+    assert.matches('> { a = { 1, 2 }, b = 2 }\n', r.stdout, 1, true)
+    assert.matches('> "hi"\n', r.stdout, 1, true)
+    assert.matches("> nil\n", r.stdout)
+  end)
+
+  it("continues incomplete input on the next line", function()
+    local r = H.orket("repl", { stdin = "function f(a)\n  return a * 2\nend\nf(21)\n" })
+    assert.equal(0, r.status)
+    assert.matches(">> >> > 42\n", r.stdout, 1, true)
+  end)
+
+  it("shows errors with a traceback and keeps going", function()
+    local r = H.orket("repl", { stdin = "error('boom')\n1 +\n\n= 3\nprint('alive')\n" })
+    assert.equal(0, r.status)
+    assert.matches("stdin:1: boom", r.stdout)
+    assert.matches("stack traceback:", r.stdout)
+    assert.matches("alive", r.stdout)
+  end)
+
+  it("runs chunks as tasks, so they can wait", function()
+    local r = H.orket("repl", { stdin = "orket.sleep(10) return 'slept'\n" })
+    assert.matches('"slept"', r.stdout)
+  end)
+
+  it("has the runtime at hand", function()
+    local r = H.orket("repl", { stdin = "orket.version\n" })
+    assert.matches('"%d+%.%d+%.%d+"', r.stdout)
+  end)
+end)
+
+describe("orket repl on a terminal", function()
+  after_each(H.cleanup)
+
+  it("edits lines, keeps history across sessions and exits on Ctrl-D", function()
+    local hist = H.tmpdir() .. "/history"
+    local out = pty({
+      "expect > ",
+      "send 6 * 7",
+      "expect 42",
+      "keys x = 1\\x01-- \\n", -- Ctrl-A moves to the start: the line becomes a comment
+      "expect > ",
+      "send x",
+      "expect nil",
+      "expect > ",
+      "eof",
+    }, { ORKET_HISTORY = hist })
+    assert.matches("%[ptydrive: ok, exit 0%]", out)
+    local saved = H.read(hist)
+    saved = saved and saved:gsub("\\040", " ") -- libedit's file format escapes spaces
+    assert.is_truthy(saved and saved:find("6 * 7", 1, true), "history file: " .. tostring(saved))
+    -- a new session sees the old history: Up recalls the last line
+    out = pty({ "expect > ", "keys \\x1b[A\\n", "expect nil", "expect > ", "eof" }, { ORKET_HISTORY = hist })
+    assert.matches("%[ptydrive: ok, exit 0%]", out)
+  end)
+
+  it("interrupts a running loop with Ctrl-C and stays usable", function()
+    local out = pty({
+      "expect > ",
+      "send while true do end",
+      "sleep 300",
+      "keys \\x03",
+      "expect interrupted",
+      "expect stdin:1:",  -- the traceback says where the loop was
+      "send 'still here'",
+      "expect still here",
+      "expect > ",
+      "eof",
+    })
+    assert.matches("%[ptydrive: ok, exit 0%]", out)
+  end)
+
+  it("interrupts a chunk that waits on the loop", function()
+    local out = pty({
+      "expect > ",
+      "send orket.sleep(60000)",
+      "sleep 300",
+      "keys \\x03",
+      "expect interrupted",
+      "send 1 + 2",
+      "expect 3",
+      "expect > ",
+      "eof",
+    })
+    assert.matches("%[ptydrive: ok, exit 0%]", out)
+  end)
+
+  it("continues multi-line input on a terminal", function()
+    local out = pty({ "expect > ", "send for i = 1, 3 do", "expect >> ", "send   io.write(i)", "send end",
+      "expect 123", "expect > ", "eof" })
+    assert.matches("%[ptydrive: ok, exit 0%]", out)
+  end)
+end)

@@ -1,0 +1,306 @@
+-- A fake model server for tests and benchmarks, on 127.0.0.1 only. Serves the OpenAI Chat
+-- Completions API (/v1/chat/completions, /v1/models) and Ollama's (/api/chat, /api/tags),
+-- streaming and not, with faults chosen by the request's model name:
+--   build/orket lua tests/fake_model_server.lua [PORT]   -> prints "listening http://127.0.0.1:PORT"
+-- The model name is a comma-separated list of settings, e.g. "fail=503,times=2,key=a":
+--   fail=STATUS times=N key=K   answer STATUS the first N times K is asked (N absent: always)
+--   retry_after=S retry_after_ms=MS retry_after_date=S   headers sent with a failure
+--   error_code=C                the error's code/type (e.g. insufficient_quota)
+--   first_byte_ms=MS            wait before sending anything
+--   chunks=N chunk_ms=MS        content in N pieces (default 5), MS apart
+--   stamp                       first piece starts "stamp=<server monotonic ns> "
+--   stall_after=K               send K pieces, then nothing (the connection stays open)
+--   disconnect_after=K          send K pieces, then close the connection
+--   malformed                   a piece of invalid JSON after the first piece
+--   error_event                 an error event after two pieces, inside the 200 stream
+--   huge=BYTES                  content of about BYTES bytes
+--   tool=NAME                   answer with a call of tool NAME (arguments streamed in parts)
+--   no_usage                    send no token counts
+--   comments                    SSE keep-alive comments and CRLF line ends
+-- GET /__log returns every request seen (path, model, time, authorization present);
+-- POST /__reset forgets the log and the failure counters.
+local uv = require "luv"
+local json = require "cjson.safe"
+
+local port = tonumber(arg and arg[1]) or 0
+local started = uv.hrtime()
+local log, counters = {}, {}
+
+local function now_ms() return (uv.hrtime() - started) / 1e6 end
+
+local function settings(model)
+  local s = {}
+  for part in tostring(model or ""):gmatch("[^,]+") do
+    local k, v = part:match("^([%w_]+)=(.*)$")
+    if k then s[k] = tonumber(v) or v else s[part] = true end
+  end
+  return s
+end
+
+local STATUS_TEXT = { [200] = "OK", [400] = "Bad Request", [401] = "Unauthorized",
+  [403] = "Forbidden", [404] = "Not Found", [408] = "Request Timeout", [409] = "Conflict",
+  [413] = "Payload Too Large", [429] = "Too Many Requests", [500] = "Internal Server Error",
+  [502] = "Bad Gateway", [503] = "Service Unavailable" }
+
+local Conn = {}
+Conn.__index = Conn
+
+function Conn:write(s)
+  if self.closed then return end
+  pcall(self.sock.write, self.sock, s)
+end
+
+function Conn:close()
+  if self.closed then return end
+  self.closed = true
+  pcall(function() self.sock:read_stop() end)
+  if not self.sock:is_closing() then self.sock:close() end
+end
+
+function Conn:head(status, headers, length)
+  local out = { string.format("HTTP/1.1 %d %s\r\n", status, STATUS_TEXT[status] or "Status") }
+  for k, v in pairs(headers or {}) do out[#out + 1] = k .. ": " .. v .. "\r\n" end
+  if length then out[#out + 1] = "Content-Length: " .. length .. "\r\n"
+  else out[#out + 1] = "Transfer-Encoding: chunked\r\n" end
+  out[#out + 1] = "\r\n"
+  self:write(table.concat(out))
+end
+
+function Conn:send(status, headers, body)
+  headers = headers or {}
+  headers["Content-Type"] = headers["Content-Type"] or "application/json"
+  self:head(status, headers, #body)
+  self:write(body)
+end
+
+function Conn:chunk(s)
+  if #s > 0 then self:write(string.format("%x\r\n%s\r\n", #s, s)) end
+end
+
+function Conn:finish() self:write("0\r\n\r\n") end
+
+-- The answer's content pieces.
+local function pieces(s)
+  local n = s.chunks or 5
+  local out = {}
+  if s.huge then
+    local block = string.rep("x", 4096)
+    for i = 1, math.ceil(s.huge / 4096) do out[i] = block end
+    return out
+  end
+  for i = 1, n do out[i] = "tok" .. i .. (i < n and " " or "") end
+  -- stamp: the first piece carries the server's monotonic clock (ns) when it starts the
+  -- answer, so a benchmark on this machine can tell the client's added latency from
+  -- time spent queueing at this single-threaded server.
+  if s.stamp then out[1] = "stamp=" .. uv.hrtime() .. " " .. out[1] end
+  return out
+end
+
+local TOOL_ARGS = { '{"path":', '"notes.txt",', '"text":"hi"}' }
+
+-- A failure decided by fail=/times=/key=, or nil.
+local function failure(s, model)
+  if not s.fail then return nil end
+  local key = s.key or model
+  counters[key] = (counters[key] or 0) + 1
+  if s.times and counters[key] > s.times then return nil end
+  return s.fail
+end
+
+local function fail_reply(c, status, s, ollama)
+  local headers = {}
+  if s.retry_after then headers["Retry-After"] = tostring(s.retry_after) end
+  if s.retry_after_ms then headers["retry-after-ms"] = tostring(s.retry_after_ms) end
+  if s.retry_after_date then headers["Retry-After"] = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + s.retry_after_date) end
+  local body
+  if ollama then
+    body = json.encode { error = "fake failure " .. status }
+  else
+    body = json.encode { error = { message = "fake failure " .. status .. " (key sk-should-not-leak)",
+      type = s.error_code or "server_error", code = s.error_code } }
+  end
+  c:send(status, headers, body)
+end
+
+-- ---- OpenAI ------------------------------------------------------------------------------
+
+local function openai_chat(c, req, s)
+  local stream = req.stream == true
+  local model = req.model
+  local id = "chatcmpl-fake" .. #log
+  local usage = { prompt_tokens = 11, completion_tokens = s.chunks or 5, total_tokens = 11 + (s.chunks or 5) }
+  local base_headers = { ["x-request-id"] = "req-" .. #log }
+  if not stream then
+    local msg = { role = "assistant", content = table.concat(pieces(s)) }
+    local finish = "stop"
+    if s.tool then
+      msg.content = json.null
+      msg.tool_calls = { { id = "call_1", type = "function",
+        ["function"] = { name = s.tool, arguments = table.concat(TOOL_ARGS) } } }
+      finish = "tool_calls"
+    end
+    local body = { id = id, object = "chat.completion", model = model,
+      choices = { { index = 0, message = msg, finish_reason = finish } },
+      usage = not s.no_usage and usage or nil }
+    if s.malformed then return c:send(200, base_headers, '{"id": "broken", "choices": [') end
+    return c:send(200, base_headers, json.encode(body))
+  end
+  base_headers["Content-Type"] = "text/event-stream"
+  c:head(200, base_headers)
+  local nl = s.comments and "\r\n" or "\n"
+  local function event(t)
+    local data = type(t) == "string" and t or json.encode(t)
+    c:chunk("data: " .. data .. nl .. nl)
+  end
+  local function delta(d, finish)
+    return { id = id, object = "chat.completion.chunk", model = model,
+      choices = { { index = 0, delta = d, finish_reason = finish or json.null } } }
+  end
+  if s.comments then c:chunk(": keep-alive" .. nl .. nl) end
+  event(delta({ role = "assistant", content = "" }))
+  local list = s.tool and TOOL_ARGS or pieces(s)
+  for i, p in ipairs(list) do
+    if c.closed then return end
+    if s.chunk_ms then orket.sleep(s.chunk_ms) end
+    if s.stall_after and i > s.stall_after then return end -- the socket stays open, silent
+    if s.disconnect_after and i > s.disconnect_after then return c:close() end
+    if s.error_event and i == 3 then
+      event({ error = { message = "the model crashed mid-stream", type = "server_error" } })
+      return c:finish()
+    end
+    if s.tool then
+      local tc = { index = 0, ["function"] = { arguments = p } }
+      if i == 1 then tc.id = "call_1"; tc.type = "function"; tc["function"].name = s.tool end
+      event(delta({ tool_calls = { tc } }))
+    else
+      event(delta({ content = p }))
+    end
+    if s.malformed and i == 1 then c:chunk("data: {\"choices\": [{\"delta\": " .. nl .. nl) end
+    if s.comments then c:chunk(":" .. nl) end
+  end
+  event(delta({}, s.tool and "tool_calls" or "stop"))
+  if req.stream_options and req.stream_options.include_usage and not s.no_usage then
+    event({ id = id, object = "chat.completion.chunk", model = model, choices = {}, usage = usage })
+  end
+  event("[DONE]")
+  c:finish()
+end
+
+-- ---- Ollama ------------------------------------------------------------------------------
+
+local function ollama_chat(c, req, s)
+  local stream = req.stream ~= false -- Ollama streams unless told not to
+  local model = req.model
+  local final = { model = model, created_at = "2024-01-01T00:00:00Z", done = true,
+    done_reason = "stop", total_duration = 1000, prompt_eval_count = not s.no_usage and 13 or nil,
+    eval_count = not s.no_usage and (s.chunks or 5) or nil,
+    message = { role = "assistant", content = "" } }
+  local tool_calls = s.tool and { { ["function"] = { name = s.tool, arguments = { path = "notes.txt", text = "hi" } } } } or nil
+  if not stream then
+    final.message = { role = "assistant", content = s.tool and "" or table.concat(pieces(s)), tool_calls = tool_calls }
+    if s.malformed then return c:send(200, {}, '{"model": "broken"') end
+    return c:send(200, {}, json.encode(final))
+  end
+  c:head(200, { ["Content-Type"] = "application/x-ndjson" })
+  local function line(t) c:chunk((type(t) == "string" and t or json.encode(t)) .. "\n") end
+  local list = s.tool and { "" } or pieces(s)
+  for i, p in ipairs(list) do
+    if c.closed then return end
+    if s.chunk_ms then orket.sleep(s.chunk_ms) end
+    if s.stall_after and i > s.stall_after then return end
+    if s.disconnect_after and i > s.disconnect_after then return c:close() end
+    if s.error_event and i == 3 then
+      line({ error = "the model crashed mid-stream" })
+      return c:finish()
+    end
+    local m = { role = "assistant", content = p }
+    if s.tool then m.tool_calls = tool_calls end
+    line({ model = model, created_at = "2024-01-01T00:00:00Z", message = m, done = false })
+    if s.malformed and i == 1 then line('{"model": "broken", "message": ') end
+  end
+  line(final)
+  c:finish()
+end
+
+-- ---- routing -------------------------------------------------------------------------------
+
+local function handle(c, method, path, headers, body)
+  if method == "GET" and path == "/__log" then return c:send(200, {}, json.encode(log)) end
+  if method == "POST" and path == "/__reset" then
+    log, counters = {}, {}
+    return c:send(200, {}, "{}")
+  end
+  if method == "GET" and (path == "/v1/models" or path == "/models") then
+    return c:send(200, {}, json.encode { object = "list", data = { { id = "fake-model", object = "model" } } })
+  end
+  if method == "GET" and path == "/api/tags" then
+    return c:send(200, {}, json.encode { models = { { name = "fake-model", model = "fake-model" } } })
+  end
+  local ollama = path == "/api/chat"
+  local openai = path == "/v1/chat/completions" or path == "/chat/completions"
+  if method ~= "POST" or not (ollama or openai) then
+    return c:send(404, {}, json.encode { error = { message = "no route " .. method .. " " .. path } })
+  end
+  local req = json.decode(body)
+  if type(req) ~= "table" then
+    return c:send(400, {}, json.encode { error = { message = "body is not JSON", type = "invalid_request_error" } })
+  end
+  local s = settings(req.model)
+  log[#log + 1] = { t = now_ms(), path = path, model = req.model, stream = req.stream,
+    authorization = headers["authorization"], request = req }
+  if s.first_byte_ms then orket.sleep(s.first_byte_ms) end
+  if c.closed then return end
+  local status = failure(s, req.model)
+  if status then return fail_reply(c, status, s, ollama) end
+  if ollama then return ollama_chat(c, req, s) end
+  return openai_chat(c, req, s)
+end
+
+-- Reads requests off a connection (keep-alive: one after another).
+local function serve(sock)
+  local c = setmetatable({ sock = sock, buf = "" }, Conn)
+  local busy = false
+  local function pump()
+    if busy or c.closed then return end
+    local head_end = c.buf:find("\r\n\r\n", 1, true)
+    if not head_end then return end
+    local head = c.buf:sub(1, head_end - 1)
+    local method, path = head:match("^(%u+) (%S+) HTTP/1%.%d")
+    local headers = {}
+    for k, v in head:gmatch("\r\n([^:\r\n]+):%s*([^\r\n]*)") do headers[k:lower()] = v end
+    local len = tonumber(headers["content-length"] or 0) or 0
+    if #c.buf < head_end + 3 + len then return end
+    local body = c.buf:sub(head_end + 4, head_end + 3 + len)
+    c.buf = c.buf:sub(head_end + 4 + len)
+    busy = true
+    orket.spawn(function()
+      local ok, err = pcall(handle, c, method or "?", path or "/", headers, body)
+      if not ok then io.stderr:write("fake server: ", tostring(err), "\n"); c:close() end
+      busy = false
+      pump()
+    end)
+  end
+  sock:read_start(function(err, data)
+    if err or not data then return c:close() end
+    c.buf = c.buf .. data
+    pump()
+  end)
+end
+
+-- A client that hangs up mid-response must not kill the server with SIGPIPE.
+local sigpipe = uv.new_signal()
+sigpipe:start("sigpipe", function() end)
+sigpipe:unref()
+
+local server = uv.new_tcp()
+assert(server:bind("127.0.0.1", port))
+assert(server:listen(4096, function(err)
+  if err then return end
+  local sock = uv.new_tcp()
+  server:accept(sock)
+  sock:nodelay(true)
+  serve(sock)
+end))
+local addr = server:getsockname()
+io.stdout:write("listening http://127.0.0.1:", addr.port, "\n")
+io.stdout:flush()

@@ -1,0 +1,54 @@
+-- Starts tests/fake_model_server.lua as a child process for specs and benchmarks:
+--   local fake = require("fake_server").start() -> {url=, port=, pid=, log=fn, reset=fn, stop=fn}
+-- Must run inside a task (it waits for the server to print its port).
+local M = {}
+
+local root = package.orket_home
+local bin = os.getenv("ORKET_BIN") or (root .. "/build/orket")
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+function M.start()
+  local dir = io.popen("mktemp -d /tmp/orket-fake.XXXXXX"):read("l")
+  local out = dir .. "/out"
+  local p = io.popen(string.format("cd %s && exec %s lua tests/fake_model_server.lua >%s 2>&1 & echo $!", q(root), q(bin), q(out)))
+  local pid = tonumber(p:read("l"))
+  p:close()
+  local port
+  for _ = 1, 500 do
+    local f = io.open(out)
+    local s = f and f:read("a")
+    if f then f:close() end
+    port = s and s:match("listening http://127%.0%.0%.1:(%d+)")
+    if port then break end
+    orket.sleep(10)
+  end
+  assert(port, "the fake model server did not start")
+  local http = require "orket.c.http"
+  local json = require "cjson.safe"
+  local s = { pid = pid, port = tonumber(port), url = "http://127.0.0.1:" .. port }
+  local function call(method, path)
+    local r <close> = assert(http.request { url = s.url .. path, method = method, body = method == "POST" and "" or nil })
+    local status = r:headers()
+    local parts = {}
+    while true do
+      local ev = r:read()
+      if not ev then break end
+      for _, x in ipairs(ev) do parts[#parts + 1] = x end
+    end
+    return status, table.concat(parts)
+  end
+  --- log() -> every request the server saw: {t=, path=, model=, stream=, authorization=, request=}
+  function s.log()
+    local _, body = call("GET", "/__log")
+    return json.decode(body)
+  end
+  function s.reset() call("POST", "/__reset") end
+  function s.stop()
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    os.execute("rm -rf " .. q(dir))
+  end
+  return s
+end
+
+return M

@@ -1,0 +1,36 @@
+-- orket.c.crypto: libsodium's hash, random and constant-time compare.
+local crypto = require "orket.c.crypto"
+
+describe("orket.c.crypto", function()
+  it("hashes with BLAKE2b (known answer)", function()
+    -- BLAKE2b-256 of "abc" (RFC 7693 vectors are for 512; this is libsodium's 32-byte output)
+    assert.equal("bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319", crypto.hash("abc"))
+    assert.equal(128, #crypto.hash("abc", 64))
+    assert.are_not.equal(crypto.hash("abc"), crypto.hash("abc", 32, string.rep("k", 32)))
+  end)
+
+  it("makes random ids and bytes", function()
+    local a, b = crypto.random_id(), crypto.random_id()
+    assert.matches("^%x+$", a)
+    assert.equal(32, #a)
+    assert.are_not.equal(a, b)
+    assert.equal(100, #crypto.random_bytes(100))
+    for _ = 1, 100 do
+      local v = crypto.random_uniform(3)
+      assert.is_true(v >= 0 and v < 3)
+    end
+  end)
+
+  it("compares in constant time", function()
+    assert.is_true(crypto.equal("secret", "secret"))
+    assert.is_false(crypto.equal("secret", "secreT"))
+    assert.is_false(crypto.equal("secret", "secret!"))
+  end)
+
+  it("checks its arguments", function()
+    assert.has_error(function() crypto.hash("x", 8) end, "bad argument #2 to 'hash' (must be between 16 and 64)")
+    assert.has_error(function() crypto.hash("x", 32, "short") end, "bad argument #3 to 'hash' (key must be 16 to 64 bytes)")
+    assert.has_error(function() crypto.random_bytes(-1) end, "bad argument #1 to 'random_bytes' (must be between 0 and 4096)")
+    assert.has_error(function() crypto.random_uniform(0) end)
+  end)
+end)

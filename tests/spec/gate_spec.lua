@@ -1,0 +1,244 @@
+-- The gate: check order and reason codes, policies (levels, globs, predicates under budget),
+-- the transition callback, counters, and the record(kind, data) calls.
+local gate = require "orket.gate"
+local tools = require "orket.tools"
+local policy = require "orket.policy"
+local H = require "tests.helpers"
+
+local reg = assert(tools.load_dirs { H.ROOT .. "/tools" })
+
+local function policies(src)
+  local dir = H.tmpdir()
+  H.write(dir .. "/p.lua", src)
+  return assert(policy.load { dir .. "/p.lua" })
+end
+
+local function check(t)
+  t.actor = t.actor or { seat = "senior_developer", roles = { "coder" } }
+  t.tools = t.tools or reg
+  t.card = t.card or { id = "ISS-1", status = "in_progress" }
+  return gate.check(t)
+end
+
+describe("gate.check", function()
+  after_each(H.cleanup)
+
+  it("allows a well-formed call", function()
+    local d = check { tool = "write_file", args = { path = "src/a.c", content = "x" } }
+    assert.same({ verdict = "allow", code = "ALLOWED", reason = "write_file: allowed (no rule refused it)", remedy = "" }, d)
+  end)
+
+  it("denies in order, each with its code, reason and remedy", function()
+    local cases = {
+      { { tool = "rm_rf" }, "TOOL_UNKNOWN" },
+      { { tool = "read_file", args = { path = "a" }, allowed = { "write_file" } }, "ROLE_FORBIDDEN" },
+      { { tool = "read_file", args = {} }, "ARGS_INVALID", "args.path: required argument is missing" },
+      { { tool = "read_file", args = { path = 5 } }, "ARGS_INVALID", "expected string, got integer" },
+      { { tool = "read_file", args = { path = "a", extra = 1 } }, "ARGS_INVALID", "unknown argument" },
+      { { tool = "update_issue_status", args = { status = "finished" } }, "ARGS_INVALID", "must be one of" },
+      { { tool = "write_file", args = { path = "../x", content = "y" } }, "PATH_ESCAPE" },
+      { { tool = "write_file", args = { path = "/etc/passwd", content = "y" } }, "PATH_ESCAPE" },
+      { { tool = "write_file", args = { path = ".git/config", content = "y" } }, "PATH_PROTECTED" },
+      { { tool = "move_file", args = { from = "a", to = "policies/x.lua" } }, "PATH_PROTECTED" },
+      { { tool = "read_file", args = { path = "a" }, counters = { turn = { calls = 50 } } }, "LIMIT_EXCEEDED" },
+      { { tool = "write_file", args = { path = "a", content = string.rep("x", 100) },
+          limits = { bytes_run = 99 } }, "LIMIT_EXCEEDED", "bytes written" },
+    }
+    for _, c in ipairs(cases) do
+      local d = check(c[1])
+      assert.equal("deny", d.verdict, c[2])
+      assert.equal(c[2], d.code)
+      if c[3] then assert.matches(c[3], d.reason, 1, true) end
+      assert.truthy(#d.remedy > 0)
+    end
+  end)
+
+  it("reads protected paths but does not write them", function()
+    assert.equal("allow", check { tool = "read_file", args = { path = "roles/coder.lua" } }.verdict)
+    assert.equal("PATH_PROTECTED", check { tool = "delete_file", args = { path = "orket.lua" } }.code)
+  end)
+
+  it("caps oversized and deeply nested arguments", function()
+    local deep = {}
+    local cur = deep
+    for _ = 1, 100 do cur.x = {} cur = cur.x end
+    local d = check { tool = "create_issue", args = { summary = "s", depends_on = { deep } } }
+    assert.equal("ARGS_INVALID", d.code)
+    d = check { tool = "write_file", args = { path = "a", content = string.rep("x", 4194305) } }
+    assert.equal("ARGS_INVALID", d.code)
+    assert.matches("longer than the limit", d.reason)
+    local many = {}
+    for i = 1, 40 do many[i] = "x" end
+    d = check { tool = "create_issue", args = { summary = "s", depends_on = many } }
+    assert.matches("more than the limit of 32", d.reason)
+    d = check { tool = "read_file", args = { path = "a", offset = 0 / 0 } }
+    assert.equal("ARGS_INVALID", d.code)
+    d = check { tool = "read_file", args = { path = print } }
+    assert.equal("ARGS_INVALID", d.code)
+  end)
+
+  it("asks the state machine about status changes, fixed or argued", function()
+    local seen = {}
+    local function ct(card, to, actor)
+      seen[#seen + 1] = { card.id, to, actor.seat }
+      if to == "done" then return false, "REVIEWER_ONLY", "only integrity_guard moves an issue to done", "Move it to code_review." end
+      return true
+    end
+    local d = check { tool = "update_issue_status", args = { status = "done" }, check_transition = ct }
+    assert.equal("deny", d.verdict)
+    assert.equal("REVIEWER_ONLY", d.code)
+    assert.matches("from in_progress to done", d.reason)
+    assert.equal("Move it to code_review.", d.remedy)
+    d = check { tool = "request_input", args = { question = "which db?" }, check_transition = ct }
+    assert.equal("allow", d.verdict)
+    assert.same({ { "ISS-1", "done", "senior_developer" }, { "ISS-1", "waiting_for_developer", "senior_developer" } }, seen)
+    d = check { tool = "update_issue_status", args = { status = "ready" }, check_transition = function() error("boom") end }
+    assert.equal("TRANSITION_ERROR", d.code)
+  end)
+
+  it("applies policies deny -> ask -> allow, first match within a level", function()
+    local set = policies [[
+      allow { tool = "delete_file", reason = "cleanup is fine" }
+      ask { tool = "delete_file", path = "build/**", reason = "build output" }
+      deny { tool = "write_file", path = "**/*.env", reason = "no secrets" }
+      deny { role = "tester", tool = "write_file", outside = "tests/**", reason = "testers write tests only",
+             remedy = "Write under tests/." }
+      deny { tool = "write_file", args = { content = "*BEGIN RSA*" }, reason = "no keys" }
+      deny { tool = "*", seat = "intern", status = "code_review" }
+    ]]
+    local function v(t)
+      t.policies = set
+      local d = check(t)
+      return d.verdict, d.code, d
+    end
+    assert.equal("allow", (v { tool = "delete_file", args = { path = "src/a" } }))
+    local verdict, code, d = v { tool = "delete_file", args = { path = "build/x/y.o" } }
+    assert.equal("ask", verdict)
+    assert.equal("POLICY_ASK", code)
+    assert.matches("p.lua:2", d.reason)
+    assert.equal("deny", (v { tool = "write_file", args = { path = "app/.env", content = "" } }))
+    assert.equal("deny", (v { tool = "write_file", args = { path = ".env", content = "" } }))
+    local tester = { seat = "qa", roles = { "tester" } }
+    verdict, code, d = v { tool = "write_file", actor = tester, args = { path = "src/main.c", content = "" } }
+    assert.equal("deny", verdict)
+    assert.equal("Write under tests/.", d.remedy)
+    assert.equal("allow", (v { tool = "write_file", actor = tester, args = { path = "tests/a_spec.lua", content = "" } }))
+    assert.equal("allow", (v { tool = "write_file", actor = tester, args = { path = "tests", content = "" } }))
+    assert.equal("deny", (v { tool = "write_file", args = { path = "k", content = "-----BEGIN RSA KEY" } }))
+    assert.equal("deny", (v { tool = "read_file", actor = { seat = "intern", roles = {} },
+      card = { id = "X", status = "code_review" }, args = { path = "a" } }))
+  end)
+
+  it("runs predicates under the script budget; a failing predicate denies", function()
+    local set = policies [[
+      deny { tool = "write_file", when = function(call) return #call.args.content > 10 end, reason = "too long" }
+      deny { tool = "read_file", when = function() while true do end end }
+      ask { tool = "list_directory", when = function(call) call.args.path = "hacked" return false end }
+    ]]
+    assert.equal("deny", check { tool = "write_file", policies = set, args = { path = "a", content = string.rep("x", 11) } }.verdict)
+    assert.equal("allow", check { tool = "write_file", policies = set, args = { path = "a", content = "short" } }.verdict)
+    local t0 = orket.now()
+    local d = check { tool = "read_file", policies = set, args = { path = "a" } }
+    assert.equal("POLICY_ERROR", d.code)
+    assert.matches("EBUDGET", d.reason)
+    assert.is_true(orket.now() - t0 < 3000)
+    local args = { path = "src" }
+    assert.equal("allow", check { tool = "list_directory", policies = set, args = args }.verdict)
+    assert.equal("src", args.path) -- the predicate saw a copy
+  end)
+
+  it("records every decision, and every denial as a violation with what/why/how to fix", function()
+    local log = {}
+    local function record(kind, data) log[#log + 1] = { kind = kind, data = data } end
+    check { tool = "read_file", args = { path = "a" }, record = record }
+    check { tool = "write_file", args = { path = "../x", content = "y" }, record = record }
+    assert.equal(3, #log)
+    assert.equal("gate_decision", log[1].kind)
+    assert.equal("allow", log[1].data.verdict)
+    assert.equal("gate_decision", log[2].kind)
+    assert.equal("deny", log[2].data.verdict)
+    local v = log[3]
+    assert.equal("policy_violation", v.kind)
+    assert.matches('^write_file {.*"path":"..\\/x"', v.data.what)
+    assert.matches("path escapes root", v.data.why)
+    assert.matches("relative to the workspace root", v.data.how_to_fix)
+    assert.equal("PATH_ESCAPE", v.data.code)
+    assert.equal("ISS-1", v.data.card)
+    assert.equal("senior_developer", v.data.seat)
+  end)
+
+  it("counts calls, bytes and files", function()
+    local c = {}
+    local def = reg:get("write_file")
+    gate.counters_add(c, def, { path = "a", content = "hello" })
+    gate.counters_add(c, reg:get("read_file"), { path = "a" })
+    assert.same({ calls = 2, bytes = 5, files = 1 }, c.turn)
+    local d = check { tool = "write_file", args = { path = "b", content = "x" }, counters = c, limits = { files_turn = 1 } }
+    assert.equal("LIMIT_EXCEEDED", d.code)
+    assert.matches("files touched", d.reason)
+  end)
+
+  it("rejects misuse with the argument named", function()
+    assert.has_error(function() gate.check(nil) end, "bad argument #1 to 'check' (table expected, got nil)")
+    assert.has_error(function() gate.check { tool = 5 } end, "bad argument #1 to 'check' (tool must be a string)")
+    assert.has_error(function() gate.check { tool = "x", actor = { roles = { 1 } } } end,
+      "bad argument #1 to 'check' (actor.roles[1] must be a string)")
+  end)
+end)
+
+describe("policy.load", function()
+  after_each(H.cleanup)
+  local function load_err(src)
+    local dir = H.tmpdir()
+    H.write(dir .. "/bad.lua", src)
+    local set, msg, code = policy.load { dir .. "/bad.lua" }
+    assert.is_nil(set)
+    return msg, code
+  end
+
+  it("names the file and line of a bad rule", function()
+    local msg = load_err("\n\ndeny { tool = 'x', paht = 'a' }")
+    assert.matches("bad.lua:3: unknown field 'paht' in deny rule", msg, 1, true)
+    msg = load_err("ask { path = {} }")
+    assert.matches("ask.path must be a glob or a list of globs", msg, 1, true)
+    local code
+    msg, code = load_err("deny {")
+    assert.equal("ESYNTAX", code)
+    msg, code = load_err("while true do end")
+    assert.equal("EBUDGET", code)
+    msg = load_err("io.open('/etc/passwd')")
+    assert.matches("undefined global 'io'", msg)
+  end)
+
+  it("loads the default policy: delete asks, secrets are denied", function()
+    local set = assert(policy.load(policy.files_in { H.ROOT .. "/policies" }))
+    assert.equal("ask", check { tool = "delete_file", policies = set, args = { path = "x" } }.verdict)
+    assert.equal("deny", check { tool = "read_file", policies = set, args = { path = "config/.env" } }.verdict)
+  end)
+
+  it("lets a project's file replace Orket's of the same name, and others add to it", function()
+    local proj = H.tmpdir()
+    os.execute("mkdir -p " .. proj .. "/policies")
+    H.write(proj .. "/policies/default.lua", "allow { tool = 'delete_file' }")
+    H.write(proj .. "/policies/extra.lua", "deny { tool = 'read_file', path = 'private/**' }")
+    local files = policy.files_in { H.ROOT .. "/policies", proj .. "/policies", proj .. "/missing" }
+    assert.same({ proj .. "/policies/default.lua", proj .. "/policies/extra.lua" }, files)
+    local set = assert(policy.load(files))
+    assert.equal("allow", check { tool = "delete_file", policies = set, args = { path = "x" } }.verdict)
+    assert.equal("deny", check { tool = "read_file", policies = set, args = { path = "private/a" } }.verdict)
+  end)
+
+  it("gives policy scripts exactly the allow-listed globals plus deny/ask/allow/glob", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/keys.lua", [[
+      local names = {}
+      for k in pairs(_G) do names[#names + 1] = k end
+      table.sort(names)
+      deny { tool = "x", reason = table.concat(names, " ") }]])
+    local set = assert(policy.load { dir .. "/keys.lua" })
+    assert.equal("_G _VERSION allow ask assert collectgarbage coroutine deny error getmetatable glob ipairs " ..
+      "load math next os pairs pcall rawequal rawget rawlen rawset select setmetatable string table " ..
+      "tonumber tostring type utf8 xpcall", set.rules[1].reason)
+  end)
+end)
+

@@ -1,0 +1,201 @@
+-- orket.config (models), orket.c.http's argument errors, and the offline providers
+-- (scripted, replay), all without a model server.
+local config = require "orket.config"
+local llm = require "orket.llm"
+local http = require "orket.c.http"
+local H = require "tests.helpers"
+
+local USER = { { role = "user", content = "please review" } }
+
+describe("orket.config", function()
+  after_each(function() H.cleanup() end)
+
+  it("loads globals from orket.lua, merges the built-in providers, resolves files", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/orket.lua", [[
+models = {
+  default = "s:any",
+  providers = {
+    s = { kind = "scripted", file = "script.lua" },
+    ollama = { base_url = "http://10.0.0.5:11434", max_concurrency = 2 },
+  },
+}
+team = { "lead" }
+]])
+    local cfg = assert(config.load(dir, function() return nil end))
+    assert.equal("s:any", cfg.models.default)
+    assert.equal(dir .. "/script.lua", cfg.models.providers.s.file)
+    assert.equal("http://10.0.0.5:11434", cfg.models.providers.ollama.base_url)
+    assert.equal(2, cfg.models.providers.ollama.max_concurrency)
+    assert.equal("https://api.openai.com/v1", cfg.models.providers.openai.base_url)
+    assert.same({ "lead" }, cfg.team) -- other sections pass through
+  end)
+
+  it("applies OLLAMA_HOST, OPENAI_BASE_URL and ORKET_MODEL", function()
+    local env = { OLLAMA_HOST = "127.0.0.1:9999", OPENAI_BASE_URL = "http://127.0.0.1:8080/v1",
+      ORKET_MODEL = "openai:gpt-4o-mini" }
+    local cfg = assert(config.finish({}, "/x", function(k) return env[k] end))
+    assert.equal("http://127.0.0.1:9999", cfg.models.providers.ollama.base_url)
+    assert.equal("http://127.0.0.1:8080/v1", cfg.models.providers.openai.base_url)
+    assert.equal("openai:gpt-4o-mini", cfg.models.default)
+    env.OLLAMA_HOST = "gpu-box"
+    cfg = assert(config.finish({}, "/x", function(k) return env[k] end))
+    assert.equal("http://gpu-box:11434", cfg.models.providers.ollama.base_url)
+  end)
+
+  it("names the file, line or field of what is wrong", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/orket.lua", "models = {\n  providers = \n")
+    local cfg, err, code = config.load(dir)
+    assert.is_nil(cfg)
+    assert.equal("ESYNTAX", code)
+    assert.matches("^orket.lua:%d+:", err)
+    H.write(dir .. "/orket.lua", "models = { providers = { x = { kind = 'openai', base_url = 'ftp://h' } } }")
+    cfg, err, code = config.load(dir)
+    assert.equal("EINVAL", code)
+    assert.equal("orket.lua: models.providers.x.base_url must be an http:// or https:// URL (got ftp://h)", err)
+    H.write(dir .. "/orket.lua", "models = { providers = { x = { kind = 'openai', base_url = 'http://h', api_key = 'sk-1' } } }")
+    cfg, err = config.load(dir)
+    assert.equal("orket.lua: models.providers.x.api_key is not a provider setting", err)
+    H.write(dir .. "/orket.lua", "models = { providers = { x = { kind = 'openai', base_url = 'http://h', headers = { Authorization = 'Bearer k' } } } }")
+    cfg, err = config.load(dir)
+    assert.matches("api_key_env", err)
+    H.write(dir .. "/orket.lua", "models = { default = 'nope:m' }")
+    cfg, err = config.load(dir)
+    assert.equal("orket.lua: models.default names provider 'nope', which is not configured", err)
+    cfg, err, code = config.load(H.tmpdir())
+    assert.equal("ENOENT", code)
+  end)
+
+  it("runs orket.lua in a sandbox", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/orket.lua", "os.execute('true')")
+    local cfg, err = config.load(dir)
+    assert.is_nil(cfg)
+    assert.matches("orket.lua:1:", err)
+  end)
+
+  it("splits provider:model at the first colon", function()
+    assert.same({ "ollama", "qwen2.5-coder:7b" }, { config.split_model("ollama:qwen2.5-coder:7b") })
+    assert.is_nil((config.split_model("gpt-4o")))
+  end)
+end)
+
+describe("orket.c.http", function()
+  it("rejects bad arguments with the argument named", function()
+    assert.has_error(function() http.request("x") end, "bad argument #1 to 'request' (table expected, got string)")
+    assert.has_error(function() http.request {} end, "bad argument #1 to 'request' (url must be a string)")
+    assert.has_error(function() http.request { url = "file:///etc/passwd" } end,
+      "bad argument #1 to 'request' (url must start with http:// or https://)")
+    assert.has_error(function() http.request { url = "http://h", headers = { "X: a\r\nY: b" } } end,
+      "bad argument #1 to 'request' (headers[1] contains a line break)")
+    assert.has_error(function() http.request { url = "http://h", framing = "xml" } end)
+    assert.has_error(function() http.request { url = "http://h", total_timeout_ms = -1 } end)
+  end)
+
+  it("closes idempotently and refuses a closed request", function()
+    local r = assert(http.request { url = "http://127.0.0.1:1/" })
+    r:close()
+    r:close()
+    assert.equal("http request (closed)", tostring(r))
+    assert.has_error(function() r:read() end, "calling 'read' on bad self (request is closed)")
+    assert.equal(0, http.live())
+  end)
+
+  it("parses HTTP dates", function()
+    assert.equal(1445412480, http.parse_date("Wed, 21 Oct 2015 07:28:00 GMT"))
+    assert.is_nil(http.parse_date("soon"))
+  end)
+end)
+
+describe("scripted provider", function()
+  after_each(function() H.cleanup() end)
+
+  local function scripted(rules, default)
+    return llm.new { default = "s:m", providers = { s = { kind = "scripted", rules = rules, default = default } } }
+  end
+
+  it("answers by role, card, turn and message pattern, in rule order", function()
+    local c = scripted({
+      { role = "integrity_guard", match = "review", reply = { content = "approved" } },
+      { card = "ISSUE-2", turn = 2, reply = { tool_calls = { { name = "write_file", arguments = { path = "a" } } } } },
+    }, { content = "default" })
+    assert.equal("approved", c:chat { messages = USER, meta = { role = "integrity_guard" } }.content)
+    assert.equal("default", c:chat { messages = { { role = "user", content = "x" } }, meta = { role = "integrity_guard" } }.content)
+    local r = c:chat { messages = USER, meta = { card = "ISSUE-2", turn = 2 } }
+    assert.equal("tool_calls", r.finish_reason)
+    assert.same({ path = "a" }, r.tool_calls[1].arguments)
+    assert.equal('{"path":"a"}', r.tool_calls[1].raw_arguments)
+  end)
+
+  it("plays sequences, then falls through; emits deltas; returns scripted errors", function()
+    local c = scripted({
+      { seat = "dev", sequence = { { content = "one two", chunks = 2 }, { error = { class = "rate_limited", message = "slow down" } } } },
+    })
+    local deltas = {}
+    local r = c:chat { messages = USER, meta = { seat = "dev" }, on_delta = function(ev) deltas[#deltas + 1] = ev.text end }
+    assert.equal("one two", r.content)
+    assert.same({ "one ", "two" }, deltas)
+    local r2, msg, class = c:chat { messages = USER, meta = { seat = "dev" } }
+    assert.is_nil(r2)
+    assert.equal("rate_limited", class)
+    assert.equal("scripted: slow down", msg)
+    local r3, msg3, class3 = c:chat { messages = USER, meta = { seat = "dev", turn = 3 } }
+    assert.is_nil(r3)
+    assert.equal("bad_request", class3)
+    assert.equal("scripted: no rule answers role=nil card=nil turn=3 (add a rule or a default)", msg3)
+  end)
+
+  it("waits delay_ms on the loop", function()
+    local c = scripted({}, { content = "late", delay_ms = 30 })
+    local t0 = orket.now()
+    assert.equal("late", c:chat { messages = USER }.content)
+    assert.is_true(orket.now() - t0 >= 29)
+  end)
+
+  it("loads a script file in a sandbox and names bad fields", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/script.lua", "return { rules = { { role = 'x', reply = { content = 'hi' } } } }")
+    local c = llm.new { providers = { s = { kind = "scripted", file = dir .. "/script.lua" } } }
+    assert.equal("hi", c:chat { model = "s:m", messages = USER, meta = { role = "x" } }.content)
+    H.write(dir .. "/bad.lua", "return { rules = { { role = 'x', reply = { text = 'hi' } } } }")
+    assert.has_error(function() llm.new { providers = { s = { kind = "scripted", file = dir .. "/bad.lua" } } } end,
+      "llm.new: scripted: bad.lua: rules[1].reply.text is not a reply field (content, tool_calls, finish_reason, usage, delay_ms, error, chunks)")
+    H.write(dir .. "/evil.lua", "io.open('/etc/passwd')")
+    assert.has_error(function() llm.new { providers = { s = { kind = "scripted", file = dir .. "/evil.lua" } } } end)
+  end)
+end)
+
+describe("replay provider", function()
+  it("answers from the recorded run it is handed, counting calls per turn", function()
+    local seen = {}
+    local c = llm.new({ default = "r:m", providers = { r = { kind = "replay" } } }, {
+      replay = function(key)
+        seen[#seen + 1] = key
+        if key.call == 1 then return { content = "recorded", usage = { prompt_tokens = 3, completion_tokens = 1, estimated = false } } end
+        if key.call == 2 then return { error = { class = "timeout", message = "it timed out then" } } end
+        return nil, "end of recording"
+      end })
+    local meta = { run = "R1", card = "C1", seat = "dev", turn = 1 }
+    local r = assert(c:chat { messages = USER, meta = meta })
+    assert.equal("recorded", r.content)
+    assert.is_true(r.replayed)
+    assert.same({ nil, "it timed out then", "timeout" }, { c:chat { messages = USER, meta = meta } })
+    local r3, msg, class = c:chat { messages = USER, meta = meta }
+    assert.equal("bad_request", class)
+    assert.equal("replay: no recorded response for run=R1 card=C1 turn=1 call=3: end of recording", msg)
+    assert.equal(3, seen[3].call)
+  end)
+end)
+
+describe("llm client", function()
+  it("checks requests and configs", function()
+    local c = llm.new { default = "s:m", providers = { s = { kind = "scripted", rules = {}, default = { content = "x" } } } }
+    assert.has_error(function() c:chat {} end, "bad argument #1 to 'chat' (messages must be a non-empty list)")
+    assert.has_error(function() c:chat { messages = { { content = "x" } } } end,
+      "bad argument #1 to 'chat' (messages[1].role must be a string)")
+    assert.same({ nil, "llm: unknown provider 'zz' in model 'zz:m' (configured: s)", "bad_request" },
+      { c:chat { model = "zz:m", messages = USER } })
+    assert.has_error(function() llm.new { providers = { a = { kind = "mystery" } } } end)
+  end)
+end)

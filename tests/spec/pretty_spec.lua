@@ -1,0 +1,74 @@
+-- The REPL's pretty-printer and chunk compiler.
+local pretty = require "orket.pretty"
+local repl = require "orket.repl"
+
+describe("orket.pretty", function()
+  it("renders scalars readably", function()
+    assert.equal('"a\\nb"', pretty.render("a\nb"))
+    assert.equal("1", pretty.render(1))
+    assert.equal("1.0", pretty.render(1.0))
+    assert.equal("0.5", pretty.render(0.5))
+    assert.equal("nil", pretty.render(nil))
+    assert.equal("true", pretty.render(true))
+  end)
+
+  it("sorts keys, lists array parts first and quotes only what needs it", function()
+    assert.equal('{ 1, 2, b = 1, c = 2, ["end"] = 4, ["not ident"] = 3 }',
+      pretty.render({ 1, 2, c = 2, b = 1, ["not ident"] = 3, ["end"] = 4 }))
+  end)
+
+  it("marks cycles and depth", function()
+    local t = { name = "x" }
+    t.self = t
+    assert.equal('{ name = "x", self = <cycle> }', pretty.render(t))
+    assert.equal("{ { {...} } }", pretty.render({ { { { 1 } } } }, { depth = 2 }))
+  end)
+
+  it("breaks long tables over lines", function()
+    local t = {}
+    for i = 1, 30 do t[i] = "item" .. i end
+    local s = pretty.render(t)
+    assert.matches("^{\n  \"item1\",\n", s)
+    assert.matches("\n}$", s)
+  end)
+
+  it("cuts very long tables short", function()
+    local t = {}
+    for i = 1, 500 do t[i] = i end
+    assert.matches("%.%.%. %(300 more%)", pretty.render(t))
+  end)
+
+  it("never runs __index or __pairs of what it prints", function()
+    local t = setmetatable({ a = 1 }, { __index = function() error("ran") end, __pairs = function() error("ran") end })
+    assert.equal("{ a = 1 }", pretty.render(t))
+  end)
+end)
+
+describe("orket.repl.compile", function()
+  it("prefers an expression", function()
+    local fn = assert(repl.compile("1 + 2"))
+    assert.equal(3, fn())
+  end)
+
+  it("accepts statements", function()
+    local env = {}
+    local fn = assert(repl.compile("y = 5", env))
+    fn()
+    assert.equal(5, env.y)
+  end)
+
+  it("flags incomplete input", function()
+    local fn, err, incomplete = repl.compile("function f()")
+    assert.is_nil(fn)
+    assert.is_true(incomplete)
+    fn, err, incomplete = repl.compile("1 +* 2")
+    assert.is_nil(fn)
+    assert.is_false(incomplete)
+    assert.matches("stdin:1:", err)
+  end)
+
+  it("formats several results tab-separated, nothing for none", function()
+    assert.equal('1\t"a"', repl.format_results(2, 1, "a"))
+    assert.is_nil(repl.format_results(0))
+  end)
+end)

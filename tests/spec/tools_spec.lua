@@ -1,0 +1,177 @@
+-- The agents' tools, run through the registry as the engine will: file tools on a real
+-- workspace, board tools against small fakes of ctx.board and ctx.memory.
+local tools = require "orket.tools"
+local W = require "orket.workspace"
+local H = require "tests.helpers"
+
+local reg = assert(tools.load_dirs { H.ROOT .. "/tools" })
+
+-- A fake board that records calls and answers like the contract says.
+local function fake_board()
+  local b = { calls = {}, cards = {
+    ["ISS-1"] = { id = "ISS-1", type = "issue", parent = "EPIC-1", status = "in_progress", depends_on = { "ISS-0" }, summary = "one" },
+    ["ISS-0"] = { id = "ISS-0", type = "issue", parent = "EPIC-1", status = "done", depends_on = {}, summary = "zero" },
+  } }
+  function b:get(id)
+    self.calls[#self.calls + 1] = { "get", id }
+    return self.cards[id] or nil, "no card " .. tostring(id), "ENOENT"
+  end
+  function b:history(id) return { { kind = "created", card = id } } end
+  function b:transition(id, to, opts)
+    self.calls[#self.calls + 1] = { "transition", id, to, opts.actor.seat, opts.reason, opts.note }
+    if to == "done" then return nil, "only integrity_guard moves an issue to done", "REVIEWER_ONLY" end
+    self.cards[id].status, self.cards[id].wait_reason = to, opts.reason
+    return self.cards[id]
+  end
+  function b:comment(id, c)
+    self.calls[#self.calls + 1] = { "comment", id, c.author, c.body }
+    return { id = 7, card = id, author = c.author, body = c.body }
+  end
+  function b:create(spec)
+    self.calls[#self.calls + 1] = { "create", spec.parent, spec.summary, spec.depends_on }
+    return { id = "ISS-9", status = "ready", parent = spec.parent }
+  end
+  return b
+end
+
+local function fake_memory()
+  local m = { entries = {} }
+  function m:remember(e)
+    self.entries[#self.entries + 1] = e
+    return { id = #self.entries }
+  end
+  function m:recall(q, opts)
+    local out = {}
+    for i, e in ipairs(self.entries) do
+      if e.text:find(q, 1, true) and #out < opts.limit then out[#out + 1] = { id = i, card = e.card, text = e.text, score = 1.0 } end
+    end
+    return out
+  end
+  return m
+end
+
+describe("tools", function()
+  local ctx, root
+  before_each(function()
+    root = H.tmpdir()
+    ctx = {
+      fs = assert(W.open(root)), board = fake_board(), memory = fake_memory(),
+      card = { id = "ISS-1", type = "issue", parent = "EPIC-1", status = "in_progress" },
+      actor = { seat = "senior_developer", roles = { "coder" } },
+    }
+  end)
+  after_each(function() ctx.fs:close() H.cleanup() end)
+
+  it("are all loaded with a schema and a description", function()
+    assert.same({ "add_issue_comment", "create_directory", "create_issue", "delete_file", "get_issue_context",
+      "list_directory", "move_file", "read_file", "recall", "remember", "request_input", "search_files",
+      "update_issue_status", "write_file" }, reg.names)
+    for _, spec in ipairs(reg:specs()) do
+      assert.equal("object", spec.parameters.type)
+      assert.truthy(#spec.description > 10)
+    end
+  end)
+
+  it("write, read, list, move, search and delete files", function()
+    local r = reg:run("write_file", { path = "src/deep/a.c", content = "int main;\nfoo bar\n" }, ctx)
+    assert.same({ ok = true, result = { path = "src/deep/a.c", bytes = 18 } }, r)
+    r = reg:run("read_file", { path = "src/deep/a.c" }, ctx)
+    assert.equal("int main;\nfoo bar\n", r.result.content)
+    r = reg:run("list_directory", { path = "src" }, ctx)
+    assert.same({ { name = "deep", type = "directory", size = r.result.entries[1].size } }, r.result.entries)
+    reg:run("write_file", { path = "notes.txt", content = "foo here too" }, ctx)
+    r = reg:run("search_files", { query = "foo" }, ctx)
+    assert.equal(2, #r.result.results)
+    r = reg:run("search_files", { query = "foo", glob = "src/**/*.c" }, ctx)
+    assert.same({ { path = "src/deep/a.c", line = 2, text = "foo bar" } }, r.result.results)
+    r = reg:run("search_files", { query = "o", max_results = 1 }, ctx)
+    assert.equal(1, #r.result.results)
+    assert.is_true(r.result.truncated)
+    assert.is_true(reg:run("move_file", { from = "notes.txt", to = "doc/notes.txt" }, ctx).ok)
+    assert.is_true(reg:run("create_directory", { path = "empty/dir" }, ctx).ok)
+    assert.is_true(reg:run("delete_file", { path = "doc/notes.txt" }, ctx).ok)
+  end)
+
+  it("return failures as results for the model, not errors", function()
+    local r = reg:run("read_file", { path = "missing.txt" }, ctx)
+    assert.is_false(r.ok)
+    assert.equal("ENOENT", r.code)
+    assert.matches("no such file or directory: missing.txt", r.error)
+    r = reg:run("write_file", { path = "../escape", content = "x" }, ctx)
+    assert.equal("EPERM", r.code)
+    r = reg:run("nope", {}, ctx)
+    assert.equal("ENOENT", r.code)
+  end)
+
+  it("get_issue_context returns the card, dependency states and history", function()
+    local r = reg:run("get_issue_context", {}, ctx)
+    assert.equal("ISS-1", r.result.card.id)
+    assert.same({ { id = "ISS-0", summary = "zero", status = "done" } }, r.result.dependencies)
+    assert.equal(1, #r.result.history)
+  end)
+
+  it("update_issue_status goes through board:transition with the wait reason", function()
+    local r = reg:run("update_issue_status", { status = "blocked", wait_reason = "dependency", note = "needs ISS-0" }, ctx)
+    assert.same({ id = "ISS-1", status = "blocked", wait_reason = "dependency" }, r.result)
+    assert.same({ "transition", "ISS-1", "blocked", "senior_developer", "dependency", "needs ISS-0" }, ctx.board.calls[1])
+    r = reg:run("update_issue_status", { status = "waiting_for_developer" }, ctx)
+    assert.equal("EINVAL", r.code)
+    r = reg:run("update_issue_status", { status = "done" }, ctx)
+    assert.same({ ok = false, error = "only integrity_guard moves an issue to done", code = "REVIEWER_ONLY" }, r)
+  end)
+
+  it("add_issue_comment, create_issue and request_input use the board contract", function()
+    assert.equal(7, reg:run("add_issue_comment", { body = "progress" }, ctx).result.comment.id)
+    assert.same({ "comment", "ISS-1", "senior_developer", "progress" }, ctx.board.calls[1])
+    local r = reg:run("create_issue", { summary = "follow-up", depends_on = { "ISS-1" } }, ctx)
+    assert.same({ id = "ISS-9", status = "ready", parent = "EPIC-1" }, r.result)
+    assert.same({ "create", "EPIC-1", "follow-up", { "ISS-1" } }, ctx.board.calls[2])
+    r = reg:run("request_input", { question = "Postgres or SQLite?" }, ctx)
+    assert.equal("waiting_for_developer", r.result.status)
+    assert.same({ "transition", "ISS-1", "waiting_for_developer", "senior_developer", "input", "Postgres or SQLite?" }, ctx.board.calls[3])
+  end)
+
+  it("remember and recall use the memory contract", function()
+    assert.is_true(reg:run("remember", { text = "the db is sqlite", tags = { "db" } }, ctx).ok)
+    assert.same({ card = "ISS-1", text = "the db is sqlite", tags = { "db" } }, ctx.memory.entries[1])
+    local r = reg:run("recall", { query = "sqlite" }, ctx)
+    assert.same({ { id = 1, card = "ISS-1", text = "the db is sqlite", score = 1.0 } }, r.result.results)
+  end)
+
+  it("a crashing or runaway handler is a tool failure, not a host crash", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/spin.lua", [[return { name = "spin", description = "spins", effect = "read",
+      handler = function() while true do end end }]])
+    H.write(dir .. "/crash.lua", [[return { name = "crash", description = "crashes", effect = "read",
+      handler = function(_, ctx) return ctx.nothing.here end }]])
+    local r2 = assert(tools.load { dir .. "/spin.lua", dir .. "/crash.lua" })
+    local saved = tools.BUDGET
+    local r = r2:run("crash", {}, ctx)
+    assert.equal("ETOOL", r.code)
+    assert.matches("attempt to index", r.error)
+    r2.by_name.spin.box.instructions = 1000000
+    r = r2:run("spin", {}, ctx)
+    assert.equal("ETOOL", r.code)
+    assert.matches("instruction", r.error)
+    assert.equal(saved, tools.BUDGET)
+  end)
+
+  it("refuse malformed tool files, naming the file and field", function()
+    local dir = H.tmpdir()
+    local function bad(src)
+      H.write(dir .. "/t.lua", src)
+      local r, msg = tools.load { dir .. "/t.lua" }
+      assert.is_nil(r)
+      return msg
+    end
+    assert.matches("t.lua: name must be", bad [[return { name = "Bad Name", description = "d", effect = "read", handler = pairs }]])
+    assert.matches("handler must be", bad [[return { name = "x", description = "d", effect = "read" }]])
+    assert.matches("unknown field 'handle'", bad [[return { name = "x", description = "d", effect = "read", handle = 1 }]])
+    assert.matches("parameters.properties.p.type: unknown type 'strng'",
+      bad [[return { name = "x", description = "d", effect = "read", handler = function() end,
+               parameters = { type = "object", properties = { p = { type = "strng" } } } }]], 1, true)
+    assert.matches("required names 'q'",
+      bad [[return { name = "x", description = "d", effect = "read", handler = function() end,
+               parameters = { type = "object", properties = {}, required = { "q" } } }]], 1, true)
+  end)
+end)

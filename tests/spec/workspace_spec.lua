@@ -1,0 +1,226 @@
+-- The confined workspace: the adversarial suite, run once through openat2 and once through
+-- the O_NOFOLLOW walk (same verdicts either way), with a canary outside that must not change.
+local W = require "orket.workspace"
+local H = require "tests.helpers"
+
+local function sh(cmd) assert(os.execute(cmd), cmd) end
+
+for _, mode in ipairs { "openat2", "walk" } do
+  describe("workspace (" .. mode .. ")", function()
+    local base, root, ws
+    before_each(function()
+      base = H.tmpdir()
+      root = base .. "/ws"
+      sh("mkdir -p " .. root .. "/src " .. base .. "/ws-evil " .. base .. "/outside")
+      H.write(base .. "/canary", "canary\n")
+      H.write(base .. "/ws-evil/secret", "evil\n")
+      H.write(base .. "/outside/file", "outside\n")
+      ws = assert(W.open(root, { resolve = mode }))
+      assert.equal(mode, ws.resolve)
+    end)
+    after_each(function()
+      ws:close()
+      -- nothing outside the workspace changed
+      assert.equal("canary\n", H.read(base .. "/canary"))
+      assert.equal("evil\n", H.read(base .. "/ws-evil/secret"))
+      assert.equal("outside\n", H.read(base .. "/outside/file"))
+      H.cleanup()
+    end)
+
+    local function denied(pattern, ok, msg, code)
+      assert.is_nil(ok)
+      assert.equal("EPERM", code)
+      assert.matches("^workspace: ", msg)
+      if pattern then assert.matches(pattern, msg) end
+    end
+
+    it("reads, writes, appends, lists, stats, moves and deletes inside the root", function()
+      assert.equal(5, ws:write("src/a.txt", "hello"))
+      local data, info = ws:read("src/a.txt")
+      assert.equal("hello", data)
+      assert.same({ size = 5, truncated = false }, info)
+      assert.equal(3, ws:append("src/a.txt", "!!!"))
+      assert.equal("hello!!!", (ws:read("./src//a.txt")))
+      assert.is_true(ws:mkdir("x/y/z"))
+      assert.is_true(ws:mkdir("x/y/z")) -- idempotent
+      assert.equal("directory", ws:stat("x/y").type)
+      assert.is_true(ws:move("src/a.txt", "x/y/z/b.txt"))
+      assert.equal("file", ws:stat("x/y/z/b.txt").type)
+      local entries = ws:list("x/y/z")
+      assert.equal(1, #entries)
+      assert.equal("b.txt", entries[1].name)
+      assert.is_true(ws:delete("x/y/z/b.txt"))
+      assert.is_true(ws:delete("x/y/z"))
+      local _, msg, code = ws:read("x/y/z/b.txt")
+      assert.equal("ENOENT", code)
+      assert.matches("no such file", msg)
+    end)
+
+    it("writes atomically and leaves no temporary files", function()
+      ws:write("f", "one")
+      ws:write("f", "two")
+      local names = {}
+      for _, e in ipairs(ws:list(".")) do names[#names + 1] = e.name end
+      assert.same({ "f", "src" }, names)
+      assert.equal("two", (ws:read("f")))
+    end)
+
+    it("refuses ../ and absolute paths", function()
+      denied("escapes root", ws:read("../canary"))
+      denied(nil, ws:write("../canary", "x"))
+      denied(nil, ws:read("a/../../canary"))
+      denied(nil, ws:write("src/../../canary", "x"))
+      denied("absolute", ws:read(base .. "/canary"))
+      denied(nil, ws:write("/tmp/x", "x"))
+      denied(nil, ws:move("src", "../moved"))
+      denied(nil, ws:delete("../canary"))
+      denied(nil, ws:mkdir("../newdir"))
+      assert.is_nil(H.read(base .. "/newdir/x"))
+    end)
+
+    it("refuses the sibling-prefix directory next to the root", function()
+      denied(nil, ws:read("../ws-evil/secret"))
+      denied(nil, ws:read(base .. "/ws-evil/secret"))
+    end)
+
+    it("refuses symlinks to / and to files outside, absolute and relative", function()
+      sh("ln -s / " .. root .. "/rootlink")
+      sh("ln -s " .. base .. "/canary " .. root .. "/abs")
+      sh("ln -s ../canary " .. root .. "/rel")
+      sh("ln -s ../outside " .. root .. "/reldir")
+      denied("symlink", ws:read("rootlink/etc/passwd"))
+      denied("symlink", ws:read("abs"))
+      denied("symlink", ws:read("rel"))
+      denied("symlink", ws:write("abs", "x"))
+      denied("symlink", ws:write("rel", "x"))
+      denied("symlink", ws:append("rel", "x"))
+      denied("symlink", ws:write("reldir/file", "x"))
+      denied("symlink", ws:read("reldir/file"))
+      denied("symlink", ws:list("reldir"))
+      denied("symlink", ws:mkdir("reldir/sub"))
+      denied("symlink", ws:move("src", "reldir/src"))
+      -- deleting the link removes the link, never its target
+      assert.is_true(ws:delete("abs"))
+      assert.equal("symlink", ws:stat("rel").type)
+    end)
+
+    it("refuses a directory swapped for a symlink while writes run", function()
+      sh("mkdir -p " .. root .. "/work")
+      for i = 1, 20 do
+        assert.equal(1, ws:write("work/f" .. i, "x"))
+      end
+      -- swap the directory for a link to outside, as a racing process would
+      sh("mv " .. root .. "/work " .. root .. "/work.old && ln -s " .. base .. "/outside " .. root .. "/work")
+      for i = 1, 20 do denied("symlink", ws:write("work/f" .. i, "y")) end
+      assert.is_nil(H.read(base .. "/outside/f1"))
+    end)
+
+    it("refuses hard links to outside files", function()
+      sh("ln " .. base .. "/canary " .. root .. "/hard")
+      denied("hard link", ws:write("hard", "pwned"))
+      denied("hard link", ws:append("hard", "pwned"))
+      denied("hard link", ws:move("hard", "moved"))
+    end)
+
+    it("refuses FIFOs, devices and sockets without blocking", function()
+      sh("mkfifo " .. root .. "/fifo")
+      local t0 = orket.now()
+      denied("not a regular file", ws:read("fifo"))
+      denied("not a regular file", ws:write("fifo", "x"))
+      denied("not a regular file", ws:append("fifo", "x"))
+      assert.is_true(orket.now() - t0 < 1000)
+      assert.equal("other", ws:stat("fifo").type)
+    end)
+
+    it("refuses /proc/self/fd links", function()
+      denied("absolute", ws:read("/proc/self/fd/0"))
+      sh("ln -s /proc/self/fd/0 " .. root .. "/fd0")
+      sh("ln -s /proc/self/root " .. root .. "/procroot")
+      denied("symlink", ws:read("fd0"))
+      denied("symlink", ws:read("procroot/etc/passwd"))
+    end)
+
+    it("caps a read of a 10 GB sparse file", function()
+      sh("truncate -s 10G " .. root .. "/huge")
+      local t0 = orket.now()
+      local data, info = ws:read("huge")
+      assert.equal(W.READ_DEFAULT, #data)
+      assert.equal(10 * 1024 * 1024 * 1024, info.size)
+      assert.is_true(info.truncated)
+      local tail, tinfo = ws:read("huge", { offset = 10 * 1024 * 1024 * 1024 - 10, limit = 100 })
+      assert.equal(10, #tail)
+      assert.is_false(tinfo.truncated)
+      assert.is_true(orket.now() - t0 < 5000)
+      assert.has_error(function() ws:read("huge", { limit = 17 * 1024 * 1024 }) end,
+        "bad argument #2 to 'read' (limit must be between 0 and 16 MiB)")
+    end)
+
+    it("keeps every protected path read-only", function()
+      sh("mkdir -p " .. root .. "/.git " .. root .. "/roles")
+      H.write(root .. "/orket.lua", "return {}")
+      H.write(root .. "/roles/coder.lua", "return {}")
+      for _, p in ipairs { ".git/config", ".git/hooks/pre-commit", ".orket/orket.db", "roles/coder.lua",
+        "tools/evil.lua", "policies/allow_all.lua", "orket.lua", "./orket.lua", "src/../orket.lua" } do
+        local ok, msg, code = ws:write(p, "pwned")
+        assert.is_nil(ok, p)
+        assert.equal("EPERM", code, p)
+        assert.is_nil(ws:append(p, "x"), p)
+        assert.is_nil(ws:delete(p), p)
+        assert.is_nil(ws:mkdir(p), p)
+        assert.truthy(msg)
+      end
+      assert.is_nil(ws:move("roles/coder.lua", "coder.lua"))
+      assert.is_nil(ws:move("src", "tools"))
+      assert.equal("return {}", H.read(root .. "/orket.lua"))
+      assert.equal("return {}", (ws:read("roles/coder.lua"))) -- readable, not writable
+      -- a near miss is an ordinary path
+      assert.equal(1, ws:write("rolesx", "y"))
+    end)
+
+    it("refuses to act on the root itself and bad names", function()
+      denied(nil, ws:delete("."))
+      denied(nil, ws:move(".", "x"))
+      local _, msg, code = ws:read("")
+      assert.equal("EINVAL", code)
+      assert.matches("empty path", msg)
+      _, msg, code = ws:read("a\0b")
+      assert.equal("EINVAL", code)
+      assert.matches("NUL", msg)
+      _, _, code = ws:read(string.rep("a", 300))
+      assert.equal("EINVAL", code)
+    end)
+
+    it("never replaces on move, and reports what exists", function()
+      ws:write("a", "1")
+      ws:write("b", "2")
+      local ok, msg, code = ws:move("a", "b")
+      assert.is_nil(ok)
+      assert.equal("EEXIST", code)
+      assert.matches("already exists: b", msg)
+    end)
+  end)
+end
+
+describe("workspace binding", function()
+  it("checks its arguments and closes idempotently", function()
+    local dir = H.tmpdir()
+    assert.has_error(function() W.open(dir, { resolve = "magic" }) end,
+      "bad argument #2 to 'open' (resolve must be \"auto\", \"openat2\" or \"walk\")")
+    local ws = assert(W.open(dir))
+    assert.has_error(function() ws:read(42 and {}) end)
+    ws:close()
+    ws:close()
+    assert.is_true(ws.closed)
+    assert.matches("closed", tostring(ws))
+    assert.has_error(function() ws:read("x") end, "calling 'read' on bad self (workspace is closed)")
+    local none, msg, code = W.open(dir .. "/missing")
+    assert.is_nil(none)
+    assert.equal("ENOENT", code)
+    assert.matches("^workspace: cannot open root", msg)
+    do
+      local scoped <close> = assert(W.open(dir))
+      assert.is_false(scoped.closed)
+    end
+    H.cleanup()
+  end)
+end)

@@ -1,0 +1,16 @@
+-- delete_file: removes a file or an empty directory. The default policy asks a developer.
+return {
+  name = "delete_file",
+  description = "Delete a file or an empty directory in the workspace (a developer may have to approve).",
+  effect = "write",
+  parameters = {
+    type = "object",
+    properties = { path = { type = "string", format = "path", maxLength = 4096 } },
+    required = { "path" },
+  },
+  handler = function(args, ctx)
+    local ok, err, code = ctx.fs:delete(args.path)
+    if not ok then return nil, err, code end
+    return { path = args.path, deleted = true }
+  end,
+}

@@ -1,0 +1,19 @@
+-- remember: a note in the project memory, found later with recall.
+return {
+  name = "remember",
+  description = "Store a short fact in the project memory for later turns (decisions, conventions, gotchas).",
+  effect = "board",
+  parameters = {
+    type = "object",
+    properties = {
+      text = { type = "string", minLength = 1, maxLength = 4000 },
+      tags = { type = "array", maxItems = 10, items = { type = "string", maxLength = 40 } },
+    },
+    required = { "text" },
+  },
+  handler = function(args, ctx)
+    local e, err, code = ctx.memory:remember { card = ctx.card.id, text = args.text, tags = args.tags or {} }
+    if not e then return nil, err, code end
+    return { id = e.id, remembered = true }
+  end,
+}

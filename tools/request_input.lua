@@ -1,0 +1,18 @@
+-- request_input: asks the developer a question; the card waits for them (reason "input").
+return {
+  name = "request_input",
+  description = "Ask the developer a question you cannot answer yourself. Your issue waits until they reply.",
+  effect = "board",
+  status = "waiting_for_developer",
+  parameters = {
+    type = "object",
+    properties = { question = { type = "string", minLength = 1, maxLength = 4000 } },
+    required = { "question" },
+  },
+  handler = function(args, ctx)
+    local card, err, code = ctx.board:transition(ctx.card.id, "waiting_for_developer",
+      { actor = ctx.actor, reason = "input", note = args.question })
+    if not card then return nil, err, code end
+    return { id = card.id, status = card.status, question = args.question }
+  end,
+}

@@ -1,0 +1,24 @@
+-- write_file: replaces a file atomically, creating missing parent directories.
+return {
+  name = "write_file",
+  description = "Write a whole text file in the workspace (created or replaced atomically; parent directories are created).",
+  effect = "write",
+  parameters = {
+    type = "object",
+    properties = {
+      path = { type = "string", format = "path", maxLength = 4096 },
+      content = { type = "string", format = "content", maxLength = 4194304 },
+    },
+    required = { "path", "content" },
+  },
+  handler = function(args, ctx)
+    local parent = args.path:match("^(.*)/[^/]*$")
+    if parent and parent ~= "" then
+      local ok, err, code = ctx.fs:mkdir(parent)
+      if not ok then return nil, err, code end
+    end
+    local n, err, code = ctx.fs:write(args.path, args.content)
+    if not n then return nil, err, code end
+    return { path = args.path, bytes = n }
+  end,
+}
