@@ -55,7 +55,7 @@ asan:
 		LDFLAGS="-fsanitize=address,undefined" test
 
 run: $(BUILD)/orket
-	$(BUILD)/orket lua examples/hello/hello.lua
+	@sh examples/notes/run.sh $(BUILD)/orket
 
 bench: $(BUILD)/orket
 	@sh bench/run.sh $(BUILD)

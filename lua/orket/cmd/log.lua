@@ -1,0 +1,89 @@
+-- orket log RUN: the transcript of a run from the journal: turns, each model step's last
+-- message and response, tool calls with gate decisions and results, transitions, usage.
+local project = require "orket.project"
+local cjson = require "cjson.safe"
+
+local cmd = { summary = "print the transcript of a run", usage = "orket log RUN [--full] [-C DIR]" }
+
+local function clip(s, n)
+  s = tostring(s or "")
+  if n and #s > n then return s:sub(1, n) .. "..." end
+  return s
+end
+
+function cmd.run(args, cli)
+  local dir, full, id = ".", false, nil
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--full" then full = true
+    elseif a == "-C" and args[i + 1] then dir = args[i + 1] i = i + 1
+    elseif a:match("^%-") then return cli.usage_error(cmd, "unknown option '%s'", a)
+    else id = math.tointeger(tonumber(a)) if not id then return cli.usage_error(cmd, "RUN must be a run number") end end
+    i = i + 1
+  end
+  local db, err = project.open_store(dir, false)
+  if not db then
+    cli.err("%s", err)
+    return 1
+  end
+  id = id or (db:row("SELECT max(id) AS id FROM runs") or {}).id
+  local run = id and db:row("SELECT * FROM runs WHERE id = ?", id)
+  if not run then
+    db:close()
+    cli.err("no run %s (see 'orket runs')", tostring(id))
+    return 1
+  end
+  local n = full and nil or 400
+  local out = { string.format("run %d: %s %s, %s, started %s", run.id, run.kind, run.target,
+    run.status or "running or killed", run.started_at) }
+  for _, ev in ipairs(db:events { run = id }) do
+    local d = ev.data
+    if ev.kind == "turn_begin" then
+      out[#out + 1] = string.format("\n== %s turn %d: %s as %s (%s)", ev.card, d.turn, d.seat, d.role, d.phase)
+    elseif ev.kind == "turn" then
+      local t = db:row("SELECT * FROM turns WHERE id = ?", d.id)
+      local req = cjson.decode(t.request or "{}") or {}
+      local resp = cjson.decode(t.response or "{}") or {}
+      local msgs = req.messages or {}
+      local last = msgs[#msgs]
+      out[#out + 1] = string.format("-- step %s, model %s, %s+%s tokens", tostring(cjson.decode(t.data or "{}").step),
+        tostring(t.model), tostring(t.prompt_tokens), tostring(t.completion_tokens))
+      if full then
+        for _, m in ipairs(msgs) do out[#out + 1] = "   [" .. m.role .. "] " .. clip(m.content, n) end
+      elseif last then
+        out[#out + 1] = "   [" .. last.role .. "] " .. clip(last.content, n)
+      end
+      if resp.content and resp.content ~= "" then out[#out + 1] = "   [assistant] " .. clip(resp.content, n) end
+      for _, c in ipairs(resp.tool_calls or {}) do
+        out[#out + 1] = "   [call] " .. c.name .. " " .. clip(cjson.encode(c.arguments or {}), n)
+      end
+    elseif ev.kind == "gate_decision" then
+      if d.verdict ~= "allow" then out[#out + 1] = string.format("   [gate] %s %s: %s", d.tool, d.verdict, tostring(d.code)) end
+    elseif ev.kind == "tool_call" then
+      local t = db:row("SELECT result FROM tool_calls WHERE id = ?", d.id)
+      out[#out + 1] = string.format("   [result] %s %s %s", d.tool, d.ok and "ok" or "failed", clip(t and t.result, n))
+    elseif ev.kind == "violation" then
+      out[#out + 1] = string.format("   [violation] %s: %s", tostring(d.rule), tostring(d.detail))
+    elseif ev.kind == "turn_end" then
+      out[#out + 1] = string.format("   turn ended: %s", d.outcome)
+    elseif ev.kind == "run_end" then
+      out[#out + 1] = "\nrun " .. d.status
+    end
+  end
+  -- Transitions carry no run id (they belong to cards); show the board's moves in the run's window.
+  local moves = db:rows([[SELECT at, card_id, actor, data FROM events WHERE kind = 'transition' AND at >= ?
+    AND (? IS NULL OR at <= ?) ORDER BY id]], run.started_at, run.ended_at, run.ended_at) or {}
+  if #moves > 0 then
+    out[#out + 1] = "\ntransitions:"
+    for _, m in ipairs(moves) do
+      local d = cjson.decode(m.data) or {}
+      out[#out + 1] = string.format("  %s %-8s %s -> %s by %s", m.at, m.card_id, tostring(d.from), tostring(d.to), tostring(m.actor))
+    end
+  end
+  db:close()
+  io.stdout:write(table.concat(out, "\n"), "\n")
+  return 0
+end
+
+return cmd

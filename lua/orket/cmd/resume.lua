@@ -1,0 +1,43 @@
+-- orket resume [RUN]: continues a run that was interrupted, killed or stalled (after
+-- 'orket answer'), from its journal: recorded model responses and tool calls are not repeated.
+local project = require "orket.project"
+local run_cmd = require "orket.cmd.run"
+
+local USAGE = "orket resume [RUN] [--json] [--concurrency N] [-C DIR]"
+local cmd = { summary = "continue an interrupted or stalled run", usage = USAGE }
+cmd.help = [[
+Continues RUN (default: the latest run that is not done) where it stopped. Model responses
+and tool calls already in the journal are used as recorded, so nothing is asked or done twice.]]
+
+function cmd.run(args, cli)
+  local o, st = run_cmd.parse(args, cli, cmd)
+  if not o then return st end
+  local db, err = project.open_store(o.dir, false)
+  if not db then
+    cli.err("%s", err)
+    return 1
+  end
+  local row
+  if o.target then
+    local id = math.tointeger(tonumber(o.target))
+    if not id then
+      db:close()
+      return cli.usage_error(cmd, "RUN must be a run number (see 'orket runs')")
+    end
+    row = db:row("SELECT id, status FROM runs WHERE id = ?", id)
+  else
+    row = db:row("SELECT id, status FROM runs WHERE status IS NULL OR status <> 'done' ORDER BY id DESC LIMIT 1")
+  end
+  db:close()
+  if not row then
+    cli.err("%s", o.target and ("no run " .. o.target) or "no run to resume (every run is done)")
+    return 1
+  end
+  if row.status == "done" then
+    cli.err("run %d is done; nothing to resume", row.id)
+    return 1
+  end
+  return run_cmd.execute(o, cli, row.id)
+end
+
+return cmd

@@ -1,0 +1,41 @@
+-- orket runs: the runs of this project with their state, newest first.
+local project = require "orket.project"
+local jsonout = require "orket.jsonout"
+
+local cmd = { summary = "list runs and their state", usage = "orket runs [--json] [-C DIR]" }
+
+function cmd.run(args, cli)
+  local dir, json = ".", false
+  local i = 1
+  while i <= #args do
+    if args[i] == "--json" then json = true
+    elseif args[i] == "-C" and args[i + 1] then dir = args[i + 1] i = i + 1
+    else return cli.usage_error(cmd, "unknown argument '%s'", args[i]) end
+    i = i + 1
+  end
+  local db, err = project.open_store(dir, false)
+  if not db then
+    cli.err("%s", err)
+    return 1
+  end
+  local rows = assert(db:rows([[SELECT r.id, r.target, r.kind, COALESCE(r.status, 'running or killed') AS status,
+    r.started_at, r.ended_at, (SELECT count(*) FROM turns t WHERE t.run_id = r.id) AS steps,
+    (SELECT COALESCE(SUM(COALESCE(prompt_tokens,0) + COALESCE(completion_tokens,0)), 0) FROM turns t WHERE t.run_id = r.id) AS tokens
+    FROM runs r ORDER BY r.id DESC]]))
+  db:close()
+  if json then
+    io.stdout:write(jsonout.encode { format = "orket.runs/1", runs = jsonout.array(rows) }, "\n")
+    return 0
+  end
+  if #rows == 0 then
+    io.stdout:write("no runs yet; start one with 'orket run EPIC'\n")
+    return 0
+  end
+  for _, r in ipairs(rows) do
+    io.stdout:write(string.format("%4d  %-18s %-10s %-6s %6d steps %8d tokens  %s\n", r.id, r.status, r.target,
+      r.kind, r.steps, r.tokens, r.started_at))
+  end
+  return 0
+end
+
+return cmd

@@ -1,0 +1,104 @@
+-- orket.engine.context: memory hygiene for one turn. The window policy keeps the system
+-- prompt and brief (built by the role) and the recent steps of the turn, and folds older
+-- steps into one summary message; a step is an assistant message with the tool results
+-- that answer it, so a call is never separated from its result. Recall brings relevant
+-- project memory (FTS5) with its source card and age. Settings: orket.lua `context`.
+local M = {}
+
+local function size(m)
+  local n = #(m.content or "")
+  for _, c in ipairs(m.tool_calls or {}) do n = n + #(c.raw_arguments or "") + #(c.name or "") end
+  return n
+end
+
+-- history -> array of steps, each an array of messages starting at an assistant message
+local function steps_of(history)
+  local steps = {}
+  for _, m in ipairs(history) do
+    if m.role == "assistant" or #steps == 0 then steps[#steps + 1] = {} end
+    table.insert(steps[#steps], m)
+  end
+  return steps
+end
+M.steps_of = steps_of
+
+local function clip(s, n)
+  s = (s or ""):gsub("%s+", " ")
+  if #s > n then return s:sub(1, n) .. "..." end
+  return s
+end
+
+-- One line per message of a compacted step.
+local function summarize(step)
+  local out = {}
+  for _, m in ipairs(step) do
+    if m.role == "assistant" then
+      if m.content and m.content:find("%S") then out[#out + 1] = "you said: " .. clip(m.content, 160) end
+      for _, c in ipairs(m.tool_calls or {}) do
+        out[#out + 1] = "you called " .. c.name .. " " .. clip(c.raw_arguments or "", 120)
+      end
+    else
+      out[#out + 1] = "result: " .. clip(m.content, 160)
+    end
+  end
+  return table.concat(out, "; ")
+end
+
+--- window(history, {max_chars=, recent_steps=}) -> history to send. Unchanged while it fits;
+--- otherwise the oldest steps (never the last recent_steps) become one summary message.
+function M.window(history, opts)
+  local total = 0
+  for _, m in ipairs(history) do total = total + size(m) end
+  if total <= opts.max_chars then return history end
+  local steps = steps_of(history)
+  local keep_from = math.max(1, #steps - opts.recent_steps + 1)
+  -- Keep more than the minimum when the budget allows, newest first.
+  local kept = 0
+  for i = #steps, keep_from, -1 do
+    for _, m in ipairs(steps[i]) do kept = kept + size(m) end
+  end
+  while keep_from > 1 do
+    local s = 0
+    for _, m in ipairs(steps[keep_from - 1]) do s = s + size(m) end
+    if kept + s > opts.max_chars * 3 // 4 then break end
+    kept = kept + s
+    keep_from = keep_from - 1
+  end
+  if keep_from == 1 then return history end
+  local lines = { "Summary of your earlier steps in this turn (older details were dropped to save space):" }
+  for i = 1, keep_from - 1 do lines[#lines + 1] = string.format("%d. %s", i, summarize(steps[i])) end
+  local out = { { role = "user", content = table.concat(lines, "\n") } }
+  for i = keep_from, #steps do
+    for _, m in ipairs(steps[i]) do out[#out + 1] = m end
+  end
+  return out
+end
+
+local function age_days(created_at, now)
+  local y, mo, d, h, mi, s = (created_at or ""):match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)")
+  if not y then return 0 end
+  local t = os.time { year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(h),
+    min = tonumber(mi), sec = tonumber(s) }
+  local utc_now = os.time(os.date("!*t", now))
+  return math.max(0, (utc_now - t) // 86400)
+end
+M.age_days = age_days
+
+--- recall(memory, card, {recall=, memory_max_age_days=}) -> array of {card, text, age_days}
+--- Searches with the card's summary and description; entries older than the limit drop out.
+function M.recall(memory, card, opts)
+  if not memory or (opts.recall or 0) < 1 then return {} end
+  local q = (card.summary or "") .. " " .. (card.description or "")
+  local rows = memory:recall(q:sub(1, 2000), { limit = math.min(100, opts.recall * 2) }) or {}
+  local out, now = {}, os.time()
+  for _, r in ipairs(rows) do
+    local age = age_days(r.created_at, now)
+    if opts.memory_max_age_days == 0 or age <= opts.memory_max_age_days then
+      out[#out + 1] = { card = r.card, text = r.text, age_days = age }
+      if #out >= opts.recall then break end
+    end
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,28 @@
+-- orket.engine.fault: named fault points for the kill-and-resume tests. With
+-- ORKET_FAULT=NAME:N in the environment, the Nth time the engine reaches point NAME the
+-- process sends itself SIGKILL (a real kill -9: nothing is flushed or cleaned up).
+-- Without the variable every point is a table lookup and nothing else.
+local uv = require "luv"
+
+local M = {}
+M.POINTS = { "before_model", "after_model", "before_tool", "after_tool", "after_transition", "turn_end" }
+
+local spec = os.getenv("ORKET_FAULT")
+local target, count = nil, 0
+if spec and spec ~= "" then
+  local name, n = spec:match("^([%w_]+):(%d+)$")
+  target, count = name or spec, tonumber(n) or 1
+end
+local seen = 0
+
+--- hit(name): called by the engine at each named point
+function M.hit(name)
+  if target ~= name then return end
+  seen = seen + 1
+  if seen == count then
+    io.stdout:flush()
+    uv.kill(uv.os_getpid(), "sigkill")
+  end
+end
+
+return M

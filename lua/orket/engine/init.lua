@@ -1,0 +1,314 @@
+-- orket.engine: a run of an epic, a rock or one card. Records the run in the store, picks
+-- cards (orket.engine.scheduler), gives each a turn (orket.engine.turn) with up to
+-- `concurrency` turns in flight as tasks, handles review, escalation and failures, and ends
+-- done, failed, stalled (with each stuck card's reason) or interrupted. Every decision is
+-- journaled, so execute() on an existing run resumes it. Contract: docs/engine.md.
+local rt = require "orket.c.runtime"
+local task = require "orket.task"
+local settings_mod = require "orket.engine.settings"
+local scheduler = require "orket.engine.scheduler"
+local turn = require "orket.engine.turn"
+local journal = require "orket.engine.journal"
+local review = require "orket.engine.review"
+local fault = require "orket.engine.fault"
+
+local M = {}
+local Engine = {}
+Engine.__index = Engine
+
+M.EXIT = { done = 0, failed = 1, stalled = 3, interrupted = 130 }
+
+--- new{db=, board=, memory=, settings=, llm=, tools=, gate=, roles=, routing=, workspace=,
+---   toolcalls=, count=, emit=, model=, concurrency=} -> engine
+--- tools: registry with get(name), specs(names), run(name, args, ctx) -> {ok=, result=|error=, code=}
+--- gate(input) -> {verdict=, code=, reason=, remedy=}; llm: client with :chat(req).
+function M.new(o)
+  if type(o) ~= "table" then error("bad argument #1 to 'new' (table expected)", 2) end
+  for _, k in ipairs { "db", "board", "settings", "llm", "tools", "gate", "roles", "routing" } do
+    if o[k] == nil then error("bad argument #1 to 'new' (field '" .. k .. "' is required)", 2) end
+  end
+  local e = setmetatable({}, Engine)
+  for k, v in pairs(o) do if k ~= "emit" then e[k] = v end end
+  e.emit_fn = o.emit
+  e.tasks = {}
+  e.run_counters = {}
+  return e
+end
+
+function Engine:emit(ev)
+  ev.run_id = self.run_id
+  if self.emit_fn then self.emit_fn(ev) end
+end
+
+local function seat_actor(e, seat)
+  local s = e.settings.team[seat]
+  return { seat = seat, roles = s and { table.unpack(s.roles) } or {} }
+end
+
+--- check() -> true | nil, msg, CODE: the team can run (a reviewer, known roles)
+function Engine:check()
+  if #settings_mod.seats_with(self.settings, "integrity_guard") == 0 then
+    return nil, "no seat holds the integrity_guard role, so nothing could be reviewed; add one to "
+      .. "orket.lua's team, e.g. integrity_guard = { roles = { \"integrity_guard\" } }", "ENOREVIEWER"
+  end
+  local seats = {}
+  for seat in pairs(self.settings.team) do seats[#seats + 1] = seat end
+  table.sort(seats)
+  for _, seat in ipairs(seats) do
+    for i, r in ipairs(self.settings.team[seat].roles) do
+      if not self.roles.by_name[r] then
+        return nil, string.format("orket.lua: team.%s.roles[%d]: no role named %q (roles: %s)", seat, i, r,
+          table.concat(self.roles.names, ", ")), "EROLE"
+      end
+    end
+  end
+  return true
+end
+
+--- start(target_id, {concurrency=, model=}) -> run_id | nil, msg, CODE
+function Engine:start(target_id, opts)
+  opts = opts or {}
+  local target, err, code = self.board:get(target_id)
+  if not target then return nil, err, code end
+  local ok, cerr, ccode = self:check()
+  if not ok then return nil, cerr, ccode end
+  return self.db:record_run { target = target.id, kind = target.type,
+    data = { concurrency = opts.concurrency, model = opts.model } }
+end
+
+-- Picks the role a seat plays for a phase.
+local function role_for(e, seat, phase)
+  local s = e.settings.team[seat]
+  if not s then return nil end
+  local want = (phase == "review" and "integrity_guard") or (phase == "escalation" and "architect") or nil
+  for _, r in ipairs(s.roles) do
+    if want and r == want then return e.roles.by_name[r] end
+  end
+  if want then return nil end
+  for _, r in ipairs(s.roles) do
+    if r ~= "integrity_guard" then return e.roles.by_name[r] end
+  end
+  return e.roles.by_name[s.roles[1]]
+end
+
+-- Moves a card to blocked with a reason and a comment saying why (one transaction).
+function Engine:block(card, actor, reason, why)
+  local ok, err = self.db:tx(function()
+    local c = self.board:get(card.id)
+    if c.status ~= "in_progress" and c.status ~= "code_review" then return true end
+    assert(self.board:comment(card.id, { author = "orket", body = why }))
+    local t, terr, tcode = self.board:transition(card.id, "blocked", { actor = actor, reason = reason, note = why })
+    if not t then return nil, terr, tcode end
+    return true
+  end)
+  self:emit { type = "card_blocked", card = card.id, reason = reason, detail = why, error = not ok and err or nil }
+  fault.hit("after_transition")
+end
+
+-- Decides the next turn for a card: job, or nil plus whether the board changed.
+function Engine:prepare(card)
+  local team = self.settings.team
+  local turns = journal.turns(self.db, self.run_id, card.id)
+  local open = turns[#turns]
+  if open and not open.open then open = nil end
+  local phase, seat
+  if open then
+    phase, seat = open.phase, open.seat
+  else
+    if #turns >= self.settings.budgets.turns_per_card then
+      local worker = card.worked_by or self.routing:choose("worker", card, team) or "orket"
+      self:block(card, seat_actor(self, worker), "resource", string.format(
+        "Stopped after %d turns (budgets.turns_per_card); raise the budget or split the issue, then move it to ready.",
+        #turns))
+      return nil, true
+    end
+    if card.status == "code_review" then
+      phase = "review"
+      seat = self.routing:choose("reviewer", card, team)
+      if not seat then
+        self:block(card, seat_actor(self, card.worked_by or "orket"), "review",
+          "No seat holding integrity_guard other than " .. tostring(card.worked_by) .. " can review this card.")
+        return nil, true
+      end
+    elseif card.status == "in_progress" then
+      local next_step = review.after_rejection(self, card)
+      if next_step == "requirements" then
+        local arch = self.routing:choose("escalation", card, team) or self.routing:choose("worker", card, team)
+        local new, err = review.requirements_review(self, card, arch, seat_actor(self, card.worked_by or arch))
+        self:emit { type = "requirements_review", card = card.id, issue = new and new.id or nil, error = err }
+        return nil, true
+      elseif next_step == "escalate" then
+        seat = self.routing:choose("escalation", card, team)
+        phase = seat and "escalation" or nil
+      end
+      if not phase then
+        seat = self.routing:choose("worker", card, team)
+        phase = (card.retries or 0) > 0 and "rework" or "work"
+      end
+    else
+      seat = self.routing:choose("worker", card, team)
+      phase = "work"
+    end
+  end
+  if not seat or not team[seat] then
+    self:emit { type = "card_skipped", card = card.id, reason = "no seat in the team can work it (seat " .. tostring(card.seat) .. ")" }
+    return nil, false
+  end
+  local role = role_for(self, seat, phase)
+  if not role then
+    self:emit { type = "card_skipped", card = card.id, reason = "seat " .. seat .. " has no role for " .. phase }
+    return nil, false
+  end
+  local actor = seat_actor(self, seat)
+  local job = {
+    run = self.run_id, card_id = card.id, seat = seat, actor = actor, role = role, phase = phase,
+    turn = open and open.turn or (#turns + 1),
+  }
+  local specs = {}
+  for _, s in ipairs(self.tools:specs(role.tools)) do specs[#specs + 1] = s end
+  job.tool_specs = specs
+  local default = self.settings.models and self.settings.models.default
+  job.model = self.model or self.routing:choose("model", { seat = seat, role = role.name, card = card, phase = phase,
+    team = team, role_model = role.model, default = default })
+  if not open then
+    local ok, err = self.db:tx(function()
+      if card.status == "ready" then
+        local t, terr, tcode = self.board:transition(card.id, "in_progress", { actor = actor, note = "turn " .. job.turn })
+        if not t then return nil, terr, tcode end
+      end
+      self.db:event { kind = "turn_begin", card = card.id, run = self.run_id, actor = seat,
+        data = { turn = job.turn, phase = phase, seat = seat, role = role.name } }
+      return true
+    end)
+    if not ok then
+      self:emit { type = "card_skipped", card = card.id, reason = err }
+      return nil, false
+    end
+  end
+  job.start_status = assert(self.board:get(card.id)).status
+  return job
+end
+
+function Engine:finish_turn(job, out)
+  local card = self.board:get(job.card_id)
+  if out.ended == "canceled" then return end
+  if out.ended == "budget" then
+    self:block(card, job.actor, "resource", "Turn stopped: " .. out.detail .. ".")
+  elseif out.ended == "model_error" then
+    self:block(card, job.actor, "system", string.format("The model failed (%s): %s", tostring(out.class), tostring(out.detail)))
+  elseif out.ended == "role_error" or out.ended == "engine_error" then
+    self:block(card, job.actor, "system", "The turn failed: " .. tostring(out.detail))
+  end
+  self.db:tx(function()
+    if job.phase == "escalation" then
+      self.db:event { kind = "escalated", card = job.card_id, run = self.run_id, data = { key = card.retries or 0 } }
+    end
+    self.db:event { kind = "turn_end", card = job.card_id, run = self.run_id, actor = job.seat,
+      data = { turn = job.turn, outcome = out.ended, detail = out.detail } }
+    return true
+  end)
+  local now = self.board:get(job.card_id)
+  self:emit { type = "turn_end", card = job.card_id, seat = job.seat, role = job.role.name, phase = job.phase,
+    turn = job.turn, outcome = out.ended, status = now.status }
+  fault.hit("turn_end")
+end
+
+--- stop(): no new turns; in-flight turns are cancelled where they wait (the journal stays
+--- consistent: each step was written in its own transaction); execute() returns "interrupted".
+function Engine:stop()
+  if self.stopping then return end
+  self.stopping = true
+  for t in pairs(self.tasks) do t:cancel() end
+  self.tasks = {}
+  if self.waker then self.waker:wake() end
+end
+
+--- execute(run_id) -> status ("done"|"failed"|"stalled"|"interrupted"), report {stuck=, cards=}
+--- Must run in a task. On a run that was killed it continues from the journal.
+function Engine:execute(run_id)
+  local run = self.db:row("SELECT id, target, data FROM runs WHERE id = ?", run_id)
+  if not run then error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 2) end
+  local data = require("cjson.safe").decode(run.data or "{}") or {}
+  self.run_id = run_id
+  self.model = self.model or data.model
+  local conc = self.concurrency or data.concurrency or self.settings.concurrency
+  local target = assert(self.board:get(run.target))
+  if target.type ~= "issue" and target.status == "ready" then
+    self.board:transition(target.id, "in_progress", { actor = { seat = "orket", roles = {} }, note = "run " .. run_id })
+  end
+  self:emit { type = "run_start", target = target.id, concurrency = conc }
+  local started_ms = rt.now()
+  local wall = self.settings.budgets.wall_ms_per_run
+  local busy, inflight = {}, 0
+  local w = scheduler.waker()
+  self.waker = w
+  local out_of_time = false
+  while not self.stopping do
+    if wall > 0 and rt.now() - started_ms > wall then out_of_time = true end
+    local changed = false
+    if inflight < conc and not out_of_time then
+      local cards = scheduler.scope(self.board, target)
+      for _, c in ipairs(scheduler.candidates(self.board, target, cards, busy)) do
+        if inflight >= conc or self.stopping then break end
+        local job, acted = self:prepare(c)
+        changed = changed or acted
+        if job then
+          busy[c.id] = true
+          inflight = inflight + 1
+          self:emit { type = "turn_start", card = c.id, seat = job.seat, role = job.role.name, phase = job.phase,
+            turn = job.turn, model = job.model }
+          local t
+          t = task.new(function()
+            local ok, out = pcall(turn.run, self, job)
+            if not ok then out = { ended = "engine_error", detail = tostring(out) } end
+            self:finish_turn(job, out)
+            self.tasks[t] = nil
+            busy[job.card_id] = nil
+            inflight = inflight - 1
+            w:wake()
+          end)
+          self.tasks[t] = true
+          t:start()
+        end
+      end
+    end
+    if inflight > 0 then
+      w:wait()
+    elseif w.pending then
+      w.pending = false -- turns ended without waiting on the loop: look again
+    elseif not changed then
+      break
+    end
+  end
+  self.waker = nil
+  return self:conclude(target, out_of_time)
+end
+
+function Engine:conclude(target, out_of_time)
+  local status, stuck = "done", {}
+  if self.stopping then
+    status = "interrupted"
+  else
+    local cards = scheduler.scope(self.board, target)
+    stuck = scheduler.stuck(self.board, cards)
+    if #stuck > 0 then
+      status = "stalled"
+      for _, s in ipairs(stuck) do
+        if s.status == "blocked" and (s.wait_reason == "resource" or s.wait_reason == "system") then status = "failed" end
+      end
+      if out_of_time then status = "failed" end
+    elseif target.type ~= "issue" then
+      local t = self.board:get(target.id)
+      if t.status == "in_progress" then
+        self.board:transition(target.id, "done", { actor = { seat = "orket", roles = {} }, note = "all issues done" })
+      end
+    end
+  end
+  assert(self.db:finish_run(self.run_id, status))
+  if #stuck > 0 then self:emit { type = "stall", cards = stuck } end
+  self:emit { type = "run_end", status = status, tokens = journal.tokens(self.db, self.run_id, nil) }
+  return status, { stuck = stuck }
+end
+
+M.settings = settings_mod
+return M

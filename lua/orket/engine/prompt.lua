@@ -1,0 +1,85 @@
+-- orket.engine.prompt: the role author's toolkit, handed to every role script as the
+-- global `prompt` (frozen). Pure functions from the plain context object to text and
+-- messages; nothing here reaches the store. Documented in docs/roles.md.
+local cjson = require "cjson.safe"
+
+local M = {}
+
+local function add(out, label, text)
+  if type(text) == "string" and text:find("%S") then out[#out + 1] = label .. ":\n" .. text end
+end
+
+--- brief(card) -> text: id, summary, description, note, requirements, acceptance
+function M.brief(card)
+  local out = { string.format("Issue %s: %s", card.id or "?", card.summary or card.name or "") }
+  add(out, "Description", card.description)
+  add(out, "Note", card.note)
+  add(out, "Requirements", card.requirements)
+  add(out, "Acceptance criteria", card.acceptance)
+  return table.concat(out, "\n\n")
+end
+
+--- dependencies(deps) -> text: each dependency's id, status, summary and outcome
+function M.dependencies(deps)
+  if not deps or #deps == 0 then return "" end
+  local out = { "Finished work this issue builds on:" }
+  for _, d in ipairs(deps) do
+    out[#out + 1] = string.format("- %s (%s): %s", d.id, d.status, d.summary or "")
+    if d.outcome and d.outcome ~= "" then out[#out + 1] = "  outcome: " .. d.outcome end
+  end
+  return table.concat(out, "\n")
+end
+
+--- comments(list) -> text, oldest first ("author: body")
+function M.comments(list)
+  if not list or #list == 0 then return "" end
+  local out = { "Comments on this issue:" }
+  for _, c in ipairs(list) do out[#out + 1] = string.format("- %s: %s", c.author or "?", c.body or "") end
+  return table.concat(out, "\n")
+end
+
+--- memory(entries) -> text: recalled project memory with source card and age
+function M.memory(entries)
+  if not entries or #entries == 0 then return "" end
+  local out = { "Project memory that may be relevant:" }
+  for _, m in ipairs(entries) do
+    out[#out + 1] = string.format("- [%s, %d days old] %s", m.card or "project", m.age_days or 0, m.text)
+  end
+  return table.concat(out, "\n")
+end
+
+--- tool_dialect(tools) -> instructions for models without native tool calling
+function M.tool_dialect(tools)
+  local out = { "You can use these tools. To call one, reply with a JSON object on its own, "
+    .. "like {\"tool\": \"NAME\", \"args\": {...}}; several calls may follow each other. "
+    .. "Reply without any JSON object when you are finished.", "" }
+  for _, t in ipairs(tools or {}) do
+    out[#out + 1] = string.format("- %s: %s\n  parameters: %s", t.name, t.description or "",
+      cjson.encode(t.parameters or {}) or "{}")
+  end
+  return table.concat(out, "\n")
+end
+
+--- user_brief(ctx) -> the first user message: brief, dependencies, comments, memory
+function M.user_brief(ctx)
+  local parts = { M.brief(ctx.card) }
+  for _, s in ipairs { M.dependencies(ctx.deps), M.comments(ctx.comments), M.memory(ctx.memory) } do
+    if s ~= "" then parts[#parts + 1] = s end
+  end
+  return table.concat(parts, "\n\n")
+end
+
+--- messages(ctx, system_text) -> {system, user brief, history...}: the usual shape.
+--- With ctx.dialect == "json" the tool instructions are added to the system message.
+function M.messages(ctx, system)
+  local sys = system
+  if ctx.project and ctx.project.name then
+    sys = sys .. "\n\nProject: " .. ctx.project.name .. (ctx.project.vision and (" - " .. ctx.project.vision) or "")
+  end
+  if ctx.dialect == "json" then sys = sys .. "\n\n" .. M.tool_dialect(ctx.tools) end
+  local msgs = { { role = "system", content = sys }, { role = "user", content = M.user_brief(ctx) } }
+  for _, m in ipairs(ctx.history or {}) do msgs[#msgs + 1] = m end
+  return msgs
+end
+
+return M

@@ -1,0 +1,131 @@
+-- orket.engine.roles: role scripts (roles/*.lua) loaded into restricted environments
+-- (orket.sandbox) with the prompt toolkit; a project's roles/ overrides the built-ins by
+-- name. A set is loaded all or nothing, so a reload swaps it atomically. docs/roles.md.
+local uv = require "luv"
+local sandbox = require "orket.sandbox"
+local prompt = require "orket.engine.prompt"
+
+local M = {}
+
+local KEYS = { name = true, intent = true, tools = true, model = true, dialect = true, system = true, build = true }
+local DIALECTS = { native = true, json = true }
+
+local function lua_files(dir)
+  local out = {}
+  local h = uv.fs_scandir(dir)
+  if not h then return out end
+  while true do
+    local name, ty = uv.fs_scandir_next(h)
+    if not name then break end
+    if (ty == "file" or ty == "link") and name:match("^[%w_%-]+%.lua$") then out[#out + 1] = dir .. "/" .. name end
+  end
+  table.sort(out)
+  return out
+end
+M.lua_files = lua_files
+
+local function validate(def, file, stem)
+  if type(def) ~= "table" then return nil, file .. ": must return a table (the role)" end
+  for k in next, def do
+    if not KEYS[k] then
+      return nil, file .. ": unknown field '" .. tostring(k) .. "' (fields: name, intent, tools, model, dialect, system, build)"
+    end
+  end
+  local name = rawget(def, "name") or stem
+  if type(name) ~= "string" or not name:match("^[%w_]+$") then return nil, file .. ": name must be a word" end
+  if type(rawget(def, "intent")) ~= "string" then return nil, file .. ": intent must be a string saying what the role does" end
+  local tools = rawget(def, "tools")
+  if type(tools) ~= "table" then return nil, file .. ": tools must be an array of tool names" end
+  for i, t in ipairs(tools) do
+    if type(t) ~= "string" then return nil, string.format("%s: tools[%d] must be a tool name", file, i) end
+  end
+  local dialect = rawget(def, "dialect") or "native"
+  if not DIALECTS[dialect] then return nil, file .. ": dialect must be \"native\" or \"json\"" end
+  local model = rawget(def, "model")
+  if model ~= nil and type(model) ~= "string" then return nil, file .. ": model must be \"provider:model\"" end
+  local build, system = rawget(def, "build"), rawget(def, "system")
+  if build ~= nil and type(build) ~= "function" then return nil, file .. ": build must be a function(ctx)" end
+  if system ~= nil and type(system) ~= "string" and type(system) ~= "function" then
+    return nil, file .. ": system must be a string or a function(ctx)"
+  end
+  if build == nil and system == nil then return nil, file .. ": give build(ctx) or system (the system prompt)" end
+  local t = {}
+  for i, v in ipairs(tools) do t[i] = v end
+  return { name = name, intent = def.intent, tools = t, model = model, dialect = dialect,
+    build = build, system = system }
+end
+
+--- load_file(path) -> role | nil, "file:line: message", CODE
+function M.load_file(path)
+  local stem = path:match("([^/]+)%.lua$")
+  local box = sandbox.new { name = path, globals = { prompt = prompt } }
+  local ok, def, code = box:dofile(path)
+  if not ok then return nil, (tostring(def):match("^[^\n]*")), code end
+  local role, err = validate(def, path, stem)
+  if not role then return nil, err, "EINVAL" end
+  role.box, role.file = box, path
+  return role
+end
+
+--- load(dirs) -> set {by_name = {name = role}, names = {...}} | nil, msg, CODE
+--- Later directories override earlier ones by role name.
+function M.load(dirs)
+  local set = { by_name = {}, names = {} }
+  for _, dir in ipairs(dirs) do
+    for _, path in ipairs(lua_files(dir)) do
+      local role, err, code = M.load_file(path)
+      if not role then return nil, err, code end
+      if not set.by_name[role.name] then set.names[#set.names + 1] = role.name end
+      set.by_name[role.name] = role
+    end
+  end
+  table.sort(set.names)
+  return set
+end
+
+--- dirs(project_dir) -> the built-in roles folder, then the project's
+function M.dirs(project_dir)
+  local home = require("orket.c.runtime").home()
+  return { home .. "/roles", (project_dir or ".") .. "/roles" }
+end
+
+local function check_messages(msgs, file)
+  if type(msgs) ~= "table" or #msgs == 0 then return nil, file .. ": build must return a non-empty array of messages" end
+  for i, m in ipairs(msgs) do
+    if type(m) ~= "table" or type(m.role) ~= "string" then
+      return nil, string.format("%s: message %d needs a role", file, i)
+    end
+    if m.content ~= nil and type(m.content) ~= "string" then
+      return nil, string.format("%s: message %d: content must be a string", file, i)
+    end
+  end
+  return msgs
+end
+
+--- messages(role, ctx) -> messages | nil, msg, CODE. Runs the role's build (or the
+--- toolkit's default shape around its system prompt) under the script budget, on a copy of
+--- ctx, and copies the result as plain data.
+function M.messages(role, ctx)
+  local arg = sandbox.copy(ctx)
+  arg.dialect = role.dialect
+  local ok, res, code
+  if role.build then
+    ok, res, code = role.box:pcall(role.build, arg)
+  else
+    local sys = role.system
+    if type(sys) == "function" then
+      ok, sys, code = role.box:pcall(sys, arg)
+      if not ok then return nil, tostring(sys), code end
+      if type(sys) ~= "string" then return nil, role.file .. ": system(ctx) must return a string", "EINVAL" end
+    end
+    ok, res = true, prompt.messages(arg, sys)
+  end
+  if not ok then return nil, tostring(res), code end
+  local msgs, cerr = sandbox.copy(res)
+  if cerr then return nil, role.file .. ": messages are not plain data: " .. cerr, "EINVAL" end
+  local m, err = check_messages(msgs, role.file)
+  if not m then return nil, err, "EINVAL" end
+  return m
+end
+
+return M

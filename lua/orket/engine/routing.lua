@@ -1,0 +1,114 @@
+-- orket.engine.routing: who works a card, who reviews it, which model a turn uses. These
+-- built-in rules can be replaced function by function by a project's routing.lua (loaded in
+-- a restricted environment, hot-reloadable); the run's --model and ORKET_MODEL override
+-- every model choice. docs/engine.md.
+local sandbox = require "orket.sandbox"
+
+local M = {}
+
+local function holds(team, seat, role)
+  local s = team[seat]
+  if not s then return false end
+  for _, r in ipairs(s.roles) do if r == role then return true end end
+  return false
+end
+
+local function sorted_seats(team)
+  local out = {}
+  for seat in pairs(team) do out[#out + 1] = seat end
+  table.sort(out)
+  return out
+end
+
+-- The built-in rules: plain functions over plain data.
+M.builtin = {}
+
+--- worker(card, team) -> seat: the card's own seat when the team has it, else the first
+--- seat (by name) holding "coder", else the first seat that is not only a reviewer.
+function M.builtin.worker(card, team)
+  if card.seat and team[card.seat] then return card.seat end
+  for _, seat in ipairs(sorted_seats(team)) do
+    if holds(team, seat, "coder") then return seat end
+  end
+  for _, seat in ipairs(sorted_seats(team)) do
+    local only_guard = #team[seat].roles == 1 and team[seat].roles[1] == "integrity_guard"
+    if not only_guard then return seat end
+  end
+  return nil
+end
+
+--- reviewer(card, team) -> seat holding integrity_guard that did not do the work, or nil
+function M.builtin.reviewer(card, team)
+  for _, seat in ipairs(sorted_seats(team)) do
+    if holds(team, seat, "integrity_guard") and seat ~= card.worked_by then return seat end
+  end
+  return nil
+end
+
+--- escalation(card, team) -> seat holding architect, or nil
+function M.builtin.escalation(card, team)
+  for _, seat in ipairs(sorted_seats(team)) do
+    if holds(team, seat, "architect") and seat ~= card.worked_by then return seat end
+  end
+  for _, seat in ipairs(sorted_seats(team)) do
+    if holds(team, seat, "architect") then return seat end
+  end
+  return nil
+end
+
+--- model{seat=, role=, card=, phase=, team=, role_model=, default=} -> "provider:model" | nil
+--- The seat's model, else the role's preference, else the project's default.
+function M.builtin.model(t)
+  local s = t.team and t.team[t.seat]
+  return (s and s.model) or t.role_model or t.default
+end
+
+local NAMES = { worker = true, reviewer = true, escalation = true, model = true }
+
+--- load(path) -> routing | nil, "file:line: message", CODE. A missing file gives the
+--- built-in routing. The file returns a table of some of worker/reviewer/escalation/model.
+function M.load(path)
+  local r = { file = nil, fns = {} }
+  for k, f in pairs(M.builtin) do r.fns[k] = f end
+  if not path or not require("luv").fs_stat(path) then return setmetatable(r, { __index = M }) end
+  local box = sandbox.new { name = path }
+  local ok, def, code = box:dofile(path)
+  if not ok then return nil, (tostring(def):match("^[^\n]*")), code end
+  if type(def) ~= "table" then return nil, path .. ": must return a table of routing functions", "EINVAL" end
+  for k, f in next, def do
+    if not NAMES[k] then
+      return nil, path .. ": unknown field '" .. tostring(k) .. "' (fields: worker, reviewer, escalation, model)", "EINVAL"
+    end
+    if type(f) ~= "function" then return nil, path .. ": " .. k .. " must be a function", "EINVAL" end
+    r.fns[k] = function(...)
+      local cok, v, cerr = box:pcall(f, ...)
+      if not cok then error(v, 0) end
+      if v ~= nil and type(v) ~= "string" then error(path .. ": " .. k .. " must return a string or nil", 0) end
+      return v, cerr
+    end
+  end
+  r.file = path
+  return setmetatable(r, { __index = M })
+end
+
+--- routing:choose(kind, ...) -> value | nil, message. kind: worker, reviewer, escalation, model.
+--- Arguments are copied, so a project's script cannot change the engine's tables.
+function M:choose(kind, ...)
+  local args = table.pack(...)
+  for i = 1, args.n do
+    if type(args[i]) == "table" then args[i] = sandbox.copy(args[i]) end
+  end
+  local ok, v = pcall(self.fns[kind], table.unpack(args, 1, args.n))
+  if not ok then return nil, "routing " .. kind .. ": " .. tostring(v) end
+  return v
+end
+
+--- override_model(run_model) -> the model every turn uses when given (--model, ORKET_MODEL)
+function M.override_model(run_model)
+  if run_model and run_model ~= "" then return run_model end
+  local env = os.getenv("ORKET_MODEL")
+  if env and env ~= "" then return env end
+  return nil
+end
+
+return M

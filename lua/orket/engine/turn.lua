@@ -1,0 +1,191 @@
+-- orket.engine.turn: one seat working one card. Compose messages (role script) -> call the
+-- model (or read the recorded response back on resume) -> parse tool calls -> gate each ->
+-- execute -> return results to the model -> repeat, until the model stops, the card's
+-- status changes, or a budget ends the turn. Each model response is journaled before its
+-- calls run; each call's gate decision, effect and result are written in one transaction.
+local cjson = require "cjson.safe"
+local rt = require "orket.c.runtime"
+local roles = require "orket.engine.roles"
+local context = require "orket.engine.context"
+local journal = require "orket.engine.journal"
+local fault = require "orket.engine.fault"
+
+local M = {}
+
+M.RETRYABLE = { transient = true, rate_limited = true, timeout = true }
+
+local function encode(v)
+  return cjson.encode(v) or "null"
+end
+
+-- The plain context object a role builds its messages from.
+local function make_context(e, job, card, history)
+  local deps = {}
+  for _, id in ipairs(card.depends_on or {}) do
+    local d = e.board:get(id)
+    if d then
+      local cs = e.board:comments(id)
+      local last = cs[#cs]
+      deps[#deps + 1] = { id = d.id, summary = d.summary, status = d.status, outcome = last and last.body or nil }
+    end
+  end
+  local comments = {}
+  for _, c in ipairs(e.board:comments(card.id)) do comments[#comments + 1] = { author = c.author, body = c.body } end
+  return {
+    card = card, deps = deps, comments = comments, seat = job.seat, role = job.role.name,
+    phase = job.phase, turn = job.turn, tools = job.tool_specs,
+    memory = context.recall(e.memory, card, e.settings.context),
+    history = context.window(history, e.settings.context),
+    project = { name = e.settings.name, vision = e.settings.vision },
+  }
+end
+
+-- Calls the model, retrying transient failures with exponential backoff.
+local function call_model(e, job, req)
+  local b = e.settings.budgets
+  local tries = 0
+  while true do
+    local res, msg, class = e.llm:chat(req)
+    if res then return res end
+    class = class or "transient"
+    if not M.RETRYABLE[class] or tries >= b.model_retries or e.stopping then return nil, msg, class end
+    tries = tries + 1
+    local delay = b.backoff_ms * (1 << (tries - 1))
+    e:emit { type = "model_retry", card = job.card_id, seat = job.seat, class = class, error = msg,
+      attempt = tries, delay_ms = delay }
+    rt.sleep(delay)
+  end
+end
+
+-- Gates and runs one call in one transaction with its records; returns the result table.
+local function execute(e, job, turn_id, key, call, counters, card)
+  local actor = job.actor
+  local res
+  local ok, err = e.db:tx(function()
+    local function record(kind, d)
+      if kind == "gate_decision" then
+        assert(e.db:record_gate_decision { turn = turn_id, tool = d.tool, verdict = d.verdict, code = d.code,
+          reason = d.reason, remedy = d.remedy, run = job.run, card = job.card_id, seat = job.seat })
+      elseif kind == "policy_violation" then
+        assert(e.db:record_violation { turn = turn_id, card = job.card_id, seat = job.seat,
+          rule = d.code or "denied", detail = d.why, run = job.run })
+      end
+    end
+    local decision = e.gate {
+      actor = actor, tool = call.name, args = call.arguments, card = card, counters = counters,
+      allowed = job.role.tools, record = record,
+    }
+    if decision.verdict == "allow" then
+      local ctx = { fs = e.workspace, board = e.board, memory = e.memory, card = card, actor = actor }
+      res = e.tools:run(call.name, call.arguments, ctx)
+      if res.ok and e.count then e.count(counters, e.tools:get(call.name), call.arguments) end
+    else
+      res = { ok = false, denied = true, verdict = decision.verdict, code = decision.code,
+        error = (decision.verdict == "ask" and "needs a developer's approval: " or "denied: ")
+          .. tostring(decision.reason or decision.code), remedy = decision.remedy }
+    end
+    assert(e.db:record_tool_call { turn = turn_id, call_id = key, tool = call.name, arguments = call.arguments,
+      result = res, ok = res.ok, error_code = res.code, run = job.run, card = job.card_id, seat = job.seat })
+    return true
+  end)
+  if not ok then res = { ok = false, error = "engine: " .. tostring(err), code = "EENGINE" } end
+  return res
+end
+
+local function result_message(job, call, res)
+  local content = res.ok and encode(res.result) or encode { error = res.error, code = res.code, remedy = res.remedy }
+  if job.role.dialect == "json" then
+    return { role = "user", content = "Result of " .. call.name .. ": " .. content }
+  end
+  return { role = "tool", tool_call_id = call.id, name = call.name, content = content }
+end
+
+--- run(e, job) -> outcome {ended = "handed_in"|"stopped"|"budget"|"model_error"|"role_error"|"canceled",
+---   detail = text, class = model error class}
+--- job: {run=, card_id=, seat=, actor=, role=, phase=, turn=, model=, tool_specs=, start_status=}
+function M.run(e, job)
+  local b = e.settings.budgets
+  local history, calls_in_turn, counters = {}, 0, { turn = {}, run = e.run_counters }
+  local step = 0
+  while true do
+    step = step + 1
+    if step > b.steps_per_turn then
+      return { ended = "budget", detail = string.format("the turn used all %d model steps (budgets.steps_per_turn)", b.steps_per_turn) }
+    end
+    local card = assert(e.board:get(job.card_id))
+    if card.status ~= job.start_status then return { ended = "handed_in", detail = card.status } end
+    local rec = journal.step(e.db, job.run, job.card_id, job.turn, step)
+    local response, turn_id
+    if rec then
+      response, turn_id = rec.response, rec.id
+    else
+      if b.tokens_per_card > 0 and journal.tokens(e.db, job.run, job.card_id) >= b.tokens_per_card then
+        return { ended = "budget", detail = string.format("the card used its %d tokens (budgets.tokens_per_card)", b.tokens_per_card) }
+      end
+      if b.tokens_per_run > 0 and journal.tokens(e.db, job.run, nil) >= b.tokens_per_run then
+        return { ended = "budget", detail = string.format("the run used its %d tokens (budgets.tokens_per_run)", b.tokens_per_run) }
+      end
+      local msgs, merr = roles.messages(job.role, make_context(e, job, card, history))
+      if not msgs then return { ended = "role_error", detail = merr } end
+      fault.hit("before_model")
+      local req = {
+        model = job.model, messages = msgs, tools = job.role.dialect == "native" and job.tool_specs or nil,
+        meta = { run = job.run, card = job.card_id, role = job.role.name, seat = job.seat, turn = job.turn,
+          step = step, phase = job.phase },
+      }
+      local res, err, class = call_model(e, job, req)
+      if not res then
+        if class == "canceled" or e.stopping then return { ended = "canceled", detail = err } end
+        return { ended = "model_error", detail = err, class = class }
+      end
+      response = {
+        content = res.content or "", tool_calls = res.tool_calls or {}, finish_reason = res.finish_reason,
+        usage = res.usage, model = res.model, provider = res.provider,
+      }
+      local usage = res.usage or {}
+      turn_id = assert(e.db:record_turn { run = job.run, card = job.card_id, seat = job.seat, role = job.role.name,
+        turn = job.turn, model = res.model or job.model, request = { model = job.model, messages = msgs },
+        response = response, prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
+        data = { step = step, phase = job.phase } })
+      e:emit { type = "model", card = job.card_id, seat = job.seat, turn = job.turn, step = step,
+        prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens }
+      fault.hit("after_model")
+    end
+    local calls = response.tool_calls or {}
+    if #calls == 0 and job.role.dialect == "json" and e.toolcalls then
+      local parsed, perr = e.toolcalls.from_text(response.content or "")
+      if parsed then
+        calls = parsed
+      elseif perr then
+        history[#history + 1] = { role = "assistant", content = response.content }
+        history[#history + 1] = { role = "user", content = "Your tool call could not be read: " .. perr
+          .. ". Write it as {\"tool\": \"NAME\", \"args\": {...}}." }
+        goto continue
+      end
+    end
+    history[#history + 1] = { role = "assistant", content = response.content,
+      tool_calls = (#calls > 0 and job.role.dialect == "native") and calls or nil }
+    if #calls == 0 then return { ended = "stopped", detail = "the model ended its turn" } end
+    for i, call in ipairs(calls) do
+      local key = tostring(i)
+      local res = journal.tool_call(e.db, turn_id, key)
+      if not res then
+        calls_in_turn = calls_in_turn + 1
+        if calls_in_turn > b.tool_calls_per_turn then
+          return { ended = "budget", detail = string.format("the turn made more than %d tool calls (budgets.tool_calls_per_turn)", b.tool_calls_per_turn) }
+        end
+        fault.hit("before_tool")
+        res = execute(e, job, turn_id, key, call, counters, assert(e.board:get(job.card_id)))
+        fault.hit("after_tool")
+        e:emit { type = "tool", card = job.card_id, seat = job.seat, tool = call.name, ok = res.ok,
+          code = res.code, denied = res.denied or nil }
+      else
+        calls_in_turn = calls_in_turn + 1
+      end
+      history[#history + 1] = result_message(job, call, res)
+    end
+    ::continue::
+  end
+end
+
+return M

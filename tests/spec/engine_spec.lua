@@ -1,0 +1,180 @@
+-- orket.engine with fake collaborators: a whole epic to done with a review rejection,
+-- concurrency, stalls with reasons, failure classification, review rules, budgets.
+local H = require "tests.helpers"
+local F = require "tests.engine_fakes"
+
+local function run(issues, opts)
+  local db, b = F.fixture(H.tmpdir() .. "/o.db", issues)
+  local e, events = F.engine(db, b, opts)
+  local id = assert(e:start("E", opts and { concurrency = opts.concurrency }))
+  local status, report = e:execute(id)
+  return status, report, b, db, events, e
+end
+
+describe("engine", function()
+  after_each(H.cleanup)
+
+  it("runs an epic to done, with a rejection and its fix", function()
+    local status, _, b, db, events = run(F.STANDARD, {})
+    assert.equal("done", status)
+    for _, id in ipairs { "E-1", "E-2", "E-3", "E-4" } do assert.equal("done", b:get(id).status) end
+    assert.equal("done", b:get("E").status)
+    assert.equal(1, b:get("E-2").retries)
+    assert.equal("integrity_guard", b:get("E-2").worked_by == "senior_developer" and "integrity_guard" or "x")
+    local bodies = {}
+    for _, c in ipairs(b:comments("E-2")) do bodies[#bodies + 1] = c.body end
+    assert.same({ "work on E-2 turn 1", "missing tests", "work on E-2 turn 3" }, bodies)
+    -- Every model response and tool call is in the journal.
+    assert.is_true(db:row("SELECT count(*) AS n FROM turns").n >= 12)
+    assert.is_true(db:row("SELECT count(*) AS n FROM tool_calls").n >= 12)
+    assert.equal("done", db:row("SELECT status FROM runs").status)
+    assert.equal("run_end", events[#events].type)
+    -- Dependencies were respected: E-4's first turn started after E-2 and E-3 were done.
+    local seen_done, order_ok = {}, true
+    for _, ev in ipairs(events) do
+      if ev.type == "turn_end" and ev.status == "done" then seen_done[ev.card] = true end
+      if ev.type == "turn_start" and ev.card == "E-4" and not (seen_done["E-2"] and seen_done["E-3"]) then order_ok = false end
+    end
+    assert.is_true(order_ok)
+  end)
+
+  it("keeps several turns in flight when the model waits", function()
+    local issues = {}
+    for i = 1, 6 do issues[i] = { id = "E-" .. i, summary = "task " .. i } end
+    local t0 = orket.now()
+    local status, _, _, _, events = run(issues, { concurrency = 3, sleep = 30 })
+    assert.equal("done", status)
+    local live, peak = 0, 0
+    for _, ev in ipairs(events) do
+      if ev.type == "turn_start" then live = live + 1 end
+      if ev.type == "turn_end" then live = live - 1 end
+      peak = math.max(peak, live)
+    end
+    assert.equal(3, peak)
+    -- 6 cards x (2 work + 1 review) steps at 30 ms; serial would take 540 ms.
+    assert.is_true(orket.now() - t0 < 400)
+  end)
+
+  it("reports a stall with each stuck card and why", function()
+    local status, report, b = run({
+      { id = "E-1", summary = "ask [input]" },
+      { id = "E-2", summary = "after", depends_on = { "E-1" } },
+      { id = "E-3", summary = "independent" },
+    }, {})
+    assert.equal("stalled", status)
+    assert.equal("done", b:get("E-3").status)
+    assert.equal("waiting_for_developer", b:get("E-1").status)
+    local why = {}
+    for _, s in ipairs(report.stuck) do why[s.card] = s.reason end
+    assert.matches("waiting for input", why["E-1"])
+    assert.matches("waits for E%-1 %(waiting_for_developer, failed dependency%)", why["E-2"])
+  end)
+
+  it("retries transient model errors and blocks a card the model refuses, without stopping others", function()
+    local status, report, b, _, events = run({
+      { id = "E-1", summary = "bad [fail]" },
+      { id = "E-2", summary = "shaky [flaky]" },
+    }, { config = { budgets = { backoff_ms = 1 } } })
+    assert.equal("failed", status)
+    assert.equal("done", b:get("E-2").status)
+    local c = b:get("E-1")
+    assert.equal("blocked", c.status)
+    assert.equal("system", c.wait_reason)
+    assert.matches("bad_request", b:comments("E-1")[1].body)
+    local retried = false
+    for _, ev in ipairs(events) do if ev.type == "model_retry" and ev.card == "E-2" then retried = true end end
+    assert.is_true(retried)
+    assert.equal("E-1", report.stuck[1].card)
+  end)
+
+  it("refuses to start without a reviewer seat", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", F.STANDARD)
+    local e = F.engine(db, b, { config = { team = { dev = { roles = { "coder" } } } } })
+    local id, err, code = e:start("E")
+    assert.is_nil(id)
+    assert.equal("ENOREVIEWER", code)
+    assert.matches("integrity_guard", err)
+  end)
+
+  it("escalates after N rejections and asks for a requirements review after M", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "hard [reject]" } })
+    -- A reviewer that always rejects.
+    local llm = F.llm(b)
+    local inner = llm.chat
+    function llm:chat(req)
+      if req.meta.role == "integrity_guard" and req.meta.step == 1 and req.meta.card == "E-1" then
+        return { content = "", tool_calls = { { id = "x", name = "add_issue_comment", arguments = { body = "still wrong" } },
+          { id = "y", name = "update_issue_status", arguments = { status = "in_progress" } } }, usage = {} }
+      end
+      return inner(self, req)
+    end
+    local e = F.engine(db, b, { llm = llm, config = { review = { escalate_after = 1, requirements_review_after = 2 } } })
+    local status = e:execute(assert(e:start("E")))
+    assert.equal("stalled", status)
+    local c = b:get("E-1")
+    assert.equal("waiting_for_developer", c.status)
+    assert.equal("input", c.wait_reason)
+    local escalated = db:row("SELECT count(*) AS n FROM turns WHERE role = 'architect'").n
+    assert.is_true(escalated >= 1)
+    local rr = b:get("E-2")
+    assert.matches("^Requirements review", rr.summary)
+    assert.equal("done", rr.status) -- the new issue was scheduled in the same run
+  end)
+
+  it("blocks a card that uses up its turns, with a comment", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "lazy" } })
+    local llm = { chat = function() return { content = "thinking", tool_calls = {}, usage = {} } end }
+    local e = F.engine(db, b, { llm = llm, config = { budgets = { turns_per_card = 2 } } })
+    assert.equal("failed", (e:execute(assert(e:start("E")))))
+    local c = b:get("E-1")
+    assert.equal("blocked", c.status)
+    assert.equal("resource", c.wait_reason)
+    assert.matches("budgets.turns_per_card", b:comments("E-1")[1].body)
+  end)
+
+  it("returns gate denials to the model and records them as violations", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "x" } })
+    local llm = F.llm(b)
+    local inner = llm.chat
+    local seen
+    function llm:chat(req)
+      if req.meta.role == "coder" and req.meta.step == 1 and req.meta.turn == 1 then
+        return { content = "", tool_calls = { { id = "d", name = "delete_everything", arguments = {} } }, usage = {} }
+      end
+      if req.meta.role == "coder" and req.meta.step == 2 and req.meta.turn == 1 then
+        seen = req.messages[#req.messages]
+        return { content = "", tool_calls = { { id = "c3", name = "update_issue_status", arguments = { status = "code_review" } } }, usage = {} }
+      end
+      return inner(self, req)
+    end
+    local e = F.engine(db, b, { llm = llm })
+    assert.equal("done", (e:execute(assert(e:start("E")))))
+    assert.equal("tool", seen.role)
+    assert.matches("denied", seen.content)
+    assert.equal(1, db:row("SELECT count(*) AS n FROM violations").n)
+    assert.equal(1, db:row("SELECT count(*) AS n FROM gate_decisions WHERE verdict = 'deny'").n)
+  end)
+
+  it("resumes a stopped run without asking the model again for recorded steps", function()
+    local path = H.tmpdir() .. "/o.db"
+    local db, b = F.fixture(path, F.STANDARD)
+    local e = F.engine(db, b, {})
+    local id = assert(e:start("E"))
+    local n = 0
+    local inner = e.llm.chat
+    e.llm.chat = function(self, req)
+      n = n + 1
+      if n == 5 then e:stop() return nil, "canceled", "canceled" end
+      return inner(self, req)
+    end
+    assert.equal("interrupted", (e:execute(id)))
+    local recorded = db:row("SELECT count(*) AS n FROM turns").n
+    local e2 = F.engine(db, b, {})
+    assert.equal("done", (e2:execute(id)))
+    local fresh_db, fresh_b = F.fixture(H.tmpdir() .. "/p.db", F.STANDARD)
+    local e3 = F.engine(fresh_db, fresh_b, {})
+    assert.equal("done", (e3:execute(assert(e3:start("E")))))
+    assert.equal(F.board_state(fresh_b), F.board_state(b))
+    assert.equal(#e3.llm.requests, recorded + #e2.llm.requests)
+  end)
+end)
