@@ -68,7 +68,7 @@ local function execute(e, job, turn_id, key, call, counters, card)
           reason = d.reason, remedy = d.remedy, run = job.run, card = job.card_id, seat = job.seat })
       elseif kind == "policy_violation" then
         assert(e.db:record_violation { turn = turn_id, card = job.card_id, seat = job.seat,
-          rule = d.code or "denied", detail = d.why, run = job.run })
+          rule = d.code or "denied", attempt = d.what, detail = d.why, remedy = d.how_to_fix, run = job.run })
       end
     end
     local decision = e.gate {
