@@ -40,6 +40,19 @@ return {
 }
 ]]
 
+-- The comment tool, version 2: signs its comments, so a test sees which version ran.
+local V2_COMMENT = [[
+return {
+  name = "add_issue_comment", description = "Add a comment (v2).", effect = "board",
+  parameters = { type = "object", properties = { body = { type = "string" } }, required = { "body" } },
+  handler = function(args, ctx)
+    local c, err, code = ctx.board:comment(ctx.card.id, { author = ctx.actor.seat, body = "v2: " .. args.body })
+    if not c then return nil, err, code end
+    return { comment = c }
+  end,
+}
+]]
+
 local function system_of(req) return req.messages[1].content end
 
 local function count(events, ty)
@@ -59,7 +72,10 @@ describe("hot reload", function()
     e.on_request = function(req)
       if not reloaded_at and req.meta.role == "coder" then
         H.write(dir .. "/roles/coder.lua", MARKED_CODER)
+        os.execute("mkdir " .. H.quote(dir .. "/tools"))
+        H.write(dir .. "/tools/add_issue_comment.lua", V2_COMMENT)
         w:touch("roles/coder.lua")
+        w:touch("tools/add_issue_comment.lua")
         assert.is_true(w:trigger())
         reloaded_at = { card = req.meta.card, turn = req.meta.turn }
       end
@@ -82,12 +98,18 @@ describe("hot reload", function()
     end
     assert.is_true(in_flight >= 2) -- the write and the hand-in, on the old role
     assert.is_true(later >= 1)
+    -- ... and its tool calls ran on the tools it started with; later turns on version 2.
+    local first = e.board:comments(reloaded_at.card)[1]
+    assert.matches("^Wrote ", first.body)
+    local readme = e.board:comments("NOTES-4")[1]
+    assert.equal("v2: Wrote README.md.", readme.body)
     assert.equal(1, count(events, "reload"))
+    local files = { "roles/coder.lua", "tools/add_issue_comment.lua" }
     for _, ev in ipairs(events) do
-      if ev.type == "reload" then assert.same({ "roles/coder.lua" }, ev.files) end
+      if ev.type == "reload" then assert.same(files, ev.files) end
     end
     local ev = e.db:row("SELECT data FROM events WHERE kind = 'reload'")
-    assert.same({ "roles/coder.lua" }, require("cjson").decode(ev.data).files)
+    assert.same(files, require("cjson").decode(ev.data).files)
     e.close_all()
   end)
 
