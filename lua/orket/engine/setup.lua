@@ -16,7 +16,8 @@ local M = {}
 
 --- open(dir, {model=, concurrency=, emit=, db=, workspace=, llm=}) -> engine, db | nil, message, CODE
 --- db, workspace (a folder) and llm replace the project's store, workspace/ and model client
---- (the REPL's replay runs on a scratch store). The engine keeps dir as e.dir for reloads.
+--- (the REPL's replay runs on a scratch store); e.close_all() closes them too. The engine
+--- keeps dir as e.dir for reloads.
 function M.open(dir, opts)
   opts = opts or {}
   local cfg, err, code = config.load(dir)
