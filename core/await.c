@@ -2,6 +2,7 @@
  * Pending waits are indexed in a registry table keyed by coroutine, so a cancelled task's
  * operation can be found and stopped. */
 #include "await.h"
+#include "sandbox.h"
 
 #include <stdint.h>
 
@@ -22,6 +23,9 @@ void rt_wait_require(lua_State *L) {
   if (!lua_isyieldable(L))
     luaL_error(L, "this operation waits, so it must run inside a task (orket.spawn) or a "
                   "script run by 'orket lua'");
+  /* The loop would resume it behind the script's back, in the middle of something else. */
+  if (sb_thread_is_script(L))
+    luaL_error(L, "this operation waits, so it cannot run inside a coroutine a script made");
 }
 
 void rt_wait_begin(lua_State *L, rt_wait *w, rt_wait_cancel_fn cancel) {

@@ -108,9 +108,10 @@ static int gate_collect_paths(const gate_input *in, gate_paths *p, gate_decision
     const jv *items = jv_get(ps, "items");
     int single = jv_fmt_is(ps, "path"), list = items && jv_fmt_is(items, "path");
     if (!single && !list) continue;
+    /* looked up by the whole name; only the copy used in messages is cut short */
+    const jv *v = jv_getn(in->args, props->keys[i], props->klens[i]);
     char key[128];
     snprintf(key, sizeof key, "%.*s", (int)(props->klens[i] > 100 ? 100 : props->klens[i]), props->keys[i]);
-    const jv *v = jv_get(in->args, key);
     if (v == NULL) continue;
     size_t count = v->type == JV_ARR ? v->n : 1;
     for (size_t k = 0; k < count; k++) {

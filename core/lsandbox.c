@@ -11,6 +11,7 @@
 #include "budget.h"
 #include "modules.h"
 #include "runtime.h"
+#include "sandbox.h"
 
 #define SB_CALL "orket.sandbox.call"
 #define SB_HOOK_EVERY 1000 /* instructions between hook calls while within budget */
@@ -177,6 +178,32 @@ static int sb_cocreate(lua_State *L) {
   return 1;
 }
 
+int sb_thread_is_script(lua_State *L) {
+  int ok = 0;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SB_THREADS) == LUA_TTABLE) {
+    lua_pushthread(L);
+    ok = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return ok;
+}
+
+/* is_script_thread(co) -> bool: whether co was made by a script (coroutine.create/wrap in
+ * a sandbox). Scripts may resume, close or yield only those. */
+static int sb_is_script_thread(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  int ok = 0;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SB_THREADS) == LUA_TTABLE) {
+    lua_pushvalue(L, 1);
+    ok = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_pushboolean(L, ok);
+  return 1;
+}
+
 /* tripped() -> bool: whether the running thread's budget is spent. A hook cannot run
  * while another hook runs, and Lua calls a message handler for an error raised by a hook
  * before it unwinds, so a handler reached from our hook runs with hooks off; the
@@ -190,6 +217,7 @@ static int sb_tripped(lua_State *L) {
 static const luaL_Reg sb_funcs[] = {
     {"pcall", sb_pcall},
     {"tripped", sb_tripped},
+    {"is_script_thread", sb_is_script_thread},
     {"cocreate", sb_cocreate},
     {NULL, NULL},
 };

@@ -72,6 +72,25 @@ static int lws_open(lua_State *L) {
   return 1;
 }
 
+/* A C buffer to copy into Lua inside a protected call (see lws_read, lws_list). */
+typedef struct lws_span {
+  const char *p;
+  size_t n;
+} lws_span;
+
+static int lws_push_span(lua_State *L) {
+  const lws_span *sp = lua_touserdata(L, 1);
+  lua_pushlstring(L, sp->p, sp->n);
+  return 1;
+}
+
+static int lws_copy_span(lua_State *L) {
+  const lws_span *sp = lua_touserdata(L, 1);
+  void *copy = lua_newuserdatauv(L, sp->n ? sp->n : 1, 0);
+  if (sp->n) memcpy(copy, sp->p, sp->n);
+  return 1;
+}
+
 /* ws:read(path [, {offset=, limit=}]) -> data, {size=, truncated=} | nil, msg, CODE */
 static int lws_read(lua_State *L) {
   lws *o = lws_check(L);
@@ -92,10 +111,17 @@ static int lws_read(lua_State *L) {
   size_t n;
   uint64_t size;
   ws_err e;
+  luaL_checkstack(L, 4, "ws:read");
   if (ws_read(&o->w, path, len, (uint64_t)offset, (size_t)limit, &buf, &n, &size, &e) != 0)
     return lws_fail(L, &e);
-  lua_pushlstring(L, buf, n); /* may raise on memory: free first */
+  /* Copying into Lua may fail under a sandbox's memory ceiling: copy in a protected call,
+   * free the C buffer whatever happens, then pass the error on. */
+  lws_span span = {buf, n};
+  lua_pushcfunction(L, lws_push_span);
+  lua_pushlightuserdata(L, &span);
+  int st = lua_pcall(L, 1, 1, 0);
   free(buf);
+  if (st != LUA_OK) return lua_error(L);
   lua_createtable(L, 0, 2);
   lua_pushinteger(L, (lua_Integer)size);
   lua_setfield(L, -2, "size");
@@ -142,11 +168,17 @@ static int lws_list(lua_State *L) {
   size_t n;
   int truncated;
   ws_err e;
+  luaL_checkstack(L, 4, "ws:list");
   if (ws_list(&o->w, path, len, &v, &n, &truncated, &e) != 0) return lws_fail(L, &e);
-  /* Copy the names into a Lua-owned buffer first so a memory error below leaks nothing. */
-  ws_entry *copy = lua_newuserdatauv(L, n ? n * sizeof *v : 1, 0);
-  if (n) memcpy(copy, v, n * sizeof *v);
+  /* Copy the entries into a Lua-owned buffer in a protected call, then free ours whatever
+   * happened, so a memory error leaks nothing. */
+  lws_span span = {(const char *)v, n * sizeof *v};
+  lua_pushcfunction(L, lws_copy_span);
+  lua_pushlightuserdata(L, &span);
+  int st = lua_pcall(L, 1, 1, 0);
   free(v);
+  if (st != LUA_OK) return lua_error(L);
+  ws_entry *copy = lua_touserdata(L, -1);
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
     lws_push_stat(L, &copy[i].st);

@@ -60,9 +60,10 @@ void jv_arena_free(jv_arena *a) {
   a->used = 0;
 }
 
-const jv *jv_get(const jv *obj, const char *key) {
+const jv *jv_get(const jv *obj, const char *key) { return jv_getn(obj, key, strlen(key)); }
+
+const jv *jv_getn(const jv *obj, const char *key, size_t kl) {
   if (obj == NULL || obj->type != JV_OBJ) return NULL;
-  size_t kl = strlen(key);
   for (size_t i = 0; i < obj->n; i++)
     if (obj->klens[i] == kl && memcmp(obj->keys[i], key, kl) == 0) return &obj->u.items[i];
   return NULL;

@@ -40,6 +40,8 @@ void jv_arena_free(jv_arena *a);
 
 /* The value under key in an object, or NULL. */
 const jv *jv_get(const jv *obj, const char *key);
+/* The same with a key of known length (keys may hold any bytes). */
+const jv *jv_getn(const jv *obj, const char *key, size_t klen);
 const char *jv_type_name(const jv *v);
 
 typedef struct schema_limits {

@@ -53,15 +53,50 @@ local function readonly_error(_, k)
   error("attempt to modify a read-only table (field '" .. tostring(k) .. "')", 2)
 end
 
---- freeze(t) -> a read-only view of t. Reads, pairs and # see t; writes raise; its
---- metatable is hidden. rawget sees nothing (the view is empty); use plain indexing.
-function M.freeze(t)
-  local proxy = {}
-  frozen[proxy] = true
-  return setmetatable(proxy, {
-    __index = t,
+local views = setmetatable({}, { __mode = "k" }) -- table -> its read-only view
+
+--- freeze(t) -> a read-only view of t. Reads, pairs and # see t; writes raise; tables
+--- reached through it are read-only views too; its metatable is hidden and t itself is
+--- never handed out (not even by pairs). rawget sees nothing (the view is empty).
+function M.freeze(t, fixed)
+  if frozen[t] then return t end
+  local view = views[t]
+  if view then return view end
+  if fixed then
+    -- A table that never changes and holds no tables (the shared libraries): a plain
+    -- __index is safe, as the metatable is hidden, and much faster than a function.
+    for _, v in next, t do assert(type(v) ~= "table", "freeze: fixed tables hold no tables") end
+    view = {}
+    frozen[view] = true
+    views[t] = view
+    return setmetatable(view, {
+      __index = t,
+      __newindex = readonly_error,
+      __pairs = function()
+        return function(_, k) return next(t, k) end, view, nil
+      end,
+      __len = function() return #t end,
+      __metatable = "frozen",
+    })
+  end
+  local function wrap(v)
+    if type(v) == "table" then return M.freeze(v) end
+    return v
+  end
+  view = {}
+  frozen[view] = true
+  views[t] = view
+  return setmetatable(view, {
+    __index = function(_, k) return wrap(t[k]) end,
     __newindex = readonly_error,
-    __pairs = function() return next, t, nil end,
+    -- a stateless iterator: the generic for hands back the last key, never t
+    __pairs = function()
+      return function(_, k)
+        local nk, v = next(t, k)
+        if nk == nil then return nil end
+        return nk, wrap(v)
+      end, view, nil
+    end,
     __len = function() return #t end,
     __metatable = "frozen",
   })
@@ -75,14 +110,43 @@ local function pick(src, names)
   return out
 end
 
+-- Scripts may drive only the coroutines they made: the host's own (a task waiting on a
+-- model reply, say) must never be resumed, closed or yielded by a script.
+local is_script_thread = csb.is_script_thread
+
+local function own(fname, co)
+  if type(co) ~= "thread" then
+    error("bad argument #1 to '" .. fname .. "' (coroutine expected, got " .. type(co) .. ")", 3)
+  end
+  if not is_script_thread(co) then
+    error(fname .. ": not a coroutine this script made", 3)
+  end
+  return co
+end
+
 local function wrap_result(co, ok, ...)
   if ok then return ... end
   if coroutine.status(co) == "dead" then coroutine.close(co) end
   error((...), 0)
 end
 
-local co_lib = pick(coroutine, M.ALLOW.coroutine)
+local co_lib = {}
 co_lib.create = csb.cocreate -- budget-carrying coroutines (see lsandbox.c)
+function co_lib.resume(co, ...) return coroutine.resume(own("resume", co), ...) end
+function co_lib.close(co) return coroutine.close(own("close", co)) end
+function co_lib.status(co) return coroutine.status(own("status", co)) end
+function co_lib.running()
+  local co = coroutine.running()
+  if is_script_thread(co) then return co, false end
+  return nil, false
+end
+function co_lib.isyieldable() return is_script_thread(coroutine.running()) end
+function co_lib.yield(...)
+  if not is_script_thread(coroutine.running()) then
+    error("coroutine.yield: only inside a coroutine this script made", 2)
+  end
+  return coroutine.yield(...)
+end
 function co_lib.wrap(f)
   local co = csb.cocreate(f)
   return function(...) return wrap_result(co, coroutine.resume(co, ...)) end
@@ -90,12 +154,12 @@ end
 
 -- The library tables every environment shares, frozen once.
 local shared = {
-  string = M.freeze(pick(string, M.ALLOW.string)),
-  table = M.freeze(pick(table, M.ALLOW.table)),
-  math = M.freeze(pick(math, M.ALLOW.math)),
-  utf8 = M.freeze(pick(utf8, M.ALLOW.utf8)),
-  os = M.freeze(pick(os, M.ALLOW.os)),
-  coroutine = M.freeze(co_lib),
+  string = M.freeze(pick(string, M.ALLOW.string), true),
+  table = M.freeze(pick(table, M.ALLOW.table), true),
+  math = M.freeze(pick(math, M.ALLOW.math), true),
+  utf8 = M.freeze(pick(utf8, M.ALLOW.utf8), true),
+  os = M.freeze(pick(os, M.ALLOW.os), true),
+  coroutine = M.freeze(co_lib, true),
 }
 
 local safe = {}

@@ -85,17 +85,50 @@ function Registry:specs(names)
   return out
 end
 
+-- What a tool handler may do with the workspace: the operations, not close. Reads go
+-- through ctx.may_read when the host gives one, so a tool that reads many files
+-- (search_files) cannot reach what the policies deny to read_file.
+local FS_OPS = { "read", "write", "append", "list", "stat", "mkdir", "delete", "move" }
+
+local function tool_fs(fs, may_read)
+  local view = {}
+  for _, op in ipairs(FS_OPS) do
+    view[op] = function(_, path, ...)
+      if op == "read" and may_read and not may_read(path) then
+        return nil, "workspace: reading " .. tostring(path) .. " is denied by policy", "EPERM"
+      end
+      return fs[op](fs, path, ...)
+    end
+  end
+  return view
+end
+
+-- The ctx a handler sees: its own copies of the card and the actor, the workspace view.
+local function tool_ctx(ctx)
+  if ctx == nil then return {} end
+  return {
+    fs = ctx.fs and tool_fs(ctx.fs, ctx.may_read), board = ctx.board, memory = ctx.memory,
+    card = ctx.card and sandbox.copy(ctx.card), actor = ctx.actor and sandbox.copy(ctx.actor),
+  }
+end
+
 --- registry:run(name, args, ctx) -> {ok=true, result=} | {ok=false, error=, code=}
+--- ctx: {fs=workspace, board=, memory=, card=, actor=, may_read=fn(path) -> bool}.
 --- A tool failure ("file not found") is a normal result for the model, not an error.
 --- Budget overruns and handler crashes come back as ok=false with code ETOOL.
 function Registry:run(name, args, ctx)
   local d = self.by_name[name]
   if not d then return { ok = false, error = "no tool named '" .. tostring(name) .. "'", code = "ENOENT" } end
-  local ok, res, msg, code = d.box:pcall(d.handler, sandbox.copy(args) or {}, ctx)
+  local ok, res, msg, code = d.box:pcall(d.handler, sandbox.copy(args) or {}, tool_ctx(ctx))
   if not ok then
     return { ok = false, error = name .. ": the tool failed: " .. (tostring(res):match("^[^\n]*")), code = "ETOOL" }
   end
-  if res == nil then return { ok = false, error = msg or (name .. " failed"), code = code or "EFAIL" } end
+  if res == nil then
+    -- only strings leave: a value made by the script could run its metamethods later,
+    -- outside any budget
+    return { ok = false, error = type(msg) == "string" and msg or (name .. " failed"),
+      code = type(code) == "string" and code or "EFAIL" }
+  end
   local plain, perr = sandbox.copy(res)
   if perr then return { ok = false, error = name .. ": result is not plain data: " .. perr, code = "ETOOL" } end
   return { ok = true, result = plain }

@@ -23,6 +23,19 @@ end
 describe("gate.check", function()
   after_each(H.cleanup)
 
+  it("checks path arguments whatever the length of their names", function()
+    local dir = H.tmpdir()
+    local long = string.rep("p", 150)
+    H.write(dir .. "/longname.lua", ([[
+      return { name = "longname", description = "a tool with a long argument name", effect = "write",
+        parameters = { type = "object", properties = { %s = { type = "string", format = "path" } } },
+        handler = function() return {} end }]]):format(long))
+    local r = assert(tools.load { dir .. "/longname.lua" })
+    local d = check { tool = "longname", tools = r, args = { [long] = "../outside" } }
+    assert.equal("deny", d.verdict)
+    assert.equal("PATH_ESCAPE", d.code)
+  end)
+
   it("allows a well-formed call", function()
     local d = check { tool = "write_file", args = { path = "src/a.c", content = "x" } }
     assert.same({ verdict = "allow", code = "ALLOWED", reason = "write_file: allowed (no rule refused it)", remedy = "" }, d)

@@ -144,6 +144,82 @@ describe("sandbox environment", function()
     assert.equal("X", v)
   end)
 
+  it("never hands out the table behind a read-only view, not even through pairs", function()
+    local ok, err = run("local _, raw = pairs(string) raw.format = nil")
+    assert.is_false(ok)
+    assert.matches("read%-only", err)
+    local ok2, n = run("local n = 0 for k, v in pairs(string) do n = n + 1 end return n")
+    assert.is_true(ok2)
+    assert.equal(#sandbox.ALLOW.string, n)
+    assert.equal("5", string.format("%d", 5))
+  end)
+
+  it("freezes host tables handed in, all the way down", function()
+    local host = { secret = "s", nested = { deep = { x = 1 } } }
+    local box = sandbox.new { globals = { cfg = host } }
+    for _, src in ipairs {
+      "local _, raw = pairs(cfg) raw.secret = 'changed'",
+      "cfg.nested.deep.x = 2",
+      "for k, v in pairs(cfg) do if type(v) == 'table' then v.injected = true end end",
+      "rawset(cfg.nested, 'y', 1)",
+    } do
+      local ok, err = box:pcall(assert(box:load(src)))
+      assert.is_false(ok, src)
+      assert.matches("read%-only", err)
+    end
+    assert.same({ secret = "s", nested = { deep = { x = 1 } } }, host)
+    local ok, v = box:pcall(assert(box:load("return cfg.nested.deep.x + #cfg.secret")))
+    assert.is_true(ok)
+    assert.equal(2, v)
+  end)
+
+  it("cannot resume, close or yield the host's coroutines", function()
+    local box = sandbox.new { instructions = 100000 }
+    -- a task of the host waiting on the loop, and a script that grabs what it can
+    local ok, co = box:pcall(assert(box:load("return coroutine.running()")))
+    assert.is_true(ok)
+    assert.is_nil(co)
+    local waiting = orket.spawn(function() orket.sleep(30) return "woke on time" end)
+    local poke = assert(box:load("local co = ... return coroutine.resume(co, 'FAKE')"))
+    local ok2, err = box:pcall(poke, waiting.co)
+    assert.is_false(ok2)
+    assert.matches("not a coroutine this script made", err)
+    for _, f in ipairs { "close", "status" } do
+      local ok3, err3 = box:pcall(assert(box:load("local co = ... return coroutine." .. f .. "(co)")), waiting.co)
+      assert.is_false(ok3)
+      assert.matches("not a coroutine this script made", err3)
+    end
+    assert.same({ true, "woke on time" }, { waiting:join() })
+  end)
+
+  it("cannot yield the host's task from a script", function()
+    local rt = require "orket.c.runtime"
+    local box = sandbox.new { memory = 8 << 20 }
+    local ok, err = box:pcall(assert(box:load("coroutine.yield('not a wait') return 'never'")))
+    assert.is_false(ok)
+    assert.matches("only inside a coroutine this script made", err)
+    assert.is_nil(rt.stats().memory_limit) -- no ceiling left behind
+    assert.is_false((box:pcall(assert(box:load("return coroutine.isyieldable()")))) == false)
+    -- its own coroutines still yield and resume normally
+    local ok2, a, b = box:pcall(assert(box:load([[
+      local co = coroutine.create(function(x) local y = coroutine.yield(x + 1) return y * 2 end)
+      local _, first = coroutine.resume(co, 1)
+      local _, second = coroutine.resume(co, 10)
+      return first, second]])))
+    assert.is_true(ok2)
+    assert.same({ 2, 20 }, { a, b })
+  end)
+
+  it("refuses to wait on the loop inside a coroutine a script made", function()
+    local box = sandbox.new { globals = { sleep = orket.sleep } }
+    local ok, r1, r2 = box:pcall(assert(box:load(
+      "return coroutine.resume(coroutine.create(function() sleep(5) end))")))
+    assert.is_true(ok)
+    assert.is_false(r1)
+    assert.matches("cannot run inside a coroutine a script made", r2)
+    assert.equal(0, require("orket.c.runtime").stats().waits)
+  end)
+
   it("refuses __gc metamethods", function()
     local ok, err = run("setmetatable({}, {__gc = function() while true do end end})")
     assert.is_false(ok)

@@ -79,7 +79,13 @@ local function execute(e, job, turn_id, key, call, counters, card)
     }
     local tools = job.tools or e.tools
     if decision.verdict == "allow" then
-      local ctx = { fs = e.workspace, board = e.board, memory = e.memory, card = card, actor = actor }
+      -- what a tool reads on its own (search_files) obeys the policies read_file obeys
+      local function may_read(path)
+        return e.gate { actor = actor, tool = "read_file", args = { path = path }, card = card,
+          tools = job.tools, policies = job.policies }.verdict == "allow"
+      end
+      local ctx = { fs = e.workspace, board = e.board, memory = e.memory, card = card, actor = actor,
+        may_read = may_read }
       res = tools:run(call.name, call.arguments, ctx)
       if res.ok and e.count then e.count(counters, tools:get(call.name), call.arguments) end
     else
