@@ -56,7 +56,9 @@ function M.gate(input)
     { verdict = "deny", code = "ETOOL_ROLE", reason = input.tool .. " is not a tool of this role", remedy = "use your own tools" }
   if input.record then
     input.record("gate_decision", { tool = input.tool, verdict = d.verdict, code = d.code, reason = d.reason })
-    if d.verdict == "deny" then input.record("policy_violation", { code = d.code, why = d.reason }) end
+    if d.verdict == "deny" then
+      input.record("policy_violation", { code = d.code, what = input.tool .. " {}", why = d.reason, how_to_fix = d.remedy })
+    end
   end
   return d
 end

@@ -217,13 +217,27 @@ function DB:record_gate_decision(d)
     d.turn, d.tool_call, d.tool, d.verdict, d.code, d.reason, d.remedy)
 end
 
---- db:record_violation{turn=, card=, seat=, rule=, detail=, run=} -> id | nil, msg, CODE
+--- db:record_violation{turn=, card=, seat=, rule=, attempt=, detail=, remedy=, run=}
+---   -> id | nil, msg, CODE. attempt: what was tried; detail: why it was refused;
+---   remedy: how to fix it.
 function DB:record_violation(v)
   need(v, "record_violation", "rule", "string")
-  return self:_record([[INSERT INTO violations (turn_id, card_id, seat, rule, detail, created_at)
-      VALUES (?, ?, ?, ?, ?, ]] .. NOW .. ")",
-    { kind = "violation", run = v.run, card = v.card, actor = v.seat, data = { rule = v.rule, detail = v.detail } },
-    v.turn, v.card, v.seat, v.rule, v.detail)
+  return self:_record([[INSERT INTO violations (turn_id, card_id, seat, rule, attempt, detail, remedy, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ]] .. NOW .. ")",
+    { kind = "violation", run = v.run, card = v.card, actor = v.seat,
+      data = { rule = v.rule, attempt = v.attempt, detail = v.detail, remedy = v.remedy } },
+    v.turn, v.card, v.seat, v.rule, v.attempt, v.detail, v.remedy)
+end
+
+--- db:violations(card_id) -> array of {id, turn, seat, rule, attempt, detail, remedy, created_at}
+function DB:violations(card)
+  local out = {}
+  for _, r in ipairs(self:rows([[SELECT id, turn_id, seat, rule, attempt, detail, remedy, created_at
+      FROM violations WHERE card_id = ? ORDER BY id]], card)) do
+    out[#out + 1] = { id = r.id, turn = r.turn_id, seat = r.seat, rule = r.rule, attempt = r.attempt,
+      detail = r.detail, remedy = r.remedy, created_at = r.created_at }
+  end
+  return out
 end
 
 return M

@@ -60,6 +60,22 @@ describe("orket import, board and card", function()
     assert.matches("imported from epics/api.json", text.stdout)
   end)
 
+  it("shows a card's policy violations: what was attempted, why, how to fix", function()
+    local dir = example()
+    H.orket("import", { cwd = dir })
+    local r = H.orket([[lua -e "local db = assert(require('orket.store').open('.orket/orket.db'))
+      assert(db:record_violation{card='API-1', seat='senior_developer', rule='PATH_ESCAPE',
+        attempt='write_file {\"path\":\"../x\"}', detail='path escapes root: ../x',
+        remedy='Name files relative to the workspace root.'}) db:close()"]], { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    r = H.orket("card API-1", { cwd = dir })
+    assert.matches("policy violations:\n  %S+ senior_developer PATH_ESCAPE: write_file {\"path\":\"../x\"}\n" ..
+      "      why: path escapes root: ../x\n      fix: Name files relative to the workspace root.", r.stdout)
+    local card = require("cjson").decode(H.orket("card API-1 --json", { cwd = dir }).stdout)
+    assert.equal("PATH_ESCAPE", card.violations[1].rule)
+    assert.equal("Name files relative to the workspace root.", card.violations[1].remedy)
+  end)
+
   it("uses colour only on a terminal and never with NO_COLOR", function()
     local dir = example()
     H.orket("import", { cwd = dir })

@@ -152,6 +152,9 @@ describe("engine", function()
     assert.equal("tool", seen.role)
     assert.matches("denied", seen.content)
     assert.equal(1, db:row("SELECT count(*) AS n FROM violations").n)
+    local v = db:violations("E-1")[1]
+    assert.same({ "ETOOL_ROLE", "delete_everything {}", "delete_everything is not a tool of this role", "use your own tools" },
+      { v.rule, v.attempt, v.detail, v.remedy })
     assert.equal(1, db:row("SELECT count(*) AS n FROM gate_decisions WHERE verdict = 'deny'").n)
   end)
 

@@ -27,6 +27,7 @@ function cmd.run(args, cli)
     return 1
   end
   local comments, history, kids = b:comments(o.id), b:history(o.id), b:children(o.id)
+  local violations = db:violations(o.id)
   db:close()
   if o.json then
     local hist = {}
@@ -38,8 +39,14 @@ function cmd.run(args, cli)
     for i, m in ipairs(comments) do cm[i] = { id = m.id, author = m.author, body = m.body, created_at = m.created_at } end
     local ch = {}
     for i, k in ipairs(kids) do ch[i] = k.id end
+    local vs = {}
+    for i, v in ipairs(violations) do
+      vs[i] = { id = v.id, created_at = v.created_at, seat = v.seat or cjson.null, rule = v.rule,
+        attempt = v.attempt or cjson.null, reason = v.detail or cjson.null, remedy = v.remedy or cjson.null }
+    end
     io.stdout:write(jsonout.encode { format = "orket.card/1", card = board_cmd.card_json(c),
-      children = jsonout.array(ch), comments = jsonout.array(cm), history = jsonout.array(hist) }, "\n")
+      children = jsonout.array(ch), comments = jsonout.array(cm), history = jsonout.array(hist),
+      violations = jsonout.array(vs) }, "\n")
     return 0
   end
   local w = {}
@@ -69,6 +76,14 @@ function cmd.run(args, cli)
   if #comments > 0 then
     w[#w + 1] = "\ncomments:"
     for _, m in ipairs(comments) do w[#w + 1] = string.format("  %s %s: %s", m.created_at, m.author, m.body) end
+  end
+  if #violations > 0 then
+    w[#w + 1] = "\npolicy violations:"
+    for _, v in ipairs(violations) do
+      w[#w + 1] = string.format("  %s %s %s: %s", v.created_at, v.seat or "-", v.rule, v.attempt or "")
+      if v.detail then w[#w + 1] = "      why: " .. v.detail end
+      if v.remedy then w[#w + 1] = "      fix: " .. v.remedy end
+    end
   end
   w[#w + 1] = "\nhistory:"
   for _, e in ipairs(history) do

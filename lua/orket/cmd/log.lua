@@ -67,6 +67,10 @@ function cmd.run(args, cli)
       out[#out + 1] = string.format("   [violation] %s: %s", tostring(d.rule), tostring(d.detail))
     elseif ev.kind == "turn_end" then
       out[#out + 1] = string.format("   turn ended: %s", d.outcome)
+    elseif ev.kind == "reload" then
+      out[#out + 1] = "\n** scripts reloaded: " .. table.concat(d.files or {}, ", ")
+    elseif ev.kind == "reload_error" then
+      out[#out + 1] = "\n** reload refused, old scripts kept: " .. tostring(d.error)
     elseif ev.kind == "run_end" then
       out[#out + 1] = "\nrun " .. d.status
     end

@@ -1,14 +1,43 @@
--- orket repl: an interactive Lua prompt inside the runtime, with `orket` at hand.
-return {
+-- orket repl: an interactive Lua prompt inside the runtime, with `orket` at hand, and inside
+-- a project (a folder with orket.lua) the project itself as `project` (orket.engine.console).
+local console = require "orket.engine.console"
+
+local cmd = {
   summary = "interactive prompt with the runtime loaded",
-  usage = "orket repl",
+  usage = "orket repl [-C DIR]",
   help = "Expressions print their values; statements run. Incomplete input continues on\n" ..
       "the next line (>>). Ctrl-C interrupts a running chunk, Ctrl-D exits.\n" ..
-      "History is kept in $ORKET_HISTORY (default ~/.orket_history; empty disables).",
-  run = function(args, cli)
-    if #args > 0 then return cli.usage_error(require "orket.cmd.repl", "repl takes no arguments") end
-    _G.orket = require "orket"
-    _G.llm = require "orket.llm" -- llm.chat{messages = {...}} streams to the prompt
-    return require("orket.repl").run()
-  end,
+      "History is kept in $ORKET_HISTORY (default ~/.orket_history; empty disables).\n" ..
+      "In a project (DIR, default the current folder, has orket.lua) `project` holds its\n" ..
+      "board, db, llm, gate, tools, roles, engine and the helpers project:messages(CARD),\n" ..
+      "project:turn(CARD), project:replay(RUN), project:reload() (docs/engine.md).",
 }
+
+function cmd.run(args, cli)
+  local dir
+  if args[1] == "-C" and args[2] and #args == 2 then
+    dir = args[2]
+  elseif #args > 0 then
+    return cli.usage_error(cmd, "repl takes no arguments but -C DIR")
+  end
+  _G.orket = require "orket"
+  _G.llm = require "orket.llm" -- llm.chat{messages = {...}} streams to the prompt
+  local p
+  if require("luv").fs_stat((dir or ".") .. "/orket.lua") then
+    local err
+    p, err = console.open(dir or ".")
+    if p then
+      _G.project = p
+    else
+      cli.err("project not opened (the prompt works without it): %s", err)
+    end
+  elseif dir then
+    cli.err("%s has no orket.lua", dir)
+    return 1
+  end
+  local status = require("orket.repl").run()
+  if p then p:close() end
+  return status
+end
+
+return cmd

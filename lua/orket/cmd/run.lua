@@ -4,6 +4,7 @@
 local uv = require "luv"
 local task = require "orket.task"
 local setup = require "orket.engine.setup"
+local reload = require "orket.engine.reload"
 local jsonout = require "orket.jsonout"
 
 local USAGE = "orket run EPIC|ROCK|CARD [--model M] [--json] [--concurrency N] [-C DIR]"
@@ -13,7 +14,9 @@ Works every issue under the target to done: each card gets turns from the seat r
 chooses, review by a seat holding integrity_guard, escalation after repeated rejections.
 Every model response and tool call is journaled in .orket/orket.db; a run stopped by
 Ctrl-C, SIGTERM or a crash continues with 'orket resume'. --model overrides every seat's
-model (as ORKET_MODEL does). Exit status: 0 done, 1 failed, 3 stalled or waiting for
+model (as ORKET_MODEL does). Edits to roles/, tools/, policies/ and routing.lua are
+reloaded while the run goes on (from each card's next turn; a broken edit is reported and
+the old version kept). Exit status: 0 done, 1 failed, 3 stalled or waiting for
 input (the reasons are printed), 130 interrupted.]]
 
 local function human(ev)
@@ -34,6 +37,10 @@ local function human(ev)
     return table.concat(out, "\n")
   elseif t == "run_start" then
     return string.format("run %d: %s (concurrency %d)", ev.run_id, ev.target, ev.concurrency)
+  elseif t == "reload" then
+    return "reloaded scripts: " .. table.concat(ev.files, ", ")
+  elseif t == "reload_error" then
+    return "reload refused, keeping the old scripts: " .. tostring(ev.error)
   elseif t == "run_end" then
     return string.format("run %d %s (%d tokens)", ev.run_id, ev.status, ev.tokens or 0)
   end
@@ -92,6 +99,8 @@ function cmd.execute(o, cli, resume_id)
     cli.err("%s", err)
     return 1
   end
+  -- Edits to roles/, tools/, policies/ and routing.lua apply from the next turn on.
+  local watcher = reload.watch(e)
   local status
   local t = task.spawn(function()
     local id = resume_id
@@ -113,6 +122,7 @@ function cmd.execute(o, cli, resume_id)
   end
   local ok, terr = t:join()
   for _, h in ipairs(signals) do h:close() end
+  watcher:close()
   require("orket.c.runtime").run("nowait")
   e.close_all()
   cli.flush_unhandled()

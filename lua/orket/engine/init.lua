@@ -91,6 +91,10 @@ local function role_for(e, seat, phase)
   return e.roles.by_name[s.roles[1]]
 end
 
+--- role_for(seat, phase) -> the role a seat plays for a phase ("work", "rework", "review",
+--- "escalation") | nil
+function Engine:role_for(seat, phase) return role_for(self, seat, phase) end
+
 -- Moves a card to blocked with a reason and a comment saying why (one transaction).
 function Engine:block(card, actor, reason, why)
   local ok, err = self.db:tx(function()
@@ -164,8 +168,10 @@ function Engine:prepare(card)
     run = self.run_id, card_id = card.id, seat = seat, actor = actor, role = role, phase = phase,
     turn = open and open.turn or (#turns + 1),
   }
+  -- The turn keeps the scripts it starts with: a hot reload swaps self's, not the job's.
+  job.tools, job.policies = self.tools, self.policies
   local specs = {}
-  for _, s in ipairs(self.tools:specs(role.tools)) do specs[#specs + 1] = s end
+  for _, s in ipairs(job.tools:specs(role.tools)) do specs[#specs + 1] = s end
   job.tool_specs = specs
   local default = self.settings.models and self.settings.models.default
   job.model = self.model or self.routing:choose("model", { seat = seat, role = role.name, card = card, phase = phase,

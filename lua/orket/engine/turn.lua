@@ -18,7 +18,7 @@ local function encode(v)
   return cjson.encode(v) or "null"
 end
 
--- The plain context object a role builds its messages from.
+--- context(e, job, card, history) -> the plain context object a role builds its messages from
 local function make_context(e, job, card, history)
   local deps = {}
   for _, id in ipairs(card.depends_on or {}) do
@@ -39,6 +39,8 @@ local function make_context(e, job, card, history)
     project = { name = e.settings.name, vision = e.settings.vision },
   }
 end
+
+M.context = make_context
 
 -- Calls the model, retrying transient failures with exponential backoff.
 local function call_model(e, job, req)
@@ -68,17 +70,18 @@ local function execute(e, job, turn_id, key, call, counters, card)
           reason = d.reason, remedy = d.remedy, run = job.run, card = job.card_id, seat = job.seat })
       elseif kind == "policy_violation" then
         assert(e.db:record_violation { turn = turn_id, card = job.card_id, seat = job.seat,
-          rule = d.code or "denied", detail = d.why, run = job.run })
+          rule = d.code or "denied", attempt = d.what, detail = d.why, remedy = d.how_to_fix, run = job.run })
       end
     end
     local decision = e.gate {
       actor = actor, tool = call.name, args = call.arguments, card = card, counters = counters,
-      allowed = job.role.tools, record = record,
+      allowed = job.role.tools, record = record, tools = job.tools, policies = job.policies,
     }
+    local tools = job.tools or e.tools
     if decision.verdict == "allow" then
       local ctx = { fs = e.workspace, board = e.board, memory = e.memory, card = card, actor = actor }
-      res = e.tools:run(call.name, call.arguments, ctx)
-      if res.ok and e.count then e.count(counters, e.tools:get(call.name), call.arguments) end
+      res = tools:run(call.name, call.arguments, ctx)
+      if res.ok and e.count then e.count(counters, tools:get(call.name), call.arguments) end
     else
       res = { ok = false, denied = true, verdict = decision.verdict, code = decision.code,
         error = (decision.verdict == "ask" and "needs a developer's approval: " or "denied: ")
@@ -102,7 +105,8 @@ end
 
 --- run(e, job) -> outcome {ended = "handed_in"|"stopped"|"budget"|"model_error"|"role_error"|"canceled",
 ---   detail = text, class = model error class}
---- job: {run=, card_id=, seat=, actor=, role=, phase=, turn=, model=, tool_specs=, start_status=}
+--- job: {run=, card_id=, seat=, actor=, role=, phase=, turn=, model=, tool_specs=, start_status=,
+---   tools=, policies=} (the scripts the turn started with; absent: the engine's)
 function M.run(e, job)
   local b = e.settings.budgets
   local history, calls_in_turn, counters = {}, 0, { turn = {}, run = e.run_counters }

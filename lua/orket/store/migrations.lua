@@ -157,4 +157,12 @@ CREATE TRIGGER memory_fts_update AFTER UPDATE ON memory BEGIN
 END;
 ]],
   },
+  {
+    version = 4,
+    name = "violations: what was attempted and how to fix it",
+    sql = [[
+ALTER TABLE violations ADD COLUMN attempt TEXT;
+ALTER TABLE violations ADD COLUMN remedy TEXT;
+]],
+  },
 }

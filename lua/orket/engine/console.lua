@@ -1,0 +1,234 @@
+-- orket.engine.console: a project opened for debugging, as `project` in `orket repl`: the
+-- board, store, model client, gate, tools and engine at hand, plus helpers to see the
+-- messages a role would send, run one turn of one card, replay a recorded run through the
+-- replay provider, and reload the scripts. Uses orket.engine.setup, .turn, .reload,
+-- orket.import and orket.llm. Contract: docs/engine.md, "The REPL".
+local uv = require "luv"
+local cjson = require "cjson.safe"
+local setup = require "orket.engine.setup"
+local turn = require "orket.engine.turn"
+local reload = require "orket.engine.reload"
+local roles = require "orket.engine.roles"
+local journal = require "orket.engine.journal"
+
+local M = {}
+
+local Project = {}
+-- Scripts are read through the engine, so a reload shows at once.
+local LIVE = { roles = true, tools = true, policies = true, routing = true, settings = true, llm = true,
+  board = true, db = true, memory = true, workspace = true, gate = true }
+Project.__index = function(p, k)
+  if LIVE[k] then return p.engine[k] end
+  return Project[k]
+end
+
+--- open(dir[, {emit=, model=}]) -> project | nil, msg, CODE
+--- project fields: dir, engine, board, db, memory, llm, gate, tools, policies, roles,
+--- routing, settings, workspace, events (the last 200 engine events).
+function M.open(dir, opts)
+  opts = opts or {}
+  local p = { dir = dir, events = {} }
+  local e, err, code = setup.open(dir, { model = opts.model, emit = function(ev)
+    p.events[#p.events + 1] = ev
+    if #p.events > 200 then table.remove(p.events, 1) end
+    if opts.emit then opts.emit(ev) end
+  end })
+  if not e then return nil, err, code end
+  p.engine = e
+  return setmetatable(p, Project)
+end
+
+local function card_of(p, id, fname)
+  if type(id) ~= "string" then error("bad argument #1 to '" .. fname .. "' (card id expected)", 3) end
+  return p.engine.board:get(id)
+end
+
+-- The seat, phase and role a card's next turn would have (what Engine:prepare decides,
+-- without its side effects; escalation only when asked for).
+local function plan(p, card, opts)
+  local e, team = p.engine, p.engine.settings.team
+  local phase = opts.phase
+  if not phase then
+    if card.status == "code_review" then phase = "review"
+    elseif card.status == "in_progress" and (card.retries or 0) > 0 then phase = "rework"
+    else phase = "work" end
+  end
+  local seat = opts.seat
+  if not seat then
+    local kind = (phase == "review" and "reviewer") or (phase == "escalation" and "escalation") or "worker"
+    seat = e.routing:choose(kind, card, team)
+  end
+  if not seat or not team[seat] then
+    return nil, string.format("no seat in the team can take the %s turn of %s (seat %s)", phase, card.id, tostring(seat)), "ESEAT"
+  end
+  local role = e:role_for(seat, phase)
+  if not role then return nil, "seat " .. seat .. " has no role for " .. phase, "EROLE" end
+  return { seat = seat, phase = phase, role = role }
+end
+
+--- project:messages(card_id[, {phase=, seat=, turn=}]) -> messages, info | nil, msg, CODE
+--- The messages the role would send at the start of the card's next turn, built by the
+--- role script from the board as it is now. The model is not called; nothing is written.
+--- info: {seat=, role=, phase=, model=, tools={names}}.
+function Project:messages(card_id, opts)
+  opts = opts or {}
+  local card, err, code = card_of(self, card_id, "messages")
+  if not card then return nil, err, code end
+  local pl, perr, pcode = plan(self, card, opts)
+  if not pl then return nil, perr, pcode end
+  local e = self.engine
+  local job = { seat = pl.seat, role = pl.role, phase = pl.phase, turn = opts.turn or 1,
+    tool_specs = e.tools:specs(pl.role.tools) }
+  local msgs, merr, mcode = roles.messages(pl.role, turn.context(e, job, card, {}))
+  if not msgs then return nil, merr, mcode end
+  local default = e.settings.models and e.settings.models.default
+  local model = e.model or e.routing:choose("model", { seat = pl.seat, role = pl.role.name, card = card,
+    phase = pl.phase, team = e.settings.team, role_model = pl.role.model, default = default })
+  local names = {}
+  for i, s in ipairs(job.tool_specs) do names[i] = s.name end
+  return msgs, { seat = pl.seat, role = pl.role.name, phase = pl.phase, model = model, tools = names }
+end
+
+local TAKES_TURNS = { ready = true, in_progress = true, code_review = true }
+
+--- project:turn(card_id[, {model=}]) -> {run=, turn=, seat=, role=, phase=, outcome=, detail=, status=}
+---   | nil, msg, CODE. Runs one turn of one card for real (model, gate, tools, journal) as a
+--- run of that card, which ends "done" when the card is done and "stopped" otherwise
+--- (`orket resume RUN` continues it). Must run in a task (the REPL runs each line in one).
+function Project:turn(card_id, opts)
+  opts = opts or {}
+  local card, err, code = card_of(self, card_id, "turn")
+  if not card then return nil, err, code end
+  if not TAKES_TURNS[card.status] then
+    return nil, string.format("%s is %s; only ready, in_progress and code_review cards take turns", card.id, card.status), "ESTATUS"
+  end
+  local e = self.engine
+  local saved_model = e.model
+  if opts.model then e.model = opts.model end
+  local run, rerr, rcode = e:start(card.id, { model = opts.model })
+  if not run then
+    e.model = saved_model
+    return nil, rerr, rcode
+  end
+  e.run_id = run
+  local job = e:prepare(card)
+  local out
+  if job then
+    local ok, res = pcall(turn.run, e, job)
+    out = ok and res or { ended = "engine_error", detail = tostring(res) }
+    e:finish_turn(job, out)
+  end
+  e.model = saved_model
+  local now = assert(e.board:get(card.id))
+  assert(e.db:finish_run(run, now.status == "done" and "done" or "stopped"))
+  if not job then
+    return nil, string.format("%s got no turn (status %s): see project.events", card.id, now.status), "ENOTURN"
+  end
+  return { run = run, turn = job.turn, seat = job.seat, role = job.role.name, phase = job.phase,
+    outcome = out.ended, detail = out.detail, status = now.status }
+end
+
+-- Removes a scratch folder made by replay (only files and folders inside it).
+local function remove_tree(path)
+  local h = uv.fs_scandir(path)
+  while h do
+    local name, ty = uv.fs_scandir_next(h)
+    if not name then break end
+    local sub = path .. "/" .. name
+    if ty == "directory" then remove_tree(sub) else uv.fs_unlink(sub) end
+  end
+  uv.fs_rmdir(path)
+end
+
+-- The replay provider's source: the recorded response of step `call` of a turn of `run`.
+local function recorded(db, run)
+  return function(key)
+    local row = db:row([[SELECT response FROM turns WHERE run_id = ? AND card_id = ? AND seat = ? AND turn = ?
+      AND json_extract(data, '$.step') = ? ORDER BY id LIMIT 1]], run, key.card, key.seat, key.turn, key.call)
+    if not row or not row.response then return nil, "the run has no such step" end
+    return cjson.decode(row.response)
+  end
+end
+
+--- project:replay(run_id[, {keep=, emit=}]) -> report | nil, msg, CODE
+--- Runs the recorded run's target again on a scratch copy of the project (a fresh store
+--- imported from epics/, an empty workspace, in .orket/replay-RUN-XXXXXX, removed unless
+--- keep) with the project's current scripts, every model call answered by the replay
+--- provider from the recorded run. Shows whether the engine and scripts as they are now
+--- reach the same board from the same model answers.
+--- report: {status=, calls= (model calls made), recorded= (responses in the run),
+---   missing={"CARD turn T step S (SEAT)"...} (calls the recording had no answer for: the
+---   replay took another path), cards={id={replay=, now=}}, differs={ids whose status now
+---   differs from the replay's}, tokens=, dir= (with keep)}
+function Project:replay(run_id, opts)
+  opts = opts or {}
+  if math.type(run_id) ~= "integer" then error("bad argument #1 to 'replay' (run number expected)", 2) end
+  local e = self.engine
+  local row = e.db:row("SELECT id, target FROM runs WHERE id = ?", run_id)
+  if not row then return nil, "no run " .. run_id .. " (see 'orket runs')", "ENOENT" end
+  local base = self.dir .. "/.orket"
+  local scratch, merr = uv.fs_mkdtemp(base .. "/replay-" .. run_id .. "-XXXXXX")
+  if not scratch then return nil, "replay: cannot make a scratch folder in " .. base .. ": " .. tostring(merr), "EIO" end
+  local report, err, code = self:_replay_in(scratch, row, opts)
+  if not opts.keep then remove_tree(scratch) elseif report then report.dir = scratch end
+  return report, err, code
+end
+
+function Project:_replay_in(scratch, row, opts)
+  local e = self.engine
+  local db, derr, dcode = require("orket.store").open(scratch .. "/orket.db")
+  if not db then return nil, derr, dcode end
+  local ok, ierr, icode = require("orket.import").import(db, self.dir)
+  if not ok then
+    db:close()
+    return nil, "replay: " .. tostring(ierr), icode
+  end
+  local calls, missing = 0, {}
+  local source = recorded(e.db, row.id)
+  local client = require("orket.llm").new({ default = "replay:recorded",
+    providers = { replay = { kind = "replay" } } }, { replay = function(key)
+      calls = calls + 1
+      local rec, why = source(key)
+      if not rec then
+        missing[#missing + 1] = string.format("%s turn %d step %d (%s)", key.card, key.turn, key.call, key.seat)
+      end
+      return rec, why
+    end })
+  local r, rerr, rcode = setup.open(self.dir, { db = db, workspace = scratch .. "/workspace", llm = client,
+    model = "replay:recorded", emit = opts.emit })
+  if not r then
+    db:close()
+    return nil, rerr, rcode
+  end
+  -- The scripts as loaded now (after any reload), not a second copy from disk.
+  r.roles, r.tools, r.policies, r.routing = e.roles, e.tools, e.policies, e.routing
+  local id, serr, scode = r:start(row.target)
+  if not id then
+    r.close_all()
+    return nil, serr, scode
+  end
+  local status = r:execute(id)
+  local report = { status = status, calls = calls, missing = missing, cards = {}, differs = {},
+    recorded = e.db:row("SELECT count(*) AS n FROM turns WHERE run_id = ?", row.id).n,
+    tokens = journal.tokens(db, id, nil) }
+  for _, c in ipairs(r.board:list {}) do
+    local now = e.board:get(c.id)
+    report.cards[c.id] = { replay = c.status, now = now and now.status or nil }
+    if not now or now.status ~= c.status then report.differs[#report.differs + 1] = c.id end
+  end
+  table.sort(report.differs)
+  r.close_all()
+  return report
+end
+
+--- project:reload() -> true | nil, "file:line: message", CODE: the watcher's reload, now.
+function Project:reload() return reload.apply(self.engine) end
+
+--- project:close(): closes the store and workspace (idempotent).
+function Project:close()
+  if self.closed then return end
+  rawset(self, "closed", true)
+  self.engine.close_all()
+end
+
+return M

@@ -1,0 +1,179 @@
+-- orket.engine.reload: the operator scripts a project runs with (roles, tools, policies,
+-- routing.lua), loaded as one set and hot-reloaded while a run goes on. Uses luv fs events
+-- on the project's script folders (debounced), orket.engine.roles, orket.tools,
+-- orket.policy and orket.engine.routing. Contract: docs/engine.md, "Hot reload".
+local uv = require "luv"
+local rt = require "orket.c.runtime"
+local roles = require "orket.engine.roles"
+local routing = require "orket.engine.routing"
+local tools_mod = require "orket.tools"
+local policy = require "orket.policy"
+
+local M = {}
+
+-- What the engine swaps, in the order they are compiled.
+M.KINDS = { "roles", "tools", "policies", "routing" }
+M.DIRS = { roles = true, tools = true, policies = true }
+M.DEBOUNCE_MS = 100
+
+--- where(message) -> file, line | file | nil: the script position a load error names.
+function M.where(msg)
+  local file, line = tostring(msg):match("^([^\n]-%.lua):(%d+):")
+  if file then return file, math.tointeger(tonumber(line)) end
+  return tostring(msg):match("^([^\n:]-%.lua):")
+end
+
+--- load(dir) -> scripts {roles=, tools=, policies=, routing=} | nil, "file[:line]: message", CODE
+--- Compiles every script afresh, each in a new restricted environment: Orket's built-ins
+--- (roles/, tools/, policies/ next to lua/), then the project's, which override by name.
+--- Nothing is shared with an earlier set, so a caller can keep using the old one.
+function M.load(dir)
+  local home = rt.home()
+  local role_set, rerr, rcode = roles.load(roles.dirs(dir))
+  if not role_set then return nil, rerr, rcode end
+  local reg, terr, tcode = tools_mod.load_dirs { home .. "/tools", dir .. "/tools" }
+  if not reg then return nil, terr, tcode end
+  local pol, perr, pcode = policy.load(policy.files_in { home .. "/policies", dir .. "/policies" })
+  if not pol then return nil, perr, pcode end
+  local route, oerr, ocode = routing.load(dir .. "/routing.lua")
+  if not route then return nil, oerr, ocode end
+  return { roles = role_set, tools = reg, policies = pol, routing = route }
+end
+
+--- validate(scripts, settings) -> true | nil, msg, CODE: the set fits the team (every role a
+--- seat holds exists). The engine checks the same before a run starts.
+function M.validate(s, settings)
+  local seats = {}
+  for seat in pairs(settings.team or {}) do seats[#seats + 1] = seat end
+  table.sort(seats)
+  for _, seat in ipairs(seats) do
+    for i, r in ipairs(settings.team[seat].roles) do
+      if not s.roles.by_name[r] then
+        return nil, string.format("orket.lua: team.%s.roles[%d]: no role named %q after the reload (roles: %s)",
+          seat, i, r, table.concat(s.roles.names, ", ")), "EROLE"
+      end
+    end
+  end
+  return true
+end
+
+--- apply(e[, files]) -> true | nil, message, CODE
+--- Reloads e.dir's scripts: compile (load), validate, then swap e.roles, e.tools,
+--- e.policies and e.routing together (no wait in between, so no turn sees half a set).
+--- On error the engine keeps the set it had. Either way the outcome is journaled (event
+--- `reload` or `reload_error` with data.file and data.line) and emitted to the engine's
+--- listener ({type="reload", files=} or {type="reload_error", file=, line=, error=}).
+--- Turns already started keep the role, tools and policies they captured (see turn.lua).
+function M.apply(e, files)
+  if type(e) ~= "table" or type(e.dir) ~= "string" then
+    error("bad argument #1 to 'apply' (an engine from orket.engine.setup expected)", 2)
+  end
+  local s, err, code = M.load(e.dir)
+  if s then
+    local ok
+    ok, err, code = M.validate(s, e.settings)
+    if not ok then s = nil end
+  end
+  local names = {}
+  for name in pairs(files or {}) do names[#names + 1] = name end
+  table.sort(names)
+  if not s then
+    local file, line = M.where(err)
+    e.db:event { kind = "reload_error", run = e.run_id,
+      data = { file = file, line = line, error = err, code = code, files = names } }
+    e:emit { type = "reload_error", file = file, line = line, error = err, code = code }
+    return nil, err, code
+  end
+  e.roles, e.tools, e.policies, e.routing = s.roles, s.tools, s.policies, s.routing
+  e.reloads = (e.reloads or 0) + 1
+  e.db:event { kind = "reload", run = e.run_id, data = { files = names, roles = s.roles.names, tools = s.tools.names } }
+  e:emit { type = "reload", files = names }
+  return true
+end
+
+local Watcher = {}
+Watcher.__index = Watcher
+
+-- Starts watching one folder; events carry the file name (inotify, non-recursive).
+local function watch_dir(w, path, filter)
+  if w.handles[path] or not uv.fs_stat(path) then return end
+  local h = uv.new_fs_event()
+  local ok = h:start(path, {}, function(err, name)
+    if err then return end
+    if filter(name) then w:touch(name and (path:match("[^/]+$") .. "/" .. name) or path) end
+  end)
+  if not ok then
+    h:close()
+    return
+  end
+  w.handles[path] = h
+end
+
+local function is_script(name) return name == nil or name:match("^[%w_%-]+%.lua$") ~= nil end
+
+-- The project folder itself: routing.lua, and script folders created after the start.
+local function project_filter(w)
+  return function(name)
+    if name == "routing.lua" then return true end
+    if name and M.DIRS[name] then
+      watch_dir(w, w.dir .. "/" .. name, is_script)
+      return true
+    end
+    return false
+  end
+end
+
+--- watch(e[, {debounce_ms=}]) -> watcher with :trigger(), :close(), .handles
+--- Watches e.dir (for routing.lua and new folders) and its roles/, tools/, policies/.
+--- A burst of events (an editor's save is several) becomes one apply() after debounce_ms
+--- of quiet. The watcher only reads the scripts; it never writes to the project.
+function M.watch(e, opts)
+  if type(e) ~= "table" or type(e.dir) ~= "string" then
+    error("bad argument #1 to 'watch' (an engine from orket.engine.setup expected)", 2)
+  end
+  opts = opts or {}
+  local w = setmetatable({ e = e, dir = e.dir, handles = {}, changed = {},
+    debounce_ms = opts.debounce_ms or M.DEBOUNCE_MS }, Watcher)
+  w.timer = uv.new_timer()
+  watch_dir(w, e.dir, project_filter(w))
+  for name in pairs(M.DIRS) do watch_dir(w, e.dir .. "/" .. name, is_script) end
+  return w
+end
+
+--- watcher:touch(name): notes a change and (re)starts the quiet period. The fs event
+--- callbacks call it; tests call it to drive the same path without the kernel.
+function Watcher:touch(name)
+  if self.closed then return end
+  self.changed[name or "?"] = true
+  self.timer:stop()
+  self.timer:start(self.debounce_ms, 0, function() self:trigger() end)
+end
+
+--- watcher:trigger() -> apply()'s results: reloads now with the changes noted so far.
+function Watcher:trigger()
+  self.timer:stop()
+  local files = self.changed
+  self.changed = {}
+  local ok, res, err, code = pcall(M.apply, self.e, files)
+  if not ok then
+    self.e:emit { type = "reload_error", error = tostring(res) }
+    return nil, tostring(res), "ERUNTIME"
+  end
+  return res, err, code
+end
+
+--- watcher:close(): stops every handle (idempotent).
+function Watcher:close()
+  if self.closed then return end
+  self.closed = true
+  for _, h in pairs(self.handles) do
+    h:stop()
+    h:close()
+  end
+  self.handles = {}
+  self.timer:stop()
+  self.timer:close()
+end
+Watcher.__close = Watcher.close
+
+return M

@@ -1,0 +1,121 @@
+-- orket.engine.console (the REPL's `project`): messages without a model call, one turn of
+-- one card, replay of a recorded run through the replay provider, reload, on the notes example.
+local H = require "tests.helpers"
+local import = require "orket.import"
+local project_mod = require "orket.project"
+local console = require "orket.engine.console"
+
+local function notes_project()
+  local dir = H.tmpdir()
+  os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+  local db = assert(project_mod.open_store(dir, true))
+  assert(import.import(db, dir))
+  db:close()
+  return dir
+end
+
+local function turns(p) return p.db:row("SELECT count(*) AS n FROM turns").n end
+
+describe("REPL project", function()
+  after_each(H.cleanup)
+
+  it("opens a project with its board, store, models, gate, tools and engine", function()
+    local p = assert(console.open(notes_project()))
+    for _, k in ipairs { "board", "db", "llm", "gate", "tools", "policies", "roles", "routing", "engine", "memory" } do
+      assert.is_not_nil(p[k], k)
+    end
+    assert.equal("NOTES-1", p.board:get("NOTES-1").id)
+    assert.is_table(p.tools:get("write_file"))
+    assert.equal("function", type(p.gate))
+    p:close()
+    p:close()
+    local none, err = console.open(H.tmpdir())
+    assert.is_nil(none)
+    assert.matches("orket.lua", err)
+  end)
+
+  it("shows the messages a role would send, without calling the model or writing", function()
+    local p = assert(console.open(notes_project()))
+    local called = false
+    p.llm.chat = function() called = true end
+    local before = p.db:row("SELECT count(*) AS n FROM events").n
+    local msgs, info = assert(p:messages("NOTES-2"))
+    assert.equal("system", msgs[1].role)
+    assert.matches("senior_developer, a careful software developer", msgs[1].content)
+    assert.matches("^Issue NOTES%-2: Store notes", msgs[2].content)
+    assert.same({ seat = "senior_developer", role = "coder", phase = "work", model = "scripted:team" },
+      { seat = info.seat, role = info.role, phase = info.phase, model = info.model })
+    assert.is_true(#info.tools > 3)
+    -- Another phase or seat on request: the reviewer's view.
+    local rmsgs, rinfo = assert(p:messages("NOTES-2", { phase = "review" }))
+    assert.equal("integrity_guard", rinfo.role)
+    assert.not_equal(msgs[1].content, rmsgs[1].content)
+    assert.is_false(called)
+    assert.equal(before, p.db:row("SELECT count(*) AS n FROM events").n)
+    assert.equal("ready", p.board:get("NOTES-2").status)
+    local none, err, code = p:messages("NOPE")
+    assert.is_nil(none)
+    assert.equal("ENOENT", code)
+    assert.matches("NOPE", err)
+    assert.has_error(function() p:messages(42) end, "bad argument #1 to 'messages' (card id expected)")
+    p:close()
+  end)
+
+  it("runs one turn of one card, journaled as a run that resume can continue", function()
+    local p = assert(console.open(notes_project()))
+    local r = assert(p:turn("NOTES-1"))
+    assert.same({ run = 1, turn = 1, seat = "lead_architect", role = "architect", phase = "work",
+      outcome = "handed_in", status = "code_review" },
+      { run = r.run, turn = r.turn, seat = r.seat, role = r.role, phase = r.phase, outcome = r.outcome, status = r.status })
+    assert.equal(2, turns(p))
+    assert.equal("stopped", p.db:row("SELECT status FROM runs WHERE id = 1").status)
+    -- The review turn next: the card is done and that run is done.
+    local r2 = assert(p:turn("NOTES-1"))
+    assert.equal("review", r2.phase)
+    assert.equal("done", r2.status)
+    assert.equal("done", p.db:row("SELECT status FROM runs WHERE id = 2").status)
+    local none, err, code = p:turn("NOTES-1")
+    assert.is_nil(none)
+    assert.equal("ESTATUS", code)
+    assert.matches("NOTES%-1 is done", err)
+    p:close()
+  end)
+
+  it("replays a recorded run through the replay provider to the same board", function()
+    local dir = notes_project()
+    local p = assert(console.open(dir))
+    local e = p.engine
+    assert.equal("done", (e:execute(assert(e:start("NOTES")))))
+    local recorded = turns(p)
+    local calls = 0
+    local chat = p.llm.chat
+    p.llm.chat = function(...) calls = calls + 1 return chat(...) end
+    local rep = assert(p:replay(1))
+    assert.equal("done", rep.status)
+    assert.equal(recorded, rep.calls)
+    assert.equal(recorded, rep.recorded)
+    assert.same({}, rep.missing)
+    assert.same({}, rep.differs)
+    assert.same({ replay = "done", now = "done" }, rep.cards["NOTES-2"])
+    assert.equal(0, calls) -- the project's model was not asked
+    assert.equal(recorded, turns(p)) -- nor its journal written
+    local uv = require "luv"
+    local h = uv.fs_scandir(dir .. "/.orket")
+    for name in function() return uv.fs_scandir_next(h) end do
+      assert.is_nil(name:match("^replay")) -- the scratch copy is gone
+    end
+    -- Routing changed since the run takes the replay elsewhere, and the report says where.
+    H.write(dir .. "/routing.lua", "return { worker = function() return 'lead_architect' end }\n")
+    assert.is_true(p:reload())
+    local rep2 = assert(p:replay(1, { keep = true }))
+    assert.equal("failed", rep2.status)
+    assert.matches("^NOTES%-%d turn 1 step 1 %(lead_architect%)$", rep2.missing[1])
+    assert.is_true(#rep2.differs > 0)
+    assert.is_not_nil(require("luv").fs_stat(rep2.dir .. "/orket.db"))
+    local none, err, code = p:replay(99)
+    assert.is_nil(none)
+    assert.equal("ENOENT", code)
+    assert.matches("no run 99", err)
+    p:close()
+  end)
+end)

@@ -1,0 +1,214 @@
+-- orket.engine.reload: hot reload of roles, tools, policies and routing.lua during a run of
+-- the notes example (scripted model), through watcher:touch (the fs event path without the
+-- kernel) and once through a real file write and fs event.
+local H = require "tests.helpers"
+local store = require "orket.store"
+local import = require "orket.import"
+local project = require "orket.project"
+local setup = require "orket.engine.setup"
+local reload = require "orket.engine.reload"
+
+local function notes_project()
+  local dir = H.tmpdir()
+  os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+  local db = assert(project.open_store(dir, true))
+  assert(import.import(db, dir))
+  db:close()
+  os.execute("mkdir " .. H.quote(dir .. "/roles") .. " " .. H.quote(dir .. "/policies"))
+  return dir
+end
+
+-- An engine on a fresh copy of the example; records events and every model request.
+local function open(dir)
+  local events = {}
+  local e = assert(setup.open(dir, { emit = function(ev) events[#events + 1] = ev end }))
+  local requests = {}
+  local chat = e.llm.chat
+  e.llm.chat = function(client, req)
+    requests[#requests + 1] = req
+    if e.on_request then e.on_request(req) end
+    return chat(client, req)
+  end
+  return e, events, requests
+end
+
+local MARKED_CODER = [[
+return {
+  intent = "Implement the issue (reloaded version).",
+  tools = { "read_file", "write_file", "add_issue_comment", "update_issue_status" },
+  system = function(ctx) return "RELOADED-CODER for " .. ctx.seat end,
+}
+]]
+
+-- The comment tool, version 2: signs its comments, so a test sees which version ran.
+local V2_COMMENT = [[
+return {
+  name = "add_issue_comment", description = "Add a comment (v2).", effect = "board",
+  parameters = { type = "object", properties = { body = { type = "string" } }, required = { "body" } },
+  handler = function(args, ctx)
+    local c, err, code = ctx.board:comment(ctx.card.id, { author = ctx.actor.seat, body = "v2: " .. args.body })
+    if not c then return nil, err, code end
+    return { comment = c }
+  end,
+}
+]]
+
+local function system_of(req) return req.messages[1].content end
+
+local function count(events, ty)
+  local n = 0
+  for _, ev in ipairs(events) do if ev.type == ty then n = n + 1 end end
+  return n
+end
+
+describe("hot reload", function()
+  after_each(H.cleanup)
+
+  it("changes the next turn's prompt; the turn in flight finishes on its version", function()
+    local dir = notes_project()
+    local e, events, requests = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10000 }) -- only trigger() reloads in this test
+    local reloaded_at
+    e.on_request = function(req)
+      if not reloaded_at and req.meta.role == "coder" then
+        H.write(dir .. "/roles/coder.lua", MARKED_CODER)
+        os.execute("mkdir " .. H.quote(dir .. "/tools"))
+        H.write(dir .. "/tools/add_issue_comment.lua", V2_COMMENT)
+        w:touch("roles/coder.lua")
+        w:touch("tools/add_issue_comment.lua")
+        assert.is_true(w:trigger())
+        reloaded_at = { card = req.meta.card, turn = req.meta.turn }
+      end
+    end
+    local status = e:execute(assert(e:start("NOTES")))
+    w:close()
+    assert.equal("done", status)
+    assert.is_table(reloaded_at)
+    -- Every step of the turn that was in flight kept the built-in coder's prompt ...
+    local in_flight, later = 0, 0
+    for _, req in ipairs(requests) do
+      local m = req.meta
+      if m.card == reloaded_at.card and m.turn == reloaded_at.turn then
+        in_flight = in_flight + 1
+        assert.matches("careful software developer", system_of(req))
+      elseif m.role == "coder" and m.card == "NOTES-4" then
+        later = later + 1
+        assert.matches("^RELOADED%-CODER for senior_developer", system_of(req))
+      end
+    end
+    assert.is_true(in_flight >= 2) -- the write and the hand-in, on the old role
+    assert.is_true(later >= 1)
+    -- ... and its tool calls ran on the tools it started with; later turns on version 2.
+    local first = e.board:comments(reloaded_at.card)[1]
+    assert.matches("^Wrote ", first.body)
+    local readme = e.board:comments("NOTES-4")[1]
+    assert.equal("v2: Wrote README.md.", readme.body)
+    assert.equal(1, count(events, "reload"))
+    local files = { "roles/coder.lua", "tools/add_issue_comment.lua" }
+    for _, ev in ipairs(events) do
+      if ev.type == "reload" then assert.same(files, ev.files) end
+    end
+    local ev = e.db:row("SELECT data FROM events WHERE kind = 'reload'")
+    assert.same(files, require("cjson").decode(ev.data).files)
+    e.close_all()
+  end)
+
+  it("keeps the old role on a broken edit and records file:line", function()
+    local dir = notes_project()
+    local e, events, requests = open(dir)
+    local before = e.roles
+    H.write(dir .. "/roles/coder.lua", "return {\n  intent = \"x\",\n  tools = { \"read_file\" \n  system = 1,\n}\n")
+    local ok, err, code = reload.apply(e, { ["roles/coder.lua"] = true })
+    assert.is_nil(ok)
+    assert.equal("ESYNTAX", code)
+    assert.matches("roles/coder.lua:4:", err)
+    assert.equal(before, e.roles)
+    local last = events[#events]
+    assert.equal("reload_error", last.type)
+    assert.equal(dir .. "/roles/coder.lua", last.file)
+    assert.equal(4, last.line)
+    local row = e.db:row("SELECT data FROM events WHERE kind = 'reload_error'")
+    local data = require("cjson").decode(row.data)
+    assert.equal(4, data.line)
+    assert.equal(dir .. "/roles/coder.lua", data.file)
+    -- A shape error (no line to name) is refused too, with the file.
+    H.write(dir .. "/roles/coder.lua", "return { intent = 3, tools = {} }\n")
+    ok, err = reload.apply(e)
+    assert.is_nil(ok)
+    assert.matches("roles/coder.lua: intent must be a string", err)
+    assert.equal(dir .. "/roles/coder.lua", events[#events].file)
+    assert.equal(before, e.roles)
+    -- The run goes on with the built-in coder.
+    os.remove(dir .. "/roles/coder.lua")
+    assert.equal("done", (e:execute(assert(e:start("NOTES")))))
+    for _, req in ipairs(requests) do
+      if req.meta.role == "coder" then assert.matches("careful software developer", system_of(req)) end
+    end
+    e.close_all()
+  end)
+
+  it("refuses a set that drops a role the team holds, and reloads tools, policies and routing", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    -- A broken policy is named with its line.
+    H.write(dir .. "/policies/extra.lua", "deny { tool = \"write_file\" }\ndeny { toool = \"x\" }\n")
+    local ok, err = reload.apply(e)
+    assert.is_nil(ok)
+    assert.matches("policies/extra.lua:2: unknown field 'toool'", err)
+    assert.equal(2, events[#events].line)
+    -- A valid one is swapped in, together with a project tool and routing.lua.
+    H.write(dir .. "/policies/extra.lua", "deny { tool = \"delete_file\", reason = \"no deletes here\" }\n")
+    os.execute("mkdir " .. H.quote(dir .. "/tools"))
+    H.write(dir .. "/tools/shout.lua", [[return { name = "shout", description = "Shouts.", effect = "read",
+      handler = function(args) return { said = "HEY" } end }]])
+    H.write(dir .. "/routing.lua", "return { worker = function(card, team) return 'lead_architect' end }\n")
+    local old_tools, old_policies = e.tools, e.policies
+    assert.is_true(reload.apply(e))
+    assert.not_equal(old_tools, e.tools)
+    assert.not_equal(old_policies, e.policies)
+    assert.is_table(e.tools:get("shout"))
+    assert.equal("lead_architect", e.routing:choose("worker", { id = "X" }, e.settings.team))
+    assert.equal(dir .. "/policies/extra.lua", e.policies.files[#e.policies.files])
+    -- A team role that disappears with the edit keeps the old set.
+    e.settings.team.qa = { roles = { "tester" } }
+    H.write(dir .. "/roles/tester.lua", "return { intent = 't', tools = {}, system = 's' }\n")
+    assert.is_true(reload.apply(e))
+    os.remove(dir .. "/roles/tester.lua")
+    local kept = e.roles
+    ok, err = reload.apply(e)
+    assert.is_nil(ok)
+    assert.matches("team.qa.roles%[1%]: no role named \"tester\"", err)
+    assert.equal(kept, e.roles)
+    e.close_all()
+  end)
+
+  it("picks up a real edit through the fs watcher, one reload per burst", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 50 })
+    assert.is_not_nil(w.handles[dir .. "/roles"] or w.handles[dir])
+    -- Five saves in a row (no wait in between): one reload after the quiet period.
+    for i = 1, 5 do H.write(dir .. "/roles/coder.lua", MARKED_CODER .. "-- save " .. i .. "\n") end
+    local t0 = orket.now()
+    while count(events, "reload") == 0 and orket.now() - t0 < 5000 do orket.sleep(20) end
+    assert.equal(1, count(events, "reload"))
+    assert.equal(dir .. "/roles/coder.lua", e.roles.by_name.coder.file)
+    -- A broken save: reported, the reloaded coder stays.
+    local good = e.roles
+    H.write(dir .. "/roles/coder.lua", "return {{\n")
+    t0 = orket.now()
+    while count(events, "reload_error") == 0 and orket.now() - t0 < 5000 do orket.sleep(20) end
+    assert.equal(1, count(events, "reload_error"))
+    assert.equal(dir .. "/roles/coder.lua", events[#events].file)
+    assert.equal(2, events[#events].line)
+    assert.equal(good, e.roles)
+    -- A folder created after the start is watched too.
+    os.execute("mkdir " .. H.quote(dir .. "/tools"))
+    t0 = orket.now()
+    while not w.handles[dir .. "/tools"] and orket.now() - t0 < 5000 do orket.sleep(20) end
+    assert.is_not_nil(w.handles[dir .. "/tools"])
+    w:close()
+    w:close()
+    e.close_all()
+  end)
+end)
