@@ -15,6 +15,8 @@
 --   error_event                 an error event after two pieces, inside the 200 stream
 --   huge=BYTES                  content of about BYTES bytes
 --   tool=NAME                   answer with a call of tool NAME (arguments streamed in parts)
+--   arg_K=V                     with tool=: the call's arguments are {K = V, ...} instead of
+--                               the default {"path": "notes.txt", "text": "hi"}
 --   no_usage                    send no token counts
 --   comments                    SSE keep-alive comments and CRLF line ends
 -- GET /__log returns every request seen (path, model, time, authorization present);
@@ -98,6 +100,19 @@ end
 
 local TOOL_ARGS = { '{"path":', '"notes.txt",', '"text":"hi"}' }
 
+-- The tool call's arguments: a table, and its JSON text in three streamed parts.
+local function tool_args(s)
+  local args = {}
+  for k, v in pairs(s) do
+    local name = type(k) == "string" and k:match("^arg_(.+)$")
+    if name then args[name] = v end
+  end
+  if next(args) == nil then return { path = "notes.txt", text = "hi" }, TOOL_ARGS end
+  local text = json.encode(args)
+  local a, b = #text // 3, 2 * #text // 3
+  return args, { text:sub(1, a), text:sub(a + 1, b), text:sub(b + 1) }
+end
+
 -- A failure decided by fail=/times=/key=, or nil.
 local function failure(s, model)
   if not s.fail then return nil end
@@ -136,7 +151,7 @@ local function openai_chat(c, req, s)
     if s.tool then
       msg.content = json.null
       msg.tool_calls = { { id = "call_1", type = "function",
-        ["function"] = { name = s.tool, arguments = table.concat(TOOL_ARGS) } } }
+        ["function"] = { name = s.tool, arguments = table.concat(select(2, tool_args(s))) } } }
       finish = "tool_calls"
     end
     local body = { id = id, object = "chat.completion", model = model,
@@ -158,7 +173,7 @@ local function openai_chat(c, req, s)
   end
   if s.comments then c:chunk(": keep-alive" .. nl .. nl) end
   event(delta({ role = "assistant", content = "" }))
-  local list = s.tool and TOOL_ARGS or pieces(s)
+  local list = s.tool and select(2, tool_args(s)) or pieces(s)
   for i, p in ipairs(list) do
     if c.closed then return end
     if s.chunk_ms then orket.sleep(s.chunk_ms) end
@@ -195,7 +210,7 @@ local function ollama_chat(c, req, s)
     done_reason = "stop", total_duration = 1000, prompt_eval_count = not s.no_usage and 13 or nil,
     eval_count = not s.no_usage and (s.chunks or 5) or nil,
     message = { role = "assistant", content = "" } }
-  local tool_calls = s.tool and { { ["function"] = { name = s.tool, arguments = { path = "notes.txt", text = "hi" } } } } or nil
+  local tool_calls = s.tool and { { ["function"] = { name = s.tool, arguments = (tool_args(s)) } } } or nil
   if not stream then
     final.message = { role = "assistant", content = s.tool and "" or table.concat(pieces(s)), tool_calls = tool_calls }
     if s.malformed then return c:send(200, {}, '{"model": "broken"') end

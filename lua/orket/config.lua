@@ -177,9 +177,16 @@ function M.finish(data, dir, getenv)
   return cfg
 end
 
+--- read(dir) -> plain data of orket.lua before defaults and checks | nil, msg, code
 --- load(dir[, getenv]) -> cfg | nil, "orket.lua:LINE: ...", code
 --- orket.lua may set globals (models = {...}) or return a table. Missing file: ENOENT.
 function M.load(dir, getenv)
+  local copy, err, code = M.read(dir)
+  if not copy then return nil, err, code end
+  return M.finish(copy, dir, getenv)
+end
+
+function M.read(dir)
   dir = dir or "."
   local path = dir .. "/orket.lua"
   local f, oerr = io.open(path, "rb")
@@ -204,7 +211,7 @@ function M.load(dir, getenv)
   end
   local copy, cerr = sandbox.copy(data)
   if not copy then return nil, "orket.lua: " .. cerr, "EINVAL" end
-  return M.finish(copy, dir, getenv)
+  return copy
 end
 
 --- load_or_defaults(dir[, getenv]) -> cfg | nil, message, code: like load, but a directory

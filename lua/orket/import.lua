@@ -215,6 +215,18 @@ local function shape(f, v)
   return cards
 end
 
+-- For `orket validate`, which checks each file on its own to report every broken file:
+-- list_files(dir) -> {rel=, path=, ...} | nil, msg, CODE; check_file(f) -> cards | nil, msg.
+M.list_files = list_files
+function M.check_file(f)
+  local v, perr = parse_file(f)
+  if v == nil then return nil, perr end
+  local ok, cards = pcall(shape, f, v)
+  if ok then return cards end
+  if type(cards) == "table" and cards.import_error then return nil, cards.import_error end
+  error(cards, 0)
+end
+
 --- load(dir) -> {files=n, cards={def...}} | nil, msg, CODE. Validates everything that
 --- does not need the board (ids, duplicates, rock links, dependencies within the files).
 function M.load(dir)

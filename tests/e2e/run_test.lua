@@ -67,4 +67,45 @@ describe("orket run", function()
       end
     end
   end)
+
+  it("resumes after kill -9 at random moments with the uninterrupted run's board", function()
+    local uv = require "luv"
+    local ref = project()
+    local t0 = uv.hrtime()
+    assert.equal(0, H.orket("run NOTES", { cwd = ref }).status)
+    local span_ms = math.max(20, (uv.hrtime() - t0) // 1000000)
+    local want = state(ref)
+    local killed, resumed = 0, 0
+    for seed = 1, 12 do
+      math.randomseed(seed)
+      local delay_ms = math.random(span_ms // 4, span_ms)
+      local dir = project()
+      local sh = string.format("cd %s && { %s run NOTES --json >out.jsonl 2>err.txt & pid=$!; sleep %.3f; "
+        .. "kill -9 $pid 2>/dev/null; wait $pid; echo $?; }", H.quote(dir), H.quote(H.BIN), delay_ms / 1000)
+      local p = io.popen(sh)
+      local status = tonumber(p:read("a"):match("(%d+)%s*$"))
+      p:close()
+      if status == 137 then killed = killed + 1 end
+      local tries, r = 0, nil
+      repeat
+        r = H.orket("resume", { cwd = dir })
+        tries = tries + 1
+      until r.status ~= 130 or tries > 3
+      local why = string.format("seed %d, killed after %d ms (exit %s)", seed, delay_ms, tostring(status))
+      if status ~= 0 and r.stderr:find("no run to resume", 1, true) then
+        -- killed while starting, before the run was recorded: nothing happened yet
+        r = H.orket("run NOTES", { cwd = dir })
+      elseif status ~= 0 then
+        resumed = resumed + 1
+      end
+      if status == 0 then
+        assert.equal(1, r.status, why) -- the run had finished: nothing to resume
+      else
+        assert.equal(0, r.status, why .. ": " .. r.stderr)
+      end
+      assert.equal(want, state(dir), why)
+    end
+    assert.is_true(killed >= 4, "only " .. killed .. " of 12 runs were killed before they finished")
+    assert.is_true(resumed >= 2, "only " .. resumed .. " of 12 kills happened during a recorded run")
+  end)
 end)

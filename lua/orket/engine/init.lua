@@ -219,6 +219,17 @@ function Engine:finish_turn(job, out)
   fault.hit("turn_end")
 end
 
+--- run_tokens() -> tokens the run has spent: read from the journal once, then kept as a
+--- running total (add_tokens), so the per-step budget check does not sum every turn.
+function Engine:run_tokens()
+  if not self.tokens_used then self.tokens_used = journal.tokens(self.db, self.run_id, nil) end
+  return self.tokens_used
+end
+
+function Engine:add_tokens(n)
+  self.tokens_used = self:run_tokens() + n
+end
+
 --- stop(): no new turns; in-flight turns are cancelled where they wait (the journal stays
 --- consistent: each step was written in its own transaction); execute() returns "interrupted".
 function Engine:stop()
@@ -236,6 +247,7 @@ function Engine:execute(run_id)
   if not run then error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 2) end
   local data = require("cjson.safe").decode(run.data or "{}") or {}
   self.run_id = run_id
+  self.tokens_used = nil
   self.model = self.model or data.model
   local conc = self.concurrency or data.concurrency or self.settings.concurrency
   local target = assert(self.board:get(run.target))
@@ -247,14 +259,15 @@ function Engine:execute(run_id)
   local wall = self.settings.budgets.wall_ms_per_run
   local busy, inflight = {}, 0
   local w = scheduler.waker()
+  local view = scheduler.view(self.board, target)
   self.waker = w
   local out_of_time = false
   while not self.stopping do
     if wall > 0 and rt.now() - started_ms > wall then out_of_time = true end
     local changed = false
+    view:refresh()
     if inflight < conc and not out_of_time then
-      local cards = scheduler.scope(self.board, target)
-      for _, c in ipairs(scheduler.candidates(self.board, target, cards, busy)) do
+      for c in view:candidates(busy) do
         if inflight >= conc or self.stopping then break end
         local job, acted = self:prepare(c)
         changed = changed or acted

@@ -1,6 +1,9 @@
 -- orket.engine.journal: what a run has already done, read back from the store so a resumed
 -- run repeats nothing: the open turn of a card, a recorded model step, a recorded tool call.
 -- Writes go through orket.store's record_* API and db:event (one transaction each).
+-- Every read here is per card: it walks the events_card index (card_id, id) and never the
+-- whole run ("+run_id" keeps SQLite from choosing events_run instead), so a step costs the
+-- same on the thousandth card of a run as on the first.
 local cjson = require "cjson.safe"
 
 local M = {}
@@ -8,7 +11,10 @@ local M = {}
 --- turns(db, run, card) -> array of {turn=, phase=, seat=, role=, open=bool, outcome=}
 function M.turns(db, run, card)
   local list, by_n = {}, {}
-  for _, ev in ipairs(db:events { run = run, card = card }) do
+  local rows = assert(db:rows([[SELECT kind, data FROM events WHERE card_id = ? AND +run_id = ?
+    AND kind IN ('turn_begin', 'turn_end') ORDER BY id]], card, run))
+  for _, ev in ipairs(rows) do
+    ev.data = cjson.decode(ev.data) or {}
     if ev.kind == "turn_begin" then
       local t = { turn = ev.data.turn, phase = ev.data.phase, seat = ev.data.seat, role = ev.data.role, open = true }
       list[#list + 1] = t
@@ -23,8 +29,11 @@ end
 
 --- step(db, run, card, turn, step) -> {id=, response=} | nil
 function M.step(db, run, card, turn, step)
-  local row = db:row([[SELECT id, response FROM turns WHERE run_id = ? AND card_id = ? AND turn = ?
-    AND json_extract(data, '$.step') = ? ORDER BY id LIMIT 1]], run, card, turn, step)
+  -- The card's "turn" events name its turns rows (record_turn writes both in one transaction).
+  local row = db:row([[SELECT t.id, t.response FROM events e CROSS JOIN turns t
+    ON t.id = json_extract(e.data, '$.id')
+    WHERE e.card_id = ?2 AND +e.run_id = ?1 AND e.kind = 'turn' AND t.turn = ?3
+    AND json_extract(t.data, '$.step') = ?4 ORDER BY t.id LIMIT 1]], run, card, turn, step)
   if not row or not row.response then return nil end
   return { id = row.id, response = cjson.decode(row.response) }
 end
@@ -38,17 +47,27 @@ function M.tool_call(db, turn_id, key)
   return r
 end
 
---- tokens(db, run, card) -> prompt + completion tokens spent (card nil: the whole run)
+--- tokens(db, run, card) -> prompt + completion tokens spent (card nil: the whole run, which
+--- reads every turn of the run: the engine keeps a running total instead of asking per step)
 function M.tokens(db, run, card)
-  local row = db:row([[SELECT COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0) AS n
-    FROM turns WHERE run_id = ?1 AND (?2 IS NULL OR card_id = ?2)]], run, card)
+  local row
+  if card == nil then
+    row = db:row([[SELECT COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0) AS n
+      FROM turns WHERE run_id = ?]], run)
+  else
+    row = db:row([[SELECT COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0) AS n
+      FROM events e CROSS JOIN turns t ON t.id = json_extract(e.data, '$.id')
+      WHERE e.card_id = ?2 AND +e.run_id = ?1 AND e.kind = 'turn']], run, card)
+  end
   return row and row.n or 0
 end
 
 --- flag(db, run, card, kind, key) -> true when an event of kind with data.key exists
 function M.flag(db, run, card, kind, key)
-  for _, ev in ipairs(db:events { run = run, card = card }) do
-    if ev.kind == kind and ev.data.key == key then return true end
+  for _, ev in ipairs(assert(db:rows("SELECT data FROM events WHERE card_id = ? AND +run_id = ? AND kind = ? ORDER BY id",
+      card, run, kind))) do
+    local d = cjson.decode(ev.data) or {}
+    if d.key == key then return true end
   end
   return false
 end

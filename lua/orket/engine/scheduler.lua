@@ -56,6 +56,195 @@ function M.candidates(board, target, cards, busy)
   return out
 end
 
+-- ---- the incremental view -------------------------------------------------------------
+-- A run's scheduling passes ask the same question again and again after small changes, so
+-- the view keeps the target's issues and the dependency graph in memory and follows the
+-- journal: every status change and every new card writes an event in the same transaction
+-- (board.lua), so reading the events after the last one seen tells exactly which cards to
+-- reload, whoever changed them (this run's tools, or `orket answer` in another process). A
+-- pass then costs what changed, not the epic's size. The ready order is board:ready's
+-- (priority, transitive unfinished dependents, age), recomputed only when a card becomes
+-- ready or a card with dependencies or dependents is finished or reopened; cards leaving
+-- ready are skipped where they stand. An import rebuilds the view.
+local View = {}
+View.__index = View
+
+--- view(board, target) -> view with :refresh() and :candidates(busy) -> iterator over the
+--- cards candidates() would list, in the same order.
+function M.view(board, target)
+  local v = setmetatable({ board = board, db = board.db, target = target }, View)
+  v:rebuild()
+  return v
+end
+
+function View:rebuild()
+  local db, target = self.db, self.target
+  self.last = db:row("SELECT COALESCE(MAX(id), 0) AS id FROM events").id
+  self.cards, self.order = {}, {}
+  self.status, self.deps, self.dependents = {}, {}, {}
+  self.review, self.working = {}, {}
+  self.epics = {}
+  if target.type == "issue" then return end -- one card: candidates() as it is
+  if target.type == "epic" then
+    self.epics[target.id] = true
+  else
+    for _, e in ipairs(assert(db:rows("SELECT id FROM cards WHERE parent = ? AND type = 'epic'", target.id))) do
+      self.epics[e.id] = true
+    end
+  end
+  for _, c in ipairs(M.scope(self.board, target)) do self:put(c) end
+  -- Every edge of the board: board:ready counts dependents outside the scope too.
+  for _, d in ipairs(assert(db:rows([[SELECT d.card_id, d.depends_on, s.status AS s_status, t.status AS t_status
+      FROM dependencies d JOIN cards s ON s.id = d.card_id JOIN cards t ON t.id = d.depends_on
+      ORDER BY d.card_id, d.position]]))) do
+    self:edge(d.card_id, d.depends_on)
+    self.status[d.card_id] = self.status[d.card_id] or d.s_status
+    self.status[d.depends_on] = self.status[d.depends_on] or d.t_status
+  end
+  self.ready, self.head, self.dirty = {}, 1, true
+end
+
+function View:edge(from, to)
+  local l = self.deps[from]
+  if not l then l = {}; self.deps[from] = l end
+  for _, x in ipairs(l) do if x == to then return end end
+  l[#l + 1] = to
+  local r = self.dependents[to]
+  if not r then r = {}; self.dependents[to] = r end
+  r[#r + 1] = from
+end
+
+-- Records a scope card's current state (new or reloaded).
+function View:put(c)
+  if not self.cards[c.id] then self.order[#self.order + 1] = c.id end
+  self.cards[c.id] = c
+  self.status[c.id] = c.status
+  self.review[c.id] = c.status == "code_review" or nil
+  self.working[c.id] = c.status == "in_progress" or nil
+end
+
+local function unfinished(st) return st ~= nil and not FINAL[st] end
+
+-- Reloads one card after an event; marks the ready order stale when the change can alter it.
+function View:reload(id, created)
+  local c = self.board:get(id)
+  if not c then return end
+  local old = self.status[id]
+  if created then
+    for _, d in ipairs(c.depends_on or {}) do
+      self:edge(c.id, d)
+      if self.status[d] == nil then
+        local dc = self.board:get(d)
+        self.status[d] = dc and dc.status
+      end
+    end
+    self.dirty = true
+  end
+  if self.cards[id] or (created and c.type == "issue" and self.epics[c.parent]) then
+    self:put(c)
+  elseif old ~= nil then
+    self.status[id] = c.status
+  else
+    return
+  end
+  local new = c.status
+  if new == "ready" and old ~= "ready" then self.dirty = true end
+  if (FINAL[old] or false) ~= (FINAL[new] or false) or (old == "done") ~= (new == "done") then
+    if self.deps[id] or self.dependents[id] then self.dirty = true end
+  end
+end
+
+--- view:refresh(): applies the journal's events since the last refresh
+function View:refresh()
+  if self.target.type == "issue" then return end
+  local rows = assert(self.db:rows("SELECT id, kind, card_id FROM events WHERE id > ? ORDER BY id", self.last))
+  local rebuild = false
+  for _, ev in ipairs(rows) do
+    self.last = ev.id
+    if ev.kind == "import" then
+      rebuild = true
+    elseif ev.card_id and (ev.kind == "transition" or ev.kind == "create") and not rebuild then
+      self:reload(ev.card_id, ev.kind == "create")
+    end
+  end
+  if rebuild then self:rebuild() end
+end
+
+-- board:ready's order over the cached cards.
+function View:order_ready()
+  local runnable = {}
+  for i, id in ipairs(self.order) do
+    local c = self.cards[id]
+    if c.status == "ready" then
+      local ok = true
+      for _, d in ipairs(self.deps[id] or {}) do
+        if self.status[d] ~= "done" then ok = false break end
+      end
+      if ok then runnable[#runnable + 1] = { card = id, priority = c.priority, age = i } end
+    end
+  end
+  for _, r in ipairs(runnable) do
+    local seen, stack, n = { [r.card] = true }, { r.card }, 0
+    while #stack > 0 do
+      local id = table.remove(stack)
+      for _, src in ipairs(self.dependents[id] or {}) do
+        if not seen[src] and unfinished(self.status[src]) then
+          seen[src] = true
+          n = n + 1
+          stack[#stack + 1] = src
+        end
+      end
+    end
+    r.dependents = n
+  end
+  table.sort(runnable, function(a, b)
+    if a.priority ~= b.priority then return a.priority > b.priority end
+    if a.dependents ~= b.dependents then return a.dependents > b.dependents end
+    return a.age < b.age
+  end)
+  local out = {}
+  for i, r in ipairs(runnable) do out[i] = r.card end
+  self.ready, self.head, self.dirty = out, 1, false
+end
+
+local function sorted_set(v, set, busy)
+  local out = {}
+  for id in pairs(set) do
+    if not busy[id] then out[#out + 1] = v.cards[id] end
+  end
+  table.sort(out, by_priority)
+  return out
+end
+
+--- view:candidates(busy) -> iterator over cards to start: review, then in progress, then ready
+function View:candidates(busy)
+  if self.target.type == "issue" then
+    local list = M.candidates(self.board, self.target, M.scope(self.board, self.target), busy)
+    local i = 0
+    return function()
+      i = i + 1
+      return list[i]
+    end
+  end
+  if self.dirty then self:order_ready() end
+  local ready, cards = self.ready, self.cards
+  while self.head <= #ready and cards[ready[self.head]].status ~= "ready" do self.head = self.head + 1 end
+  local first = sorted_set(self, self.review, busy)
+  for _, c in ipairs(sorted_set(self, self.working, busy)) do first[#first + 1] = c end
+  local i, j = 0, self.head - 1
+  return function()
+    i = i + 1
+    if first[i] then return first[i] end
+    while true do
+      j = j + 1
+      local id = ready[j]
+      if not id then return nil end
+      local c = cards[id]
+      if c.status == "ready" and not busy[id] then return c end
+    end
+  end
+end
+
 --- stuck(board, cards) -> array of {card=, status=, reason=} for every unfinished card
 function M.stuck(board, cards)
   local out = {}

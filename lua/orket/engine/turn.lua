@@ -132,7 +132,7 @@ function M.run(e, job)
       if b.tokens_per_card > 0 and journal.tokens(e.db, job.run, job.card_id) >= b.tokens_per_card then
         return { ended = "budget", detail = string.format("the card used its %d tokens (budgets.tokens_per_card)", b.tokens_per_card) }
       end
-      if b.tokens_per_run > 0 and journal.tokens(e.db, job.run, nil) >= b.tokens_per_run then
+      if b.tokens_per_run > 0 and e:run_tokens() >= b.tokens_per_run then
         return { ended = "budget", detail = string.format("the run used its %d tokens (budgets.tokens_per_run)", b.tokens_per_run) }
       end
       local msgs, merr = roles.messages(job.role, make_context(e, job, card, history))
@@ -157,6 +157,7 @@ function M.run(e, job)
         turn = job.turn, model = res.model or job.model, request = { model = job.model, messages = msgs },
         response = response, prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
         data = { step = step, phase = job.phase } })
+      e:add_tokens((usage.prompt_tokens or 0) + (usage.completion_tokens or 0))
       e:emit { type = "model", card = job.card_id, seat = job.seat, turn = job.turn, step = step,
         prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens }
       fault.hit("after_model")

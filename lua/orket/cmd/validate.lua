@@ -1,0 +1,32 @@
+-- orket validate [DIR]: checks a project's orket.lua, epics, roles, tools, policies and
+-- routing.lua (orket.validate) and prints every problem as file:line: message. Exit 1 if any.
+local validate = require "orket.validate"
+
+local cmd = { summary = "check a project's config, epics, roles, tools and policies", usage = "orket validate [DIR]" }
+cmd.help = [[
+Loads every file the way 'orket run' would, each on its own, without running anything, and
+prints every problem found (file:line: message), not only the first. Also checks that the
+team's roles, the roles' tools and the seats' model providers exist, that a seat can review,
+and that issue dependencies name known cards without cycles. Exit status 1 if anything is wrong.]]
+
+function cmd.run(args, cli)
+  if #args > 1 then return cli.usage_error(cmd, "validate takes at most one directory") end
+  if args[1] and args[1]:match("^%-") then return cli.usage_error(cmd, "unknown option '%s'", args[1]) end
+  local dir = args[1] or "."
+  local st = require("luv").fs_stat(dir)
+  if not st or st.type ~= "directory" then
+    cli.err("%s: not a directory", dir)
+    return 1
+  end
+  local problems, s = validate.check(dir)
+  for _, p in ipairs(problems) do io.stdout:write(validate.format(p), "\n") end
+  if #problems > 0 then
+    io.stdout:write(string.format("%d problem%s\n", #problems, #problems == 1 and "" or "s"))
+    return 1
+  end
+  io.stdout:write(string.format("ok: orket.lua, %d epic%s (%d issues), %d roles, %d tools, %d policies\n",
+    s.epics, s.epics == 1 and "" or "s", s.issues, s.roles, s.tools, s.policies))
+  return 0
+end
+
+return cmd

@@ -1,0 +1,216 @@
+-- orket.validate: checks a project without running anything: orket.lua (models, team,
+-- budgets, unknown settings), epics/, roles/, tools/, policies/ and routing.lua, each file
+-- on its own so that every broken file is reported, then the links between them (team roles
+-- exist, role tools exist, a reviewer seat, seat models name configured providers, issue
+-- dependencies). Uses orket.config, orket.import, orket.engine.{settings,roles,routing},
+-- orket.tools and orket.policy. Library code: returns problems, prints nothing.
+local uv = require "luv"
+local config = require "orket.config"
+local import = require "orket.import"
+local settings = require "orket.engine.settings"
+local roles = require "orket.engine.roles"
+local routing = require "orket.engine.routing"
+local tools = require "orket.tools"
+local policy = require "orket.policy"
+
+local M = {}
+
+-- Top-level settings of orket.lua that some part of Orket reads.
+M.KNOWN = { name = true, vision = true, models = true, team = true, concurrency = true, budgets = true,
+  review = true, context = true }
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- The line where `key` is first set in a file's text (Lua `key =` or JSON `"key":`).
+local function line_of(text, key)
+  if not text or not key then return nil end
+  local n = 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    if line:find("%f[%w_]" .. key .. "%f[^%w_]%s*=") or line:find('"' .. key .. '"%s*:') then return n end
+  end
+  return nil
+end
+
+-- Adds a problem from a message "file:line: text" or "file: field.path: text"; the field's
+-- last name locates the line when the message has none.
+local function add(out, dir, msg, default_file)
+  msg = tostring(msg):match("^[^\n]*")
+  local file, line, text = msg:match("^([^:%s]+):(%d+): ?(.*)$")
+  if not file then
+    file, text = msg:match("^([^:%s]+%.[%w]+): (.*)$")
+    if not file then file, text = default_file, msg end
+    local path = text:match("^([%w_%.%[%]]+)[: ]")
+    local key = path and (path:match("([%a_][%w_]*)[%[%d%]]*$"))
+    if path and key then line = line_of(read(dir .. "/" .. file) or read(file), key) end
+  end
+  if file and file:sub(1, #dir + 1) == dir .. "/" then file = file:sub(#dir + 2) end
+  out[#out + 1] = { file = file, line = tonumber(line), message = text }
+end
+
+local function exists(path) return uv.fs_stat(path) ~= nil end
+
+--- check(dir) -> problems {{file=, line=|nil, message=}...}, summary {epics=, issues=, roles=, tools=, policies=}
+function M.check(dir)
+  dir = dir or "."
+  local out, summary = {}, { epics = 0, issues = 0, roles = 0, tools = 0, policies = 0 }
+  local home = require("orket.c.runtime").home()
+
+  -- orket.lua: read it, then check each section on its own.
+  local data, err, code = config.read(dir)
+  local s
+  if not data then
+    add(out, dir, code == "ENOENT" and "orket.lua: not found; 'orket init' creates a project" or err, "orket.lua")
+  else
+    local keys = {}
+    for k in pairs(data) do keys[#keys + 1] = tostring(k) end
+    table.sort(keys)
+    for _, k in ipairs(keys) do
+      if not M.KNOWN[k] then
+        add(out, dir, "orket.lua: " .. k .. ": unknown setting (settings: budgets, concurrency, context, models, "
+          .. "name, review, team, vision)")
+      end
+    end
+    local cfg, cerr = config.finish(data, dir, function() return nil end)
+    if not cfg then add(out, dir, cerr) end
+    local sections = { { "budgets" }, { "review" }, { "context" }, { "team" }, { "concurrency" }, { "name", "vision" } }
+    for _, sec in ipairs(sections) do
+      local part = {}
+      for _, k in ipairs(sec) do part[k] = data[k] end
+      local ok, serr = settings.resolve(part)
+      if not ok then add(out, dir, serr) end
+    end
+    s = settings.resolve(data)
+    if s and cfg then
+      local seats = {}
+      for seat in pairs(s.team) do seats[#seats + 1] = seat end
+      table.sort(seats)
+      for _, seat in ipairs(seats) do
+        local m = s.team[seat].model
+        if m then
+          local prov, merr = config.split_model(m)
+          if not prov then add(out, dir, "orket.lua: team." .. seat .. ".model: " .. merr)
+          elseif not cfg.models.providers[prov] then
+            add(out, dir, "orket.lua: model: team." .. seat .. " names provider '" .. prov .. "', which is not configured")
+          end
+        end
+      end
+      for _, p in pairs(cfg.models.providers) do
+        if p.kind == "scripted" and p.file and not exists(p.file) then
+          add(out, dir, "orket.lua: file: the scripted model's file " .. p.file .. " does not exist")
+        end
+      end
+    end
+  end
+
+  -- Roles, each file on its own; the project's override the built-ins by name.
+  local role_names = {}
+  for _, d in ipairs(roles.dirs(dir)) do
+    for _, path in ipairs(roles.lua_files(d)) do
+      local r, rerr = roles.load_file(path)
+      if r then
+        role_names[r.name] = r
+      else
+        add(out, dir, rerr, path)
+      end
+    end
+  end
+  for _ in pairs(role_names) do summary.roles = summary.roles + 1 end
+
+  -- Tools and policies, each file on its own.
+  local tool_names = {}
+  for _, path in ipairs(policy.files_in { home .. "/tools", dir .. "/tools" }) do
+    local reg, terr = tools.load { path }
+    if reg then
+      for _, n in ipairs(reg.names) do tool_names[n] = true end
+      summary.tools = summary.tools + 1
+    else
+      add(out, dir, terr, path)
+    end
+  end
+  for _, path in ipairs(policy.files_in { home .. "/policies", dir .. "/policies" }) do
+    local set, perr = policy.load { path }
+    if set then summary.policies = summary.policies + 1 else add(out, dir, perr, path) end
+  end
+  local _, rerr = routing.load(dir .. "/routing.lua")
+  if rerr then add(out, dir, rerr, dir .. "/routing.lua") end
+
+  -- Links: the team's roles exist, a reviewer seat, the roles' tools exist.
+  if s then
+    local seats = {}
+    for seat in pairs(s.team) do seats[#seats + 1] = seat end
+    table.sort(seats)
+    for _, seat in ipairs(seats) do
+      for i, r in ipairs(s.team[seat].roles) do
+        if not role_names[r] then
+          add(out, dir, string.format("orket.lua: team.%s.roles[%d]: no role named %q", seat, i, r))
+        end
+      end
+    end
+    if #settings.seats_with(s, "integrity_guard") == 0 then
+      add(out, dir, "orket.lua: team: no seat holds the integrity_guard role, so nothing could be reviewed")
+    end
+  end
+  local rnames = {}
+  for n in pairs(role_names) do rnames[#rnames + 1] = n end
+  table.sort(rnames)
+  for _, n in ipairs(rnames) do
+    local r = role_names[n]
+    for i, t in ipairs(r.tools) do
+      if not tool_names[t] then add(out, dir, string.format("%s: tools[%d]: no tool named %q", r.file, i, t), r.file) end
+    end
+  end
+
+  -- Epics: each file on its own, then ids and dependencies across files.
+  local files, ferr = import.list_files(dir)
+  if not files then
+    add(out, dir, ferr, "epics")
+  else
+    local all, ok_files = {}, true
+    for _, f in ipairs(files) do
+      local cards, cerr = import.check_file(f)
+      if not cards then
+        ok_files = false
+        add(out, dir, cerr, f.rel)
+      else
+        for _, c in ipairs(cards) do all[#all + 1] = c end
+      end
+    end
+    if ok_files then
+      local set, lerr = import.load(dir)
+      if not set then add(out, dir, lerr, "epics") end
+    end
+    local ids = {}
+    for _, c in ipairs(all) do ids[c.id] = true end
+    local graph, nodes = {}, {}
+    for _, c in ipairs(all) do
+      if c.type == "epic" then summary.epics = summary.epics + 1 end
+      if c.type == "issue" then summary.issues = summary.issues + 1 end
+      graph[c.id], nodes[#nodes + 1] = {}, c.id
+      for _, d in ipairs(c.deps or {}) do
+        if not ids[d.id] then
+          add(out, dir, string.format("%s: %s: unknown card %q", c.file, d.path, d.id), c.file)
+        else
+          table.insert(graph[c.id], d.id)
+        end
+      end
+    end
+    local cycle = require("orket.board").find_cycle(graph, nodes)
+    if cycle then add(out, dir, "epics: dependency cycle: " .. table.concat(cycle, " -> "), "epics") end
+  end
+  return out, summary
+end
+
+--- format(problem) -> "file:line: message" (or "file: message" when the line is unknown)
+function M.format(p)
+  if p.line then return string.format("%s:%d: %s", p.file, p.line, p.message) end
+  return string.format("%s: %s", p.file or "?", p.message)
+end
+
+return M

@@ -1,0 +1,84 @@
+-- orket init and orket validate end to end: a scaffold that runs to done offline at once,
+-- refusal to overwrite a project, every problem of a broken project reported with its
+-- file and line, and the examples validating clean.
+local H = require "tests.helpers"
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+describe("orket init", function()
+  after_each(H.cleanup)
+
+  it("scaffolds a project that orket run finishes, and says what to run", function()
+    local dir = H.tmpdir()
+    local r = H.orket("init x", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("next: cd x && orket run START", r.stdout, 1, true)
+    local v = H.orket("validate", { cwd = dir .. "/x" })
+    assert.equal(0, v.status, v.stdout)
+    assert.matches("^ok: orket.lua, 1 epic %(2 issues%)", v.stdout)
+    local run = H.orket("run START", { cwd = dir .. "/x" })
+    assert.equal(0, run.status, run.stderr)
+    assert.matches('"status":"done","tokens":%d+,"type":"run_end"', run.stdout)
+    local board = H.orket("board", { cwd = dir .. "/x" })
+    assert.matches("START%-2", board.stdout)
+    assert.is_nil(board.stdout:find("ready"))
+    local f = assert(io.open(dir .. "/x/workspace/hello.txt"))
+    assert.matches("Hello", f:read("a"))
+    f:close()
+  end)
+
+  it("refuses to overwrite a project and names the file", function()
+    local dir = H.tmpdir()
+    write(dir .. "/orket.lua", "name = 'mine'\n")
+    local r = H.orket("init .", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("./orket.lua already exists", r.stderr, 1, true)
+    local f = assert(io.open(dir .. "/orket.lua"))
+    assert.equal("name = 'mine'\n", f:read("a"))
+    f:close()
+    assert.equal(2, H.orket("init a b", { cwd = dir }).status)
+  end)
+end)
+
+describe("orket validate", function()
+  after_each(H.cleanup)
+
+  it("reports every problem with its file and line, and exits 1", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    local p = dir .. "/p"
+    local f = assert(io.open(p .. "/orket.lua", "ab"))
+    f:write("budgets = { turns_per_card = 6, turn = 3 }\nteams = {}\n")
+    f:close()
+    os.execute("mkdir -p " .. H.quote(p .. "/roles") .. " " .. H.quote(p .. "/tools"))
+    write(p .. "/roles/pilot.lua", 'return {\n  intent = "fly",\n  tools = { "read_file", "fly" },\n  system = "s",\n}\n')
+    write(p .. "/roles/broken.lua", "return {\n  intent = 3 +\n}\n")
+    write(p .. "/tools/bad.lua", "return { name = 'bad' }\n")
+    write(p .. "/routing.lua", "return { worker = 3 }\n")
+    write(p .. "/epics/e2.json", '{ "id": "E2", "issues": [ { "summary": "a", "depends_on": ["NOPE"] } ] }\n')
+    write(p .. "/epics/e3.json", '{ "id": "E3",\n "issues": [\n { "summary": 5 } ] }\n')
+    local r = H.orket("validate p", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    local out = r.stdout
+    assert.matches("orket.lua:19: teams: unknown setting", out, 1, true)
+    assert.matches("orket.lua:18: budgets.turn: unknown setting", out, 1, true)
+    assert.matches("roles/broken.lua:3: unexpected symbol near '}'", out, 1, true)
+    assert.matches('roles/pilot.lua:3: tools[2]: no tool named "fly"', out, 1, true)
+    assert.matches("tools/bad.lua", out, 1, true)
+    assert.matches("routing.lua:1: worker must be a function", out, 1, true)
+    assert.matches("epics/e3.json:3: issues[0].summary: must be a string", out, 1, true)
+    assert.matches('epics/e2.json:1: issues[0].depends_on[0]: unknown card "NOPE"', out, 1, true)
+    assert.matches("\n8 problems\n$", out)
+  end)
+
+  it("passes on the examples", function()
+    for _, ex in ipairs { "notes", "ollama-notes" } do
+      local r = H.orket("validate " .. H.quote(H.ROOT .. "/examples/" .. ex))
+      assert.equal(0, r.status, ex .. ": " .. r.stdout .. r.stderr)
+    end
+  end)
+end)
