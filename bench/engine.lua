@@ -47,7 +47,8 @@ team = {
   integrity_guard = { roles = { "integrity_guard" }, model = "fake:tool=update_issue_status,arg_status=done" },
 }
 budgets = { turns_per_card = 4 }
-]], fake.url .. "/v1"))
+limits = { calls_run = %d }  -- two tool calls per issue; the default allows 1,000 a run
+]], fake.url .. "/v1", 4 * n))
   local store = require "orket.store"
   local db = assert(store.open(dir .. "/.orket/orket.db"))
   assert(require("orket.import").import(db, dir))
@@ -65,13 +66,6 @@ local function run(n, conc)
       if not ev.ok then failures = failures + 1 end
     end
   end }))
-  -- The gate allows 1,000 tool calls per run by default (gate.DEFAULT_LIMITS.calls_run);
-  -- this run makes two per issue.
-  local gate = e.gate
-  e.gate = function(input)
-    input.limits = { calls_run = 4 * n }
-    return gate(input)
-  end
   local client, model_ns = e.llm, 0
   e.llm = { chat = function(_, req)
     local t0 = uv.hrtime()

@@ -17,7 +17,7 @@ local M = {}
 
 -- Top-level settings of orket.lua that some part of Orket reads.
 M.KNOWN = { name = true, vision = true, models = true, team = true, concurrency = true, budgets = true,
-  review = true, context = true }
+  limits = true, review = true, context = true }
 
 local function read(path)
   local f = io.open(path, "rb")
@@ -73,13 +73,13 @@ function M.check(dir)
     table.sort(keys)
     for _, k in ipairs(keys) do
       if not M.KNOWN[k] then
-        add(out, dir, "orket.lua: " .. k .. ": unknown setting (settings: budgets, concurrency, context, models, "
-          .. "name, review, team, vision)")
+        add(out, dir, "orket.lua: " .. k .. ": unknown setting (settings: budgets, concurrency, context, limits, "
+          .. "models, name, review, team, vision)")
       end
     end
     local cfg, cerr = config.finish(data, dir, function() return nil end)
     if not cfg then add(out, dir, cerr) end
-    local sections = { { "budgets" }, { "review" }, { "context" }, { "team" }, { "concurrency" }, { "name", "vision" } }
+    local sections = { { "budgets" }, { "limits" }, { "review" }, { "context" }, { "team" }, { "concurrency" }, { "name", "vision" } }
     for _, sec in ipairs(sections) do
       local part = {}
       for _, k in ipairs(sec) do part[k] = data[k] end

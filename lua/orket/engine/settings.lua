@@ -16,6 +16,9 @@ M.DEFAULTS = {
     model_retries = 3,         -- retries of a transient model error
     backoff_ms = 200,          -- first retry delay; doubles each time
   },
+  -- What the gate lets a run do through tools (see docs/tools.md): calls, bytes written and
+  -- files touched, per turn and per run. Copied from the gate's defaults below.
+  limits = {},
   review = {
     escalate_after = 2,             -- rejections before the architect gets an escalation turn
     requirements_review_after = 3,  -- rejections before a requirements review and a wait for input
@@ -32,6 +35,8 @@ M.DEFAULTS = {
     integrity_guard = { roles = { "integrity_guard" } },
   },
 }
+
+for k, v in pairs(require("orket.gate").DEFAULT_LIMITS) do M.DEFAULTS.limits[k] = v end
 
 local function fail(path, fmt, ...)
   error({ settings_error = "orket.lua: " .. path .. ": " .. string.format(fmt, ...) }, 0)
@@ -103,6 +108,7 @@ function M.resolve(cfg)
     local s = {
       name = cfg.name, vision = cfg.vision, models = cfg.models,
       budgets = section(cfg, "budgets", M.DEFAULTS.budgets),
+      limits = section(cfg, "limits", M.DEFAULTS.limits),
       review = section(cfg, "review", M.DEFAULTS.review),
       context = section(cfg, "context", M.DEFAULTS.context),
       team = team(cfg),

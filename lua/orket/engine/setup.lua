@@ -50,6 +50,7 @@ function M.open(dir, opts)
     -- A turn passes the tools and policies it started with; hot reload swaps e's.
     gate = function(input)
       input.tools, input.policies = input.tools or e.tools, input.policies or e.policies
+      input.limits = input.limits or s.limits -- orket.lua's limits section
       return gate.check(input)
     end,
   }
