@@ -1,11 +1,13 @@
 -- orket run EPIC|ROCK|CARD: runs the team over the board (orket.engine). JSON Lines events
--- with --json or when stdout is not a terminal, else a short live line per event. Exit:
+-- with --json or when stdout is not a terminal, else a live view of the run. Exit:
 -- 0 done, 1 failed, 2 usage, 3 stalled or waiting for input, 130 interrupted.
 local uv = require "luv"
 local task = require "orket.task"
 local setup = require "orket.engine.setup"
 local reload = require "orket.engine.reload"
 local jsonout = require "orket.jsonout"
+local liveview = require "orket.engine.liveview"
+local scheduler = require "orket.engine.scheduler"
 
 local USAGE = "orket run EPIC|ROCK|CARD [--model M] [--json] [--concurrency N] [-C DIR]"
 local cmd = { summary = "run the team on an epic, a rock or a card", usage = USAGE }
@@ -17,49 +19,15 @@ Ctrl-C, SIGTERM or a crash continues with 'orket resume'. --model overrides ever
 model (as ORKET_MODEL does). Edits to roles/, tools/, policies/ and routing.lua are
 reloaded while the run goes on (from each card's next turn; a broken edit is reported and
 the old version kept). Exit status: 0 done, 1 failed, 3 stalled or waiting for
-input (the reasons are printed), 130 interrupted.]]
+input (the reasons are printed), 130 interrupted. On a terminal the run is shown as a live
+view (cards by status, each seat's turn, tokens, time) ending with a summary; --json, or
+stdout not a terminal, prints the engine's events as JSON Lines instead.]]
 
-local function human(ev)
-  local t = ev.type
-  if t == "turn_start" then
-    return string.format("%-8s %-22s %s (%s) turn %d", ev.card, ev.seat, ev.phase, ev.role, ev.turn)
-  elseif t == "turn_end" then
-    return string.format("%-8s %-22s -> %s (%s)", ev.card, ev.seat, ev.status, ev.outcome)
-  elseif t == "tool" then
-    return string.format("%-8s %-22s %s %s", ev.card, ev.seat, ev.tool, ev.ok and "ok" or ("failed " .. tostring(ev.code)))
-  elseif t == "card_blocked" then
-    return string.format("%-8s blocked (%s): %s", ev.card, ev.reason, ev.detail)
-  elseif t == "model_retry" then
-    return string.format("%-8s model %s, retry %d in %d ms", ev.card, ev.class, ev.attempt, ev.delay_ms)
-  elseif t == "stall" then
-    local out = { "stuck cards:" }
-    for _, s in ipairs(ev.cards) do out[#out + 1] = string.format("  %-8s %s", s.card, s.reason) end
-    return table.concat(out, "\n")
-  elseif t == "run_start" then
-    return string.format("run %d: %s (concurrency %d)", ev.run_id, ev.target, ev.concurrency)
-  elseif t == "reload" then
-    return "reloaded scripts: " .. table.concat(ev.files, ", ")
-  elseif t == "reload_error" then
-    return "reload refused, keeping the old scripts: " .. tostring(ev.error)
-  elseif t == "run_end" then
-    return string.format("run %d %s (%d tokens)", ev.run_id, ev.status, ev.tokens or 0)
-  end
-  return nil
-end
-
-local function emitter(json)
-  return function(ev)
-    local line
-    if json then
-      local ok, s = pcall(jsonout.encode, ev)
-      line = ok and s or nil
-    else
-      line = human(ev)
-    end
-    if line then
-      io.stdout:write(line, "\n")
-      io.stdout:flush()
-    end
+local function json_lines(ev)
+  local ok, line = pcall(jsonout.encode, ev)
+  if ok then
+    io.stdout:write(line, "\n")
+    io.stdout:flush()
   end
 end
 
@@ -93,9 +61,47 @@ local EXIT = { done = 0, failed = 1, stalled = 3, interrupted = 130 }
 
 --- execute(o, cli, run_id_or_nil) -> exit status: starts (or resumes) a run in a task,
 --- stopping gracefully on SIGINT/SIGTERM.
+-- The live view on stdout (a terminal): redrawn by a 100 ms timer as well as by events,
+-- so the elapsed time moves while a model thinks; its width follows SIGWINCH.
+local function live(get_engine)
+  local function width()
+    local tty = uv.new_tty(1, false)
+    local w = tty and tty:get_winsize()
+    if tty then tty:close() end
+    return (w and w > 0) and w or 80
+  end
+  local view = liveview.new {
+    write = function(s) io.stdout:write(s); io.stdout:flush() end,
+    now = function() return uv.hrtime() // 1000000 end,
+    color = liveview.color_on(1), width = width(),
+    scope = function(id)
+      local e = get_engine()
+      local target = e and e.board:get(id)
+      return target and scheduler.scope(e.board, target) or {}
+    end,
+  }
+  local timer, winch = uv.new_timer(), uv.new_signal()
+  timer:start(100, 100, function() view:tick() end)
+  timer:unref()
+  winch:start("sigwinch", function() view.width = width() end)
+  winch:unref()
+  return view, function()
+    timer:close()
+    winch:close()
+  end
+end
+
 function cmd.execute(o, cli, resume_id)
-  local e, err = setup.open(o.dir, { model = o.model, concurrency = o.concurrency, emit = emitter(o.json) })
+  local e, view, stop_view
+  local emit = json_lines
+  if not o.json then
+    view, stop_view = live(function() return e end)
+    emit = function(ev) view:event(ev) end
+  end
+  local err
+  e, err = setup.open(o.dir, { model = o.model, concurrency = o.concurrency, emit = emit })
   if not e then
+    if stop_view then stop_view() end
     cli.err("%s", err)
     return 1
   end
@@ -123,6 +129,10 @@ function cmd.execute(o, cli, resume_id)
   local ok, terr = t:join()
   for _, h in ipairs(signals) do h:close() end
   watcher:close()
+  if view then
+    if view.frames > 0 then view:finish() end
+    stop_view()
+  end
   require("orket.c.runtime").run("nowait")
   e.close_all()
   cli.flush_unhandled()

@@ -1,0 +1,271 @@
+-- orket.engine.liveview: the live view `orket run` shows on a terminal: cards by status,
+-- what each seat is doing, tokens and elapsed time, redrawn in place with ANSI cursor moves
+-- (at most one frame per `interval_ms`), and a final summary. It consumes the engine's
+-- events (the same ones --json prints); the terminal, the clock and the board are passed
+-- in, so specs drive it with a string buffer and a fake clock. Contract: docs/engine.md.
+local M = {}
+
+local View = {}
+View.__index = View
+
+-- Board order of the statuses (orket.board.statuses()); any other status follows, sorted.
+local ORDER = { "ready", "in_progress", "code_review", "ready_for_testing", "waiting_for_developer",
+  "blocked", "done", "canceled", "archived" }
+local RANK = {}
+for i, s in ipairs(ORDER) do RANK[s] = i end
+
+local COLORS = {
+  done = "32", in_progress = "33", code_review = "36", ready_for_testing = "36",
+  blocked = "31", waiting_for_developer = "35", canceled = "90", archived = "90",
+  interrupted = "33", stalled = "35", failed = "31", bold = "1", dim = "2",
+}
+
+--- color_on(fd) -> true when fd is a terminal and NO_COLOR is unset or empty
+function M.color_on(fd)
+  local nc = os.getenv("NO_COLOR")
+  if nc ~= nil and nc ~= "" then return false end
+  return require("luv").guess_handle(fd or 1) == "tty"
+end
+
+--- new{write=fn(s), now=fn() -> ms, color=bool, width=n, interval_ms=100, scope=fn(target) -> cards}
+--- -> view. write receives whole frames (cursor moves included); scope, optional, returns
+--- the target's issues ({id=, status=}) so counts include cards no event has named yet.
+function M.new(o)
+  if type(o) ~= "table" or type(o.write) ~= "function" or type(o.now) ~= "function" then
+    error("bad argument #1 to 'new' (table with write and now functions expected)", 2)
+  end
+  local v = setmetatable({
+    write = o.write, now = o.now, color = o.color and true or false, width = o.width or 80,
+    interval = o.interval_ms or 100, scope = o.scope,
+    started = o.now(), last_draw = nil, lines = 0, dirty = true, frames = 0,
+    status = {}, order = {}, jobs = {}, seats = {}, notes = {},
+    tokens = 0, turns = 0, retries = 0, finished = false,
+  }, View)
+  return v
+end
+
+function View:paint(s, code)
+  if not self.color or not code then return s end
+  return "\27[" .. code .. "m" .. s .. "\27[0m"
+end
+
+local function clock(ms)
+  local s = ms // 1000
+  if s >= 3600 then return string.format("%d:%02d:%02d", s // 3600, s // 60 % 60, s % 60) end
+  return string.format("%02d:%02d", s // 60, s % 60)
+end
+M.clock = clock
+
+local function thousands(n)
+  local s = tostring(math.tointeger(n) or n)
+  local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
+  return (out:gsub("^,", ""))
+end
+M.thousands = thousands
+
+function View:set_status(id, st)
+  if not id or not st then return end
+  if not self.status[id] then self.order[#self.order + 1] = id end
+  self.status[id] = st
+end
+
+function View:refresh_scope()
+  if not self.scope or not self.target then return end
+  local ok, cards = pcall(self.scope, self.target)
+  if ok and type(cards) == "table" then
+    for _, c in ipairs(cards) do self:set_status(c.id, c.status) end
+  end
+  self.scoped_at = self.now()
+end
+
+function View:note(s) self.notes[#self.notes + 1] = s end
+
+--- view:event(ev): folds one engine event into the view; draws when a frame is due.
+function View:event(ev)
+  local t = ev.type
+  if t == "run_start" then
+    self.run_id, self.target, self.concurrency = ev.run_id, ev.target, ev.concurrency
+    self:refresh_scope()
+  elseif t == "turn_start" then
+    self.jobs[ev.card] = { seat = ev.seat, role = ev.role, phase = ev.phase, turn = ev.turn, step = 0, since = self.now() }
+    self.seats[ev.seat] = true
+    self:set_status(ev.card, ev.phase == "review" and "code_review" or "in_progress")
+  elseif t == "model" then
+    self.tokens = self.tokens + (ev.prompt_tokens or 0) + (ev.completion_tokens or 0)
+    local j = self.jobs[ev.card]
+    if j then j.step, j.tool = ev.step or j.step, nil end
+  elseif t == "tool" then
+    local j = self.jobs[ev.card]
+    if j then j.tool = ev.tool .. (ev.ok and "" or (ev.denied and " denied" or " failed")) end
+  elseif t == "turn_end" then
+    self.jobs[ev.card] = nil
+    self.turns = self.turns + 1
+    self:set_status(ev.card, ev.status)
+    -- agents may file cards during a turn: look at the board again, at most once a second
+    if not self.scoped_at or self.now() - self.scoped_at >= 1000 then self:refresh_scope() end
+  elseif t == "model_retry" then
+    self.retries = self.retries + 1
+    self:note(string.format("%s model %s, retry %d in %d ms", ev.card, tostring(ev.class), ev.attempt or 0, ev.delay_ms or 0))
+  elseif t == "card_blocked" then
+    self:set_status(ev.card, "blocked")
+    self:note(string.format("%s blocked (%s): %s", ev.card, tostring(ev.reason), tostring(ev.detail)))
+  elseif t == "card_skipped" then
+    self:note(string.format("%s skipped: %s", ev.card, tostring(ev.reason)))
+  elseif t == "requirements_review" then
+    self:note(string.format("%s waits for input: requirements review %s", ev.card, tostring(ev.issue)))
+  elseif t == "reload" then
+    self:note("reloaded scripts: " .. table.concat(ev.files or {}, ", "))
+  elseif t == "reload_error" then
+    self:note("reload refused, keeping the old scripts: " .. tostring(ev.error))
+  elseif t == "stall" then
+    self.stuck = ev.cards
+  elseif t == "run_end" then
+    self.end_status, self.end_tokens = ev.status, ev.tokens
+    self:refresh_scope()
+    self:finish()
+    return
+  else
+    return
+  end
+  self.dirty = true
+  self:tick()
+end
+
+-- "ready 1  in_progress 2 ..." in board order, zero counts left out.
+function View:counts()
+  local n, total, extra = {}, 0, {}
+  for _, id in ipairs(self.order) do
+    local st = self.status[id]
+    if not n[st] then
+      n[st] = 0
+      if not RANK[st] then extra[#extra + 1] = st end
+    end
+    n[st] = n[st] + 1
+    total = total + 1
+  end
+  table.sort(extra)
+  local parts = {}
+  for _, list in ipairs { ORDER, extra } do
+    for _, st in ipairs(list) do
+      if n[st] then parts[#parts + 1] = self:paint(st .. " " .. n[st], COLORS[st]) end
+    end
+  end
+  return parts, total
+end
+
+function View:ids_with(st)
+  local out = {}
+  for _, id in ipairs(self.order) do
+    if self.status[id] == st then out[#out + 1] = id end
+  end
+  return out
+end
+
+-- Truncates to the terminal width counting visible characters only (escapes are free), so
+-- no line wraps and the cursor moves of the next frame land where this frame began.
+function View:fit(s)
+  local out, n, i = {}, 0, 1
+  while i <= #s do
+    local esc = s:match("^\27%[[%d;]*m", i)
+    if esc then
+      out[#out + 1] = esc
+      i = i + #esc
+    else
+      local ch = s:match("^[\0-\127\194-\244][\128-\191]*", i) or s:sub(i, i)
+      if n >= self.width - 1 then
+        if self.color then out[#out + 1] = "\27[0m" end
+        break
+      end
+      out[#out + 1] = ch
+      n = n + 1
+      i = i + #ch
+    end
+  end
+  return table.concat(out)
+end
+
+--- view:frame() -> array of lines: the live frame as it stands now
+function View:frame()
+  local now = self.now()
+  local head = string.format("%s %s  %s  %s tokens  %d turns",
+    self:paint("orket run" .. (self.run_id and (" " .. self.run_id) or ""), COLORS.bold),
+    self.target or "", clock(now - self.started), thousands(self.tokens), self.turns)
+  if self.retries > 0 then head = head .. string.format("  %d retries", self.retries) end
+  local lines = { head }
+  local parts, total = self:counts()
+  lines[#lines + 1] = string.format("cards (%d): %s", total, #parts > 0 and table.concat(parts, "  ") or "none yet")
+  for _, row in ipairs { { "in progress", "in_progress" }, { "in review", "code_review" } } do
+    local ids = self:ids_with(row[2])
+    if #ids > 0 then lines[#lines + 1] = string.format("  %-12s %s", row[1] .. ":", table.concat(ids, " ")) end
+  end
+  -- One line per turn in flight (a seat may hold several cards at once), then idle seats.
+  local active, busy = {}, {}
+  for card, j in pairs(self.jobs) do
+    active[#active + 1] = { card = card, j = j }
+    busy[j.seat] = true
+  end
+  table.sort(active, function(a, b)
+    if a.j.seat ~= b.j.seat then return a.j.seat < b.j.seat end
+    return a.card < b.card
+  end)
+  if next(self.seats) then lines[#lines + 1] = "seats:" end
+  for _, a in ipairs(active) do
+    local j = a.j
+    lines[#lines + 1] = string.format("  %-22s %-10s %s (%s) turn %d step %d%s  %s", j.seat, a.card, j.role,
+      j.phase, j.turn or 0, j.step, j.tool and (", " .. j.tool) or "", clock(now - j.since))
+  end
+  local idle = {}
+  for s in pairs(self.seats) do if not busy[s] then idle[#idle + 1] = s end end
+  table.sort(idle)
+  for _, s in ipairs(idle) do lines[#lines + 1] = self:paint(string.format("  %-22s idle", s), COLORS.dim) end
+  return lines
+end
+
+-- Erases the previous frame (cursor to its first line, clear to the end of the screen),
+-- prints the queued notes (they stay, scrolling up) and then `lines`. The final summary
+-- is not cut to the width: nothing is redrawn after it, so wrapping does no harm.
+function View:draw(lines, whole)
+  local out = {}
+  if self.lines > 0 then out[#out + 1] = string.format("\r\27[%dA\27[J", self.lines) end
+  for _, s in ipairs(self.notes) do out[#out + 1] = s .. "\n" end
+  self.notes = {}
+  for _, s in ipairs(lines) do out[#out + 1] = (whole and s or self:fit(s)) .. "\27[K\n" end
+  self.lines = #lines
+  self.write(table.concat(out))
+  self.last_draw = self.now()
+  self.dirty = false
+  self.frames = self.frames + 1
+end
+
+--- view:tick(): draws a frame when one is due: something changed, or the elapsed time
+--- moved on a second, and `interval_ms` have passed since the last frame.
+function View:tick()
+  if self.finished then return end
+  local now = self.now()
+  if self.last_draw and now - self.last_draw < self.interval then return end
+  if not self.dirty and self.last_draw and (now - self.started) // 1000 == (self.last_draw - self.started) // 1000 then
+    return
+  end
+  self:draw(self:frame())
+end
+
+--- view:finish(): replaces the live frame with the final summary (run_end does this;
+--- call it when the run ended without one, e.g. it could not start).
+function View:finish()
+  if self.finished then return end
+  local now = self.now()
+  local st = self.end_status or "stopped"
+  local lines = { string.format("%s %s %s in %s, %s tokens, %d turns",
+    self:paint("run" .. (self.run_id and (" " .. self.run_id) or ""), COLORS.bold), self.target or "",
+    self:paint(st, COLORS[st]), clock(now - self.started), thousands(self.end_tokens or self.tokens), self.turns) }
+  local parts, total = self:counts()
+  lines[#lines + 1] = string.format("cards (%d): %s", total, #parts > 0 and table.concat(parts, "  ") or "none")
+  if self.stuck and #self.stuck > 0 then
+    lines[#lines + 1] = "stuck cards:"
+    for _, s in ipairs(self.stuck) do lines[#lines + 1] = string.format("  %-10s %s", s.card, tostring(s.reason)) end
+  end
+  self:draw(lines, true)
+  self.finished = true
+end
+
+return M

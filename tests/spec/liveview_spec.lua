@@ -1,0 +1,139 @@
+-- orket.engine.liveview: engine events fed to the view with a fake clock and a string
+-- buffer as terminal; the frames it writes, its redraw rate, colour and the final summary.
+local liveview = require "orket.engine.liveview"
+
+local function fake(o)
+  o = o or {}
+  local term = { out = {}, ms = 0 }
+  local cards = o.cards or {
+    { id = "N-1", status = "ready" }, { id = "N-2", status = "ready" }, { id = "N-3", status = "done" },
+  }
+  term.view = liveview.new {
+    write = function(s) term.out[#term.out + 1] = s end,
+    now = function() return term.ms end,
+    color = o.color, width = o.width or 100,
+    scope = function(target)
+      term.scoped = target
+      return cards
+    end,
+  }
+  term.cards = cards
+  return term
+end
+
+-- The last frame as plain lines: cursor moves and colours removed.
+local function plain(s)
+  s = s:gsub("\27%[%d*A", ""):gsub("\27%[[%d;]*[mJK]", ""):gsub("\r", "")
+  return s
+end
+
+local function last(term) return plain(term.out[#term.out]) end
+
+describe("live view", function()
+  it("shows cards by status, what each seat does, tokens and elapsed time", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 7, target = "N", concurrency = 2 }
+    assert.equal("N", t.scoped)
+    assert.equal(1, #t.out)
+    assert.equal("orket run 7 N  00:00  0 tokens  0 turns\ncards (3): ready 2  done 1\n", last(t))
+    t.ms = 150
+    v:event { type = "turn_start", run_id = 7, card = "N-1", seat = "senior_developer", role = "coder", phase = "work", turn = 1 }
+    t.ms = 300
+    v:event { type = "turn_start", run_id = 7, card = "N-2", seat = "integrity_guard", role = "integrity_guard", phase = "review", turn = 2 }
+    t.ms = 1450
+    v:event { type = "model", run_id = 7, card = "N-1", seat = "senior_developer", turn = 1, step = 2,
+      prompt_tokens = 1000, completion_tokens = 234 }
+    v:event { type = "tool", run_id = 7, card = "N-1", seat = "senior_developer", tool = "write_file", ok = true }
+    t.ms = 1600
+    v:tick()
+    assert.equal(table.concat({
+      "orket run 7 N  00:01  1,234 tokens  0 turns",
+      "cards (3): in_progress 1  code_review 1  done 1",
+      "  in progress: N-1",
+      "  in review:   N-2",
+      "seats:",
+      "  integrity_guard        N-2        integrity_guard (review) turn 2 step 0  00:01",
+      "  senior_developer       N-1        coder (work) turn 1 step 2, write_file  00:01",
+    }, "\n") .. "\n", last(t))
+    -- each redraw first moves the cursor up over the previous frame and clears below
+    assert.matches("^\r\27%[7A\27%[J", t.out[#t.out])
+    t.ms = 2000
+    t.cards[1].status, t.cards[2].status = "code_review", "code_review" -- the board, as the engine left it
+    v:event { type = "turn_end", run_id = 7, card = "N-1", seat = "senior_developer", role = "coder", phase = "work",
+      turn = 1, outcome = "handed_in", status = "code_review" }
+    local f = last(t)
+    assert.matches("1 turns", f, 1, true)
+    assert.matches("cards (3): code_review 2  done 1", f, 1, true)
+    assert.matches("  in review:   N-1 N-2", f, 1, true)
+    assert.matches("  senior_developer       idle", f, 1, true)
+  end)
+
+  it("redraws at most once per 100 ms and again when the elapsed second moves", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 1, target = "N", concurrency = 1 }
+    for i = 1, 50 do
+      t.ms = i * 10 - 5 -- 50 events in 500 ms
+      v:event { type = "model", card = "N-1", seat = "s", turn = 1, step = i, prompt_tokens = 1 }
+    end
+    assert.is_true(#t.out <= 6, #t.out .. " frames")
+    assert.is_true(#t.out >= 5, #t.out .. " frames")
+    local n = #t.out
+    t.ms = 600
+    v:tick()
+    v:tick()
+    assert.equal(n + 1, #t.out) -- the change held back at 500 ms is drawn, once
+    assert.matches("50 tokens", last(t), 1, true)
+    t.ms = 900
+    v:tick()
+    assert.equal(n + 1, #t.out) -- nothing changed, same second: no frame
+    t.ms = 1000
+    v:tick()
+    assert.equal(n + 2, #t.out)
+    assert.matches("00:01", last(t), 1, true)
+  end)
+
+  it("prints notes above the frame and leaves a final summary with the stuck cards", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 3, target = "N", concurrency = 1 }
+    t.ms = 500
+    v:event { type = "card_blocked", card = "N-2", reason = "resource", detail = "turns_per_card spent" }
+    assert.matches("^N%-2 blocked %(resource%): turns_per_card spent\norket run 3", last(t))
+    t.cards[1].status = "done"
+    t.cards[2].status = "blocked"
+    t.ms = 65500
+    v:event { type = "stall", cards = { { card = "N-2", status = "blocked", reason = "blocked (resource): turns_per_card spent" } } }
+    v:event { type = "run_end", run_id = 3, status = "failed", tokens = 4321 }
+    assert.equal(table.concat({
+      "run 3 N failed in 01:05, 4,321 tokens, 0 turns",
+      "cards (3): blocked 1  done 2",
+      "stuck cards:",
+      "  N-2        blocked (resource): turns_per_card spent",
+    }, "\n") .. "\n", last(t))
+    local n = #t.out
+    t.ms = 70000
+    v:tick()
+    v:event { type = "turn_start", card = "N-1", seat = "s", role = "r", phase = "work", turn = 1 }
+    assert.equal(n, #t.out) -- nothing is drawn over the summary
+  end)
+
+  it("colours statuses only when asked, and cuts lines to the terminal width", function()
+    local t = fake { color = true, width = 30 }
+    t.view:event { type = "run_start", run_id = 1, target = "N", concurrency = 1 }
+    local raw = t.out[1]
+    assert.matches("\27[32mdone 1\27[0m", raw, 1, true)
+    for line in plain(raw):gmatch("[^\n]+") do assert.is_true(#line <= 29, line) end
+    local u = fake { color = false }
+    u.view:event { type = "run_start", run_id = 1, target = "N", concurrency = 1 }
+    assert.is_nil(u.out[1]:find("\27[3", 1, true))
+    assert.is_nil(u.out[1]:find("\27[1m", 1, true))
+  end)
+
+  it("has no colour off a terminal and checks its arguments", function()
+    assert.is_false(liveview.color_on(1)) -- the spec's stdout is not a terminal
+    assert.has_error(function() liveview.new { now = function() return 0 end } end,
+      "bad argument #1 to 'new' (table with write and now functions expected)")
+  end)
+end)
