@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <editline/readline.h>
@@ -96,6 +97,16 @@ static int le_save_history(lua_State *L) {
     return 3;
   }
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* term_width([fd=1]) -> columns | nil: the terminal's width, read with TIOCGWINSZ, which
+ * (unlike opening a libuv tty handle) leaves the descriptor's flags alone. */
+static int le_term_width(lua_State *L) {
+  int fd = (int)luaL_optinteger(L, 1, STDOUT_FILENO);
+  struct winsize ws;
+  if (ioctl(fd, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0) return 0;
+  lua_pushinteger(L, ws.ws_col);
   return 1;
 }
 
@@ -208,6 +219,7 @@ static const luaL_Reg le_funcs[] = {
     {"load_history", le_load_history},
     {"save_history", le_save_history},
     {"isatty", le_isatty},
+    {"term_width", le_term_width},
     {"interrupts", le_interrupts},
     {NULL, NULL},
 };

@@ -65,9 +65,7 @@ local EXIT = { done = 0, failed = 1, stalled = 3, interrupted = 130 }
 -- so the elapsed time moves while a model thinks; its width follows SIGWINCH.
 local function live(get_engine)
   local function width()
-    local tty = uv.new_tty(1, false)
-    local w = tty and tty:get_winsize()
-    if tty then tty:close() end
+    local w = require("orket.c.lineedit").term_width(1)
     return (w and w > 0) and w or 80
   end
   local view = liveview.new {
