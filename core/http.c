@@ -18,6 +18,9 @@
 
 #define HTTP_DEFAULT_MAX_BYTES ((size_t)64 << 20)
 #define HTTP_MAX_HEADER_BYTES ((size_t)64 << 10)
+/* Idle easy handles kept for reuse: making one and tearing it down costs more CPU than the
+ * rest of a short request's client-side work in libcurl. A reset handle holds little. */
+#define HTTP_POOL_MAX 16
 
 typedef struct http_sock {
   uv_poll_t poll;
@@ -37,6 +40,8 @@ struct http_client {
   http_req *ready_tail;
   size_t live;
   int dispatching;
+  CURL *pool[HTTP_POOL_MAX]; /* reset easy handles ready for the next request */
+  size_t npool;
 };
 
 struct http_req {
@@ -119,11 +124,28 @@ static void http_set_error(http_req *r, const char *code, const char *phase, con
   snprintf(r->err, sizeof r->err, "%s: %s", r->what, msg);
 }
 
+/* A handle for a new request: a pooled one (reset when it was put back) or a new one. */
+static CURL *http_easy_get(http_client *c) {
+  return c->npool > 0 ? c->pool[--c->npool] : c->api.easy_init();
+}
+
+/* Gives back a handle no longer in the multi: reset (it forgets every option, including
+ * pointers into the old request) and pooled, or freed when the pool is full. Its
+ * connection stays in the multi's connection cache either way. */
+static void http_easy_put(http_client *c, CURL *e) {
+  if (c->npool < HTTP_POOL_MAX) {
+    c->api.easy_reset(e);
+    c->pool[c->npool++] = e;
+  } else {
+    c->api.easy_cleanup(e);
+  }
+}
+
 /* Removes the easy handle from libcurl and marks the request finished. */
 static void http_detach(http_req *r) {
   if (r->easy) {
     r->c->api.multi_remove_handle(r->c->multi, r->easy);
-    r->c->api.easy_cleanup(r->easy);
+    http_easy_put(r->c, r->easy);
     r->easy = NULL;
   }
   if (r->hdrs) r->c->api.slist_free_all(r->hdrs);
@@ -461,6 +483,7 @@ void http_client_free(http_client *c) {
     r->prev = r->next = NULL;
     r->c = NULL;
   }
+  while (c->npool > 0) c->api.easy_cleanup(c->pool[--c->npool]);
   c->api.multi_cleanup(c->multi); /* may report sockets removed: they leave c->socks */
   while (c->socks) http_sock_forget(c->socks);
   uv_timer_stop(&c->timer);
@@ -543,7 +566,7 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   http_describe(r->what, sizeof r->what, o->method ? o->method : (o->body ? "POST" : "GET"),
                 o->url);
   r->c = c; /* http_setup and the error paths below use its libcurl */
-  r->easy = c->api.easy_init();
+  r->easy = http_easy_get(c);
   if (r->easy == NULL) {
     snprintf(err, errlen, "%s: libcurl could not create a handle", r->what);
     free(r);
@@ -551,7 +574,7 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   }
   if (http_setup(r, o, err, errlen) != 0) {
     if (r->hdrs) c->api.slist_free_all(r->hdrs);
-    c->api.easy_cleanup(r->easy);
+    http_easy_put(c, r->easy);
     free(r);
     return NULL;
   }
@@ -571,7 +594,7 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   if (mc != CURLM_OK) {
     snprintf(err, errlen, "%s: %s", r->what, c->api.multi_strerror(mc));
     if (r->hdrs) c->api.slist_free_all(r->hdrs);
-    c->api.easy_cleanup(r->easy);
+    http_easy_put(c, r->easy);
     r->easy = NULL;
     r->hdrs = NULL;
     r->c = NULL;
