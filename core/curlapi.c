@@ -30,6 +30,7 @@ int curlapi_open(curlapi *api, char *err, size_t errlen) {
   LOAD(easy_setopt, "curl_easy_setopt");
   LOAD(easy_getinfo, "curl_easy_getinfo");
   LOAD(easy_cleanup, "curl_easy_cleanup");
+  LOAD(easy_reset, "curl_easy_reset");
   LOAD(easy_strerror, "curl_easy_strerror");
   LOAD(multi_init, "curl_multi_init");
   LOAD(multi_setopt, "curl_multi_setopt");

@@ -57,10 +57,9 @@ static frame_status frame_sse_dispatch(frame *f, frame_emit_fn emit, void *ud) {
   return emit(ud, f->data ? f->data : "", n) ? FRAME_STOP : FRAME_OK;
 }
 
-/* One complete line (without its end) in f->line. */
-static frame_status frame_line(frame *f, frame_emit_fn emit, void *ud) {
-  const char *s = f->line ? f->line : "";
-  size_t n = f->line_len;
+/* One complete line s[0..n) without its end: in f->line, or straight from the fed chunk when
+ * the whole line is inside it (the common case, which then costs no copy). */
+static frame_status frame_line(frame *f, const char *s, size_t n, frame_emit_fn emit, void *ud) {
   f->line_len = 0;
   if (f->mode == FRAME_NDJSON) {
     size_t i = 0;
@@ -86,6 +85,15 @@ static frame_status frame_line(frame *f, frame_emit_fn emit, void *ud) {
   return frame_append(f, &f->data, &f->data_len, &f->data_cap, v, vn);
 }
 
+/* The index of the first CR or LF in p[i..n), or n. memchr runs a word at a time; most
+ * lines hold no CR, so the second search is over the (short) line found by the first. */
+static size_t frame_eol(const char *p, size_t i, size_t n) {
+  const char *lf = memchr(p + i, '\n', n - i);
+  size_t end = lf ? (size_t)(lf - p) : n;
+  const char *cr = memchr(p + i, '\r', end - i);
+  return cr ? (size_t)(cr - p) : end;
+}
+
 frame_status frame_feed(frame *f, const char *p, size_t n, frame_emit_fn emit, void *ud) {
   if (f->done) return FRAME_DONE;
   if (f->mode == FRAME_RAW) return n == 0 || emit(ud, p, n) == 0 ? FRAME_OK : FRAME_STOP;
@@ -95,12 +103,20 @@ frame_status frame_feed(frame *f, const char *p, size_t n, frame_emit_fn emit, v
     if (p[0] == '\n') i = 1;
   }
   while (i < n) {
-    /* find the next CR or LF */
-    size_t j = i;
-    while (j < n && p[j] != '\n' && p[j] != '\r') j++;
-    frame_status st = frame_append(f, &f->line, &f->line_len, &f->line_cap, p + i, j - i);
-    if (st != FRAME_OK) return st;
-    if (j == n) break; /* the line continues in the next chunk */
+    size_t j = frame_eol(p, i, n);
+    frame_status st;
+    if (j == n) /* the line continues in the next chunk: keep its start */
+      return frame_append(f, &f->line, &f->line_len, &f->line_cap, p + i, n - i);
+    const char *line = p + i;
+    size_t len = j - i;
+    if (f->line_len > 0) { /* it began in an earlier chunk */
+      st = frame_append(f, &f->line, &f->line_len, &f->line_cap, p + i, j - i);
+      if (st != FRAME_OK) return st;
+      line = f->line;
+      len = f->line_len;
+    } else if (len > f->max_event) {
+      return FRAME_TOO_BIG;
+    }
     if (p[j] == '\r') {
       if (j + 1 < n) {
         if (p[j + 1] == '\n') j++;
@@ -109,7 +125,7 @@ frame_status frame_feed(frame *f, const char *p, size_t n, frame_emit_fn emit, v
       }
     }
     i = j + 1;
-    st = frame_line(f, emit, ud);
+    st = frame_line(f, line, len, emit, ud);
     if (st != FRAME_OK) return st;
   }
   return FRAME_OK;
@@ -118,7 +134,7 @@ frame_status frame_feed(frame *f, const char *p, size_t n, frame_emit_fn emit, v
 frame_status frame_finish(frame *f, frame_emit_fn emit, void *ud) {
   if (f->done || f->mode == FRAME_RAW) return f->done ? FRAME_DONE : FRAME_OK;
   frame_status st = FRAME_OK;
-  if (f->line_len > 0) st = frame_line(f, emit, ud);
+  if (f->line_len > 0) st = frame_line(f, f->line, f->line_len, emit, ud);
   if (st == FRAME_OK && f->mode == FRAME_SSE) st = frame_sse_dispatch(f, emit, ud);
   return st;
 }

@@ -18,6 +18,9 @@
 
 #define HTTP_DEFAULT_MAX_BYTES ((size_t)64 << 20)
 #define HTTP_MAX_HEADER_BYTES ((size_t)64 << 10)
+/* Idle easy handles kept for reuse: making one and tearing it down costs more CPU than the
+ * rest of a short request's client-side work in libcurl. A reset handle holds little. */
+#define HTTP_POOL_MAX 16
 
 typedef struct http_sock {
   uv_poll_t poll;
@@ -37,6 +40,8 @@ struct http_client {
   http_req *ready_tail;
   size_t live;
   int dispatching;
+  CURL *pool[HTTP_POOL_MAX]; /* reset easy handles ready for the next request */
+  size_t npool;
 };
 
 struct http_req {
@@ -65,7 +70,7 @@ struct http_req {
   int finished;
   const char *err_code; /* set before finishing with an error */
   const char *phase;
-  char err[CURL_ERROR_SIZE + 160];
+  char *err;            /* the message, allocated when the request fails (most never do) */
   char curl_err[CURL_ERROR_SIZE];
   char what[96];        /* "POST http://host:port" for messages; never the query string */
   int queued;
@@ -116,14 +121,33 @@ static void http_set_error(http_req *r, const char *code, const char *phase, con
   if (r->err_code) return; /* the first cause wins */
   r->err_code = code;
   r->phase = phase;
-  snprintf(r->err, sizeof r->err, "%s: %s", r->what, msg);
+  size_t n = strlen(r->what) + strlen(msg) + 3;
+  r->err = malloc(n);
+  if (r->err) snprintf(r->err, n, "%s: %s", r->what, msg);
+}
+
+/* A handle for a new request: a pooled one (reset when it was put back) or a new one. */
+static CURL *http_easy_get(http_client *c) {
+  return c->npool > 0 ? c->pool[--c->npool] : c->api.easy_init();
+}
+
+/* Gives back a handle no longer in the multi: reset (it forgets every option, including
+ * pointers into the old request) and pooled, or freed when the pool is full. Its
+ * connection stays in the multi's connection cache either way. */
+static void http_easy_put(http_client *c, CURL *e) {
+  if (c->npool < HTTP_POOL_MAX) {
+    c->api.easy_reset(e);
+    c->pool[c->npool++] = e;
+  } else {
+    c->api.easy_cleanup(e);
+  }
 }
 
 /* Removes the easy handle from libcurl and marks the request finished. */
 static void http_detach(http_req *r) {
   if (r->easy) {
     r->c->api.multi_remove_handle(r->c->multi, r->easy);
-    r->c->api.easy_cleanup(r->easy);
+    http_easy_put(r->c, r->easy);
     r->easy = NULL;
   }
   if (r->hdrs) r->c->api.slist_free_all(r->hdrs);
@@ -461,6 +485,7 @@ void http_client_free(http_client *c) {
     r->prev = r->next = NULL;
     r->c = NULL;
   }
+  while (c->npool > 0) c->api.easy_cleanup(c->pool[--c->npool]);
   c->api.multi_cleanup(c->multi); /* may report sockets removed: they leave c->socks */
   while (c->socks) http_sock_forget(c->socks);
   uv_timer_stop(&c->timer);
@@ -484,9 +509,11 @@ static int http_setup(http_req *r, const http_opts *o, char *err, size_t errlen)
   SET(CURLOPT_HEADERDATA, r);
   SET(CURLOPT_WRITEFUNCTION, http_on_body);
   SET(CURLOPT_WRITEDATA, r);
-  /* 8 KiB instead of 16: streamed tokens arrive in small pieces, and it halves the
-   * per-request memory when hundreds are in flight */
-  SET(CURLOPT_BUFFERSIZE, 8192L);
+  /* 2 KiB instead of 16: streamed events are a few hundred bytes each, and libcurl keeps
+   * this buffer for the whole transfer, so with hundreds in flight it weighed more than
+   * the rest of a request (8 KiB cost 2 KiB more RSS per in-flight request); a large
+   * non-streamed body only takes more reads, each returning up to 2 KiB */
+  SET(CURLOPT_BUFFERSIZE, 2048L);
   if (o->connect_timeout_ms > 0) SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
   if (strcmp(method, "GET") == 0) {
     SET(CURLOPT_HTTPGET, 1L);
@@ -543,7 +570,7 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   http_describe(r->what, sizeof r->what, o->method ? o->method : (o->body ? "POST" : "GET"),
                 o->url);
   r->c = c; /* http_setup and the error paths below use its libcurl */
-  r->easy = c->api.easy_init();
+  r->easy = http_easy_get(c);
   if (r->easy == NULL) {
     snprintf(err, errlen, "%s: libcurl could not create a handle", r->what);
     free(r);
@@ -551,7 +578,7 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   }
   if (http_setup(r, o, err, errlen) != 0) {
     if (r->hdrs) c->api.slist_free_all(r->hdrs);
-    c->api.easy_cleanup(r->easy);
+    http_easy_put(c, r->easy);
     free(r);
     return NULL;
   }
@@ -571,7 +598,7 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   if (mc != CURLM_OK) {
     snprintf(err, errlen, "%s: %s", r->what, c->api.multi_strerror(mc));
     if (r->hdrs) c->api.slist_free_all(r->hdrs);
-    c->api.easy_cleanup(r->easy);
+    http_easy_put(c, r->easy);
     r->easy = NULL;
     r->hdrs = NULL;
     r->c = NULL;
@@ -608,6 +635,8 @@ void http_release(http_req *r) {
   free(r->hbuf);
   free(r->ev);
   free(r->ev_off);
+  free(r->err);
+  r->err = NULL;
   r->hbuf = r->ev = NULL;
   r->ev_off = NULL;
   uv_close((uv_handle_t *)&r->timer, http_sock_closed); /* frees r via data */
@@ -644,7 +673,7 @@ void http_events_clear(http_req *r) {
 int http_finished(const http_req *r) { return r->finished || r->fr.done; }
 
 const char *http_error(const http_req *r, const char **msg, const char **phase) {
-  if (msg) *msg = r->err_code ? r->err : NULL;
+  if (msg) *msg = r->err_code ? (r->err ? r->err : "out of memory") : NULL;
   if (phase) *phase = r->phase;
   return r->err_code;
 }

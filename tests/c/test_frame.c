@@ -41,6 +41,22 @@ TEST(test_frame_sse_basic) {
   frame_free(&f);
 }
 
+/* Every split of one stream into two chunks gives the same events: lines wholly inside a
+ * chunk are read in place, a line cut by the split is assembled, both in one feed. */
+TEST(test_frame_sse_every_two_chunk_split) {
+  const char *s = "data: one\r\n\r\n: c\ndata: two\ndata: 2\n\ndata:three\r\rdata: four\n\n";
+  size_t n = strlen(s);
+  for (size_t cut = 0; cut <= n; cut++) {
+    frame f;
+    got g = {{0}, 0};
+    frame_init(&f, FRAME_SSE, 0);
+    CHECK(t, frame_feed(&f, s, cut, tf_emit, &g) == FRAME_OK);
+    CHECK(t, frame_feed(&f, s + cut, n - cut, tf_emit, &g) == FRAME_OK);
+    CHECK_STR(t, g.buf, "one|two\n2|three|four|");
+    frame_free(&f);
+  }
+}
+
 TEST(test_frame_sse_split_crlf_and_done) {
   frame f;
   got g = {{0}, 0};

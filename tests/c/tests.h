@@ -28,6 +28,7 @@
   X(test_gate_order)                     \
   X(test_toolscan)                        \
   X(test_frame_sse_basic)                 \
+  X(test_frame_sse_every_two_chunk_split) \
   X(test_frame_sse_split_crlf_and_done)   \
   X(test_frame_sse_cr_at_chunk_end)       \
   X(test_frame_sse_finish_lenient)        \

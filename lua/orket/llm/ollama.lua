@@ -48,7 +48,7 @@ local function take(st, t, emit)
   if type(m) == "table" then
     if type(m.content) == "string" and m.content ~= "" then
       st.content[#st.content + 1] = m.content
-      emit { type = "content", text = m.content }
+      emit(st.deltas and { type = "content", text = m.content })
     end
     if type(m.tool_calls) == "table" then
       for _, tc in ipairs(m.tool_calls) do
@@ -57,7 +57,7 @@ local function take(st, t, emit)
           local call = common.tool_call(tc.id, f.name, type(f.arguments) == "string" and f.arguments or nil,
             type(f.arguments) ~= "string" and (f.arguments or {}) or nil)
           st.calls[#st.calls + 1] = call
-          emit { type = "tool_call", index = #st.calls, name = call.name, arguments_delta = call.raw_arguments }
+          emit(st.deltas and { type = "tool_call", index = #st.calls, name = call.name, arguments_delta = call.raw_arguments })
         end
       end
     end

@@ -61,7 +61,7 @@ local function take_choice(st, choice, emit)
   local d = choice.delta or choice.message or {}
   if type(d.content) == "string" and d.content ~= "" then
     st.content[#st.content + 1] = d.content
-    emit { type = "content", text = d.content }
+    emit(st.deltas and { type = "content", text = d.content })
   end
   if type(d.tool_calls) == "table" then
     for pos, tc in ipairs(d.tool_calls) do
@@ -79,7 +79,7 @@ local function take_choice(st, choice, emit)
       elseif type(f.arguments) == "table" then -- some servers send an object
         c.args[#c.args + 1] = json.encode(f.arguments)
       end
-      emit { type = "tool_call", index = idx, id = c.id, name = c.name, arguments_delta = type(f.arguments) == "string" and f.arguments or nil }
+      emit(st.deltas and { type = "tool_call", index = idx, id = c.id, name = c.name, arguments_delta = type(f.arguments) == "string" and f.arguments or nil })
     end
   end
   if type(choice.finish_reason) == "string" then st.finish_reason = choice.finish_reason end

@@ -106,7 +106,7 @@ local function transport_error(msg, code, phase)
 end
 
 -- Runs one HTTP attempt. Returns a result, or nil and a failure record.
-local function attempt(p, wire, model, req, stream, deadline, emit)
+local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   local url, body = wire.build(p.conf, model, req, stream)
   local encoded, jerr = json.encode(body)
   if not encoded then return nil, common.err("bad_request", "llm: cannot encode the request: " .. tostring(jerr)) end
@@ -142,6 +142,7 @@ local function attempt(p, wire, model, req, stream, deadline, emit)
   end
   local st = wire.new_state()
   st.started = started
+  st.deltas = emit_deltas -- build delta tables only for a caller that takes them
   if stream then
     while true do
       local ev, msg, ecode, ephase = hr:read()
@@ -184,6 +185,7 @@ function M.chat(p, model, req)
   local first_token
   local delivered = false
   local on_delta = req.on_delta
+  -- ev is false when there is no on_delta (the wire formats then skip building it)
   local function emit(ev)
     if first_token == nil then first_token = rt.now() - t0 end
     delivered = true
@@ -195,7 +197,7 @@ function M.chat(p, model, req)
     local ok, res, err
     do
       local slot <close> = p.sem:hold()
-      ok, res, err = pcall(attempt, p, wire, model, req, stream, deadline, emit)
+      ok, res, err = pcall(attempt, p, wire, model, req, stream, deadline, emit, on_delta ~= nil)
     end
     if not ok then error(res, 0) end -- a bug, or on_delta raised: the caller's to see
     if res then
