@@ -75,12 +75,15 @@ function M.load_dirs(dirs) return M.load(policy.files_in(dirs)) end
 --- registry:get(name) -> definition | nil
 function Registry:get(name) return self.by_name[name] end
 
---- registry:specs([names]) -> {{name=, description=, parameters=}...} for the model
+--- registry:specs([names]) -> {{name=, description=, parameters=}...} for the model.
+--- parameters is the registry's own copy made at load (shared, not copied per call: the
+--- engine asks for the specs every turn and deep-copying each schema was most of a turn's
+--- cost); callers read it and never change it. Role scripts see copies (roles.messages).
 function Registry:specs(names)
   local out = {}
   for _, n in ipairs(names or self.names) do
     local d = self.by_name[n]
-    if d then out[#out + 1] = { name = d.name, description = d.description, parameters = sandbox.copy(d.parameters) } end
+    if d then out[#out + 1] = { name = d.name, description = d.description, parameters = d.parameters } end
   end
   return out
 end

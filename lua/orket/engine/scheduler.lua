@@ -170,9 +170,13 @@ function View:refresh()
   if rebuild then self:rebuild() end
 end
 
--- board:ready's order over the cached cards.
+-- board:ready's order over the cached cards: priority (high first), then unfinished
+-- dependents (more first), then age. Cards are visited in age order and dropped into
+-- buckets per (priority, dependents), so only the few distinct keys are sorted, not the
+-- cards: a full table.sort of a 1,000-card epic at each finish was a tenth of a turn.
 function View:order_ready()
-  local runnable = {}
+  local buckets, prios = {}, {}
+  local seen, stack = {}, {}
   for i, id in ipairs(self.order) do
     local c = self.cards[id]
     if c.status == "ready" then
@@ -180,30 +184,52 @@ function View:order_ready()
       for _, d in ipairs(self.deps[id] or {}) do
         if self.status[d] ~= "done" then ok = false break end
       end
-      if ok then runnable[#runnable + 1] = { card = id, priority = c.priority, age = i } end
-    end
-  end
-  for _, r in ipairs(runnable) do
-    local seen, stack, n = { [r.card] = true }, { r.card }, 0
-    while #stack > 0 do
-      local id = table.remove(stack)
-      for _, src in ipairs(self.dependents[id] or {}) do
-        if not seen[src] and unfinished(self.status[src]) then
-          seen[src] = true
-          n = n + 1
-          stack[#stack + 1] = src
+      if ok then
+        local n = 0
+        if self.dependents[id] then
+          -- seen[x] == i marks x as met in this card's walk (no table per card).
+          seen[id], stack[1] = i, id
+          local top = 1
+          while top > 0 do
+            local cur = stack[top]
+            stack[top] = nil
+            top = top - 1
+            for _, src in ipairs(self.dependents[cur] or {}) do
+              if seen[src] ~= i and unfinished(self.status[src]) then
+                seen[src] = i
+                n = n + 1
+                top = top + 1
+                stack[top] = src
+              end
+            end
+          end
         end
+        local p = c.priority
+        local by_n = buckets[p]
+        if not by_n then
+          by_n = { counts = {} }
+          buckets[p] = by_n
+          prios[#prios + 1] = p
+        end
+        local list = by_n[n]
+        if not list then
+          list = {}
+          by_n[n] = list
+          by_n.counts[#by_n.counts + 1] = n
+        end
+        list[#list + 1] = id
       end
     end
-    r.dependents = n
   end
-  table.sort(runnable, function(a, b)
-    if a.priority ~= b.priority then return a.priority > b.priority end
-    if a.dependents ~= b.dependents then return a.dependents > b.dependents end
-    return a.age < b.age
-  end)
+  table.sort(prios, function(a, b) return a > b end)
   local out = {}
-  for i, r in ipairs(runnable) do out[i] = r.card end
+  for _, p in ipairs(prios) do
+    local by_n = buckets[p]
+    table.sort(by_n.counts, function(a, b) return a > b end)
+    for _, n in ipairs(by_n.counts) do
+      for _, id in ipairs(by_n[n]) do out[#out + 1] = id end
+    end
+  end
   self.ready, self.head, self.dirty = out, 1, false
 end
 
