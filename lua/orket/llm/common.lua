@@ -56,6 +56,25 @@ function M.classify_status(status, err_obj)
 end
 
 --- redact(text, secrets) -> text with each secret, bearer token and sk-... key masked
+--- json_decoders(wire, piece, take) -> on_event, parse: the two ways a wire format meets
+--- JSON (one streamed piece, one whole body), decoded and handed to take(st, t, emit); a
+--- malformed one is a transient failure naming the wire format and the piece.
+function M.json_decoders(wire, piece, take)
+  local function on_event(st, data, emit)
+    local t, perr = json.decode(data)
+    if t == nil then
+      return M.err("transient", wire .. ": malformed " .. piece .. " (" .. tostring(perr) .. "): " .. data:sub(1, 80))
+    end
+    return take(st, t, emit)
+  end
+  local function parse(st, body, emit)
+    local t, perr = json.decode(body)
+    if t == nil then return M.err("transient", wire .. ": malformed response body (" .. tostring(perr) .. ")") end
+    return take(st, t, emit)
+  end
+  return on_event, parse
+end
+
 function M.redact(text, secrets)
   text = tostring(text)
   for _, s in ipairs(secrets or {}) do

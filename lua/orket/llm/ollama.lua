@@ -69,19 +69,8 @@ local function take(st, t, emit)
   end
 end
 
-function M.on_event(st, data, emit)
-  local t, perr = json.decode(data)
-  if t == nil then
-    return common.err("transient", "ollama: malformed stream line (" .. tostring(perr) .. "): " .. data:sub(1, 80))
-  end
-  return take(st, t, emit)
-end
-
-function M.parse(st, body, emit)
-  local t, perr = json.decode(body)
-  if t == nil then return common.err("transient", "ollama: malformed response body (" .. tostring(perr) .. ")") end
-  return take(st, t, emit)
-end
+--- on_event(state, line, emit), parse(state, body, emit) -> nil | failure
+M.on_event, M.parse = common.json_decoders("ollama", "stream line", take)
 
 function M.finish(st)
   if not st.done then return nil, common.err("transient", "ollama: the stream ended before its final (done) line") end

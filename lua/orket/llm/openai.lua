@@ -102,21 +102,9 @@ local function take(st, t, emit)
   end
 end
 
---- on_event(state, data, emit) -> nil | failure: one SSE data payload
-function M.on_event(st, data, emit)
-  local t, perr = json.decode(data)
-  if t == nil then
-    return common.err("transient", "openai: malformed stream event (" .. tostring(perr) .. "): " .. data:sub(1, 80))
-  end
-  return take(st, t, emit)
-end
-
+--- on_event(state, data, emit) -> nil | failure: one SSE data payload;
 --- parse(state, body, emit) -> nil | failure: a whole non-streamed response
-function M.parse(st, body, emit)
-  local t, perr = json.decode(body)
-  if t == nil then return common.err("transient", "openai: malformed response body (" .. tostring(perr) .. ")") end
-  return take(st, t, emit)
-end
+M.on_event, M.parse = common.json_decoders("openai", "stream event", take)
 
 --- finish(state) -> content, calls, finish_reason, usage (raw), model, id
 function M.finish(st, streamed)
