@@ -132,6 +132,20 @@ describe("engine", function()
     assert.matches("budgets.turns_per_card", b:comments("E-1")[1].body)
   end)
 
+  it("blocks a card that uses up its wall time, and only that card", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "slow" } })
+    local llm = { chat = function() orket.sleep(25) return { content = "thinking", tool_calls = {}, usage = {} } end }
+    local e = F.engine(db, b, { llm = llm, config = { budgets = { turns_per_card = 50, wall_ms_per_card = 60 } } })
+    assert.equal("failed", (e:execute(assert(e:start("E")))))
+    local c = b:get("E-1")
+    assert.equal("blocked", c.status)
+    assert.equal("resource", c.wait_reason)
+    local comments = b:comments("E-1")
+    assert.matches("budgets.wall_ms_per_card", comments[#comments].body)
+    -- it stopped on time, long before its 50 turns
+    assert.is_true(db:row("SELECT count(*) AS n FROM turns").n < 10)
+  end)
+
   it("returns gate denials to the model and records them as violations", function()
     local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "x" } })
     local llm = F.llm(b)

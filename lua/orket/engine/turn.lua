@@ -132,6 +132,18 @@ function M.run(e, job)
       if b.tokens_per_card > 0 and journal.tokens(e.db, job.run, job.card_id) >= b.tokens_per_card then
         return { ended = "budget", detail = string.format("the card used its %d tokens (budgets.tokens_per_card)", b.tokens_per_card) }
       end
+      if b.wall_ms_per_card > 0 then
+        -- the card's clock starts at its first model call of this process (like the run's,
+        -- it restarts when a killed run is resumed)
+        e.card_clock = e.card_clock or {}
+        local t0 = e.card_clock[job.card_id]
+        if not t0 then
+          t0 = rt.now()
+          e.card_clock[job.card_id] = t0
+        elseif rt.now() - t0 > b.wall_ms_per_card then
+          return { ended = "budget", detail = string.format("the card used its %d ms (budgets.wall_ms_per_card)", b.wall_ms_per_card) }
+        end
+      end
       if b.tokens_per_run > 0 and e:run_tokens() >= b.tokens_per_run then
         return { ended = "budget", detail = string.format("the run used its %d tokens (budgets.tokens_per_run)", b.tokens_per_run) }
       end
