@@ -154,6 +154,18 @@ static jv *lg_checkjv(lua_State *L, int idx, jv_arena *a, const char *what) {
 
 /* ---- validate / check_schema ------------------------------------------------------------ */
 
+/* true | nil, msg, "ESCHEMA": how schema validation and checking report back. */
+static int lg_schema_result(lua_State *L, int ok, const schema_err *e) {
+  if (ok) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, e->msg);
+  lua_pushliteral(L, "ESCHEMA");
+  return 3;
+}
+
 /* validate(schema, value [, {max_depth=, max_string=, max_items=}]) -> true | nil, msg, "ESCHEMA" */
 static int lg_validate(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -183,14 +195,7 @@ static int lg_validate(lua_State *L) {
     ok = schema_validate(schema, &value, &lim, &e) == 0;
   }
   jv_arena_free(a);
-  if (ok) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushstring(L, e.msg);
-  lua_pushliteral(L, "ESCHEMA");
-  return 3;
+  return lg_schema_result(L, ok, &e);
 }
 
 /* check_schema(schema [, name]) -> true | nil, msg, "ESCHEMA" */
@@ -210,14 +215,7 @@ static int lg_check_schema(lua_State *L) {
     ok = schema_check(&schema, name, &e) == 0;
   }
   jv_arena_free(a);
-  if (ok) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushstring(L, e.msg);
-  lua_pushliteral(L, "ESCHEMA");
-  return 3;
+  return lg_schema_result(L, ok, &e);
 }
 
 /* glob(pattern, s) -> bool  (see gate_glob) */
