@@ -1,32 +1,72 @@
--- orket answer CARD "text": answers a card waiting for input: the answer becomes a comment
--- and the card goes back to ready, so the next 'orket run' or 'orket resume' picks it up.
+-- orket answer CARD "text" | --approve ["note"] | --deny "reason": answers a card waiting
+-- for the developer. A question's answer becomes a comment; an approval request (a tool call
+-- a policy asked about, orket.engine.approvals) is approved or refused. Either way the card
+-- goes back to ready in the same transaction, so the next 'orket run' or 'orket resume'
+-- picks it up.
 local project = require "orket.project"
 local board_mod = require "orket.board"
+local approvals = require "orket.engine.approvals"
 
-local cmd = { summary = "answer a card that waits for input", usage = "orket answer CARD \"text\" [-C DIR]" }
+local USAGE = "orket answer CARD \"text\" | CARD --approve [\"note\"] | CARD --deny \"reason\" [-C DIR]"
+local cmd = { summary = "answer a card that waits for input or approval", usage = USAGE }
+cmd.help = [[
+A card waiting for input has a question in its comments: answer it with text. A card waiting
+for an approval holds a tool call a policy asked about ('orket card CARD' shows it): --approve
+lets exactly that call run once on the card's next turn (the note is passed on to the model);
+--deny tells the model the call is refused and why. Continue with 'orket resume' or 'orket run'.]]
 
 function cmd.run(args, cli)
-  local dir = "."
+  local dir, decision = ".", nil
   local pos = {}
   local i = 1
   while i <= #args do
-    if args[i] == "-C" and args[i + 1] then dir = args[i + 1] i = i + 1
-    else pos[#pos + 1] = args[i] end
+    local a = args[i]
+    if a == "-C" then
+      if not args[i + 1] then return cli.usage_error(cmd, "-C needs a directory") end
+      dir = args[i + 1]
+      i = i + 1
+    elseif a == "--approve" or a == "--deny" then
+      local d = a:sub(3)
+      if decision and decision ~= d then return cli.usage_error(cmd, "give --approve or --deny, not both") end
+      decision = d
+    elseif a:match("^%-%-") then
+      return cli.usage_error(cmd, "unknown option '%s'", a)
+    else
+      pos[#pos + 1] = a
+    end
     i = i + 1
   end
-  if #pos ~= 2 then return cli.usage_error(cmd, "answer needs a card id and the answer text") end
-  if not pos[2]:find("%S") then return cli.usage_error(cmd, "the answer is empty") end
+  if #pos == 0 then return cli.usage_error(cmd, "answer needs a card id") end
+  if decision then
+    if #pos > 2 then return cli.usage_error(cmd, "give the %s text as one argument (quote it)", decision == "approve" and "note" or "reason") end
+    if decision == "deny" and not (pos[2] and pos[2]:find("%S")) then
+      return cli.usage_error(cmd, "--deny needs a reason the model can act on, e.g. --deny \"keep old.txt, it is still used\"")
+    end
+  else
+    if #pos ~= 2 then return cli.usage_error(cmd, "answer needs a card id and the answer text") end
+    if not pos[2]:find("%S") then return cli.usage_error(cmd, "the answer is empty") end
+  end
   local db, err = project.open_store(dir, false)
   if not db then
     cli.err("%s", err)
     return 1
   end
   local b = board_mod.open(db)
+  local usage
   local ok, aerr = db:tx(function()
+    if decision then
+      return approvals.decide(db, b, pos[1], { decision = decision, note = pos[2], by = "developer" })
+    end
     local c, gerr, code = b:get(pos[1])
     if not c then return nil, gerr, code end
     if c.status ~= "waiting_for_developer" then
       return nil, string.format("%s is %s, not waiting for input", c.id, c.status), "ESTATE"
+    end
+    local p = approvals.pending(db, c.id)
+    if p then
+      usage = string.format("%s waits for approval of %s (request #%d), not for text; use "
+        .. "'orket answer %s --approve [\"note\"]' or --deny \"reason\"", c.id, approvals.describe(p), p.id, c.id)
+      return nil, usage, "EUSAGE"
     end
     assert(b:comment(c.id, { author = "developer", body = pos[2] }))
     local t, terr, tcode = b:transition(c.id, "ready", { actor = { seat = "developer", roles = {} }, note = "answered" })
@@ -34,11 +74,14 @@ function cmd.run(args, cli)
     return true
   end)
   db:close()
+  if usage then return cli.usage_error(cmd, "%s", usage) end
   if not ok then
     cli.err("%s", aerr)
     return 1
   end
-  io.stdout:write(string.format("answered %s; continue with 'orket resume' or 'orket run'\n", pos[1]))
+  local what = decision == "approve" and "approved" or decision == "deny" and "refused" or "answered"
+  if decision then what = string.format("%s request #%d of", what, ok.id) end
+  io.stdout:write(string.format("%s %s; continue with 'orket resume' or 'orket run'\n", what, pos[1]))
   return 0
 end
 

@@ -4,6 +4,7 @@ local jsonout = require "orket.jsonout"
 local board_mod = require "orket.board"
 local board_cmd = require "orket.cmd.board"
 local cjson = require "cjson"
+local approvals = require "orket.engine.approvals"
 
 local USAGE = "orket card ID [--json] [-C DIR]"
 local cmd = { summary = "show one card with comments and history", usage = USAGE }
@@ -28,6 +29,7 @@ function cmd.run(args, cli)
   end
   local comments, history, kids = b:comments(o.id), b:history(o.id), b:children(o.id)
   local violations = db:violations(o.id)
+  local asks = approvals.list(db, c.id)
   db:close()
   if o.json then
     local hist = {}
@@ -44,9 +46,17 @@ function cmd.run(args, cli)
       vs[i] = { id = v.id, created_at = v.created_at, seat = v.seat or cjson.null, rule = v.rule,
         attempt = v.attempt or cjson.null, reason = v.detail or cjson.null, remedy = v.remedy or cjson.null }
     end
+    local as = {}
+    for i, a in ipairs(asks) do
+      as[i] = { id = a.id, run = a.run or cjson.null, seat = a.seat or cjson.null, turn = a.turn or cjson.null,
+        tool = a.tool, arguments = cjson.decode(a.arguments) or a.arguments, digest = a.digest,
+        rule = a.rule or cjson.null, reason = a.reason or cjson.null, requested_at = a.requested_at,
+        decision = a.decision or cjson.null, decided_at = a.decided_at or cjson.null,
+        decided_by = a.decided_by or cjson.null, note = a.note or cjson.null, used_at = a.used_at or cjson.null }
+    end
     io.stdout:write(jsonout.encode { format = "orket.card/1", card = board_cmd.card_json(c),
       children = jsonout.array(ch), comments = jsonout.array(cm), history = jsonout.array(hist),
-      violations = jsonout.array(vs) }, "\n")
+      violations = jsonout.array(vs), approvals = jsonout.array(as) }, "\n")
     return 0
   end
   local w = {}
@@ -56,7 +66,9 @@ function cmd.run(args, cli)
   line("parent", c.parent)
   line("name", c.name)
   line("summary", c.summary)
-  line("status", c.status .. (c.wait_reason and (" (waiting: " .. c.wait_reason .. ")") or ""))
+  local pending = asks[#asks] and not asks[#asks].decision and asks[#asks] or nil
+  line("status", c.status .. (c.wait_reason and (" (waiting: " .. (pending and c.status == "waiting_for_developer"
+    and ("approval #" .. pending.id) or c.wait_reason) .. ")") or ""))
   line("priority", string.format("%s (%g)", board_cmd.priority_name(c.priority), c.priority))
   line("seat", c.seat)
   line("worked by", c.worked_by)
@@ -83,6 +95,20 @@ function cmd.run(args, cli)
       w[#w + 1] = string.format("  %s %s %s: %s", v.created_at, v.seat or "-", v.rule, v.attempt or "")
       if v.detail then w[#w + 1] = "      why: " .. v.detail end
       if v.remedy then w[#w + 1] = "      fix: " .. v.remedy end
+    end
+  end
+  if #asks > 0 then
+    w[#w + 1] = "\napprovals:"
+    for _, a in ipairs(asks) do
+      local state = not a.decision and "pending" or (a.decision == "approve" and (a.used_at and "approved, used" or "approved, not used yet") or "refused")
+      w[#w + 1] = string.format("  #%d %s %s: %s", a.id, a.requested_at, state, approvals.describe(a))
+      w[#w + 1] = "      asked by " .. tostring(a.seat) .. ": " .. tostring(a.reason or a.rule)
+      if a.decision then
+        w[#w + 1] = string.format("      %s by %s at %s%s", a.decision == "approve" and "approved" or "refused",
+          tostring(a.decided_by), a.decided_at, a.note and (": " .. a.note) or "")
+      else
+        w[#w + 1] = string.format("      answer: orket answer %s --approve [\"note\"] | --deny \"reason\"", c.id)
+      end
     end
   end
   w[#w + 1] = "\nhistory:"

@@ -11,6 +11,9 @@ local function clip(s, n)
   return s
 end
 
+-- ids read back from JSON are floats: print 1, not 1.0
+local function num(v) return tostring(math.tointeger(v) or v) end
+
 function cmd.run(args, cli)
   local dir, full, id = ".", false, nil
   local i = 1
@@ -59,7 +62,18 @@ function cmd.run(args, cli)
         out[#out + 1] = "   [call] " .. c.name .. " " .. clip(cjson.encode(c.arguments or {}), n)
       end
     elseif ev.kind == "gate_decision" then
-      if d.verdict ~= "allow" then out[#out + 1] = string.format("   [gate] %s %s: %s", d.tool, d.verdict, tostring(d.code)) end
+      if d.verdict ~= "allow" or d.code == "APPROVED" then
+        out[#out + 1] = string.format("   [gate] %s %s: %s", d.tool, d.verdict, tostring(d.code))
+      end
+    elseif ev.kind == "approval_requested" then
+      out[#out + 1] = string.format("   [ask] %s waits for approval #%s: %s %s (%s)", tostring(ev.card), num(d.id),
+        tostring(d.tool), clip(d.arguments, n), tostring(d.reason or d.rule))
+    elseif ev.kind == "approval_decided" then
+      out[#out + 1] = string.format("\n** %s %s %s approval #%s (%s)%s", ev.at, tostring(ev.actor),
+        d.decision == "approve" and "approved" or "refused", num(d.id), tostring(d.tool),
+        d.note and (": " .. clip(d.note, n)) or "")
+    elseif ev.kind == "approval_used" then
+      out[#out + 1] = string.format("   [approved] %s runs as approved in #%s", tostring(d.tool), num(d.id))
     elseif ev.kind == "tool_call" then
       local t = db:row("SELECT result FROM tool_calls WHERE id = ?", d.id)
       out[#out + 1] = string.format("   [result] %s %s %s", d.tool, d.ok and "ok" or "failed", clip(t and t.result, n))

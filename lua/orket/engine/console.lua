@@ -10,6 +10,7 @@ local turn = require "orket.engine.turn"
 local reload = require "orket.engine.reload"
 local roles = require "orket.engine.roles"
 local journal = require "orket.engine.journal"
+local approvals = require "orket.engine.approvals"
 
 local M = {}
 
@@ -219,6 +220,25 @@ function Project:_replay_in(scratch, row, opts)
   table.sort(report.differs)
   r.close_all()
   return report
+end
+
+--- project:approvals(card_id) -> the card's approval requests, oldest first (see docs/store.md)
+function Project:approvals(card_id)
+  if type(card_id) ~= "string" then error("bad argument #1 to 'approvals' (card id expected)", 2) end
+  return approvals.list(self.engine.db, card_id)
+end
+
+--- project:approve(card_id[, note]) / project:deny(card_id, reason) -> request | nil, msg, CODE
+--- What `orket answer CARD --approve|--deny` does: decides the card's pending request.
+function Project:approve(card_id, note)
+  if type(card_id) ~= "string" then error("bad argument #1 to 'approve' (card id expected)", 2) end
+  return approvals.decide(self.engine.db, self.engine.board, card_id, { decision = "approve", note = note })
+end
+
+function Project:deny(card_id, reason)
+  if type(card_id) ~= "string" then error("bad argument #1 to 'deny' (card id expected)", 2) end
+  if type(reason) ~= "string" then error("bad argument #2 to 'deny' (reason string expected)", 2) end
+  return approvals.decide(self.engine.db, self.engine.board, card_id, { decision = "deny", note = reason })
 end
 
 --- project:reload() -> true | nil, "file:line: message", CODE: the watcher's reload, now.

@@ -4,6 +4,7 @@
 -- next pass because the scope is read from the board each time.
 local uv = require "luv"
 local task = require "orket.task"
+local approvals = require "orket.engine.approvals"
 
 local M = {}
 
@@ -271,14 +272,20 @@ function View:candidates(busy)
   end
 end
 
---- stuck(board, cards) -> array of {card=, status=, reason=} for every unfinished card
+--- stuck(board, cards) -> array of {card=, status=, wait_reason=, reason=, waits_for=,
+--- approval=} for every unfinished card; a card held for an approval has waits_for
+--- "approval" and approval = the request's id (else waits_for "input" when it waits)
 function M.stuck(board, cards)
   local out = {}
   for _, c in ipairs(cards) do
     if not FINAL[c.status] then
-      local why
+      local why, waits_for, pending
       if c.status == "waiting_for_developer" then
-        why = "waiting for input"
+        pending = approvals.pending(board.db, c.id)
+        waits_for = pending and "approval" or "input"
+        why = pending and string.format("waiting for approval of %s (request #%d): %s; answer with "
+          .. "'orket answer %s --approve' or --deny \"reason\"", approvals.describe(pending), pending.id,
+          tostring(pending.reason or pending.rule), c.id) or "waiting for input"
       elseif c.status == "blocked" then
         why = "blocked (" .. tostring(c.wait_reason) .. ")"
       else
@@ -294,8 +301,9 @@ function M.stuck(board, cards)
       end
       local cs = board:comments(c.id)
       local last = cs[#cs]
-      if last and (c.status == "blocked" or c.status == "waiting_for_developer") then why = why .. ": " .. last.body end
-      out[#out + 1] = { card = c.id, status = c.status, wait_reason = c.wait_reason, reason = why }
+      if last and not pending and (c.status == "blocked" or c.status == "waiting_for_developer") then why = why .. ": " .. last.body end
+      out[#out + 1] = { card = c.id, status = c.status, wait_reason = c.wait_reason, reason = why,
+        waits_for = waits_for, approval = pending and pending.id or nil }
     end
   end
   return out

@@ -9,6 +9,7 @@ local roles = require "orket.engine.roles"
 local context = require "orket.engine.context"
 local journal = require "orket.engine.journal"
 local fault = require "orket.engine.fault"
+local approvals = require "orket.engine.approvals"
 
 local M = {}
 
@@ -77,8 +78,15 @@ local function execute(e, job, turn_id, key, call, counters, card)
       actor = actor, tool = call.name, args = call.arguments, card = card, counters = counters,
       allowed = job.role.tools, record = record, tools = job.tools, policies = job.policies,
     }
+    local asked
+    if decision.verdict == "ask" then
+      -- an approved request lets this exact call through; otherwise it is held for a developer
+      decision, asked = approvals.on_ask(e, job, turn_id, call, card, decision)
+    end
     local tools = job.tools or e.tools
-    if decision.verdict == "allow" then
+    if asked then
+      res = asked
+    elseif decision.verdict == "allow" then
       -- what a tool reads on its own (search_files) obeys the policies read_file obeys
       local function may_read(path)
         return e.gate { actor = actor, tool = "read_file", args = { path = path }, card = card,
@@ -90,8 +98,7 @@ local function execute(e, job, turn_id, key, call, counters, card)
       if res.ok and e.count then e.count(counters, tools:get(call.name), call.arguments) end
     else
       res = { ok = false, denied = true, verdict = decision.verdict, code = decision.code,
-        error = (decision.verdict == "ask" and "needs a developer's approval: " or "denied: ")
-          .. tostring(decision.reason or decision.code), remedy = decision.remedy }
+        error = "denied: " .. tostring(decision.reason or decision.code), remedy = decision.remedy }
     end
     assert(e.db:record_tool_call { turn = turn_id, call_id = key, tool = call.name, arguments = call.arguments,
       result = res, ok = res.ok, error_code = res.code, run = job.run, card = job.card_id, seat = job.seat })
@@ -202,9 +209,15 @@ function M.run(e, job)
         fault.hit("after_tool")
         e:emit { type = "tool", card = job.card_id, seat = job.seat, tool = call.name, ok = res.ok,
           code = res.code, denied = res.denied or nil }
+        if res.held then
+          e:emit { type = "approval_requested", card = job.card_id, seat = job.seat, tool = call.name,
+            approval = res.approval, reason = res.error }
+        end
       else
         calls_in_turn = calls_in_turn + 1
       end
+      -- a held call ends the turn (recorded or replayed): the card waits for the developer
+      if res.held then return { ended = "handed_in", detail = "waiting for approval #" .. tostring(res.approval) } end
       history[#history + 1] = result_message(job, call, res)
     end
     ::continue::

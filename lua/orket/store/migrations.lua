@@ -165,4 +165,36 @@ ALTER TABLE violations ADD COLUMN attempt TEXT;
 ALTER TABLE violations ADD COLUMN remedy TEXT;
 ]],
   },
+  {
+    version = 5,
+    name = "approvals: tool calls the gate asked a developer about",
+    -- One row per held call. decision/decided_at are set together by `orket answer`;
+    -- used_at once an approved call has run. At most one request per card is undecided.
+    sql = [[
+CREATE TABLE approvals (
+  id           INTEGER PRIMARY KEY,
+  run_id       INTEGER REFERENCES runs(id),
+  card_id      TEXT NOT NULL REFERENCES cards(id),
+  seat         TEXT,
+  turn         INTEGER,
+  turn_id      INTEGER REFERENCES turns(id),
+  tool         TEXT NOT NULL,
+  arguments    TEXT NOT NULL,
+  digest       TEXT NOT NULL,
+  rule         TEXT,
+  reason       TEXT,
+  requested_at TEXT NOT NULL,
+  decision     TEXT CHECK (decision IS NULL OR decision IN ('approve', 'deny')),
+  decided_at   TEXT,
+  decided_by   TEXT,
+  note         TEXT,
+  used_at      TEXT,
+  used_turn_id INTEGER REFERENCES turns(id),
+  CHECK ((decision IS NULL) = (decided_at IS NULL)),
+  CHECK (used_at IS NULL OR decision = 'approve')
+);
+CREATE INDEX approvals_card ON approvals(card_id, id);
+CREATE UNIQUE INDEX approvals_pending ON approvals(card_id) WHERE decision IS NULL;
+]],
+  },
 }

@@ -1,0 +1,245 @@
+-- orket.engine.approvals: the gate's "ask" verdict held for a developer. A call a policy
+-- asks about becomes a request in the store's approvals table and its card waits; `orket
+-- answer --approve|--deny` decides it; an approved request lets exactly that call (same card,
+-- tool and argument digest) through the ask level once. Uses the store, the board and
+-- orket.c.crypto. Contract: docs/policies.md ("ask") and docs/store.md (approvals).
+local cjson = require "cjson.safe"
+local crypto = require "orket.c.crypto"
+local store = require "orket.store"
+local common = require "orket.llm.common"
+
+local M = {}
+
+M.ARGS_MAX = 16384 -- bytes of argument JSON kept for the developer to read (the digest covers all)
+M.SHOW_MAX = 200   -- bytes of argument JSON in comments and reports
+local NOW = store.NOW
+local DEVELOPER = { seat = "developer", roles = {} }
+
+-- Canonical JSON: object keys sorted at every level, so the digest of the same call does not
+-- depend on the order a decoder filled a table in. Tool arguments passed the schema's
+-- depth cap before they reach here; the cap below only keeps a direct caller honest.
+local function canon(v, out, depth)
+  local t = type(v)
+  if depth > 64 then error("approvals: arguments nest deeper than 64 levels", 0) end
+  if t == "table" then
+    local n, count = #v, 0
+    for _ in pairs(v) do count = count + 1 end
+    if n > 0 and n == count then
+      out[#out + 1] = "["
+      for i = 1, n do
+        if i > 1 then out[#out + 1] = "," end
+        canon(v[i], out, depth + 1)
+      end
+      out[#out + 1] = "]"
+    else
+      local entries = {}
+      for k, val in pairs(v) do entries[#entries + 1] = { tostring(k), val } end
+      table.sort(entries, function(a, b) return a[1] < b[1] end)
+      out[#out + 1] = "{"
+      for i, kv in ipairs(entries) do
+        if i > 1 then out[#out + 1] = "," end
+        out[#out + 1] = cjson.encode(kv[1])
+        out[#out + 1] = ":"
+        canon(kv[2], out, depth + 1)
+      end
+      out[#out + 1] = "}"
+    end
+  elseif t == "string" or t == "number" or t == "boolean" then
+    out[#out + 1] = assert(cjson.encode(v))
+  else
+    out[#out + 1] = "null" -- nil and cjson.null
+  end
+  return out
+end
+
+--- canonical(args) -> JSON text with sorted keys
+function M.canonical(args) return table.concat(canon(args, {}, 0)) end
+
+--- digest(tool, args) -> hex BLAKE2b of the tool name and its canonical arguments
+function M.digest(tool, args)
+  if type(tool) ~= "string" then error("bad argument #1 to 'digest' (string expected, got " .. type(tool) .. ")", 2) end
+  return crypto.hash(tool .. "\0" .. M.canonical(args))
+end
+
+-- What is stored and shown: bearer tokens and sk- keys masked, clipped.
+local function stored_args(args)
+  local text = common.redact(M.canonical(args))
+  if #text > M.ARGS_MAX then text = text:sub(1, M.ARGS_MAX) .. "...(clipped)" end
+  return text
+end
+
+--- describe(row) -> "delete_file {"path":"old.txt"}": the call in one line for people
+function M.describe(row)
+  local a = row.arguments or ""
+  if #a > M.SHOW_MAX then a = a:sub(1, M.SHOW_MAX) .. "..." end
+  return row.tool .. " " .. a
+end
+
+local COLS = [[id, run_id AS run, card_id AS card, seat, turn, turn_id, tool, arguments, digest, rule,
+  reason, requested_at, decision, decided_at, decided_by, note, used_at, used_turn_id]]
+
+--- pending(db, card) -> the card's undecided request | nil
+function M.pending(db, card)
+  return db:row("SELECT " .. COLS .. " FROM approvals WHERE card_id = ? AND decision IS NULL", card)
+end
+
+--- list(db, card) -> every request of the card, oldest first
+function M.list(db, card)
+  return assert(db:rows("SELECT " .. COLS .. " FROM approvals WHERE card_id = ? ORDER BY id", card))
+end
+
+--- get(db, id) -> request | nil
+function M.get(db, id)
+  return db:row("SELECT " .. COLS .. " FROM approvals WHERE id = ?", id)
+end
+
+--- approved(db, card, tool, digest) -> the oldest approved, unused request for exactly
+--- this call | nil
+function M.approved(db, card, tool, digest)
+  return db:row("SELECT " .. COLS .. [[ FROM approvals WHERE card_id = ? AND tool = ? AND digest = ?
+    AND decision = 'approve' AND used_at IS NULL ORDER BY id LIMIT 1]], card, tool, digest)
+end
+
+--- refused(db, card, tool, digest) -> the latest denied request for this call | nil
+function M.refused(db, card, tool, digest)
+  return db:row("SELECT " .. COLS .. [[ FROM approvals WHERE card_id = ? AND tool = ? AND digest = ?
+    AND decision = 'deny' ORDER BY id DESC LIMIT 1]], card, tool, digest)
+end
+
+--- request(db, board, r) -> request row | nil, msg, CODE
+--- r: {run=, card=, seat=, turn=, turn_id=, tool=, args=, rule=, reason=, actor=}. In one
+--- transaction: the row, an "approval_requested" event, a comment saying what is asked and
+--- why, and the card's move to waiting_for_developer (reason "input", the developer's
+--- input; the pending row says it is an approval). Fails (nothing written) when the card
+--- cannot wait from its status or already has an undecided request.
+function M.request(db, board, r)
+  if type(r) ~= "table" or type(r.card) ~= "string" or type(r.tool) ~= "string" then
+    error("bad argument #3 to 'request' ({card=string, tool=string, ...} expected)", 2)
+  end
+  local digest = M.digest(r.tool, r.args)
+  local args = stored_args(r.args)
+  return db:tx(function()
+    local n, id, code = db:run("INSERT INTO approvals (run_id, card_id, seat, turn, turn_id, tool, arguments, digest, "
+      .. "rule, reason, requested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " .. NOW .. ")",
+      r.run, r.card, r.seat, r.turn, r.turn_id, r.tool, args, digest, r.rule, r.reason)
+    if not n then
+      if code == "ECONSTRAINT" and tostring(id):find("UNIQUE", 1, true) then
+        return nil, string.format("approvals: %s already waits for a decision", r.card), "EEXIST"
+      end
+      return nil, id, code
+    end
+    local row = M.get(db, id)
+    local what = M.describe(row)
+    db:event { kind = "approval_requested", card = r.card, run = r.run, actor = r.seat,
+      data = { id = id, tool = r.tool, arguments = row.arguments, digest = digest, rule = r.rule, reason = r.reason } }
+    local before = M.refused(db, r.card, r.tool, digest)
+    local body = string.format("Approval needed (request #%d): %s. Policy: %s.%s Answer with "
+      .. "'orket answer %s --approve' or --deny \"reason\".", id, what, tostring(r.reason or r.rule or "ask"),
+      before and string.format(" The developer refused this call before (request #%d: %s).", before.id,
+        tostring(before.note)) or "", r.card)
+    local c, cerr, ccode = board:comment(r.card, { author = "orket", body = body })
+    if not c then return nil, cerr, ccode end
+    local t, terr, tcode = board:transition(r.card, "waiting_for_developer",
+      { actor = r.actor or { seat = r.seat or "orket", roles = {} }, reason = "input",
+        note = "approval #" .. id .. ": " .. r.tool })
+    if not t then return nil, terr, tcode end
+    return row
+  end)
+end
+
+--- use(db, row, {turn_id=, run=, seat=}) -> true: marks an approved request used (call it in
+--- the transaction that records the tool call) with an "approval_used" event
+function M.use(db, row, at)
+  return db:tx(function()
+    local n = assert(db:run("UPDATE approvals SET used_at = " .. NOW .. ", used_turn_id = ? WHERE id = ? "
+      .. "AND used_at IS NULL AND decision = 'approve'", at.turn_id, row.id))
+    if n ~= 1 then return nil, "approvals: request #" .. row.id .. " is not an unused approval", "ESTATE" end
+    db:event { kind = "approval_used", card = row.card, run = at.run, actor = at.seat,
+      data = { id = row.id, tool = row.tool } }
+    return true
+  end)
+end
+
+--- decide(db, board, card, {decision="approve"|"deny", note=, by=}) -> request row | nil, msg, CODE
+--- The card must wait for an approval (ESTATE otherwise, naming the card and its state).
+--- In one transaction: the decision, an "approval_decided" event (in the request's run), a
+--- comment telling the model what to do, and the card's move back to ready.
+function M.decide(db, board, card_id, d)
+  if type(card_id) ~= "string" then error("bad argument #3 to 'decide' (card id expected)", 2) end
+  if type(d) ~= "table" or (d.decision ~= "approve" and d.decision ~= "deny") then
+    error("bad argument #4 to 'decide' ({decision=\"approve\"|\"deny\"} expected)", 2)
+  end
+  if d.note ~= nil and type(d.note) ~= "string" then error("bad argument #4 to 'decide' (note must be a string)", 2) end
+  local note = d.note and d.note:find("%S") and d.note or nil
+  if d.decision == "deny" and not note then
+    return nil, "a refusal needs a reason the model can act on", "EINVAL"
+  end
+  local by = d.by or "developer"
+  return db:tx(function()
+    local c, gerr, gcode = board:get(card_id)
+    if not c then return nil, gerr, gcode end
+    local p = M.pending(db, c.id)
+    if not p or c.status ~= "waiting_for_developer" then
+      local state = c.status .. (c.wait_reason and (" (" .. c.wait_reason .. ")") or "")
+      if c.status == "waiting_for_developer" then
+        return nil, string.format("%s is %s waiting for an answer to a question, not for an approval; "
+          .. "answer it with 'orket answer %s \"text\"'", c.id, state, c.id), "ESTATE"
+      end
+      return nil, string.format("%s is %s, not waiting for an approval", c.id, state), "ESTATE"
+    end
+    assert(db:run("UPDATE approvals SET decision = ?, decided_at = " .. NOW .. ", decided_by = ?, note = ? WHERE id = ?",
+      d.decision, by, note, p.id))
+    db:event { kind = "approval_decided", card = c.id, run = p.run, actor = by,
+      data = { id = p.id, tool = p.tool, decision = d.decision, note = note } }
+    local what = M.describe(p)
+    local body
+    if d.decision == "approve" then
+      body = string.format("Approved request #%d: %s%s. Make exactly this call again to run it; it is "
+        .. "allowed once.", p.id, what, note and (" (" .. note .. ")") or "")
+    else
+      body = string.format("Refused request #%d: %s. Reason: %s. Do not make this call again; do the "
+        .. "work another way or say in a comment why it cannot be done.", p.id, what, note)
+    end
+    local cm, cerr, ccode = board:comment(c.id, { author = by, body = body })
+    if not cm then return nil, cerr, ccode end
+    local t, terr, tcode = board:transition(c.id, "ready", { actor = { seat = by, roles = {} },
+      note = (d.decision == "approve" and "approved #" or "refused #") .. p.id })
+    if not t then return nil, terr, tcode end
+    return M.get(db, p.id)
+  end)
+end
+
+--- on_ask(e, job, turn_id, call, card, decision) -> decision [, held result]
+--- The engine's hook for an "ask" verdict, inside the transaction that records the call. An
+--- approved, unused request for exactly this call turns the verdict into allow (recorded as a
+--- gate decision with code APPROVED) and is marked used. Otherwise the call is held: a
+--- request is stored, the card waits, and the result to record says so (held = true ends the
+--- turn). When the card cannot wait (a review turn), the ask goes back to the model as before.
+function M.on_ask(e, job, turn_id, call, card, decision)
+  local db = e.db
+  local digest = M.digest(call.name, call.arguments)
+  local ok_row = M.approved(db, card.id, call.name, digest)
+  if ok_row then
+    assert(M.use(db, ok_row, { turn_id = turn_id, run = job.run, seat = job.seat }))
+    local reason = string.format("approved by %s (request #%d)%s", tostring(ok_row.decided_by), ok_row.id,
+      ok_row.note and (": " .. ok_row.note) or "")
+    assert(db:record_gate_decision { turn = turn_id, tool = call.name, verdict = "allow", code = "APPROVED",
+      reason = reason, run = job.run, card = job.card_id, seat = job.seat })
+    return { verdict = "allow", code = "APPROVED", reason = reason, rule = decision.rule, approval = ok_row.id }
+  end
+  local row, err = M.request(db, e.board, {
+    run = job.run, card = card.id, seat = job.seat, turn = job.turn, turn_id = turn_id, tool = call.name,
+    args = call.arguments, rule = decision.code, reason = decision.reason, actor = job.actor,
+  })
+  if not row then
+    return decision, { ok = false, denied = true, verdict = "ask", code = decision.code,
+      error = "needs a developer's approval, which cannot be asked for now (" .. tostring(err) .. "): "
+        .. tostring(decision.reason or decision.code), remedy = decision.remedy }
+  end
+  return decision, { ok = false, denied = true, verdict = "ask", code = decision.code, held = true, approval = row.id,
+    error = string.format("held for a developer's approval (request #%d): %s", row.id,
+      tostring(decision.reason or decision.code)),
+    remedy = "Your turn ends here; the decision will be in the comments of your next turn." }
+end
+
+return M
