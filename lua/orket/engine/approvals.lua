@@ -38,13 +38,16 @@ local function canon(v, out, depth)
       out[#out + 1] = "{"
       for i, kv in ipairs(entries) do
         if i > 1 then out[#out + 1] = "," end
-        out[#out + 1] = cjson.encode(kv[1])
+        canon(kv[1], out, depth + 1)
         out[#out + 1] = ":"
         canon(kv[2], out, depth + 1)
       end
       out[#out + 1] = "}"
     end
-  elseif t == "string" or t == "number" or t == "boolean" then
+  elseif t == "string" then
+    -- cjson 2.1.0 always writes "/" as "\/"; paths read better without (still valid JSON)
+    out[#out + 1] = (assert(cjson.encode(v)):gsub("\\/", "/"))
+  elseif t == "number" or t == "boolean" then
     out[#out + 1] = assert(cjson.encode(v))
   else
     out[#out + 1] = "null" -- nil and cjson.null
