@@ -1,0 +1,173 @@
+-- A policy that asks before delete_file, end to end with the scripted model: the run stops
+-- with the card waiting for approval and the file still there; 'orket answer --approve'
+-- then 'orket resume' deletes it and the card reaches done; '--deny' keeps the file and the
+-- model reads the refusal; a kill right after the request resumes consistently.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+
+local SCRIPT = [[
+local function call(name, args) return { name = name, arguments = args } end
+return { rules = {
+  { role = "coder", card = "CLEAN-1", match = "Refused request", reply = { tool_calls = {
+    call("add_issue_comment", { body = "Left old.txt in place as the developer asked." }),
+    call("update_issue_status", { status = "code_review" }) } } },
+  { role = "coder", card = "CLEAN-1", match = "^Issue ", reply = { tool_calls = {
+    call("delete_file", { path = "old.txt" }) } } },
+  { role = "coder", card = "CLEAN-2", match = "^Issue ", reply = { tool_calls = {
+    call("write_file", { path = "new.txt", content = "new\n" }) } } },
+  { role = "coder", match = '"deleted"', reply = { tool_calls = {
+    call("add_issue_comment", { body = "Deleted old.txt." }),
+    call("update_issue_status", { status = "code_review" }) } } },
+  { role = "coder", match = '"path"', reply = { tool_calls = {
+    call("update_issue_status", { status = "code_review" }) } } },
+  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = {
+    call("update_issue_status", { status = "done" }) } } },
+}, default = { content = "Nothing more to do." } }
+]]
+
+local function project()
+  local dir = H.tmpdir()
+  for _, d in ipairs { "epics", "policies", "workspace" } do os.execute("mkdir -p " .. H.quote(dir .. "/" .. d)) end
+  H.write(dir .. "/orket.lua", [[
+name = "cleanup"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = {
+  senior_developer = { roles = { "coder" } },
+  integrity_guard = { roles = { "integrity_guard" } },
+}
+]])
+  H.write(dir .. "/script.lua", SCRIPT)
+  H.write(dir .. "/policies/default.lua",
+    [[ask { tool = "delete_file", path = "**", reason = "deleting files needs a developer's approval" }]] .. "\n")
+  H.write(dir .. "/epics/clean.json", [[
+{ "id": "CLEAN", "name": "Clean up", "issues": [
+  { "id": "CLEAN-1", "summary": "Remove old.txt", "seat": "senior_developer" },
+  { "id": "CLEAN-2", "summary": "Write new.txt", "seat": "senior_developer" } ] }
+]])
+  H.write(dir .. "/workspace/old.txt", "old\n")
+  assert.equal(0, H.orket("import", { cwd = dir }).status)
+  return dir
+end
+
+local function card(dir, id)
+  local r = H.orket("card " .. id .. " --json", { cwd = dir })
+  assert.equal(0, r.status, r.stderr)
+  return cjson.decode(r.stdout)
+end
+
+local function events(stdout)
+  local out = {}
+  for line in stdout:gmatch("[^\n]+") do out[#out + 1] = cjson.decode(line) end
+  return out
+end
+
+-- Runs until the card waits for approval; checks what every view of it says.
+local function run_to_wait(dir)
+  local r = H.orket("run CLEAN --json", { cwd = dir })
+  assert.equal(3, r.status, r.stderr)
+  local evs = events(r.stdout)
+  local stall, held
+  for _, ev in ipairs(evs) do
+    if ev.type == "stall" then stall = ev end
+    if ev.type == "approval_requested" then held = ev end
+  end
+  assert.equal("CLEAN-1", held.card)
+  assert.equal("delete_file", held.tool)
+  assert.equal(1, #stall.cards)
+  local s = stall.cards[1]
+  assert.equal("CLEAN-1", s.card)
+  assert.equal("approval", s.waits_for)
+  assert.matches('waiting for approval of delete_file {"path":"old.txt"} %(request #1%)', s.reason)
+  assert.equal("stalled", evs[#evs].status)
+  assert.equal("old\n", H.read(dir .. "/workspace/old.txt"))
+  local c = card(dir, "CLEAN-1")
+  assert.equal("waiting_for_developer", c.card.status)
+  assert.equal(1, #c.approvals)
+  assert.equal("delete_file", c.approvals[1].tool)
+  assert.same({ path = "old.txt" }, c.approvals[1].arguments)
+  assert.equal(cjson.null, c.approvals[1].decision)
+  assert.equal("done", card(dir, "CLEAN-2").card.status) -- the other card was not held up
+  local text = H.orket("card CLEAN-1", { cwd = dir }).stdout
+  assert.matches("status:%s+waiting_for_developer %(waiting: approval #1%)", text)
+  assert.matches('#1 %S+ pending: delete_file {"path":"old.txt"}', text)
+end
+
+describe("approvals end to end", function()
+  after_each(H.cleanup)
+
+  it("waits for approval, then deletes the file once approved and finishes the card", function()
+    local dir = project()
+    run_to_wait(dir)
+    -- plain text is for questions; the card names its state when the flag does not fit
+    local r = H.orket('answer CLEAN-1 "sure"', { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("CLEAN%-1 waits for approval of delete_file .- use 'orket answer CLEAN%-1 %-%-approve", r.stderr)
+    r = H.orket("answer CLEAN-2 --approve", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("CLEAN%-2 is done, not waiting for an approval", r.stderr)
+    r = H.orket("answer CLEAN-1 --approve --deny x", { cwd = dir })
+    assert.equal(2, r.status)
+    r = H.orket('answer CLEAN-1 --approve "it is unused"', { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("approved request #1 of CLEAN%-1", r.stdout)
+    assert.equal("ready", card(dir, "CLEAN-1").card.status)
+
+    r = H.orket("resume --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.is_nil(H.read(dir .. "/workspace/old.txt"))
+    local c = card(dir, "CLEAN-1")
+    assert.equal("done", c.card.status)
+    assert.equal("approve", c.approvals[1].decision)
+    assert.equal("it is unused", c.approvals[1].note)
+    assert.is_string(c.approvals[1].used_at)
+    local log = H.orket("log 1", { cwd = dir })
+    assert.equal(0, log.status, log.stderr)
+    assert.matches("%[gate%] delete_file ask: POLICY_ASK", log.stdout)
+    assert.matches('%[ask%] CLEAN%-1 waits for approval #1: delete_file {"path":"old.txt"}', log.stdout)
+    assert.matches("developer approved approval #1 %(delete_file%): it is unused", log.stdout)
+    assert.matches("%[gate%] delete_file allow: APPROVED", log.stdout)
+    assert.matches("%[result%] delete_file ok", log.stdout)
+    r = H.orket("answer CLEAN-1 --approve", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("CLEAN%-1 is done, not waiting for an approval", r.stderr)
+  end)
+
+  it("keeps the file when the developer refuses, and the model reads why", function()
+    local dir = project()
+    run_to_wait(dir)
+    local r = H.orket("answer CLEAN-1 --deny", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("%-%-deny needs a reason", r.stderr)
+    r = H.orket('answer CLEAN-1 --deny "keep it, the importer reads it"', { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    r = H.orket("run CLEAN --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("old\n", H.read(dir .. "/workspace/old.txt"))
+    local c = card(dir, "CLEAN-1")
+    assert.equal("done", c.card.status)
+    assert.equal("deny", c.approvals[1].decision)
+    local bodies = {}
+    for _, m in ipairs(c.comments) do bodies[#bodies + 1] = m.author .. ": " .. m.body end
+    bodies = table.concat(bodies, "\n")
+    assert.matches("developer: Refused request #1: delete_file {\"path\":\"old.txt\"}%. Reason: keep it, the importer reads it", bodies)
+    assert.matches("senior_developer: Left old.txt in place as the developer asked%.", bodies)
+  end)
+
+  it("is consistent after a kill right after the request", function()
+    local dir = project()
+    -- CLEAN-1 alone: its first tool call is the held delete_file
+    local r = H.orket("run CLEAN-1 --json", { cwd = dir, env = { ORKET_FAULT = "after_tool:1" } })
+    assert.equal(137, r.status, r.stderr)
+    local c = card(dir, "CLEAN-1")
+    assert.equal("waiting_for_developer", c.card.status)
+    assert.equal(1, #c.approvals)
+    r = H.orket("resume --json", { cwd = dir })
+    assert.equal(3, r.status, r.stderr) -- still waiting: nothing was asked twice
+    assert.equal(1, #card(dir, "CLEAN-1").approvals)
+    assert.equal(0, H.orket("answer CLEAN-1 --approve", { cwd = dir }).status)
+    r = H.orket("resume --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.is_nil(H.read(dir .. "/workspace/old.txt"))
+    assert.equal("done", card(dir, "CLEAN-1").card.status)
+  end)
+end)
