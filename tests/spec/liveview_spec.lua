@@ -101,6 +101,9 @@ describe("live view", function()
     t.ms = 500
     v:event { type = "card_blocked", card = "N-2", reason = "resource", detail = "turns_per_card spent" }
     assert.matches("^N%-2 blocked %(resource%): turns_per_card spent\norket run 3", last(t))
+    t.ms = 700
+    v:event { type = "approval_requested", card = "N-3", tool = "delete_file", approval = 7 }
+    assert.matches("^N%-3 waits for approval #7 of delete_file %(orket answer N%-3 %-%-approve or %-%-deny%)\norket run 3", last(t))
     t.cards[1].status = "done"
     t.cards[2].status = "blocked"
     t.ms = 65500

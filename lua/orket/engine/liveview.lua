@@ -111,6 +111,9 @@ function View:event(ev)
     self:note(string.format("%s blocked (%s): %s", ev.card, tostring(ev.reason), tostring(ev.detail)))
   elseif t == "card_skipped" then
     self:note(string.format("%s skipped: %s", ev.card, tostring(ev.reason)))
+  elseif t == "approval_requested" then
+    self:note(string.format("%s waits for approval #%s of %s (orket answer %s --approve or --deny)", ev.card,
+      tostring(ev.approval), tostring(ev.tool), ev.card))
   elseif t == "requirements_review" then
     self:note(string.format("%s waits for input: requirements review %s", ev.card, tostring(ev.issue)))
   elseif t == "reload" then
