@@ -296,7 +296,8 @@ function Board:transition(id, to, opts)
   local db = self.db
   return db:tx(function()
     local fresh = self:_fresh()
-    local c = db:row("SELECT type, status, worked_by FROM cards WHERE id = ?", id)
+    local before = fresh and self.cache[id] or nil -- current: no other writer inside the tx
+    local c = before or db:row("SELECT type, status, worked_by FROM cards WHERE id = ?", id)
     if not c then return not_found(id) end
     local open = db:row([[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
       WHERE d.card_id = ? AND t.status <> 'done']], id)
@@ -308,14 +309,20 @@ function Board:transition(id, to, opts)
     local worked_by = c.worked_by
     if c.status == "in_progress" and HANDS_IN[to] then worked_by = actor.seat end
     local retry = (to == "in_progress" and REWORK_FROM[c.status]) and 1 or 0
-    assert(db:run("UPDATE cards SET status = ?, wait_reason = ?, worked_by = ?, retries = retries + ?, "
-      .. "updated_at = " .. NOW .. " WHERE id = ?", to, opts.reason, worked_by, retry, id))
+    local row = assert(db:row("UPDATE cards SET status = ?, wait_reason = ?, worked_by = ?, retries = retries + ?, "
+      .. "updated_at = " .. NOW .. " WHERE id = ? RETURNING updated_at", to, opts.reason, worked_by, retry, id))
     self:_changed(id, fresh)
     db:event {
       kind = "transition", card = id, actor = actor.seat,
       data = { from = c.status, to = to, reason = opts.reason, note = opts.note, roles = actor.roles },
     }
-    return self:get(id)
+    if not before then return self:get(id) end
+    -- the card as the UPDATE left it, without reading it back
+    local now = copy_card(before)
+    now.status, now.wait_reason, now.worked_by, now.updated_at = to, opts.reason, worked_by, row.updated_at
+    if now.retries ~= nil then now.retries = now.retries + retry end
+    self.cache[id] = now
+    return copy_card(now)
   end)
 end
 
