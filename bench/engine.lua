@@ -4,14 +4,18 @@
 -- (the coder hands it in, the reviewer approves it), one model call each; every tenth issue
 -- depends on the one before it. Prints turns/s, the orchestration overhead per turn (wall
 -- time minus the time spent inside the model client, at concurrency 1 so model time does not
--- overlap), the same at concurrency 8, and peak RSS (VmHWM).
---   build/orket lua bench/engine.lua [ISSUES]
+-- overlap), this process's CPU time per turn, the same at concurrency 8, and peak RSS (VmHWM).
+--   build/orket lua bench/engine.lua [ISSUES] [profile]
+-- With "profile" only the concurrency-1 run is made, under orket.profile (model time not
+-- charged), and its costliest lines are printed per turn.
 package.path = package.orket_home .. "/?.lua;" .. package.path
 local uv = require "luv"
 local rt = require "orket.c.runtime"
 local cjson = require "cjson"
 
 local N = tonumber(arg and arg[1]) or 1000
+local PROFILE = arg and arg[2] == "profile"
+local prof
 
 local function status_kb(field)
   local f = io.open("/proc/self/status")
@@ -68,20 +72,30 @@ local function run(n, conc)
   end }))
   local client, model_ns = e.llm, 0
   e.llm = { chat = function(_, req)
+    if prof then prof:pause() end
     local t0 = uv.hrtime()
     local r, err, class = client:chat(req)
     model_ns = model_ns + (uv.hrtime() - t0)
+    if prof then prof:resume() end
     return r, err, class
   end }
   local id = assert(e:start("B"))
+  if PROFILE then prof = require("orket.profile").start() end
+  local function cpu_us()
+    local u = uv.getrusage()
+    return (u.utime.sec + u.stime.sec) * 1e6 + u.utime.usec + u.stime.usec
+  end
+  local c0 = cpu_us()
   local t0 = uv.hrtime()
   local status = e:execute(id)
   local wall_ns = uv.hrtime() - t0
+  local cpu = cpu_us() - c0
+  if prof then prof:stop() end
   local done = e.db:row("SELECT count(*) AS n FROM cards WHERE parent = 'B' AND status = 'done'").n
   e.close_all()
   os.execute("rm -rf '" .. dir .. "'")
   return { status = status, turns = turns, tools = tools, failures = failures, done = done,
-    wall_s = wall_ns / 1e9, model_s = model_ns / 1e9 }
+    wall_s = wall_ns / 1e9, model_s = model_ns / 1e9, cpu_us = cpu }
 end
 
 local function report(label, r, conc)
@@ -90,12 +104,20 @@ local function report(label, r, conc)
     label, r.status, r.done, N, r.turns, r.tools, r.failures, r.wall_s, r.turns / r.wall_s))
   if conc == 1 then
     print(string.format("%-16s overhead per turn (excluding model time %.2f s): %.0f us", "", r.model_s, over_us))
+    -- CPU time is steadier than wall time on a loaded machine; it includes the model
+    -- client's own work (HTTP, JSON), which the overhead figure leaves out
+    print(string.format("%-16s CPU per turn (this process, model client included): %.0f us", "",
+      r.cpu_us / math.max(1, r.turns)))
   end
 end
 
 local t = orket.spawn(function()
   local r1 = run(N, 1)
   report("concurrency 1", r1, 1)
+  if prof then
+    print(prof:report(40, r1.turns))
+    return
+  end
   local r8 = run(N, 8)
   report("concurrency 8", r8, 8)
   print(string.format("peak RSS (VmHWM) %.1f MB", (status_kb("VmHWM") or 0) / 1024))

@@ -259,6 +259,17 @@ static int lst_cached(lua_State *L) {
   return 1;
 }
 
+/* cards_stamp() -> generation, data_version | nil, msg, CODE: a card cache read through
+ * this connection is current while both stay the same (see store.h). */
+static int lst_cards_stamp(lua_State *L) {
+  lst_conn *c = lst_check(L, 1);
+  int64_t dv = store_data_version(c->s);
+  if (dv < 0) return lst_fail(L, c->s);
+  lua_pushinteger(L, (lua_Integer)store_cards_generation(c->s));
+  lua_pushinteger(L, (lua_Integer)dv);
+  return 2;
+}
+
 static int lst_changes(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)store_changes(lst_check(L, 1)->s));
   return 1;
@@ -269,6 +280,7 @@ static const luaL_Reg lst_methods[] = {
     {"row", lst_row},         {"tx", lst_tx},           {"depth", lst_depth},
     {"version", lst_version}, {"set_version", lst_set_version},
     {"cached", lst_cached},   {"changes", lst_changes}, {"close", lst_close},
+    {"cards_stamp", lst_cards_stamp},
     {NULL, NULL},
 };
 

@@ -1,6 +1,7 @@
 /* store.c: store.h over SQLite 3: connection settings, a statement cache keyed by SQL
- * text (statements are prepared once and reused), nested transactions through savepoints
- * and error codes that name the failure. Used from the loop thread only. */
+ * text (statements are prepared once and reused, transaction control included), nested
+ * transactions through savepoints, error codes that name the failure, and the change
+ * stamps a card cache checks. Used from the loop thread only. */
 #include "store.h"
 
 #include <stdio.h>
@@ -20,6 +21,7 @@ struct store {
   int depth;                          /* open transaction levels */
   int next_evict;                     /* round-robin victim when the cache is full */
   int ncached;
+  uint64_t cards_gen;                 /* see store_cards_generation */
   store_slot cache[STORE_CACHE_SIZE];
   char err[512];
   const char *code;
@@ -49,6 +51,15 @@ const char *store_error(store *s) { return s->err; }
 const char *store_code(store *s) { return s->code ? s->code : "ESQL"; }
 int store_cached(store *s) { return s->ncached; }
 
+/* The update hook: counts this connection's changes to cards (the card cache's stamp).
+ * dependencies is WITHOUT ROWID, so the hook never sees it; its rows only change together
+ * with their card's row (create inserts it, import rewrites it). */
+static void store_on_update(void *ud, int op, const char *db, const char *table,
+                            sqlite3_int64 rowid) {
+  store *s = ud;
+  if (strcmp(table, "cards") == 0) s->cards_gen++;
+}
+
 store *store_open(const char *path, int create, char *err, size_t errlen, const char **code) {
   store *s = calloc(1, sizeof *s);
   if (s == NULL) {
@@ -61,6 +72,7 @@ store *store_open(const char *path, int create, char *err, size_t errlen, const 
   if (rc == SQLITE_OK) {
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    sqlite3_update_hook(s->db, store_on_update, s);
     /* user_version first: it reads the header, so a file that is not a database fails
      * here with a clear code rather than on the first real query. synchronous=NORMAL in
      * WAL survives a process crash (what the crash test checks); only an OS crash or
@@ -203,11 +215,27 @@ int store_failed(store *s) { return store_fail(s, sqlite3_extended_errcode(s->db
 
 int store_depth(store *s) { return s->depth; }
 
+/* Runs one statement without parameters or rows through the cache: BEGIN, COMMIT and the
+ * savepoint statements run several times a step, and sqlite3_exec would parse them every
+ * time. 0 or -1 with the error recorded. */
+static int store_control(store *s, const char *sql) {
+  store_stmt *st = store_prepare(s, sql);
+  if (st == NULL) return -1;
+  int rc = sqlite3_step(ST(st));
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    store_fail(s, sqlite3_extended_errcode(s->db));
+    sqlite3_reset(ST(st));
+    return -1;
+  }
+  sqlite3_reset(ST(st));
+  return 0;
+}
+
 int store_begin(store *s) {
   char sql[48];
   if (s->depth == 0) snprintf(sql, sizeof sql, "BEGIN IMMEDIATE");
   else snprintf(sql, sizeof sql, "SAVEPOINT orket_tx%d", s->depth);
-  if (store_exec(s, sql) != 0) return -1;
+  if (store_control(s, sql) != 0) return -1;
   s->depth++;
   return 0;
 }
@@ -221,26 +249,46 @@ int store_commit(store *s) {
   }
   if (s->depth == 1) snprintf(sql, sizeof sql, "COMMIT");
   else snprintf(sql, sizeof sql, "RELEASE orket_tx%d", s->depth - 1);
-  if (store_exec(s, sql) != 0) return -1; /* still open: the caller rolls back */
+  if (store_control(s, sql) != 0) return -1; /* still open: the caller rolls back */
   s->depth--;
   return 0;
 }
 
 int store_rollback(store *s) {
-  char sql[80];
+  char sql[48];
   if (s->depth == 0) return 0;
-  if (s->depth == 1) snprintf(sql, sizeof sql, "ROLLBACK");
-  else snprintf(sql, sizeof sql, "ROLLBACK TO orket_tx%d; RELEASE orket_tx%d", s->depth - 1,
-                s->depth - 1);
+  s->cards_gen++; /* rows read inside may be gone */
   s->depth--;
+  int rc;
+  if (s->depth == 0) {
+    rc = store_control(s, "ROLLBACK");
+  } else {
+    snprintf(sql, sizeof sql, "ROLLBACK TO orket_tx%d", s->depth);
+    rc = store_control(s, sql);
+    if (rc == 0) {
+      snprintf(sql, sizeof sql, "RELEASE orket_tx%d", s->depth);
+      rc = store_control(s, sql);
+    }
+  }
   /* SQLite may have rolled the whole transaction back itself (e.g. on SQLITE_FULL);
    * then there is nothing left to undo and the error is not worth reporting. */
-  int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-  if (rc != SQLITE_OK && sqlite3_get_autocommit(s->db)) {
+  if (rc != 0 && sqlite3_get_autocommit(s->db)) {
     s->depth = 0;
     return 0;
   }
-  return rc == SQLITE_OK ? 0 : store_fail(s, rc);
+  return rc;
+}
+
+uint64_t store_cards_generation(store *s) { return s->cards_gen; }
+
+int64_t store_data_version(store *s) {
+  store_stmt *st = store_prepare(s, "PRAGMA data_version");
+  if (st == NULL) return -1;
+  int rc = sqlite3_step(ST(st));
+  int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(ST(st), 0) : -1;
+  if (v < 0) store_fail(s, sqlite3_extended_errcode(s->db));
+  sqlite3_reset(ST(st));
+  return v;
 }
 
 int store_version(store *s) {

@@ -82,4 +82,13 @@ int store_failed(store *s);
 /* Statements in the cache (for tests). */
 int store_cached(store *s);
 
+/* A counter that moves whenever this connection changes a row of the cards table or rolls
+ * a transaction (or savepoint) back: a cache of cards read through this connection is
+ * current while it and store_data_version both stay the same. */
+uint64_t store_cards_generation(store *s);
+
+/* PRAGMA data_version: moves when another connection (in any process) commits. -1 on
+ * error (see store_error). */
+int64_t store_data_version(store *s);
+
 #endif

@@ -1,6 +1,9 @@
 -- orket.board: cards (rock > epic > issue) over the store. Every status change goes through
 -- the C state machine (orket.c.statemachine) and writes its journal event in the same
 -- transaction. Cards returned are plain tables (see docs/board.md for the fields).
+-- board:get answers from a cache of cards stamped with the connection's change counters
+-- (store cards_stamp): any change to cards by another connection or outside this board,
+-- and any rollback, empties it; this board's own writes evict just the card they change.
 local sm = require "orket.c.statemachine"
 local store = require "orket.store"
 local json = require "cjson.safe"
@@ -32,7 +35,44 @@ end
 --- open(db) -> board
 function M.open(db)
   if type(db) ~= "table" or not db.conn then error("bad argument #1 to 'open' (store expected)", 2) end
-  return setmetatable({ db = db }, Board)
+  local stamped = type(db.conn) == "userdata" or (type(db.conn) == "table" and db.conn.cards_stamp)
+  return setmetatable({ db = db, cache = stamped and {} or nil, cached = 0 }, Board)
+end
+
+local CACHE_MAX = 4096 -- cards kept; past it the cache starts over
+
+-- Empties the cache unless the stamp is the one its cards were read under. false when
+-- the store cannot stamp (then nothing is cached).
+function Board:_fresh()
+  if not self.cache then return false end
+  local gen, dv = self.db.conn:cards_stamp()
+  if not gen then return false end
+  if gen ~= self.cache_gen or dv ~= self.cache_dv or self.cached >= CACHE_MAX then
+    self.cache, self.cached = {}, 0
+    self.cache_gen, self.cache_dv = gen, dv
+  end
+  return true
+end
+
+-- After this board changed card id (and nothing else in cards since _fresh): drop that
+-- card and take the new stamp, keeping the others.
+function Board:_changed(id, fresh)
+  if not self.cache then return end
+  if fresh then
+    self.cache[id] = nil
+    self.cache_gen, self.cache_dv = self.db.conn:cards_stamp()
+  else
+    self.cache, self.cached, self.cache_gen = {}, 0, nil
+  end
+end
+
+local function copy_card(c)
+  local out = {}
+  for k, v in next, c do out[k] = v end
+  local deps = {}
+  for i, d in ipairs(c.depends_on) do deps[i] = d end
+  out.depends_on = deps
+  return out
 end
 
 local CARD_COLUMNS = [[id, type, parent, name, summary, description, note, requirements,
@@ -74,9 +114,17 @@ end
 --- board:get(id) -> card | nil, msg, "ENOENT"
 function Board:get(id)
   check_id(id, "get")
-  local c = self:_load("id = ?", id)[1]
-  if not c then return not_found(id) end
-  return c
+  local fresh = self:_fresh()
+  local c = fresh and self.cache[id]
+  if not c then
+    c = self:_load("id = ?", id)[1]
+    if not c then return not_found(id) end
+    if fresh then
+      self.cache[id] = c
+      self.cached = self.cached + 1
+    end
+  end
+  return copy_card(c)
 end
 
 local function one_or_many(v, fname, field, valid)
@@ -247,7 +295,9 @@ function Board:transition(id, to, opts)
   end
   local db = self.db
   return db:tx(function()
-    local c = db:row("SELECT type, status, worked_by FROM cards WHERE id = ?", id)
+    local fresh = self:_fresh()
+    local before = fresh and self.cache[id] or nil -- current: no other writer inside the tx
+    local c = before or db:row("SELECT type, status, worked_by FROM cards WHERE id = ?", id)
     if not c then return not_found(id) end
     local open = db:row([[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
       WHERE d.card_id = ? AND t.status <> 'done']], id)
@@ -259,13 +309,20 @@ function Board:transition(id, to, opts)
     local worked_by = c.worked_by
     if c.status == "in_progress" and HANDS_IN[to] then worked_by = actor.seat end
     local retry = (to == "in_progress" and REWORK_FROM[c.status]) and 1 or 0
-    assert(db:run("UPDATE cards SET status = ?, wait_reason = ?, worked_by = ?, retries = retries + ?, "
-      .. "updated_at = " .. NOW .. " WHERE id = ?", to, opts.reason, worked_by, retry, id))
+    local row = assert(db:row("UPDATE cards SET status = ?, wait_reason = ?, worked_by = ?, retries = retries + ?, "
+      .. "updated_at = " .. NOW .. " WHERE id = ? RETURNING updated_at", to, opts.reason, worked_by, retry, id))
+    self:_changed(id, fresh)
     db:event {
       kind = "transition", card = id, actor = actor.seat,
       data = { from = c.status, to = to, reason = opts.reason, note = opts.note, roles = actor.roles },
     }
-    return self:get(id)
+    if not before then return self:get(id) end
+    -- the card as the UPDATE left it, without reading it back
+    local now = copy_card(before)
+    now.status, now.wait_reason, now.worked_by, now.updated_at = to, opts.reason, worked_by, row.updated_at
+    if now.retries ~= nil then now.retries = now.retries + retry end
+    self.cache[id] = now
+    return copy_card(now)
   end)
 end
 
@@ -360,6 +417,7 @@ function Board:create(spec)
   end
   local db = self.db
   return db:tx(function()
+    local fresh = self:_fresh()
     local parent = db:row("SELECT type FROM cards WHERE id = ?", spec.parent)
     if not parent then return not_found(spec.parent) end
     if parent.type ~= "epic" then
@@ -392,6 +450,7 @@ function Board:create(spec)
     for i, d in ipairs(deps) do
       assert(db:run("INSERT OR IGNORE INTO dependencies (card_id, depends_on, position) VALUES (?, ?, ?)", id, d, i))
     end
+    self:_changed(id, fresh)
     local actor = type(spec.actor) == "table" and spec.actor.seat or nil
     db:event { kind = "create", card = id, actor = actor, data = { parent = spec.parent } }
     return self:get(id)

@@ -363,6 +363,27 @@ describe("sandbox budgets", function()
     assert.matches("value.f: function is not plain data", err)
   end)
 
+  it("copy only plain data and name where it is not", function()
+    local shared = { 1 }
+    local c = assert(sandbox.copy { a = { 1, 2, { b = true } }, [1.5] = "x", [true] = 3, s = shared, t = shared })
+    assert.same({ a = { 1, 2, { b = true } }, [1.5] = "x", [true] = 3, s = { 1 }, t = { 1 } }, c)
+    assert.is_true(c.s ~= c.t and c.s ~= shared)
+    local cyc = {}
+    cyc.x = { y = cyc }
+    assert.same({ nil, "value.x.y: cycle" }, { sandbox.copy(cyc) })
+    assert.same({ nil, "value.a.2.f: function is not plain data" }, { sandbox.copy { a = { 1, { f = print } } } })
+    assert.same({ nil, "value: key of type table" }, { sandbox.copy { [{}] = 1 } })
+    assert.same({ nil, "value: userdata is not plain data" }, { sandbox.copy(io.stdout) })
+    assert.same({ nil, "value.1.1: nested deeper than 2" }, { sandbox.copy({ { {} } }, 2) })
+    assert.same({ { {} } }, { sandbox.copy({ {} }, 2) })
+    assert.same({ "s" }, { sandbox.copy("s") })
+    assert.is_nil(sandbox.copy(nil))
+    local deep = {}
+    for _ = 1, 40 do deep = { deep } end
+    assert.matches("nested deeper than 32$", select(2, sandbox.copy(deep)))
+    assert.has_error(function() sandbox.copy({}, 500) end)
+  end)
+
   it("allow waiting operations inside a budgeted call", function()
     local box = sandbox.new { globals = { sleep = orket.sleep } }
     local ok, v = box:pcall(assert(box:load("sleep(5) return 'woke'")))

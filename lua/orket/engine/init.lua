@@ -191,6 +191,7 @@ function Engine:prepare(card)
       return nil, false
     end
   end
+  job.fresh = not open
   job.start_status = assert(self.board:get(card.id)).status
   return job
 end
@@ -226,8 +227,25 @@ function Engine:run_tokens()
   return self.tokens_used
 end
 
-function Engine:add_tokens(n)
+--- card_tokens(card_id) -> tokens the run has spent on the card: read from the journal the
+--- first time, then kept as a running total like the run's.
+function Engine:card_tokens(card_id)
+  local t = self.card_tokens_used
+  if not t or t.run ~= self.run_id then
+    t = { run = self.run_id }
+    self.card_tokens_used = t
+  end
+  if not t[card_id] then t[card_id] = journal.tokens(self.db, self.run_id, card_id) end
+  return t[card_id]
+end
+
+--- add_tokens(n [, card_id]): adds a model response's tokens to the running totals.
+function Engine:add_tokens(n, card_id)
   self.tokens_used = self:run_tokens() + n
+  if card_id then
+    local t = self.card_tokens_used
+    if t and t.run == self.run_id and t[card_id] then t[card_id] = t[card_id] + n end
+  end
 end
 
 --- stop(): no new turns; in-flight turns are cancelled where they wait (the journal stays
@@ -247,7 +265,7 @@ function Engine:execute(run_id)
   if not run then error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 2) end
   local data = require("cjson.safe").decode(run.data or "{}") or {}
   self.run_id = run_id
-  self.tokens_used = nil
+  self.tokens_used, self.card_tokens_used = nil, nil
   self.model = self.model or data.model
   local conc = self.concurrency or data.concurrency or self.settings.concurrency
   local target = assert(self.board:get(run.target))

@@ -92,8 +92,15 @@ function M.load(path)
 end
 
 --- routing:choose(kind, ...) -> value | nil, message. kind: worker, reviewer, escalation, model.
---- Arguments are copied, so a project's script cannot change the engine's tables.
+--- Arguments are copied for a project's script, so it cannot change the engine's tables
+--- (the built-in rules only read them).
 function M:choose(kind, ...)
+  local fn = self.fns[kind]
+  if fn == M.builtin[kind] then
+    local ok, v = pcall(fn, ...)
+    if not ok then return nil, "routing " .. kind .. ": " .. tostring(v) end
+    return v
+  end
   local args = table.pack(...)
   for i = 1, args.n do
     if type(args[i]) == "table" then args[i] = sandbox.copy(args[i]) end

@@ -131,12 +131,13 @@ function M.run(e, job)
     end
     local card = assert(e.board:get(job.card_id))
     if card.status ~= job.start_status then return { ended = "handed_in", detail = card.status } end
-    local rec = journal.step(e.db, job.run, job.card_id, job.turn, step)
+    -- A turn this process began (job.fresh) has no recorded steps or calls to read back.
+    local rec = not job.fresh and journal.step(e.db, job.run, job.card_id, job.turn, step)
     local response, turn_id
     if rec then
       response, turn_id = rec.response, rec.id
     else
-      if b.tokens_per_card > 0 and journal.tokens(e.db, job.run, job.card_id) >= b.tokens_per_card then
+      if b.tokens_per_card > 0 and e:card_tokens(job.card_id) >= b.tokens_per_card then
         return { ended = "budget", detail = string.format("the card used its %d tokens (budgets.tokens_per_card)", b.tokens_per_card) }
       end
       if b.wall_ms_per_card > 0 then
@@ -176,7 +177,7 @@ function M.run(e, job)
         turn = job.turn, model = res.model or job.model, request = { model = job.model, messages = msgs },
         response = response, prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
         data = { step = step, phase = job.phase } })
-      e:add_tokens((usage.prompt_tokens or 0) + (usage.completion_tokens or 0))
+      e:add_tokens((usage.prompt_tokens or 0) + (usage.completion_tokens or 0), job.card_id)
       e:emit { type = "model", card = job.card_id, seat = job.seat, turn = job.turn, step = step,
         prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens }
       fault.hit("after_model")
@@ -198,7 +199,7 @@ function M.run(e, job)
     if #calls == 0 then return { ended = "stopped", detail = "the model ended its turn" } end
     for i, call in ipairs(calls) do
       local key = tostring(i)
-      local res = journal.tool_call(e.db, turn_id, key)
+      local res = not job.fresh and journal.tool_call(e.db, turn_id, key)
       if not res then
         calls_in_turn = calls_in_turn + 1
         if calls_in_turn > b.tool_calls_per_turn then

@@ -1,0 +1,112 @@
+/* lplain.c: Lua module `orket.c.plain`: copy(v [, max_depth]), the plain-data copy behind
+ * sandbox.copy. Tables are walked with raw access (lua_next, lua_rawset), so no metamethod
+ * of a script runs; only strings, numbers, booleans and tables of them are data. It runs
+ * several times a turn (the role's context in, its messages out, tool arguments and
+ * results), which in Lua was a tenth of a turn. Pure Lua API: no state of its own. */
+#include <stdio.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "modules.h"
+
+#define PLAIN_MAX_DEPTH 200 /* the deepest max_depth a caller may ask for */
+
+typedef struct plain_walk {
+  int max_depth;
+  const void *path[PLAIN_MAX_DEPTH]; /* tables being copied, outermost first: cycles */
+  char why[64];
+} plain_walk;
+
+static int plain_is_scalar(int t) {
+  return t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN;
+}
+
+/* Failure: pushes the key path below the failing value ("" here) and returns 0. */
+static int plain_fail(lua_State *L, plain_walk *w, const char *why) {
+  snprintf(w->why, sizeof w->why, "%s", why);
+  lua_pushliteral(L, "");
+  return 0;
+}
+
+/* Copies the value at index v. Success: pushes the copy, returns 1. Failure: pushes the
+ * key path (".a.1") and returns 0, with the reason in w->why. Nothing else is left. */
+static int plain_copy(lua_State *L, plain_walk *w, int v, int depth) {
+  int t = lua_type(L, v);
+  if (plain_is_scalar(t) || t == LUA_TNIL) {
+    lua_pushvalue(L, v);
+    return 1;
+  }
+  char why[64];
+  if (t != LUA_TTABLE) {
+    snprintf(why, sizeof why, "%s is not plain data", lua_typename(L, t));
+    return plain_fail(L, w, why);
+  }
+  if (depth >= w->max_depth) {
+    snprintf(why, sizeof why, "nested deeper than %d", w->max_depth);
+    return plain_fail(L, w, why);
+  }
+  const void *p = lua_topointer(L, v);
+  for (int i = 0; i < depth; i++)
+    if (w->path[i] == p) return plain_fail(L, w, "cycle");
+  w->path[depth] = p;
+  luaL_checkstack(L, 8, "plain data nested too deep");
+  lua_Unsigned n = lua_rawlen(L, v);
+  lua_createtable(L, n > 1 << 20 ? 1 << 20 : (int)n, 0);
+  int out = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, v) != 0) { /* out key val */
+    int kt = lua_type(L, -2);
+    if (!plain_is_scalar(kt)) {
+      snprintf(why, sizeof why, "key of type %s", lua_typename(L, kt));
+      lua_settop(L, out - 1);
+      return plain_fail(L, w, why);
+    }
+    if (plain_is_scalar(lua_type(L, -1))) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2); /* out key key val */
+      lua_rawset(L, out);
+      continue;
+    }
+    if (plain_copy(L, w, lua_gettop(L), depth + 1)) { /* out key val copy */
+      lua_pushvalue(L, -3);
+      lua_insert(L, -2); /* out key val key copy */
+      lua_rawset(L, out);
+      lua_pop(L, 1);
+      continue;
+    }
+    /* out key val where: this level's key goes in front of the path below it */
+    lua_pushliteral(L, ".");
+    luaL_tolstring(L, -4, NULL);
+    lua_pushvalue(L, -3);
+    lua_concat(L, 3);
+    lua_copy(L, -1, out);
+    lua_settop(L, out);
+    return 0;
+  }
+  return 1;
+}
+
+/* copy(v [, max_depth=32]) -> a plain-data copy of v | nil, "value.a.1: reason" */
+static int plain_copy_l(lua_State *L) {
+  lua_Integer max_depth = luaL_optinteger(L, 2, 32);
+  luaL_argcheck(L, max_depth >= 0 && max_depth <= PLAIN_MAX_DEPTH, 2, "must be from 0 to 200");
+  lua_settop(L, 1);
+  plain_walk *w = lua_newuserdatauv(L, sizeof *w, 0); /* freed by the GC, even on a raise */
+  w->max_depth = (int)max_depth;
+  w->why[0] = '\0';
+  if (plain_copy(L, w, 1, 0)) return 1;
+  lua_pushnil(L);
+  lua_pushfstring(L, "value%s: %s", lua_tostring(L, -2), w->why);
+  return 2;
+}
+
+static const luaL_Reg plain_funcs[] = {
+    {"copy", plain_copy_l},
+    {NULL, NULL},
+};
+
+int luaopen_orket_plain(lua_State *L) {
+  luaL_newlib(L, plain_funcs);
+  return 1;
+}
