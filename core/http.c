@@ -21,6 +21,8 @@
 /* Idle easy handles kept for reuse: making one and tearing it down costs more CPU than the
  * rest of a short request's client-side work in libcurl. A reset handle holds little. */
 #define HTTP_POOL_MAX 16
+/* Connections kept for reuse at least (several providers used in turn keep theirs). */
+#define HTTP_CACHE_MIN 16
 
 typedef struct http_sock {
   uv_poll_t poll;
@@ -42,6 +44,7 @@ struct http_client {
   int dispatching;
   CURL *pool[HTTP_POOL_MAX]; /* reset easy handles ready for the next request */
   size_t npool;
+  size_t cache_max;    /* CURLMOPT_MAXCONNECTS: never below the most requests live at once */
 };
 
 struct http_req {
@@ -462,6 +465,8 @@ http_client *http_client_new(uv_loop_t *loop, char *err, size_t errlen) {
   c->api.multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
   c->api.multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, http_on_curl_timer);
   c->api.multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+  c->cache_max = HTTP_CACHE_MIN;
+  c->api.multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)c->cache_max);
   return c;
 }
 
@@ -609,6 +614,15 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   if (c->reqs) c->reqs->prev = r;
   c->reqs = r;
   c->live++;
+  /* libcurl's default cache holds 4 connections per easy handle in the multi, so as a burst
+   * of transfers finishes the cache shrinks and closes the connections the next burst
+   * needs (64 concurrent streams opened about 17 new connections a round). Size it to the
+   * most transfers ever in flight at once instead: a connection is kept for reuse as long
+   * as that many may run again. libcurl still closes idle ones it finds dead or too old. */
+  if (c->live > c->cache_max) {
+    c->cache_max = c->live;
+    c->api.multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)c->cache_max);
+  }
   http_arm(r);
   return r;
 }
