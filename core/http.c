@@ -56,6 +56,8 @@ struct http_req {
   void *ud;
   frame fr;
   frame_mode framing;
+  int (*take)(void *, const char *, size_t);
+  void *take_ud;
   /* response */
   int status;
   int headers_done;
@@ -163,6 +165,14 @@ static void http_detach(http_req *r) {
 
 static int http_emit(void *ud, const char *data, size_t len) {
   http_req *r = ud;
+  if (r->take && r->fr.mode != FRAME_RAW) { /* a non-2xx body arrives raw, for Lua */
+    int taken = r->take(r->take_ud, data, len);
+    if (taken > 0) return 0;
+    if (taken < 0) {
+      http_set_error(r, HTTP_E_TOO_BIG, NULL, "out of memory while decoding the response");
+      return 1;
+    }
+  }
   if (http_grow((void **)&r->ev, &r->ev_cap, r->ev_len + len + 1, 1) != 0 ||
       http_grow((void **)&r->ev_off, &r->ev_offcap, r->ev_n + 2, sizeof(size_t)) != 0) {
     http_set_error(r, HTTP_E_TOO_BIG, NULL, "out of memory while queueing the response");
@@ -590,6 +600,8 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   r->notify = notify;
   r->ud = ud;
   r->framing = o->framing;
+  r->take = o->take;
+  r->take_ud = o->take_ud;
   frame_init(&r->fr, o->framing, o->max_event);
   r->max_bytes = o->max_bytes ? o->max_bytes : HTTP_DEFAULT_MAX_BYTES;
   r->first_byte_ms = o->first_byte_timeout_ms > 0 ? o->first_byte_timeout_ms : 0;
