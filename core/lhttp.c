@@ -32,7 +32,9 @@ typedef struct lh_req {
   rt_wait w;      /* first: the cancel callback gets this address */
   http_req *r;    /* NULL once closed */
   int waiting;
-  chatwire *cw;   /* decode=: the decoded response so far */
+  int decode;     /* decode=: 1 + chatwire_kind, else 0 */
+  chatwire *cw;   /* the decoded response so far; made with the first event (a request
+                     waiting for its answer holds nothing for it) */
   uint64_t first_delta_ns; /* when the first content or tool-call piece was decoded */
 } lh_req;
 
@@ -154,6 +156,11 @@ static const chatwire_kind lh_decoder_kinds[] = {CHATWIRE_OPENAI, CHATWIRE_OLLAM
 
 static int lh_take(void *ud, const char *data, size_t len) {
   lh_req *q = ud;
+  if (q->cw == NULL) {
+    q->cw = malloc(sizeof *q->cw);
+    if (q->cw == NULL) return -1;
+    chatwire_init(q->cw, (chatwire_kind)(q->decode - 1));
+  }
   int before = q->cw->deltas;
   int rc = chatwire_take(q->cw, data, len);
   if (rc > 0 && before == 0 && q->cw->deltas > 0) q->first_delta_ns = budget_now_ns();
@@ -251,8 +258,14 @@ static int lh_read(lua_State *L) { return lh_wait(L, LH_WAIT_READ); }
  * Events it refused (and all after them) come from req:read() as usual. */
 static int lh_decoded(lua_State *L) {
   lh_req *q = lh_check(L);
-  if (q->cw == NULL) return 0;
-  lh_push_decoded(L, q->cw, q->first_delta_ns);
+  if (!q->decode) return 0;
+  if (q->cw) {
+    lh_push_decoded(L, q->cw, q->first_delta_ns);
+  } else { /* no event yet */
+    chatwire w;
+    chatwire_init(&w, (chatwire_kind)(q->decode - 1));
+    lh_push_decoded(L, &w, 0);
+  }
   return 1;
 }
 
@@ -368,9 +381,7 @@ static int lh_request(lua_State *L) {
   q->w.co_ref = LUA_NOREF;
   luaL_setmetatable(L, LH_REQ);
   if (decode >= 0 && o.framing != FRAME_RAW) {
-    q->cw = malloc(sizeof *q->cw);
-    if (q->cw == NULL) luaL_error(L, "http: out of memory");
-    chatwire_init(q->cw, lh_decoder_kinds[decode]);
+    q->decode = 1 + (int)lh_decoder_kinds[decode];
     o.take = lh_take;
     o.take_ud = q;
   }
