@@ -21,6 +21,8 @@
 /* Idle easy handles kept for reuse: making one and tearing it down costs more CPU than the
  * rest of a short request's client-side work in libcurl. A reset handle holds little. */
 #define HTTP_POOL_MAX 16
+/* Connections kept for reuse at least (several providers used in turn keep theirs). */
+#define HTTP_CACHE_MIN 16
 
 typedef struct http_sock {
   uv_poll_t poll;
@@ -42,6 +44,7 @@ struct http_client {
   int dispatching;
   CURL *pool[HTTP_POOL_MAX]; /* reset easy handles ready for the next request */
   size_t npool;
+  size_t cache_max;    /* CURLMOPT_MAXCONNECTS: never below the most requests live at once */
 };
 
 struct http_req {
@@ -53,6 +56,8 @@ struct http_req {
   void *ud;
   frame fr;
   frame_mode framing;
+  int (*take)(void *, const char *, size_t);
+  void *take_ud;
   /* response */
   int status;
   int headers_done;
@@ -160,6 +165,14 @@ static void http_detach(http_req *r) {
 
 static int http_emit(void *ud, const char *data, size_t len) {
   http_req *r = ud;
+  if (r->take && r->fr.mode != FRAME_RAW) { /* a non-2xx body arrives raw, for Lua */
+    int taken = r->take(r->take_ud, data, len);
+    if (taken > 0) return 0;
+    if (taken < 0) {
+      http_set_error(r, HTTP_E_TOO_BIG, NULL, "out of memory while decoding the response");
+      return 1;
+    }
+  }
   if (http_grow((void **)&r->ev, &r->ev_cap, r->ev_len + len + 1, 1) != 0 ||
       http_grow((void **)&r->ev_off, &r->ev_offcap, r->ev_n + 2, sizeof(size_t)) != 0) {
     http_set_error(r, HTTP_E_TOO_BIG, NULL, "out of memory while queueing the response");
@@ -462,6 +475,8 @@ http_client *http_client_new(uv_loop_t *loop, char *err, size_t errlen) {
   c->api.multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
   c->api.multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, http_on_curl_timer);
   c->api.multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+  c->cache_max = HTTP_CACHE_MIN;
+  c->api.multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)c->cache_max);
   return c;
 }
 
@@ -585,6 +600,8 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   r->notify = notify;
   r->ud = ud;
   r->framing = o->framing;
+  r->take = o->take;
+  r->take_ud = o->take_ud;
   frame_init(&r->fr, o->framing, o->max_event);
   r->max_bytes = o->max_bytes ? o->max_bytes : HTTP_DEFAULT_MAX_BYTES;
   r->first_byte_ms = o->first_byte_timeout_ms > 0 ? o->first_byte_timeout_ms : 0;
@@ -609,6 +626,15 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   if (c->reqs) c->reqs->prev = r;
   c->reqs = r;
   c->live++;
+  /* libcurl's default cache holds 4 connections per easy handle in the multi, so as a burst
+   * of transfers finishes the cache shrinks and closes the connections the next burst
+   * needs (64 concurrent streams opened about 17 new connections a round). Size it to the
+   * most transfers ever in flight at once instead: a connection is kept for reuse as long
+   * as that many may run again. libcurl still closes idle ones it finds dead or too old. */
+  if (c->live > c->cache_max) {
+    c->cache_max = c->live;
+    c->api.multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)c->cache_max);
+  }
   http_arm(r);
   return r;
 }

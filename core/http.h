@@ -32,6 +32,11 @@ typedef struct http_opts {
   long total_timeout_ms;
   size_t max_bytes;            /* body size cap (0: 64 MiB) */
   size_t max_event;            /* longest SSE event / NDJSON line (0: 1 MiB) */
+  /* Optional: offered each framed event of a 2xx body before it is queued. Returns 1 when
+   * it took the event (it is not queued, and nobody is woken for it), 0 to queue it, -1 to
+   * fail the request (out of memory). */
+  int (*take)(void *take_ud, const char *data, size_t len);
+  void *take_ud;
 } http_opts;
 
 /* Error codes a finished request may carry (http_error). */

@@ -1,7 +1,8 @@
 /* lhttp.c: Lua module `orket.c.http`, the binding of http.c. request{...} starts a transfer
  * and returns a request object whose headers() and read() suspend the calling task (the
  * await.h pattern) until the response has something for it. The client behind it (libcurl
- * multi + handles) is created on first use and freed with the Lua state. */
+ * multi + handles) is created on first use and freed with the Lua state. With decode=, a
+ * streamed chat response is decoded as it arrives (chatwire.h) instead of queued. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,8 @@
 #include <lua.h>
 
 #include "await.h"
+#include "budget.h"
+#include "chatwire.h"
 #include "http.h"
 #include "modules.h"
 #include "runtime.h"
@@ -29,6 +32,10 @@ typedef struct lh_req {
   rt_wait w;      /* first: the cancel callback gets this address */
   http_req *r;    /* NULL once closed */
   int waiting;
+  int decode;     /* decode=: 1 + chatwire_kind, else 0 */
+  chatwire *cw;   /* the decoded response so far; made with the first event (a request
+                     waiting for its answer holds nothing for it) */
+  uint64_t first_delta_ns; /* when the first content or tool-call piece was decoded */
 } lh_req;
 
 /* ---- the client ---------------------------------------------------------------------- */
@@ -142,6 +149,86 @@ static void lh_cancel(rt_wait *w) {
   if (q->r) http_abort(q->r, HTTP_E_CANCELED, "canceled");
 }
 
+/* ---- decoding ------------------------------------------------------------------------ */
+
+static const char *const lh_decoders[] = {"openai", "ollama", NULL};
+static const chatwire_kind lh_decoder_kinds[] = {CHATWIRE_OPENAI, CHATWIRE_OLLAMA};
+
+static int lh_take(void *ud, const char *data, size_t len) {
+  lh_req *q = ud;
+  if (q->cw == NULL) {
+    q->cw = malloc(sizeof *q->cw);
+    if (q->cw == NULL) return -1;
+    chatwire_init(q->cw, (chatwire_kind)(q->decode - 1));
+  }
+  int before = q->cw->deltas;
+  int rc = chatwire_take(q->cw, data, len);
+  if (rc > 0 && before == 0 && q->cw->deltas > 0) q->first_delta_ns = budget_now_ns();
+  return rc;
+}
+
+static void lh_push_buf(lua_State *L, const chatwire_buf *b) {
+  lua_pushlstring(L, b->p ? b->p : "", b->len);
+}
+
+/* The decoded state as a table: {content=, calls={{id=, name=, arguments=}, ...},
+ * finish=, usage={prompt=, completion=} | nil, id=, model=, done=, deltas=,
+ * first_delta_ms=} (absent fields are nil; see chatwire.h for what each means). */
+static void lh_push_decoded(lua_State *L, const chatwire *w, uint64_t first_delta_ns) {
+  lua_createtable(L, 0, 10);
+  lh_push_buf(L, &w->content);
+  lua_setfield(L, -2, "content");
+  lua_createtable(L, (int)w->ncalls, 0);
+  for (size_t i = 0; i < w->ncalls; i++) {
+    const chatwire_call *c = &w->calls[i];
+    lua_createtable(L, 0, 3);
+    if (c->has_id) {
+      lh_push_buf(L, &c->id);
+      lua_setfield(L, -2, "id");
+    }
+    if (c->has_name) {
+      lh_push_buf(L, &c->name);
+      lua_setfield(L, -2, "name");
+    }
+    lh_push_buf(L, &c->args);
+    lua_setfield(L, -2, "arguments");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "calls");
+  if (w->has_finish) {
+    lh_push_buf(L, &w->finish);
+    lua_setfield(L, -2, "finish");
+  }
+  if (w->has_usage) {
+    lua_createtable(L, 0, 2);
+    if (w->prompt.set) {
+      lua_pushinteger(L, (lua_Integer)w->prompt.v);
+      lua_setfield(L, -2, "prompt");
+    }
+    if (w->completion.set) {
+      lua_pushinteger(L, (lua_Integer)w->completion.v);
+      lua_setfield(L, -2, "completion");
+    }
+    lua_setfield(L, -2, "usage");
+  }
+  if (w->has_id) {
+    lh_push_buf(L, &w->id);
+    lua_setfield(L, -2, "id");
+  }
+  if (w->has_model) {
+    lh_push_buf(L, &w->model);
+    lua_setfield(L, -2, "model");
+  }
+  lua_pushboolean(L, w->done);
+  lua_setfield(L, -2, "done");
+  lua_pushinteger(L, w->deltas);
+  lua_setfield(L, -2, "deltas");
+  if (first_delta_ns) {
+    lua_pushnumber(L, (lua_Number)first_delta_ns / 1e6); /* runtime.now()'s clock */
+    lua_setfield(L, -2, "first_delta_ms");
+  }
+}
+
 /* ---- the request object -------------------------------------------------------------- */
 
 static lh_req *lh_check(lua_State *L) {
@@ -167,6 +254,21 @@ static int lh_headers(lua_State *L) { return lh_wait(L, LH_WAIT_HEADERS); }
 /* req:read() -> array of events | false at the end | nil, message, code, phase (waits) */
 static int lh_read(lua_State *L) { return lh_wait(L, LH_WAIT_READ); }
 
+/* req:decoded() -> the decoded state so far (see lh_push_decoded) | nil without decode=.
+ * Events it refused (and all after them) come from req:read() as usual. */
+static int lh_decoded(lua_State *L) {
+  lh_req *q = lh_check(L);
+  if (!q->decode) return 0;
+  if (q->cw) {
+    lh_push_decoded(L, q->cw, q->first_delta_ns);
+  } else { /* no event yet */
+    chatwire w;
+    chatwire_init(&w, (chatwire_kind)(q->decode - 1));
+    lh_push_decoded(L, &w, 0);
+  }
+  return 1;
+}
+
 /* req:received() -> body bytes received so far */
 static int lh_received(lua_State *L) {
   lh_req *q = lh_check(L);
@@ -187,6 +289,11 @@ static int lh_close(lua_State *L) {
     }
     http_release(q->r);
     q->r = NULL;
+  }
+  if (q->cw) {
+    chatwire_free(q->cw);
+    free(q->cw);
+    q->cw = NULL;
   }
   return 0;
 }
@@ -243,6 +350,13 @@ static int lh_request(lua_State *L) {
   o.total_timeout_ms = lh_opt_ms(L, "total_timeout_ms");
   o.max_bytes = lh_opt_size(L, "max_bytes");
   o.max_event = lh_opt_size(L, "max_event");
+  int decode = -1;
+  if (lua_getfield(L, 1, "decode") != LUA_TNIL) {
+    const char *d = lua_tostring(L, -1);
+    for (int i = 0; d && lh_decoders[i]; i++)
+      if (strcmp(d, lh_decoders[i]) == 0) decode = i;
+    if (decode < 0) luaL_error(L, "bad argument #1 to 'request' (decode must be \"openai\" or \"ollama\")");
+  }
   const char *hdrs[LH_MAX_HEADERS];
   if (lua_getfield(L, 1, "headers") == LUA_TTABLE) {
     lua_Integer n = luaL_len(L, -1);
@@ -266,6 +380,11 @@ static int lh_request(lua_State *L) {
   memset(q, 0, sizeof *q);
   q->w.co_ref = LUA_NOREF;
   luaL_setmetatable(L, LH_REQ);
+  if (decode >= 0 && o.framing != FRAME_RAW) {
+    q->decode = 1 + (int)lh_decoder_kinds[decode];
+    o.take = lh_take;
+    o.take_ud = q;
+  }
   char err[512];
   q->r = http_start(c, &o, lh_notify, q, err, sizeof err);
   if (q->r == NULL) {
@@ -285,6 +404,38 @@ static int lh_parse_date(lua_State *L) {
   return 1;
 }
 
+/* decode_stream(kind, {event, ...}) -> decoded, taken: runs the decoder of request{decode=}
+ * over events without HTTP (tests compare it with the Lua wire formats); taken counts the
+ * events it took before the first it refused. */
+static int lh_decode_stream(lua_State *L) {
+  chatwire_kind kind = lh_decoder_kinds[luaL_checkoption(L, 1, NULL, lh_decoders)];
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, 2), taken = 0;
+  chatwire w;
+  chatwire_init(&w, kind);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    if (s == NULL) {
+      chatwire_free(&w);
+      return luaL_error(L, "bad argument #2 to 'decode_stream' (event %d is not a string)", (int)i);
+    }
+    int rc = chatwire_take(&w, s, len);
+    lua_pop(L, 1);
+    if (rc < 0) {
+      chatwire_free(&w);
+      return luaL_error(L, "http: out of memory");
+    }
+    if (rc == 0) break;
+    taken++;
+  }
+  lh_push_decoded(L, &w, 0);
+  chatwire_free(&w);
+  lua_pushinteger(L, taken);
+  return 2;
+}
+
 /* live() -> requests not yet closed (for leak checks in tests) */
 static int lh_live(lua_State *L) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &LH_CLIENT_KEY) != LUA_TUSERDATA) {
@@ -300,6 +451,7 @@ static const luaL_Reg lh_methods[] = {
     {"headers", lh_headers},
     {"read", lh_read},
     {"received", lh_received},
+    {"decoded", lh_decoded},
     {"close", lh_close},
     {NULL, NULL},
 };
@@ -314,6 +466,7 @@ static const luaL_Reg lh_meta[] = {
 static const luaL_Reg lh_funcs[] = {
     {"request", lh_request},
     {"parse_date", lh_parse_date},
+    {"decode_stream", lh_decode_stream},
     {"live", lh_live},
     {NULL, NULL},
 };

@@ -4,7 +4,8 @@
 set -eu
 
 PKGS="build-essential pkg-config liblua5.4-dev lua-luv-dev libuv1-dev \
-libsqlite3-dev libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev lua-busted"
+libsqlite3-dev libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev lua-busted \
+libyajl-dev"
 
 # --asan: gcc's AddressSanitizer and UBSan runtimes come with build-essential's gcc.
 # --fuzz adds libFuzzer, which ships in clang's runtime package.

@@ -35,6 +35,10 @@
   X(test_frame_ndjson)                    \
   X(test_frame_caps)                      \
   X(test_frame_raw)                        \
+  X(test_chatwire_openai_content)          \
+  X(test_chatwire_openai_tool_calls)       \
+  X(test_chatwire_refusals)                \
+  X(test_chatwire_ollama)                  \
   X(test_http_parse_date)
 
 #define X(name) TEST(name);

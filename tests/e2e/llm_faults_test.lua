@@ -103,6 +103,24 @@ for _, wire in ipairs { "oa", "ol" } do
       assert.equal(1, (attempts("disconnect_after=2")))
     end)
 
+    it("does not retry a disconnect after tokens the C decoder took (no on_delta)", function()
+      local r, msg, class = client():chat { model = wire .. ":disconnect_after=3", messages = USER }
+      assert.is_nil(r)
+      assert.equal("transient", class)
+      assert.equal(1, (attempts("disconnect_after=3")))
+    end)
+
+    it("decodes streamed tool calls and usage the same without on_delta", function()
+      local with, without = {}, nil
+      local a = assert(client():chat { model = wire .. ":tool=write_file", messages = USER, on_delta = function(ev) with[#with + 1] = ev end })
+      without = assert(client():chat { model = wire .. ":tool=write_file", messages = USER })
+      assert.is_true(#with > 0)
+      a.timings, without.timings, a.request_id, without.request_id = nil, nil, nil, nil
+      assert.same(a, without)
+      assert.equal("write_file", without.tool_calls[1].name)
+      assert.same({ path = "notes.txt", text = "hi" }, without.tool_calls[1].arguments)
+    end)
+
     it("classifies a malformed chunk", function()
       local r, msg, class = client():chat { model = wire .. ":malformed", messages = USER }
       assert.is_nil(r)

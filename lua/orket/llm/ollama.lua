@@ -37,6 +37,13 @@ end
 
 function M.new_state() return { content = {}, calls = {} } end
 
+--- from_decoded(d) -> state (see openai.from_decoded); the C decoder leaves tool calls to
+--- take(), so there are none here.
+function M.from_decoded(d)
+  local u = d.usage and { prompt_tokens = d.usage.prompt, completion_tokens = d.usage.completion }
+  return { content = { d.content }, calls = {}, done = d.done or nil, done_reason = d.finish, usage = u, model = d.model }
+end
+
 local function take(st, t, emit)
   if type(t) ~= "table" then return common.err("transient", "ollama: a line is not a JSON object") end
   if t.error ~= nil then

@@ -57,6 +57,15 @@ end
 
 function M.new_state() return { content = {}, calls = {}, finish_reason = nil } end
 
+--- from_decoded(d) -> state: the state as take() would have left it, from what the HTTP
+--- binding decoded in C (req:decoded()); later events, if any, go through on_event.
+function M.from_decoded(d)
+  local calls = {}
+  for i, c in ipairs(d.calls) do calls[i] = { id = c.id, name = c.name, args = { c.arguments } } end
+  local u = d.usage and { prompt_tokens = d.usage.prompt, completion_tokens = d.usage.completion }
+  return { content = { d.content }, calls = calls, finish_reason = d.finish, usage = u, id = d.id, model = d.model }
+end
+
 local function take_choice(st, choice, emit)
   local d = choice.delta or choice.message or {}
   if type(d.content) == "string" and d.content ~= "" then

@@ -105,6 +105,22 @@ local function transport_error(msg, code, phase)
   return common.err("bad_request", msg) -- too_large, bad URL, malformed reply
 end
 
+-- The wire state to continue from: what the binding decoded so far (noting when its first
+-- piece arrived, as emit would have), or a fresh one.
+local function stream_state(hr, wire, started, emit_deltas, emit)
+  local d = hr:decoded()
+  local st
+  if d then
+    st = wire.from_decoded(d)
+    if d.first_delta_ms then emit(false, d.first_delta_ms) end
+  else
+    st = wire.new_state()
+    st.deltas = emit_deltas -- build delta tables only for a caller that takes them
+  end
+  st.started = started
+  return st
+end
+
 -- Runs one HTTP attempt. Returns a result, or nil and a failure record.
 local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   local url, body = wire.build(p.conf, model, req, stream)
@@ -121,9 +137,11 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
     if total == 0 or left < total then total = math.max(1, math.floor(left)) end
   end
   local started = rt.now()
+  -- Without an on_delta nobody needs the events one by one: the binding decodes the
+  -- stream in C as it arrives and the task wakes once, at the end (see docs/llm.md).
   local hr <close>, herr = http.request {
     url = url, method = "POST", headers = headers, body = encoded,
-    framing = stream and wire.framing or "raw",
+    framing = stream and wire.framing or "raw", decode = stream and not emit_deltas and p.conf.kind or nil,
     connect_timeout_ms = t.connect_ms, first_byte_timeout_ms = t.first_byte_ms,
     idle_timeout_ms = t.idle_ms, total_timeout_ms = total, max_bytes = p.max_bytes,
   }
@@ -140,20 +158,24 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
     return nil, common.err(class, string.format("%s: HTTP %d: %s", url:match("^https?://[^/]+") or url, status, msg),
       { retryable = retryable, retry_after_ms = retry_after_ms(h), status = status })
   end
-  local st = wire.new_state()
-  st.started = started
-  st.deltas = emit_deltas -- build delta tables only for a caller that takes them
+  local st
   if stream then
     while true do
       local ev, msg, ecode, ephase = hr:read()
       if ev == false then break end
+      -- events the C decoder refused (and all after them) continue from its state; on a
+      -- failure this notes whether pieces had arrived (then it is not retried)
+      st = st or stream_state(hr, wire, started, emit_deltas, emit)
       if ev == nil then return nil, transport_error(msg, ecode, ephase) end
       for _, data in ipairs(ev) do
         local e = wire.on_event(st, data, emit)
         if e then return nil, e end
       end
     end
+    st = st or stream_state(hr, wire, started, emit_deltas, emit)
   else
+    st = wire.new_state()
+    st.started = started
     local text, msg, ecode, ephase = read_all(hr)
     if not text then return nil, transport_error(msg, ecode, ephase) end
     local e = wire.parse(st, text, emit)
@@ -185,9 +207,10 @@ function M.chat(p, model, req)
   local first_token
   local delivered = false
   local on_delta = req.on_delta
-  -- ev is false when there is no on_delta (the wire formats then skip building it)
-  local function emit(ev)
-    if first_token == nil then first_token = rt.now() - t0 end
+  -- ev is false when there is no on_delta (the wire formats then skip building it); at is
+  -- when the piece arrived, when it was decoded earlier (rt.now()'s clock)
+  local function emit(ev, at)
+    if first_token == nil then first_token = (at or rt.now()) - t0 end
     delivered = true
     if on_delta then on_delta(ev) end
   end
