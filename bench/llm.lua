@@ -3,8 +3,11 @@
 -- requests/s, latency p50/p99 per request (client start to result: includes queueing at
 -- the single-threaded server), the added latency p50/p99 (from the server starting its
 -- answer to the client holding the whole result, both on CLOCK_MONOTONIC: what the
--- transport, framing, decoding and task wake-up add), errors, peak RSS and RSS per
--- in-flight request.
+-- transport, framing, decoding, task wake-up and queueing behind the client's other
+-- requests add), errors, peak RSS and RSS per in-flight request. Each concurrency runs in
+-- two shapes: "burst" (n requests started together, as a REPL user or a scheduler pass
+-- would) and "steady" (n requests kept in flight, each task starting its next request when
+-- the previous ends, like wrk -c n).
 --   build/orket lua bench/llm.lua [ROUNDS]
 package.path = package.orket_home .. "/?.lua;" .. package.path
 local llm = require "orket.llm"
@@ -27,25 +30,36 @@ local MSG = { { role = "user", content = "benchmark" } }
 
 local hrtime = require("luv").hrtime
 
-local function run(n, model)
+-- n tasks, each making `each` requests one after another, so n are in flight at once.
+-- each == 1 is a burst: all n start together and the client issues n requests while the
+-- first answers arrive. each > 1 is steady state (like wrk -c n): a task's next request
+-- starts when its previous one ends; the first request of every task is the burst and is
+-- left out of the figures.
+local function run(n, model, each)
   local lat, added, errors = {}, {}, 0
   local tasks = {}
   local t0 = rt.now()
   for i = 1, n do
     tasks[i] = task.spawn(function()
-      local s = rt.now()
-      local r, err = client:chat { model = model, messages = MSG }
-      if not r then error(err) end
-      local done = hrtime()
-      local stamp = tonumber(r.content:match("^stamp=(%d+)"))
-      return rt.now() - s, stamp and (done - stamp) / 1e6
+      local out = {}
+      for k = 1, each do
+        local s = rt.now()
+        local r, err = client:chat { model = model, messages = MSG }
+        if not r then error(err) end
+        local done = hrtime()
+        local stamp = tonumber(r.content:match("^stamp=(%d+)"))
+        if each == 1 or k > 1 then out[#out + 1] = { rt.now() - s, stamp and (done - stamp) / 1e6 } end
+      end
+      return out
     end)
   end
   for i = 1, n do
-    local ok, v, a = tasks[i]:join()
+    local ok, out = tasks[i]:join()
     if ok then
-      lat[#lat + 1] = v
-      added[#added + 1] = a
+      for _, v in ipairs(out) do
+        lat[#lat + 1] = v[1]
+        added[#added + 1] = v[2]
+      end
     else
       errors = errors + 1
     end
@@ -58,7 +72,7 @@ local function pct(sorted, p)
   return sorted[math.max(1, math.ceil(#sorted * p))]
 end
 
-run(8, "fake:chunks=8") -- warm up connections and code paths
+run(8, "fake:chunks=8", 1) -- warm up connections and code paths
 
 -- Memory per in-flight request: hold 1,000 streams open (the server waits before its first
 -- byte) and compare the resident set with the idle one.
@@ -74,23 +88,27 @@ for i = 1, 1000 do held[i]:join() end
 print(string.format("rss idle %d KB, with 1000 in flight %d KB: %.1f KB per in-flight request",
   before, during, (during - before) / 1000))
 
-print(string.format("%-12s %9s %9s %9s %11s %11s %7s", "concurrency", "req/s", "p50 ms", "p99 ms",
+print(string.format("%-18s %9s %9s %9s %11s %11s %7s", "concurrency", "req/s", "p50 ms", "p99 ms",
   "added p50", "added p99", "errors"))
-for _, n in ipairs { 1, 64, 1000 } do
-  local all, adds, errs, total_ms, reqs = {}, {}, 0, 0, 0
-  local r = n == 1 and rounds * 50 or rounds
-  for _ = 1, r do
-    local ms, lat, e, added = run(n, "fake:chunks=8,stamp")
-    total_ms = total_ms + ms
-    reqs = reqs + n
-    errs = errs + e
-    for _, v in ipairs(lat) do all[#all + 1] = v end
-    for _, v in ipairs(added) do adds[#adds + 1] = v end
+for _, mode in ipairs { "burst", "steady" } do
+  for _, n in ipairs { 1, 64, 1000 } do
+    local all, adds, errs, total_ms, reqs = {}, {}, 0, 0, 0
+    local r = n == 1 and rounds * 50 or rounds
+    local each = mode == "steady" and 20 or 1
+    if mode == "steady" then r = math.max(1, r // 5) end
+    for _ = 1, r do
+      local ms, lat, e, added = run(n, "fake:chunks=8,stamp", each)
+      total_ms = total_ms + ms
+      reqs = reqs + n * each
+      errs = errs + e
+      for _, v in ipairs(lat) do all[#all + 1] = v end
+      for _, v in ipairs(added) do adds[#adds + 1] = v end
+    end
+    table.sort(all)
+    table.sort(adds)
+    print(string.format("%-18s %9.0f %9.3f %9.3f %11.3f %11.3f %7d", n .. " " .. mode, reqs / (total_ms / 1000),
+      pct(all, 0.5), pct(all, 0.99), pct(adds, 0.5), pct(adds, 0.99), errs))
   end
-  table.sort(all)
-  table.sort(adds)
-  print(string.format("%-12d %9.0f %9.3f %9.3f %11.3f %11.3f %7d", n, reqs / (total_ms / 1000),
-    pct(all, 0.5), pct(all, 0.99), pct(adds, 0.5), pct(adds, 0.99), errs))
 end
 
 print(string.format("peak RSS (VmHWM) %d KB", status_kb("VmHWM")))
