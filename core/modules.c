@@ -13,5 +13,6 @@ const orket_module orket_modules[] = {
     {"orket.c.workspace", luaopen_orket_workspace},
     {"orket.c.gate", luaopen_orket_gate},
     {"orket.c.http", luaopen_orket_http},
+    {"orket.c.pattern", luaopen_orket_pattern},
     {NULL, NULL},
 };

@@ -21,5 +21,6 @@ int luaopen_orket_store(lua_State *L);
 int luaopen_orket_workspace(lua_State *L);
 int luaopen_orket_gate(lua_State *L);
 int luaopen_orket_http(lua_State *L);
+int luaopen_orket_pattern(lua_State *L);
 
 #endif
