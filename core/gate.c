@@ -97,63 +97,112 @@ static int jv_fmt_is(const jv *schema, const char *fmt) {
   return f && f->type == JV_STR && f->n == strlen(fmt) && memcmp(f->u.s, fmt, f->n) == 0;
 }
 
-/* Path arguments are top-level strings (or lists of strings) whose schema says
- * format = "path". Returns 0, or -1 with d filled. */
-static int gate_collect_paths(const gate_input *in, gate_paths *p, gate_decision *d) {
-  const jv *props = jv_get(in->schema, "properties");
-  p->n = 0;
-  if (props == NULL || in->args == NULL) return 0;
-  for (size_t i = 0; i < props->n; i++) {
-    const jv *ps = &props->u.items[i];
-    const jv *items = jv_get(ps, "items");
-    int single = jv_fmt_is(ps, "path"), list = items && jv_fmt_is(items, "path");
-    if (!single && !list) continue;
-    /* looked up by the whole name; only the copy used in messages is cut short */
-    const jv *v = jv_getn(in->args, props->keys[i], props->klens[i]);
-    char key[128];
-    snprintf(key, sizeof key, "%.*s", (int)(props->klens[i] > 100 ? 100 : props->klens[i]), props->keys[i]);
-    if (v == NULL) continue;
-    size_t count = v->type == JV_ARR ? v->n : 1;
-    for (size_t k = 0; k < count; k++) {
-      const jv *s = v->type == JV_ARR ? &v->u.items[k] : v;
-      if (s->type != JV_STR) continue; /* the schema check already refused these */
-      if (p->n == GATE_MAX_PATHS) {
-        gd_set(d, GATE_DENY, "ARGS_INVALID", "Act on fewer files per call.",
-               "%s: more than %d paths in one call", in->tool, GATE_MAX_PATHS);
-        return -1;
-      }
-      ws_err e;
-      if (ws_path_normalize(s->u.s, s->n, p->norm[p->n], WS_PATH_MAX, &e) != 0) {
-        gd_set(d, GATE_DENY, "PATH_ESCAPE",
-               "Name files with paths relative to the workspace root, without '..' (e.g. \"src/main.c\").",
-               "%s: argument '%s' %s", in->tool, key, e.msg + strlen("workspace: "));
-        return -1;
-      }
-      if (in->tool_writes && ws_path_protected(p->norm[p->n])) {
-        gd_set(d, GATE_DENY, "PATH_PROTECTED",
-               "Control files (.git/, .orket/, roles/, tools/, policies/, orket.lua) are read-only to agents; write elsewhere or ask the developer with request_input.",
-               "%s: argument '%s' names a protected path: %s", in->tool, key, p->norm[p->n]);
-        return -1;
-      }
-      p->n++;
-    }
+/* The walk over a call's arguments, guided by the tool's schema: every string whose schema
+ * says format = "path" (or every string item of a list whose schema says so), at any depth
+ * of objects and arrays, is a path argument; every "content"-format string counts as bytes
+ * written. Paths nested in objects or lists get the same checks as top-level ones: a tool
+ * that takes {edits = {{path =, content =}}} must not slip a path past the gate. The walk
+ * follows the schema, so it is bounded by schema_check's nesting cap. */
+typedef struct gate_walk {
+  const gate_input *in;
+  gate_paths *p;
+  gate_decision *d;
+  long long bytes;
+  char where[256]; /* the argument being looked at: "path", "edits[2].path" */
+  size_t wlen;
+} gate_walk;
+
+/* Appends ".key" ("key" at the top) or "[i]" to w->where; returns the old length for
+ * gw_pop. A name too long for the buffer is cut short (it is only used in messages). */
+static size_t gw_push(gate_walk *w, const char *key, size_t klen, size_t index) {
+  size_t old = w->wlen, room = sizeof w->where - old;
+  int n;
+  if (key)
+    n = snprintf(w->where + old, room, "%s%.*s", old ? "." : "", (int)(klen > 100 ? 100 : klen), key);
+  else
+    n = snprintf(w->where + old, room, "[%zu]", index);
+  w->wlen = n < 0 ? old : ((size_t)n >= room ? sizeof w->where - 1 : old + (size_t)n);
+  return old;
+}
+
+static void gw_pop(gate_walk *w, size_t old) {
+  w->wlen = old;
+  w->where[old] = '\0';
+}
+
+/* One path value: confined, not protected for writers, at most GATE_MAX_PATHS per call. */
+static int gw_path(gate_walk *w, const jv *s) {
+  const gate_input *in = w->in;
+  gate_paths *p = w->p;
+  if (p->n == GATE_MAX_PATHS) {
+    gd_set(w->d, GATE_DENY, "ARGS_INVALID", "Act on fewer files per call.",
+           "%s: more than %d paths in one call", in->tool, GATE_MAX_PATHS);
+    return -1;
   }
+  ws_err e;
+  if (ws_path_normalize(s->u.s, s->n, p->norm[p->n], WS_PATH_MAX, &e) != 0) {
+    gd_set(w->d, GATE_DENY, "PATH_ESCAPE",
+           "Name files with paths relative to the workspace root, without '..' (e.g. \"src/main.c\").",
+           "%s: argument '%s' %s", in->tool, w->where, e.msg + strlen("workspace: "));
+    return -1;
+  }
+  if (in->tool_writes && ws_path_protected(p->norm[p->n])) {
+    gd_set(w->d, GATE_DENY, "PATH_PROTECTED",
+           "Control files (.git/, .orket/, roles/, tools/, policies/, orket.lua) are read-only to agents; write elsewhere or ask the developer with request_input.",
+           "%s: argument '%s' names a protected path: %s", in->tool, w->where, p->norm[p->n]);
+    return -1;
+  }
+  p->n++;
   return 0;
 }
 
-/* Bytes a call would write: the lengths of its "content"-format string arguments. */
-static long long gate_bytes(const gate_input *in) {
-  const jv *props = jv_get(in->schema, "properties");
-  long long total = 0;
-  for (size_t i = 0; props && in->args && i < props->n; i++) {
-    if (!jv_fmt_is(&props->u.items[i], "content")) continue;
-    for (size_t j = 0; j < in->args->n && in->args->type == JV_OBJ; j++) {
-      const jv *v = &in->args->u.items[j];
-      if (in->args->klens[j] == props->klens[i] && memcmp(in->args->keys[j], props->keys[i], props->klens[i]) == 0 && v->type == JV_STR)
-        total += (long long)v->n;
+/* Walks value v under schema s (either may be NULL: nothing to check). Returns 0, or -1
+ * with w->d filled. */
+static int gw_value(gate_walk *w, const jv *s, const jv *v, int depth) {
+  if (s == NULL || v == NULL) return 0;
+  if (depth > SCHEMA_MAX_NESTING) { /* schema_check refuses such schemas; fail closed anyway */
+    gd_set(w->d, GATE_DENY, "ARGS_INVALID", "Fix the tool's parameter schema.",
+           "%s: argument '%s': schema nested deeper than %d levels", w->in->tool, w->where,
+           SCHEMA_MAX_NESTING);
+    return -1;
+  }
+  if (jv_fmt_is(s, "content")) {
+    if (v->type == JV_STR) w->bytes += (long long)v->n;
+    return 0;
+  }
+  if (jv_fmt_is(s, "path")) {
+    if (v->type == JV_STR) return gw_path(w, v);
+    for (size_t k = 0; v->type == JV_ARR && k < v->n; k++) {
+      if (v->u.items[k].type != JV_STR) continue; /* the schema check already refused these */
+      size_t old = gw_push(w, NULL, 0, k + 1);
+      int r = gw_path(w, &v->u.items[k]);
+      gw_pop(w, old);
+      if (r != 0) return -1;
+    }
+    return 0;
+  }
+  if (v->type == JV_ARR) {
+    const jv *items = jv_get(s, "items");
+    for (size_t k = 0; items && k < v->n; k++) {
+      size_t old = gw_push(w, NULL, 0, k + 1);
+      int r = gw_value(w, items, &v->u.items[k], depth + 1);
+      gw_pop(w, old);
+      if (r != 0) return -1;
+    }
+  } else if (v->type == JV_OBJ) {
+    /* in the schema's order, so which bad path is reported does not depend on the caller */
+    const jv *props = jv_get(s, "properties");
+    for (size_t i = 0; props && props->type == JV_OBJ && i < props->n; i++) {
+      /* looked up by the whole name; only the copy used in messages is cut short */
+      const jv *x = jv_getn(v, props->keys[i], props->klens[i]);
+      if (x == NULL) continue;
+      size_t old = gw_push(w, props->keys[i], props->klens[i], 0);
+      int r = gw_value(w, &props->u.items[i], x, depth + 1);
+      gw_pop(w, old);
+      if (r != 0) return -1;
     }
   }
-  return total;
+  return 0;
 }
 
 /* The "status"-format argument, if the tool has one and the call gives it. */
@@ -295,8 +344,10 @@ void gate_check(const gate_input *in, gate_decision *d) {
     gd_set(d, GATE_DENY, "INTERNAL", "Retry the call.", "%s: out of memory in the gate", tool);
     return;
   }
-  if (gate_collect_paths(in, p, d) != 0) goto done;
-  long long bytes = gate_bytes(in);
+  gate_walk w = {.in = in, .p = p, .d = d, .bytes = 0, .where = "", .wlen = 0};
+  p->n = 0;
+  if (gw_value(&w, in->schema, args, 0) != 0) goto done;
+  long long bytes = w.bytes;
   long long files = in->tool_writes ? (long long)p->n : 0;
   if (gate_limit(in, d, "tool call", in->turn.calls, 1, in->limits.calls_turn, "turn") ||
       gate_limit(in, d, "tool call", in->run.calls, 1, in->limits.calls_run, "run") ||

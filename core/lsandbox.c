@@ -189,6 +189,19 @@ int sb_thread_is_script(lua_State *L) {
   return ok;
 }
 
+int sb_thread_budgeted(lua_State *L) { return *sb_slot(L) != NULL; }
+
+int sb_charge(lua_State *L, uint64_t n, char *why, size_t whylen) {
+  sb_call *c = *sb_slot(L);
+  if (c == NULL) return 0;
+  if (budget_charge(&c->b, n, budget_now_ns()) == BUDGET_OK) return 0;
+  /* as sb_hook does once tripped: the script stops at its next instruction, whatever
+   * pcall it runs under */
+  lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
+  budget_describe(&c->b, why, whylen);
+  return 1;
+}
+
 /* is_script_thread(co) -> bool: whether co was made by a script (coroutine.create/wrap in
  * a sandbox). Scripts may resume, close or yield only those. */
 static int sb_is_script_thread(lua_State *L) {

@@ -14,5 +14,6 @@ const orket_module orket_modules[] = {
     {"orket.c.gate", luaopen_orket_gate},
     {"orket.c.http", luaopen_orket_http},
     {"orket.c.plain", luaopen_orket_plain},
+    {"orket.c.pattern", luaopen_orket_pattern},
     {NULL, NULL},
 };

@@ -210,6 +210,9 @@ orket_rt *rt_open(const char *home, char *err, size_t errlen) {
     free(rt);
     return NULL;
   }
+  /* Lua leaves the main thread's extra space uninitialised and copies it into every new
+   * thread; lsandbox.c keeps a thread's budget there, NULL meaning none. */
+  memset(lua_getextraspace(rt->L), 0, LUA_EXTRASPACE);
   lua_atpanic(rt->L, rt_panic);
   lua_pushcfunction(rt->L, rt_setup);
   lua_pushstring(rt->L, rt->home);

@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCHEMA_MAX_NESTING 16 /* schemas themselves nest no deeper than this */
-
 struct jv_block {
   jv_block *next;
   size_t cap, off;

@@ -44,6 +44,10 @@ const jv *jv_get(const jv *obj, const char *key);
 const jv *jv_getn(const jv *obj, const char *key, size_t klen);
 const char *jv_type_name(const jv *v);
 
+/* Schemas themselves nest no deeper than this (schema_check refuses deeper ones); walks
+ * that follow a schema are bounded by it. */
+#define SCHEMA_MAX_NESTING 16
+
 typedef struct schema_limits {
   int max_depth;          /* nesting of the value (default 8) */
   size_t max_string;      /* bytes in any string without its own maxLength (default 1 MiB) */

@@ -110,17 +110,37 @@ function M.state_machine_check(args)
   end
 end
 
---- counters_add(counters, tool_def, args) -> counters after an allowed call ran
---- (calls +1; bytes of "content" arguments; files named by "path" arguments of writers).
-function M.counters_add(counters, def, args)
-  local bytes, files = 0, 0
-  for k, p in pairs(def and def.parameters and def.parameters.properties or {}) do
-    local v = type(args) == "table" and args[k]
-    if p.format == "content" and type(v) == "string" then bytes = bytes + #v end
-    if def.effect == "write" and (p.format == "path" or (p.items and p.items.format == "path")) and v then
-      files = files + (type(v) == "table" and #v or 1)
+-- What an allowed call adds to the counters, found the way core/gate.c finds it: "content"
+-- strings and "path" strings (or lists of them) at any depth the schema describes. The walk
+-- follows the schema, which schema_check caps at 16 levels.
+local function measure(s, v, writes, acc, depth)
+  if type(s) ~= "table" or v == nil or depth > 16 then return end
+  if s.format == "content" then
+    if type(v) == "string" then acc.bytes = acc.bytes + #v end
+  elseif s.format == "path" then
+    if not writes then return end
+    if type(v) == "string" then
+      acc.files = acc.files + 1
+    elseif type(v) == "table" then
+      for _, x in ipairs(v) do if type(x) == "string" then acc.files = acc.files + 1 end end
+    end
+  elseif type(v) == "table" then
+    if s.items then
+      for _, x in ipairs(v) do measure(s.items, x, writes, acc, depth + 1) end
+    end
+    if s.properties then
+      for k, ps in pairs(s.properties) do measure(ps, rawget(v, k), writes, acc, depth + 1) end
     end
   end
+end
+
+--- counters_add(counters, tool_def, args) -> counters after an allowed call ran
+--- (calls +1; bytes of "content" arguments; files named by "path" arguments of writers,
+--- wherever they sit in the arguments).
+function M.counters_add(counters, def, args)
+  local acc = { bytes = 0, files = 0 }
+  if def and type(args) == "table" then measure(def.parameters, args, def.effect == "write", acc, 0) end
+  local bytes, files = acc.bytes, acc.files
   for _, scope in ipairs { "turn", "run" } do
     local c = counters[scope] or {}
     counters[scope] = c

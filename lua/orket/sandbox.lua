@@ -4,6 +4,7 @@
 -- budgets of orket.c.sandbox (instructions, deadline, memory) that pcall cannot swallow.
 -- The contract is documented in docs/runtime.md.
 local csb = require "orket.c.sandbox"
+local cpattern = require "orket.c.pattern"
 
 local M = {}
 
@@ -38,14 +39,16 @@ M.DEFAULTS = {
 local frozen = setmetatable({}, { __mode = "k" }) -- proxy -> true
 
 -- Strings reach the real string table through their shared metatable, so a script could
--- write ("").dump. Method lookups now go through a layer whose only entry is a dump that
--- refuses; everything else (including what trusted code adds to `string`) falls through.
+-- write ("").dump. Method lookups now go through a layer holding a dump that refuses and
+-- the pattern functions of orket.c.pattern.methods: Lua's own outside a sandbox call, the
+-- step-budgeted ones inside (s:find in a script must not run unbounded in C); everything
+-- else (including what trusted code adds to `string`) falls through.
 do
   local smt = getmetatable("")
   if smt.__index == string then
-    smt.__index = setmetatable({
-      dump = function() error("string.dump is not available", 2) end,
-    }, { __index = string, __newindex = string })
+    local layer = { dump = function() error("string.dump is not available", 2) end }
+    for k, f in pairs(cpattern.methods(string)) do layer[k] = f end
+    smt.__index = setmetatable(layer, { __index = string, __newindex = string })
   end
 end
 
@@ -153,8 +156,12 @@ function co_lib.wrap(f)
 end
 
 -- The library tables every environment shares, frozen once.
+-- Scripts' string.find/match/gmatch/gsub are always the step-budgeted ones.
+local script_string = pick(string, M.ALLOW.string)
+for _, k in ipairs { "find", "match", "gmatch", "gsub" } do script_string[k] = cpattern[k] end
+
 local shared = {
-  string = M.freeze(pick(string, M.ALLOW.string), true),
+  string = M.freeze(script_string, true),
   table = M.freeze(pick(table, M.ALLOW.table), true),
   math = M.freeze(pick(math, M.ALLOW.math), true),
   utf8 = M.freeze(pick(utf8, M.ALLOW.utf8), true),

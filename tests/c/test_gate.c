@@ -204,3 +204,146 @@ TEST(test_toolscan) {
   toolscan_scan(deep, sizeof deep, &r);
   CHECK(t, r.n == TS_MAX_SPANS && r.truncated && r.spans[0].status == TS_TOO_DEEP);
 }
+
+static jv jarr(jv *items, size_t n) {
+  jv v;
+  memset(&v, 0, sizeof v);
+  v.type = JV_ARR;
+  v.n = n;
+  v.u.items = items;
+  return v;
+}
+
+/* A tool whose paths sit inside objects and lists:
+ * {edits = [{path, content}], target = {dirs = [path...]}} */
+TEST(test_gate_nested_paths) {
+  jv t_string = jstr("string"), t_object = jstr("object"), t_array = jstr("array");
+  const char *fk[] = {"type", "format"};
+  size_t pl[2], cl[2], dl[2];
+  jv pathv[] = {t_string, jstr("path")}, contv[] = {t_string, jstr("content")};
+  jv path_s = jobj(fk, pl, pathv, 2), cont_s = jobj(fk, cl, contv, 2);
+  const char *ek[] = {"path", "content"};
+  size_t el[2];
+  jv ev[] = {path_s, cont_s};
+  jv eprops = jobj(ek, el, ev, 2);
+  const char *ok_[] = {"type", "properties"};
+  size_t ol[2];
+  jv ov[] = {t_object, eprops};
+  jv edit_s = jobj(ok_, ol, ov, 2);
+  const char *ak_[] = {"type", "items"};
+  size_t al_[2];
+  jv arrv[] = {t_array, edit_s};
+  jv edits_s = jobj(ak_, al_, arrv, 2);
+  /* target.dirs: a list whose own schema says format = "path" */
+  jv dirsv[] = {t_array, jstr("path")};
+  jv dirs_s = jobj(fk, dl, dirsv, 2);
+  const char *tk[] = {"dirs"};
+  size_t tl[1];
+  jv tv[] = {dirs_s};
+  jv tprops = jobj(tk, tl, tv, 1);
+  size_t tol[2];
+  jv tov[] = {t_object, tprops};
+  jv target_s = jobj(ok_, tol, tov, 2);
+  const char *rk[] = {"edits", "target"};
+  size_t rl[2];
+  jv rv[] = {edits_s, target_s};
+  jv rprops = jobj(rk, rl, rv, 2);
+  const char *sk[] = {"type", "properties"};
+  size_t sl[2];
+  jv sv[] = {t_object, rprops};
+  jv schema = jobj(sk, sl, sv, 2);
+  schema_err se;
+  CHECK(t, schema_check(&schema, "parameters", &se) == 0);
+
+  /* args: {edits = [{path="a.c", content="xyz"}, {path="b.c", content="12"}],
+   *        target = {dirs = ["src", "lib"]}} */
+  size_t e1l[2], e2l[2];
+  jv e1v[] = {jstr("a.c"), jstr("xyz")}, e2v[] = {jstr("b.c"), jstr("12")};
+  jv edit_items[] = {jobj(ek, e1l, e1v, 2), jobj(ek, e2l, e2v, 2)};
+  jv dir_items[] = {jstr("src"), jstr("lib")};
+  size_t tal[1];
+  jv tav[] = {jarr(dir_items, 2)};
+  size_t argl[2];
+  jv argv_[] = {jarr(edit_items, 2), jobj(tk, tal, tav, 1)};
+  jv args = jobj(rk, argl, argv_, 2);
+
+  const char *roles[] = {"coder"};
+  gate_input in;
+  memset(&in, 0, sizeof in);
+  schema_limits lim = SCHEMA_DEFAULT_LIMITS;
+  in.schema_limits = lim;
+  in.seat = "dev";
+  in.roles = roles;
+  in.n_roles = 1;
+  in.tool = "apply_edits";
+  in.tool_known = 1;
+  in.tool_writes = 1;
+  in.schema = &schema;
+  in.args = &args;
+  gate_decision d;
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "ALLOWED");
+
+  e2v[0] = jstr("../../etc/passwd");
+  edit_items[1] = jobj(ek, e2l, e2v, 2);
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "PATH_ESCAPE");
+  CHECK(t, strstr(d.reason, "argument 'edits[2].path'") != NULL);
+  e2v[0] = jstr("/abs");
+  edit_items[1] = jobj(ek, e2l, e2v, 2);
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "PATH_ESCAPE");
+  e2v[0] = jstr("b.c");
+  edit_items[1] = jobj(ek, e2l, e2v, 2);
+
+  dir_items[1] = jstr("src/../../x");
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "PATH_ESCAPE");
+  CHECK(t, strstr(d.reason, "argument 'target.dirs[2]'") != NULL);
+  dir_items[1] = jstr(".orket/orket.db");
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "PATH_PROTECTED");
+  CHECK(t, strstr(d.reason, "argument 'target.dirs[2]' names a protected path: .orket/orket.db") != NULL);
+  in.tool_writes = 0; /* a reader may name control files, never escape */
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "ALLOWED");
+  in.tool_writes = 1;
+  dir_items[1] = jstr("lib");
+
+  /* four paths and five content bytes, wherever they sit */
+  in.limits.files_turn = 3;
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "LIMIT_EXCEEDED");
+  CHECK(t, strstr(d.reason, "this call adds 4") != NULL);
+  in.limits.files_turn = 4;
+  in.limits.bytes_turn = 4;
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "LIMIT_EXCEEDED");
+  CHECK(t, strstr(d.reason, "bytes written") != NULL && strstr(d.reason, "adds 5") != NULL);
+  in.limits.bytes_turn = 5;
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "ALLOWED");
+
+  /* policy path globs see nested paths too */
+  const char *deny_paths[] = {"lib/**"};
+  gate_rule rule;
+  memset(&rule, 0, sizeof rule);
+  rule.level = GATE_RULE_DENY;
+  rule.paths = deny_paths;
+  rule.n_paths = 1;
+  rule.name = "p.lua:1";
+  in.rules = &rule;
+  in.n_rules = 1;
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "POLICY_DENY");
+  const char *inside[] = {"src/**", "*.c"};
+  rule.paths = NULL;
+  rule.n_paths = 0;
+  rule.outside = inside;
+  rule.n_outside = 2;
+  gate_check(&in, &d); /* "lib" is outside both */
+  CHECK_STR(t, d.code, "POLICY_DENY");
+  dir_items[1] = jstr("src/x");
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "ALLOWED");
+}

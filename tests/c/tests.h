@@ -26,6 +26,10 @@
   X(test_gate_glob)                      \
   X(test_schema_validate)                \
   X(test_gate_order)                     \
+  X(test_gate_nested_paths)              \
+  X(test_pattern_cases)                  \
+  X(test_pattern_depth)                  \
+  X(test_pattern_budget)                 \
   X(test_toolscan)                        \
   X(test_frame_sse_basic)                 \
   X(test_frame_sse_every_two_chunk_split) \

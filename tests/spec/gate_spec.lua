@@ -191,6 +191,61 @@ describe("gate.check", function()
     assert.matches("files touched", d.reason)
   end)
 
+  it("confines paths nested in objects and lists, naming the argument", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/apply_edits.lua", [[
+      return { name = "apply_edits", description = "edits several files", effect = "write",
+        parameters = { type = "object", properties = {
+          edits = { type = "array", items = { type = "object", properties = {
+            path = { type = "string", format = "path" },
+            content = { type = "string", format = "content" } } } },
+          target = { type = "object", properties = {
+            path = { type = "string", format = "path" },
+            also = { type = "array", items = { type = "string", format = "path" } } } } } },
+        handler = function() return {} end }]])
+    local r = assert(tools.load { dir .. "/apply_edits.lua" })
+    local function call(args, extra)
+      local t = { tool = "apply_edits", tools = r, args = args }
+      for k, v in pairs(extra or {}) do t[k] = v end
+      return check(t)
+    end
+    local good = { edits = { { path = "a.c", content = "abc" }, { path = "src/b.c", content = "de" } },
+                   target = { path = "src", also = { "lib/x", "lib/y" } } }
+    assert.equal("allow", call(good).verdict)
+    local cases = {
+      { { edits = { { path = "a.c" }, { path = "../../etc/passwd" } } }, "PATH_ESCAPE", "argument 'edits[2].path'" },
+      { { edits = { { path = "/etc/passwd" } } }, "PATH_ESCAPE", "argument 'edits[1].path'" },
+      { { target = { path = "x/../../y" } }, "PATH_ESCAPE", "argument 'target.path'" },
+      { { target = { also = { "ok", "../up" } } }, "PATH_ESCAPE", "argument 'target.also[2]'" },
+      { { edits = { { path = ".git/hooks/pre-commit", content = "x" } } }, "PATH_PROTECTED", "argument 'edits[1].path' names a protected path" },
+      { { target = { also = { "roles/coder.lua" } } }, "PATH_PROTECTED", "argument 'target.also[1]'" },
+    }
+    for _, c in ipairs(cases) do
+      local d = call(c[1])
+      assert.equal("deny", d.verdict)
+      assert.equal(c[2], d.code)
+      assert.is_truthy(d.reason:find(c[3], 1, true), d.reason)
+    end
+    -- per-turn file and byte limits count nested values
+    local d = call(good, { limits = { files_turn = 5 } })
+    assert.equal("allow", d.verdict)
+    d = call(good, { limits = { files_turn = 4 } })
+    assert.equal("LIMIT_EXCEEDED", d.code)
+    assert.matches("this call adds 5", d.reason)
+    d = call(good, { limits = { bytes_turn = 4 } })
+    assert.equal("LIMIT_EXCEEDED", d.code)
+    assert.matches("bytes written", d.reason)
+    -- operator path rules see nested paths
+    local p = policies [[deny { path = "lib/**", reason = "lib is vendored" }]]
+    d = call(good, { policies = p })
+    assert.equal("POLICY_DENY", d.code)
+    assert.matches("lib is vendored", d.reason)
+    -- and the counters agree with the gate
+    local c = {}
+    gate.counters_add(c, r:get("apply_edits"), good)
+    assert.same({ calls = 1, bytes = 5, files = 5 }, c.turn)
+  end)
+
   it("rejects misuse with the argument named", function()
     assert.has_error(function() gate.check(nil) end, "bad argument #1 to 'check' (table expected, got nil)")
     assert.has_error(function() gate.check { tool = 5 } end, "bad argument #1 to 'check' (tool must be a string)")
