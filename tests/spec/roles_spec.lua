@@ -103,3 +103,37 @@ describe("roles.messages", function()
     assert.equal(3, schemas.plain(3))
   end)
 end)
+
+describe("turn context", function()
+  after_each(H.cleanup)
+
+  it("reads the dependencies once per turn, again when they change", function()
+    local F = require "tests.engine_fakes"
+    local turn = require "orket.engine.turn"
+    local _, b = F.fixture(H.tmpdir() .. "/o.db", {
+      { id = "E-1", summary = "base" }, { id = "E-2", summary = "more" },
+      { id = "E-3", summary = "top", depends_on = { "E-1" } } })
+    assert(b:comment("E-1", { author = "dev", body = "base is built" }))
+    local reads = 0
+    local board = setmetatable({ comments = function(self, id)
+      if id ~= "E-3" then reads = reads + 1 end
+      return b.comments(b, id)
+    end }, { __index = b })
+    local e = { board = board, settings = assert(require("orket.engine.settings").resolve {}) }
+    local job = { seat = "dev", role = { name = "coder" }, phase = "work", turn = 1, tool_specs = {} }
+    local card = b:get("E-3")
+    local c1 = turn.context(e, job, card, {})
+    local c2 = turn.context(e, job, card, {})
+    assert.equal(1, reads)
+    assert.same({ { id = "E-1", summary = "base", status = "ready", outcome = "base is built" } }, c2.deps)
+    assert.same(c1.deps, c2.deps)
+    card = { id = "E-3", summary = "top", depends_on = { "E-1", "E-2" } }
+    local c3 = turn.context(e, job, card, {})
+    assert.equal(3, reads)
+    assert.equal("E-2", c3.deps[2].id)
+    -- a new turn reads afresh
+    local c4 = turn.context(e, { seat = "dev", role = { name = "coder" }, phase = "work", turn = 2, tool_specs = {} }, card, {})
+    assert.equal(5, reads)
+    assert.same(c3.deps, c4.deps)
+  end)
+end)
