@@ -67,10 +67,11 @@ function Memory:recall(query, opts)
     error("bad argument #2 to 'recall' (limit must be an integer from 1 to 100)", 2)
   end
   if opts.card ~= nil and type(opts.card) ~= "string" then error("bad argument #2 to 'recall' (card must be a string)", 2) end
+  -- an empty memory answers without the full-text search or building its query (the
+  -- engine asks every step)
+  if not self.db:row("SELECT 1 AS x FROM memory LIMIT 1") then return {} end
   local match = fts_query(query)
   if match == "" then return {} end
-  -- an empty memory answers without the full-text search (the engine asks every step)
-  if not self.db:row("SELECT 1 AS x FROM memory LIMIT 1") then return {} end
   local rows, err, code = self.db:rows([[SELECT m.id, m.card_id AS card, m.text, m.tags, m.created_at,
       -bm25(memory_fts) AS score FROM memory_fts JOIN memory m ON m.id = memory_fts.rowid
       WHERE memory_fts MATCH ? AND (?2 IS NULL OR m.card_id = ?2) ORDER BY bm25(memory_fts), m.id DESC LIMIT ?3]],

@@ -111,6 +111,34 @@ describe("tools", function()
     assert.is_truthy(ctx.fs:stat("."))
   end)
 
+  it("hand a workspace view whose operations work only on that view", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/probe.lua", [[
+      return { name = "probe", description = "uses the workspace view in odd ways", effect = "read",
+        parameters = { type = "object", properties = {} },
+        handler = function(args, ctx)
+          local out = {}
+          out.method = ctx.fs:stat(".") ~= nil
+          local mine = { read = ctx.fs.read }
+          out.foreign = select(2, pcall(mine.read, mine, "a.txt"))
+          out.nothing = select(2, pcall(ctx.fs.stat))
+          ctx.fs.read = nil -- the handler's own view only
+          out.keys = 0
+          for _ in pairs(ctx.fs) do out.keys = out.keys + 1 end
+          return out
+        end }]])
+    local r2 = assert(require("orket.tools").load { dir .. "/probe.lua" })
+    local r = r2:run("probe", {}, ctx)
+    assert.is_true(r.ok, r.error)
+    assert.is_true(r.result.method)
+    assert.matches("bad argument #1 to 'read' %(workspace view expected", r.result.foreign)
+    assert.matches("bad argument #1 to 'stat' %(workspace view expected", r.result.nothing)
+    assert.equal(7, r.result.keys)
+    -- the next call gets a whole view again
+    r = r2:run("probe", {}, ctx)
+    assert.equal(7, r.result.keys)
+  end)
+
   it("write, read, list, move, search and delete files", function()
     local r = reg:run("write_file", { path = "src/deep/a.c", content = "int main;\nfoo bar\n" }, ctx)
     assert.same({ ok = true, result = { path = "src/deep/a.c", bytes = 18 } }, r)

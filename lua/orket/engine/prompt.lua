@@ -2,6 +2,7 @@
 -- global `prompt` (frozen). Pure functions from the plain context object to text and
 -- messages; nothing here reaches the store. Documented in docs/roles.md.
 local cjson = require "cjson.safe"
+local schemas = require "orket.engine.schemas"
 
 local M = {}
 
@@ -55,7 +56,7 @@ function M.tool_dialect(tools)
     .. "Reply without any JSON object when you are finished.", "" }
   for _, t in ipairs(tools or {}) do
     out[#out + 1] = string.format("- %s: %s\n  parameters: %s", t.name, t.description or "",
-      cjson.encode(t.parameters or {}) or "{}")
+      cjson.encode(schemas.plain(t.parameters or {})) or "{}")
   end
   return table.concat(out, "\n")
 end

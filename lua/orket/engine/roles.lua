@@ -4,6 +4,7 @@
 local uv = require "luv"
 local sandbox = require "orket.sandbox"
 local prompt = require "orket.engine.prompt"
+local schemas = require "orket.engine.schemas"
 
 local M = {}
 
@@ -104,9 +105,15 @@ end
 
 --- messages(role, ctx) -> messages | nil, msg, CODE. Runs the role's build (or the
 --- toolkit's default shape around its system prompt) under the script budget, on a copy of
---- ctx, and copies the result as plain data.
+--- ctx, and copies the result as plain data. The tools' parameter schemas are not copied:
+--- the role gets read-only views of them (orket.engine.schemas), the same every step.
 function M.messages(role, ctx)
-  local arg = sandbox.copy(ctx)
+  local specs = ctx.tools
+  ctx.tools = nil
+  local arg, aerr = sandbox.copy(ctx)
+  ctx.tools = specs
+  if not arg then error("bad argument #2 to 'messages' (" .. tostring(aerr) .. ")", 2) end
+  if type(specs) == "table" then arg.tools = schemas.tools(specs) end
   arg.dialect = role.dialect
   local ok, res, code
   if role.build then

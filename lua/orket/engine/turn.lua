@@ -20,15 +20,23 @@ local function encode(v)
 end
 
 --- context(e, job, card, history) -> the plain context object a role builds its messages from
+--- The dependencies' part is read once per turn (job.deps_ctx): they are finished work, and
+--- a turn of several steps asked the store for each one's comments at every step. The role
+--- gets a copy, so the cached table cannot be changed through it.
 local function make_context(e, job, card, history)
-  local deps = {}
-  for _, id in ipairs(card.depends_on or {}) do
-    local d = e.board:get(id)
-    if d then
-      local cs = e.board:comments(id)
-      local last = cs[#cs]
-      deps[#deps + 1] = { id = d.id, summary = d.summary, status = d.status, outcome = last and last.body or nil }
+  local ids = table.concat(card.depends_on or {}, "\0")
+  local deps = job.deps_ctx
+  if not deps or job.deps_ids ~= ids then
+    deps = {}
+    for _, id in ipairs(card.depends_on or {}) do
+      local d = e.board:get(id)
+      if d then
+        local cs = e.board:comments(id)
+        local last = cs[#cs]
+        deps[#deps + 1] = { id = d.id, summary = d.summary, status = d.status, outcome = last and last.body or nil }
+      end
     end
+    job.deps_ctx, job.deps_ids = deps, ids
   end
   local comments = {}
   for _, c in ipairs(e.board:comments(card.id)) do comments[#comments + 1] = { author = c.author, body = c.body } end

@@ -1,0 +1,53 @@
+-- orket.engine.schemas: read-only views of the tool registry's parameter schemas for role
+-- scripts (orket.sandbox.freeze), and the way back to plain tables for trusted code. Roles
+-- see ctx.tools every step; copying fourteen schemas was most of the cost of a role's call.
+local sandbox = require "orket.sandbox"
+
+local M = {}
+
+-- view -> the schema it shows. Weak both ways: the registry owns the schemas, and the
+-- sandbox caches one view per schema, so an entry lives as long as its registry.
+local plain_of = setmetatable({}, { __mode = "kv" })
+
+--- view(schema) -> a read-only view of schema (the same view every time)
+function M.view(schema)
+  local v = sandbox.freeze(schema)
+  plain_of[v] = schema
+  return v
+end
+
+-- A frozen table this module did not hand out (a part of a schema, say): rebuilt through
+-- its __pairs, which sees the real fields.
+local function thaw(v, depth)
+  if depth > 64 then error("schema too deep", 0) end
+  local out = {}
+  for k, x in pairs(v) do
+    out[k] = type(x) == "table" and (plain_of[x] or thaw(x, depth + 1)) or x
+  end
+  return out
+end
+
+--- plain(v) -> a plain table with what v shows: the schema itself for a view from view(),
+--- a rebuilt copy for another read-only view, v for anything else. For trusted code that
+--- reads tables raw (cjson).
+function M.plain(v)
+  if type(v) ~= "table" then return v end
+  local p = plain_of[v]
+  if p then return p end
+  if sandbox.is_frozen(v) then return thaw(v, 1) end
+  return v
+end
+
+--- tools(specs) -> a fresh array of fresh {name=, description=, parameters=<view>} for a
+--- role's ctx: the role may change the list and its entries, never the registry's schemas.
+function M.tools(specs)
+  local out = {}
+  for i, s in ipairs(specs) do
+    local p = s.parameters
+    out[i] = { name = s.name, description = s.description,
+      parameters = type(p) == "table" and M.view(p) or p }
+  end
+  return out
+end
+
+return M

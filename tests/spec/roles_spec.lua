@@ -1,0 +1,139 @@
+-- orket.engine.roles.messages: what a role script sees of ctx. The context is a fresh copy
+-- except the tools' parameter schemas, which are read-only views of the registry's own.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local roles = require "orket.engine.roles"
+local tools = require "orket.tools"
+local schemas = require "orket.engine.schemas"
+
+local function registry()
+  return assert(tools.load_dirs { require("orket.c.runtime").home() .. "/tools" })
+end
+
+local function role(src)
+  local dir = H.tmpdir()
+  H.write(dir .. "/r.lua", src)
+  return assert(roles.load_file(dir .. "/r.lua"))
+end
+
+local function ctx(reg)
+  return { card = { id = "E-1", summary = "s", depends_on = { "E-0" } }, deps = {}, comments = {},
+    memory = {}, history = {}, seat = "dev", role = "r", phase = "work", turn = 1,
+    tools = reg:specs { "write_file", "update_issue_status" }, project = { name = "p" } }
+end
+
+describe("roles.messages", function()
+  after_each(H.cleanup)
+
+  it("lets a role read the tools' schemas through pairs, ipairs, # and nesting", function()
+    local r = role([[return { intent = "x", tools = {}, build = function(ctx)
+      local out = {}
+      for _, t in ipairs(ctx.tools) do
+        local keys = {}
+        for k in pairs(t.parameters.properties) do keys[#keys + 1] = k end
+        table.sort(keys)
+        out[#out + 1] = t.name .. "=" .. table.concat(keys, ",") .. ";" .. #t.parameters.required
+          .. ";" .. t.parameters.type
+      end
+      return { { role = "system", content = table.concat(out, " ") } }
+    end }]])
+    local msgs = assert(roles.messages(r, ctx(registry())))
+    assert.equal("write_file=content,path;2;object update_issue_status=note,status,wait_reason;1;object",
+      msgs[1].content)
+  end)
+
+  it("refuses writes to a schema and leaves the registry's untouched", function()
+    local reg = registry()
+    local r = role([[return { intent = "x", tools = {}, build = function(ctx)
+      ctx.tools[1].parameters.properties.path = nil
+      return { { role = "system", content = "x" } }
+    end }]])
+    local msgs, err, code = roles.messages(r, ctx(reg))
+    assert.is_nil(msgs)
+    assert.matches("read%-only table", err)
+    assert.equal("ERUNTIME", code)
+    assert.is_table(reg:get("write_file").parameters.properties.path)
+    -- rawset and setmetatable cannot get around it either
+    for _, body in ipairs { "rawset(ctx.tools[1].parameters, 'type', 'x')",
+      "setmetatable(ctx.tools[1].parameters, {})", "getmetatable(ctx.tools[1].parameters).__index = 1" } do
+      local r2 = role("return { intent = 'x', tools = {}, build = function(ctx) " .. body
+        .. " return { { role = 'system', content = 'x' } } end }")
+      assert.is_nil((roles.messages(r2, ctx(reg))), body)
+    end
+    assert.equal("object", reg:get("write_file").parameters.type)
+  end)
+
+  it("gives a fresh copy of everything else, every call", function()
+    local reg = registry()
+    local r = role([[return { intent = "x", tools = {}, build = function(ctx)
+      local seen = ctx.card.summary .. "/" .. #ctx.tools .. "/" .. tostring(ctx.tools[1].mark)
+      ctx.card.summary = "changed"
+      ctx.card.depends_on[1] = "X"
+      ctx.tools[1].mark = true
+      ctx.tools[1].name = "renamed"
+      table.insert(ctx.tools, { name = "more" })
+      return { { role = "system", content = seen } }
+    end }]])
+    local c = ctx(reg)
+    assert.equal("s/2/nil", assert(roles.messages(r, c))[1].content)
+    assert.equal("s/2/nil", assert(roles.messages(r, c))[1].content)
+    assert.equal("s", c.card.summary)
+    assert.equal("E-0", c.card.depends_on[1])
+    assert.equal("write_file", c.tools[1].name)
+    assert.equal(2, #c.tools)
+  end)
+
+  it("writes the whole schema into the json dialect's tool instructions", function()
+    local reg = registry()
+    local r = role([[return { intent = "x", tools = {}, dialect = "json", system = "sys" }]])
+    local msgs = assert(roles.messages(r, ctx(reg)))
+    local want = cjson.encode(reg:get("update_issue_status").parameters)
+    assert.truthy(msgs[1].content:find(want, 1, true))
+    assert.truthy(want:find('"required"', 1, true))
+  end)
+
+  it("schemas.plain rebuilds a part of a view and passes other values through", function()
+    local reg = registry()
+    local p = reg:get("update_issue_status").parameters
+    local v = schemas.view(p)
+    assert.equal(p, schemas.plain(v))
+    assert.same(p.properties.status, schemas.plain(v.properties.status))
+    local t = {}
+    assert.equal(t, schemas.plain(t))
+    assert.equal(3, schemas.plain(3))
+  end)
+end)
+
+describe("turn context", function()
+  after_each(H.cleanup)
+
+  it("reads the dependencies once per turn, again when they change", function()
+    local F = require "tests.engine_fakes"
+    local turn = require "orket.engine.turn"
+    local _, b = F.fixture(H.tmpdir() .. "/o.db", {
+      { id = "E-1", summary = "base" }, { id = "E-2", summary = "more" },
+      { id = "E-3", summary = "top", depends_on = { "E-1" } } })
+    assert(b:comment("E-1", { author = "dev", body = "base is built" }))
+    local reads = 0
+    local board = setmetatable({ comments = function(self, id)
+      if id ~= "E-3" then reads = reads + 1 end
+      return b.comments(b, id)
+    end }, { __index = b })
+    local e = { board = board, settings = assert(require("orket.engine.settings").resolve {}) }
+    local job = { seat = "dev", role = { name = "coder" }, phase = "work", turn = 1, tool_specs = {} }
+    local card = b:get("E-3")
+    local c1 = turn.context(e, job, card, {})
+    local c2 = turn.context(e, job, card, {})
+    assert.equal(1, reads)
+    assert.same({ { id = "E-1", summary = "base", status = "ready", outcome = "base is built" } }, c2.deps)
+    assert.same(c1.deps, c2.deps)
+    card = { id = "E-3", summary = "top", depends_on = { "E-1", "E-2" } }
+    local c3 = turn.context(e, job, card, {})
+    assert.equal(3, reads)
+    assert.equal("E-2", c3.deps[2].id)
+    -- a new turn reads afresh
+    local c4 = turn.context(e, { seat = "dev", role = { name = "coder" }, phase = "work", turn = 2, tool_specs = {} }, card, {})
+    assert.equal(5, reads)
+    assert.same(c3.deps, c4.deps)
+  end)
+end)
