@@ -95,16 +95,22 @@ end
 --- "escalation") | nil
 function Engine:role_for(seat, phase) return role_for(self, seat, phase) end
 
--- Moves a card to blocked with a reason and a comment saying why (one transaction).
-function Engine:block(card, actor, reason, why)
-  local ok, err = self.db:tx(function()
-    local c = self.board:get(card.id)
+-- The records of blocking a card: a comment saying why and the move to blocked, in one
+-- transaction (a savepoint of the caller's). true | nil, msg, CODE.
+local function block_records(e, card, actor, reason, why)
+  return e.db:tx(function()
+    local c = e.board:get(card.id)
     if c.status ~= "in_progress" and c.status ~= "code_review" then return true end
-    assert(self.board:comment(card.id, { author = "orket", body = why }))
-    local t, terr, tcode = self.board:transition(card.id, "blocked", { actor = actor, reason = reason, note = why })
+    assert(e.board:comment(card.id, { author = "orket", body = why }))
+    local t, terr, tcode = e.board:transition(card.id, "blocked", { actor = actor, reason = reason, note = why })
     if not t then return nil, terr, tcode end
     return true
   end)
+end
+
+-- Moves a card to blocked with a reason and a comment saying why (one transaction).
+function Engine:block(card, actor, reason, why)
+  local ok, err = block_records(self, card, actor, reason, why)
   self:emit { type = "card_blocked", card = card.id, reason = reason, detail = why, error = not ok and err or nil }
   fault.hit("after_transition")
 end
@@ -196,27 +202,52 @@ function Engine:prepare(card)
   return job
 end
 
-function Engine:finish_turn(job, out)
-  local card = self.board:get(job.card_id)
-  if out.ended == "canceled" then return end
+--- end_turn_records(job, out): writes what ends a turn: the block a failed turn leaves
+--- (budget, model or role error), the escalation mark, the turn_end event. Called inside
+--- the last step's transaction (turn.lua), so a turn's end costs no commit of its own, or
+--- by finish_turn in one transaction. Sets out.recorded, out.status (the card's status
+--- after) and out.blocked ({reason=, detail=, error=}) for finish_turn's events.
+function Engine:end_turn_records(job, out)
+  local card = assert(self.board:get(job.card_id))
+  local reason, why
   if out.ended == "budget" then
-    self:block(card, job.actor, "resource", "Turn stopped: " .. out.detail .. ".")
+    reason, why = "resource", "Turn stopped: " .. out.detail .. "."
   elseif out.ended == "model_error" then
-    self:block(card, job.actor, "system", string.format("The model failed (%s): %s", tostring(out.class), tostring(out.detail)))
+    reason, why = "system", string.format("The model failed (%s): %s", tostring(out.class), tostring(out.detail))
   elseif out.ended == "role_error" or out.ended == "engine_error" then
-    self:block(card, job.actor, "system", "The turn failed: " .. tostring(out.detail))
+    reason, why = "system", "The turn failed: " .. tostring(out.detail)
   end
-  self.db:tx(function()
-    if job.phase == "escalation" then
-      self.db:event { kind = "escalated", card = job.card_id, run = self.run_id, data = { key = card.retries or 0 } }
+  if reason then
+    local ok, err = block_records(self, card, job.actor, reason, why)
+    out.blocked = { reason = reason, detail = why, error = not ok and err or nil }
+  end
+  if job.phase == "escalation" then
+    self.db:event { kind = "escalated", card = job.card_id, run = self.run_id, data = { key = card.retries or 0 } }
+  end
+  self.db:event { kind = "turn_end", card = job.card_id, run = self.run_id, actor = job.seat,
+    data = { turn = job.turn, outcome = out.ended, detail = out.detail } }
+  out.status = assert(self.board:get(job.card_id)).status
+  out.recorded = true
+  return true
+end
+
+--- finish_turn(job, out): records the turn's end unless its last step did, then emits.
+function Engine:finish_turn(job, out)
+  if out.ended == "canceled" then return end
+  if not out.recorded then
+    local ok, err = self.db:tx(function() return self:end_turn_records(job, out) end)
+    if not ok then
+      out.status = (self.board:get(job.card_id) or {}).status
+      out.blocked = out.blocked and { reason = out.blocked.reason, detail = out.blocked.detail, error = err }
     end
-    self.db:event { kind = "turn_end", card = job.card_id, run = self.run_id, actor = job.seat,
-      data = { turn = job.turn, outcome = out.ended, detail = out.detail } }
-    return true
-  end)
-  local now = self.board:get(job.card_id)
+  end
+  if out.blocked then
+    self:emit { type = "card_blocked", card = job.card_id, reason = out.blocked.reason, detail = out.blocked.detail,
+      error = out.blocked.error }
+    fault.hit("after_transition")
+  end
   self:emit { type = "turn_end", card = job.card_id, seat = job.seat, role = job.role.name, phase = job.phase,
-    turn = job.turn, outcome = out.ended, status = now.status }
+    turn = job.turn, outcome = out.ended, status = out.status }
   fault.hit("turn_end")
 end
 
@@ -287,7 +318,9 @@ function Engine:execute(run_id)
     if inflight < conc and not out_of_time then
       for c in view:candidates(busy) do
         if inflight >= conc or self.stopping then break end
-        local job, acted = self:prepare(c)
+        -- one transaction for the card's journal reads and its turn_begin
+        local ok, job, acted = self.db:tx(function() return true, self:prepare(c) end)
+        if not ok then error(job, 0) end
         changed = changed or acted
         if job then
           busy[c.id] = true
