@@ -241,7 +241,6 @@ local function commit_step(e, job, st, n, model, rec)
         e:add_tokens(tokens, job.card_id)
         events[#events + 1] = { type = "model", card = job.card_id, seat = job.seat, turn = job.turn, step = n,
           prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens }
-        fault.hit("after_model")
       end
       local perr
       calls, perr = calls_of(e, job, response)
@@ -287,7 +286,6 @@ local function commit_step(e, job, st, n, model, rec)
           pending = { call = call, id = res.id, card = card }
           return true
         end
-        fault.hit("after_tool")
         after_call(call, res)
       end
       -- a held call ends the turn (recorded or replayed): the card waits for the developer
@@ -308,9 +306,11 @@ local function commit_step(e, job, st, n, model, rec)
       error(err, 0)
     end
     first_done = true
+    -- after_model and after_tool are where the response and each result are durable
     for k, ev in ipairs(events) do
       events[k] = nil
       e:emit(ev)
+      if ev.type == "model" then fault.hit("after_model") elseif ev.type == "tool" then fault.hit("after_tool") end
     end
     if not pending then return out, next_card, next_rec end
     pending.res = run_effect(e, job, pending, st.counters)
