@@ -79,7 +79,7 @@ store *store_open(const char *path, int create, char *err, size_t errlen, const 
      * power cut can lose the last commits, never corrupt the file. */
     rc = sqlite3_exec(s->db,
                       "PRAGMA user_version; PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;"
-                      "PRAGMA synchronous=NORMAL;",
+                      "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;",
                       NULL, NULL, NULL);
   }
   if (rc != SQLITE_OK) {

@@ -182,24 +182,47 @@ function Engine:prepare(card)
   local default = self.settings.models and self.settings.models.default
   job.model = self.model or self.routing:choose("model", { seat = seat, role = role.name, card = card, phase = phase,
     team = team, role_model = role.model, default = default })
+  local now = assert(self.board:get(card.id))
+  job.start_status = now.status
   if not open then
-    local ok, err = self.db:tx(function()
-      if card.status == "ready" then
-        local t, terr, tcode = self.board:transition(card.id, "in_progress", { actor = actor, note = "turn " .. job.turn })
-        if not t then return nil, terr, tcode end
+    -- The turn's begin (turn_begin, and the ready -> in_progress move) is written with the
+    -- turn's first commit (begin_records): a turn killed before then left nothing to resume.
+    -- Checked here so a card that cannot move is skipped before its model is asked.
+    if now.status == "ready" then
+      local ok, err = self.board:check_transition(card.id, "in_progress", { actor = actor })
+      if not ok then
+        self:emit { type = "card_skipped", card = card.id, reason = err }
+        return nil, false
       end
-      self.db:event { kind = "turn_begin", card = card.id, run = self.run_id, actor = seat,
-        data = { turn = job.turn, phase = phase, seat = seat, role = role.name } }
-      return true
-    end)
-    if not ok then
-      self:emit { type = "card_skipped", card = card.id, reason = err }
-      return nil, false
+      job.claim, job.start_status = true, "in_progress"
     end
+    job.begun = false
   end
   job.fresh = not open
-  job.start_status = assert(self.board:get(card.id)).status
   return job
+end
+
+--- begin_records(job) -> true | nil, msg, CODE: writes a fresh turn's begin once: the
+--- ready -> in_progress move (when prepare saw the card ready) and the turn_begin event.
+--- Called inside the turn's first transaction (turn.lua's first step, or end_turn_records).
+function Engine:begin_records(job)
+  if job.begun ~= false then return true end
+  local ok, err, code = self.db:tx(function()
+    if job.claim then
+      local c = assert(self.board:get(job.card_id))
+      if c.status == "ready" then
+        local t, terr, tcode = self.board:transition(job.card_id, "in_progress",
+          { actor = job.actor, note = "turn " .. job.turn })
+        if not t then return nil, terr, tcode end
+      end
+    end
+    self.db:event { kind = "turn_begin", card = job.card_id, run = self.run_id, actor = job.seat,
+      data = { turn = job.turn, phase = job.phase, seat = job.seat, role = job.role.name } }
+    return true
+  end)
+  if not ok then return nil, err, code end
+  job.begun = true -- the caller resets it when its transaction does not commit
+  return true
 end
 
 --- end_turn_records(job, out): writes what ends a turn: the block a failed turn leaves
@@ -208,6 +231,11 @@ end
 --- by finish_turn in one transaction. Sets out.recorded, out.status (the card's status
 --- after) and out.blocked ({reason=, detail=, error=}) for finish_turn's events.
 function Engine:end_turn_records(job, out)
+  if job.begun == false and not self:begin_records(job) then
+    -- the card could not move: the turn still counts (turns_per_card), so it is not retried forever
+    job.claim = false
+    assert(self:begin_records(job))
+  end
   local card = assert(self.board:get(job.card_id))
   local reason, why
   if out.ended == "budget" then
@@ -235,8 +263,10 @@ end
 function Engine:finish_turn(job, out)
   if out.ended == "canceled" then return end
   if not out.recorded then
+    local begun = job.begun
     local ok, err = self.db:tx(function() return self:end_turn_records(job, out) end)
     if not ok then
+      job.begun = begun
       out.status = (self.board:get(job.card_id) or {}).status
       out.blocked = out.blocked and { reason = out.blocked.reason, detail = out.blocked.detail, error = err }
     end
@@ -314,33 +344,41 @@ function Engine:execute(run_id)
   while not self.stopping do
     if wall > 0 and rt.now() - started_ms > wall then out_of_time = true end
     local changed = false
-    view:refresh()
-    if inflight < conc and not out_of_time then
-      for c in view:candidates(busy) do
-        if inflight >= conc or self.stopping then break end
-        -- one transaction for the card's journal reads and its turn_begin
-        local ok, job, acted = self.db:tx(function() return true, self:prepare(c) end)
-        if not ok then error(job, 0) end
-        changed = changed or acted
-        if job then
-          busy[c.id] = true
-          inflight = inflight + 1
-          self:emit { type = "turn_start", card = c.id, seat = job.seat, role = job.role.name, phase = job.phase,
-            turn = job.turn, model = job.model }
-          local t
-          t = task.new(function()
-            local ok, out = pcall(turn.run, self, job)
-            if not ok then out = { ended = "engine_error", detail = tostring(out) } end
-            self:finish_turn(job, out)
-            self.tasks[t] = nil
-            busy[job.card_id] = nil
-            inflight = inflight - 1
-            w:wake()
-          end)
-          self.tasks[t] = true
-          t:start()
+    -- The board's news and every pick of this round share one transaction (one lock, one
+    -- snapshot); the turns start after it commits, so none runs inside it.
+    local jobs = {}
+    local ok, err = self.db:tx(function()
+      view:refresh()
+      if inflight < conc and not out_of_time then
+        for c in view:candidates(busy) do
+          if inflight + #jobs >= conc or self.stopping then break end
+          local job, acted = self:prepare(c)
+          changed = changed or acted
+          if job then
+            busy[c.id] = true
+            jobs[#jobs + 1] = job
+          end
         end
       end
+      return true
+    end)
+    if not ok then error(err, 0) end
+    for _, job in ipairs(jobs) do
+      inflight = inflight + 1
+      self:emit { type = "turn_start", card = job.card_id, seat = job.seat, role = job.role.name, phase = job.phase,
+        turn = job.turn, model = job.model }
+      local t
+      t = task.new(function()
+        local tok, out = pcall(turn.run, self, job)
+        if not tok then out = { ended = "engine_error", detail = tostring(out) } end
+        self:finish_turn(job, out)
+        self.tasks[t] = nil
+        busy[job.card_id] = nil
+        inflight = inflight - 1
+        w:wake()
+      end)
+      self.tasks[t] = true
+      t:start()
     end
     if inflight > 0 then
       w:wait()

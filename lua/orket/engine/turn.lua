@@ -158,6 +158,18 @@ local function result_message(job, call, res)
   return { role = "tool", tool_call_id = call.id, name = call.name, content = content }
 end
 
+-- Until a fresh turn's first commit moves its card from ready to in_progress, the turn
+-- sees the card as that commit will leave it.
+local function as_claimed(job, card)
+  if job.begun == false and job.claim and card.status == "ready" then
+    local c = {}
+    for k, v in pairs(card) do c[k] = v end
+    c.status = "in_progress"
+    return c
+  end
+  return card
+end
+
 -- What ends the turn before step n runs: an outcome, or nil plus the card and the step's
 -- record when the journal has it (a resumed turn). Runs inside the previous step's
 -- transaction (or the turn's first read transaction), so its reads share one snapshot.
@@ -166,7 +178,7 @@ local function before_step(e, job, n)
   if n > b.steps_per_turn then
     return { ended = "budget", detail = string.format("the turn used all %d model steps (budgets.steps_per_turn)", b.steps_per_turn) }
   end
-  local card = assert(e.board:get(job.card_id))
+  local card = as_claimed(job, assert(e.board:get(job.card_id)))
   if card.status ~= job.start_status then return { ended = "handed_in", detail = card.status } end
   -- A turn this process began (job.fresh) has no recorded steps or calls to read back.
   local rec = not job.fresh and journal.step(e.db, job.run, job.card_id, job.turn, n)
@@ -222,8 +234,11 @@ local function commit_step(e, job, st, n, model, rec)
         approval = res.approval, reason = res.error }
     end
   end
+  local begun = job.begun
   local function segment()
     if not turn_id then
+      -- a fresh turn's first commit also writes its begin (claim of the card, turn_begin)
+      assert(e:begin_records(job))
       local response
       if rec then
         response, turn_id = rec.response, rec.id
@@ -302,7 +317,10 @@ local function commit_step(e, job, st, n, model, rec)
   while true do
     local ok, err = e.db:tx(segment)
     if not ok then
-      if not first_done and tokens > 0 then e:add_tokens(-tokens, job.card_id) end
+      if not first_done then
+        job.begun = begun
+        if tokens > 0 then e:add_tokens(-tokens, job.card_id) end
+      end
       error(err, 0)
     end
     first_done = true
