@@ -198,10 +198,10 @@ static int lst_row(lua_State *L) {
  * (CODE "ETX", msg the error) or returns nil plus a message (its nil, msg, CODE are passed
  * on), commits otherwise. fn is called without a continuation, so it cannot wait on the
  * loop: a transaction never stays open while other tasks run on the same connection. */
-static int lst_tx(lua_State *L) {
+static int lst_run_tx(lua_State *L, int write) {
   lst_conn *c = lst_check(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  if (store_begin(c->s) != 0) return lst_fail(L, c->s);
+  if ((write ? store_begin(c->s) : store_begin_read(c->s)) != 0) return lst_fail(L, c->s);
   int base = 1; /* results start after the connection */
   int status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
   if (c->s == NULL) /* fn closed the connection; the close rolled back */
@@ -229,6 +229,14 @@ static int lst_tx(lua_State *L) {
   }
   return nres;
 }
+
+static int lst_tx(lua_State *L) { return lst_run_tx(L, 1); }
+
+/* read(fn, ...) -> fn's results | nil, msg, CODE: as tx, but a read transaction (one WAL
+ * snapshot and one read lock for all of fn's statements, no write lock). fn should only
+ * read: a write inside upgrades the lock and fails with SQLITE_BUSY when another
+ * connection wrote after the snapshot was taken. */
+static int lst_read(lua_State *L) { return lst_run_tx(L, 0); }
 
 /* depth() -> open transaction levels */
 static int lst_depth(lua_State *L) {
@@ -278,6 +286,7 @@ static int lst_changes(lua_State *L) {
 static const luaL_Reg lst_methods[] = {
     {"exec", lst_exec},       {"run", lst_run},         {"rows", lst_rows},
     {"row", lst_row},         {"tx", lst_tx},           {"depth", lst_depth},
+    {"read", lst_read},
     {"version", lst_version}, {"set_version", lst_set_version},
     {"cached", lst_cached},   {"changes", lst_changes}, {"close", lst_close},
     {"cards_stamp", lst_cards_stamp},

@@ -79,7 +79,7 @@ store *store_open(const char *path, int create, char *err, size_t errlen, const 
      * power cut can lose the last commits, never corrupt the file. */
     rc = sqlite3_exec(s->db,
                       "PRAGMA user_version; PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;"
-                      "PRAGMA synchronous=NORMAL;",
+                      "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;",
                       NULL, NULL, NULL);
   }
   if (rc != SQLITE_OK) {
@@ -231,14 +231,21 @@ static int store_control(store *s, const char *sql) {
   return 0;
 }
 
-int store_begin(store *s) {
+/* Opens a transaction (a savepoint when one is open). A write transaction takes the write
+ * lock at once (BEGIN IMMEDIATE); a read transaction (BEGIN DEFERRED) only pins one WAL
+ * snapshot, so a group of reads takes one read lock instead of one per statement. */
+static int store_open_tx(store *s, int write) {
   char sql[48];
-  if (s->depth == 0) snprintf(sql, sizeof sql, "BEGIN IMMEDIATE");
+  if (s->depth == 0) snprintf(sql, sizeof sql, write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
   else snprintf(sql, sizeof sql, "SAVEPOINT orket_tx%d", s->depth);
   if (store_control(s, sql) != 0) return -1;
   s->depth++;
   return 0;
 }
+
+int store_begin(store *s) { return store_open_tx(s, 1); }
+
+int store_begin_read(store *s) { return store_open_tx(s, 0); }
 
 int store_commit(store *s) {
   char sql[48];

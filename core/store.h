@@ -62,6 +62,9 @@ int64_t store_last_id(store *s);
 /* Transactions nest: the outermost is BEGIN IMMEDIATE (it takes the write lock up front,
  * so it never fails half-way on a lock upgrade), inner ones are savepoints. 0 or -1. */
 int store_begin(store *s);
+/* store_begin_read: a read transaction (one snapshot, no write lock), closed by
+ * store_commit or store_rollback; nested inside any transaction it is a savepoint. */
+int store_begin_read(store *s);
 int store_commit(store *s);
 int store_rollback(store *s);
 int store_depth(store *s);

@@ -3,6 +3,7 @@ return {
   name = "create_directory",
   description = "Create a directory (and any missing parents) in the workspace.",
   effect = "write",
+  idempotent = true, -- mkdir -p of an existing directory succeeds
   parameters = {
     type = "object",
     properties = { path = { type = "string", format = "path", maxLength = 4096 } },

@@ -13,4 +13,10 @@ return {
     if not ok then return nil, err, code end
     return { path = args.path, deleted = true }
   end,
+  -- After a crash during the delete: the path gone means it happened; otherwise delete again.
+  recover = function(args, ctx)
+    local _, _, code = ctx.fs:stat(args.path)
+    if code == "ENOENT" then return { path = args.path, deleted = true } end
+    return nil
+  end,
 }

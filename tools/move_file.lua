@@ -21,4 +21,14 @@ return {
     if not ok then return nil, err, code end
     return { from = args.from, to = args.to, moved = true }
   end,
+  -- After a crash during the move: `from` gone and `to` there means it happened (running it
+  -- again would fail on the missing `from`); otherwise run it again, which moves it or fails
+  -- for the reason the first try would have.
+  recover = function(args, ctx)
+    local _, _, from_code = ctx.fs:stat(args.from)
+    if from_code == "ENOENT" and ctx.fs:stat(args.to) then
+      return { from = args.from, to = args.to, moved = true }
+    end
+    return nil
+  end,
 }

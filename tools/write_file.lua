@@ -3,6 +3,7 @@ return {
   name = "write_file",
   description = "Write a whole text file in the workspace (created or replaced atomically; parent directories are created).",
   effect = "write",
+  idempotent = true, -- the same whole content again gives the same file
   parameters = {
     type = "object",
     properties = {

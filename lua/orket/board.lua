@@ -283,6 +283,23 @@ local REWORK_FROM = { code_review = true, ready_for_testing = true }
 --- board:transition(id, to, {actor={seat=, roles={}}, reason=, note=})
 ---   -> card | nil, msg, CODE. CODE names the refused rule (see docs/board.md); msg says
 ---   how to fix it. The status change and its "transition" event commit together.
+--- board:check_transition(id, to, opts) -> true | nil, msg, CODE: whether transition(id, to,
+--- opts) would be allowed now (the same state machine check), without writing anything.
+function Board:check_transition(id, to, opts)
+  check_id(id, "check_transition")
+  local actor = check_actor(opts, "check_transition")
+  local c = self:get(id)
+  if not c then return not_found(id) end
+  local open = self.db:row([[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
+    WHERE d.card_id = ? AND t.status <> 'done']], id)
+  local ok, msg, code = sm.check {
+    type = c.type, from = c.status, to = to, seat = actor.seat, roles = actor.roles,
+    reason = opts.reason, worked_by = c.worked_by, deps_done = open.n == 0,
+  }
+  if not ok then return nil, string.format("board: %s: %s", id, msg), code end
+  return true
+end
+
 function Board:transition(id, to, opts)
   check_id(id, "transition")
   if type(to) ~= "string" then error("bad argument #2 to 'transition' (status string expected)", 2) end

@@ -105,6 +105,11 @@ function DB:version() return self.conn:version() end
 --- nil, msg[, CODE]. Nests (savepoints). fn cannot wait on the loop.
 function DB:tx(fn, ...) return self.conn:tx(fn, ...) end
 
+--- db:read(fn, ...) -> fn's results | nil, msg, CODE. As tx, for a group of reads: one
+--- snapshot and one WAL read lock instead of one per statement, and no write lock. fn
+--- should not write and cannot wait on the loop.
+function DB:read(fn, ...) return self.conn:read(fn, ...) end
+
 function DB:close() self.conn:close() end
 DB.__close = DB.close
 
@@ -204,6 +209,38 @@ function DB:record_tool_call(c)
     c.turn, c.call_id, c.tool, encode(c.arguments, "arguments"),
     c.result ~= nil and encode(c.result, "result") or nil,
     c.ok == nil and nil or (c.ok and 1 or 0), c.error_code)
+end
+
+--- db:start_tool_call{turn=, call_id=, tool=, arguments=, run=, card=, seat=} -> id | nil, msg, CODE
+--- The write-ahead intent of a call whose effect is outside the store (files): the row
+--- with no result yet, and a tool_call_started event. Commit it before the effect runs;
+--- finish_tool_call records the result. A row left without a result means the process
+--- stopped while the effect ran (orket.engine.turn decides what to do on resume).
+function DB:start_tool_call(c)
+  need(c, "start_tool_call", "turn", "number")
+  need(c, "start_tool_call", "tool", "string")
+  return self:_record([[INSERT INTO tool_calls (turn_id, call_id, tool, arguments, result, ok,
+      error_code, created_at) VALUES (?, ?, ?, ?, NULL, NULL, NULL, ]] .. NOW .. ")",
+    { kind = "tool_call_started", run = c.run, card = c.card, actor = c.seat, data = { turn = c.turn, tool = c.tool } },
+    c.turn, c.call_id, c.tool, encode(c.arguments, "arguments"))
+end
+
+--- db:finish_tool_call(id, {result=, ok=, error_code=, turn=, tool=, run=, card=, seat=})
+---   -> true | nil, msg, CODE (ENOENT: no started call with that id, or it has a result)
+--- Records the result of a started call and its tool_call event (as record_tool_call's).
+function DB:finish_tool_call(id, c)
+  if math.type(id) ~= "integer" then error("bad argument #1 to 'finish_tool_call' (integer expected)", 2) end
+  need(c, "finish_tool_call", "tool", "string")
+  return self.conn:tx(function()
+    local n, err, code = self.conn:run([[UPDATE tool_calls SET result = ?, ok = ?, error_code = ?
+      WHERE id = ? AND result IS NULL]], c.result ~= nil and encode(c.result, "result") or "null",
+      c.ok == nil and nil or (c.ok and 1 or 0), c.error_code, id)
+    if not n then return nil, err, code end
+    if n == 0 then return nil, "store: no started tool call " .. id .. " without a result", "ENOENT" end
+    self:event { kind = "tool_call", run = c.run, card = c.card, actor = c.seat,
+      data = { id = id, turn = c.turn, tool = c.tool, ok = c.ok, error_code = c.error_code } }
+    return true
+  end)
 end
 
 --- db:record_gate_decision{turn=, tool_call=, tool=, verdict=, code=, reason=, remedy=,

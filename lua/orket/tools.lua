@@ -1,6 +1,7 @@
 -- orket.tools: the tool registry. Each tools/*.lua file returns
 --   { name=, description=, parameters=<schema>, effect="read"|"write"|"board",
---     status=<fixed target status or nil>, handler=function(args, ctx) -> result | nil, msg, code }
+--     status=<fixed target status or nil>, handler=function(args, ctx) -> result | nil, msg, code,
+--     idempotent=bool, recover=function(args, ctx) -> result | nil }  (the last two: "write" only)
 -- and is loaded in its own restricted environment (orket.sandbox). Handlers reach the world
 -- only through ctx (ctx.fs, ctx.board, ctx.memory, ctx.card, ctx.actor) and run under the
 -- script budget. Loading is all-or-nothing, so a reload swaps registries atomically.
@@ -15,7 +16,8 @@ local M = {}
 M.BUDGET = { instructions = 200000000, timeout_ms = 10000, memory = 256 * 1024 * 1024 }
 
 local EFFECTS = { read = true, write = true, board = true }
-local KEYS = { name = true, description = true, parameters = true, effect = true, status = true, handler = true }
+local KEYS = { name = true, description = true, parameters = true, effect = true, status = true, handler = true,
+  idempotent = true, recover = true }
 
 local Registry = {}
 Registry.__index = Registry
@@ -25,7 +27,7 @@ local function validate(def, file)
   for k in pairs(def) do
     if not KEYS[k] then
       return nil, file .. ": unknown field '" .. tostring(k) ..
-        "' (fields: name, description, parameters, effect, status, handler)"
+        "' (fields: name, description, parameters, effect, status, handler, idempotent, recover)"
     end
   end
   if type(def.name) ~= "string" or not def.name:match("^[a-z][a-z0-9_]*$") or #def.name > 64 then
@@ -37,6 +39,18 @@ local function validate(def, file)
   if not EFFECTS[def.effect] then return nil, file .. ": effect must be \"read\", \"write\" or \"board\"" end
   if def.status ~= nil and type(def.status) ~= "string" then return nil, file .. ": status must be a string" end
   if type(def.handler) ~= "function" then return nil, file .. ": handler must be a function(args, ctx)" end
+  if def.idempotent ~= nil and type(def.idempotent) ~= "boolean" then
+    return nil, file .. ": idempotent must be a boolean"
+  end
+  if def.recover ~= nil and type(def.recover) ~= "function" then
+    return nil, file .. ": recover must be a function(args, ctx) -> result | nil"
+  end
+  if (def.idempotent ~= nil or def.recover ~= nil) and def.effect ~= "write" then
+    return nil, file .. ": idempotent and recover apply only to tools with effect = \"write\" (effects on files)"
+  end
+  if def.idempotent and def.recover ~= nil then
+    return nil, file .. ": a tool is either idempotent (re-run after a crash) or has recover, not both"
+  end
   local params = def.parameters or { type = "object", properties = {} }
   local ok, err = cgate.check_schema(params, file .. ": parameters")
   if not ok then return nil, err end
@@ -150,6 +164,24 @@ function Registry:run(name, args, ctx)
   local plain, perr = sandbox.copy(res)
   if perr then return { ok = false, error = name .. ": result is not plain data: " .. perr, code = "ETOOL" } end
   return { ok = true, result = plain }
+end
+
+--- registry:recover(name, args, ctx) -> "done", {ok=true, result=} | "rerun" | "unknown", msg
+--- After a crash between a "write" call's intent and its result: "rerun" when the tool is
+--- idempotent or its recover says the effect did not happen (returns nil), "done" with the
+--- result recover returned when it did, "unknown" (with why) when the tool has neither,
+--- is gone, or recover fails. ctx as for run.
+function Registry:recover(name, args, ctx)
+  local d = self.by_name[name]
+  if not d then return "unknown", "no tool named '" .. tostring(name) .. "' is loaded now" end
+  if d.idempotent then return "rerun" end
+  if not d.recover then return "unknown", name .. " is neither idempotent nor has recover" end
+  local ok, res = d.box:pcall(d.recover, sandbox.copy(args) or {}, tool_ctx(ctx))
+  if not ok then return "unknown", name .. ": recover failed: " .. (tostring(res):match("^[^\n]*")) end
+  if res == nil then return "rerun" end
+  local plain, perr = sandbox.copy(res)
+  if perr then return "unknown", name .. ": recover's result is not plain data: " .. perr end
+  return "done", { ok = true, result = plain }
 end
 
 return M

@@ -52,8 +52,12 @@ describe("orket run", function()
     local ref = project()
     assert.equal(0, H.orket("run NOTES", { cwd = ref }).status)
     local want = state(ref)
-    for _, point in ipairs { "before_model", "after_model", "before_tool", "after_tool", "turn_end" } do
-      for _, n in ipairs { 1, 4, 9 } do
+    -- the example makes 5 write_file calls: their effect points are reached fewer times
+    local points = { before_model = { 1, 4, 9 }, after_model = { 1, 4, 9 }, before_tool = { 1, 4, 9 },
+      after_tool = { 1, 4, 9 }, before_effect = { 1, 3, 5 }, after_effect = { 1, 3, 5 }, turn_end = { 1, 4, 9 } }
+    for _, point in ipairs { "before_model", "after_model", "before_tool", "after_tool", "before_effect",
+        "after_effect", "turn_end" } do
+      for _, n in ipairs(points[point]) do
         local dir = project()
         local r = H.orket("run NOTES", { cwd = dir, env = { ORKET_FAULT = point .. ":" .. n } })
         assert.equal(137, r.status, point .. ":" .. n .. " was not killed: " .. r.stderr)
@@ -66,6 +70,94 @@ describe("orket run", function()
         assert.equal(want, state(dir), point .. ":" .. n)
       end
     end
+  end)
+
+  -- A kill between a file effect and its record: the journal holds the call's intent and no
+  -- result. move_file is not re-run blindly (the file moved already, so a second try would
+  -- fail with ENOENT and the model would go another way): recover sees the move happened.
+  -- A tool with neither idempotent nor recover gives the model EINTERRUPTED, and is not re-run.
+  local MOVE_SCRIPT = [[
+local function call(name, args) return { name = name, arguments = args } end
+return { rules = {
+  { role = "coder", card = "MV-1", match = "^Issue ", reply = { tool_calls = {
+    call("move_file", { from = "draft.txt", to = "final/notes.txt" }) } } },
+  { role = "coder", card = "MV-2", match = "^Issue ", reply = { tool_calls = {
+    call("stamp", {}) } } },
+  { role = "coder", match = '"moved"', reply = { tool_calls = {
+    call("add_issue_comment", { body = "Moved the draft." }), call("update_issue_status", { status = "code_review" }) } } },
+  { role = "coder", match = '"stamped"', reply = { tool_calls = {
+    call("add_issue_comment", { body = "Stamped." }), call("update_issue_status", { status = "code_review" }) } } },
+  { role = "coder", match = "EINTERRUPTED", reply = { tool_calls = {
+    call("add_issue_comment", { body = "The stamp may have happened; checked the log." }),
+    call("update_issue_status", { status = "code_review" }) } } },
+  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = {
+    call("update_issue_status", { status = "done" }) } } },
+}, default = { content = "Nothing more to do." } }
+]]
+
+  local function move_project()
+    local dir = H.tmpdir()
+    for _, d in ipairs { "epics", "tools", "workspace" } do os.execute("mkdir -p " .. H.quote(dir .. "/" .. d)) end
+    H.write(dir .. "/orket.lua", [[
+name = "moves"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = {
+  senior_developer = { roles = { "coder" } },
+  integrity_guard = { roles = { "integrity_guard" } },
+}
+]])
+    H.write(dir .. "/script.lua", MOVE_SCRIPT)
+    H.write(dir .. "/tools/stamp.lua", [[
+return { name = "stamp", description = "Append a line to stamps.log.", effect = "write",
+  handler = function(args, ctx)
+    local n, err, code = ctx.fs:append("stamps.log", "stamp\n")
+    if not n then return nil, err, code end
+    return { stamped = true }
+  end }
+]])
+    -- the built-in coder with the project's stamp tool added
+    os.execute("mkdir -p " .. H.quote(dir .. "/roles"))
+    H.write(dir .. "/roles/coder.lua", (H.read(H.ROOT .. "/roles/coder.lua"):gsub('"update_issue_status" }',
+      '"update_issue_status", "stamp" }')))
+    H.write(dir .. "/epics/mv.json", [[
+{ "id": "MV", "name": "Moves", "issues": [
+  { "id": "MV-1", "summary": "Move the draft", "seat": "senior_developer" },
+  { "id": "MV-2", "summary": "Stamp the log", "seat": "senior_developer", "depends_on": ["MV-1"] } ] }
+]])
+    H.write(dir .. "/workspace/draft.txt", "draft\n")
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    return dir
+  end
+
+  it("resumes a kill between a file effect and its record without repeating it blindly", function()
+    local ref = move_project()
+    local r = H.orket("run MV", { cwd = ref })
+    assert.equal(0, r.status, r.stderr)
+    local want = state(ref)
+    assert.matches("MV%-1 done r0 {senior_developer: Moved the draft%.}", want)
+    for _, fault in ipairs { "after_effect:1", "before_effect:1" } do
+      local dir = move_project()
+      r = H.orket("run MV", { cwd = dir, env = { ORKET_FAULT = fault } })
+      assert.equal(137, r.status, fault .. " was not killed: " .. r.stderr)
+      assert.equal(fault == "after_effect:1", H.read(dir .. "/workspace/draft.txt") == nil, fault)
+      r = H.orket("resume", { cwd = dir })
+      assert.equal(0, r.status, fault .. ": " .. r.stderr)
+      assert.equal(want, state(dir), fault)
+      assert.equal("draft\n", H.read(dir .. "/workspace/final/notes.txt"))
+      assert.is_nil(H.read(dir .. "/workspace/draft.txt"))
+      local log = H.orket("log 1", { cwd = dir }).stdout
+      assert.matches("%[result%] move_file ok", log)
+      assert.not_matches("move_file failed", log)
+    end
+    -- the stamp cannot say whether it ran: the model is told, and it is not run twice
+    local dir = move_project()
+    r = H.orket("run MV", { cwd = dir, env = { ORKET_FAULT = "after_effect:2" } })
+    assert.equal(137, r.status, r.stderr)
+    r = H.orket("resume", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("stamp\n", H.read(dir .. "/workspace/stamps.log"))
+    assert.matches("MV%-2 done r0 {senior_developer: The stamp may have happened; checked the log%.}", state(dir))
+    assert.matches("%[result%] stamp failed .*EINTERRUPTED", H.orket("log 1", { cwd = dir }).stdout)
   end)
 
   it("resumes after kill -9 at random moments with the uninterrupted run's board", function()

@@ -191,6 +191,37 @@ describe("store queries and transactions", function()
     assert.same({ nil, "store: no run 12345", "ENOENT" }, { db:finish_run(12345, "done") })
   end)
 
+  it("records a tool call's intent, then its result once, and reads in one snapshot", function()
+    db:tx(function() add_card(db, "E1") end)
+    local run = assert(db:record_run { target = "E1", kind = "epic" })
+    local turn = assert(db:record_turn { run = run, card = "E1", seat = "dev", turn = 1 })
+    local id = assert(db:start_tool_call { turn = turn, call_id = "1", tool = "move_file",
+      arguments = { from = "a", to = "b" }, run = run, card = "E1", seat = "dev" })
+    local journal = require "orket.engine.journal"
+    assert.same({ nil, id }, { journal.tool_call(db, turn, "1") })
+    assert.is_nil(journal.tool_call(db, turn, "2"))
+    assert.is_true(db:finish_tool_call(id, { result = { ok = true, result = { moved = true } }, ok = true,
+      turn = turn, tool = "move_file", run = run, card = "E1", seat = "dev" }))
+    assert.same({ ok = true, result = { moved = true } }, journal.tool_call(db, turn, "1"))
+    -- a result is recorded once
+    assert.same({ nil, "store: no started tool call " .. id .. " without a result", "ENOENT" },
+      { db:finish_tool_call(id, { result = {}, ok = false, tool = "move_file" }) })
+    local kinds = {}
+    for _, e in ipairs(db:events { run = run }) do kinds[#kinds + 1] = e.kind end
+    assert.same({ "run_start", "turn", "tool_call_started", "tool_call" }, kinds)
+    assert.has_error(function() db:finish_tool_call("1", {}) end,
+      "bad argument #1 to 'finish_tool_call' (integer expected)")
+    assert.has_error(function() db:start_tool_call { turn = turn } end,
+      "bad argument #1 to 'start_tool_call' (field 'tool' must be a string)")
+    -- read: a group of reads in one read transaction, results passed on, nested in tx too
+    assert.same({ 1, "x" }, { db:read(function() assert.equal(1, db.conn:depth()) return 1, "x" end) })
+    assert.equal(0, db.conn:depth())
+    local ok, msg, code = db:read(function() error("boom", 0) end)
+    assert.same({ nil, "boom", "ETX" }, { ok, msg, code })
+    assert.equal(0, db.conn:depth())
+    assert.equal(2, db:tx(function() return db:read(function() return db.conn:depth() end) end))
+  end)
+
   it("stamps card changes: own writes to cards, rollbacks, and other connections' commits", function()
     local gen, dv = db.conn:cards_stamp()
     assert.is_true(math.type(gen) == "integer" and math.type(dv) == "integer")

@@ -223,6 +223,43 @@ describe("tools", function()
     assert.equal(saved, tools.BUDGET)
   end)
 
+  it("say after a crash whether a write call's effect happened (recover)", function()
+    assert.is_true(reg:get("write_file").idempotent)
+    assert.is_true(reg:get("create_directory").idempotent)
+    assert.equal("rerun", reg:recover("write_file", { path = "a.txt", content = "x" }, ctx))
+    -- move_file: from gone and to there -> done; from there and to absent -> run again
+    H.write(root .. "/a.txt", "a")
+    assert.equal("rerun", reg:recover("move_file", { from = "a.txt", to = "d/b.txt" }, ctx))
+    assert.is_true(reg:run("move_file", { from = "a.txt", to = "d/b.txt" }, ctx).ok)
+    local verdict, res = reg:recover("move_file", { from = "a.txt", to = "d/b.txt" }, ctx)
+    assert.equal("done", verdict)
+    assert.same({ ok = true, result = { from = "a.txt", to = "d/b.txt", moved = true } }, res)
+    -- a blind re-run is what recover avoids: it fails once the move happened
+    assert.equal("ENOENT", reg:run("move_file", { from = "a.txt", to = "d/b.txt" }, ctx).code)
+    -- delete_file: path gone -> done; still there -> run again
+    assert.equal("rerun", reg:recover("delete_file", { path = "d/b.txt" }, ctx))
+    assert.is_true(reg:run("delete_file", { path = "d/b.txt" }, ctx).ok)
+    verdict, res = reg:recover("delete_file", { path = "d/b.txt" }, ctx)
+    assert.equal("done", verdict)
+    assert.same({ path = "d/b.txt", deleted = true }, res.result)
+    -- neither idempotent nor recover, a failing recover, an unknown tool: unknown, with why
+    local dir = H.tmpdir()
+    H.write(dir .. "/stamp.lua", [[return { name = "stamp", description = "d", effect = "write",
+      handler = function(args, ctx) return ctx.fs:append("log.txt", "x") end }]])
+    H.write(dir .. "/bad.lua", [[return { name = "bad", description = "d", effect = "write",
+      handler = function() return {} end, recover = function() error("cannot tell") end }]])
+    local r2 = assert(tools.load { dir .. "/stamp.lua", dir .. "/bad.lua" })
+    local v, why = r2:recover("stamp", {}, ctx)
+    assert.equal("unknown", v)
+    assert.matches("stamp is neither idempotent nor has recover", why, 1, true)
+    v, why = r2:recover("bad", {}, ctx)
+    assert.equal("unknown", v)
+    assert.matches("bad: recover failed: .*cannot tell", why)
+    v, why = r2:recover("nope", {}, ctx)
+    assert.equal("unknown", v)
+    assert.matches("no tool named 'nope'", why, 1, true)
+  end)
+
   it("refuse malformed tool files, naming the file and field", function()
     local dir = H.tmpdir()
     local function bad(src)
@@ -237,6 +274,15 @@ describe("tools", function()
     assert.matches("parameters.properties.p.type: unknown type 'strng'",
       bad [[return { name = "x", description = "d", effect = "read", handler = function() end,
                parameters = { type = "object", properties = { p = { type = "strng" } } } }]], 1, true)
+    assert.matches("t.lua: idempotent must be a boolean",
+      bad [[return { name = "x", description = "d", effect = "write", handler = pairs, idempotent = 1 }]])
+    assert.matches("t.lua: recover must be a function",
+      bad [[return { name = "x", description = "d", effect = "write", handler = pairs, recover = true }]])
+    assert.matches([[t.lua: idempotent and recover apply only to tools with effect = "write"]],
+      bad [[return { name = "x", description = "d", effect = "board", handler = pairs, idempotent = true }]], 1, true)
+    assert.matches("t.lua: a tool is either idempotent",
+      bad [[return { name = "x", description = "d", effect = "write", handler = pairs, idempotent = true,
+               recover = pairs }]])
     assert.matches("required names 'q'",
       bad [[return { name = "x", description = "d", effect = "read", handler = function() end,
                parameters = { type = "object", properties = {}, required = { "q" } } }]], 1, true)

@@ -5,7 +5,8 @@
 local uv = require "luv"
 
 local M = {}
-M.POINTS = { "before_model", "after_model", "before_tool", "after_tool", "after_transition", "turn_end" }
+M.POINTS = { "before_model", "after_model", "before_tool", "after_tool", "before_effect", "after_effect",
+  "after_transition", "turn_end" }
 
 local spec = os.getenv("ORKET_FAULT")
 local target, count = nil, 0

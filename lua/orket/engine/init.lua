@@ -95,16 +95,22 @@ end
 --- "escalation") | nil
 function Engine:role_for(seat, phase) return role_for(self, seat, phase) end
 
--- Moves a card to blocked with a reason and a comment saying why (one transaction).
-function Engine:block(card, actor, reason, why)
-  local ok, err = self.db:tx(function()
-    local c = self.board:get(card.id)
+-- The records of blocking a card: a comment saying why and the move to blocked, in one
+-- transaction (a savepoint of the caller's). true | nil, msg, CODE.
+local function block_records(e, card, actor, reason, why)
+  return e.db:tx(function()
+    local c = e.board:get(card.id)
     if c.status ~= "in_progress" and c.status ~= "code_review" then return true end
-    assert(self.board:comment(card.id, { author = "orket", body = why }))
-    local t, terr, tcode = self.board:transition(card.id, "blocked", { actor = actor, reason = reason, note = why })
+    assert(e.board:comment(card.id, { author = "orket", body = why }))
+    local t, terr, tcode = e.board:transition(card.id, "blocked", { actor = actor, reason = reason, note = why })
     if not t then return nil, terr, tcode end
     return true
   end)
+end
+
+-- Moves a card to blocked with a reason and a comment saying why (one transaction).
+function Engine:block(card, actor, reason, why)
+  local ok, err = block_records(self, card, actor, reason, why)
   self:emit { type = "card_blocked", card = card.id, reason = reason, detail = why, error = not ok and err or nil }
   fault.hit("after_transition")
 end
@@ -176,47 +182,102 @@ function Engine:prepare(card)
   local default = self.settings.models and self.settings.models.default
   job.model = self.model or self.routing:choose("model", { seat = seat, role = role.name, card = card, phase = phase,
     team = team, role_model = role.model, default = default })
+  local now = assert(self.board:get(card.id))
+  job.start_status = now.status
   if not open then
-    local ok, err = self.db:tx(function()
-      if card.status == "ready" then
-        local t, terr, tcode = self.board:transition(card.id, "in_progress", { actor = actor, note = "turn " .. job.turn })
-        if not t then return nil, terr, tcode end
+    -- The turn's begin (turn_begin, and the ready -> in_progress move) is written with the
+    -- turn's first commit (begin_records): a turn killed before then left nothing to resume.
+    -- Checked here so a card that cannot move is skipped before its model is asked.
+    if now.status == "ready" then
+      local ok, err = self.board:check_transition(card.id, "in_progress", { actor = actor })
+      if not ok then
+        self:emit { type = "card_skipped", card = card.id, reason = err }
+        return nil, false
       end
-      self.db:event { kind = "turn_begin", card = card.id, run = self.run_id, actor = seat,
-        data = { turn = job.turn, phase = phase, seat = seat, role = role.name } }
-      return true
-    end)
-    if not ok then
-      self:emit { type = "card_skipped", card = card.id, reason = err }
-      return nil, false
+      job.claim, job.start_status = true, "in_progress"
     end
+    job.begun = false
   end
   job.fresh = not open
-  job.start_status = assert(self.board:get(card.id)).status
   return job
 end
 
-function Engine:finish_turn(job, out)
-  local card = self.board:get(job.card_id)
-  if out.ended == "canceled" then return end
-  if out.ended == "budget" then
-    self:block(card, job.actor, "resource", "Turn stopped: " .. out.detail .. ".")
-  elseif out.ended == "model_error" then
-    self:block(card, job.actor, "system", string.format("The model failed (%s): %s", tostring(out.class), tostring(out.detail)))
-  elseif out.ended == "role_error" or out.ended == "engine_error" then
-    self:block(card, job.actor, "system", "The turn failed: " .. tostring(out.detail))
-  end
-  self.db:tx(function()
-    if job.phase == "escalation" then
-      self.db:event { kind = "escalated", card = job.card_id, run = self.run_id, data = { key = card.retries or 0 } }
+--- begin_records(job) -> true | nil, msg, CODE: writes a fresh turn's begin once: the
+--- ready -> in_progress move (when prepare saw the card ready) and the turn_begin event.
+--- Called inside the turn's first transaction (turn.lua's first step, or end_turn_records).
+function Engine:begin_records(job)
+  if job.begun ~= false then return true end
+  local ok, err, code = self.db:tx(function()
+    if job.claim then
+      local c = assert(self.board:get(job.card_id))
+      if c.status == "ready" then
+        local t, terr, tcode = self.board:transition(job.card_id, "in_progress",
+          { actor = job.actor, note = "turn " .. job.turn })
+        if not t then return nil, terr, tcode end
+      end
     end
-    self.db:event { kind = "turn_end", card = job.card_id, run = self.run_id, actor = job.seat,
-      data = { turn = job.turn, outcome = out.ended, detail = out.detail } }
+    self.db:event { kind = "turn_begin", card = job.card_id, run = self.run_id, actor = job.seat,
+      data = { turn = job.turn, phase = job.phase, seat = job.seat, role = job.role.name } }
     return true
   end)
-  local now = self.board:get(job.card_id)
+  if not ok then return nil, err, code end
+  job.begun = true -- the caller resets it when its transaction does not commit
+  return true
+end
+
+--- end_turn_records(job, out): writes what ends a turn: the block a failed turn leaves
+--- (budget, model or role error), the escalation mark, the turn_end event. Called inside
+--- the last step's transaction (turn.lua), so a turn's end costs no commit of its own, or
+--- by finish_turn in one transaction. Sets out.recorded, out.status (the card's status
+--- after) and out.blocked ({reason=, detail=, error=}) for finish_turn's events.
+function Engine:end_turn_records(job, out)
+  if job.begun == false and not self:begin_records(job) then
+    -- the card could not move: the turn still counts (turns_per_card), so it is not retried forever
+    job.claim = false
+    assert(self:begin_records(job))
+  end
+  local card = assert(self.board:get(job.card_id))
+  local reason, why
+  if out.ended == "budget" then
+    reason, why = "resource", "Turn stopped: " .. out.detail .. "."
+  elseif out.ended == "model_error" then
+    reason, why = "system", string.format("The model failed (%s): %s", tostring(out.class), tostring(out.detail))
+  elseif out.ended == "role_error" or out.ended == "engine_error" then
+    reason, why = "system", "The turn failed: " .. tostring(out.detail)
+  end
+  if reason then
+    local ok, err = block_records(self, card, job.actor, reason, why)
+    out.blocked = { reason = reason, detail = why, error = not ok and err or nil }
+  end
+  if job.phase == "escalation" then
+    self.db:event { kind = "escalated", card = job.card_id, run = self.run_id, data = { key = card.retries or 0 } }
+  end
+  self.db:event { kind = "turn_end", card = job.card_id, run = self.run_id, actor = job.seat,
+    data = { turn = job.turn, outcome = out.ended, detail = out.detail } }
+  out.status = assert(self.board:get(job.card_id)).status
+  out.recorded = true
+  return true
+end
+
+--- finish_turn(job, out): records the turn's end unless its last step did, then emits.
+function Engine:finish_turn(job, out)
+  if out.ended == "canceled" then return end
+  if not out.recorded then
+    local begun = job.begun
+    local ok, err = self.db:tx(function() return self:end_turn_records(job, out) end)
+    if not ok then
+      job.begun = begun
+      out.status = (self.board:get(job.card_id) or {}).status
+      out.blocked = out.blocked and { reason = out.blocked.reason, detail = out.blocked.detail, error = err }
+    end
+  end
+  if out.blocked then
+    self:emit { type = "card_blocked", card = job.card_id, reason = out.blocked.reason, detail = out.blocked.detail,
+      error = out.blocked.error }
+    fault.hit("after_transition")
+  end
   self:emit { type = "turn_end", card = job.card_id, seat = job.seat, role = job.role.name, phase = job.phase,
-    turn = job.turn, outcome = out.ended, status = now.status }
+    turn = job.turn, outcome = out.ended, status = out.status }
   fault.hit("turn_end")
 end
 
@@ -283,31 +344,41 @@ function Engine:execute(run_id)
   while not self.stopping do
     if wall > 0 and rt.now() - started_ms > wall then out_of_time = true end
     local changed = false
-    view:refresh()
-    if inflight < conc and not out_of_time then
-      for c in view:candidates(busy) do
-        if inflight >= conc or self.stopping then break end
-        local job, acted = self:prepare(c)
-        changed = changed or acted
-        if job then
-          busy[c.id] = true
-          inflight = inflight + 1
-          self:emit { type = "turn_start", card = c.id, seat = job.seat, role = job.role.name, phase = job.phase,
-            turn = job.turn, model = job.model }
-          local t
-          t = task.new(function()
-            local ok, out = pcall(turn.run, self, job)
-            if not ok then out = { ended = "engine_error", detail = tostring(out) } end
-            self:finish_turn(job, out)
-            self.tasks[t] = nil
-            busy[job.card_id] = nil
-            inflight = inflight - 1
-            w:wake()
-          end)
-          self.tasks[t] = true
-          t:start()
+    -- The board's news and every pick of this round share one transaction (one lock, one
+    -- snapshot); the turns start after it commits, so none runs inside it.
+    local jobs = {}
+    local ok, err = self.db:tx(function()
+      view:refresh()
+      if inflight < conc and not out_of_time then
+        for c in view:candidates(busy) do
+          if inflight + #jobs >= conc or self.stopping then break end
+          local job, acted = self:prepare(c)
+          changed = changed or acted
+          if job then
+            busy[c.id] = true
+            jobs[#jobs + 1] = job
+          end
         end
       end
+      return true
+    end)
+    if not ok then error(err, 0) end
+    for _, job in ipairs(jobs) do
+      inflight = inflight + 1
+      self:emit { type = "turn_start", card = job.card_id, seat = job.seat, role = job.role.name, phase = job.phase,
+        turn = job.turn, model = job.model }
+      local t
+      t = task.new(function()
+        local tok, out = pcall(turn.run, self, job)
+        if not tok then out = { ended = "engine_error", detail = tostring(out) } end
+        self:finish_turn(job, out)
+        self.tasks[t] = nil
+        busy[job.card_id] = nil
+        inflight = inflight - 1
+        w:wake()
+      end)
+      self.tasks[t] = true
+      t:start()
     end
     if inflight > 0 then
       w:wait()

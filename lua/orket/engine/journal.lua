@@ -38,13 +38,15 @@ function M.step(db, run, card, turn, step)
   return { id = row.id, response = cjson.decode(row.response) }
 end
 
---- tool_call(db, turn_id, call_key) -> {ok=, result=, error=, code=} | nil
+--- tool_call(db, turn_id, call_key) -> {ok=, result=, error=, code=} | nil [, started_id]
+--- nil plus the row id: the call's intent was recorded (start_tool_call) but not its
+--- result, so the process stopped while its effect ran.
 function M.tool_call(db, turn_id, key)
-  local row = db:row("SELECT result, ok, error_code FROM tool_calls WHERE turn_id = ? AND call_id = ? LIMIT 1",
+  local row = db:row("SELECT id, result FROM tool_calls WHERE turn_id = ? AND call_id = ? LIMIT 1",
     turn_id, key)
   if not row then return nil end
-  local r = row.result and cjson.decode(row.result) or {}
-  return r
+  if row.result == nil then return nil, row.id end
+  return cjson.decode(row.result) or {}
 end
 
 --- tokens(db, run, card) -> prompt + completion tokens spent (card nil: the whole run, which

@@ -1,8 +1,9 @@
 -- orket.engine.turn: one seat working one card. Compose messages (role script) -> call the
 -- model (or read the recorded response back on resume) -> parse tool calls -> gate each ->
 -- execute -> return results to the model -> repeat, until the model stops, the card's
--- status changes, or a budget ends the turn. Each model response is journaled before its
--- calls run; each call's gate decision, effect and result are written in one transaction.
+-- status changes, or a budget ends the turn. A step's records (response, each call's gate
+-- decision, effect and result, the turn's end) are one transaction, committed before the
+-- next model call; a call with effects on files commits its intent first (commit_step).
 local cjson = require "cjson.safe"
 local rt = require "orket.c.runtime"
 local roles = require "orket.engine.roles"
@@ -68,7 +69,21 @@ local function call_model(e, job, req)
   end
 end
 
--- Gates and runs one call in one transaction with its records; returns the result table.
+-- The ctx a tool handler (or recover) gets.
+local function tool_ctx(e, job, card)
+  -- what a tool reads on its own (search_files) obeys the policies read_file obeys
+  local function may_read(path)
+    return e.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = card,
+      tools = job.tools, policies = job.policies }.verdict == "allow"
+  end
+  return { fs = e.workspace, board = e.board, memory = e.memory, card = card, actor = job.actor,
+    may_read = may_read }
+end
+
+-- Gates and runs one call in a savepoint of the step's transaction, with its records;
+-- returns the result table. An allowed call of a tool whose effect is outside the store
+-- (effect = "write") is not run here: its write-ahead intent is recorded and the result is
+-- {effect = true, id = tool_calls row}; the step commits, runs it and records the result.
 local function execute(e, job, turn_id, key, call, counters, card)
   local actor = job.actor
   local res
@@ -95,15 +110,14 @@ local function execute(e, job, turn_id, key, call, counters, card)
     if asked then
       res = asked
     elseif decision.verdict == "allow" then
-      -- what a tool reads on its own (search_files) obeys the policies read_file obeys
-      local function may_read(path)
-        return e.gate { actor = actor, tool = "read_file", args = { path = path }, card = card,
-          tools = job.tools, policies = job.policies }.verdict == "allow"
+      local def = tools:get(call.name)
+      if def and def.effect == "write" then
+        res = { effect = true, id = assert(e.db:start_tool_call { turn = turn_id, call_id = key, tool = call.name,
+          arguments = call.arguments, run = job.run, card = job.card_id, seat = job.seat }) }
+        return true
       end
-      local ctx = { fs = e.workspace, board = e.board, memory = e.memory, card = card, actor = actor,
-        may_read = may_read }
-      res = tools:run(call.name, call.arguments, ctx)
-      if res.ok and e.count then e.count(counters, tools:get(call.name), call.arguments) end
+      res = tools:run(call.name, call.arguments, tool_ctx(e, job, card))
+      if res.ok and e.count then e.count(counters, def, call.arguments) end
     else
       res = { ok = false, denied = true, verdict = decision.verdict, code = decision.code,
         error = "denied: " .. tostring(decision.reason or decision.code), remedy = decision.remedy }
@@ -116,6 +130,34 @@ local function execute(e, job, turn_id, key, call, counters, card)
   return res
 end
 
+-- Runs a "write" call's effect between two transactions of its step. p: {call=, card=,
+-- recovering=}; recovering: the journal holds the call's intent but no result, so a
+-- process stopped while it ran: re-run only when the tool says that is safe.
+local function run_effect(e, job, p, counters)
+  local tools = job.tools or e.tools
+  local call, ctx = p.call, tool_ctx(e, job, p.card)
+  local res
+  if p.recovering then
+    local verdict, r = tools:recover(call.name, call.arguments, ctx)
+    if verdict == "done" then
+      res = r
+    elseif verdict == "rerun" then
+      res = tools:run(call.name, call.arguments, ctx)
+    else
+      res = { ok = false, code = "EINTERRUPTED",
+        error = "the runtime stopped while " .. call.name .. " ran, so its effect on the workspace is unknown ("
+          .. tostring(r) .. ")",
+        remedy = "Check the workspace (e.g. read or list the files this call touches) before retrying it." }
+    end
+  else
+    fault.hit("before_effect")
+    res = tools:run(call.name, call.arguments, ctx)
+  end
+  if res.ok and e.count then e.count(counters, tools:get(call.name), call.arguments) end
+  fault.hit("after_effect")
+  return res
+end
+
 local function result_message(job, call, res)
   local content = res.ok and encode(res.result) or encode { error = res.error, code = res.code, remedy = res.remedy }
   if job.role.dialect == "json" then
@@ -124,46 +166,202 @@ local function result_message(job, call, res)
   return { role = "tool", tool_call_id = call.id, name = call.name, content = content }
 end
 
+-- Until a fresh turn's first commit moves its card from ready to in_progress, the turn
+-- sees the card as that commit will leave it.
+local function as_claimed(job, card)
+  if job.begun == false and job.claim and card.status == "ready" then
+    local c = {}
+    for k, v in pairs(card) do c[k] = v end
+    c.status = "in_progress"
+    return c
+  end
+  return card
+end
+
+-- What ends the turn before step n runs: an outcome, or nil plus the card and the step's
+-- record when the journal has it (a resumed turn). Runs inside the previous step's
+-- transaction (or the turn's first read transaction), so its reads share one snapshot.
+local function before_step(e, job, n)
+  local b = e.settings.budgets
+  if n > b.steps_per_turn then
+    return { ended = "budget", detail = string.format("the turn used all %d model steps (budgets.steps_per_turn)", b.steps_per_turn) }
+  end
+  local card = as_claimed(job, assert(e.board:get(job.card_id)))
+  if card.status ~= job.start_status then return { ended = "handed_in", detail = card.status } end
+  -- A turn this process began (job.fresh) has no recorded steps or calls to read back.
+  local rec = not job.fresh and journal.step(e.db, job.run, job.card_id, job.turn, n)
+  if rec then return nil, card, rec end
+  if b.tokens_per_card > 0 and e:card_tokens(job.card_id) >= b.tokens_per_card then
+    return { ended = "budget", detail = string.format("the card used its %d tokens (budgets.tokens_per_card)", b.tokens_per_card) }
+  end
+  if b.wall_ms_per_card > 0 then
+    -- the card's clock starts at its first model call of this process (like the run's,
+    -- it restarts when a killed run is resumed)
+    e.card_clock = e.card_clock or {}
+    local t0 = e.card_clock[job.card_id]
+    if not t0 then
+      e.card_clock[job.card_id] = rt.now()
+    elseif rt.now() - t0 > b.wall_ms_per_card then
+      return { ended = "budget", detail = string.format("the card used its %d ms (budgets.wall_ms_per_card)", b.wall_ms_per_card) }
+    end
+  end
+  if b.tokens_per_run > 0 and e:run_tokens() >= b.tokens_per_run then
+    return { ended = "budget", detail = string.format("the run used its %d tokens (budgets.tokens_per_run)", b.tokens_per_run) }
+  end
+  return nil, card, nil
+end
+
+-- The tool calls of a response; for the json dialect, read from its text. nil plus a note
+-- for the model when the text held a call that could not be read.
+local function calls_of(e, job, response)
+  local calls = response.tool_calls or {}
+  if #calls == 0 and job.role.dialect == "json" and e.toolcalls then
+    local parsed, perr = e.toolcalls.from_text(response.content or "")
+    if parsed then return parsed end
+    if perr then return nil, perr end
+  end
+  return calls
+end
+
+-- The write side of one step (group commit): the model response, every call's gate
+-- decision, effect and record, and the turn's end when it ends here, in ONE transaction,
+-- committed before the next model call. A call with an effect outside the store splits it:
+-- what the step has so far plus the call's intent commit first, the effect runs, and its
+-- result opens the next transaction. Nothing here waits on the loop. Events are emitted
+-- after the commit that makes them true. Returns the turn's outcome (its records written,
+-- out.recorded), or nil plus the next step's card and record.
+local function commit_step(e, job, st, n, model, rec)
+  local b = e.settings.budgets
+  local turn_id, calls, pending, out, next_card, next_rec
+  local i, events, tokens, first_done = 1, {}, 0, false
+  local function after_call(call, res)
+    events[#events + 1] = { type = "tool", card = job.card_id, seat = job.seat, tool = call.name, ok = res.ok,
+      code = res.code, denied = res.denied or nil }
+    if res.held then
+      events[#events + 1] = { type = "approval_requested", card = job.card_id, seat = job.seat, tool = call.name,
+        approval = res.approval, reason = res.error }
+    end
+  end
+  local begun = job.begun
+  local function segment()
+    if not turn_id then
+      -- a fresh turn's first commit also writes its begin (claim of the card, turn_begin)
+      assert(e:begin_records(job))
+      local response
+      if rec then
+        response, turn_id = rec.response, rec.id
+      else
+        local res, usage = model.res, model.res.usage or {}
+        response = {
+          content = res.content or "", tool_calls = res.tool_calls or {}, finish_reason = res.finish_reason,
+          usage = res.usage, model = res.model, provider = res.provider,
+        }
+        turn_id = assert(e.db:record_turn { run = job.run, card = job.card_id, seat = job.seat, role = job.role.name,
+          turn = job.turn, model = res.model or job.model, request = { model = job.model, messages = model.msgs },
+          response = response, prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
+          data = { step = n, phase = job.phase } })
+        tokens = (usage.prompt_tokens or 0) + (usage.completion_tokens or 0)
+        e:add_tokens(tokens, job.card_id)
+        events[#events + 1] = { type = "model", card = job.card_id, seat = job.seat, turn = job.turn, step = n,
+          prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens }
+      end
+      local perr
+      calls, perr = calls_of(e, job, response)
+      if not calls then
+        calls = {}
+        st.history[#st.history + 1] = { role = "assistant", content = response.content }
+        st.history[#st.history + 1] = { role = "user", content = "Your tool call could not be read: " .. perr
+          .. ". Write it as {\"tool\": \"NAME\", \"args\": {...}}." }
+      else
+        st.history[#st.history + 1] = { role = "assistant", content = response.content,
+          tool_calls = (#calls > 0 and job.role.dialect == "native") and calls or nil }
+        if #calls == 0 then out = { ended = "stopped", detail = "the model ended its turn" } end
+      end
+    end
+    if pending then
+      local p = pending
+      pending = nil
+      assert(e.db:finish_tool_call(p.id, { result = p.res, ok = p.res.ok, error_code = p.res.code, turn = turn_id,
+        tool = p.call.name, run = job.run, card = job.card_id, seat = job.seat }))
+      after_call(p.call, p.res)
+      st.history[#st.history + 1] = result_message(job, p.call, p.res)
+    end
+    while not out and i <= #calls do
+      local call, key = calls[i], tostring(i)
+      i = i + 1
+      local res, started
+      if not job.fresh then res, started = journal.tool_call(e.db, turn_id, key) end
+      st.calls_in_turn = st.calls_in_turn + 1
+      if started then
+        -- the process stopped between this call's intent and its result
+        pending = { call = call, id = started, card = assert(e.board:get(job.card_id)), recovering = true }
+        return true
+      end
+      if not res then
+        if st.calls_in_turn > b.tool_calls_per_turn then
+          out = { ended = "budget", detail = string.format("the turn made more than %d tool calls (budgets.tool_calls_per_turn)", b.tool_calls_per_turn) }
+          break
+        end
+        fault.hit("before_tool")
+        local card = assert(e.board:get(job.card_id))
+        res = execute(e, job, turn_id, key, call, st.counters, card)
+        if res.effect then
+          pending = { call = call, id = res.id, card = card }
+          return true
+        end
+        after_call(call, res)
+      end
+      -- a held call ends the turn (recorded or replayed): the card waits for the developer
+      if res.held then
+        out = { ended = "handed_in", detail = "waiting for approval #" .. tostring(res.approval) }
+      else
+        st.history[#st.history + 1] = result_message(job, call, res)
+      end
+    end
+    if not out then out, next_card, next_rec = before_step(e, job, n + 1) end
+    if out then e:end_turn_records(job, out) end
+    return true
+  end
+  while true do
+    local ok, err = e.db:tx(segment)
+    if not ok then
+      if not first_done then
+        job.begun = begun
+        if tokens > 0 then e:add_tokens(-tokens, job.card_id) end
+      end
+      error(err, 0)
+    end
+    first_done = true
+    -- after_model and after_tool are where the response and each result are durable
+    for k, ev in ipairs(events) do
+      events[k] = nil
+      e:emit(ev)
+      if ev.type == "model" then fault.hit("after_model") elseif ev.type == "tool" then fault.hit("after_tool") end
+    end
+    if not pending then return out, next_card, next_rec end
+    pending.res = run_effect(e, job, pending, st.counters)
+  end
+end
+
 --- run(e, job) -> outcome {ended = "handed_in"|"stopped"|"budget"|"model_error"|"role_error"|"canceled",
----   detail = text, class = model error class}
+---   detail = text, class = model error class, recorded = true when the turn's end records
+---   are written (e:end_turn_records, in the last step's transaction)}
 --- job: {run=, card_id=, seat=, actor=, role=, phase=, turn=, model=, tool_specs=, start_status=,
 ---   tools=, policies=} (the scripts the turn started with; absent: the engine's)
 function M.run(e, job)
-  local b = e.settings.budgets
-  local history, calls_in_turn, counters = {}, 0, { turn = {}, run = e.run_counters }
-  local step = 0
+  local st = { history = {}, calls_in_turn = 0, counters = { turn = {}, run = e.run_counters } }
+  local step = 1
+  local first = assert(e.db:read(function() return { before_step(e, job, step) } end))
+  local out, card, rec = first[1], first[2], first[3]
+  if out then return out end
   while true do
-    step = step + 1
-    if step > b.steps_per_turn then
-      return { ended = "budget", detail = string.format("the turn used all %d model steps (budgets.steps_per_turn)", b.steps_per_turn) }
-    end
-    local card = assert(e.board:get(job.card_id))
-    if card.status ~= job.start_status then return { ended = "handed_in", detail = card.status } end
-    -- A turn this process began (job.fresh) has no recorded steps or calls to read back.
-    local rec = not job.fresh and journal.step(e.db, job.run, job.card_id, job.turn, step)
-    local response, turn_id
-    if rec then
-      response, turn_id = rec.response, rec.id
-    else
-      if b.tokens_per_card > 0 and e:card_tokens(job.card_id) >= b.tokens_per_card then
-        return { ended = "budget", detail = string.format("the card used its %d tokens (budgets.tokens_per_card)", b.tokens_per_card) }
-      end
-      if b.wall_ms_per_card > 0 then
-        -- the card's clock starts at its first model call of this process (like the run's,
-        -- it restarts when a killed run is resumed)
-        e.card_clock = e.card_clock or {}
-        local t0 = e.card_clock[job.card_id]
-        if not t0 then
-          t0 = rt.now()
-          e.card_clock[job.card_id] = t0
-        elseif rt.now() - t0 > b.wall_ms_per_card then
-          return { ended = "budget", detail = string.format("the card used its %d ms (budgets.wall_ms_per_card)", b.wall_ms_per_card) }
-        end
-      end
-      if b.tokens_per_run > 0 and e:run_tokens() >= b.tokens_per_run then
-        return { ended = "budget", detail = string.format("the run used its %d tokens (budgets.tokens_per_run)", b.tokens_per_run) }
-      end
-      local msgs, merr = roles.messages(job.role, make_context(e, job, card, history))
+    local model
+    if not rec then
+      -- the role builds its messages from one snapshot of the board and memory
+      local built = assert(e.db:read(function()
+        return { roles.messages(job.role, make_context(e, job, card, st.history)) }
+      end))
+      local msgs, merr = built[1], built[2]
       if not msgs then return { ended = "role_error", detail = merr } end
       fault.hit("before_model")
       local req = {
@@ -176,60 +374,11 @@ function M.run(e, job)
         if class == "canceled" or e.stopping then return { ended = "canceled", detail = err } end
         return { ended = "model_error", detail = err, class = class }
       end
-      response = {
-        content = res.content or "", tool_calls = res.tool_calls or {}, finish_reason = res.finish_reason,
-        usage = res.usage, model = res.model, provider = res.provider,
-      }
-      local usage = res.usage or {}
-      turn_id = assert(e.db:record_turn { run = job.run, card = job.card_id, seat = job.seat, role = job.role.name,
-        turn = job.turn, model = res.model or job.model, request = { model = job.model, messages = msgs },
-        response = response, prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
-        data = { step = step, phase = job.phase } })
-      e:add_tokens((usage.prompt_tokens or 0) + (usage.completion_tokens or 0), job.card_id)
-      e:emit { type = "model", card = job.card_id, seat = job.seat, turn = job.turn, step = step,
-        prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens }
-      fault.hit("after_model")
+      model = { res = res, msgs = msgs }
     end
-    local calls = response.tool_calls or {}
-    if #calls == 0 and job.role.dialect == "json" and e.toolcalls then
-      local parsed, perr = e.toolcalls.from_text(response.content or "")
-      if parsed then
-        calls = parsed
-      elseif perr then
-        history[#history + 1] = { role = "assistant", content = response.content }
-        history[#history + 1] = { role = "user", content = "Your tool call could not be read: " .. perr
-          .. ". Write it as {\"tool\": \"NAME\", \"args\": {...}}." }
-        goto continue
-      end
-    end
-    history[#history + 1] = { role = "assistant", content = response.content,
-      tool_calls = (#calls > 0 and job.role.dialect == "native") and calls or nil }
-    if #calls == 0 then return { ended = "stopped", detail = "the model ended its turn" } end
-    for i, call in ipairs(calls) do
-      local key = tostring(i)
-      local res = not job.fresh and journal.tool_call(e.db, turn_id, key)
-      if not res then
-        calls_in_turn = calls_in_turn + 1
-        if calls_in_turn > b.tool_calls_per_turn then
-          return { ended = "budget", detail = string.format("the turn made more than %d tool calls (budgets.tool_calls_per_turn)", b.tool_calls_per_turn) }
-        end
-        fault.hit("before_tool")
-        res = execute(e, job, turn_id, key, call, counters, assert(e.board:get(job.card_id)))
-        fault.hit("after_tool")
-        e:emit { type = "tool", card = job.card_id, seat = job.seat, tool = call.name, ok = res.ok,
-          code = res.code, denied = res.denied or nil }
-        if res.held then
-          e:emit { type = "approval_requested", card = job.card_id, seat = job.seat, tool = call.name,
-            approval = res.approval, reason = res.error }
-        end
-      else
-        calls_in_turn = calls_in_turn + 1
-      end
-      -- a held call ends the turn (recorded or replayed): the card waits for the developer
-      if res.held then return { ended = "handed_in", detail = "waiting for approval #" .. tostring(res.approval) } end
-      history[#history + 1] = result_message(job, call, res)
-    end
-    ::continue::
+    out, card, rec = commit_step(e, job, st, step, model, rec)
+    if out then return out end
+    step = step + 1
   end
 end
 
