@@ -15,5 +15,6 @@ const orket_module orket_modules[] = {
     {"orket.c.http", luaopen_orket_http},
     {"orket.c.plain", luaopen_orket_plain},
     {"orket.c.pattern", luaopen_orket_pattern},
+    {"orket.c.lockfile", luaopen_orket_lockfile},
     {NULL, NULL},
 };

@@ -103,6 +103,13 @@ function cmd.execute(o, cli, resume_id)
     cli.err("%s", err)
     return 1
   end
+  local lock, lerr = setup.lock(o.dir)
+  if not lock then
+    if stop_view then stop_view() end
+    e.close_all()
+    cli.err("%s", lerr)
+    return 1
+  end
   -- Edits to roles/, tools/, policies/ and routing.lua apply from the next turn on.
   local watcher = reload.watch(e)
   local status
@@ -133,6 +140,7 @@ function cmd.execute(o, cli, resume_id)
   end
   require("orket.c.runtime").run("nowait")
   e.close_all()
+  lock:release()
   cli.flush_unhandled()
   if not ok then
     cli.err("%s", terr)

@@ -103,6 +103,9 @@ function Project:turn(card_id, opts)
   if not TAKES_TURNS[card.status] then
     return nil, string.format("%s is %s; only ready, in_progress and code_review cards take turns", card.id, card.status), "ESTATUS"
   end
+  -- a turn writes the board like a run does: not while `orket run` works this project
+  local lock <close>, lerr, lcode = setup.lock(self.dir)
+  if not lock then return nil, lerr, lcode end
   local e = self.engine
   local saved_model = e.model
   if opts.model then e.model = opts.model end

@@ -62,4 +62,19 @@ function M.open(dir, opts)
   return e, db
 end
 
+--- lock(dir) -> lock | nil, msg, "EBUSY"|CODE. One run at a time works a project's board:
+--- two would pick the same ready cards. The lock is a flock on DIR/.orket/run.lock, which
+--- the kernel drops when the holder dies (even by kill -9), so it never goes stale;
+--- `lock:release()` or garbage collection frees it. `orket answer`, `orket board` and the
+--- other readers do not take it.
+function M.lock(dir)
+  local lk, err, code, holder = require("orket.c.lockfile").acquire(dir .. "/.orket/run.lock")
+  if lk then return lk end
+  if code == "EBUSY" then
+    return nil, string.format("another orket run is working on this project%s; wait for it to end, or stop it "
+      .. "(Ctrl-C) and continue with 'orket resume'", holder and (" (process " .. holder .. ")") or ""), code
+  end
+  return nil, err, code
+end
+
 return M

@@ -1,0 +1,63 @@
+/* llockfile.c: Lua module `orket.c.lockfile`, a thin binding of lockfile.h.
+ *   acquire(path) -> lock | nil, message, CODE, holder_pid   (CODE "EBUSY" when held)
+ *   lock:release()   also on garbage collection and at the end of a to-be-closed variable */
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "lockfile.h"
+#include "modules.h"
+
+#define LLF_MT "orket.lockfile"
+
+typedef struct llf_lock {
+  int fd;
+} llf_lock;
+
+static int llf_acquire(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  llf_lock *lk = lua_newuserdatauv(L, sizeof *lk, 0);
+  lk->fd = -1;
+  luaL_setmetatable(L, LLF_MT);
+  char err[512];
+  const char *code = "EIO";
+  pid_t holder = 0;
+  int fd = lockfile_acquire(path, &holder, err, sizeof err, &code);
+  if (fd < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    lua_pushstring(L, code);
+    if (holder > 0) lua_pushinteger(L, (lua_Integer)holder);
+    else lua_pushnil(L);
+    return 4;
+  }
+  lk->fd = fd;
+  return 1;
+}
+
+static int llf_release(lua_State *L) {
+  llf_lock *lk = luaL_checkudata(L, 1, LLF_MT);
+  lockfile_release(lk->fd);
+  lk->fd = -1;
+  return 0;
+}
+
+static int llf_held(lua_State *L) {
+  llf_lock *lk = luaL_checkudata(L, 1, LLF_MT);
+  lua_pushboolean(L, lk->fd >= 0);
+  return 1;
+}
+
+static const luaL_Reg llf_methods[] = {
+    {"release", llf_release}, {"held", llf_held}, {"__gc", llf_release}, {"__close", llf_release}, {NULL, NULL}};
+
+int luaopen_orket_lockfile(lua_State *L) {
+  luaL_newmetatable(L, LLF_MT);
+  luaL_setfuncs(L, llf_methods, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_pushcfunction(L, llf_acquire);
+  lua_setfield(L, -2, "acquire");
+  return 1;
+}

@@ -1,0 +1,19 @@
+/* lockfile.h: an exclusive advisory lock on a file (flock), held while the descriptor is
+ * open. The kernel drops it when the process dies, even by kill -9, so a crashed run never
+ * leaves a stale lock behind. Used to keep two `orket run`s off one project's board. */
+#ifndef ORKET_LOCKFILE_H
+#define ORKET_LOCKFILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Opens (creating, mode 0600) and locks path without waiting. On success returns the
+ * descriptor and writes this process id into the file, for the message another process
+ * shows. When another process holds the lock returns -1 with *holder set to its pid (0
+ * if unknown) and *code "EBUSY"; on any other failure -1 with err filled and *code set. */
+int lockfile_acquire(const char *path, pid_t *holder, char *err, size_t errlen, const char **code);
+
+/* Releases the lock and closes the descriptor. */
+void lockfile_release(int fd);
+
+#endif
