@@ -52,6 +52,7 @@ typedef struct cw_frame {
 
 typedef struct cw_event {
   chatwire *w;
+  yajl_handle h;      /* one parser for all the events of a response (see chatwire_take) */
   chatwire_buf scratch; /* the event's strings */
   cw_op *ops;
   size_t nops, opcap;
@@ -59,6 +60,7 @@ typedef struct cw_event {
   int depth;          /* frames in use */
   int skip;           /* nesting inside a skipped value */
   int ended;          /* the top-level object closed */
+  size_t end_off;     /* where it closed in the event's bytes */
   cw_str id, model, finish;
   int usage;          /* a usage object (OpenAI) */
   chatwire_int prompt, completion;
@@ -410,7 +412,10 @@ static int cw_close(void *ctx) {
   }
   cw_frame *f = cw_top(e);
   switch (f->ctx) {
-  case C_ROOT: e->ended = 1; break;
+  case C_ROOT:
+    e->ended = 1;
+    e->end_off = yajl_get_bytes_consumed(e->h); /* just past the '}' */
+    break;
   case C_CHOICE:
     if (e->choice_skip) e->nops = e->choice_ops; /* another choice: its pieces are dropped */
     else if (e->choice_finish.set) e->finish = e->choice_finish;
@@ -556,6 +561,7 @@ void chatwire_free(chatwire *w) {
   cw_buf_free(&w->finish);
   cw_event *e = w->ev;
   if (e) {
+    if (e->h) yajl_free(e->h);
     cw_buf_free(&e->scratch);
     free(e->ops);
     free(e);
@@ -579,14 +585,23 @@ int chatwire_take(chatwire *w, const char *data, size_t len) {
   e->usage = e->done = 0;
   e->prompt.set = e->completion.set = 0;
   if (!cw_escapes_agree(data, len)) goto refuse;
-  yajl_handle h = yajl_alloc(&cw_callbacks, NULL, e);
-  if (h == NULL) goto refuse;
-  /* cjson takes bytes as they are, valid UTF-8 or not */
-  yajl_config(h, yajl_dont_validate_strings, 1);
-  yajl_status st = yajl_parse(h, (const unsigned char *)data, len);
-  if (st == yajl_status_ok) st = yajl_complete_parse(h);
-  yajl_free(h);
-  if (st != yajl_status_ok || !e->ended) goto refuse;
+  /* One parser serves every event: making and freeing one per event cost more than the
+   * parse of a small event. yajl_allow_multiple_values lets it start a new top-level value
+   * after the previous one; the event must hold exactly one object followed by nothing but
+   * whitespace (as cjson requires), which is checked here rather than by
+   * yajl_complete_parse, since a trailing partial token would otherwise stay buffered in
+   * the parser for the next event. A failed parse leaves the parser dead, which is fine
+   * because a refusal is final. */
+  if (e->h == NULL) {
+    e->h = yajl_alloc(&cw_callbacks, NULL, e);
+    if (e->h == NULL) goto refuse;
+    /* cjson takes bytes as they are, valid UTF-8 or not */
+    yajl_config(e->h, yajl_dont_validate_strings, 1);
+    yajl_config(e->h, yajl_allow_multiple_values, 1);
+  }
+  if (yajl_parse(e->h, (const unsigned char *)data, len) != yajl_status_ok || !e->ended) goto refuse;
+  for (size_t i = e->end_off; i < len; i++)
+    if (data[i] != ' ' && data[i] != '\t' && data[i] != '\n' && data[i] != '\r') goto refuse;
   size_t ncalls;
   if (!cw_check(w, e, &ncalls)) goto refuse;
   if (!cw_reserve(w, ncalls) || !cw_apply(w, e)) return -1;

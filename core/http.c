@@ -19,10 +19,24 @@
 #define HTTP_DEFAULT_MAX_BYTES ((size_t)64 << 20)
 #define HTTP_MAX_HEADER_BYTES ((size_t)64 << 10)
 /* Idle easy handles kept for reuse: making one and tearing it down costs more CPU than the
- * rest of a short request's client-side work in libcurl. A reset handle holds little. */
+ * rest of a short request's client-side work in libcurl. An idle handle holds little. */
 #define HTTP_POOL_MAX 16
+/* Header lists kept for reuse: one per provider in practice (see http_hdrs_get). */
+#define HTTP_HDRS_CACHE 4
 /* Connections kept for reuse at least (several providers used in turn keep theirs). */
 #define HTTP_CACHE_MIN 16
+/* How long a request released after [DONE] may take to read the end of its body (see
+ * http_release) before its connection is given up. */
+#define HTTP_DRAIN_MS 2000
+
+/* A request header list ("Expect:" then the caller's lines), shared by the requests that
+ * send the same lines: each provider sends the same few headers with every request, and
+ * building the list costs two allocations a line. */
+typedef struct http_hdrs {
+  struct curl_slist *list;
+  size_t n;    /* the caller's lines */
+  size_t refs; /* requests using it, plus one while the client's cache holds it */
+} http_hdrs;
 
 typedef struct http_sock {
   uv_poll_t poll;
@@ -42,15 +56,17 @@ struct http_client {
   http_req *ready_tail;
   size_t live;
   int dispatching;
-  CURL *pool[HTTP_POOL_MAX]; /* reset easy handles ready for the next request */
+  CURL *pool[HTTP_POOL_MAX]; /* idle easy handles, configured, ready for the next request */
   size_t npool;
+  http_hdrs *hdrs[HTTP_HDRS_CACHE]; /* header lists recently sent */
+  size_t hdrs_next;  /* the slot to replace next */
   size_t cache_max;    /* CURLMOPT_MAXCONNECTS: never below the most requests live at once */
 };
 
 struct http_req {
   http_client *c;
   CURL *easy;
-  struct curl_slist *hdrs;
+  http_hdrs *hdrs;
   uv_timer_t timer;     /* first-byte, idle and total timeouts */
   http_notify_fn notify;
   void *ud;
@@ -79,6 +95,8 @@ struct http_req {
   char curl_err[CURL_ERROR_SIZE];
   char what[96];        /* "POST http://host:port" for messages; never the query string */
   int queued;
+  int draining;         /* released after [DONE]; freed when the transfer ends */
+  size_t body_len;
   http_req *ready_next;
   http_req *prev, *next;
 };
@@ -131,21 +149,101 @@ static void http_set_error(http_req *r, const char *code, const char *phase, con
   if (r->err) snprintf(r->err, n, "%s: %s", r->what, msg);
 }
 
-/* A handle for a new request: a pooled one (reset when it was put back) or a new one. */
+static size_t http_on_header(char *p, size_t size, size_t n, void *ud);
+static size_t http_on_body(char *p, size_t size, size_t n, void *ud);
+
+/* A handle for a new request: a pooled one or a new one. Options every request shares are
+ * set once, when the handle is made; http_setup sets the rest, all of them every time, so
+ * nothing of an earlier request carries over. (curl_easy_reset, then setting everything
+ * again, cost more than the rest of libcurl's per-transfer work on the client side.) */
 static CURL *http_easy_get(http_client *c) {
-  return c->npool > 0 ? c->pool[--c->npool] : c->api.easy_init();
+  if (c->npool > 0) return c->pool[--c->npool];
+  const curlapi *api = &c->api;
+  CURL *e = api->easy_init();
+  if (e == NULL) return NULL;
+  CURLcode rc = CURLE_OK;
+#define SET(opt, val) if (rc == CURLE_OK) rc = api->easy_setopt(e, opt, val)
+  SET(CURLOPT_PROTOCOLS_STR, "http,https");
+  SET(CURLOPT_FOLLOWLOCATION, 0L);
+  SET(CURLOPT_NOSIGNAL, 1L);
+  SET(CURLOPT_TCP_KEEPALIVE, 1L);
+  SET(CURLOPT_HEADERFUNCTION, http_on_header);
+  SET(CURLOPT_WRITEFUNCTION, http_on_body);
+  /* 2 KiB instead of 16: streamed events are a few hundred bytes each, and libcurl keeps
+   * this buffer for the whole transfer, so with hundreds in flight it weighed more than
+   * the rest of a request (8 KiB cost 2 KiB more RSS per in-flight request); a large
+   * non-streamed body only takes more reads, each returning up to 2 KiB */
+  SET(CURLOPT_BUFFERSIZE, 2048L);
+#undef SET
+  if (rc != CURLE_OK) {
+    api->easy_cleanup(e);
+    return NULL;
+  }
+  return e;
 }
 
-/* Gives back a handle no longer in the multi: reset (it forgets every option, including
- * pointers into the old request) and pooled, or freed when the pool is full. Its
- * connection stays in the multi's connection cache either way. */
+/* Gives back a handle no longer in the multi: pooled (its pointers into the finished
+ * request cleared) or freed when the pool is full. Its connection stays in the multi's
+ * connection cache either way. */
 static void http_easy_put(http_client *c, CURL *e) {
   if (c->npool < HTTP_POOL_MAX) {
-    c->api.easy_reset(e);
+    const curlapi *api = &c->api;
+    api->easy_setopt(e, CURLOPT_PRIVATE, (char *)NULL);
+    api->easy_setopt(e, CURLOPT_ERRORBUFFER, (char *)NULL);
+    api->easy_setopt(e, CURLOPT_HEADERDATA, (void *)NULL);
+    api->easy_setopt(e, CURLOPT_WRITEDATA, (void *)NULL);
+    api->easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    api->easy_setopt(e, CURLOPT_POSTFIELDS, (char *)NULL);
     c->pool[c->npool++] = e;
   } else {
     c->api.easy_cleanup(e);
   }
+}
+
+static void http_hdrs_unref(http_client *c, http_hdrs *h) {
+  if (h && --h->refs == 0) {
+    c->api.slist_free_all(h->list);
+    free(h);
+  }
+}
+
+/* The header list for these lines, with a reference for the caller: a cached one when a
+ * recent request sent the same lines, else a new one (then cached). NULL: out of memory. */
+static http_hdrs *http_hdrs_get(http_client *c, const char *const *lines, size_t n) {
+  for (size_t k = 0; k < HTTP_HDRS_CACHE; k++) {
+    http_hdrs *h = c->hdrs[k];
+    if (h == NULL || h->n != n) continue;
+    const struct curl_slist *l = h->list->next;
+    size_t i = 0;
+    while (i < n && strcmp(l->data, lines[i]) == 0) {
+      l = l->next;
+      i++;
+    }
+    if (i == n) {
+      h->refs++;
+      return h;
+    }
+  }
+  http_hdrs *h = malloc(sizeof *h);
+  if (h == NULL) return NULL;
+  /* No "Expect: 100-continue" round trip for large bodies. */
+  struct curl_slist *l = c->api.slist_append(NULL, "Expect:");
+  for (size_t i = 0; l && i < n; i++) {
+    struct curl_slist *nl = c->api.slist_append(l, lines[i]);
+    if (nl == NULL) c->api.slist_free_all(l);
+    l = nl;
+  }
+  if (l == NULL) {
+    free(h);
+    return NULL;
+  }
+  h->list = l;
+  h->n = n;
+  h->refs = 2; /* the caller's and the cache's */
+  http_hdrs_unref(c, c->hdrs[c->hdrs_next]);
+  c->hdrs[c->hdrs_next] = h;
+  c->hdrs_next = (c->hdrs_next + 1) % HTTP_HDRS_CACHE;
+  return h;
 }
 
 /* Removes the easy handle from libcurl and marks the request finished. */
@@ -155,7 +253,7 @@ static void http_detach(http_req *r) {
     http_easy_put(r->c, r->easy);
     r->easy = NULL;
   }
-  if (r->hdrs) r->c->api.slist_free_all(r->hdrs);
+  http_hdrs_unref(r->c, r->hdrs);
   r->hdrs = NULL;
   uv_timer_stop(&r->timer);
   r->finished = 1;
@@ -272,6 +370,8 @@ static size_t http_on_body(char *p, size_t size, size_t n, void *ud) {
 
 /* ---- finishing ------------------------------------------------------------------------ */
 
+static void http_free(http_req *r);
+
 static void http_complete(http_req *r, CURLcode rc) {
   if (rc == CURLE_OK) {
     http_frame_status(r, frame_finish(&r->fr, http_emit, r));
@@ -293,7 +393,8 @@ static void http_complete(http_req *r, CURLcode rc) {
     }
   }
   http_detach(r);
-  http_enqueue(r);
+  if (r->draining) http_free(r);
+  else http_enqueue(r);
 }
 
 static void http_read_done(http_client *c) {
@@ -408,6 +509,11 @@ static void http_on_deadline(uv_timer_t *t) {
   http_req *r = t->data;
   if (r->finished || r->c == NULL) return;
   uint64_t now = uv_now(r->c->loop);
+  if (r->draining && now >= r->start + (uint64_t)r->total_ms) {
+    http_detach(r); /* the connection goes with it */
+    http_free(r);
+    return;
+  }
   char msg[96];
   if (r->total_ms && now >= r->start + (uint64_t)r->total_ms) {
     snprintf(msg, sizeof msg, "no complete response within %ld ms", r->total_ms);
@@ -499,68 +605,52 @@ void http_client_free(http_client *c) {
     c->reqs = r->next;
     r->prev = r->next = NULL;
     r->c = NULL;
+    if (r->draining) http_free(r); /* nobody else will */
   }
   while (c->npool > 0) c->api.easy_cleanup(c->pool[--c->npool]);
+  for (size_t k = 0; k < HTTP_HDRS_CACHE; k++) {
+    http_hdrs_unref(c, c->hdrs[k]);
+    c->hdrs[k] = NULL;
+  }
   c->api.multi_cleanup(c->multi); /* may report sockets removed: they leave c->socks */
   while (c->socks) http_sock_forget(c->socks);
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, http_client_closed);
 }
 
+/* Sets every option that differs between requests (see http_easy_get). */
 static int http_setup(http_req *r, const http_opts *o, char *err, size_t errlen) {
-  const curlapi *api = &r->c->api;
+  http_client *c = r->c;
+  const curlapi *api = &c->api;
   CURL *e = r->easy;
   const char *method = o->method ? o->method : (o->body ? "POST" : "GET");
+  r->hdrs = http_hdrs_get(c, o->headers, o->nheaders);
+  if (r->hdrs == NULL) {
+    snprintf(err, errlen, "%s: out of memory", r->what);
+    return -1;
+  }
   CURLcode rc = CURLE_OK;
 #define SET(opt, val) if (rc == CURLE_OK) rc = api->easy_setopt(e, opt, val)
   SET(CURLOPT_URL, o->url);
-  SET(CURLOPT_PROTOCOLS_STR, "http,https");
-  SET(CURLOPT_FOLLOWLOCATION, 0L);
-  SET(CURLOPT_NOSIGNAL, 1L);
-  SET(CURLOPT_TCP_KEEPALIVE, 1L);
   SET(CURLOPT_PRIVATE, (char *)r);
   SET(CURLOPT_ERRORBUFFER, r->curl_err);
-  SET(CURLOPT_HEADERFUNCTION, http_on_header);
   SET(CURLOPT_HEADERDATA, r);
-  SET(CURLOPT_WRITEFUNCTION, http_on_body);
   SET(CURLOPT_WRITEDATA, r);
-  /* 2 KiB instead of 16: streamed events are a few hundred bytes each, and libcurl keeps
-   * this buffer for the whole transfer, so with hundreds in flight it weighed more than
-   * the rest of a request (8 KiB cost 2 KiB more RSS per in-flight request); a large
-   * non-streamed body only takes more reads, each returning up to 2 KiB */
-  SET(CURLOPT_BUFFERSIZE, 2048L);
-  if (o->connect_timeout_ms > 0) SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
-  if (strcmp(method, "GET") == 0) {
-    SET(CURLOPT_HTTPGET, 1L);
+  SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 0L);
+  SET(CURLOPT_HTTPHEADER, r->hdrs->list);
+  if (o->body) { /* a POST unless method says otherwise; the body is not copied */
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+    SET(CURLOPT_POSTFIELDS, o->body);
+    SET(CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? (char *)NULL : method);
   } else {
-    SET(CURLOPT_CUSTOMREQUEST, method);
-    if (o->body) {
-      SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
-      SET(CURLOPT_COPYPOSTFIELDS, o->body);
-    }
+    SET(CURLOPT_HTTPGET, 1L);
+    SET(CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") == 0 ? (char *)NULL : method);
   }
 #undef SET
   if (rc != CURLE_OK) {
     snprintf(err, errlen, "%s: %s", r->what, api->easy_strerror(rc));
     return -1;
   }
-  /* No "Expect: 100-continue" round trip for large bodies. */
-  struct curl_slist *l = api->slist_append(NULL, "Expect:");
-  for (size_t i = 0; l && i < o->nheaders; i++) {
-    struct curl_slist *nl = api->slist_append(l, o->headers[i]);
-    if (nl == NULL) {
-      api->slist_free_all(l);
-      l = NULL;
-    } else {
-      l = nl;
-    }
-  }
-  if (l == NULL) {
-    snprintf(err, errlen, "%s: out of memory", r->what);
-    return -1;
-  }
-  r->hdrs = l;
-  api->easy_setopt(e, CURLOPT_HTTPHEADER, l);
   return 0;
 }
 
@@ -592,13 +682,14 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
     return NULL;
   }
   if (http_setup(r, o, err, errlen) != 0) {
-    if (r->hdrs) c->api.slist_free_all(r->hdrs);
+    http_hdrs_unref(c, r->hdrs);
     http_easy_put(c, r->easy);
     free(r);
     return NULL;
   }
   r->notify = notify;
   r->ud = ud;
+  r->body_len = o->body ? o->body_len : 0;
   r->framing = o->framing;
   r->take = o->take;
   r->take_ud = o->take_ud;
@@ -614,7 +705,7 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   CURLMcode mc = c->api.multi_add_handle(c->multi, r->easy);
   if (mc != CURLM_OK) {
     snprintf(err, errlen, "%s: %s", r->what, c->api.multi_strerror(mc));
-    if (r->hdrs) c->api.slist_free_all(r->hdrs);
+    http_hdrs_unref(c, r->hdrs);
     http_easy_put(c, r->easy);
     r->easy = NULL;
     r->hdrs = NULL;
@@ -645,16 +736,14 @@ void http_abort(http_req *r, const char *code, const char *msg) {
   http_detach(r);
 }
 
-void http_release(http_req *r) {
-  if (r == NULL) return;
+/* Unlinks and frees a request (its timer closes through the loop). */
+static void http_free(http_req *r) {
   http_client *c = r->c;
-  if (!r->finished) http_abort(r, HTTP_E_CANCELED, "released");
   if (c) {
     http_dequeue(r);
     if (r->prev) r->prev->next = r->next;
     else c->reqs = r->next;
     if (r->next) r->next->prev = r->prev;
-    c->live--;
   }
   r->c = NULL;
   frame_free(&r->fr);
@@ -666,6 +755,38 @@ void http_release(http_req *r) {
   r->hbuf = r->ev = NULL;
   r->ev_off = NULL;
   uv_close((uv_handle_t *)&r->timer, http_sock_closed); /* frees r via data */
+}
+
+/* A stream's [DONE] often arrives in one read and the end of the chunked body in the
+ * next; aborting then would close a connection that is about to be reusable (an instant
+ * server saw about one new connection per ten sequential requests). So a request released
+ * after [DONE], whose body was wholly sent, reads the rest of its body without an owner
+ * for up to HTTP_DRAIN_MS and is freed when the transfer ends. */
+static int http_can_drain(http_req *r) {
+  if (r->finished || !r->fr.done || r->err_code || r->c == NULL || r->easy == NULL) return 0;
+  curl_off_t sent = -1;
+  if (r->c->api.easy_getinfo(r->easy, CURLINFO_SIZE_UPLOAD_T, &sent) != CURLE_OK) return 0;
+  return sent == (curl_off_t)r->body_len; /* libcurl no longer reads the caller's body */
+}
+
+void http_release(http_req *r) {
+  if (r == NULL) return;
+  http_client *c = r->c;
+  if (c) c->live--;
+  if (http_can_drain(r)) {
+    http_dequeue(r);
+    r->draining = 1;
+    r->notify = NULL;
+    r->ud = NULL;
+    r->take = NULL;
+    uint64_t now = uv_now(c->loop);
+    r->total_ms = (long)(now - r->start) + HTTP_DRAIN_MS;
+    r->idle_ms = 0;
+    http_arm(r);
+    return;
+  }
+  if (!r->finished) http_abort(r, HTTP_E_CANCELED, "released");
+  http_free(r);
 }
 
 int http_status(const http_req *r) { return r->headers_done ? r->status : 0; }

@@ -21,7 +21,7 @@ typedef void (*http_notify_fn)(http_req *r, void *ud);
 typedef struct http_opts {
   const char *url;             /* http:// or https:// only; redirects are never followed */
   const char *method;          /* "GET" or "POST" (default "GET", "POST" when body is set) */
-  const char *body;
+  const char *body;            /* not copied: must stay valid until http_release */
   size_t body_len;
   const char *const *headers;  /* "Name: value" lines */
   size_t nheaders;

@@ -128,12 +128,21 @@ static int lh_push_read(lua_State *L, void *ud) {
   return 1;
 }
 
-static int lh_ready_headers(http_req *r) { return http_headers_done(r) || http_finished(r); }
 static int lh_ready_read(http_req *r) { return http_event_count(r) > 0 || http_finished(r); }
+
+/* With decode=, the headers of a 2xx response are handed over together with the body's
+ * end (or the first event the decoder leaves to Lua), so the task wakes once per response
+ * instead of twice: nobody acts on a decoded stream's headers before its end. */
+static int lh_ready_headers(const lh_req *q) {
+  http_req *r = q->r;
+  if (!http_headers_done(r)) return http_finished(r);
+  if (q->decode && http_status(r) >= 200 && http_status(r) <= 299) return lh_ready_read(r);
+  return 1;
+}
 
 static void lh_notify(http_req *r, void *ud) {
   lh_req *q = ud;
-  if (q->waiting == LH_WAIT_HEADERS && lh_ready_headers(r)) {
+  if (q->waiting == LH_WAIT_HEADERS && lh_ready_headers(q)) {
     q->waiting = LH_IDLE;
     rt_wait_finish(&q->w, lh_push_headers, q);
   } else if (q->waiting == LH_WAIT_READ && lh_ready_read(r)) {
@@ -240,7 +249,7 @@ static lh_req *lh_check(lua_State *L) {
 static int lh_wait(lua_State *L, int kind) {
   lh_req *q = lh_check(L);
   if (q->waiting) return luaL_error(L, "http: another task already waits on this request");
-  int ready = kind == LH_WAIT_HEADERS ? lh_ready_headers(q->r) : lh_ready_read(q->r);
+  int ready = kind == LH_WAIT_HEADERS ? lh_ready_headers(q) : lh_ready_read(q->r);
   rt_wait_push_fn push = kind == LH_WAIT_HEADERS ? lh_push_headers : lh_push_read;
   if (ready) return push(L, q);
   rt_wait_begin(L, &q->w, lh_cancel);
@@ -289,6 +298,8 @@ static int lh_close(lua_State *L) {
     }
     http_release(q->r);
     q->r = NULL;
+    lua_pushnil(L); /* the body is no longer sent */
+    lua_setiuservalue(L, 1, 1);
   }
   if (q->cw) {
     chatwire_free(q->cw);
@@ -342,6 +353,7 @@ static int lh_request(lua_State *L) {
   o.method = luaL_optstring(L, -1, NULL);
   lua_getfield(L, 1, "body");
   o.body = luaL_optlstring(L, -1, NULL, &o.body_len);
+  int body_idx = lua_gettop(L);
   lua_getfield(L, 1, "framing");
   o.framing = modes[luaL_checkoption(L, -1, "raw", framings)];
   o.connect_timeout_ms = lh_opt_ms(L, "connect_timeout_ms");
@@ -376,10 +388,12 @@ static int lh_request(lua_State *L) {
   }
   /* Create the object closed, then start the transfer. */
   http_client *c = lh_client_get(L);
-  lh_req *q = lua_newuserdatauv(L, sizeof *q, 0);
+  lh_req *q = lua_newuserdatauv(L, sizeof *q, 1);
   memset(q, 0, sizeof *q);
   q->w.co_ref = LUA_NOREF;
   luaL_setmetatable(L, LH_REQ);
+  lua_pushvalue(L, body_idx); /* libcurl sends the body from the Lua string: keep it */
+  lua_setiuservalue(L, -2, 1);
   if (decode >= 0 && o.framing != FRAME_RAW) {
     q->decode = 1 + (int)lh_decoder_kinds[decode];
     o.take = lh_take;

@@ -19,7 +19,9 @@
 --                               the default {"path": "notes.txt", "text": "hi"}
 --   no_usage                    send no token counts
 --   comments                    SSE keep-alive comments and CRLF line ends
--- GET /__log returns every request seen (path, model, time, authorization present);
+--   done_gap_ms=MS              wait MS between [DONE] and the end of the chunked body
+-- GET /__log returns every request seen (path, model, time, authorization present, conn:
+-- the number of the connection it came on);
 -- POST /__reset forgets the log and the failure counters.
 local uv = require "luv"
 local json = require "cjson.safe"
@@ -198,6 +200,7 @@ local function openai_chat(c, req, s)
     event({ id = id, object = "chat.completion.chunk", model = model, choices = {}, usage = usage })
   end
   event("[DONE]")
+  if s.done_gap_ms then orket.sleep(s.done_gap_ms) end
   c:finish()
 end
 
@@ -262,7 +265,7 @@ local function handle(c, method, path, headers, body)
   end
   local s = settings(req.model)
   log[#log + 1] = { t = now_ms(), path = path, model = req.model, stream = req.stream,
-    authorization = headers["authorization"], request = req }
+    authorization = headers["authorization"], request = req, conn = c.serial }
   if s.first_byte_ms then orket.sleep(s.first_byte_ms) end
   if c.closed then return end
   local status = failure(s, req.model)
@@ -272,8 +275,10 @@ local function handle(c, method, path, headers, body)
 end
 
 -- Reads requests off a connection (keep-alive: one after another).
+local conns = 0
 local function serve(sock)
-  local c = setmetatable({ sock = sock, buf = "" }, Conn)
+  conns = conns + 1
+  local c = setmetatable({ sock = sock, buf = "", serial = conns }, Conn)
   local busy = false
   local function pump()
     if busy or c.closed then return end

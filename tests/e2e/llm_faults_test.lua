@@ -297,6 +297,20 @@ describe("concurrency and cancellation", function()
     assert.is_true(t[5] - t[1] >= 45, "the fifth request started before a slot was free")
   end)
 
+  it("keeps the connection when the body's end comes after [DONE]", function()
+    local c = client()
+    for _ = 1, 3 do
+      local r = assert(c:chat { model = "oa:chunks=2,done_gap_ms=30", messages = USER })
+      assert.equal("tok1 tok2", r.content)
+      assert.equal(0, http.live()) -- closed for its owner while it reads the rest
+      orket.sleep(60) -- the rest has come: the connection is idle again
+    end
+    local log = fake.log()
+    assert.equal(3, #log)
+    assert.equal(log[1].conn, log[2].conn)
+    assert.equal(log[1].conn, log[3].conn)
+  end)
+
   it("cancelling a task aborts its transfer at once and frees its slot", function()
     local c = client { max_concurrency = 1 }
     local t = task.spawn(function() return c:chat { model = "oa:stall_after=1", messages = USER } end)

@@ -80,6 +80,15 @@ local OPENAI = {
   deep = { '{"x":' .. string.rep("[", 600) .. string.rep("]", 600) .. ',"choices":[{"delta":{"content":"d"}}]}', delta({}, "stop") },
   not_object = { delta { content = "a" }, "[1]", delta({}, "stop") },
   trailing = { '{"choices":[{"delta":{"content":"a"}}]} x', delta({}, "stop") },
+  -- one parser serves a whole response: what trails an event must not leak into the next
+  trailing_partial_string = { delta { content = "a" }, '{"choices":[{"delta":{"content":"b"}}]} "x', '"}', delta({}, "stop") },
+  trailing_partial_literal = { delta { content = "a" }, '{"choices":[]} tru', 'e', delta({}, "stop") },
+  trailing_number = { delta { content = "a" }, '{"choices":[]} 12', delta({}, "stop") },
+  two_objects = { delta { content = "a" }, '{"choices":[]}{"choices":[]}', delta({}, "stop") },
+  trailing_whitespace = { delta { content = "a" }, '{"choices":[{"delta":{"content":"b"}}]} \r\n\t ', delta({}, "stop") },
+  empty_event = { delta { content = "a" }, "", delta({}, "stop") },
+  blank_event = { delta { content = "a" }, "  ", delta({}, "stop") },
+  unclosed = { delta { content = "a" }, '{"choices":[', ']}', delta({}, "stop") },
   choice_not_table = { '{"choices":[1,"s",null,{"delta":{"content":"ok"}}]}', delta({}, "stop") },
 }
 
@@ -119,6 +128,10 @@ describe("http.decode_stream gives what the Lua wire formats give", function()
     assert.equal(#OPENAI.tool_calls, taken)
     _, taken = by_c("ollama", OLLAMA.go_escapes)
     assert.equal(#OLLAMA.go_escapes, taken)
+    _, taken = by_c("openai", OPENAI.trailing_whitespace)
+    assert.equal(#OPENAI.trailing_whitespace, taken)
+    _, taken = by_c("openai", OPENAI.trailing_partial_string)
+    assert.equal(1, taken)
     _, taken = by_c("openai", OPENAI.error_midway)
     assert.equal(1, taken)
   end)

@@ -30,7 +30,7 @@ function M.new(cfg, opts)
   local ok, err = config.validate_models(models)
   if not ok then error("llm.new: " .. err, 2) end
   local getenv = opts.getenv or os.getenv
-  local self = setmetatable({ default = models.default, providers = {}, names = {} }, Client)
+  local self = setmetatable({ default = models.default, providers = {}, names = {}, resolved = {}, nresolved = 0 }, Client)
   for name, conf in pairs(models.providers) do
     local p = { name = name, conf = conf, kind = conf.kind }
     if conf.kind == "openai" or conf.kind == "ollama" then
@@ -71,9 +71,12 @@ local function check_request(req)
       error("bad argument #1 to 'chat' (messages[" .. i .. "].content must be a string)", 3)
     end
   end
-  for i, t in ipairs(req.tools or {}) do
-    if type(t) ~= "table" or type(t.name) ~= "string" then
-      error("bad argument #1 to 'chat' (tools[" .. i .. "].name must be a string)", 3)
+  local tools = req.tools
+  if tools ~= nil then
+    for i, t in ipairs(tools) do
+      if type(t) ~= "table" or type(t.name) ~= "string" then
+        error("bad argument #1 to 'chat' (tools[" .. i .. "].name must be a string)", 3)
+      end
     end
   end
   if req.on_delta ~= nil and type(req.on_delta) ~= "function" then
@@ -84,9 +87,26 @@ local function check_request(req)
   end
 end
 
+-- Model names resolved so far (a client sees a handful; the cache starts over past 64).
+local RESOLVED_MAX = 64
+
 --- resolve(spec) -> provider state, model | nil, message
 function Client:resolve(spec)
   spec = spec or self.default
+  local hit = self.resolved[spec]
+  if hit then return hit[1], hit[2] end
+  local p, model = self:resolve_uncached(spec)
+  if p then
+    if self.nresolved >= RESOLVED_MAX then
+      self.resolved, self.nresolved = {}, 0
+    end
+    self.resolved[spec] = { p, model }
+    self.nresolved = self.nresolved + 1
+  end
+  return p, model
+end
+
+function Client:resolve_uncached(spec)
   if spec == nil then return nil, "llm: no model given and no models.default configured" end
   local pname, model = config.split_model(spec)
   if not pname then return nil, "llm: " .. model end

@@ -7,6 +7,9 @@ local common = require "orket.llm.common"
 
 local M = { framing = "sse" }
 
+-- The chat URL of each provider config, made once (configs do not change once loaded).
+local urls = setmetatable({}, { __mode = "k" })
+
 local function tool_choice(tc)
   if tc == nil or type(tc) == "string" then return tc end
   if type(tc) == "table" and tc.name then return { type = "function", ["function"] = { name = tc.name } } end
@@ -49,10 +52,17 @@ function M.build(p, model, req, stream)
     end
     body.tool_choice = tool_choice(req.tool_choice)
   end
-  for k, v in pairs(req.options or {}) do
-    if body[k] == nil then body[k] = v end
+  if req.options then
+    for k, v in pairs(req.options) do
+      if body[k] == nil then body[k] = v end
+    end
   end
-  return (p.base_url:gsub("/+$", "")) .. "/chat/completions", body
+  local url = urls[p]
+  if not url then
+    url = (p.base_url:gsub("/+$", "")) .. "/chat/completions"
+    urls[p] = url
+  end
+  return url, body
 end
 
 function M.new_state() return { content = {}, calls = {}, finish_reason = nil } end

@@ -46,18 +46,14 @@ function Sem:release()
 end
 
 -- hold() -> a to-be-closed slot: released when the holder's block ends, including when
--- its task is cancelled (coroutine.close closes pending to-be-closed variables).
-local Slot = { __close = function(s)
-  if s.sem then
-    local sem = s.sem
-    s.sem = nil
-    sem:release()
-  end
-end }
+-- its task is cancelled (coroutine.close closes pending to-be-closed variables). The slot
+-- is the semaphore itself (a to-be-closed variable is closed exactly once), so holding one
+-- makes no table.
+Sem.__close = Sem.release
 
 function Sem:hold()
   self:acquire()
-  return setmetatable({ sem = self }, Slot)
+  return self
 end
 
 -- ---- one attempt ---------------------------------------------------------------------------
@@ -122,13 +118,28 @@ local function stream_state(hr, wire, started, emit_deltas, emit)
 end
 
 -- Runs one HTTP attempt. Returns a result, or nil and a failure record.
+-- The request header lines for a provider, streamed or not: the same with every request,
+-- so made once (the HTTP binding then reuses its header list too).
+local function request_headers(p, wire, stream)
+  local cache = p.request_headers
+  if not cache then
+    cache = {}
+    p.request_headers = cache
+  end
+  local headers = cache[stream]
+  if headers then return headers end
+  headers = { "Content-Type: application/json", "Accept: " .. (stream and (wire.framing == "sse" and "text/event-stream" or "application/x-ndjson") or "application/json") }
+  if p.key then headers[#headers + 1] = "Authorization: Bearer " .. p.key end
+  for k, v in pairs(p.conf.headers or {}) do headers[#headers + 1] = k .. ": " .. v end
+  cache[stream] = headers
+  return headers
+end
+
 local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   local url, body = wire.build(p.conf, model, req, stream)
   local encoded, jerr = json.encode(body)
   if not encoded then return nil, common.err("bad_request", "llm: cannot encode the request: " .. tostring(jerr)) end
-  local headers = { "Content-Type: application/json", "Accept: " .. (stream and (wire.framing == "sse" and "text/event-stream" or "application/x-ndjson") or "application/json") }
-  if p.key then headers[#headers + 1] = "Authorization: Bearer " .. p.key end
-  for k, v in pairs(p.conf.headers or {}) do headers[#headers + 1] = k .. ": " .. v end
+  local headers = request_headers(p, wire, stream)
   local t = p.timeouts
   local total = t.total_ms
   if deadline then
@@ -139,12 +150,19 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   local started = rt.now()
   -- Without an on_delta nobody needs the events one by one: the binding decodes the
   -- stream in C as it arrives and the task wakes once, at the end (see docs/llm.md).
-  local hr <close>, herr = http.request {
-    url = url, method = "POST", headers = headers, body = encoded,
-    framing = stream and wire.framing or "raw", decode = stream and not emit_deltas and p.conf.kind or nil,
-    connect_timeout_ms = t.connect_ms, first_byte_timeout_ms = t.first_byte_ms,
-    idle_timeout_ms = t.idle_ms, total_timeout_ms = total, max_bytes = p.max_bytes,
-  }
+  -- http.request reads its options before it returns, so one table per provider serves
+  -- every request; each field that varies is set every time.
+  local o = p.request_opts
+  if not o then
+    o = { method = "POST", connect_timeout_ms = t.connect_ms, first_byte_timeout_ms = t.first_byte_ms,
+      idle_timeout_ms = t.idle_ms, max_bytes = p.max_bytes }
+    p.request_opts = o
+  end
+  o.url, o.headers, o.body, o.total_timeout_ms = url, headers, encoded, total
+  o.framing = stream and wire.framing or "raw"
+  o.decode = stream and not emit_deltas and p.conf.kind or nil
+  local hr <close>, herr = http.request(o)
+  o.body = nil -- not kept alive by the provider
   if not hr then return nil, common.err("bad_request", herr) end
   local status, h, code, phase = hr:headers()
   if not status then return nil, transport_error(h, code, phase) end
