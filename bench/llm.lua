@@ -1,13 +1,16 @@
 -- Benchmark of the LLM transport: 1, 64 and 1,000 concurrent streaming chat requests on one
 -- loop against the fake model server (a separate process, answering at once), printing
 -- requests/s, latency p50/p99 per request (client start to result: includes queueing at
--- the single-threaded server), the added latency p50/p99 (from the server starting its
--- answer to the client holding the whole result, both on CLOCK_MONOTONIC: what the
--- transport, framing, decoding, task wake-up and queueing behind the client's other
--- requests add), errors, peak RSS and RSS per in-flight request. Each concurrency runs in
--- two shapes: "burst" (n requests started together, as a REPL user or a scheduler pass
--- would) and "steady" (n requests kept in flight, each task starting its next request when
--- the previous ends, like wrk -c n).
+-- the single-threaded server), the added latency p50/p99 (from the server writing its last
+-- piece of content to the client holding the whole normalized result, both on
+-- CLOCK_MONOTONIC: what the transport, framing, decoding, task wake-up and queueing behind
+-- the client's other requests add), errors, peak RSS and RSS per in-flight request. Each
+-- concurrency runs in three shapes: "burst" (n requests started together, as a REPL user
+-- or a scheduler pass would), "steady" (n requests kept in flight, each task starting its
+-- next request when the previous ends, like wrk -c n: with a server that answers at once
+-- this is a saturation test, and the queue forms in whichever process is slower), and
+-- "paced" (steady, but the server streams its 8 pieces 5 ms apart, a model at ~200
+-- tokens/s: the load a real model puts on the transport).
 --   build/orket lua bench/llm.lua [ROUNDS]
 package.path = package.orket_home .. "/?.lua;" .. package.path
 local llm = require "orket.llm"
@@ -47,7 +50,7 @@ local function run(n, model, each)
         local r, err = client:chat { model = model, messages = MSG }
         if not r then error(err) end
         local done = hrtime()
-        local stamp = tonumber(r.content:match("^stamp=(%d+)"))
+        local stamp = tonumber(r.content:match(" end=(%d+)$"))
         if each == 1 or k > 1 then out[#out + 1] = { rt.now() - s, stamp and (done - stamp) / 1e6 } end
       end
       return out
@@ -90,14 +93,16 @@ print(string.format("rss idle %d KB, with 1000 in flight %d KB: %.1f KB per in-f
 
 print(string.format("%-18s %9s %9s %9s %11s %11s %7s", "concurrency", "req/s", "p50 ms", "p99 ms",
   "added p50", "added p99", "errors"))
-for _, mode in ipairs { "burst", "steady" } do
+for _, mode in ipairs { "burst", "steady", "paced" } do
   for _, n in ipairs { 1, 64, 1000 } do
     local all, adds, errs, total_ms, reqs = {}, {}, 0, 0, 0
     local r = n == 1 and rounds * 50 or rounds
-    local each = mode == "steady" and 20 or 1
-    if mode == "steady" then r = math.max(1, r // 5) end
+    local each = mode == "burst" and 1 or 20
+    if mode ~= "burst" then r = math.max(1, r // 5) end
+    if mode == "paced" then r, each = math.max(1, r // 2), n == 1 and 100 or 10 end
+    local model = mode == "paced" and "fake:chunks=8,chunk_ms=5,stamp_end" or "fake:chunks=8,stamp_end"
     for _ = 1, r do
-      local ms, lat, e, added = run(n, "fake:chunks=8,stamp", each)
+      local ms, lat, e, added = run(n, model, each)
       total_ms = total_ms + ms
       reqs = reqs + n * each
       errs = errs + e

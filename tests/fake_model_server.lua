@@ -9,6 +9,8 @@
 --   first_byte_ms=MS            wait before sending anything
 --   chunks=N chunk_ms=MS        content in N pieces (default 5), MS apart
 --   stamp                       first piece starts "stamp=<server monotonic ns> "
+--   stamp_end                   last piece ends " end=<server monotonic ns>", taken as it is
+--                               written (after any chunk_ms pacing)
 --   stall_after=K               send K pieces, then nothing (the connection stays open)
 --   disconnect_after=K          send K pieces, then close the connection
 --   malformed                   a piece of invalid JSON after the first piece
@@ -185,6 +187,7 @@ local function openai_chat(c, req, s)
       event({ error = { message = "the model crashed mid-stream", type = "server_error" } })
       return c:finish()
     end
+    if s.stamp_end and i == #list and not s.tool then p = p .. string.format(" end=%d", uv.hrtime()) end
     if s.tool then
       local tc = { index = 0, ["function"] = { arguments = p } }
       if i == 1 then tc.id = "call_1"; tc.type = "function"; tc["function"].name = s.tool end
