@@ -5,9 +5,11 @@
 -- depends on the one before it. Prints turns/s, the orchestration overhead per turn (wall
 -- time minus the time spent inside the model client, at concurrency 1 so model time does not
 -- overlap), this process's CPU time per turn, the same at concurrency 8, and peak RSS (VmHWM).
---   build/orket lua bench/engine.lua [ISSUES] [profile]
+--   build/orket lua bench/engine.lua [ISSUES] [profile|parts]
 -- With "profile" only the concurrency-1 run is made, under orket.profile (model time not
--- charged), and its costliest lines are printed per turn.
+-- charged), and its costliest lines are printed per turn. With "parts" only the
+-- concurrency-1 run is made, with wall (hrtime) and CPU (os.clock) time summed around the
+-- engine's main calls (inclusive: a record inside the step's commit counts in both).
 package.path = package.orket_home .. "/?.lua;" .. package.path
 local uv = require "luv"
 local rt = require "orket.c.runtime"
@@ -15,7 +17,28 @@ local cjson = require "cjson"
 
 local N = tonumber(arg and arg[1]) or 1000
 local PROFILE = arg and arg[2] == "profile"
+local PARTS = arg and arg[2] == "parts"
 local prof
+
+-- "parts": wraps obj[name] (a function or method) to sum its time under label
+local parts, part_order = {}, {}
+local function timed(obj, name, label)
+  local f = obj[name]
+  if type(f) ~= "function" then return end
+  local p = { wall = 0, cpu = 0, n = 0, depth = 0 }
+  parts[label] = p
+  part_order[#part_order + 1] = label
+  obj[name] = function(...)
+    p.depth = p.depth + 1
+    local t0, c0 = uv.hrtime(), os.clock()
+    local r = table.pack(f(...))
+    p.depth = p.depth - 1
+    if p.depth == 0 then -- outermost call only (db:tx nests)
+      p.wall, p.cpu, p.n = p.wall + (uv.hrtime() - t0), p.cpu + (os.clock() - c0), p.n + 1
+    end
+    return table.unpack(r, 1, r.n)
+  end
+end
 
 local function status_kb(field)
   local f = io.open("/proc/self/status")
@@ -79,6 +102,23 @@ local function run(n, conc)
     if prof then prof:resume() end
     return r, err, class
   end }
+  if PARTS and conc == 1 then
+    timed(e.db, "tx", "db:tx (outermost: step commits and others)")
+    timed(e.db, "record_turn", "record_turn")
+    timed(e.db, "record_tool_call", "record_tool_call")
+    timed(e.db, "record_gate_decision", "record_gate_decision")
+    timed(e, "gate", "gate.check (Lua + C)")
+    timed(package.loaded["orket.c.gate"], "check", "cgate.check")
+    timed(e.tools, "run", "tools:run (sandboxed handler)")
+    timed(e.board, "transition", "board:transition")
+    local sched = require "orket.engine.scheduler"
+    local mk = sched.view
+    sched.view = function(...)
+      local v = mk(...)
+      timed(v, "refresh", "scheduler refresh")
+      return v
+    end
+  end
   local id = assert(e:start("B"))
   if PROFILE then prof = require("orket.profile").start() end
   local function cpu_us()
@@ -116,6 +156,14 @@ local t = orket.spawn(function()
   report("concurrency 1", r1, 1)
   if prof then
     print(prof:report(40, r1.turns))
+    return
+  end
+  if PARTS then
+    for _, label in ipairs(part_order) do
+      local p = parts[label]
+      print(string.format("  %-45s %7.1f us wall %7.1f us CPU per turn (%d calls)", label,
+        p.wall / 1e3 / r1.turns, p.cpu * 1e6 / r1.turns, p.n))
+    end
     return
   end
   local r8 = run(N, 8)

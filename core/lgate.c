@@ -1,5 +1,6 @@
 /* lgate.c: Lua module `orket.c.gate`: the gate's pure logic for Lua: check(input) ->
- * decision, validate(schema, value), check_schema(schema, name), glob(pattern, s) and
+ * decision, compile_schema(schema) and compile_rules(rules) (converted once, for check to
+ * reuse), validate(schema, value), check_schema(schema, name), glob(pattern, s) and
  * scan(text) (the tool-call candidate scan). Translates Lua tables to schema.h values in an
  * arena owned by a userdata, so an error half-way leaks nothing; uses gate.c, schema.c,
  * toolscan.c. lua/orket/gate.lua and lua/orket/toolcalls.lua build on it. */
@@ -15,6 +16,7 @@
 #include "toolscan.h"
 
 #define LG_ARENA "orket.gate.arena"
+#define LG_COMPILED "orket.gate.compiled"
 #define LG_MAX_NODES 100000          /* values in one converted table */
 #define LG_MAX_DEPTH 64              /* conversion depth; the schema's own cap is lower */
 #define LG_ARENA_LIMIT (256u * 1024 * 1024)
@@ -363,15 +365,11 @@ static const char *const *lg_strlist(lua_State *L, int t, const char *k, jv_aren
 
 static const char *const lg_verdicts[] = {"allow", "deny", "ask"};
 
-static void lg_rules(lua_State *L, int input, jv_arena *a, gate_input *in) {
+/* Converts the rules list at index rt into the arena. The rules point into the list's
+ * strings, so whoever keeps the result keeps the list alive. Raises on a malformed rule. */
+static void lg_rules_of(lua_State *L, int rt, jv_arena *a, const gate_rule **out, size_t *nout) {
   static const char *const levels[] = {"deny", "ask", "allow", NULL};
-  in->rules = NULL;
-  in->n_rules = 0;
-  if (lua_getfield(L, input, "rules") != LUA_TTABLE) {
-    lua_pop(L, 1);
-    return;
-  }
-  int rt = lua_gettop(L);
+  rt = lua_absindex(L, rt);
   size_t n = lua_rawlen(L, rt);
   gate_rule *rules = jv_alloc(a, (n ? n : 1) * sizeof *rules);
   if (rules == NULL) luaL_error(L, "gate: out of memory");
@@ -418,9 +416,91 @@ static void lg_rules(lua_State *L, int input, jv_arena *a, gate_input *in) {
     g->n_args = na;
     lua_pop(L, 1);
   }
-  lua_pop(L, 1); /* rules table: its strings stay alive in input.rules */
-  in->rules = rules;
-  in->n_rules = n;
+  *out = rules;
+  *nout = n;
+}
+
+/* ---- compiled schemas and rules --------------------------------------------------------- */
+
+/* A schema or a rules list converted once (compile_schema, compile_rules): the tool
+ * registry and the policy set build one when they load, so check converts only the call's
+ * arguments. The source table is the userdata's user value: rules point into its strings.
+ * Callers never change a table after compiling it (the registry's schemas are its own
+ * copies; a reload builds new ones). */
+typedef struct lg_compiled {
+  jv_arena a;
+  int live;
+  const jv *schema;          /* compile_schema */
+  const gate_rule *rules;    /* compile_rules */
+  size_t n_rules;
+  int is_rules;
+} lg_compiled;
+
+static lg_compiled *lg_newcompiled(lua_State *L, int src) {
+  src = lua_absindex(L, src);
+  lg_compiled *c = lua_newuserdatauv(L, sizeof *c, 1);
+  memset(c, 0, sizeof *c);
+  jv_arena_init(&c->a, LG_ARENA_LIMIT);
+  c->live = 1;
+  luaL_setmetatable(L, LG_COMPILED);
+  lua_pushvalue(L, src);
+  lua_setiuservalue(L, -2, 1);
+  return c;
+}
+
+static int lg_compiled_gc(lua_State *L) {
+  lg_compiled *c = luaL_checkudata(L, 1, LG_COMPILED);
+  if (c->live) jv_arena_free(&c->a);
+  c->live = 0;
+  return 0;
+}
+
+static int lg_compiled_tostring(lua_State *L) {
+  lg_compiled *c = luaL_checkudata(L, 1, LG_COMPILED);
+  if (c->is_rules) lua_pushfstring(L, "gate rules (%d) (%p)", (int)c->n_rules, (void *)c);
+  else lua_pushfstring(L, "gate schema (%p)", (void *)c);
+  return 1;
+}
+
+/* compile_schema(schema) -> compiled schema for check's `schema` field */
+static int lg_compile_schema(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lg_compiled *c = lg_newcompiled(L, 1);
+  c->schema = lg_checkjv(L, 1, &c->a, "argument #1 to 'compile_schema'");
+  return 1;
+}
+
+/* compile_rules(rules) -> compiled rules for check's `rules` field */
+static int lg_compile_rules(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lg_compiled *c = lg_newcompiled(L, 1);
+  c->is_rules = 1;
+  lg_rules_of(L, 1, &c->a, &c->rules, &c->n_rules);
+  return 1;
+}
+
+/* The compiled value at idx, of the kind wanted, or NULL when idx holds something else. */
+static const lg_compiled *lg_tocompiled(lua_State *L, int idx, int rules) {
+  const lg_compiled *c = luaL_testudata(L, idx, LG_COMPILED);
+  if (c == NULL) return NULL;
+  if (!c->live || c->is_rules != rules)
+    luaL_error(L, "bad gate input (%s must be a %s)", rules ? "rules" : "schema",
+               rules ? "rules list or compile_rules' result" : "table or compile_schema's result");
+  return c;
+}
+
+static void lg_rules(lua_State *L, int input, jv_arena *a, gate_input *in) {
+  in->rules = NULL;
+  in->n_rules = 0;
+  int t = lua_getfield(L, input, "rules");
+  const lg_compiled *c = t == LUA_TUSERDATA ? lg_tocompiled(L, -1, 1) : NULL;
+  if (c) {
+    in->rules = c->rules;
+    in->n_rules = c->n_rules;
+  } else if (t == LUA_TTABLE) {
+    lg_rules_of(L, -1, a, &in->rules, &in->n_rules);
+  }
+  lua_pop(L, 1); /* its strings stay alive in input.rules */
 }
 
 /* check(input) -> {verdict=, code=, reason=, remedy=, rule=}
@@ -449,8 +529,11 @@ static int lg_check(lua_State *L) {
   lua_pop(L, 2);
   static const jv empty_schema = {JV_OBJ, 1, 0, {0}, NULL, NULL};
   in.schema = &empty_schema;
-  if (lua_getfield(L, 1, "schema") == LUA_TTABLE) in.schema = lg_checkjv(L, -1, a, "schema");
-  lua_pop(L, 1);
+  int st = lua_getfield(L, 1, "schema");
+  const lg_compiled *cs = st == LUA_TUSERDATA ? lg_tocompiled(L, -1, 0) : NULL;
+  if (cs) in.schema = cs->schema;
+  else if (st == LUA_TTABLE) in.schema = lg_checkjv(L, -1, a, "schema");
+  lua_pop(L, 1); /* a compiled schema stays alive in input.schema */
   lua_getfield(L, 1, "allowed");
   in.restrict_tools = lua_istable(L, -1);
   lua_pop(L, 1);
@@ -516,6 +599,8 @@ static int lg_check(lua_State *L) {
 
 static const luaL_Reg lg_funcs[] = {
     {"check", lg_check},
+    {"compile_schema", lg_compile_schema},
+    {"compile_rules", lg_compile_rules},
     {"validate", lg_validate},
     {"check_schema", lg_check_schema},
     {"glob", lg_glob},
@@ -527,6 +612,16 @@ int luaopen_orket_gate(lua_State *L) {
   luaL_newmetatable(L, LG_ARENA);
   lua_pushcfunction(L, lg_arena_gc);
   lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, LG_COMPILED);
+  lua_pushcfunction(L, lg_compiled_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, lg_compiled_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushliteral(L, "gate.compiled");
+  lua_setfield(L, -2, "__name");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
   luaL_newlib(L, lg_funcs);
   return 1;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -22,6 +23,8 @@ struct store {
   int next_evict;                     /* round-robin victim when the cache is full */
   int ncached;
   uint64_t cards_gen;                 /* see store_cards_generation */
+  char now[32];                       /* the transaction's time for orket_now(), or "" */
+  int now_len;
   store_slot cache[STORE_CACHE_SIZE];
   char err[512];
   const char *code;
@@ -60,6 +63,29 @@ static void store_on_update(void *ud, int op, const char *db, const char *table,
   if (strcmp(table, "cards") == 0) s->cards_gen++;
 }
 
+/* SQL orket_now(): the time of the current transaction as ISO 8601 UTC with milliseconds
+ * ("2024-05-01T12:00:00.123Z", what strftime('%Y-%m-%dT%H:%M:%fZ', 'now') gives), taken once
+ * per transaction at its first use and at each call outside one. Every row a
+ * transaction writes carries the same time (PostgreSQL's now() means the same), and a
+ * record costs no date formatting per row. */
+static void store_now_fn(sqlite3_context *cx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  (void)argv;
+  store *s = sqlite3_user_data(cx);
+  if (s->depth == 0 || s->now_len == 0) {
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(s->now, sizeof s->now, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(ts.tv_nsec / 1000000));
+    s->now_len = (n > 0 && (size_t)n < sizeof s->now) ? n : 0;
+  }
+  sqlite3_result_text(cx, s->now, s->now_len, SQLITE_TRANSIENT);
+  if (s->depth == 0) s->now_len = 0;
+}
+
 store *store_open(const char *path, int create, char *err, size_t errlen, const char **code) {
   store *s = calloc(1, sizeof *s);
   if (s == NULL) {
@@ -73,6 +99,10 @@ store *store_open(const char *path, int create, char *err, size_t errlen, const 
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
     sqlite3_update_hook(s->db, store_on_update, s);
+    rc = sqlite3_create_function(s->db, "orket_now", 0, SQLITE_UTF8 | SQLITE_DIRECTONLY, s, store_now_fn,
+                                 NULL, NULL);
+  }
+  if (rc == SQLITE_OK) {
     /* user_version first: it reads the header, so a file that is not a database fails
      * here with a clear code rather than on the first real query. synchronous=NORMAL in
      * WAL survives a process crash (what the crash test checks); only an OS crash or
@@ -236,6 +266,7 @@ static int store_control(store *s, const char *sql) {
  * snapshot, so a group of reads takes one read lock instead of one per statement. */
 static int store_open_tx(store *s, int write) {
   char sql[48];
+  if (s->depth == 0) s->now_len = 0; /* a new transaction takes a new time */
   if (s->depth == 0) snprintf(sql, sizeof sql, write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
   else snprintf(sql, sizeof sql, "SAVEPOINT orket_tx%d", s->depth);
   if (store_control(s, sql) != 0) return -1;

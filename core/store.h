@@ -25,6 +25,9 @@ enum { STORE_NULL, STORE_INT, STORE_FLOAT, STORE_TEXT, STORE_BLOB };
  * store_code) in *code on failure. */
 store *store_open(const char *path, int create, char *err, size_t errlen, const char **code);
 
+/* SQL run through a connection may call orket_now(): the current transaction's time as
+ * ISO 8601 UTC with milliseconds, the same for every row the transaction writes. */
+
 /* Finalizes every statement and closes the connection. Rolls back an open transaction.
  * NULL is allowed. */
 void store_close(store *s);

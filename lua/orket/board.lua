@@ -316,7 +316,9 @@ function Board:transition(id, to, opts)
     local before = fresh and self.cache[id] or nil -- current: no other writer inside the tx
     local c = before or db:row("SELECT type, status, worked_by FROM cards WHERE id = ?", id)
     if not c then return not_found(id) end
-    local open = db:row([[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
+    -- a cached card lists its dependencies: with none, there is nothing to count
+    local open = (before and #before.depends_on == 0) and { n = 0 }
+      or db:row([[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
       WHERE d.card_id = ? AND t.status <> 'done']], id)
     local ok, msg, code = sm.check {
       type = c.type, from = c.status, to = to, seat = actor.seat, roles = actor.roles,

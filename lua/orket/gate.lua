@@ -56,14 +56,14 @@ function M.check(input)
   }
   local c_input = {
     seat = actor.seat, roles = roles, tool = input.tool,
-    tool_known = def ~= nil, schema = def and def.parameters,
+    tool_known = def ~= nil, schema = def and (def.compiled_schema or def.parameters),
     tool_writes = def ~= nil and def.effect == "write", fixed_status = def and def.status,
     allowed = input.allowed and list_of_strings(input.allowed, "allowed") or nil,
     args = input.args == nil and {} or input.args,
     card_id = card.id and tostring(card.id), card_status = card.status,
     turn = counters.turn, run = counters.run, limits = limits,
     schema_limits = input.schema_limits,
-    rules = policies and policies.rules or nil,
+    rules = policies and (policies.compiled or policies.rules) or nil,
     predicate = policies and function(i) return policies:predicate(i, call) end or nil,
   }
   -- Status changes are always judged by the state machine; a caller that knows more
@@ -79,10 +79,18 @@ function M.check(input)
   local d = cgate.check(c_input)
   local record = input.record
   if record then
-    record("gate_decision", {
-      tool = input.tool, args = summarize(input.args), seat = actor.seat, card = card.id,
+    -- args (the arguments' JSON, cut at 500 bytes) is encoded only when the recorder
+    -- reads it: the engine keeps an allowed call's decision in its tool_calls row
+    local args = input.args
+    record("gate_decision", setmetatable({
+      tool = input.tool, seat = actor.seat, card = card.id,
       verdict = d.verdict, code = d.code, reason = d.reason, remedy = d.remedy,
-    })
+    }, { __index = function(t, k)
+      if k ~= "args" then return nil end
+      local v = summarize(args)
+      rawset(t, "args", v)
+      return v
+    end }))
     if d.verdict == "deny" then
       record("policy_violation", {
         what = input.tool .. " " .. summarize(input.args), why = d.reason, how_to_fix = d.remedy,

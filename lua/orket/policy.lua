@@ -93,6 +93,10 @@ function M.load(files)
     end
     set.files[#set.files + 1] = path
   end
+  -- converted for the gate once here, not at every call (a reload builds a new set)
+  local cok, compiled = pcall(cgate.compile_rules, set.rules)
+  if not cok then return nil, "policies: " .. tostring(compiled), "EINVAL" end
+  set.compiled = compiled
   return set
 end
 

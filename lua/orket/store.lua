@@ -9,8 +9,10 @@ local json = require "cjson.safe"
 local M = {}
 M.migrations = require "orket.store.migrations"
 
--- SQL for "now" as stored everywhere: ISO 8601 UTC with milliseconds.
-M.NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+-- SQL for "now" as stored everywhere: ISO 8601 UTC with milliseconds, the format of
+-- strftime('%Y-%m-%dT%H:%M:%fZ', 'now'). orket_now() is core/store.c's: the transaction's
+-- time, formatted once per transaction instead of once per row.
+M.NOW = "orket_now()"
 local NOW = M.NOW
 
 local DB = {}
@@ -143,20 +145,33 @@ local function need(t, fname, k, ty, optional)
   return v
 end
 
--- One record + its event in one transaction; returns the new row id.
+-- One record + its event, all or nothing; returns the new row id. Alone, in a
+-- transaction of its own. Inside the caller's transaction without a savepoint of its own
+-- (a savepoint per record was a fifth of a record's cost): a failing row insert returns
+-- nil, msg, CODE with nothing written (a statement is atomic), and a failure after the row
+-- is written raises, which rolls back the caller's transaction (or savepoint), so a half
+-- record can never be committed.
 function DB:_record(insert, event, ...)
-  local args = table.pack(...)
-  local id, err, ecode = self.conn:tx(function()
-    local n, rid, code = self.conn:run(insert, table.unpack(args, 1, args.n))
-    if not n then return nil, rid, code end
-    event.data = event.data or {}
-    event.data.id = rid
-    if event.run == "self" then event.run = rid end
-    self:event(event)
-    return rid
-  end)
-  if not id then return nil, err, ecode end
-  return id
+  local conn = self.conn
+  if conn:depth() == 0 then
+    local args = table.pack(...)
+    local id, err, ecode = conn:tx(function()
+      local rid, rerr, rcode = self:_record(insert, event, table.unpack(args, 1, args.n))
+      if not rid then return nil, rerr, rcode end
+      return rid
+    end)
+    if not id then return nil, err, ecode end
+    return id
+  end
+  local n, rid, code = conn:run(insert, ...)
+  if not n then return nil, rid, code end
+  event.data = event.data or {}
+  event.data.id = rid
+  if event.run == "self" then event.run = rid end
+  local ok, eerr = pcall(self.event, self, event)
+  if not ok then error(string.format("store: the event of a record could not be written (%s); "
+    .. "the enclosing transaction must roll back", tostring(eerr)), 0) end
+  return rid
 end
 
 --- db:record_run{target=, kind=, data=} -> run id | nil, msg, CODE
@@ -198,20 +213,24 @@ function DB:record_turn(t)
 end
 
 --- db:record_tool_call{turn=, call_id=, tool=, arguments=, result=, ok=, error_code=,
----   run=, card=, seat=} -> tool call id | nil, msg, CODE
+---   gate_code=, run=, card=, seat=} -> tool call id | nil, msg, CODE
+--- gate_code: the code of the gate decision that allowed the call (ALLOWED, POLICY_ALLOW),
+--- which then needs no gate_decisions row; nil when the decision is recorded there.
 function DB:record_tool_call(c)
   need(c, "record_tool_call", "turn", "number")
   need(c, "record_tool_call", "tool", "string")
+  need(c, "record_tool_call", "gate_code", "string", true)
   return self:_record([[INSERT INTO tool_calls (turn_id, call_id, tool, arguments, result, ok,
-      error_code, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ]] .. NOW .. ")",
+      error_code, gate_code, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ]] .. NOW .. ")",
     { kind = "tool_call", run = c.run, card = c.card, actor = c.seat,
-      data = { turn = c.turn, tool = c.tool, ok = c.ok, error_code = c.error_code } },
+      data = { turn = c.turn, tool = c.tool, ok = c.ok, error_code = c.error_code, gate = c.gate_code } },
     c.turn, c.call_id, c.tool, encode(c.arguments, "arguments"),
     c.result ~= nil and encode(c.result, "result") or nil,
-    c.ok == nil and nil or (c.ok and 1 or 0), c.error_code)
+    c.ok == nil and nil or (c.ok and 1 or 0), c.error_code, c.gate_code)
 end
 
---- db:start_tool_call{turn=, call_id=, tool=, arguments=, run=, card=, seat=} -> id | nil, msg, CODE
+--- db:start_tool_call{turn=, call_id=, tool=, arguments=, gate_code=, run=, card=, seat=}
+---   -> id | nil, msg, CODE
 --- The write-ahead intent of a call whose effect is outside the store (files): the row
 --- with no result yet, and a tool_call_started event. Commit it before the effect runs;
 --- finish_tool_call records the result. A row left without a result means the process
@@ -219,10 +238,12 @@ end
 function DB:start_tool_call(c)
   need(c, "start_tool_call", "turn", "number")
   need(c, "start_tool_call", "tool", "string")
+  need(c, "start_tool_call", "gate_code", "string", true)
   return self:_record([[INSERT INTO tool_calls (turn_id, call_id, tool, arguments, result, ok,
-      error_code, created_at) VALUES (?, ?, ?, ?, NULL, NULL, NULL, ]] .. NOW .. ")",
-    { kind = "tool_call_started", run = c.run, card = c.card, actor = c.seat, data = { turn = c.turn, tool = c.tool } },
-    c.turn, c.call_id, c.tool, encode(c.arguments, "arguments"))
+      error_code, gate_code, created_at) VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, ]] .. NOW .. ")",
+    { kind = "tool_call_started", run = c.run, card = c.card, actor = c.seat,
+      data = { turn = c.turn, tool = c.tool, gate = c.gate_code } },
+    c.turn, c.call_id, c.tool, encode(c.arguments, "arguments"), c.gate_code)
 end
 
 --- db:finish_tool_call(id, {result=, ok=, error_code=, turn=, tool=, run=, card=, seat=})

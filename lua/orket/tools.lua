@@ -74,6 +74,10 @@ function M.load(files)
     local copy = {}
     for k, v in pairs(def) do copy[k] = v end -- rawly: the definition cannot change later
     copy.parameters = sandbox.copy(def.parameters or { type = "object", properties = {} })
+    -- converted for the gate once here, not at every call (a reload builds a new registry)
+    local cok, compiled = pcall(cgate.compile_schema, copy.parameters)
+    if not cok then return nil, path .. ": parameters: " .. tostring(compiled), "EINVAL" end
+    copy.compiled_schema = compiled
     copy.box, copy.file = box, path
     if not reg.by_name[copy.name] then reg.names[#reg.names + 1] = copy.name end
     reg.by_name[copy.name] = copy

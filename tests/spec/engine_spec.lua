@@ -170,6 +170,11 @@ describe("engine", function()
     assert.same({ "ETOOL_ROLE", "delete_everything {}", "delete_everything is not a tool of this role", "use your own tools" },
       { v.rule, v.attempt, v.detail, v.remedy })
     assert.equal(1, db:row("SELECT count(*) AS n FROM gate_decisions WHERE verdict = 'deny'").n)
+    -- allowed calls keep their decision in their own tool_calls row, not in gate_decisions
+    assert.equal(0, db:row("SELECT count(*) AS n FROM gate_decisions WHERE verdict = 'allow'").n)
+    assert.equal(0, db:row("SELECT count(*) AS n FROM tool_calls WHERE ok = 1 AND gate_code IS NULL").n)
+    assert.is_true(db:row("SELECT count(*) AS n FROM tool_calls WHERE gate_code IS NOT NULL").n > 0)
+    assert.is_nil(db:row("SELECT gate_code FROM tool_calls WHERE tool = 'delete_everything'").gate_code)
   end)
 
   it("resumes a stopped run without asking the model again for recorded steps", function()

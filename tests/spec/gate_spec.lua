@@ -180,6 +180,58 @@ describe("gate.check", function()
     assert.equal("senior_developer", v.data.seat)
   end)
 
+  it("decides the same from compiled schemas and rules as from the tables", function()
+    local cgate = require "orket.c.gate"
+    local set = policies [[
+      deny { tool = "write_file", path = "**/*.env", reason = "no secrets" }
+      ask { tool = "delete_file", reason = "asks" }
+    ]]
+    assert.equal("userdata", type(reg:get("write_file").compiled_schema))
+    assert.equal("userdata", type(set.compiled))
+    assert.matches("^gate schema", tostring(reg:get("write_file").compiled_schema))
+    assert.matches("^gate rules %(2%)", tostring(set.compiled))
+    -- a registry and a set without compiled forms (built by hand) take the tables
+    local plain_reg = { get = function(_, n)
+      local d = reg:get(n)
+      return d and { name = d.name, parameters = d.parameters, effect = d.effect }
+    end }
+    local plain_set = setmetatable({ rules = set.rules, predicates = set.predicates }, getmetatable(set))
+    local cases = {
+      { tool = "write_file", args = { path = "a/.env", content = "" } },
+      { tool = "write_file", args = { path = "a/b", content = "" } },
+      { tool = "write_file", args = { path = "../b", content = "" } },
+      { tool = "write_file", args = { path = 5 } },
+      { tool = "delete_file", args = { path = "x" } },
+      { tool = "update_issue_status", args = { status = "finished" } },
+    }
+    for _, c in ipairs(cases) do
+      local a = check { tool = c.tool, args = c.args, policies = set }
+      local b = check { tool = c.tool, args = c.args, policies = plain_set, tools = plain_reg }
+      assert.same(a, b)
+    end
+    assert.equal("deny", check { tool = "write_file", args = { path = "a/.env", content = "" }, policies = set }.verdict)
+    -- misuse: not a table, a value of the wrong kind, a schema that is not plain data
+    assert.has_error(function() cgate.compile_schema("x") end)
+    assert.has_error(function() cgate.compile_schema { type = "object", f = print } end,
+      "bad argument #1 to 'compile_schema' (argument #1 to 'compile_schema'.f: functions, userdata and threads are not plain data)")
+    assert.has_error(function() cgate.compile_rules { { level = "maybe" } } end,
+      "bad gate input (rules[1].level must be deny, ask or allow)")
+    assert.has_error(function()
+      cgate.check { tool = "read_file", args = {}, schema = set.compiled }
+    end, "bad gate input (schema must be a table or compile_schema's result)")
+    assert.has_error(function()
+      cgate.check { tool = "read_file", args = {}, rules = reg:get("read_file").compiled_schema }
+    end, "bad gate input (rules must be a rules list or compile_rules' result)")
+  end)
+
+  it("summarizes the arguments of a decision only when the recorder reads them", function()
+    local seen
+    check { tool = "read_file", args = { path = "a" }, record = function(_, d) seen = d end }
+    assert.is_nil(rawget(seen, "args"))
+    assert.equal('{"path":"a"}', seen.args)
+    assert.is_nil(seen.nothing)
+  end)
+
   it("counts calls, bytes and files", function()
     local c = {}
     local def = reg:get("write_file")

@@ -191,6 +191,57 @@ describe("store queries and transactions", function()
     assert.same({ nil, "store: no run 12345", "ENOENT" }, { db:finish_run(12345, "done") })
   end)
 
+  it("stamps every row of a transaction with one time, ISO 8601 UTC with milliseconds", function()
+    local pat = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
+    local function busy_ms(ms)
+      local t0 = require("luv").hrtime()
+      while require("luv").hrtime() - t0 < ms * 1e6 do end
+    end
+    local t1, t2 = table.unpack(assert(db:tx(function()
+      local x = db:row("SELECT " .. NOW .. " AS t").t
+      busy_ms(3)
+      return { x, db:row("SELECT " .. NOW .. " AS t").t }
+    end)))
+    assert.matches(pat, t1)
+    assert.equal(t1, t2)
+    -- outside a transaction every statement takes the time anew; the next transaction too
+    local o1 = db:row("SELECT " .. NOW .. " AS t").t
+    busy_ms(3)
+    local o2 = db:row("SELECT " .. NOW .. " AS t").t
+    assert.matches(pat, o1)
+    assert.is_true(o2 > o1)
+    local t3 = assert(db:tx(function() return db:row("SELECT " .. NOW .. " AS t").t end))
+    assert.is_true(t3 > t1)
+    -- the same format as SQLite's own clock, within a second of it
+    local r = db:row("SELECT " .. NOW .. " AS a, strftime('%Y-%m-%dT%H:%M:%fZ', 'now') AS b")
+    assert.equal(r.b:sub(1, 16), r.a:sub(1, 16))
+  end)
+
+  it("writes a record inside a transaction all or nothing, without a savepoint of its own", function()
+    db:tx(function() add_card(db, "E1") end)
+    local run = assert(db:record_run { target = "E1", kind = "epic" })
+    local n = #db:events()
+    local turn = assert(db:tx(function()
+      -- a failing row: nil, msg, CODE and nothing written; the transaction goes on
+      local ok, _, code = db:record_turn { run = 999, seat = "dev", turn = 1 }
+      assert.is_nil(ok)
+      assert.equal("ECONSTRAINT", code)
+      assert.equal(1, db.conn:depth())
+      return db:record_turn { run = run, card = "E1", seat = "dev", turn = 1 }
+    end))
+    assert.equal(n + 1, #db:events())
+    assert.equal(turn, db:events()[n + 1].data.id)
+    -- an allowed call's gate decision rides in its row and event
+    local call = assert(db:record_tool_call { turn = turn, tool = "read_file", arguments = { path = "a" },
+      result = { ok = true }, ok = true, gate_code = "ALLOWED", run = run, card = "E1", seat = "dev" })
+    assert.equal("ALLOWED", db:row("SELECT gate_code FROM tool_calls WHERE id = ?", call).gate_code)
+    assert.equal("ALLOWED", db:events()[n + 2].data.gate)
+    local started = assert(db:start_tool_call { turn = turn, tool = "write_file", arguments = {}, gate_code = "POLICY_ALLOW" })
+    assert.equal("POLICY_ALLOW", db:row("SELECT gate_code FROM tool_calls WHERE id = ?", started).gate_code)
+    assert.has_error(function() db:record_tool_call { turn = turn, tool = "x", gate_code = 1 } end,
+      "bad argument #1 to 'record_tool_call' (field 'gate_code' must be a string)")
+  end)
+
   it("records a tool call's intent, then its result once, and reads in one snapshot", function()
     db:tx(function() add_card(db, "E1") end)
     local run = assert(db:record_run { target = "E1", kind = "epic" })

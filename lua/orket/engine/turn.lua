@@ -88,8 +88,12 @@ local function execute(e, job, turn_id, key, call, counters, card)
   local actor = job.actor
   local res
   local ok, err = e.db:tx(function()
+    local allowed_by
     local function record(kind, d)
-      if kind == "gate_decision" then
+      if kind == "gate_decision" and d.verdict == "allow" then
+        -- an allowed call's decision is recorded in its tool_calls row (gate_code)
+        allowed_by = d.code or "ALLOWED"
+      elseif kind == "gate_decision" then
         assert(e.db:record_gate_decision { turn = turn_id, tool = d.tool, verdict = d.verdict, code = d.code,
           reason = d.reason, remedy = d.remedy, run = job.run, card = job.card_id, seat = job.seat })
       elseif kind == "policy_violation" then
@@ -113,7 +117,7 @@ local function execute(e, job, turn_id, key, call, counters, card)
       local def = tools:get(call.name)
       if def and def.effect == "write" then
         res = { effect = true, id = assert(e.db:start_tool_call { turn = turn_id, call_id = key, tool = call.name,
-          arguments = call.arguments, run = job.run, card = job.card_id, seat = job.seat }) }
+          arguments = call.arguments, gate_code = allowed_by, run = job.run, card = job.card_id, seat = job.seat }) }
         return true
       end
       res = tools:run(call.name, call.arguments, tool_ctx(e, job, card))
@@ -123,7 +127,8 @@ local function execute(e, job, turn_id, key, call, counters, card)
         error = "denied: " .. tostring(decision.reason or decision.code), remedy = decision.remedy }
     end
     assert(e.db:record_tool_call { turn = turn_id, call_id = key, tool = call.name, arguments = call.arguments,
-      result = res, ok = res.ok, error_code = res.code, run = job.run, card = job.card_id, seat = job.seat })
+      result = res, ok = res.ok, error_code = res.code, gate_code = allowed_by, run = job.run, card = job.card_id,
+      seat = job.seat })
     return true
   end)
   if not ok then res = { ok = false, error = "engine: " .. tostring(err), code = "EENGINE" } end

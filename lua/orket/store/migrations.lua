@@ -197,4 +197,14 @@ CREATE INDEX approvals_card ON approvals(card_id, id);
 CREATE UNIQUE INDEX approvals_pending ON approvals(card_id) WHERE decision IS NULL;
 ]],
   },
+  {
+    version = 6,
+    name = "tool calls: the gate decision that allowed the call",
+    -- An allowed call's decision is its tool_calls row (gate_code: ALLOWED, POLICY_ALLOW)
+    -- instead of a gate_decisions row and event of its own; denials, held calls and
+    -- approvals keep their gate_decisions rows. NULL on rows written before.
+    sql = [[
+ALTER TABLE tool_calls ADD COLUMN gate_code TEXT;
+]],
+  },
 }
