@@ -10,7 +10,9 @@
 -- next request when the previous ends, like wrk -c n: with a server that answers at once
 -- this is a saturation test, and the queue forms in whichever process is slower), and
 -- "paced" (steady, but the server streams its 8 pieces 5 ms apart, a model at ~200
--- tokens/s: the load a real model puts on the transport).
+-- tokens/s, and the n streams start spread over one answer's time so that, like
+-- independent users, they do not finish in lock-step: the load real models put on the
+-- transport).
 --   build/orket lua bench/llm.lua [ROUNDS]
 package.path = package.orket_home .. "/?.lua;" .. package.path
 local llm = require "orket.llm"
@@ -38,13 +40,14 @@ local hrtime = require("luv").hrtime
 -- first answers arrive. each > 1 is steady state (like wrk -c n): a task's next request
 -- starts when its previous one ends; the first request of every task is the burst and is
 -- left out of the figures.
-local function run(n, model, each)
+local function run(n, model, each, spread_ms)
   local lat, added, errors = {}, {}, 0
   local tasks = {}
   local t0 = rt.now()
   for i = 1, n do
     tasks[i] = task.spawn(function()
       local out = {}
+      if spread_ms then orket.sleep((i - 1) * spread_ms / n) end
       for k = 1, each do
         local s = rt.now()
         local r, err = client:chat { model = model, messages = MSG }
@@ -102,7 +105,9 @@ for _, mode in ipairs { "burst", "steady", "paced" } do
     if mode == "paced" then r, each = math.max(1, r // 2), n == 1 and 100 or 10 end
     local model = mode == "paced" and "fake:chunks=8,chunk_ms=5,stamp_end" or "fake:chunks=8,stamp_end"
     for _ = 1, r do
-      local ms, lat, e, added = run(n, model, each)
+      -- paced streams are independent: their starts are spread over one answer's time
+      -- (8 pieces 5 ms apart), or they would finish in lock-step, a burst every 45 ms
+      local ms, lat, e, added = run(n, model, each, mode == "paced" and 45 or nil)
       total_ms = total_ms + ms
       reqs = reqs + n * each
       errs = errs + e
