@@ -421,31 +421,39 @@ static int lh_parse_date(lua_State *L) {
 /* decode_stream(kind, {event, ...}) -> decoded, taken: runs the decoder of request{decode=}
  * over events without HTTP (tests compare it with the Lua wire formats); taken counts the
  * events it took before the first it refused. */
+/* The decoder of decode_stream lives in a userdata so that a Lua error while it is in use
+ * (out of memory converting an event or pushing the result) still frees its buffers. */
+#define LH_DECODER "orket.http.decoder"
+
+static int lh_decoder_gc(lua_State *L) {
+  chatwire_free(luaL_checkudata(L, 1, LH_DECODER)); /* idempotent */
+  return 0;
+}
+
 static int lh_decode_stream(lua_State *L) {
   chatwire_kind kind = lh_decoder_kinds[luaL_checkoption(L, 1, NULL, lh_decoders)];
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_Integer n = luaL_len(L, 2), taken = 0;
-  chatwire w;
-  chatwire_init(&w, kind);
+  chatwire *w = lua_newuserdatauv(L, sizeof *w, 0);
+  chatwire_init(w, kind);
+  if (luaL_newmetatable(L, LH_DECODER)) {
+    lua_pushcfunction(L, lh_decoder_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, 2, i);
     size_t len;
     const char *s = lua_tolstring(L, -1, &len);
-    if (s == NULL) {
-      chatwire_free(&w);
-      return luaL_error(L, "bad argument #2 to 'decode_stream' (event %d is not a string)", (int)i);
-    }
-    int rc = chatwire_take(&w, s, len);
+    if (s == NULL) return luaL_error(L, "bad argument #2 to 'decode_stream' (event %d is not a string)", (int)i);
+    int rc = chatwire_take(w, s, len);
     lua_pop(L, 1);
-    if (rc < 0) {
-      chatwire_free(&w);
-      return luaL_error(L, "http: out of memory");
-    }
+    if (rc < 0) return luaL_error(L, "http: out of memory");
     if (rc == 0) break;
     taken++;
   }
-  lh_push_decoded(L, &w, 0);
-  chatwire_free(&w);
+  lh_push_decoded(L, w, 0);
+  chatwire_free(w);
   lua_pushinteger(L, taken);
   return 2;
 }

@@ -16,7 +16,12 @@ return {
   -- After a crash during the delete: the path gone means it happened; otherwise delete again.
   recover = function(args, ctx)
     local _, _, code = ctx.fs:stat(args.path)
-    if code == "ENOENT" then return { path = args.path, deleted = true } end
+    -- Gone: this call deleted it before the runtime stopped, or it was never there. Say
+    -- both rather than claim an effect the call may not have had.
+    if code == "ENOENT" then
+      return { path = args.path, deleted = true, note = "the runtime stopped during this call; "
+        .. "the path is gone now (deleted by this call, or already missing)" }
+    end
     return nil
   end,
 }

@@ -27,7 +27,8 @@ return {
   recover = function(args, ctx)
     local _, _, from_code = ctx.fs:stat(args.from)
     if from_code == "ENOENT" and ctx.fs:stat(args.to) then
-      return { from = args.from, to = args.to, moved = true }
+      return { from = args.from, to = args.to, moved = true, note = "the runtime stopped during this "
+        .. "call; the source is gone and the destination exists (moved by this call, or already so)" }
     end
     return nil
   end,

@@ -72,6 +72,31 @@ describe("orket run", function()
     end
   end)
 
+  it("resumes a kill right after a budget blocks a card, with the uninterrupted run's board", function()
+    -- turns_per_card = 2: NOTES-2, rejected once, needs four turns and is blocked by the
+    -- scheduling round before its third; after_transition fires once that block is durable
+    local function budget_project()
+      local dir = project()
+      local f = assert(io.open(dir .. "/orket.lua", "a"))
+      f:write("budgets = { turns_per_card = 2 }\n")
+      f:close()
+      return dir
+    end
+    local ref = budget_project()
+    assert.equal(1, H.orket("run NOTES", { cwd = ref }).status)
+    local want = state(ref)
+    assert.matches("NOTES%-2 blocked", want)
+    local dir = budget_project()
+    local r = H.orket("run NOTES --json", { cwd = dir, env = { ORKET_FAULT = "after_transition:1" } })
+    assert.equal(137, r.status, r.stderr)
+    -- the event went out after the commit: the block it announced is on the board
+    assert.matches('"type":"card_blocked"', r.stdout)
+    assert.matches("NOTES%-2 blocked", state(dir))
+    r = H.orket("resume", { cwd = dir })
+    assert.equal(1, r.status, r.stderr)
+    assert.equal(want, state(dir))
+  end)
+
   -- A kill between a file effect and its record: the journal holds the call's intent and no
   -- result. move_file is not re-run blindly (the file moved already, so a second try would
   -- fail with ENOENT and the model would go another way): recover sees the move happened.

@@ -108,11 +108,24 @@ local function block_records(e, card, actor, reason, why)
   end)
 end
 
+-- Runs fn once what was just written is durable: at once, or, inside a scheduling round's
+-- transaction, after it commits, so no event announces a change a crash could still undo
+-- and the after_transition fault point kills after the commit, as its name says.
+function Engine:after_commit(fn)
+  if self.round_after then
+    self.round_after[#self.round_after + 1] = fn
+  else
+    fn()
+  end
+end
+
 -- Moves a card to blocked with a reason and a comment saying why (one transaction).
 function Engine:block(card, actor, reason, why)
   local ok, err = block_records(self, card, actor, reason, why)
-  self:emit { type = "card_blocked", card = card.id, reason = reason, detail = why, error = not ok and err or nil }
-  fault.hit("after_transition")
+  self:after_commit(function()
+    self:emit { type = "card_blocked", card = card.id, reason = reason, detail = why, error = not ok and err or nil }
+    fault.hit("after_transition")
+  end)
 end
 
 -- Decides the next turn for a card: job, or nil plus whether the board changed.
@@ -145,7 +158,9 @@ function Engine:prepare(card)
       if next_step == "requirements" then
         local arch = self.routing:choose("escalation", card, team) or self.routing:choose("worker", card, team)
         local new, err = review.requirements_review(self, card, arch, seat_actor(self, card.worked_by or arch))
-        self:emit { type = "requirements_review", card = card.id, issue = new and new.id or nil, error = err }
+        self:after_commit(function()
+          self:emit { type = "requirements_review", card = card.id, issue = new and new.id or nil, error = err }
+        end)
         return nil, true
       elseif next_step == "escalate" then
         seat = self.routing:choose("escalation", card, team)
@@ -346,7 +361,8 @@ function Engine:execute(run_id)
     local changed = false
     -- The board's news and every pick of this round share one transaction (one lock, one
     -- snapshot); the turns start after it commits, so none runs inside it.
-    local jobs = {}
+    local jobs, after = {}, {}
+    self.round_after = after
     local ok, err = self.db:tx(function()
       view:refresh()
       if inflight < conc and not out_of_time then
@@ -362,7 +378,9 @@ function Engine:execute(run_id)
       end
       return true
     end)
+    self.round_after = nil
     if not ok then error(err, 0) end
+    for _, f in ipairs(after) do f() end
     for _, job in ipairs(jobs) do
       inflight = inflight + 1
       self:emit { type = "turn_start", card = job.card_id, seat = job.seat, role = job.role.name, phase = job.phase,
