@@ -104,6 +104,31 @@ local function run(n, conc)
   end }
   if PARTS and conc == 1 then
     timed(e.db, "tx", "db:tx (outermost: step commits and others)")
+    -- the outermost transactions' BEGIN + COMMIT alone: the tx minus the function inside
+    local inner_tx, outer_tx = { wall = 0, cpu = 0, n = 0, depth = 0 }, e.db.tx
+    parts["  BEGIN + COMMIT of those"] = inner_tx
+    part_order[#part_order + 1] = "  BEGIN + COMMIT of those"
+    e.db.tx = function(db, fn, ...)
+      if inner_tx.depth > 0 then return outer_tx(db, fn, ...) end
+      local t0, c0 = uv.hrtime(), os.clock()
+      local fw, fc = 0, 0
+      inner_tx.depth = 1
+      local r = table.pack(outer_tx(db, function(...)
+        local t1, c1 = uv.hrtime(), os.clock()
+        local rr = table.pack(fn(...))
+        fw, fc = uv.hrtime() - t1, os.clock() - c1
+        return table.unpack(rr, 1, rr.n)
+      end, ...))
+      inner_tx.depth = 0
+      inner_tx.wall = inner_tx.wall + (uv.hrtime() - t0) - fw
+      inner_tx.cpu = inner_tx.cpu + (os.clock() - c0) - fc
+      inner_tx.n = inner_tx.n + 1
+      return table.unpack(r, 1, r.n)
+    end
+    timed(e, "prepare", "engine:prepare (scheduler round)")
+    timed(e, "begin_records", "begin_records (claim, turn_begin)")
+    timed(e, "end_turn_records", "end_turn_records (turn_end)")
+    timed(e.db, "event", "db:event")
     timed(e.db, "record_turn", "record_turn")
     timed(e.db, "record_tool_call", "record_tool_call")
     timed(e.db, "record_gate_decision", "record_gate_decision")

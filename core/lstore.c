@@ -278,6 +278,14 @@ static int lst_cards_stamp(lua_State *L) {
   return 2;
 }
 
+/* now() -> the transaction's time, as orket_now() gives it in SQL */
+static int lst_now(lua_State *L) {
+  size_t len;
+  const char *now = store_now(lst_check(L, 1)->s, &len);
+  lua_pushlstring(L, now, len);
+  return 1;
+}
+
 static int lst_changes(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)store_changes(lst_check(L, 1)->s));
   return 1;
@@ -289,7 +297,7 @@ static const luaL_Reg lst_methods[] = {
     {"read", lst_read},
     {"version", lst_version}, {"set_version", lst_set_version},
     {"cached", lst_cached},   {"changes", lst_changes}, {"close", lst_close},
-    {"cards_stamp", lst_cards_stamp},
+    {"cards_stamp", lst_cards_stamp}, {"now", lst_now},
     {NULL, NULL},
 };
 

@@ -25,6 +25,9 @@ struct store {
   uint64_t cards_gen;                 /* see store_cards_generation */
   char now[32];                       /* the transaction's time for orket_now(), or "" */
   int now_len;
+  int write_tx;                       /* the outermost transaction is BEGIN IMMEDIATE */
+  int dv_known;                       /* dv holds data_version for this write transaction */
+  int64_t dv;
   store_slot cache[STORE_CACHE_SIZE];
   char err[512];
   const char *code;
@@ -68,10 +71,7 @@ static void store_on_update(void *ud, int op, const char *db, const char *table,
  * per transaction at its first use and at each call outside one. Every row a
  * transaction writes carries the same time (PostgreSQL's now() means the same), and a
  * record costs no date formatting per row. */
-static void store_now_fn(sqlite3_context *cx, int argc, sqlite3_value **argv) {
-  (void)argc;
-  (void)argv;
-  store *s = sqlite3_user_data(cx);
+const char *store_now(store *s, size_t *len) {
   if (s->depth == 0 || s->now_len == 0) {
     struct timespec ts;
     struct tm tm;
@@ -82,8 +82,17 @@ static void store_now_fn(sqlite3_context *cx, int argc, sqlite3_value **argv) {
                      (int)(ts.tv_nsec / 1000000));
     s->now_len = (n > 0 && (size_t)n < sizeof s->now) ? n : 0;
   }
-  sqlite3_result_text(cx, s->now, s->now_len, SQLITE_TRANSIENT);
-  if (s->depth == 0) s->now_len = 0;
+  *len = (size_t)s->now_len;
+  if (s->depth == 0) s->now_len = 0; /* outside a transaction the next call takes the clock */
+  return s->now;
+}
+
+static void store_now_fn(sqlite3_context *cx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  (void)argv;
+  size_t len;
+  const char *now = store_now(sqlite3_user_data(cx), &len);
+  sqlite3_result_text(cx, now, (int)len, SQLITE_TRANSIENT);
 }
 
 store *store_open(const char *path, int create, char *err, size_t errlen, const char **code) {
@@ -266,7 +275,11 @@ static int store_control(store *s, const char *sql) {
  * snapshot, so a group of reads takes one read lock instead of one per statement. */
 static int store_open_tx(store *s, int write) {
   char sql[48];
-  if (s->depth == 0) s->now_len = 0; /* a new transaction takes a new time */
+  if (s->depth == 0) {
+    s->now_len = 0; /* a new transaction takes a new time */
+    s->write_tx = write;
+    s->dv_known = 0;
+  }
   if (s->depth == 0) snprintf(sql, sizeof sql, write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
   else snprintf(sql, sizeof sql, "SAVEPOINT orket_tx%d", s->depth);
   if (store_control(s, sql) != 0) return -1;
@@ -319,13 +332,23 @@ int store_rollback(store *s) {
 
 uint64_t store_cards_generation(store *s) { return s->cards_gen; }
 
+/* Inside a write transaction no other connection can commit (BEGIN IMMEDIATE holds the
+ * write lock from the start and the snapshot cannot move), so the pragma is read once per
+ * transaction: a step asks for the card stamp about a dozen times. Not in a read
+ * transaction: BEGIN DEFERRED takes its snapshot only at its first read. */
 int64_t store_data_version(store *s) {
+  int cache = s->depth > 0 && s->write_tx;
+  if (cache && s->dv_known) return s->dv;
   store_stmt *st = store_prepare(s, "PRAGMA data_version");
   if (st == NULL) return -1;
   int rc = sqlite3_step(ST(st));
   int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(ST(st), 0) : -1;
   if (v < 0) store_fail(s, sqlite3_extended_errcode(s->db));
   sqlite3_reset(ST(st));
+  if (cache && v >= 0) {
+    s->dv = v;
+    s->dv_known = 1;
+  }
   return v;
 }
 

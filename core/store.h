@@ -26,7 +26,10 @@ enum { STORE_NULL, STORE_INT, STORE_FLOAT, STORE_TEXT, STORE_BLOB };
 store *store_open(const char *path, int create, char *err, size_t errlen, const char **code);
 
 /* SQL run through a connection may call orket_now(): the current transaction's time as
- * ISO 8601 UTC with milliseconds, the same for every row the transaction writes. */
+ * ISO 8601 UTC with milliseconds, the same for every row the transaction writes.
+ * store_now returns that text (NUL-terminated, *len bytes; valid until the next call),
+ * so a caller that needs the time it wrote does not read it back. */
+const char *store_now(store *s, size_t *len);
 
 /* Finalizes every statement and closes the connection. Rolls back an open transaction.
  * NULL is allowed. */

@@ -115,14 +115,17 @@ function DB:read(fn, ...) return self.conn:read(fn, ...) end
 function DB:close() self.conn:close() end
 DB.__close = DB.close
 
+-- built once: a statement is looked up by its text, and a string built per call is
+-- hashed and compared in full each time
+local INSERT_EVENT = "INSERT INTO events (at, kind, card_id, run_id, actor, data) VALUES (" .. NOW .. ", ?, ?, ?, ?, ?)"
+
 --- db:event{kind=, card=, run=, actor=, data=} -> event id. Appends one journal row; call
 --- it inside the transaction of the change it records.
 function DB:event(e)
   if type(e) ~= "table" or type(e.kind) ~= "string" then
     error("bad argument #1 to 'event' (table with a string 'kind' expected)", 2)
   end
-  local _, id = assert(self.conn:run("INSERT INTO events (at, kind, card_id, run_id, actor, data) VALUES ("
-    .. NOW .. ", ?, ?, ?, ?, ?)", e.kind, e.card, e.run, e.actor, encode(e.data, "event data")))
+  local _, id = assert(self.conn:run(INSERT_EVENT, e.kind, e.card, e.run, e.actor, encode(e.data, "event data")))
   return id
 end
 

@@ -52,6 +52,40 @@ describe("store.open", function()
     end
   end)
 
+  it("migration 7 rebuilds events without AUTOINCREMENT or events_run, keeping ids, data and triggers", function()
+    local path = H.tmpdir() .. "/orket.db"
+    local db = assert(store.open(path, { upto = 6 }))
+    db:tx(function() add_card(db, "OLD", "epic") end)
+    local ids = {}
+    for i = 1, 3 do ids[i] = db:event { kind = "note", card = "OLD", run = i, actor = "a", data = { n = i } } end
+    db:close()
+    db = assert(store.open(path))
+    assert.equal(7, db:version())
+    local rows = db:events { card = "OLD" }
+    assert.equal(3, #rows)
+    for i = 1, 3 do
+      assert.equal(ids[i], rows[i].id)
+      assert.equal(i, rows[i].run)
+      assert.same({ n = i }, rows[i].data)
+    end
+    local sql = db:row("SELECT sql FROM sqlite_master WHERE name = 'events'").sql
+    assert.is_nil(sql:upper():find("AUTOINCREMENT", 1, true))
+    assert.is_nil(db:row("SELECT name FROM sqlite_master WHERE name = 'events_run'"))
+    assert.equal("events_card", db:row("SELECT name FROM sqlite_master WHERE name = 'events_card'").name)
+    assert.is_nil(db:row("SELECT name FROM sqlite_sequence WHERE name = 'events'"))
+    -- new ids continue after the old ones, and the journal stays append-only
+    local nid = db:event { kind = "note", card = "OLD" }
+    assert.equal(ids[3] + 1, nid)
+    local none, err = db:run("DELETE FROM events WHERE id = ?", nid)
+    assert.is_nil(none)
+    assert.matches("append%-only", err)
+    none, err = db:run("UPDATE events SET kind = 'x' WHERE id = ?", nid)
+    assert.is_nil(none)
+    assert.matches("append%-only", err)
+    assert.equal("ok", db:row("PRAGMA integrity_check").integrity_check)
+    db:close()
+  end)
+
   it("refuses a file from a newer orket, and a file that is not a database", function()
     local dir = H.tmpdir()
     local db = assert(store.open(dir .. "/a.db"))
@@ -215,6 +249,19 @@ describe("store queries and transactions", function()
     -- the same format as SQLite's own clock, within a second of it
     local r = db:row("SELECT " .. NOW .. " AS a, strftime('%Y-%m-%dT%H:%M:%fZ', 'now') AS b")
     assert.equal(r.b:sub(1, 16), r.a:sub(1, 16))
+    -- conn:now() is the same time, inside a transaction and out
+    local t4, t5 = table.unpack(assert(db:tx(function()
+      local x = db.conn:now()
+      busy_ms(3)
+      return { x, db:row("SELECT " .. NOW .. " AS t").t }
+    end)))
+    assert.matches(pat, t4)
+    assert.equal(t4, t5)
+    local o3 = db.conn:now()
+    busy_ms(3)
+    assert.is_true(db.conn:now() > o3)
+    db:close()
+    assert.error_matches(function() db.conn:now() end, "store is closed")
   end)
 
   it("writes a record inside a transaction all or nothing, without a savepoint of its own", function()
@@ -292,6 +339,24 @@ describe("store queries and transactions", function()
     assert.is_true(dv4 ~= dv)
     db:close()
     assert.error_matches(function() db.conn:cards_stamp() end, "store is closed")
+    db = assert(store.open(H.tmpdir() .. "/t2.db"))
+    -- read once per write transaction (no other connection can commit during one), and
+    -- read again by the next transaction
+    other = assert(store.open(db.path))
+    local _, dva = db.conn:cards_stamp()
+    db:tx(function()
+      local _, d1 = db.conn:cards_stamp()
+      assert.equal(dva, d1)
+      local _, d2 = db.conn:cards_stamp()
+      assert.equal(d1, d2)
+    end)
+    assert(other:run("INSERT INTO cards (id, type, created_at, updated_at) VALUES ('Q', 'rock', 'x', 'x')"))
+    db:tx(function()
+      local _, d3 = db.conn:cards_stamp()
+      assert.is_true(d3 ~= dva)
+    end)
+    other:close()
+    db:close()
     db = assert(store.open(H.tmpdir() .. "/t2.db"))
   end)
 end)

@@ -207,4 +207,34 @@ CREATE UNIQUE INDEX approvals_pending ON approvals(card_id) WHERE decision IS NU
 ALTER TABLE tool_calls ADD COLUMN gate_code TEXT;
 ]],
   },
+  {
+    version = 7,
+    name = "events: no AUTOINCREMENT, no unused run index",
+    -- Each commit that wrote an event also rewrote sqlite_sequence (AUTOINCREMENT) and an
+    -- events_run leaf that no query reads (lookups by run go through events_card with
+    -- "+run_id", and db:events scans by id): two B-tree pages fewer per commit. Ids stay
+    -- unique and increasing without AUTOINCREMENT because rows are never deleted (the
+    -- triggers refuse it), so max(id) + 1 never reuses one. Same columns, rows and ids.
+    sql = [[
+CREATE TABLE events_v7 (
+  id      INTEGER PRIMARY KEY,
+  at      TEXT NOT NULL,
+  kind    TEXT NOT NULL,
+  card_id TEXT,
+  run_id  INTEGER,
+  actor   TEXT,
+  data    TEXT NOT NULL DEFAULT '{}'
+);
+INSERT INTO events_v7 (id, at, kind, card_id, run_id, actor, data)
+  SELECT id, at, kind, card_id, run_id, actor, data FROM events ORDER BY id;
+DROP TABLE events;
+ALTER TABLE events_v7 RENAME TO events;
+DELETE FROM sqlite_sequence WHERE name = 'events';
+CREATE INDEX events_card ON events(card_id, id);
+CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+]],
+  },
 }
