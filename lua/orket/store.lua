@@ -215,6 +215,17 @@ function DB:record_turn(t)
     t.prompt_tokens, t.completion_tokens, encode(t.data, "turn data"))
 end
 
+-- One tool_calls row and its event: a whole call (record_tool_call) or, with no result
+-- yet, the intent of one (start_tool_call).
+local INSERT_TOOL_CALL = [[INSERT INTO tool_calls (turn_id, call_id, tool, arguments, result, ok,
+    error_code, gate_code, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ]] .. NOW .. ")"
+
+local function insert_tool_call(db, c, kind, data, result, ok, error_code)
+  data.turn, data.tool, data.gate = c.turn, c.tool, c.gate_code
+  return db:_record(INSERT_TOOL_CALL, { kind = kind, run = c.run, card = c.card, actor = c.seat, data = data },
+    c.turn, c.call_id, c.tool, encode(c.arguments, "arguments"), result, ok, error_code, c.gate_code)
+end
+
 --- db:record_tool_call{turn=, call_id=, tool=, arguments=, result=, ok=, error_code=,
 ---   gate_code=, run=, card=, seat=} -> tool call id | nil, msg, CODE
 --- gate_code: the code of the gate decision that allowed the call (ALLOWED, POLICY_ALLOW),
@@ -223,13 +234,8 @@ function DB:record_tool_call(c)
   need(c, "record_tool_call", "turn", "number")
   need(c, "record_tool_call", "tool", "string")
   need(c, "record_tool_call", "gate_code", "string", true)
-  return self:_record([[INSERT INTO tool_calls (turn_id, call_id, tool, arguments, result, ok,
-      error_code, gate_code, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ]] .. NOW .. ")",
-    { kind = "tool_call", run = c.run, card = c.card, actor = c.seat,
-      data = { turn = c.turn, tool = c.tool, ok = c.ok, error_code = c.error_code, gate = c.gate_code } },
-    c.turn, c.call_id, c.tool, encode(c.arguments, "arguments"),
-    c.result ~= nil and encode(c.result, "result") or nil,
-    c.ok == nil and nil or (c.ok and 1 or 0), c.error_code, c.gate_code)
+  return insert_tool_call(self, c, "tool_call", { ok = c.ok, error_code = c.error_code },
+    c.result ~= nil and encode(c.result, "result") or nil, c.ok == nil and nil or (c.ok and 1 or 0), c.error_code)
 end
 
 --- db:start_tool_call{turn=, call_id=, tool=, arguments=, gate_code=, run=, card=, seat=}
@@ -242,11 +248,7 @@ function DB:start_tool_call(c)
   need(c, "start_tool_call", "turn", "number")
   need(c, "start_tool_call", "tool", "string")
   need(c, "start_tool_call", "gate_code", "string", true)
-  return self:_record([[INSERT INTO tool_calls (turn_id, call_id, tool, arguments, result, ok,
-      error_code, gate_code, created_at) VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, ]] .. NOW .. ")",
-    { kind = "tool_call_started", run = c.run, card = c.card, actor = c.seat,
-      data = { turn = c.turn, tool = c.tool, gate = c.gate_code } },
-    c.turn, c.call_id, c.tool, encode(c.arguments, "arguments"), c.gate_code)
+  return insert_tool_call(self, c, "tool_call_started", {}, nil, nil, nil)
 end
 
 --- db:finish_tool_call(id, {result=, ok=, error_code=, turn=, tool=, run=, card=, seat=})

@@ -7,6 +7,25 @@ local M = {}
 M.CLASSES = { transient = true, rate_limited = true, auth = true, bad_request = true,
   quota = true, timeout = true, canceled = true }
 
+-- Endpoint URLs per provider table, made once: a provider's base_url does not change
+-- after the client is built (a new configuration makes new provider tables).
+local endpoints = setmetatable({}, { __mode = "k" })
+
+--- endpoint(provider, path) -> provider.base_url without trailing slashes .. path
+function M.endpoint(p, path)
+  local by_path = endpoints[p]
+  if not by_path then
+    by_path = {}
+    endpoints[p] = by_path
+  end
+  local url = by_path[path]
+  if not url then
+    url = (p.base_url:gsub("/+$", "")) .. path
+    by_path[path] = url
+  end
+  return url
+end
+
 --- err(class, message, extra) -> a failure record {class=, message=, retryable=, ...}
 function M.err(class, message, extra)
   local e = extra or {}

@@ -6,9 +6,6 @@ local common = require "orket.llm.common"
 
 local M = { framing = "ndjson" }
 
--- The chat URL of each provider config, made once (configs do not change once loaded).
-local urls = setmetatable({}, { __mode = "k" })
-
 local function message(m)
   local out = { role = m.role, content = m.content or "" }
   if m.role == "tool" and m.name then out.tool_name = m.name end
@@ -35,12 +32,7 @@ function M.build(p, model, req, stream)
   end
   -- Ollama has no tool_choice; model options (temperature, num_ctx, ...) go in `options`.
   if req.options then body.options = req.options end
-  local url = urls[p]
-  if not url then
-    url = (p.base_url:gsub("/+$", "")) .. "/api/chat"
-    urls[p] = url
-  end
-  return url, body
+  return common.endpoint(p, "/api/chat"), body
 end
 
 function M.new_state() return { content = {}, calls = {} } end

@@ -7,9 +7,6 @@ local common = require "orket.llm.common"
 
 local M = { framing = "sse" }
 
--- The chat URL of each provider config, made once (configs do not change once loaded).
-local urls = setmetatable({}, { __mode = "k" })
-
 local function tool_choice(tc)
   if tc == nil or type(tc) == "string" then return tc end
   if type(tc) == "table" and tc.name then return { type = "function", ["function"] = { name = tc.name } } end
@@ -57,12 +54,7 @@ function M.build(p, model, req, stream)
       if body[k] == nil then body[k] = v end
     end
   end
-  local url = urls[p]
-  if not url then
-    url = (p.base_url:gsub("/+$", "")) .. "/chat/completions"
-    urls[p] = url
-  end
-  return url, body
+  return common.endpoint(p, "/chat/completions"), body
 end
 
 function M.new_state() return { content = {}, calls = {}, finish_reason = nil } end
