@@ -111,19 +111,25 @@ local function not_found(id)
   return nil, string.format("board: no card %q", id), "ENOENT"
 end
 
---- board:get(id) -> card | nil, msg, "ENOENT"
-function Board:get(id)
-  check_id(id, "get")
+-- The card as stored (the cache's own table when cached): read it, never change it.
+function Board:_peek(id)
   local fresh = self:_fresh()
   local c = fresh and self.cache[id]
   if not c then
     c = self:_load("id = ?", id)[1]
-    if not c then return not_found(id) end
-    if fresh then
+    if c and fresh then
       self.cache[id] = c
       self.cached = self.cached + 1
     end
   end
+  return c, fresh
+end
+
+--- board:get(id) -> card | nil, msg, "ENOENT"
+function Board:get(id)
+  check_id(id, "get")
+  local c = self:_peek(id)
+  if not c then return not_found(id) end
   return copy_card(c)
 end
 
@@ -288,9 +294,11 @@ local REWORK_FROM = { code_review = true, ready_for_testing = true }
 function Board:check_transition(id, to, opts)
   check_id(id, "check_transition")
   local actor = check_actor(opts, "check_transition")
-  local c = self:get(id)
+  local c = self:_peek(id) -- only read: no copy
   if not c then return not_found(id) end
-  local open = self.db:row([[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
+  -- as in transition: a card without dependencies has none open
+  local open = #c.depends_on == 0 and { n = 0 }
+    or self.db:row([[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
     WHERE d.card_id = ? AND t.status <> 'done']], id)
   local ok, msg, code = sm.check {
     type = c.type, from = c.status, to = to, seat = actor.seat, roles = actor.roles,
@@ -340,12 +348,13 @@ function Board:transition(id, to, opts)
       data = { from = c.status, to = to, reason = opts.reason, note = opts.note, roles = actor.roles },
     }
     if not before then return self:get(id) end
-    -- the card as the UPDATE left it, without reading it back
-    local now = copy_card(before)
-    now.status, now.wait_reason, now.worked_by, now.updated_at = to, opts.reason, worked_by, db.conn:now()
-    if now.retries ~= nil then now.retries = now.retries + retry end
-    self.cache[id] = now
-    return copy_card(now)
+    -- the card as the UPDATE left it, without reading it back: the cached table itself
+    -- is updated (no reader holds it: get and transition hand out copies; a rollback
+    -- changes the stamp, which empties the cache)
+    before.status, before.wait_reason, before.worked_by, before.updated_at = to, opts.reason, worked_by, db.conn:now()
+    if before.retries ~= nil then before.retries = before.retries + retry end
+    self.cache[id] = before
+    return copy_card(before)
   end)
 end
 
