@@ -97,6 +97,50 @@ describe("orket run", function()
     assert.equal(want, state(dir))
   end)
 
+  it("resumes a scripted sequence where it stopped, not from its first reply", function()
+    -- the coder's replies for SQ-1 come from one sequence, one per model step; a resumed
+    -- run reads the recorded steps back, and the provider is told about them so the next
+    -- step gets the next reply (before: the first reply again, and a second "first" comment)
+    local function seq_project()
+      local dir = H.tmpdir()
+      os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
+      H.write(dir .. "/orket.lua", [[
+name = "sequences"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+]])
+      H.write(dir .. "/script.lua", [[
+local function call(name, args) return { name = name, arguments = args } end
+return { rules = {
+  { role = "coder", card = "SQ-1", sequence = {
+    { tool_calls = { call("add_issue_comment", { body = "first" }) } },
+    { tool_calls = { call("add_issue_comment", { body = "second" }) } },
+    { tool_calls = { call("add_issue_comment", { body = "third" }), call("update_issue_status", { status = "code_review" }) } },
+  } },
+  { role = "integrity_guard", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
+}, default = { content = "Nothing more to do." } }
+]])
+      H.write(dir .. "/epics/sq.json", [[
+{ "id": "SQ", "name": "Sequence", "issues": [ { "id": "SQ-1", "summary": "Comment three times", "seat": "senior_developer" } ] }
+]])
+      assert.equal(0, H.orket("import", { cwd = dir }).status)
+      return dir
+    end
+    local ref = seq_project()
+    local r = H.orket("run SQ", { cwd = ref })
+    assert.equal(0, r.status, r.stderr)
+    local want = state(ref)
+    assert.matches("SQ%-1 done r0 {senior_developer: first | senior_developer: second | senior_developer: third}", want)
+    for _, fault in ipairs { "after_tool:1", "after_tool:2", "after_model:2" } do
+      local dir = seq_project()
+      r = H.orket("run SQ", { cwd = dir, env = { ORKET_FAULT = fault } })
+      assert.equal(137, r.status, fault .. " was not killed: " .. r.stderr)
+      r = H.orket("resume", { cwd = dir })
+      assert.equal(0, r.status, fault .. ": " .. r.stderr)
+      assert.equal(want, state(dir), fault)
+    end
+  end)
+
   -- A kill between a file effect and its record: the journal holds the call's intent and no
   -- result. move_file is not re-run blindly (the file moved already, so a second try would
   -- fail with ENOENT and the model would go another way): recover sees the move happened.

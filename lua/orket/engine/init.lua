@@ -336,6 +336,23 @@ end
 
 --- execute(run_id) -> status ("done"|"failed"|"stalled"|"interrupted"), report {stuck=, cards=}
 --- Must run in a task. On a run that was killed it continues from the journal.
+-- A resumed run answers its recorded steps from the journal, so the model client never
+-- sees those requests; a provider with state between requests (scripted sequences) is
+-- told about each, in the order they were recorded, so it goes on where it stopped and
+-- the run ends as an uninterrupted one would.
+function Engine:observe_journal(run_id)
+  if not self.llm.observe then return end
+  local json = require "cjson.safe"
+  for _, t in ipairs(assert(self.db:rows([[SELECT card_id, seat, role, turn, request, data FROM turns
+      WHERE run_id = ? ORDER BY id]], run_id))) do
+    local req, data = json.decode(t.request or "null"), json.decode(t.data or "null") or {}
+    if type(req) == "table" and type(req.model) == "string" and type(req.messages) == "table" then
+      self.llm:observe { model = req.model, messages = req.messages, meta = { run = run_id, card = t.card_id,
+        role = t.role, seat = t.seat, turn = t.turn, step = data.step, phase = data.phase } }
+    end
+  end
+end
+
 function Engine:execute(run_id)
   local run = self.db:row("SELECT id, target, data FROM runs WHERE id = ?", run_id)
   if not run then error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 2) end
@@ -348,6 +365,7 @@ function Engine:execute(run_id)
   if target.type ~= "issue" and target.status == "ready" then
     self.board:transition(target.id, "in_progress", { actor = { seat = "orket", roles = {} }, note = "run " .. run_id })
   end
+  self:observe_journal(run_id)
   self:emit { type = "run_start", target = target.id, concurrency = conc }
   local started_ms = rt.now()
   local wall = self.settings.budgets.wall_ms_per_run

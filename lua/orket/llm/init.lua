@@ -128,6 +128,15 @@ function Client:chat(req)
   return transport.chat(p, model, req)
 end
 
+--- client:observe{model=, messages=, meta=}: tells a provider that keeps state between
+--- requests (scripted sequences) about a request a resumed run answers from its journal
+--- instead of asking again. Servers keep no such state: nothing happens for them.
+function Client:observe(req)
+  check_request(req)
+  local p, model = self:resolve(req.model)
+  if p and p.kind == "scripted" then scripted.observe(p.script, model, req) end
+end
+
 --- client:health(name) -> {ms=, models={...}} | nil, message, CLASS
 function Client:health(name)
   local p = self.providers[name]

@@ -121,6 +121,15 @@ local function split(text, n)
   return out
 end
 
+--- observe(s, model, req): counts a request answered earlier (read back from a run's
+--- journal on resume) as if it had been asked now, so sequences go on where they were
+--- instead of starting over; answers nothing.
+function M.observe(s, model, req)
+  local last = req.messages[#req.messages]
+  last = last and last.content
+  pick(s, req.meta or {}, model, type(last) == "string" and last or nil)
+end
+
 --- chat(s, pname, model, req) -> result | nil, message, CLASS
 function M.chat(s, pname, model, req)
   local t0 = rt.now()
