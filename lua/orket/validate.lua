@@ -15,9 +15,8 @@ local policy = require "orket.policy"
 
 local M = {}
 
--- Top-level settings of orket.lua that some part of Orket reads.
-M.KNOWN = { name = true, vision = true, models = true, team = true, concurrency = true, budgets = true,
-  limits = true, review = true, context = true }
+-- Top-level settings of orket.lua that some part of Orket reads (orket.config owns the list).
+M.KNOWN = config.SETTINGS
 
 local function read(path)
   local f = io.open(path, "rb")
@@ -68,14 +67,8 @@ function M.check(dir)
   if not data then
     add(out, dir, code == "ENOENT" and "orket.lua: not found; 'orket init' creates a project" or err, "orket.lua")
   else
-    local keys = {}
-    for k in pairs(data) do keys[#keys + 1] = tostring(k) end
-    table.sort(keys)
-    for _, k in ipairs(keys) do
-      if not M.KNOWN[k] then
-        add(out, dir, "orket.lua: " .. k .. ": unknown setting (settings: budgets, concurrency, context, limits, "
-          .. "models, name, review, team, vision)")
-      end
+    for _, k in ipairs(config.unknown_settings(data)) do
+      add(out, dir, "orket.lua: " .. k .. ": unknown setting (settings: " .. config.settings_list() .. ")")
     end
     local cfg, cerr = config.finish(data, dir, function() return nil end)
     if not cfg then add(out, dir, cerr) end
