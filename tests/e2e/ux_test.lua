@@ -30,3 +30,45 @@ describe("a project's orket.lua", function()
     assert.matches("START%-1%s+ready", H.orket("board", { cwd = p }).stdout)
   end)
 end)
+
+describe("orket validate on epics", function()
+  after_each(H.cleanup)
+
+  local function validate_with(from, to)
+    local p = project()
+    local path = p .. "/epics/start.json"
+    local text = H.read(path)
+    local changed = text:gsub(from, to, 1)
+    assert.not_equal(text, changed)
+    H.write(path, changed)
+    return H.orket("validate", { cwd = p })
+  end
+
+  it("names the file, line and field of a dependency cycle", function()
+    local r = validate_with('"priority": "High",', '"priority": "High", "depends_on": ["START-2"],')
+    assert.equal(1, r.status)
+    assert.matches("epics/start.json:10: issues[1].depends_on[0]: dependency cycle: START-1 -> START-2 -> START-1\n1 problem\n",
+      r.stdout, 1, true)
+  end)
+
+  it("names the line of a card depending on itself", function()
+    local r = validate_with('"depends_on": %["START%-1"%]', '"depends_on": ["START-2"]')
+    assert.equal(1, r.status)
+    assert.matches("epics/start.json:10: issues[1].depends_on[0]: dependency cycle: START-2 depends on itself\n",
+      r.stdout, 1, true)
+  end)
+
+  it("reports a duplicate id once, not also as a cycle", function()
+    local r = validate_with('"id": "START%-2"', '"id": "START-1"')
+    assert.equal(1, r.status)
+    assert.matches('card id "START-1" is already used', r.stdout, 1, true)
+    assert.matches("\n1 problem\n$", r.stdout)
+  end)
+
+  it("finds the depends_on line of the card that names an unknown card", function()
+    local r = validate_with('"priority": "High",', '"priority": "High", "depends_on": ["START-9"],')
+    assert.matches('epics/start.json:6: issues[0].depends_on[0]: unknown card "START-9"', r.stdout, 1, true)
+    r = validate_with('"depends_on": %["START%-1"%]', '"depends_on": ["START-9"]')
+    assert.matches('epics/start.json:10: issues[1].depends_on[0]: unknown card "START-9"', r.stdout, 1, true)
+  end)
+end)
