@@ -8,6 +8,29 @@ local M = {}
 
 M.KINDS = { openai = true, ollama = true, scripted = true, replay = true }
 
+-- Top-level settings of orket.lua that some part of Orket reads. Anything else is refused:
+-- a typo such as `teams` or `concurency` would otherwise run with the defaults unnoticed.
+M.SETTINGS = { name = true, vision = true, models = true, team = true, concurrency = true, budgets = true,
+  limits = true, review = true, context = true }
+
+--- unknown_settings(data) -> sorted list of top-level keys that are not in M.SETTINGS
+function M.unknown_settings(data)
+  local out = {}
+  for k in pairs(data) do
+    if not M.SETTINGS[k] then out[#out + 1] = tostring(k) end
+  end
+  table.sort(out)
+  return out
+end
+
+local function settings_list()
+  local names = {}
+  for k in pairs(M.SETTINGS) do names[#names + 1] = k end
+  table.sort(names)
+  return table.concat(names, ", ")
+end
+M.settings_list = settings_list
+
 -- Built-in providers: Ollama on this machine is the default; OpenAI is one setting away.
 -- A project's providers of the same name are merged over these.
 local function builtin()
@@ -183,6 +206,10 @@ end
 function M.load(dir, getenv)
   local copy, err, code = M.read(dir)
   if not copy then return nil, err, code end
+  local unknown = M.unknown_settings(copy)
+  if #unknown > 0 then
+    return nil, "orket.lua: " .. unknown[1] .. ": unknown setting (settings: " .. settings_list() .. ")", "EINVAL"
+  end
   return M.finish(copy, dir, getenv)
 end
 

@@ -72,6 +72,10 @@ local function parse_file(f)
   if f.rel:match("%.json$") then
     local v, err = json.decode(text)
     if v == nil then return nil, string.format("%s:%s", f.rel, json_error(text, err or "not JSON")) end
+    -- cjson decodes [] and {} alike; an empty array would import as an epic named after the file
+    if text:match("^%s*%[") or text:match("^\239\187\191%s*%[") then
+      return nil, string.format("%s: must hold an object (a rock or an epic), not an array", f.rel)
+    end
     return v
   end
   local sandbox = require "orket.sandbox"

@@ -15,9 +15,8 @@ local policy = require "orket.policy"
 
 local M = {}
 
--- Top-level settings of orket.lua that some part of Orket reads.
-M.KNOWN = { name = true, vision = true, models = true, team = true, concurrency = true, budgets = true,
-  limits = true, review = true, context = true }
+-- Top-level settings of orket.lua that some part of Orket reads (orket.config owns the list).
+M.KNOWN = config.SETTINGS
 
 local function read(path)
   local f = io.open(path, "rb")
@@ -27,20 +26,22 @@ local function read(path)
   return s
 end
 
--- The line where `key` is first set in a file's text (Lua `key =` or JSON `"key":`).
-local function line_of(text, key)
+-- The line where `key` is first set in a file's text (Lua `key =` or JSON `"key":`), at or
+-- after the first line matching the pattern `anchor` (where a card's id is set) when one does.
+local function line_of(text, key, anchor)
   if not text or not key then return nil end
-  local n = 0
+  local n, from = 0, anchor and text:find(anchor) and 0
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
-    if line:find("%f[%w_]" .. key .. "%f[^%w_]%s*=") or line:find('"' .. key .. '"%s*:') then return n end
+    if from == 0 and line:find(anchor) then from = n end
+    if from ~= 0 and (line:find("%f[%w_]" .. key .. "%f[^%w_]%s*=") or line:find('"' .. key .. '"%s*:')) then return n end
   end
   return nil
 end
 
 -- Adds a problem from a message "file:line: text" or "file: field.path: text"; the field's
 -- last name locates the line when the message has none.
-local function add(out, dir, msg, default_file)
+local function add(out, dir, msg, default_file, anchor)
   msg = tostring(msg):match("^[^\n]*")
   local file, line, text = msg:match("^([^:%s]+):(%d+): ?(.*)$")
   if not file then
@@ -48,10 +49,15 @@ local function add(out, dir, msg, default_file)
     if not file then file, text = default_file, msg end
     local path = text:match("^([%w_%.%[%]]+)[: ]")
     local key = path and (path:match("([%a_][%w_]*)[%[%d%]]*$"))
-    if path and key then line = line_of(read(dir .. "/" .. file) or read(file), key) end
+    if path and key then line = line_of(read(dir .. "/" .. file) or read(file), key, anchor) end
   end
   if file and file:sub(1, #dir + 1) == dir .. "/" then file = file:sub(#dir + 2) end
   out[#out + 1] = { file = file, line = tonumber(line), message = text }
+end
+
+-- The pattern of the line where a card's id is set (JSON "id": "X" or Lua id = "X").
+local function id_set(id)
+  return '%f[%w_"]"?id"?%s*[:=]%s*"' .. id:gsub("%p", "%%%0") .. '"'
 end
 
 local function exists(path) return uv.fs_stat(path) ~= nil end
@@ -68,14 +74,8 @@ function M.check(dir)
   if not data then
     add(out, dir, code == "ENOENT" and "orket.lua: not found; 'orket init' creates a project" or err, "orket.lua")
   else
-    local keys = {}
-    for k in pairs(data) do keys[#keys + 1] = tostring(k) end
-    table.sort(keys)
-    for _, k in ipairs(keys) do
-      if not M.KNOWN[k] then
-        add(out, dir, "orket.lua: " .. k .. ": unknown setting (settings: budgets, concurrency, context, limits, "
-          .. "models, name, review, team, vision)")
-      end
+    for _, k in ipairs(config.unknown_settings(data)) do
+      add(out, dir, "orket.lua: " .. k .. ": unknown setting (settings: " .. config.settings_list() .. ")")
     end
     local cfg, cerr = config.finish(data, dir, function() return nil end)
     if not cfg then add(out, dir, cerr) end
@@ -188,21 +188,32 @@ function M.check(dir)
     end
     local ids = {}
     for _, c in ipairs(all) do ids[c.id] = true end
-    local graph, nodes = {}, {}
+    -- A card whose id is taken (already reported) stays out of the graph: its edges would
+    -- show a cycle that is only the clash.
+    local graph, nodes, by_id = {}, {}, {}
     for _, c in ipairs(all) do
       if c.type == "epic" then summary.epics = summary.epics + 1 end
       if c.type == "issue" then summary.issues = summary.issues + 1 end
-      graph[c.id], nodes[#nodes + 1] = {}, c.id
+      local first = by_id[c.id] == nil
+      if first then graph[c.id], nodes[#nodes + 1], by_id[c.id] = {}, c.id, c end
       for _, d in ipairs(c.deps or {}) do
         if not ids[d.id] then
-          add(out, dir, string.format("%s: %s: unknown card %q", c.file, d.path, d.id), c.file)
-        else
+          add(out, dir, string.format("%s: %s: unknown card %q", c.file, d.path, d.id), c.file, id_set(c.id))
+        elseif first then
           table.insert(graph[c.id], d.id)
         end
       end
     end
     local cycle = require("orket.board").find_cycle(graph, nodes)
-    if cycle then add(out, dir, "epics: dependency cycle: " .. table.concat(cycle, " -> "), "epics") end
+    if cycle then
+      -- Name the edge that closes the cycle, so the line is the depends_on to change.
+      local c, at = by_id[cycle[#cycle - 1]], nil
+      for _, d in ipairs(c.deps or {}) do
+        if d.id == cycle[#cycle] then at = d.path break end
+      end
+      add(out, dir, string.format("%s: %s: dependency cycle: %s", c.file, at or "depends_on",
+        #cycle == 2 and (cycle[1] .. " depends on itself") or table.concat(cycle, " -> ")), c.file, id_set(c.id))
+    end
   end
   return out, summary
 end

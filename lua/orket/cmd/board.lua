@@ -41,7 +41,8 @@ function cmd.card_json(c)
   return t
 end
 
-local function parse(args, cli)
+-- parse(args, cli[, one]) -> options | nil, status; `one` names what a second id is refused as.
+local function parse(args, cli, one)
   local o = { dir = "." }
   local i = 1
   while i <= #args do
@@ -52,7 +53,7 @@ local function parse(args, cli)
       o.dir = args[i]
       if not o.dir then return nil, cli.usage_error(cmd, "-C needs a directory") end
     elseif a:match("^%-") then return nil, cli.usage_error(cmd, "unknown option '%s'", a)
-    elseif o.id then return nil, cli.usage_error(cmd, "give at most one epic or rock")
+    elseif o.id then return nil, cli.usage_error(cmd, "%s", one or "give at most one epic or rock")
     else o.id = a end
     i = i + 1
   end

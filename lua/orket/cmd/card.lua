@@ -12,7 +12,8 @@ cmd.help = "Shows every field of card ID, its comments and its event history (ol
   .. "--json prints the documented format (docs/store.md)."
 
 function cmd.run(args, cli)
-  local o, status = board_cmd.parse(args, { usage_error = function(_, ...) return cli.usage_error(cmd, ...) end })
+  local o, status = board_cmd.parse(args, { usage_error = function(_, ...) return cli.usage_error(cmd, ...) end },
+    "card takes one card id")
   if not o then return status end
   if not o.id then return cli.usage_error(cmd, "card needs a card id") end
   local db, err = project.open_store(o.dir, false)

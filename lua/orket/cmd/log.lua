@@ -1,9 +1,12 @@
--- orket log RUN: the transcript of a run from the journal: turns, each model step's last
+-- orket log [RUN]: the transcript of a run from the journal: turns, each model step's last
 -- message and response, tool calls with gate decisions and results, transitions, usage.
 local project = require "orket.project"
 local cjson = require "cjson.safe"
 
-local cmd = { summary = "print the transcript of a run", usage = "orket log RUN [--full] [-C DIR]" }
+local cmd = { summary = "print the transcript of a run", usage = "orket log [RUN] [--full] [-C DIR]" }
+cmd.help = "Prints run RUN (the latest run when RUN is left out) from the journal: each turn, the\n"
+  .. "last message and the response of every model step (clipped to 400 characters; --full\n"
+  .. "prints every message in full), tool calls with results, transitions and token usage."
 
 local function clip(s, n)
   s = tostring(s or "")
@@ -20,7 +23,10 @@ function cmd.run(args, cli)
   while i <= #args do
     local a = args[i]
     if a == "--full" then full = true
-    elseif a == "-C" and args[i + 1] then dir = args[i + 1] i = i + 1
+    elseif a == "-C" then
+      dir = args[i + 1]
+      if not dir then return cli.usage_error(cmd, "-C needs a directory") end
+      i = i + 1
     elseif a:match("^%-") then return cli.usage_error(cmd, "unknown option '%s'", a)
     else id = math.tointeger(tonumber(a)) if not id then return cli.usage_error(cmd, "RUN must be a run number") end end
     i = i + 1
@@ -31,7 +37,12 @@ function cmd.run(args, cli)
     return 1
   end
   id = id or (db:row("SELECT max(id) AS id FROM runs") or {}).id
-  local run = id and db:row("SELECT * FROM runs WHERE id = ?", id)
+  if not id then
+    db:close()
+    cli.err("no runs yet; start one with 'orket run EPIC'")
+    return 1
+  end
+  local run = db:row("SELECT * FROM runs WHERE id = ?", id)
   if not run then
     db:close()
     cli.err("no run %s (see 'orket runs')", tostring(id))
@@ -50,7 +61,7 @@ function cmd.run(args, cli)
       local resp = cjson.decode(t.response or "{}") or {}
       local msgs = req.messages or {}
       local last = msgs[#msgs]
-      out[#out + 1] = string.format("-- step %s, model %s, %s+%s tokens", tostring(cjson.decode(t.data or "{}").step),
+      out[#out + 1] = string.format("-- step %s, model %s, %s+%s tokens", num((cjson.decode(t.data or "{}") or {}).step),
         tostring(t.model), tostring(t.prompt_tokens), tostring(t.completion_tokens))
       if full then
         for _, m in ipairs(msgs) do out[#out + 1] = "   [" .. m.role .. "] " .. clip(m.content, n) end

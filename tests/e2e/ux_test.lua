@@ -1,0 +1,118 @@
+-- What a new user meets on the command line: a project's mistakes are refused by every
+-- command that reads them (not only by validate), with the file, field and exit status
+-- the docs promise.
+local H = require "tests.helpers"
+
+local function project()
+  local dir = H.tmpdir()
+  assert.equal(0, H.orket("init p", { cwd = dir }).status)
+  return dir .. "/p"
+end
+
+local function append(path, text)
+  local f = assert(io.open(path, "ab"))
+  f:write(text)
+  f:close()
+end
+
+describe("a project's orket.lua", function()
+  after_each(H.cleanup)
+
+  it("with a misspelt top-level setting is refused by run and models, not run with defaults", function()
+    local p = project()
+    append(p .. "/orket.lua", "concurency = 1\n")
+    for _, cmd in ipairs { "run START", "models --no-check" } do
+      local r = H.orket(cmd, { cwd = p })
+      assert.equal(1, r.status, cmd .. ": " .. r.stdout)
+      assert.matches("orket.lua: concurency: unknown setting", r.stderr, 1, true)
+    end
+    assert.is_nil(H.read(p .. "/workspace/hello.txt"))
+    assert.matches("START%-1%s+ready", H.orket("board", { cwd = p }).stdout)
+  end)
+end)
+
+describe("orket validate on epics", function()
+  after_each(H.cleanup)
+
+  local function validate_with(from, to)
+    local p = project()
+    local path = p .. "/epics/start.json"
+    local text = H.read(path)
+    local changed = text:gsub(from, to, 1)
+    assert.not_equal(text, changed)
+    H.write(path, changed)
+    return H.orket("validate", { cwd = p })
+  end
+
+  it("names the file, line and field of a dependency cycle", function()
+    local r = validate_with('"priority": "High",', '"priority": "High", "depends_on": ["START-2"],')
+    assert.equal(1, r.status)
+    assert.matches("epics/start.json:10: issues[1].depends_on[0]: dependency cycle: START-1 -> START-2 -> START-1\n1 problem\n",
+      r.stdout, 1, true)
+  end)
+
+  it("names the line of a card depending on itself", function()
+    local r = validate_with('"depends_on": %["START%-1"%]', '"depends_on": ["START-2"]')
+    assert.equal(1, r.status)
+    assert.matches("epics/start.json:10: issues[1].depends_on[0]: dependency cycle: START-2 depends on itself\n",
+      r.stdout, 1, true)
+  end)
+
+  it("reports a duplicate id once, not also as a cycle", function()
+    local r = validate_with('"id": "START%-2"', '"id": "START-1"')
+    assert.equal(1, r.status)
+    assert.matches('card id "START-1" is already used', r.stdout, 1, true)
+    assert.matches("\n1 problem\n$", r.stdout)
+  end)
+
+  it("finds the depends_on line of the card that names an unknown card", function()
+    local r = validate_with('"priority": "High",', '"priority": "High", "depends_on": ["START-9"],')
+    assert.matches('epics/start.json:6: issues[0].depends_on[0]: unknown card "START-9"', r.stdout, 1, true)
+    r = validate_with('"depends_on": %["START%-1"%]', '"depends_on": ["START-9"]')
+    assert.matches('epics/start.json:10: issues[1].depends_on[0]: unknown card "START-9"', r.stdout, 1, true)
+  end)
+end)
+
+describe("orket log and orket card arguments", function()
+  after_each(H.cleanup)
+
+  it("log says there are no runs yet, shows the latest run by default, and prints whole step numbers", function()
+    local p = project()
+    local r = H.orket("log", { cwd = p })
+    assert.equal(1, r.status)
+    assert.equal("orket: no runs yet; start one with 'orket run EPIC'\n", r.stderr)
+    assert.equal(0, H.orket("run START", { cwd = p }).status)
+    r = H.orket("log", { cwd = p })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("^run 1: epic START, done", r.stdout)
+    assert.matches("\n%-%- step 1, model starter,", r.stdout)
+    assert.is_nil(r.stdout:find("step 1.0", 1, true))
+    assert.matches("orket log [RUN]", H.orket("help log").stdout, 1, true)
+  end)
+
+  it("log -C without a directory and card with two ids are usage errors that say so", function()
+    local p = project()
+    local r = H.orket("log -C", { cwd = p })
+    assert.equal(2, r.status)
+    assert.matches("^orket: %-C needs a directory\n", r.stderr)
+    r = H.orket("card START-1 START-2", { cwd = p })
+    assert.equal(2, r.status)
+    assert.matches("^orket: card takes one card id\n", r.stderr)
+  end)
+end)
+
+describe("an epic file holding an empty JSON array", function()
+  after_each(H.cleanup)
+
+  it("is refused by validate and import instead of importing an empty epic named after the file", function()
+    local p = project()
+    H.write(p .. "/epics/start.json", "[]\n")
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status)
+    assert.matches("epics/start.json: must hold an object (a rock or an epic), not an array", v.stdout, 1, true)
+    local r = H.orket("import", { cwd = p })
+    assert.equal(1, r.status)
+    assert.equal("orket: epics/start.json: must hold an object (a rock or an epic), not an array\n", r.stderr)
+    assert.is_nil(H.orket("board", { cwd = p }).stdout:find("EPIC start", 1, true))
+  end)
+end)
