@@ -158,6 +158,38 @@ function Ctx:deps(t, path)
   return out
 end
 
+-- The fields each kind of object may have. Others are ignored, as the original Orket's
+-- files may carry more, but each is named in a warning: a misspelt field ("seet") would
+-- otherwise vanish without a word.
+local COMMON = { "id", "name", "summary", "description", "note", "seat", "priority", "depends_on",
+  "requirements", "acceptance", "status" }
+local function field_set(extra)
+  local set, list = {}, {}
+  for _, k in ipairs(COMMON) do set[k] = true; list[#list + 1] = k end
+  for _, k in ipairs(extra) do set[k] = true; list[#list + 1] = k end
+  return { set = set, text = table.concat(list, ", ") }
+end
+local FIELDS = {
+  issue = field_set {},
+  epic = field_set { "type", "issues", "stories", "cards" },
+  rock = field_set { "type", "epics" },
+  rock_epic = { set = { epic = true, department = true }, text = "epic, department" },
+}
+local WHOSE = { issue = "an issue's", epic = "an epic's", rock = "a rock's", rock_epic = "a rock's epic entry's" }
+
+-- Warns of each field of t that `kind` does not have (sorted, so the output is stable).
+function Ctx:unknown(t, path, kind)
+  local f, extra = FIELDS[kind], {}
+  for k in pairs(t) do
+    if not f.set[k] then extra[#extra + 1] = tostring(k) end
+  end
+  table.sort(extra)
+  for _, k in ipairs(extra) do
+    self.warnings[#self.warnings + 1] = string.format("%s: %s: unknown field, ignored (%s fields: %s)",
+      self.file, self:field(path, k), WHOSE[kind], f.text)
+  end
+end
+
 local function common(ctx, t, path, card)
   card.name = ctx:str(t, path, "name")
   card.summary = ctx:str(t, path, "summary")
@@ -175,13 +207,14 @@ end
 
 -- One file's value -> list of card definitions (rock or epic first, then issues).
 local function shape(f, v)
-  local ctx = setmetatable({ file = f.rel, base = f.rel:match("%.lua$") and 1 or 0 }, Ctx)
+  local ctx = setmetatable({ file = f.rel, base = f.rel:match("%.lua$") and 1 or 0, warnings = {} }, Ctx)
   if type(v) ~= "table" then ctx:fail("", "must hold an object (a rock or an epic), not %s", type(v)) end
   if v[1] ~= nil then ctx:fail("", "must hold an object (a rock or an epic), not an array") end
   local cards = {}
   local kind = v.type
   if kind ~= nil and kind ~= "rock" and kind ~= "epic" then ctx:fail("type", "must be \"rock\" or \"epic\"") end
   if kind == "rock" or (kind == nil and v.epics ~= nil) then
+    ctx:unknown(v, "", "rock")
     local rock = common(ctx, v, "", { type = "rock", department = f.department })
     rock.id = ctx:id(v, "", f.stem)
     if type(v.epics) ~= "table" then ctx:fail("epics", "must be an array of {epic=, department=}") end
@@ -190,11 +223,13 @@ local function shape(f, v)
       local p = ctx:idx("epics", i)
       if type(e) == "string" then e = { epic = e } end
       if type(e) ~= "table" then ctx:fail(p, "must be {epic=, department=} or an epic id") end
+      ctx:unknown(e, p, "rock_epic")
       rock.epics[i] = { epic = ctx:str(e, p, "epic", true), department = ctx:str(e, p, "department"), path = p }
     end
     cards[1] = rock
-    return cards
+    return cards, ctx.warnings
   end
+  ctx:unknown(v, "", "epic")
   local epic = common(ctx, v, "", { type = "epic", department = f.department })
   epic.id = ctx:id(v, "", f.stem)
   cards[1] = epic
@@ -205,46 +240,50 @@ local function shape(f, v)
       key, list = k, v[k]
     end
   end
-  if list == nil then return cards end
+  if list == nil then return cards, ctx.warnings end
   if type(list) ~= "table" then ctx:fail(key, "must be an array of issues") end
   for i, t in ipairs(list) do
     local p = ctx:idx(key, i)
     if type(t) ~= "table" then ctx:fail(p, "must be an object") end
+    ctx:unknown(t, p, "issue")
     local issue = common(ctx, t, p, { type = "issue", parent = epic.id })
     local title = issue.summary or issue.name
     if not title or not title:find("%S") then ctx:fail(p, "needs a summary or a name") end
     issue.id = ctx:id(t, p, epic.id .. "-" .. M.slug(title))
     cards[#cards + 1] = issue
   end
-  return cards
+  return cards, ctx.warnings
 end
 
 -- For `orket validate`, which checks each file on its own to report every broken file:
--- list_files(dir) -> {rel=, path=, ...} | nil, msg, CODE; check_file(f) -> cards | nil, msg.
+-- list_files(dir) -> {rel=, path=, ...} | nil, msg, CODE;
+-- check_file(f) -> cards, warnings | nil, msg.
 M.list_files = list_files
 function M.check_file(f)
   local v, perr = parse_file(f)
   if v == nil then return nil, perr end
-  local ok, cards = pcall(shape, f, v)
-  if ok then return cards end
+  local ok, cards, warnings = pcall(shape, f, v)
+  if ok then return cards, warnings end
   if type(cards) == "table" and cards.import_error then return nil, cards.import_error end
   error(cards, 0)
 end
 
---- load(dir) -> {files=n, cards={def...}} | nil, msg, CODE. Validates everything that
+--- load(dir) -> {files=n, cards={def...}, warnings={"file: path: unknown field..."}} | nil,
+--- msg, CODE. Validates everything that
 --- does not need the board (ids, duplicates, rock links, dependencies within the files).
 function M.load(dir)
   local files, err, code = list_files(dir)
   if not files then return nil, err, code end
-  local defs, by_id, epics = {}, {}, {}
+  local defs, by_id, epics, warnings = {}, {}, {}, {}
   for _, f in ipairs(files) do
     local v, perr = parse_file(f)
     if v == nil then return nil, perr, "EINVAL" end
-    local ok, cards = pcall(shape, f, v)
+    local ok, cards, fw = pcall(shape, f, v)
     if not ok then
       if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL" end
       error(cards, 0)
     end
+    for _, w in ipairs(fw) do warnings[#warnings + 1] = w end
     for _, c in ipairs(cards) do
       local prev = by_id[c.id]
       if prev then
@@ -280,13 +319,13 @@ function M.load(dir)
       end
     end
   end
-  return { files = #files, cards = defs, by_id = by_id }
+  return { files = #files, cards = defs, by_id = by_id, warnings = warnings }
 end
 
 local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",
   "acceptance", "priority", "seat", "department", "source" }
 
---- import(db, dir) -> {files=, cards=, created=, updated=, unchanged=} | nil, msg, CODE.
+--- import(db, dir) -> {files=, cards=, created=, updated=, unchanged=, warnings=} | nil, msg, CODE.
 --- Nothing is written when any file is invalid, a dependency is unknown or forms a cycle.
 function M.import(db, dir)
   local set, err, code = M.load(dir)
@@ -380,7 +419,8 @@ function M.import(db, dir)
         end
       end
     end
-    return { files = set.files, cards = #set.cards, created = created, updated = updated, unchanged = unchanged }
+    return { files = set.files, cards = #set.cards, created = created, updated = updated, unchanged = unchanged,
+      warnings = set.warnings }
   end)
 end
 

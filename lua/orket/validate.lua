@@ -62,8 +62,10 @@ end
 
 local function exists(path) return uv.fs_stat(path) ~= nil end
 
---- check(dir) -> problems {{file=, line=|nil, message=}...}, summary {epics=, issues=, roles=, tools=, policies=}
+--- check(dir) -> problems {{file=, line=|nil, message=}...}, summary {epics=, issues=, roles=,
+--- tools=, policies=}, warnings (as problems: what is ignored, such as unknown epic fields)
 function M.check(dir)
+  local warnings = {}
   dir = dir or "."
   local out, summary = {}, { epics = 0, issues = 0, roles = 0, tools = 0, policies = 0 }
   local home = require("orket.c.runtime").home()
@@ -180,6 +182,7 @@ function M.check(dir)
         add(out, dir, cerr, f.rel)
       else
         for _, c in ipairs(cards) do all[#all + 1] = c end
+        for _, w in ipairs(cerr) do add(warnings, dir, w, f.rel) end
       end
     end
     if ok_files then
@@ -215,7 +218,7 @@ function M.check(dir)
         #cycle == 2 and (cycle[1] .. " depends on itself") or table.concat(cycle, " -> ")), c.file, id_set(c.id))
     end
   end
-  return out, summary
+  return out, summary, warnings
 end
 
 --- format(problem) -> "file:line: message" (or "file: message" when the line is unknown)

@@ -75,6 +75,23 @@ describe("orket validate", function()
     assert.matches("\n8 problems\n$", out)
   end)
 
+  it("warns of epic fields it ignores, naming file, line and field, and still passes", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    local p = dir .. "/p"
+    write(p .. "/epics/typo.json", '{ "id": "TY", "owner": "ana",\n "issues": [\n { "summary": "a",\n   "seet": "coder" } ] }\n')
+    local r = H.orket("validate p", { cwd = dir })
+    assert.equal(0, r.status, r.stdout)
+    assert.matches('warning: epics/typo.json:4: issues[0].seet: unknown field, ignored (an issue\'s fields: id, name, summary,',
+      r.stdout, 1, true)
+    assert.matches("warning: epics/typo.json:1: owner: unknown field, ignored (an epic's fields:", r.stdout, 1, true)
+    assert.matches("%(2 warnings%)\n$", r.stdout)
+    -- import imports, and says the same on stderr
+    local imp = H.orket("import", { cwd = p })
+    assert.equal(0, imp.status, imp.stderr)
+    assert.matches("orket: warning: epics/typo.json: issues[0].seet: unknown field, ignored", imp.stderr, 1, true)
+  end)
+
   it("passes on the examples", function()
     for _, ex in ipairs { "notes", "ollama-notes" } do
       local r = H.orket("validate " .. H.quote(H.ROOT .. "/examples/" .. ex))

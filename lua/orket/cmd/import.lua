@@ -34,6 +34,7 @@ function cmd.run(args, cli)
     cli.err("%s", ierr)
     return 1
   end
+  for _, w in ipairs(r.warnings or {}) do cli.err("warning: %s", w) end
   io.stdout:write(string.format("imported %d cards from %d files: %d new, %d updated, %d unchanged\n",
     r.cards, r.files, r.created, r.updated, r.unchanged))
   return 0

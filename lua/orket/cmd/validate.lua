@@ -7,7 +7,9 @@ cmd.help = [[
 Loads every file the way 'orket run' would, each on its own, without running anything, and
 prints every problem found (file:line: message), not only the first. Also checks that the
 team's roles, the roles' tools and the seats' model providers exist, that a seat can review,
-and that issue dependencies name known cards without cycles. Exit status 1 if anything is wrong.]]
+and that issue dependencies name known cards without cycles. Exit status 1 if anything is wrong.
+Fields an epic file may carry but Orket ignores (a misspelt "seet") are printed as warnings
+and do not fail the check.]]
 
 function cmd.run(args, cli)
   if #args > 1 then return cli.usage_error(cmd, "validate takes at most one directory") end
@@ -18,14 +20,16 @@ function cmd.run(args, cli)
     cli.err("%s: not a directory", dir)
     return 1
   end
-  local problems, s = validate.check(dir)
+  local problems, s, warnings = validate.check(dir)
   for _, p in ipairs(problems) do io.stdout:write(validate.format(p), "\n") end
+  for _, w in ipairs(warnings) do io.stdout:write("warning: ", validate.format(w), "\n") end
   if #problems > 0 then
     io.stdout:write(string.format("%d problem%s\n", #problems, #problems == 1 and "" or "s"))
     return 1
   end
-  io.stdout:write(string.format("ok: orket.lua, %d epic%s (%d issues), %d roles, %d tools, %d policies\n",
-    s.epics, s.epics == 1 and "" or "s", s.issues, s.roles, s.tools, s.policies))
+  io.stdout:write(string.format("ok: orket.lua, %d epic%s (%d issues), %d roles, %d tools, %d policies%s\n",
+    s.epics, s.epics == 1 and "" or "s", s.issues, s.roles, s.tools, s.policies,
+    #warnings > 0 and string.format(" (%d warning%s)", #warnings, #warnings == 1 and "" or "s") or ""))
   return 0
 end
 
