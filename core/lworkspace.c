@@ -1,5 +1,5 @@
 /* lworkspace.c: Lua module `orket.c.workspace`: the confined filesystem of workspace.c as a
- * typed userdata (open(root, {resolve=}) -> ws; ws:read/write/append/list/stat/mkdir/
+ * typed userdata (open(root, {resolve=, mount_id=}) -> ws; ws:read/write/append/list/stat/mkdir/
  * delete/move/close). Only translates between Lua and workspace.c. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,20 +47,30 @@ static void lws_push_stat(lua_State *L, const ws_stat *st) {
   lua_setfield(L, -2, "nlink");
 }
 
-/* open(root [, {resolve="auto"|"openat2"|"walk"}]) -> ws | nil, msg, CODE */
+/* Index of opts[field] in names (0 when absent); raises naming the field otherwise. */
+static int lws_opt_enum(lua_State *L, const char *field, const char *const names[], const char *msg) {
+  int i = 0;
+  if (lua_getfield(L, 2, field) != LUA_TNIL) {
+    const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    for (i = 0; names[i] && (m == NULL || strcmp(m, names[i]) != 0); i++) {}
+    if (names[i] == NULL) return luaL_argerror(L, 2, msg);
+  }
+  lua_pop(L, 1);
+  return i;
+}
+
+static const char *const lws_mnt_names[] = {"auto", "statx", "fdinfo", "dev", NULL};
+
+/* open(root [, {resolve="auto"|"openat2"|"walk", mount_id="auto"|"statx"|"fdinfo"|"dev"}])
+ * -> ws | nil, msg, CODE. mount_id forces where mount ids come from (tests use it). */
 static int lws_open(lua_State *L) {
   static const char *const modes[] = {"auto", "openat2", "walk", NULL};
   const char *root = luaL_checkstring(L, 1);
-  int mode = 0;
+  int mode = 0, mnt = 0;
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
-    lua_getfield(L, 2, "resolve");
-    if (!lua_isnil(L, -1)) {
-      const char *m = lua_tostring(L, -1);
-      for (mode = 0; modes[mode] && (m == NULL || strcmp(m, modes[mode]) != 0); mode++) {}
-      if (modes[mode] == NULL) return luaL_argerror(L, 2, "resolve must be \"auto\", \"openat2\" or \"walk\"");
-    }
-    lua_pop(L, 1);
+    mode = lws_opt_enum(L, "resolve", modes, "resolve must be \"auto\", \"openat2\" or \"walk\"");
+    mnt = lws_opt_enum(L, "mount_id", lws_mnt_names, "mount_id must be \"auto\", \"statx\", \"fdinfo\" or \"dev\"");
   }
   luaL_argcheck(L, strlen(root) < WS_PATH_MAX, 1, "root path too long");
   lws *o = lua_newuserdatauv(L, sizeof *o, 0); /* created closed: an error leaks nothing */
@@ -69,6 +79,10 @@ static int lws_open(lua_State *L) {
   luaL_setmetatable(L, LWS_META);
   ws_err e;
   if (ws_open(&o->w, root, (ws_resolve_mode)mode, &e) != 0) return lws_fail(L, &e);
+  if (mnt != 0 && ws_use_mount_source(&o->w, (ws_mnt_source)mnt, &e) != 0) {
+    ws_close(&o->w);
+    return lws_fail(L, &e);
+  }
   return 1;
 }
 
@@ -233,7 +247,8 @@ static int lws_tostring(lua_State *L) {
   return 1;
 }
 
-/* Fields: ws.root, ws.resolve ("openat2" | "walk"), ws.closed; everything else a method. */
+/* Fields: ws.root, ws.resolve ("openat2" | "walk"), ws.mount_id ("statx" | "fdinfo" |
+ * "dev"), ws.closed; everything else a method. */
 static int lws_index(lua_State *L) {
   lws *o = luaL_checkudata(L, 1, LWS_META);
   const char *k = luaL_checkstring(L, 2);
@@ -241,6 +256,8 @@ static int lws_index(lua_State *L) {
     lua_pushstring(L, o->root);
   } else if (strcmp(k, "resolve") == 0) {
     lua_pushstring(L, o->w.mode == WS_RESOLVE_OPENAT2 ? "openat2" : "walk");
+  } else if (strcmp(k, "mount_id") == 0) {
+    lua_pushstring(L, lws_mnt_names[o->w.mnt_src]);
   } else if (strcmp(k, "closed") == 0) {
     lua_pushboolean(L, o->w.rootfd < 0);
   } else {

@@ -1,7 +1,8 @@
 /* workspace.c: the confined filesystem (see workspace.h). Directories are resolved to a
- * descriptor beneath the root by the kernel (openat2) or by a no-follow walk; the final
- * component is then handled relative to that descriptor with O_NOFOLLOW / AT_SYMLINK_NOFOLLOW,
- * so no path string is ever resolved twice. Uses Linux syscalls only. */
+ * descriptor beneath the root by the kernel (openat2) or by a no-follow walk that compares
+ * mount ids; the final component is then handled relative to that descriptor with O_NOFOLLOW /
+ * AT_SYMLINK_NOFOLLOW and a mount check, so no path string is ever resolved twice and nothing
+ * mounted inside the root is reached. Uses Linux syscalls (statx, openat2, /proc) only. */
 #define _GNU_SOURCE
 #include "workspace.h"
 
@@ -41,6 +42,8 @@ static int ws_errno(ws_err *e, int err, const char *op, const char *what) {
   case ENOTEMPTY: return ws_fail(e, "ENOTEMPTY", "%s: directory not empty: %s", op, what);
   case ELOOP: return ws_fail(e, "EPERM", "%s: path goes through a symlink: %s", op, what);
   case EXDEV: return ws_fail(e, "EPERM", "%s: path crosses a mount point: %s", op, what);
+  /* unlink and rename say EBUSY for a mount point: the same refusal as EXDEV */
+  case EBUSY: return ws_fail(e, "EPERM", "%s: is a mount point or in use by the system: %s", op, what);
   case EAGAIN: /* openat2 asks for a retry when a rename raced it: refuse rather than spin */
     return ws_fail(e, "EAGAIN", "%s: the directory changed during the lookup: %s", op, what);
   case EACCES:
@@ -106,12 +109,174 @@ static long ws_openat2(int dirfd, const char *path, uint64_t flags, uint64_t res
 
 #define WS_RESOLVE (RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS)
 
+/* ---- mount ids ---------------------------------------------------------------------------
+ * st_dev does not change across a bind mount of the same filesystem, so the walk compares
+ * mount ids: statx(STATX_MNT_ID) (Linux >= 5.8), else /proc/self/fdinfo/<fd> (Linux >= 3.15),
+ * else st_dev (documented as weaker). ws_open picks the source once. */
+
+#ifdef STATX_MNT_ID
+#define WS_HAVE_STATX_MNT_ID 1
+#else
+#define WS_HAVE_STATX_MNT_ID 0
+#endif
+
+static int ws_fdinfo_mnt_id(int fd, uint64_t *id) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+  int pfd = open(path, O_RDONLY | O_CLOEXEC);
+  if (pfd < 0) {
+    errno = ENOSYS; /* no /proc: the source is unavailable, whatever open said */
+    return -1;
+  }
+  ssize_t n;
+  do n = read(pfd, buf, sizeof buf - 1);
+  while (n < 0 && errno == EINTR);
+  close(pfd);
+  if (n <= 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  buf[n] = '\0';
+  /* "pos:\t0\nflags:\t...\nmnt_id:\t29\n...": the line is early, well inside 1 KiB */
+  const char *p = strncmp(buf, "mnt_id:", 7) == 0 ? buf : strstr(buf, "\nmnt_id:");
+  if (p == NULL) {
+    errno = ENOSYS; /* a kernel before 3.15 */
+    return -1;
+  }
+  p += (*p == '\n') + 7;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(p, &end, 10);
+  if (end == p || errno != 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  *id = (uint64_t)v;
+  return 0;
+}
+
+int ws_mount_id(int fd, ws_mnt_source src, uint64_t *id) {
+  switch (src) {
+  case WS_MNT_STATX: {
+#if WS_HAVE_STATX_MNT_ID
+    struct statx sx;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &sx) != 0) {
+      if (errno == ENOSYS || errno == EINVAL) errno = ENOSYS;
+      return -1;
+    }
+    if ((sx.stx_mask & STATX_MNT_ID) == 0) { /* a kernel before 5.8 ignores the request */
+      errno = ENOSYS;
+      return -1;
+    }
+    *id = sx.stx_mnt_id;
+    return 0;
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+  }
+  case WS_MNT_FDINFO: return ws_fdinfo_mnt_id(fd, id);
+  case WS_MNT_DEV: {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -1;
+    *id = (uint64_t)st.st_dev;
+    return 0;
+  }
+  }
+  errno = EINVAL;
+  return -1;
+}
+
+/* fstat of fd, plus: is fd on the root's mount? (1 yes, 0 no, -1 error). With statx this is
+ * one system call, the same as the fstat it replaces. */
+static int ws_stat_same_mount(const ws *w, int fd, struct stat *st) {
+#if WS_HAVE_STATX_MNT_ID
+  if (w->mnt_src == WS_MNT_STATX) {
+    struct statx sx;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_SIZE | STATX_MTIME | STATX_MNT_ID, &sx) != 0)
+      return -1;
+    memset(st, 0, sizeof *st);
+    st->st_mode = sx.stx_mode;
+    st->st_nlink = sx.stx_nlink;
+    st->st_size = (off_t)sx.stx_size;
+    st->st_mtim.tv_sec = sx.stx_mtime.tv_sec;
+    return sx.stx_mnt_id == w->mnt_id;
+  }
+#endif
+  if (fstat(fd, st) != 0) return -1;
+  if (w->mnt_src == WS_MNT_DEV) return (uint64_t)st->st_dev == w->mnt_id;
+  uint64_t id;
+  if (st->st_dev != w->dev) return 0; /* cheap and sure: another filesystem */
+  if (ws_mount_id(fd, w->mnt_src, &id) != 0) return -1;
+  return id == w->mnt_id;
+}
+
+/* Opens the final component `leaf` of dfd (a directory on the root's mount) with flags, as
+ * openat2's RESOLVE_NO_XDEV would: refuses (EXDEV) when something is mounted on it. In
+ * openat2 mode the kernel checks it for free; the walk checks the opened descriptor, so a
+ * mount appearing in between cannot slip through. O_NOFOLLOW is always added. */
+static int ws_openleaf(const ws *w, int dfd, const char *leaf, int flags, mode_t mode) {
+  flags |= O_NOFOLLOW | O_CLOEXEC;
+  if (w->mode == WS_RESOLVE_OPENAT2) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (uint64_t)flags;
+    how.mode = (flags & O_CREAT) ? (uint64_t)mode : 0;
+    how.resolve = WS_RESOLVE;
+    return (int)syscall(SYS_openat2, dfd, leaf, &how, sizeof how);
+  }
+  int fd = openat(dfd, leaf, flags, mode);
+  if (fd < 0) return -1;
+  struct stat st;
+  int same = ws_stat_same_mount(w, fd, &st);
+  if (same != 1) {
+    int err = same < 0 ? errno : EXDEV;
+    close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
+/* lstat of `leaf` in dfd (a directory on the root's mount) that fails with EXDEV when
+ * something is mounted on it. With statx mount ids this is one statx, the cost of the
+ * fstatat it replaces, in both modes; otherwise the leaf is opened O_PATH and checked. */
+static int ws_leaf_stat(const ws *w, int dfd, const char *leaf, struct stat *st) {
+#if WS_HAVE_STATX_MNT_ID
+  if (w->mnt_src == WS_MNT_STATX) {
+    struct statx sx;
+    /* the lookup of the last component enters whatever is mounted there, so its mount id
+     * is the mounted one's */
+    if (statx(dfd, leaf, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_SIZE | STATX_MTIME | STATX_MNT_ID, &sx) != 0)
+      return -1;
+    if (sx.stx_mnt_id != w->mnt_id) {
+      errno = EXDEV;
+      return -1;
+    }
+    memset(st, 0, sizeof *st);
+    st->st_mode = sx.stx_mode;
+    st->st_nlink = sx.stx_nlink;
+    st->st_size = (off_t)sx.stx_size;
+    st->st_mtim.tv_sec = sx.stx_mtime.tv_sec;
+    return 0;
+  }
+#endif
+  int fd = ws_openleaf(w, dfd, leaf, O_PATH, 0);
+  if (fd < 0) return -1;
+  int r = fstat(fd, st);
+  int err = errno;
+  close(fd);
+  errno = err;
+  return r;
+}
+
 /* Opens directory `dir` (normalized, relative) beneath the root. Returns an fd or -1 with
  * errno set (ELOOP for a symlink, EXDEV for a mount crossing, ENOTDIR, ENOENT). */
 static int ws_opendir(ws *w, const char *dir, int flags) {
   if (w->mode == WS_RESOLVE_OPENAT2)
     return (int)ws_openat2(w->rootfd, dir, (uint64_t)(flags | O_DIRECTORY | O_CLOEXEC), WS_RESOLVE);
-  /* The walk: one component at a time, never following a link, staying on one device. */
+  /* The walk: one component at a time, never following a link, staying on the root's
+   * mount (by mount id: a bind mount keeps st_dev). */
   int cur = openat(w->rootfd, ".", flags | O_DIRECTORY | O_CLOEXEC);
   if (cur < 0 || strcmp(dir, ".") == 0) return cur;
   const char *p = dir;
@@ -131,13 +296,14 @@ static int ws_opendir(ws *w, const char *dir, int flags) {
       return -1;
     }
     struct stat st;
-    if (fstat(next, &st) != 0) {
+    int same = ws_stat_same_mount(w, next, &st);
+    if (same < 0) {
       err = errno;
       close(next);
       errno = err;
       return -1;
     }
-    if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode) || st.st_dev != w->dev) {
+    if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode) || !same) {
       close(next);
       errno = S_ISLNK(st.st_mode) ? ELOOP : !S_ISDIR(st.st_mode) ? ENOTDIR : EXDEV;
       return -1;
@@ -225,9 +391,33 @@ int ws_open(ws *w, const char *root, ws_resolve_mode mode, ws_err *e) {
       mode = WS_RESOLVE_WALK;
     }
   }
+  /* The best mount-id source that answers for the root is the one every later check uses. */
+  static const ws_mnt_source sources[] = {WS_MNT_STATX, WS_MNT_FDINFO, WS_MNT_DEV};
+  w->mnt_src = WS_MNT_DEV;
+  w->mnt_id = (uint64_t)st.st_dev;
+  for (size_t i = 0; i < sizeof sources / sizeof *sources; i++) {
+    uint64_t id;
+    if (ws_mount_id(fd, sources[i], &id) == 0) {
+      w->mnt_src = sources[i];
+      w->mnt_id = id;
+      break;
+    }
+  }
   w->rootfd = fd;
   w->dev = st.st_dev;
   w->mode = mode;
+  return 0;
+}
+
+int ws_use_mount_source(ws *w, ws_mnt_source src, ws_err *e) {
+  if (w->rootfd < 0) return ws_fail(e, "EINVAL", "workspace is closed");
+  uint64_t id;
+  if (ws_mount_id(w->rootfd, src, &id) != 0)
+    return ws_fail(e, "ENOSYS", "mount ids from %s are not available here: %s",
+                   src == WS_MNT_STATX ? "statx" : src == WS_MNT_FDINFO ? "/proc/self/fdinfo" : "st_dev",
+                   strerror(errno));
+  w->mnt_src = src;
+  w->mnt_id = id;
   return 0;
 }
 
@@ -245,7 +435,7 @@ int ws_read(ws *w, const char *path, size_t len, uint64_t offset, size_t maxlen,
   int dfd = ws_parent(w, "read", path, len, 0, 0, norm, &leaf, O_PATH, e);
   if (dfd < 0) return -1;
   struct stat st;
-  if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+  if (ws_leaf_stat(w, dfd, leaf, &st) != 0) {
     close(dfd);
     return ws_errno(e, errno, "read", norm);
   }
@@ -255,7 +445,7 @@ int ws_read(ws *w, const char *path, size_t len, uint64_t offset, size_t maxlen,
   }
   /* O_NONBLOCK: should the file have been swapped for a FIFO since the stat, open returns
    * at once instead of waiting for a writer; the fstat below then refuses it. */
-  int fd = openat(dfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  int fd = ws_openleaf(w, dfd, leaf, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
   int err = errno;
   close(dfd);
   if (fd < 0) return ws_errno(e, err, "read", norm);
@@ -305,11 +495,11 @@ static int ws_write_all(int fd, const char *data, size_t n) {
 
 /* The existing target of a write must be a regular file with one link (a hard link to a
  * file outside would otherwise carry the write out of the workspace). ENOENT is fine. */
-static int ws_check_target(int dfd, const char *leaf, const char *op, const char *norm,
-                           mode_t *mode, ws_err *e) {
+static int ws_check_target(const ws *w, int dfd, const char *leaf, const char *op,
+                           const char *norm, mode_t *mode, ws_err *e) {
   struct stat st;
   *mode = 0644;
-  if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+  if (ws_leaf_stat(w, dfd, leaf, &st) != 0) {
     if (errno == ENOENT) return 0;
     return ws_errno(e, errno, op, norm);
   }
@@ -326,7 +516,7 @@ int ws_write(ws *w, const char *path, size_t len, const char *data, size_t datal
   int dfd = ws_parent(w, "write", path, len, 1, 0, norm, &leaf, O_RDONLY, e);
   if (dfd < 0) return -1;
   mode_t mode;
-  if (ws_check_target(dfd, leaf, "write", norm, &mode, e) != 0) {
+  if (ws_check_target(w, dfd, leaf, "write", norm, &mode, e) != 0) {
     close(dfd);
     return -1;
   }
@@ -362,11 +552,11 @@ int ws_append(ws *w, const char *path, size_t len, const char *data, size_t data
   int dfd = ws_parent(w, "append", path, len, 1, 0, norm, &leaf, O_PATH, e);
   if (dfd < 0) return -1;
   mode_t mode;
-  if (ws_check_target(dfd, leaf, "append", norm, &mode, e) != 0) {
+  if (ws_check_target(w, dfd, leaf, "append", norm, &mode, e) != 0) {
     close(dfd);
     return -1;
   }
-  int fd = openat(dfd, leaf, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
+  int fd = ws_openleaf(w, dfd, leaf, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_NOCTTY, 0644);
   int err = errno;
   close(dfd);
   if (fd < 0) return ws_errno(e, err, "append", norm);
@@ -386,7 +576,7 @@ int ws_stat_path(ws *w, const char *path, size_t len, ws_stat *st, ws_err *e) {
   int dfd = ws_parent(w, "stat", path, len, 0, 1, norm, &leaf, O_PATH, e);
   if (dfd < 0) return -1;
   struct stat s;
-  int r = strcmp(norm, ".") == 0 ? fstat(dfd, &s) : fstatat(dfd, leaf, &s, AT_SYMLINK_NOFOLLOW);
+  int r = strcmp(norm, ".") == 0 ? fstat(dfd, &s) : ws_leaf_stat(w, dfd, leaf, &s);
   int err = errno;
   close(dfd);
   if (r != 0) return ws_errno(e, err, "stat", norm);
@@ -434,7 +624,11 @@ int ws_list(ws *w, const char *path, size_t len, ws_entry **out, size_t *n, int 
       cap *= 2;
     }
     struct stat s;
-    if (fstatat(dirfd(d), de->d_name, &s, AT_SYMLINK_NOFOLLOW) != 0) continue; /* raced */
+    if (ws_leaf_stat(w, dirfd(d), de->d_name, &s) != 0) {
+      if (errno != EXDEV) continue; /* raced */
+      /* a mount point: list the name, but nothing from beyond it (type "other") */
+      memset(&s, 0, sizeof s);
+    }
     snprintf(v[count].name, sizeof v[count].name, "%s", de->d_name);
     ws_fill(&v[count].st, &s);
     count++;
@@ -469,11 +663,14 @@ int ws_mkdir(ws *w, const char *path, size_t len, ws_err *e) {
     struct stat st;
     if (r != 0 && err == EEXIST) {
       /* fine if it is a real directory; a symlink or file in the way is refused */
-      if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) {
+      if (ws_leaf_stat(w, dfd, leaf, &st) != 0) {
+        err = errno; /* EXDEV: something is mounted there */
+      } else if (!S_ISDIR(st.st_mode)) {
         close(dfd);
         return S_ISLNK(st.st_mode) ? ws_errno(e, ELOOP, "mkdir", prefix) : ws_errno(e, ENOTDIR, "mkdir", prefix);
+      } else {
+        r = 0;
       }
-      r = 0;
     }
     close(dfd);
     if (r != 0) return ws_errno(e, err, "mkdir", prefix);
@@ -488,7 +685,7 @@ int ws_delete(ws *w, const char *path, size_t len, ws_err *e) {
   int dfd = ws_parent(w, "delete", path, len, 1, 0, norm, &leaf, O_PATH, e);
   if (dfd < 0) return -1;
   struct stat st;
-  int r = fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW);
+  int r = ws_leaf_stat(w, dfd, leaf, &st);
   if (r == 0) r = unlinkat(dfd, leaf, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
   int err = errno;
   close(dfd);
@@ -506,12 +703,13 @@ int ws_move(ws *w, const char *from, size_t flen, const char *to, size_t tlen, w
     return -1;
   }
   struct stat st;
-  int r = fstatat(ffd, lfrom, &st, AT_SYMLINK_NOFOLLOW);
+  int r = ws_leaf_stat(w, ffd, lfrom, &st);
   if (r == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1) {
     close(ffd);
     close(tfd);
     return ws_fail(e, "EPERM", "move: file has %lu hard links: %s", (unsigned long)st.st_nlink, nfrom);
   }
+  /* a mount point as the target exists, so RENAME_NOREPLACE refuses it (EEXIST) anyway */
   if (r == 0) r = (int)syscall(SYS_renameat2, ffd, lfrom, tfd, lto, RENAME_NOREPLACE);
   int err = errno;
   close(ffd);

@@ -2,7 +2,8 @@
  * absolute paths, no "..", no NUL) and then resolved by the kernel beneath the root:
  * openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS),
  * or, where openat2 is missing, a component-by-component O_NOFOLLOW walk with the same
- * verdicts. Uses only POSIX/Linux calls; knows nothing of Lua. */
+ * verdicts (mount crossings found by mount id). Uses only POSIX/Linux calls; knows nothing
+ * of Lua. */
 #ifndef ORKET_WORKSPACE_H
 #define ORKET_WORKSPACE_H
 
@@ -25,10 +26,18 @@ typedef struct ws_err {
   char msg[WS_PATH_MAX + 256];
 } ws_err;
 
+/* Where a descriptor's mount id comes from, best first. WS_MNT_DEV is the last resort (no
+ * statx mount id, no /proc): it compares devices, so it misses a bind mount of the same
+ * filesystem. */
+typedef enum { WS_MNT_STATX = 1, WS_MNT_FDINFO, WS_MNT_DEV } ws_mnt_source;
+
 typedef struct ws {
   int rootfd;          /* O_PATH descriptor of the root; -1 when closed */
-  dev_t dev;           /* the root's device: nothing beneath may be on another mount */
+  dev_t dev;           /* the root's device */
   ws_resolve_mode mode; /* OPENAT2 or WALK once open */
+  ws_mnt_source mnt_src; /* chosen once by ws_open: how the walk and the final component
+                            tell one mount from another */
+  uint64_t mnt_id;     /* the root's mount id from mnt_src (st_dev for WS_MNT_DEV) */
 } ws;
 
 typedef enum { WS_FILE, WS_DIR, WS_SYMLINK, WS_OTHER } ws_type;
@@ -60,6 +69,16 @@ int ws_path_protected(const char *norm);
  * Returns 0 or -1 with e filled. */
 int ws_open(ws *w, const char *root, ws_resolve_mode mode, ws_err *e);
 void ws_close(ws *w);
+
+/* The mount id of fd (any descriptor, O_PATH included) read from src: statx(STATX_MNT_ID),
+ * the "mnt_id:" line of /proc/self/fdinfo/<fd>, or st_dev. Returns 0, or -1 with errno
+ * (ENOSYS when that source does not exist here). */
+int ws_mount_id(int fd, ws_mnt_source src, uint64_t *id);
+
+/* Makes an open workspace take mount ids from src instead of the one ws_open chose (tests
+ * use it to exercise each fallback). Returns 0, or -1 with e filled (ENOSYS) when src does
+ * not work here. */
+int ws_use_mount_source(ws *w, ws_mnt_source src, ws_err *e);
 
 /* Reads up to maxlen bytes (capped at WS_READ_HARD_MAX) from offset of a regular file into a
  * malloc'd buffer (*out, *outlen; free it). *size gets the file's size. Refuses FIFOs,

@@ -8,7 +8,15 @@
 
 typedef struct check_ctx {
   int failures; /* within the current test */
+  int skipped;  /* set by SKIP: the test could not run here; counted apart, never as passed */
 } check_ctx;
+
+#define SKIP(T, ...)                 \
+  do {                               \
+    printf("  skipped: " __VA_ARGS__); \
+    printf("\n");                    \
+    (T)->skipped = 1;                \
+  } while (0)
 
 #define CHECK(T, cond)                                                           \
   do {                                                                           \

@@ -12,7 +12,7 @@ static const check_case cases[] = {
 };
 
 int main(int argc, char **argv) {
-  int passed = 0, failed = 0;
+  int passed = 0, failed = 0, skipped = 0;
   for (const check_case *c = cases; c->name; c++) {
     if (argc > 1 && strstr(c->name, argv[1]) == NULL) continue;
     check_ctx t = {0};
@@ -20,11 +20,14 @@ int main(int argc, char **argv) {
     if (t.failures) {
       failed++;
       printf("  FAIL %s\n", c->name);
+    } else if (t.skipped) {
+      skipped++;
+      printf("  skip %s\n", c->name);
     } else {
       passed++;
       printf("  ok   %s\n", c->name);
     }
   }
-  printf("c: %d passed, %d failed\n", passed, failed);
+  printf("c: %d passed, %d failed, %d skipped\n", passed, failed, skipped);
   return failed ? 1 : 0;
 }

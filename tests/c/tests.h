@@ -43,7 +43,9 @@
   X(test_chatwire_openai_tool_calls)       \
   X(test_chatwire_refusals)                \
   X(test_chatwire_ollama)                  \
-  X(test_http_parse_date)
+  X(test_http_parse_date)                  \
+  X(test_workspace_mount_id)               \
+  X(test_workspace_bind_mount)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)
