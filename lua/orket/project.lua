@@ -14,7 +14,11 @@ function M.open_store(dir, create)
   local path = M.db_path(dir)
   local db, err, code = store.open(path, { create = create })
   if not db and code == "ENOENT" then
-    return nil, string.format("no board in %s (%s not found); run 'orket import' first", dir or ".", path), code
+    -- no orket.lua either: not a project at all, and importing would not help
+    local f = io.open((dir or ".") .. "/orket.lua", "rb")
+    if f then f:close() end
+    local advice = f and "run 'orket import' first" or "no orket.lua here either: 'orket init' creates a project"
+    return nil, string.format("no board in %s (%s not found); %s", dir or ".", path, advice), code
   end
   return db, err, code
 end
