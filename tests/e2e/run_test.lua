@@ -97,6 +97,47 @@ describe("orket run", function()
     assert.equal(want, state(dir))
   end)
 
+  it("stops gracefully on SIGTERM and SIGINT mid model call (exit 130), and resume finishes the run", function()
+    local ref = project()
+    assert.equal(0, H.orket("run NOTES", { cwd = ref }).status)
+    local want = state(ref)
+    for _, sig in ipairs { "TERM", "INT" } do
+      local dir = project()
+      -- NOTES-3's first model call takes 60 s: the signal arrives while it is in flight
+      local script = H.read(dir .. "/script.lua")
+      H.write(dir .. "/script.lua", script:gsub("local rules = {", [[local rules = {
+  { role = "coder", card = "NOTES-3", match = "^Issue ", reply = { delay_ms = 60000, tool_calls = {
+    call("write_file", { path = "list.lua", content = "return function(db) return db end\n" }),
+    call("add_issue_comment", { body = "Wrote list.lua." }) } } },]], 1))
+      local sh = string.format("cd %s && { %s run NOTES --json >out.jsonl 2>err.txt & pid=$!; "
+        .. "for i in $(seq 1 400); do grep -Eq 'turn_start.*NOTES-3|NOTES-3.*turn_start' out.jsonl && break; sleep 0.05; done; "
+        .. "sleep 0.3; kill -%s $pid; wait $pid; echo $?; }", H.quote(dir), H.quote(H.BIN), sig)
+      local p = io.popen(sh)
+      local status = tonumber(p:read("a"):match("(%d+)%s*$"))
+      p:close()
+      assert.equal(130, status, sig .. ": " .. tostring(H.read(dir .. "/err.txt")))
+      local events = {}
+      for line in H.read(dir .. "/out.jsonl"):gmatch("[^\n]+") do events[#events + 1] = cjson.decode(line) end
+      local last = events[#events]
+      assert.equal("run_end", last.type, sig)
+      assert.equal("interrupted", last.status, sig)
+      -- the call was cancelled, not waited for: NOTES-3's turn started, and no response of
+      -- it was ever recorded
+      local started = false
+      for _, ev in ipairs(events) do started = started or (ev.type == "turn_start" and ev.card == "NOTES-3") end
+      assert.is_true(started, sig .. ": the signal came before NOTES-3's turn")
+      for _, ev in ipairs(events) do
+        assert.is_false(ev.type == "model" and ev.card == "NOTES-3", sig .. ": NOTES-3's model call completed")
+      end
+      assert.not_matches("== NOTES%-3 turn 1", H.orket("log 1", { cwd = dir }).stdout)
+      -- the operator puts the normal script back; resume ends with the uninterrupted board
+      H.write(dir .. "/script.lua", script)
+      local r = H.orket("resume", { cwd = dir })
+      assert.equal(0, r.status, sig .. ": " .. r.stderr)
+      assert.equal(want, state(dir), sig)
+    end
+  end)
+
   it("resumes a scripted sequence where it stopped, not from its first reply", function()
     -- the coder's replies for SQ-1 come from one sequence, one per model step; a resumed
     -- run reads the recorded steps back, and the provider is told about them so the next
