@@ -125,7 +125,8 @@ static int ws_fdinfo_mnt_id(int fd, uint64_t *id) {
   snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
   int pfd = open(path, O_RDONLY | O_CLOEXEC);
   if (pfd < 0) {
-    errno = ENOSYS; /* no /proc: the source is unavailable, whatever open said */
+    /* no /proc: the source is unavailable; out of descriptors or memory is an error */
+    if (errno != EMFILE && errno != ENFILE && errno != ENOMEM) errno = ENOSYS;
     return -1;
   }
   ssize_t n;
@@ -402,6 +403,11 @@ int ws_open(ws *w, const char *root, ws_resolve_mode mode, ws_err *e) {
       w->mnt_id = id;
       break;
     }
+    if (errno != ENOSYS) { /* the source exists but failed: never settle for a weaker one */
+      int err = errno;
+      close(fd);
+      return ws_fail(e, "EIO", "cannot read the root's mount id: %s: %s", strerror(err), root);
+    }
   }
   w->rootfd = fd;
   w->dev = st.st_dev;
@@ -625,7 +631,13 @@ int ws_list(ws *w, const char *path, size_t len, ws_entry **out, size_t *n, int 
     }
     struct stat s;
     if (ws_leaf_stat(w, dirfd(d), de->d_name, &s) != 0) {
-      if (errno != EXDEV) continue; /* raced */
+      if (errno != EXDEV) {
+        if (errno == ENOENT) continue; /* raced: removed since readdir */
+        int err = errno;
+        closedir(d);
+        free(v);
+        return ws_errno(e, err, "list", norm);
+      }
       /* a mount point: list the name, but nothing from beyond it (type "other") */
       memset(&s, 0, sizeof s);
     }

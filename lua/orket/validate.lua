@@ -26,15 +26,21 @@ local function read(path)
   return s
 end
 
--- The line where `key` is first set in a file's text (Lua `key =` or JSON `"key":`), at or
--- after the first line matching the pattern `anchor` (where a card's id is set) when one does.
+-- The line where `key` is first set in a file's text (Lua `key =` or JSON `"key":`), from
+-- the line of the `{` that opens the object where the pattern `anchor` matches (where a
+-- card's id is set) when one is given.
 local function line_of(text, key, anchor)
   if not text or not key then return nil end
-  local n, from = 0, anchor and text:find(anchor) and 0
+  -- start at the '{' that opens the object whose id matches: a card's fields come in any
+  -- order (sorted keys put depends_on before id)
+  local at = anchor and text:find(anchor)
+  local open = at and text:sub(1, at):match(".*(){")
+  local skip = open and select(2, text:sub(1, open):gsub("\n", "")) or 0
+  local n, from = 0, nil
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
-    if from == 0 and line:find(anchor) then from = n end
-    if from ~= 0 and (line:find("%f[%w_]" .. key .. "%f[^%w_]%s*=") or line:find('"' .. key .. '"%s*:')) then return n end
+    if n > skip then from = n end
+    if from and (line:find("%f[%w_]" .. key .. "%f[^%w_]%s*=") or line:find('"' .. key .. '"%s*:')) then return n end
   end
   return nil
 end

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -254,4 +255,62 @@ TEST(test_workspace_bind_mount) {
   snprintf(p, sizeof p, "%s/secret.txt", s.outside);
   CHECK(t, access(p, F_OK) == 0);
   tw_rmtree(s.base);
+}
+
+/* Out of descriptors while the fdinfo source reads a mount id: an error that says so, never
+ * "not supported" (ENOSYS) and never a listing with entries silently missing. */
+TEST(test_workspace_fd_exhaustion) {
+  char base[] = "/tmp/orket-wsemfile-XXXXXX";
+  CHECK(t, mkdtemp(base) != NULL);
+  char p[sizeof base + 16];
+  for (int i = 0; i < 5; i++) {
+    snprintf(p, sizeof p, "%s/f%d", base, i);
+    CHECK(t, tw_write_file(p, "x") == 0);
+  }
+  snprintf(p, sizeof p, "%s/d", base);
+  CHECK(t, mkdir(p, 0755) == 0);
+  snprintf(p, sizeof p, "%s/d/x", base);
+  CHECK(t, tw_write_file(p, "x") == 0);
+  ws w;
+  ws_err e;
+  CHECK(t, ws_open(&w, base, WS_RESOLVE_WALK, &e) == 0);
+  if (ws_use_mount_source(&w, WS_MNT_FDINFO, &e) != 0) {
+    ws_close(&w);
+    tw_rmtree(base);
+    SKIP(t, "no /proc/self/fdinfo mount ids here (%s)", e.msg);
+    return;
+  }
+  struct rlimit saved;
+  CHECK(t, getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  int lowest = dup(0); /* the lowest free descriptor */
+  close(lowest);
+  /* a list needs the directory, the entry's O_PATH descriptor and the fdinfo file: allow 2 */
+  struct rlimit tight = {(rlim_t)(lowest + 2), saved.rlim_max};
+  CHECK(t, setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  ws_entry *v = NULL;
+  size_t n = 0;
+  int truncated = 0;
+  int r = ws_list(&w, ".", 1, &v, &n, &truncated, &e);
+  int listed_all = r == 0 && n == 6;
+  printf("  list: r=%d n=%zu code=%s\n", r, r == 0 ? n : 0, r == 0 ? "" : e.code);
+  int refused = r == -1 && strcmp(e.code, "ENOSYS") != 0;
+  if (r == 0) free(v);
+  char *data = NULL;
+  size_t len = 0;
+  uint64_t size = 0;
+  tight.rlim_cur = (rlim_t)(lowest + 1);
+  CHECK(t, setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  int rr = ws_read(&w, "d/x", 3, 0, 10, &data, &len, &size, &e);
+  char rcode[sizeof e.code];
+  snprintf(rcode, sizeof rcode, "%s", rr == 0 ? "" : e.code);
+  char rmsg[sizeof e.msg];
+  snprintf(rmsg, sizeof rmsg, "%s", rr == 0 ? "" : e.msg);
+  if (rr == 0) free(data);
+  CHECK(t, setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  CHECK(t, listed_all || refused);
+  CHECK(t, rr == -1);
+  CHECK(t, strstr(rmsg, "not implemented") == NULL);
+  CHECK(t, strcmp(rcode, "ENOSYS") != 0);
+  ws_close(&w);
+  tw_rmtree(base);
 }

@@ -45,7 +45,8 @@
   X(test_chatwire_ollama)                  \
   X(test_http_parse_date)                  \
   X(test_workspace_mount_id)               \
-  X(test_workspace_bind_mount)
+  X(test_workspace_bind_mount)             \
+  X(test_workspace_fd_exhaustion)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)

@@ -92,6 +92,22 @@ describe("orket validate", function()
     assert.matches("orket: warning: epics/typo.json: issues[0].seet: unknown field, ignored", imp.stderr, 1, true)
   end)
 
+  it("finds a card's field line when its keys are sorted (depends_on before id)", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    local p = dir .. "/p"
+    write(p .. "/epics/sorted.json", table.concat({
+      '{', '  "id": "E",', '  "issues": [',
+      '    {', '      "depends_on": ["E-b"],', '      "id": "E-a",', '      "summary": "a"', '    },',
+      '    {', '      "depends_on": ["E-a"],', '      "id": "E-b",', '      "summary": "b"', '    },',
+      '    {', '      "depends_on": ["E-nope"],', '      "id": "E-d",', '      "summary": "d"', '    }',
+      '  ]', '}', '' }, "\n"))
+    local r = H.orket("validate p", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches("epics/sorted.json:10: issues[1].depends_on[0]: dependency cycle: E-a -> E-b -> E-a", r.stdout, 1, true)
+    assert.matches('epics/sorted.json:15: issues[2].depends_on[0]: unknown card "E-nope"', r.stdout, 1, true)
+  end)
+
   it("passes on the examples", function()
     for _, ex in ipairs { "notes", "ollama-notes" } do
       local r = H.orket("validate " .. H.quote(H.ROOT .. "/examples/" .. ex))

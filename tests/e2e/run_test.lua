@@ -149,11 +149,15 @@ describe("orket run", function()
 name = "sequences"
 models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { backoff_ms = 1 }
 ]])
+      -- the first reply is a transient error: the engine retries, and that failed call
+      -- counts in the sequence on resume too (it is journaled as a model_failure)
       H.write(dir .. "/script.lua", [[
 local function call(name, args) return { name = name, arguments = args } end
 return { rules = {
   { role = "coder", card = "SQ-1", sequence = {
+    { error = { class = "transient", message = "flaky" } },
     { tool_calls = { call("add_issue_comment", { body = "first" }) } },
     { tool_calls = { call("add_issue_comment", { body = "second" }) } },
     { tool_calls = { call("add_issue_comment", { body = "third" }), call("update_issue_status", { status = "code_review" }) } },
@@ -172,6 +176,7 @@ return { rules = {
     assert.equal(0, r.status, r.stderr)
     local want = state(ref)
     assert.matches("SQ%-1 done r0 {senior_developer: first | senior_developer: second | senior_developer: third}", want)
+    assert.matches("%[model failed%] step 1: transient: scripted: flaky", H.orket("log 1", { cwd = ref }).stdout)
     for _, fault in ipairs { "after_tool:1", "after_tool:2", "after_model:2" } do
       local dir = seq_project()
       r = H.orket("run SQ", { cwd = dir, env = { ORKET_FAULT = fault } })

@@ -88,6 +88,9 @@ function cmd.run(args, cli)
     elseif ev.kind == "tool_call" then
       local t = db:row("SELECT result FROM tool_calls WHERE id = ?", d.id)
       out[#out + 1] = string.format("   [result] %s %s %s", d.tool, d.ok and "ok" or "failed", clip(t and t.result, n))
+    elseif ev.kind == "model_failure" then
+      out[#out + 1] = string.format("   [model failed] step %s: %s: %s", num(d.step), tostring(d.class),
+        clip(d.error, n))
     elseif ev.kind == "violation" then
       out[#out + 1] = string.format("   [violation] %s: %s", tostring(d.rule), tostring(d.detail))
     elseif ev.kind == "turn_end" then

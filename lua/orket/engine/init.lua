@@ -338,17 +338,30 @@ end
 --- Must run in a task. On a run that was killed it continues from the journal.
 -- A resumed run answers its recorded steps from the journal, so the model client never
 -- sees those requests; a provider with state between requests (scripted sequences) is
--- told about each, in the order they were recorded, so it goes on where it stopped and
--- the run ends as an uninterrupted one would.
+-- told about each, and about each failed call (turn.lua records those), in the order they
+-- were recorded, so it goes on where it stopped and the run ends as an uninterrupted one
+-- would.
 function Engine:observe_journal(run_id)
   if not self.llm.observe then return end
   local json = require "cjson.safe"
-  for _, t in ipairs(assert(self.db:rows([[SELECT card_id, seat, role, turn, request, data FROM turns
-      WHERE run_id = ? ORDER BY id]], run_id))) do
-    local req, data = json.decode(t.request or "null"), json.decode(t.data or "null") or {}
+  -- responses (turns rows, through their "turn" events) and failed calls, in journal order
+  for _, r in ipairs(assert(self.db:rows([[SELECT e.kind, e.card_id, e.actor, e.data, t.seat, t.role, t.turn,
+      t.request, t.data AS tdata FROM events e LEFT JOIN turns t ON e.kind = 'turn' AND t.id = json_extract(e.data, '$.id')
+      WHERE e.run_id = ? AND e.kind IN ('turn', 'model_failure') ORDER BY e.id]], run_id))) do
+    local req, meta
+    if r.kind == "turn" then
+      local data = json.decode(r.tdata or "null") or {}
+      req = json.decode(r.request or "null")
+      meta = { run = run_id, card = r.card_id, role = r.role, seat = r.seat, turn = r.turn, step = data.step,
+        phase = data.phase }
+    else
+      local d = json.decode(r.data or "null") or {}
+      req = d.request
+      meta = { run = run_id, card = r.card_id, role = d.role, seat = r.actor, turn = d.turn, step = d.step,
+        phase = d.phase }
+    end
     if type(req) == "table" and type(req.model) == "string" and type(req.messages) == "table" then
-      self.llm:observe { model = req.model, messages = req.messages, meta = { run = run_id, card = t.card_id,
-        role = t.role, seat = t.seat, turn = t.turn, step = data.step, phase = data.phase } }
+      self.llm:observe { model = req.model, messages = req.messages, meta = meta }
     end
   end
 end

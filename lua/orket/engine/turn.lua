@@ -52,6 +52,21 @@ end
 
 M.context = make_context
 
+-- A failed model call is part of the run's story, as a response is: a resumed run hands
+-- both to the model client in order (Engine:observe_journal), so a provider that counts its
+-- answers (scripted sequences) counts this one too. A canceled call is not: the run was
+-- stopped, and the resumed run asks again, as an uninterrupted one asked once.
+local function record_failure(e, job, req, class, msg)
+  if class == "canceled" or e.stopping then return end
+  local ok, err = e.db:tx(function()
+    e.db:event { kind = "model_failure", card = job.card_id, run = job.run, actor = job.seat,
+      data = { turn = job.turn, step = req.meta.step, role = job.role.name, phase = job.phase, class = class,
+        error = msg, request = { model = req.model, messages = req.messages } } }
+    return true
+  end)
+  if not ok then e:emit { type = "journal_error", card = job.card_id, error = err } end
+end
+
 -- Calls the model, retrying transient failures with exponential backoff.
 local function call_model(e, job, req)
   local b = e.settings.budgets
@@ -60,6 +75,7 @@ local function call_model(e, job, req)
     local res, msg, class = e.llm:chat(req)
     if res then return res end
     class = class or "transient"
+    record_failure(e, job, req, class, msg)
     if not M.RETRYABLE[class] or tries >= b.model_retries or e.stopping then return nil, msg, class end
     tries = tries + 1
     local delay = b.backoff_ms * (1 << (tries - 1))
