@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -116,6 +117,7 @@ static long ws_openat2(int dirfd, const char *path, uint64_t flags, uint64_t res
 
 #ifdef STATX_MNT_ID
 #define WS_HAVE_STATX_MNT_ID 1
+#define WS_STATX_MASK (STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_INO | STATX_SIZE | STATX_MTIME | STATX_MNT_ID)
 #else
 #define WS_HAVE_STATX_MNT_ID 0
 #endif
@@ -188,19 +190,29 @@ int ws_mount_id(int fd, ws_mnt_source src, uint64_t *id) {
   return -1;
 }
 
+#if WS_HAVE_STATX_MNT_ID
+/* The fields of a statx the workspace reads, as the struct stat the rest of it uses. */
+static void ws_from_statx(const struct statx *sx, struct stat *st) {
+  memset(st, 0, sizeof *st);
+  st->st_dev = makedev(sx->stx_dev_major, sx->stx_dev_minor);
+  st->st_ino = (ino_t)sx->stx_ino;
+  st->st_mode = sx->stx_mode;
+  st->st_nlink = sx->stx_nlink;
+  st->st_size = (off_t)sx->stx_size;
+  st->st_mtim.tv_sec = sx->stx_mtime.tv_sec;
+  st->st_mtim.tv_nsec = sx->stx_mtime.tv_nsec;
+}
+#endif
+
 /* fstat of fd, plus: is fd on the root's mount? (1 yes, 0 no, -1 error). With statx this is
  * one system call, the same as the fstat it replaces. */
 static int ws_stat_same_mount(const ws *w, int fd, struct stat *st) {
 #if WS_HAVE_STATX_MNT_ID
   if (w->mnt_src == WS_MNT_STATX) {
     struct statx sx;
-    if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_SIZE | STATX_MTIME | STATX_MNT_ID, &sx) != 0)
+    if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, WS_STATX_MASK, &sx) != 0)
       return -1;
-    memset(st, 0, sizeof *st);
-    st->st_mode = sx.stx_mode;
-    st->st_nlink = sx.stx_nlink;
-    st->st_size = (off_t)sx.stx_size;
-    st->st_mtim.tv_sec = sx.stx_mtime.tv_sec;
+    ws_from_statx(&sx, st);
     return sx.stx_mnt_id == w->mnt_id;
   }
 #endif
@@ -248,17 +260,13 @@ static int ws_leaf_stat(const ws *w, int dfd, const char *leaf, struct stat *st)
     struct statx sx;
     /* the lookup of the last component enters whatever is mounted there, so its mount id
      * is the mounted one's */
-    if (statx(dfd, leaf, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_SIZE | STATX_MTIME | STATX_MNT_ID, &sx) != 0)
+    if (statx(dfd, leaf, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, WS_STATX_MASK, &sx) != 0)
       return -1;
     if (sx.stx_mnt_id != w->mnt_id) {
       errno = EXDEV;
       return -1;
     }
-    memset(st, 0, sizeof *st);
-    st->st_mode = sx.stx_mode;
-    st->st_nlink = sx.stx_nlink;
-    st->st_size = (off_t)sx.stx_size;
-    st->st_mtim.tv_sec = sx.stx_mtime.tv_sec;
+    ws_from_statx(&sx, st);
     return 0;
   }
 #endif
