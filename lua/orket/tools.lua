@@ -96,7 +96,8 @@ function Registry:get(name) return self.by_name[name] end
 --- registry:specs([names]) -> {{name=, description=, parameters=}...} for the model.
 --- parameters is the registry's own copy made at load (shared, not copied per call: the
 --- engine asks for the specs every turn and deep-copying each schema was most of a turn's
---- cost); callers read it and never change it. Role scripts see copies (roles.messages).
+--- cost); callers read it and never change it. Role scripts see read-only views of it
+--- (orket.engine.schemas, through roles.messages).
 function Registry:specs(names)
   local out = {}
   for _, n in ipairs(names or self.names) do

@@ -120,6 +120,8 @@ function View:event(ev)
     self:note("reloaded scripts: " .. table.concat(ev.files or {}, ", "))
   elseif t == "reload_error" then
     self:note("reload refused, keeping the old scripts: " .. tostring(ev.error))
+  elseif t == "journal_error" then
+    self:note(string.format("%s: could not write to the journal: %s", tostring(ev.card), tostring(ev.error)))
   elseif t == "stall" then
     self.stuck = ev.cards
   elseif t == "run_end" then
