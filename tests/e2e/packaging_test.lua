@@ -32,6 +32,8 @@ describe("packaging", function()
     assert.is_true(#needed > 5, "readelf found no NEEDED entries")
     local ldd = sh("ldd " .. H.quote(H.BIN))
     for _, lib in ipairs(needed) do
+      -- the sanitizer build (make asan) also links gcc's runtimes, which no image carries
+      if lib:match("^lib[aubltsan]*san%.so") then goto next end
       local path = ldd:match("%f[%S]" .. lib:gsub("%p", "%%%0") .. " => (%S+)")
       assert.is_not_nil(path, lib .. " does not resolve")
       local pkg = sh("dpkg -S " .. H.quote(path) .. " 2>/dev/null"):match("^([^:,%s]+)")
@@ -40,6 +42,7 @@ describe("packaging", function()
       if pkg ~= "libc6" then -- in the base image
         assert.is_true(has(runtime, pkg), "Dockerfile runtime stage lacks " .. pkg .. " (for " .. lib .. ")")
       end
+      ::next::
     end
     assert.is_true(has(runtime, "libcurl4"), "Dockerfile runtime stage lacks libcurl4 (loaded with dlopen)")
   end)
