@@ -72,8 +72,12 @@ function Engine:start(target_id, opts)
   if not target then return nil, err, code end
   local ok, cerr, ccode = self:check()
   if not ok then return nil, cerr, ccode end
-  return self.db:record_run { target = target.id, kind = target.type,
+  local id, rerr, rcode = self.db:record_run { target = target.id, kind = target.type,
     data = { concurrency = opts.concurrency, model = opts.model } }
+  if not id then return nil, rerr, rcode end
+  self.started_runs = self.started_runs or {}
+  self.started_runs[id] = true
+  return id
 end
 
 -- Picks the role a seat plays for a phase.
@@ -343,6 +347,9 @@ end
 -- would.
 function Engine:observe_journal(run_id)
   if not self.llm.observe then return end
+  -- a run this engine just started has nothing to tell (and the query below reads the
+  -- whole events table)
+  if self.started_runs and self.started_runs[run_id] then return end
   local json = require "cjson.safe"
   -- responses (turns rows, through their "turn" events) and failed calls, in journal order
   for _, r in ipairs(assert(self.db:rows([[SELECT e.kind, e.card_id, e.actor, e.data, t.seat, t.role, t.turn,
