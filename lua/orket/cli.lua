@@ -30,6 +30,14 @@ function M.usage(out)
   out:write("\n'orket help COMMAND' shows a command's usage.\n")
 end
 
+--- open_store(dir, create) -> db | nil: a project's store for a command; on failure the
+--- message is printed and the command returns 1 (orket.project.open_store says why).
+function M.open_store(dir, create)
+  local db, err = require("orket.project").open_store(dir, create)
+  if not db then M.err("%s", err) end
+  return db
+end
+
 -- A usage error: the message, the command's usage, exit status 2.
 function M.usage_error(cmd, fmt, ...)
   M.err(fmt, ...)

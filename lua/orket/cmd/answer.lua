@@ -3,7 +3,6 @@
 -- a policy asked about, orket.engine.approvals) is approved or refused. Either way the card
 -- goes back to ready in the same transaction, so the next 'orket run' or 'orket resume'
 -- picks it up.
-local project = require "orket.project"
 local board_mod = require "orket.board"
 local approvals = require "orket.engine.approvals"
 
@@ -46,11 +45,8 @@ function cmd.run(args, cli)
     if #pos ~= 2 then return cli.usage_error(cmd, "answer needs a card id and the answer text") end
     if not pos[2]:find("%S") then return cli.usage_error(cmd, "the answer is empty") end
   end
-  local db, err = project.open_store(dir, false)
-  if not db then
-    cli.err("%s", err)
-    return 1
-  end
+  local db = cli.open_store(dir, false)
+  if not db then return 1 end
   local b = board_mod.open(db)
   local usage
   local ok, aerr = db:tx(function()

@@ -1,6 +1,5 @@
 -- orket board [EPIC] [--json]: the board as a tree (rock > epic > issue) with status,
 -- seat and priority; --json prints the documented format (docs/store.md).
-local project = require "orket.project"
 local jsonout = require "orket.jsonout"
 local board_mod = require "orket.board"
 
@@ -64,11 +63,8 @@ cmd.parse = parse
 function cmd.run(args, cli)
   local o, status = parse(args, cli)
   if not o then return status end
-  local db, err = project.open_store(o.dir, false)
-  if not db then
-    cli.err("%s", err)
-    return 1
-  end
+  local db = cli.open_store(o.dir, false)
+  if not db then return 1 end
   local b = board_mod.open(db)
   local cards
   if o.id then

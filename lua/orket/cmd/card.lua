@@ -1,5 +1,4 @@
 -- orket card ID [--json]: one card in full, with its dependencies, comments and history.
-local project = require "orket.project"
 local jsonout = require "orket.jsonout"
 local board_mod = require "orket.board"
 local board_cmd = require "orket.cmd.board"
@@ -16,11 +15,8 @@ function cmd.run(args, cli)
     "card takes one card id")
   if not o then return status end
   if not o.id then return cli.usage_error(cmd, "card needs a card id") end
-  local db, err = project.open_store(o.dir, false)
-  if not db then
-    cli.err("%s", err)
-    return 1
-  end
+  local db = cli.open_store(o.dir, false)
+  if not db then return 1 end
   local b = board_mod.open(db)
   local c, gerr = b:get(o.id)
   if not c then

@@ -20,11 +20,8 @@ function cmd.run(args, cli)
     return 1
   end
   local fresh = not require("luv").fs_stat(project.db_path(dir))
-  local db, err = project.open_store(dir, true)
-  if not db then
-    cli.err("%s", err)
-    return 1
-  end
+  local db = cli.open_store(dir, true)
+  if not db then return 1 end
   local r, ierr = import.import(db, dir)
   db:close()
   if not r then

@@ -4,7 +4,6 @@
 -- The files come from templates/project/ under Orket's home.
 local uv = require "luv"
 local import = require "orket.import"
-local project = require "orket.project"
 
 local cmd = { summary = "create a new project", usage = "orket init [DIR]" }
 cmd.help = [[
@@ -78,11 +77,8 @@ function cmd.run(args, cli)
     out:write(texts[f])
     out:close()
   end
-  local db, derr = project.open_store(dir, true)
-  if not db then
-    cli.err("%s", derr)
-    return 1
-  end
+  local db = cli.open_store(dir, true)
+  if not db then return 1 end
   local r, ierr = import.import(db, dir)
   db:close()
   if not r then

@@ -1,6 +1,5 @@
 -- orket log [RUN]: the transcript of a run from the journal: turns, each model step's last
 -- message and response, tool calls with gate decisions and results, transitions, usage.
-local project = require "orket.project"
 local cjson = require "cjson.safe"
 
 local cmd = { summary = "print the transcript of a run", usage = "orket log [RUN] [--full] [-C DIR]" }
@@ -31,11 +30,8 @@ function cmd.run(args, cli)
     else id = math.tointeger(tonumber(a)) if not id then return cli.usage_error(cmd, "RUN must be a run number") end end
     i = i + 1
   end
-  local db, err = project.open_store(dir, false)
-  if not db then
-    cli.err("%s", err)
-    return 1
-  end
+  local db = cli.open_store(dir, false)
+  if not db then return 1 end
   id = id or (db:row("SELECT max(id) AS id FROM runs") or {}).id
   if not id then
     db:close()

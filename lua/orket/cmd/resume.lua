@@ -1,6 +1,5 @@
 -- orket resume [RUN]: continues a run that was interrupted, killed or stalled (after
 -- 'orket answer'), from its journal: recorded model responses and tool calls are not repeated.
-local project = require "orket.project"
 local run_cmd = require "orket.cmd.run"
 
 local USAGE = "orket resume [RUN] [--json] [--concurrency N] [-C DIR]"
@@ -12,11 +11,8 @@ and tool calls already in the journal are used as recorded, so nothing is asked 
 function cmd.run(args, cli)
   local o, st = run_cmd.parse(args, cli, cmd)
   if not o then return st end
-  local db, err = project.open_store(o.dir, false)
-  if not db then
-    cli.err("%s", err)
-    return 1
-  end
+  local db = cli.open_store(o.dir, false)
+  if not db then return 1 end
   local row
   if o.target then
     local id = math.tointeger(tonumber(o.target))

@@ -1,5 +1,4 @@
 -- orket runs: the runs of this project with their state, newest first.
-local project = require "orket.project"
 local jsonout = require "orket.jsonout"
 
 local cmd = { summary = "list runs and their state", usage = "orket runs [--json] [-C DIR]" }
@@ -13,11 +12,8 @@ function cmd.run(args, cli)
     else return cli.usage_error(cmd, "unknown argument '%s'", args[i]) end
     i = i + 1
   end
-  local db, err = project.open_store(dir, false)
-  if not db then
-    cli.err("%s", err)
-    return 1
-  end
+  local db = cli.open_store(dir, false)
+  if not db then return 1 end
   local rows = assert(db:rows([[SELECT r.id, r.target, r.kind, COALESCE(r.status, 'running or killed') AS status,
     r.started_at, r.ended_at, (SELECT count(*) FROM turns t WHERE t.run_id = r.id) AS steps,
     (SELECT COALESCE(SUM(COALESCE(prompt_tokens,0) + COALESCE(completion_tokens,0)), 0) FROM turns t WHERE t.run_id = r.id) AS tokens

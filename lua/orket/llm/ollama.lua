@@ -86,7 +86,7 @@ function M.finish(st)
   return table.concat(st.content), st.calls, finish, st.usage, st.model, nil
 end
 
-function M.health_url(p) return (p.base_url:gsub("/+$", "")) .. "/api/tags" end
+function M.health_url(p) return common.endpoint(p, "/api/tags") end
 
 function M.health_models(body)
   local t = json.decode(body)

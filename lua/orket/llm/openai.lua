@@ -133,7 +133,7 @@ function M.finish(st, streamed)
 end
 
 --- health_url(provider) -> the URL `orket models` probes
-function M.health_url(p) return (p.base_url:gsub("/+$", "")) .. "/models" end
+function M.health_url(p) return common.endpoint(p, "/models") end
 
 function M.health_models(body)
   local t = json.decode(body)
