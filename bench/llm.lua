@@ -123,3 +123,31 @@ end
 
 print(string.format("peak RSS (VmHWM) %d KB", status_kb("VmHWM")))
 fake.stop()
+
+-- The machine's own floor under these figures: how long this process goes without the CPU
+-- while it never blocks, alone and with another process keeping every other CPU busy (as
+-- the fake server does during the runs above). A gap here is the scheduler or the
+-- hypervisor taking the CPU away, and any request in flight then waits for it too.
+local function gaps(ms)
+  local n3, n10, worst, lost = 0, 0, 0, 0
+  local start = hrtime()
+  local prev = start
+  while prev - start < ms * 1e6 do
+    local now = hrtime()
+    local g = now - prev
+    if g > 3e5 then n3, lost = n3 + 1, lost + g end
+    if g > 1e6 then n10 = n10 + 1 end
+    if g > worst then worst = g end
+    prev = now
+  end
+  return string.format("%d gaps over 0.3 ms, %d over 1 ms, worst %.2f ms, %.1f ms lost", n3, n10,
+    worst / 1e6, lost / 1e6)
+end
+print("scheduling gaps in 2 s of busy looping, alone:           " .. gaps(2000))
+local busy = {}
+for i = 1, math.max(1, #require("luv").cpu_info() - 1) do
+  busy[i] = io.popen("exec timeout 3 sh -c 'while :; do :; done'", "r")
+end
+orket.sleep(100)
+print("scheduling gaps in 2 s of busy looping, other CPUs busy: " .. gaps(2000))
+for _, f in ipairs(busy) do f:close() end

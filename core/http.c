@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "curlapi.h"
 
@@ -28,6 +29,8 @@
 /* How long a request released after [DONE] may take to read the end of its body (see
  * http_release) before its connection is given up. */
 #define HTTP_DRAIN_MS 2000
+/* New requests handed to libcurl per loop iteration (see http_on_starter). */
+#define HTTP_START_BATCH 1
 
 /* A request header list ("Expect:" then the caller's lines), shared by the requests that
  * send the same lines: each provider sends the same few headers with every request, and
@@ -38,11 +41,15 @@ typedef struct http_hdrs {
   size_t refs; /* requests using it, plus one while the client's cache holds it */
 } http_hdrs;
 
+/* A socket libcurl has open, with the poll handle that watches it. The handle lives as long
+ * as the socket (libcurl closes it through http_on_close), not as long as one transfer: a
+ * connection reused by the next request is watched again with the same handle. A new
+ * handle per transfer cost four system calls a request (libuv tries a new descriptor in
+ * epoll and takes it out again, sets it non-blocking, and unregisters it on close). */
 typedef struct http_sock {
   uv_poll_t poll;
   curl_socket_t fd;
   http_client *c;
-  struct http_sock *prev, *next;
 } http_sock;
 
 struct http_client {
@@ -50,10 +57,15 @@ struct http_client {
   uv_loop_t *loop;
   CURLM *multi;
   uv_timer_t timer;
-  http_sock *socks;    /* sockets watched */
+  uv_idle_t starter;   /* runs while requests wait to be handed to libcurl */
+  int open_handles;    /* timer and starter: the client is freed when both have closed */
+  http_sock **socks;   /* by descriptor: the sockets libcurl has open */
+  size_t nsocks;
   http_req *reqs;      /* live requests */
   http_req *ready;     /* requests with news for their owner (a queue) */
   http_req *ready_tail;
+  http_req *starting;  /* made but not yet in the multi (a queue; see http_on_starter) */
+  http_req *starting_tail;
   size_t live;
   int dispatching;
   CURL *pool[HTTP_POOL_MAX]; /* idle easy handles, configured, ready for the next request */
@@ -95,9 +107,11 @@ struct http_req {
   char curl_err[CURL_ERROR_SIZE];
   char what[96];        /* "POST http://host:port" for messages; never the query string */
   int queued;
+  int starting;         /* in c->starting, not yet handed to libcurl */
   int draining;         /* released after [DONE]; freed when the transfer ends */
   size_t body_len;
   http_req *ready_next;
+  http_req *start_next;
   http_req *prev, *next;
 };
 
@@ -150,6 +164,7 @@ static void http_set_error(http_req *r, const char *code, const char *phase, con
 }
 
 static size_t http_on_header(char *p, size_t size, size_t n, void *ud);
+static int http_on_close(void *clientp, curl_socket_t fd);
 static size_t http_on_body(char *p, size_t size, size_t n, void *ud);
 
 /* A handle for a new request: a pooled one or a new one. Options every request shares are
@@ -167,6 +182,8 @@ static CURL *http_easy_get(http_client *c) {
   SET(CURLOPT_FOLLOWLOCATION, 0L);
   SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
+  SET(CURLOPT_CLOSESOCKETFUNCTION, http_on_close);
+  SET(CURLOPT_CLOSESOCKETDATA, c);
   SET(CURLOPT_HEADERFUNCTION, http_on_header);
   SET(CURLOPT_WRITEFUNCTION, http_on_body);
   /* 2 KiB instead of 16: streamed events are a few hundred bytes each, and libcurl keeps
@@ -246,8 +263,11 @@ static http_hdrs *http_hdrs_get(http_client *c, const char *const *lines, size_t
   return h;
 }
 
+static void http_unstart(http_req *r);
+
 /* Removes the easy handle from libcurl and marks the request finished. */
 static void http_detach(http_req *r) {
+  if (r->starting) http_unstart(r);
   if (r->easy) {
     r->c->api.multi_remove_handle(r->c->multi, r->easy);
     http_easy_put(r->c, r->easy);
@@ -433,14 +453,44 @@ static void http_after_curl(http_client *c) {
 
 static void http_sock_closed(uv_handle_t *h) { free(h->data); }
 
-static void http_sock_forget(http_sock *s) {
-  http_client *c = s->c;
-  if (s->prev) s->prev->next = s->next;
-  else if (c) c->socks = s->next;
-  if (s->next) s->next->prev = s->prev;
-  s->prev = s->next = NULL;
+/* Stops watching a socket for good: libcurl is about to close it. */
+static void http_sock_forget(http_client *c, curl_socket_t fd) {
+  if (fd < 0 || (size_t)fd >= c->nsocks || c->socks[fd] == NULL) return;
+  http_sock *s = c->socks[fd];
+  c->socks[fd] = NULL;
   uv_poll_stop(&s->poll);
   uv_close((uv_handle_t *)&s->poll, http_sock_closed);
+}
+
+/* The watch for a socket: the one it has, or a new one. NULL when out of memory. */
+static http_sock *http_sock_get(http_client *c, curl_socket_t fd) {
+  if (fd < 0) return NULL;
+  if ((size_t)fd >= c->nsocks) {
+    size_t n = c->nsocks ? c->nsocks : 64;
+    while (n <= (size_t)fd) n *= 2;
+    http_sock **ns = realloc(c->socks, n * sizeof *ns);
+    if (ns == NULL) return NULL;
+    memset(ns + c->nsocks, 0, (n - c->nsocks) * sizeof *ns);
+    c->socks = ns;
+    c->nsocks = n;
+  }
+  if (c->socks[fd]) return c->socks[fd];
+  http_sock *s = calloc(1, sizeof *s);
+  if (s == NULL) return NULL;
+  if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
+    free(s);
+    return NULL;
+  }
+  s->poll.data = s;
+  s->fd = fd;
+  s->c = c;
+  c->socks[fd] = s;
+  return s;
+}
+
+static int http_on_close(void *clientp, curl_socket_t fd) {
+  http_sock_forget(clientp, fd);
+  return close(fd);
 }
 
 static void http_on_poll(uv_poll_t *h, int status, int events) {
@@ -459,26 +509,14 @@ static int http_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
   (void)easy;
   http_client *c = userp;
   http_sock *s = socketp;
-  if (what == CURL_POLL_REMOVE) {
-    if (s) {
-      c->api.multi_assign(c->multi, fd, NULL);
-      http_sock_forget(s);
-    }
+  if (what == CURL_POLL_REMOVE) { /* not now: the socket may serve the next request */
+    if (s == NULL && fd >= 0 && (size_t)fd < c->nsocks) s = c->socks[fd];
+    if (s) uv_poll_stop(&s->poll);
     return 0;
   }
   if (s == NULL) {
-    s = calloc(1, sizeof *s);
+    s = http_sock_get(c, fd);
     if (s == NULL) return -1;
-    if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
-      free(s);
-      return -1;
-    }
-    s->poll.data = s;
-    s->fd = fd;
-    s->c = c;
-    s->next = c->socks;
-    if (c->socks) c->socks->prev = s;
-    c->socks = s;
     c->api.multi_assign(c->multi, fd, s);
   }
   int events = 0;
@@ -493,6 +531,46 @@ static void http_on_timer(uv_timer_t *t) {
   int running;
   c->api.multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   http_after_curl(c);
+}
+
+/* Hands waiting requests to libcurl, HTTP_START_BATCH per loop iteration, and lets it send
+ * them at once. libcurl would send every request added before its next timeout in one
+ * call, and the answers that arrive meanwhile would wait for all of it: 64 started
+ * together took some 2 ms to send, a queue every early answer stood in. Started this way,
+ * the loop polls between sends (an idle handle makes that poll not block), so an answer
+ * waits for at most one send; the server sees the requests as soon as before, only spread
+ * over the iterations, and a stream's result reaches its task when it is complete. */
+static void http_on_starter(uv_idle_t *h) {
+  http_client *c = h->data;
+  for (int k = 0; k < HTTP_START_BATCH && c->starting; k++) {
+    http_req *r = c->starting;
+    http_unstart(r);
+    CURLMcode mc = c->api.multi_add_handle(c->multi, r->easy);
+    if (mc != CURLM_OK) {
+      http_set_error(r, HTTP_E_TRANSIENT, NULL, c->api.multi_strerror(mc));
+      http_detach(r);
+      http_enqueue(r);
+    }
+  }
+  if (c->starting == NULL) uv_idle_stop(&c->starter);
+  int running;
+  c->api.multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  http_after_curl(c);
+}
+
+static void http_unstart(http_req *r) {
+  http_client *c = r->c;
+  http_req **pp = &c->starting, *prev = NULL;
+  while (*pp && *pp != r) {
+    prev = *pp;
+    pp = &(*pp)->start_next;
+  }
+  if (*pp) {
+    *pp = r->start_next;
+    if (c->starting_tail == r) c->starting_tail = prev;
+  }
+  r->starting = 0;
+  r->start_next = NULL;
 }
 
 static int http_on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
@@ -577,6 +655,9 @@ http_client *http_client_new(uv_loop_t *loop, char *err, size_t errlen) {
   }
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
+  uv_idle_init(loop, &c->starter);
+  c->starter.data = c;
+  c->open_handles = 2;
   c->api.multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, http_on_socket);
   c->api.multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
   c->api.multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, http_on_curl_timer);
@@ -588,6 +669,7 @@ http_client *http_client_new(uv_loop_t *loop, char *err, size_t errlen) {
 
 static void http_client_closed(uv_handle_t *h) {
   http_client *c = h->data;
+  if (--c->open_handles > 0) return;
   c->api.global_cleanup();
   curlapi_close(&c->api);
   free(c);
@@ -612,10 +694,14 @@ void http_client_free(http_client *c) {
     http_hdrs_unref(c, c->hdrs[k]);
     c->hdrs[k] = NULL;
   }
-  c->api.multi_cleanup(c->multi); /* may report sockets removed: they leave c->socks */
-  while (c->socks) http_sock_forget(c->socks);
+  c->api.multi_cleanup(c->multi); /* closes its sockets through http_on_close */
+  for (size_t fd = 0; fd < c->nsocks; fd++) http_sock_forget(c, (curl_socket_t)fd);
+  free(c->socks);
+  c->socks = NULL;
+  c->nsocks = 0;
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, http_client_closed);
+  uv_close((uv_handle_t *)&c->starter, http_client_closed);
 }
 
 /* Sets every option that differs between requests (see http_easy_get). */
@@ -702,17 +788,12 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   r->start = uv_now(c->loop);
   uv_timer_init(c->loop, &r->timer);
   r->timer.data = r;
-  CURLMcode mc = c->api.multi_add_handle(c->multi, r->easy);
-  if (mc != CURLM_OK) {
-    snprintf(err, errlen, "%s: %s", r->what, c->api.multi_strerror(mc));
-    http_hdrs_unref(c, r->hdrs);
-    http_easy_put(c, r->easy);
-    r->easy = NULL;
-    r->hdrs = NULL;
-    r->c = NULL;
-    uv_close((uv_handle_t *)&r->timer, http_sock_closed); /* frees r via data */
-    return NULL;
-  }
+  /* handed to libcurl by http_on_starter, on this loop iteration */
+  r->starting = 1;
+  if (c->starting_tail) c->starting_tail->start_next = r;
+  else c->starting = r;
+  c->starting_tail = r;
+  if (!uv_is_active((uv_handle_t *)&c->starter)) uv_idle_start(&c->starter, http_on_starter);
   r->next = c->reqs;
   if (c->reqs) c->reqs->prev = r;
   c->reqs = r;
