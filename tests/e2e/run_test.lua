@@ -111,7 +111,7 @@ describe("orket run", function()
     call("add_issue_comment", { body = "Wrote list.lua." }) } } },]], 1))
       local sh = string.format("cd %s && { %s run NOTES --json >out.jsonl 2>err.txt & pid=$!; "
         .. "for i in $(seq 1 400); do grep -Eq 'turn_start.*NOTES-3|NOTES-3.*turn_start' out.jsonl && break; sleep 0.05; done; "
-        .. "sleep 0.3; kill -%s $pid; wait $pid; echo $?; }", H.quote(dir), H.quote(H.BIN), sig)
+        .. "sleep 0.3; kill -%s $pid; wait $pid; echo $?; } 2>/dev/null", H.quote(dir), H.quote(H.BIN), sig)
       local p = io.popen(sh)
       local status = tonumber(p:read("a"):match("(%d+)%s*$"))
       p:close()
@@ -307,7 +307,7 @@ return { name = "stamp", description = "Append a line to stamps.log.", effect = 
       local delay_ms = math.random(span_ms // 4, span_ms)
       local dir = project()
       local sh = string.format("cd %s && { %s run NOTES --json >out.jsonl 2>err.txt & pid=$!; sleep %.3f; "
-        .. "kill -9 $pid 2>/dev/null; wait $pid; echo $?; }", H.quote(dir), H.quote(H.BIN), delay_ms / 1000)
+        .. "kill -9 $pid; wait $pid; echo $?; } 2>/dev/null", H.quote(dir), H.quote(H.BIN), delay_ms / 1000)
       local p = io.popen(sh)
       local status = tonumber(p:read("a"):match("(%d+)%s*$"))
       p:close()
