@@ -78,7 +78,7 @@ local function pct(sorted, p)
   return sorted[math.max(1, math.ceil(#sorted * p))]
 end
 
-run(8, "fake:chunks=8", 1) -- warm up connections and code paths
+run(8, "fake:chunks=8,nolog", 1) -- warm up connections and code paths
 
 -- Memory per in-flight request: hold 1,000 streams open (the server waits before its first
 -- byte) and compare the resident set with the idle one.
@@ -86,7 +86,7 @@ collectgarbage()
 local before = status_kb("VmRSS")
 local held = {}
 for i = 1, 1000 do
-  held[i] = task.spawn(function() return client:chat { model = "fake:first_byte_ms=800", messages = MSG } end)
+  held[i] = task.spawn(function() return client:chat { model = "fake:first_byte_ms=800,nolog", messages = MSG } end)
 end
 orket.sleep(400)
 local during = status_kb("VmRSS")
@@ -103,7 +103,7 @@ for _, mode in ipairs { "burst", "steady", "paced" } do
     local each = mode == "burst" and 1 or 20
     if mode ~= "burst" then r = math.max(1, r // 5) end
     if mode == "paced" then r, each = math.max(1, r // 2), n == 1 and 100 or 10 end
-    local model = mode == "paced" and "fake:chunks=8,chunk_ms=5,stamp_end" or "fake:chunks=8,stamp_end"
+    local model = mode == "paced" and "fake:chunks=8,chunk_ms=5,stamp_end,nolog" or "fake:chunks=8,stamp_end,nolog"
     for _ = 1, r do
       -- paced streams are independent: their starts are spread over one answer's time
       -- (8 pieces 5 ms apart), or they would finish in lock-step, a burst every 45 ms

@@ -22,6 +22,9 @@
 --   no_usage                    send no token counts
 --   comments                    SSE keep-alive comments and CRLF line ends
 --   done_gap_ms=MS              wait MS between [DONE] and the end of the chunked body
+--   nolog                       leave the request out of /__log (benchmarks: a log of tens of
+--                               thousands of requests made this server's collector pause for
+--                               milliseconds between the stamp and the rest of an answer)
 -- GET /__log returns every request seen (path, model, time, authorization present, conn:
 -- the number of the connection it came on);
 -- POST /__reset forgets the log and the failure counters.
@@ -267,8 +270,10 @@ local function handle(c, method, path, headers, body)
     return c:send(400, {}, json.encode { error = { message = "body is not JSON", type = "invalid_request_error" } })
   end
   local s = settings(req.model)
-  log[#log + 1] = { t = now_ms(), path = path, model = req.model, stream = req.stream,
-    authorization = headers["authorization"], request = req, conn = c.serial }
+  if not s.nolog then
+    log[#log + 1] = { t = now_ms(), path = path, model = req.model, stream = req.stream,
+      authorization = headers["authorization"], request = req, conn = c.serial }
+  end
   if s.first_byte_ms then orket.sleep(s.first_byte_ms) end
   if c.closed then return end
   local status = failure(s, req.model)

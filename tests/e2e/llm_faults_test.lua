@@ -311,6 +311,50 @@ describe("concurrency and cancellation", function()
     assert.equal(log[1].conn, log[3].conn)
   end)
 
+  it("a request cancelled before the loop runs never reaches the server", function()
+    local c = client()
+    local t = task.spawn(function() return c:chat { model = "oa:never_sent", messages = USER } end)
+    assert.is_true(t:cancel())
+    local r = assert(c:chat { model = "oa:ok", messages = USER })
+    assert.equal("stop", r.finish_reason)
+    assert.equal(0, (attempts("never_sent")))
+    assert.equal(1, (attempts("ok")))
+  end)
+
+  it("reuses connections across bursts, and recovers when the server closes them", function()
+    local c = client()
+    local function burst(model, n)
+      local tasks = {}
+      for i = 1, n do tasks[i] = task.spawn(function() return c:chat { model = model, messages = USER } end) end
+      local out = {}
+      for i = 1, n do out[i] = { tasks[i]:join() } end
+      return out
+    end
+    for _, r in ipairs(burst("oa:chunks=2", 6)) do assert.is_true(r[1]); assert.equal("tok1 tok2", r[2].content) end
+    local conns, n = {}, 0
+    local function count()
+      for _, e in ipairs(fake.log()) do
+        if not conns[e.conn] then conns[e.conn], n = true, n + 1 end
+      end
+    end
+    count()
+    fake.reset()
+    orket.sleep(50) -- a stream done at [DONE] may still be reading its body's end
+    for _, r in ipairs(burst("oa:chunks=3", 6)) do assert.is_true(r[1]); assert.equal("tok1 tok2 tok3", r[2].content) end
+    count()
+    assert.is_true(n <= 6, n .. " connections for two bursts of 6")
+    -- the server hangs up on every one of them: the sockets close, their descriptors come
+    -- back for the next connections, and requests on those are watched and answered
+    for round = 1, 3 do
+      for _, r in ipairs(burst("oa:disconnect_after=1,chunks=4", 6)) do
+        assert.is_true(r[1])
+        assert.is_nil(r[2])
+        assert.equal("transient", r[4], "round " .. round .. ": " .. tostring(r[3]))
+      end
+      for _, r in ipairs(burst("oa:chunks=2", 6)) do assert.is_true(r[1]); assert.equal("tok1 tok2", r[2].content) end
+    end
+  end)
+
   it("cancelling a task aborts its transfer at once and frees its slot", function()
     local c = client { max_concurrency = 1 }
     local t = task.spawn(function() return c:chat { model = "oa:stall_after=1", messages = USER } end)
