@@ -52,6 +52,12 @@ typedef struct http_sock {
   http_client *c;
 } http_sock;
 
+/* A queue of requests linked through one of their next fields (its offset in http_req). */
+typedef struct http_queue {
+  http_req *head, *tail;
+  size_t link;
+} http_queue;
+
 struct http_client {
   curlapi api;         /* libcurl, loaded when the client is made */
   uv_loop_t *loop;
@@ -62,10 +68,8 @@ struct http_client {
   http_sock **socks;   /* by descriptor: the sockets libcurl has open */
   size_t nsocks;
   http_req *reqs;      /* live requests */
-  http_req *ready;     /* requests with news for their owner (a queue) */
-  http_req *ready_tail;
-  http_req *starting;  /* made but not yet in the multi (a queue; see http_on_starter) */
-  http_req *starting_tail;
+  http_queue ready;    /* requests with news for their owner */
+  http_queue starting; /* made but not yet in the multi (see http_on_starter) */
   size_t live;
   int dispatching;
   CURL *pool[HTTP_POOL_MAX]; /* idle easy handles, configured, ready for the next request */
@@ -128,30 +132,41 @@ static int http_grow(void **buf, size_t *cap, size_t need, size_t elem) {
   return 0;
 }
 
+static http_req **http_link(const http_queue *q, http_req *r) {
+  return (http_req **)(void *)((char *)r + q->link);
+}
+
+static void http_queue_push(http_queue *q, http_req *r) {
+  *http_link(q, r) = NULL;
+  if (q->tail) *http_link(q, q->tail) = r;
+  else q->head = r;
+  q->tail = r;
+}
+
+/* Takes r out of q, wherever it is (a scan: queues are short, and r is usually first). */
+static void http_queue_remove(http_queue *q, http_req *r) {
+  http_req **pp = &q->head, *prev = NULL;
+  while (*pp && *pp != r) {
+    prev = *pp;
+    pp = http_link(q, *pp);
+  }
+  if (*pp) {
+    *pp = *http_link(q, r);
+    if (q->tail == r) q->tail = prev;
+  }
+  *http_link(q, r) = NULL;
+}
+
 static void http_enqueue(http_req *r) {
-  http_client *c = r->c;
-  if (r->queued || c == NULL) return;
+  if (r->queued || r->c == NULL) return;
   r->queued = 1;
-  r->ready_next = NULL;
-  if (c->ready_tail) c->ready_tail->ready_next = r;
-  else c->ready = r;
-  c->ready_tail = r;
+  http_queue_push(&r->c->ready, r);
 }
 
 static void http_dequeue(http_req *r) {
-  http_client *c = r->c;
-  if (!r->queued || c == NULL) return;
-  http_req **pp = &c->ready, *prev = NULL;
-  while (*pp && *pp != r) {
-    prev = *pp;
-    pp = &(*pp)->ready_next;
-  }
-  if (*pp) {
-    *pp = r->ready_next;
-    if (c->ready_tail == r) c->ready_tail = prev;
-  }
+  if (!r->queued || r->c == NULL) return;
+  http_queue_remove(&r->c->ready, r);
   r->queued = 0;
-  r->ready_next = NULL;
 }
 
 static void http_set_error(http_req *r, const char *code, const char *phase, const char *msg) {
@@ -433,12 +448,10 @@ static void http_read_done(http_client *c) {
 static void http_dispatch(http_client *c) {
   if (c->dispatching) return;
   c->dispatching = 1;
-  while (c->ready) {
-    http_req *r = c->ready;
-    c->ready = r->ready_next;
-    if (c->ready == NULL) c->ready_tail = NULL;
+  while (c->ready.head) {
+    http_req *r = c->ready.head;
+    http_queue_remove(&c->ready, r);
     r->queued = 0;
-    r->ready_next = NULL;
     if (r->notify) r->notify(r, r->ud);
   }
   c->dispatching = 0;
@@ -542,8 +555,8 @@ static void http_on_timer(uv_timer_t *t) {
  * over the iterations, and a stream's result reaches its task when it is complete. */
 static void http_on_starter(uv_idle_t *h) {
   http_client *c = h->data;
-  for (int k = 0; k < HTTP_START_BATCH && c->starting; k++) {
-    http_req *r = c->starting;
+  for (int k = 0; k < HTTP_START_BATCH && c->starting.head; k++) {
+    http_req *r = c->starting.head;
     http_unstart(r);
     CURLMcode mc = c->api.multi_add_handle(c->multi, r->easy);
     if (mc != CURLM_OK) {
@@ -552,25 +565,15 @@ static void http_on_starter(uv_idle_t *h) {
       http_enqueue(r);
     }
   }
-  if (c->starting == NULL) uv_idle_stop(&c->starter);
+  if (c->starting.head == NULL) uv_idle_stop(&c->starter);
   int running;
   c->api.multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   http_after_curl(c);
 }
 
 static void http_unstart(http_req *r) {
-  http_client *c = r->c;
-  http_req **pp = &c->starting, *prev = NULL;
-  while (*pp && *pp != r) {
-    prev = *pp;
-    pp = &(*pp)->start_next;
-  }
-  if (*pp) {
-    *pp = r->start_next;
-    if (c->starting_tail == r) c->starting_tail = prev;
-  }
+  http_queue_remove(&r->c->starting, r);
   r->starting = 0;
-  r->start_next = NULL;
 }
 
 static int http_on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
@@ -658,6 +661,8 @@ http_client *http_client_new(uv_loop_t *loop, char *err, size_t errlen) {
   uv_idle_init(loop, &c->starter);
   c->starter.data = c;
   c->open_handles = 2;
+  c->ready.link = offsetof(http_req, ready_next);
+  c->starting.link = offsetof(http_req, start_next);
   c->api.multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, http_on_socket);
   c->api.multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
   c->api.multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, http_on_curl_timer);
@@ -790,9 +795,7 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   r->timer.data = r;
   /* handed to libcurl by http_on_starter, on this loop iteration */
   r->starting = 1;
-  if (c->starting_tail) c->starting_tail->start_next = r;
-  else c->starting = r;
-  c->starting_tail = r;
+  http_queue_push(&c->starting, r);
   if (!uv_is_active((uv_handle_t *)&c->starter)) uv_idle_start(&c->starter, http_on_starter);
   r->next = c->reqs;
   if (c->reqs) c->reqs->prev = r;
