@@ -22,6 +22,8 @@
 --   no_usage                    send no token counts
 --   comments                    SSE keep-alive comments and CRLF line ends
 --   done_gap_ms=MS              wait MS between [DONE] and the end of the chunked body
+--   echo_key                    the answer (or, with tool=, the call's "note" argument) repeats the
+--                               request's Authorization header, as a careless server might
 --   nolog                       leave the request out of /__log (benchmarks: a log of tens of
 --                               thousands of requests made this server's collector pause for
 --                               milliseconds between the stamp and the rest of an answer)
@@ -98,6 +100,7 @@ local function pieces(s)
     return out
   end
   for i = 1, n do out[i] = "tok" .. i .. (i < n and " " or "") end
+  if s.echo then out[1] = s.echo .. " " .. out[1] end
   -- stamp: the first piece carries the server's monotonic clock (ns) when it starts the
   -- answer, so a benchmark on this machine can tell the client's added latency from
   -- time spent queueing at this single-threaded server.
@@ -270,6 +273,9 @@ local function handle(c, method, path, headers, body)
     return c:send(400, {}, json.encode { error = { message = "body is not JSON", type = "invalid_request_error" } })
   end
   local s = settings(req.model)
+  if s.echo_key then
+    if s.tool then s.arg_note = headers["authorization"] else s.echo = headers["authorization"] end
+  end
   if not s.nolog then
     log[#log + 1] = { t = now_ms(), path = path, model = req.model, stream = req.stream,
       authorization = headers["authorization"], request = req, conn = c.serial }

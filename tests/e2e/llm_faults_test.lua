@@ -269,6 +269,20 @@ describe("secrets", function()
     assert.is_nil(s:find("SECRET", 1, true))
   end)
 
+  it("masks the key a server echoes back in an answer or a tool call", function()
+    for _, wire in ipairs { "oa", "ol" } do
+      for _, stream in ipairs { true, false } do
+        local r = assert(client():chat { model = wire .. ":echo_key,chunks=2", messages = USER, stream = stream })
+        assert.is_nil(r.content:find("SECRET", 1, true), r.content)
+        assert.matches("%[redacted%] tok1 tok2", r.content)
+        r = assert(client():chat { model = wire .. ":echo_key,tool=add_issue_comment", messages = USER, stream = stream })
+        local note = r.tool_calls[1].arguments.note
+        assert.is_nil(require("cjson").encode(r.tool_calls):find("SECRET", 1, true))
+        assert.equal("Bearer [redacted]", note)
+      end
+    end
+  end)
+
   it("redact masks given secrets, bearer tokens and sk- keys", function()
     local common = require "orket.llm.common"
     assert.equal("a [redacted] b Bearer [redacted] sk-[redacted]",

@@ -97,19 +97,43 @@ end
 function M.redact(text, secrets)
   text = tostring(text)
   for _, s in ipairs(secrets or {}) do
-    if #s >= 4 then
-      local i = 1
-      while true do
-        local a, b = text:find(s, i, true)
-        if not a then break end
-        text = text:sub(1, a - 1) .. "[redacted]" .. text:sub(b + 1)
-        i = a + 10
-      end
-    end
+    if #s >= 4 and text:find(s, 1, true) then text = M.redact_exact(text, s) end
   end
   text = text:gsub("([Bb]earer%s+)[%w%-%._~+/=]+", "%1[redacted]")
   text = text:gsub("sk%-[%w%-_]+", "sk-[redacted]")
   return text
+end
+
+--- mask(value, secrets) -> value with every occurrence of each secret (4 bytes or more) in
+--- its strings replaced by "[redacted]", nested tables walked in place (depth-capped: a
+--- result's tables are a few levels deep). Only the exact secrets: a model writing about
+--- "sk-..." strings or Bearer headers must not have its answer rewritten.
+function M.mask(value, secrets, depth)
+  if type(value) == "string" then
+    for _, s in ipairs(secrets) do
+      if #s >= 4 and value:find(s, 1, true) then value = M.redact_exact(value, s) end
+    end
+    return value
+  end
+  if type(value) == "table" and (depth or 0) < 16 then
+    for k, v in pairs(value) do
+      if type(v) == "string" or type(v) == "table" then value[k] = M.mask(v, secrets, (depth or 0) + 1) end
+    end
+  end
+  return value
+end
+
+function M.redact_exact(text, s)
+  local out, i = {}, 1
+  while true do
+    local a, b = text:find(s, i, true)
+    if not a then break end
+    out[#out + 1] = text:sub(i, a - 1)
+    out[#out + 1] = "[redacted]"
+    i = b + 1
+  end
+  out[#out + 1] = text:sub(i)
+  return table.concat(out)
 end
 
 --- estimate_tokens(text) -> a rough count (4 characters a token), for servers that send none
