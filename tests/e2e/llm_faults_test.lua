@@ -70,6 +70,15 @@ for _, wire in ipairs { "oa", "ol" } do
       assert.is_false(fake.log()[1].stream)
     end)
 
+    it("gives on_delta the whole answer as one delta when it is not streamed", function()
+      local deltas = {}
+      local r = assert(client():chat { model = wire .. ":chunks=3", messages = USER, stream = false,
+        on_delta = function(ev) deltas[#deltas + 1] = ev end })
+      assert.equal("tok1 tok2 tok3", r.content)
+      assert.equal(1, #deltas)
+      assert.same({ type = "content", text = "tok1 tok2 tok3" }, deltas[1])
+    end)
+
     it("estimates usage, flagged, when the server sends none", function()
       local r = assert(client():chat { model = wire .. ":no_usage", messages = USER })
       assert.is_true(r.usage.estimated)
@@ -323,6 +332,20 @@ describe("concurrency and cancellation", function()
     assert.equal(3, #log)
     assert.equal(log[1].conn, log[2].conn)
     assert.equal(log[1].conn, log[3].conn)
+  end)
+
+  it("a call's timeout_ms covers its wait for a free slot", function()
+    local c = client { max_concurrency = 1 }
+    local hog = task.spawn(function() return c:chat { model = "oa:first_byte_ms=3000,chunks=1", messages = USER } end)
+    local r, msg, class = c:chat { model = "oa:queued,chunks=2", messages = USER, timeout_ms = 200 }
+    assert.is_nil(r)
+    assert.equal("timeout", class)
+    assert.matches("waiting for one of oa's 1 request slots", msg)
+    assert.equal("running", hog.state) -- it gave up before the slot came free
+    assert.equal(0, (attempts("queued,chunks=2")))
+    assert.is_true(hog:cancel())
+    -- the slot is whole again: the next call gets it at once
+    assert.equal("stop", assert(c:chat { model = "oa:ok", messages = USER, timeout_ms = 2000 }).finish_reason)
   end)
 
   it("a request cancelled before the loop runs never reaches the server", function()

@@ -7,6 +7,7 @@ local rt = require "orket.c.runtime"
 local task = require "orket.task"
 local json = require "cjson.safe"
 local common = require "orket.llm.common"
+local uv = require "luv"
 
 local M = {}
 
@@ -24,35 +25,60 @@ Sem.__index = Sem
 
 function M.semaphore(limit) return setmetatable({ limit = limit, active = 0, queue = {} }, Sem) end
 
-function Sem:acquire()
+-- acquire(deadline) -> true, or false when deadline (rt.now() ms) passed first: a call
+-- with a timeout_ms must not wait longer than that for a slot either.
+function Sem:acquire(deadline)
   if self.active < self.limit then
     self.active = self.active + 1
-    return
+    return true
   end
-  local co = coroutine.running()
-  self.queue[#self.queue + 1] = co
-  coroutine.yield() -- release() hands the slot over and resumes us
+  local w = { co = coroutine.running() }
+  self.queue[#self.queue + 1] = w
+  local timer
+  -- a cancelled waiter's coroutine is closed: its timer goes with it
+  local guard <close> = setmetatable({}, { __close = function()
+    w.done = true
+    if timer and not timer:is_closing() then timer:close() end
+  end })
+  if deadline then
+    timer = uv.new_timer()
+    timer:start(math.max(0, math.ceil(deadline - rt.now())), 0, function()
+      timer:close()
+      if w.done then return end
+      w.done, w.late = true, true
+      for i, q in ipairs(self.queue) do
+        if q == w then
+          table.remove(self.queue, i)
+          break
+        end
+      end
+      task.resume(w.co)
+    end)
+  end
+  coroutine.yield() -- release() hands the slot over and resumes us, or the timer does
+  return not w.late
 end
 
 function Sem:release()
   while #self.queue > 0 do
-    local co = table.remove(self.queue, 1)
-    if coroutine.status(co) == "suspended" then -- a cancelled task's coroutine is dead
-      task.resume(co)
+    local w = table.remove(self.queue, 1)
+    if not w.done and coroutine.status(w.co) == "suspended" then -- a cancelled task's is dead
+      w.done = true
+      task.resume(w.co)
       return
     end
   end
   self.active = self.active - 1
 end
 
--- hold() -> a to-be-closed slot: released when the holder's block ends, including when
--- its task is cancelled (coroutine.close closes pending to-be-closed variables). The slot
--- is the semaphore itself (a to-be-closed variable is closed exactly once), so holding one
--- makes no table.
+-- hold(deadline) -> a to-be-closed slot, or nil when deadline passed first: released when
+-- the holder's block ends, including when its task is cancelled (coroutine.close closes
+-- pending to-be-closed variables). The slot is the semaphore itself (a to-be-closed
+-- variable is closed exactly once), so holding one makes no table.
 Sem.__close = Sem.release
 
-function Sem:hold()
-  self:acquire()
+function Sem:hold(deadline)
+  if not self:acquire(deadline) then return nil end
   return self
 end
 
@@ -194,6 +220,7 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   else
     st = wire.new_state()
     st.started = started
+    st.deltas = emit_deltas -- the whole answer arrives as one delta
     local text, msg, ecode, ephase = read_all(hr)
     if not text then return nil, transport_error(msg, ecode, ephase) end
     local e = wire.parse(st, text, emit)
@@ -237,8 +264,14 @@ function M.chat(p, model, req)
     n = n + 1
     local ok, res, err
     do
-      local slot <close> = p.sem:hold()
-      ok, res, err = pcall(attempt, p, wire, model, req, stream, deadline, emit, on_delta ~= nil)
+      local slot <close> = p.sem:hold(deadline)
+      if slot then
+        ok, res, err = pcall(attempt, p, wire, model, req, stream, deadline, emit, on_delta ~= nil)
+      else
+        ok, err = true, common.err("timeout", string.format(
+          "llm: the call's timeout_ms ran out waiting for one of %s's %d request slots (max_concurrency)",
+          p.name, p.sem.limit), { retryable = false, phase = "queue" })
+      end
     end
     if not ok then error(res, 0) end -- a bug, or on_delta raised: the caller's to see
     if res then
