@@ -162,10 +162,15 @@ static int le_interrupts(lua_State *L) {
   return 1;
 }
 
-/* watch:target(co|nil): the coroutine a Ctrl-C interrupts. The coroutine is kept alive. */
+/* watch:target(co|nil): the coroutine a Ctrl-C interrupts. The coroutine is kept alive.
+ * The previous target loses a stop hook a Ctrl-C left on it: a coroutine suspended in a
+ * wait is cancelled instead (the REPL closes it), and the hook would fire in the close
+ * itself, on the call of the first __close, and raise there, so the request it holds would
+ * be released only by the collector. */
 static int le_target(lua_State *L) {
   le_watch *w = le_check(L);
   lua_State *co = lua_isnoneornil(L, 2) ? NULL : (luaL_checktype(L, 2, LUA_TTHREAD), lua_tothread(L, 2));
+  if (w->target && w->target != co && lua_gethook(w->target) == le_stop_hook) lua_sethook(w->target, NULL, 0, 0);
   lua_settop(L, 2);
   lua_setiuservalue(L, 1, 1);
   w->target = co;

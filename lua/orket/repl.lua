@@ -98,7 +98,10 @@ function M.run(opts)
           t:start()
           while t.state == "running" do
             local alive = rt.run("once")
-            if watch:take() > 0 then t:cancel() end
+            if watch:take() > 0 then
+              watch:target(nil) -- no stop hook may fire while the task is closed
+              t:cancel()
+            end
             if not alive and t.state == "running" then break end
           end
           watch:target(nil)

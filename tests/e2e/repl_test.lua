@@ -115,6 +115,21 @@ describe("orket repl on a terminal", function()
     assert.matches("%[ptydrive: ok, exit 0%]", out)
   end)
 
+  it("closes what an interrupted waiting chunk holds (a request, a slot) at once", function()
+    local out = pty({
+      "expect > ",
+      "send do local held <close> = setmetatable({}, {__close = function() released = true end}); orket.sleep(60000) end",
+      "sleep 300",
+      "keys \\x03",
+      "expect interrupted",
+      "send print('released', released)",
+      "expect released\ttrue",
+      "expect > ",
+      "eof",
+    })
+    assert.matches("%[ptydrive: ok, exit 0%]", out)
+  end)
+
   it("drops the line being typed on Ctrl-C at the prompt, and a chunk in progress", function()
     local out = pty({
       "expect > ", "keys abc", "sleep 100", "keys \\x03", "sleep 100", "send 1 + 1", "expect 2",
