@@ -68,7 +68,7 @@ function M.check(input)
   }
   -- Status changes are always judged by the state machine; a caller that knows more
   -- (the engine knows whether dependencies are done) passes its own check_transition.
-  local ct = input.check_transition or M.state_machine_check(input.args)
+  local ct = input.check_transition or M.state_machine_check(input.args, def)
   do
     c_input.check_transition = function(to)
       local ok, code, msg, remedy = ct(card, to, actor)
@@ -101,16 +101,21 @@ function M.check(input)
   return d
 end
 
---- state_machine_check(args) -> check_transition function deciding from the card's own
---- fields (type, status, worked_by, deps_done) and the call's wait_reason.
-function M.state_machine_check(args)
+--- state_machine_check(args [, tool_def]) -> check_transition function deciding from the
+--- card's own fields (type, status, worked_by, deps_done) and the call's wait_reason; a
+--- tool with a fixed status (request_input) enters it with the tool's own wait_reason.
+function M.state_machine_check(args, def)
   local sm = require "orket.c.statemachine"
   local reason = type(args) == "table" and args.wait_reason or nil
   if reason ~= nil and type(reason) ~= "string" then reason = nil end -- the schema reports it
+  local fixed = type(def) == "table" and def.status or nil
+  local fixed_reason = type(def) == "table" and def.wait_reason or nil
   return function(card, to, actor)
+    local why = reason
+    if why == nil and to == fixed then why = fixed_reason end
     local ok, msg, code = sm.check {
       type = card.type or "issue", from = card.status, to = to, seat = actor.seat,
-      roles = actor.roles, reason = reason, worked_by = card.worked_by,
+      roles = actor.roles, reason = why, worked_by = card.worked_by,
       deps_done = card.deps_done,
     }
     if ok then return true end

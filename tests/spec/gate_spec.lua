@@ -109,6 +109,22 @@ describe("gate.check", function()
     assert.equal("TRANSITION_ERROR", d.code)
   end)
 
+  it("lets the state machine judge a fixed status with the tool's own wait reason", function()
+    -- no check_transition stub: the real state machine, as in a run
+    local d = check { tool = "request_input", args = { question = "which db?" } }
+    assert.same({ verdict = "allow", code = "ALLOWED", reason = "request_input: allowed (no rule refused it)", remedy = "" }, d)
+    -- an argued status still needs the call's own wait_reason
+    d = check { tool = "update_issue_status", args = { status = "waiting_for_developer" } }
+    assert.equal("deny", d.verdict)
+    assert.equal("EREASON_REQUIRED", d.code)
+    d = check { tool = "update_issue_status", args = { status = "waiting_for_developer", wait_reason = "input" } }
+    assert.equal("allow", d.verdict)
+    -- the fixed status is still judged: a card that is not being worked cannot wait for input
+    d = check { tool = "request_input", args = { question = "q" }, card = { id = "ISS-1", status = "done" } }
+    assert.equal("deny", d.verdict)
+    assert.matches("from done to waiting_for_developer", d.reason, 1, true)
+  end)
+
   it("applies policies deny -> ask -> allow, first match within a level", function()
     local set = policies [[
       allow { tool = "delete_file", reason = "cleanup is fine" }
