@@ -19,6 +19,11 @@
 --   tool=NAME                   answer with a call of tool NAME (arguments streamed in parts)
 --   arg_K=V                     with tool=: the call's arguments are {K = V, ...} instead of
 --                               the default {"path": "notes.txt", "text": "hi"}
+--   bad_args=KIND               with tool=: the call's arguments text is not a JSON object:
+--                               truncated ('{"body": '), string ('"hi"'), array ('[1]') or
+--                               deep (objects nested 5,000 levels)
+--   tool_times=N                with tool=: only the first N answers to this model call the
+--                               tool; later ones are plain content (the model ends its turn)
 --   no_usage                    send no token counts
 --   comments                    SSE keep-alive comments and CRLF line ends
 --   done_gap_ms=MS              wait MS between [DONE] and the end of the chunked body
@@ -110,8 +115,18 @@ end
 
 local TOOL_ARGS = { '{"path":', '"notes.txt",', '"text":"hi"}' }
 
+local BAD_ARGS = {
+  truncated = '{"body": ', string = '"hi"', array = "[1]",
+  deep = string.rep('{"a":', 5000) .. "1" .. string.rep("}", 5000),
+}
+
 -- The tool call's arguments: a table, and its JSON text in three streamed parts.
 local function tool_args(s)
+  if s.bad_args then
+    local text = assert(BAD_ARGS[s.bad_args], "bad_args: unknown kind")
+    local a, b = #text // 3, 2 * #text // 3
+    return text, { text:sub(1, a), text:sub(a + 1, b), text:sub(b + 1) }
+  end
   local args = {}
   for k, v in pairs(s) do
     local name = type(k) == "string" and k:match("^arg_(.+)$")
@@ -284,6 +299,11 @@ local function handle(c, method, path, headers, body)
   if c.closed then return end
   local status = failure(s, req.model)
   if status then return fail_reply(c, status, s, ollama) end
+  if s.tool and s.tool_times then
+    local key = "tool_times:" .. req.model
+    counters[key] = (counters[key] or 0) + 1
+    if counters[key] > s.tool_times then s.tool = nil end
+  end
   if ollama then return ollama_chat(c, req, s) end
   return openai_chat(c, req, s)
 end

@@ -4,6 +4,7 @@ return {
   description = "Ask the developer a question you cannot answer yourself. Your issue waits until they reply.",
   effect = "board",
   status = "waiting_for_developer",
+  wait_reason = "input",
   parameters = {
     type = "object",
     properties = { question = { type = "string", minLength = 1, maxLength = 4000 } },

@@ -22,16 +22,24 @@ local function list_of_strings(v, what)
   return v
 end
 
-local function summarize(args)
-  local ok, json = pcall(require("cjson.safe").encode, args)
-  json = ok and json or "(arguments not encodable)"
-  if #json > 500 then json = json:sub(1, 500) .. "..." end
-  return json
+local function clip(s)
+  if #s > 500 then s = s:sub(1, 500) .. "..." end
+  return s
 end
 
---- check{actor={seat=, roles={}}, tool=, args=, card=, counters={turn=, run=}, limits=,
----       tools=registry, policies=set, allowed={tool names}, check_transition=fn,
----       record=fn} -> {verdict="allow"|"deny"|"ask", code=, reason=, remedy=, rule=}
+-- The arguments as recorded: their JSON, or the model's own text when it did not parse.
+local function summarize(args, raw)
+  if raw then return clip(raw) end
+  local ok, json = pcall(require("cjson.safe").encode, args)
+  return clip(ok and json or "(arguments not encodable)")
+end
+
+--- check{actor={seat=, roles={}}, tool=, args=, args_error=, raw_args=, card=,
+---       counters={turn=, run=}, limits=, tools=registry, policies=set, allowed={tool names},
+---       check_transition=fn, record=fn} -> {verdict="allow"|"deny"|"ask", code=, reason=, remedy=, rule=}
+--- args_error (why the model's argument text is not a JSON object) denies the call with
+--- ARGS_MALFORMED once the tool and role checks pass; raw_args (that text) is what the
+--- records show in place of args.
 --- check_transition(card, to, actor) -> ok, code, msg [, remedy] decides status changes;
 --- record(kind, data) receives "gate_decision" for every call and "policy_violation" for
 --- every denial (data: what, why, how_to_fix, code, tool, args, card, seat).
@@ -46,6 +54,9 @@ function M.check(input)
   local def = tools and tools:get(input.tool)
   local counters = input.counters or {}
   local policies = input.policies
+  local args_error = input.args_error
+  if args_error ~= nil and type(args_error) ~= "string" then error("bad argument #1 to 'check' (args_error must be a string)", 2) end
+  local raw_args = args_error and type(input.raw_args) == "string" and input.raw_args or nil
   local limits = {}
   for k, v in pairs(M.DEFAULT_LIMITS) do limits[k] = v end
   for k, v in pairs(input.limits or {}) do limits[k] = v end
@@ -68,7 +79,7 @@ function M.check(input)
   }
   -- Status changes are always judged by the state machine; a caller that knows more
   -- (the engine knows whether dependencies are done) passes its own check_transition.
-  local ct = input.check_transition or M.state_machine_check(input.args)
+  local ct = input.check_transition or M.state_machine_check(input.args, def)
   do
     c_input.check_transition = function(to)
       local ok, code, msg, remedy = ct(card, to, actor)
@@ -76,7 +87,17 @@ function M.check(input)
       return false, code, msg, remedy
     end
   end
+  if args_error then
+    -- Arguments that did not parse are not judged as {}: a tool with no required argument
+    -- would run on them. Only "no such tool" and "not this role's tool" come first.
+    c_input.args, c_input.rules, c_input.predicate, c_input.check_transition = {}, nil, nil, nil
+  end
   local d = cgate.check(c_input)
+  if args_error and d.code ~= "TOOL_UNKNOWN" and d.code ~= "ROLE_FORBIDDEN" then
+    d = { verdict = "deny", code = "ARGS_MALFORMED",
+      reason = input.tool .. ": the call's " .. args_error,
+      remedy = "Send the arguments as one complete JSON object of the tool's parameters, e.g. {\"name\": \"value\"}." }
+  end
   local record = input.record
   if record then
     -- args (the arguments' JSON, cut at 500 bytes) is encoded only when the recorder
@@ -87,13 +108,13 @@ function M.check(input)
       verdict = d.verdict, code = d.code, reason = d.reason, remedy = d.remedy,
     }, { __index = function(t, k)
       if k ~= "args" then return nil end
-      local v = summarize(args)
+      local v = summarize(args, raw_args)
       rawset(t, "args", v)
       return v
     end }))
     if d.verdict == "deny" then
       record("policy_violation", {
-        what = input.tool .. " " .. summarize(input.args), why = d.reason, how_to_fix = d.remedy,
+        what = input.tool .. " " .. summarize(input.args, raw_args), why = d.reason, how_to_fix = d.remedy,
         code = d.code, tool = input.tool, seat = actor.seat, card = card.id,
       })
     end
@@ -101,16 +122,21 @@ function M.check(input)
   return d
 end
 
---- state_machine_check(args) -> check_transition function deciding from the card's own
---- fields (type, status, worked_by, deps_done) and the call's wait_reason.
-function M.state_machine_check(args)
+--- state_machine_check(args [, tool_def]) -> check_transition function deciding from the
+--- card's own fields (type, status, worked_by, deps_done) and the call's wait_reason; a
+--- tool with a fixed status (request_input) enters it with the tool's own wait_reason.
+function M.state_machine_check(args, def)
   local sm = require "orket.c.statemachine"
   local reason = type(args) == "table" and args.wait_reason or nil
   if reason ~= nil and type(reason) ~= "string" then reason = nil end -- the schema reports it
+  local fixed = type(def) == "table" and def.status or nil
+  local fixed_reason = type(def) == "table" and def.wait_reason or nil
   return function(card, to, actor)
+    local why = reason
+    if why == nil and to == fixed then why = fixed_reason end
     local ok, msg, code = sm.check {
       type = card.type or "issue", from = card.status, to = to, seat = actor.seat,
-      roles = actor.roles, reason = reason, worked_by = card.worked_by,
+      roles = actor.roles, reason = why, worked_by = card.worked_by,
       deps_done = card.deps_done,
     }
     if ok then return true end

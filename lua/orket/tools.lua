@@ -1,6 +1,6 @@
 -- orket.tools: the tool registry. Each tools/*.lua file returns
 --   { name=, description=, parameters=<schema>, effect="read"|"write"|"board",
---     status=<fixed target status or nil>, handler=function(args, ctx) -> result | nil, msg, code,
+--     status=<fixed target status or nil>, wait_reason=<the reason that status is entered with>, handler=function(args, ctx) -> result | nil, msg, code,
 --     idempotent=bool, recover=function(args, ctx) -> result | nil }  (the last two: "write" only)
 -- and is loaded in its own restricted environment (orket.sandbox). Handlers reach the world
 -- only through ctx (ctx.fs, ctx.board, ctx.memory, ctx.card, ctx.actor) and run under the
@@ -16,8 +16,9 @@ local M = {}
 M.BUDGET = { instructions = 200000000, timeout_ms = 10000, memory = 256 * 1024 * 1024 }
 
 local EFFECTS = { read = true, write = true, board = true }
-local KEYS = { name = true, description = true, parameters = true, effect = true, status = true, handler = true,
-  idempotent = true, recover = true }
+local KEYS = { name = true, description = true, parameters = true, effect = true, status = true,
+  wait_reason = true, handler = true, idempotent = true, recover = true }
+local WAIT_REASONS = { resource = true, dependency = true, review = true, input = true, system = true }
 
 local Registry = {}
 Registry.__index = Registry
@@ -27,7 +28,7 @@ local function validate(def, file)
   for k in pairs(def) do
     if not KEYS[k] then
       return nil, file .. ": unknown field '" .. tostring(k) ..
-        "' (fields: name, description, parameters, effect, status, handler, idempotent, recover)"
+        "' (fields: name, description, parameters, effect, status, wait_reason, handler, idempotent, recover)"
     end
   end
   if type(def.name) ~= "string" or not def.name:match("^[a-z][a-z0-9_]*$") or #def.name > 64 then
@@ -38,6 +39,13 @@ local function validate(def, file)
   end
   if not EFFECTS[def.effect] then return nil, file .. ": effect must be \"read\", \"write\" or \"board\"" end
   if def.status ~= nil and type(def.status) ~= "string" then return nil, file .. ": status must be a string" end
+  if def.wait_reason ~= nil then
+    -- the gate asks the state machine about the fixed status with this reason
+    if not WAIT_REASONS[def.wait_reason] then
+      return nil, file .. ": wait_reason must be \"resource\", \"dependency\", \"review\", \"input\" or \"system\""
+    end
+    if def.status == nil then return nil, file .. ": wait_reason needs a fixed status (the status it is the reason for)" end
+  end
   if type(def.handler) ~= "function" then return nil, file .. ": handler must be a function(args, ctx)" end
   if def.idempotent ~= nil and type(def.idempotent) ~= "boolean" then
     return nil, file .. ": idempotent must be a boolean"

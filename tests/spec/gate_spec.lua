@@ -109,6 +109,22 @@ describe("gate.check", function()
     assert.equal("TRANSITION_ERROR", d.code)
   end)
 
+  it("lets the state machine judge a fixed status with the tool's own wait reason", function()
+    -- no check_transition stub: the real state machine, as in a run
+    local d = check { tool = "request_input", args = { question = "which db?" } }
+    assert.same({ verdict = "allow", code = "ALLOWED", reason = "request_input: allowed (no rule refused it)", remedy = "" }, d)
+    -- an argued status still needs the call's own wait_reason
+    d = check { tool = "update_issue_status", args = { status = "waiting_for_developer" } }
+    assert.equal("deny", d.verdict)
+    assert.equal("EREASON_REQUIRED", d.code)
+    d = check { tool = "update_issue_status", args = { status = "waiting_for_developer", wait_reason = "input" } }
+    assert.equal("allow", d.verdict)
+    -- the fixed status is still judged: a card that is not being worked cannot wait for input
+    d = check { tool = "request_input", args = { question = "q" }, card = { id = "ISS-1", status = "done" } }
+    assert.equal("deny", d.verdict)
+    assert.matches("from done to waiting_for_developer", d.reason, 1, true)
+  end)
+
   it("applies policies deny -> ask -> allow, first match within a level", function()
     local set = policies [[
       allow { tool = "delete_file", reason = "cleanup is fine" }
@@ -178,6 +194,39 @@ describe("gate.check", function()
     assert.equal("PATH_ESCAPE", v.data.code)
     assert.equal("ISS-1", v.data.card)
     assert.equal("senior_developer", v.data.seat)
+  end)
+
+  it("refuses a call whose argument text was not a JSON object, recording that text", function()
+    local log = {}
+    local function record(kind, data) log[#log + 1] = { kind = kind, data = data } end
+    local bad = "arguments are not valid JSON (Expected value but found T_END at character 10)"
+    -- list_directory needs no argument: on {} it would run
+    local d = check { tool = "list_directory", args = {}, args_error = bad, raw_args = '{"path": ', record = record }
+    assert.equal("deny", d.verdict)
+    assert.equal("ARGS_MALFORMED", d.code)
+    assert.equal("list_directory: the call's " .. bad, d.reason)
+    assert.truthy(#d.remedy > 0)
+    assert.equal('{"path": ', log[1].data.args)
+    assert.equal("policy_violation", log[2].kind)
+    assert.equal('list_directory {"path": ', log[2].data.what)
+    assert.equal("ARGS_MALFORMED", log[2].data.code)
+    -- policies, the state machine and the schema are not asked about arguments nobody sent
+    local asked = false
+    local set = policies [[ deny { tool = "*", when = function() return true end } ]]
+    set.predicate = function() asked = true return true end
+    d = check { tool = "request_input", args = {}, args_error = bad, policies = set,
+      check_transition = function() asked = true return true end }
+    assert.equal("ARGS_MALFORMED", d.code)
+    assert.is_false(asked)
+    -- an unknown tool or one the role may not use is reported as such
+    assert.equal("TOOL_UNKNOWN", check { tool = "rm_rf", args = {}, args_error = bad }.code)
+    assert.equal("ROLE_FORBIDDEN", check { tool = "read_file", args = {}, args_error = bad, allowed = { "write_file" } }.code)
+    -- a huge text is cut in the records
+    log = {}
+    check { tool = "read_file", args = {}, args_error = bad, raw_args = string.rep("[", 5000), record = record }
+    assert.equal(string.rep("[", 500) .. "...", log[1].data.args)
+    assert.has_error(function() check { tool = "read_file", args = {}, args_error = 5 } end,
+      "bad argument #1 to 'check' (args_error must be a string)")
   end)
 
   it("decides the same from compiled schemas and rules as from the tables", function()

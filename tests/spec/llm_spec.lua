@@ -7,6 +7,27 @@ local H = require "tests.helpers"
 
 local USER = { { role = "user", content = "please review" } }
 
+describe("orket.llm.common.tool_call", function()
+  it("keeps a JSON object and says why any other argument text is not one", function()
+    local common = require "orket.llm.common"
+    local function err(raw) return common.tool_call("c1", "t", raw).arguments_error end
+    local c = common.tool_call("c1", "t", '{"path": "a"}')
+    assert.same({ path = "a" }, c.arguments)
+    assert.is_nil(c.arguments_error)
+    assert.is_nil(err("{}"))
+    assert.is_nil(err(""))
+    assert.matches("^arguments are not valid JSON %(.*character 10%)$", err('{"body": '))
+    assert.equal("arguments are a JSON string, not an object", err('"hi"'))
+    assert.equal("arguments are a JSON array, not an object", err("[1, 2]"))
+    assert.equal("arguments are a JSON null, not an object", err("null"))
+    assert.equal("arguments are a JSON number, not an object", err("5"))
+    assert.matches("nested", err(string.rep('{"a":', 5000) .. "1" .. string.rep("}", 5000)))
+    c = common.tool_call("c1", "t", "[1]")
+    assert.same({}, c.arguments)
+    assert.equal("[1]", c.raw_arguments)
+  end)
+end)
+
 describe("orket.config", function()
   after_each(function() H.cleanup() end)
 

@@ -278,6 +278,10 @@ describe("tools", function()
     assert.matches("parameters.properties.p.type: unknown type 'strng'",
       bad [[return { name = "x", description = "d", effect = "read", handler = function() end,
                parameters = { type = "object", properties = { p = { type = "strng" } } } }]], 1, true)
+    assert.matches("t.lua: wait_reason must be \"resource\"",
+      bad [[return { name = "x", description = "d", effect = "board", handler = pairs, status = "blocked", wait_reason = "lunch" }]], 1, true)
+    assert.matches("t.lua: wait_reason needs a fixed status",
+      bad [[return { name = "x", description = "d", effect = "board", handler = pairs, wait_reason = "input" }]], 1, true)
     assert.matches("t.lua: idempotent must be a boolean",
       bad [[return { name = "x", description = "d", effect = "write", handler = pairs, idempotent = 1 }]])
     assert.matches("t.lua: recover must be a function",

@@ -1,18 +1,22 @@
 -- orket gate check: asks the gate about one tool call without running it, and prints the
--- decision with its reason and remedy. Loads Orket's tools/ and policies/ and the project's
--- (--workspace DIR, default the current directory) the way a run would.
+-- decision with its reason and remedy. Loads Orket's roles/, tools/ and policies/ and the
+-- project's (--workspace DIR, default the current directory) the way a run would, so the
+-- role's own tool list applies as it does in a turn.
 local USAGE = "orket gate check --role ROLE --tool TOOL --args JSON [--seat SEAT] [--card-status S]\n" ..
   "                  [--allow-tools a,b,...] [--workspace DIR] [--json]"
 
 local HELP = [[
 Decides one tool call as the gate would during a run, without running it.
-  --role ROLE          the actor's role (repeatable)
+  --role ROLE          the role playing the turn: its tools are the ones it may call
+                       (built-in roles and the project's roles/); repeat it for the
+                       seat's other roles, which policies may also match
   --seat SEAT          the actor's seat (default: the first role)
   --tool TOOL          the tool name
   --args JSON          the call's arguments, a JSON object (default {})
   --card-status S      the status of the card being worked (default in_progress)
-  --allow-tools LIST   the tools the role may use, comma-separated (default: all)
-  --workspace DIR      the project whose policies/ and tools/ apply (default .)
+  --allow-tools LIST   the tools the role may use, comma-separated, instead of the
+                       role's own list
+  --workspace DIR      the project whose roles/, policies/ and tools/ apply (default .)
   --json               print the decision as JSON
 Exit status: 0 allow, 1 deny, 4 ask, 2 usage error.]]
 
@@ -50,8 +54,22 @@ local function run(args, cli)
     if type(call_args) ~= "table" then return cli.usage_error(cmd, "--args must be a JSON object") end
   end
   local dir = o.workspace or "."
+  local st = require("luv").fs_stat(dir)
+  if not st then return cli.usage_error(cmd, "--workspace %s: no such directory", dir) end
+  if st.type ~= "directory" then return cli.usage_error(cmd, "--workspace %s: not a directory", dir) end
   local home = require("orket.c.runtime").home()
   local policy, tools, gate = require "orket.policy", require "orket.tools", require "orket.gate"
+  local roles_mod = require "orket.engine.roles"
+  local role_set, rerr = roles_mod.load(roles_mod.dirs(dir))
+  if not role_set then
+    cli.err("%s", rerr)
+    return 1
+  end
+  for _, r in ipairs(o.roles) do
+    if not role_set.by_name[r] then
+      return cli.usage_error(cmd, "--role %s: no role named %q (roles: %s)", r, r, table.concat(role_set.names, ", "))
+    end
+  end
   local reg, terr = tools.load_dirs { home .. "/tools", dir .. "/tools" }
   if not reg then
     cli.err("%s", terr)
@@ -62,7 +80,8 @@ local function run(args, cli)
     cli.err("%s", perr)
     return 1
   end
-  local allowed
+  -- a turn plays one role and may call that role's tools; --allow-tools replaces the list
+  local allowed = role_set.by_name[o.roles[1]].tools
   if o.allow then
     allowed = {}
     for t in o.allow:gmatch("[^,%s]+") do allowed[#allowed + 1] = t end

@@ -66,7 +66,13 @@ function cmd.run(args, cli)
       end
       if resp.content and resp.content ~= "" then out[#out + 1] = "   [assistant] " .. clip(resp.content, n) end
       for _, c in ipairs(resp.tool_calls or {}) do
-        out[#out + 1] = "   [call] " .. c.name .. " " .. clip(cjson.encode(c.arguments or {}), n)
+        if c.arguments_error then
+          -- the model's own text, which the gate refused (clipped even with --full: it can be huge)
+          out[#out + 1] = "   [call] " .. tostring(c.name) .. " " .. clip(c.raw_arguments, n or 4000)
+            .. "  (" .. tostring(c.arguments_error) .. ")"
+        else
+          out[#out + 1] = "   [call] " .. tostring(c.name) .. " " .. clip(cjson.encode(c.arguments or {}), n)
+        end
       end
     elseif ev.kind == "gate_decision" then
       if d.verdict ~= "allow" or d.code == "APPROVED" then

@@ -120,6 +120,8 @@ local function execute(e, job, turn_id, key, call, counters, card)
     local decision = e.gate {
       actor = actor, tool = call.name, args = call.arguments, card = card, counters = counters,
       allowed = job.role.tools, record = record, tools = job.tools, policies = job.policies,
+      -- arguments the model sent that are not a JSON object are refused, never run as {}
+      args_error = call.arguments_error, raw_args = call.arguments_error and call.raw_arguments or nil,
     }
     local asked
     if decision.verdict == "ask" then

@@ -170,11 +170,14 @@ function M.tool_call(id, name, raw, args)
     return call
   end
   local t, perr = json.decode(raw)
-  if type(t) == "table" then
+  -- a JSON array decodes to a table too; only an object is a set of named arguments
+  if type(t) == "table" and raw:match("^%s*{") then
     call.arguments = t
   else
     call.arguments = {}
-    call.arguments_error = "arguments are not a JSON object: " .. tostring(perr or raw:sub(1, 80))
+    local what = t == nil and ("not valid JSON (" .. tostring(perr) .. ")")
+      or ("a JSON " .. (type(t) == "table" and "array" or type(t) == "userdata" and "null" or type(t)) .. ", not an object")
+    call.arguments_error = "arguments are " .. what
   end
   return call
 end

@@ -1,0 +1,82 @@
+-- request_input end to end with the scripted model: the agent asks a question, the run stops
+-- with the card waiting for input (exit 3), 'orket answer CARD "text"' answers it, and
+-- 'orket resume' finishes the card with the model reading the answer in its brief.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+
+local SCRIPT = [[
+local function call(name, args) return { name = name, arguments = args } end
+return { rules = {
+  -- the answer is in the brief of the turn after it: the model acts on it
+  { role = "coder", card = "ASK-1", match = "developer: use sqlite", reply = { tool_calls = {
+    call("write_file", { path = "db.txt", content = "sqlite\n" }) } } },
+  { role = "coder", card = "ASK-1", match = "^Issue ", reply = { tool_calls = {
+    call("request_input", { question = "Which database should I use?" }) } } },
+  { role = "coder", match = '"path"', reply = { tool_calls = {
+    call("update_issue_status", { status = "code_review" }) } } },
+  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = {
+    call("update_issue_status", { status = "done" }) } } },
+}, default = { content = "Nothing more to do." } }
+]]
+
+local function project()
+  local dir = H.tmpdir()
+  for _, d in ipairs { "epics", "workspace" } do os.execute("mkdir -p " .. H.quote(dir .. "/" .. d)) end
+  H.write(dir .. "/orket.lua", [[
+name = "ask"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = {
+  senior_developer = { roles = { "coder" } },
+  integrity_guard = { roles = { "integrity_guard" } },
+}
+]])
+  H.write(dir .. "/script.lua", SCRIPT)
+  H.write(dir .. "/epics/ask.json", [[
+{ "id": "ASK", "name": "Pick a database", "issues": [
+  { "id": "ASK-1", "summary": "Write the chosen database to db.txt", "seat": "senior_developer" } ] }
+]])
+  assert.equal(0, H.orket("import", { cwd = dir }).status)
+  return dir
+end
+
+local function card(dir, id)
+  local r = H.orket("card " .. id .. " --json", { cwd = dir })
+  assert.equal(0, r.status, r.stderr)
+  return cjson.decode(r.stdout)
+end
+
+describe("request_input end to end", function()
+  after_each(H.cleanup)
+
+  it("asks the developer, waits, and finishes with the answer", function()
+    local dir = project()
+    local r = H.orket("run ASK --json", { cwd = dir })
+    assert.equal(3, r.status, r.stderr)
+    local stall, denied
+    for line in r.stdout:gmatch("[^\n]+") do
+      local ev = cjson.decode(line)
+      if ev.type == "stall" then stall = ev end
+      if ev.type == "tool" and ev.denied then denied = ev end
+    end
+    assert.is_nil(denied)
+    assert.equal("ASK-1", stall.cards[1].card)
+    local c = card(dir, "ASK-1")
+    assert.equal("waiting_for_developer", c.card.status)
+    assert.equal("input", c.card.wait_reason)
+    assert.matches("status:%s+waiting_for_developer %(waiting: input%)", H.orket("card ASK-1", { cwd = dir }).stdout)
+
+    r = H.orket('answer ASK-1 "use sqlite"', { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("answered ASK%-1", r.stdout)
+    assert.equal("ready", card(dir, "ASK-1").card.status)
+
+    r = H.orket("resume", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("sqlite\n", H.read(dir .. "/workspace/db.txt"))
+    c = card(dir, "ASK-1")
+    assert.equal("done", c.card.status)
+    local bodies = {}
+    for _, k in ipairs(c.comments) do bodies[#bodies + 1] = k.author .. ": " .. k.body end
+    assert.matches("developer: use sqlite", table.concat(bodies, "\n"))
+  end)
+end)
