@@ -226,7 +226,7 @@ function M.read(dir)
   local fn, err, code = box:load(src, "orket.lua")
   if not fn then return nil, err, code end
   local res = table.pack(box:pcall(fn))
-  if not res[1] then return nil, res[2], res[3] end
+  if not res[1] then return nil, sandbox.first_line(res[2]), res[3] end
   local data = res[2]
   if data == nil then
     data = {}

@@ -80,20 +80,63 @@ local function parse_file(f)
   end
   local sandbox = require "orket.sandbox"
   local box = sandbox.new { name = f.rel }
-  local fn, err = box:load(text, "@" .. f.rel)
+  local fn, err = box:load(text, f.rel) -- box:load adds the "@"
   if not fn then return nil, err end
   local ok, v = box:pcall(fn)
-  if not ok then return nil, tostring(v) end
-  return sandbox.copy(v)
+  if not ok then return nil, sandbox.first_line(v) end
+  if v == nil then return nil, f.rel .. ": returns nothing; return a table (a rock or an epic)" end
+  local copy, cerr = sandbox.copy(v)
+  if copy == nil then return nil, string.format("%s: %s", f.rel, tostring(cerr)) end
+  return copy
 end
 
 -- Field checking with paths: ctx = {file=, base=0|1 (index base of the file's language)}
 local Ctx = {}
 Ctx.__index = Ctx
 
+-- The error carries the anchor of the object being checked (where its id, summary or name
+-- is set), so `orket validate` finds the line of this card's field, not the first one like it.
 function Ctx:fail(path, fmt, ...)
   error({ import_error = string.format("%s: %s%s", self.file, path ~= "" and (path .. ": ") or "",
-    string.format(fmt, ...)) }, 0)
+    string.format(fmt, ...)), anchor = self.anchor }, 0)
+end
+
+-- The place in the file's text where object t starts to be told apart: {pattern, nth}, nth
+-- counting objects of the file with the same pattern (a duplicate id is the second one).
+function Ctx:anchor_of(t)
+  local lines = require "orket.lines"
+  local pat
+  if type(t) == "table" then
+    if type(t.id) == "string" then pat = lines.id_set(t.id)
+    elseif type(t.summary) == "string" then pat = lines.key_set("summary", t.summary)
+    elseif type(t.name) == "string" then pat = lines.key_set("name", t.name)
+    elseif type(t.epic) == "string" then pat = lines.key_set("epic", t.epic) end
+  end
+  if not pat then return nil end
+  self.seen[pat] = (self.seen[pat] or 0) + 1
+  return { pat, self.seen[pat] }
+end
+
+-- An array with no holes and no other keys: ipairs would stop at a nil (a Lua epic's
+-- `{ {...}, nil, {...} }`) and skip an object's keys (JSON "issues": {"a": {...}}), dropping
+-- cards without a word.
+function Ctx:array(v, path, what)
+  local n, max = 0, 0
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" or k < 1 then
+      self:fail(path, "must be an array of %s, not an object (it has the key %q)", what, tostring(k))
+    end
+    n = n + 1
+    if k > max then max = k end
+  end
+  if n ~= max then
+    for i = 1, max do
+      if v[i] == nil then
+        self:fail(self:idx(path, i), "is nil: a hole in the array of %s (everything after it would be dropped)", what)
+      end
+    end
+  end
+  return v
 end
 
 function Ctx:idx(path, i) return string.format("%s[%d]", path, i - 1 + self.base) end
@@ -116,6 +159,7 @@ function Ctx:text(t, path, k)
   if type(v) == "string" then return v end
   if type(v) == "table" then
     local out = {}
+    self:array(v, self:field(path, k), "strings")
     for i, s in ipairs(v) do
       if type(s) ~= "string" then self:fail(self:idx(self:field(path, k), i), "must be a string") end
       out[i] = s
@@ -150,6 +194,7 @@ function Ctx:deps(t, path)
   if v == nil or v == json.null then return {} end
   if type(v) == "string" then v = { v } end
   if type(v) ~= "table" then self:fail(self:field(path, "depends_on"), "must be an array of card ids") end
+  self:array(v, self:field(path, "depends_on"), "card ids")
   local out = {}
   for i, d in ipairs(v) do
     if type(d) ~= "string" then self:fail(self:idx(self:field(path, "depends_on"), i), "must be a card id string") end
@@ -207,7 +252,7 @@ end
 
 -- One file's value -> list of card definitions (rock or epic first, then issues).
 local function shape(f, v)
-  local ctx = setmetatable({ file = f.rel, base = f.rel:match("%.lua$") and 1 or 0, warnings = {} }, Ctx)
+  local ctx = setmetatable({ file = f.rel, base = f.rel:match("%.lua$") and 1 or 0, warnings = {}, seen = {} }, Ctx)
   if type(v) ~= "table" then ctx:fail("", "must hold an object (a rock or an epic), not %s", type(v)) end
   if v[1] ~= nil then ctx:fail("", "must hold an object (a rock or an epic), not an array") end
   local cards = {}
@@ -217,10 +262,13 @@ local function shape(f, v)
     ctx:unknown(v, "", "rock")
     local rock = common(ctx, v, "", { type = "rock", department = f.department })
     rock.id = ctx:id(v, "", f.stem)
+    rock.anchor = type(v.id) == "string" and ctx:anchor_of(v) or nil
     if type(v.epics) ~= "table" then ctx:fail("epics", "must be an array of {epic=, department=}") end
+    ctx:array(v.epics, "epics", "{epic=, department=}")
     rock.epics = {}
     for i, e in ipairs(v.epics) do
       local p = ctx:idx("epics", i)
+      ctx.anchor = ctx:anchor_of(type(e) == "string" and { epic = e } or e)
       if type(e) == "string" then e = { epic = e } end
       if type(e) ~= "table" then ctx:fail(p, "must be {epic=, department=} or an epic id") end
       ctx:unknown(e, p, "rock_epic")
@@ -232,6 +280,7 @@ local function shape(f, v)
   ctx:unknown(v, "", "epic")
   local epic = common(ctx, v, "", { type = "epic", department = f.department })
   epic.id = ctx:id(v, "", f.stem)
+  epic.anchor = type(v.id) == "string" and ctx:anchor_of(v) or nil
   cards[1] = epic
   local key, list
   for _, k in ipairs(M.ISSUE_KEYS) do
@@ -242,14 +291,18 @@ local function shape(f, v)
   end
   if list == nil then return cards, ctx.warnings end
   if type(list) ~= "table" then ctx:fail(key, "must be an array of issues") end
+  ctx:array(list, key, "issues")
   for i, t in ipairs(list) do
     local p = ctx:idx(key, i)
+    ctx.anchor = ctx:anchor_of(t)
     if type(t) ~= "table" then ctx:fail(p, "must be an object") end
     ctx:unknown(t, p, "issue")
     local issue = common(ctx, t, p, { type = "issue", parent = epic.id })
     local title = issue.summary or issue.name
     if not title or not title:find("%S") then ctx:fail(p, "needs a summary or a name") end
     issue.id = ctx:id(t, p, epic.id .. "-" .. M.slug(title))
+    issue.anchor = ctx.anchor
+    ctx.anchor = nil
     cards[#cards + 1] = issue
   end
   return cards, ctx.warnings
@@ -264,13 +317,14 @@ function M.check_file(f)
   if v == nil then return nil, perr end
   local ok, cards, warnings = pcall(shape, f, v)
   if ok then return cards, warnings end
-  if type(cards) == "table" and cards.import_error then return nil, cards.import_error end
+  if type(cards) == "table" and cards.import_error then return nil, cards.import_error, cards.anchor end
   error(cards, 0)
 end
 
 --- load(dir) -> {files=n, cards={def...}, warnings={"file: path: unknown field..."}} | nil,
---- msg, CODE. Validates everything that
---- does not need the board (ids, duplicates, rock links, dependencies within the files).
+--- msg, CODE, anchor. Validates everything that does not need the board (ids, duplicates,
+--- rock links, dependencies within the files, no card depending on its own epic or rock).
+--- anchor ({pattern, nth}, orket.lines) locates the card the message is about in its file.
 function M.load(dir)
   local files, err, code = list_files(dir)
   if not files then return nil, err, code end
@@ -280,7 +334,7 @@ function M.load(dir)
     if v == nil then return nil, perr, "EINVAL" end
     local ok, cards, fw = pcall(shape, f, v)
     if not ok then
-      if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL" end
+      if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL", cards.anchor end
       error(cards, 0)
     end
     for _, w in ipairs(fw) do warnings[#warnings + 1] = w end
@@ -288,7 +342,8 @@ function M.load(dir)
       local prev = by_id[c.id]
       if prev then
         return nil, string.format("%s: %s: card id %q is already used by %s%s; give one of them an explicit id",
-          c.file, c.path ~= "" and c.path or "id", c.id, prev.file, prev.path ~= "" and (" " .. prev.path) or ""), "EINVAL"
+          c.file, c.path ~= "" and c.path or "id", c.id, prev.file, prev.path ~= "" and (" " .. prev.path) or ""), "EINVAL",
+          c.anchor
       end
       by_id[c.id] = c
       defs[#defs + 1] = c
@@ -316,6 +371,22 @@ function M.load(dir)
             found.id, found.parent), "EINVAL"
         end
         found.parent = r.id
+      end
+    end
+  end
+  -- A card waits for its dependencies and its epic or rock for its cards: a dependency on
+  -- an ancestor is a cycle through the parent, and the run would stall on it forever.
+  for _, c in ipairs(defs) do
+    for _, d in ipairs(c.deps) do
+      local up, seen = c.parent, {}
+      while up and not seen[up] do
+        if up == d.id then
+          local a = by_id[up]
+          return nil, string.format("%s: %s: %s depends on %q, the %s it belongs to; it could never start",
+            c.file, d.path, c.id, d.id, a and a.type or "card"), "EINVAL", c.anchor
+        end
+        seen[up] = true
+        up = by_id[up] and by_id[up].parent
       end
     end
   end

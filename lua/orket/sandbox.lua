@@ -297,7 +297,14 @@ function Box:pcall(fn, ...)
   return csb.pcall(self.instructions, self.timeout_ms, self.memory, fn, ...)
 end
 
+--- first_line(message) -> "file:line: message" without the traceback box:pcall appends:
+--- what an operator is shown for a mistake in a script (tracebacks are for Orket's own bugs).
+function M.first_line(msg)
+  return (tostring(msg):match("^[^\n]*"))
+end
+
 --- box:dofile(path) -> true, results... | false, message, CODE (ENOENT, ESYNTAX, ...)
+--- Loading a file reports "file:line: message" alone (M.first_line): no traceback.
 function Box:dofile(path)
   local f, oerr = io.open(path, "rb")
   if not f then return false, oerr, "ENOENT" end
@@ -305,7 +312,9 @@ function Box:dofile(path)
   f:close()
   local fn, err, code = self:load(src, path)
   if not fn then return false, err, code end
-  return self:pcall(fn)
+  local res = table.pack(self:pcall(fn))
+  if not res[1] then return false, M.first_line(res[2]), res[3] end
+  return table.unpack(res, 1, res.n)
 end
 
 --- copy(v, max_depth) -> a plain-data copy of a value a script returned: tables are copied

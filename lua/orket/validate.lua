@@ -12,41 +12,20 @@ local roles = require "orket.engine.roles"
 local routing = require "orket.engine.routing"
 local tools = require "orket.tools"
 local policy = require "orket.policy"
+local lines = require "orket.lines"
+local llm = require "orket.llm"
+local scripted = require "orket.llm.scripted"
 
 local M = {}
 
 -- Top-level settings of orket.lua that some part of Orket reads (orket.config owns the list).
 M.KNOWN = config.SETTINGS
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
--- The line where `key` is first set in a file's text (Lua `key =` or JSON `"key":`), from
--- the line of the `{` that opens the object where the pattern `anchor` matches (where a
--- card's id is set) when one is given.
-local function line_of(text, key, anchor)
-  if not text or not key then return nil end
-  -- start at the '{' that opens the object whose id matches: a card's fields come in any
-  -- order (sorted keys put depends_on before id)
-  local at = anchor and text:find(anchor)
-  local open = at and text:sub(1, at):match(".*(){")
-  local skip = open and select(2, text:sub(1, open):gsub("\n", "")) or 0
-  local n, from = 0, nil
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-    n = n + 1
-    if n > skip then from = n end
-    if from and (line:find("%f[%w_]" .. key .. "%f[^%w_]%s*=") or line:find('"' .. key .. '"%s*:')) then return n end
-  end
-  return nil
-end
+local read = lines.read
 
 -- Adds a problem from a message "file:line: text" or "file: field.path: text"; the field's
--- last name locates the line when the message has none.
+-- last name locates the line when the message has none, searched from the object where
+-- anchor matches (orket.lines) or, for "a.b.c" in a Lua file, from the table `b = {`.
 local function add(out, dir, msg, default_file, anchor)
   msg = tostring(msg):match("^[^\n]*")
   local file, line, text = msg:match("^([^:%s]+):(%d+): ?(.*)$")
@@ -55,15 +34,26 @@ local function add(out, dir, msg, default_file, anchor)
     if not file then file, text = default_file, msg end
     local path = text:match("^([%w_%.%[%]]+)[: ]")
     local key = path and (path:match("([%a_][%w_]*)[%[%d%]]*$"))
-    if path and key then line = line_of(read(dir .. "/" .. file) or read(file), key, anchor) end
+    -- roles, tools and routing.lua name an unknown field in quotes
+    local quoted = text:match("unknown field '([%a_][%w_]*)'")
+    if quoted then key = quoted end
+    if not anchor and path and file and file:match("%.lua$") then
+      local parent = path:match("([%a_][%w_]*)%.[%a_][%w_]*[%[%d%]]*$")
+      if parent then anchor = lines.table_set(parent) end
+    end
+    if path and path:match("^[%a_][%w_]*%[%d+%]$") and anchor and not quoted then
+      -- the message is about the object itself (issues[2]): the line of its id
+      line = lines.at(read(dir .. "/" .. file) or read(file), anchor)
+    end
+    if key and not line then
+      local src = read(dir .. "/" .. file) or read(file)
+      line = lines.of(src, key, anchor)
+      if not line and anchor then line = lines.of(src, key) end
+    end
   end
   if file and file:sub(1, #dir + 1) == dir .. "/" then file = file:sub(#dir + 2) end
+  if file then file = file:gsub("^%./", "") end
   out[#out + 1] = { file = file, line = tonumber(line), message = text }
-end
-
--- The pattern of the line where a card's id is set (JSON "id": "X" or Lua id = "X").
-local function id_set(id)
-  return '%f[%w_"]"?id"?%s*[:=]%s*"' .. id:gsub("%p", "%%%0") .. '"'
 end
 
 local function exists(path) return uv.fs_stat(path) ~= nil end
@@ -78,14 +68,15 @@ function M.check(dir)
 
   -- orket.lua: read it, then check each section on its own.
   local data, err, code = config.read(dir)
-  local s
+  local s, cfg
   if not data then
     add(out, dir, code == "ENOENT" and "orket.lua: not found; 'orket init' creates a project" or err, "orket.lua")
   else
     for _, k in ipairs(config.unknown_settings(data)) do
       add(out, dir, "orket.lua: " .. k .. ": unknown setting (settings: " .. config.settings_list() .. ")")
     end
-    local cfg, cerr = config.finish(data, dir, function() return nil end)
+    local cerr
+    cfg, cerr = config.finish(data, dir, function() return nil end)
     if not cfg then add(out, dir, cerr) end
     local sections = { { "budgets" }, { "limits" }, { "review" }, { "context" }, { "team" }, { "concurrency" }, { "name", "vision" } }
     for _, sec in ipairs(sections) do
@@ -95,23 +86,22 @@ function M.check(dir)
       if not ok then add(out, dir, serr) end
     end
     s = settings.resolve(data)
-    if s and cfg then
-      local seats = {}
-      for seat in pairs(s.team) do seats[#seats + 1] = seat end
-      table.sort(seats)
-      for _, seat in ipairs(seats) do
-        local m = s.team[seat].model
-        if m then
-          local prov, merr = config.split_model(m)
-          if not prov then add(out, dir, "orket.lua: team." .. seat .. ".model: " .. merr)
-          elseif not cfg.models.providers[prov] then
-            add(out, dir, "orket.lua: model: team." .. seat .. " names provider '" .. prov .. "', which is not configured")
+    if cfg then
+      -- The scripted models' files, loaded as a run would (a mistake there is the run's
+      -- first failure otherwise); each problem with its file and line.
+      local pnames = {}
+      for name in pairs(cfg.models.providers) do pnames[#pnames + 1] = name end
+      table.sort(pnames)
+      for _, name in ipairs(pnames) do
+        local p = cfg.models.providers[name]
+        if p.kind == "scripted" and p.file then
+          if not exists(p.file) then
+            add(out, dir, "orket.lua: models.providers." .. name .. ".file: the scripted model's file "
+              .. p.file:gsub("^%./", "") .. " does not exist")
+          else
+            local ok, serr = scripted.load(p, name)
+            if not ok then add(out, dir, serr, p.file) end
           end
-        end
-      end
-      for _, p in pairs(cfg.models.providers) do
-        if p.kind == "scripted" and p.file and not exists(p.file) then
-          add(out, dir, "orket.lua: file: the scripted model's file " .. p.file .. " does not exist")
         end
       end
     end
@@ -149,6 +139,14 @@ function M.check(dir)
   local _, rerr = routing.load(dir .. "/routing.lua")
   if rerr then add(out, dir, rerr, dir .. "/routing.lua") end
 
+  -- Models: every seat's and role's model names a configured provider.
+  if cfg then
+    for _, m in ipairs(llm.check_models(cfg.models, s and s.team or {}, role_names)) do
+      add(out, dir, m, "orket.lua", m:match("^orket%.lua: team%.([%w_%-]+)%.")
+        and lines.table_set(m:match("^orket%.lua: team%.([%w_%-]+)%.")) or nil)
+    end
+  end
+
   -- Links: the team's roles exist, a reviewer seat, the roles' tools exist.
   if s then
     local seats = {}
@@ -157,7 +155,8 @@ function M.check(dir)
     for _, seat in ipairs(seats) do
       for i, r in ipairs(s.team[seat].roles) do
         if not role_names[r] then
-          add(out, dir, string.format("orket.lua: team.%s.roles[%d]: no role named %q", seat, i, r))
+          add(out, dir, string.format("orket.lua: team.%s.roles[%d]: no role named %q", seat, i, r), nil,
+            lines.table_set(seat))
         end
       end
     end
@@ -182,18 +181,18 @@ function M.check(dir)
   else
     local all, ok_files = {}, true
     for _, f in ipairs(files) do
-      local cards, cerr = import.check_file(f)
+      local cards, cerr, anchor = import.check_file(f)
       if not cards then
         ok_files = false
-        add(out, dir, cerr, f.rel)
+        add(out, dir, cerr, f.rel, anchor)
       else
         for _, c in ipairs(cards) do all[#all + 1] = c end
         for _, w in ipairs(cerr) do add(warnings, dir, w, f.rel) end
       end
     end
     if ok_files then
-      local set, lerr = import.load(dir)
-      if not set then add(out, dir, lerr, "epics") end
+      local set, lerr, _, anchor = import.load(dir)
+      if not set then add(out, dir, lerr, "epics", anchor) end
     end
     local ids = {}
     for _, c in ipairs(all) do ids[c.id] = true end
@@ -207,7 +206,7 @@ function M.check(dir)
       if first then graph[c.id], nodes[#nodes + 1], by_id[c.id] = {}, c.id, c end
       for _, d in ipairs(c.deps or {}) do
         if not ids[d.id] then
-          add(out, dir, string.format("%s: %s: unknown card %q", c.file, d.path, d.id), c.file, id_set(c.id))
+          add(out, dir, string.format("%s: %s: unknown card %q", c.file, d.path, d.id), c.file, c.anchor)
         elseif first then
           table.insert(graph[c.id], d.id)
         end
@@ -221,7 +220,7 @@ function M.check(dir)
         if d.id == cycle[#cycle] then at = d.path break end
       end
       add(out, dir, string.format("%s: %s: dependency cycle: %s", c.file, at or "depends_on",
-        #cycle == 2 and (cycle[1] .. " depends on itself") or table.concat(cycle, " -> ")), c.file, id_set(c.id))
+        #cycle == 2 and (cycle[1] .. " depends on itself") or table.concat(cycle, " -> ")), c.file, c.anchor)
     end
   end
   return out, summary, warnings

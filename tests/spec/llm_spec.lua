@@ -181,7 +181,7 @@ describe("scripted provider", function()
     assert.equal("hi", c:chat { model = "s:m", messages = USER, meta = { role = "x" } }.content)
     H.write(dir .. "/bad.lua", "return { rules = { { role = 'x', reply = { text = 'hi' } } } }")
     assert.has_error(function() llm.new { providers = { s = { kind = "scripted", file = dir .. "/bad.lua" } } } end,
-      "llm.new: scripted: bad.lua: rules[1].reply.text is not a reply field (content, tool_calls, finish_reason, usage, delay_ms, error, chunks)")
+      "llm.new: " .. dir .. "/bad.lua:1: rules[1].reply.text is not a reply field (content, tool_calls, finish_reason, usage, delay_ms, error, chunks)")
     H.write(dir .. "/evil.lua", "io.open('/etc/passwd')")
     assert.has_error(function() llm.new { providers = { s = { kind = "scripted", file = dir .. "/evil.lua" } } } end)
   end)

@@ -26,9 +26,15 @@ local function run(args, cli)
     cli.err("%s", err)
     return 1
   end
-  local ok, client = pcall(llm.new, cfg)
-  if not ok then
-    cli.err("%s", tostring(client):gsub("^[^:]*:%d+: ", ""))
+  -- The engine's sections too (budgets.turn = 4 is refused here as by run and validate).
+  local s, serr = require("orket.engine.settings").resolve(cfg)
+  if not s then
+    cli.err("%s", serr)
+    return 1
+  end
+  local client, lerr = llm.open(cfg)
+  if not client then
+    cli.err("%s", lerr)
     return 1
   end
   local names = client:provider_names()

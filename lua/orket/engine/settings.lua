@@ -42,13 +42,21 @@ local function fail(path, fmt, ...)
   error({ settings_error = "orket.lua: " .. path .. ": " .. string.format(fmt, ...) }, 0)
 end
 
+-- The largest count a setting may hold: far above any sensible budget, and exact in a
+-- float, so 1e300, math.huge or 2^63 are refused by name instead of overflowing.
+M.MAX = 1000000000000
+
 local function int(v, path, min)
+  min = min or 0
   if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) then
     fail(path, "must be an integer, not %s", type(v) == "number" and tostring(v) or type(v))
   end
-  v = math.tointeger(v)
-  if v < (min or 0) then fail(path, "must be at least %d", min or 0) end
-  return v
+  local n = math.tointeger(v)
+  if not n or n < min or n > M.MAX then
+    fail(path, "must be an integer from %d to %d (got %s)", min, M.MAX,
+      math.type(v) == "float" and string.format("%.14g", v) or tostring(v))
+  end
+  return n
 end
 
 local function section(cfg, name, defaults)

@@ -15,6 +15,8 @@ local engine = require "orket.engine"
 local M = {}
 
 --- open(dir, {model=, concurrency=, emit=, db=, workspace=, llm=}) -> engine, db | nil, message, CODE
+--- CODE is EUSAGE when the model given (--model) is not "provider:model" with a configured
+--- provider, EINVAL for a mistake in the project's files (models included).
 --- db, workspace (a folder) and llm replace the project's store, workspace/ and model client
 --- (the REPL's replay runs on a scratch store); e.close_all() closes them too. The engine
 --- keeps dir as e.dir for reloads.
@@ -26,6 +28,24 @@ function M.open(dir, opts)
   if not s then return nil, serr, scode end
   local scripts, lerr, lcode = reload.load(dir)
   if not scripts then return nil, lerr, lcode end
+  -- The model client and every model name are checked before anything is opened or a card
+  -- is touched: a typo would otherwise block each card that reaches the model.
+  local llm = require "orket.llm"
+  local client = opts.llm
+  if not client then
+    local cerr, ccode
+    client, cerr, ccode = llm.open(cfg)
+    if not client then return nil, cerr, ccode end
+  end
+  -- --model against the client in use (the REPL's replay client has its own providers);
+  -- the seats' and roles' models against orket.lua's.
+  local known = opts.llm or cfg.models
+  if opts.model ~= nil and opts.model ~= "" then
+    local mok, merr = llm.check_model(known, opts.model)
+    if not mok then return nil, string.format("--model %s: %s", opts.model, merr), "EUSAGE" end
+  end
+  local bad = llm.check_models(cfg.models, s.team, scripts.roles.by_name)
+  if #bad > 0 then return nil, bad[1], "EINVAL" end
   local ws_dir = opts.workspace or (dir .. "/workspace")
   local okmk = require("luv").fs_mkdir(ws_dir, 493)
   local _ = okmk
@@ -38,7 +58,6 @@ function M.open(dir, opts)
     return nil, derr, dcode
   end
   local b = board_mod.open(db)
-  local client = opts.llm or require("orket.llm").new(cfg)
   local gate = require "orket.gate"
   local e
   e = engine.new {

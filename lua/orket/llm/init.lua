@@ -20,15 +20,16 @@ local function merged(defaults, over)
   return t
 end
 
---- new(config[, opts]) -> client. config: a loaded config (with .models) or its models
---- section. opts.replay = function(key) -> recorded | nil, msg (the replay provider's
---- source); opts.getenv replaces os.getenv (tests). Raises on an invalid config.
-function M.new(cfg, opts)
-  if type(cfg) ~= "table" then error("bad argument #1 to 'new' (config table expected, got " .. type(cfg) .. ")", 2) end
+--- open(config[, opts]) -> client | nil, message, "EINVAL". config: a loaded config (with
+--- .models) or its models section. opts.replay = function(key) -> recorded | nil, msg (the
+--- replay provider's source); opts.getenv replaces os.getenv (tests). A mistake in the
+--- configuration or a scripted model's file is returned as "file:line: message".
+function M.open(cfg, opts)
+  if type(cfg) ~= "table" then error("bad argument #1 to 'open' (config table expected, got " .. type(cfg) .. ")", 2) end
   opts = opts or {}
   local models = cfg.models or cfg
   local ok, err = config.validate_models(models)
-  if not ok then error("llm.new: " .. err, 2) end
+  if not ok then return nil, err, "EINVAL" end
   local getenv = opts.getenv or os.getenv
   local self = setmetatable({ default = models.default, providers = {}, names = {}, resolved = {}, nresolved = 0 }, Client)
   for name, conf in pairs(models.providers) do
@@ -45,8 +46,8 @@ function M.new(cfg, opts)
       p.max_bytes = conf.max_response_bytes or transport.DEFAULT_MAX_BYTES
       p.sem = transport.semaphore(conf.max_concurrency or transport.DEFAULT_CONCURRENCY)
     elseif conf.kind == "scripted" then
-      local s, serr = scripted.load(conf)
-      if not s then error("llm.new: " .. serr, 2) end
+      local s, serr = scripted.load(conf, name)
+      if not s then return nil, serr, "EINVAL" end
       p.script = s
     elseif conf.kind == "replay" then
       p.replay = replay.new(opts.replay)
@@ -56,6 +57,64 @@ function M.new(cfg, opts)
   end
   table.sort(self.names)
   return self
+end
+
+--- new(config[, opts]) -> client, as open, but raises on an invalid config (trusted callers
+--- that built the config themselves).
+function M.new(cfg, opts)
+  if type(cfg) ~= "table" then error("bad argument #1 to 'new' (config table expected, got " .. type(cfg) .. ")", 2) end
+  local client, err = M.open(cfg, opts)
+  if not client then error("llm.new: " .. err, 2) end
+  return client
+end
+
+--- check_model(client_or_models, spec) -> true | nil, message: spec is "provider:model" and
+--- names a configured provider. Nothing is asked of the provider (no health check).
+function M.check_model(models, spec)
+  local pname, err = config.split_model(spec)
+  if not pname then return nil, err end
+  local providers = models.providers or {}
+  if not providers[pname] then
+    local names = {}
+    for n in pairs(providers) do names[#names + 1] = n end
+    table.sort(names)
+    return nil, string.format("names provider '%s', which is not configured (configured: %s)", pname,
+      table.concat(names, ", "))
+  end
+  return true
+end
+
+--- check_models(models, team, roles) -> list of problems ("file[:line]: field: message"):
+--- every model a seat (settings.team) or a role (roles.by_name, from orket.engine.roles)
+--- names is "provider:model" with a configured provider. A run checks these before it starts,
+--- so a typo is refused up front instead of failing every card that reaches the model.
+function M.check_models(models, team, roles)
+  local out = {}
+  local seats = {}
+  for seat in pairs(team or {}) do seats[#seats + 1] = seat end
+  table.sort(seats)
+  for _, seat in ipairs(seats) do
+    local m = team[seat].model
+    if m ~= nil then
+      local ok, err = M.check_model(models, m)
+      if not ok then out[#out + 1] = string.format("orket.lua: team.%s.model: %s", seat, err) end
+    end
+  end
+  local names = {}
+  for n in pairs(roles or {}) do names[#names + 1] = n end
+  table.sort(names)
+  for _, n in ipairs(names) do
+    local r = roles[n]
+    if r.model ~= nil then
+      local ok, err = M.check_model(models, r.model)
+      if not ok then
+        local file = r.file or ("roles/" .. n .. ".lua")
+        local line = require("orket.lines").of(require("orket.lines").read(file), "model")
+        out[#out + 1] = string.format("%s%s: model: %s", file:gsub("^%./", ""), line and (":" .. line) or "", err)
+      end
+    end
+  end
+  return out
 end
 
 local function check_request(req)

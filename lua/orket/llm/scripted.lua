@@ -67,23 +67,54 @@ function M.check(script, name)
   return { rules = rules, default = script.default }
 end
 
---- load(conf) -> state | nil, message: reads conf.file (sandboxed) or conf.rules
-function M.load(conf)
-  local script, name
+-- "name: rules[1].rulez is not a rule field" -> "name:LINE: rules[1].rulez ...", the line
+-- found from the field's last name in the file's text (orket.lines).
+local function with_line(text, err)
+  local name, rest = err:match("^(.-): (.*)$")
+  if not name or not text then return err end
+  local key = rest:match("^[%w_%.%[%]]-([%a_][%w_]*)[%[%d%]]*[: ]") or rest:match("^([%a_][%w_]*)")
+  local line = key and require("orket.lines").of(text, key)
+  if not line then return err end
+  return string.format("%s:%d: %s", name, line, rest)
+end
+
+--- load(conf[, provider]) -> state | nil, message: reads conf.file (sandboxed) or conf.rules.
+--- Messages are "script.lua:LINE: ..." (the file as orket.lua names it), with no traceback:
+--- a mistake in the script is the operator's to fix, not an internal error.
+function M.load(conf, provider)
+  local script, name, text
   if conf.file then
-    name = conf.file:match("[^/]+$")
+    name = conf.file:gsub("^%./", "")
+    local f, oerr = io.open(conf.file, "rb")
+    if not f then
+      return nil, string.format("orket.lua: models.providers.%s.file: cannot read the scripted model's file: %s",
+        tostring(provider or "scripted"), tostring(oerr):gsub("^%./", ""))
+    end
+    text = f:read("a")
+    f:close()
     local box = sandbox.new { name = name }
-    local res = table.pack(box:dofile(conf.file))
-    if not res[1] then return nil, "scripted: " .. tostring(res[2]) end
+    local fn, lerr = box:load(text, name)
+    if not fn then return nil, lerr end
+    local res = table.pack(box:pcall(fn))
+    if not res[1] then return nil, (tostring(res[2]):match("^[^\n]*")) end
+    if res[2] == nil then return nil, name .. ": returns nothing; return {rules = {...}, default = reply}" end
     local copy, cerr = sandbox.copy(res[2])
-    if cerr then return nil, "scripted: " .. name .. ": " .. cerr end
+    if cerr then return nil, name .. ": " .. cerr end
     script = copy
+    for k in pairs(type(script) == "table" and script or {}) do
+      if k ~= "rules" and k ~= "default" then
+        return nil, with_line(text, name .. ": " .. tostring(k) .. " is not a script field (rules, default)")
+      end
+    end
   else
     name = "rules"
     script = { rules = conf.rules, default = conf.default }
   end
   local s, err = M.check(script, name)
-  if not s then return nil, "scripted: " .. err end
+  if not s then
+    if text then return nil, with_line(text, err) end
+    return nil, "scripted: " .. err
+  end
   s.used = {} -- rule index -> replies taken from its sequence
   return s
 end

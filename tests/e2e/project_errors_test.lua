@@ -1,0 +1,185 @@
+-- A project's mistakes in its scripted model file, model names, large numbers and Lua
+-- files: validate reports them with file and line, run/models/import refuse them with a
+-- plain "orket: file:line: message" (no traceback) before any card is touched.
+local H = require "tests.helpers"
+
+local function project()
+  local dir = H.tmpdir()
+  assert.equal(0, H.orket("init p", { cwd = dir }).status)
+  return dir .. "/p"
+end
+
+local function append(path, text)
+  local f = assert(io.open(path, "ab"))
+  f:write(text)
+  f:close()
+end
+
+local function untouched(p)
+  assert.is_nil(H.read(p .. "/workspace/hello.txt"))
+  assert.matches("START%-1%s+ready", H.orket("board", { cwd = p }).stdout)
+end
+
+describe("a broken scripted model file", function()
+  after_each(H.cleanup)
+
+  it("is reported by validate with file and line, and refused by run and models without a traceback", function()
+    local p = project()
+    local cases = {
+      { 'return { rules = { {role="coder" match="x"} } }', "script.lua:1: '}' expected near 'match'" },
+      { "local a\nreturn a.b\n", "script.lua:2: attempt to index a nil value (local 'a')" },
+      { "return {\n  rulez = {} }\n", "script.lua:2: rulez is not a script field (rules, default)" },
+      { "return { rules = {\n  { role = 'x',\n    reply = { text = 'hi' } } } }\n", "script.lua:3: rules[1].reply.text is not a reply field" },
+    }
+    for _, c in ipairs(cases) do
+      H.write(p .. "/script.lua", c[1])
+      local v = H.orket("validate", { cwd = p })
+      assert.equal(1, v.status, v.stdout)
+      assert.matches(c[2], v.stdout, 1, true)
+      for _, cmd in ipairs { "run START", "models --no-check" } do
+        local r = H.orket(cmd, { cwd = p })
+        assert.equal(1, r.status, cmd .. ": " .. r.stderr)
+        assert.matches("^orket: " .. c[2]:gsub("%p", "%%%0"), r.stderr)
+        assert.is_nil(r.stderr:find("traceback"), r.stderr)
+      end
+    end
+    os.remove(p .. "/script.lua")
+    local v = H.orket("validate", { cwd = p })
+    assert.matches("orket.lua:8: models.providers.scripted.file: the scripted model's file script.lua does not exist", v.stdout, 1, true)
+    local r = H.orket("run START", { cwd = p })
+    assert.equal(1, r.status)
+    assert.matches("^orket: orket.lua: models.providers.scripted.file: cannot read the scripted model's file", r.stderr)
+    untouched(p)
+  end)
+end)
+
+describe("a model name that names no configured provider", function()
+  after_each(H.cleanup)
+
+  it("given to run --model is refused before any card is touched", function()
+    local p = project()
+    for _, m in ipairs { "typo", "nope:x" } do
+      local r = H.orket("run START --model " .. m, { cwd = p })
+      assert.not_equal(0, r.status)
+      assert.not_equal(70, r.status)
+      assert.matches("^orket: %-%-model " .. m, r.stderr)
+    end
+    untouched(p)
+  end)
+
+  it("on a seat or a role is reported by validate with the line, and refused by run", function()
+    local p = project()
+    local text = H.read(p .. "/orket.lua"):gsub('senior_developer = { roles = { "coder" } }',
+      'senior_developer = { roles = { "coder" }, model = "nope:x" }')
+    H.write(p .. "/orket.lua", text)
+    os.execute("mkdir -p " .. H.quote(p .. "/roles"))
+    H.write(p .. "/roles/pilot.lua", 'return {\n  intent = "fly",\n  tools = {},\n  model = "bad",\n  system = "s",\n}\n')
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status)
+    assert.matches("orket.lua:12: team.senior_developer.model: names provider 'nope', which is not configured", v.stdout, 1, true)
+    assert.matches('roles/pilot.lua:4: model: a model is named "provider:model"', v.stdout, 1, true)
+    local r = H.orket("run START", { cwd = p })
+    assert.equal(1, r.status)
+    assert.matches("^orket: orket.lua: team.senior_developer.model: names provider 'nope'", r.stderr)
+    untouched(p)
+  end)
+end)
+
+describe("orket.lua", function()
+  after_each(H.cleanup)
+
+  it("with a huge number names the field and the range", function()
+    for _, v in ipairs { "budgets = { turns_per_card = 1e300 }", "budgets = { turns_per_card = math.huge }",
+      "budgets = { turns_per_card = 2^63 }", "concurrency = 1e20" } do
+      local p = project()
+      append(p .. "/orket.lua", v .. "\n")
+      local field = v:match("^concurrency") and "concurrency" or "budgets.turns_per_card"
+      local val = H.orket("validate", { cwd = p })
+      assert.equal(1, val.status, val.stdout)
+      assert.matches(field .. ": must be an integer from %d to 1000000000000", val.stdout)
+      local r = H.orket("run START", { cwd = p })
+      assert.equal(1, r.status, r.stderr)
+      assert.matches("^orket: orket.lua: " .. field:gsub("%p", "%%%0") .. ": must be an integer from", r.stderr)
+    end
+  end)
+
+  it("with a runtime error shows file:line only, in run, models and repl", function()
+    local p = project()
+    append(p .. "/orket.lua", "local a; team = a.b\n")
+    for _, cmd in ipairs { "run START", "models --no-check", "repl" } do
+      local r = H.orket(cmd, { cwd = p })
+      assert.matches("orket.lua:18: attempt to index a nil value (local 'a')", r.stderr, 1, true)
+      assert.is_nil(r.stderr:find("traceback"), cmd .. ": " .. r.stderr)
+    end
+  end)
+
+  it("with an unknown engine setting is refused by models as by run", function()
+    local p = project()
+    append(p .. "/orket.lua", "budgets = { turn = 4 }\n")
+    local r = H.orket("models --no-check", { cwd = p })
+    assert.equal(1, r.status)
+    assert.matches("orket: orket.lua: budgets.turn: unknown setting", r.stderr, 1, true)
+  end)
+end)
+
+describe("epics that validate and import must refuse", function()
+  after_each(H.cleanup)
+
+  it("a dependency on the issue's own epic, issues as an object, a hole, with file and field", function()
+    local cases = {
+      { "x.json", '{"id":"X","issues":[{"id":"X-1","summary":"a","depends_on":["X"]}]}',
+        'epics/x.json:1: issues[0].depends_on[0]: X-1 depends on "X", the epic it belongs to' },
+      { "x.json", '{"id":"X","issues":{"a":{"summary":"s"}}}',
+        'epics/x.json:1: issues: must be an array of issues, not an object' },
+      { "x.lua", 'return { id = "L", issues = { {summary="a"}, nil, {summary="b"} } }',
+        "epics/x.lua:1: issues[2]: is nil: a hole in the array of issues" },
+      { "x.lua", "local a\nreturn a.b\n", "epics/x.lua:2: attempt to index a nil value (local 'a')" },
+      { "x.lua", "", "epics/x.lua: returns nothing; return a table" },
+      { "x.lua", "local t = {} t.self = t return t", "epics/x.lua:1: value.self: cycle" },
+    }
+    for _, c in ipairs(cases) do
+      local p = project()
+      H.write(p .. "/epics/" .. c[1], c[2])
+      local v = H.orket("validate", { cwd = p })
+      assert.equal(1, v.status, v.stdout)
+      assert.matches(c[3], v.stdout, 1, true)
+      local r = H.orket("import", { cwd = p })
+      assert.equal(1, r.status)
+      -- import names the file and field; the line is validate's addition (a runtime error has its own)
+      local want = c[3]:find("attempt to index", 1, true) and c[3] or c[3]:gsub("^([^:]+):%d+:", "%1:")
+      assert.matches("orket: " .. want, r.stderr, 1, true)
+      assert.is_nil(r.stderr:find("traceback"))
+      assert.is_nil(r.stderr:find("@"))
+    end
+  end)
+end)
+
+describe("validate's line for a card's field", function()
+  after_each(H.cleanup)
+
+  it("is the field's line in that card, and a duplicate id's own line", function()
+    local p = project()
+    H.write(p .. "/epics/x.json", '{\n  "id": "X",\n  "priority": "High",\n  "issues": [\n'
+      .. '    { "id": "X-1", "summary": "a",\n      "priority": "High" },\n'
+      .. '    { "id": "X-2", "summary": "b",\n      "priority": "Soon" }\n  ]\n}\n')
+    local v = H.orket("validate", { cwd = p })
+    assert.matches("epics/x.json:8: issues[1].priority: unknown priority", v.stdout, 1, true)
+    H.write(p .. "/epics/x.json", '{\n  "id": "X",\n  "priority": "High",\n  "issues": [\n'
+      .. '    { "id": "X-1", "summary": "a" },\n    { "id": "X-2", "summary": "b" },\n'
+      .. '    { "id": "X-1", "summary": "c" }\n  ]\n}\n')
+    v = H.orket("validate", { cwd = p })
+    assert.matches('epics/x.json:7: issues[2]: card id "X-1" is already used', v.stdout, 1, true)
+  end)
+
+  it("of a seat's roles is that seat's line, and an unknown role field has its line", function()
+    local p = project()
+    local text = H.read(p .. "/orket.lua"):gsub('senior_developer = { roles = { "coder" } }',
+      'senior_developer = {\n    roles = { "coder", "nobody" },\n  }')
+    H.write(p .. "/orket.lua", text)
+    os.execute("mkdir -p " .. H.quote(p .. "/roles"))
+    H.write(p .. "/roles/pilot.lua", 'return {\n  intent = "fly",\n  tools = {},\n  sytem = "s",\n}\n')
+    local v = H.orket("validate", { cwd = p })
+    assert.matches('orket.lua:13: team.senior_developer.roles[2]: no role named "nobody"', v.stdout, 1, true)
+    assert.matches("roles/pilot.lua:4: unknown field 'sytem'", v.stdout, 1, true)
+  end)
+end)

@@ -1,0 +1,128 @@
+-- Loading a project's files: mistakes in orket.lua, epics and a scripted model's file come
+-- back as "file:line: message" (no traceback, nothing silently dropped), and the settings
+-- refuse numbers out of range by name.
+local H = require "tests.helpers"
+local import = require "orket.import"
+local settings = require "orket.engine.settings"
+local sandbox = require "orket.sandbox"
+local config = require "orket.config"
+local llm = require "orket.llm"
+local lines = require "orket.lines"
+
+local function epics(files)
+  local dir = H.tmpdir()
+  os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
+  for name, text in pairs(files) do H.write(dir .. "/epics/" .. name, text) end
+  return dir
+end
+
+describe("engine settings with large numbers", function()
+  it("names the field and the range instead of failing inside", function()
+    for _, v in ipairs { 1e300, math.huge, 2 ^ 63, 1e20, -math.huge } do
+      local s, err = settings.resolve { budgets = { turns_per_card = v } }
+      assert.is_nil(s)
+      assert.matches("^orket.lua: budgets.turns_per_card: must be an integer from 0 to 1000000000000", err)
+    end
+    local s, err = settings.resolve { concurrency = 1e20 }
+    assert.is_nil(s)
+    assert.matches("^orket.lua: concurrency: must be an integer from 1 to 1000000000000", err)
+    assert.is_nil((settings.resolve { concurrency = math.maxinteger }))
+    assert.equal(7, settings.resolve({ budgets = { turns_per_card = 7.0 } }).budgets.turns_per_card)
+  end)
+end)
+
+describe("script errors from loading a file", function()
+  after_each(H.cleanup)
+
+  it("are the first line only, for orket.lua and box:dofile", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/orket.lua", "name = 'x'\nlocal a; team = a.b\n")
+    local data, err = config.read(dir)
+    assert.is_nil(data)
+    assert.equal("orket.lua:2: attempt to index a nil value (local 'a')", err)
+    local ok, derr, code = sandbox.new { name = "f.lua" }:dofile(dir .. "/orket.lua")
+    assert.is_false(ok)
+    assert.equal(dir .. "/orket.lua:2: attempt to index a nil value (local 'a')", derr)
+    assert.equal("ERUNTIME", code)
+    assert.equal("a:1: b", sandbox.first_line("a:1: b\nstack traceback:\n\tx"))
+  end)
+end)
+
+describe("import of epics that would lose or stall cards", function()
+  after_each(H.cleanup)
+
+  local function refused(files, want)
+    local set, err = import.load(epics(files))
+    assert.is_nil(set)
+    assert.equal(want, err)
+  end
+
+  it("refuses issues given as an object or with a hole, naming file and field", function()
+    refused({ ["x.json"] = '{"id":"X","issues":{"a":{"summary":"s"}}}' },
+      'epics/x.json: issues: must be an array of issues, not an object (it has the key "a")')
+    refused({ ["x.lua"] = 'return { id = "L", issues = { {summary="a"}, nil, {summary="b"} } }' },
+      "epics/x.lua: issues[2]: is nil: a hole in the array of issues (everything after it would be dropped)")
+    refused({ ["x.json"] = '{"id":"X","issues":[{"summary":"a","depends_on":{"k":"X"}}]}' },
+      'epics/x.json: issues[0].depends_on: must be an array of card ids, not an object (it has the key "k")')
+  end)
+
+  it("refuses a dependency on the card's own epic or rock", function()
+    refused({ ["x.json"] = '{"id":"X","issues":[{"id":"X-1","summary":"a","depends_on":["X"]}]}' },
+      'epics/x.json: issues[0].depends_on[0]: X-1 depends on "X", the epic it belongs to; it could never start')
+    refused({
+      ["r.json"] = '{"id":"R","type":"rock","epics":["E"]}',
+      ["e.json"] = '{"id":"E","issues":[{"id":"E-1","summary":"a","depends_on":["R"]}]}',
+    }, 'epics/e.json: issues[0].depends_on[0]: E-1 depends on "R", the rock it belongs to; it could never start')
+  end)
+
+  it("names the file of an empty Lua epic, a cyclic table and a runtime error, once", function()
+    refused({ ["x.lua"] = "" }, "epics/x.lua: returns nothing; return a table (a rock or an epic)")
+    refused({ ["x.lua"] = "return nil" }, "epics/x.lua: returns nothing; return a table (a rock or an epic)")
+    refused({ ["x.lua"] = "local t = {} t.self = t return t" }, "epics/x.lua: value.self: cycle")
+    refused({ ["x.lua"] = "local a\nreturn a.b\n" }, "epics/x.lua:2: attempt to index a nil value (local 'a')")
+    refused({ ["x.lua"] = "return {\n id = \n" }, "epics/x.lua:3: unexpected symbol near <eof>")
+  end)
+
+  it("gives validate the anchor of the card a field error is about", function()
+    local text = '{\n "id": "X",\n "priority": "High",\n "issues": [\n  { "id": "X-1", "summary": "a",\n'
+      .. '    "priority": "High" },\n  { "id": "X-2", "summary": "b",\n    "priority": "Soon" } ] }\n'
+    local dir = epics { ["x.json"] = text }
+    local cards, err, anchor = import.check_file { path = dir .. "/epics/x.json", rel = "epics/x.json", stem = "x" }
+    assert.is_nil(cards)
+    assert.matches("^epics/x.json: issues%[1%].priority: unknown priority", err)
+    assert.equal(8, lines.of(text, "priority", anchor))
+  end)
+end)
+
+describe("the model client", function()
+  after_each(H.cleanup)
+
+  it("opens with a scripted file's mistake as file:line, no traceback", function()
+    local dir = H.tmpdir()
+    local function open(src)
+      H.write(dir .. "/script.lua", src)
+      return llm.open { providers = { s = { kind = "scripted", file = dir .. "/script.lua" } } }
+    end
+    local c, err = open('return { rules = { {role="coder" match="x"} } }')
+    assert.is_nil(c)
+    assert.equal(dir .. "/script.lua:1: '}' expected near 'match'", err)
+    c, err = open("local a\nreturn a.b")
+    assert.equal(dir .. "/script.lua:2: attempt to index a nil value (local 'a')", err)
+    c, err = open("return {\n  rulez = {} }")
+    assert.equal(dir .. "/script.lua:2: rulez is not a script field (rules, default)", err)
+    c, err = open("return { rules = {\n  { role = 'x',\n    reply = { text = 'hi' } } } }")
+    assert.matches("^" .. dir:gsub("%p", "%%%0") .. "/script.lua:3: rules%[1%]%.reply%.text is not a reply field", err)
+    os.remove(dir .. "/script.lua")
+    c, err = llm.open { providers = { s = { kind = "scripted", file = dir .. "/script.lua" } } }
+    assert.matches("^orket.lua: models.providers.s.file: cannot read the scripted model's file", err)
+  end)
+
+  it("checks model names against the configured providers", function()
+    local models = { providers = { s = { kind = "scripted", rules = {} } } }
+    assert.is_true(llm.check_model(models, "s:m"))
+    assert.matches('a model is named "provider:model"', select(2, llm.check_model(models, "typo")))
+    assert.equal("names provider 'nope', which is not configured (configured: s)", select(2, llm.check_model(models, "nope:x")))
+    assert.same({ "orket.lua: team.b.model: names provider 'x', which is not configured (configured: s)" },
+      llm.check_models(models, { a = { roles = {}, model = "s:m" }, b = { roles = {}, model = "x:y" } }, {}))
+  end)
+end)
