@@ -97,9 +97,11 @@ function cmd.execute(o, cli, resume_id)
     emit = function(ev) view:event(ev) end
   end
   local err
-  e, err = setup.open(o.dir, { model = o.model, concurrency = o.concurrency, emit = emit })
+  local code
+  e, err, code = setup.open(o.dir, { model = o.model, concurrency = o.concurrency, emit = emit })
   if not e then
     if stop_view then stop_view() end
+    if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end -- a bad --model
     cli.err("%s", err)
     return 1
   end
