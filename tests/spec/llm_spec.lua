@@ -209,6 +209,17 @@ describe("replay provider", function()
   end)
 end)
 
+describe("health model lists", function()
+  it("reads both wire formats' lists, and refuses an answer that is not one", function()
+    local openai, ollama = require "orket.llm.openai", require "orket.llm.ollama"
+    assert.same({ "a", "5" }, openai.health_models('{"data":[{"id":"a"},{"id":5}]}'))
+    assert.same({ "m:1" }, ollama.health_models('{"models":[{"name":"m:1"}]}'))
+    assert.is_nil(openai.health_models("<html>hello</html>"))
+    assert.is_nil(openai.health_models(""))
+    assert.is_nil(ollama.health_models('{"data":[]}'))
+  end)
+end)
+
 describe("llm client", function()
   it("checks requests and configs", function()
     local c = llm.new { default = "s:m", providers = { s = { kind = "scripted", rules = {}, default = { content = "x" } } } }

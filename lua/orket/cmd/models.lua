@@ -1,5 +1,7 @@
 -- orket models: lists the configured providers and the default model, and checks each
--- HTTP endpoint's health (its model list) concurrently. Exit 1 when an endpoint fails.
+-- HTTP endpoint's health (its model list) concurrently. Exit 1 when an endpoint the
+-- project uses (the default model's, a seat's) fails; a built-in provider nothing uses
+-- may be down or keyless without failing the check.
 local USAGE = "orket models [--no-check] [-C DIR]"
 
 local function run(args, cli)
@@ -18,6 +20,9 @@ local function run(args, cli)
     end
     i = i + 1
   end
+  local st = require("luv").fs_stat(dir)
+  if not st then return cli.usage_error({ usage = USAGE }, "-C %s: no such directory", dir) end
+  if st.type ~= "directory" then return cli.usage_error({ usage = USAGE }, "-C %s: not a directory", dir) end
   local config = require "orket.config"
   local llm = require "orket.llm"
   local task = require "orket.task"
@@ -38,6 +43,13 @@ local function run(args, cli)
     return 1
   end
   local names = client:provider_names()
+  local used = {}
+  local function use(model)
+    local p = type(model) == "string" and model:match("^([^:]+):")
+    if p then used[p] = true end
+  end
+  use(cfg.models.default)
+  for _, seat in pairs(s.team or {}) do use(seat.model) end
   local results = {}
   if check then
     local tasks = {}
@@ -63,9 +75,11 @@ local function run(args, cli)
       elseif res.ok then
         line = line .. string.format("  ok (%d ms, %d models%s)", math.floor(res.r.ms + 0.5), #res.r.models,
           #res.r.models > 0 and (": " .. table.concat(res.r.models, ", ", 1, math.min(5, #res.r.models))) or "")
-      else
+      elseif used[name] then
         line = line .. "  FAILED " .. tostring(res.class) .. ": " .. tostring(res.msg)
         failed = failed + 1
+      else
+        line = line .. "  unavailable (not used here) " .. tostring(res.class) .. ": " .. tostring(res.msg)
       end
     end
     io.stdout:write(line, "\n")
@@ -78,6 +92,8 @@ return {
   usage = USAGE,
   help = "Reads orket.lua in the current directory (or DIR), else the built-in providers\n" ..
       "(ollama at OLLAMA_HOST, openai at OPENAI_BASE_URL), applies ORKET_MODEL, and asks\n" ..
-      "every HTTP provider for its model list. Keys are taken from the environment.",
+      "every HTTP provider for its model list. Keys are taken from the environment.\n" ..
+      "Exits 1 when a provider the project uses (the default model's, a seat's) fails;\n" ..
+      "a provider nothing uses is shown as unavailable without failing the check.",
   run = run,
 }

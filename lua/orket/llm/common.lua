@@ -136,6 +136,14 @@ function M.redact_exact(text, s)
   return table.concat(out)
 end
 
+--- name_text(v) -> v as a name: a whole number decoded from JSON as a float is "5", not "5.0"
+function M.name_text(v)
+  if math.type(v) == "float" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+    return string.format("%d", v)
+  end
+  return tostring(v)
+end
+
 --- estimate_tokens(text) -> a rough count (4 characters a token), for servers that send none
 function M.estimate_tokens(n_chars)
   return math.ceil(n_chars / 4)

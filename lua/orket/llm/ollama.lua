@@ -90,9 +90,10 @@ function M.health_url(p) return common.endpoint(p, "/api/tags") end
 
 function M.health_models(body)
   local t = json.decode(body)
+  if type(t) ~= "table" or type(t.models) ~= "table" then return nil end -- not a model list
   local out = {}
-  if type(t) == "table" and type(t.models) == "table" then
-    for _, m in ipairs(t.models) do if type(m) == "table" and m.name then out[#out + 1] = tostring(m.name) end end
+  for _, m in ipairs(t.models) do
+    if type(m) == "table" and m.name ~= nil then out[#out + 1] = common.name_text(m.name) end
   end
   return out
 end

@@ -137,9 +137,10 @@ function M.health_url(p) return common.endpoint(p, "/models") end
 
 function M.health_models(body)
   local t = json.decode(body)
+  if type(t) ~= "table" or type(t.data) ~= "table" then return nil end -- not a model list
   local out = {}
-  if type(t) == "table" and type(t.data) == "table" then
-    for _, m in ipairs(t.data) do if type(m) == "table" and m.id then out[#out + 1] = tostring(m.id) end end
+  for _, m in ipairs(t.data) do
+    if type(m) == "table" and m.id ~= nil then out[#out + 1] = common.name_text(m.id) end
   end
   return out
 end

@@ -327,7 +327,11 @@ function M.health(p)
     local class = common.classify_status(status, obj)
     return nil, common.redact(string.format("HTTP %d: %s", status, text), p.secrets), class
   end
-  return { ms = rt.now() - t0, models = wire.health_models(body) }
+  local models = wire.health_models(body)
+  if not models then
+    return nil, "HTTP 200, but the answer is not a model list (is base_url a model server's API?)", "bad_request"
+  end
+  return { ms = rt.now() - t0, models = models }
 end
 
 return M
