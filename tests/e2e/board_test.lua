@@ -100,7 +100,7 @@ describe("orket import, board and card", function()
     f:seek("set", 4096 * 5)
     f:write(string.rep("\255\0\127garbage", 4096 * 8 // 10))
     f:close()
-    for _, c in ipairs { "board", "card NOTES-1", "import", "run NOTES --json" } do
+    for _, c in ipairs { "board", "card NOTES-1", "import", "run NOTES --json", "retry NOTES-1" } do
       local r = H.orket(c, { cwd = ex })
       assert.equal(1, r.status, c .. ": " .. r.stderr)
       assert.equal("orket: .orket/orket.db: database disk image is malformed\n", r.stderr, c)
