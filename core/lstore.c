@@ -22,7 +22,23 @@ static lst_conn *lst_check(lua_State *L, int i) {
   return c;
 }
 
+#define LST_FILE_ERROR "orket.store.file_error"
+
+/* Remembers a failure of a database file (store_file_error) for file_error(): a caller
+ * that raises the message (assert(db:rows(...))) loses the code, and the command line
+ * still has to tell a damaged or read-only file, which the user fixes, from a bug. */
+static void lst_note(lua_State *L, store *s) {
+  if (!store_file_error(s)) return;
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, store_error(s));
+  lua_setfield(L, -2, "message");
+  lua_pushstring(L, store_code(s));
+  lua_setfield(L, -2, "code");
+  lua_setfield(L, LUA_REGISTRYINDEX, LST_FILE_ERROR);
+}
+
 static int lst_fail(lua_State *L, store *s) {
+  lst_note(L, s);
   lua_pushnil(L);
   lua_pushstring(L, store_error(s));
   lua_pushstring(L, store_code(s));
@@ -221,6 +237,7 @@ static int lst_run_tx(lua_State *L, int write) {
     return nres;
   }
   if (store_commit(c->s) != 0) {
+    lst_note(L, c->s);
     lua_pushnil(L);
     lua_pushstring(L, store_error(c->s));
     lua_pushstring(L, store_code(c->s));
@@ -309,8 +326,28 @@ static const luaL_Reg lst_meta[] = {
     {NULL, NULL},
 };
 
+/* file_error() -> message, CODE | nil: the last failure of a database file (damaged,
+ * read-only, full, I/O, locked) any connection met since the last clear_file_error(). */
+static int lst_file_error(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LST_FILE_ERROR) != LUA_TTABLE) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_getfield(L, -1, "message");
+  lua_getfield(L, -2, "code");
+  return 2;
+}
+
+static int lst_clear_file_error(lua_State *L) {
+  lua_pushnil(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, LST_FILE_ERROR);
+  return 0;
+}
+
 static const luaL_Reg lst_funcs[] = {
     {"open", lst_open},
+    {"file_error", lst_file_error},
+    {"clear_file_error", lst_clear_file_error},
     {NULL, NULL},
 };
 

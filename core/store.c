@@ -31,6 +31,8 @@ struct store {
   store_slot cache[STORE_CACHE_SIZE];
   char err[512];
   const char *code;
+  int file_error;                     /* the last error is about the file, not the SQL */
+  char *path;                         /* as opened: error messages name it */
 };
 
 static const char *store_code_of(int rc) {
@@ -47,14 +49,37 @@ static const char *store_code_of(int rc) {
   }
 }
 
+/* Failures of the database file rather than of the SQL run on it: a damaged, read-only,
+ * full, unreadable or locked file. The user can act on these (store_file_error). */
+static int store_is_file_error(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+  case SQLITE_CORRUPT:
+  case SQLITE_NOTADB:
+  case SQLITE_CANTOPEN:
+  case SQLITE_READONLY:
+  case SQLITE_FULL:
+  case SQLITE_IOERR:
+  case SQLITE_PERM:
+  case SQLITE_PROTOCOL: return 1;
+  default: return 0;
+  }
+}
+
+/* The message names the database file ("DIR/.orket/orket.db: database disk image is
+ * malformed"), so whoever reads it knows which file to look at. */
 static int store_fail(store *s, int rc) {
-  snprintf(s->err, sizeof s->err, "store: %s", sqlite3_errmsg(s->db));
+  const char *path = s->path && s->path[0] && strcmp(s->path, ":memory:") != 0 ? s->path : "store";
+  snprintf(s->err, sizeof s->err, "%s: %s", path, sqlite3_errmsg(s->db));
   s->code = store_code_of(rc);
+  s->file_error = store_is_file_error(rc);
   return -1;
 }
 
 const char *store_error(store *s) { return s->err; }
 const char *store_code(store *s) { return s->code ? s->code : "ESQL"; }
+int store_file_error(store *s) { return s->file_error; }
 int store_cached(store *s) { return s->ncached; }
 
 /* The update hook: counts this connection's changes to cards (the card cache's stamp).
@@ -102,6 +127,13 @@ store *store_open(const char *path, int create, char *err, size_t errlen, const 
     *code = "ENOMEM";
     return NULL;
   }
+  s->path = strdup(path);
+  if (s->path == NULL) {
+    snprintf(err, errlen, "store: out of memory");
+    *code = "ENOMEM";
+    free(s);
+    return NULL;
+  }
   int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
   int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
   if (rc == SQLITE_OK) {
@@ -126,6 +158,7 @@ store *store_open(const char *path, int create, char *err, size_t errlen, const 
              s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
     *code = store_code_of(rc);
     sqlite3_close_v2(s->db);
+    free(s->path);
     free(s);
     return NULL;
   }
@@ -140,6 +173,7 @@ void store_close(store *s) {
   }
   if (s->depth > 0) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
   sqlite3_close_v2(s->db);
+  free(s->path);
   free(s);
 }
 
@@ -180,6 +214,7 @@ store_stmt *store_prepare(store *s, const char *sql) {
     sqlite3_finalize(st);
     snprintf(s->err, sizeof s->err, "store: expected exactly one SQL statement: %.200s", sql);
     s->code = "ESQL";
+    s->file_error = 0;
     return NULL;
   }
   char *copy = strdup(sql);
@@ -187,6 +222,7 @@ store_stmt *store_prepare(store *s, const char *sql) {
     sqlite3_finalize(st);
     snprintf(s->err, sizeof s->err, "store: out of memory");
     s->code = "ENOMEM";
+    s->file_error = 0;
     return NULL;
   }
   if (free_slot < 0) { /* full: evict round-robin (cheap and fair enough for a hot set) */
@@ -296,6 +332,7 @@ int store_commit(store *s) {
   if (s->depth == 0) {
     snprintf(s->err, sizeof s->err, "store: commit without a transaction");
     s->code = "ESQL";
+    s->file_error = 0;
     return -1;
   }
   if (s->depth == 1) snprintf(sql, sizeof sql, "COMMIT");

@@ -79,10 +79,13 @@ int store_depth(store *s);
 int store_version(store *s);
 int store_set_version(store *s, int version);
 
-/* The last error: a message ("store: ...") and a code name: EBUSY, ECONSTRAINT, ECORRUPT,
- * ECANTOPEN, EREADONLY, ENOSPC, ESQL. */
+/* The last error: a message naming the database file ("PATH: what SQLite said"; "store:
+ * ..." for errors of the caller's own) and a code name: EBUSY, ECONSTRAINT, ECORRUPT,
+ * ECANTOPEN, EREADONLY, ENOSPC, ESQL. store_file_error: 1 when it is a failure of the file
+ * (damaged, read-only, full, I/O, locked) rather than of the SQL, which the user can fix. */
 const char *store_error(store *s);
 const char *store_code(store *s);
+int store_file_error(store *s);
 
 /* Records the connection's last error (after a failed bind or step) for store_error and
  * store_code. Returns -1. */

@@ -358,6 +358,44 @@ function Board:transition(id, to, opts)
   end)
 end
 
+--- board:retry(id, {actor={seat=, roles={}}, note=}) -> card | nil, msg, CODE
+--- Puts a blocked or waiting card back to ready for another try, in one transaction: the
+--- move (through the state machine, like any other), the rework count (retries) back to 0,
+--- a "retry" event that records what was reset ({from=, reason=, retries=}; the engine
+--- counts a card's turn and token budgets from its last retry), and the note as a comment
+--- by the actor. ESTATE when the card is neither blocked nor waiting_for_developer.
+function Board:retry(id, opts)
+  check_id(id, "retry")
+  local actor = check_actor(opts, "retry")
+  if opts.note ~= nil and type(opts.note) ~= "string" then
+    error("bad argument #2 to 'retry' (note must be a string)", 2)
+  end
+  local db = self.db
+  return db:tx(function()
+    local c = self:_peek(id)
+    if not c then return not_found(id) end
+    if c.status ~= "blocked" and c.status ~= "waiting_for_developer" then
+      return nil, string.format("board: %s is %s; only a blocked or waiting card can be retried", id, c.status),
+        "ESTATE"
+    end
+    local from, reason, retries = c.status, c.wait_reason, c.retries or 0
+    local note = opts.note and opts.note:find("%S") and opts.note or nil
+    if note then
+      local _, cerr, ccode = self:comment(id, { author = actor.seat, body = note })
+      if cerr then return nil, cerr, ccode end
+    end
+    local t, terr, tcode = self:transition(id, "ready", { actor = actor, note = note or "retry" })
+    if not t then return nil, terr, tcode end
+    if retries ~= 0 then
+      local fresh = self:_fresh()
+      assert(db:run("UPDATE cards SET retries = 0 WHERE id = ?", id))
+      self:_changed(id, fresh)
+    end
+    db:event { kind = "retry", card = id, actor = actor.seat, data = { from = from, reason = reason, retries = retries } }
+    return self:get(id)
+  end)
+end
+
 --- board:comment(id, {author=, body=}) -> comment {id, card, author, body, created_at}
 ---   | nil, msg, "ENOENT"|"EINVAL"
 function Board:comment(id, c)

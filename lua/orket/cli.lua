@@ -4,12 +4,24 @@
 local M = {}
 
 -- Commands in the order `orket help` lists them.
-M.COMMANDS = { "version", "help", "lua", "repl", "init", "validate", "import", "board", "card", "gate", "models", "run", "resume", "runs", "log", "answer" }
+M.COMMANDS = { "version", "help", "lua", "repl", "init", "validate", "import", "board", "card", "gate", "models", "run", "resume", "runs", "log", "answer", "retry" }
 
-M.EXIT = { ok = 0, failed = 1, usage = 2, stalled = 3, interrupted = 130 }
+M.EXIT = { ok = 0, failed = 1, usage = 2, stalled = 3, internal = 70, interrupted = 130 }
+
+-- A failure of the database file (damaged, read-only, full: orket.c.store's file_error)
+-- is reported as that file's message alone and once, however many layers passed it on
+-- ("import.lua:358: .orket/orket.db: database disk image is malformed" and a traceback
+-- from a task): the user needs the file and what is wrong with it.
+local reported
 
 function M.err(fmt, ...)
-  io.stderr:write("orket: ", string.format(fmt, ...), "\n")
+  local msg = string.format(fmt, ...)
+  local ferr = require("orket.c.store").file_error()
+  if ferr and msg:find(ferr, 1, true) then
+    if reported == ferr then return end
+    reported, msg = ferr, ferr
+  end
+  io.stderr:write("orket: ", msg, "\n")
 end
 
 local function load_command(name)
@@ -71,8 +83,27 @@ function M.main(argv)
   local args = {}
   for i = 2, #argv do args[#args + 1] = argv[i] end
   args[0] = argv[0]
-  local status = cmd.run(args, M)
+  local cstore = require "orket.c.store"
+  cstore.clear_file_error()
+  reported = nil
+  -- A damaged, read-only or full database file is the user's to fix, not a bug: where a
+  -- command raised a store error (assert(db:rows(...))), say which file and what is wrong,
+  -- without a traceback. Anything else stays an internal error with its traceback.
+  local ok, status = xpcall(cmd.run, function(e)
+    local msg = cstore.file_error()
+    if msg and type(e) == "string" and e:find(msg, 1, true) then return { store = msg } end
+    return { internal = debug.traceback(tostring(e), 2) }
+  end, args, M)
   io.stdout:flush()
+  if not ok then
+    if status.store then
+      M.err("%s", status.store)
+      return M.EXIT.failed
+    end
+    -- as core/main.c reports an error that escapes: a bug in Orket (EX_SOFTWARE)
+    io.stderr:write("orket: internal error: ", status.internal, "\n")
+    return M.EXIT.internal
+  end
   return status or 0
 end
 

@@ -91,15 +91,45 @@ describe("orket import, board and card", function()
     assert.is_nil(nc:find("\27[", 1, true))
   end)
 
+  it("reports a damaged store as a plain error naming the file, in every command", function()
+    local ex = H.tmpdir()
+    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(ex))
+    assert.equal(0, H.orket("import", { cwd = ex }).status)
+    -- overwrite pages 5 to 12 of the database (the cards' pages among them)
+    local f = assert(io.open(ex .. "/.orket/orket.db", "r+b"))
+    f:seek("set", 4096 * 5)
+    f:write(string.rep("\255\0\127garbage", 4096 * 8 // 10))
+    f:close()
+    for _, c in ipairs { "board", "card NOTES-1", "import", "run NOTES --json", "retry NOTES-1" } do
+      local r = H.orket(c, { cwd = ex })
+      assert.equal(1, r.status, c .. ": " .. r.stderr)
+      assert.equal("orket: .orket/orket.db: database disk image is malformed\n", r.stderr, c)
+    end
+    local r = H.orket("board -C " .. H.quote(ex), { cwd = H.tmpdir() })
+    assert.equal(1, r.status)
+    assert.equal("orket: " .. ex .. "/.orket/orket.db: database disk image is malformed\n", r.stderr)
+  end)
+
+  it("says so when .orket is a file, not a directory", function()
+    local ex = example()
+    H.write(ex .. "/.orket", "")
+    for _, c in ipairs { "board", "import", "runs" } do
+      local r = H.orket(c, { cwd = ex })
+      assert.equal(1, r.status, c)
+      assert.equal("orket: .orket is not a directory (the board lives in .orket/orket.db); move the file away\n",
+        r.stderr, c)
+    end
+  end)
+
   it("explains errors and leaves nothing behind", function()
     local dir = H.tmpdir()
     local r = H.orket("board", { cwd = dir })
     assert.equal(1, r.status)
-    assert.equal("orket: no board in . (./.orket/orket.db not found); no orket.lua here either: "
+    assert.equal("orket: no board in . (.orket/orket.db not found); no orket.lua here either: "
       .. "'orket init' creates a project\n", r.stderr)
     H.write(dir .. "/orket.lua", 'name = "x"\n')
     r = H.orket("board", { cwd = dir })
-    assert.equal("orket: no board in . (./.orket/orket.db not found); run 'orket import' first\n", r.stderr)
+    assert.equal("orket: no board in . (.orket/orket.db not found); run 'orket import' first\n", r.stderr)
     os.remove(dir .. "/orket.lua")
     r = H.orket("import", { cwd = dir })
     assert.equal(1, r.status)

@@ -96,6 +96,31 @@ describe("board", function()
       "ready_for_testing>code_review:developer", "code_review>done:reviewer" }, moves)
   end)
 
+  it("retries a blocked card: back to ready, retries reset, the note a comment, a retry event", function()
+    local id = assert(b:create { parent = "E", summary = "work" }).id
+    walk(b, id, { { "in_progress" }, { "code_review" }, { "in_progress", REVIEWER }, { "blocked", DEV, "system" } })
+    assert.equal(1, b:get(id).retries)
+    local me = { seat = "developer", roles = {} }
+    local c = assert(b:retry(id, { actor = me, note = "the model is back" }))
+    assert.equal("ready", c.status)
+    assert.equal(0, c.retries)
+    assert.is_nil(c.wait_reason)
+    assert.equal(0, b:get(id).retries) -- the cache saw the reset too
+    local cs = b:comments(id)
+    assert.equal("developer: the model is back", cs[#cs].author .. ": " .. cs[#cs].body)
+    local h = b:history(id)
+    assert.equal("retry", h[#h].kind)
+    assert.same({ from = "blocked", reason = "system", retries = 1 }, h[#h].data)
+    assert.equal("blocked>ready", h[#h - 1].data.from .. ">" .. h[#h - 1].data.to)
+    -- only blocked or waiting cards; nothing is written when refused
+    local n = #b:history(id)
+    assert.same({ nil, "board: " .. id .. " is ready; only a blocked or waiting card can be retried", "ESTATE" },
+      { b:retry(id, { actor = me, note = "again" }) })
+    assert.equal(n, #b:history(id))
+    assert.equal(1, #b:comments(id))
+    assert.same({ nil, 'board: no card "NOPE"', "ENOENT" }, { b:retry("NOPE", { actor = me }) })
+  end)
+
   it("refuses every guarded move with its code, a helpful message, and writes nothing", function()
     local dep = assert(b:create { parent = "E", summary = "dep" }).id
     local id = assert(b:create { parent = "E", summary = "x", depends_on = { dep } }).id

@@ -6,21 +6,26 @@
 local board_mod = require "orket.board"
 local approvals = require "orket.engine.approvals"
 
-local USAGE = "orket answer CARD \"text\" | CARD --approve [\"note\"] | CARD --deny \"reason\" [-C DIR]"
+local USAGE = "orket answer CARD [--] \"text\" | CARD --approve [\"note\"] | CARD --deny \"reason\" [-C DIR]"
 local cmd = { summary = "answer a card that waits for input or approval", usage = USAGE }
 cmd.help = [[
 A card waiting for input has a question in its comments: answer it with text. A card waiting
 for an approval holds a tool call a policy asked about ('orket card CARD' shows it): --approve
 lets exactly that call run once on the card's next turn (the note is passed on to the model);
---deny tells the model the call is refused and why. Continue with 'orket resume' or 'orket run'.]]
+--deny tells the model the call is refused and why. Continue with 'orket resume' or 'orket run'.
+Text that starts with '-' goes after -- (orket answer CARD -- "-1 is fine").]]
 
 function cmd.run(args, cli)
   local dir, decision = ".", nil
   local pos = {}
-  local i = 1
+  local i, options = 1, true
   while i <= #args do
     local a = args[i]
-    if a == "-C" then
+    if not options then
+      pos[#pos + 1] = a
+    elseif a == "--" then
+      options = false -- what follows is text, even when it starts with '-'
+    elseif a == "-C" then
       if not args[i + 1] then return cli.usage_error(cmd, "-C needs a directory") end
       dir = args[i + 1]
       i = i + 1
@@ -28,8 +33,8 @@ function cmd.run(args, cli)
       local d = a:sub(3)
       if decision and decision ~= d then return cli.usage_error(cmd, "give --approve or --deny, not both") end
       decision = d
-    elseif a:match("^%-%-") then
-      return cli.usage_error(cmd, "unknown option '%s'", a)
+    elseif a:match("^%-.") then
+      return cli.usage_error(cmd, "unknown option '%s' (to answer text that starts with '-', put -- before it)", a)
     else
       pos[#pos + 1] = a
     end

@@ -4,13 +4,16 @@
 -- The files come from templates/project/ under Orket's home.
 local uv = require "luv"
 local import = require "orket.import"
+local project = require "orket.project"
 
 local cmd = { summary = "create a new project", usage = "orket init [DIR]" }
 cmd.help = [[
 Creates DIR (default: the current directory) with orket.lua, epics/start.json (one epic of
 two issues), script.lua (an offline scripted model), and workspace/, imports the epic, and
 prints the command that runs it. Refuses to touch a directory that already holds a project
-(orket.lua, epics/start.json, script.lua or .orket/), naming the file.]]
+(orket.lua, epics/start.json, script.lua or .orket/), naming the file. All or nothing: when
+a step fails (e.g. a broken file already in DIR/epics/), what init created is removed again
+and files that were there before are left as they were.]]
 
 local FILES = { "orket.lua", "epics/start.json", "script.lua" }
 
@@ -22,7 +25,27 @@ local function read(path)
   return s
 end
 
-local function mkdir_p(path)
+-- The shell word for s: as is when it is plain, else in single quotes ('my project').
+local function shell_quote(s)
+  if s:match("^[%w_./+,:@%%=-]+$") then return s end
+  return "'" .. s:gsub("'", [['\'']]) .. "'"
+end
+cmd.shell_quote = shell_quote
+
+-- What this init made, newest last, so a failure can take exactly that away again and
+-- leave what was there before untouched.
+local function undo_list()
+  local made = {}
+  function made.undo()
+    for i = #made, 1, -1 do
+      local m = made[i]
+      if m.dir then uv.fs_rmdir(m.path) else os.remove(m.path) end
+    end
+  end
+  return made
+end
+
+local function mkdir_p(path, made)
   local acc = path:sub(1, 1) == "/" and "" or "."
   for part in path:gmatch("[^/]+") do
     acc = acc .. "/" .. part
@@ -30,11 +53,39 @@ local function mkdir_p(path)
     if not st then
       local ok, err = uv.fs_mkdir(acc, 493)
       if not ok then return nil, err end
+      made[#made + 1] = { path = acc, dir = true }
     elseif st.type ~= "directory" then
       return nil, acc .. " is not a directory"
     end
   end
   return true
+end
+
+-- Writes the project; nil, msg on the first failure (the caller undoes what was made).
+local function create(dir, texts, made)
+  for _, d in ipairs { dir, dir .. "/epics", dir .. "/workspace" } do
+    local ok, err = mkdir_p(d, made)
+    if not ok then return nil, string.format("cannot create %s: %s", d, tostring(err)) end
+  end
+  for _, f in ipairs(FILES) do
+    local path = dir .. "/" .. f
+    local out, err = io.open(path, "wb")
+    if not out then return nil, string.format("cannot write %s: %s", path, tostring(err)) end
+    made[#made + 1] = { path = path }
+    local ok, werr = out:write(texts[f])
+    out:close()
+    if not ok then return nil, string.format("cannot write %s: %s", path, tostring(werr)) end
+  end
+  -- the store: .orket/ (checked absent above) and the database with its WAL files
+  local orket_dir = dir .. "/.orket"
+  made[#made + 1] = { path = orket_dir, dir = true }
+  for _, sfx in ipairs { "", "-wal", "-shm" } do made[#made + 1] = { path = project.db_path(dir) .. sfx } end
+  local db, oerr = project.open_store(dir, true)
+  if not db then return nil, oerr end
+  local r, ierr = import.import(db, dir)
+  db:close()
+  if not r then return nil, ierr end
+  return r
 end
 
 function cmd.run(args, cli)
@@ -60,32 +111,16 @@ function cmd.run(args, cli)
   local name = uv.fs_realpath(".") or "project"
   if dir ~= "." then name = dir end
   name = name:match("([^/]+)/*$") or "project"
-  texts["orket.lua"] = texts["orket.lua"]:gsub('"PROJECT"', string.format("%q", name), 1)
-  for _, d in ipairs { dir, dir .. "/epics", dir .. "/workspace" } do
-    local ok, err = mkdir_p(d)
-    if not ok then
-      cli.err("cannot create %s: %s", d, tostring(err))
-      return 1
-    end
-  end
-  for _, f in ipairs(FILES) do
-    local out, err = io.open(dir .. "/" .. f, "wb")
-    if not out then
-      cli.err("cannot write %s/%s: %s", dir, f, tostring(err))
-      return 1
-    end
-    out:write(texts[f])
-    out:close()
-  end
-  local db = cli.open_store(dir, true)
-  if not db then return 1 end
-  local r, ierr = import.import(db, dir)
-  db:close()
+  -- a function, not a string: '%' in the name is not a capture reference
+  texts["orket.lua"] = texts["orket.lua"]:gsub('"PROJECT"', function() return string.format("%q", name) end, 1)
+  local made = undo_list()
+  local r, err = create(dir, texts, made)
   if not r then
-    cli.err("%s", ierr)
+    made.undo()
+    cli.err("%s; init removed what it had created in %s, so it can be run again", err, dir)
     return 1
   end
-  local cd = dir == "." and "" or ("cd " .. dir .. " && ")
+  local cd = dir == "." and "" or ("cd " .. shell_quote(dir) .. " && ")
   io.stdout:write(string.format("created a project in %s: orket.lua, epics/start.json (epic START, %d issues), "
     .. "script.lua (offline model), workspace/\n", dir, r.cards - 1))
   io.stdout:write("next: " .. cd .. "orket run START\n")

@@ -27,6 +27,7 @@ function cmd.run(args, cli)
       if not dir then return cli.usage_error(cmd, "-C needs a directory") end
       i = i + 1
     elseif a:match("^%-") then return cli.usage_error(cmd, "unknown option '%s'", a)
+    elseif id then return cli.usage_error(cmd, "give one run number, not '%s' as well", a)
     else id = math.tointeger(tonumber(a)) if not id then return cli.usage_error(cmd, "RUN must be a run number") end end
     i = i + 1
   end

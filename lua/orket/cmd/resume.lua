@@ -24,9 +24,12 @@ function cmd.run(args, cli)
   else
     row = db:row("SELECT id, status FROM runs WHERE status IS NULL OR status <> 'done' ORDER BY id DESC LIMIT 1")
   end
+  local any = row or db:row("SELECT 1 AS x FROM runs LIMIT 1")
   db:close()
   if not row then
-    cli.err("%s", o.target and ("no run " .. o.target) or "no run to resume (every run is done)")
+    cli.err("%s", o.target and ("no run " .. o.target .. " (see 'orket runs')")
+      or any and "no run to resume (every run is done)"
+      or "no run to resume: nothing has run yet; start one with 'orket run EPIC'")
     return 1
   end
   if row.status == "done" then

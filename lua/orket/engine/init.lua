@@ -142,11 +142,20 @@ function Engine:prepare(card)
   if open then
     phase, seat = open.phase, open.seat
   else
-    if #turns >= self.settings.budgets.turns_per_card then
+    -- turns count from the card's last retry (orket retry resets its budget)
+    local used = #turns
+    if used >= self.settings.budgets.turns_per_card then
+      local since = journal.last_retry(self.db, card.id)
+      used = 0
+      for _, t in ipairs(turns) do
+        if t.id > since then used = used + 1 end
+      end
+    end
+    if used >= self.settings.budgets.turns_per_card then
       local worker = card.worked_by or self.routing:choose("worker", card, team) or "orket"
       self:block(card, seat_actor(self, worker), "resource", string.format(
-        "Stopped after %d turns (budgets.turns_per_card); raise the budget or split the issue, then move it to ready.",
-        #turns))
+        "Stopped after %d turns (budgets.turns_per_card); raise the budget or split the issue, then "
+          .. "'orket retry %s' puts it back to ready.", used, card.id))
       return nil, true
     end
     if card.status == "code_review" then
@@ -315,7 +324,9 @@ function Engine:card_tokens(card_id)
     t = { run = self.run_id }
     self.card_tokens_used = t
   end
-  if not t[card_id] then t[card_id] = journal.tokens(self.db, self.run_id, card_id) end
+  if not t[card_id] then
+    t[card_id] = journal.tokens(self.db, self.run_id, card_id, journal.last_retry(self.db, card_id))
+  end
   return t[card_id]
 end
 

@@ -8,15 +8,17 @@ local cjson = require "cjson.safe"
 
 local M = {}
 
---- turns(db, run, card) -> array of {turn=, phase=, seat=, role=, open=bool, outcome=}
+--- turns(db, run, card) -> array of {turn=, phase=, seat=, role=, open=bool, outcome=, id=}
+--- (id: the turn_begin event's, to compare with last_retry)
 function M.turns(db, run, card)
   local list, by_n = {}, {}
-  local rows = assert(db:rows([[SELECT kind, data FROM events WHERE card_id = ? AND +run_id = ?
+  local rows = assert(db:rows([[SELECT id, kind, data FROM events WHERE card_id = ? AND +run_id = ?
     AND kind IN ('turn_begin', 'turn_end') ORDER BY id]], card, run))
   for _, ev in ipairs(rows) do
     ev.data = cjson.decode(ev.data) or {}
     if ev.kind == "turn_begin" then
-      local t = { turn = ev.data.turn, phase = ev.data.phase, seat = ev.data.seat, role = ev.data.role, open = true }
+      local t = { turn = ev.data.turn, phase = ev.data.phase, seat = ev.data.seat, role = ev.data.role, open = true,
+        id = ev.id }
       list[#list + 1] = t
       by_n[t.turn] = t
     elseif ev.kind == "turn_end" and by_n[ev.data.turn] then
@@ -25,6 +27,13 @@ function M.turns(db, run, card)
     end
   end
   return list
+end
+
+--- last_retry(db, card) -> the id of the card's last "retry" event (board:retry: a
+--- developer put it back to ready), 0 when none: its turn and token budgets count from there.
+function M.last_retry(db, card)
+  local row = db:row("SELECT max(id) AS id FROM events WHERE card_id = ? AND kind = 'retry'", card)
+  return row and row.id or 0
 end
 
 --- step(db, run, card, turn, step) -> {id=, response=} | nil
@@ -49,9 +58,10 @@ function M.tool_call(db, turn_id, key)
   return cjson.decode(row.result) or {}
 end
 
---- tokens(db, run, card) -> prompt + completion tokens spent (card nil: the whole run, which
---- reads every turn of the run: the engine keeps a running total instead of asking per step)
-function M.tokens(db, run, card)
+--- tokens(db, run, card [, after]) -> prompt + completion tokens spent (card nil: the whole
+--- run, which reads every turn of the run: the engine keeps a running total instead of asking
+--- per step); after: only turns journaled after that event id (last_retry)
+function M.tokens(db, run, card, after)
   local row
   if card == nil then
     row = db:row([[SELECT COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0) AS n
@@ -59,7 +69,7 @@ function M.tokens(db, run, card)
   else
     row = db:row([[SELECT COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0) AS n
       FROM events e CROSS JOIN turns t ON t.id = json_extract(e.data, '$.id')
-      WHERE e.card_id = ?2 AND +e.run_id = ?1 AND e.kind = 'turn']], run, card)
+      WHERE e.card_id = ?2 AND +e.run_id = ?1 AND e.kind = 'turn' AND e.id > ?3]], run, card, after or 0)
   end
   return row and row.n or 0
 end

@@ -1,0 +1,74 @@
+-- orket retry CARD ["note"]: puts a blocked or waiting card back to ready, so the next
+-- 'orket run' or 'orket resume' works it again (after a model that was down, a budget that
+-- was raised, an issue that was split). The move goes through the state machine as the
+-- developer's; board:retry resets the card's rework count and budgets and journals it.
+local board_mod = require "orket.board"
+local approvals = require "orket.engine.approvals"
+local setup = require "orket.engine.setup"
+
+local USAGE = "orket retry CARD [--] [\"note\"] [-C DIR]"
+local cmd = { summary = "put a blocked or waiting card back to ready", usage = USAGE }
+cmd.help = [[
+For a card that is blocked (a model error, a spent budget) or waits for the developer: moves
+it to ready and starts its turn and token budgets and its count of review rejections over
+(the 'retry' event in its history records what was reset). The note, if given, is added to
+the card's comments by the developer, where the next turn's model reads it. A card waiting
+for an approval is decided with 'orket answer CARD --approve' or --deny instead. Refused
+while a run works on the project. Continue with 'orket resume' or 'orket run'.]]
+
+function cmd.run(args, cli)
+  local dir, pos = ".", {}
+  local i, options = 1, true
+  while i <= #args do
+    local a = args[i]
+    if not options then
+      pos[#pos + 1] = a
+    elseif a == "--" then
+      options = false -- what follows is the note, even when it starts with '-'
+    elseif a == "-C" then
+      if not args[i + 1] then return cli.usage_error(cmd, "-C needs a directory") end
+      dir = args[i + 1]
+      i = i + 1
+    elseif a:match("^%-.") then
+      return cli.usage_error(cmd, "unknown option '%s' (for a note that starts with '-', put -- before it)", a)
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  if #pos == 0 then return cli.usage_error(cmd, "retry needs a card id") end
+  if #pos > 2 then return cli.usage_error(cmd, "give the note as one argument (quote it)") end
+  local db = cli.open_store(dir, false)
+  if not db then return 1 end
+  -- A run moves cards on its own: changing one under it would race its scheduler.
+  local lock, lerr = setup.lock(dir)
+  if not lock then
+    db:close()
+    cli.err("%s", lerr)
+    return 1
+  end
+  local b = board_mod.open(db)
+  local usage
+  local card, err = db:tx(function()
+    local c, gerr, gcode = b:get(pos[1])
+    if not c then return nil, gerr, gcode end
+    local p = c.status == "waiting_for_developer" and approvals.pending(db, c.id)
+    if p then
+      usage = string.format("%s waits for approval of %s (request #%d); decide it with "
+        .. "'orket answer %s --approve [\"note\"]' or --deny \"reason\"", c.id, approvals.describe(p), p.id, c.id)
+      return nil, usage, "EUSAGE"
+    end
+    return b:retry(c.id, { actor = { seat = "developer", roles = {} }, note = pos[2] })
+  end)
+  db:close()
+  lock:release()
+  if usage then return cli.usage_error(cmd, "%s", usage) end
+  if not card then
+    cli.err("%s", (tostring(err):gsub("^board: ", "")))
+    return 1
+  end
+  io.stdout:write(string.format("%s is %s; continue with 'orket resume' or 'orket run'\n", card.id, card.status))
+  return 0
+end
+
+return cmd

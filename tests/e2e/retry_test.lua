@@ -1,0 +1,135 @@
+-- orket retry end to end: a card blocked by a failing model or a spent budget goes back to
+-- ready and the next run (or the resumed one) finishes it; what retry refuses.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+
+-- the card, with its comments and history
+local function card(dir, id)
+  local doc = cjson.decode(H.orket("card " .. id .. " --json", { cwd = dir }).stdout)
+  doc.card.comments, doc.card.history = doc.comments, doc.history
+  return doc.card
+end
+
+local ORKET_LUA = [[
+name = "retry"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { backoff_ms = 1 }
+]]
+
+local function call(name, args) return string.format("{ name = %q, arguments = %s }", name, args) end
+
+-- The coder's model: broken (every call a bad request) or working.
+local function script(broken)
+  local coder = broken and '{ error = { class = "bad_request", message = "model not found" } }'
+    or "{ tool_calls = { " .. call("update_issue_status", '{ status = "code_review" }') .. " } }"
+  return [[return { rules = {
+  { role = "coder", reply = ]] .. coder .. [[ },
+  { role = "integrity_guard", reply = { tool_calls = { ]] .. call("update_issue_status", '{ status = "done" }') .. [[ } } },
+}, default = { content = "Nothing more to do." } }
+]]
+end
+
+local function project()
+  local dir = H.tmpdir()
+  os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
+  H.write(dir .. "/orket.lua", ORKET_LUA)
+  H.write(dir .. "/script.lua", script(true))
+  H.write(dir .. "/epics/r.json", [[
+{ "id": "R", "name": "Retry", "issues": [ { "id": "R-1", "summary": "Do it", "seat": "senior_developer" } ] }
+]])
+  assert.equal(0, H.orket("import", { cwd = dir }).status)
+  return dir
+end
+
+describe("orket retry", function()
+  after_each(H.cleanup)
+
+  it("puts a card a failing model blocked back to ready, and the next run finishes it", function()
+    local dir = project()
+    local r = H.orket("run R", { cwd = dir })
+    assert.equal(1, r.status, r.stderr)
+    assert.equal("blocked", card(dir, "R-1").status)
+    -- blocked stays blocked: a second run fails at once, and answer is for waiting cards
+    assert.equal(1, H.orket("run R", { cwd = dir }).status)
+    r = H.orket("answer R-1 retry", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("is blocked, not waiting for input", r.stderr)
+
+    H.write(dir .. "/script.lua", script(false)) -- the model works again
+    r = H.orket("retry R-1 'the model is back'", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("R-1 is ready; continue with 'orket resume' or 'orket run'\n", r.stdout)
+    assert.equal("", r.stderr)
+    local c = card(dir, "R-1")
+    assert.equal("ready", c.status)
+    assert.equal("developer: the model is back", c.comments[#c.comments].author .. ": " .. c.comments[#c.comments].body)
+    local kinds = {}
+    for _, ev in ipairs(c.history) do kinds[#kinds + 1] = ev.kind end
+    assert.equal("retry", kinds[#kinds])
+
+    r = H.orket("run R", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("done", card(dir, "R-1").status)
+    -- a done card is not retried
+    r = H.orket("retry R-1", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("orket: R-1 is done; only a blocked or waiting card can be retried\n", r.stderr)
+  end)
+
+  it("starts a card's turn budget over, so resuming the run that blocked it finishes it", function()
+    -- turns_per_card = 1: the work turn hands the card in, and the review turn is over budget
+    local dir = project()
+    H.write(dir .. "/script.lua", script(false))
+    H.write(dir .. "/orket.lua", ORKET_LUA .. "budgets = { backoff_ms = 1, turns_per_card = 1 }\n")
+    local r = H.orket("run R", { cwd = dir })
+    assert.equal(1, r.status, r.stderr)
+    local c = card(dir, "R-1")
+    assert.equal("blocked", c.status)
+    assert.equal("resource", c.wait_reason)
+    assert.matches("'orket retry R%-1' puts it back to ready", c.comments[#c.comments].body)
+    -- without a retry, resuming finishes nothing
+    assert.equal(1, H.orket("resume", { cwd = dir }).status)
+    -- two turns from here (work, review): the run's first turn no longer counts
+    H.write(dir .. "/orket.lua", ORKET_LUA .. "budgets = { backoff_ms = 1, turns_per_card = 2 }\n")
+    r = H.orket("retry R-1", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    r = H.orket("resume", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("done", card(dir, "R-1").status)
+  end)
+
+  it("refuses while a run holds the project, and bad arguments", function()
+    local dir = project()
+    assert.equal(1, H.orket("run R", { cwd = dir }).status)
+    local sh = string.format("cd %s && { %s lua -e %s & echo $!; }", H.quote(dir), H.quote(H.BIN),
+      H.quote("local l = assert(require('orket.engine.setup').lock('.')); io.stdout:write('locked\\n'); "
+        .. "io.stdout:flush(); orket.sleep(60000)"))
+    local p = io.popen(sh)
+    local pid = tonumber(p:read("l"))
+    assert.equal("locked", p:read("l"))
+    local r = H.orket("retry R-1", { cwd = dir })
+    os.execute("kill -9 " .. pid)
+    p:close()
+    assert.equal(1, r.status)
+    assert.matches("another orket run is working on this project %(process " .. pid .. "%)", r.stderr)
+    assert.equal("blocked", card(dir, "R-1").status)
+
+    r = H.orket("retry", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("retry needs a card id", r.stderr)
+    r = H.orket("retry R-1 -x", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("unknown option '%-x'", r.stderr)
+    r = H.orket("retry R-1 a b", { cwd = dir })
+    assert.equal(2, r.status)
+    r = H.orket("retry NOPE", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("no card \"NOPE\"", r.stderr)
+    r = H.orket("retry R-1 -- '-1 was wrong'", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local c = card(dir, "R-1")
+    assert.equal("-1 was wrong", c.comments[#c.comments].body)
+    assert.matches("\n  retry ", H.orket("help").stdout)
+  end)
+end)
