@@ -134,27 +134,55 @@ function M.validate_models(models)
   return true
 end
 
--- OLLAMA_HOST is "host", "host:port" or a URL (Ollama's own convention).
-local function ollama_url(v)
-  if not v:match("^https?://") then v = "http://" .. v end
-  if not v:match("^https?://[^/]*:%d+") and not v:match("^https?://%[") then
+-- A base URL from the environment: http(s) only, the scheme in any case. OLLAMA_HOST may
+-- also be "host" or "host:port" (Ollama's own convention), the port 11434 by default.
+local function env_url(kind, v)
+  local scheme = v:match("^(%a[%w+.-]*)://")
+  local forms = kind == "ollama" and "host, host:port or an http:// or https:// URL" or "an http:// or https:// URL"
+  if scheme then
+    local lower = scheme:lower()
+    if lower ~= "http" and lower ~= "https" then return nil, "must be " .. forms .. " (got " .. v .. ")" end
+    v = lower .. v:sub(#scheme + 1)
+  elseif kind == "ollama" then
+    v = "http://" .. v
+  else
+    return nil, "must be " .. forms .. " (got " .. v .. ")"
+  end
+  if not v:match("^https?://[^/]") then return nil, "must be " .. forms .. " (got " .. v .. ")" end
+  if kind == "ollama" and not v:match("^https?://[^/]*:%d+") and not v:match("^https?://%[") then
     v = v:gsub("^(https?://[^/]+)", "%1:11434")
   end
   return v
 end
 
---- apply_env(cfg, getenv) -> cfg: each provider's base_url_env overrides its base_url;
---- ORKET_MODEL overrides models.default. getenv defaults to os.getenv.
+--- apply_env(cfg, getenv) -> cfg | nil, message, "EINVAL": each provider's base_url_env
+--- overrides its base_url; ORKET_MODEL overrides models.default. A bad value is reported
+--- with the variable's name (not as orket.lua's). getenv defaults to os.getenv.
 function M.apply_env(cfg, getenv)
   getenv = getenv or os.getenv
   local models = cfg.models
   for _, p in pairs(models.providers) do
     local var = p.base_url_env
     local v = var and getenv(var)
-    if v and v ~= "" then p.base_url = p.kind == "ollama" and ollama_url(v) or v end
+    if v and v ~= "" then
+      local url, err = env_url(p.kind, v)
+      if not url then return nil, var .. ": " .. err, "EINVAL" end
+      p.base_url = url
+    end
   end
   local m = getenv("ORKET_MODEL")
-  if m and m ~= "" then models.default = m end
+  if m and m ~= "" then
+    local prov, err = M.split_model(m)
+    if not prov then return nil, "ORKET_MODEL: " .. err, "EINVAL" end
+    if not models.providers[prov] then
+      local names = {}
+      for name in pairs(models.providers) do names[#names + 1] = tostring(name) end
+      table.sort(names)
+      return nil, string.format("ORKET_MODEL: names provider '%s', which is not configured (configured: %s)",
+        prov, table.concat(names, ", ")), "EINVAL"
+    end
+    models.default = m
+  end
   return cfg
 end
 
@@ -190,7 +218,8 @@ function M.finish(data, dir, getenv)
   local models, merr = merge(data)
   if merr then return nil, "orket.lua: " .. merr, "EINVAL" end
   cfg.models = models
-  M.apply_env(cfg, getenv)
+  local eok, eerr, ecode = M.apply_env(cfg, getenv)
+  if not eok then return nil, eerr, ecode end
   local ok, err, code = M.validate_models(models)
   if not ok then return nil, err, code end
   for _, p in pairs(models.providers) do

@@ -62,6 +62,21 @@ team = { "lead" }
     env.OLLAMA_HOST = "gpu-box"
     cfg = assert(config.finish({}, "/x", function(k) return env[k] end))
     assert.equal("http://gpu-box:11434", cfg.models.providers.ollama.base_url)
+    env.OLLAMA_HOST = "HTTPS://gpu-box/"
+    cfg = assert(config.finish({}, "/x", function(k) return env[k] end))
+    assert.equal("https://gpu-box:11434/", cfg.models.providers.ollama.base_url)
+  end)
+
+  it("names the variable, not orket.lua, when an environment value is wrong", function()
+    local function finish(env) return config.finish({}, "/x", function(k) return env[k] end) end
+    local _, err = finish { OLLAMA_HOST = "ftp://127.0.0.1" }
+    assert.equal("OLLAMA_HOST: must be host, host:port or an http:// or https:// URL (got ftp://127.0.0.1)", err)
+    _, err = finish { OPENAI_BASE_URL = "localhost:8080" }
+    assert.equal("OPENAI_BASE_URL: must be an http:// or https:// URL (got localhost:8080)", err)
+    _, err = finish { ORKET_MODEL = "gpt4" }
+    assert.matches('^ORKET_MODEL: a model is named "provider:model"', err)
+    _, err = finish { ORKET_MODEL = "nope:x" }
+    assert.equal("ORKET_MODEL: names provider 'nope', which is not configured (configured: ollama, openai)", err)
   end)
 
   it("names the file, line or field of what is wrong", function()
