@@ -241,6 +241,22 @@ describe("llm client", function()
     assert.has_error(function() c:chat {} end, "bad argument #1 to 'chat' (messages must be a non-empty list)")
     assert.has_error(function() c:chat { messages = { { content = "x" } } } end,
       "bad argument #1 to 'chat' (messages[1].role must be a string)")
+    for _, case in ipairs {
+      { { stream = "yes" }, "stream must be true or false" },
+      { { options = "hot" }, "options must be a table" },
+      { { timeout_ms = 0 / 0 }, "timeout_ms must be a positive number of milliseconds" },
+      { { timeout_ms = math.huge }, "timeout_ms must be a positive number of milliseconds" },
+      { { tools = "x" }, "tools must be a list of {name=, description=, parameters=}" },
+      { { tools = { { name = "x", parameters = print } } }, "tools[1].parameters must be a table (a JSON schema)" },
+      { { tool_choice = "maybe" }, 'tool_choice must be "auto", "none", "required" or {name = TOOL}' },
+      { { meta = 1 }, "meta must be a table" },
+    } do
+      local req = { messages = USER }
+      for k, v in pairs(case[1]) do req[k] = v end
+      local ok, err = pcall(c.chat, c, req)
+      assert.is_false(ok)
+      assert.equal("bad argument #1 to 'chat' (" .. case[2] .. ")", err:gsub("^[^:]+:%d+: ", ""))
+    end
     assert.same({ nil, "llm: unknown provider 'zz' in model 'zz:m' (configured: s)", "bad_request" },
       { c:chat { model = "zz:m", messages = USER } })
     assert.has_error(function() llm.new { providers = { a = { kind = "mystery" } } } end)

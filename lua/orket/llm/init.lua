@@ -117,33 +117,39 @@ function M.check_models(models, team, roles)
   return out
 end
 
-local function check_request(req)
-  if type(req) ~= "table" then error("bad argument #1 to 'chat' (table expected, got " .. type(req) .. ")", 3) end
-  if type(req.messages) ~= "table" or #req.messages == 0 then
-    error("bad argument #1 to 'chat' (messages must be a non-empty list)", 3)
-  end
+local CHOICES = { auto = true, none = true, required = true }
+
+-- level: the caller to blame (3 from a Client method: the method's caller)
+local function check_request(req, level)
+  level = level or 3
+  local function bad(msg) error("bad argument #1 to 'chat' (" .. msg .. ")", level + 1) end
+  if type(req) ~= "table" then bad("table expected, got " .. type(req)) end
+  if type(req.messages) ~= "table" or #req.messages == 0 then bad("messages must be a non-empty list") end
   for i, m in ipairs(req.messages) do
-    if type(m) ~= "table" or type(m.role) ~= "string" then
-      error("bad argument #1 to 'chat' (messages[" .. i .. "].role must be a string)", 3)
-    end
-    if m.content ~= nil and type(m.content) ~= "string" then
-      error("bad argument #1 to 'chat' (messages[" .. i .. "].content must be a string)", 3)
-    end
+    if type(m) ~= "table" or type(m.role) ~= "string" then bad("messages[" .. i .. "].role must be a string") end
+    if m.content ~= nil and type(m.content) ~= "string" then bad("messages[" .. i .. "].content must be a string") end
   end
   local tools = req.tools
   if tools ~= nil then
+    if type(tools) ~= "table" then bad("tools must be a list of {name=, description=, parameters=}") end
     for i, t in ipairs(tools) do
-      if type(t) ~= "table" or type(t.name) ~= "string" then
-        error("bad argument #1 to 'chat' (tools[" .. i .. "].name must be a string)", 3)
-      end
+      if type(t) ~= "table" or type(t.name) ~= "string" then bad("tools[" .. i .. "].name must be a string") end
+      if t.description ~= nil and type(t.description) ~= "string" then bad("tools[" .. i .. "].description must be a string") end
+      if t.parameters ~= nil and type(t.parameters) ~= "table" then bad("tools[" .. i .. "].parameters must be a table (a JSON schema)") end
     end
   end
-  if req.on_delta ~= nil and type(req.on_delta) ~= "function" then
-    error("bad argument #1 to 'chat' (on_delta must be a function)", 3)
+  local tc = req.tool_choice
+  if tc ~= nil and not (CHOICES[tc] or (type(tc) == "table" and type(tc.name) == "string")) then
+    bad('tool_choice must be "auto", "none", "required" or {name = TOOL}')
   end
-  if req.timeout_ms ~= nil and (type(req.timeout_ms) ~= "number" or req.timeout_ms <= 0) then
-    error("bad argument #1 to 'chat' (timeout_ms must be a positive number)", 3)
+  if req.on_delta ~= nil and type(req.on_delta) ~= "function" then bad("on_delta must be a function") end
+  local t = req.timeout_ms
+  if t ~= nil and (type(t) ~= "number" or not (t > 0) or t == math.huge) then
+    bad("timeout_ms must be a positive number of milliseconds")
   end
+  if req.stream ~= nil and type(req.stream) ~= "boolean" then bad("stream must be true or false") end
+  if req.options ~= nil and type(req.options) ~= "table" then bad("options must be a table") end
+  if req.meta ~= nil and type(req.meta) ~= "table" then bad("meta must be a table") end
 end
 
 -- Model names resolved so far (a client sees a handful; the cache starts over past 64).
@@ -239,7 +245,7 @@ end
 --- current directory (orket.lua, else the built-in providers) and the environment. For the
 --- REPL: without on_delta, tokens stream to standard output as they arrive.
 function M.chat(req)
-  if type(req) ~= "table" then error("bad argument #1 to 'chat' (table expected, got " .. type(req) .. ")", 2) end
+  check_request(req) -- here, so a mistake is blamed on the caller (a REPL line), not on this file
   if not default_client then
     local cfg, err = config.load_or_defaults(".")
     if not cfg then error("llm.chat: " .. err, 2) end
