@@ -88,6 +88,13 @@ static int sc_fail(schema_err *e, const char *where, const char *fmt, ...) {
   return -1;
 }
 
+/* A bound as a person writes it: 1048576, not %g's 1.04858e+06; 0.5 stays 0.5. */
+static const char *sc_num_text(const jv *n, char *buf, size_t len) {
+  if (n->type == JV_INT) snprintf(buf, len, "%lld", (long long)n->u.i);
+  else snprintf(buf, len, "%.15g", n->u.d);
+  return buf;
+}
+
 /* where + "." + key (or "[i]"), truncated to fit. */
 static void sc_join(char *out, size_t outlen, const char *where, const char *key, size_t klen) {
   int n = snprintf(out, outlen, "%.180s.", where);
@@ -269,8 +276,11 @@ static int sv(const jv *s, const jv *v, const char *where, int depth, const sche
   if (sc_is_number(v)) {
     const jv *mx = jv_get(s, "maximum"), *mn = jv_get(s, "minimum");
     if (v->type == JV_NUM && !isfinite(v->u.d)) return sc_fail(e, where, "must be a finite number");
-    if (mx && sc_is_number(mx) && jv_num(v) > jv_num(mx)) return sc_fail(e, where, "must be at most %g", jv_num(mx));
-    if (mn && sc_is_number(mn) && jv_num(v) < jv_num(mn)) return sc_fail(e, where, "must be at least %g", jv_num(mn));
+    char bound[32];
+    if (mx && sc_is_number(mx) && jv_num(v) > jv_num(mx))
+      return sc_fail(e, where, "must be at most %s", sc_num_text(mx, bound, sizeof bound));
+    if (mn && sc_is_number(mn) && jv_num(v) < jv_num(mn))
+      return sc_fail(e, where, "must be at least %s", sc_num_text(mn, bound, sizeof bound));
   }
   if (v->type == JV_ARR || v->type == JV_OBJ) {
     const jv *mx = jv_get(s, "maxItems"), *mn = jv_get(s, "minItems");

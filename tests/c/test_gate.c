@@ -95,6 +95,27 @@ TEST(test_schema_validate) {
   jv xs = jobj(xk, xl, xv, 1);
   CHECK(t, schema_check(&xs, "parameters", &e) == -1);
   CHECK(t, strstr(e.msg, "parameters.tpye: unknown schema keyword") != NULL);
+  /* bounds read as written: 1048576, not 1.04858e+06 */
+  jv big, val, half;
+  memset(&big, 0, sizeof big);
+  big.type = JV_INT;
+  big.u.i = 1048576;
+  memset(&val, 0, sizeof val);
+  val.type = JV_INT;
+  val.u.i = 2000000;
+  const char *nk[] = {"type", "maximum"};
+  size_t nl[2];
+  jv nv[] = {jstr("number"), big};
+  jv ns = jobj(nk, nl, nv, 2);
+  CHECK(t, schema_validate(&ns, &val, NULL, &e) == -1);
+  CHECK_STR(t, e.msg, "args: must be at most 1048576");
+  memset(&half, 0, sizeof half);
+  half.type = JV_NUM;
+  half.u.d = 0.5;
+  nv[1] = half;
+  ns = jobj(nk, nl, nv, 2);
+  CHECK(t, schema_validate(&ns, &val, NULL, &e) == -1);
+  CHECK_STR(t, e.msg, "args: must be at most 0.5");
 }
 
 static int refuse_done(void *ud, const char *to, size_t n, gate_decision *d) {

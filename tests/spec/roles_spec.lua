@@ -63,6 +63,25 @@ describe("roles.messages", function()
     assert.equal("object", reg:get("write_file").parameters.type)
   end)
 
+  it("reports a failing script as file:line: message, without the traceback", function()
+    for _, src in ipairs {
+      [[return { intent = "x", tools = {}, build = function(ctx)
+        local t = nil
+        return t.x
+      end }]],
+      [[return { intent = "x", tools = {}, system = function(ctx)
+        error("no brief")
+      end }]],
+    } do
+      local r = role(src)
+      local msgs, err = roles.messages(r, ctx(registry()))
+      assert.is_nil(msgs)
+      assert.matches("r%.lua:%d+: ", err)
+      assert.is_nil(err:find("\n", 1, true), err)
+      assert.is_nil(err:find("traceback", 1, true), err)
+    end
+  end)
+
   it("gives a fresh copy of everything else, every call", function()
     local reg = registry()
     local r = role([[return { intent = "x", tools = {}, build = function(ctx)

@@ -122,12 +122,14 @@ function M.messages(role, ctx)
     local sys = role.system
     if type(sys) == "function" then
       ok, sys, code = role.box:pcall(sys, arg)
-      if not ok then return nil, tostring(sys), code end
+      if not ok then return nil, sandbox.first_line(sys), code end
       if type(sys) ~= "string" then return nil, role.file .. ": system(ctx) must return a string", "EINVAL" end
     end
     ok, res = true, prompt.messages(arg, sys)
   end
-  if not ok then return nil, tostring(res), code end
+  -- "file:line: message" alone: the card's comment and the run's events are for the
+  -- operator, and the script's frames below it say nothing the line does not
+  if not ok then return nil, sandbox.first_line(res), code end
   local msgs, cerr = sandbox.copy(res)
   if cerr then return nil, role.file .. ": messages are not plain data: " .. cerr, "EINVAL" end
   local m, err = check_messages(msgs, role.file)
