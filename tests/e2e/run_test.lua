@@ -138,6 +138,28 @@ describe("orket run", function()
     end
   end)
 
+  it("stops like SIGINT when the reader of its JSON Lines goes away (run | head)", function()
+    local ref = project()
+    assert.equal(0, H.orket("run NOTES", { cwd = ref }).status)
+    local want = state(ref)
+    local dir = project()
+    -- NOTES-3's first model call takes 60 s: the run is still working when its reader has left
+    local script = H.read(dir .. "/script.lua")
+    H.write(dir .. "/script.lua", script:gsub("local rules = {", [[local rules = {
+  { role = "coder", card = "NOTES-3", match = "^Issue ", reply = { delay_ms = 60000, tool_calls = {
+    call("write_file", { path = "list.lua", content = "return function(db) return db end\n" }),
+    call("add_issue_comment", { body = "Wrote list.lua." }) } } },]], 1))
+    os.execute(string.format("cd %s && { { %s run NOTES 2>err.txt; echo $? >status.txt; } | true; } 2>/dev/null",
+      H.quote(dir), H.quote(H.BIN)))
+    local status = tonumber(H.read(dir .. "/status.txt"))
+    assert.equal(130, status, H.read(dir .. "/err.txt"))
+    assert.matches("^%s*1%s+interrupted", H.orket("runs", { cwd = dir }).stdout)
+    H.write(dir .. "/script.lua", script)
+    local r = H.orket("resume", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal(want, state(dir))
+  end)
+
   it("resumes a scripted sequence where it stopped, not from its first reply", function()
     -- the coder's replies for SQ-1 come from one sequence, one per model step; a resumed
     -- run reads the recorded steps back, and the provider is told about them so the next

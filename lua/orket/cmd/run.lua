@@ -23,11 +23,21 @@ input (the reasons are printed), 130 interrupted. On a terminal the run is shown
 view (cards by status, each seat's turn, tokens, time) ending with a summary; --json, or
 stdout not a terminal, prints the engine's events as JSON Lines instead.]]
 
-local function json_lines(ev)
-  local ok, line = pcall(jsonout.encode, ev)
-  if ok then
-    io.stdout:write(line, "\n")
-    io.stdout:flush()
+-- JSON Lines on stdout. When the reader goes away (`orket run X | head -1`), the write
+-- fails (SIGPIPE is caught while a run goes, so it does not kill the process) and the run
+-- stops as on SIGINT: journal consistent, state interrupted, `orket resume` continues.
+local function json_lines(on_broken)
+  local broken = false
+  return function(ev)
+    if broken then return end
+    local ok, line = pcall(jsonout.encode, ev)
+    if not ok then return end
+    local w = io.stdout:write(line, "\n")
+    if w then w = io.stdout:flush() end
+    if not w then
+      broken = true
+      on_broken()
+    end
   end
 end
 
@@ -91,7 +101,15 @@ end
 
 function cmd.execute(o, cli, resume_id)
   local e, view, stop_view
-  local emit = json_lines
+  -- stopped from the loop, as a signal would: the write that failed may be inside a turn
+  -- (which stop() cancels) or inside a transaction
+  local emit = json_lines(function()
+    local later = uv.new_timer()
+    later:start(0, 0, function()
+      later:close()
+      if e then e:stop() end
+    end)
+  end)
   if not o.json then
     view, stop_view = live(function() return e end)
     emit = function(ev) view:event(ev) end
@@ -114,6 +132,15 @@ function cmd.execute(o, cli, resume_id)
   end
   -- Edits to roles/, tools/, policies/ and routing.lua apply from the next turn on.
   local watcher = reload.watch(e)
+  local signals = {}
+  for _, name in ipairs { "sigint", "sigterm" } do
+    local h = uv.new_signal()
+    h:start(name, function() e:stop() end)
+    signals[#signals + 1] = h
+  end
+  local pipe = uv.new_signal() -- a closed stdout is a failed write, seen by json_lines
+  pipe:start("sigpipe", function() end)
+  signals[#signals + 1] = pipe
   local status
   local t = task.spawn(function()
     local id = resume_id
@@ -127,12 +154,6 @@ function cmd.execute(o, cli, resume_id)
     end
     status = e:execute(id)
   end)
-  local signals = {}
-  for _, name in ipairs { "sigint", "sigterm" } do
-    local h = uv.new_signal()
-    h:start(name, function() e:stop() end)
-    signals[#signals + 1] = h
-  end
   local ok, terr = t:join()
   for _, h in ipairs(signals) do h:close() end
   watcher:close()
