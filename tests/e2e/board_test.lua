@@ -76,6 +76,25 @@ describe("orket import, board and card", function()
     assert.equal("Name files relative to the workspace root.", card.violations[1].remedy)
   end)
 
+  it("keeps its columns in line when a status carries a wait reason", function()
+    local dir = example()
+    H.orket("import", { cwd = dir })
+    -- a card waiting for input, as request_input leaves it
+    local r = H.orket([[lua -e "local db = assert(require('orket.store').open('.orket/orket.db'))
+      assert(db:run([=[UPDATE cards SET status = 'waiting_for_developer', wait_reason = 'input' WHERE id = 'API-1']=]))
+      db:close()"]], { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local text = H.orket("board", { cwd = dir, env = { NO_COLOR = "1" } }).stdout
+    local col
+    for line in text:gmatch("[^\n]+") do
+      local at = line:find(" high ", 1, true) or line:find(" medium ", 1, true) or line:find(" low ", 1, true)
+      assert.is_not_nil(at, line)
+      col = col or at
+      assert.equal(col, at, "priority column moved in: " .. line)
+    end
+    assert.matches("waiting_for_developer%(input%)", text)
+  end)
+
   it("uses colour only on a terminal and never with NO_COLOR", function()
     local dir = example()
     H.orket("import", { cwd = dir })

@@ -121,16 +121,26 @@ function cmd.run(args, cli)
   end
   local color = color_on()
   local function paint(code, s) return color and code and ("\27[" .. code .. "m" .. s .. "\27[0m") or s end
-  local out = {}
+  local out, rows = {}, {}
+  -- columns as wide as their widest cell (at least the usual width), so a long id, a
+  -- status with its wait reason or a long seat name does not push the row out of line
+  local w_label, w_status, w_seat = 36, 22, 18
   for _, e in ipairs(ordered) do
     local c = e.card
-    local indent = string.rep("  ", e.depth)
+    local r = {
+      label = string.rep("  ", e.depth) .. (c.type == "issue" and c.id or (c.type:upper() .. " " .. c.id)),
+      status = c.status .. (c.wait_reason and ("(" .. c.wait_reason .. ")") or ""),
+      seat = c.seat or "-",
+    }
+    w_label, w_status, w_seat = math.max(w_label, #r.label), math.max(w_status, #r.status), math.max(w_seat, #r.seat)
+    rows[e] = r
+  end
+  for _, e in ipairs(ordered) do
+    local c, r = e.card, rows[e]
     local title = c.summary or c.name or ""
     if c.type ~= "issue" and c.name and c.name ~= "" then title = c.name end
-    local st = c.status .. (c.wait_reason and ("(" .. c.wait_reason .. ")") or "")
-    local label = c.type == "issue" and c.id or (c.type:upper() .. " " .. c.id)
-    local line = string.format("%-36s %s %-8s %-18s %s", indent .. label,
-      paint(COLORS[c.status], string.format("%-22s", st)), pname(c.priority), c.seat or "-", title)
+    local line = string.format("%-" .. w_label .. "s %s %-8s %-" .. w_seat .. "s %s", r.label,
+      paint(COLORS[c.status], string.format("%-" .. w_status .. "s", r.status)), pname(c.priority), r.seat, title)
     if c.type ~= "issue" and color then line = "\27[1m" .. line .. "\27[0m" end
     out[#out + 1] = line:gsub("%s+$", "")
   end
