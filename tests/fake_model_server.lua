@@ -29,6 +29,7 @@
 --   done_gap_ms=MS              wait MS between [DONE] and the end of the chunked body
 --   echo_key                    the answer (or, with tool=, the call's "note" argument) repeats the
 --                               request's Authorization header, as a careless server might
+--   plain_200                   answer 200 with a text/plain page, as a proxy or web server might
 --   nolog                       leave the request out of /__log (benchmarks: a log of tens of
 --                               thousands of requests made this server's collector pause for
 --                               milliseconds between the stamp and the rest of an answer)
@@ -297,6 +298,7 @@ local function handle(c, method, path, headers, body)
   end
   if s.first_byte_ms then orket.sleep(s.first_byte_ms) end
   if c.closed then return end
+  if s.plain_200 then return c:send(200, { ["Content-Type"] = "text/plain" }, "It works!\n") end
   local status = failure(s, req.model)
   if status then return fail_reply(c, status, s, ollama) end
   if s.tool and s.tool_times then

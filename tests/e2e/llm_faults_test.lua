@@ -137,6 +137,17 @@ for _, wire in ipairs { "oa", "ol" } do
       assert.matches("malformed", msg)
     end)
 
+    it("says when a 200 was no stream at all", function()
+      local r, msg, class = client():chat { model = wire .. ":plain_200", messages = USER }
+      assert.is_nil(r)
+      assert.equal("transient", class)
+      if wire == "oa" then
+        assert.matches("Content%-Type text/plain, not a stream of events", msg)
+      else
+        assert.is_string(msg)
+      end
+    end)
+
     it("classifies an error event after a 200", function()
       local r, msg, class = client():chat { model = wire .. ":error_event", messages = USER }
       assert.is_nil(r)

@@ -227,7 +227,16 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
     if e then return nil, e end
   end
   local content, calls, finish, usage, smodel, id = wire.finish(st, stream)
-  if content == nil then return nil, calls end
+  if content == nil then
+    -- a 200 that was no stream at all (a web page, a proxy's text) says so, not just
+    -- that the stream ended early
+    local ctype = h["content-type"]
+    if stream and ctype and not ctype:find("event%-stream") and not ctype:find("json") and calls and calls.message then
+      calls.message = string.format("%s (the server answered 200 with Content-Type %s, not a stream of events: is base_url a model server's API?)",
+        calls.message, ctype)
+    end
+    return nil, calls
+  end
   return {
     content = content, tool_calls = calls, finish_reason = finish,
     usage = common.finish_usage(usage, req.messages, content, calls),
