@@ -35,7 +35,8 @@
 --                               milliseconds between the stamp and the rest of an answer)
 -- GET /__log returns every request seen (path, model, time, authorization present, conn:
 -- the number of the connection it came on);
--- POST /__reset forgets the log and the failure counters.
+-- POST /__reset forgets the log and the failure counters; any path under /moved/ answers 302
+-- to the rest of the path.
 local uv = require "luv"
 local json = require "cjson.safe"
 
@@ -272,6 +273,9 @@ local function handle(c, method, path, headers, body)
   if method == "POST" and path == "/__reset" then
     log, counters = {}, {}
     return c:send(200, {}, "{}")
+  end
+  if path:match("^/moved/") then -- a base_url that moved: every path redirects
+    return c:send(302, { Location = path:sub(7) }, "")
   end
   if method == "GET" and (path == "/v1/models" or path == "/models") then
     return c:send(200, {}, json.encode { object = "list", data = { { id = "fake-model", object = "model" } } })

@@ -244,6 +244,18 @@ describe("retry policy", function()
     end)
   end
 
+  it("reports a redirect with where it points, in chat and in the health check", function()
+    local c = llm.new { default = "m:x", providers = { m = { kind = "openai", base_url = fake.url .. "/moved/v1",
+      retry = { max_attempts = 1 } } } }
+    local r, msg, class = c:chat { messages = USER }
+    assert.is_nil(r)
+    assert.equal("bad_request", class)
+    assert.matches("redirect to /v1/chat/completions not followed %(fix base_url%)", msg)
+    r, msg, class = c:health("m")
+    assert.is_nil(r)
+    assert.equal("HTTP 302: redirect to /v1/models not followed (fix base_url)", msg)
+  end)
+
   it("never retries insufficient_quota (quota)", function()
     local r, msg, class = client():chat { model = "oa:fail=429,error_code=insufficient_quota", messages = USER }
     assert.is_nil(r)

@@ -334,6 +334,9 @@ function M.health(p)
   if status ~= 200 then
     local text, obj = common.error_text(body)
     local class = common.classify_status(status, obj)
+    if status >= 300 and status < 400 then
+      text = "redirect to " .. tostring(h.location) .. " not followed (fix base_url)"
+    end
     return nil, common.redact(string.format("HTTP %d: %s", status, text), p.secrets), class
   end
   local models = wire.health_models(body)
