@@ -40,9 +40,10 @@ function M.load(dir)
   return { roles = role_set, tools = reg, policies = pol, routing = route }
 end
 
---- validate(scripts, settings) -> true | nil, msg, CODE: the set fits the team (every role a
---- seat holds exists). The engine checks the same before a run starts.
-function M.validate(s, settings)
+--- validate(scripts, settings[, models]) -> true | nil, msg, CODE: the set fits the team
+--- (every role a seat holds exists) and, given orket.lua's models, every role's model
+--- names a configured provider. The engine checks the same before a run starts.
+function M.validate(s, settings, models)
   local seats = {}
   for seat in pairs(settings.team or {}) do seats[#seats + 1] = seat end
   table.sort(seats)
@@ -53,6 +54,10 @@ function M.validate(s, settings)
           seat, i, r, table.concat(s.roles.names, ", ")), "EROLE"
       end
     end
+  end
+  if models then
+    local bad = require("orket.llm").check_models(models, nil, s.roles.by_name)
+    if #bad > 0 then return nil, bad[1], "EINVAL" end
   end
   return true
 end
@@ -71,7 +76,7 @@ function M.apply(e, files)
   local s, err, code = M.load(e.dir)
   if s then
     local ok
-    ok, err, code = M.validate(s, e.settings)
+    ok, err, code = M.validate(s, e.settings, e.models)
     if not ok then s = nil end
   end
   local names = {}

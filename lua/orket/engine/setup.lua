@@ -74,6 +74,7 @@ function M.open(dir, opts)
     end,
   }
   e.dir = dir
+  e.models = cfg.models -- a hot reload checks the roles' models against these
   function e.close_all()
     ws:close()
     db:close()
