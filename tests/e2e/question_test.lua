@@ -7,8 +7,8 @@ local cjson = require "cjson"
 local SCRIPT = [[
 local function call(name, args) return { name = name, arguments = args } end
 return { rules = {
-  -- the answer is in the brief of the turn after it: the model acts on it
-  { role = "coder", card = "ASK-1", match = "developer: use sqlite", reply = { tool_calls = {
+  -- the question and then the answer are in the brief of the turn after it: the model acts
+  { role = "coder", card = "ASK-1", match = "Question: Which database should I use%?.-developer: use sqlite", reply = { tool_calls = {
     call("write_file", { path = "db.txt", content = "sqlite\n" }) } } },
   { role = "coder", card = "ASK-1", match = "^Issue ", reply = { tool_calls = {
     call("request_input", { question = "Which database should I use?" }) } } },
@@ -63,7 +63,9 @@ describe("request_input end to end", function()
     local c = card(dir, "ASK-1")
     assert.equal("waiting_for_developer", c.card.status)
     assert.equal("input", c.card.wait_reason)
-    assert.matches("status:%s+waiting_for_developer %(waiting: input%)", H.orket("card ASK-1", { cwd = dir }).stdout)
+    local shown = H.orket("card ASK-1", { cwd = dir }).stdout
+    assert.matches("status:%s+waiting_for_developer %(waiting: input%)", shown)
+    assert.matches("senior_developer: Question: Which database should I use%?", shown)
 
     r = H.orket('answer ASK-1 "use sqlite"', { cwd = dir })
     assert.equal(0, r.status, r.stderr)

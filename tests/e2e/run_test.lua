@@ -40,6 +40,12 @@ describe("orket run", function()
     assert.matches("== NOTES%-2 turn 2: integrity_guard as integrity_guard %(review%)", log.stdout)
     assert.matches("%[call%] update_issue_status", log.stdout)
     assert.matches("NOTES%-2%s+code_review %-> in_progress by integrity_guard", log.stdout)
+    -- messages are clipped at 400 characters, and --full shows them whole
+    local _, clipped = log.stdout:gsub("%.%.%.\n", "")
+    assert.is_true(clipped > 0)
+    local full = H.orket("log 1 --full", { cwd = dir }).stdout
+    assert.is_true(#full > #log.stdout + clipped * 100, #full .. " vs " .. #log.stdout)
+    assert.is_true(select(2, full:gsub("%.%.%.\n", "")) < clipped)
     local runs = H.orket("runs", { cwd = dir })
     assert.matches("^%s+1  done", runs.stdout)
     assert.equal(2, H.orket("run", { cwd = dir }).status)

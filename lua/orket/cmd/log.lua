@@ -45,7 +45,8 @@ function cmd.run(args, cli)
     cli.err("no run %s (see 'orket runs')", tostring(id))
     return 1
   end
-  local n = full and nil or 400
+  local n = 400 -- characters of a message shown; --full shows them whole
+  if full then n = nil end
   local out = { string.format("run %d: %s %s, %s, started %s", run.id, run.kind, run.target,
     run.status or "running or killed", run.started_at) }
   for _, ev in ipairs(db:events { run = id }) do
