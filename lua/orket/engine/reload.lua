@@ -59,6 +59,24 @@ function M.validate(s, settings, models)
     local bad = require("orket.llm").check_models(models, nil, s.roles.by_name)
     if #bad > 0 then return nil, bad[1], "EINVAL" end
   end
+  return M.check_tools(s)
+end
+
+--- check_tools(scripts) -> true | nil, "roles/x.lua:LINE: tools[i]: no tool named ...", "ENOENT":
+--- every tool a role lists is loaded (a tool file deleted or renamed under a role that
+--- uses it would otherwise leave the role calling a tool that is not there).
+function M.check_tools(s)
+  local lines = require "orket.lines"
+  for _, name in ipairs(s.roles.names) do
+    local r = s.roles.by_name[name]
+    for i, t in ipairs(r.tools or {}) do
+      if not s.tools:get(t) then
+        local file = (r.file or ("roles/" .. name .. ".lua")):gsub("^%./", "")
+        local line = lines.of(lines.read(r.file or file), "tools")
+        return nil, string.format("%s%s: tools[%d]: no tool named %q", file, line and (":" .. line) or "", i, t), "ENOENT"
+      end
+    end
+  end
   return true
 end
 

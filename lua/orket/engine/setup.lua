@@ -28,6 +28,8 @@ function M.open(dir, opts)
   if not s then return nil, serr, scode end
   local scripts, lerr, lcode = reload.load(dir)
   if not scripts then return nil, lerr, lcode end
+  local tok, terr, tcode = reload.check_tools(scripts)
+  if not tok then return nil, terr, tcode end
   -- The model client and every model name are checked before anything is opened or a card
   -- is touched: a typo would otherwise block each card that reaches the model.
   local llm = require "orket.llm"
