@@ -81,4 +81,31 @@ describe("request_input end to end", function()
     for _, k in ipairs(c.comments) do bodies[#bodies + 1] = k.author .. ": " .. k.body end
     assert.matches("developer: use sqlite", table.concat(bodies, "\n"))
   end)
+
+  it("answering a requirements review starts the card's rejection count over", function()
+    local dir = project()
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") ..
+      "review = { escalate_after = 2, requirements_review_after = 2 }\n")
+    -- the coder hands in at once; the reviewer always sends it back
+    H.write(dir .. "/script.lua", [[
+local function call(name, args) return { name = name, arguments = args } end
+return { rules = {
+  { role = "coder", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
+  { role = "integrity_guard", card = "ASK-1", match = "^Issue ", reply = { tool_calls = {
+    call("add_issue_comment", { body = "Not what the issue asks." }),
+    call("update_issue_status", { status = "in_progress" }) } } },
+  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
+}, default = { content = "Nothing more to do." } }
+]])
+    local r = H.orket("run ASK-1 --json", { cwd = dir })
+    assert.equal(3, r.status, r.stderr)
+    local c = card(dir, "ASK-1").card
+    assert.equal("waiting_for_developer", c.status)
+    assert.equal(2, c.retries)
+    r = H.orket('answer ASK-1 "The requirements stand; write db.txt."', { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    c = card(dir, "ASK-1").card
+    assert.equal("ready", c.status)
+    assert.equal(0, c.retries)
+  end)
 end)

@@ -15,6 +15,16 @@ lets exactly that call run once on the card's next turn (the note is passed on t
 --deny tells the model the call is refused and why. Continue with 'orket resume' or 'orket run'.
 Text that starts with '-' goes after -- (orket answer CARD -- "-1 is fine").]]
 
+-- Whether the card's wait is a requirements review's (review.lua moves it there with the
+-- note "requirements review ID").
+local function waits_on_requirements_review(db, id)
+  local row = db:row([[SELECT data FROM events WHERE card_id = ? AND kind = 'transition'
+    ORDER BY id DESC LIMIT 1]], id)
+  local d = row and require("cjson.safe").decode(row.data)
+  return type(d) == "table" and d.to == "waiting_for_developer" and type(d.note) == "string"
+    and d.note:match("^requirements review ") ~= nil
+end
+
 function cmd.run(args, cli)
   local dir, decision = ".", nil
   local pos = {}
@@ -69,8 +79,16 @@ function cmd.run(args, cli)
         .. "'orket answer %s --approve [\"note\"]' or --deny \"reason\"", c.id, approvals.describe(p), p.id, c.id)
       return nil, usage, "EUSAGE"
     end
+    local developer = { seat = "developer", roles = {} }
+    if waits_on_requirements_review(db, c.id) then
+      -- the requirements were reviewed: the card starts over, its rejection count (which
+      -- filed the review) and budgets with it, or the next rejection files another at once
+      local t, terr, tcode = b:retry(c.id, { actor = developer, note = pos[2] })
+      if not t then return nil, terr, tcode end
+      return true
+    end
     assert(b:comment(c.id, { author = "developer", body = pos[2] }))
-    local t, terr, tcode = b:transition(c.id, "ready", { actor = { seat = "developer", roles = {} }, note = "answered" })
+    local t, terr, tcode = b:transition(c.id, "ready", { actor = developer, note = "answered" })
     if not t then return nil, terr, tcode end
     return true
   end)
