@@ -129,7 +129,17 @@ static int sc_check(const jv *s, const char *where, int depth, schema_err *e) {
     for (const char *const *kw = sc_keywords; *kw; kw++)
       if (strlen(*kw) == kl && memcmp(*kw, k, kl) == 0) known = 1;
     sc_join(sub, sizeof sub, where, k, kl);
-    if (!known) return sc_fail(e, sub, "unknown schema keyword (supported: type, properties, required, additionalProperties, enum, minLength, maxLength, minimum, maximum, items, minItems, maxItems, format, description)");
+    if (!known) {
+      char list[320]; /* from the table itself, so the message never lags behind it */
+      size_t o = 0;
+      list[0] = '\0';
+      for (const char *const *kw = sc_keywords; *kw && o < sizeof list; kw++) {
+        int w = snprintf(list + o, sizeof list - o, "%s%s", kw == sc_keywords ? "" : ", ", *kw);
+        if (w < 0) break;
+        o += (size_t)w;
+      }
+      return sc_fail(e, sub, "unknown schema keyword (supported: %s)", list);
+    }
   }
   const jv *t = jv_get(s, "type");
   if (t) {

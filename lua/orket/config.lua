@@ -144,13 +144,17 @@ local function env_url(kind, v)
     if lower ~= "http" and lower ~= "https" then return nil, "must be " .. forms .. " (got " .. v .. ")" end
     v = lower .. v:sub(#scheme + 1)
   elseif kind == "ollama" then
+    -- a bare IPv6 address ("::1", "fe80::2") is a host: bracket it as a URL needs
+    if not v:find("[%[/]") and select(2, v:gsub(":", "")) >= 2 then v = "[" .. v .. "]" end
     v = "http://" .. v
   else
     return nil, "must be " .. forms .. " (got " .. v .. ")"
   end
   if not v:match("^https?://[^/]") then return nil, "must be " .. forms .. " (got " .. v .. ")" end
-  if kind == "ollama" and not v:match("^https?://[^/]*:%d+") and not v:match("^https?://%[") then
-    v = v:gsub("^(https?://[^/]+)", "%1:11434")
+  if kind == "ollama" then
+    local host = v:match("^https?://([^/]*)")
+    local has_port = host:match("^%[.*%]:%d+$") or (not host:match("^%[") and host:match(":%d+$"))
+    if not has_port then v = v:gsub("^(https?://[^/]+)", "%1:11434") end
   end
   return v
 end

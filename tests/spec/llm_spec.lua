@@ -65,6 +65,13 @@ team = { "lead" }
     env.OLLAMA_HOST = "HTTPS://gpu-box/"
     cfg = assert(config.finish({}, "/x", function(k) return env[k] end))
     assert.equal("https://gpu-box:11434/", cfg.models.providers.ollama.base_url)
+    for v, want in pairs { ["[::1]"] = "http://[::1]:11434", ["::1"] = "http://[::1]:11434",
+      ["[::1]:8080"] = "http://[::1]:8080", ["http://[fe80::2]/"] = "http://[fe80::2]:11434/",
+      ["10.0.0.5:99"] = "http://10.0.0.5:99" } do
+      env.OLLAMA_HOST = v
+      cfg = assert(config.finish({}, "/x", function(k) return env[k] end))
+      assert.equal(want, cfg.models.providers.ollama.base_url, v)
+    end
   end)
 
   it("names the variable, not orket.lua, when an environment value is wrong", function()
