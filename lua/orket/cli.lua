@@ -60,7 +60,7 @@ end
 -- Reports task failures that nobody joined (errors in callbacks, background tasks).
 function M.flush_unhandled()
   local task = require "orket.task"
-  for _, e in ipairs(task.unhandled) do M.err("%s", e) end
+  for _, e in ipairs(task.collect()) do M.err("%s", e) end
   local n = #task.unhandled
   task.unhandled = {}
   return n

@@ -117,7 +117,7 @@ function M.run(opts)
             out:write("chunk stopped waiting on nothing (it yielded outside a wait)\n")
             t:cancel()
           end
-          for _, e in ipairs(task.unhandled) do out:write(e, "\n") end
+          for _, e in ipairs(task.collect()) do out:write(e, "\n") end
           task.unhandled = {}
         end
       end

@@ -9,10 +9,26 @@ local by_co = setmetatable({}, { __mode = "k" }) -- coroutine -> task
 local Task = {}
 Task.__index = Task
 
--- Failures nobody joined go here; the CLI prints them. Replace to handle them elsewhere.
+-- Failures nobody joined go here (see collect); the CLI prints them. Replace on_unhandled
+-- to handle them elsewhere.
 M.unhandled = {}
 function M.on_unhandled(t, err)
   M.unhandled[#M.unhandled + 1] = err
+end
+
+-- Tasks that failed before anybody joined them. Whether anybody will is known only later:
+-- spawn runs a task at once, so one that fails before its first wait has failed before the
+-- spawner could join it (`orket lua -e 'error("x")'` printed the error twice).
+local failed_unjoined = {}
+
+--- collect() -> M.unhandled, with every task that failed and was never joined since
+function M.collect()
+  local list = failed_unjoined
+  failed_unjoined = {}
+  for _, t in ipairs(list) do
+    if not t.observed then M.on_unhandled(t, t.error) end
+  end
+  return M.unhandled
 end
 
 local function describe(err)
@@ -32,7 +48,7 @@ local function settle(t)
     M.resume(co)
   end
   if t.state == "failed" and #joiners == 0 and not t.observed then
-    M.on_unhandled(t, t.error)
+    failed_unjoined[#failed_unjoined + 1] = t
   end
 end
 

@@ -85,6 +85,12 @@ describe("orket CLI", function()
     assert.equal(1, r.status)
     assert.matches("bad%.lua:1: kaput", r.stderr)
     assert.matches("stack traceback:", r.stderr)
+    assert.equal(1, select(2, r.stderr:gsub("kaput", ""))) -- once, not as unhandled too
+    -- a task that failed before it was joined is the joiner's to report
+    r = H.orket([[lua -e "local ok = orket.spawn(function() error('handled') end):join() print(ok)"]])
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("false\n", r.stdout)
+    assert.equal("", r.stderr)
   end)
 
   it("names the file and line of a syntax error", function()

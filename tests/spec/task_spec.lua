@@ -64,11 +64,14 @@ describe("tasks", function()
     assert.matches("error object is a table value", err)
   end)
 
-  it("keep unjoined failures for the caller to report", function()
+  it("keep unjoined failures for the caller to report, and not joined ones", function()
     task.unhandled = {}
     task.spawn(function() error("nobody listens") end)
-    assert.equal(1, #task.unhandled)
-    assert.matches("nobody listens", task.unhandled[1])
+    local joined = task.spawn(function() error("failed before the join") end)
+    assert.is_false((joined:join()))
+    local list = task.collect()
+    assert.equal(1, #list)
+    assert.matches("nobody listens", list[1])
     task.unhandled = {}
   end)
 
