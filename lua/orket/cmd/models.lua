@@ -43,10 +43,14 @@ local function run(args, cli)
     return 1
   end
   local names = client:provider_names()
-  local used = {}
+  local used = {} -- provider -> the model names the project asks it for
   local function use(model)
-    local p = type(model) == "string" and model:match("^([^:]+):")
-    if p then used[p] = true end
+    if type(model) ~= "string" then return end
+    local p, m = model:match("^([^:]+):(.+)$")
+    if p then
+      used[p] = used[p] or {}
+      used[p][m] = true
+    end
   end
   use(cfg.models.default)
   for _, seat in pairs(s.team or {}) do use(seat.model) end
@@ -75,6 +79,21 @@ local function run(args, cli)
       elseif res.ok then
         line = line .. string.format("  ok (%d ms, %d models%s)", math.floor(res.r.ms + 0.5), #res.r.models,
           #res.r.models > 0 and (": " .. table.concat(res.r.models, ", ", 1, math.min(5, #res.r.models))) or "")
+        -- a model the project uses that the server does not list would fail every turn
+        local served = {}
+        for _, m in ipairs(res.r.models) do
+          served[m] = true
+          served[(m:gsub(":latest$", ""))] = true -- Ollama's "llama3" is "llama3:latest"
+        end
+        local missing = {}
+        for m in pairs(used[name] or {}) do
+          if #res.r.models > 0 and not served[m] then missing[#missing + 1] = m end
+        end
+        table.sort(missing)
+        if #missing > 0 then
+          line = line .. "\n" .. string.format("%-10s FAILED: not served here: %s", "", table.concat(missing, ", "))
+          failed = failed + 1
+        end
       elseif used[name] then
         line = line .. "  FAILED " .. tostring(res.class) .. ": " .. tostring(res.msg)
         failed = failed + 1
@@ -93,7 +112,8 @@ return {
   help = "Reads orket.lua in the current directory (or DIR), else the built-in providers\n" ..
       "(ollama at OLLAMA_HOST, openai at OPENAI_BASE_URL), applies ORKET_MODEL, and asks\n" ..
       "every HTTP provider for its model list. Keys are taken from the environment.\n" ..
-      "Exits 1 when a provider the project uses (the default model's, a seat's) fails;\n" ..
+      "Exits 1 when a provider the project uses (the default model's, a seat's) fails,\n" ..
+      "or does not list a model the project asks it for;\n" ..
       "a provider nothing uses is shown as unavailable without failing the check.",
   run = run,
 }
