@@ -13,5 +13,5 @@ team = {
   integrity_guard = { roles = { "integrity_guard" } },
 }
 concurrency = 3
-budgets = { turns_per_card = 6, steps_per_turn = 12, tokens_per_card = 200000 }
+budgets = { turns_per_card = 6, steps_per_turn = 12, tokens_per_card = 200000 } -- turns: work, rework, escalation; reviews count apart
 review = { escalate_after = 2, requirements_review_after = 3 }

@@ -19,9 +19,11 @@ budgets = { backoff_ms = 1 }
 
 local function call(name, args) return string.format("{ name = %q, arguments = %s }", name, args) end
 
--- The coder's model: broken (every call a bad request) or working.
+-- The coder's model: broken (every call a bad request), "idle" (answers without handing the
+-- card in) or working.
 local function script(broken)
-  local coder = broken and '{ error = { class = "bad_request", message = "model not found" } }'
+  local coder = broken == "idle" and '{ content = "Still thinking." }'
+    or broken and '{ error = { class = "bad_request", message = "model not found" } }'
     or "{ tool_calls = { " .. call("update_issue_status", '{ status = "code_review" }') .. " } }"
   return [[return { rules = {
   { role = "coder", reply = ]] .. coder .. [[ },
@@ -78,9 +80,10 @@ describe("orket retry", function()
   end)
 
   it("starts a card's turn budget over, so resuming the run that blocked it finishes it", function()
-    -- turns_per_card = 1: the work turn hands the card in, and the review turn is over budget
+    -- turns_per_card = 1: the work turn ends without handing the card in, and a second
+    -- work turn is over budget
     local dir = project()
-    H.write(dir .. "/script.lua", script(false))
+    H.write(dir .. "/script.lua", script("idle"))
     H.write(dir .. "/orket.lua", ORKET_LUA .. "budgets = { backoff_ms = 1, turns_per_card = 1 }\n")
     local r = H.orket("run R", { cwd = dir })
     assert.equal(1, r.status, r.stderr)
@@ -90,8 +93,9 @@ describe("orket retry", function()
     assert.matches("'orket retry R%-1' puts it back to ready", c.comments[#c.comments].body)
     -- without a retry, resuming finishes nothing
     assert.equal(1, H.orket("resume", { cwd = dir }).status)
-    -- two turns from here (work, review): the run's first turn no longer counts
-    H.write(dir .. "/orket.lua", ORKET_LUA .. "budgets = { backoff_ms = 1, turns_per_card = 2 }\n")
+    -- the same budget: after the retry the run's first work turn no longer counts, so the
+    -- working coder's one turn (and the review, counted apart) finish it
+    H.write(dir .. "/script.lua", script(false))
     r = H.orket("retry R-1", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     r = H.orket("resume", { cwd = dir })

@@ -79,12 +79,12 @@ describe("orket run", function()
   end)
 
   it("resumes a kill right after a budget blocks a card, with the uninterrupted run's board", function()
-    -- turns_per_card = 2: NOTES-2, rejected once, needs four turns and is blocked by the
-    -- scheduling round before its third; after_transition fires once that block is durable
+    -- turns_per_card = 1: NOTES-2, rejected once, needs two work turns and is blocked by the
+    -- scheduling round before its rework; after_transition fires once that block is durable
     local function budget_project()
       local dir = project()
       local f = assert(io.open(dir .. "/orket.lua", "a"))
-      f:write("budgets = { turns_per_card = 2 }\n")
+      f:write("budgets = { turns_per_card = 1 }\n")
       f:close()
       return dir
     end

@@ -121,6 +121,195 @@ describe("engine", function()
     assert.equal("done", rr.status) -- the new issue was scheduled in the same run
   end)
 
+  it("reaches the requirements review with the default settings when the reviewer always rejects", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "hard" } })
+    local llm = F.llm(b)
+    local inner = llm.chat
+    function llm:chat(req)
+      if req.meta.role == "integrity_guard" and req.meta.step == 1 and req.meta.card == "E-1" then
+        return { content = "", tool_calls = { { id = "x", name = "add_issue_comment", arguments = { body = "still wrong" } },
+          { id = "y", name = "update_issue_status", arguments = { status = "in_progress" } } }, usage = {} }
+      end
+      return inner(self, req)
+    end
+    local e, events = F.engine(db, b, { llm = llm })
+    assert.equal(6, e.settings.budgets.turns_per_card)
+    assert.equal("stalled", (e:execute(assert(e:start("E")))))
+    local c = b:get("E-1")
+    assert.equal("waiting_for_developer", c.status)
+    assert.equal("input", c.wait_reason)
+    assert.equal(3, c.retries)
+    local phases, filed = {}, nil
+    for _, ev in ipairs(events) do
+      assert.is_false(ev.type == "card_blocked", "a card was blocked: " .. tostring(ev.detail))
+      if ev.type == "turn_start" and ev.card == "E-1" then phases[#phases + 1] = ev.phase end
+      if ev.type == "requirements_review" then filed = ev.issue end
+    end
+    -- work, reject, rework, reject, escalation, rework, reject: then the review is filed
+    assert.same({ "work", "review", "rework", "review", "escalation", "rework", "review" }, phases)
+    assert.equal("E-2", filed)
+    assert.matches("^Requirements review", b:get("E-2").summary)
+  end)
+
+  it("bounds a card's review turns apart from its work turns", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "x" } })
+    local llm = F.llm(b)
+    local inner = llm.chat
+    function llm:chat(req)
+      -- a reviewer that never decides
+      if req.meta.role == "integrity_guard" then return { content = "hmm", tool_calls = {}, usage = {} } end
+      return inner(self, req)
+    end
+    local e = F.engine(db, b, { llm = llm, config = { budgets = { turns_per_card = 2 } } })
+    assert.equal("failed", (e:execute(assert(e:start("E")))))
+    local c = b:get("E-1")
+    assert.equal("blocked", c.status)
+    assert.equal("resource", c.wait_reason)
+    local comments = b:comments("E-1")
+    assert.matches("Stopped after 2 review turns without a decision %(budgets.turns_per_card%)", comments[#comments].body)
+    assert.equal(2, db:row("SELECT count(*) AS n FROM turns WHERE role = 'integrity_guard'").n)
+  end)
+
+  it("ends the run when tokens_per_run runs out, leaving every card as it was, and resume goes on", function()
+    local path = H.tmpdir() .. "/o.db"
+    local db, b = F.fixture(path, F.STANDARD)
+    -- every model call costs 110 tokens: the fourth (E-2's first step) spends the budget
+    local e, events = F.engine(db, b, { concurrency = 1, config = { budgets = { tokens_per_run = 400 } } })
+    local id = assert(e:start("E"))
+    local status, report = e:execute(id)
+    assert.equal("stalled", status)
+    local why = "the run's token budget %(budgets.tokens_per_run = 400%) ran out"
+    assert.matches(why, report.reason)
+    local last, stall = events[#events], events[#events - 1]
+    assert.equal("run_end", last.type)
+    assert.equal("stalled", last.status)
+    assert.matches(why, last.reason)
+    assert.equal("stall", stall.type)
+    assert.matches(why, stall.reason)
+    local reasons = {}
+    for _, s in ipairs(stall.cards) do reasons[s.card] = s.reason end
+    assert.matches("^stopped in in_progress: " .. why, reasons["E-2"])
+    assert.matches("^stopped in ready: " .. why, reasons["E-3"])
+    assert.matches("^waits for E%-2", reasons["E-4"])
+    for _, ev in ipairs(events) do assert.is_false(ev.type == "card_blocked") end
+    assert.equal("done", b:get("E-1").status)
+    assert.equal("in_progress", b:get("E-2").status)
+    assert.equal("ready", b:get("E-3").status)
+    assert.equal("stalled", db:row("SELECT status FROM runs WHERE id = ?", id).status)
+    -- resumed with the same budget: it stops again at once, asking nothing
+    local again = F.engine(db, b, { config = { budgets = { tokens_per_run = 400 } } })
+    assert.equal("stalled", (again:execute(id)))
+    assert.equal(0, #again.llm.requests)
+    -- raised: the run goes on where it stopped (E-2's open turn at its second step) and ends
+    -- with the board of a run that never stopped, no work done twice
+    local e2 = F.engine(db, b, { config = { budgets = { tokens_per_run = 0 } } })
+    assert.equal("done", (e2:execute(id)))
+    local fresh_db, fresh_b = F.fixture(H.tmpdir() .. "/p.db", F.STANDARD)
+    local e3 = F.engine(fresh_db, fresh_b, { concurrency = 1 })
+    assert.equal("done", (e3:execute(assert(e3:start("E")))))
+    assert.equal(F.board_state(fresh_b), F.board_state(b))
+    assert.equal(#e3.llm.requests, #e.llm.requests + #e2.llm.requests)
+  end)
+
+  it("ends the run when wall_ms_per_run runs out, cancelling the calls in flight", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", F.STANDARD)
+    local e, events = F.engine(db, b, { sleep = 40, config = { budgets = { wall_ms_per_run = 100 } } })
+    local id = assert(e:start("E"))
+    local t0 = orket.now()
+    local status, report = e:execute(id)
+    assert.is_true(orket.now() - t0 < 200, "the run went on past its budget")
+    assert.equal("stalled", status)
+    local why = "the run's time budget %(budgets.wall_ms_per_run = 100%) ran out"
+    assert.matches(why, report.reason)
+    assert.matches(why, events[#events].reason)
+    local stall = events[#events - 1]
+    assert.equal("stall", stall.type)
+    for _, s in ipairs(stall.cards) do
+      assert.not_matches("cannot be scheduled", s.reason)
+      assert.is_true(s.status ~= "blocked")
+    end
+    for _, ev in ipairs(events) do assert.is_false(ev.type == "card_blocked") end
+    -- the cancelled call left no record: the journal is as a stopped run's
+    assert.equal(0, db:row("SELECT count(*) AS n FROM events WHERE kind = 'model_failure'").n)
+    local e2 = F.engine(db, b, {})
+    assert.equal("done", (e2:execute(id)))
+    for _, c in ipairs { "E-1", "E-2", "E-3", "E-4" } do assert.equal("done", b:get(c).status) end
+  end)
+
+  it("stops a model call when the card's wall budget runs out, and blocks the card", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "slow" }, { id = "E-2", summary = "quick" } })
+    local timeouts = {}
+    local llm = F.llm(b)
+    local inner = llm.chat
+    function llm:chat(req)
+      if req.meta.card == "E-1" then
+        timeouts[#timeouts + 1] = req.timeout_ms
+        -- a model that takes 2 s, as a client honouring timeout_ms sees it
+        if not req.timeout_ms or req.timeout_ms >= 2000 then orket.sleep(2000) return inner(self, req) end
+        orket.sleep(req.timeout_ms)
+        return nil, "no answer in time", "timeout"
+      end
+      return inner(self, req)
+    end
+    local e, events = F.engine(db, b, { llm = llm, config = { budgets = { wall_ms_per_card = 150, backoff_ms = 1 } } })
+    local t0 = orket.now()
+    assert.equal("failed", (e:execute(assert(e:start("E")))))
+    assert.is_true(orket.now() - t0 < 1000, "the call ran past the card's budget")
+    assert.is_true(timeouts[1] <= 150)
+    local c = b:get("E-1")
+    assert.equal("blocked", c.status)
+    assert.equal("resource", c.wait_reason)
+    local comments = b:comments("E-1")
+    assert.matches("budgets.wall_ms_per_card", comments[#comments].body)
+    assert.equal("done", b:get("E-2").status)
+    local blocked
+    for _, ev in ipairs(events) do if ev.type == "card_blocked" then blocked = ev end end
+    assert.matches("the card used its 150 ms %(budgets.wall_ms_per_card%)", blocked.detail)
+  end)
+
+  describe("with a routing.lua that", function()
+    local function routed(src)
+      local dir = H.tmpdir()
+      H.write(dir .. "/routing.lua", src)
+      local db, b = F.fixture(dir .. "/o.db", { { id = "E-1", summary = "x" } })
+      local e, events = F.engine(db, b, { routing = dir .. "/routing.lua" })
+      local status, report = e:execute(assert(e:start("E")))
+      local skipped
+      for _, ev in ipairs(events) do if ev.type == "card_skipped" then skipped = ev.reason end end
+      return status, report.stuck[1], b:get("E-1"), skipped, events
+    end
+
+    it("names the worker as reviewer, says so in the stall", function()
+      local status, stuck, c, skipped = routed("return { reviewer = function(c) return c.worked_by end }\n")
+      assert.equal("stalled", status)
+      assert.equal("code_review", c.status)
+      local want = "routing.lua's reviewer chose senior_developer, the seat that did the work"
+      assert.matches(want, skipped, 1, true)
+      assert.equal("skipped in code_review: " .. skipped, stuck.reason)
+    end)
+
+    it("names no seat of the team, says which", function()
+      local status, stuck, c = routed("return { reviewer = function() return \"nobody\" end }\n")
+      assert.equal("stalled", status)
+      assert.equal("code_review", c.status)
+      assert.equal("skipped in code_review: routing.lua's reviewer chose \"nobody\", which is not a seat of "
+        .. "orket.lua's team (integrity_guard, lead_architect, senior_developer)", stuck.reason)
+    end)
+
+    it("raises an error, reports it with routing.lua's line and blocks nothing", function()
+      local status, stuck, c, skipped, events = routed("-- routing\nreturn { reviewer = function() error(\"boom\") end }\n")
+      assert.equal("stalled", status)
+      assert.equal("code_review", c.status)
+      assert.equal("routing error in routing.lua's reviewer: routing.lua:2: boom", skipped)
+      assert.equal("skipped in code_review: " .. skipped, stuck.reason)
+      for _, ev in ipairs(events) do assert.is_false(ev.type == "card_blocked") end
+      status, stuck, c = routed("return { worker = function() error(\"no worker\") end }\n")
+      assert.equal("stalled", status)
+      assert.equal("ready", c.status)
+      assert.equal("skipped in ready: routing error in routing.lua's worker: routing.lua:1: no worker", stuck.reason)
+    end)
+  end)
+
   it("blocks a card that uses up its turns, with a comment", function()
     local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "lazy" } })
     local llm = { chat = function() return { content = "thinking", tool_calls = {}, usage = {} } end }

@@ -125,6 +125,22 @@ describe("live view", function()
     assert.equal(n, #t.out) -- nothing is drawn over the summary
   end)
 
+  it("says in the summary why a run stopped itself", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 4, target = "N", concurrency = 1 }
+    local why = "the run's token budget (budgets.tokens_per_run = 100) ran out; raise it in orket.lua, then 'orket resume' carries on"
+    v:event { type = "stall", reason = why, cards = { { card = "N-1", status = "ready", reason = "stopped in ready: x" } } }
+    v:event { type = "run_end", run_id = 4, status = "stalled", reason = why, tokens = 120 }
+    assert.equal(table.concat({
+      "run 4 N stalled in 00:00, 120 tokens, 0 turns",
+      "stopped: " .. why,
+      "cards (3): ready 2  done 1",
+      "stuck cards:",
+      "  N-1        stopped in ready: x",
+    }, "\n") .. "\n", last(t))
+  end)
+
   it("colours statuses only when asked, and cuts lines to the terminal width", function()
     local t = fake { color = true, width = 30 }
     t.view:event { type = "run_start", run_id = 1, target = "N", concurrency = 1 }

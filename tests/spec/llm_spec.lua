@@ -196,6 +196,20 @@ describe("scripted provider", function()
     assert.is_true(orket.now() - t0 >= 29)
   end)
 
+  it("ends a delay longer than the call's timeout_ms with a timeout", function()
+    local c = scripted({}, { content = "late", delay_ms = 5000 })
+    local t0 = orket.now()
+    local r, msg, class = c:chat { messages = USER, timeout_ms = 40 }
+    local took = orket.now() - t0
+    assert.is_nil(r)
+    assert.equal("timeout", class)
+    assert.equal("scripted: no answer within the call's timeout_ms (40 ms)", msg)
+    assert.is_true(took >= 39 and took < 1000)
+    -- a delay within the timeout answers
+    c = scripted({}, { content = "soon", delay_ms = 10 })
+    assert.equal("soon", c:chat { messages = USER, timeout_ms = 1000 }.content)
+  end)
+
   it("loads a script file in a sandbox and names bad fields", function()
     local dir = H.tmpdir()
     H.write(dir .. "/script.lua", "return { rules = { { role = 'x', reply = { content = 'hi' } } } }")

@@ -4,6 +4,7 @@
 -- done, failed, stalled (with each stuck card's reason) or interrupted. Every decision is
 -- journaled, so execute() on an existing run resumes it. Contract: docs/engine.md.
 local rt = require "orket.c.runtime"
+local uv = require "luv"
 local task = require "orket.task"
 local settings_mod = require "orket.engine.settings"
 local scheduler = require "orket.engine.scheduler"
@@ -132,70 +133,134 @@ function Engine:block(card, actor, reason, why)
   end)
 end
 
+-- A routing choice: the value, or nil plus why the card cannot be scheduled when a
+-- project's routing.lua raised an error (its first line: routing.lua:LINE: message).
+local function route(e, kind, ...)
+  local v, err = e.routing:choose(kind, ...)
+  if err == nil then return v end
+  local msg = tostring(err):gsub("^routing " .. kind .. ": ", ""):match("^[^\n]*")
+  local file = e.routing.file
+  if file then
+    local dir = file:match("^(.*/)routing%.lua$")
+    if dir and msg:sub(1, #dir) == dir then msg = msg:sub(#dir + 1) end
+  end
+  return nil, string.format("routing error in %s's %s: %s", file and "routing.lua" or "the built-in routing", kind, msg)
+end
+
+-- Leaves a card as it is this round, saying why (card_skipped); the run's stall report
+-- gives the same reason for it (conclude), not a guess from its status.
+function Engine:skip(card, why)
+  self.skipped = self.skipped or {}
+  self.skipped[card.id] = why
+  self:emit { type = "card_skipped", card = card.id, reason = why }
+  return nil, false
+end
+
+-- The seats of the team, for messages.
+local function seat_names(team)
+  local out = {}
+  for seat in pairs(team) do out[#out + 1] = seat end
+  table.sort(out)
+  return table.concat(out, ", ")
+end
+
+-- The turns a card took in this run since its last retry: its workers' (work, rework,
+-- escalation) and its reviews', counted apart; turns_per_card bounds each. Review turns do
+-- not use up the workers' budget, so a card rejected again and again reaches escalation and
+-- the requirements review with the default budgets; a reviewer that never decides is still
+-- bounded. The retry event is read only when a count reaches the budget.
+local function turns_used(e, card, turns, review_phase)
+  local function count(since)
+    local n = 0
+    for _, t in ipairs(turns) do
+      if t.id > since and (t.phase == "review") == review_phase then n = n + 1 end
+    end
+    return n
+  end
+  local used = count(0)
+  if used >= e.settings.budgets.turns_per_card then used = count(journal.last_retry(e.db, card.id)) end
+  return used
+end
+
 -- Decides the next turn for a card: job, or nil plus whether the board changed.
 function Engine:prepare(card)
   local team = self.settings.team
   local turns = journal.turns(self.db, self.run_id, card.id)
   local open = turns[#turns]
   if open and not open.open then open = nil end
-  local phase, seat
+  local phase, seat, why
+  local chooser = "worker"
   if open then
     phase, seat = open.phase, open.seat
   else
-    -- turns count from the card's last retry (orket retry resets its budget)
-    local used = #turns
-    if used >= self.settings.budgets.turns_per_card then
-      local since = journal.last_retry(self.db, card.id)
-      used = 0
-      for _, t in ipairs(turns) do
-        if t.id > since then used = used + 1 end
-      end
-    end
-    if used >= self.settings.budgets.turns_per_card then
-      local worker = card.worked_by or self.routing:choose("worker", card, team) or "orket"
-      self:block(card, seat_actor(self, worker), "resource", string.format(
-        "Stopped after %d turns (budgets.turns_per_card); raise the budget or split the issue, then "
-          .. "'orket retry %s' puts it back to ready.", used, card.id))
-      return nil, true
-    end
-    if card.status == "code_review" then
-      phase = "review"
-      seat = self.routing:choose("reviewer", card, team)
-      if not seat then
-        self:block(card, seat_actor(self, card.worked_by or "orket"), "review",
-          "No seat holding integrity_guard other than " .. tostring(card.worked_by) .. " can review this card.")
-        return nil, true
-      end
-    elseif card.status == "in_progress" then
+    if card.status == "in_progress" then
       local next_step = review.after_rejection(self, card)
       if next_step == "requirements" then
-        local arch = self.routing:choose("escalation", card, team) or self.routing:choose("worker", card, team)
+        -- files no turn, so no turn budget stands in its way
+        local arch, aerr = route(self, "escalation", card, team)
+        if aerr then return self:skip(card, aerr) end
+        if not arch then
+          arch, aerr = route(self, "worker", card, team)
+          if aerr then return self:skip(card, aerr) end
+        end
         local new, err = review.requirements_review(self, card, arch, seat_actor(self, card.worked_by or arch))
         self:after_commit(function()
           self:emit { type = "requirements_review", card = card.id, issue = new and new.id or nil, error = err }
         end)
         return nil, true
       elseif next_step == "escalate" then
-        seat = self.routing:choose("escalation", card, team)
+        seat, why = route(self, "escalation", card, team)
+        if why then return self:skip(card, why) end
         phase = seat and "escalation" or nil
+        if seat then chooser = "escalation" end
       end
-      if not phase then
-        seat = self.routing:choose("worker", card, team)
-        phase = (card.retries or 0) > 0 and "rework" or "work"
-      end
+      if not phase then phase = (card.retries or 0) > 0 and "rework" or "work" end
+    elseif card.status == "code_review" then
+      phase = "review"
     else
-      seat = self.routing:choose("worker", card, team)
       phase = "work"
+    end
+    local used = turns_used(self, card, turns, phase == "review")
+    if used >= self.settings.budgets.turns_per_card then
+      local worker = card.worked_by or route(self, "worker", card, team) or "orket"
+      self:block(card, seat_actor(self, worker), "resource", string.format(phase == "review"
+        and "Stopped after %d review turns without a decision (budgets.turns_per_card); raise the budget, "
+          .. "then 'orket retry %s' puts it back to ready."
+        or "Stopped after %d work turns (budgets.turns_per_card); raise the budget or split the issue, then "
+          .. "'orket retry %s' puts it back to ready.", used, card.id))
+      return nil, true
+    end
+    if phase == "review" then
+      chooser = "reviewer"
+      seat, why = route(self, "reviewer", card, team)
+      if why then return self:skip(card, why) end
+      if not seat and not self.routing.file then
+        self:block(card, seat_actor(self, card.worked_by or "orket"), "review",
+          "No seat holding integrity_guard other than " .. tostring(card.worked_by) .. " can review this card.")
+        return nil, true
+      end
+      if not seat then return self:skip(card, "routing.lua's reviewer chose no seat for this card") end
+      if seat == card.worked_by then
+        return self:skip(card, string.format("routing.lua's reviewer chose %s, the seat that did the work; a card "
+          .. "is reviewed by another seat holding integrity_guard", seat))
+      end
+    elseif not seat then
+      seat, why = route(self, "worker", card, team)
+      if why then return self:skip(card, why) end
     end
   end
   if not seat or not team[seat] then
-    self:emit { type = "card_skipped", card = card.id, reason = "no seat in the team can work it (seat " .. tostring(card.seat) .. ")" }
-    return nil, false
+    if seat ~= nil and self.routing.file and not open then
+      return self:skip(card, string.format("routing.lua's %s chose %q, which is not a seat of orket.lua's team (%s)",
+        chooser, tostring(seat), seat_names(team)))
+    end
+    return self:skip(card, "no seat in the team can work it (seat " .. tostring(seat or card.seat) .. ")")
   end
   local role = role_for(self, seat, phase)
   if not role then
-    self:emit { type = "card_skipped", card = card.id, reason = "seat " .. seat .. " has no role for " .. phase }
-    return nil, false
+    local want = (phase == "review" and "integrity_guard") or (phase == "escalation" and "architect") or nil
+    return self:skip(card, string.format("seat %s has no %s role for a %s turn (it holds: %s)", seat,
+      want or "known", phase, table.concat(team[seat].roles, ", ")))
   end
   local actor = seat_actor(self, seat)
   local job = {
@@ -208,8 +273,14 @@ function Engine:prepare(card)
   for _, s in ipairs(job.tools:specs(role.tools)) do specs[#specs + 1] = s end
   job.tool_specs = specs
   local default = self.settings.models and self.settings.models.default
-  job.model = self.model or self.routing:choose("model", { seat = seat, role = role.name, card = card, phase = phase,
-    team = team, role_model = role.model, default = default })
+  if not self.model then
+    local merr
+    job.model, merr = route(self, "model", { seat = seat, role = role.name, card = card, phase = phase,
+      team = team, role_model = role.model, default = default })
+    if merr then return self:skip(card, merr) end
+  else
+    job.model = self.model
+  end
   local now = assert(self.board:get(card.id))
   job.start_status = now.status
   if not open then
@@ -218,15 +289,13 @@ function Engine:prepare(card)
     -- Checked here so a card that cannot move is skipped before its model is asked.
     if now.status == "ready" then
       local ok, err = self.board:check_transition(card.id, "in_progress", { actor = actor })
-      if not ok then
-        self:emit { type = "card_skipped", card = card.id, reason = err }
-        return nil, false
-      end
+      if not ok then return self:skip(card, err) end
       job.claim, job.start_status = true, "in_progress"
     end
     job.begun = false
   end
   job.fresh = not open
+  if self.skipped then self.skipped[card.id] = nil end
   return job
 end
 
@@ -312,7 +381,10 @@ end
 --- run_tokens() -> tokens the run has spent: read from the journal once, then kept as a
 --- running total (add_tokens), so the per-step budget check does not sum every turn.
 function Engine:run_tokens()
-  if not self.tokens_used then self.tokens_used = journal.tokens(self.db, self.run_id, nil) end
+  -- keyed by run: the REPL's project:turn starts a run of its own on the same engine
+  if not self.tokens_used or self.tokens_run ~= self.run_id then
+    self.tokens_used, self.tokens_run = journal.tokens(self.db, self.run_id, nil), self.run_id
+  end
   return self.tokens_used
 end
 
@@ -337,6 +409,20 @@ function Engine:add_tokens(n, card_id)
     local t = self.card_tokens_used
     if t and t.run == self.run_id and t[card_id] then t[card_id] = t[card_id] + n end
   end
+end
+
+--- run_budget_spent([kind]) -> why | nil: the run's own budget that ran out ("tokens":
+--- tokens_per_run, "wall": wall_ms_per_run; nil: whichever has). A spent run budget ends
+--- the run as stop() does, with this reason (execute, conclude), and blocks no card.
+function Engine:run_budget_spent(kind)
+  local b = self.settings.budgets
+  if (kind == nil or kind == "tokens") and b.tokens_per_run > 0 and self:run_tokens() >= b.tokens_per_run then
+    return string.format("the run's token budget (budgets.tokens_per_run = %d) ran out", b.tokens_per_run)
+  end
+  if kind == "wall" or (kind == nil and self.run_deadline and rt.now() + 1 >= self.run_deadline) then
+    return string.format("the run's time budget (budgets.wall_ms_per_run = %d) ran out", b.wall_ms_per_run)
+  end
+  return nil
 end
 
 --- stop(): no new turns; in-flight turns are cancelled where they wait (the journal stays
@@ -390,6 +476,7 @@ function Engine:execute(run_id)
   local data = require("cjson.safe").decode(run.data or "{}") or {}
   self.run_id = run_id
   self.tokens_used, self.card_tokens_used = nil, nil
+  self.skipped, self.halted = {}, nil
   self.model = self.model or data.model
   local conc = self.concurrency or data.concurrency or self.settings.concurrency
   local target = assert(self.board:get(run.target))
@@ -398,15 +485,33 @@ function Engine:execute(run_id)
   end
   self:observe_journal(run_id)
   self:emit { type = "run_start", target = target.id, concurrency = conc }
-  local started_ms = rt.now()
+  -- The run's wall clock (restarted by a resume): model calls get what is left of it as
+  -- their timeout (turn.lua), and this timer stops the run when it runs out, cancelling
+  -- turns in flight wherever they wait, as a stop does.
   local wall = self.settings.budgets.wall_ms_per_run
+  local clock
+  self.run_deadline = nil
+  if wall > 0 then
+    self.run_deadline = rt.now() + wall
+    clock = uv.new_timer()
+    clock:start(wall, 0, function()
+      if not self.stopping then
+        self.halted = self.halted or self:run_budget_spent("wall")
+        self:stop()
+      end
+    end)
+  end
   local busy, inflight = {}, 0
   local w = scheduler.waker()
   local view = scheduler.view(self.board, target)
   self.waker = w
-  local out_of_time = false
   while not self.stopping do
-    if wall > 0 and rt.now() - started_ms > wall then out_of_time = true end
+    -- a turn that saw a run budget run out ended itself (e.halted); the others stop here
+    self.halted = self.halted or self:run_budget_spent()
+    if self.halted then
+      self:stop()
+      break
+    end
     local changed = false
     -- The board's news and every pick of this round share one transaction (one lock, one
     -- snapshot); the turns start after it commits, so none runs inside it.
@@ -414,7 +519,7 @@ function Engine:execute(run_id)
     self.round_after = after
     local ok, err = self.db:tx(function()
       view:refresh()
-      if inflight < conc and not out_of_time then
+      if inflight < conc then
         for c in view:candidates(busy) do
           if inflight + #jobs >= conc or self.stopping then break end
           local job, acted = self:prepare(c)
@@ -428,7 +533,10 @@ function Engine:execute(run_id)
       return true
     end)
     self.round_after = nil
-    if not ok then error(err, 0) end
+    if not ok then
+      if clock then clock:close() end
+      error(err, 0)
+    end
     for _, f in ipairs(after) do f() end
     for _, job in ipairs(jobs) do
       inflight = inflight + 1
@@ -455,23 +563,29 @@ function Engine:execute(run_id)
       break
     end
   end
-  self.waker = nil
-  return self:conclude(target, out_of_time)
+  if clock then clock:close() end
+  self.waker, self.run_deadline = nil, nil
+  local status, report = self:conclude(target)
+  -- the run stopped itself: this engine may run again (a resume in the REPL, a test)
+  if self.halted then self.stopping = false end
+  return status, report
 end
 
-function Engine:conclude(target, out_of_time)
-  local status, stuck = "done", {}
-  if self.stopping then
+function Engine:conclude(target)
+  local status, stuck, reason = "done", {}, nil
+  if self.stopping and not self.halted then
     status = "interrupted"
   else
     local cards = scheduler.scope(self.board, target)
-    stuck = scheduler.stuck(self.board, cards)
+    stuck = scheduler.stuck(self.board, cards, { skipped = self.skipped, halted = self.halted })
     if #stuck > 0 then
       status = "stalled"
       for _, s in ipairs(stuck) do
         if s.status == "blocked" and (s.wait_reason == "resource" or s.wait_reason == "system") then status = "failed" end
       end
-      if out_of_time then status = "failed" end
+      if self.halted then
+        reason = self.halted .. "; raise it in orket.lua, then 'orket resume' carries on"
+      end
     elseif target.type ~= "issue" then
       local t = self.board:get(target.id)
       if t.status == "in_progress" then
@@ -480,9 +594,9 @@ function Engine:conclude(target, out_of_time)
     end
   end
   assert(self.db:finish_run(self.run_id, status))
-  if #stuck > 0 then self:emit { type = "stall", cards = stuck } end
-  self:emit { type = "run_end", status = status, tokens = journal.tokens(self.db, self.run_id, nil) }
-  return status, { stuck = stuck }
+  if #stuck > 0 then self:emit { type = "stall", cards = stuck, reason = reason } end
+  self:emit { type = "run_end", status = status, reason = reason, tokens = journal.tokens(self.db, self.run_id, nil) }
+  return status, { stuck = stuck, reason = reason }
 end
 
 M.settings = settings_mod

@@ -125,7 +125,7 @@ function View:event(ev)
   elseif t == "stall" then
     self.stuck = ev.cards
   elseif t == "run_end" then
-    self.end_status, self.end_tokens = ev.status, ev.tokens
+    self.end_status, self.end_tokens, self.end_reason = ev.status, ev.tokens, ev.reason
     self:refresh_scope()
     self:finish()
     return
@@ -197,6 +197,7 @@ function View:frame()
     self.target or "", clock(now - self.started), thousands(self.tokens), self.turns)
   if self.retries > 0 then head = head .. string.format("  %d retries", self.retries) end
   local lines = { head }
+  if self.end_reason then lines[#lines + 1] = "stopped: " .. self.end_reason end
   local parts, total = self:counts()
   lines[#lines + 1] = string.format("cards (%d): %s", total, #parts > 0 and table.concat(parts, "  ") or "none yet")
   for _, row in ipairs { { "in progress", "in_progress" }, { "in review", "code_review" } } do
@@ -263,6 +264,7 @@ function View:finish()
   local lines = { string.format("%s %s %s in %s, %s tokens, %d turns",
     self:paint("run" .. (self.run_id and (" " .. self.run_id) or ""), COLORS.bold), self.target or "",
     self:paint(st, COLORS[st]), clock(now - self.started), thousands(self.end_tokens or self.tokens), self.turns) }
+  if self.end_reason then lines[#lines + 1] = "stopped: " .. self.end_reason end
   local parts, total = self:counts()
   lines[#lines + 1] = string.format("cards (%d): %s", total, #parts > 0 and table.concat(parts, "  ") or "none")
   if self.stuck and #self.stuck > 0 then

@@ -336,10 +336,14 @@ function View:candidates(busy)
   end
 end
 
---- stuck(board, cards) -> array of {card=, status=, wait_reason=, reason=, waits_for=,
+--- stuck(board, cards [, why]) -> array of {card=, status=, wait_reason=, reason=, waits_for=,
 --- approval=} for every unfinished card; a card held for an approval has waits_for
---- "approval" and approval = the request's id (else waits_for "input" when it waits)
-function M.stuck(board, cards)
+--- "approval" and approval = the request's id (else waits_for "input" when it waits).
+--- why: what the run knows, {skipped = {id = the reason the card was skipped}, halted = the
+--- run budget that ended the run}, so a card that could have taken a turn says why it did not.
+function M.stuck(board, cards, why_run)
+  why_run = why_run or {}
+  local skipped = why_run.skipped or {}
   local out = {}
   for _, c in ipairs(cards) do
     if not FINAL[c.status] then
@@ -361,7 +365,15 @@ function M.stuck(board, cards)
             waits[#waits + 1] = d .. " (" .. dc.status .. (failed and ", failed dependency" or "") .. ")"
           end
         end
-        why = #waits > 0 and ("waits for " .. table.concat(waits, ", ")) or ("cannot be scheduled from " .. c.status)
+        if #waits > 0 then
+          why = "waits for " .. table.concat(waits, ", ")
+        elseif skipped[c.id] then
+          why = "skipped in " .. c.status .. ": " .. skipped[c.id]
+        elseif why_run.halted then
+          why = "stopped in " .. c.status .. ": " .. why_run.halted
+        else
+          why = "cannot be scheduled from " .. c.status
+        end
       end
       local cs = board:comments(c.id)
       local last = cs[#cs]

@@ -6,13 +6,14 @@ local M = {}
 M.DEFAULTS = {
   concurrency = 3,
   budgets = {
-    turns_per_card = 6,        -- work turns one card may take in a run
+    turns_per_card = 6,        -- work turns (work, rework, escalation) one card may take in a
+                               -- run; its review turns count apart against the same number
     steps_per_turn = 12,       -- model calls in one turn
     tool_calls_per_turn = 24,  -- tool calls in one turn
     tokens_per_card = 200000,  -- prompt + completion tokens for one card in a run
-    tokens_per_run = 2000000,
+    tokens_per_run = 2000000,  -- a run budget: ends the run (stalled), blocks no card
     wall_ms_per_card = 0,      -- 0: no limit
-    wall_ms_per_run = 0,
+    wall_ms_per_run = 0,       -- a run budget, as tokens_per_run
     model_retries = 3,         -- retries of a transient model error
     backoff_ms = 200,          -- first retry delay; doubles each time
   },

@@ -67,21 +67,63 @@ local function record_failure(e, job, req, class, msg)
   if not ok then e:emit { type = "journal_error", card = job.card_id, error = err } end
 end
 
--- Calls the model, retrying transient failures with exponential backoff.
+-- The wall-clock budgets a turn runs under: what ends it, or nil plus the ms left of the
+-- card's and the run's (nil: no limit). The run's ends the run, as a stop does (the turn is
+-- cancelled, its card keeps its status: e.halted says why); the card's blocks the card.
+-- The card's clock starts at its first model call of this process (like the run's, it
+-- restarts when a killed run is resumed). A timer may fire up to a millisecond before the
+-- monotonic clock says its time is up, so the last millisecond counts as spent.
+local function wall_left(e, job)
+  local b, now = e.settings.budgets, rt.now()
+  local left
+  if e.run_deadline then
+    left = e.run_deadline - now
+    if left <= 1 then
+      e.halted = e.halted or e:run_budget_spent("wall")
+      return { ended = "canceled", detail = e.halted }
+    end
+  end
+  if b.wall_ms_per_card > 0 then
+    e.card_clock = e.card_clock or {}
+    local t0 = e.card_clock[job.card_id]
+    if not t0 then
+      t0 = now
+      e.card_clock[job.card_id] = t0
+    end
+    local card_left = t0 + b.wall_ms_per_card - now
+    if card_left <= 1 then
+      return { ended = "budget", detail = string.format("the card used its %d ms (budgets.wall_ms_per_card)", b.wall_ms_per_card) }
+    end
+    if not left or card_left < left then left = card_left end
+  end
+  return nil, left
+end
+
+-- Calls the model, retrying transient failures with exponential backoff. The call's
+-- timeout_ms is what is left of the wall budgets, so a call cannot outlast them: when one
+-- runs out mid-call (or mid-backoff), the fourth result is the outcome that ends the turn.
 local function call_model(e, job, req)
   local b = e.settings.budgets
   local tries = 0
   while true do
+    local over, left = wall_left(e, job)
+    if over then return nil, over.detail, "budget", over end
+    req.timeout_ms = left and math.max(1, math.ceil(left)) or nil
     local res, msg, class = e.llm:chat(req)
     if res then return res end
     class = class or "transient"
     record_failure(e, job, req, class, msg)
+    if left then
+      over = wall_left(e, job)
+      if over then return nil, over.detail, "budget", over end
+    end
     if not M.RETRYABLE[class] or tries >= b.model_retries or e.stopping then return nil, msg, class end
     tries = tries + 1
     local delay = b.backoff_ms * (1 << (tries - 1))
     e:emit { type = "model_retry", card = job.card_id, seat = job.seat, class = class, error = msg,
       attempt = tries, delay_ms = delay }
-    rt.sleep(delay)
+    local _, now_left = wall_left(e, job)
+    rt.sleep(now_left and math.min(delay, math.max(1, math.ceil(now_left))) or delay)
   end
 end
 
@@ -214,22 +256,15 @@ local function before_step(e, job, n)
   -- A turn this process began (job.fresh) has no recorded steps or calls to read back.
   local rec = not job.fresh and journal.step(e.db, job.run, job.card_id, job.turn, n)
   if rec then return nil, card, rec end
+  if b.tokens_per_run > 0 and e:run_tokens() >= b.tokens_per_run then
+    -- the run's budget ends the run (Engine:execute stops it), not this card
+    e.halted = e.halted or e:run_budget_spent("tokens")
+    return { ended = "canceled", detail = e.halted }
+  end
+  local over = wall_left(e, job)
+  if over then return over end
   if b.tokens_per_card > 0 and e:card_tokens(job.card_id) >= b.tokens_per_card then
     return { ended = "budget", detail = string.format("the card used its %d tokens (budgets.tokens_per_card)", b.tokens_per_card) }
-  end
-  if b.wall_ms_per_card > 0 then
-    -- the card's clock starts at its first model call of this process (like the run's,
-    -- it restarts when a killed run is resumed)
-    e.card_clock = e.card_clock or {}
-    local t0 = e.card_clock[job.card_id]
-    if not t0 then
-      e.card_clock[job.card_id] = rt.now()
-    elseif rt.now() - t0 > b.wall_ms_per_card then
-      return { ended = "budget", detail = string.format("the card used its %d ms (budgets.wall_ms_per_card)", b.wall_ms_per_card) }
-    end
-  end
-  if b.tokens_per_run > 0 and e:run_tokens() >= b.tokens_per_run then
-    return { ended = "budget", detail = string.format("the run used its %d tokens (budgets.tokens_per_run)", b.tokens_per_run) }
   end
   return nil, card, nil
 end
@@ -342,7 +377,8 @@ local function commit_step(e, job, st, n, model, rec)
       end
     end
     if not out then out, next_card, next_rec = before_step(e, job, n + 1) end
-    if out then e:end_turn_records(job, out) end
+    -- a canceled turn (a run budget ran out) stays open, as a stopped run leaves it
+    if out and out.ended ~= "canceled" then e:end_turn_records(job, out) end
     return true
   end
   while true do
@@ -392,8 +428,9 @@ function M.run(e, job)
         meta = { run = job.run, card = job.card_id, role = job.role.name, seat = job.seat, turn = job.turn,
           step = step, phase = job.phase },
       }
-      local res, err, class = call_model(e, job, req)
+      local res, err, class, over = call_model(e, job, req)
       if not res then
+        if over then return over end
         if class == "canceled" or e.stopping then return { ended = "canceled", detail = err } end
         return { ended = "model_error", detail = err, class = class }
       end

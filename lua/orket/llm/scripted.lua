@@ -172,7 +172,14 @@ function M.chat(s, pname, model, req)
     return nil, string.format("scripted: no rule answers role=%s card=%s turn=%s (add a rule or a default)",
       tostring(meta.role), tostring(meta.card), tostring(meta.turn)), "bad_request"
   end
-  if r.delay_ms and r.delay_ms > 0 then rt.sleep(r.delay_ms) end
+  if r.delay_ms and r.delay_ms > 0 then
+    -- the call's timeout_ms bounds a scripted delay as it bounds a server's answer
+    if req.timeout_ms and r.delay_ms > req.timeout_ms then
+      rt.sleep(req.timeout_ms)
+      return nil, string.format("scripted: no answer within the call's timeout_ms (%d ms)", req.timeout_ms), "timeout"
+    end
+    rt.sleep(r.delay_ms)
+  end
   if r.error then return nil, "scripted: " .. tostring(r.error.message or r.error.class), r.error.class end
   local first
   local function emit(ev)
