@@ -6,8 +6,9 @@
 -- CLOCK_MONOTONIC: what the transport, framing, decoding, task wake-up and queueing behind
 -- the client's other requests add), errors, peak RSS and RSS per in-flight request. Each
 -- concurrency runs in three shapes: "burst" (n requests started together, as a REPL user
--- or a scheduler pass would), "steady" (n requests kept in flight, each task starting its
--- next request when the previous ends, like wrk -c n: with a server that answers at once
+-- or a scheduler pass would, bursts 20 ms apart), "steady" (n requests kept in flight,
+-- each task starting its next request when the previous ends, like wrk -c n: with a
+-- server that answers at once
 -- this is a saturation test, and the queue forms in whichever process is slower), and
 -- "paced" (steady, but the server streams its 8 pieces 5 ms apart, a model at ~200
 -- tokens/s, and the n streams start spread over one answer's time so that, like
@@ -109,6 +110,10 @@ for _, mode in ipairs { "burst", "steady", "paced" } do
       -- paced streams are independent: their starts are spread over one answer's time
       -- (8 pieces 5 ms apart), or they would finish in lock-step, a burst every 45 ms
       local ms, lat, e, added = run(n, model, each, mode == "paced" and 45 or nil)
+      -- bursts come apart, as a REPL user's or a scheduler pass's do: the last burst's
+      -- streams finish reading their bodies' ends and their connections go back to the
+      -- pool before the next one (back to back, some would be opened anew each round)
+      if mode == "burst" then orket.sleep(20) end
       total_ms = total_ms + ms
       reqs = reqs + n * each
       errs = errs + e
