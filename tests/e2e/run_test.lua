@@ -136,6 +136,12 @@ describe("orket run", function()
         assert.is_false(ev.type == "model" and ev.card == "NOTES-3", sig .. ": NOTES-3's model call completed")
       end
       assert.not_matches("== NOTES%-3 turn 1", H.orket("log 1", { cwd = dir }).stdout)
+      -- a new run on the same cards would redo the half-done turn: it points to resume
+      for _, target in ipairs { "NOTES", "NOTES-3" } do
+        local again = H.orket("run " .. target, { cwd = dir })
+        assert.equal(1, again.status, sig)
+        assert.matches("run 1 %(NOTES%) did not finish %(interrupted%): continue it with 'orket resume 1'", again.stderr)
+      end
       -- the operator puts the normal script back; resume ends with the uninterrupted board
       H.write(dir .. "/script.lua", script)
       local r = H.orket("resume", { cwd = dir })
