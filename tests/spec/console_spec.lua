@@ -81,6 +81,29 @@ describe("REPL project", function()
     p:close()
   end)
 
+  it("takes turns of issues only, checks phase, and ends an interrupted turn's run", function()
+    local p = assert(console.open(notes_project()))
+    local none, err, code = p:turn("NOTES")
+    assert.is_nil(none)
+    assert.equal("ETYPE", code)
+    assert.matches("NOTES is an epic; turns are an issue's", err)
+    assert.equal("ETYPE", select(3, p:messages("NOTES")))
+    assert.has_error(function() p:messages("NOTES-2", { phase = "bogus" }) end,
+      "bad argument #2 (phase must be work, rework, review or escalation, got bogus)")
+    -- a turn cancelled while its model thinks (Ctrl-C in the REPL) ends its run interrupted
+    local chat = p.engine.llm.chat
+    p.engine.llm.chat = function(client, req)
+      orket.sleep(60000)
+      return chat(client, req)
+    end
+    local t = require("orket.task").spawn(function() return p:turn("NOTES-1") end)
+    orket.sleep(50)
+    assert.is_true(t:cancel())
+    assert.equal("interrupted", p.db:row("SELECT status FROM runs WHERE id = 1").status)
+    p.engine.llm.chat = chat
+    p:close()
+  end)
+
   it("replays a recorded run through the replay provider to the same board", function()
     local dir = notes_project()
     local p = assert(console.open(dir))

@@ -39,9 +39,18 @@ function M.open(dir, opts)
   return setmetatable(p, Project)
 end
 
+local PHASES = { work = true, rework = true, review = true, escalation = true }
+
+-- The issue id names (turns are an issue's: an epic or rock is run, not worked).
 local function card_of(p, id, fname)
   if type(id) ~= "string" then error("bad argument #1 to '" .. fname .. "' (card id expected)", 3) end
-  return p.engine.board:get(id)
+  local c, err, code = p.engine.board:get(id)
+  if not c then return nil, err, code end
+  if c.type ~= "issue" then
+    return nil, string.format("%s is %s %s; turns are an issue's (orket run %s runs its issues)", c.id,
+      c.type == "epic" and "an" or "a", c.type, c.id), "ETYPE"
+  end
+  return c
 end
 
 -- The seat, phase and role a card's next turn would have (what Engine:prepare decides,
@@ -49,6 +58,9 @@ end
 local function plan(p, card, opts)
   local e, team = p.engine, p.engine.settings.team
   local phase = opts.phase
+  if phase ~= nil and not PHASES[phase] then
+    error("bad argument #2 (phase must be work, rework, review or escalation, got " .. tostring(phase) .. ")", 3)
+  end
   if not phase then
     if card.status == "code_review" then phase = "review"
     elseif card.status == "in_progress" and (card.retries or 0) > 0 then phase = "rework"
@@ -115,6 +127,12 @@ function Project:turn(card_id, opts)
     return nil, rerr, rcode
   end
   e.run_id = run
+  -- Ctrl-C in the REPL cancels this task where it waits: the run must not stay "running"
+  local finished = false
+  local guard <close> = setmetatable({}, { __close = function()
+    e.model = saved_model
+    if not finished then e.db:finish_run(run, "interrupted") end
+  end })
   local job = e:prepare(card)
   local out
   if job then
@@ -122,9 +140,9 @@ function Project:turn(card_id, opts)
     out = ok and res or { ended = "engine_error", detail = tostring(res) }
     e:finish_turn(job, out)
   end
-  e.model = saved_model
   local now = assert(e.board:get(card.id))
   assert(e.db:finish_run(run, now.status == "done" and "done" or "stopped"))
+  finished = true
   if not job then
     return nil, string.format("%s got no turn (status %s): see project.events", card.id, now.status), "ENOTURN"
   end
