@@ -541,20 +541,17 @@ int ws_write(ws *w, const char *path, size_t len, const char *data, size_t datal
    * nothing behind. (A named temporary file stayed in the workspace after a kill -9, where
    * list_directory showed it to every agent.) Without O_TMPFILE (an old kernel, a file
    * system without it) or /proc to link it by, a named temporary file does the same job. */
+  int named = 0; /* tmp names a file that holds the whole content */
   int fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
   if (fd >= 0) {
     if (ws_write_all(fd, data, datalen) != 0 || fsync(fd) != 0) err = errno;
-    int linked = 0;
     if (err == 0) {
       char proc[64];
       snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-      for (int attempt = 0; attempt < 100; attempt++) {
+      for (int attempt = 0; attempt < 100 && !named; attempt++) {
         snprintf(tmp, sizeof tmp, ".orket-tmp-%ld-%d-%.32s", (long)getpid(), attempt, leaf);
-        if (linkat(AT_FDCWD, proc, dfd, tmp, AT_SYMLINK_FOLLOW) == 0) {
-          linked = 1;
-          break;
-        }
-        if (errno != EEXIST) break;
+        if (linkat(AT_FDCWD, proc, dfd, tmp, AT_SYMLINK_FOLLOW) == 0) named = 1;
+        else if (errno != EEXIST) break;
       }
     }
     close(fd);
@@ -562,31 +559,22 @@ int ws_write(ws *w, const char *path, size_t len, const char *data, size_t datal
       close(dfd);
       return ws_errno(e, err, "write", norm);
     }
-    if (linked) {
-      if (renameat(dfd, tmp, dfd, leaf) != 0) {
-        err = errno;
-        unlinkat(dfd, tmp, 0);
-        close(dfd);
-        return ws_errno(e, err, "write", norm);
-      }
-      fsync(dfd); /* the rename itself is durable once the directory is */
-      close(dfd);
-      return 0;
+  }
+  if (!named) {
+    fd = -1;
+    for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+      snprintf(tmp, sizeof tmp, ".orket-tmp-%ld-%d-%.32s", (long)getpid(), rand() % 1000000, leaf);
+      fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+      if (fd < 0 && errno != EEXIST) break;
     }
+    if (fd < 0) {
+      err = errno;
+      close(dfd);
+      return ws_errno(e, err, "write", norm);
+    }
+    if (ws_write_all(fd, data, datalen) != 0 || fsync(fd) != 0) err = errno;
+    if (close(fd) != 0 && err == 0) err = errno;
   }
-  fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
-    snprintf(tmp, sizeof tmp, ".orket-tmp-%ld-%d-%.32s", (long)getpid(), rand() % 1000000, leaf);
-    fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0 && errno != EEXIST) break;
-  }
-  if (fd < 0) {
-    err = errno;
-    close(dfd);
-    return ws_errno(e, err, "write", norm);
-  }
-  if (ws_write_all(fd, data, datalen) != 0 || fsync(fd) != 0) err = errno;
-  if (close(fd) != 0 && err == 0) err = errno;
   if (err == 0 && renameat(dfd, tmp, dfd, leaf) != 0) err = errno;
   if (err != 0) {
     unlinkat(dfd, tmp, 0);
