@@ -88,6 +88,8 @@ describe("REPL project", function()
     assert.equal("ETYPE", code)
     assert.matches("NOTES is an epic; turns are an issue's", err)
     assert.equal("ETYPE", select(3, p:messages("NOTES")))
+    assert.same({}, p:approvals("NOTES-1"))
+    assert.equal("ENOENT", select(3, p:approvals("NOPE")))
     assert.has_error(function() p:messages("NOTES-2", { phase = "bogus" }) end,
       "bad argument #2 (phase must be work, rework, review or escalation, got bogus)")
     -- a turn cancelled while its model thinks (Ctrl-C in the REPL) ends its run interrupted

@@ -246,6 +246,8 @@ end
 --- project:approvals(card_id) -> the card's approval requests, oldest first (see docs/store.md)
 function Project:approvals(card_id)
   if type(card_id) ~= "string" then error("bad argument #1 to 'approvals' (card id expected)", 2) end
+  local c, err, code = self.engine.board:get(card_id) -- an unknown card is not one without requests
+  if not c then return nil, err, code end
   return approvals.list(self.engine.db, card_id)
 end
 
