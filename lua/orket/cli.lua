@@ -57,6 +57,37 @@ function M.usage_error(cmd, fmt, ...)
   return M.EXIT.usage
 end
 
+--- words(cmd, args, flags, text) -> dir, positional args | nil, exit status: the arguments
+--- of a command that takes -C DIR, flags (name -> fn(name) called as it is met, returning
+--- an exit status to stop with, or nil) and positional words, some of them free text:
+--- after "--" every word is positional, even one that starts with '-'. text names that
+--- text in the unknown-option error ("a note", say).
+function M.words(cmd, args, flags, text)
+  local dir, pos = ".", {}
+  local i, options = 1, true
+  while i <= #args do
+    local a = args[i]
+    if not options then
+      pos[#pos + 1] = a
+    elseif a == "--" then
+      options = false
+    elseif a == "-C" then
+      if not args[i + 1] then return nil, M.usage_error(cmd, "-C needs a directory") end
+      dir = args[i + 1]
+      i = i + 1
+    elseif flags[a] then
+      local st = flags[a](a)
+      if st then return nil, st end
+    elseif a:match("^%-.") then
+      return nil, M.usage_error(cmd, "unknown option '%s' (%s, put -- before it)", a, text)
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return dir, pos
+end
+
 -- Reports task failures that nobody joined (errors in callbacks, background tasks).
 function M.flush_unhandled()
   local task = require "orket.task"

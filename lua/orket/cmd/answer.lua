@@ -26,30 +26,15 @@ local function waits_on_requirements_review(db, id)
 end
 
 function cmd.run(args, cli)
-  local dir, decision = ".", nil
-  local pos = {}
-  local i, options = 1, true
-  while i <= #args do
-    local a = args[i]
-    if not options then
-      pos[#pos + 1] = a
-    elseif a == "--" then
-      options = false -- what follows is text, even when it starts with '-'
-    elseif a == "-C" then
-      if not args[i + 1] then return cli.usage_error(cmd, "-C needs a directory") end
-      dir = args[i + 1]
-      i = i + 1
-    elseif a == "--approve" or a == "--deny" then
-      local d = a:sub(3)
-      if decision and decision ~= d then return cli.usage_error(cmd, "give --approve or --deny, not both") end
-      decision = d
-    elseif a:match("^%-.") then
-      return cli.usage_error(cmd, "unknown option '%s' (to answer text that starts with '-', put -- before it)", a)
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
+  local decision
+  local function decide(a)
+    local d = a:sub(3)
+    if decision and decision ~= d then return cli.usage_error(cmd, "give --approve or --deny, not both") end
+    decision = d
   end
+  local dir, pos = cli.words(cmd, args, { ["--approve"] = decide, ["--deny"] = decide },
+    "to answer text that starts with '-'")
+  if not dir then return pos end
   if #pos == 0 then return cli.usage_error(cmd, "answer needs a card id") end
   if decision then
     if #pos > 2 then return cli.usage_error(cmd, "give the %s text as one argument (quote it)", decision == "approve" and "note" or "reason") end

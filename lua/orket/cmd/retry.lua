@@ -17,25 +17,8 @@ for an approval is decided with 'orket answer CARD --approve' or --deny instead.
 while a run works on the project. Continue with 'orket resume' or 'orket run'.]]
 
 function cmd.run(args, cli)
-  local dir, pos = ".", {}
-  local i, options = 1, true
-  while i <= #args do
-    local a = args[i]
-    if not options then
-      pos[#pos + 1] = a
-    elseif a == "--" then
-      options = false -- what follows is the note, even when it starts with '-'
-    elseif a == "-C" then
-      if not args[i + 1] then return cli.usage_error(cmd, "-C needs a directory") end
-      dir = args[i + 1]
-      i = i + 1
-    elseif a:match("^%-.") then
-      return cli.usage_error(cmd, "unknown option '%s' (for a note that starts with '-', put -- before it)", a)
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
-  end
+  local dir, pos = cli.words(cmd, args, {}, "for a note that starts with '-'")
+  if not dir then return pos end
   if #pos == 0 then return cli.usage_error(cmd, "retry needs a card id") end
   if #pos > 2 then return cli.usage_error(cmd, "give the note as one argument (quote it)") end
   local db = cli.open_store(dir, false)
