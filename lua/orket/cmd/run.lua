@@ -99,6 +99,28 @@ local function live(get_engine)
   end
 end
 
+-- The latest run that did not finish (killed, or stopped by a signal) and works on the
+-- same cards as target (the same card, or one holds the other), or nil. Its half-done turns
+-- are in its journal: a new run would ask the model and run the tools again. Asked with
+-- the project's lock held, so no such run is still going.
+local function unfinished_overlap(db, board, target)
+  local function chain(id) -- id and its ancestors
+    local out, seen = {}, {}
+    while id and not seen[id] do
+      seen[id] = true
+      out[id] = true
+      local c = board:get(id)
+      id = c and c.parent
+    end
+    return out
+  end
+  local mine = chain(target)
+  for _, r in ipairs(db:rows("SELECT id, target, status FROM runs WHERE status IN ('running', 'interrupted') ORDER BY id DESC") or {}) do
+    if mine[r.target] or chain(r.target)[target] then return r end
+  end
+  return nil
+end
+
 function cmd.execute(o, cli, resume_id)
   local e, view, stop_view
   -- stopped from the loop, as a signal would: the write that failed may be inside a turn
@@ -124,6 +146,13 @@ function cmd.execute(o, cli, resume_id)
     return 1
   end
   local lock, lerr = setup.lock(o.dir)
+  local old = lock and not resume_id and unfinished_overlap(e.db, e.board, o.target)
+  if old then
+    lock:release()
+    lock, lerr = nil, string.format("run %d (%s) did not finish (%s): continue it with 'orket resume %d'; "
+      .. "a new run would redo the work its turns left half done", old.id, old.target,
+      old.status == "running" and "it was killed" or "interrupted", old.id)
+  end
   if not lock then
     if stop_view then stop_view() end
     e.close_all()
@@ -173,53 +202,10 @@ function cmd.execute(o, cli, resume_id)
   return EXIT[status] or 1
 end
 
--- The latest run that did not finish (killed, or stopped by a signal) and works on the
--- same cards as target (the same card, or one holds the other), or nil. Its half-done turns
--- are in its journal: a new run would ask the model and run the tools again.
-local function unfinished_overlap(dir, target)
-  local project = require "orket.project"
-  local db = project.open_store(dir, false)
-  if not db then return nil end -- setup reports a missing or broken store
-  local b = require("orket.board").open(db)
-  local function chain(id) -- id and its ancestors
-    local out, seen = {}, {}
-    while id and not seen[id] do
-      seen[id] = true
-      out[id] = true
-      local c = b:get(id)
-      id = c and c.parent
-    end
-    return out
-  end
-  local found
-  local rows = db:rows("SELECT id, target, status FROM runs WHERE status IN ('running', 'interrupted') ORDER BY id DESC") or {}
-  local mine = chain(target)
-  for _, r in ipairs(rows) do
-    if mine[r.target] or chain(r.target)[target] then
-      found = r
-      break
-    end
-  end
-  db:close()
-  return found
-end
-
 function cmd.run(args, cli)
   local o, st = cmd.parse(args, cli, cmd)
   if not o then return st end
   if not o.target then return cli.usage_error(cmd, "run needs an epic, rock or card id") end
-  local old = unfinished_overlap(o.dir, o.target)
-  if old then
-    -- a run still going in another process holds the lock: execute says so
-    local lock = setup.lock(o.dir)
-    if lock then
-      lock:release()
-      cli.err("run %d (%s) did not finish (%s): continue it with 'orket resume %d'; a new run "
-        .. "would redo the work its turns left half done", old.id, old.target,
-        old.status == "running" and "it was killed" or "interrupted", old.id)
-      return 1
-    end
-  end
   return cmd.execute(o, cli, nil)
 end
 
