@@ -36,7 +36,6 @@ int curlapi_open(curlapi *api, char *err, size_t errlen) {
   LOAD(multi_setopt, "curl_multi_setopt");
   LOAD(multi_add_handle, "curl_multi_add_handle");
   LOAD(multi_remove_handle, "curl_multi_remove_handle");
-  LOAD(multi_assign, "curl_multi_assign");
   LOAD(multi_socket_action, "curl_multi_socket_action");
   LOAD(multi_info_read, "curl_multi_info_read");
   LOAD(multi_cleanup, "curl_multi_cleanup");

@@ -22,7 +22,6 @@ typedef struct curlapi {
   CURLMcode (*multi_setopt)(CURLM *m, CURLMoption opt, ...);
   CURLMcode (*multi_add_handle)(CURLM *m, CURL *e);
   CURLMcode (*multi_remove_handle)(CURLM *m, CURL *e);
-  CURLMcode (*multi_assign)(CURLM *m, curl_socket_t fd, void *p);
   CURLMcode (*multi_socket_action)(CURLM *m, curl_socket_t fd, int ev, int *running);
   CURLMsg *(*multi_info_read)(CURLM *m, int *left);
   CURLMcode (*multi_cleanup)(CURLM *m);

@@ -520,18 +520,14 @@ static void http_on_poll(uv_poll_t *h, int status, int events) {
 
 static int http_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
   (void)easy;
+  (void)socketp; /* the watch is found by descriptor: it outlives libcurl's own record */
   http_client *c = userp;
-  http_sock *s = socketp;
   if (what == CURL_POLL_REMOVE) { /* not now: the socket may serve the next request */
-    if (s == NULL && fd >= 0 && (size_t)fd < c->nsocks) s = c->socks[fd];
-    if (s) uv_poll_stop(&s->poll);
+    if (fd >= 0 && (size_t)fd < c->nsocks && c->socks[fd]) uv_poll_stop(&c->socks[fd]->poll);
     return 0;
   }
-  if (s == NULL) {
-    s = http_sock_get(c, fd);
-    if (s == NULL) return -1;
-    c->api.multi_assign(c->multi, fd, s);
-  }
+  http_sock *s = http_sock_get(c, fd);
+  if (s == NULL) return -1;
   int events = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
