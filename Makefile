@@ -57,7 +57,12 @@ asan:
 run: $(BUILD)/orket
 	@sh examples/notes/run.sh $(BUILD)/orket
 
-bench: $(BUILD)/orket
+# The transport benchmark's floor: a plain libcurl client (bench/curlfloor.c), linked
+# directly; orket itself loads libcurl with dlopen.
+$(BUILD)/curlfloor: bench/curlfloor.c | deps
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(shell pkg-config --libs libcurl 2>/dev/null) -o $@
+
+bench: $(BUILD)/orket $(BUILD)/curlfloor
 	@sh bench/run.sh $(BUILD)
 
 install: $(BUILD)/orket

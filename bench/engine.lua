@@ -4,7 +4,9 @@
 -- (the coder hands it in, the reviewer approves it), one model call each; every tenth issue
 -- depends on the one before it. Prints turns/s, the orchestration overhead per turn (wall
 -- time minus the time spent inside the model client, at concurrency 1 so model time does not
--- overlap), this process's CPU time per turn, the same at concurrency 8, and peak RSS (VmHWM).
+-- overlap), this process's CPU time per turn, the same at concurrency 8, peak RSS (VmHWM),
+-- and the journal floor under the overhead: what writing the same rows costs with nothing
+-- else (see journal_floor).
 --   build/orket lua bench/engine.lua [ISSUES] [profile|parts]
 -- With "profile" only the concurrency-1 run is made, under orket.profile (model time not
 -- charged), and its costliest lines are printed per turn. With "parts" only the
@@ -19,6 +21,7 @@ local N = tonumber(arg and arg[1]) or 1000
 local PROFILE = arg and arg[2] == "profile"
 local PARTS = arg and arg[2] == "parts"
 local prof
+local journal_floor
 
 -- "parts": wraps obj[name] (a function or method) to sum its time under label
 local parts, part_order = {}, {}
@@ -81,6 +84,86 @@ limits = { calls_run = %d }  -- two tool calls per issue; the default allows 1,0
   assert(require("orket.import").import(db, dir))
   db:close()
   return dir
+end
+
+-- The journal's own cost, the floor under the overhead figure: the rows the run just wrote
+-- (its events, turns and tool calls, and one cards update per board move) written again
+-- into a fresh store of the same schema, one commit per turn (the fewest the journal
+-- allows: a turn's model response is on disk before its tool effects, and each turn's
+-- results before the next turn's request), with no orchestration at all. -> us per turn
+journal_floor = function(dir)
+  local store = require "orket.store"
+  local src = assert(store.open(dir .. "/.orket/orket.db", { create = false }))
+  local fdir = io.popen("mktemp -d /tmp/orket-bench.XXXXXX"):read("l")
+  local dst = assert(store.open(fdir .. "/orket.db"))
+  local cards = assert(src:rows("SELECT * FROM cards ORDER BY rowid"))
+  -- one INSERT text per table (all its columns, NULLs included), as the engine's are
+  local sqls, columns = {}, {}
+  local function insert(db, tbl, row)
+    if not sqls[tbl] then
+      local cols, qs = {}, {}
+      for _, c in ipairs(assert(src:rows("SELECT name FROM pragma_table_info(?) ORDER BY cid", tbl))) do
+        cols[#cols + 1], qs[#qs + 1] = c.name, "?"
+      end
+      columns[tbl] = cols
+      sqls[tbl] = string.format("INSERT INTO %s (%s) VALUES (%s)", tbl, table.concat(cols, ", "), table.concat(qs, ", "))
+    end
+    local vals = { n = #columns[tbl] }
+    for i, c in ipairs(columns[tbl]) do vals[i] = row[c] end
+    return sqls[tbl], vals
+  end
+  -- the board as it was before the run: every card ready, as imported
+  assert(dst:tx(function()
+    for _, c in ipairs(cards) do
+      c.status, c.wait_reason, c.worked_by = "ready", nil, nil
+      local sql, vals = insert(dst, "cards", c)
+      assert(dst:run(sql, table.unpack(vals, 1, vals.n)))
+    end
+    for _, r in ipairs(assert(src:rows("SELECT * FROM runs"))) do
+      local sql, vals = insert(dst, "runs", r)
+      assert(dst:run(sql, table.unpack(vals, 1, vals.n)))
+    end
+    return true
+  end))
+  -- each commit's statements, built before the clock starts: everything up to a turn_end
+  local turns_by_id, calls_by_turn = {}, {}
+  for _, t in ipairs(assert(src:rows("SELECT * FROM turns"))) do turns_by_id[t.id] = t end
+  for _, c in ipairs(assert(src:rows("SELECT * FROM tool_calls ORDER BY id"))) do
+    local l = calls_by_turn[c.turn_id] or {}
+    calls_by_turn[c.turn_id] = l
+    l[#l + 1] = c
+  end
+  local commits, cur, nturns = {}, {}, 0
+  local function add(tbl, row)
+    local sql, vals = insert(dst, tbl, row)
+    cur[#cur + 1] = { sql, vals }
+  end
+  for _, ev in ipairs(assert(src:rows("SELECT * FROM events ORDER BY id"))) do
+    add("events", ev)
+    local data = cjson.decode(ev.data)
+    if ev.kind == "turn" and turns_by_id[data.id] then
+      add("turns", turns_by_id[data.id])
+      for _, c in ipairs(calls_by_turn[data.id] or {}) do add("tool_calls", c) end
+    elseif ev.kind == "transition" and data.to then
+      cur[#cur + 1] = { "UPDATE cards SET status = ?, updated_at = ? WHERE id = ?", { data.to, ev.at, ev.card_id, n = 3 } }
+    elseif ev.kind == "turn_end" then
+      commits[#commits + 1], cur, nturns = cur, {}, nturns + 1
+    end
+  end
+  src:close()
+  local t0 = uv.hrtime()
+  for _, stmts in ipairs(commits) do
+    assert(dst:tx(function()
+      for _, st in ipairs(stmts) do assert(dst:run(st[1], table.unpack(st[2], 1, st[2].n))) end
+      return true
+    end))
+  end
+  local us = (uv.hrtime() - t0) / 1e3 / math.max(1, nturns)
+  local nstmts = 0
+  for _, stmts in ipairs(commits) do nstmts = nstmts + #stmts end
+  dst:close()
+  os.execute("rm -rf '" .. fdir .. "'")
+  return us, nstmts / math.max(1, nturns)
 end
 
 local function run(n, conc)
@@ -158,9 +241,11 @@ local function run(n, conc)
   if prof then prof:stop() end
   local done = e.db:row("SELECT count(*) AS n FROM cards WHERE parent = 'B' AND status = 'done'").n
   e.close_all()
-  os.execute("rm -rf '" .. dir .. "'")
+  -- the concurrency-1 store is kept for the journal floor, measured after the peak RSS
+  local keep = conc == 1 and not PARTS and not PROFILE
+  if not keep then os.execute("rm -rf '" .. dir .. "'") end
   return { status = status, turns = turns, tools = tools, failures = failures, done = done,
-    wall_s = wall_ns / 1e9, model_s = model_ns / 1e9, cpu_us = cpu }
+    wall_s = wall_ns / 1e9, model_s = model_ns / 1e9, cpu_us = cpu, dir = keep and dir or nil }
 end
 
 local function report(label, r, conc)
@@ -194,6 +279,11 @@ local t = orket.spawn(function()
   local r8 = run(N, 8)
   report("concurrency 8", r8, 8)
   print(string.format("peak RSS (VmHWM) %.1f MB", (status_kb("VmHWM") or 0) / 1024))
+  -- after the RSS figure: the floor reads the whole journal into memory
+  local floor, per = journal_floor(r1.dir)
+  print(string.format("journal floor (concurrency 1's rows written again, one commit per turn, no orchestration): "
+    .. "%.0f us per turn (%.1f writes a turn)", floor, per))
+  os.execute("rm -rf '" .. r1.dir .. "'")
   print("targets: overhead < 150 us per turn, RSS < 30 MB")
 end)
 local ok, err = t:join()

@@ -128,6 +128,30 @@ for _, mode in ipairs { "burst", "steady", "paced" } do
 end
 
 print(string.format("peak RSS (VmHWM) %d KB", status_kb("VmHWM")))
+
+-- The floor under the rows above: the same requests to the same server from a C client
+-- that only copies bodies (bench/curlfloor.c, built by `make bench`). What it adds is
+-- libcurl's, loopback TCP's and the machine's; the rest of the figures above is orket's.
+local floor_bin = os.getenv("ORKET_CURLFLOOR")
+if floor_bin and io.open(floor_bin) then
+  print("libcurl alone (bench/curlfloor.c: one multi handle, bodies copied, no framing, JSON or Lua):")
+  for _, shape in ipairs { { 1, rounds * 50, 1, "1 burst" }, { 64, rounds * 5, 1, "64 burst" },
+      { 64, math.max(1, rounds), 20, "64 steady" } } do
+    local p = io.popen(string.format("%s %s %s %d %d %d", floor_bin, fake.url .. "/v1/chat/completions",
+      "fake:chunks=8,stamp_end,nolog", shape[1], shape[2], shape[3]))
+    local out = p:read("a")
+    p:close()
+    local rps, p50, p99, cpu, errs, d50, d99 = out:match("^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)")
+    if rps then
+      -- as above, the result is held when the transfer is done; the piece with the stamp
+      -- arrives a little before (the server still sends the finish, usage and [DONE])
+      print(string.format("%-18s %9.0f %9s %9s %11.3f %11.3f %7d   last piece %.3f/%.3f ms, %s us CPU per request",
+        shape[4], tonumber(rps), "", "", tonumber(d50), tonumber(d99), tonumber(errs), tonumber(p50), tonumber(p99), cpu))
+    else
+      print(shape[4] .. ": curlfloor failed: " .. out)
+    end
+  end
+end
 fake.stop()
 
 -- The machine's own floor under these figures: how long this process goes without the CPU

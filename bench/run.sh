@@ -5,6 +5,7 @@ set -u
 BUILD=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
 export ORKET_BIN="$PWD/$BUILD/orket"
+export ORKET_CURLFLOOR="$PWD/$BUILD/curlfloor"
 status=0
 for b in bench/*.lua; do
   echo "== $b"
