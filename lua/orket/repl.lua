@@ -13,7 +13,12 @@ local M = {}
 --- Tries `return <text>` first so expressions print their values, then the text as a
 --- statement. `incomplete` is true when more lines could complete the chunk.
 function M.compile(text, env)
+  -- An expression is evaluated as the arguments of a call, not returned as is: in `return
+  -- f(x)` the call is a tail call, the chunk's frame is gone while f runs, and an error f
+  -- raises at level 2 ("bad argument ... to 'turn'") would name the REPL's own code.
+  -- Arguments keep every value (`1, 2` prints both); the newline ends a trailing comment.
   local fn = load("return " .. text, "=stdin", "t", env)
+    and load("return (function(...) return ... end)(" .. text .. "\n)", "=stdin", "t", env)
   if fn then return fn end
   local err
   fn, err = load(text, "=stdin", "t", env)
