@@ -100,14 +100,17 @@ static int le_save_history(lua_State *L) {
   return 1;
 }
 
-/* term_width([fd=1]) -> columns | nil: the terminal's width, read with TIOCGWINSZ, which
- * (unlike opening a libuv tty handle) leaves the descriptor's flags alone. */
-static int le_term_width(lua_State *L) {
+/* term_size([fd=1]) -> columns, rows | nothing: the terminal's size, read with TIOCGWINSZ,
+ * which (unlike opening a libuv tty handle) leaves the descriptor's flags alone. rows is
+ * nil when the terminal does not say. */
+static int le_term_size(lua_State *L) {
   int fd = (int)luaL_optinteger(L, 1, STDOUT_FILENO);
   struct winsize ws;
   if (ioctl(fd, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0) return 0;
   lua_pushinteger(L, ws.ws_col);
-  return 1;
+  if (ws.ws_row > 0) lua_pushinteger(L, ws.ws_row);
+  else lua_pushnil(L);
+  return 2;
 }
 
 static int le_isatty(lua_State *L) {
@@ -224,7 +227,7 @@ static const luaL_Reg le_funcs[] = {
     {"load_history", le_load_history},
     {"save_history", le_save_history},
     {"isatty", le_isatty},
-    {"term_width", le_term_width},
+    {"term_size", le_term_size},
     {"interrupts", le_interrupts},
     {NULL, NULL},
 };

@@ -378,10 +378,15 @@ describe("engine", function()
       if n == 5 then e:stop() return nil, "canceled", "canceled" end
       return inner(self, req)
     end
+    local ev1, ev2 = {}, {}
+    e.emit_fn = function(ev) ev1[#ev1 + 1] = ev end
     assert.equal("interrupted", (e:execute(id)))
     local recorded = db:row("SELECT count(*) AS n FROM turns").n
-    local e2 = F.engine(db, b, {})
+    local e2 = F.engine(db, b, { events = ev2 })
     assert.equal("done", (e2:execute(id)))
+    -- the live view tells this session's figures from the whole run's by this flag
+    assert.same({ "run_start", false }, { ev1[1].type, ev1[1].resumed })
+    assert.same({ "run_start", true }, { ev2[1].type, ev2[1].resumed })
     local fresh_db, fresh_b = F.fixture(H.tmpdir() .. "/p.db", F.STANDARD)
     local e3 = F.engine(fresh_db, fresh_b, {})
     assert.equal("done", (e3:execute(assert(e3:start("E")))))

@@ -11,7 +11,7 @@ local function fake(o)
   term.view = liveview.new {
     write = function(s) term.out[#term.out + 1] = s end,
     now = function() return term.ms end,
-    color = o.color, width = o.width or 100,
+    color = o.color, width = o.width or 100, height = o.height,
     scope = function(target)
       term.scoped = target
       return cards
@@ -151,6 +151,40 @@ describe("live view", function()
     u.view:event { type = "run_start", run_id = 1, target = "N", concurrency = 1 }
     assert.is_nil(u.out[1]:find("\27[3", 1, true))
     assert.is_nil(u.out[1]:find("\27[1m", 1, true))
+  end)
+
+  it("after a resume, says this session's tokens apart from the whole run's", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 5, target = "N", concurrency = 1, resumed = true }
+    v:event { type = "turn_start", card = "N-1", seat = "s", role = "r", phase = "work", turn = 2 }
+    v:event { type = "model", card = "N-1", seat = "s", turn = 2, step = 1, prompt_tokens = 300, completion_tokens = 20 }
+    v:event { type = "turn_end", card = "N-1", seat = "s", status = "done" }
+    t.ms = 2000
+    v:event { type = "run_end", run_id = 5, status = "done", tokens = 5320 }
+    assert.matches("^run 5 N done in 00:02, 320 tokens, 1 turns in this session; 5,320 tokens in the whole run\n",
+      last(t))
+  end)
+
+  it("cuts a frame taller than the terminal, so a redraw leaves nothing behind", function()
+    local cards = {}
+    for i = 1, 30 do cards[i] = { id = "N-" .. i, status = "ready" } end
+    local t = fake { height = 10, cards = cards }
+    local v = t.view
+    v:event { type = "run_start", run_id = 6, target = "N", concurrency = 30 }
+    for i = 1, 30 do
+      t.ms = t.ms + 200
+      v:event { type = "turn_start", card = "N-" .. i, seat = "seat" .. i, role = "r", phase = "work", turn = 1 }
+    end
+    local lines = {}
+    for l in last(t):gmatch("[^\n]*\n") do lines[#lines + 1] = l end
+    assert.equal(9, #lines) -- one row left for the cursor
+    assert.matches("^  %.%.%. %d+ more lines %(a taller terminal shows them%)\n$", lines[9])
+    assert.matches("^orket run 6 N", lines[1])
+    -- the next frame moves the cursor up by what was drawn, not by the uncut frame
+    t.ms = t.ms + 200
+    v:event { type = "turn_end", card = "N-1", seat = "seat1", status = "code_review" }
+    assert.matches("^\r\27%[9A", t.out[#t.out])
   end)
 
   it("has no colour off a terminal and checks its arguments", function()

@@ -72,16 +72,17 @@ local EXIT = { done = 0, failed = 1, stalled = 3, interrupted = 130 }
 --- execute(o, cli, run_id_or_nil) -> exit status: starts (or resumes) a run in a task,
 --- stopping gracefully on SIGINT/SIGTERM.
 -- The live view on stdout (a terminal): redrawn by a 100 ms timer as well as by events,
--- so the elapsed time moves while a model thinks; its width follows SIGWINCH.
+-- so the elapsed time moves while a model thinks; its size follows SIGWINCH.
 local function live(get_engine)
-  local function width()
-    local w = require("orket.c.lineedit").term_width(1)
-    return (w and w > 0) and w or 80
+  local function size()
+    local w, h = require("orket.c.lineedit").term_size(1)
+    return (w and w > 0) and w or 80, h
   end
+  local w, h = size()
   local view = liveview.new {
     write = function(s) io.stdout:write(s); io.stdout:flush() end,
     now = function() return uv.hrtime() // 1000000 end,
-    color = liveview.color_on(1), width = width(),
+    color = liveview.color_on(1), width = w, height = h,
     scope = function(id)
       local e = get_engine()
       local target = e and e.board:get(id)
@@ -91,7 +92,7 @@ local function live(get_engine)
   local timer, winch = uv.new_timer(), uv.new_signal()
   timer:start(100, 100, function() view:tick() end)
   timer:unref()
-  winch:start("sigwinch", function() view.width = width() end)
+  winch:start("sigwinch", function() view.width, view.height = size() end)
   winch:unref()
   return view, function()
     timer:close()

@@ -484,7 +484,8 @@ function Engine:execute(run_id)
     self.board:transition(target.id, "in_progress", { actor = { seat = "orket", roles = {} }, note = "run " .. run_id })
   end
   self:observe_journal(run_id)
-  self:emit { type = "run_start", target = target.id, concurrency = conc }
+  self:emit { type = "run_start", target = target.id, concurrency = conc,
+    resumed = not (self.started_runs and self.started_runs[run_id]) }
   -- The run's wall clock (restarted by a resume): model calls get what is left of it as
   -- their timeout (turn.lua), and this timer stops the run when it runs out, cancelling
   -- turns in flight wherever they wait, as a stop does.

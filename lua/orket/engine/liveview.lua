@@ -27,7 +27,8 @@ function M.color_on(fd)
   return require("luv").guess_handle(fd or 1) == "tty"
 end
 
---- new{write=fn(s), now=fn() -> ms, color=bool, width=n, interval_ms=100, scope=fn(target) -> cards}
+--- new{write=fn(s), now=fn() -> ms, color=bool, width=n, height=n|nil, interval_ms=100,
+---   scope=fn(target) -> cards}
 --- -> view. write receives whole frames (cursor moves included); scope, optional, returns
 --- the target's issues ({id=, status=}) so counts include cards no event has named yet.
 function M.new(o)
@@ -35,7 +36,7 @@ function M.new(o)
     error("bad argument #1 to 'new' (table with write and now functions expected)", 2)
   end
   local v = setmetatable({
-    write = o.write, now = o.now, color = o.color and true or false, width = o.width or 80,
+    write = o.write, now = o.now, color = o.color and true or false, width = o.width or 80, height = o.height,
     interval = o.interval_ms or 100, scope = o.scope,
     started = o.now(), last_draw = nil, lines = 0, dirty = true, frames = 0,
     status = {}, order = {}, jobs = {}, seats = {}, notes = {},
@@ -84,7 +85,7 @@ function View:note(s) self.notes[#self.notes + 1] = s end
 function View:event(ev)
   local t = ev.type
   if t == "run_start" then
-    self.run_id, self.target, self.concurrency = ev.run_id, ev.target, ev.concurrency
+    self.run_id, self.target, self.concurrency, self.resumed = ev.run_id, ev.target, ev.concurrency, ev.resumed
     self:refresh_scope()
   elseif t == "turn_start" then
     self.jobs[ev.card] = { seat = ev.seat, role = ev.role, phase = ev.phase, turn = ev.turn, step = 0, since = self.now() }
@@ -224,6 +225,16 @@ function View:frame()
   for s in pairs(self.seats) do if not busy[s] then idle[#idle + 1] = s end end
   table.sort(idle)
   for _, s in ipairs(idle) do lines[#lines + 1] = self:paint(string.format("  %-22s idle", s), COLORS.dim) end
+  -- A frame taller than the terminal scrolls its top away, and the next redraw, which moves
+  -- the cursor up by the frame's height, would then leave stale lines behind: cut it to fit,
+  -- one row kept for the cursor.
+  local max = self.height and math.max(3, self.height - 1)
+  if max and #lines > max then
+    local cut = #lines - (max - 1)
+    for i = #lines, max, -1 do lines[i] = nil end
+    lines[#lines + 1] = self:paint(string.format("  ... %d more line%s (a taller terminal shows them)", cut,
+      cut == 1 and "" or "s"), COLORS.dim)
+  end
   return lines
 end
 
@@ -261,9 +272,17 @@ function View:finish()
   if self.finished then return end
   local now = self.now()
   local st = self.end_status or "stopped"
-  local lines = { string.format("%s %s %s in %s, %s tokens, %d turns",
+  -- run_end counts the whole run's tokens. After a resume the time and the turns are this
+  -- session's, so this session's tokens go with them and the whole run's are said apart.
+  local head = string.format("%s %s %s in %s, %s tokens, %d turns",
     self:paint("run" .. (self.run_id and (" " .. self.run_id) or ""), COLORS.bold), self.target or "",
-    self:paint(st, COLORS[st]), clock(now - self.started), thousands(self.end_tokens or self.tokens), self.turns) }
+    self:paint(st, COLORS[st]), clock(now - self.started),
+    thousands(self.resumed and self.tokens or (self.end_tokens or self.tokens)), self.turns)
+  if self.resumed then
+    head = head .. string.format(" in this session; %s tokens in the whole run",
+      thousands(self.end_tokens or self.tokens))
+  end
+  local lines = { head }
   if self.end_reason then lines[#lines + 1] = "stopped: " .. self.end_reason end
   local parts, total = self:counts()
   lines[#lines + 1] = string.format("cards (%d): %s", total, #parts > 0 and table.concat(parts, "  ") or "none")
