@@ -23,51 +23,64 @@ local WAIT_REASONS = { resource = true, dependency = true, review = true, input 
 local Registry = {}
 Registry.__index = Registry
 
+-- Checks a tool's table: true | nil, first problem, every problem (orket validate reports
+-- them all, so a file is fixed in one pass).
 local function validate(def, file)
-  if type(def) ~= "table" then return nil, file .. ": must return a table (the tool definition)" end
+  if type(def) ~= "table" then
+    local msg = file .. ": must return a table (the tool definition)"
+    return nil, msg, { msg }
+  end
+  local problems = {}
+  local function bad(msg) problems[#problems + 1] = file .. ": " .. msg end
+  local unknown = {}
   for k in pairs(def) do
-    if not KEYS[k] then
-      return nil, file .. ": unknown field '" .. tostring(k) ..
-        "' (fields: name, description, parameters, effect, status, wait_reason, handler, idempotent, recover)"
-    end
+    if not KEYS[k] then unknown[#unknown + 1] = tostring(k) end
+  end
+  table.sort(unknown)
+  for _, k in ipairs(unknown) do
+    bad("unknown field '" .. k ..
+      "' (fields: name, description, parameters, effect, status, wait_reason, handler, idempotent, recover)")
   end
   if type(def.name) ~= "string" or not def.name:match("^[a-z][a-z0-9_]*$") or #def.name > 64 then
-    return nil, file .. ": name must be a snake_case string of at most 64 characters"
+    bad("name must be a snake_case string of at most 64 characters")
   end
   if type(def.description) ~= "string" or def.description == "" then
-    return nil, file .. ": description must be a non-empty string"
+    bad("description must be a non-empty string")
   end
-  if not EFFECTS[def.effect] then return nil, file .. ": effect must be \"read\", \"write\" or \"board\"" end
-  if def.status ~= nil and type(def.status) ~= "string" then return nil, file .. ": status must be a string" end
+  if not EFFECTS[def.effect] then bad("effect must be \"read\", \"write\" or \"board\"") end
+  if def.status ~= nil and type(def.status) ~= "string" then bad("status must be a string") end
   if def.wait_reason ~= nil then
     -- the gate asks the state machine about the fixed status with this reason
     if not WAIT_REASONS[def.wait_reason] then
-      return nil, file .. ": wait_reason must be \"resource\", \"dependency\", \"review\", \"input\" or \"system\""
+      bad("wait_reason must be \"resource\", \"dependency\", \"review\", \"input\" or \"system\"")
     end
-    if def.status == nil then return nil, file .. ": wait_reason needs a fixed status (the status it is the reason for)" end
+    if def.status == nil then bad("wait_reason needs a fixed status (the status it is the reason for)") end
   end
-  if type(def.handler) ~= "function" then return nil, file .. ": handler must be a function(args, ctx)" end
+  if type(def.handler) ~= "function" then bad("handler must be a function(args, ctx)") end
   if def.idempotent ~= nil and type(def.idempotent) ~= "boolean" then
-    return nil, file .. ": idempotent must be a boolean"
+    bad("idempotent must be a boolean")
   end
   if def.recover ~= nil and type(def.recover) ~= "function" then
-    return nil, file .. ": recover must be a function(args, ctx) -> result | nil"
+    bad("recover must be a function(args, ctx) -> result | nil")
   end
   if (def.idempotent ~= nil or def.recover ~= nil) and def.effect ~= "write" then
-    return nil, file .. ": idempotent and recover apply only to tools with effect = \"write\" (effects on files)"
+    bad("idempotent and recover apply only to tools with effect = \"write\" (effects on files)")
   end
   if def.idempotent and def.recover ~= nil then
-    return nil, file .. ": a tool is either idempotent (re-run after a crash) or has recover, not both"
+    bad("a tool is either idempotent (re-run after a crash) or has recover, not both")
   end
   local params = def.parameters or { type = "object", properties = {} }
   local ok, err = cgate.check_schema(params, file .. ": parameters")
-  if not ok then return nil, err end
-  local t = params.type
-  if t ~= "object" then return nil, file .. ": parameters.type must be \"object\"" end
+  if not ok then
+    problems[#problems + 1] = err
+  elseif params.type ~= "object" then
+    bad("parameters.type must be \"object\"")
+  end
+  if #problems > 0 then return nil, problems[1], problems end
   return true
 end
 
---- load(files) -> registry | nil, "file: message", CODE
+--- load(files) -> registry | nil, "file: message", CODE, {every problem of that file...}
 function M.load(files)
   local reg = setmetatable({ by_name = {}, names = {}, files = {} }, Registry)
   for _, path in ipairs(files) do
@@ -76,9 +89,12 @@ function M.load(files)
       instructions = M.BUDGET.instructions, timeout_ms = M.BUDGET.timeout_ms, memory = M.BUDGET.memory,
     }
     local ok, def, code = box:dofile(path)
-    if not ok then return nil, (tostring(def):match("^[^\n]*")), code or "ERUNTIME" end
-    local vok, verr = validate(def, path)
-    if not vok then return nil, verr, "EINVAL" end
+    if not ok then
+      local msg = tostring(def):match("^[^\n]*")
+      return nil, msg, code or "ERUNTIME", { msg }
+    end
+    local vok, verr, problems = validate(def, path)
+    if not vok then return nil, verr, "EINVAL", problems end
     local copy = {}
     for k, v in pairs(def) do copy[k] = v end -- rawly: the definition cannot change later
     copy.parameters = sandbox.copy(def.parameters or { type = "object", properties = {} })

@@ -111,11 +111,11 @@ function M.check(dir)
   local role_names = {}
   for _, d in ipairs(roles.dirs(dir)) do
     for _, path in ipairs(roles.lua_files(d)) do
-      local r, rerr = roles.load_file(path)
+      local r, rerr, _, problems = roles.load_file(path)
       if r then
         role_names[r.name] = r
       else
-        add(out, dir, rerr, path)
+        for _, p in ipairs(problems or { rerr }) do add(out, dir, p, path) end
       end
     end
   end
@@ -124,12 +124,12 @@ function M.check(dir)
   -- Tools and policies, each file on its own.
   local tool_names = {}
   for _, path in ipairs(policy.files_in { home .. "/tools", dir .. "/tools" }) do
-    local reg, terr = tools.load { path }
+    local reg, terr, _, problems = tools.load { path }
     if reg then
       for _, n in ipairs(reg.names) do tool_names[n] = true end
       summary.tools = summary.tools + 1
     else
-      add(out, dir, terr, path)
+      for _, p in ipairs(problems or { terr }) do add(out, dir, p, path) end
     end
   end
   for _, path in ipairs(policy.files_in { home .. "/policies", dir .. "/policies" }) do

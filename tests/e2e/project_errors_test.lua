@@ -181,4 +181,28 @@ describe("validate's line for a card's field", function()
     assert.matches('orket.lua:13: team.senior_developer.roles[2]: no role named "nobody"', v.stdout, 1, true)
     assert.matches("roles/pilot.lua:4: unknown field 'sytem'", v.stdout, 1, true)
   end)
+
+  it("of a role or a tool are all reported, each with its line, not only the first", function()
+    local p = project()
+    os.execute("mkdir -p " .. H.quote(p .. "/roles") .. " " .. H.quote(p .. "/tools"))
+    H.write(p .. "/roles/pilot.lua", 'return {\n  intent = 5,\n  tools = { "read_file", 7 },\n'
+      .. '  model = 42,\n  dialect = "telepathy",\n  system = "s",\n}\n')
+    H.write(p .. "/tools/bad.lua", 'return {\n  name = "Bad Tool",\n  description = "d",\n  effect = "explode",\n'
+      .. '  handler = function() end,\n  parameters = { type = "array" },\n}\n')
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status)
+    for _, want in ipairs {
+      "roles/pilot.lua:2: intent must be a string", "roles/pilot.lua:3: tools[2] must be a tool name",
+      'roles/pilot.lua:4: model must be "provider:model"', 'roles/pilot.lua:5: dialect must be "native" or "json"',
+      "tools/bad.lua:2: name must be a snake_case string", 'tools/bad.lua:4: effect must be "read"',
+      'tools/bad.lua:6: parameters.type must be "object"',
+    } do
+      assert.matches(want, v.stdout, 1, true)
+    end
+    assert.matches("\n7 problems\n$", v.stdout)
+    -- run refuses with the first, as before
+    local r = H.orket("run START", { cwd = p })
+    assert.equal(1, r.status)
+    assert.matches("roles/pilot.lua: intent must be a string", r.stderr, 1, true)
+  end)
 end)

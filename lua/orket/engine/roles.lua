@@ -25,45 +25,62 @@ local function lua_files(dir)
 end
 M.lua_files = lua_files
 
+-- Checks a role's table: role | nil, first problem, every problem (validate reports them
+-- all, so an operator fixes a file in one pass rather than one error per run).
 local function validate(def, file, stem)
-  if type(def) ~= "table" then return nil, file .. ": must return a table (the role)" end
+  if type(def) ~= "table" then
+    local msg = file .. ": must return a table (the role)"
+    return nil, msg, { msg }
+  end
+  local problems = {}
+  local function bad(msg) problems[#problems + 1] = file .. ": " .. msg end
+  local unknown = {}
   for k in next, def do
-    if not KEYS[k] then
-      return nil, file .. ": unknown field '" .. tostring(k) .. "' (fields: name, intent, tools, model, dialect, system, build)"
-    end
+    if not KEYS[k] then unknown[#unknown + 1] = tostring(k) end
+  end
+  table.sort(unknown)
+  for _, k in ipairs(unknown) do
+    bad("unknown field '" .. k .. "' (fields: name, intent, tools, model, dialect, system, build)")
   end
   local name = rawget(def, "name") or stem
-  if type(name) ~= "string" or not name:match("^[%w_]+$") then return nil, file .. ": name must be a word" end
-  if type(rawget(def, "intent")) ~= "string" then return nil, file .. ": intent must be a string saying what the role does" end
+  if type(name) ~= "string" or not name:match("^[%w_]+$") then bad("name must be a word") end
+  if type(rawget(def, "intent")) ~= "string" then bad("intent must be a string saying what the role does") end
   local tools = rawget(def, "tools")
-  if type(tools) ~= "table" then return nil, file .. ": tools must be an array of tool names" end
+  if type(tools) ~= "table" then
+    bad("tools must be an array of tool names")
+    tools = {}
+  end
   for i, t in ipairs(tools) do
-    if type(t) ~= "string" then return nil, string.format("%s: tools[%d] must be a tool name", file, i) end
+    if type(t) ~= "string" then bad(string.format("tools[%d] must be a tool name", i)) end
   end
   local dialect = rawget(def, "dialect") or "native"
-  if not DIALECTS[dialect] then return nil, file .. ": dialect must be \"native\" or \"json\"" end
+  if not DIALECTS[dialect] then bad("dialect must be \"native\" or \"json\"") end
   local model = rawget(def, "model")
-  if model ~= nil and type(model) ~= "string" then return nil, file .. ": model must be \"provider:model\"" end
+  if model ~= nil and type(model) ~= "string" then bad("model must be \"provider:model\"") end
   local build, system = rawget(def, "build"), rawget(def, "system")
-  if build ~= nil and type(build) ~= "function" then return nil, file .. ": build must be a function(ctx)" end
+  if build ~= nil and type(build) ~= "function" then bad("build must be a function(ctx)") end
   if system ~= nil and type(system) ~= "string" and type(system) ~= "function" then
-    return nil, file .. ": system must be a string or a function(ctx)"
+    bad("system must be a string or a function(ctx)")
   end
-  if build == nil and system == nil then return nil, file .. ": give build(ctx) or system (the system prompt)" end
+  if build == nil and system == nil then bad("give build(ctx) or system (the system prompt)") end
+  if #problems > 0 then return nil, problems[1], problems end
   local t = {}
   for i, v in ipairs(tools) do t[i] = v end
   return { name = name, intent = def.intent, tools = t, model = model, dialect = dialect,
     build = build, system = system }
 end
 
---- load_file(path) -> role | nil, "file:line: message", CODE
+--- load_file(path) -> role | nil, "file:line: message", CODE, {every problem...}
 function M.load_file(path)
   local stem = path:match("([^/]+)%.lua$")
   local box = sandbox.new { name = path, globals = { prompt = prompt } }
   local ok, def, code = box:dofile(path)
-  if not ok then return nil, (tostring(def):match("^[^\n]*")), code end
-  local role, err = validate(def, path, stem)
-  if not role then return nil, err, "EINVAL" end
+  if not ok then
+    local msg = tostring(def):match("^[^\n]*")
+    return nil, msg, code, { msg }
+  end
+  local role, err, problems = validate(def, path, stem)
+  if not role then return nil, err, "EINVAL", problems end
   role.box, role.file = box, path
   return role
 end
