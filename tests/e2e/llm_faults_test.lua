@@ -263,20 +263,73 @@ describe("retry policy", function()
     assert.equal(1, (attempts("fail=429,error_code=insufficient_quota")))
   end)
 
-  it("retries refused connections, then reports transient", function()
-    local c = llm.new { providers = { x = { kind = "openai", base_url = "http://127.0.0.1:1/v1",
-      retry = { max_attempts = 3, base_ms = 1, max_ms = 5 } } } }
-    local r, msg, class = c:chat { model = "x:m", messages = USER }
+  it("does not retry a refused connection on this machine, and says what to do", function()
+    -- a retry would have to wait out the backoff (1 s, then 2 s) before failing again
+    local c = llm.new { providers = {
+      x = { kind = "openai", base_url = "http://127.0.0.1:1/v1", retry = { max_attempts = 3, base_ms = 1000, max_ms = 5000 } },
+      ollama = { kind = "ollama", base_url = "http://localhost:1", base_url_env = "OLLAMA_HOST",
+        retry = { max_attempts = 3, base_ms = 1000, max_ms = 5000 } } } }
+    local retries = 0
+    local r, msg, class, failure = c:chat { model = "x:m", messages = USER, on_delta = function(ev)
+      if ev.type == "retry" then retries = retries + 1 end
+    end }
     assert.is_nil(r)
     assert.equal("transient", class)
-    assert.matches("after 3 attempts", msg)
+    assert.equal(0, retries)
+    assert.equal(1, failure.attempts)
+    assert.is_true(failure.final)
+    assert.equal("provider x: nothing is listening at http://127.0.0.1:1/v1 (connection refused; not retried). "
+      .. "Is the model server running? Start it, or fix models.providers.x.base_url in orket.lua.", msg)
+    assert.equal(msg, failure.error)
+    r, msg, class, failure = c:chat { model = "ollama:m", messages = USER }
+    assert.is_nil(r)
+    assert.equal(1, failure.attempts)
+    assert.equal("provider ollama: nothing is listening at http://localhost:1 (connection refused; not retried). "
+      .. "Is Ollama running? Start it with 'ollama serve', or set OLLAMA_HOST to where it listens.", msg)
+    -- a password in base_url is not repeated
+    local pw = llm.new { providers = { y = { kind = "openai", base_url = "http://me:hunter2@127.0.0.1:1/v1" } } }
+    r, msg = pw:chat { model = "y:m", messages = USER }
+    assert.matches("^provider y: nothing is listening at http://127%.0%.0%.1:1/v1 %(", msg)
+    -- orket models says the same
+    r, msg = c:health("ollama")
+    assert.is_nil(r)
+    assert.matches("^provider ollama: nothing is listening at http://localhost:1 %(connection refused%)%. Is Ollama running%?", msg)
+  end)
+
+  it("reports every attempt it made, over how long, and that a caller need not ask again", function()
+    local r, msg, class, failure = client():chat { model = "oa:fail=500", messages = USER }
+    assert.is_nil(r)
+    assert.equal("transient", class)
+    assert.matches("^http://127%.0%.0%.1:%d+: HTTP 500: .* %(gave up after 4 attempts over [%d%.]+ m?s%)$", msg)
+    assert.equal(4, failure.attempts)
+    assert.is_true(failure.final)
+    assert.is_nil(failure.error:find("gave up", 1, true))
+    assert.is_true(failure.elapsed_ms >= 0)
+    -- a cut stream with tokens shown was not retried: the caller may ask again
+    r, msg, class, failure = client():chat { model = "oa:disconnect_after=2", messages = USER }
+    assert.is_nil(r)
+    assert.equal("transient", class)
+    assert.equal(1, failure.attempts)
+    assert.is_false(failure.final)
+    -- the REPL's printer says which attempt failed, when, why, and how long it waits
+    local f = io.tmpfile()
+    assert(client():chat { model = "oa:fail=503,times=1", messages = USER, on_delta = llm.printer(f) })
+    f:seek("set")
+    assert.matches("^\n%[attempt 1 failed %(transient%) [%d%.]+ m?s into the call: http://127%.0%.0%.1:%d+: HTTP 503: "
+      .. ".*; retrying in [%d%.]+ m?s%]\ntok1 ", f:read("a"))
+    f:close()
+    -- a first-byte timeout is not the client's to retry either
+    r, msg, class, failure = client { timeouts = { first_byte_ms = 100 } }:chat { model = "oa:first_byte_ms=2000", messages = USER }
+    assert.equal("timeout", class)
+    assert.is_false(failure.final)
   end)
 
   it("stops retrying when the call's timeout_ms would pass", function()
-    local r, msg, class = client():chat { model = "oa:fail=503,retry_after=5", messages = USER, timeout_ms = 1000 }
+    local r, msg, class, failure = client():chat { model = "oa:fail=503,retry_after=5", messages = USER, timeout_ms = 1000 }
     assert.is_nil(r)
     assert.equal("transient", class)
-    assert.matches("no time left", msg)
+    assert.matches("%(1 attempt in [%d%.]+ m?s; no time left to retry within timeout_ms%)$", msg)
+    assert.is_true(failure.final)
     assert.equal(1, (attempts("fail=503,retry_after=5")))
   end)
 end)

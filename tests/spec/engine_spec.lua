@@ -87,6 +87,71 @@ describe("engine", function()
     assert.equal("E-1", report.stuck[1].card)
   end)
 
+  describe("asks the model again", function()
+    -- a client that fails E-1's calls as given (failure: the client's report), answers the rest
+    local function failing(failures)
+      return function(b)
+        local llm = F.llm(b)
+        local inner, calls = llm.chat, 0
+        function llm:chat(req)
+          if req.meta.card ~= "E-1" then return inner(self, req) end
+          calls = calls + 1
+          local f = failures[math.min(calls, #failures)]
+          if f == "ok" then return inner(self, req) end
+          return nil, f.msg, "transient", f
+        end
+        return llm, function() return calls end
+      end
+    end
+    local function run_with(make)
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "x" } })
+      local llm, calls = make(b)
+      local e, events = F.engine(db, b, { llm = llm, config = { budgets = { backoff_ms = 1, model_retries = 3 } } })
+      local status = e:execute(assert(e:start("E")))
+      local retries, kinds = {}, {}
+      for _, ev in ipairs(events) do
+        if ev.card == "E-1" then kinds[#kinds + 1] = ev.type end
+        if ev.type == "model_retry" then retries[#retries + 1] = ev end
+      end
+      return status, b, calls(), retries, kinds
+    end
+
+    it("never after a failure the client already retried", function()
+      local status, b, calls, retries = run_with(failing {
+        { msg = "HTTP 503: busy (gave up after 4 attempts over 3.1 s)", error = "HTTP 503: busy", attempts = 4, final = true },
+      })
+      assert.equal("failed", status)
+      assert.equal(1, calls)
+      assert.equal(0, #retries)
+      local cs = b:comments("E-1")
+      assert.equal("The model failed (transient): HTTP 503: busy (gave up after 4 attempts over 3.1 s)", cs[#cs].body)
+    end)
+
+    it("for what the client left to it, counting the client's attempts against model_retries", function()
+      local cut = { msg = "stream cut", error = "stream cut", attempts = 2, final = false }
+      local status, b, calls, retries, kinds = run_with(failing { cut, cut, cut })
+      assert.equal("failed", status)
+      assert.equal(2, calls) -- 2 attempts, then 4: more than model_retries = 3
+      assert.equal(1, #retries)
+      local r = retries[1]
+      assert.same({ "transient", "stream cut", 2, 1, 1 }, { r.class, r.error, r.attempts, r.retry, r.delay_ms })
+      assert.is_true(r.elapsed_ms >= 0)
+      assert.same({ "turn_start", "model_retry", "card_blocked", "turn_end" }, kinds)
+      local cs = b:comments("E-1")
+      assert.matches("^The model failed %(transient%): stream cut %(gave up after 4 attempts over [%d%.]+ m?s%)$", cs[#cs].body)
+    end)
+
+    it("and goes on when the next call answers", function()
+      local cut = { msg = "stream cut", error = "stream cut", attempts = 1, final = false }
+      local status, _, calls, retries = run_with(failing { cut, cut, "ok" })
+      assert.equal("done", status)
+      assert.equal(5, calls) -- two failures, the work turn's two steps, the review
+      assert.same({ 1, 2 }, { retries[1].attempts, retries[2].attempts })
+      assert.same({ 1, 2 }, { retries[1].retry, retries[2].retry })
+      assert.same({ 1, 2 }, { retries[1].delay_ms, retries[2].delay_ms })
+    end)
+  end)
+
   it("refuses to start without a reviewer seat", function()
     local db, b = F.fixture(H.tmpdir() .. "/o.db", F.STANDARD)
     local e = F.engine(db, b, { config = { team = { dev = { roles = { "coder" } } } } })

@@ -125,6 +125,17 @@ describe("live view", function()
     assert.equal(n, #t.out) -- nothing is drawn over the summary
   end)
 
+  it("says of a model retry how many attempts failed, over how long, the last error and the wait", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 3, target = "N", concurrency = 1 }
+    t.ms = 500
+    v:event { type = "model_retry", card = "N-1", seat = "s", class = "transient", error = "stream cut",
+      attempts = 2, elapsed_ms = 1340, retry = 1, delay_ms = 200 }
+    assert.matches("^N%-1 model failed %(transient%) after 2 attempts over 1%.3 s: stream cut; asking again in 200 ms\norket run 3",
+      last(t))
+  end)
+
   it("says in the summary why a run stopped itself", function()
     local t = fake()
     local v = t.view

@@ -28,6 +28,35 @@ describe("orket.llm.common.tool_call", function()
   end)
 end)
 
+describe("orket.llm.common retry wording", function()
+  local common = require "orket.llm.common"
+
+  it("knows which endpoints are this machine", function()
+    for _, url in ipairs { "http://127.0.0.1:11434", "http://localhost:8080/v1", "HTTP://LOCALHOST", "http://[::1]:11434/",
+      "http://127.1.2.3", "http://0.0.0.0:1", "http://api.localhost/v1", "http://user@127.0.0.1:1" } do
+      assert.is_true(common.is_loopback(url), url)
+    end
+    for _, url in ipairs { "https://api.openai.com/v1", "http://10.0.0.5:11434", "http://127.0.0.1.example.com",
+      "http://localhost.example.com", "http://[fe80::1]:1", "not a url", "http://evil.com/127.0.0.1" } do
+      assert.is_false(common.is_loopback(url), url)
+    end
+  end)
+
+  it("tells a refused connect from other transport failures", function()
+    assert.is_true(common.refused("POST http://127.0.0.1:1: Failed to connect to 127.0.0.1 port 1 after 0 ms: Couldn't connect to server"))
+    assert.is_true(common.refused("POST http://127.0.0.1:1: Failed to connect to 127.0.0.1 port 1: Connection refused"))
+    assert.is_true(common.refused("POST http://127.0.0.1:1: Could not connect to server"))
+    assert.is_false(common.refused("POST http://127.0.0.1:1: Recv failure: Connection reset by peer"))
+    assert.is_false(common.refused("POST http://127.0.0.1:1: transfer closed with outstanding read data remaining"))
+  end)
+
+  it("says how many attempts over how long", function()
+    assert.equal("1 attempt in 5 ms", common.attempts_text(1, 4.6))
+    assert.equal("4 attempts over 3.2 s", common.attempts_text(4, 3210))
+    assert.equal("999 ms", common.duration(999.4))
+  end)
+end)
+
 describe("orket.config", function()
   after_each(function() H.cleanup() end)
 

@@ -3,6 +3,8 @@
 -- (at most one frame per `interval_ms`), and a final summary. It consumes the engine's
 -- events (the same ones --json prints); the terminal, the clock and the board are passed
 -- in, so specs drive it with a string buffer and a fake clock. Contract: docs/engine.md.
+local common = require "orket.llm.common" -- how attempts and durations read
+
 local M = {}
 
 local View = {}
@@ -106,7 +108,8 @@ function View:event(ev)
     if not self.scoped_at or self.now() - self.scoped_at >= 1000 then self:refresh_scope() end
   elseif t == "model_retry" then
     self.retries = self.retries + 1
-    self:note(string.format("%s model %s, retry %d in %d ms", ev.card, tostring(ev.class), ev.attempt or 0, ev.delay_ms or 0))
+    self:note(string.format("%s model failed (%s) after %s: %s; asking again in %s", ev.card, tostring(ev.class),
+      common.attempts_text(ev.attempts or 1, ev.elapsed_ms or 0), tostring(ev.error), common.duration(ev.delay_ms or 0)))
   elseif t == "card_blocked" then
     self:set_status(ev.card, "blocked")
     self:note(string.format("%s blocked (%s): %s", ev.card, tostring(ev.reason), tostring(ev.detail)))

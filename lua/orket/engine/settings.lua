@@ -14,8 +14,9 @@ M.DEFAULTS = {
     tokens_per_run = 2000000,  -- a run budget: ends the run (stalled), blocks no card
     wall_ms_per_card = 0,      -- 0: no limit
     wall_ms_per_run = 0,       -- a run budget, as tokens_per_run
-    model_retries = 3,         -- retries of a transient model error
-    backoff_ms = 200,          -- first retry delay; doubles each time
+    model_retries = 3,         -- the engine asks the model again (for a failure the client did
+                               -- not retry) while the call's attempts are at most this many
+    backoff_ms = 200,          -- first delay before asking again; doubles each time
   },
   -- What the gate lets a run do through tools (see docs/tools.md): calls, bytes written and
   -- files touched, per turn and per run. Copied from the gate's defaults below.

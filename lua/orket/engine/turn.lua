@@ -11,6 +11,7 @@ local context = require "orket.engine.context"
 local journal = require "orket.engine.journal"
 local fault = require "orket.engine.fault"
 local approvals = require "orket.engine.approvals"
+local common = require "orket.llm.common"
 
 local M = {}
 
@@ -99,17 +100,23 @@ local function wall_left(e, job)
   return nil, left
 end
 
--- Calls the model, retrying transient failures with exponential backoff. The call's
--- timeout_ms is what is left of the wall budgets, so a call cannot outlast them: when one
--- runs out mid-call (or mid-backoff), the fourth result is the outcome that ends the turn.
+-- Calls the model; asks again only for a failure the client left to its caller. An HTTP
+-- provider's client retries transient failures itself (its `retry` setting) and says so
+-- (failure.final): asking again then would multiply its attempts and its waits, so the
+-- failure goes to the card at once. What the client did not retry (a stream cut after
+-- tokens arrived, a first-byte or idle timeout, any failure of a provider without retries
+-- of its own) is asked again after backoff_ms * 2^n, while the attempts so far, the
+-- client's included, are at most budgets.model_retries. The call's timeout_ms is what is
+-- left of the wall budgets, so a call cannot outlast them: when one runs out mid-call (or
+-- mid-backoff), the fourth result is the outcome that ends the turn.
 local function call_model(e, job, req)
   local b = e.settings.budgets
-  local tries = 0
+  local attempts, retries, t0 = 0, 0, rt.now()
   while true do
     local over, left = wall_left(e, job)
     if over then return nil, over.detail, "budget", over end
     req.timeout_ms = left and math.max(1, math.ceil(left)) or nil
-    local res, msg, class = e.llm:chat(req)
+    local res, msg, class, failure = e.llm:chat(req)
     if res then return res end
     class = class or "transient"
     record_failure(e, job, req, class, msg)
@@ -117,11 +124,20 @@ local function call_model(e, job, req)
       over = wall_left(e, job)
       if over then return nil, over.detail, "budget", over end
     end
-    if not M.RETRYABLE[class] or tries >= b.model_retries or e.stopping then return nil, msg, class end
-    tries = tries + 1
-    local delay = b.backoff_ms * (1 << (tries - 1))
-    e:emit { type = "model_retry", card = job.card_id, seat = job.seat, class = class, error = msg,
-      attempt = tries, delay_ms = delay }
+    attempts = attempts + (type(failure) == "table" and math.tointeger(failure.attempts) or 1)
+    local last = type(failure) == "table" and failure.error or msg
+    local final = type(failure) == "table" and failure.final
+    if not M.RETRYABLE[class] or final or attempts > b.model_retries or e.stopping then
+      -- after asking again, the message counts every attempt, not only the last call's
+      if retries > 0 then
+        msg = string.format("%s (gave up after %s)", last, common.attempts_text(attempts, rt.now() - t0))
+      end
+      return nil, msg, class
+    end
+    retries = retries + 1
+    local delay = b.backoff_ms * (1 << (retries - 1))
+    e:emit { type = "model_retry", card = job.card_id, seat = job.seat, class = class, error = last,
+      attempts = attempts, elapsed_ms = math.floor(rt.now() - t0), retry = retries, delay_ms = delay }
     local _, now_left = wall_left(e, job)
     rt.sleep(now_left and math.min(delay, math.max(1, math.ceil(now_left))) or delay)
   end

@@ -74,6 +74,41 @@ function M.classify_status(status, err_obj)
   return "bad_request", false
 end
 
+--- is_loopback(url) -> true when the URL's host is this machine (localhost, 127.x.x.x,
+--- [::1], 0.0.0.0): a refused connection there means nothing listens, not a network fault.
+function M.is_loopback(url)
+  local rest = tostring(url):match("^%a[%w+.-]*://(.*)$")
+  if not rest then return false end
+  rest = rest:gsub("^[^/@]*@", "") -- user info
+  local host = rest:match("^%[([^%]]+)%]") or rest:match("^([^/:?#]+)")
+  host = host and host:lower()
+  if not host then return false end
+  return host == "localhost" or host:find("%.localhost%.?$") ~= nil or host == "::1" or host == "0.0.0.0"
+    or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
+end
+
+--- refused(message) -> true when a transport failure is libcurl's failed connect (nothing
+--- accepted the connection): "Failed to connect to H port P ...: Couldn't connect to
+--- server" (or "Could not", or "Connection refused" in older libcurl).
+function M.refused(message)
+  local m = tostring(message)
+  return m:find("Failed to connect to ", 1, true) ~= nil or m:find("Couldn't connect to server", 1, true) ~= nil
+    or m:find("Could not connect to server", 1, true) ~= nil or m:find("Connection refused", 1, true) ~= nil
+end
+
+--- duration(ms) -> "850 ms", "3.2 s": how long a call took, for messages
+function M.duration(ms)
+  ms = math.max(0, ms or 0)
+  if ms < 1000 then return string.format("%d ms", math.floor(ms + 0.5)) end
+  return string.format("%.1f s", ms / 1000)
+end
+
+--- attempts_text(n, ms) -> "1 attempt in 5 ms", "4 attempts over 3.2 s"
+function M.attempts_text(n, ms)
+  if n == 1 then return "1 attempt in " .. M.duration(ms) end
+  return string.format("%d attempts over %s", n, M.duration(ms))
+end
+
 --- redact(text, secrets) -> text with each secret, bearer token and sk-... key masked
 --- json_decoders(wire, piece, take) -> on_event, parse: the two ways a wire format meets
 --- JSON (one streamed piece, one whole body), decoded and handed to take(st, t, emit); a

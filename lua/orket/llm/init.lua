@@ -7,6 +7,7 @@ local config = require "orket.config"
 local transport = require "orket.llm.transport"
 local scripted = require "orket.llm.scripted"
 local replay = require "orket.llm.replay"
+local common = require "orket.llm.common"
 
 local M = {}
 
@@ -183,7 +184,9 @@ function Client:resolve_uncached(spec)
 end
 
 --- client:chat{model=, messages=, tools=, tool_choice=, on_delta=, meta=, timeout_ms=,
----   stream=, options=} -> result | nil, message, CLASS  (must run inside a task)
+---   stream=, options=} -> result | nil, message, CLASS, failure  (must run inside a task)
+--- failure (HTTP providers): {attempts=, elapsed_ms=, error=, final=}, see transport.chat;
+--- the offline providers make one attempt and leave retries to the caller (no failure).
 function Client:chat(req)
   check_request(req)
   local p, model = self:resolve(req.model)
@@ -236,7 +239,8 @@ function M.printer(file)
       file:write(ev.text)
       file:flush()
     elseif ev.type == "retry" then
-      file:write(string.format("\n[retrying in %d ms: %s]\n", math.floor(ev.delay_ms), ev.message))
+      file:write(string.format("\n[attempt %d failed (%s) %s into the call: %s; retrying in %s]\n",
+        ev.attempt, tostring(ev.class), common.duration(ev.elapsed_ms), ev.message, common.duration(ev.delay_ms)))
     end
   end
 end

@@ -191,7 +191,14 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   o.body = nil -- not kept alive by the provider
   if not hr then return nil, common.err("bad_request", herr) end
   local status, h, code, phase = hr:headers()
-  if not status then return nil, transport_error(h, code, phase) end
+  if not status then
+    local e = transport_error(h, code, phase)
+    -- nothing accepts connections on this machine's port: no retry will change that soon
+    if code == "transient" and common.refused(h) and common.is_loopback(url) then
+      e.refused_local, e.retryable = true, false
+    end
+    return nil, e
+  end
   if status < 200 or status > 299 then
     local text = read_all(hr, 65536) or ""
     local msg, obj = common.error_text(text)
@@ -250,7 +257,24 @@ local function backoff(r, n)
   return math.min(d, r.max_ms)
 end
 
---- chat(p, model, req) -> result | nil, message, CLASS
+-- The message for a refused connection to a provider on this machine: which provider,
+-- where, and what to do about it.
+local function nothing_listening(p, note)
+  local start = p.conf.kind == "ollama" and "Is Ollama running? Start it with 'ollama serve'"
+    or "Is the model server running? Start it"
+  local other = p.conf.base_url_env and ("set " .. p.conf.base_url_env .. " to where it listens")
+    or ("fix models.providers." .. p.name .. ".base_url in orket.lua")
+  local where = p.conf.base_url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1") -- never a password in a URL
+  return common.redact(string.format("provider %s: nothing is listening at %s (connection refused%s). %s, or %s.",
+    p.name, where, note or "", start, other), p.secrets)
+end
+
+--- chat(p, model, req) -> result | nil, message, CLASS, failure
+--- failure = {attempts=, elapsed_ms=, error= the last attempt's error, final=}: final is
+--- true when the provider's retry policy already ran its course on this failure (retried
+--- up to retry.max_attempts, or out of time, or nothing listens on this machine), so a
+--- caller asking again would only multiply the wait; false when the client left a retry to
+--- the caller (tokens had arrived, a timeout other than connect, a class never retried).
 --- p: the client's provider state {name, conf, key, sem, timeouts, retry, max_bytes}.
 function M.chat(p, model, req)
   local wire = M.WIRES[p.conf.kind]
@@ -296,18 +320,26 @@ function M.chat(p, model, req)
       return res
     end
     local msg = common.redact(err.message, p.secrets)
+    if err.refused_local then msg = nothing_listening(p, "; not retried") end
+    local elapsed = rt.now() - t0
+    local failure = { attempts = n, elapsed_ms = elapsed, error = msg, final = err.refused_local or false }
     -- Retry what may pass next time, unless tokens were already shown to the caller.
     if not err.retryable or delivered or n >= p.retry.max_attempts then
-      if n > 1 then msg = msg .. string.format(" (after %d attempts)", n) end
-      return nil, msg, err.class
+      failure.final = failure.final or (err.retryable and not delivered)
+      if n > 1 then msg = msg .. " (gave up after " .. common.attempts_text(n, elapsed) .. ")" end
+      return nil, msg, err.class, failure
     end
     local delay = backoff(p.retry, n)
     if err.retry_after_ms then delay = math.max(delay, err.retry_after_ms) end
     delay = math.min(delay, p.retry.max_ms)
     if deadline and rt.now() + delay >= deadline then
-      return nil, msg .. " (no time left to retry within timeout_ms)", err.class
+      failure.final = true
+      return nil, msg .. " (" .. common.attempts_text(n, elapsed) .. "; no time left to retry within timeout_ms)",
+        err.class, failure
     end
-    if on_delta then on_delta { type = "retry", attempt = n, delay_ms = delay, class = err.class, message = msg } end
+    if on_delta then
+      on_delta { type = "retry", attempt = n, elapsed_ms = elapsed, delay_ms = delay, class = err.class, message = msg }
+    end
     rt.sleep(delay)
   end
 end
@@ -324,6 +356,9 @@ function M.health(p)
   local status, h, code, phase = hr:headers()
   if not status then
     local e = transport_error(h, code, phase)
+    if code == "transient" and common.refused(h) and common.is_loopback(p.conf.base_url) then
+      return nil, nothing_listening(p), e.class
+    end
     return nil, common.redact(e.message, p.secrets), e.class
   end
   local body, msg, ecode, ephase = read_all(hr)

@@ -1,0 +1,92 @@
+-- `orket run` when the model fails: the model client's retries and the engine's are one
+-- budget, not one inside the other. Counts and order of the requests the fake server saw
+-- and of the events, never the wall time; a closed port on 127.0.0.1 for "nothing listens".
+local H = require "tests.helpers"
+local cjson = require "cjson"
+
+local fake = require("tests.fake_server").start()
+teardown(function()
+  fake.stop()
+  H.cleanup()
+end)
+
+-- A one-issue project whose models are the fake server's (or the built-in ollama provider).
+local function project(default)
+  local dir = H.tmpdir()
+  os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
+  H.write(dir .. "/orket.lua", string.format([[
+models = { default = %q, providers = {
+  fake = { kind = "openai", base_url = %q, retry = { max_attempts = 3, base_ms = 1, max_ms = 5 } },
+} }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { model_retries = 2, backoff_ms = 1 }
+]], default, fake.url .. "/v1"))
+  H.write(dir .. "/epics/m.json", [[
+{ "id": "M", "name": "Model", "issues": [ { "id": "M-1", "summary": "Do it", "seat": "senior_developer" } ] }
+]])
+  assert.equal(0, H.orket("import", { cwd = dir }).status)
+  return dir
+end
+
+-- run M --json -> status, the events of type (in order), every event, stderr
+local function run(dir, env)
+  local r = H.orket("run M --json", { cwd = dir, env = env })
+  local events, kinds = {}, {}
+  for line in r.stdout:gmatch("[^\n]+") do
+    local ev = cjson.decode(line)
+    events[#events + 1] = ev
+    if ev.card == "M-1" then kinds[#kinds + 1] = ev.type end
+  end
+  local function of(t)
+    local out = {}
+    for _, ev in ipairs(events) do if ev.type == t then out[#out + 1] = ev end end
+    return out
+  end
+  return r.status, of, kinds, r.stderr
+end
+
+local function requests(model)
+  local n = 0
+  for _, e in ipairs(fake.log()) do if e.model == model then n = n + 1 end end
+  return n
+end
+
+describe("orket run when the model fails", function()
+  before_each(function() fake.reset() end)
+
+  it("does not ask again for a failure the client already retried", function()
+    local status, of, kinds, stderr = run(project("fake:fail=503"))
+    assert.equal(1, status, stderr)
+    -- the provider's 3 attempts, not 3 for each of the engine's 1 + model_retries calls
+    assert.equal(3, requests("fail=503"))
+    assert.equal(0, #of("model_retry"))
+    assert.same({ "turn_start", "card_blocked", "turn_end" }, kinds)
+    assert.matches("^The model failed %(transient%): http://127%.0%.0%.1:%d+: HTTP 503: .* %(gave up after 3 attempts over [%d%.]+ m?s%)$",
+      of("card_blocked")[1].detail)
+  end)
+
+  it("asks again for a stream cut after tokens, each attempt counted once", function()
+    local status, of, kinds, stderr = run(project("fake:disconnect_after=2"))
+    assert.equal(1, status, stderr)
+    assert.equal(3, requests("disconnect_after=2")) -- 1 + model_retries
+    local retries = of("model_retry")
+    assert.equal(2, #retries)
+    for i, ev in ipairs(retries) do
+      assert.same({ "M-1", "senior_developer", "transient", i, i, i }, { ev.card, ev.seat, ev.class, ev.attempts, ev.retry, ev.delay_ms })
+      assert.is_nil(ev.error:find("gave up", 1, true))
+    end
+    assert.is_true(retries[2].elapsed_ms >= retries[1].elapsed_ms)
+    assert.same({ "turn_start", "model_retry", "model_retry", "card_blocked", "turn_end" }, kinds)
+    assert.matches("%(gave up after 3 attempts over [%d%.]+ m?s%)$", of("card_blocked")[1].detail)
+  end)
+
+  it("fails the card at once when nothing listens on this machine, and says what to do", function()
+    local status, of, kinds, stderr = run(project("ollama:qwen2.5-coder:7b"), { OLLAMA_HOST = "127.0.0.1:1" })
+    assert.equal(1, status, stderr)
+    assert.equal(0, #of("model_retry"))
+    assert.same({ "turn_start", "card_blocked", "turn_end" }, kinds)
+    assert.equal("The model failed (transient): provider ollama: nothing is listening at http://127.0.0.1:1 "
+      .. "(connection refused; not retried). Is Ollama running? Start it with 'ollama serve', or set OLLAMA_HOST "
+      .. "to where it listens.", of("card_blocked")[1].detail)
+  end)
+end)
