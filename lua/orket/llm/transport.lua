@@ -193,10 +193,9 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   local status, h, code, phase = hr:headers()
   if not status then
     local e = transport_error(h, code, phase)
-    -- nothing accepts connections on this machine's port: no retry will change that soon
-    if code == "transient" and common.refused(h) and common.is_loopback(url) then
-      e.refused_local, e.retryable = true, false
-    end
+    -- nothing accepts connections on this machine's port: retried like any connection
+    -- error (a local server may be restarting), then reported as what it most likely is
+    if code == "transient" and common.refused(h) and common.is_loopback(url) then e.refused_local = true end
     return nil, e
   end
   if status < 200 or status > 299 then
@@ -259,20 +258,20 @@ end
 
 -- The message for a refused connection to a provider on this machine: which provider,
 -- where, and what to do about it.
-local function nothing_listening(p, note)
+local function nothing_listening(p)
   local start = p.conf.kind == "ollama" and "Is Ollama running? Start it with 'ollama serve'"
     or "Is the model server running? Start it"
   local other = p.conf.base_url_env and ("set " .. p.conf.base_url_env .. " to where it listens")
     or ("fix models.providers." .. p.name .. ".base_url in orket.lua")
   local where = p.conf.base_url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1") -- never a password in a URL
-  return common.redact(string.format("provider %s: nothing is listening at %s (connection refused%s). %s, or %s.",
-    p.name, where, note or "", start, other), p.secrets)
+  return common.redact(string.format("provider %s: nothing is listening at %s (connection refused). %s, or %s.",
+    p.name, where, start, other), p.secrets)
 end
 
 --- chat(p, model, req) -> result | nil, message, CLASS, failure
 --- failure = {attempts=, elapsed_ms=, error= the last attempt's error, final=}: final is
 --- true when the provider's retry policy already ran its course on this failure (retried
---- up to retry.max_attempts, or out of time, or nothing listens on this machine), so a
+--- up to retry.max_attempts, or out of time), so a
 --- caller asking again would only multiply the wait; false when the client left a retry to
 --- the caller (tokens had arrived, a timeout other than connect, a class never retried).
 --- p: the client's provider state {name, conf, key, sem, timeouts, retry, max_bytes}.
@@ -320,9 +319,9 @@ function M.chat(p, model, req)
       return res
     end
     local msg = common.redact(err.message, p.secrets)
-    if err.refused_local then msg = nothing_listening(p, "; not retried") end
+    if err.refused_local then msg = nothing_listening(p) end
     local elapsed = rt.now() - t0
-    local failure = { attempts = n, elapsed_ms = elapsed, error = msg, final = err.refused_local or false }
+    local failure = { attempts = n, elapsed_ms = elapsed, error = msg, final = false }
     -- Retry what may pass next time, unless tokens were already shown to the caller.
     if not err.retryable or delivered or n >= p.retry.max_attempts then
       failure.final = failure.final or (err.retryable and not delivered)
