@@ -4,6 +4,8 @@
 -- board:get answers from a cache of cards stamped with the connection's change counters
 -- (store cards_stamp): any change to cards by another connection or outside this board,
 -- and any rollback, empties it; this board's own writes evict just the card they change.
+-- board.run: the run working the board (set by the engine around a run, nil otherwise);
+-- every event the board writes carries it, so a run's transcript is found by run id.
 local sm = require "orket.c.statemachine"
 local store = require "orket.store"
 local json = require "cjson.safe"
@@ -37,6 +39,15 @@ function M.open(db)
   if type(db) ~= "table" or not db.conn then error("bad argument #1 to 'open' (store expected)", 2) end
   local stamped = type(db.conn) == "userdata" or (type(db.conn) == "table" and db.conn.cards_stamp)
   return setmetatable({ db = db, cache = stamped and {} or nil, cached = 0 }, Board)
+end
+
+--- board:set_run(run_id | nil): the run whose work the board's next writes are; their
+--- events carry its id (run_id) until set_run(nil).
+function Board:set_run(id)
+  if id ~= nil and math.type(id) ~= "integer" then
+    error("bad argument #1 to 'set_run' (run id integer or nil expected, got " .. type(id) .. ")", 2)
+  end
+  self.run = id
 end
 
 local CACHE_MAX = 4096 -- cards kept; past it the cache starts over
@@ -344,7 +355,7 @@ function Board:transition(id, to, opts)
     assert(db:run(UPDATE_STATUS, to, opts.reason, worked_by, retry, id))
     self:_changed(id, fresh)
     db:event {
-      kind = "transition", card = id, actor = actor.seat,
+      kind = "transition", card = id, run = self.run, actor = actor.seat,
       data = { from = c.status, to = to, reason = opts.reason, note = opts.note, roles = actor.roles },
     }
     if not before then return self:get(id) end
@@ -391,7 +402,7 @@ function Board:retry(id, opts)
       assert(db:run("UPDATE cards SET retries = 0 WHERE id = ?", id))
       self:_changed(id, fresh)
     end
-    db:event { kind = "retry", card = id, actor = actor.seat, data = { from = from, reason = reason, retries = retries } }
+    db:event { kind = "retry", card = id, run = self.run, actor = actor.seat, data = { from = from, reason = reason, retries = retries } }
     return self:get(id)
   end)
 end
@@ -410,7 +421,7 @@ function Board:comment(id, c)
     if not db:row("SELECT 1 AS x FROM cards WHERE id = ?", id) then return not_found(id) end
     local _, cid = assert(db:run("INSERT INTO comments (card_id, author, body, created_at) VALUES (?, ?, ?, "
       .. NOW .. ")", id, c.author, c.body))
-    db:event { kind = "comment", card = id, actor = c.author, data = { comment = cid } }
+    db:event { kind = "comment", card = id, run = self.run, actor = c.author, data = { comment = cid } }
     return db:row("SELECT id, card_id AS card, author, body, created_at FROM comments WHERE id = ?", cid)
   end)
 end
@@ -522,7 +533,7 @@ function Board:create(spec)
     end
     self:_changed(id, fresh)
     local actor = type(spec.actor) == "table" and spec.actor.seat or nil
-    db:event { kind = "create", card = id, actor = actor, data = { parent = spec.parent } }
+    db:event { kind = "create", card = id, run = self.run, actor = actor, data = { parent = spec.parent } }
     return self:get(id)
   end)
 end

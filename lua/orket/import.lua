@@ -66,9 +66,14 @@ local function json_error(text, err)
   return string.format("%d: %s", line, err)
 end
 
+-- The content digest of a file's text, recorded by import (imported_files) so a run can
+-- tell which epics/ files changed since (a timestamp would flag files only touched).
+local function digest(text) return require("orket.c.crypto").hash(text) end
+
 local function parse_file(f)
   local text, rerr = read_file(f.path)
   if not text then return nil, string.format("%s: cannot read: %s", f.rel, rerr) end
+  f.digest = digest(text)
   if f.rel:match("%.json$") then
     local v, err = json.decode(text)
     if v == nil then return nil, string.format("%s:%s", f.rel, json_error(text, err or "not JSON")) end
@@ -328,10 +333,11 @@ end
 function M.load(dir)
   local files, err, code = list_files(dir)
   if not files then return nil, err, code end
-  local defs, by_id, epics, warnings = {}, {}, {}, {}
+  local defs, by_id, epics, warnings, digests = {}, {}, {}, {}, {}
   for _, f in ipairs(files) do
     local v, perr = parse_file(f)
     if v == nil then return nil, perr, "EINVAL" end
+    digests[#digests + 1] = { rel = f.rel, digest = f.digest }
     local ok, cards, fw = pcall(shape, f, v)
     if not ok then
       if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL", cards.anchor end
@@ -390,7 +396,7 @@ function M.load(dir)
       end
     end
   end
-  return { files = #files, cards = defs, by_id = by_id, warnings = warnings }
+  return { files = #files, cards = defs, by_id = by_id, warnings = warnings, digests = digests }
 end
 
 local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",
@@ -398,6 +404,7 @@ local COMPARED = { "type", "parent", "name", "summary", "description", "note", "
 
 --- import(db, dir) -> {files=, cards=, created=, updated=, unchanged=, warnings=} | nil, msg, CODE.
 --- Nothing is written when any file is invalid, a dependency is unknown or forms a cycle.
+--- With the cards, the files' digests as read are recorded (imported_files, see changed).
 function M.import(db, dir)
   local set, err, code = M.load(dir)
   if not set then return nil, err, code end
@@ -490,9 +497,36 @@ function M.import(db, dir)
         end
       end
     end
+    -- what this import read, replacing the last one's record
+    assert(db:run("DELETE FROM imported_files"))
+    for _, f in ipairs(set.digests) do
+      assert(db:run("INSERT INTO imported_files (path, digest, imported_at) VALUES (?, ?, " .. now .. ")",
+        f.rel, f.digest))
+    end
     return { files = set.files, cards = #set.cards, created = created, updated = updated, unchanged = unchanged,
       warnings = set.warnings }
   end)
+end
+
+--- changed(db, dir) -> array of the epics/ files ("epics/x.json") that are new or differ
+--- from what the last import read, in path order; {} when none, when there is no epics/
+--- folder, or when no import has been recorded (a board imported by an orket before store
+--- version 9, or never imported). Reads the files; changes nothing.
+function M.changed(db, dir)
+  local known = {}
+  local any = false
+  for _, r in ipairs(assert(db:rows("SELECT path, digest FROM imported_files"))) do
+    known[r.path] = r.digest
+    any = true
+  end
+  if not any then return {} end
+  local files = list_files(dir)
+  local out = {}
+  for _, f in ipairs(files or {}) do
+    local text = read_file(f.path)
+    if not text or known[f.rel] ~= digest(text) then out[#out + 1] = f.rel end
+  end
+  return out
 end
 
 return M

@@ -17,6 +17,15 @@ function M.open(db)
   return setmetatable({ db = db }, Memory)
 end
 
+--- memory:set_run(run_id | nil): as board:set_run, the run whose work the next entries are
+--- (their events carry its id).
+function Memory:set_run(id)
+  if id ~= nil and math.type(id) ~= "integer" then
+    error("bad argument #1 to 'set_run' (run id integer or nil expected, got " .. type(id) .. ")", 2)
+  end
+  self.run = id
+end
+
 --- memory:remember{card=, text=, tags={...}, actor=} -> entry {id, card, text, tags, created_at}
 ---   | nil, msg, "EINVAL"|"ENOENT"
 function Memory:remember(e)
@@ -39,7 +48,7 @@ function Memory:remember(e)
     local _, id = assert(db:run("INSERT INTO memory (card_id, text, tags, created_at) VALUES (?, ?, ?, "
       .. store.NOW .. ")", e.card, e.text, table.concat(tags, " ")))
     local actor = type(e.actor) == "table" and e.actor.seat or nil
-    db:event { kind = "memory", card = e.card, actor = actor, data = { memory = id } }
+    db:event { kind = "memory", card = e.card, run = self.run, actor = actor, data = { memory = id } }
     local row = db:row("SELECT id, card_id AS card, text, tags, created_at FROM memory WHERE id = ?", id)
     row.tags = tags
     return row

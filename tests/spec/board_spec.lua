@@ -171,6 +171,23 @@ describe("board", function()
     assert.same({ "create", "comment" }, kinds)
   end)
 
+  it("tags the events it writes with the current run until it is cleared", function()
+    local id = assert(b:create { parent = "E", summary = "before", actor = DEV }).id
+    b:set_run(7)
+    local made = assert(b:create { parent = "E", summary = "during", actor = DEV }).id
+    assert(b:comment(id, { author = "developer", body = "on it" }))
+    walk(b, id, { { "in_progress" }, { "blocked", DEV, "input" } })
+    assert(b:retry(id, { actor = DEV, note = "again" }))
+    b:set_run(nil)
+    assert(b:transition(id, "in_progress", { actor = DEV }))
+    local runs = {}
+    for _, e in ipairs(db:events {}) do runs[#runs + 1] = e.kind .. ":" .. tostring(e.run) end
+    assert.same({ "create:nil", "create:7", "comment:7", "transition:7", "transition:7", "comment:7",
+      "transition:7", "retry:7", "transition:nil" }, runs)
+    assert.equal(made, db:events { run = 7 }[1].card)
+    assert.has_error(function() b:set_run("7") end, "bad argument #1 to 'set_run' (run id integer or nil expected, got string)")
+  end)
+
   it("finds dependency cycles and names them", function()
     assert.same({ "A", "B", "C", "A" }, board_mod.find_cycle({ A = { "B" }, B = { "C" }, C = { "A" } }, { "A" }))
     assert.is_nil(board_mod.find_cycle({ A = { "B" }, B = { "C" } }, { "A", "B", "C" }))
@@ -205,6 +222,16 @@ describe("memory", function()
     assert.equal("EINVAL", select(3, mem:remember { text = " " }))
     assert.has_error(function() mem:recall("x", { limit = 0 }) end,
       "bad argument #2 to 'recall' (limit must be an integer from 1 to 100)")
+  end)
+
+  it("tags its events with the current run", function()
+    mem:set_run(3)
+    assert(mem:remember { text = "during the run" })
+    mem:set_run(nil)
+    assert(mem:remember { text = "after it" })
+    local runs = {}
+    for _, e in ipairs(db:events {}) do if e.kind == "memory" then runs[#runs + 1] = tostring(e.run) end end
+    assert.same({ "3", "nil" }, runs)
   end)
 end)
 

@@ -38,6 +38,19 @@ describe("engine", function()
     assert.is_true(order_ok)
   end)
 
+  it("tags every event of the run's work with its id, and none after it", function()
+    local status, _, b, db = run(F.STANDARD, {})
+    assert.equal("done", status)
+    -- the fixture's cards were created before the run
+    local untagged = db:row([[SELECT count(*) AS n FROM events WHERE run_id IS NULL
+      AND id > (SELECT id FROM events WHERE kind = 'run_start')]]).n
+    assert.equal(0, untagged)
+    assert.is_true(db:row("SELECT count(*) AS n FROM events WHERE kind = 'transition' AND run_id = 1").n >= 12)
+    assert.is_nil(b.run)
+    assert(b:comment("E-1", { author = "developer", body = "later" }))
+    assert.is_nil(db:row("SELECT run_id FROM events WHERE kind = 'comment' ORDER BY id DESC LIMIT 1").run_id)
+  end)
+
   it("keeps several turns in flight when the model waits", function()
     local issues = {}
     for i = 1, 6 do issues[i] = { id = "E-" .. i, summary = "task " .. i } end

@@ -20,6 +20,28 @@ end
 describe("import", function()
   after_each(H.cleanup)
 
+  it("records what it read, so changed tells new and edited files from touched ones", function()
+    local dir = project { ["a.json"] = '{"id":"A","issues":[{"summary":"one"}]}' }
+    local db = open(dir)
+    assert.same({}, import.changed(db, dir)) -- nothing imported yet: nothing to compare
+    assert(import.import(db, dir))
+    assert.same({}, import.changed(db, dir))
+    H.write(dir .. "/epics/a.json", '{"id":"A","issues":[{"summary":"one"}]}') -- same text
+    assert.same({}, import.changed(db, dir))
+    H.write(dir .. "/epics/a.json", '{"id":"A","issues":[{"summary":"two"}]}')
+    H.write(dir .. "/epics/core/b.json", '{"id":"B","issues":[]}')
+    assert.same({ "epics/a.json", "epics/core/b.json" }, import.changed(db, dir))
+    -- a failed import records nothing
+    H.write(dir .. "/epics/c.json", "{")
+    assert.is_nil(import.import(db, dir))
+    assert.same({ "epics/a.json", "epics/c.json", "epics/core/b.json" }, import.changed(db, dir))
+    os.remove(dir .. "/epics/c.json")
+    assert(import.import(db, dir))
+    assert.same({}, import.changed(db, dir))
+    assert.equal(2, db:row("SELECT count(*) AS n FROM imported_files").n)
+    db:close()
+  end)
+
   it("imports the example project and re-imports it unchanged", function()
     local dir = H.tmpdir()
     os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/webapp/epics") .. " " .. H.quote(dir))

@@ -30,7 +30,7 @@ describe("store.open", function()
     assert.equal("wal", db:row("PRAGMA journal_mode").journal_mode)
     assert.equal(1, db:row("PRAGMA foreign_keys").foreign_keys)
     assert.equal(cstore.BUSY_TIMEOUT_MS, db:row("PRAGMA busy_timeout").timeout)
-    assert.same({ "approvals", "cards", "comments", "dependencies", "events", "gate_decisions", "memory",
+    assert.same({ "approvals", "cards", "comments", "dependencies", "events", "gate_decisions", "imported_files", "memory",
       "memory_fts", "runs", "tool_calls", "turns", "violations" }, tables(db))
     db:close()
   end)
@@ -59,7 +59,7 @@ describe("store.open", function()
     local ids = {}
     for i = 1, 3 do ids[i] = db:event { kind = "note", card = "OLD", run = i, actor = "a", data = { n = i } } end
     db:close()
-    db = assert(store.open(path))
+    db = assert(store.open(path, { upto = 7 }))
     assert.equal(7, db:version())
     local rows = db:events { card = "OLD" }
     assert.equal(3, #rows)
@@ -83,6 +83,20 @@ describe("store.open", function()
     assert.is_nil(none)
     assert.matches("append%-only", err)
     assert.equal("ok", db:row("PRAGMA integrity_check").integrity_check)
+    db:close()
+  end)
+
+  it("migration 8 marks the runs that existed, up to the last event written before it", function()
+    local path = H.tmpdir() .. "/orket.db"
+    local db = assert(store.open(path, { upto = 7 }))
+    db:tx(function() add_card(db, "OLD", "epic") end)
+    local run = assert(db:record_run { target = "OLD", kind = "epic" })
+    local last = db:event { kind = "transition", card = "OLD", data = { from = "ready", to = "in_progress" } }
+    db:close()
+    db = assert(store.open(path))
+    assert.equal(last, db:row("SELECT untagged_upto FROM runs WHERE id = ?", run).untagged_upto)
+    local new = assert(db:record_run { target = "OLD", kind = "epic" })
+    assert.is_nil(db:row("SELECT untagged_upto FROM runs WHERE id = ?", new).untagged_upto)
     db:close()
   end)
 

@@ -5,7 +5,8 @@ local cjson = require "cjson.safe"
 local cmd = { summary = "print the transcript of a run", usage = "orket log [RUN] [--full] [-C DIR]" }
 cmd.help = "Prints run RUN (the latest run when RUN is left out) from the journal: each turn, the\n"
   .. "last message and the response of every model step (clipped to 400 characters; --full\n"
-  .. "prints every message in full), tool calls with results, transitions and token usage."
+  .. "prints every message in full), tool calls with results, token usage and the board\n"
+  .. "moves the run made (transitions)."
 
 local function clip(s, n)
   s = tostring(s or "")
@@ -107,9 +108,12 @@ function cmd.run(args, cli)
       out[#out + 1] = "\nrun " .. d.status
     end
   end
-  -- Transitions carry no run id (they belong to cards); show the board's moves in the run's window.
-  local moves = db:rows([[SELECT at, card_id, actor, data FROM events WHERE kind = 'transition' AND at >= ?
-    AND (? IS NULL OR at <= ?) ORDER BY id]], run.started_at, run.ended_at, run.ended_at) or {}
+  -- The board's moves made by the run carry its id. A run started before they did
+  -- (untagged_upto, store migration 8) also shows the moves without a run id written in its
+  -- time window before the upgrade: never those of later runs, commands or other runs.
+  local moves = db:rows([[SELECT at, card_id, actor, data FROM events WHERE kind = 'transition'
+    AND (run_id = ?1 OR (run_id IS NULL AND id <= ?2 AND at >= ?3 AND (?4 IS NULL OR at <= ?4)))
+    ORDER BY id]], run.id, run.untagged_upto, run.started_at, run.ended_at) or {}
   if #moves > 0 then
     out[#out + 1] = "\ntransitions:"
     for _, m in ipairs(moves) do

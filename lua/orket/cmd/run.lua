@@ -8,6 +8,7 @@ local reload = require "orket.engine.reload"
 local jsonout = require "orket.jsonout"
 local liveview = require "orket.engine.liveview"
 local scheduler = require "orket.engine.scheduler"
+local import = require "orket.import"
 
 local USAGE = "orket run EPIC|ROCK|CARD [--model M] [--json] [--concurrency N] [-C DIR]"
 local cmd = { summary = "run the team on an epic, a rock or a card", usage = USAGE }
@@ -181,6 +182,17 @@ function cmd.execute(o, cli, resume_id)
         return
       end
       id = rid
+    end
+    -- edits to epics/ reach the board only through `orket import`: say so, and run the board as it is
+    local changed = import.changed(e.db, o.dir)
+    if #changed > 0 then
+      local msg = string.format("%s changed since the last import; this run works the board as imported: "
+        .. "run 'orket import' to apply them", table.concat(changed, ", "))
+      if o.json then
+        emit { type = "epics_changed", run_id = id, files = changed, message = msg }
+      else
+        cli.err("warning: %s", msg)
+      end
     end
     status = e:execute(id)
   end)

@@ -126,10 +126,11 @@ function Project:turn(card_id, opts)
     e.model = saved_model
     return nil, rerr, rcode
   end
-  e.run_id = run
+  e:use_run(run)
   -- Ctrl-C in the REPL cancels this task where it waits: the run must not stay "running"
   local finished = false
   local guard <close> = setmetatable({}, { __close = function()
+    e:use_run(nil)
     e.model = saved_model
     if not finished then e.db:finish_run(run, "interrupted") end
   end })

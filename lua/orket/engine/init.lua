@@ -36,6 +36,15 @@ function M.new(o)
   return e
 end
 
+--- use_run(run_id | nil): makes run_id the engine's run and the board's and memory's
+--- current run, so every event written for the run's work (moves, comments, cards and
+--- memories the tools make) carries its id; nil when the run's work is over.
+function Engine:use_run(id)
+  if id ~= nil then self.run_id = id end
+  self.board:set_run(id)
+  if self.memory then self.memory:set_run(id) end
+end
+
 function Engine:emit(ev)
   ev.run_id = self.run_id
   if self.emit_fn then self.emit_fn(ev) end
@@ -474,7 +483,9 @@ function Engine:execute(run_id)
   local run = self.db:row("SELECT id, target, data FROM runs WHERE id = ?", run_id)
   if not run then error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 2) end
   local data = require("cjson.safe").decode(run.data or "{}") or {}
-  self.run_id = run_id
+  self:use_run(run_id)
+  -- however execute ends (an error included), later writes are no longer the run's
+  local _ <close> = setmetatable({}, { __close = function() self:use_run(nil) end })
   self.tokens_used, self.card_tokens_used = nil, nil
   self.skipped, self.halted = {}, nil
   self.model = self.model or data.model

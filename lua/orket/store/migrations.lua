@@ -237,4 +237,32 @@ CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
   BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 ]],
   },
+  {
+    version = 8,
+    name = "runs: where the journal's untagged board moves end",
+    -- From this version the board's events (transition, comment, create, retry) and
+    -- memory's written during a run carry its run_id. Before, they had none, and `orket log`
+    -- found a run's moves by its time window. untagged_upto is the last event id written
+    -- before the upgrade, set on the runs that existed then (NULL on later runs): only those
+    -- runs, and only events up to that id without a run_id, still use the window.
+    sql = [[
+ALTER TABLE runs ADD COLUMN untagged_upto INTEGER;
+UPDATE runs SET untagged_upto = (SELECT max(id) FROM events);
+]],
+  },
+  {
+    version = 9,
+    name = "imported_files: what the last import read",
+    -- One row per epics/ file the last successful import read (path relative to the
+    -- project, "epics/x.json"), with the BLAKE2b of its text; each import replaces the rows
+    -- in its transaction. `orket run` compares the files with it to warn about edits not
+    -- imported yet.
+    sql = [[
+CREATE TABLE imported_files (
+  path        TEXT PRIMARY KEY,
+  digest      TEXT NOT NULL,
+  imported_at TEXT NOT NULL
+) WITHOUT ROWID;
+]],
+  },
 }
