@@ -1,11 +1,31 @@
 -- orket.jsonout: JSON for stable, documented output (`--json`): object keys sorted, so the
 -- same data always prints the same bytes; strings and numbers are encoded by lua-cjson.
 -- Arrays are tables marked with array() or with elements at 1..n; nil fields are left out
--- unless set to cjson's null.
+-- unless set to cjson's null. Every `--json` output of the CLI goes through encode.
 local cjson = require "cjson.safe"
 
 local M = {}
 local ARRAY = {}
+
+-- "/" comes out plain ("a/b", not "a\/b"): paths and URLs read better, and both are
+-- valid JSON. lua-cjson 2.1.0 (Debian 12) has no encode_escape_forward_slash and always
+-- writes "\/"; undoing that on its output for one string is exact, as it never writes a
+-- bare "/", so every "\/" in it is the escape of one "/" (a backslash is "\\", and a
+-- "\\" before a "\/" stays). A lua-cjson that has the switch is told instead (the undoing
+-- would then be wrong). Our own instance: other users of cjson keep its defaults.
+local json = cjson.new()
+local UNESCAPE_SLASH = true
+if json.encode_escape_forward_slash then
+  json.encode_escape_forward_slash(false)
+  UNESCAPE_SLASH = false
+end
+
+local function scalar(v)
+  local s, err = json.encode(v)
+  if not s then error("jsonout: " .. err, 0) end
+  if UNESCAPE_SLASH and type(v) == "string" then s = s:gsub("\\/", "/") end
+  return s
+end
 
 --- array(t) -> t, marked to encode as an array even when empty
 function M.array(t)
@@ -34,16 +54,14 @@ local function enc(v, out)
       out[#out + 1] = "{"
       for i, k in ipairs(keys) do
         if i > 1 then out[#out + 1] = "," end
-        out[#out + 1] = assert(cjson.encode(k))
+        out[#out + 1] = scalar(k)
         out[#out + 1] = ":"
         enc(v[k], out)
       end
       out[#out + 1] = "}"
     end
   elseif ty == "string" or ty == "number" or ty == "boolean" then
-    local s, err = cjson.encode(v)
-    if not s then error("jsonout: " .. err, 0) end
-    out[#out + 1] = s
+    out[#out + 1] = scalar(v)
   else
     error("jsonout: cannot encode a " .. ty, 0)
   end

@@ -21,6 +21,14 @@ describe("orket gate check", function()
     local d = require("cjson.safe").decode(r.stdout)
     assert.equal("ask", d.verdict)
     assert.equal("POLICY_ASK", d.code)
+    -- keys in sorted order, the policy's path written plain, the same bytes every time
+    assert.matches("(policy ./policies/default.lua:", d.reason, 1, true)
+    local want = '{"code":"POLICY_ASK","reason":"' .. d.reason .. '","remedy":"' .. d.remedy .. '","verdict":"ask"}\n'
+    assert.equal(want, r.stdout)
+    for _ = 1, 3 do
+      local again = H.orket([[gate check --role coder --tool delete_file --args '{"path":"src/a.c"}' --json]])
+      assert.equal(want, again.stdout)
+    end
   end)
 
   it("applies the project's policies from --workspace", function()

@@ -215,6 +215,37 @@ describe("hot reload", function()
     assert.matches("roles/tester%.lua:2: tools%[1%]: no tool named \"shout\"", serr)
   end)
 
+  it("names every file of a burst of saves in one reload event, relative to the project", function()
+    local dir = notes_project()
+    os.execute("mkdir " .. H.quote(dir .. "/tools"))
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 200 })
+    -- Four files in three folders and the project's own routing.lua, saved in a row.
+    H.write(dir .. "/roles/coder.lua", MARKED_CODER)
+    H.write(dir .. "/tools/shout.lua", [[return { name = "shout", description = "Shouts.", effect = "read",
+      handler = function(args) return { said = "HEY" } end }]])
+    H.write(dir .. "/policies/extra.lua", "deny { tool = \"delete_file\", reason = \"no deletes here\" }\n")
+    H.write(dir .. "/routing.lua", "return { worker = function(card, team) return 'lead_architect' end }\n")
+    local t0 = orket.now()
+    while count(events, "reload") == 0 and orket.now() - t0 < 5000 do orket.sleep(20) end
+    w:close()
+    assert.equal(1, count(events, "reload"))
+    local want = { "policies/extra.lua", "roles/coder.lua", "routing.lua", "tools/shout.lua" }
+    local ev = events[#events]
+    assert.equal("reload", ev.type)
+    assert.same(want, ev.files)
+    assert.is_table(e.tools:get("shout"))
+    local row = e.db:row("SELECT data FROM events WHERE kind = 'reload'")
+    assert.same(want, require("cjson").decode(row.data).files)
+    -- as `orket run --json` prints it; a reload with no file named has an empty array
+    local jsonout = require "orket.jsonout"
+    assert.equal('{"files":["policies/extra.lua","roles/coder.lua","routing.lua","tools/shout.lua"],"type":"reload"}',
+      jsonout.encode(ev))
+    assert.is_true(reload.apply(e))
+    assert.equal('{"files":[],"type":"reload"}', jsonout.encode(events[#events]))
+    e.close_all()
+  end)
+
   it("picks up a real edit through the fs watcher, one reload per burst", function()
     local dir = notes_project()
     local e, events = open(dir)

@@ -92,7 +92,9 @@ local function run(args, cli)
     allowed = allowed,
   }
   if o.json then
-    io.stdout:write(json.encode { verdict = d.verdict, code = d.code, reason = d.reason, remedy = d.remedy }, "\n")
+    -- jsonout: keys sorted (the same decision prints the same bytes) and paths plain
+    io.stdout:write(require("orket.jsonout").encode { verdict = d.verdict, code = d.code, reason = d.reason,
+      remedy = d.remedy }, "\n")
   else
     io.stdout:write(d.verdict, " (", d.code, ")\n", "reason: ", d.reason, "\n")
     if d.remedy ~= "" then io.stdout:write("remedy: ", d.remedy, "\n") end

@@ -8,6 +8,7 @@ local roles = require "orket.engine.roles"
 local routing = require "orket.engine.routing"
 local tools_mod = require "orket.tools"
 local policy = require "orket.policy"
+local jsonout = require "orket.jsonout"
 
 local M = {}
 
@@ -85,7 +86,9 @@ end
 --- e.policies and e.routing together (no wait in between, so no turn sees half a set).
 --- On error the engine keeps the set it had. Either way the outcome is journaled (event
 --- `reload` or `reload_error` with data.file and data.line) and emitted to the engine's
---- listener ({type="reload", files=} or {type="reload_error", file=, line=, error=}).
+--- listener ({type="reload", files=} or {type="reload_error", file=, line=, error=, code=,
+--- files=}). files: every changed file given (project-relative, sorted), an array even
+--- when empty.
 --- Turns already started keep the role, tools and policies they captured (see turn.lua).
 function M.apply(e, files)
   if type(e) ~= "table" or type(e.dir) ~= "string" then
@@ -97,14 +100,14 @@ function M.apply(e, files)
     ok, err, code = M.validate(s, e.settings, e.models)
     if not ok then s = nil end
   end
-  local names = {}
+  local names = jsonout.array()
   for name in pairs(files or {}) do names[#names + 1] = name end
   table.sort(names)
   if not s then
     local file, line = M.where(err)
     e.db:event { kind = "reload_error", run = e.run_id,
       data = { file = file, line = line, error = err, code = code, files = names } }
-    e:emit { type = "reload_error", file = file, line = line, error = err, code = code }
+    e:emit { type = "reload_error", file = file, line = line, error = err, code = code, files = names }
     return nil, err, code
   end
   e.roles, e.tools, e.policies, e.routing = s.roles, s.tools, s.policies, s.routing
@@ -117,13 +120,17 @@ end
 local Watcher = {}
 Watcher.__index = Watcher
 
--- Starts watching one folder; events carry the file name (inotify, non-recursive).
+-- Starts watching one folder; events carry the file name (inotify, non-recursive), noted
+-- relative to the project ("roles/coder.lua", "routing.lua") as the reload event names it.
 local function watch_dir(w, path, filter)
   if w.handles[path] or not uv.fs_stat(path) then return end
+  local rel = path == w.dir and "" or path:sub(#w.dir + 2)
   local h = uv.new_fs_event()
   local ok = h:start(path, {}, function(err, name)
     if err then return end
-    if filter(name) then w:touch(name and (path:match("[^/]+$") .. "/" .. name) or path) end
+    if filter(name) then
+      if name then w:touch(rel == "" and name or (rel .. "/" .. name)) else w:touch(rel ~= "" and rel or ".") end
+    end
   end)
   if not ok then
     h:close()
@@ -179,7 +186,10 @@ function Watcher:trigger()
   self.changed = {}
   local ok, res, err, code = pcall(M.apply, self.e, files)
   if not ok then
-    self.e:emit { type = "reload_error", error = tostring(res) }
+    local names = jsonout.array()
+    for name in pairs(files) do names[#names + 1] = name end
+    table.sort(names)
+    self.e:emit { type = "reload_error", error = tostring(res), files = names }
     return nil, tostring(res), "ERUNTIME"
   end
   return res, err, code
