@@ -80,3 +80,19 @@ describe("tool-call arguments that are not a JSON object", function()
     end)
   end
 end)
+
+describe("a tool's empty list", function()
+  before_each(function() fake.reset() end)
+
+  it("reaches the model as [] (lua-cjson alone writes an empty table as {})", function()
+    local dir = project("tool=search_files,arg_query=no-such-text-anywhere,tool_times=1")
+    H.orket("run BAD --json", { cwd = dir })
+    local reqs = fake.log()
+    assert.equal(2, #reqs)
+    local msgs = reqs[2].request.messages
+    local result = msgs[#msgs]
+    assert.equal("tool", result.role)
+    assert.matches('"results":[]', result.content, 1, true)
+    assert.is_nil(result.content:find("{}", 1, true))
+  end)
+end)

@@ -21,6 +21,38 @@ local function encode(v)
   return cjson.encode(v) or "null"
 end
 
+-- A tool's result as the model reads it. Lua has one empty table for an empty list and an
+-- empty object, and lua-cjson 2.1.0 (Debian 12's) writes it as {}; the tools' results use
+-- it for empty lists (no match, an empty folder, no dependencies), so here it is written
+-- []. The rule needs no mark on the table, so a result read back from the journal on
+-- resume is written exactly as it was the first time. Empty tables are swapped for a
+-- random placeholder string before encoding and the placeholder for [] after: results are
+-- hostile data, and one cannot guess the placeholder to turn its own text into a list.
+local EMPTY_LIST = "orket-empty-list-" .. require("orket.c.crypto").random_id(16)
+local EMPTY_LIST_PATTERN = ('"' .. EMPTY_LIST .. '"'):gsub("%-", "%%-")
+
+local function has_empty(t)
+  if next(t) == nil then return true end
+  for _, v in pairs(t) do
+    if type(v) == "table" and has_empty(v) then return true end
+  end
+  return false
+end
+
+local function swap_empty(t)
+  if next(t) == nil then return EMPTY_LIST end
+  local out = {}
+  for k, v in pairs(t) do out[k] = type(v) == "table" and swap_empty(v) or v end
+  return out
+end
+
+local function encode_result(v)
+  if type(v) ~= "table" or not has_empty(v) then return encode(v) end
+  -- the placeholder is plain ASCII, so cjson writes it as is
+  return (encode(swap_empty(v)):gsub(EMPTY_LIST_PATTERN, "[]"))
+end
+M.encode_result = encode_result
+
 --- context(e, job, card, history) -> the plain context object a role builds its messages from
 --- The dependencies' part is read once per turn (job.deps_ctx): they are finished work, and
 --- a turn of several steps asked the store for each one's comments at every step. The role
@@ -240,7 +272,7 @@ local function run_effect(e, job, p, counters)
 end
 
 local function result_message(job, call, res)
-  local content = res.ok and encode(res.result) or encode { error = res.error, code = res.code, remedy = res.remedy }
+  local content = res.ok and encode_result(res.result) or encode { error = res.error, code = res.code, remedy = res.remedy }
   if job.role.dialect == "json" then
     return { role = "user", content = "Result of " .. call.name .. ": " .. content }
   end
