@@ -57,4 +57,15 @@ function M.orket(args, opts)
   return { status = status, stdout = M.read(dir .. "/out"), stderr = M.read(dir .. "/err") }
 end
 
+--- example(name [, {import = true, append = text}]) -> dir: a fresh copy of examples/NAME
+--- in a temp dir, with text appended to its orket.lua, imported unless import = false.
+function M.example(name, opts)
+  opts = opts or {}
+  local dir = M.tmpdir()
+  os.execute("cp -R " .. sh_quote(M.ROOT .. "/examples/" .. name .. "/.") .. " " .. sh_quote(dir))
+  if opts.append then M.write(dir .. "/orket.lua", M.read(dir .. "/orket.lua") .. opts.append) end
+  if opts.import ~= false then assert(M.orket("import", { cwd = dir }).status == 0, "orket import failed in " .. dir) end
+  return dir
+end
+
 return M

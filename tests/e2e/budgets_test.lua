@@ -7,11 +7,7 @@ local H = require "tests.helpers"
 local cjson = require "cjson"
 
 local function notes(extra)
-  local dir = H.tmpdir()
-  os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
-  if extra then H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. extra) end
-  assert.equal(0, H.orket("import", { cwd = dir }).status)
-  return dir
+  return H.example("notes", { append = extra })
 end
 
 -- Statuses, retries and comment bodies of every card: what "the same board" means.

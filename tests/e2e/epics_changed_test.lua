@@ -6,12 +6,7 @@ local cjson = require "cjson"
 
 local PTY = H.BIN:gsub("orket$", "ptydrive")
 
-local function project()
-  local dir = H.tmpdir()
-  os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
-  assert.equal(0, H.orket("import", { cwd = dir }).status)
-  return dir
-end
+local function project() return H.example("notes") end
 
 -- The run's epics_changed events.
 local function warnings(stdout)

@@ -4,12 +4,7 @@ local H = require "tests.helpers"
 
 local PTY = H.BIN:gsub("orket$", "ptydrive")
 
-local function project()
-  local dir = H.tmpdir()
-  os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
-  assert.equal(0, H.orket("import", { cwd = dir }).status)
-  return dir
-end
+local function project() return H.example("notes") end
 
 -- Runs `orket ARGS` in dir on a terminal (ptydrive), waiting for each expected text.
 local function pty(dir, args, expects, no_color)

@@ -6,9 +6,7 @@ describe("orket repl in a project", function()
   after_each(H.cleanup)
 
   it("has the project at hand: messages, one turn, replay, reload", function()
-    local dir = H.tmpdir()
-    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
-    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local dir = H.example("notes")
     local r = H.orket("repl", { cwd = dir, stdin = table.concat({
       'm, info = project:messages("NOTES-1")',
       'print("MSG", #m, info.seat, info.role, info.phase, m[2].content:match("^[^\\n]*"))',
@@ -35,8 +33,7 @@ describe("orket repl in a project", function()
     local r = H.orket("repl", { cwd = H.tmpdir(), stdin = "print(project)\n" })
     assert.equal(0, r.status)
     assert.matches("\nnil\n", "\n" .. r.stdout:gsub("^[^\n]*\n> ", ""))
-    local dir = H.tmpdir()
-    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+    local dir = H.example("notes", { import = false })
     r = H.orket("repl", { cwd = dir, stdin = "print(project)\n" })
     assert.equal(0, r.status)
     assert.matches("orket: project not opened %(the prompt works without it%): .*orket import", r.stderr)
@@ -49,8 +46,7 @@ describe("orket run with hot reload", function()
   after_each(H.cleanup)
 
   it("picks up a role edited during the run from the next turn on", function()
-    local dir = H.tmpdir()
-    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+    local dir = H.example("notes", { import = false })
     os.execute("mkdir " .. H.quote(dir .. "/roles"))
     -- The architect's answer takes 1.5 s, so the edit lands while NOTES-1 is in flight.
     local script = H.read(dir .. "/script.lua")

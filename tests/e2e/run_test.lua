@@ -4,12 +4,7 @@
 local H = require "tests.helpers"
 local cjson = require "cjson"
 
-local function project()
-  local dir = H.tmpdir()
-  os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
-  assert.equal(0, H.orket("import", { cwd = dir }).status)
-  return dir
-end
+local function project() return H.example("notes") end
 
 -- Statuses, retries and comment bodies of every card: what "the same board" means.
 local function state(dir)
