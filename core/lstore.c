@@ -45,17 +45,19 @@ static int lst_fail(lua_State *L, store *s) {
   return 3;
 }
 
-/* open(path [, create=true]) -> conn | nil, msg, CODE. The userdata exists (closed) before
+/* open(path [, create=true [, readonly=false]]) -> conn | nil, msg, CODE. readonly opens
+ * without writing anything (create is then ignored). The userdata exists (closed) before
  * the connection does, so an allocation error cannot leak it. */
 static int lst_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int create = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
+  int mode = lua_toboolean(L, 3) ? STORE_OPEN_READONLY : (create ? STORE_OPEN_CREATE : 0);
   lst_conn *c = lua_newuserdatauv(L, sizeof *c, 0);
   c->s = NULL;
   luaL_setmetatable(L, LST_NAME);
   char err[600];
   const char *code = "ESQL";
-  c->s = store_open(path, create, err, sizeof err, &code);
+  c->s = store_open(path, mode, err, sizeof err, &code);
   if (c->s == NULL) {
     lua_pushnil(L);
     lua_pushstring(L, err);

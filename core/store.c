@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -120,7 +121,58 @@ static void store_now_fn(sqlite3_context *cx, int argc, sqlite3_value **argv) {
   sqlite3_result_text(cx, now, (int)len, SQLITE_TRANSIENT);
 }
 
-store *store_open(const char *path, int create, char *err, size_t errlen, const char **code) {
+/* "file:" URI of path for a read-only open with the given query, or NULL (out of memory).
+ * %, ? and # are the characters a URI path cannot hold as they are. */
+static char *store_uri(const char *path, const char *query) {
+  size_t n = strlen(path), q = strlen(query);
+  char *u = malloc(5 + 3 * n + 1 + q + 1);
+  if (u == NULL) return NULL;
+  char *o = u;
+  memcpy(o, "file:", 5);
+  o += 5;
+  for (const char *p = path; *p; p++) {
+    if (*p == '%' || *p == '?' || *p == '#') o += sprintf(o, "%%%02X", (unsigned char)*p);
+    else *o++ = *p;
+  }
+  *o++ = '?';
+  memcpy(o, query, q + 1);
+  return u;
+}
+
+/* A read-only connection to a WAL database needs the -shm file, and SQLite creates it when
+ * it is missing. On a read-only file system (a board mounted read-only into a container)
+ * it cannot, after the last writer closed cleanly and removed it; the file then holds every
+ * commit and no writer is at work (a writer would have made a -wal file), so it is opened
+ * as immutable: read without locks or shared memory. */
+static int store_open_readonly(store *s, const char *path) {
+  char *uri = store_uri(path, "mode=ro");
+  if (uri == NULL) return SQLITE_NOMEM;
+  int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX;
+  int rc = sqlite3_open_v2(uri, &s->db, flags, NULL);
+  free(uri);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "PRAGMA user_version", NULL, NULL, NULL);
+  /* no -shm and no right to make one: CANTOPEN on a read-only file system,
+   * READONLY_DIRECTORY (or _CANTINIT) where the folder is not the user's to write */
+  int ext = s->db ? sqlite3_extended_errcode(s->db) : rc;
+  if ((rc & 0xff) != SQLITE_CANTOPEN && ext != SQLITE_READONLY_DIRECTORY && ext != SQLITE_READONLY_CANTINIT) return rc;
+  size_t n = strlen(path);
+  char *wal = malloc(n + 5);
+  if (wal == NULL) return SQLITE_NOMEM;
+  memcpy(wal, path, n);
+  memcpy(wal + n, "-wal", 5);
+  int writer = access(wal, F_OK) == 0;
+  free(wal);
+  if (writer) return rc;
+  sqlite3_close_v2(s->db);
+  s->db = NULL;
+  uri = store_uri(path, "immutable=1");
+  if (uri == NULL) return SQLITE_NOMEM;
+  rc = sqlite3_open_v2(uri, &s->db, flags, NULL);
+  free(uri);
+  return rc;
+}
+
+store *store_open(const char *path, int mode, char *err, size_t errlen, const char **code) {
   store *s = calloc(1, sizeof *s);
   if (s == NULL) {
     snprintf(err, errlen, "store: out of memory");
@@ -134,8 +186,14 @@ store *store_open(const char *path, int create, char *err, size_t errlen, const 
     free(s);
     return NULL;
   }
-  int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
-  int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+  int readonly = (mode & STORE_OPEN_READONLY) != 0;
+  int rc;
+  if (readonly) {
+    rc = store_open_readonly(s, path);
+  } else {
+    int flags = SQLITE_OPEN_READWRITE | ((mode & STORE_OPEN_CREATE) ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
+    rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+  }
   if (rc == SQLITE_OK) {
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
@@ -149,8 +207,9 @@ store *store_open(const char *path, int create, char *err, size_t errlen, const 
      * WAL survives a process crash (what the crash test checks); only an OS crash or
      * power cut can lose the last commits, never corrupt the file. */
     rc = sqlite3_exec(s->db,
-                      "PRAGMA user_version; PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;"
-                      "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;",
+                      readonly ? "PRAGMA user_version; PRAGMA temp_store=MEMORY;"
+                               : "PRAGMA user_version; PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;"
+                                 "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;",
                       NULL, NULL, NULL);
   }
   if (rc != SQLITE_OK) {

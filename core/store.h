@@ -20,10 +20,15 @@ enum { STORE_NULL, STORE_INT, STORE_FLOAT, STORE_TEXT, STORE_BLOB };
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_CACHE_SIZE 128 /* prepared statements kept per connection */
 
-/* Opens (creating it when `create`) the database at path in WAL mode with foreign keys on
- * and a busy timeout. Returns NULL with a message in err and the error code name (see
- * store_code) in *code on failure. */
-store *store_open(const char *path, int create, char *err, size_t errlen, const char **code);
+/* How store_open opens: read and write (the default, 0), creating the file when missing,
+ * or only reading. */
+enum { STORE_OPEN_CREATE = 1, STORE_OPEN_READONLY = 2 };
+
+/* Opens the database at path (mode: STORE_OPEN_* bits) in WAL mode with foreign keys on
+ * and a busy timeout. Read-only, nothing is written and the journal mode is left as it is;
+ * a board on a read-only file system opens too (see store.c). Returns NULL with a message
+ * in err and the error code name (see store_code) in *code on failure. */
+store *store_open(const char *path, int mode, char *err, size_t errlen, const char **code);
 
 /* SQL run through a connection may call orket_now(): the current transaction's time as
  * ISO 8601 UTC with milliseconds, the same for every row the transaction writes.

@@ -38,8 +38,9 @@ function M.read(path)
   return s
 end
 
---- orket(args, {stdin=, env=}) -> {status=, stdout=, stderr=}
---- Runs the binary with args (a string of shell words, already quoted where needed).
+--- orket(args, {stdin=, env=, cwd=, wrap=}) -> {status=, stdout=, stderr=}
+--- Runs the binary with args (a string of shell words, already quoted where needed); wrap
+--- is a command put before it (e.g. setpriv to run it as another user).
 function M.orket(args, opts)
   opts = opts or {}
   local dir = M.tmpdir()
@@ -49,8 +50,8 @@ function M.orket(args, opts)
   for k, v in pairs(opts.env or {}) do env = env .. k .. "=" .. sh_quote(v) .. " " end
   -- in a group whose stderr is dropped: a run killed at a fault point would make the
   -- shell print "Killed" among the test results
-  local cmd = string.format("{ cd %s && %s %s %s <%s >%s/out 2>%s/err; } 2>/dev/null; echo $?",
-    sh_quote(opts.cwd or M.ROOT), env, sh_quote(M.BIN), args, sh_quote(input), dir, dir)
+  local cmd = string.format("{ cd %s && %s %s %s %s <%s >%s/out 2>%s/err; } 2>/dev/null; echo $?",
+    sh_quote(opts.cwd or M.ROOT), env, opts.wrap or "", sh_quote(M.BIN), args, sh_quote(input), dir, dir)
   local p = io.popen(cmd)
   local status = tonumber(p:read("a"))
   p:close()

@@ -42,10 +42,10 @@ function M.usage(out)
   out:write("\n'orket help COMMAND' shows a command's usage.\n")
 end
 
---- open_store(dir, create) -> db | nil: a project's store for a command; on failure the
+--- open_store(dir, create [, reading]) -> db | nil: a project's store for a command; on failure the
 --- message is printed and the command returns 1 (orket.project.open_store says why).
-function M.open_store(dir, create)
-  local db, err = require("orket.project").open_store(dir, create)
+function M.open_store(dir, create, reading)
+  local db, err = require("orket.project").open_store(dir, create, reading)
   if not db then M.err("%s", err) end
   return db
 end

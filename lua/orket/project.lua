@@ -11,9 +11,11 @@ function M.db_path(dir)
   return dir .. "/.orket/orket.db"
 end
 
---- open_store(dir, create) -> db | nil, msg, CODE. Without create, a missing store is an
---- error that says to import first (reading commands never create files).
-function M.open_store(dir, create)
+--- open_store(dir, create [, reading]) -> db | nil, msg, CODE. Without create, a missing
+--- store is an error that says to import first (reading commands never create files).
+--- reading: the command only reads, so a store it cannot open for writing (a read-only
+--- file system, a file it may not write) is opened read-only instead.
+function M.open_store(dir, create, reading)
   local path = M.db_path(dir)
   local home = path:match("^(.*)/[^/]+$")
   local st = require("luv").fs_stat(home)
@@ -23,6 +25,21 @@ function M.open_store(dir, create)
       "ENOTDIR"
   end
   local db, err, code = store.open(path, { create = create })
+  if not db and (code == "ECANTOPEN" or code == "EREADONLY") then
+    if reading then
+      local rdb, rerr, rcode = store.open(path, { readonly = true })
+      if rdb then return rdb end
+      if rcode == "EVERSION" then err, code = rerr, rcode end
+    elseif st then
+      -- SQLite only says "unable to open database file": say that it is about writing
+      local uv = require "luv"
+      if not (uv.fs_access(home, "W") and uv.fs_access(path, "W")) then
+        return nil, string.format("store: %s cannot be written (a read-only file system, or no write permission "
+          .. "on it or on %s); this command changes the board: run it where the project is writable "
+          .. "(orket board, card, runs and log only read)", path, home), "EREADONLY"
+      end
+    end
+  end
   if not db and code == "ENOENT" then
     -- no orket.lua either: not a project at all, and importing would not help
     local f = io.open((dir or ".") .. "/orket.lua", "rb")

@@ -68,16 +68,42 @@ local function migrate(conn, path, list, upto)
   return true
 end
 
+-- A read-only connection cannot migrate: an older file is refused with what to do.
+local function check_readonly_version(conn, path, n)
+  local v, err, code = conn:version()
+  if not v then return nil, err, code end
+  if v > n then
+    return nil, string.format("store: %s has schema version %d, newer than this orket knows (%d); "
+      .. "use a newer orket", path, v, n), "EVERSION"
+  elseif v < n then
+    return nil, string.format("store: %s has schema version %d and cannot be upgraded to %d while it is "
+      .. "read-only; run a command that writes (orket import) where it is writable", path, v, n), "EVERSION"
+  end
+  return true
+end
+
 --- open(path, opts) -> db | nil, msg, CODE
 --- opts.create (default true): create the file and its directory when missing (else ENOENT).
+--- opts.readonly: only read (nothing is created, migrated or written; the file must be at
+--- the latest schema version); a board on a read-only file system opens this way.
 --- opts.upto: migrate only up to this version (tests of older schemas).
 function M.open(path, opts)
   if type(path) ~= "string" then error("bad argument #1 to 'open' (string expected, got " .. type(path) .. ")", 2) end
   opts = opts or {}
-  local create = opts.create ~= false
+  local create = opts.create ~= false and not opts.readonly
   local uv = require "luv"
   if not create and not uv.fs_stat(path) then
     return nil, "store: no database at " .. path, "ENOENT"
+  end
+  if opts.readonly then
+    local conn, err, code = cstore.open(path, false, true)
+    if not conn then return nil, err, code end
+    local ok, verr, vcode = check_readonly_version(conn, path, #M.migrations)
+    if not ok then
+      conn:close()
+      return nil, verr, vcode
+    end
+    return setmetatable({ conn = conn, path = path, readonly = true }, DB)
   end
   local dir = path:match("^(.*)/[^/]+$")
   if create and dir and dir ~= "" then

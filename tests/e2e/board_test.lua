@@ -110,6 +110,41 @@ describe("orket import, board and card", function()
     assert.is_nil(nc:find("\27[", 1, true))
   end)
 
+  it("reads a board it may not write; a command that writes says why it cannot", function()
+    local ex = H.example("notes")
+    assert.equal(0, H.orket("run NOTES --json", { cwd = ex }).status)
+    -- the store's folder becomes unwritable for the user running the commands: as root
+    -- (who may write anything) they run as nobody; otherwise the modes are taken away
+    local wrap
+    if io.popen("id -u"):read("l") == "0" then
+      wrap = "setpriv --reuid=65534 --regid=65534 --clear-groups"
+      os.execute("chmod 755 " .. H.quote(ex)) -- the temp dir itself, made 0700
+    else
+      os.execute("chmod a-w " .. H.quote(ex .. "/.orket") .. " " .. H.quote(ex .. "/.orket/orket.db"))
+    end
+    local function files()
+      local p = io.popen("ls -A " .. H.quote(ex .. "/.orket"))
+      local out = p:read("a")
+      p:close()
+      return out
+    end
+    local before = files()
+    assert.matches("NOTES%-4%s+done", H.orket("board", { cwd = ex, wrap = wrap }).stdout)
+    assert.matches('"status":"done"', H.orket("card NOTES-2 --json", { cwd = ex, wrap = wrap }).stdout, 1, true)
+    assert.matches("1%s+done%s+NOTES", H.orket("runs", { cwd = ex, wrap = wrap }).stdout)
+    local log = H.orket("log 1", { cwd = ex, wrap = wrap })
+    assert.equal(0, log.status, log.stderr)
+    assert.matches("== NOTES%-1 turn 1", log.stdout)
+    assert.equal(before, files()) -- nothing written beside the store (no -wal, no -shm)
+    for _, c in ipairs { "retry NOTES-1", "import", "answer NOTES-1 yes" } do
+      local r = H.orket(c, { cwd = ex, wrap = wrap })
+      assert.equal(1, r.status, c)
+      assert.matches("orket: store: .orket/orket.db cannot be written (a read-only file system, or no write "
+        .. "permission on it or on .orket); this command changes the board", r.stderr, 1, true)
+    end
+    if not wrap then os.execute("chmod u+w " .. H.quote(ex .. "/.orket") .. " " .. H.quote(ex .. "/.orket/orket.db")) end
+  end)
+
   it("reports a damaged store as a plain error naming the file, in every command", function()
     local ex = H.example("notes")
     -- overwrite pages 5 to 12 of the database (the cards' pages among them)

@@ -63,7 +63,7 @@ cmd.parse = parse
 function cmd.run(args, cli)
   local o, status = parse(args, cli)
   if not o then return status end
-  local db = cli.open_store(o.dir, false)
+  local db = cli.open_store(o.dir, false, true)
   if not db then return 1 end
   local b = board_mod.open(db)
   local cards

@@ -15,7 +15,7 @@ function cmd.run(args, cli)
     "card takes one card id")
   if not o then return status end
   if not o.id then return cli.usage_error(cmd, "card needs a card id") end
-  local db = cli.open_store(o.dir, false)
+  local db = cli.open_store(o.dir, false, true)
   if not db then return 1 end
   local b = board_mod.open(db)
   local c, gerr = b:get(o.id)

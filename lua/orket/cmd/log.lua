@@ -32,7 +32,7 @@ function cmd.run(args, cli)
     else id = math.tointeger(tonumber(a)) if not id then return cli.usage_error(cmd, "RUN must be a run number") end end
     i = i + 1
   end
-  local db = cli.open_store(dir, false)
+  local db = cli.open_store(dir, false, true)
   if not db then return 1 end
   id = id or (db:row("SELECT max(id) AS id FROM runs") or {}).id
   if not id then

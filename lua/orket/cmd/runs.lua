@@ -12,7 +12,7 @@ function cmd.run(args, cli)
     else return cli.usage_error(cmd, "unknown argument '%s'", args[i]) end
     i = i + 1
   end
-  local db = cli.open_store(dir, false)
+  local db = cli.open_store(dir, false, true)
   if not db then return 1 end
   local rows = assert(db:rows([[SELECT r.id, r.target, r.kind, COALESCE(r.status, 'running or killed') AS status,
     r.started_at, r.ended_at, (SELECT count(*) FROM turns t WHERE t.run_id = r.id) AS steps,
