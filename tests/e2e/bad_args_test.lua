@@ -95,4 +95,16 @@ describe("a tool's empty list", function()
     assert.matches('"results":[]', result.content, 1, true)
     assert.is_nil(result.content:find("{}", 1, true))
   end)
+
+  it("and a path's slashes read plainly in orket log", function()
+    local dir = project("tool=write_file,arg_path=docs/a.txt,arg_content=x,tool_times=1")
+    H.orket("run BAD --json", { cwd = dir })
+    local log = H.orket("log", { cwd = dir })
+    assert.equal(0, log.status, log.stderr)
+    for _, what in ipairs { "call%] write_file", "result%] write_file ok", "tool%]" } do
+      local line = log.stdout:match("%[" .. what .. " [^\n]*")
+      assert.matches('"path":"docs/a.txt"', line, 1, true) -- and the model read it so
+    end
+    assert.is_nil(log.stdout:find("\\/", 1, true))
+  end)
 end)

@@ -14,6 +14,12 @@ local function clip(s, n)
   return s
 end
 
+-- JSON for reading: lua-cjson 2.1.0 writes "/" as "\/", which paths make hard to read. It
+-- never writes a bare "/", so each "\/" it wrote is one escaped "/" (see orket.jsonout).
+local function plain(json_text)
+  return json_text and (tostring(json_text):gsub("\\/", "/")) or json_text
+end
+
 -- ids read back from JSON are floats: print 1, not 1.0
 local function num(v) return tostring(math.tointeger(v) or v) end
 
@@ -74,7 +80,7 @@ function cmd.run(args, cli)
           out[#out + 1] = "   [call] " .. tostring(c.name) .. " " .. clip(c.raw_arguments, n or 4000)
             .. "  (" .. tostring(c.arguments_error) .. ")"
         else
-          out[#out + 1] = "   [call] " .. tostring(c.name) .. " " .. clip(cjson.encode(c.arguments or {}), n)
+          out[#out + 1] = "   [call] " .. tostring(c.name) .. " " .. clip(plain(cjson.encode(c.arguments or {})), n)
         end
       end
     elseif ev.kind == "gate_decision" then
@@ -83,7 +89,7 @@ function cmd.run(args, cli)
       end
     elseif ev.kind == "approval_requested" then
       out[#out + 1] = string.format("   [ask] %s waits for approval #%s: %s %s (%s)", tostring(ev.card), num(d.id),
-        tostring(d.tool), clip(d.arguments, n), tostring(d.reason or d.rule))
+        tostring(d.tool), clip(plain(d.arguments), n), tostring(d.reason or d.rule))
     elseif ev.kind == "approval_decided" then
       out[#out + 1] = string.format("\n** %s %s %s approval #%s (%s)%s", ev.at, tostring(ev.actor),
         d.decision == "approve" and "approved" or "refused", num(d.id), tostring(d.tool),
@@ -92,7 +98,7 @@ function cmd.run(args, cli)
       out[#out + 1] = string.format("   [approved] %s runs as approved in #%s", tostring(d.tool), num(d.id))
     elseif ev.kind == "tool_call" then
       local t = db:row("SELECT result FROM tool_calls WHERE id = ?", d.id)
-      out[#out + 1] = string.format("   [result] %s %s %s", d.tool, d.ok and "ok" or "failed", clip(t and t.result, n))
+      out[#out + 1] = string.format("   [result] %s %s %s", d.tool, d.ok and "ok" or "failed", clip(plain(t and t.result), n))
     elseif ev.kind == "model_failure" then
       out[#out + 1] = string.format("   [model failed] step %s: %s: %s", num(d.step), tostring(d.class),
         clip(d.error, n))
