@@ -74,4 +74,12 @@ describe("orket repl", function()
     local log = fake.log()
     assert.is_true(log[#log].stream)
   end)
+
+  it("ends the streamed line when a chat fails mid-stream, so the next output starts on its own", function()
+    local dir = project("fake:chunks=4,disconnect_after=2")
+    local r = H.orket("repl", { cwd = dir,
+      stdin = 'r, e = llm.chat{messages = {{role = "user", content = "hi"}}}\nprint("ERR", e)\n' })
+    assert.equal(0, r.status)
+    assert.matches("> tok1 tok2 \n> ERR\t", r.stdout, 1, true)
+  end)
 end)

@@ -257,9 +257,22 @@ function M.chat(req)
   end
   local r = {}
   for k, v in pairs(req) do r[k] = v end
-  if r.on_delta == nil then r.on_delta = M.printer(io.stdout) end
-  local res, err, class = default_client:chat(r)
-  if req.on_delta == nil and res then io.stdout:write("\n") end
+  local res, open_line
+  if r.on_delta == nil then
+    local print_delta = M.printer(io.stdout)
+    r.on_delta = function(ev)
+      if ev.type == "content" and ev.text ~= "" then open_line = ev.text:sub(-1) ~= "\n" end
+      if ev.type == "retry" then open_line = false end
+      print_delta(ev)
+    end
+  end
+  -- the streamed text ends its line however the call ends (a failure, or Ctrl-C raising
+  -- through here), so what the REPL prints next starts on a line of its own
+  local _ <close> = setmetatable({}, { __close = function()
+    if req.on_delta == nil and (res or open_line) then io.stdout:write("\n") end
+  end })
+  local err, class
+  res, err, class = default_client:chat(r)
   return res, err, class
 end
 
