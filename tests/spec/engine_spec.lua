@@ -138,6 +138,12 @@ describe("engine", function()
       assert.equal(0, #retries)
       local cs = b:comments("E-1")
       assert.equal("The model failed (transient): HTTP 503: busy (gave up after 4 attempts over 3.1 s)", cs[#cs].body)
+      -- the journal tells it in order: the turn begins, then its call fails, then the block
+      local kinds = {}
+      for _, ev in ipairs(b.db:events { card = "E-1" }) do
+        if ev.kind ~= "comment" and ev.kind ~= "create" then kinds[#kinds + 1] = ev.kind .. (ev.data.to and (":" .. ev.data.to) or "") end
+      end
+      assert.same({ "transition:in_progress", "turn_begin", "model_failure", "transition:blocked", "turn_end" }, kinds)
     end)
 
     it("for what the client left to it, counting the client's attempts against model_retries", function()

@@ -93,13 +93,21 @@ M.context = make_context
 -- stopped, and the resumed run asks again, as an uninterrupted one asked once.
 local function record_failure(e, job, req, class, msg)
   if class == "canceled" or e.stopping then return end
+  local begun = job.begun
   local ok, err = e.db:tx(function()
+    -- a fresh turn's begin (the claim, turn_begin) goes first, as with a response: the
+    -- journal then tells the turn's story in order. A card that cannot move is left to
+    -- end_turn_records, as after a response.
+    e:begin_records(job)
     e.db:event { kind = "model_failure", card = job.card_id, run = job.run, actor = job.seat,
       data = { turn = job.turn, step = req.meta.step, role = job.role.name, phase = job.phase, class = class,
         error = msg, request = { model = req.model, messages = req.messages } } }
     return true
   end)
-  if not ok then e:emit { type = "journal_error", card = job.card_id, error = err } end
+  if not ok then
+    job.begun = begun -- rolled back with the rest
+    e:emit { type = "journal_error", card = job.card_id, error = err }
+  end
 end
 
 -- The wall-clock budgets a turn runs under: what ends it, or nil plus the ms left of the
