@@ -1,6 +1,10 @@
 /* llockfile.c: Lua module `orket.c.lockfile`, a thin binding of lockfile.h.
  *   acquire(path) -> lock | nil, message, CODE, holder_pid   (CODE "EBUSY" when held)
+ *   probe(path) -> held, holder_pid: whether a process holds it, without taking it
  *   lock:release()   also on garbage collection and at the end of a to-be-closed variable */
+#include <errno.h>
+#include <string.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -47,6 +51,23 @@ static int llf_held(lua_State *L) {
   return 1;
 }
 
+/* probe(path) -> held, pid | nil, msg: whether a process holds the lock on path (pid as it
+ * wrote it, nil if unknown), without taking it */
+static int llf_probe(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  pid_t holder = 0;
+  int held = lockfile_probe(path, &holder);
+  if (held < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot read the lock %s: %s", path, strerror(errno));
+    return 2;
+  }
+  lua_pushboolean(L, held);
+  if (held && holder > 0) lua_pushinteger(L, (lua_Integer)holder);
+  else lua_pushnil(L);
+  return 2;
+}
+
 static const luaL_Reg llf_methods[] = {
     {"release", llf_release}, {"held", llf_held}, {"__gc", llf_release}, {"__close", llf_release}, {NULL, NULL}};
 
@@ -59,5 +80,7 @@ int luaopen_orket_lockfile(lua_State *L) {
   lua_newtable(L);
   lua_pushcfunction(L, llf_acquire);
   lua_setfield(L, -2, "acquire");
+  lua_pushcfunction(L, llf_probe);
+  lua_setfield(L, -2, "probe");
   return 1;
 }

@@ -1,5 +1,9 @@
-/* lockfile.c: exclusive advisory locks on files (see lockfile.h); flock(2) on a descriptor
- * opened with O_CLOEXEC, so child processes (tools, model servers) never inherit it. */
+/* lockfile.c: exclusive advisory locks on files (see lockfile.h): an open file description
+ * lock (fcntl F_OFD_SETLK) on a descriptor opened with O_CLOEXEC, so child processes
+ * (tools, model servers) never inherit it. Unlike flock, another process can ask whether
+ * it is held without taking it (F_OFD_GETLK), which lockfile_probe does; unlike classic
+ * POSIX locks, closing some other descriptor of the file does not drop it. */
+#define _GNU_SOURCE /* F_OFD_SETLK, F_OFD_GETLK */
 #include "lockfile.h"
 
 #include <errno.h>
@@ -7,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 static pid_t lockfile_read_pid(int fd) {
@@ -27,10 +30,11 @@ int lockfile_acquire(const char *path, pid_t *holder, char *err, size_t errlen, 
     *code = errno == EACCES ? "EACCES" : "EIO";
     return -1;
   }
-  while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+  while (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
     if (errno == EINTR) continue;
     int e = errno;
-    if (e == EWOULDBLOCK) {
+    if (e == EAGAIN || e == EACCES) {
       *holder = lockfile_read_pid(fd);
       snprintf(err, errlen, "%s is locked by another process", path);
       *code = "EBUSY";
@@ -53,6 +57,18 @@ int lockfile_acquire(const char *path, pid_t *holder, char *err, size_t errlen, 
 
 void lockfile_release(int fd) {
   if (fd < 0) return;
-  /* close drops the flock; truncating first would race with the next holder's write */
+  /* close drops the lock; truncating first would race with the next holder's write */
   close(fd);
+}
+
+int lockfile_probe(const char *path, pid_t *holder) {
+  *holder = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return errno == ENOENT ? 0 : -1;
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+  int rc = fcntl(fd, F_OFD_GETLK, &fl);
+  int held = rc == 0 && fl.l_type != F_UNLCK;
+  if (held) *holder = lockfile_read_pid(fd);
+  close(fd);
+  return rc == 0 ? held : -1;
 }

@@ -1,6 +1,7 @@
-/* lockfile.h: an exclusive advisory lock on a file (flock), held while the descriptor is
- * open. The kernel drops it when the process dies, even by kill -9, so a crashed run never
- * leaves a stale lock behind. Used to keep two `orket run`s off one project's board. */
+/* lockfile.h: an exclusive advisory lock on a file (an open file description lock), held
+ * while the descriptor is open. The kernel drops it when the process dies, even by kill -9,
+ * so a crashed run never leaves a stale lock behind. Used to keep two `orket run`s off one
+ * project's board, and to tell a run that is going from one that was killed. */
 #ifndef ORKET_LOCKFILE_H
 #define ORKET_LOCKFILE_H
 
@@ -15,5 +16,9 @@ int lockfile_acquire(const char *path, pid_t *holder, char *err, size_t errlen, 
 
 /* Releases the lock and closes the descriptor. */
 void lockfile_release(int fd);
+
+/* Whether another process holds the lock on path, without taking it: 1 (with *holder its
+ * pid as it wrote it, 0 if unknown), 0 (free, or no such file), -1 on error (errno). */
+int lockfile_probe(const char *path, pid_t *holder);
 
 #endif

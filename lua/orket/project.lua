@@ -50,4 +50,17 @@ function M.open_store(dir, create, reading)
   return db, err, code
 end
 
+--- run_state(dir, status) -> the status to show for a run whose stored status is status:
+--- a run stored as "running" whose process is gone (killed, the machine restarted) shows
+--- "killed", told by nobody holding the project's run lock (orket.c.lockfile probe, which
+--- does not take it). While a run holds the lock every "running" run shows "running": the
+--- lock does not say which of them it is (usually there is one).
+function M.run_state(dir, status)
+  if status ~= "running" then return status end
+  local home = M.db_path(dir):match("^(.*)/[^/]+$")
+  local held = require("orket.c.lockfile").probe(home .. "/run.lock")
+  if held == false then return "killed" end
+  return status
+end
+
 return M

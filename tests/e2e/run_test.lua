@@ -59,6 +59,10 @@ describe("orket run", function()
     -- run 1 is killed once NOTES-1 is done: it never ends, so it has no end time
     local r = H.orket("run NOTES-1", { cwd = dir, env = { ORKET_FAULT = "turn_end:2" } })
     assert.equal(137, r.status, r.stderr)
+    -- stored as running, but no process holds the run lock: runs and log say killed
+    assert.matches("^%s+1%s+killed%s+NOTES%-1", H.orket("runs", { cwd = dir }).stdout)
+    assert.matches('"status":"killed"', H.orket("runs --json", { cwd = dir }).stdout, 1, true)
+    assert.matches("^run 1: issue NOTES%-1, killed,", H.orket("log 1", { cwd = dir }).stdout)
     r = H.orket("run NOTES-3", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     local function moves(run)

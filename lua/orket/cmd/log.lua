@@ -55,7 +55,7 @@ function cmd.run(args, cli)
   local n = 400 -- characters of a message shown; --full shows them whole
   if full then n = nil end
   local out = { string.format("run %d: %s %s, %s, started %s", run.id, run.kind, run.target,
-    run.status or "running or killed", run.started_at) }
+    require("orket.project").run_state(dir, run.status), run.started_at) }
   for _, ev in ipairs(db:events { run = id }) do
     local d = ev.data
     if ev.kind == "turn_begin" then

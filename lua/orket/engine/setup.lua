@@ -85,7 +85,7 @@ function M.open(dir, opts)
 end
 
 --- lock(dir) -> lock | nil, msg, "EBUSY"|CODE. One run at a time works a project's board:
---- two would pick the same ready cards. The lock is a flock on DIR/.orket/run.lock, which
+--- two would pick the same ready cards. The lock is an OFD lock on DIR/.orket/run.lock, which
 --- the kernel drops when the holder dies (even by kill -9), so it never goes stale;
 --- `lock:release()` or garbage collection frees it. `orket answer`, `orket board` and the
 --- other readers do not take it.
