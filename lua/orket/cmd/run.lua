@@ -9,6 +9,7 @@ local jsonout = require "orket.jsonout"
 local liveview = require "orket.engine.liveview"
 local scheduler = require "orket.engine.scheduler"
 local import = require "orket.import"
+local journal = require "orket.engine.journal"
 
 local USAGE = "orket run EPIC|ROCK|CARD [--model M] [--json] [--concurrency N] [-C DIR]"
 local cmd = { summary = "run the team on an epic, a rock or a card", usage = USAGE }
@@ -101,28 +102,6 @@ local function live(get_engine)
   end
 end
 
--- The latest run that did not finish (killed, or stopped by a signal) and works on the
--- same cards as target (the same card, or one holds the other), or nil. Its half-done turns
--- are in its journal: a new run would ask the model and run the tools again. Asked with
--- the project's lock held, so no such run is still going.
-local function unfinished_overlap(db, board, target)
-  local function chain(id) -- id and its ancestors
-    local out, seen = {}, {}
-    while id and not seen[id] do
-      seen[id] = true
-      out[id] = true
-      local c = board:get(id)
-      id = c and c.parent
-    end
-    return out
-  end
-  local mine = chain(target)
-  for _, r in ipairs(db:rows("SELECT id, target, status FROM runs WHERE status IN ('running', 'interrupted') ORDER BY id DESC") or {}) do
-    if mine[r.target] or chain(r.target)[target] then return r end
-  end
-  return nil
-end
-
 function cmd.execute(o, cli, resume_id)
   local e, view, stop_view
   -- stopped from the loop, as a signal would: the write that failed may be inside a turn
@@ -148,7 +127,7 @@ function cmd.execute(o, cli, resume_id)
     return 1
   end
   local lock, lerr = setup.lock(o.dir)
-  local old = lock and not resume_id and unfinished_overlap(e.db, e.board, o.target)
+  local old = lock and not resume_id and journal.unfinished_overlap(e.db, e.board, o.target)
   if old then
     lock:release()
     lock, lerr = nil, string.format("run %d (%s) did not finish (%s): continue it with 'orket resume %d'; "

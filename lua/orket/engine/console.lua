@@ -119,6 +119,13 @@ function Project:turn(card_id, opts)
   local lock <close>, lerr, lcode = setup.lock(self.dir)
   if not lock then return nil, lerr, lcode end
   local e = self.engine
+  -- as `orket run`: a run of these cards that left a turn half done goes on with resume
+  local old = require("orket.engine.journal").unfinished_overlap(e.db, e.board, card.id)
+  if old then
+    return nil, string.format("run %d (%s) did not finish (%s) and left a turn half done: continue it with "
+      .. "'orket resume %d'; a new turn would redo that work", old.id, old.target,
+      old.status == "running" and "it was killed" or "interrupted", old.id), "EUNFINISHED"
+  end
   local saved_model = e.model
   if opts.model then e.model = opts.model end
   local run, rerr, rcode = e:start(card.id, { model = opts.model })

@@ -29,6 +29,36 @@ function M.turns(db, run, card)
   return list
 end
 
+--- unfinished_overlap(db, board, target) -> {id=, target=, status=} | nil: the latest run
+--- that did not finish (killed, or stopped by a signal or a Ctrl-C), works on the same cards
+--- as target (the same card, or one holds the other), and left a turn half done (begun and
+--- not ended): a new run would ask the model and run the tools of that turn again, where
+--- `orket resume` goes on from its journal. A run stopped before any turn began left
+--- nothing half done and is no obstacle. Ask it with the project's run lock held, so no
+--- such run is still going.
+function M.unfinished_overlap(db, board, target)
+  local function chain(id) -- id and its ancestors
+    local out, seen = {}, {}
+    while id and not seen[id] do
+      seen[id] = true
+      out[id] = true
+      local c = board:get(id)
+      id = c and c.parent
+    end
+    return out
+  end
+  local mine = chain(target)
+  for _, r in ipairs(db:rows("SELECT id, target, status FROM runs WHERE status IN ('running', 'interrupted') ORDER BY id DESC") or {}) do
+    if mine[r.target] or chain(r.target)[target] then
+      local open = db:row([[SELECT 1 AS x FROM events b WHERE b.run_id = ?1 AND b.kind = 'turn_begin'
+        AND NOT EXISTS (SELECT 1 FROM events t WHERE t.card_id = b.card_id AND t.run_id = ?1 AND t.kind = 'turn_end'
+          AND t.id > b.id AND json_extract(t.data, '$.turn') = json_extract(b.data, '$.turn')) LIMIT 1]], r.id)
+      if open then return r end
+    end
+  end
+  return nil
+end
+
 --- last_retry(db, card) -> the id of the card's last "retry" event (board:retry: a
 --- developer put it back to ready), 0 when none: its turn and token budgets count from there.
 function M.last_retry(db, card)
