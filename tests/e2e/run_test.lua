@@ -24,6 +24,9 @@ describe("orket run", function()
 
   it("finishes the example epic, and orket log and orket runs tell the story", function()
     local dir = project()
+    -- every answer takes 50 ms, so NOTES-2's and NOTES-3's turns overlap
+    local script = H.read(dir .. "/script.lua")
+    H.write(dir .. "/script.lua", (script:gsub("return { rules", "for _, r in ipairs(rules) do r.reply.delay_ms = 50 end\nreturn { rules", 1)))
     local r = H.orket("run NOTES", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     local last = cjson.decode(r.stdout:match("([^\n]+)\n$"))
@@ -35,6 +38,24 @@ describe("orket run", function()
     assert.matches("== NOTES%-2 turn 2: integrity_guard as integrity_guard %(review%)", log.stdout)
     assert.matches("%[call%] update_issue_status", log.stdout)
     assert.matches("NOTES%-2%s+code_review %-> in_progress by integrity_guard", log.stdout)
+    -- NOTES-2 and NOTES-3 work at once and their steps interleave in the journal: each step
+    -- is printed under its own card's header
+    local current, files, ends = nil, {}, {}
+    for line in log.stdout:gmatch("[^\n]+") do
+      if line:match("^== ") then ends[#ends + 1] = 0 end
+      if line:match("^%s+turn ended") then ends[#ends] = ends[#ends] + 1 end
+      current = line:match("^== (NOTES%-%d) turn") or current
+      -- the files each card's calls write, and those its comments name
+      local path = line:match('^%s+%[call%] write_file .*"path":"([^"]+)"')
+        or line:match('^%s+%[call%] add_issue_comment .*"body":"Wrote ([%w_]+%.%w+)')
+      if path then files[#files + 1] = current .. ":" .. path end
+    end
+    for _, f in ipairs(files) do
+      assert.truthy(f:match("^NOTES%-1:schema") or f:match("^NOTES%-2:store") or f:match("^NOTES%-3:list")
+        or f:match("^NOTES%-4:README"), table.concat(files, " "))
+    end
+    assert.is_true(#files >= 8, table.concat(files, " "))
+    for i, n in ipairs(ends) do assert.is_true(n <= 1, "header " .. i .. " has " .. n .. " turn ends") end
     -- messages are clipped at 400 characters, and --full shows them whole
     local _, clipped = log.stdout:gsub("%.%.%.\n", "")
     assert.is_true(clipped > 0)

@@ -23,6 +23,10 @@ end
 -- ids read back from JSON are floats: print 1, not 1.0
 local function num(v) return tostring(math.tointeger(v) or v) end
 
+-- The events that belong to a card's turn, printed under its header.
+local TURN_PART = { turn = true, gate_decision = true, approval_requested = true, approval_used = true,
+  tool_call = true, model_failure = true, violation = true, turn_end = true }
+
 function cmd.run(args, cli)
   local dir, full, id = ".", false, nil
   local i = 1
@@ -56,10 +60,23 @@ function cmd.run(args, cli)
   if full then n = nil end
   local out = { string.format("run %d: %s %s, %s, started %s", run.id, run.kind, run.target,
     require("orket.project").run_state(dir, run.status), run.started_at) }
+  -- the open turn of each card (its turn_begin's data), and the card whose header is last
+  local open_turn, shown = {}, nil
   for _, ev in ipairs(db:events { run = id }) do
     local d = ev.data
     if ev.kind == "turn_begin" then
+      open_turn[ev.card] = d
+      shown = ev.card
       out[#out + 1] = string.format("\n== %s turn %d: %s as %s (%s)", ev.card, d.turn, d.seat, d.role, d.phase)
+    elseif TURN_PART[ev.kind] and ev.card and ev.card ~= shown and open_turn[ev.card] then
+      -- turns of several cards run at once and their steps interleave in the journal: a
+      -- step of another card than the last header's gets its card's header again
+      local t = open_turn[ev.card]
+      shown = ev.card
+      out[#out + 1] = string.format("\n== %s turn %d (continued): %s as %s (%s)", ev.card, t.turn, t.seat, t.role, t.phase)
+    end
+    if ev.kind == "turn_begin" then
+      -- printed above
     elseif ev.kind == "turn" then
       local t = db:row("SELECT * FROM turns WHERE id = ?", d.id)
       local req = cjson.decode(t.request or "{}") or {}
@@ -106,6 +123,7 @@ function cmd.run(args, cli)
       out[#out + 1] = string.format("   [violation] %s: %s", tostring(d.rule), tostring(d.detail))
     elseif ev.kind == "turn_end" then
       out[#out + 1] = string.format("   turn ended: %s", d.outcome)
+      open_turn[ev.card] = nil
     elseif ev.kind == "reload" then
       out[#out + 1] = "\n** scripts reloaded: " .. table.concat(d.files or {}, ", ")
     elseif ev.kind == "reload_error" then
