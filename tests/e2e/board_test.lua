@@ -131,6 +131,10 @@ describe("orket import, board and card", function()
     local before = files()
     assert.matches("NOTES%-4%s+done", H.orket("board", { cwd = ex, wrap = wrap }).stdout)
     assert.matches('"status":"done"', H.orket("card NOTES-2 --json", { cwd = ex, wrap = wrap }).stdout, 1, true)
+    -- orket's own moves (the epic rolled up) have no roles: an empty list, not {}
+    local epic = H.orket("card NOTES --json", { cwd = ex, wrap = wrap }).stdout
+    assert.matches('"roles":[]', epic, 1, true)
+    assert.is_nil(epic:find('"roles":{}', 1, true))
     assert.matches("1%s+done%s+NOTES", H.orket("runs", { cwd = ex, wrap = wrap }).stdout)
     local log = H.orket("log 1", { cwd = ex, wrap = wrap })
     assert.equal(0, log.status, log.stderr)

@@ -31,6 +31,8 @@ function cmd.run(args, cli)
   if o.json then
     local hist = {}
     for i, e in ipairs(history) do
+      -- a move's roles are a list, empty for orket's own moves (an epic rolled up)
+      if e.kind == "transition" and type(e.data.roles) == "table" then e.data.roles = jsonout.array(e.data.roles) end
       hist[i] = { id = e.id, at = e.at, kind = e.kind, actor = e.actor or cjson.null,
         run = e.run or cjson.null, data = e.data }
     end
