@@ -509,7 +509,8 @@ function M.import(db, dir)
 end
 
 --- changed(db, dir) -> array of the epics/ files ("epics/x.json") that are new or differ
---- from what the last import read, in path order; {} when none, when there is no epics/
+--- from what the last import read, in path order, then those it read that are gone
+--- ("epics/x.json (removed)"); {} when none, when there is no epics/
 --- folder, or when no import has been recorded (a board imported by an orket before store
 --- version 9, or never imported). Reads the files; changes nothing.
 function M.changed(db, dir)
@@ -525,7 +526,13 @@ function M.changed(db, dir)
   for _, f in ipairs(files or {}) do
     local text = read_file(f.path)
     if not text or known[f.rel] ~= digest(text) then out[#out + 1] = f.rel end
+    known[f.rel] = nil
   end
+  -- what the last import read and is gone now (its cards stay on the board until then)
+  local gone = {}
+  for rel in pairs(known) do gone[#gone + 1] = rel end
+  table.sort(gone)
+  for _, rel in ipairs(gone) do out[#out + 1] = rel .. " (removed)" end
   return out
 end
 

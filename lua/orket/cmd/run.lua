@@ -153,26 +153,31 @@ function cmd.execute(o, cli, resume_id)
   signals[#signals + 1] = pipe
   local status
   local t = task.spawn(function()
+    -- edits to epics/ reach the board only through `orket import`: say so, and run the
+    -- board as it is (said even when the run cannot start: an epic added and not imported
+    -- yet is the likeliest reason for "no card")
+    local changed = import.changed(e.db, o.dir)
+    local function warn(run_id)
+      if #changed == 0 then return end
+      local msg = string.format("%s changed since the last import; this run works the board as imported: "
+        .. "run 'orket import' to apply them", table.concat(changed, ", "))
+      if o.json then
+        emit { type = "epics_changed", run_id = run_id, files = changed, message = msg }
+      else
+        cli.err("warning: %s", msg)
+      end
+    end
     local id = resume_id
     if not id then
       local rid, serr = e:start(o.target, { concurrency = o.concurrency, model = o.model })
       if not rid then
+        warn(nil)
         cli.err("%s", serr)
         return
       end
       id = rid
     end
-    -- edits to epics/ reach the board only through `orket import`: say so, and run the board as it is
-    local changed = import.changed(e.db, o.dir)
-    if #changed > 0 then
-      local msg = string.format("%s changed since the last import; this run works the board as imported: "
-        .. "run 'orket import' to apply them", table.concat(changed, ", "))
-      if o.json then
-        emit { type = "epics_changed", run_id = id, files = changed, message = msg }
-      else
-        cli.err("warning: %s", msg)
-      end
-    end
+    warn(id)
     status = e:execute(id)
   end)
   local ok, terr = t:join()
