@@ -106,5 +106,8 @@ describe("a tool's empty list", function()
       assert.matches('"path":"docs/a.txt"', line, 1, true) -- and the model read it so
     end
     assert.is_nil(log.stdout:find("\\/", 1, true))
+    -- what the model read: keys in order, the same in every process
+    local msgs = fake.log()[2].request.messages
+    assert.equal('{"bytes":1,"path":"docs/a.txt"}', msgs[#msgs].content)
   end)
 end)

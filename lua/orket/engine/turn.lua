@@ -23,15 +23,15 @@ local function encode(v)
   return ((cjson.encode(v) or "null"):gsub("\\/", "/"))
 end
 
--- A tool's result as the model reads it. Lua has one empty table for an empty list and an
--- empty object, and lua-cjson 2.1.0 (Debian 12's) writes it as {}; the tools' results use
--- it for empty lists (no match, an empty folder, no dependencies), so here it is written
--- []. The rule needs no mark on the table, so a result read back from the journal on
--- resume is written exactly as it was the first time. Empty tables are swapped for a
--- random placeholder string before encoding and the placeholder for [] after: results are
--- hostile data, and one cannot guess the placeholder to turn its own text into a list.
-local EMPTY_LIST = "orket-empty-list-" .. require("orket.c.crypto").random_id(16)
-local EMPTY_LIST_PATTERN = ('"' .. EMPTY_LIST .. '"'):gsub("%-", "%%-")
+-- A tool's result as the model reads it, through orket.jsonout: keys sorted, so the same
+-- result reads the same in every process (a result read back from the journal on resume
+-- is written exactly as it was the first time; lua-cjson's order follows each table's
+-- hash layout), and "/" plain. Lua has one empty table for an empty list and an empty
+-- object, which lua-cjson writes as {}; the tools' results use it for empty lists (no
+-- match, an empty folder, no dependencies), so here it is written []. A result jsonout
+-- does not take (an object with keys that are not strings, a sparse list) is written as
+-- lua-cjson writes it.
+local jsonout = require "orket.jsonout"
 
 local function has_empty(t)
   if next(t) == nil then return true end
@@ -41,17 +41,19 @@ local function has_empty(t)
   return false
 end
 
-local function swap_empty(t)
-  if next(t) == nil then return EMPTY_LIST end
+-- a copy with every empty table marked as a list
+local function lists_marked(t)
+  if next(t) == nil then return jsonout.array {} end
   local out = {}
-  for k, v in pairs(t) do out[k] = type(v) == "table" and swap_empty(v) or v end
+  for k, v in pairs(t) do out[k] = type(v) == "table" and lists_marked(v) or v end
   return out
 end
 
 local function encode_result(v)
-  if type(v) ~= "table" or not has_empty(v) then return encode(v) end
-  -- the placeholder is plain ASCII, so cjson writes it as is
-  return (encode(swap_empty(v)):gsub(EMPTY_LIST_PATTERN, "[]"))
+  if type(v) ~= "table" then return encode(v) end
+  local ok, text = pcall(jsonout.encode, has_empty(v) and lists_marked(v) or v)
+  if ok then return text end
+  return encode(v)
 end
 M.encode_result = encode_result
 
