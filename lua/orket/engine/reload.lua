@@ -104,6 +104,9 @@ function M.apply(e, files)
   for name in pairs(files or {}) do names[#names + 1] = name end
   table.sort(names)
   if not s then
+    -- named relative to the project, as in `files` ("roles/x.lua", not "./roles/x.lua")
+    local prefix = e.dir == "." and "./" or (e.dir .. "/")
+    if type(err) == "string" and err:sub(1, #prefix) == prefix then err = err:sub(#prefix + 1) end
     local file, line = M.where(err)
     e.db:event { kind = "reload_error", run = e.run_id,
       data = { file = file, line = line, error = err, code = code, files = names } }
