@@ -86,7 +86,7 @@ describe("orket run when the model fails", function()
     assert.equal(0, #of("model_retry")) -- the client retried; the engine does not ask again
     assert.same({ "turn_start", "card_blocked", "turn_end" }, kinds)
     assert.matches("^The model failed %(transient%): provider ollama: nothing is listening at http://127%.0%.0%.1:1 "
-      .. "%(connection refused%)%. Is Ollama running%? Start it with 'ollama serve', or set OLLAMA_HOST "
-      .. "to where it listens%. %(gave up after 4 attempts over [%d%.]+ m?s%)$", of("card_blocked")[1].detail)
+      .. "%(connection refused%)%. Is Ollama running%? Start it with 'ollama serve', or check OLLAMA_HOST, "
+      .. "which points here%. %(gave up after 4 attempts over [%d%.]+ m?s%)$", of("card_blocked")[1].detail)
   end)
 end)

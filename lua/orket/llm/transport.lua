@@ -261,7 +261,10 @@ end
 local function nothing_listening(p)
   local start = p.conf.kind == "ollama" and "Is Ollama running? Start it with 'ollama serve'"
     or "Is the model server running? Start it"
-  local other = p.conf.base_url_env and ("set " .. p.conf.base_url_env .. " to where it listens")
+  local env = p.conf.base_url_env
+  local set = env and os.getenv(env)
+  local other = (set and set ~= "" and ("check " .. env .. ", which points here"))
+    or (env and ("set " .. env .. " to where it listens"))
     or ("fix models.providers." .. p.name .. ".base_url in orket.lua")
   local where = p.conf.base_url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1") -- never a password in a URL
   return common.redact(string.format("provider %s: nothing is listening at %s (connection refused). %s, or %s.",
