@@ -66,6 +66,9 @@ function M.run(opts)
   local hist = history_path()
   if hist and not opts.input then le.load_history(hist) end
   local watch <close> = le.interrupts()
+  -- On a terminal the Ctrl-C that stops a chunk is echoed as "^C" where the cursor is: the
+  -- line is ended before the REPL says the chunk was interrupted.
+  local echoes = out == io.stdout and not opts.input and le.isatty(0) and le.isatty(1)
 
   out:write("Orket ", rt.version(), " (", _VERSION, ")  Ctrl-D exits, Ctrl-C interrupts\n")
   local buffer = nil
@@ -100,16 +103,20 @@ function M.run(opts)
           local t = task.new(function() return table.pack(fn()) end)
           t.observed = true -- failures are shown here, not as unhandled
           watch:target(t.co)
+          local hit = false -- a Ctrl-C came while the chunk ran
           t:start()
           while t.state == "running" do
             local alive = rt.run("once")
             if watch:take() > 0 then
+              hit = true
               watch:target(nil) -- no stop hook may fire while the task is closed
               t:cancel()
             end
             if not alive and t.state == "running" then break end
           end
           watch:target(nil)
+          if watch:take() > 0 then hit = true end -- the stop hook raised inside the chunk
+          if hit and echoes then out:write("\n") end -- after the "^C" on the line
           if t.state == "done" then
             local r = t.results[1]
             local s = M.format_results(r.n, table.unpack(r, 1, r.n))

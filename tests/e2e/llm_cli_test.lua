@@ -75,6 +75,36 @@ describe("orket repl", function()
     assert.is_true(log[#log].stream)
   end)
 
+  it("prints only the result of llm.chat typed as an expression", function()
+    local dir = project("fake:chunks=2")
+    local r = H.orket("repl", { cwd = dir,
+      stdin = 'llm.chat{messages = {{role = "user", content = "hi"}}}\nllm.chat{model = "down:x", messages = {{role = "user", content = "hi"}}}\n' })
+    assert.equal(0, r.status)
+    assert.matches("> tok1 tok2\n{\n", r.stdout, 1, true)
+    assert.matches('finish_reason = "stop"', r.stdout, 1, true)
+    assert.is_nil(r.stdout:find("}\tnil", 1, true))
+    assert.matches('\n> nil\t".-"\t"transient"\n', r.stdout) -- a failure: nil, message, class
+  end)
+
+  it("chats with the models of the project -C names", function()
+    local dir = project("fake:chunks=3")
+    local here = H.tmpdir() -- a project of its own, whose model must not answer
+    H.write(here .. "/orket.lua", 'models = { default = "offline:x", providers = { offline = { kind = "scripted", '
+      .. 'rules = { { reply = { content = "WRONG-FOLDER" } } } } } }\n')
+    local r = H.orket("repl -C " .. H.quote(dir), { cwd = here,
+      stdin = 'r = llm.chat{messages = {{role = "user", content = "hi"}}}\nprint("MODEL", r.model)\n' })
+    assert.equal(0, r.status)
+    assert.matches("tok1 tok2 tok3\n", r.stdout)
+    assert.matches("MODEL\tchunks=3\n", r.stdout)
+    assert.is_nil(r.stdout:find("WRONG-FOLDER", 1, true))
+    -- a mistake in that orket.lua names the folder
+    H.write(dir .. "/orket.lua", "models = 1\n")
+    r = H.orket("repl -C " .. H.quote(dir), { cwd = here,
+      stdin = 'llm.chat{messages = {{role = "user", content = "hi"}}}\n' })
+    assert.matches('> nil\t"llm.chat: in ' .. dir:gsub("%p", "%%%0") .. ': orket.lua: models must be a table"\t"bad_request"\n', r.stdout)
+    assert.is_nil(r.stdout:find("traceback", 1, true))
+  end)
+
   it("ends the streamed line when a chat fails mid-stream, so the next output starts on its own", function()
     local dir = project("fake:chunks=4,disconnect_after=2")
     local r = H.orket("repl", { cwd = dir,

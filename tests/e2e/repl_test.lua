@@ -106,6 +106,7 @@ describe("orket repl on a terminal", function()
       "eof",
     })
     assert.matches("%[ptydrive: ok, exit 0%]", out)
+    assert.matches("\n%^C\r?\ninterrupted\r?\nstack traceback:", out)
   end)
 
   it("interrupts a chunk that waits on the loop", function()
@@ -121,6 +122,8 @@ describe("orket repl on a terminal", function()
       "eof",
     })
     assert.matches("%[ptydrive: ok, exit 0%]", out)
+    -- the terminal echoed ^C where the cursor was: the message starts a line of its own
+    assert.matches("\n%^C\r?\ninterrupted\r?\n> ", out)
   end)
 
   it("closes what an interrupted waiting chunk holds (a request, a slot) at once", function()

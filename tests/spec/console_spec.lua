@@ -16,6 +16,22 @@ end
 
 local function turns(p) return p.db:row("SELECT count(*) AS n FROM turns").n end
 
+-- What is left of replays: folders in .orket and files this process still holds open.
+local function replay_leftovers(dir)
+  local uv = require "luv"
+  local left = {}
+  local h = uv.fs_scandir(dir .. "/.orket")
+  for name in function() return uv.fs_scandir_next(h) end do
+    if name:match("^replay") then left[#left + 1] = name end
+  end
+  local fds = uv.fs_scandir("/proc/self/fd")
+  for fd in function() return uv.fs_scandir_next(fds) end do
+    local target = uv.fs_readlink("/proc/self/fd/" .. fd)
+    if target and target:find("/.orket/replay-", 1, true) then left[#left + 1] = "open: " .. target end
+  end
+  return left
+end
+
 describe("REPL project", function()
   after_each(H.cleanup)
 
@@ -103,6 +119,70 @@ describe("REPL project", function()
     assert.is_true(t:cancel())
     assert.equal("interrupted", p.db:row("SELECT status FROM runs WHERE id = 1").status)
     p.engine.llm.chat = chat
+    p:close()
+  end)
+
+  it("refuses a model that is not configured before a run starts or the card is touched", function()
+    local p = assert(console.open(notes_project()))
+    local events = p.db:row("SELECT count(*) AS n FROM events").n
+    local none, err, code = p:turn("NOTES-1", { model = "nope" })
+    assert.is_nil(none)
+    assert.equal("EUSAGE", code)
+    assert.matches('^model nope: a model is named "provider:model"', err)
+    none, err, code = p:turn("NOTES-1", { model = "nope:x" })
+    assert.is_nil(none)
+    assert.equal("EUSAGE", code)
+    assert.matches("^model nope:x: names provider 'nope', which is not configured %(configured: .*scripted", err)
+    assert.equal(0, p.db:row("SELECT count(*) AS n FROM runs").n)
+    assert.equal(events, p.db:row("SELECT count(*) AS n FROM events").n)
+    assert.equal("ready", p.board:get("NOTES-1").status)
+    assert.is_nil(p.engine.model)
+    assert.has_error(function() p:turn("NOTES-1", "scripted:team") end,
+      "bad argument #2 to 'turn' ({model=} expected, got string)")
+    -- a configured one is taken
+    local r = assert(p:turn("NOTES-1", { model = "scripted:team" }))
+    assert.equal("code_review", r.status)
+    p:close()
+  end)
+
+  it("tells the model which dependencies are finished and which are not", function()
+    local p = assert(console.open(notes_project()))
+    local msgs = assert(p:messages("NOTES-4"))
+    assert.matches("\n\nWork this issue builds on that is not finished yet:\n%- NOTES%-2 %(ready%): Store notes\n"
+      .. "%- NOTES%-3 %(ready%): List notes$", msgs[2].content)
+    assert.is_nil(msgs[2].content:find("Finished work", 1, true))
+    p:close()
+    local prompt = require "orket.engine.prompt"
+    assert.equal("Finished work this issue builds on:\n- A-1 (done): one\n  outcome: built\n\n"
+      .. "Work this issue builds on that is not finished yet:\n- A-2 (in_progress): two",
+      prompt.dependencies { { id = "A-1", status = "done", summary = "one", outcome = "built" },
+        { id = "A-2", status = "in_progress", summary = "two" } })
+    assert.equal("Finished work this issue builds on:\n- A-1 (done): one",
+      prompt.dependencies { { id = "A-1", status = "done", summary = "one" } })
+    assert.equal("", prompt.dependencies {})
+  end)
+
+  it("removes a replay's scratch copy and closes its store when the replay fails or is cancelled", function()
+    local dir = notes_project()
+    local p = assert(console.open(dir))
+    assert(p:turn("NOTES-1"))
+    local ok, err = pcall(p.replay, p, 1, { emit = function() error("boom") end })
+    assert.is_false(ok)
+    assert.matches("boom", err) -- raised again once the scratch copy is gone
+    assert.same({}, replay_leftovers(dir))
+    -- Ctrl-C in the REPL cancels the task running the replay
+    local t = require("orket.task").spawn(function()
+      return p:replay(1, { emit = function(ev) if ev.type == "run_start" then orket.sleep(60000) end end })
+    end)
+    orket.sleep(50)
+    assert.is_true(t:cancel())
+    assert.same({}, replay_leftovers(dir))
+    -- kept on request, even when it fails
+    ok = pcall(p.replay, p, 1, { keep = true, emit = function() error("boom") end })
+    assert.is_false(ok)
+    local left = replay_leftovers(dir)
+    assert.equal(1, #left)
+    assert.matches("^replay%-1%-", left[1])
     p:close()
   end)
 

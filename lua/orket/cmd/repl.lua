@@ -10,7 +10,8 @@ local cmd = {
       "History is kept in $ORKET_HISTORY (default ~/.orket_history; empty disables).\n" ..
       "In a project (DIR, default the current folder, has orket.lua) `project` holds its\n" ..
       "board, db, llm, gate, tools, roles, engine and the helpers project:messages(CARD),\n" ..
-      "project:turn(CARD), project:replay(RUN), project:reload() (docs/engine.md).",
+      "project:turn(CARD), project:replay(RUN), project:reload() (docs/engine.md);\n" ..
+      "llm.chat{messages = {...}} streams a reply from that folder's models.",
 }
 
 function cmd.run(args, cli)
@@ -22,6 +23,7 @@ function cmd.run(args, cli)
   end
   _G.orket = require "orket"
   _G.llm = require "orket.llm" -- llm.chat{messages = {...}} streams to the prompt
+  _G.llm.use_dir(dir) -- with DIR's models, as `project` has them
   local p
   if require("luv").fs_stat((dir or ".") .. "/orket.lua") then
     local err

@@ -105,13 +105,22 @@ end
 local TAKES_TURNS = { ready = true, in_progress = true, code_review = true }
 
 --- project:turn(card_id[, {model=}]) -> {run=, turn=, seat=, role=, phase=, outcome=, detail=, status=}
----   | nil, msg, CODE. Runs one turn of one card for real (model, gate, tools, journal) as a
+---   | nil, msg, CODE (EUSAGE: model is not "provider:model" with a configured provider). Runs one turn of one card for real (model, gate, tools, journal) as a
 --- run of that card, which ends "done" when the card is done and "stopped" otherwise
 --- (`orket resume RUN` continues it). Must run in a task (the REPL runs each line in one).
 function Project:turn(card_id, opts)
   opts = opts or {}
+  if type(opts) ~= "table" then error("bad argument #2 to 'turn' ({model=} expected, got " .. type(opts) .. ")", 2) end
   local card, err, code = card_of(self, card_id, "turn")
   if not card then return nil, err, code end
+  local model = opts.model
+  if model == "" then model = nil end
+  -- as `orket run --model`: a model that cannot be called is refused before a run starts,
+  -- instead of blocking the card with a model_error
+  if model ~= nil then
+    local mok, merr = require("orket.llm").check_model(self.engine.llm, model)
+    if not mok then return nil, string.format("model %s: %s", tostring(model), merr), "EUSAGE" end
+  end
   if not TAKES_TURNS[card.status] then
     return nil, string.format("%s is %s; only ready, in_progress and code_review cards take turns", card.id, card.status), "ESTATUS"
   end
@@ -127,8 +136,8 @@ function Project:turn(card_id, opts)
       old.status == "running" and "it was killed" or "interrupted", old.id), "EUNFINISHED"
   end
   local saved_model = e.model
-  if opts.model then e.model = opts.model end
-  local run, rerr, rcode = e:start(card.id, { model = opts.model })
+  if model then e.model = model end
+  local run, rerr, rcode = e:start(card.id, { model = model })
   if not run then
     e.model = saved_model
     return nil, rerr, rcode
@@ -199,8 +208,13 @@ function Project:replay(run_id, opts)
   local base = self.dir .. "/.orket"
   local scratch, merr = uv.fs_mkdtemp(base .. "/replay-" .. run_id .. "-XXXXXX")
   if not scratch then return nil, "replay: cannot make a scratch folder in " .. base .. ": " .. tostring(merr), "EIO" end
+  -- however the replay ends (a return, an error, Ctrl-C closing the REPL's task), the
+  -- scratch copy goes unless kept; _replay_in has closed its store and workspace by then
+  local _ <close> = setmetatable({}, { __close = function()
+    if not opts.keep then remove_tree(scratch) end
+  end })
   local report, err, code = self:_replay_in(scratch, row, opts)
-  if not opts.keep then remove_tree(scratch) elseif report then report.dir = scratch end
+  if opts.keep and report then report.dir = scratch end
   return report, err, code
 end
 
@@ -208,11 +222,19 @@ function Project:_replay_in(scratch, row, opts)
   local e = self.engine
   local db, derr, dcode = require("orket.store").open(scratch .. "/orket.db")
   if not db then return nil, derr, dcode end
+  local r -- the replay's engine, once opened
+  -- On every way out: turns still in flight (an error or a cancel mid-run) are cancelled
+  -- before the store and workspace they use are closed.
+  local _ <close> = setmetatable({}, { __close = function()
+    if r then
+      r:stop()
+      r.close_all()
+    else
+      db:close()
+    end
+  end })
   local ok, ierr, icode = require("orket.import").import(db, self.dir)
-  if not ok then
-    db:close()
-    return nil, "replay: " .. tostring(ierr), icode
-  end
+  if not ok then return nil, "replay: " .. tostring(ierr), icode end
   local calls, missing = 0, {}
   local source = recorded(e.db, row.id)
   local client = require("orket.llm").new({ default = "replay:recorded",
@@ -224,19 +246,14 @@ function Project:_replay_in(scratch, row, opts)
       end
       return rec, why
     end })
-  local r, rerr, rcode = setup.open(self.dir, { db = db, workspace = scratch .. "/workspace", llm = client,
+  local re, rerr, rcode = setup.open(self.dir, { db = db, workspace = scratch .. "/workspace", llm = client,
     model = "replay:recorded", emit = opts.emit })
-  if not r then
-    db:close()
-    return nil, rerr, rcode
-  end
+  if not re then return nil, rerr, rcode end
+  r = re
   -- The scripts as loaded now (after any reload), not a second copy from disk.
   r.roles, r.tools, r.policies, r.routing = e.roles, e.tools, e.policies, e.routing
   local id, serr, scode = r:start(row.target)
-  if not id then
-    r.close_all()
-    return nil, serr, scode
-  end
+  if not id then return nil, serr, scode end
   local status = r:execute(id)
   local report = { status = status, calls = calls, missing = missing, cards = {}, differs = {},
     recorded = e.db:row("SELECT count(*) AS n FROM turns WHERE run_id = ?", row.id).n,
@@ -247,7 +264,6 @@ function Project:_replay_in(scratch, row, opts)
     if not now or now.status ~= c.status then report.differs[#report.differs + 1] = c.id end
   end
   table.sort(report.differs)
-  r.close_all()
   return report
 end
 

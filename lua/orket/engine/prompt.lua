@@ -20,15 +20,23 @@ function M.brief(card)
   return table.concat(out, "\n\n")
 end
 
---- dependencies(deps) -> text: each dependency's id, status, summary and outcome
+--- dependencies(deps) -> text: each dependency's id, status, summary and outcome, the
+--- finished ones (done) apart from the others, so the model is not told that work is
+--- finished when it is not (a turn taken early: the REPL, an operator's retry)
 function M.dependencies(deps)
   if not deps or #deps == 0 then return "" end
-  local out = { "Finished work this issue builds on:" }
+  local done, open = {}, {}
   for _, d in ipairs(deps) do
-    out[#out + 1] = string.format("- %s (%s): %s", d.id, d.status, d.summary or "")
-    if d.outcome and d.outcome ~= "" then out[#out + 1] = "  outcome: " .. d.outcome end
+    local list = d.status == "done" and done or open
+    list[#list + 1] = string.format("- %s (%s): %s", d.id, d.status, d.summary or "")
+    if d.outcome and d.outcome ~= "" then list[#list + 1] = "  outcome: " .. d.outcome end
   end
-  return table.concat(out, "\n")
+  local parts = {}
+  if #done > 0 then parts[#parts + 1] = "Finished work this issue builds on:\n" .. table.concat(done, "\n") end
+  if #open > 0 then
+    parts[#parts + 1] = "Work this issue builds on that is not finished yet:\n" .. table.concat(open, "\n")
+  end
+  return table.concat(parts, "\n\n")
 end
 
 --- comments(list) -> text, oldest first ("author: body")

@@ -231,6 +231,7 @@ end
 -- ---- interactive use -----------------------------------------------------------------------
 
 local default_client
+local chat_dir = "." -- whose orket.lua llm.chat reads (the REPL's -C DIR)
 
 --- printer(file) -> an on_delta that writes content tokens to file as they arrive
 function M.printer(file)
@@ -246,14 +247,21 @@ function M.printer(file)
 end
 
 --- chat{...} -> result | nil, message, CLASS: client:chat with the configuration of the
---- current directory (orket.lua, else the built-in providers) and the environment. For the
---- REPL: without on_delta, tokens stream to standard output as they arrive.
+--- current directory, or the one use_dir named (orket.lua, else the built-in providers), and
+--- the environment (a mistake in that orket.lua is "bad_request"). For the REPL: without on_delta, tokens stream to standard output as
+--- they arrive.
 function M.chat(req)
   check_request(req) -- here, so a mistake is blamed on the caller (a REPL line), not on this file
   if not default_client then
-    local cfg, err = config.load_or_defaults(".")
-    if not cfg then error("llm.chat: " .. err, 2) end
-    default_client = M.new(cfg)
+    local cfg, err = config.load_or_defaults(chat_dir)
+    local client
+    if cfg then client, err = M.open(cfg) end
+    -- a mistake in the user's orket.lua is a message, not a traceback; messages name files
+    -- as orket.lua does ("orket.lua:3:"): say which folder's, if not the current one
+    if not client then
+      return nil, "llm.chat: " .. (chat_dir ~= "." and ("in " .. chat_dir .. ": ") or "") .. err, "bad_request"
+    end
+    default_client = client
   end
   local r = {}
   for k, v in pairs(req) do r[k] = v end
@@ -273,10 +281,18 @@ function M.chat(req)
   end })
   local err, class
   res, err, class = default_client:chat(r)
-  return res, err, class
+  if res then return res end -- the result alone: an expression in the REPL prints just it
+  return nil, err, class
 end
 
 --- reset(): forget the client llm.chat built (after editing orket.lua)
 function M.reset() default_client = nil end
+
+--- use_dir(dir): llm.chat reads DIR's orket.lua from now on (`orket repl -C DIR`, whose
+--- `project` is DIR's); nil goes back to the current directory.
+function M.use_dir(dir)
+  chat_dir = dir or "."
+  default_client = nil
+end
 
 return M
