@@ -292,7 +292,6 @@ TEST(test_workspace_fd_exhaustion) {
   int truncated = 0;
   int r = ws_list(&w, ".", 1, &v, &n, &truncated, &e);
   int listed_all = r == 0 && n == 6;
-  printf("  list: r=%d n=%zu code=%s\n", r, r == 0 ? n : 0, r == 0 ? "" : e.code);
   int refused = r == -1 && strcmp(e.code, "ENOSYS") != 0;
   if (r == 0) free(v);
   char *data = NULL;
