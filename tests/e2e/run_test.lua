@@ -206,6 +206,33 @@ describe("orket run", function()
     end
   end)
 
+  it("stops on SIGTERM even when no turn waits on the loop (a scripted model answering at once)", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
+    H.write(dir .. "/orket.lua", [[
+models = { default = "scripted:s", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+limits = { calls_run = 100000 }
+]])
+    H.write(dir .. "/script.lua", [[
+local function status(s) return { tool_calls = { { name = "update_issue_status", arguments = { status = s } } } } end
+return { rules = { { role = "coder", reply = status("code_review") }, { role = "integrity_guard", reply = status("done") } } }
+]])
+    local issues = {}
+    for i = 1, 2000 do issues[i] = { id = "B-" .. i, summary = "Issue " .. i, seat = "senior_developer" } end
+    H.write(dir .. "/epics/b.json", cjson.encode { id = "B", name = "Big", issues = issues })
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local sh = string.format("cd %s && { %s run B --json >out.jsonl 2>err.txt & pid=$!; "
+      .. "for i in $(seq 1 400); do grep -q turn_end out.jsonl && break; sleep 0.01; done; "
+      .. "kill -TERM $pid; wait $pid; echo $?; } 2>/dev/null", H.quote(dir), H.quote(H.BIN))
+    local p = io.popen(sh)
+    local status = tonumber(p:read("a"):match("(%d+)%s*$"))
+    p:close()
+    assert.equal(130, status, H.read(dir .. "/err.txt"))
+    local last = cjson.decode(H.read(dir .. "/out.jsonl"):match("([^\n]+)\n$"))
+    assert.same({ "run_end", "interrupted" }, { last.type, last.status })
+  end)
+
   it("stops like SIGINT when the reader of its JSON Lines goes away (run | head)", function()
     local ref = project()
     assert.equal(0, H.orket("run NOTES", { cwd = ref }).status)

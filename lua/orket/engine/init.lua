@@ -514,6 +514,7 @@ function Engine:execute(run_id)
     end)
   end
   local busy, inflight = {}, 0
+  local last_pass = rt.now() -- when the loop last ran its I/O for this task (see below)
   local w = scheduler.waker()
   local view = scheduler.view(self.board, target)
   self.waker = w
@@ -568,9 +569,18 @@ function Engine:execute(run_id)
       t:start()
     end
     if inflight > 0 then
-      w:wait()
+      if w:wait() then last_pass = rt.now() end
     elseif w.pending then
-      w.pending = false -- turns ended without waiting on the loop: look again
+      -- turns ended without waiting on the loop (a scripted model answers at once): look
+      -- again. Every 50 ms of such rounds the loop gets one pass through its I/O, where a
+      -- signal or a closed stdout stops the run; without it a run that never waits could
+      -- not be stopped. A 1 ms sleep, since a 0 ms timer started from a timer callback runs
+      -- in the same timers phase (libuv 1.44) and never reaches the poll.
+      w.pending = false
+      if rt.now() - last_pass >= 50 then
+        rt.sleep(1)
+        last_pass = rt.now()
+      end
     elseif not changed then
       break
     end

@@ -392,14 +392,16 @@ Waker.__index = Waker
 
 function M.waker() return setmetatable({ pending = false }, Waker) end
 
+--- waker:wait() -> true when it waited on the loop, false when a wake was pending already
 function Waker:wait()
   if self.pending then
     self.pending = false
-    return
+    return false
   end
   self.co = coroutine.running()
   coroutine.yield()
   self.co = nil
+  return true
 end
 
 function Waker:wake()
