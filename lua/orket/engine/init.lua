@@ -375,6 +375,15 @@ function Engine:finish_turn(job, out)
       job.begun = begun
       out.status = (self.board:get(job.card_id) or {}).status
       out.blocked = out.blocked and { reason = out.blocked.reason, detail = out.blocked.detail, error = err }
+      -- The journal cannot take the turn's end (a full disk, a read-only or damaged
+      -- store): the card keeps its status, and the next round would pick it again, and
+      -- again. Nothing can go on without the journal: the run ends failed, saying why;
+      -- once the store can be written, `orket resume` continues.
+      if not self.journal_failed then
+        self.journal_failed = tostring(err)
+        self:emit { type = "journal_error", card = job.card_id, error = tostring(err) }
+        self:stop()
+      end
     end
   end
   if out.blocked then
@@ -487,7 +496,7 @@ function Engine:execute(run_id)
   -- however execute ends (an error included), later writes are no longer the run's
   local _ <close> = setmetatable({}, { __close = function() self:use_run(nil) end })
   self.tokens_used, self.card_tokens_used = nil, nil
-  self.skipped, self.halted = {}, nil
+  self.skipped, self.halted, self.journal_failed = {}, nil, nil
   self.model = self.model or data.model
   local conc = self.concurrency or data.concurrency or self.settings.concurrency
   local target = assert(self.board:get(run.target))
@@ -589,13 +598,17 @@ function Engine:execute(run_id)
   self.waker, self.run_deadline = nil, nil
   local status, report = self:conclude(target)
   -- the run stopped itself: this engine may run again (a resume in the REPL, a test)
-  if self.halted then self.stopping = false end
+  if self.halted or self.journal_failed then self.stopping = false end
   return status, report
 end
 
 function Engine:conclude(target)
   local status, stuck, reason = "done", {}, nil
-  if self.stopping and not self.halted then
+  if self.journal_failed then
+    status = "failed"
+    reason = string.format("the journal could not be written (%s); once the store can be written "
+      .. "(free space, fix its permissions), 'orket resume %d' carries on", self.journal_failed, self.run_id)
+  elseif self.stopping and not self.halted then
     status = "interrupted"
   else
     local cards = scheduler.scope(self.board, target)
@@ -615,7 +628,11 @@ function Engine:conclude(target)
       end
     end
   end
-  assert(self.db:finish_run(self.run_id, status))
+  local fok, ferr = self.db:finish_run(self.run_id, status)
+  if not fok then
+    -- the run's row stays "running" (it shows as killed): said, not raised
+    if not self.journal_failed then error(ferr, 0) end
+  end
   if #stuck > 0 then self:emit { type = "stall", cards = stuck, reason = reason } end
   self:emit { type = "run_end", status = status, reason = reason, tokens = journal.tokens(self.db, self.run_id, nil) }
   return status, { stuck = stuck, reason = reason }
