@@ -519,9 +519,22 @@ function Board:create(spec)
         n = n + 1
       until not db:row("SELECT 1 AS x FROM cards WHERE id = ?", id)
     end
+    -- the new card's epic and that epic's rock: it waits for its dependencies, and they
+    -- for their cards, so a dependency on one of them could never be met (as import refuses)
+    local ancestors, up = {}, spec.parent
+    while up and not ancestors[up] do
+      local a = db:row("SELECT type, parent FROM cards WHERE id = ?", up)
+      if not a then break end
+      ancestors[up] = a.type
+      up = a.parent
+    end
     for i, d in ipairs(deps) do
       if type(d) ~= "string" or not db:row("SELECT 1 AS x FROM cards WHERE id = ?", d) then
         return nil, string.format("board: depends_on[%d]: unknown card %q", i, tostring(d)), "ENOENT"
+      end
+      if ancestors[d] then
+        return nil, string.format("board: depends_on[%d]: %q is the %s the new card belongs to; it could never "
+          .. "start (depend on that %s's issues instead)", i, d, ancestors[d], ancestors[d]), "EINVAL"
       end
     end
     assert(db:run("INSERT INTO cards (id, type, parent, name, summary, description, note, requirements, "

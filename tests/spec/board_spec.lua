@@ -49,6 +49,12 @@ describe("board", function()
     assert.same({ nil, 'board: unknown status "finished"', "ESTATUS" }, { b:list { status = "finished" } })
     assert.same({ nil, 'board: card "X-1" already exists', "EEXIST" }, { b:create { parent = "E", summary = "s", id = "X-1" } })
     assert.same({ nil, 'board: depends_on[1]: unknown card "Q"', "ENOENT" }, { b:create { parent = "E", summary = "s", depends_on = { "Q" } } })
+    -- its own epic or rock: a dependency that could never be met, as import refuses
+    assert.same({ nil, 'board: depends_on[2]: "E" is the epic the new card belongs to; it could never start '
+      .. "(depend on that epic's issues instead)", "EINVAL" },
+      { b:create { parent = "E", summary = "s", depends_on = { "E-1", "E" } } })
+    assert.same({ nil, 'board: depends_on[1]: "R" is the rock the new card belongs to; it could never start '
+      .. "(depend on that rock's issues instead)", "EINVAL" }, { b:create { parent = "E", summary = "s", depends_on = { "R" } } })
     assert.same({ nil, "board: R is a rock; new issues go under an epic", "EINVAL" }, { b:create { parent = "R", summary = "s" } })
     assert.equal("EINVAL", select(3, b:create { parent = "E", summary = " " }))
     assert.equal("EINVAL", select(3, b:create { parent = "E", summary = "s", priority = "urgent" }))
