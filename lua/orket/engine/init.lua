@@ -12,6 +12,7 @@ local turn = require "orket.engine.turn"
 local journal = require "orket.engine.journal"
 local review = require "orket.engine.review"
 local fault = require "orket.engine.fault"
+local cstore = require "orket.c.store"
 
 local M = {}
 local Engine = {}
@@ -365,26 +366,42 @@ function Engine:end_turn_records(job, out)
   return true
 end
 
+--- journal_broken([card]) -> true when the store's file failed during this run (full,
+--- read-only, damaged, I/O error: orket.c.store's file_error), false otherwise. The first
+--- time it says so it ends the run: nothing can go on without the journal (a card whose
+--- step could not be written would be picked again and again), so the run stops, failed,
+--- with the reason (conclude), every card keeping the status the journal holds, and
+--- `orket resume` continues once the store can be written.
+function Engine:journal_broken(card)
+  if self.journal_failed then return true end
+  local msg = cstore.file_error()
+  if not msg then return false end
+  self.journal_failed = msg
+  self:emit { type = "journal_error", card = card, error = msg }
+  self:stop()
+  return true
+end
+
 --- finish_turn(job, out): records the turn's end unless its last step did, then emits.
 function Engine:finish_turn(job, out)
   if out.ended == "canceled" then return end
-  if not out.recorded then
+  -- a step of this turn (or of another) could not be written: the turn ends unrecorded,
+  -- not blocked for it, so a resume takes it up again
+  local broken = self:journal_broken(job.card_id)
+  if not broken and not out.recorded then
     local begun = job.begun
     local ok, err = self.db:tx(function() return self:end_turn_records(job, out) end)
     if not ok then
       job.begun = begun
+      broken = self:journal_broken(job.card_id)
       out.status = (self.board:get(job.card_id) or {}).status
       out.blocked = out.blocked and { reason = out.blocked.reason, detail = out.blocked.detail, error = err }
-      -- The journal cannot take the turn's end (a full disk, a read-only or damaged
-      -- store): the card keeps its status, and the next round would pick it again, and
-      -- again. Nothing can go on without the journal: the run ends failed, saying why;
-      -- once the store can be written, `orket resume` continues.
-      if not self.journal_failed then
-        self.journal_failed = tostring(err)
-        self:emit { type = "journal_error", card = job.card_id, error = tostring(err) }
-        self:stop()
-      end
     end
+  end
+  if broken then
+    out.blocked = nil
+    out.ended = "journal_error"
+    out.status = (self.board:get(job.card_id) or {}).status
   end
   if out.blocked then
     self:emit { type = "card_blocked", card = job.card_id, reason = out.blocked.reason, detail = out.blocked.detail,
@@ -497,6 +514,7 @@ function Engine:execute(run_id)
   local _ <close> = setmetatable({}, { __close = function() self:use_run(nil) end })
   self.tokens_used, self.card_tokens_used = nil, nil
   self.skipped, self.halted, self.journal_failed = {}, nil, nil
+  cstore.clear_file_error() -- journal_broken reports what fails from here on
   self.model = self.model or data.model
   local conc = self.concurrency or data.concurrency or self.settings.concurrency
   local target = assert(self.board:get(run.target))
@@ -555,6 +573,7 @@ function Engine:execute(run_id)
       return true
     end)
     self.round_after = nil
+    if not ok and self:journal_broken() then break end
     if not ok then
       if clock then clock:close() end
       error(err, 0)

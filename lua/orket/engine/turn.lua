@@ -108,7 +108,10 @@ local function record_failure(e, job, req, class, msg)
   end)
   if not ok then
     job.begun = begun -- rolled back with the rest
-    e:emit { type = "journal_error", card = job.card_id, error = err }
+    -- the store's file failed: that ends the run (Engine:journal_broken); else only said
+    if not (e.journal_broken and e:journal_broken(job.card_id)) then
+      e:emit { type = "journal_error", card = job.card_id, error = err }
+    end
   end
 end
 
