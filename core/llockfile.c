@@ -1,6 +1,7 @@
 /* llockfile.c: Lua module `orket.c.lockfile`, a thin binding of lockfile.h.
  *   acquire(path) -> lock | nil, message, CODE, holder_pid   (CODE "EBUSY" when held)
- *   probe(path) -> held, holder_pid: whether a process holds it, without taking it
+ *   probe(path) -> held, holder_pid, tag: whether a process holds it, without taking it
+ *   lock:tag(n)      writes what it is held for (a run id) next to the pid
  *   lock:release()   also on garbage collection and at the end of a to-be-closed variable */
 #include <errno.h>
 #include <string.h>
@@ -56,7 +57,8 @@ static int llf_held(lua_State *L) {
 static int llf_probe(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   pid_t holder = 0;
-  int held = lockfile_probe(path, &holder);
+  long tag = 0;
+  int held = lockfile_probe(path, &holder, &tag);
   if (held < 0) {
     lua_pushnil(L);
     lua_pushfstring(L, "cannot read the lock %s: %s", path, strerror(errno));
@@ -65,11 +67,22 @@ static int llf_probe(lua_State *L) {
   lua_pushboolean(L, held);
   if (held && holder > 0) lua_pushinteger(L, (lua_Integer)holder);
   else lua_pushnil(L);
-  return 2;
+  if (held && tag > 0) lua_pushinteger(L, (lua_Integer)tag);
+  else lua_pushnil(L);
+  return 3;
+}
+
+/* lock:tag(n): writes what the lock is held for (a positive integer) next to the pid */
+static int llf_tag(lua_State *L) {
+  llf_lock *lk = luaL_checkudata(L, 1, LLF_MT);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n > 0, 2, "positive integer expected");
+  lockfile_tag(lk->fd, (long)n);
+  return 0;
 }
 
 static const luaL_Reg llf_methods[] = {
-    {"release", llf_release}, {"held", llf_held}, {"__gc", llf_release}, {"__close", llf_release}, {NULL, NULL}};
+    {"release", llf_release}, {"held", llf_held}, {"tag", llf_tag}, {"__gc", llf_release}, {"__close", llf_release}, {NULL, NULL}};
 
 int luaopen_orket_lockfile(lua_State *L) {
   luaL_newmetatable(L, LLF_MT);

@@ -17,8 +17,12 @@ int lockfile_acquire(const char *path, pid_t *holder, char *err, size_t errlen, 
 /* Releases the lock and closes the descriptor. */
 void lockfile_release(int fd);
 
+/* Writes what the lock is held for (a positive number, e.g. a run id) next to the pid. */
+void lockfile_tag(int fd, long tag);
+
 /* Whether another process holds the lock on path, without taking it: 1 (with *holder its
- * pid as it wrote it, 0 if unknown), 0 (free, or no such file), -1 on error (errno). */
-int lockfile_probe(const char *path, pid_t *holder);
+ * pid and *tag its tag as it wrote them, 0 if unknown), 0 (free, or no such file), -1 on
+ * error (errno). */
+int lockfile_probe(const char *path, pid_t *holder, long *tag);
 
 #endif

@@ -50,16 +50,17 @@ function M.open_store(dir, create, reading)
   return db, err, code
 end
 
---- run_state(dir, status) -> the status to show for a run whose stored status is status:
+--- run_state(dir, status, run_id) -> the status to show for run run_id, stored as status:
 --- a run stored as "running" whose process is gone (killed, the machine restarted) shows
---- "killed", told by nobody holding the project's run lock (orket.c.lockfile probe, which
---- does not take it). While a run holds the lock every "running" run shows "running": the
---- lock does not say which of them it is (usually there is one).
-function M.run_state(dir, status)
+--- "killed". The project's run lock tells (orket.c.lockfile probe, which does not take
+--- it): nobody holds it, or its holder works another run (the run id it tagged the lock
+--- with). A lock held without a tag (taken by an older orket, or not yet tagged) or that
+--- cannot be read leaves "running".
+function M.run_state(dir, status, run_id)
   if status ~= "running" then return status end
   local home = M.db_path(dir):match("^(.*)/[^/]+$")
-  local held = require("orket.c.lockfile").probe(home .. "/run.lock")
-  if held == false then return "killed" end
+  local held, _, tag = require("orket.c.lockfile").probe(home .. "/run.lock")
+  if held == false or (held and tag and tag ~= run_id) then return "killed" end
   return status
 end
 

@@ -126,3 +126,29 @@ describe("the model client", function()
       llm.check_models(models, { a = { roles = {}, model = "s:m" }, b = { roles = {}, model = "x:y" } }, {}))
   end)
 end)
+
+describe("a run's state as orket runs shows it", function()
+  after_each(H.cleanup)
+
+  it("is killed when nobody holds the run lock, or its holder works another run", function()
+    local project = require "orket.project"
+    local lockfile = require "orket.c.lockfile"
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    assert.equal("done", project.run_state(dir, "done", 1))
+    assert.equal("killed", project.run_state(dir, "running", 1)) -- no lock file at all
+    local lk = assert(lockfile.acquire(dir .. "/.orket/run.lock"))
+    -- held, not yet tagged: it may be any run's
+    assert.equal("running", project.run_state(dir, "running", 1))
+    lk:tag(2)
+    assert.equal("running", project.run_state(dir, "running", 2))
+    assert.equal("killed", project.run_state(dir, "running", 1))
+    local held, pid, tag = lockfile.probe(dir .. "/.orket/run.lock")
+    assert.same({ true, require("luv").os_getpid(), 2 }, { held, pid, tag })
+    -- readable by everyone, so other users' reading commands can ask
+    assert.equal(tonumber("644", 8), require("luv").fs_stat(dir .. "/.orket/run.lock").mode & tonumber("777", 8))
+    lk:release()
+    assert.equal("killed", project.run_state(dir, "running", 2))
+    assert.has_error(function() lk:tag(0) end)
+  end)
+end)

@@ -59,7 +59,7 @@ function cmd.run(args, cli)
   local n = 400 -- characters of a message shown; --full shows them whole
   if full then n = nil end
   local out = { string.format("run %d: %s %s, %s, started %s", run.id, run.kind, run.target,
-    require("orket.project").run_state(dir, run.status), run.started_at) }
+    require("orket.project").run_state(dir, run.status, run.id), run.started_at) }
   -- the open turn of each card (its turn_begin's data), and the card whose header is last
   local open_turn, shown = {}, nil
   for _, ev in ipairs(db:events { run = id }) do

@@ -178,6 +178,7 @@ function cmd.execute(o, cli, resume_id)
       id = rid
     end
     warn(id)
+    lock:tag(id) -- so `orket runs` can tell this run from one that was killed
     status = e:execute(id)
   end)
   local ok, terr = t:join()

@@ -20,7 +20,7 @@ function cmd.run(args, cli)
     FROM runs r ORDER BY r.id DESC]]))
   db:close()
   local project = require "orket.project"
-  for _, r in ipairs(rows) do r.status = project.run_state(dir, r.status) end
+  for _, r in ipairs(rows) do r.status = project.run_state(dir, r.status, r.id) end
   if json then
     io.stdout:write(jsonout.encode { format = "orket.runs/1", runs = jsonout.array(rows) }, "\n")
     return 0

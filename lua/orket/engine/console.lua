@@ -143,6 +143,7 @@ function Project:turn(card_id, opts)
     return nil, rerr, rcode
   end
   e:use_run(run)
+  lock:tag(run) -- so `orket runs` can tell this run from one that was killed
   -- Ctrl-C in the REPL cancels this task where it waits: the run must not stay "running"
   local finished = false
   local guard <close> = setmetatable({}, { __close = function()
