@@ -170,6 +170,7 @@ local function tool_ctx(ctx)
   return {
     fs = ctx.fs and tool_fs(ctx.fs, ctx.may_read), board = ctx.board, memory = ctx.memory,
     card = ctx.card and sandbox.copy(ctx.card), actor = ctx.actor and sandbox.copy(ctx.actor),
+    seats = ctx.seats and sandbox.copy(ctx.seats),
   }
 end
 

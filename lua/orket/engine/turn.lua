@@ -197,8 +197,11 @@ local function tool_ctx(e, job, card)
     return e.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = card,
       tools = job.tools, policies = job.policies }.verdict == "allow"
   end
+  local seats = {}
+  for name in pairs(e.settings.team or {}) do seats[#seats + 1] = name end
+  table.sort(seats)
   return { fs = e.workspace, board = e.board, memory = e.memory, card = card, actor = job.actor,
-    may_read = may_read }
+    may_read = may_read, seats = seats }
 end
 
 -- Gates and runs one call in a savepoint of the step's transaction, with its records;
