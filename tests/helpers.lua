@@ -30,13 +30,7 @@ function M.write(path, text)
   f:close()
 end
 
-function M.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+M.read = require("orket.lines").read -- path -> the file's text | nil
 
 --- orket(args, {stdin=, env=, cwd=, wrap=}) -> {status=, stdout=, stderr=}
 --- Runs the binary with args (a string of shell words, already quoted where needed); wrap

@@ -23,8 +23,15 @@ end
 local function scalar(v)
   local s, err = json.encode(v)
   if not s then error("jsonout: " .. err, 0) end
-  if UNESCAPE_SLASH and type(v) == "string" then s = s:gsub("\\/", "/") end
+  if UNESCAPE_SLASH and type(v) == "string" then s = M.plain(s) end
   return s
+end
+
+--- plain(text) -> JSON text that lua-cjson (any instance with its defaults) wrote, with its
+--- "\/" written "/": exact for the reason above. For JSON encoded elsewhere with cjson, to
+--- be read by a person or a model (orket log, tool results).
+function M.plain(text)
+  return (text:gsub("\\/", "/"))
 end
 
 --- array(t) -> t, marked to encode as an array even when empty

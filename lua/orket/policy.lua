@@ -89,7 +89,7 @@ function M.load(files)
     local ok, err, code = box:dofile(path)
     if not ok then
       -- deny{}/ask{}/allow{} errors already name file:line; Lua errors carry it too
-      return nil, (tostring(err):match("^[^\n]*")), code or "ERUNTIME"
+      return nil, sandbox.first_line(err), code or "ERUNTIME"
     end
     set.files[#set.files + 1] = path
   end
@@ -130,7 +130,7 @@ function Set:predicate(i, call)
   if not p then return nil, "rule " .. i .. " has no predicate" end
   local copy = sandbox.copy(call) or {}
   local ok, res, code = p.box:pcall(p.fn, copy)
-  if not ok then return nil, tostring(res):match("^[^\n]*") .. " (" .. tostring(code) .. ")" end
+  if not ok then return nil, sandbox.first_line(res) .. " (" .. tostring(code) .. ")" end
   return res and true or false
 end
 

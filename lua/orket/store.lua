@@ -39,6 +39,11 @@ local function mkdir_p(dir)
   return true
 end
 
+local function too_new(path, v, n)
+  return nil, string.format("store: %s has schema version %d, newer than this orket knows (%d); "
+    .. "use a newer orket", path, v, n), "EVERSION"
+end
+
 -- Applies migrations newer than the file's version, each in its own transaction; the
 -- version is re-read inside it so two processes opening a new file do not both apply it.
 local function migrate(conn, path, list, upto)
@@ -48,10 +53,7 @@ local function migrate(conn, path, list, upto)
   local latest = upto or #list
   local v, err, code = conn:version()
   if not v then return nil, err, code end
-  if v > #list then
-    return nil, string.format("store: %s has schema version %d, newer than this orket knows (%d); "
-      .. "use a newer orket", path, v, #list), "EVERSION"
-  end
+  if v > #list then return too_new(path, v, #list) end
   for i = v + 1, latest do
     local m = list[i]
     local ok, merr, mcode = conn:tx(function()
@@ -73,8 +75,7 @@ local function check_readonly_version(conn, path, n)
   local v, err, code = conn:version()
   if not v then return nil, err, code end
   if v > n then
-    return nil, string.format("store: %s has schema version %d, newer than this orket knows (%d); "
-      .. "use a newer orket", path, v, n), "EVERSION"
+    return too_new(path, v, n)
   elseif v < n then
     return nil, string.format("store: %s has schema version %d and cannot be upgraded to %d while it is "
       .. "read-only; run a command that writes (orket import) where it is writable", path, v, n), "EVERSION"

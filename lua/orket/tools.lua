@@ -90,7 +90,7 @@ function M.load(files)
     }
     local ok, def, code = box:dofile(path)
     if not ok then
-      local msg = tostring(def):match("^[^\n]*")
+      local msg = sandbox.first_line(def)
       return nil, msg, code or "ERUNTIME", { msg }
     end
     local vok, verr, problems = validate(def, path)
@@ -183,7 +183,7 @@ function Registry:run(name, args, ctx)
   if not d then return { ok = false, error = "no tool named '" .. tostring(name) .. "'", code = "ENOENT" } end
   local ok, res, msg, code = d.box:pcall(d.handler, sandbox.copy(args) or {}, tool_ctx(ctx))
   if not ok then
-    return { ok = false, error = name .. ": the tool failed: " .. (tostring(res):match("^[^\n]*")), code = "ETOOL" }
+    return { ok = false, error = name .. ": the tool failed: " .. sandbox.first_line(res), code = "ETOOL" }
   end
   if res == nil then
     -- only strings leave: a value made by the script could run its metamethods later,
@@ -207,7 +207,7 @@ function Registry:recover(name, args, ctx)
   if d.idempotent then return "rerun" end
   if not d.recover then return "unknown", name .. " is neither idempotent nor has recover" end
   local ok, res = d.box:pcall(d.recover, sandbox.copy(args) or {}, tool_ctx(ctx))
-  if not ok then return "unknown", name .. ": recover failed: " .. (tostring(res):match("^[^\n]*")) end
+  if not ok then return "unknown", name .. ": recover failed: " .. sandbox.first_line(res) end
   if res == nil then return "rerun" end
   local plain, perr = sandbox.copy(res)
   if perr then return "unknown", name .. ": recover's result is not plain data: " .. perr end

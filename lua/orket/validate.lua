@@ -149,10 +149,7 @@ function M.check(dir)
 
   -- Links: the team's roles exist, a reviewer seat, the roles' tools exist.
   if s then
-    local seats = {}
-    for seat in pairs(s.team) do seats[#seats + 1] = seat end
-    table.sort(seats)
-    for _, seat in ipairs(seats) do
+    for _, seat in ipairs(settings.seats(s)) do
       for i, r in ipairs(s.team[seat].roles) do
         if not role_names[r] then
           add(out, dir, string.format("orket.lua: team.%s.roles[%d]: no role named %q", seat, i, r), nil,

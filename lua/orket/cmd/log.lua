@@ -14,10 +14,9 @@ local function clip(s, n)
   return s
 end
 
--- JSON for reading: lua-cjson 2.1.0 writes "/" as "\/", which paths make hard to read. It
--- never writes a bare "/", so each "\/" it wrote is one escaped "/" (see orket.jsonout).
+-- JSON for reading: lua-cjson writes "/" as "\/", which makes paths hard to read
 local function plain(json_text)
-  return json_text and (tostring(json_text):gsub("\\/", "/")) or json_text
+  return json_text and require("orket.jsonout").plain(tostring(json_text)) or json_text
 end
 
 -- ids read back from JSON are floats: print 1, not 1.0

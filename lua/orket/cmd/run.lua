@@ -127,12 +127,12 @@ function cmd.execute(o, cli, resume_id)
     return 1
   end
   local lock, lerr = setup.lock(o.dir)
-  local old = lock and not resume_id and journal.unfinished_overlap(e.db, e.board, o.target)
-  if old then
-    lock:release()
-    lock, lerr = nil, string.format("run %d (%s) did not finish (%s): continue it with 'orket resume %d'; "
-      .. "a new run would redo the work its turns left half done", old.id, old.target,
-      old.status == "running" and "it was killed" or "interrupted", old.id)
+  if lock and not resume_id then
+    local old, why = journal.unfinished_overlap(e.db, e.board, o.target)
+    if old then
+      lock:release()
+      lock, lerr = nil, why
+    end
   end
   if not lock then
     if stop_view then stop_view() end

@@ -7,6 +7,7 @@ local cjson = require "cjson.safe"
 local crypto = require "orket.c.crypto"
 local store = require "orket.store"
 local common = require "orket.llm.common"
+local jsonout = require "orket.jsonout"
 
 local M = {}
 
@@ -45,8 +46,8 @@ local function canon(v, out, depth)
       out[#out + 1] = "}"
     end
   elseif t == "string" then
-    -- cjson 2.1.0 always writes "/" as "\/"; paths read better without (still valid JSON)
-    out[#out + 1] = (assert(cjson.encode(v)):gsub("\\/", "/"))
+    -- cjson writes "/" as "\/"; paths read better without (still valid JSON)
+    out[#out + 1] = jsonout.plain(assert(cjson.encode(v)))
   elseif t == "number" or t == "boolean" then
     out[#out + 1] = assert(cjson.encode(v))
   else

@@ -105,9 +105,11 @@ end
 local TAKES_TURNS = { ready = true, in_progress = true, code_review = true }
 
 --- project:turn(card_id[, {model=}]) -> {run=, turn=, seat=, role=, phase=, outcome=, detail=, status=}
----   | nil, msg, CODE (EUSAGE: model is not "provider:model" with a configured provider). Runs one turn of one card for real (model, gate, tools, journal) as a
---- run of that card, which ends "done" when the card is done and "stopped" otherwise
---- (`orket resume RUN` continues it). Must run in a task (the REPL runs each line in one).
+---   | nil, msg, CODE (EUSAGE: model is not "provider:model" with a configured provider;
+---   EUNFINISHED: a stopped run left a turn of these cards half done). Runs one turn of one
+--- card for real (model, gate, tools, journal) as a run of that card, which ends "done"
+--- when the card is done and "stopped" otherwise (`orket resume RUN` continues it). Must run
+--- in a task (the REPL runs each line in one).
 function Project:turn(card_id, opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #2 to 'turn' ({model=} expected, got " .. type(opts) .. ")", 2) end
@@ -129,12 +131,8 @@ function Project:turn(card_id, opts)
   if not lock then return nil, lerr, lcode end
   local e = self.engine
   -- as `orket run`: a run of these cards that left a turn half done goes on with resume
-  local old = require("orket.engine.journal").unfinished_overlap(e.db, e.board, card.id)
-  if old then
-    return nil, string.format("run %d (%s) did not finish (%s) and left a turn half done: continue it with "
-      .. "'orket resume %d'; a new turn would redo that work", old.id, old.target,
-      old.status == "running" and "it was killed" or "interrupted", old.id), "EUNFINISHED"
-  end
+  local old, why = require("orket.engine.journal").unfinished_overlap(e.db, e.board, card.id)
+  if old then return nil, why, "EUNFINISHED" end
   local saved_model = e.model
   if model then e.model = model end
   local run, rerr, rcode = e:start(card.id, { model = model })

@@ -62,10 +62,7 @@ function Engine:check()
     return nil, "no seat holds the integrity_guard role, so nothing could be reviewed; add one to "
       .. "orket.lua's team, e.g. integrity_guard = { roles = { \"integrity_guard\" } }", "ENOREVIEWER"
   end
-  local seats = {}
-  for seat in pairs(self.settings.team) do seats[#seats + 1] = seat end
-  table.sort(seats)
-  for _, seat in ipairs(seats) do
+  for _, seat in ipairs(settings_mod.seats(self.settings)) do
     for i, r in ipairs(self.settings.team[seat].roles) do
       if not self.roles.by_name[r] then
         return nil, string.format("orket.lua: team.%s.roles[%d]: no role named %q (roles: %s)", seat, i, r,
@@ -166,14 +163,6 @@ function Engine:skip(card, why)
   return nil, false
 end
 
--- The seats of the team, for messages.
-local function seat_names(team)
-  local out = {}
-  for seat in pairs(team) do out[#out + 1] = seat end
-  table.sort(out)
-  return table.concat(out, ", ")
-end
-
 -- The turns a card took in this run since its last retry: its workers' (work, rework,
 -- escalation) and its reviews', counted apart; turns_per_card bounds each. Review turns do
 -- not use up the workers' budget, so a card rejected again and again reaches escalation and
@@ -262,7 +251,7 @@ function Engine:prepare(card)
   if not seat or not team[seat] then
     if seat ~= nil and self.routing.file and not open then
       return self:skip(card, string.format("routing.lua's %s chose %q, which is not a seat of orket.lua's team (%s)",
-        chooser, tostring(seat), seat_names(team)))
+        chooser, tostring(seat), table.concat(settings_mod.seats(self.settings), ", ")))
     end
     return self:skip(card, "no seat in the team can work it (seat " .. tostring(seat or card.seat) .. ")")
   end

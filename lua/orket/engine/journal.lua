@@ -29,13 +29,13 @@ function M.turns(db, run, card)
   return list
 end
 
---- unfinished_overlap(db, board, target) -> {id=, target=, status=} | nil: the latest run
+--- unfinished_overlap(db, board, target) -> {id=, target=, status=}, message | nil: the latest run
 --- that did not finish (killed, or stopped by a signal or a Ctrl-C), works on the same cards
 --- as target (the same card, or one holds the other), and left a turn half done (begun and
 --- not ended): a new run would ask the model and run the tools of that turn again, where
 --- `orket resume` goes on from its journal. A run stopped before any turn began left
 --- nothing half done and is no obstacle. Ask it with the project's run lock held, so no
---- such run is still going.
+--- such run is still going. message: what to tell whoever wanted the new run.
 function M.unfinished_overlap(db, board, target)
   local function chain(id) -- id and its ancestors
     local out, seen = {}, {}
@@ -53,7 +53,11 @@ function M.unfinished_overlap(db, board, target)
       local open = db:row([[SELECT 1 AS x FROM events b WHERE b.run_id = ?1 AND b.kind = 'turn_begin'
         AND NOT EXISTS (SELECT 1 FROM events t WHERE t.card_id = b.card_id AND t.run_id = ?1 AND t.kind = 'turn_end'
           AND t.id > b.id AND json_extract(t.data, '$.turn') = json_extract(b.data, '$.turn')) LIMIT 1]], r.id)
-      if open then return r end
+      if open then
+        return r, string.format("run %d (%s) did not finish (%s): continue it with 'orket resume %d'; "
+          .. "a new run would redo the work its turns left half done", r.id, r.target,
+          r.status == "running" and "it was killed" or "interrupted", r.id)
+      end
     end
   end
   return nil

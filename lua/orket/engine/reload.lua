@@ -9,6 +9,7 @@ local routing = require "orket.engine.routing"
 local tools_mod = require "orket.tools"
 local policy = require "orket.policy"
 local jsonout = require "orket.jsonout"
+local settings_mod = require "orket.engine.settings"
 
 local M = {}
 
@@ -45,10 +46,7 @@ end
 --- (every role a seat holds exists) and, given orket.lua's models, every role's model
 --- names a configured provider. The engine checks the same before a run starts.
 function M.validate(s, settings, models)
-  local seats = {}
-  for seat in pairs(settings.team or {}) do seats[#seats + 1] = seat end
-  table.sort(seats)
-  for _, seat in ipairs(seats) do
+  for _, seat in ipairs(settings_mod.seats(settings)) do
     for i, r in ipairs(settings.team[seat].roles) do
       if not s.roles.by_name[r] then
         return nil, string.format("orket.lua: team.%s.roles[%d]: no role named %q after the reload (roles: %s)",
@@ -81,6 +79,14 @@ function M.check_tools(s)
   return true
 end
 
+-- The changed files ({name = true}) as the events list them: sorted, an array even when empty.
+local function file_list(files)
+  local names = jsonout.array()
+  for name in pairs(files or {}) do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+
 --- apply(e[, files]) -> true | nil, message, CODE
 --- Reloads e.dir's scripts: compile (load), validate, then swap e.roles, e.tools,
 --- e.policies and e.routing together (no wait in between, so no turn sees half a set).
@@ -100,9 +106,7 @@ function M.apply(e, files)
     ok, err, code = M.validate(s, e.settings, e.models)
     if not ok then s = nil end
   end
-  local names = jsonout.array()
-  for name in pairs(files or {}) do names[#names + 1] = name end
-  table.sort(names)
+  local names = file_list(files)
   if not s then
     -- named relative to the project, as in `files` ("roles/x.lua", not "./roles/x.lua")
     local prefix = e.dir == "." and "./" or (e.dir .. "/")
@@ -189,10 +193,7 @@ function Watcher:trigger()
   self.changed = {}
   local ok, res, err, code = pcall(M.apply, self.e, files)
   if not ok then
-    local names = jsonout.array()
-    for name in pairs(files) do names[#names + 1] = name end
-    table.sort(names)
-    self.e:emit { type = "reload_error", error = tostring(res), files = names }
+    self.e:emit { type = "reload_error", error = tostring(res), files = file_list(files) }
     return nil, tostring(res), "ERUNTIME"
   end
   return res, err, code

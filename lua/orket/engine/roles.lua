@@ -76,7 +76,7 @@ function M.load_file(path)
   local box = sandbox.new { name = path, globals = { prompt = prompt } }
   local ok, def, code = box:dofile(path)
   if not ok then
-    local msg = tostring(def):match("^[^\n]*")
+    local msg = sandbox.first_line(def)
     return nil, msg, code, { msg }
   end
   local role, err, problems = validate(def, path, stem)

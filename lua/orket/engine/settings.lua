@@ -138,6 +138,14 @@ function M.resolve(cfg)
   return res
 end
 
+--- seats(settings) -> sorted array of the team's seats (a new array each call)
+function M.seats(s)
+  local out = {}
+  for seat in pairs(s.team or {}) do out[#out + 1] = seat end
+  table.sort(out)
+  return out
+end
+
 --- seats_with(settings, role) -> sorted array of seats holding role
 function M.seats_with(s, role)
   local out = {}

@@ -12,15 +12,16 @@ local journal = require "orket.engine.journal"
 local fault = require "orket.engine.fault"
 local approvals = require "orket.engine.approvals"
 local common = require "orket.llm.common"
+local jsonout = require "orket.jsonout"
+local settings_mod = require "orket.engine.settings"
 
 local M = {}
 
 M.RETRYABLE = { transient = true, rate_limited = true, timeout = true }
 
--- lua-cjson 2.1.0 writes "/" as "\/": valid JSON, but paths read worse and cost the model
--- tokens. It never writes a bare "/", so each "\/" is one escaped "/" (see orket.jsonout).
+-- lua-cjson writes "/" as "\/": valid JSON, but paths read worse and cost the model tokens
 local function encode(v)
-  return ((cjson.encode(v) or "null"):gsub("\\/", "/"))
+  return jsonout.plain(cjson.encode(v) or "null")
 end
 
 -- A tool's result as the model reads it, through orket.jsonout: keys sorted, so the same
@@ -31,7 +32,6 @@ end
 -- match, an empty folder, no dependencies), so here it is written []. A result jsonout
 -- does not take (an object with keys that are not strings, a sparse list) is written as
 -- lua-cjson writes it.
-local jsonout = require "orket.jsonout"
 
 local function has_empty(t)
   if next(t) == nil then return true end
@@ -171,10 +171,10 @@ local function call_model(e, job, req)
       over = wall_left(e, job)
       if over then return nil, over.detail, "budget", over end
     end
-    attempts = attempts + (type(failure) == "table" and math.tointeger(failure.attempts) or 1)
-    local last = type(failure) == "table" and failure.error or msg
-    local final = type(failure) == "table" and failure.final
-    if not M.RETRYABLE[class] or final or attempts > b.model_retries or e.stopping then
+    failure = type(failure) == "table" and failure or {} -- providers without retries say nothing
+    attempts = attempts + (math.tointeger(failure.attempts) or 1)
+    local last = failure.error or msg
+    if not M.RETRYABLE[class] or failure.final or attempts > b.model_retries or e.stopping then
       -- after asking again, the message counts every attempt, not only the last call's
       if retries > 0 then
         msg = string.format("%s (gave up after %s)", last, common.attempts_text(attempts, rt.now() - t0))
@@ -197,11 +197,8 @@ local function tool_ctx(e, job, card)
     return e.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = card,
       tools = job.tools, policies = job.policies }.verdict == "allow"
   end
-  local seats = {}
-  for name in pairs(e.settings.team or {}) do seats[#seats + 1] = name end
-  table.sort(seats)
   return { fs = e.workspace, board = e.board, memory = e.memory, card = card, actor = job.actor,
-    may_read = may_read, seats = seats }
+    may_read = may_read, seats = settings_mod.seats(e.settings) }
 end
 
 -- Gates and runs one call in a savepoint of the step's transaction, with its records;

@@ -110,7 +110,8 @@ function M.check_models(models, team, roles)
       local ok, err = M.check_model(models, r.model)
       if not ok then
         local file = r.file or ("roles/" .. n .. ".lua")
-        local line = require("orket.lines").of(require("orket.lines").read(file), "model")
+        local lines = require "orket.lines"
+        local line = lines.of(lines.read(file), "model")
         out[#out + 1] = string.format("%s%s: model: %s", file:gsub("^%./", ""), line and (":" .. line) or "", err)
       end
     end
@@ -248,8 +249,8 @@ end
 
 --- chat{...} -> result | nil, message, CLASS: client:chat with the configuration of the
 --- current directory, or the one use_dir named (orket.lua, else the built-in providers), and
---- the environment (a mistake in that orket.lua is "bad_request"). For the REPL: without on_delta, tokens stream to standard output as
---- they arrive.
+--- the environment (a mistake in that orket.lua is "bad_request"). For the REPL: without
+--- on_delta, tokens stream to standard output as they arrive.
 function M.chat(req)
   check_request(req) -- here, so a mistake is blamed on the caller (a REPL line), not on this file
   if not default_client then

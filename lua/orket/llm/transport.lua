@@ -129,6 +129,12 @@ end
 
 -- The wire state to continue from: what the binding decoded so far (noting when its first
 -- piece arrived, as emit would have), or a fresh one.
+-- Whether a failure to get headers is a refused connection to this machine (nothing
+-- listens there): code and msg as hr:headers() gives them.
+local function refused_here(code, msg, url)
+  return code == "transient" and common.refused(msg) and common.is_loopback(url)
+end
+
 local function stream_state(hr, wire, started, emit_deltas, emit)
   local d = hr:decoded()
   local st
@@ -195,7 +201,7 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
     local e = transport_error(h, code, phase)
     -- nothing accepts connections on this machine's port: retried like any connection
     -- error (a local server may be restarting), then reported as what it most likely is
-    if code == "transient" and common.refused(h) and common.is_loopback(url) then e.refused_local = true end
+    if refused_here(code, h, url) then e.refused_local = true end
     return nil, e
   end
   if status < 200 or status > 299 then
@@ -327,7 +333,7 @@ function M.chat(p, model, req)
     local failure = { attempts = n, elapsed_ms = elapsed, error = msg, final = false }
     -- Retry what may pass next time, unless tokens were already shown to the caller.
     if not err.retryable or delivered or n >= p.retry.max_attempts then
-      failure.final = failure.final or (err.retryable and not delivered)
+      failure.final = err.retryable and not delivered
       if n > 1 then msg = msg .. " (gave up after " .. common.attempts_text(n, elapsed) .. ")" end
       return nil, msg, err.class, failure
     end
@@ -358,7 +364,7 @@ function M.health(p)
   local status, h, code, phase = hr:headers()
   if not status then
     local e = transport_error(h, code, phase)
-    if code == "transient" and common.refused(h) and common.is_loopback(p.conf.base_url) then
+    if refused_here(code, h, p.conf.base_url) then
       return nil, nothing_listening(p), e.class
     end
     return nil, common.redact(e.message, p.secrets), e.class
