@@ -1,10 +1,9 @@
-/* lpattern.c: Lua module `orket.c.pattern`: find, match, gmatch and gsub with exactly
- * Lua 5.4's semantics, built on pattern.c's step-budgeted matcher, for operator scripts.
- * Under a sandbox budget the match steps are charged to it (lsandbox.c's sb_charge), so
- * a pathological pattern stops at the script's deadline or instruction budget; any call
- * is also capped at step_limit() steps. methods(string) gives the string metatable's
- * dispatchers: budgeted inside a sandbox, the stock functions everywhere else. */
-#include <ctype.h>
+/* lpattern.c: Lua module `orket.c.pattern`: find, match, gmatch and gsub with the results
+ * and messages of Lua 5.4's, on pattern.c's compiled, step-counted matcher. Inside a
+ * sandbox call the steps are charged to the call's budget (sandbox.h); every call is also
+ * capped at step_limit() steps. methods(string) gives the string metatable's dispatchers. */
+#define _GNU_SOURCE /* memmem */
+#include <stdalign.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -15,204 +14,209 @@
 #include "pattern.h"
 #include "sandbox.h"
 
-#define LP_DEFAULT_STEPS 100000000 /* about 1 s of matching; a sandbox budget stops it sooner */
+#define LP_DEFAULT_STEPS 100000000 /* about a second of matching */
+#define LP_SMALL 2048              /* compiled programs up to this size live on the C stack */
 
-/* Every function's upvalue 1: the step cap shared by one Lua state's functions. */
+/* Upvalue 1 of every function: the step cap shared by one Lua state's functions. */
 typedef struct lp_config {
   lua_Integer max_steps;
 } lp_config;
 
 static lp_config *lp_cfg(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
 
-static int lp_check(void *ud, uint64_t steps, char *why, size_t whylen) {
+static int lp_charge_budget(void *ud, uint64_t steps, char *why, size_t whylen) {
   return sb_charge((lua_State *)ud, steps, why, whylen);
 }
 
-static void lp_prepare(lua_State *L, pat_state *ms, const char *s, size_t ls, const char *p,
-                       size_t lp) {
-  pat_prepare(ms, s, ls, p, lp, (uint64_t)lp_cfg(L)->max_steps,
-              sb_thread_budgeted(L) ? lp_check : NULL, L);
+static void lp_run_init(lua_State *L, pat_run *r) {
+  pat_run_init(r, (uint64_t)lp_cfg(L)->max_steps,
+               sb_thread_budgeted(L) ? lp_charge_budget : NULL, L);
 }
 
-static int lp_error(lua_State *L, pat_state *ms) { return luaL_error(L, "%s", ms->msg); }
+static int lp_fail(lua_State *L, pat_run *r) { return luaL_error(L, "%s", r->msg); }
 
-/* Charges the steps of a finished call. A budget spent here stops the script at its next
- * instruction (sb_charge re-arms the hook); this call still returns its result. */
-static void lp_done(pat_state *ms) { (void)pat_flush(ms); }
+/* Room for a compiled program: on the C stack when small, else a userdata pushed on L
+ * (so an error anywhere later frees it). */
+typedef struct lp_space {
+  alignas(max_align_t) unsigned char small[LP_SMALL];
+} lp_space;
 
-static void lp_push_capture(lua_State *L, pat_state *ms, int i, const char *s, const char *e) {
-  const char *cap;
-  size_t pos = 0;
-  ptrdiff_t l = pat_get_capture(ms, i, s, e, &cap, &pos);
-  if (l == -1) lp_error(L, ms);
-  if (l == PAT_CAP_POSITION)
-    lua_pushinteger(L, (lua_Integer)pos);
-  else
-    lua_pushlstring(L, cap, (size_t)l);
+static pat_prog *lp_compile(lua_State *L, lp_space *sp, const char *p, size_t lp, int anchor,
+                            pat_run *r) {
+  size_t need = pat_prog_size(lp);
+  void *mem = need <= sizeof sp->small ? sp->small : lua_newuserdatauv(L, need, 0);
+  pat_prog *g = pat_compile(mem, p, lp, anchor);
+  if (pat_run_charge(r, lp / 8)) lp_fail(L, r);
+  return g;
 }
 
-static int lp_push_captures(lua_State *L, pat_state *ms, const char *s, const char *e) {
-  int n = pat_ncaptures(ms, s);
+/* 1-based, negative-from-the-end init, as a 0-based offset (may exceed ls). */
+static size_t lp_start(lua_State *L, int arg, size_t ls) {
+  lua_Integer i = luaL_optinteger(L, arg, 1);
+  if (i > 0) return (size_t)i - 1;
+  if (i == 0 || (lua_Unsigned)-(i + 1) >= ls) return 0; /* before the start: the start */
+  return ls - (size_t)-(i + 1) - 1;
+}
+
+static void lp_push_capture(lua_State *L, const char *s, const pat_match *m, int i) {
+  size_t at = 0, len = 0;
+  char err[64];
+  switch (pat_capture_get(m, i, &at, &len, err, sizeof err)) {
+  case PAT_CAP_TEXT: lua_pushlstring(L, s + at, len); break;
+  case PAT_CAP_AT: lua_pushinteger(L, (lua_Integer)at); break;
+  default: luaL_error(L, "%s", err);
+  }
+}
+
+/* Pushes captures 0..n-1; returns n. */
+static int lp_push_captures(lua_State *L, const char *s, const pat_match *m, int n) {
   luaL_checkstack(L, n, "too many captures");
-  for (int i = 0; i < n; i++) lp_push_capture(L, ms, i, s, e);
+  for (int i = 0; i < n; i++) lp_push_capture(L, s, m, i);
   return n;
 }
 
-static int lp_find_aux(lua_State *L, int find) {
+/* find and match share everything but what they return. */
+static int lp_locate(lua_State *L, int want_bounds) {
   size_t ls, lp;
   const char *s = luaL_checklstring(L, 1, &ls);
   const char *p = luaL_checklstring(L, 2, &lp);
-  size_t init = pat_posrelat(luaL_optinteger(L, 3, 1), ls) - 1;
-  if (init > ls) { /* start after string's end? */
+  size_t from = lp_start(L, 3, ls);
+  if (from > ls) {
     luaL_pushfail(L);
     return 1;
   }
-  if (find && (lua_toboolean(L, 4) || pat_nospecials(p, lp))) {
-    /* a plain search is linear (memchr + memcmp): no budget needed */
-    const char *s2 = pat_memfind(s + init, ls - init, p, lp);
-    if (s2) {
-      lua_pushinteger(L, (s2 - s) + 1);
-      lua_pushinteger(L, (lua_Integer)((size_t)(s2 - s) + lp));
-      return 2;
+  if (want_bounds && (lua_toboolean(L, 4) || pat_is_plain(p, lp))) {
+    /* plain text: a linear search the C library does well */
+    const char *hit = memmem(s + from, ls - from, p, lp);
+    if (hit == NULL) {
+      luaL_pushfail(L);
+      return 1;
     }
-  } else {
-    pat_state ms;
-    int anchor = (*p == '^');
-    if (anchor) {
-      p++;
-      lp--;
-    }
-    lp_prepare(L, &ms, s, ls, p, lp);
-    const char *start = NULL;
-    const char *res = pat_search(&ms, s + init, p, anchor, &start);
-    if (res != NULL) {
-      lp_done(&ms);
-      if (find) {
-        lua_pushinteger(L, (start - s) + 1);
-        lua_pushinteger(L, res - s);
-        return lp_push_captures(L, &ms, NULL, 0) + 2;
-      }
-      return lp_push_captures(L, &ms, start, res);
-    }
-    if (ms.status != PAT_OK) return lp_error(L, &ms);
-    lp_done(&ms);
+    lua_pushinteger(L, (lua_Integer)(hit - s) + 1);
+    lua_pushinteger(L, (lua_Integer)(hit - s) + (lua_Integer)lp);
+    return 2;
   }
-  luaL_pushfail(L);
-  return 1;
+  pat_run r;
+  lp_space sp;
+  pat_match m;
+  lp_run_init(L, &r);
+  const pat_prog *g = lp_compile(L, &sp, p, lp, 1, &r);
+  int found = pat_search(g, s, ls, from, &r, &m);
+  if (found < 0 || pat_run_flush(&r) != 0) return lp_fail(L, &r);
+  if (found == 0) {
+    luaL_pushfail(L);
+    return 1;
+  }
+  if (!want_bounds) return lp_push_captures(L, s, &m, pat_nvalues(&m));
+  lua_pushinteger(L, (lua_Integer)m.start + 1);
+  lua_pushinteger(L, (lua_Integer)m.end);
+  return 2 + lp_push_captures(L, s, &m, m.ncaps);
 }
 
-/* find(s, pattern [, init [, plain]]) -> start, end, captures... | nil */
-static int lp_find(lua_State *L) { return lp_find_aux(L, 1); }
+/* find(s, pattern [, init [, plain]]) -> start, end, captures... | fail */
+static int lp_find(lua_State *L) { return lp_locate(L, 1); }
 
-/* match(s, pattern [, init]) -> captures... | nil */
-static int lp_match(lua_State *L) { return lp_find_aux(L, 0); }
+/* match(s, pattern [, init]) -> captures... | fail */
+static int lp_match(lua_State *L) { return lp_locate(L, 0); }
 
-/* ---- gmatch ----------------------------------------------------------------------------- */
+/* ---- gmatch ------------------------------------------------------------------------------ */
 
-typedef struct lp_gmatch {
-  const char *src;       /* where the next search starts */
-  const char *p;         /* the pattern */
-  const char *lastmatch; /* end of the last match, which may not match empty again */
-  pat_state ms;
-} lp_gmatch;
+/* The iterator's state, a userdata followed by the compiled program. */
+typedef struct lp_iter {
+  size_t next;     /* where the next search starts; > length when done */
+  size_t last_end; /* end of the previous match (no empty match may end there again) */
+  int any;         /* whether there was a previous match */
+  pat_prog *g;
+  alignas(max_align_t) unsigned char prog[];
+} lp_iter;
 
-/* The iterator. Upvalues: config, subject, pattern (kept alive), state. Each call gets
- * its own step allowance and is charged to whoever calls it. */
-static int lp_gmatch_aux(lua_State *L) {
-  lp_gmatch *gm = lua_touserdata(L, lua_upvalueindex(4));
-  pat_state *ms = &gm->ms;
-  ms->status = PAT_OK;
-  ms->max_steps = (uint64_t)lp_cfg(L)->max_steps;
-  ms->check = sb_thread_budgeted(L) ? lp_check : NULL;
-  ms->check_ud = L;
-  pat_reset_steps(ms);
-  for (const char *src = gm->src; src <= ms->src_end; src++) {
-    pat_reprepare(ms);
-    const char *e = pat_match(ms, src, gm->p);
-    if (e != NULL && e != gm->lastmatch) {
-      gm->src = gm->lastmatch = e;
-      lp_done(ms);
-      return lp_push_captures(L, ms, src, e);
+/* Upvalues: config, subject, pattern (kept alive), state. Each call has its own step
+ * allowance and is charged to whoever calls it. */
+static int lp_gmatch_step(lua_State *L) {
+  size_t ls;
+  const char *s = lua_tolstring(L, lua_upvalueindex(2), &ls);
+  lp_iter *it = lua_touserdata(L, lua_upvalueindex(4));
+  pat_run r;
+  pat_match m;
+  lp_run_init(L, &r);
+  for (size_t at = it->next; at <= ls; at++) {
+    int res = pat_match_at(it->g, s, ls, at, &r, &m);
+    if (res < 0) return lp_fail(L, &r);
+    if (res > 0 && !(it->any && m.end == it->last_end)) {
+      it->next = it->last_end = m.end;
+      it->any = 1;
+      if (pat_run_flush(&r) != 0) return lp_fail(L, &r);
+      return lp_push_captures(L, s, &m, pat_nvalues(&m));
     }
-    if (ms->status != PAT_OK) return lp_error(L, ms);
   }
-  lp_done(ms);
-  return 0; /* not found */
+  if (pat_run_flush(&r) != 0) return lp_fail(L, &r);
+  return 0;
 }
 
 /* gmatch(s, pattern [, init]) -> iterator */
-static int lp_gmatch_new(lua_State *L) {
+static int lp_gmatch(lua_State *L) {
   size_t ls, lp;
   const char *s = luaL_checklstring(L, 1, &ls);
   const char *p = luaL_checklstring(L, 2, &lp);
-  size_t init = pat_posrelat(luaL_optinteger(L, 3, 1), ls) - 1;
-  lua_settop(L, 2); /* keep the strings on the closure so they are not collected */
-  lp_gmatch *gm = lua_newuserdatauv(L, sizeof *gm, 0);
-  if (init > ls) init = ls + 1; /* start after string's end: avoid overflows in 's + init' */
-  lp_prepare(L, &gm->ms, s, ls, p, lp);
-  gm->src = s + init;
-  gm->p = p;
-  gm->lastmatch = NULL;
+  size_t from = lp_start(L, 3, ls);
+  lua_settop(L, 2);
+  lp_iter *it = lua_newuserdatauv(L, sizeof *it + pat_prog_size(lp), 0);
+  it->next = from > ls ? ls + 1 : from;
+  it->any = 0;
+  it->last_end = 0;
+  it->g = pat_compile(it->prog, p, lp, 0);
+  (void)s;
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1); /* config, s, p, state */
-  lua_pushcclosure(L, lp_gmatch_aux, 4);
+  lua_pushcclosure(L, lp_gmatch_step, 4);
   return 1;
 }
 
-/* ---- gsub ------------------------------------------------------------------------------- */
+/* ---- gsub -------------------------------------------------------------------------------- */
 
-static void lp_add_s(lua_State *L, pat_state *ms, luaL_Buffer *b, const char *s, const char *e) {
-  size_t l;
-  const char *news = lua_tolstring(L, 3, &l);
-  const char *p;
-  while ((p = memchr(news, '%', l)) != NULL) {
-    luaL_addlstring(b, news, (size_t)(p - news));
-    p++; /* skip ESC (a Lua string ends in a NUL, so *p is readable) */
-    if (*p == '%') {
-      luaL_addchar(b, *p);
-    } else if (*p == '0') {
-      luaL_addlstring(b, s, (size_t)(e - s));
-    } else if (isdigit((unsigned char)*p)) {
-      const char *cap;
-      size_t pos = 0;
-      ptrdiff_t resl = pat_get_capture(ms, *p - '1', s, e, &cap, &pos);
-      if (resl == -1) lp_error(L, ms);
-      if (resl == PAT_CAP_POSITION) {
-        lua_pushinteger(L, (lua_Integer)pos);
-        luaL_addvalue(b); /* add position to accumulated result */
-      } else {
-        luaL_addlstring(b, cap, (size_t)resl);
-      }
+/* Appends the replacement template (argument 3) for match m, expanding %0-%9 and %%. */
+static void lp_add_template(lua_State *L, luaL_Buffer *b, const char *s, const pat_match *m) {
+  size_t lt;
+  const char *t = lua_tolstring(L, 3, &lt);
+  size_t i = 0;
+  while (i < lt) {
+    const char *pct = memchr(t + i, '%', lt - i);
+    size_t run = pct ? (size_t)(pct - t) - i : lt - i;
+    luaL_addlstring(b, t + i, run);
+    i += run;
+    if (pct == NULL) break;
+    char d = i + 1 < lt ? t[i + 1] : '\0';
+    i += 2;
+    if (d == '%') {
+      luaL_addchar(b, '%');
+    } else if (d == '0') {
+      luaL_addlstring(b, s + m->start, m->end - m->start);
+    } else if (d >= '1' && d <= '9') {
+      lp_push_capture(L, s, m, d - '1');
+      luaL_addvalue(b);
     } else {
       luaL_error(L, "invalid use of '%c' in replacement string", '%');
     }
-    l -= (size_t)(p + 1 - news);
-    news = p + 1;
   }
-  luaL_addlstring(b, news, l);
 }
 
-/* Adds the replacement of the match s..e; returns whether it changed the text. */
-static int lp_add_value(lua_State *L, pat_state *ms, luaL_Buffer *b, const char *s,
-                        const char *e, int tr) {
-  switch (tr) {
-  case LUA_TFUNCTION: {
-    lua_pushvalue(L, 3);
-    int n = lp_push_captures(L, ms, s, e);
-    lua_call(L, n, 1);
-    break;
-  }
-  case LUA_TTABLE:
-    lp_push_capture(L, ms, 0, s, e);
-    lua_gettable(L, 3);
-    break;
-  default: /* LUA_TNUMBER or LUA_TSTRING */
-    lp_add_s(L, ms, b, s, e);
+/* Appends what replaces match m; returns whether it differs from the matched text. */
+static int lp_add_replacement(lua_State *L, luaL_Buffer *b, const char *s, const pat_match *m,
+                              int kind) {
+  if (kind == LUA_TSTRING || kind == LUA_TNUMBER) {
+    lp_add_template(L, b, s, m);
     return 1;
   }
-  if (!lua_toboolean(L, -1)) { /* nil or false: keep the original text */
+  if (kind == LUA_TFUNCTION) {
+    lua_pushvalue(L, 3);
+    lua_call(L, lp_push_captures(L, s, m, pat_nvalues(m)), 1);
+  } else { /* a table, indexed by the first capture */
+    lp_push_capture(L, s, m, 0);
+    lua_gettable(L, 3);
+  }
+  if (!lua_toboolean(L, -1)) { /* false or nil keeps the original */
     lua_pop(L, 1);
-    luaL_addlstring(b, s, (size_t)(e - s));
+    luaL_addlstring(b, s + m->start, m->end - m->start);
     return 0;
   }
   if (!lua_isstring(L, -1))
@@ -223,56 +227,56 @@ static int lp_add_value(lua_State *L, pat_state *ms, luaL_Buffer *b, const char 
 
 /* gsub(s, pattern, repl [, n]) -> string, count */
 static int lp_gsub(lua_State *L) {
-  size_t srcl, lp;
-  const char *src = luaL_checklstring(L, 1, &srcl);
+  size_t ls, lp;
+  const char *s = luaL_checklstring(L, 1, &ls);
   const char *p = luaL_checklstring(L, 2, &lp);
-  const char *lastmatch = NULL;
-  int tr = lua_type(L, 3);
-  lua_Integer max_s = luaL_optinteger(L, 4, (lua_Integer)srcl + 1);
-  int anchor = (*p == '^');
-  lua_Integer n = 0;
-  int changed = 0;
-  pat_state ms;
-  luaL_Buffer b;
-  luaL_argexpected(L, tr == LUA_TNUMBER || tr == LUA_TSTRING || tr == LUA_TFUNCTION || tr == LUA_TTABLE,
+  int kind = lua_type(L, 3);
+  lua_Integer limit = luaL_optinteger(L, 4, (lua_Integer)ls + 1);
+  luaL_argexpected(L, kind == LUA_TNUMBER || kind == LUA_TSTRING || kind == LUA_TFUNCTION ||
+                          kind == LUA_TTABLE,
                    3, "string/function/table");
+  lua_settop(L, 4);
+  pat_run r;
+  lp_space sp;
+  pat_match m;
+  lp_run_init(L, &r);
+  const pat_prog *g = lp_compile(L, &sp, p, lp, 1, &r); /* may push a userdata: slot 5 */
+  luaL_Buffer b;
   luaL_buffinit(L, &b);
-  if (anchor) {
-    p++;
-    lp--;
-  }
-  lp_prepare(L, &ms, src, srcl, p, lp);
-  while (n < max_s) {
-    pat_reprepare(&ms);
-    const char *e = pat_match(&ms, src, p);
-    if (e != NULL && e != lastmatch) { /* match? */
-      n++;
-      changed = lp_add_value(L, &ms, &b, src, e, tr) | changed;
-      src = lastmatch = e;
-    } else if (ms.status != PAT_OK) {
-      return lp_error(L, &ms);
-    } else if (src < ms.src_end) { /* otherwise, skip one character */
-      luaL_addchar(&b, *src++);
+  lua_Integer count = 0;
+  int changed = 0, any = 0;
+  size_t at = 0, copied = 0, last_end = 0;
+  while (count < limit) {
+    int res = pat_match_at(g, s, ls, at, &r, &m);
+    if (res < 0) return lp_fail(L, &r);
+    if (res > 0 && !(any && m.end == last_end)) {
+      luaL_addlstring(&b, s + copied, at - copied);
+      count++;
+      changed |= lp_add_replacement(L, &b, s, &m, kind);
+      at = copied = last_end = m.end;
+      any = 1;
+    } else if (at < ls) {
+      at++; /* the byte stays; copied later in one piece */
     } else {
-      break; /* end of subject */
+      break;
     }
-    if (anchor) break;
+    if (pat_anchored(g)) break;
   }
-  lp_done(&ms);
+  if (pat_run_flush(&r) != 0) return lp_fail(L, &r);
   if (!changed) {
-    lua_pushvalue(L, 1); /* return the original string */
+    lua_pushvalue(L, 1);
   } else {
-    luaL_addlstring(&b, src, (size_t)(ms.src_end - src));
+    luaL_addlstring(&b, s + copied, ls - copied);
     luaL_pushresult(&b);
   }
-  lua_pushinteger(L, n);
+  lua_pushinteger(L, count);
   return 2;
 }
 
-/* ---- the string metatable's methods and the step cap ------------------------------------ */
+/* ---- the string metatable's methods and the step cap --------------------------------------- */
 
-/* Upvalues: config, the stock function, the budgeted one (both light C functions). Both
- * run as this very call, so argument errors read exactly as the stock ones do. */
+/* Upvalues: config, the stock function, the budgeted one. Both run as this very call, so
+ * argument errors read exactly as the stock ones do. */
 static int lp_dispatch(lua_State *L) {
   lua_CFunction f = lua_tocfunction(L, lua_upvalueindex(sb_thread_budgeted(L) ? 3 : 2));
   return f(L);
@@ -281,7 +285,7 @@ static int lp_dispatch(lua_State *L) {
 static const luaL_Reg lp_funcs[] = {
     {"find", lp_find},
     {"match", lp_match},
-    {"gmatch", lp_gmatch_new},
+    {"gmatch", lp_gmatch},
     {"gsub", lp_gsub},
     {NULL, NULL},
 };
@@ -325,7 +329,7 @@ int luaopen_orket_pattern(lua_State *L) {
   lp_config *c = lua_newuserdatauv(L, sizeof *c, 0);
   c->max_steps = LP_DEFAULT_STEPS;
   lua_pushvalue(L, -1);
-  lua_insert(L, -3);         /* config, module, config */
+  lua_insert(L, -3); /* config, module, config */
   luaL_setfuncs(L, lp_funcs, 1);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, lp_methods, 1);

@@ -1,98 +1,107 @@
-/* pattern.h: Lua 5.4's pattern matcher (find/match/gmatch/gsub semantics) as pure C with a
- * step budget, so a pathological pattern cannot hold the thread: every match step is
- * counted, and a caller-supplied check (the sandbox's deadline and instruction budget) is
- * asked every PAT_CHECK_EVERY steps. Reentrant: all state lives in a pat_state. The Lua
- * binding (lpattern.c) builds the string functions on top. */
+/* pattern.h: the Lua 5.4 pattern language (what string.find, match, gmatch and gsub
+ * accept), compiled once into a flat program of nodes and run by a matcher that keeps its
+ * alternatives on a bounded explicit stack and counts every step against a budget.
+ * Pure C, reentrant, no allocation: the caller provides the program's memory. lpattern.c
+ * builds the Lua functions on it. */
 #ifndef ORKET_PATTERN_H
 #define ORKET_PATTERN_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define PAT_MAXCAPTURES 32     /* as LUA_MAXCAPTURES */
-#define PAT_MAXCCALLS 200      /* matcher recursion depth, as lstrlib.c's MAXCCALLS */
-#define PAT_CHECK_EVERY 1024   /* steps between calls of the check callback */
-#define PAT_CAP_UNFINISHED (-1)
-#define PAT_CAP_POSITION (-2)
+#define PAT_MAXCAPTURES 32   /* as many as stock Lua allows */
+/* Open alternatives plus captures passed on one path, at most: stock Lua bounds the same
+ * quantity (its recursion), so a pattern it calls "too complex" is refused here too. */
+#define PAT_MAXNEST 200
+#define PAT_CHECK_EVERY 1024 /* steps between calls of the check callback */
 
 typedef enum pat_status {
   PAT_OK = 0,
-  PAT_EPATTERN, /* a malformed pattern or capture misuse: msg is Lua's own message */
-  PAT_ESTEPS,   /* the step budget is spent: "pattern too complex: step budget exhausted" */
+  PAT_EPATTERN, /* a malformed pattern or capture misuse: msg is stock Lua's message */
+  PAT_ESTEPS,   /* the step cap is spent: "pattern too complex: step budget exhausted (N steps)" */
   PAT_ECHECK    /* the check callback said stop: "pattern too complex: <its reason>" */
 } pat_status;
 
-/* Called every PAT_CHECK_EVERY steps with the steps since its last call (and once more
- * by pat_flush). Returns 0 to go on, or nonzero to stop with a reason written into why. */
+/* Asked every PAT_CHECK_EVERY steps with the steps since its last call (and by
+ * pat_run_flush). Returns 0 to go on, or nonzero to stop with a reason written into why. */
 typedef int (*pat_check_fn)(void *ud, uint64_t steps, char *why, size_t whylen);
 
-typedef struct pat_capture {
-  const char *init;
-  ptrdiff_t len; /* bytes, or PAT_CAP_UNFINISHED / PAT_CAP_POSITION */
-} pat_capture;
-
-typedef struct pat_state {
-  const char *src_init, *src_end; /* the subject */
-  const char *p_end;              /* end of the pattern */
-  int level;                      /* captures (finished or not) */
-  int matchdepth;                 /* recursion left before "pattern too complex" */
-  uint64_t steps;                 /* spent since pat_prepare / pat_reset_steps */
-  uint64_t max_steps;             /* 0: no cap */
-  uint64_t checked;               /* steps already reported to check */
-  uint64_t next_check;
-  pat_check_fn check;
+/* The budget and outcome of one or more matches. */
+typedef struct pat_run {
+  uint64_t steps;     /* counted since pat_run_init / pat_run_restart */
+  uint64_t max_steps; /* 0: no cap */
+  uint64_t reported;  /* steps already passed to check */
+  uint64_t next_stop; /* the count at which the slow path (cap, check) runs next */
+  pat_check_fn check; /* may be NULL */
   void *check_ud;
-  pat_status status;
+  pat_status status;  /* sticky: the first error is the one kept */
   char msg[160];
-  pat_capture capture[PAT_MAXCAPTURES];
-} pat_state;
+} pat_run;
 
-/* Sets up a match of pattern p (lp bytes, after any '^' the caller stripped) against the
- * subject s (ls bytes). Neither needs a NUL terminator. max_steps 0 means no cap; check
- * may be NULL. */
-void pat_prepare(pat_state *ms, const char *s, size_t ls, const char *p, size_t lp,
-                 uint64_t max_steps, pat_check_fn check, void *check_ud);
+/* A compiled pattern; lives in memory the caller provides (pat_prog_size bytes). */
+typedef struct pat_prog pat_prog;
 
-/* Before each match attempt: forget captures, restore the recursion allowance. */
-void pat_reprepare(pat_state *ms);
+/* Bytes needed to compile a pattern of lp bytes. */
+size_t pat_prog_size(size_t lp);
 
-/* Starts a fresh step count (each call of a gmatch iterator gets its own). */
-void pat_reset_steps(pat_state *ms);
+/* Compiles p (lp bytes, no NUL needed) into mem, which must be pat_prog_size(lp) bytes
+ * aligned for any object (malloc, a Lua userdata). With anchor set, a leading '^' anchors
+ * the match (find, match, gsub); without it '^' is an ordinary character (gmatch).
+ * Never fails: a malformed piece compiles to a node that reports stock Lua's message when
+ * a match reaches it, because stock Lua reports such mistakes only then ("x%" never
+ * complains about a subject without an 'x'). Costs O(lp) steps, charged by the caller. */
+pat_prog *pat_compile(void *mem, const char *p, size_t lp, int anchor);
 
-/* Matches p (pointing into the prepared pattern) at subject position s. Returns the end
- * of the match, or NULL: no match when ms->status is PAT_OK, else an error with ms->msg. */
-const char *pat_match(pat_state *ms, const char *s, const char *p);
+/* Whether the program is anchored (began with '^' and was compiled with anchor set). */
+int pat_anchored(const pat_prog *g);
 
-/* string.find/match's search: tries positions from s1 on (only s1 when anchor). Returns
- * the end of the first match and sets *start, or NULL (check ms->status). */
-const char *pat_search(pat_state *ms, const char *s1, const char *p, int anchor,
-                       const char **start);
+typedef struct pat_capture {
+  size_t at;    /* offset in the subject */
+  ptrdiff_t len; /* bytes, or PAT_CAP_POSITION, or PAT_CAP_UNFINISHED */
+} pat_capture;
+#define PAT_CAP_UNFINISHED (-1)
+#define PAT_CAP_POSITION (-2)
 
-/* Reports the steps not yet passed to the check callback. Returns 0, or -1 when the
- * callback says stop (ms->status = PAT_ECHECK, ms->msg set). */
-int pat_flush(pat_state *ms);
+typedef struct pat_match {
+  size_t start, end; /* the match is subject[start, end) */
+  int ncaps;         /* captures the pattern defines */
+  pat_capture cap[PAT_MAXCAPTURES];
+} pat_match;
 
-/* The captures a successful match s..e yields: the whole match when the pattern has none
- * (and s is not NULL), else ms->level. */
-int pat_ncaptures(const pat_state *ms, const char *s);
+void pat_run_init(pat_run *r, uint64_t max_steps, pat_check_fn check, void *ud);
 
-/* Capture i (0-based) of a match s..e. Returns its length with *cap set, or
- * PAT_CAP_POSITION with *pos set (1-based), or -1 with ms->status/msg set ("invalid
- * capture index %N", "unfinished capture"). */
-ptrdiff_t pat_get_capture(pat_state *ms, int i, const char *s, const char *e,
-                          const char **cap, size_t *pos);
+/* A fresh step count for the next call (each call of a gmatch iterator has its own). */
+void pat_run_restart(pat_run *r);
 
-/* The capture that "%n" (n = '0'..'9' as a character) names in a pattern or replacement:
- * checks it like Lua. Returns the 0-based index or -1 with ms->status/msg set. */
-int pat_check_capture(pat_state *ms, int l);
+/* Counts n steps of work done outside the matcher (compiling, a plain search). Returns 0,
+ * or -1 with r->status and r->msg set when the cap or the check says stop. */
+int pat_run_charge(pat_run *r, uint64_t n);
 
-/* Whether p has no special characters (string.find then searches plainly). */
-int pat_nospecials(const char *p, size_t lp);
+/* Passes the steps not yet reported to the check callback. Returns 0, or -1 when it says
+ * stop (r->status = PAT_ECHECK). */
+int pat_run_flush(pat_run *r);
 
-/* The first occurrence of s2 in s1, or NULL. */
-const char *pat_memfind(const char *s1, size_t l1, const char *s2, size_t l2);
+/* Matches g against subject s (ls bytes) starting exactly at offset at (<= ls).
+ * Returns 1 with *m filled, 0 for no match, -1 on error (r->status, r->msg). */
+int pat_match_at(const pat_prog *g, const char *s, size_t ls, size_t at, pat_run *r,
+                 pat_match *m);
 
-/* Lua's posrelatI: an initial position (1-based, negative from the end) clipped to >= 1. */
-size_t pat_posrelat(long long pos, size_t len);
+/* The first match at offset from or later (only at from when anchored). Same returns. */
+int pat_search(const pat_prog *g, const char *s, size_t ls, size_t from, pat_run *r,
+               pat_match *m);
+
+/* Capture i (0-based) of match m: PAT_CAP_TEXT with *at, *len set; PAT_CAP_AT with *at
+ * the 1-based position; or PAT_CAP_BAD with stock Lua's message in err ("invalid capture
+ * index %N", "unfinished capture"). A pattern without captures yields its whole match as
+ * capture 0. */
+enum { PAT_CAP_TEXT, PAT_CAP_AT, PAT_CAP_BAD };
+int pat_capture_get(const pat_match *m, int i, size_t *at, size_t *len, char *err,
+                    size_t errlen);
+
+/* How many values a match yields: its captures, or the whole match when it has none. */
+int pat_nvalues(const pat_match *m);
+
+/* Whether p has none of the characters that make a pattern more than plain text. */
+int pat_is_plain(const char *p, size_t lp);
 
 #endif

@@ -1,6 +1,8 @@
 /* test_pattern.c: the step-budgeted matcher (core/pattern.c) against a table of cases
- * covering each pattern item class, anchors, captures and Lua's error messages, plus the
- * step budget and the check callback. */
+ * covering each pattern item class, anchors, captures and Lua's error messages, the
+ * nesting bound, the step budget and the check callback. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -90,91 +92,136 @@ static const pcase pcases[] = {
     {"abc", "x%", 1, 0, 0, NULL, NULL},
 };
 
+/* Compiles a pattern into malloc'd memory (the caller frees it). */
+static pat_prog *compile(const char *p, size_t lp, int anchor) {
+  void *mem = malloc(pat_prog_size(lp));
+  return mem ? pat_compile(mem, p, lp, anchor) : NULL;
+}
+
 static void run_case(check_ctx *t, const pcase *c) {
-  size_t ls = strlen(c->subject), lp = strlen(c->pattern);
-  const char *p = c->pattern;
-  int anchor = *p == '^';
-  if (anchor) {
-    p++;
-    lp--;
-  }
-  pat_state ms;
-  pat_prepare(&ms, c->subject, ls, p, lp, 0, NULL, NULL);
-  size_t init = pat_posrelat(c->init, ls) - 1;
-  const char *start = NULL;
-  const char *e = pat_search(&ms, c->subject + init, p, anchor, &start);
-  char got[256] = "";
-  if (e != NULL && c->caps != NULL) {
+  size_t ls = strlen(c->subject);
+  pat_prog *g = compile(c->pattern, strlen(c->pattern), 1);
+  CHECK(t, g != NULL);
+  if (g == NULL) return;
+  pat_run r;
+  pat_run_init(&r, 0, NULL, NULL);
+  pat_match m;
+  size_t from = c->init > 0 ? (size_t)c->init - 1 : c->init == 0 || (size_t)-c->init > ls ? 0 : ls - (size_t)-c->init;
+  int found = pat_search(g, c->subject, ls, from, &r, &m);
+  char got[256] = "", err[64] = "";
+  int bad = 0;
+  if (found > 0) {
     size_t o = 0;
-    for (int i = 0; i < pat_ncaptures(&ms, NULL); i++) {
-      const char *cap;
-      size_t pos = 0;
-      ptrdiff_t l = pat_get_capture(&ms, i, start, e, &cap, &pos);
-      if (l == -1) break;
-      int w = l == PAT_CAP_POSITION ? snprintf(got + o, sizeof got - o, "%s@%zu", i ? "|" : "", pos)
-                                    : snprintf(got + o, sizeof got - o, "%s%.*s", i ? "|" : "", (int)l, cap);
+    for (int i = 0; i < m.ncaps && !bad; i++) {
+      size_t at = 0, len = 0;
+      int kind = pat_capture_get(&m, i, &at, &len, err, sizeof err);
+      if (kind == PAT_CAP_BAD) {
+        bad = 1;
+        break;
+      }
+      int w = kind == PAT_CAP_AT ? snprintf(got + o, sizeof got - o, "%s@%zu", i ? "|" : "", at)
+                                 : snprintf(got + o, sizeof got - o, "%s%.*s", i ? "|" : "", (int)len, c->subject + at);
       o += (size_t)w;
-    }
-  } else if (e != NULL) { /* a finished match must have no unfinished capture */
-    for (int i = 0; i < pat_ncaptures(&ms, NULL); i++) {
-      const char *cap;
-      size_t pos;
-      if (pat_get_capture(&ms, i, start, e, &cap, &pos) == -1) break;
     }
   }
   if (c->error) {
-    if (ms.status != PAT_EPATTERN || strcmp(ms.msg, c->error) != 0)
-      fprintf(stderr, "    case \"%s\" ~ \"%s\":\n", c->subject, c->pattern);
-    CHECK(t, ms.status == PAT_EPATTERN);
-    CHECK_STR(t, ms.msg, c->error);
+    const char *msg = bad ? err : r.msg;
+    if (strcmp(msg, c->error) != 0) fprintf(stderr, "    case \"%s\" ~ \"%s\": %s\n", c->subject, c->pattern, msg);
+    CHECK(t, bad || (found < 0 && r.status == PAT_EPATTERN));
+    CHECK_STR(t, msg, c->error);
+    free(g);
     return;
   }
-  int s0 = e ? (int)(start - c->subject) + 1 : 0, e0 = e ? (int)(e - c->subject) : 0;
-  if (ms.status != PAT_OK || s0 != c->start || e0 != c->end)
+  int s0 = found > 0 ? (int)m.start + 1 : 0, e0 = found > 0 ? (int)m.end : 0;
+  if (r.status != PAT_OK || s0 != c->start || e0 != c->end)
     fprintf(stderr, "    case \"%s\" ~ \"%s\": got %d..%d (%s), want %d..%d\n", c->subject, c->pattern,
-            s0, e0, ms.msg, c->start, c->end);
-  CHECK(t, ms.status == PAT_OK);
+            s0, e0, r.msg, c->start, c->end);
+  CHECK(t, r.status == PAT_OK && !bad);
   CHECK(t, s0 == c->start && e0 == c->end);
   if (c->caps) CHECK_STR(t, got, c->caps);
+  free(g);
+}
+
+/* Matches p in s from the start (unanchored search); returns 1-based start or 0, -1. */
+static int first_at(const char *s, size_t ls, const char *p, size_t *end, pat_run *r) {
+  pat_prog *g = compile(p, strlen(p), 1);
+  pat_match m;
+  int found = pat_search(g, s, ls, 0, r, &m);
+  free(g);
+  if (found <= 0) return found;
+  *end = m.end;
+  return (int)m.start + 1;
 }
 
 TEST(test_pattern_cases) {
   for (size_t i = 0; i < sizeof pcases / sizeof pcases[0]; i++) run_case(t, &pcases[i]);
+  pat_run r;
+  size_t end = 0;
   /* subjects are not NUL-terminated: a frontier at the end sees '\0' */
   const char buf[] = {'a', 'b', 'X'};
-  pat_state ms;
-  pat_prepare(&ms, buf, 2, "b%f[^%w]", 8, 0, NULL, NULL);
-  const char *start = NULL;
-  const char *e = pat_search(&ms, buf, "b%f[^%w]", 0, &start);
-  CHECK(t, e == buf + 2 && start == buf + 1);
-  /* embedded NULs are ordinary characters */
+  pat_run_init(&r, 0, NULL, NULL);
+  CHECK(t, first_at(buf, 2, "b%f[^%w]", &end, &r) == 2 && end == 2);
+  /* embedded NULs are ordinary characters, in subjects and patterns */
   const char nul[] = {'a', '\0', 'b'};
-  pat_prepare(&ms, nul, 3, "%z?b", 4, 0, NULL, NULL);
-  e = pat_search(&ms, nul, "%z?b", 0, &start);
-  CHECK(t, e == nul + 3 && start == nul + 1);
-  /* plain search helpers */
-  CHECK(t, pat_nospecials("abc", 3) && !pat_nospecials("a.c", 3));
-  const char *h = "hello";
-  CHECK(t, pat_memfind(h, 5, "llo", 3) == h + 2 && pat_memfind(h, 5, "lx", 2) == NULL);
-  CHECK(t, pat_posrelat(-2, 5) == 4 && pat_posrelat(0, 5) == 1 && pat_posrelat(-9, 5) == 1);
+  CHECK(t, first_at(nul, 3, "%z?b", &end, &r) == 2 && end == 3);
+  pat_prog *g = compile("\0b", 2, 1);
+  pat_match m;
+  CHECK(t, pat_search(g, nul, 3, 0, &r, &m) == 1 && m.start == 1);
+  free(g);
+  /* gmatch's patterns: a leading '^' is an ordinary character */
+  g = compile("^a", 2, 0);
+  CHECK(t, !pat_anchored(g) && pat_search(g, "x^a", 3, 0, &r, &m) == 1 && m.start == 1);
+  free(g);
+  /* a pattern without captures yields its whole match; index 2 does not exist */
+  g = compile("b+", 2, 1);
+  CHECK(t, pat_search(g, "abbc", 4, 0, &r, &m) == 1 && pat_nvalues(&m) == 1);
+  size_t at, len;
+  char err[64];
+  CHECK(t, pat_capture_get(&m, 0, &at, &len, err, sizeof err) == PAT_CAP_TEXT && at == 1 && len == 2);
+  CHECK(t, pat_capture_get(&m, 1, &at, &len, err, sizeof err) == PAT_CAP_BAD);
+  CHECK_STR(t, err, "invalid capture index %2");
+  free(g);
+  CHECK(t, pat_is_plain("abc]", 4) && !pat_is_plain("a.c", 3) && !pat_is_plain("a-", 2));
 }
 
-/* Deep recursion stops with Lua's own "pattern too complex" at PAT_MAXCCALLS. */
+/* Nesting stops with stock Lua's "pattern too complex" where stock Lua stops: 199 open
+ * alternatives pass, the 200th does not; captures count too. */
 TEST(test_pattern_depth) {
-  char pat[1200];
-  size_t n = 0;
-  for (int i = 0; i < 300; i++) {
-    pat[n++] = 'a';
-    pat[n++] = '?';
-  }
-  char subj[301];
+  char pat[1200], subj[301];
   memset(subj, 'a', 300);
-  pat_state ms;
-  pat_prepare(&ms, subj, 300, pat, n, 0, NULL, NULL);
-  const char *start;
-  CHECK(t, pat_search(&ms, subj, pat, 1, &start) == NULL);
-  CHECK(t, ms.status == PAT_EPATTERN);
-  CHECK_STR(t, ms.msg, "pattern too complex");
+  for (int n = 198; n <= 200; n++) {
+    size_t lp = 0;
+    for (int i = 0; i < n; i++) {
+      pat[lp++] = 'a';
+      pat[lp++] = '?';
+    }
+    pat[lp] = '\0';
+    pat_prog *g = compile(pat, lp, 1);
+    pat_run r;
+    pat_run_init(&r, 0, NULL, NULL);
+    pat_match m;
+    int res = pat_match_at(g, subj, 300, 0, &r, &m);
+    if (n < 200) {
+      CHECK(t, res == 1 && m.end == (size_t)n);
+    } else {
+      CHECK(t, res == -1 && r.status == PAT_EPATTERN);
+      CHECK_STR(t, r.msg, "pattern too complex");
+    }
+    free(g);
+  }
+  /* 32 captures (64 capture nodes) leave room for 135 alternatives */
+  size_t lp = 0;
+  for (int i = 0; i < 32; i++) lp += (size_t)sprintf(pat + lp, "(a)");
+  for (int i = 0; i < 136; i++) lp += (size_t)sprintf(pat + lp, "a?");
+  for (int extra = 0; extra < 2; extra++) {
+    pat_prog *g = compile(pat, lp - (extra ? 0 : 2), 1);
+    pat_run r;
+    pat_run_init(&r, 0, NULL, NULL);
+    pat_match m;
+    int res = pat_match_at(g, subj, 300, 0, &r, &m);
+    CHECK(t, extra ? res == -1 : res == 1);
+    free(g);
+  }
 }
 
 typedef struct stop_after {
@@ -197,32 +244,40 @@ TEST(test_pattern_budget) {
   static char subj[200000];
   memset(subj, 'a', sizeof subj);
   const char *pat = ".-.-.-.-b";
-  pat_state ms;
-  pat_prepare(&ms, subj, sizeof subj, pat, strlen(pat), 100000, NULL, NULL);
-  const char *start;
-  CHECK(t, pat_search(&ms, subj, pat, 0, &start) == NULL);
-  CHECK(t, ms.status == PAT_ESTEPS);
-  CHECK_STR(t, ms.msg, "pattern too complex: step budget exhausted (100000 steps)");
-  CHECK(t, ms.steps <= 100001);
+  pat_prog *g = compile(pat, strlen(pat), 1);
+  pat_run r;
+  pat_match m;
+  pat_run_init(&r, 100000, NULL, NULL);
+  CHECK(t, pat_search(g, subj, sizeof subj, 0, &r, &m) == -1);
+  CHECK(t, r.status == PAT_ESTEPS);
+  CHECK_STR(t, r.msg, "pattern too complex: step budget exhausted (100000 steps)");
+  CHECK(t, r.steps <= 100001);
+  /* the error is sticky: the run refuses further work */
+  CHECK(t, pat_match_at(g, subj, 10, 0, &r, &m) == -1 && pat_run_charge(&r, 1) == -1);
 
   stop_after sa = {0, 50000, 0};
-  pat_prepare(&ms, subj, sizeof subj, pat, strlen(pat), 0, stop_check, &sa);
-  CHECK(t, pat_search(&ms, subj, pat, 0, &start) == NULL);
-  CHECK(t, ms.status == PAT_ECHECK);
-  CHECK_STR(t, ms.msg, "pattern too complex: deadline passed");
+  pat_run_init(&r, 0, stop_check, &sa);
+  CHECK(t, pat_search(g, subj, sizeof subj, 0, &r, &m) == -1);
+  CHECK(t, r.status == PAT_ECHECK);
+  CHECK_STR(t, r.msg, "pattern too complex: deadline passed");
   CHECK(t, sa.seen >= 50000 && sa.seen < 50000 + 2 * PAT_CHECK_EVERY);
+  free(g);
 
   /* %b and back-references count the bytes they scan */
   static char parens[100001];
   memset(parens, '(', 100000);
   parens[100000] = ')';
-  pat_prepare(&ms, parens, sizeof parens - 1, "%b()", 4, 1000000, NULL, NULL);
-  CHECK(t, pat_search(&ms, parens, "%b()", 0, &start) == NULL);
-  CHECK(t, ms.status == PAT_ESTEPS);
+  g = compile("%b()", 4, 1);
+  pat_run_init(&r, 1000000, NULL, NULL);
+  CHECK(t, pat_search(g, parens, sizeof parens - 1, 0, &r, &m) == -1);
+  CHECK(t, r.status == PAT_ESTEPS);
+  free(g);
 
   stop_after ok = {0, (uint64_t)-1, 0};
-  pat_prepare(&ms, subj, 5000, "a+$", 3, 0, stop_check, &ok);
-  CHECK(t, pat_search(&ms, subj, "a+$", 0, &start) == subj + 5000);
-  CHECK(t, pat_flush(&ms) == 0);
-  CHECK(t, ok.seen == ms.steps && ok.calls >= 1);
+  g = compile("a+$", 3, 1);
+  pat_run_init(&r, 0, stop_check, &ok);
+  CHECK(t, pat_search(g, subj, 5000, 0, &r, &m) == 1 && m.end == 5000);
+  CHECK(t, pat_run_flush(&r) == 0);
+  CHECK(t, ok.seen == r.steps && ok.calls >= 1);
+  free(g);
 }

@@ -155,6 +155,44 @@ describe("orket.c.pattern", function()
     end
   end)
 
+  it("agrees with the stock functions where nesting runs out", function()
+    -- stock Lua refuses a pattern that nests too deeply; the bound counts open
+    -- alternatives and captures, and ours must refuse exactly the same patterns
+    local s = ("a"):rep(300)
+    for _, n in ipairs { 197, 198, 199, 200, 201 } do
+      same(string.find, P.find, s, ("a?"):rep(n))
+      same(string.find, P.find, s, ("a-"):rep(n) .. "$")
+      same(string.match, P.match, s, ("(a*)"):rep(4) .. ("a*"):rep(n - 8))
+      same(string.gsub, P.gsub, s, ("a?"):rep(n), "x")
+    end
+    for n = 132, 138 do
+      same(string.find, P.find, s, ("(a)"):rep(32) .. ("a?"):rep(n))
+      same(string.find, P.find, s, ("()a"):rep(32) .. ("a-"):rep(n) .. "$")
+    end
+  end)
+
+  it("agrees on longer random patterns with nested captures", function()
+    local x = 7
+    local function rng(a, b)
+      x = (x * 1103515245 + 12345) % 2147483648
+      if b == nil then a, b = 1, a end
+      return a + (x >> 8) % (b - a + 1)
+    end
+    local CH = { "a", "b", "(", ")", "%", "[", "]", "^", "$", "*", "+", "-", "?", ".", "1", "2",
+      "0", "f", "b", "z", "s", "d", "\0", "x", " " }
+    local SUB = { "a", "b", "x", "(", ")", "[", "]", " ", "1", "\0", "%", "-", "^", "$" }
+    for _ = 1, 20000 do
+      local t, u = {}, {}
+      for j = 1, rng(0, 12) do t[j] = CH[rng(#CH)] end
+      for j = 1, rng(0, 14) do u[j] = SUB[rng(#SUB)] end
+      local p, s, init = table.concat(t), table.concat(u), rng(-3, 5)
+      same(string.find, P.find, s, p, init)
+      same(string.match, P.match, s, p, init)
+      same(string.gsub, P.gsub, s, p, "<%0>")
+      same(gmatch_all(string.gmatch), gmatch_all(P.gmatch), s, p, init)
+    end
+  end)
+
   it("raises Lua's own errors", function()
     local errs = {
       { "a", "%", "malformed pattern (ends with '%')" },
@@ -270,6 +308,10 @@ describe("patterns in scripts", function()
     [[for _ in (("a"):rep(200000)):gmatch(".-.-.-b") do end]],
     [[return (("a"):rep(200000)):gsub(".-.-.-b", "")]],
     [[return string.find(("("):rep(100000), "%b()")]],
+    [[return string.find(("a"):rep(200000), ("a-"):rep(150) .. "b")]],
+    [[return string.find(("ab"):rep(100000), "(.-)%1%1b$")]],
+    [[return string.match(("x"):rep(200000), "^(x*)(x*)(x*)(x*)y")]],
+    [[return string.find(("a"):rep(200000), "[%w_]-[%w_]-[%w_]-%f[%z]$z")]],
     [[return ("x"):rep(100):gsub("x", function() return (("a"):rep(200000)):find(".-.-.-b") end)]],
     [[return coroutine.wrap(function() return (("a"):rep(200000)):find(".-.-b") end)()]],
     -- the script's own pcall sees the error, but cannot carry on
