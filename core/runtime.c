@@ -80,15 +80,29 @@ static int rt_exe_dir(char *out, size_t outlen) {
 
 /* ---- errors --------------------------------------------------------------------------- */
 
-int rt_traceback(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-      msg = lua_tostring(L, -1);
-    else
-      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+/* Any error value as text, pushed on L: strings and numbers as they are; else what the
+ * value's __tostring gives, called protected so that a broken one cannot turn the error
+ * into an error in the handler; else the value's type. */
+static const char *rt_error_text(lua_State *L, int idx) {
+  int type = lua_type(L, idx);
+  if (type == LUA_TSTRING || type == LUA_TNUMBER) {
+    lua_pushvalue(L, idx);
+    return lua_tostring(L, -1);
   }
-  luaL_traceback(L, L, msg, 1);
+  if (luaL_getmetafield(L, idx, "__tostring") != LUA_TNIL) {
+    lua_pushvalue(L, idx);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING) return lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  return lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
+}
+
+int rt_traceback(lua_State *L) {
+  const char *text = rt_error_text(L, 1);
+  /* Re-raised from an inner protected call, a message already says where it happened;
+   * a second traceback would only bury that. */
+  if (strstr(text, "\nstack traceback:") != NULL) return 1;
+  luaL_traceback(L, L, text, 1);
   return 1;
 }
 

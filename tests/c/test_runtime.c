@@ -60,6 +60,33 @@ TEST(test_runtime_pcall_nonstring) {
   rt_close(rt);
 }
 
+/* The handler copes with hostile error values: a __tostring that raises or returns a
+ * non-string is not trusted, and a message that already carries a traceback keeps its own. */
+TEST(test_runtime_pcall_hostile_errors) {
+  orket_rt *rt = open_rt(t);
+  if (!rt) return;
+  lua_State *L = rt->L;
+  luaL_loadstring(L, "error(setmetatable({}, {__tostring = function() error('no') end}))");
+  CHECK(t, rt_pcall(L, 0, 0) == LUA_ERRRUN);
+  CHECK(t, strncmp(lua_tostring(L, -1), "(error object is a table value)", 31) == 0);
+  lua_settop(L, 0);
+  luaL_loadstring(L, "error(setmetatable({}, {__tostring = function() return {} end}))");
+  CHECK(t, rt_pcall(L, 0, 0) == LUA_ERRRUN);
+  CHECK(t, strncmp(lua_tostring(L, -1), "(error object is a table value)", 31) == 0);
+  lua_settop(L, 0);
+  luaL_loadstring(L, "error(42)");
+  CHECK(t, rt_pcall(L, 0, 0) == LUA_ERRRUN);
+  CHECK(t, strncmp(lua_tostring(L, -1), "42\nstack traceback:", 19) == 0);
+  lua_settop(L, 0);
+  /* an error already described by an inner handler is passed on as it is */
+  lua_pushcfunction(L, rt_traceback);
+  lua_pushliteral(L, "inner: boom\nstack traceback:\n\t[C]: in ?");
+  lua_call(L, 1, 1);
+  CHECK_STR(t, lua_tostring(L, -1), "inner: boom\nstack traceback:\n\t[C]: in ?");
+  lua_settop(L, 0);
+  rt_close(rt);
+}
+
 TEST(test_runtime_find_home) {
   char out[4096], err[512], cwd[4096], bin[4200];
   CHECK(t, getcwd(cwd, sizeof cwd) != NULL);

@@ -15,6 +15,7 @@
   X(test_runtime_open_close)             \
   X(test_runtime_pcall_traceback)        \
   X(test_runtime_pcall_nonstring)        \
+  X(test_runtime_pcall_hostile_errors)   \
   X(test_runtime_find_home)              \
   X(test_runtime_memory_bomb_contained)  \
   X(test_statemachine_table)             \
