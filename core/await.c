@@ -35,6 +35,7 @@ void rt_wait_begin(lua_State *L, rt_wait *w, rt_wait_cancel_fn cancel) {
   /* stack: thread */
   w->rt = rt;
   w->cancel = cancel;
+  rt->cancel_waits = rt_wait_cancel_all;
   await_waits(L);
   lua_pushvalue(L, -2);
   lua_pushlightuserdata(L, w);

@@ -1,82 +1,24 @@
-/* lsandbox.c: the budgets that hold operator scripts: an instruction count and a wall-clock
- * deadline enforced by a count hook that pcall cannot swallow, and a memory ceiling on the
- * runtime's counting allocator. Lua module `orket.c.sandbox`; lua/orket/sandbox.lua builds
- * the restricted environments on top. Uses budget.c and memcap.c for the accounting. */
-#include <stdint.h>
+/* lsandbox.c: Lua module `orket.c.sandbox`: runs a function under a budget (sandbox.c),
+ * makes coroutines that carry it, and the guarded forms of the library functions whose
+ * work grows with an integer argument or a __len result rather than with their input:
+ * each charges that work to the budget before it starts and is refused over a cap.
+ * lua/orket/sandbox.lua builds the restricted environments on top. */
 #include <string.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "budget.h"
 #include "modules.h"
 #include "runtime.h"
 #include "sandbox.h"
 
-#define SB_CALL "orket.sandbox.call"
-#define SB_HOOK_EVERY 1000 /* instructions between hook calls while within budget */
-
-/* One budgeted call. A full userdata, so coroutines created inside it can keep it alive. */
-typedef struct sb_call {
-  budget b;
-  size_t prev_limit;       /* the memory ceiling before this call */
-  lua_Hook prev_hook;      /* the thread's hook before this call */
-  int prev_mask, prev_count;
-  struct sb_call *prev_call; /* the thread's budget before this call (nested calls) */
-  int active;
-} sb_call;
-
-static const char SB_THREADS = 't'; /* registry key: weak-keyed table thread -> sb_call */
-
-/* The budget a thread runs under lives in its extra space (Lua gives each thread one
- * pointer's worth); the hook reads it without a table lookup. */
-static sb_call **sb_slot(lua_State *L) { return (sb_call **)lua_getextraspace(L); }
-
-static void sb_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  sb_call *c = *sb_slot(L);
-  if (c == NULL) return;
-  if (budget_charge(&c->b, SB_HOOK_EVERY, budget_now_ns()) == BUDGET_OK) return;
-  /* Tripped: from now on every instruction of this thread raises again, so a pcall or an
-   * error handler inside the script cannot carry on (Redis's kill path does the same). */
-  lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
-  char buf[128];
-  luaL_error(L, "sandbox: %s", budget_describe(&c->b, buf, sizeof buf));
-}
-
-/* The anchor table (registry, weak keys) maps each live call's address (lightuserdata,
- * removed when the call ends) and each adopted coroutine to the call's userdata, so a
- * coroutine that outlives its call never sees a freed budget. Leaves it on the stack. */
-static void sb_anchors(lua_State *L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SB_THREADS) == LUA_TTABLE) return;
-  lua_pop(L, 1);
-  lua_newtable(L);
-  lua_newtable(L);
-  lua_pushliteral(L, "k");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &SB_THREADS);
-}
-
-/* Undo what sb_begin did to the thread and the allocator. */
-static void sb_end(lua_State *L, sb_call *c) {
-  if (!c->active) return;
-  c->active = 0;
-  sb_anchors(L);
-  lua_pushnil(L);
-  lua_rawsetp(L, -2, c);
-  lua_pop(L, 1);
-  lua_sethook(L, c->prev_hook, c->prev_mask, c->prev_count);
-  *sb_slot(L) = c->prev_call;
-  memcap_restore(&rt_get(L)->mem, c->prev_limit);
-}
+#define SBL_CALL "orket.sandbox.call"
 
 /* Turns the outcome into `true, ...` or `false, message, CODE`.
  * Stack on entry: [1..3] limits, [4] call userdata, then results or the error. */
-static int sb_finish(lua_State *L, int status, lua_KContext ctx) {
+static int sbl_finish(lua_State *L, int status, lua_KContext ctx) {
   if (ctx) lua_remove(L, 5); /* resumed after a yield: the message handler is still here */
-  sb_call *c = luaL_checkudata(L, 4, SB_CALL);
+  sb_call *c = luaL_checkudata(L, 4, SBL_CALL);
   sb_end(L, c);
   if (status == LUA_OK || status == LUA_YIELD) {
     int nres = lua_gettop(L) - 4;
@@ -84,35 +26,23 @@ static int sb_finish(lua_State *L, int status, lua_KContext ctx) {
     lua_insert(L, 5);
     return nres + 1;
   }
-  const char *code = "ERUNTIME";
-  if (status == LUA_ERRMEM)
-    code = "ENOMEM";
-  else if (c->b.tripped == BUDGET_INSTRUCTIONS)
-    code = "EBUDGET";
-  else if (c->b.tripped == BUDGET_DEADLINE)
-    code = "ETIMEOUT";
-  if (lua_type(L, -1) != LUA_TSTRING) { /* only a memory error can arrive without msgh */
+  /* The handler makes every error a string, so no value made by the script reaches
+   * trusted code; only a memory error arrives without passing it. */
+  if (status == LUA_ERRMEM || lua_type(L, -1) != LUA_TSTRING) {
     lua_pop(L, 1);
-    lua_pushliteral(L, "not enough memory");
-  }
-  if (status == LUA_ERRMEM) {
-    lua_pop(L, 1);
-    lua_pushliteral(L, "sandbox: memory limit exceeded (not enough memory)");
+    lua_pushstring(L, status == LUA_ERRMEM ? "sandbox: memory limit exceeded (not enough memory)"
+                                           : "not enough memory");
   }
   lua_pushboolean(L, 0);
   lua_insert(L, -2);
-  lua_pushstring(L, code);
+  lua_pushstring(L, sb_code(c, status));
   return 3;
 }
-
-/* The message handler: traceback as a string, so no value made by the script (a table
- * with a hostile __tostring, say) reaches trusted code. */
-static int sb_msgh(lua_State *L) { return rt_traceback(L); }
 
 /* pcall(instructions, timeout_ms, memory_bytes, fn, ...) -> true, ... | false, msg, CODE
  * Runs fn under a fresh budget. 0 means unlimited for each limit. CODE is EBUDGET,
  * ETIMEOUT, ENOMEM or ERUNTIME. fn may wait (yield to the loop) when called from a task. */
-static int sb_pcall(lua_State *L) {
+static int sbl_pcall(lua_State *L) {
   lua_Integer ins = luaL_checkinteger(L, 1);
   lua_Integer ms = luaL_checkinteger(L, 2);
   lua_Integer mem = luaL_checkinteger(L, 3);
@@ -122,54 +52,20 @@ static int sb_pcall(lua_State *L) {
   luaL_checktype(L, 4, LUA_TFUNCTION);
   int nargs = lua_gettop(L) - 4;
   luaL_checkstack(L, 4, "sandbox.pcall");
-
   sb_call *c = lua_newuserdatauv(L, sizeof *c, 0);
   memset(c, 0, sizeof *c);
-  luaL_setmetatable(L, SB_CALL);
+  luaL_setmetatable(L, SBL_CALL);
   lua_insert(L, 4); /* [4] call, [5] fn, [6..] args */
-  budget_start(&c->b, (uint64_t)ins, (uint64_t)ms);
-  sb_anchors(L);
-  lua_pushvalue(L, 4);
-  lua_rawsetp(L, -2, c);
-  lua_pop(L, 1);
-
-  /* From here to sb_end, nothing may raise outside the protected call. */
-  c->prev_hook = lua_gethook(L);
-  c->prev_mask = lua_gethookmask(L);
-  c->prev_count = lua_gethookcount(L);
-  c->prev_call = *sb_slot(L);
-  c->prev_limit = mem ? memcap_push(&rt_get(L)->mem, (size_t)mem) : rt_get(L)->mem.limit;
-  c->active = 1;
-  *sb_slot(L) = c;
-  lua_sethook(L, sb_hook, LUA_MASKCOUNT, SB_HOOK_EVERY);
-
-  lua_pushcfunction(L, sb_msgh);
-  lua_insert(L, 5); /* [5] msgh, [6] fn */
-  int status = lua_pcallk(L, nargs, LUA_MULTRET, 5, 1, sb_finish);
+  lua_pushcfunction(L, rt_traceback);
+  lua_insert(L, 5); /* [5] handler, [6] fn */
+  sb_begin(L, c, 4, (uint64_t)ins, (uint64_t)ms, (size_t)mem);
+  int status = lua_pcallk(L, nargs, LUA_MULTRET, 5, 1, sbl_finish);
   lua_remove(L, 5);
-  return sb_finish(L, status, 0);
+  return sbl_finish(L, status, 0);
 }
 
-/* Coroutines made inside a sandbox run under the budget of the call that made them:
- * a new thread inherits its creator's hook, and this gives it the creator's budget too.
- * Stack: co at the top. */
-static void sb_adopt(lua_State *L, lua_State *co) {
-  sb_call *c = *sb_slot(L);
-  *sb_slot(co) = c;
-  if (c == NULL) return;
-  sb_anchors(L);                               /* co anchors */
-  if (lua_rawgetp(L, -1, c) == LUA_TNIL) {     /* the call has ended: the creator holds it */
-    lua_pop(L, 1);
-    lua_pushthread(L);
-    lua_rawget(L, -2);
-  }
-  lua_pushvalue(L, -3);                        /* co anchors ud co */
-  lua_insert(L, -2);                           /* co anchors co ud */
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-}
-
-static int sb_cocreate(lua_State *L) {
+/* cocreate(fn) -> co: coroutine.create for scripts; co runs under the creator's budget. */
+static int sbl_cocreate(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_State *co = lua_newthread(L);
   lua_pushvalue(L, 1);
@@ -178,42 +74,11 @@ static int sb_cocreate(lua_State *L) {
   return 1;
 }
 
-int sb_thread_is_script(lua_State *L) {
-  int ok = 0;
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SB_THREADS) == LUA_TTABLE) {
-    lua_pushthread(L);
-    ok = lua_rawget(L, -2) != LUA_TNIL;
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  return ok;
-}
-
-int sb_thread_budgeted(lua_State *L) { return *sb_slot(L) != NULL; }
-
-int sb_charge(lua_State *L, uint64_t n, char *why, size_t whylen) {
-  sb_call *c = *sb_slot(L);
-  if (c == NULL) return 0;
-  if (budget_charge(&c->b, n, budget_now_ns()) == BUDGET_OK) return 0;
-  /* as sb_hook does once tripped: the script stops at its next instruction, whatever
-   * pcall it runs under */
-  lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
-  budget_describe(&c->b, why, whylen);
-  return 1;
-}
-
 /* is_script_thread(co) -> bool: whether co was made by a script (coroutine.create/wrap in
  * a sandbox). Scripts may resume, close or yield only those. */
-static int sb_is_script_thread(lua_State *L) {
+static int sbl_is_script_thread(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTHREAD);
-  int ok = 0;
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SB_THREADS) == LUA_TTABLE) {
-    lua_pushvalue(L, 1);
-    ok = lua_rawget(L, -2) != LUA_TNIL;
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  lua_pushboolean(L, ok);
+  lua_pushboolean(L, sb_is_script_thread(L, 1));
   return 1;
 }
 
@@ -221,23 +86,135 @@ static int sb_is_script_thread(lua_State *L) {
  * while another hook runs, and Lua calls a message handler for an error raised by a hook
  * before it unwinds, so a handler reached from our hook runs with hooks off; the
  * sandbox's xpcall asks this first and skips the script's handler. */
-static int sb_tripped(lua_State *L) {
-  sb_call *c = *sb_slot(L);
-  lua_pushboolean(L, c != NULL && c->b.tripped != BUDGET_OK);
+static int sbl_tripped(lua_State *L) {
+  lua_pushboolean(L, sb_tripped(L));
   return 1;
 }
 
-static const luaL_Reg sb_funcs[] = {
-    {"pcall", sb_pcall},
-    {"tripped", sb_tripped},
-    {"is_script_thread", sb_is_script_thread},
-    {"cocreate", sb_cocreate},
+/* ---- guarded library functions --------------------------------------------------------- */
+
+/* Each guard is a closure over the stock C function (upvalue 1). It settles the amount of
+ * work from the arguments, fixing any length it had to ask __len for into the arguments
+ * (so a __len cannot answer differently the second time), charges it, then runs the stock
+ * function as this very call, so argument errors read exactly as the stock ones do. */
+static int sbl_stock(lua_State *L) { return lua_tocfunction(L, lua_upvalueindex(1))(L); }
+
+/* Elements from i to j inclusive, without overflow. */
+static uint64_t sbl_span(lua_Integer i, lua_Integer j) {
+  return j < i ? 0 : (uint64_t)((lua_Unsigned)j - (lua_Unsigned)i) + 1;
+}
+
+static void sbl_fix_length(lua_State *L, int arg, lua_Integer n) {
+  lua_settop(L, arg);
+  lua_pushinteger(L, n);
+  lua_replace(L, arg);
+}
+
+/* table.concat(t [, sep [, i [, j]]]) */
+static int sbl_concat(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TTABLE && sb_thread_budgeted(L)) {
+    luaL_optlstring(L, 2, "", NULL);
+    lua_Integer i = luaL_optinteger(L, 3, 1);
+    lua_Integer j = lua_isnoneornil(L, 4) ? luaL_len(L, 1) : luaL_checkinteger(L, 4);
+    sbl_fix_length(L, 4, j);
+    sb_charge_call(L, sbl_span(i, j), "concat");
+  }
+  return sbl_stock(L);
+}
+
+/* table.unpack(t [, i [, j]]) */
+static int sbl_unpack(lua_State *L) {
+  if (sb_thread_budgeted(L)) {
+    lua_Integer i = luaL_optinteger(L, 2, 1);
+    lua_Integer j = lua_isnoneornil(L, 3) ? luaL_len(L, 1) : luaL_checkinteger(L, 3);
+    sbl_fix_length(L, 3, j);
+    sb_charge_call(L, sbl_span(i, j), "unpack");
+  }
+  return sbl_stock(L);
+}
+
+/* table.move(a1, f, e, t [, a2]) */
+static int sbl_move(lua_State *L) {
+  if (sb_thread_budgeted(L)) {
+    lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
+    luaL_checkinteger(L, 4);
+    sb_charge_call(L, sbl_span(f, e), "move");
+  }
+  return sbl_stock(L);
+}
+
+/* table.sort(t [, comp]): the stock sort asks __len itself, so a table with one is refused
+ * (it could answer a small length to us and a huge one to the sort). */
+static int sbl_sort(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TTABLE && sb_thread_budgeted(L)) {
+    if (luaL_getmetafield(L, 1, "__len") != LUA_TNIL)
+      return luaL_argerror(L, 1, "a table with a __len metamethod cannot be sorted in a script");
+    uint64_t n = lua_rawlen(L, 1), log = 1;
+    while ((n >> log) != 0) log++;
+    sb_charge_call(L, n * log, "sort");
+  }
+  return sbl_stock(L);
+}
+
+/* string.rep(s, n [, sep]): empty pieces would loop n times making nothing, so they answer
+ * at once; otherwise the repetitions are charged, unless the result cannot fit in the
+ * memory left, which the stock function reports as the memory error it is. */
+static int sbl_rep(lua_State *L) {
+  size_t l, lsep;
+  luaL_checklstring(L, 1, &l);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_optlstring(L, 3, "", &lsep);
+  if (n > 0 && l + lsep == 0) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  if (n > 0 && sb_thread_budgeted(L)) {
+    const memcap *m = &rt_get(L)->mem;
+    size_t left = m->limit > m->used ? m->limit - m->used : 0;
+    if ((uint64_t)n <= left / (l + lsep)) sb_charge_call(L, (uint64_t)n / 8, "rep");
+  }
+  return sbl_stock(L);
+}
+
+/* guards(string, table) -> {concat=, unpack=, move=, sort=, rep=}: the guarded forms of
+ * those functions of the stock libraries given. */
+static int sbl_guards(lua_State *L) {
+  static const struct {
+    int lib;
+    const char *name;
+    lua_CFunction guard;
+  } list[] = {
+      {2, "concat", sbl_concat}, {2, "unpack", sbl_unpack}, {2, "move", sbl_move},
+      {2, "sort", sbl_sort},     {1, "rep", sbl_rep},
+  };
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_createtable(L, 0, (int)(sizeof list / sizeof list[0]));
+  for (size_t k = 0; k < sizeof list / sizeof list[0]; k++) {
+    lua_getfield(L, list[k].lib, list[k].name);
+    lua_CFunction stock = lua_tocfunction(L, -1);
+    if (stock == NULL || lua_getupvalue(L, -1, 1) != NULL)
+      return luaL_error(L, "guards: %s is not Lua's own C function", list[k].name);
+    lua_pop(L, 1);
+    lua_pushcfunction(L, stock);
+    lua_pushcclosure(L, list[k].guard, 1);
+    lua_setfield(L, -2, list[k].name);
+  }
+  return 1;
+}
+
+static const luaL_Reg sbl_funcs[] = {
+    {"pcall", sbl_pcall},
+    {"tripped", sbl_tripped},
+    {"is_script_thread", sbl_is_script_thread},
+    {"cocreate", sbl_cocreate},
+    {"guards", sbl_guards},
     {NULL, NULL},
 };
 
 int luaopen_orket_sandbox(lua_State *L) {
-  luaL_newmetatable(L, SB_CALL);
+  luaL_newmetatable(L, SBL_CALL);
   lua_pop(L, 1);
-  luaL_newlib(L, sb_funcs);
+  luaL_newlib(L, sbl_funcs);
   return 1;
 }

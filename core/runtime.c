@@ -19,7 +19,6 @@
 #include <luv/luv.h>
 #pragma GCC diagnostic pop
 
-#include "await.h"
 #include "modules.h"
 
 extern int luaopen_cjson(lua_State *L);
@@ -225,7 +224,7 @@ orket_rt *rt_open(const char *home, char *err, size_t errlen) {
     return NULL;
   }
   /* Lua leaves the main thread's extra space uninitialised and copies it into every new
-   * thread; lsandbox.c keeps a thread's budget there, NULL meaning none. */
+   * thread; sandbox.c keeps a thread's budget there, NULL meaning none. */
   memset(lua_getextraspace(rt->L), 0, LUA_EXTRASPACE);
   lua_atpanic(rt->L, rt_panic);
   lua_pushcfunction(rt->L, rt_setup);
@@ -245,7 +244,7 @@ static void rt_close_walk(uv_handle_t *h, void *arg) {
 
 void rt_close(orket_rt *rt) {
   if (rt == NULL) return;
-  rt_wait_cancel_all(rt);
+  if (rt->cancel_waits) rt->cancel_waits(rt); /* set by await.c once anything waited */
   /* Let close callbacks already queued (they may call into Lua) run while Lua is alive. */
   uv_run(&rt->loop, UV_RUN_NOWAIT);
   lua_close(rt->L); /* luv's __gc closes its handles; their callbacks do not touch Lua */

@@ -41,12 +41,16 @@ local frozen = setmetatable({}, { __mode = "k" }) -- proxy -> true
 -- Strings reach the real string table through their shared metatable, so a script could
 -- write ("").dump. Method lookups now go through a layer holding a dump that refuses and
 -- the pattern functions of orket.c.pattern.methods: Lua's own outside a sandbox call, the
--- step-budgeted ones inside (s:find in a script must not run unbounded in C); everything
--- else (including what trusted code adds to `string`) falls through.
+-- step-budgeted ones inside (s:find in a script must not run unbounded in C), and the
+-- guarded rep; everything else (including what trusted code adds to `string`) falls through.
+-- The guarded forms of the library functions whose work grows with an integer argument
+-- or a __len result rather than with their input (see lsandbox.c).
+local guards = csb.guards(string, table)
+
 do
   local smt = getmetatable("")
   if smt.__index == string then
-    local layer = { dump = function() error("string.dump is not available", 2) end }
+    local layer = { dump = function() error("string.dump is not available", 2) end, rep = guards.rep }
     for k, f in pairs(cpattern.methods(string)) do layer[k] = f end
     smt.__index = setmetatable(layer, { __index = string, __newindex = string })
   end
@@ -155,14 +159,72 @@ function co_lib.wrap(f)
   return function(...) return wrap_result(co, coroutine.resume(co, ...)) end
 end
 
+-- table.insert and table.remove shift elements up to a length a __len metamethod may
+-- make as large as it likes; in Lua the shifting is counted by the instruction budget
+-- like any other loop. Results and messages follow the stock functions.
+local function position(fname, v, arg)
+  local i = math.tointeger(v)
+  if i == nil then
+    local what = type(v) == "number" and "number has no integer representation"
+      or ("number expected, got " .. (v == nil and "no value" or type(v)))
+    error("bad argument #" .. arg .. " to '" .. fname .. "' (" .. what .. ")", 3)
+  end
+  return i
+end
+
+local function table_arg(fname, n, t)
+  if type(t) ~= "table" then
+    local got = n == 0 and "no value" or type(t)
+    error("bad argument #1 to '" .. fname .. "' (table expected, got " .. got .. ")", 3)
+  end
+end
+
+local function script_insert(...)
+  local nargs = select("#", ...)
+  local t = ...
+  table_arg("insert", nargs, t)
+  local e = #t + 1
+  if nargs == 2 then
+    t[e] = select(2, ...)
+    return
+  end
+  if nargs ~= 3 then error("wrong number of arguments to 'insert'", 2) end
+  local _, pos, v = ...
+  pos = position("insert", pos, 2)
+  if math.ult(e - 1, pos - 1) then error("bad argument #2 to 'insert' (position out of bounds)", 2) end
+  for i = e, pos + 1, -1 do t[i] = t[i - 1] end
+  t[pos] = v
+end
+
+local function script_remove(...)
+  local t, pos = ...
+  table_arg("remove", select("#", ...), t)
+  local size = #t
+  pos = pos == nil and size or position("remove", pos, 2)
+  if pos ~= size and math.ult(size, pos - 1) then
+    error("bad argument #2 to 'remove' (position out of bounds)", 2)
+  end
+  local v = t[pos]
+  while pos < size do
+    t[pos] = t[pos + 1]
+    pos = pos + 1
+  end
+  t[pos] = nil
+  return v
+end
+
 -- The library tables every environment shares, frozen once.
 -- Scripts' string.find/match/gmatch/gsub are always the step-budgeted ones.
 local script_string = pick(string, M.ALLOW.string)
 for _, k in ipairs { "find", "match", "gmatch", "gsub" } do script_string[k] = cpattern[k] end
+script_string.rep = guards.rep
+local script_table = pick(table, M.ALLOW.table)
+for _, k in ipairs { "concat", "unpack", "move", "sort" } do script_table[k] = guards[k] end
+script_table.insert, script_table.remove = script_insert, script_remove
 
 local shared = {
   string = M.freeze(script_string, true),
-  table = M.freeze(pick(table, M.ALLOW.table), true),
+  table = M.freeze(script_table, true),
   math = M.freeze(pick(math, M.ALLOW.math), true),
   utf8 = M.freeze(pick(utf8, M.ALLOW.utf8), true),
   os = M.freeze(pick(os, M.ALLOW.os), true),

@@ -12,6 +12,7 @@
   X(test_budget_instructions)            \
   X(test_budget_deadline)                \
   X(test_budget_sticky)                  \
+  X(test_budget_call_cap)                \
   X(test_runtime_open_close)             \
   X(test_runtime_pcall_traceback)        \
   X(test_runtime_pcall_nonstring)        \

@@ -409,3 +409,106 @@ describe("sandbox budgets", function()
     assert.has_error(function() require("orket.c.sandbox").pcall(-1, 0, 0, print) end)
   end)
 end)
+
+-- A count hook cannot fire inside a C function, so a library function whose work grows
+-- with an integer argument or a __len result (not with its input) must charge that work
+-- before it starts, and be refused over a cap. Each attack below ran for hours before.
+describe("sandbox calls whose work grows with an argument", function()
+  local H = require "tests.helpers"
+  after_each(function() H.cleanup() healthy() end)
+
+  local ATTACKS = {
+    -- empty pieces answer at once, so only the loop around them spends the budget
+    rep_empty = [[while true do string.rep("", math.maxinteger) end]],
+    rep_method = [[while true do (""):rep(math.maxinteger, "") end]],
+    concat_range = [[return table.concat(setmetatable({}, {__index = table.concat}), "", 1, math.maxinteger)]],
+    concat_len = [[return table.concat(setmetatable({}, {__index = table.concat, __len = function() return math.maxinteger end}))]],
+    unpack = [[return table.unpack(setmetatable({}, {__index = type}), 1, 1 << 40)]],
+    move = [[return table.move({}, 1, math.maxinteger, 1)]],
+    move_negative = [[return table.move({}, -2, math.maxinteger - 3, 1, {})]],
+    insert = [[table.insert(setmetatable({}, {__len = function() return math.maxinteger - 1 end}), 1, 0)]],
+    remove = [[table.remove(setmetatable({}, {__len = function() return math.maxinteger end}), 1)]],
+    sort_large = [[local t = {} for i = 1, 600000 do t[i] = 0 end table.sort(t, rawequal)]],
+  }
+
+  -- Each kind of operator script, loaded the way the project loads it.
+  local KINDS = {
+    role = function(dir, src)
+      H.write(dir .. "/r.lua", src)
+      local _, msg, code = require("orket.engine.roles").load_file(dir .. "/r.lua")
+      return msg, code
+    end,
+    tool = function(dir, src)
+      H.write(dir .. "/t.lua", src)
+      local _, msg, code = require("orket.tools").load { dir .. "/t.lua" }
+      return msg, code
+    end,
+    policy = function(dir, src)
+      H.write(dir .. "/p.lua", src)
+      local _, msg, code = require("orket.policy").load { dir .. "/p.lua" }
+      return msg, code
+    end,
+    config = function(dir, src)
+      H.write(dir .. "/orket.lua", src)
+      local _, msg, code = require("orket.config").read(dir)
+      return msg, code
+    end,
+  }
+
+  for kind, load in pairs(KINDS) do
+    it("end with the budget error in a " .. kind .. " script", function()
+      for name, src in pairs(ATTACKS) do
+        local msg, code = load(H.tmpdir(), src)
+        assert.equal("EBUDGET", code, kind .. " " .. name .. ": " .. tostring(msg))
+        assert.matches("budget exceeded", msg, 1, true)
+      end
+    end)
+  end
+
+  it("refuse to sort a table whose length a __len metamethod decides", function()
+    local ok, err = run([[table.sort(setmetatable({}, {__len = function() return 1 << 31 end}))]])
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'sort' %(a table with a __len metamethod", err)
+  end)
+
+  it("keep the stock results and messages for ordinary use", function()
+    local ok, a, b, c, d, e, f, g = run([[
+      local t = {1, 2, 3}
+      table.insert(t, 4) table.insert(t, 1, 0) local r = table.remove(t, 2) table.remove(t)
+      local m = table.move({1, 2, 3}, 1, 3, 2)
+      local s = {3, 1, 2} table.sort(s)
+      return table.concat(t, ","), r, table.concat(m, ","), table.concat(s), select("#", table.unpack({1, 2, 3})),
+        ("ab"):rep(3, "-"), string.rep("", 5)]])
+    assert.is_true(ok)
+    assert.same({ "0,2,3", 1, "1,1,2,3", "123", 3, "ab-ab-ab", "" }, { a, b, c, d, e, f, g })
+    for _, case in ipairs {
+      { "table.insert({}, 1, 2, 3)", "wrong number of arguments to 'insert'" },
+      { "table.insert({}, 5, 1)", "bad argument #2 to 'insert' (position out of bounds)" },
+      { "table.insert({}, 1.5, 1)", "bad argument #2 to 'insert' (number has no integer representation)" },
+      { "table.remove({}, 5)", "bad argument #2 to 'remove' (position out of bounds)" },
+      { "table.insert(nil, 1)", "bad argument #1 to 'insert' (table expected, got nil)" },
+      { "table.concat({}, '', 'x')", "bad argument #3 to 'concat' (number expected, got string)" },
+      { "table.move({}, 1)", "bad argument #3 to 'move' (number expected, got no value)" },
+      { "string.rep('x')", "bad argument #2 to 'rep' (number expected, got no value)" },
+    } do
+      local ok2, err = run(case[1])
+      assert.is_false(ok2)
+      assert.matches(case[2], err, 1, true)
+    end
+    -- outside a sandbox the string methods stay stock
+    assert.equal("xx", ("x"):rep(2))
+  end)
+
+  it("meet the deadline when every instruction is a long C call", function()
+    -- a blocking C call of 5 ms per iteration: the deadline is checked before each call,
+    -- not only every thousand instructions (which let this run for 125 iterations)
+    local calls = 0
+    local box = sandbox.new { instructions = 0, timeout_ms = 20,
+      globals = { block = require("luv").sleep, note = function() calls = calls + 1 end } }
+    local ok, err, code = box:pcall(assert(box:load("while true do block(5) note() end")))
+    assert.is_false(ok)
+    assert.equal("ETIMEOUT", code)
+    assert.matches("time budget exceeded", err)
+    assert.is_true(calls < 20, calls .. " long calls ran past a 20 ms deadline")
+  end)
+end)
