@@ -4,8 +4,23 @@
 local sandbox = require "orket.sandbox"
 local rt = require "orket.c.runtime"
 local common = require "orket.llm.common"
+local cpattern = require "orket.c.pattern"
+local csb = require "orket.c.sandbox"
 
 local M = {}
+
+-- A rule's pattern meets the agent's text, which is hostile: each match runs under a
+-- budget of its own (the step-counted matcher charges it), so no pattern and text can
+-- hold the host. About 20 ms of matching.
+M.MATCH_BUDGET = { instructions = 2000000, timeout_ms = 500 }
+
+--- find(text, pattern) -> true | false | nil, message: the rule's pattern in the text.
+local function find(text, pattern)
+  local b = M.MATCH_BUDGET
+  local ok, start, err = csb.pcall(b.instructions, b.timeout_ms, 0, cpattern.find, text, pattern)
+  if ok then return start ~= nil end
+  return nil, (tostring(start):match("^[^\n]*")), err
+end
 
 local MATCH_KEYS = { role = true, card = true, seat = true, run = true, turn = true, model = true, match = true }
 local REPLY_KEYS = { content = true, tool_calls = true, finish_reason = true, usage = true,
@@ -46,8 +61,8 @@ function M.check(script, name)
     if (rule.reply == nil) == (rule.sequence == nil) then return nil, at .. " needs exactly one of reply= or sequence=" end
     if rule.match ~= nil then
       if type(rule.match) ~= "string" then return nil, at .. ".match must be a Lua pattern (string)" end
-      local ok, err = pcall(string.find, "", rule.match)
-      if not ok then return nil, at .. ".match: " .. tostring(err) end
+      local ok, err = find("", rule.match)
+      if ok == nil then return nil, at .. ".match: " .. tostring(err) end
     end
     if rule.reply then
       local ok, err = check_reply(rule.reply, at .. ".reply")
@@ -119,6 +134,7 @@ function M.load(conf, provider)
   return s
 end
 
+-- Whether rule answers; nil, message when its pattern cannot be matched within budget.
 local function matches(rule, meta, model, last)
   for k in pairs(MATCH_KEYS) do
     local want = rule[k]
@@ -127,13 +143,22 @@ local function matches(rule, meta, model, last)
       if have ~= want then return false end
     end
   end
-  if rule.match then return last ~= nil and string.find(last, rule.match) ~= nil end
+  if rule.match then
+    if last == nil then return false end
+    return find(last, rule.match)
+  end
   return true
 end
 
+-- The reply of the first rule that answers (or the default), or nil, message when a
+-- rule's pattern ran out of budget on this text.
 local function pick(s, meta, model, last)
   for i, rule in ipairs(s.rules) do
-    if matches(rule, meta, model, last) then
+    local hit, err = matches(rule, meta, model, last)
+    if hit == nil then
+      return nil, string.format("scripted: rules[%d].match: %s", i, err)
+    end
+    if hit then
       if rule.reply then return rule.reply end
       local n = (s.used[i] or 0) + 1
       if n <= #rule.sequence then
@@ -167,7 +192,8 @@ function M.chat(s, pname, model, req)
   local meta = req.meta or {}
   local last = req.messages[#req.messages]
   last = last and last.content
-  local r = pick(s, meta, model, type(last) == "string" and last or nil)
+  local r, perr = pick(s, meta, model, type(last) == "string" and last or nil)
+  if perr then return nil, perr, "bad_request" end
   if r == nil then
     return nil, string.format("scripted: no rule answers role=%s card=%s turn=%s (add a rule or a default)",
       tostring(meta.role), tostring(meta.card), tostring(meta.turn)), "bad_request"
