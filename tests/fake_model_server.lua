@@ -29,6 +29,8 @@
 --   done_gap_ms=MS              wait MS between [DONE] and the end of the chunked body
 --   echo_key                    the answer (or, with tool=, the call's "note" argument) repeats the
 --                               request's Authorization header, as a careless server might
+--   echo_key_fields             the response's model name and id repeat the request's
+--                               Authorization header
 --   plain_200                   answer 200 with a text/plain page, as a proxy or web server might
 --   nolog                       leave the request out of /__log (benchmarks: a log of tens of
 --                               thousands of requests made this server's collector pause for
@@ -168,8 +170,8 @@ end
 
 local function openai_chat(c, req, s)
   local stream = req.stream == true
-  local model = req.model
-  local id = "chatcmpl-fake" .. #log
+  local model = s.field_echo or req.model
+  local id = s.field_echo or ("chatcmpl-fake" .. #log)
   local usage = { prompt_tokens = 11, completion_tokens = s.chunks or 5, total_tokens = 11 + (s.chunks or 5) }
   local base_headers = { ["x-request-id"] = "req-" .. #log }
   if not stream then
@@ -234,7 +236,7 @@ end
 
 local function ollama_chat(c, req, s)
   local stream = req.stream ~= false -- Ollama streams unless told not to
-  local model = req.model
+  local model = s.field_echo or req.model
   local final = { model = model, created_at = "2024-01-01T00:00:00Z", done = true,
     done_reason = "stop", total_duration = 1000, prompt_eval_count = not s.no_usage and 13 or nil,
     eval_count = not s.no_usage and (s.chunks or 5) or nil,
@@ -293,6 +295,7 @@ local function handle(c, method, path, headers, body)
     return c:send(400, {}, json.encode { error = { message = "body is not JSON", type = "invalid_request_error" } })
   end
   local s = settings(req.model)
+  if s.echo_key_fields then s.field_echo = headers["authorization"] end
   if s.echo_key then
     if s.tool then s.arg_note = headers["authorization"] else s.echo = headers["authorization"] end
   end

@@ -370,6 +370,21 @@ describe("secrets", function()
     end
   end)
 
+  it("masks the key a server echoes in any field of its response (model, id)", function()
+    local cjson = require "cjson"
+    for _, wire in ipairs { "oa", "ol" } do
+      for _, stream in ipairs { true, false } do
+        for _, extra in ipairs { "", ",tool=add_issue_comment" } do
+          local r = assert(client():chat { model = wire .. ":echo_key_fields,chunks=2" .. extra, messages = USER,
+            stream = stream })
+          local all = cjson.encode { r.model, r.id, r.content, r.tool_calls, r.finish_reason }
+          assert.is_nil(all:find("SECRET", 1, true), wire .. " " .. tostring(stream) .. extra .. ": " .. all)
+          assert.equal("Bearer [redacted]", r.model)
+        end
+      end
+    end
+  end)
+
   it("redact masks given secrets, bearer tokens and sk- keys", function()
     local common = require "orket.llm.common"
     assert.equal("a [redacted] b Bearer [redacted] sk-[redacted]",

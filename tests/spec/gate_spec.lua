@@ -385,6 +385,26 @@ describe("policy.load", function()
     assert.equal("deny", check { tool = "read_file", policies = set, args = { path = "config/.env" } }.verdict)
   end)
 
+  it("names a policy to the model without Orket's install path or the project's directory", function()
+    local home = require("orket.c.runtime").home()
+    local set = assert(policy.load(policy.files_in { home .. "/policies" }))
+    local d = check { tool = "delete_file", policies = set, args = { path = "x" } }
+    assert.equal("POLICY_ASK", d.code)
+    assert.matches("(policy orket:policies/default.lua:", d.reason, 1, true)
+    assert.is_nil(d.reason:find(home, 1, true), d.reason)
+    local proj = H.tmpdir()
+    os.execute("mkdir -p " .. proj .. "/policies")
+    H.write(proj .. "/policies/extra.lua", "\ndeny { tool = 'read_file', path = 'private/**' }")
+    set = assert(policy.load { proj .. "/policies/extra.lua" })
+    d = check { tool = "read_file", policies = set, args = { path = "private/a" } }
+    assert.matches("(policy policies/extra.lua:2)", d.reason, 1, true)
+    assert.is_nil(d.reason:find(proj, 1, true), d.reason)
+    -- the operator's load errors still give the whole path
+    H.write(proj .. "/policies/bad.lua", "deny { colour = 'red' }")
+    local _, msg = policy.load { proj .. "/policies/bad.lua" }
+    assert.matches(proj .. "/policies/bad.lua:1:", msg, 1, true)
+  end)
+
   it("lets a project's file replace Orket's of the same name, and others add to it", function()
     local proj = H.tmpdir()
     os.execute("mkdir -p " .. proj .. "/policies")

@@ -286,13 +286,21 @@ local function run_effect(e, job, p, counters)
   return res
 end
 
+-- A failure or a denial is written like a result (keys sorted), so it too reads the same
+-- when a resumed run hands it to the model again.
 local function result_message(job, call, res)
-  local content = res.ok and encode_result(res.result) or encode { error = res.error, code = res.code, remedy = res.remedy }
+  local content
+  if res.ok then
+    content = encode_result(res.result)
+  else
+    content = encode_result { error = res.error, code = res.code, remedy = res.remedy }
+  end
   if job.role.dialect == "json" then
     return { role = "user", content = "Result of " .. call.name .. ": " .. content }
   end
   return { role = "tool", tool_call_id = call.id, name = call.name, content = content }
 end
+M.result_message = result_message
 
 -- Until a fresh turn's first commit moves its card from ready to in_progress, the turn
 -- sees the card as that commit will leave it.

@@ -140,7 +140,7 @@ function M.redact(text, secrets)
 end
 
 --- mask(value, secrets) -> value with every occurrence of each secret (4 bytes or more) in
---- its strings replaced by "[redacted]", nested tables walked in place (depth-capped: a
+--- its strings (values and keys) replaced by "[redacted]", nested tables walked in place (depth-capped: a
 --- result's tables are a few levels deep). Only the exact secrets: a model writing about
 --- "sk-..." strings or Bearer headers must not have its answer rewritten.
 function M.mask(value, secrets, depth)
@@ -151,8 +151,19 @@ function M.mask(value, secrets, depth)
     return value
   end
   if type(value) == "table" and (depth or 0) < 16 then
+    local renamed
     for k, v in pairs(value) do
       if type(v) == "string" or type(v) == "table" then value[k] = M.mask(v, secrets, (depth or 0) + 1) end
+      if type(k) == "string" and M.mask(k, secrets) ~= k then
+        renamed = renamed or {}
+        renamed[#renamed + 1] = k
+      end
+    end
+    -- a decoded object's names are the server's too (tool call arguments)
+    for _, k in ipairs(renamed or {}) do
+      local v = value[k]
+      value[k] = nil
+      value[M.mask(k, secrets)] = v
     end
   end
   return value
