@@ -336,6 +336,26 @@ describe("retry policy", function()
   end)
 end)
 
+describe("malformed tool calls", function()
+  before_each(function() fake.reset() end)
+
+  it("are a classified model failure naming the field, never a Lua error", function()
+    for _, wire in ipairs { "oa", "ol" } do
+      for _, stream in ipairs { true, false } do
+        for _, kind in ipairs { "number", "name", "function" } do
+          local what = wire .. " " .. tostring(stream) .. " " .. kind
+          local ok, r, msg, class = pcall(client({ retry = { max_attempts = 1 } }).chat, client({ retry = { max_attempts = 1 } }),
+            { model = wire .. ":tool=write_file,bad_call=" .. kind, messages = USER, stream = stream })
+          assert.is_true(ok, what .. ": " .. tostring(r))
+          assert.is_nil(r, what)
+          assert.equal("transient", class, what)
+          assert.matches("malformed response: .*tool_calls%[1%]", msg, nil, false)
+        end
+      end
+    end
+  end)
+end)
+
 describe("secrets", function()
   before_each(function() fake.reset() end)
 

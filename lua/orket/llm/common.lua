@@ -110,6 +110,21 @@ function M.attempts_text(n, ms)
 end
 
 --- redact(text, secrets) -> text with each secret, bearer token and sk-... key masked
+--- malformed(wire, what) -> the failure for a response whose JSON parsed but is not of the
+--- wire format's shape (a tool call that is a number, a name that is an object): a model
+--- failure like a malformed body, classified and retried as one, never a Lua error.
+function M.malformed(wire, what)
+  return M.err("transient", wire .. ": malformed response: " .. what, { malformed = true })
+end
+
+--- kind(v) -> "a number", "an object", ...: how a value of the wrong type is named
+function M.kind(v)
+  local t = type(v)
+  if t == "table" then return next(v) == nil and "an empty object or list" or (v[1] ~= nil and "a list" or "an object") end
+  if t == "userdata" then return "null" end
+  return "a " .. t
+end
+
 --- json_decoders(wire, piece, take) -> on_event, parse: the two ways a wire format meets
 --- JSON (one streamed piece, one whole body), decoded and handed to take(st, t, emit); a
 --- malformed one is a transient failure naming the wire format and the piece.
