@@ -106,6 +106,21 @@ function M.check(input)
   return d
 end
 
+--- card_facts(board, card) -> {id=, status=, type=, worked_by=, deps_done=}: what the gate
+--- needs to know of the card a call is made on, read the same way for a run and for
+--- `orket gate check --card` (deps_done: every card it depends on is done).
+function M.card_facts(board, card)
+  local done = true
+  for _, id in ipairs(card.depends_on or {}) do
+    local d = board:get(id)
+    if not d or d.status ~= "done" then
+      done = false
+      break
+    end
+  end
+  return { id = card.id, status = card.status, type = card.type, worked_by = card.worked_by, deps_done = done }
+end
+
 --- counters_add(counters, tool_def, args) -> counters after an allowed call ran
 --- (calls +1; bytes of "content" arguments; files named by "path" arguments of writers,
 --- wherever they sit in the arguments: core/gate.c's own walk, so the counters and the

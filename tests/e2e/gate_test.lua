@@ -76,6 +76,25 @@ describe("orket gate check", function()
     assert.equal("", r.stdout)
   end)
 
+  it("reads a card's facts from the project's board with --card, as a run does", function()
+    local dir = H.tmpdir()
+    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/webapp/epics") .. " " .. H.quote(dir))
+    assert.equal(0, H.orket("import " .. H.quote(dir)).status)
+    local start = [[gate check --role coder --tool update_issue_status --args '{"status":"in_progress"}' ]]
+    -- API-2 depends on API-1, which is not done: it cannot start
+    local r = H.orket(start .. "--card API-2 --workspace " .. H.quote(dir))
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("moving card API-2 from ready to in_progress is not allowed", r.stdout, 1, true)
+    -- API-1 depends on nothing
+    r = H.orket(start .. "--card API-1 --workspace " .. H.quote(dir))
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    r = H.orket(start .. "--card NOPE-1 --workspace " .. H.quote(dir))
+    assert.equal(1, r.status)
+    assert.matches("--card NOPE-1: board: no card", r.stderr, 1, true)
+    r = H.orket(start .. "--card API-1 --card-status ready --workspace " .. H.quote(dir))
+    assert.equal(2, r.status)
+  end)
+
   it("refuses an unknown role and a missing workspace by name", function()
     local r = H.orket([[gate check --role nosuchrole --tool read_file --args '{"path":"a"}']])
     assert.equal(2, r.status)

@@ -14,6 +14,7 @@ local approvals = require "orket.engine.approvals"
 local common = require "orket.llm.common"
 local jsonout = require "orket.jsonout"
 local settings_mod = require "orket.engine.settings"
+local gate_mod = require "orket.gate"
 
 local M = {}
 
@@ -223,7 +224,7 @@ local function execute(e, job, turn_id, key, call, counters, card)
       end
     end
     local decision = e.gate {
-      actor = actor, tool = call.name, args = call.arguments, card = card, counters = counters,
+      actor = actor, tool = call.name, args = call.arguments, card = gate_mod.card_facts(e.board, card), counters = counters,
       allowed = job.role.tools, record = record, tools = job.tools, policies = job.policies,
       -- arguments the model sent that are not a JSON object are refused, never run as {}
       args_error = call.arguments_error, raw_args = call.arguments_error and call.raw_arguments or nil,
