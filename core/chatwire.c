@@ -327,9 +327,9 @@ static int cw_value(cw_event *e, int type, const unsigned char *s, size_t n, int
       e->tc_index = v.v;
       return 1;
     }
-    case K_ID:
+    case K_ID: /* another type is not taken: the Lua decoder reports the malformed call */
       if (type == V_STR) return cw_keep(e, &op->id, s, n);
-      return 1;
+      return type == V_NULL;
     case K_FUNCTION:
       if (type != V_MAP) return 0;
       *ctx_out = C_FN;
@@ -341,7 +341,7 @@ static int cw_value(cw_event *e, int type, const unsigned char *s, size_t n, int
     cw_op *op = &e->ops[e->nops - 1];
     if (key == K_NAME) {
       if (type == V_STR && n > 0) return cw_keep(e, &op->name, s, n);
-      return 1;
+      return type == V_NULL || type == V_STR; /* as for the id: a name of another type is not taken */
     }
     if (key == K_ARGS) {
       if (type == V_STR) return cw_keep(e, &op->args, s, n);

@@ -1,5 +1,6 @@
-/* gate.c: the tool-call decision (see gate.h). Uses schema.c for arguments and workspace.c's
- * lexical path rules, so the gate and the filesystem agree on what a path means. */
+/* gate.c: the tool-call decision (see gate.h). Uses schema.c for arguments, workspace.c's
+ * lexical path rules (so the gate and the filesystem agree on what a path means) and
+ * statemachine.c for status changes (so the gate and the board agree on what may move). */
 #include "gate.h"
 
 #include <stdarg.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "statemachine.h"
 #include "workspace.h"
 
 #define GATE_MAX_PATHS 32
@@ -205,6 +207,45 @@ static int gw_value(gate_walk *w, const jv *s, const jv *v, int depth) {
   return 0;
 }
 
+/* A jv string as a C string in buf, or "?" (a name no table knows, so the state machine
+ * refuses it) when it is too long or holds a NUL byte: "done\0x" must not read as "done". */
+static const char *gate_cstr(const jv *v, char *buf, size_t size) {
+  if (v->n >= size || memchr(v->u.s, '\0', v->n) != NULL) return "?";
+  memcpy(buf, v->u.s, v->n);
+  buf[v->n] = '\0';
+  return buf;
+}
+
+/* The state machine's verdict on moving the card to `to`, as this actor. Returns 0 when
+ * legal, else -1 with d filled. The wait reason is the call's top-level "wait_reason"
+ * string, else (for the tool's fixed status) the tool's own. */
+static int gate_transition(const gate_input *in, const jv *to, int fixed, gate_decision *d) {
+  char tobuf[40], whybuf[40];
+  const char *status = gate_cstr(to, tobuf, sizeof tobuf);
+  const jv *w = in->args ? jv_get(in->args, "wait_reason") : NULL;
+  const char *reason = w && w->type == JV_STR ? gate_cstr(w, whybuf, sizeof whybuf) : NULL;
+  if (reason == NULL && fixed) reason = in->fixed_reason;
+  /* fields not named here (those added later) are zero: the actor is an agent */
+  sm_request rq = {
+      .type = in->card_type ? in->card_type : "issue",
+      .from = in->card_status,
+      .to = status,
+      .seat = in->seat,
+      .roles = in->roles,
+      .nroles = in->n_roles,
+      .reason = reason,
+      .worked_by = in->card_worked_by,
+      .deps_done = !in->card_deps_open,
+  };
+  sm_verdict v;
+  if (sm_check(&rq, &v)) return 0;
+  gd_set(d, GATE_DENY, v.code ? v.code : "TRANSITION_ILLEGAL",
+         "Choose a status this card may move to from its current one.",
+         "%s: moving card %s from %s to %.*s is not allowed: %s", in->tool, in->card_id ? in->card_id : "?",
+         in->card_status ? in->card_status : "?", (int)(to->n > 40 ? 40 : to->n), to->u.s, v.message);
+  return -1;
+}
+
 /* The "status"-format argument, if the tool has one and the call gives it. */
 static const jv *gate_status_arg(const gate_input *in) {
   const jv *props = jv_get(in->schema, "properties");
@@ -312,6 +353,20 @@ static int gate_policies(const gate_input *in, const gate_paths *p, gate_decisio
   return 0;
 }
 
+void gate_measure(const jv *schema, const jv *args, int writes, long long *bytes, long long *files) {
+  *bytes = *files = 0;
+  gate_paths *p = malloc(sizeof *p);
+  if (p == NULL) return;
+  p->n = 0;
+  gate_input in = {.tool = "", .tool_writes = writes};
+  gate_decision d;
+  gate_walk w = {.in = &in, .p = p, .d = &d, .bytes = 0, .where = "", .wlen = 0};
+  (void)gw_value(&w, schema, args, 0); /* an allowed call's walk finishes; counts so far otherwise */
+  *bytes = w.bytes;
+  *files = writes ? (long long)p->n : 0;
+  free(p);
+}
+
 void gate_check(const gate_input *in, gate_decision *d) {
   d->rule = -1;
   const char *tool = in->tool ? in->tool : "";
@@ -330,6 +385,19 @@ void gate_check(const gate_input *in, gate_decision *d) {
              in->n_roles ? in->roles[0] : "none", in->n_roles > 1 ? ", ..." : "");
       return;
     }
+  }
+  /* arguments nobody can judge are refused, never judged as {} (a tool with no required
+   * argument would run) */
+  if (in->args_error) {
+    gd_set(d, GATE_DENY, "ARGS_MALFORMED",
+           "Send the arguments as one complete JSON object of the tool's parameters, e.g. {\"name\": \"value\"}.",
+           "%s: the call's %.600s", tool, in->args_error);
+    return;
+  }
+  if (in->args_bad) {
+    gd_set(d, GATE_DENY, "ARGS_INVALID", "Call the tool again with plain JSON arguments that match its parameter schema.",
+           "%s: %.600s", tool, in->args_bad);
+    return;
   }
   schema_err se;
   static const jv empty = {JV_OBJ, 1, 0, {0}, NULL, NULL};
@@ -365,19 +433,7 @@ void gate_check(const gate_input *in, gate_decision *d) {
     fixed.n = strlen(in->fixed_status);
     to = &fixed;
   }
-  if (to && in->check_transition) {
-    d->code[0] = d->reason[0] = d->remedy[0] = '\0';
-    if (!in->check_transition(in->ud, to->u.s, to->n, d)) {
-      char why[sizeof d->reason], code[sizeof d->code], fix[sizeof d->remedy];
-      snprintf(why, sizeof why, "%s", d->reason[0] ? d->reason : "the state machine refused it");
-      snprintf(code, sizeof code, "%s", d->code[0] ? d->code : "TRANSITION_ILLEGAL");
-      snprintf(fix, sizeof fix, "%s", d->remedy[0] ? d->remedy : "Choose a status this card may move to from its current one.");
-      gd_set(d, GATE_DENY, code, fix, "%s: moving card %s from %s to %.*s is not allowed: %s", tool,
-             in->card_id ? in->card_id : "?", in->card_status ? in->card_status : "?",
-             (int)(to->n > 40 ? 40 : to->n), to->u.s, why);
-      goto done;
-    }
-  }
+  if (to && gate_transition(in, to, to == &fixed, d) != 0) goto done;
   if (gate_policies(in, p, d)) goto done;
   gd_set(d, GATE_ALLOW, "ALLOWED", "", "%s: allowed (no rule refused it)", tool);
 done:

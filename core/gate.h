@@ -1,9 +1,10 @@
-/* gate.h: the decision on every tool call an agent makes. Checks, in order, each with its
- * reason code: the tool exists (TOOL_UNKNOWN); the role may use it (ROLE_FORBIDDEN); the
+/* gate.h: the decision on every tool call an agent makes, in one function. Checks, in
+ * order, each with its reason code: the tool exists (TOOL_UNKNOWN); the role may use it
+ * (ROLE_FORBIDDEN); the model's argument text was a JSON object (ARGS_MALFORMED); the
  * arguments match the tool's schema (ARGS_INVALID); paths are confined (PATH_ESCAPE) and
  * writable (PATH_PROTECTED); per-turn and per-run limits (LIMIT_EXCEEDED); a status change is
- * legal for this actor (the state machine's own code, through a callback); operator policy
- * rules, deny -> ask -> allow, first match within a level (POLICY_DENY/ASK/ALLOW, or
+ * legal for this actor on this card (statemachine.c's sm_check, its own code); operator
+ * policy rules, deny -> ask -> allow, first match within a level (POLICY_DENY/ASK/ALLOW, or
  * POLICY_ERROR when a predicate fails). Otherwise ALLOWED. Pure C over schema.h values. */
 #ifndef ORKET_GATE_H
 #define ORKET_GATE_H
@@ -62,23 +63,34 @@ typedef struct gate_input {
   const char *const *allowed;        /* tools the actor's roles may use */
   size_t n_allowed;
   int restrict_tools;                /* 0: no role tool list was given */
-  const jv *args;
-  const char *card_id, *card_status;
+  const jv *args;                    /* NULL: none (judged as {}) */
+  /* Arguments that cannot be judged: args_error, the model's text was not a JSON object
+   * (ARGS_MALFORMED, with this reason); args_bad, they are not plain data (ARGS_INVALID).
+   * Either is refused right after the tool and role checks, never judged as {}. */
+  const char *args_error, *args_bad;
+  /* The card's facts, for the state machine. type NULL: "issue". deps_open: some card it
+   * depends on is not done (0: all are, or none). */
+  const char *card_id, *card_status, *card_type, *card_worked_by;
+  int card_deps_open;
+  const char *fixed_reason;          /* the wait reason the tool's fixed status is entered with */
   gate_counters turn, run;
   gate_limits limits;
   schema_limits schema_limits;
   const gate_rule *rules;
   size_t n_rules;
-  /* Status changes: called for the "status"-format argument. Returns 1 when legal; else 0
-   * with d->code, d->reason and d->remedy filled. NULL: status changes are not checked. */
-  int (*check_transition)(void *ud, const char *to, size_t tolen, gate_decision *d);
   /* Rules with predicate set: 1 matches, 0 does not, -1 failed (d->reason filled). */
   int (*predicate)(void *ud, size_t rule, gate_decision *d);
   void *ud;
 } gate_input;
 
-/* Decides; always fills d. */
+/* Decides; always fills d. A status change (the "status"-format argument, else the tool's
+ * fixed_status) is put to sm_check as this actor (seat, roles) on this card, with the call's
+ * top-level "wait_reason" string argument (fixed_reason for the fixed status). */
 void gate_check(const gate_input *in, gate_decision *d);
+
+/* What a call of a tool with this schema adds to the counters: the bytes of its "content"
+ * strings and, when writes, its path arguments; by the same walk gate_check uses. */
+void gate_measure(const jv *schema, const jv *args, int writes, long long *bytes, long long *files);
 
 /* Glob match: '*' any run without '/', '**' any run, '**' followed by '/' zero or more whole
  * directories, '?' one byte other than '/'; a trailing slash-double-star also matches the directory. Linear in

@@ -1,6 +1,6 @@
 /* lgate.c: Lua module `orket.c.gate`: the gate's pure logic for Lua: check(input) ->
- * decision, compile_schema(schema) and compile_rules(rules) (converted once, for check to
- * reuse), validate(schema, value), check_schema(schema, name), glob(pattern, s) and
+ * decision, measure(schema, args, writes) -> bytes, files, compile_schema(schema) and
+ * compile_rules(rules) (converted once, for check to reuse), validate(schema, value), check_schema(schema, name), glob(pattern, s) and
  * scan(text) (the tool-call candidate scan). Translates Lua tables to schema.h values in an
  * arena owned by a userdata, so an error half-way leaks nothing; uses gate.c, schema.c,
  * toolscan.c. lua/orket/gate.lua and lua/orket/toolcalls.lua build on it. */
@@ -273,28 +273,6 @@ static void lg_copy_field(lua_State *L, int idx, char *out, size_t outlen) {
   snprintf(out, outlen, "%s", s ? s : "");
 }
 
-/* input.check_transition(to) -> ok, code, reason, remedy */
-static int lg_transition(void *ud, const char *to, size_t tolen, gate_decision *d) {
-  lg_cb *cb = ud;
-  lua_State *L = cb->L;
-  lua_getfield(L, cb->input, "check_transition");
-  lua_pushlstring(L, to, tolen);
-  if (lua_pcall(L, 1, 4, 0) != LUA_OK) {
-    snprintf(d->code, sizeof d->code, "TRANSITION_ERROR");
-    snprintf(d->reason, sizeof d->reason, "the transition check failed: %s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object)");
-    lua_pop(L, 1);
-    return 0;
-  }
-  int ok = lua_toboolean(L, -4);
-  if (!ok) {
-    lg_copy_field(L, -3, d->code, sizeof d->code);
-    lg_copy_field(L, -2, d->reason, sizeof d->reason);
-    lg_copy_field(L, -1, d->remedy, sizeof d->remedy);
-  }
-  lua_pop(L, 4);
-  return ok;
-}
-
 /* input.predicate(i) -> matched | nil, err */
 static int lg_predicate(void *ud, size_t rule, gate_decision *d) {
   lg_cb *cb = ud;
@@ -503,12 +481,23 @@ static void lg_rules(lua_State *L, int input, jv_arena *a, gate_input *in) {
   lua_pop(L, 1); /* its strings stay alive in input.rules */
 }
 
+/* The schema at input[k]: a compiled one, a table (converted into a), or the empty one. */
+static const jv *lg_schema_of(lua_State *L, int input, const char *k, jv_arena *a) {
+  static const jv empty_schema = {JV_OBJ, 1, 0, {0}, NULL, NULL};
+  const jv *schema = &empty_schema;
+  int st = lua_getfield(L, input, k);
+  const lg_compiled *cs = st == LUA_TUSERDATA ? lg_tocompiled(L, -1, 0) : NULL;
+  if (cs) schema = cs->schema;
+  else if (st == LUA_TTABLE) schema = lg_checkjv(L, -1, a, "schema");
+  lua_pop(L, 1); /* a compiled schema stays alive in input[k] */
+  return schema;
+}
+
 /* check(input) -> {verdict=, code=, reason=, remedy=, rule=}
- * input: seat, roles, tool, tool_known, schema, tool_writes, fixed_status, allowed (list or
- * nil), args,
- * card_id, card_status, turn/run {calls, bytes, files}, limits {calls_turn, calls_run,
- * bytes_turn, bytes_run, files_turn, files_run}, schema_limits, rules, check_transition,
- * predicate. */
+ * input: seat, roles, tool, tool_known, schema, tool_writes, fixed_status, fixed_reason,
+ * allowed (list or nil), args, args_error, card_id, card_status, card_type, card_worked_by,
+ * card_deps_done (nil: done), turn/run {calls, bytes, files}, limits {calls_turn, calls_run,
+ * bytes_turn, bytes_run, files_turn, files_run}, schema_limits, rules, predicate. */
 static int lg_check(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -521,25 +510,26 @@ static int lg_check(lua_State *L) {
   in.roles = lg_strlist(L, 1, "roles", a, &in.n_roles);
   in.tool = lg_optstr(L, 1, "tool");
   in.fixed_status = lg_optstr(L, 1, "fixed_status");
+  in.fixed_reason = lg_optstr(L, 1, "fixed_reason");
+  in.args_error = lg_optstr(L, 1, "args_error");
   luaL_argcheck(L, in.tool != NULL, 1, "tool must be a string");
   lua_getfield(L, 1, "tool_known");
   in.tool_known = lua_toboolean(L, -1);
   lua_getfield(L, 1, "tool_writes");
   in.tool_writes = lua_toboolean(L, -1);
   lua_pop(L, 2);
-  static const jv empty_schema = {JV_OBJ, 1, 0, {0}, NULL, NULL};
-  in.schema = &empty_schema;
-  int st = lua_getfield(L, 1, "schema");
-  const lg_compiled *cs = st == LUA_TUSERDATA ? lg_tocompiled(L, -1, 0) : NULL;
-  if (cs) in.schema = cs->schema;
-  else if (st == LUA_TTABLE) in.schema = lg_checkjv(L, -1, a, "schema");
-  lua_pop(L, 1); /* a compiled schema stays alive in input.schema */
+  in.schema = lg_schema_of(L, 1, "schema", a);
   lua_getfield(L, 1, "allowed");
   in.restrict_tools = lua_istable(L, -1);
   lua_pop(L, 1);
   in.allowed = lg_strlist(L, 1, "allowed", a, &in.n_allowed);
   in.card_id = lg_optstr(L, 1, "card_id");
   in.card_status = lg_optstr(L, 1, "card_status");
+  in.card_type = lg_optstr(L, 1, "card_type");
+  in.card_worked_by = lg_optstr(L, 1, "card_worked_by");
+  lua_getfield(L, 1, "card_deps_done");
+  in.card_deps_open = !lua_isnil(L, -1) && !lua_toboolean(L, -1);
+  lua_pop(L, 1);
   in.turn.calls = lg_optint(L, 1, "turn", "calls");
   in.turn.bytes = lg_optint(L, 1, "turn", "bytes");
   in.turn.files = lg_optint(L, 1, "turn", "files");
@@ -557,9 +547,6 @@ static int lg_check(lua_State *L) {
   if ((v = lg_optint(L, 1, "schema_limits", "max_string")) > 0) in.schema_limits.max_string = (size_t)v;
   if ((v = lg_optint(L, 1, "schema_limits", "max_items")) > 0) in.schema_limits.max_items = (size_t)v;
   lg_rules(L, 1, a, &in);
-  lua_getfield(L, 1, "check_transition");
-  if (lua_isfunction(L, -1)) in.check_transition = lg_transition;
-  lua_pop(L, 1);
   in.predicate = lg_predicate;
   lg_cb cb = {L, 1};
   in.ud = &cb;
@@ -570,16 +557,9 @@ static int lg_check(lua_State *L) {
   lua_getfield(L, 1, "args");
   int conv = args ? lg_tojv(L, -1, args, &c, 0, "args") : lg_conv_fail(&c, "args", "out of memory");
   lua_pop(L, 1);
-  if (conv != 0 && in.tool_known) {
-    d.verdict = GATE_DENY;
-    d.rule = -1;
-    snprintf(d.code, sizeof d.code, "ARGS_INVALID");
-    snprintf(d.reason, sizeof d.reason, "%s: %s", in.tool, c.err);
-    snprintf(d.remedy, sizeof d.remedy, "Call the tool again with plain JSON arguments that match its parameter schema.");
-  } else {
-    in.args = conv == 0 ? args : NULL;
-    gate_check(&in, &d);
-  }
+  in.args = conv == 0 ? args : NULL;
+  if (conv != 0) in.args_bad = c.err; /* gate_check decides where this refusal comes */
+  gate_check(&in, &d);
   jv_arena_free(a);
   lua_createtable(L, 0, 5);
   lua_pushstring(L, lg_verdicts[d.verdict]);
@@ -597,8 +577,31 @@ static int lg_check(lua_State *L) {
   return 1;
 }
 
+/* measure(schema, args, writes) -> bytes, files: what a call adds to the counters (the
+ * gate's own walk; for a call whose decision is not at hand, e.g. one resumed after a crash) */
+static int lg_measure(lua_State *L) {
+  luaL_checkany(L, 1);
+  luaL_checkany(L, 2);
+  lua_settop(L, 3);
+  int writes = lua_toboolean(L, 3);
+  lua_newtable(L); /* [4] input: the schema under the name lg_schema_of reads */
+  lua_pushvalue(L, 1);
+  lua_setfield(L, 4, "schema");
+  jv_arena *a = lg_arena(L); /* [5] */
+  const jv *schema = lg_schema_of(L, 4, "schema", a);
+  lg_conv c = {a, 0, {0}};
+  jv *args = jv_alloc(a, sizeof *args);
+  long long bytes = 0, files = 0;
+  if (args && lg_tojv(L, 2, args, &c, 0, "args") == 0) gate_measure(schema, args, writes, &bytes, &files);
+  jv_arena_free(a);
+  lua_pushinteger(L, (lua_Integer)bytes);
+  lua_pushinteger(L, (lua_Integer)files);
+  return 2;
+}
+
 static const luaL_Reg lg_funcs[] = {
     {"check", lg_check},
+    {"measure", lg_measure},
     {"compile_schema", lg_compile_schema},
     {"compile_rules", lg_compile_rules},
     {"validate", lg_validate},

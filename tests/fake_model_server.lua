@@ -29,6 +29,11 @@
 --   done_gap_ms=MS              wait MS between [DONE] and the end of the chunked body
 --   echo_key                    the answer (or, with tool=, the call's "note" argument) repeats the
 --                               request's Authorization header, as a careless server might
+--   bad_call=KIND               with tool=: the call itself is of the wrong type: number (the
+--                               call is 5), name (its name is an object), function (its
+--                               "function" is a string)
+--   echo_key_fields             the response's model name and id repeat the request's
+--                               Authorization header
 --   plain_200                   answer 200 with a text/plain page, as a proxy or web server might
 --   nolog                       leave the request out of /__log (benchmarks: a log of tens of
 --                               thousands of requests made this server's collector pause for
@@ -140,6 +145,14 @@ local function tool_args(s)
   return args, { text:sub(1, a), text:sub(a + 1, b), text:sub(b + 1) }
 end
 
+-- bad_call=KIND: a tool call list whose call is of the wrong type.
+local function bad_calls(s, ollama)
+  if s.bad_call == "number" then return { 5 } end
+  if s.bad_call == "name" then return { { id = "call_1", ["function"] = { name = { x = 1 }, arguments = "{}" } } } end
+  if s.bad_call == "function" then return { { id = "call_1", ["function"] = "write_file" } } end
+  error("bad_call: unknown kind")
+end
+
 -- A failure decided by fail=/times=/key=, or nil.
 local function failure(s, model)
   if not s.fail then return nil end
@@ -168,8 +181,8 @@ end
 
 local function openai_chat(c, req, s)
   local stream = req.stream == true
-  local model = req.model
-  local id = "chatcmpl-fake" .. #log
+  local model = s.field_echo or req.model
+  local id = s.field_echo or ("chatcmpl-fake" .. #log)
   local usage = { prompt_tokens = 11, completion_tokens = s.chunks or 5, total_tokens = 11 + (s.chunks or 5) }
   local base_headers = { ["x-request-id"] = "req-" .. #log }
   if not stream then
@@ -180,6 +193,7 @@ local function openai_chat(c, req, s)
       msg.tool_calls = { { id = "call_1", type = "function",
         ["function"] = { name = s.tool, arguments = table.concat(select(2, tool_args(s))) } } }
       finish = "tool_calls"
+      if s.bad_call then msg.tool_calls = bad_calls(s) end
     end
     local body = { id = id, object = "chat.completion", model = model,
       choices = { { index = 0, message = msg, finish_reason = finish } },
@@ -211,7 +225,9 @@ local function openai_chat(c, req, s)
       return c:finish()
     end
     if s.stamp_end and i == #list and not s.tool then p = p .. string.format(" end=%d", uv.hrtime()) end
-    if s.tool then
+    if s.tool and s.bad_call then
+      event(delta({ tool_calls = bad_calls(s) }))
+    elseif s.tool then
       local tc = { index = 0, ["function"] = { arguments = p } }
       if i == 1 then tc.id = "call_1"; tc.type = "function"; tc["function"].name = s.tool end
       event(delta({ tool_calls = { tc } }))
@@ -234,12 +250,13 @@ end
 
 local function ollama_chat(c, req, s)
   local stream = req.stream ~= false -- Ollama streams unless told not to
-  local model = req.model
+  local model = s.field_echo or req.model
   local final = { model = model, created_at = "2024-01-01T00:00:00Z", done = true,
     done_reason = "stop", total_duration = 1000, prompt_eval_count = not s.no_usage and 13 or nil,
     eval_count = not s.no_usage and (s.chunks or 5) or nil,
     message = { role = "assistant", content = "" } }
   local tool_calls = s.tool and { { ["function"] = { name = s.tool, arguments = (tool_args(s)) } } } or nil
+  if s.tool and s.bad_call then tool_calls = bad_calls(s, true) end
   if not stream then
     final.message = { role = "assistant", content = s.tool and "" or table.concat(pieces(s)), tool_calls = tool_calls }
     if s.malformed then return c:send(200, {}, '{"model": "broken"') end
@@ -293,6 +310,7 @@ local function handle(c, method, path, headers, body)
     return c:send(400, {}, json.encode { error = { message = "body is not JSON", type = "invalid_request_error" } })
   end
   local s = settings(req.model)
+  if s.echo_key_fields then s.field_echo = headers["authorization"] end
   if s.echo_key then
     if s.tool then s.arg_note = headers["authorization"] else s.echo = headers["authorization"] end
   end

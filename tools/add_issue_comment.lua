@@ -9,7 +9,7 @@ return {
     required = { "body" },
   },
   handler = function(args, ctx)
-    local c, err, code = ctx.board:comment(ctx.card.id, { author = ctx.actor.seat, body = args.body })
+    local c, err, code = ctx.board:comment(args.body)
     if not c then return nil, err, code end
     return { comment = c }
   end,

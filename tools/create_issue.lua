@@ -19,6 +19,7 @@ return {
   handler = function(args, ctx)
     local parent = ctx.card.type == "epic" and ctx.card.id or ctx.card.parent
     if not parent then return nil, "create_issue: your card has no epic to add the issue to", "EINVAL" end
+    -- the board view files it under that epic whatever the arguments say
     if args.seat and ctx.seats then
       local known = false
       for _, s in ipairs(ctx.seats) do known = known or s == args.seat end
@@ -29,7 +30,7 @@ return {
       end
     end
     local card, err, code = ctx.board:create {
-      parent = parent, summary = args.summary, description = args.description, seat = args.seat,
+      summary = args.summary, description = args.description, seat = args.seat,
       priority = args.priority, depends_on = args.depends_on, requirements = args.requirements,
       acceptance = args.acceptance,
     }

@@ -12,7 +12,7 @@ return {
     required = { "text" },
   },
   handler = function(args, ctx)
-    local e, err, code = ctx.memory:remember { card = ctx.card.id, text = args.text, tags = args.tags or {} }
+    local e, err, code = ctx.memory:remember { text = args.text, tags = args.tags or {} }
     if not e then return nil, err, code end
     return { id = e.id, remembered = true }
   end,

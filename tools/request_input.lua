@@ -11,12 +11,11 @@ return {
     required = { "question" },
   },
   handler = function(args, ctx)
-    local card, err, code = ctx.board:transition(ctx.card.id, "waiting_for_developer",
-      { actor = ctx.actor, reason = "input", note = args.question })
+    local card, err, code = ctx.board:transition("waiting_for_developer", { reason = "input", note = args.question })
     if not card then return nil, err, code end
     -- the question is a comment too: the developer reads it with the card (orket card, the
     -- stall report), and the brief of the turn after the answer shows both, in order
-    local c, cerr, ccode = ctx.board:comment(ctx.card.id, { author = ctx.actor.seat, body = "Question: " .. args.question })
+    local c, cerr, ccode = ctx.board:comment("Question: " .. args.question)
     if not c then return nil, cerr, ccode end
     return { id = card.id, status = card.status, question = args.question }
   end,

@@ -20,8 +20,7 @@ return {
     if (args.status == "blocked" or args.status == "waiting_for_developer") and not args.wait_reason then
       return nil, "update_issue_status: " .. args.status .. " needs a wait_reason (resource, dependency, review, input or system)", "EINVAL"
     end
-    local card, err, code = ctx.board:transition(ctx.card.id, args.status,
-      { actor = ctx.actor, reason = args.wait_reason, note = args.note })
+    local card, err, code = ctx.board:transition(args.status, { reason = args.wait_reason, note = args.note })
     if not card then return nil, err, code end
     return { id = card.id, status = card.status, wait_reason = card.wait_reason }
   end,

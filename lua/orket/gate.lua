@@ -1,8 +1,10 @@
 -- orket.gate: every tool call an agent makes is judged here before it runs. The decision is
--- core/gate.c's (tool exists, role, argument schema, paths, limits, status change, operator
--- policy); this layer gathers its input, runs policy predicates under the script budget,
--- and records every decision (and every denial as a policy violation) through the
--- record(kind, data) function it is handed. Contract: docs/policies.md.
+-- core/gate.c's alone, in one call (tool exists, role, malformed arguments, argument schema,
+-- paths, limits, status change through the state machine, operator policy); this layer
+-- gathers its input, runs policy predicates under the script budget, and records every
+-- decision (and every denial as a policy violation) through the record(kind, data)
+-- function it is handed. `orket gate check` and a run both call check. Contract:
+-- docs/policies.md.
 local cgate = require "orket.c.gate"
 
 local M = {}
@@ -36,13 +38,14 @@ end
 
 --- check{actor={seat=, roles={}}, tool=, args=, args_error=, raw_args=, card=,
 ---       counters={turn=, run=}, limits=, tools=registry, policies=set, allowed={tool names},
----       check_transition=fn, record=fn} -> {verdict="allow"|"deny"|"ask", code=, reason=, remedy=, rule=}
---- args_error (why the model's argument text is not a JSON object) denies the call with
---- ARGS_MALFORMED once the tool and role checks pass; raw_args (that text) is what the
---- records show in place of args.
---- check_transition(card, to, actor) -> ok, code, msg [, remedy] decides status changes;
---- record(kind, data) receives "gate_decision" for every call and "policy_violation" for
---- every denial (data: what, why, how_to_fix, code, tool, args, card, seat).
+---       record=fn} -> {verdict="allow"|"deny"|"ask", code=, reason=, remedy=, rule=}
+--- The decision is core/gate.c's alone, this only gathers its input: the card's facts
+--- (card.id, status, type, worked_by, deps_done; nil deps_done counts as done) for the
+--- state machine, which gate.c asks itself; args_error (why the model's argument text is not
+--- a JSON object) for ARGS_MALFORMED; raw_args (that text) is what the records show in
+--- place of args. record(kind, data) receives "gate_decision" for every call and
+--- "policy_violation" for every denial (data: what, why, how_to_fix, code, tool, args,
+--- card, seat).
 function M.check(input)
   if type(input) ~= "table" then error("bad argument #1 to 'check' (table expected, got " .. type(input) .. ")", 2) end
   if type(input.tool) ~= "string" then error("bad argument #1 to 'check' (tool must be a string)", 2) end
@@ -65,39 +68,20 @@ function M.check(input)
     tool = input.tool, args = input.args, seat = actor.seat, roles = roles,
     card = card.id, status = card.status,
   }
-  local c_input = {
+  local d = cgate.check {
     seat = actor.seat, roles = roles, tool = input.tool,
     tool_known = def ~= nil, schema = def and (def.compiled_schema or def.parameters),
-    tool_writes = def ~= nil and def.effect == "write", fixed_status = def and def.status,
+    tool_writes = def ~= nil and def.effect == "write",
+    fixed_status = def and def.status, fixed_reason = def and def.wait_reason,
     allowed = input.allowed and list_of_strings(input.allowed, "allowed") or nil,
-    args = input.args == nil and {} or input.args,
-    card_id = card.id and tostring(card.id), card_status = card.status,
+    args = input.args == nil and {} or input.args, args_error = args_error,
+    card_id = card.id and tostring(card.id), card_status = card.status, card_type = card.type,
+    card_worked_by = card.worked_by, card_deps_done = card.deps_done,
     turn = counters.turn, run = counters.run, limits = limits,
     schema_limits = input.schema_limits,
     rules = policies and (policies.compiled or policies.rules) or nil,
     predicate = policies and function(i) return policies:predicate(i, call) end or nil,
   }
-  -- Status changes are always judged by the state machine; a caller that knows more
-  -- (the engine knows whether dependencies are done) passes its own check_transition.
-  local ct = input.check_transition or M.state_machine_check(input.args, def)
-  do
-    c_input.check_transition = function(to)
-      local ok, code, msg, remedy = ct(card, to, actor)
-      if ok then return true end
-      return false, code, msg, remedy
-    end
-  end
-  if args_error then
-    -- Arguments that did not parse are not judged as {}: a tool with no required argument
-    -- would run on them. Only "no such tool" and "not this role's tool" come first.
-    c_input.args, c_input.rules, c_input.predicate, c_input.check_transition = {}, nil, nil, nil
-  end
-  local d = cgate.check(c_input)
-  if args_error and d.code ~= "TOOL_UNKNOWN" and d.code ~= "ROLE_FORBIDDEN" then
-    d = { verdict = "deny", code = "ARGS_MALFORMED",
-      reason = input.tool .. ": the call's " .. args_error,
-      remedy = "Send the arguments as one complete JSON object of the tool's parameters, e.g. {\"name\": \"value\"}." }
-  end
   local record = input.record
   if record then
     -- args (the arguments' JSON, cut at 500 bytes) is encoded only when the recorder
@@ -122,59 +106,30 @@ function M.check(input)
   return d
 end
 
---- state_machine_check(args [, tool_def]) -> check_transition function deciding from the
---- card's own fields (type, status, worked_by, deps_done) and the call's wait_reason; a
---- tool with a fixed status (request_input) enters it with the tool's own wait_reason.
-function M.state_machine_check(args, def)
-  local sm = require "orket.c.statemachine"
-  local reason = type(args) == "table" and args.wait_reason or nil
-  if reason ~= nil and type(reason) ~= "string" then reason = nil end -- the schema reports it
-  local fixed = type(def) == "table" and def.status or nil
-  local fixed_reason = type(def) == "table" and def.wait_reason or nil
-  return function(card, to, actor)
-    local why = reason
-    if why == nil and to == fixed then why = fixed_reason end
-    local ok, msg, code = sm.check {
-      type = card.type or "issue", from = card.status, to = to, seat = actor.seat,
-      roles = actor.roles, reason = why, worked_by = card.worked_by,
-      deps_done = card.deps_done,
-    }
-    if ok then return true end
-    return false, code, msg
-  end
-end
-
--- What an allowed call adds to the counters, found the way core/gate.c finds it: "content"
--- strings and "path" strings (or lists of them) at any depth the schema describes. The walk
--- follows the schema, which schema_check caps at 16 levels.
-local function measure(s, v, writes, acc, depth)
-  if type(s) ~= "table" or v == nil or depth > 16 then return end
-  if s.format == "content" then
-    if type(v) == "string" then acc.bytes = acc.bytes + #v end
-  elseif s.format == "path" then
-    if not writes then return end
-    if type(v) == "string" then
-      acc.files = acc.files + 1
-    elseif type(v) == "table" then
-      for _, x in ipairs(v) do if type(x) == "string" then acc.files = acc.files + 1 end end
-    end
-  elseif type(v) == "table" then
-    if s.items then
-      for _, x in ipairs(v) do measure(s.items, x, writes, acc, depth + 1) end
-    end
-    if s.properties then
-      for k, ps in pairs(s.properties) do measure(ps, rawget(v, k), writes, acc, depth + 1) end
+--- card_facts(board, card) -> {id=, status=, type=, worked_by=, deps_done=}: what the gate
+--- needs to know of the card a call is made on, read the same way for a run and for
+--- `orket gate check --card` (deps_done: every card it depends on is done).
+function M.card_facts(board, card)
+  local done = true
+  for _, id in ipairs(card.depends_on or {}) do
+    local d = board:get(id)
+    if not d or d.status ~= "done" then
+      done = false
+      break
     end
   end
+  return { id = card.id, status = card.status, type = card.type, worked_by = card.worked_by, deps_done = done }
 end
 
 --- counters_add(counters, tool_def, args) -> counters after an allowed call ran
 --- (calls +1; bytes of "content" arguments; files named by "path" arguments of writers,
---- wherever they sit in the arguments).
+--- wherever they sit in the arguments: core/gate.c's own walk, so the counters and the
+--- gate's limits agree).
 function M.counters_add(counters, def, args)
-  local acc = { bytes = 0, files = 0 }
-  if def and type(args) == "table" then measure(def.parameters, args, def.effect == "write", acc, 0) end
-  local bytes, files = acc.bytes, acc.files
+  local bytes, files = 0, 0
+  if def and type(args) == "table" then
+    bytes, files = cgate.measure(def.compiled_schema or def.parameters or {}, args, def.effect == "write")
+  end
   for _, scope in ipairs { "turn", "run" } do
     local c = counters[scope] or {}
     counters[scope] = c

@@ -63,6 +63,17 @@ local function compile(level, spec, where)
   return rule, spec.when
 end
 
+--- shown_name(path) -> how a decision names a policy file to the model: Orket's own as
+--- "orket:policies/NAME.lua", a project's as "policies/NAME.lua"; no install or project
+--- directory (the operator's load errors still give the whole path).
+function M.shown_name(path)
+  local home = require("orket.c.runtime").home()
+  if type(home) == "string" and home ~= "" and path:sub(1, #home + 1) == home .. "/" then
+    return "orket:" .. path:sub(#home + 2)
+  end
+  return path:match("(policies/[^/]+)$") or path:match("([^/]+)$") or path
+end
+
 local Set = {}
 Set.__index = Set
 
@@ -72,12 +83,15 @@ function M.load(files)
   local set = setmetatable({ rules = {}, predicates = {}, files = {} }, Set)
   for _, path in ipairs(files) do
     local box
+    local shown = M.shown_name(path)
     local function adder(level)
       return function(spec)
         local info = debug.getinfo(2, "Sl")
         local where = (info and info.currentline and info.currentline > 0)
           and (path .. ":" .. info.currentline) or path
         local rule, pred = compile(level, spec, where)
+        -- the name the model reads in a decision: never a path of this machine
+        rule.name = shown .. (info and info.currentline and info.currentline > 0 and (":" .. info.currentline) or "")
         set.rules[#set.rules + 1] = rule
         set.predicates[#set.rules] = pred and { fn = pred, box = box } or nil
       end

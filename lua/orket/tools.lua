@@ -3,7 +3,8 @@
 --     status=<fixed target status or nil>, wait_reason=<the reason that status is entered with>, handler=function(args, ctx) -> result | nil, msg, code,
 --     idempotent=bool, recover=function(args, ctx) -> result | nil }  (the last two: "write" only)
 -- and is loaded in its own restricted environment (orket.sandbox). Handlers reach the world
--- only through ctx (ctx.fs, ctx.board, ctx.memory, ctx.card, ctx.actor) and run under the
+-- only through ctx (ctx.fs, and ctx.board / ctx.memory: views bound to the card and the
+-- engine's actor, never the host objects; ctx.card, ctx.actor: copies) and run under the
 -- script budget. Loading is all-or-nothing, so a reload swaps registries atomically.
 -- Contract: docs/tools.md.
 local sandbox = require "orket.sandbox"
@@ -164,12 +165,163 @@ local function tool_fs(fs, may_read)
   return view
 end
 
--- The ctx a handler sees: its own copies of the card and the actor, the workspace view.
+-- ctx.board and ctx.memory: views bound to the card being worked and to the acting seat,
+-- which the engine fixes. The host's board and memory (and through them the store's
+-- connection) stay out of the script's reach: a view is an empty table whose hidden
+-- metatable leads to the shared functions below, and what it stands for is kept in
+-- bound_of, keyed by the view. Everything a view returns is a plain copy. So a script can
+-- neither run SQL, close the store, move a card around the state machine or act as
+-- another seat, nor replace a method the engine itself later calls.
+local bound_of = setmetatable({}, { __mode = "k" })
+
+local function readonly(_, k)
+  error("attempt to modify a read-only table (field '" .. tostring(k) .. "')", 2)
+end
+
+local function bound(view, what, op)
+  local b = bound_of[view]
+  if not b or b.what ~= what then
+    error("bad argument #1 to '" .. op .. "' (" .. what .. " view expected; call it as ctx." .. what .. ":" .. op
+      .. "(...))", 3)
+  end
+  return b
+end
+
+-- A host answer handed to the script: plain copies of data, strings for errors.
+local function out(v, msg, code)
+  if v == nil then
+    return nil, type(msg) == "string" and msg or nil, type(code) == "string" and code or nil
+  end
+  if type(v) == "table" then return (sandbox.copy(v)) end
+  return v
+end
+
+local function plain_opts(opts, op, fields)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error("bad argument #2 to '" .. op .. "' (options table expected)", 3) end
+  local copy, perr = sandbox.copy(opts)
+  if not copy then error("bad argument #2 to '" .. op .. "' (" .. tostring(perr) .. ")", 3) end
+  for k in pairs(copy) do
+    if not fields[k] then
+      error("bad argument #2 to '" .. op .. "' (unknown field '" .. tostring(k) .. "'; the card and the actor are "
+        .. "fixed by the engine)", 3)
+    end
+  end
+  return copy
+end
+
+local BOARD_FN = {}
+
+-- own card, its epic and the cards it depends on: what a tool may read
+local function visible(b, id)
+  if id == b.card_id or id == b.epic then return true end
+  local own = b.board:get(b.card_id)
+  for _, d in ipairs(own and own.depends_on or {}) do
+    if d == id then return true end
+  end
+  return false
+end
+
+--- view:get([id]) -> card: the card being worked (default), its epic or a card it depends on
+function BOARD_FN.get(view, id)
+  local b = bound(view, "board", "get")
+  if id == nil then id = b.card_id end
+  if type(id) ~= "string" then error("bad argument #1 to 'get' (card id string expected)", 2) end
+  if not visible(b, id) then
+    return nil, string.format("board: card %q is not visible to tools (your card, its epic and the cards it "
+      .. "depends on are)", id), "EPERM"
+  end
+  return out(b.board:get(id))
+end
+
+--- view:history() -> the events of the card being worked, oldest first
+function BOARD_FN.history(view)
+  local b = bound(view, "board", "history")
+  return out(b.board:history(b.card_id))
+end
+
+--- view:comments() -> the comments on the card being worked, oldest first
+function BOARD_FN.comments(view)
+  local b = bound(view, "board", "comments")
+  return out(b.board:comments(b.card_id))
+end
+
+--- view:comment(body) -> comment: on the card being worked, signed by the acting seat
+function BOARD_FN.comment(view, body)
+  local b = bound(view, "board", "comment")
+  if type(body) ~= "string" then error("bad argument #1 to 'comment' (string expected)", 2) end
+  return out(b.board:comment(b.card_id, { author = b.actor.seat, body = body }))
+end
+
+--- view:transition(to, {reason=, note=}) -> card: moves the card being worked through the
+--- state machine as the acting seat
+function BOARD_FN.transition(view, to, opts)
+  local b = bound(view, "board", "transition")
+  if type(to) ~= "string" then error("bad argument #1 to 'transition' (status string expected)", 2) end
+  local o = plain_opts(opts, "transition", { reason = true, note = true })
+  return out(b.board:transition(b.card_id, to, { actor = b.actor, reason = o.reason, note = o.note }))
+end
+
+local CREATE_FIELDS = { summary = true, description = true, seat = true, priority = true, depends_on = true,
+  requirements = true, acceptance = true, note = true }
+
+--- view:create{summary=, description=, seat=, priority=, depends_on=, requirements=,
+--- acceptance=, note=} -> card: a new issue in the epic of the card being worked
+function BOARD_FN.create(view, spec)
+  local b = bound(view, "board", "create")
+  if type(spec) ~= "table" then error("bad argument #1 to 'create' (table expected)", 2) end
+  local o = plain_opts(spec, "create", CREATE_FIELDS)
+  if not b.epic then return nil, "board: the card being worked has no epic to add an issue to", "EINVAL" end
+  o.parent, o.actor = b.epic, b.actor
+  return out(b.board:create(o))
+end
+
+local MEMORY_FN = {}
+
+--- view:remember{text=, tags=} -> entry: a note tied to the card being worked
+function MEMORY_FN.remember(view, e)
+  local b = bound(view, "memory", "remember")
+  if type(e) ~= "table" then error("bad argument #1 to 'remember' ({text=string, tags=} expected)", 2) end
+  local o = plain_opts(e, "remember", { text = true, tags = true })
+  if type(o.text) ~= "string" then error("bad argument #1 to 'remember' (text must be a string)", 2) end
+  return out(b.memory:remember { card = b.card_id, text = o.text, tags = o.tags, actor = b.actor })
+end
+
+--- view:recall(query, {limit=}) -> entries, best first
+function MEMORY_FN.recall(view, query, opts)
+  local b = bound(view, "memory", "recall")
+  if type(query) ~= "string" then error("bad argument #1 to 'recall' (string expected)", 2) end
+  local o = plain_opts(opts, "recall", { limit = true })
+  return out(b.memory:recall(query, { limit = o.limit or 10 }))
+end
+
+local BOARD_MT = { __index = BOARD_FN, __newindex = readonly, __metatable = false }
+local MEMORY_MT = { __index = MEMORY_FN, __newindex = readonly, __metatable = false }
+
+local function view_of(mt, state)
+  local view = setmetatable({}, mt)
+  bound_of[view] = state
+  return view
+end
+
+-- The ctx a handler sees: its own copies of the card and the actor, and views of the
+-- workspace, the board and the memory. The actor the views act as is the engine's.
 local function tool_ctx(ctx)
   if ctx == nil then return {} end
+  local card, actor = ctx.card, ctx.actor
+  local card_id = type(card) == "table" and card.id or nil
+  local host_actor = type(actor) == "table" and { seat = actor.seat, roles = sandbox.copy(actor.roles) } or nil
+  local epic = type(card) == "table" and (card.type == "epic" and card.id or card.parent) or nil
+  local board, memory
+  if ctx.board and card_id and host_actor then
+    board = view_of(BOARD_MT, { what = "board", board = ctx.board, card_id = card_id, actor = host_actor, epic = epic })
+  end
+  if ctx.memory and card_id then
+    memory = view_of(MEMORY_MT, { what = "memory", memory = ctx.memory, card_id = card_id, actor = host_actor })
+  end
   return {
-    fs = ctx.fs and tool_fs(ctx.fs, ctx.may_read), board = ctx.board, memory = ctx.memory,
-    card = ctx.card and sandbox.copy(ctx.card), actor = ctx.actor and sandbox.copy(ctx.actor),
+    fs = ctx.fs and tool_fs(ctx.fs, ctx.may_read), board = board, memory = memory,
+    card = card and sandbox.copy(card), actor = actor and sandbox.copy(actor),
     seats = ctx.seats and sandbox.copy(ctx.seats),
   }
 end

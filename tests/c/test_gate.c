@@ -118,16 +118,6 @@ TEST(test_schema_validate) {
   CHECK_STR(t, e.msg, "args: must be at most 0.5");
 }
 
-static int refuse_done(void *ud, const char *to, size_t n, gate_decision *d) {
-  (*(int *)ud)++;
-  if (n == 4 && memcmp(to, "done", 4) == 0) {
-    strcpy(d->code, "REVIEWER_ONLY");
-    strcpy(d->reason, "only a reviewer");
-    return 0;
-  }
-  return 1;
-}
-
 TEST(test_gate_order) {
   jv fmt = jstr("path"), t_string = jstr("string");
   const char *pk[] = {"type", "format"};
@@ -178,14 +168,52 @@ TEST(test_gate_order) {
   CHECK_STR(t, d.code, "LIMIT_EXCEEDED");
   in.turn.calls = 0;
 
-  int calls = 0;
+  /* status changes: the state machine decides, from the card's facts */
+  in.card_id = "I-1";
+  in.card_status = "code_review";
+  in.card_worked_by = "other";
   in.fixed_status = "done";
-  in.check_transition = refuse_done;
-  in.ud = &calls;
   gate_check(&in, &d);
-  CHECK_STR(t, d.code, "REVIEWER_ONLY");
-  CHECK(t, calls == 1 && d.verdict == GATE_DENY);
+  CHECK_STR(t, d.code, "EREVIEWER"); /* a coder may not approve */
+  CHECK(t, d.verdict == GATE_DENY && strstr(d.reason, "from code_review to done") != NULL);
+  in.card_status = "in_progress";
+  in.fixed_status = "waiting_for_developer";
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "EREASON_REQUIRED");
+  in.fixed_reason = "input";
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "ALLOWED");
+  long long bytes = -1, files = -1;
+  gate_measure(&schema, &args, 1, &bytes, &files); /* what the call adds once it ran */
+  CHECK(t, bytes == 0 && files == 1);
+  gate_measure(&schema, &args, 0, &bytes, &files);
+  CHECK(t, bytes == 0 && files == 0);
+  in.fixed_reason = NULL;
+  in.card_status = "ready";
+  in.fixed_status = "in_progress";
+  in.card_deps_open = 1;
+  gate_check(&in, &d);
+  CHECK(t, d.verdict == GATE_DENY && strcmp(d.code, "ALLOWED") != 0);
+  in.card_deps_open = 0;
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "ALLOWED");
   in.fixed_status = NULL;
+  in.fixed_reason = NULL;
+
+  /* arguments nobody can judge come right after the tool and role checks */
+  in.args_error = "arguments are a JSON array, not an object";
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "ARGS_MALFORMED");
+  CHECK_STR(t, d.reason, "write_file: the call's arguments are a JSON array, not an object");
+  in.tool_known = 0;
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "TOOL_UNKNOWN");
+  in.tool_known = 1;
+  in.args_error = NULL;
+  in.args_bad = "args.x: functions, userdata and threads are not plain data";
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "ARGS_INVALID");
+  in.args_bad = NULL;
 
   const char *paths[] = {"src/**"};
   gate_rule rules[2];

@@ -22,7 +22,7 @@ describe("orket gate check", function()
     assert.equal("ask", d.verdict)
     assert.equal("POLICY_ASK", d.code)
     -- keys in sorted order, the policy's path written plain, the same bytes every time
-    assert.matches("(policy ./policies/default.lua:", d.reason, 1, true)
+    assert.matches("%(policy [%w:]*policies/default%.lua:%d+%)", d.reason)
     local want = '{"code":"POLICY_ASK","reason":"' .. d.reason .. '","remedy":"' .. d.remedy .. '","verdict":"ask"}\n'
     assert.equal(want, r.stdout)
     for _ = 1, 3 do
@@ -74,6 +74,25 @@ describe("orket gate check", function()
     assert.equal(1, r.status)
     assert.matches("broken.lua: tools[1] must be a tool name", r.stderr, 1, true)
     assert.equal("", r.stdout)
+  end)
+
+  it("reads a card's facts from the project's board with --card, as a run does", function()
+    local dir = H.tmpdir()
+    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/webapp/epics") .. " " .. H.quote(dir))
+    assert.equal(0, H.orket("import " .. H.quote(dir)).status)
+    local start = [[gate check --role coder --tool update_issue_status --args '{"status":"in_progress"}' ]]
+    -- API-2 depends on API-1, which is not done: it cannot start
+    local r = H.orket(start .. "--card API-2 --workspace " .. H.quote(dir))
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("moving card API-2 from ready to in_progress is not allowed", r.stdout, 1, true)
+    -- API-1 depends on nothing
+    r = H.orket(start .. "--card API-1 --workspace " .. H.quote(dir))
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    r = H.orket(start .. "--card NOPE-1 --workspace " .. H.quote(dir))
+    assert.equal(1, r.status)
+    assert.matches("--card NOPE-1: board: no card", r.stderr, 1, true)
+    r = H.orket(start .. "--card API-1 --card-status ready --workspace " .. H.quote(dir))
+    assert.equal(2, r.status)
   end)
 
   it("refuses an unknown role and a missing workspace by name", function()

@@ -336,6 +336,26 @@ describe("retry policy", function()
   end)
 end)
 
+describe("malformed tool calls", function()
+  before_each(function() fake.reset() end)
+
+  it("are a classified model failure naming the field, never a Lua error", function()
+    for _, wire in ipairs { "oa", "ol" } do
+      for _, stream in ipairs { true, false } do
+        for _, kind in ipairs { "number", "name", "function" } do
+          local what = wire .. " " .. tostring(stream) .. " " .. kind
+          local ok, r, msg, class = pcall(client({ retry = { max_attempts = 1 } }).chat, client({ retry = { max_attempts = 1 } }),
+            { model = wire .. ":tool=write_file,bad_call=" .. kind, messages = USER, stream = stream })
+          assert.is_true(ok, what .. ": " .. tostring(r))
+          assert.is_nil(r, what)
+          assert.equal("transient", class, what)
+          assert.matches("malformed response: .*tool_calls%[1%]", msg, nil, false)
+        end
+      end
+    end
+  end)
+end)
+
 describe("secrets", function()
   before_each(function() fake.reset() end)
 
@@ -366,6 +386,21 @@ describe("secrets", function()
         local note = r.tool_calls[1].arguments.note
         assert.is_nil(require("cjson").encode(r.tool_calls):find("SECRET", 1, true))
         assert.equal("Bearer [redacted]", note)
+      end
+    end
+  end)
+
+  it("masks the key a server echoes in any field of its response (model, id)", function()
+    local cjson = require "cjson"
+    for _, wire in ipairs { "oa", "ol" } do
+      for _, stream in ipairs { true, false } do
+        for _, extra in ipairs { "", ",tool=add_issue_comment" } do
+          local r = assert(client():chat { model = wire .. ":echo_key_fields,chunks=2" .. extra, messages = USER,
+            stream = stream })
+          local all = cjson.encode { r.model, r.id, r.content, r.tool_calls, r.finish_reason }
+          assert.is_nil(all:find("SECRET", 1, true), wire .. " " .. tostring(stream) .. extra .. ": " .. all)
+          assert.equal("Bearer [redacted]", r.model)
+        end
       end
     end
   end)

@@ -90,23 +90,42 @@ describe("gate.check", function()
     assert.equal("ARGS_INVALID", d.code)
   end)
 
-  it("asks the state machine about status changes, fixed or argued", function()
-    local seen = {}
-    local function ct(card, to, actor)
-      seen[#seen + 1] = { card.id, to, actor.seat }
-      if to == "done" then return false, "REVIEWER_ONLY", "only integrity_guard moves an issue to done", "Move it to code_review." end
-      return true
-    end
-    local d = check { tool = "update_issue_status", args = { status = "done" }, check_transition = ct }
+  it("asks the state machine about status changes, fixed or argued, from the card's facts", function()
+    local coder = { seat = "senior_developer", roles = { "coder" } }
+    local guard = { seat = "integrity_guard", roles = { "integrity_guard" } }
+    local in_review = { id = "ISS-1", type = "issue", status = "code_review", worked_by = "senior_developer" }
+    local d = check { tool = "update_issue_status", args = { status = "done" }, card = in_review, actor = coder }
     assert.equal("deny", d.verdict)
-    assert.equal("REVIEWER_ONLY", d.code)
-    assert.matches("from in_progress to done", d.reason)
-    assert.equal("Move it to code_review.", d.remedy)
-    d = check { tool = "request_input", args = { question = "which db?" }, check_transition = ct }
+    assert.equal("EREVIEWER", d.code)
+    assert.matches("from code_review to done", d.reason, 1, true)
+    assert.truthy(#d.remedy > 0)
+    -- the reviewer may, unless it did the work itself
+    d = check { tool = "update_issue_status", args = { status = "done" }, card = in_review, actor = guard }
     assert.equal("allow", d.verdict)
-    assert.same({ { "ISS-1", "done", "senior_developer" }, { "ISS-1", "waiting_for_developer", "senior_developer" } }, seen)
-    d = check { tool = "update_issue_status", args = { status = "ready" }, check_transition = function() error("boom") end }
-    assert.equal("TRANSITION_ERROR", d.code)
+    in_review.worked_by = "integrity_guard"
+    d = check { tool = "update_issue_status", args = { status = "done" }, card = in_review, actor = guard }
+    assert.equal("deny", d.verdict)
+    -- dependencies not done: the card cannot start
+    local waiting = { id = "ISS-2", status = "ready", deps_done = false }
+    d = check { tool = "update_issue_status", args = { status = "in_progress" }, card = waiting }
+    assert.equal("deny", d.verdict)
+    waiting.deps_done = true
+    assert.equal("allow", check { tool = "update_issue_status", args = { status = "in_progress" }, card = waiting }.verdict)
+    -- the card's type is the state machine's to judge
+    d = check { tool = "update_issue_status", args = { status = "code_review" },
+      card = { id = "E", type = "sprint", status = "in_progress" } }
+    assert.equal("ETYPE", d.code)
+    -- a status with a NUL byte is not the status before it
+    d = check { tool = "update_issue_status", args = { status = "blocked\0x", wait_reason = "input" } }
+    assert.equal("deny", d.verdict)
+  end)
+
+  it("gives a run and `orket gate check` one decision: no Lua callback decides a status", function()
+    -- a caller's own transition check is not taken: the C gate asks the state machine
+    local d = check { tool = "update_issue_status", args = { status = "done" },
+      check_transition = function() return true end }
+    assert.equal("deny", d.verdict)
+    assert.equal("ETRANSITION", d.code)
   end)
 
   it("lets the state machine judge a fixed status with the tool's own wait reason", function()
@@ -214,8 +233,7 @@ describe("gate.check", function()
     local asked = false
     local set = policies [[ deny { tool = "*", when = function() return true end } ]]
     set.predicate = function() asked = true return true end
-    d = check { tool = "request_input", args = {}, args_error = bad, policies = set,
-      check_transition = function() asked = true return true end }
+    d = check { tool = "request_input", args = {}, args_error = bad, policies = set }
     assert.equal("ARGS_MALFORMED", d.code)
     assert.is_false(asked)
     -- an unknown tool or one the role may not use is reported as such
@@ -383,6 +401,26 @@ describe("policy.load", function()
     local set = assert(policy.load(policy.files_in { H.ROOT .. "/policies" }))
     assert.equal("ask", check { tool = "delete_file", policies = set, args = { path = "x" } }.verdict)
     assert.equal("deny", check { tool = "read_file", policies = set, args = { path = "config/.env" } }.verdict)
+  end)
+
+  it("names a policy to the model without Orket's install path or the project's directory", function()
+    local home = require("orket.c.runtime").home()
+    local set = assert(policy.load(policy.files_in { home .. "/policies" }))
+    local d = check { tool = "delete_file", policies = set, args = { path = "x" } }
+    assert.equal("POLICY_ASK", d.code)
+    assert.matches("(policy orket:policies/default.lua:", d.reason, 1, true)
+    assert.is_nil(d.reason:find(home, 1, true), d.reason)
+    local proj = H.tmpdir()
+    os.execute("mkdir -p " .. proj .. "/policies")
+    H.write(proj .. "/policies/extra.lua", "\ndeny { tool = 'read_file', path = 'private/**' }")
+    set = assert(policy.load { proj .. "/policies/extra.lua" })
+    d = check { tool = "read_file", policies = set, args = { path = "private/a" } }
+    assert.matches("(policy policies/extra.lua:2)", d.reason, 1, true)
+    assert.is_nil(d.reason:find(proj, 1, true), d.reason)
+    -- the operator's load errors still give the whole path
+    H.write(proj .. "/policies/bad.lua", "deny { colour = 'red' }")
+    local _, msg = policy.load { proj .. "/policies/bad.lua" }
+    assert.matches(proj .. "/policies/bad.lua:1:", msg, 1, true)
   end)
 
   it("lets a project's file replace Orket's of the same name, and others add to it", function()

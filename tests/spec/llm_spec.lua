@@ -28,6 +28,45 @@ describe("orket.llm.common.tool_call", function()
   end)
 end)
 
+describe("wire formats and malformed tool calls", function()
+  local function emit() end
+  it("refuse a call of the wrong type as a classified failure naming the field", function()
+    local openai, ollama = require "orket.llm.openai", require "orket.llm.ollama"
+    local cases = {
+      { openai, '{"choices":[{"index":0,"message":{"tool_calls":[5]}}]}', "tool_calls%[1%] is a number" },
+      { openai, '{"choices":[{"index":0,"message":{"tool_calls":[{"id":5,"function":{"name":"x"}}]}}]}', "tool_calls%[1%]%.id is a number" },
+      { openai, '{"choices":[{"index":0,"message":{"tool_calls":[{"function":7}]}}]}', "tool_calls%[1%]%.function is a number" },
+      { openai, '{"choices":[{"index":0,"message":{"tool_calls":[{"function":{"name":{"a":1}}}]}}]}', "function%.name is an object" },
+      { openai, '{"choices":[{"index":0,"message":{"tool_calls":[{"function":{"name":"x","arguments":9}}]}}]}', "function%.arguments is a number" },
+      { openai, '{"choices":[{"index":0,"message":{"tool_calls":"x"}}]}', "tool_calls is a string" },
+      { openai, '{"choices":[{"index":0,"message":7}]}', "message is a number" },
+      { openai, '{"choices":[{"index":0,"delta":{"tool_calls":[{"index":"z","function":{"name":"x"}}]}}]}', "index is a string" },
+      { ollama, '{"message":{"tool_calls":[5]},"done":true}', "tool_calls%[1%] is a number" },
+      { ollama, '{"message":{"tool_calls":[{"function":5}]},"done":true}', "function is a number" },
+      { ollama, '{"message":{"tool_calls":[{"function":{"name":5}}]},"done":true}', "function%.name is a number" },
+      { ollama, '{"message":{"tool_calls":[{"id":[1],"function":{"name":"x"}}]},"done":true}', "id is a list" },
+      { ollama, '{"message":{"tool_calls":[{"function":{"name":"x","arguments":true}}]},"done":true}', "arguments is a boolean" },
+      { ollama, '{"message":{"tool_calls":7},"done":true}', "tool_calls is a number" },
+    }
+    for _, c in ipairs(cases) do
+      local wire, body, want = c[1], c[2], c[3]
+      local ok, f = pcall(wire.parse, wire.new_state(), body, emit)
+      assert.is_true(ok, body .. ": " .. tostring(f))
+      assert.is_table(f, body)
+      assert.equal("transient", f.class)
+      assert.is_true(f.malformed)
+      assert.matches("malformed response: .*" .. want, f.message)
+    end
+    -- well-formed calls still pass, nulls counting as absent
+    local st = openai.new_state()
+    assert.is_nil(openai.parse(st, '{"choices":[{"index":0,"message":{"content":null,"tool_calls":[{"id":"c1","index":null,'
+      .. '"function":{"name":"read_file","arguments":"{\\"path\\":\\"a\\"}"}}]}}]}', emit))
+    local _, calls = openai.finish(st)
+    assert.equal("read_file", calls[1].name)
+    assert.same({ path = "a" }, calls[1].arguments)
+  end)
+end)
+
 describe("orket.llm.common retry wording", function()
   local common = require "orket.llm.common"
 

@@ -46,7 +46,7 @@ return {
   name = "add_issue_comment", description = "Add a comment (v2).", effect = "board",
   parameters = { type = "object", properties = { body = { type = "string" } }, required = { "body" } },
   handler = function(args, ctx)
-    local c, err, code = ctx.board:comment(ctx.card.id, { author = ctx.actor.seat, body = "v2: " .. args.body })
+    local c, err, code = ctx.board:comment("v2: " .. args.body)
     if not c then return nil, err, code end
     return { comment = c }
   end,

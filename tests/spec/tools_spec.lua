@@ -208,7 +208,8 @@ describe("tools", function()
 
   it("remember and recall use the memory contract", function()
     assert.is_true(reg:run("remember", { text = "the db is sqlite", tags = { "db" } }, ctx).ok)
-    assert.same({ card = "ISS-1", text = "the db is sqlite", tags = { "db" } }, ctx.memory.entries[1])
+    assert.same({ card = "ISS-1", text = "the db is sqlite", tags = { "db" },
+      actor = { seat = "senior_developer", roles = { "coder" } } }, ctx.memory.entries[1])
     local r = reg:run("recall", { query = "sqlite" }, ctx)
     assert.same({ { id = 1, card = "ISS-1", text = "the db is sqlite", score = 1.0 } }, r.result.results)
   end)

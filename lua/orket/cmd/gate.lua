@@ -2,7 +2,7 @@
 -- decision with its reason and remedy. Loads Orket's roles/, tools/ and policies/ and the
 -- project's (--workspace DIR, default the current directory) the way a run would, so the
 -- role's own tool list applies as it does in a turn.
-local USAGE = "orket gate check --role ROLE --tool TOOL --args JSON [--seat SEAT] [--card-status S]\n" ..
+local USAGE = "orket gate check --role ROLE --tool TOOL --args JSON [--seat SEAT] [--card ID | --card-status S]\n" ..
   "                  [--allow-tools a,b,...] [--workspace DIR] [--json]"
 
 local HELP = [[
@@ -13,7 +13,11 @@ Decides one tool call as the gate would during a run, without running it.
   --seat SEAT          the actor's seat (default: the first role)
   --tool TOOL          the tool name
   --args JSON          the call's arguments, a JSON object (default {})
-  --card-status S      the status of the card being worked (default in_progress)
+  --card ID            the card being worked, read from the project's board: its status,
+                       type, who worked it and whether its dependencies are done, as a
+                       run would see them
+  --card-status S      instead of --card: the status of a card being worked (default
+                       in_progress)
   --allow-tools LIST   the tools the role may use, comma-separated, instead of the
                        role's own list
   --workspace DIR      the project whose roles/, policies/ and tools/ apply (default .)
@@ -28,7 +32,7 @@ local function run(args, cli)
   local o = { roles = {} }
   local i = 2
   local flags = { ["--role"] = "role", ["--seat"] = "seat", ["--tool"] = "tool", ["--args"] = "args",
-    ["--card-status"] = "status", ["--workspace"] = "workspace", ["--allow-tools"] = "allow" }
+    ["--card-status"] = "status", ["--workspace"] = "workspace", ["--allow-tools"] = "allow", ["--card"] = "card" }
   while args[i] do
     local a = args[i]
     if a == "--json" then
@@ -45,6 +49,7 @@ local function run(args, cli)
   end
   if #o.roles == 0 then return cli.usage_error(cmd, "--role is required") end
   if not o.tool then return cli.usage_error(cmd, "--tool is required") end
+  if o.card and o.status then return cli.usage_error(cmd, "--card and --card-status exclude each other") end
   local json = require "cjson.safe"
   local call_args = {}
   if o.args then
@@ -86,10 +91,23 @@ local function run(args, cli)
     allowed = {}
     for t in o.allow:gmatch("[^,%s]+") do allowed[#allowed + 1] = t end
   end
+  -- the card's facts as a run gathers them (gate.card_facts), or a card in that status
+  local card = { id = "cli", status = o.status or "in_progress" }
+  if o.card then
+    local db = cli.open_store(dir, false, true)
+    if not db then return 1 end
+    local b = require("orket.board").open(db)
+    local c, cerr = b:get(o.card)
+    if c then card = gate.card_facts(b, c) end
+    db:close()
+    if not c then
+      cli.err("--card %s: %s", o.card, cerr)
+      return 1
+    end
+  end
   local d = gate.check {
     actor = { seat = o.seat or o.roles[1], roles = o.roles }, tool = o.tool, args = call_args,
-    card = { id = "cli", status = o.status or "in_progress" }, tools = reg, policies = set,
-    allowed = allowed,
+    card = card, tools = reg, policies = set, allowed = allowed,
   }
   if o.json then
     -- jsonout: keys sorted (the same decision prints the same bytes) and paths plain

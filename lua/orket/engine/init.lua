@@ -277,6 +277,8 @@ function Engine:prepare(card)
     job.model, merr = route(self, "model", { seat = seat, role = role.name, card = card, phase = phase,
       team = team, role_model = role.model, default = default })
     if merr then return self:skip(card, merr) end
+    -- no choice: the client's own default answers, so the turn names that model
+    if job.model == nil and type(self.llm) == "table" then job.model = rawget(self.llm, "default") end
   else
     job.model = self.model
   end

@@ -14,6 +14,7 @@ local approvals = require "orket.engine.approvals"
 local common = require "orket.llm.common"
 local jsonout = require "orket.jsonout"
 local settings_mod = require "orket.engine.settings"
+local gate_mod = require "orket.gate"
 
 local M = {}
 
@@ -223,7 +224,7 @@ local function execute(e, job, turn_id, key, call, counters, card)
       end
     end
     local decision = e.gate {
-      actor = actor, tool = call.name, args = call.arguments, card = card, counters = counters,
+      actor = actor, tool = call.name, args = call.arguments, card = gate_mod.card_facts(e.board, card), counters = counters,
       allowed = job.role.tools, record = record, tools = job.tools, policies = job.policies,
       -- arguments the model sent that are not a JSON object are refused, never run as {}
       args_error = call.arguments_error, raw_args = call.arguments_error and call.raw_arguments or nil,
@@ -286,13 +287,21 @@ local function run_effect(e, job, p, counters)
   return res
 end
 
+-- A failure or a denial is written like a result (keys sorted), so it too reads the same
+-- when a resumed run hands it to the model again.
 local function result_message(job, call, res)
-  local content = res.ok and encode_result(res.result) or encode { error = res.error, code = res.code, remedy = res.remedy }
+  local content
+  if res.ok then
+    content = encode_result(res.result)
+  else
+    content = encode_result { error = res.error, code = res.code, remedy = res.remedy }
+  end
   if job.role.dialect == "json" then
     return { role = "user", content = "Result of " .. call.name .. ": " .. content }
   end
   return { role = "tool", tool_call_id = call.id, name = call.name, content = content }
 end
+M.result_message = result_message
 
 -- Until a fresh turn's first commit moves its card from ready to in_progress, the turn
 -- sees the card as that commit will leave it.

@@ -110,6 +110,21 @@ function M.attempts_text(n, ms)
 end
 
 --- redact(text, secrets) -> text with each secret, bearer token and sk-... key masked
+--- malformed(wire, what) -> the failure for a response whose JSON parsed but is not of the
+--- wire format's shape (a tool call that is a number, a name that is an object): a model
+--- failure like a malformed body, classified and retried as one, never a Lua error.
+function M.malformed(wire, what)
+  return M.err("transient", wire .. ": malformed response: " .. what, { malformed = true })
+end
+
+--- kind(v) -> "a number", "an object", ...: how a value of the wrong type is named
+function M.kind(v)
+  local t = type(v)
+  if t == "table" then return next(v) == nil and "an empty object or list" or (v[1] ~= nil and "a list" or "an object") end
+  if t == "userdata" then return "null" end
+  return "a " .. t
+end
+
 --- json_decoders(wire, piece, take) -> on_event, parse: the two ways a wire format meets
 --- JSON (one streamed piece, one whole body), decoded and handed to take(st, t, emit); a
 --- malformed one is a transient failure naming the wire format and the piece.
@@ -140,7 +155,7 @@ function M.redact(text, secrets)
 end
 
 --- mask(value, secrets) -> value with every occurrence of each secret (4 bytes or more) in
---- its strings replaced by "[redacted]", nested tables walked in place (depth-capped: a
+--- its strings (values and keys) replaced by "[redacted]", nested tables walked in place (depth-capped: a
 --- result's tables are a few levels deep). Only the exact secrets: a model writing about
 --- "sk-..." strings or Bearer headers must not have its answer rewritten.
 function M.mask(value, secrets, depth)
@@ -151,8 +166,19 @@ function M.mask(value, secrets, depth)
     return value
   end
   if type(value) == "table" and (depth or 0) < 16 then
+    local renamed
     for k, v in pairs(value) do
       if type(v) == "string" or type(v) == "table" then value[k] = M.mask(v, secrets, (depth or 0) + 1) end
+      if type(k) == "string" and M.mask(k, secrets) ~= k then
+        renamed = renamed or {}
+        renamed[#renamed + 1] = k
+      end
+    end
+    -- a decoded object's names are the server's too (tool call arguments)
+    for _, k in ipairs(renamed or {}) do
+      local v = value[k]
+      value[k] = nil
+      value[M.mask(k, secrets)] = v
     end
   end
   return value

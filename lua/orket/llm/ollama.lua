@@ -57,15 +57,33 @@ local function take(st, t, emit)
       st.content[#st.content + 1] = m.content
       emit(st.deltas and { type = "content", text = m.content })
     end
+    if m.tool_calls ~= nil and m.tool_calls ~= json.null and type(m.tool_calls) ~= "table" then
+      return common.malformed("ollama", "message.tool_calls is " .. common.kind(m.tool_calls) .. ", not a list")
+    end
     if type(m.tool_calls) == "table" then
-      for _, tc in ipairs(m.tool_calls) do
-        local f = type(tc) == "table" and tc["function"] or {}
-        if type(f.name) == "string" then
-          local call = common.tool_call(tc.id, f.name, type(f.arguments) == "string" and f.arguments or nil,
-            type(f.arguments) ~= "string" and (f.arguments or {}) or nil)
-          st.calls[#st.calls + 1] = call
-          emit(st.deltas and { type = "tool_call", index = #st.calls, name = call.name, arguments_delta = call.raw_arguments })
+      for pos, tc in ipairs(m.tool_calls) do
+        local where = "message.tool_calls[" .. pos .. "]"
+        local f = type(tc) == "table" and tc["function"] or nil
+        -- a call of another shape is the server's fault, and dropping it would lose the
+        -- model's action without a word
+        if type(tc) ~= "table" then return common.malformed("ollama", where .. " is " .. common.kind(tc) .. ", not an object") end
+        if type(f) ~= "table" then
+          return common.malformed("ollama", where .. ".function is " .. common.kind(f) .. ", not an object")
         end
+        if type(f.name) ~= "string" or f.name == "" then
+          return common.malformed("ollama", where .. ".function.name is " .. common.kind(f.name) .. ", not a tool name")
+        end
+        if tc.id ~= nil and tc.id ~= json.null and type(tc.id) ~= "string" then
+          return common.malformed("ollama", where .. ".id is " .. common.kind(tc.id) .. ", not a string")
+        end
+        local a = f.arguments -- null: the gate refuses it as arguments that are not an object
+        if a ~= nil and a ~= json.null and type(a) ~= "string" and type(a) ~= "table" then
+          return common.malformed("ollama", where .. ".function.arguments is " .. common.kind(a) .. ", not an object")
+        end
+        local call = common.tool_call(type(tc.id) == "string" and tc.id or nil, f.name,
+          type(a) == "string" and a or nil, type(a) ~= "string" and (a or {}) or nil)
+        st.calls[#st.calls + 1] = call
+        emit(st.deltas and { type = "tool_call", index = #st.calls, name = call.name, arguments_delta = call.raw_arguments })
       end
     end
   end

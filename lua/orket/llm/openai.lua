@@ -68,22 +68,58 @@ function M.from_decoded(d)
   return { content = { d.content }, calls = calls, finish_reason = d.finish, usage = u, id = d.id, model = d.model }
 end
 
+-- A tool call's fields as the wire format has them, or the failure naming the first that is
+-- of another type (null counts as absent).
+local function present(v) return v ~= nil and v ~= json.null end
+
+local function check_call(tc, where)
+  if type(tc) ~= "table" then return common.malformed("openai", where .. " is " .. common.kind(tc) .. ", not an object") end
+  if present(tc.index) and (type(tc.index) ~= "number" or math.tointeger(tc.index) == nil) then
+    return common.malformed("openai", where .. ".index is " .. common.kind(tc.index) .. ", not an integer")
+  end
+  if present(tc.id) and type(tc.id) ~= "string" then
+    return common.malformed("openai", where .. ".id is " .. common.kind(tc.id) .. ", not a string")
+  end
+  local f = tc["function"]
+  if not present(f) then return nil end
+  if type(f) ~= "table" then return common.malformed("openai", where .. ".function is " .. common.kind(f) .. ", not an object") end
+  if present(f.name) and type(f.name) ~= "string" then
+    return common.malformed("openai", where .. ".function.name is " .. common.kind(f.name) .. ", not a string")
+  end
+  if present(f.arguments) and type(f.arguments) ~= "string" and type(f.arguments) ~= "table" then
+    return common.malformed("openai", where .. ".function.arguments is " .. common.kind(f.arguments)
+      .. ", not a string of JSON")
+  end
+end
+
 local function take_choice(st, choice, emit)
-  local d = choice.delta or choice.message or {}
+  local d = choice.delta
+  if not present(d) then d = choice.message end
+  if not present(d) then d = {} end
+  if type(d) ~= "table" then
+    return common.malformed("openai", "choices[1]." .. (present(choice.delta) and "delta" or "message") .. " is "
+      .. common.kind(d) .. ", not an object")
+  end
   if type(d.content) == "string" and d.content ~= "" then
     st.content[#st.content + 1] = d.content
     emit(st.deltas and { type = "content", text = d.content })
   end
+  if present(d.tool_calls) and type(d.tool_calls) ~= "table" then
+    return common.malformed("openai", "tool_calls is " .. common.kind(d.tool_calls) .. ", not a list")
+  end
   if type(d.tool_calls) == "table" then
     for pos, tc in ipairs(d.tool_calls) do
+      local bad = check_call(tc, "tool_calls[" .. pos .. "]")
+      if bad then return bad end
       local idx = (math.tointeger(tc.index) or (pos - 1)) + 1
+      if idx < 1 or idx > 1024 then return common.malformed("openai", "tool_calls[" .. pos .. "].index is out of range") end
       local c = st.calls[idx]
       if not c then
         c = { args = {} }
         st.calls[idx] = c
       end
       if type(tc.id) == "string" then c.id = tc.id end
-      local f = tc["function"] or {}
+      local f = type(tc["function"]) == "table" and tc["function"] or {}
       if type(f.name) == "string" and f.name ~= "" then c.name = (c.name or "") .. f.name end
       if type(f.arguments) == "string" then
         c.args[#c.args + 1] = f.arguments
@@ -108,7 +144,10 @@ local function take(st, t, emit)
   if type(t.usage) == "table" then st.usage = t.usage end
   if type(t.choices) == "table" then
     for _, choice in ipairs(t.choices) do
-      if type(choice) == "table" and (choice.index == nil or choice.index == 0) then take_choice(st, choice, emit) end
+      if type(choice) == "table" and (choice.index == nil or choice.index == 0) then
+        local bad = take_choice(st, choice, emit)
+        if bad then return bad end
+      end
     end
   end
 end

@@ -316,12 +316,10 @@ function M.chat(p, model, req)
     end
     if not ok then error(res, 0) end -- a bug, or on_delta raised: the caller's to see
     if res then
-      -- a server that echoes the key back (in the answer or a tool call's arguments) must
-      -- not get it into the journal, the log or a card
-      if p.secrets then
-        res.content = common.mask(res.content, p.secrets)
-        common.mask(res.tool_calls, p.secrets)
-      end
+      -- a server that echoes the key back (in the answer, a tool call, or any other field
+      -- such as the model name or the response id) must not get it into the journal, the
+      -- log or a card: every string of the result is masked, keys included
+      if p.secrets then res = common.mask(res, p.secrets) end
       res.provider = p.name
       res.attempts = n
       res.timings = { first_token_ms = first_token, total_ms = rt.now() - t0 }

@@ -1,0 +1,38 @@
+-- orket.engine.turn details the model sees: how a failed or denied call reads, and the
+-- model a turn names when routing leaves the choice to the client.
+local H = require "tests.helpers"
+local F = require "tests.engine_fakes"
+local turn = require "orket.engine.turn"
+
+describe("turn results", function()
+  it("writes a failed or denied call with its keys sorted, as a result", function()
+    local job = { role = { dialect = "native" } }
+    local m = turn.result_message(job, { id = "c1", name = "read_file" },
+      { ok = false, error = "denied: no", code = "PATH_ESCAPE", remedy = "use a relative path" })
+    assert.equal('{"code":"PATH_ESCAPE","error":"denied: no","remedy":"use a relative path"}', m.content)
+    m = turn.result_message({ role = { dialect = "json" } }, { id = "c1", name = "read_file" },
+      { ok = false, error = "a/b missing", code = "ENOENT" })
+    assert.equal('Result of read_file: {"code":"ENOENT","error":"a/b missing"}', m.content)
+  end)
+end)
+
+describe("turn_start", function()
+  after_each(H.cleanup)
+
+  it("names the client's default model when routing chooses none", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local client = F.llm(b, {})
+    client.default = "fake:default"
+    local e, events = F.engine(db, b, { llm = client })
+    local id = assert(e:start("E"))
+    e:execute(id)
+    local starts = 0
+    for _, ev in ipairs(events) do
+      if ev.type == "turn_start" then
+        starts = starts + 1
+        assert.equal("fake:default", ev.model)
+      end
+    end
+    assert.is_true(starts > 0)
+  end)
+end)
