@@ -13,6 +13,7 @@ local journal = require "orket.engine.journal"
 local review = require "orket.engine.review"
 local fault = require "orket.engine.fault"
 local cstore = require "orket.c.store"
+local board_mod = require "orket.board"
 
 local M = {}
 local Engine = {}
@@ -109,12 +110,15 @@ function Engine:role_for(seat, phase) return role_for(self, seat, phase) end
 
 -- The records of blocking a card: a comment saying why and the move to blocked, in one
 -- transaction (a savepoint of the caller's). true | nil, msg, CODE.
+-- The move is the engine's (a reviewer's own moves out of code_review are only done or in_progress),
+-- journaled under the seat whose turn it ends.
 local function block_records(e, card, actor, reason, why)
   return e.db:tx(function()
     local c = e.board:get(card.id)
     if c.status ~= "in_progress" and c.status ~= "code_review" then return true end
     assert(e.board:comment(card.id, { author = "orket", body = why }))
-    local t, terr, tcode = e.board:transition(card.id, "blocked", { actor = actor, reason = reason, note = why })
+    local t, terr, tcode = e.board:transition(card.id, "blocked",
+      { actor = { seat = actor.seat, roles = actor.roles, by = "engine" }, reason = reason, note = why })
     if not t then return nil, terr, tcode end
     return true
   end)
@@ -192,6 +196,13 @@ function Engine:prepare(card)
   if open then
     phase, seat = open.phase, open.seat
   else
+    if card.status == "ready_for_testing" then
+      -- nothing verifies a card handed in for testing yet: the engine moves it on to review
+      local moved, merr = self.board:transition(card.id, "code_review", { actor = board_mod.ENGINE,
+        note = "handed in for testing; on to review (no verification step yet)" })
+      if not moved then return self:skip(card, merr) end
+      card = moved
+    end
     if card.status == "in_progress" then
       local next_step = review.after_rejection(self, card)
       if next_step == "requirements" then
@@ -222,11 +233,23 @@ function Engine:prepare(card)
     local used = turns_used(self, card, turns, phase == "review")
     if used >= self.settings.budgets.turns_per_card then
       local worker = card.worked_by or route(self, "worker", card, team) or "orket"
-      self:block(card, seat_actor(self, worker), "resource", string.format(phase == "review"
-        and "Stopped after %d review turns without a decision (budgets.turns_per_card); raise the budget, "
-          .. "then 'orket retry %s' puts it back to ready."
-        or "Stopped after %d work turns (budgets.turns_per_card); raise the budget or split the issue, then "
-          .. "'orket retry %s' puts it back to ready.", used, card.id))
+      local why
+      if not journal.called_tools(self.db, self.run_id, card.id, phase == "review",
+          journal.last_retry(self.db, card.id)) then
+        -- more turns would not help a model that answers in prose
+        why = string.format("Stopped after %d %s turns in which the model called no tool, so it could not "
+          .. "hand the card in; raising budgets.turns_per_card would not help. Check that the model can call "
+          .. "tools (a model without native tool calls needs the role's dialect = \"json\") or give the seat "
+          .. "another model, then 'orket retry %s' puts it back to ready.", used, phase == "review" and "review"
+          or "work", card.id)
+      elseif phase == "review" then
+        why = string.format("Stopped after %d review turns without a decision (budgets.turns_per_card); raise "
+          .. "the budget, then 'orket retry %s' puts it back to ready.", used, card.id)
+      else
+        why = string.format("Stopped after %d work turns (budgets.turns_per_card); raise the budget or split "
+          .. "the issue, then 'orket retry %s' puts it back to ready.", used, card.id)
+      end
+      self:block(card, seat_actor(self, worker), "resource", why)
       return nil, true
     end
     if phase == "review" then
@@ -507,9 +530,7 @@ function Engine:execute(run_id)
   self.model = self.model or data.model
   local conc = self.concurrency or data.concurrency or self.settings.concurrency
   local target = assert(self.board:get(run.target))
-  if target.type ~= "issue" and target.status == "ready" then
-    self.board:transition(target.id, "in_progress", { actor = { seat = "orket", roles = {} }, note = "run " .. run_id })
-  end
+  self:settle(target)
   self:observe_journal(run_id)
   self:emit { type = "run_start", target = target.id, concurrency = conc,
     resumed = not (self.started_runs and self.started_runs[run_id]) }
@@ -610,6 +631,14 @@ function Engine:execute(run_id)
   return status, report
 end
 
+-- "E-2 (canceled by developer: out of scope)": who canceled a card and why, from its last move.
+local function canceled_note(e, c)
+  local h = e.db:row([[SELECT actor, json_extract(data, '$.note') AS note FROM events WHERE card_id = ?
+    AND kind = 'transition' AND json_extract(data, '$.to') = 'canceled' ORDER BY id DESC LIMIT 1]], c.id)
+  if not h then return c.id end
+  return string.format("%s (canceled by %s%s)", c.id, tostring(h.actor), h.note and (": " .. h.note) or "")
+end
+
 function Engine:conclude(target)
   local status, stuck, reason = "done", {}, nil
   if self.journal_failed then
@@ -620,7 +649,7 @@ function Engine:conclude(target)
     status = "interrupted"
   else
     local cards = scheduler.scope(self.board, target)
-    stuck = scheduler.stuck(self.board, cards, { skipped = self.skipped, halted = self.halted })
+    stuck = scheduler.stuck(self.board, cards, { skipped = self.skipped, halted = self.halted, run = self.run_id })
     if #stuck > 0 then
       status = "stalled"
       for _, s in ipairs(stuck) do
@@ -629,11 +658,14 @@ function Engine:conclude(target)
       if self.halted then
         reason = self.halted .. "; raise it in orket.lua, then 'orket resume' carries on"
       end
-    elseif target.type ~= "issue" then
-      local t = self.board:get(target.id)
-      if t.status == "in_progress" then
-        self.board:transition(target.id, "done", { actor = { seat = "orket", roles = {} }, note = "all issues done" })
-      end
+    end
+    self:settle(target)
+  end
+  -- canceled cards are a person's decision, not work done: the run says which
+  local canceled = {}
+  if status == "done" then
+    for _, c in ipairs(scheduler.scope(self.board, target)) do
+      if c.status == "canceled" then canceled[#canceled + 1] = canceled_note(self, c) end
     end
   end
   local fok, ferr = self.db:finish_run(self.run_id, status)
@@ -642,8 +674,24 @@ function Engine:conclude(target)
     if not self.journal_failed then error(ferr, 0) end
   end
   if #stuck > 0 then self:emit { type = "stall", cards = stuck, reason = reason } end
-  self:emit { type = "run_end", status = status, reason = reason, tokens = journal.tokens(self.db, self.run_id, nil) }
-  return status, { stuck = stuck, reason = reason }
+  self:emit { type = "run_end", status = status, reason = reason, tokens = journal.tokens(self.db, self.run_id, nil),
+    canceled = #canceled > 0 and canceled or nil }
+  return status, { stuck = stuck, reason = reason, canceled = canceled }
+end
+
+--- settle(target): brings an epic or rock target and its epics in line with their issues
+--- (board:follow), for boards from before parents followed their children.
+function Engine:settle(target)
+  if target.type == "issue" then return end
+  assert(self.db:tx(function()
+    if target.type == "rock" then
+      for _, e in ipairs(self.board:children(target.id)) do
+        if e.type == "epic" then self.board:follow(e.id) end
+      end
+    end
+    self.board:follow(target.id)
+    return true
+  end))
 end
 
 M.settings = settings_mod
