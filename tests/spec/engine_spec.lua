@@ -488,6 +488,27 @@ describe("engine", function()
     assert.equal(#e3.llm.requests, recorded + #e2.llm.requests)
   end)
 
+  it("gives each run its own state: nothing of one run carries into the next", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "a" } })
+    db:tx(function()
+      db:run("INSERT INTO cards (id, type, name, priority, created_at, updated_at) VALUES ('F', 'epic', 'F', 2, 'y', 'y')")
+    end)
+    assert(b:create { parent = "F", id = "F-1", summary = "f", seat = "senior_developer" })
+    local e = F.engine(db, b, {})
+    -- the first run was started with a model of its own (orket run --model)
+    assert.equal("done", (e:execute(assert(e:start("E", { model = "fake:chosen" })))))
+    for _, r in ipairs(e.llm.requests) do assert.equal("fake:chosen", r.model) end
+    local n = #e.llm.requests
+    assert.is_nil(e.current)
+    assert.equal("done", (e:execute(assert(e:start("F")))))
+    assert.is_true(#e.llm.requests > n)
+    for i = n + 1, #e.llm.requests do assert.not_equal("fake:chosen", e.llm.requests[i].model) end
+    -- the run's state lived on the run, not on the engine
+    for _, k in ipairs { "halted", "skipped", "tokens_used", "card_clock", "run_counters", "tasks", "stopping" } do
+      assert.is_nil(rawget(e, k), k)
+    end
+  end)
+
   describe("keeps the board's rules", function()
     local PERSON = { seat = "developer", roles = {}, by = "person" }
 
