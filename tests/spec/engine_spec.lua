@@ -576,6 +576,33 @@ describe("engine", function()
       assert.same({ "in_progress", "done" }, moves)
     end)
 
+    it("names for every stuck card the command that gets it moving", function()
+      local scheduler = require "orket.engine.scheduler"
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", {
+        { id = "E-1", summary = "down" }, { id = "E-2", summary = "after down", depends_on = { "E-1" } },
+        { id = "E-3", summary = "chain", depends_on = { "E-2" } }, { id = "E-4", summary = "dropped" },
+        { id = "E-5", summary = "after dropped", depends_on = { "E-4" } }, { id = "E-6", summary = "tested" },
+      })
+      local CODER = { seat = "senior_developer", roles = { "coder" } }
+      assert(b:transition("E-1", "in_progress", { actor = CODER }))
+      assert(b:transition("E-1", "blocked", { actor = CODER, reason = "system" }))
+      assert(b:cancel("E-4", { actor = PERSON, reason = "not needed" }))
+      assert(b:transition("E-6", "in_progress", { actor = CODER }))
+      assert(b:transition("E-6", "ready_for_testing", { actor = CODER }))
+      local next_step = {}
+      for _, st in ipairs(scheduler.stuck(b, scheduler.scope(b, { id = "E", type = "epic" }), { run = 4 })) do
+        next_step[st.card] = st.next
+      end
+      assert.same({
+        ["E-1"] = "once the model answers again, orket retry E-1",
+        ["E-2"] = "once the model answers again, orket retry E-1",
+        ["E-3"] = "once the model answers again, orket retry E-1",
+        ["E-5"] = 'orket cancel E-5 "reason", or drop E-4 from its depends_on and orket import',
+        ["E-6"] = "orket retry E-6",
+      }, next_step)
+      db:close()
+    end)
+
     it("a parent whose issues were all canceled is canceled", function()
       local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "a" } })
       assert(b:cancel("E-1", { actor = PERSON, reason = "not needed" }))

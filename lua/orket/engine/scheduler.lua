@@ -135,8 +135,8 @@ local function unstick(board, c)
     return "blocked (" .. tostring(c.wait_reason) .. ")", "orket retry " .. id
   elseif c.status == "ready_for_testing" then
     return "handed in for testing", "orket retry " .. id
-  elseif c.status == "canceled" then
-    return "canceled: it will never be done", nil
+  elseif c.status == "canceled" or c.status == "archived" then
+    return c.status .. ": it will never be done", nil
   elseif c.status == "ready" or c.status == "in_progress" or c.status == "code_review" then
     return "not finished", "orket run " .. (c.parent or id)
   end
@@ -199,7 +199,7 @@ function M.stuck(board, cards, why_run)
           if dc and dc.status ~= "done" then
             local what = unstick(board, dc)
             waits[#waits + 1] = d .. " (" .. dc.status .. (what ~= dc.status and (", " .. what) or "") .. ")"
-            if dc.status == "canceled" then
+            if dc.status == "canceled" or dc.status == "archived" then
               next_step = next_step or string.format("orket cancel %s \"reason\", or drop %s from its depends_on "
                 .. "and orket import", c.id, d)
             else
@@ -223,6 +223,7 @@ function M.stuck(board, cards, why_run)
           next_step = resume
         end
       end
+      next_step = next_step or resume
       local cs = board:comments(c.id)
       local last = cs[#cs]
       if last and not pending and (c.status == "blocked" or c.status == "waiting_for_developer") then why = why .. ": " .. last.body end
