@@ -18,7 +18,8 @@ static const char *sml_optfield(lua_State *L, int t, const char *k) {
   return s;
 }
 
-/* check{type=, from=, to=, seat=, roles={...}, reason=, worked_by=, deps_done=}
+/* check{type=, from=, to=, seat=, roles={...}, reason=, worked_by=, deps_done=, by=}
+ *   by: "agent" (the default), "engine" or "person"
  *   -> true | nil, message, CODE */
 static int sml_check(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -30,6 +31,12 @@ static int sml_check(lua_State *L) {
   rq.seat = sml_optfield(L, 1, "seat");
   rq.reason = sml_optfield(L, 1, "reason");
   rq.worked_by = sml_optfield(L, 1, "worked_by");
+  const char *by = sml_optfield(L, 1, "by");
+  if (by != NULL) {
+    int b = sm_by_parse(by);
+    if (b < 0) return luaL_argerror(L, 1, "field 'by' must be \"agent\", \"engine\" or \"person\"");
+    rq.by = (sm_by)b;
+  }
   lua_getfield(L, 1, "deps_done");
   rq.deps_done = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
   lua_pop(L, 1);

@@ -13,11 +13,12 @@ static const char *const sm_status_names[SM_NSTATUS] = {
     "code_review", "done",        "canceled", "archived"};
 static const char *const sm_reason_names[SM_NREASON] = {"resource", "dependency", "review",
                                                         "input", "system"};
+static const char *const sm_by_names[SM_NBY] = {"agent", "engine", "person"};
 
 const char *const sm_codes[] = {
     "ETYPE",           "ESTATUS",   "ESAME",       "ETERMINAL",        "ETRANSITION",
     "EREASON_REQUIRED", "EREASON_INVALID", "EREASON_UNEXPECTED", "EDEPENDENCY",
-    "EREVIEWER",       "ESELF_REVIEW", NULL};
+    "EREVIEWER",       "ESELF_REVIEW", "EPERSON",    "EREVIEW_DECISION", NULL};
 
 #define B(s) (1u << (s))
 /* Archiving is allowed from every status but archived itself; it is added in sm_allowed
@@ -31,20 +32,20 @@ static const unsigned sm_table[SM_NTYPES][SM_NSTATUS] = {
             [SM_BLOCKED] = B(SM_IN_PROGRESS) | B(SM_READY) | B(SM_CANCELED),
             [SM_WAITING_FOR_DEVELOPER] = B(SM_IN_PROGRESS) | B(SM_READY) | B(SM_CANCELED),
             [SM_READY_FOR_TESTING] = B(SM_CODE_REVIEW) | B(SM_IN_PROGRESS) | B(SM_CANCELED),
-            [SM_CODE_REVIEW] =
-                B(SM_DONE) | B(SM_IN_PROGRESS) | B(SM_READY_FOR_TESTING) | B(SM_BLOCKED),
+            [SM_CODE_REVIEW] = B(SM_DONE) | B(SM_IN_PROGRESS) | B(SM_READY_FOR_TESTING) |
+                               B(SM_BLOCKED) | B(SM_CANCELED),
         },
     [SM_EPIC] =
         {
             [SM_READY] = B(SM_IN_PROGRESS) | B(SM_CANCELED),
             [SM_IN_PROGRESS] = B(SM_CODE_REVIEW) | B(SM_DONE) | B(SM_CANCELED),
-            [SM_CODE_REVIEW] = B(SM_DONE) | B(SM_IN_PROGRESS),
+            [SM_CODE_REVIEW] = B(SM_DONE) | B(SM_IN_PROGRESS) | B(SM_CANCELED),
         },
     [SM_ROCK] =
         {
             [SM_READY] = B(SM_IN_PROGRESS) | B(SM_CANCELED),
             [SM_IN_PROGRESS] = B(SM_CODE_REVIEW) | B(SM_DONE) | B(SM_CANCELED),
-            [SM_CODE_REVIEW] = B(SM_DONE) | B(SM_IN_PROGRESS),
+            [SM_CODE_REVIEW] = B(SM_DONE) | B(SM_IN_PROGRESS) | B(SM_CANCELED),
         },
 };
 
@@ -58,9 +59,11 @@ static int sm_parse(const char *const *names, int n, const char *name) {
 const char *sm_type_name(int t) { return t >= 0 && t < SM_NTYPES ? sm_type_names[t] : NULL; }
 const char *sm_status_name(int s) { return s >= 0 && s < SM_NSTATUS ? sm_status_names[s] : NULL; }
 const char *sm_reason_name(int r) { return r >= 0 && r < SM_NREASON ? sm_reason_names[r] : NULL; }
+const char *sm_by_name(int b) { return b >= 0 && b < SM_NBY ? sm_by_names[b] : NULL; }
 int sm_type_parse(const char *n) { return sm_parse(sm_type_names, SM_NTYPES, n); }
 int sm_status_parse(const char *n) { return sm_parse(sm_status_names, SM_NSTATUS, n); }
 int sm_reason_parse(const char *n) { return sm_parse(sm_reason_names, SM_NREASON, n); }
+int sm_by_parse(const char *n) { return sm_parse(sm_by_names, SM_NBY, n); }
 
 int sm_needs_reason(sm_status s) { return s == SM_BLOCKED || s == SM_WAITING_FOR_DEVELOPER; }
 
@@ -149,6 +152,21 @@ int sm_check(const sm_request *rq, sm_verdict *v) {
                      "a wait reason is only given when moving to blocked or "
                      "waiting_for_developer, not to %s; leave the reason out",
                      rq->to);
+  /* Ending a card's work without a review is a person's decision: an agent that cannot
+   * finish blocks the card with a reason or asks. Anything but a known engine or person is
+   * judged as an agent. */
+  int agent = rq->by != SM_BY_ENGINE && rq->by != SM_BY_PERSON;
+  if (agent && (to == SM_CANCELED || to == SM_ARCHIVED))
+    return sm_refuse(v, "EPERSON",
+                     "only a person cancels or archives a card ('orket cancel ID \"reason\"'); "
+                     "if the work cannot be done, move the %s to blocked with a reason, or ask "
+                     "with request_input",
+                     tn);
+  if (agent && type == SM_ISSUE && from == SM_CODE_REVIEW && to != SM_DONE &&
+      to != SM_IN_PROGRESS)
+    return sm_refuse(v, "EREVIEW_DECISION",
+                     "an issue in code_review is approved (done) or sent back (in_progress), "
+                     "nothing else; decide one of the two and say why in the note");
   if (to == SM_IN_PROGRESS && !rq->deps_done)
     return sm_refuse(v, "EDEPENDENCY",
                      "the %s cannot start while a card it depends on is not done; finish the "

@@ -31,6 +31,15 @@ typedef enum {
   SM_NREASON
 } sm_reason;
 
+/* Who asks for a move. Zero is an agent, the most restricted, so a request built with a
+ * designated initializer that leaves the field out is judged as an agent's. */
+typedef enum {
+  SM_BY_AGENT = 0, /* a seat's model, through its tools */
+  SM_BY_ENGINE,    /* the runtime itself: blocks a card, moves a parent after its children */
+  SM_BY_PERSON,    /* a developer at the CLI (orket cancel, retry, answer) */
+  SM_NBY
+} sm_by;
+
 /* The role an actor must hold to move an issue to done. */
 #define SM_REVIEWER_ROLE "integrity_guard"
 
@@ -38,9 +47,11 @@ typedef enum {
 const char *sm_type_name(int type);
 const char *sm_status_name(int status);
 const char *sm_reason_name(int reason);
+const char *sm_by_name(int by);
 int sm_type_parse(const char *name);
 int sm_status_parse(const char *name);
 int sm_reason_parse(const char *name);
+int sm_by_parse(const char *name);
 
 /* 1 when the table lets a card of `type` move from `from` to `to` (guards aside). */
 int sm_allowed(sm_type type, sm_status from, sm_status to);
@@ -59,7 +70,8 @@ typedef struct sm_request {
   size_t nroles;
   const char *reason;          /* wait reason */
   const char *worked_by;       /* seat that did the work on the card */
-  int deps_done;               /* every dependency of the card is done */
+  int deps_done;               /* every dependency of the card (and of an issue's epic) is done */
+  sm_by by;                    /* who asks; zero (an agent) unless a person or the engine */
 } sm_request;
 
 typedef struct sm_verdict {

@@ -67,7 +67,10 @@ local function call(name, args, id) return { id = id, name = name, arguments = a
 
 --- llm(board, opts) -> client. Behaviour per card, read from its summary:
 ---   "[reject]" the reviewer rejects it once; "[input]" the coder asks a question;
----   "[fail]" every model call fails with a bad_request; "[flaky]" the first call is transient.
+---   "[fail]" every model call fails with a bad_request; "[flaky]" the first call is transient;
+---   "[cancel]" the coder first tries to cancel it; "[archive]" the reviewer first tries to
+---   archive it; "[testing]" the coder hands it in for testing; "[prose]" the model never
+---   calls a tool.
 function M.llm(board, opts)
   opts = opts or {}
   local c = { requests = {}, flaky = {} }
@@ -83,8 +86,14 @@ function M.llm(board, opts)
       return nil, "connection reset", "transient"
     end
     local calls
-    if m.role == "integrity_guard" then
-      if m.step == 1 then
+    if s:find("[prose]", 1, true) then
+      calls = nil
+    elseif m.role == "integrity_guard" then
+      if m.step == 1 and s:find("[archive]", 1, true) then
+        calls = { call("update_issue_status", { status = "archived" }, "a1") }
+      elseif m.step == 2 and s:find("[archive]", 1, true) then
+        calls = { call("update_issue_status", { status = "done" }, "a2") }
+      elseif m.step == 1 then
         if s:find("[reject]", 1, true) and (card.retries or 0) == 0 then
           calls = { call("add_issue_comment", { body = "missing tests" }, "r1"),
             call("update_issue_status", { status = "in_progress" }, "r2") }
@@ -98,12 +107,15 @@ function M.llm(board, opts)
       if m.step == 1 then
         if s:find("[input]", 1, true) then
           calls = { call("request_input", { question = "which database?" }, "q1") }
+        elseif s:find("[cancel]", 1, true) then
+          calls = { call("update_issue_status", { status = "canceled", note = "too hard" }, "x1") }
         else
           calls = { call("add_issue_comment", { body = "work on " .. m.card .. " turn " .. m.turn }, "c1"),
             call("write_file", { path = "src/" .. m.card .. ".txt", content = "x" }, "c2") }
         end
       elseif m.step == 2 then
-        calls = { call("update_issue_status", { status = "code_review" }, "c3") }
+        calls = { call("update_issue_status", { status = s:find("[testing]", 1, true) and "ready_for_testing"
+          or "code_review" }, "c3") }
       end
     end
     return { content = calls and "" or "finished", tool_calls = calls or {}, finish_reason = calls and "tool_calls" or "stop",

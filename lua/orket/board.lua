@@ -205,78 +205,22 @@ function Board:children(id)
   return self:_load("parent = ?", id)
 end
 
--- The issues a scope covers: an epic's issues, a rock's epics' issues, or all (nil).
-function Board:_scope(scope_id)
-  if scope_id == nil then return "type = 'issue'", {} end
-  check_id(scope_id, "ready")
-  local s = self.db:row("SELECT type FROM cards WHERE id = ?", scope_id)
-  if not s then return not_found(scope_id) end
-  if s.type == "epic" then return "type = 'issue' AND parent = ?", { scope_id } end
-  if s.type == "rock" then
-    return "type = 'issue' AND parent IN (SELECT id FROM cards WHERE parent = ? AND type = 'epic')", { scope_id }
-  end
-  return nil, string.format("board: %s is an issue; give an epic or a rock", scope_id), "EINVAL"
-end
-
 --- board:ready([epic_or_rock_id]) -> array of runnable issues in scheduling order
 ---   | nil, msg, "ENOENT"|"EINVAL".
---- Runnable: status ready and every dependency done. Order: priority (high first), then the
---- number of unfinished cards that transitively depend on it (more first), then age.
+--- Runnable: status ready and every dependency done, and every dependency of its epic.
+--- Order: priority (high first), then the number of unfinished cards that transitively
+--- depend on it (more first), then age. The order is orket.ready's, the scheduler's too.
 function Board:ready(scope_id)
-  local where, params, code = self:_scope(scope_id)
-  if not where then return nil, params, code end
-  local db = self.db
-  where = where .. " AND status = 'ready'"
-  local cards = self:_load(where, table.unpack(params))
-  if #cards == 0 then return cards end
-  local status = {}
-  for _, r in ipairs(assert(db:rows([[SELECT DISTINCT t.id, t.status FROM dependencies d
-      JOIN cards t ON t.id = d.depends_on
-      WHERE d.card_id IN (SELECT id FROM cards WHERE ]] .. where .. ")", table.unpack(params)))) do
-    status[r.id] = r.status
-  end
-  local runnable = {}
-  for _, c in ipairs(cards) do
-    local ok = true
-    for _, d in ipairs(c.depends_on) do
-      if status[d] ~= "done" then ok = false break end
+  local scope
+  if scope_id ~= nil then
+    check_id(scope_id, "ready")
+    scope = self.db:row("SELECT id, type FROM cards WHERE id = ?", scope_id)
+    if not scope then return not_found(scope_id) end
+    if scope.type == "issue" then
+      return nil, string.format("board: %s is an issue; give an epic or a rock", scope_id), "EINVAL"
     end
-    if ok then runnable[#runnable + 1] = c end
   end
-  if #runnable == 0 then return runnable end
-  local dependents = {}
-  for _, e in ipairs(assert(db:rows([[SELECT d.depends_on AS target, d.card_id AS source
-      FROM dependencies d JOIN cards c ON c.id = d.card_id
-      WHERE c.status NOT IN ('done', 'canceled', 'archived')]]))) do
-    local l = dependents[e.target]
-    if not l then
-      l = {}
-      dependents[e.target] = l
-    end
-    l[#l + 1] = e.source
-  end
-  for _, c in ipairs(runnable) do
-    local seen, stack, n = { [c.id] = true }, { c.id }, 0
-    while #stack > 0 do
-      local id = table.remove(stack)
-      for _, s in ipairs(dependents[id] or {}) do
-        if not seen[s] then
-          seen[s] = true
-          n = n + 1
-          stack[#stack + 1] = s
-        end
-      end
-    end
-    c.dependents = n
-  end
-  for i, c in ipairs(runnable) do c._order = i end -- creation order: the age tie-break
-  table.sort(runnable, function(a, b)
-    if a.priority ~= b.priority then return a.priority > b.priority end
-    if a.dependents ~= b.dependents then return a.dependents > b.dependents end
-    return a._order < b._order
-  end)
-  for _, c in ipairs(runnable) do c._order = nil end
-  return runnable
+  return require("orket.ready").new(self, scope):list()
 end
 
 local function check_actor(opts, fname)
@@ -288,7 +232,22 @@ local function check_actor(opts, fname)
   if a.roles ~= nil and type(a.roles) ~= "table" then
     error(string.format("bad argument #3 to '%s' (actor.roles must be a table)", fname), 3)
   end
+  if a.by ~= nil and a.by ~= "agent" and a.by ~= "engine" and a.by ~= "person" then
+    error(string.format("bad argument #3 to '%s' (actor.by must be \"agent\", \"engine\" or \"person\")", fname), 3)
+  end
   return a
+end
+
+-- The runtime's own moves (a parent following its issues, a card it blocks or moves on).
+M.ENGINE = { seat = "orket", roles = {}, by = "engine" }
+
+-- How many of the cards that c waits for are not done: its own depends_on and, for an
+-- issue, its epic's (an epic's dependencies hold back every issue in it).
+function Board:_open_deps(c)
+  local parent = c.type == "issue" and c.parent and self:_peek(c.parent) or nil
+  if #c.depends_on == 0 and (not parent or #parent.depends_on == 0) then return 0 end
+  return self.db:row([[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
+    WHERE (d.card_id = ?1 OR d.card_id = ?2) AND t.status <> 'done']], c.id, parent and parent.id or c.id).n
 end
 
 -- Work is handed in by the seat that moves a card out of in_progress to one of these; that
@@ -307,16 +266,68 @@ function Board:check_transition(id, to, opts)
   local actor = check_actor(opts, "check_transition")
   local c = self:_peek(id) -- only read: no copy
   if not c then return not_found(id) end
-  -- as in transition: a card without dependencies has none open
-  local open = #c.depends_on == 0 and { n = 0 }
-    or self.db:row([[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
-    WHERE d.card_id = ? AND t.status <> 'done']], id)
   local ok, msg, code = sm.check {
-    type = c.type, from = c.status, to = to, seat = actor.seat, roles = actor.roles,
-    reason = opts.reason, worked_by = c.worked_by, deps_done = open.n == 0,
+    type = c.type, from = c.status, to = to, seat = actor.seat, roles = actor.roles, by = actor.by,
+    reason = opts.reason, worked_by = c.worked_by, deps_done = self:_open_deps(c) == 0,
   }
   if not ok then return nil, string.format("board: %s: %s", id, msg), code end
   return true
+end
+
+local FINAL = { done = true, canceled = true, archived = true }
+M.FINAL = FINAL
+
+-- Where a parent stands, from its children's statuses: nil while none has started (or it
+-- has none), "in_progress" once one has, "done" when every child is finished and at least
+-- one is done, "canceled" when every child was canceled or archived (nothing of its work
+-- was done). A canceled child does not hold its parent back.
+local function derived(rows)
+  local total, closed, done, started = 0, 0, 0, false
+  for _, r in ipairs(rows) do
+    total = total + r.n
+    if FINAL[r.status] then closed = closed + r.n end
+    if r.status == "done" then done = done + r.n end
+    if r.status ~= "ready" and r.status ~= "canceled" and r.status ~= "archived" then started = true end
+  end
+  if total == 0 then return nil end
+  if closed == total then return done > 0 and "done" or "canceled" end
+  return started and "in_progress" or nil
+end
+
+-- The moves that take a parent from one status to the derived one, through the table.
+local PATHS = {
+  ready = { in_progress = { "in_progress" }, done = { "in_progress", "done" }, canceled = { "canceled" } },
+  in_progress = { done = { "done" }, canceled = { "canceled" } },
+  code_review = { done = { "done" }, canceled = { "canceled" } },
+}
+
+--- board:follow(id) -> card: brings an epic or a rock in line with its children (see
+--- derived above), each move through the state machine as the engine's and journaled like
+--- any other; its own parent follows in turn. A move the state machine refuses (an epic
+--- whose own dependencies are not done cannot start) is left undone. Issues are unchanged.
+function Board:follow(id)
+  check_id(id, "follow")
+  return self.db:tx(function()
+    self:_follow(id)
+    return self:get(id)
+  end)
+end
+
+-- from, to: the child's move that asks (nil: look in any case). Only a child leaving ready
+-- or reaching a final status can change where its parent stands, unless the parent is
+-- still ready (a board from before parents followed, or one held by its dependencies).
+function Board:_follow(id, from, to)
+  local p = self:_peek(id)
+  if not p or p.type == "issue" or FINAL[p.status] then return end
+  if from and from ~= "ready" and not FINAL[to] and p.status ~= "ready" then return end
+  local want = derived(assert(self.db:rows("SELECT status, count(*) AS n FROM cards WHERE parent = ? GROUP BY status", id)))
+  local path = want and PATHS[p.status] and PATHS[p.status][want]
+  if not path then return end
+  for _, to in ipairs(path) do
+    local note = to == "in_progress" and "its first child started" or to == "done" and "all its children are done"
+      or "all its children were canceled"
+    if not self:transition(id, to, { actor = M.ENGINE, note = note }) then return end
+  end
 end
 
 local UPDATE_STATUS = "UPDATE cards SET status = ?, wait_reason = ?, worked_by = ?, retries = retries + ?, "
@@ -334,17 +345,12 @@ function Board:transition(id, to, opts)
   end
   local db = self.db
   return db:tx(function()
-    local fresh = self:_fresh()
-    local before = fresh and self.cache[id] or nil -- current: no other writer inside the tx
-    local c = before or db:row("SELECT type, status, worked_by FROM cards WHERE id = ?", id)
+    local c, fresh = self:_peek(id) -- current: no other writer inside the tx
     if not c then return not_found(id) end
-    -- a cached card lists its dependencies: with none, there is nothing to count
-    local open = (before and #before.depends_on == 0) and { n = 0 }
-      or db:row([[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
-      WHERE d.card_id = ? AND t.status <> 'done']], id)
+    local before = fresh and self.cache[id] or nil
     local ok, msg, code = sm.check {
-      type = c.type, from = c.status, to = to, seat = actor.seat, roles = actor.roles,
-      reason = opts.reason, worked_by = c.worked_by, deps_done = open.n == 0,
+      type = c.type, from = c.status, to = to, seat = actor.seat, roles = actor.roles, by = actor.by,
+      reason = opts.reason, worked_by = c.worked_by, deps_done = self:_open_deps(c) == 0,
     }
     if not ok then return nil, string.format("board: %s: %s", id, msg), code end
     local worked_by = c.worked_by
@@ -354,10 +360,15 @@ function Board:transition(id, to, opts)
     -- transaction's (conn:now() is what orket_now() gave the row)
     assert(db:run(UPDATE_STATUS, to, opts.reason, worked_by, retry, id))
     self:_changed(id, fresh)
+    local from = c.status
     db:event {
       kind = "transition", card = id, run = self.run, actor = actor.seat,
-      data = { from = c.status, to = to, reason = opts.reason, note = opts.note, roles = actor.roles },
+      data = { from = from, to = to, reason = opts.reason, note = opts.note, roles = actor.roles,
+        by = actor.by ~= "agent" and actor.by or nil },
     }
+    -- the parent follows its children in the same transaction (a move that starts, ends or
+    -- closes the last of them moves it)
+    if c.parent then self:_follow(c.parent, from, to) end
     if not before then return self:get(id) end
     -- the card as the UPDATE left it, without reading it back: the cached table itself
     -- is updated (no reader holds it: get and transition hand out copies; a rollback
@@ -369,12 +380,20 @@ function Board:transition(id, to, opts)
   end)
 end
 
+-- The statuses the scheduler never gives a turn to, and where a retry puts each: a
+-- blocked or waiting card back to ready; a card handed in for testing on to review (until
+-- verification exists nothing else takes it from there).
+local RETRY_TO = { blocked = "ready", waiting_for_developer = "ready", ready_for_testing = "code_review" }
+M.RETRY_TO = RETRY_TO
+
 --- board:retry(id, {actor={seat=, roles={}}, note=}) -> card | nil, msg, CODE
---- Puts a blocked or waiting card back to ready for another try, in one transaction: the
---- move (through the state machine, like any other), the rework count (retries) back to 0,
---- a "retry" event that records what was reset ({from=, reason=, retries=}; the engine
---- counts a card's turn and token budgets from its last retry), and the note as a comment
---- by the actor. ESTATE when the card is neither blocked nor waiting_for_developer.
+--- Gets a card the scheduler cannot schedule moving again, in one transaction: the move
+--- (blocked or waiting_for_developer -> ready, ready_for_testing -> code_review, through
+--- the state machine like any other), the rework count (retries) back to 0, a "retry" event
+--- that records what was reset ({from=, reason=, retries=}; the engine counts a card's turn
+--- and token budgets from its last retry), the note as a comment by the actor, and any
+--- requirements review filed for the card that is still open archived: the retry answers
+--- it. ESTATE for a card in another status.
 function Board:retry(id, opts)
   check_id(id, "retry")
   local actor = check_actor(opts, "retry")
@@ -385,9 +404,10 @@ function Board:retry(id, opts)
   return db:tx(function()
     local c = self:_peek(id)
     if not c then return not_found(id) end
-    if c.status ~= "blocked" and c.status ~= "waiting_for_developer" then
-      return nil, string.format("board: %s is %s; only a blocked or waiting card can be retried", id, c.status),
-        "ESTATE"
+    local to = RETRY_TO[c.status]
+    if not to then
+      return nil, string.format("board: %s is %s; only a blocked, waiting or ready_for_testing card can be retried",
+        id, c.status), "ESTATE"
     end
     local from, reason, retries = c.status, c.wait_reason, c.retries or 0
     local note = opts.note and opts.note:find("%S") and opts.note or nil
@@ -395,7 +415,7 @@ function Board:retry(id, opts)
       local _, cerr, ccode = self:comment(id, { author = actor.seat, body = note })
       if cerr then return nil, cerr, ccode end
     end
-    local t, terr, tcode = self:transition(id, "ready", { actor = actor, note = note or "retry" })
+    local t, terr, tcode = self:transition(id, to, { actor = actor, note = note or "retry" })
     if not t then return nil, terr, tcode end
     if retries ~= 0 then
       local fresh = self:_fresh()
@@ -403,6 +423,48 @@ function Board:retry(id, opts)
       self:_changed(id, fresh)
     end
     db:event { kind = "retry", card = id, run = self.run, actor = actor.seat, data = { from = from, reason = reason, retries = retries } }
+    for _, ev in ipairs(assert(db:rows("SELECT data FROM events WHERE card_id = ? AND kind = 'requirements_review'", id))) do
+      local d = json.decode(ev.data or "null")
+      local rr = type(d) == "table" and type(d.issue) == "string" and self:_peek(d.issue)
+      if rr and not FINAL[rr.status] then
+        local moved, merr, mcode = self:transition(rr.id, "archived", { actor = { seat = actor.seat, roles = actor.roles,
+          by = "person" }, note = "answered: " .. id .. " was retried" })
+        if not moved then return nil, merr, mcode end
+      end
+    end
+    return self:get(id)
+  end)
+end
+
+--- board:cancel(id, {actor={seat=, by="person"}, reason=}) -> card | nil, msg, CODE
+--- A person ends a card without review: a comment with the reason, the move to canceled
+--- (journaled with the actor), and for an epic or a rock every unfinished card under it
+--- canceled too, in one transaction. The state machine refuses it to anyone but a person
+--- or the engine (EPERSON); EINVAL without a reason; ETERMINAL for a finished card.
+function Board:cancel(id, opts)
+  check_id(id, "cancel")
+  local actor = check_actor(opts, "cancel")
+  if type(opts.reason) ~= "string" then error("bad argument #2 to 'cancel' (reason string expected)", 2) end
+  if not opts.reason:find("%S") then return nil, "board: a cancel needs a reason", "EINVAL" end
+  local db = self.db
+  return db:tx(function()
+    local c = self:_peek(id)
+    if not c then return not_found(id) end
+    local t, terr, tcode = self:transition(id, "canceled", { actor = actor, note = opts.reason })
+    if not t then return nil, terr, tcode end
+    assert(self:comment(id, { author = actor.seat, body = "Canceled: " .. opts.reason }))
+    local stack = { id }
+    while #stack > 0 do
+      local top = table.remove(stack)
+      for _, child in ipairs(self:children(top)) do
+        if child.type ~= "issue" then stack[#stack + 1] = child.id end
+        if not FINAL[child.status] then
+          local ok, err, code = self:transition(child.id, "canceled", { actor = actor, note = "its " .. t.type
+            .. " " .. id .. " was canceled: " .. opts.reason })
+          if not ok then return nil, err, code end
+        end
+      end
+    end
     return self:get(id)
   end)
 end
@@ -499,10 +561,15 @@ function Board:create(spec)
   local db = self.db
   return db:tx(function()
     local fresh = self:_fresh()
-    local parent = db:row("SELECT type FROM cards WHERE id = ?", spec.parent)
+    local parent = db:row("SELECT type, status FROM cards WHERE id = ?", spec.parent)
     if not parent then return not_found(spec.parent) end
     if parent.type ~= "epic" then
       return nil, string.format("board: %s is a %s; new issues go under an epic", spec.parent, parent.type), "EINVAL"
+    end
+    -- a finished epic follows no new child: the work would run under an epic that says done
+    if FINAL[parent.status] then
+      return nil, string.format("board: epic %s is %s; file the issue under an epic that is not finished",
+        spec.parent, parent.status), "EINVAL"
     end
     local id = spec.id
     if id then

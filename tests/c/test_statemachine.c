@@ -14,11 +14,11 @@ static const char *const expected_rows[SM_NTYPES] = {
                  "blocked:in_progress,ready,canceled;"
                  "waiting_for_developer:in_progress,ready,canceled;"
                  "ready_for_testing:code_review,in_progress,canceled;"
-                 "code_review:done,in_progress,ready_for_testing,blocked;",
+                 "code_review:done,in_progress,ready_for_testing,blocked,canceled;",
     [SM_EPIC] = "ready:in_progress,canceled;in_progress:code_review,done,canceled;"
-                "code_review:done,in_progress;",
+                "code_review:done,in_progress,canceled;",
     [SM_ROCK] = "ready:in_progress,canceled;in_progress:code_review,done,canceled;"
-                "code_review:done,in_progress;",
+                "code_review:done,in_progress,canceled;",
 };
 
 static int expected(int type, int from, int to) {
@@ -53,6 +53,7 @@ static sm_request permissive(int type, int from, int to) {
   rq.worked_by = "developer";
   rq.reason = sm_needs_reason((sm_status)to) ? "input" : NULL;
   rq.deps_done = 1;
+  rq.by = SM_BY_PERSON; /* a person may make every move the table has */
   return rq;
 }
 
@@ -80,8 +81,8 @@ TEST(test_statemachine_table) {
           else CHECK_STR(t, v.code, "ETRANSITION");
         }
       }
-  /* issue: 3+5+3+3+3+4 = 21 table moves + 8 archivings; epic/rock: 2+3+2 + 8 each */
-  CHECK(t, allowed == 29 + 15 + 15);
+  /* issue: 3+5+3+3+3+5 = 22 table moves + 8 archivings; epic/rock: 2+3+3 + 8 each */
+  CHECK(t, allowed == 30 + 16 + 16);
   CHECK(t, refused == 3 * 81 - allowed);
 }
 
@@ -188,5 +189,43 @@ TEST(test_statemachine_unknown_names) {
   CHECK(t, sm_status_name(SM_NSTATUS) == NULL && sm_status_parse(NULL) == -1);
   int n = 0;
   while (sm_codes[n]) n++;
-  CHECK(t, n == 11);
+  CHECK(t, n == 13);
+}
+
+/* Agents (the zero value) never cancel or archive, and a reviewer in code_review only
+ * approves or sends back; the engine and a person may. */
+TEST(test_statemachine_actors) {
+  sm_verdict v;
+  int froms[] = {SM_READY, SM_IN_PROGRESS, SM_BLOCKED, SM_WAITING_FOR_DEVELOPER,
+                 SM_READY_FOR_TESTING, SM_CODE_REVIEW};
+  for (int ty = 0; ty < SM_NTYPES; ty++)
+    for (size_t i = 0; i < sizeof froms / sizeof froms[0]; i++)
+      for (int to = SM_CANCELED; to <= SM_ARCHIVED; to++) {
+        sm_request rq = permissive(ty, froms[i], to);
+        if (!sm_allowed((sm_type)ty, (sm_status)froms[i], (sm_status)to)) continue;
+        CHECK(t, sm_check(&rq, &v));
+        rq.by = SM_BY_ENGINE;
+        CHECK(t, sm_check(&rq, &v));
+        rq.by = SM_BY_AGENT;
+        CHECK(t, !sm_check(&rq, &v));
+        CHECK_STR(t, v.code, "EPERSON");
+        CHECK(t, strstr(v.message, "orket cancel") != NULL);
+      }
+  /* a request with the field left out, as a designated initializer writes it */
+  sm_request rq = {.type = "issue", .from = "done", .to = "archived", .deps_done = 1};
+  CHECK(t, !sm_check(&rq, &v));
+  CHECK_STR(t, v.code, "EPERSON");
+  /* code_review: done and in_progress only, for an agent */
+  for (int to = 0; to < SM_NSTATUS; to++) {
+    rq = permissive(SM_ISSUE, SM_CODE_REVIEW, to);
+    if (!sm_allowed(SM_ISSUE, SM_CODE_REVIEW, (sm_status)to)) continue;
+    rq.by = SM_BY_AGENT;
+    int ok = sm_check(&rq, &v);
+    CHECK(t, ok == (to == SM_DONE || to == SM_IN_PROGRESS));
+    if (!ok && to != SM_CANCELED && to != SM_ARCHIVED) CHECK_STR(t, v.code, "EREVIEW_DECISION");
+    rq.by = SM_BY_ENGINE;
+    CHECK(t, sm_check(&rq, &v));
+  }
+  CHECK(t, sm_by_parse("person") == SM_BY_PERSON && sm_by_parse("root") == -1);
+  CHECK(t, sm_by_name(SM_BY_AGENT) != NULL && sm_by_name(SM_NBY) == NULL);
 }

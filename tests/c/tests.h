@@ -25,6 +25,7 @@
   X(test_statemachine_dependencies)      \
   X(test_statemachine_review_guards)     \
   X(test_statemachine_unknown_names)     \
+  X(test_statemachine_actors)            \
   X(test_gate_glob)                      \
   X(test_schema_validate)                \
   X(test_gate_order)                     \

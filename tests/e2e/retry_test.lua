@@ -76,7 +76,7 @@ describe("orket retry", function()
     -- a done card is not retried
     r = H.orket("retry R-1", { cwd = dir })
     assert.equal(1, r.status)
-    assert.equal("orket: R-1 is done; only a blocked or waiting card can be retried\n", r.stderr)
+    assert.equal("orket: R-1 is done; only a blocked, waiting or ready_for_testing card can be retried\n", r.stderr)
   end)
 
   it("starts a card's turn budget over, so resuming the run that blocked it finishes it", function()

@@ -120,7 +120,7 @@ describe("board", function()
     assert.equal("blocked>ready", h[#h - 1].data.from .. ">" .. h[#h - 1].data.to)
     -- only blocked or waiting cards; nothing is written when refused
     local n = #b:history(id)
-    assert.same({ nil, "board: " .. id .. " is ready; only a blocked or waiting card can be retried", "ESTATE" },
+    assert.same({ nil, "board: " .. id .. " is ready; only a blocked, waiting or ready_for_testing card can be retried", "ESTATE" },
       { b:retry(id, { actor = me, note = "again" }) })
     assert.equal(n, #b:history(id))
     assert.equal(1, #b:comments(id))
@@ -142,6 +142,8 @@ describe("board", function()
     refused("blocked", { actor = DEV }, "EREASON_REQUIRED", "needs a wait reason")
     refused("blocked", { actor = DEV, reason = "lunch" }, "EREASON_INVALID", '"lunch"')
     refused("canceled", { actor = DEV, reason = "input" }, "EREASON_UNEXPECTED", "leave the reason out")
+    refused("canceled", { actor = DEV }, "EPERSON", "only a person cancels or archives a card")
+    refused("archived", { actor = REVIEWER }, "EPERSON", "orket cancel")
     refused("ready", { actor = DEV }, "ESAME", "already ready")
     refused("finished", { actor = DEV }, "ESTATUS", '"finished"')
     walk(b, dep, { { "in_progress" }, { "code_review" }, { "done", REVIEWER } })
@@ -153,10 +155,13 @@ describe("board", function()
     walk(b, id, { { "code_review" } })
     refused("done", { actor = DEV }, "EREVIEWER", "only a seat holding the integrity_guard role")
     refused("done", { actor = { seat = "developer", roles = { "integrity_guard" } } }, "ESELF_REVIEW", "seat developer did the work")
+    -- a reviewer approves or sends back, nothing else
+    refused("blocked", { actor = REVIEWER, reason = "review" }, "EREVIEW_DECISION", "approved %(done%) or sent back")
+    refused("ready_for_testing", { actor = REVIEWER }, "EREVIEW_DECISION", "nothing else")
     assert.equal(events + 3, #db:events())
     walk(b, id, { { "done", REVIEWER } })
     refused("in_progress", { actor = DEV }, "ETERMINAL", "which is final; it may only go to archived")
-    walk(b, id, { { "archived" } })
+    walk(b, id, { { "archived", { seat = "developer", roles = {}, by = "person" } } })
     refused("ready", { actor = DEV }, "ETERMINAL", "archived, which is final")
     assert.same({ nil, 'board: no card "nope"', "ENOENT" }, { b:transition("nope", "done", { actor = DEV }) })
     assert.has_error(function() b:transition(id, "done", {}) end,
@@ -177,6 +182,63 @@ describe("board", function()
     assert.same({ "create", "comment" }, kinds)
   end)
 
+  it("retries a card handed in for testing on to review, and archives its open requirements review", function()
+    local me = { seat = "developer", roles = {}, by = "person" }
+    local id = assert(b:create { parent = "E", summary = "work" }).id
+    walk(b, id, { { "in_progress" }, { "ready_for_testing" } })
+    local c = assert(b:retry(id, { actor = me }))
+    assert.equal("code_review", c.status)
+    assert.equal("developer", c.worked_by) -- still the seat that did the work
+    -- a requirements review filed for a card is answered by the retry that answers the card
+    local rr = assert(b:create { parent = "E", summary = "Requirements review: work" })
+    walk(b, id, { { "in_progress", REVIEWER }, { "waiting_for_developer", DEV, "input" } })
+    db:event { kind = "requirements_review", card = id, data = { issue = rr.id, key = 1 } }
+    assert(b:retry(id, { actor = me, note = "the criteria are right" }))
+    assert.equal("archived", b:get(rr.id).status)
+    -- nothing left open holds the epic: it is done once the card is
+    walk(b, id, { { "in_progress" }, { "code_review" }, { "done", REVIEWER } })
+    assert.equal("done", b:get("E").status)
+    assert.equal("done", b:get("R").status)
+  end)
+
+  it("lets a person cancel a card, or an epic with the unfinished cards under it, with the reason", function()
+    local me = { seat = "developer", roles = {}, by = "person" }
+    local a = assert(b:create { parent = "E", summary = "a" }).id
+    local z = assert(b:create { parent = "E", summary = "z" }).id
+    walk(b, a, { { "in_progress" }, { "code_review" } })
+    assert.same({ nil, "board: a cancel needs a reason", "EINVAL" }, { b:cancel(a, { actor = me, reason = " " }) })
+    local _, _, code = b:cancel(a, { actor = DEV, reason = "no" })
+    assert.equal("EPERSON", code)
+    assert.equal("code_review", b:get(a).status)
+    local c = assert(b:cancel("E", { actor = me, reason = "dropped" }))
+    assert.equal("canceled", c.status)
+    assert.equal("canceled", b:get(a).status)
+    assert.equal("canceled", b:get(z).status)
+    assert.equal("canceled", b:get("R").status) -- its only epic was canceled
+    local cs = b:comments("E")
+    assert.equal("developer: Canceled: dropped", cs[1].author .. ": " .. cs[1].body)
+    local h = b:history(z)
+    assert.same({ "developer", "person", "its epic E was canceled: dropped" }, { h[#h].actor, h[#h].data.by, h[#h].data.note })
+    assert.equal("ESAME", select(3, b:cancel(a, { actor = me, reason = "again" })))
+    assert.same({ nil, "board: epic E is canceled; file the issue under an epic that is not finished", "EINVAL" },
+      { b:create { parent = "E", summary = "late" } })
+  end)
+
+  it("moves a parent after its children: started, then done; a canceled child does not block", function()
+    local me = { seat = "developer", roles = {}, by = "person" }
+    local a = assert(b:create { parent = "E", summary = "a" }).id
+    local z = assert(b:create { parent = "E", summary = "z" }).id
+    assert.equal("ready", b:get("E").status)
+    walk(b, a, { { "in_progress" } })
+    assert.same({ "in_progress", "in_progress" }, { b:get("E").status, b:get("R").status })
+    walk(b, a, { { "code_review" }, { "done", REVIEWER } })
+    assert.equal("in_progress", b:get("E").status)
+    assert(b:cancel(z, { actor = me, reason = "not needed" }))
+    assert.same({ "done", "done" }, { b:get("E").status, b:get("R").status })
+    local h = b:history("E")
+    assert.same({ "orket", "engine", "all its children are done" }, { h[#h].actor, h[#h].data.by, h[#h].data.note })
+  end)
+
   it("tags the events it writes with the current run until it is cleared", function()
     local id = assert(b:create { parent = "E", summary = "before", actor = DEV }).id
     b:set_run(7)
@@ -188,8 +250,9 @@ describe("board", function()
     assert(b:transition(id, "in_progress", { actor = DEV }))
     local runs = {}
     for _, e in ipairs(db:events {}) do runs[#runs + 1] = e.kind .. ":" .. tostring(e.run) end
-    assert.same({ "create:nil", "create:7", "comment:7", "transition:7", "transition:7", "comment:7",
-      "transition:7", "retry:7", "transition:nil" }, runs)
+    -- the first start moves the epic and the rock too (parents follow their issues)
+    assert.same({ "create:nil", "create:7", "comment:7", "transition:7", "transition:7", "transition:7",
+      "transition:7", "comment:7", "transition:7", "retry:7", "transition:nil" }, runs)
     assert.equal(made, db:events { run = 7 }[1].card)
     assert.has_error(function() b:set_run("7") end, "bad argument #1 to 'set_run' (run id integer or nil expected, got string)")
   end)

@@ -80,7 +80,12 @@ describe("engine", function()
     local why = {}
     for _, s in ipairs(report.stuck) do why[s.card] = s.reason end
     assert.matches("waiting for input", why["E-1"])
-    assert.matches("waits for E%-1 %(waiting_for_developer, failed dependency%)", why["E-2"])
+    -- a dependency that waits for the developer has not failed: the next step is to answer it
+    assert.equal("waits for E-1 (waiting_for_developer, waiting for the developer)", why["E-2"])
+    local next_step = {}
+    for _, s in ipairs(report.stuck) do next_step[s.card] = s.next end
+    assert.equal('orket answer E-1 "your answer"', next_step["E-1"])
+    assert.equal('orket answer E-1 "your answer"', next_step["E-2"])
   end)
 
   it("retries transient model errors and blocks a card the model refuses, without stopping others", function()
@@ -98,6 +103,8 @@ describe("engine", function()
     for _, ev in ipairs(events) do if ev.type == "model_retry" and ev.card == "E-2" then retried = true end end
     assert.is_true(retried)
     assert.equal("E-1", report.stuck[1].card)
+    -- a card blocked by a model that is down has a next step
+    assert.equal("once the model answers again, orket retry E-1", report.stuck[1].next)
   end)
 
   describe("asks the model again", function()
@@ -240,8 +247,11 @@ describe("engine", function()
     local llm = F.llm(b)
     local inner = llm.chat
     function llm:chat(req)
-      -- a reviewer that never decides
-      if req.meta.role == "integrity_guard" then return { content = "hmm", tool_calls = {}, usage = {} } end
+      -- a reviewer that never decides (it comments, so it can call tools)
+      if req.meta.role == "integrity_guard" then
+        return { content = "hmm", usage = {}, tool_calls = req.meta.step == 1
+          and { { id = "r", name = "add_issue_comment", arguments = { body = "hmm" }, raw_arguments = "{}" } } or {} }
+      end
       return inner(self, req)
     end
     local e = F.engine(db, b, { llm = llm, config = { budgets = { turns_per_card = 2 } } })
@@ -251,7 +261,7 @@ describe("engine", function()
     assert.equal("resource", c.wait_reason)
     local comments = b:comments("E-1")
     assert.matches("Stopped after 2 review turns without a decision %(budgets.turns_per_card%)", comments[#comments].body)
-    assert.equal(2, db:row("SELECT count(*) AS n FROM turns WHERE role = 'integrity_guard'").n)
+    assert.equal(2, db:row("SELECT count(DISTINCT turn) AS n FROM turns WHERE role = 'integrity_guard'").n)
   end)
 
   it("ends the run when tokens_per_run runs out, leaving every card as it was, and resume goes on", function()
@@ -476,5 +486,140 @@ describe("engine", function()
     assert.equal("done", (e3:execute(assert(e3:start("E")))))
     assert.equal(F.board_state(fresh_b), F.board_state(b))
     assert.equal(#e3.llm.requests, recorded + #e2.llm.requests)
+  end)
+
+  it("gives each run its own state: nothing of one run carries into the next", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "a" } })
+    db:tx(function()
+      db:run("INSERT INTO cards (id, type, name, priority, created_at, updated_at) VALUES ('F', 'epic', 'F', 2, 'y', 'y')")
+    end)
+    assert(b:create { parent = "F", id = "F-1", summary = "f", seat = "senior_developer" })
+    local e = F.engine(db, b, {})
+    -- the first run was started with a model of its own (orket run --model)
+    assert.equal("done", (e:execute(assert(e:start("E", { model = "fake:chosen" })))))
+    for _, r in ipairs(e.llm.requests) do assert.equal("fake:chosen", r.model) end
+    local n = #e.llm.requests
+    assert.is_nil(e.current)
+    assert.equal("done", (e:execute(assert(e:start("F")))))
+    assert.is_true(#e.llm.requests > n)
+    for i = n + 1, #e.llm.requests do assert.not_equal("fake:chosen", e.llm.requests[i].model) end
+    -- the run's state lived on the run, not on the engine
+    for _, k in ipairs { "halted", "skipped", "tokens_used", "card_clock", "run_counters", "tasks", "stopping" } do
+      assert.is_nil(rawget(e, k), k)
+    end
+  end)
+
+  describe("keeps the board's rules", function()
+    local PERSON = { seat = "developer", roles = {}, by = "person" }
+
+    it("refuses a worker that cancels its own card: the card is reviewed and done", function()
+      local status, report, b, db = run({ { id = "E-1", summary = "hard [cancel]" } }, {})
+      assert.equal("done", status)
+      assert.equal("done", b:get("E-1").status)
+      assert.is_nil(report.canceled[1])
+      assert.equal(1, db:row("SELECT count(*) AS n FROM tool_calls WHERE error_code = 'EPERSON'").n)
+    end)
+
+    it("refuses a reviewer that archives instead of deciding", function()
+      local status, _, b, db = run({ { id = "E-1", summary = "dull [archive]" } }, {})
+      assert.equal("done", status)
+      assert.equal("done", b:get("E-1").status)
+      assert.equal(1, db:row("SELECT count(*) AS n FROM tool_calls WHERE error_code = 'EPERSON'").n)
+    end)
+
+    it("says which cards a person canceled in run_end and its report", function()
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "a" }, { id = "E-2", summary = "b" } })
+      assert(b:cancel("E-2", { actor = PERSON, reason = "out of scope" }))
+      local e, events = F.engine(db, b, {})
+      local status, report = e:execute(assert(e:start("E")))
+      assert.equal("done", status)
+      assert.same({ "E-2 (canceled by developer: out of scope)" }, report.canceled)
+      assert.same(report.canceled, events[#events].canceled)
+      local h = b:history("E-2")
+      local moved
+      for _, ev in ipairs(h) do if ev.kind == "transition" and ev.data.to == "canceled" then moved = ev end end
+      assert.same({ "developer", "person" }, { moved.actor, moved.data.by })
+    end)
+
+    it("moves a card handed in for testing on to review", function()
+      local status, _, b = run({ { id = "E-1", summary = "tested [testing]" } }, {})
+      assert.equal("done", status)
+      assert.equal("done", b:get("E-1").status)
+      local path = {}
+      for _, ev in ipairs(b:history("E-1")) do
+        if ev.kind == "transition" then path[#path + 1] = ev.data.to .. ":" .. ev.actor end
+      end
+      assert.same({ "in_progress:senior_developer", "ready_for_testing:senior_developer", "code_review:orket",
+        "done:integrity_guard" }, path)
+    end)
+
+    it("moves a rock's epics after their issues, and an epic waits for the epics it depends on", function()
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "first" } })
+      db:tx(function()
+        db:run("INSERT INTO cards (id, type, name, priority, created_at, updated_at) VALUES ('R', 'rock', 'Rock', 2, 'x', 'x')")
+        db:run("UPDATE cards SET parent = 'R' WHERE id = 'E'")
+        db:run("INSERT INTO cards (id, type, parent, name, priority, created_at, updated_at) VALUES ('L', 'epic', 'R', 'Later', 3, 'y', 'y')")
+        db:run("INSERT INTO dependencies (card_id, depends_on, position) VALUES ('L', 'E', 1)")
+      end)
+      assert(b:create { parent = "L", id = "L-1", summary = "after", priority = 3, seat = "senior_developer" })
+      local e, events = F.engine(db, b, {})
+      assert.equal("done", (e:execute(assert(e:start("R")))))
+      for _, id in ipairs { "E", "L", "R" } do assert.equal("done", b:get(id).status, id) end
+      -- L-1 (higher priority) waited for epic E
+      local first
+      for _, ev in ipairs(events) do
+        if ev.type == "turn_start" and not first then first = ev.card end
+      end
+      assert.equal("E-1", first)
+      local moves = {}
+      for _, ev in ipairs(b:history("L")) do if ev.kind == "transition" then moves[#moves + 1] = ev.data.to end end
+      assert.same({ "in_progress", "done" }, moves)
+    end)
+
+    it("names for every stuck card the command that gets it moving", function()
+      local scheduler = require "orket.engine.scheduler"
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", {
+        { id = "E-1", summary = "down" }, { id = "E-2", summary = "after down", depends_on = { "E-1" } },
+        { id = "E-3", summary = "chain", depends_on = { "E-2" } }, { id = "E-4", summary = "dropped" },
+        { id = "E-5", summary = "after dropped", depends_on = { "E-4" } }, { id = "E-6", summary = "tested" },
+      })
+      local CODER = { seat = "senior_developer", roles = { "coder" } }
+      assert(b:transition("E-1", "in_progress", { actor = CODER }))
+      assert(b:transition("E-1", "blocked", { actor = CODER, reason = "system" }))
+      assert(b:cancel("E-4", { actor = PERSON, reason = "not needed" }))
+      assert(b:transition("E-6", "in_progress", { actor = CODER }))
+      assert(b:transition("E-6", "ready_for_testing", { actor = CODER }))
+      local next_step = {}
+      for _, st in ipairs(scheduler.stuck(b, scheduler.scope(b, { id = "E", type = "epic" }), { run = 4 })) do
+        next_step[st.card] = st.next
+      end
+      assert.same({
+        ["E-1"] = "once the model answers again, orket retry E-1",
+        ["E-2"] = "once the model answers again, orket retry E-1",
+        ["E-3"] = "once the model answers again, orket retry E-1",
+        ["E-5"] = 'orket cancel E-5 "reason", or drop E-4 from its depends_on and orket import',
+        ["E-6"] = "orket retry E-6",
+      }, next_step)
+      db:close()
+    end)
+
+    it("a parent whose issues were all canceled is canceled", function()
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "a" } })
+      assert(b:cancel("E-1", { actor = PERSON, reason = "not needed" }))
+      assert.equal("canceled", b:get("E").status)
+      db:close()
+    end)
+
+    it("says that a model that never calls a tool is not helped by a bigger budget", function()
+      local status, report, b = run({ { id = "E-1", summary = "chatty [prose]" } },
+        { config = { budgets = { turns_per_card = 2 } } })
+      assert.equal("failed", status)
+      assert.equal("blocked", b:get("E-1").status)
+      local cs = b:comments("E-1")
+      assert.matches("called no tool", cs[#cs].body)
+      assert.matches("would not help", cs[#cs].body)
+      assert.is_nil(cs[#cs].body:find("raise the budget", 1, true))
+      assert.matches("orket retry E%-1", report.stuck[1].next)
+    end)
   end)
 end)

@@ -1,17 +1,20 @@
--- orket retry CARD ["note"]: puts a blocked or waiting card back to ready, so the next
--- 'orket run' or 'orket resume' works it again (after a model that was down, a budget that
--- was raised, an issue that was split). The move goes through the state machine as the
--- developer's; board:retry resets the card's rework count and budgets and journals it.
+-- orket retry CARD ["note"]: gets a card the scheduler cannot schedule moving again: a
+-- blocked or waiting card back to ready, a card handed in for testing on to review, so the
+-- next 'orket run' or 'orket resume' works it (after a model that was down, a budget that
+-- was raised, an issue that was split). The move goes through the state machine as a
+-- person's; board:retry resets the card's rework count and budgets and journals it.
 local board_mod = require "orket.board"
 local approvals = require "orket.engine.approvals"
 local setup = require "orket.engine.setup"
 
 local USAGE = "orket retry CARD [--] [\"note\"] [-C DIR]"
-local cmd = { summary = "put a blocked or waiting card back to ready", usage = USAGE }
+local cmd = { summary = "get a blocked, waiting or handed-in card moving again", usage = USAGE }
 cmd.help = [[
 For a card that is blocked (a model error, a spent budget) or waits for the developer: moves
 it to ready and starts its turn and token budgets and its count of review rejections over
-(the 'retry' event in its history records what was reset). The note, if given, is added to
+(the 'retry' event in its history records what was reset). A card handed in for testing
+(ready_for_testing) goes on to review. A requirements review filed for the card that is
+still open is archived: the retry answers it. The note, if given, is added to
 the card's comments by the developer, where the next turn's model reads it. A card waiting
 for an approval is decided with 'orket answer CARD --approve' or --deny instead. Refused
 while a run works on the project. Continue with 'orket resume' or 'orket run'.]]
@@ -41,7 +44,7 @@ function cmd.run(args, cli)
         .. "'orket answer %s --approve [\"note\"]' or --deny \"reason\"", c.id, approvals.describe(p), p.id, c.id)
       return nil, usage, "EUSAGE"
     end
-    return b:retry(c.id, { actor = { seat = "developer", roles = {} }, note = pos[2] })
+    return b:retry(c.id, { actor = { seat = "developer", roles = {}, by = "person" }, note = pos[2] })
   end)
   db:close()
   lock:release()

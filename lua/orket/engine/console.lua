@@ -140,7 +140,7 @@ function Project:turn(card_id, opts)
     e.model = saved_model
     return nil, rerr, rcode
   end
-  e:use_run(run)
+  local r = e:use_run(run) -- the run's own state: this turn's tokens, clock, counters
   lock:tag(run) -- so `orket runs` can tell this run from one that was killed
   -- Ctrl-C in the REPL cancels this task where it waits: the run must not stay "running"
   local finished = false
@@ -149,12 +149,12 @@ function Project:turn(card_id, opts)
     e.model = saved_model
     if not finished then e.db:finish_run(run, "interrupted") end
   end })
-  local job = e:prepare(card)
+  local job = r:prepare(card)
   local out
   if job then
-    local ok, res = pcall(turn.run, e, job)
+    local ok, res = pcall(turn.run, r, job)
     out = ok and res or { ended = "engine_error", detail = tostring(res) }
-    e:finish_turn(job, out)
+    r:finish_turn(job, out)
   end
   local now = assert(e.board:get(card.id))
   assert(e.db:finish_run(run, now.status == "done" and "done" or "stopped"))

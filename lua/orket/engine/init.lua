@@ -1,18 +1,11 @@
--- orket.engine: a run of an epic, a rock or one card. Records the run in the store, picks
--- cards (orket.engine.scheduler), gives each a turn (orket.engine.turn) with up to
--- `concurrency` turns in flight as tasks, handles review, escalation and failures, and ends
--- done, failed, stalled (with each stuck card's reason) or interrupted. Every decision is
--- journaled, so execute() on an existing run resumes it. Contract: docs/engine.md.
-local rt = require "orket.c.runtime"
-local uv = require "luv"
-local task = require "orket.task"
+-- orket.engine: the long-lived engine of a project: its store, board, memory, settings,
+-- model client, scripts (roles, tools, policies, routing; a hot reload swaps them here) and
+-- the runs it started. Each run of an epic, a rock or one card is its own object
+-- (orket.engine.run), made fresh by execute: the run picks cards (orket.engine.scheduler),
+-- gives each a turn (orket.engine.turn) and ends done, failed, stalled or interrupted. Every
+-- decision is journaled, so execute() on an existing run resumes it. Contract: docs/engine.md.
 local settings_mod = require "orket.engine.settings"
-local scheduler = require "orket.engine.scheduler"
-local turn = require "orket.engine.turn"
-local journal = require "orket.engine.journal"
-local review = require "orket.engine.review"
-local fault = require "orket.engine.fault"
-local cstore = require "orket.c.store"
+local run_mod = require "orket.engine.run"
 
 local M = {}
 local Engine = {}
@@ -32,28 +25,33 @@ function M.new(o)
   local e = setmetatable({}, Engine)
   for k, v in pairs(o) do if k ~= "emit" then e[k] = v end end
   e.emit_fn = o.emit
-  e.tasks = {}
-  e.run_counters = {}
+  e.started_runs = {}
   return e
 end
 
---- use_run(run_id | nil): makes run_id the engine's run and the board's and memory's
---- current run, so every event written for the run's work (moves, comments, cards and
---- memories the tools make) carries its id; nil when the run's work is over.
+--- use_run(run_id | nil) -> run | nil: makes a fresh run object for run_id the engine's
+--- current run (engine.current, engine.run_id), and run_id the board's and memory's current
+--- run, so every event written for the run's work (moves, comments, cards and memories the
+--- tools make) carries its id; nil when the run's work is over. execute calls it; the
+--- REPL's project:turn too, to give one card a turn in a run of its own.
 function Engine:use_run(id)
-  if id ~= nil then self.run_id = id end
+  if id ~= nil then
+    self.current = run_mod.new(self, id)
+    -- a stop asked before the run began (a signal while it was set up) holds for it
+    if self.stop_requested then self.current.stopping = true end
+  else
+    self.current = nil
+  end
+  self.run_id = id
   self.board:set_run(id)
   if self.memory then self.memory:set_run(id) end
+  return self.current
 end
 
+--- emit(ev): an event for the current run's stream (the hot reload's, between runs too)
 function Engine:emit(ev)
   ev.run_id = self.run_id
   if self.emit_fn then self.emit_fn(ev) end
-end
-
-local function seat_actor(e, seat)
-  local s = e.settings.team[seat]
-  return { seat = seat, roles = s and { table.unpack(s.roles) } or {} }
 end
 
 --- check() -> true | nil, msg, CODE: the team can run (a reviewer, known roles)
@@ -83,7 +81,6 @@ function Engine:start(target_id, opts)
   local id, rerr, rcode = self.db:record_run { target = target.id, kind = target.type,
     data = { concurrency = opts.concurrency, model = opts.model } }
   if not id then return nil, rerr, rcode end
-  self.started_runs = self.started_runs or {}
   self.started_runs[id] = true
   return id
 end
@@ -107,362 +104,14 @@ end
 --- "escalation") | nil
 function Engine:role_for(seat, phase) return role_for(self, seat, phase) end
 
--- The records of blocking a card: a comment saying why and the move to blocked, in one
--- transaction (a savepoint of the caller's). true | nil, msg, CODE.
-local function block_records(e, card, actor, reason, why)
-  return e.db:tx(function()
-    local c = e.board:get(card.id)
-    if c.status ~= "in_progress" and c.status ~= "code_review" then return true end
-    assert(e.board:comment(card.id, { author = "orket", body = why }))
-    local t, terr, tcode = e.board:transition(card.id, "blocked", { actor = actor, reason = reason, note = why })
-    if not t then return nil, terr, tcode end
-    return true
-  end)
-end
-
--- Runs fn once what was just written is durable: at once, or, inside a scheduling round's
--- transaction, after it commits, so no event announces a change a crash could still undo
--- and the after_transition fault point kills after the commit, as its name says.
-function Engine:after_commit(fn)
-  if self.round_after then
-    self.round_after[#self.round_after + 1] = fn
-  else
-    fn()
-  end
-end
-
--- Moves a card to blocked with a reason and a comment saying why (one transaction).
-function Engine:block(card, actor, reason, why)
-  local ok, err = block_records(self, card, actor, reason, why)
-  self:after_commit(function()
-    self:emit { type = "card_blocked", card = card.id, reason = reason, detail = why, error = not ok and err or nil }
-    fault.hit("after_transition")
-  end)
-end
-
--- A routing choice: the value, or nil plus why the card cannot be scheduled when a
--- project's routing.lua raised an error (its first line: routing.lua:LINE: message).
-local function route(e, kind, ...)
-  local v, err = e.routing:choose(kind, ...)
-  if err == nil then return v end
-  local msg = tostring(err):gsub("^routing " .. kind .. ": ", ""):match("^[^\n]*")
-  local file = e.routing.file
-  if file then
-    local dir = file:match("^(.*/)routing%.lua$")
-    if dir and msg:sub(1, #dir) == dir then msg = msg:sub(#dir + 1) end
-  end
-  return nil, string.format("routing error in %s's %s: %s", file and "routing.lua" or "the built-in routing", kind, msg)
-end
-
--- Leaves a card as it is this round, saying why (card_skipped); the run's stall report
--- gives the same reason for it (conclude), not a guess from its status.
-function Engine:skip(card, why)
-  self.skipped = self.skipped or {}
-  self.skipped[card.id] = why
-  self:emit { type = "card_skipped", card = card.id, reason = why }
-  return nil, false
-end
-
--- The turns a card took in this run since its last retry: its workers' (work, rework,
--- escalation) and its reviews', counted apart; turns_per_card bounds each. Review turns do
--- not use up the workers' budget, so a card rejected again and again reaches escalation and
--- the requirements review with the default budgets; a reviewer that never decides is still
--- bounded. The retry event is read only when a count reaches the budget.
-local function turns_used(e, card, turns, review_phase)
-  local function count(since)
-    local n = 0
-    for _, t in ipairs(turns) do
-      if t.id > since and (t.phase == "review") == review_phase then n = n + 1 end
-    end
-    return n
-  end
-  local used = count(0)
-  if used >= e.settings.budgets.turns_per_card then used = count(journal.last_retry(e.db, card.id)) end
-  return used
-end
-
--- Decides the next turn for a card: job, or nil plus whether the board changed.
-function Engine:prepare(card)
-  local team = self.settings.team
-  local turns = journal.turns(self.db, self.run_id, card.id)
-  local open = turns[#turns]
-  if open and not open.open then open = nil end
-  local phase, seat, why
-  local chooser = "worker"
-  if open then
-    phase, seat = open.phase, open.seat
-  else
-    if card.status == "in_progress" then
-      local next_step = review.after_rejection(self, card)
-      if next_step == "requirements" then
-        -- files no turn, so no turn budget stands in its way
-        local arch, aerr = route(self, "escalation", card, team)
-        if aerr then return self:skip(card, aerr) end
-        if not arch then
-          arch, aerr = route(self, "worker", card, team)
-          if aerr then return self:skip(card, aerr) end
-        end
-        local new, err = review.requirements_review(self, card, arch, seat_actor(self, card.worked_by or arch))
-        self:after_commit(function()
-          self:emit { type = "requirements_review", card = card.id, issue = new and new.id or nil, error = err }
-        end)
-        return nil, true
-      elseif next_step == "escalate" then
-        seat, why = route(self, "escalation", card, team)
-        if why then return self:skip(card, why) end
-        phase = seat and "escalation" or nil
-        if seat then chooser = "escalation" end
-      end
-      if not phase then phase = (card.retries or 0) > 0 and "rework" or "work" end
-    elseif card.status == "code_review" then
-      phase = "review"
-    else
-      phase = "work"
-    end
-    local used = turns_used(self, card, turns, phase == "review")
-    if used >= self.settings.budgets.turns_per_card then
-      local worker = card.worked_by or route(self, "worker", card, team) or "orket"
-      self:block(card, seat_actor(self, worker), "resource", string.format(phase == "review"
-        and "Stopped after %d review turns without a decision (budgets.turns_per_card); raise the budget, "
-          .. "then 'orket retry %s' puts it back to ready."
-        or "Stopped after %d work turns (budgets.turns_per_card); raise the budget or split the issue, then "
-          .. "'orket retry %s' puts it back to ready.", used, card.id))
-      return nil, true
-    end
-    if phase == "review" then
-      chooser = "reviewer"
-      seat, why = route(self, "reviewer", card, team)
-      if why then return self:skip(card, why) end
-      if not seat and not self.routing.file then
-        self:block(card, seat_actor(self, card.worked_by or "orket"), "review",
-          "No seat holding integrity_guard other than " .. tostring(card.worked_by) .. " can review this card.")
-        return nil, true
-      end
-      if not seat then return self:skip(card, "routing.lua's reviewer chose no seat for this card") end
-      if seat == card.worked_by then
-        return self:skip(card, string.format("routing.lua's reviewer chose %s, the seat that did the work; a card "
-          .. "is reviewed by another seat holding integrity_guard", seat))
-      end
-    elseif not seat then
-      seat, why = route(self, "worker", card, team)
-      if why then return self:skip(card, why) end
-    end
-  end
-  if not seat or not team[seat] then
-    if seat ~= nil and self.routing.file and not open then
-      return self:skip(card, string.format("routing.lua's %s chose %q, which is not a seat of orket.lua's team (%s)",
-        chooser, tostring(seat), table.concat(settings_mod.seats(self.settings), ", ")))
-    end
-    return self:skip(card, "no seat in the team can work it (seat " .. tostring(seat or card.seat) .. ")")
-  end
-  local role = role_for(self, seat, phase)
-  if not role then
-    local want = (phase == "review" and "integrity_guard") or (phase == "escalation" and "architect") or nil
-    return self:skip(card, string.format("seat %s has no %s role for a %s turn (it holds: %s)", seat,
-      want or "known", phase, table.concat(team[seat].roles, ", ")))
-  end
-  local actor = seat_actor(self, seat)
-  local job = {
-    run = self.run_id, card_id = card.id, seat = seat, actor = actor, role = role, phase = phase,
-    turn = open and open.turn or (#turns + 1),
-  }
-  -- The turn keeps the scripts it starts with: a hot reload swaps self's, not the job's.
-  job.tools, job.policies = self.tools, self.policies
-  local specs = {}
-  for _, s in ipairs(job.tools:specs(role.tools)) do specs[#specs + 1] = s end
-  job.tool_specs = specs
-  local default = self.settings.models and self.settings.models.default
-  if not self.model then
-    local merr
-    job.model, merr = route(self, "model", { seat = seat, role = role.name, card = card, phase = phase,
-      team = team, role_model = role.model, default = default })
-    if merr then return self:skip(card, merr) end
-    -- no choice: the client's own default answers, so the turn names that model
-    if job.model == nil and type(self.llm) == "table" then job.model = rawget(self.llm, "default") end
-  else
-    job.model = self.model
-  end
-  local now = assert(self.board:get(card.id))
-  job.start_status = now.status
-  if not open then
-    -- The turn's begin (turn_begin, and the ready -> in_progress move) is written with the
-    -- turn's first commit (begin_records): a turn killed before then left nothing to resume.
-    -- Checked here so a card that cannot move is skipped before its model is asked.
-    if now.status == "ready" then
-      local ok, err = self.board:check_transition(card.id, "in_progress", { actor = actor })
-      if not ok then return self:skip(card, err) end
-      job.claim, job.start_status = true, "in_progress"
-    end
-    job.begun = false
-  end
-  job.fresh = not open
-  if self.skipped then self.skipped[card.id] = nil end
-  return job
-end
-
---- begin_records(job) -> true | nil, msg, CODE: writes a fresh turn's begin once: the
---- ready -> in_progress move (when prepare saw the card ready) and the turn_begin event.
---- Called inside the turn's first transaction (turn.lua's first step, or end_turn_records).
-function Engine:begin_records(job)
-  if job.begun ~= false then return true end
-  local ok, err, code = self.db:tx(function()
-    if job.claim then
-      local c = assert(self.board:get(job.card_id))
-      if c.status == "ready" then
-        local t, terr, tcode = self.board:transition(job.card_id, "in_progress",
-          { actor = job.actor, note = "turn " .. job.turn })
-        if not t then return nil, terr, tcode end
-      end
-    end
-    self.db:event { kind = "turn_begin", card = job.card_id, run = self.run_id, actor = job.seat,
-      data = { turn = job.turn, phase = job.phase, seat = job.seat, role = job.role.name } }
-    return true
-  end)
-  if not ok then return nil, err, code end
-  job.begun = true -- the caller resets it when its transaction does not commit
-  return true
-end
-
---- end_turn_records(job, out): writes what ends a turn: the block a failed turn leaves
---- (budget, model or role error), the escalation mark, the turn_end event. Called inside
---- the last step's transaction (turn.lua), so a turn's end costs no commit of its own, or
---- by finish_turn in one transaction. Sets out.recorded, out.status (the card's status
---- after) and out.blocked ({reason=, detail=, error=}) for finish_turn's events.
-function Engine:end_turn_records(job, out)
-  if job.begun == false and not self:begin_records(job) then
-    -- the card could not move: the turn still counts (turns_per_card), so it is not retried forever
-    job.claim = false
-    assert(self:begin_records(job))
-  end
-  local card = assert(self.board:get(job.card_id))
-  local reason, why
-  if out.ended == "budget" then
-    reason, why = "resource", "Turn stopped: " .. out.detail .. "."
-  elseif out.ended == "model_error" then
-    reason, why = "system", string.format("The model failed (%s): %s", tostring(out.class), tostring(out.detail))
-  elseif out.ended == "role_error" or out.ended == "engine_error" then
-    reason, why = "system", "The turn failed: " .. tostring(out.detail)
-  end
-  if reason then
-    local ok, err = block_records(self, card, job.actor, reason, why)
-    out.blocked = { reason = reason, detail = why, error = not ok and err or nil }
-  end
-  if job.phase == "escalation" then
-    self.db:event { kind = "escalated", card = job.card_id, run = self.run_id, data = { key = card.retries or 0 } }
-  end
-  self.db:event { kind = "turn_end", card = job.card_id, run = self.run_id, actor = job.seat,
-    data = { turn = job.turn, outcome = out.ended, detail = out.detail } }
-  out.status = assert(self.board:get(job.card_id)).status
-  out.recorded = true
-  return true
-end
-
---- journal_broken([card]) -> true when the store's file failed during this run (full,
---- read-only, damaged, I/O error: orket.c.store's file_error), false otherwise. The first
---- time it says so it ends the run: nothing can go on without the journal (a card whose
---- step could not be written would be picked again and again), so the run stops, failed,
---- with the reason (conclude), every card keeping the status the journal holds, and
---- `orket resume` continues once the store can be written.
-function Engine:journal_broken(card)
-  if self.journal_failed then return true end
-  local msg = cstore.file_error()
-  if not msg then return false end
-  self.journal_failed = msg
-  self:emit { type = "journal_error", card = card, error = msg }
-  self:stop()
-  return true
-end
-
---- finish_turn(job, out): records the turn's end unless its last step did, then emits.
-function Engine:finish_turn(job, out)
-  if out.ended == "canceled" then return end
-  -- a step of this turn (or of another) could not be written: the turn ends unrecorded,
-  -- not blocked for it, so a resume takes it up again
-  local broken = self:journal_broken(job.card_id)
-  if not broken and not out.recorded then
-    local begun = job.begun
-    local ok, err = self.db:tx(function() return self:end_turn_records(job, out) end)
-    if not ok then
-      job.begun = begun
-      broken = self:journal_broken(job.card_id)
-      out.status = (self.board:get(job.card_id) or {}).status
-      out.blocked = out.blocked and { reason = out.blocked.reason, detail = out.blocked.detail, error = err }
-    end
-  end
-  if broken then
-    out.blocked = nil
-    out.ended = "journal_error"
-    out.status = (self.board:get(job.card_id) or {}).status
-  end
-  if out.blocked then
-    self:emit { type = "card_blocked", card = job.card_id, reason = out.blocked.reason, detail = out.blocked.detail,
-      error = out.blocked.error }
-    fault.hit("after_transition")
-  end
-  self:emit { type = "turn_end", card = job.card_id, seat = job.seat, role = job.role.name, phase = job.phase,
-    turn = job.turn, outcome = out.ended, status = out.status }
-  fault.hit("turn_end")
-end
-
---- run_tokens() -> tokens the run has spent: read from the journal once, then kept as a
---- running total (add_tokens), so the per-step budget check does not sum every turn.
-function Engine:run_tokens()
-  -- keyed by run: the REPL's project:turn starts a run of its own on the same engine
-  if not self.tokens_used or self.tokens_run ~= self.run_id then
-    self.tokens_used, self.tokens_run = journal.tokens(self.db, self.run_id, nil), self.run_id
-  end
-  return self.tokens_used
-end
-
---- card_tokens(card_id) -> tokens the run has spent on the card: read from the journal the
---- first time, then kept as a running total like the run's.
-function Engine:card_tokens(card_id)
-  local t = self.card_tokens_used
-  if not t or t.run ~= self.run_id then
-    t = { run = self.run_id }
-    self.card_tokens_used = t
-  end
-  if not t[card_id] then
-    t[card_id] = journal.tokens(self.db, self.run_id, card_id, journal.last_retry(self.db, card_id))
-  end
-  return t[card_id]
-end
-
---- add_tokens(n [, card_id]): adds a model response's tokens to the running totals.
-function Engine:add_tokens(n, card_id)
-  self.tokens_used = self:run_tokens() + n
-  if card_id then
-    local t = self.card_tokens_used
-    if t and t.run == self.run_id and t[card_id] then t[card_id] = t[card_id] + n end
-  end
-end
-
---- run_budget_spent([kind]) -> why | nil: the run's own budget that ran out ("tokens":
---- tokens_per_run, "wall": wall_ms_per_run; nil: whichever has). A spent run budget ends
---- the run as stop() does, with this reason (execute, conclude), and blocks no card.
-function Engine:run_budget_spent(kind)
-  local b = self.settings.budgets
-  if (kind == nil or kind == "tokens") and b.tokens_per_run > 0 and self:run_tokens() >= b.tokens_per_run then
-    return string.format("the run's token budget (budgets.tokens_per_run = %d) ran out", b.tokens_per_run)
-  end
-  if kind == "wall" or (kind == nil and self.run_deadline and rt.now() + 1 >= self.run_deadline) then
-    return string.format("the run's time budget (budgets.wall_ms_per_run = %d) ran out", b.wall_ms_per_run)
-  end
-  return nil
-end
-
---- stop(): no new turns; in-flight turns are cancelled where they wait (the journal stays
---- consistent: each step was written in its own transaction); execute() returns "interrupted".
+--- stop(): the current run takes no new turns and its turns in flight are cancelled where
+--- they wait (the journal stays consistent: each step was written in its own transaction);
+--- execute() returns "interrupted". A stopped engine starts no run after it.
 function Engine:stop()
-  if self.stopping then return end
-  self.stopping = true
-  for t in pairs(self.tasks) do t:cancel() end
-  self.tasks = {}
-  if self.waker then self.waker:wake() end
+  self.stop_requested = true
+  if self.current then self.current:stop() end
 end
 
---- execute(run_id) -> status ("done"|"failed"|"stalled"|"interrupted"), report {stuck=, cards=}
---- Must run in a task. On a run that was killed it continues from the journal.
 -- A resumed run answers its recorded steps from the journal, so the model client never
 -- sees those requests; a provider with state between requests (scripted sequences) is
 -- told about each, and about each failed call (turn.lua records those), in the order they
@@ -496,156 +145,18 @@ function Engine:observe_journal(run_id)
   end
 end
 
+--- execute(run_id) -> status ("done"|"failed"|"stalled"|"interrupted"), report {stuck=,
+--- reason=, canceled=}. Must run in a task. Runs run_id as a fresh run object
+--- (orket.engine.run): nothing of an earlier run's state carries over. On a run that was
+--- killed it continues from the journal.
 function Engine:execute(run_id)
-  local run = self.db:row("SELECT id, target, data FROM runs WHERE id = ?", run_id)
-  if not run then error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 2) end
-  local data = require("cjson.safe").decode(run.data or "{}") or {}
-  self:use_run(run_id)
+  if math.type(run_id) ~= "integer" or not self.db:row("SELECT id FROM runs WHERE id = ?", run_id) then
+    error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 2)
+  end
+  local run = self:use_run(run_id)
   -- however execute ends (an error included), later writes are no longer the run's
   local _ <close> = setmetatable({}, { __close = function() self:use_run(nil) end })
-  self.tokens_used, self.card_tokens_used = nil, nil
-  self.skipped, self.halted, self.journal_failed = {}, nil, nil
-  cstore.clear_file_error() -- journal_broken reports what fails from here on
-  self.model = self.model or data.model
-  local conc = self.concurrency or data.concurrency or self.settings.concurrency
-  local target = assert(self.board:get(run.target))
-  if target.type ~= "issue" and target.status == "ready" then
-    self.board:transition(target.id, "in_progress", { actor = { seat = "orket", roles = {} }, note = "run " .. run_id })
-  end
-  self:observe_journal(run_id)
-  self:emit { type = "run_start", target = target.id, concurrency = conc,
-    resumed = not (self.started_runs and self.started_runs[run_id]) }
-  -- The run's wall clock (restarted by a resume): model calls get what is left of it as
-  -- their timeout (turn.lua), and this timer stops the run when it runs out, cancelling
-  -- turns in flight wherever they wait, as a stop does.
-  local wall = self.settings.budgets.wall_ms_per_run
-  local clock
-  self.run_deadline = nil
-  if wall > 0 then
-    self.run_deadline = rt.now() + wall
-    clock = uv.new_timer()
-    clock:start(wall, 0, function()
-      if not self.stopping then
-        self.halted = self.halted or self:run_budget_spent("wall")
-        self:stop()
-      end
-    end)
-  end
-  local busy, inflight = {}, 0
-  local last_pass = rt.now() -- when the loop last ran its I/O for this task (see below)
-  local w = scheduler.waker()
-  local view = scheduler.view(self.board, target)
-  self.waker = w
-  while not self.stopping do
-    -- a turn that saw a run budget run out ended itself (e.halted); the others stop here
-    self.halted = self.halted or self:run_budget_spent()
-    if self.halted then
-      self:stop()
-      break
-    end
-    local changed = false
-    -- The board's news and every pick of this round share one transaction (one lock, one
-    -- snapshot); the turns start after it commits, so none runs inside it.
-    local jobs, after = {}, {}
-    self.round_after = after
-    local ok, err = self.db:tx(function()
-      view:refresh()
-      if inflight < conc then
-        for c in view:candidates(busy) do
-          if inflight + #jobs >= conc or self.stopping then break end
-          local job, acted = self:prepare(c)
-          changed = changed or acted
-          if job then
-            busy[c.id] = true
-            jobs[#jobs + 1] = job
-          end
-        end
-      end
-      return true
-    end)
-    self.round_after = nil
-    if not ok and self:journal_broken() then break end
-    if not ok then
-      if clock then clock:close() end
-      error(err, 0)
-    end
-    for _, f in ipairs(after) do f() end
-    for _, job in ipairs(jobs) do
-      inflight = inflight + 1
-      self:emit { type = "turn_start", card = job.card_id, seat = job.seat, role = job.role.name, phase = job.phase,
-        turn = job.turn, model = job.model }
-      local t
-      t = task.new(function()
-        local tok, out = pcall(turn.run, self, job)
-        if not tok then out = { ended = "engine_error", detail = tostring(out) } end
-        self:finish_turn(job, out)
-        self.tasks[t] = nil
-        busy[job.card_id] = nil
-        inflight = inflight - 1
-        w:wake()
-      end)
-      self.tasks[t] = true
-      t:start()
-    end
-    if inflight > 0 then
-      if w:wait() then last_pass = rt.now() end
-    elseif w.pending then
-      -- turns ended without waiting on the loop (a scripted model answers at once): look
-      -- again. Every 50 ms of such rounds the loop gets one pass through its I/O, where a
-      -- signal or a closed stdout stops the run; without it a run that never waits could
-      -- not be stopped. A 1 ms sleep, since a 0 ms timer started from a timer callback runs
-      -- in the same timers phase (libuv 1.44) and never reaches the poll.
-      w.pending = false
-      if rt.now() - last_pass >= 50 then
-        rt.sleep(1)
-        last_pass = rt.now()
-      end
-    elseif not changed then
-      break
-    end
-  end
-  if clock then clock:close() end
-  self.waker, self.run_deadline = nil, nil
-  local status, report = self:conclude(target)
-  -- the run stopped itself: this engine may run again (a resume in the REPL, a test)
-  if self.halted or self.journal_failed then self.stopping = false end
-  return status, report
-end
-
-function Engine:conclude(target)
-  local status, stuck, reason = "done", {}, nil
-  if self.journal_failed then
-    status = "failed"
-    reason = string.format("the journal could not be written (%s); once the store can be written "
-      .. "(free space, fix its permissions), 'orket resume %d' carries on", self.journal_failed, self.run_id)
-  elseif self.stopping and not self.halted then
-    status = "interrupted"
-  else
-    local cards = scheduler.scope(self.board, target)
-    stuck = scheduler.stuck(self.board, cards, { skipped = self.skipped, halted = self.halted })
-    if #stuck > 0 then
-      status = "stalled"
-      for _, s in ipairs(stuck) do
-        if s.status == "blocked" and (s.wait_reason == "resource" or s.wait_reason == "system") then status = "failed" end
-      end
-      if self.halted then
-        reason = self.halted .. "; raise it in orket.lua, then 'orket resume' carries on"
-      end
-    elseif target.type ~= "issue" then
-      local t = self.board:get(target.id)
-      if t.status == "in_progress" then
-        self.board:transition(target.id, "done", { actor = { seat = "orket", roles = {} }, note = "all issues done" })
-      end
-    end
-  end
-  local fok, ferr = self.db:finish_run(self.run_id, status)
-  if not fok then
-    -- the run's row stays "running" (it shows as killed): said, not raised
-    if not self.journal_failed then error(ferr, 0) end
-  end
-  if #stuck > 0 then self:emit { type = "stall", cards = stuck, reason = reason } end
-  self:emit { type = "run_end", status = status, reason = reason, tokens = journal.tokens(self.db, self.run_id, nil) }
-  return status, { stuck = stuck, reason = reason }
+  return run:execute()
 end
 
 M.settings = settings_mod

@@ -108,6 +108,19 @@ function M.tokens(db, run, card, after)
   return row and row.n or 0
 end
 
+--- called_tools(db, run, card, review [, after]) -> true when the card's review turns
+--- (review true) or work turns (false) in the run, journaled after event id `after`
+--- (last_retry), made at least one tool call, allowed or denied: a model that never calls
+--- one is not helped by more turns.
+function M.called_tools(db, run, card, review, after)
+  local row = db:row([[SELECT 1 AS x FROM events e CROSS JOIN turns t ON t.id = json_extract(e.data, '$.id')
+    WHERE e.card_id = ?2 AND +e.run_id = ?1 AND e.kind = 'turn' AND e.id > ?3
+    AND (json_extract(t.data, '$.phase') = 'review') = ?4
+    AND (EXISTS (SELECT 1 FROM tool_calls c WHERE c.turn_id = t.id)
+      OR EXISTS (SELECT 1 FROM gate_decisions g WHERE g.turn_id = t.id)) LIMIT 1]], run, card, after or 0, review and 1 or 0)
+  return row ~= nil
+end
+
 --- flag(db, run, card, kind, key) -> true when an event of kind with data.key exists
 function M.flag(db, run, card, kind, key)
   for _, ev in ipairs(assert(db:rows("SELECT data FROM events WHERE card_id = ? AND +run_id = ? AND kind = ? ORDER BY id",

@@ -130,6 +130,7 @@ function View:event(ev)
     self.stuck = ev.cards
   elseif t == "run_end" then
     self.end_status, self.end_tokens, self.end_reason = ev.status, ev.tokens, ev.reason
+    self.canceled = ev.canceled
     self:refresh_scope()
     self:finish()
     return
@@ -289,9 +290,16 @@ function View:finish()
   if self.end_reason then lines[#lines + 1] = "stopped: " .. self.end_reason end
   local parts, total = self:counts()
   lines[#lines + 1] = string.format("cards (%d): %s", total, #parts > 0 and table.concat(parts, "  ") or "none")
+  if self.canceled and #self.canceled > 0 then
+    lines[#lines + 1] = string.format("not done: %d card%s canceled:", #self.canceled, #self.canceled == 1 and "" or "s")
+    for _, s in ipairs(self.canceled) do lines[#lines + 1] = "  " .. s end
+  end
   if self.stuck and #self.stuck > 0 then
     lines[#lines + 1] = "stuck cards:"
-    for _, s in ipairs(self.stuck) do lines[#lines + 1] = string.format("  %-10s %s", s.card, tostring(s.reason)) end
+    for _, s in ipairs(self.stuck) do
+      lines[#lines + 1] = string.format("  %-10s %s", s.card, tostring(s.reason))
+      if s.next then lines[#lines + 1] = string.format("  %-10s next: %s", "", s.next) end
+    end
   end
   self:draw(lines, true)
   self.finished = true

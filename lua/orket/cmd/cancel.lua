@@ -1,0 +1,51 @@
+-- orket cancel CARD "reason": a person ends a card without review. Agents cannot cancel
+-- (the state machine refuses them); this is the developer's way, journaled as theirs with
+-- the reason, and an epic or rock takes every unfinished card under it along.
+local board_mod = require "orket.board"
+local setup = require "orket.engine.setup"
+
+local USAGE = "orket cancel CARD [--] \"reason\" [-C DIR]"
+local cmd = { summary = "end a card without review, with the reason", usage = USAGE }
+cmd.help = [[
+Moves the card to canceled as the developer's decision, with the reason as a comment and in
+its history; for an epic or a rock every unfinished card under it is canceled too. A
+canceled card is never worked again, a parent whose other cards are done is done, and a run
+whose target holds canceled cards says which. Cards that depend on a canceled card wait for
+ever: cancel them too, or drop the dependency and 'orket import'. Refused while a run works
+on the project.]]
+
+function cmd.run(args, cli)
+  local dir, pos = cli.words(cmd, args, {}, "for a reason that starts with '-'")
+  if not dir then return pos end
+  if #pos == 0 then return cli.usage_error(cmd, "cancel needs a card id") end
+  if #pos == 1 or not pos[2]:find("%S") then
+    return cli.usage_error(cmd, "cancel needs a reason, e.g. orket cancel %s \"no longer needed\"", pos[1])
+  end
+  if #pos > 2 then return cli.usage_error(cmd, "give the reason as one argument (quote it)") end
+  local db = cli.open_store(dir, false)
+  if not db then return 1 end
+  -- A run moves cards on its own: changing one under it would race its scheduler.
+  local lock, lerr = setup.lock(dir)
+  if not lock then
+    db:close()
+    cli.err("%s", lerr)
+    return 1
+  end
+  local b = board_mod.open(db)
+  local card, err = b:cancel(pos[1], { actor = { seat = "developer", roles = {}, by = "person" }, reason = pos[2] })
+  local n = 0
+  if card and card.type ~= "issue" then
+    n = #assert(b:list { [card.type] = card.id, status = "canceled", type = "issue" })
+  end
+  db:close()
+  lock:release()
+  if not card then
+    cli.err("%s", (tostring(err):gsub("^board: ", "")))
+    return 1
+  end
+  io.stdout:write(string.format("%s is canceled%s\n", card.id,
+    card.type ~= "issue" and string.format(", and the %d issues under it", n) or ""))
+  return 0
+end
+
+return cmd

@@ -1,0 +1,177 @@
+-- orket.ready: the one ready order (board:ready and the scheduler's view read it). An order
+-- followed through the journal must stay the order built afresh from the store, on graphs
+-- with mixed priorities, shared dependents, chains, finished cards and epic dependencies;
+-- and the rules themselves: what is runnable, and in which order.
+local H = require "tests.helpers"
+local F = require "tests.engine_fakes"
+local ready = require "orket.ready"
+local scheduler = require "orket.engine.scheduler"
+
+-- moves made as a person, so every move of the table is open to the random walk
+local CODER = { seat = "senior_developer", roles = { "coder" }, by = "person" }
+local REVIEWER = { seat = "integrity_guard", roles = { "integrity_guard" }, by = "person" }
+
+local function ids_of(o)
+  local ids = {}
+  for c in o:each() do ids[#ids + 1] = c.id end
+  return ids
+end
+
+-- the followed order against one built now from the store
+local function check(o, b, scope)
+  o:refresh()
+  local want = {}
+  for _, c in ipairs(assert(b:ready(scope.id))) do want[#want + 1] = c.id end
+  assert.same(want, ids_of(o))
+  assert.same(ids_of(ready.new(b, scope)), want)
+  return want
+end
+
+describe("ready order", function()
+  after_each(H.cleanup)
+
+  it("orders by priority, then transitive unfinished dependents, then age", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", {
+      { id = "low-old", summary = "a", priority = 1 },
+      { id = "mid-a", summary = "b", priority = 2 },
+      { id = "mid-b", summary = "c", priority = 2 },
+      { id = "high", summary = "d", priority = 3 },
+      { id = "w1", summary = "e", priority = 1, depends_on = { "mid-b" } },
+      { id = "w2", summary = "f", priority = 1, depends_on = { "w1" } },
+      { id = "low-new", summary = "g", priority = 1 },
+    })
+    local o = ready.new(b, { id = "E", type = "epic" })
+    assert.same({ "high", "mid-b", "mid-a", "low-old", "low-new" }, ids_of(o))
+    assert.equal(2, b:ready("E")[2].dependents)
+    db:close()
+  end)
+
+  it("holds back an epic's issues until the epics it depends on are done", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "first" } })
+    db:tx(function()
+      db:run("INSERT INTO cards (id, type, name, priority, created_at, updated_at) VALUES ('L', 'epic', 'Later', 2, 'y', 'y')")
+      db:run("INSERT INTO dependencies (card_id, depends_on, position) VALUES ('L', 'E', 1)")
+    end)
+    assert(b:create { parent = "L", id = "L-1", summary = "after E" })
+    local o = ready.new(b, nil)
+    assert.same({ "E-1" }, check(o, b, {}))
+    -- the state machine holds it back too
+    local _, _, code = b:transition("L-1", "in_progress", { actor = CODER })
+    assert.equal("EDEPENDENCY", code)
+    assert(b:transition("E-1", "in_progress", { actor = CODER }))
+    assert(b:transition("E-1", "code_review", { actor = CODER }))
+    assert.same({}, check(o, b, {}))
+    assert(b:transition("E-1", "done", { actor = REVIEWER }))
+    assert.equal("done", b:get("E").status) -- the epic followed its issue
+    assert.same({ "L-1" }, check(o, b, {}))
+    assert(b:transition("L-1", "in_progress", { actor = CODER }))
+    db:close()
+  end)
+
+  it("lists a card handed in for testing with the cards in review", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "a" }, { id = "E-2", summary = "b" } })
+    assert(b:transition("E-1", "in_progress", { actor = CODER }))
+    assert(b:transition("E-1", "ready_for_testing", { actor = CODER }))
+    local v = scheduler.view(b, { id = "E", type = "epic" })
+    local got = {}
+    for c in v:candidates({}) do got[#got + 1] = c.id .. ":" .. c.status end
+    assert.same({ "E-1:ready_for_testing", "E-2:ready" }, got)
+    db:close()
+  end)
+
+  for seed = 1, 4 do
+    it("follows finished cards exactly (seed " .. seed .. ")", function()
+      math.randomseed(seed)
+      local issues = {}
+      for i = 1, 60 do
+        local deps = {}
+        for j = 1, i - 1 do
+          if math.random() < 0.04 then deps[#deps + 1] = "E-" .. j end
+        end
+        issues[i] = { id = "E-" .. i, summary = "Issue " .. i, depends_on = deps }
+      end
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", issues)
+      local prios = { 0, 1, 2, 2, 2, 3, 2.5, 10 }
+      for i = 1, 60 do
+        db:run("UPDATE cards SET priority = ? WHERE id = ?", prios[math.random(#prios)], "E-" .. i)
+      end
+      local scope = { id = "E", type = "epic" }
+      local o = ready.new(b, scope)
+      assert.is_true(#check(o, b, scope) > 5)
+      for _ = 1, 6 do
+        local now = ids_of(o)
+        local id = now[math.random(#now)]
+        assert(b:transition(id, "in_progress", { actor = CODER }))
+        assert(b:transition(id, "code_review", { actor = CODER }))
+        assert(b:transition(id, "done", { actor = REVIEWER }))
+        check(o, b, scope)
+      end
+      db:close()
+    end)
+  end
+
+  -- Random changes of every kind the journal carries: moves between any statuses the state
+  -- machine allows (finishing, reopening, blocking, canceling), new cards with dependencies
+  -- in the epic and in another epic, which depends on a third; after each refresh the
+  -- followed order must still be the one built afresh.
+  for seed = 1, 6 do
+    it("follows creates, reopens, blocks, cancels and epic dependencies exactly (seed " .. seed .. ")", function()
+      math.randomseed(100 + seed)
+      local issues = {}
+      for i = 1, 40 do
+        local deps = {}
+        for j = 1, i - 1 do
+          if math.random() < 0.06 then deps[#deps + 1] = "E-" .. j end
+        end
+        issues[i] = { id = "E-" .. i, summary = "Issue " .. i, depends_on = deps, priority = math.random(0, 3) }
+      end
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", issues)
+      db:tx(function()
+        db:run("INSERT INTO cards (id, type, name, priority, created_at, updated_at) VALUES ('R', 'rock', 'Rock', 2, 'x', 'x')")
+        db:run("UPDATE cards SET parent = 'R' WHERE id = 'E'")
+        db:run("INSERT INTO cards (id, type, parent, name, priority, created_at, updated_at) VALUES ('O', 'epic', 'R', 'Other', 2, 'x', 'x')")
+        db:run("INSERT INTO cards (id, type, parent, name, priority, created_at, updated_at) VALUES ('P', 'epic', 'R', 'Prior', 2, 'x', 'x')")
+        db:run("INSERT INTO dependencies (card_id, depends_on, position) VALUES ('O', 'P', 1)")
+      end)
+      assert(b:create { parent = "P", id = "P-1", summary = "prior work" })
+      local scope = { id = "R", type = "rock" }
+      local o = ready.new(b, scope)
+      local next_of = {
+        ready = { "in_progress", "in_progress", "blocked", "canceled" },
+        in_progress = { "code_review", "code_review", "blocked", "waiting_for_developer", "canceled" },
+        code_review = { "done", "done", "done", "in_progress", "blocked" },
+        blocked = { "ready", "in_progress", "canceled" },
+        waiting_for_developer = { "ready", "in_progress" },
+        done = { "archived" }, canceled = { "archived" },
+      }
+      local reasons = { "resource", "dependency", "review", "input", "system" }
+      local ids, moves, creates = { "P-1" }, 0, 0
+      for i = 1, 40 do ids[#ids + 1] = "E-" .. i end
+      for step = 1, 200 do
+        local r = math.random()
+        if r < 0.15 then
+          local deps = {}
+          for _ = 1, math.random(0, 3) do deps[#deps + 1] = ids[math.random(#ids)] end
+          local parent = math.random() < 0.3 and "O" or "E"
+          local c = b:create { parent = parent, summary = "new " .. step, depends_on = deps, priority = math.random(0, 3),
+            seat = "senior_developer" }
+          if c then
+            creates = creates + 1
+            ids[#ids + 1] = c.id
+          end
+        else
+          local id = ids[math.random(#ids)]
+          local nexts = next_of[b:get(id).status] or { "archived" }
+          local to = nexts[math.random(#nexts)]
+          local actor = to == "done" and REVIEWER or CODER
+          local reason = (to == "blocked" or to == "waiting_for_developer") and reasons[math.random(#reasons)] or nil
+          if b:transition(id, to, { actor = actor, reason = reason }) then moves = moves + 1 end
+        end
+        if math.random() < 0.5 then check(o, b, scope) end
+      end
+      check(o, b, scope)
+      assert.is_true(moves > 50 and creates > 10, moves .. " moves, " .. creates .. " creates")
+      db:close()
+    end)
+  end
+end)
