@@ -9,7 +9,7 @@ return {
     properties = {
       status = {
         type = "string", format = "status",
-        enum = { "ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing", "code_review", "done", "canceled", "archived" },
+        enum = { "ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing", "code_review", "done" },
       },
       wait_reason = { type = "string", enum = { "resource", "dependency", "review", "input", "system" } },
       note = { type = "string", maxLength = 4000 },

@@ -243,7 +243,7 @@ M.ENGINE = { seat = "orket", roles = {}, by = "engine" }
 
 -- How many of the cards that c waits for are not done: its own depends_on and, for an
 -- issue, its epic's (an epic's dependencies hold back every issue in it).
-function Board:_open_deps(c)
+function Board:open_deps(c)
   local parent = c.type == "issue" and c.parent and self:_peek(c.parent) or nil
   if #c.depends_on == 0 and (not parent or #parent.depends_on == 0) then return 0 end
   return self.db:row([[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
@@ -268,7 +268,7 @@ function Board:check_transition(id, to, opts)
   if not c then return not_found(id) end
   local ok, msg, code = sm.check {
     type = c.type, from = c.status, to = to, seat = actor.seat, roles = actor.roles, by = actor.by,
-    reason = opts.reason, worked_by = c.worked_by, deps_done = self:_open_deps(c) == 0,
+    reason = opts.reason, worked_by = c.worked_by, deps_done = self:open_deps(c) == 0,
   }
   if not ok then return nil, string.format("board: %s: %s", id, msg), code end
   return true
@@ -350,7 +350,7 @@ function Board:transition(id, to, opts)
     local before = fresh and self.cache[id] or nil
     local ok, msg, code = sm.check {
       type = c.type, from = c.status, to = to, seat = actor.seat, roles = actor.roles, by = actor.by,
-      reason = opts.reason, worked_by = c.worked_by, deps_done = self:_open_deps(c) == 0,
+      reason = opts.reason, worked_by = c.worked_by, deps_done = self:open_deps(c) == 0,
     }
     if not ok then return nil, string.format("board: %s: %s", id, msg), code end
     local worked_by = c.worked_by

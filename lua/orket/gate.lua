@@ -108,16 +108,10 @@ end
 
 --- card_facts(board, card) -> {id=, status=, type=, worked_by=, deps_done=}: what the gate
 --- needs to know of the card a call is made on, read the same way for a run and for
---- `orket gate check --card` (deps_done: every card it depends on is done).
+--- `orket gate check --card` (deps_done: every card it or its epic depends on is done).
 function M.card_facts(board, card)
-  local done = true
-  for _, id in ipairs(card.depends_on or {}) do
-    local d = board:get(id)
-    if not d or d.status ~= "done" then
-      done = false
-      break
-    end
-  end
+  -- the board's own count: a card's depends_on and, for an issue, its epic's
+  local done = board:open_deps(card) == 0
   return { id = card.id, status = card.status, type = card.type, worked_by = card.worked_by, deps_done = done }
 end
 

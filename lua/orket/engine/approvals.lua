@@ -206,7 +206,7 @@ function M.decide(db, board, card_id, d)
     end
     local cm, cerr, ccode = board:comment(c.id, { author = by, body = body })
     if not cm then return nil, cerr, ccode end
-    local t, terr, tcode = board:transition(c.id, "ready", { actor = { seat = by, roles = {} },
+    local t, terr, tcode = board:transition(c.id, "ready", { actor = { seat = by, roles = {}, by = "person" },
       note = (d.decision == "approve" and "approved #" or "refused #") .. p.id })
     if not t then return nil, terr, tcode end
     return M.get(db, p.id)
