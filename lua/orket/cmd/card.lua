@@ -34,6 +34,8 @@ function cmd.run(args, cli)
     for i, e in ipairs(history) do
       -- a move's roles are a list, empty for orket's own moves (an epic rolled up)
       if e.kind == "transition" and type(e.data.roles) == "table" then e.data.roles = jsonout.array(e.data.roles) end
+      -- a violation's attempt holds the call's arguments as the gate encoded them ("\/")
+      if e.kind == "violation" and type(e.data.attempt) == "string" then e.data.attempt = jsonout.plain(e.data.attempt) end
       hist[i] = { id = e.id, at = e.at, kind = e.kind, actor = e.actor or cjson.null,
         run = e.run or cjson.null, data = e.data }
     end
