@@ -140,7 +140,7 @@ function M.state_machine_check(args, def)
       deps_done = card.deps_done,
     }
     if ok then return true end
-    return false, code, msg
+    return false, code, msg, require("orket.remedy").transition(code)
   end
 end
 
