@@ -88,6 +88,49 @@ describe("hostile model text on a terminal", function()
     assert.matches("PWNED", bad.stderr, 1, true)
   end)
 
+  it("is inert in orket models when a server names its models with escapes", function()
+    -- a server whose model list holds an escape sequence, in its own process
+    local dir = H.tmpdir()
+    H.write(dir .. "/server.lua", [=[
+local uv = require "luv"
+local s = uv.new_tcp()
+assert(s:bind("127.0.0.1", 0))
+s:listen(16, function()
+  local c = uv.new_tcp()
+  s:accept(c)
+  local buf = ""
+  c:read_start(function(_, data)
+    if not data then c:close() return end
+    buf = buf .. data
+    if not buf:find("\r\n\r\n", 1, true) then return end
+    local body = '{"object":"list","data":[{"id":"m\\u001b]0;PWNED\\u0007\\u202e","object":"model"}]}'
+    c:write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+      .. "\r\nConnection: close\r\n\r\n" .. body, function() c:close() end)
+  end)
+end)
+io.write("listening ", s:getsockname().port, "\n")
+io.stdout:flush()
+uv.run()
+]=])
+    local p = io.popen(string.format("cd %s && exec %s lua server.lua >port 2>&1 & echo $!", H.quote(dir), H.quote(H.BIN)))
+    local pid = tonumber(p:read("l"))
+    p:close()
+    local port
+    for _ = 1, 500 do
+      port = (H.read(dir .. "/port") or ""):match("listening (%d+)")
+      if port then break end
+      orket.sleep(10)
+    end
+    H.write(dir .. "/orket.lua", string.format([[models = { default = "evil:x",
+      providers = { evil = { kind = "openai", base_url = "http://127.0.0.1:%s/v1" } } }]], tostring(port)))
+    local r = H.orket("models", { cwd = dir })
+    os.execute("kill " .. pid)
+    assert.is_not_nil(port, "the server did not start")
+    assert.equal(1, r.status, r.stdout .. r.stderr) -- x is not served there
+    assert_inert(r.stdout, "models")
+    assert.matches("1 models: m\\x1b]0;PWNED\\x07\\u{202e})", r.stdout, 1, true)
+  end)
+
   it("is inert in the live view of orket run", function()
     local dir = project()
     H.write(dir .. "/steps", "expect run 1 NOTES failed\n")
