@@ -12,6 +12,10 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
 override CFLAGS += -std=c11 -D_DEFAULT_SOURCE $(WARN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# main.c looks for the library in $(PREFIX)/share/orket when it cannot tell where it runs
+# from (no /proc, argv[0] names no file); build with the PREFIX you install to.
+override CFLAGS += -DORKET_PREFIX='"$(PREFIX)"'
+
 LDLIBS  += $(shell pkg-config --libs $(LINKPKGS) 2>/dev/null) -lm -ldl -lpthread
 
 CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c))

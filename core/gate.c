@@ -239,8 +239,9 @@ static int gate_transition(const gate_input *in, const jv *to, int fixed, gate_d
   };
   sm_verdict v;
   if (sm_check(&rq, &v)) return 0;
+  const char *remedy = sm_remedy(v.code);
   gd_set(d, GATE_DENY, v.code ? v.code : "TRANSITION_ILLEGAL",
-         "Choose a status this card may move to from its current one.",
+         remedy ? remedy : "Choose a status this card may move to from its current one.",
          "%s: moving card %s from %s to %.*s is not allowed: %s", in->tool, in->card_id ? in->card_id : "?",
          in->card_status ? in->card_status : "?", (int)(to->n > 40 ? 40 : to->n), to->u.s, v.message);
   return -1;

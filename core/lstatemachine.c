@@ -86,6 +86,14 @@ static int sml_codes(lua_State *L) {
   return 1;
 }
 
+/* remedy(code) -> what to do about that refusal | nil for an unknown code */
+static int sml_remedy(lua_State *L) {
+  const char *r = sm_remedy(luaL_checkstring(L, 1));
+  if (r) lua_pushstring(L, r);
+  else lua_pushnil(L);
+  return 1;
+}
+
 /* transitions(type) -> {from = {to, ...}} in status order (archived included) */
 static int sml_transitions(lua_State *L) {
   int type = sm_type_parse(luaL_checkstring(L, 1));
@@ -118,6 +126,7 @@ static const luaL_Reg sml_funcs[] = {
     {"types", sml_types},
     {"reasons", sml_reasons},
     {"codes", sml_codes},
+    {"remedy", sml_remedy},
     {"transitions", sml_transitions},
     {"needs_reason", sml_needs_reason},
     {NULL, NULL},

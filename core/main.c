@@ -1,12 +1,20 @@
 /* main.c: the `orket` executable. Opens the runtime and hands the command line to the Lua
  * CLI (lua/orket/cli.lua), which decides what to print and the exit status. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "home.h"
 #include "runtime.h"
+
+/* The install prefix `make install` lays out (PREFIX/bin/orket, PREFIX/share/orket): where
+ * the library is looked for last, when neither /proc nor argv[0] shows the executable. */
+#ifndef ORKET_PREFIX
+#define ORKET_PREFIX "/usr/local"
+#endif
 
 /* Stack: [1] argv table. Returns the exit status from orket.cli.main(argv). */
 static int main_cli(lua_State *L) {
@@ -20,8 +28,13 @@ static int main_cli(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
-  char err[512];
-  orket_rt *rt = rt_open(NULL, err, sizeof err);
+  char err[PATH_MAX + 512], home[PATH_MAX];
+  if (home_locate("/proc/self/exe", argc > 0 ? argv[0] : NULL, getenv("PATH"), ORKET_PREFIX, home,
+                  sizeof home, err, sizeof err) != 0) {
+    fprintf(stderr, "orket: %s\n", err);
+    return 1;
+  }
+  orket_rt *rt = rt_open(home, err, sizeof err);
   if (rt == NULL) {
     fprintf(stderr, "orket: %s\n", err);
     return 1;

@@ -20,6 +20,35 @@ const char *const sm_codes[] = {
     "EREASON_REQUIRED", "EREASON_INVALID", "EREASON_UNEXPECTED", "EDEPENDENCY",
     "EREVIEWER",       "ESELF_REVIEW", "EPERSON",    "EREVIEW_DECISION", NULL};
 
+/* What a model should do about each refusal, told with it so that every rule gets its own
+ * advice (the gate passes it on as the denial's remedy). Same order as sm_codes. */
+#define SM_REASONS "resource, dependency, review, input or system"
+static const char *const sm_remedies[] = {
+    "Use a card type the board knows: rock, epic or issue.",
+    "Call again with one of the statuses the error lists.",
+    "The card already has that status: do not set it again; go on with the work or end your turn.",
+    "The card is final and stays so: file new work with create_issue instead of moving it.",
+    "Choose one of the statuses the error says this card may move to from its current one.",
+    "Call again with wait_reason set to why the card waits: " SM_REASONS ".",
+    "Call again with wait_reason set to one of " SM_REASONS ".",
+    "Call again without wait_reason: only blocked and waiting_for_developer take one.",
+    "Finish the cards this one depends on first, or move it to blocked with wait_reason dependency.",
+    "Only a reviewer seat (the integrity_guard role) moves an issue to done: set the status to "
+    "code_review to hand your work in, and a reviewer will decide.",
+    "You did the work on this issue, so you cannot approve it: leave it in code_review for another "
+    "seat holding the integrity_guard role.",
+    "Canceling and archiving are a person's decisions: if the work cannot be done, move the card to "
+    "blocked with a wait_reason, or ask with request_input.",
+    "Decide the review: set done to approve the work, or in_progress with a note saying what must "
+    "change.",
+};
+
+const char *sm_remedy(const char *code) {
+  for (size_t i = 0; code && sm_codes[i]; i++)
+    if (strcmp(sm_codes[i], code) == 0) return sm_remedies[i];
+  return NULL;
+}
+
 #define B(s) (1u << (s))
 /* Archiving is allowed from every status but archived itself; it is added in sm_allowed
  * rather than repeated in every row. */

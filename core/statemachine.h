@@ -87,4 +87,8 @@ int sm_check(const sm_request *rq, sm_verdict *v);
 /* Every refusal code sm_check can return, NULL-terminated (docs/board.md lists them). */
 extern const char *const sm_codes[];
 
+/* What to do about a refusal with that code (one sentence for the model that was refused),
+ * or NULL for a code sm_check never returns. */
+const char *sm_remedy(const char *code);
+
 #endif

@@ -21,7 +21,8 @@ function M.err(fmt, ...)
     if reported == ferr then return end
     reported, msg = ferr, ferr
   end
-  io.stderr:write("orket: ", msg, "\n")
+  -- messages quote card ids, model text and servers' error bodies: inert on a terminal
+  io.stderr:write("orket: ", require("orket.inert").text(msg), "\n")
 end
 
 local function load_command(name)
@@ -132,7 +133,7 @@ function M.main(argv)
       return M.EXIT.failed
     end
     -- as core/main.c reports an error that escapes: a bug in Orket (EX_SOFTWARE)
-    io.stderr:write("orket: internal error: ", status.internal, "\n")
+    io.stderr:write("orket: internal error: ", require("orket.inert").text(status.internal), "\n")
     return M.EXIT.internal
   end
   return status or 0

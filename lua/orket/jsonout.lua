@@ -20,10 +20,40 @@ if json.encode_escape_forward_slash then
   UNESCAPE_SLASH = false
 end
 
+-- lua-cjson escapes C0 controls and DEL but writes C1 controls and the invisible format
+-- characters (bidi overrides, zero-width spaces: orket.inert's list) as they are, and a
+-- terminal acts on some of them: they are written \uXXXX, which decodes to the same
+-- string. Bytes that are not UTF-8 (which JSON text cannot hold) become \ufffd, the
+-- replacement character, so the output stays JSON a strict reader accepts.
+local inert = require "orket.inert"
+local function u_escape(cp)
+  if cp < 0x10000 then return string.format("\\u%04x", cp) end
+  cp = cp - 0x10000
+  return string.format("\\u%04x\\u%04x", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff))
+end
+
+local function non_ascii(run)
+  local out, i = {}, 1
+  while i <= #run do
+    local len, cp = inert.decode(run, i)
+    if not len then
+      out[#out + 1], i = "\\ufffd", i + 1
+    elseif inert.invisible(cp) then
+      out[#out + 1], i = u_escape(cp), i + len
+    else
+      out[#out + 1], i = run:sub(i, i + len - 1), i + len
+    end
+  end
+  return table.concat(out)
+end
+
 local function scalar(v)
   local s, err = json.encode(v)
   if not s then error("jsonout: " .. err, 0) end
-  if UNESCAPE_SLASH and type(v) == "string" then s = M.plain(s) end
+  if type(v) == "string" then
+    if UNESCAPE_SLASH then s = M.plain(s) end
+    if s:find("[\128-\255]") then s = s:gsub("[\128-\255]+", non_ascii) end
+  end
   return s
 end
 

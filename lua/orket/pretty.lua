@@ -1,5 +1,7 @@
 -- orket.pretty: a readable rendering of Lua values for the REPL and debugging output.
 -- Keys are sorted, identifiers unquoted, cycles and depth marked, long tables cut short.
+local inert = require "orket.inert"
+
 local M = {}
 
 local KEYWORDS = {}
@@ -22,7 +24,9 @@ end
 
 local function scalar(v)
   local t = type(v)
-  if t == "string" then return (string.format("%q", v):gsub("\\\n", "\\n")) end
+  -- %q escapes the C0 controls; inert adds C1 controls, bidi and zero-width characters
+  -- and bytes that are not UTF-8, as \u{...} and \xNN, which Lua reads back the same
+  if t == "string" then return inert.line((string.format("%q", v):gsub("\\\n", "\\n"))) end
   if t == "number" then
     if math.type(v) == "float" and v == math.floor(v) and v > -1e15 and v < 1e15 then
       return string.format("%.1f", v)

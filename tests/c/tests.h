@@ -18,6 +18,8 @@
   X(test_runtime_pcall_nonstring)        \
   X(test_runtime_pcall_hostile_errors)   \
   X(test_runtime_find_home)              \
+  X(test_home_exe_dir_without_proc)      \
+  X(test_home_locate_prefix)             \
   X(test_runtime_memory_bomb_contained)  \
   X(test_statemachine_table)             \
   X(test_statemachine_refusal_messages)  \

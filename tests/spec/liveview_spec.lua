@@ -203,4 +203,25 @@ describe("live view", function()
     assert.has_error(function() liveview.new { now = function() return 0 end } end,
       "bad argument #1 to 'new' (table with write and now functions expected)")
   end)
+
+  it("makes every string of an event inert: only its own escapes reach the terminal", function()
+    local evil = "\27]0;PWNED\7\27[2J\194\155\226\128\174"
+    local t = fake { color = true, cards = { { id = "N-2" .. evil, status = "in_progress" } } }
+    local v = t.view
+    v:event { type = "run_start", run_id = 1, target = "N" .. evil, concurrency = 1 }
+    v:event { type = "turn_start", card = "N-1", seat = "s" .. evil, role = "r" .. evil, phase = "work", turn = 1 }
+    t.ms = 200
+    v:event { type = "tool", card = "N-1", tool = "t" .. evil, ok = false }
+    v:event { type = "model_retry", card = "N-1", class = "transient", error = "HTTP 500: " .. evil, attempts = 1,
+      elapsed_ms = 5, delay_ms = 10 }
+    v:event { type = "run_end", status = "failed", tokens = 0, reason = evil }
+    local all = table.concat(t.out)
+    -- the view's own: cursor up, erase, colours
+    local rest = all:gsub("\r\27%[%d*A", ""):gsub("\27%[[%d;]*[mJK]", "")
+    assert.is_nil(rest:find("[%z\1-\9\11-\31\127]"), rest)
+    assert.is_nil(rest:find("\194\155", 1, true))
+    assert.is_nil(rest:find("\226\128\174", 1, true))
+    assert.matches("HTTP 500: \\x1b]0;PWNED\\x07\\x1b[2J\\u{9b}\\u{202e}", all, 1, true)
+    assert.matches("N-2\\x1b]0;PWNED", all, 1, true) -- a card id from the board, too
+  end)
 end)

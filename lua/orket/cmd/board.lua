@@ -2,6 +2,7 @@
 -- seat and priority; --json prints the documented format (docs/store.md).
 local jsonout = require "orket.jsonout"
 local board_mod = require "orket.board"
+local inert = require "orket.inert"
 
 local USAGE = "orket board [EPIC|ROCK] [--json] [-C DIR]"
 local cmd = { summary = "show the board as a tree", usage = USAGE }
@@ -127,10 +128,13 @@ function cmd.run(args, cli)
   local w_label, w_status, w_seat = 36, 22, 18
   for _, e in ipairs(ordered) do
     local c = e.card
+    -- cards agents filed carry their text: each cell inert and on its row (the colour
+    -- codes are ours, added after)
+    local id = inert.line(c.id)
     local r = {
-      label = string.rep("  ", e.depth) .. (c.type == "issue" and c.id or (c.type:upper() .. " " .. c.id)),
-      status = c.status .. (c.wait_reason and ("(" .. c.wait_reason .. ")") or ""),
-      seat = c.seat or "-",
+      label = string.rep("  ", e.depth) .. (c.type == "issue" and id or (c.type:upper() .. " " .. id)),
+      status = inert.line(c.status .. (c.wait_reason and ("(" .. c.wait_reason .. ")") or "")),
+      seat = inert.line(c.seat or "-"),
     }
     w_label, w_status, w_seat = math.max(w_label, #r.label), math.max(w_status, #r.status), math.max(w_seat, #r.seat)
     rows[e] = r
@@ -140,7 +144,8 @@ function cmd.run(args, cli)
     local title = c.summary or c.name or ""
     if c.type ~= "issue" and c.name and c.name ~= "" then title = c.name end
     local line = string.format("%-" .. w_label .. "s %s %-8s %-" .. w_seat .. "s %s", r.label,
-      paint(COLORS[c.status], string.format("%-" .. w_status .. "s", r.status)), pname(c.priority), r.seat, title)
+      paint(COLORS[c.status], string.format("%-" .. w_status .. "s", r.status)), pname(c.priority), r.seat,
+      inert.line(title))
     if c.type ~= "issue" and color then line = "\27[1m" .. line .. "\27[0m" end
     out[#out + 1] = line:gsub("%s+$", "")
   end

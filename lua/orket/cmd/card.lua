@@ -4,6 +4,7 @@ local board_mod = require "orket.board"
 local board_cmd = require "orket.cmd.board"
 local cjson = require "cjson"
 local approvals = require "orket.engine.approvals"
+local inert = require "orket.inert"
 
 local USAGE = "orket card ID [--json] [-C DIR]"
 local cmd = { summary = "show one card with comments and history", usage = USAGE }
@@ -33,6 +34,8 @@ function cmd.run(args, cli)
     for i, e in ipairs(history) do
       -- a move's roles are a list, empty for orket's own moves (an epic rolled up)
       if e.kind == "transition" and type(e.data.roles) == "table" then e.data.roles = jsonout.array(e.data.roles) end
+      -- a violation's attempt holds the call's arguments as the gate encoded them ("\/")
+      if e.kind == "violation" and type(e.data.attempt) == "string" then e.data.attempt = jsonout.plain(e.data.attempt) end
       hist[i] = { id = e.id, at = e.at, kind = e.kind, actor = e.actor or cjson.null,
         run = e.run or cjson.null, data = e.data }
     end
@@ -43,7 +46,7 @@ function cmd.run(args, cli)
     local vs = {}
     for i, v in ipairs(violations) do
       vs[i] = { id = v.id, created_at = v.created_at, seat = v.seat or cjson.null, rule = v.rule,
-        attempt = v.attempt or cjson.null, reason = v.detail or cjson.null, remedy = v.remedy or cjson.null }
+        attempt = v.attempt and jsonout.plain(v.attempt) or cjson.null, reason = v.detail or cjson.null, remedy = v.remedy or cjson.null }
     end
     local as = {}
     for i, a in ipairs(asks) do
@@ -59,7 +62,10 @@ function cmd.run(args, cli)
     return 0
   end
   local w = {}
-  local function line(k, v) if v ~= nil and v ~= "" then w[#w + 1] = string.format("%-13s %s", k .. ":", v) end end
+  -- Every field may hold an agent's text: one-line fields stay on their line, long text
+  -- keeps its lines, indented; all of it inert on a terminal.
+  local function line(k, v) if v ~= nil and v ~= "" then w[#w + 1] = string.format("%-13s %s", k .. ":", inert.line(v)) end end
+  local function body(v, pad) return inert.indented(tostring(v), pad) end
   line("id", c.id)
   line("type", c.type)
   line("parent", c.parent)
@@ -75,38 +81,42 @@ function cmd.run(args, cli)
   line("depends on", #c.depends_on > 0 and table.concat(c.depends_on, ", ") or nil)
   if #kids > 0 then
     local ch = {}
-    for _, k in ipairs(kids) do ch[#ch + 1] = k.id .. " (" .. k.status .. ")" end
+    for _, k in ipairs(kids) do ch[#ch + 1] = inert.line(k.id) .. " (" .. k.status .. ")" end
     line("children", table.concat(ch, ", "))
   end
   line("source", c.source)
   line("created", c.created_at)
   line("updated", c.updated_at)
   for _, k in ipairs { "description", "requirements", "acceptance", "note" } do
-    if c[k] and c[k] ~= "" then w[#w + 1] = "\n" .. k .. ":\n  " .. c[k]:gsub("\n", "\n  ") end
+    if c[k] and c[k] ~= "" then w[#w + 1] = "\n" .. k .. ":\n  " .. body(c[k], "  ") end
   end
   if #comments > 0 then
     w[#w + 1] = "\ncomments:"
-    for _, m in ipairs(comments) do w[#w + 1] = string.format("  %s %s: %s", m.created_at, m.author, m.body) end
+    for _, m in ipairs(comments) do
+      w[#w + 1] = string.format("  %s %s: %s", m.created_at, inert.line(m.author), body(m.body, "      "))
+    end
   end
   if #violations > 0 then
     w[#w + 1] = "\npolicy violations:"
     for _, v in ipairs(violations) do
-      w[#w + 1] = string.format("  %s %s %s: %s", v.created_at, v.seat or "-", v.rule, v.attempt or "")
-      if v.detail then w[#w + 1] = "      why: " .. v.detail end
-      if v.remedy then w[#w + 1] = "      fix: " .. v.remedy end
+      -- the attempt is the call's arguments as the gate wrote them (cjson: "\/" for "/")
+      w[#w + 1] = string.format("  %s %s %s: %s", v.created_at, inert.line(v.seat or "-"), inert.line(v.rule),
+        inert.line(jsonout.plain(v.attempt or "")))
+      if v.detail then w[#w + 1] = "      why: " .. body(v.detail, "           ") end
+      if v.remedy then w[#w + 1] = "      fix: " .. body(v.remedy, "           ") end
     end
   end
   if #asks > 0 then
     w[#w + 1] = "\napprovals:"
     for _, a in ipairs(asks) do
       local state = not a.decision and "pending" or (a.decision == "approve" and (a.used_at and "approved, used" or "approved, not used yet") or "refused")
-      w[#w + 1] = string.format("  #%d %s %s: %s", a.id, a.requested_at, state, approvals.describe(a))
-      w[#w + 1] = "      asked by " .. tostring(a.seat) .. ": " .. tostring(a.reason or a.rule)
+      w[#w + 1] = string.format("  #%d %s %s: %s", a.id, a.requested_at, state, inert.line(approvals.describe(a)))
+      w[#w + 1] = "      asked by " .. inert.line(a.seat) .. ": " .. inert.line(a.reason or a.rule)
       if a.decision then
         w[#w + 1] = string.format("      %s by %s at %s%s", a.decision == "approve" and "approved" or "refused",
-          tostring(a.decided_by), a.decided_at, a.note and (": " .. a.note) or "")
+          inert.line(a.decided_by), a.decided_at, a.note and (": " .. body(a.note, "        ")) or "")
       else
-        w[#w + 1] = string.format("      answer: orket answer %s --approve [\"note\"] | --deny \"reason\"", c.id)
+        w[#w + 1] = string.format("      answer: orket answer %s --approve [\"note\"] | --deny \"reason\"", inert.line(c.id))
       end
     end
   end
@@ -116,13 +126,14 @@ function cmd.run(args, cli)
     local what = e.kind
     if e.kind == "transition" then
       what = string.format("%s -> %s%s%s", d.from, d.to, d.reason and (" (" .. d.reason .. ")") or "",
-        d.note and (": " .. d.note) or "")
+        d.note and (": " .. inert.line(d.note)) or "")
     elseif e.kind == "import" then
       what = d.created and ("imported from " .. tostring(d.source)) or ("re-imported: " .. table.concat(d.changed or {}, ", ") .. " changed")
     end
-    w[#w + 1] = string.format("  %s %-16s %s", e.at, e.actor or "-", what)
+    w[#w + 1] = string.format("  %s %-16s %s", e.at, inert.line(e.actor or "-"), inert.line(what))
   end
-  io.stdout:write(table.concat(w, "\n"), "\n")
+  -- the net for a field the lines above forget
+  io.stdout:write(inert.text(table.concat(w, "\n")), "\n")
   return 0
 end
 

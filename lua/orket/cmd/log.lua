@@ -1,6 +1,7 @@
 -- orket log [RUN]: the transcript of a run from the journal: turns, each model step's last
 -- message and response, tool calls with gate decisions and results, transitions, usage.
 local cjson = require "cjson.safe"
+local inert = require "orket.inert"
 
 local cmd = { summary = "print the transcript of a run", usage = "orket log [RUN] [--full] [-C DIR]" }
 cmd.help = "Prints run RUN (the latest run when RUN is left out) from the journal: each turn, the\n"
@@ -8,11 +9,22 @@ cmd.help = "Prints run RUN (the latest run when RUN is left out) from the journa
   .. "prints every message in full), tool calls with results, token usage and the board\n"
   .. "moves the run made (transitions)."
 
+-- Cut at n bytes, backed off to the start of a UTF-8 character (a cut inside one would
+-- show as stray bytes); made inert for the terminal, its continuation lines indented under
+-- the item they belong to.
+local PAD = "      "
 local function clip(s, n)
   s = tostring(s or "")
-  if n and #s > n then return s:sub(1, n) .. "..." end
-  return s
+  if n and #s > n then
+    local cut = n
+    while cut > 0 and (s:byte(cut + 1) or 0) & 0xc0 == 0x80 do cut = cut - 1 end
+    s = s:sub(1, cut) .. "..."
+  end
+  return inert.indented(s, PAD)
 end
+
+-- A value that must stay on its line (an id, a seat, a tool name), made inert.
+local function one(v) return inert.line(tostring(v)) end
 
 -- JSON for reading: lua-cjson writes "/" as "\/", which makes paths hard to read
 local function plain(json_text)
@@ -57,7 +69,7 @@ function cmd.run(args, cli)
   end
   local n = 400 -- characters of a message shown; --full shows them whole
   if full then n = nil end
-  local out = { string.format("run %d: %s %s, %s, started %s", run.id, run.kind, run.target,
+  local out = { string.format("run %d: %s %s, %s, started %s", run.id, run.kind, one(run.target),
     require("orket.project").run_state(dir, run.status, run.id), run.started_at) }
   -- the open turn of each card (its turn_begin's data), and the card whose header is last
   local open_turn, shown = {}, nil
@@ -66,13 +78,15 @@ function cmd.run(args, cli)
     if ev.kind == "turn_begin" then
       open_turn[ev.card] = d
       shown = ev.card
-      out[#out + 1] = string.format("\n== %s turn %d: %s as %s (%s)", ev.card, d.turn, d.seat, d.role, d.phase)
+      out[#out + 1] = string.format("\n== %s turn %d: %s as %s (%s)", one(ev.card), d.turn, one(d.seat), one(d.role),
+        one(d.phase))
     elseif TURN_PART[ev.kind] and ev.card and ev.card ~= shown and open_turn[ev.card] then
       -- turns of several cards run at once and their steps interleave in the journal: a
       -- step of another card than the last header's gets its card's header again
       local t = open_turn[ev.card]
       shown = ev.card
-      out[#out + 1] = string.format("\n== %s turn %d (continued): %s as %s (%s)", ev.card, t.turn, t.seat, t.role, t.phase)
+      out[#out + 1] = string.format("\n== %s turn %d (continued): %s as %s (%s)", one(ev.card), t.turn, one(t.seat),
+        one(t.role), one(t.phase))
     end
     if ev.kind == "turn_begin" then
       -- printed above
@@ -82,53 +96,59 @@ function cmd.run(args, cli)
       local resp = cjson.decode(t.response or "{}") or {}
       local msgs = req.messages or {}
       local last = msgs[#msgs]
-      out[#out + 1] = string.format("-- step %s, model %s, %s+%s tokens", num((cjson.decode(t.data or "{}") or {}).step),
-        tostring(t.model), tostring(t.prompt_tokens), tostring(t.completion_tokens))
+      -- the provider that answered (older records: the one the request named, "provider:model")
+      local provider = resp.provider or (type(req.model) == "string" and req.model:match("^([^:]+):")) or "?"
+      out[#out + 1] = string.format("-- step %s, model %s, provider %s, %s+%s tokens",
+        num((cjson.decode(t.data or "{}") or {}).step), one(t.model), one(provider), tostring(t.prompt_tokens),
+        tostring(t.completion_tokens))
       if full then
-        for _, m in ipairs(msgs) do out[#out + 1] = "   [" .. m.role .. "] " .. clip(m.content, n) end
+        for _, m in ipairs(msgs) do out[#out + 1] = "   [" .. one(m.role) .. "] " .. clip(m.content, n) end
       elseif last then
-        out[#out + 1] = "   [" .. last.role .. "] " .. clip(last.content, n)
+        out[#out + 1] = "   [" .. one(last.role) .. "] " .. clip(last.content, n)
       end
       if resp.content and resp.content ~= "" then out[#out + 1] = "   [assistant] " .. clip(resp.content, n) end
       for _, c in ipairs(resp.tool_calls or {}) do
         if c.arguments_error then
           -- the model's own text, which the gate refused (clipped even with --full: it can be huge)
-          out[#out + 1] = "   [call] " .. tostring(c.name) .. " " .. clip(c.raw_arguments, n or 4000)
-            .. "  (" .. tostring(c.arguments_error) .. ")"
+          out[#out + 1] = "   [call] " .. one(c.name) .. " " .. clip(c.raw_arguments, n or 4000)
+            .. "  (" .. clip(c.arguments_error) .. ")"
         else
-          out[#out + 1] = "   [call] " .. tostring(c.name) .. " " .. clip(plain(cjson.encode(c.arguments or {})), n)
+          out[#out + 1] = "   [call] " .. one(c.name) .. " " .. clip(plain(cjson.encode(c.arguments or {})), n)
         end
       end
     elseif ev.kind == "gate_decision" then
       if d.verdict ~= "allow" or d.code == "APPROVED" then
-        out[#out + 1] = string.format("   [gate] %s %s: %s", d.tool, d.verdict, tostring(d.code))
+        out[#out + 1] = string.format("   [gate] %s %s: %s", one(d.tool), one(d.verdict), one(d.code))
       end
     elseif ev.kind == "approval_requested" then
-      out[#out + 1] = string.format("   [ask] %s waits for approval #%s: %s %s (%s)", tostring(ev.card), num(d.id),
-        tostring(d.tool), clip(plain(d.arguments), n), tostring(d.reason or d.rule))
+      out[#out + 1] = string.format("   [ask] %s waits for approval #%s: %s %s (%s)", one(ev.card), num(d.id),
+        one(d.tool), clip(plain(d.arguments), n), clip(d.reason or d.rule))
     elseif ev.kind == "approval_decided" then
-      out[#out + 1] = string.format("\n** %s %s %s approval #%s (%s)%s", ev.at, tostring(ev.actor),
-        d.decision == "approve" and "approved" or "refused", num(d.id), tostring(d.tool),
+      out[#out + 1] = string.format("\n** %s %s %s approval #%s (%s)%s", ev.at, one(ev.actor),
+        d.decision == "approve" and "approved" or "refused", num(d.id), one(d.tool),
         d.note and (": " .. clip(d.note, n)) or "")
     elseif ev.kind == "approval_used" then
-      out[#out + 1] = string.format("   [approved] %s runs as approved in #%s", tostring(d.tool), num(d.id))
+      out[#out + 1] = string.format("   [approved] %s runs as approved in #%s", one(d.tool), num(d.id))
     elseif ev.kind == "tool_call" then
       local t = db:row("SELECT result FROM tool_calls WHERE id = ?", d.id)
-      out[#out + 1] = string.format("   [result] %s %s %s", d.tool, d.ok and "ok" or "failed", clip(plain(t and t.result), n))
+      out[#out + 1] = string.format("   [result] %s %s %s", one(d.tool), d.ok and "ok" or "failed",
+        clip(plain(t and t.result), n))
     elseif ev.kind == "model_failure" then
-      out[#out + 1] = string.format("   [model failed] step %s: %s: %s", num(d.step), tostring(d.class),
+      out[#out + 1] = string.format("   [model failed] step %s: %s: %s", num(d.step), one(d.class),
         clip(d.error, n))
     elseif ev.kind == "violation" then
-      out[#out + 1] = string.format("   [violation] %s: %s", tostring(d.rule), tostring(d.detail))
+      out[#out + 1] = string.format("   [violation] %s: %s", one(d.rule), clip(d.detail))
     elseif ev.kind == "turn_end" then
-      out[#out + 1] = string.format("   turn ended: %s", d.outcome)
+      out[#out + 1] = string.format("   turn ended: %s", one(d.outcome))
       open_turn[ev.card] = nil
     elseif ev.kind == "reload" then
-      out[#out + 1] = "\n** scripts reloaded: " .. table.concat(d.files or {}, ", ")
+      local files = {}
+      for i, f in ipairs(d.files or {}) do files[i] = one(f) end
+      out[#out + 1] = "\n** scripts reloaded: " .. table.concat(files, ", ")
     elseif ev.kind == "reload_error" then
-      out[#out + 1] = "\n** reload refused, old scripts kept: " .. tostring(d.error)
+      out[#out + 1] = "\n** reload refused, old scripts kept: " .. clip(d.error)
     elseif ev.kind == "run_end" then
-      out[#out + 1] = "\nrun " .. d.status
+      out[#out + 1] = "\nrun " .. one(d.status)
     end
   end
   -- The board's moves made by the run carry its id. A run started before they did
@@ -141,11 +161,12 @@ function cmd.run(args, cli)
     out[#out + 1] = "\ntransitions:"
     for _, m in ipairs(moves) do
       local d = cjson.decode(m.data) or {}
-      out[#out + 1] = string.format("  %s %-8s %s -> %s by %s", m.at, m.card_id, tostring(d.from), tostring(d.to), tostring(m.actor))
+      out[#out + 1] = string.format("  %s %-8s %s -> %s by %s", m.at, one(m.card_id), one(d.from), one(d.to), one(m.actor))
     end
   end
   db:close()
-  io.stdout:write(table.concat(out, "\n"), "\n")
+  -- everything above is inert already; this is the net for what a later edit forgets
+  io.stdout:write(inert.text(table.concat(out, "\n")), "\n")
   return 0
 end
 

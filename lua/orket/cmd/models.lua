@@ -101,7 +101,8 @@ local function run(args, cli)
         line = line .. "  unavailable (not used here) " .. tostring(res.class) .. ": " .. tostring(res.msg)
       end
     end
-    io.stdout:write(line, "\n")
+    -- model names and error bodies come from the servers: inert on a terminal
+    io.stdout:write(require("orket.inert").text(line), "\n")
   end
   return failed > 0 and 1 or 0
 end

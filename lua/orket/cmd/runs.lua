@@ -1,5 +1,6 @@
 -- orket runs: the runs of this project with their state, newest first.
 local jsonout = require "orket.jsonout"
+local inert = require "orket.inert"
 
 local cmd = { summary = "list runs and their state", usage = "orket runs [--json] [-C DIR]" }
 
@@ -29,10 +30,20 @@ function cmd.run(args, cli)
     io.stdout:write("no runs yet; start one with 'orket run EPIC'\n")
     return 0
   end
+  -- a header names the columns; the target column is as wide as the widest target (an
+  -- agent's card id may be long, and is inert like all text from the store)
+  local w = 10
   for _, r in ipairs(rows) do
-    io.stdout:write(string.format("%4d  %-18s %-10s %-6s %6d steps %8d tokens  %s\n", r.id, r.status, r.target,
-      r.kind, r.steps, r.tokens, r.started_at))
+    r.target = inert.line(r.target)
+    w = math.max(w, #r.target)
   end
+  local fmt = "%4s  %-18s %-" .. w .. "s %-6s %6s %8s  %s\n"
+  local out = { string.format(fmt, "RUN", "STATE", "TARGET", "KIND", "STEPS", "TOKENS", "STARTED") }
+  for _, r in ipairs(rows) do
+    out[#out + 1] = string.format(fmt, r.id, inert.line(r.status), r.target, inert.line(r.kind), r.steps, r.tokens,
+      inert.line(r.started_at))
+  end
+  io.stdout:write(table.concat(out))
   return 0
 end
 

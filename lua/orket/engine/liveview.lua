@@ -4,6 +4,7 @@
 -- events (the same ones --json prints); the terminal, the clock and the board are passed
 -- in, so specs drive it with a string buffer and a fake clock. Contract: docs/engine.md.
 local common = require "orket.llm.common" -- how attempts and durations read
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -76,7 +77,9 @@ function View:refresh_scope()
   if not self.scope or not self.target then return end
   local ok, cards = pcall(self.scope, self.target)
   if ok and type(cards) == "table" then
-    for _, c in ipairs(cards) do self:set_status(c.id, c.status) end
+    for _, c in ipairs(cards) do
+      if c.id and c.status then self:set_status(inert.line(c.id), inert.line(c.status)) end
+    end
   end
   self.scoped_at = self.now()
 end
@@ -85,6 +88,10 @@ function View:note(s) self.notes[#self.notes + 1] = s end
 
 --- view:event(ev): folds one engine event into the view; draws when a frame is due.
 function View:event(ev)
+  -- events carry the model's text, tool names, agents' card ids and servers' error
+  -- bodies: every string is made inert before it can reach the terminal (the only
+  -- escapes a frame holds are the view's own colours and cursor moves)
+  ev = inert.copy(ev)
   local t = ev.type
   if t == "run_start" then
     self.run_id, self.target, self.concurrency, self.resumed = ev.run_id, ev.target, ev.concurrency, ev.resumed

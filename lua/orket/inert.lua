@@ -1,0 +1,125 @@
+-- orket.inert: makes hostile text (model output, tool names and arguments, cards and
+-- comments agents wrote, servers' error bodies) inert before it reaches a terminal: every
+-- character a terminal acts on, or that hides or reorders what is shown, is written as a
+-- visible escape. Plain Lua; used by every command and view that prints such text.
+local M = {}
+
+-- Bytes worth a second look: C0 controls but tab and newline, DEL, and every non-ASCII byte
+-- (C1 controls, bidi controls and invalid UTF-8 are all among them).
+local SUSPECT = "[%z\1-\8\11-\31\127-\255]"
+local SUSPECT_LINE = "[%z\1-\31\127-\255]"
+
+-- Code points shown as \u{...}: C1 controls (U+0080-U+009F, which a terminal may take for
+-- CSI, OSC, DCS...), and the invisible format characters that hide text or reorder it on
+-- screen (the bidi embeddings, overrides and isolates "Trojan Source" uses, marks, zero
+-- width spaces, word joiners, the BOM, interlinear annotations, tag characters).
+-- ZWJ/ZWNJ (U+200C/D) stay: scripts and emoji need them and they reorder nothing.
+local function invisible(cp)
+  return (cp >= 0x80 and cp <= 0x9f) or cp == 0xad or cp == 0x61c or cp == 0x180e
+    or cp == 0x200b or cp == 0x200e or cp == 0x200f
+    or (cp >= 0x2028 and cp <= 0x202e) or (cp >= 0x2060 and cp <= 0x2069)
+    or cp == 0xfeff or (cp >= 0xfff9 and cp <= 0xfffb) or (cp >= 0xe0000 and cp <= 0xe007f)
+end
+M.invisible = invisible
+
+local byte = string.byte
+
+local function cont(s, i) local b = byte(s, i) return b and b >= 0x80 and b <= 0xbf and b end
+
+-- One strictly valid UTF-8 sequence at i (no overlongs, no surrogates, at most U+10FFFF):
+-- its length and code point, or nil.
+local function decode(s, i)
+  local b = byte(s, i)
+  if b < 0xc2 or b > 0xf4 then return nil end
+  if b < 0xe0 then
+    local c1 = cont(s, i + 1)
+    if not c1 then return nil end
+    return 2, ((b & 0x1f) << 6) | (c1 & 0x3f)
+  end
+  local c1 = byte(s, i + 1)
+  local lo, hi = 0x80, 0xbf
+  if b == 0xe0 then lo = 0xa0 elseif b == 0xed then hi = 0x9f
+  elseif b == 0xf0 then lo = 0x90 elseif b == 0xf4 then hi = 0x8f end
+  if not c1 or c1 < lo or c1 > hi then return nil end
+  local c2 = cont(s, i + 2)
+  if not c2 then return nil end
+  if b < 0xf0 then return 3, ((b & 0x0f) << 12) | ((c1 & 0x3f) << 6) | (c2 & 0x3f) end
+  local c3 = cont(s, i + 3)
+  if not c3 then return nil end
+  return 4, ((b & 0x07) << 18) | ((c1 & 0x3f) << 12) | ((c2 & 0x3f) << 6) | (c3 & 0x3f)
+end
+M.decode = decode
+
+local NAMED = { [9] = "\\t", [10] = "\\n", [13] = "\\r" }
+
+local function render(s, pat)
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local j = s:find(pat, i)
+    if not j then
+      out[#out + 1] = s:sub(i)
+      break
+    end
+    if j > i then out[#out + 1] = s:sub(i, j - 1) end
+    local b = byte(s, j)
+    if b < 0x80 then
+      out[#out + 1] = NAMED[b] or string.format("\\x%02x", b)
+      i = j + 1
+    else
+      local len, cp = decode(s, j)
+      if not len then
+        out[#out + 1] = string.format("\\x%02x", b) -- not UTF-8: the byte, shown
+        i = j + 1
+      elseif invisible(cp) then
+        out[#out + 1] = string.format("\\u{%x}", cp)
+        i = j + len
+      else
+        out[#out + 1] = s:sub(j, j + len - 1)
+        i = j + len
+      end
+    end
+  end
+  return table.concat(out)
+end
+
+--- text(v) -> string: tostring(v) safe to print on a terminal. Newlines and tabs stay (a
+--- CRLF becomes a newline); any other control (ESC, so no escape sequence survives; CR,
+--- BEL, backspace), DEL and bytes that are not UTF-8 become \xNN; C1 controls and
+--- invisible format characters (bidi overrides and isolates, zero-width spaces) become
+--- \u{NNNN}. Text with none of them is returned as it is.
+function M.text(v)
+  local s = tostring(v)
+  if not s:find(SUSPECT) then return s end
+  return render((s:gsub("\r\n", "\n")), SUSPECT)
+end
+
+--- line(v) -> string: as text, and newlines and tabs too are escaped (\n, \t), for a
+--- value that must stay on its line: an id, a seat, a tool name, a table cell.
+function M.line(v)
+  local s = tostring(v)
+  if not s:find(SUSPECT_LINE) then return s end
+  return render(s, SUSPECT_LINE)
+end
+
+--- indented(v, pad) -> text(v) with every line after the first led by pad (empty lines
+--- left empty), so a multi-line value printed after a label reads as one item.
+function M.indented(v, pad)
+  -- empty lines get no pad: no trailing blanks
+  local rep = "\n" .. pad:gsub("%%", "%%%%") .. "%1"
+  return (M.text(v):gsub("\n([^\n])", rep))
+end
+
+--- copy(v[, depth]) -> v with every string in it (keys and values, nested tables to depth
+--- 8) made inert with line(); tables are copied, other values kept. For a whole event.
+function M.copy(v, depth)
+  local t = type(v)
+  if t == "string" then return M.line(v) end
+  if t ~= "table" then return v end
+  depth = depth or 8
+  if depth <= 0 then return {} end
+  local out = {}
+  for k, x in pairs(v) do out[M.copy(k, depth - 1)] = M.copy(x, depth - 1) end
+  return out
+end
+
+return M
