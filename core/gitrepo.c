@@ -298,17 +298,23 @@ static int gr_pending_path(git_repository *repo, char *buf, size_t cap) {
   return (size_t)snprintf(buf, cap, "%s%s", git_repository_path(repo), GR_PENDING) < cap ? 0 : -1;
 }
 
-/* Writes the marker durably: it must be on disk before the ref it announces moves. */
-static int gr_pending_mark(git_repository *repo, const git_oid *target, gr_err *e) {
-  char p[PATH_MAX], hex[GR_OID_HEX + 2];
+/* The marker holds the checkout's stage: "planned" (written before the ref moves) or
+ * "writing" (every path passed the safety check and files are being written). Replaced
+ * atomically and durably: it must be on disk before what it announces happens. */
+static int gr_pending_mark(git_repository *repo, const char *stage, gr_err *e) {
+  char p[PATH_MAX], tmp[PATH_MAX + 8], line[16];
   if (gr_pending_path(repo, p, sizeof p) != 0) return gr_fail(e, "EINVAL", "gitdir path too long");
-  git_oid_tostr(hex, sizeof hex, target);
-  strcat(hex, "\n");
-  int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(errno));
-  int ok = write(fd, hex, strlen(hex)) == (ssize_t)strlen(hex) && fsync(fd) == 0;
+  snprintf(tmp, sizeof tmp, "%s.tmp", p);
+  snprintf(line, sizeof line, "%s\n", stage);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return gr_fail(e, "EIO", "cannot write %s: %s", tmp, strerror(errno));
+  int ok = write(fd, line, strlen(line)) == (ssize_t)strlen(line) && fsync(fd) == 0;
   int err = errno;
   close(fd);
+  if (ok && rename(tmp, p) != 0) {
+    ok = 0;
+    err = errno;
+  }
   if (!ok) return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(err));
   int dfd = open(git_repository_path(repo), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
@@ -325,10 +331,16 @@ static int gr_pending_clear(git_repository *repo, gr_err *e) {
   return 0;
 }
 
+/* 0: no checkout pending; 1: planned; 2: writing (its safety check had passed). */
 static int gr_pending(git_repository *repo) {
-  char p[PATH_MAX];
-  struct stat st;
-  return gr_pending_path(repo, p, sizeof p) == 0 && lstat(p, &st) == 0;
+  char p[PATH_MAX], line[16] = {0};
+  if (gr_pending_path(repo, p, sizeof p) != 0) return 0;
+  FILE *f = fopen(p, "re");
+  if (f == NULL) return 0;
+  size_t n = fread(line, 1, sizeof line - 1, f);
+  fclose(f);
+  line[n] = '\0';
+  return strncmp(line, "writing", 7) == 0 ? 2 : 1;
 }
 
 /* Checks that every path delta touches holds either its old (baseline) or its new content
@@ -349,14 +361,26 @@ static int gr_delta_safe(git_repository *repo, const git_diff_delta *d, gr_err *
                  path, git_repository_workdir(repo));
 }
 
-/* Brings repo's files and index to its HEAD when a checkout is pending. The baseline is the
- * index (what the files were last checked out as). Each path that differs between baseline
- * and HEAD must hold its old or its new content (a crash may have left either) or be
- * missing; then exactly those paths are written. Any other file is left alone, and a path
- * someone changed stops it (EDIRTY, marker kept). */
+static int gr_index_exists(git_repository *repo) {
+  char p[PATH_MAX];
+  struct stat st;
+  snprintf(p, sizeof p, "%sindex", git_repository_path(repo));
+  return lstat(p, &st) == 0;
+}
+
+/* Settles a working tree after whatever a crash interrupted. The index should always be
+ * HEAD's tree (Orket never stages without committing). When it is not:
+ * - a checkout is pending (the marker, or no index at all: a worktree or the first commit
+ *   killed before its checkout wrote one): the files must follow HEAD. The baseline is the
+ *   index (what the files were last checked out as). Each path that differs between
+ *   baseline and HEAD must hold its old or its new content or be missing; then exactly those
+ *   paths are written. A path someone changed stops it (EDIRTY, marker kept, file kept).
+ * - otherwise a commit moved HEAD and was killed before writing the index: the files are the
+ *   truth, so only the index is set to HEAD's tree (a mixed reset; no file is touched). */
 static int gr_refresh_repo(git_repository *repo, int *updated, gr_err *e) {
   *updated = 0;
-  if (!gr_pending(repo)) return 0;
+  int pending = gr_pending(repo);
+  if (pending == 0 && !gr_index_exists(repo)) pending = 1;
   git_index *idx = NULL;
   git_tree *base = NULL, *target = NULL;
   git_reference *head = NULL;
@@ -380,13 +404,20 @@ static int gr_refresh_repo(git_repository *repo, int *updated, gr_err *e) {
     goto out;
   }
   size_t n = git_diff_num_deltas(diff);
-  if (n > 0) {
+  if (n > 0 && !pending) {
+    if ((rc = git_index_read_tree(idx, target)) < 0 || (rc = git_index_write(idx)) < 0) {
+      gr_git(e, rc, "setting the index to HEAD");
+      goto out;
+    }
+  } else if (n > 0) {
     if ((paths = calloc(n, sizeof *paths)) == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
     for (size_t i = 0; i < n; i++) {
       const git_diff_delta *d = git_diff_get_delta(diff, i);
-      if (gr_delta_safe(repo, d, e) != 0) goto out;
+      /* once writing began, a path that is neither old nor new is our own half-written file */
+      if (pending == 1 && gr_delta_safe(repo, d, e) != 0) goto out;
       paths[i] = (char *)(d->new_file.path ? d->new_file.path : d->old_file.path);
     }
+    if (pending == 1 && gr_pending_mark(repo, "writing", e) != 0) goto out;
     git_checkout_options co;
     (void)git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
     co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
@@ -399,7 +430,7 @@ static int gr_refresh_repo(git_repository *repo, int *updated, gr_err *e) {
     }
     *updated = 1;
   }
-  if (gr_pending_clear(repo, e) != 0) goto out;
+  if (pending && gr_pending_clear(repo, e) != 0) goto out;
   ret = 0;
 out:
   free(paths);
@@ -416,7 +447,7 @@ out:
  * finished by gr_refresh_repo. */
 static int gr_move_ref(git_repository *repo, const char *ref, const git_oid *from,
                        const git_oid *to, const char *why, gr_err *e) {
-  if (gr_pending_mark(repo, to, e) != 0) return -1;
+  if (gr_pending_mark(repo, "planned", e) != 0) return -1;
   git_reference *out = NULL;
   int rc = git_reference_create_matching(&out, repo, ref, to, 1, from, why);
   git_reference_free(out);
@@ -474,6 +505,18 @@ int gitrepo_worktree_path(gitrepo *r, const char *card, char *buf, size_t cap, g
   }
   git_repository_free(w);
   return ok ? 0 : gr_fail(e, "EINVAL", "path too long");
+}
+
+/* Makes the parent directories of path (mkdir -p of its dirname). */
+static int gr_mkparents(const char *path, gr_err *e) {
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "%s", path);
+  for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
+    *s = '\0';
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) return gr_fail(e, "EIO", "cannot make %s: %s", p, strerror(errno));
+    *s = '/';
+  }
+  return 0;
 }
 
 /* Moves whatever is at path aside to path.stale-N (never deletes: it may hold work). */
@@ -538,7 +581,7 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
       gr_wt_meta(r->repo, card, meta, sizeof meta);
       if (gr_move_aside(meta, e) != 0) goto out;
     }
-    if (gr_move_aside(abs, e) != 0) goto out;
+    if (gr_mkparents(abs, e) != 0 || gr_move_aside(abs, e) != 0) goto out;
     git_worktree_add_options ao;
     (void)git_worktree_add_options_init(&ao, GIT_WORKTREE_ADD_OPTIONS_VERSION);
     ao.ref = br;
@@ -591,7 +634,8 @@ int gitrepo_status(gitrepo *r, const char *card, gr_paths *out, gr_err *e) {
   out->v = NULL;
   out->n = 0;
   if (gr_open_card(r, card, &w, e) != 0) return -1;
-  int ret = gr_status_repo(w, out, e);
+  int updated;
+  int ret = gr_refresh_repo(w, &updated, e) == 0 ? gr_status_repo(w, out, e) : -1;
   git_repository_free(w);
   return ret;
 }
@@ -1153,6 +1197,15 @@ static int gr_check_worktree(git_repository *w, const char *name, gr_err *e) {
     ret = gr_fail(e, "EINCONSISTENT", "%s: the index cannot be read", name);
   else if (git_index_has_conflicts(idx))
     ret = gr_fail(e, "EINCONSISTENT", "%s: the index has conflicts", name);
+  else {
+    git_oid tid;
+    git_tree *ht = NULL;
+    if (git_index_write_tree(&tid, idx) < 0 || git_reference_peel((git_object **)&ht, head, GIT_OBJECT_TREE) < 0)
+      ret = gr_fail(e, "EINCONSISTENT", "%s: the index or HEAD's tree cannot be read", name);
+    else if (!git_oid_equal(&tid, git_tree_id(ht)))
+      ret = gr_fail(e, "EINCONSISTENT", "%s: the index is not HEAD's tree (run recovery)", name);
+    git_tree_free(ht);
+  }
   git_index_free(idx);
   git_reference_free(head);
   return ret;

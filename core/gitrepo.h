@@ -71,7 +71,8 @@ void gitrepo_close(gitrepo *r);
 const char *gitrepo_path(const gitrepo *r);
 
 /* Makes the linked worktree of card at path on branch orket/<card>: the branch is created
- * from main when missing (an existing branch keeps its work), the worktree is created when
+ * from main when missing (an existing branch keeps its work), the worktree (and the
+ * directories above it) is created when
  * missing and reused when present (EEXIST when it is registered at another path). A worktree
  * left half made by a crash is pruned and made again; a directory in the way is moved aside
  * to <path>.stale-N, never deleted. Then the worktree is refreshed (gitrepo_refresh).
@@ -125,13 +126,16 @@ int gitrepo_log(gitrepo *r, const char *branch, size_t max, gr_commit **out, siz
 /* The id branch points at ("main", "orket/X1"); ENOENT when it does not exist. */
 int gitrepo_head(gitrepo *r, const char *branch, char *id, gr_err *e);
 
-/* Finishes a checkout a crash interrupted, in card's worktree or main's (card NULL). A ref
- * move that needs the files to follow (a merge) first writes a marker in that working
- * tree's gitdir; only while the marker is there does this act: each path that differs
- * between the index (what the files were last checked out as) and HEAD must hold its old or
- * its new content or be missing, and then exactly those paths are written and the index
- * follows. A path changed by someone meanwhile stops it (EDIRTY, marker kept, file kept);
- * other files are never touched. *updated is 1 when files were written. gitrepo_worktree,
+/* Settles card's worktree (main's when card is NULL) after whatever a crash interrupted.
+ * The index is always meant to be HEAD's tree. A ref move whose files must follow (a merge)
+ * first writes a marker in that working tree's gitdir ("planned", then "writing" once every
+ * path passed the check below). While a checkout is pending (the marker, or no index at
+ * all): each path that differs between the index (what the files were last checked out as)
+ * and HEAD must hold its old or new content or be missing, else EDIRTY (a file changed by
+ * someone is kept, the marker too); then exactly those paths are written and the index
+ * follows. Without a marker, an index that is not HEAD's tree is a commit killed before it
+ * wrote the index: the index is set to HEAD's tree and no file is touched. Other files are
+ * never touched. *updated is 1 when files were written. gitrepo_worktree, gitrepo_status,
  * gitrepo_commit and gitrepo_merge_from_main call it first. */
 int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e);
 
