@@ -47,6 +47,7 @@
   X(test_workspace_mount_id)               \
   X(test_workspace_bind_mount)             \
   X(test_workspace_fd_exhaustion)          \
+  X(test_workspace_dotgit)                 \
   X(test_gitrepo_init_worktree)            \
   X(test_gitrepo_commit_idempotent)        \
   X(test_gitrepo_merges)                   \
