@@ -51,7 +51,9 @@
   X(test_gitrepo_init_worktree)            \
   X(test_gitrepo_commit_idempotent)        \
   X(test_gitrepo_merges)                   \
-  X(test_gitrepo_recovery)
+  X(test_gitrepo_recovery)                 \
+  X(test_hmac_vectors)                     \
+  X(test_hmac_webhook_signature)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)
