@@ -539,6 +539,9 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
   char abs[PATH_MAX], bname[GR_CARD_MAX + 16];
   *created = 0;
   if (gr_check_card(card, e) != 0 || gr_abspath(path, abs, sizeof abs, e) != 0) return -1;
+  size_t rl = strlen(r->path);
+  if (strncmp(abs, r->path, rl) == 0 && (abs[rl] == '/' || abs[rl] == '\0'))
+    return gr_fail(e, "EINVAL", "a card's worktree must be outside main's working tree %s: %s", r->path, abs);
   gr_card_branch(card, bname, sizeof bname);
   git_reference *br = NULL;
   git_worktree *wt = NULL;
@@ -1233,6 +1236,7 @@ int gitrepo_check(gitrepo *r, gr_err *e) {
   if ((rc = git_worktree_list(&wts, r->repo)) < 0) { gr_git(e, rc, "worktrees"); goto out; }
   for (size_t i = 0; i < wts.count; i++) {
     git_repository *w = NULL;
+    if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
     if (gr_open_card(r, wts.strings[i], &w, e) != 0) {
       gr_fail(e, "EINCONSISTENT", "worktree %s cannot be opened", wts.strings[i]);
       goto out;

@@ -75,7 +75,8 @@ const char *gitrepo_path(const gitrepo *r);
  * directories above it) is created when
  * missing and reused when present (EEXIST when it is registered at another path). A worktree
  * left half made by a crash is pruned and made again; a directory in the way is moved aside
- * to <path>.stale-N, never deleted. Then the worktree is refreshed (gitrepo_refresh).
+ * to <path>.stale-N, never deleted. path must be outside main's working tree (EINVAL).
+ * Then the worktree is settled (gitrepo_refresh).
  * *created is 1 when this call made the worktree. */
 int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *created, gr_err *e);
 

@@ -98,6 +98,10 @@ describe("orket.c.gitrepo", function()
     assert.equal(path, repo:worktree_path("X1"))
     local _, _, code = repo:worktree("X1", base .. "/elsewhere")
     assert.equal("EEXIST", code)
+    local _, msg
+    _, msg, code = repo:worktree("X2", ws .. "/inside")
+    assert.equal("EINVAL", code)
+    assert.matches("outside main's working tree", msg)
     -- the worktree's .git is a file pointing into the main repository
     local dotgit = H.read(path .. "/.git")
     assert.matches("^gitdir: ", dotgit)
