@@ -888,8 +888,9 @@ out:
   return ret;
 }
 
-/* Replaces each conflict in idx by one entry: the text merged with conflict markers, or the
- * card's side (theirs when the card deleted it) for binary files. */
+/* Replaces each conflict in idx by one entry: the text merged with conflict markers; for a
+ * binary file the card's version; when one side deleted the file, the other side's (no
+ * modification is dropped: the turn can delete it again). */
 static int gr_resolve_with_markers(git_repository *repo, git_index *idx, const gr_paths *paths,
                                    const char *card_label, gr_err *e) {
   for (size_t i = 0; i < paths->n; i++) {

@@ -113,9 +113,9 @@ int gitrepo_merge_to_main(gitrepo *r, const char *card, const gr_sig *who, char 
 
 /* Merges main into orket/<card> so the card's next turn sees it; the worktree must be clean
  * (EDIRTY lists nothing: commit first). Up to date, fast-forward, or a merge commit. On a
- * conflict the merge commit is still made, with conflict markers in the text files (the
- * card's side kept for a binary or delete/modify conflict) and the paths listed in its
- * message: *kind = GR_CONFLICT, conflicts names them; the turn resolves them. */
+ * conflict the merge commit is still made, with conflict markers in the text files (a
+ * binary conflict keeps the card's version, a delete/modify conflict the modified file) and
+ * the paths listed in its message: *kind = GR_CONFLICT, conflicts names them; the turn resolves them. */
 int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, char *id,
                             gr_merge_kind *kind, gr_paths *conflicts, gr_err *e);
 

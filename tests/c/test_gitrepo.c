@@ -348,3 +348,37 @@ TEST(test_gitrepo_recovery) {
   gitrepo_close(r);
   tg_rmtree(base);
 }
+
+/* Conflicts without text markers: a delete/modify keeps the modified file, a binary file the
+ * card's version; both are named. */
+TEST(test_gitrepo_conflict_kinds) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], e1[512], f1[512], id[41], buf[256], p[700];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  int created;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  tg_wt(base, "E", e1);
+  tg_wt(base, "F", f1);
+  CHECK(t, gitrepo_worktree(r, "E", e1, &created, &e) == 0);
+  CHECK(t, gitrepo_worktree(r, "F", f1, &created, &e) == 0);
+  /* E deletes README and writes a binary file; F edits README and writes the same binary path */
+  snprintf(p, sizeof p, "%s/README", e1);
+  unlink(p);
+  CHECK(t, tg_commit_file(r, e1, "E", "bin.dat", "E\001\002\003card\n", NULL, id) == GR_COMMITTED);
+  tg_write(f1, "README", "hello, edited\n");
+  CHECK(t, tg_commit_file(r, f1, "F", "bin.dat", "F\001\002\003main\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, gitrepo_merge_to_main(r, "F", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_FASTFORWARD);
+  CHECK(t, gitrepo_merge_to_main(r, "E", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_CONFLICT);
+  CHECK(t, conf.n == 2 && strcmp(conf.v[0], "README") == 0 && strcmp(conf.v[1], "bin.dat") == 0);
+  gr_paths_free(&conf);
+  CHECK(t, gitrepo_merge_from_main(r, "E", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_CONFLICT);
+  CHECK(t, conf.n == 2);
+  gr_paths_free(&conf);
+  CHECK_STR(t, tg_read(e1, "README", buf, sizeof buf), "hello, edited\n");
+  CHECK_STR(t, tg_read(e1, "bin.dat", buf, sizeof buf), "E\001\002\003card\n");
+  CHECK(t, gitrepo_check(r, &e) == 0);
+  gitrepo_close(r);
+  tg_rmtree(base);
+}

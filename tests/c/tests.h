@@ -52,6 +52,7 @@
   X(test_gitrepo_commit_idempotent)        \
   X(test_gitrepo_merges)                   \
   X(test_gitrepo_recovery)                 \
+  X(test_gitrepo_conflict_kinds)           \
   X(test_hmac_vectors)                     \
   X(test_hmac_webhook_signature)
 
