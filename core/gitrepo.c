@@ -46,6 +46,7 @@ static int gr_git(gr_err *e, int rc, const char *what) {
                      : rc == GIT_EMODIFIED ? "EAGAIN"
                      : rc == GIT_ECONFLICT ? "EDIRTY"
                      : rc == GIT_EEXISTS   ? "EEXIST"
+                     : rc == GIT_EOWNER    ? "EPERM" /* owned by another user: libgit2 refuses */
                                            : "EGIT";
   return gr_fail(e, code, "%s: %s", what, g && g->message ? g->message : "unknown libgit2 error");
 }
@@ -235,6 +236,8 @@ static int gr_stage_all(git_index *idx, gr_err *e) {
   return rc < 0 ? gr_git(e, rc, "staging the working tree") : 0;
 }
 
+static int gr_refresh_repo(git_repository *repo, int *updated, gr_err *e);
+
 static int gr_initial_commit(git_repository *repo, const gr_sig *who, gr_err *e) {
   git_signature *sig = NULL;
   git_index *idx = NULL;
@@ -279,9 +282,10 @@ int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *create
     git_libgit2_shutdown();
     return -1;
   }
-  int unborn = git_repository_head_unborn(repo);
+  int unborn = git_repository_head_unborn(repo), updated;
+  /* settling finishes a first commit killed before it wrote the index */
   if (unborn < 0 || (unborn == 1 && gr_initial_commit(repo, who, e) != 0) ||
-      gr_check_shape(repo, e) != 0) {
+      gr_check_shape(repo, e) != 0 || gr_refresh_repo(repo, &updated, e) != 0) {
     if (unborn < 0) gr_git(e, unborn, "HEAD");
     git_repository_free(repo);
     git_libgit2_shutdown();

@@ -338,6 +338,24 @@ TEST(test_gitrepo_recovery) {
   CHECK(t, tg_commit_file(r, a, "A", NULL, NULL, NULL, id) == GR_COMMITTED);
   CHECK(t, gitrepo_check(r, &e) == 0);
 
+  /* killed before a first checkout wrote its index (the first commit, a new worktree):
+   * the files are there, the index is not; settling writes it and no file changes */
+  snprintf(p, sizeof p, "%s/.git/index", ws);
+  CHECK(t, unlink(p) == 0);
+  snprintf(p, sizeof p, "%s/.git/worktrees/A/index", ws);
+  CHECK(t, unlink(p) == 0);
+  CHECK(t, gitrepo_check(r, &e) == -1);
+  gitrepo *again = NULL;
+  CHECK(t, gitrepo_init(ws, &tg_who, &again, &created, &e) == 0 && created == 0);
+  gitrepo_close(again);
+  CHECK(t, gitrepo_worktree(r, "A", a, &created, &e) == 0 && created == 0);
+  CHECK(t, gitrepo_check(r, &e) == 0);
+  CHECK_STR(t, tg_read(ws, "README", buf, sizeof buf), "hello\n");
+  CHECK_STR(t, tg_read(a, "z.txt", buf, sizeof buf), "z\n");
+  gr_paths st;
+  CHECK(t, gitrepo_status(r, "A", &st, &e) == 0 && st.n == 0);
+  gr_paths_free(&st);
+
   /* a worktree whose directory vanished is made again; its branch keeps the work */
   char cmd[700];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", a);
