@@ -6,6 +6,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "hmac.h"
 #include "modules.h"
 
 #define CRY_MAX_HASH crypto_generichash_BYTES_MAX
@@ -72,12 +73,46 @@ static int cry_equal(lua_State *L) {
   return 1;
 }
 
+/* ---- webhook signatures (hmac.h) ---- */
+
+/* hmac_sha256(key, data) -> lowercase hex HMAC-SHA256 of data under key (any length) */
+static int cry_hmac_sha256(lua_State *L) {
+  size_t klen, dlen;
+  const char *key = luaL_checklstring(L, 1, &klen);
+  const char *data = luaL_checklstring(L, 2, &dlen);
+  char hex[HMAC_SHA256_HEX + 1];
+  hmac_sha256_hex(key, klen, data, dlen, hex);
+  lua_pushlstring(L, hex, HMAC_SHA256_HEX);
+  return 1;
+}
+
+/* verify_webhook(secret|nil, raw_body, signature|nil) -> true | nil, msg, CODE
+ * signature: "sha256=<hex>" (X-Hub-Signature-256) or "<hex>" (X-Gitea-Signature,
+ * X-Forgejo-Signature); CODE NO_SECRET, BAD_SIGNATURE_FORMAT or BAD_SIGNATURE */
+static int cry_verify_webhook(lua_State *L) {
+  size_t slen = 0, blen, glen = 0;
+  const char *secret = luaL_optlstring(L, 1, NULL, &slen);
+  const char *body = luaL_checklstring(L, 2, &blen);
+  const char *sig = luaL_optlstring(L, 3, NULL, &glen);
+  hmac_sig_result r = hmac_verify_signature(secret, slen, body, blen, sig, glen);
+  if (r == HMAC_SIG_OK) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, hmac_sig_message(r));
+  lua_pushstring(L, hmac_sig_code(r));
+  return 3;
+}
+
 static const luaL_Reg cry_funcs[] = {
     {"hash", cry_hash},
     {"random_bytes", cry_random_bytes},
     {"random_id", cry_random_id},
     {"random_uniform", cry_random_uniform},
     {"equal", cry_equal},
+    {"hmac_sha256", cry_hmac_sha256},
+    {"verify_webhook", cry_verify_webhook},
     {NULL, NULL},
 };
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
@@ -91,8 +92,20 @@ static int ws_first_is(const char *norm, const char *name) {
   return strncmp(norm, name, n) == 0 && (norm[n] == '\0' || norm[n] == '/');
 }
 
+/* 1 when some component of norm is ".git" in any case: the repository's directory, a linked
+ * worktree's .git file, or a nested repository that would turn a directory into something
+ * git does not track (git itself refuses such paths in any case). */
+static int ws_has_dotgit(const char *norm) {
+  for (const char *c = norm; c; c = strchr(c, '/')) {
+    if (*c == '/') c++;
+    if (strncasecmp(c, ".git", 4) == 0 && (c[4] == '\0' || c[4] == '/')) return 1;
+  }
+  return 0;
+}
+
 int ws_path_protected(const char *norm) {
-  static const char *const dirs[] = {".git", ".orket", "roles", "tools", "policies", NULL};
+  static const char *const dirs[] = {".orket", "roles", "tools", "policies", NULL};
+  if (ws_has_dotgit(norm)) return 1;
   for (const char *const *d = dirs; *d; d++)
     if (ws_first_is(norm, *d)) return 1;
   return strcmp(norm, "orket.lua") == 0;

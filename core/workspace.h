@@ -61,8 +61,9 @@ typedef struct ws_entry {
  * Returns 0 or -1 with e filled. */
 int ws_path_normalize(const char *path, size_t len, char *out, size_t outlen, ws_err *e);
 
-/* 1 when a normalized path is read-only to agents: .git/, .orket/, roles/, tools/,
- * policies/ (and everything under them) and orket.lua. */
+/* 1 when a normalized path is read-only to agents: .orket/, roles/, tools/, policies/ (and
+ * everything under them), orket.lua, and any path with a component ".git" in any case (the
+ * repository, a linked worktree's .git file, a nested repository). */
 int ws_path_protected(const char *norm);
 
 /* Opens the root directory. mode AUTO probes for openat2 and falls back to the walk.

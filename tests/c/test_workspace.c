@@ -5,6 +5,7 @@
 #include "check.h"
 #include "tests.h"
 #include "workspace.h"
+#include "gitrepo.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -311,5 +312,74 @@ TEST(test_workspace_fd_exhaustion) {
   CHECK(t, strstr(rmsg, "not implemented") == NULL);
   CHECK(t, strcmp(rcode, "ENOSYS") != 0);
   ws_close(&w);
+  tw_rmtree(base);
+}
+
+/* Agents never write into git's own files: the main repository's .git/ (config, hooks), the
+ * .git file of a card's linked worktree (a real one, made by gitrepo), and a .git component
+ * anywhere in any case; near misses stay ordinary paths. Both resolution modes. */
+TEST(test_workspace_dotgit) {
+  char base[] = "/tmp/orket-wsgit-XXXXXX";
+  CHECK(t, mkdtemp(base) != NULL);
+  char main_ws[sizeof base + 8], wt[sizeof base + 16], p[sizeof base + 64];
+  snprintf(main_ws, sizeof main_ws, "%s/ws", base);
+  snprintf(wt, sizeof wt, "%s/wt/C1", base);
+  CHECK(t, mkdir(main_ws, 0755) == 0);
+  snprintf(p, sizeof p, "%s/a.txt", main_ws);
+  CHECK(t, tw_write_file(p, "a\n") == 0);
+  gitrepo *r = NULL;
+  gr_err ge;
+  gr_sig who = {"orket", "orket@orket.invalid"};
+  int created = 0;
+  CHECK(t, gitrepo_init(main_ws, &who, &r, &created, &ge) == 0);
+  CHECK(t, r && gitrepo_worktree(r, "C1", wt, &created, &ge) == 0);
+  snprintf(p, sizeof p, "%s/.git/hooks", main_ws);
+  mkdir(p, 0755);
+  char cfg[4096], gitfile[4096];
+  snprintf(p, sizeof p, "%s/.git/config", main_ws);
+  tw_slurp(p, cfg, sizeof cfg);
+  snprintf(p, sizeof p, "%s/.git", wt);
+  tw_slurp(p, gitfile, sizeof gitfile);
+  CHECK(t, strncmp(gitfile, "gitdir: ", 8) == 0);
+
+  static const char *const refused[] = {".git/config", ".git/hooks/x", ".git/hooks", ".git", ".GIT/config",
+                                        "sub/.git", "sub/.Git/hooks/x", "./.git/config", NULL};
+  static const char *const allowed[] = {".gitignore", ".github/x", "a.git", "git/x", NULL};
+  for (int mode = WS_RESOLVE_OPENAT2; mode <= WS_RESOLVE_WALK; mode++) {
+    const char *roots[] = {main_ws, wt};
+    for (int k = 0; k < 2; k++) {
+      ws w;
+      ws_err e;
+      if (ws_open(&w, roots[k], (ws_resolve_mode)mode, &e) != 0) {
+        if (mode == WS_RESOLVE_OPENAT2) continue; /* no openat2 here: the walk covers it */
+        CHECK(t, 0);
+        continue;
+      }
+      for (const char *const *q = refused; *q; q++) {
+        size_t n = strlen(*q);
+        CHECK(t, ws_path_protected(*q + (strncmp(*q, "./", 2) == 0 ? 2 : 0)));
+        CHECK(t, ws_write(&w, *q, n, "pwned", 5, &e) == -1 && strcmp(e.code, "EPERM") == 0);
+        CHECK(t, ws_append(&w, *q, n, "pwned", 5, &e) == -1 && strcmp(e.code, "EPERM") == 0);
+        CHECK(t, ws_mkdir(&w, *q, n, &e) == -1 && strcmp(e.code, "EPERM") == 0);
+        CHECK(t, ws_delete(&w, *q, n, &e) == -1 && strcmp(e.code, "EPERM") == 0);
+        CHECK(t, ws_move(&w, "a.txt", 5, *q, n, &e) == -1 && strcmp(e.code, "EPERM") == 0);
+      }
+      CHECK(t, ws_move(&w, ".git", 4, "stolen", 6, &e) == -1 && strcmp(e.code, "EPERM") == 0);
+      for (const char *const *q = allowed; *q; q++) {
+        CHECK(t, !ws_path_protected(*q));
+        if (strchr(*q, '/') == NULL) CHECK(t, ws_write(&w, *q, strlen(*q), "ok", 2, &e) == 0);
+      }
+      ws_close(&w);
+    }
+  }
+  char after[4096];
+  snprintf(p, sizeof p, "%s/.git/config", main_ws);
+  CHECK_STR(t, tw_slurp(p, after, sizeof after), cfg);
+  snprintf(p, sizeof p, "%s/.git", wt);
+  CHECK_STR(t, tw_slurp(p, after, sizeof after), gitfile);
+  snprintf(p, sizeof p, "%s/.git/hooks/x", main_ws);
+  CHECK(t, access(p, F_OK) != 0);
+  CHECK(t, r && gitrepo_check(r, &ge) == 0);
+  gitrepo_close(r);
   tw_rmtree(base);
 }

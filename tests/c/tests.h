@@ -51,7 +51,15 @@
   X(test_http_parse_date)                  \
   X(test_workspace_mount_id)               \
   X(test_workspace_bind_mount)             \
-  X(test_workspace_fd_exhaustion)
+  X(test_workspace_fd_exhaustion)          \
+  X(test_workspace_dotgit)                 \
+  X(test_gitrepo_init_worktree)            \
+  X(test_gitrepo_commit_idempotent)        \
+  X(test_gitrepo_merges)                   \
+  X(test_gitrepo_recovery)                 \
+  X(test_gitrepo_conflict_kinds)           \
+  X(test_hmac_vectors)                     \
+  X(test_hmac_webhook_signature)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)

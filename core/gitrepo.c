@@ -1,0 +1,1269 @@
+/* gitrepo.c: the workspace's git repository over libgit2: init with main, a linked worktree
+ * per card, idempotent commits with a turn trailer, in-memory merges, and recovery after a
+ * crash (stale locks, a checkout that did not finish). See gitrepo.h and docs/git.md. */
+#include "gitrepo.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+struct gitrepo {
+  git_repository *repo;
+  char *path;
+};
+
+/* A checkout that follows a ref move is announced by this file in the working tree's own
+ * gitdir, written before the ref moves and removed once the files and index match HEAD. */
+#define GR_PENDING "orket-checkout-pending"
+#define GR_KEY_MAX 200
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+static int gr_fail(gr_err *e, const char *code, const char *fmt, ...) {
+  va_list ap;
+  e->code = code;
+  int n = snprintf(e->msg, sizeof e->msg, "git: ");
+  va_start(ap, fmt);
+  vsnprintf(e->msg + n, sizeof e->msg - (size_t)n, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+/* Reports a libgit2 failure rc of `what`, with a code chosen from rc. */
+static int gr_git(gr_err *e, int rc, const char *what) {
+  const git_error *g = git_error_last();
+  const char *code = rc == GIT_ENOTFOUND ? "ENOENT"
+                     : rc == GIT_ELOCKED  ? "ELOCKED"
+                     : rc == GIT_EMODIFIED ? "EAGAIN"
+                     : rc == GIT_ECONFLICT ? "EDIRTY"
+                     : rc == GIT_EEXISTS   ? "EEXIST"
+                     : rc == GIT_EOWNER    ? "EPERM" /* owned by another user: libgit2 refuses */
+                                           : "EGIT";
+  return gr_fail(e, code, "%s: %s", what, g && g->message ? g->message : "unknown libgit2 error");
+}
+
+void gr_paths_free(gr_paths *p) {
+  for (size_t i = 0; i < p->n; i++) free(p->v[i]);
+  free(p->v);
+  p->v = NULL;
+  p->n = 0;
+}
+
+void gr_commits_free(gr_commit *v, size_t n) {
+  for (size_t i = 0; v && i < n; i++) {
+    free(v[i].summary);
+    free(v[i].author_name);
+    free(v[i].author_email);
+  }
+  free(v);
+}
+
+static int gr_paths_add(gr_paths *p, const char *path) {
+  for (size_t i = 0; i < p->n; i++)
+    if (strcmp(p->v[i], path) == 0) return 0;
+  char **v = realloc(p->v, (p->n + 1) * sizeof *v);
+  if (v == NULL) return -1;
+  p->v = v;
+  if ((v[p->n] = strdup(path)) == NULL) return -1;
+  p->n++;
+  return 0;
+}
+
+static int gr_cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* ---- names and checks -------------------------------------------------------------------- */
+
+int gitrepo_card_valid(const char *card) {
+  size_t n = card ? strlen(card) : 0;
+  if (n == 0 || n > GR_CARD_MAX || card[0] == '.' || card[0] == '-') return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = card[i];
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '.' || c == '_' || c == '-';
+    if (!ok) return 0;
+  }
+  if (strstr(card, "..")) return 0;
+  return !(n >= 5 && strcmp(card + n - 5, ".lock") == 0);
+}
+
+static int gr_check_card(const char *card, gr_err *e) {
+  if (!gitrepo_card_valid(card))
+    return gr_fail(e, "EINVAL", "not a usable card id: \"%.120s\"", card ? card : "");
+  return 0;
+}
+
+static int gr_sig_field_ok(const char *s) {
+  if (s == NULL || *s == '\0' || strlen(s) > 256) return 0;
+  return strpbrk(s, "<>\n\r") == NULL;
+}
+
+static int gr_make_sig(const gr_sig *who, git_signature **out, gr_err *e) {
+  if (who == NULL || !gr_sig_field_ok(who->name) || !gr_sig_field_ok(who->email))
+    return gr_fail(e, "EINVAL", "author name and email must be non-empty, without '<', '>' or newlines");
+  int rc = git_signature_now(out, who->name, who->email);
+  return rc < 0 ? gr_git(e, rc, "signature") : 0;
+}
+
+/* refs/heads/<branch> into buf; EINVAL when it is not a valid ref name. */
+static int gr_branch_ref(const char *branch, char *buf, size_t cap, gr_err *e) {
+  int valid = 0;
+  if (branch == NULL || (size_t)snprintf(buf, cap, "refs/heads/%s", branch) >= cap ||
+      git_reference_name_is_valid(&valid, buf) < 0 || !valid)
+    return gr_fail(e, "EINVAL", "not a valid branch name: \"%.120s\"", branch ? branch : "");
+  return 0;
+}
+
+static void gr_card_branch(const char *card, char *buf, size_t cap) {
+  snprintf(buf, cap, GR_CARD_PREFIX "%s", card);
+}
+
+static int gr_ref_id(git_repository *repo, const char *ref, git_oid *id, gr_err *e) {
+  int rc = git_reference_name_to_id(id, repo, ref);
+  if (rc == GIT_ENOTFOUND) return gr_fail(e, "ENOENT", "no branch %s", ref + strlen("refs/heads/"));
+  return rc < 0 ? gr_git(e, rc, ref) : 0;
+}
+
+/* An absolute form of path (not resolving symlinks of a missing leaf) into buf. */
+static int gr_abspath(const char *path, char *buf, size_t cap, gr_err *e) {
+  if (path == NULL || *path == '\0') return gr_fail(e, "EINVAL", "empty path");
+  if (path[0] == '/') {
+    if (strlen(path) >= cap) return gr_fail(e, "EINVAL", "path too long");
+    snprintf(buf, cap, "%s", path);
+  } else {
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd) == NULL) return gr_fail(e, "EIO", "cannot read the current directory: %s", strerror(errno));
+    if ((size_t)snprintf(buf, cap, "%s/%s", cwd, path) >= cap) return gr_fail(e, "EINVAL", "path too long");
+  }
+  size_t n = strlen(buf);
+  while (n > 1 && buf[n - 1] == '/') buf[--n] = '\0';
+  return 0;
+}
+
+/* ---- the context ------------------------------------------------------------------------- */
+
+/* Process-wide libgit2 settings Orket relies on: objects and refs fsync'd (a power cut after
+ * a commit keeps it), and no user or system git config (the workspace must behave the same
+ * on every machine). Idempotent, so every context sets them. */
+static int gr_lib_acquire(gr_err *e) {
+  if (git_libgit2_init() < 0) return gr_git(e, -1, "libgit2 init");
+  static const int levels[] = {GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL,
+                               GIT_CONFIG_LEVEL_PROGRAMDATA};
+  int rc = git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+  for (size_t i = 0; rc == 0 && i < sizeof levels / sizeof levels[0]; i++)
+    rc = git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
+  if (rc < 0) {
+    gr_git(e, rc, "libgit2 options");
+    git_libgit2_shutdown();
+    return -1;
+  }
+  return 0;
+}
+
+static int gr_new(git_repository *repo, const char *path, gitrepo **out, gr_err *e) {
+  gitrepo *r = calloc(1, sizeof *r);
+  if (r == NULL || (r->path = strdup(path)) == NULL) {
+    free(r);
+    git_repository_free(repo);
+    git_libgit2_shutdown();
+    return gr_fail(e, "ENOMEM", "out of memory");
+  }
+  r->repo = repo;
+  *out = r;
+  return 0;
+}
+
+void gitrepo_close(gitrepo *r) {
+  if (r == NULL) return;
+  git_repository_free(r->repo);
+  free(r->path);
+  free(r);
+  git_libgit2_shutdown();
+}
+
+const char *gitrepo_path(const gitrepo *r) { return r->path; }
+
+/* Refuses a repository gitrepo cannot work with: bare, or HEAD on a branch other than main. */
+static int gr_check_shape(git_repository *repo, gr_err *e) {
+  if (git_repository_is_bare(repo)) return gr_fail(e, "EINVAL", "the repository is bare; the workspace needs a working tree");
+  git_reference *head = NULL;
+  int rc = git_reference_lookup(&head, repo, "HEAD");
+  if (rc < 0) return gr_git(e, rc, "HEAD");
+  const char *t = git_reference_type(head) == GIT_REFERENCE_SYMBOLIC ? git_reference_symbolic_target(head) : NULL;
+  int ok = t && strcmp(t, "refs/heads/" GR_MAIN) == 0;
+  char target[256];
+  snprintf(target, sizeof target, "%s", t ? t : "a detached commit");
+  git_reference_free(head);
+  if (!ok) return gr_fail(e, "EINVAL", "HEAD is on %s, not refs/heads/" GR_MAIN "; check out main in %s", target, "the workspace");
+  return 0;
+}
+
+int gitrepo_open(const char *path, gitrepo **out, gr_err *e) {
+  char abs[PATH_MAX];
+  if (gr_abspath(path, abs, sizeof abs, e) != 0) return -1;
+  if (gr_lib_acquire(e) != 0) return -1;
+  git_repository *repo = NULL;
+  int rc = git_repository_open_ext(&repo, abs, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+  if (rc < 0) {
+    if (rc == GIT_ENOTFOUND) gr_fail(e, "ENOENT", "no git repository at %s (run orket init)", abs);
+    else gr_git(e, rc, abs);
+    git_libgit2_shutdown();
+    return -1;
+  }
+  if (gr_check_shape(repo, e) != 0) {
+    git_repository_free(repo);
+    git_libgit2_shutdown();
+    return -1;
+  }
+  return gr_new(repo, abs, out, e);
+}
+
+/* Adds every file of the working tree to idx (honouring .gitignore) and drops entries whose
+ * files are gone: `git add -A`. */
+static int gr_stage_all(git_index *idx, gr_err *e) {
+  int rc = git_index_add_all(idx, NULL, GIT_INDEX_ADD_DEFAULT, NULL, NULL);
+  if (rc == 0) rc = git_index_update_all(idx, NULL, NULL, NULL);
+  return rc < 0 ? gr_git(e, rc, "staging the working tree") : 0;
+}
+
+static int gr_refresh_repo(git_repository *repo, int *updated, gr_err *e);
+
+static int gr_initial_commit(git_repository *repo, const gr_sig *who, gr_err *e) {
+  git_signature *sig = NULL;
+  git_index *idx = NULL;
+  git_tree *tree = NULL;
+  git_oid tid, cid;
+  int rc, ret = -1;
+  if (gr_make_sig(who, &sig, e) != 0) return -1;
+  if ((rc = git_repository_set_head(repo, "refs/heads/" GR_MAIN)) < 0) { gr_git(e, rc, "HEAD"); goto out; }
+  if ((rc = git_repository_index(&idx, repo)) < 0) { gr_git(e, rc, "index"); goto out; }
+  if (gr_stage_all(idx, e) != 0) goto out;
+  if ((rc = git_index_write_tree(&tid, idx)) < 0 || (rc = git_tree_lookup(&tree, repo, &tid)) < 0) {
+    gr_git(e, rc, "tree");
+    goto out;
+  }
+  rc = git_commit_create(&cid, repo, "HEAD", sig, sig, NULL, "Initial commit\n", tree, 0, NULL);
+  if (rc < 0) { gr_git(e, rc, "initial commit"); goto out; }
+  if ((rc = git_index_write(idx)) < 0) { gr_git(e, rc, "index write"); goto out; }
+  ret = 0;
+out:
+  git_tree_free(tree);
+  git_index_free(idx);
+  git_signature_free(sig);
+  return ret;
+}
+
+int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *created, gr_err *e) {
+  char abs[PATH_MAX];
+  *created = 0;
+  if (gr_abspath(path, abs, sizeof abs, e) != 0) return -1;
+  if (gr_lib_acquire(e) != 0) return -1;
+  git_repository *repo = NULL;
+  int rc = git_repository_open_ext(&repo, abs, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+  if (rc == GIT_ENOTFOUND) {
+    git_repository_init_options o;
+    (void)git_repository_init_options_init(&o, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+    o.flags = GIT_REPOSITORY_INIT_MKPATH;
+    o.initial_head = GR_MAIN;
+    rc = git_repository_init_ext(&repo, abs, &o);
+  }
+  if (rc < 0) {
+    gr_git(e, rc, abs);
+    git_libgit2_shutdown();
+    return -1;
+  }
+  int unborn = git_repository_head_unborn(repo), updated;
+  /* settling finishes a first commit killed before it wrote the index */
+  if (unborn < 0 || (unborn == 1 && gr_initial_commit(repo, who, e) != 0) ||
+      gr_check_shape(repo, e) != 0 || gr_refresh_repo(repo, &updated, e) != 0) {
+    if (unborn < 0) gr_git(e, unborn, "HEAD");
+    git_repository_free(repo);
+    git_libgit2_shutdown();
+    return -1;
+  }
+  *created = unborn == 1;
+  return gr_new(repo, abs, out, e);
+}
+
+/* ---- pending checkouts ------------------------------------------------------------------- */
+
+static int gr_pending_path(git_repository *repo, char *buf, size_t cap) {
+  /* git_repository_path is the working tree's own gitdir (.git/ or .git/worktrees/<name>/) */
+  return (size_t)snprintf(buf, cap, "%s%s", git_repository_path(repo), GR_PENDING) < cap ? 0 : -1;
+}
+
+/* The marker holds the checkout's stage: "planned" (written before the ref moves) or
+ * "writing" (every path passed the safety check and files are being written). Replaced
+ * atomically and durably: it must be on disk before what it announces happens. */
+static int gr_pending_mark(git_repository *repo, const char *stage, gr_err *e) {
+  char p[PATH_MAX], tmp[PATH_MAX + 8], line[16];
+  if (gr_pending_path(repo, p, sizeof p) != 0) return gr_fail(e, "EINVAL", "gitdir path too long");
+  snprintf(tmp, sizeof tmp, "%s.tmp", p);
+  snprintf(line, sizeof line, "%s\n", stage);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return gr_fail(e, "EIO", "cannot write %s: %s", tmp, strerror(errno));
+  int ok = write(fd, line, strlen(line)) == (ssize_t)strlen(line) && fsync(fd) == 0;
+  int err = errno;
+  close(fd);
+  if (ok && rename(tmp, p) != 0) {
+    ok = 0;
+    err = errno;
+  }
+  if (!ok) return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(err));
+  int dfd = open(git_repository_path(repo), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)fsync(dfd); /* best effort: the file's own fsync already happened */
+    close(dfd);
+  }
+  return 0;
+}
+
+static int gr_pending_clear(git_repository *repo, gr_err *e) {
+  char p[PATH_MAX];
+  if (gr_pending_path(repo, p, sizeof p) != 0) return gr_fail(e, "EINVAL", "gitdir path too long");
+  if (unlink(p) != 0 && errno != ENOENT) return gr_fail(e, "EIO", "cannot remove %s: %s", p, strerror(errno));
+  return 0;
+}
+
+/* 0: no checkout pending; 1: planned; 2: writing (its safety check had passed). */
+static int gr_pending(git_repository *repo) {
+  char p[PATH_MAX], line[16] = {0};
+  if (gr_pending_path(repo, p, sizeof p) != 0) return 0;
+  FILE *f = fopen(p, "re");
+  if (f == NULL) return 0;
+  size_t n = fread(line, 1, sizeof line - 1, f);
+  fclose(f);
+  line[n] = '\0';
+  return strncmp(line, "writing", 7) == 0 ? 2 : 1;
+}
+
+/* Checks that every path delta touches holds either its old (baseline) or its new content
+ * or is missing: anything else was changed by someone and must not be overwritten. */
+static int gr_delta_safe(git_repository *repo, const git_diff_delta *d, gr_err *e) {
+  const char *path = d->new_file.path ? d->new_file.path : d->old_file.path;
+  char full[PATH_MAX];
+  struct stat st;
+  if ((size_t)snprintf(full, sizeof full, "%s%s", git_repository_workdir(repo), path) >= sizeof full)
+    return gr_fail(e, "EINVAL", "path too long: %s", path);
+  if (lstat(full, &st) != 0) return 0;
+  git_oid have;
+  if (S_ISREG(st.st_mode) && git_repository_hashfile(&have, repo, full, GIT_OBJECT_BLOB, NULL) == 0 &&
+      ((d->status != GIT_DELTA_ADDED && git_oid_equal(&have, &d->old_file.id)) ||
+       (d->status != GIT_DELTA_DELETED && git_oid_equal(&have, &d->new_file.id))))
+    return 0;
+  return gr_fail(e, "EDIRTY", "%s was changed in %s while an update to HEAD was pending; keep or revert it by hand",
+                 path, git_repository_workdir(repo));
+}
+
+static int gr_index_exists(git_repository *repo) {
+  char p[PATH_MAX];
+  struct stat st;
+  snprintf(p, sizeof p, "%sindex", git_repository_path(repo));
+  return lstat(p, &st) == 0;
+}
+
+/* Settles a working tree after whatever a crash interrupted. The index should always be
+ * HEAD's tree (Orket never stages without committing). When it is not:
+ * - a checkout is pending (the marker, or no index at all: a worktree or the first commit
+ *   killed before its checkout wrote one): the files must follow HEAD. The baseline is the
+ *   index (what the files were last checked out as). Each path that differs between
+ *   baseline and HEAD must hold its old or its new content or be missing; then exactly those
+ *   paths are written. A path someone changed stops it (EDIRTY, marker kept, file kept).
+ * - otherwise a commit moved HEAD and was killed before writing the index: the files are the
+ *   truth, so only the index is set to HEAD's tree (a mixed reset; no file is touched). */
+static int gr_refresh_repo(git_repository *repo, int *updated, gr_err *e) {
+  *updated = 0;
+  int pending = gr_pending(repo);
+  if (pending == 0 && !gr_index_exists(repo)) pending = 1;
+  git_index *idx = NULL;
+  git_tree *base = NULL, *target = NULL;
+  git_reference *head = NULL;
+  git_diff *diff = NULL;
+  char **paths = NULL;
+  git_oid bid;
+  int rc, ret = -1;
+  if ((rc = git_repository_index(&idx, repo)) < 0 || (rc = git_index_read(idx, 1)) < 0) {
+    gr_git(e, rc, "index");
+    goto out;
+  }
+  if (git_index_has_conflicts(idx)) {
+    gr_fail(e, "EDIRTY", "the index of %s has unresolved conflicts", git_repository_workdir(repo));
+    goto out;
+  }
+  if ((rc = git_index_write_tree(&bid, idx)) < 0 || (rc = git_tree_lookup(&base, repo, &bid)) < 0 ||
+      (rc = git_repository_head(&head, repo)) < 0 ||
+      (rc = git_reference_peel((git_object **)&target, head, GIT_OBJECT_TREE)) < 0 ||
+      (rc = git_diff_tree_to_tree(&diff, repo, base, target, NULL)) < 0) {
+    gr_git(e, rc, "comparing the index with HEAD");
+    goto out;
+  }
+  size_t n = git_diff_num_deltas(diff);
+  if (n > 0 && !pending) {
+    if ((rc = git_index_read_tree(idx, target)) < 0 || (rc = git_index_write(idx)) < 0) {
+      gr_git(e, rc, "setting the index to HEAD");
+      goto out;
+    }
+  } else if (n > 0) {
+    if ((paths = calloc(n, sizeof *paths)) == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
+    for (size_t i = 0; i < n; i++) {
+      const git_diff_delta *d = git_diff_get_delta(diff, i);
+      /* once writing began, a path that is neither old nor new is our own half-written file */
+      if (pending == 1 && gr_delta_safe(repo, d, e) != 0) goto out;
+      paths[i] = (char *)(d->new_file.path ? d->new_file.path : d->old_file.path);
+    }
+    if (pending == 1 && gr_pending_mark(repo, "writing", e) != 0) goto out;
+    git_checkout_options co;
+    (void)git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+    co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
+    co.baseline = base;
+    co.paths.strings = paths;
+    co.paths.count = n;
+    if ((rc = git_checkout_tree(repo, (git_object *)target, &co)) < 0) {
+      gr_git(e, rc, "updating the working tree to HEAD");
+      goto out;
+    }
+    *updated = 1;
+  }
+  if (pending && gr_pending_clear(repo, e) != 0) goto out;
+  ret = 0;
+out:
+  free(paths);
+  git_diff_free(diff);
+  git_tree_free(target);
+  git_reference_free(head);
+  git_tree_free(base);
+  git_index_free(idx);
+  return ret;
+}
+
+/* Moves ref from `from` to `to` (compare-and-swap) after announcing, with the pending marker,
+ * the checkout that must follow into repo's working tree; a crash anywhere after this is
+ * finished by gr_refresh_repo. */
+static int gr_move_ref(git_repository *repo, const char *ref, const git_oid *from,
+                       const git_oid *to, const char *why, gr_err *e) {
+  if (gr_pending_mark(repo, "planned", e) != 0) return -1;
+  git_reference *out = NULL;
+  int rc = git_reference_create_matching(&out, repo, ref, to, 1, from, why);
+  git_reference_free(out);
+  if (rc < 0) {
+    gr_git(e, rc, ref);
+    gr_err ignored;
+    (void)gr_pending_clear(repo, &ignored); /* nothing moved: the marker announces nothing */
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- worktrees ---------------------------------------------------------------------------- */
+
+/* The worktree's metadata directory, <commondir>/worktrees/<card>. */
+static void gr_wt_meta(git_repository *repo, const char *card, char *buf, size_t cap) {
+  snprintf(buf, cap, "%sworktrees/%s", git_repository_commondir(repo), card);
+}
+
+/* git_worktree_lookup, but GIT_ENOTFOUND when there is no metadata at all (libgit2 answers
+ * a bare -1 both for that and for metadata a crash left half written). */
+static int gr_wt_lookup(git_repository *repo, const char *card, git_worktree **wt) {
+  char meta[PATH_MAX];
+  struct stat st;
+  gr_wt_meta(repo, card, meta, sizeof meta);
+  if (lstat(meta, &st) != 0) return GIT_ENOTFOUND;
+  return git_worktree_lookup(wt, repo, card);
+}
+
+static int gr_open_card(gitrepo *r, const char *card, git_repository **wrepo, gr_err *e) {
+  if (gr_check_card(card, e) != 0) return -1;
+  git_worktree *wt = NULL;
+  int rc = gr_wt_lookup(r->repo, card, &wt);
+  if (rc == GIT_ENOTFOUND) return gr_fail(e, "ENOENT", "card %s has no worktree", card);
+  if (rc < 0) return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
+  if (git_worktree_validate(wt) < 0) {
+    git_worktree_free(wt);
+    return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
+  }
+  rc = git_repository_open_from_worktree(wrepo, wt);
+  git_worktree_free(wt);
+  return rc < 0 ? gr_git(e, rc, card) : 0;
+}
+
+int gitrepo_worktree_path(gitrepo *r, const char *card, char *buf, size_t cap, gr_err *e) {
+  git_repository *w = NULL;
+  if (gr_open_card(r, card, &w, e) != 0) return -1;
+  const char *wd = git_repository_workdir(w);
+  size_t n = strlen(wd);
+  while (n > 1 && wd[n - 1] == '/') n--;
+  int ok = n < cap;
+  if (ok) {
+    memcpy(buf, wd, n);
+    buf[n] = '\0';
+  }
+  git_repository_free(w);
+  return ok ? 0 : gr_fail(e, "EINVAL", "path too long");
+}
+
+/* Makes the parent directories of path (mkdir -p of its dirname). */
+static int gr_mkparents(const char *path, gr_err *e) {
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "%s", path);
+  for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
+    *s = '\0';
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) return gr_fail(e, "EIO", "cannot make %s: %s", p, strerror(errno));
+    *s = '/';
+  }
+  return 0;
+}
+
+/* Moves whatever is at path aside to path.stale-N (never deletes: it may hold work). */
+static int gr_move_aside(const char *path, gr_err *e) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return 0;
+  if (S_ISDIR(st.st_mode) && rmdir(path) == 0) return 0; /* empty: nothing to keep */
+  char aside[PATH_MAX];
+  for (int i = 1; i < 1000; i++) {
+    if ((size_t)snprintf(aside, sizeof aside, "%s.stale-%d", path, i) >= sizeof aside)
+      return gr_fail(e, "EINVAL", "path too long");
+    if (lstat(aside, &st) == 0) continue;
+    if (rename(path, aside) == 0) return 0;
+    return gr_fail(e, "EIO", "cannot move %s aside: %s", path, strerror(errno));
+  }
+  return gr_fail(e, "EEXIST", "too many stale copies of %s", path);
+}
+
+int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *created, gr_err *e) {
+  char abs[PATH_MAX], bname[GR_CARD_MAX + 16];
+  *created = 0;
+  if (gr_check_card(card, e) != 0 || gr_abspath(path, abs, sizeof abs, e) != 0) return -1;
+  size_t rl = strlen(r->path);
+  if (strncmp(abs, r->path, rl) == 0 && (abs[rl] == '/' || abs[rl] == '\0'))
+    return gr_fail(e, "EINVAL", "a card's worktree must be outside main's working tree %s: %s", r->path, abs);
+  gr_card_branch(card, bname, sizeof bname);
+  git_reference *br = NULL;
+  git_worktree *wt = NULL;
+  git_commit *main_c = NULL;
+  git_repository *w = NULL;
+  int rc, ret = -1;
+
+  rc = git_branch_lookup(&br, r->repo, bname, GIT_BRANCH_LOCAL);
+  if (rc == GIT_ENOTFOUND) { /* first turn of the card: branch from main */
+    git_oid mid;
+    if (gr_ref_id(r->repo, "refs/heads/" GR_MAIN, &mid, e) != 0) goto out;
+    if ((rc = git_commit_lookup(&main_c, r->repo, &mid)) < 0 ||
+        (rc = git_branch_create(&br, r->repo, bname, main_c, 0)) < 0) {
+      gr_git(e, rc, bname);
+      goto out;
+    }
+  } else if (rc < 0) {
+    gr_git(e, rc, bname);
+    goto out;
+  }
+
+  rc = gr_wt_lookup(r->repo, card, &wt);
+  if (rc == 0 && git_worktree_validate(wt) == 0) {
+    char have[PATH_MAX], want[PATH_MAX];
+    const char *wp = git_worktree_path(wt);
+    if (realpath(wp, have) == NULL || realpath(abs, want) == NULL || strcmp(have, want) != 0) {
+      gr_fail(e, "EEXIST", "card %s already has its worktree at %s", card, wp);
+      goto out;
+    }
+  } else {
+    if (rc == 0) { /* registered but broken (a crash while it was made): prune, make again */
+      git_worktree_prune_options po;
+      (void)git_worktree_prune_options_init(&po, GIT_WORKTREE_PRUNE_OPTIONS_VERSION);
+      po.flags = GIT_WORKTREE_PRUNE_VALID | GIT_WORKTREE_PRUNE_LOCKED;
+      if ((rc = git_worktree_prune(wt, &po)) < 0) { gr_git(e, rc, "pruning a broken worktree"); goto out; }
+      git_worktree_free(wt);
+      wt = NULL;
+    } else if (rc != GIT_ENOTFOUND) { /* metadata half written: keep it aside, make anew */
+      char meta[PATH_MAX];
+      gr_wt_meta(r->repo, card, meta, sizeof meta);
+      if (gr_move_aside(meta, e) != 0) goto out;
+    }
+    if (gr_mkparents(abs, e) != 0 || gr_move_aside(abs, e) != 0) goto out;
+    git_worktree_add_options ao;
+    (void)git_worktree_add_options_init(&ao, GIT_WORKTREE_ADD_OPTIONS_VERSION);
+    ao.ref = br;
+    if ((rc = git_worktree_add(&wt, r->repo, card, abs, &ao)) < 0) {
+      gr_git(e, rc, "making the worktree");
+      goto out;
+    }
+    *created = 1;
+  }
+  int updated;
+  if ((rc = git_repository_open_from_worktree(&w, wt)) < 0) { gr_git(e, rc, card); goto out; }
+  if (gr_refresh_repo(w, &updated, e) != 0) goto out;
+  ret = 0;
+out:
+  git_repository_free(w);
+  git_commit_free(main_c);
+  git_worktree_free(wt);
+  git_reference_free(br);
+  return ret;
+}
+
+static int gr_status_repo(git_repository *w, gr_paths *out, gr_err *e) {
+  git_status_options so;
+  (void)git_status_options_init(&so, GIT_STATUS_OPTIONS_VERSION);
+  so.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
+  so.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS |
+             GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
+  git_status_list *sl = NULL;
+  int rc = git_status_list_new(&sl, w, &so);
+  if (rc < 0) return gr_git(e, rc, "status");
+  size_t n = git_status_list_entrycount(sl);
+  for (size_t i = 0; i < n; i++) {
+    const git_status_entry *s = git_status_byindex(sl, i);
+    if (s->status == GIT_STATUS_CURRENT || (s->status & GIT_STATUS_IGNORED)) continue;
+    const git_diff_delta *d = s->index_to_workdir ? s->index_to_workdir : s->head_to_index;
+    const char *p = d->new_file.path ? d->new_file.path : d->old_file.path;
+    if (gr_paths_add(out, p) != 0) {
+      git_status_list_free(sl);
+      gr_paths_free(out);
+      return gr_fail(e, "ENOMEM", "out of memory");
+    }
+  }
+  git_status_list_free(sl);
+  if (out->n > 1) qsort(out->v, out->n, sizeof *out->v, gr_cmp_str);
+  return 0;
+}
+
+int gitrepo_status(gitrepo *r, const char *card, gr_paths *out, gr_err *e) {
+  git_repository *w = NULL;
+  out->v = NULL;
+  out->n = 0;
+  if (gr_open_card(r, card, &w, e) != 0) return -1;
+  int updated;
+  int ret = gr_refresh_repo(w, &updated, e) == 0 ? gr_status_repo(w, out, e) : -1;
+  git_repository_free(w);
+  return ret;
+}
+
+/* ---- commits ------------------------------------------------------------------------------ */
+
+static int gr_key_ok(const char *key) {
+  size_t n = strlen(key);
+  if (n == 0 || n > GR_KEY_MAX) return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)key[i] < 0x21 || key[i] == 0x7f) return 0;
+  return 1;
+}
+
+static int gr_find_trailer_in(git_repository *repo, const char *ref, const char *key,
+                              const char *value, int since_main, char *id, gr_err *e) {
+  git_revwalk *walk = NULL;
+  git_oid oid;
+  int rc, found = 0;
+  if ((rc = git_revwalk_new(&walk, repo)) < 0) return gr_git(e, rc, "revwalk");
+  git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
+  rc = git_revwalk_push_ref(walk, ref);
+  if (rc == 0 && since_main && strcmp(ref, "refs/heads/" GR_MAIN) != 0)
+    rc = git_revwalk_hide_ref(walk, "refs/heads/" GR_MAIN);
+  if (rc < 0) {
+    git_revwalk_free(walk);
+    if (rc == GIT_ENOTFOUND) return gr_fail(e, "ENOENT", "no branch %s", ref + strlen("refs/heads/"));
+    return gr_git(e, rc, ref);
+  }
+  while (!found && (rc = git_revwalk_next(&oid, walk)) == 0) {
+    git_commit *c = NULL;
+    if ((rc = git_commit_lookup(&c, repo, &oid)) < 0) break;
+    git_message_trailer_array arr = {0};
+    if (git_message_trailers(&arr, git_commit_message(c)) == 0) {
+      for (size_t i = 0; i < arr.count && !found; i++)
+        found = strcmp(arr.trailers[i].key, key) == 0 && strcmp(arr.trailers[i].value, value) == 0;
+      git_message_trailer_array_free(&arr);
+    }
+    git_commit_free(c);
+    if (found) git_oid_tostr(id, GR_OID_HEX + 1, &oid);
+  }
+  git_revwalk_free(walk);
+  if (!found && rc != GIT_ITEROVER) return gr_git(e, rc, "walking the history");
+  return found;
+}
+
+int gitrepo_find_trailer(gitrepo *r, const char *branch, const char *key, const char *value,
+                         int since_main, char *id, gr_err *e) {
+  char ref[GR_CARD_MAX + 64];
+  if (gr_branch_ref(branch, ref, sizeof ref, e) != 0) return -1;
+  if (key == NULL || value == NULL || !gr_key_ok(key) || strchr(key, ':'))
+    return gr_fail(e, "EINVAL", "a trailer key is 1 to %d printable characters without ':'", GR_KEY_MAX);
+  return gr_find_trailer_in(r->repo, ref, key, value, since_main, id, e);
+}
+
+/* message without trailing blank lines, then the turn trailer in its own paragraph. */
+static char *gr_message(const char *message, const char *turn_key) {
+  size_t n = strlen(message);
+  while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == ' ' || message[n - 1] == '\r' ||
+                   message[n - 1] == '\t'))
+    n--;
+  size_t cap = n + (turn_key ? strlen(turn_key) : 0) + sizeof GR_TURN_TRAILER + 8;
+  char *m = malloc(cap);
+  if (m == NULL) return NULL;
+  if (turn_key) snprintf(m, cap, "%.*s\n\n" GR_TURN_TRAILER ": %s\n", (int)n, message, turn_key);
+  else snprintf(m, cap, "%.*s\n", (int)n, message);
+  return m;
+}
+
+int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *message,
+                   const char *turn_key, char *id, gr_commit_kind *kind, gr_err *e) {
+  char bname[GR_CARD_MAX + 16], ref[GR_CARD_MAX + 32];
+  git_repository *w = NULL;
+  git_signature *sig = NULL;
+  git_index *idx = NULL;
+  git_reference *head = NULL;
+  git_commit *parent = NULL;
+  git_tree *tree = NULL;
+  char *msg = NULL;
+  git_oid tid, cid;
+  int rc, ret = -1, updated;
+
+  if (message == NULL || strspn(message, " \t\r\n") == strlen(message))
+    return gr_fail(e, "EINVAL", "a commit needs a message");
+  if (turn_key && !gr_key_ok(turn_key))
+    return gr_fail(e, "EINVAL", "a turn key is 1 to %d printable characters without spaces", GR_KEY_MAX);
+  if (gr_make_sig(who, &sig, e) != 0) return -1;
+  if (gr_open_card(r, card, &w, e) != 0) goto out;
+  gr_card_branch(card, bname, sizeof bname);
+  snprintf(ref, sizeof ref, "refs/heads/%s", bname);
+  /* a checkout left unfinished (merge from main) must land first, or this commit would
+   * record the old files over the merged ones */
+  if (gr_refresh_repo(w, &updated, e) != 0) goto out;
+  if (turn_key) {
+    int found = gr_find_trailer_in(w, ref, GR_TURN_TRAILER, turn_key, 1, id, e);
+    if (found < 0) goto out;
+    if (found) {
+      *kind = GR_EXISTS;
+      ret = 0;
+      goto out;
+    }
+  }
+  if ((rc = git_repository_index(&idx, w)) < 0 || (rc = git_index_read(idx, 1)) < 0) {
+    gr_git(e, rc, "index");
+    goto out;
+  }
+  if (gr_stage_all(idx, e) != 0) goto out;
+  if ((rc = git_index_write_tree(&tid, idx)) < 0) { gr_git(e, rc, "tree"); goto out; }
+  if ((rc = git_repository_head(&head, w)) < 0 || (rc = git_reference_peel((git_object **)&parent, head, GIT_OBJECT_COMMIT)) < 0) {
+    gr_git(e, rc, "HEAD");
+    goto out;
+  }
+  if (git_oid_equal(&tid, git_commit_tree_id(parent))) {
+    *kind = GR_CLEAN;
+    git_oid_tostr(id, GR_OID_HEX + 1, git_commit_id(parent));
+  } else {
+    if ((rc = git_tree_lookup(&tree, w, &tid)) < 0) { gr_git(e, rc, "tree"); goto out; }
+    if ((msg = gr_message(message, turn_key)) == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
+    /* objects first, then HEAD's branch moves in one locked rename; libgit2 refuses when
+     * the branch no longer points at the parent */
+    const git_commit *parents[1] = {parent};
+    rc = git_commit_create(&cid, w, "HEAD", sig, sig, NULL, msg, tree, 1, parents);
+    if (rc < 0) { gr_git(e, rc, "commit"); goto out; }
+    *kind = GR_COMMITTED;
+    git_oid_tostr(id, GR_OID_HEX + 1, &cid);
+  }
+  /* the index follows HEAD only after HEAD moved; a crash before this leaves an index that
+   * the next commit's staging rebuilds from the files anyway */
+  if ((rc = git_index_write(idx)) < 0) { gr_git(e, rc, "index write"); goto out; }
+  ret = 0;
+out:
+  free(msg);
+  git_tree_free(tree);
+  git_commit_free(parent);
+  git_reference_free(head);
+  git_index_free(idx);
+  git_repository_free(w);
+  git_signature_free(sig);
+  return ret;
+}
+
+/* ---- merges ------------------------------------------------------------------------------- */
+
+static int gr_conflict_paths(git_index *idx, gr_paths *out, gr_err *e) {
+  git_index_conflict_iterator *it = NULL;
+  const git_index_entry *anc, *ours, *theirs;
+  int rc = git_index_conflict_iterator_new(&it, idx);
+  if (rc < 0) return gr_git(e, rc, "conflicts");
+  while ((rc = git_index_conflict_next(&anc, &ours, &theirs, it)) == 0) {
+    const char *p = ours ? ours->path : theirs ? theirs->path : anc->path;
+    if (gr_paths_add(out, p) != 0) {
+      rc = -1;
+      break;
+    }
+  }
+  git_index_conflict_iterator_free(it);
+  if (rc != GIT_ITEROVER) {
+    gr_paths_free(out);
+    return gr_fail(e, "ENOMEM", "listing conflicts failed");
+  }
+  if (out->n > 1) qsort(out->v, out->n, sizeof *out->v, gr_cmp_str);
+  return 0;
+}
+
+/* Merge analysis of `ours` and `theirs` by ancestry: 0 up to date (theirs is in ours), 1 fast
+ * forward (ours is in theirs), 2 a real merge. */
+static int gr_ancestry(git_repository *repo, const git_oid *ours, const git_oid *theirs, gr_err *e) {
+  if (git_oid_equal(ours, theirs)) return 0;
+  int rc = git_graph_descendant_of(repo, ours, theirs);
+  if (rc < 0) return gr_git(e, rc, "merge base");
+  if (rc == 1) return 0;
+  rc = git_graph_descendant_of(repo, theirs, ours);
+  if (rc < 0) return gr_git(e, rc, "merge base");
+  return rc == 1 ? 1 : 2;
+}
+
+static int gr_commit_tree(git_repository *repo, git_index *idx, const gr_sig *who, const char *msg,
+                          git_commit *p1, git_commit *p2, git_oid *out, gr_err *e) {
+  git_signature *sig = NULL;
+  git_tree *tree = NULL;
+  git_oid tid;
+  int rc;
+  if (gr_make_sig(who, &sig, e) != 0) return -1;
+  if ((rc = git_index_write_tree_to(&tid, idx, repo)) < 0 || (rc = git_tree_lookup(&tree, repo, &tid)) < 0) {
+    git_signature_free(sig);
+    return gr_git(e, rc, "merged tree");
+  }
+  const git_commit *parents[2] = {p1, p2};
+  rc = git_commit_create(out, repo, NULL, sig, sig, NULL, msg, tree, 2, parents);
+  git_tree_free(tree);
+  git_signature_free(sig);
+  return rc < 0 ? gr_git(e, rc, "merge commit") : 0;
+}
+
+int gitrepo_merge_to_main(gitrepo *r, const char *card, const gr_sig *who, char *id,
+                          gr_merge_kind *kind, gr_paths *conflicts, gr_err *e) {
+  char bname[GR_CARD_MAX + 16], ref[GR_CARD_MAX + 32], msg[GR_CARD_MAX + 64];
+  git_oid mid, bid, target;
+  git_commit *mc = NULL, *bc = NULL;
+  git_index *idx = NULL;
+  int rc, ret = -1;
+  conflicts->v = NULL;
+  conflicts->n = 0;
+  if (gr_check_card(card, e) != 0) return -1;
+  gr_card_branch(card, bname, sizeof bname);
+  snprintf(ref, sizeof ref, "refs/heads/%s", bname);
+  if (gr_ref_id(r->repo, "refs/heads/" GR_MAIN, &mid, e) != 0 || gr_ref_id(r->repo, ref, &bid, e) != 0) return -1;
+  int a = gr_ancestry(r->repo, &mid, &bid, e);
+  if (a < 0) return -1;
+  if (a == 0) {
+    *kind = GR_UPTODATE;
+    git_oid_tostr(id, GR_OID_HEX + 1, &mid);
+    return 0;
+  }
+  if (a == 1) {
+    *kind = GR_FASTFORWARD;
+    target = bid;
+  } else {
+    if ((rc = git_commit_lookup(&mc, r->repo, &mid)) < 0 || (rc = git_commit_lookup(&bc, r->repo, &bid)) < 0) {
+      gr_git(e, rc, "merge");
+      goto out;
+    }
+    git_merge_options mo;
+    (void)git_merge_options_init(&mo, GIT_MERGE_OPTIONS_VERSION);
+    if ((rc = git_merge_commits(&idx, r->repo, mc, bc, &mo)) < 0) { gr_git(e, rc, "merge"); goto out; }
+    if (git_index_has_conflicts(idx)) { /* nothing written: main stays as it was */
+      if (gr_conflict_paths(idx, conflicts, e) != 0) goto out;
+      *kind = GR_CONFLICT;
+      git_oid_tostr(id, GR_OID_HEX + 1, &mid);
+      ret = 0;
+      goto out;
+    }
+    snprintf(msg, sizeof msg, "Merge %s into " GR_MAIN "\n", bname);
+    if (gr_commit_tree(r->repo, idx, who, msg, mc, bc, &target, e) != 0) goto out;
+    *kind = GR_MERGED;
+  }
+  snprintf(msg, sizeof msg, "orket: merge %s", bname);
+  if (gr_move_ref(r->repo, "refs/heads/" GR_MAIN, &mid, &target, msg, e) != 0) goto out;
+  git_oid_tostr(id, GR_OID_HEX + 1, &target);
+  /* main has moved: the merge stands even when its working tree cannot follow yet */
+  int updated;
+  ret = gr_refresh_repo(r->repo, &updated, e) == 0 ? 0 : 1;
+out:
+  git_index_free(idx);
+  git_commit_free(mc);
+  git_commit_free(bc);
+  return ret;
+}
+
+/* Replaces each conflict in idx by one entry: the text merged with conflict markers; for a
+ * binary file the card's version; when one side deleted the file, the other side's (no
+ * modification is dropped: the turn can delete it again). */
+static int gr_resolve_with_markers(git_repository *repo, git_index *idx, const gr_paths *paths,
+                                   const char *card_label, gr_err *e) {
+  for (size_t i = 0; i < paths->n; i++) {
+    const git_index_entry *anc = NULL, *ours = NULL, *theirs = NULL;
+    int rc = git_index_conflict_get(&anc, &ours, &theirs, idx, paths->v[i]);
+    if (rc < 0) return gr_git(e, rc, paths->v[i]);
+    git_index_entry entry;
+    git_merge_file_result res = {0};
+    int binary = 0;
+    const git_index_entry *sides[2] = {ours, theirs};
+    for (int s = 0; s < 2; s++) {
+      git_blob *b = NULL;
+      if (sides[s] && git_blob_lookup(&b, repo, &sides[s]->id) == 0) binary |= git_blob_is_binary(b);
+      git_blob_free(b);
+    }
+    const git_index_entry *keep = ours ? ours : theirs;
+    memcpy(&entry, keep, sizeof entry);
+    if (ours && theirs && !binary) {
+      git_merge_file_options fo;
+      (void)git_merge_file_options_init(&fo, GIT_MERGE_FILE_OPTIONS_VERSION);
+      fo.our_label = card_label;
+      fo.their_label = GR_MAIN;
+      if ((rc = git_merge_file_from_index(&res, repo, anc, ours, theirs, &fo)) < 0) return gr_git(e, rc, paths->v[i]);
+      rc = git_blob_create_from_buffer(&entry.id, repo, res.ptr, res.len);
+      git_merge_file_result_free(&res);
+      if (rc < 0) return gr_git(e, rc, paths->v[i]);
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", paths->v[i]);
+    entry.path = path;
+    entry.flags = 0; /* stage 0 */
+    entry.flags_extended = 0;
+    if ((rc = git_index_conflict_remove(idx, path)) < 0 || (rc = git_index_add(idx, &entry)) < 0)
+      return gr_git(e, rc, path);
+  }
+  return 0;
+}
+
+int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, char *id,
+                            gr_merge_kind *kind, gr_paths *conflicts, gr_err *e) {
+  char bname[GR_CARD_MAX + 16], ref[GR_CARD_MAX + 32], why[GR_CARD_MAX + 64];
+  git_repository *w = NULL;
+  git_oid mid, bid, target;
+  git_commit *mc = NULL, *bc = NULL;
+  git_index *idx = NULL;
+  char *msg = NULL;
+  gr_paths dirty = {0};
+  int rc, ret = -1, updated;
+  conflicts->v = NULL;
+  conflicts->n = 0;
+  if (gr_open_card(r, card, &w, e) != 0) return -1;
+  gr_card_branch(card, bname, sizeof bname);
+  snprintf(ref, sizeof ref, "refs/heads/%s", bname);
+  if (gr_refresh_repo(w, &updated, e) != 0 || gr_status_repo(w, &dirty, e) != 0) goto out;
+  if (dirty.n) {
+    gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, dirty.v[0],
+            dirty.n > 1 ? ", ..." : "");
+    goto out;
+  }
+  if (gr_ref_id(w, "refs/heads/" GR_MAIN, &mid, e) != 0 || gr_ref_id(w, ref, &bid, e) != 0) goto out;
+  int a = gr_ancestry(w, &bid, &mid, e);
+  if (a < 0) goto out;
+  if (a == 0) {
+    *kind = GR_UPTODATE;
+    git_oid_tostr(id, GR_OID_HEX + 1, &bid);
+    ret = 0;
+    goto out;
+  }
+  if (a == 1) {
+    *kind = GR_FASTFORWARD;
+    target = mid;
+  } else {
+    if ((rc = git_commit_lookup(&mc, w, &mid)) < 0 || (rc = git_commit_lookup(&bc, w, &bid)) < 0) {
+      gr_git(e, rc, "merge");
+      goto out;
+    }
+    git_merge_options mo;
+    (void)git_merge_options_init(&mo, GIT_MERGE_OPTIONS_VERSION);
+    if ((rc = git_merge_commits(&idx, w, bc, mc, &mo)) < 0) { gr_git(e, rc, "merge"); goto out; }
+    *kind = GR_MERGED;
+    size_t cap = 128;
+    if (git_index_has_conflicts(idx)) {
+      if (gr_conflict_paths(idx, conflicts, e) != 0 || gr_resolve_with_markers(w, idx, conflicts, bname, e) != 0)
+        goto out;
+      for (size_t i = 0; i < conflicts->n; i++) cap += strlen(conflicts->v[i]) + 2;
+      *kind = GR_CONFLICT;
+    }
+    if ((msg = malloc(cap)) == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
+    int n = snprintf(msg, cap, "Merge " GR_MAIN " into %s\n", bname);
+    if (conflicts->n) n += snprintf(msg + n, cap - (size_t)n, "\nConflicts:\n");
+    for (size_t i = 0; i < conflicts->n; i++) n += snprintf(msg + n, cap - (size_t)n, "\t%s\n", conflicts->v[i]);
+    if (gr_commit_tree(w, idx, who, msg, bc, mc, &target, e) != 0) goto out;
+  }
+  snprintf(why, sizeof why, "orket: merge " GR_MAIN " into %s", bname);
+  if (gr_move_ref(w, ref, &bid, &target, why, e) != 0 || gr_refresh_repo(w, &updated, e) != 0) goto out;
+  git_oid_tostr(id, GR_OID_HEX + 1, &target);
+  ret = 0;
+out:
+  if (ret != 0) gr_paths_free(conflicts);
+  gr_paths_free(&dirty);
+  free(msg);
+  git_index_free(idx);
+  git_commit_free(mc);
+  git_commit_free(bc);
+  git_repository_free(w);
+  return ret;
+}
+
+/* ---- reading ------------------------------------------------------------------------------ */
+
+int gitrepo_head(gitrepo *r, const char *branch, char *id, gr_err *e) {
+  char ref[GR_CARD_MAX + 64];
+  git_oid oid;
+  if (gr_branch_ref(branch, ref, sizeof ref, e) != 0 || gr_ref_id(r->repo, ref, &oid, e) != 0) return -1;
+  git_oid_tostr(id, GR_OID_HEX + 1, &oid);
+  return 0;
+}
+
+static char *gr_dup_line(const char *s) {
+  if (s == NULL) s = "";
+  size_t n = strcspn(s, "\n");
+  char *d = malloc(n + 1);
+  if (d) {
+    memcpy(d, s, n);
+    d[n] = '\0';
+  }
+  return d;
+}
+
+int gitrepo_log(gitrepo *r, const char *branch, size_t max, gr_commit **out, size_t *n, gr_err *e) {
+  char ref[GR_CARD_MAX + 64];
+  git_revwalk *walk = NULL;
+  git_oid oid;
+  int rc;
+  *out = NULL;
+  *n = 0;
+  if (gr_branch_ref(branch, ref, sizeof ref, e) != 0) return -1;
+  if ((rc = git_revwalk_new(&walk, r->repo)) < 0) return gr_git(e, rc, "revwalk");
+  git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
+  rc = git_revwalk_push_ref(walk, ref);
+  if (rc == 0 && strcmp(ref, "refs/heads/" GR_MAIN) != 0) rc = git_revwalk_hide_ref(walk, "refs/heads/" GR_MAIN);
+  if (rc < 0) {
+    git_revwalk_free(walk);
+    return rc == GIT_ENOTFOUND ? gr_fail(e, "ENOENT", "no branch %s", branch) : gr_git(e, rc, ref);
+  }
+  gr_commit *v = NULL;
+  size_t cnt = 0;
+  while (cnt < max && (rc = git_revwalk_next(&oid, walk)) == 0) {
+    git_commit *c = NULL;
+    if ((rc = git_commit_lookup(&c, r->repo, &oid)) < 0) break;
+    gr_commit *nv = realloc(v, (cnt + 1) * sizeof *v);
+    if (nv == NULL) {
+      git_commit_free(c);
+      rc = -1;
+      break;
+    }
+    v = nv;
+    gr_commit *k = &v[cnt++];
+    const git_signature *a = git_commit_author(c);
+    git_oid_tostr(k->id, sizeof k->id, &oid);
+    k->summary = gr_dup_line(git_commit_message(c));
+    k->author_name = gr_dup_line(a->name);
+    k->author_email = gr_dup_line(a->email);
+    k->time = (int64_t)a->when.time;
+    k->parents = git_commit_parentcount(c);
+    git_commit_free(c);
+    if (!k->summary || !k->author_name || !k->author_email) {
+      rc = -1;
+      break;
+    }
+  }
+  git_revwalk_free(walk);
+  if (rc != 0 && rc != GIT_ITEROVER) {
+    gr_commits_free(v, cnt);
+    return rc == -1 ? gr_fail(e, "ENOMEM", "out of memory") : gr_git(e, rc, "log");
+  }
+  *out = v;
+  *n = cnt;
+  return 0;
+}
+
+/* ---- recovery ----------------------------------------------------------------------------- */
+
+static int gr_unlink_lock(const char *path, int *removed, gr_err *e) {
+  if (unlink(path) == 0) {
+    (*removed)++;
+    return 0;
+  }
+  return errno == ENOENT ? 0 : gr_fail(e, "EIO", "cannot remove %s: %s", path, strerror(errno));
+}
+
+/* Removes *.lock files under dir (refs/), depth-limited. */
+static int gr_unlink_locks_under(const char *dir, int depth, int *removed, gr_err *e) {
+  if (depth > 32) return 0;
+  DIR *d = opendir(dir);
+  if (d == NULL) return errno == ENOENT ? 0 : gr_fail(e, "EIO", "cannot list %s: %s", dir, strerror(errno));
+  struct dirent *de;
+  int ret = 0;
+  while (ret == 0 && (de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    char p[PATH_MAX];
+    if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= sizeof p) continue;
+    struct stat st;
+    if (lstat(p, &st) != 0) continue;
+    size_t n = strlen(de->d_name);
+    if (S_ISDIR(st.st_mode)) ret = gr_unlink_locks_under(p, depth + 1, removed, e);
+    else if (n > 5 && strcmp(de->d_name + n - 5, ".lock") == 0) ret = gr_unlink_lock(p, removed, e);
+  }
+  closedir(d);
+  return ret;
+}
+
+static int gr_clear_locks(gitrepo *r, const git_strarray *wts, int *removed, gr_err *e) {
+  static const char *const files[] = {"index.lock", "HEAD.lock", "packed-refs.lock", "config.lock", NULL};
+  const char *common = git_repository_commondir(r->repo); /* ends in '/' */
+  char p[PATH_MAX];
+  for (const char *const *f = files; *f; f++) {
+    snprintf(p, sizeof p, "%s%s", common, *f);
+    if (gr_unlink_lock(p, removed, e) != 0) return -1;
+  }
+  for (size_t i = 0; i < wts->count; i++)
+    for (int k = 0; k < 2; k++) {
+      snprintf(p, sizeof p, "%sworktrees/%s/%s", common, wts->strings[i], files[k]);
+      if (gr_unlink_lock(p, removed, e) != 0) return -1;
+    }
+  snprintf(p, sizeof p, "%srefs", common);
+  return gr_unlink_locks_under(p, 0, removed, e);
+}
+
+int gitrepo_recover(gitrepo *r, int *removed, gr_err *e) {
+  git_strarray wts = {0};
+  int rc, updated, ret = -1;
+  *removed = 0;
+  if ((rc = git_worktree_list(&wts, r->repo)) < 0) return gr_git(e, rc, "worktrees");
+  if (gr_clear_locks(r, &wts, removed, e) != 0) goto out;
+  if (gr_refresh_repo(r->repo, &updated, e) != 0) goto out;
+  for (size_t i = 0; i < wts.count; i++) {
+    git_repository *w = NULL;
+    if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
+    gr_err ignored;
+    if (gr_open_card(r, wts.strings[i], &w, &ignored) != 0) continue; /* broken: gitrepo_worktree remakes it */
+    int rr = gr_refresh_repo(w, &updated, e);
+    git_repository_free(w);
+    if (rr != 0) goto out;
+  }
+  ret = 0;
+out:
+  git_strarray_dispose(&wts);
+  return ret;
+}
+
+typedef struct gr_walkctx {
+  git_odb *odb;
+  const char *missing;
+  char where[256];
+} gr_walkctx;
+
+static int gr_check_entry(const char *root, const git_tree_entry *te, void *payload) {
+  gr_walkctx *c = payload;
+  if (git_tree_entry_type(te) == GIT_OBJECT_COMMIT) return 0; /* a submodule: not ours */
+  if (!git_odb_exists(c->odb, git_tree_entry_id(te))) {
+    c->missing = "object";
+    snprintf(c->where, sizeof c->where, "%s%s", root, git_tree_entry_name(te));
+    return -1;
+  }
+  return 0;
+}
+
+/* Every commit reachable from ref, its tree and each tree's entries exist (at most max commits). */
+static int gr_check_history(gitrepo *r, git_odb *odb, const char *ref, gr_err *e) {
+  git_revwalk *walk = NULL;
+  git_oid oid;
+  int rc;
+  if ((rc = git_revwalk_new(&walk, r->repo)) < 0) return gr_git(e, rc, "revwalk");
+  if ((rc = git_revwalk_push_ref(walk, ref)) < 0) {
+    git_revwalk_free(walk);
+    return gr_fail(e, "EINCONSISTENT", "%s does not resolve to a commit", ref);
+  }
+  int ret = 0;
+  while (ret == 0 && (rc = git_revwalk_next(&oid, walk)) == 0) {
+    git_commit *c = NULL;
+    git_tree *t = NULL;
+    char hex[GR_OID_HEX + 1];
+    git_oid_tostr(hex, sizeof hex, &oid);
+    if (git_commit_lookup(&c, r->repo, &oid) < 0 || git_commit_tree(&t, c) < 0) {
+      ret = gr_fail(e, "EINCONSISTENT", "commit %s of %s or its tree is missing", hex, ref);
+    } else {
+      gr_walkctx wc = {odb, NULL, {0}};
+      if (git_tree_walk(t, GIT_TREEWALK_PRE, gr_check_entry, &wc) != 0 || wc.missing)
+        ret = gr_fail(e, "EINCONSISTENT", "commit %s of %s: %s %s is missing", hex, ref,
+                      wc.missing ? wc.missing : "tree", wc.where);
+    }
+    git_tree_free(t);
+    git_commit_free(c);
+  }
+  git_revwalk_free(walk);
+  if (ret == 0 && rc != GIT_ITEROVER) return gr_fail(e, "EINCONSISTENT", "walking %s failed", ref);
+  return ret;
+}
+
+static int gr_check_worktree(git_repository *w, const char *name, gr_err *e) {
+  git_index *idx = NULL;
+  git_reference *head = NULL;
+  int ret = 0;
+  if (gr_pending(w)) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
+  if (git_repository_head(&head, w) < 0) ret = gr_fail(e, "EINCONSISTENT", "%s: HEAD does not resolve", name);
+  else if (git_repository_index(&idx, w) < 0 || git_index_read(idx, 1) < 0)
+    ret = gr_fail(e, "EINCONSISTENT", "%s: the index cannot be read", name);
+  else if (git_index_has_conflicts(idx))
+    ret = gr_fail(e, "EINCONSISTENT", "%s: the index has conflicts", name);
+  else {
+    git_oid tid;
+    git_tree *ht = NULL;
+    if (git_index_write_tree(&tid, idx) < 0 || git_reference_peel((git_object **)&ht, head, GIT_OBJECT_TREE) < 0)
+      ret = gr_fail(e, "EINCONSISTENT", "%s: the index or HEAD's tree cannot be read", name);
+    else if (!git_oid_equal(&tid, git_tree_id(ht)))
+      ret = gr_fail(e, "EINCONSISTENT", "%s: the index is not HEAD's tree (run recovery)", name);
+    git_tree_free(ht);
+  }
+  git_index_free(idx);
+  git_reference_free(head);
+  return ret;
+}
+
+int gitrepo_check(gitrepo *r, gr_err *e) {
+  git_odb *odb = NULL;
+  git_branch_iterator *it = NULL;
+  git_strarray wts = {0};
+  git_reference *ref = NULL;
+  git_branch_t bt;
+  int rc, ret = -1;
+  if ((rc = git_repository_odb(&odb, r->repo)) < 0) return gr_git(e, rc, "objects");
+  if (gr_check_worktree(r->repo, GR_MAIN, e) != 0) goto out;
+  if ((rc = git_branch_iterator_new(&it, r->repo, GIT_BRANCH_LOCAL)) < 0) { gr_git(e, rc, "branches"); goto out; }
+  while ((rc = git_branch_next(&ref, &bt, it)) == 0) {
+    int bad = gr_check_history(r, odb, git_reference_name(ref), e);
+    git_reference_free(ref);
+    if (bad) goto out;
+  }
+  if (rc != GIT_ITEROVER) {
+    gr_fail(e, "EINCONSISTENT", "a branch ref cannot be read");
+    goto out;
+  }
+  if ((rc = git_worktree_list(&wts, r->repo)) < 0) { gr_git(e, rc, "worktrees"); goto out; }
+  for (size_t i = 0; i < wts.count; i++) {
+    git_repository *w = NULL;
+    if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
+    if (gr_open_card(r, wts.strings[i], &w, e) != 0) {
+      gr_fail(e, "EINCONSISTENT", "worktree %s cannot be opened", wts.strings[i]);
+      goto out;
+    }
+    int bad = gr_check_worktree(w, wts.strings[i], e);
+    git_repository_free(w);
+    if (bad) goto out;
+  }
+  ret = 0;
+out:
+  git_strarray_dispose(&wts);
+  git_branch_iterator_free(it);
+  git_odb_free(odb);
+  return ret;
+}
+
+int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e) {
+  *updated = 0;
+  if (card == NULL) return gr_refresh_repo(r->repo, updated, e);
+  git_repository *w = NULL;
+  if (gr_open_card(r, card, &w, e) != 0) return -1;
+  int ret = gr_refresh_repo(w, updated, e);
+  git_repository_free(w);
+  return ret;
+}

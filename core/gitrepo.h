@@ -1,0 +1,155 @@
+/* gitrepo.h: the workspace as a git repository, over libgit2 (no `git` process): a main
+ * branch, one linked worktree per card on branch orket/<CARD>, commits with a turn trailer
+ * so a resume never commits twice, and merges done in memory so main is never half-merged.
+ * Knows nothing of Lua. The crash-safety model is in docs/git.md. */
+#ifndef ORKET_GITREPO_H
+#define ORKET_GITREPO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GR_OID_HEX 40            /* a SHA-1 object id as hex */
+#define GR_MAIN "main"           /* the branch every card starts from and merges into */
+#define GR_CARD_PREFIX "orket/"  /* a card's branch is orket/<CARD> */
+#define GR_CARD_MAX 100          /* longest card id accepted */
+#define GR_TURN_TRAILER "Orket-Turn" /* the trailer gitrepo_commit's turn key goes in */
+
+/* An expected failure: code is a short name ("ENOENT", "ECONFLICT", "EDIRTY", "ELOCKED",
+ * "EINVAL", "EGIT"), msg a sentence beginning "git: ". */
+typedef struct gr_err {
+  const char *code;
+  char msg[1024];
+} gr_err;
+
+/* Who a commit is by: name and email, both non-empty, no '<', '>' or newline. */
+typedef struct gr_sig {
+  const char *name;
+  const char *email;
+} gr_sig;
+
+/* A list of repository-relative paths, malloc'd; free with gr_paths_free. */
+typedef struct gr_paths {
+  char **v;
+  size_t n;
+} gr_paths;
+void gr_paths_free(gr_paths *p);
+
+/* One commit as gitrepo_log lists it. */
+typedef struct gr_commit {
+  char id[GR_OID_HEX + 1];
+  char *summary;      /* first line of the message (malloc'd) */
+  char *author_name;  /* malloc'd */
+  char *author_email; /* malloc'd */
+  int64_t time;       /* author time, seconds since the epoch */
+  unsigned parents;
+} gr_commit;
+void gr_commits_free(gr_commit *v, size_t n);
+
+typedef enum { GR_COMMITTED = 0, GR_EXISTS, GR_CLEAN } gr_commit_kind;
+typedef enum { GR_UPTODATE = 0, GR_FASTFORWARD, GR_MERGED, GR_CONFLICT } gr_merge_kind;
+
+/* The context: one open repository (its main working tree is `path`). Holds a libgit2
+ * reference (git_libgit2_init/shutdown are counted per context). */
+typedef struct gitrepo gitrepo;
+
+/* 1 when card is a usable card id: 1..GR_CARD_MAX of [A-Za-z0-9._-], not starting with '.'
+ * or '-', no "..", not ending in ".lock" (so orket/<card> is a valid branch name and the
+ * card is a valid worktree name). */
+int gitrepo_card_valid(const char *card);
+
+/* Creates a repository at path (a directory, made if missing) whose HEAD is main, with an
+ * initial commit of the files already there (honouring .gitignore). On an existing
+ * repository it only opens it, and makes the initial commit if main has none yet:
+ * idempotent. *created is 1 when this call made the initial commit. */
+int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *created, gr_err *e);
+
+/* Opens the repository whose main working tree is path (ENOENT when there is none). */
+int gitrepo_open(const char *path, gitrepo **out, gr_err *e);
+void gitrepo_close(gitrepo *r);
+
+/* The main working tree's path, as opened. */
+const char *gitrepo_path(const gitrepo *r);
+
+/* Makes the linked worktree of card at path on branch orket/<card>: the branch is created
+ * from main when missing (an existing branch keeps its work), the worktree (and the
+ * directories above it) is created when
+ * missing and reused when present (EEXIST when it is registered at another path). A worktree
+ * left half made by a crash is pruned and made again; a directory in the way is moved aside
+ * to <path>.stale-N, never deleted. path must be outside main's working tree (EINVAL).
+ * Then the worktree is settled (gitrepo_refresh).
+ * *created is 1 when this call made the worktree. */
+int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *created, gr_err *e);
+
+/* The worktree path of card into buf (ENOENT when card has no worktree). */
+int gitrepo_worktree_path(gitrepo *r, const char *card, char *buf, size_t cap, gr_err *e);
+
+/* The changed paths of card's worktree against its HEAD: modified, added, deleted and new
+ * untracked files (ignored files are not listed), sorted. */
+int gitrepo_status(gitrepo *r, const char *card, gr_paths *out, gr_err *e);
+
+/* Commits every change in card's worktree (like `git add -A && git commit`) on its branch
+ * with author = committer = who, message + "\n\nOrket-Turn: <turn_key>" when turn_key is not
+ * NULL. Idempotent: when a commit on the branch (since main) already carries that turn key,
+ * its id is returned with *kind = GR_EXISTS and nothing is written; when nothing changed,
+ * HEAD's id with GR_CLEAN. Otherwise GR_COMMITTED and the new id. id gets 40 hex + NUL. */
+int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *message,
+                   const char *turn_key, char *id, gr_commit_kind *kind, gr_err *e);
+
+/* Finds the newest commit on branch (a branch name such as "orket/X1") whose message has the
+ * trailer key: value, searching only commits not on main when since_main is set. Returns 1
+ * (id filled), 0 when there is none, -1 on error. */
+int gitrepo_find_trailer(gitrepo *r, const char *branch, const char *key, const char *value,
+                         int since_main, char *id, gr_err *e);
+
+/* Merges orket/<card> into main: up to date, fast-forward when main is an ancestor, else a
+ * merge commit by who (parents: main, the card's tip). On a conflict nothing is written:
+ * *kind = GR_CONFLICT, conflicts lists the paths, and the call returns 0. main moves by one
+ * compare-and-swap of its ref (EAGAIN if it moved meanwhile); then main's working tree is
+ * refreshed. id gets main's new tip. Returns 0, -1 on error, or 1 when main moved but its
+ * working tree could not follow (a file there was changed by hand; e says which): the merge
+ * stands, and gitrepo_refresh/gitrepo_recover retry the files. */
+int gitrepo_merge_to_main(gitrepo *r, const char *card, const gr_sig *who, char *id,
+                          gr_merge_kind *kind, gr_paths *conflicts, gr_err *e);
+
+/* Merges main into orket/<card> so the card's next turn sees it; the worktree must be clean
+ * (EDIRTY lists nothing: commit first). Up to date, fast-forward, or a merge commit. On a
+ * conflict the merge commit is still made, with conflict markers in the text files (a
+ * binary conflict keeps the card's version, a delete/modify conflict the modified file) and
+ * the paths listed in its message: *kind = GR_CONFLICT, conflicts names them; the turn resolves them. */
+int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, char *id,
+                            gr_merge_kind *kind, gr_paths *conflicts, gr_err *e);
+
+/* The commits on branch that are not on main, newest first, at most max (*out malloc'd;
+ * gr_commits_free). */
+int gitrepo_log(gitrepo *r, const char *branch, size_t max, gr_commit **out, size_t *n,
+                gr_err *e);
+
+/* The id branch points at ("main", "orket/X1"); ENOENT when it does not exist. */
+int gitrepo_head(gitrepo *r, const char *branch, char *id, gr_err *e);
+
+/* Settles card's worktree (main's when card is NULL) after whatever a crash interrupted.
+ * The index is always meant to be HEAD's tree. A ref move whose files must follow (a merge)
+ * first writes a marker in that working tree's gitdir ("planned", then "writing" once every
+ * path passed the check below). While a checkout is pending (the marker, or no index at
+ * all): each path that differs between the index (what the files were last checked out as)
+ * and HEAD must hold its old or new content or be missing, else EDIRTY (a file changed by
+ * someone is kept, the marker too); then exactly those paths are written and the index
+ * follows. Without a marker, an index that is not HEAD's tree is a commit killed before it
+ * wrote the index: the index is set to HEAD's tree and no file is touched. Other files are
+ * never touched. *updated is 1 when files were written. gitrepo_worktree, gitrepo_status,
+ * gitrepo_commit and gitrepo_merge_from_main call it first. */
+int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e);
+
+/* Recovery after a crash, for resume: removes lock files a killed process left (index.lock,
+ * HEAD.lock, *.lock under refs/, packed-refs.lock, config.lock, per worktree too) and refreshes
+ * main's and every card worktree. Call it only while holding the run lock, when no other
+ * process works on the repository: a live git process's locks would be taken too.
+ * *removed counts the lock files removed. */
+int gitrepo_recover(gitrepo *r, int *removed, gr_err *e);
+
+/* Consistency check: HEAD, main and every orket/ branch resolve to commits whose trees and
+ * blobs exist (full walk of each tree), and each working tree's index matches its HEAD tree.
+ * Returns 0 when consistent, -1 with e saying what is wrong ("EINCONSISTENT"). */
+int gitrepo_check(gitrepo *r, gr_err *e);
+
+#endif

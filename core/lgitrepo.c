@@ -1,0 +1,362 @@
+/* lgitrepo.c: Lua module `orket.c.gitrepo`, a thin binding of gitrepo.h: init/open give a
+ * repository userdata with worktree, status, commit, merges, log and recovery methods.
+ * libgit2 is synchronous; every operation is local (no network), so it runs on the loop
+ * thread, like SQLite: a commit or merge of a turn's files takes milliseconds. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "gitrepo.h"
+#include "modules.h"
+
+#define LGR_META "orket.gitrepo"
+#define LGR_LOG_DEFAULT 100
+#define LGR_LOG_MAX 10000
+
+typedef struct lgr {
+  gitrepo *r; /* NULL once closed */
+} lgr;
+
+static lgr *lgr_check(lua_State *L) {
+  lgr *o = luaL_checkudata(L, 1, LGR_META);
+  if (o->r == NULL) luaL_argerror(L, 1, "repository is closed");
+  return o;
+}
+
+static int lgr_fail(lua_State *L, const gr_err *e) {
+  lua_pushnil(L);
+  lua_pushstring(L, e->msg);
+  lua_pushstring(L, e->code);
+  return 3;
+}
+
+static void lgr_push_paths(lua_State *L, const gr_paths *p) {
+  lua_createtable(L, (int)p->n, 0);
+  for (size_t i = 0; i < p->n; i++) {
+    lua_pushstring(L, p->v[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+/* A string field of the table at arg (required unless opt). */
+static const char *lgr_field(lua_State *L, int arg, const char *name, int opt) {
+  lua_getfield(L, arg, name);
+  const char *s = lua_tostring(L, -1);
+  if (lua_type(L, -1) != LUA_TSTRING && !(opt && lua_isnil(L, -1))) {
+    lua_pushfstring(L, "field '%s' must be a string", name);
+    luaL_argerror(L, arg, lua_tostring(L, -1));
+  }
+  lua_pop(L, 1); /* the string stays alive: the table still holds it */
+  return s;
+}
+
+static gr_sig lgr_who(lua_State *L, int arg) {
+  luaL_checktype(L, arg, LUA_TTABLE);
+  gr_sig s = {lgr_field(L, arg, "name", 0), lgr_field(L, arg, "email", 0)};
+  return s;
+}
+
+static lgr *lgr_new(lua_State *L) {
+  lgr *o = lua_newuserdatauv(L, sizeof *o, 0); /* created closed: an error leaks nothing */
+  o->r = NULL;
+  luaL_setmetatable(L, LGR_META);
+  return o;
+}
+
+/* init(path, {name=, email=}) -> repo, created | nil, msg, CODE */
+static int lgr_init(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  gr_sig who = lgr_who(L, 2);
+  lgr *o = lgr_new(L);
+  gr_err e;
+  int created = 0;
+  if (gitrepo_init(path, &who, &o->r, &created, &e) != 0) return lgr_fail(L, &e);
+  lua_pushboolean(L, created);
+  return 2;
+}
+
+/* open(path) -> repo | nil, msg, CODE */
+static int lgr_open(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lgr *o = lgr_new(L);
+  gr_err e;
+  if (gitrepo_open(path, &o->r, &e) != 0) return lgr_fail(L, &e);
+  return 1;
+}
+
+/* card_valid(card) -> whether card can name a branch orket/<card> and a worktree */
+static int lgr_card_valid(lua_State *L) {
+  lua_pushboolean(L, gitrepo_card_valid(luaL_checkstring(L, 1)));
+  return 1;
+}
+
+static int lgr_close(lua_State *L) {
+  lgr *o = luaL_checkudata(L, 1, LGR_META);
+  gitrepo_close(o->r);
+  o->r = NULL;
+  return 0;
+}
+
+static int lgr_tostring(lua_State *L) {
+  lgr *o = luaL_checkudata(L, 1, LGR_META);
+  if (o->r) lua_pushfstring(L, "gitrepo (%s)", gitrepo_path(o->r));
+  else lua_pushliteral(L, "gitrepo (closed)");
+  return 1;
+}
+
+/* repo:path() -> main's working tree */
+static int lgr_path(lua_State *L) {
+  lua_pushstring(L, gitrepo_path(lgr_check(L)->r));
+  return 1;
+}
+
+/* repo:worktree(card, path) -> path, created | nil, msg, CODE */
+static int lgr_worktree(lua_State *L) {
+  lgr *o = lgr_check(L);
+  const char *card = luaL_checkstring(L, 2);
+  luaL_checkstring(L, 3);
+  gr_err e;
+  int created = 0;
+  char path[4096];
+  if (gitrepo_worktree(o->r, card, lua_tostring(L, 3), &created, &e) != 0 ||
+      gitrepo_worktree_path(o->r, card, path, sizeof path, &e) != 0)
+    return lgr_fail(L, &e);
+  lua_pushstring(L, path);
+  lua_pushboolean(L, created);
+  return 2;
+}
+
+/* repo:worktree_path(card) -> path | nil, msg, "ENOENT" */
+static int lgr_worktree_path(lua_State *L) {
+  lgr *o = lgr_check(L);
+  gr_err e;
+  char path[4096];
+  if (gitrepo_worktree_path(o->r, luaL_checkstring(L, 2), path, sizeof path, &e) != 0) return lgr_fail(L, &e);
+  lua_pushstring(L, path);
+  return 1;
+}
+
+/* repo:status(card) -> {changed paths, sorted} */
+static int lgr_status(lua_State *L) {
+  lgr *o = lgr_check(L);
+  gr_paths p;
+  gr_err e;
+  if (gitrepo_status(o->r, luaL_checkstring(L, 2), &p, &e) != 0) return lgr_fail(L, &e);
+  lgr_push_paths(L, &p);
+  gr_paths_free(&p);
+  return 1;
+}
+
+/* repo:commit(card, {name=, email=, message=, turn=}) -> id, "committed"|"exists"|"clean" */
+static int lgr_commit(lua_State *L) {
+  static const char *const kinds[] = {"committed", "exists", "clean"};
+  lgr *o = lgr_check(L);
+  const char *card = luaL_checkstring(L, 2);
+  gr_sig who = lgr_who(L, 3);
+  const char *msg = lgr_field(L, 3, "message", 0);
+  const char *turn = lgr_field(L, 3, "turn", 1);
+  char id[GR_OID_HEX + 1];
+  gr_commit_kind kind;
+  gr_err e;
+  if (gitrepo_commit(o->r, card, &who, msg, turn, id, &kind, &e) != 0) return lgr_fail(L, &e);
+  lua_pushstring(L, id);
+  lua_pushstring(L, kinds[kind]);
+  return 2;
+}
+
+/* repo:find_trailer(branch, key, value [, since_main=true]) -> id | false */
+static int lgr_find_trailer(lua_State *L) {
+  lgr *o = lgr_check(L);
+  const char *branch = luaL_checkstring(L, 2), *key = luaL_checkstring(L, 3), *value = luaL_checkstring(L, 4);
+  int since = lua_isnoneornil(L, 5) ? 1 : lua_toboolean(L, 5);
+  char id[GR_OID_HEX + 1];
+  gr_err e;
+  int found = gitrepo_find_trailer(o->r, branch, key, value, since, id, &e);
+  if (found < 0) return lgr_fail(L, &e);
+  if (found) lua_pushstring(L, id);
+  else lua_pushboolean(L, 0);
+  return 1;
+}
+
+static const char *const lgr_merge_kinds[] = {"uptodate", "fastforward", "merged", "conflict"};
+
+/* repo:merge_to_main(card, who) -> {kind=, id= [, stale=msg]} | nil, msg, "ECONFLICT", paths
+ * stale: main moved but its working tree could not follow (see gitrepo.h). */
+static int lgr_merge_to_main(lua_State *L) {
+  lgr *o = lgr_check(L);
+  const char *card = luaL_checkstring(L, 2);
+  gr_sig who = lgr_who(L, 3);
+  char id[GR_OID_HEX + 1];
+  gr_merge_kind kind;
+  gr_paths conf;
+  gr_err e;
+  int rc = gitrepo_merge_to_main(o->r, card, &who, id, &kind, &conf, &e);
+  if (rc < 0) return lgr_fail(L, &e);
+  if (kind == GR_CONFLICT) {
+    luaL_Buffer b;
+    lua_pushnil(L);
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "git: merging orket/");
+    luaL_addstring(&b, card);
+    luaL_addstring(&b, " into main conflicts in: ");
+    for (size_t i = 0; i < conf.n; i++) {
+      if (i) luaL_addstring(&b, ", ");
+      luaL_addstring(&b, conf.v[i]);
+    }
+    luaL_pushresult(&b);
+    lua_pushliteral(L, "ECONFLICT");
+    lgr_push_paths(L, &conf);
+    gr_paths_free(&conf);
+    return 4;
+  }
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, lgr_merge_kinds[kind]);
+  lua_setfield(L, -2, "kind");
+  lua_pushstring(L, id);
+  lua_setfield(L, -2, "id");
+  if (rc == 1) {
+    lua_pushstring(L, e.msg);
+    lua_setfield(L, -2, "stale");
+  }
+  return 1;
+}
+
+/* repo:merge_from_main(card, who) -> {kind=, id=, conflicts={paths}} | nil, msg, CODE
+ * kind "conflict": the merge commit holds conflict markers in those paths. */
+static int lgr_merge_from_main(lua_State *L) {
+  lgr *o = lgr_check(L);
+  const char *card = luaL_checkstring(L, 2);
+  gr_sig who = lgr_who(L, 3);
+  char id[GR_OID_HEX + 1];
+  gr_merge_kind kind;
+  gr_paths conf;
+  gr_err e;
+  if (gitrepo_merge_from_main(o->r, card, &who, id, &kind, &conf, &e) != 0) return lgr_fail(L, &e);
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, lgr_merge_kinds[kind]);
+  lua_setfield(L, -2, "kind");
+  lua_pushstring(L, id);
+  lua_setfield(L, -2, "id");
+  lgr_push_paths(L, &conf);
+  lua_setfield(L, -2, "conflicts");
+  gr_paths_free(&conf);
+  return 1;
+}
+
+/* repo:log(branch [, max=100]) -> {{id=, summary=, author=, email=, time=, parents=}, ...}
+ * the commits on branch not on main, newest first */
+static int lgr_log(lua_State *L) {
+  lgr *o = lgr_check(L);
+  const char *branch = luaL_checkstring(L, 2);
+  lua_Integer max = luaL_optinteger(L, 3, LGR_LOG_DEFAULT);
+  luaL_argcheck(L, max >= 1 && max <= LGR_LOG_MAX, 3, "must be between 1 and 10000");
+  gr_commit *v;
+  size_t n;
+  gr_err e;
+  if (gitrepo_log(o->r, branch, (size_t)max, &v, &n, &e) != 0) return lgr_fail(L, &e);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, v[i].id);
+    lua_setfield(L, -2, "id");
+    lua_pushstring(L, v[i].summary);
+    lua_setfield(L, -2, "summary");
+    lua_pushstring(L, v[i].author_name);
+    lua_setfield(L, -2, "author");
+    lua_pushstring(L, v[i].author_email);
+    lua_setfield(L, -2, "email");
+    lua_pushinteger(L, (lua_Integer)v[i].time);
+    lua_setfield(L, -2, "time");
+    lua_pushinteger(L, (lua_Integer)v[i].parents);
+    lua_setfield(L, -2, "parents");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  gr_commits_free(v, n);
+  return 1;
+}
+
+/* repo:head(branch) -> id | nil, msg, "ENOENT" */
+static int lgr_head(lua_State *L) {
+  lgr *o = lgr_check(L);
+  char id[GR_OID_HEX + 1];
+  gr_err e;
+  if (gitrepo_head(o->r, luaL_checkstring(L, 2), id, &e) != 0) return lgr_fail(L, &e);
+  lua_pushstring(L, id);
+  return 1;
+}
+
+/* repo:refresh([card]) -> updated: finishes a checkout a crash interrupted */
+static int lgr_refresh(lua_State *L) {
+  lgr *o = lgr_check(L);
+  const char *card = luaL_optstring(L, 2, NULL);
+  int updated = 0;
+  gr_err e;
+  if (gitrepo_refresh(o->r, card, &updated, &e) != 0) return lgr_fail(L, &e);
+  lua_pushboolean(L, updated);
+  return 1;
+}
+
+/* repo:recover() -> number of stale lock files removed (only under the run lock) */
+static int lgr_recover(lua_State *L) {
+  lgr *o = lgr_check(L);
+  int removed = 0;
+  gr_err e;
+  if (gitrepo_recover(o->r, &removed, &e) != 0) return lgr_fail(L, &e);
+  lua_pushinteger(L, removed);
+  return 1;
+}
+
+/* repo:check() -> true | nil, msg, "EINCONSISTENT" */
+static int lgr_check_repo(lua_State *L) {
+  lgr *o = lgr_check(L);
+  gr_err e;
+  if (gitrepo_check(o->r, &e) != 0) return lgr_fail(L, &e);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static const luaL_Reg lgr_methods[] = {
+    {"path", lgr_path},
+    {"worktree", lgr_worktree},
+    {"worktree_path", lgr_worktree_path},
+    {"status", lgr_status},
+    {"commit", lgr_commit},
+    {"find_trailer", lgr_find_trailer},
+    {"merge_to_main", lgr_merge_to_main},
+    {"merge_from_main", lgr_merge_from_main},
+    {"log", lgr_log},
+    {"head", lgr_head},
+    {"refresh", lgr_refresh},
+    {"recover", lgr_recover},
+    {"check", lgr_check_repo},
+    {"close", lgr_close},
+    {NULL, NULL},
+};
+
+static const luaL_Reg lgr_meta[] = {
+    {"__gc", lgr_close},
+    {"__close", lgr_close},
+    {"__tostring", lgr_tostring},
+    {NULL, NULL},
+};
+
+static const luaL_Reg lgr_funcs[] = {
+    {"init", lgr_init},
+    {"open", lgr_open},
+    {"card_valid", lgr_card_valid},
+    {NULL, NULL},
+};
+
+int luaopen_orket_gitrepo(lua_State *L) {
+  luaL_newmetatable(L, LGR_META);
+  luaL_setfuncs(L, lgr_meta, 0);
+  luaL_newlib(L, lgr_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newlib(L, lgr_funcs);
+  lua_pushliteral(L, GR_TURN_TRAILER);
+  lua_setfield(L, -2, "TURN_TRAILER");
+  return 1;
+}

@@ -1,0 +1,402 @@
+/* test_gitrepo.c: the workspace repository of gitrepo.c: init with main, a worktree per card,
+ * idempotent commits with the turn trailer, fast-forward / merge commit / conflict merges in
+ * both directions, and recovery from the states a crash leaves (stale locks, a checkout that
+ * did not finish), built here with libgit2 directly. */
+#include "check.h"
+#include "gitrepo.h"
+#include "tests.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+static const gr_sig tg_who = {"senior_developer (coder)", "senior_developer@orket.invalid"};
+
+static int tg_write(const char *dir, const char *name, const char *data) {
+  char p[1024];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  FILE *f = fopen(p, "w");
+  if (f == NULL) return -1;
+  fputs(data, f);
+  return fclose(f);
+}
+
+static const char *tg_read(const char *dir, const char *name, char *buf, size_t cap) {
+  char p[1024];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  FILE *f = fopen(p, "r");
+  buf[0] = '\0';
+  if (f == NULL) return "(missing)";
+  size_t n = fread(buf, 1, cap - 1, f);
+  buf[n] = '\0';
+  fclose(f);
+  return buf;
+}
+
+static void tg_rmtree(const char *dir) {
+  char cmd[1100];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "    could not remove %s\n", dir);
+}
+
+/* A temp base with ws/ (main's working tree, holding README) and an initialised repo. */
+static gitrepo *tg_setup(check_ctx *t, char *base, char *ws) {
+  if (mkdtemp(base) == NULL) return NULL;
+  snprintf(ws, 512, "%s/ws", base);
+  mkdir(ws, 0755);
+  tg_write(ws, "README", "hello\n");
+  gitrepo *r = NULL;
+  gr_err e;
+  int created = 0;
+  CHECK(t, gitrepo_init(ws, &tg_who, &r, &created, &e) == 0);
+  CHECK(t, created == 1);
+  return r;
+}
+
+static void tg_wt(const char *base, const char *card, char *out) {
+  snprintf(out, 512, "%s/wt-%s", base, card);
+}
+
+/* Commits a file with content in card's worktree; returns the commit kind. */
+static int tg_commit_file(gitrepo *r, const char *wt, const char *card, const char *name,
+                          const char *data, const char *key, char *id) {
+  gr_commit_kind kind = GR_CLEAN;
+  gr_err e;
+  if (name) tg_write(wt, name, data);
+  if (gitrepo_commit(r, card, &tg_who, "work", key, id, &kind, &e) != 0) {
+    fprintf(stderr, "    commit: %s\n", e.msg);
+    return -1;
+  }
+  return (int)kind;
+}
+
+TEST(test_gitrepo_init_worktree) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], wt[512], buf[256], id[41], id2[41];
+  gr_err e;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  int created = 1;
+  gitrepo *r2 = NULL;
+  CHECK(t, gitrepo_init(ws, &tg_who, &r2, &created, &e) == 0); /* idempotent */
+  CHECK(t, created == 0);
+  CHECK(t, gitrepo_head(r, "main", id, &e) == 0 && gitrepo_head(r2, "main", id2, &e) == 0);
+  CHECK_STR(t, id, id2);
+  gitrepo_close(r2);
+
+  tg_wt(base, "X1", wt);
+  CHECK(t, gitrepo_worktree(r, "X1", wt, &created, &e) == 0 && created == 1);
+  CHECK_STR(t, tg_read(wt, "README", buf, sizeof buf), "hello\n");
+  CHECK(t, gitrepo_worktree(r, "X1", wt, &created, &e) == 0 && created == 0); /* reused */
+  CHECK(t, gitrepo_head(r, "orket/X1", id2, &e) == 0);
+  CHECK_STR(t, id2, id); /* starts from main */
+  char other[600];
+  snprintf(other, sizeof other, "%s/elsewhere", base);
+  CHECK(t, gitrepo_worktree(r, "X1", other, &created, &e) == -1);
+  CHECK_STR(t, e.code, "EEXIST");
+  char got[512];
+  CHECK(t, gitrepo_worktree_path(r, "X1", got, sizeof got, &e) == 0);
+  CHECK(t, strstr(got, "/wt-X1") != NULL);
+  for (const char *bad = "../x\0.hidden\0a b\0x.lock\0-x\0a/b\0"; *bad; bad += strlen(bad) + 1) {
+    CHECK(t, !gitrepo_card_valid(bad));
+    CHECK(t, gitrepo_worktree(r, bad, other, &created, &e) == -1);
+    CHECK_STR(t, e.code, "EINVAL");
+  }
+  CHECK(t, gitrepo_head(r, "orket/none", id, &e) == -1);
+  CHECK_STR(t, e.code, "ENOENT");
+  CHECK(t, gitrepo_check(r, &e) == 0);
+  gitrepo_close(r);
+
+  /* a second context on the same repository works alongside (no shared state) */
+  gitrepo *ra = NULL, *rb = NULL;
+  CHECK(t, gitrepo_open(ws, &ra, &e) == 0 && gitrepo_open(ws, &rb, &e) == 0);
+  gitrepo_close(ra);
+  CHECK(t, gitrepo_head(rb, "main", id, &e) == 0);
+  gitrepo_close(rb);
+  snprintf(other, sizeof other, "%s/nothing", base);
+  CHECK(t, gitrepo_open(other, &ra, &e) == -1);
+  CHECK_STR(t, e.code, "ENOENT");
+  tg_rmtree(base);
+}
+
+TEST(test_gitrepo_commit_idempotent) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], wt[512], id[41], id2[41], id3[41];
+  gr_err e;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  int created;
+  tg_wt(base, "C7", wt);
+  CHECK(t, gitrepo_worktree(r, "C7", wt, &created, &e) == 0);
+
+  gr_paths st;
+  tg_write(wt, "new.txt", "one\n");
+  CHECK(t, gitrepo_status(r, "C7", &st, &e) == 0);
+  CHECK(t, st.n == 1 && strcmp(st.v[0], "new.txt") == 0);
+  gr_paths_free(&st);
+
+  CHECK(t, tg_commit_file(r, wt, "C7", NULL, NULL, "run1/C7/1", id) == GR_COMMITTED);
+  CHECK(t, gitrepo_status(r, "C7", &st, &e) == 0 && st.n == 0);
+  gr_paths_free(&st);
+  /* the same turn again: found by its trailer, nothing written */
+  tg_write(wt, "new.txt", "changed after\n");
+  CHECK(t, tg_commit_file(r, wt, "C7", NULL, NULL, "run1/C7/1", id2) == GR_EXISTS);
+  CHECK_STR(t, id2, id);
+  CHECK(t, gitrepo_find_trailer(r, "orket/C7", GR_TURN_TRAILER, "run1/C7/1", 1, id3, &e) == 1);
+  CHECK_STR(t, id3, id);
+  CHECK(t, gitrepo_find_trailer(r, "orket/C7", GR_TURN_TRAILER, "run1/C7/9", 1, id3, &e) == 0);
+  CHECK(t, gitrepo_find_trailer(r, "main", GR_TURN_TRAILER, "run1/C7/1", 0, id3, &e) == 0);
+  /* a new turn commits the change; then nothing left: CLEAN with HEAD's id */
+  CHECK(t, tg_commit_file(r, wt, "C7", NULL, NULL, "run1/C7/2", id2) == GR_COMMITTED);
+  CHECK(t, tg_commit_file(r, wt, "C7", NULL, NULL, "run1/C7/3", id3) == GR_CLEAN);
+  CHECK_STR(t, id3, id2);
+  /* deletions are committed too */
+  char p[600];
+  snprintf(p, sizeof p, "%s/new.txt", wt);
+  unlink(p);
+  CHECK(t, tg_commit_file(r, wt, "C7", NULL, NULL, NULL, id3) == GR_COMMITTED);
+
+  gr_commit *log = NULL;
+  size_t n = 0;
+  CHECK(t, gitrepo_log(r, "orket/C7", 100, &log, &n, &e) == 0);
+  CHECK(t, n == 3);
+  if (n == 3) {
+    CHECK_STR(t, log[0].id, id3); /* newest first */
+    CHECK_STR(t, log[2].id, id);
+    CHECK_STR(t, log[2].summary, "work");
+    CHECK_STR(t, log[2].author_name, tg_who.name);
+    CHECK_STR(t, log[2].author_email, tg_who.email);
+  }
+  gr_commits_free(log, n);
+  CHECK(t, gitrepo_log(r, "main", 100, &log, &n, &e) == 0 && n == 1);
+  gr_commits_free(log, n);
+
+  gr_commit_kind kind;
+  gr_sig bad = {"a<b", "x@y"};
+  CHECK(t, gitrepo_commit(r, "C7", &bad, "m", NULL, id, &kind, &e) == -1);
+  CHECK_STR(t, e.code, "EINVAL");
+  CHECK(t, gitrepo_commit(r, "C7", &tg_who, "m", "has space", id, &kind, &e) == -1);
+  CHECK(t, gitrepo_commit(r, "C7", &tg_who, " \n", NULL, id, &kind, &e) == -1);
+  CHECK(t, gitrepo_commit(r, "NOPE", &tg_who, "m", NULL, id, &kind, &e) == -1);
+  CHECK_STR(t, e.code, "ENOENT");
+  gitrepo_close(r);
+  tg_rmtree(base);
+}
+
+TEST(test_gitrepo_merges) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], a[512], b[512], c[512], d[512], id[41], m0[41],
+       m1[41], buf[512];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  int created;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  tg_wt(base, "A", a);
+  tg_wt(base, "B", b);
+  tg_wt(base, "C", c);
+  tg_wt(base, "D", d);
+  CHECK(t, gitrepo_worktree(r, "A", a, &created, &e) == 0);
+  CHECK(t, gitrepo_worktree(r, "B", b, &created, &e) == 0);
+  CHECK(t, gitrepo_worktree(r, "C", c, &created, &e) == 0);
+
+  /* nothing done yet: up to date */
+  CHECK(t, gitrepo_merge_to_main(r, "A", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_UPTODATE);
+  /* A and B edit different files: A fast-forwards, B needs a merge commit; both land */
+  CHECK(t, tg_commit_file(r, a, "A", "a.txt", "from A\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, tg_commit_file(r, b, "B", "b.txt", "from B\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, gitrepo_merge_to_main(r, "A", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_FASTFORWARD);
+  CHECK(t, gitrepo_head(r, "orket/A", m0, &e) == 0);
+  CHECK_STR(t, id, m0);
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "from A\n"); /* main's tree follows */
+  CHECK(t, gitrepo_merge_to_main(r, "B", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_MERGED);
+  CHECK(t, gitrepo_head(r, "main", m0, &e) == 0);
+  CHECK_STR(t, id, m0);
+  CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "from B\n");
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "from A\n");
+  CHECK(t, gitrepo_merge_to_main(r, "B", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_UPTODATE);
+
+  /* C started before A's work and edits a.txt too: a conflict, main untouched */
+  CHECK(t, tg_commit_file(r, c, "C", "a.txt", "from C\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, gitrepo_merge_to_main(r, "C", &tg_who, id, &kind, &conf, &e) == 0);
+  CHECK(t, kind == GR_CONFLICT);
+  CHECK(t, conf.n == 1 && strcmp(conf.v[0], "a.txt") == 0);
+  gr_paths_free(&conf);
+  CHECK(t, gitrepo_head(r, "main", m1, &e) == 0);
+  CHECK_STR(t, m1, m0);
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "from A\n");
+  gr_paths st;
+  CHECK(t, gitrepo_refresh(r, NULL, &created, &e) == 0 && created == 0);
+
+  /* main into C: a merge commit with markers; the card resolves, then it merges cleanly */
+  tg_write(c, "scratch", "uncommitted");
+  CHECK(t, gitrepo_merge_from_main(r, "C", &tg_who, id, &kind, &conf, &e) == -1);
+  CHECK_STR(t, e.code, "EDIRTY");
+  char p[600];
+  snprintf(p, sizeof p, "%s/scratch", c);
+  unlink(p);
+  CHECK(t, gitrepo_merge_from_main(r, "C", &tg_who, id, &kind, &conf, &e) == 0);
+  CHECK(t, kind == GR_CONFLICT && conf.n == 1);
+  gr_paths_free(&conf);
+  tg_read(c, "a.txt", buf, sizeof buf);
+  CHECK(t, strstr(buf, "<<<<<<< orket/C") && strstr(buf, "from C") && strstr(buf, "from A") &&
+           strstr(buf, ">>>>>>> main"));
+  CHECK_STR(t, tg_read(c, "b.txt", buf, sizeof buf), "from B\n"); /* main's other work is in */
+  CHECK(t, gitrepo_status(r, "C", &st, &e) == 0 && st.n == 0);
+  gr_paths_free(&st);
+  gr_commit *log = NULL;
+  size_t n = 0;
+  CHECK(t, gitrepo_log(r, "orket/C", 10, &log, &n, &e) == 0 && n == 2 && log[0].parents == 2);
+  gr_commits_free(log, n);
+  CHECK(t, tg_commit_file(r, c, "C", "a.txt", "from A and C\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, gitrepo_merge_to_main(r, "C", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_FASTFORWARD);
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "from A and C\n");
+
+  /* a card that started before all that: main into it fast-forwards (no work of its own) */
+  CHECK(t, gitrepo_worktree(r, "D", d, &created, &e) == 0);
+  CHECK(t, gitrepo_merge_from_main(r, "D", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_UPTODATE);
+  CHECK(t, gitrepo_merge_from_main(r, "B", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_FASTFORWARD);
+  CHECK_STR(t, tg_read(b, "a.txt", buf, sizeof buf), "from A and C\n");
+  CHECK(t, gitrepo_check(r, &e) == 0);
+  gitrepo_close(r);
+  tg_rmtree(base);
+}
+
+/* The state a kill leaves between moving a card's ref and checking it out: the marker, the
+ * branch at the new commit, files and index still old. */
+static int tg_fake_crash(const char *ws, const char *card, const char *target_hex) {
+  git_repository *repo = NULL;
+  git_reference *ref = NULL;
+  git_oid oid;
+  char refname[128], marker[1024];
+  int rc = git_repository_open(&repo, ws);
+  if (rc == 0) rc = git_oid_fromstr(&oid, target_hex);
+  snprintf(refname, sizeof refname, "refs/heads/orket/%s", card);
+  if (rc == 0) rc = git_reference_create(&ref, repo, refname, &oid, 1, "test: crash");
+  snprintf(marker, sizeof marker, "%s/.git/worktrees/%s/orket-checkout-pending", ws, card);
+  FILE *f = rc == 0 ? fopen(marker, "w") : NULL;
+  if (f) fclose(f);
+  git_reference_free(ref);
+  git_repository_free(repo);
+  return f ? 0 : -1;
+}
+
+TEST(test_gitrepo_recovery) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], a[512], b[512], id[41], old[41], buf[256], p[700];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gr_commit_kind ck;
+  int created, removed;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  tg_wt(base, "A", a);
+  tg_wt(base, "B", b);
+  CHECK(t, gitrepo_worktree(r, "A", a, &created, &e) == 0);
+  CHECK(t, gitrepo_worktree(r, "B", b, &created, &e) == 0);
+  CHECK(t, gitrepo_head(r, "orket/B", old, &e) == 0);
+  CHECK(t, tg_commit_file(r, a, "A", "x.txt", "x1\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, tg_commit_file(r, a, "A", "y.txt", "y1\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, gitrepo_merge_to_main(r, "A", &tg_who, id, &kind, &conf, &e) == 0);
+
+  /* killed after B's branch moved to main's tip, before its files followed */
+  CHECK(t, tg_fake_crash(ws, "B", id) == 0);
+  CHECK_STR(t, tg_read(b, "x.txt", buf, sizeof buf), "(missing)");
+  CHECK(t, gitrepo_check(r, &e) == -1);
+  CHECK_STR(t, e.code, "EINCONSISTENT");
+  tg_write(b, "y.txt", "y1\n"); /* this file was already written when the kill came */
+  /* the next commit finishes the checkout first rather than committing the old files */
+  CHECK(t, gitrepo_commit(r, "B", &tg_who, "turn", "k1", id, &ck, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, ck == GR_CLEAN);
+  CHECK_STR(t, tg_read(b, "x.txt", buf, sizeof buf), "x1\n");
+  CHECK(t, gitrepo_check(r, &e) == 0);
+
+  /* the same, but someone changed a file the checkout must write: refused, file kept */
+  CHECK(t, tg_fake_crash(ws, "B", old) == 0); /* "back" to the old commit: deletes x.txt */
+  tg_write(b, "x.txt", "edited by hand\n");
+  CHECK(t, gitrepo_recover(r, &removed, &e) == -1);
+  CHECK_STR(t, e.code, "EDIRTY");
+  CHECK_STR(t, tg_read(b, "x.txt", buf, sizeof buf), "edited by hand\n");
+  tg_write(b, "x.txt", "x1\n");
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 && removed == 0);
+  CHECK_STR(t, tg_read(b, "x.txt", buf, sizeof buf), "(missing)");
+
+  /* stale lock files of a killed process block work until recovery removes them */
+  snprintf(p, sizeof p, "%s/.git/refs/heads/orket/A.lock", ws);
+  FILE *f = fopen(p, "w");
+  if (f) fclose(f);
+  snprintf(p, sizeof p, "%s/.git/worktrees/A/index.lock", ws);
+  f = fopen(p, "w");
+  if (f) fclose(f);
+  tg_write(a, "z.txt", "z\n");
+  CHECK(t, gitrepo_commit(r, "A", &tg_who, "turn", NULL, id, &ck, &e) == -1);
+  CHECK_STR(t, e.code, "ELOCKED");
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 && removed == 2);
+  CHECK(t, tg_commit_file(r, a, "A", NULL, NULL, NULL, id) == GR_COMMITTED);
+  CHECK(t, gitrepo_check(r, &e) == 0);
+
+  /* killed before a first checkout wrote its index (the first commit, a new worktree):
+   * the files are there, the index is not; settling writes it and no file changes */
+  snprintf(p, sizeof p, "%s/.git/index", ws);
+  CHECK(t, unlink(p) == 0);
+  snprintf(p, sizeof p, "%s/.git/worktrees/A/index", ws);
+  CHECK(t, unlink(p) == 0);
+  CHECK(t, gitrepo_check(r, &e) == -1);
+  gitrepo *again = NULL;
+  CHECK(t, gitrepo_init(ws, &tg_who, &again, &created, &e) == 0 && created == 0);
+  gitrepo_close(again);
+  CHECK(t, gitrepo_worktree(r, "A", a, &created, &e) == 0 && created == 0);
+  CHECK(t, gitrepo_check(r, &e) == 0);
+  CHECK_STR(t, tg_read(ws, "README", buf, sizeof buf), "hello\n");
+  CHECK_STR(t, tg_read(a, "z.txt", buf, sizeof buf), "z\n");
+  gr_paths st;
+  CHECK(t, gitrepo_status(r, "A", &st, &e) == 0 && st.n == 0);
+  gr_paths_free(&st);
+
+  /* a worktree whose directory vanished is made again; its branch keeps the work */
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", a);
+  CHECK(t, system(cmd) == 0);
+  CHECK(t, gitrepo_worktree(r, "A", a, &created, &e) == 0 && created == 1);
+  CHECK_STR(t, tg_read(a, "z.txt", buf, sizeof buf), "z\n");
+  git_libgit2_shutdown();
+  gitrepo_close(r);
+  tg_rmtree(base);
+}
+
+/* Conflicts without text markers: a delete/modify keeps the modified file, a binary file the
+ * card's version; both are named. */
+TEST(test_gitrepo_conflict_kinds) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], e1[512], f1[512], id[41], buf[256], p[700];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  int created;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  tg_wt(base, "E", e1);
+  tg_wt(base, "F", f1);
+  CHECK(t, gitrepo_worktree(r, "E", e1, &created, &e) == 0);
+  CHECK(t, gitrepo_worktree(r, "F", f1, &created, &e) == 0);
+  /* E deletes README and writes a binary file; F edits README and writes the same binary path */
+  snprintf(p, sizeof p, "%s/README", e1);
+  unlink(p);
+  CHECK(t, tg_commit_file(r, e1, "E", "bin.dat", "E\001\002\003card\n", NULL, id) == GR_COMMITTED);
+  tg_write(f1, "README", "hello, edited\n");
+  CHECK(t, tg_commit_file(r, f1, "F", "bin.dat", "F\001\002\003main\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, gitrepo_merge_to_main(r, "F", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_FASTFORWARD);
+  CHECK(t, gitrepo_merge_to_main(r, "E", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_CONFLICT);
+  CHECK(t, conf.n == 2 && strcmp(conf.v[0], "README") == 0 && strcmp(conf.v[1], "bin.dat") == 0);
+  gr_paths_free(&conf);
+  CHECK(t, gitrepo_merge_from_main(r, "E", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_CONFLICT);
+  CHECK(t, conf.n == 2);
+  gr_paths_free(&conf);
+  CHECK_STR(t, tg_read(e1, "README", buf, sizeof buf), "hello, edited\n");
+  CHECK_STR(t, tg_read(e1, "bin.dat", buf, sizeof buf), "E\001\002\003card\n");
+  CHECK(t, gitrepo_check(r, &e) == 0);
+  gitrepo_close(r);
+  tg_rmtree(base);
+}

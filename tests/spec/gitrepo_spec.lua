@@ -1,0 +1,286 @@
+-- orket.c.gitrepo: the workspace repository through the runtime: argument errors, the
+-- nil, msg, CODE failures, worktrees per card, idempotent commits, merges both ways, and a
+-- repository that stays consistent when the process is killed (SIGKILL) mid-loop.
+local G = require "orket.c.gitrepo"
+local H = require "tests.helpers"
+
+local WHO = { name = "senior_developer (coder)", email = "senior_developer@orket.invalid" }
+local GUARD = { name = "integrity_guard", email = "integrity_guard@orket.invalid" }
+
+local function sh(cmd) assert(os.execute(cmd), cmd) end
+
+describe("orket.c.gitrepo", function()
+  local base, ws, repo
+  before_each(function()
+    base = H.tmpdir()
+    ws = base .. "/ws"
+    sh("mkdir -p " .. ws)
+    H.write(ws .. "/README", "hello\n")
+    H.write(ws .. "/.gitignore", "build/\n")
+    local created
+    repo, created = assert(G.init(ws, WHO))
+    assert.is_true(created)
+  end)
+  after_each(function()
+    repo:close()
+    H.cleanup()
+  end)
+
+  local function wt(card)
+    local path = assert(repo:worktree(card, base .. "/wt/" .. card))
+    return path
+  end
+
+  it("raises on misuse and closes idempotently", function()
+    assert.has_error(function() G.init() end, "bad argument #1 to 'init' (string expected, got no value)")
+    assert.has_error(function() G.init(ws, { name = "x" }) end, "bad argument #2 to 'init' (field 'email' must be a string)")
+    assert.has_error(function() repo:commit("X", { name = "a", email = "b" }) end,
+      "bad argument #2 to 'commit' (field 'message' must be a string)")
+    assert.has_error(function() repo:log("main", 0) end, "bad argument #2 to 'log' (must be between 1 and 10000)")
+    local r2 = assert(G.open(ws))
+    assert.matches("^gitrepo %(", tostring(r2))
+    r2:close()
+    r2:close()
+    assert.equal("gitrepo (closed)", tostring(r2))
+    local ok, err = pcall(r2.head, r2, "main")
+    assert.is_false(ok)
+    assert.matches("repository is closed", err)
+    do
+      local r3 <close> = assert(G.open(ws))
+      assert.truthy(r3:head("main"))
+    end
+  end)
+
+  it("returns nil, msg, CODE on expected failures", function()
+    local ok, msg, code = G.open(base .. "/none")
+    assert.is_nil(ok)
+    assert.equal("ENOENT", code)
+    assert.matches("^git: no git repository", msg)
+    ok, msg, code = repo:worktree("../evil", base .. "/x")
+    assert.is_nil(ok)
+    assert.equal("EINVAL", code)
+    assert.matches("not a usable card id", msg)
+    assert.is_false(G.card_valid("a/b"))
+    assert.is_true(G.card_valid("ISSUE-12"))
+    ok, _, code = repo:status("NOPE")
+    assert.is_nil(ok)
+    assert.equal("ENOENT", code)
+    ok, _, code = repo:head("orket/NOPE")
+    assert.equal("ENOENT", code)
+    wt("X1")
+    ok, msg, code = repo:commit("X1", { name = "a<b>", email = "e", message = "m" })
+    assert.is_nil(ok)
+    assert.equal("EINVAL", code)
+    ok, _, code = repo:commit("X1", { name = "a", email = "e", message = "m", turn = "two words" })
+    assert.equal("EINVAL", code)
+  end)
+
+  it("init is idempotent and commits what is there, honouring .gitignore", function()
+    sh("mkdir -p " .. ws .. "/build")
+    H.write(ws .. "/build/out.o", "binary")
+    local again, created = assert(G.init(ws, WHO))
+    assert.is_false(created)
+    assert.equal(repo:head("main"), again:head("main"))
+    again:close()
+    local path = wt("X1")
+    assert.equal("hello\n", H.read(path .. "/README"))
+    assert.is_nil(H.read(path .. "/build/out.o"))
+  end)
+
+  it("gives each card its own worktree on orket/<CARD>, reused on resume", function()
+    local path, created = repo:worktree("X1", base .. "/wt/X1")
+    assert.is_true(created)
+    assert.equal(base .. "/wt/X1", path)
+    local path2, created2 = repo:worktree("X1", base .. "/wt/X1")
+    assert.equal(path, path2)
+    assert.is_false(created2)
+    assert.equal(repo:head("main"), repo:head("orket/X1"))
+    assert.equal(path, repo:worktree_path("X1"))
+    local _, _, code = repo:worktree("X1", base .. "/elsewhere")
+    assert.equal("EEXIST", code)
+    local _, msg
+    _, msg, code = repo:worktree("X2", ws .. "/inside")
+    assert.equal("EINVAL", code)
+    assert.matches("outside main's working tree", msg)
+    -- the worktree's .git is a file pointing into the main repository
+    local dotgit = H.read(path .. "/.git")
+    assert.matches("^gitdir: ", dotgit)
+  end)
+
+  it("commits a turn's changes with its author, once", function()
+    local path = wt("X1")
+    H.write(path .. "/a.txt", "one\n")
+    sh("mkdir -p " .. path .. "/src")
+    H.write(path .. "/src/b.lua", "return 1\n")
+    assert.same({ "a.txt", "src/b.lua" }, repo:status("X1"))
+    local msg = "X1 turn 1\n\ncard: X1, turn: 1, run: r-1"
+    local id, kind = repo:commit("X1", { name = WHO.name, email = WHO.email, message = msg, turn = "r-1/X1/1" })
+    assert.equal("committed", kind)
+    assert.matches("^%x+$", id)
+    assert.equal(40, #id)
+    assert.same({}, repo:status("X1"))
+    -- a resume repeats the turn: found by its trailer, nothing new
+    H.write(path .. "/a.txt", "two\n")
+    local id2, kind2 = repo:commit("X1", { name = WHO.name, email = WHO.email, message = msg, turn = "r-1/X1/1" })
+    assert.equal("exists", kind2)
+    assert.equal(id, id2)
+    assert.equal(id, repo:find_trailer("orket/X1", G.TURN_TRAILER, "r-1/X1/1"))
+    assert.is_false(repo:find_trailer("orket/X1", G.TURN_TRAILER, "r-1/X1/2"))
+    -- nothing changed: clean, HEAD's id
+    local id3, kind3 = repo:commit("X1", { name = WHO.name, email = WHO.email, message = "t2", turn = "r-1/X1/2" })
+    assert.equal("committed", kind3)
+    local id4, kind4 = repo:commit("X1", { name = WHO.name, email = WHO.email, message = "t3", turn = "r-1/X1/3" })
+    assert.equal("clean", kind4)
+    assert.equal(id3, id4)
+    local log = repo:log("orket/X1")
+    assert.equal(2, #log)
+    assert.equal(id3, log[1].id)
+    assert.equal("X1 turn 1", log[2].summary)
+    assert.equal(WHO.name, log[2].author)
+    assert.equal(WHO.email, log[2].email)
+    assert.equal(1, log[2].parents)
+    local main_log = repo:log("main") -- main's own history, nothing hidden
+    assert.equal(1, #main_log)
+    assert.equal("Initial commit", main_log[1].summary)
+    assert.equal(0, main_log[1].parents)
+  end)
+
+  it("merges into main: fast-forward, merge commit, and a conflict that leaves main alone", function()
+    local a, b, c = wt("A"), wt("B"), wt("C")
+    H.write(a .. "/a.txt", "from A\n")
+    H.write(b .. "/b.txt", "from B\n")
+    H.write(c .. "/a.txt", "from C\n")
+    for _, card in ipairs { "A", "B", "C" } do
+      assert.equal("committed", select(2, repo:commit(card, { name = WHO.name, email = WHO.email, message = card })))
+    end
+    assert.equal("uptodate", assert(repo:merge_from_main("A", WHO)).kind)
+    local r = assert(repo:merge_to_main("A", GUARD))
+    assert.equal("fastforward", r.kind)
+    assert.equal(repo:head("orket/A"), r.id)
+    assert.equal("from A\n", H.read(ws .. "/a.txt"))
+    -- two cards editing different files both land
+    r = assert(repo:merge_to_main("B", GUARD))
+    assert.equal("merged", r.kind)
+    assert.equal(r.id, repo:head("main"))
+    assert.equal("from B\n", H.read(ws .. "/b.txt"))
+    assert.equal("from A\n", H.read(ws .. "/a.txt"))
+    assert.is_nil(r.stale)
+    -- C edited a.txt too: conflict, named, main untouched
+    local before = repo:head("main")
+    local ok, msg, code, paths = repo:merge_to_main("C", GUARD)
+    assert.is_nil(ok)
+    assert.equal("ECONFLICT", code)
+    assert.same({ "a.txt" }, paths)
+    assert.matches("conflicts in: a.txt", msg)
+    assert.equal(before, repo:head("main"))
+    assert.equal("from A\n", H.read(ws .. "/a.txt"))
+    assert.is_true(repo:check())
+    -- main into C: the next turn sees main, with markers where they clash
+    local m = assert(repo:merge_from_main("C", WHO))
+    assert.equal("conflict", m.kind)
+    assert.same({ "a.txt" }, m.conflicts)
+    local text = H.read(c .. "/a.txt")
+    assert.matches("<<<<<<< orket/C", text, 1, true)
+    assert.matches(">>>>>>> main", text, 1, true)
+    assert.equal("from B\n", H.read(c .. "/b.txt"))
+    assert.equal(2, repo:log("orket/C")[1].parents)
+    H.write(c .. "/a.txt", "from A and C\n")
+    repo:commit("C", { name = WHO.name, email = WHO.email, message = "resolve" })
+    r = assert(repo:merge_to_main("C", GUARD))
+    assert.equal("fastforward", r.kind)
+    assert.equal("from A and C\n", H.read(ws .. "/a.txt"))
+    -- a card with uncommitted work refuses main merged in
+    H.write(b .. "/wip", "x")
+    local _, _, dcode = repo:merge_from_main("B", WHO)
+    assert.equal("EDIRTY", dcode)
+    os.remove(b .. "/wip")
+    m = assert(repo:merge_from_main("B", WHO))
+    assert.equal("fastforward", m.kind)
+    assert.equal("from A and C\n", H.read(b .. "/a.txt"))
+    assert.is_true(repo:check())
+  end)
+
+  it("stays consistent when killed mid-commit and mid-merge, and resume never commits twice", function()
+    wt("K1")
+    wt("K2")
+    local journal = base .. "/journal"
+    H.write(journal, "")
+    -- Each turn writes files, commits with its turn key, then records the turn in the journal;
+    -- every third turn merges K1 into main and main into K2. It resumes after the last turn
+    -- the journal holds, as a resumed run would.
+    H.write(base .. "/child.lua", string.format([[
+      local G = require "orket.c.gitrepo"
+      local repo = assert(G.open(%q))
+      assert(repo:recover())
+      local who = { name = "coder", email = "coder@orket.invalid" }
+      local last = 0
+      for line in io.lines(%q) do last = tonumber(line:match("^(%%d+)")) end
+      local wt1, wt2 = assert(repo:worktree_path("K1")), assert(repo:worktree_path("K2"))
+      for i = last + 1, 100000 do
+        for k = 1, 4 do
+          local f = assert(io.open(wt1 .. "/f" .. k .. ".txt", "w"))
+          f:write(string.rep("turn " .. i .. "\n", 200)) f:close()
+        end
+        local f = assert(io.open(wt2 .. "/k2.txt", "w")) f:write("k2 turn " .. i .. "\n") f:close()
+        local id = assert(repo:commit("K1", { name = who.name, email = who.email, message = "turn " .. i, turn = "t/" .. i }))
+        assert(repo:commit("K2", { name = who.name, email = who.email, message = "k2 turn " .. i, turn = "t/" .. i }))
+        if i %% 3 == 0 then
+          assert(repo:merge_to_main("K1", who))
+          assert(repo:merge_from_main("K2", who))
+        end
+        local j = assert(io.open(%q, "a")) j:write(i, " ", id, "\n") j:close()
+      end
+    ]], ws, journal, journal))
+    local function journal_lines()
+      local n, last = 0, nil
+      for line in (H.read(journal) or ""):gmatch("[^\n]+") do n, last = n + 1, line end
+      return n, last
+    end
+    for round = 1, 3 do
+      local p = io.popen(string.format("%s lua %s >%s 2>&1 & echo $!", H.quote(H.BIN), H.quote(base .. "/child.lua"),
+        H.quote(base .. "/child.out")))
+      local pid = tonumber(p:read("l"))
+      p:close()
+      local want, waited = round * 15, 0
+      while journal_lines() < want and waited < 20000 do
+        orket.sleep(5)
+        waited = waited + 5
+      end
+      assert.is_true(journal_lines() >= want, "the child stopped: " .. tostring(H.read(base .. "/child.out")))
+      assert.is_true(os.execute("kill -KILL " .. pid))
+      os.execute("while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.01; done")
+    end
+    -- resume: recover, then everything the journal recorded is there, exactly once
+    repo:close()
+    repo = assert(G.open(ws))
+    assert.is_number(repo:recover())
+    assert.is_true(repo:check())
+    local n, last = journal_lines()
+    local last_i, last_id = last:match("^(%d+) (%x+)$")
+    assert.equal(tostring(n), last_i)
+    local seen = {}
+    -- K1 only ever fast-forwards main, so main's log and K1's own hold each of its commits once
+    for _, branch in ipairs { "main", "orket/K1" } do
+      for _, c in ipairs(repo:log(branch, 10000)) do
+        assert.is_nil(seen[c.summary], "committed twice: " .. c.summary)
+        seen[c.summary] = true
+      end
+    end
+    for i = 1, n do
+      assert.truthy(repo:find_trailer("orket/K1", G.TURN_TRAILER, "t/" .. i, false), "turn " .. i .. " lost")
+      assert.truthy(repo:find_trailer("orket/K2", G.TURN_TRAILER, "t/" .. i, false), "K2 turn " .. i .. " lost")
+    end
+    assert.equal(last_id, repo:find_trailer("orket/K1", G.TURN_TRAILER, "t/" .. n, false))
+    -- the worktree holds the journal's last turn or the one after it (written, maybe committed)
+    local text = H.read(base .. "/wt/K1/f1.txt")
+    local turn = tonumber(text:match("^turn (%d+)"))
+    assert.is_true(turn == n or turn == n + 1, "worktree at turn " .. tostring(turn) .. ", journal at " .. n)
+    -- the repeated turn commits once (or finds its commit), then work goes on
+    local _, kind = assert(repo:commit("K1", { name = WHO.name, email = WHO.email, message = "turn " .. (n + 1), turn = "t/" .. (n + 1) }))
+    assert.truthy(kind == "committed" or kind == "exists" or kind == "clean")
+    assert(repo:commit("K2", { name = WHO.name, email = WHO.email, message = "k2 turn " .. (n + 1), turn = "t/" .. (n + 1) }))
+    assert.truthy(repo:merge_to_main("K1", GUARD))
+    assert.truthy(repo:merge_from_main("K2", WHO))
+    assert.is_true(repo:check())
+  end)
+end)
