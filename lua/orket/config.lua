@@ -3,6 +3,7 @@
 -- overrides. This module owns the `models` section; other sections pass through untouched
 -- so later parts (team, budgets) can add their own validation here.
 local sandbox = require "orket.sandbox"
+local scriptfile = require "orket.scriptfile"
 
 local M = {}
 
@@ -249,18 +250,20 @@ end
 function M.read(dir)
   dir = dir or "."
   local path = dir .. "/orket.lua"
-  local f, oerr = io.open(path, "rb")
-  if not f then return nil, "orket.lua: cannot open: " .. tostring(oerr), "ENOENT" end
-  local src = f:read("a")
-  f:close()
+  local src, rerr, rcode = scriptfile.read(path)
+  if not src then
+    if rcode == "ENOENT" then
+      return nil, string.format("no orket.lua in %s: not a project; 'orket init' creates one", dir), rcode
+    end
+    return nil, "orket.lua: " .. rerr:sub(#path + 3), rcode
+  end
   local box = sandbox.new { name = "orket.lua" }
   local before = {}
-  for k in pairs(box.env) do before[k] = true end
+  for k in next, box.env do before[k] = true end
   local fn, err, code = box:load(src, "orket.lua")
   if not fn then return nil, err, code end
-  local res = table.pack(box:pcall(fn))
-  if not res[1] then return nil, sandbox.first_line(res[2]), res[3] end
-  local data = res[2]
+  local ok, data, pcode = box:pcall(fn)
+  if not ok then return nil, scriptfile.message(data, "orket.lua"), pcode end
   if data == nil then
     data = {}
     for k, v in next, box.env do

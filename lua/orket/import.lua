@@ -7,6 +7,7 @@ local uv = require "luv"
 local json = require "cjson.safe"
 local board_mod = require "orket.board"
 local store = require "orket.store"
+local scriptfile = require "orket.scriptfile"
 
 local M = {}
 M.MAX_FILE = 16 * 1024 * 1024
@@ -19,14 +20,9 @@ function M.slug(s)
   return s
 end
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read(M.MAX_FILE + 1)
-  f:close()
-  if s and #s > M.MAX_FILE then return nil, "file larger than 16 MiB" end
-  return s or ""
-end
+-- Only a regular file of at most MAX_FILE bytes, read without blocking (orket.scriptfile):
+-- text | nil, "path: message"
+local function read_file(path) return scriptfile.read(path, M.MAX_FILE) end
 
 -- Files under epics/ (and one level of department folders), sorted: {rel=, path=, department=}
 local function list_files(dir)
@@ -42,6 +38,13 @@ local function list_files(dir)
     while true do
       local name, ty = uv.fs_scandir_next(h)
       if not name then break end
+      if ty == "link" then
+        -- a link to a folder is a department; to anything else, read (and refused unless
+        -- it is a regular file) as the file it stands for
+        local st = uv.fs_stat(path .. "/" .. name)
+        ty = st and st.type == "directory" and "directory" or "file"
+      end
+      if ty ~= "directory" then ty = "file" end -- a FIFO or a device is refused by name when read
       if name:sub(1, 1) ~= "." then
         if ty == "directory" and department == nil then
           scan(path .. "/" .. name, rel .. "/" .. name, name)
@@ -72,7 +75,7 @@ local function digest(text) return require("orket.c.crypto").hash(text) end
 
 local function parse_file(f)
   local text, rerr = read_file(f.path)
-  if not text then return nil, string.format("%s: cannot read: %s", f.rel, rerr) end
+  if not text then return nil, f.rel .. rerr:sub(#f.path + 1) end
   f.digest = digest(text)
   if f.rel:match("%.json$") then
     local v, err = json.decode(text)
@@ -88,7 +91,7 @@ local function parse_file(f)
   local fn, err = box:load(text, f.rel) -- box:load adds the "@"
   if not fn then return nil, err end
   local ok, v = box:pcall(fn)
-  if not ok then return nil, sandbox.first_line(v) end
+  if not ok then return nil, scriptfile.message(v, f.rel) end
   if v == nil then return nil, f.rel .. ": returns nothing; return a table (a rock or an epic)" end
   local copy, cerr = sandbox.copy(v)
   if copy == nil then return nil, string.format("%s: %s", f.rel, tostring(cerr)) end

@@ -12,6 +12,7 @@ local roles = require "orket.engine.roles"
 local routing = require "orket.engine.routing"
 local tools = require "orket.tools"
 local policy = require "orket.policy"
+local scriptfile = require "orket.scriptfile"
 local lines = require "orket.lines"
 local llm = require "orket.llm"
 local scripted = require "orket.llm.scripted"
@@ -21,7 +22,8 @@ local M = {}
 -- Top-level settings of orket.lua that some part of Orket reads (orket.config owns the list).
 M.KNOWN = config.SETTINGS
 
-local read = lines.read
+-- The text to find a line in: never a FIFO or a device (the problem may be that it is one).
+local function read(path) return (scriptfile.read(path, import.MAX_FILE)) end
 
 -- Adds a problem from a message "file:line: text" or "file: field.path: text"; the field's
 -- last name locates the line when the message has none, searched from the object where

@@ -71,7 +71,7 @@ function M.check_tools(s)
     for i, t in ipairs(r.tools or {}) do
       if not s.tools:get(t) then
         local file = (r.file or ("roles/" .. name .. ".lua")):gsub("^%./", "")
-        local line = lines.of(lines.read(r.file or file), "tools")
+        local line = lines.of(require("orket.scriptfile").read(r.file or file), "tools")
         return nil, string.format("%s%s: tools[%d]: no tool named %q", file, line and (":" .. line) or "", i, t), "ENOENT"
       end
     end
