@@ -20,6 +20,7 @@
 typedef struct plain_walk {
   int max_depth;
   int keep_functions; /* detach: functions are values (they only ever run under a budget) */
+  int no_metatables;  /* detach: a table with a metatable is refused, not silently flattened */
   long values;        /* made so far, against PLAIN_MAX_VALUES */
   const void *path[PLAIN_MAX_DEPTH]; /* tables being copied, outermost first: cycles */
   char why[64];
@@ -53,6 +54,10 @@ static int plain_copy(lua_State *L, plain_walk *w, int v, int depth) {
   if (depth >= w->max_depth) {
     snprintf(why, sizeof why, "nested deeper than %d", w->max_depth);
     return plain_fail(L, w, why);
+  }
+  if (w->no_metatables && lua_getmetatable(L, v)) {
+    lua_pop(L, 1);
+    return plain_fail(L, w, "a table with a metatable; return plain tables");
   }
   const void *p = lua_topointer(L, v);
   for (int i = 0; i < depth; i++)
@@ -109,7 +114,7 @@ static int plain_copy(lua_State *L, plain_walk *w, int v, int depth) {
   return 1;
 }
 
-static int plain_walk_l(lua_State *L, int keep_functions) {
+static int plain_walk_l(lua_State *L, int keep_functions, int no_metatables) {
   lua_Integer max_depth = luaL_optinteger(L, 2, 32);
   luaL_argcheck(L, max_depth >= 0 && max_depth <= PLAIN_MAX_DEPTH, 2, "must be from 0 to 200");
   lua_settop(L, 1);
@@ -118,6 +123,7 @@ static int plain_walk_l(lua_State *L, int keep_functions) {
   plain_walk w;
   w.max_depth = (int)max_depth;
   w.keep_functions = keep_functions;
+  w.no_metatables = no_metatables;
   w.values = 0;
   w.why[0] = '\0';
   if (plain_copy(L, &w, 1, 0)) return 1;
@@ -127,12 +133,14 @@ static int plain_walk_l(lua_State *L, int keep_functions) {
 }
 
 /* copy(v [, max_depth=32]) -> a plain-data copy of v | nil, "value.a.1: reason" */
-static int plain_copy_l(lua_State *L) { return plain_walk_l(L, 0); }
+static int plain_copy_l(lua_State *L) { return plain_walk_l(L, 0, 0); }
 
 /* detach(v [, max_depth=32]) -> copy | nil, "value.a.1: reason": as copy, but functions
- * are kept (the same function values), so a script's definition (a role, a tool) can be
- * read by the host with ordinary indexing, pairs and # and no script code runs. */
-static int plain_detach_l(lua_State *L) { return plain_walk_l(L, 1); }
+ * are kept (the same function values) and a table with a metatable is refused (its
+ * __index or __pairs is behaviour the host will not run, and flattening it would load
+ * something other than what the script meant). So a script's definition (a role, a
+ * tool) is read by the host with ordinary indexing, pairs and # and no script code runs. */
+static int plain_detach_l(lua_State *L) { return plain_walk_l(L, 1, 1); }
 
 static const luaL_Reg plain_funcs[] = {
     {"copy", plain_copy_l},
