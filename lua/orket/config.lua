@@ -253,7 +253,7 @@ function M.read(dir)
   local src, rerr, rcode = scriptfile.read(path)
   if not src then
     if rcode == "ENOENT" then
-      return nil, string.format("no orket.lua in %s: not a project; 'orket init' creates one", dir), rcode
+      return nil, string.format("no project in %s (orket.lua not found); 'orket init' creates one", dir), rcode
     end
     return nil, "orket.lua: " .. rerr:sub(#path + 3), rcode
   end

@@ -79,9 +79,16 @@ function M.load(files)
     local box, refused
     local function adder(level)
       return function(spec)
-        local info = debug.getinfo(2, "Sl")
-        local where = (info and info.currentline and info.currentline > 0)
-          and (path .. ":" .. info.currentline) or path
+        -- the script's line that made the call (through a pcall, a frame or two up)
+        local where = path
+        for level = 2, 6 do
+          local info = debug.getinfo(level, "Sl")
+          if not info then break end
+          if info.currentline and info.currentline > 0 then
+            where = path .. ":" .. info.currentline
+            break
+          end
+        end
         local ok, rule, pred = pcall(compile, level, spec, where)
         if not ok then
           -- kept, and raised: a script's pcall(deny, {...}) must not drop a rule unseen

@@ -206,3 +206,17 @@ describe("validate's line for a card's field", function()
     assert.matches("roles/pilot.lua: intent must be a string", r.stderr, 1, true)
   end)
 end)
+
+describe("orket run outside a project", function()
+  after_each(H.cleanup)
+
+  it("says that orket init creates one, as the other commands do", function()
+    local dir = H.tmpdir()
+    for _, cmd in ipairs { "run X", "run X -C sub" } do
+      local r = H.orket(cmd, { cwd = dir })
+      assert.equal(1, r.status)
+      assert.matches("^orket: no project in %S+ %(orket.lua not found%); 'orket init' creates one\n$", r.stderr)
+      assert.is_nil(r.stderr:find("cannot open", 1, true))
+    end
+  end)
+end)
