@@ -74,6 +74,7 @@ end
 local function digest(text) return require("orket.c.crypto").hash(text) end
 
 local function parse_file(f)
+  if not utf8.len(f.rel) then return nil, string.format("%q: the file's name is not valid UTF-8; rename it", f.rel) end
   local text, rerr = read_file(f.path)
   if not text then return nil, f.rel .. rerr:sub(#f.path + 1) end
   f.digest = digest(text)
@@ -157,19 +158,30 @@ function Ctx:str(t, path, k, required)
     return nil
   end
   if type(v) ~= "string" then self:fail(self:field(path, k), "must be a string, not %s", type(v)) end
+  self:utf8(v, self:field(path, k))
   return v
+end
+
+-- Text reaches the board and, from there, JSON output and the model: it must be UTF-8.
+function Ctx:utf8(s, path)
+  local ok, at = utf8.len(s)
+  if not ok then self:fail(path, "is not valid UTF-8 (byte %d); save the file as UTF-8", at) end
 end
 
 -- requirements / acceptance: a string or an array of strings (joined one per line)
 function Ctx:text(t, path, k)
   local v = t[k]
   if v == nil or v == json.null then return nil end
-  if type(v) == "string" then return v end
+  if type(v) == "string" then
+    self:utf8(v, self:field(path, k))
+    return v
+  end
   if type(v) == "table" then
     local out = {}
     self:array(v, self:field(path, k), "strings")
     for i, s in ipairs(v) do
       if type(s) ~= "string" then self:fail(self:idx(self:field(path, k), i), "must be a string") end
+      self:utf8(s, self:idx(self:field(path, k), i))
       out[i] = s
     end
     return table.concat(out, "\n")
@@ -234,7 +246,10 @@ local WHOSE = { issue = "an issue's", epic = "an epic's", rock = "a rock's", roc
 function Ctx:unknown(t, path, kind)
   local f, extra = FIELDS[kind], {}
   for k in pairs(t) do
-    if not f.set[k] then extra[#extra + 1] = tostring(k) end
+    if not f.set[k] then
+      if type(k) == "string" then self:utf8(k, self:field(path, "(a field name)")) end
+      extra[#extra + 1] = tostring(k)
+    end
   end
   table.sort(extra)
   for _, k in ipairs(extra) do
