@@ -344,34 +344,28 @@ function M.check_file(f)
   error(cards, 0)
 end
 
---- load(dir) -> {files=n, cards={def...}, warnings={"file: path: unknown field..."}} | nil,
---- msg, CODE, anchor. Validates everything that does not need the board (ids, duplicates,
---- rock links, dependencies within the files, no card depending on its own epic or rock).
---- anchor ({pattern, nth}, orket.lines) locates the card the message is about in its file.
-function M.load(dir)
-  local files, err, code = list_files(dir)
-  if not files then return nil, err, code end
-  local defs, by_id, epics, warnings, digests = {}, {}, {}, {}, {}
-  for _, f in ipairs(files) do
-    local v, perr = parse_file(f)
-    if v == nil then return nil, perr, "EINVAL" end
-    digests[#digests + 1] = { rel = f.rel, digest = f.digest }
-    local ok, cards, fw = pcall(shape, f, v)
-    if not ok then
-      if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL", cards.anchor end
-      error(cards, 0)
-    end
-    for _, w in ipairs(fw) do warnings[#warnings + 1] = w end
-    for _, c in ipairs(cards) do
+--- link(parsed) -> {cards=, by_id=}, problems: the checks across files, over the cards of
+--- the files that parsed (parsed: {{file=f, cards=...}...} in file order): ids used twice,
+--- rocks naming unknown epics or epics another rock holds, a card depending on its own epic
+--- or rock. Each problem is {message=, anchor=}; a card whose id is taken stays out of
+--- cards. Every problem is collected (orket validate reports them all; load the first).
+function M.link(parsed)
+  local defs, by_id, epics, problems = {}, {}, {}, {}
+  local function bad(anchor, fmt, ...)
+    problems[#problems + 1] = { message = string.format(fmt, ...), anchor = anchor }
+  end
+  for _, p in ipairs(parsed) do
+    local f = p.file
+    for _, c in ipairs(p.cards) do
       local prev = by_id[c.id]
       if prev then
-        return nil, string.format("%s: %s: card id %q is already used by %s%s; give one of them an explicit id",
-          c.file, c.path ~= "" and c.path or "id", c.id, prev.file, prev.path ~= "" and (" " .. prev.path) or ""), "EINVAL",
-          c.anchor
+        bad(c.anchor, "%s: %s: card id %q is already used by %s%s; give one of them an explicit id",
+          c.file, c.path ~= "" and c.path or "id", c.id, prev.file, prev.path ~= "" and (" " .. prev.path) or "")
+      else
+        by_id[c.id] = c
+        defs[#defs + 1] = c
+        if c.type == "epic" then epics[#epics + 1] = { card = c, stem = f.stem, department = f.department } end
       end
-      by_id[c.id] = c
-      defs[#defs + 1] = c
-      if c.type == "epic" then epics[#epics + 1] = { card = c, stem = f.stem, department = f.department } end
     end
   end
   -- Rocks name their epics by id, file name or name, optionally within a department.
@@ -387,14 +381,13 @@ function M.load(dir)
           end
         end
         if not found then
-          return nil, string.format("%s: %s.epic: unknown epic %q%s", r.file, link.path, link.epic,
-            link.department and (" in department " .. link.department) or ""), "EINVAL"
+          bad(r.anchor, "%s: %s.epic: unknown epic %q%s", r.file, link.path, link.epic,
+            link.department and (" in department " .. link.department) or "")
+        elseif found.parent and found.parent ~= r.id then
+          bad(r.anchor, "%s: %s.epic: epic %q already belongs to rock %q", r.file, link.path, found.id, found.parent)
+        else
+          found.parent = r.id
         end
-        if found.parent and found.parent ~= r.id then
-          return nil, string.format("%s: %s.epic: epic %q already belongs to rock %q", r.file, link.path,
-            found.id, found.parent), "EINVAL"
-        end
-        found.parent = r.id
       end
     end
   end
@@ -406,15 +399,41 @@ function M.load(dir)
       while up and not seen[up] do
         if up == d.id then
           local a = by_id[up]
-          return nil, string.format("%s: %s: %s depends on %q, the %s it belongs to; it could never start",
-            c.file, d.path, c.id, d.id, a and a.type or "card"), "EINVAL", c.anchor
+          bad(c.anchor, "%s: %s: %s depends on %q, the %s it belongs to; it could never start",
+            c.file, d.path, c.id, d.id, a and a.type or "card")
+          break
         end
         seen[up] = true
         up = by_id[up] and by_id[up].parent
       end
     end
   end
-  return { files = #files, cards = defs, by_id = by_id, warnings = warnings, digests = digests }
+  return { cards = defs, by_id = by_id }, problems
+end
+
+--- load(dir) -> {files=n, cards={def...}, warnings={"file: path: unknown field..."}} | nil,
+--- msg, CODE, anchor. Validates everything that does not need the board (ids, duplicates,
+--- rock links, dependencies within the files, no card depending on its own epic or rock).
+--- anchor ({pattern, nth}, orket.lines) locates the card the message is about in its file.
+function M.load(dir)
+  local files, err, code = list_files(dir)
+  if not files then return nil, err, code end
+  local parsed, warnings, digests = {}, {}, {}
+  for _, f in ipairs(files) do
+    local v, perr = parse_file(f)
+    if v == nil then return nil, perr, "EINVAL" end
+    digests[#digests + 1] = { rel = f.rel, digest = f.digest }
+    local ok, cards, fw = pcall(shape, f, v)
+    if not ok then
+      if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL", cards.anchor end
+      error(cards, 0)
+    end
+    for _, w in ipairs(fw) do warnings[#warnings + 1] = w end
+    parsed[#parsed + 1] = { file = f, cards = cards }
+  end
+  local set, problems = M.link(parsed)
+  if #problems > 0 then return nil, problems[1].message, "EINVAL", problems[1].anchor end
+  return { files = #files, cards = set.cards, by_id = set.by_id, warnings = warnings, digests = digests }
 end
 
 local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",

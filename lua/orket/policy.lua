@@ -133,6 +133,31 @@ function M.files_in(dirs)
   return out
 end
 
+--- unmatched(set, known) -> {"file:line: level.field: message"...}: each tool, role or seat
+--- glob of set's rules that matches none of known.tool, known.role or known.seat (arrays of
+--- names; a field whose list is not given is not checked). Such a rule never applies: a
+--- deny for "wirte_file" lets write_file through. For `orket validate`.
+function M.unmatched(set, known)
+  local WHAT = { tool = "tool", role = "role", seat = "seat of the team" }
+  local out = {}
+  for _, rule in ipairs(set.rules) do
+    for _, field in ipairs { "tool", "role", "seat" } do
+      local g, names = rule[field], known[field]
+      if g and names then
+        local hit = false
+        for _, n in ipairs(names) do
+          if cgate.glob(g, n) then hit = true break end
+        end
+        if not hit then
+          out[#out + 1] = string.format("%s: %s.%s: %q matches no %s, so the rule never applies (%ss: %s)",
+            rule.name, rule.level, field, g, WHAT[field], field, table.concat(names, ", "))
+        end
+      end
+    end
+  end
+  return out
+end
+
 --- set:predicate(i, call) -> matched | nil, message  (runs rule i's `when` under the
 --- script budget; call is a plain copy, so the script cannot change what the gate sees)
 function Set:predicate(i, call)
