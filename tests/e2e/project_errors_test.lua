@@ -220,3 +220,19 @@ describe("orket run outside a project", function()
     end
   end)
 end)
+
+describe("a budget error in orket.lua", function()
+  after_each(H.cleanup)
+
+  it("names the file and the line under run, validate and models", function()
+    local p = project()
+    H.write(p .. "/orket.lua", H.read(p .. "/orket.lua") .. "local n = 0\nwhile true do n = n + 1 end\n")
+    local line = select(2, H.read(p .. "/orket.lua"):gsub("\n", ""))
+    for _, cmd in ipairs { "run START", "validate", "models --no-check" } do
+      local r = H.orket(cmd, { cwd = p })
+      assert.equal(1, r.status, cmd)
+      assert.matches("orket%.lua:" .. line .. ": sandbox: instruction budget exceeded", r.stdout .. r.stderr)
+    end
+    untouched(p)
+  end)
+end)
