@@ -42,7 +42,14 @@ function M.message(err, chunk)
   err = tostring(err)
   local first = err:match("^[^\n]*")
   if first:sub(1, #chunk + 1) == chunk .. ":" then return first end
-  local line = err:match("\n%s*" .. chunk:gsub("%p", "%%%0") .. ":(%d+):")
+  local line
+  for src, n in err:gmatch("\n%s*([^\n]-):(%d+):") do
+    -- Lua shortens a long file name to "...its end" in tracebacks
+    if src == chunk or (src:sub(1, 3) == "..." and chunk:sub(-(#src - 3)) == src:sub(4)) then
+      line = n
+      break
+    end
+  end
   return chunk .. (line and (":" .. line) or "") .. ": " .. first
 end
 

@@ -80,6 +80,10 @@ describe("budget errors", function()
   it("keep a message that already names the file as it is", function()
     assert.equal("x.lua:3: boom", scriptfile.message("x.lua:3: boom\nstack traceback:\n\tx.lua:3: in main chunk", "x.lua"))
     assert.equal("x.lua: out of memory", scriptfile.message("out of memory", "x.lua"))
+    local long = "/a/very/long/folder/name/that/goes/on/and/on/for/a/while/roles/coder.lua"
+    assert.equal(long .. ":7: sandbox: instruction budget exceeded",
+      scriptfile.message("sandbox: instruction budget exceeded\nstack traceback:\n\t[C]: in ?\n\t..."
+        .. long:sub(-50) .. ":7: in main chunk", long))
   end)
 end)
 
