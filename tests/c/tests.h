@@ -17,6 +17,7 @@
   X(test_runtime_pcall_nonstring)        \
   X(test_runtime_find_home)              \
   X(test_runtime_memory_bomb_contained)  \
+  X(test_runtime_read_script)            \
   X(test_statemachine_table)             \
   X(test_statemachine_refusal_messages)  \
   X(test_statemachine_wait_reasons)      \

@@ -95,7 +95,6 @@ function M.validate_models(models)
   return true
 end
 
-
 -- Built-in providers: Ollama on this machine is the default; OpenAI is one setting away.
 -- A project's providers of the same name are merged over these.
 function M.builtin_models()
