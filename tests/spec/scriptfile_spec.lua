@@ -45,6 +45,17 @@ describe("scriptfile.read", function()
     assert.has_error(function() require("orket.c.runtime").read_script("x", -1) end)
   end)
 
+  it("reports a routing.lua that is a link leading nowhere; none at all is the built-in routing", function()
+    local routing = require "orket.engine.routing"
+    local dir = H.tmpdir()
+    assert.is_nil(routing.load(dir .. "/routing.lua").file)
+    os.execute("ln -s gone.lua " .. H.quote(dir .. "/routing.lua"))
+    local r, err, code = routing.load(dir .. "/routing.lua")
+    assert.is_nil(r)
+    assert.equal("ENOENT", code)
+    assert.matches("routing%.lua: cannot read: No such file or directory$", err)
+  end)
+
   it("lists every entry named like a script, of any kind, sorted", function()
     local dir = H.tmpdir()
     H.write(dir .. "/b.lua", "")

@@ -71,7 +71,8 @@ local NAMES = { worker = true, reviewer = true, escalation = true, model = true 
 function M.load(path)
   local r = { file = nil, fns = {} }
   for k, f in pairs(M.builtin) do r.fns[k] = f end
-  if not path or not require("luv").fs_stat(path) then return setmetatable(r, { __index = M }) end
+  -- lstat: a link that leads nowhere is a mistake to report, not a missing file
+  if not path or not require("luv").fs_lstat(path) then return setmetatable(r, { __index = M }) end
   local box = sandbox.new { name = path }
   local ok, def, code = scriptfile.run(box, path) -- detached: reading it runs no script code
   if not ok then return nil, def, code end
