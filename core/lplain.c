@@ -1,6 +1,8 @@
 /* lplain.c: Lua module `orket.c.plain`: copy(v [, max_depth]), the plain-data copy behind
- * sandbox.copy. Tables are walked with raw access (lua_next, lua_rawset), so no metamethod
- * of a script runs; only strings, numbers, booleans and tables of them are data. It runs
+ * sandbox.copy, and detach(v [, max_depth]), the same walk keeping functions, for what a
+ * script file returns (a role, a tool, routing). Tables are walked with raw access
+ * (lua_next, lua_rawset), so no metamethod of a script runs, and the copy has no
+ * metatables; only strings, numbers, booleans and tables of them are data. It runs
  * several times a turn (the role's context in, its messages out, tool arguments and
  * results), which in Lua was a tenth of a turn. Pure Lua API: no state of its own. */
 #include <stdio.h>
@@ -11,9 +13,15 @@
 #include "modules.h"
 
 #define PLAIN_MAX_DEPTH 200 /* the deepest max_depth a caller may ask for */
+/* Values one copy may make. A table that holds the same table twice, nested 30 deep, is a
+ * few hundred bytes in the script and 2^30 tables in a copy: the walk stops well before. */
+#define PLAIN_MAX_VALUES 1000000
 
 typedef struct plain_walk {
   int max_depth;
+  int keep_functions; /* detach: functions are values (they only ever run under a budget) */
+  int no_metatables;  /* detach: a table with a metatable is refused, not silently flattened */
+  long values;        /* made so far, against PLAIN_MAX_VALUES */
   const void *path[PLAIN_MAX_DEPTH]; /* tables being copied, outermost first: cycles */
   char why[64];
 } plain_walk;
@@ -33,7 +41,8 @@ static int plain_fail(lua_State *L, plain_walk *w, const char *why) {
  * key path (".a.1") and returns 0, with the reason in w->why. Nothing else is left. */
 static int plain_copy(lua_State *L, plain_walk *w, int v, int depth) {
   int t = lua_type(L, v);
-  if (plain_is_scalar(t) || t == LUA_TNIL) {
+  if (++w->values > PLAIN_MAX_VALUES) return plain_fail(L, w, "more than 1000000 values");
+  if (plain_is_scalar(t) || t == LUA_TNIL || (t == LUA_TFUNCTION && w->keep_functions)) {
     lua_pushvalue(L, v);
     return 1;
   }
@@ -45,6 +54,10 @@ static int plain_copy(lua_State *L, plain_walk *w, int v, int depth) {
   if (depth >= w->max_depth) {
     snprintf(why, sizeof why, "nested deeper than %d", w->max_depth);
     return plain_fail(L, w, why);
+  }
+  if (w->no_metatables && lua_getmetatable(L, v)) {
+    lua_pop(L, 1);
+    return plain_fail(L, w, "a table with a metatable; return plain tables");
   }
   const void *p = lua_topointer(L, v);
   for (int i = 0; i < depth; i++)
@@ -71,7 +84,12 @@ static int plain_copy(lua_State *L, plain_walk *w, int v, int depth) {
       lua_settop(L, out - 1);
       return plain_fail(L, w, why);
     }
-    if (plain_is_scalar(lua_type(L, -1))) {
+    int vt = lua_type(L, -1);
+    if (plain_is_scalar(vt) || (vt == LUA_TFUNCTION && w->keep_functions)) {
+      if (++w->values > PLAIN_MAX_VALUES) {
+        lua_settop(L, out - 1);
+        return plain_fail(L, w, "more than 1000000 values");
+      }
       lua_pushvalue(L, -2);
       lua_insert(L, -2); /* out key key val */
       lua_rawset(L, out);
@@ -96,8 +114,7 @@ static int plain_copy(lua_State *L, plain_walk *w, int v, int depth) {
   return 1;
 }
 
-/* copy(v [, max_depth=32]) -> a plain-data copy of v | nil, "value.a.1: reason" */
-static int plain_copy_l(lua_State *L) {
+static int plain_walk_l(lua_State *L, int keep_functions, int no_metatables) {
   lua_Integer max_depth = luaL_optinteger(L, 2, 32);
   luaL_argcheck(L, max_depth >= 0 && max_depth <= PLAIN_MAX_DEPTH, 2, "must be from 0 to 200");
   lua_settop(L, 1);
@@ -105,6 +122,9 @@ static int plain_copy_l(lua_State *L) {
    * call was 1.7 KB of garbage several times a turn. */
   plain_walk w;
   w.max_depth = (int)max_depth;
+  w.keep_functions = keep_functions;
+  w.no_metatables = no_metatables;
+  w.values = 0;
   w.why[0] = '\0';
   if (plain_copy(L, &w, 1, 0)) return 1;
   lua_pushnil(L);
@@ -112,8 +132,19 @@ static int plain_copy_l(lua_State *L) {
   return 2;
 }
 
+/* copy(v [, max_depth=32]) -> a plain-data copy of v | nil, "value.a.1: reason" */
+static int plain_copy_l(lua_State *L) { return plain_walk_l(L, 0, 0); }
+
+/* detach(v [, max_depth=32]) -> copy | nil, "value.a.1: reason": as copy, but functions
+ * are kept (the same function values) and a table with a metatable is refused (its
+ * __index or __pairs is behaviour the host will not run, and flattening it would load
+ * something other than what the script meant). So a script's definition (a role, a
+ * tool) is read by the host with ordinary indexing, pairs and # and no script code runs. */
+static int plain_detach_l(lua_State *L) { return plain_walk_l(L, 1, 1); }
+
 static const luaL_Reg plain_funcs[] = {
     {"copy", plain_copy_l},
+    {"detach", plain_detach_l},
     {NULL, NULL},
 };
 

@@ -1,7 +1,10 @@
 /* lruntime.c: Lua module `orket.c.runtime`: the loop, the waker hook-up, timers
  * (`sleep`, the first operation that suspends a coroutine: the pattern in await.h), the
- * clock and memory figures. lua/orket/task.lua builds tasks on top. */
+ * clock and memory figures, and read_script for operator files. lua/orket/task.lua builds
+ * tasks on top. */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -113,6 +116,59 @@ static int rtl_home(lua_State *L) {
   return 1;
 }
 
+static const char *rtl_errno_code(int e) {
+  switch (e) {
+  case ENOENT: return "ENOENT";
+  case ENOTDIR: return "ENOTDIR";
+  case EACCES: return "EACCES";
+  case EPERM: return "EPERM";
+  case ELOOP: return "ELOOP";
+  case ENAMETOOLONG: return "ENAMETOOLONG";
+  case EISDIR: return "EISDIR";
+  case EINVAL: return "EINVAL";
+  case EFBIG: return "EFBIG";
+  case ENOMEM: return "ENOMEM";
+  default: return "EIO";
+  }
+}
+
+static int rtl_push_text(lua_State *L) {
+  lua_pushlstring(L, (const char *)lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2));
+  return 1;
+}
+
+/* read_script(path [, max=1 MiB]) -> text | nil, "path: message", CODE (rt_read_script) */
+static int rtl_read_script(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer max = luaL_optinteger(L, 2, 1024 * 1024);
+  luaL_argcheck(L, max >= 0 && max <= 256 * 1024 * 1024, 2, "must be from 0 to 268435456");
+  char *text;
+  size_t len;
+  const char *kind;
+  luaL_checkstack(L, 4, NULL); /* so nothing below raises while text is held */
+  int rc = rt_read_script(path, (size_t)max, &text, &len, &kind);
+  if (rc == 0) {
+    /* the copy into a Lua string may raise (memory cap): protected, so text is freed */
+    lua_pushcfunction(L, rtl_push_text);
+    lua_pushlightuserdata(L, text);
+    lua_pushinteger(L, (lua_Integer)len);
+    int st = lua_pcall(L, 2, 1, 0);
+    free(text);
+    if (st != LUA_OK) return lua_error(L);
+    return 1;
+  }
+  lua_pushnil(L);
+  if (rc == EFBIG)
+    lua_pushfstring(L, "%s: larger than %I bytes; a script or project file is read only up to that size", path,
+                    max);
+  else if (kind)
+    lua_pushfstring(L, "%s: is %s, not a regular file; only regular files are read", path, kind);
+  else
+    lua_pushfstring(L, "%s: cannot read: %s", path, strerror(rc));
+  lua_pushstring(L, rtl_errno_code(rc));
+  return 3;
+}
+
 static const luaL_Reg rtl_funcs[] = {
     {"version", rtl_version},
     {"now", rtl_now},
@@ -123,6 +179,7 @@ static const luaL_Reg rtl_funcs[] = {
     {"cancel", rtl_cancel},
     {"stats", rtl_stats},
     {"home", rtl_home},
+    {"read_script", rtl_read_script},
     {NULL, NULL},
 };
 

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -27,6 +29,95 @@ orket_rt *rt_get(lua_State *L) {
   void *ud = NULL;
   lua_getallocf(L, &ud);
   return (orket_rt *)((char *)ud - offsetof(orket_rt, mem));
+}
+
+/* ---- reading script files ---------------------------------------------------------- */
+
+static const char *rt_file_kind(mode_t m) {
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISFIFO(m)) return "a FIFO (named pipe)";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+
+/* 0 when st is a regular file of at most max bytes, else the errno rt_read_script gives. */
+static int rt_script_ok(const struct stat *st, size_t max, const char **kind) {
+  if (!S_ISREG(st->st_mode)) {
+    *kind = rt_file_kind(st->st_mode);
+    return S_ISDIR(st->st_mode) ? EISDIR : EINVAL;
+  }
+  if ((unsigned long long)st->st_size > (unsigned long long)max) {
+    *kind = "too large";
+    return EFBIG;
+  }
+  return 0;
+}
+
+int rt_read_script(const char *path, size_t max, char **text, size_t *len, const char **kind) {
+  *text = NULL;
+  *len = 0;
+  *kind = NULL;
+  struct stat st;
+  if (stat(path, &st) != 0) return errno;
+  int rc = rt_script_ok(&st, max, kind);
+  if (rc) return rc;
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  if (fstat(fd, &st) != 0) {
+    rc = errno;
+    close(fd);
+    return rc;
+  }
+  rc = rt_script_ok(&st, max, kind);
+  if (rc) {
+    close(fd);
+    return rc;
+  }
+  /* one byte more than allowed tells a file that grew past max since fstat */
+  size_t cap = (size_t)st.st_size < max ? (size_t)st.st_size + 1 : max + 1;
+  char *buf = malloc(cap + 1);
+  if (!buf) {
+    close(fd);
+    return ENOMEM;
+  }
+  size_t got = 0;
+  for (;;) {
+    if (got == cap) {
+      if (got > max) break;
+      /* grew since fstat but still within max: make room up to max + 1 */
+      size_t ncap = max + 1;
+      char *nbuf = realloc(buf, ncap + 1);
+      if (!nbuf) {
+        free(buf);
+        close(fd);
+        return ENOMEM;
+      }
+      buf = nbuf;
+      cap = ncap;
+    }
+    ssize_t n = read(fd, buf + got, cap - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      rc = errno;
+      free(buf);
+      close(fd);
+      return rc;
+    }
+    if (n == 0) break;
+    got += (size_t)n;
+  }
+  close(fd);
+  if (got > max) {
+    free(buf);
+    *kind = "too large";
+    return EFBIG;
+  }
+  buf[got] = '\0';
+  *text = buf;
+  *len = got;
+  return 0;
 }
 
 /* ---- locating home ------------------------------------------------------------------ */

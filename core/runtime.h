@@ -61,4 +61,14 @@ void rt_report(orket_rt *rt, lua_State *L);
  * loop is already running. */
 int rt_run(orket_rt *rt, uv_run_mode mode);
 
+/* Reads an operator's script or project file (roles, tools, policies, orket.lua, epics)
+ * whole into *text (malloc'd, NUL-terminated, *len bytes; the caller frees it), following
+ * links. Only a regular file of at most max bytes is read, and nothing blocks: the type is
+ * checked before opening (a device is never opened), the file is opened O_NONBLOCK and
+ * checked again on its descriptor (it may have been swapped), and at most max + 1 bytes
+ * are read (it may have grown). Returns 0, or an errno value: the system's (ENOENT, EACCES,
+ * ...), EISDIR for a directory, EINVAL for another kind of file (a FIFO, a device, a
+ * socket), EFBIG over max; *kind then says what the file is ("a FIFO (named pipe)"). */
+int rt_read_script(const char *path, size_t max, char **text, size_t *len, const char **kind);
+
 #endif

@@ -1,138 +1,17 @@
 -- orket.config: loads a project's orket.lua (operator-written, so it runs in a sandbox and
--- only plain data comes out), fills in defaults, validates, and applies environment
--- overrides. This module owns the `models` section; other sections pass through untouched
--- so later parts (team, budgets) can add their own validation here.
+-- only plain data comes out), refuses unknown settings, merges the built-in model providers,
+-- applies the environment's overrides and checks the models section. What orket.lua may
+-- contain (schema, defaults, checks) is orket.engine.settings'; this module reads the file.
 local sandbox = require "orket.sandbox"
+local settings = require "orket.engine.settings"
+local scriptfile = require "orket.scriptfile"
 
 local M = {}
 
-M.KINDS = { openai = true, ollama = true, scripted = true, replay = true }
-
--- Top-level settings of orket.lua that some part of Orket reads. Anything else is refused:
--- a typo such as `teams` or `concurency` would otherwise run with the defaults unnoticed.
-M.SETTINGS = { name = true, vision = true, models = true, team = true, concurrency = true, budgets = true,
-  limits = true, review = true, context = true }
-
---- unknown_settings(data) -> sorted list of top-level keys that are not in M.SETTINGS
-function M.unknown_settings(data)
-  local out = {}
-  for k in pairs(data) do
-    if not M.SETTINGS[k] then out[#out + 1] = tostring(k) end
-  end
-  table.sort(out)
-  return out
-end
-
-local function settings_list()
-  local names = {}
-  for k in pairs(M.SETTINGS) do names[#names + 1] = k end
-  table.sort(names)
-  return table.concat(names, ", ")
-end
-M.settings_list = settings_list
-
--- Built-in providers: Ollama on this machine is the default; OpenAI is one setting away.
--- A project's providers of the same name are merged over these.
-local function builtin()
-  return {
-    default = "ollama:qwen2.5-coder:7b",
-    providers = {
-      ollama = { kind = "ollama", base_url = "http://127.0.0.1:11434", base_url_env = "OLLAMA_HOST" },
-      openai = { kind = "openai", base_url = "https://api.openai.com/v1", base_url_env = "OPENAI_BASE_URL",
-        api_key_env = "OPENAI_API_KEY" },
-    },
-  }
-end
-
---- defaults() -> a config with only the built-in models section
-function M.defaults()
-  return { models = builtin() }
-end
-
-local function fail(path, msg) return nil, "orket.lua: " .. path .. " " .. msg, "EINVAL" end
-
-local function is_nonneg(v) return type(v) == "number" and v >= 0 and v == v and v < 1e12 end
-
-local FIELDS = {
-  kind = "string", base_url = "string", base_url_env = "string", api_key_env = "string",
-  max_concurrency = "count", timeouts = "table", retry = "table", max_response_bytes = "count",
-  headers = "table", stream = "boolean", file = "string", rules = "table", models = "table",
-  default = "table", sequence = "table",
-}
-local TIMEOUTS = { connect_ms = true, first_byte_ms = true, idle_ms = true, total_ms = true }
-local RETRY = { max_attempts = true, base_ms = true, max_ms = true }
-
-local function check_provider(name, p)
-  local at = "models.providers." .. name
-  if type(p) ~= "table" then return fail(at, "must be a table") end
-  if not M.KINDS[p.kind] then
-    return fail(at .. ".kind", "must be one of openai, ollama, scripted, replay (got " .. tostring(p.kind) .. ")")
-  end
-  for k, v in pairs(p) do
-    local want = FIELDS[k]
-    if want == nil then return fail(at .. "." .. tostring(k), "is not a provider setting") end
-    if want == "count" then
-      if math.type(v) ~= "integer" or v < 1 then return fail(at .. "." .. k, "must be a positive integer") end
-    elseif type(v) ~= want then
-      return fail(at .. "." .. k, "must be a " .. want .. " (got " .. type(v) .. ")")
-    end
-  end
-  if p.kind == "openai" or p.kind == "ollama" then
-    if type(p.base_url) ~= "string" or not p.base_url:match("^https?://[^/]") then
-      return fail(at .. ".base_url", "must be an http:// or https:// URL (got " .. tostring(p.base_url) .. ")")
-    end
-  end
-  for k, v in pairs(p.timeouts or {}) do
-    if not TIMEOUTS[k] then return fail(at .. ".timeouts." .. tostring(k), "is not a timeout (connect_ms, first_byte_ms, idle_ms, total_ms)") end
-    if not is_nonneg(v) then return fail(at .. ".timeouts." .. k, "must be a number of milliseconds >= 0") end
-  end
-  for k, v in pairs(p.retry or {}) do
-    if not RETRY[k] then return fail(at .. ".retry." .. tostring(k), "is not a retry setting (max_attempts, base_ms, max_ms)") end
-    if not is_nonneg(v) then return fail(at .. ".retry." .. k, "must be a number >= 0") end
-  end
-  for k, v in pairs(p.headers or {}) do
-    if type(k) ~= "string" or type(v) ~= "string" or k:find("[\r\n:]") or v:find("[\r\n]") then
-      return fail(at .. ".headers", "must map header names to single-line strings")
-    end
-    if k:lower() == "authorization" or k:lower() == "api-key" then
-      return fail(at .. ".headers." .. k, "must not be in orket.lua: name the variable holding the key with api_key_env")
-    end
-  end
-  if p.kind == "scripted" and p.file == nil and p.rules == nil then
-    return fail(at, "needs file= (a script of rules) or rules=")
-  end
-  return true
-end
-
---- split_model(spec) -> provider, model | nil, message
---- "ollama:qwen2.5-coder:7b" -> "ollama", "qwen2.5-coder:7b" (the first colon separates).
-function M.split_model(spec)
-  if type(spec) ~= "string" then return nil, "a model is named \"provider:model\" (got " .. type(spec) .. ")" end
-  local p, m = spec:match("^([%w_%-%.]+):(.+)$")
-  if not p then return nil, "a model is named \"provider:model\", e.g. \"ollama:qwen2.5-coder:7b\" (got \"" .. spec .. "\")" end
-  return p, m
-end
-
---- validate_models(models) -> true | nil, message, "EINVAL"
-function M.validate_models(models)
-  if type(models) ~= "table" then return fail("models", "must be a table") end
-  if type(models.providers) ~= "table" then return fail("models.providers", "must be a table") end
-  for name, p in pairs(models.providers) do
-    if type(name) ~= "string" or not name:match("^[%w_%-%.]+$") then
-      return fail("models.providers", "names must be words (got " .. tostring(name) .. ")")
-    end
-    local ok, err, code = check_provider(name, p)
-    if not ok then return nil, err, code end
-  end
-  if models.default ~= nil then
-    local prov, err = M.split_model(models.default)
-    if not prov then return fail("models.default", err) end
-    if not models.providers[prov] then
-      return fail("models.default", "names provider '" .. prov .. "', which is not configured")
-    end
-  end
-  return true
-end
+-- What orket.lua may contain, its defaults and their checks are orket.engine.settings';
+-- these two are the model client's (orket.llm) way in.
+M.split_model = settings.split_model
+M.validate_models = settings.validate_models
 
 -- A base URL from the environment: http(s) only, the scheme in any case. OLLAMA_HOST may
 -- also be "host" or "host:port" (Ollama's own convention), the port 11434 by default.
@@ -176,7 +55,7 @@ function M.apply_env(cfg, getenv)
   end
   local m = getenv("ORKET_MODEL")
   if m and m ~= "" then
-    local prov, err = M.split_model(m)
+    local prov, err = settings.split_model(m)
     if not prov then return nil, "ORKET_MODEL: " .. err, "EINVAL" end
     if not models.providers[prov] then
       local names = {}
@@ -190,41 +69,17 @@ function M.apply_env(cfg, getenv)
   return cfg
 end
 
-local function merge(project)
-  local models = builtin()
-  local pm = project.models
-  if pm == nil then return models end
-  if type(pm) ~= "table" then return models, "models must be a table" end
-  if pm.default ~= nil then models.default = pm.default end
-  for k, v in pairs(pm) do
-    if k ~= "providers" and k ~= "default" then models[k] = v end
-  end
-  if type(pm.providers) == "table" then
-    for name, p in pairs(pm.providers) do
-      local base = models.providers[name]
-      if base and type(p) == "table" and (p.kind == nil or p.kind == base.kind) then
-        for k, v in pairs(p) do base[k] = v end
-      else
-        models.providers[name] = p
-      end
-    end
-  elseif pm.providers ~= nil then
-    return models, "models.providers must be a table"
-  end
-  return models
-end
-
 --- finish(data, dir, getenv) -> cfg | nil, message, code: merges defaults into plain config
 --- data, validates, resolves relative files against dir, applies the environment.
 function M.finish(data, dir, getenv)
   local cfg = {}
   for k, v in pairs(data) do cfg[k] = v end
-  local models, merr = merge(data)
-  if merr then return nil, "orket.lua: " .. merr, "EINVAL" end
+  local models, merr, mcode = settings.merge_models(data)
+  if not models then return nil, merr, mcode end
   cfg.models = models
   local eok, eerr, ecode = M.apply_env(cfg, getenv)
   if not eok then return nil, eerr, ecode end
-  local ok, err, code = M.validate_models(models)
+  local ok, err, code = settings.validate_models(models)
   if not ok then return nil, err, code end
   for _, p in pairs(models.providers) do
     if p.file and dir and not p.file:match("^/") then p.file = dir .. "/" .. p.file end
@@ -239,9 +94,9 @@ end
 function M.load(dir, getenv)
   local copy, err, code = M.read(dir)
   if not copy then return nil, err, code end
-  local unknown = M.unknown_settings(copy)
+  local unknown = settings.unknown(copy)
   if #unknown > 0 then
-    return nil, "orket.lua: " .. unknown[1] .. ": unknown setting (settings: " .. settings_list() .. ")", "EINVAL"
+    return nil, "orket.lua: " .. unknown[1] .. ": unknown setting (settings: " .. settings.list() .. ")", "EINVAL"
   end
   return M.finish(copy, dir, getenv)
 end
@@ -249,18 +104,20 @@ end
 function M.read(dir)
   dir = dir or "."
   local path = dir .. "/orket.lua"
-  local f, oerr = io.open(path, "rb")
-  if not f then return nil, "orket.lua: cannot open: " .. tostring(oerr), "ENOENT" end
-  local src = f:read("a")
-  f:close()
+  local src, rerr, rcode = scriptfile.read(path)
+  if not src then
+    if rcode == "ENOENT" then
+      return nil, string.format("no project in %s (orket.lua not found); 'orket init' creates one", dir), rcode
+    end
+    return nil, "orket.lua: " .. rerr:sub(#path + 3), rcode
+  end
   local box = sandbox.new { name = "orket.lua" }
   local before = {}
-  for k in pairs(box.env) do before[k] = true end
+  for k in next, box.env do before[k] = true end
   local fn, err, code = box:load(src, "orket.lua")
   if not fn then return nil, err, code end
-  local res = table.pack(box:pcall(fn))
-  if not res[1] then return nil, sandbox.first_line(res[2]), res[3] end
-  local data = res[2]
+  local ok, data, pcode = box:pcall(fn)
+  if not ok then return nil, scriptfile.message(data, "orket.lua"), pcode end
   if data == nil then
     data = {}
     for k, v in next, box.env do

@@ -7,6 +7,7 @@ local uv = require "luv"
 local json = require "cjson.safe"
 local board_mod = require "orket.board"
 local store = require "orket.store"
+local scriptfile = require "orket.scriptfile"
 
 local M = {}
 M.MAX_FILE = 16 * 1024 * 1024
@@ -19,14 +20,9 @@ function M.slug(s)
   return s
 end
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read(M.MAX_FILE + 1)
-  f:close()
-  if s and #s > M.MAX_FILE then return nil, "file larger than 16 MiB" end
-  return s or ""
-end
+-- Only a regular file of at most MAX_FILE bytes, read without blocking (orket.scriptfile):
+-- text | nil, "path: message"
+local function read_file(path) return scriptfile.read(path, M.MAX_FILE) end
 
 -- Files under epics/ (and one level of department folders), sorted: {rel=, path=, department=}
 local function list_files(dir)
@@ -42,6 +38,13 @@ local function list_files(dir)
     while true do
       local name, ty = uv.fs_scandir_next(h)
       if not name then break end
+      if ty == "link" then
+        -- a link to a folder is a department; to anything else, read (and refused unless
+        -- it is a regular file) as the file it stands for
+        local st = uv.fs_stat(path .. "/" .. name)
+        ty = st and st.type == "directory" and "directory" or "file"
+      end
+      if ty ~= "directory" then ty = "file" end -- a FIFO or a device is refused by name when read
       if name:sub(1, 1) ~= "." then
         if ty == "directory" and department == nil then
           scan(path .. "/" .. name, rel .. "/" .. name, name)
@@ -71,8 +74,9 @@ end
 local function digest(text) return require("orket.c.crypto").hash(text) end
 
 local function parse_file(f)
+  if not utf8.len(f.rel) then return nil, string.format("%q: the file's name is not valid UTF-8; rename it", f.rel) end
   local text, rerr = read_file(f.path)
-  if not text then return nil, string.format("%s: cannot read: %s", f.rel, rerr) end
+  if not text then return nil, f.rel .. rerr:sub(#f.path + 1) end
   f.digest = digest(text)
   if f.rel:match("%.json$") then
     local v, err = json.decode(text)
@@ -88,7 +92,7 @@ local function parse_file(f)
   local fn, err = box:load(text, f.rel) -- box:load adds the "@"
   if not fn then return nil, err end
   local ok, v = box:pcall(fn)
-  if not ok then return nil, sandbox.first_line(v) end
+  if not ok then return nil, scriptfile.message(v, f.rel) end
   if v == nil then return nil, f.rel .. ": returns nothing; return a table (a rock or an epic)" end
   local copy, cerr = sandbox.copy(v)
   if copy == nil then return nil, string.format("%s: %s", f.rel, tostring(cerr)) end
@@ -154,19 +158,30 @@ function Ctx:str(t, path, k, required)
     return nil
   end
   if type(v) ~= "string" then self:fail(self:field(path, k), "must be a string, not %s", type(v)) end
+  self:utf8(v, self:field(path, k))
   return v
+end
+
+-- Text reaches the board and, from there, JSON output and the model: it must be UTF-8.
+function Ctx:utf8(s, path)
+  local ok, at = utf8.len(s)
+  if not ok then self:fail(path, "is not valid UTF-8 (byte %d); save the file as UTF-8", at) end
 end
 
 -- requirements / acceptance: a string or an array of strings (joined one per line)
 function Ctx:text(t, path, k)
   local v = t[k]
   if v == nil or v == json.null then return nil end
-  if type(v) == "string" then return v end
+  if type(v) == "string" then
+    self:utf8(v, self:field(path, k))
+    return v
+  end
   if type(v) == "table" then
     local out = {}
     self:array(v, self:field(path, k), "strings")
     for i, s in ipairs(v) do
       if type(s) ~= "string" then self:fail(self:idx(self:field(path, k), i), "must be a string") end
+      self:utf8(s, self:idx(self:field(path, k), i))
       out[i] = s
     end
     return table.concat(out, "\n")
@@ -231,7 +246,10 @@ local WHOSE = { issue = "an issue's", epic = "an epic's", rock = "a rock's", roc
 function Ctx:unknown(t, path, kind)
   local f, extra = FIELDS[kind], {}
   for k in pairs(t) do
-    if not f.set[k] then extra[#extra + 1] = tostring(k) end
+    if not f.set[k] then
+      if type(k) == "string" then self:utf8(k, self:field(path, "(a field name)")) end
+      extra[#extra + 1] = tostring(k)
+    end
   end
   table.sort(extra)
   for _, k in ipairs(extra) do
@@ -326,34 +344,28 @@ function M.check_file(f)
   error(cards, 0)
 end
 
---- load(dir) -> {files=n, cards={def...}, warnings={"file: path: unknown field..."}} | nil,
---- msg, CODE, anchor. Validates everything that does not need the board (ids, duplicates,
---- rock links, dependencies within the files, no card depending on its own epic or rock).
---- anchor ({pattern, nth}, orket.lines) locates the card the message is about in its file.
-function M.load(dir)
-  local files, err, code = list_files(dir)
-  if not files then return nil, err, code end
-  local defs, by_id, epics, warnings, digests = {}, {}, {}, {}, {}
-  for _, f in ipairs(files) do
-    local v, perr = parse_file(f)
-    if v == nil then return nil, perr, "EINVAL" end
-    digests[#digests + 1] = { rel = f.rel, digest = f.digest }
-    local ok, cards, fw = pcall(shape, f, v)
-    if not ok then
-      if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL", cards.anchor end
-      error(cards, 0)
-    end
-    for _, w in ipairs(fw) do warnings[#warnings + 1] = w end
-    for _, c in ipairs(cards) do
+--- link(parsed) -> {cards=, by_id=}, problems: the checks across files, over the cards of
+--- the files that parsed (parsed: {{file=f, cards=...}...} in file order): ids used twice,
+--- rocks naming unknown epics or epics another rock holds, a card depending on its own epic
+--- or rock. Each problem is {message=, anchor=}; a card whose id is taken stays out of
+--- cards. Every problem is collected (orket validate reports them all; load the first).
+function M.link(parsed)
+  local defs, by_id, epics, problems = {}, {}, {}, {}
+  local function bad(anchor, fmt, ...)
+    problems[#problems + 1] = { message = string.format(fmt, ...), anchor = anchor }
+  end
+  for _, p in ipairs(parsed) do
+    local f = p.file
+    for _, c in ipairs(p.cards) do
       local prev = by_id[c.id]
       if prev then
-        return nil, string.format("%s: %s: card id %q is already used by %s%s; give one of them an explicit id",
-          c.file, c.path ~= "" and c.path or "id", c.id, prev.file, prev.path ~= "" and (" " .. prev.path) or ""), "EINVAL",
-          c.anchor
+        bad(c.anchor, "%s: %s: card id %q is already used by %s%s; give one of them an explicit id",
+          c.file, c.path ~= "" and c.path or "id", c.id, prev.file, prev.path ~= "" and (" " .. prev.path) or "")
+      else
+        by_id[c.id] = c
+        defs[#defs + 1] = c
+        if c.type == "epic" then epics[#epics + 1] = { card = c, stem = f.stem, department = f.department } end
       end
-      by_id[c.id] = c
-      defs[#defs + 1] = c
-      if c.type == "epic" then epics[#epics + 1] = { card = c, stem = f.stem, department = f.department } end
     end
   end
   -- Rocks name their epics by id, file name or name, optionally within a department.
@@ -369,14 +381,13 @@ function M.load(dir)
           end
         end
         if not found then
-          return nil, string.format("%s: %s.epic: unknown epic %q%s", r.file, link.path, link.epic,
-            link.department and (" in department " .. link.department) or ""), "EINVAL"
+          bad(r.anchor, "%s: %s.epic: unknown epic %q%s", r.file, link.path, link.epic,
+            link.department and (" in department " .. link.department) or "")
+        elseif found.parent and found.parent ~= r.id then
+          bad(r.anchor, "%s: %s.epic: epic %q already belongs to rock %q", r.file, link.path, found.id, found.parent)
+        else
+          found.parent = r.id
         end
-        if found.parent and found.parent ~= r.id then
-          return nil, string.format("%s: %s.epic: epic %q already belongs to rock %q", r.file, link.path,
-            found.id, found.parent), "EINVAL"
-        end
-        found.parent = r.id
       end
     end
   end
@@ -388,15 +399,41 @@ function M.load(dir)
       while up and not seen[up] do
         if up == d.id then
           local a = by_id[up]
-          return nil, string.format("%s: %s: %s depends on %q, the %s it belongs to; it could never start",
-            c.file, d.path, c.id, d.id, a and a.type or "card"), "EINVAL", c.anchor
+          bad(c.anchor, "%s: %s: %s depends on %q, the %s it belongs to; it could never start",
+            c.file, d.path, c.id, d.id, a and a.type or "card")
+          break
         end
         seen[up] = true
         up = by_id[up] and by_id[up].parent
       end
     end
   end
-  return { files = #files, cards = defs, by_id = by_id, warnings = warnings, digests = digests }
+  return { cards = defs, by_id = by_id }, problems
+end
+
+--- load(dir) -> {files=n, cards={def...}, warnings={"file: path: unknown field..."}} | nil,
+--- msg, CODE, anchor. Validates everything that does not need the board (ids, duplicates,
+--- rock links, dependencies within the files, no card depending on its own epic or rock).
+--- anchor ({pattern, nth}, orket.lines) locates the card the message is about in its file.
+function M.load(dir)
+  local files, err, code = list_files(dir)
+  if not files then return nil, err, code end
+  local parsed, warnings, digests = {}, {}, {}
+  for _, f in ipairs(files) do
+    local v, perr = parse_file(f)
+    if v == nil then return nil, perr, "EINVAL" end
+    digests[#digests + 1] = { rel = f.rel, digest = f.digest }
+    local ok, cards, fw = pcall(shape, f, v)
+    if not ok then
+      if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL", cards.anchor end
+      error(cards, 0)
+    end
+    for _, w in ipairs(fw) do warnings[#warnings + 1] = w end
+    parsed[#parsed + 1] = { file = f, cards = cards }
+  end
+  local set, problems = M.link(parsed)
+  if #problems > 0 then return nil, problems[1].message, "EINVAL", problems[1].anchor end
+  return { files = #files, cards = set.cards, by_id = set.by_id, warnings = warnings, digests = digests }
 end
 
 local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",

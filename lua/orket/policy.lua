@@ -4,8 +4,9 @@
 -- Loading builds a whole new set and only returns it when every file loaded, so a caller
 -- swaps sets atomically and keeps the old one on error. Contract: docs/policies.md.
 local sandbox = require "orket.sandbox"
+local scriptfile = require "orket.scriptfile"
 local cgate = require "orket.c.gate"
-local uv = require "luv"
+local detach = require("orket.c.plain").detach
 
 local M = {}
 
@@ -21,9 +22,13 @@ local function check_glob(g, where)
   return g
 end
 
--- One rule table from a script -> the plain rule the C gate takes (+ its predicate).
+-- One rule table from a script -> the plain rule the C gate takes (+ its predicate). The
+-- spec is read from a detached copy: no metamethod of the script runs while compiling.
 local function compile(level, spec, where)
   if type(spec) ~= "table" then error(where .. ": " .. level .. " expects a table of fields", 0) end
+  local copy, derr = detach(spec)
+  if not copy then error(where .. ": " .. level .. ": " .. derr, 0) end
+  spec = copy
   local rule = { level = level, name = where }
   for k, v in pairs(spec) do
     local kind = FIELDS[k]
@@ -82,16 +87,28 @@ Set.__index = Set
 function M.load(files)
   local set = setmetatable({ rules = {}, predicates = {}, files = {} }, Set)
   for _, path in ipairs(files) do
-    local box
+    local box, refused
     local shown = M.shown_name(path)
     local function adder(level)
       return function(spec)
-        local info = debug.getinfo(2, "Sl")
-        local where = (info and info.currentline and info.currentline > 0)
-          and (path .. ":" .. info.currentline) or path
-        local rule, pred = compile(level, spec, where)
+        -- the script's line that made the call (through a pcall, a frame or two up)
+        local where, line = path, nil
+        for level = 2, 6 do
+          local info = debug.getinfo(level, "Sl")
+          if not info then break end
+          if info.currentline and info.currentline > 0 then
+            where, line = path .. ":" .. info.currentline, info.currentline
+            break
+          end
+        end
+        local ok, rule, pred = pcall(compile, level, spec, where)
+        if not ok then
+          -- kept, and raised: a script's pcall(deny, {...}) must not drop a rule unseen
+          refused = refused or rule
+          error(rule, 0)
+        end
         -- the name the model reads in a decision: never a path of this machine
-        rule.name = shown .. (info and info.currentline and info.currentline > 0 and (":" .. info.currentline) or "")
+        rule.name = shown .. (line and (":" .. line) or "")
         set.rules[#set.rules + 1] = rule
         set.predicates[#set.rules] = pred and { fn = pred, box = box } or nil
       end
@@ -100,11 +117,10 @@ function M.load(files)
       name = path,
       globals = { deny = adder("deny"), ask = adder("ask"), allow = adder("allow"), glob = cgate.glob },
     }
-    local ok, err, code = box:dofile(path)
-    if not ok then
-      -- deny{}/ask{}/allow{} errors already name file:line; Lua errors carry it too
-      return nil, sandbox.first_line(err), code or "ERUNTIME"
-    end
+    local ok, err, code = scriptfile.run(box, path, { result = false })
+    -- deny{}/ask{}/allow{} errors already name file:line; Lua errors carry it too
+    if not ok then return nil, refused or err, code or "ERUNTIME" end
+    if refused then return nil, refused, "EINVAL" end
     set.files[#set.files + 1] = path
   end
   -- converted for the gate once here, not at every call (a reload builds a new set)
@@ -114,26 +130,45 @@ function M.load(files)
   return set
 end
 
---- files_in(dirs) -> sorted list of */*.lua in each existing directory; a later directory's
---- file overrides an earlier one's of the same name (a project's policies/ over Orket's).
+--- files_in(dirs) -> sorted list of */*.lua in each existing directory (orket.scriptfile.list:
+--- of any kind, so that a FIFO or a folder is refused by name when read); a later
+--- directory's file overrides an earlier one's of the same name (a project's policies/ over Orket's).
 function M.files_in(dirs)
   local by_name, order = {}, {}
   for _, dir in ipairs(dirs) do
-    local names = {}
-    local it = uv.fs_scandir(dir) -- nil when the directory does not exist: nothing to add
-    while it do
-      local name, kind = uv.fs_scandir_next(it)
-      if not name then break end
-      if kind ~= "directory" and name:match("^[%w_%-]+%.lua$") then names[#names + 1] = name end
-    end
-    table.sort(names)
-    for _, name in ipairs(names) do
+    for _, path in ipairs(scriptfile.list(dir)) do
+      local name = path:sub(#dir + 2)
       if not by_name[name] then order[#order + 1] = name end
-      by_name[name] = dir .. "/" .. name
+      by_name[name] = path
     end
   end
   local out = {}
   for _, name in ipairs(order) do out[#out + 1] = by_name[name] end
+  return out
+end
+
+--- unmatched(set, known) -> {"file:line: level.field: message"...}: each tool, role or seat
+--- glob of set's rules that matches none of known.tool, known.role or known.seat (arrays of
+--- names; a field whose list is not given is not checked). Such a rule never applies: a
+--- deny for "wirte_file" lets write_file through. For `orket validate`.
+function M.unmatched(set, known)
+  local WHAT = { tool = "tool", role = "role", seat = "seat of the team" }
+  local out = {}
+  for _, rule in ipairs(set.rules) do
+    for _, field in ipairs { "tool", "role", "seat" } do
+      local g, names = rule[field], known[field]
+      if g and names then
+        local hit = false
+        for _, n in ipairs(names) do
+          if cgate.glob(g, n) then hit = true break end
+        end
+        if not hit then
+          out[#out + 1] = string.format("%s: %s.%s: %q matches no %s, so the rule never applies (%ss: %s)",
+            rule.name, rule.level, field, g, WHAT[field], field, table.concat(names, ", "))
+        end
+      end
+    end
+  end
   return out
 end
 

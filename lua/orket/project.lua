@@ -42,8 +42,8 @@ function M.open_store(dir, create, reading)
   end
   if not db and code == "ENOENT" then
     -- no orket.lua either: not a project at all, and importing would not help
-    local f = io.open((dir or ".") .. "/orket.lua", "rb")
-    if f then f:close() end
+    -- (looked at, not opened: opening an orket.lua that is a FIFO would block)
+    local f = require("luv").fs_stat((dir or ".") .. "/orket.lua")
     local advice = f and "run 'orket import' first" or "no orket.lua here either: 'orket init' creates a project"
     return nil, string.format("no board in %s (%s not found); %s", dir or ".", path, advice), code
   end

@@ -89,11 +89,8 @@ function M.load(files)
       name = path, globals = { glob = cgate.glob },
       instructions = M.BUDGET.instructions, timeout_ms = M.BUDGET.timeout_ms, memory = M.BUDGET.memory,
     }
-    local ok, def, code = box:dofile(path)
-    if not ok then
-      local msg = sandbox.first_line(def)
-      return nil, msg, code or "ERUNTIME", { msg }
-    end
+    local ok, def, code = require("orket.scriptfile").run(box, path) -- detached: no script metamethod runs below
+    if not ok then return nil, def, code, { def } end
     local vok, verr, problems = validate(def, path)
     if not vok then return nil, verr, "EINVAL", problems end
     local copy = {}

@@ -1,9 +1,10 @@
--- orket.validate: checks a project without running anything: orket.lua (models, team,
--- budgets, unknown settings), epics/, roles/, tools/, policies/ and routing.lua, each file
--- on its own so that every broken file is reported, then the links between them (team roles
--- exist, role tools exist, a reviewer seat, seat models name configured providers, issue
--- dependencies). Uses orket.config, orket.import, orket.engine.{settings,roles,routing},
--- orket.tools and orket.policy. Library code: returns problems, prints nothing.
+-- orket.validate: checks a project without running anything: orket.lua (every setting),
+-- epics/, roles/, tools/, policies/ and routing.lua, each file on its own so that every
+-- broken file is reported, then the links between them over whatever loaded (team roles
+-- exist, role tools exist, a reviewer seat, seat models name configured providers, policy
+-- rules name existing tools, roles and seats, cards name seats of the team and not the only
+-- reviewer's, issue dependencies). Uses orket.config, orket.import,
+-- orket.engine.{settings,roles,routing}, orket.tools and orket.policy. Prints nothing.
 local uv = require "luv"
 local config = require "orket.config"
 local import = require "orket.import"
@@ -12,16 +13,18 @@ local roles = require "orket.engine.roles"
 local routing = require "orket.engine.routing"
 local tools = require "orket.tools"
 local policy = require "orket.policy"
+local scriptfile = require "orket.scriptfile"
 local lines = require "orket.lines"
 local llm = require "orket.llm"
 local scripted = require "orket.llm.scripted"
 
 local M = {}
 
--- Top-level settings of orket.lua that some part of Orket reads (orket.config owns the list).
-M.KNOWN = config.SETTINGS
+-- Top-level settings of orket.lua (orket.engine.settings owns the schema).
+M.KNOWN = settings.SETTINGS
 
-local read = lines.read
+-- The text to find a line in: never a FIFO or a device (the problem may be that it is one).
+local function read(path) return (scriptfile.read(path, import.MAX_FILE)) end
 
 -- Adds a problem from a message "file:line: text" or "file: field.path: text"; the field's
 -- last name locates the line when the message has none, searched from the object where
@@ -58,70 +61,63 @@ end
 
 local function exists(path) return uv.fs_stat(path) ~= nil end
 
---- check(dir) -> problems {{file=, line=|nil, message=}...}, summary {epics=, issues=, roles=,
---- tools=, policies=}, warnings (as problems: what is ignored, such as unknown epic fields)
-function M.check(dir)
-  local warnings = {}
-  dir = dir or "."
-  local out, summary = {}, { epics = 0, issues = 0, roles = 0, tools = 0, policies = 0 }
-  local home = require("orket.c.runtime").home()
+-- Sorted keys of a set.
+local function names_of(set)
+  local out = {}
+  for k in pairs(set) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
 
-  -- orket.lua: read it, then check each section on its own.
+-- orket.lua: every problem of its settings (orket.engine.settings.check), then the scripted
+-- models' files as a run would load them. -> cfg (nil when models are broken), team (nil
+-- when the team section is).
+local function check_config(dir, out)
   local data, err, code = config.read(dir)
-  local s, cfg
   if not data then
     add(out, dir, code == "ENOENT" and "orket.lua: not found; 'orket init' creates a project" or err, "orket.lua")
-  else
-    for _, k in ipairs(config.unknown_settings(data)) do
-      add(out, dir, "orket.lua: " .. k .. ": unknown setting (settings: " .. config.settings_list() .. ")")
-    end
-    local cerr
-    cfg, cerr = config.finish(data, dir, function() return nil end)
-    if not cfg then add(out, dir, cerr) end
-    local sections = { { "budgets" }, { "limits" }, { "review" }, { "context" }, { "team" }, { "concurrency" }, { "name", "vision" } }
-    for _, sec in ipairs(sections) do
-      local part = {}
-      for _, k in ipairs(sec) do part[k] = data[k] end
-      local ok, serr = settings.resolve(part)
-      if not ok then add(out, dir, serr) end
-    end
-    s = settings.resolve(data)
-    if cfg then
-      -- The scripted models' files, loaded as a run would (a mistake there is the run's
-      -- first failure otherwise); each problem with its file and line.
-      local pnames = {}
-      for name in pairs(cfg.models.providers) do pnames[#pnames + 1] = name end
-      table.sort(pnames)
-      for _, name in ipairs(pnames) do
-        local p = cfg.models.providers[name]
-        if p.kind == "scripted" and p.file then
-          if not exists(p.file) then
-            add(out, dir, "orket.lua: models.providers." .. name .. ".file: the scripted model's file "
-              .. p.file:gsub("^%./", "") .. " does not exist")
-          else
-            local ok, serr = scripted.load(p, name)
-            if not ok then add(out, dir, serr, p.file) end
-          end
+    return nil, nil
+  end
+  for _, p in ipairs(settings.check(data)) do add(out, dir, p) end
+  local cfg = config.finish(data, dir, function() return nil end) -- its problems are among check's
+  local ts = settings.resolve { team = data.team }
+  if cfg then
+    -- The scripted models' files, loaded as a run would (a mistake there is the run's
+    -- first failure otherwise); each problem with its file and line.
+    for _, name in ipairs(names_of(cfg.models.providers)) do
+      local p = cfg.models.providers[name]
+      if p.kind == "scripted" and p.file then
+        if not exists(p.file) then
+          add(out, dir, "orket.lua: models.providers." .. name .. ".file: the scripted model's file "
+            .. p.file:gsub("^%./", "") .. " does not exist")
+        else
+          local ok, serr = scripted.load(p, name)
+          if not ok then add(out, dir, serr, p.file) end
         end
       end
     end
   end
+  return cfg, ts and ts.team
+end
 
-  -- Roles, each file on its own; the project's override the built-ins by name.
-  local role_names = {}
+-- roles/, tools/, policies/ and routing.lua, each file on its own (a project's override the
+-- built-ins by name). -> roles by name, tool names (set), policy sets, and the names of
+-- broken files (their stems), which the links below do not call unknown a second time.
+local function check_scripts(dir, out, summary)
+  local home = require("orket.c.runtime").home()
+  local by_name, broken = {}, {}
   for _, d in ipairs(roles.dirs(dir)) do
     for _, path in ipairs(roles.lua_files(d)) do
       local r, rerr, _, problems = roles.load_file(path)
       if r then
-        role_names[r.name] = r
+        by_name[r.name] = r
       else
+        broken[path:match("([^/]+)%.lua$")] = true
         for _, p in ipairs(problems or { rerr }) do add(out, dir, p, path) end
       end
     end
   end
-  for _ in pairs(role_names) do summary.roles = summary.roles + 1 end
-
-  -- Tools and policies, each file on its own.
+  summary.roles = #names_of(by_name)
   local tool_names = {}
   for _, path in ipairs(policy.files_in { home .. "/tools", dir .. "/tools" }) do
     local reg, terr, _, problems = tools.load { path }
@@ -129,29 +125,39 @@ function M.check(dir)
       for _, n in ipairs(reg.names) do tool_names[n] = true end
       summary.tools = summary.tools + 1
     else
+      broken[path:match("([^/]+)%.lua$")] = true
       for _, p in ipairs(problems or { terr }) do add(out, dir, p, path) end
     end
   end
+  local sets = {}
   for _, path in ipairs(policy.files_in { home .. "/policies", dir .. "/policies" }) do
     local set, perr = policy.load { path }
-    if set then summary.policies = summary.policies + 1 else add(out, dir, perr, path) end
+    if set then
+      summary.policies = summary.policies + 1
+      sets[#sets + 1] = set
+    else
+      add(out, dir, perr, path)
+    end
   end
   local _, rerr = routing.load(dir .. "/routing.lua")
   if rerr then add(out, dir, rerr, dir .. "/routing.lua") end
+  return by_name, tool_names, sets, broken
+end
 
-  -- Models: every seat's and role's model names a configured provider.
+-- The links between orket.lua and the scripts: seats' and roles' models, the team's roles,
+-- a reviewer seat, the roles' tools, and the tools, roles and seats policy rules name.
+local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broken)
   if cfg then
-    for _, m in ipairs(llm.check_models(cfg.models, s and s.team or {}, role_names)) do
+    for _, m in ipairs(llm.check_models(cfg.models, team or {}, by_name)) do
       add(out, dir, m, "orket.lua", m:match("^orket%.lua: team%.([%w_%-]+)%.")
         and lines.table_set(m:match("^orket%.lua: team%.([%w_%-]+)%.")) or nil)
     end
   end
-
-  -- Links: the team's roles exist, a reviewer seat, the roles' tools exist.
+  local s = team and { team = team }
   if s then
     for _, seat in ipairs(settings.seats(s)) do
-      for i, r in ipairs(s.team[seat].roles) do
-        if not role_names[r] then
+      for i, r in ipairs(team[seat].roles) do
+        if not by_name[r] and not broken[r] then
           add(out, dir, string.format("orket.lua: team.%s.roles[%d]: no role named %q", seat, i, r), nil,
             lines.table_set(seat))
         end
@@ -161,65 +167,105 @@ function M.check(dir)
       add(out, dir, "orket.lua: team: no seat holds the integrity_guard role, so nothing could be reviewed")
     end
   end
-  local rnames = {}
-  for n in pairs(role_names) do rnames[#rnames + 1] = n end
-  table.sort(rnames)
-  for _, n in ipairs(rnames) do
-    local r = role_names[n]
+  for _, n in ipairs(names_of(by_name)) do
+    local r = by_name[n]
     for i, t in ipairs(r.tools) do
-      if not tool_names[t] then add(out, dir, string.format("%s: tools[%d]: no tool named %q", r.file, i, t), r.file) end
+      if not tool_names[t] and not broken[t] then
+        add(out, dir, string.format("%s: tools[%d]: no tool named %q", r.file, i, t), r.file)
+      end
     end
   end
+  -- A broken file's stem stands in for the name it would have had: no second problem.
+  local known = { tool = names_of(tool_names), role = names_of(by_name), seat = s and settings.seats(s) }
+  for stem in pairs(broken) do
+    known.tool[#known.tool + 1] = stem
+    known.role[#known.role + 1] = stem
+  end
+  for _, set in ipairs(sets) do
+    for _, m in ipairs(policy.unmatched(set, known)) do add(out, dir, m) end
+  end
+end
 
-  -- Epics: each file on its own, then ids and dependencies across files.
+-- epics/: each file on its own, then the links across files (import.link), dependencies
+-- and their cycles, and the seats cards name against the team.
+local function check_epics(dir, out, warnings, summary, team)
   local files, ferr = import.list_files(dir)
   if not files then
     add(out, dir, ferr, "epics")
-  else
-    local all, ok_files = {}, true
-    for _, f in ipairs(files) do
-      local cards, cerr, anchor = import.check_file(f)
-      if not cards then
-        ok_files = false
-        add(out, dir, cerr, f.rel, anchor)
-      else
-        for _, c in ipairs(cards) do all[#all + 1] = c end
-        for _, w in ipairs(cerr) do add(warnings, dir, w, f.rel) end
-      end
-    end
-    if ok_files then
-      local set, lerr, _, anchor = import.load(dir)
-      if not set then add(out, dir, lerr, "epics", anchor) end
-    end
-    local ids = {}
-    for _, c in ipairs(all) do ids[c.id] = true end
-    -- A card whose id is taken (already reported) stays out of the graph: its edges would
-    -- show a cycle that is only the clash.
-    local graph, nodes, by_id = {}, {}, {}
-    for _, c in ipairs(all) do
-      if c.type == "epic" then summary.epics = summary.epics + 1 end
-      if c.type == "issue" then summary.issues = summary.issues + 1 end
-      local first = by_id[c.id] == nil
-      if first then graph[c.id], nodes[#nodes + 1], by_id[c.id] = {}, c.id, c end
-      for _, d in ipairs(c.deps or {}) do
-        if not ids[d.id] then
-          add(out, dir, string.format("%s: %s: unknown card %q", c.file, d.path, d.id), c.file, c.anchor)
-        elseif first then
-          table.insert(graph[c.id], d.id)
-        end
-      end
-    end
-    local cycle = require("orket.board").find_cycle(graph, nodes)
-    if cycle then
-      -- Name the edge that closes the cycle, so the line is the depends_on to change.
-      local c, at = by_id[cycle[#cycle - 1]], nil
-      for _, d in ipairs(c.deps or {}) do
-        if d.id == cycle[#cycle] then at = d.path break end
-      end
-      add(out, dir, string.format("%s: %s: dependency cycle: %s", c.file, at or "depends_on",
-        #cycle == 2 and (cycle[1] .. " depends on itself") or table.concat(cycle, " -> ")), c.file, c.anchor)
+    return
+  end
+  local parsed, all = {}, {}
+  for _, f in ipairs(files) do
+    local cards, cerr, anchor = import.check_file(f)
+    if not cards then
+      add(out, dir, cerr, f.rel, anchor)
+    else
+      parsed[#parsed + 1] = { file = f, cards = cards }
+      for _, c in ipairs(cards) do all[#all + 1] = c end
+      for _, w in ipairs(cerr) do add(warnings, dir, w, f.rel) end
     end
   end
+  local set, problems = import.link(parsed)
+  for _, p in ipairs(problems) do add(out, dir, p.message, "epics", p.anchor) end
+  local ids = {}
+  for _, c in ipairs(all) do
+    ids[c.id] = true
+    if c.type == "epic" then summary.epics = summary.epics + 1 end
+    if c.type == "issue" then summary.issues = summary.issues + 1 end
+  end
+  -- A card whose id is taken (reported by link) stays out of the graph: its edges would
+  -- show a cycle that is only the clash.
+  local graph, nodes, by_id = {}, {}, {}
+  for _, c in ipairs(set.cards) do
+    graph[c.id], nodes[#nodes + 1], by_id[c.id] = {}, c.id, c
+    for _, d in ipairs(c.deps or {}) do
+      if not ids[d.id] then
+        add(out, dir, string.format("%s: %s: unknown card %q", c.file, d.path, d.id), c.file, c.anchor)
+      else
+        table.insert(graph[c.id], d.id)
+      end
+    end
+  end
+  local cycle = require("orket.board").find_cycle(graph, nodes)
+  if cycle then
+    -- Name the edge that closes the cycle, so the line is the depends_on to change.
+    local c, at = by_id[cycle[#cycle - 1]], nil
+    for _, d in ipairs(c.deps or {}) do
+      if d.id == cycle[#cycle] then at = d.path break end
+    end
+    add(out, dir, string.format("%s: %s: dependency cycle: %s", c.file, at or "depends_on",
+      #cycle == 2 and (cycle[1] .. " depends on itself") or table.concat(cycle, " -> ")), c.file, c.anchor)
+  end
+  -- Seats: one the team lacks is worked by another seat unseen; the only reviewer seat
+  -- can never review its own work, so its cards would stall.
+  if not team then return end
+  local seats = settings.seats { team = team }
+  local reviewers = settings.seats_with({ team = team }, "integrity_guard")
+  for _, c in ipairs(set.cards) do
+    local field = c.path == "" and "seat" or (c.path .. ".seat")
+    if c.seat and not team[c.seat] then
+      add(out, dir, string.format("%s: %s: no seat %q in orket.lua's team, so another seat would work the card "
+        .. "(seats: %s)", c.file, field, c.seat, table.concat(seats, ", ")), c.file, c.anchor)
+    elseif c.seat and c.type == "issue" and #reviewers == 1 and reviewers[1] == c.seat then
+      add(out, dir, string.format("%s: %s: %q is the only seat holding integrity_guard, and no seat reviews "
+        .. "its own work: the card could never be done; seat it elsewhere or add a reviewer seat",
+        c.file, field, c.seat), c.file, c.anchor)
+    end
+  end
+end
+
+--- check(dir) -> problems {{file=, line=|nil, message=}...}, summary {epics=, issues=, roles=,
+--- tools=, policies=}, warnings (as problems: what is ignored, such as unknown epic fields).
+--- Every problem in one pass: each file on its own, and the links between files checked
+--- over whatever loaded, so fixing one file never uncovers problems that were there before.
+function M.check(dir)
+  dir = dir or "."
+  local out, warnings = {}, {}
+  local summary = { epics = 0, issues = 0, roles = 0, tools = 0, policies = 0 }
+  local cfg, team = check_config(dir, out)
+  local by_name, tool_names, sets, broken = check_scripts(dir, out, summary)
+  check_links(dir, out, cfg, team, by_name, tool_names, sets, broken)
+  check_epics(dir, out, warnings, summary, team)
   return out, summary, warnings
 end
 

@@ -1,10 +1,13 @@
 /* test_runtime.c: opening and closing the host, the protected-call helper, locating home,
- * and the memory ceiling holding a bomb inside one call. */
+ * the memory ceiling holding a bomb inside one call, and reading script files. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <errno.h>
+#include <sys/stat.h>
 
 #include <lauxlib.h>
 
@@ -117,4 +120,49 @@ TEST(test_runtime_memory_bomb_contained) {
   CHECK(t, st == LUA_OK && lua_tointeger(L, -1) == (16 << 20));
   CHECK(t, rt->mem.limit == SIZE_MAX);
   rt_close(rt);
+}
+
+/* rt_read_script reads regular files only, never blocking: a FIFO, a device, a directory
+ * and a file over the cap are refused with their kind, before any read. */
+TEST(test_runtime_read_script) {
+  char dir[] = "/tmp/orket-ctest.XXXXXX";
+  CHECK(t, mkdtemp(dir) != NULL);
+  char path[128], link[128];
+  char *text = NULL;
+  size_t len = 0;
+  const char *kind = NULL;
+
+  snprintf(path, sizeof path, "%s/a.lua", dir);
+  FILE *f = fopen(path, "wb");
+  CHECK(t, f != NULL);
+  if (!f) return;
+  fputs("return 1\n", f);
+  fclose(f);
+  CHECK(t, rt_read_script(path, 100, &text, &len, &kind) == 0);
+  CHECK(t, text != NULL && len == 9 && strcmp(text, "return 1\n") == 0);
+  free(text);
+  CHECK(t, rt_read_script(path, 8, &text, &len, &kind) == EFBIG && text == NULL);
+  CHECK_STR(t, kind, "too large");
+  CHECK(t, rt_read_script(path, 9, &text, &len, &kind) == 0 && len == 9);
+  free(text);
+
+  snprintf(link, sizeof link, "%s/fifo.lua", dir);
+  CHECK(t, mkfifo(link, 0600) == 0);
+  CHECK(t, rt_read_script(link, 100, &text, &len, &kind) == EINVAL && text == NULL);
+  CHECK_STR(t, kind, "a FIFO (named pipe)");
+  unlink(link);
+
+  snprintf(link, sizeof link, "%s/zero.lua", dir);
+  CHECK(t, symlink("/dev/zero", link) == 0);
+  CHECK(t, rt_read_script(link, 100, &text, &len, &kind) == EINVAL);
+  CHECK_STR(t, kind, "a character device");
+  unlink(link);
+
+  CHECK(t, rt_read_script(dir, 100, &text, &len, &kind) == EISDIR);
+  CHECK_STR(t, kind, "a directory");
+  snprintf(link, sizeof link, "%s/none.lua", dir);
+  CHECK(t, rt_read_script(link, 100, &text, &len, &kind) == ENOENT && kind == NULL);
+
+  unlink(path);
+  rmdir(dir);
 }

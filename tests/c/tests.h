@@ -21,6 +21,7 @@
   X(test_home_exe_dir_without_proc)      \
   X(test_home_locate_prefix)             \
   X(test_runtime_memory_bomb_contained)  \
+  X(test_runtime_read_script)            \
   X(test_statemachine_table)             \
   X(test_statemachine_refusal_messages)  \
   X(test_statemachine_wait_reasons)      \

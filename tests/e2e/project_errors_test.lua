@@ -206,3 +206,33 @@ describe("validate's line for a card's field", function()
     assert.matches("roles/pilot.lua: intent must be a string", r.stderr, 1, true)
   end)
 end)
+
+describe("orket run outside a project", function()
+  after_each(H.cleanup)
+
+  it("says that orket init creates one, as the other commands do", function()
+    local dir = H.tmpdir()
+    for _, cmd in ipairs { "run X", "run X -C sub" } do
+      local r = H.orket(cmd, { cwd = dir })
+      assert.equal(1, r.status)
+      assert.matches("^orket: no project in %S+ %(orket.lua not found%); 'orket init' creates one\n$", r.stderr)
+      assert.is_nil(r.stderr:find("cannot open", 1, true))
+    end
+  end)
+end)
+
+describe("a budget error in orket.lua", function()
+  after_each(H.cleanup)
+
+  it("names the file and the line under run, validate and models", function()
+    local p = project()
+    H.write(p .. "/orket.lua", H.read(p .. "/orket.lua") .. "local n = 0\nwhile true do n = n + 1 end\n")
+    local line = select(2, H.read(p .. "/orket.lua"):gsub("\n", ""))
+    for _, cmd in ipairs { "run START", "validate", "models --no-check" } do
+      local r = H.orket(cmd, { cwd = p })
+      assert.equal(1, r.status, cmd)
+      assert.matches("orket%.lua:" .. line .. ": sandbox: instruction budget exceeded", r.stdout .. r.stderr)
+    end
+    untouched(p)
+  end)
+end)

@@ -152,3 +152,25 @@ describe("a run's state as orket runs shows it", function()
     assert.has_error(function() lk:tag(0) end)
   end)
 end)
+
+describe("import of text that is not UTF-8", function()
+  after_each(H.cleanup)
+
+  it("is refused with the file and the field, in JSON and Lua epics", function()
+    local function refused(files, want)
+      local set, err = import.load(epics(files))
+      assert.is_nil(set)
+      assert.equal(want, err)
+    end
+    refused({ ["x.json"] = '{"id":"X","issues":[{"summary":"caf\233"}]}' },
+      "epics/x.json: issues[0].summary: is not valid UTF-8 (byte 4); save the file as UTF-8")
+    refused({ ["x.lua"] = 'return { id = "X", requirements = { "ok", "\\255" } }' },
+      "epics/x.lua: requirements[2]: is not valid UTF-8 (byte 1); save the file as UTF-8")
+    refused({ ["x.json"] = '{"id":"X","note":"\192\175"}' },
+      "epics/x.json: note: is not valid UTF-8 (byte 1); save the file as UTF-8")
+    refused({ ["x.json"] = '{"id":"X","se\255t":"a"}' },
+      "epics/x.json: (a field name): is not valid UTF-8 (byte 3); save the file as UTF-8")
+    local set = assert(import.load(epics { ["x.json"] = '{"id":"X","summary":"caf\195\169 \226\156\147"}' }))
+    assert.equal("caf\195\169 \226\156\147", set.by_id.X.summary)
+  end)
+end)

@@ -246,6 +246,28 @@ describe("hot reload", function()
     e.close_all()
   end)
 
+  it("names the scripts of a folder moved in, never the folder, in a reload's files", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 50 })
+    -- tools/ does not exist yet: it arrives whole, with a script in it
+    os.execute("mkdir " .. H.quote(dir .. "/tools.new"))
+    H.write(dir .. "/tools.new/shout.lua", [[return { name = "shout", description = "Shouts.", effect = "read",
+      handler = function(args) return { said = "HEY" } end }]])
+    os.execute("mv " .. H.quote(dir .. "/tools.new") .. " " .. H.quote(dir .. "/tools"))
+    local t0 = orket.now()
+    while count(events, "reload") == 0 and orket.now() - t0 < 5000 do orket.sleep(20) end
+    assert.equal(1, count(events, "reload"))
+    assert.same({ "tools/shout.lua" }, events[#events].files)
+    assert.is_table(e.tools:get("shout"))
+    -- a change the kernel reports on the folder itself names no file either
+    w:touch()
+    assert.is_true(w:trigger())
+    assert.same({}, events[#events].files)
+    w:close()
+    e.close_all()
+  end)
+
   it("picks up a real edit through the fs watcher, one reload per burst", function()
     local dir = notes_project()
     local e, events = open(dir)

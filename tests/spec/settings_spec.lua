@@ -37,4 +37,32 @@ describe("engine settings", function()
     assert.is_nil(s)
     assert.matches("orket.lua: concurrency", err)
   end)
+
+  it("are one schema: check reports every problem of orket.lua at once, resolve the first", function()
+    local data = { teams = {}, name = "caf\233", budgets = { turns = 1 }, concurrency = 0,
+      review = { escalate_after = 5, requirements_review_after = 1 },
+      models = { providers = { x = { kind = "nope" } } } }
+    assert.same({
+      "orket.lua: teams: unknown setting (settings: budgets, concurrency, context, limits, models, name, review, team, vision)",
+      "orket.lua: name: is not valid UTF-8 (byte 4)",
+      "orket.lua: models.providers.x.kind must be one of openai, ollama, scripted, replay (got nope)",
+      "orket.lua: concurrency: must be an integer from 1 to 1000000000000 (got 0)",
+      "orket.lua: budgets.turns: unknown setting (known: backoff_ms, model_retries, steps_per_turn, tokens_per_card, "
+        .. "tokens_per_run, tool_calls_per_turn, turns_per_card, wall_ms_per_card, wall_ms_per_run)",
+      "orket.lua: review.requirements_review_after: must not be below review.escalate_after",
+    }, settings.check(data))
+    assert.same({}, settings.check {})
+    local s, err = settings.resolve { name = "caf\233" }
+    assert.is_nil(s)
+    assert.equal("orket.lua: name: is not valid UTF-8 (byte 4)", err)
+    -- orket.config and orket validate use the same list
+    assert.equal(settings.SETTINGS, require("orket.validate").KNOWN)
+    local H = require "tests.helpers"
+    local dir = H.tmpdir()
+    H.write(dir .. "/orket.lua", "teams = {}\n")
+    local cfg, cerr = require("orket.config").load(dir)
+    H.cleanup()
+    assert.is_nil(cfg)
+    assert.equal(settings.check({ teams = {} })[1], cerr)
+  end)
 end)

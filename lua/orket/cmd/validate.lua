@@ -5,9 +5,11 @@ local validate = require "orket.validate"
 local cmd = { summary = "check a project's config, epics, roles, tools and policies", usage = "orket validate [DIR]" }
 cmd.help = [[
 Loads every file the way 'orket run' would, each on its own, without running anything, and
-prints every problem found (file:line: message), not only the first. Also checks that the
-team's roles, the roles' tools and the seats' model providers exist, that a seat can review,
-and that issue dependencies name known cards without cycles. Exit status 1 if anything is wrong.
+prints every problem found (file:line: message) in one pass, not only the first. Also checks,
+over whatever loaded, that the team's roles, the roles' tools and the seats' model providers
+exist, that a seat can review, that policy rules name existing tools, roles and seats, that
+cards name seats of the team (and not the only reviewer's), and that card ids are unique and
+dependencies name known cards without cycles. Exit status 1 if anything is wrong.
 Fields an epic file may carry but Orket ignores (a misspelt "seet") are printed as warnings
 and do not fail the check.]]
 

@@ -71,7 +71,7 @@ function M.check_tools(s)
     for i, t in ipairs(r.tools or {}) do
       if not s.tools:get(t) then
         local file = (r.file or ("roles/" .. name .. ".lua")):gsub("^%./", "")
-        local line = lines.of(lines.read(r.file or file), "tools")
+        local line = lines.of(require("orket.scriptfile").read(r.file or file), "tools")
         return nil, string.format("%s%s: tools[%d]: no tool named %q", file, line and (":" .. line) or "", i, t), "ENOENT"
       end
     end
@@ -135,8 +135,11 @@ local function watch_dir(w, path, filter)
   local h = uv.new_fs_event()
   local ok = h:start(path, {}, function(err, name)
     if err then return end
-    if filter(name) then
-      if name then w:touch(rel == "" and name or (rel .. "/" .. name)) else w:touch(rel ~= "" and rel or ".") end
+    local what = filter(name)
+    if what == "file" then
+      w:touch(rel == "" and name or (rel .. "/" .. name))
+    elseif what then
+      w:touch() -- a change to reload for, with no file to name
     end
   end)
   if not ok then
@@ -146,14 +149,23 @@ local function watch_dir(w, path, filter)
   w.handles[path] = h
 end
 
-local function is_script(name) return name == nil or name:match("^[%w_%-]+%.lua$") ~= nil end
+-- A filter says "file" for a change to the named file, true for a change to reload for
+-- that names none (the folder itself), false for nothing to do.
+local function is_script(name)
+  if name == nil then return true end
+  return name:match("^[%w_%-]+%.lua$") ~= nil and "file"
+end
 
--- The project folder itself: routing.lua, and script folders created after the start.
+-- The project folder itself: routing.lua, and script folders created (or moved in) after
+-- the start, whose scripts are named as changed files (`files` lists files, never folders).
 local function project_filter(w)
   return function(name)
-    if name == "routing.lua" then return true end
+    if name == "routing.lua" then return "file" end
     if name and M.DIRS[name] then
       watch_dir(w, w.dir .. "/" .. name, is_script)
+      for _, path in ipairs(require("orket.scriptfile").list(w.dir .. "/" .. name)) do
+        w:touch(name .. "/" .. path:match("[^/]+$"))
+      end
       return true
     end
     return false
@@ -177,11 +189,12 @@ function M.watch(e, opts)
   return w
 end
 
---- watcher:touch(name): notes a change and (re)starts the quiet period. The fs event
---- callbacks call it; tests call it to drive the same path without the kernel.
+--- watcher:touch([name]): notes a change to file name (project-relative; none: a change
+--- that names no file) and (re)starts the quiet period. The fs event callbacks call it;
+--- tests call it to drive the same path without the kernel.
 function Watcher:touch(name)
   if self.closed then return end
-  self.changed[name or "?"] = true
+  if name then self.changed[name] = true end
   self.timer:stop()
   self.timer:start(self.debounce_ms, 0, function() self:trigger() end)
 end

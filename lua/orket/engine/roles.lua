@@ -1,8 +1,8 @@
 -- orket.engine.roles: role scripts (roles/*.lua) loaded into restricted environments
 -- (orket.sandbox) with the prompt toolkit; a project's roles/ overrides the built-ins by
 -- name. A set is loaded all or nothing, so a reload swaps it atomically. docs/roles.md.
-local uv = require "luv"
 local sandbox = require "orket.sandbox"
+local scriptfile = require "orket.scriptfile"
 local prompt = require "orket.engine.prompt"
 local schemas = require "orket.engine.schemas"
 
@@ -11,21 +11,10 @@ local M = {}
 local KEYS = { name = true, intent = true, tools = true, model = true, dialect = true, system = true, build = true }
 local DIALECTS = { native = true, json = true }
 
-local function lua_files(dir)
-  local out = {}
-  local h = uv.fs_scandir(dir)
-  if not h then return out end
-  while true do
-    local name, ty = uv.fs_scandir_next(h)
-    if not name then break end
-    if (ty == "file" or ty == "link") and name:match("^[%w_%-]+%.lua$") then out[#out + 1] = dir .. "/" .. name end
-  end
-  table.sort(out)
-  return out
-end
+local lua_files = scriptfile.list
 M.lua_files = lua_files
 
--- Checks a role's table: role | nil, first problem, every problem (validate reports them
+-- Checks a role's table (detached by orket.scriptfile: no script code runs here): role | nil, first problem, every problem (validate reports them
 -- all, so an operator fixes a file in one pass rather than one error per run).
 local function validate(def, file, stem)
   if type(def) ~= "table" then
@@ -74,11 +63,8 @@ end
 function M.load_file(path)
   local stem = path:match("([^/]+)%.lua$")
   local box = sandbox.new { name = path, globals = { prompt = prompt } }
-  local ok, def, code = box:dofile(path)
-  if not ok then
-    local msg = sandbox.first_line(def)
-    return nil, msg, code, { msg }
-  end
+  local ok, def, code = scriptfile.run(box, path)
+  if not ok then return nil, def, code, { def } end
   local role, err, problems = validate(def, path, stem)
   if not role then return nil, err, "EINVAL", problems end
   role.box, role.file = box, path

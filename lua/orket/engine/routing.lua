@@ -3,6 +3,7 @@
 -- a restricted environment, hot-reloadable); the run's --model and ORKET_MODEL override
 -- every model choice. docs/engine.md.
 local sandbox = require "orket.sandbox"
+local scriptfile = require "orket.scriptfile"
 
 local M = {}
 
@@ -70,10 +71,11 @@ local NAMES = { worker = true, reviewer = true, escalation = true, model = true 
 function M.load(path)
   local r = { file = nil, fns = {} }
   for k, f in pairs(M.builtin) do r.fns[k] = f end
-  if not path or not require("luv").fs_stat(path) then return setmetatable(r, { __index = M }) end
+  -- lstat: a link that leads nowhere is a mistake to report, not a missing file
+  if not path or not require("luv").fs_lstat(path) then return setmetatable(r, { __index = M }) end
   local box = sandbox.new { name = path }
-  local ok, def, code = box:dofile(path)
-  if not ok then return nil, (tostring(def):match("^[^\n]*")), code end
+  local ok, def, code = scriptfile.run(box, path) -- detached: reading it runs no script code
+  if not ok then return nil, def, code end
   if type(def) ~= "table" then return nil, path .. ": must return a table of routing functions", "EINVAL" end
   for k, f in next, def do
     if not NAMES[k] then
@@ -81,10 +83,10 @@ function M.load(path)
     end
     if type(f) ~= "function" then return nil, path .. ": " .. k .. " must be a function", "EINVAL" end
     r.fns[k] = function(...)
-      local cok, v, cerr = box:pcall(f, ...)
+      local cok, v = box:pcall(f, ...)
       if not cok then error(v, 0) end
       if v ~= nil and type(v) ~= "string" then error(path .. ": " .. k .. " must return a string or nil", 0) end
-      return v, cerr
+      return v
     end
   end
   r.file = path

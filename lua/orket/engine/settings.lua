@@ -1,7 +1,141 @@
--- orket.engine.settings: the engine's part of a project's orket.lua (team, concurrency,
--- budgets, review thresholds, context policy), checked field by field and filled with
--- defaults. Input is plain data (orket.config's result or a table); docs/engine.md.
+-- orket.engine.settings: what a project's orket.lua may contain. This module owns the one
+-- schema of its settings (SETTINGS, each top-level setting with the check of its section),
+-- their defaults (the engine's sections, the built-in model providers) and their validation.
+-- orket.config reads the file and applies the environment; `orket validate` reports every
+-- problem at once (check); the engine runs with resolve's result. docs/engine.md, docs/llm.md.
 local M = {}
+
+-- ---- models (docs/llm.md) ------------------------------------------------------------
+
+M.KINDS = { openai = true, ollama = true, scripted = true, replay = true }
+
+-- The models section's messages read "orket.lua: models.x.y must ..." (docs/llm.md).
+local function mfail(path, msg) return nil, "orket.lua: " .. path .. " " .. msg, "EINVAL" end
+
+local function is_nonneg(v) return type(v) == "number" and v >= 0 and v == v and v < 1e12 end
+
+local FIELDS = {
+  kind = "string", base_url = "string", base_url_env = "string", api_key_env = "string",
+  max_concurrency = "count", timeouts = "table", retry = "table", max_response_bytes = "count",
+  headers = "table", stream = "boolean", file = "string", rules = "table", models = "table",
+  default = "table", sequence = "table",
+}
+local TIMEOUTS = { connect_ms = true, first_byte_ms = true, idle_ms = true, total_ms = true }
+local RETRY = { max_attempts = true, base_ms = true, max_ms = true }
+
+local function check_provider(name, p)
+  local at = "models.providers." .. name
+  if type(p) ~= "table" then return mfail(at, "must be a table") end
+  if not M.KINDS[p.kind] then
+    return mfail(at .. ".kind", "must be one of openai, ollama, scripted, replay (got " .. tostring(p.kind) .. ")")
+  end
+  for k, v in pairs(p) do
+    local want = FIELDS[k]
+    if want == nil then return mfail(at .. "." .. tostring(k), "is not a provider setting") end
+    if want == "count" then
+      if math.type(v) ~= "integer" or v < 1 then return mfail(at .. "." .. k, "must be a positive integer") end
+    elseif type(v) ~= want then
+      return mfail(at .. "." .. k, "must be a " .. want .. " (got " .. type(v) .. ")")
+    end
+  end
+  if p.kind == "openai" or p.kind == "ollama" then
+    if type(p.base_url) ~= "string" or not p.base_url:match("^https?://[^/]") then
+      return mfail(at .. ".base_url", "must be an http:// or https:// URL (got " .. tostring(p.base_url) .. ")")
+    end
+  end
+  for k, v in pairs(p.timeouts or {}) do
+    if not TIMEOUTS[k] then return mfail(at .. ".timeouts." .. tostring(k), "is not a timeout (connect_ms, first_byte_ms, idle_ms, total_ms)") end
+    if not is_nonneg(v) then return mfail(at .. ".timeouts." .. k, "must be a number of milliseconds >= 0") end
+  end
+  for k, v in pairs(p.retry or {}) do
+    if not RETRY[k] then return mfail(at .. ".retry." .. tostring(k), "is not a retry setting (max_attempts, base_ms, max_ms)") end
+    if not is_nonneg(v) then return mfail(at .. ".retry." .. k, "must be a number >= 0") end
+  end
+  for k, v in pairs(p.headers or {}) do
+    if type(k) ~= "string" or type(v) ~= "string" or k:find("[\r\n:]") or v:find("[\r\n]") then
+      return mfail(at .. ".headers", "must map header names to single-line strings")
+    end
+    if k:lower() == "authorization" or k:lower() == "api-key" then
+      return mfail(at .. ".headers." .. k, "must not be in orket.lua: name the variable holding the key with api_key_env")
+    end
+  end
+  if p.kind == "scripted" and p.file == nil and p.rules == nil then
+    return mfail(at, "needs file= (a script of rules) or rules=")
+  end
+  return true
+end
+
+--- split_model(spec) -> provider, model | nil, message
+--- "ollama:qwen2.5-coder:7b" -> "ollama", "qwen2.5-coder:7b" (the first colon separates).
+function M.split_model(spec)
+  if type(spec) ~= "string" then return nil, "a model is named \"provider:model\" (got " .. type(spec) .. ")" end
+  local p, m = spec:match("^([%w_%-%.]+):(.+)$")
+  if not p then return nil, "a model is named \"provider:model\", e.g. \"ollama:qwen2.5-coder:7b\" (got \"" .. spec .. "\")" end
+  return p, m
+end
+
+--- validate_models(models) -> true | nil, message, "EINVAL"
+function M.validate_models(models)
+  if type(models) ~= "table" then return mfail("models", "must be a table") end
+  if type(models.providers) ~= "table" then return mfail("models.providers", "must be a table") end
+  for name, p in pairs(models.providers) do
+    if type(name) ~= "string" or not name:match("^[%w_%-%.]+$") then
+      return mfail("models.providers", "names must be words (got " .. tostring(name) .. ")")
+    end
+    local ok, err, code = check_provider(name, p)
+    if not ok then return nil, err, code end
+  end
+  if models.default ~= nil then
+    local prov, err = M.split_model(models.default)
+    if not prov then return mfail("models.default", err) end
+    if not models.providers[prov] then
+      return mfail("models.default", "names provider '" .. prov .. "', which is not configured")
+    end
+  end
+  return true
+end
+
+-- Built-in providers: Ollama on this machine is the default; OpenAI is one setting away.
+-- A project's providers of the same name are merged over these.
+function M.builtin_models()
+  return {
+    default = "ollama:qwen2.5-coder:7b",
+    providers = {
+      ollama = { kind = "ollama", base_url = "http://127.0.0.1:11434", base_url_env = "OLLAMA_HOST" },
+      openai = { kind = "openai", base_url = "https://api.openai.com/v1", base_url_env = "OPENAI_BASE_URL",
+        api_key_env = "OPENAI_API_KEY" },
+    },
+  }
+end
+
+--- merge_models(data) -> models | nil, message, "EINVAL": the built-in providers with
+--- orket.lua's models section merged over them (a provider of the same kind field by
+--- field), before the environment and before validate_models.
+function M.merge_models(data)
+  local models = M.builtin_models()
+  local pm = data.models
+  if pm == nil then return models end
+  if type(pm) ~= "table" then return nil, "orket.lua: models must be a table", "EINVAL" end
+  if pm.default ~= nil then models.default = pm.default end
+  for k, v in pairs(pm) do
+    if k ~= "providers" and k ~= "default" then models[k] = v end
+  end
+  if type(pm.providers) == "table" then
+    for name, p in pairs(pm.providers) do
+      local base = models.providers[name]
+      if base and type(p) == "table" and (p.kind == nil or p.kind == base.kind) then
+        for k, v in pairs(p) do base[k] = v end
+      else
+        models.providers[name] = p
+      end
+    end
+  elseif pm.providers ~= nil then
+    return nil, "orket.lua: models.providers must be a table", "EINVAL"
+  end
+  return models
+end
+
+-- ---- the engine's sections (docs/engine.md) --------------------------------------------
 
 M.DEFAULTS = {
   concurrency = 3,
@@ -42,6 +176,13 @@ for k, v in pairs(require("orket.gate").DEFAULT_LIMITS) do M.DEFAULTS.limits[k] 
 
 local function fail(path, fmt, ...)
   error({ settings_error = "orket.lua: " .. path .. ": " .. string.format(fmt, ...) }, 0)
+end
+
+local function text(v, path)
+  if type(v) ~= "string" then fail(path, "must be a string") end
+  local ok, at = utf8.len(v)
+  if not ok then fail(path, "is not valid UTF-8 (byte %d)", at) end
+  return v
 end
 
 -- The largest count a setting may hold: far above any sensible budget, and exact in a
@@ -110,32 +251,99 @@ local function team(cfg)
   return out
 end
 
---- resolve(cfg) -> settings | nil, "orket.lua: field: message", "EINVAL"
---- cfg is the plain data of orket.lua (may be nil or {}); unknown engine fields are refused.
-function M.resolve(cfg)
-  cfg = cfg or {}
-  local ok, res = pcall(function()
-    local s = {
-      name = cfg.name, vision = cfg.vision, models = cfg.models,
-      budgets = section(cfg, "budgets", M.DEFAULTS.budgets),
-      limits = section(cfg, "limits", M.DEFAULTS.limits),
-      review = section(cfg, "review", M.DEFAULTS.review),
-      context = section(cfg, "context", M.DEFAULTS.context),
-      team = team(cfg),
-    }
-    s.concurrency = cfg.concurrency == nil and M.DEFAULTS.concurrency or int(cfg.concurrency, "concurrency", 1)
-    if s.name ~= nil and type(s.name) ~= "string" then fail("name", "must be a string") end
-    if s.vision ~= nil and type(s.vision) ~= "string" then fail("vision", "must be a string") end
-    if s.review.requirements_review_after < s.review.escalate_after then
+-- ---- the schema ------------------------------------------------------------------------
+
+-- Every top-level setting, in the order they are checked, with the check of its section:
+-- fn(data) raises fail(...) or returns the resolved section. Anything else is refused: a
+-- typo such as `teams` or `concurrency` misspelt would otherwise run on the defaults.
+local SCHEMA = {
+  { "name", function(d) return d.name ~= nil and text(d.name, "name") or nil end },
+  { "vision", function(d) return d.vision ~= nil and text(d.vision, "vision") or nil end },
+  { "models", function(d)
+    local models, err = M.merge_models(d)
+    if models then
+      local ok, verr = M.validate_models(models)
+      if not ok then err = verr end
+    end
+    if err then error({ settings_error = err }, 0) end
+    return d.models
+  end },
+  { "team", team },
+  { "concurrency", function(d)
+    return d.concurrency == nil and M.DEFAULTS.concurrency or int(d.concurrency, "concurrency", 1)
+  end },
+  { "budgets", function(d) return section(d, "budgets", M.DEFAULTS.budgets) end },
+  { "limits", function(d) return section(d, "limits", M.DEFAULTS.limits) end },
+  { "review", function(d)
+    local r = section(d, "review", M.DEFAULTS.review)
+    if r.requirements_review_after < r.escalate_after then
       fail("review.requirements_review_after", "must not be below review.escalate_after")
     end
-    return s
-  end)
-  if not ok then
-    if type(res) == "table" and res.settings_error then return nil, res.settings_error, "EINVAL" end
-    error(res, 0)
+    return r
+  end },
+  { "context", function(d) return section(d, "context", M.DEFAULTS.context) end },
+}
+
+M.SETTINGS = {}
+for _, s in ipairs(SCHEMA) do M.SETTINGS[s[1]] = true end
+
+--- list() -> "budgets, concurrency, ..." (the settings, sorted, for messages)
+function M.list()
+  local names = {}
+  for k in pairs(M.SETTINGS) do names[#names + 1] = k end
+  table.sort(names)
+  return table.concat(names, ", ")
+end
+
+--- unknown(data) -> sorted list of top-level keys of orket.lua's data that are no setting
+function M.unknown(data)
+  local out = {}
+  for k in pairs(data) do
+    if not M.SETTINGS[k] then out[#out + 1] = tostring(k) end
   end
-  return res
+  table.sort(out)
+  return out
+end
+
+local function unknown_message(k) return "orket.lua: " .. k .. ": unknown setting (settings: " .. M.list() .. ")" end
+
+-- Runs one section's check: value | nil, message.
+local function run(entry, data)
+  local ok, res = pcall(entry[2], data)
+  if ok then return res end
+  if type(res) == "table" and res.settings_error then return nil, res.settings_error end
+  error(res, 0)
+end
+
+--- check(data) -> {"orket.lua: field: message", ...}: every problem of orket.lua's plain
+--- data (orket.config.read), each section on its own, unknown settings first; {} when
+--- all is well. What `orket validate` reports; resolve stops at the first.
+function M.check(data)
+  local out = {}
+  for _, k in ipairs(M.unknown(data)) do out[#out + 1] = unknown_message(k) end
+  for _, entry in ipairs(SCHEMA) do
+    local _, err = run(entry, data)
+    if err then out[#out + 1] = err end
+  end
+  return out
+end
+
+--- resolve(cfg) -> settings | nil, "orket.lua: field: message", "EINVAL"
+--- cfg is orket.lua's data (may be nil or {}; orket.config's result, whose models are
+--- already merged and checked, or plain data). Every section is checked and filled with
+--- its defaults; models is passed through as given.
+function M.resolve(cfg)
+  cfg = cfg or {}
+  local s = {}
+  for _, entry in ipairs(SCHEMA) do
+    if entry[1] ~= "models" then
+      local v, err = run(entry, cfg)
+      if err then return nil, err, "EINVAL" end
+      s[entry[1]] = v
+    end
+  end
+  s.models = cfg.models
+  return s
 end
 
 --- seats(settings) -> sorted array of the team's seats (a new array each call)

@@ -100,13 +100,12 @@ function M.load(conf, provider)
   local script, name, text
   if conf.file then
     name = conf.file:gsub("^%./", "")
-    local f, oerr = io.open(conf.file, "rb")
-    if not f then
+    local oerr
+    text, oerr = require("orket.scriptfile").read(conf.file) -- a regular file only, never blocking
+    if not text then
       return nil, string.format("orket.lua: models.providers.%s.file: cannot read the scripted model's file: %s",
         tostring(provider or "scripted"), tostring(oerr):gsub("^%./", ""))
     end
-    text = f:read("a")
-    f:close()
     local box = sandbox.new { name = name }
     local fn, lerr = box:load(text, name)
     if not fn then return nil, lerr end

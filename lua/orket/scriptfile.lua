@@ -1,0 +1,76 @@
+-- orket.scriptfile: how the host reads an operator's files (roles, tools, policies,
+-- routing.lua, orket.lua, epics): only regular files under a size cap, never blocking
+-- (orket.c.runtime.read_script); scripts run in a sandbox box with errors that name the file;
+-- what a script returns is detached (orket.c.plain.detach), so the host then reads it with
+-- ordinary indexing and pairs and no script metamethod runs. Contract: docs/roles.md.
+local uv = require "luv"
+local rt = require "orket.c.runtime"
+local plain = require "orket.c.plain"
+
+local M = {}
+
+M.MAX_BYTES = 1024 * 1024 -- a role, tool, policy or orket.lua larger than this is a mistake
+
+--- read(path[, max]) -> text | nil, "path: message", CODE. Only a regular file (links
+--- followed) of at most max bytes (MAX_BYTES): a FIFO, a device, a directory or a larger
+--- file is refused by name (EINVAL, EISDIR, EFBIG) without blocking; ENOENT when missing.
+function M.read(path, max)
+  if type(path) ~= "string" then error("bad argument #1 to 'read' (string expected, got " .. type(path) .. ")", 2) end
+  return rt.read_script(path, max or M.MAX_BYTES)
+end
+
+--- list(dir) -> sorted paths "dir/name.lua" of dir's entries named like a script, of any
+--- kind: a FIFO or a folder so named is listed, for read to refuse by name (skipped, it
+--- would be a role or policy silently missing). {} when dir does not exist.
+function M.list(dir)
+  local out = {}
+  local h = uv.fs_scandir(dir)
+  if not h then return out end
+  while true do
+    local name = uv.fs_scandir_next(h)
+    if not name then break end
+    if name:match("^[%w_%-]+%.lua$") then out[#out + 1] = dir .. "/" .. name end
+  end
+  table.sort(out)
+  return out
+end
+
+--- message(err, chunk) -> "chunk[:line]: message", the first line of a script's error. A
+--- budget error ("sandbox: instruction budget exceeded ...") names no file: the chunk is
+--- put in front, with the line of the script's innermost frame in the traceback.
+function M.message(err, chunk)
+  err = tostring(err)
+  local first = err:match("^[^\n]*")
+  if first:sub(1, #chunk + 1) == chunk .. ":" then return first end
+  local line
+  for src, n in err:gmatch("\n%s*([^\n]-):(%d+):") do
+    -- Lua shortens a long file name to "...its end" in tracebacks
+    if src == chunk or (src:sub(1, 3) == "..." and chunk:sub(-(#src - 3)) == src:sub(4)) then
+      line = n
+      break
+    end
+  end
+  return chunk .. (line and (":" .. line) or "") .. ": " .. first
+end
+
+--- run(box, path[, {chunk=, result=}]) -> true, value | false, "file[:line]: message", CODE
+--- Reads path (read), compiles it in box and runs it under box's budget. value is the
+--- script's first result, detached (a copy with raw access, no metatables, functions
+--- kept); a value that cannot be (a cycle, userdata, a key that is a table) is refused.
+--- chunk: the name errors give (default path). result = false: the result is not wanted.
+function M.run(box, path, opts)
+  opts = opts or {}
+  local chunk = opts.chunk or path
+  local src, err, code = M.read(path)
+  if not src then return false, err, code end
+  local fn, lerr, lcode = box:load(src, chunk)
+  if not fn then return false, lerr, lcode end
+  local ok, v, pcode = box:pcall(fn)
+  if not ok then return false, M.message(v, chunk), pcode or "ERUNTIME" end
+  if opts.result == false or v == nil then return true, nil end
+  local copy, derr = plain.detach(v)
+  if derr then return false, chunk .. ": " .. derr, "EINVAL" end
+  return true, copy
+end
+
+return M

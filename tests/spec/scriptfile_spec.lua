@@ -1,0 +1,141 @@
+-- orket.scriptfile and the reads under it (orket.c.runtime.read_script, orket.c.plain):
+-- regular files under a cap only, budget errors that name the file and line, script values
+-- detached before the host reads them, and a policy rule refused even when the script
+-- swallows the error. (FIFOs and /dev/zero, which would block the old code, are in
+-- tests/e2e/script_files_test.lua, under a timeout.)
+local H = require "tests.helpers"
+local scriptfile = require "orket.scriptfile"
+local sandbox = require "orket.sandbox"
+local plain = require "orket.c.plain"
+
+describe("scriptfile.read", function()
+  after_each(H.cleanup)
+
+  it("reads a regular file, through a link too", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/a.lua", "return 1\n")
+    os.execute("ln -s a.lua " .. H.quote(dir .. "/b.lua"))
+    assert.equal("return 1\n", scriptfile.read(dir .. "/a.lua"))
+    assert.equal("return 1\n", scriptfile.read(dir .. "/b.lua"))
+    H.write(dir .. "/empty.lua", "")
+    assert.equal("", scriptfile.read(dir .. "/empty.lua"))
+  end)
+
+  it("refuses what is not a regular file, or is larger than the cap, by name", function()
+    local dir = H.tmpdir()
+    local function refused(path, code, msg, max)
+      local t, err, c = scriptfile.read(path, max)
+      assert.is_nil(t)
+      assert.equal(code, c)
+      assert.matches("^" .. path:gsub("%p", "%%%0") .. ": " .. msg, err)
+    end
+    refused(dir .. "/none.lua", "ENOENT", "cannot read: No such file or directory")
+    refused(dir, "EISDIR", "is a directory, not a regular file")
+    os.execute("ln -s /dev/null " .. H.quote(dir .. "/null.lua"))
+    refused(dir .. "/null.lua", "EINVAL", "is a character device, not a regular file")
+    H.write(dir .. "/big.lua", ("x"):rep(101))
+    refused(dir .. "/big.lua", "EFBIG", "larger than 100 bytes", 100)
+    assert.equal(100, #scriptfile.read(dir .. "/big.lua", 101) - 1)
+    H.write(dir .. "/huge.lua", ("-- x\n"):rep(scriptfile.MAX_BYTES // 5 + 1))
+    refused(dir .. "/huge.lua", "EFBIG", "larger than 1048576 bytes")
+  end)
+
+  it("raises on misuse", function()
+    assert.has_error(function() scriptfile.read(nil) end, "bad argument #1 to 'read' (string expected, got nil)")
+    assert.has_error(function() require("orket.c.runtime").read_script("x", -1) end)
+  end)
+
+  it("reports a routing.lua that is a link leading nowhere; none at all is the built-in routing", function()
+    local routing = require "orket.engine.routing"
+    local dir = H.tmpdir()
+    assert.is_nil(routing.load(dir .. "/routing.lua").file)
+    os.execute("ln -s gone.lua " .. H.quote(dir .. "/routing.lua"))
+    local r, err, code = routing.load(dir .. "/routing.lua")
+    assert.is_nil(r)
+    assert.equal("ENOENT", code)
+    assert.matches("routing%.lua: cannot read: No such file or directory$", err)
+  end)
+
+  it("lists every entry named like a script, of any kind, sorted", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/b.lua", "")
+    os.execute("mkdir " .. H.quote(dir .. "/a.lua") .. " && mkfifo " .. H.quote(dir .. "/c.lua"))
+    H.write(dir .. "/notes.txt", "")
+    assert.same({ dir .. "/a.lua", dir .. "/b.lua", dir .. "/c.lua" }, scriptfile.list(dir))
+    assert.same({}, scriptfile.list(dir .. "/none"))
+  end)
+end)
+
+describe("budget errors", function()
+  after_each(H.cleanup)
+
+  it("name the file and the line, for a role, orket.lua and a Lua epic", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/epics") .. " " .. H.quote(dir .. "/roles"))
+    local spin = "local n = 0\nwhile true do n = n + 1 end\n"
+    H.write(dir .. "/roles/spin.lua", spin)
+    local role, rerr, rcode = require("orket.engine.roles").load_file(dir .. "/roles/spin.lua")
+    assert.is_nil(role)
+    assert.equal("EBUDGET", rcode)
+    assert.matches("^" .. dir:gsub("%p", "%%%0") .. "/roles/spin%.lua:2: sandbox: instruction budget exceeded", rerr)
+    H.write(dir .. "/orket.lua", spin)
+    local data, cerr = require("orket.config").read(dir)
+    assert.is_nil(data)
+    assert.matches("^orket%.lua:2: sandbox: instruction budget exceeded", cerr)
+    H.write(dir .. "/epics/spin.lua", spin)
+    local set, ierr = require("orket.import").load(dir)
+    assert.is_nil(set)
+    assert.matches("^epics/spin%.lua:2: sandbox: instruction budget exceeded", ierr)
+  end)
+
+  it("keep a message that already names the file as it is", function()
+    assert.equal("x.lua:3: boom", scriptfile.message("x.lua:3: boom\nstack traceback:\n\tx.lua:3: in main chunk", "x.lua"))
+    assert.equal("x.lua: out of memory", scriptfile.message("out of memory", "x.lua"))
+    local long = "/a/very/long/folder/name/that/goes/on/and/on/for/a/while/roles/coder.lua"
+    assert.equal(long .. ":7: sandbox: instruction budget exceeded",
+      scriptfile.message("sandbox: instruction budget exceeded\nstack traceback:\n\t[C]: in ?\n\t..."
+        .. long:sub(-50) .. ":7: in main chunk", long))
+  end)
+end)
+
+describe("scriptfile.run", function()
+  after_each(H.cleanup)
+
+  it("hands back a detached copy: plain tables, the script's functions", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/r.lua", "local function f() return 1 end\nreturn { f = f, list = { 'a', { b = f } } }\n")
+    local ok, v = scriptfile.run(sandbox.new {}, dir .. "/r.lua")
+    assert.is_true(ok)
+    assert.equal("a", v.list[1])
+    assert.equal(v.f, v.list[2].b)
+    H.write(dir .. "/m.lua", "return { t = setmetatable({}, { __index = function() return 1 end }) }\n")
+    local ok2, err, code = scriptfile.run(sandbox.new {}, dir .. "/m.lua")
+    assert.is_false(ok2)
+    assert.equal("EINVAL", code)
+    assert.equal(dir .. "/m.lua: value.t: a table with a metatable; return plain tables", err)
+  end)
+
+  it("stops a copy of a table shared too often", function()
+    local t = {}
+    for _ = 1, 30 do t = { t, t } end
+    local c, err = plain.copy(t)
+    assert.is_nil(c)
+    assert.matches(": more than 1000000 values$", err)
+    assert.is_nil((plain.detach(t)))
+    local ok = plain.copy { { 1, 2 }, { 3 } }
+    assert.same({ { 1, 2 }, { 3 } }, ok)
+  end)
+end)
+
+describe("policy rules", function()
+  after_each(H.cleanup)
+
+  it("refused inside the script's own pcall still fail the load", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/p.lua", "deny { tool = 'write_file' }\nlocal ok = pcall(deny, { toool = 'x' })\n")
+    local set, err, code = require("orket.policy").load { dir .. "/p.lua" }
+    assert.is_nil(set)
+    assert.equal("EINVAL", code)
+    assert.matches("p%.lua:2: unknown field 'toool'", err)
+  end)
+end)
