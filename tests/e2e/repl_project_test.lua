@@ -59,10 +59,14 @@ describe("orket run with hot reload", function()
 }
 ]])
     assert.equal(0, H.orket("import", { cwd = dir }).status)
-    local p = io.popen(string.format("cd %s && (sleep 0.4; cp coder.new roles/coder.lua.tmp && mv roles/coder.lua.tmp roles/coder.lua) & cd %s && %s run NOTES --json 2>&1; echo \"exit $?\"",
-      H.quote(dir), H.quote(dir), H.quote(H.BIN)))
-    local out = p:read("a")
+    -- The edit waits for the run's first turn (not a fixed delay, which a loaded machine
+    -- can outlast before the run watches its files); bounded at 20 s.
+    local p = io.popen(string.format("cd %s || exit 1; (i=0; while [ $i -lt 400 ] && ! grep -q '\"turn_start\"' run.jsonl 2>/dev/null; do sleep 0.05; i=$((i+1)); done; "
+      .. "cp coder.new roles/coder.lua.tmp && mv roles/coder.lua.tmp roles/coder.lua) & %s run NOTES --json >run.jsonl 2>&1; echo \"exit $?\"; wait",
+      H.quote(dir), H.quote(H.BIN)))
+    local status = p:read("a")
     p:close()
+    local out = H.read(dir .. "/run.jsonl") .. status
     assert.matches("exit 0\n$", out)
     local reloads = {}
     for line in out:gmatch("[^\n]+") do

@@ -54,7 +54,6 @@ describe("engine", function()
   it("keeps several turns in flight when the model waits", function()
     local issues = {}
     for i = 1, 6 do issues[i] = { id = "E-" .. i, summary = "task " .. i } end
-    local t0 = orket.now()
     local status, _, _, _, events = run(issues, { concurrency = 3, sleep = 30 })
     assert.equal("done", status)
     local live, peak = 0, 0
@@ -63,9 +62,9 @@ describe("engine", function()
       if ev.type == "turn_end" then live = live - 1 end
       peak = math.max(peak, live)
     end
+    -- three turns were open at once while the model slept: the loop went on between them
+    -- (how fast that is belongs to make bench, not to a test)
     assert.equal(3, peak)
-    -- 6 cards x (2 work + 1 review) steps at 30 ms; serial would take 540 ms.
-    assert.is_true(orket.now() - t0 < 400)
   end)
 
   it("reports a stall with each stuck card and why", function()
