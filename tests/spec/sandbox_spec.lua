@@ -459,7 +459,9 @@ describe("sandbox calls whose work grows with an argument", function()
     it("end with the budget error in a " .. kind .. " script", function()
       for name, src in pairs(ATTACKS) do
         local msg, code = load(H.tmpdir(), src)
-        assert.equal("EBUDGET", code, kind .. " " .. name .. ": " .. tostring(msg))
+        -- the instruction count or, on a slow build (sanitizers), the deadline stops a loop
+        -- of cheap calls first: either is the budget, which pcall cannot swallow
+        assert.is_true(code == "EBUDGET" or code == "ETIMEOUT", kind .. " " .. name .. ": " .. tostring(code) .. " " .. tostring(msg))
         assert.matches("budget exceeded", msg, 1, true)
       end
     end)
