@@ -134,6 +134,11 @@ function Server:_dispatch(req, ctx)
   local query, bad = router_mod.query(req.query)
   if not query then return fail(req, ctx, 400, "bad_query", "the query has an invalid escape or a control character") end
   ctx.query, ctx.params = query, status_or_params
+  if route.body == "json" then -- read only now: refusals above come before any of it
+    local value, bst, bcode, bmsg = require("orket.serve.body").json(req)
+    if value == nil then return fail(req, ctx, bst, bcode, bmsg) end
+    ctx.body = value
+  end
   local hstatus, doc = route.handler(req, ctx)
   if hstatus then return send(req, ctx, hstatus, doc) end
 end
