@@ -502,6 +502,7 @@ static void hd_on_sweep(uv_timer_t *t) {
       hd_refuse_raw(hc->fd, 408);
       if (hc->req && hc->req->body_state == HTTPD_BODY_READING) {
         hc->req->body_state = HTTPD_BODY_TIMEOUT;
+        hc->req->answered = 1; /* by the 408 above */
         hd_news(hc->req);
       }
       hc->body_phase = 0;
