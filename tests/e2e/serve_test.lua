@@ -35,7 +35,7 @@ local function start(dir, o)
   function s.stop()
     os.execute("kill -TERM " .. s.pid)
     running[s.pid] = nil
-    local rc = wait_for(function() return H.read(dir .. "/serve.rc") end, "the server to exit", 1000)
+    local rc = wait_for(function() return (H.read(dir .. "/serve.rc") or ""):match("^%d+") end, "the server to exit", 1000)
     os.remove(dir .. "/serve.rc")
     return tonumber(rc)
   end
