@@ -13,6 +13,7 @@ const orket_module orket_modules[] = {
     {"orket.c.workspace", luaopen_orket_workspace},
     {"orket.c.gate", luaopen_orket_gate},
     {"orket.c.http", luaopen_orket_http},
+    {"orket.c.httpd", luaopen_orket_httpd},
     {"orket.c.plain", luaopen_orket_plain},
     {"orket.c.pattern", luaopen_orket_pattern},
     {"orket.c.lockfile", luaopen_orket_lockfile},

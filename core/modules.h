@@ -21,6 +21,7 @@ int luaopen_orket_store(lua_State *L);
 int luaopen_orket_workspace(lua_State *L);
 int luaopen_orket_gate(lua_State *L);
 int luaopen_orket_http(lua_State *L);
+int luaopen_orket_httpd(lua_State *L);
 int luaopen_orket_plain(lua_State *L);
 int luaopen_orket_pattern(lua_State *L);
 int luaopen_orket_lockfile(lua_State *L);

@@ -7,6 +7,9 @@
 
 #define ORKET_C_TESTS(X)                 \
   X(test_memcap_counts)                  \
+  X(test_httpd_parse_listen)             \
+  X(test_httpd_is_loopback)              \
+  X(test_httpd_lifecycle)                \
   X(test_memcap_ceiling)                 \
   X(test_memcap_nested)                  \
   X(test_budget_instructions)            \

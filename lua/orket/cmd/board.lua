@@ -61,30 +61,23 @@ local function parse(args, cli, one)
 end
 cmd.parse = parse
 
-function cmd.run(args, cli)
-  local o, status = parse(args, cli)
-  if not o then return status end
-  local db = cli.open_store(o.dir, false, true)
-  if not db then return 1 end
+--- tree(db, id) -> ordered {card=, depth=} in tree order | nil, msg: the board (or the tree
+--- under rock or epic id) as `orket board` shows it.
+local function tree(db, id)
   local b = board_mod.open(db)
   local cards
-  if o.id then
-    local root, gerr = b:get(o.id)
-    if not root then
-      db:close()
-      cli.err("%s", gerr)
-      return 1
-    end
+  if id then
+    local root, gerr = b:get(id)
+    if not root then return nil, gerr end
     cards = { root }
     if root.type == "rock" then
-      for _, c in ipairs(b:list { rock = o.id }) do cards[#cards + 1] = c end
+      for _, c in ipairs(b:list { rock = id }) do cards[#cards + 1] = c end
     elseif root.type == "epic" then
-      for _, c in ipairs(b:list { epic = o.id }) do cards[#cards + 1] = c end
+      for _, c in ipairs(b:list { epic = id }) do cards[#cards + 1] = c end
     end
   else
     cards = b:list {}
   end
-  db:close()
 
   -- Tree order: rocks, each rock's epics, each epic's issues; then what has no parent here.
   local children, ids = {}, {}
@@ -108,13 +101,38 @@ function cmd.run(args, cli)
     end
   end
   for _, c in ipairs(stable) do walk(c, 0) end
+  return ordered
+end
 
+--- json_doc(db [, id]) -> the orket.board/1 document (what --json prints) | nil, msg
+function cmd.json_doc(db, id)
+  local ordered, err = tree(db, id)
+  if not ordered then return nil, err end
+  local list = {}
+  for _, e in ipairs(ordered) do list[#list + 1] = cmd.card_json(e.card) end
+  return { format = "orket.board/1", root = id or require("cjson").null, cards = jsonout.array(list) }
+end
+
+function cmd.run(args, cli)
+  local o, status = parse(args, cli)
+  if not o then return status end
+  local db = cli.open_store(o.dir, false, true)
+  if not db then return 1 end
   if o.json then
-    local list = {}
-    for _, e in ipairs(ordered) do list[#list + 1] = cmd.card_json(e.card) end
-    io.stdout:write(jsonout.encode { format = "orket.board/1", root = o.id or require("cjson").null,
-      cards = jsonout.array(list) }, "\n")
+    local doc, err = cmd.json_doc(db, o.id)
+    db:close()
+    if not doc then
+      cli.err("%s", err)
+      return 1
+    end
+    io.stdout:write(jsonout.encode(doc), "\n")
     return 0
+  end
+  local ordered, gerr = tree(db, o.id)
+  db:close()
+  if not ordered then
+    cli.err("%s", gerr)
+    return 1
   end
   if #ordered == 0 then
     io.stdout:write("the board is empty; put epics in epics/ and run 'orket import'\n")

@@ -265,4 +265,23 @@ CREATE TABLE imported_files (
 ) WITHOUT ROWID;
 ]],
   },
+  {
+    version = 10,
+    name = "api_keys: keys for orket serve",
+    -- One row per key made by `orket keys create`. The key itself (ork_<id>_<secret>) is
+    -- shown once and never stored: hash is the BLAKE2b of the secret keyed with the
+    -- project's pepper (.orket/keys.pepper, outside this file), so a copy of the database
+    -- alone cannot check a guess. A revoked key keeps its row; its name may be reused.
+    sql = [[
+CREATE TABLE api_keys (
+  id         TEXT PRIMARY KEY,
+  name       TEXT NOT NULL,
+  role       TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+  hash       TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  revoked_at TEXT
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX api_keys_active_name ON api_keys(name) WHERE revoked_at IS NULL;
+]],
+  },
 }

@@ -1,0 +1,930 @@
+/* httpd.c: libmicrohttpd in external epoll mode on a libuv loop (see httpd.h). MHD_run is
+ * only ever called from our loop callbacks, never from inside one of MHD's callbacks:
+ * work that needs it (a resumed connection) sets a flag and starts an idle handle. Owners
+ * hear about news after MHD_run returns, as http.c does for libcurl. */
+#include "httpd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#define HD_DEF_HEADER ((size_t)32 << 10)
+#define HD_DEF_BODY ((size_t)1 << 20)
+#define HD_DEF_CONNS 512u
+#define HD_DEF_PER_IP 64u
+#define HD_DEF_IDLE_S 30u
+#define HD_DEF_HEADER_MS 10000u
+#define HD_DEF_BODY_MS 30000u
+#define HD_DEF_QUEUE ((size_t)1 << 20)
+/* How long a refused upload is still read (and dropped) before the connection closes. */
+#define HD_LINGER_MS 2000
+
+/* A connection, from MHD's STARTED to CLOSED notification: its deadline (headers, body). */
+typedef struct hd_conn {
+  httpd *h;
+  int fd;
+  uint64_t deadline; /* loop ms; 0: none */
+  int body_phase;    /* the deadline is the body's: answer 408 when it passes */
+  httpd_req *req;    /* the request on it, from its headers to its completion */
+  struct hd_conn *prev, *next;
+} hd_conn;
+
+struct httpd {
+  uv_loop_t *loop;
+  struct MHD_Daemon *d;
+  uv_poll_t poll;    /* MHD's epoll descriptor */
+  uv_timer_t timer;  /* MHD_get_timeout */
+  uv_idle_t kick;    /* a deferred MHD_run */
+  uv_timer_t sweep;  /* header and body deadlines */
+  int open_handles;
+  int in_run, dispatching, stopped;
+  httpd_opts o;
+  httpd_accept_fn on_accept;
+  void *ud;
+  httpd_req *acc_head, *acc_tail; /* waiting for httpd_next */
+  httpd_req *news_head, *news_tail;
+  httpd_req *reqs;                /* every live request */
+  hd_conn *conns;
+  size_t live;
+  unsigned port;
+};
+
+struct httpd_req {
+  httpd *h;                     /* NULL once the server is freed */
+  struct MHD_Connection *conn;  /* NULL once MHD is done with the request */
+  hd_conn *hc;
+  int owned, released, answered, suspended, in_accept, in_news;
+  int streaming, stream_closed, stream_dead, reader_waiting;
+  int body_state;
+  int notified_drain;
+  int header_call_due; /* MHD repeats the headers call once a suspended request resumes */
+  long long content_length;
+  char *info;                   /* method\0path\0remote\0 then header and arg pairs */
+  size_t nheaders, nargs;
+  const char **hv, **av;        /* name, value pointers into info */
+  char *body;
+  size_t body_len, body_cap;
+  char *q;                      /* stream bytes not yet handed to MHD */
+  size_t q_off, q_len, q_cap;
+  httpd_notify_fn notify;
+  void *ud;
+  httpd_req *acc_next, *news_next;
+  httpd_req *prev, *next;
+};
+
+/* ---- small helpers --------------------------------------------------------------------- */
+
+static void hd_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (err == NULL || errlen == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+static void hd_on_kick(uv_idle_t *i);
+
+static void hd_kick(httpd *h) {
+  if (h && !h->stopped) uv_idle_start(&h->kick, hd_on_kick);
+}
+
+static void hd_news(httpd_req *r) {
+  httpd *h = r->h;
+  if (h == NULL || r->in_news || !r->owned || r->released) return;
+  r->in_news = 1;
+  r->news_next = NULL;
+  if (h->news_tail) h->news_tail->news_next = r;
+  else h->news_head = r;
+  h->news_tail = r;
+}
+
+static void hd_unlink_news(httpd_req *r) {
+  httpd *h = r->h;
+  if (h == NULL || !r->in_news) return;
+  httpd_req **pp = &h->news_head, *prev = NULL;
+  while (*pp && *pp != r) {
+    prev = *pp;
+    pp = &(*pp)->news_next;
+  }
+  if (*pp) {
+    *pp = r->news_next;
+    if (h->news_tail == r) h->news_tail = prev;
+  }
+  r->in_news = 0;
+}
+
+static void hd_unlink_accept(httpd_req *r) {
+  httpd *h = r->h;
+  if (h == NULL || !r->in_accept) return;
+  httpd_req **pp = &h->acc_head, *prev = NULL;
+  while (*pp && *pp != r) {
+    prev = *pp;
+    pp = &(*pp)->acc_next;
+  }
+  if (*pp) {
+    *pp = r->acc_next;
+    if (h->acc_tail == r) h->acc_tail = prev;
+  }
+  r->in_accept = 0;
+}
+
+static void hd_req_free(httpd_req *r) {
+  httpd *h = r->h;
+  if (h) {
+    hd_unlink_news(r);
+    hd_unlink_accept(r);
+    if (r->prev) r->prev->next = r->next;
+    else h->reqs = r->next;
+    if (r->next) r->next->prev = r->prev;
+    h->live--;
+  }
+  free(r->info);
+  free(r->hv);
+  free(r->body);
+  free(r->q);
+  free(r);
+}
+
+static void hd_resume(httpd_req *r) {
+  if (r->conn && r->suspended) {
+    r->suspended = 0;
+    r->reader_waiting = 0;
+    MHD_resume_connection(r->conn);
+    hd_kick(r->h);
+  }
+}
+
+/* ---- copying a request's line and headers ---------------------------------------------- */
+
+typedef struct hd_copy {
+  char *buf;
+  size_t len, cap;
+  size_t n;
+  int failed;
+} hd_copy;
+
+static void hd_put(hd_copy *c, const char *s) {
+  size_t n = strlen(s) + 1;
+  if (c->failed) return;
+  if (c->len + n > c->cap) {
+    size_t cap = c->cap ? c->cap : 512;
+    while (cap < c->len + n) cap *= 2;
+    char *nb = realloc(c->buf, cap);
+    if (nb == NULL) {
+      c->failed = 1;
+      return;
+    }
+    c->buf = nb;
+    c->cap = cap;
+  }
+  memcpy(c->buf + c->len, s, n);
+  c->len += n;
+}
+
+static enum MHD_Result hd_copy_pair(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
+  (void)kind;
+  hd_copy *c = cls;
+  hd_put(c, k ? k : "");
+  hd_put(c, v ? v : "");
+  c->n++;
+  return MHD_YES;
+}
+
+static void hd_remote(struct MHD_Connection *conn, char *out, size_t outlen) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  snprintf(out, outlen, "unknown");
+  if (ci == NULL || ci->client_addr == NULL) return;
+  const struct sockaddr *sa = ci->client_addr;
+  if (sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)outlen);
+  else if (sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)outlen);
+}
+
+/* Copies what the owner reads into one block, so nothing points into MHD's pool. */
+static int hd_capture(httpd_req *r, struct MHD_Connection *conn, const char *method, const char *url) {
+  hd_copy c = {0};
+  char addr[INET6_ADDRSTRLEN + 1];
+  hd_remote(conn, addr, sizeof addr);
+  hd_put(&c, method);
+  hd_put(&c, url);
+  hd_put(&c, addr);
+  c.n = 0;
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, hd_copy_pair, &c);
+  size_t nh = c.n;
+  c.n = 0;
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, hd_copy_pair, &c);
+  size_t na = c.n;
+  if (c.failed) {
+    free(c.buf);
+    return -1;
+  }
+  r->info = c.buf;
+  r->nheaders = nh;
+  r->nargs = na;
+  r->hv = malloc((2 * (nh + na) + 1) * sizeof *r->hv);
+  if (r->hv == NULL) return -1;
+  r->av = r->hv + 2 * nh;
+  const char *p = r->info;
+  for (int i = 0; i < 3; i++) p += strlen(p) + 1;
+  for (size_t i = 0; i < 2 * (nh + na); i++) {
+    r->hv[i] = p;
+    p += strlen(p) + 1;
+  }
+  return 0;
+}
+
+/* Answers a request MHD is still receiving, which MHD cannot answer itself (a response
+ * may only be queued before the body or after its end): the lines go straight to the
+ * socket, where MHD has written nothing yet, and the write side is shut. */
+static void hd_refuse_raw(int fd, unsigned status) {
+  const char *reason = status == 408 ? "Request Timeout" : "Content Too Large";
+  const char *body = status == 408
+      ? "{\"error\":{\"code\":\"timeout\",\"message\":\"the request body was too slow\"}}"
+      : "{\"error\":{\"code\":\"too_large\",\"message\":\"the request body is larger than the server accepts\"}}";
+  char msg[512];
+  int n = snprintf(msg, sizeof msg, "HTTP/1.1 %u %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                   "Content-Length: %zu\r\n\r\n%s", status, reason, strlen(body), body);
+  if (n > 0 && (size_t)n < sizeof msg) {
+    ssize_t rc = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT); /* best effort */
+    (void)rc;
+  }
+  shutdown(fd, SHUT_WR);
+}
+
+/* ---- MHD callbacks (no MHD_run and no owner code in here) -------------------------------- */
+
+static size_t hd_unescape_none(void *cls, struct MHD_Connection *c, char *s) {
+  (void)cls;
+  (void)c;
+  return strlen(s); /* the owner decodes, and refuses what it must (NUL, "..") */
+}
+
+static void hd_on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                             enum MHD_ConnectionNotificationCode toe) {
+  httpd *h = cls;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    hd_conn *hc = calloc(1, sizeof *hc);
+    if (hc == NULL) return; /* no deadline for it; the idle timeout still applies */
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    hc->h = h;
+    hc->fd = ci ? ci->connect_fd : -1;
+    hc->deadline = uv_now(h->loop) + h->o.header_timeout_ms;
+    hc->next = h->conns;
+    if (h->conns) h->conns->prev = hc;
+    h->conns = hc;
+    *socket_ctx = hc;
+  } else if (*socket_ctx) {
+    hd_conn *hc = *socket_ctx;
+    if (hc->prev) hc->prev->next = hc->next;
+    else h->conns = hc->next;
+    if (hc->next) hc->next->prev = hc->prev;
+    /* a request of this connection may still be held by its owner */
+    for (httpd_req *r = h->reqs; r; r = r->next)
+      if (r->hc == hc) r->hc = NULL;
+    free(hc);
+    *socket_ctx = NULL;
+  }
+}
+
+static hd_conn *hd_conn_of(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                     const char *method, const char *version,
+                                     const char *upload, size_t *upload_size, void **con_cls) {
+  (void)version;
+  httpd *h = cls;
+  httpd_req *r = *con_cls;
+  if (r == NULL) { /* the headers are in: hand the request over, suspended */
+    r = calloc(1, sizeof *r);
+    if (r == NULL) return MHD_NO;
+    r->h = h;
+    r->conn = conn;
+    r->content_length = -1;
+    if (hd_capture(r, conn, method, url) != 0) {
+      free(r->info);
+      free(r->hv);
+      free(r);
+      return MHD_NO;
+    }
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+      char *end;
+      errno = 0;
+      unsigned long long v = strtoull(cl, &end, 10);
+      r->content_length = (errno || *end || end == cl || v > (unsigned long long)INT64_MAX) ? INT64_MAX : (long long)v;
+    }
+    r->hc = hd_conn_of(conn);
+    if (r->hc) {
+      r->hc->deadline = 0;
+      r->hc->req = r;
+    }
+    r->next = h->reqs;
+    if (h->reqs) h->reqs->prev = r;
+    h->reqs = r;
+    h->live++;
+    *con_cls = r;
+    r->in_accept = 1;
+    if (h->acc_tail) h->acc_tail->acc_next = r;
+    else h->acc_head = r;
+    h->acc_tail = r;
+    r->suspended = 1;
+    MHD_suspend_connection(conn);
+    return MHD_YES;
+  }
+  if (r->body_state == HTTPD_BODY_TOO_LARGE) { /* refused already: discard, then close */
+    if (*upload_size == 0) return MHD_NO;
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  if (r->body_state != HTTPD_BODY_READING) {
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  if (*upload_size > 0) {
+    size_t n = *upload_size;
+    *upload_size = 0;
+    if (r->body_len + n > r->h->o.max_body_bytes) {
+      /* endless or lying: refuse now, then discard what still comes for a moment so the
+       * client reads the refusal (closing at once would reset it) */
+      r->body_state = HTTPD_BODY_TOO_LARGE;
+      r->answered = 1;
+      if (r->hc) {
+        hd_refuse_raw(r->hc->fd, 413);
+        r->hc->deadline = uv_now(r->h->loop) + HD_LINGER_MS;
+        r->hc->body_phase = 0;
+      }
+      free(r->body);
+      r->body = NULL;
+      r->body_len = r->body_cap = 0;
+      hd_news(r);
+      return MHD_YES;
+    }
+    if (r->body_len + n > r->body_cap) {
+      size_t cap = r->body_cap ? r->body_cap : 4096;
+      while (cap < r->body_len + n) cap *= 2;
+      if (cap > r->h->o.max_body_bytes) cap = r->h->o.max_body_bytes;
+      char *nb = realloc(r->body, cap);
+      if (nb == NULL) return MHD_NO;
+      r->body = nb;
+      r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, upload, n);
+    r->body_len += n;
+    return MHD_YES;
+  }
+  if (r->header_call_due) { /* the repeated headers call, not the body's end */
+    r->header_call_due = 0;
+    return MHD_YES;
+  }
+  /* the body's end */
+  r->body_state = HTTPD_BODY_DONE;
+  if (r->hc) {
+    r->hc->deadline = 0;
+    r->hc->body_phase = 0;
+  }
+  r->suspended = 1;
+  MHD_suspend_connection(conn);
+  hd_news(r);
+  return MHD_YES;
+}
+
+static void hd_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                            enum MHD_RequestTerminationCode toe) {
+  httpd *h = cls;
+  httpd_req *r = *con_cls;
+  *con_cls = NULL;
+  hd_conn *hc = hd_conn_of(conn);
+  if (hc && hc->req == r) { /* a kept-alive connection waits for the next request's headers */
+    if (r == NULL || r->body_state != HTTPD_BODY_TOO_LARGE) hc->deadline = uv_now(h->loop) + h->o.header_timeout_ms;
+    hc->body_phase = 0;
+    hc->req = NULL;
+  }
+  if (r == NULL) return;
+  r->conn = NULL;
+  r->hc = NULL;
+  r->suspended = 0;
+  if (r->body_state == HTTPD_BODY_READING)
+    r->body_state = toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? HTTPD_BODY_TIMEOUT : HTTPD_BODY_GONE;
+  if (!r->owned || r->released) hd_req_free(r);
+  else hd_news(r);
+}
+
+static ssize_t hd_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+  (void)pos;
+  httpd_req *r = cls;
+  if (r->stream_dead) return MHD_CONTENT_READER_END_WITH_ERROR;
+  size_t avail = r->q_len - r->q_off;
+  if (avail > 0) {
+    size_t n = avail < max ? avail : max;
+    memcpy(buf, r->q + r->q_off, n);
+    r->q_off += n;
+    if (r->q_off == r->q_len) r->q_off = r->q_len = 0;
+    if (!r->notified_drain && r->q_len - r->q_off <= r->h->o.max_stream_queue / 2) {
+      r->notified_drain = 1;
+      hd_news(r);
+    }
+    return (ssize_t)n;
+  }
+  if (r->stream_closed) return MHD_CONTENT_READER_END_OF_STREAM;
+  /* nothing to send: wait, suspended, for httpd_stream_send (0 alone would spin) */
+  r->suspended = 1;
+  r->reader_waiting = 1;
+  MHD_suspend_connection(r->conn);
+  return 0;
+}
+
+/* ---- the loop side ---------------------------------------------------------------------- */
+
+static void hd_dispatch(httpd *h) {
+  if (h->dispatching) return;
+  h->dispatching = 1;
+  while (h->news_head) {
+    httpd_req *r = h->news_head;
+    h->news_head = r->news_next;
+    if (h->news_head == NULL) h->news_tail = NULL;
+    r->in_news = 0;
+    if (r->notify) r->notify(r, r->ud);
+  }
+  if (h->acc_head && h->on_accept) h->on_accept(h, h->ud);
+  h->dispatching = 0;
+}
+
+static void hd_on_timer(uv_timer_t *t);
+
+static void hd_run(httpd *h) {
+  if (h->stopped || h->in_run) return;
+  h->in_run = 1;
+  MHD_run(h->d);
+  h->in_run = 0;
+  hd_dispatch(h);
+  if (h->stopped) return;
+  MHD_UNSIGNED_LONG_LONG ms;
+  if (MHD_get_timeout(h->d, &ms) == MHD_YES) uv_timer_start(&h->timer, hd_on_timer, ms, 0);
+  else uv_timer_stop(&h->timer);
+}
+
+static void hd_on_timer(uv_timer_t *t) { hd_run(t->data); }
+
+static void hd_on_poll(uv_poll_t *p, int status, int events) {
+  (void)status;
+  (void)events;
+  hd_run(p->data);
+}
+
+static void hd_on_kick(uv_idle_t *i) {
+  httpd *h = i->data;
+  uv_idle_stop(i);
+  hd_run(h);
+}
+
+/* Connections past their header or body deadline are shut down; MHD then closes them.
+ * (MHD's own timeout only measures silence, which a client sending a byte a second
+ * never leaves.) */
+static void hd_on_sweep(uv_timer_t *t) {
+  httpd *h = t->data;
+  uint64_t now = uv_now(h->loop);
+  int any = 0;
+  for (hd_conn *hc = h->conns; hc; hc = hc->next) {
+    if (hc->deadline == 0 || hc->deadline > now || hc->fd < 0) continue;
+    if (hc->body_phase) {
+      hd_refuse_raw(hc->fd, 408);
+      if (hc->req && hc->req->body_state == HTTPD_BODY_READING) {
+        hc->req->body_state = HTTPD_BODY_TIMEOUT;
+        hc->req->answered = 1; /* by the 408 above */
+        hd_news(hc->req);
+      }
+      hc->body_phase = 0;
+    }
+    shutdown(hc->fd, SHUT_RDWR);
+    hc->deadline = 0;
+    any = 1;
+  }
+  if (any) hd_kick(h);
+}
+
+static void hd_handle_closed(uv_handle_t *hd) {
+  httpd *h = hd->data;
+  if (--h->open_handles == 0) free(h);
+}
+
+static int hd_sockaddr(const char *host, unsigned port, struct sockaddr_storage *ss, int *v6) {
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+  if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)port);
+    *v6 = 0;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons((uint16_t)port);
+    *v6 = 1;
+    return 0;
+  }
+  return -1;
+}
+
+httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept, void *ud,
+                 char *err, size_t errlen) {
+  struct sockaddr_storage ss;
+  int v6;
+  if (o->host == NULL || hd_sockaddr(o->host, o->port, &ss, &v6) != 0) {
+    hd_err(err, errlen, "'%s' is not a numeric IP address", o->host ? o->host : "(null)");
+    return NULL;
+  }
+  if (o->port > 65535) {
+    hd_err(err, errlen, "port %u is out of range", o->port);
+    return NULL;
+  }
+  httpd *h = calloc(1, sizeof *h);
+  if (h == NULL) {
+    hd_err(err, errlen, "out of memory");
+    return NULL;
+  }
+  h->loop = loop;
+  h->o = *o;
+  h->o.host = NULL; /* not kept */
+  if (!h->o.max_header_bytes) h->o.max_header_bytes = HD_DEF_HEADER;
+  if (!h->o.max_body_bytes) h->o.max_body_bytes = HD_DEF_BODY;
+  if (!h->o.max_connections) h->o.max_connections = HD_DEF_CONNS;
+  if (!h->o.max_per_ip) h->o.max_per_ip = HD_DEF_PER_IP;
+  if (!h->o.idle_timeout_s) h->o.idle_timeout_s = HD_DEF_IDLE_S;
+  if (!h->o.header_timeout_ms) h->o.header_timeout_ms = HD_DEF_HEADER_MS;
+  if (!h->o.body_timeout_ms) h->o.body_timeout_ms = HD_DEF_BODY_MS;
+  if (!h->o.max_stream_queue) h->o.max_stream_queue = HD_DEF_QUEUE;
+  h->on_accept = on_accept;
+  h->ud = ud;
+  unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0);
+  h->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, hd_on_request, h,
+                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes,
+                          MHD_OPTION_CONNECTION_LIMIT, h->o.max_connections,
+                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->o.max_per_ip,
+                          MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
+                          MHD_OPTION_NOTIFY_COMPLETED, hd_on_completed, h,
+                          MHD_OPTION_NOTIFY_CONNECTION, hd_on_connection, h,
+                          MHD_OPTION_UNESCAPE_CALLBACK, hd_unescape_none, h,
+                          MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+                          MHD_OPTION_END);
+  if (h->d == NULL) {
+    int e = errno;
+    hd_err(err, errlen, "cannot listen on %s:%u: %s", o->host, o->port,
+           e ? strerror(e) : "libmicrohttpd refused to start");
+    free(h);
+    return NULL;
+  }
+  const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+  const union MHD_DaemonInfo *pi = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+  h->port = pi ? pi->port : o->port;
+  if (di == NULL || uv_poll_init(loop, &h->poll, di->epoll_fd) != 0) {
+    MHD_stop_daemon(h->d);
+    hd_err(err, errlen, "cannot watch the server's epoll descriptor");
+    free(h);
+    return NULL;
+  }
+  h->poll.data = h;
+  uv_timer_init(loop, &h->timer);
+  h->timer.data = h;
+  uv_idle_init(loop, &h->kick);
+  h->kick.data = h;
+  uv_timer_init(loop, &h->sweep);
+  h->sweep.data = h;
+  h->open_handles = 4;
+  uv_poll_start(&h->poll, UV_READABLE, hd_on_poll);
+  unsigned every = (h->o.header_timeout_ms < h->o.body_timeout_ms ? h->o.header_timeout_ms : h->o.body_timeout_ms) / 4;
+  if (every < 20) every = 20;
+  if (every > 1000) every = 1000;
+  uv_timer_start(&h->sweep, hd_on_sweep, every, every);
+  uv_unref((uv_handle_t *)&h->sweep); /* it alone keeps nothing alive */
+  hd_run(h);
+  return h;
+}
+
+unsigned httpd_port(const httpd *h) { return h->port; }
+size_t httpd_live(const httpd *h) { return h->live; }
+
+void httpd_stop_accepting(httpd *h) {
+  if (h->stopped) return;
+  MHD_socket fd = MHD_quiesce_daemon(h->d);
+  if (fd != MHD_INVALID_SOCKET) close(fd);
+  hd_kick(h);
+}
+
+void httpd_free(httpd *h) {
+  if (h == NULL || h->stopped) return;
+  h->stopped = 1; /* no more kicks or runs from the loop */
+  /* Nothing may stay suspended when the daemon stops: answer, end streams, resume. */
+  for (httpd_req *r = h->reqs; r; r = r->next) {
+    if (r->conn == NULL) continue;
+    r->stream_closed = 1;
+    if (!r->answered && r->suspended) {
+      struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+      if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+        MHD_queue_response(r->conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+        MHD_destroy_response(resp);
+      }
+      r->answered = 1;
+    }
+    hd_resume(r);
+  }
+  uv_poll_stop(&h->poll); /* before MHD closes the descriptor */
+  h->in_run = 1;
+  MHD_run(h->d);
+  MHD_stop_daemon(h->d);
+  h->in_run = 0;
+  h->d = NULL;
+  hd_dispatch(h); /* owners hear that their clients are gone */
+  h->on_accept = NULL;
+  while (h->acc_head) hd_req_free(h->acc_head); /* MHD freed these already? only unowned */
+  for (httpd_req *r = h->reqs, *n; r; r = n) {
+    n = r->next;
+    r->h = NULL; /* the owner releases it later */
+    r->prev = r->next = NULL;
+  }
+  h->reqs = NULL;
+  while (h->conns) {
+    hd_conn *hc = h->conns;
+    h->conns = hc->next;
+    free(hc);
+  }
+  uv_close((uv_handle_t *)&h->poll, hd_handle_closed);
+  uv_close((uv_handle_t *)&h->timer, hd_handle_closed);
+  uv_close((uv_handle_t *)&h->kick, hd_handle_closed);
+  uv_close((uv_handle_t *)&h->sweep, hd_handle_closed);
+}
+
+/* ---- requests --------------------------------------------------------------------------- */
+
+httpd_req *httpd_next(httpd *h) {
+  httpd_req *r = h->acc_head;
+  if (r == NULL) return NULL;
+  hd_unlink_accept(r);
+  r->owned = 1;
+  return r;
+}
+
+void httpd_set_notify(httpd_req *r, httpd_notify_fn fn, void *ud) {
+  r->notify = fn;
+  r->ud = ud;
+}
+
+const char *httpd_method(const httpd_req *r) { return r->info; }
+const char *httpd_path(const httpd_req *r) { return r->info + strlen(r->info) + 1; }
+const char *httpd_remote(const httpd_req *r) {
+  const char *p = httpd_path(r);
+  return p + strlen(p) + 1;
+}
+
+int httpd_header_at(const httpd_req *r, size_t i, const char **name, const char **value) {
+  if (i >= r->nheaders) return -1;
+  *name = r->hv[2 * i];
+  *value = r->hv[2 * i + 1];
+  return 0;
+}
+
+int httpd_arg_at(const httpd_req *r, size_t i, const char **name, const char **value) {
+  if (i >= r->nargs) return -1;
+  *name = r->av[2 * i];
+  *value = r->av[2 * i + 1];
+  return 0;
+}
+
+long long httpd_content_length(const httpd_req *r) { return r->content_length; }
+
+int httpd_too_large(const httpd_req *r) {
+  size_t cap = r->h ? r->h->o.max_body_bytes : HD_DEF_BODY;
+  return r->content_length >= 0 && (unsigned long long)r->content_length > cap;
+}
+
+int httpd_gone(const httpd_req *r) { return r->conn == NULL || r->h == NULL; }
+
+int httpd_read_body(httpd_req *r) {
+  if (r->body_state != HTTPD_BODY_NONE) return 0;
+  if (httpd_gone(r)) {
+    r->body_state = HTTPD_BODY_GONE;
+    return -1;
+  }
+  if (httpd_too_large(r)) {
+    r->body_state = HTTPD_BODY_TOO_LARGE;
+    return 0;
+  }
+  r->body_state = HTTPD_BODY_READING;
+  r->header_call_due = 1;
+  if (r->hc) {
+    r->hc->deadline = uv_now(r->h->loop) + r->h->o.body_timeout_ms;
+    r->hc->body_phase = 1;
+  }
+  hd_resume(r);
+  return 0;
+}
+
+int httpd_body_state(const httpd_req *r) { return r->body_state; }
+
+const char *httpd_body(const httpd_req *r, size_t *len) {
+  *len = r->body_len;
+  return r->body ? r->body : "";
+}
+
+static int hd_queue(httpd_req *r, unsigned status, struct MHD_Response *resp,
+                    const char *const *headers, size_t nheaders) {
+  for (size_t i = 0; i < nheaders; i++) {
+    const char *line = headers[i];
+    const char *colon = strchr(line, ':');
+    if (colon == NULL || colon == line || strpbrk(line, "\r\n")) {
+      MHD_destroy_response(resp);
+      return -2;
+    }
+    char name[128];
+    size_t nlen = (size_t)(colon - line);
+    if (nlen >= sizeof name) {
+      MHD_destroy_response(resp);
+      return -2;
+    }
+    memcpy(name, line, nlen);
+    name[nlen] = '\0';
+    const char *v = colon + 1;
+    while (*v == ' ') v++;
+    if (MHD_add_response_header(resp, name, v) != MHD_YES) {
+      MHD_destroy_response(resp);
+      return -2;
+    }
+  }
+  enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
+  MHD_destroy_response(resp);
+  if (ok != MHD_YES) return -1;
+  r->answered = 1;
+  hd_resume(r);
+  return 0;
+}
+
+int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
+                  const char *body, size_t len) {
+  if (r->answered || httpd_gone(r) || !r->suspended) return -1;
+  struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (resp == NULL) return -1;
+  if (r->body_state == HTTPD_BODY_NONE || r->body_state == HTTPD_BODY_TOO_LARGE) {
+    /* the body was not read: MHD closes the connection after the answer */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+  }
+  return hd_queue(r, status, resp, headers, nheaders);
+}
+
+int httpd_stream(httpd_req *r, const char *const *headers, size_t nheaders) {
+  if (r->answered || httpd_gone(r) || !r->suspended) return -1;
+  struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, hd_reader, r, NULL);
+  if (resp == NULL) return -1;
+  r->streaming = 1;
+  int rc = hd_queue(r, 200, resp, headers, nheaders);
+  if (rc != 0) r->streaming = 0;
+  return rc;
+}
+
+int httpd_stream_send(httpd_req *r, const char *data, size_t len) {
+  if (!r->streaming || r->stream_closed || r->stream_dead || httpd_gone(r)) return -1;
+  size_t queued = r->q_len - r->q_off;
+  if (queued + len > r->h->o.max_stream_queue) {
+    /* the client fell behind: drop it rather than buffer without bound */
+    r->stream_dead = 1;
+    free(r->q);
+    r->q = NULL;
+    r->q_off = r->q_len = r->q_cap = 0;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci) shutdown(ci->connect_fd, SHUT_RDWR);
+    hd_resume(r);
+    hd_kick(r->h);
+    return -3;
+  }
+  if (r->q_off > 0 && r->q_off >= r->q_len / 2) { /* compact */
+    memmove(r->q, r->q + r->q_off, queued);
+    r->q_off = 0;
+    r->q_len = queued;
+  }
+  if (r->q_len + len > r->q_cap) {
+    size_t cap = r->q_cap ? r->q_cap : 1024;
+    while (cap < r->q_len + len) cap *= 2;
+    char *nq = realloc(r->q, cap);
+    if (nq == NULL) return -3;
+    r->q = nq;
+    r->q_cap = cap;
+  }
+  memcpy(r->q + r->q_len, data, len);
+  r->q_len += len;
+  if (r->q_len - r->q_off > r->h->o.max_stream_queue / 2) r->notified_drain = 0;
+  if (r->reader_waiting) hd_resume(r);
+  return 0;
+}
+
+size_t httpd_stream_queued(const httpd_req *r) { return r->q_len - r->q_off; }
+
+int httpd_stream_drained(const httpd_req *r) {
+  return r->h == NULL || r->q_len - r->q_off <= r->h->o.max_stream_queue / 2;
+}
+
+void httpd_stream_close(httpd_req *r) {
+  if (!r->streaming || r->stream_closed) return;
+  r->stream_closed = 1;
+  if (r->reader_waiting) hd_resume(r);
+}
+
+void httpd_release(httpd_req *r) {
+  if (r == NULL || r->released) return;
+  r->released = 1;
+  r->notify = NULL;
+  if (r->h == NULL || r->conn == NULL) {
+    hd_req_free(r);
+    return;
+  }
+  hd_unlink_news(r);
+  if (r->streaming) {
+    httpd_stream_close(r);
+  } else if (!r->answered) {
+    static const char body[] = "{\"error\":{\"code\":\"internal\",\"message\":\"the request was not answered\"}}";
+    if (r->suspended) {
+      httpd_respond(r, 500, NULL, 0, body, sizeof body - 1);
+    } else { /* reading its body: it is answered when the body ends */
+      const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+      if (ci) shutdown(ci->connect_fd, SHUT_RDWR);
+      hd_kick(r->h);
+    }
+  }
+}
+
+/* ---- pure helpers ----------------------------------------------------------------------- */
+
+int httpd_parse_listen(const char *s, char *host, size_t hostlen, unsigned *port, char *err,
+                       size_t errlen) {
+  const char *hs, *he, *ps;
+  if (s[0] == '[') {
+    hs = s + 1;
+    he = strchr(hs, ']');
+    if (he == NULL || he[1] != ':') {
+      hd_err(err, errlen, "'%s' is not [IPv6]:PORT", s);
+      return -1;
+    }
+    ps = he + 2;
+  } else {
+    he = strrchr(s, ':');
+    if (he == NULL) {
+      hd_err(err, errlen, "'%s' has no port: give HOST:PORT (127.0.0.1:8765)", s);
+      return -1;
+    }
+    if (memchr(s, ':', (size_t)(he - s))) {
+      hd_err(err, errlen, "'%s': write an IPv6 address in brackets, [::1]:8765", s);
+      return -1;
+    }
+    hs = s;
+    ps = he + 1;
+  }
+  size_t hl = (size_t)(he - hs);
+  char *end;
+  errno = 0;
+  unsigned long p = strtoul(ps, &end, 10);
+  if (*ps < '0' || *ps > '9' || *end || errno || p > 65535) {
+    hd_err(err, errlen, "'%s': the port must be a number from 0 to 65535", s);
+    return -1;
+  }
+  if (hl == 9 && memcmp(hs, "localhost", 9) == 0) {
+    hs = "127.0.0.1";
+    hl = 9;
+  }
+  if (hl == 0 || hl >= hostlen) {
+    hd_err(err, errlen, "'%s': the host is empty or too long", s);
+    return -1;
+  }
+  memcpy(host, hs, hl);
+  host[hl] = '\0';
+  struct sockaddr_storage ss;
+  int v6;
+  if (hd_sockaddr(host, 0, &ss, &v6) != 0) {
+    hd_err(err, errlen, "'%s': the host must be a numeric IP address or localhost", s);
+    return -1;
+  }
+  *port = (unsigned)p;
+  return 0;
+}
+
+int httpd_is_loopback(const char *host) {
+  struct in_addr a4;
+  struct in6_addr a6;
+  if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+  if (inet_pton(AF_INET6, host, &a6) != 1) return 0;
+  static const unsigned char lo[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  if (memcmp(a6.s6_addr, lo, 16) == 0) return 1;
+  static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return memcmp(a6.s6_addr, mapped, 12) == 0 && a6.s6_addr[12] == 127;
+}

@@ -1,0 +1,105 @@
+/* httpd.h: an HTTP/1.1 server on libmicrohttpd in external epoll mode, driven by a libuv
+ * loop (one uv_poll on MHD's epoll descriptor, one uv_timer from MHD_get_timeout): no
+ * threads. A request is handed to its owner once its headers are in, with the connection
+ * suspended; the owner reads the body on request, answers once, or streams (SSE). Caps:
+ * header and body size, connections in total and per address, header/body/idle
+ * deadlines, a bounded queue per stream. Pure C: the Lua binding is lhttpd.c. */
+#ifndef ORKET_HTTPD_H
+#define ORKET_HTTPD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+typedef struct httpd httpd;
+typedef struct httpd_req httpd_req;
+
+typedef struct httpd_opts {
+  const char *host;            /* a numeric IPv4 or IPv6 address */
+  unsigned port;               /* 0: an ephemeral port (httpd_port tells which) */
+  size_t max_header_bytes;     /* request line + headers (MHD's per-connection memory);
+                                  larger gets 431 from MHD. 0: 32 KiB */
+  size_t max_body_bytes;       /* 0: 1 MiB */
+  unsigned max_connections;    /* 0: 512 */
+  unsigned max_per_ip;         /* 0: 64 */
+  unsigned idle_timeout_s;     /* no byte in either direction for this long. 0: 30 */
+  unsigned header_timeout_ms;  /* from accept (or the end of the previous request) to
+                                  complete headers. 0: 10000 */
+  unsigned body_timeout_ms;    /* from httpd_read_body to the body's end. 0: 30000 */
+  size_t max_stream_queue;     /* bytes a stream may queue for a slow client. 0: 1 MiB */
+} httpd_opts;
+
+/* Called (never from inside libmicrohttpd) when a request is waiting in httpd_next. */
+typedef void (*httpd_accept_fn)(httpd *h, void *ud);
+/* Called (never from inside libmicrohttpd) when a request has news for its owner: its body
+ * is complete or refused, its stream drained below half its cap, or the client is gone. */
+typedef void (*httpd_notify_fn)(httpd_req *r, void *ud);
+
+/* Binds and starts listening. NULL with a message in err on failure. */
+httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept, void *ud,
+                 char *err, size_t errlen);
+unsigned httpd_port(const httpd *h);
+/* Closes the listening socket; connections already open go on. */
+void httpd_stop_accepting(httpd *h);
+/* Requests alive: accepted and not released, or still on a connection. */
+size_t httpd_live(const httpd *h);
+/* Ends every stream, answers 503 to every request still unanswered, stops the daemon and
+ * closes the loop handles (the memory goes with their close callbacks). Requests the
+ * owner holds stay valid (as gone) until httpd_release. Owners are notified first. */
+void httpd_free(httpd *h);
+
+/* The next request whose headers are complete, now owned by the caller (who must
+ * httpd_release it), or NULL. */
+httpd_req *httpd_next(httpd *h);
+void httpd_set_notify(httpd_req *r, httpd_notify_fn fn, void *ud);
+
+const char *httpd_method(const httpd_req *r);
+/* The path as sent, still percent-encoded (never decoded by the server). */
+const char *httpd_path(const httpd_req *r);
+const char *httpd_remote(const httpd_req *r); /* numeric address of the client */
+/* Header i (name as sent; 0 or -1 past the end); query argument i likewise, raw. */
+int httpd_header_at(const httpd_req *r, size_t i, const char **name, const char **value);
+int httpd_arg_at(const httpd_req *r, size_t i, const char **name, const char **value);
+/* The declared Content-Length (-1 when none), and whether it exceeds the body cap. */
+long long httpd_content_length(const httpd_req *r);
+int httpd_too_large(const httpd_req *r);
+/* 1 when the client is gone or the request was answered and sent. */
+int httpd_gone(const httpd_req *r);
+
+/* Body state: HTTPD_BODY_NONE until asked for, then READING, then one of the rest. */
+enum { HTTPD_BODY_NONE, HTTPD_BODY_READING, HTTPD_BODY_DONE, HTTPD_BODY_TOO_LARGE,
+       HTTPD_BODY_TIMEOUT, HTTPD_BODY_GONE };
+/* Starts reading the body (a no-op once started); notify says when it ends. */
+int httpd_read_body(httpd_req *r);
+int httpd_body_state(const httpd_req *r);
+const char *httpd_body(const httpd_req *r, size_t *len);
+
+/* Answers the request: status, "Name: value" lines, body (copied). 0, or -1 when it was
+ * already answered or the client is gone, -2 when a header is refused. */
+int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
+                  const char *body, size_t len);
+/* Starts a streamed (chunked) 200 response with these header lines. 0 or as above. */
+int httpd_stream(httpd_req *r, const char *const *headers, size_t nheaders);
+/* Queues bytes on the stream: 0; -1 when the stream is closed or the client gone; -3 when
+ * the queue would exceed its cap: the client is disconnected (it fell behind). */
+int httpd_stream_send(httpd_req *r, const char *data, size_t len);
+/* Bytes queued and not yet handed to the socket. */
+size_t httpd_stream_queued(const httpd_req *r);
+/* 1 when at most half the queue's cap is queued (notify says when it drains to that). */
+int httpd_stream_drained(const httpd_req *r);
+/* Ends the stream once its queue is sent. */
+void httpd_stream_close(httpd_req *r);
+/* The owner is done: an unanswered request gets 500, a stream is ended; freed once the
+ * connection is done with it. */
+void httpd_release(httpd_req *r);
+
+/* Pure helpers (tested alone). */
+/* Parses "HOST:PORT" ("127.0.0.1:8765", "[::1]:8765", "localhost:0") into a numeric
+ * host (out, hostlen) and port. 0, or -1 with a message in err. */
+int httpd_parse_listen(const char *s, char *host, size_t hostlen, unsigned *port,
+                       char *err, size_t errlen);
+/* 1 when the numeric address is a loopback one (127.0.0.0/8, ::1, ::ffff:127.x.x.x). */
+int httpd_is_loopback(const char *host);
+
+#endif

@@ -1,0 +1,529 @@
+/* lhttpd.c: Lua module `orket.c.httpd`, the binding of httpd.c. listen{...} starts a server
+ * on the runtime's loop; srv:accept() suspends the calling task (the await.h pattern) until
+ * a request's headers are in; the request's body() and a stream's drain()/wait() suspend
+ * likewise. A request not answered when it is closed or collected gets a 500. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "await.h"
+#include "httpd.h"
+#include "modules.h"
+#include "runtime.h"
+
+#define LHD_SRV "orket.httpd.server"
+#define LHD_REQ "orket.httpd.request"
+#define LHD_MAX_HEADERS 64
+
+typedef struct lhd_srv {
+  rt_wait w; /* first: the cancel callback gets this address */
+  httpd *h;  /* NULL once closed */
+  int waiting;
+} lhd_srv;
+
+enum { LHD_IDLE, LHD_WAIT_BODY, LHD_WAIT_DRAIN, LHD_WAIT_GONE };
+
+typedef struct lhd_req {
+  rt_wait w;
+  httpd_req *r; /* NULL once closed */
+  int waiting;
+} lhd_req;
+
+/* ---- requests -------------------------------------------------------------------------- */
+
+static int lhd_ready(const lhd_req *q) {
+  httpd_req *r = q->r;
+  switch (q->waiting) {
+  case LHD_WAIT_BODY: return httpd_body_state(r) != HTTPD_BODY_READING;
+  case LHD_WAIT_DRAIN: return httpd_gone(r) || httpd_stream_drained(r);
+  case LHD_WAIT_GONE: return httpd_gone(r);
+  default: return 0;
+  }
+}
+
+/* body | nil, message, code */
+static int lhd_push_body(lua_State *L, void *ud) {
+  httpd_req *r = ((lhd_req *)ud)->r;
+  switch (httpd_body_state(r)) {
+  case HTTPD_BODY_DONE: {
+    size_t len;
+    const char *b = httpd_body(r, &len);
+    lua_pushlstring(L, b, len);
+    return 1;
+  }
+  case HTTPD_BODY_TOO_LARGE:
+    lua_pushnil(L);
+    lua_pushliteral(L, "the request body is larger than the server accepts");
+    lua_pushliteral(L, "E2BIG");
+    return 3;
+  case HTTPD_BODY_TIMEOUT:
+    lua_pushnil(L);
+    lua_pushliteral(L, "the request body did not arrive in time");
+    lua_pushliteral(L, "ETIMEDOUT");
+    return 3;
+  default:
+    lua_pushnil(L);
+    lua_pushliteral(L, "the client is gone");
+    lua_pushliteral(L, "EPIPE");
+    return 3;
+  }
+}
+
+static int lhd_push_gone(lua_State *L, void *ud) {
+  lua_pushboolean(L, httpd_gone(((lhd_req *)ud)->r));
+  return 1;
+}
+
+static void lhd_notify(httpd_req *r, void *ud) {
+  lhd_req *q = ud;
+  (void)r;
+  if (q->waiting == LHD_IDLE || !lhd_ready(q)) return;
+  int kind = q->waiting;
+  q->waiting = LHD_IDLE;
+  rt_wait_finish(&q->w, kind == LHD_WAIT_BODY ? lhd_push_body : lhd_push_gone, q);
+}
+
+static void lhd_req_cancel(rt_wait *w) { ((lhd_req *)w)->waiting = LHD_IDLE; }
+
+static lhd_req *lhd_check(lua_State *L) {
+  lhd_req *q = luaL_checkudata(L, 1, LHD_REQ);
+  if (q->r == NULL) luaL_argerror(L, 1, "request is closed");
+  return q;
+}
+
+static int lhd_wait(lua_State *L, lhd_req *q, int kind, rt_wait_push_fn push) {
+  if (q->waiting) return luaL_error(L, "httpd: another task already waits on this request");
+  q->waiting = kind;
+  if (lhd_ready(q)) {
+    q->waiting = LHD_IDLE;
+    return push(L, q);
+  }
+  rt_wait_begin(L, &q->w, lhd_req_cancel);
+  return rt_wait_yield(L);
+}
+
+/* req:body() -> body | nil, message, code (E2BIG, ETIMEDOUT, EPIPE); waits for it */
+static int lhd_body(lua_State *L) {
+  lhd_req *q = lhd_check(L);
+  httpd_read_body(q->r);
+  return lhd_wait(L, q, LHD_WAIT_BODY, lhd_push_body);
+}
+
+/* Header lines from a table {"Name: value", ...} at index idx (absent: none). */
+static size_t lhd_header_lines(lua_State *L, int idx, const char **out, int argn) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, idx);
+  if (n > LHD_MAX_HEADERS) luaL_argerror(L, argn, "too many headers");
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    const char *s = lua_tostring(L, -1);
+    if (s == NULL || strpbrk(s, "\r\n") || strchr(s, ':') == NULL)
+      luaL_argerror(L, argn, "headers must be \"Name: value\" strings without line breaks");
+    out[i - 1] = s;
+    lua_pop(L, 1); /* the table keeps the string alive */
+  }
+  return (size_t)n;
+}
+
+/* req:respond(status, {"Name: value", ...}, body) -> true | nil, message, code */
+static int lhd_respond(lua_State *L) {
+  lhd_req *q = lhd_check(L);
+  lua_Integer status = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, status >= 100 && status <= 599, 2, "must be an HTTP status");
+  const char *hdrs[LHD_MAX_HEADERS];
+  size_t nh = lhd_header_lines(L, 3, hdrs, 3);
+  size_t len = 0;
+  const char *body = luaL_optlstring(L, 4, "", &len);
+  int rc = httpd_respond(q->r, (unsigned)status, hdrs, nh, body, len);
+  if (rc == -2) return luaL_argerror(L, 3, "a header was refused");
+  if (rc != 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "the request is already answered, or its client is gone");
+    lua_pushliteral(L, "EPIPE");
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* req:sse({"Name: value", ...}) -> req, now a stream (200, text/event-stream) | nil, msg, code */
+static int lhd_sse(lua_State *L) {
+  lhd_req *q = lhd_check(L);
+  const char *hdrs[LHD_MAX_HEADERS + 2];
+  size_t nh = lhd_header_lines(L, 2, hdrs, 2);
+  hdrs[nh++] = "Content-Type: text/event-stream; charset=utf-8";
+  hdrs[nh++] = "Cache-Control: no-store";
+  if (httpd_stream(q->r, hdrs, nh) != 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "the request is already answered, or its client is gone");
+    lua_pushliteral(L, "EPIPE");
+    return 3;
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* stream:send(text) -> true | nil, message, code (EPIPE: closed or gone; ESLOW: the client
+ * fell behind and was disconnected) */
+static int lhd_send(lua_State *L) {
+  lhd_req *q = lhd_check(L);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  int rc = httpd_stream_send(q->r, s, len);
+  if (rc == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  if (rc == -3) {
+    lua_pushliteral(L, "the client fell behind and was disconnected");
+    lua_pushliteral(L, "ESLOW");
+  } else {
+    lua_pushliteral(L, "the stream is closed or its client is gone");
+    lua_pushliteral(L, "EPIPE");
+  }
+  return 3;
+}
+
+/* stream:queued() -> bytes not yet handed to the socket */
+static int lhd_queued(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)httpd_stream_queued(lhd_check(L)->r));
+  return 1;
+}
+
+/* stream:drain() -> gone: waits until at most half the queue's cap is queued, or the
+ * client is gone */
+static int lhd_drain(lua_State *L) { return lhd_wait(L, lhd_check(L), LHD_WAIT_DRAIN, lhd_push_gone); }
+
+/* req:wait_gone() -> true: waits until the client is gone or the response is sent */
+static int lhd_wait_gone(lua_State *L) { return lhd_wait(L, lhd_check(L), LHD_WAIT_GONE, lhd_push_gone); }
+
+/* req:gone() -> whether the client is gone (or the response was sent) */
+static int lhd_gone(lua_State *L) {
+  lua_pushboolean(L, httpd_gone(lhd_check(L)->r));
+  return 1;
+}
+
+/* req:close(): ends a stream once its queue is sent; an unanswered request gets 500.
+ * Idempotent; also __gc and __close. */
+static int lhd_close(lua_State *L) {
+  lhd_req *q = luaL_checkudata(L, 1, LHD_REQ);
+  if (q->r == NULL) return 0;
+  httpd_req *r = q->r;
+  if (q->waiting && q->w.co_ref != LUA_NOREF) {
+    /* closed by another task while one waits: that task is woken now */
+    int kind = q->waiting;
+    q->waiting = LHD_IDLE;
+    httpd_set_notify(r, NULL, NULL);
+    (void)kind;
+    httpd_release(r);
+    q->r = NULL;
+    rt_wait_finish(&q->w, NULL, NULL);
+    return 0;
+  }
+  httpd_set_notify(r, NULL, NULL);
+  q->r = NULL;
+  httpd_release(r);
+  return 0;
+}
+
+/* Fields: method, path (raw, still percent-encoded), remote, headers (lower-cased names,
+ * repeated ones joined by ", "), query (raw names -> raw values, the first of a name wins),
+ * content_length (nil when none), too_large. */
+static int lhd_index(lua_State *L) {
+  luaL_checkudata(L, 1, LHD_REQ);
+  lua_getiuservalue(L, 1, 1); /* fields */
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, -2) != LUA_TNIL) return 1;
+  lua_pop(L, 2);
+  luaL_getmetatable(L, LHD_REQ);
+  lua_getfield(L, -1, "methods");
+  lua_pushvalue(L, 2);
+  lua_rawget(L, -2);
+  return 1;
+}
+
+static void lhd_push_lower(lua_State *L, const char *s) {
+  char buf[128];
+  size_t n = strlen(s);
+  if (n >= sizeof buf) {
+    lua_pushstring(L, s); /* longer names are left as sent */
+    return;
+  }
+  for (size_t i = 0; i < n; i++) buf[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] + 32 : s[i]);
+  lua_pushlstring(L, buf, n);
+}
+
+static void lhd_push_req(lua_State *L, httpd_req *r) {
+  lhd_req *q = lua_newuserdatauv(L, sizeof *q, 1);
+  memset(q, 0, sizeof *q);
+  q->w.co_ref = LUA_NOREF;
+  q->r = r;
+  luaL_setmetatable(L, LHD_REQ);
+  httpd_set_notify(r, lhd_notify, q);
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, httpd_method(r));
+  lua_setfield(L, -2, "method");
+  lua_pushstring(L, httpd_path(r));
+  lua_setfield(L, -2, "path");
+  lua_pushstring(L, httpd_remote(r));
+  lua_setfield(L, -2, "remote");
+  lua_newtable(L);
+  const char *k, *v;
+  for (size_t i = 0; httpd_header_at(r, i, &k, &v) == 0; i++) {
+    lhd_push_lower(L, k);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) == LUA_TSTRING) {
+      lua_pushliteral(L, ", ");
+      lua_pushstring(L, v);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushstring(L, v);
+    }
+    lua_rawset(L, -3);
+  }
+  lua_setfield(L, -2, "headers");
+  lua_newtable(L);
+  for (size_t i = 0; httpd_arg_at(r, i, &k, &v) == 0; i++) {
+    if (lua_getfield(L, -1, k) == LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_pushstring(L, v);
+      lua_setfield(L, -2, k);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_setfield(L, -2, "query");
+  long long cl = httpd_content_length(r);
+  if (cl >= 0) {
+    lua_pushinteger(L, (lua_Integer)cl);
+    lua_setfield(L, -2, "content_length");
+  }
+  lua_pushboolean(L, httpd_too_large(r));
+  lua_setfield(L, -2, "too_large");
+  lua_setiuservalue(L, -2, 1);
+}
+
+static int lhd_req_tostring(lua_State *L) {
+  lhd_req *q = luaL_checkudata(L, 1, LHD_REQ);
+  if (q->r == NULL) lua_pushliteral(L, "http server request (closed)");
+  else lua_pushfstring(L, "http server request (%s %s)", httpd_method(q->r), httpd_path(q->r));
+  return 1;
+}
+
+/* ---- the server ------------------------------------------------------------------------ */
+
+static int lhd_push_next(lua_State *L, void *ud) {
+  lhd_srv *s = ud;
+  httpd_req *r = s->h ? httpd_next(s->h) : NULL;
+  if (r == NULL) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lhd_push_req(L, r);
+  return 1;
+}
+
+static void lhd_on_accept(httpd *h, void *ud) {
+  lhd_srv *s = ud;
+  (void)h;
+  if (!s->waiting) return;
+  s->waiting = 0;
+  rt_wait_finish(&s->w, lhd_push_next, s);
+}
+
+static void lhd_srv_cancel(rt_wait *w) { ((lhd_srv *)w)->waiting = 0; }
+
+static lhd_srv *lhd_check_srv(lua_State *L) {
+  lhd_srv *s = luaL_checkudata(L, 1, LHD_SRV);
+  if (s->h == NULL) luaL_argerror(L, 1, "server is closed");
+  return s;
+}
+
+/* srv:accept() -> req | nil once the server is closed; waits for the next request */
+static int lhd_accept(lua_State *L) {
+  lhd_srv *s = luaL_checkudata(L, 1, LHD_SRV);
+  if (s->h == NULL) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (s->waiting) return luaL_error(L, "httpd: another task already waits in accept");
+  httpd_req *r = httpd_next(s->h);
+  if (r) {
+    lhd_push_req(L, r);
+    return 1;
+  }
+  rt_wait_begin(L, &s->w, lhd_srv_cancel);
+  s->waiting = 1;
+  return rt_wait_yield(L);
+}
+
+static int lhd_port(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)httpd_port(lhd_check_srv(L)->h));
+  return 1;
+}
+
+static int lhd_live(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)httpd_live(lhd_check_srv(L)->h));
+  return 1;
+}
+
+/* srv:stop_accepting(): closes the listening socket; open connections go on */
+static int lhd_stop_accepting(lua_State *L) {
+  httpd_stop_accepting(lhd_check_srv(L)->h);
+  return 0;
+}
+
+/* srv:close(): ends streams, answers 503 to what is unanswered, stops. Idempotent. A task
+ * waiting in accept() gets nil. */
+static int lhd_srv_close(lua_State *L) {
+  lhd_srv *s = luaL_checkudata(L, 1, LHD_SRV);
+  if (s->h == NULL) return 0;
+  httpd *h = s->h;
+  s->h = NULL;
+  httpd_free(h);
+  if (s->waiting && s->w.co_ref != LUA_NOREF) {
+    s->waiting = 0;
+    rt_wait_finish(&s->w, lhd_push_next, s);
+  }
+  return 0;
+}
+
+static int lhd_srv_tostring(lua_State *L) {
+  lhd_srv *s = luaL_checkudata(L, 1, LHD_SRV);
+  if (s->h == NULL) lua_pushliteral(L, "http server (closed)");
+  else lua_pushfstring(L, "http server (port %d)", (int)httpd_port(s->h));
+  return 1;
+}
+
+static lua_Integer lhd_opt_int(lua_State *L, const char *field, lua_Integer max) {
+  lua_getfield(L, 1, field);
+  lua_Integer v = 0;
+  if (!lua_isnil(L, -1)) {
+    int ok;
+    v = lua_tointegerx(L, -1, &ok);
+    if (!ok || v < 0 || v > max)
+      luaL_error(L, "bad argument #1 to 'listen' (%s must be an integer from 0 to %I)", field, max);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* listen{host=, port=, max_header_bytes=, max_body_bytes=, max_connections=, max_per_ip=,
+ *   idle_timeout_s=, header_timeout_ms=, body_timeout_ms=, max_stream_queue=}
+ *   -> server | nil, message, code (0 in a field: its default, see httpd.h) */
+static int lhd_listen(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  httpd_opts o;
+  memset(&o, 0, sizeof o);
+  lua_getfield(L, 1, "host");
+  o.host = lua_tostring(L, -1);
+  if (o.host == NULL) return luaL_error(L, "bad argument #1 to 'listen' (host must be a string)");
+  o.port = (unsigned)lhd_opt_int(L, "port", 65535);
+  o.max_header_bytes = (size_t)lhd_opt_int(L, "max_header_bytes", 1 << 24);
+  o.max_body_bytes = (size_t)lhd_opt_int(L, "max_body_bytes", (lua_Integer)1 << 32);
+  o.max_connections = (unsigned)lhd_opt_int(L, "max_connections", 100000);
+  o.max_per_ip = (unsigned)lhd_opt_int(L, "max_per_ip", 100000);
+  o.idle_timeout_s = (unsigned)lhd_opt_int(L, "idle_timeout_s", 86400);
+  o.header_timeout_ms = (unsigned)lhd_opt_int(L, "header_timeout_ms", 86400000);
+  o.body_timeout_ms = (unsigned)lhd_opt_int(L, "body_timeout_ms", 86400000);
+  o.max_stream_queue = (size_t)lhd_opt_int(L, "max_stream_queue", (lua_Integer)1 << 30);
+  lhd_srv *s = lua_newuserdatauv(L, sizeof *s, 0);
+  memset(s, 0, sizeof *s); /* created closed, then the resource */
+  s->w.co_ref = LUA_NOREF;
+  luaL_setmetatable(L, LHD_SRV);
+  char err[256];
+  s->h = httpd_new(&rt_get(L)->loop, &o, lhd_on_accept, s, err, sizeof err);
+  if (s->h == NULL) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    lua_pushliteral(L, "ELISTEN");
+    return 3;
+  }
+  return 1;
+}
+
+/* parse_listen("HOST:PORT") -> host, port | nil, message */
+static int lhd_parse_listen(lua_State *L) {
+  char host[64], err[256];
+  unsigned port;
+  if (httpd_parse_listen(luaL_checkstring(L, 1), host, sizeof host, &port, err, sizeof err) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushstring(L, host);
+  lua_pushinteger(L, port);
+  return 2;
+}
+
+/* is_loopback(host) -> whether the numeric address is a loopback one */
+static int lhd_is_loopback(lua_State *L) {
+  lua_pushboolean(L, httpd_is_loopback(luaL_checkstring(L, 1)));
+  return 1;
+}
+
+static const luaL_Reg lhd_req_methods[] = {
+    {"body", lhd_body},
+    {"respond", lhd_respond},
+    {"sse", lhd_sse},
+    {"send", lhd_send},
+    {"queued", lhd_queued},
+    {"drain", lhd_drain},
+    {"wait_gone", lhd_wait_gone},
+    {"gone", lhd_gone},
+    {"close", lhd_close},
+    {NULL, NULL},
+};
+
+static const luaL_Reg lhd_req_meta[] = {
+    {"__index", lhd_index},
+    {"__gc", lhd_close},
+    {"__close", lhd_close},
+    {"__tostring", lhd_req_tostring},
+    {NULL, NULL},
+};
+
+static const luaL_Reg lhd_srv_methods[] = {
+    {"accept", lhd_accept},
+    {"port", lhd_port},
+    {"live", lhd_live},
+    {"stop_accepting", lhd_stop_accepting},
+    {"close", lhd_srv_close},
+    {NULL, NULL},
+};
+
+static const luaL_Reg lhd_srv_meta[] = {
+    {"__gc", lhd_srv_close},
+    {"__close", lhd_srv_close},
+    {"__tostring", lhd_srv_tostring},
+    {NULL, NULL},
+};
+
+static const luaL_Reg lhd_funcs[] = {
+    {"listen", lhd_listen},
+    {"parse_listen", lhd_parse_listen},
+    {"is_loopback", lhd_is_loopback},
+    {NULL, NULL},
+};
+
+int luaopen_orket_httpd(lua_State *L) {
+  if (luaL_newmetatable(L, LHD_REQ)) {
+    luaL_setfuncs(L, lhd_req_meta, 0);
+    luaL_newlib(L, lhd_req_methods);
+    lua_setfield(L, -2, "methods");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, LHD_SRV)) {
+    luaL_setfuncs(L, lhd_srv_meta, 0);
+    luaL_newlib(L, lhd_srv_methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  luaL_newlib(L, lhd_funcs);
+  return 1;
+}

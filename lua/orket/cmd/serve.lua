@@ -1,0 +1,80 @@
+-- orket serve [DIR] [--listen HOST:PORT]: the project's board, cards and journal over HTTP
+-- (orket.serve, docs/serve.md) until SIGTERM or Ctrl-C, which stop it gracefully (exit 0).
+local serve = require "orket.serve"
+local keys = require "orket.serve.keys"
+local httpd = require "orket.c.httpd"
+local task = require "orket.task"
+local uv = require "luv"
+
+local USAGE = "orket serve [DIR] [--listen HOST:PORT] [-C DIR]"
+local cmd = { summary = "serve the board and its events over HTTP", usage = USAGE }
+cmd.help = [[
+Serves the project in DIR (default: here) on --listen (default 127.0.0.1:8765; port 0
+picks a free one). Routes: /health, /ready, /v1/board, /v1/cards/ID, /v1/events and
+/v1/runs/ID/events (Server-Sent Events). While no API key exists ('orket keys create') it
+listens on loopback addresses only. The address it listens on is printed on stdout; one JSON
+line per request goes to stderr. SIGTERM or Ctrl-C stops it. See docs/serve.md.]]
+
+function cmd.run(args, cli)
+  local listen = "127.0.0.1:8765"
+  local rest, i = {}, 1
+  while i <= #args do
+    if args[i] == "--listen" then
+      listen = args[i + 1]
+      if not listen then return cli.usage_error(cmd, "--listen needs HOST:PORT") end
+      i = i + 1
+    else
+      rest[#rest + 1] = args[i]
+    end
+    i = i + 1
+  end
+  local dir, pos = cli.words(cmd, rest, {}, "a directory")
+  if not dir then return pos end
+  if #pos > 1 then return cli.usage_error(cmd, "serve takes one directory") end
+  if pos[1] then dir = pos[1] end
+  local host, port = httpd.parse_listen(listen)
+  if not host then return cli.usage_error(cmd, "--listen %s", port) end
+  local limits, lerr = serve.limits(os.getenv("ORKET_SERVE_LIMITS"))
+  if not limits then
+    cli.err("ORKET_SERVE_LIMITS: %s", lerr)
+    return 1
+  end
+  local db = cli.open_store(dir, false, true)
+  if not db then return 1 end
+  if not httpd.is_loopback(host) and keys.active_count(db) == 0 then
+    db:close()
+    cli.err("refusing to listen on %s without an API key: create one first ('orket keys create NAME --role viewer'), "
+      .. "or listen on a loopback address (127.0.0.1)", host)
+    return 1
+  end
+  local server, err = serve.new { dir = dir, db = db, host = host, port = port, limits = limits,
+    log = function(line) io.stderr:write(line, "\n") end }
+  if not server then
+    db:close()
+    cli.err("%s", err)
+    return 1
+  end
+  local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
+  io.stdout:write(string.format("orket serve: listening on http://%s:%d\n", shown, server:port()))
+  io.stdout:flush()
+  local signals = {}
+  for _, name in ipairs { "sigint", "sigterm" } do
+    local h = uv.new_signal()
+    h:start(name, function() task.spawn(server.stop, server) end)
+    signals[#signals + 1] = h
+  end
+  local pipe = uv.new_signal() -- a client gone mid-write is the server's business, not a signal's
+  pipe:start("sigpipe", function() end)
+  signals[#signals + 1] = pipe
+  local ok, terr = task.spawn(server.run, server):join()
+  for _, h in ipairs(signals) do h:close() end
+  db:close()
+  cli.flush_unhandled()
+  if not ok then
+    cli.err("%s", terr)
+    return 1
+  end
+  return 0
+end
+
+return cmd

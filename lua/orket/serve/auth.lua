@@ -1,0 +1,48 @@
+-- orket.serve.auth: who a request is. Once any key was ever made, every request but the
+-- probes needs "Authorization: Bearer ork_..." (orket.serve.keys checks it); revoking the
+-- last key does not open the server again. Before that, a server on loopback serves local
+-- use with the operator role, if the Host is a loopback name (a web page cannot reach the
+-- board through DNS rebinding); orket serve refuses other addresses without a key.
+local keys = require "orket.serve.keys"
+
+local M = {}
+
+local Auth = {}
+Auth.__index = Auth
+
+--- new(db, dir, loopback) -> auth; loopback: the server listens on a loopback address
+function M.new(db, dir, loopback) return setmetatable({ db = db, dir = dir, loopback = loopback }, Auth) end
+
+local LOOPBACK_HOSTS = { localhost = true, ["127.0.0.1"] = true, ["[::1]"] = true }
+
+--- loopback_host(host header) -> whether it names this machine
+function M.loopback_host(h)
+  if type(h) ~= "string" then return false end
+  local name = h:match("^(%[[%x:]+%]):%d+$") or h:match("^([^:]+):%d+$") or h
+  name = name:lower()
+  return LOOPBACK_HOSTS[name] or name:match("^127%.%d+%.%d+%.%d+$") ~= nil
+end
+
+--- auth:check(req) -> identity {id=, name=, role=} | nil, status, code, message, why
+--- (why: for the server's log only: malformed, unknown, wrong, revoked, missing)
+function Auth:check(req)
+  if self.loopback and keys.total_count(self.db) == 0 then
+    if not M.loopback_host(req.headers.host) then
+      return nil, 403, "forbidden", "without API keys only loopback host names are served; create a key "
+        .. "(orket keys create) to serve other names", "host"
+    end
+    return { role = "operator", local_use = true }
+  end
+  local h = req.headers.authorization
+  local token = h and h:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +(%S+) *$")
+  if not token then
+    return nil, 401, "unauthorized", "this needs an API key: send Authorization: Bearer <key>", h and "malformed" or "missing"
+  end
+  if not self.pepper then self.pepper = keys.pepper(self.dir, false) end
+  local who, why = nil, "no pepper"
+  if self.pepper then who, why = keys.verify(self.db, self.pepper, token) end
+  if not who then return nil, 401, "unauthorized", "the API key is not valid", why end
+  return who
+end
+
+return M

@@ -1,0 +1,182 @@
+-- orket.serve: the HTTP API of a project (orket serve). Each request runs in a task of
+-- its own: rate limit by address, route, authenticate (orket.serve.auth) and authorise by
+-- role, rate limit by key, then the handler (orket.serve.routes). Errors are JSON
+-- {"error":{"code","message"}}; one JSON line per request goes to the log (method, route,
+-- status, microseconds, key id: never a key, a cookie or the raw path).
+local httpd = require "orket.c.httpd"
+local task = require "orket.task"
+local uv = require "luv"
+local jsonout = require "orket.jsonout"
+local router_mod = require "orket.serve.router"
+local routes = require "orket.serve.routes"
+local auth_mod = require "orket.serve.auth"
+local ratelimit = require "orket.serve.ratelimit"
+local keys = require "orket.serve.keys"
+
+local M = {}
+
+-- Tunable limits (docs/serve.md); ORKET_SERVE_LIMITS="name=value,..." overrides them.
+M.DEFAULTS = {
+  max_header_bytes = 32768, max_body_bytes = 1048576, max_connections = 512, max_per_ip = 64,
+  idle_timeout_s = 30, header_timeout_ms = 10000, body_timeout_ms = 30000,
+  max_stream_queue = 1048576, heartbeat_ms = 15000, poll_ms = 250,
+  addr_rate = 50, addr_burst = 100, key_rate = 50, key_burst = 100,
+  auth_fail_rate = 0.2, auth_fail_burst = 10, drain_ms = 3000,
+}
+
+--- limits(spec) -> limits | nil, msg: the defaults with "name=value,..." applied
+function M.limits(spec)
+  local l = {}
+  for k, v in pairs(M.DEFAULTS) do l[k] = v end
+  for item in (spec or ""):gmatch("[^,%s]+") do
+    local k, v = item:match("^([%w_]+)=([%d.]+)$")
+    if not k or M.DEFAULTS[k] == nil or not tonumber(v) then
+      return nil, "bad limit '" .. item .. "' (name=number, names: see docs/serve.md)"
+    end
+    l[k] = tonumber(v)
+  end
+  return l
+end
+
+local Server = {}
+Server.__index = Server
+
+local JSON_HEADERS = { "Content-Type: application/json; charset=utf-8", "Cache-Control: no-store",
+  "X-Content-Type-Options: nosniff" }
+
+local function send(req, ctx, status, doc, extra)
+  ctx.status = status
+  local headers = JSON_HEADERS
+  if extra then
+    headers = { table.unpack(JSON_HEADERS) }
+    for _, h in ipairs(extra) do headers[#headers + 1] = h end
+  end
+  return req:respond(status, headers, jsonout.encode(doc) .. "\n")
+end
+
+local function fail(req, ctx, status, code, message, extra)
+  return send(req, ctx, status, { error = { code = code, message = message } }, extra)
+end
+
+--- new{dir=, db=, host=, port=, limits=, log=fn(line)} -> server | nil, msg, CODE
+function M.new(o)
+  local l = o.limits or M.limits()
+  local srv, err, code = httpd.listen {
+    host = o.host, port = o.port, max_header_bytes = l.max_header_bytes, max_body_bytes = l.max_body_bytes,
+    max_connections = l.max_connections, max_per_ip = l.max_per_ip, idle_timeout_s = l.idle_timeout_s,
+    header_timeout_ms = l.header_timeout_ms, body_timeout_ms = l.body_timeout_ms, max_stream_queue = l.max_stream_queue,
+  }
+  if not srv then return nil, err, code end
+  local self = setmetatable({ srv = srv, dir = o.dir, db = o.db, limits = l, log = o.log or function() end,
+    inflight = 0 }, Server)
+  self.router = router_mod.new()
+  routes.add(self.router)
+  self.auth = auth_mod.new(o.db, o.dir, httpd.is_loopback(o.host))
+  self.by_addr = ratelimit.new { rate = l.addr_rate, burst = l.addr_burst }
+  self.by_key = ratelimit.new { rate = l.key_rate, burst = l.key_burst }
+  self.auth_fails = ratelimit.new { rate = l.auth_fail_rate, burst = l.auth_fail_burst }
+  self.hub = routes.events.new(o.db, { poll_ms = l.poll_ms, heartbeat_ms = l.heartbeat_ms,
+    on_error = function(msg) self:_log { event = "error", message = msg } end })
+  return self
+end
+
+function Server:port() return self.srv:port() end
+
+function Server:_log(fields)
+  fields.t = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  self.log(jsonout.encode(fields))
+end
+
+local function now_ms() return uv.now() end
+
+local function too_many(req, ctx, retry, what)
+  return fail(req, ctx, 429, "rate_limited", "too many " .. what .. "; retry after " .. retry .. " s",
+    { "Retry-After: " .. retry })
+end
+
+-- The request's whole way; ctx collects what the log line says.
+function Server:_dispatch(req, ctx)
+  local ok, retry = self.by_addr:take(req.remote, now_ms())
+  if not ok then return too_many(req, ctx, retry, "requests from this address") end
+  local segs, perr = router_mod.segments(req.path)
+  if not segs then return fail(req, ctx, 400, "bad_path", perr) end
+  local route, status_or_params, allowed = self.router:match(req.method, segs)
+  if not route then
+    local status = status_or_params
+    if status == 405 then
+      return fail(req, ctx, 405, "method_not_allowed", "this route takes " .. table.concat(allowed, ", "),
+        { "Allow: " .. table.concat(allowed, ", ") })
+    end
+    return fail(req, ctx, 404, "not_found", "no such route")
+  end
+  ctx.route = route.pattern
+  if route.role then
+    -- failed authentication is limited apart, and checked before the key is: a guesser
+    -- is slowed down whatever it sends
+    local wait = self.auth_fails:empty(req.remote, now_ms())
+    if wait then return too_many(req, ctx, wait, "failed authentications from this address") end
+    local who, st, code, msg, why = self.auth:check(req)
+    if not who then
+      if st == 401 then self.auth_fails:take(req.remote, now_ms()) end
+      ctx.auth = why
+      return fail(req, ctx, st, code, msg, st == 401 and { 'WWW-Authenticate: Bearer realm="orket"' } or nil)
+    end
+    ctx.key = who.id
+    if not keys.allows(who.role, route.role) then
+      return fail(req, ctx, 403, "forbidden", "this needs the " .. route.role .. " role")
+    end
+    if who.id then
+      local kok, kretry = self.by_key:take(who.id, now_ms())
+      if not kok then return too_many(req, ctx, kretry, "requests with this key") end
+    end
+  end
+  if req.too_large then return fail(req, ctx, 413, "too_large", "the request body is larger than the server accepts") end
+  local query, bad = router_mod.query(req.query)
+  if not query then return fail(req, ctx, 400, "bad_query", "the query has an invalid escape or a control character") end
+  ctx.query, ctx.params = query, status_or_params
+  if route.body == "json" then -- read only now: refusals above come before any of it
+    local value, bst, bcode, bmsg = require("orket.serve.body").json(req)
+    if value == nil then return fail(req, ctx, bst, bcode, bmsg) end
+    ctx.body = value
+  end
+  local hstatus, doc = route.handler(req, ctx)
+  if hstatus then return send(req, ctx, hstatus, doc) end
+end
+
+function Server:_handle(req)
+  self.inflight = self.inflight + 1
+  local t0 = uv.hrtime()
+  local ctx = { db = self.db, dir = self.dir, hub = self.hub, route = "-" }
+  local ok, err = xpcall(self._dispatch, debug.traceback, self, req, ctx)
+  if not ok then
+    self:_log { event = "error", route = ctx.route, message = tostring(err) }
+    if not ctx.status then fail(req, ctx, 500, "internal", "the server failed; its log says why") end
+  end
+  self:_log { method = req.method, route = ctx.route, status = ctx.status or 500,
+    us = (uv.hrtime() - t0) // 1000, key = ctx.key or require("cjson").null, addr = req.remote, auth = ctx.auth }
+  req:close()
+  self.inflight = self.inflight - 1
+end
+
+--- server:run(): accepts requests until stop() (call it inside a task)
+function Server:run()
+  while true do
+    local req = self.srv:accept()
+    if not req then break end
+    task.spawn(self._handle, self, req)
+  end
+end
+
+--- server:stop(): stops accepting, ends the event streams, lets requests in flight finish
+--- (for drain_ms at most), then closes; run() returns. Call it inside a task.
+function Server:stop()
+  if self.stopping then return end
+  self.stopping = true
+  self.srv:stop_accepting()
+  self.hub:close()
+  local deadline = uv.now() + self.limits.drain_ms
+  while self.inflight > 0 and uv.now() < deadline do require("orket.c.runtime").sleep(10) end
+  self.srv:close()
+end
+
+return M

@@ -1,0 +1,140 @@
+-- orket.serve.keys: API keys for orket serve. A key is "ork_<id>_<secret>" (16 hex digits,
+-- then 64): shown once, never stored. The store keeps the id, a name, a role and the BLAKE2b
+-- of the secret keyed with the project's pepper (.orket/keys.pepper, 0600, outside the
+-- database); checks compare in constant time (orket.c.crypto).
+local crypto = require "orket.c.crypto"
+local uv = require "luv"
+
+local M = {}
+
+-- Each role may do what the roles below it may.
+M.ROLES = { viewer = 1, operator = 2, admin = 3 }
+
+local PEPPER_BYTES = 32
+
+--- pepper_path(dir) -> the pepper file of the project in dir
+function M.pepper_path(dir)
+  local db = require("orket.project").db_path(dir)
+  return db:match("^(.*)/[^/]+$") .. "/keys.pepper"
+end
+
+--- pepper(dir, create) -> bytes | nil, msg, CODE. With create, a missing pepper is made
+--- (32 random bytes, mode 0600, created exclusively so two processes agree on one).
+function M.pepper(dir, create)
+  local path = M.pepper_path(dir)
+  for _ = 1, 2 do
+    local fd = uv.fs_open(path, "r", 0)
+    if fd then
+      local st = uv.fs_fstat(fd)
+      local data = uv.fs_read(fd, PEPPER_BYTES + 1, 0)
+      uv.fs_close(fd)
+      if not data or #data ~= PEPPER_BYTES then
+        return nil, string.format("%s is damaged (not %d bytes); revoke every key, delete the file and "
+          .. "create keys again", path, PEPPER_BYTES), "EBADPEPPER"
+      end
+      if st and (st.mode & 63) ~= 0 then
+        return nil, string.format("%s may be read by others (mode %o); run chmod 600 %s", path, st.mode & 511, path),
+          "EPERM"
+      end
+      return data
+    end
+    if not create then return nil, "no API key has been created here (" .. path .. " not found)", "ENOENT" end
+    local wfd, err, code = uv.fs_open(path, "wx", 384) -- 0600, exclusive
+    if wfd then
+      local ok, werr = uv.fs_write(wfd, crypto.random_bytes(PEPPER_BYTES), 0)
+      uv.fs_fsync(wfd)
+      uv.fs_close(wfd)
+      if not ok then
+        uv.fs_unlink(path)
+        return nil, "cannot write " .. path .. ": " .. tostring(werr), "EIO"
+      end
+    elseif code ~= "EEXIST" then
+      return nil, "cannot create " .. path .. ": " .. tostring(err), code
+    end
+  end
+  return nil, "cannot read " .. path, "EIO"
+end
+
+--- parse(token) -> id, secret | nil: the parts of a well-formed key
+function M.parse(token)
+  if type(token) ~= "string" or #token ~= 85 then return nil end
+  local id, secret = token:match("^ork_(%x+)_(%x+)$")
+  if not id or #id ~= 16 or #secret ~= 64 then return nil end
+  return id, secret
+end
+
+local function digest(secret, pepper) return crypto.hash(secret, 32, pepper) end
+
+--- create(db, dir, name, role) -> key, {id, name, role} | nil, msg, CODE
+function M.create(db, dir, name, role)
+  if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") or #name > 64 then
+    return nil, "a key's name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", "EUSAGE"
+  end
+  if not M.ROLES[role] then return nil, "the role must be viewer, operator or admin", "EUSAGE" end
+  local pepper, perr, pcode = M.pepper(dir, true)
+  if not pepper then return nil, perr, pcode end
+  local id, secret = crypto.random_id(8), crypto.random_id(32)
+  local ok, err, code = db:tx(function()
+    if db:row("SELECT 1 AS x FROM api_keys WHERE name = ? AND revoked_at IS NULL", name) then
+      return nil, "a key named '" .. name .. "' exists already; revoke it first or choose another name", "EEXIST"
+    end
+    assert(db:run("INSERT INTO api_keys (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, orket_now())",
+      id, name, role, digest(secret, pepper)))
+    db:event { kind = "key_create", actor = "cli", data = { id = id, name = name, role = role } }
+    return true
+  end)
+  if not ok then return nil, err, code end
+  return "ork_" .. id .. "_" .. secret, { id = id, name = name, role = role }
+end
+
+--- list(db) -> array of {id, name, role, created_at, revoked_at}, oldest first
+function M.list(db)
+  return assert(db:rows("SELECT id, name, role, created_at, revoked_at FROM api_keys ORDER BY created_at, id"))
+end
+
+--- active_count(db) -> keys not revoked
+function M.active_count(db)
+  local r = assert(db:row("SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL"))
+  return r.n
+end
+
+--- total_count(db) -> keys ever made, revoked or not
+function M.total_count(db)
+  local r = assert(db:row("SELECT count(*) AS n FROM api_keys"))
+  return r.n
+end
+
+--- revoke(db, which) -> {id, name, role} | nil, msg, CODE; which: an id or an active key's name
+function M.revoke(db, which)
+  local found
+  local ok, err, code = db:tx(function()
+    found = db:row("SELECT id, name, role, revoked_at FROM api_keys WHERE id = ?", which)
+      or db:row("SELECT id, name, role, revoked_at FROM api_keys WHERE name = ? AND revoked_at IS NULL", which)
+    if not found then return nil, "no key with id or name '" .. which .. "' ('orket keys list' shows them)", "ENOENT" end
+    if found.revoked_at then return nil, "key " .. found.id .. " was revoked already", "EALREADY" end
+    assert(db:run("UPDATE api_keys SET revoked_at = orket_now() WHERE id = ?", found.id))
+    db:event { kind = "key_revoke", actor = "cli", data = { id = found.id, name = found.name } }
+    return true
+  end)
+  if not ok then return nil, err, code end
+  return { id = found.id, name = found.name, role = found.role }
+end
+
+--- verify(db, pepper, token) -> {id, name, role} | nil, reason: an active key matching the
+--- token. The reason is for the operator's log, never for the client.
+function M.verify(db, pepper, token)
+  local id, secret = M.parse(token)
+  if not id then return nil, "malformed" end
+  local row = db:row("SELECT id, name, role, hash, revoked_at FROM api_keys WHERE id = ?", id)
+  -- the hash is computed whether or not the id exists, so both take the same time
+  local h = digest(secret, pepper)
+  if not row then return nil, "unknown" end
+  if not crypto.equal(h, row.hash) then return nil, "wrong" end
+  if row.revoked_at then return nil, "revoked" end
+  return { id = row.id, name = row.name, role = row.role }
+end
+
+--- allows(role, need) -> whether role may do what need may
+function M.allows(role, need) return (M.ROLES[role] or 0) >= (M.ROLES[need] or math.huge) end
+
+return M

@@ -1,0 +1,85 @@
+-- orket.serve.router: turns a request's raw path and query into a route and its
+-- parameters. The server hands paths over still percent-encoded; this is the one place
+-- that decodes them, and it refuses what could change which route or file is meant: NUL
+-- and control bytes, "." and ".." segments (also encoded), backslashes, invalid escapes.
+local M = {}
+
+local function unhex(h) return string.char(tonumber(h, 16)) end
+
+--- decode(s [, plus]) -> text | nil: percent-decoding that refuses a bad escape, NUL and
+--- other control bytes; with plus, '+' is a space (query strings).
+function M.decode(s, plus)
+  if s:find("%%%X") or s:find("%%%x%X") or s:find("%%.?$") then return nil end
+  if plus then s = s:gsub("+", " ") end
+  local out = s:gsub("%%(%x%x)", unhex)
+  if out:find("[%z\1-\31\127]") then return nil end
+  return out
+end
+
+--- segments(path) -> array of decoded segments | nil, why
+function M.segments(path)
+  if type(path) ~= "string" or path:sub(1, 1) ~= "/" or #path > 2048 then return nil, "the path must start with /" end
+  local segs = {}
+  for raw in path:sub(2):gmatch("[^/]*") do
+    local seg = M.decode(raw)
+    if not seg then return nil, "the path has an invalid escape or a control character" end
+    if seg == "." or seg == ".." or seg:find("[/\\]") then return nil, "the path may not hold '.', '..', '/' or '\\' in a segment" end
+    segs[#segs + 1] = seg
+  end
+  -- "/a/" and "/a" are the same route; "//" inside is not
+  if #segs > 1 and segs[#segs] == "" then segs[#segs] = nil end
+  for i, s in ipairs(segs) do
+    if s == "" and not (i == 1 and #segs == 1) then return nil, "the path has an empty segment" end
+  end
+  return segs
+end
+
+--- query(raw) -> decoded name -> value | nil, name of the bad one (raw: the server's
+--- still-encoded query table)
+function M.query(raw)
+  local out = {}
+  for k, v in pairs(raw or {}) do
+    local dk, dv = M.decode(k, true), M.decode(v, true)
+    if not dk or not dv then return nil, dk or "?" end
+    out[dk] = dv
+  end
+  return out
+end
+
+--- new() -> router; router:add(method, pattern, spec) with pattern "/v1/cards/{id}" and
+--- spec a table (handler, role, ...) kept as the route
+local Router = {}
+Router.__index = Router
+
+function M.new() return setmetatable({ routes = {} }, Router) end
+
+function Router:add(method, pattern, spec)
+  local parts = {}
+  for p in pattern:sub(2):gmatch("[^/]+") do parts[#parts + 1] = p:match("^{(.+)}$") and { param = p:match("^{(.+)}$") } or p end
+  spec.method, spec.pattern, spec.parts = method, pattern, parts
+  self.routes[#self.routes + 1] = spec
+  return spec
+end
+
+--- router:match(method, segs) -> route, params | nil, 404 or 405, allowed methods
+function Router:match(method, segs)
+  if #segs == 1 and segs[1] == "" then segs = {} end
+  local allowed = {}
+  for _, r in ipairs(self.routes) do
+    if #r.parts == #segs then
+      local params, ok = {}, true
+      for i, p in ipairs(r.parts) do
+        if type(p) == "table" then params[p.param] = segs[i]
+        elseif p ~= segs[i] then ok = false break end
+      end
+      if ok then
+        if r.method == method or (method == "HEAD" and r.method == "GET") then return r, params end
+        allowed[#allowed + 1] = r.method
+      end
+    end
+  end
+  if #allowed > 0 then return nil, 405, allowed end
+  return nil, 404
+end
+
+return M

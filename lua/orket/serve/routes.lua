@@ -1,0 +1,93 @@
+-- orket.serve.routes: the read-only API of orket serve: probes, the board, one card, the
+-- journal as Server-Sent Events. Each handler gets (req, ctx) and returns status, document
+-- (sent as JSON), or answers the request itself (streams). Documents are the same as the
+-- CLI's --json (orket.cmd.board / orket.cmd.card build them: one implementation).
+local events = require "orket.serve.events"
+
+local M = {}
+
+local function err(status, code, message) return status, { error = { code = code, message = message } } end
+M.err = err
+
+local function health() return 200, { status = "ok" } end
+
+-- ready: the store takes a write (a write lock, rolled back) and orket.lua loads
+local function ready(_, ctx)
+  local db, problems = ctx.db, {}
+  if db.readonly then
+    problems[#problems + 1] = "the store is open read-only"
+  else
+    local _, terr = db:tx(function()
+      local ok, werr = db:run("UPDATE api_keys SET name = name WHERE 0")
+      if not ok then return nil, werr end
+      return nil, "probe" -- always roll back
+    end)
+    if terr ~= "probe" then problems[#problems + 1] = "the store cannot be written: " .. tostring(terr) end
+  end
+  local cfg, cerr = require("orket.config").load_or_defaults(ctx.dir)
+  if not cfg then problems[#problems + 1] = cerr end
+  if #problems > 0 then return 503, { status = "not_ready", problems = require("orket.jsonout").array(problems) } end
+  return 200, { status = "ready" }
+end
+
+local function board(_, ctx)
+  local doc, e = require("orket.cmd.board").json_doc(ctx.db, ctx.query.root)
+  if not doc then return err(404, "not_found", e) end
+  return 200, doc
+end
+
+local function card(_, ctx)
+  local doc, e = require("orket.cmd.card").json_doc(ctx.db, ctx.params.id)
+  if not doc then return err(404, "not_found", e) end
+  return 200, doc
+end
+
+-- The id to replay after: Last-Event-ID, else ?after=; nil: live only.
+local function after_of(req, ctx)
+  local v = req.headers["last-event-id"] or ctx.query.after
+  if v == nil then return nil end
+  local n = math.tointeger(tonumber(v:match("^%d+$") or ""))
+  if not n then return false end
+  return n
+end
+
+local function stream(req, ctx, filter)
+  local after = after_of(req, ctx)
+  if after == false then return err(400, "bad_request", "Last-Event-ID and ?after= take a journal id (a whole number)") end
+  local s, serr = req:sse { "X-Accel-Buffering: no" }
+  if not s then return err(500, "internal", serr) end
+  ctx.status = 200
+  s:send("retry: 2000\n\n")
+  if ctx.hub:follow(s, filter, after) then s:wait_gone() end
+  ctx.hub:forget(s)
+end
+
+local function all_events(req, ctx)
+  local filter = { card = ctx.query.card }
+  if ctx.query.run then
+    filter.run = math.tointeger(tonumber(ctx.query.run:match("^%d+$") or ""))
+    if not filter.run then return err(400, "bad_request", "?run= takes a run id (a whole number)") end
+  end
+  return stream(req, ctx, filter)
+end
+
+local function run_events(req, ctx)
+  local id = math.tointeger(tonumber(ctx.params.id:match("^%d+$") or ""))
+  if not id or not ctx.db:row("SELECT id FROM runs WHERE id = ?", id) then
+    return err(404, "not_found", "no run " .. ctx.params.id)
+  end
+  return stream(req, ctx, { run = id, card = ctx.query.card })
+end
+
+--- add(router): the routes; role nil means no key is needed (probes)
+function M.add(router)
+  router:add("GET", "/health", { handler = health })
+  router:add("GET", "/ready", { handler = ready })
+  router:add("GET", "/v1/board", { handler = board, role = "viewer" })
+  router:add("GET", "/v1/cards/{id}", { handler = card, role = "viewer" })
+  router:add("GET", "/v1/events", { handler = all_events, role = "viewer" })
+  router:add("GET", "/v1/runs/{id}/events", { handler = run_events, role = "viewer" })
+end
+
+M.events = events
+return M

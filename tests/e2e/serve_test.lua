@@ -1,0 +1,344 @@
+-- orket serve and orket keys end to end: the binary on 127.0.0.1 with an ephemeral port,
+-- talked to with libcurl (orket.c.http) and with raw sockets (luv) for what no polite
+-- client sends: keys, bad input and attacks, the event stream, SIGTERM.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local http = require "orket.c.http"
+local uv = require "luv"
+
+local function wait_for(pred, what, tries)
+  for _ = 1, tries or 1000 do
+    local v = pred()
+    if v then return v end
+    orket.sleep(10)
+  end
+  error("timed out waiting for " .. what)
+end
+
+-- Servers still running when a test ends (it failed half-way) are killed by their pid.
+local running = {}
+
+-- start(dir [, {env=, listen=}]) -> server {port, url, pid, log(), stop() -> exit status}
+local function start(dir, o)
+  o = o or {}
+  local env = ""
+  for k, v in pairs(o.env or {}) do env = env .. k .. "=" .. H.quote(v) .. " " end
+  os.execute(string.format("cd %s && { %s %s serve --listen %s >serve.out 2>serve.err & echo $! >serve.pid; "
+    .. "wait $!; echo $? >serve.rc; } >/dev/null 2>&1 &", H.quote(dir), env, H.quote(H.BIN), o.listen or "127.0.0.1:0"))
+  local port = wait_for(function()
+    local out = H.read(dir .. "/serve.out")
+    return out and out:match("listening on http://127%.0%.0%.1:(%d+)")
+  end, "the server to listen")
+  local s = { port = tonumber(port), url = "http://127.0.0.1:" .. port, pid = tonumber(H.read(dir .. "/serve.pid")) }
+  running[s.pid] = true
+  function s.log() return H.read(dir .. "/serve.err") or "" end
+  function s.stop()
+    os.execute("kill -TERM " .. s.pid)
+    running[s.pid] = nil
+    local rc = wait_for(function() return (H.read(dir .. "/serve.rc") or ""):match("^%d+") end, "the server to exit", 1000)
+    os.remove(dir .. "/serve.rc")
+    return tonumber(rc)
+  end
+  return s
+end
+
+-- get(url, {headers=, method=, body=}) -> status, body, headers
+local function get(url, o)
+  o = o or {}
+  local r <close> = assert(http.request { url = url, method = o.method, body = o.body, headers = o.headers,
+    total_timeout_ms = 20000 })
+  local status, headers = r:headers()
+  local parts = {}
+  while status do
+    local ev = r:read()
+    if not ev then break end
+    for _, x in ipairs(ev) do parts[#parts + 1] = x end
+  end
+  return status, table.concat(parts), headers
+end
+
+local function bearer(key) return { "Authorization: Bearer " .. key } end
+
+-- raw(port, text [, from]) -> conn {got() -> data, closed; write(s); close()}; from: the
+-- local address to connect from (127.0.0.x: another client address on loopback)
+local sockets = {} -- every raw socket, closed after each test (an open luv handle at exit crashes)
+
+local function raw(port, text, from)
+  local c = uv.new_tcp()
+  sockets[#sockets + 1] = c
+  if from then assert(c:bind(from, 0)) end
+  local st = { data = {}, closed = false, connected = false }
+  c:connect("127.0.0.1", port, function(err)
+    if err then st.closed = true return end
+    st.connected = true
+    if text then c:write(text) end
+    c:read_start(function(_, d)
+      if d then st.data[#st.data + 1] = d else st.closed = true end
+    end)
+  end)
+  local conn = { st = st }
+  function conn.got() return table.concat(st.data), st.closed end
+  function conn.write(s) if not c:is_closing() then c:write(s) end end
+  function conn.close() if not c:is_closing() then c:close() end end
+  wait_for(function() return st.connected or st.closed end, "a connection")
+  return conn
+end
+
+local function project()
+  local dir = H.example("webapp")
+  return dir
+end
+
+local function key(dir, name, role)
+  local r = H.orket("keys create " .. name .. " --role " .. role, { cwd = dir })
+  assert.equal(0, r.status, r.stderr)
+  return (r.stdout:gsub("\n$", "")), r
+end
+
+describe("orket serve", function()
+  -- A server that answers and closes while a raw client still writes would end this
+  -- process with SIGPIPE: the write fails with EPIPE instead.
+  local sigpipe
+  setup(function()
+    sigpipe = uv.new_signal()
+    sigpipe:start("sigpipe", function() end)
+  end)
+  teardown(function() sigpipe:close() end)
+
+  after_each(function()
+    for pid in pairs(running) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+    running = {}
+    for _, c in ipairs(sockets) do
+      if not c:is_closing() then c:close() end
+    end
+    sockets = {}
+    H.cleanup()
+  end)
+
+  it("serves the probes, the board and a card as the CLI prints them, and logs each request", function()
+    local dir = project()
+    local s = start(dir)
+    local st, b = get(s.url .. "/health")
+    assert.equal(200, st)
+    assert.same({ status = "ok" }, cjson.decode(b))
+    st, b = get(s.url .. "/ready")
+    assert.equal(200, st, b)
+    st, b = get(s.url .. "/v1/board")
+    assert.equal(200, st)
+    assert.same(cjson.decode(H.orket("board --json", { cwd = dir }).stdout), cjson.decode(b))
+    st, b = get(s.url .. "/v1/cards/API-2")
+    assert.equal(200, st)
+    assert.same(cjson.decode(H.orket("card API-2 --json", { cwd = dir }).stdout), cjson.decode(b))
+    st, b = get(s.url .. "/v1/cards/NOPE")
+    assert.equal(404, st)
+    assert.same({ error = { code = "not_found", message = 'board: no card "NOPE"' } }, cjson.decode(b))
+    st = get(s.url .. "/v1/board", { method = "POST", body = "{}" })
+    assert.equal(405, st)
+    assert.equal(0, s.stop())
+    local lines = {}
+    for l in s.log():gmatch("[^\n]+") do lines[#lines + 1] = cjson.decode(l) end
+    assert.equal(6, #lines)
+    assert.equal("/v1/cards/{id}", lines[4].route)
+    assert.equal("GET", lines[4].method)
+    assert.equal(200, lines[4].status)
+    assert.equal("number", type(lines[4].us))
+  end)
+
+  it("refuses path tricks", function()
+    local dir = project()
+    local s = start(dir)
+    for _, p in ipairs { "/v1/cards/%2e%2e", "/v1/cards/API-2%00", "/v1/cards/..%2fboard",
+      "/v1/cards/%2E%2E%2F%2E%2E%2Forket.lua", "/v1/%2e/board" } do
+      local st, b = get(s.url .. p)
+      assert.equal(400, st, p)
+      assert.equal("bad_path", cjson.decode(b).error.code)
+    end
+    -- a raw request line no client library would send
+    local c = raw(s.port, "GET /v1/../v1/board HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    wait_for(function() return (c.got()):find("\r\n\r\n", 1, true) end, "an answer")
+    assert.matches("^HTTP/1.1 400", (c.got()))
+    c.close()
+    assert.equal(400, (get(s.url .. "/v1/events?card=a%00b")))
+    assert.equal(0, s.stop())
+  end)
+
+  it("without keys serves loopback names only, and refuses to listen elsewhere", function()
+    local dir = project()
+    local s = start(dir)
+    assert.equal(200, (get(s.url .. "/v1/board", { headers = { "Host: localhost:1" } })))
+    local st, b = get(s.url .. "/v1/board", { headers = { "Host: evil.example:80" } })
+    assert.equal(403, st)
+    assert.equal("forbidden", cjson.decode(b).error.code)
+    assert.equal(0, s.stop())
+    local r = H.orket("serve --listen 0.0.0.0:0", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("refusing to listen on 0%.0%.0%.0 without an API key", r.stderr)
+  end)
+
+  it("checks keys before reading a body, and never shows a key", function()
+    local dir = project()
+    local k, made = key(dir, "ci", "viewer")
+    assert.matches("^ork_%x+_%x+$", k)
+    assert.matches("shown once", made.stderr)
+    local _, secret = k:match("^ork_(%x+)_(%x+)$")
+    local s = start(dir)
+    local function status(headers) return (get(s.url .. "/v1/board", { headers = headers })) end
+    assert.equal(401, status())
+    assert.equal(401, status { "Authorization: Basic " .. k })
+    assert.equal(401, status(bearer("ork_nope")))
+    assert.equal(401, status(bearer(k:sub(1, -2) .. (k:sub(-1) == "a" and "b" or "a"))))
+    assert.equal(200, status(bearer(k)))
+    local st, _, h = get(s.url .. "/v1/board")
+    assert.equal(401, st)
+    assert.equal('Bearer realm="orket"', h["www-authenticate"])
+    -- 401 before the body: 1 GB declared, none sent, the answer comes at once
+    local c = raw(s.port, "POST /v1/board HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000000\r\n\r\n")
+    wait_for(function() local _, closed = c.got(); return closed end, "the close")
+    assert.matches("^HTTP/1.1 405", (c.got())) -- a route that takes no body: refused before auth
+    c = raw(s.port, "GET /v1/board HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000000\r\n\r\n")
+    wait_for(function() local _, closed = c.got(); return closed end, "the close")
+    assert.matches("^HTTP/1.1 401", (c.got()))
+    -- with the key, the declared size alone is refused
+    c = raw(s.port, "GET /v1/board HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " .. k
+      .. "\r\nContent-Length: 1000000000\r\n\r\n")
+    wait_for(function() local _, closed = c.got(); return closed end, "the close")
+    assert.matches("^HTTP/1.1 413", (c.got()))
+    -- revoked: refused at once by the running server
+    assert.equal(0, H.orket("keys revoke ci", { cwd = dir }).status)
+    assert.equal(401, status(bearer(k)))
+    assert.equal(401, status()) -- revoking the last key does not open the server again
+    assert.equal(0, s.stop())
+    local list = H.orket("keys list --json", { cwd = dir })
+    assert.equal(0, list.status)
+    assert.is_string(cjson.decode(list.stdout).keys[1].revoked_at)
+    -- nowhere: not in the log, the store (WAL included), the journal or any listing
+    local files = { s.log(), list.stdout, H.orket("keys list", { cwd = dir }).stdout,
+      H.read(dir .. "/.orket/orket.db") or "", H.read(dir .. "/.orket/orket.db-wal") or "" }
+    for _, text in ipairs(files) do
+      assert.is_nil(text:find(secret, 1, true))
+      assert.is_nil(text:find(k, 1, true))
+    end
+  end)
+
+  it("limits the rate of failed authentications and of each key, with Retry-After", function()
+    local dir = project()
+    local k = key(dir, "ci", "viewer")
+    local s = start(dir, { env = { ORKET_SERVE_LIMITS = "auth_fail_burst=2,auth_fail_rate=0.01,key_burst=3,key_rate=0.01" } })
+    for _ = 1, 3 do assert.equal(200, (get(s.url .. "/v1/board", { headers = bearer(k) }))) end
+    local st, b, h = get(s.url .. "/v1/board", { headers = bearer(k) })
+    assert.equal(429, st)
+    assert.equal("rate_limited", cjson.decode(b).error.code)
+    assert.matches("^%d+$", h["retry-after"])
+    assert.equal(401, (get(s.url .. "/v1/cards/API-1", { headers = bearer("x") })))
+    assert.equal(401, (get(s.url .. "/v1/cards/API-1", { headers = bearer("y") })))
+    st, _, h = get(s.url .. "/v1/cards/API-1", { headers = bearer("z") })
+    assert.equal(429, st)
+    assert.is_true(tonumber(h["retry-after"]) >= 1)
+    assert.equal(200, (get(s.url .. "/health"))) -- probes need no key
+    assert.equal(0, s.stop())
+  end)
+
+  it("answers a GET with endless chunked data or a lying length, and keeps serving", function()
+    local dir = project()
+    local s = start(dir, { env = { ORKET_SERVE_LIMITS = "header_timeout_ms=300" } })
+    local c = raw(s.port, "GET /v1/board HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n")
+    local t = uv.new_timer()
+    t:start(1, 1, function() c.write("400\r\n" .. string.rep("x", 1024) .. "\r\n") end)
+    wait_for(function() local _, closed = c.got(); return closed end, "the close")
+    t:close()
+    c.close()
+    assert.matches("^HTTP/1.1 200", (c.got())) -- answered without reading the body, then closed
+    c = raw(s.port, "GET /v1/board HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nabc")
+    wait_for(function() local _, closed = c.got(); return closed end, "the close")
+    assert.matches("^HTTP/1.1 200", (c.got()))
+    -- headers that never end are cut off
+    c = raw(s.port, "GET /v1/board HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1")
+    wait_for(function() local _, closed = c.got(); return closed end, "the close")
+    assert.equal("", (c.got()))
+    -- headers over the cap
+    c = raw(s.port, "GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: " .. string.rep("b", 40000) .. "\r\n\r\n")
+    wait_for(function() local _, closed = c.got(); return closed end, "the close")
+    assert.matches("^HTTP/1.1 431", (c.got()))
+    assert.equal(200, (get(s.url .. "/health")))
+    assert.equal(0, s.stop())
+  end)
+
+  it("serves others while 500 slow connections hang on", function()
+    local dir = project()
+    local s = start(dir)
+    local conns = {}
+    for i = 1, 500 do
+      -- from ten loopback addresses, to stay within the per-address limit
+      conns[i] = raw(s.port, "GET /v1/board HTTP/1.1\r\nHost: localhost\r\n", "127.0.0." .. (2 + i % 10))
+    end
+    local st, b = get(s.url .. "/v1/board")
+    assert.equal(200, st)
+    assert.equal("orket.board/1", cjson.decode(b).format)
+    local open = 0
+    for _, c in ipairs(conns) do
+      local _, closed = c.got()
+      if not closed then open = open + 1 end
+      c.close()
+    end
+    assert.equal(500, open) -- they were all still there while the board was served
+    assert.equal(0, s.stop())
+  end)
+
+  it("streams the journal: replay, Last-Event-ID, filters, live events of another process, heartbeats", function()
+    local dir = project()
+    local admin = key(dir, "admin", "admin")
+    local s = start(dir, { env = { ORKET_SERVE_LIMITS = "poll_ms=20,heartbeat_ms=100" } })
+    -- open(path, headers) -> a stream reader: text() so far, close()
+    local function open(path, headers)
+      local r = assert(http.request { url = s.url .. path, headers = headers, total_timeout_ms = 30000 })
+      local st, h = r:headers()
+      local parts, done = {}, false
+      local t = orket.spawn(function()
+        while true do
+          local ev = r:read()
+          if not ev then break end
+          for _, x in ipairs(ev) do parts[#parts + 1] = x end
+        end
+        done = true
+      end)
+      return { status = st, headers = h, text = function() return table.concat(parts) end,
+        done = function() return done end, close = function() t:cancel(); r:close() end }
+    end
+    local function ids(text)
+      local out = {}
+      for id in text:gmatch("\nid: (%d+)") do out[#out + 1] = tonumber(id) end
+      return out
+    end
+    local all = open("/v1/events?after=0", bearer(admin))
+    assert.equal(200, all.status)
+    assert.equal("text/event-stream; charset=utf-8", all.headers["content-type"])
+    wait_for(function() return #ids(all.text()) >= 11 end, "the replay") -- 10 imports and the key
+    local got = ids(all.text())
+    for i = 2, #got do assert.equal(got[i - 1] + 1, got[i]) end
+    assert.matches('event: import\ndata: {"id":1,"at":"[^"]+","kind":"import","card":"LAUNCH","run":null', all.text())
+    -- Last-Event-ID wins over nothing and replays after it
+    local after5 = open("/v1/events", { "Authorization: Bearer " .. admin, "Last-Event-ID: 5" })
+    wait_for(function() return #ids(after5.text()) >= 6 end, "the replay after 5")
+    assert.equal(6, ids(after5.text())[1])
+    -- a card filter
+    local one = open("/v1/events?after=0&card=API-2", bearer(admin))
+    -- live: an event written by another process (orket keys) reaches the streams
+    local live = open("/v1/events", bearer(admin))
+    orket.sleep(50)
+    assert.equal(0, H.orket("keys create second --role viewer", { cwd = dir }).status)
+    wait_for(function() return live.text():find("event: key_create", 1, true) end, "the live event")
+    wait_for(function() return #ids(all.text()) >= 12 end, "the live event after the replay")
+    assert.is_nil(live.text():find("event: import", 1, true)) -- live only: no replay
+    wait_for(function() return live.text():find(": heartbeat\n\n", 1, true) end, "a heartbeat")
+    for id in one.text():gmatch('"card":"([^"]*)"') do assert.equal("API-2", id) end
+    assert.equal(1, #ids(one.text()))
+    assert.equal(404, (get(s.url .. "/v1/runs/999/events", { headers = bearer(admin) })))
+    assert.equal(400, (get(s.url .. "/v1/events?after=x", { headers = bearer(admin) })))
+    -- SIGTERM ends the streams and exits 0
+    assert.equal(0, s.stop())
+    for _, st in ipairs { all, after5, one, live } do
+      wait_for(st.done, "the stream's end")
+      st.close()
+    end
+  end)
+end)

@@ -1,0 +1,196 @@
+-- orket.c.httpd: the server binding on the shared loop: accept, body, respond, streams,
+-- caps, argument errors and closing. Clients are orket.c.http and raw luv sockets.
+local httpd = require "orket.c.httpd"
+local http = require "orket.c.http"
+local task = require "orket.task"
+local uv = require "luv"
+
+-- serve(opts, handler) -> srv, base url: a server whose every request runs handler(req)
+-- in a task of its own
+local function serve(opts, handler)
+  opts.host = opts.host or "127.0.0.1"
+  opts.port = opts.port or 0
+  local srv = assert(httpd.listen(opts))
+  task.spawn(function()
+    while true do
+      local req = srv:accept()
+      if not req then return end
+      task.spawn(handler, req)
+    end
+  end)
+  return srv, "http://127.0.0.1:" .. srv:port()
+end
+
+local function fetch(url, o)
+  o = o or {}
+  local r <close> = assert(http.request { url = url, method = o.method, body = o.body, headers = o.headers })
+  local status, headers = r:headers()
+  local parts = {}
+  while true do
+    local ev = r:read()
+    if not ev then break end
+    for _, x in ipairs(ev) do parts[#parts + 1] = x end
+  end
+  return status, table.concat(parts), headers
+end
+
+-- raw(port, text [, {read = false}]) -> socket, a function returning what arrived and
+-- whether the server closed
+local function raw(port, text, o)
+  o = o or {}
+  local c = uv.new_tcp()
+  local st = { data = {}, closed = false }
+  local connected = false
+  c:connect("127.0.0.1", port, function(err)
+    assert(not err, err)
+    connected = true
+    if text then c:write(text) end
+    if o.read ~= false then
+      c:read_start(function(e, d)
+        if d then st.data[#st.data + 1] = d else st.closed = true end
+      end)
+    end
+  end)
+  while not connected do orket.sleep(1) end
+  return c, function() return table.concat(st.data), st.closed end, st
+end
+
+local function wait_for(pred, what)
+  for _ = 1, 1000 do
+    if pred() then return end
+    orket.sleep(5)
+  end
+  error("timed out waiting for " .. what)
+end
+
+describe("orket.c.httpd", function()
+  it("hands over a request after its headers, and answers it", function()
+    local seen
+    local srv, base = serve({}, function(req)
+      seen = { method = req.method, path = req.path, q = req.query.a, host = req.headers.host,
+        remote = req.remote, x = req.headers["x-two"] }
+      assert(req:respond(201, { "Content-Type: text/plain", "X-Reply: yes" }, "made"))
+      local ok, _, code = req:respond(200, nil, "again")
+      seen.again = { ok, code }
+    end)
+    local status, body, h = fetch(base .. "/p%2Fq?a=%41&a=second", { headers = { "X-Two: 1", "X-Two: 2" } })
+    assert.equal(201, status)
+    assert.equal("made", body)
+    assert.equal("yes", h["x-reply"])
+    assert.equal("GET", seen.method)
+    assert.equal("/p%2Fq", seen.path) -- never decoded by the server
+    assert.equal("%41", seen.q)
+    assert.equal("127.0.0.1", seen.remote)
+    assert.equal("1, 2", seen.x)
+    assert.same({ nil, "EPIPE" }, seen.again)
+    srv:close()
+  end)
+
+  it("reads the body only when asked, and refuses one over the cap", function()
+    local srv, base = serve({ max_body_bytes = 100 }, function(req)
+      if req.too_large then return req:respond(413, nil, "declared too large") end
+      local body, err, code = req:body()
+      if not body then return req:respond(code == "E2BIG" and 413 or 400, nil, err) end
+      req:respond(200, nil, "got " .. #body)
+    end)
+    local status, body = fetch(base .. "/", { method = "POST", body = "hello" })
+    assert.equal(200, status)
+    assert.equal("got 5", body)
+    status, body = fetch(base .. "/", { method = "POST", body = string.rep("x", 101) })
+    assert.equal(413, status)
+    assert.equal("declared too large", body)
+    -- chunked, endless: refused once the cap is passed, whatever was declared
+    local c, got = raw(srv:port(), "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    local t = uv.new_timer()
+    t:start(1, 1, function() if not c:is_closing() then c:write("40\r\n" .. string.rep("y", 64) .. "\r\n") end end)
+    wait_for(function() local d, closed = got(); return closed or d:find("413", 1, true) end, "413")
+    t:close()
+    c:close()
+    assert.matches("^HTTP/1.1 413", (got()))
+    srv:close()
+  end)
+
+  it("answers 500 for a request closed unanswered, and 503 for those left at close", function()
+    local held
+    local srv, base = serve({}, function(req)
+      if req.path == "/drop" then return req:close() end
+      held = req
+    end)
+    assert.equal(500, (fetch(base .. "/drop")))
+    local status
+    local t = task.spawn(function() status = fetch(base .. "/hold") end)
+    wait_for(function() return held end, "the held request")
+    srv:close()
+    assert.is_true(t:join())
+    assert.equal(503, status)
+    assert.is_true(held:gone())
+    held:close()
+    held:close() -- idempotent
+    srv:close()
+  end)
+
+  it("streams server-sent events, and ends them", function()
+    local srv, base = serve({}, function(req)
+      local s = assert(req:sse { "X-Stream: 1" })
+      for i = 1, 3 do
+        assert(s:send("id: " .. i .. "\ndata: " .. i .. "\n\n"))
+        orket.sleep(1)
+      end
+      s:close()
+    end)
+    local status, body, h = fetch(base .. "/events")
+    assert.equal(200, status)
+    assert.equal("text/event-stream; charset=utf-8", h["content-type"])
+    assert.equal("id: 1\ndata: 1\n\nid: 2\ndata: 2\n\nid: 3\ndata: 3\n\n", body)
+    srv:close()
+  end)
+
+  it("disconnects a stream's client that falls behind instead of buffering", function()
+    local result
+    local srv = serve({ max_stream_queue = 64 * 1024 }, function(req)
+      local s = assert(req:sse())
+      local chunk = "data: " .. string.rep("z", 16 * 1024) .. "\n\n"
+      for _ = 1, 4096 do -- 64 MiB at most: far more than the socket buffers hold
+        local ok, _, code = s:send(chunk)
+        if not ok then result = code; return end
+        orket.sleep(0)
+      end
+      result = "never refused"
+    end)
+    local c, _, st = raw(srv:port(), "GET /e HTTP/1.1\r\nHost: x\r\n\r\n", { read = false })
+    wait_for(function() return result end, "the stream's end")
+    assert.equal("ESLOW", result)
+    c:read_start(function(_, d) if not d then st.closed = true end end)
+    wait_for(function() return st.closed end, "the disconnect")
+    c:close()
+    srv:close()
+  end)
+
+  it("shuts a connection whose headers never end", function()
+    local srv = serve({ header_timeout_ms = 100 }, function(req) req:respond(200) end)
+    local c, got = raw(srv:port(), "GET / HTTP/1.1\r\nHost: x\r\n")
+    wait_for(function() local _, closed = got(); return closed end, "the close")
+    c:close()
+    srv:close()
+  end)
+
+  it("checks its arguments and reports a busy port", function()
+    assert.has_error(function() httpd.listen() end, "bad argument #1 to 'listen' (table expected, got no value)")
+    assert.has_error(function() httpd.listen { host = "127.0.0.1", port = 70000 } end,
+      "bad argument #1 to 'listen' (port must be an integer from 0 to 65535)")
+    local srv = assert(httpd.listen { host = "127.0.0.1", port = 0 })
+    local again, err, code = httpd.listen { host = "127.0.0.1", port = srv:port() }
+    assert.is_nil(again)
+    assert.matches("cannot listen on 127%.0%.0%.1:%d+", err)
+    assert.equal("ELISTEN", code)
+    assert.same({ nil, "'nope' is not a numeric IP address", "ELISTEN" }, { httpd.listen { host = "nope" } })
+    assert.same({ "::1", 80 }, { httpd.parse_listen("[::1]:80") })
+    assert.is_nil((httpd.parse_listen("x")))
+    assert.is_true(httpd.is_loopback("127.0.0.2"))
+    assert.is_false(httpd.is_loopback("192.168.1.1"))
+    srv:close()
+    srv:close()
+    assert.has_error(function() srv:port() end, "calling 'port' on bad self (server is closed)")
+    assert.is_nil(srv:accept())
+  end)
+end)

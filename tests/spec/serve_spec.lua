@@ -1,0 +1,182 @@
+-- orket.serve's pure parts: path and query decoding, routing, token buckets, JSON bodies,
+-- keys (format, hash, pepper, revocation, roles), limits and SSE messages.
+local router = require "orket.serve.router"
+local ratelimit = require "orket.serve.ratelimit"
+local body = require "orket.serve.body"
+local keys = require "orket.serve.keys"
+local auth = require "orket.serve.auth"
+local events = require "orket.serve.events"
+local serve = require "orket.serve"
+local store = require "orket.store"
+local H = require "tests.helpers"
+
+describe("orket.serve.router", function()
+  it("decodes paths and refuses tricks", function()
+    assert.same({ "v1", "cards", "A B" }, router.segments("/v1/cards/A%20B"))
+    assert.same({ "v1", "board" }, router.segments("/v1/board/"))
+    assert.same({ "" }, router.segments("/"))
+    for _, p in ipairs { "/v1/cards/..", "/v1/cards/%2e%2e", "/v1/cards/%2E%2e", "/v1/./board", "/v1/cards/a%2fb",
+      "/v1/cards/a%5cb", "/v1/cards/a%00b", "/v1/cards/a%0ab", "/v1/cards/%zz", "/v1/cards/%4", "/v1//board",
+      "v1/board", "/v1/cards/a\\b" } do
+      assert.is_nil(router.segments(p), p)
+    end
+    assert.is_nil(router.segments("/" .. string.rep("a", 3000)))
+  end)
+
+  it("decodes queries and refuses NUL", function()
+    assert.same({ after = "12", card = "API 2" }, router.query { after = "12", card = "API+2" })
+    assert.is_nil(router.query { card = "a%00" })
+    assert.is_nil(router.query { ["a%"] = "1" })
+  end)
+
+  it("matches routes with parameters, HEAD as GET, and tells 404 from 405", function()
+    local r = router.new()
+    r:add("GET", "/v1/cards/{id}", { name = "card" })
+    r:add("GET", "/health", { name = "health" })
+    local route, params = r:match("GET", router.segments("/v1/cards/X-1"))
+    assert.equal("card", route.name)
+    assert.same({ id = "X-1" }, params)
+    assert.equal("health", (r:match("HEAD", router.segments("/health"))).name)
+    assert.same({ nil, 405, { "GET" } }, { r:match("POST", router.segments("/health")) })
+    assert.same({ nil, 404 }, { r:match("GET", router.segments("/nope")) })
+    assert.same({ nil, 404 }, { r:match("GET", router.segments("/")) })
+  end)
+end)
+
+describe("orket.serve.ratelimit", function()
+  it("takes tokens, refills them and says how long to wait", function()
+    local l = ratelimit.new { rate = 2, burst = 3 }
+    for _ = 1, 3 do assert.is_true((l:take("a", 0))) end
+    assert.same({ false, 1 }, { l:take("a", 0) })
+    assert.is_true((l:take("b", 0))) -- another name has its own bucket
+    assert.equal(1, l:empty("a", 100))
+    assert.is_true((l:take("a", 500))) -- one token back after half a second
+    local slow = ratelimit.new { rate = 0.1, burst = 1 }
+    slow:take("x", 0)
+    assert.same({ false, 10 }, { slow:take("x", 0) })
+  end)
+
+  it("keeps its table bounded", function()
+    local l = ratelimit.new { rate = 1, burst = 1, max = 100 }
+    for i = 1, 1000 do l:take("addr" .. i, 0) end
+    local n = 0
+    for _ in pairs(l.buckets) do n = n + 1 end
+    assert.is_true(n <= 100, n)
+  end)
+end)
+
+describe("orket.serve.body", function()
+  local function req(text, code)
+    return { body = function() if code then return nil, "x", code end return text end }
+  end
+
+  it("decodes JSON and refuses deep nesting, invalid UTF-8 and junk", function()
+    assert.same({ a = { 1, 2 } }, body.json(req('{"a":[1,2]}')))
+    assert.equal(3, body.depth('{"a":[{"b":"[[[[\\"]]"}]}'))
+    local deep = string.rep("[", 100000) .. string.rep("]", 100000)
+    assert.same({ nil, 400, "bad_json", "the body nests deeper than 32 levels" }, { body.json(req(deep)) })
+    assert.same({ nil, 400, "bad_json", "the body is not valid UTF-8" }, { body.json(req('{"a":"\255\254"}')) })
+    local v, st, code = body.json(req("{nope"))
+    assert.is_nil(v)
+    assert.equal(400, st)
+    assert.equal("bad_json", code)
+    assert.equal(413, select(2, body.json(req(nil, "E2BIG"))))
+    assert.equal(408, select(2, body.json(req(nil, "ETIMEDOUT"))))
+  end)
+end)
+
+describe("orket.serve.keys", function()
+  after_each(H.cleanup)
+
+  local function project()
+    local dir = H.tmpdir()
+    return dir, assert(store.open(dir .. "/.orket/orket.db"))
+  end
+
+  it("makes a key shown once, stores only a keyed hash, and verifies it in constant time", function()
+    local dir, db = project()
+    local key, info = keys.create(db, dir, "ci", "viewer")
+    assert.matches("^ork_%x+_%x+$", key)
+    assert.equal(85, #key)
+    local id, secret = keys.parse(key)
+    assert.equal(info.id, id)
+    local pepper = assert(keys.pepper(dir, false))
+    assert.equal(32, #pepper)
+    assert.equal(384, require("luv").fs_stat(keys.pepper_path(dir)).mode & 511) -- 0600
+    local row = db:row("SELECT * FROM api_keys")
+    for _, v in pairs(row) do
+      assert.is_nil(tostring(v):find(secret, 1, true))
+    end
+    assert.same({ id = id, name = "ci", role = "viewer" }, keys.verify(db, pepper, key))
+    assert.same({ nil, "wrong" }, { keys.verify(db, pepper, key:sub(1, -2) .. (key:sub(-1) == "0" and "1" or "0")) })
+    assert.same({ nil, "malformed" }, { keys.verify(db, pepper, "Bearer " .. key) })
+    assert.same({ nil, "unknown" }, { keys.verify(db, pepper, "ork_0000000000000000_" .. secret) })
+    -- the journal knows the key was made, never the key
+    local ev = db:events { limit = 10 }
+    assert.equal("key_create", ev[#ev].kind)
+    assert.is_nil(require("cjson").encode(ev):find(secret, 1, true))
+    db:close()
+  end)
+
+  it("revokes by id or name, and refuses duplicates and bad names", function()
+    local dir, db = project()
+    local key = keys.create(db, dir, "a", "admin")
+    assert.same({ nil, "a key named 'a' exists already; revoke it first or choose another name", "EEXIST" },
+      { keys.create(db, dir, "a", "viewer") })
+    assert.equal("EUSAGE", select(3, keys.create(db, dir, "../x", "viewer")))
+    assert.equal("EUSAGE", select(3, keys.create(db, dir, "x", "root")))
+    assert.equal("a", keys.revoke(db, "a").name)
+    assert.same({ nil, "revoked" }, { keys.verify(db, keys.pepper(dir), key) })
+    assert.equal(0, keys.active_count(db))
+    assert.equal(1, keys.total_count(db))
+    assert.truthy(keys.create(db, dir, "a", "viewer")) -- the name is free again
+    assert.equal("ENOENT", select(3, keys.revoke(db, "nobody")))
+    db:close()
+  end)
+
+  it("refuses a pepper others may read", function()
+    local dir, db = project()
+    keys.create(db, dir, "a", "viewer")
+    require("luv").fs_chmod(keys.pepper_path(dir), 420) -- 0644
+    assert.equal("EPERM", select(3, keys.pepper(dir)))
+    db:close()
+  end)
+
+  it("orders roles", function()
+    assert.is_true(keys.allows("admin", "viewer"))
+    assert.is_true(keys.allows("operator", "operator"))
+    assert.is_false(keys.allows("viewer", "operator"))
+    assert.is_false(keys.allows("nobody", "viewer"))
+  end)
+end)
+
+describe("orket.serve.auth", function()
+  it("knows loopback host names", function()
+    for _, h in ipairs { "localhost", "localhost:8765", "127.0.0.1:1", "[::1]:8765", "LOCALHOST" } do
+      assert.is_true(auth.loopback_host(h), h)
+    end
+    for _, h in ipairs { "evil.com", "127.0.0.1.evil.com", "localhost.evil.com:80", "10.0.0.1" } do
+      assert.is_false(auth.loopback_host(h), h)
+    end
+    assert.is_false(auth.loopback_host(nil))
+  end)
+end)
+
+describe("orket.serve limits and messages", function()
+  it("reads ORKET_SERVE_LIMITS", function()
+    local l = assert(serve.limits("heartbeat_ms=100, max_body_bytes=10"))
+    assert.equal(100, l.heartbeat_ms)
+    assert.equal(10, l.max_body_bytes)
+    assert.equal(serve.DEFAULTS.max_connections, l.max_connections)
+    assert.matches("bad limit 'nope=1'", select(2, serve.limits("nope=1")))
+    assert.matches("bad limit 'x'", select(2, serve.limits("x")))
+  end)
+
+  it("writes one SSE message per journal row, on one data line", function()
+    local m = events.message { id = 7, at = "t", kind = "turn", card_id = "A-1", run_id = 3, actor = "dev",
+      data = '{"path":"a\\/b"}' }
+    assert.equal('id: 7\nevent: turn\ndata: {"id":7,"at":"t","kind":"turn","card":"A-1","run":3,"actor":"dev",'
+      .. '"data":{"path":"a/b"}}\n\n', m)
+    assert.matches("event: a_b\n", events.message { id = 1, at = "t", kind = "a\nb" })
+  end)
+end)
