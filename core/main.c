@@ -2,10 +2,12 @@
  * CLI (lua/orket/cli.lua), which decides what to print and the exit status. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "confine.h"
 #include "runtime.h"
 
 /* Stack: [1] argv table. Returns the exit status from orket.cli.main(argv). */
@@ -20,6 +22,8 @@ static int main_cli(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
+  /* The process runner's confinement step (core/confine.c): before any Lua, never returns. */
+  if (argc > 1 && strcmp(argv[1], CONFINE_ARG) == 0) confine_main(argc, argv);
   char err[512];
   orket_rt *rt = rt_open(NULL, err, sizeof err);
   if (rt == NULL) {

@@ -16,5 +16,6 @@ const orket_module orket_modules[] = {
     {"orket.c.plain", luaopen_orket_plain},
     {"orket.c.pattern", luaopen_orket_pattern},
     {"orket.c.lockfile", luaopen_orket_lockfile},
+    {"orket.c.proc", luaopen_orket_proc},
     {NULL, NULL},
 };
