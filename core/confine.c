@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -205,25 +206,28 @@ static int cf_userns(char *why, size_t whylen) {
 
 /* ---- the layers applied in the child ------------------------------------------------- */
 
-static int cf_rlimit(int res, uint64_t want) {
+/* soft = want; hard = want + slack (CPU: SIGXCPU at the soft limit names the cause, the
+ * kernel's SIGKILL follows a second later at the hard one). */
+static int cf_rlimit(int res, uint64_t want, uint64_t slack) {
   if (want == 0) return 0;
   struct rlimit cur;
   if (getrlimit(res, &cur) != 0) return -1;
-  rlim_t v = (rlim_t)want;
+  rlim_t v = (rlim_t)want, h = (rlim_t)(want + slack);
   /* Without CAP_SYS_RESOURCE a hard limit can only be lowered: never ask for more. */
-  if (cur.rlim_max != RLIM_INFINITY && v > cur.rlim_max) v = cur.rlim_max;
-  struct rlimit r = {v, v};
+  if (cur.rlim_max != RLIM_INFINITY && h > cur.rlim_max) h = cur.rlim_max;
+  if (v > h) v = h;
+  struct rlimit r = {v, h};
   return setrlimit(res, &r);
 }
 
 static int cf_rlimits(const confine_limits *l) {
   int rc = 0;
-  rc |= cf_rlimit(RLIMIT_CPU, l->cpu_seconds);
-  rc |= cf_rlimit(RLIMIT_DATA, l->memory);
-  rc |= cf_rlimit(RLIMIT_AS, l->address_space);
-  rc |= cf_rlimit(RLIMIT_FSIZE, l->file_size);
-  rc |= cf_rlimit(RLIMIT_NOFILE, l->open_files);
-  rc |= cf_rlimit(RLIMIT_NPROC, l->processes);
+  rc |= cf_rlimit(RLIMIT_CPU, l->cpu_seconds, 1);
+  rc |= cf_rlimit(RLIMIT_DATA, l->memory, 0);
+  rc |= cf_rlimit(RLIMIT_AS, l->address_space, 0);
+  rc |= cf_rlimit(RLIMIT_FSIZE, l->file_size, 0);
+  rc |= cf_rlimit(RLIMIT_NOFILE, l->open_files, 0);
+  rc |= cf_rlimit(RLIMIT_NPROC, l->processes, 0);
   struct rlimit none = {0, 0};
   rc |= setrlimit(RLIMIT_CORE, &none);
   return rc;
@@ -358,6 +362,15 @@ static int cf_seccomp(char *why, size_t whylen) {
   return 0;
 }
 
+/* pid 1 of a new PID namespace: a private mount namespace with a /proc of its own, so
+ * /proc/PID and tools like ps see the sandbox's processes and not the host's. Best effort:
+ * the namespace holds without it. */
+static void cf_mount_proc(void) {
+  if (unshare(CLONE_NEWNS) != 0) return;
+  if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return;
+  mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
+
 /* execve through the env's PATH (execvpe would use the helper's own, empty, environment). */
 static void cf_exec(const confine_spec *s) {
   const char *prog = s->argv[0];
@@ -404,6 +417,7 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   setpgid(0, 0);
   char why[300];
+  if (applied & CONFINE_PIDNS) cf_mount_proc();
   if (cf_rlimits(&s->lim) != 0) cf_fail("rlimits", "setrlimit: %s", strerror(errno));
   applied |= CONFINE_RLIMITS;
   if (chdir(s->cwd) != 0) cf_fail("cwd", "cannot enter %s: %s", s->cwd, strerror(errno));

@@ -6,11 +6,13 @@
 #include "proc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -103,6 +105,10 @@ size_t proc_stream_text(const proc_stream *s, char *out, size_t outlen) {
 /* ---- context ---------------------------------------------------------------------------- */
 
 proc_ctx *proc_ctx_new(uv_loop_t *loop) {
+  /* Orket holds API keys in its environment and memory. Not dumpable, its /proc files
+   * (environ, mem) are closed to a program of the same user that lacks CAP_SYS_PTRACE,
+   * which is every confined program with a user namespace, Landlock or not. */
+  prctl(PR_SET_DUMPABLE, 0);
   proc_ctx *c = calloc(1, sizeof *c);
   if (c) c->loop = loop;
   return c;
@@ -402,23 +408,33 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
     proc_free(r);
     return NULL;
   }
+  /* Our own pipes rather than libuv's socketpairs: a pipe moves bulk output several times
+   * faster, and its buffer can be enlarged. */
+  int fds[3][2];
   for (int i = 0; i < 3; i++) {
     uv_pipe_init(c->loop, &r->pipes[i], 0);
     r->pipes[i].data = r;
     r->pipe_open[i] = 1;
     r->open++;
+    fds[i][0] = fds[i][1] = -1;
   }
   uv_timer_init(c->loop, &r->timer);
   uv_timer_init(c->loop, &r->backstop);
   r->timer.data = r->backstop.data = r->proc.data = r;
   r->open += 2;
-
+  int rc = 0;
+  for (int i = 0; i < 3 && rc == 0; i++) {
+    rc = uv_pipe(fds[i], UV_NONBLOCK_PIPE, 0);
+    if (rc == 0 && i < 2) fcntl(fds[i][1], F_SETPIPE_SZ, 1 << 20); /* best effort */
+    if (rc == 0) rc = uv_pipe_open(&r->pipes[i], fds[i][0]);
+    if (rc == 0) fds[i][0] = -1; /* the handle owns it now */
+  }
   char *noenv[] = {NULL}; /* the helper sees no environment at all: no secret reaches it */
   uv_stdio_container_t stdio[4];
   stdio[0].flags = UV_IGNORE;
   for (int i = 0; i < 3; i++) {
-    stdio[i + 1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[i + 1].data.stream = (uv_stream_t *)&r->pipes[i];
+    stdio[i + 1].flags = UV_INHERIT_FD;
+    stdio[i + 1].data.fd = fds[i][1];
   }
   uv_process_options_t po;
   memset(&po, 0, sizeof po);
@@ -429,16 +445,23 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
   po.flags = UV_PROCESS_DETACHED; /* setsid: the helper leads its own session and group */
   po.stdio_count = 4;
   po.stdio = stdio;
-  int rc = uv_spawn(c->loop, &r->proc, &po);
+  int spawn_tried = rc == 0;
+  if (spawn_tried) rc = uv_spawn(c->loop, &r->proc, &po);
   free(args);
   free(env);
+  for (int i = 0; i < 3; i++) {
+    if (fds[i][0] >= 0) close(fds[i][0]);
+    if (fds[i][1] >= 0) close(fds[i][1]); /* the helper holds its copies */
+  }
   if (rc != 0) {
     snprintf(err, errlen, "cannot start the confinement helper %s: %s", helper, uv_strerror(rc));
     for (int i = 0; i < 3; i++) proc_close_pipe(r, i);
     proc_close(r, (uv_handle_t *)&r->timer);
     proc_close(r, (uv_handle_t *)&r->backstop);
-    uv_close((uv_handle_t *)&r->proc, proc_closed); /* uv_spawn leaves it initialised */
-    r->open++;
+    if (spawn_tried) { /* uv_spawn leaves the handle initialised even when it fails */
+      uv_close((uv_handle_t *)&r->proc, proc_closed);
+      r->open++;
+    }
     return NULL;
   }
   r->open++;

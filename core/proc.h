@@ -54,7 +54,8 @@ typedef struct proc_stream {
   int eof;
 } proc_stream;
 
-/* A context per loop. Returns NULL when out of memory. */
+/* A context per loop. Makes the calling process not dumpable (PR_SET_DUMPABLE 0), so
+ * programs it runs cannot read its environment through /proc. NULL when out of memory. */
 proc_ctx *proc_ctx_new(uv_loop_t *loop);
 
 /* Kills every live run's tree at once (SIGKILL), closes their handles and frees the context
