@@ -46,7 +46,11 @@
   X(test_http_parse_date)                  \
   X(test_workspace_mount_id)               \
   X(test_workspace_bind_mount)             \
-  X(test_workspace_fd_exhaustion)
+  X(test_workspace_fd_exhaustion)          \
+  X(test_confine_layer_names)              \
+  X(test_confine_spec_roundtrip)           \
+  X(test_confine_decode_rejects)           \
+  X(test_proc_stream_head_tail)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)
