@@ -336,6 +336,7 @@ static int cf_seccomp(char *why, size_t whylen) {
   int rc = 0;
   /* no_new_privs is a layer of its own: libseccomp must not set it behind our back. */
   rc |= seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+  rc |= seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
   for (const char *const *n = cf_denied; *n && rc == 0; n++) {
     int nr = seccomp_syscall_resolve_name(*n);
     if (nr == __NR_SCMP_ERROR) continue; /* not on this architecture */
