@@ -1,8 +1,8 @@
 /* confine.c: the confinement helper (see confine.h). Runs in `orket --confine-exec`, before
- * any Lua: namespaces first (user, then network and PID), then in a child rlimits, working
- * directory, fds, no_new_privs, Landlock and seccomp last, then exec. The helper stays
- * outside as a child subreaper and kills every process left when the program ends. Uses
- * Linux syscalls and libseccomp. */
+ * any Lua: namespaces first (user, then network and PID), then in a child the working
+ * directory, fds, no_new_privs, Landlock, seccomp and the rlimits, then exec. The helper
+ * stays outside as a child subreaper and kills every process left when the program ends.
+ * Uses Linux syscalls and libseccomp. */
 #define _GNU_SOURCE
 #include "confine.h"
 
@@ -419,8 +419,6 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
   setpgid(0, 0);
   char why[300];
   if (applied & CONFINE_PIDNS) cf_mount_proc();
-  if (cf_rlimits(&s->lim) != 0) cf_fail("rlimits", "setrlimit: %s", strerror(errno));
-  applied |= CONFINE_RLIMITS;
   if (chdir(s->cwd) != 0) cf_fail("cwd", "cannot enter %s: %s", s->cwd, strerror(errno));
   applied |= CONFINE_CWD;
   if (status_fd >= 0 && status_fd != CF_STATUS_FD) {
@@ -457,6 +455,10 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
   } else {
     cf_missing(s, CONFINE_SECCOMP, "switched off");
   }
+  /* The limits come last: nothing here allocates after them (a sanitizer build of this
+   * helper could not, under the program's memory limit). */
+  if (cf_rlimits(&s->lim) != 0) cf_fail("rlimits", "setrlimit: %s", strerror(errno));
+  applied |= CONFINE_RLIMITS;
   if (s->require & ~applied)
     cf_fail("require", "required layers are missing (mask %u)", s->require & ~applied);
   cf_say("L %u %d", applied, abi);

@@ -93,8 +93,8 @@ size_t proc_stream_text(const proc_stream *s, char *out, size_t outlen) {
   int mlen = dropped ? snprintf(mark, sizeof mark, "\n[... %llu bytes omitted ...]\n", (unsigned long long)dropped) : 0;
   size_t need = s->head_len + (size_t)mlen + s->tail_len;
   if (outlen < need) return need;
-  memcpy(out, s->head, s->head_len);
-  memcpy(out + s->head_len, mark, (size_t)mlen);
+  if (s->head_len) memcpy(out, s->head, s->head_len);
+  if (mlen) memcpy(out + s->head_len, mark, (size_t)mlen);
   char *t = out + s->head_len + mlen;
   size_t tailcap = s->cap - s->cap / 2;
   size_t start = s->tail_len < tailcap ? 0 : s->tail_pos; /* oldest byte in the ring */

@@ -327,7 +327,8 @@ for _, cfg in ipairs(CONFIGS) do
       local _, ws = project()
       local r, ticks = hostile { argv = { "sh", "-c", "while :; do :; done" }, cwd = ws, timeout_ms = 300 }
       assert.equal("timeout", r.reason)
-      assert.equal("SIGKILL", r.signal)
+      -- SIGKILL from the sweep; SIGTERM when the helper had not even started (a slow machine)
+      assert.is_true(r.signal == "SIGKILL" or r.signal == "SIGTERM", tostring(r.signal))
       assert.is_true(ticks > 0)
       still_responsive()
     end)
