@@ -66,8 +66,15 @@ void proc_stream_add(proc_stream *s, const char *p, size_t n) {
   size_t headcap = s->cap / 2, tailcap = s->cap - headcap;
   if (s->head_len < headcap) {
     size_t take = n < headcap - s->head_len ? n : headcap - s->head_len;
-    if (s->head == NULL) s->head = malloc(headcap);
-    if (s->head == NULL) return; /* out of memory: the bytes are counted, not kept */
+    if (s->head_len + take > s->head_size) { /* grow by doubling: most output is short */
+      size_t size = s->head_size ? s->head_size : 4096;
+      while (size < s->head_len + take) size *= 2;
+      if (size > headcap) size = headcap;
+      char *grown = realloc(s->head, size);
+      if (grown == NULL) return; /* out of memory: the bytes are counted, not kept */
+      s->head = grown;
+      s->head_size = size;
+    }
     memcpy(s->head + s->head_len, p, take);
     s->head_len += take;
     p += take;

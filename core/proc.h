@@ -46,7 +46,8 @@ typedef enum proc_reason {
 typedef struct proc_stream {
   char *head;        /* first bytes, up to cap/2 */
   size_t head_len;
-  char *tail;        /* a ring of the last bytes, cap - cap/2 */
+  size_t head_size;  /* allocated for head: grows to cap/2 */
+  char *tail;        /* a ring of the last bytes, cap - cap/2, allocated once head is full */
   size_t tail_pos;   /* next write position in the ring */
   size_t tail_len;   /* bytes held in the ring */
   size_t cap;

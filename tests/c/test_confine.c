@@ -96,3 +96,15 @@ TEST(test_proc_stream_head_tail) {
   free(s.head);
   free(s.tail);
 }
+
+TEST(test_proc_stream_grows_as_needed) {
+  proc_stream s = {.cap = 1u << 20};
+  char chunk[100];
+  memset(chunk, 'a', sizeof chunk);
+  for (int i = 0; i < 100; i++) proc_stream_add(&s, chunk, sizeof chunk);
+  CHECK(t, s.head_len == 10000 && s.total == 10000);
+  CHECK(t, s.head_size == 16384); /* not the half MiB the cap allows */
+  CHECK(t, s.tail == NULL);
+  CHECK(t, proc_stream_text(&s, NULL, 0) == 10000);
+  free(s.head);
+}

@@ -50,7 +50,8 @@
   X(test_confine_layer_names)              \
   X(test_confine_spec_roundtrip)           \
   X(test_confine_decode_rejects)           \
-  X(test_proc_stream_head_tail)
+  X(test_proc_stream_head_tail)            \
+  X(test_proc_stream_grows_as_needed)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)
