@@ -398,7 +398,8 @@ for _, cfg in ipairs(CONFIGS) do
       local tok = token()
       local outside = "/tmp/orket-outside-" .. tok
       local r = hostile { argv = { "sh", "-c", "echo x > ../orket.lua; echo x > ../.orket/orket.db; echo x > ../.orket/new; " ..
-        "echo x > " .. outside .. "; echo x > inside; echo x > $TMPDIR/tmp && echo tmp-ok" }, cwd = ws }
+        "echo x > " .. outside .. "; ln -s ../orket.lua link; echo x > link; echo x > inside; " ..
+        "echo x > $TMPDIR/tmp && echo tmp-ok" }, cwd = ws }
       assert.equal("x\n", H.read(ws .. "/inside"))
       assert.matches("tmp%-ok", r.stdout)
       if applied(r, "landlock") then
