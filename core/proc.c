@@ -176,6 +176,7 @@ static void proc_kill_tree(proc_run *r) {
   if (r->kill_sent || !r->spawned || r->exited) return;
   r->kill_sent = 1;
   kill(r->helper_pid, SIGTERM);
+  uv_update_time(r->ctx->loop);
   uv_timer_start(&r->backstop, proc_backstop, PROC_BACKSTOP_MS, 0);
 }
 
@@ -225,7 +226,10 @@ static void proc_exited(uv_process_t *p, int64_t status, int sig) {
     proc_close(r, (uv_handle_t *)&r->backstop);
     return;
   }
-  /* Everything that held the pipes is gone; give the kernel's buffers a moment to drain. */
+  /* Everything that held the pipes is gone; give the kernel's buffers a moment to drain.
+   * Exit callbacks can run late in a long loop turn: measure from now, not from its start,
+   * or the pipes would be closed before they were read. */
+  uv_update_time(r->ctx->loop);
   uv_timer_start(&r->timer, proc_drain_over, PROC_DRAIN_MS, 0);
   proc_check_done(r);
 }
@@ -478,6 +482,9 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
   uv_read_start((uv_stream_t *)&r->pipes[0], proc_alloc, proc_read_out);
   uv_read_start((uv_stream_t *)&r->pipes[1], proc_alloc, proc_read_out);
   uv_read_start((uv_stream_t *)&r->pipes[2], proc_alloc, proc_read_report);
+  /* The loop's clock is only as fresh as its last turn, and a caller may have spent long
+   * since (spawning a hundred runs, say): a timer from it would fire that much early. */
+  uv_update_time(c->loop);
   if (o->timeout_ms) uv_timer_start(&r->timer, proc_timeout, o->timeout_ms, 0);
   return r;
 }

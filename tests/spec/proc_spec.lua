@@ -189,6 +189,17 @@ describe("orket.c.proc.run", function()
     still_responsive()
   end)
 
+  it("counts the timeout from the call, however long the loop's turn has been", function()
+    local _, ws = project()
+    -- a long synchronous stretch leaves the loop's clock behind by 2.5 s
+    local t0 = uv.hrtime()
+    while uv.hrtime() - t0 < 2.5e9 do end
+    local r = proc.run { argv = { "true" }, cwd = ws, timeout_ms = 2000 }
+    assert.equal("exit", r.reason)
+    assert.equal(0, r.code)
+    still_responsive()
+  end)
+
   it("kills the tree of a cancelled task", function()
     local _, ws = project()
     local tok = token()
