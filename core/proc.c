@@ -19,7 +19,7 @@
 #define PROC_DEFAULT_CAP (1u << 20)
 #define PROC_READ_BUF 32768
 #define PROC_BACKSTOP_MS 2000 /* after SIGTERM to the helper, before SIGKILL to the groups */
-#define PROC_DRAIN_MS 1000    /* after the helper exits, before its pipes are closed unread */
+#define PROC_DRAIN_MS 1000    /* after the helper exits: then what the pipes hold is read at once */
 
 struct proc_ctx {
   uv_loop_t *loop;
@@ -203,8 +203,25 @@ static void proc_check_done(proc_run *r) {
   if (r->done) r->done(r, r->ud);
 }
 
+static void proc_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void proc_read_out(uv_stream_t *st, ssize_t n, const uv_buf_t *buf);
+static void proc_read_report(uv_stream_t *st, ssize_t n, const uv_buf_t *buf);
+
+/* The drain time is over: take what the pipes still hold without waiting (a process that
+ * escaped the sweep may keep one open), then close them. */
 static void proc_drain_over(uv_timer_t *t) {
   proc_run *r = t->data;
+  for (int i = 0; i < 3; i++) {
+    uv_os_fd_t fd;
+    if (!r->pipe_open[i] || uv_fileno((uv_handle_t *)&r->pipes[i], &fd) != 0) continue;
+    uv_buf_t buf;
+    proc_alloc((uv_handle_t *)&r->pipes[i], 0, &buf);
+    ssize_t n;
+    while (r->pipe_open[i] && (n = read(fd, buf.base, buf.len)) > 0) {
+      if (i == 2) proc_read_report((uv_stream_t *)&r->pipes[i], n, &buf);
+      else proc_read_out((uv_stream_t *)&r->pipes[i], n, &buf);
+    }
+  }
   for (int i = 0; i < 3; i++) proc_close_pipe(r, i);
   proc_check_done(r);
 }
