@@ -71,7 +71,7 @@ end
 local function still_responsive()
   local other = orket.spawn(function() orket.sleep(1) return "alive" end)
   assert.same({ true, "alive" }, { other:join() })
-  for _ = 1, 400 do
+  for _ = 1, 2000 do
     if proc.live() == 0 then break end
     orket.sleep(5)
   end
@@ -207,13 +207,13 @@ describe("orket.c.proc.run", function()
       return proc.run { argv = { "sh", "-c", "sleep 1000." .. tok .. " & sleep 1000." .. tok }, cwd = ws }
     end)
     local sleeping = "sleep\0" .. "1000." .. tok
-    for _ = 1, 400 do
+    for _ = 1, 2000 do
       if #survivors(sleeping) == 2 then break end
       orket.sleep(5)
     end
     assert.equal(2, #survivors(sleeping))
     assert.is_true(t:cancel())
-    for _ = 1, 400 do
+    for _ = 1, 2000 do
       if #survivors("1000." .. tok) == 0 and proc.live() == 0 then break end
       orket.sleep(5)
     end
