@@ -3,10 +3,12 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "confine.h"
 #include "home.h"
 #include "runtime.h"
 
@@ -28,6 +30,8 @@ static int main_cli(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
+  /* The process runner's confinement step (core/confine.c): before any Lua, never returns. */
+  if (argc > 1 && strcmp(argv[1], CONFINE_ARG) == 0) confine_main(argc, argv);
   char err[PATH_MAX + 512], home[PATH_MAX];
   if (home_locate("/proc/self/exe", argc > 0 ? argv[0] : NULL, getenv("PATH"), ORKET_PREFIX, home,
                   sizeof home, err, sizeof err) != 0) {

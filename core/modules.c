@@ -18,5 +18,6 @@ const orket_module orket_modules[] = {
     {"orket.c.pattern", luaopen_orket_pattern},
     {"orket.c.lockfile", luaopen_orket_lockfile},
     {"orket.c.gitrepo", luaopen_orket_gitrepo},
+    {"orket.c.proc", luaopen_orket_proc},
     {NULL, NULL},
 };

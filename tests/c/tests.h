@@ -63,7 +63,12 @@
   X(test_gitrepo_recovery)                 \
   X(test_gitrepo_conflict_kinds)           \
   X(test_hmac_vectors)                     \
-  X(test_hmac_webhook_signature)
+  X(test_hmac_webhook_signature)         \
+  X(test_confine_layer_names)              \
+  X(test_confine_spec_roundtrip)           \
+  X(test_confine_decode_rejects)           \
+  X(test_proc_stream_head_tail)            \
+  X(test_proc_stream_grows_as_needed)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)

@@ -1,0 +1,678 @@
+/* confine.c: the confinement helper (see confine.h). Runs in `orket --confine-exec`, before
+ * any Lua: namespaces first (user, then network and PID), then in a child the working
+ * directory, fds, no_new_privs, Landlock, seccomp and the rlimits, then exec. The helper
+ * stays outside as a child subreaper and kills every process left when the program ends.
+ * Uses Linux syscalls and libseccomp. */
+#define _GNU_SOURCE
+#include "confine.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/landlock.h>
+#include <seccomp.h>
+
+#define CF_REPORT_FD 3 /* to the runner: P, L, W, F, E lines */
+#define CF_STATUS_FD 4 /* PID namespace: its init hands the program's wait status up */
+
+/* Debian 12's headers stop at Landlock ABI 2: the newer bits, from the kernel's UAPI. */
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
+#endif
+#ifndef LANDLOCK_ACCESS_NET_BIND_TCP
+#define LANDLOCK_ACCESS_NET_BIND_TCP (1ULL << 0)
+#define LANDLOCK_ACCESS_NET_CONNECT_TCP (1ULL << 1)
+#endif
+#ifndef LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
+#define LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0)
+#define LANDLOCK_SCOPE_SIGNAL (1ULL << 1)
+#endif
+
+/* The ruleset attribute as of ABI 6; its size is passed by ABI so older kernels accept it. */
+struct cf_ruleset_attr {
+  uint64_t handled_access_fs;
+  uint64_t handled_access_net;
+  uint64_t scoped;
+};
+
+static const char *const cf_names[CONFINE_NLAYERS] = {
+    "session", "fds",    "env",   "cwd",          "rlimits",        "no_new_privs", "userns",
+    "netns",   "pidns", "landlock", "landlock_net", "landlock_scope", "seccomp",
+};
+
+const char *confine_layer_name(unsigned bit) {
+  for (int i = 0; i < CONFINE_NLAYERS; i++)
+    if (bit == 1u << i) return cf_names[i];
+  return NULL;
+}
+
+unsigned confine_layer_bit(const char *name) {
+  for (int i = 0; i < CONFINE_NLAYERS; i++)
+    if (strcmp(name, cf_names[i]) == 0) return 1u << i;
+  return 0;
+}
+
+/* ---- the spec in argv --------------------------------------------------------------- */
+
+/* argv: helper, CONFINE_ARG, "want require cpu mem as fsize nofile nproc", cwd, tmpdir,
+ * nenv, env..., program argv... */
+char **confine_encode(const char *helper, const confine_spec *s, char *scratch, size_t scratchlen) {
+  size_t nenv = 0, nargv = 0;
+  while (s->env && s->env[nenv]) nenv++;
+  while (s->argv && s->argv[nargv]) nargv++;
+  const confine_limits *l = &s->lim;
+  int n = snprintf(scratch, scratchlen, "%u %u %llu %llu %llu %llu %llu %llu", s->want, s->require,
+                   (unsigned long long)l->cpu_seconds, (unsigned long long)l->memory,
+                   (unsigned long long)l->address_space, (unsigned long long)l->file_size,
+                   (unsigned long long)l->open_files, (unsigned long long)l->processes);
+  if (n < 0 || (size_t)n + 24 > scratchlen) return NULL;
+  char *count = scratch + n + 1;
+  snprintf(count, 22, "%zu", nenv);
+  char **out = malloc((7 + nenv + nargv) * sizeof *out);
+  if (out == NULL) return NULL;
+  size_t k = 0;
+  out[k++] = (char *)helper;
+  out[k++] = (char *)CONFINE_ARG;
+  out[k++] = scratch;
+  out[k++] = (char *)s->cwd;
+  out[k++] = (char *)(s->tmpdir ? s->tmpdir : "");
+  out[k++] = count;
+  for (size_t i = 0; i < nenv; i++) out[k++] = s->env[i];
+  for (size_t i = 0; i < nargv; i++) out[k++] = s->argv[i];
+  out[k] = NULL;
+  return out;
+}
+
+int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t errlen) {
+  memset(s, 0, sizeof *s);
+  if (argc < 7 || strcmp(argv[1], CONFINE_ARG) != 0) {
+    snprintf(err, errlen, "too few arguments");
+    return -1;
+  }
+  unsigned long long v[6];
+  char tail;
+  if (sscanf(argv[2], "%u %u %llu %llu %llu %llu %llu %llu%c", &s->want, &s->require, &v[0], &v[1],
+             &v[2], &v[3], &v[4], &v[5], &tail) != 8) {
+    snprintf(err, errlen, "bad numbers: %s", argv[2]);
+    return -1;
+  }
+  s->lim = (confine_limits){v[0], v[1], v[2], v[3], v[4], v[5]};
+  s->cwd = argv[3];
+  s->tmpdir = argv[4];
+  char *end;
+  errno = 0;
+  unsigned long nenv = strtoul(argv[5], &end, 10);
+  if (errno || *end || end == argv[5] || nenv > (unsigned long)argc || 6 + nenv >= (unsigned long)argc) {
+    snprintf(err, errlen, "bad environment count: %s", argv[5]);
+    return -1;
+  }
+  if (s->cwd[0] != '/') {
+    snprintf(err, errlen, "working directory is not absolute: %s", s->cwd);
+    return -1;
+  }
+  /* The env entries are followed by the program's argv; split them with a NULL by moving
+   * the env one slot down (argv[5], the count, is no longer needed). */
+  for (unsigned long i = 0; i < nenv; i++) argv[5 + i] = argv[6 + i];
+  argv[5 + nenv] = NULL;
+  s->env = argv + 5;
+  s->argv = argv + 6 + nenv;
+  return 0;
+}
+
+/* ---- reporting to the runner --------------------------------------------------------- */
+
+static void cf_say(const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n > sizeof buf - 2) n = (int)sizeof buf - 2;
+  for (int i = 0; i < n; i++)
+    if (buf[i] == '\n') buf[i] = ' ';
+  buf[n++] = '\n';
+  /* One write: the runner reads whole lines from a stream socket. */
+  ssize_t w;
+  do w = write(CF_REPORT_FD, buf, (size_t)n);
+  while (w < 0 && errno == EINTR);
+}
+
+static _Noreturn void cf_fail(const char *layer, const char *fmt, ...) {
+  char msg[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  cf_say("F %s %s", layer, msg);
+  _exit(127);
+}
+
+/* An optional layer that did not apply: fatal when required, else reported with why. */
+static void cf_missing(const confine_spec *s, unsigned bit, const char *why) {
+  const char *name = confine_layer_name(bit);
+  if (s->require & bit) cf_fail(name, "required layer '%s' is not available: %s", name, why);
+  cf_say("W %s %s", name, why);
+}
+
+/* ---- namespaces (in the helper) ------------------------------------------------------ */
+
+static int cf_write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t len = strlen(text);
+  ssize_t w = write(fd, text, len);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return w == (ssize_t)len ? 0 : -1;
+}
+
+/* A user namespace where the program is an ordinary user: root outside maps to uid 1000
+ * inside, so exec drops every capability; others keep their own ids. */
+static int cf_userns(char *why, size_t whylen) {
+  uid_t uid = geteuid();
+  gid_t gid = getegid();
+  if (unshare(CLONE_NEWUSER) != 0) {
+    snprintf(why, whylen, "unshare(CLONE_NEWUSER): %s", strerror(errno));
+    return -1;
+  }
+  char map[64];
+  if (cf_write_file("/proc/self/setgroups", "deny") != 0 && errno != ENOENT)
+    cf_fail("userns", "setgroups: %s", strerror(errno));
+  snprintf(map, sizeof map, "%u %u 1\n", (unsigned)(uid ? uid : 1000), (unsigned)uid);
+  /* Past unshare there is no way back: an unmapped user could not even create files. */
+  if (cf_write_file("/proc/self/uid_map", map) != 0) cf_fail("userns", "uid_map: %s", strerror(errno));
+  snprintf(map, sizeof map, "%u %u 1\n", (unsigned)(gid ? gid : 1000), (unsigned)gid);
+  if (cf_write_file("/proc/self/gid_map", map) != 0) cf_fail("userns", "gid_map: %s", strerror(errno));
+  return 0;
+}
+
+/* ---- the layers applied in the child ------------------------------------------------- */
+
+/* soft = want; hard = want + slack (CPU: SIGXCPU at the soft limit names the cause, the
+ * kernel's SIGKILL follows a second later at the hard one). */
+static int cf_rlimit(int res, uint64_t want, uint64_t slack) {
+  if (want == 0) return 0;
+  struct rlimit cur;
+  if (getrlimit(res, &cur) != 0) return -1;
+  rlim_t v = (rlim_t)want, h = (rlim_t)(want + slack);
+  /* Without CAP_SYS_RESOURCE a hard limit can only be lowered: never ask for more. */
+  if (cur.rlim_max != RLIM_INFINITY && h > cur.rlim_max) h = cur.rlim_max;
+  if (v > h) v = h;
+  struct rlimit r = {v, h};
+  return setrlimit(res, &r);
+}
+
+static int cf_rlimits(const confine_limits *l) {
+  int rc = 0;
+  rc |= cf_rlimit(RLIMIT_CPU, l->cpu_seconds, 1);
+  rc |= cf_rlimit(RLIMIT_DATA, l->memory, 0);
+  rc |= cf_rlimit(RLIMIT_AS, l->address_space, 0);
+  rc |= cf_rlimit(RLIMIT_FSIZE, l->file_size, 0);
+  rc |= cf_rlimit(RLIMIT_NOFILE, l->open_files, 0);
+  rc |= cf_rlimit(RLIMIT_NPROC, l->processes, 0);
+  struct rlimit none = {0, 0};
+  rc |= setrlimit(RLIMIT_CORE, &none);
+  return rc;
+}
+
+/* Closes every fd from `from` up. */
+static int cf_close_from(int from) {
+  if (syscall(SYS_close_range, (unsigned)from, ~0u, 0u) == 0) return 0;
+  DIR *d = opendir("/proc/self/fd");
+  if (d == NULL) return -1;
+  int dfd = dirfd(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    int fd = atoi(e->d_name);
+    if (fd >= from && fd != dfd) close(fd);
+  }
+  closedir(d);
+  return 0;
+}
+
+static int cf_landlock_abi(void) {
+  long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+  return abi < 0 ? 0 : (int)abi;
+}
+
+static int cf_landlock_rule(int ruleset, const char *path, uint64_t access) {
+  int fd = open(path, O_PATH | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct landlock_path_beneath_attr pb = {.allowed_access = access, .parent_fd = fd};
+  long rc = syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return rc == 0 ? 0 : -1;
+}
+
+/* Read and execute everywhere, write only in the workspace, the run's temp dir and the
+ * null device; no TCP (ABI 4); no signals or abstract sockets beyond the sandbox (ABI 6).
+ * Adds the bits it applied to *got. */
+static int cf_landlock(const confine_spec *s, int abi, unsigned *got, char *why, size_t whylen) {
+  if (abi < 1) {
+    snprintf(why, whylen, "Landlock is not offered by this kernel");
+    return -1;
+  }
+  uint64_t fs = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1; /* ABI 1: bits 0..12 */
+  if (abi >= 2) fs |= LANDLOCK_ACCESS_FS_REFER;
+  if (abi >= 3) fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
+  struct cf_ruleset_attr a = {.handled_access_fs = fs};
+  size_t size = sizeof a.handled_access_fs;
+  if (abi >= 4) {
+    a.handled_access_net = LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP;
+    size = offsetof(struct cf_ruleset_attr, scoped);
+  }
+  if (abi >= 6) {
+    a.scoped = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL;
+    size = sizeof a;
+  }
+  int rs = (int)syscall(SYS_landlock_create_ruleset, &a, size, 0);
+  if (rs < 0) {
+    snprintf(why, whylen, "landlock_create_ruleset: %s", strerror(errno));
+    return -1;
+  }
+  uint64_t ro = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
+  uint64_t devnull = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+                     (abi >= 3 ? LANDLOCK_ACCESS_FS_TRUNCATE : 0);
+  const char *what = "/";
+  int rc = cf_landlock_rule(rs, "/", ro);
+  if (rc == 0) rc = cf_landlock_rule(rs, what = s->cwd, fs);
+  if (rc == 0 && s->tmpdir[0]) rc = cf_landlock_rule(rs, what = s->tmpdir, fs);
+  if (rc == 0) rc = cf_landlock_rule(rs, what = "/dev/null", devnull);
+  if (rc == 0 && syscall(SYS_landlock_restrict_self, rs, 0) != 0) {
+    what = "landlock_restrict_self";
+    rc = -1;
+  }
+  int e = errno;
+  close(rs);
+  if (rc != 0) {
+    snprintf(why, whylen, "%s: %s", what, strerror(e));
+    return -1;
+  }
+  *got |= CONFINE_LANDLOCK;
+  if (abi >= 4) *got |= CONFINE_LANDLOCK_NET;
+  if (abi >= 6) *got |= CONFINE_LANDLOCK_SCOPE;
+  return 0;
+}
+
+/* Calls a confined program has no use for and that reach the kernel's attack surface or
+ * out of the sandbox: refused with EPERM. io_uring goes too, since its operations bypass
+ * seccomp; setsid, so the process group stays whole. */
+static const char *const cf_denied[] = {
+    "ptrace", "process_vm_readv", "process_vm_writev", "mount", "umount2", "pivot_root",
+    "move_mount", "open_tree", "fsopen", "fsmount", "fsconfig", "fspick", "mount_setattr",
+    "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key",
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "init_module", "finit_module",
+    "delete_module", "kexec_load", "kexec_file_load", "reboot", "unshare", "setns",
+    "setsid", "acct", "swapon", "swapoff", "syslog", "quotactl", "open_by_handle_at",
+    "name_to_handle_at", "lookup_dcookie", "vhangup", "iopl", "ioperm", NULL,
+};
+
+static int cf_seccomp(char *why, size_t whylen) {
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+  if (ctx == NULL) {
+    snprintf(why, whylen, "seccomp_init failed");
+    return -1;
+  }
+  int rc = 0;
+  /* no_new_privs is a layer of its own: libseccomp must not set it behind our back. */
+  rc |= seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+  rc |= seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+  for (const char *const *n = cf_denied; *n && rc == 0; n++) {
+    int nr = seccomp_syscall_resolve_name(*n);
+    if (nr == __NR_SCMP_ERROR) continue; /* not on this architecture */
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+  }
+  static const unsigned long nsflags[] = {CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
+                                          CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWCGROUP};
+  for (size_t i = 0; i < sizeof nsflags / sizeof *nsflags && rc == 0; i++)
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                           SCMP_A0(SCMP_CMP_MASKED_EQ, nsflags[i], nsflags[i]));
+  /* clone3 passes its flags in memory seccomp cannot read: ENOSYS makes libc use clone. */
+  if (rc == 0) rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+  /* No network: IP and packet sockets refused (unix sockets stay). */
+  static const int families[] = {AF_INET, AF_INET6, AF_PACKET};
+  for (size_t i = 0; i < sizeof families / sizeof *families && rc == 0; i++)
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1,
+                           SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
+  if (rc == 0) rc = seccomp_load(ctx);
+  seccomp_release(ctx);
+  if (rc != 0) {
+    snprintf(why, whylen, "seccomp: %s", strerror(-rc));
+    return -1;
+  }
+  return 0;
+}
+
+/* pid 1 of a new PID namespace: a private mount namespace with a /proc of its own, so
+ * /proc/PID and tools like ps see the sandbox's processes and not the host's. Best effort:
+ * the namespace holds without it. */
+static void cf_mount_proc(void) {
+  if (unshare(CLONE_NEWNS) != 0) return;
+  if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return;
+  mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
+
+/* execve through the env's PATH (execvpe would use the helper's own, empty, environment). */
+static void cf_exec(const confine_spec *s) {
+  const char *prog = s->argv[0];
+  if (strchr(prog, '/')) {
+    execve(prog, s->argv, s->env);
+    return;
+  }
+  const char *path = "/usr/local/bin:/usr/bin:/bin";
+  for (char *const *e = s->env; *e; e++)
+    if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
+  int saved = ENOENT;
+  char buf[PATH_MAX];
+  while (*path) {
+    const char *colon = strchr(path, ':');
+    size_t len = colon ? (size_t)(colon - path) : strlen(path);
+    if (len > 0 && snprintf(buf, sizeof buf, "%.*s/%s", (int)len, path, prog) < (int)sizeof buf) {
+      execve(buf, s->argv, s->env);
+      if (errno == EACCES) saved = EACCES;
+      else if (errno != ENOENT && errno != ENOTDIR) saved = errno;
+    }
+    path += len + (colon ? 1 : 0);
+  }
+  errno = saved;
+}
+
+static void cf_reset_signals(void) {
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static _Noreturn void cf_exec_or_report(const confine_spec *s) {
+  cf_exec(s);
+  cf_say("E %d %s", errno, s->argv[0]);
+  _exit(127);
+}
+
+/* The child: applies the remaining layers, then execs (or, as the PID namespace's init,
+ * runs the program in a grandchild and reaps until it ends). */
+static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int status_fd) {
+  cf_reset_signals();
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  setpgid(0, 0);
+  char why[300];
+  if (applied & CONFINE_PIDNS) cf_mount_proc();
+  if (chdir(s->cwd) != 0) cf_fail("cwd", "cannot enter %s: %s", s->cwd, strerror(errno));
+  applied |= CONFINE_CWD;
+  if (status_fd >= 0 && status_fd != CF_STATUS_FD) {
+    if (dup2(status_fd, CF_STATUS_FD) < 0) cf_fail("fds", "dup2: %s", strerror(errno));
+    status_fd = CF_STATUS_FD;
+  }
+  if (cf_close_from(status_fd >= 0 ? CF_STATUS_FD + 1 : CF_REPORT_FD + 1) != 0)
+    cf_fail("fds", "cannot close inherited descriptors: %s", strerror(errno));
+  fcntl(CF_REPORT_FD, F_SETFD, FD_CLOEXEC);
+  if (status_fd >= 0) fcntl(status_fd, F_SETFD, FD_CLOEXEC);
+  applied |= CONFINE_FDS | CONFINE_ENV;
+  umask(022);
+
+  if (s->want & CONFINE_NNP) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0) applied |= CONFINE_NNP;
+    else cf_missing(s, CONFINE_NNP, strerror(errno));
+  } else {
+    cf_missing(s, CONFINE_NNP, "switched off");
+  }
+  int abi = cf_landlock_abi();
+  if (s->want & CONFINE_LANDLOCK) {
+    if (cf_landlock(s, abi, &applied, why, sizeof why) != 0) cf_missing(s, CONFINE_LANDLOCK, why);
+  } else {
+    cf_missing(s, CONFINE_LANDLOCK, "switched off");
+  }
+  /* The Landlock sub-layers are required through their own names. */
+  for (unsigned bit = CONFINE_LANDLOCK_NET; bit <= CONFINE_LANDLOCK_SCOPE; bit <<= 1)
+    if (!(applied & bit) && (s->require & bit))
+      cf_fail(confine_layer_name(bit), "required layer '%s' is not available: Landlock ABI %d",
+              confine_layer_name(bit), abi);
+  if (s->want & CONFINE_SECCOMP) {
+    if (cf_seccomp(why, sizeof why) == 0) applied |= CONFINE_SECCOMP;
+    else cf_missing(s, CONFINE_SECCOMP, why);
+  } else {
+    cf_missing(s, CONFINE_SECCOMP, "switched off");
+  }
+  /* The limits come last: nothing here allocates after them (a sanitizer build of this
+   * helper could not, under the program's memory limit). */
+  if (cf_rlimits(&s->lim) != 0) cf_fail("rlimits", "setrlimit: %s", strerror(errno));
+  applied |= CONFINE_RLIMITS;
+  if (s->require & ~applied)
+    cf_fail("require", "required layers are missing (mask %u)", s->require & ~applied);
+  cf_say("L %u %d", applied, abi);
+
+  if (status_fd < 0) cf_exec_or_report(s);
+  /* pid 1 of the namespace: the program runs in a grandchild; orphans land here and are
+   * reaped; when the program ends, this process exits and the kernel kills the rest. */
+  pid_t prog = fork();
+  if (prog < 0) cf_fail("pidns", "fork: %s", strerror(errno));
+  if (prog == 0) cf_exec_or_report(s);
+  close(CF_REPORT_FD);
+  for (;;) {
+    int st;
+    pid_t r = waitpid(-1, &st, 0);
+    if (r == prog) {
+      ssize_t w = write(status_fd, &st, sizeof st);
+      (void)w;
+      _exit(0);
+    }
+    if (r < 0 && errno != EINTR) _exit(0);
+  }
+}
+
+/* ---- the helper: supervise, sweep, relay --------------------------------------------- */
+
+/* SIGKILLs every process whose parent is this one (orphans land here: we are a child
+ * subreaper). Scans /proc since /proc/PID/task/TID/children is not always built in. */
+static void cf_kill_children(void) {
+  pid_t me = getpid();
+  DIR *d = opendir("/proc");
+  if (d == NULL) return;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    char path[300], buf[512];
+    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold anything but not after ')' */
+    int ppid;
+    if (p && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == me) kill(atoi(e->d_name), SIGKILL);
+  }
+  closedir(d);
+}
+
+/* Kills the program's group and everything below this process until nothing is left.
+ * Records the program's status if it is reaped here. */
+static void cf_sweep(pid_t prog, int *prog_status, int *prog_done) {
+  for (;;) {
+    kill(-prog, SIGKILL);
+    cf_kill_children();
+    int st;
+    pid_t r = waitpid(-1, &st, 0);
+    if (r < 0 && errno == ECHILD) return;
+    if (r == prog && !*prog_done) {
+      *prog_status = st;
+      *prog_done = 1;
+    }
+  }
+}
+
+static _Noreturn void cf_relay(int st) {
+  if (WIFEXITED(st)) _exit(WEXITSTATUS(st));
+  int sig = WIFSIGNALED(st) ? WTERMSIG(st) : SIGKILL;
+  prctl(PR_SET_DUMPABLE, 0); /* pass the signal on, never a core file of the helper */
+  signal(sig, SIG_DFL);
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, sig);
+  sigprocmask(SIG_UNBLOCK, &one, NULL);
+  raise(sig);
+  _exit(128 + sig);
+}
+
+void confine_main(int argc, char **argv) {
+  confine_spec s;
+  char err[300];
+  pid_t parent = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(127); /* the runner is already gone */
+  struct stat st0;
+  if (fstat(CF_REPORT_FD, &st0) != 0) _exit(127); /* not started by the runner */
+  if (confine_decode(argc, argv, &s, err, sizeof err) != 0) cf_fail("spec", "%s", err);
+  s.want |= CONFINE_ALWAYS;
+  cf_close_from(CF_REPORT_FD + 1);
+  struct rlimit none = {0, 0};
+  setrlimit(RLIMIT_CORE, &none);
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+  unsigned applied = 0;
+  if (getsid(0) == getpid()) applied |= CONFINE_SESSION;
+  else cf_fail("session", "the helper does not lead its own session");
+  char why[300];
+  if (s.want & CONFINE_USERNS) {
+    if (cf_userns(why, sizeof why) == 0) applied |= CONFINE_USERNS;
+    else cf_missing(&s, CONFINE_USERNS, why);
+  } else {
+    cf_missing(&s, CONFINE_USERNS, "switched off");
+  }
+  if (s.want & CONFINE_NETNS) {
+    if (unshare(CLONE_NEWNET) == 0) applied |= CONFINE_NETNS;
+    else {
+      snprintf(why, sizeof why, "unshare(CLONE_NEWNET): %s", strerror(errno));
+      cf_missing(&s, CONFINE_NETNS, why);
+    }
+  } else {
+    cf_missing(&s, CONFINE_NETNS, "switched off");
+  }
+  int status[2] = {-1, -1};
+  if (s.want & CONFINE_PIDNS) {
+    if (unshare(CLONE_NEWPID) == 0) {
+      applied |= CONFINE_PIDNS;
+      if (pipe2(status, O_CLOEXEC) != 0) cf_fail("pidns", "pipe: %s", strerror(errno));
+    } else {
+      snprintf(why, sizeof why, "unshare(CLONE_NEWPID): %s", strerror(errno));
+      cf_missing(&s, CONFINE_PIDNS, why);
+    }
+  } else {
+    cf_missing(&s, CONFINE_PIDNS, "switched off");
+  }
+
+  pid_t prog = fork();
+  if (prog < 0) cf_fail("session", "fork: %s", strerror(errno));
+  if (prog == 0) {
+    if (status[0] >= 0) close(status[0]);
+    cf_child(&s, applied, status[1]);
+  }
+  setpgid(prog, prog); /* also done in the child: whichever runs first */
+  if (status[1] >= 0) close(status[1]);
+  cf_say("P %d", (int)prog);
+
+  int prog_status = 0, prog_done = 0;
+  while (!prog_done) {
+    int sig = sigwaitinfo(&set, NULL);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) { /* the runner asks for the tree to go: timeout or cancel */
+      cf_sweep(prog, &prog_status, &prog_done);
+      break;
+    }
+    int wst;
+    pid_t r;
+    while ((r = waitpid(-1, &wst, WNOHANG)) > 0) {
+      if (r == prog) {
+        prog_status = wst;
+        prog_done = 1;
+      }
+    }
+  }
+  /* The program ended: nothing it started may outlive it. */
+  cf_sweep(prog, &prog_status, &prog_done);
+  if (status[0] >= 0) {
+    int inner;
+    if (read(status[0], &inner, sizeof inner) == (ssize_t)sizeof inner) prog_status = inner;
+  }
+  /* Every process below was reaped here (a subreaper), so this covers the whole tree. */
+  struct rusage ru;
+  if (getrusage(RUSAGE_CHILDREN, &ru) == 0)
+    cf_say("X %ld %ld", ru.ru_maxrss,
+           (long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+               (long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000);
+  cf_relay(prog_status);
+}
+
+/* ---- probing ------------------------------------------------------------------------- */
+
+/* Runs fn in a throw-away child; 1 when it exits 0. */
+static int cf_try(int (*fn)(void)) {
+  pid_t p = fork();
+  if (p < 0) return 0;
+  if (p == 0) _exit(fn() == 0 ? 0 : 1);
+  int st;
+  while (waitpid(p, &st, 0) < 0)
+    if (errno != EINTR) return 0;
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static int cf_try_userns(void) { return unshare(CLONE_NEWUSER); }
+/* As in a run: in a user namespace when there is one, else as is (root may still unshare). */
+static int cf_try_netns(void) {
+  (void)unshare(CLONE_NEWUSER);
+  return unshare(CLONE_NEWNET);
+}
+static int cf_try_pidns(void) {
+  (void)unshare(CLONE_NEWUSER);
+  return unshare(CLONE_NEWPID);
+}
+static int cf_try_seccomp(void) {
+  char why[128];
+  prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  return cf_seccomp(why, sizeof why);
+}
+
+unsigned confine_probe(int *landlock_abi) {
+  unsigned offered = CONFINE_NNP;
+  int abi = cf_landlock_abi();
+  if (landlock_abi) *landlock_abi = abi;
+  if (abi >= 1) offered |= CONFINE_LANDLOCK;
+  if (abi >= 4) offered |= CONFINE_LANDLOCK_NET;
+  if (abi >= 6) offered |= CONFINE_LANDLOCK_SCOPE;
+  if (cf_try(cf_try_userns)) offered |= CONFINE_USERNS;
+  if (cf_try(cf_try_netns)) offered |= CONFINE_NETNS;
+  if (cf_try(cf_try_pidns)) offered |= CONFINE_PIDNS;
+  if (cf_try(cf_try_seccomp)) offered |= CONFINE_SECCOMP;
+  return offered;
+}

@@ -1,0 +1,84 @@
+/* confine.h: the confinement step that runs between fork and exec of a program Orket runs
+ * for hostile code (tests agents wrote). libuv has no pre-exec hook, so the runner
+ * (proc.h) spawns the orket binary itself as a helper (`orket --confine-exec ...`); the
+ * helper applies the layers below, each when the kernel offers it, reports which applied on
+ * fd 3 and execs the program. Plain C, no Lua; the spec travels in argv, never in the
+ * environment. */
+#ifndef ORKET_CONFINE_H
+#define ORKET_CONFINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The first argument that turns `orket` into the helper (main.c dispatches on it). */
+#define CONFINE_ARG "--confine-exec"
+
+/* One bit per layer. The first group always applies (a failure there fails the run); the
+ * second is optional: applied when the kernel offers it, switchable off per run, and a
+ * project may require it. */
+enum {
+  CONFINE_SESSION = 1u << 0,    /* own session and process group */
+  CONFINE_FDS = 1u << 1,        /* only fds 0-2, stdin the null device */
+  CONFINE_ENV = 1u << 2,        /* environment exactly the spec's allow-listed list */
+  CONFINE_CWD = 1u << 3,        /* working directory the workspace */
+  CONFINE_RLIMITS = 1u << 4,    /* CPU, memory, file size, open files, no core files */
+  CONFINE_NNP = 1u << 5,        /* PR_SET_NO_NEW_PRIVS */
+  CONFINE_USERNS = 1u << 6,     /* unprivileged user namespace (no capabilities after exec) */
+  CONFINE_NETNS = 1u << 7,      /* network namespace: no interface up, no network at all */
+  CONFINE_PIDNS = 1u << 8,      /* PID namespace: the kill takes every process with it */
+  CONFINE_LANDLOCK = 1u << 9,   /* Landlock fs: read-only outside the workspace and tmp */
+  CONFINE_LANDLOCK_NET = 1u << 10,   /* Landlock ABI >= 4: no TCP bind or connect */
+  CONFINE_LANDLOCK_SCOPE = 1u << 11, /* Landlock ABI >= 6: no signals or abstract sockets out */
+  CONFINE_SECCOMP = 1u << 12,   /* seccomp deny-list (see confine.c) */
+  CONFINE_NLAYERS = 13
+};
+
+#define CONFINE_ALWAYS (CONFINE_SESSION | CONFINE_FDS | CONFINE_ENV | CONFINE_CWD | CONFINE_RLIMITS)
+#define CONFINE_ALL ((1u << CONFINE_NLAYERS) - 1u)
+
+/* "session", "fds", ..., "seccomp" for one bit; NULL for anything else. */
+const char *confine_layer_name(unsigned bit);
+/* The bit for a name, or 0. */
+unsigned confine_layer_bit(const char *name);
+
+typedef struct confine_limits {
+  uint64_t cpu_seconds;   /* RLIMIT_CPU (0: leave as is) */
+  uint64_t memory;        /* RLIMIT_DATA bytes (0: leave) */
+  uint64_t address_space; /* RLIMIT_AS bytes (0: leave) */
+  uint64_t file_size;     /* RLIMIT_FSIZE bytes (0: leave) */
+  uint64_t open_files;    /* RLIMIT_NOFILE (0: leave) */
+  uint64_t processes;     /* RLIMIT_NPROC (0: leave; the kernel ignores it for root) */
+} confine_limits;
+
+typedef struct confine_spec {
+  unsigned want;          /* layers to try (CONFINE_ALWAYS are added regardless) */
+  unsigned require;       /* layers whose absence fails the run */
+  confine_limits lim;
+  const char *cwd;        /* the workspace: working directory, writable under Landlock */
+  const char *tmpdir;     /* the run's private temp dir, writable too ("" for none) */
+  char *const *env;       /* NULL-terminated "NAME=value" list, exactly the program's env */
+  char *const *argv;      /* NULL-terminated; argv[0] is looked up in the env's PATH */
+} confine_spec;
+
+/* Builds the helper's argv: {helper, CONFINE_ARG, ...spec..., NULL}. The strings point into
+ * the spec except a few numbers kept in `scratch` (at least 160 bytes). Returns a malloc'd
+ * array to free (not its strings), or NULL when out of memory. */
+char **confine_encode(const char *helper, const confine_spec *s, char *scratch, size_t scratchlen);
+
+/* Parses what confine_encode made (argv[0] is the helper, argv[1] CONFINE_ARG). Pointers
+ * point into argv. Returns 0, or -1 with a message in err. */
+int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t errlen);
+
+/* The helper: never returns. Exits 127 after writing "F <layer> <message>" on fd 3 when the
+ * spec is bad or a required layer cannot be applied. Otherwise writes on fd 3 "P <pid>" (the
+ * program's process group), "W <layer> <why>" for each optional layer missing, "L <applied
+ * mask> <landlock abi>", execs the program in a child ("E <errno> <program>" if that
+ * fails), kills every process left when it ends (or on SIGTERM), writes "X <max rss KiB>
+ * <cpu ms>" and exits with the program's status (the same signal when a signal ended it). */
+void confine_main(int argc, char **argv);
+
+/* What the kernel offers, tried in throw-away child processes: a mask of the optional
+ * layers that can be applied here, and Landlock's ABI (0 without it). */
+unsigned confine_probe(int *landlock_abi);
+
+#endif

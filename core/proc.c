@@ -1,0 +1,573 @@
+/* proc.c: the process runner (see proc.h). One run = the confinement helper spawned
+ * detached (its own session), three pipes read from the loop (stdout, stderr, the helper's
+ * report on fd 3), a timeout timer and a backstop timer. The helper kills the tree on
+ * SIGTERM; the backstop SIGKILLs both process groups if it does not. Uses libuv. */
+#define _GNU_SOURCE
+#include "proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PROC_DEFAULT_CAP (1u << 20)
+#define PROC_READ_BUF 32768
+#define PROC_BACKSTOP_MS 2000 /* after SIGTERM to the helper, before SIGKILL to the groups */
+#define PROC_DRAIN_MS 1000    /* after the helper exits: then what the pipes hold is read at once */
+
+struct proc_ctx {
+  uv_loop_t *loop;
+  proc_run *live; /* doubly linked through prev/next */
+  size_t nlive;
+  int freeing;
+};
+
+struct proc_run {
+  proc_ctx *ctx;
+  proc_run *prev, *next;
+  proc_done_fn done;
+  void *ud;
+  uv_process_t proc;
+  uv_pipe_t pipes[3]; /* stdout, stderr, report */
+  uv_timer_t timer;   /* the timeout, then the drain */
+  uv_timer_t backstop;
+  int open;           /* handles initialised and not yet closed */
+  int pipe_open[3];
+  int spawned, exited, finished, released, kill_sent;
+  proc_reason reason;
+  int code, sig;
+  unsigned layers;
+  int abi, have_layers;
+  char *missing[CONFINE_NLAYERS];
+  char failure[400];
+  const char *failure_code;
+  int helper_pid, prog_pgid;
+  uint64_t t0, t_exec, t_end;
+  uint64_t output_limit;
+  uint64_t max_rss_kb, cpu_ms;
+  proc_stream s[2];
+  char rep_line[512];
+  size_t rep_len;
+  char tmpdir[64];
+  char readbuf[2][PROC_READ_BUF];
+  char repbuf[256];
+};
+
+/* ---- captures --------------------------------------------------------------------------- */
+
+void proc_stream_add(proc_stream *s, const char *p, size_t n) {
+  s->total += n;
+  size_t headcap = s->cap / 2, tailcap = s->cap - headcap;
+  if (s->head_len < headcap) {
+    size_t take = n < headcap - s->head_len ? n : headcap - s->head_len;
+    if (s->head_len + take > s->head_size) { /* grow by doubling: most output is short */
+      size_t size = s->head_size ? s->head_size : 4096;
+      while (size < s->head_len + take) size *= 2;
+      if (size > headcap) size = headcap;
+      char *grown = realloc(s->head, size);
+      if (grown == NULL) return; /* out of memory: the bytes are counted, not kept */
+      s->head = grown;
+      s->head_size = size;
+    }
+    memcpy(s->head + s->head_len, p, take);
+    s->head_len += take;
+    p += take;
+    n -= take;
+  }
+  if (n == 0 || tailcap == 0) return;
+  if (s->tail == NULL) s->tail = malloc(tailcap);
+  if (s->tail == NULL) return;
+  if (n >= tailcap) { /* only the last tailcap bytes can survive */
+    p += n - tailcap;
+    n = tailcap;
+  }
+  size_t first = tailcap - s->tail_pos < n ? tailcap - s->tail_pos : n;
+  memcpy(s->tail + s->tail_pos, p, first);
+  memcpy(s->tail, p + first, n - first);
+  s->tail_pos = (s->tail_pos + n) % tailcap;
+  s->tail_len = s->tail_len + n > tailcap ? tailcap : s->tail_len + n;
+}
+
+size_t proc_stream_text(const proc_stream *s, char *out, size_t outlen) {
+  char mark[96];
+  uint64_t dropped = s->total - s->head_len - s->tail_len;
+  int mlen = dropped ? snprintf(mark, sizeof mark, "\n[... %llu bytes omitted ...]\n", (unsigned long long)dropped) : 0;
+  size_t need = s->head_len + (size_t)mlen + s->tail_len;
+  if (outlen < need) return need;
+  if (s->head_len) memcpy(out, s->head, s->head_len);
+  if (mlen) memcpy(out + s->head_len, mark, (size_t)mlen);
+  char *t = out + s->head_len + mlen;
+  size_t tailcap = s->cap - s->cap / 2;
+  size_t start = s->tail_len < tailcap ? 0 : s->tail_pos; /* oldest byte in the ring */
+  for (size_t i = 0; i < s->tail_len; i++) t[i] = s->tail[(start + i) % tailcap];
+  return need;
+}
+
+/* ---- context ---------------------------------------------------------------------------- */
+
+proc_ctx *proc_ctx_new(uv_loop_t *loop) {
+  /* Orket holds API keys in its environment and memory. Not dumpable, its /proc files
+   * (environ, mem) are closed to a program of the same user that lacks CAP_SYS_PTRACE,
+   * which is every confined program with a user namespace, Landlock or not. */
+  prctl(PR_SET_DUMPABLE, 0);
+  proc_ctx *c = calloc(1, sizeof *c);
+  if (c) c->loop = loop;
+  return c;
+}
+
+size_t proc_ctx_live(const proc_ctx *c) { return c->nlive; }
+
+static int proc_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  remove(path);
+  return 0;
+}
+
+static void proc_free(proc_run *r) {
+  proc_ctx *c = r->ctx;
+  if (r->prev) r->prev->next = r->next;
+  else c->live = r->next;
+  if (r->next) r->next->prev = r->prev;
+  c->nlive--;
+  if (r->tmpdir[0]) nftw(r->tmpdir, proc_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+  for (int i = 0; i < CONFINE_NLAYERS; i++) free(r->missing[i]);
+  for (int i = 0; i < 2; i++) {
+    free(r->s[i].head);
+    free(r->s[i].tail);
+  }
+  free(r);
+  if (c->freeing && c->nlive == 0) free(c);
+}
+
+static void proc_closed(uv_handle_t *h) {
+  proc_run *r = h->data;
+  if (--r->open == 0 && r->released) proc_free(r);
+}
+
+static void proc_close(proc_run *r, uv_handle_t *h) {
+  if (!uv_is_closing(h)) uv_close(h, proc_closed);
+}
+
+static void proc_close_pipe(proc_run *r, int i) {
+  if (!r->pipe_open[i]) return;
+  r->pipe_open[i] = 0;
+  proc_close(r, (uv_handle_t *)&r->pipes[i]);
+}
+
+/* ---- ending ----------------------------------------------------------------------------- */
+
+static void proc_backstop(uv_timer_t *t) {
+  proc_run *r = t->data;
+  /* The helper did not clean up in time (or is gone): kill both groups outright. */
+  if (!r->exited && r->helper_pid > 0) kill(-r->helper_pid, SIGKILL);
+  if (r->prog_pgid > 0) kill(-r->prog_pgid, SIGKILL);
+}
+
+/* Asks the helper to kill the tree; the backstop follows if it does not. */
+static void proc_kill_tree(proc_run *r) {
+  if (r->kill_sent || !r->spawned || r->exited) return;
+  r->kill_sent = 1;
+  kill(r->helper_pid, SIGTERM);
+  uv_update_time(r->ctx->loop);
+  uv_timer_start(&r->backstop, proc_backstop, PROC_BACKSTOP_MS, 0);
+}
+
+static void proc_check_done(proc_run *r) {
+  if (r->finished || !r->exited || r->pipe_open[0] || r->pipe_open[1] || r->pipe_open[2]) return;
+  r->finished = 1;
+  r->t_end = uv_hrtime();
+  uv_timer_stop(&r->timer);
+  uv_timer_stop(&r->backstop);
+  if (r->reason == PROC_RUNNING) {
+    if (r->failure[0]) r->reason = PROC_FAILED;
+    else if (!r->have_layers) {
+      snprintf(r->failure, sizeof r->failure, "the confinement helper ended before the program ran (%s %d)",
+               r->sig ? "signal" : "exit", r->sig ? r->sig : r->code);
+      r->failure_code = "ESPAWN";
+      r->reason = PROC_FAILED;
+    } else if (r->sig) r->reason = PROC_KILLED;
+    else r->reason = PROC_EXIT;
+  }
+  if (r->tmpdir[0]) {
+    nftw(r->tmpdir, proc_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    r->tmpdir[0] = '\0';
+  }
+  if (r->done) r->done(r, r->ud);
+}
+
+static void proc_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void proc_read_out(uv_stream_t *st, ssize_t n, const uv_buf_t *buf);
+static void proc_read_report(uv_stream_t *st, ssize_t n, const uv_buf_t *buf);
+
+/* The drain time is over: take what the pipes still hold without waiting (a process that
+ * escaped the sweep may keep one open), then close them. */
+static void proc_drain_over(uv_timer_t *t) {
+  proc_run *r = t->data;
+  for (int i = 0; i < 3; i++) {
+    uv_os_fd_t fd;
+    if (!r->pipe_open[i] || uv_fileno((uv_handle_t *)&r->pipes[i], &fd) != 0) continue;
+    uv_buf_t buf;
+    proc_alloc((uv_handle_t *)&r->pipes[i], 0, &buf);
+    ssize_t n;
+    while (r->pipe_open[i] && (n = read(fd, buf.base, buf.len)) > 0) {
+      if (i == 2) proc_read_report((uv_stream_t *)&r->pipes[i], n, &buf);
+      else proc_read_out((uv_stream_t *)&r->pipes[i], n, &buf);
+    }
+  }
+  for (int i = 0; i < 3; i++) proc_close_pipe(r, i);
+  proc_check_done(r);
+}
+
+static void proc_exited(uv_process_t *p, int64_t status, int sig) {
+  proc_run *r = p->data;
+  r->exited = 1;
+  r->code = sig ? -1 : (int)status;
+  r->sig = sig;
+  uv_timer_stop(&r->timer);
+  uv_timer_stop(&r->backstop);
+  /* A helper that died by a signal did not sweep: clear what is left of the program's
+   * group (its members hold the group id, so it cannot have been reused). */
+  if (sig && r->prog_pgid > 0) kill(-r->prog_pgid, SIGKILL);
+  proc_close(r, (uv_handle_t *)p);
+  if (r->released) { /* cancelled and forgotten: nothing more to read */
+    for (int i = 0; i < 3; i++) proc_close_pipe(r, i);
+    proc_close(r, (uv_handle_t *)&r->timer);
+    proc_close(r, (uv_handle_t *)&r->backstop);
+    return;
+  }
+  /* Everything that held the pipes is gone; give the kernel's buffers a moment to drain.
+   * Exit callbacks can run late in a long loop turn: measure from now, not from its start,
+   * or the pipes would be closed before they were read. */
+  uv_update_time(r->ctx->loop);
+  uv_timer_start(&r->timer, proc_drain_over, PROC_DRAIN_MS, 0);
+  proc_check_done(r);
+}
+
+static void proc_timeout(uv_timer_t *t) {
+  proc_run *r = t->data;
+  if (r->reason == PROC_RUNNING) r->reason = PROC_TIMEOUT;
+  proc_kill_tree(r);
+}
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+static void proc_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)hint;
+  proc_run *r = h->data;
+  if (h == (uv_handle_t *)&r->pipes[2]) *buf = uv_buf_init(r->repbuf, sizeof r->repbuf);
+  else {
+    int i = h == (uv_handle_t *)&r->pipes[1];
+    *buf = uv_buf_init(r->readbuf[i], PROC_READ_BUF);
+  }
+}
+
+static void proc_read_out(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
+  proc_run *r = st->data;
+  int i = st == (uv_stream_t *)&r->pipes[1];
+  if (n < 0) {
+    r->s[i].eof = 1;
+    proc_close_pipe(r, i);
+    proc_check_done(r);
+    return;
+  }
+  proc_stream_add(&r->s[i], buf->base, (size_t)n);
+  if (r->output_limit && r->s[0].total + r->s[1].total > r->output_limit && !r->kill_sent) {
+    if (r->reason == PROC_RUNNING) r->reason = PROC_OUTPUT;
+    proc_kill_tree(r);
+  }
+}
+
+static const char *proc_errno_code(int e) {
+  switch (e) {
+  case ENOENT: return "ENOENT";
+  case EACCES: return "EACCES";
+  case ENOEXEC: return "ENOEXEC";
+  case ENOTDIR: return "ENOTDIR";
+  case E2BIG: return "E2BIG";
+  case ENOMEM: return "ENOMEM";
+  default: return "EEXEC";
+  }
+}
+
+/* One report line from the helper (see confine.h). */
+static void proc_report_line(proc_run *r, char *line) {
+  char kind = line[0];
+  char *rest = line[0] && line[1] == ' ' ? line + 2 : line + strlen(line);
+  if (kind == 'P') {
+    r->prog_pgid = atoi(rest);
+  } else if (kind == 'L') {
+    unsigned mask;
+    int abi;
+    if (sscanf(rest, "%u %d", &mask, &abi) == 2) {
+      r->layers = mask;
+      r->abi = abi;
+      r->have_layers = 1;
+      r->t_exec = uv_hrtime();
+    }
+  } else if (kind == 'W' || kind == 'F') {
+    char *sp = strchr(rest, ' ');
+    const char *msg = sp ? sp + 1 : "";
+    if (sp) *sp = '\0';
+    unsigned bit = confine_layer_bit(rest);
+    if (kind == 'W') {
+      for (int i = 0; i < CONFINE_NLAYERS; i++)
+        if (bit == 1u << i && r->missing[i] == NULL) r->missing[i] = strdup(msg);
+    } else if (!r->failure[0]) {
+      snprintf(r->failure, sizeof r->failure, "%s", msg);
+      r->failure_code = bit == 0 || (CONFINE_ALWAYS & bit) ? "ESPAWN" : "ELAYER";
+      if (strcmp(rest, "require") == 0) r->failure_code = "ELAYER";
+      if (strcmp(rest, "cwd") == 0) r->failure_code = "ENOENT";
+    }
+  } else if (kind == 'X') {
+    unsigned long long rss, cpu;
+    if (sscanf(rest, "%llu %llu", &rss, &cpu) == 2) {
+      r->max_rss_kb = rss;
+      r->cpu_ms = cpu;
+    }
+  } else if (kind == 'E') {
+    int e = 0, off = 0;
+    if (sscanf(rest, "%d %n", &e, &off) >= 1 && !r->failure[0]) {
+      snprintf(r->failure, sizeof r->failure, "cannot run '%s': %s", rest + off, strerror(e));
+      r->failure_code = proc_errno_code(e);
+    }
+  }
+}
+
+static void proc_read_report(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
+  proc_run *r = st->data;
+  if (n < 0) {
+    proc_close_pipe(r, 2);
+    proc_check_done(r);
+    return;
+  }
+  for (ssize_t i = 0; i < n; i++) {
+    char ch = buf->base[i];
+    if (ch == '\n') {
+      r->rep_line[r->rep_len] = '\0';
+      proc_report_line(r, r->rep_line);
+      r->rep_len = 0;
+    } else if (r->rep_len < sizeof r->rep_line - 1) {
+      r->rep_line[r->rep_len++] = ch;
+    }
+  }
+}
+
+/* ---- starting --------------------------------------------------------------------------- */
+
+static int proc_env_has(char *const *env, const char *name) {
+  size_t len = strlen(name);
+  for (; env && *env; env++)
+    if (strncmp(*env, name, len) == 0 && (*env)[len] == '=') return 1;
+  return 0;
+}
+
+proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *ud, char *err,
+                     size_t errlen, const char **code) {
+  struct stat st;
+  *code = "ESPAWN";
+  if (o->cwd == NULL || o->cwd[0] != '/' || stat(o->cwd, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    snprintf(err, errlen, "working directory %s is not a directory", o->cwd ? o->cwd : "(none)");
+    *code = "ENOENT";
+    return NULL;
+  }
+  proc_run *r = calloc(1, sizeof *r);
+  if (r == NULL) {
+    snprintf(err, errlen, "out of memory");
+    *code = "ENOMEM";
+    return NULL;
+  }
+  r->ctx = c;
+  r->next = c->live;
+  if (c->live) c->live->prev = r;
+  c->live = r;
+  c->nlive++;
+  r->done = done;
+  r->ud = ud;
+  r->t0 = uv_hrtime();
+  r->output_limit = o->output_limit;
+  for (int i = 0; i < 2; i++) r->s[i].cap = o->output_cap ? o->output_cap : PROC_DEFAULT_CAP;
+  r->released = 1; /* until started: an early failure frees it through the close callbacks */
+
+  strcpy(r->tmpdir, "/tmp/orket-run-XXXXXX");
+  if (mkdtemp(r->tmpdir) == NULL) {
+    snprintf(err, errlen, "cannot make the run's temp dir: %s", strerror(errno));
+    r->tmpdir[0] = '\0';
+    proc_free(r);
+    return NULL;
+  }
+  /* The program's environment: the caller's entries, then the defaults it did not set. */
+  size_t nextra = 0;
+  while (o->env && o->env[nextra]) nextra++;
+  char **env = malloc((nextra + 5) * sizeof *env);
+  if (env == NULL) {
+    snprintf(err, errlen, "out of memory");
+    proc_free(r);
+    return NULL;
+  }
+  char home[96], tmp[96];
+  snprintf(home, sizeof home, "HOME=%s", r->tmpdir);
+  snprintf(tmp, sizeof tmp, "TMPDIR=%s", r->tmpdir);
+  size_t k = 0;
+  for (size_t i = 0; i < nextra; i++) env[k++] = o->env[i];
+  if (!proc_env_has(o->env, "PATH")) env[k++] = "PATH=/usr/local/bin:/usr/bin:/bin";
+  if (!proc_env_has(o->env, "HOME")) env[k++] = home;
+  if (!proc_env_has(o->env, "TMPDIR")) env[k++] = tmp;
+  if (!proc_env_has(o->env, "LANG")) env[k++] = "LANG=C.UTF-8";
+  env[k] = NULL;
+
+  confine_spec spec = {
+      .want = o->want, .require = o->require, .lim = o->lim, .cwd = o->cwd,
+      .tmpdir = r->tmpdir, .env = env, .argv = o->argv,
+  };
+  char scratch[200];
+  const char *helper = o->helper ? o->helper : "/proc/self/exe";
+  char **args = confine_encode(helper, &spec, scratch, sizeof scratch);
+  if (args == NULL) {
+    free(env);
+    snprintf(err, errlen, "out of memory");
+    proc_free(r);
+    return NULL;
+  }
+  /* Our own pipes rather than libuv's socketpairs: a pipe moves bulk output several times
+   * faster, and its buffer can be enlarged. */
+  int fds[3][2];
+  for (int i = 0; i < 3; i++) {
+    uv_pipe_init(c->loop, &r->pipes[i], 0);
+    r->pipes[i].data = r;
+    r->pipe_open[i] = 1;
+    r->open++;
+    fds[i][0] = fds[i][1] = -1;
+  }
+  uv_timer_init(c->loop, &r->timer);
+  uv_timer_init(c->loop, &r->backstop);
+  r->timer.data = r->backstop.data = r->proc.data = r;
+  r->open += 2;
+  int rc = 0;
+  for (int i = 0; i < 3 && rc == 0; i++) {
+    rc = uv_pipe(fds[i], UV_NONBLOCK_PIPE, 0);
+    if (rc == 0 && i < 2) fcntl(fds[i][1], F_SETPIPE_SZ, 1 << 20); /* best effort */
+    if (rc == 0) rc = uv_pipe_open(&r->pipes[i], fds[i][0]);
+    if (rc == 0) fds[i][0] = -1; /* the handle owns it now */
+  }
+  char *noenv[] = {NULL}; /* the helper sees no environment at all: no secret reaches it */
+  uv_stdio_container_t stdio[4];
+  stdio[0].flags = UV_IGNORE;
+  for (int i = 0; i < 3; i++) {
+    stdio[i + 1].flags = UV_INHERIT_FD;
+    stdio[i + 1].data.fd = fds[i][1];
+  }
+  uv_process_options_t po;
+  memset(&po, 0, sizeof po);
+  po.exit_cb = proc_exited;
+  po.file = helper;
+  po.args = args;
+  po.env = noenv;
+  po.flags = UV_PROCESS_DETACHED; /* setsid: the helper leads its own session and group */
+  po.stdio_count = 4;
+  po.stdio = stdio;
+  int spawn_tried = rc == 0;
+  if (spawn_tried) rc = uv_spawn(c->loop, &r->proc, &po);
+  free(args);
+  free(env);
+  for (int i = 0; i < 3; i++) {
+    if (fds[i][0] >= 0) close(fds[i][0]);
+    if (fds[i][1] >= 0) close(fds[i][1]); /* the helper holds its copies */
+  }
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot start the confinement helper %s: %s", helper, uv_strerror(rc));
+    for (int i = 0; i < 3; i++) proc_close_pipe(r, i);
+    proc_close(r, (uv_handle_t *)&r->timer);
+    proc_close(r, (uv_handle_t *)&r->backstop);
+    if (spawn_tried) { /* uv_spawn leaves the handle initialised even when it fails */
+      uv_close((uv_handle_t *)&r->proc, proc_closed);
+      r->open++;
+    }
+    return NULL;
+  }
+  r->open++;
+  r->spawned = 1;
+  r->released = 0;
+  r->helper_pid = r->proc.pid;
+  uv_read_start((uv_stream_t *)&r->pipes[0], proc_alloc, proc_read_out);
+  uv_read_start((uv_stream_t *)&r->pipes[1], proc_alloc, proc_read_out);
+  uv_read_start((uv_stream_t *)&r->pipes[2], proc_alloc, proc_read_report);
+  /* The loop's clock is only as fresh as its last turn, and a caller may have spent long
+   * since (spawning a hundred runs, say): a timer from it would fire that much early. */
+  uv_update_time(c->loop);
+  if (o->timeout_ms) uv_timer_start(&r->timer, proc_timeout, o->timeout_ms, 0);
+  return r;
+}
+
+void proc_cancel(proc_run *r) {
+  if (r->finished) return;
+  r->finished = 1;
+  r->done = NULL;
+  proc_kill_tree(r);
+}
+
+void proc_release(proc_run *r) {
+  if (r->released) return;
+  proc_cancel(r);
+  r->released = 1;
+  /* Still running: the handles close when the helper has exited (or at proc_ctx_free). */
+  if (!r->exited) return;
+  for (int i = 0; i < 3; i++) proc_close_pipe(r, i);
+  proc_close(r, (uv_handle_t *)&r->timer);
+  proc_close(r, (uv_handle_t *)&r->backstop);
+  if (r->open == 0) proc_free(r);
+}
+
+void proc_ctx_free(proc_ctx *c) {
+  if (c == NULL) return;
+  c->freeing = 1;
+  if (c->nlive == 0) {
+    free(c);
+    return;
+  }
+  for (proc_run *r = c->live; r; r = r->next) {
+    if (r->spawned && !r->exited) {
+      /* The helper sweeps on SIGTERM; the program's group goes at once. */
+      kill(r->helper_pid, SIGTERM);
+      if (r->prog_pgid > 0) kill(-r->prog_pgid, SIGKILL);
+      proc_close(r, (uv_handle_t *)&r->proc);
+    }
+    r->finished = 1;
+    r->done = NULL;
+    r->released = 1;
+    for (int i = 0; i < 3; i++) proc_close_pipe(r, i);
+    proc_close(r, (uv_handle_t *)&r->timer);
+    proc_close(r, (uv_handle_t *)&r->backstop);
+  }
+}
+
+/* ---- results ---------------------------------------------------------------------------- */
+
+proc_reason proc_result_reason(const proc_run *r) { return r->reason; }
+int proc_result_code(const proc_run *r) { return r->sig ? -1 : r->code; }
+int proc_result_signal(const proc_run *r) { return r->sig; }
+unsigned proc_result_layers(const proc_run *r) { return r->layers; }
+int proc_result_landlock_abi(const proc_run *r) { return r->abi; }
+uint64_t proc_result_wall_ns(const proc_run *r) { return (r->t_end ? r->t_end : uv_hrtime()) - r->t0; }
+uint64_t proc_result_max_rss_kb(const proc_run *r) { return r->max_rss_kb; }
+uint64_t proc_result_cpu_ms(const proc_run *r) { return r->cpu_ms; }
+uint64_t proc_result_exec_ns(const proc_run *r) { return r->t_exec ? r->t_exec - r->t0 : 0; }
+const proc_stream *proc_result_stream(const proc_run *r, int which) { return &r->s[which == 2]; }
+
+const char *proc_result_missing(const proc_run *r, unsigned bit) {
+  for (int i = 0; i < CONFINE_NLAYERS; i++)
+    if (bit == 1u << i) return r->missing[i];
+  return NULL;
+}
+
+const char *proc_result_failure(const proc_run *r, const char **code) {
+  if (code) *code = r->failure_code;
+  return r->failure[0] ? r->failure : NULL;
+}
