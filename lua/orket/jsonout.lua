@@ -47,7 +47,13 @@ local function non_ascii(run)
   return table.concat(out)
 end
 
+-- Bytes lua-cjson escapes, or that need the care below: a string without any is written
+-- as it is, between quotes, with no call into cjson (most ids, names and statuses).
+local SPECIAL = "[\0-\31\"\\/\127-\255]"
+local find = string.find
+
 local function scalar(v)
+  if type(v) == "string" and not v:find(SPECIAL) then return '"' .. v .. '"' end
   local s, err = json.encode(v)
   if not s then error("jsonout: " .. err, 0) end
   if type(v) == "string" then
@@ -69,12 +75,49 @@ function M.array(t)
   return setmetatable(t or {}, ARRAY)
 end
 
+--- shape(keys) -> a metatable for tables that hold only (some of) these string keys: such
+--- a table encodes to the same bytes as an unmarked one, without sorting its keys each
+--- time (for many objects of one kind, like a board's cards).
+function M.shape(keys)
+  local sorted = {}
+  for i, k in ipairs(keys) do sorted[i] = k end
+  table.sort(sorted)
+  local prefix, later = {}, {}
+  for i, k in ipairs(sorted) do
+    prefix[i] = scalar(k) .. ":"
+    later[i] = "," .. prefix[i]
+  end
+  return { keys = sorted, prefix = prefix, later = later }
+end
+
 local function enc(v, out)
   local ty = type(v)
   if v == cjson.null or ty == "nil" then
     out[#out + 1] = "null"
   elseif ty == "table" then
-    if getmetatable(v) == ARRAY or (#v > 0 and next(v, #v) == nil) then
+    local mt = getmetatable(v)
+    if mt ~= nil and rawget(mt, "keys") then
+      local keys, later = mt.keys, mt.later
+      out[#out + 1] = "{"
+      local p = mt.prefix
+      for i = 1, #keys do
+        local x = v[keys[i]]
+        if x ~= nil then
+          local n = #out
+          out[n + 1] = p[i]
+          p = later
+          -- a plain string goes in as three pieces, not copied into a quoted one
+          if type(x) == "string" and not find(x, SPECIAL) then
+            out[n + 2] = '"'
+            out[n + 3] = x
+            out[n + 4] = '"'
+          else
+            enc(x, out)
+          end
+        end
+      end
+      out[#out + 1] = "}"
+    elseif mt == ARRAY or (#v > 0 and next(v, #v) == nil) then
       out[#out + 1] = "["
       for i = 1, #v do
         if i > 1 then out[#out + 1] = "," end

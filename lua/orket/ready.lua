@@ -12,6 +12,8 @@
 -- an epic that waits for it). A card leaving the order is only marked dead where it stands,
 -- one coming in is put in place by a binary search, and the dead are swept out once they
 -- are half the array. An import rebuilds the order. board:ready builds one and reads it.
+local json = require "cjson"
+
 local M = {}
 
 local FINAL = { done = true, canceled = true, archived = true }
@@ -21,7 +23,8 @@ Order.__index = Order
 
 --- new(board, scope [, on_put]) -> order. scope: an epic's or a rock's card (a table with
 --- id and type), or nil for the whole board. on_put(card), when given, is called with every
---- scope card as it is loaded or reloaded (the scheduler keeps its own sets from it).
+--- scope card as it is loaded or reloaded (the scheduler keeps its own sets from it), and
+--- the order then keeps whole cards; without it, light ones (see each).
 function M.new(board, scope, on_put)
   local o = setmetatable({ board = board, db = board.db, scope = scope, on_put = on_put }, Order)
   o:rebuild()
@@ -38,13 +41,17 @@ local function precedes(a, b)
   return a.s < b.s
 end
 
--- The scope's issues, in creation order.
+-- The scope's issues, in creation order (whole cards).
 function Order:issues()
   local scope = self.scope
   if scope == nil then return self.board:list { type = "issue" } end
   if scope.type == "epic" then return self.board:list { epic = scope.id, type = "issue" } end
   return self.board:list { rock = scope.id, type = "issue" }
 end
+
+-- What the order reads of a card: a light card. An order without on_put keeps these (its
+-- list() reads the whole cards of what it lists); one with on_put keeps whole cards.
+local LIGHT = "SELECT id, type, parent, priority, status FROM cards ORDER BY created_at, rowid"
 
 function Order:rebuild()
   local db, scope = self.db, self.scope
@@ -54,35 +61,63 @@ function Order:rebuild()
   self.ready, self.entry, self.dead, self.head = {}, {}, 0, 1
   self.mark, self.walk = {}, 0
   self.epics = nil -- nil: every epic (the whole board)
+  -- One read of every card's few fields and one of every edge: the rest is done in tables
+  -- (a board of 10,000 cards is two queries, not one join per question).
+  local light = assert(db:rows(LIGHT))
+  local status_of = {}
+  for _, c in ipairs(light) do status_of[c.id] = c.status end
   if scope ~= nil then
     self.epics = {}
     if scope.type == "epic" then
       self.epics[scope.id] = true
     else
-      for _, e in ipairs(assert(db:rows("SELECT id FROM cards WHERE parent = ? AND type = 'epic'", scope.id))) do
-        self.epics[e.id] = true
+      for _, c in ipairs(light) do
+        if c.type == "epic" and c.parent == scope.id then self.epics[c.id] = true end
       end
     end
   end
-  for _, c in ipairs(self:issues()) do
-    if c.type == "issue" then self:put(c) end
+  if self.on_put then
+    for _, c in ipairs(self:issues()) do
+      if c.type == "issue" then self:put(c) end
+    end
+  else
+    -- the scope's issues as Order:issues() finds them (a rock's: under it or its epics);
+    -- put() inlined: this loop runs once per card of the board
+    local epics, rock = self.epics, scope and scope.type == "rock" and scope.id
+    local cards, order, seq, status, children = self.cards, self.order, self.seq, self.status, self.children
+    local n = 0
+    for _, c in ipairs(light) do
+      local parent = c.parent
+      if c.type == "issue" and (epics == nil or epics[parent] or (rock and parent == rock)) and not cards[c.id] then
+        local id = c.id
+        n = n + 1
+        order[n], seq[id], cards[id], status[id] = id, n, c, c.status
+        if parent then
+          local l = children[parent]
+          if not l then children[parent] = { id } else l[#l + 1] = id end
+        end
+      end
+    end
   end
   -- Every edge of the board: dependents outside the scope count too, and an epic's
-  -- dependencies hold back its issues.
-  for _, d in ipairs(assert(db:rows([[SELECT d.card_id, d.depends_on, s.status AS s_status, t.status AS t_status
-      FROM dependencies d JOIN cards s ON s.id = d.card_id JOIN cards t ON t.id = d.depends_on
-      ORDER BY d.card_id, d.position]]))) do
-    self:edge(d.card_id, d.depends_on)
-    self.status[d.card_id] = self.status[d.card_id] or d.s_status
-    self.status[d.depends_on] = self.status[d.depends_on] or d.t_status
+  -- dependencies hold back its issues. (The table's key makes each edge unique.)
+  local status, deps, dependents = self.status, self.deps, self.dependents
+  for _, d in ipairs(assert(db:rows("SELECT card_id, depends_on FROM dependencies ORDER BY card_id, position"))) do
+    local from, to = d.card_id, d.depends_on
+    local l = deps[from]
+    if not l then deps[from] = { to } else l[#l + 1] = to end
+    l = dependents[to]
+    if not l then dependents[to] = { from } else l[#l + 1] = from end
+    if status[from] == nil then status[from] = status_of[from] end
+    if status[to] == nil then status[to] = status_of[to] end
   end
   -- One sort of the runnable cards; from here on each change moves only what it affects.
-  local ready = self.ready
+  local ready, entry, cards, seq = self.ready, self.entry, self.cards, self.seq
   for _, id in ipairs(self.order) do
     if self:runnable(id) then
-      local e = { id = id, p = self.cards[id].priority, n = self:count(id), s = self.seq[id], live = true }
+      local e = { id = id, p = cards[id].priority, n = self:count(id), s = seq[id], live = true }
       ready[#ready + 1] = e
-      self.entry[id] = e
+      entry[id] = e
     end
   end
   table.sort(ready, precedes)
@@ -115,8 +150,11 @@ function Order:put(c)
 end
 
 local function all_done(self, id)
-  for _, d in ipairs(self.deps[id] or {}) do
-    if self.status[d] ~= "done" then return false end
+  local deps = self.deps[id]
+  if not deps then return true end
+  local status = self.status
+  for i = 1, #deps do
+    if status[deps[i]] ~= "done" then return false end
   end
   return true
 end
@@ -141,7 +179,9 @@ function Order:count(id)
     local cur = stack[top]
     stack[top] = nil
     top = top - 1
-    for _, src in ipairs(dependents[cur] or {}) do
+    local srcs = dependents[cur]
+    for i = 1, srcs and #srcs or 0 do
+      local src = srcs[i]
       if mark[src] ~= walk and unfinished(status[src]) then
         mark[src] = walk
         n = n + 1
@@ -268,7 +308,8 @@ function Order:refresh()
 end
 
 --- order:each([skip]) -> iterator over the runnable cards in order (the cached cards: read
---- them, never change them); skip(id) -> true leaves a card out.
+--- them, never change them; whole cards when the order has an on_put, else cards of id,
+--- type, parent, priority and status); skip(id) -> true leaves a card out.
 function Order:each(skip)
   local ready, cards = self.ready, self.cards
   local head = self.head
@@ -286,15 +327,41 @@ function Order:each(skip)
   end
 end
 
---- order:list() -> array of copies of the runnable cards in order, each with `dependents`
---- (the count the order used)
+--- order:list() -> array of copies of the runnable cards in order (whole cards, as
+--- board:get gives them), each with `dependents` (the count the order used)
 function Order:list()
-  local out = {}
+  local ids, counts = {}, {}
   for c, n in self:each() do
+    ids[#ids + 1] = c.id
+    counts[#ids] = n
+  end
+  local whole = {}
+  if self.on_put then
+    for i, id in ipairs(ids) do whole[i] = self.cards[id] end
+  elseif #ids > 0 then
+    -- the listed cards in one read (the order itself keeps light cards), with the
+    -- dependencies the order holds (the store's, in their order: an edge never changes)
+    local by_id, deps = {}, self.deps
+    for _, c in ipairs(self.board:_rows("id IN (SELECT value FROM json_each(?))", json.encode(ids))) do
+      c.depends_on = deps[c.id] or {}
+      by_id[c.id] = c
+    end
+    for i, id in ipairs(ids) do whole[i] = by_id[id] end
+  end
+  local out = {}
+  for i = 1, #ids do
+    local c = whole[i]
+    if c == nil then goto gone end -- deleted since the order last looked
     local copy = {}
     for k, v in pairs(c) do copy[k] = v end
-    copy.dependents = n
+    if c.depends_on then
+      local deps = {}
+      for j, d in ipairs(c.depends_on) do deps[j] = d end
+      copy.depends_on = deps
+    end
+    copy.dependents = counts[i]
     out[#out + 1] = copy
+    ::gone::
   end
   return out
 end

@@ -40,4 +40,19 @@ describe("orket.jsonout", function()
     assert.is_false(ok)
     assert.matches("^jsonout: object keys must be strings", err)
   end)
+  it("encodes a table marked with shape() to the bytes of the same table unmarked", function()
+    local S = jsonout.shape { "zeta", "id", "text", "n", "list", "gone" }
+    local values = {
+      { id = "A-1", text = "plain", n = 2.0, list = jsonout.array { "x" }, zeta = cjson.null },
+      { id = "a/b", text = "quote \" back \\ nul \0 del \127 bidi \226\128\174 bad \255", n = 0.1 },
+      { zeta = false, list = jsonout.array() },
+      {},
+    }
+    for _, t in ipairs(values) do
+      local plain = {}
+      for k, v in pairs(t) do plain[k] = v end
+      assert.equal(jsonout.encode(plain), jsonout.encode(setmetatable(t, S)))
+    end
+    assert.equal('{"id":"A-1","n":2,"text":"x"}', jsonout.encode(setmetatable({ text = "x", n = 2, id = "A-1" }, S)))
+  end)
 end)

@@ -46,6 +46,39 @@ describe("ready order", function()
     db:close()
   end)
 
+  -- The order keeps light cards (id, type, parent, priority, status); what board:ready and
+  -- board:list hand out must still be the whole cards board:get gives, dependencies in
+  -- their order, past the size from which dependencies are read in one go.
+  it("lists whole cards with their dependencies in order, on small and large boards", function()
+    local issues = {}
+    for i = 1, 300 do
+      local deps = {}
+      if i > 2 and i % 2 == 1 then deps = { "E-" .. (i - 1), "E-" .. (i - 2) } end
+      issues[i] = { id = "E-" .. i, summary = "Issue " .. i, depends_on = deps, priority = i % 4 }
+    end
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", issues)
+    local function same_as_get(c)
+      local want = assert(b:get(c.id))
+      for k, v in pairs(want) do
+        if k ~= "depends_on" then assert.equal(v, c[k], c.id .. "." .. k) end
+      end
+      assert.same(want.depends_on, c.depends_on)
+    end
+    local listed = b:list { type = "issue" }
+    assert.equal(300, #listed)
+    for _, c in ipairs(listed) do same_as_get(c) end -- board:get loads one card, its own way
+    assert.same({ "E-4", "E-3" }, listed[5].depends_on)
+    for _, c in ipairs(b:list { type = "issue", status = "ready", epic = "E" }) do same_as_get(c) end
+    local r = assert(b:ready("E"))
+    assert.is_true(#r > 100)
+    for _, c in ipairs(r) do
+      assert.is_number(c.dependents)
+      same_as_get(c)
+      assert.equal("Issue " .. c.id:match("%d+"), c.summary)
+    end
+    db:close()
+  end)
+
   it("holds back an epic's issues until the epics it depends on are done", function()
     local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "first" } })
     db:tx(function()

@@ -28,17 +28,22 @@ local function pname(p)
 end
 cmd.priority_name = pname
 
+local NULL = require("cjson").null
+local FIELDS = { "id", "type", "parent", "name", "summary", "description", "note",
+  "requirements", "acceptance", "priority", "seat", "department", "status", "wait_reason",
+  "retries", "worked_by", "source", "created_at", "updated_at" }
+local CARD = jsonout.shape { "depends_on", table.unpack(FIELDS) }
+
 --- card_json(card) -> the card with arrays marked (the --json card object)
 function cmd.card_json(c)
-  local t = {}
-  for _, k in ipairs { "id", "type", "parent", "name", "summary", "description", "note",
-    "requirements", "acceptance", "priority", "seat", "department", "status", "wait_reason",
-    "retries", "worked_by", "source", "created_at", "updated_at" } do
-    t[k] = c[k]
-    if t[k] == nil then t[k] = require("cjson").null end
+  local t = { depends_on = jsonout.array(c.depends_on) }
+  for i = 1, #FIELDS do
+    local k = FIELDS[i]
+    local v = c[k]
+    if v == nil then v = NULL end
+    t[k] = v
   end
-  t.depends_on = jsonout.array(c.depends_on)
-  return t
+  return setmetatable(t, CARD)
 end
 
 -- parse(args, cli[, one]) -> options | nil, status; `one` names what a second id is refused as.
@@ -61,25 +66,23 @@ local function parse(args, cli, one)
 end
 cmd.parse = parse
 
---- tree(db, id) -> ordered {card=, depth=} in tree order | nil, msg: the board (or the tree
---- under rock or epic id) as `orket board` shows it.
-local function tree(db, id)
-  local b = board_mod.open(db)
-  local cards
-  if id then
-    local root, gerr = b:get(id)
-    if not root then return nil, gerr end
-    cards = { root }
-    if root.type == "rock" then
-      for _, c in ipairs(b:list { rock = id }) do cards[#cards + 1] = c end
-    elseif root.type == "epic" then
-      for _, c in ipairs(b:list { epic = id }) do cards[#cards + 1] = c end
-    end
-  else
-    cards = b:list {}
+-- The cards shown: the root's (an epic's issues, a rock's epics and theirs) or the board's.
+local function gather(b, id)
+  if not id then return b:list {} end
+  local root, gerr = b:get(id)
+  if not root then return nil, gerr end
+  local cards = { root }
+  if root.type == "rock" then
+    for _, c in ipairs(b:list { rock = id }) do cards[#cards + 1] = c end
+  elseif root.type == "epic" then
+    for _, c in ipairs(b:list { epic = id }) do cards[#cards + 1] = c end
   end
+  return cards
+end
 
-  -- Tree order: rocks, each rock's epics, each epic's issues; then what has no parent here.
+-- Tree order: rocks, each rock's epics, each epic's issues; then what has no parent here.
+-- -> array of {card=, depth=}
+local function tree(cards)
   local children, ids = {}, {}
   for _, c in ipairs(cards) do ids[c.id] = true end
   for _, c in ipairs(cards) do
@@ -104,13 +107,23 @@ local function tree(db, id)
   return ordered
 end
 
---- json_doc(db [, id]) -> the orket.board/1 document (what --json prints) | nil, msg
-function cmd.json_doc(db, id)
-  local ordered, err = tree(db, id)
-  if not ordered then return nil, err end
+-- The orket.board/1 document of the board (or of epic/rock id).
+local function doc(b, id)
+  local cards, err = gather(b, id)
+  if not cards then return nil, err end
   local list = {}
-  for _, e in ipairs(ordered) do list[#list + 1] = cmd.card_json(e.card) end
+  for _, e in ipairs(tree(cards)) do list[#list + 1] = cmd.card_json(e.card) end
   return { format = "orket.board/1", root = id or require("cjson").null, cards = jsonout.array(list) }
+end
+
+--- json_doc(db [, id]) -> the orket.board/1 document (what --json prints) | nil, msg
+function cmd.json_doc(db, id) return doc(board_mod.open(db), id) end
+
+--- json(board[, id]) -> the --json text of the board (or of epic/rock id) | nil, msg
+function cmd.json(b, id)
+  local d, err = doc(b, id)
+  if not d then return nil, err end
+  return jsonout.encode(d)
 end
 
 function cmd.run(args, cli)
@@ -118,22 +131,24 @@ function cmd.run(args, cli)
   if not o then return status end
   local db = cli.open_store(o.dir, false, true)
   if not db then return 1 end
+  local b = board_mod.open(db)
   if o.json then
-    local doc, err = cmd.json_doc(db, o.id)
+    local text, jerr = cmd.json(b, o.id)
     db:close()
-    if not doc then
-      cli.err("%s", err)
+    if not text then
+      cli.err("%s", jerr)
       return 1
     end
-    io.stdout:write(jsonout.encode(doc), "\n")
+    io.stdout:write(text, "\n")
     return 0
   end
-  local ordered, gerr = tree(db, o.id)
+  local cards, gerr = gather(b, o.id)
   db:close()
-  if not ordered then
+  if not cards then
     cli.err("%s", gerr)
     return 1
   end
+  local ordered = tree(cards)
   if #ordered == 0 then
     io.stdout:write("the board is empty; put epics in epics/ and run 'orket import'\n")
     return 0
