@@ -28,6 +28,13 @@ function cmd.run(args, cli)
   local comments, history, kids = b:comments(o.id), b:history(o.id), b:children(o.id)
   local violations = db:violations(o.id)
   local asks = approvals.list(db, c.id)
+  -- the card's branch and its commits not on main yet (docs/git.md), when it has one
+  local git
+  local repo = require("orket.c.gitrepo").open((o.dir or ".") .. "/workspace")
+  if repo then
+    git = require("orket.engine.gitwork").info(db, repo, c.id)
+    repo:close()
+  end
   db:close()
   if o.json then
     local hist = {}
@@ -58,7 +65,8 @@ function cmd.run(args, cli)
     end
     io.stdout:write(jsonout.encode { format = "orket.card/1", card = board_cmd.card_json(c),
       children = jsonout.array(ch), comments = jsonout.array(cm), history = jsonout.array(hist),
-      violations = jsonout.array(vs), approvals = jsonout.array(as) }, "\n")
+      violations = jsonout.array(vs), approvals = jsonout.array(as), git = git and {
+        branch = git.branch, merged = git.merged or cjson.null, commits = jsonout.array(git.commits) } or nil }, "\n")
     return 0
   end
   local w = {}
@@ -83,6 +91,9 @@ function cmd.run(args, cli)
     local ch = {}
     for _, k in ipairs(kids) do ch[#ch + 1] = inert.line(k.id) .. " (" .. k.status .. ")" end
     line("children", table.concat(ch, ", "))
+  end
+  if git then
+    line("branch", git.branch .. (git.merged and (" (merged into main: " .. git.merged:sub(1, 12) .. ")") or ""))
   end
   line("source", c.source)
   line("created", c.created_at)
@@ -118,6 +129,13 @@ function cmd.run(args, cli)
       else
         w[#w + 1] = string.format("      answer: orket answer %s --approve [\"note\"] | --deny \"reason\"", inert.line(c.id))
       end
+    end
+  end
+  if git and #git.commits > 0 then
+    w[#w + 1] = "\ncommits:"
+    for _, k in ipairs(git.commits) do
+      w[#w + 1] = string.format("  %s run %s turn %s by %s", inert.line(k.id), tostring(k.run), tostring(k.turn),
+        inert.line(k.seat or "-"))
     end
   end
   w[#w + 1] = "\nhistory:"

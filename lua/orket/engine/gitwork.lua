@@ -12,9 +12,15 @@ local M = {}
 local ENGINE = { name = "orket", email = "orket@orket.invalid" }
 
 --- open(ws_dir, worktrees_dir) -> git {repo=, dir=} | nil, msg, CODE: the workspace's
---- repository, made (with a first commit of what is there) when the workspace has none.
+--- repository, made (with a first commit of what is there) when the workspace has none or
+--- a killed first run left it without main.
 function M.open(ws_dir, worktrees)
   local repo, err, code = G.open(ws_dir)
+  if repo and not repo:head("main") then
+    -- a first run killed before init's first commit: init again (it is idempotent)
+    repo:close()
+    repo, code = nil, "ENOENT"
+  end
   if not repo and code == "ENOENT" then repo, err, code = G.init(ws_dir, ENGINE) end
   if not repo then return nil, err, code end
   return { repo = repo, dir = worktrees }
@@ -51,9 +57,9 @@ function M.enter(r, job)
   if not path then return nil, err end
   if needs_main(r.db, job.card_id) then
     -- whatever an interrupted turn left is committed first (merge_from_main wants a clean tree)
-    local _, cerr = repo:commit(job.card_id, { name = ENGINE.name, email = ENGINE.email,
+    local cid, cerr = repo:commit(job.card_id, { name = ENGINE.name, email = ENGINE.email,
       message = string.format("%s: work left before merging main", job.card_id) })
-    if cerr then return nil, cerr end
+    if not cid then return nil, cerr end
     local m, merr = repo:merge_from_main(job.card_id, ENGINE)
     if not m then return nil, merr end
     local ok, werr = r.db:tx(function()
@@ -156,11 +162,18 @@ function M.recover(r)
   return true
 end
 
---- info(db, repo, card) -> {branch=, commits={...}, merged=} | nil: what `orket card` shows
+--- info(db, repo, card) -> {branch=, commits={{id=, turn=, run=, seat=}...}, merged=} | nil:
+--- what `orket card` shows: the branch, the turns' commits the journal recorded (oldest
+--- first), the last merge into main
 function M.info(db, repo, card)
   local branch = "orket/" .. card
   if not repo:head(branch) then return nil end
-  local out = { branch = branch, commits = repo:log(branch, 20) or {} }
+  local out = { branch = branch, commits = {} }
+  for _, r in ipairs(db:rows([[SELECT run_id, actor, data FROM events WHERE card_id = ? AND kind = 'commit'
+      ORDER BY id]], card) or {}) do
+    local d = cjson.decode(r.data) or {}
+    out.commits[#out.commits + 1] = { id = d.id, turn = math.tointeger(d.turn) or d.turn, run = r.run_id, seat = r.actor }
+  end
   local m = db:row([[SELECT data FROM events WHERE card_id = ? AND kind = 'merge' ORDER BY id DESC LIMIT 1]], card)
   if m then out.merged = (cjson.decode(m.data) or {}).id end
   return out
