@@ -388,6 +388,22 @@ function Run:finish_turn(job, out)
   fault.hit("turn_end")
 end
 
+--- take_turn(job) -> outcome: one turn of a prepared job, from its start to its recorded
+--- end: in the card's git worktree (orket.engine.gitwork: made on its first turn, main
+--- merged in after a conflict), the turn itself (orket.engine.turn), then finish_turn.
+function Run:take_turn(job)
+  local ok, out = gitwork.enter(self, job)
+  if ok then
+    ok, out = pcall(turn.run, self, job)
+    if not ok then out = { ended = "engine_error", detail = tostring(out) } end
+  else
+    out = { ended = "engine_error", detail = "git: " .. tostring(out):gsub("^git: ", "") }
+  end
+  self:finish_turn(job, out)
+  gitwork.leave(job)
+  return out
+end
+
 --- run_tokens() -> tokens the run has spent: read from the journal once, then kept as a
 --- running total (add_tokens), so the per-step budget check does not sum every turn.
 function Run:run_tokens()
@@ -522,15 +538,7 @@ function Run:execute()
         turn = job.turn, model = job.model }
       local t
       t = task.new(function()
-        local tok, out = gitwork.enter(self, job)
-        if tok then
-          tok, out = pcall(turn.run, self, job)
-          if not tok then out = { ended = "engine_error", detail = tostring(out) } end
-        else
-          out = { ended = "engine_error", detail = tostring(out) }
-        end
-        self:finish_turn(job, out)
-        gitwork.leave(job)
+        self:take_turn(job)
         self.tasks[t] = nil
         busy[job.card_id] = nil
         inflight = inflight - 1
