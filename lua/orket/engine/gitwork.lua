@@ -68,7 +68,8 @@ function M.enter(r, job)
       return true
     end)
     if not ok then return nil, werr end
-    r:emit { type = "git", card = job.card_id, action = "merge_main", kind = m.kind, id = m.id }
+    r:emit { type = "git", card = job.card_id, action = "merge_main", kind = m.kind, id = m.id,
+      paths = #m.conflicts > 0 and m.conflicts or nil }
   end
   local fs, ferr = require("orket.workspace").open(path)
   if not fs then return nil, ferr end

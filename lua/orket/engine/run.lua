@@ -335,7 +335,7 @@ function Run:end_turn_records(job, out)
   local gok, gerr = gitwork.commit(self, job)
   if not gok then out.git_error = gerr end
   self.db:event { kind = "turn_end", card = job.card_id, run = self.run_id, actor = job.seat,
-    data = { turn = job.turn, outcome = out.ended, detail = out.detail } }
+    data = { turn = job.turn, outcome = out.ended, detail = out.detail, git_error = out.git_error } }
   out.status = assert(self.board:get(job.card_id)).status
   out.recorded = true
   return true
