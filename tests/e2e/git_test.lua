@@ -56,6 +56,9 @@ describe("git in a run", function()
     local script = H.read(dir .. "/script.lua")
     -- every answer takes 20 ms, so NOTES-2's and NOTES-3's turns overlap
     H.write(dir .. "/script.lua", (script:gsub("return { rules", "for _, r in ipairs(rules) do r.reply.delay_ms = 20 end\nreturn { rules", 1)))
+    -- a project from before git: workspace/ holds a file and no repository
+    os.execute("mkdir -p " .. H.quote(dir .. "/workspace"))
+    H.write(dir .. "/workspace/keep.txt", "kept\n")
     local r = H.orket("run NOTES --concurrency 3", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     assert.equal("NOTES done r0\nNOTES-1 done r0\nNOTES-2 done r1\nNOTES-3 done r0\nNOTES-4 done r0", state(dir))
@@ -69,6 +72,10 @@ describe("git in a run", function()
       assert.truthy(H.read(dir .. "/workspace/" .. f), f)
     end
     assert.matches("assert%(text ~= ''", H.read(dir .. "/workspace/store.lua"))
+    -- the first run made the repository with the file in main's first commit, and every
+    -- card's branch started from it
+    assert.equal("kept\n", H.read(dir .. "/workspace/keep.txt"))
+    assert.equal("kept\n", H.read(dir .. "/.orket/worktrees/NOTES-1/keep.txt"))
     -- NOTES-4 started from a main holding its dependencies' work
     for _, f in ipairs { "schema.sql", "store.lua", "list.lua" } do
       assert.truthy(H.read(dir .. "/.orket/worktrees/NOTES-4/" .. f), f)
