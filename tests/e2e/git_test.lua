@@ -92,13 +92,13 @@ describe("git in a run", function()
     assert.matches("merged orket/NOTES%-2 into main", l.stdout)
   end)
 
-  it("sends the second card of a conflict back to in_progress naming the file, then merges its rework", function()
-    local dir = project({ id = "CF", name = "Conflict", description = "Two cards, one file.", issues = {
+  -- two cards writing the same file; the rework turn (3) resolves the markers main's merge left
+  local function conflict_project()
+    return project({ id = "CF", name = "Conflict", description = "Two cards, one file.", issues = {
       { id = "CF-1", summary = "Write shared", seat = "senior_developer" },
       { id = "CF-2", summary = "Write shared too", seat = "senior_developer" },
     } }, HEAD .. [[
 for _, c in ipairs { "CF-1", "CF-2" } do
-  -- the rework turn (3) resolves the conflict markers main's merge left
   add { role = "coder", card = c, turn = 3, match = "^Issue ", reply = { tool_calls = {
     call("read_file", { path = "shared.txt" }),
     call("write_file", { path = "shared.txt", content = "both\n" }) } } }
@@ -106,6 +106,10 @@ for _, c in ipairs { "CF-1", "CF-2" } do
     call("write_file", { path = "shared.txt", content = c .. "\n" }) } } }
 end
 ]] .. TAIL)
+  end
+
+  it("sends the second card of a conflict back to in_progress naming the file, then merges its rework", function()
+    local dir = conflict_project()
     local r = H.orket("run CF --json", { cwd = dir })
     assert.equal(0, r.status, r.stderr .. r.stdout)
     local st = state(dir)
@@ -143,6 +147,23 @@ end
       -- the same commits on main (none twice), the same files
       assert.same(want_log, main_log(dir), fault)
       for f, text in pairs(files) do assert.equal(text, H.read(dir .. "/workspace/" .. f), fault .. ": " .. f) end
+    end
+  end)
+
+  it("resumes a conflict's rework after kill -9 in its merges and commits", function()
+    local ref = conflict_project()
+    assert.equal(0, H.orket("run CF", { cwd = ref }).status)
+    local want, want_log = state(ref), main_log(ref)
+    for _, fault in ipairs { "after_git_merge_main:1", "after_git_merge:1", "after_git_merge:2", "after_git_commit:3" } do
+      local dir = conflict_project()
+      local r = H.orket("run CF", { cwd = dir, env = { ORKET_FAULT = fault } })
+      assert.equal(137, r.status, fault .. " was not killed: " .. r.stderr)
+      r = H.orket("resume", { cwd = dir })
+      assert.equal(0, r.status, fault .. ": " .. r.stderr)
+      assert.equal(want, state(dir), fault)
+      assert.is_true(consistent(dir), fault)
+      assert.same(want_log, main_log(dir), fault)
+      assert.equal("both\n", H.read(dir .. "/workspace/shared.txt"), fault)
     end
   end)
 

@@ -62,6 +62,7 @@ function M.enter(r, job)
     if not cid then return nil, cerr end
     local m, merr = repo:merge_from_main(job.card_id, ENGINE)
     if not m then return nil, merr end
+    fault.hit("after_git_merge_main")
     local ok, werr = r.db:tx(function()
       r.db:event { kind = "merge_main", card = job.card_id, run = r.run_id,
         data = { id = m.id, kind = m.kind, conflicts = #m.conflicts > 0 and m.conflicts or nil } }
