@@ -184,11 +184,20 @@ add { role = "coder", card = "EV-1", match = "^Issue ", reply = { tool_calls = {
     local oks = {}
     for line in r.stdout:gmatch("[^\n]+") do
       local ev = cjson.decode(line)
-      if ev.type == "tool" and ev.tool == "write_file" then oks[#oks + 1] = tostring(ev.ok) end
+      if ev.type == "tool" and ev.tool == "write_file" then oks[#oks + 1] = tostring(ev.code or ev.ok) end
     end
-    assert.equal("false false false false false false true", table.concat(oks, " "))
+    -- the gate refuses them before the workspace (which refuses them too: workspace_spec)
+    assert.equal("PATH_PROTECTED PATH_PROTECTED PATH_PROTECTED PATH_ESCAPE PATH_ESCAPE PATH_ESCAPE true",
+      table.concat(oks, " "))
     local wt = dir .. "/.orket/worktrees/EV-1"
     assert.matches("^gitdir: ", H.read(wt .. "/.git"))
+    -- past the gate, the worktree's confinement refuses them as well
+    local ws <close> = assert(require("orket.workspace").open(wt))
+    for _, p in ipairs { ".git", ".git/config", ".GIT/hooks/x", "sub/.git/config", "../x" } do
+      local ok, _, code = ws:write(p, "x")
+      assert.is_nil(ok, p)
+      assert.equal("EPERM", code, p)
+    end
     assert.is_nil(H.read(dir .. "/workspace/x"))
     assert.is_nil(H.read(dir .. "/.orket/worktrees/NOTES/x"))
     assert.equal("fine", H.read(dir .. "/workspace/ok.txt"))
