@@ -392,6 +392,8 @@ end
 --- end: in the card's git worktree (orket.engine.gitwork: made on its first turn, main
 --- merged in after a conflict), the turn itself (orket.engine.turn), then finish_turn.
 function Run:take_turn(job)
+  -- the worktree's view is closed however the turn ends (an error in finish_turn included)
+  local _ <close> = setmetatable({}, { __close = function() gitwork.leave(job) end })
   local ok, out = gitwork.enter(self, job)
   if ok then
     ok, out = pcall(turn.run, self, job)
@@ -400,7 +402,6 @@ function Run:take_turn(job)
     out = { ended = "engine_error", detail = "git: " .. tostring(out):gsub("^git: ", "") }
   end
   self:finish_turn(job, out)
-  gitwork.leave(job)
   return out
 end
 
