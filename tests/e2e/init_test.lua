@@ -17,6 +17,11 @@ describe("orket init", function()
     local r = H.orket("init x", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     assert.matches("next: cd x && orket run START", r.stdout, 1, true)
+    -- workspace/ is a git repository on main, with its first commit
+    do
+      local repo <close> = assert(require("orket.c.gitrepo").open(dir .. "/x/workspace"))
+      assert.truthy(repo:head("main"))
+    end
     local v = H.orket("validate", { cwd = dir .. "/x" })
     assert.equal(0, v.status, v.stdout)
     assert.matches("^ok: orket.lua, 1 epic %(2 issues%)", v.stdout)
@@ -29,6 +34,11 @@ describe("orket init", function()
     local f = assert(io.open(dir .. "/x/workspace/hello.txt"))
     assert.matches("Hello", f:read("a"))
     f:close()
+    -- written in START-1's worktree, merged into main when it was done
+    local repo <close> = assert(require("orket.c.gitrepo").open(dir .. "/x/workspace"))
+    local log = repo:log("main", 100)
+    assert.matches("^START%-%d: turn 1 %(work, run 1%)$", log[1].summary)
+    assert.is_true(repo:check())
   end)
 
   it("takes any directory name: '%' in it, and a next command quoted for the shell", function()

@@ -412,7 +412,8 @@ return { name = "stamp", description = "Append a line to stamps.log.", effect = 
       local dir = move_project()
       r = H.orket("run MV", { cwd = dir, env = { ORKET_FAULT = fault } })
       assert.equal(137, r.status, fault .. " was not killed: " .. r.stderr)
-      assert.equal(fault == "after_effect:1", H.read(dir .. "/workspace/draft.txt") == nil, fault)
+      -- the turn works in MV-1's worktree (docs/git.md); main's files follow its merge
+      assert.equal(fault == "after_effect:1", H.read(dir .. "/.orket/worktrees/MV-1/draft.txt") == nil, fault)
       r = H.orket("resume", { cwd = dir })
       assert.equal(0, r.status, fault .. ": " .. r.stderr)
       assert.equal(want, state(dir), fault)

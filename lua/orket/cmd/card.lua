@@ -12,12 +12,20 @@ cmd.help = "Shows every field of card ID, its comments and its event history (ol
   .. "--json prints the documented format (docs/store.md)."
 
 -- The parts of a card the text and the JSON show alike.
-local function gather(db, id)
+-- dir: the project's folder, for the card's branch and its commits not on main yet
+-- (docs/git.md), when its workspace is a repository.
+local function gather(db, id, dir)
   local b = board_mod.open(db)
   local c, gerr = b:get(id)
   if not c then return nil, gerr end
+  local git
+  local repo = require("orket.c.gitrepo").open((dir or ".") .. "/workspace")
+  if repo then
+    git = require("orket.engine.gitwork").info(db, repo, c.id)
+    repo:close()
+  end
   return { card = c, comments = b:comments(id), history = b:history(id), kids = b:children(id),
-    violations = db:violations(id), asks = approvals.list(db, c.id) }
+    violations = db:violations(id), asks = approvals.list(db, c.id), git = git }
 end
 
 -- The orket.card/1 document of gathered parts.
@@ -49,14 +57,16 @@ local function doc_of(g)
       decision = a.decision or cjson.null, decided_at = a.decided_at or cjson.null,
       decided_by = a.decided_by or cjson.null, note = a.note or cjson.null, used_at = a.used_at or cjson.null }
   end
+  local git = g.git
   return { format = "orket.card/1", card = board_cmd.card_json(c),
     children = jsonout.array(ch), comments = jsonout.array(cm), history = jsonout.array(hist),
-    violations = jsonout.array(vs), approvals = jsonout.array(as) }
+    violations = jsonout.array(vs), approvals = jsonout.array(as), git = git and {
+      branch = git.branch, merged = git.merged or cjson.null, commits = jsonout.array(git.commits) } or nil }
 end
 
---- json_doc(db, id) -> the orket.card/1 document (what --json prints) | nil, msg
-function cmd.json_doc(db, id)
-  local g, gerr = gather(db, id)
+--- json_doc(db, id [, dir]) -> the orket.card/1 document (what --json prints) | nil, msg
+function cmd.json_doc(db, id, dir)
+  local g, gerr = gather(db, id, dir)
   if not g then return nil, gerr end
   return doc_of(g)
 end
@@ -68,7 +78,7 @@ function cmd.run(args, cli)
   if not o.id then return cli.usage_error(cmd, "card needs a card id") end
   local db = cli.open_store(o.dir, false, true)
   if not db then return 1 end
-  local g, gerr = gather(db, o.id)
+  local g, gerr = gather(db, o.id, o.dir)
   if not g then
     db:close()
     cli.err("%s", gerr)
@@ -79,7 +89,7 @@ function cmd.run(args, cli)
     io.stdout:write(jsonout.encode(doc_of(g)), "\n")
     return 0
   end
-  local c, comments, history, kids, violations, asks = g.card, g.comments, g.history, g.kids, g.violations, g.asks
+  local c, comments, history, kids, violations, asks, git = g.card, g.comments, g.history, g.kids, g.violations, g.asks, g.git
   local w = {}
   -- Every field may hold an agent's text: one-line fields stay on their line, long text
   -- keeps its lines, indented; all of it inert on a terminal.
@@ -102,6 +112,9 @@ function cmd.run(args, cli)
     local ch = {}
     for _, k in ipairs(kids) do ch[#ch + 1] = inert.line(k.id) .. " (" .. k.status .. ")" end
     line("children", table.concat(ch, ", "))
+  end
+  if git then
+    line("branch", git.branch .. (git.merged and (" (merged into main: " .. git.merged:sub(1, 12) .. ")") or ""))
   end
   line("source", c.source)
   line("created", c.created_at)
@@ -137,6 +150,13 @@ function cmd.run(args, cli)
       else
         w[#w + 1] = string.format("      answer: orket answer %s --approve [\"note\"] | --deny \"reason\"", inert.line(c.id))
       end
+    end
+  end
+  if git and #git.commits > 0 then
+    w[#w + 1] = "\ncommits:"
+    for _, k in ipairs(git.commits) do
+      w[#w + 1] = string.format("  %s run %s turn %s by %s", inert.line(k.id), tostring(k.run), tostring(k.turn),
+        inert.line(k.seat or "-"))
     end
   end
   w[#w + 1] = "\nhistory:"

@@ -9,8 +9,8 @@ local project = require "orket.project"
 local cmd = { summary = "create a new project", usage = "orket init [DIR]" }
 cmd.help = [[
 Creates DIR (default: the current directory) with orket.lua, epics/start.json (one epic of
-two issues), script.lua (an offline scripted model), and workspace/, imports the epic, and
-prints the command that runs it. Refuses to touch a directory that already holds a project
+two issues), script.lua (an offline scripted model), and workspace/ (a git repository on
+branch main; docs/git.md), imports the epic, and prints the command that runs it. Refuses to touch a directory that already holds a project
 (orket.lua, epics/start.json, script.lua or .orket/), naming the file. All or nothing: when
 a step fails (e.g. a broken file already in DIR/epics/), what init created is removed again
 and files that were there before are left as they were.]]
@@ -85,6 +85,12 @@ local function create(dir, texts, made)
   local r, ierr = import.import(db, dir)
   db:close()
   if not r then return nil, ierr end
+  -- last, so a failure before leaves no repository behind: workspace/ is a git repository
+  -- with main's first commit; each card gets its branch and worktree on its first turn
+  -- (docs/git.md)
+  local git, gerr = require("orket.engine.gitwork").open(dir .. "/workspace", dir .. "/.orket/worktrees")
+  if not git then return nil, gerr end
+  git.repo:close()
   return r
 end
 
@@ -122,7 +128,7 @@ function cmd.run(args, cli)
   end
   local cd = dir == "." and "" or ("cd " .. shell_quote(dir) .. " && ")
   io.stdout:write(string.format("created a project in %s: orket.lua, epics/start.json (epic START, %d issues), "
-    .. "script.lua (offline model), workspace/\n", dir, r.cards - 1))
+    .. "script.lua (offline model), workspace/ (git)\n", dir, r.cards - 1))
   io.stdout:write("next: " .. cd .. "orket run START\n")
   return 0
 end

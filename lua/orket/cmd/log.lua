@@ -141,6 +141,19 @@ function cmd.run(args, cli)
     elseif ev.kind == "turn_end" then
       out[#out + 1] = string.format("   turn ended: %s", one(d.outcome))
       open_turn[ev.card] = nil
+    elseif ev.kind == "commit" then
+      out[#out + 1] = string.format("   [git] commit %s on %s%s", one(d.id), one(d.branch),
+        d.kind == "exists" and " (made before a restart)" or "")
+    elseif ev.kind == "merge" then
+      out[#out + 1] = string.format("\n** %s merged %s into main (%s, %s)", one(ev.card), one(d.branch), one(d.kind),
+        one(d.id))
+    elseif ev.kind == "merge_conflict" then
+      local paths = {}
+      for i, p in ipairs(d.paths or {}) do paths[i] = one(p) end
+      out[#out + 1] = string.format("\n** %s conflicts with main in: %s; sent back to in_progress", one(ev.card),
+        table.concat(paths, ", "))
+    elseif ev.kind == "merge_main" then
+      out[#out + 1] = string.format("\n** main merged into orket/%s (%s, %s)", one(ev.card), one(d.kind), one(d.id))
     elseif ev.kind == "reload" then
       local files = {}
       for i, f in ipairs(d.files or {}) do files[i] = one(f) end

@@ -152,9 +152,7 @@ function Project:turn(card_id, opts)
   local job = r:prepare(card)
   local out
   if job then
-    local ok, res = pcall(turn.run, r, job)
-    out = ok and res or { ended = "engine_error", detail = tostring(res) }
-    r:finish_turn(job, out)
+    out = r:take_turn(job)
   end
   local now = assert(e.board:get(card.id))
   assert(e.db:finish_run(run, now.status == "done" and "done" or "stopped"))

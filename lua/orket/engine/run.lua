@@ -16,6 +16,7 @@ local review = require "orket.engine.review"
 local fault = require "orket.engine.fault"
 local cstore = require "orket.c.store"
 local board_mod = require "orket.board"
+local gitwork = require "orket.engine.gitwork"
 
 local M = {}
 local Run = {}
@@ -330,8 +331,11 @@ function Run:end_turn_records(job, out)
   if job.phase == "escalation" then
     self.db:event { kind = "escalated", card = job.card_id, run = self.run_id, data = { key = card.retries or 0 } }
   end
+  -- the turn's files are committed before its end is recorded (gitwork.commit)
+  local gok, gerr = gitwork.commit(self, job)
+  if not gok then out.git_error = gerr end
   self.db:event { kind = "turn_end", card = job.card_id, run = self.run_id, actor = job.seat,
-    data = { turn = job.turn, outcome = out.ended, detail = out.detail } }
+    data = { turn = job.turn, outcome = out.ended, detail = out.detail, git_error = out.git_error } }
   out.status = assert(self.board:get(job.card_id)).status
   out.recorded = true
   return true
@@ -382,6 +386,23 @@ function Run:finish_turn(job, out)
   self:emit { type = "turn_end", card = job.card_id, seat = job.seat, role = job.role.name, phase = job.phase,
     turn = job.turn, outcome = out.ended, status = out.status }
   fault.hit("turn_end")
+end
+
+--- take_turn(job) -> outcome: one turn of a prepared job, from its start to its recorded
+--- end: in the card's git worktree (orket.engine.gitwork: made on its first turn, main
+--- merged in after a conflict), the turn itself (orket.engine.turn), then finish_turn.
+function Run:take_turn(job)
+  -- the worktree's view is closed however the turn ends (an error in finish_turn included)
+  local _ <close> = setmetatable({}, { __close = function() gitwork.leave(job) end })
+  local ok, out = gitwork.enter(self, job)
+  if ok then
+    ok, out = pcall(turn.run, self, job)
+    if not ok then out = { ended = "engine_error", detail = tostring(out) } end
+  else
+    out = { ended = "engine_error", detail = "git: " .. tostring(out):gsub("^git: ", "") }
+  end
+  self:finish_turn(job, out)
+  return out
 end
 
 --- run_tokens() -> tokens the run has spent: read from the journal once, then kept as a
@@ -451,6 +472,9 @@ function Run:execute()
   self.model = self.model or data.model
   local conc = self.engine.concurrency or data.concurrency or self.settings.concurrency
   local target = assert(self.board:get(run.target))
+  -- under the run lock: what a killed process left in the repository is settled first
+  local gok, gerr = gitwork.recover(self)
+  if not gok then error(gerr, 0) end
   self:settle(target)
   self.engine:observe_journal(run_id)
   self:emit { type = "run_start", target = target.id, concurrency = conc,
@@ -515,9 +539,7 @@ function Run:execute()
         turn = job.turn, model = job.model }
       local t
       t = task.new(function()
-        local tok, out = pcall(turn.run, self, job)
-        if not tok then out = { ended = "engine_error", detail = tostring(out) } end
-        self:finish_turn(job, out)
+        self:take_turn(job)
         self.tasks[t] = nil
         busy[job.card_id] = nil
         inflight = inflight - 1

@@ -53,10 +53,23 @@ function M.open(dir, opts)
   local _ = okmk
   local ws, werr, wcode = require("orket.workspace").open(ws_dir)
   if not ws then return nil, werr, wcode end
+  -- The project's workspace is a git repository (made on the first run of a project from
+  -- before); each card works in its worktree under .orket/worktrees (docs/git.md). A
+  -- scratch workspace (the REPL's replay) is used as a plain folder.
+  local git
+  if not opts.workspace then
+    local gerr, gcode
+    git, gerr, gcode = require("orket.engine.gitwork").open(ws_dir, dir .. "/.orket/worktrees")
+    if not git then
+      ws:close()
+      return nil, gerr, gcode
+    end
+  end
   local db, derr, dcode = opts.db, nil, nil
   if not db then db, derr, dcode = project.open_store(dir, false) end
   if not db then
     ws:close()
+    if git then git.repo:close() end
     return nil, derr, dcode
   end
   local b = board_mod.open(db)
@@ -76,9 +89,11 @@ function M.open(dir, opts)
     end,
   }
   e.dir = dir
+  e.git = git
   e.models = cfg.models -- a hot reload checks the roles' models against these
   function e.close_all()
     ws:close()
+    if git then git.repo:close() end
     db:close()
   end
   return e, db

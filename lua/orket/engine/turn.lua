@@ -15,6 +15,7 @@ local common = require "orket.llm.common"
 local jsonout = require "orket.jsonout"
 local settings_mod = require "orket.engine.settings"
 local gate_mod = require "orket.gate"
+local gitwork = require "orket.engine.gitwork"
 
 local M = {}
 
@@ -198,7 +199,8 @@ local function tool_ctx(e, job, card)
     return e.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = card,
       tools = job.tools, policies = job.policies }.verdict == "allow"
   end
-  return { fs = e.workspace, board = e.board, memory = e.memory, card = card, actor = job.actor,
+  job.board_view = job.board_view or gitwork.board_for(e, job)
+  return { fs = job.fs or e.workspace, board = job.board_view, memory = e.memory, card = card, actor = job.actor,
     may_read = may_read, seats = settings_mod.seats(e.settings) }
 end
 

@@ -37,7 +37,7 @@ local function board(_, ctx)
 end
 
 local function card(_, ctx)
-  local doc, e = require("orket.cmd.card").json_doc(ctx.db, ctx.params.id)
+  local doc, e = require("orket.cmd.card").json_doc(ctx.db, ctx.params.id, ctx.dir)
   if not doc then return err(404, "not_found", e) end
   return 200, doc
 end

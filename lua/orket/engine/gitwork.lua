@@ -1,0 +1,184 @@
+-- orket.engine.gitwork: a run's use of the workspace repository (orket.c.gitrepo): each
+-- card's turns work in its own worktree on orket/<CARD>, a turn's changed files are
+-- committed when it ends, and the move to done merges the branch into main first (a
+-- conflict sends the card back to in_progress; its next turn starts with main merged in).
+-- Contract: docs/git.md.
+local G = require "orket.c.gitrepo"
+local cjson = require "cjson.safe"
+local fault = require "orket.engine.fault"
+
+local M = {}
+
+local ENGINE = { name = "orket", email = "orket@orket.invalid" }
+
+--- open(ws_dir, worktrees_dir) -> git {repo=, dir=} | nil, msg, CODE: the workspace's
+--- repository, made (with a first commit of what is there) when the workspace has none or
+--- a killed first run left it without main.
+function M.open(ws_dir, worktrees)
+  local repo, err, code = G.open(ws_dir)
+  if repo and not repo:head("main") then
+    -- a first run killed before init's first commit: init again (it is idempotent)
+    repo:close()
+    repo, code = nil, "ENOENT"
+  end
+  if not repo and code == "ENOENT" then repo, err, code = G.init(ws_dir, ENGINE) end
+  if not repo then return nil, err, code end
+  return { repo = repo, dir = worktrees }
+end
+
+local function author(job)
+  return { name = string.format("%s (%s)", job.seat, job.role.name), email = job.seat .. "@orket.invalid" }
+end
+
+-- The turn key in a commit's Orket-Turn trailer: the same turn of the same run commits once.
+local function turn_key(job)
+  return string.format("%d/%s/%d", job.run, job.card_id, job.turn)
+end
+
+-- The card's last merge conflict with no later merge of main into its branch: the next turn
+-- must begin with main merged in.
+local function needs_main(db, card)
+  local r = db:row([[SELECT kind FROM events WHERE card_id = ? AND kind IN ('merge_conflict', 'merge_main')
+    ORDER BY id DESC LIMIT 1]], card)
+  return r and r.kind == "merge_conflict"
+end
+
+--- enter(run, job) -> true | nil, msg: makes (or finds) the card's worktree, merges main into
+--- it when the card's last merge conflicted, and opens the turn's workspace view on it
+--- (job.fs, closed by leave).
+function M.enter(r, job)
+  local git = r.git
+  if not git then return true end
+  if not G.card_valid(job.card_id) then
+    return nil, "card id " .. job.card_id .. " cannot name a git branch"
+  end
+  local repo = git.repo
+  local path, err = repo:worktree(job.card_id, git.dir .. "/" .. job.card_id)
+  if not path then return nil, err end
+  if needs_main(r.db, job.card_id) then
+    -- whatever an interrupted turn left is committed first (merge_from_main wants a clean tree)
+    local cid, cerr = repo:commit(job.card_id, { name = ENGINE.name, email = ENGINE.email,
+      message = string.format("%s: work left before merging main", job.card_id) })
+    if not cid then return nil, cerr end
+    local m, merr = repo:merge_from_main(job.card_id, ENGINE)
+    if not m then return nil, merr end
+    fault.hit("after_git_merge_main")
+    local ok, werr = r.db:tx(function()
+      r.db:event { kind = "merge_main", card = job.card_id, run = r.run_id,
+        data = { id = m.id, kind = m.kind, conflicts = #m.conflicts > 0 and m.conflicts or nil } }
+      return true
+    end)
+    if not ok then return nil, werr end
+    r:emit { type = "git", card = job.card_id, action = "merge_main", kind = m.kind, id = m.id,
+      paths = #m.conflicts > 0 and m.conflicts or nil }
+  end
+  local fs, ferr = require("orket.workspace").open(path)
+  if not fs then return nil, ferr end
+  job.fs = fs
+  return true
+end
+
+--- leave(job): closes the turn's workspace view
+function M.leave(job)
+  if job.fs then
+    job.fs:close()
+    job.fs = nil
+  end
+end
+
+--- commit(run, job) -> true | nil, msg: commits what the turn changed in the card's worktree
+--- and journals the commit (a `commit` event), inside the caller's transaction (the turn's
+--- end records). Committed first, recorded second: a kill between the two leaves a commit
+--- that carries the turn's trailer, so the resumed turn finds it ("exists") and never
+--- commits twice.
+function M.commit(r, job)
+  local git = r.git
+  if not git or not job.fs then return true end
+  local who = author(job)
+  local id, kind = git.repo:commit(job.card_id, { name = who.name, email = who.email, turn = turn_key(job),
+    message = string.format("%s: turn %d (%s, run %d)", job.card_id, job.turn, job.phase, job.run) })
+  if not id then return nil, kind end
+  fault.hit("after_git_commit")
+  if kind ~= "clean" and id ~= job.commit then
+    r.db:event { kind = "commit", card = job.card_id, run = r.run_id, actor = job.seat,
+      data = { id = id, turn = job.turn, branch = "orket/" .. job.card_id, kind = kind } }
+    job.commit = id
+  end
+  return true
+end
+
+--- board_for(run, job) -> the board a turn's tools act on: the engine's, except that moving
+--- the turn's own card to done first commits the worktree and merges its branch into main.
+--- On a conflict nothing is merged: in the same transaction the engine sends the card back
+--- to in_progress with a comment naming the files, and the tool is told why.
+function M.board_for(r, job)
+  local board = r.board
+  if not r.git or not job.fs then return board end
+  local proxy = {}
+  function proxy.transition(_, id, to, opts)
+    if to ~= "done" or id ~= job.card_id then return board:transition(id, to, opts) end
+    local ok, err, code = board:check_transition(id, to, opts)
+    if not ok then return nil, err, code end
+    local cok, cerr = M.commit(r, job)
+    if not cok then return nil, "board: " .. id .. ": " .. tostring(cerr), "EGIT" end
+    local res, merr, mcode, paths = r.git.repo:merge_to_main(id, ENGINE)
+    if not res and mcode == "ECONFLICT" then
+      local files = table.concat(paths, ", ")
+      local why = string.format("Merging orket/%s into main conflicts in: %s. The engine sent the card back to "
+        .. "in_progress; its next turn starts with main merged into its branch, conflict markers in those files "
+        .. "to resolve.", id, files)
+      local sent, serr, scode = r.db:tx(function()
+        assert(board:comment(id, { author = "orket", body = why }))
+        local t, terr, tcode = board:transition(id, "in_progress", { actor = { seat = job.seat,
+          roles = job.actor.roles, by = "engine" }, note = "merge conflict: " .. files })
+        if not t then return nil, terr, tcode end
+        r.db:event { kind = "merge_conflict", card = id, run = r.run_id, data = { paths = paths } }
+        return true
+      end)
+      if not sent then return nil, serr, scode end
+      job.conflict = paths
+      return nil, "board: " .. id .. ": " .. why, "ECONFLICT"
+    end
+    if not res then return nil, "board: " .. id .. ": " .. tostring(merr), mcode end
+    fault.hit("after_git_merge")
+    local moved, terr, tcode = board:transition(id, to, opts)
+    if not moved then return nil, terr, tcode end
+    r.db:event { kind = "merge", card = id, run = r.run_id,
+      data = { id = res.id, kind = res.kind, branch = "orket/" .. id, stale = res.stale } }
+    job.merged = res
+    return moved
+  end
+  return setmetatable(proxy, { __index = function(_, k)
+    local v = board[k]
+    if type(v) == "function" then return function(_, ...) return v(board, ...) end end
+    return v
+  end })
+end
+
+--- recover(run) -> true | nil, msg: at the start of a run, under the project's run lock:
+--- stale locks a killed process left are removed and every working tree settled.
+function M.recover(r)
+  if not r.git then return true end
+  local n, err = r.git.repo:recover()
+  if not n then return nil, err end
+  return true
+end
+
+--- info(db, repo, card) -> {branch=, commits={{id=, turn=, run=, seat=}...}, merged=} | nil:
+--- what `orket card` shows: the branch, the turns' commits the journal recorded (oldest
+--- first), the last merge into main
+function M.info(db, repo, card)
+  local branch = "orket/" .. card
+  if not repo:head(branch) then return nil end
+  local out = { branch = branch, commits = {} }
+  for _, r in ipairs(db:rows([[SELECT run_id, actor, data FROM events WHERE card_id = ? AND kind = 'commit'
+      ORDER BY id]], card) or {}) do
+    local d = cjson.decode(r.data) or {}
+    out.commits[#out.commits + 1] = { id = d.id, turn = math.tointeger(d.turn) or d.turn, run = r.run_id, seat = r.actor }
+  end
+  local m = db:row([[SELECT data FROM events WHERE card_id = ? AND kind = 'merge' ORDER BY id DESC LIMIT 1]], card)
+  if m then out.merged = (cjson.decode(m.data) or {}).id end
+  return out
+end
+
+return M
