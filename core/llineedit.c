@@ -130,7 +130,8 @@ static void le_on_sigint(int sig) {
   le_sig.hits++;
   le_watch *w = le_sig.watch;
   if (w == NULL) return;
-  /* lua_sethook is async-signal-safe by design; lua.c interrupts the same way. */
+  /* The Lua manual allows lua_sethook from a signal handler: the hook then raises in the
+   * target at its next instruction, call or return. */
   if (w->target) lua_sethook(w->target, le_stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
   if (w->wake) uv_async_send(w->wake); /* async-signal-safe */
 }

@@ -228,7 +228,7 @@ static int lst_run_tx(lua_State *L, int write) {
   if (status != LUA_OK) {
     store_rollback(c->s);
     const char *msg = lua_tostring(L, -1);
-    if (msg == NULL) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -1));
+    if (msg == NULL) msg = lua_pushfstring(L, "(a %s was raised, not a message)", luaL_typename(L, -1));
     lua_pushnil(L);
     lua_pushstring(L, msg);
     lua_pushliteral(L, "ETX");

@@ -184,7 +184,7 @@ static const char *rt_error_text(lua_State *L, int idx) {
     if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING) return lua_tostring(L, -1);
     lua_pop(L, 1);
   }
-  return lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
+  return lua_pushfstring(L, "(a %s was raised, not a message)", luaL_typename(L, idx));
 }
 
 int rt_traceback(lua_State *L) {

@@ -51,6 +51,21 @@ function M.open_store(dir, create, reading)
   return db
 end
 
+--- open_store_locked(dir) -> db, lock | nil (the error printed): the store of a command that
+--- changes cards, with the run lock held; a run moves cards on its own, and changing one
+--- under it would race its scheduler. The caller releases the lock.
+function M.open_store_locked(dir)
+  local db = M.open_store(dir, false)
+  if not db then return nil end
+  local lock, lerr = require("orket.engine.setup").lock(dir)
+  if not lock then
+    db:close()
+    M.err("%s", lerr)
+    return nil
+  end
+  return db, lock
+end
+
 -- A usage error: the message, the command's usage, exit status 2.
 function M.usage_error(cmd, fmt, ...)
   M.err(fmt, ...)

@@ -448,14 +448,25 @@ function M.import(db, dir)
   local b = board_mod.open(db)
   return db:tx(function()
     -- Dependencies resolve against the files, then the board.
-    local existing = {}
-    for _, r in ipairs(assert(db:rows("SELECT id, type FROM cards"))) do existing[r.id] = r.type end
+    local existing, row = {}, {}
+    for _, r in ipairs(assert(db:rows("SELECT id, type, parent, status FROM cards"))) do
+      existing[r.id], row[r.id] = r.type, r
+    end
     local graph, nodes = {}, {}
     for _, c in ipairs(set.cards) do
       if existing[c.id] and existing[c.id] ~= c.type then
         return nil, string.format("%s: %s: card %q is a%s %s on the board, not a%s %s", c.file,
           c.path ~= "" and c.path or "id", c.id, existing[c.id] == "epic" and "n" or "",
           existing[c.id], c.type == "rock" and "" or "n", c.type), "EINVAL"
+      end
+      -- A parent follows its children: a finished one cannot take new work, which would
+      -- run under a parent that says it is over.
+      local cur, parent = row[c.id], c.parent and row[c.parent]
+      if parent and board_mod.FINAL[parent.status] and not (cur and (cur.parent == c.parent
+          or board_mod.FINAL[cur.status])) then
+        return nil, string.format("%s: %s: %s %q is %s, so it cannot take the %s %q; put it in a new %s",
+          c.file, c.path ~= "" and c.path or "id", parent.type, c.parent, parent.status, c.type, c.id,
+          parent.type), "EINVAL"
       end
       local ids = {}
       for _, d in ipairs(c.deps) do

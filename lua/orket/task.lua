@@ -38,7 +38,7 @@ local function describe(err)
     local ok, s = pcall(tostring, err)
     if ok and type(s) == "string" then return s end
   end
-  return "(error object is a " .. type(err) .. " value)"
+  return "(a " .. type(err) .. " was raised, not a message)"
 end
 
 local function settle(t)

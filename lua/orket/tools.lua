@@ -263,12 +263,22 @@ local CREATE_FIELDS = { summary = true, description = true, seat = true, priorit
   requirements = true, acceptance = true, note = true }
 
 --- view:create{summary=, description=, seat=, priority=, depends_on=, requirements=,
---- acceptance=, note=} -> card: a new issue in the epic of the card being worked
+--- acceptance=, note=} -> card: a new issue in the epic of the card being worked, for a seat
+--- of the team (ctx.seats) when the host names them
 function BOARD_FN.create(view, spec)
   local b = bound(view, "board", "create")
   if type(spec) ~= "table" then error("bad argument #1 to 'create' (table expected)", 2) end
   local o = plain_opts(spec, "create", CREATE_FIELDS)
   if not b.epic then return nil, "board: the card being worked has no epic to add an issue to", "EINVAL" end
+  if o.seat ~= nil and b.seats then
+    local known = false
+    for _, seat in ipairs(b.seats) do known = known or seat == o.seat end
+    -- a card for a seat nobody holds would go to routing's guess, or nowhere
+    if not known then
+      return nil, string.format("board: seat %q is not a seat of this team (seats: %s)", tostring(o.seat),
+        table.concat(b.seats, ", ")), "EINVAL"
+    end
+  end
   o.parent, o.actor = b.epic, b.actor
   return out(b.board:create(o))
 end
@@ -311,7 +321,8 @@ local function tool_ctx(ctx)
   local epic = type(card) == "table" and (card.type == "epic" and card.id or card.parent) or nil
   local board, memory
   if ctx.board and card_id and host_actor then
-    board = view_of(BOARD_MT, { what = "board", board = ctx.board, card_id = card_id, actor = host_actor, epic = epic })
+    board = view_of(BOARD_MT, { what = "board", board = ctx.board, card_id = card_id, actor = host_actor, epic = epic,
+      seats = ctx.seats and sandbox.copy(ctx.seats) })
   end
   if ctx.memory and card_id then
     memory = view_of(MEMORY_MT, { what = "memory", memory = ctx.memory, card_id = card_id, actor = host_actor })

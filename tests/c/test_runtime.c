@@ -55,7 +55,7 @@ TEST(test_runtime_pcall_nonstring) {
   lua_State *L = rt->L;
   luaL_loadstring(L, "error({})");
   CHECK(t, rt_pcall(L, 0, 0) == LUA_ERRRUN);
-  CHECK(t, strstr(lua_tostring(L, -1), "(error object is a table value)") != NULL);
+  CHECK(t, strstr(lua_tostring(L, -1), "(a table was raised, not a message)") != NULL);
   lua_settop(L, 0);
   luaL_loadstring(L, "error(setmetatable({}, {__tostring = function() return 'custom' end}))");
   CHECK(t, rt_pcall(L, 0, 0) == LUA_ERRRUN);
@@ -71,11 +71,11 @@ TEST(test_runtime_pcall_hostile_errors) {
   lua_State *L = rt->L;
   luaL_loadstring(L, "error(setmetatable({}, {__tostring = function() error('no') end}))");
   CHECK(t, rt_pcall(L, 0, 0) == LUA_ERRRUN);
-  CHECK(t, strncmp(lua_tostring(L, -1), "(error object is a table value)", 31) == 0);
+  CHECK(t, strncmp(lua_tostring(L, -1), "(a table was raised, not a message)", 35) == 0);
   lua_settop(L, 0);
   luaL_loadstring(L, "error(setmetatable({}, {__tostring = function() return {} end}))");
   CHECK(t, rt_pcall(L, 0, 0) == LUA_ERRRUN);
-  CHECK(t, strncmp(lua_tostring(L, -1), "(error object is a table value)", 31) == 0);
+  CHECK(t, strncmp(lua_tostring(L, -1), "(a table was raised, not a message)", 35) == 0);
   lua_settop(L, 0);
   luaL_loadstring(L, "error(42)");
   CHECK(t, rt_pcall(L, 0, 0) == LUA_ERRRUN);

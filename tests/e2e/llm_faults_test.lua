@@ -405,6 +405,22 @@ describe("secrets", function()
     end
   end)
 
+  it("masks the key however deep a response nests it, in values and names", function()
+    local common = require "orket.llm.common"
+    local deep = { v = "k=hunter22" }
+    local leaf = deep
+    for i = 1, 40 do
+      leaf.next = { ["hunter22-" .. i] = "x hunter22" }
+      leaf = leaf.next
+    end
+    leaf.cycle = deep -- walked once
+    local r = common.mask({ tool_calls = { { arguments = deep } } }, { "hunter22" })
+    leaf.cycle = nil
+    local all = require("cjson").encode(r.tool_calls[1].arguments)
+    assert.is_nil(all:find("hunter22", 1, true), all)
+    assert.matches("[redacted]-40", all, 1, true)
+  end)
+
   it("redact masks given secrets, bearer tokens and sk- keys", function()
     local common = require "orket.llm.common"
     assert.equal("a [redacted] b Bearer [redacted] sk-[redacted]",

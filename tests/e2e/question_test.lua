@@ -107,5 +107,15 @@ return { rules = {
     c = card(dir, "ASK-1").card
     assert.equal("ready", c.status)
     assert.equal(0, c.retries)
+    -- the answer closes the review it answers, so it keeps no epic open
+    local cards = cjson.decode(H.orket("board --json", { cwd = dir }).stdout).cards
+    local reviews = 0
+    for _, x in ipairs(cards) do
+      if type(x.summary) == "string" and x.summary:match("^Requirements review") then
+        reviews = reviews + 1
+        assert.equal("archived", x.status)
+      end
+    end
+    assert.equal(1, reviews)
   end)
 end)

@@ -86,6 +86,38 @@ describe("import", function()
     db:close()
   end)
 
+  it("adds no work to a finished epic or rock, which would run under a parent that is over", function()
+    local dir = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"}]}]],
+      ["f.json"] = [[{"id":"F","issues":[{"id":"F-1","summary":"other"}]}]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    local coder, guard = { seat = "dev", roles = { "coder" } }, { seat = "guard", roles = { "integrity_guard" } }
+    assert(b:transition("E-1", "in_progress", { actor = coder }))
+    assert(b:transition("E-1", "code_review", { actor = coder }))
+    assert(b:transition("E-1", "done", { actor = guard }))
+    assert.equal("done", b:get("E").status)
+    -- a new issue, or an unfinished one moved in from another epic: refused, nothing written
+    for _, text in ipairs {
+      [[{"id":"E","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"more"}]}]],
+      [[{"id":"E","issues":[{"id":"E-1","summary":"one"},{"id":"F-1","summary":"other"}]}]],
+    } do
+      H.write(dir .. "/epics/e.json", text)
+      if text:find("F-1", 1, true) then H.write(dir .. "/epics/f.json", [[{"id":"F","issues":[]}]]) end
+      local ok, err, code = import.import(db, dir)
+      assert.is_nil(ok)
+      assert.equal("EINVAL", code)
+      assert.matches('^epics/e%.json: issues%[1%]: epic "E" is done, so it cannot take the issue "[EF]%-[12]"; put it '
+        .. "in a new epic$", err)
+    end
+    assert.is_nil(b:get("E-2"))
+    assert.equal("F", b:get("F-1").parent)
+    -- the finished epic re-imported as it was is fine
+    H.write(dir .. "/epics/e.json", [[{"id":"E","issues":[{"id":"E-1","summary":"one"}]}]])
+    H.write(dir .. "/epics/f.json", [[{"id":"F","issues":[{"id":"F-1","summary":"other"}]}]])
+    assert(import.import(db, dir))
+    db:close()
+  end)
+
   it("derives stable ids from the file name and the summary", function()
     local dir = project { ["core/web.json"] = [[{"stories":[{"summary":"Add the login form!"},{"name":"Logout"}]}]],
       ["goal.lua"] = [[return { epics = { { epic = "web", department = "core" } } }]] }

@@ -63,6 +63,8 @@ return { name = "probe", description = "walks ctx", effect = "board",
     -- another card
     try("other_card", function() return ctx.board:get("E-2") end)
     try("other_card_create", function() return ctx.board:create { summary = "x", parent = "OTHER" } end)
+    -- a seat the team does not have, which routing would only guess at
+    try("foreign_seat", function() return ctx.board:create { summary = "x", seat = "nobody" } end)
     -- replacing or adding methods, on the view or behind it
     try("replace_get", function() ctx.board.get = function() return "mine" end end)
     try("replace_recall", function() ctx.memory.recall = function() return "mine" end end)
@@ -102,7 +104,8 @@ describe("tool views", function()
     H.write(dir .. "/tools/probe.lua", PROBE)
     reg = assert(tools.load { H.ROOT .. "/tools/update_issue_status.lua", H.ROOT .. "/tools/get_issue_context.lua",
       dir .. "/tools/probe.lua" })
-    ctx = { fs = ws, board = b, memory = mem, card = b:get("E-1"), actor = coder }
+    ctx = { fs = ws, board = b, memory = mem, card = b:get("E-1"), actor = coder,
+      seats = { "integrity_guard", "senior_developer" } }
   end)
   after_each(function()
     ws:close()
@@ -133,6 +136,9 @@ describe("tool views", function()
     assert.equal("EPERM", t.other_card.code)
     assert.is_false(t.other_card_create.ok)
     assert.matches("unknown field 'parent'", t.other_card_create.value, 1, true)
+    assert.equal("EINVAL", t.foreign_seat.code)
+    assert.matches('seat "nobody" is not a seat of this team', t.foreign_seat.msg, 1, true)
+    assert.equal(0, db:row("SELECT count(*) AS n FROM cards WHERE seat = 'nobody'").n)
     -- the probe's comment and memory entry are signed by the engine's seat
     local last = b:comments("E-1")
     assert.equal("senior_developer", last[#last].author)

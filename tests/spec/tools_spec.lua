@@ -201,7 +201,7 @@ describe("tools", function()
     local calls = #ctx.board.calls
     r = reg:run("create_issue", { summary = "x", seat = "nobody" }, with_seats)
     assert.same({ ok = false, code = "EINVAL",
-      error = 'create_issue: seat "nobody" is not a seat of this team (seats: integrity_guard, senior_developer)' }, r)
+      error = 'board: seat "nobody" is not a seat of this team (seats: integrity_guard, senior_developer)' }, r)
     assert.equal(calls, #ctx.board.calls) -- nothing created
     assert.is_true(reg:run("create_issue", { summary = "x", seat = "senior_developer" }, with_seats).ok)
   end)

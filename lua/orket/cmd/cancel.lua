@@ -2,7 +2,6 @@
 -- (the state machine refuses them); this is the developer's way, journaled as theirs with
 -- the reason, and an epic or rock takes every unfinished card under it along.
 local board_mod = require "orket.board"
-local setup = require "orket.engine.setup"
 
 local USAGE = "orket cancel CARD [--] \"reason\" [-C DIR]"
 local cmd = { summary = "end a card without review, with the reason", usage = USAGE }
@@ -22,15 +21,8 @@ function cmd.run(args, cli)
     return cli.usage_error(cmd, "cancel needs a reason, e.g. orket cancel %s \"no longer needed\"", pos[1])
   end
   if #pos > 2 then return cli.usage_error(cmd, "give the reason as one argument (quote it)") end
-  local db = cli.open_store(dir, false)
+  local db, lock = cli.open_store_locked(dir)
   if not db then return 1 end
-  -- A run moves cards on its own: changing one under it would race its scheduler.
-  local lock, lerr = setup.lock(dir)
-  if not lock then
-    db:close()
-    cli.err("%s", lerr)
-    return 1
-  end
   local b = board_mod.open(db)
   local card, err = b:cancel(pos[1], { actor = { seat = "developer", roles = {}, by = "person" }, reason = pos[2] })
   local n = 0

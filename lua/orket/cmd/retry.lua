@@ -5,7 +5,6 @@
 -- person's; board:retry resets the card's rework count and budgets and journals it.
 local board_mod = require "orket.board"
 local approvals = require "orket.engine.approvals"
-local setup = require "orket.engine.setup"
 
 local USAGE = "orket retry CARD [--] [\"note\"] [-C DIR]"
 local cmd = { summary = "get a blocked, waiting or handed-in card moving again", usage = USAGE }
@@ -24,15 +23,8 @@ function cmd.run(args, cli)
   if not dir then return pos end
   if #pos == 0 then return cli.usage_error(cmd, "retry needs a card id") end
   if #pos > 2 then return cli.usage_error(cmd, "give the note as one argument (quote it)") end
-  local db = cli.open_store(dir, false)
+  local db, lock = cli.open_store_locked(dir)
   if not db then return 1 end
-  -- A run moves cards on its own: changing one under it would race its scheduler.
-  local lock, lerr = setup.lock(dir)
-  if not lock then
-    db:close()
-    cli.err("%s", lerr)
-    return 1
-  end
   local b = board_mod.open(db)
   local usage
   local card, err = db:tx(function()

@@ -4,6 +4,7 @@
 -- every model choice. docs/engine.md.
 local sandbox = require "orket.sandbox"
 local scriptfile = require "orket.scriptfile"
+local settings = require "orket.engine.settings"
 
 local M = {}
 
@@ -14,12 +15,7 @@ local function holds(team, seat, role)
   return false
 end
 
-local function sorted_seats(team)
-  local out = {}
-  for seat in pairs(team) do out[#out + 1] = seat end
-  table.sort(out)
-  return out
-end
+local function sorted_seats(team) return settings.seats { team = team } end
 
 -- The built-in rules: plain functions over plain data.
 M.builtin = {}

@@ -195,7 +195,7 @@ function Run:prepare(card)
       if not journal.called_tools(self.db, self.run_id, card.id, phase == "review",
           journal.last_retry(self.db, card.id)) then
         -- more turns would not help a model that answers in prose
-        why = string.format("Stopped after %d %s turns in which the model called no tool, so it could not "
+        why = string.format("Stopped after %d %s turns " .. scheduler.NO_TOOL .. ", so it could not "
           .. "hand the card in; raising budgets.turns_per_card would not help. Check that the model can call "
           .. "tools (a model without native tool calls needs the role's dialect = \"json\") or give the seat "
           .. "another model, then 'orket retry %s' puts it back to ready.", used, phase == "review" and "review"

@@ -117,6 +117,17 @@ function View:candidates(busy)
   end
 end
 
+-- Words of the comment the engine blocks a card with when its turns ran out without one
+-- tool call (run.lua): a bigger budget would not help there.
+M.NO_TOOL = "in which the model called no tool"
+
+-- Whether the engine's last word on a card blocked for a budget is that its model called no tool.
+local function called_no_tool(board, id)
+  local cs = board:comments(id)
+  local last = cs[#cs]
+  return last ~= nil and last.author == "orket" and last.body:find(M.NO_TOOL, 1, true) ~= nil
+end
+
 -- What a card that does not move waits for, in words, and the command that gets it
 -- moving: a blocked card is retried (after its cause is fixed), a waiting one answered,
 -- a card handed in for testing retried (on to review).
@@ -129,6 +140,9 @@ local function unstick(board, c)
   elseif c.status == "blocked" then
     if c.wait_reason == "system" then
       return "blocked: the model or a role failed", string.format("once the model answers again, orket retry %s", id)
+    elseif c.wait_reason == "resource" and called_no_tool(board, id) then
+      return "blocked: the model called no tool",
+        string.format("orket retry %s once the model calls tools (see the card's last comment)", id)
     elseif c.wait_reason == "resource" then
       return "blocked: a budget ran out", string.format("raise the budget in orket.lua, then orket retry %s", id)
     end

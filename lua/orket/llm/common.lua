@@ -155,20 +155,24 @@ function M.redact(text, secrets)
 end
 
 --- mask(value, secrets) -> value with every occurrence of each secret (4 bytes or more) in
---- its strings (values and keys) replaced by "[redacted]", nested tables walked in place (depth-capped: a
---- result's tables are a few levels deep). Only the exact secrets: a model writing about
---- "sk-..." strings or Bearer headers must not have its answer rewritten.
-function M.mask(value, secrets, depth)
+--- its strings (values and keys) replaced by "[redacted]", nested tables walked in place to
+--- any depth (a server decides how deep its tool call arguments nest; each table once).
+--- Only the exact secrets: a model writing about "sk-..." strings or Bearer headers must not
+--- have its answer rewritten.
+function M.mask(value, secrets, seen)
   if type(value) == "string" then
     for _, s in ipairs(secrets) do
       if #s >= 4 and value:find(s, 1, true) then value = M.redact_exact(value, s) end
     end
     return value
   end
-  if type(value) == "table" and (depth or 0) < 16 then
+  if type(value) == "table" then
+    seen = seen or {}
+    if seen[value] then return value end
+    seen[value] = true
     local renamed
     for k, v in pairs(value) do
-      if type(v) == "string" or type(v) == "table" then value[k] = M.mask(v, secrets, (depth or 0) + 1) end
+      if type(v) == "string" or type(v) == "table" then value[k] = M.mask(v, secrets, seen) end
       if type(k) == "string" and M.mask(k, secrets) ~= k then
         renamed = renamed or {}
         renamed[#renamed + 1] = k
