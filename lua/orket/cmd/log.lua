@@ -141,6 +141,11 @@ function cmd.run(args, cli)
     elseif ev.kind == "turn_end" then
       out[#out + 1] = string.format("   turn ended: %s", one(d.outcome))
       open_turn[ev.card] = nil
+    elseif ev.kind == "verification" then
+      out[#out + 1] = string.format("\n** %s verification %s: %s: %s: %s%s", one(ev.card),
+        d.passed and "passed" or "FAILED", one(d.step), clip(d.command, n), one(d.reason),
+        d.code and (" " .. num(d.code)) or (d.signal and (" " .. one(d.signal)) or ""))
+      if d.output and d.output ~= "" then out[#out + 1] = "   [output] " .. clip(d.output, n) end
     elseif ev.kind == "reload" then
       local files = {}
       for i, f in ipairs(d.files or {}) do files[i] = one(f) end

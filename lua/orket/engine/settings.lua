@@ -172,6 +172,7 @@ M.DEFAULTS = {
     commands = {},      -- programs run_command may run without asking (argv[1] names)
     test = nil,         -- argv of run_tests
     require = {},       -- layers every run must have, e.g. {"netns", "landlock"}
+    layers = {},        -- optional layers switched off, e.g. {netns = false}
     timeout_ms = 120000,
     output_cap = 65536, -- bytes kept of stdout and of stderr
   },
@@ -281,10 +282,10 @@ local function names(v, path)
   return out
 end
 
-local VERIFY_KEYS = "command, commands, output_cap, require, test, timeout_ms"
+local VERIFY_KEYS = "command, commands, layers, output_cap, require, test, timeout_ms"
 local function verify(d)
   local src, D = d.verify, M.DEFAULTS.verify
-  local out = { commands = {}, require = {}, timeout_ms = D.timeout_ms, output_cap = D.output_cap }
+  local out = { commands = {}, require = {}, layers = {}, timeout_ms = D.timeout_ms, output_cap = D.output_cap }
   if src == nil then return out end
   if type(src) ~= "table" then fail("verify", "must be a table (fields: %s)", VERIFY_KEYS) end
   for k, v in pairs(src) do
@@ -292,6 +293,12 @@ local function verify(d)
     if k == "command" or k == "test" then out[k] = argv(v, p)
     elseif k == "commands" or k == "require" then out[k] = names(v, p)
     elseif k == "timeout_ms" then out[k] = int(v, p, 1)
+    elseif k == "layers" then
+      if type(v) ~= "table" then fail(p, "must be a table such as {netns = false}") end
+      for n, on in pairs(v) do
+        if type(on) ~= "boolean" then fail(p .. "." .. tostring(n), "must be true or false") end
+        out.layers[n] = on
+      end
     elseif k == "output_cap" then out[k] = int(v, p, 256)
     else fail(p, "unknown setting (known: %s)", VERIFY_KEYS) end
   end
@@ -299,6 +306,11 @@ local function verify(d)
   local layers = require("orket.c.proc").layers()
   for _, n in ipairs(layers.optional) do known[n] = true end
   for _, n in ipairs(layers.always) do known[n] = true end
+  for n in pairs(out.layers) do
+    if not known[n] or n == "session" or n == "fds" or n == "env" or n == "cwd" or n == "rlimits" then
+      fail("verify.layers." .. tostring(n), "is not an optional layer (optional: %s)", table.concat(layers.optional, ", "))
+    end
+  end
   for i, n in ipairs(out.require) do
     if not known[n] then fail("verify.require[" .. i .. "]", "%q is not a layer (docs/verify.md lists them)", n) end
   end

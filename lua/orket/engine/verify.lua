@@ -17,7 +17,9 @@ function M.checks(e, card)
   local spec = row and row.verification and json.decode(row.verification) or nil
   local v = e.settings.verify or {}
   if not spec then
-    if not v.command then return nil end
+    -- the default is for the work the epic files define, not for cards filed during runs
+    -- (requirements reviews, create_issue): those would fail it forever
+    if not v.command or not card.source then return nil end
     spec = { command = v.command }
   end
   local steps = {}
@@ -58,6 +60,8 @@ end
 function M.prepare(run, card)
   local st = card.status
   if st ~= "ready_for_testing" and st ~= "code_review" then return nil, card end
+  local held = rawget(run, "verify_held")
+  if held and held[card.id] then return nil, card, held[card.id] end
   local checks = M.checks(run, card)
   if st == "code_review" then
     local m = checks and last_move(run, card.id)
@@ -97,7 +101,7 @@ local function run_steps(run, job)
   if not cwd then return nil, "verification: the engine has no workspace directory to run the checks in", "ESPAWN" end
   for _, s in ipairs(job.checks.steps) do
     local r, err, code = proc.run { argv = s.command, cwd = cwd, timeout_ms = job.checks.timeout_ms,
-      require = v.require and #v.require > 0 and v.require or nil, output_cap = v.output_cap or 65536 }
+      require = v.require and #v.require > 0 and v.require or nil, layers = v.layers, output_cap = v.output_cap or 65536 }
     if not r then
       if code == "ELAYER" or code == "ESPAWN" then return nil, err, code end
       -- no such program: the work did not produce what the check runs
@@ -126,10 +130,9 @@ function M.run(run, job)
     local c = run.board:get(job.card_id)
     if not c or c.status ~= "ready_for_testing" then return true end
     if not res then
+      -- fail closed: the card is not reviewed; it waits in ready_for_testing and this run
+      -- leaves it (prepare), so a resume on a machine that has the layer checks it again
       assert(run.board:comment(job.card_id, { author = "orket", body = "Verification could not run: " .. err }))
-      local t, terr, tcode = run.board:transition(job.card_id, "blocked", { actor = board_mod.ENGINE,
-        reason = "system", note = err })
-      if not t then return nil, terr, tcode end
       return true
     end
     local s = res.step
@@ -148,6 +151,9 @@ function M.run(run, job)
       wall_ms, output, layers, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))]],
       job.card_id, run.run_id, job.handin, res.passed and 1 or 0, argv_text(s.command), res.reason, res.code,
       res.signal, math.floor(res.wall_ms or 0), tail(res.output, M.TAIL), res.layers))
+    run.db:event { kind = "verification", card = job.card_id, run = run.run_id, actor = "orket", data = { passed = res.passed,
+      command = argv_text(s.command), step = s.name, reason = res.reason, code = res.code, signal = res.signal,
+      handin = job.handin, output = not res.passed and tail(res.output, 400) or nil } }
     assert(run.board:comment(job.card_id, { author = "orket", body = body }))
     local t, terr, tcode = run.board:transition(job.card_id, res.passed and "code_review" or "in_progress",
       { actor = board_mod.ENGINE, note = res.passed and "verification passed" or "verification failed" })
@@ -156,8 +162,17 @@ function M.run(run, job)
   end)
   run:emit { type = "verify_end", card = job.card_id, passed = res and res.passed or false,
     error = (not ok and tostring(werr)) or (not res and err) or nil }
+  if not res or not ok then
+    run.verify_held = run.verify_held or {}
+    run.verify_held[job.card_id] = "verification could not run: " .. tostring(err or werr)
+  end
   if not ok then run:journal_broken(job.card_id) end
   fault.hit("after_transition")
+end
+
+--- last(db, card_id) -> the card's latest verification row | nil
+function M.last(db, card_id)
+  return db:row("SELECT * FROM verifications WHERE card_id = ? ORDER BY id DESC LIMIT 1", card_id)
 end
 
 --- results(db, card_id) -> the card's verification rows, oldest first.
