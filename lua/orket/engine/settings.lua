@@ -166,11 +166,9 @@ M.DEFAULTS = {
     memory_max_age_days = 90,
   },
   -- Verification (docs/verify.md): the default checks of an issue without its own, the
-  -- programs agents may run, the test command, the layers a run must have.
+  -- layers a run must have or goes without.
   verify = {
     command = nil,      -- argv run as every issue's check when its epic gives none
-    commands = {},      -- programs run_command may run without asking (argv[1] names)
-    test = nil,         -- argv of run_tests
     require = {},       -- layers every run must have, e.g. {"netns", "landlock"}
     layers = {},        -- optional layers switched off, e.g. {netns = false}
     timeout_ms = 120000,
@@ -282,16 +280,16 @@ local function names(v, path)
   return out
 end
 
-local VERIFY_KEYS = "command, commands, layers, output_cap, require, test, timeout_ms"
+local VERIFY_KEYS = "command, layers, output_cap, require, timeout_ms"
 local function verify(d)
   local src, D = d.verify, M.DEFAULTS.verify
-  local out = { commands = {}, require = {}, layers = {}, timeout_ms = D.timeout_ms, output_cap = D.output_cap }
+  local out = { require = {}, layers = {}, timeout_ms = D.timeout_ms, output_cap = D.output_cap }
   if src == nil then return out end
   if type(src) ~= "table" then fail("verify", "must be a table (fields: %s)", VERIFY_KEYS) end
   for k, v in pairs(src) do
     local p = "verify." .. tostring(k)
-    if k == "command" or k == "test" then out[k] = argv(v, p)
-    elseif k == "commands" or k == "require" then out[k] = names(v, p)
+    if k == "command" then out[k] = argv(v, p)
+    elseif k == "require" then out[k] = names(v, p)
     elseif k == "timeout_ms" then out[k] = int(v, p, 1)
     elseif k == "layers" then
       if type(v) ~= "table" then fail(p, "must be a table such as {netns = false}") end
