@@ -103,6 +103,19 @@ describe("verification", function()
     assert.not_matches("ONE%-1 turn %d+: guard", H.orket("log 1", { cwd = dir }).stdout)
   end)
 
+  it("a check whose program does not exist fails the hand-in, with the reason", function()
+    local dir = project("ready_for_testing", '{ "command": ["no-such-program-here"] }',
+      "review = { escalate_after = 1, requirements_review_after = 1 }\n")
+    local r = H.orket("run ONE", { cwd = dir })
+    assert.equal(3, r.status, r.stderr)
+    local c = card(dir, "ONE-1")
+    assert.equal("waiting_for_developer", c.card.status)
+    assert.equal(1, #c.verifications)
+    assert.is_false(c.verifications[1].passed)
+    assert.equal("not run", c.verifications[1].reason)
+    assert.matches("no%-such%-program%-here", c.verifications[1].output)
+  end)
+
   it("verify.require fails closed, naming the missing layer", function()
     local dir = project("ready_for_testing", '{ "command": ["true"] }',
       'verify = { require = { "netns" }, layers = { netns = false } }\n')
