@@ -189,6 +189,67 @@ function Ctx:text(t, path, k)
   self:fail(self:field(path, k), "must be a string or an array of strings")
 end
 
+-- An argv: a non-empty array of strings (never a shell string).
+function Ctx:argv(v, path)
+  if type(v) ~= "table" or v[1] == nil then
+    self:fail(path, "must be an argv array of strings, e.g. [\"sh\", \"test.sh\"] (never one shell string)")
+  end
+  self:array(v, path, "strings")
+  for i, s in ipairs(v) do
+    if type(s) ~= "string" then self:fail(self:idx(path, i), "must be a string") end
+    self:utf8(s, self:idx(path, i))
+  end
+  return v
+end
+
+local function count_field(ctx, t, path, k, min)
+  local v = t[k]
+  if v == nil or v == json.null then return nil end
+  if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) or v < min or v > 1e12 then
+    ctx:fail(ctx:field(path, k), "must be an integer of at least %d", min)
+  end
+  return math.tointeger(v)
+end
+
+-- An issue's acceptance checks (docs/verify.md): {command=, expect_exit=, timeout_ms=,
+-- scenarios={{name=, command=, expect_exit=}...}}, as a JSON text for cards.verification.
+-- The original Orket's `fixture` (a script) maps onto command = {"sh", fixture}.
+function Ctx:verification(t, path)
+  local v = t.verification
+  if v == nil or v == json.null then return nil end
+  local p = self:field(path, "verification")
+  if type(v) ~= "table" or v[1] ~= nil then self:fail(p, "must be an object {command=, expect_exit=, timeout_ms=, scenarios=}") end
+  local out = {}
+  for k in pairs(v) do
+    if k ~= "command" and k ~= "expect_exit" and k ~= "timeout_ms" and k ~= "scenarios" and k ~= "fixture" then
+      self:fail(self:field(p, tostring(k)), "unknown field (fields: command, expect_exit, timeout_ms, scenarios, fixture)")
+    end
+  end
+  if v.command ~= nil then out.command = self:argv(v.command, self:field(p, "command")) end
+  if v.fixture ~= nil then
+    if out.command then self:fail(self:field(p, "fixture"), "give command or fixture, not both") end
+    out.command = { "sh", self:str(v, p, "fixture") }
+  end
+  out.expect_exit = count_field(self, v, p, "expect_exit", 0)
+  out.timeout_ms = count_field(self, v, p, "timeout_ms", 1)
+  if v.scenarios ~= nil then
+    local sp = self:field(p, "scenarios")
+    if type(v.scenarios) ~= "table" then self:fail(sp, "must be an array of {name=, command=, expect_exit=}") end
+    self:array(v.scenarios, sp, "scenarios")
+    out.scenarios = {}
+    for i, s in ipairs(v.scenarios) do
+      local ip = self:idx(sp, i)
+      if type(s) ~= "table" then self:fail(ip, "must be an object {name=, command=, expect_exit=}") end
+      out.scenarios[i] = { name = self:str(s, ip, "name"), command = self:argv(s.command, self:field(ip, "command")),
+        expect_exit = count_field(self, s, ip, "expect_exit", 0) }
+    end
+  end
+  if not out.command and not (out.scenarios and out.scenarios[1]) then
+    self:fail(p, "needs a command (or scenarios) to run")
+  end
+  return json.encode(out)
+end
+
 function Ctx:priority(t, path)
   local v = t.priority
   if v == nil or v == json.null then return 2 end
@@ -235,7 +296,7 @@ local function field_set(extra)
   return { set = set, text = table.concat(list, ", ") }
 end
 local FIELDS = {
-  issue = field_set {},
+  issue = field_set { "verification" },
   epic = field_set { "type", "issues", "stories", "cards" },
   rock = field_set { "type", "epics" },
   rock_epic = { set = { epic = true, department = true }, text = "epic, department" },
@@ -324,6 +385,7 @@ local function shape(f, v)
     local title = issue.summary or issue.name
     if not title or not title:find("%S") then ctx:fail(p, "needs a summary or a name") end
     issue.id = ctx:id(t, p, epic.id .. "-" .. M.slug(title))
+    issue.verification = ctx:verification(t, p)
     issue.anchor = ctx.anchor
     ctx.anchor = nil
     cards[#cards + 1] = issue
@@ -535,6 +597,12 @@ function M.import(db, dir)
           db:event { kind = "import", card = c.id, data = { source = c.source, changed = changed } }
         end
         c.keep_deps = #changed == 0
+      end
+    end
+    -- Acceptance checks (engine/verify.lua), written apart from the compared fields.
+    for _, c in ipairs(set.cards) do
+      if c.type == "issue" then
+        assert(db:run("UPDATE cards SET verification = ? WHERE id = ?", c.verification, c.id))
       end
     end
     -- Dependencies after every card exists (they may point forward).

@@ -24,7 +24,7 @@ local function gather(db, id, dir)
     git = require("orket.engine.gitwork").info(db, repo, c.id)
     repo:close()
   end
-  return { card = c, comments = b:comments(id), history = b:history(id), kids = b:children(id),
+  return { card = c, verifications = require("orket.engine.verify").results(db, id), comments = b:comments(id), history = b:history(id), kids = b:children(id),
     violations = db:violations(id), asks = approvals.list(db, c.id), git = git }
 end
 
@@ -57,10 +57,16 @@ local function doc_of(g)
       decision = a.decision or cjson.null, decided_at = a.decided_at or cjson.null,
       decided_by = a.decided_by or cjson.null, note = a.note or cjson.null, used_at = a.used_at or cjson.null }
   end
+  local vf = {}
+  for i, v in ipairs(g.verifications) do
+    vf[i] = { id = v.id, at = v.at, run = v.run_id or cjson.null, passed = v.passed == 1, command = v.command,
+      reason = v.reason, code = v.code or cjson.null, signal = v.signal or cjson.null, wall_ms = v.wall_ms or cjson.null,
+      output = v.output, layers = v.layers }
+  end
   local git = g.git
   return { format = "orket.card/1", card = board_cmd.card_json(c),
     children = jsonout.array(ch), comments = jsonout.array(cm), history = jsonout.array(hist),
-    violations = jsonout.array(vs), approvals = jsonout.array(as), git = git and {
+    violations = jsonout.array(vs), approvals = jsonout.array(as), verifications = jsonout.array(vf), git = git and {
       branch = git.branch, merged = git.merged or cjson.null, commits = jsonout.array(git.commits) } or nil }
 end
 
@@ -126,6 +132,15 @@ function cmd.run(args, cli)
     w[#w + 1] = "\ncomments:"
     for _, m in ipairs(comments) do
       w[#w + 1] = string.format("  %s %s: %s", m.created_at, inert.line(m.author), body(m.body, "      "))
+    end
+  end
+  if #g.verifications > 0 then
+    w[#w + 1] = "\nverifications:"
+    for _, v in ipairs(g.verifications) do
+      w[#w + 1] = string.format("  %s run %s %s: %s: %s%s (%d ms)", v.at, tostring(v.run_id or "-"),
+        v.passed == 1 and "passed" or "FAILED", inert.line(v.command), v.reason, v.code and (" " .. v.code) or
+        (v.signal and (" " .. v.signal) or ""), v.wall_ms or 0)
+      w[#w + 1] = "      layers: " .. (v.layers ~= "" and v.layers or "(none: not run)")
     end
   end
   if #violations > 0 then

@@ -154,6 +154,11 @@ function cmd.run(args, cli)
         table.concat(paths, ", "))
     elseif ev.kind == "merge_main" then
       out[#out + 1] = string.format("\n** main merged into orket/%s (%s, %s)", one(ev.card), one(d.kind), one(d.id))
+    elseif ev.kind == "verification" then
+      out[#out + 1] = string.format("\n** %s verification %s: %s: %s: %s%s", one(ev.card),
+        d.passed and "passed" or "FAILED", one(d.step), clip(d.command, n), one(d.reason),
+        d.code and (" " .. num(d.code)) or (d.signal and (" " .. one(d.signal)) or ""))
+      if d.output and d.output ~= "" then out[#out + 1] = "   [output] " .. clip(d.output, n) end
     elseif ev.kind == "reload" then
       local files = {}
       for i, f in ipairs(d.files or {}) do files[i] = one(f) end

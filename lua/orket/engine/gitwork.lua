@@ -43,17 +43,21 @@ local function needs_main(db, card)
   return r and r.kind == "merge_conflict"
 end
 
+--- worktree(run, card_id) -> the path of the card's worktree, made from main when it has
+--- none yet | nil, msg (the one place that names where a card's worktree lives)
+function M.worktree(r, card_id)
+  if not G.card_valid(card_id) then return nil, "card id " .. card_id .. " cannot name a git branch" end
+  return r.git.repo:worktree(card_id, r.git.dir .. "/" .. card_id)
+end
+
 --- enter(run, job) -> true | nil, msg: makes (or finds) the card's worktree, merges main into
 --- it when the card's last merge conflicted, and opens the turn's workspace view on it
 --- (job.fs, closed by leave).
 function M.enter(r, job)
   local git = r.git
   if not git then return true end
-  if not G.card_valid(job.card_id) then
-    return nil, "card id " .. job.card_id .. " cannot name a git branch"
-  end
   local repo = git.repo
-  local path, err = repo:worktree(job.card_id, git.dir .. "/" .. job.card_id)
+  local path, err = M.worktree(r, job.card_id)
   if not path then return nil, err end
   if needs_main(r.db, job.card_id) then
     -- whatever an interrupted turn left is committed first (merge_from_main wants a clean tree)

@@ -125,6 +125,12 @@ function View:event(ev)
   elseif t == "approval_requested" then
     self:note(string.format("%s waits for approval #%s of %s (orket answer %s --approve or --deny)", ev.card,
       tostring(ev.approval), tostring(ev.tool), ev.card))
+  elseif t == "verify_start" then
+    self:set_status(ev.card, "ready_for_testing")
+  elseif t == "verify_end" then
+    self:note(string.format("%s verification %s%s", ev.card, ev.passed and "passed" or "failed",
+      ev.error and (": " .. tostring(ev.error)) or ""))
+    self:refresh_scope()
   elseif t == "requirements_review" then
     self:note(string.format("%s waits for input: requirements review %s", ev.card, tostring(ev.issue)))
   elseif t == "reload" then

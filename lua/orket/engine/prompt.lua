@@ -69,10 +69,19 @@ function M.tool_dialect(tools)
   return table.concat(out, "\n")
 end
 
---- user_brief(ctx) -> the first user message: brief, dependencies, comments, memory
+--- verification(v) -> text: the engine's last run of the card's acceptance checks
+--- ({passed=, command=, reason=, code=, output=}, engine/verify.lua's last), for reviewers
+function M.verification(v)
+  if not v then return "" end
+  return string.format("Acceptance checks run by the engine: %s (%s: %s%s)%s", v.passed == 1 and "passed" or "failed",
+    v.command, v.reason, v.code and (" " .. v.code) or "", (v.output or "") ~= "" and ("\nOutput (tail):\n" .. v.output) or "")
+end
+
+--- user_brief(ctx) -> the first user message: brief, dependencies, comments, verification, memory
 function M.user_brief(ctx)
   local parts = { M.brief(ctx.card) }
-  for _, s in ipairs { M.dependencies(ctx.deps), M.comments(ctx.comments), M.memory(ctx.memory) } do
+  for _, s in ipairs { M.dependencies(ctx.deps), M.comments(ctx.comments), M.verification(ctx.verification),
+      M.memory(ctx.memory) } do
     if s ~= "" then parts[#parts + 1] = s end
   end
   return table.concat(parts, "\n\n")

@@ -14,6 +14,7 @@ local turn = require "orket.engine.turn"
 local journal = require "orket.engine.journal"
 local review = require "orket.engine.review"
 local fault = require "orket.engine.fault"
+local verify = require "orket.engine.verify"
 local cstore = require "orket.c.store"
 local board_mod = require "orket.board"
 local gitwork = require "orket.engine.gitwork"
@@ -154,13 +155,11 @@ function Run:prepare(card)
   if open then
     phase, seat = open.phase, open.seat
   else
-    if card.status == "ready_for_testing" then
-      -- nothing verifies a card handed in for testing yet: the engine moves it on to review
-      local moved, merr = self.board:transition(card.id, "code_review", { actor = board_mod.ENGINE,
-        note = "handed in for testing; on to review (no verification step yet)" })
-      if not moved then return self:skip(card, merr) end
-      card = moved
-    end
+    -- a hand-in with acceptance checks is verified before review (engine/verify.lua)
+    local vjob, now, verr = verify.prepare(self, card)
+    if vjob then return vjob end
+    if verr then return self:skip(card, verr) end
+    card = now
     if card.status == "in_progress" then
       local next_step = review.after_rejection(self, card)
       if next_step == "requirements" then
@@ -535,6 +534,20 @@ function Run:execute()
     for _, f in ipairs(after) do f() end
     for _, job in ipairs(jobs) do
       inflight = inflight + 1
+      if job.verify then
+        local t
+        t = task.new(function()
+          local tok, terr = pcall(verify.run, self, job)
+          if not tok then self:emit { type = "verify_end", card = job.card_id, passed = false, error = tostring(terr) } end
+          self.tasks[t] = nil
+          busy[job.card_id] = nil
+          inflight = inflight - 1
+          w:wake()
+        end)
+        self.tasks[t] = true
+        t:start()
+        goto next_job
+      end
       self:emit { type = "turn_start", card = job.card_id, seat = job.seat, role = job.role.name, phase = job.phase,
         turn = job.turn, model = job.model }
       local t
@@ -547,6 +560,7 @@ function Run:execute()
       end)
       self.tasks[t] = true
       t:start()
+      ::next_job::
     end
     if inflight > 0 then
       if w:wait() then last_pass = rt.now() end

@@ -165,6 +165,15 @@ M.DEFAULTS = {
     recall = 5,         -- memory entries recalled into the prompt
     memory_max_age_days = 90,
   },
+  -- Verification (docs/verify.md): the default checks of an issue without its own, the
+  -- layers a run must have or goes without.
+  verify = {
+    command = nil,      -- argv run as every issue's check when its epic gives none
+    require = {},       -- layers every run must have, e.g. {"netns", "landlock"}
+    layers = {},        -- optional layers switched off, e.g. {netns = false}
+    timeout_ms = 120000,
+    output_cap = 65536, -- bytes kept of stdout and of stderr
+  },
   team = {
     lead_architect = { roles = { "architect" } },
     senior_developer = { roles = { "coder" } },
@@ -251,6 +260,61 @@ local function team(cfg)
   return out
 end
 
+local function argv(v, path)
+  if type(v) ~= "table" or #v == 0 then fail(path, "must be an argv array of strings, e.g. {\"make\", \"test\"}") end
+  local out = {}
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" or k < 1 or k > #v then fail(path, "must be an array (no named fields)") end
+  end
+  for i, a in ipairs(v) do
+    if type(a) ~= "string" then fail(path .. "[" .. i .. "]", "must be a string") end
+    out[i] = text(a, path .. "[" .. i .. "]")
+  end
+  return out
+end
+
+local function names(v, path)
+  if type(v) ~= "table" then fail(path, "must be an array of strings") end
+  local out = {}
+  for i, a in ipairs(v) do out[i] = text(a, path .. "[" .. i .. "]") end
+  return out
+end
+
+local VERIFY_KEYS = "command, layers, output_cap, require, timeout_ms"
+local function verify(d)
+  local src, D = d.verify, M.DEFAULTS.verify
+  local out = { require = {}, layers = {}, timeout_ms = D.timeout_ms, output_cap = D.output_cap }
+  if src == nil then return out end
+  if type(src) ~= "table" then fail("verify", "must be a table (fields: %s)", VERIFY_KEYS) end
+  for k, v in pairs(src) do
+    local p = "verify." .. tostring(k)
+    if k == "command" then out[k] = argv(v, p)
+    elseif k == "require" then out[k] = names(v, p)
+    elseif k == "timeout_ms" then out[k] = int(v, p, 1)
+    elseif k == "layers" then
+      if type(v) ~= "table" then fail(p, "must be a table such as {netns = false}") end
+      for n, on in pairs(v) do
+        if type(on) ~= "boolean" then fail(p .. "." .. tostring(n), "must be true or false") end
+        out.layers[n] = on
+      end
+    elseif k == "output_cap" then out[k] = int(v, p, 256)
+    else fail(p, "unknown setting (known: %s)", VERIFY_KEYS) end
+  end
+  local known = {}
+  local layers = require("orket.c.proc").layers()
+  for _, n in ipairs(layers.optional) do known[n] = true end
+  for _, n in ipairs(layers.always) do known[n] = true end
+  for n in pairs(out.layers) do
+    if not known[n] or n == "session" or n == "fds" or n == "env" or n == "cwd" or n == "rlimits" then
+      fail("verify.layers." .. tostring(n), "is not an optional layer (optional: %s)", table.concat(layers.optional, ", "))
+    end
+  end
+  for i, n in ipairs(out.require) do
+    if not known[n] then fail("verify.require[" .. i .. "]", "%q is not a layer (docs/verify.md lists them)", n) end
+  end
+  return out
+end
+
 -- ---- the schema ------------------------------------------------------------------------
 
 -- Every top-level setting, in the order they are checked, with the check of its section:
@@ -282,6 +346,7 @@ local SCHEMA = {
     return r
   end },
   { "context", function(d) return section(d, "context", M.DEFAULTS.context) end },
+  { "verify", verify },
 }
 
 M.SETTINGS = {}

@@ -78,6 +78,7 @@ function M.open(dir, opts)
   e = engine.new {
     db = db, board = b, memory = memory_mod.open(db), settings = s, llm = client, tools = scripts.tools,
     policies = scripts.policies, roles = scripts.roles, routing = scripts.routing, workspace = ws,
+    workspace_dir = ws_dir,
     toolcalls = require "orket.toolcalls",
     count = gate.counters_add, emit = opts.emit, concurrency = opts.concurrency,
     model = routing.override_model(opts.model),

@@ -86,6 +86,8 @@ local function make_context(e, job, card, history)
     memory = context.recall(e.memory, card, e.settings.context),
     history = context.window(history, e.settings.context),
     project = { name = e.settings.name, vision = e.settings.vision },
+    -- the reviewer sees the engine's last check of the work it judges (engine/verify.lua)
+    verification = job.phase == "review" and require("orket.engine.verify").last(e.db, card.id) or nil,
   }
 end
 

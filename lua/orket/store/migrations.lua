@@ -284,4 +284,32 @@ CREATE TABLE api_keys (
 CREATE UNIQUE INDEX api_keys_active_name ON api_keys(name) WHERE revoked_at IS NULL;
 ]],
   },
+  {
+    version = 11,
+    name = "verifications: acceptance checks and their results",
+    -- cards.verification: an issue's checks from its epic file (JSON: command, expect_exit,
+    -- timeout_ms, scenarios), NULL for none. One verifications row per hand-in checked
+    -- (handin: the id of the transition event that took the card out of in_progress),
+    -- written in the same transaction as the move it decides, so a run killed while the
+    -- checks ran runs them again and a result is never counted twice.
+    sql = [[
+ALTER TABLE cards ADD COLUMN verification TEXT;
+CREATE TABLE verifications (
+  id         INTEGER PRIMARY KEY,
+  card_id    TEXT NOT NULL REFERENCES cards(id),
+  run_id     INTEGER,
+  handin     INTEGER NOT NULL,
+  passed     INTEGER NOT NULL,
+  command    TEXT NOT NULL,
+  reason     TEXT NOT NULL,
+  code       INTEGER,
+  signal     TEXT,
+  wall_ms    INTEGER,
+  output     TEXT NOT NULL,
+  layers     TEXT NOT NULL,
+  at         TEXT NOT NULL
+);
+CREATE UNIQUE INDEX verifications_handin ON verifications(card_id, handin);
+]],
+  },
 }

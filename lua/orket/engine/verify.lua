@@ -1,0 +1,190 @@
+-- orket.engine.verify: the verification step that gates review. A card handed in with
+-- acceptance checks (its epic file's `verification`, else orket.lua's verify.command) waits
+-- in ready_for_testing while the engine runs them in the confined runner (orket.c.proc, no
+-- model): pass -> code_review, fail -> in_progress (a rejection), each with a comment, the
+-- result row and the move in one transaction. Contract: docs/verify.md.
+local json = require "cjson.safe"
+local board_mod = require "orket.board"
+
+local M = {}
+
+M.TAIL = 2000 -- bytes of output kept in the comment and the journal
+
+-- The checks of an issue as stored (import.lua's normal form) or the project default:
+-- {steps = {{name=, command=, expect_exit=}...}, timeout_ms=} | nil.
+function M.checks(e, card)
+  local row = e.db:row("SELECT verification FROM cards WHERE id = ?", card.id)
+  local spec = row and row.verification and json.decode(row.verification) or nil
+  local v = e.settings.verify or {}
+  if not spec then
+    -- the default is for the work the epic files define, not for cards filed during runs
+    -- (requirements reviews, create_issue): those would fail it forever
+    if not v.command or not card.source then return nil end
+    spec = { command = v.command }
+  end
+  local steps = {}
+  if spec.command then
+    steps[1] = { name = "command", command = spec.command, expect_exit = spec.expect_exit or 0 }
+  end
+  for i, s in ipairs(spec.scenarios or {}) do
+    steps[#steps + 1] = { name = s.name or ("scenario " .. i), command = s.command, expect_exit = s.expect_exit or 0 }
+  end
+  if #steps == 0 then return nil end
+  return { steps = steps, timeout_ms = spec.timeout_ms or v.timeout_ms or 120000 }
+end
+
+-- The card's last transition: {id=, from=, to=} | nil.
+local function last_move(e, id)
+  return e.db:row([[SELECT id, json_extract(data, '$.from') AS "from", json_extract(data, '$.to') AS "to"
+    FROM events WHERE card_id = ? AND kind = 'transition' ORDER BY id DESC LIMIT 1]], id)
+end
+
+-- The hand-in being checked: the last move out of in_progress.
+local function handin(e, id)
+  local r = e.db:row([[SELECT max(id) AS id FROM events WHERE card_id = ? AND kind = 'transition'
+    AND json_extract(data, '$.from') = 'in_progress']], id)
+  return r and r.id or 0
+end
+
+--- cwd(run, card_id) -> the directory the checks run in: the card's workspace root as its
+--- turns' ctx.fs sees it (the one place that asks): its git worktree when the workspace is a
+--- repository (docs/git.md), else the workspace itself. nil, msg when there is none.
+function M.cwd(run, card_id)
+  if run.git then
+    local path, err = require("orket.engine.gitwork").worktree(run, card_id)
+    if not path then return nil, err end
+    return require("luv").fs_realpath(path)
+  end
+  local d = run.workspace_dir
+  if not d then return nil, "the engine has no workspace directory to run the checks in" end
+  return require("luv").fs_realpath(d)
+end
+
+--- prepare(run, card) -> job | nil, card. Inside the scheduling round's transaction. A card
+--- in ready_for_testing with checks gives a verification job; without checks it goes on to
+--- code_review. A card a worker moved straight to code_review is sent to ready_for_testing
+--- first when it has checks. Otherwise the card is returned as it now is.
+function M.prepare(run, card)
+  local st = card.status
+  if st ~= "ready_for_testing" and st ~= "code_review" then return nil, card end
+  local held = rawget(run, "verify_held")
+  if held and held[card.id] then return nil, card, held[card.id] end
+  local checks = M.checks(run, card)
+  if st == "code_review" then
+    local m = checks and last_move(run, card.id)
+    if not (m and m.from == "in_progress" and m.to == "code_review") then return nil, card end
+    local moved, err = run.board:transition(card.id, "ready_for_testing", { actor = board_mod.ENGINE,
+      note = "acceptance checks run before review" })
+    if not moved then return nil, card, err end
+    card = moved
+  end
+  if not checks then
+    local moved, err = run.board:transition(card.id, "code_review", { actor = board_mod.ENGINE,
+      note = "handed in for testing; no acceptance checks, on to review" })
+    if not moved then return nil, card, err end
+    return nil, moved
+  end
+  return { verify = true, card_id = card.id, checks = checks, handin = handin(run, card.id), run = run.run_id }
+end
+
+local function tail(s, n)
+  if #s <= n then return s end
+  return "[...]" .. s:sub(-n)
+end
+
+local function argv_text(a)
+  local out = {}
+  for i, s in ipairs(a) do out[i] = s:find("[%s'\"]") and string.format("%q", s) or s end
+  return table.concat(out, " ")
+end
+
+-- Runs the steps in order until one fails: {passed=, step=, reason=, code=, signal=, wall_ms=,
+-- output=, layers=} or nil, msg, CODE when a run could not start for want of a layer.
+local function run_steps(run, job)
+  local proc = require "orket.c.proc"
+  local v = run.settings.verify or {}
+  local total, res = 0, nil
+  local cwd, cerr = M.cwd(run, job.card_id)
+  if not cwd then return nil, "verification: " .. tostring(cerr), "ESPAWN" end
+  for _, s in ipairs(job.checks.steps) do
+    local r, err, code = proc.run { argv = s.command, cwd = cwd, timeout_ms = job.checks.timeout_ms,
+      require = v.require and #v.require > 0 and v.require or nil, layers = v.layers, output_cap = v.output_cap or 65536 }
+    if not r then
+      if code == "ELAYER" or code == "ESPAWN" then return nil, err, code end
+      -- no such program: the work did not produce what the check runs
+      return { passed = false, step = s, reason = "not run", output = tostring(err), layers = "", wall_ms = total }
+    end
+    total = total + (r.wall_ms or 0)
+    local out = (r.stdout or "") .. (r.stderr ~= "" and r.stderr and ("\n" .. r.stderr) or "")
+    res = { step = s, reason = r.reason, code = r.code, signal = r.signal, wall_ms = total, output = out,
+      layers = table.concat(r.layers or {}, " ") }
+    res.passed = r.reason == "exit" and r.code == s.expect_exit
+    if not res.passed then return res end
+  end
+  return res
+end
+
+--- run(run, job): runs the checks of job (from prepare) outside any transaction, then
+--- records the result, its comment and the move in one. A required layer missing blocks the
+--- card (system) with the runner's message naming it.
+function M.run(run, job)
+  run:emit { type = "verify_start", card = job.card_id, steps = #job.checks.steps }
+  local res, err = run_steps(run, job)
+  local fault = require "orket.engine.fault"
+  fault.hit("mid_verify")
+  if run.stopping then return end
+  local ok, werr = run.db:tx(function()
+    local c = run.board:get(job.card_id)
+    if not c or c.status ~= "ready_for_testing" then return true end
+    if not res then
+      -- fail closed: the card is not reviewed; it waits in ready_for_testing and this run
+      -- leaves it (prepare), so a resume on a machine that has the layer checks it again
+      assert(run.board:comment(job.card_id, { author = "orket", body = "Verification could not run: " .. err }))
+      return true
+    end
+    local s = res.step
+    local what = string.format("%s (%s)", s.name, argv_text(s.command))
+    local outcome = res.reason == "exit" and ("exit " .. tostring(res.code)) or
+      (res.reason .. (res.signal and (" " .. res.signal) or ""))
+    local body
+    if res.passed then
+      body = string.format("Verification passed: %d check%s, last %s: %s.", #job.checks.steps,
+        #job.checks.steps == 1 and "" or "s", what, outcome)
+    else
+      body = string.format("Verification failed: %s: %s (expected exit %d).\n%s", what, outcome, s.expect_exit,
+        tail(res.output, M.TAIL))
+    end
+    assert(run.db:run([[INSERT INTO verifications (card_id, run_id, handin, passed, command, reason, code, signal,
+      wall_ms, output, layers, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))]],
+      job.card_id, run.run_id, job.handin, res.passed and 1 or 0, argv_text(s.command), res.reason, res.code,
+      res.signal, math.floor(res.wall_ms or 0), tail(res.output, M.TAIL), res.layers))
+    run.db:event { kind = "verification", card = job.card_id, run = run.run_id, actor = "orket", data = { passed = res.passed,
+      command = argv_text(s.command), step = s.name, reason = res.reason, code = res.code, signal = res.signal,
+      handin = job.handin, output = not res.passed and tail(res.output, 400) or nil } }
+    assert(run.board:comment(job.card_id, { author = "orket", body = body }))
+    local t, terr, tcode = run.board:transition(job.card_id, res.passed and "code_review" or "in_progress",
+      { actor = board_mod.ENGINE, note = res.passed and "verification passed" or "verification failed" })
+    if not t then return nil, terr, tcode end
+    return true
+  end)
+  run:emit { type = "verify_end", card = job.card_id, passed = res and res.passed or false,
+    error = (not ok and tostring(werr)) or (not res and err) or nil }
+  if not res or not ok then
+    run.verify_held = run.verify_held or {}
+    run.verify_held[job.card_id] = "verification could not run: " .. tostring(err or werr)
+  end
+  if not ok then run:journal_broken(job.card_id) end
+  fault.hit("after_transition")
+end
+
+--- last(db, card_id) -> the card's latest verification row | nil
+function M.last(db, card_id)
+  return db:row("SELECT * FROM verifications WHERE card_id = ? ORDER BY id DESC LIMIT 1", card_id)
+end
+
+--- results(db, card_id) -> the card's verification rows, oldest first.
+function M.results(db, card_id)
+  return db:rows("SELECT * FROM verifications WHERE card_id = ? ORDER BY id", card_id) or {}
+end
+
+return M
