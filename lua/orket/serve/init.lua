@@ -71,6 +71,7 @@ function M.new(o)
     inflight = 0 }, Server)
   self.router = router_mod.new()
   routes.add(self.router)
+  require("orket.serve.writes").add(self.router)
   self.auth = auth_mod.new(o.db, o.dir, httpd.is_loopback(o.host))
   self.by_addr = ratelimit.new { rate = l.addr_rate, burst = l.addr_burst }
   self.by_key = ratelimit.new { rate = l.key_rate, burst = l.key_burst }
@@ -121,7 +122,7 @@ function Server:_dispatch(req, ctx)
       ctx.auth = why
       return fail(req, ctx, st, code, msg, st == 401 and { 'WWW-Authenticate: Bearer realm="orket"' } or nil)
     end
-    ctx.key = who.id
+    ctx.key, ctx.who = who.id, who
     if not keys.allows(who.role, route.role) then
       return fail(req, ctx, 403, "forbidden", "this needs the " .. route.role .. " role")
     end
@@ -138,6 +139,8 @@ function Server:_dispatch(req, ctx)
     local value, bst, bcode, bmsg = require("orket.serve.body").json(req)
     if value == nil then return fail(req, ctx, bst, bcode, bmsg) end
     ctx.body = value
+    local sok, serr = require("orket.serve.writes").check(route, value)
+    if not sok then return fail(req, ctx, 400, "bad_request", serr) end
   end
   local hstatus, doc = route.handler(req, ctx)
   if hstatus then return send(req, ctx, hstatus, doc) end
