@@ -184,6 +184,33 @@ describe("orket serve writes", function()
     local s = start(dir)
     local function status(id) return cjson.decode(H.orket("card " .. id .. " --json", { cwd = dir }).stdout).card.status end
     assert.equal("waiting_for_developer", status("CLEAN-1"))
+    -- /metrics after the run: promtool accepts it, and the run's figures are there
+    local mr <close> = assert(http.request { url = s.url .. "/metrics", headers = { "Authorization: Bearer " .. op },
+      total_timeout_ms = 20000 })
+    assert.equal(200, (mr:headers()))
+    local parts = {}
+    while true do
+      local ev = mr:read()
+      if not ev then break end
+      for _, x in ipairs(ev) do parts[#parts + 1] = x end
+    end
+    local metrics = table.concat(parts)
+    H.write(dir .. "/metrics.txt", metrics)
+    local pt = io.popen("promtool check metrics < " .. H.quote(dir .. "/metrics.txt") .. " 2>&1; echo rc=$?")
+    local pout = pt:read("a")
+    pt:close()
+    assert.matches("rc=0\n$", pout)
+    for _, family in ipairs { "orket_cards", "orket_runs", "orket_turns_total", "orket_model_calls_total",
+      "orket_model_tokens_total", "orket_model_call_duration_seconds", "orket_tool_calls_total",
+      "orket_gate_violations_total", "orket_approvals_waiting", "orket_http_requests_total",
+      "orket_http_request_duration_seconds", "orket_sse_clients" } do
+      assert.matches("\n" .. family .. "[_{ ]", "\n" .. metrics, nil, family)
+    end
+    assert.matches('orket_cards{type="issue",status="waiting_for_developer"} 3\n', metrics, 1, true)
+    assert.matches('orket_runs{status="stalled"} 1\n', metrics, 1, true)
+    assert.matches("orket_approvals_waiting 1\n", metrics, 1, true)
+    assert.matches('orket_tool_calls_total{tool="delete_file",verdict="ask"} 1\n', metrics, 1, true)
+    assert.matches('orket_model_tokens_total{model="[^"]+",direction="in"} [1-9]', metrics)
     -- text for a card waiting for an approval: 409, nothing changed
     local st, doc = call(s, "POST", "/v1/cards/CLEAN-1/answer", op, { text = "sure" })
     assert.equal(409, st)
