@@ -73,6 +73,7 @@ function M.new(o)
   routes.add(self.router)
   require("orket.serve.writes").add(self.router)
   require("orket.serve.metrics").add(self.router)
+  require("orket.serve.openapi").add(self.router)
   self.metrics = require("orket.serve.metrics").new()
   self.auth = auth_mod.new(o.db, o.dir, httpd.is_loopback(o.host))
   self.by_addr = ratelimit.new { rate = l.addr_rate, burst = l.addr_burst }

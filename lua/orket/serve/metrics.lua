@@ -200,7 +200,9 @@ end
 
 --- add(router): GET /metrics (viewer: once keys exist, a scraper sends one as a Bearer token)
 function M.add(router)
-  router:add("GET", "/metrics", { handler = handler, role = "viewer" })
+  router:add("GET", "/metrics", { handler = handler, role = "viewer", name = "metrics",
+    summary = "Prometheus metrics (text format 0.0.4)",
+    responses = { [200] = { media = "text/plain", schema = { type = "string" }, description = "the metrics" } } })
 end
 
 return M

@@ -17,7 +17,7 @@ local LONG = 65536    -- a description, a comment, an answer
 
 local function str(max) return { type = "string", minLength = 1, maxLength = max } end
 local function obj(props, required)
-  return { type = "object", properties = props, required = required or {}, additionalProperties = false }
+  return { type = "object", properties = props, required = required, additionalProperties = false }
 end
 
 -- The request body schemas, by route name (kept here, next to the handlers; the OpenAPI
@@ -148,11 +148,26 @@ local function audit(_, ctx)
   return 200, { entries = jsonout.array(out), next = #out == limit and out[#out].id or nil }
 end
 
+local SUMMARIES = {
+  create = "File a new issue under an epic", move = "Move a card (the state machine decides)",
+  comment = "Comment on a card", answer = "Answer a card waiting for input",
+  approve = "Approve the tool call a card waits on", deny = "Refuse the tool call a card waits on",
+  retry = "Get a blocked or waiting card moving again", cancel = "Cancel a card (and what is under it)",
+}
+
+local AUDIT = { type = "object", additionalProperties = true, required = { "entries" }, properties = {
+  entries = { type = "array", items = { type = "object", additionalProperties = true, required = { "id", "at", "actor", "action", "route" },
+    properties = { id = { type = "integer" }, at = { type = "string" }, card = { type = "string" },
+      actor = { type = "string" }, action = { type = "string" }, route = { type = "string" } } } },
+  next = { type = "integer" } } }
+
 --- add(router): the write routes (operator) and the audit (viewer)
 function M.add(router)
+  local card_schema = require("orket.serve.openapi").CARD
   local function w(method, pattern, name, handler, status)
     router:add(method, pattern, { handler = handler, role = "operator", body = "json", schema = M.SCHEMAS[name],
-      name = name, status = status or 200 })
+      name = name, summary = SUMMARIES[name], responses = { [status or 200] = { schema = card_schema,
+        description = "the card now" } } })
   end
   w("POST", "/v1/cards", "create", create, 201)
   w("POST", "/v1/cards/{id}/move", "move", move)
@@ -162,7 +177,11 @@ function M.add(router)
   w("POST", "/v1/cards/{id}/deny", "deny", decide("deny", "reason"))
   w("POST", "/v1/cards/{id}/retry", "retry", retry)
   w("POST", "/v1/cards/{id}/cancel", "cancel", cancel)
-  router:add("GET", "/v1/audit", { handler = audit, role = "viewer" })
+  router:add("GET", "/v1/audit", { handler = audit, role = "viewer", name = "audit",
+    summary = "The writes made through the API, oldest first",
+    query = { { name = "after", type = "integer", description = "entries after this id" },
+      { name = "limit", type = "integer", description = "at most this many (100; 200 at most)" } },
+    responses = { [200] = { schema = AUDIT } } })
 end
 
 --- check(route, body) -> true | nil, msg: the body against the route's schema
