@@ -6,6 +6,10 @@ set -eu
 PKGS="build-essential pkg-config liblua5.4-dev lua-luv-dev libuv1-dev \
 libsqlite3-dev libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev lua-busted \
 libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev"
+# Needed by the tests only (not by a build, so not in the image's build stage):
+# prometheus for its promtool, which checks orket serve's /metrics.
+TEST_PKGS="prometheus"
+PKGS="$PKGS $TEST_PKGS"
 
 # --asan: gcc's AddressSanitizer and UBSan runtimes come with build-essential's gcc.
 # --fuzz adds libFuzzer, which ships in clang's runtime package.

@@ -25,6 +25,35 @@ local function waits_on_requirements_review(db, id)
     and d.note:match("^requirements review ") ~= nil
 end
 
+--- answer_text(db, board, card_id, text, actor) -> true | nil, msg, CODE: answers a card
+--- waiting for input (a question, a requirements review) in one transaction; EUSAGE when it
+--- waits for an approval instead, ESTATE when it does not wait. orket serve uses it too.
+function cmd.answer_text(db, b, card_id, text, actor)
+  return db:tx(function()
+    local c, gerr, code = b:get(card_id)
+    if not c then return nil, gerr, code end
+    if c.status ~= "waiting_for_developer" then
+      return nil, string.format("%s is %s, not waiting for input", c.id, c.status), "ESTATE"
+    end
+    local p = approvals.pending(db, c.id)
+    if p then
+      return nil, string.format("%s waits for approval of %s (request #%d), not for text; use "
+        .. "'orket answer %s --approve [\"note\"]' or --deny \"reason\"", c.id, approvals.describe(p), p.id, c.id), "EUSAGE"
+    end
+    if waits_on_requirements_review(db, c.id) then
+      -- the requirements were reviewed: the card starts over, its rejection count (which
+      -- filed the review) and budgets with it, or the next rejection files another at once
+      local t, terr, tcode = b:retry(c.id, { actor = actor, note = text })
+      if not t then return nil, terr, tcode end
+      return true
+    end
+    assert(b:comment(c.id, { author = actor.seat, body = text }))
+    local t, terr, tcode = b:transition(c.id, "ready", { actor = actor, note = "answered" })
+    if not t then return nil, terr, tcode end
+    return true
+  end)
+end
+
 function cmd.run(args, cli)
   local decision
   local function decide(a)
@@ -48,35 +77,13 @@ function cmd.run(args, cli)
   local db = cli.open_store(dir, false)
   if not db then return 1 end
   local b = board_mod.open(db)
-  local usage
-  local ok, aerr = db:tx(function()
-    if decision then
-      return approvals.decide(db, b, pos[1], { decision = decision, note = pos[2], by = "developer" })
-    end
-    local c, gerr, code = b:get(pos[1])
-    if not c then return nil, gerr, code end
-    if c.status ~= "waiting_for_developer" then
-      return nil, string.format("%s is %s, not waiting for input", c.id, c.status), "ESTATE"
-    end
-    local p = approvals.pending(db, c.id)
-    if p then
-      usage = string.format("%s waits for approval of %s (request #%d), not for text; use "
-        .. "'orket answer %s --approve [\"note\"]' or --deny \"reason\"", c.id, approvals.describe(p), p.id, c.id)
-      return nil, usage, "EUSAGE"
-    end
-    local developer = { seat = "developer", roles = {} }
-    if waits_on_requirements_review(db, c.id) then
-      -- the requirements were reviewed: the card starts over, its rejection count (which
-      -- filed the review) and budgets with it, or the next rejection files another at once
-      local t, terr, tcode = b:retry(c.id, { actor = developer, note = pos[2] })
-      if not t then return nil, terr, tcode end
-      return true
-    end
-    assert(b:comment(c.id, { author = "developer", body = pos[2] }))
-    local t, terr, tcode = b:transition(c.id, "ready", { actor = developer, note = "answered" })
-    if not t then return nil, terr, tcode end
-    return true
-  end)
+  local ok, aerr, acode
+  if decision then
+    ok, aerr, acode = approvals.decide(db, b, pos[1], { decision = decision, note = pos[2], by = "developer" })
+  else
+    ok, aerr, acode = cmd.answer_text(db, b, pos[1], pos[2], { seat = "developer", roles = {} })
+  end
+  local usage = acode == "EUSAGE" and aerr or nil
   db:close()
   if usage then return cli.usage_error(cmd, "%s", usage) end
   if not ok then

@@ -18,6 +18,22 @@ the card's comments by the developer, where the next turn's model reads it. A ca
 for an approval is decided with 'orket answer CARD --approve' or --deny instead. Refused
 while a run works on the project. Continue with 'orket resume' or 'orket run'.]]
 
+--- retry_card(db, board, card_id, actor, note) -> card | nil, msg, CODE: board:retry, but
+--- EUSAGE for a card waiting for an approval (that is decided, not retried). The caller
+--- holds the run lock. orket serve uses it too.
+function cmd.retry_card(db, b, card_id, actor, note)
+  return db:tx(function()
+    local c, gerr, gcode = b:get(card_id)
+    if not c then return nil, gerr, gcode end
+    local p = c.status == "waiting_for_developer" and approvals.pending(db, c.id)
+    if p then
+      return nil, string.format("%s waits for approval of %s (request #%d); decide it with "
+        .. "'orket answer %s --approve [\"note\"]' or --deny \"reason\"", c.id, approvals.describe(p), p.id, c.id), "EUSAGE"
+    end
+    return b:retry(c.id, { actor = actor, note = note })
+  end)
+end
+
 function cmd.run(args, cli)
   local dir, pos = cli.words(cmd, args, {}, "for a note that starts with '-'")
   if not dir then return pos end
@@ -26,18 +42,8 @@ function cmd.run(args, cli)
   local db, lock = cli.open_store_locked(dir)
   if not db then return 1 end
   local b = board_mod.open(db)
-  local usage
-  local card, err = db:tx(function()
-    local c, gerr, gcode = b:get(pos[1])
-    if not c then return nil, gerr, gcode end
-    local p = c.status == "waiting_for_developer" and approvals.pending(db, c.id)
-    if p then
-      usage = string.format("%s waits for approval of %s (request #%d); decide it with "
-        .. "'orket answer %s --approve [\"note\"]' or --deny \"reason\"", c.id, approvals.describe(p), p.id, c.id)
-      return nil, usage, "EUSAGE"
-    end
-    return b:retry(c.id, { actor = { seat = "developer", roles = {}, by = "person" }, note = pos[2] })
-  end)
+  local card, err, code = cmd.retry_card(db, b, pos[1], { seat = "developer", roles = {}, by = "person" }, pos[2])
+  local usage = code == "EUSAGE" and err or nil
   db:close()
   lock:release()
   if usage then return cli.usage_error(cmd, "%s", usage) end

@@ -1,5 +1,6 @@
 -- orket serve [DIR] [--listen HOST:PORT]: the project's board, cards and journal over HTTP
--- (orket.serve, docs/serve.md) until SIGTERM or Ctrl-C, which stop it gracefully (exit 0).
+-- (orket.serve, docs/serve.md), and a person's writes to cards, until SIGTERM or Ctrl-C,
+-- which stop it gracefully (exit 0).
 local serve = require "orket.serve"
 local keys = require "orket.serve.keys"
 local httpd = require "orket.c.httpd"
@@ -11,7 +12,8 @@ local cmd = { summary = "serve the board and its events over HTTP", usage = USAG
 cmd.help = [[
 Serves the project in DIR (default: here) on --listen (default 127.0.0.1:8765; port 0
 picks a free one). Routes: /health, /ready, /v1/board, /v1/cards/ID, /v1/events and
-/v1/runs/ID/events (Server-Sent Events). While no API key exists ('orket keys create') it
+/v1/runs/ID/events (Server-Sent Events), writes to cards (POST /v1/cards...), /v1/audit,
+/metrics (Prometheus) and /v1/openapi.json. While no API key exists ('orket keys create') it
 listens on loopback addresses only. The address it listens on is printed on stdout; one JSON
 line per request goes to stderr. SIGTERM or Ctrl-C stops it. See docs/serve.md.]]
 

@@ -71,6 +71,10 @@ function M.new(o)
     inflight = 0 }, Server)
   self.router = router_mod.new()
   routes.add(self.router)
+  require("orket.serve.writes").add(self.router)
+  require("orket.serve.metrics").add(self.router)
+  require("orket.serve.openapi").add(self.router)
+  self.metrics = require("orket.serve.metrics").new()
   self.auth = auth_mod.new(o.db, o.dir, httpd.is_loopback(o.host))
   self.by_addr = ratelimit.new { rate = l.addr_rate, burst = l.addr_burst }
   self.by_key = ratelimit.new { rate = l.key_rate, burst = l.key_burst }
@@ -121,7 +125,7 @@ function Server:_dispatch(req, ctx)
       ctx.auth = why
       return fail(req, ctx, st, code, msg, st == 401 and { 'WWW-Authenticate: Bearer realm="orket"' } or nil)
     end
-    ctx.key = who.id
+    ctx.key, ctx.who = who.id, who
     if not keys.allows(who.role, route.role) then
       return fail(req, ctx, 403, "forbidden", "this needs the " .. route.role .. " role")
     end
@@ -138,6 +142,8 @@ function Server:_dispatch(req, ctx)
     local value, bst, bcode, bmsg = require("orket.serve.body").json(req)
     if value == nil then return fail(req, ctx, bst, bcode, bmsg) end
     ctx.body = value
+    local sok, serr = require("orket.serve.writes").check(route, value)
+    if not sok then return fail(req, ctx, 400, "bad_request", serr) end
   end
   local hstatus, doc = route.handler(req, ctx)
   if hstatus then return send(req, ctx, hstatus, doc) end
@@ -146,14 +152,16 @@ end
 function Server:_handle(req)
   self.inflight = self.inflight + 1
   local t0 = uv.hrtime()
-  local ctx = { db = self.db, dir = self.dir, hub = self.hub, route = "-" }
+  local ctx = { db = self.db, dir = self.dir, hub = self.hub, metrics = self.metrics, route = "-" }
   local ok, err = xpcall(self._dispatch, debug.traceback, self, req, ctx)
   if not ok then
     self:_log { event = "error", route = ctx.route, message = tostring(err) }
     if not ctx.status then fail(req, ctx, 500, "internal", "the server failed; its log says why") end
   end
+  local us = (uv.hrtime() - t0) // 1000
+  self.metrics:request(ctx.route, ctx.status or 500, us / 1e6)
   self:_log { method = req.method, route = ctx.route, status = ctx.status or 500,
-    us = (uv.hrtime() - t0) // 1000, key = ctx.key or require("cjson").null, addr = req.remote, auth = ctx.auth }
+    us = us, key = ctx.key or require("cjson").null, addr = req.remote, auth = ctx.auth }
   req:close()
   self.inflight = self.inflight - 1
 end

@@ -79,14 +79,31 @@ local function run_events(req, ctx)
   return stream(req, ctx, { run = id, card = ctx.query.card })
 end
 
---- add(router): the routes; role nil means no key is needed (probes)
+local function json(schema, description) return { schema = schema, description = description } end
+local SSE = { media = "text/event-stream", schema = { type = "string" }, description = "the journal as Server-Sent Events" }
+local AFTER = { name = "after", type = "integer", description = "replay the events after this journal id" }
+local CARD_Q = { name = "card", description = "only this card's events" }
+local LAST = { name = "Last-Event-ID", ["in"] = "header", type = "integer", description = "as ?after= (a reconnecting client)" }
+
+--- add(router): the routes; role nil means no key is needed (probes). Each carries what
+--- orket.serve.openapi describes: summary, query, responses.
 function M.add(router)
-  router:add("GET", "/health", { handler = health })
-  router:add("GET", "/ready", { handler = ready })
-  router:add("GET", "/v1/board", { handler = board, role = "viewer" })
-  router:add("GET", "/v1/cards/{id}", { handler = card, role = "viewer" })
-  router:add("GET", "/v1/events", { handler = all_events, role = "viewer" })
-  router:add("GET", "/v1/runs/{id}/events", { handler = run_events, role = "viewer" })
+  local oa = require "orket.serve.openapi"
+  router:add("GET", "/health", { handler = health, name = "health", summary = "Alive",
+    responses = { [200] = json { type = "object", required = { "status" }, properties = { status = { enum = { "ok" } } } } } })
+  router:add("GET", "/ready", { handler = ready, name = "ready", summary = "Takes writes and loads orket.lua",
+    responses = { [200] = json { type = "object", required = { "status" }, properties = { status = { enum = { "ready" } } } },
+      [503] = json({ type = "object", required = { "status", "problems" }, properties = { status = { enum = { "not_ready" } },
+        problems = { type = "array", items = { type = "string" } } } }, "not ready, and why") } })
+  router:add("GET", "/v1/board", { handler = board, role = "viewer", name = "board", summary = "The board (orket.board/1)",
+    query = { { name = "root", description = "an epic or rock to show alone" } }, responses = { [200] = json(oa.BOARD) } })
+  router:add("GET", "/v1/cards/{id}", { handler = card, role = "viewer", name = "card", summary = "One card (orket.card/1)",
+    responses = { [200] = json(oa.CARD) } })
+  router:add("GET", "/v1/events", { handler = all_events, role = "viewer", name = "events", summary = "The journal, live",
+    query = { { name = "run", type = "integer", description = "only this run's events" }, CARD_Q, AFTER, LAST },
+    responses = { [200] = SSE } })
+  router:add("GET", "/v1/runs/{id}/events", { handler = run_events, role = "viewer", name = "run_events",
+    summary = "One run's journal, live", query = { CARD_Q, AFTER, LAST }, responses = { [200] = SSE } })
 end
 
 M.events = events

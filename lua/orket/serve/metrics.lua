@@ -1,0 +1,208 @@
+-- orket.serve.metrics: GET /metrics in the Prometheus text format 0.0.4. The board's,
+-- runs' and model's figures are counted from the store at scrape time (aggregate queries,
+-- at most MAX_SERIES label values each); the HTTP ones come from the server's own counters
+-- (orket.serve.metrics.new, fed by each request's log line).
+local M = {}
+
+M.MAX_SERIES = 100 -- label values per family from the store (models, tools): bounds a scrape
+M.BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
+M.MODEL_BUCKETS = { 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300 }
+
+local function esc(v)
+  return (tostring(v):gsub("\\", "\\\\"):gsub("\n", "\\n"):gsub('"', '\\"'))
+end
+
+local function labels(l)
+  if not l or #l == 0 then return "" end
+  local out = {}
+  for i = 1, #l, 2 do out[#out + 1] = l[i] .. '="' .. esc(l[i + 1]) .. '"' end
+  return "{" .. table.concat(out, ",") .. "}"
+end
+
+local function num(v)
+  if math.type(v) == "integer" then return tostring(v) end
+  if v == math.huge then return "+Inf" end
+  return string.format("%.17g", v)
+end
+
+-- A text builder: family(name, type, help) then sample(name, labels, value).
+local function builder()
+  local out = {}
+  local b = {}
+  function b.family(name, kind, help)
+    out[#out + 1] = "# HELP " .. name .. " " .. help:gsub("\\", "\\\\"):gsub("\n", "\\n")
+    out[#out + 1] = "# TYPE " .. name .. " " .. kind
+  end
+  function b.sample(name, l, v) out[#out + 1] = name .. labels(l) .. " " .. num(v) end
+  -- hist: {buckets = {upper...}, counts = {per bucket, not cumulative}, sum=, count=}
+  function b.histogram(name, l, h)
+    local cum = 0
+    for i, le in ipairs(h.buckets) do
+      cum = cum + (h.counts[i] or 0)
+      local ll = { table.unpack(l) }
+      ll[#ll + 1], ll[#ll + 2] = "le", string.format("%.14g", le)
+      b.sample(name .. "_bucket", ll, cum)
+    end
+    local ll = { table.unpack(l) }
+    ll[#ll + 1], ll[#ll + 2] = "le", "+Inf"
+    b.sample(name .. "_bucket", ll, h.count)
+    b.sample(name .. "_sum", l, h.sum + 0.0)
+    b.sample(name .. "_count", l, h.count)
+  end
+  function b.text() return table.concat(out, "\n") .. "\n" end
+  return b
+end
+
+local function new_hist(buckets) return { buckets = buckets, counts = {}, sum = 0, count = 0 } end
+
+local function observe(h, v)
+  for i, le in ipairs(h.buckets) do
+    if v <= le then
+      h.counts[i] = (h.counts[i] or 0) + 1
+      break
+    end
+  end
+  h.sum, h.count = h.sum + v, h.count + 1
+end
+
+-- The server's counters.
+local Counters = {}
+Counters.__index = Counters
+
+--- new() -> counters; counters:request(route, status, seconds)
+function M.new() return setmetatable({ requests = {}, durations = {} }, Counters) end
+
+function Counters:request(route, status, seconds)
+  local key = route .. "\0" .. status
+  self.requests[key] = (self.requests[key] or 0) + 1
+  local h = self.durations[route]
+  if not h then
+    h = new_hist(M.BUCKETS)
+    self.durations[route] = h
+  end
+  observe(h, seconds)
+end
+
+local function sorted_keys(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  table.sort(ks)
+  return ks
+end
+
+-- Every status a card or a run may have, so each family has samples from the start.
+local CARD_STATUSES = { "ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing",
+  "code_review", "done", "canceled", "archived" }
+
+--- render(db, counters, sse_clients) -> text
+function M.render(db, counters, sse_clients)
+  local b = builder()
+  local lim = M.MAX_SERIES
+
+  b.family("orket_cards", "gauge", "Cards on the board by type and status.")
+  local seen = {}
+  for _, r in ipairs(db:rows("SELECT type, status, COUNT(*) AS n FROM cards GROUP BY type, status LIMIT ?", lim)) do
+    seen[r.type .. "\0" .. r.status] = r.n
+  end
+  for _, t in ipairs { "rock", "epic", "issue" } do
+    for _, s in ipairs(CARD_STATUSES) do b.sample("orket_cards", { "type", t, "status", s }, seen[t .. "\0" .. s] or 0) end
+  end
+
+  b.family("orket_runs", "gauge", "Runs by status.")
+  local runs = {}
+  for _, r in ipairs(db:rows("SELECT status, COUNT(*) AS n FROM runs GROUP BY status LIMIT ?", lim)) do runs[r.status] = r.n end
+  for _, s in ipairs { "running", "done", "failed", "stalled", "interrupted" } do runs[s] = runs[s] or 0 end
+  for _, s in ipairs(sorted_keys(runs)) do b.sample("orket_runs", { "status", s }, runs[s]) end
+
+  b.family("orket_turns_total", "counter", "Turns worked (distinct card turns).")
+  local t = db:row("SELECT COUNT(*) AS n FROM (SELECT DISTINCT run_id, card_id, seat, turn FROM turns)")
+  b.sample("orket_turns_total", nil, t.n)
+
+  local models = db:rows([[SELECT COALESCE(model, '') AS model, COUNT(*) AS n, COALESCE(SUM(prompt_tokens), 0) AS tin,
+    COALESCE(SUM(completion_tokens), 0) AS tout FROM turns GROUP BY model ORDER BY model LIMIT ?]], lim)
+  local calls, tokens = {}, {}
+  for _, r in ipairs(models) do
+    calls[#calls + 1] = { { "model", r.model }, r.n }
+    tokens[#tokens + 1] = { { "model", r.model, "direction", "in" }, r.tin }
+    tokens[#tokens + 1] = { { "model", r.model, "direction", "out" }, r.tout }
+  end
+  local b2 = b -- HELP/TYPE lines come right before their family's samples
+  b2.family("orket_model_calls_total", "counter", "Model calls answered, by model.")
+  for _, s in ipairs(calls) do b2.sample("orket_model_calls_total", s[1], s[2]) end
+  b2.family("orket_model_tokens_total", "counter", "Tokens by model and direction (in: prompt, out: completion).")
+  for _, s in ipairs(tokens) do b2.sample("orket_model_tokens_total", s[1], s[2]) end
+
+  -- latency as the engine records it in a turn's data (latency_ms); calls without it are
+  -- left out of the histogram
+  b2.family("orket_model_call_duration_seconds", "histogram", "Model call latency, by model.")
+  local lat = {}
+  for _, r in ipairs(db:rows([[SELECT COALESCE(model, '') AS model, json_extract(data, '$.latency_ms') AS ms FROM turns
+    WHERE json_extract(data, '$.latency_ms') IS NOT NULL ORDER BY id DESC LIMIT 10000]])) do
+    local h = lat[r.model]
+    if not h then
+      h = new_hist(M.MODEL_BUCKETS)
+      lat[r.model] = h
+    end
+    observe(h, r.ms / 1000)
+  end
+  for _, r in ipairs(models) do lat[r.model] = lat[r.model] or new_hist(M.MODEL_BUCKETS) end
+  if next(lat) == nil then lat[""] = new_hist(M.MODEL_BUCKETS) end
+  for _, m in ipairs(sorted_keys(lat)) do b2.histogram("orket_model_call_duration_seconds", { "model", m }, lat[m]) end
+
+  -- a call the gate allowed outright carries its code (tool_calls.gate_code); every other
+  -- verdict is a gate_decisions row (store.lua): the two never count the same call
+  b2.family("orket_tool_calls_total", "counter", "Tool calls by tool and the gate's verdict.")
+  local tc = {}
+  for _, r in ipairs(db:rows([[SELECT tool, 'allow' AS verdict, COUNT(*) AS n FROM tool_calls WHERE gate_code IS NOT NULL
+      GROUP BY tool LIMIT ?]], lim)) do tc[r.tool .. "\0" .. r.verdict] = r.n end
+  for _, r in ipairs(db:rows([[SELECT COALESCE(tool, '') AS tool, verdict, COUNT(*) AS n FROM gate_decisions
+      GROUP BY tool, verdict LIMIT ?]], lim)) do
+    local k = r.tool .. "\0" .. r.verdict
+    tc[k] = (tc[k] or 0) + r.n
+  end
+  if next(tc) == nil then tc["\0allow"] = 0 end
+  for _, k in ipairs(sorted_keys(tc)) do
+    local tool, verdict = k:match("^(.-)%z(.*)$")
+    b2.sample("orket_tool_calls_total", { "tool", tool, "verdict", verdict }, tc[k])
+  end
+
+  b2.family("orket_gate_violations_total", "counter", "Gate violations by rule.")
+  local vs = db:rows("SELECT rule, COUNT(*) AS n FROM violations GROUP BY rule ORDER BY rule LIMIT ?", lim)
+  if #vs == 0 then b2.sample("orket_gate_violations_total", { "rule", "" }, 0) end
+  for _, r in ipairs(vs) do b2.sample("orket_gate_violations_total", { "rule", r.rule }, r.n) end
+
+  b2.family("orket_approvals_waiting", "gauge", "Tool calls held for a developer's approval.")
+  b2.sample("orket_approvals_waiting", nil, db:row("SELECT COUNT(*) AS n FROM approvals WHERE decision IS NULL").n)
+
+  b2.family("orket_http_requests_total", "counter", "HTTP requests answered, by route pattern and status.")
+  local rk = sorted_keys(counters.requests)
+  if #rk == 0 then b2.sample("orket_http_requests_total", { "route", "/metrics", "status", "200" }, 0) end
+  for _, k in ipairs(rk) do
+    local route, status = k:match("^(.-)%z(.*)$")
+    b2.sample("orket_http_requests_total", { "route", route, "status", status }, counters.requests[k])
+  end
+  b2.family("orket_http_request_duration_seconds", "histogram", "HTTP request handling time, by route pattern.")
+  local dk = sorted_keys(counters.durations)
+  if #dk == 0 then b2.histogram("orket_http_request_duration_seconds", { "route", "/metrics" }, new_hist(M.BUCKETS)) end
+  for _, route in ipairs(dk) do b2.histogram("orket_http_request_duration_seconds", { "route", route }, counters.durations[route]) end
+
+  b2.family("orket_sse_clients", "gauge", "Clients following an event stream.")
+  b2.sample("orket_sse_clients", nil, sse_clients)
+  return b.text()
+end
+
+local function handler(req, ctx)
+  local text = ctx.db:read(M.render, ctx.db, ctx.metrics, ctx.hub:count())
+  ctx.status = 200
+  req:respond(200, { "Content-Type: text/plain; version=0.0.4; charset=utf-8", "Cache-Control: no-store" },
+    req.method == "HEAD" and "" or text)
+end
+
+--- add(router): GET /metrics (viewer: once keys exist, a scraper sends one as a Bearer token)
+function M.add(router)
+  router:add("GET", "/metrics", { handler = handler, role = "viewer", name = "metrics",
+    summary = "Prometheus metrics (text format 0.0.4)",
+    responses = { [200] = { media = "text/plain", schema = { type = "string" }, description = "the metrics" } } })
+end
+
+return M

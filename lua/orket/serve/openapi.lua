@@ -1,0 +1,92 @@
+-- orket.serve.openapi: GET /v1/openapi.json, the API described as OpenAPI 3.1, built from
+-- the router's own route table: each route carries its summary, query parameters, body
+-- schema and response schemas (kept next to its handler), so what is described is what is
+-- served. Schemas are the JSON-schema subset orket.c.gate.validate checks.
+local jsonout = require "orket.jsonout"
+
+local M = {}
+
+M.ERROR = { type = "object", required = { "error" }, additionalProperties = false, properties = {
+  error = { type = "object", required = { "code", "message" }, additionalProperties = false,
+    properties = { code = { type = "string" }, message = { type = "string" } } } } }
+
+-- Documents the routes hand back, loosely: their own formats are described in store.md.
+M.CARD = { type = "object", additionalProperties = true, required = { "format", "card", "comments", "history" },
+  properties = { format = { type = "string", enum = { "orket.card/1" } }, card = { type = "object" },
+    comments = { type = "array" }, history = { type = "array" }, children = { type = "array" },
+    approvals = { type = "array" }, violations = { type = "array" } } }
+M.BOARD = { type = "object", additionalProperties = true, required = { "format" }, properties = { format = { type = "string", enum = { "orket.board/1" } } } }
+
+local ERRORS = {
+  [400] = "bad path, query or body", [401] = "no valid API key", [403] = "the key's role may not",
+  [404] = "no such route or card", [405] = "another method", [408] = "the body came too slowly",
+  [409] = "the card is not in a state for that (the state machine's code)", [413] = "the body is too large",
+  [429] = "rate limited (Retry-After)", [500] = "the server failed",
+}
+
+-- The error statuses a route may answer, from what the router knows about it.
+local function error_statuses(r)
+  local s = { 400, 404, 405, 500 }
+  if r.role then
+    for _, x in ipairs { 401, 403, 429 } do s[#s + 1] = x end
+  end
+  if r.body then
+    for _, x in ipairs { 408, 413 } do s[#s + 1] = x end
+  end
+  if r.role == "operator" and r.body then s[#s + 1] = 409 end
+  table.sort(s)
+  return s
+end
+
+local function content(media, schema) return { [media] = { schema = schema } } end
+
+--- document(router) -> the OpenAPI 3.1 document as a table
+function M.document(router)
+  local paths = {}
+  for _, r in ipairs(router.routes) do
+    local p = paths[r.pattern] or {}
+    paths[r.pattern] = p
+    local op = { summary = r.summary or r.pattern, operationId = r.name or (r.method:lower() .. r.pattern:gsub("[^%w]+", "_")) }
+    local params = {}
+    for _, part in ipairs(r.parts) do
+      if type(part) == "table" then
+        params[#params + 1] = { name = part.param, ["in"] = "path", required = true, schema = { type = "string" } }
+      end
+    end
+    for _, q in ipairs(r.query or {}) do
+      params[#params + 1] = { name = q.name, ["in"] = q["in"] or "query", required = false, description = q.description,
+        schema = { type = q.type or "string" } }
+    end
+    if #params > 0 then op.parameters = params end
+    if r.schema then op.requestBody = { required = true, content = content("application/json", r.schema) } end
+    op.security = r.role and { { bearer = jsonout.array {} } } or jsonout.array {}
+    if r.role then op["x-orket-role"] = r.role end
+    local responses = {}
+    for status, resp in pairs(r.responses or {}) do
+      responses[tostring(status)] = { description = resp.description or "ok",
+        content = content(resp.media or "application/json", resp.schema) }
+    end
+    for _, st in ipairs(error_statuses(r)) do
+      responses[tostring(st)] = responses[tostring(st)] or { description = ERRORS[st],
+        content = content("application/json", M.ERROR) }
+    end
+    op.responses = responses
+    p[r.method:lower()] = op
+  end
+  return {
+    openapi = "3.1.0",
+    info = { title = "orket serve", version = "1", description = "The HTTP API of an Orket project (docs/serve.md)." },
+    paths = paths,
+    components = { securitySchemes = { bearer = { type = "http", scheme = "bearer",
+      description = "an API key: ork_<id>_<secret> (orket keys create)" } } },
+  }
+end
+
+--- add(router): GET /v1/openapi.json
+function M.add(router)
+  router:add("GET", "/v1/openapi.json", { role = "viewer", name = "openapi", summary = "This document (OpenAPI 3.1)",
+    responses = { [200] = { schema = { type = "object", required = { "openapi", "paths" } } } },
+    handler = function() return 200, M.document(router) end })
+end
+
+return M

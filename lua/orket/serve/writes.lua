@@ -1,0 +1,196 @@
+-- orket.serve.writes: the API's writes to cards (create, move, comment, answer, approve, deny,
+-- retry, cancel) and the audit of them. Each goes through the board and its state machine as
+-- a person whose name is the key's id, reusing the CLI's functions (orket.cmd.answer,
+-- orket.cmd.retry, orket.engine.approvals), and journals an "api_write" event in the same
+-- transaction, which GET /v1/audit pages through. Bodies are checked against each route's schema.
+local cgate = require "orket.c.gate"
+local board_mod = require "orket.board"
+local approvals = require "orket.engine.approvals"
+local jsonout = require "orket.jsonout"
+
+local M = {}
+
+local function err(status, code, message) return status, { error = { code = code, message = message } } end
+
+local TEXT = 4096     -- a reason, a note, a summary
+local LONG = 65536    -- a description, a comment, an answer
+
+local function str(max) return { type = "string", minLength = 1, maxLength = max } end
+local function obj(props, required)
+  return { type = "object", properties = props, required = required, additionalProperties = false }
+end
+
+-- The request body schemas, by route name (kept here, next to the handlers; the OpenAPI
+-- document reads them too).
+M.SCHEMAS = {
+  create = obj({ parent = str(128), summary = str(TEXT), description = str(LONG), seat = str(128),
+    priority = {}, depends_on = { type = "array", items = str(128), maxItems = 100 },
+    requirements = str(LONG), acceptance = str(LONG), note = str(TEXT), name = str(TEXT), id = str(128) },
+    { "parent", "summary" }),
+  move = obj({ to = str(64), reason = str(64), note = str(TEXT) }, { "to" }),
+  comment = obj({ body = str(LONG) }, { "body" }),
+  answer = obj({ text = str(LONG) }, { "text" }),
+  approve = obj({ note = str(TEXT) }),
+  deny = obj({ reason = str(TEXT) }, { "reason" }),
+  retry = obj({ note = str(TEXT) }),
+  cancel = obj({ reason = str(TEXT) }, { "reason" }),
+}
+
+-- A board refusal as an answer: unknown card 404, bad input 400, a card not in a state for
+-- that 409 with the state machine's (or the board's) code.
+local BAD_INPUT = { EINVAL = true, ETYPE = true, ESTATUS = true, EREASON_INVALID = true, ESCHEMA = true }
+local function refused(msg, code)
+  msg = (tostring(msg):gsub("^board: ", ""))
+  if code == "ENOENT" then return err(404, "not_found", msg) end
+  if BAD_INPUT[code] then return err(400, code or "bad_request", msg) end
+  return err(409, code or "conflict", msg)
+end
+
+-- The person a request acts as: its key's id (local use without keys: "local").
+local function principal(ctx)
+  local id = ctx.who and ctx.who.id or "local"
+  return { seat = id, roles = {}, by = "person" }
+end
+
+local function card_doc(ctx, id)
+  return (require("orket.cmd.card").json_doc(ctx.db, id))
+end
+
+-- do_write(ctx, action, card_id, fn, locked) -> status, doc: fn(board, actor) -> result |
+-- nil, msg, CODE runs in one transaction with the audit event; locked: take the run lock
+-- first, as the CLI does (a run moves cards on its own).
+local function do_write(ctx, action, card_id, fn, locked)
+  local lock
+  if locked then
+    local lerr, lcode
+    lock, lerr, lcode = require("orket.engine.setup").lock(ctx.dir)
+    if not lock then return err(409, lcode == "EBUSY" and "ELOCKED" or "internal", lerr) end
+  end
+  local db, actor = ctx.db, principal(ctx)
+  local b = board_mod.open(db)
+  local res, msg, code = db:tx(function()
+    local r, m, c = fn(b, actor)
+    if not r then return nil, m, c end
+    db:event { kind = "api_write", card = (type(r) == "table" and r.id and action == "create") and r.id or card_id,
+      actor = actor.seat, data = { action = action, route = ctx.route } }
+    return r
+  end)
+  if lock then lock:release() end
+  if not res then return refused(msg, code) end
+  return 200, res
+end
+
+local function create(_, ctx)
+  local spec = {}
+  for k, v in pairs(ctx.body) do spec[k] = v end
+  local st, r = do_write(ctx, "create", nil, function(b, actor)
+    spec.actor = actor
+    if spec.priority ~= nil then
+      local _, perr = board_mod.priority(spec.priority)
+      if perr then return nil, perr, "EINVAL" end
+    end
+    return b:create(spec)
+  end)
+  if st ~= 200 then return st, r end
+  return 201, card_doc(ctx, r.id)
+end
+
+local function card_action(action, locked, fn)
+  return function(_, ctx)
+    local id = ctx.params.id
+    local st, r = do_write(ctx, action, id, function(b, actor) return fn(b, actor, id, ctx.body, ctx) end, locked)
+    if st ~= 200 then return st, r end
+    return 200, card_doc(ctx, id)
+  end
+end
+
+local move = card_action("move", true, function(b, actor, id, body)
+  return b:transition(id, body.to, { actor = actor, reason = body.reason, note = body.note })
+end)
+
+local comment = card_action("comment", false, function(b, actor, id, body)
+  return b:comment(id, { author = actor.seat, body = body.body })
+end)
+
+local answer = card_action("answer", false, function(b, actor, id, body, ctx)
+  return require("orket.cmd.answer").answer_text(ctx.db, b, id, body.text, actor)
+end)
+
+local function decide(decision, field)
+  return card_action(decision, false, function(b, actor, id, body, ctx)
+    return approvals.decide(ctx.db, b, id, { decision = decision, note = body[field], by = actor.seat })
+  end)
+end
+
+local retry = card_action("retry", true, function(b, actor, id, body, ctx)
+  return require("orket.cmd.retry").retry_card(ctx.db, b, id, actor, body.note)
+end)
+
+local cancel = card_action("cancel", true, function(b, actor, id, body)
+  return b:cancel(id, { actor = actor, reason = body.reason })
+end)
+
+local AUDIT_MAX = 200
+
+-- GET /v1/audit[?after=ID][&limit=N]: the writes made through the API, oldest first.
+local function audit(_, ctx)
+  local after = math.tointeger(tonumber((ctx.query.after or "0"):match("^%d+$") or ""))
+  local limit = math.tointeger(tonumber((ctx.query.limit or "100"):match("^%d+$") or ""))
+  if not after or not limit or limit < 1 then return err(400, "bad_query", "?after= and ?limit= take whole numbers") end
+  if limit > AUDIT_MAX then limit = AUDIT_MAX end
+  local rows = ctx.db:rows([[SELECT id, at, card_id AS card, actor, data FROM events
+    WHERE kind = 'api_write' AND id > ? ORDER BY id LIMIT ?]], after, limit)
+  local out = {}
+  for _, r in ipairs(rows) do
+    local d = require("cjson.safe").decode(r.data) or {}
+    out[#out + 1] = { id = r.id, at = r.at, card = r.card, actor = r.actor, action = d.action, route = d.route }
+  end
+  return 200, { entries = jsonout.array(out), next = #out == limit and out[#out].id or nil }
+end
+
+local SUMMARIES = {
+  create = "File a new issue under an epic", move = "Move a card (the state machine decides)",
+  comment = "Comment on a card", answer = "Answer a card waiting for input",
+  approve = "Approve the tool call a card waits on", deny = "Refuse the tool call a card waits on",
+  retry = "Get a blocked or waiting card moving again", cancel = "Cancel a card (and what is under it)",
+}
+
+local AUDIT = { type = "object", additionalProperties = true, required = { "entries" }, properties = {
+  entries = { type = "array", items = { type = "object", additionalProperties = true, required = { "id", "at", "actor", "action", "route" },
+    properties = { id = { type = "integer" }, at = { type = "string" }, card = { type = "string" },
+      actor = { type = "string" }, action = { type = "string" }, route = { type = "string" } } } },
+  next = { type = "integer" } } }
+
+--- add(router): the write routes (operator) and the audit (viewer)
+function M.add(router)
+  local card_schema = require("orket.serve.openapi").CARD
+  local function w(method, pattern, name, handler, status)
+    router:add(method, pattern, { handler = handler, role = "operator", body = "json", schema = M.SCHEMAS[name],
+      name = name, summary = SUMMARIES[name], responses = { [status or 200] = { schema = card_schema,
+        description = "the card now" } } })
+  end
+  w("POST", "/v1/cards", "create", create, 201)
+  w("POST", "/v1/cards/{id}/move", "move", move)
+  w("POST", "/v1/cards/{id}/comments", "comment", comment)
+  w("POST", "/v1/cards/{id}/answer", "answer", answer)
+  w("POST", "/v1/cards/{id}/approve", "approve", decide("approve", "note"))
+  w("POST", "/v1/cards/{id}/deny", "deny", decide("deny", "reason"))
+  w("POST", "/v1/cards/{id}/retry", "retry", retry)
+  w("POST", "/v1/cards/{id}/cancel", "cancel", cancel)
+  router:add("GET", "/v1/audit", { handler = audit, role = "viewer", name = "audit",
+    summary = "The writes made through the API, oldest first",
+    query = { { name = "after", type = "integer", description = "entries after this id" },
+      { name = "limit", type = "integer", description = "at most this many (100; 200 at most)" } },
+    responses = { [200] = { schema = AUDIT } } })
+end
+
+--- check(route, body) -> true | nil, msg: the body against the route's schema
+function M.check(route, body)
+  if not route.schema then return true end
+  if type(body) ~= "table" then return nil, "the body must be a JSON object" end
+  local ok, msg = cgate.validate(route.schema, body)
+  if not ok then return nil, (tostring(msg):gsub("^args", "body")) end
+  return true
+end
+
+return M
