@@ -77,8 +77,9 @@ end
 --- of a command that takes -C DIR, flags (name -> fn(name) called as it is met, returning
 --- an exit status to stop with, or nil) and positional words, some of them free text:
 --- after "--" every word is positional, even one that starts with '-'. text names that
---- text in the unknown-option error ("a note", say).
-function M.words(cmd, args, flags, text)
+--- text in the unknown-option error ("a note", say). values (optional): options that take
+--- a value, name -> {what = "HOST:PORT", set = fn(value)}; a missing value is a usage error.
+function M.words(cmd, args, flags, text, values)
   local dir, pos = ".", {}
   local i, options = 1, true
   while i <= #args do
@@ -90,6 +91,10 @@ function M.words(cmd, args, flags, text)
     elseif a == "-C" then
       if not args[i + 1] then return nil, M.usage_error(cmd, "-C needs a directory") end
       dir = args[i + 1]
+      i = i + 1
+    elseif values and values[a] then
+      if args[i + 1] == nil then return nil, M.usage_error(cmd, "%s needs %s", a, values[a].what) end
+      values[a].set(args[i + 1])
       i = i + 1
     elseif flags[a] then
       local st = flags[a](a)

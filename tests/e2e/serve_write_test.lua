@@ -347,7 +347,7 @@ describe("orket serve writes", function()
       -- each body schema is one the validator accepts
       if r.schema then assert(require("orket.c.gate").check_schema(r.schema, r.pattern)) end
     end
-    srv.srv:close()
+    srv:stop() -- the listener and the journal hub's timers, which would keep the loop alive
     db:close()
     for pattern, ops in pairs(api.paths) do
       for method in pairs(ops) do described[method:upper() .. " " .. pattern] = true end

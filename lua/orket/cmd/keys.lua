@@ -16,19 +16,8 @@ function cmd.run(args, cli)
   local flags = {
     ["--json"] = function() json = true end,
   }
-  -- --role takes a value: take it out before the common parser sees it
-  local rest, i = {}, 1
-  while i <= #args do
-    if args[i] == "--role" then
-      role = args[i + 1]
-      if not role then return cli.usage_error(cmd, "--role needs viewer, operator or admin") end
-      i = i + 1
-    else
-      rest[#rest + 1] = args[i]
-    end
-    i = i + 1
-  end
-  local dir, pos = cli.words(cmd, rest, flags, "a key's name")
+  local dir, pos = cli.words(cmd, args, flags, "a key's name",
+    { ["--role"] = { what = "viewer, operator or admin", set = function(v) role = v end } })
   if not dir then return pos end
   local sub = pos[1]
   if sub ~= "create" and sub ~= "list" and sub ~= "revoke" then

@@ -19,18 +19,8 @@ line per request goes to stderr. SIGTERM or Ctrl-C stops it. See docs/serve.md.]
 
 function cmd.run(args, cli)
   local listen = "127.0.0.1:8765"
-  local rest, i = {}, 1
-  while i <= #args do
-    if args[i] == "--listen" then
-      listen = args[i + 1]
-      if not listen then return cli.usage_error(cmd, "--listen needs HOST:PORT") end
-      i = i + 1
-    else
-      rest[#rest + 1] = args[i]
-    end
-    i = i + 1
-  end
-  local dir, pos = cli.words(cmd, rest, {}, "a directory")
+  local dir, pos = cli.words(cmd, args, {}, "a directory",
+    { ["--listen"] = { what = "HOST:PORT", set = function(v) listen = v end } })
   if not dir then return pos end
   if #pos > 1 then return cli.usage_error(cmd, "serve takes one directory") end
   if pos[1] then dir = pos[1] end
