@@ -375,7 +375,8 @@ static int gr_index_exists(git_repository *repo) {
 /* Settles a working tree after whatever a crash interrupted. The index should always be
  * HEAD's tree (Orket never stages without committing). When it is not:
  * - a checkout is pending (the marker, or no index at all: a worktree or the first commit
- *   killed before its checkout wrote one): the files must follow HEAD. The baseline is the
+ *   killed before its checkout wrote one; a linked worktree's files are then all our own):
+ *   the files must follow HEAD. The baseline is the
  *   index (what the files were last checked out as). Each path that differs between
  *   baseline and HEAD must hold its old or its new content or be missing; then exactly those
  *   paths are written. A path someone changed stops it (EDIRTY, marker kept, file kept).
@@ -384,7 +385,11 @@ static int gr_index_exists(git_repository *repo) {
 static int gr_refresh_repo(git_repository *repo, int *updated, gr_err *e) {
   *updated = 0;
   int pending = gr_pending(repo);
-  if (pending == 0 && !gr_index_exists(repo)) pending = 1;
+  /* No index: a checkout that never finished. In a card's linked worktree that is its
+   * creation (a turn only starts once the worktree is made), so every file there is our own
+   * half-written checkout and is rewritten ("writing"). In the main working tree the files
+   * may be a person's, so they are checked first ("planned"). */
+  if (pending == 0 && !gr_index_exists(repo)) pending = git_repository_is_worktree(repo) ? 2 : 1;
   git_index *idx = NULL;
   git_tree *base = NULL, *target = NULL;
   git_reference *head = NULL;

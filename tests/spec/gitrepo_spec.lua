@@ -200,6 +200,17 @@ describe("orket.c.gitrepo", function()
     assert.is_true(repo:check())
   end)
 
+  it("finishes a card's worktree that a kill left half checked out", function()
+    -- what a kill inside the worktree's checkout leaves: no index yet, a file half written
+    local path = wt("H1")
+    local gitdir = assert(H.read(path .. "/.git")):match("gitdir: ([^\n]+)")
+    assert(os.remove(gitdir .. "/index"))
+    H.write(path .. "/README", "hel")
+    assert.is_number(repo:recover())
+    assert.equal("hello\n", H.read(path .. "/README"))
+    assert(repo:check())
+  end)
+
   it("stays consistent when killed mid-commit and mid-merge, and resume never commits twice", function()
     wt("K1")
     wt("K2")
