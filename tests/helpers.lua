@@ -63,4 +63,49 @@ function M.example(name, opts)
   return dir
 end
 
+--- wait_for(pred, what [, tries]) -> pred's first true value, asked every 10 ms (1000 times
+--- unless tries says otherwise); raises "timed out waiting for WHAT" after that.
+function M.wait_for(pred, what, tries)
+  for _ = 1, tries or 1000 do
+    local v = pred()
+    if v then return v end
+    orket.sleep(10)
+  end
+  error("timed out waiting for " .. what)
+end
+
+-- Servers M.serve started that no test stopped (one failed half-way); M.kill_servers ends them.
+local servers = {}
+
+--- serve(dir [, {env=, listen=}]) -> server {port, url, pid, log(), stop() -> exit status}:
+--- `orket serve` in dir on 127.0.0.1 (an ephemeral port unless listen says otherwise).
+function M.serve(dir, o)
+  o = o or {}
+  local env = ""
+  for k, v in pairs(o.env or {}) do env = env .. k .. "=" .. sh_quote(v) .. " " end
+  os.execute(string.format("cd %s && { %s %s serve --listen %s >serve.out 2>serve.err & echo $! >serve.pid; "
+    .. "wait $!; echo $? >serve.rc; } >/dev/null 2>&1 &", sh_quote(dir), env, sh_quote(M.BIN), o.listen or "127.0.0.1:0"))
+  local port = M.wait_for(function()
+    local out = M.read(dir .. "/serve.out")
+    return out and out:match("listening on http://127%.0%.0%.1:(%d+)")
+  end, "the server to listen")
+  local s = { port = tonumber(port), url = "http://127.0.0.1:" .. port, pid = tonumber(M.read(dir .. "/serve.pid")) }
+  servers[s.pid] = true
+  function s.log() return M.read(dir .. "/serve.err") or "" end
+  function s.stop()
+    os.execute("kill -TERM " .. s.pid)
+    servers[s.pid] = nil
+    local rc = M.wait_for(function() return (M.read(dir .. "/serve.rc") or ""):match("^%d+") end, "the server to exit")
+    os.remove(dir .. "/serve.rc")
+    return tonumber(rc)
+  end
+  return s
+end
+
+--- kill_servers(): SIGKILL to every server M.serve started and no test stopped
+function M.kill_servers()
+  for pid in pairs(servers) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+  servers = {}
+end
+
 return M

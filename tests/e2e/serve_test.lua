@@ -6,41 +6,9 @@ local cjson = require "cjson"
 local http = require "orket.c.http"
 local uv = require "luv"
 
-local function wait_for(pred, what, tries)
-  for _ = 1, tries or 1000 do
-    local v = pred()
-    if v then return v end
-    orket.sleep(10)
-  end
-  error("timed out waiting for " .. what)
-end
+local wait_for = H.wait_for
 
--- Servers still running when a test ends (it failed half-way) are killed by their pid.
-local running = {}
-
--- start(dir [, {env=, listen=}]) -> server {port, url, pid, log(), stop() -> exit status}
-local function start(dir, o)
-  o = o or {}
-  local env = ""
-  for k, v in pairs(o.env or {}) do env = env .. k .. "=" .. H.quote(v) .. " " end
-  os.execute(string.format("cd %s && { %s %s serve --listen %s >serve.out 2>serve.err & echo $! >serve.pid; "
-    .. "wait $!; echo $? >serve.rc; } >/dev/null 2>&1 &", H.quote(dir), env, H.quote(H.BIN), o.listen or "127.0.0.1:0"))
-  local port = wait_for(function()
-    local out = H.read(dir .. "/serve.out")
-    return out and out:match("listening on http://127%.0%.0%.1:(%d+)")
-  end, "the server to listen")
-  local s = { port = tonumber(port), url = "http://127.0.0.1:" .. port, pid = tonumber(H.read(dir .. "/serve.pid")) }
-  running[s.pid] = true
-  function s.log() return H.read(dir .. "/serve.err") or "" end
-  function s.stop()
-    os.execute("kill -TERM " .. s.pid)
-    running[s.pid] = nil
-    local rc = wait_for(function() return (H.read(dir .. "/serve.rc") or ""):match("^%d+") end, "the server to exit", 1000)
-    os.remove(dir .. "/serve.rc")
-    return tonumber(rc)
-  end
-  return s
-end
+local start = H.serve
 
 -- get(url, {headers=, method=, body=}) -> status, body, headers
 local function get(url, o)
@@ -106,8 +74,7 @@ describe("orket serve", function()
   teardown(function() sigpipe:close() end)
 
   after_each(function()
-    for pid in pairs(running) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
-    running = {}
+    H.kill_servers()
     for _, c in ipairs(sockets) do
       if not c:is_closing() then c:close() end
     end

@@ -5,36 +5,9 @@ local H = require "tests.helpers"
 local cjson = require "cjson"
 local http = require "orket.c.http"
 
-local function wait_for(pred, what)
-  for _ = 1, 1000 do
-    local v = pred()
-    if v then return v end
-    orket.sleep(10)
-  end
-  error("timed out waiting for " .. what)
-end
+local wait_for = H.wait_for
 
-local running = {}
-
-local function start(dir, env)
-  os.execute(string.format("cd %s && { %s %s serve --listen 127.0.0.1:0 >serve.out 2>serve.err & echo $! >serve.pid; "
-    .. "wait $!; echo $? >serve.rc; } >/dev/null 2>&1 &", H.quote(dir), env or "", H.quote(H.BIN)))
-  local port = wait_for(function()
-    local out = H.read(dir .. "/serve.out")
-    return out and out:match("listening on http://127%.0%.0%.1:(%d+)")
-  end, "the server to listen")
-  local s = { url = "http://127.0.0.1:" .. port, pid = tonumber(H.read(dir .. "/serve.pid")) }
-  running[s.pid] = true
-  function s.log() return H.read(dir .. "/serve.err") or "" end
-  function s.stop()
-    os.execute("kill -TERM " .. s.pid)
-    running[s.pid] = nil
-    local rc = wait_for(function() return (H.read(dir .. "/serve.rc") or ""):match("^%d+") end, "the server to exit")
-    os.remove(dir .. "/serve.rc")
-    return tonumber(rc)
-  end
-  return s
-end
+local start = H.serve
 
 -- call(s, method, path, key, body) -> status, decoded document
 local function call(s, method, path, key, body)
@@ -162,8 +135,7 @@ end
 
 describe("orket serve writes", function()
   after_each(function()
-    for pid in pairs(running) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
-    running = {}
+    H.kill_servers()
     H.cleanup()
   end)
 
@@ -335,7 +307,7 @@ describe("orket serve writes", function()
     local dir = H.example("webapp")
     local viewer = key(dir, "ci", "viewer")
     local op = key(dir, "ops", "operator")
-    local s = start(dir, "ORKET_SERVE_LIMITS=auth_fail_burst=100")
+    local s = start(dir, { env = { ORKET_SERVE_LIMITS = "auth_fail_burst=100" } })
     local api = fetch_api(s, viewer)
     -- the routes the server serves: its own router's table, built as orket serve builds it
     local serve = require "orket.serve"
