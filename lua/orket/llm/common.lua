@@ -109,7 +109,6 @@ function M.attempts_text(n, ms)
   return string.format("%d attempts over %s", n, M.duration(ms))
 end
 
---- redact(text, secrets) -> text with each secret, bearer token and sk-... key masked
 --- malformed(wire, what) -> the failure for a response whose JSON parsed but is not of the
 --- wire format's shape (a tool call that is a number, a name that is an object): a model
 --- failure like a malformed body, classified and retried as one, never a Lua error.
@@ -144,6 +143,7 @@ function M.json_decoders(wire, piece, take)
   return on_event, parse
 end
 
+--- redact(text, secrets) -> text with each secret, bearer token and sk-... key masked
 function M.redact(text, secrets)
   text = tostring(text)
   for _, s in ipairs(secrets or {}) do

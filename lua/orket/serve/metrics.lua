@@ -126,15 +126,14 @@ function M.render(db, counters, sse_clients)
     tokens[#tokens + 1] = { { "model", r.model, "direction", "in" }, r.tin }
     tokens[#tokens + 1] = { { "model", r.model, "direction", "out" }, r.tout }
   end
-  local b2 = b -- HELP/TYPE lines come right before their family's samples
-  b2.family("orket_model_calls_total", "counter", "Model calls answered, by model.")
-  for _, s in ipairs(calls) do b2.sample("orket_model_calls_total", s[1], s[2]) end
-  b2.family("orket_model_tokens_total", "counter", "Tokens by model and direction (in: prompt, out: completion).")
-  for _, s in ipairs(tokens) do b2.sample("orket_model_tokens_total", s[1], s[2]) end
+  b.family("orket_model_calls_total", "counter", "Model calls answered, by model.")
+  for _, s in ipairs(calls) do b.sample("orket_model_calls_total", s[1], s[2]) end
+  b.family("orket_model_tokens_total", "counter", "Tokens by model and direction (in: prompt, out: completion).")
+  for _, s in ipairs(tokens) do b.sample("orket_model_tokens_total", s[1], s[2]) end
 
   -- latency as the engine records it in a turn's data (latency_ms); calls without it are
   -- left out of the histogram
-  b2.family("orket_model_call_duration_seconds", "histogram", "Model call latency, by model.")
+  b.family("orket_model_call_duration_seconds", "histogram", "Model call latency, by model.")
   local lat = {}
   for _, r in ipairs(db:rows([[SELECT COALESCE(model, '') AS model, json_extract(data, '$.latency_ms') AS ms FROM turns
     WHERE json_extract(data, '$.latency_ms') IS NOT NULL ORDER BY id DESC LIMIT 10000]])) do
@@ -147,11 +146,11 @@ function M.render(db, counters, sse_clients)
   end
   for _, r in ipairs(models) do lat[r.model] = lat[r.model] or new_hist(M.MODEL_BUCKETS) end
   if next(lat) == nil then lat[""] = new_hist(M.MODEL_BUCKETS) end
-  for _, m in ipairs(sorted_keys(lat)) do b2.histogram("orket_model_call_duration_seconds", { "model", m }, lat[m]) end
+  for _, m in ipairs(sorted_keys(lat)) do b.histogram("orket_model_call_duration_seconds", { "model", m }, lat[m]) end
 
   -- a call the gate allowed outright carries its code (tool_calls.gate_code); every other
   -- verdict is a gate_decisions row (store.lua): the two never count the same call
-  b2.family("orket_tool_calls_total", "counter", "Tool calls by tool and the gate's verdict.")
+  b.family("orket_tool_calls_total", "counter", "Tool calls by tool and the gate's verdict.")
   local tc = {}
   for _, r in ipairs(db:rows([[SELECT tool, 'allow' AS verdict, COUNT(*) AS n FROM tool_calls WHERE gate_code IS NOT NULL
       GROUP BY tool LIMIT ?]], lim)) do tc[r.tool .. "\0" .. r.verdict] = r.n end
@@ -163,31 +162,31 @@ function M.render(db, counters, sse_clients)
   if next(tc) == nil then tc["\0allow"] = 0 end
   for _, k in ipairs(sorted_keys(tc)) do
     local tool, verdict = k:match("^(.-)%z(.*)$")
-    b2.sample("orket_tool_calls_total", { "tool", tool, "verdict", verdict }, tc[k])
+    b.sample("orket_tool_calls_total", { "tool", tool, "verdict", verdict }, tc[k])
   end
 
-  b2.family("orket_gate_violations_total", "counter", "Gate violations by rule.")
+  b.family("orket_gate_violations_total", "counter", "Gate violations by rule.")
   local vs = db:rows("SELECT rule, COUNT(*) AS n FROM violations GROUP BY rule ORDER BY rule LIMIT ?", lim)
-  if #vs == 0 then b2.sample("orket_gate_violations_total", { "rule", "" }, 0) end
-  for _, r in ipairs(vs) do b2.sample("orket_gate_violations_total", { "rule", r.rule }, r.n) end
+  if #vs == 0 then b.sample("orket_gate_violations_total", { "rule", "" }, 0) end
+  for _, r in ipairs(vs) do b.sample("orket_gate_violations_total", { "rule", r.rule }, r.n) end
 
-  b2.family("orket_approvals_waiting", "gauge", "Tool calls held for a developer's approval.")
-  b2.sample("orket_approvals_waiting", nil, db:row("SELECT COUNT(*) AS n FROM approvals WHERE decision IS NULL").n)
+  b.family("orket_approvals_waiting", "gauge", "Tool calls held for a developer's approval.")
+  b.sample("orket_approvals_waiting", nil, db:row("SELECT COUNT(*) AS n FROM approvals WHERE decision IS NULL").n)
 
-  b2.family("orket_http_requests_total", "counter", "HTTP requests answered, by route pattern and status.")
+  b.family("orket_http_requests_total", "counter", "HTTP requests answered, by route pattern and status.")
   local rk = sorted_keys(counters.requests)
-  if #rk == 0 then b2.sample("orket_http_requests_total", { "route", "/metrics", "status", "200" }, 0) end
+  if #rk == 0 then b.sample("orket_http_requests_total", { "route", "/metrics", "status", "200" }, 0) end
   for _, k in ipairs(rk) do
     local route, status = k:match("^(.-)%z(.*)$")
-    b2.sample("orket_http_requests_total", { "route", route, "status", status }, counters.requests[k])
+    b.sample("orket_http_requests_total", { "route", route, "status", status }, counters.requests[k])
   end
-  b2.family("orket_http_request_duration_seconds", "histogram", "HTTP request handling time, by route pattern.")
+  b.family("orket_http_request_duration_seconds", "histogram", "HTTP request handling time, by route pattern.")
   local dk = sorted_keys(counters.durations)
-  if #dk == 0 then b2.histogram("orket_http_request_duration_seconds", { "route", "/metrics" }, new_hist(M.BUCKETS)) end
-  for _, route in ipairs(dk) do b2.histogram("orket_http_request_duration_seconds", { "route", route }, counters.durations[route]) end
+  if #dk == 0 then b.histogram("orket_http_request_duration_seconds", { "route", "/metrics" }, new_hist(M.BUCKETS)) end
+  for _, route in ipairs(dk) do b.histogram("orket_http_request_duration_seconds", { "route", route }, counters.durations[route]) end
 
-  b2.family("orket_sse_clients", "gauge", "Clients following an event stream.")
-  b2.sample("orket_sse_clients", nil, sse_clients)
+  b.family("orket_sse_clients", "gauge", "Clients following an event stream.")
+  b.sample("orket_sse_clients", nil, sse_clients)
   return b.text()
 end
 

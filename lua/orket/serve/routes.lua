@@ -9,6 +9,10 @@ local M = {}
 local function err(status, code, message) return status, { error = { code = code, message = message } } end
 M.err = err
 
+-- A decimal whole number from a query or path part; nil for anything else.
+local function whole(s) return math.tointeger(tonumber(s:match("^%d+$") or "")) end
+M.whole = whole
+
 local function health() return 200, { status = "ok" } end
 
 -- ready: the store takes a write (a write lock, rolled back) and orket.lua loads
@@ -46,7 +50,7 @@ end
 local function after_of(req, ctx)
   local v = req.headers["last-event-id"] or ctx.query.after
   if v == nil then return nil end
-  local n = math.tointeger(tonumber(v:match("^%d+$") or ""))
+  local n = whole(v)
   if not n then return false end
   return n
 end
@@ -65,14 +69,14 @@ end
 local function all_events(req, ctx)
   local filter = { card = ctx.query.card }
   if ctx.query.run then
-    filter.run = math.tointeger(tonumber(ctx.query.run:match("^%d+$") or ""))
+    filter.run = whole(ctx.query.run)
     if not filter.run then return err(400, "bad_request", "?run= takes a run id (a whole number)") end
   end
   return stream(req, ctx, filter)
 end
 
 local function run_events(req, ctx)
-  local id = math.tointeger(tonumber(ctx.params.id:match("^%d+$") or ""))
+  local id = whole(ctx.params.id)
   if not id or not ctx.db:row("SELECT id FROM runs WHERE id = ?", id) then
     return err(404, "not_found", "no run " .. ctx.params.id)
   end

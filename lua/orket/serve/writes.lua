@@ -10,7 +10,8 @@ local jsonout = require "orket.jsonout"
 
 local M = {}
 
-local function err(status, code, message) return status, { error = { code = code, message = message } } end
+local routes = require "orket.serve.routes"
+local err = routes.err
 
 local TEXT = 4096     -- a reason, a note, a summary
 local LONG = 65536    -- a description, a comment, an answer
@@ -134,8 +135,8 @@ local AUDIT_MAX = 200
 
 -- GET /v1/audit[?after=ID][&limit=N]: the writes made through the API, oldest first.
 local function audit(_, ctx)
-  local after = math.tointeger(tonumber((ctx.query.after or "0"):match("^%d+$") or ""))
-  local limit = math.tointeger(tonumber((ctx.query.limit or "100"):match("^%d+$") or ""))
+  local after = routes.whole(ctx.query.after or "0")
+  local limit = routes.whole(ctx.query.limit or "100")
   if not after or not limit or limit < 1 then return err(400, "bad_query", "?after= and ?limit= take whole numbers") end
   if limit > AUDIT_MAX then limit = AUDIT_MAX end
   local rows = ctx.db:rows([[SELECT id, at, card_id AS card, actor, data FROM events
