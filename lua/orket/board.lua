@@ -85,6 +85,8 @@ local function copy_card(c)
   out.depends_on = deps
   return out
 end
+-- copy_card(c) -> a copy of c with its own depends_on (the order's list hands out copies too)
+M.copy_card = copy_card
 
 local CARD_COLUMNS = [[id, type, parent, name, summary, description, note, requirements,
   acceptance, priority, seat, department, status, wait_reason, retries, worked_by, source,

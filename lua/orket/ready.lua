@@ -16,7 +16,9 @@ local json = require "cjson"
 
 local M = {}
 
-local FINAL = { done = true, canceled = true, archived = true }
+local board_mod = require "orket.board"
+
+local FINAL = board_mod.FINAL
 
 local Order = {}
 Order.__index = Order
@@ -352,13 +354,7 @@ function Order:list()
   for i = 1, #ids do
     local c = whole[i]
     if c == nil then goto gone end -- deleted since the order last looked
-    local copy = {}
-    for k, v in pairs(c) do copy[k] = v end
-    if c.depends_on then
-      local deps = {}
-      for j, d in ipairs(c.depends_on) do deps[j] = d end
-      copy.depends_on = deps
-    end
+    local copy = board_mod.copy_card(c)
     copy.dependents = counts[i]
     out[#out + 1] = copy
     ::gone::

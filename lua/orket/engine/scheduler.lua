@@ -10,18 +10,13 @@ local ready = require "orket.ready"
 
 local M = {}
 
-local FINAL = { done = true, canceled = true, archived = true }
-M.FINAL = FINAL
+local FINAL = require("orket.board").FINAL
 
 --- scope(board, target) -> issues under target (target itself when it is an issue)
 function M.scope(board, target)
   if target.type == "issue" then return { assert(board:get(target.id)) } end
   local q = target.type == "epic" and { epic = target.id, type = "issue" } or { rock = target.id, type = "issue" }
-  local out = {}
-  for _, c in ipairs(board:list(q)) do
-    if c.type == "issue" then out[#out + 1] = c end
-  end
-  return out
+  return board:list(q)
 end
 
 local function by_priority(a, b)

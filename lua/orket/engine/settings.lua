@@ -267,7 +267,6 @@ local function argv(v, path)
     if math.type(k) ~= "integer" or k < 1 or k > #v then fail(path, "must be an array (no named fields)") end
   end
   for i, a in ipairs(v) do
-    if type(a) ~= "string" then fail(path .. "[" .. i .. "]", "must be a string") end
     out[i] = text(a, path .. "[" .. i .. "]")
   end
   return out
