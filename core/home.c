@@ -69,14 +69,9 @@ int home_locate(const char *proc_link, const char *argv0, const char *path_env, 
   if (env && *env) return -1; /* ORKET_HOME is asked for: its error stands */
   if (prefix && *prefix) {
     /* PREFIX/share/orket, as `make install` lays it out (PREFIX/bin need not exist) */
-    char cand[PATH_MAX], real[PATH_MAX], probe[PATH_MAX + 32];
-    if (snprintf(cand, sizeof cand, "%s/share/orket", prefix) < (int)sizeof cand &&
-        realpath(cand, real) != NULL &&
-        snprintf(probe, sizeof probe, "%s/lua/orket/init.lua", real) < (int)sizeof probe &&
-        access(probe, R_OK) == 0 && strlen(real) < outlen) {
-      strcpy(out, real);
+    char cand[PATH_MAX];
+    if (snprintf(cand, sizeof cand, "%s/share/orket", prefix) < (int)sizeof cand && rt_try_home(cand, out, outlen))
       return 0;
-    }
   }
   snprintf(err, errlen,
            "cannot find Orket's Lua library (lua/orket/init.lua): not beside the executable (%s), "

@@ -287,9 +287,9 @@ static void hd_on_connection(void *cls, struct MHD_Connection *conn, void **sock
     if (hc->prev) hc->prev->next = hc->next;
     else h->conns = hc->next;
     if (hc->next) hc->next->prev = hc->prev;
-    /* a request of this connection may still be held by its owner */
-    for (httpd_req *r = h->reqs; r; r = r->next)
-      if (r->hc == hc) r->hc = NULL;
+    /* a request of this connection may still be held by its owner: it is hc->req, the only
+     * request whose hc is this one (the two are set and cleared together) */
+    if (hc->req) hc->req->hc = NULL;
     free(hc);
     *socket_ctx = NULL;
   }

@@ -481,16 +481,15 @@ static void lg_rules(lua_State *L, int input, jv_arena *a, gate_input *in) {
   lua_pop(L, 1); /* its strings stay alive in input.rules */
 }
 
-/* The schema at input[k]: a compiled one, a table (converted into a), or the empty one. */
-static const jv *lg_schema_of(lua_State *L, int input, const char *k, jv_arena *a) {
+/* The schema at stack index idx: a compiled one, a table (converted into a), or the empty
+ * one. A compiled schema lives as long as the value at idx does. */
+static const jv *lg_schema_at(lua_State *L, int idx, jv_arena *a) {
   static const jv empty_schema = {JV_OBJ, 1, 0, {0}, NULL, NULL};
-  const jv *schema = &empty_schema;
-  int st = lua_getfield(L, input, k);
-  const lg_compiled *cs = st == LUA_TUSERDATA ? lg_tocompiled(L, -1, 0) : NULL;
-  if (cs) schema = cs->schema;
-  else if (st == LUA_TTABLE) schema = lg_checkjv(L, -1, a, "schema");
-  lua_pop(L, 1); /* a compiled schema stays alive in input[k] */
-  return schema;
+  int st = lua_type(L, idx);
+  const lg_compiled *cs = st == LUA_TUSERDATA ? lg_tocompiled(L, idx, 0) : NULL;
+  if (cs) return cs->schema;
+  if (st == LUA_TTABLE) return lg_checkjv(L, idx, a, "schema");
+  return &empty_schema;
 }
 
 /* check(input) -> {verdict=, code=, reason=, remedy=, rule=}
@@ -518,7 +517,9 @@ static int lg_check(lua_State *L) {
   lua_getfield(L, 1, "tool_writes");
   in.tool_writes = lua_toboolean(L, -1);
   lua_pop(L, 2);
-  in.schema = lg_schema_of(L, 1, "schema", a);
+  lua_getfield(L, 1, "schema");
+  in.schema = lg_schema_at(L, -1, a);
+  lua_pop(L, 1); /* a compiled schema stays alive in input.schema */
   lua_getfield(L, 1, "allowed");
   in.restrict_tools = lua_istable(L, -1);
   lua_pop(L, 1);
@@ -584,11 +585,8 @@ static int lg_measure(lua_State *L) {
   luaL_checkany(L, 2);
   lua_settop(L, 3);
   int writes = lua_toboolean(L, 3);
-  lua_newtable(L); /* [4] input: the schema under the name lg_schema_of reads */
-  lua_pushvalue(L, 1);
-  lua_setfield(L, 4, "schema");
-  jv_arena *a = lg_arena(L); /* [5] */
-  const jv *schema = lg_schema_of(L, 4, "schema", a);
+  jv_arena *a = lg_arena(L); /* [4] */
+  const jv *schema = lg_schema_at(L, 1, a);
   lg_conv c = {a, 0, {0}};
   jv *args = jv_alloc(a, sizeof *args);
   long long bytes = 0, files = 0;

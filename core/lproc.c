@@ -278,6 +278,11 @@ static int lp_run(lua_State *L) {
 
   uint64_t cpu_default = o.timeout_ms ? o.timeout_ms / 1000 + 1 : 3600;
   t = lua_getfield(L, 1, "limits");
+  if (t == LUA_TNIL) { /* no limits given: every field takes its default below */
+    lua_pop(L, 1);
+    lua_newtable(L);
+    t = LUA_TTABLE;
+  }
   if (t == LUA_TTABLE) {
     int lt = lua_gettop(L);
     o.lim.cpu_seconds = lp_opt_u64(L, lt, "cpu_seconds", cpu_default, 86400);
@@ -286,8 +291,6 @@ static int lp_run(lua_State *L) {
     o.lim.file_size = lp_opt_u64(L, lt, "file_size", 1ull << 30, UINT64_MAX >> 1);
     o.lim.open_files = lp_opt_u64(L, lt, "open_files", 256, 1u << 20);
     o.lim.processes = lp_opt_u64(L, lt, "processes", 0, 1u << 22);
-  } else if (t == LUA_TNIL) {
-    o.lim = (confine_limits){cpu_default, 2ull << 30, 0, 1ull << 30, 256, 0};
   } else {
     luaL_argerror(L, 1, "limits must be a table");
   }

@@ -162,6 +162,13 @@ static void proc_close_pipe(proc_run *r, int i) {
   proc_close(r, (uv_handle_t *)&r->pipes[i]);
 }
 
+/* Closes the run's pipes and timers (each once; proc_closed counts them down). */
+static void proc_close_handles(proc_run *r) {
+  for (int i = 0; i < 3; i++) proc_close_pipe(r, i);
+  proc_close(r, (uv_handle_t *)&r->timer);
+  proc_close(r, (uv_handle_t *)&r->backstop);
+}
+
 /* ---- ending ----------------------------------------------------------------------------- */
 
 static void proc_backstop(uv_timer_t *t) {
@@ -238,9 +245,7 @@ static void proc_exited(uv_process_t *p, int64_t status, int sig) {
   if (sig && r->prog_pgid > 0) kill(-r->prog_pgid, SIGKILL);
   proc_close(r, (uv_handle_t *)p);
   if (r->released) { /* cancelled and forgotten: nothing more to read */
-    for (int i = 0; i < 3; i++) proc_close_pipe(r, i);
-    proc_close(r, (uv_handle_t *)&r->timer);
-    proc_close(r, (uv_handle_t *)&r->backstop);
+    proc_close_handles(r);
     return;
   }
   /* Everything that held the pipes is gone; give the kernel's buffers a moment to drain.
@@ -483,9 +488,7 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
   }
   if (rc != 0) {
     snprintf(err, errlen, "cannot start the confinement helper %s: %s", helper, uv_strerror(rc));
-    for (int i = 0; i < 3; i++) proc_close_pipe(r, i);
-    proc_close(r, (uv_handle_t *)&r->timer);
-    proc_close(r, (uv_handle_t *)&r->backstop);
+    proc_close_handles(r);
     if (spawn_tried) { /* uv_spawn leaves the handle initialised even when it fails */
       uv_close((uv_handle_t *)&r->proc, proc_closed);
       r->open++;
@@ -519,9 +522,7 @@ void proc_release(proc_run *r) {
   r->released = 1;
   /* Still running: the handles close when the helper has exited (or at proc_ctx_free). */
   if (!r->exited) return;
-  for (int i = 0; i < 3; i++) proc_close_pipe(r, i);
-  proc_close(r, (uv_handle_t *)&r->timer);
-  proc_close(r, (uv_handle_t *)&r->backstop);
+  proc_close_handles(r);
   if (r->open == 0) proc_free(r);
 }
 
@@ -542,9 +543,7 @@ void proc_ctx_free(proc_ctx *c) {
     r->finished = 1;
     r->done = NULL;
     r->released = 1;
-    for (int i = 0; i < 3; i++) proc_close_pipe(r, i);
-    proc_close(r, (uv_handle_t *)&r->timer);
-    proc_close(r, (uv_handle_t *)&r->backstop);
+    proc_close_handles(r);
   }
 }
 

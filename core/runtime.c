@@ -128,7 +128,7 @@ static int rt_is_home(const char *dir) {
   return access(probe, R_OK) == 0;
 }
 
-static int rt_try_home(const char *cand, char *out, size_t outlen) {
+int rt_try_home(const char *cand, char *out, size_t outlen) {
   char real[PATH_MAX];
   if (realpath(cand, real) == NULL || !rt_is_home(real)) return 0;
   if (strlen(real) >= outlen) return 0;
@@ -156,16 +156,6 @@ int rt_find_home(const char *exe_dir, char *out, size_t outlen, char *err, size_
            "%s/../share/orket; set ORKET_HOME",
            exe_dir ? exe_dir : "(unknown)", exe_dir ? exe_dir : "(unknown)");
   return -1;
-}
-
-static int rt_exe_dir(char *out, size_t outlen) {
-  ssize_t n = readlink("/proc/self/exe", out, outlen - 1);
-  if (n <= 0) return -1;
-  out[n] = '\0';
-  char *slash = strrchr(out, '/');
-  if (slash == NULL) return -1;
-  *slash = '\0';
-  return 0;
 }
 
 /* ---- errors --------------------------------------------------------------------------- */
@@ -287,19 +277,10 @@ orket_rt *rt_open(const char *home, char *err, size_t errlen) {
   memcap_init(&rt->mem);
   rt->waker_ref = LUA_NOREF;
   rt->reporter_ref = LUA_NOREF;
-  if (home) {
-    if (!rt_try_home(home, rt->home, sizeof rt->home)) {
-      snprintf(err, errlen, "%s does not hold lua/orket/init.lua", home);
-      free(rt);
-      return NULL;
-    }
-  } else {
-    char exe_dir[PATH_MAX];
-    int have = rt_exe_dir(exe_dir, sizeof exe_dir) == 0;
-    if (rt_find_home(have ? exe_dir : NULL, rt->home, sizeof rt->home, err, errlen) != 0) {
-      free(rt);
-      return NULL;
-    }
+  if (home == NULL || !rt_try_home(home, rt->home, sizeof rt->home)) {
+    snprintf(err, errlen, "%s does not hold lua/orket/init.lua", home ? home : "(no home given)");
+    free(rt);
+    return NULL;
   }
   int r = uv_loop_init(&rt->loop);
   if (r != 0) {

@@ -30,7 +30,7 @@ typedef struct orket_rt {
 
 /* Creates the runtime: allocator, loop, Lua state with the standard libraries, luv bound to
  * our loop, cjson and Orket's C modules preloaded, package.path pointing at `home`.
- * `home` may be NULL to locate it from the executable (see rt_find_home).
+ * `home` is the directory that holds lua/ (main.c finds it with home_locate).
  * Returns NULL and writes a message into err on failure. */
 orket_rt *rt_open(const char *home, char *err, size_t errlen);
 
@@ -44,6 +44,10 @@ orket_rt *rt_get(lua_State *L);
  * (build/orket -> .), else PREFIX/share/orket for an installed bin/orket. A directory
  * qualifies when it holds lua/orket/init.lua. Returns 0 or -1 with a message in err. */
 int rt_find_home(const char *exe_dir, char *out, size_t outlen, char *err, size_t errlen);
+
+/* 1 when cand resolves to a directory holding lua/orket/init.lua, copied into out (its
+ * real path); 0 otherwise. */
+int rt_try_home(const char *cand, char *out, size_t outlen);
 
 /* Protected call with a traceback: like lua_pcall(L, nargs, nres, msgh) with our handler.
  * On error leaves one string (message + traceback) on the stack. Non-string error values
