@@ -4,7 +4,7 @@
 CC      ?= cc
 PREFIX  ?= /usr/local
 BUILD   ?= build
-PKGS    := lua5.4 lua5.4-luv lua5.4-cjson libuv sqlite3 libcurl libsodium libedit yajl libgit2 libmicrohttpd libseccomp
+PKGS    := lua5.4 lua5.4-luv lua5.4-cjson libuv sqlite3 libcurl libsodium libedit yajl libgit2 libmicrohttpd libseccomp libpq
 # libcurl is loaded with dlopen on first use (core/curlapi.h), so it is not linked.
 LINKPKGS := $(filter-out libcurl,$(PKGS))
 

@@ -5,10 +5,12 @@ set -eu
 
 PKGS="build-essential pkg-config liblua5.4-dev lua-luv-dev libuv1-dev \
 libsqlite3-dev libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev lua-busted \
-libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev"
+libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev"
 # Needed by the tests only (not by a build, so not in the image's build stage):
-# prometheus for its promtool, which checks orket serve's /metrics.
-TEST_PKGS="prometheus"
+# prometheus for its promtool, which checks orket serve's /metrics; chromium and its
+# WebDriver for the web board's browser test; postgresql for the PostgreSQL backend's
+# tests (each test run starts its own server in a temp dir); wrk for `make bench`.
+TEST_PKGS="prometheus chromium chromium-driver postgresql wrk"
 PKGS="$PKGS $TEST_PKGS"
 
 # --asan: gcc's AddressSanitizer and UBSan runtimes come with build-essential's gcc.
