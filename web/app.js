@@ -50,6 +50,7 @@
 
   function showSignin(message) {
     stopEvents();
+    state.boardSig = state.cardSig = null;
     state.csrf = state.role = null;
     $("app").hidden = true;
     $("who").hidden = $("signout").hidden = true;
@@ -128,6 +129,10 @@
   }
 
   function renderBoard(cards) {
+    // drawn again only when it changed: focus and what is pressed stay put between events
+    const sig = JSON.stringify(cards);
+    if (sig === state.boardSig) return;
+    state.boardSig = sig;
     const kids = new Map(), ids = new Set(cards.map((c) => c.id));
     const roots = [];
     for (const c of cards) {
@@ -154,6 +159,7 @@
 
   function select(id) {
     state.selected = id;
+    state.cardSig = null;
     for (const b of document.querySelectorAll(".card-link")) {
       b.setAttribute("aria-pressed", String(b.parentElement.dataset.card === id));
     }
@@ -168,6 +174,9 @@
       return;
     }
     if (state.selected !== id) return;
+    const sig = JSON.stringify(doc);
+    if (quiet && sig === state.cardSig) return; // unchanged: keep what is being typed
+    state.cardSig = sig;
     const c = doc.card;
     $("detail-none").hidden = true;
     $("detail-body").hidden = false;
@@ -187,7 +196,7 @@
     $("answer-form").hidden = !(isOperator() && waiting && c.wait_reason === "input");
     $("retry-button").parentElement.hidden = !(isOperator() && (c.status === "blocked" || waiting));
     $("comments").replaceChildren(...(doc.comments || []).map((m) =>
-      el("li", {}, el("span", { class: "meta", text: (m.author || "?") + " · " + (m.at || "") }),
+      el("li", {}, el("span", { class: "meta", text: (m.author || "?") + " · " + (m.created_at || "") }),
         el("p", { text: m.body || "" }))));
     const runs = new Set();
     $("history").replaceChildren(...(doc.history || []).map((h) => {
