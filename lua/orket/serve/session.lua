@@ -90,6 +90,8 @@ local function sign_in(req, ctx)
   local fails, now = ctx.server.auth_fails, require("luv").now()
   local wait = fails:empty(req.remote, now)
   if wait then
+    ctx.headers = ctx.headers or {}
+    table.insert(ctx.headers, "Retry-After: " .. wait)
     return err(429, "rate_limited", "too many failed authentications from this address; retry after " .. wait .. " s")
   end
   local pepper = keys.pepper(ctx.dir, false)
