@@ -239,12 +239,21 @@ describe("orket serve: sessions", function()
     assert.equal(0, s.stop())
   end)
 
-  it("before any key, tells the page it is local use", function()
+  it("before any key, tells the page it is local use and refuses writes from other origins", function()
     local dir = H.example("webapp")
     local s = H.serve(dir)
     local st, text = req(s, "GET", "/v1/session")
     assert.equal(200, st)
     assert.same({ role = "operator", ["local"] = true }, json(text))
+    -- with no key to check, a write a page of another site sends is refused by its Origin
+    local body, ct = cjson.encode { body = "hello" }, "Content-Type: application/json"
+    st = req(s, "POST", "/v1/cards/API-1/comments", { ct, "Origin: https://evil.example" }, body)
+    assert.equal(403, st)
+    st = req(s, "POST", "/v1/cards/API-1/comments", { ct, "Origin: http://127.0.0.1:" .. s.port }, body)
+    assert.equal(200, st)
+    st = req(s, "POST", "/v1/cards/API-1/comments", { ct }, body) -- not a browser
+    assert.equal(200, st)
+    assert.equal(200, (req(s, "GET", "/v1/board", { "Origin: https://evil.example" }))) -- reads: CORS keeps the answer from the page
     assert.equal(0, s.stop())
   end)
 end)

@@ -35,6 +35,7 @@ function Auth:check(req)
       return nil, 403, "forbidden", "without API keys only loopback host names are served; create a key "
         .. "(orket keys create) to serve other names", "host"
     end
+    if session.foreign_write(req) then return nil, 403, "forbidden", "a write from another web origin", "origin" end
     return { role = "operator", local_use = true }
   end
   local h = req.headers.authorization

@@ -82,6 +82,16 @@ function M.check(db, req)
     expires = row.expires }
 end
 
+--- foreign_write(req) -> whether req is a write a page of another origin sent (its Origin
+--- is not this server's). Without keys nothing else stops a page on any site from posting
+--- to a server on loopback; browsers send Origin with every such write.
+function M.foreign_write(req)
+  local origin = req.headers.origin
+  if SAFE[req.method] or origin == nil then return false end
+  local host = req.headers.host or ""
+  return origin ~= "http://" .. host and origin ~= "https://" .. host
+end
+
 local function expires_at(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end
 
 -- POST /v1/session {key}: a key for a session. A wrong key counts as a failed
