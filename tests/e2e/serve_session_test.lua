@@ -130,8 +130,11 @@ describe("orket serve: sessions", function()
     local op = key(dir, "ops", "operator")
     local viewer = key(dir, "ci", "viewer")
     local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "auth_fail_burst=6,auth_fail_rate=0.01" } })
-    -- a bad body, then a wrong key
-    local st, doc = req(s, "POST", "/v1/session", { "Content-Type: application/json" }, "{}")
+    -- not JSON (what a form on another site could send), a bad body, then a wrong key
+    local st = req(s, "POST", "/v1/session", { "Content-Type: text/plain" }, cjson.encode { key = op })
+    assert.equal(415, st)
+    local doc
+    st, doc = req(s, "POST", "/v1/session", { "Content-Type: application/json" }, "{}")
     assert.equal(400, st)
     st, doc = sign_in(s, op:sub(1, -2) .. (op:sub(-1) == "0" and "1" or "0"))
     assert.equal(401, st)

@@ -97,6 +97,11 @@ local function expires_at(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end
 -- POST /v1/session {key}: a key for a session. A wrong key counts as a failed
 -- authentication (the same limit as a wrong Bearer key).
 local function sign_in(req, ctx)
+  -- JSON only: a form on another site cannot send it without a preflight, which only the
+  -- origins of serve.cors pass (else it could sign a browser in with the other site's key)
+  if not (req.headers["content-type"] or ""):lower():match("^application/json") then
+    return err(415, "unsupported_media_type", "sign in with Content-Type: application/json")
+  end
   local fails, now = ctx.server.auth_fails, require("luv").now()
   local wait = fails:empty(req.remote, now)
   if wait then
@@ -164,6 +169,7 @@ function M.add(router)
     summary = "Sign in with an API key: sets the session cookie, returns the role and the CSRF token",
     responses = { [200] = { schema = SESSION, description = "signed in (Set-Cookie: orket_session=...)" },
       [401] = { schema = require("orket.serve.openapi").ERROR, description = "the key is not valid" },
+      [415] = { schema = require("orket.serve.openapi").ERROR, description = "the body is not sent as application/json" },
       [429] = { schema = require("orket.serve.openapi").ERROR, description = "too many failed authentications" } } })
   router:add("GET", "/v1/session", { handler = whoami, role = "viewer", name = "session", summary = "Who this is",
     responses = { [200] = { schema = SESSION } } })
