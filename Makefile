@@ -72,7 +72,7 @@ bench: $(BUILD)/orket $(BUILD)/curlfloor
 install: $(BUILD)/orket
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/orket
 	install -m 755 $(BUILD)/orket $(DESTDIR)$(PREFIX)/bin/orket
-	for d in lua roles tools policies templates; do if [ -d $$d ]; then cp -R $$d $(DESTDIR)$(PREFIX)/share/orket/; fi; done
+	for d in lua roles tools policies templates web; do if [ -d $$d ]; then cp -R $$d $(DESTDIR)$(PREFIX)/share/orket/; fi; done
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -136,5 +136,7 @@ describe("orket CLI", function()
     local out = p:read("a")
     p:close()
     assert.matches("/share/orket\n$", out)
+    -- the web board's files are installed beside the library, where orket serve looks
+    assert.equal(H.read(H.ROOT .. "/web/app.js"), H.read(dir .. "/share/orket/web/app.js"))
   end)
 end)

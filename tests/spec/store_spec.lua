@@ -31,7 +31,7 @@ describe("store.open", function()
     assert.equal(1, db:row("PRAGMA foreign_keys").foreign_keys)
     assert.equal(cstore.BUSY_TIMEOUT_MS, db:row("PRAGMA busy_timeout").timeout)
     assert.same({ "api_keys", "approvals", "cards", "comments", "dependencies", "events", "gate_decisions", "imported_files", "memory",
-      "memory_fts", "runs", "tool_calls", "turns", "verifications", "violations" }, tables(db))
+      "memory_fts", "runs", "sessions", "tool_calls", "turns", "verifications", "violations" }, tables(db))
     db:close()
   end)
 

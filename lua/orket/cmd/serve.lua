@@ -11,9 +11,9 @@ local USAGE = "orket serve [DIR] [--listen HOST:PORT] [-C DIR]"
 local cmd = { summary = "serve the board and its events over HTTP", usage = USAGE }
 cmd.help = [[
 Serves the project in DIR (default: here) on --listen (default 127.0.0.1:8765; port 0
-picks a free one). Routes: /health, /ready, /v1/board, /v1/cards/ID, /v1/events and
+picks a free one). The web board is at / (sign in with a key). Routes: /health, /ready, /v1/board, /v1/cards/ID, /v1/events and
 /v1/runs/ID/events (Server-Sent Events), writes to cards (POST /v1/cards...), /v1/audit,
-/metrics (Prometheus) and /v1/openapi.json. While no API key exists ('orket keys create') it
+/v1/session (the board's sign-in), /metrics (Prometheus) and /v1/openapi.json. While no API key exists ('orket keys create') it
 listens on loopback addresses only. The address it listens on is printed on stdout; one JSON
 line per request goes to stderr. SIGTERM or Ctrl-C stops it. See docs/serve.md.]]
 

@@ -314,6 +314,32 @@ local function verify(d)
   return out
 end
 
+-- orket serve (docs/serve.md): cors, the origins whose pages may call the API with a key.
+local function serve(d)
+  local src, out = d.serve, { cors = {} }
+  if src == nil then return out end
+  if type(src) ~= "table" then fail("serve", "must be a table (fields: cors)") end
+  for k, v in pairs(src) do
+    local p = "serve." .. tostring(k)
+    if k ~= "cors" then fail(p, "unknown setting (known: cors)") end
+    if type(v) ~= "table" then fail(p, "must be an array of origins, e.g. {\"https://board.example\"}") end
+    for i in pairs(v) do
+      if math.type(i) ~= "integer" or i < 1 or i > #v then fail(p, "must be an array (no named fields)") end
+    end
+    for i, o in ipairs(v) do
+      local at = p .. "[" .. i .. "]"
+      -- an origin exactly as a browser sends it: scheme, host, optional port; no path, no "*"
+      if type(o) ~= "string" or not (o:match("^https?://[%w.-]+$") or o:match("^https?://[%w.-]+:%d+$")
+        or o:match("^https?://%[[%x:]+%]:?%d*$")) then
+        fail(at, "must be an origin: http(s)://host[:port], no path or wildcard, e.g. \"https://board.example\" (got %s)",
+          type(o) == "string" and string.format("%q", o) or type(o))
+      end
+      out.cors[i] = o:lower()
+    end
+  end
+  return out
+end
+
 -- ---- the schema ------------------------------------------------------------------------
 
 -- Every top-level setting, in the order they are checked, with the check of its section:
@@ -346,6 +372,7 @@ local SCHEMA = {
   end },
   { "context", function(d) return section(d, "context", M.DEFAULTS.context) end },
   { "verify", verify },
+  { "serve", serve },
 }
 
 M.SETTINGS = {}

@@ -4,6 +4,7 @@
 -- use with the operator role, if the Host is a loopback name (a web page cannot reach the
 -- board through DNS rebinding); orket serve refuses other addresses without a key.
 local keys = require "orket.serve.keys"
+local session = require "orket.serve.session"
 
 local M = {}
 
@@ -34,9 +35,11 @@ function Auth:check(req)
       return nil, 403, "forbidden", "without API keys only loopback host names are served; create a key "
         .. "(orket keys create) to serve other names", "host"
     end
+    if session.foreign_write(req) then return nil, 403, "forbidden", "a write from another web origin", "origin" end
     return { role = "operator", local_use = true }
   end
   local h = req.headers.authorization
+  if not h and session.token_of(req) then return session.check(self.db, req) end -- the web board
   local token = h and h:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +(%S+) *$")
   if not token then
     return nil, 401, "unauthorized", "this needs an API key: send Authorization: Bearer <key>", h and "malformed" or "missing"

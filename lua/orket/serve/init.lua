@@ -46,10 +46,9 @@ local JSON_HEADERS = { "Content-Type: application/json; charset=utf-8", "Cache-C
 
 local function send(req, ctx, status, doc, extra)
   ctx.status = status
-  local headers = JSON_HEADERS
-  if extra then
-    headers = { table.unpack(JSON_HEADERS) }
-    for _, h in ipairs(extra) do headers[#headers + 1] = h end
+  local headers = { table.unpack(JSON_HEADERS) }
+  for _, list in ipairs { ctx.headers or {}, extra or {} } do -- CORS, Set-Cookie; then the caller's
+    for _, h in ipairs(list) do headers[#headers + 1] = h end
   end
   return req:respond(status, headers, jsonout.encode(doc) .. "\n")
 end
@@ -74,7 +73,11 @@ function M.new(o)
   require("orket.serve.writes").add(self.router)
   require("orket.serve.metrics").add(self.router)
   require("orket.serve.openapi").add(self.router)
+  require("orket.serve.session").add(self.router)
   self.metrics = require("orket.serve.metrics").new()
+  local cors, cerr = require("orket.serve.web").cors(o.dir)
+  if not cors then srv:close() return nil, cerr, "EINVAL" end
+  self.cors = cors
   self.auth = auth_mod.new(o.db, o.dir, httpd.is_loopback(o.host))
   self.by_addr = ratelimit.new { rate = l.addr_rate, burst = l.addr_burst }
   self.by_key = ratelimit.new { rate = l.key_rate, burst = l.key_burst }
@@ -102,6 +105,7 @@ end
 function Server:_dispatch(req, ctx)
   local ok, retry = self.by_addr:take(req.remote, now_ms())
   if not ok then return too_many(req, ctx, retry, "requests from this address") end
+  if require("orket.serve.web").front(self, req, ctx) then return end -- the web board's files, CORS
   local segs, perr = router_mod.segments(req.path)
   if not segs then return fail(req, ctx, 400, "bad_path", perr) end
   local route, status_or_params, allowed = self.router:match(req.method, segs)
@@ -152,7 +156,7 @@ end
 function Server:_handle(req)
   self.inflight = self.inflight + 1
   local t0 = uv.hrtime()
-  local ctx = { db = self.db, dir = self.dir, hub = self.hub, metrics = self.metrics, route = "-" }
+  local ctx = { db = self.db, dir = self.dir, hub = self.hub, metrics = self.metrics, route = "-", server = self }
   local ok, err = xpcall(self._dispatch, debug.traceback, self, req, ctx)
   if not ok then
     self:_log { event = "error", route = ctx.route, message = tostring(err) }

@@ -113,6 +113,7 @@ function M.revoke(db, which)
     if not found then return nil, "no key with id or name '" .. which .. "' ('orket keys list' shows them)", "ENOENT" end
     if found.revoked_at then return nil, "key " .. found.id .. " was revoked already", "EALREADY" end
     assert(db:run("UPDATE api_keys SET revoked_at = orket_now() WHERE id = ?", found.id))
+    assert(db:run("DELETE FROM sessions WHERE key_id = ?", found.id)) -- its web board sign-ins end too
     db:event { kind = "key_revoke", actor = "cli", data = { id = found.id, name = found.name } }
     return true
   end)

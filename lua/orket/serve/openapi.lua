@@ -59,7 +59,7 @@ function M.document(router)
     end
     if #params > 0 then op.parameters = params end
     if r.schema then op.requestBody = { required = true, content = content("application/json", r.schema) } end
-    op.security = r.role and { { bearer = jsonout.array {} } } or jsonout.array {}
+    op.security = r.role and { { bearer = jsonout.array {} }, { session = jsonout.array {} } } or jsonout.array {}
     if r.role then op["x-orket-role"] = r.role end
     local responses = {}
     for status, resp in pairs(r.responses or {}) do
@@ -78,7 +78,9 @@ function M.document(router)
     info = { title = "orket serve", version = "1", description = "The HTTP API of an Orket project (docs/serve.md)." },
     paths = paths,
     components = { securitySchemes = { bearer = { type = "http", scheme = "bearer",
-      description = "an API key: ork_<id>_<secret> (orket keys create)" } } },
+      description = "an API key: ork_<id>_<secret> (orket keys create)" },
+      session = { type = "apiKey", ["in"] = "cookie", name = "orket_session",
+        description = "the web board's session (POST /v1/session); writes also need X-CSRF-Token" } } },
   }
 end
 

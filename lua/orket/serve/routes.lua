@@ -58,7 +58,7 @@ end
 local function stream(req, ctx, filter)
   local after = after_of(req, ctx)
   if after == false then return err(400, "bad_request", "Last-Event-ID and ?after= take a journal id (a whole number)") end
-  local s, serr = req:sse { "X-Accel-Buffering: no" }
+  local s, serr = req:sse { "X-Accel-Buffering: no", table.unpack(ctx.headers or {}) }
   if not s then return err(500, "internal", serr) end
   ctx.status = 200
   s:send("retry: 2000\n\n")

@@ -312,4 +312,25 @@ CREATE TABLE verifications (
 CREATE UNIQUE INDEX verifications_handin ON verifications(card_id, handin);
 ]],
   },
+  {
+    version = 12,
+    name = "reserved: runs started over HTTP",
+    -- Reserved for the runs of orket serve; this placeholder changes nothing.
+    sql = "",
+  },
+  {
+    version = 13,
+    name = "sessions: the web board's sign-ins",
+    -- One row per browser session: the BLAKE2b of its random token (never the token), the
+    -- key it signed in with, and when it ends (Unix seconds). Revoking the key ends them.
+    sql = [[
+CREATE TABLE sessions (
+  hash       TEXT PRIMARY KEY,
+  key_id     TEXT NOT NULL REFERENCES api_keys(id),
+  created_at TEXT NOT NULL,
+  expires    INTEGER NOT NULL
+);
+CREATE INDEX sessions_key ON sessions(key_id);
+]],
+  },
 }

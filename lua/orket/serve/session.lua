@@ -1,0 +1,181 @@
+-- orket.serve.session: sign-in for browsers (the web board). POST /v1/session trades an API
+-- key for a session cookie (HttpOnly, SameSite=Strict), since EventSource cannot send an
+-- Authorization header. The token is random (orket.c.crypto); the store keeps only its
+-- BLAKE2b (sessions, migration 13). A write made with the cookie must carry the CSRF token
+-- the sign-in returned (X-CSRF-Token, compared in constant time). orket.serve.auth asks
+-- check() when a request has the cookie and no Authorization header.
+local crypto = require "orket.c.crypto"
+local httpd = require "orket.c.httpd"
+local keys = require "orket.serve.keys"
+local routes = require "orket.serve.routes"
+
+local err = routes.err
+
+local M = {}
+
+M.COOKIE = "orket_session"
+M.TTL_S = 8 * 3600     -- a session ends 8 hours after sign-in, whatever it does
+M.MAX_PER_KEY = 20     -- older sessions of a key beyond this are ended at sign-in
+
+local SAFE = { GET = true, HEAD = true, OPTIONS = true }
+
+-- "ors_" and 64 hex digits: 256 random bits.
+local function well_formed(t) return type(t) == "string" and #t == 68 and t:match("^ors_%x+$") ~= nil end
+
+-- The stored form: the token has 256 random bits, so a plain hash cannot be reversed.
+local function digest(token) return crypto.hash(token, 32) end
+
+--- csrf_of(token) -> the CSRF token of a session: derived from its token (so it is not
+--- stored), yet not the token (which the page never sees: the cookie is HttpOnly)
+function M.csrf_of(token) return crypto.hash("csrf:" .. token, 32) end
+
+--- token_of(req) -> the session token the request's Cookie header carries | nil
+function M.token_of(req)
+  local c = req.headers.cookie
+  if type(c) ~= "string" then return nil end
+  for name, value in c:gmatch("([^=;%s]+)=([^;%s]*)") do
+    if name == M.COOKIE then return value end
+  end
+  return nil
+end
+
+-- secure(req): the page came over https through a proxy on this machine. Only a proxy on
+-- loopback is believed; anyone else's X-Forwarded-Proto could at worst make their own
+-- cookie Secure.
+local function secure(req)
+  return (req.headers["x-forwarded-proto"] or ""):lower() == "https" and httpd.is_loopback(req.remote or "")
+end
+
+local function cookie(req, value, max_age)
+  return string.format("Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s", M.COOKIE, value,
+    max_age, secure(req) and "; Secure" or "")
+end
+
+--- check(db, req) -> identity {id, name, role, session} | nil, status, code, message, why:
+--- the session of the request's cookie. A write (not GET/HEAD/OPTIONS) must also carry its
+--- CSRF token, else 403.
+function M.check(db, req)
+  local token = M.token_of(req)
+  if not well_formed(token) then
+    return nil, 401, "unauthorized", "the session cookie is not valid; sign in again", "session_malformed"
+  end
+  local h = digest(token)
+  local row = db:row([[SELECT s.key_id, s.expires, k.name, k.role, k.revoked_at FROM sessions s
+    JOIN api_keys k ON k.id = s.key_id WHERE s.hash = ?]], h)
+  if not row then return nil, 401, "unauthorized", "the session is not valid; sign in again", "session_unknown" end
+  if row.revoked_at then
+    db:run("DELETE FROM sessions WHERE key_id = ?", row.key_id)
+    return nil, 401, "unauthorized", "the session's key was revoked; sign in again", "revoked"
+  end
+  if row.expires <= os.time() then
+    db:run("DELETE FROM sessions WHERE hash = ?", h)
+    return nil, 401, "unauthorized", "the session has expired; sign in again", "session_expired"
+  end
+  if not SAFE[req.method] then
+    local sent = req.headers["x-csrf-token"]
+    if type(sent) ~= "string" or not crypto.equal(sent, M.csrf_of(token)) then
+      return nil, 403, "forbidden", "a write made with a session cookie needs the X-CSRF-Token header that "
+        .. "signing in returned", "csrf"
+    end
+  end
+  return { id = row.key_id, name = row.name, role = row.role, session = h, csrf = M.csrf_of(token),
+    expires = row.expires }
+end
+
+--- foreign_write(req) -> whether req is a write a page of another origin sent (its Origin
+--- is not this server's). Without keys nothing else stops a page on any site from posting
+--- to a server on loopback; browsers send Origin with every such write.
+function M.foreign_write(req)
+  local origin = req.headers.origin
+  if SAFE[req.method] or origin == nil then return false end
+  local host = req.headers.host or ""
+  return origin ~= "http://" .. host and origin ~= "https://" .. host
+end
+
+local function expires_at(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end
+
+-- POST /v1/session {key}: a key for a session. A wrong key counts as a failed
+-- authentication (the same limit as a wrong Bearer key).
+local function sign_in(req, ctx)
+  -- JSON only: a form on another site cannot send it without a preflight, which only the
+  -- origins of serve.cors pass (else it could sign a browser in with the other site's key)
+  if not (req.headers["content-type"] or ""):lower():match("^application/json") then
+    return err(415, "unsupported_media_type", "sign in with Content-Type: application/json")
+  end
+  local fails, now = ctx.server.auth_fails, require("luv").now()
+  local wait = fails:empty(req.remote, now)
+  if wait then
+    ctx.headers = ctx.headers or {}
+    table.insert(ctx.headers, "Retry-After: " .. wait)
+    return err(429, "rate_limited", "too many failed authentications from this address; retry after " .. wait .. " s")
+  end
+  local pepper = keys.pepper(ctx.dir, false)
+  local who, why = nil, "no pepper"
+  if pepper then who, why = keys.verify(ctx.db, pepper, ctx.body.key) end
+  if not who then
+    fails:take(req.remote, now)
+    ctx.auth = why
+    return err(401, "unauthorized", "the API key is not valid")
+  end
+  ctx.key = who.id
+  local token, db = "ors_" .. crypto.random_id(32), ctx.db
+  local expires = os.time() + M.TTL_S
+  local ok, terr = db:tx(function()
+    assert(db:run("DELETE FROM sessions WHERE expires <= ?", os.time()))
+    assert(db:run([[DELETE FROM sessions WHERE key_id = ?1 AND hash NOT IN
+      (SELECT hash FROM sessions WHERE key_id = ?1 ORDER BY expires DESC LIMIT ?2)]], who.id, M.MAX_PER_KEY - 1))
+    assert(db:run("INSERT INTO sessions (hash, key_id, created_at, expires) VALUES (?, ?, orket_now(), ?)",
+      digest(token), who.id, expires))
+    return true
+  end)
+  if not ok then error(terr) end
+  ctx.headers = ctx.headers or {}
+  table.insert(ctx.headers, cookie(req, token, M.TTL_S))
+  return 200, { role = who.role, key = { id = who.id, name = who.name }, csrf = M.csrf_of(token),
+    expires_at = expires_at(expires) }
+end
+
+-- GET /v1/session: who the request is (the page asks on load: a session cookie it cannot
+-- read may be there already), with the CSRF token when it came with a session.
+local function whoami(_, ctx)
+  local who = ctx.who
+  if who.local_use then return 200, { role = who.role, ["local"] = true } end
+  return 200, { role = who.role, key = { id = who.id, name = who.name }, csrf = who.csrf,
+    expires_at = who.expires and expires_at(who.expires) or nil }
+end
+
+-- DELETE /v1/session: signs out (the CSRF check came first, as for any write).
+local function sign_out(req, ctx)
+  if not (ctx.who and ctx.who.session) then
+    return err(400, "bad_request", "this request was not made with a session cookie: there is nothing to sign out of")
+  end
+  assert(ctx.db:run("DELETE FROM sessions WHERE hash = ?", ctx.who.session))
+  ctx.headers = ctx.headers or {}
+  table.insert(ctx.headers, cookie(req, "", 0))
+  return 200, { signed_out = true }
+end
+
+local SESSION = { type = "object", additionalProperties = false, required = { "role" }, properties = {
+  role = { enum = { "viewer", "operator", "admin" } }, ["local"] = { type = "boolean" },
+  key = { type = "object", required = { "id", "name" }, properties = { id = { type = "string" }, name = { type = "string" } } },
+  csrf = { type = "string" }, expires_at = { type = "string" } } }
+
+M.SCHEMA = { type = "object", additionalProperties = false, required = { "key" },
+  properties = { key = { type = "string", minLength = 1, maxLength = 256 } } }
+
+--- add(router): POST, GET and DELETE /v1/session
+function M.add(router)
+  router:add("POST", "/v1/session", { handler = sign_in, body = "json", schema = M.SCHEMA, name = "session_create",
+    summary = "Sign in with an API key: sets the session cookie, returns the role and the CSRF token",
+    responses = { [200] = { schema = SESSION, description = "signed in (Set-Cookie: orket_session=...)" },
+      [401] = { schema = require("orket.serve.openapi").ERROR, description = "the key is not valid" },
+      [415] = { schema = require("orket.serve.openapi").ERROR, description = "the body is not sent as application/json" },
+      [429] = { schema = require("orket.serve.openapi").ERROR, description = "too many failed authentications" } } })
+  router:add("GET", "/v1/session", { handler = whoami, role = "viewer", name = "session", summary = "Who this is",
+    responses = { [200] = { schema = SESSION } } })
+  router:add("DELETE", "/v1/session", { handler = sign_out, role = "viewer", name = "session_delete",
+    summary = "Sign out (a write: needs X-CSRF-Token)", responses = { [200] = { schema = { type = "object",
+      required = { "signed_out" }, properties = { signed_out = { type = "boolean" } } } } } })
+end
+
+return M

@@ -1,0 +1,114 @@
+-- orket.serve.web: what orket serve answers before its API routes: the web board's files
+-- (a fixed allow-list read from web/ beside lua/ in the install, never a path the client
+-- names), and CORS for the origins orket.lua's serve.cors lists (preflights included).
+local uv = require "luv"
+local crypto = require "orket.c.crypto"
+
+local M = {}
+
+-- The only files served, by request path: anything else goes on to the API's router,
+-- which refuses path tricks (orket.serve.router).
+M.FILES = {
+  ["/"] = "index.html", ["/index.html"] = "index.html", ["/app.js"] = "app.js", ["/app.css"] = "app.css",
+  ["/icon.svg"] = "icon.svg",
+}
+local TYPES = {
+  html = "text/html; charset=utf-8", js = "text/javascript; charset=utf-8", css = "text/css; charset=utf-8",
+  svg = "image/svg+xml",
+}
+M.MAX_FILE = 1048576
+
+-- Scripts and styles from this origin only: no inline script, nothing from elsewhere.
+M.HEADERS = {
+  "Content-Security-Policy: default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  "X-Content-Type-Options: nosniff", "X-Frame-Options: DENY", "Referrer-Policy: no-referrer",
+  -- revalidated on each load (the ETag makes that a 304), so an upgrade shows at once
+  "Cache-Control: no-cache",
+}
+
+--- dir() -> the web board's directory: web/ in the Orket home (the repository, or the
+--- install's share/orket), found as lua/ is
+function M.dir() return package.orket_home .. "/web" end
+
+--- read(dir, name) -> text | nil, msg: a regular file in dir, not a symbolic link (lstat,
+--- then the opened file is checked to be the same one, so a swap in between is seen)
+function M.read(dir, name)
+  local path = dir .. "/" .. name
+  local lst = uv.fs_lstat(path)
+  if not lst or lst.type ~= "file" then return nil, path .. " is not a regular file" end
+  if lst.size > M.MAX_FILE then return nil, path .. " is too large" end
+  local fd, oerr = uv.fs_open(path, "r", 0)
+  if not fd then return nil, tostring(oerr) end
+  local st = uv.fs_fstat(fd)
+  local data
+  if st and st.ino == lst.ino and st.dev == lst.dev and st.type == "file" then
+    data = uv.fs_read(fd, M.MAX_FILE, 0)
+  end
+  uv.fs_close(fd)
+  if not data then return nil, path .. " changed while it was opened" end
+  return data
+end
+
+--- cors(dir) -> set of allowed origins | nil, msg: serve.cors of the project's orket.lua,
+--- checked (orket.engine.settings). A project without a readable orket.lua gets none.
+function M.cors(dir)
+  local data = require("orket.config").read(dir)
+  if not data or data.serve == nil then return {} end
+  local s, serr = require("orket.engine.settings").resolve { serve = data.serve }
+  if not s then return nil, serr end
+  local set = {}
+  for _, o in ipairs(s.serve.cors) do set[o] = true end
+  return set
+end
+
+local function static(req, ctx, name)
+  ctx.route = "/" .. (name == "index.html" and "" or name)
+  local body, rerr = M.read(M.dir(), name)
+  if not body then
+    ctx.status = 404
+    ctx.server:_log { event = "error", route = ctx.route, message = "web board: " .. rerr }
+    return req:respond(404, { "Content-Type: text/plain; charset=utf-8", table.unpack(M.HEADERS) }, "not found\n")
+  end
+  local etag = '"' .. crypto.hash(body, 16) .. '"'
+  local headers = { "Content-Type: " .. TYPES[name:match("%.(%w+)$")], "ETag: " .. etag, table.unpack(M.HEADERS) }
+  if req.headers["if-none-match"] == etag then
+    ctx.status = 304
+    return req:respond(304, headers, "")
+  end
+  ctx.status = 200
+  return req:respond(200, headers, body)
+end
+
+local METHODS = "GET, HEAD, POST, DELETE"
+
+--- front(server, req, ctx) -> true when answered here (a file, a preflight); else it has
+--- put the request's CORS headers in ctx.headers for the answer to come
+function M.front(server, req, ctx)
+  local origin = req.headers.origin
+  local listed = origin and server.cors[origin]
+  ctx.headers = { "Vary: Origin" }
+  if listed then
+    ctx.headers[#ctx.headers + 1] = "Access-Control-Allow-Origin: " .. origin
+    ctx.headers[#ctx.headers + 1] = "Access-Control-Expose-Headers: Retry-After, WWW-Authenticate"
+  end
+  if req.method == "OPTIONS" then
+    ctx.route, ctx.status = "OPTIONS", 204
+    local h = { "Allow: " .. METHODS .. ", OPTIONS", "Vary: Origin" }
+    if listed then -- cookies are SameSite=Strict: other origins send keys, never cookies
+      for _, x in ipairs { "Access-Control-Allow-Origin: " .. origin, "Access-Control-Allow-Methods: " .. METHODS,
+        "Access-Control-Allow-Headers: Authorization, Content-Type, Last-Event-ID", "Access-Control-Max-Age: 600" } do
+        h[#h + 1] = x
+      end
+    end
+    req:respond(204, h, "")
+    return true
+  end
+  local name = M.FILES[req.path]
+  if name and (req.method == "GET" or req.method == "HEAD") then
+    static(req, ctx, name)
+    return true
+  end
+  return false
+end
+
+return M

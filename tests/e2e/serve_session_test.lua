@@ -1,0 +1,322 @@
+-- orket serve's web board files, browser sessions and CORS end to end: the files from the
+-- allow-list with their security headers and ETags, path tricks refused; a key traded for an
+-- HttpOnly SameSite=Strict cookie that reads, writes only with the CSRF token, ends on sign
+-- out and when its key is revoked, and is stored only as a hash; CORS headers for the
+-- origins orket.lua lists and no others.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local http = require "orket.c.http"
+local uv = require "luv"
+
+local wait_for = H.wait_for
+
+-- req(s, method, path, {headers}, body) -> status, text, headers (lower-case name -> value)
+local function req(s, method, path, headers, body)
+  local r <close> = assert(http.request { url = s.url .. path, method = method, headers = headers or {},
+    body = body, total_timeout_ms = 20000 })
+  local status, hs = r:headers()
+  local parts = {}
+  while true do
+    local ev = r:read()
+    if not ev then break end
+    for _, x in ipairs(ev) do parts[#parts + 1] = x end
+  end
+  return status, table.concat(parts), hs or {}
+end
+
+local function json(text) return text ~= "" and cjson.decode(text) or nil end
+
+-- raw(port, text) -> the whole answer to a request sent byte for byte (no client library
+-- would send "/../" or a NUL in a request line)
+local function raw(port, text)
+  local c = uv.new_tcp()
+  local st = { data = {} }
+  c:connect("127.0.0.1", port, function(err)
+    if err then st.done = true return end
+    c:write(text)
+    c:read_start(function(_, d)
+      if d then st.data[#st.data + 1] = d else st.done = true end
+    end)
+  end)
+  wait_for(function() return st.done or table.concat(st.data):find("\r\n\r\n", 1, true) end, "an answer")
+  c:close()
+  return table.concat(st.data)
+end
+
+local function key(dir, name, role)
+  local r = H.orket("keys create " .. name .. " --role " .. role, { cwd = dir })
+  assert.equal(0, r.status, r.stderr)
+  return (r.stdout:gsub("\n$", ""))
+end
+
+local function sign_in(s, k)
+  local st, text, h = req(s, "POST", "/v1/session", { "Content-Type: application/json" }, cjson.encode { key = k })
+  return st, json(text), h
+end
+
+describe("orket serve: the web board's files", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("serves the allow-listed files with their types and security headers, and nothing else", function()
+    local dir = H.example("webapp")
+    key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local st, body, h = req(s, "GET", "/")
+    assert.equal(200, st)
+    assert.matches("<!doctype html>", body, 1, true)
+    assert.equal("text/html; charset=utf-8", h["content-type"])
+    assert.matches("^default%-src 'self';", h["content-security-policy"])
+    assert.equal("nosniff", h["x-content-type-options"])
+    assert.equal("no-cache", h["cache-control"])
+    assert.equal(H.read(H.ROOT .. "/web/index.html"), body)
+    -- no inline script: the page's one script is a file of the same origin
+    assert.is_nil(body:find("<script>", 1, true))
+    assert.is_nil(body:find("%son%a+="))
+    assert.is_nil(body:find("https?://"))
+    -- revalidation: the same ETag gets a 304 without the body
+    local st304, b304 = req(s, "GET", "/", { "If-None-Match: " .. h.etag })
+    assert.equal(304, st304)
+    assert.equal("", b304)
+    for path, ctype in pairs { ["/app.js"] = "text/javascript; charset=utf-8", ["/app.css"] = "text/css; charset=utf-8",
+      ["/icon.svg"] = "image/svg+xml", ["/index.html"] = "text/html; charset=utf-8" } do
+      local fst, fbody, fh = req(s, "GET", path)
+      assert.equal(200, fst, path)
+      assert.equal(ctype, fh["content-type"], path)
+      assert.equal(H.read(H.ROOT .. "/web" .. path), fbody, path)
+    end
+    -- nothing from the internet
+    assert.is_nil(H.read(H.ROOT .. "/web/app.js"):find("https?://"))
+    assert.is_nil(H.read(H.ROOT .. "/web/app.css"):find("https?://"))
+    -- the files need no key; the API still does
+    assert.equal(401, (req(s, "GET", "/v1/board")))
+    -- anything else is the API's: not found, or refused as a path trick
+    for _, p in ipairs { "/web/app.js", "/app.js.bak", "/APP.JS", "/%61pp.js", "/lua/orket/serve/web.lua",
+      "/orket.lua", "/.orket/orket.db" } do
+      local pst, pbody = req(s, "GET", p)
+      assert.equal(404, pst, p)
+      assert.equal("not_found", json(pbody).error.code, p)
+    end
+    for _, p in ipairs { "/%2e%2e/web/app.js", "/%2E%2E/%2E%2E/etc/passwd", "/app.js%00", "/app.js%00.png",
+      "/..%2fapp.js", "/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/.%2e/app.js", "/app.js%2f.." } do
+      local pst, pbody = req(s, "GET", p)
+      assert.equal(400, pst, p)
+      assert.equal("bad_path", json(pbody).error.code, p)
+    end
+    for _, line in ipairs { "GET /../web/app.js HTTP/1.1", "GET /../../etc/passwd HTTP/1.1", "GET /./app.js HTTP/1.1",
+      "GET //etc/passwd HTTP/1.1", "GET /etc/passwd HTTP/1.1", "GET http://x/../app.js HTTP/1.1" } do
+      local answer = raw(s.port, line .. "\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+      local code = tonumber(answer:match("^HTTP/1%.1 (%d+)"))
+      assert.is_true(code == 400 or code == 404, line .. ": " .. answer:sub(1, 40))
+      assert.is_nil(answer:find("root:", 1, true), line)
+      assert.is_nil(answer:find("use strict", 1, true), line)
+    end
+    -- the files are read, never written: other methods are the API's
+    assert.equal(404, (req(s, "POST", "/app.js", { "Content-Type: application/json" }, "{}")))
+    assert.equal(0, s.stop())
+  end)
+end)
+
+describe("orket serve: sessions", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("trades a key for a cookie that reads, and writes only with the CSRF token", function()
+    local dir = H.example("webapp")
+    local op = key(dir, "ops", "operator")
+    local viewer = key(dir, "ci", "viewer")
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "auth_fail_burst=6,auth_fail_rate=0.01" } })
+    -- not JSON (what a form on another site could send), a bad body, then a wrong key
+    local st = req(s, "POST", "/v1/session", { "Content-Type: text/plain" }, cjson.encode { key = op })
+    assert.equal(415, st)
+    local doc
+    st, doc = req(s, "POST", "/v1/session", { "Content-Type: application/json" }, "{}")
+    assert.equal(400, st)
+    st, doc = sign_in(s, op:sub(1, -2) .. (op:sub(-1) == "0" and "1" or "0"))
+    assert.equal(401, st)
+    assert.equal("unauthorized", doc.error.code)
+    local h
+    st, doc, h = sign_in(s, op)
+    assert.equal(200, st)
+    assert.equal("operator", doc.role)
+    assert.equal("ops", doc.key.name)
+    assert.matches("^%x+$", doc.csrf)
+    local cookie = h["set-cookie"]
+    local token = cookie:match("^orket_session=(ors_%x+);")
+    assert.is_string(token)
+    assert.matches("; Path=/;", cookie, 1, true)
+    assert.matches("; HttpOnly;", cookie, 1, true)
+    assert.matches("; SameSite=Strict;", cookie, 1, true)
+    assert.matches("; Max%-Age=%d+", cookie)
+    assert.is_nil(cookie:find("Secure", 1, true)) -- plain http, no proxy
+    local jar = "Cookie: theme=dark; orket_session=" .. token
+    local csrf = doc.csrf
+
+    -- reads with the cookie alone, as the key's principal
+    st, doc = req(s, "GET", "/v1/board", { jar })
+    assert.equal(200, st)
+    st, doc = req(s, "GET", "/v1/session", { jar })
+    assert.equal(200, st)
+    assert.equal(csrf, json(doc).csrf)
+    assert.equal("operator", json(doc).role)
+    -- the event stream (EventSource sends the cookie, no header)
+    local ev <close> = assert(http.request { url = s.url .. "/v1/events?after=0", headers = { jar }, framing = "sse",
+      total_timeout_ms = 20000 })
+    assert.equal(200, (ev:headers()))
+    local first = ev:read()
+    assert.is_table(first)
+    ev:close()
+
+    -- a write needs the token: none, a wrong one, then the right one
+    local body = cjson.encode { body = "From the board." }
+    st, doc = req(s, "POST", "/v1/cards/API-1/comments", { jar, "Content-Type: application/json" }, body)
+    assert.equal(403, st)
+    assert.matches("X%-CSRF%-Token", json(doc).error.message)
+    st = req(s, "POST", "/v1/cards/API-1/comments", { jar, "Content-Type: application/json",
+      "X-CSRF-Token: " .. csrf:sub(1, -2) .. "0" }, body)
+    assert.equal(403, st)
+    st = req(s, "POST", "/v1/cards/API-1/comments", { jar, "Content-Type: application/json", "X-CSRF-Token: " .. csrf }, body)
+    assert.equal(200, st)
+    local c = json(select(2, req(s, "GET", "/v1/cards/API-1", { jar })))
+    assert.equal(op:match("^ork_(%x+)_"), c.comments[#c.comments].author) -- as the key's person
+    -- a Bearer key needs no CSRF token (a page cannot send one cross-origin)
+    st = req(s, "POST", "/v1/cards/API-1/comments", { "Authorization: Bearer " .. op, "Content-Type: application/json" }, body)
+    assert.equal(200, st)
+
+    -- a viewer's session reads but may not write, CSRF token or not
+    local _, vdoc, vh = sign_in(s, viewer)
+    local vjar = "Cookie: " .. vh["set-cookie"]:match("^(orket_session=ors_%x+);")
+    st = req(s, "POST", "/v1/cards/API-1/comments", { vjar, "Content-Type: application/json", "X-CSRF-Token: " .. vdoc.csrf }, body)
+    assert.equal(403, st)
+
+    -- the store keeps a hash of the token, never the token; nor do the log and the journal
+    local db <close> = assert(require("orket.store").open(dir .. "/.orket/orket.db"))
+    local rows = db:rows("SELECT hash, key_id, expires FROM sessions")
+    assert.equal(2, #rows)
+    for _, r in ipairs(rows) do
+      assert.is_nil(r.hash:find(token:sub(5), 1, true))
+      assert.is_true(r.expires > os.time())
+    end
+    assert.equal(0, db:row("SELECT count(*) AS n FROM events WHERE data LIKE ?", "%" .. token:sub(5, 20) .. "%").n)
+    assert.is_nil(s.log():find(token:sub(5), 1, true))
+    assert.is_nil(s.log():find(op, 1, true))
+
+    -- a forged, a malformed and a stale cookie
+    for _, bad in ipairs { "ors_" .. string.rep("a", 64), "ors_xyz", "x" } do
+      st = req(s, "GET", "/v1/board", { "Cookie: orket_session=" .. bad })
+      assert.equal(401, st, bad)
+    end
+
+    -- signing out is a write (CSRF), then the cookie is worthless
+    st = req(s, "DELETE", "/v1/session", { jar })
+    assert.equal(403, st)
+    st, doc, h = req(s, "DELETE", "/v1/session", { jar, "X-CSRF-Token: " .. csrf })
+    assert.equal(200, st)
+    assert.matches("^orket_session=; .*Max%-Age=0", h["set-cookie"])
+    assert.equal(401, (req(s, "GET", "/v1/board", { jar })))
+
+    -- revoking a key ends its sessions at once
+    assert.equal(200, (req(s, "GET", "/v1/board", { vjar })))
+    assert.equal(0, H.orket("keys revoke ci", { cwd = dir }).status)
+    assert.equal(401, (req(s, "GET", "/v1/board", { vjar })))
+    assert.equal(0, db:row("SELECT count(*) AS n FROM sessions WHERE key_id = ?", vdoc.key.id).n)
+    -- wrong keys are limited like wrong Bearer keys: six failures so far empty the bucket (6)
+    st, doc, h = sign_in(s, op)
+    assert.equal(429, st)
+    assert.is_string(h["retry-after"])
+    assert.equal(0, s.stop())
+  end)
+
+  it("marks the cookie Secure behind a proxy on this machine that says https", function()
+    local dir = H.example("webapp")
+    local op = key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local st, _, h = req(s, "POST", "/v1/session", { "Content-Type: application/json", "X-Forwarded-Proto: https" },
+      cjson.encode { key = op })
+    assert.equal(200, st)
+    assert.matches("; Secure$", h["set-cookie"])
+    assert.equal(0, s.stop())
+  end)
+
+  it("before any key, tells the page it is local use and refuses writes from other origins", function()
+    local dir = H.example("webapp")
+    local s = H.serve(dir)
+    local st, text = req(s, "GET", "/v1/session")
+    assert.equal(200, st)
+    assert.same({ role = "operator", ["local"] = true }, json(text))
+    -- with no key to check, a write a page of another site sends is refused by its Origin
+    local body, ct = cjson.encode { body = "hello" }, "Content-Type: application/json"
+    st = req(s, "POST", "/v1/cards/API-1/comments", { ct, "Origin: https://evil.example" }, body)
+    assert.equal(403, st)
+    st = req(s, "POST", "/v1/cards/API-1/comments", { ct, "Origin: http://127.0.0.1:" .. s.port }, body)
+    assert.equal(200, st)
+    st = req(s, "POST", "/v1/cards/API-1/comments", { ct }, body) -- not a browser
+    assert.equal(200, st)
+    assert.equal(200, (req(s, "GET", "/v1/board", { "Origin: https://evil.example" }))) -- reads: CORS keeps the answer from the page
+    assert.equal(0, s.stop())
+  end)
+end)
+
+describe("orket serve: CORS", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("answers the origins orket.lua lists, and gives others no CORS headers", function()
+    local dir = H.example("webapp")
+    H.write(dir .. "/orket.lua", 'serve = { cors = { "https://board.example", "http://127.0.0.1:9" } }\n')
+    local op = key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local auth = "Authorization: Bearer " .. op
+    -- a preflight from a listed origin
+    local st, _, h = req(s, "OPTIONS", "/v1/cards/API-1/comments", { "Origin: https://board.example",
+      "Access-Control-Request-Method: POST", "Access-Control-Request-Headers: authorization, content-type" })
+    assert.equal(204, st)
+    assert.equal("https://board.example", h["access-control-allow-origin"])
+    assert.matches("POST", h["access-control-allow-methods"])
+    assert.matches("Authorization", h["access-control-allow-headers"])
+    assert.is_nil(h["access-control-allow-credentials"]) -- keys, never cookies, cross-origin
+    -- and from another
+    st, _, h = req(s, "OPTIONS", "/v1/board", { "Origin: https://evil.example", "Access-Control-Request-Method: GET" })
+    assert.equal(204, st)
+    assert.is_nil(h["access-control-allow-origin"])
+    assert.is_nil(h["access-control-allow-methods"])
+    -- the answers themselves, errors included
+    st, _, h = req(s, "GET", "/v1/board", { auth, "Origin: https://board.example" })
+    assert.equal(200, st)
+    assert.equal("https://board.example", h["access-control-allow-origin"])
+    assert.matches("Origin", h["vary"])
+    st, _, h = req(s, "GET", "/v1/board", { "Origin: https://board.example" })
+    assert.equal(401, st)
+    assert.equal("https://board.example", h["access-control-allow-origin"])
+    for _, o in ipairs { "https://evil.example", "https://board.example.evil", "http://board.example", "null" } do
+      st, _, h = req(s, "GET", "/v1/board", { auth, "Origin: " .. o })
+      assert.equal(200, st)
+      assert.is_nil(h["access-control-allow-origin"], o)
+    end
+    -- the event stream too
+    local ev <close> = assert(http.request { url = s.url .. "/v1/events", framing = "sse", total_timeout_ms = 20000,
+      headers = { auth, "Origin: http://127.0.0.1:9" } })
+    local est, ehs = ev:headers()
+    assert.equal(200, est)
+    assert.equal("http://127.0.0.1:9", ehs["access-control-allow-origin"])
+    ev:close()
+    assert.equal(0, s.stop())
+  end)
+
+  it("refuses to start with a bad serve.cors, naming the field", function()
+    local dir = H.example("webapp")
+    H.write(dir .. "/orket.lua", 'serve = { cors = { "https://board.example/app" } }\n')
+    local r = H.orket("serve --listen 127.0.0.1:0", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches('orket.lua: serve.cors%[1%]: must be an origin: http%(s%)://host%[:port%], no path or wildcard', r.stderr)
+    assert.matches('"https://board.example/app"', r.stderr, 1, true)
+    r = H.orket("validate", { cwd = dir })
+    assert.matches("serve.cors[1]", r.stdout .. r.stderr, 1, true)
+  end)
+end)

@@ -1,0 +1,90 @@
+-- orket.serve.web and orket.serve.session, their pure parts: the web board's files read only
+-- as regular files (no symbolic link, nothing but the allow-list), serve.cors checked with
+-- the field named, the session cookie parsed and its CSRF token derived.
+local web = require "orket.serve.web"
+local session = require "orket.serve.session"
+local settings = require "orket.engine.settings"
+local H = require "tests.helpers"
+
+describe("orket.serve.web", function()
+  after_each(H.cleanup)
+
+  it("serves a fixed allow-list of the files in web/", function()
+    local names = {}
+    for path, name in pairs(web.FILES) do
+      assert.matches("^/[%w.]*$", path)
+      assert.is_nil(name:find("/", 1, true))
+      names[name] = true
+    end
+    for name in pairs(names) do assert.is_string(web.read(web.dir(), name), name) end
+    assert.equal(H.ROOT .. "/web", web.dir())
+  end)
+
+  it("reads regular files only: not a symbolic link, a directory or a missing file", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/app.js", "ok")
+    H.write(dir .. "/secret.txt", "secret")
+    assert.equal("ok", web.read(dir, "app.js"))
+    os.execute("ln -s " .. H.quote(dir .. "/secret.txt") .. " " .. H.quote(dir .. "/app.css"))
+    os.execute("ln -s /etc/passwd " .. H.quote(dir .. "/index.html"))
+    os.execute("mkdir " .. H.quote(dir .. "/icon.svg"))
+    for _, name in ipairs { "app.css", "index.html", "icon.svg", "missing.js" } do
+      local data, err = web.read(dir, name)
+      assert.is_nil(data, name)
+      assert.matches("is not a regular file", err, 1, true)
+    end
+    -- a directory of links is refused as well: each file is checked, not its directory
+    local linked = H.tmpdir()
+    os.execute("ln -s " .. H.quote(dir .. "/secret.txt") .. " " .. H.quote(linked .. "/app.js"))
+    assert.is_nil(web.read(linked, "app.js"))
+  end)
+
+  it("reads serve.cors from orket.lua and refuses what is not an origin, naming the field", function()
+    local dir = H.tmpdir()
+    assert.same({}, web.cors(dir)) -- no orket.lua: no CORS
+    H.write(dir .. "/orket.lua", 'serve = { cors = { "https://Board.Example", "http://127.0.0.1:8080", "http://[::1]:9" } }\n')
+    assert.same({ ["https://board.example"] = true, ["http://127.0.0.1:8080"] = true, ["http://[::1]:9"] = true }, web.cors(dir))
+    local bad = {
+      { '"*"', "serve.cors[1]: must be an origin" }, { '"https://x.example/"', "serve.cors[1]: must be an origin" },
+      { '"x.example"', "serve.cors[1]: must be an origin" }, { '"ftp://x.example"', "serve.cors[1]: must be an origin" },
+      { '"https://x.example", 3', "serve.cors[2]: must be an origin" },
+    }
+    for _, b in ipairs(bad) do
+      H.write(dir .. "/orket.lua", "serve = { cors = { " .. b[1] .. " } }\n")
+      local set, err = web.cors(dir)
+      assert.is_nil(set, b[1])
+      assert.matches("orket.lua: " .. b[2], err, 1, true)
+    end
+    for src, msg in pairs { ['serve = "x"'] = "orket.lua: serve: must be a table (fields: cors)",
+      ["serve = { cros = {} }"] = "orket.lua: serve.cros: unknown setting (known: cors)",
+      ['serve = { cors = "https://x.example" }'] = "orket.lua: serve.cors: must be an array of origins",
+      ['serve = { cors = { a = "https://x.example" } }'] = "orket.lua: serve.cors: must be an array (no named fields)" } do
+      H.write(dir .. "/orket.lua", src .. "\n")
+      local set, err = web.cors(dir)
+      assert.is_nil(set, src)
+      assert.matches(msg, err, 1, true)
+    end
+    -- orket validate reports it with every other problem
+    local problems = settings.check { serve = { cors = { "*" } } }
+    assert.equal(1, #problems)
+    assert.matches("serve.cors[1]", problems[1], 1, true)
+    assert.same({ cors = {} }, settings.resolve({}).serve)
+  end)
+end)
+
+describe("orket.serve.session", function()
+  it("finds its cookie among others and derives a CSRF token that is not the session's", function()
+    local t = "ors_" .. string.rep("ab", 32)
+    assert.equal(t, session.token_of { headers = { cookie = "a=1; orket_session=" .. t .. "; b=2" } })
+    assert.equal(t, session.token_of { headers = { cookie = "orket_session=" .. t } })
+    assert.is_nil(session.token_of { headers = { cookie = "xorket_session=" .. t } })
+    assert.is_nil(session.token_of { headers = { cookie = "a=1" } })
+    assert.is_nil(session.token_of { headers = {} })
+    local csrf = session.csrf_of(t)
+    assert.matches("^%x+$", csrf)
+    assert.equal(64, #csrf)
+    assert.is_nil(csrf:find(t:sub(5), 1, true))
+    assert.equal(csrf, session.csrf_of(t))
+    assert.is_not.equal(csrf, session.csrf_of("ors_" .. string.rep("cd", 32)))
+  end)
+end)

@@ -1,0 +1,173 @@
+-- A WebDriver client for the browser tests: starts chromedriver (Debian chromium-driver) on a
+-- free loopback port in its own process group, and speaks the W3C WebDriver protocol (HTTP +
+-- JSON) to it with orket.c.http. stop() ends the browser, the driver and anything they left.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local http = require "orket.c.http"
+local jsonout = require "orket.jsonout"
+
+local M = {}
+
+local ELEMENT = "element-6066-11e4-a52e-4f735466cecf" -- the W3C name of an element reference
+
+local function which(name)
+  local p = io.popen("command -v " .. name .. " 2>/dev/null")
+  local path = p:read("l")
+  p:close()
+  return path ~= "" and path or nil
+end
+
+--- available() -> chromium path, chromedriver path | nil, why
+function M.available()
+  local chromium = which("chromium") or which("chromium-browser")
+  local driver = which("chromedriver")
+  if not chromium or not driver then
+    return nil, "chromium and chromedriver are not installed (Debian: chromium, chromium-driver)"
+  end
+  return chromium, driver
+end
+
+-- call(base, method, path [, body]) -> value (the answer's "value"); raises on a
+-- WebDriver error with its message
+local function call(base, method, path, body)
+  local r <close> = assert(http.request { url = base .. path, method = method,
+    headers = { "Content-Type: application/json; charset=utf-8" },
+    body = body ~= nil and jsonout.encode(body) or (method == "POST" and "{}" or nil),
+    total_timeout_ms = 120000, max_bytes = 64 * 1048576 })
+  local status = r:headers()
+  local parts = {}
+  while true do
+    local ev = r:read()
+    if not ev then break end
+    for _, x in ipairs(ev) do parts[#parts + 1] = x end
+  end
+  local doc = cjson.decode(table.concat(parts))
+  if status ~= 200 then
+    local v = type(doc) == "table" and doc.value or {}
+    error(string.format("webdriver %s %s: %s: %s", method, path, tostring(v.error), tostring(v.message)), 2)
+  end
+  return doc.value
+end
+
+local Session = {}
+Session.__index = Session
+
+--- start(dir, {width=, height=}) -> session: chromedriver and a headless chromium whose
+--- profile and logs live in dir
+function M.start(dir, o)
+  o = o or {}
+  local chromium, driver = assert(M.available())
+  -- setsid: the driver leads a process group of its own, which the browser joins, so one
+  -- signal to the group ends them all
+  os.execute(string.format("setsid %s --port=0 --log-path=%s >%s 2>&1 </dev/null & echo $! >%s",
+    H.quote(driver), H.quote(dir .. "/chromedriver.log"), H.quote(dir .. "/chromedriver.out"), H.quote(dir .. "/chromedriver.pid")))
+  local pid = tonumber(H.wait_for(function() return (H.read(dir .. "/chromedriver.pid") or ""):match("%d+") end, "chromedriver's pid"))
+  local self = setmetatable({ pid = pid, dir = dir }, Session)
+  local ok, err = pcall(function()
+    local port = H.wait_for(function()
+      return (H.read(dir .. "/chromedriver.out") or ""):match("started successfully on port (%d+)")
+    end, "chromedriver to listen", 3000)
+    self.base = "http://127.0.0.1:" .. port
+    local caps = { browserName = "chrome", ["goog:chromeOptions"] = { binary = chromium, args = {
+      "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+      "--disable-extensions", "--disable-background-networking", "--disable-sync", "--hide-scrollbars",
+      "--force-device-scale-factor=1",
+      "--window-size=" .. (o.width or 1280) .. "," .. (o.height or 900), "--user-data-dir=" .. dir .. "/profile" } } }
+    local v = call(self.base, "POST", "/session", { capabilities = { alwaysMatch = caps } })
+    self.id = v.sessionId
+    self.path = "/session/" .. self.id
+  end)
+  if not ok then
+    self:stop()
+    error(err, 0)
+  end
+  return self
+end
+
+function Session:call(method, path, body) return call(self.base, method, self.path .. path, body) end
+
+--- go(url): navigates and waits for the page to load
+function Session:go(url) return self:call("POST", "/url", { url = url }) end
+
+--- js(script, ...) -> the script's return value (a function body; arguments[1..n])
+function Session:js(script, ...) return self:call("POST", "/execute/sync", { script = script, args = jsonout.array { ... } }) end
+
+--- find(css) -> element id | nil (no such element)
+function Session:find(css)
+  local ok, v = pcall(self.call, self, "POST", "/element", { using = "css selector", value = css })
+  if not ok then
+    if tostring(v):find("no such element", 1, true) then return nil end
+    error(v, 0)
+  end
+  return v[ELEMENT]
+end
+
+-- stale(err): the element was replaced meanwhile (the page draws parts of itself again)
+local function stale(err) return tostring(err):find("stale element", 1, true) ~= nil end
+
+-- attempt(fn): fn() | false when the element it used went stale; other errors raise
+local function attempt(fn)
+  local ok, v = pcall(fn)
+  if ok then return v end
+  if stale(v) then return false end
+  error(v, 0)
+end
+
+--- wait(css [, what]) -> element id, once an element matching css is displayed
+function Session:wait(css, what)
+  return H.wait_for(function()
+    return attempt(function()
+      local e = self:find(css)
+      return e and self:call("GET", "/element/" .. e .. "/displayed") and e
+    end)
+  end, what or css, 3000)
+end
+
+--- press(css [, what]): clicks the element matching css once it is displayed (found again
+--- if it was replaced before the click landed)
+function Session:press(css, what)
+  return H.wait_for(function()
+    return attempt(function()
+      local e = self:wait(css, what)
+      self:call("POST", "/element/" .. e .. "/click")
+      return true
+    end)
+  end, what or css, 100)
+end
+
+--- text_of(css) -> the visible text of the element matching css | nil
+function Session:text_of(css)
+  return H.wait_for(function()
+    return attempt(function()
+      local e = self:find(css)
+      return { e and self:call("GET", "/element/" .. e .. "/text") }
+    end)
+  end, css, 100)[1]
+end
+
+function Session:type(e, text) return self:call("POST", "/element/" .. e .. "/value", { text = text }) end
+
+--- resize(width, height): the window's size
+function Session:resize(w, h) return self:call("POST", "/window/rect", { width = w, height = h }) end
+
+--- screenshot(path) -> the PNG's bytes, also written to path
+function Session:screenshot(path)
+  local b64 = self:call("GET", "/screenshot")
+  H.write(path .. ".b64", b64)
+  assert(os.execute("base64 -d " .. H.quote(path .. ".b64") .. " >" .. H.quote(path)))
+  os.remove(path .. ".b64")
+  return H.read(path)
+end
+
+--- stop(): ends the session (the browser), then the driver's whole process group
+function Session:stop()
+  if self.id then pcall(call, self.base, "DELETE", self.path) end
+  self.id = nil
+  if self.pid then
+    os.execute("kill -KILL -- -" .. self.pid .. " 2>/dev/null")
+    os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
+    self.pid = nil
+  end
+end
+
+return M
