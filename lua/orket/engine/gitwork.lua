@@ -160,9 +160,11 @@ function M.board_for(r, job)
 end
 
 --- recover(run) -> true | nil, msg: at the start of a run, under the project's run lock:
---- stale locks a killed process left are removed and every working tree settled.
+--- stale locks a killed process left are removed and every working tree settled; not
+--- while another run goes (engine.no_git_recover), whose git work may be in flight.
 function M.recover(r)
-  if not r.git then return true end
+  -- another run is going (orket.engine.claims): its git work may be in flight
+  if not r.git or r.no_git_recover then return true end
   local n, err = r.git.repo:recover()
   if not n then return nil, err end
   return true
