@@ -95,7 +95,7 @@ end
 -- Three epics of one issue each (A, B, C), imported.
 local function project(slow)
   local dir = H.tmpdir()
-  for _, d in ipairs { "epics", "workspace" } do os.execute("mkdir -p " .. H.quote(dir .. "/" .. d)) end
+  for _, d in ipairs { "epics", "workspace", "policies" } do os.execute("mkdir -p " .. H.quote(dir .. "/" .. d)) end
   H.write(dir .. "/orket.lua", [[
 name = "three"
 models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
@@ -218,6 +218,15 @@ describe("orket serve runs", function()
     local _, going = call(s, "GET", "/v1/runs?state=running", op)
     assert.equal(2, #going.runs)
     for _, r in ipairs(going.runs) do assert.is_true(r.live) end
+    -- an edit to the scripts is hot-reloaded into each live run (journaled with its id)
+    H.write(dir .. "/policies/extra.lua", 'deny { tool = "delete_file", path = "*.txt", reason = "keep them" }\n')
+    for _, id in ipairs { a, b } do
+      wait_for(function()
+        for _, ev in ipairs(select(2, call(s, "GET", "/v1/runs/" .. id .. "/transcript", op)).events) do
+          if ev.kind == "reload" then return ev.data.files[1] == "policies/extra.lua" end
+        end
+      end, "run " .. id .. "'s reload")
+    end
     -- an overlap is refused, over HTTP and by `orket run` in another process
     local cst, conflict = call(s, "POST", "/v1/runs", op, { target = "A-1" })
     assert.equal(409, cst)

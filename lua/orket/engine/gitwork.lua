@@ -126,6 +126,11 @@ function M.board_for(r, job)
     local cok, cerr = M.commit(r, job)
     if not cok then return nil, "board: " .. id .. ": " .. tostring(cerr), "EGIT" end
     local res, merr, mcode, paths = r.git.repo:merge_to_main(id, ENGINE)
+    -- main moved meanwhile (a run in another process merged): merge again onto the new tip
+    for _ = 1, 3 do
+      if res or mcode ~= "EAGAIN" then break end
+      res, merr, mcode, paths = r.git.repo:merge_to_main(id, ENGINE)
+    end
     if not res and mcode == "ECONFLICT" then
       local files = table.concat(paths, ", ")
       local why = string.format("Merging orket/%s into main conflicts in: %s. The engine sent the card back to "
