@@ -121,12 +121,12 @@ end
 local function start(_, ctx)
   local reg, body = M.registry(ctx.db), ctx.body
   if reg.closing then return err(503, "stopping", "the server is stopping") end
-  local target = body.target
+  local target, model = body.target, body.model ~= "" and body.model or nil
   if not require("orket.board").open(ctx.db):get(target) then return err(404, "not_found", 'no card "' .. target .. '"') end
-  local e, st, doc = engine(ctx, body.model, body.concurrency)
+  local e, st, doc = engine(ctx, model, body.concurrency)
   if not e then return st, doc end
   local id, lk, edoc = claim_and(ctx, e, target, false, function()
-    return e:start(target, { concurrency = body.concurrency, model = body.model })
+    return e:start(target, { concurrency = body.concurrency, model = model })
   end)
   if not id then
     e.close_all()
@@ -255,7 +255,8 @@ end
 local function str(max) return { type = "string", minLength = 1, maxLength = max } end
 M.SCHEMAS = {
   run = { type = "object", additionalProperties = false, required = { "target" }, properties = {
-    target = str(128), model = str(256), concurrency = { type = "integer", minimum = 1, maximum = 64 } } },
+    target = str(128), model = { type = "string", maxLength = 256, description = "provider:model; empty: each seat's" },
+    concurrency = { type = "integer", minimum = 1, maximum = 64 } } },
 }
 M.RUN = { type = "object", additionalProperties = false,
   required = { "id", "target", "kind", "state", "started_at", "ended_at", "model", "concurrency", "live" },
