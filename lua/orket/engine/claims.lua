@@ -37,10 +37,12 @@ function M.enter(dir, sleep)
   end
 end
 
---- live(dir[, {own_run_lock=true}]) -> array of {id=, pid=, by="run"|"serve"}, busy | nil:
---- the runs going now, in any process. busy: the run lock is held for something that is
---- not a run (a command changing cards, or an `orket run` before it tagged the lock): its
---- pid. own_run_lock: the caller holds the run lock itself (it is not probed).
+--- live(dir[, {own_run_lock=true, prune=true}]) -> array of {id=, pid=, by="run"|"serve"},
+--- busy | nil: the runs going now, in any process. busy: the run lock is held for something
+--- that is not a run (a command changing cards, or an `orket run` before it tagged the
+--- lock): its pid. own_run_lock: the caller holds the run lock itself (it is not probed).
+--- prune (only inside enter(), where no hold() is half done): run lock files nobody holds,
+--- left by a server that was killed, are removed.
 function M.live(dir, o)
   local out, busy = {}, nil
   if not (o and o.own_run_lock) then
@@ -55,7 +57,8 @@ function M.live(dir, o)
     local id = math.tointeger(tonumber(name:match("^(%d+)%.lock$")))
     if id then
       local held, pid = lockfile.probe(run_path(dir, id))
-      if held then out[#out + 1] = { id = id, pid = pid, by = "serve" } end
+      if held then out[#out + 1] = { id = id, pid = pid, by = "serve" }
+      elseif held == false and o and o.prune then os.remove(run_path(dir, id)) end
     end
   end
   table.sort(out, function(a, b) return a.id < b.id end)
@@ -88,9 +91,10 @@ function M.overlaps(board, a, b)
 end
 
 --- conflict(dir, db, board, target[, {own_run_lock=}]) -> nil | {id=, target=, pid=},
---- message: the first live run whose cards overlap target's (live() says which run is live).
+--- message: the first live run whose cards overlap target's (live() says which run is
+--- live). Ask it inside enter().
 function M.conflict(dir, db, board, target, o)
-  local runs, busy = M.live(dir, o)
+  local runs, busy = M.live(dir, { own_run_lock = o and o.own_run_lock, prune = true })
   if busy then
     return { pid = busy }, string.format("the project's run lock is held by process %d (a command changing cards); "
       .. "try again when it is done", busy)
