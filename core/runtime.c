@@ -317,6 +317,10 @@ static void rt_close_walk(uv_handle_t *h, void *arg) {
 void rt_close(orket_rt *rt) {
   if (rt == NULL) return;
   if (rt->cancel_waits) rt->cancel_waits(rt); /* set by await.c once anything waited */
+  /* luv handles still open are closed while Lua is alive (lua/orket/handles.lua): luv's
+   * close callback unrefs them in Lua, which after lua_close would touch freed memory. */
+  lua_getfield(rt->L, LUA_REGISTRYINDEX, "orket.close_handles");
+  if (lua_type(rt->L, -1) != LUA_TFUNCTION || lua_pcall(rt->L, 0, 0, 0) != LUA_OK) lua_pop(rt->L, 1);
   /* Let close callbacks already queued (they may call into Lua) run while Lua is alive. */
   uv_run(&rt->loop, UV_RUN_NOWAIT);
   lua_close(rt->L); /* luv's __gc closes its handles; their callbacks do not touch Lua */

@@ -119,6 +119,7 @@ function M.flush_unhandled()
 end
 
 function M.main(argv)
+  require("orket.handles").track() -- a luv handle left open at exit is closed, not a crash
   local name = argv[1]
   if name == nil then
     M.usage(io.stderr)

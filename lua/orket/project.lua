@@ -55,10 +55,12 @@ end
 --- "killed". The project's run lock tells (orket.c.lockfile probe, which does not take
 --- it): nobody holds it, or its holder works another run (the run id it tagged the lock
 --- with). A lock held without a tag (taken by an older orket, or not yet tagged) or that
---- cannot be read leaves "running".
+--- cannot be read leaves "running". A run orket serve executes shows "running" (its own lock).
 function M.run_state(dir, status, run_id)
-  if status ~= "running" then return status end
   local home = M.db_path(dir):match("^(.*)/[^/]+$")
+  -- orket serve holds a lock per run it executes (orket.engine.claims), resumed ones too
+  if require("orket.c.lockfile").probe(string.format("%s/runs/%d.lock", home, run_id)) then return "running" end
+  if status ~= "running" then return status end
   local held, _, tag = require("orket.c.lockfile").probe(home .. "/run.lock")
   if held == false or (held and tag and tag ~= run_id) then return "killed" end
   return status

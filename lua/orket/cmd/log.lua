@@ -3,11 +3,12 @@
 local cjson = require "cjson.safe"
 local inert = require "orket.inert"
 
-local cmd = { summary = "print the transcript of a run", usage = "orket log [RUN] [--full] [-C DIR]" }
+local cmd = { summary = "print the transcript of a run", usage = "orket log [RUN] [--full] [--json] [-C DIR]" }
 cmd.help = "Prints run RUN (the latest run when RUN is left out) from the journal: each turn, the\n"
   .. "last message and the response of every model step (clipped to 400 characters; --full\n"
   .. "prints every message in full), tool calls with results, token usage and the board\n"
-  .. "moves the run made (transitions)."
+  .. "moves the run made (transitions). --json prints the same as one JSON document\n"
+  .. "(orket.log/1), as GET /v1/runs/RUN/transcript answers."
 
 -- Cut at n bytes, backed off to the start of a UTF-8 character (a cut inside one would
 -- show as stray bytes); made inert for the terminal, its continuation lines indented under
@@ -38,12 +39,59 @@ local function num(v) return tostring(math.tointeger(v) or v) end
 local TURN_PART = { turn = true, gate_decision = true, approval_requested = true, approval_used = true,
   tool_call = true, model_failure = true, violation = true, turn_end = true }
 
+--- json_doc(db, dir, id) -> doc | nil, message: run id's transcript as data, what
+--- `orket log RUN --json` prints and GET /v1/runs/{id}/transcript answers (format
+--- orket.log/1, docs/cli.md): run {id, target, kind, state, started_at, ended_at}, events
+--- (the run's journal, oldest first: id, at, kind, card, actor, data; a "turn" event also
+--- carries turn {step, model, provider, prompt_tokens, completion_tokens, messages,
+--- response}, a "tool_call" event result: the result as the JSON text the journal holds)
+--- and transitions (the board moves the run made: at, card, actor, from, to).
+function cmd.json_doc(db, dir, id)
+  local run = db:row("SELECT * FROM runs WHERE id = ?", id)
+  if not run then return nil, string.format("no run %s (see 'orket runs')", tostring(id)) end
+  local jsonout = require "orket.jsonout"
+  local events = {}
+  for _, ev in ipairs(db:events { run = id }) do
+    local d = ev.data
+    local item = { id = ev.id, at = ev.at, kind = ev.kind, card = ev.card, actor = ev.actor, data = d }
+    if ev.kind == "turn" then
+      local t = db:row("SELECT * FROM turns WHERE id = ?", d.id) or {}
+      local req = cjson.decode(t.request or "{}") or {}
+      local resp = cjson.decode(t.response or "{}") or {}
+      item.turn = { step = (cjson.decode(t.data or "{}") or {}).step, model = t.model,
+        -- the provider that answered (older records: the one the request named, "provider:model")
+        provider = resp.provider or (type(req.model) == "string" and req.model:match("^([^:]+):")) or nil,
+        prompt_tokens = t.prompt_tokens, completion_tokens = t.completion_tokens,
+        messages = jsonout.array(type(req.messages) == "table" and req.messages or {}), response = resp }
+    elseif ev.kind == "tool_call" then
+      local t = db:row("SELECT result FROM tool_calls WHERE id = ?", d.id)
+      item.result = t and t.result
+    end
+    events[#events + 1] = item
+  end
+  -- The board's moves made by the run carry its id. A run started before they did
+  -- (untagged_upto, store migration 8) also shows the moves without a run id written in its
+  -- time window before the upgrade: never those of later runs, commands or other runs.
+  local moves = {}
+  for _, m in ipairs(db:rows([[SELECT at, card_id, actor, data FROM events WHERE kind = 'transition'
+      AND (run_id = ?1 OR (run_id IS NULL AND id <= ?2 AND at >= ?3 AND (?4 IS NULL OR at <= ?4)))
+      ORDER BY id]], run.id, run.untagged_upto, run.started_at, run.ended_at) or {}) do
+    local d = cjson.decode(m.data) or {}
+    moves[#moves + 1] = { at = m.at, card = m.card_id, actor = m.actor, from = d.from, to = d.to }
+  end
+  return { format = "orket.log/1",
+    run = { id = run.id, target = run.target, kind = run.kind, state = require("orket.project").run_state(dir, run.status,
+      run.id), started_at = run.started_at, ended_at = run.ended_at },
+    events = jsonout.array(events), transitions = jsonout.array(moves) }
+end
+
 function cmd.run(args, cli)
-  local dir, full, id = ".", false, nil
+  local dir, full, id, json = ".", false, nil, false
   local i = 1
   while i <= #args do
     local a = args[i]
     if a == "--full" then full = true
+    elseif a == "--json" then json = true
     elseif a == "-C" then
       dir = args[i + 1]
       if not dir then return cli.usage_error(cmd, "-C needs a directory") end
@@ -61,19 +109,24 @@ function cmd.run(args, cli)
     cli.err("no runs yet; start one with 'orket run EPIC'")
     return 1
   end
-  local run = db:row("SELECT * FROM runs WHERE id = ?", id)
-  if not run then
-    db:close()
-    cli.err("no run %s (see 'orket runs')", tostring(id))
+  local doc, derr = cmd.json_doc(db, dir, id)
+  db:close()
+  if not doc then
+    cli.err("%s", derr)
     return 1
   end
+  if json then
+    io.stdout:write(require("orket.jsonout").encode(doc), "\n")
+    return 0
+  end
+  local run = doc.run
   local n = 400 -- characters of a message shown; --full shows them whole
   if full then n = nil end
-  local out = { string.format("run %d: %s %s, %s, started %s", run.id, run.kind, one(run.target),
-    require("orket.project").run_state(dir, run.status, run.id), run.started_at) }
+  local out = { string.format("run %d: %s %s, %s, started %s", run.id, run.kind, one(run.target), run.state,
+    run.started_at) }
   -- the open turn of each card (its turn_begin's data), and the card whose header is last
   local open_turn, shown = {}, nil
-  for _, ev in ipairs(db:events { run = id }) do
+  for _, ev in ipairs(doc.events) do
     local d = ev.data
     if ev.kind == "turn_begin" then
       open_turn[ev.card] = d
@@ -91,15 +144,12 @@ function cmd.run(args, cli)
     if ev.kind == "turn_begin" then
       -- printed above
     elseif ev.kind == "turn" then
-      local t = db:row("SELECT * FROM turns WHERE id = ?", d.id)
-      local req = cjson.decode(t.request or "{}") or {}
-      local resp = cjson.decode(t.response or "{}") or {}
-      local msgs = req.messages or {}
+      local t = ev.turn
+      local resp = t.response
+      local msgs = t.messages
       local last = msgs[#msgs]
-      -- the provider that answered (older records: the one the request named, "provider:model")
-      local provider = resp.provider or (type(req.model) == "string" and req.model:match("^([^:]+):")) or "?"
       out[#out + 1] = string.format("-- step %s, model %s, provider %s, %s+%s tokens",
-        num((cjson.decode(t.data or "{}") or {}).step), one(t.model), one(provider), tostring(t.prompt_tokens),
+        num(t.step), one(t.model), one(t.provider or "?"), tostring(t.prompt_tokens),
         tostring(t.completion_tokens))
       if full then
         for _, m in ipairs(msgs) do out[#out + 1] = "   [" .. one(m.role) .. "] " .. clip(m.content, n) end
@@ -130,9 +180,8 @@ function cmd.run(args, cli)
     elseif ev.kind == "approval_used" then
       out[#out + 1] = string.format("   [approved] %s runs as approved in #%s", one(d.tool), num(d.id))
     elseif ev.kind == "tool_call" then
-      local t = db:row("SELECT result FROM tool_calls WHERE id = ?", d.id)
       out[#out + 1] = string.format("   [result] %s %s %s", one(d.tool), d.ok and "ok" or "failed",
-        clip(plain(t and t.result), n))
+        clip(plain(ev.result), n))
     elseif ev.kind == "model_failure" then
       out[#out + 1] = string.format("   [model failed] step %s: %s: %s", num(d.step), one(d.class),
         clip(d.error, n))
@@ -169,20 +218,12 @@ function cmd.run(args, cli)
       out[#out + 1] = "\nrun " .. one(d.status)
     end
   end
-  -- The board's moves made by the run carry its id. A run started before they did
-  -- (untagged_upto, store migration 8) also shows the moves without a run id written in its
-  -- time window before the upgrade: never those of later runs, commands or other runs.
-  local moves = db:rows([[SELECT at, card_id, actor, data FROM events WHERE kind = 'transition'
-    AND (run_id = ?1 OR (run_id IS NULL AND id <= ?2 AND at >= ?3 AND (?4 IS NULL OR at <= ?4)))
-    ORDER BY id]], run.id, run.untagged_upto, run.started_at, run.ended_at) or {}
-  if #moves > 0 then
+  if #doc.transitions > 0 then
     out[#out + 1] = "\ntransitions:"
-    for _, m in ipairs(moves) do
-      local d = cjson.decode(m.data) or {}
-      out[#out + 1] = string.format("  %s %-8s %s -> %s by %s", m.at, one(m.card_id), one(d.from), one(d.to), one(m.actor))
+    for _, m in ipairs(doc.transitions) do
+      out[#out + 1] = string.format("  %s %-8s %s -> %s by %s", m.at, one(m.card), one(m.from), one(m.to), one(m.actor))
     end
   end
-  db:close()
   -- everything above is inert already; this is the net for what a later edit forgets
   io.stdout:write(inert.text(table.concat(out, "\n")), "\n")
   return 0

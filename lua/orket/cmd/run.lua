@@ -10,6 +10,7 @@ local liveview = require "orket.engine.liveview"
 local scheduler = require "orket.engine.scheduler"
 local import = require "orket.import"
 local journal = require "orket.engine.journal"
+local claims = require "orket.engine.claims"
 
 local USAGE = "orket run EPIC|ROCK|CARD [--model M] [--json] [--concurrency N] [-C DIR]"
 local cmd = { summary = "run the team on an epic, a rock or a card", usage = USAGE }
@@ -126,12 +127,24 @@ function cmd.execute(o, cli, resume_id)
     cli.err("%s", err)
     return 1
   end
-  local lock, lerr = setup.lock(o.dir)
-  if lock and not resume_id then
-    local old, why = journal.unfinished_overlap(e.db, e.board, o.target)
-    if old then
+  local lock, lerr = setup.lock(o.dir, { runs_ok = true })
+  -- runs of orket serve may go meanwhile, on other cards: under the claim (released once
+  -- the run is recorded and the lock tagged) none may overlap this one (orket.engine.claims)
+  local claim
+  if lock then
+    claim, lerr = claims.enter(o.dir)
+    local target = o.target
+    if claim and resume_id then target = (e.db:row("SELECT target FROM runs WHERE id = ?", resume_id) or {}).target end
+    local other, why
+    if claim and target then other, why = claims.conflict(o.dir, e.db, e.board, target, { own_run_lock = true }) end
+    if not other and claim and not resume_id then other, why = journal.unfinished_overlap(e.db, e.board, o.target) end
+    if other then lerr = why end
+    if not claim or other then
+      if claim then claim:release() end
       lock:release()
-      lock, lerr = nil, why
+      lock = nil
+    elseif claims.live(o.dir, { own_run_lock = true })[1] then
+      e.no_git_recover = true -- another run's git work may be in flight: nothing is taken for a crash's leftovers
     end
   end
   if not lock then
@@ -179,9 +192,11 @@ function cmd.execute(o, cli, resume_id)
     end
     warn(id)
     lock:tag(id) -- so `orket runs` can tell this run from one that was killed
+    claim:release()
     status = e:execute(id)
   end)
   local ok, terr = t:join()
+  claim:release() -- the run could not start
   for _, h in ipairs(signals) do h:close() end
   watcher:close()
   if view then

@@ -3,6 +3,7 @@
 -- which stop it gracefully (exit 0).
 local serve = require "orket.serve"
 local keys = require "orket.serve.keys"
+local runs = require "orket.serve.runs"
 local httpd = require "orket.c.httpd"
 local task = require "orket.task"
 local uv = require "luv"
@@ -11,11 +12,14 @@ local USAGE = "orket serve [DIR] [--listen HOST:PORT] [-C DIR]"
 local cmd = { summary = "serve the board and its events over HTTP", usage = USAGE }
 cmd.help = [[
 Serves the project in DIR (default: here) on --listen (default 127.0.0.1:8765; port 0
-picks a free one). The web board is at / (sign in with a key). Routes: /health, /ready, /v1/board, /v1/cards/ID, /v1/events and
-/v1/runs/ID/events (Server-Sent Events), writes to cards (POST /v1/cards...), /v1/audit,
-/v1/session (the board's sign-in), /metrics (Prometheus) and /v1/openapi.json. While no API key exists ('orket keys create') it
+picks a free one). The web board is at / (sign in with a key). Routes: /health, /ready,
+/v1/board, /v1/cards/ID, /v1/events and /v1/runs/ID/events (Server-Sent Events), writes to
+cards (POST /v1/cards...), runs (POST /v1/runs starts one in this process, with hot reload as
+in 'orket run'; list, get, transcript, stop, resume), /v1/audit, /v1/session (the board's
+sign-in), /metrics (Prometheus) and /v1/openapi.json. While no API key exists ('orket keys create') it
 listens on loopback addresses only. The address it listens on is printed on stdout; one JSON
-line per request goes to stderr. SIGTERM or Ctrl-C stops it. See docs/serve.md.]]
+line per request goes to stderr. SIGTERM or Ctrl-C stops it, and its runs as Ctrl-C stops
+'orket run' ('orket resume' continues them). See docs/serve.md.]]
 
 function cmd.run(args, cli)
   local listen = "127.0.0.1:8765"
@@ -49,16 +53,25 @@ function cmd.run(args, cli)
   local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
   io.stdout:write(string.format("orket serve: listening on http://%s:%d\n", shown, server:port()))
   io.stdout:flush()
+  -- the runs it executes (orket.serve.runs) log their failures as the server does
+  runs.registry(db).log = function(fields) server:_log(fields) end
   local signals = {}
   for _, name in ipairs { "sigint", "sigterm" } do
     local h = uv.new_signal()
-    h:start(name, function() task.spawn(server.stop, server) end)
+    -- runs stop as `orket run` does on SIGINT (journal consistent, resumable) while the
+    -- server stops accepting, ends the streams and drains
+    h:start(name, function()
+      runs.stop_all(db)
+      task.spawn(server.stop, server)
+    end)
     signals[#signals + 1] = h
   end
   local pipe = uv.new_signal() -- a client gone mid-write is the server's business, not a signal's
   pipe:start("sigpipe", function() end)
   signals[#signals + 1] = pipe
   local ok, terr = task.spawn(server.run, server):join()
+  runs.stop_all(db) -- the server failed: its runs stop too
+  runs.wait_all(db)
   for _, h in ipairs(signals) do h:close() end
   db:close()
   cli.flush_unhandled()

@@ -126,6 +126,11 @@ function M.board_for(r, job)
     local cok, cerr = M.commit(r, job)
     if not cok then return nil, "board: " .. id .. ": " .. tostring(cerr), "EGIT" end
     local res, merr, mcode, paths = r.git.repo:merge_to_main(id, ENGINE)
+    -- main moved meanwhile (a run in another process merged): merge again onto the new tip
+    for _ = 1, 3 do
+      if res or mcode ~= "EAGAIN" then break end
+      res, merr, mcode, paths = r.git.repo:merge_to_main(id, ENGINE)
+    end
     if not res and mcode == "ECONFLICT" then
       local files = table.concat(paths, ", ")
       local why = string.format("Merging orket/%s into main conflicts in: %s. The engine sent the card back to "
@@ -160,9 +165,11 @@ function M.board_for(r, job)
 end
 
 --- recover(run) -> true | nil, msg: at the start of a run, under the project's run lock:
---- stale locks a killed process left are removed and every working tree settled.
+--- stale locks a killed process left are removed and every working tree settled; not
+--- while another run goes (engine.no_git_recover), whose git work may be in flight.
 function M.recover(r)
-  if not r.git then return true end
+  -- another run is going (orket.engine.claims): its git work may be in flight
+  if not r.git or r.no_git_recover then return true end
   local n, err = r.git.repo:recover()
   if not n then return nil, err end
   return true

@@ -37,19 +37,9 @@ end
 --- nothing half done and is no obstacle. Ask it with the project's run lock held, so no
 --- such run is still going. message: what to tell whoever wanted the new run.
 function M.unfinished_overlap(db, board, target)
-  local function chain(id) -- id and its ancestors
-    local out, seen = {}, {}
-    while id and not seen[id] do
-      seen[id] = true
-      out[id] = true
-      local c = board:get(id)
-      id = c and c.parent
-    end
-    return out
-  end
-  local mine = chain(target)
+  local overlaps = require("orket.engine.claims").overlaps
   for _, r in ipairs(db:rows("SELECT id, target, status FROM runs WHERE status IN ('running', 'interrupted') ORDER BY id DESC") or {}) do
-    if mine[r.target] or chain(r.target)[target] then
+    if overlaps(board, target, r.target) then
       local open = db:row([[SELECT 1 AS x FROM events b WHERE b.run_id = ?1 AND b.kind = 'turn_begin'
         AND NOT EXISTS (SELECT 1 FROM events t WHERE t.card_id = b.card_id AND t.run_id = ?1 AND t.kind = 'turn_end'
           AND t.id > b.id AND json_extract(t.data, '$.turn') = json_extract(b.data, '$.turn')) LIMIT 1]], r.id)

@@ -14,11 +14,12 @@ local engine = require "orket.engine"
 
 local M = {}
 
---- open(dir, {model=, concurrency=, emit=, db=, workspace=, llm=}) -> engine, db | nil, message, CODE
+--- open(dir, {model=, concurrency=, emit=, db=, keep_db=, workspace=, llm=}) -> engine, db | nil, message, CODE
 --- CODE is EUSAGE when the model given (--model) is not "provider:model" with a configured
 --- provider, EINVAL for a mistake in the project's files (models included).
 --- db, workspace (a folder) and llm replace the project's store, workspace/ and model client
---- (the REPL's replay runs on a scratch store); e.close_all() closes them too. The engine
+--- (the REPL's replay runs on a scratch store); e.close_all() closes them too (the store
+--- not with keep_db: orket serve's runs share the server's). The engine
 --- keeps dir as e.dir for reloads.
 function M.open(dir, opts)
   opts = opts or {}
@@ -95,18 +96,28 @@ function M.open(dir, opts)
   function e.close_all()
     ws:close()
     if git then git.repo:close() end
-    db:close()
+    if not opts.keep_db then db:close() end
   end
   return e, db
 end
 
---- lock(dir) -> lock | nil, msg, "EBUSY"|CODE. One run at a time works a project's board:
---- two would pick the same ready cards. The lock is an OFD lock on DIR/.orket/run.lock, which
---- the kernel drops when the holder dies (even by kill -9), so it never goes stale;
---- `lock:release()` or garbage collection frees it. `orket answer`, `orket board` and the
---- other readers do not take it.
-function M.lock(dir)
+--- lock(dir[, {runs_ok=true}]) -> lock | nil, msg, "EBUSY"|CODE. One `orket run` at a time
+--- works a project's board: two would pick the same ready cards. The lock is an OFD lock on
+--- DIR/.orket/run.lock, which the kernel drops when the holder dies (even by kill -9), so it
+--- never goes stale; `lock:release()` or garbage collection frees it. `orket answer`,
+--- `orket board` and the other readers do not take it. A command changing cards is refused
+--- too while `orket serve` executes a run (orket.engine.claims); runs_ok: the caller is a
+--- run, which orket.engine.claims keeps off the cards of those runs instead.
+function M.lock(dir, opts)
   local lk, err, code, holder = require("orket.c.lockfile").acquire(dir .. "/.orket/run.lock")
+  if lk and not (opts and opts.runs_ok) then
+    local live = require("orket.engine.claims").live(dir, { own_run_lock = true })
+    if live[1] then
+      lk:release()
+      return nil, string.format("run %d is going in process %s (orket serve); wait for it to end, or stop it "
+        .. "(POST /v1/runs/%d/stop)", live[1].id, tostring(live[1].pid), live[1].id), "EBUSY"
+    end
+  end
   if lk then return lk end
   if code == "EBUSY" then
     return nil, string.format("another orket run is working on this project%s; wait for it to end, or stop it "

@@ -393,7 +393,7 @@ local function commit_step(e, job, st, n, model, rec)
         turn_id = assert(e.db:record_turn { run = job.run, card = job.card_id, seat = job.seat, role = job.role.name,
           turn = job.turn, model = res.model or job.model, request = { model = job.model, messages = model.msgs },
           response = response, prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
-          data = { step = n, phase = job.phase } })
+          data = { step = n, phase = job.phase, latency_ms = model.latency_ms } })
         tokens = (usage.prompt_tokens or 0) + (usage.completion_tokens or 0)
         e:add_tokens(tokens, job.card_id)
         events[#events + 1] = { type = "model", card = job.card_id, seat = job.seat, turn = job.turn, step = n,
@@ -504,13 +504,15 @@ function M.run(e, job)
         meta = { run = job.run, card = job.card_id, role = job.role.name, seat = job.seat, turn = job.turn,
           step = step, phase = job.phase },
       }
+      local t0 = rt.now()
       local res, err, class, over = call_model(e, job, req)
       if not res then
         if over then return over end
         if class == "canceled" or e.stopping then return { ended = "canceled", detail = err } end
         return { ended = "model_error", detail = err, class = class }
       end
-      model = { res = res, msgs = msgs }
+      -- latency_ms: the call's wall time, retries included (GET /metrics' histogram)
+      model = { res = res, msgs = msgs, latency_ms = math.floor(rt.now() - t0) }
     end
     out, card, rec = commit_step(e, job, st, step, model, rec)
     if out then return out end

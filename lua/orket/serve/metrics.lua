@@ -94,8 +94,10 @@ end
 local CARD_STATUSES = { "ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing",
   "code_review", "done", "canceled", "archived" }
 
---- render(db, counters, sse_clients) -> text
-function M.render(db, counters, sse_clients)
+--- render(db, counters, sse_clients[, shown]) -> text; shown: {[stored status] = {[state
+--- now] = n}} for runs whose state now differs from the stored one (orket.serve.runs:
+--- live, or killed), counted by the state now
+function M.render(db, counters, sse_clients, shown)
   local b = builder()
   local lim = M.MAX_SERIES
 
@@ -108,10 +110,16 @@ function M.render(db, counters, sse_clients)
     for _, s in ipairs(CARD_STATUSES) do b.sample("orket_cards", { "type", t, "status", s }, seen[t .. "\0" .. s] or 0) end
   end
 
-  b.family("orket_runs", "gauge", "Runs by status.")
+  b.family("orket_runs", "gauge", "Runs by state (running: going now; killed: stored as running, its process gone).")
   local runs = {}
   for _, r in ipairs(db:rows("SELECT status, COUNT(*) AS n FROM runs GROUP BY status LIMIT ?", lim)) do runs[r.status] = r.n end
-  for _, s in ipairs { "running", "done", "failed", "stalled", "interrupted" } do runs[s] = runs[s] or 0 end
+  for from, to in pairs(shown or {}) do
+    for state, n in pairs(to) do
+      runs[from] = (runs[from] or 0) - n
+      runs[state] = (runs[state] or 0) + n
+    end
+  end
+  for _, s in ipairs { "running", "done", "failed", "stalled", "interrupted", "killed" } do runs[s] = runs[s] or 0 end
   for _, s in ipairs(sorted_keys(runs)) do b.sample("orket_runs", { "status", s }, runs[s]) end
 
   b.family("orket_turns_total", "counter", "Turns worked (distinct card turns).")
@@ -191,7 +199,8 @@ function M.render(db, counters, sse_clients)
 end
 
 local function handler(req, ctx)
-  local text = ctx.db:read(M.render, ctx.db, ctx.metrics, ctx.hub:count())
+  local shown = require("orket.serve.runs").shown_states(ctx.db, ctx.dir)
+  local text = ctx.db:read(M.render, ctx.db, ctx.metrics, ctx.hub:count(), shown)
   ctx.status = 200
   req:respond(200, { "Content-Type: text/plain; version=0.0.4; charset=utf-8", "Cache-Control: no-store" },
     req.method == "HEAD" and "" or text)

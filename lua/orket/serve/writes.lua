@@ -52,6 +52,7 @@ local function principal(ctx)
   local id = ctx.who and ctx.who.id or "local"
   return { seat = id, roles = {}, by = "person" }
 end
+M.principal = principal
 
 local function card_doc(ctx, id)
   return (require("orket.cmd.card").json_doc(ctx.db, id))

@@ -1,0 +1,133 @@
+-- orket.engine.claims: which runs are going now, in any process, and whether a new run may
+-- work a target. A run works its target and everything under it; two runs overlap when
+-- their targets are the same card or one holds the other, and overlapping runs never go
+-- at once. A run is live while its process holds its lock (orket.c.lockfile, dropped by
+-- the kernel when the process dies, so none goes stale): `orket run` and `orket resume`
+-- hold the project's run lock (.orket/run.lock, tagged with the run id), `orket serve`
+-- holds .orket/runs/ID.lock for each run it executes. Deciding that a run may go,
+-- recording it and taking its lock happen under .orket/claim.lock (held for milliseconds,
+-- never across a model call), so two processes cannot both decide yes. Contract:
+-- docs/serve.md, "Runs".
+local lockfile = require "orket.c.lockfile"
+local uv = require "luv"
+
+local M = {}
+
+M.WAIT_MS = 3000 -- how long enter() waits for another process's short critical section
+
+local function home(dir) return (dir == nil or dir == ".") and ".orket" or (dir .. "/.orket") end
+local function run_path(dir, id) return string.format("%s/runs/%d.lock", home(dir), id) end
+
+--- enter(dir[, sleep]) -> claim (claim:release()) | nil, msg, "EBUSY"|CODE: the critical
+--- section of starting a run. sleep(ms) waits between tries (default: uv.sleep, which
+--- blocks; a server passes a sleep that yields to the loop).
+function M.enter(dir, sleep)
+  sleep = sleep or uv.sleep
+  local path = home(dir) .. "/claim.lock"
+  local waited = 0
+  while true do
+    local lk, err, code = lockfile.acquire(path)
+    if lk then return lk end
+    if code ~= "EBUSY" or waited >= M.WAIT_MS then
+      return nil, code == "EBUSY" and "another process is starting a run on this project; try again" or err,
+        code or "EIO"
+    end
+    sleep(5)
+    waited = waited + 5
+  end
+end
+
+--- live(dir[, {own_run_lock=true, prune=true}]) -> array of {id=, pid=, by="run"|"serve"},
+--- busy | nil: the runs going now, in any process. busy: the run lock is held for something
+--- that is not a run (a command changing cards, or an `orket run` before it tagged the
+--- lock): its pid. own_run_lock: the caller holds the run lock itself (it is not probed).
+--- prune (only inside enter(), where no hold() is half done): run lock files nobody holds,
+--- left by a server that was killed, are removed.
+function M.live(dir, o)
+  local out, busy = {}, nil
+  if not (o and o.own_run_lock) then
+    local held, pid, tag = lockfile.probe(home(dir) .. "/run.lock")
+    if held and tag then out[#out + 1] = { id = tag, pid = pid, by = "run" }
+    elseif held then busy = pid or 0 end
+  end
+  local dirh = uv.fs_scandir(home(dir) .. "/runs")
+  while dirh do
+    local name = uv.fs_scandir_next(dirh)
+    if not name then break end
+    local id = math.tointeger(tonumber(name:match("^(%d+)%.lock$")))
+    if id then
+      local held, pid = lockfile.probe(run_path(dir, id))
+      if held then out[#out + 1] = { id = id, pid = pid, by = "serve" }
+      elseif held == false and o and o.prune then os.remove(run_path(dir, id)) end
+    end
+  end
+  table.sort(out, function(a, b) return a.id < b.id end)
+  return out, busy
+end
+
+--- is_live(dir, id) -> pid | nil: run id is going in some process (its lock is held)
+function M.is_live(dir, id)
+  local held, pid = lockfile.probe(run_path(dir, id))
+  if held then return pid or 0 end
+  local rheld, rpid, tag = lockfile.probe(home(dir) .. "/run.lock")
+  if rheld and tag == id then return rpid or 0 end
+  return nil
+end
+
+--- chain(board, id) -> set of id and its ancestors
+function M.chain(board, id)
+  local out = {}
+  while id and not out[id] do
+    out[id] = true
+    local c = board:get(id)
+    id = c and c.parent
+  end
+  return out
+end
+
+--- overlaps(board, a, b) -> true when runs of targets a and b would share a card
+function M.overlaps(board, a, b)
+  return M.chain(board, a)[b] == true or M.chain(board, b)[a] == true
+end
+
+--- conflict(dir, db, board, target[, {own_run_lock=}]) -> nil | {id=, target=, pid=},
+--- message: the first live run whose cards overlap target's (live() says which run is
+--- live). Ask it inside enter().
+function M.conflict(dir, db, board, target, o)
+  local runs, busy = M.live(dir, { own_run_lock = o and o.own_run_lock, prune = true })
+  if busy then
+    return { pid = busy }, string.format("the project's run lock is held by process %d (a command changing cards); "
+      .. "try again when it is done", busy)
+  end
+  for _, r in ipairs(runs) do
+    local row = db:row("SELECT target FROM runs WHERE id = ?", r.id)
+    if row and M.overlaps(board, target, row.target) then
+      r.target = row.target
+      return r, string.format("run %d (%s) is working on %s now (process %s); two runs never work the same card: "
+        .. "wait for it to end or stop it", r.id, row.target, row.target == target and "the same target"
+        or "cards of " .. target, tostring(r.pid))
+    end
+  end
+  return nil
+end
+
+--- hold(dir, id) -> lock | nil, msg, CODE: takes run id's lock (a server executing it)
+function M.hold(dir, id)
+  uv.fs_mkdir(home(dir) .. "/runs", 448)
+  local lk, err, code = lockfile.acquire(run_path(dir, id))
+  if not lk then
+    if code == "EBUSY" then return nil, string.format("run %d is going in another process", id), code end
+    return nil, err, code
+  end
+  lk:tag(id)
+  return lk
+end
+
+--- release(dir, id, lock): the run is over here; its lock file goes (removed while still
+--- held, so nobody sees a stale file held) and the lock is freed.
+function M.release(dir, id, lk)
+  os.remove(run_path(dir, id))
+  lk:release()
+end
+
+return M

@@ -1,0 +1,300 @@
+-- orket.serve.runs: runs over the API (POST /v1/runs, list, get, transcript, stop, resume).
+-- Each run executes inside the server, on its loop, with an engine of its own over the
+-- server's store (orket.engine.setup with keep_db: its own board and memory views, scripts,
+-- model client and hot reload), so several runs on disjoint cards go at once.
+-- orket.engine.claims keeps overlapping runs apart, in this process and against `orket
+-- run` in others. A stop is the engine's (as SIGINT on `orket run`): the journal stays
+-- consistent and the run can be resumed. Every write is journaled as an api_write event
+-- with the key's id as actor (orket.serve.writes). Contract: docs/serve.md, "Runs".
+local cjson = require "cjson.safe"
+local rt = require "orket.c.runtime"
+local task = require "orket.task"
+local jsonout = require "orket.jsonout"
+local setup = require "orket.engine.setup"
+local reload = require "orket.engine.reload"
+local claims = require "orket.engine.claims"
+local journal = require "orket.engine.journal"
+local routes = require "orket.serve.routes"
+
+local M = {}
+local err, whole = routes.err, routes.whole
+
+M.LIST_MAX = 200
+
+-- The runs this server executes, by server (its store handle): {live = {id -> entry}, closing=}.
+local registries = setmetatable({}, { __mode = "k" })
+
+--- registry(db) -> the live runs of the server using store db
+function M.registry(db)
+  local r = registries[db]
+  if not r then
+    r = { live = {} }
+    registries[db] = r
+  end
+  return r
+end
+
+local null = cjson.null
+local function or_null(v) if v == nil then return null end return v end
+
+--- doc(db, dir, row) -> RUN: a runs row as the API shows it; live: this server executes it
+function M.doc(db, dir, row)
+  local data = cjson.decode(row.data or "{}") or {}
+  local live = M.registry(db).live[row.id] ~= nil
+  return { id = row.id, target = row.target, kind = row.kind,
+    state = live and "running" or require("orket.project").run_state(dir, row.status, row.id),
+    started_at = row.started_at, ended_at = or_null(row.ended_at), model = or_null(type(data.model) == "string"
+      and data.model or nil), concurrency = or_null(math.tointeger(data.concurrency)), live = live }
+end
+
+local function row_of(db, id) return db:row("SELECT * FROM runs WHERE id = ?", id) end
+
+-- The run a path names: row | nil, status, doc
+local function named(ctx)
+  local id = whole(ctx.params.id)
+  local row = id and row_of(ctx.db, id)
+  if not row then return nil, err(404, "not_found", "no run " .. ctx.params.id) end
+  return row
+end
+
+-- The write's audit record (orket.serve.writes: GET /v1/audit lists it).
+local function audit(ctx, action, row)
+  assert(ctx.db:tx(function()
+    ctx.db:event { kind = "api_write", card = row.target, run = row.id, actor = require("orket.serve.writes").principal(ctx).seat,
+      data = { action = action, route = ctx.route } }
+    return true
+  end))
+end
+
+-- An engine for one run over the server's store. nil, status, doc on failure.
+local function engine(ctx, model, concurrency)
+  local e, msg, code = setup.open(ctx.dir, { db = ctx.db, keep_db = true, model = model, concurrency = concurrency })
+  if e then return e end
+  if code == "EUSAGE" then return nil, err(400, "bad_request", (tostring(msg):gsub("^%-%-model", "body.model"))) end
+  return nil, err(409, "project_error", tostring(msg))
+end
+
+-- Runs e's run id in a task of its own (it starts once this request's answer is on its
+-- way); when it ends, its scripts watcher, engine and lock go.
+local function launch(ctx, e, id, lk)
+  local reg, dir = M.registry(ctx.db), ctx.dir
+  local entry = { id = id, e = e, lock = lk, watcher = reload.watch(e) }
+  reg.live[id] = entry
+  entry.task = task.spawn(function()
+    rt.sleep(1)
+    local ok, res = pcall(e.execute, e, id)
+    entry.watcher:close()
+    e.close_all()
+    claims.release(dir, id, lk)
+    reg.live[id] = nil
+    if not ok and reg.log then reg.log { event = "error", run = id, message = tostring(res) } end
+  end)
+  return entry
+end
+
+-- Claims target for a run (claims.enter; nothing overlapping is live, no half-done turn of
+-- a killed run is in the way unless resuming), then make() -> id | nil, msg, CODE records it
+-- and its lock is taken. -> id, lock | nil, status, doc
+local function claim_and(ctx, e, target, resuming, make)
+  local claim, cerr = claims.enter(ctx.dir, rt.sleep)
+  if not claim then return nil, err(409, "conflict", cerr) end
+  local other, why = claims.conflict(ctx.dir, ctx.db, e.board, target)
+  if not other and not resuming then other, why = journal.unfinished_overlap(ctx.db, e.board, target) end
+  if other then
+    claim:release()
+    return nil, err(409, "conflict", why)
+  end
+  -- another run's git work may be in flight: a crash's leftovers are not taken now
+  if claims.live(ctx.dir)[1] then e.no_git_recover = true end
+  local id, merr, mcode = make()
+  if not id then
+    claim:release()
+    return nil, err(409, mcode or "conflict", tostring(merr))
+  end
+  local lk, lerr = claims.hold(ctx.dir, id)
+  claim:release()
+  if not lk then return nil, err(409, "conflict", lerr) end
+  return id, lk
+end
+
+-- POST /v1/runs {target, model?, concurrency?}
+local function start(_, ctx)
+  local reg, body = M.registry(ctx.db), ctx.body
+  if reg.closing then return err(503, "stopping", "the server is stopping") end
+  local target, model = body.target, body.model ~= "" and body.model or nil
+  if not require("orket.board").open(ctx.db):get(target) then return err(404, "not_found", 'no card "' .. target .. '"') end
+  local e, st, doc = engine(ctx, model, body.concurrency)
+  if not e then return st, doc end
+  local id, lk, edoc = claim_and(ctx, e, target, false, function()
+    return e:start(target, { concurrency = body.concurrency, model = model })
+  end)
+  if not id then
+    e.close_all()
+    return lk, edoc
+  end
+  local row = row_of(ctx.db, id)
+  audit(ctx, "run", row)
+  launch(ctx, e, id, lk)
+  return 201, { run = M.doc(ctx.db, ctx.dir, row) }
+end
+
+-- POST /v1/runs/{id}/resume
+local function resume(_, ctx)
+  local reg = M.registry(ctx.db)
+  if reg.closing then return err(503, "stopping", "the server is stopping") end
+  local row, st, doc = named(ctx)
+  if not row then return st, doc end
+  if reg.live[row.id] then return err(409, "conflict", string.format("run %d is going in this server", row.id)) end
+  if row.status == "done" then return err(409, "conflict", string.format("run %d is done; nothing to resume", row.id)) end
+  local e, est, edoc = engine(ctx)
+  if not e then return est, edoc end
+  local id, lk, cdoc = claim_and(ctx, e, row.target, true, function() return row.id end)
+  if not id then
+    e.close_all()
+    return lk, cdoc
+  end
+  audit(ctx, "resume", row)
+  launch(ctx, e, id, lk)
+  return 202, { run = M.doc(ctx.db, ctx.dir, row_of(ctx.db, id)) }
+end
+
+-- POST /v1/runs/{id}/stop
+local function stop(_, ctx)
+  local row, st, doc = named(ctx)
+  if not row then return st, doc end
+  local entry = M.registry(ctx.db).live[row.id]
+  if not entry then
+    local pid = claims.is_live(ctx.dir, row.id)
+    if pid then
+      return err(409, "conflict", string.format("run %d is going in another process (%d); stop it there", row.id, pid))
+    end
+    return err(409, "conflict", string.format("run %d is not going (%s)", row.id,
+      require("orket.project").run_state(ctx.dir, row.status, row.id)))
+  end
+  entry.e:stop()
+  audit(ctx, "stop", row)
+  return 202, { run = M.doc(ctx.db, ctx.dir, row) }
+end
+
+local function get(_, ctx)
+  local row, st, doc = named(ctx)
+  if not row then return st, doc end
+  return 200, { run = M.doc(ctx.db, ctx.dir, row) }
+end
+
+local function transcript(_, ctx)
+  local row, st, doc = named(ctx)
+  if not row then return st, doc end
+  return 200, assert(require("orket.cmd.log").json_doc(ctx.db, ctx.dir, row.id))
+end
+
+-- GET /v1/runs[?state=][&limit=]: newest first
+local function list(_, ctx)
+  local limit = whole(ctx.query.limit or "50")
+  if not limit or limit < 1 then return err(400, "bad_query", "?limit= takes a whole number from 1") end
+  if limit > M.LIST_MAX then limit = M.LIST_MAX end
+  local want = ctx.query.state
+  if want == "" then return err(400, "bad_query", "?state= takes a state (running, done, failed, ...)") end
+  local out = {}
+  -- a state filter looks further back: the shown state is worked out per run
+  for _, r in ipairs(ctx.db:rows("SELECT * FROM runs ORDER BY id DESC LIMIT ?", want and 10000 or limit)) do
+    local d = M.doc(ctx.db, ctx.dir, r)
+    if not want or d.state == want then out[#out + 1] = d end
+    if #out >= limit then break end
+  end
+  return 200, { runs = jsonout.array(out) }
+end
+
+--- stop_all(db): no new runs; every live run of the server using db is stopped (as stop)
+function M.stop_all(db)
+  local reg = M.registry(db)
+  reg.closing = true
+  for _, entry in pairs(reg.live) do entry.e:stop() end
+end
+
+--- wait_all(db): waits for the live runs to end (inside a task or from the main thread)
+function M.wait_all(db)
+  local reg = M.registry(db)
+  while true do
+    local _, entry = next(reg.live)
+    if not entry then break end
+    entry.task:join()
+    reg.live[entry.id] = nil
+  end
+end
+
+--- shown_states(db, dir) -> {[stored status] = {[shown state] = n}} for the runs whose
+--- shown state differs from the stored one (live here or elsewhere, killed): /metrics
+--- counts runs by what they are now.
+function M.shown_states(db, dir)
+  local out, seen = {}, {}
+  local function note(row)
+    if seen[row.id] then return end
+    seen[row.id] = true
+    local shown = M.doc(db, dir, row).state
+    if shown ~= row.status then
+      out[row.status] = out[row.status] or {}
+      out[row.status][shown] = (out[row.status][shown] or 0) + 1
+    end
+  end
+  for _, row in ipairs(db:rows("SELECT id, status, target, kind, started_at, data FROM runs WHERE status = 'running' LIMIT 1000")) do
+    note(row)
+  end
+  for id in pairs(M.registry(db).live) do
+    local row = row_of(db, id)
+    if row then note(row) end
+  end
+  for _, r in ipairs(claims.live(dir)) do
+    local row = row_of(db, r.id)
+    if row then note(row) end
+  end
+  return out
+end
+
+-- Schemas (orket.serve.openapi describes them; tests check answers against them).
+local function str(max) return { type = "string", minLength = 1, maxLength = max } end
+M.SCHEMAS = {
+  run = { type = "object", additionalProperties = false, required = { "target" }, properties = {
+    target = str(128), model = { type = "string", maxLength = 256, description = "provider:model; empty: each seat's" },
+    concurrency = { type = "integer", minimum = 1, maximum = 64 } } },
+}
+M.RUN = { type = "object", additionalProperties = false,
+  required = { "id", "target", "kind", "state", "started_at", "ended_at", "model", "concurrency", "live" },
+  properties = { id = { type = "integer" }, target = { type = "string" }, kind = { type = "string" },
+    state = { type = "string", description = "running, done, failed, stalled, interrupted, killed" },
+    started_at = { type = "string" }, ended_at = { description = "a time, or null while it goes" },
+    model = { description = "the model it was started with (null: each seat's)" },
+    concurrency = { description = "turns at once it was started with (null: orket.lua's)" },
+    live = { type = "boolean", description = "this server executes it now" } } }
+local ONE = { type = "object", additionalProperties = false, required = { "run" }, properties = { run = M.RUN } }
+local MANY = { type = "object", additionalProperties = false, required = { "runs" },
+  properties = { runs = { type = "array", items = M.RUN } } }
+local LOG = { type = "object", additionalProperties = true, required = { "format", "run", "events", "transitions" },
+  properties = { format = { type = "string", enum = { "orket.log/1" } }, run = { type = "object" },
+    events = { type = "array" }, transitions = { type = "array" } } }
+
+--- add(router): the run routes
+function M.add(router)
+  local oa = require "orket.serve.openapi"
+  local conflict = { schema = oa.ERROR, description = "its cards overlap a live run, or the run is not in a state for that" }
+  local stopping = { schema = oa.ERROR, description = "the server is stopping" }
+  router:add("POST", "/v1/runs", { handler = start, role = "operator", body = "json", schema = M.SCHEMAS.run,
+    name = "run_start", summary = "Start a run of an epic, a rock or a card",
+    responses = { [201] = { schema = ONE, description = "the run, started" }, [503] = stopping } })
+  router:add("GET", "/v1/runs", { handler = list, role = "viewer", name = "runs", summary = "Runs, newest first",
+    query = { { name = "state", description = "only runs in this state" },
+      { name = "limit", type = "integer", description = "at most this many (50; 200 at most)" } },
+    responses = { [200] = { schema = MANY } } })
+  router:add("GET", "/v1/runs/{id}", { handler = get, role = "viewer", name = "run", summary = "One run",
+    responses = { [200] = { schema = ONE } } })
+  router:add("GET", "/v1/runs/{id}/transcript", { handler = transcript, role = "viewer", name = "run_transcript",
+    summary = "A run's transcript (orket log RUN --json)", responses = { [200] = { schema = LOG } } })
+  router:add("POST", "/v1/runs/{id}/stop", { handler = stop, role = "operator", name = "run_stop",
+    summary = "Stop a run this server executes (resumable)",
+    responses = { [202] = { schema = ONE, description = "the run, stopping" }, [409] = conflict } })
+  router:add("POST", "/v1/runs/{id}/resume", { handler = resume, role = "operator", name = "run_resume",
+    summary = "Continue an interrupted, stalled or killed run in this server",
+    responses = { [202] = { schema = ONE, description = "the run, going again" }, [409] = conflict, [503] = stopping } })
+end
+
+return M

@@ -1,0 +1,312 @@
+-- orket serve's runs end to end: the binary on 127.0.0.1 with an ephemeral port and the
+-- scripted model; runs started, followed on their event stream, listed, read, stopped and
+-- resumed over HTTP; disjoint runs at once, overlapping ones refused (also against `orket
+-- run` in another process); SIGTERM mid-run and `orket resume` after it.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local http = require "orket.c.http"
+local gate = require "orket.c.gate"
+
+local wait_for = H.wait_for
+local start = H.serve
+
+-- call(s, method, path, key, body) -> status, decoded document
+local function call(s, method, path, key, body)
+  local headers = { "Content-Type: application/json" }
+  if key then headers[#headers + 1] = "Authorization: Bearer " .. key end
+  local r <close> = assert(http.request { url = s.url .. path, method = method, headers = headers,
+    body = body and (type(body) == "string" and body or cjson.encode(body)) or nil, total_timeout_ms = 20000 })
+  local status = r:headers()
+  local parts = {}
+  while true do
+    local ev = r:read()
+    if not ev then break end
+    for _, x in ipairs(ev) do parts[#parts + 1] = x end
+  end
+  local text = table.concat(parts)
+  return status, text ~= "" and require("cjson.safe").decode(text) or nil, text -- /metrics is text
+end
+
+local function key(dir, name, role)
+  local r = H.orket("keys create " .. name .. " --role " .. role, { cwd = dir })
+  assert.equal(0, r.status, r.stderr)
+  local k = r.stdout:gsub("\n$", "")
+  return k, k:match("^ork_(%x+)_")
+end
+
+-- follow(s, path, key) -> a stream reader: text() so far, done(), close()
+local function follow(s, path, k)
+  local r = assert(http.request { url = s.url .. path, headers = { "Authorization: Bearer " .. k }, total_timeout_ms = 60000 })
+  local st = r:headers()
+  assert.equal(200, st)
+  local parts, done = {}, false
+  local t = orket.spawn(function()
+    while true do
+      local ev = r:read()
+      if not ev then break end
+      for _, x in ipairs(ev) do parts[#parts + 1] = x end
+    end
+    done = true
+  end)
+  return { text = function() return table.concat(parts) end, done = function() return done end,
+    close = function() t:cancel(); r:close() end }
+end
+
+-- v cut at depth levels: the validator caps nesting (tool arguments), and the API's
+-- schemas say nothing below a few levels (a transcript's messages nest deeper)
+local function cut(v, depth)
+  if type(v) ~= "table" then return v end
+  if depth == 0 then return {} end
+  local out = {}
+  for k, x in pairs(v) do out[k] = cut(x, depth - 1) end
+  return out
+end
+
+-- The answer conforms to the schema the server's OpenAPI document gives for it (checked
+-- with the server's own validator), and the check can fail.
+local function conforms(api, method, pattern, status, doc)
+  local op = assert(api.paths[pattern], pattern)[method:lower()]
+  local schema = assert(op.responses[tostring(status)], pattern .. " " .. status).content["application/json"].schema
+  local ok, msg = gate.validate(schema, cut(doc, 4))
+  assert(ok, string.format("%s %s %d: %s", method, pattern, status, tostring(msg)))
+  assert.is_nil((gate.validate(schema, { unexpected = true })))
+end
+
+-- The scripted team: each card's coder writes CARD.txt and hands in, the reviewer approves.
+-- slow: cards whose first answer takes a minute (a run that is still going, for sure).
+local function script(slow)
+  local list = {}
+  for _, c in ipairs(slow or {}) do list[#list + 1] = string.format("[%q] = true", c) end
+  return [[
+local slow = { ]] .. table.concat(list, ", ") .. [[ }
+local function call(name, args) return { name = name, arguments = args } end
+local rules = {}
+for _, c in ipairs { "A-1", "B-1", "C-1" } do
+  rules[#rules + 1] = { role = "coder", card = c, match = "^Issue ", reply = { delay_ms = slow[c] and 60000 or 0,
+    tool_calls = { call("write_file", { path = c .. ".txt", content = c .. "\n" }) } } }
+end
+rules[#rules + 1] = { match = '"path"', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } }
+rules[#rules + 1] = { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = {
+  call("update_issue_status", { status = "done" }) } } }
+return { rules = rules, default = { content = "Nothing more to do." } }
+]]
+end
+
+-- Three epics of one issue each (A, B, C), imported.
+local function project(slow)
+  local dir = H.tmpdir()
+  for _, d in ipairs { "epics", "workspace", "policies" } do os.execute("mkdir -p " .. H.quote(dir .. "/" .. d)) end
+  H.write(dir .. "/orket.lua", [[
+name = "three"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+]])
+  H.write(dir .. "/script.lua", script(slow))
+  for _, e in ipairs { "A", "B", "C" } do
+    H.write(dir .. "/epics/" .. e:lower() .. ".json", string.format([[
+{ "id": "%s", "name": "Epic %s", "issues": [ { "id": "%s-1", "summary": "Write %s-1.txt", "seat": "senior_developer" } ] }
+]], e, e, e, e))
+  end
+  assert.equal(0, H.orket("import", { cwd = dir }).status)
+  return dir
+end
+
+local function card_status(dir, id)
+  return cjson.decode(H.orket("card " .. id .. " --json", { cwd = dir }).stdout).card.status
+end
+
+local LIMITS = { ORKET_SERVE_LIMITS = "poll_ms=20,auth_fail_burst=100" }
+
+describe("orket serve runs", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("starts a run, follows it to done on its stream, lists, gets and reads its transcript", function()
+    local dir = project()
+    local op, op_id = key(dir, "ops", "operator")
+    local viewer = key(dir, "watch", "viewer")
+    local s = start(dir, { env = LIMITS })
+    local st, api = call(s, "GET", "/v1/openapi.json", viewer)
+    assert.equal(200, st)
+    -- a viewer may not start runs; bad bodies are refused naming the field
+    st = call(s, "POST", "/v1/runs", viewer, { target = "A" })
+    assert.equal(403, st)
+    for _, c in ipairs {
+      { {}, "target" }, { { target = "A", concurrency = 0 }, "concurrency" }, { { target = "A", concurrency = 65 }, "concurrency" },
+      { { target = "A", concurrency = "2" }, "concurrency" }, { { target = "A", bogus = 1 }, "bogus" },
+      { { target = "A", model = "nowhere:x" }, "model" }, { { target = 7 }, "target" },
+    } do
+      local bst, doc = call(s, "POST", "/v1/runs", op, c[1])
+      assert.equal(400, bst, cjson.encode(c[1]))
+      assert.matches("body%." .. c[2], doc.error.message)
+      conforms(api, "POST", "/v1/runs", 400, doc)
+    end
+    local nst, ndoc = call(s, "POST", "/v1/runs", op, { target = "NOPE" })
+    assert.equal(404, nst)
+    assert.equal("not_found", ndoc.error.code)
+    -- the run, to done on its own event stream
+    local rst, run = call(s, "POST", "/v1/runs", op, { target = "A", concurrency = 2 })
+    assert.equal(201, rst)
+    conforms(api, "POST", "/v1/runs", 201, run)
+    local id = math.tointeger(run.run.id) -- cjson reads numbers as floats
+    assert.equal("A", run.run.target)
+    assert.equal("epic", run.run.kind)
+    assert.equal(2, run.run.concurrency)
+    local events = follow(s, "/v1/runs/" .. id .. "/events?after=0", viewer)
+    wait_for(function() return events.text():find("event: run_end", 1, true) end, "the run's end on its stream", 3000)
+    events.close()
+    assert.matches('"status":"done"', events.text():match("event: run_end\ndata: ([^\n]+)"))
+    assert.matches("event: turn_begin", events.text())
+    for run_id in events.text():gmatch('"run":(%w+)') do assert.equal(tostring(id), run_id) end
+    st, run = call(s, "GET", "/v1/runs/" .. id, viewer)
+    assert.equal(200, st)
+    conforms(api, "GET", "/v1/runs/{id}", 200, run)
+    assert.equal("done", run.run.state)
+    assert.is_false(run.run.live)
+    assert.is_string(run.run.ended_at)
+    assert.equal("done", card_status(dir, "A-1"))
+    local list
+    st, list = call(s, "GET", "/v1/runs", viewer)
+    assert.equal(200, st)
+    conforms(api, "GET", "/v1/runs", 200, list)
+    assert.equal(id, math.tointeger(list.runs[1].id))
+    assert.equal(1, #(select(2, call(s, "GET", "/v1/runs?state=done", viewer))).runs)
+    assert.equal(0, #(select(2, call(s, "GET", "/v1/runs?state=running", viewer))).runs)
+    assert.equal(400, (call(s, "GET", "/v1/runs?limit=0", viewer)))
+    assert.equal(404, (call(s, "GET", "/v1/runs/99", viewer)))
+    -- the transcript is what `orket log RUN --json` prints
+    local tr
+    st, tr = call(s, "GET", "/v1/runs/" .. id .. "/transcript", viewer)
+    assert.equal(200, st)
+    conforms(api, "GET", "/v1/runs/{id}/transcript", 200, tr)
+    local log = H.orket("log " .. id .. " --json", { cwd = dir })
+    assert.equal(0, log.status, log.stderr)
+    assert.same(cjson.decode(log.stdout), tr)
+    assert.equal("orket.log/1", tr.format)
+    local calls = 0
+    for _, ev in ipairs(tr.events) do if ev.kind == "turn" then calls = calls + 1 end end
+    assert.is_true(calls >= 3)
+    -- the start is in the audit under the key's id; the model calls' latency in /metrics
+    local _, audit = call(s, "GET", "/v1/audit", viewer)
+    local last = audit.entries[#audit.entries]
+    assert.same({ op_id, "run", "/v1/runs", "A" }, { last.actor, last.action, last.route, last.card })
+    local _, _, metrics = call(s, "GET", "/metrics", viewer)
+    assert.equal(tostring(calls), metrics:match('orket_model_call_duration_seconds_count{model="team"} (%d+)'))
+    assert.matches('orket_runs{status="done"} 1\n', metrics, 1, true)
+    -- stop and resume want a run in a state for that
+    st = call(s, "POST", "/v1/runs/" .. id .. "/stop", op)
+    assert.equal(409, st)
+    local dst, ddoc = call(s, "POST", "/v1/runs/" .. id .. "/resume", op)
+    assert.equal(409, dst)
+    conforms(api, "POST", "/v1/runs/{id}/resume", 409, ddoc)
+    assert.equal(0, s.stop())
+  end)
+
+  it("runs disjoint epics at once, refuses an overlap here and in orket run, stops and resumes", function()
+    local dir = project { "A-1", "B-1" }
+    local op = key(dir, "ops", "operator")
+    local s = start(dir, { env = LIMITS })
+    local st, a = call(s, "POST", "/v1/runs", op, { target = "A" })
+    assert.equal(201, st)
+    local b
+    st, b = call(s, "POST", "/v1/runs", op, { target = "B" })
+    assert.equal(201, st)
+    a, b = math.tointeger(a.run.id), math.tointeger(b.run.id)
+    -- both go at once (each waits on its model for a minute)
+    local _, going = call(s, "GET", "/v1/runs?state=running", op)
+    assert.equal(2, #going.runs)
+    for _, r in ipairs(going.runs) do assert.is_true(r.live) end
+    -- an edit to the scripts is hot-reloaded into each live run (journaled with its id)
+    H.write(dir .. "/policies/extra.lua", 'deny { tool = "delete_file", path = "*.txt", reason = "keep them" }\n')
+    for _, id in ipairs { a, b } do
+      wait_for(function()
+        for _, ev in ipairs(select(2, call(s, "GET", "/v1/runs/" .. id .. "/transcript", op)).events) do
+          if ev.kind == "reload" then return ev.data.files[1] == "policies/extra.lua" end
+        end
+      end, "run " .. id .. "'s reload")
+    end
+    -- an overlap is refused, over HTTP and by `orket run` in another process
+    local cst, conflict = call(s, "POST", "/v1/runs", op, { target = "A-1" })
+    assert.equal(409, cst)
+    assert.equal("conflict", conflict.error.code)
+    assert.matches("run " .. a .. " %(A%) is working", conflict.error.message)
+    local cli = H.orket("run B --json", { cwd = dir })
+    assert.equal(1, cli.status)
+    assert.matches("run " .. b .. " %(B%) is working on", cli.stderr)
+    -- a disjoint epic runs from the command line meanwhile; the server's runs stay live
+    cli = H.orket("run C --json", { cwd = dir })
+    assert.equal(0, cli.status, cli.stderr)
+    assert.equal("done", card_status(dir, "C-1"))
+    local runs = cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs
+    local states = {}
+    for _, r in ipairs(runs) do states[math.tointeger(r.id)] = r.status end
+    assert.same({ [a] = "running", [b] = "running", [3] = "done" }, states)
+    -- and a command changing cards waits for the server's runs
+    local retry = H.orket("retry C-1", { cwd = dir })
+    assert.equal(1, retry.status)
+    assert.matches("is going in process %d+ %(orket serve%)", retry.stderr)
+    -- stop both (as Ctrl-C stops orket run), then resume them with a quick model
+    for _, id in ipairs { a, b } do
+      local sst, sdoc = call(s, "POST", "/v1/runs/" .. id .. "/stop", op)
+      assert.equal(202, sst)
+      assert.equal(id, sdoc.run.id)
+    end
+    for _, id in ipairs { a, b } do
+      wait_for(function() return select(2, call(s, "GET", "/v1/runs/" .. id, op)).run.state == "interrupted" end,
+        "run " .. id .. " interrupted")
+    end
+    H.write(dir .. "/script.lua", script())
+    for _, id in ipairs { a, b } do
+      local rst, rdoc = call(s, "POST", "/v1/runs/" .. id .. "/resume", op)
+      assert.equal(202, rst)
+      assert.equal(id, rdoc.run.id)
+    end
+    for _, id in ipairs { a, b } do
+      wait_for(function() return select(2, call(s, "GET", "/v1/runs/" .. id, op)).run.state == "done" end,
+        "run " .. id .. " done", 3000)
+    end
+    assert.equal("done", card_status(dir, "A-1"))
+    assert.equal("done", card_status(dir, "B-1"))
+    local _, audit = call(s, "GET", "/v1/audit", op)
+    local actions = {}
+    for _, e in ipairs(audit.entries) do actions[#actions + 1] = e.action end
+    assert.same({ "run", "run", "stop", "stop", "resume", "resume" }, actions)
+    assert.equal(0, s.stop())
+  end)
+
+  it("stops its runs on SIGTERM and exits 0; orket resume finishes them", function()
+    local dir = project { "A-1" }
+    local op = key(dir, "ops", "operator")
+    local s = start(dir, { env = LIMITS })
+    local st, run = call(s, "POST", "/v1/runs", op, { target = "A" })
+    assert.equal(201, st)
+    assert.is_true(run.run.live)
+    assert.equal(0, s.stop())
+    assert.is_nil(s.log():find('"event":"error"', 1, true), s.log())
+    local runs = cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs
+    assert.equal("interrupted", runs[1].status)
+    H.write(dir .. "/script.lua", script())
+    local r = H.orket("resume " .. math.tointeger(run.run.id) .. " --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local last = cjson.decode(r.stdout:match("([^\n]+)\n$"))
+    assert.same({ "run_end", "done" }, { last.type, last.status })
+    assert.equal("done", card_status(dir, "A-1"))
+  end)
+
+  it("exits cleanly with a luv handle left open", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/open.lua", [[
+local uv = require "luv"
+local idle = uv.new_tcp()
+local t = uv.new_timer()
+t:start(600000, 0, function() end)
+t:unref()
+print("left open", idle ~= nil)
+]])
+    local r = H.orket("lua open.lua", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("left open\ttrue\n", r.stdout)
+  end)
+end)

@@ -1,0 +1,108 @@
+-- orket.engine.claims: which runs are live (their locks, taken here by this process: OFD
+-- locks conflict between descriptions even in one process), whether targets overlap, the
+-- refusal an overlapping run gets, and run lock files a killed server left.
+local claims = require "orket.engine.claims"
+local lockfile = require "orket.c.lockfile"
+local H = require "tests.helpers"
+local F = require "tests.engine_fakes"
+
+-- A project folder with a store: epic E (E-1, E-2) and a second epic F (F-1).
+local function project()
+  local dir = H.tmpdir()
+  os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+  local db, b = F.fixture(dir .. "/.orket/orket.db", { { id = "E-1", summary = "one" }, { id = "E-2", summary = "two" } })
+  assert(db:tx(function()
+    db:run("INSERT INTO cards (id, type, name, priority, created_at, updated_at) VALUES ('F', 'epic', 'F', 2, 'x', 'x')")
+    return true
+  end))
+  assert(b:create { parent = "F", id = "F-1", summary = "three", seat = "senior_developer" })
+  return dir, db, b
+end
+
+local function record(db, target, kind) return assert(db:record_run { target = target, kind = kind }) end
+
+describe("claims", function()
+  after_each(H.cleanup)
+
+  it("overlaps a target with itself, its ancestors and what is under it, never with a sibling", function()
+    local _, db, b = project()
+    assert.is_true(claims.overlaps(b, "E", "E-1"))
+    assert.is_true(claims.overlaps(b, "E-1", "E"))
+    assert.is_true(claims.overlaps(b, "E-2", "E-2"))
+    assert.is_false(claims.overlaps(b, "E-1", "E-2"))
+    assert.is_false(claims.overlaps(b, "E", "F-1"))
+    db:close()
+  end)
+
+  it("sees a run live while its lock is held, refuses an overlap naming it, and lets a disjoint one go", function()
+    local dir, db, b = project()
+    local id = record(db, "E", "epic")
+    assert.same({}, (claims.live(dir)))
+    local lk = assert(claims.hold(dir, id))
+    local live = claims.live(dir)
+    assert.equal(1, #live)
+    assert.same({ id, "serve" }, { live[1].id, live[1].by })
+    assert.is_truthy(claims.is_live(dir, id))
+    local other, why = claims.conflict(dir, db, b, "E-2")
+    assert.equal(id, other.id)
+    assert.matches("run " .. id .. " %(E%) is working on cards of E%-2 now", why)
+    assert.is_nil((claims.conflict(dir, db, b, "F")))
+    -- a second hold of the same run is refused
+    local again, herr, code = claims.hold(dir, id)
+    assert.is_nil(again)
+    assert.equal("EBUSY", code)
+    assert.matches("run " .. id .. " is going in another process", herr)
+    claims.release(dir, id, lk)
+    assert.same({}, (claims.live(dir)))
+    assert.is_nil(claims.is_live(dir, id))
+    assert.is_nil((claims.conflict(dir, db, b, "E-2")))
+    db:close()
+  end)
+
+  it("counts orket run's tagged run lock as a live run, and an untagged one as busy", function()
+    local dir, db, b = project()
+    local id = record(db, "F", "epic")
+    local lk = assert(lockfile.acquire(dir .. "/.orket/run.lock"))
+    local other, why = claims.conflict(dir, db, b, "F-1")
+    assert.is_nil(other.id)
+    assert.matches("the project's run lock is held by process %d+", why)
+    -- the caller holding the run lock itself does not count it
+    assert.is_nil((claims.conflict(dir, db, b, "F-1", { own_run_lock = true })))
+    lk:tag(id)
+    other = claims.conflict(dir, db, b, "F-1")
+    assert.same({ id, "run" }, { other.id, other.by })
+    lk:release()
+    db:close()
+  end)
+
+  it("removes lock files nobody holds (a killed server's) when asked inside the claim", function()
+    local dir, db, b = project()
+    local id = record(db, "E", "epic")
+    local lk = assert(claims.hold(dir, id))
+    lk:release() -- as the kernel does when the server dies: the file stays
+    local path = string.format("%s/.orket/runs/%d.lock", dir, id)
+    assert.is_truthy(io.open(path)):close()
+    claims.live(dir) -- without prune nothing is removed
+    assert.is_truthy(io.open(path)):close()
+    local claim = assert(claims.enter(dir))
+    assert.is_nil((claims.conflict(dir, db, b, "E")))
+    claim:release()
+    assert.is_nil(io.open(path))
+    db:close()
+  end)
+
+  it("lets one claim in at a time", function()
+    local dir, db = project()
+    local first = assert(claims.enter(dir))
+    local old = claims.WAIT_MS
+    claims.WAIT_MS = 20
+    local second, err, code = claims.enter(dir)
+    claims.WAIT_MS = old
+    assert.is_nil(second)
+    assert.equal("EBUSY", code)
+    assert.matches("another process is starting a run", err)
+    first:release()
+    assert(claims.enter(dir)):release()
+    db:close()
+  end)
+end)
