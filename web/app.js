@@ -247,16 +247,36 @@
     }
   }
 
+  // The orket.log/1 document (what `orket log RUN --json` prints) as text: one line per
+  // journal event, a turn's answer and a tool call's result under it. Set as text, never HTML.
+  function transcriptText(doc) {
+    if (!doc || !Array.isArray(doc.events)) return JSON.stringify(doc, null, 2);
+    const clip = (v, n) => { const t = typeof v === "string" ? v : JSON.stringify(v); return t.length > n ? t.slice(0, n) + "…" : t; };
+    const out = [];
+    for (const ev of doc.events) {
+      out.push("#" + ev.id + " " + (ev.at || "") + " " + ev.kind + (ev.card ? " " + ev.card : "") + (ev.actor ? " (" + ev.actor + ")" : ""));
+      if (ev.turn) {
+        const msg = ev.turn.response;
+        out.push("    " + (ev.turn.model || "") + " step " + (ev.turn.step ?? "") + ", tokens " +
+          (ev.turn.prompt_tokens ?? "?") + "/" + (ev.turn.completion_tokens ?? "?"));
+        if (msg && msg.content) out.push("    " + clip(msg.content, 2000).replace(/\n/g, "\n    "));
+        if (msg && Array.isArray(msg.tool_calls)) for (const c of msg.tool_calls) out.push("    → " + c.name + " " + clip(c.arguments || c.raw_arguments || {}, 500));
+      } else if (ev.result !== undefined && ev.result !== null) {
+        out.push("    = " + clip(ev.result, 1000));
+      } else if (ev.data && typeof ev.data === "object" && Object.keys(ev.data).length) {
+        out.push("    " + clip(ev.data, 500));
+      }
+    }
+    return out.join("\n") || "(no events)";
+  }
+
   async function transcript(run) {
     $("transcript-box").hidden = false;
     $("transcript-title").textContent = "Transcript of run " + run;
     $("transcript").textContent = "loading…";
     try {
       const doc = await api("GET", "/v1/runs/" + encodeURIComponent(run) + "/transcript");
-      const lines = doc.lines || doc.entries || doc.transcript;
-      $("transcript").textContent = Array.isArray(lines)
-        ? lines.map((l) => typeof l === "string" ? l : JSON.stringify(l)).join("\n")
-        : JSON.stringify(doc, null, 2);
+      $("transcript").textContent = transcriptText(doc);
     } catch (e) {
       $("transcript").textContent = e.message;
     }
