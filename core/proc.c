@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 
 struct proc_ctx {
   uv_loop_t *loop;
+  char helper[PATH_MAX]; /* the helper binary: orket-confine next to orket, else orket */
   proc_run *live; /* doubly linked through prev/next */
   size_t nlive;
   int freeing;
@@ -111,13 +113,33 @@ size_t proc_stream_text(const proc_stream *s, char *out, size_t outlen) {
 
 /* ---- context ---------------------------------------------------------------------------- */
 
+/* The helper: the small `orket-confine` installed next to the running orket binary when it
+ * is there and executable (an exec of orket itself maps every library Orket links), else
+ * orket itself, which has the same helper mode. */
+static void proc_find_helper(char *out, size_t outlen) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  snprintf(out, outlen, "/proc/self/exe");
+  if (n <= 0) return;
+  self[n] = '\0';
+  char *slash = strrchr(self, '/');
+  if (slash == NULL) return;
+  slash[1] = '\0';
+  char cand[PATH_MAX];
+  if ((size_t)snprintf(cand, sizeof cand, "%sorket-confine", self) >= sizeof cand) return;
+  struct stat st;
+  if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0) snprintf(out, outlen, "%s", cand);
+}
+
 proc_ctx *proc_ctx_new(uv_loop_t *loop) {
   /* Orket holds API keys in its environment and memory. Not dumpable, its /proc files
    * (environ, mem) are closed to a program of the same user that lacks CAP_SYS_PTRACE,
    * which is every confined program with a user namespace, Landlock or not. */
   prctl(PR_SET_DUMPABLE, 0);
   proc_ctx *c = calloc(1, sizeof *c);
-  if (c) c->loop = loop;
+  if (c == NULL) return NULL;
+  c->loop = loop;
+  proc_find_helper(c->helper, sizeof c->helper);
   return c;
 }
 
@@ -433,7 +455,7 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
       .tmpdir = r->tmpdir, .env = env, .argv = o->argv,
   };
   char scratch[200];
-  const char *helper = o->helper ? o->helper : "/proc/self/exe";
+  const char *helper = o->helper ? o->helper : c->helper;
   char **args = confine_encode(helper, &spec, scratch, sizeof scratch);
   if (args == NULL) {
     free(env);

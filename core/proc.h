@@ -21,7 +21,8 @@ typedef struct proc_run proc_run;
 typedef void (*proc_done_fn)(proc_run *r, void *ud);
 
 typedef struct proc_opts {
-  const char *helper;        /* the orket binary (NULL: /proc/self/exe) */
+  const char *helper;        /* the helper binary (NULL: orket-confine next to the running
+                                binary, else the running binary itself) */
   char *const *argv;         /* the program, NULL-terminated */
   char *const *env;          /* extra "NAME=value" entries (NULL-terminated or NULL); PATH,
                                 HOME, TMPDIR, LANG are set unless given here */
