@@ -84,6 +84,7 @@ for _, name in ipairs(proc.layers().optional) do
   if probe[name] then layers[#layers + 1] = name end
 end
 print(string.format("layers this kernel offers: %s (Landlock ABI %d)", table.concat(layers, " "), probe.landlock_abi))
+print("confinement helper: " .. proc.helper())
 confined_once() -- warm up: page cache, the runner's context
 bare_once()
 

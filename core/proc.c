@@ -145,6 +145,8 @@ proc_ctx *proc_ctx_new(uv_loop_t *loop) {
 
 size_t proc_ctx_live(const proc_ctx *c) { return c->nlive; }
 
+const char *proc_ctx_helper(const proc_ctx *c) { return c->helper; }
+
 static int proc_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
   (void)st;
   (void)flag;

@@ -68,6 +68,10 @@ void proc_ctx_free(proc_ctx *c);
 /* Runs alive on this context (started and not yet freed). */
 size_t proc_ctx_live(const proc_ctx *c);
 
+/* The helper binary runs exec: orket-confine next to the running binary when it is there,
+ * else "/proc/self/exe" (orket's own helper mode). */
+const char *proc_ctx_helper(const proc_ctx *c);
+
 /* Starts a run. Returns NULL with a message in err (and errno-style code in *code, e.g.
  * "ENOENT", "ESPAWN") when it could not start. */
 proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *ud, char *err,

@@ -105,6 +105,17 @@ describe("orket.c.proc.run", function()
       "bad argument #1 to 'run' (memory must be a whole number between 0 and 9223372036854775807)")
   end)
 
+  it("runs through the small helper installed next to the orket binary", function()
+    -- the build puts orket-confine beside orket (make install too); a binary without one
+    -- would re-execute itself
+    local beside = (H.BIN:match("^(.*)/[^/]+$") or ".") .. "/orket-confine"
+    if io.open(beside) then
+      assert.equal(require("luv").fs_realpath(beside), require("luv").fs_realpath(proc.helper()))
+    else
+      assert.equal("/proc/self/exe", proc.helper())
+    end
+  end)
+
   it("raises where the caller cannot be suspended", function()
     local _, ws = project()
     local ok, err = pcall(table.sort, { 2, 1 }, function() proc.run { argv = { "true" }, cwd = ws } return true end)
