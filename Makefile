@@ -54,8 +54,12 @@ $(BUILD)/test_core: $(CORE_OBJ) $(CTEST_OBJ)
 $(BUILD)/ptydrive: tests/tools/ptydrive.c | deps
 	$(CC) $(CFLAGS) $(LDFLAGS) $< -lutil -o $@
 
+# Runs a command under a default container's refusal of namespaces (tests/e2e/container_test.lua).
+$(BUILD)/nsdeny: tests/tools/nsdeny.c | deps
+	$(CC) $(CFLAGS) $(LDFLAGS) $< -lseccomp -o $@
+
 # Every layer, then one summary line: "N passed, N failed".
-test: $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/test_core $(BUILD)/ptydrive
+test: $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/test_core $(BUILD)/ptydrive $(BUILD)/nsdeny
 	@sh tests/run.sh $(BUILD)
 
 asan:
