@@ -3,7 +3,9 @@
  * without CAP_SYS_ADMIN (no new namespaces through unshare or clone, no setns, mount,
  * bpf, keyctl...; clone3 answers ENOSYS), and without CAP_SYS_ADMIN after the exec (root
  * drops it from the bounding set; another user sets no_new_privs, as the filter needs).
- *   nsdeny CMD ARGS...
+ *   nsdeny [--no-pidfd] CMD ARGS...
+ * --no-pidfd also refuses pidfd_open, as profiles older than Docker 20.10 did (the runner
+ * then spawns with uv_spawn).
  * For the tests of the runner's degraded report (tests/e2e/container_test.lua). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,8 +26,13 @@ static const char *const nd_denied[] = {
 };
 
 int main(int argc, char **argv) {
+  int no_pidfd = argc > 1 && strcmp(argv[1], "--no-pidfd") == 0;
+  if (no_pidfd) {
+    argv++;
+    argc--;
+  }
   if (argc < 2) {
-    fputs("usage: nsdeny CMD ARGS...\n", stderr);
+    fputs("usage: nsdeny [--no-pidfd] CMD ARGS...\n", stderr);
     return 2;
   }
   if (geteuid() == 0) {
@@ -50,6 +57,7 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < sizeof ns / sizeof *ns && rc == 0; i++)
     rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, ns[i], ns[i]));
   if (rc == 0) rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+  if (rc == 0 && no_pidfd) rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(pidfd_open), 0);
   if (rc == 0) rc = seccomp_load(ctx);
   seccomp_release(ctx);
   if (rc != 0) {
