@@ -3,7 +3,8 @@
 -- execute -> return results to the model -> repeat, until the model stops, the card's
 -- status changes, or a budget ends the turn. A step's records (response, each call's gate
 -- decision, effect and result, the turn's end) are one transaction, committed before the
--- next model call; a call with effects on files commits its intent first (commit_step).
+-- next model call; a call with effects on files, or that runs a program, commits its
+-- intent first (commit_step).
 local cjson = require "cjson.safe"
 local rt = require "orket.c.runtime"
 local roles = require "orket.engine.roles"
