@@ -66,6 +66,19 @@ describe("agent tools that run programs", function()
     assert.matches('"passed":true', log.stdout)
   end)
 
+  it("run_tests keeps the issue's timeout for its checks", function()
+    local dir = project([[
+  { role = "coder", match = "^Issue ", reply = { tool_calls = { call("run_tests", {}) } } },
+  { role = "coder", match = '"reason":"timeout"', reply = { tool_calls = {
+    call("request_input", { question = "the tests time out" }) } } },
+]], nil, '{ "command": ["sleep", "30"], "timeout_ms": 200 }')
+    local r = H.orket("run ONE", { cwd = dir })
+    assert.equal(3, r.status, r.stdout .. r.stderr) -- stalled: the question waits for an answer
+    local log = H.orket("log 1 --full", { cwd = dir }).stdout
+    assert.matches('"command":"sleep 30".-"reason":"timeout"', log)
+    assert.equal("waiting_for_developer", card(dir, "ONE-1").card.status)
+  end)
+
   it("run_command: a program in verify.commands runs confined; its output reaches the model", function()
     local dir = project([[
   { role = "coder", match = "^Issue ", reply = { tool_calls = {

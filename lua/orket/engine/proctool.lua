@@ -62,7 +62,9 @@ function M.run(e, card_id, name, req, left_ms)
   local v = e.settings.verify or {}
   local cwd, cerr = require("orket.engine.verify").cwd(e, card_id)
   if not cwd then return { ok = false, error = name .. ": no workspace to run in: " .. tostring(cerr), code = "ESPAWN" } end
-  local timeout = math.type(req.timeout_ms) == "integer" and req.timeout_ms > 0 and req.timeout_ms or v.timeout_ms or 120000
+  -- a number from JSON (an issue's verification) may be a float: 200.0
+  local t = type(req.timeout_ms) == "number" and req.timeout_ms >= 1 and req.timeout_ms < 2 ^ 31 and req.timeout_ms
+  local timeout = t and math.floor(t) or v.timeout_ms or 120000
   if left_ms then timeout = math.max(1, math.min(timeout, math.floor(left_ms))) end
   local proc = require "orket.c.proc"
   local results, passed = {}, true

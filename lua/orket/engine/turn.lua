@@ -279,6 +279,10 @@ local function run_effect(e, job, p, counters)
     ctx.tests = checks and checks.steps or nil
     local req = tools:run(call.name, call.arguments, ctx)
     if not req.ok then return req end
+    -- the issue's own timeout for its checks, unless the call gives one
+    if checks and type(req.result) == "table" and req.result.timeout_ms == nil then
+      req.result.timeout_ms = checks.timeout_ms
+    end
     local _, left = wall_left(e, job)
     return require("orket.engine.proctool").run(e, job.card_id, call.name, req.result, left)
   end
