@@ -110,6 +110,7 @@ describe("orket.engine.proctool.run", function()
     assert.is_true(r.ok, r.error)
     assert.equal("timeout", r.result.reason)
     -- the request's own, a float as JSON gives it (an issue's verification timeout_ms)
+    e = engine { timeout_ms = 600000 }
     r = proctool.run(e, "C-1", "run_tests", { steps = { { command = { "sleep", "30" } } }, timeout_ms = 50.0 })
     assert.equal("timeout", r.result.reason)
     assert.equal(0, drained())
