@@ -18,7 +18,7 @@ override CFLAGS += -DORKET_PREFIX='"$(PREFIX)"'
 
 LDLIBS  += $(shell pkg-config --libs $(LINKPKGS) 2>/dev/null) -lm -ldl -lpthread
 
-CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c))
+CORE_SRC := $(filter-out core/main.c core/confine_main.c,$(wildcard core/*.c))
 CORE_OBJ := $(CORE_SRC:core/%.c=$(BUILD)/core/%.o)
 CTEST_SRC := $(wildcard tests/c/*.c)
 CTEST_OBJ := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%.o)
@@ -26,7 +26,7 @@ HEADERS  := $(wildcard core/*.h) $(wildcard tests/c/*.h)
 
 .PHONY: all deps test asan run bench install clean check-deps fuzz
 
-all: $(BUILD)/orket
+all: $(BUILD)/orket $(BUILD)/orket-confine
 
 deps:
 	@sh scripts/deps.sh
@@ -42,6 +42,11 @@ $(BUILD)/tests/%.o: tests/c/%.c $(HEADERS) | deps
 $(BUILD)/orket: $(CORE_OBJ) $(BUILD)/core/main.o
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# The process runner's helper (core/confine_main.c), found next to orket: static (no
+# dynamic loader at each run's exec), except in sanitizer builds, which cannot be.
+$(BUILD)/orket-confine: $(BUILD)/core/confine_main.o $(BUILD)/core/confine.o
+	$(CC) $(CFLAGS) $(LDFLAGS) $(if $(findstring sanitize,$(LDFLAGS)),,-static) $^ -lseccomp -o $@
+
 $(BUILD)/test_core: $(CORE_OBJ) $(CTEST_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -lutil -o $@
 
@@ -49,8 +54,12 @@ $(BUILD)/test_core: $(CORE_OBJ) $(CTEST_OBJ)
 $(BUILD)/ptydrive: tests/tools/ptydrive.c | deps
 	$(CC) $(CFLAGS) $(LDFLAGS) $< -lutil -o $@
 
+# Runs a command under a default container's refusal of namespaces (tests/e2e/container_test.lua).
+$(BUILD)/nsdeny: tests/tools/nsdeny.c | deps
+	$(CC) $(CFLAGS) $(LDFLAGS) $< -lseccomp -o $@
+
 # Every layer, then one summary line: "N passed, N failed".
-test: $(BUILD)/orket $(BUILD)/test_core $(BUILD)/ptydrive
+test: $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/test_core $(BUILD)/ptydrive $(BUILD)/nsdeny
 	@sh tests/run.sh $(BUILD)
 
 asan:
@@ -66,12 +75,12 @@ run: $(BUILD)/orket
 $(BUILD)/curlfloor: bench/curlfloor.c | deps
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(shell pkg-config --libs libcurl 2>/dev/null) -o $@
 
-bench: $(BUILD)/orket $(BUILD)/curlfloor
+bench: $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/curlfloor
 	@sh bench/run.sh $(BUILD)
 
-install: $(BUILD)/orket
+install: $(BUILD)/orket $(BUILD)/orket-confine
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/orket
-	install -m 755 $(BUILD)/orket $(DESTDIR)$(PREFIX)/bin/orket
+	install -m 755 $(BUILD)/orket $(BUILD)/orket-confine $(DESTDIR)$(PREFIX)/bin/
 	for d in lua roles tools policies templates web; do if [ -d $$d ]; then cp -R $$d $(DESTDIR)$(PREFIX)/share/orket/; fi; done
 
 clean:

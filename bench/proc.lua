@@ -40,11 +40,30 @@ local function pct(sorted, p)
   return sorted[math.max(1, math.ceil(#sorted * p))]
 end
 
+-- CPU seconds this process and its reaped children have used (/proc/self/stat: utime,
+-- stime, cutime, cstime in clock ticks of 10 ms). Wall times on a busy machine mostly
+-- measure the wait for a CPU; CPU time per run is what a run costs whatever the load.
+local function cpu_ms()
+  local f = assert(io.open("/proc/self/stat"))
+  local line = f:read("l")
+  f:close()
+  local rest = line:match("%) (.*)$")
+  local fields = {}
+  for v in rest:gmatch("%S+") do fields[#fields + 1] = v end
+  -- after the command: state is field 3, utime 14 .. cstime 17 (so 12 .. 15 here)
+  local ticks = 0
+  for i = 12, 15 do ticks = ticks + tonumber(fields[i]) end
+  return ticks * 10
+end
+
+-- p50, p99 of n calls of fn(...) in ms, and the CPU ms per call
 local function batch(fn, n, ...)
   local t = {}
+  local c0 = cpu_ms()
   for i = 1, n do t[i] = fn(...) end
+  local cpu = (cpu_ms() - c0) / n
   table.sort(t)
-  return pct(t, 0.5), pct(t, 0.99)
+  return pct(t, 0.5), pct(t, 0.99), cpu
 end
 
 -- n at once: wall milliseconds until the last one is reaped.
@@ -84,21 +103,24 @@ for _, name in ipairs(proc.layers().optional) do
   if probe[name] then layers[#layers + 1] = name end
 end
 print(string.format("layers this kernel offers: %s (Landlock ABI %d)", table.concat(layers, " "), probe.landlock_abi))
+print("confinement helper: " .. proc.helper())
 confined_once() -- warm up: page cache, the runner's context
 bare_once()
 
-local rows = { floor50 = {}, floor99 = {}, all50 = {}, all99 = {}, none50 = {}, ratio = {}, above = {}, helper = {} }
-print(string.format("%-6s %12s %12s %12s %12s %14s %8s %10s", "round", "floor p50", "floor p99", "all p50",
-  "all p99", "helper only p50", "ratio", "above ms"))
+local rows = { floor50 = {}, floor99 = {}, all50 = {}, all99 = {}, none50 = {}, ratio = {}, above = {}, helper = {},
+  fcpu = {}, acpu = {}, cpu_above = {} }
+print(string.format("%-6s %12s %12s %12s %12s %14s %8s %10s %10s %10s", "round", "floor p50", "floor p99", "all p50",
+  "all p99", "helper only p50", "ratio", "above ms", "floor cpu", "all cpu"))
 local none = { userns = false, netns = false, pidns = false, landlock = false, seccomp = false, no_new_privs = false }
 for round = 1, ROUNDS do
-  local f50, f99 = batch(bare_once, PER_ROUND)
-  local a50, a99 = batch(confined_once, PER_ROUND)
+  local f50, f99, fcpu = batch(bare_once, PER_ROUND)
+  local a50, a99, acpu = batch(confined_once, PER_ROUND)
+  rows.fcpu[round], rows.acpu[round], rows.cpu_above[round] = fcpu, acpu, acpu - fcpu
   local n50 = batch(confined_once, PER_ROUND, none)
   rows.floor50[round], rows.floor99[round], rows.all50[round], rows.all99[round] = f50, f99, a50, a99
   rows.none50[round], rows.ratio[round], rows.above[round] = n50, a50 / f50, a50 - f50
-  print(string.format("%-6d %9.2f ms %9.2f ms %9.2f ms %9.2f ms %11.2f ms %7.1fx %10.2f", round, f50, f99, a50, a99,
-    n50, a50 / f50, a50 - f50))
+  print(string.format("%-6d %9.2f ms %9.2f ms %9.2f ms %9.2f ms %11.2f ms %7.1fx %10.2f %7.2f ms %7.2f ms", round,
+    f50, f99, a50, a99, n50, a50 / f50, a50 - f50, fcpu, acpu))
 end
 print("over " .. ROUNDS .. " rounds of " .. PER_ROUND .. " runs each:")
 print("  floor p50 (bare uv.spawn true)   " .. mmm(rows.floor50) .. " ms")
@@ -107,6 +129,9 @@ print("  all layers p99                   " .. mmm(rows.all99) .. " ms")
 print("  helper, no optional layer, p50   " .. mmm(rows.none50) .. " ms")
 print("  ratio all/floor (p50)            " .. mmm(rows.ratio) .. " x")
 print("  all layers above the floor (p50) " .. mmm(rows.above) .. " ms   (target < 5 ms)")
+print("  CPU per run, floor                " .. mmm(rows.fcpu) .. " ms   (this process and its children)")
+print("  CPU per run, all layers           " .. mmm(rows.acpu) .. " ms")
+print("  CPU per run above the floor       " .. mmm(rows.cpu_above) .. " ms")
 
 print(string.format("%d at once:", INFLIGHT))
 local fl, al, ratios = {}, {}, {}

@@ -337,6 +337,8 @@ static int cf_seccomp(char *why, size_t whylen) {
   /* no_new_privs is a layer of its own: libseccomp must not set it behind our back. */
   rc |= seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
   rc |= seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+  /* the kernel's own error when loading fails (EACCES without no_new_privs), not ECANCELED */
+  rc |= seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
   for (const char *const *n = cf_denied; *n && rc == 0; n++) {
     int nr = seccomp_syscall_resolve_name(*n);
     if (nr == __NR_SCMP_ERROR) continue; /* not on this architecture */
@@ -440,7 +442,14 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
   }
   int abi = cf_landlock_abi();
   if (s->want & CONFINE_LANDLOCK) {
-    if (cf_landlock(s, abi, &applied, why, sizeof why) != 0) cf_missing(s, CONFINE_LANDLOCK, why);
+    if (cf_landlock(s, abi, &applied, why, sizeof why) != 0) {
+      cf_missing(s, CONFINE_LANDLOCK, why);
+      /* the kernel offers the sub-layers; they are missing for the same reason */
+      char sub[340];
+      snprintf(sub, sizeof sub, "Landlock did not apply (%s)", why);
+      if (abi >= 4) cf_missing(s, CONFINE_LANDLOCK_NET, sub);
+      if (abi >= 6) cf_missing(s, CONFINE_LANDLOCK_SCOPE, sub);
+    }
   } else {
     cf_missing(s, CONFINE_LANDLOCK, "switched off");
   }
@@ -513,9 +522,16 @@ static void cf_kill_children(void) {
 static void cf_sweep(pid_t prog, int *prog_status, int *prog_done) {
   for (;;) {
     kill(-prog, SIGKILL);
-    cf_kill_children();
     int st;
-    pid_t r = waitpid(-1, &st, 0);
+    /* No child left (the usual end): nothing is below, since an orphan is re-parented
+     * here before its parent can be reaped. Skips the /proc scan, most of a short run's
+     * teardown. */
+    pid_t r = waitpid(-1, &st, WNOHANG);
+    if (r < 0 && errno == ECHILD) return;
+    if (r == 0) {
+      cf_kill_children();
+      r = waitpid(-1, &st, 0);
+    }
     if (r < 0 && errno == ECHILD) return;
     if (r == prog && !*prog_done) {
       *prog_status = st;

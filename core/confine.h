@@ -1,8 +1,9 @@
 /* confine.h: the confinement step that runs between fork and exec of a program Orket runs
  * for hostile code (tests agents wrote). libuv has no pre-exec hook, so the runner
- * (proc.h) spawns the orket binary itself as a helper (`orket --confine-exec ...`); the
- * helper applies the layers below, each when the kernel offers it, reports which applied on
- * fd 3 and execs the program. Plain C, no Lua; the spec travels in argv, never in the
+ * (proc.h) spawns a helper: `orket-confine` (confine_main.c, a static binary beside orket)
+ * or the orket binary itself (`orket --confine-exec ...`); the helper applies the layers
+ * below, each when the kernel offers it, reports which applied on fd 3 and execs the
+ * program. Plain C, no Lua; the spec travels in argv, never in the
  * environment. */
 #ifndef ORKET_CONFINE_H
 #define ORKET_CONFINE_H

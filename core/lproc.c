@@ -405,8 +405,17 @@ static int lp_live(lua_State *L) {
   return 1;
 }
 
+/* helper() -> the path of the confinement helper runs exec (orket-confine next to the
+ * running binary, else "/proc/self/exe"): bench and tests say which one they measured */
+static int lp_helper(lua_State *L) {
+  proc_ctx *c = lp_ctx(L, 1);
+  lua_pushstring(L, proc_ctx_helper(c));
+  return 1;
+}
+
 static const luaL_Reg lp_funcs[] = {
     {"run", lp_run},
+    {"helper", lp_helper},
     {"probe", lp_probe},
     {"layers", lp_layers},
     {"live", lp_live},

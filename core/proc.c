@@ -8,12 +8,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
+#include <spawn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PROC_DEFAULT_CAP (1u << 20)
@@ -23,6 +27,8 @@
 
 struct proc_ctx {
   uv_loop_t *loop;
+  char helper[PATH_MAX]; /* the helper binary: orket-confine next to orket, else orket */
+  int pidfd;             /* 1: spawn with posix_spawn and watch a pidfd; 0: uv_spawn */
   proc_run *live; /* doubly linked through prev/next */
   size_t nlive;
   int freeing;
@@ -33,7 +39,10 @@ struct proc_run {
   proc_run *prev, *next;
   proc_done_fn done;
   void *ud;
-  uv_process_t proc;
+  uv_process_t proc;  /* the helper, when spawned with uv_spawn */
+  uv_poll_t exitpoll; /* else: readable on its pidfd when it exits */
+  int by_pidfd;       /* which of the two watches the helper */
+  int pidfd;          /* the pidfd while open, else -1 */
   uv_pipe_t pipes[3]; /* stdout, stderr, report */
   uv_timer_t timer;   /* the timeout, then the drain */
   uv_timer_t backstop;
@@ -111,17 +120,44 @@ size_t proc_stream_text(const proc_stream *s, char *out, size_t outlen) {
 
 /* ---- context ---------------------------------------------------------------------------- */
 
+/* The helper: the small `orket-confine` installed next to the running orket binary when it
+ * is there and executable (an exec of orket itself maps every library Orket links), else
+ * orket itself, which has the same helper mode. */
+static void proc_find_helper(char *out, size_t outlen) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  snprintf(out, outlen, "/proc/self/exe");
+  if (n <= 0) return;
+  self[n] = '\0';
+  char *slash = strrchr(self, '/');
+  if (slash == NULL) return;
+  slash[1] = '\0';
+  char cand[PATH_MAX];
+  if ((size_t)snprintf(cand, sizeof cand, "%sorket-confine", self) >= sizeof cand) return;
+  struct stat st;
+  if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0) snprintf(out, outlen, "%s", cand);
+}
+
 proc_ctx *proc_ctx_new(uv_loop_t *loop) {
   /* Orket holds API keys in its environment and memory. Not dumpable, its /proc files
    * (environ, mem) are closed to a program of the same user that lacks CAP_SYS_PTRACE,
    * which is every confined program with a user namespace, Landlock or not. */
   prctl(PR_SET_DUMPABLE, 0);
   proc_ctx *c = calloc(1, sizeof *c);
-  if (c) c->loop = loop;
+  if (c == NULL) return NULL;
+  c->loop = loop;
+  proc_find_helper(c->helper, sizeof c->helper);
+  int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+  if (fd >= 0) {
+    c->pidfd = 1;
+    close(fd);
+  }
   return c;
 }
 
 size_t proc_ctx_live(const proc_ctx *c) { return c->nlive; }
+
+const char *proc_ctx_helper(const proc_ctx *c) { return c->helper; }
 
 static int proc_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
   (void)st;
@@ -149,6 +185,10 @@ static void proc_free(proc_run *r) {
 
 static void proc_closed(uv_handle_t *h) {
   proc_run *r = h->data;
+  if (h == (uv_handle_t *)&r->exitpoll && r->pidfd >= 0) {
+    close(r->pidfd);
+    r->pidfd = -1;
+  }
   if (--r->open == 0 && r->released) proc_free(r);
 }
 
@@ -233,8 +273,12 @@ static void proc_drain_over(uv_timer_t *t) {
   proc_check_done(r);
 }
 
-static void proc_exited(uv_process_t *p, int64_t status, int sig) {
-  proc_run *r = p->data;
+/* The handle that watches the helper's exit. */
+static uv_handle_t *proc_exit_handle(proc_run *r) {
+  return r->by_pidfd ? (uv_handle_t *)&r->exitpoll : (uv_handle_t *)&r->proc;
+}
+
+static void proc_helper_exited(proc_run *r, int64_t status, int sig) {
   r->exited = 1;
   r->code = sig ? -1 : (int)status;
   r->sig = sig;
@@ -243,7 +287,7 @@ static void proc_exited(uv_process_t *p, int64_t status, int sig) {
   /* A helper that died by a signal did not sweep: clear what is left of the program's
    * group (its members hold the group id, so it cannot have been reused). */
   if (sig && r->prog_pgid > 0) kill(-r->prog_pgid, SIGKILL);
-  proc_close(r, (uv_handle_t *)p);
+  proc_close(r, proc_exit_handle(r));
   if (r->released) { /* cancelled and forgotten: nothing more to read */
     proc_close_handles(r);
     return;
@@ -256,6 +300,22 @@ static void proc_exited(uv_process_t *p, int64_t status, int sig) {
   proc_check_done(r);
 }
 
+static void proc_exited(uv_process_t *p, int64_t status, int sig) { proc_helper_exited(p->data, status, sig); }
+
+/* The helper's pidfd is readable: it has exited; reap it here (libuv reaps only the
+ * processes it spawned itself). */
+static void proc_pidfd_ready(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  proc_run *r = h->data;
+  if (r->exited) return;
+  int st;
+  pid_t got = waitpid(r->helper_pid, &st, WNOHANG);
+  if (got == 0) return; /* not yet (a spurious wake) */
+  if (got < 0) st = 0;  /* reaped elsewhere: nothing more to learn */
+  uv_poll_stop(h);
+  proc_helper_exited(r, WIFEXITED(st) ? WEXITSTATUS(st) : 0, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
 static void proc_timeout(uv_timer_t *t) {
   proc_run *r = t->data;
   if (r->reason == PROC_RUNNING) r->reason = PROC_TIMEOUT;
@@ -374,6 +434,62 @@ static int proc_env_has(char *const *env, const char *name) {
   return 0;
 }
 
+/* Spawns the helper as uv_spawn would (its own session, stdin the null device, fds 1-3 the
+ * pipes' write ends, nothing else open, default signals, no environment), but with
+ * posix_spawn, which does not copy Orket's page tables as fork does (glibc uses
+ * CLONE_VM|CLONE_VFORK): on a busy virtual machine that copy was a good part of a run's
+ * cost. The exit is watched through a pidfd on the loop. Returns 0 or a libuv error code;
+ * on error no handle is left initialised and no helper is left running. */
+static int proc_spawn_pidfd(proc_run *r, const char *helper, char **args, int fds[3][2]) {
+  int out[3], rc = 0;
+  for (int i = 0; i < 3; i++) out[i] = -1;
+  /* a write end that sits on a low descriptor would be overwritten by the dup2s (or keep
+   * its close-on-exec flag when dup2'd onto itself): move it up first */
+  for (int i = 0; i < 3 && rc == 0; i++) {
+    out[i] = fcntl(fds[i][1], F_DUPFD_CLOEXEC, 10);
+    if (out[i] < 0) rc = -(errno);
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&at);
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  pid_t pid = -1;
+  if (rc == 0) {
+    int e = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    for (int i = 0; i < 3 && e == 0; i++) e = posix_spawn_file_actions_adddup2(&fa, out[i], i + 1);
+    if (e == 0) e = posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+    if (e == 0) e = posix_spawnattr_setsigdefault(&at, &all);
+    if (e == 0) e = posix_spawnattr_setsigmask(&at, &none);
+    if (e == 0) e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    char *noenv[] = {NULL}; /* the helper sees no environment at all: no secret reaches it */
+    if (e == 0) e = posix_spawn(&pid, helper, &fa, &at, args, noenv);
+    if (e != 0) rc = -(e);
+  }
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  for (int i = 0; i < 3; i++)
+    if (out[i] >= 0) close(out[i]);
+  if (rc != 0) return rc;
+  r->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (r->pidfd < 0) rc = -(errno);
+  if (rc == 0) rc = uv_poll_init(r->ctx->loop, &r->exitpoll, r->pidfd);
+  if (rc != 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    if (r->pidfd >= 0) close(r->pidfd);
+    r->pidfd = -1;
+    return rc;
+  }
+  r->by_pidfd = 1;
+  r->exitpoll.data = r;
+  r->helper_pid = pid;
+  uv_poll_start(&r->exitpoll, UV_READABLE, proc_pidfd_ready);
+  return 0;
+}
+
 proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *ud, char *err,
                      size_t errlen, const char **code) {
   struct stat st;
@@ -396,6 +512,7 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
   c->nlive++;
   r->done = done;
   r->ud = ud;
+  r->pidfd = -1;
   r->t0 = uv_hrtime();
   r->output_limit = o->output_limit;
   for (int i = 0; i < 2; i++) r->s[i].cap = o->output_cap ? o->output_cap : PROC_DEFAULT_CAP;
@@ -433,7 +550,7 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
       .tmpdir = r->tmpdir, .env = env, .argv = o->argv,
   };
   char scratch[200];
-  const char *helper = o->helper ? o->helper : "/proc/self/exe";
+  const char *helper = o->helper ? o->helper : c->helper;
   char **args = confine_encode(helper, &spec, scratch, sizeof scratch);
   if (args == NULL) {
     free(env);
@@ -479,7 +596,8 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
   po.stdio_count = 4;
   po.stdio = stdio;
   int spawn_tried = rc == 0;
-  if (spawn_tried) rc = uv_spawn(c->loop, &r->proc, &po);
+  if (spawn_tried && c->pidfd) rc = proc_spawn_pidfd(r, helper, args, fds);
+  else if (spawn_tried) rc = uv_spawn(c->loop, &r->proc, &po);
   free(args);
   free(env);
   for (int i = 0; i < 3; i++) {
@@ -489,7 +607,7 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
   if (rc != 0) {
     snprintf(err, errlen, "cannot start the confinement helper %s: %s", helper, uv_strerror(rc));
     proc_close_handles(r);
-    if (spawn_tried) { /* uv_spawn leaves the handle initialised even when it fails */
+    if (spawn_tried && !c->pidfd) { /* uv_spawn leaves the handle initialised even when it fails */
       uv_close((uv_handle_t *)&r->proc, proc_closed);
       r->open++;
     }
@@ -498,7 +616,7 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
   r->open++;
   r->spawned = 1;
   r->released = 0;
-  r->helper_pid = r->proc.pid;
+  if (!r->by_pidfd) r->helper_pid = r->proc.pid;
   uv_read_start((uv_stream_t *)&r->pipes[0], proc_alloc, proc_read_out);
   uv_read_start((uv_stream_t *)&r->pipes[1], proc_alloc, proc_read_out);
   uv_read_start((uv_stream_t *)&r->pipes[2], proc_alloc, proc_read_report);
@@ -538,7 +656,7 @@ void proc_ctx_free(proc_ctx *c) {
       /* The helper sweeps on SIGTERM; the program's group goes at once. */
       kill(r->helper_pid, SIGTERM);
       if (r->prog_pgid > 0) kill(-r->prog_pgid, SIGKILL);
-      proc_close(r, (uv_handle_t *)&r->proc);
+      proc_close(r, proc_exit_handle(r));
     }
     r->finished = 1;
     r->done = NULL;

@@ -21,7 +21,8 @@ typedef struct proc_run proc_run;
 typedef void (*proc_done_fn)(proc_run *r, void *ud);
 
 typedef struct proc_opts {
-  const char *helper;        /* the orket binary (NULL: /proc/self/exe) */
+  const char *helper;        /* the helper binary (NULL: orket-confine next to the running
+                                binary, else the running binary itself) */
   char *const *argv;         /* the program, NULL-terminated */
   char *const *env;          /* extra "NAME=value" entries (NULL-terminated or NULL); PATH,
                                 HOME, TMPDIR, LANG are set unless given here */
@@ -66,6 +67,10 @@ void proc_ctx_free(proc_ctx *c);
 
 /* Runs alive on this context (started and not yet freed). */
 size_t proc_ctx_live(const proc_ctx *c);
+
+/* The helper binary runs exec: orket-confine next to the running binary when it is there,
+ * else "/proc/self/exe" (orket's own helper mode). */
+const char *proc_ctx_helper(const proc_ctx *c);
 
 /* Starts a run. Returns NULL with a message in err (and errno-style code in *code, e.g.
  * "ENOENT", "ESPAWN") when it could not start. */

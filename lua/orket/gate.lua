@@ -38,7 +38,7 @@ end
 
 --- check{actor={seat=, roles={}}, tool=, args=, args_error=, raw_args=, card=,
 ---       counters={turn=, run=}, limits=, tools=registry, policies=set, allowed={tool names},
----       record=fn} -> {verdict="allow"|"deny"|"ask", code=, reason=, remedy=, rule=}
+---       record=fn, commands={program names}} -> {verdict="allow"|"deny"|"ask", code=, reason=, remedy=, rule=}
 --- The decision is core/gate.c's alone, this only gathers its input: the card's facts
 --- (card.id, status, type, worked_by, deps_done; nil deps_done counts as done) for the
 --- state machine, which gate.c asks itself; args_error (why the model's argument text is not
@@ -82,6 +82,7 @@ function M.check(input)
     rules = policies and (policies.compiled or policies.rules) or nil,
     predicate = policies and function(i) return policies:predicate(i, call) end or nil,
   }
+  d = M.program_check(d, def, input.args, input.commands)
   local record = input.record
   if record then
     -- args (the arguments' JSON, cut at 500 bytes) is encoded only when the recorder
@@ -104,6 +105,23 @@ function M.check(input)
     end
   end
   return d
+end
+
+--- program_check(d, def, args, commands) -> d, or an "ask" decision: a call of a tool that
+--- runs a program (effect "process", argv argument) that nothing else decided (ALLOWED) is
+--- asked about unless argv[1] is one of commands (orket.lua's verify.commands). A policy's
+--- allow (POLICY_ALLOW), ask or deny has already decided and stands.
+function M.program_check(d, def, args, commands)
+  if d.verdict ~= "allow" or d.code ~= "ALLOWED" or not def or def.effect ~= "process" then return d end
+  local argv = type(args) == "table" and args.argv
+  if type(argv) ~= "table" then return d end
+  local prog = argv[1]
+  for _, c in ipairs(commands or {}) do
+    if c == prog then return d end
+  end
+  return { verdict = "ask", code = "COMMAND_ASK",
+    reason = string.format("program %q is not in verify.commands and no policy allows it", tostring(prog)),
+    remedy = "Wait for a developer's approval, or use run_tests or a program the project allows." }
 end
 
 --- card_facts(board, card) -> {id=, status=, type=, worked_by=, deps_done=}: what the gate

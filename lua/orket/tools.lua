@@ -16,7 +16,7 @@ local M = {}
 -- Budget for one handler call: searches walk many files, so more than a policy predicate.
 M.BUDGET = { instructions = 200000000, timeout_ms = 10000, memory = 256 * 1024 * 1024 }
 
-local EFFECTS = { read = true, write = true, board = true }
+local EFFECTS = { read = true, write = true, board = true, process = true }
 local KEYS = { name = true, description = true, parameters = true, effect = true, status = true,
   wait_reason = true, handler = true, idempotent = true, recover = true }
 local WAIT_REASONS = { resource = true, dependency = true, review = true, input = true, system = true }
@@ -48,7 +48,7 @@ local function validate(def, file)
   if type(def.description) ~= "string" or def.description == "" then
     bad("description must be a non-empty string")
   end
-  if not EFFECTS[def.effect] then bad("effect must be \"read\", \"write\" or \"board\"") end
+  if not EFFECTS[def.effect] then bad("effect must be \"read\", \"write\", \"board\" or \"process\"") end
   if def.status ~= nil and type(def.status) ~= "string" then bad("status must be a string") end
   if def.wait_reason ~= nil then
     -- the gate asks the state machine about the fixed status with this reason
@@ -64,8 +64,8 @@ local function validate(def, file)
   if def.recover ~= nil and type(def.recover) ~= "function" then
     bad("recover must be a function(args, ctx) -> result | nil")
   end
-  if (def.idempotent ~= nil or def.recover ~= nil) and def.effect ~= "write" then
-    bad("idempotent and recover apply only to tools with effect = \"write\" (effects on files)")
+  if (def.idempotent ~= nil or def.recover ~= nil) and def.effect ~= "write" and def.effect ~= "process" then
+    bad("idempotent and recover apply only to tools with effect = \"write\" or \"process\" (effects outside the store)")
   end
   if def.idempotent and def.recover ~= nil then
     bad("a tool is either idempotent (re-run after a crash) or has recover, not both")
@@ -331,6 +331,7 @@ local function tool_ctx(ctx)
     fs = ctx.fs and tool_fs(ctx.fs, ctx.may_read), board = board, memory = memory,
     card = card and sandbox.copy(card), actor = actor and sandbox.copy(actor),
     seats = ctx.seats and sandbox.copy(ctx.seats),
+    tests = ctx.tests and sandbox.copy(ctx.tests),
   }
 end
 

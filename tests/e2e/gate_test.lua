@@ -31,6 +31,21 @@ describe("orket gate check", function()
     end
   end)
 
+  it("asks about run_command unless the project's verify.commands lists its program", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/orket.lua", 'name = "g"\nverify = { commands = { "make" } }\n')
+    local r = H.orket([[gate check --role coder --tool run_command --args '{"argv":["make","test"]}' --workspace ]]
+      .. H.quote(dir))
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    r = H.orket([[gate check --role coder --tool run_command --args '{"argv":["rm","-rf","x"]}' --workspace ]]
+      .. H.quote(dir))
+    assert.equal(4, r.status)
+    assert.matches("^ask %(COMMAND_ASK%)\nreason: program \"rm\" is not in verify.commands", r.stdout)
+    r = H.orket([[gate check --role coder --tool run_command --args '{"argv":"make test"}' --workspace ]] .. H.quote(dir))
+    assert.equal(1, r.status)
+    assert.matches("ARGS_INVALID", r.stdout)
+  end)
+
   it("applies the project's policies from --workspace", function()
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. dir .. "/policies " .. dir .. "/roles")

@@ -115,7 +115,7 @@ describe("orket validate", function()
     assert.matches('roles/pilot.lua:3: tools[2]: no tool named "fly"', out, 1, true)
     -- every missing field of the tool, not only the first
     assert.matches("tools/bad.lua: description must be a non-empty string", out, 1, true)
-    assert.matches('tools/bad.lua: effect must be "read", "write" or "board"', out, 1, true)
+    assert.matches('tools/bad.lua: effect must be "read", "write", "board" or "process"', out, 1, true)
     assert.matches("tools/bad.lua: handler must be a function(args, ctx)", out, 1, true)
     assert.matches("routing.lua:1: worker must be a function", out, 1, true)
     assert.matches("epics/e3.json:3: issues[0].summary: must be a string", out, 1, true)

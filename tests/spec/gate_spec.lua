@@ -177,6 +177,31 @@ describe("gate.check", function()
       card = { id = "X", status = "code_review" }, args = { path = "a" } }))
   end)
 
+  it("asks about run_command unless verify.commands or a policy allows its program", function()
+    local args = { argv = { "make", "test" } }
+    local d = check { tool = "run_command", args = args }
+    assert.equal("ask", d.verdict)
+    assert.equal("COMMAND_ASK", d.code)
+    assert.equal('program "make" is not in verify.commands and no policy allows it', d.reason)
+    assert.equal("allow", check { tool = "run_command", args = args, commands = { "lua", "make" } }.verdict)
+    -- the program is argv[1] exactly: no PATH lookup, no prefix match
+    assert.equal("ask", check { tool = "run_command", args = { argv = { "/usr/bin/make" } }, commands = { "make" } }.verdict)
+    assert.equal("ask", check { tool = "run_command", args = { argv = { "make2" } }, commands = { "make" } }.verdict)
+    -- a policy's allow stands; its deny and ask decide before the commands list
+    local set = policies [[
+      allow { tool = "run_command", when = function(c) return c.args.argv[1] == "cc" end }
+      deny { tool = "run_command", when = function(c) return c.args.argv[1] == "rm" end, reason = "no rm" }
+    ]]
+    assert.equal("POLICY_ALLOW", check { tool = "run_command", args = { argv = { "cc" } }, policies = set }.code)
+    assert.equal("deny", check { tool = "run_command", args = { argv = { "rm" } }, policies = set,
+      commands = { "rm" } }.verdict)
+    -- run_tests runs the project's own command: nothing to ask
+    assert.equal("allow", check { tool = "run_tests", args = {} }.verdict)
+    -- argv that is not an array is refused by the schema before
+    d = check { tool = "run_command", args = { argv = "make test" }, commands = { "make" } }
+    assert.equal("ARGS_INVALID", d.code)
+  end)
+
   it("runs predicates under the script budget; a failing predicate denies", function()
     local set = policies [[
       deny { tool = "write_file", when = function(call) return #call.args.content > 10 end, reason = "too long" }

@@ -105,6 +105,17 @@ describe("orket.c.proc.run", function()
       "bad argument #1 to 'run' (memory must be a whole number between 0 and 9223372036854775807)")
   end)
 
+  it("runs through the small helper installed next to the orket binary", function()
+    -- the build puts orket-confine beside orket (make install too); a binary without one
+    -- would re-execute itself
+    local beside = (H.BIN:match("^(.*)/[^/]+$") or ".") .. "/orket-confine"
+    if io.open(beside) then
+      assert.equal(require("luv").fs_realpath(beside), require("luv").fs_realpath(proc.helper()))
+    else
+      assert.equal("/proc/self/exe", proc.helper())
+    end
+  end)
+
   it("raises where the caller cannot be suspended", function()
     local _, ws = project()
     local ok, err = pcall(table.sort, { 2, 1 }, function() proc.run { argv = { "true" }, cwd = ws } return true end)
@@ -286,6 +297,13 @@ for _, cfg in ipairs(CONFIGS) do
         if off then
           assert.is_false(applied(r, name), name)
           assert.equal("switched off", r.missing[name])
+        elseif cfg.off == "no_new_privs" and (name == "seccomp" or name:match("^landlock")) then
+          -- without no_new_privs only a process with CAP_SYS_ADMIN may apply these (root
+          -- here; not root in a default container): applied, or refused by the kernel
+          local why = tostring(r.missing[name])
+          assert.is_true(applied(r, name) or why:match("Operation not permitted") ~= nil
+            or why:match("Permission denied") ~= nil,
+            name .. ": " .. tostring(r.missing[name]))
         elseif offered[name] and not (cfg.off == "userns" and (name == "netns" or name == "pidns")) then
           assert.is_true(applied(r, name), name .. " is offered but missing: " .. tostring(r.missing[name]))
           assert.is_nil(r.missing[name])
@@ -375,6 +393,17 @@ for _, cfg in ipairs(CONFIGS) do
         c:close()
       end)
       local port = server:getsockname().port
+      local probe = hostile { argv = { "true" }, cwd = ws }
+      if not (applied(probe, "netns") or applied(probe, "landlock_net") or applied(probe, "seccomp")) then
+        -- no layer that stops the network applied (no namespaces, and without
+        -- no_new_privs neither Landlock nor seccomp, as in a container without
+        -- CAP_SYS_ADMIN): the report must say so, which is what verify.require acts on
+        for _, name in ipairs { "netns", "landlock_net", "seccomp" } do
+          assert.is_string(probe.missing[name], name)
+        end
+        server:close()
+        return
+      end
       for _, target in ipairs { "1.1.1.1/80", "example.com/80", "127.0.0.1/" .. port } do
         local r = hostile { argv = { "bash", "-c", "exec 3<>/dev/tcp/" .. target .. " && echo connected" }, cwd = ws }
         assert.equal("exit", r.reason, target)

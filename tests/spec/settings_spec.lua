@@ -38,6 +38,18 @@ describe("engine settings", function()
     assert.matches("orket.lua: concurrency", err)
   end)
 
+  it("verify.commands: a list of program names, checked by name", function()
+    local s = assert(settings.resolve { verify = { commands = { "make", "lua" } } })
+    assert.same({ "make", "lua" }, s.verify.commands)
+    assert.same({}, assert(settings.resolve {}).verify.commands)
+    local _, err = settings.resolve { verify = { commands = "make" } }
+    assert.equal("orket.lua: verify.commands: must be an array of strings", err)
+    _, err = settings.resolve { verify = { commands = { "make", 3 } } }
+    assert.equal("orket.lua: verify.commands[2]: must be a string", err)
+    _, err = settings.resolve { verify = { commands = { "" } } }
+    assert.matches("orket.lua: verify.commands%[1%]: must be a program name", err)
+  end)
+
   it("are one schema: check reports every problem of orket.lua at once, resolve the first", function()
     local data = { teams = {}, name = "caf\233", budgets = { turns = 1 }, concurrency = 0,
       review = { escalate_after = 5, requirements_review_after = 1 },

@@ -105,9 +105,14 @@ local function run(args, cli)
       return 1
     end
   end
+  -- the programs run_command runs unasked: orket.lua's verify.commands, when it reads
+  local commands
+  local cfg = require("orket.config").load(dir)
+  local s = cfg and require("orket.engine.settings").resolve(cfg)
+  if s then commands = s.verify.commands end
   local d = gate.check {
     actor = { seat = o.seat or o.roles[1], roles = o.roles }, tool = o.tool, args = call_args,
-    card = card, tools = reg, policies = set, allowed = allowed,
+    card = card, tools = reg, policies = set, allowed = allowed, commands = commands,
   }
   if o.json then
     -- jsonout: keys sorted (the same decision prints the same bytes) and paths plain

@@ -169,6 +169,7 @@ M.DEFAULTS = {
   -- layers a run must have or goes without.
   verify = {
     command = nil,      -- argv run as every issue's check when its epic gives none
+    commands = {},      -- programs agents may run with run_command without asking, e.g. {"make", "lua"}
     require = {},       -- layers every run must have, e.g. {"netns", "landlock"}
     layers = {},        -- optional layers switched off, e.g. {netns = false}
     timeout_ms = 120000,
@@ -279,16 +280,22 @@ local function names(v, path)
   return out
 end
 
-local VERIFY_KEYS = "command, layers, output_cap, require, timeout_ms"
+local VERIFY_KEYS = "command, commands, layers, output_cap, require, timeout_ms"
 local function verify(d)
   local src, D = d.verify, M.DEFAULTS.verify
-  local out = { require = {}, layers = {}, timeout_ms = D.timeout_ms, output_cap = D.output_cap }
+  local out = { require = {}, layers = {}, commands = {}, timeout_ms = D.timeout_ms, output_cap = D.output_cap }
   if src == nil then return out end
   if type(src) ~= "table" then fail("verify", "must be a table (fields: %s)", VERIFY_KEYS) end
   for k, v in pairs(src) do
     local p = "verify." .. tostring(k)
     if k == "command" then out[k] = argv(v, p)
     elseif k == "require" then out[k] = names(v, p)
+    elseif k == "commands" then
+      -- program names compared with run_command's argv[1] as given (no PATH lookup)
+      out[k] = names(v, p)
+      for i, n in ipairs(out[k]) do
+        if n == "" or n:find("%z") then fail(p .. "[" .. i .. "]", "must be a program name, e.g. \"make\"") end
+      end
     elseif k == "timeout_ms" then out[k] = int(v, p, 1)
     elseif k == "layers" then
       if type(v) ~= "table" then fail(p, "must be a table such as {netns = false}") end

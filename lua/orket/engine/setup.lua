@@ -87,6 +87,7 @@ function M.open(dir, opts)
     gate = function(input)
       input.tools, input.policies = input.tools or e.tools, input.policies or e.policies
       input.limits = input.limits or s.limits -- orket.lua's limits section
+      input.commands = input.commands or s.verify.commands -- programs run_command runs unasked
       return gate.check(input)
     end,
   }

@@ -3,7 +3,8 @@
 -- execute -> return results to the model -> repeat, until the model stops, the card's
 -- status changes, or a budget ends the turn. A step's records (response, each call's gate
 -- decision, effect and result, the turn's end) are one transaction, committed before the
--- next model call; a call with effects on files commits its intent first (commit_step).
+-- next model call; a call with effects on files, or that runs a program, commits its
+-- intent first (commit_step).
 local cjson = require "cjson.safe"
 local rt = require "orket.c.runtime"
 local roles = require "orket.engine.roles"
@@ -243,7 +244,7 @@ local function execute(e, job, turn_id, key, call, counters, card)
       res = asked
     elseif decision.verdict == "allow" then
       local def = tools:get(call.name)
-      if def and def.effect == "write" then
+      if def and (def.effect == "write" or def.effect == "process") then
         res = { effect = true, id = assert(e.db:start_tool_call { turn = turn_id, call_id = key, tool = call.name,
           arguments = call.arguments, gate_code = allowed_by, run = job.run, card = job.card_id, seat = job.seat }) }
         return true
@@ -265,17 +266,33 @@ end
 
 -- Runs a "write" call's effect between two transactions of its step. p: {call=, card=,
 -- recovering=}; recovering: the journal holds the call's intent but no result, so a
--- process stopped while it ran: re-run only when the tool says that is safe.
+-- process stopped while it ran: re-run only when the tool says that is safe. A "process"
+-- tool's handler returns what to run; the program runs here (orket.engine.proctool).
 local function run_effect(e, job, p, counters)
   local tools = job.tools or e.tools
   local call, ctx = p.call, tool_ctx(e, job, p.card)
+  local def = tools:get(call.name)
+  local process = def and def.effect == "process"
+  local function run()
+    if not process then return tools:run(call.name, call.arguments, ctx) end
+    local checks = require("orket.engine.verify").checks(e, p.card)
+    ctx.tests = checks and checks.steps or nil
+    local req = tools:run(call.name, call.arguments, ctx)
+    if not req.ok then return req end
+    -- the issue's own timeout for its checks, unless the call gives one
+    if checks and type(req.result) == "table" and req.result.timeout_ms == nil then
+      req.result.timeout_ms = checks.timeout_ms
+    end
+    local _, left = wall_left(e, job)
+    return require("orket.engine.proctool").run(e, job.card_id, call.name, req.result, left)
+  end
   local res
   if p.recovering then
     local verdict, r = tools:recover(call.name, call.arguments, ctx)
     if verdict == "done" then
       res = r
     elseif verdict == "rerun" then
-      res = tools:run(call.name, call.arguments, ctx)
+      res = run()
     else
       res = { ok = false, code = "EINTERRUPTED",
         error = "the runtime stopped while " .. call.name .. " ran, so its effect on the workspace is unknown ("
@@ -284,7 +301,7 @@ local function run_effect(e, job, p, counters)
     end
   else
     fault.hit("before_effect")
-    res = tools:run(call.name, call.arguments, ctx)
+    res = run()
   end
   if res.ok and e.count then e.count(counters, tools:get(call.name), call.arguments) end
   fault.hit("after_effect")

@@ -1,0 +1,118 @@
+-- The tools that run programs: run_command's and run_tests' handlers build a request (and
+-- refuse hostile argv), orket.engine.proctool runs it confined in the card's workspace with
+-- the project's verify settings, and shapes the result the model reads.
+local tools = require "orket.tools"
+local proctool = require "orket.engine.proctool"
+local proc = require "orket.c.proc"
+local H = require "tests.helpers"
+
+local reg = assert(tools.load_dirs { H.ROOT .. "/tools" })
+
+-- No run is left once the loop has closed their handles.
+local function drained()
+  for _ = 1, 2000 do
+    if proc.live() == 0 then break end
+    orket.sleep(5)
+  end
+  return proc.live()
+end
+
+-- The engine as proctool sees it: settings and the workspace it runs in.
+local function engine(verify)
+  local dir = H.tmpdir()
+  return { settings = { verify = verify or { timeout_ms = 20000 } }, workspace_dir = dir }, dir
+end
+
+describe("run_command and run_tests", function()
+  after_each(H.cleanup)
+
+  it("are process tools whose handlers only build the request", function()
+    assert.equal("process", reg:get("run_command").effect)
+    assert.equal("process", reg:get("run_tests").effect)
+    assert.is_true(reg:get("run_tests").idempotent)
+    assert.is_nil(reg:get("run_command").idempotent) -- may have changed files: never re-run blindly
+    assert.same({ ok = true, result = { steps = { { command = { "make", "test" } } }, timeout_ms = 5 } },
+      reg:run("run_command", { argv = { "make", "test" }, timeout_ms = 5 }, {}))
+    local r = reg:run("run_command", { argv = { "sh", "-c", "a\0b" } }, {})
+    assert.same({ ok = false, code = "EINVAL",
+      error = "run_command: argv[3] contains a NUL byte; each argument must be plain text" }, r)
+    r = reg:run("run_tests", {}, {})
+    assert.equal("ENOENT", r.code)
+    assert.matches("no test command", r.error)
+    local tests = { { name = "command", command = { "true" }, expect_exit = 0 } }
+    assert.same({ ok = true, result = { steps = tests } }, reg:run("run_tests", {}, { tests = tests }))
+  end)
+end)
+
+describe("orket.engine.proctool.run", function()
+  after_each(H.cleanup)
+
+  it("runs one command in the workspace, confined, and returns its exit and output", function()
+    local e, dir = engine()
+    local r = proctool.run(e, "C-1", "run_command",
+      { steps = { { command = { "sh", "-c", "pwd; echo oops >&2; grep NoNewPrivs /proc/self/status; exit 3" } } } })
+    assert.is_true(r.ok, r.error)
+    assert.equal(3, r.result.exit)
+    assert.equal("exit", r.result.reason)
+    assert.equal(require("luv").fs_realpath(dir) .. "\nNoNewPrivs:\t1\n", r.result.stdout)
+    assert.equal("oops\n", r.result.stderr)
+    assert.matches("^sh %-c ", r.result.command)
+    assert.equal(0, drained())
+  end)
+
+  it("keeps the head and the tail of long output, within the cap", function()
+    local e = engine()
+    local r = proctool.run(e, "C-1", "run_command",
+      { steps = { { command = { "sh", "-c", "echo first; yes middle | head -c 1000000; echo; echo last" } } } })
+    assert.is_true(r.ok, r.error)
+    assert.is_true(r.result.truncated)
+    assert.matches("^first\n", r.result.stdout)
+    assert.matches("last\n$", r.result.stdout)
+    assert.matches("bytes omitted", r.result.stdout)
+    assert.truthy(#r.result.stdout < proctool.OUTPUT_CAP + 200)
+    assert.truthy(r.result.stdout_bytes > 1000000)
+  end)
+
+  it("runs the tests' steps in order and stops at the first that fails", function()
+    local e = engine()
+    local r = proctool.run(e, "C-1", "run_tests", { steps = {
+      { name = "one", command = { "true" }, expect_exit = 0 },
+      { name = "two", command = { "sh", "-c", "echo broken; exit 2" }, expect_exit = 0 },
+      { name = "three", command = { "true" }, expect_exit = 0 } } })
+    assert.is_true(r.ok, r.error)
+    assert.is_false(r.result.passed)
+    assert.equal(2, #r.result.runs)
+    assert.equal("two", r.result.runs[2].failed)
+    assert.equal("broken\n", r.result.runs[2].stdout)
+    r = proctool.run(e, "C-1", "run_tests", { steps = { { command = { "true" }, expect_exit = 0 } } })
+    assert.is_true(r.result.passed)
+  end)
+
+  it("fails, naming why, when the program cannot run or a layer is missing, or the request is bad", function()
+    local e = engine { require = { "netns" }, layers = { netns = false } }
+    local r = proctool.run(e, "C-1", "run_command", { steps = { { command = { "true" } } } })
+    assert.equal("ELAYER", r.code)
+    assert.matches("run_command: true could not run: proc: required layer 'netns'", r.error)
+    e = engine()
+    r = proctool.run(e, "C-1", "run_command", { steps = { { command = { "no-such-program-here" } } } })
+    assert.equal("ENOENT", r.code)
+    for _, bad in ipairs { "x", { steps = {} }, { steps = { { command = "ls" } } },
+      { steps = { { command = { "a\0b" } } } }, { steps = { { command = { "true" }, expect_exit = "0" } } } } do
+      r = proctool.run(e, "C-1", "run_command", bad)
+      assert.equal("ETOOL", r.code)
+    end
+    assert.equal(0, drained())
+  end)
+
+  it("cuts the timeout to what is left of the wall budgets", function()
+    local e = engine()
+    local r = proctool.run(e, "C-1", "run_command", { steps = { { command = { "sleep", "30" } } }, timeout_ms = 60000 }, 50)
+    assert.is_true(r.ok, r.error)
+    assert.equal("timeout", r.result.reason)
+    -- the request's own, a float as JSON gives it (an issue's verification timeout_ms)
+    e = engine { timeout_ms = 600000 }
+    r = proctool.run(e, "C-1", "run_tests", { steps = { { command = { "sleep", "30" } } }, timeout_ms = 50.0 })
+    assert.equal("timeout", r.result.reason)
+    assert.equal(0, drained())
+  end)
+end)
