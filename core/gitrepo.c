@@ -1272,3 +1272,64 @@ int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e) {
   git_repository_free(w);
   return ret;
 }
+
+/* ---- push -------------------------------------------------------------------------------- */
+
+/* What the push callbacks share: the credentials (offered once: libgit2 asks again after a
+ * refusal, and asking forever would loop) and the remote's refusal of the ref, if any. */
+typedef struct gr_push_state {
+  const char *user, *password;
+  int asked;
+  char rejected[256];
+} gr_push_state;
+
+static int gr_push_cred(git_credential **out, const char *url, const char *user_from_url,
+                        unsigned int allowed, void *payload) {
+  (void)url;
+  gr_push_state *s = payload;
+  if (s->password == NULL || s->asked || !(allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT))
+    return GIT_PASSTHROUGH;
+  s->asked = 1;
+  const char *user = s->user ? s->user : user_from_url ? user_from_url : "orket";
+  return git_credential_userpass_plaintext_new(out, user, s->password);
+}
+
+static int gr_push_ref(const char *refname, const char *status, void *payload) {
+  gr_push_state *s = payload;
+  if (status != NULL && s->rejected[0] == '\0')
+    snprintf(s->rejected, sizeof s->rejected, "%.120s (%.120s)", refname, status);
+  return 0;
+}
+
+int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, const char *user,
+                 const char *password, gr_err *e) {
+  char ref[GR_KEY_MAX + 16], spec[2 * (GR_KEY_MAX + 16) + 2];
+  git_oid id;
+  if (url == NULL || *url == '\0' || strpbrk(url, "\r\n"))
+    return gr_fail(e, "EINVAL", "the remote must be a non-empty URL or path");
+  if (gr_branch_ref(branch, ref, sizeof ref, e) != 0) return -1;
+  if (gr_ref_id(r->repo, ref, &id, e) != 0) return -1;
+  snprintf(spec, sizeof spec, "%s%s:%s", force ? "+" : "", ref, ref);
+  git_remote *remote = NULL;
+  int rc = git_remote_create_anonymous(&remote, r->repo, url);
+  if (rc < 0) return gr_git(e, rc, "remote");
+  gr_push_state st = {.user = user, .password = password};
+  git_push_options po;
+  git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
+  po.callbacks.credentials = gr_push_cred;
+  po.callbacks.push_update_reference = gr_push_ref;
+  po.callbacks.payload = &st;
+  char *specs[] = {spec};
+  git_strarray refspecs = {specs, 1};
+  rc = git_remote_push(remote, &refspecs, &po);
+  git_remote_free(remote);
+  if (rc < 0) {
+    /* libgit2's message may quote the URL; the credentials are never in it (they are not
+     * part of the URL Orket passes) */
+    const git_error *g = git_error_last();
+    return gr_fail(e, rc == GIT_EAUTH ? "EAUTH" : "EREMOTE", "pushing %s: %s", branch,
+                   g && g->message ? g->message : "unknown libgit2 error");
+  }
+  if (st.rejected[0]) return gr_fail(e, "EREJECTED", "the remote refused %s", st.rejected);
+  return 0;
+}

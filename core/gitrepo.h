@@ -152,4 +152,12 @@ int gitrepo_recover(gitrepo *r, int *removed, gr_err *e);
  * Returns 0 when consistent, -1 with e saying what is wrong ("EINCONSISTENT"). */
 int gitrepo_check(gitrepo *r, gr_err *e);
 
+/* Pushes branch (e.g. "orket/X1") to the same name at url (a path, file:// or
+ * http(s):// URL), forced when force is set. password (a forge token), with user (NULL: the
+ * URL's or "orket"), is offered once when the remote asks for HTTP credentials; neither is
+ * kept or written anywhere. ENOENT: no such branch; EAUTH: the remote refused the
+ * credentials; EREJECTED: the remote refused the ref (not a fast-forward, a hook);
+ * EREMOTE: it could not be reached or failed. The remote's ref moves atomically or not. */
+int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, const char *user,
+                 const char *password, gr_err *e);
 #endif

@@ -287,6 +287,26 @@ static int lgr_head(lua_State *L) {
   return 1;
 }
 
+/* repo:push(url, branch [, {force=, user=, token=}]) -> true | nil, msg, CODE */
+static int lgr_push(lua_State *L) {
+  lgr *o = lgr_check(L);
+  const char *url = luaL_checkstring(L, 2);
+  const char *branch = luaL_checkstring(L, 3);
+  int force = 0;
+  const char *user = NULL, *token = NULL;
+  if (!lua_isnoneornil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TTABLE);
+    lua_getfield(L, 4, "force");
+    force = lua_toboolean(L, -1);
+    user = lgr_field(L, 4, "user", 1);
+    token = lgr_field(L, 4, "token", 1);
+  }
+  gr_err e;
+  if (gitrepo_push(o->r, url, branch, force, user, token, &e) != 0) return lgr_fail(L, &e);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* repo:refresh([card]) -> updated: finishes a checkout a crash interrupted */
 static int lgr_refresh(lua_State *L) {
   lgr *o = lgr_check(L);
@@ -328,6 +348,7 @@ static const luaL_Reg lgr_methods[] = {
     {"merge_from_main", lgr_merge_from_main},
     {"log", lgr_log},
     {"head", lgr_head},
+    {"push", lgr_push},
     {"refresh", lgr_refresh},
     {"recover", lgr_recover},
     {"check", lgr_check_repo},

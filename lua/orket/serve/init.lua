@@ -74,6 +74,7 @@ function M.new(o)
   require("orket.serve.writes").add(self.router)
   require("orket.serve.metrics").add(self.router)
   require("orket.serve.openapi").add(self.router)
+  require("orket.serve.webhooks").add(self.router)
   self.metrics = require("orket.serve.metrics").new()
   self.auth = auth_mod.new(o.db, o.dir, httpd.is_loopback(o.host))
   self.by_addr = ratelimit.new { rate = l.addr_rate, burst = l.addr_burst }
@@ -161,7 +162,7 @@ function Server:_handle(req)
   local us = (uv.hrtime() - t0) // 1000
   self.metrics:request(ctx.route, ctx.status or 500, us / 1e6)
   self:_log { method = req.method, route = ctx.route, status = ctx.status or 500,
-    us = us, key = ctx.key or require("cjson").null, addr = req.remote, auth = ctx.auth }
+    us = us, key = ctx.key or require("cjson").null, addr = req.remote, auth = ctx.auth, note = ctx.note }
   req:close()
   self.inflight = self.inflight - 1
 end
