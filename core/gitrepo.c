@@ -1327,8 +1327,8 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
     /* libgit2's message may quote the URL; the credentials are never in it (they are not
      * part of the URL Orket passes) */
     const git_error *g = git_error_last();
-    return gr_fail(e, rc == GIT_EAUTH ? "EAUTH" : "EREMOTE", "pushing %s: %s", branch,
-                   g && g->message ? g->message : "unknown libgit2 error");
+    const char *code = rc == GIT_EAUTH ? "EAUTH" : rc == GIT_ENONFASTFORWARD ? "EREJECTED" : "EREMOTE";
+    return gr_fail(e, code, "pushing %s: %s", branch, g && g->message ? g->message : "unknown libgit2 error");
   }
   if (st.rejected[0]) return gr_fail(e, "EREJECTED", "the remote refused %s", st.rejected);
   return 0;

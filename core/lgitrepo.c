@@ -43,11 +43,12 @@ static void lgr_push_paths(lua_State *L, const gr_paths *p) {
 /* A string field of the table at arg (required unless opt). */
 static const char *lgr_field(lua_State *L, int arg, const char *name, int opt) {
   lua_getfield(L, arg, name);
-  const char *s = lua_tostring(L, -1);
+  /* the type first: lua_tostring would turn a number into a string in place */
   if (lua_type(L, -1) != LUA_TSTRING && !(opt && lua_isnil(L, -1))) {
     lua_pushfstring(L, "field '%s' must be a string", name);
     luaL_argerror(L, arg, lua_tostring(L, -1));
   }
+  const char *s = lua_tostring(L, -1);
   lua_pop(L, 1); /* the string stays alive: the table still holds it */
   return s;
 }
