@@ -314,6 +314,28 @@ describe("reviews on a forge", function()
     assert.equal(0, s.stop())
   end)
 
+  it("resumes after kill -9 after a push and after a pull request is opened: one PR per card, nothing lost", function()
+    for _, fault in ipairs { "after_git_push:1", "after_git_push:2", "after_pull_request:1", "after_pull_request:2" } do
+      local f = fake_forge()
+      local dir = project("gitea", f.url)
+      local r = H.orket("run F", { cwd = dir, env = { FORGE_TOKEN = TOKEN, ORKET_FAULT = fault } })
+      assert.equal(137, r.status, fault .. " was not killed: " .. r.stderr)
+      r = run(dir, "resume")
+      assert.equal(0, r.status, fault .. ": " .. r.stderr .. r.stdout)
+      local prs = get(f.url .. "/__prs")
+      f.stop()
+      assert.equal(2, #prs, fault)
+      for _, id in ipairs { "F-1", "F-2" } do
+        local st, card = state(dir, id)
+        assert.equal("waiting_for_developer", st, fault)
+        assert.equal(local_head(dir, "orket/" .. id), remote_head(dir, "orket/" .. id), fault)
+        assert.equal(1, #card.forge.reviews, fault)
+      end
+      local repo <close> = assert(G.open(dir .. "/workspace"))
+      assert.is_true(repo:check())
+    end
+  end)
+
   it("leaves a card in code_review when the forge fails, and hands it in on the next run", function()
     local dir = project("gitea", forge.url)
     get(forge.url .. "/__fail?status=500&times=1")

@@ -89,6 +89,7 @@ local function run(r, job)
   local pr, err = publish(r, g, card, token)
   token = nil
   if not pr then return fail(err) end
+  fault.hit("after_pull_request")
   local human = r.settings.review.human
   local ok, werr = r.db:tx(function()
     local db = r.db
