@@ -1310,8 +1310,15 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
   if (gr_branch_ref(branch, ref, sizeof ref, e) != 0) return -1;
   if (gr_ref_id(r->repo, ref, &id, e) != 0) return -1;
   snprintf(spec, sizeof spec, "%s%s:%s", force ? "+" : "", ref, ref);
+  /* an in-memory remote for this push only: nothing is written to the repository's config,
+   * and no url.*.insteadOf rewriting (the URL is orket.lua's, as given; libgit2 1.5's
+   * rewriting also leaks its pattern matches) */
   git_remote *remote = NULL;
-  int rc = git_remote_create_anonymous(&remote, r->repo, url);
+  git_remote_create_options ro;
+  git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+  ro.repository = r->repo;
+  ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+  int rc = git_remote_create_with_opts(&remote, url, &ro);
   if (rc < 0) return gr_git(e, rc, "remote");
   gr_push_state st = {.user = user, .password = password};
   git_push_options po;
