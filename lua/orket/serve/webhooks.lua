@@ -197,7 +197,8 @@ local function handle(name)
     local ev, why = forge.event(name, d.event, doc)
     local card
     if ev and g.forge ~= name then why, ev = "this project's forge is " .. tostring(g.forge or "not set"), nil end
-    if ev and ev.repo ~= g.repo then why, ev = "unknown repository " .. tostring(ev.repo), nil end
+    -- forges treat owner/name case-insensitively
+    if ev and (ev.repo or ""):lower() ~= (g.repo or ""):lower() then why, ev = "unknown repository " .. tostring(ev.repo), nil end
     if ev then
       card = card_of(db, g, ev)
       if not card then why, ev = "pull request " .. tostring(ev.number) .. " names no card", nil end
@@ -207,7 +208,9 @@ local function handle(name)
     local fn
     if ev then
       fn, why = action_for(c, ev)
-      if fn and not ev.reviewer then fn, why = nil, "the event names no person" end
+      if fn and not (ev.reviewer and ev.reviewer:match("^[%w][%w._%-]*$") and #ev.reviewer <= 100) then
+        fn, why = nil, "the event names no person (a forge login)"
+      end
     end
     if not fn then
       ctx.note = "ignored: " .. why
