@@ -101,12 +101,14 @@ local rules = {
   { role = "coder", card = "F-2", match = "^Issue ", reply = { tool_calls = {
     call("write_file", { path = "c.txt", content = "two\n" }) } } },
   { match = '"path"', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
+  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
 }
 return { rules = rules, default = { content = "Nothing more to do." } }
 ]]
 
--- A project whose cards are reviewed by people on forge (gitea or github) at api_url.
-local function project(forge, api_url)
+-- A project whose cards are reviewed by people on forge (gitea or github) at api_url; git:
+-- another git section (orket.lua text) and the reviewer seat instead of people.
+local function project(forge, api_url, git)
   local dir = H.tmpdir()
   os.execute("mkdir -p " .. H.quote(dir .. "/epics") .. " && git init -q --bare " .. H.quote(dir .. "/remote.git"))
   H.write(dir .. "/orket.lua", string.format([[
@@ -117,6 +119,10 @@ git = { remote = %q, forge = %q, repo = "acme/notes", api_url = %q, token_env = 
   webhook_secret_env = "FORGE_HOOK_SECRET" }
 review = { human = true }
 ]], "file://" .. dir .. "/remote.git", forge, api_url))
+  if git then
+    local text = H.read(dir .. "/orket.lua"):gsub("git = {.-}\nreview = { human = true }\n", "")
+    H.write(dir .. "/orket.lua", text .. git:gsub("REMOTE", dir .. "/remote.git"))
+  end
   H.write(dir .. "/script.lua", SCRIPT)
   H.write(dir .. "/epics/f.json", cjson.encode { id = "F", name = "Forge", description = "Reviewed by people.",
     issues = { { id = "F-1", summary = "Write a.txt", seat = "senior_developer" },
@@ -345,6 +351,30 @@ describe("reviews on a forge", function()
       local repo <close> = assert(G.open(dir .. "/workspace"))
       assert.is_true(repo:check())
     end
+  end)
+
+  it("pushes each hand-in and opens its pull request, then lets the reviewer seat decide without review.human", function()
+    local dir = project("gitea", forge.url, string.format([[
+git = { remote = "REMOTE", forge = "gitea", repo = "acme/notes", api_url = %q, token_env = "FORGE_TOKEN" }
+]], forge.url))
+    local r = run(dir)
+    assert.equal(0, r.status, r.stderr .. r.stdout)
+    for _, id in ipairs { "F-1", "F-2" } do
+      local st, card = state(dir, id)
+      assert.equal("done", st)
+      assert.truthy(card.git.merged)
+      assert.equal(local_head(dir, "orket/" .. id), remote_head(dir, "orket/" .. id))
+      assert.is_number(card.forge.pull_request.number)
+      assert.equal(0, #card.forge.reviews)
+    end
+    assert.equal(2, #get(forge.url .. "/__prs"))
+    -- a remote alone: the branches are pushed, no forge is asked
+    dir = project("gitea", forge.url, 'git = { remote = "REMOTE" }\n')
+    r = run(dir)
+    assert.equal(0, r.status, r.stderr .. r.stdout)
+    assert.equal("done", (state(dir, "F-1")))
+    assert.equal(local_head(dir, "orket/F-1"), remote_head(dir, "orket/F-1"))
+    assert.equal(2, #get(forge.url .. "/__prs"))
   end)
 
   it("leaves a card in code_review when the forge fails, and hands it in on the next run", function()
