@@ -321,6 +321,7 @@ describe("reviews on a forge", function()
     st, card = state(dir, "F-1")
     assert.equal("blocked", st)
     assert.matches("closed on the forge by bob without being merged", card.comments[#card.comments].body)
+    assert.is_nil(card.forge.pull_request.number) -- the next hand-in opens a new one
     assert.equal(0, s.stop())
     -- without a secret every delivery is refused
     os.remove(dir .. "/serve.out") -- the first server's address must not be read again

@@ -67,8 +67,7 @@ local function publish(r, g, card, token)
   return forge.open_pr(g, token, { branch = "orket/" .. card.id, title = title, body = body })
 end
 
---- run(run, job): the job prepare made: publish, then record (and, with review.human, hand
---- the card to people) in one transaction. Errors are emitted and remembered for the run.
+-- A failure: emitted, and remembered so the card is skipped for the rest of the run.
 local function failed(r, job, msg)
   r.forge_failed = r.forge_failed or {}
   r.forge_failed[job.card_id] = msg
@@ -124,6 +123,8 @@ function M.info(db, card_id)
   return { pull_request = pr, reviews = reviews }
 end
 
+--- run(run, job): the job prepare made: publish, then record (and, with review.human, hand
+--- the card to people) in one transaction. Errors are emitted and remembered for the run.
 function M.run(r, job)
   local ok, err = pcall(run, r, job)
   if not ok then failed(r, job, tostring(err)) end

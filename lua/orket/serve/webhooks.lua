@@ -129,6 +129,8 @@ local function closed(ctx, board, c, ev, actor, delivery)
   assert(board:comment(c.id, { author = actor.seat, body = why }))
   ok, terr, tcode = board:transition(c.id, "blocked", { actor = actor, reason = "review", note = why })
   if not ok then return nil, terr, tcode end
+  -- that pull request is over: the card's next hand-in opens a new one
+  assert(ctx.db:run("UPDATE pull_requests SET number = NULL, url = NULL WHERE card_id = ?", c.id))
   decide_cycle(ctx.db, c.id, ev, delivery)
   return "blocked"
 end
