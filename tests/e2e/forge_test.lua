@@ -184,6 +184,8 @@ describe("reviews on a forge", function()
     local leak = io.popen("grep -rl " .. H.quote(TOKEN) .. " " .. H.quote(dir) .. " 2>/dev/null"):read("a")
     assert.equal("", leak)
     assert.equal(numbers["orket/F-1"], math.tointeger(card.forge.pull_request.number))
+    assert.matches("%*%* F%-1 pushed %(%x+%); pull request #" .. numbers["orket/F-1"] .. " http://forge.invalid/",
+      H.orket("log 1", { cwd = dir }).stdout)
 
     local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET } })
     -- the fixture names pull request 1: make it F-1's
