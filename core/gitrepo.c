@@ -1340,3 +1340,75 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
   if (st.rejected[0]) return gr_fail(e, "EREJECTED", "the remote refused %s", st.rejected);
   return 0;
 }
+
+/* ---- a remote seen from outside ---------------------------------------------------------- */
+
+int gitrepo_init_bare(const char *path, gr_err *e) {
+  if (path == NULL || *path == '\0') return gr_fail(e, "EINVAL", "empty path");
+  git_libgit2_init();
+  git_repository *repo = NULL;
+  git_repository_init_options o;
+  git_repository_init_options_init(&o, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+  o.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
+  o.initial_head = GR_MAIN;
+  int rc = git_repository_init_ext(&repo, path, &o);
+  int ret = rc < 0 ? gr_git(e, rc, path) : 0;
+  git_repository_free(repo);
+  git_libgit2_shutdown();
+  return ret;
+}
+
+void gr_refs_free(gr_ref *v, size_t n) {
+  for (size_t i = 0; i < n; i++) free(v[i].name);
+  free(v);
+}
+
+int gitrepo_ls_remote(const char *url, const char *user, const char *password, gr_ref **out,
+                      size_t *n, gr_err *e) {
+  *out = NULL;
+  *n = 0;
+  if (url == NULL || *url == '\0' || strpbrk(url, "\r\n"))
+    return gr_fail(e, "EINVAL", "the remote must be a non-empty URL or path");
+  git_libgit2_init();
+  git_remote *remote = NULL;
+  int ret = -1, rc = git_remote_create_detached(&remote, url);
+  if (rc < 0) {
+    gr_git(e, rc, "remote");
+    goto out;
+  }
+  gr_push_state st = {.user = user, .password = password};
+  git_remote_callbacks cb;
+  git_remote_init_callbacks(&cb, GIT_REMOTE_CALLBACKS_VERSION);
+  cb.credentials = gr_push_cred;
+  cb.payload = &st;
+  const git_remote_head **heads = NULL;
+  size_t count = 0;
+  if ((rc = git_remote_connect(remote, GIT_DIRECTION_FETCH, &cb, NULL, NULL)) < 0 ||
+      (rc = git_remote_ls(&heads, &count, remote)) < 0) {
+    const git_error *g = git_error_last();
+    gr_fail(e, rc == GIT_EAUTH ? "EAUTH" : "EREMOTE", "listing %s: %s", url,
+            g && g->message ? g->message : "unknown libgit2 error");
+    goto out;
+  }
+  gr_ref *v = calloc(count ? count : 1, sizeof *v);
+  if (v == NULL) {
+    gr_fail(e, "ENOMEM", "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < count; i++) {
+    v[i].name = strdup(heads[i]->name);
+    git_oid_tostr(v[i].id, sizeof v[i].id, &heads[i]->oid);
+    if (v[i].name == NULL) {
+      gr_refs_free(v, i + 1);
+      gr_fail(e, "ENOMEM", "out of memory");
+      goto out;
+    }
+  }
+  *out = v;
+  *n = count;
+  ret = 0;
+out:
+  git_remote_free(remote);
+  git_libgit2_shutdown();
+  return ret;
+}

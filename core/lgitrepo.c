@@ -93,6 +93,36 @@ static int lgr_card_valid(lua_State *L) {
   return 1;
 }
 
+/* init_bare(path) -> true | nil, msg, CODE: a bare repository (a remote on disk) */
+static int lgr_init_bare(lua_State *L) {
+  gr_err e;
+  if (gitrepo_init_bare(luaL_checkstring(L, 1), &e) != 0) return lgr_fail(L, &e);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ls_remote(url [, {user=, token=}]) -> {[refname] = id} | nil, msg, CODE */
+static int lgr_ls_remote(lua_State *L) {
+  const char *url = luaL_checkstring(L, 1);
+  const char *user = NULL, *token = NULL;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    user = lgr_field(L, 2, "user", 1);
+    token = lgr_field(L, 2, "token", 1);
+  }
+  gr_err e;
+  gr_ref *v = NULL;
+  size_t n = 0;
+  if (gitrepo_ls_remote(url, user, token, &v, &n, &e) != 0) return lgr_fail(L, &e);
+  lua_createtable(L, 0, (int)n);
+  for (size_t i = 0; i < n; i++) {
+    lua_pushstring(L, v[i].id);
+    lua_setfield(L, -2, v[i].name);
+  }
+  gr_refs_free(v, n);
+  return 1;
+}
+
 static int lgr_close(lua_State *L) {
   lgr *o = luaL_checkudata(L, 1, LGR_META);
   gitrepo_close(o->r);
@@ -368,6 +398,8 @@ static const luaL_Reg lgr_funcs[] = {
     {"init", lgr_init},
     {"open", lgr_open},
     {"card_valid", lgr_card_valid},
+    {"init_bare", lgr_init_bare},
+    {"ls_remote", lgr_ls_remote},
     {NULL, NULL},
 };
 

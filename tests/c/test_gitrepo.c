@@ -455,6 +455,25 @@ TEST(test_gitrepo_push) {
   CHECK_STR(t, e.code, "EINVAL");
   CHECK(t, gitrepo_push(r, bare, "bad..name", 0, NULL, NULL, &e) == -1);
   CHECK_STR(t, e.code, "EINVAL");
+  /* what the remote advertises, and a second bare remote made by gitrepo_init_bare */
+  gr_ref *refs = NULL;
+  size_t nrefs = 0;
+  CHECK(t, gitrepo_ls_remote(bare, NULL, NULL, &refs, &nrefs, &e) == 0);
+  int seen = 0;
+  for (size_t i = 0; i < nrefs; i++)
+    if (strcmp(refs[i].name, "refs/heads/orket/P1") == 0) seen = strcmp(refs[i].id, id) == 0;
+  CHECK(t, seen);
+  gr_refs_free(refs, nrefs);
+  snprintf(url, sizeof url, "%s/second.git", base);
+  CHECK(t, gitrepo_init_bare(url, &e) == 0 && gitrepo_init_bare(url, &e) == 0);
+  CHECK(t, gitrepo_ls_remote(url, NULL, NULL, &refs, &nrefs, &e) == 0 && nrefs == 0);
+  gr_refs_free(refs, nrefs);
+  CHECK(t, gitrepo_push(r, url, "main", 0, NULL, NULL, &e) == 0);
+  CHECK(t, gitrepo_ls_remote(url, NULL, NULL, &refs, &nrefs, &e) == 0 && nrefs == 2); /* HEAD, main */
+  gr_refs_free(refs, nrefs);
+  snprintf(url, sizeof url, "%s/missing.git", base);
+  CHECK(t, gitrepo_ls_remote(url, NULL, NULL, &refs, &nrefs, &e) == -1);
+  CHECK_STR(t, e.code, "EREMOTE");
   git_repository_free(remote);
   git_libgit2_shutdown();
   gitrepo_close(r);

@@ -110,7 +110,8 @@ return { rules = rules, default = { content = "Nothing more to do." } }
 -- another git section (orket.lua text) and the reviewer seat instead of people.
 local function project(forge, api_url, git)
   local dir = H.tmpdir()
-  os.execute("mkdir -p " .. H.quote(dir .. "/epics") .. " && git init -q --bare " .. H.quote(dir .. "/remote.git"))
+  os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
+  assert(G.init_bare(dir .. "/remote.git"))
   H.write(dir .. "/orket.lua", string.format([[
 name = "forge"
 models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
@@ -143,10 +144,7 @@ local function run(dir, args)
 end
 
 local function remote_head(dir, branch)
-  local p = io.popen("git --git-dir=" .. H.quote(dir .. "/remote.git") .. " rev-parse " .. branch .. " 2>/dev/null")
-  local out = p:read("a")
-  p:close()
-  return out:match("^(%x+)")
+  return assert(G.ls_remote(dir .. "/remote.git"))["refs/heads/" .. branch]
 end
 
 local function local_head(dir, branch)

@@ -62,7 +62,9 @@ describe("repo:push", function()
 
   it("pushes a branch to a bare repository, forced or not, and says why it cannot", function()
     local dir = H.tmpdir()
-    os.execute("mkdir -p " .. H.quote(dir .. "/ws") .. " && git init -q --bare " .. H.quote(dir .. "/remote.git"))
+    os.execute("mkdir -p " .. H.quote(dir .. "/ws"))
+    assert.is_true(G.init_bare(dir .. "/remote.git"))
+    assert.is_true(G.init_bare(dir .. "/remote.git")) -- idempotent
     H.write(dir .. "/ws/a.txt", "a\n")
     local repo <close> = assert(G.init(dir .. "/ws", { name = "o", email = "o@x" }))
     assert(repo:worktree("C1", dir .. "/wt/C1"))
@@ -70,19 +72,20 @@ describe("repo:push", function()
     local first = assert(repo:commit("C1", { name = "o", email = "o@x", message = "one" }))
     assert.is_true(repo:push(dir .. "/remote.git", "main"))
     assert.is_true(repo:push("file://" .. dir .. "/remote.git", "orket/C1"))
-    local function remote(b)
-      local p = io.popen("git --git-dir=" .. H.quote(dir .. "/remote.git") .. " rev-parse " .. b)
-      local out = p:read("l")
-      p:close()
-      return out
-    end
+    local function remote(b) return assert(G.ls_remote(dir .. "/remote.git"))["refs/heads/" .. b] end
     assert.equal(first, remote("orket/C1"))
-    -- a rewritten branch needs force; without it the remote refuses the ref
-    os.execute("git --git-dir=" .. H.quote(dir .. "/remote.git") .. " update-ref refs/heads/orket/C1 " .. remote("main"))
+    assert.equal(repo:head("main"), remote("main"))
+    -- another repository's orket/C1 forced onto the remote: ours is no fast-forward of it,
+    -- so without force the remote refuses the ref
+    os.execute("mkdir -p " .. H.quote(dir .. "/other"))
+    H.write(dir .. "/other/x.txt", "x\n")
+    local other <close> = assert(G.init(dir .. "/other", { name = "p", email = "p@x" }))
+    assert(other:worktree("C1", dir .. "/owt/C1"))
+    H.write(dir .. "/owt/C1/y.txt", "y\n")
+    assert(other:commit("C1", { name = "p", email = "p@x", message = "theirs" }))
+    assert.is_true(other:push(dir .. "/remote.git", "orket/C1", { force = true }))
     H.write(dir .. "/wt/C1/b.txt", "b2\n")
     local second = assert(repo:commit("C1", { name = "o", email = "o@x", message = "two" }))
-    os.execute("git --git-dir=" .. H.quote(dir .. "/remote.git") .. " update-ref refs/heads/orket/C1 "
-      .. "$(git --git-dir=" .. H.quote(dir .. "/remote.git") .. " commit-tree " .. remote("main") .. "^{tree} -m other)")
     local ok, err, code = repo:push(dir .. "/remote.git", "orket/C1")
     assert.is_nil(ok)
     assert.equal("EREJECTED", code)
@@ -98,6 +101,10 @@ describe("repo:push", function()
     assert.matches("^git: pushing main: ", err)
     ok, err, code = repo:push("", "main")
     assert.equal("EINVAL", code)
+    ok, err, code = G.ls_remote(dir .. "/missing.git")
+    assert.is_nil(ok)
+    assert.equal("EREMOTE", code)
+    assert.has_error(function() G.ls_remote() end, "bad argument #1 to 'ls_remote' (string expected, got no value)")
     assert.has_error(function() repo:push(dir .. "/remote.git") end, "bad argument #2 to 'push' (string expected, got no value)")
     assert.has_error(function() repo:push(dir .. "/remote.git", "main", { token = 5 }) end,
       "bad argument #3 to 'push' (field 'token' must be a string)")
