@@ -188,6 +188,14 @@ describe("reviews on a forge", function()
     local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET } })
     -- the fixture names pull request 1: make it F-1's
     local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. numbers["orket/F-1"])
+    -- Gitea's signature is bare hex: GitHub's form, upper case or another secret are refused
+    local mac = crypto.hmac_sha256(SECRET, rejected)
+    for _, sig in ipairs { "sha256=" .. mac, mac:upper(), crypto.hmac_sha256("other", rejected), mac:sub(1, 63) } do
+      local code, doc = gitea(s, "pull_request_review_rejected", "d-0", rejected, sig)
+      assert.equal(401, code, sig)
+      assert.equal("bad_signature", doc.error.code)
+    end
+    assert.equal("waiting_for_developer", (state(dir, "F-1")))
     local code, doc = gitea(s, "pull_request_review_rejected", "d-1", rejected)
     assert.equal(200, code)
     assert.equal("in_progress", doc.outcome)
@@ -217,7 +225,11 @@ describe("reviews on a forge", function()
 
     -- approved: done and merged into main
     local approved = fixture("gitea_review_approved.json"):gsub('"number": 1', '"number": ' .. numbers["orket/F-1"])
-    code, doc = gitea(s, "pull_request_review_approved", "d-2", approved)
+    -- from Forgejo: its own headers are read first (the Gitea ones it also sends say otherwise)
+    code, doc = post(s, "/v1/webhooks/gitea", { "X-Forgejo-Event: pull_request_approved",
+      "X-Forgejo-Event-Type: pull_request_review_approved", "X-Gitea-Event-Type: pull_request_review_comment",
+      "X-Forgejo-Delivery: d-2", "X-Gitea-Delivery: d-1", "X-Forgejo-Signature: " .. crypto.hmac_sha256(SECRET, approved),
+      "X-Gitea-Signature: " .. crypto.hmac_sha256("other", approved) }, approved)
     assert.equal(200, code)
     assert.equal("done", doc.outcome)
     st, card = state(dir, "F-1")
