@@ -1,13 +1,18 @@
 /* lgitrepo.c: Lua module `orket.c.gitrepo`, a thin binding of gitrepo.h: init/open give a
- * repository userdata with worktree, status, commit, merges, log and recovery methods.
- * libgit2 is synchronous; every operation is local (no network), so it runs on the loop
- * thread, like SQLite: a commit or merge of a turn's files takes milliseconds. */
+ * repository userdata with worktree, status, commit, merges, log, recovery and push methods.
+ * libgit2 is synchronous. Local operations run on the loop thread, like SQLite: a commit or
+ * merge of a turn's files takes milliseconds. A push talks to a remote, so it runs on the
+ * thread pool (on a repository handle of its own) while the calling coroutine waits. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <sodium.h>
+#include <uv.h>
 
+#include "await.h"
 #include "gitrepo.h"
 #include "modules.h"
 
@@ -318,7 +323,59 @@ static int lgr_head(lua_State *L) {
   return 1;
 }
 
-/* repo:push(url, branch [, {force=, user=, token=}]) -> true | nil, msg, CODE */
+/* ---- push on the thread pool ------------------------------------------------------------ */
+
+/* One push in flight: its own copies of the arguments (the worker thread must not touch Lua
+ * strings), its result, and whether the coroutine that waits for it was cancelled. */
+typedef struct lgr_push_req {
+  rt_wait w; /* first member */
+  uv_work_t work;
+  char *path, *url, *branch, *user, *token;
+  int force, rc, cancelled;
+  gr_err e;
+} lgr_push_req;
+
+static void lgr_push_free(lgr_push_req *p) {
+  if (p->token) sodium_memzero(p->token, strlen(p->token));
+  free(p->path);
+  free(p->url);
+  free(p->branch);
+  free(p->user);
+  free(p->token);
+  free(p);
+}
+
+/* On a pool thread: a repository handle of its own (libgit2 objects are not shared
+ * between threads). */
+static void lgr_push_work(uv_work_t *wk) {
+  lgr_push_req *p = wk->data;
+  gitrepo *r = NULL;
+  p->rc = gitrepo_open(p->path, &r, &p->e);
+  if (p->rc == 0) p->rc = gitrepo_push(r, p->url, p->branch, p->force, p->user, p->token, &p->e);
+  gitrepo_close(r);
+}
+
+static int lgr_push_results(lua_State *L, void *ud) {
+  lgr_push_req *p = ud;
+  if (p->rc != 0) return lgr_fail(L, &p->e);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static void lgr_push_done(uv_work_t *wk, int status) {
+  (void)status;
+  lgr_push_req *p = wk->data;
+  if (!p->cancelled) rt_wait_finish(&p->w, lgr_push_results, p);
+  lgr_push_free(p);
+}
+
+/* A running push cannot be stopped: it finishes on its thread and lgr_push_done frees it. */
+static void lgr_push_cancel(rt_wait *w) { ((lgr_push_req *)w)->cancelled = 1; }
+
+static char *lgr_dup(const char *s) { return s ? strdup(s) : NULL; }
+
+/* repo:push(url, branch [, {force=, user=, token=}]) -> true | nil, msg, CODE; waits (call it
+ * in a task) while the push runs on the thread pool */
 static int lgr_push(lua_State *L) {
   lgr *o = lgr_check(L);
   const char *url = luaL_checkstring(L, 2);
@@ -329,13 +386,35 @@ static int lgr_push(lua_State *L) {
     luaL_checktype(L, 4, LUA_TTABLE);
     lua_getfield(L, 4, "force");
     force = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     user = lgr_field(L, 4, "user", 1);
     token = lgr_field(L, 4, "token", 1);
   }
-  gr_err e;
-  if (gitrepo_push(o->r, url, branch, force, user, token, &e) != 0) return lgr_fail(L, &e);
-  lua_pushboolean(L, 1);
-  return 1;
+  orket_rt *rt = rt_get(L);
+  rt_wait_require(L); /* before the allocations, so that error leaks nothing */
+  lgr_push_req *p = calloc(1, sizeof *p);
+  if (p == NULL) return luaL_error(L, "push: out of memory");
+  p->path = lgr_dup(gitrepo_path(o->r));
+  p->url = lgr_dup(url);
+  p->branch = lgr_dup(branch);
+  p->user = lgr_dup(user);
+  p->token = lgr_dup(token);
+  p->force = force;
+  if (!p->path || !p->url || !p->branch || (user && !p->user) || (token && !p->token)) {
+    lgr_push_free(p);
+    return luaL_error(L, "push: out of memory");
+  }
+  p->work.data = p;
+  rt_wait_begin(L, &p->w, lgr_push_cancel);
+  int rc = uv_queue_work(&rt->loop, &p->work, lgr_push_work, lgr_push_done);
+  if (rc != 0) {
+    p->e.code = "EIO";
+    snprintf(p->e.msg, sizeof p->e.msg, "git: cannot start the push: %s", uv_strerror(rc));
+    p->rc = -1;
+    rt_wait_finish(&p->w, lgr_push_results, p);
+    lgr_push_free(p);
+  }
+  return rt_wait_yield(L);
 }
 
 /* repo:refresh([card]) -> updated: finishes a checkout a crash interrupted */

@@ -101,6 +101,18 @@ describe("repo:push", function()
     assert.matches("^git: pushing main: ", err)
     ok, err, code = repo:push("", "main")
     assert.equal("EINVAL", code)
+    -- the push runs on the thread pool: other tasks run meanwhile, and a task cancelled
+    -- while its push runs leaves the push to finish and nothing behind (ASan)
+    local task = require "orket.task"
+    local pushed
+    local pusher = task.spawn(function() pushed = repo:push(dir .. "/remote.git", "orket/C1", { force = true, token = "t" }) end)
+    assert.is_nil(pushed) -- the task waits: the push is not done on this thread
+    pusher:join()
+    assert.is_true(pushed)
+    local t = task.spawn(function() return repo:push(dir .. "/remote.git", "main") end)
+    t:cancel()
+    orket.sleep(50)
+    assert.equal(repo:head("main"), remote("main"))
     ok, err, code = G.ls_remote(dir .. "/missing.git")
     assert.is_nil(ok)
     assert.equal("EREMOTE", code)
