@@ -24,9 +24,11 @@ function M.row(db, card_id)
   return db:row("SELECT * FROM pull_requests WHERE card_id = ?", card_id)
 end
 
---- prepare(run, card) -> job {forge=true, card_id=} | nil, why-skipped: whether a card in
---- code_review must be pushed (and its pull request opened) before anything else happens
---- to it: with review.human always, else when its branch moved since the last push.
+--- prepare(run, card) -> job {forge=true, card_id=} | nil, why-skipped | nil, nil, true (wait:
+--- another hand-in is being published) | nil (nothing to do): whether a card in code_review
+--- must be pushed (and its pull request opened) before anything else happens to it: with
+--- review.human always, else when its branch moved since the last push. One hand-in is
+--- published at a time: pushes of main from two threads at once would race on the remote.
 function M.prepare(r, card)
   local g = git_settings(r)
   if not g or card.status ~= "code_review" or card.type ~= "issue" then return nil end
@@ -36,6 +38,8 @@ function M.prepare(r, card)
   if not head then return nil end
   local pr = M.row(r.db, card.id)
   if r.settings.review.human or not pr or pr.head ~= head then
+    if r.forge_publishing then return nil, nil, true end
+    r.forge_publishing = true
     return { forge = true, card_id = card.id, head = head }
   end
   return nil
@@ -127,6 +131,7 @@ end
 --- the card to people) in one transaction. Errors are emitted and remembered for the run.
 function M.run(r, job)
   local ok, err = pcall(run, r, job)
+  r.forge_publishing = nil
   if not ok then failed(r, job, tostring(err)) end
 end
 

@@ -162,9 +162,10 @@ function Run:prepare(card)
     if verr then return self:skip(card, verr) end
     card = now
     -- a hand-in on a project with a remote is pushed (and its pull request opened) first
-    local fjob, ferr = pullreq.prepare(self, card)
+    local fjob, ferr, fwait = pullreq.prepare(self, card)
     if fjob then return fjob end
     if ferr then return self:skip(card, ferr) end
+    if fwait then return nil, false end
     if card.status == "in_progress" then
       local next_step = review.after_rejection(self, card)
       if next_step == "requirements" then
