@@ -1272,3 +1272,143 @@ int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e) {
   git_repository_free(w);
   return ret;
 }
+
+/* ---- push -------------------------------------------------------------------------------- */
+
+/* What the push callbacks share: the credentials (offered once: libgit2 asks again after a
+ * refusal, and asking forever would loop) and the remote's refusal of the ref, if any. */
+typedef struct gr_push_state {
+  const char *user, *password;
+  int asked;
+  char rejected[256];
+} gr_push_state;
+
+static int gr_push_cred(git_credential **out, const char *url, const char *user_from_url,
+                        unsigned int allowed, void *payload) {
+  (void)url;
+  gr_push_state *s = payload;
+  if (s->password == NULL || s->asked || !(allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT))
+    return GIT_PASSTHROUGH;
+  s->asked = 1;
+  const char *user = s->user ? s->user : user_from_url ? user_from_url : "orket";
+  return git_credential_userpass_plaintext_new(out, user, s->password);
+}
+
+static int gr_push_ref(const char *refname, const char *status, void *payload) {
+  gr_push_state *s = payload;
+  if (status != NULL && s->rejected[0] == '\0')
+    snprintf(s->rejected, sizeof s->rejected, "%.120s (%.120s)", refname, status);
+  return 0;
+}
+
+int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, const char *user,
+                 const char *password, gr_err *e) {
+  char ref[GR_KEY_MAX + 16], spec[2 * (GR_KEY_MAX + 16) + 2];
+  git_oid id;
+  if (url == NULL || *url == '\0' || strpbrk(url, "\r\n"))
+    return gr_fail(e, "EINVAL", "the remote must be a non-empty URL or path");
+  if (gr_branch_ref(branch, ref, sizeof ref, e) != 0) return -1;
+  if (gr_ref_id(r->repo, ref, &id, e) != 0) return -1;
+  snprintf(spec, sizeof spec, "%s%s:%s", force ? "+" : "", ref, ref);
+  /* an in-memory remote for this push only: nothing is written to the repository's config,
+   * and no url.*.insteadOf rewriting (the URL is orket.lua's, as given; libgit2 1.5's
+   * rewriting also leaks its pattern matches) */
+  git_remote *remote = NULL;
+  git_remote_create_options ro;
+  git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+  ro.repository = r->repo;
+  ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+  int rc = git_remote_create_with_opts(&remote, url, &ro);
+  if (rc < 0) return gr_git(e, rc, "remote");
+  gr_push_state st = {.user = user, .password = password};
+  git_push_options po;
+  git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
+  po.callbacks.credentials = gr_push_cred;
+  po.callbacks.push_update_reference = gr_push_ref;
+  po.callbacks.payload = &st;
+  char *specs[] = {spec};
+  git_strarray refspecs = {specs, 1};
+  rc = git_remote_push(remote, &refspecs, &po);
+  git_remote_free(remote);
+  if (rc < 0) {
+    /* libgit2's message may quote the URL; the credentials are never in it (they are not
+     * part of the URL Orket passes) */
+    const git_error *g = git_error_last();
+    const char *code = rc == GIT_EAUTH ? "EAUTH" : rc == GIT_ENONFASTFORWARD ? "EREJECTED" : "EREMOTE";
+    return gr_fail(e, code, "pushing %s: %s", branch, g && g->message ? g->message : "unknown libgit2 error");
+  }
+  if (st.rejected[0]) return gr_fail(e, "EREJECTED", "the remote refused %s", st.rejected);
+  return 0;
+}
+
+/* ---- a remote seen from outside ---------------------------------------------------------- */
+
+int gitrepo_init_bare(const char *path, gr_err *e) {
+  if (path == NULL || *path == '\0') return gr_fail(e, "EINVAL", "empty path");
+  git_libgit2_init();
+  git_repository *repo = NULL;
+  git_repository_init_options o;
+  git_repository_init_options_init(&o, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+  o.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
+  o.initial_head = GR_MAIN;
+  int rc = git_repository_init_ext(&repo, path, &o);
+  int ret = rc < 0 ? gr_git(e, rc, path) : 0;
+  git_repository_free(repo);
+  git_libgit2_shutdown();
+  return ret;
+}
+
+void gr_refs_free(gr_ref *v, size_t n) {
+  for (size_t i = 0; i < n; i++) free(v[i].name);
+  free(v);
+}
+
+int gitrepo_ls_remote(const char *url, const char *user, const char *password, gr_ref **out,
+                      size_t *n, gr_err *e) {
+  *out = NULL;
+  *n = 0;
+  if (url == NULL || *url == '\0' || strpbrk(url, "\r\n"))
+    return gr_fail(e, "EINVAL", "the remote must be a non-empty URL or path");
+  git_libgit2_init();
+  git_remote *remote = NULL;
+  int ret = -1, rc = git_remote_create_detached(&remote, url);
+  if (rc < 0) {
+    gr_git(e, rc, "remote");
+    goto out;
+  }
+  gr_push_state st = {.user = user, .password = password};
+  git_remote_callbacks cb;
+  git_remote_init_callbacks(&cb, GIT_REMOTE_CALLBACKS_VERSION);
+  cb.credentials = gr_push_cred;
+  cb.payload = &st;
+  const git_remote_head **heads = NULL;
+  size_t count = 0;
+  if ((rc = git_remote_connect(remote, GIT_DIRECTION_FETCH, &cb, NULL, NULL)) < 0 ||
+      (rc = git_remote_ls(&heads, &count, remote)) < 0) {
+    const git_error *g = git_error_last();
+    gr_fail(e, rc == GIT_EAUTH ? "EAUTH" : "EREMOTE", "listing %s: %s", url,
+            g && g->message ? g->message : "unknown libgit2 error");
+    goto out;
+  }
+  gr_ref *v = calloc(count ? count : 1, sizeof *v);
+  if (v == NULL) {
+    gr_fail(e, "ENOMEM", "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < count; i++) {
+    v[i].name = strdup(heads[i]->name);
+    git_oid_tostr(v[i].id, sizeof v[i].id, &heads[i]->oid);
+    if (v[i].name == NULL) {
+      gr_refs_free(v, i + 1);
+      gr_fail(e, "ENOMEM", "out of memory");
+      goto out;
+    }
+  }
+  *out = v;
+  *n = count;
+  ret = 0;
+out:
+  git_remote_free(remote);
+  git_libgit2_shutdown();
+  return ret;
+}

@@ -152,4 +152,25 @@ int gitrepo_recover(gitrepo *r, int *removed, gr_err *e);
  * Returns 0 when consistent, -1 with e saying what is wrong ("EINCONSISTENT"). */
 int gitrepo_check(gitrepo *r, gr_err *e);
 
+/* Pushes branch (e.g. "orket/X1") to the same name at url (a path, file:// or
+ * http(s):// URL), forced when force is set. password (a forge token), with user (NULL: the
+ * URL's or "orket"), is offered once when the remote asks for HTTP credentials; neither is
+ * kept or written anywhere. ENOENT: no such branch; EAUTH: the remote refused the
+ * credentials; EREJECTED: the remote refused the ref (not a fast-forward, a hook);
+ * EREMOTE: it could not be reached or failed. The remote's ref moves atomically or not. */
+int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, const char *user,
+                 const char *password, gr_err *e);
+/* Creates a bare repository at path (directories made as needed) whose HEAD is main: a
+ * remote on disk. Idempotent on an existing repository. */
+int gitrepo_init_bare(const char *path, gr_err *e);
+/* One ref of a remote as gitrepo_ls_remote lists it. */
+typedef struct gr_ref {
+  char *name; /* "refs/heads/main", "HEAD", ... (malloc'd) */
+  char id[GR_OID_HEX + 1];
+} gr_ref;
+void gr_refs_free(gr_ref *v, size_t n);
+/* The refs a remote (a path, file:// or http(s):// URL) advertises, as a fetch would see them
+ * (*out malloc'd: gr_refs_free). Credentials as for gitrepo_push. EREMOTE, EAUTH, EINVAL. */
+int gitrepo_ls_remote(const char *url, const char *user, const char *password, gr_ref **out,
+                      size_t *n, gr_err *e);
 #endif

@@ -1,13 +1,18 @@
 /* lgitrepo.c: Lua module `orket.c.gitrepo`, a thin binding of gitrepo.h: init/open give a
- * repository userdata with worktree, status, commit, merges, log and recovery methods.
- * libgit2 is synchronous; every operation is local (no network), so it runs on the loop
- * thread, like SQLite: a commit or merge of a turn's files takes milliseconds. */
+ * repository userdata with worktree, status, commit, merges, log, recovery and push methods.
+ * libgit2 is synchronous. Local operations run on the loop thread, like SQLite: a commit or
+ * merge of a turn's files takes milliseconds. A push talks to a remote, so it runs on the
+ * thread pool (on a repository handle of its own) while the calling coroutine waits. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <sodium.h>
+#include <uv.h>
 
+#include "await.h"
 #include "gitrepo.h"
 #include "modules.h"
 
@@ -43,11 +48,12 @@ static void lgr_push_paths(lua_State *L, const gr_paths *p) {
 /* A string field of the table at arg (required unless opt). */
 static const char *lgr_field(lua_State *L, int arg, const char *name, int opt) {
   lua_getfield(L, arg, name);
-  const char *s = lua_tostring(L, -1);
+  /* the type first: lua_tostring would turn a number into a string in place */
   if (lua_type(L, -1) != LUA_TSTRING && !(opt && lua_isnil(L, -1))) {
     lua_pushfstring(L, "field '%s' must be a string", name);
     luaL_argerror(L, arg, lua_tostring(L, -1));
   }
+  const char *s = lua_tostring(L, -1);
   lua_pop(L, 1); /* the string stays alive: the table still holds it */
   return s;
 }
@@ -89,6 +95,36 @@ static int lgr_open(lua_State *L) {
 /* card_valid(card) -> whether card can name a branch orket/<card> and a worktree */
 static int lgr_card_valid(lua_State *L) {
   lua_pushboolean(L, gitrepo_card_valid(luaL_checkstring(L, 1)));
+  return 1;
+}
+
+/* init_bare(path) -> true | nil, msg, CODE: a bare repository (a remote on disk) */
+static int lgr_init_bare(lua_State *L) {
+  gr_err e;
+  if (gitrepo_init_bare(luaL_checkstring(L, 1), &e) != 0) return lgr_fail(L, &e);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ls_remote(url [, {user=, token=}]) -> {[refname] = id} | nil, msg, CODE */
+static int lgr_ls_remote(lua_State *L) {
+  const char *url = luaL_checkstring(L, 1);
+  const char *user = NULL, *token = NULL;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    user = lgr_field(L, 2, "user", 1);
+    token = lgr_field(L, 2, "token", 1);
+  }
+  gr_err e;
+  gr_ref *v = NULL;
+  size_t n = 0;
+  if (gitrepo_ls_remote(url, user, token, &v, &n, &e) != 0) return lgr_fail(L, &e);
+  lua_createtable(L, 0, (int)n);
+  for (size_t i = 0; i < n; i++) {
+    lua_pushstring(L, v[i].id);
+    lua_setfield(L, -2, v[i].name);
+  }
+  gr_refs_free(v, n);
   return 1;
 }
 
@@ -287,6 +323,100 @@ static int lgr_head(lua_State *L) {
   return 1;
 }
 
+/* ---- push on the thread pool ------------------------------------------------------------ */
+
+/* One push in flight: its own copies of the arguments (the worker thread must not touch Lua
+ * strings), its result, and whether the coroutine that waits for it was cancelled. */
+typedef struct lgr_push_req {
+  rt_wait w; /* first member */
+  uv_work_t work;
+  char *path, *url, *branch, *user, *token;
+  int force, rc, cancelled;
+  gr_err e;
+} lgr_push_req;
+
+static void lgr_push_free(lgr_push_req *p) {
+  if (p->token) sodium_memzero(p->token, strlen(p->token));
+  free(p->path);
+  free(p->url);
+  free(p->branch);
+  free(p->user);
+  free(p->token);
+  free(p);
+}
+
+/* On a pool thread: a repository handle of its own (libgit2 objects are not shared
+ * between threads). */
+static void lgr_push_work(uv_work_t *wk) {
+  lgr_push_req *p = wk->data;
+  gitrepo *r = NULL;
+  p->rc = gitrepo_open(p->path, &r, &p->e);
+  if (p->rc == 0) p->rc = gitrepo_push(r, p->url, p->branch, p->force, p->user, p->token, &p->e);
+  gitrepo_close(r);
+}
+
+static int lgr_push_results(lua_State *L, void *ud) {
+  lgr_push_req *p = ud;
+  if (p->rc != 0) return lgr_fail(L, &p->e);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static void lgr_push_done(uv_work_t *wk, int status) {
+  (void)status;
+  lgr_push_req *p = wk->data;
+  if (!p->cancelled) rt_wait_finish(&p->w, lgr_push_results, p);
+  lgr_push_free(p);
+}
+
+/* A running push cannot be stopped: it finishes on its thread and lgr_push_done frees it. */
+static void lgr_push_cancel(rt_wait *w) { ((lgr_push_req *)w)->cancelled = 1; }
+
+static char *lgr_dup(const char *s) { return s ? strdup(s) : NULL; }
+
+/* repo:push(url, branch [, {force=, user=, token=}]) -> true | nil, msg, CODE; waits (call it
+ * in a task) while the push runs on the thread pool */
+static int lgr_push(lua_State *L) {
+  lgr *o = lgr_check(L);
+  const char *url = luaL_checkstring(L, 2);
+  const char *branch = luaL_checkstring(L, 3);
+  int force = 0;
+  const char *user = NULL, *token = NULL;
+  if (!lua_isnoneornil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TTABLE);
+    lua_getfield(L, 4, "force");
+    force = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    user = lgr_field(L, 4, "user", 1);
+    token = lgr_field(L, 4, "token", 1);
+  }
+  orket_rt *rt = rt_get(L);
+  rt_wait_require(L); /* before the allocations, so that error leaks nothing */
+  lgr_push_req *p = calloc(1, sizeof *p);
+  if (p == NULL) return luaL_error(L, "push: out of memory");
+  p->path = lgr_dup(gitrepo_path(o->r));
+  p->url = lgr_dup(url);
+  p->branch = lgr_dup(branch);
+  p->user = lgr_dup(user);
+  p->token = lgr_dup(token);
+  p->force = force;
+  if (!p->path || !p->url || !p->branch || (user && !p->user) || (token && !p->token)) {
+    lgr_push_free(p);
+    return luaL_error(L, "push: out of memory");
+  }
+  p->work.data = p;
+  rt_wait_begin(L, &p->w, lgr_push_cancel);
+  int rc = uv_queue_work(&rt->loop, &p->work, lgr_push_work, lgr_push_done);
+  if (rc != 0) {
+    p->e.code = "EIO";
+    snprintf(p->e.msg, sizeof p->e.msg, "git: cannot start the push: %s", uv_strerror(rc));
+    p->rc = -1;
+    rt_wait_finish(&p->w, lgr_push_results, p);
+    lgr_push_free(p);
+  }
+  return rt_wait_yield(L);
+}
+
 /* repo:refresh([card]) -> updated: finishes a checkout a crash interrupted */
 static int lgr_refresh(lua_State *L) {
   lgr *o = lgr_check(L);
@@ -328,6 +458,7 @@ static const luaL_Reg lgr_methods[] = {
     {"merge_from_main", lgr_merge_from_main},
     {"log", lgr_log},
     {"head", lgr_head},
+    {"push", lgr_push},
     {"refresh", lgr_refresh},
     {"recover", lgr_recover},
     {"check", lgr_check_repo},
@@ -346,6 +477,8 @@ static const luaL_Reg lgr_funcs[] = {
     {"init", lgr_init},
     {"open", lgr_open},
     {"card_valid", lgr_card_valid},
+    {"init_bare", lgr_init_bare},
+    {"ls_remote", lgr_ls_remote},
     {NULL, NULL},
 };
 

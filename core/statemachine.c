@@ -59,10 +59,13 @@ static const unsigned sm_table[SM_NTYPES][SM_NSTATUS] = {
             [SM_IN_PROGRESS] = B(SM_BLOCKED) | B(SM_WAITING_FOR_DEVELOPER) |
                                B(SM_READY_FOR_TESTING) | B(SM_CODE_REVIEW) | B(SM_CANCELED),
             [SM_BLOCKED] = B(SM_IN_PROGRESS) | B(SM_READY) | B(SM_CANCELED),
-            [SM_WAITING_FOR_DEVELOPER] = B(SM_IN_PROGRESS) | B(SM_READY) | B(SM_CANCELED),
+            /* waiting_for_developer <-> code_review: a review by a person on a forge
+             * (docs/git.md); its decision then leaves code_review as a reviewer's does */
+            [SM_WAITING_FOR_DEVELOPER] =
+                B(SM_IN_PROGRESS) | B(SM_READY) | B(SM_CODE_REVIEW) | B(SM_CANCELED),
             [SM_READY_FOR_TESTING] = B(SM_CODE_REVIEW) | B(SM_IN_PROGRESS) | B(SM_CANCELED),
             [SM_CODE_REVIEW] = B(SM_DONE) | B(SM_IN_PROGRESS) | B(SM_READY_FOR_TESTING) |
-                               B(SM_BLOCKED) | B(SM_CANCELED),
+                               B(SM_BLOCKED) | B(SM_WAITING_FOR_DEVELOPER) | B(SM_CANCELED),
         },
     [SM_EPIC] =
         {

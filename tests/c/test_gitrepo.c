@@ -400,3 +400,82 @@ TEST(test_gitrepo_conflict_kinds) {
   gitrepo_close(r);
   tg_rmtree(base);
 }
+
+/* Pushes to a bare repository made with libgit2: a branch lands as the same name, a
+ * rewritten one needs force (EREJECTED otherwise), a missing branch, remote or URL fails by
+ * code, and nothing is left open (ASan). */
+TEST(test_gitrepo_push) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], wt[512], bare[600], id[41], id2[41], url[700];
+  gr_err e;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  snprintf(bare, sizeof bare, "%s/remote.git", base);
+  git_libgit2_init();
+  git_repository *remote = NULL;
+  CHECK(t, git_repository_init(&remote, bare, 1) == 0);
+  int created = 0;
+  tg_wt(base, "P1", wt);
+  CHECK(t, gitrepo_worktree(r, "P1", wt, &created, &e) == 0);
+  CHECK(t, tg_commit_file(r, wt, "P1", "a.txt", "a\n", "1/P1/1", id) == GR_COMMITTED);
+  CHECK(t, gitrepo_push(r, bare, "main", 0, NULL, NULL, &e) == 0);
+  snprintf(url, sizeof url, "file://%s", bare);
+  CHECK(t, gitrepo_push(r, url, "orket/P1", 0, NULL, "unused-token", &e) == 0);
+  git_oid oid;
+  CHECK(t, git_reference_name_to_id(&oid, remote, "refs/heads/orket/P1") == 0);
+  CHECK_STR(t, git_oid_tostr_s(&oid), id);
+  /* the remote's branch moves elsewhere (main): a push that is not a fast-forward needs force */
+  CHECK(t, gitrepo_head(r, "main", id2, &e) == 0);
+  git_oid main_oid;
+  CHECK(t, git_oid_fromstr(&main_oid, id2) == 0);
+  git_commit *mc = NULL;
+  git_tree *tree = NULL;
+  git_signature *sig = NULL;
+  git_oid other;
+  CHECK(t, git_commit_lookup(&mc, remote, &main_oid) == 0 && git_commit_tree(&tree, mc) == 0);
+  CHECK(t, git_signature_now(&sig, "x", "x@x") == 0);
+  const git_commit *parents[] = {mc};
+  git_reference *ref = NULL;
+  CHECK(t, git_commit_create(&other, remote, NULL, sig, sig, NULL, "other", tree, 1, parents) == 0);
+  CHECK(t, git_reference_create(&ref, remote, "refs/heads/orket/P1", &other, 1, "test") == 0);
+  git_reference_free(ref);
+  git_signature_free(sig);
+  git_tree_free(tree);
+  git_commit_free(mc);
+  CHECK(t, gitrepo_push(r, bare, "orket/P1", 0, NULL, NULL, &e) == -1);
+  CHECK_STR(t, e.code, "EREJECTED");
+  CHECK(t, gitrepo_push(r, bare, "orket/P1", 1, NULL, NULL, &e) == 0);
+  CHECK(t, git_reference_name_to_id(&oid, remote, "refs/heads/orket/P1") == 0);
+  CHECK_STR(t, git_oid_tostr_s(&oid), id);
+  CHECK(t, gitrepo_push(r, bare, "orket/none", 0, NULL, NULL, &e) == -1);
+  CHECK_STR(t, e.code, "ENOENT");
+  snprintf(url, sizeof url, "%s/missing.git", base);
+  CHECK(t, gitrepo_push(r, url, "main", 0, NULL, NULL, &e) == -1);
+  CHECK_STR(t, e.code, "EREMOTE");
+  CHECK(t, gitrepo_push(r, "", "main", 0, NULL, NULL, &e) == -1);
+  CHECK_STR(t, e.code, "EINVAL");
+  CHECK(t, gitrepo_push(r, bare, "bad..name", 0, NULL, NULL, &e) == -1);
+  CHECK_STR(t, e.code, "EINVAL");
+  /* what the remote advertises, and a second bare remote made by gitrepo_init_bare */
+  gr_ref *refs = NULL;
+  size_t nrefs = 0;
+  CHECK(t, gitrepo_ls_remote(bare, NULL, NULL, &refs, &nrefs, &e) == 0);
+  int seen = 0;
+  for (size_t i = 0; i < nrefs; i++)
+    if (strcmp(refs[i].name, "refs/heads/orket/P1") == 0) seen = strcmp(refs[i].id, id) == 0;
+  CHECK(t, seen);
+  gr_refs_free(refs, nrefs);
+  snprintf(url, sizeof url, "%s/second.git", base);
+  CHECK(t, gitrepo_init_bare(url, &e) == 0 && gitrepo_init_bare(url, &e) == 0);
+  CHECK(t, gitrepo_ls_remote(url, NULL, NULL, &refs, &nrefs, &e) == 0 && nrefs == 0);
+  gr_refs_free(refs, nrefs);
+  CHECK(t, gitrepo_push(r, url, "main", 0, NULL, NULL, &e) == 0);
+  CHECK(t, gitrepo_ls_remote(url, NULL, NULL, &refs, &nrefs, &e) == 0 && nrefs == 2); /* HEAD, main */
+  gr_refs_free(refs, nrefs);
+  snprintf(url, sizeof url, "%s/missing.git", base);
+  CHECK(t, gitrepo_ls_remote(url, NULL, NULL, &refs, &nrefs, &e) == -1);
+  CHECK_STR(t, e.code, "EREMOTE");
+  git_repository_free(remote);
+  git_libgit2_shutdown();
+  gitrepo_close(r);
+  tg_rmtree(base);
+}

@@ -62,6 +62,7 @@
   X(test_gitrepo_merges)                   \
   X(test_gitrepo_recovery)                 \
   X(test_gitrepo_conflict_kinds)           \
+  X(test_gitrepo_push)                     \
   X(test_hmac_vectors)                     \
   X(test_hmac_webhook_signature)         \
   X(test_confine_layer_names)              \

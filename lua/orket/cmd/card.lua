@@ -25,7 +25,8 @@ local function gather(db, id, dir)
     repo:close()
   end
   return { card = c, verifications = require("orket.engine.verify").results(db, id), comments = b:comments(id), history = b:history(id), kids = b:children(id),
-    violations = db:violations(id), asks = approvals.list(db, c.id), git = git }
+    violations = db:violations(id), asks = approvals.list(db, c.id), git = git,
+    forge = require("orket.engine.pullreq").info(db, c.id) }
 end
 
 -- The orket.card/1 document of gathered parts.
@@ -67,7 +68,8 @@ local function doc_of(g)
   return { format = "orket.card/1", card = board_cmd.card_json(c),
     children = jsonout.array(ch), comments = jsonout.array(cm), history = jsonout.array(hist),
     violations = jsonout.array(vs), approvals = jsonout.array(as), verifications = jsonout.array(vf), git = git and {
-      branch = git.branch, merged = git.merged or cjson.null, commits = jsonout.array(git.commits) } or nil }
+      branch = git.branch, merged = git.merged or cjson.null, commits = jsonout.array(git.commits) } or nil,
+    forge = g.forge and { pull_request = g.forge.pull_request, reviews = jsonout.array(g.forge.reviews) } or nil }
 end
 
 --- json_doc(db, id [, dir]) -> the orket.card/1 document (what --json prints) | nil, msg
@@ -121,6 +123,16 @@ function cmd.run(args, cli)
   end
   if git then
     line("branch", git.branch .. (git.merged and (" (merged into main: " .. git.merged:sub(1, 12) .. ")") or ""))
+  end
+  local f = g.forge
+  if f and f.pull_request then
+    local pr = f.pull_request
+    line("pull request", (pr.number and ("#" .. pr.number .. (pr.url and (" " .. pr.url) or "")) or "(pushed only)")
+      .. (pr.head and (" at " .. pr.head:sub(1, 12)) or ""))
+  end
+  for _, rv in ipairs(f and f.reviews or {}) do
+    line("review " .. rv.cycle, (rv.decision or "waiting") .. (rv.reviewer and (" by " .. rv.reviewer) or "")
+      .. (rv.decided_at and (" at " .. rv.decided_at) or ""))
   end
   line("source", c.source)
   line("created", c.created_at)

@@ -203,6 +203,9 @@ function cmd.run(args, cli)
         table.concat(paths, ", "))
     elseif ev.kind == "merge_main" then
       out[#out + 1] = string.format("\n** main merged into orket/%s (%s, %s)", one(ev.card), one(d.kind), one(d.id))
+    elseif ev.kind == "pull_request" then
+      out[#out + 1] = string.format("\n** %s pushed (%s)%s", one(ev.card), one(d.head),
+        d.number and string.format("; pull request #%s %s", num(d.number), one(d.url)) or "")
     elseif ev.kind == "verification" then
       out[#out + 1] = string.format("\n** %s verification %s: %s: %s: %s%s", one(ev.card),
         d.passed and "passed" or "FAILED", one(d.step), clip(d.command, n), one(d.reason),

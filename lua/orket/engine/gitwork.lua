@@ -111,6 +111,28 @@ function M.commit(r, job)
   return true
 end
 
+M.ENGINE = ENGINE
+
+--- send_back(db, board, id, paths, actor, run_id) -> why | nil, msg, CODE: a merge of the
+--- card into main conflicted in paths: in one transaction the engine comments why, moves the
+--- card code_review -> in_progress (a rework) as actor, and journals a merge_conflict event,
+--- so the card's next turn begins with main merged in.
+function M.send_back(db, board, id, paths, actor, run_id)
+  local files = table.concat(paths, ", ")
+  local why = string.format("Merging orket/%s into main conflicts in: %s. The engine sent the card back to "
+    .. "in_progress; its next turn starts with main merged into its branch, conflict markers in those files "
+    .. "to resolve.", id, files)
+  local sent, serr, scode = db:tx(function()
+    assert(board:comment(id, { author = "orket", body = why }))
+    local t, terr, tcode = board:transition(id, "in_progress", { actor = actor, note = "merge conflict: " .. files })
+    if not t then return nil, terr, tcode end
+    db:event { kind = "merge_conflict", card = id, run = run_id, data = { paths = paths } }
+    return true
+  end)
+  if not sent then return nil, serr, scode end
+  return why
+end
+
 --- board_for(run, job) -> the board a turn's tools act on: the engine's, except that moving
 --- the turn's own card to done first commits the worktree and merges its branch into main.
 --- On a conflict nothing is merged: in the same transaction the engine sends the card back
@@ -132,19 +154,9 @@ function M.board_for(r, job)
       res, merr, mcode, paths = r.git.repo:merge_to_main(id, ENGINE)
     end
     if not res and mcode == "ECONFLICT" then
-      local files = table.concat(paths, ", ")
-      local why = string.format("Merging orket/%s into main conflicts in: %s. The engine sent the card back to "
-        .. "in_progress; its next turn starts with main merged into its branch, conflict markers in those files "
-        .. "to resolve.", id, files)
-      local sent, serr, scode = r.db:tx(function()
-        assert(board:comment(id, { author = "orket", body = why }))
-        local t, terr, tcode = board:transition(id, "in_progress", { actor = { seat = job.seat,
-          roles = job.actor.roles, by = "engine" }, note = "merge conflict: " .. files })
-        if not t then return nil, terr, tcode end
-        r.db:event { kind = "merge_conflict", card = id, run = r.run_id, data = { paths = paths } }
-        return true
-      end)
-      if not sent then return nil, serr, scode end
+      local why, serr, scode = M.send_back(r.db, board, id, paths, { seat = job.seat, roles = job.actor.roles,
+        by = "engine" }, r.run_id)
+      if not why then return nil, serr, scode end
       job.conflict = paths
       return nil, "board: " .. id .. ": " .. why, "ECONFLICT"
     end

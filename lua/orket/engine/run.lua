@@ -15,6 +15,7 @@ local journal = require "orket.engine.journal"
 local review = require "orket.engine.review"
 local fault = require "orket.engine.fault"
 local verify = require "orket.engine.verify"
+local pullreq = require "orket.engine.pullreq"
 local cstore = require "orket.c.store"
 local board_mod = require "orket.board"
 local gitwork = require "orket.engine.gitwork"
@@ -160,6 +161,11 @@ function Run:prepare(card)
     if vjob then return vjob end
     if verr then return self:skip(card, verr) end
     card = now
+    -- a hand-in on a project with a remote is pushed (and its pull request opened) first
+    local fjob, ferr, fwait = pullreq.prepare(self, card)
+    if fjob then return fjob end
+    if ferr then return self:skip(card, ferr) end
+    if fwait then return nil, false end
     if card.status == "in_progress" then
       local next_step = review.after_rejection(self, card)
       if next_step == "requirements" then
@@ -534,10 +540,10 @@ function Run:execute()
     for _, f in ipairs(after) do f() end
     for _, job in ipairs(jobs) do
       inflight = inflight + 1
-      if job.verify then
+      if job.verify or job.forge then
         local t
         t = task.new(function()
-          local tok, terr = pcall(verify.run, self, job)
+          local tok, terr = pcall(job.verify and verify.run or pullreq.run, self, job)
           if not tok then self:emit { type = "verify_end", card = job.card_id, passed = false, error = tostring(terr) } end
           self.tasks[t] = nil
           busy[job.card_id] = nil

@@ -131,6 +131,9 @@ local function unstick(board, c)
   if c.status == "waiting_for_developer" then
     local p = approvals.pending(board.db, id)
     if p then return "waiting for approval", string.format("orket answer %s --approve (or --deny \"reason\")", id) end
+    if c.wait_reason == "review" then
+      return "waiting for review on the forge", "review its pull request (orket card " .. id .. "); the forge's webhook moves it"
+    end
     return "waiting for the developer", string.format("orket answer %s \"your answer\"", id)
   elseif c.status == "blocked" then
     if c.wait_reason == "system" then
@@ -189,8 +192,8 @@ function M.stuck(board, cards, why_run)
       local why, waits_for, pending, next_step
       if c.status == "waiting_for_developer" then
         pending = approvals.pending(board.db, c.id)
-        waits_for = pending and "approval" or "input"
-        why = pending and string.format("waiting for approval of %s (request #%d): %s; answer with "
+        waits_for = pending and "approval" or (c.wait_reason == "review" and "review") or "input"
+        why = (not pending and c.wait_reason == "review") and "waiting for review on the forge" or pending and string.format("waiting for approval of %s (request #%d): %s; answer with "
           .. "'orket answer %s --approve' or --deny \"reason\"", approvals.describe(pending), pending.id,
           tostring(pending.reason or pending.rule), c.id) or "waiting for input"
         _, next_step = unstick(board, c)

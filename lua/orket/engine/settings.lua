@@ -347,6 +347,84 @@ local function serve(d)
   return out
 end
 
+-- The git section (docs/git.md): a remote the cards' branches are pushed to, and the forge
+-- whose pull requests and webhooks carry people's reviews. Tokens and secrets are never in
+-- orket.lua: it names the environment variables that hold them.
+local GIT_KEYS = "api_url, forge, remote, repo, token_env, webhook_secret_env"
+M.FORGES = { gitea = true, github = true }
+local GITHUB_API = "https://api.github.com"
+
+local function env_name(v, path)
+  text(v, path)
+  if not v:match("^[%a_][%w_]*$") then fail(path, "must name an environment variable (letters, digits, _), got %q", v) end
+  return v
+end
+
+local function git(d)
+  local src = d.git
+  if src == nil then return nil end
+  if type(src) ~= "table" then fail("git", "must be a table (fields: %s)", GIT_KEYS) end
+  local out = {}
+  for k, v in pairs(src) do
+    local p = "git." .. tostring(k)
+    if k == "remote" then
+      text(v, p)
+      if v == "" or v:find("[%c]") then fail(p, "must be a path or URL of the remote repository") end
+      out.remote = v
+    elseif k == "forge" then
+      if not M.FORGES[v] then fail(p, "must be \"gitea\" or \"github\" (got %s)", tostring(v)) end
+      out.forge = v
+    elseif k == "repo" then
+      text(v, p)
+      if not v:match("^[%w][%w._-]*/[%w._-]+$") or #v > 200 then fail(p, "must be \"owner/name\" (got %q)", v) end
+      out.repo = v
+    elseif k == "api_url" then
+      text(v, p)
+      if not v:match("^https?://[^/%s]+[^%s]*$") then fail(p, "must be an http:// or https:// URL (got %q)", v) end
+      out.api_url = v:gsub("/+$", "")
+    elseif k == "token_env" or k == "webhook_secret_env" then
+      out[k] = env_name(v, p)
+    else
+      fail(p, "unknown setting (known: %s)", GIT_KEYS)
+    end
+  end
+  if out.forge then
+    if not out.remote then fail("git.remote", "is needed with git.forge: the remote the branches are pushed to") end
+    if not out.repo then fail("git.repo", "is needed with git.forge: \"owner/name\" of the repository on the forge") end
+    if not out.token_env then fail("git.token_env", "is needed with git.forge: the variable holding the forge's API token") end
+    if out.forge == "github" then out.api_url = out.api_url or GITHUB_API end
+    if not out.api_url then fail("git.api_url", "is needed with git.forge = \"gitea\": the server's URL, e.g. \"https://gitea.example\"") end
+  elseif out.repo or out.token_env or out.api_url then
+    fail("git.forge", "is needed with git.repo, git.token_env or git.api_url: \"gitea\" or \"github\"")
+  end
+  return out
+end
+
+-- The review section: the rejection counts, and human = true to send each card handed in
+-- to people on the forge (its pull request) instead of the reviewer seat.
+local function review(d)
+  local src, human = d.review, false
+  if type(src) == "table" and src.human ~= nil then
+    if type(src.human) ~= "boolean" then fail("review.human", "must be true or false") end
+    human = src.human
+    local rest = {}
+    for k, v in pairs(src) do if k ~= "human" then rest[k] = v end end
+    src = rest
+  end
+  local r = section({ review = src }, "review", M.DEFAULTS.review)
+  if r.requirements_review_after < r.escalate_after then
+    fail("review.requirements_review_after", "must not be below review.escalate_after")
+  end
+  if human then
+    local g = d.git
+    if type(g) ~= "table" or g.forge == nil then
+      fail("review.human", "needs git.forge (and git.remote, git.repo, git.token_env): people review on the forge")
+    end
+  end
+  r.human = human
+  return r
+end
+
 -- ---- the schema ------------------------------------------------------------------------
 
 -- Every top-level setting, in the order they are checked, with the check of its section:
@@ -370,16 +448,11 @@ local SCHEMA = {
   end },
   { "budgets", function(d) return section(d, "budgets", M.DEFAULTS.budgets) end },
   { "limits", function(d) return section(d, "limits", M.DEFAULTS.limits) end },
-  { "review", function(d)
-    local r = section(d, "review", M.DEFAULTS.review)
-    if r.requirements_review_after < r.escalate_after then
-      fail("review.requirements_review_after", "must not be below review.escalate_after")
-    end
-    return r
-  end },
+  { "review", review },
   { "context", function(d) return section(d, "context", M.DEFAULTS.context) end },
   { "verify", verify },
   { "serve", serve },
+  { "git", git },
 }
 
 M.SETTINGS = {}

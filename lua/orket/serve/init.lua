@@ -75,6 +75,7 @@ function M.new(o)
   require("orket.serve.runs").add(self.router)
   require("orket.serve.openapi").add(self.router)
   require("orket.serve.session").add(self.router)
+  require("orket.serve.webhooks").add(self.router)
   self.metrics = require("orket.serve.metrics").new()
   local cors, cerr = require("orket.serve.web").cors(o.dir)
   if not cors then srv:close() return nil, cerr, "EINVAL" end
@@ -166,7 +167,7 @@ function Server:_handle(req)
   local us = (uv.hrtime() - t0) // 1000
   self.metrics:request(ctx.route, ctx.status or 500, us / 1e6)
   self:_log { method = req.method, route = ctx.route, status = ctx.status or 500,
-    us = us, key = ctx.key or require("cjson").null, addr = req.remote, auth = ctx.auth }
+    us = us, key = ctx.key or require("cjson").null, addr = req.remote, auth = ctx.auth, note = ctx.note }
   req:close()
   self.inflight = self.inflight - 1
 end

@@ -1,7 +1,7 @@
 -- orket.serve.session: sign-in for browsers (the web board). POST /v1/session trades an API
 -- key for a session cookie (HttpOnly, SameSite=Strict), since EventSource cannot send an
 -- Authorization header. The token is random (orket.c.crypto); the store keeps only its
--- BLAKE2b (sessions, migration 13). A write made with the cookie must carry the CSRF token
+-- BLAKE2b (sessions, migration 12). A write made with the cookie must carry the CSRF token
 -- the sign-in returned (X-CSRF-Token, compared in constant time). orket.serve.auth asks
 -- check() when a request has the cookie and no Authorization header.
 local crypto = require "orket.c.crypto"

@@ -314,12 +314,6 @@ CREATE UNIQUE INDEX verifications_handin ON verifications(card_id, handin);
   },
   {
     version = 12,
-    name = "reserved: runs started over HTTP",
-    -- Reserved for the runs of orket serve; this placeholder changes nothing.
-    sql = "",
-  },
-  {
-    version = 13,
     name = "sessions: the web board's sign-ins",
     -- One row per browser session: the BLAKE2b of its random token (never the token), the
     -- key it signed in with, and when it ends (Unix seconds). Revoking the key ends them.
@@ -331,6 +325,51 @@ CREATE TABLE sessions (
   expires    INTEGER NOT NULL
 );
 CREATE INDEX sessions_key ON sessions(key_id);
+]],
+  },
+  {
+    version = 13,
+    name = "forge: pull requests, review cycles, webhook deliveries",
+    -- pull_requests: a card's branch on the remote and its pull request on the forge (one
+    -- per card; number NULL with a remote but no forge; head: the commit last pushed). review_cycles: one row per time a card was handed to people for review
+    -- (cycle 1, 2, ...), decided by a webhook (approved, changes_requested, merged, closed).
+    -- webhook_deliveries: every delivery acted on or ignored, by the forge's delivery id,
+    -- written in the transaction of the board change it caused, so a redelivery finds it
+    -- and changes nothing.
+    sql = [[
+CREATE TABLE pull_requests (
+  card_id    TEXT PRIMARY KEY REFERENCES cards(id),
+  forge      TEXT,
+  repo       TEXT,
+  number     INTEGER,
+  url        TEXT,
+  head       TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE TABLE review_cycles (
+  id         INTEGER PRIMARY KEY,
+  card_id    TEXT NOT NULL REFERENCES cards(id),
+  cycle      INTEGER NOT NULL,
+  pr_number  INTEGER,
+  head       TEXT,
+  opened_at  TEXT NOT NULL,
+  decision   TEXT CHECK (decision IN ('approved', 'changes_requested', 'merged', 'closed')),
+  reviewer   TEXT,
+  body       TEXT,
+  delivery   TEXT,
+  decided_at TEXT
+);
+CREATE UNIQUE INDEX review_cycles_card ON review_cycles(card_id, cycle);
+CREATE TABLE webhook_deliveries (
+  forge    TEXT NOT NULL,
+  delivery TEXT NOT NULL,
+  event    TEXT NOT NULL,
+  card_id  TEXT,
+  outcome  TEXT NOT NULL,
+  at       TEXT NOT NULL,
+  PRIMARY KEY (forge, delivery)
+);
 ]],
   },
 }

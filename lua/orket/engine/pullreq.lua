@@ -1,0 +1,139 @@
+-- orket.engine.pullreq: a card handed in for review, on a project with a remote (orket.lua's
+-- git section): its branch is pushed (orket.c.gitrepo, libgit2) and, with a forge, a pull
+-- request is opened or found (orket.forge); with review.human the card then waits for
+-- people (waiting_for_developer, reason review) and a new review cycle starts. The network
+-- part runs as a job of its own, outside the scheduling round's transaction; its records
+-- are written in one transaction after it. A failure skips the card for the rest of the run
+-- with the error as the reason: the next run (or resume) tries again. Contract: docs/git.md.
+local forge = require "orket.forge"
+local fault = require "orket.engine.fault"
+local board_mod = require "orket.board"
+
+local M = {}
+
+M.PR_BODY_MAX = 4000
+
+local function git_settings(r)
+  local g = r.settings and r.settings.git
+  if not r.git or not g or not g.remote then return nil end
+  return g
+end
+
+--- row(db, card_id) -> the card's pull_requests row | nil
+function M.row(db, card_id)
+  return db:row("SELECT * FROM pull_requests WHERE card_id = ?", card_id)
+end
+
+--- prepare(run, card) -> job {forge=true, card_id=} | nil, why-skipped | nil, nil, true (wait:
+--- another hand-in is being published) | nil (nothing to do): whether a card in code_review
+--- must be pushed (and its pull request opened) before anything else happens to it: with
+--- review.human always, else when its branch moved since the last push. One hand-in is
+--- published at a time: pushes of main from two threads at once would race on the remote.
+function M.prepare(r, card)
+  local g = git_settings(r)
+  if not g or card.status ~= "code_review" or card.type ~= "issue" then return nil end
+  local failed = r.forge_failed and r.forge_failed[card.id]
+  if failed then return nil, failed end
+  local head = r.git.repo:head("orket/" .. card.id)
+  if not head then return nil end
+  local pr = M.row(r.db, card.id)
+  if r.settings.review.human or not pr or pr.head ~= head then
+    if r.forge_publishing then return nil, nil, true end
+    r.forge_publishing = true
+    return { forge = true, card_id = card.id, head = head }
+  end
+  return nil
+end
+
+local function pr_text(card)
+  local title = string.format("%s: %s", card.id, card.summary or card.name or "")
+  local body = string.format("Orket card %s.\n\n%s\n\nOrket-Card: %s", card.id,
+    (card.description or ""):sub(1, M.PR_BODY_MAX), card.id)
+  return title, body
+end
+
+-- The network part: push main (so the pull request has its base; a remote main that moved
+-- ahead, because the forge merged something, is left as it is) and the card's branch
+-- (forced: the branch is Orket's), then open or find the pull request.
+local function publish(r, g, card, token)
+  local repo = r.git.repo
+  local auth = token and { token = token, user = g.forge == "github" and "x-access-token" or "orket" } or {}
+  local ok, err, code = repo:push(g.remote, "main", auth)
+  if not ok and code ~= "EREJECTED" then return nil, err end
+  auth.force = true
+  ok, err = repo:push(g.remote, "orket/" .. card.id, auth)
+  if not ok then return nil, err end
+  fault.hit("after_git_push")
+  if not g.forge then return {} end
+  local existing = M.row(r.db, card.id)
+  if existing and existing.number then return { number = existing.number, url = existing.url } end
+  local title, body = pr_text(card)
+  return forge.open_pr(g, token, { branch = "orket/" .. card.id, title = title, body = body })
+end
+
+-- A failure: emitted, and remembered so the card is skipped for the rest of the run.
+local function failed(r, job, msg)
+  r.forge_failed = r.forge_failed or {}
+  r.forge_failed[job.card_id] = msg
+  r:emit { type = "git", card = job.card_id, action = "pull_request", error = msg }
+end
+
+local function run(r, job)
+  local g = git_settings(r)
+  local card = r.board:get(job.card_id)
+  local function fail(msg) return failed(r, job, msg) end
+  if not card or card.status ~= "code_review" then return end
+  local token
+  if g.forge then
+    local terr
+    token, terr = forge.token(g)
+    if not token then return fail(terr) end
+  end
+  local pr, err = publish(r, g, card, token)
+  token = nil
+  if not pr then return fail(err) end
+  fault.hit("after_pull_request")
+  local human = r.settings.review.human
+  local ok, werr = r.db:tx(function()
+    local db = r.db
+    assert(db:run([[INSERT INTO pull_requests (card_id, forge, repo, number, url, head, created_at, updated_at)
+      VALUES (?1, ?2, ?3, ?4, ?5, ?6, orket_now(), orket_now())
+      ON CONFLICT (card_id) DO UPDATE SET number = coalesce(?4, number), url = coalesce(?5, url), head = ?6,
+      updated_at = orket_now()]], card.id, g.forge, g.repo, pr.number, pr.url, job.head))
+    db:event { kind = "pull_request", card = card.id, run = r.run_id,
+      data = { number = pr.number, url = pr.url, head = job.head, remote = g.forge and g.repo or nil } }
+    if human then
+      local n = db:row("SELECT coalesce(max(cycle), 0) + 1 AS n FROM review_cycles WHERE card_id = ?", card.id).n
+      assert(db:run([[INSERT INTO review_cycles (card_id, cycle, pr_number, head, opened_at)
+        VALUES (?, ?, ?, ?, orket_now())]], card.id, n, pr.number, job.head))
+      local t, terr, tcode = r.board:transition(card.id, "waiting_for_developer", { actor = board_mod.ENGINE,
+        reason = "review", note = "review by people on the forge" .. (pr.url and (": " .. pr.url) or "") })
+      if not t then return nil, terr, tcode end
+    end
+    return true
+  end)
+  if not ok then return fail(werr) end
+  r:emit { type = "git", card = card.id, action = "pull_request", number = pr.number, url = pr.url, id = job.head,
+    waiting = human or nil }
+end
+
+--- info(db, card_id) -> {pull_request = {number=, url=, head=} | nil, reviews = {{cycle=,
+--- decision=, reviewer=, body=, opened_at=, decided_at=}...}} | nil: what `orket card` shows
+function M.info(db, card_id)
+  local pr = db:row("SELECT number, url, head, repo FROM pull_requests WHERE card_id = ?", card_id)
+  local reviews = db:rows([[SELECT cycle, pr_number, decision, reviewer, body, opened_at, decided_at
+    FROM review_cycles WHERE card_id = ? ORDER BY cycle]], card_id) or {}
+  if not pr and #reviews == 0 then return nil end
+  return { pull_request = pr, reviews = reviews }
+end
+
+--- run(run, job): the job prepare made: publish, then record (and, with review.human, hand
+--- the card to people) in one transaction. Errors are emitted and remembered for the run.
+function M.run(r, job)
+  local ok, err = pcall(run, r, job)
+  r.forge_publishing = nil
+  if not ok then failed(r, job, tostring(err)) end
+end
+
+return M
+

@@ -1,0 +1,276 @@
+-- orket.serve.webhooks: POST /v1/webhooks/gitea and /v1/webhooks/github, a forge telling
+-- the board what people decided on a card's pull request. No API key: the delivery's
+-- HMAC-SHA256 signature over the raw body (orket.c.crypto.verify_webhook, constant time)
+-- under the secret in the variable orket.lua's git.webhook_secret_env names is checked
+-- before the body is parsed; no secret, no delivery. Each delivery id is recorded in the
+-- transaction of the board change it makes, so a redelivery finds it and changes nothing.
+-- Events are read by orket.forge; moves go through the board's state machine, the reviewer
+-- acting as a person holding integrity_guard. Contract: docs/git.md, docs/serve.md.
+local crypto = require "orket.c.crypto"
+local cjson = require "cjson.safe"
+local board_mod = require "orket.board"
+local forge = require "orket.forge"
+local gitwork = require "orket.engine.gitwork"
+
+local M = {}
+
+local err = require("orket.serve.routes").err
+
+M.COMMENT_MAX = 65536
+
+-- The project's git settings, read for each delivery (orket.lua may change while serving).
+local function git_settings(dir)
+  local cfg, cerr = require("orket.config").load(dir)
+  if not cfg then return nil, cerr end
+  local s, serr = require("orket.engine.settings").resolve(cfg)
+  if not s then return nil, serr end
+  return s.git or {}
+end
+
+-- The signature header in the forge's own form: GitHub's "sha256=<hex>", Gitea's and
+-- Forgejo's bare hex; anything else (sha1=, another scheme) is refused before the MAC.
+local function signature_form(name, sig)
+  if type(sig) ~= "string" then return nil end
+  if name == "github" then return sig:match("^sha256=") and sig or nil end
+  return not sig:find("=", 1, true) and sig or nil
+end
+
+local function record(db, name, d, card, outcome)
+  assert(db:run([[INSERT INTO webhook_deliveries (forge, delivery, event, card_id, outcome, at)
+    VALUES (?, ?, ?, ?, ?, orket_now())]], name, d.id, tostring(d.event), card, outcome))
+end
+
+-- The card a pull request belongs to: by its number as Orket opened it, else by its branch.
+local function card_of(db, g, ev)
+  if ev.number then
+    local r = db:row("SELECT card_id FROM pull_requests WHERE number = ? AND (repo IS NULL OR repo = ?)",
+      ev.number, g.repo)
+    if r then return r.card_id end
+  end
+  local id = ev.branch and ev.branch:match("^orket/(.+)$")
+  if id and db:row("SELECT id FROM cards WHERE id = ? AND type = 'issue'", id) then return id end
+  return nil
+end
+
+-- The open review cycle gets the decision; without one (the card was reviewed by a seat
+-- as well, or the forge acted before Orket handed it in) a decided cycle is added.
+local function decide_cycle(db, card, ev, delivery)
+  local open = db:row([[SELECT id FROM review_cycles WHERE card_id = ? AND decision IS NULL
+    ORDER BY cycle DESC LIMIT 1]], card)
+  local body = ev.body and ev.body:sub(1, M.COMMENT_MAX) or nil
+  if open then
+    assert(db:run([[UPDATE review_cycles SET decision = ?, reviewer = ?, body = ?, delivery = ?,
+      decided_at = orket_now() WHERE id = ?]], ev.kind, ev.reviewer, body, delivery, open.id))
+  else
+    local n = db:row("SELECT coalesce(max(cycle), 0) + 1 AS n FROM review_cycles WHERE card_id = ?", card).n
+    assert(db:run([[INSERT INTO review_cycles (card_id, cycle, pr_number, opened_at, decision, reviewer, body,
+      delivery, decided_at) VALUES (?, ?, ?, orket_now(), ?, ?, ?, ?, orket_now())]], card, n, ev.number,
+      ev.kind, ev.reviewer, body, delivery))
+  end
+end
+
+local REVIEWABLE = { waiting_for_developer = true, code_review = true }
+
+-- Brings a card waiting for people back to code_review, where a review's decision is taken.
+local function to_review(board, c, actor, note)
+  if c.status ~= "waiting_for_developer" then return true end
+  return board:transition(c.id, "code_review", { actor = actor, note = note })
+end
+
+-- approved, or merged on the forge: the card is merged into main and done (a conflict sends
+-- it back to in_progress as the engine does). Returns outcome | nil, msg, CODE.
+local function approve(ctx, board, c, ev, actor, delivery)
+  local db = ctx.db
+  local ok, terr, tcode = to_review(board, c, actor, "approved on the forge")
+  if not ok then return nil, terr, tcode end
+  ok, terr, tcode = board:check_transition(c.id, "done", { actor = actor })
+  if not ok then return nil, terr, tcode end
+  local repo = require("orket.c.gitrepo").open(ctx.dir .. "/workspace")
+  local res, merr, mcode, paths
+  if repo and repo:head("orket/" .. c.id) then
+    res, merr, mcode, paths = repo:merge_to_main(c.id, gitwork.ENGINE)
+  end
+  if repo then repo:close() end
+  if not res and mcode == "ECONFLICT" then
+    local why, serr, scode = gitwork.send_back(db, board, c.id, paths, { seat = actor.seat, roles = actor.roles,
+      by = "engine" }, nil)
+    if not why then return nil, serr, scode end
+    decide_cycle(db, c.id, ev, delivery)
+    return "merge_conflict"
+  end
+  if not res and merr then return nil, merr, mcode end
+  local moved, merr2, mcode2 = board:transition(c.id, "done", { actor = actor,
+    note = (ev.kind == "merged" and "merged on the forge by " or "approved on the forge by ") .. actor.seat })
+  if not moved then return nil, merr2, mcode2 end
+  if res then
+    db:event { kind = "merge", card = c.id, actor = actor.seat,
+      data = { id = res.id, kind = res.kind, branch = "orket/" .. c.id, stale = res.stale } }
+  end
+  decide_cycle(db, c.id, ev, delivery)
+  return "done"
+end
+
+local function changes(ctx, board, c, ev, actor, delivery)
+  local ok, terr, tcode = to_review(board, c, actor, "changes requested on the forge")
+  if not ok then return nil, terr, tcode end
+  local text = ev.body and ev.body:find("%S") and ev.body:sub(1, M.COMMENT_MAX) or "(no text)"
+  assert(board:comment(c.id, { author = actor.seat, body = "Changes requested on the forge:\n\n" .. text }))
+  ok, terr, tcode = board:transition(c.id, "in_progress", { actor = actor, note = "changes requested on the forge" })
+  if not ok then return nil, terr, tcode end
+  decide_cycle(ctx.db, c.id, ev, delivery)
+  return "in_progress"
+end
+
+local function closed(ctx, board, c, ev, actor, delivery)
+  local ok, terr, tcode = to_review(board, c, actor, "pull request closed on the forge")
+  if not ok then return nil, terr, tcode end
+  local why = string.format("The pull request%s was closed on the forge by %s without being merged.",
+    ev.number and (" #" .. ev.number) or "", actor.seat)
+  assert(board:comment(c.id, { author = actor.seat, body = why }))
+  ok, terr, tcode = board:transition(c.id, "blocked", { actor = actor, reason = "review", note = why })
+  if not ok then return nil, terr, tcode end
+  -- that pull request is over: the card's next hand-in opens a new one
+  assert(ctx.db:run("UPDATE pull_requests SET number = NULL, url = NULL WHERE card_id = ?", c.id))
+  decide_cycle(ctx.db, c.id, ev, delivery)
+  return "blocked"
+end
+
+-- What the event does to the card: fn, or nil plus why it changes nothing.
+local function action_for(c, ev)
+  if c.status == "done" then return nil, "the card is done already" end
+  if ev.kind == "closed" then
+    if c.status == "canceled" or c.status == "archived" or c.status == "blocked" then
+      return nil, "the card is " .. c.status
+    end
+    return closed
+  end
+  if not REVIEWABLE[c.status] then return nil, "the card is " .. c.status .. ", not in review" end
+  if c.status == "waiting_for_developer" and c.wait_reason ~= "review" then
+    return nil, "the card waits for " .. tostring(c.wait_reason) .. ", not for a review"
+  end
+  if ev.kind == "changes_requested" then return changes end
+  if ev.kind == "approved" and ev.author and ev.reviewer == ev.author then
+    return nil, "the pull request's author (" .. ev.author .. ", who pushed the card's work) cannot approve it"
+  end
+  return approve
+end
+
+local function handle(name)
+  return function(req, ctx)
+    local d = forge.delivery(name, req.headers)
+    local sig = signature_form(name, d.signature)
+    if not sig then
+      return err(401, "bad_signature", "the delivery has no signature in this forge's form ("
+        .. (name == "github" and "X-Hub-Signature-256: sha256=<hex>" or "X-Gitea-Signature: <hex>") .. ")")
+    end
+    local text, berr, bcode = req:body()
+    if not text then
+      if bcode == "E2BIG" then return err(413, "too_large", berr) end
+      if bcode == "ETIMEDOUT" then return err(408, "timeout", berr) end
+      return err(400, "bad_request", berr)
+    end
+    local g, gerr = git_settings(ctx.dir)
+    if not g then return err(500, "internal", gerr) end
+    local secret = g.webhook_secret_env and os.getenv(g.webhook_secret_env) or nil
+    local ok, verr, vcode = crypto.verify_webhook(secret, text, sig)
+    secret = nil
+    if not ok then
+      ctx.note = vcode
+      if vcode == "NO_SECRET" then
+        return err(401, "no_secret", "webhooks are refused: no secret is set (git.webhook_secret_env in orket.lua)")
+      end
+      return err(401, "bad_signature", "the signature does not match the body")
+    end
+    -- signed: now the body may be read
+    if not d.id or #d.id > 200 or not d.id:match(forge.DELIVERY_ID) then
+      return err(400, "bad_request", "the delivery has no usable delivery id header")
+    end
+    local body = require "orket.serve.body"
+    if not utf8.len(text) or body.depth(text) > body.MAX_DEPTH then
+      return err(400, "bad_json", "the body is not UTF-8 JSON of reasonable depth")
+    end
+    local doc, jerr = cjson.decode(text)
+    if type(doc) ~= "table" then return err(400, "bad_json", "the body is not a JSON object: " .. tostring(jerr)) end
+    local db = ctx.db
+    if db:row("SELECT 1 AS x FROM webhook_deliveries WHERE forge = ? AND delivery = ?", name, d.id) then
+      ctx.note = "duplicate"
+      return 200, { delivery = d.id, outcome = "duplicate" }
+    end
+    local ev, why = forge.event(name, d.event, doc)
+    local card
+    if ev and g.forge ~= name then why, ev = "this project's forge is " .. tostring(g.forge or "not set"), nil end
+    -- forges treat owner/name case-insensitively
+    if ev and (ev.repo or ""):lower() ~= (g.repo or ""):lower() then why, ev = "unknown repository " .. tostring(ev.repo), nil end
+    if ev then
+      card = card_of(db, g, ev)
+      if not card then why, ev = "pull request " .. tostring(ev.number) .. " names no card", nil end
+    end
+    local board = board_mod.open(db)
+    local c = card and board:get(card)
+    local fn
+    if ev then
+      fn, why = action_for(c, ev)
+      if fn and not (ev.reviewer and ev.reviewer:match("^[%w][%w._%-]*$") and #ev.reviewer <= 100) then
+        fn, why = nil, "the event names no person (a forge login)"
+      end
+    end
+    if not fn then
+      ctx.note = "ignored: " .. why
+      local rok, rerr = db:tx(function()
+        if db:row("SELECT 1 AS x FROM webhook_deliveries WHERE forge = ? AND delivery = ?", name, d.id) then return true end
+        record(db, name, d, card, "ignored: " .. why)
+        return true
+      end)
+      if not rok then return err(500, "internal", rerr) end
+      return 200, { delivery = d.id, outcome = "ignored", reason = why, card = card }
+    end
+    local actor = { seat = ev.reviewer, roles = { "integrity_guard" }, by = "person" }
+    local outcome, oerr, ocode = db:tx(function()
+      if db:row("SELECT 1 AS x FROM webhook_deliveries WHERE forge = ? AND delivery = ?", name, d.id) then
+        return "duplicate"
+      end
+      local out, ferr, fcode = fn(ctx, board, board:get(card), ev, actor, d.id)
+      if not out then return nil, ferr, fcode end
+      record(db, name, d, card, out)
+      db:event { kind = "webhook", card = card, actor = ev.reviewer,
+        data = { forge = name, delivery = d.id, event = ev.kind, number = ev.number, outcome = out } }
+      return out
+    end)
+    if not outcome then
+      if ocode == "EAGAIN" or ocode == "ELOCKED" then
+        return err(503, "busy", "the repository is busy; deliver again: " .. tostring(oerr))
+      end
+      -- the board refused (a self-review, a state it cannot leave that way): said once, kept
+      local msg = tostring(oerr):gsub("^board: ", "")
+      ctx.note = "refused: " .. msg
+      db:tx(function()
+        record(db, name, d, card, "refused: " .. msg)
+        assert(board:comment(card, { author = "orket", body = string.format("The forge's %s by %s was not applied: %s",
+          ev.kind, ev.reviewer, msg) }))
+        return true
+      end)
+      return 200, { delivery = d.id, outcome = "refused", reason = msg, card = card }
+    end
+    ctx.note = outcome
+    return 200, { delivery = d.id, outcome = outcome, card = card }
+  end
+end
+
+local REPLY = { type = "object", additionalProperties = false, required = { "delivery", "outcome" }, properties = {
+  delivery = { type = "string" }, card = { type = "string" }, reason = { type = "string" },
+  outcome = { type = "string", description = "done, in_progress, blocked, merge_conflict, duplicate, ignored or refused" } } }
+
+--- add(router): the two webhook routes (no role: the signature is their authentication)
+function M.add(router)
+  for _, name in ipairs { "gitea", "github" } do
+    router:add("POST", "/v1/webhooks/" .. name, { handler = handle(name), name = "webhook_" .. name,
+      summary = "A " .. (name == "gitea" and "Gitea/Forgejo" or "GitHub")
+        .. " webhook delivery (HMAC-SHA256 signed; docs/git.md)",
+      responses = { [200] = { schema = REPLY, description = "acted on, or ignored (see outcome)" },
+        [401] = { schema = require("orket.serve.openapi").ERROR, description = "no secret set, or a bad signature" },
+        [413] = { schema = require("orket.serve.openapi").ERROR, description = "the body is too large" },
+        [503] = { schema = require("orket.serve.openapi").ERROR, description = "the repository is busy: deliver again" } } })
+  end
+end
+
+return M

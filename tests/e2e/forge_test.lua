@@ -1,0 +1,406 @@
+-- People reviewing on a forge: a card handed in is pushed to a bare repository (the remote)
+-- and its pull request opened on a fake forge API on loopback; signed webhook deliveries
+-- (payload fixtures in the forges' documented shapes) send it back or make it done and
+-- merged; bad deliveries are refused before the body is read as JSON; a redelivery changes
+-- nothing.
+local H = require "tests.helpers"
+local G = require "orket.c.gitrepo"
+local crypto = require "orket.c.crypto"
+local http = require "orket.c.http"
+local cjson = require "cjson"
+
+local SECRET = "s3cret-for-tests"
+local TOKEN = "forge-token-for-tests"
+local FIX = H.ROOT .. "/tests/fixtures/forge/"
+
+local function fixture(name) return assert(H.read(FIX .. name), name) end
+
+-- post(s, path, headers, body) -> status, decoded answer
+local function post(s, path, headers, body)
+  local r <close> = assert(http.request { url = s.url .. path, method = "POST", headers = headers, body = body,
+    total_timeout_ms = 30000 })
+  local status = r:headers()
+  local parts = {}
+  while true do
+    local ev = r:read()
+    if not ev then break end
+    for _, x in ipairs(ev) do parts[#parts + 1] = x end
+  end
+  local text = table.concat(parts)
+  return status, cjson.decode(text ~= "" and text or "null")
+end
+
+local function get(url)
+  local r <close> = assert(http.request { url = url, total_timeout_ms = 10000 })
+  assert.equal(200, r:headers())
+  local parts = {}
+  while true do
+    local ev = r:read()
+    if not ev then break end
+    for _, x in ipairs(ev) do parts[#parts + 1] = x end
+  end
+  return cjson.decode(table.concat(parts))
+end
+
+local function gitea(s, event, delivery, body, sig)
+  return post(s, "/v1/webhooks/gitea", { "Content-Type: application/json", "X-Gitea-Event: pull_request",
+    "X-Gitea-Event-Type: " .. event, "X-Gitea-Delivery: " .. delivery,
+    "X-Gitea-Signature: " .. (sig or crypto.hmac_sha256(SECRET, body)) }, body)
+end
+
+local function github(s, event, delivery, body, sig)
+  return post(s, "/v1/webhooks/github", { "Content-Type: application/json", "X-GitHub-Event: " .. event,
+    "X-GitHub-Delivery: " .. delivery,
+    "X-Hub-Signature-256: " .. (sig or ("sha256=" .. crypto.hmac_sha256(SECRET, body))) }, body)
+end
+
+-- raw(port, text) -> what the server sent back before it closed the connection
+local function raw(port, text)
+  local uv = require "luv"
+  -- the server closes while the rest is still being written: EPIPE, not a SIGPIPE that kills us
+  local pipe = uv.new_signal()
+  pipe:start("sigpipe", function() end)
+  local c = uv.new_tcp()
+  local st = { data = {}, closed = false }
+  c:connect("127.0.0.1", port, function(err)
+    if err then st.closed = true return end
+    c:write(text, function() end)
+    c:read_start(function(_, d)
+      if d then st.data[#st.data + 1] = d else st.closed = true end
+    end)
+  end)
+  H.wait_for(function() return st.closed or table.concat(st.data):find("\r\n\r\n") end, "the answer")
+  if not c:is_closing() then c:close() end
+  pipe:close()
+  return table.concat(st.data)
+end
+
+-- The fake forge API as a child process: {url=, stop=}
+local function fake_forge()
+  local dir = H.tmpdir()
+  os.execute(string.format("cd %s && { %s lua tests/fake_forge_server.lua >%s/out 2>&1 & echo $! >%s/pid; } ",
+    H.quote(H.ROOT), H.quote(H.BIN), H.quote(dir), H.quote(dir)))
+  local port = H.wait_for(function() return (H.read(dir .. "/out") or ""):match("listening http://127%.0%.0%.1:(%d+)") end,
+    "the fake forge to listen")
+  local pid = tonumber(H.read(dir .. "/pid"))
+  return { url = "http://127.0.0.1:" .. port, stop = function() os.execute("kill " .. pid .. " 2>/dev/null") end }
+end
+
+local function state(dir, id)
+  local c = cjson.decode(H.orket("card " .. id .. " --json", { cwd = dir }).stdout)
+  return c.card.status, c
+end
+
+local SCRIPT = [[
+local function call(name, args) return { name = name, arguments = args } end
+local rules = {
+  { role = "coder", card = "F-1", run = 2, match = "^Issue ", reply = { tool_calls = {
+    call("write_file", { path = "b.txt", content = "rework\n" }) } } },
+  { role = "coder", card = "F-1", match = "^Issue ", reply = { tool_calls = {
+    call("write_file", { path = "a.txt", content = "first\n" }) } } },
+  { role = "coder", card = "F-2", match = "^Issue ", reply = { tool_calls = {
+    call("write_file", { path = "c.txt", content = "two\n" }) } } },
+  { match = '"path"', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
+  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
+}
+return { rules = rules, default = { content = "Nothing more to do." } }
+]]
+
+-- A project whose cards are reviewed by people on forge (gitea or github) at api_url; git:
+-- another git section (orket.lua text) and the reviewer seat instead of people.
+local function project(forge, api_url, git)
+  local dir = H.tmpdir()
+  os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
+  assert(G.init_bare(dir .. "/remote.git"))
+  H.write(dir .. "/orket.lua", string.format([[
+name = "forge"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+git = { remote = %q, forge = %q, repo = "acme/notes", api_url = %q, token_env = "FORGE_TOKEN",
+  webhook_secret_env = "FORGE_HOOK_SECRET" }
+review = { human = true }
+]], "file://" .. dir .. "/remote.git", forge, api_url))
+  if git then
+    local text = H.read(dir .. "/orket.lua"):gsub("git = {.-}\nreview = { human = true }\n", "")
+    H.write(dir .. "/orket.lua", text .. git:gsub("REMOTE", dir .. "/remote.git"))
+  end
+  H.write(dir .. "/script.lua", SCRIPT)
+  H.write(dir .. "/epics/f.json", cjson.encode { id = "F", name = "Forge", description = "Reviewed by people.",
+    issues = { { id = "F-1", summary = "Write a.txt", seat = "senior_developer" },
+      { id = "F-2", summary = "Write c.txt", seat = "senior_developer" } } })
+  assert.equal(0, H.orket("import", { cwd = dir }).status)
+  return dir
+end
+
+-- a run that ends with the cards waiting for people stalls (exit 3), saying so
+local function run(dir, args)
+  local r = H.orket((args or "run F") .. " --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+  if r.status == 3 then
+    assert.matches('"waits_for":"review"', r.stdout)
+    assert.matches("waiting for review on the forge", r.stdout)
+    r.status = 0
+  end
+  return r
+end
+
+local function remote_head(dir, branch)
+  return assert(G.ls_remote(dir .. "/remote.git"))["refs/heads/" .. branch]
+end
+
+local function local_head(dir, branch)
+  local repo <close> = assert(G.open(dir .. "/workspace"))
+  return repo:head(branch)
+end
+
+describe("reviews on a forge", function()
+  local forge
+  before_each(function() forge = fake_forge() end)
+  after_each(function()
+    H.kill_servers()
+    forge.stop()
+    H.cleanup()
+  end)
+
+  it("drives the human review loop on Gitea: PR opened, changes requested, rework pushed, approved and merged", function()
+    local dir = project("gitea", forge.url)
+    local r = run(dir)
+    assert.equal(0, r.status, r.stderr .. r.stdout)
+    -- each card's branch is on the remote, its pull request open, the card waiting for people
+    local st, card = state(dir, "F-1")
+    assert.equal("waiting_for_developer", st)
+    assert.equal("review", card.card.wait_reason)
+    assert.equal(local_head(dir, "orket/F-1"), remote_head(dir, "orket/F-1"))
+    assert.equal(local_head(dir, "main"), remote_head(dir, "main"))
+    local prs = get(forge.url .. "/__prs")
+    assert.equal(2, #prs)
+    local numbers = {}
+    for _, pr in ipairs(prs) do numbers[pr.head.ref] = math.tointeger(pr.number) end
+    assert.equal("main", prs[1].base.ref)
+    assert.matches("Orket%-Card: F%-%d", prs[1].body)
+    -- the token went to the forge in its header, and nowhere into the project
+    for _, req in ipairs(get(forge.url .. "/__log")) do assert.equal("token " .. TOKEN, req.authorization) end
+    local leak = io.popen("grep -rl " .. H.quote(TOKEN) .. " " .. H.quote(dir) .. " 2>/dev/null"):read("a")
+    assert.equal("", leak)
+    assert.equal(numbers["orket/F-1"], math.tointeger(card.forge.pull_request.number))
+    assert.matches("%*%* F%-1 pushed %(%x+%); pull request #" .. numbers["orket/F-1"] .. " http://forge.invalid/",
+      H.orket("log 1", { cwd = dir }).stdout)
+
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET } })
+    -- the fixture names pull request 1: make it F-1's
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. numbers["orket/F-1"])
+    -- Gitea's signature is bare hex: GitHub's form, upper case or another secret are refused
+    local mac = crypto.hmac_sha256(SECRET, rejected)
+    for _, sig in ipairs { "sha256=" .. mac, mac:upper(), crypto.hmac_sha256("other", rejected), mac:sub(1, 63) } do
+      local code, doc = gitea(s, "pull_request_review_rejected", "d-0", rejected, sig)
+      assert.equal(401, code, sig)
+      assert.equal("bad_signature", doc.error.code)
+    end
+    assert.equal("waiting_for_developer", (state(dir, "F-1")))
+    local code, doc = gitea(s, "pull_request_review_rejected", "d-1", rejected)
+    assert.equal(200, code)
+    assert.equal("in_progress", doc.outcome)
+    st, card = state(dir, "F-1")
+    assert.equal("in_progress", st)
+    assert.equal(1, math.tointeger(card.card.retries))
+    assert.equal("alice", card.comments[#card.comments].author)
+    assert.matches("Please write b%.txt as well%.", card.comments[#card.comments].body)
+    -- a redelivery: 2xx and nothing moves
+    code, doc = gitea(s, "pull_request_review_rejected", "d-1", rejected)
+    assert.equal(200, code)
+    assert.equal("duplicate", doc.outcome)
+    local _, again = state(dir, "F-1")
+    assert.equal(#card.history, #again.history)
+    assert.equal(1, math.tointeger(again.card.retries))
+
+    -- the rework pushes to the same pull request and the card waits again
+    local before = remote_head(dir, "orket/F-1")
+    r = run(dir)
+    assert.equal(0, r.status, r.stderr .. r.stdout)
+    st = state(dir, "F-1")
+    assert.equal("waiting_for_developer", st)
+    local after = remote_head(dir, "orket/F-1")
+    assert.is_not.equal(before, after, r.stdout)
+    assert.equal(local_head(dir, "orket/F-1"), after)
+    assert.equal(2, #get(forge.url .. "/__prs"))
+
+    -- approved: done and merged into main
+    local approved = fixture("gitea_review_approved.json"):gsub('"number": 1', '"number": ' .. numbers["orket/F-1"])
+    -- from Forgejo: its own headers are read first (the Gitea ones it also sends say otherwise)
+    code, doc = post(s, "/v1/webhooks/gitea", { "X-Forgejo-Event: pull_request_approved",
+      "X-Forgejo-Event-Type: pull_request_review_approved", "X-Gitea-Event-Type: pull_request_review_comment",
+      "X-Forgejo-Delivery: d-2", "X-Gitea-Delivery: d-1", "X-Forgejo-Signature: " .. crypto.hmac_sha256(SECRET, approved),
+      "X-Gitea-Signature: " .. crypto.hmac_sha256("other", approved) }, approved)
+    assert.equal(200, code)
+    assert.equal("done", doc.outcome)
+    st, card = state(dir, "F-1")
+    assert.equal("done", st)
+    assert.equal("first\n", H.read(dir .. "/workspace/a.txt"))
+    assert.equal("rework\n", H.read(dir .. "/workspace/b.txt"))
+    assert.truthy(card.git.merged)
+    -- the review cycles are kept and shown
+    local cycles = card.forge.reviews
+    assert.equal(2, #cycles)
+    assert.equal("changes_requested", cycles[1].decision)
+    assert.equal("approved", cycles[2].decision)
+    assert.equal("alice", cycles[2].reviewer)
+    local text = H.orket("card F-1", { cwd = dir }).stdout
+    assert.matches("pull request: #" .. numbers["orket/F-1"], text)
+    assert.matches("review 2:%s+approved by alice", text)
+    -- the PR merged on the forge afterwards changes nothing: the card is done already
+    local merged = fixture("gitea_pull_request_closed.json"):gsub('"number": 1', '"number": ' .. numbers["orket/F-1"])
+    code, doc = gitea(s, "pull_request", "d-3", merged)
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome)
+    -- F-2 merged on the forge without a review: done and merged
+    merged = fixture("gitea_pull_request_closed.json"):gsub('"number": 1', '"number": ' .. numbers["orket/F-2"])
+      :gsub("orket/F%-1", "orket/F-2")
+    code, doc = gitea(s, "pull_request", "d-4", merged)
+    assert.equal(200, code)
+    assert.equal("done", doc.outcome)
+    assert.equal("two\n", H.read(dir .. "/workspace/c.txt"))
+    assert.matches('"note":"ignored: the card is done already"', s.log())
+    assert.equal(0, s.stop())
+    local repo <close> = assert(G.open(dir .. "/workspace"))
+    assert.is_true(repo:check())
+  end)
+
+  it("refuses bad deliveries before reading them, ignores what names no card, caps the body", function()
+    local dir = project("github", forge.url)
+    assert.equal(0, run(dir).status)
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET } })
+    local body = fixture("github_review_submitted.json")
+    local mac = crypto.hmac_sha256(SECRET, body)
+    local function hook(sig, b, id)
+      local headers = { "X-GitHub-Event: pull_request_review", "X-GitHub-Delivery: " .. (id or "x-1") }
+      if sig then headers[#headers + 1] = "X-Hub-Signature-256: " .. sig end
+      return post(s, "/v1/webhooks/github", headers, b or body)
+    end
+    for _, sig in ipairs { false, "sha256=" .. mac:sub(1, 40), "sha256=" .. mac:upper(), "sha1=" .. mac:sub(1, 40),
+        "sha256=" .. crypto.hmac_sha256("other", body), mac } do
+      local code, doc = hook(sig or nil)
+      assert.equal(401, code, tostring(sig))
+      assert.equal("bad_signature", doc.error.code)
+    end
+    -- a malformed body with a bad signature is refused for the signature: never parsed
+    local code, doc = hook("sha256=" .. crypto.hmac_sha256("other", "{not json"), "{not json")
+    assert.equal(401, code)
+    code, doc = hook("sha256=" .. crypto.hmac_sha256(SECRET, "{not json"), "{not json")
+    assert.equal(400, code)
+    assert.equal("bad_json", doc.error.code)
+    -- a repository this project does not know, and a pull request naming no card
+    local other = body:gsub("acme/notes", "acme/other")
+    code, doc = hook("sha256=" .. crypto.hmac_sha256(SECRET, other), other, "x-2")
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome)
+    assert.matches("unknown repository", doc.reason)
+    local nocard = body:gsub('"number": 1,', '"number": 99,'):gsub("orket/F%-1", "feature/x")
+    code, doc = hook("sha256=" .. crypto.hmac_sha256(SECRET, nocard), nocard, "x-3")
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome)
+    assert.matches("names no card", doc.reason)
+    assert.matches('"note":"ignored: pull request 99 names no card"', s.log())
+    -- 30 MB, signed: 413 (over a plain socket: the server answers and closes while the
+    -- client still sends, which an HTTP client reports as a reset)
+    local big = string.rep("x", 30 << 20)
+    local got = raw(s.port, "POST /v1/webhooks/github HTTP/1.1\r\nHost: localhost\r\nX-GitHub-Event: pull_request\r\n"
+      .. "X-GitHub-Delivery: x-4\r\nX-Hub-Signature-256: sha256=" .. crypto.hmac_sha256(SECRET, big)
+      .. "\r\nContent-Length: " .. #big .. "\r\n\r\n" .. big)
+    assert.matches("^HTTP/1.1 413", got)
+    -- the PR's author (the account that pushed the workers' work) cannot approve it
+    local own = body:gsub('"login": "bob"', '"login": "orket-bot"', 1):gsub('"changes_requested"', '"approved"')
+    code, doc = hook("sha256=" .. crypto.hmac_sha256(SECRET, own), own, "x-5")
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome)
+    assert.equal("waiting_for_developer", (state(dir, "F-1")))
+    -- a reviewer whose login is the seat that did the work: the state machine refuses, once
+    local seat = body:gsub('"login": "bob"', '"login": "senior_developer"', 1):gsub('"changes_requested"', '"approved"')
+    code, doc = hook("sha256=" .. crypto.hmac_sha256(SECRET, seat), seat, "x-8")
+    assert.equal(200, code)
+    assert.equal("refused", doc.outcome)
+    assert.matches("did the work on this issue", doc.reason)
+    local st, card = state(dir, "F-1")
+    assert.equal("waiting_for_developer", st)
+    assert.matches("was not applied", (card.comments[#card.comments] or {}).body or "", s.log() .. cjson.encode(card))
+    code, doc = hook("sha256=" .. crypto.hmac_sha256(SECRET, seat), seat, "x-8")
+    assert.equal("duplicate", doc.outcome)
+    -- closed unmerged: blocked with a comment
+    local closed = fixture("github_pull_request_closed.json")
+    local cheaders = { "X-GitHub-Event: pull_request", "X-GitHub-Delivery: x-6",
+      "X-Hub-Signature-256: sha256=" .. crypto.hmac_sha256(SECRET, closed) }
+    code, doc = post(s, "/v1/webhooks/github", cheaders, closed)
+    assert.equal(200, code)
+    assert.equal("blocked", doc.outcome)
+    st, card = state(dir, "F-1")
+    assert.equal("blocked", st)
+    assert.matches("closed on the forge by bob without being merged", card.comments[#card.comments].body)
+    assert.is_nil(card.forge.pull_request.number) -- the next hand-in opens a new one
+    assert.equal(0, s.stop())
+    -- without a secret every delivery is refused
+    os.remove(dir .. "/serve.out") -- the first server's address must not be read again
+    s = H.serve(dir)
+    code, doc = hook("sha256=" .. mac, body, "x-7")
+    assert.equal(401, code)
+    assert.equal("no_secret", doc.error.code)
+    assert.equal(0, s.stop())
+  end)
+
+  it("resumes after kill -9 after a push and after a pull request is opened: one PR per card, nothing lost", function()
+    for _, fault in ipairs { "after_git_push:1", "after_git_push:2", "after_pull_request:1", "after_pull_request:2" } do
+      local f = fake_forge()
+      local dir = project("gitea", f.url)
+      local r = H.orket("run F", { cwd = dir, env = { FORGE_TOKEN = TOKEN, ORKET_FAULT = fault } })
+      assert.equal(137, r.status, fault .. " was not killed: " .. r.stderr)
+      r = run(dir, "resume")
+      assert.equal(0, r.status, fault .. ": " .. r.stderr .. r.stdout)
+      local prs = get(f.url .. "/__prs")
+      f.stop()
+      assert.equal(2, #prs, fault)
+      for _, id in ipairs { "F-1", "F-2" } do
+        local st, card = state(dir, id)
+        assert.equal("waiting_for_developer", st, fault)
+        assert.equal(local_head(dir, "orket/" .. id), remote_head(dir, "orket/" .. id), fault)
+        assert.equal(1, #card.forge.reviews, fault)
+      end
+      local repo <close> = assert(G.open(dir .. "/workspace"))
+      assert.is_true(repo:check())
+    end
+  end)
+
+  it("pushes each hand-in and opens its pull request, then lets the reviewer seat decide without review.human", function()
+    local dir = project("gitea", forge.url, string.format([[
+git = { remote = "REMOTE", forge = "gitea", repo = "acme/notes", api_url = %q, token_env = "FORGE_TOKEN" }
+]], forge.url))
+    local r = run(dir)
+    assert.equal(0, r.status, r.stderr .. r.stdout)
+    for _, id in ipairs { "F-1", "F-2" } do
+      local st, card = state(dir, id)
+      assert.equal("done", st)
+      assert.truthy(card.git.merged)
+      assert.equal(local_head(dir, "orket/" .. id), remote_head(dir, "orket/" .. id))
+      assert.is_number(card.forge.pull_request.number)
+      assert.equal(0, #card.forge.reviews)
+    end
+    assert.equal(2, #get(forge.url .. "/__prs"))
+    -- a remote alone: the branches are pushed, no forge is asked
+    dir = project("gitea", forge.url, 'git = { remote = "REMOTE" }\n')
+    r = run(dir)
+    assert.equal(0, r.status, r.stderr .. r.stdout)
+    assert.equal("done", (state(dir, "F-1")))
+    assert.equal(local_head(dir, "orket/F-1"), remote_head(dir, "orket/F-1"))
+    assert.equal(2, #get(forge.url .. "/__prs"))
+  end)
+
+  it("leaves a card in code_review when the forge fails, and hands it in on the next run", function()
+    local dir = project("gitea", forge.url)
+    get(forge.url .. "/__fail?status=500&times=1")
+    local r = run(dir)
+    assert.equal("code_review", (state(dir, "F-1")) == "code_review" and "code_review" or (state(dir, "F-2")))
+    assert.matches("HTTP 500", r.stdout .. r.stderr)
+    assert.is_false((r.stdout .. r.stderr):find(TOKEN, 1, true) ~= nil)
+    r = run(dir, "run F")
+    assert.equal(0, r.status, r.stderr .. r.stdout)
+    assert.equal("waiting_for_developer", (state(dir, "F-1")))
+    assert.equal("waiting_for_developer", (state(dir, "F-2")))
+    assert.equal(2, #get(forge.url .. "/__prs"))
+  end)
+end)

@@ -1,0 +1,165 @@
+-- The forge pieces on their own: orket.lua's git section and review.human, a branch pushed
+-- to a bare repository (repo:push), and webhook payloads read by orket.forge.
+local settings = require "orket.engine.settings"
+local forge = require "orket.forge"
+local G = require "orket.c.gitrepo"
+local H = require "tests.helpers"
+local cjson = require "cjson"
+
+local GOOD = { remote = "file:///srv/r.git", forge = "gitea", repo = "acme/notes", api_url = "https://gitea.example/",
+  token_env = "FORGE_TOKEN", webhook_secret_env = "HOOK_SECRET" }
+
+local function with(over)
+  local g = {}
+  for k, v in pairs(GOOD) do g[k] = v end
+  for k, v in pairs(over) do g[k] = v ~= false and v or nil end
+  return g
+end
+
+describe("orket.lua's git section", function()
+  it("resolves a forge, trimming the API URL, and GitHub's API by default", function()
+    local s = assert(settings.resolve { git = GOOD, review = { human = true } })
+    assert.equal("https://gitea.example", s.git.api_url)
+    assert.is_true(s.review.human)
+    assert.equal(2, s.review.escalate_after)
+    s = assert(settings.resolve { git = with { forge = "github", api_url = false } })
+    assert.equal("https://api.github.com", s.git.api_url)
+    assert.is_false(s.review.human)
+    -- a remote alone: pushes, no pull requests
+    s = assert(settings.resolve { git = { remote = "/srv/r.git" } })
+    assert.is_nil(s.git.forge)
+    assert.is_nil(assert(settings.resolve {}).git)
+  end)
+
+  it("refuses what cannot work, naming the field", function()
+    for _, c in ipairs {
+      { with { forge = "gitlab" }, "orket.lua: git.forge: must be \"gitea\" or \"github\" (got gitlab)" },
+      { with { repo = "notes" }, "orket.lua: git.repo: must be \"owner/name\" (got \"notes\")" },
+      { with { token_env = "my token" }, "orket.lua: git.token_env: must name an environment variable" },
+      { with { token_env = false }, "orket.lua: git.token_env: is needed with git.forge" },
+      { with { remote = false }, "orket.lua: git.remote: is needed with git.forge" },
+      { with { api_url = false }, "orket.lua: git.api_url: is needed with git.forge = \"gitea\"" },
+      { with { api_url = "ftp://x" }, "orket.lua: git.api_url: must be an http:// or https:// URL" },
+      { with { token = "abc" }, "orket.lua: git.token: unknown setting (known: api_url, forge, remote, repo, token_env, webhook_secret_env)" },
+      { { remote = "/r", repo = "a/b" }, "orket.lua: git.forge: is needed with git.repo" },
+    } do
+      local s, err, code = settings.resolve { git = c[1] }
+      assert.is_nil(s)
+      assert.equal("EINVAL", code)
+      assert.equal(c[2], err:sub(1, #c[2]))
+    end
+    local s, err = settings.resolve { review = { human = "yes" } }
+    assert.is_nil(s)
+    assert.equal("orket.lua: review.human: must be true or false", err)
+    s, err = settings.resolve { review = { human = true } }
+    assert.is_nil(s)
+    assert.matches("^orket.lua: review.human: needs git.forge", err)
+  end)
+end)
+
+describe("repo:push", function()
+  after_each(H.cleanup)
+
+  it("pushes a branch to a bare repository, forced or not, and says why it cannot", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/ws"))
+    assert.is_true(G.init_bare(dir .. "/remote.git"))
+    assert.is_true(G.init_bare(dir .. "/remote.git")) -- idempotent
+    H.write(dir .. "/ws/a.txt", "a\n")
+    local repo <close> = assert(G.init(dir .. "/ws", { name = "o", email = "o@x" }))
+    assert(repo:worktree("C1", dir .. "/wt/C1"))
+    H.write(dir .. "/wt/C1/b.txt", "b\n")
+    local first = assert(repo:commit("C1", { name = "o", email = "o@x", message = "one" }))
+    assert.is_true(repo:push(dir .. "/remote.git", "main"))
+    assert.is_true(repo:push("file://" .. dir .. "/remote.git", "orket/C1"))
+    local function remote(b) return assert(G.ls_remote(dir .. "/remote.git"))["refs/heads/" .. b] end
+    assert.equal(first, remote("orket/C1"))
+    assert.equal(repo:head("main"), remote("main"))
+    -- another repository's orket/C1 forced onto the remote: ours is no fast-forward of it,
+    -- so without force the remote refuses the ref
+    os.execute("mkdir -p " .. H.quote(dir .. "/other"))
+    H.write(dir .. "/other/x.txt", "x\n")
+    local other <close> = assert(G.init(dir .. "/other", { name = "p", email = "p@x" }))
+    assert(other:worktree("C1", dir .. "/owt/C1"))
+    H.write(dir .. "/owt/C1/y.txt", "y\n")
+    assert(other:commit("C1", { name = "p", email = "p@x", message = "theirs" }))
+    assert.is_true(other:push(dir .. "/remote.git", "orket/C1", { force = true }))
+    H.write(dir .. "/wt/C1/b.txt", "b2\n")
+    local second = assert(repo:commit("C1", { name = "o", email = "o@x", message = "two" }))
+    local ok, err, code = repo:push(dir .. "/remote.git", "orket/C1")
+    assert.is_nil(ok)
+    assert.equal("EREJECTED", code)
+    assert.matches("^git: pushing orket/C1: ", err)
+    assert.is_true(repo:push(dir .. "/remote.git", "orket/C1", { force = true }))
+    assert.equal(second, remote("orket/C1"))
+    ok, err, code = repo:push(dir .. "/remote.git", "orket/NOPE")
+    assert.is_nil(ok)
+    assert.equal("ENOENT", code)
+    ok, err, code = repo:push(dir .. "/missing.git", "main")
+    assert.is_nil(ok)
+    assert.equal("EREMOTE", code)
+    assert.matches("^git: pushing main: ", err)
+    ok, err, code = repo:push("", "main")
+    assert.equal("EINVAL", code)
+    -- the push runs on the thread pool: other tasks run meanwhile, and a task cancelled
+    -- while its push runs leaves the push to finish and nothing behind (ASan)
+    local task = require "orket.task"
+    local pushed
+    local pusher = task.spawn(function() pushed = repo:push(dir .. "/remote.git", "orket/C1", { force = true, token = "t" }) end)
+    assert.is_nil(pushed) -- the task waits: the push is not done on this thread
+    pusher:join()
+    assert.is_true(pushed)
+    local t = task.spawn(function() return repo:push(dir .. "/remote.git", "main") end)
+    t:cancel()
+    orket.sleep(50)
+    assert.equal(repo:head("main"), remote("main"))
+    ok, err, code = G.ls_remote(dir .. "/missing.git")
+    assert.is_nil(ok)
+    assert.equal("EREMOTE", code)
+    assert.has_error(function() G.ls_remote() end, "bad argument #1 to 'ls_remote' (string expected, got no value)")
+    assert.has_error(function() repo:push(dir .. "/remote.git") end, "bad argument #2 to 'push' (string expected, got no value)")
+    assert.has_error(function() repo:push(dir .. "/remote.git", "main", { token = 5 }) end,
+      "bad argument #3 to 'push' (field 'token' must be a string)")
+  end)
+end)
+
+describe("forge webhook payloads", function()
+  local function fixture(name) return cjson.decode((assert(H.read(H.ROOT .. "/tests/fixtures/forge/" .. name)))) end
+
+  it("reads Gitea's reviews and pull request events", function()
+    local ev = assert(forge.event("gitea", "pull_request_review_rejected", fixture("gitea_review_rejected.json")))
+    assert.same({ kind = "changes_requested", repo = "acme/notes", number = 1, branch = "orket/F-1", author = "orket-bot",
+      reviewer = "alice", body = "Please write b.txt as well." }, ev)
+    ev = assert(forge.event("gitea", "pull_request_review_approved", fixture("gitea_review_approved.json")))
+    assert.equal("approved", ev.kind)
+    ev = assert(forge.event("gitea", "pull_request", fixture("gitea_pull_request_closed.json")))
+    assert.equal("merged", ev.kind)
+    assert.equal("alice", ev.reviewer)
+    local comment = fixture("gitea_review_rejected.json")
+    assert.same({ nil, "event pull_request_review_comment is not acted on" },
+      { forge.event("gitea", "pull_request_review_comment", comment) })
+    -- Forgejo's own headers come first; GitHub's, which Gitea sends too, are not read
+    local d = forge.delivery("gitea", { ["x-gitea-delivery"] = "g", ["x-forgejo-delivery"] = "f",
+      ["x-gitea-event-type"] = "pull_request_review_approved", ["x-forgejo-signature"] = "ab",
+      ["x-hub-signature-256"] = "sha256=cd", ["x-github-delivery"] = "h" })
+    assert.same({ id = "f", event = "pull_request_review_approved", signature = "ab" }, d)
+  end)
+
+  it("reads GitHub's reviews and pull request events", function()
+    local doc = fixture("github_review_submitted.json")
+    local ev = assert(forge.event("github", "pull_request_review", doc))
+    assert.same({ kind = "changes_requested", repo = "acme/notes", number = 1, branch = "orket/F-1", author = "orket-bot",
+      reviewer = "bob", body = "Please also handle the empty note." }, ev)
+    doc.review.state = "APPROVED"
+    assert.equal("approved", forge.event("github", "pull_request_review", doc).kind)
+    doc.review.state = "commented"
+    assert.is_nil((forge.event("github", "pull_request_review", doc)))
+    doc.action = "dismissed"
+    assert.is_nil((forge.event("github", "pull_request_review", doc)))
+    ev = assert(forge.event("github", "pull_request", fixture("github_pull_request_closed.json")))
+    assert.equal("closed", ev.kind)
+    assert.equal("bob", ev.reviewer)
+    assert.same({ nil, "not a pull request event (push)" }, { forge.event("github", "push", { ref = "refs/heads/main" }) })
+    assert.same({ nil, "the body is not a JSON object" }, { forge.event("github", "pull_request", "x") })
+  end)
+end)
