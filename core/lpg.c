@@ -30,7 +30,7 @@ typedef struct lp_conn {
   rt_wait nw;          /* the task waiting for notifications */
   pg_conn *c;          /* NULL once closed */
   orket_rt *rt;
-  int qwaiting, nwaiting, connecting;
+  int qwaiting, nwaiting, connecting, is_exec;
   int self_ref;        /* anchors the userdata while a task waits on it */
   int anchor_idx;      /* where lp_event put the userdata on the main stack */
   uint64_t query_timeout_ms;
@@ -86,7 +86,7 @@ static void lp_push_value(lua_State *L, const PGresult *r, int i, int j) {
   }
 }
 
-/* rows ({{column = value}, ...}; NULL columns absent), affected rows */
+/* rows ({{column = value}, ...}; NULL columns absent), affected rows, command tag */
 static int lp_push_rows(lua_State *L, PGresult *r) {
   int nt = PQntuples(r), nf = PQnfields(r);
   luaL_checkstack(L, 4, "pg result");
@@ -102,8 +102,9 @@ static int lp_push_rows(lua_State *L, PGresult *r) {
   }
   const char *n = PQcmdTuples(r);
   lua_pushinteger(L, *n ? (lua_Integer)strtoll(n, NULL, 10) : 0);
+  lua_pushstring(L, PQcmdStatus(r));
   PQclear(r);
-  return 2;
+  return 3;
 }
 
 /* nil, message, code */
@@ -128,6 +129,16 @@ static int lp_push_query(lua_State *L, void *ud) {
   PGresult *r = pg_take(lp->c, &code, &msg, &st);
   if (r) return lp_push_rows(L, r);
   return lp_push_error(L, msg, code, st);
+}
+
+static int lp_push_exec(lua_State *L, void *ud) {
+  lp_conn *lp = ud;
+  const char *code, *msg, *st;
+  PGresult *r = pg_take(lp->c, &code, &msg, &st);
+  if (r == NULL) return lp_push_error(L, msg, code, st);
+  PQclear(r);
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* conn | nil, msg, code; a failed connection is closed at once */
@@ -185,10 +196,10 @@ static void lp_event(pg_conn *c, void *ud, int what) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, lp->self_ref); /* keeps it alive while tasks run */
   lp->anchor_idx = lua_gettop(L);
   if ((what & PG_EV_QUERY) && lp->qwaiting) {
-    int connect = lp->connecting;
-    lp->qwaiting = lp->connecting = 0;
+    rt_wait_push_fn push = lp->connecting ? lp_push_connect : lp->is_exec ? lp_push_exec : lp_push_query;
+    lp->qwaiting = lp->connecting = lp->is_exec = 0;
     lp_unanchor_if_idle(lp);
-    rt_wait_finish(&lp->qw, connect ? lp_push_connect : lp_push_query, lp);
+    rt_wait_finish(&lp->qw, push, lp);
   }
   if ((what & PG_EV_NOTES) && lp->nwaiting && lp->c) {
     lp->nwaiting = 0;
@@ -202,7 +213,7 @@ static void lp_event(pg_conn *c, void *ud, int what) {
  * the server and its result dropped (the connection is busy until then). */
 static void lp_cancel_query(rt_wait *w) {
   lp_conn *lp = LP_FROM(w, qw);
-  lp->qwaiting = 0;
+  lp->qwaiting = lp->is_exec = 0;
   if (lp->connecting) {
     lp->connecting = 0;
     pg_close(lp->c);
@@ -282,9 +293,11 @@ static int lp_bind(lua_State *L, int first, const char ***values, Oid **types) {
   return n;
 }
 
-/* conn:query(sql, ...) -> rows, affected | nil, message, code, sqlstate (waits)
+/* conn:query(sql, ...) -> rows, affected, command | nil, message, code, sqlstate (waits)
  * rows: {{column = value}, ...} with NULL columns absent; affected: rows the command
- * changed or returned. One statement; parameters are $1, $2, ... (never interpolated). */
+ * changed or returned; command: its tag ("INSERT 0 1", "COMMIT", "ROLLBACK": a COMMIT of a
+ * failed transaction says ROLLBACK). One statement; parameters are $1, $2, ... (never
+ * interpolated). */
 static int lp_query(lua_State *L) {
   lp_conn *lp = lp_check(L);
   const char *sql = luaL_checkstring(L, 2);
@@ -321,6 +334,23 @@ static int lp_notifications(lua_State *L) {
   return rt_wait_yield(L);
 }
 
+/* conn:exec(script) -> true | nil, message, code, sqlstate (waits): several statements
+ * separated by semicolons, no parameters (migrations, SET, LISTEN with a fixed name). */
+static int lp_exec(lua_State *L) {
+  lp_conn *lp = lp_check(L);
+  const char *sql = luaL_checkstring(L, 2);
+  rt_wait_require(L);
+  if (lp->qwaiting) return luaL_error(L, "pg: another task already waits on this connection");
+  const char *code;
+  char err[1024];
+  if (pg_send_script(lp->c, sql, lp->query_timeout_ms, &code, err, sizeof err) != 0)
+    return lp_push_error(L, err, code, NULL);
+  rt_wait_begin(L, &lp->qw, lp_cancel_query);
+  lp_anchor(L, lp, 1);
+  lp->qwaiting = lp->is_exec = 1;
+  return rt_wait_yield(L);
+}
+
 static const char *const lp_states[] = {"connecting", "idle", "busy", "broken"};
 
 /* conn:state() -> "connecting" | "idle" | "busy" | "broken" | "closed" */
@@ -346,7 +376,7 @@ static int lp_close(lua_State *L) {
   if (lp->c == NULL) return 0;
   pg_close(lp->c);
   lp->c = NULL;
-  lp->connecting = 0;
+  lp->connecting = lp->is_exec = 0;
   if (lp->qwaiting) {
     lp->qwaiting = 0;
     rt_wait_finish(&lp->qw, lp_push_closed, lp);
@@ -418,6 +448,7 @@ static int lp_scrub(lua_State *L) {
 
 static const luaL_Reg lp_methods[] = {
     {"query", lp_query},
+    {"exec", lp_exec},
     {"notifications", lp_notifications},
     {"state", lp_state},
     {"pid", lp_pid},

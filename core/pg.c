@@ -484,6 +484,13 @@ static void pg_on_notes_timeout(uv_timer_t *t) {
 
 /* ---- the API -------------------------------------------------------------------------- */
 
+/* libpq prints notices (NOTICE: ..., the server's warnings) on stderr by default; library
+ * code prints nothing, and no caller needs them yet. */
+static void pg_drop_notice(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
 static uv_timer_t *pg_new_timer(uv_loop_t *loop, pg_conn *c) {
   uv_timer_t *t = malloc(sizeof *t);
   if (t == NULL) return NULL;
@@ -525,6 +532,7 @@ pg_conn *pg_open(uv_loop_t *loop, const char *conninfo, uint64_t connect_timeout
     pg_close(c);
     return NULL;
   }
+  PQsetNoticeProcessor(c->pq, pg_drop_notice, NULL);
   if (PQstatus(c->pq) == CONNECTION_BAD || pg_rewatch(c, UV_WRITABLE) != 0) {
     pg_set_msg(c, c->msg, sizeof c->msg, "pg: cannot connect: %s", PQerrorMessage(c->pq));
     snprintf(err, errlen, "%s", c->msg);
@@ -558,8 +566,10 @@ pg_state pg_get_state(const pg_conn *c) { return c->state; }
 
 int pg_backend_pid(const pg_conn *c) { return c->state == PG_BROKEN ? 0 : PQbackendPID(c->pq); }
 
-int pg_send(pg_conn *c, const char *sql, int n, const Oid *types, const char *const *values,
-            uint64_t timeout_ms, const char **code, char *err, size_t errlen) {
+/* script: PQsendQuery (several statements, no parameters), else PQsendQueryParams. */
+static int pg_send_any(pg_conn *c, const char *sql, int script, int n, const Oid *types,
+                       const char *const *values, uint64_t timeout_ms, const char **code,
+                       char *err, size_t errlen) {
   if (c->state != PG_IDLE) {
     *code = PG_E_NOTCONN;
     if (c->state == PG_BROKEN) snprintf(err, errlen, "%s", c->broken);
@@ -576,7 +586,8 @@ int pg_send(pg_conn *c, const char *sql, int n, const Oid *types, const char *co
   pg_clear_result(c);
   c->code = NULL;
   c->sqlstate[0] = '\0';
-  if (!PQsendQueryParams(c->pq, sql, n, types, values, NULL, NULL, 0)) {
+  int sent = script ? PQsendQuery(c->pq, sql) : PQsendQueryParams(c->pq, sql, n, types, values, NULL, NULL, 0);
+  if (!sent) {
     *code = PQstatus(c->pq) == CONNECTION_BAD ? PG_E_NOTCONN : PG_E_SQL;
     pg_set_msg(c, err, errlen, "pg: %s", PQerrorMessage(c->pq));
     return -1;
@@ -595,6 +606,16 @@ int pg_send(pg_conn *c, const char *sql, int n, const Oid *types, const char *co
   c->timeout_ms = timeout_ms;
   if (timeout_ms) uv_timer_start(c->timer, pg_on_timeout, timeout_ms, 0);
   return 0;
+}
+
+int pg_send(pg_conn *c, const char *sql, int n, const Oid *types, const char *const *values,
+            uint64_t timeout_ms, const char **code, char *err, size_t errlen) {
+  return pg_send_any(c, sql, 0, n, types, values, timeout_ms, code, err, errlen);
+}
+
+int pg_send_script(pg_conn *c, const char *sql, uint64_t timeout_ms, const char **code, char *err,
+                   size_t errlen) {
+  return pg_send_any(c, sql, 1, 0, NULL, NULL, timeout_ms, code, err, errlen);
 }
 
 PGresult *pg_take(pg_conn *c, const char **code, const char **msg, const char **sqlstate) {

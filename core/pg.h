@@ -63,6 +63,12 @@ int pg_backend_pid(const pg_conn *c);
 int pg_send(pg_conn *c, const char *sql, int n, const Oid *types, const char *const *values,
             uint64_t timeout_ms, const char **code, char *err, size_t errlen);
 
+/* Sends a script of statements without parameters (PQsendQuery: the simple protocol, one
+ * implicit transaction unless the script says otherwise); as pg_send otherwise. The
+ * outcome is the first failing statement's, else the last statement's. */
+int pg_send_script(pg_conn *c, const char *sql, uint64_t timeout_ms, const char **code, char *err,
+                   size_t errlen);
+
 /* After PG_EV_QUERY: the result of the finished query (the caller PQclears it), or NULL
  * when it failed; then *code and *msg say why (and *sqlstate when the server said, else
  * ""). A result with an error status is returned as NULL with its message, code and
