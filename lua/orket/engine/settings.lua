@@ -346,6 +346,12 @@ local SCHEMA = {
   end },
   { "context", function(d) return section(d, "context", M.DEFAULTS.context) end },
   { "verify", verify },
+  -- where the store is (docs/store.md, "Toward PostgreSQL"); checked here, not used yet
+  { "store", function(d)
+    local s, err = require("orket.store.pgurl").section(d.store)
+    if err then error({ settings_error = err }, 0) end
+    return s
+  end },
 }
 
 M.SETTINGS = {}
