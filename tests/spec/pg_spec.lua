@@ -17,6 +17,7 @@ end
 local pg = require "orket.c.pg"
 local pgpool = require "orket.store.pgpool"
 local pg_schema = require "orket.store.pg_schema"
+local pgjournal = require "orket.store.pgjournal"
 local store = require "orket.store"
 local uv = require "luv"
 
@@ -496,6 +497,49 @@ describe("PostgreSQL", function()
         if not lite.tables[t] and t ~= "orket_schema" then extra[#extra + 1] = t end
       end
       assert.same({}, extra)
+    end)
+
+    it("keeps event ids a safe cursor: no id becomes visible before a smaller one", function()
+      assert(pg_schema.migrate(pool))
+      local a, b = connect(), connect()
+      local function ids(cursor)
+        local out = {}
+        for _, e in ipairs(assert(pgjournal.after(pool, cursor))) do out[#out + 1] = e.id end
+        return out
+      end
+      -- a plain INSERT shows the hazard: the later id commits first, and a reader whose
+      -- cursor moved past it would never see the earlier one
+      assert(a:exec("BEGIN"))
+      local early = assert(a:query("INSERT INTO events (at, kind) VALUES (now(), 'plain') RETURNING id"))[1].id
+      assert(b:exec("BEGIN"))
+      local late = assert(b:query("INSERT INTO events (at, kind) VALUES (now(), 'plain') RETURNING id"))[1].id
+      assert(b:exec("COMMIT"))
+      assert.is_true(late > early)
+      assert.same({ late }, ids(0))
+      assert(a:exec("COMMIT"))
+      local cursor = late
+      -- append() serializes: the second writer waits until the first commits
+      assert(a:exec("BEGIN"))
+      local first = assert(pgjournal.append(a, { kind = "first", card = "C-1", data = { n = 1 } }))
+      local second_writer = orket.spawn(function()
+        assert(b:exec("BEGIN"))
+        local id = assert(pgjournal.append(b, { kind = "second" }))
+        assert(b:exec("COMMIT"))
+        return id
+      end)
+      orket.sleep(100)
+      assert.equal("running", second_writer.state) -- waiting for the journal's lock
+      assert.same({}, ids(cursor))
+      assert(a:exec("COMMIT"))
+      local ok, second = second_writer:join()
+      assert.is_true(ok)
+      assert.is_true(second > first)
+      assert.same({ first, second }, ids(cursor))
+      local ev = assert(pgjournal.after(pool, cursor, 1))[1]
+      assert.same({ id = first, kind = "first", card = "C-1", data = { n = 1 } },
+        { id = ev.id, kind = ev.kind, card = ev.card, data = ev.data })
+      assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$", ev.at)
+      a:close(); b:close()
     end)
 
     it("keeps the journal append-only", function()
