@@ -492,10 +492,19 @@ describe("PostgreSQL", function()
       table.sort(missing)
       assert.same({}, missing)
       -- and nothing PostgreSQL has that SQLite lacks, but the schema's own bookkeeping
+      local stands_for = {}
+      for _, cp in pairs(pg_schema.counterparts) do stands_for[cp.table .. "." .. cp.column] = true end
       local extra = {}
-      for t in pairs(post.tables) do
-        if not lite.tables[t] and t ~= "orket_schema" then extra[#extra + 1] = t end
+      for t, cols in pairs(post.tables) do
+        if not lite.tables[t] and t ~= "orket_schema" then
+          extra[#extra + 1] = "table " .. t
+        elseif lite.tables[t] then
+          for c in pairs(cols) do
+            if not lite.tables[t][c] and not stands_for[t .. "." .. c] then extra[#extra + 1] = t .. "." .. c end
+          end
+        end
       end
+      table.sort(extra)
       assert.same({}, extra)
     end)
 
