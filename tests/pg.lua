@@ -41,15 +41,31 @@ local function as_owner()
   return "setpriv --reuid=nobody --regid=$(id -g nobody) --clear-groups -- "
 end
 
+-- Servers of earlier runs whose test process died without stop() (killed, crashed): each
+-- directory names its owner's pid; a server whose owner is gone is stopped and removed.
+local function reap_stale(wrap)
+  local p = io.popen("ls -d /tmp/orket-pg.* 2>/dev/null")
+  for dir in p:lines() do
+    local owner = tonumber((H.read(dir .. "/owner") or ""):match("%d+"))
+    if owner and not sh("kill -0 " .. owner .. " 2>/dev/null") then
+      sh(string.format("cd / && %s%s/pg_ctl -D %s -m immediate -w stop", wrap, M.BIN, q(dir .. "/data")))
+      os.execute("rm -rf " .. q(dir))
+    end
+  end
+  p:close()
+end
+
 --- start() -> server {dir, url, conninfo(extra), password, query(sql), stop()} | raises
 --- url: postgresql://orket@/postgres?host=DIR&passfile=DIR/pgpass (no password in it).
 function M.start()
+  local wrap = as_owner()
+  reap_stale(wrap)
   local p = io.popen("mktemp -d /tmp/orket-pg.XXXXXX")
   local dir = p:read("l")
   p:close()
+  H.write(dir .. "/owner", tostring(require("luv").os_getpid()))
   local password = "pw-" .. tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9))
   H.write(dir .. "/pwfile", password .. "\n")
-  local wrap = as_owner()
   if wrap ~= "" then assert(sh("chown -R nobody " .. q(dir) .. " && chmod 700 " .. q(dir))) end
   local s = { dir = dir, password = password }
   function s.stop()
