@@ -197,6 +197,7 @@ static void pg_unwatch(pg_conn *c) {
 }
 
 static void pg_on_io(uv_poll_t *h, int status, int events);
+static void pg_ref(pg_conn *c);
 
 /* A new uv_poll on the current PQsocket. While connecting this is made anew at each step:
  * libpq may close the socket and open another (next host or address, SSL retry), perhaps
@@ -215,6 +216,7 @@ static int pg_rewatch(pg_conn *c, int events) {
   c->poll = p;
   c->poll_events = events;
   uv_poll_start(p, events, pg_on_io);
+  pg_ref(c);
   return 0;
 }
 
@@ -224,8 +226,18 @@ static void pg_watch(pg_conn *c, int events) {
   uv_poll_start(c->poll, events, pg_on_io);
 }
 
+/* An idle connection does not keep the loop alive (luv's unref'd handles): a program that
+ * ends with a pool's connections open ends. Connecting, a query in flight or a task
+ * waiting for notifications does. */
+static void pg_ref(pg_conn *c) {
+  if (c->poll == NULL) return;
+  if (c->state == PG_CONNECTING || c->state == PG_BUSY || c->notes_waiting) uv_ref((uv_handle_t *)c->poll);
+  else uv_unref((uv_handle_t *)c->poll);
+}
+
 /* Announces what happened; the last thing a loop callback does (fn may close c). */
 static void pg_emit(pg_conn *c) {
+  pg_ref(c);
   int what = c->pending;
   c->pending = 0;
   if (what && c->fn) c->fn(c, c->ud, what);
@@ -603,6 +615,7 @@ static int pg_send_any(pg_conn *c, const char *sql, int script, int n, const Oid
   }
   c->flushing = f == 1;
   pg_watch(c, c->flushing ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+  pg_ref(c);
   c->timeout_ms = timeout_ms;
   if (timeout_ms) uv_timer_start(c->timer, pg_on_timeout, timeout_ms, 0);
   return 0;
@@ -665,11 +678,13 @@ void pg_notes_clear(pg_conn *c) {
 void pg_notes_wait(pg_conn *c, uint64_t timeout_ms) {
   c->notes_waiting = 1;
   c->notes_timed_out = 0;
+  pg_ref(c);
   if (timeout_ms) uv_timer_start(c->notes_timer, pg_on_notes_timeout, timeout_ms, 0);
 }
 
 void pg_notes_unwait(pg_conn *c) {
   c->notes_waiting = 0;
+  pg_ref(c);
   uv_timer_stop(c->notes_timer);
 }
 

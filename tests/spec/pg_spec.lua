@@ -249,6 +249,18 @@ describe("PostgreSQL", function()
       assert.equal("host=h password=*** user=u", pg.scrub("host=h password=hunter2 user=u"))
     end)
 
+    it("does not keep the loop alive while idle: a program that ends with it open ends", function()
+      local dir = H.tmpdir()
+      H.write(dir .. "/open.lua", string.format([[
+local c = assert(require("orket.c.pg").connect(%q))
+assert(c:query("SELECT 1"))
+print("left open")
+]], server.url))
+      local r = H.orket("lua " .. H.quote(dir .. "/open.lua"), { wrap = "timeout 60" })
+      assert.equal(0, r.status, r.stderr)
+      assert.equal("left open\n", r.stdout)
+    end)
+
     it("fails to connect within its timeout", function()
       -- a socket that accepts and never answers: connect waits, then times out
       local dir = H.tmpdir()
