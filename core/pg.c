@@ -135,6 +135,13 @@ void pg_mask_password(const char *conninfo, const char *msg, char *out, size_t o
       }
     }
     pg_mask_in(out, outlen, dec, d);
+    /* and the unescaped form of a quoted key=value password ('it\'s') */
+    d = 0;
+    for (size_t j = 0; j < sp[i].len && d + 1 < sizeof dec; j++) {
+      if (sp[i].p[j] == '\\' && j + 1 < sp[i].len) j++;
+      dec[d++] = sp[i].p[j];
+    }
+    pg_mask_in(out, outlen, dec, d);
   }
 }
 
