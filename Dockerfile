@@ -2,7 +2,7 @@
 FROM debian:12-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential pkg-config liblua5.4-dev lua-luv-dev libuv1-dev libsqlite3-dev \
-      libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev libyajl-dev libmicrohttpd-dev libseccomp-dev lua-busted libgit2-dev \
+      libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev libyajl-dev libmicrohttpd-dev libseccomp-dev lua-busted libgit2-dev libpq-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -10,7 +10,7 @@ RUN make -j"$(nproc)" && make install PREFIX=/usr/local
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      liblua5.4-0 lua-luv lua-cjson libuv1 libsqlite3-0 libcurl4 libsodium23 libedit2 libyajl2 libgit2-1.5 libmicrohttpd12 libseccomp2 \
+      liblua5.4-0 lua-luv lua-cjson libuv1 libsqlite3-0 libcurl4 libsodium23 libedit2 libyajl2 libgit2-1.5 libmicrohttpd12 libseccomp2 libpq5 \
       ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 1000 orket
