@@ -18,6 +18,7 @@ local pg = require "orket.c.pg"
 local pgpool = require "orket.store.pgpool"
 local pg_schema = require "orket.store.pg_schema"
 local pgjournal = require "orket.store.pgjournal"
+local pglisten = require "orket.store.pglisten"
 local store = require "orket.store"
 local uv = require "luv"
 
@@ -401,6 +402,45 @@ print("left open")
       assert.equal(5, pool:row("SELECT 5 AS v").v)
       assert.same({}, pool:rows("SELECT * FROM items"))
       killer:close()
+    end)
+  end)
+
+  describe("orket.store.pglisten", function()
+    it("refuses channel names that are not identifiers", function()
+      assert.has_error(function() pglisten.new { url = server.url, channels = { "a; DROP TABLE x" } } end,
+        "bad argument #1 to 'new' (channels[1] must be an identifier of at most 63 characters)")
+      assert.has_error(function() pglisten.new { url = server.url, channels = {} } end,
+        "bad argument #1 to 'new' (channels must list at least one channel)")
+    end)
+
+    it("wakes on a notification, survives a lost connection and says it reconnected", function()
+      local l = pglisten.new { url = server.url, channels = { "orket_wake", "other" }, retry_ms = 20 }
+      local notes, info = l:wait(20)
+      assert.same({}, notes)
+      assert.is_true(info.reconnected) -- the first connection: read from the cursor
+      local sender = connect()
+      local waiter = orket.spawn(function() return l:wait(10000) end)
+      assert(sender:query("SELECT pg_notify('orket_wake', '42')"))
+      local ok, got, info2 = waiter:join()
+      assert.is_true(ok)
+      assert.same({ { channel = "orket_wake", payload = "42", pid = sender:pid() } }, got)
+      assert.is_nil(info2.reconnected)
+      -- end the listener's server process while it waits; it comes back on its own
+      waiter = orket.spawn(function() return l:wait(10000) end)
+      orket.sleep(20)
+      assert(sender:query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"))
+      -- sent until one arrives: those sent before the listener is back are lost, as documented
+      H.wait_for(function()
+        assert(sender:query("SELECT pg_notify('other', 'after')"))
+        return waiter.state ~= "running"
+      end, "the notification after the reconnect")
+      local ok3, got3, info3 = waiter:join()
+      assert.is_true(ok3)
+      assert.equal("after", got3[1].payload)
+      assert.is_true(info3.reconnected)
+      l:close()
+      assert.same({ nil, "pg listener: closed", "ENOTCONN" }, { l:wait(10) })
+      sender:close()
     end)
   end)
 
