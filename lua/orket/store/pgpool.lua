@@ -22,7 +22,8 @@ function M.new(o)
   if type(o) ~= "table" or type(o.url) ~= "string" then
     error("bad argument #1 to 'new' (a table with url = \"postgresql://...\" expected)", 2)
   end
-  local self = setmetatable({ url = o.url, idle = {}, busy = 0, closed = false }, Pool)
+  local self = setmetatable({ url = o.url, idle = {}, busy = 0, closed = false,
+    in_tx = setmetatable({}, { __mode = "k" }) }, Pool)
   for k, v in pairs(M.DEFAULTS) do
     local given = o[k]
     if given ~= nil and (math.type(given) ~= "integer" or given < 0) then
@@ -168,6 +169,14 @@ end
 --- locks meanwhile, so do them outside.
 function Pool:tx(fn, ...)
   if type(fn) ~= "function" then error("bad argument #1 to 'tx' (function expected, got " .. type(fn) .. ")", 2) end
+  -- a second transaction from the same task would wait for a connection its first one
+  -- may hold (a pool of one: forever), and would not be part of it anyway
+  local co = coroutine.running()
+  if self.in_tx[co] then
+    error("pg pool: this task already has a transaction open; run the statements on its tx", 2)
+  end
+  self.in_tx[co] = true
+  local mark <close> = setmetatable({}, { __close = function() self.in_tx[co] = nil end })
   local lease <close>, err, code = self:acquire()
   if not lease then return nil, err, code end
   local c = lease.conn
