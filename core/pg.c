@@ -205,6 +205,7 @@ static void pg_unwatch(pg_conn *c) {
 
 static void pg_on_io(uv_poll_t *h, int status, int events);
 static void pg_ref(pg_conn *c);
+static void pg_on_notes_timeout(uv_timer_t *t);
 
 /* A new uv_poll on the current PQsocket. While connecting this is made anew at each step:
  * libpq may close the socket and open another (next host or address, SSL retry), perhaps
@@ -344,11 +345,9 @@ static void pg_lost(pg_conn *c, const char *why) {
   if (was_busy && !c->draining) c->pending |= PG_EV_QUERY;
   if (was_busy && c->draining) pg_clear_result(c);
   c->draining = 0;
-  if (c->notes_waiting) {
-    c->notes_waiting = 0;
-    uv_timer_stop(c->notes_timer);
-    c->pending |= PG_EV_NOTES;
-  }
+  /* The task waiting for notifications learns it from the loop, on the next turn: pg_lost
+   * also runs inside pg_send, where nobody may be resumed. */
+  if (c->notes_waiting) uv_timer_start(c->notes_timer, pg_on_notes_timeout, 0, 0);
 }
 
 static void pg_collect_notes(pg_conn *c) {
