@@ -34,6 +34,16 @@ describe("orket.store.pgurl", function()
     assert.equal("orket.lua: store.url: must be a string (got number)", msg)
   end)
 
+  it("is resolved with the rest of the configuration, the environment's first", function()
+    local config = require "orket.config"
+    assert.is_false(assert(config.finish({}, "/p", env {})).database_url)
+    assert.equal("postgresql://a@db/x", assert(config.finish({ store = { url = "postgresql://a@db/x" } }, "/p", env {})).database_url)
+    assert.equal("postgresql://b@db/y", assert(config.finish({ store = { url = "postgresql://a@db/x" } }, "/p",
+      env { ORKET_DATABASE_URL = "postgresql://b@db/y" })).database_url)
+    assert.same({ nil, "ORKET_DATABASE_URL must be a postgresql:// URL, e.g. postgresql://orket@db.example/orket (got file:x)", "EINVAL" },
+      { config.finish({}, "/p", env { ORKET_DATABASE_URL = "file:x" }) })
+  end)
+
   it("is a setting orket.lua may have, checked with the others", function()
     assert.same({}, settings.check { store = { url = "postgresql://orket@db/orket" } })
     assert.same({ "orket.lua: store.url: must not contain the password: put it in PGPASSWORD or ~/.pgpass" },
