@@ -360,6 +360,15 @@ static int lp_state(lua_State *L) {
   return 1;
 }
 
+/* conn:check() -> the state, after reading without waiting what the server already sent
+ * to an idle connection: finds a lost connection the loop has not noticed yet (the pool
+ * asks before it hands one out). */
+static int lp_check_state(lua_State *L) {
+  lp_conn *lp = lp_check(L);
+  lua_pushstring(L, lp_states[pg_probe(lp->c)]);
+  return 1;
+}
+
 /* conn:pid() -> the server process's id (pg_terminate_backend takes it) | nil */
 static int lp_pid(lua_State *L) {
   lp_conn *lp = lp_check(L);
@@ -451,6 +460,7 @@ static const luaL_Reg lp_methods[] = {
     {"exec", lp_exec},
     {"notifications", lp_notifications},
     {"state", lp_state},
+    {"check", lp_check_state},
     {"pid", lp_pid},
     {"close", lp_close},
     {NULL, NULL},

@@ -173,8 +173,19 @@ static void pg_set_msg(pg_conn *c, char *buf, size_t buflen, const char *fmt, ..
   va_start(ap, fmt);
   vsnprintf(buf, buflen, fmt, ap);
   va_end(ap);
-  size_t len = strlen(buf);
-  while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ')) buf[--len] = '\0';
+  /* libpq's messages may span lines ("...unexpectedly\n\tThis probably means..."): one
+   * line, for logs and the CLI */
+  size_t o = 0;
+  for (size_t i = 0; buf[i]; i++) {
+    if (buf[i] == '\n' || buf[i] == '\t' || buf[i] == '\r') {
+      if (o > 0 && buf[o - 1] != ' ') buf[o++] = ' ';
+    } else {
+      buf[o++] = buf[i];
+    }
+  }
+  buf[o] = '\0';
+  size_t len = o;
+  while (len > 0 && buf[len - 1] == ' ') buf[--len] = '\0';
   const char *pw = c->pq ? PQpass(c->pq) : NULL;
   if (pw && *pw) pg_mask_in(buf, buflen, pw, strlen(pw));
 }
@@ -581,6 +592,22 @@ void pg_close(pg_conn *c) {
 }
 
 pg_state pg_get_state(const pg_conn *c) { return c->state; }
+
+pg_state pg_probe(pg_conn *c) {
+  if (c->state != PG_IDLE) return c->state;
+  if (!PQconsumeInput(c->pq) || PQstatus(c->pq) == CONNECTION_BAD) {
+    pg_lost(c, NULL);
+  } else {
+    pg_collect_notes(c);
+    if (c->pending & PG_EV_NOTES) { /* a waiter is woken from the loop, not from here */
+      uv_timer_start(c->notes_timer, pg_on_notes_timeout, 0, 0);
+      c->notes_waiting = 1;
+    }
+  }
+  c->pending = 0;
+  pg_ref(c);
+  return c->state;
+}
 
 int pg_backend_pid(const pg_conn *c) { return c->state == PG_BROKEN ? 0 : PQbackendPID(c->pq); }
 

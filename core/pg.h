@@ -54,6 +54,11 @@ pg_conn *pg_open(uv_loop_t *loop, const char *conninfo, uint64_t connect_timeout
 void pg_close(pg_conn *c);
 
 pg_state pg_get_state(const pg_conn *c);
+
+/* For an idle connection: reads what the server already sent without waiting (a
+ * termination notice, the end of the stream) so a loss the loop has not seen yet is found
+ * before a statement is sent on it. Returns the state after. Never announces anything. */
+pg_state pg_probe(pg_conn *c);
 int pg_backend_pid(const pg_conn *c);
 
 /* Sends one statement with text parameters (values[i] NULL for NULL; types[i] 0 lets the

@@ -56,7 +56,7 @@ function Pool:acquire()
   local lease = setmetatable({ pool = self }, Lease)
   while #self.idle > 0 do
     local c = table.remove(self.idle)
-    if c:state() == "idle" then
+    if c:check() == "idle" then -- reads a termination the loop has not seen yet
       lease.conn = c
       return lease
     end
