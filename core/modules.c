@@ -19,5 +19,6 @@ const orket_module orket_modules[] = {
     {"orket.c.lockfile", luaopen_orket_lockfile},
     {"orket.c.gitrepo", luaopen_orket_gitrepo},
     {"orket.c.proc", luaopen_orket_proc},
+    {"orket.c.pg", luaopen_orket_pg},
     {NULL, NULL},
 };

@@ -27,5 +27,6 @@ int luaopen_orket_pattern(lua_State *L);
 int luaopen_orket_lockfile(lua_State *L);
 int luaopen_orket_gitrepo(lua_State *L);
 int luaopen_orket_proc(lua_State *L);
+int luaopen_orket_pg(lua_State *L);
 
 #endif

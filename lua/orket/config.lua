@@ -84,6 +84,11 @@ function M.finish(data, dir, getenv)
   for _, p in pairs(models.providers) do
     if p.file and dir and not p.file:match("^/") then p.file = dir .. "/" .. p.file end
   end
+  -- where the store is: false for the project's SQLite file (the only backend for now),
+  -- else a PostgreSQL URL from ORKET_DATABASE_URL or store.url (docs/store.md)
+  local url, uerr, ucode = require("orket.store.pgurl").resolve(data.store, getenv)
+  if url == nil then return nil, uerr, ucode end
+  cfg.database_url = url
   cfg.dir = dir
   return cfg
 end

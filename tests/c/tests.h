@@ -65,6 +65,9 @@
   X(test_gitrepo_push)                     \
   X(test_hmac_vectors)                     \
   X(test_hmac_webhook_signature)         \
+  X(test_pg_mask_password)               \
+  X(test_pg_scrub_conninfo)              \
+  X(test_pg_sqlstate_codes)              \
   X(test_confine_layer_names)              \
   X(test_confine_spec_roundtrip)           \
   X(test_confine_decode_rejects)           \

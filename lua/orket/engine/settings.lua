@@ -453,6 +453,12 @@ local SCHEMA = {
   { "verify", verify },
   { "serve", serve },
   { "git", git },
+  -- where the store is (docs/store.md, "Toward PostgreSQL"); checked here, not used yet
+  { "store", function(d)
+    local s, err = require("orket.store.pgurl").section(d.store)
+    if err then error({ settings_error = err }, 0) end
+    return s
+  end },
 }
 
 M.SETTINGS = {}

@@ -1,0 +1,726 @@
+/* pg.c: a PostgreSQL connection on a libuv loop (see pg.h). libpq's asynchronous calls are
+ * driven from one uv_poll on PQsocket; cancelling a query uses PQcancel on the threadpool,
+ * since libpq 15 has no non-blocking cancel. */
+#include "pg.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pg_conn {
+  uv_loop_t *loop;
+  PGconn *pq;
+  uv_poll_t *poll;        /* on PQsocket; NULL when nothing is watched */
+  int poll_events;
+  uv_timer_t *timer;      /* the connect or query timeout */
+  uv_timer_t *notes_timer;
+  pg_state state;
+  uint64_t timeout_ms;    /* of the connect or query that runs, for the message */
+  int draining;           /* nobody waits for the query in flight: discard its result */
+  int flushing;           /* PQflush had more to send: watch for writable too */
+  int pending;            /* PG_EV_* to announce at the end of this loop callback */
+  PGresult *result;       /* the finished query's (first error, else last) result */
+  const char *code;       /* why the last connect or query failed without a result */
+  char msg[1024];
+  char sqlstate[6];
+  char broken[1024];
+  PGnotify **notes;
+  size_t nnotes, capnotes, dropped;
+  int notes_waiting, notes_timed_out;
+  pg_event_fn fn;
+  void *ud;
+};
+
+/* ---- masking the password ------------------------------------------------------------- */
+
+typedef struct pg_span {
+  const char *p;
+  size_t len;
+} pg_span;
+
+static int pg_hex(int ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+/* Where conninfo writes a password: a URL's user:PASSWORD@host and ?password=PASSWORD, or
+ * the value of password= in key=value words. Returns how many spans it found (at most max). */
+static int pg_password_spans(const char *ci, pg_span *out, int max) {
+  int n = 0;
+  if (strncmp(ci, "postgresql://", 13) == 0 || strncmp(ci, "postgres://", 11) == 0) {
+    const char *a = strstr(ci, "://") + 3;
+    size_t alen = strcspn(a, "/?");
+    const char *at = NULL;
+    for (size_t i = 0; i < alen; i++)
+      if (a[i] == '@') at = a + i; /* the last @ ends the user info */
+    if (at) {
+      const char *colon = memchr(a, ':', (size_t)(at - a));
+      if (colon && n < max) out[n++] = (pg_span){colon + 1, (size_t)(at - colon - 1)};
+    }
+    const char *q = strchr(a, '?');
+    while (q && n < max) {
+      q++;
+      if (strncmp(q, "password=", 9) == 0) out[n++] = (pg_span){q + 9, strcspn(q + 9, "&")};
+      q = strchr(q, '&');
+    }
+    return n;
+  }
+  for (const char *p = ci; (p = strstr(p, "password")) != NULL && n < max; p += 8) {
+    if (p != ci && !(p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\n')) continue;
+    const char *v = p + 8;
+    while (*v == ' ' || *v == '\t') v++;
+    if (*v != '=') continue;
+    v++;
+    while (*v == ' ' || *v == '\t') v++;
+    if (*v == '\'') {
+      const char *e = ++v;
+      while (*e && *e != '\'') e += (*e == '\\' && e[1]) ? 2 : 1;
+      out[n++] = (pg_span){v, (size_t)(e - v)};
+    } else {
+      out[n++] = (pg_span){v, strcspn(v, " \t\n")};
+    }
+  }
+  return n;
+}
+
+/* Copies in into out, each occurrence of secret (slen bytes, > 0) written as "***". */
+static void pg_replace(const char *in, const char *secret, size_t slen, char *out, size_t outlen) {
+  size_t o = 0;
+  if (outlen == 0) return;
+  while (*in && o + 1 < outlen) {
+    if (slen > 0 && strncmp(in, secret, slen) == 0) {
+      for (const char *s = "***"; *s && o + 1 < outlen; s++) out[o++] = *s;
+      in += slen;
+    } else {
+      out[o++] = *in++;
+    }
+  }
+  out[o] = '\0';
+}
+
+/* Masks one secret in buf (in place, through a copy). */
+static void pg_mask_in(char *buf, size_t buflen, const char *secret, size_t slen) {
+  if (slen == 0 || buflen == 0) return;
+  char *tmp = malloc(buflen);
+  if (tmp == NULL) { /* better no message than one that may show the password */
+    buf[0] = '\0';
+    return;
+  }
+  pg_replace(buf, secret, slen, tmp, buflen);
+  memcpy(buf, tmp, strlen(tmp) + 1);
+  free(tmp);
+}
+
+void pg_mask_password(const char *conninfo, const char *msg, char *out, size_t outlen) {
+  if (outlen == 0) return;
+  snprintf(out, outlen, "%s", msg);
+  pg_span sp[8];
+  int n = conninfo ? pg_password_spans(conninfo, sp, 8) : 0;
+  for (int i = 0; i < n; i++) {
+    pg_mask_in(out, outlen, sp[i].p, sp[i].len);
+    /* libpq may quote the decoded form of a percent-encoded password */
+    char dec[512];
+    size_t d = 0;
+    for (size_t j = 0; j < sp[i].len && d + 1 < sizeof dec; j++) {
+      int hi, lo;
+      if (sp[i].p[j] == '%' && j + 2 < sp[i].len && (hi = pg_hex(sp[i].p[j + 1])) >= 0 &&
+          (lo = pg_hex(sp[i].p[j + 2])) >= 0) {
+        dec[d++] = (char)(hi * 16 + lo);
+        j += 2;
+      } else {
+        dec[d++] = sp[i].p[j];
+      }
+    }
+    pg_mask_in(out, outlen, dec, d);
+    /* and the unescaped form of a quoted key=value password ('it\'s') */
+    d = 0;
+    for (size_t j = 0; j < sp[i].len && d + 1 < sizeof dec; j++) {
+      if (sp[i].p[j] == '\\' && j + 1 < sp[i].len) j++;
+      dec[d++] = sp[i].p[j];
+    }
+    pg_mask_in(out, outlen, dec, d);
+  }
+}
+
+void pg_scrub_conninfo(const char *conninfo, char *out, size_t outlen) {
+  if (outlen == 0) return;
+  pg_span sp[8];
+  int n = pg_password_spans(conninfo, sp, 8);
+  size_t o = 0;
+  const char *p = conninfo;
+  while (*p && o + 1 < outlen) {
+    int hit = -1;
+    for (int i = 0; i < n; i++)
+      if (sp[i].p == p && sp[i].len > 0) hit = i;
+    if (hit >= 0) {
+      for (const char *s = "***"; *s && o + 1 < outlen; s++) out[o++] = *s;
+      p += sp[hit].len;
+    } else {
+      out[o++] = *p++;
+    }
+  }
+  out[o] = '\0';
+}
+
+/* Writes a message for this connection, the password libpq holds masked. */
+static void pg_set_msg(pg_conn *c, char *buf, size_t buflen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void pg_set_msg(pg_conn *c, char *buf, size_t buflen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, buflen, fmt, ap);
+  va_end(ap);
+  /* libpq's messages may span lines ("...unexpectedly\n\tThis probably means..."): one
+   * line, for logs and the CLI */
+  size_t o = 0;
+  for (size_t i = 0; buf[i]; i++) {
+    if (buf[i] == '\n' || buf[i] == '\t' || buf[i] == '\r') {
+      if (o > 0 && buf[o - 1] != ' ') buf[o++] = ' ';
+    } else {
+      buf[o++] = buf[i];
+    }
+  }
+  buf[o] = '\0';
+  size_t len = o;
+  while (len > 0 && buf[len - 1] == ' ') buf[--len] = '\0';
+  const char *pw = c->pq ? PQpass(c->pq) : NULL;
+  if (pw && *pw) pg_mask_in(buf, buflen, pw, strlen(pw));
+}
+
+const char *pg_code_for_sqlstate(const char *s) {
+  if (s == NULL || strlen(s) != 5) return PG_E_SQL;
+  if (strncmp(s, "23", 2) == 0) return PG_E_CONSTRAINT;
+  if (strncmp(s, "40", 2) == 0) return PG_E_CONFLICT;
+  if (strncmp(s, "28", 2) == 0) return PG_E_AUTH;
+  if (strcmp(s, "57014") == 0) return PG_E_CANCELED;
+  if (strncmp(s, "57P", 3) == 0 || strncmp(s, "08", 2) == 0) return PG_E_LOST;
+  return PG_E_SQL;
+}
+
+/* ---- handles -------------------------------------------------------------------------- */
+
+static void pg_free_handle(uv_handle_t *h) { free(h); }
+
+static void pg_unwatch(pg_conn *c) {
+  if (c->poll) {
+    c->poll->data = NULL;
+    uv_close((uv_handle_t *)c->poll, pg_free_handle); /* stops it now; frees it later */
+    c->poll = NULL;
+  }
+  c->poll_events = 0;
+  c->flushing = 0;
+}
+
+static void pg_on_io(uv_poll_t *h, int status, int events);
+static void pg_ref(pg_conn *c);
+static void pg_on_notes_timeout(uv_timer_t *t);
+
+/* A new uv_poll on the current PQsocket. While connecting this is made anew at each step:
+ * libpq may close the socket and open another (next host or address, SSL retry), perhaps
+ * with the same number, and a watcher of the old one must not stay registered. */
+static int pg_rewatch(pg_conn *c, int events) {
+  pg_unwatch(c);
+  int fd = PQsocket(c->pq);
+  if (fd < 0) return -1;
+  uv_poll_t *p = malloc(sizeof *p);
+  if (p == NULL) return -1;
+  if (uv_poll_init(c->loop, p, fd) != 0) {
+    free(p);
+    return -1;
+  }
+  p->data = c;
+  c->poll = p;
+  c->poll_events = events;
+  uv_poll_start(p, events, pg_on_io);
+  pg_ref(c);
+  return 0;
+}
+
+static void pg_watch(pg_conn *c, int events) {
+  if (c->poll == NULL || c->poll_events == events) return;
+  c->poll_events = events;
+  uv_poll_start(c->poll, events, pg_on_io);
+}
+
+/* An idle connection does not keep the loop alive (luv's unref'd handles): a program that
+ * ends with a pool's connections open ends. Connecting, a query in flight or a task
+ * waiting for notifications does. */
+static void pg_ref(pg_conn *c) {
+  if (c->poll == NULL) return;
+  if (c->state == PG_CONNECTING || c->state == PG_BUSY || c->notes_waiting) uv_ref((uv_handle_t *)c->poll);
+  else uv_unref((uv_handle_t *)c->poll);
+}
+
+/* Announces what happened; the last thing a loop callback does (fn may close c). */
+static void pg_emit(pg_conn *c) {
+  pg_ref(c);
+  int what = c->pending;
+  c->pending = 0;
+  if (what && c->fn) c->fn(c, c->ud, what);
+}
+
+/* ---- cancelling on the server --------------------------------------------------------- */
+
+typedef struct pg_cancel_job {
+  uv_work_t work;
+  PGcancel *cancel;
+} pg_cancel_job;
+
+static void pg_cancel_work(uv_work_t *w) {
+  pg_cancel_job *j = w->data;
+  char buf[256];
+  (void)PQcancel(j->cancel, buf, sizeof buf); /* best effort: the result is discarded anyway */
+}
+
+static void pg_cancel_done(uv_work_t *w, int status) {
+  pg_cancel_job *j = w->data;
+  PQfreeCancel(j->cancel);
+  free(j);
+}
+
+static void pg_cancel_on_server(pg_conn *c) {
+  pg_cancel_job *j = malloc(sizeof *j);
+  if (j == NULL) return;
+  j->cancel = PQgetCancel(c->pq);
+  j->work.data = j;
+  if (j->cancel == NULL || uv_queue_work(c->loop, &j->work, pg_cancel_work, pg_cancel_done) != 0) {
+    if (j->cancel) PQfreeCancel(j->cancel);
+    free(j);
+  }
+}
+
+/* ---- results -------------------------------------------------------------------------- */
+
+static void pg_clear_result(pg_conn *c) {
+  if (c->result) PQclear(c->result);
+  c->result = NULL;
+}
+
+static int pg_is_error(const PGresult *r) {
+  ExecStatusType s = PQresultStatus(r);
+  return s == PGRES_FATAL_ERROR || s == PGRES_BAD_RESPONSE;
+}
+
+/* Keeps the first error, else the last result. Returns -1 for a result this API cannot
+ * carry on with (COPY). */
+static int pg_keep(pg_conn *c, PGresult *r) {
+  ExecStatusType s = PQresultStatus(r);
+  if (s == PGRES_COPY_IN || s == PGRES_COPY_OUT || s == PGRES_COPY_BOTH) {
+    PQclear(r);
+    return -1;
+  }
+  if (c->result && pg_is_error(c->result)) PQclear(r);
+  else {
+    pg_clear_result(c);
+    c->result = r;
+  }
+  return 0;
+}
+
+/* The query ended: hand its outcome over, or drop it when nobody waits. */
+static void pg_query_done(pg_conn *c) {
+  uv_timer_stop(c->timer);
+  if (c->state == PG_BUSY) c->state = PG_IDLE;
+  if (c->draining) {
+    c->draining = 0;
+    pg_clear_result(c);
+    return;
+  }
+  c->pending |= PG_EV_QUERY;
+}
+
+/* The connection is gone (or unusable): remember why, stop watching it (the fd may be
+ * closed already and its number reused) and end the query in flight. */
+static void pg_lost(pg_conn *c, const char *why) {
+  int was_busy = c->state == PG_BUSY;
+  if (was_busy) {
+    for (int i = 0; i < 8; i++) { /* libpq turns the loss into an error result */
+      PGresult *r = PQgetResult(c->pq);
+      if (r == NULL) break;
+      if (pg_keep(c, r) != 0) break;
+    }
+  }
+  const char *pq = PQerrorMessage(c->pq);
+  pg_set_msg(c, c->broken, sizeof c->broken, "pg: connection lost: %s", why ? why : (pq && *pq ? pq : "closed"));
+  c->state = PG_BROKEN;
+  pg_unwatch(c);
+  uv_timer_stop(c->timer);
+  if (was_busy && !(c->result && pg_is_error(c->result))) {
+    pg_clear_result(c);
+    c->code = PG_E_LOST;
+    snprintf(c->msg, sizeof c->msg, "%s", c->broken);
+  }
+  if (was_busy && !c->draining) c->pending |= PG_EV_QUERY;
+  if (was_busy && c->draining) pg_clear_result(c);
+  c->draining = 0;
+  /* The task waiting for notifications learns it from the loop, on the next turn: pg_lost
+   * also runs inside pg_send, where nobody may be resumed. */
+  if (c->notes_waiting) uv_timer_start(c->notes_timer, pg_on_notes_timeout, 0, 0);
+}
+
+static void pg_collect_notes(pg_conn *c) {
+  PGnotify *n;
+  int got = 0;
+  while ((n = PQnotifies(c->pq)) != NULL) {
+    if (c->nnotes >= PG_MAX_NOTES) {
+      PQfreemem(n);
+      c->dropped++;
+      continue;
+    }
+    if (c->nnotes == c->capnotes) {
+      size_t cap = c->capnotes ? c->capnotes * 2 : 16;
+      PGnotify **p = realloc(c->notes, cap * sizeof *p);
+      if (p == NULL) {
+        PQfreemem(n);
+        c->dropped++;
+        continue;
+      }
+      c->notes = p;
+      c->capnotes = cap;
+    }
+    c->notes[c->nnotes++] = n;
+    got = 1;
+  }
+  if (got && c->notes_waiting) {
+    c->notes_waiting = 0;
+    uv_timer_stop(c->notes_timer);
+    c->pending |= PG_EV_NOTES;
+  }
+}
+
+static void pg_collect_results(pg_conn *c) {
+  while (c->state == PG_BUSY && !PQisBusy(c->pq)) {
+    PGresult *r = PQgetResult(c->pq);
+    if (r == NULL) {
+      pg_query_done(c);
+      return;
+    }
+    if (pg_keep(c, r) != 0) {
+      pg_lost(c, "COPY is not supported on this connection");
+      return;
+    }
+  }
+}
+
+/* ---- connecting ----------------------------------------------------------------------- */
+
+static void pg_connect_failed(pg_conn *c, const char *code, const char *what, const char *why) {
+  c->state = PG_BROKEN;
+  c->code = code;
+  pg_set_msg(c, c->msg, sizeof c->msg, "pg: %s: %s", what, why);
+  snprintf(c->broken, sizeof c->broken, "%s", c->msg);
+  pg_unwatch(c);
+  uv_timer_stop(c->timer);
+  c->pending |= PG_EV_QUERY;
+}
+
+static void pg_connect_step(pg_conn *c) {
+  switch (PQconnectPoll(c->pq)) {
+  case PGRES_POLLING_OK:
+    uv_timer_stop(c->timer);
+    if (PQsetnonblocking(c->pq, 1) != 0 || pg_rewatch(c, UV_READABLE) != 0) {
+      pg_connect_failed(c, PG_E_CONNECT, "cannot watch the connection", PQerrorMessage(c->pq));
+      return;
+    }
+    c->state = PG_IDLE;
+    c->code = NULL;
+    c->pending |= PG_EV_QUERY;
+    pg_collect_notes(c); /* none yet, but a NOTICE/NOTIFY could ride on the handshake */
+    return;
+  case PGRES_POLLING_READING:
+    if (pg_rewatch(c, UV_READABLE) != 0) pg_connect_failed(c, PG_E_CONNECT, "cannot connect", "no socket");
+    return;
+  case PGRES_POLLING_WRITING:
+    if (pg_rewatch(c, UV_WRITABLE) != 0) pg_connect_failed(c, PG_E_CONNECT, "cannot connect", "no socket");
+    return;
+  default:
+    pg_connect_failed(c, PG_E_CONNECT, "cannot connect", PQerrorMessage(c->pq));
+    return;
+  }
+}
+
+/* ---- the loop's callbacks ------------------------------------------------------------- */
+
+static void pg_on_io(uv_poll_t *h, int status, int events) {
+  pg_conn *c = h->data;
+  if (c == NULL) return;
+  if (c->state == PG_CONNECTING) {
+    pg_connect_step(c); /* a poll error shows as a failed step */
+  } else if (status < 0) {
+    pg_lost(c, uv_strerror(status));
+  } else {
+    if (c->flushing) {
+      if ((events & UV_READABLE) && !PQconsumeInput(c->pq)) {
+        pg_lost(c, NULL);
+        pg_emit(c);
+        return;
+      }
+      int f = PQflush(c->pq);
+      if (f < 0) {
+        pg_lost(c, NULL);
+        pg_emit(c);
+        return;
+      }
+      c->flushing = f == 1;
+      pg_watch(c, c->flushing ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+    } else if (events & UV_READABLE) {
+      if (!PQconsumeInput(c->pq)) {
+        pg_lost(c, NULL);
+        pg_emit(c);
+        return;
+      }
+    }
+    pg_collect_notes(c);
+    if (!c->flushing) pg_collect_results(c);
+    if (c->state != PG_BROKEN && PQstatus(c->pq) == CONNECTION_BAD) pg_lost(c, NULL);
+  }
+  pg_emit(c);
+}
+
+static void pg_on_timeout(uv_timer_t *t) {
+  pg_conn *c = t->data;
+  if (c == NULL) return;
+  if (c->state == PG_CONNECTING) {
+    char ms[48];
+    snprintf(ms, sizeof ms, "timed out after %llu ms", (unsigned long long)c->timeout_ms);
+    pg_connect_failed(c, PG_E_TIMEOUT, "connecting", ms);
+  } else if (c->state == PG_BUSY && !c->draining) {
+    /* The waiter gets its answer now; the server is asked to stop, and the connection
+     * stays busy until the cancelled query's result has been read and dropped. */
+    c->code = PG_E_TIMEOUT;
+    snprintf(c->msg, sizeof c->msg, "pg: query timed out after %llu ms (cancelled)",
+             (unsigned long long)c->timeout_ms);
+    c->sqlstate[0] = '\0';
+    pg_clear_result(c);
+    c->draining = 1;
+    pg_cancel_on_server(c);
+    c->pending |= PG_EV_QUERY;
+  }
+  pg_emit(c);
+}
+
+static void pg_on_notes_timeout(uv_timer_t *t) {
+  pg_conn *c = t->data;
+  if (c == NULL || !c->notes_waiting) return;
+  c->notes_waiting = 0;
+  c->notes_timed_out = 1;
+  c->pending |= PG_EV_NOTES;
+  pg_emit(c);
+}
+
+/* ---- the API -------------------------------------------------------------------------- */
+
+/* libpq prints notices (NOTICE: ..., the server's warnings) on stderr by default; library
+ * code prints nothing, and no caller needs them yet. */
+static void pg_drop_notice(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
+static uv_timer_t *pg_new_timer(uv_loop_t *loop, pg_conn *c) {
+  uv_timer_t *t = malloc(sizeof *t);
+  if (t == NULL) return NULL;
+  uv_timer_init(loop, t);
+  t->data = c;
+  return t;
+}
+
+pg_conn *pg_open(uv_loop_t *loop, const char *conninfo, uint64_t connect_timeout_ms,
+                 pg_event_fn fn, void *ud, const char **code, char *err, size_t errlen) {
+  char *perr = NULL;
+  *code = PG_E_INVAL;
+  PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
+  if (opts == NULL) {
+    char m[512];
+    pg_mask_password(conninfo, perr ? perr : "out of memory", m, sizeof m);
+    size_t len = strlen(m);
+    while (len > 0 && m[len - 1] == '\n') m[--len] = '\0';
+    snprintf(err, errlen, "pg: bad connection string: %s", m);
+    if (perr) PQfreemem(perr);
+    return NULL;
+  }
+  PQconninfoFree(opts);
+  *code = PG_E_CONNECT;
+  pg_conn *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    snprintf(err, errlen, "pg: out of memory");
+    return NULL;
+  }
+  c->loop = loop;
+  c->fn = fn;
+  c->ud = ud;
+  c->state = PG_CONNECTING;
+  c->timer = pg_new_timer(loop, c);
+  c->notes_timer = pg_new_timer(loop, c);
+  c->pq = PQconnectStart(conninfo);
+  if (c->timer == NULL || c->notes_timer == NULL || c->pq == NULL) {
+    snprintf(err, errlen, "pg: out of memory");
+    pg_close(c);
+    return NULL;
+  }
+  PQsetNoticeProcessor(c->pq, pg_drop_notice, NULL);
+  if (PQstatus(c->pq) == CONNECTION_BAD || pg_rewatch(c, UV_WRITABLE) != 0) {
+    pg_set_msg(c, c->msg, sizeof c->msg, "pg: cannot connect: %s", PQerrorMessage(c->pq));
+    snprintf(err, errlen, "%s", c->msg);
+    pg_close(c);
+    return NULL;
+  }
+  c->timeout_ms = connect_timeout_ms;
+  if (connect_timeout_ms) uv_timer_start(c->timer, pg_on_timeout, connect_timeout_ms, 0);
+  return c;
+}
+
+static void pg_close_timer(uv_timer_t *t) {
+  if (t == NULL) return;
+  t->data = NULL;
+  uv_close((uv_handle_t *)t, pg_free_handle);
+}
+
+void pg_close(pg_conn *c) {
+  if (c == NULL) return;
+  pg_unwatch(c); /* before PQfinish closes the socket */
+  pg_close_timer(c->timer);
+  pg_close_timer(c->notes_timer);
+  pg_clear_result(c);
+  if (c->pq) PQfinish(c->pq);
+  pg_notes_clear(c);
+  free(c->notes);
+  free(c);
+}
+
+pg_state pg_get_state(const pg_conn *c) { return c->state; }
+
+pg_state pg_probe(pg_conn *c) {
+  if (c->state != PG_IDLE) return c->state;
+  if (!PQconsumeInput(c->pq) || PQstatus(c->pq) == CONNECTION_BAD) {
+    pg_lost(c, NULL);
+  } else {
+    pg_collect_notes(c);
+    if (c->pending & PG_EV_NOTES) { /* a waiter is woken from the loop, not from here */
+      uv_timer_start(c->notes_timer, pg_on_notes_timeout, 0, 0);
+      c->notes_waiting = 1;
+    }
+  }
+  c->pending = 0;
+  pg_ref(c);
+  return c->state;
+}
+
+int pg_backend_pid(const pg_conn *c) { return c->state == PG_BROKEN ? 0 : PQbackendPID(c->pq); }
+
+/* script: PQsendQuery (several statements, no parameters), else PQsendQueryParams. */
+static int pg_send_any(pg_conn *c, const char *sql, int script, int n, const Oid *types,
+                       const char *const *values, uint64_t timeout_ms, const char **code,
+                       char *err, size_t errlen) {
+  if (c->state != PG_IDLE) {
+    *code = PG_E_NOTCONN;
+    if (c->state == PG_BROKEN) snprintf(err, errlen, "%s", c->broken);
+    else snprintf(err, errlen, "pg: the connection is %s", c->state == PG_BUSY ? "busy" : "still connecting");
+    return -1;
+  }
+  if (PQstatus(c->pq) == CONNECTION_BAD) { /* seen by libpq, not yet by the loop */
+    pg_lost(c, NULL);
+    c->pending = 0;
+    *code = PG_E_NOTCONN;
+    snprintf(err, errlen, "%s", c->broken);
+    return -1;
+  }
+  pg_clear_result(c);
+  c->code = NULL;
+  c->sqlstate[0] = '\0';
+  int sent = script ? PQsendQuery(c->pq, sql) : PQsendQueryParams(c->pq, sql, n, types, values, NULL, NULL, 0);
+  if (!sent) {
+    *code = PQstatus(c->pq) == CONNECTION_BAD ? PG_E_NOTCONN : PG_E_SQL;
+    pg_set_msg(c, err, errlen, "pg: %s", PQerrorMessage(c->pq));
+    return -1;
+  }
+  c->state = PG_BUSY;
+  int f = PQflush(c->pq);
+  if (f < 0) {
+    pg_lost(c, NULL);
+    c->pending = 0;
+    *code = PG_E_LOST;
+    snprintf(err, errlen, "%s", c->broken);
+    return -1;
+  }
+  c->flushing = f == 1;
+  pg_watch(c, c->flushing ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+  pg_ref(c);
+  c->timeout_ms = timeout_ms;
+  if (timeout_ms) uv_timer_start(c->timer, pg_on_timeout, timeout_ms, 0);
+  return 0;
+}
+
+int pg_send(pg_conn *c, const char *sql, int n, const Oid *types, const char *const *values,
+            uint64_t timeout_ms, const char **code, char *err, size_t errlen) {
+  return pg_send_any(c, sql, 0, n, types, values, timeout_ms, code, err, errlen);
+}
+
+int pg_send_script(pg_conn *c, const char *sql, uint64_t timeout_ms, const char **code, char *err,
+                   size_t errlen) {
+  return pg_send_any(c, sql, 1, 0, NULL, NULL, timeout_ms, code, err, errlen);
+}
+
+PGresult *pg_take(pg_conn *c, const char **code, const char **msg, const char **sqlstate) {
+  PGresult *r = c->result;
+  c->result = NULL;
+  if (r && pg_is_error(r)) {
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    const char *detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
+    snprintf(c->sqlstate, sizeof c->sqlstate, "%s", st ? st : "");
+    c->code = pg_code_for_sqlstate(c->sqlstate);
+    if (primary) {
+      pg_set_msg(c, c->msg, sizeof c->msg, "pg: %s (SQLSTATE %s)%s%s", primary, c->sqlstate,
+                 detail ? ": " : "", detail ? detail : "");
+    } else {
+      pg_set_msg(c, c->msg, sizeof c->msg, "pg: %s", PQresultErrorMessage(r));
+    }
+    PQclear(r);
+    r = NULL;
+  } else if (r) {
+    c->code = NULL;
+  }
+  *code = c->code;
+  *msg = c->msg;
+  *sqlstate = c->sqlstate;
+  return r;
+}
+
+void pg_abandon(pg_conn *c) {
+  if (c->state != PG_BUSY || c->draining) return;
+  uv_timer_stop(c->timer);
+  c->draining = 1;
+  pg_clear_result(c);
+  pg_cancel_on_server(c);
+}
+
+size_t pg_note_count(const pg_conn *c) { return c->nnotes; }
+const PGnotify *pg_note_at(const pg_conn *c, size_t i) { return i < c->nnotes ? c->notes[i] : NULL; }
+size_t pg_notes_dropped(const pg_conn *c) { return c->dropped; }
+
+void pg_notes_clear(pg_conn *c) {
+  for (size_t i = 0; i < c->nnotes; i++) PQfreemem(c->notes[i]);
+  c->nnotes = 0;
+  c->dropped = 0;
+}
+
+void pg_notes_wait(pg_conn *c, uint64_t timeout_ms) {
+  c->notes_waiting = 1;
+  c->notes_timed_out = 0;
+  pg_ref(c);
+  if (timeout_ms) uv_timer_start(c->notes_timer, pg_on_notes_timeout, timeout_ms, 0);
+}
+
+void pg_notes_unwait(pg_conn *c) {
+  c->notes_waiting = 0;
+  pg_ref(c);
+  uv_timer_stop(c->notes_timer);
+}
+
+int pg_notes_timed_out(const pg_conn *c) { return c->notes_timed_out; }
+
+const char *pg_broken_message(const pg_conn *c) { return c->state == PG_BROKEN ? c->broken : ""; }

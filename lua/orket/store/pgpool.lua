@@ -1,0 +1,221 @@
+-- orket.store.pgpool: a small pool of PostgreSQL connections (orket.c.pg) shared by the
+-- tasks of one process. A statement runs on any free connection; a transaction pins one
+-- connection from BEGIN to COMMIT, and only its own statements wait inside it. Connections
+-- are made on demand up to `size`; a task that finds none free waits for one (a counting
+-- semaphore, orket.llm.transport's). A connection that is not idle when handed back (lost,
+-- or still draining a query its cancelled task abandoned) or that was inside a transaction
+-- when its task died is closed, never reused: the server rolls its transaction back.
+local cpg = require "orket.c.pg"
+local rt = require "orket.c.runtime"
+local semaphore = require("orket.llm.transport").semaphore
+
+local M = {}
+
+M.DEFAULTS = { size = 4, connect_timeout_ms = 10000, query_timeout_ms = 0, acquire_timeout_ms = 30000 }
+
+local Pool = {}
+Pool.__index = Pool
+
+--- new{url=, size=, connect_timeout_ms=, query_timeout_ms=, acquire_timeout_ms=} -> pool
+--- Connects nothing yet. url: a postgresql:// URL or libpq key=value words.
+function M.new(o)
+  if type(o) ~= "table" or type(o.url) ~= "string" then
+    error("bad argument #1 to 'new' (a table with url = \"postgresql://...\" expected)", 2)
+  end
+  local self = setmetatable({ url = o.url, idle = {}, busy = 0, closed = false,
+    in_tx = setmetatable({}, { __mode = "k" }) }, Pool)
+  for k, v in pairs(M.DEFAULTS) do
+    local given = o[k]
+    if given ~= nil and (math.type(given) ~= "integer" or given < 0) then
+      error("bad argument #1 to 'new' (" .. k .. " must be an integer >= 0)", 2)
+    end
+    self[k] = given or v
+  end
+  if self.size < 1 then error("bad argument #1 to 'new' (size must be at least 1)", 2) end
+  self.slots = semaphore(self.size)
+  return self
+end
+
+-- A checked-out connection; closing the lease hands it back (or closes it when it is not
+-- clean), so a task cancelled while it holds one leaks nothing: coroutine.close runs the
+-- to-be-closed variables of the task it ends.
+local Lease = {}
+Lease.__index = Lease
+Lease.__close = function(l) l.pool:release(l) end
+
+--- pool:acquire() -> lease {conn} | nil, message, code: waits for a free slot (at most
+--- acquire_timeout_ms; ETIMEDOUT), then takes an idle connection or makes one. Hand it back
+--- with pool:release(lease), or hold it in a to-be-closed variable.
+function Pool:acquire()
+  if self.closed then return nil, "pg pool: closed", "ENOTCONN" end
+  local deadline = self.acquire_timeout_ms > 0 and rt.now() + self.acquire_timeout_ms or nil
+  if not self.slots:acquire(deadline) then
+    return nil, string.format("pg pool: no connection free within %d ms (size %d)", self.acquire_timeout_ms, self.size), "ETIMEDOUT"
+  end
+  self.busy = self.busy + 1
+  local lease = setmetatable({ pool = self }, Lease)
+  while #self.idle > 0 do
+    local c = table.remove(self.idle)
+    if c:check() == "idle" then -- reads a termination the loop has not seen yet
+      lease.conn = c
+      return lease
+    end
+    c:close()
+  end
+  local c, err, code = cpg.connect(self.url, { connect_timeout_ms = self.connect_timeout_ms,
+    query_timeout_ms = self.query_timeout_ms })
+  if not c then
+    self:release(lease)
+    return nil, err, code
+  end
+  lease.conn = c
+  return lease
+end
+
+--- pool:release(lease): idempotent. The connection goes back to the idle list when it is
+--- idle and outside a transaction; otherwise it is closed.
+function Pool:release(lease)
+  if lease.released then return end
+  lease.released = true
+  local c = lease.conn
+  lease.conn = nil
+  if c then
+    if not self.closed and not lease.in_tx and c:state() == "idle" then
+      self.idle[#self.idle + 1] = c
+    else
+      c:close()
+    end
+  end
+  self.busy = self.busy - 1
+  self.slots:release()
+end
+
+--- pool:query(sql, ...) -> rows, affected, command | nil, message, code, sqlstate
+--- One statement on a free connection. When the connection taken turns out to be dead
+--- before anything was sent (ENOTCONN: the server restarted, the backend was terminated),
+--- it is dropped and the statement goes to a new one, once.
+function Pool:query(sql, ...)
+  for attempt = 1, 2 do
+    local lease <close>, err, code = self:acquire()
+    if not lease then return nil, err, code end
+    local r = table.pack(lease.conn:query(sql, ...))
+    if r[1] ~= nil or r[3] ~= "ENOTCONN" or attempt == 2 then return table.unpack(r, 1, r.n) end
+  end
+end
+
+--- pool:rows(sql, ...) -> rows | nil, message, code, sqlstate
+function Pool:rows(sql, ...)
+  local rows, err, code, state = self:query(sql, ...)
+  if rows == nil then return nil, err, code, state end
+  return rows
+end
+
+--- pool:row(sql, ...) -> the first row | nil (no row) | nil, message, code, sqlstate
+function Pool:row(sql, ...)
+  local rows, err, code, state = self:query(sql, ...)
+  if rows == nil then return nil, err, code, state end
+  return rows[1]
+end
+
+--- pool:run(sql, ...) -> affected rows | nil, message, code, sqlstate
+function Pool:run(sql, ...)
+  local rows, n, code, state = self:query(sql, ...)
+  if rows == nil then return nil, n, code, state end
+  return n
+end
+
+-- ---- transactions ------------------------------------------------------------------------
+
+local Tx = {}
+Tx.__index = Tx
+
+local function tx_conn(tx)
+  if tx.over then error("pg pool: the transaction is over (use tx only inside its function)", 3) end
+  return tx.lease.conn
+end
+
+function Tx:query(sql, ...) return tx_conn(self):query(sql, ...) end
+function Tx:rows(sql, ...)
+  local rows, err, code, state = tx_conn(self):query(sql, ...)
+  if rows == nil then return nil, err, code, state end
+  return rows
+end
+function Tx:row(sql, ...)
+  local rows, err, code, state = tx_conn(self):query(sql, ...)
+  if rows == nil then return nil, err, code, state end
+  return rows[1]
+end
+function Tx:run(sql, ...)
+  local rows, n, code, state = tx_conn(self):query(sql, ...)
+  if rows == nil then return nil, n, code, state end
+  return n
+end
+--- tx:exec(script) -> true | nil, message, code, sqlstate: statements without parameters
+function Tx:exec(script) return tx_conn(self):exec(script) end
+--- tx:pid() -> the server process of the pinned connection (tests, diagnostics)
+function Tx:pid() return tx_conn(self):pid() end
+
+local function describe(e)
+  if type(e) == "string" then return e end
+  return "(a " .. type(e) .. " was raised, not a message)"
+end
+
+--- pool:tx(fn, ...) -> fn's results | nil, message, code
+--- Runs fn(tx, ...) between BEGIN and COMMIT on one connection pinned for it; tx:query,
+--- rows, row and run use that connection. Rolls back when fn raises (code ETX, the message
+--- is the error) or returns nil, message[, code] (returned as they are), and when COMMIT
+--- finds the transaction failed (a statement in it failed and fn went on: ETX). fn may
+--- wait on its own statements; other waits (a model call) hold the connection and its
+--- locks meanwhile, so do them outside.
+function Pool:tx(fn, ...)
+  if type(fn) ~= "function" then error("bad argument #1 to 'tx' (function expected, got " .. type(fn) .. ")", 2) end
+  -- a second transaction from the same task would wait for a connection its first one
+  -- may hold (a pool of one: forever), and would not be part of it anyway
+  local co = coroutine.running()
+  if self.in_tx[co] then
+    error("pg pool: this task already has a transaction open; run the statements on its tx", 2)
+  end
+  self.in_tx[co] = true
+  local mark <close> = setmetatable({}, { __close = function() self.in_tx[co] = nil end })
+  local lease <close>, err, code = self:acquire()
+  if not lease then return nil, err, code end
+  local c = lease.conn
+  -- until COMMIT or ROLLBACK has answered, the connection is not clean: if this task is
+  -- cancelled, release() closes it and the server rolls the transaction back
+  lease.in_tx = true
+  local ok, berr, bcode, bstate = c:query("BEGIN")
+  if not ok then return nil, berr, bcode, bstate end
+  local tx = setmetatable({ lease = lease }, Tx)
+  local r = table.pack(pcall(fn, tx, ...))
+  tx.over = true
+  local function rollback()
+    if c:query("ROLLBACK") then lease.in_tx = false end
+  end
+  if not r[1] then
+    rollback()
+    return nil, describe(r[2]), "ETX"
+  end
+  if r[2] == nil and r.n >= 3 and r[3] ~= nil then
+    rollback()
+    return nil, r[3], r[4], r[5]
+  end
+  local done, cerr, ctag, cstate = c:query("COMMIT")
+  if not done then return nil, cerr, ctag, cstate end
+  lease.in_tx = false
+  if ctag == "ROLLBACK" then -- PostgreSQL's answer to COMMIT in a failed transaction
+    return nil, "pg pool: the transaction was rolled back: a statement in it failed", "ETX"
+  end
+  return table.unpack(r, 2, r.n)
+end
+
+--- pool:stats() -> {size=, idle=, busy=}
+function Pool:stats() return { size = self.size, idle = #self.idle, busy = self.busy } end
+
+--- pool:close(): closes the idle connections; those in use close when handed back.
+function Pool:close()
+  self.closed = true
+  for _, c in ipairs(self.idle) do c:close() end
+  self.idle = {}
+end
+
+return M

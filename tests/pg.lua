@@ -1,0 +1,102 @@
+-- tests.pg: a PostgreSQL 15 server of the tests' own, in a temporary directory: initdb as
+-- an unprivileged user (PostgreSQL refuses to run as root), listening only on a unix socket
+-- in that directory (no TCP), password authentication for its one user, whose password is
+-- in a passfile (libpq's ~/.pgpass format) rather than in any URL. stop() ends it and
+-- removes the directory; specs call it from teardown so it runs when a test fails too.
+local H = require "tests.helpers"
+
+local M = {}
+
+M.BIN = os.getenv("ORKET_PG_BIN") or "/usr/lib/postgresql/15/bin"
+M.USER = "orket"
+
+local q = H.quote
+
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
+  local out = p:read("a")
+  p:close()
+  local rc = tonumber(out:match("rc=(%d+)%s*$"))
+  return rc == 0, out:gsub("rc=%d+%s*$", "")
+end
+
+--- available() -> true | nil, why: the server's programs are installed (and, when the tests
+--- run as root, an unprivileged user and setpriv exist to run them as).
+function M.available()
+  for _, p in ipairs { "initdb", "pg_ctl", "postgres" } do
+    local f = io.open(M.BIN .. "/" .. p, "rb")
+    if not f then return nil, "PostgreSQL 15 is not installed (no " .. M.BIN .. "/" .. p .. "; scripts/deps.sh installs it)" end
+    f:close()
+  end
+  if sh("[ \"$(id -u)\" -ne 0 ]") then return true end
+  if not sh("command -v setpriv >/dev/null && id nobody >/dev/null") then
+    return nil, "the tests run as root and there is no 'nobody' user or no setpriv to run PostgreSQL as"
+  end
+  return true
+end
+
+-- Runs a server program as the unprivileged user when we are root.
+local function as_owner()
+  if sh("[ \"$(id -u)\" -ne 0 ]") then return "" end
+  return "setpriv --reuid=nobody --regid=$(id -g nobody) --clear-groups -- "
+end
+
+-- Servers of earlier runs whose test process died without stop() (killed, crashed): each
+-- directory names its owner's pid; a server whose owner is gone is stopped and removed.
+local function reap_stale(wrap)
+  local p = io.popen("ls -d /tmp/orket-pg.* 2>/dev/null")
+  for dir in p:lines() do
+    local owner = tonumber((H.read(dir .. "/owner") or ""):match("%d+"))
+    if owner and not sh("kill -0 " .. owner .. " 2>/dev/null") then
+      sh(string.format("cd / && %s%s/pg_ctl -D %s -m immediate -w stop", wrap, M.BIN, q(dir .. "/data")))
+      os.execute("rm -rf " .. q(dir))
+    end
+  end
+  p:close()
+end
+
+--- start() -> server {dir, url, conninfo(extra), password, query(sql), stop()} | raises
+--- url: postgresql://orket@/postgres?host=DIR&passfile=DIR/pgpass (no password in it).
+function M.start()
+  local wrap = as_owner()
+  reap_stale(wrap)
+  local p = io.popen("mktemp -d /tmp/orket-pg.XXXXXX")
+  local dir = p:read("l")
+  p:close()
+  H.write(dir .. "/owner", tostring(require("luv").os_getpid()))
+  local password = "pw-" .. tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9))
+  H.write(dir .. "/pwfile", password .. "\n")
+  if wrap ~= "" then assert(sh("chown -R nobody " .. q(dir) .. " && chmod 700 " .. q(dir))) end
+  local s = { dir = dir, password = password }
+  function s.stop()
+    if s.stopped then return end
+    s.stopped = true
+    sh(string.format("cd %s && %s%s/pg_ctl -D %s -m immediate -w stop", q(dir), wrap, M.BIN, q(dir .. "/data")))
+    os.execute("rm -rf " .. q(dir))
+  end
+  local ok, out = sh(string.format("cd %s && %s%s/initdb -D %s -U %s --pwfile=%s --auth=scram-sha-256 -E UTF8 --locale=C --no-sync",
+    q(dir), wrap, M.BIN, q(dir .. "/data"), M.USER, q(dir .. "/pwfile")))
+  if not ok then
+    s.stop()
+    error("initdb failed:\n" .. out)
+  end
+  os.remove(dir .. "/pwfile")
+  -- no TCP at all; the socket in our directory; durability is not what these tests test
+  local opts = string.format("-c listen_addresses='' -c unix_socket_directories='%s' -c fsync=off "
+    .. "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=16MB -c max_connections=40", dir)
+  ok, out = sh(string.format("cd %s && %s%s/pg_ctl -D %s -l %s -w -t 60 -o %s start", q(dir), wrap, M.BIN,
+    q(dir .. "/data"), q(dir .. "/server.log"), q(opts)))
+  if not ok then
+    local log = H.read(dir .. "/server.log") or ""
+    s.stop()
+    error("pg_ctl start failed:\n" .. out .. log)
+  end
+  -- the client (this process) reads the password from a passfile it owns, mode 0600
+  s.passfile = dir .. "/client.pgpass"
+  H.write(s.passfile, string.format("*:*:*:%s:%s\n", M.USER, password))
+  os.execute("chmod 600 " .. q(s.passfile))
+  s.url = string.format("postgresql://%s@/postgres?host=%s&passfile=%s", M.USER, dir, s.passfile)
+  return s
+end
+
+return M
