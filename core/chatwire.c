@@ -307,6 +307,17 @@ static int cw_watch_end(cw_event *e) {
   return 1;
 }
 
+/* Both bodies empty again (their messages are left: only `set` says one is there). */
+static void cw_bodies_reset(cw_event *e) {
+  for (int i = 0; i < 2; i++) {
+    cw_body *b = &e->body[i];
+    b->present = 0;
+    b->scalar = NULL;
+    b->ops_start = b->ops_end = 0;
+    b->bad.set = 0;
+  }
+}
+
 /* The current body's malformed-piece record. */
 static cw_bad *cw_body_bad(cw_event *e) { return &e->body[e->cur_body].bad; }
 
@@ -383,7 +394,7 @@ static int cw_value(cw_event *e, int type, const unsigned char *s, size_t n, int
       e->choice_ops = e->nops;
       e->choice_skip = 0;
       e->cur_body = 0;
-      memset(e->body, 0, sizeof e->body);
+      cw_bodies_reset(e);
       e->choice_finish.set = 0;
       *ctx_out = C_CHOICE;
     }
@@ -879,7 +890,7 @@ int chatwire_take(chatwire *w, const char *data, size_t len) {
   e->prompt.set = e->completion.set = 0;
   e->bad.set = 0;
   e->cur_body = 1;
-  memset(e->body, 0, sizeof e->body);
+  cw_bodies_reset(e);
   char msg[120];
   size_t lone = cw_lone_surrogate(data, len);
   if (lone < len) {
