@@ -711,6 +711,7 @@ static size_t cw_lone_surrogate(const char *p0, size_t n) {
       continue;
     }
     unsigned v = cw_hex4(p + 2, end);
+    if (v > 0xFFFF) return n; /* not an escape: yajl refuses the JSON */
     if (v >= 0xDC00 && v <= 0xDFFF) return (size_t)(p - p0);
     if (v >= 0xD800 && v <= 0xDBFF) {
       if (end - p < 12 || p[6] != '\\' || p[7] != 'u') return (size_t)(p - p0);
