@@ -1,28 +1,32 @@
-/* chatwire.c: streamed chat events decoded in C (see chatwire.h). yajl reports each JSON
- * token; a small stack of contexts follows the few paths the wire formats use and skips
- * the rest. What an event says is gathered first and applied when its top-level object
- * closes, so a refusal half-way leaves the accumulated state as it was.
+/* chatwire.c: the streamed chat formats decoded in C (see chatwire.h). yajl reports each
+ * JSON token; a small stack of contexts follows the few paths the wire formats use and
+ * skips the rest. What an event says is gathered first and applied when it is known to be
+ * whole and well-formed, so a failure half-way leaves the accumulated state as it was.
  *
- * The rules mirror lua/orket/llm/openai.lua and ollama.lua (which decode with lua-cjson);
- * where the two decoders could disagree (a repeated key: cjson keeps the last; \u0000 and
- * lone surrogates; numbers or literals yajl refuses; nesting past cjson's depth limit) the
- * event is refused, so the Lua code decides exactly as before. */
+ * The rules are the wire formats' (docs/llm.md): a field of the wrong type is ignored where
+ * servers are known to vary (ids, counts, usage, extra choices) and is a malformed piece
+ * where it would lose or change the model's action (a tool call of the wrong shape); the
+ * first malformed piece in the order the fields are read is the one reported. */
 #include "chatwire.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <yajl/yajl_parse.h>
 
-/* cjson refuses nesting deeper than 1000; refuse well before it. */
-#define CW_MAX_DEPTH 512
+/* Nesting deeper than this is refused, as lua-cjson refuses it. */
+#define CW_MAX_DEPTH 1000
 /* Contexts followed at once: root, choices, choice, delta, tool_calls, call, function. */
 #define CW_STACK 8
+/* OpenAI call indexes 0..CW_MAX_CALLS-1 */
 #define CW_MAX_CALLS 1024
+#define CW_BAD 200
 
 /* Where a value sits. */
-enum { C_SKIP, C_ROOT, C_USAGE, C_CHOICES, C_CHOICE, C_DELTA, C_TCS, C_TC, C_FN, C_MSG };
+enum { C_SKIP, C_ROOT, C_USAGE, C_CHOICES, C_CHOICE, C_BODY, C_TCS, C_TC, C_FN };
 
 /* Keys the wire formats read (bit numbers for the repeated-key check). */
 enum {
@@ -30,6 +34,9 @@ enum {
   K_DELTA, K_MESSAGE, K_FINISH, K_CONTENT, K_TOOL_CALLS, K_FUNCTION, K_NAME, K_ARGS,
   K_DONE, K_DONE_REASON, K_PROMPT_EVAL, K_EVAL
 };
+
+/* Why the parse was stopped from a callback. */
+enum { A_NONE, A_OOM, A_DEPTH, A_SECOND };
 
 typedef struct cw_str {
   size_t off, len;
@@ -39,9 +46,11 @@ typedef struct cw_str {
 /* One piece of the event, applied in order: content, or one tool_calls entry. */
 typedef struct cw_op {
   int is_call;
-  long long idx;      /* 0-based call index */
+  long long idx;      /* 0-based call index (OpenAI) */
   cw_str text;        /* content */
   cw_str id, name, args;
+  int args_json;      /* args is a JSON value's text (Ollama), or an object sent for the
+                         string (OpenAI: appended as its text, reported as no string piece) */
 } cw_op;
 
 typedef struct cw_frame {
@@ -50,29 +59,64 @@ typedef struct cw_frame {
   unsigned seen;      /* keys met in this map */
 } cw_frame;
 
+typedef struct cw_bad {
+  int set;
+  char msg[CW_BAD];
+} cw_bad;
+
+/* A delta or message object of a choice (OpenAI) or the message (Ollama). */
+typedef struct cw_body {
+  int present;        /* a value other than null arrived */
+  const char *scalar; /* its kind when it is not an object or list */
+  size_t ops_start, ops_end;
+  cw_bad bad;
+} cw_body;
+
+/* The tool call being read: the kind of each field of the wrong type, NULL when fine. */
+typedef struct cw_tc {
+  long long pos;      /* 1-based position in tool_calls */
+  int index_set;
+  long long index;
+  const char *index_k, *id_k, *fn_k, *name_k, *args_k;
+} cw_tc;
+
+/* A value being skipped whose kind or text is wanted when it closes. */
+typedef struct cw_watch {
+  int on, is_arr, nonempty;
+  const char **kind;  /* receives its kind */
+  cw_str *span;       /* receives its JSON text */
+  size_t start;
+} cw_watch;
+
 typedef struct cw_event {
   chatwire *w;
   yajl_handle h;      /* one parser for all the events of a response (see chatwire_take) */
+  const char *data;   /* the event's bytes, while it is parsed */
   chatwire_buf scratch; /* the event's strings */
   cw_op *ops;
   size_t nops, opcap;
   cw_frame stack[CW_STACK]; /* values under other keys are skipped, not stacked */
   int depth;          /* frames in use */
   int skip;           /* nesting inside a skipped value */
-  int ended;          /* the top-level object closed */
+  int abort;          /* A_*: why a callback stopped the parse */
+  int ended;          /* the top-level value closed */
+  int scalar_top;     /* ... and was not an object or list */
   size_t end_off;     /* where it closed in the event's bytes */
+  cw_watch watch;
   cw_str id, model, finish;
+  int error;          /* an "error" field arrived; its text is err */
+  cw_str err;
+  int err_string;
   int usage;          /* a usage object (OpenAI) */
   chatwire_int prompt, completion;
   int done;           /* Ollama */
-  /* the choice being read */
+  cw_bad bad;         /* the first malformed piece */
+  /* the choice being read (OpenAI) */
   size_t choice_ops;
-  int choice_skip, choice_body;
+  int choice_skip, cur_body;
+  cw_body body[2];    /* delta, message; Ollama's message is body[1] */
   cw_str choice_finish;
-  /* the tool call being read */
-  long long tc_pos;
-  int tc_index_set;
-  long long tc_index;
+  cw_tc tc;
 } cw_event;
 
 /* ---- buffers --------------------------------------------------------------------------- */
@@ -92,18 +136,23 @@ static int cw_append(chatwire_buf *b, const void *p, size_t n) {
   return 0;
 }
 
-static int cw_keep(cw_event *e, cw_str *s, const unsigned char *p, size_t n) {
+static int cw_keep(cw_event *e, cw_str *s, const void *p, size_t n) {
   s->off = e->scratch.len;
   s->len = n;
   s->set = 1;
-  return cw_append(&e->scratch, p, n) == 0;
+  if (cw_append(&e->scratch, p, n) == 0) return 1;
+  e->abort = A_OOM;
+  return 0;
 }
 
 static cw_op *cw_op_new(cw_event *e) {
   if (e->nops == e->opcap) {
     size_t cap = e->opcap ? e->opcap * 2 : 8;
     cw_op *n = realloc(e->ops, cap * sizeof *n);
-    if (n == NULL) return NULL;
+    if (n == NULL) {
+      e->abort = A_OOM;
+      return NULL;
+    }
     e->ops = n;
     e->opcap = cap;
   }
@@ -112,16 +161,32 @@ static cw_op *cw_op_new(cw_event *e) {
   return op;
 }
 
+/* Only the first malformed piece is reported. */
+static void cw_bad_set(cw_bad *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void cw_bad_set(cw_bad *b, const char *fmt, ...) {
+  if (b->set) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(b->msg, sizeof b->msg, fmt, ap);
+  va_end(ap);
+  b->set = 1;
+}
+
+static void cw_bad_copy(cw_bad *to, const cw_bad *from) {
+  if (from->set && !to->set) *to = *from;
+}
+
 /* ---- keys ------------------------------------------------------------------------------ */
 
 #define KEYIS(lit) (n == sizeof(lit) - 1 && memcmp(k, lit, n) == 0)
 
 static int cw_key_id(int ctx, const unsigned char *k, size_t n, chatwire_kind kind) {
+  int oa = kind == CHATWIRE_OPENAI;
   switch (ctx) {
   case C_ROOT:
     if (KEYIS("error")) return K_ERROR;
     if (KEYIS("model")) return K_MODEL;
-    if (kind == CHATWIRE_OPENAI) {
+    if (oa) {
       if (KEYIS("id")) return K_ID;
       if (KEYIS("usage")) return K_USAGE;
       if (KEYIS("choices")) return K_CHOICES;
@@ -143,13 +208,12 @@ static int cw_key_id(int ctx, const unsigned char *k, size_t n, chatwire_kind ki
     if (KEYIS("message")) return K_MESSAGE;
     if (KEYIS("finish_reason")) return K_FINISH;
     return K_OTHER;
-  case C_DELTA:
-  case C_MSG:
+  case C_BODY:
     if (KEYIS("content")) return K_CONTENT;
     if (KEYIS("tool_calls")) return K_TOOL_CALLS;
     return K_OTHER;
   case C_TC:
-    if (KEYIS("index")) return K_INDEX;
+    if (oa && KEYIS("index")) return K_INDEX;
     if (KEYIS("id")) return K_ID;
     if (KEYIS("function")) return K_FUNCTION;
     return K_OTHER;
@@ -165,7 +229,18 @@ static int cw_key_id(int ctx, const unsigned char *k, size_t n, chatwire_kind ki
 
 enum { V_NULL, V_BOOL, V_NUM, V_STR, V_MAP, V_ARR };
 
-/* The frame a new value belongs to and the key it is for (-1: an array element). */
+/* How a value of the wrong type is named in a message (containers: see cw_watch_end). */
+static const char *cw_kind(int type) {
+  switch (type) {
+  case V_NULL: return "null";
+  case V_BOOL: return "a boolean";
+  case V_NUM: return "a number";
+  case V_STR: return "a string";
+  case V_MAP: return "an object";
+  default: return "a list";
+  }
+}
+
 static cw_frame *cw_top(cw_event *e) { return e->depth > 0 ? &e->stack[e->depth - 1] : NULL; }
 
 static int cw_push(cw_event *e, int ctx) {
@@ -177,7 +252,7 @@ static int cw_push(cw_event *e, int ctx) {
   return 1;
 }
 
-/* The number cjson decodes from this text (a double; yajl's text is not terminated). */
+/* The number a JSON number's text stands for, as a double. */
 static double cw_number_value(const char *s, size_t n) {
   char buf[64];
   if (n >= sizeof buf) return NAN; /* compared with nothing, converted to nothing */
@@ -186,11 +261,8 @@ static double cw_number_value(const char *s, size_t n) {
   return strtod(buf, NULL);
 }
 
-/* math.tointeger(x) for a number cjson would decode from this text: the integer when the
- * value is integral and fits, else unset (nil in Lua). */
-static chatwire_int cw_tointeger(const char *s, size_t n) {
+static chatwire_int cw_int_of(double d) {
   chatwire_int r = {0, 0};
-  double d = cw_number_value(s, n);
   if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 && floor(d) == d) {
     r.v = (long long)d;
     r.set = 1;
@@ -198,76 +270,133 @@ static chatwire_int cw_tointeger(const char *s, size_t n) {
   return r;
 }
 
-/* A value arrived in the current context: returns 1 to go on, 0 to refuse the event.
- * For maps and arrays `ctx_out` receives the context to push (C_SKIP to skip it). */
+/* A token count: a number that is a whole number, or a string holding one (servers that
+ * quote their numbers); anything else is no count. */
+static chatwire_int cw_count(int type, const unsigned char *s, size_t n) {
+  chatwire_int none = {0, 0};
+  if (type == V_NUM) return cw_int_of(cw_number_value((const char *)s, n));
+  if (type != V_STR || n == 0 || n >= 64 || memchr(s, 'n', n) || memchr(s, 'N', n)) return none;
+  char buf[64], *end;
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  double d = strtod(buf, &end);
+  if (end == buf) return none;
+  while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r' || *end == '\f' || *end == '\v') end++;
+  if (*end != '\0') return none;
+  return cw_int_of(d);
+}
+
+/* Watches the container about to be skipped: its kind into *kind, its text into *span. */
+static void cw_watch_begin(cw_event *e, int type, const char **kind, cw_str *span) {
+  e->watch.on = 1;
+  e->watch.is_arr = type == V_ARR;
+  e->watch.nonempty = 0;
+  e->watch.kind = kind;
+  e->watch.span = span;
+  e->watch.start = yajl_get_bytes_consumed(e->h) - 1; /* at the '{' or '[' */
+}
+
+static int cw_watch_end(cw_event *e) {
+  cw_watch *wt = &e->watch;
+  wt->on = 0;
+  if (wt->kind) *wt->kind = !wt->nonempty ? "an empty object or list" : wt->is_arr ? "a list" : "an object";
+  if (wt->span) {
+    size_t end = yajl_get_bytes_consumed(e->h);
+    return cw_keep(e, wt->span, e->data + wt->start, end - wt->start);
+  }
+  return 1;
+}
+
+/* Both bodies empty again (their messages are left: only `set` says one is there). */
+static void cw_bodies_reset(cw_event *e) {
+  for (int i = 0; i < 2; i++) {
+    cw_body *b = &e->body[i];
+    b->present = 0;
+    b->scalar = NULL;
+    b->ops_start = b->ops_end = 0;
+    b->bad.set = 0;
+  }
+}
+
+/* The current body's malformed-piece record. */
+static cw_bad *cw_body_bad(cw_event *e) { return &e->body[e->cur_body].bad; }
+
+/* A value arrived in the current context: returns 1 to go on, 0 to stop the parse. For
+ * maps and arrays `ctx_out` receives the context to push (C_SKIP to skip it). */
 static int cw_value(cw_event *e, int type, const unsigned char *s, size_t n, int *ctx_out) {
+  int oa = e->w->kind == CHATWIRE_OPENAI;
+  int table = type == V_MAP || type == V_ARR;
   if (ctx_out) *ctx_out = C_SKIP;
-  if (e->skip) return 1;
   cw_frame *f = cw_top(e);
-  if (f == NULL) { /* the event itself: it must be an object */
-    if (type != V_MAP || e->ended) return 0;
-    *ctx_out = C_ROOT;
+  if (f == NULL) { /* the event itself */
+    if (e->ended) {
+      e->abort = A_SECOND;
+      return 0;
+    }
+    if (type == V_MAP) *ctx_out = C_ROOT;
+    else if (!table) { /* a list is skipped: it holds no field */
+      e->scalar_top = e->ended = 1;
+      e->end_off = yajl_get_bytes_consumed(e->h);
+    }
     return 1;
   }
   int key = f->key;
   switch (f->ctx) {
   case C_ROOT:
     switch (key) {
-    case K_ERROR: return 0; /* the Lua code classifies errors */
+    case K_ERROR:
+      e->error = 1;
+      if (table) {
+        cw_watch_begin(e, type, NULL, &e->err);
+        return 1;
+      }
+      e->err_string = type == V_STR;
+      if (type == V_STR || type == V_NUM) return cw_keep(e, &e->err, s, n);
+      if (type == V_NULL) return cw_keep(e, &e->err, "null", 4);
+      return n ? cw_keep(e, &e->err, "true", 4) : cw_keep(e, &e->err, "false", 5);
     case K_ID:
     case K_MODEL:
       if (type == V_STR) return cw_keep(e, key == K_ID ? &e->id : &e->model, s, n);
       return 1; /* not a string: ignored */
     case K_USAGE:
-      if (type == V_ARR) return 0; /* a table too for the Lua code: let it decide */
-      if (type == V_MAP) {
+      if (table) { /* a list is a usage without counts */
         e->usage = 1;
         e->prompt.set = e->completion.set = 0;
-        *ctx_out = C_USAGE;
+        if (type == V_MAP) *ctx_out = C_USAGE;
       }
       return 1;
     case K_CHOICES:
-      if (type == V_ARR) *ctx_out = C_CHOICES;
-      else if (type == V_MAP) return 0; /* an object where a list belongs */
+      if (type == V_ARR) *ctx_out = C_CHOICES; /* an object holds no choices */
       return 1;
     case K_MESSAGE: /* Ollama */
-      if (type == V_MAP) *ctx_out = C_MSG;
+      if (type == V_MAP) {
+        e->cur_body = 1;
+        e->body[1].ops_start = e->nops;
+        *ctx_out = C_BODY;
+      }
       return 1;
     case K_DONE:
       e->done = type == V_BOOL && n == 1;
       return 1;
     case K_DONE_REASON:
       if (type == V_STR) return cw_keep(e, &e->finish, s, n);
-      return 0; /* null or another type would reach the result as it is */
-    case K_PROMPT_EVAL:
-    case K_EVAL: {
-      chatwire_int v = {0, 0};
-      if (type == V_NUM) v = cw_tointeger((const char *)s, n);
-      else if (type == V_STR) return 0; /* math.tointeger converts strings */
-      if (key == K_PROMPT_EVAL) e->prompt = v;
-      else e->completion = v;
-      return 1;
-    }
+      return 1; /* another type is no reason */
+    case K_PROMPT_EVAL: e->prompt = cw_count(type, s, n); return 1;
+    case K_EVAL: e->completion = cw_count(type, s, n); return 1;
     default: return 1;
     }
   case C_USAGE:
-    if (key == K_PROMPT || key == K_COMPLETION) {
-      chatwire_int v = {0, 0};
-      if (type == V_NUM) v = cw_tointeger((const char *)s, n);
-      else if (type == V_STR) return 0;
-      if (key == K_PROMPT) e->prompt = v;
-      else e->completion = v;
-    }
+    if (key == K_PROMPT) e->prompt = cw_count(type, s, n);
+    else if (key == K_COMPLETION) e->completion = cw_count(type, s, n);
     return 1;
-  case C_CHOICES: /* one choice; other element types are skipped, as in the Lua code */
+  case C_CHOICES: /* one choice; a list or a scalar holds none */
     if (type == V_MAP) {
       e->choice_ops = e->nops;
       e->choice_skip = 0;
-      e->choice_body = 0;
+      e->cur_body = 0;
+      cw_bodies_reset(e);
       e->choice_finish.set = 0;
       *ctx_out = C_CHOICE;
-    } else if (type == V_ARR) {
-      return 0;
     }
     return 1;
   case C_CHOICE:
@@ -276,76 +405,133 @@ static int cw_value(cw_event *e, int type, const unsigned char *s, size_t n, int
       if (type != V_NUM || cw_number_value((const char *)s, n) != 0.0) e->choice_skip = 1;
       return 1;
     case K_DELTA:
-    case K_MESSAGE:
-      if (type != V_MAP || e->choice_body) return 0; /* delta or message, as an object */
-      e->choice_body = 1;
-      *ctx_out = C_DELTA;
+    case K_MESSAGE: {
+      cw_body *b = &e->body[key == K_MESSAGE];
+      if (type == V_NULL) return 1; /* null is absent */
+      b->present = 1;
+      b->ops_start = b->ops_end = e->nops;
+      if (!table) b->scalar = cw_kind(type);
+      else if (type == V_MAP) {
+        e->cur_body = key == K_MESSAGE;
+        *ctx_out = C_BODY;
+      }
       return 1;
+    }
     case K_FINISH:
       if (type == V_STR) return cw_keep(e, &e->choice_finish, s, n);
       return 1;
     default: return 1;
     }
-  case C_DELTA:
-  case C_MSG:
+  case C_BODY:
     if (key == K_CONTENT) {
       if (type == V_STR && n > 0) {
         cw_op *op = cw_op_new(e);
-        return op && cw_keep(e, &op->text, s, n);
+        if (op == NULL || !cw_keep(e, &op->text, s, n)) return 0;
+        /* content is taken before the body's tool calls, wherever the key stands */
+        size_t at = e->body[e->cur_body].ops_start;
+        if (at < e->nops - 1) {
+          cw_op c = *op;
+          memmove(&e->ops[at + 1], &e->ops[at], (e->nops - 1 - at) * sizeof c);
+          e->ops[at] = c;
+        }
       }
       return 1;
     }
     if (key == K_TOOL_CALLS) {
-      if (f->ctx == C_MSG) return type != V_ARR && type != V_MAP; /* Ollama calls: Lua */
       if (type == V_ARR) {
-        e->tc_pos = 0;
+        e->tc.pos = 0;
         *ctx_out = C_TCS;
-        return 1;
+      } else if (!table && type != V_NULL) {
+        cw_bad_set(cw_body_bad(e), "%stool_calls is %s, not a list", oa ? "" : "message.", cw_kind(type));
       }
-      return type != V_MAP;
+      return 1; /* an object holds no calls */
     }
     return 1;
   case C_TCS: {
-    if (type != V_MAP) return 0;
-    e->tc_pos++;
-    e->tc_index_set = 0;
+    cw_tc *tc = &e->tc;
+    tc->pos++;
+    if (!table) {
+      cw_bad_set(cw_body_bad(e), "%stool_calls[%lld] is %s, not an object", oa ? "" : "message.", tc->pos, cw_kind(type));
+      return 1;
+    }
+    tc->index_set = 0;
+    tc->index_k = tc->id_k = tc->name_k = tc->args_k = NULL;
+    tc->fn_k = oa ? NULL : "a nil";
+    if (!oa) tc->name_k = "a nil";
     cw_op *op = cw_op_new(e);
     if (op == NULL) return 0;
     op->is_call = 1;
-    *ctx_out = C_TC;
+    if (type == V_MAP) *ctx_out = C_TC;
+    /* a list: a call with no fields, closed by cw_close */
     return 1;
   }
   case C_TC: {
     cw_op *op = &e->ops[e->nops - 1];
+    cw_tc *tc = &e->tc;
     switch (key) {
-    case K_INDEX: {
+    case K_INDEX:
       if (type == V_NULL) return 1;
-      if (type != V_NUM) return 0;
-      chatwire_int v = cw_tointeger((const char *)s, n);
-      if (!v.set) return 0;
-      e->tc_index_set = 1;
-      e->tc_index = v.v;
+      if (table) {
+        cw_watch_begin(e, type, &tc->index_k, NULL);
+        return 1;
+      }
+      if (type != V_NUM) {
+        tc->index_k = cw_kind(type);
+        return 1;
+      }
+      chatwire_int v = cw_int_of(cw_number_value((const char *)s, n));
+      if (!v.set) tc->index_k = cw_kind(type);
+      tc->index_set = v.set;
+      tc->index = v.v;
       return 1;
-    }
-    case K_ID: /* another type is not taken: the Lua decoder reports the malformed call */
+    case K_ID:
       if (type == V_STR) return cw_keep(e, &op->id, s, n);
-      return type == V_NULL;
+      if (table) cw_watch_begin(e, type, &tc->id_k, NULL);
+      else if (type != V_NULL) tc->id_k = cw_kind(type);
+      return 1;
     case K_FUNCTION:
-      if (type != V_MAP) return 0;
-      *ctx_out = C_FN;
+      if (type == V_MAP) {
+        tc->fn_k = NULL;
+        *ctx_out = C_FN;
+      } else if (type == V_ARR) {
+        tc->fn_k = NULL; /* a list: a function without a name */
+      } else if (type != V_NULL || !oa) {
+        tc->fn_k = cw_kind(type);
+      }
       return 1;
     default: return 1;
     }
   }
   case C_FN: {
     cw_op *op = &e->ops[e->nops - 1];
+    cw_tc *tc = &e->tc;
     if (key == K_NAME) {
-      if (type == V_STR && n > 0) return cw_keep(e, &op->name, s, n);
-      return type == V_NULL || type == V_STR; /* as for the id: a name of another type is not taken */
+      if (type == V_STR) {
+        if (n > 0) {
+          tc->name_k = NULL;
+          return cw_keep(e, &op->name, s, n);
+        }
+        if (!oa) tc->name_k = "a string"; /* an empty name is no tool */
+        return 1;
+      }
+      if (table) cw_watch_begin(e, type, &tc->name_k, NULL);
+      else if (type != V_NULL || !oa) tc->name_k = cw_kind(type);
+      return 1;
     }
     if (key == K_ARGS) {
       if (type == V_STR) return cw_keep(e, &op->args, s, n);
-      return type != V_MAP && type != V_ARR; /* an object: re-encoded by the Lua code */
+      if (table) { /* OpenAI: an object where a string of JSON belongs is taken as its text */
+        op->args_json = 1;
+        cw_watch_begin(e, type, NULL, &op->args);
+        return 1;
+      }
+      if (type == V_NULL) {
+        if (oa) return 1;
+        op->args_json = 1; /* Ollama: arguments null (the gate refuses them) */
+        return cw_keep(e, &op->args, "null", 4);
+      }
+      tc->args_k = cw_kind(type);
+      return 1;
     }
     return 1;
   }
@@ -356,7 +542,12 @@ static int cw_value(cw_event *e, int type, const unsigned char *s, size_t n, int
 /* ---- yajl callbacks ---------------------------------------------------------------------- */
 
 static int cw_scalar(void *ctx, int type, const unsigned char *s, size_t n) {
-  return cw_value(ctx, type, s, n, NULL);
+  cw_event *e = ctx;
+  if (e->skip) {
+    if (e->skip == 1) e->watch.nonempty = 1;
+    return 1;
+  }
+  return cw_value(e, type, s, n, NULL);
 }
 static int cw_null(void *ctx) { return cw_scalar(ctx, V_NULL, NULL, 0); }
 static int cw_bool(void *ctx, int b) { return cw_scalar(ctx, V_BOOL, NULL, b ? 1 : 0); }
@@ -369,11 +560,17 @@ static int cw_string(void *ctx, const unsigned char *s, size_t n) {
 
 static int cw_open(void *ctx, int type) {
   cw_event *e = ctx;
+  if (e->depth + e->skip + 1 > CW_MAX_DEPTH) {
+    e->abort = A_DEPTH;
+    return 0;
+  }
   if (e->skip) {
+    if (e->skip == 1) e->watch.nonempty = 1;
     e->skip++;
-    return e->depth + e->skip < CW_MAX_DEPTH;
+    return 1;
   }
   int inner;
+  e->watch.on = 0;
   if (!cw_value(e, type, NULL, 0, &inner)) return 0;
   if (inner == C_SKIP) {
     e->skip = 1;
@@ -386,28 +583,83 @@ static int cw_start_array(void *ctx) { return cw_open(ctx, V_ARR); }
 
 static int cw_map_key(void *ctx, const unsigned char *k, size_t n) {
   cw_event *e = ctx;
-  if (e->skip) return 1;
+  if (e->skip) {
+    if (e->skip == 1) e->watch.nonempty = 1;
+    return 1;
+  }
   cw_frame *f = cw_top(e);
   int key = cw_key_id(f->ctx, k, n, e->w->kind);
   if (key != K_OTHER) {
-    if (f->seen & (1u << key)) return 0; /* repeated: cjson keeps the last one */
+    if (f->seen & (1u << key))
+      cw_bad_set(&e->bad, "repeated key \"%.*s\"", (int)n, (const char *)k); /* which one counts? */
     f->seen |= 1u << key;
   }
   f->key = key;
   return 1;
 }
 
-/* A tool_calls entry is complete: fix its index as the Lua code computes it. */
-static int cw_close_call(cw_event *e) {
+/* A tool_calls entry is complete: its index, and the first field of the wrong type in the
+ * order the wire format reads them. */
+static void cw_close_call(cw_event *e) {
   cw_op *op = &e->ops[e->nops - 1];
-  op->idx = e->tc_index_set ? e->tc_index : e->tc_pos - 1;
-  return 1;
+  cw_tc *tc = &e->tc;
+  cw_bad *b = cw_body_bad(e);
+  long long pos = tc->pos;
+  if (e->w->kind == CHATWIRE_OPENAI) {
+    op->idx = tc->index_set ? tc->index : pos - 1;
+    if (tc->index_k) cw_bad_set(b, "tool_calls[%lld].index is %s, not an integer", pos, tc->index_k);
+    else if (tc->id_k) cw_bad_set(b, "tool_calls[%lld].id is %s, not a string", pos, tc->id_k);
+    else if (tc->fn_k) cw_bad_set(b, "tool_calls[%lld].function is %s, not an object", pos, tc->fn_k);
+    else if (tc->name_k) cw_bad_set(b, "tool_calls[%lld].function.name is %s, not a string", pos, tc->name_k);
+    else if (tc->args_k) cw_bad_set(b, "tool_calls[%lld].function.arguments is %s, not a string of JSON", pos, tc->args_k);
+    else if (op->idx < 0 || op->idx >= CW_MAX_CALLS) cw_bad_set(b, "tool_calls[%lld].index is out of range", pos);
+  } else {
+    /* a call of another shape is the server's fault, and dropping it would lose the
+     * model's action without a word */
+    if (tc->fn_k) cw_bad_set(b, "message.tool_calls[%lld].function is %s, not an object", pos, tc->fn_k);
+    else if (tc->name_k) cw_bad_set(b, "message.tool_calls[%lld].function.name is %s, not a tool name", pos, tc->name_k);
+    else if (tc->id_k) cw_bad_set(b, "message.tool_calls[%lld].id is %s, not a string", pos, tc->id_k);
+    else if (tc->args_k) cw_bad_set(b, "message.tool_calls[%lld].function.arguments is %s, not an object", pos, tc->args_k);
+  }
+}
+
+/* Drops ops[from, to) (a body a choice does not use). */
+static void cw_drop_ops(cw_event *e, size_t from, size_t to) {
+  if (from >= to || to > e->nops) return;
+  memmove(&e->ops[from], &e->ops[to], (e->nops - to) * sizeof e->ops[0]);
+  e->nops -= to - from;
+}
+
+/* A choice is complete: the delta if there is one, else the message, else nothing. */
+static void cw_close_choice(cw_event *e) {
+  if (e->choice_skip) { /* another choice: its pieces are dropped */
+    e->nops = e->choice_ops;
+    return;
+  }
+  int use = e->body[0].present ? 0 : e->body[1].present ? 1 : -1;
+  if (use == 0 && e->body[1].present) cw_drop_ops(e, e->body[1].ops_start, e->body[1].ops_end);
+  if (use >= 0) {
+    cw_body *b = &e->body[use];
+    if (b->scalar) cw_bad_set(&e->bad, "choices[1].%s is %s, not an object", use ? "message" : "delta", b->scalar);
+    cw_bad_copy(&e->bad, &b->bad);
+  }
+  if (e->choice_finish.set) e->finish = e->choice_finish;
 }
 
 static int cw_close(void *ctx) {
   cw_event *e = ctx;
   if (e->skip) {
     e->skip--;
+    if (e->skip == 0) {
+      if (e->watch.on && !cw_watch_end(e)) return 0;
+      cw_frame *f = cw_top(e);
+      if (f == NULL) { /* a list as the whole event */
+        e->ended = 1;
+        e->end_off = yajl_get_bytes_consumed(e->h);
+      } else if (f->ctx == C_TCS) {
+        cw_close_call(e); /* a list as a call: one without fields */
+      }
+    }
     return 1;
   }
   cw_frame *f = cw_top(e);
@@ -415,11 +667,10 @@ static int cw_close(void *ctx) {
   case C_ROOT:
     e->ended = 1;
     e->end_off = yajl_get_bytes_consumed(e->h); /* just past the '}' */
+    if (e->w->kind == CHATWIRE_OLLAMA) cw_bad_copy(&e->bad, &e->body[1].bad);
     break;
-  case C_CHOICE:
-    if (e->choice_skip) e->nops = e->choice_ops; /* another choice: its pieces are dropped */
-    else if (e->choice_finish.set) e->finish = e->choice_finish;
-    break;
+  case C_CHOICE: cw_close_choice(e); break;
+  case C_BODY: e->body[e->cur_body].ops_end = e->nops; break;
   case C_TC: cw_close_call(e); break;
   default: break;
   }
@@ -434,29 +685,44 @@ static const yajl_callbacks cw_callbacks = {
 
 /* ---- applying an event ----------------------------------------------------------------- */
 
-/* \u0000 and surrogates (paired or not) are where yajl and cjson may decode differently. */
-static int cw_escapes_agree(const char *p, size_t n) {
-  const char *end = p + n;
-  while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
-    if (p + 1 >= end) return 1;
-    if (p[1] == 'u') {
-      if (end - p < 6) return 0;
-      unsigned v = 0;
-      for (int i = 2; i < 6; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-        else return 0;
-      }
-      if (v == 0 || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-      p += 6;
-    } else {
-      p += 2;
-    }
+/* The value of the 4 hex digits at p, or 0x10000 when they are not 4 hex digits. */
+static unsigned cw_hex4(const char *p, const char *end) {
+  if (end - p < 4) return 0x10000;
+  unsigned v = 0;
+  for (int i = 0; i < 4; i++) {
+    char c = p[i];
+    v <<= 4;
+    if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+    else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+    else return 0x10000;
   }
-  return 1;
+  return v;
+}
+
+/* A surrogate escape must be a high one followed by a low one (yajl would put '?' for a
+ * lone one, where the JSON is simply wrong). Returns the offset of a lone one, or n. */
+static size_t cw_lone_surrogate(const char *p0, size_t n) {
+  const char *p = p0, *end = p0 + n;
+  while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+    if (end - p < 2) break;
+    if (p[1] != 'u') {
+      p += 2;
+      continue;
+    }
+    unsigned v = cw_hex4(p + 2, end);
+    if (v > 0xFFFF) return n; /* not an escape: yajl refuses the JSON */
+    if (v >= 0xDC00 && v <= 0xDFFF) return (size_t)(p - p0);
+    if (v >= 0xD800 && v <= 0xDBFF) {
+      if (end - p < 12 || p[6] != '\\' || p[7] != 'u') return (size_t)(p - p0);
+      unsigned lo = cw_hex4(p + 8, end);
+      if (lo < 0xDC00 || lo > 0xDFFF) return (size_t)(p - p0);
+      p += 12;
+      continue;
+    }
+    p += 6;
+  }
+  return n;
 }
 
 static int cw_set(chatwire_buf *b, int *has, const cw_event *e, cw_str s) {
@@ -465,56 +731,66 @@ static int cw_set(chatwire_buf *b, int *has, const cw_event *e, cw_str s) {
   return cw_append(b, e->scratch.p + s.off, s.len);
 }
 
-/* Every call index the event names must extend the list without a gap (Lua's # on a table
- * with holes is not defined). Returns 1 and the number of calls after the event, or 0. */
-static int cw_check(const chatwire *w, const cw_event *e, size_t *ncalls) {
-  size_t n = w->ncalls;
-  for (size_t i = 0; i < e->nops; i++) {
-    const cw_op *op = &e->ops[i];
-    if (!op->is_call) continue;
-    if (op->idx < 0 || op->idx > (long long)n || op->idx >= CW_MAX_CALLS) return 0;
-    if (op->idx == (long long)n) n++;
-  }
-  *ncalls = n;
-  return 1;
-}
-
 static int cw_reserve(chatwire *w, size_t need) {
   if (need <= w->callcap) return 1;
-  chatwire_call *c = realloc(w->calls, need * sizeof *c);
+  size_t cap = w->callcap ? w->callcap : 4;
+  while (cap < need) cap *= 2;
+  chatwire_call *c = realloc(w->calls, cap * sizeof *c);
   if (c == NULL) return 0;
   w->calls = c;
-  w->callcap = need;
+  w->callcap = cap;
   return 1;
 }
 
 static int cw_apply(chatwire *w, const cw_event *e) {
   const char *sp = e->scratch.p;
   int rc = 0;
-  if (e->id.set) rc |= cw_set(&w->id, &w->has_id, e, e->id);
-  if (e->model.set) rc |= cw_set(&w->model, &w->has_model, e, e->model);
-  int delta = 0;
+  /* the calls after the event: OpenAI's by index (some may stay unnamed), Ollama's appended */
+  size_t ncalls = w->ncalls;
   for (size_t i = 0; i < e->nops; i++) {
     const cw_op *op = &e->ops[i];
-    delta = 1;
+    if (!op->is_call) continue;
+    if (w->kind == CHATWIRE_OLLAMA) ncalls++;
+    else if ((size_t)op->idx + 1 > ncalls) ncalls = (size_t)op->idx + 1;
+  }
+  if (!cw_reserve(w, ncalls)) return 0;
+  for (size_t i = w->ncalls; i < ncalls; i++) memset(&w->calls[i], 0, sizeof w->calls[i]);
+  size_t next = w->ncalls; /* Ollama's next call */
+  w->ncalls = ncalls;
+  if (e->id.set) rc |= cw_set(&w->id, &w->has_id, e, e->id);
+  if (e->model.set) rc |= cw_set(&w->model, &w->has_model, e, e->model);
+  for (size_t i = 0; i < e->nops; i++) {
+    const cw_op *op = &e->ops[i];
+    chatwire_piece piece = {0, 0, NULL, NULL, 0};
     if (!op->is_call) {
       rc |= cw_append(&w->content, sp + op->text.off, op->text.len);
-      continue;
+      piece.text = sp + op->text.off;
+      piece.len = op->text.len;
+    } else {
+      size_t idx = w->kind == CHATWIRE_OLLAMA ? next++ : (size_t)op->idx;
+      chatwire_call *c = &w->calls[idx];
+      c->present = 1;
+      if (op->id.set) rc |= cw_set(&c->id, &c->has_id, e, op->id);
+      if (op->name.set) {
+        c->has_name = 1;
+        rc |= cw_append(&c->name, sp + op->name.off, op->name.len);
+      }
+      if (op->args.set) {
+        c->has_args = 1;
+        if (w->kind == CHATWIRE_OLLAMA) c->args_json = op->args_json;
+        rc |= cw_append(&c->args, sp + op->args.off, op->args.len);
+        if (!op->args_json || w->kind == CHATWIRE_OLLAMA) {
+          piece.text = sp + op->args.off;
+          piece.len = op->args.len;
+        }
+      }
+      piece.is_call = 1;
+      piece.index = idx;
+      piece.call = c;
     }
-    size_t idx = (size_t)op->idx;
-    if (idx == w->ncalls) {
-      memset(&w->calls[idx], 0, sizeof w->calls[idx]);
-      w->ncalls++;
-    }
-    chatwire_call *c = &w->calls[idx];
-    if (op->id.set) rc |= cw_set(&c->id, &c->has_id, e, op->id);
-    if (op->name.set) {
-      c->has_name = 1;
-      rc |= cw_append(&c->name, sp + op->name.off, op->name.len);
-    }
-    if (op->args.set) rc |= cw_append(&c->args, sp + op->args.off, op->args.len);
+    if (rc == 0 && w->piece) w->piece(w->piece_ud, w, &piece);
   }
-  if (delta) w->deltas++;
+  if (e->nops) w->deltas++;
   if (w->kind == CHATWIRE_OPENAI) {
     if (e->usage) {
       w->has_usage = 1;
@@ -559,6 +835,7 @@ void chatwire_free(chatwire *w) {
   cw_buf_free(&w->id);
   cw_buf_free(&w->model);
   cw_buf_free(&w->finish);
+  cw_buf_free(&w->why);
   cw_event *e = w->ev;
   if (e) {
     if (e->h) yajl_free(e->h);
@@ -569,44 +846,93 @@ void chatwire_free(chatwire *w) {
   }
 }
 
+/* Fails the decoder: returns 0, or -1 when even the reason could not be kept. */
+static int cw_fail(chatwire *w, chatwire_failure why, const char *text, size_t n) {
+  w->failed = why;
+  w->why.len = 0;
+  return cw_append(&w->why, text, n) == 0 ? 0 : -1;
+}
+
+static int cw_fail_json(chatwire *w, const char *msg) { return cw_fail(w, CHATWIRE_E_JSON, msg, strlen(msg)); }
+
+/* The parser's own message for JSON it refused. */
+static int cw_fail_yajl(chatwire *w, yajl_handle h) {
+  unsigned char *m = yajl_get_error(h, 0, NULL, 0);
+  if (m == NULL) return cw_fail_json(w, "JSON that does not parse");
+  size_t n = strlen((char *)m);
+  while (n && (m[n - 1] == '\n' || m[n - 1] == ' ')) n--;
+  int rc = cw_fail(w, CHATWIRE_E_JSON, (char *)m, n);
+  yajl_free_error(h, m);
+  return rc;
+}
+
+static int cw_blank(const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') return 0;
+  return 1;
+}
+
 int chatwire_take(chatwire *w, const char *data, size_t len) {
-  if (w->refused) return 0;
+  if (w->failed) return 0;
   cw_event *e = w->ev;
   if (e == NULL) { /* kept between events: its buffers are reused */
     e = calloc(1, sizeof *e);
-    if (e == NULL) goto refuse;
+    if (e == NULL) return -1;
     w->ev = e;
   }
   e->w = w;
+  e->data = data;
   e->scratch.len = 0;
   e->nops = 0;
-  e->depth = e->skip = e->ended = 0;
-  e->id.set = e->model.set = e->finish.set = 0;
-  e->usage = e->done = 0;
+  e->depth = e->skip = e->abort = e->ended = e->scalar_top = 0;
+  e->watch.on = 0;
+  e->id.set = e->model.set = e->finish.set = e->err.set = 0;
+  e->error = e->err_string = e->usage = e->done = 0;
   e->prompt.set = e->completion.set = 0;
-  if (!cw_escapes_agree(data, len)) goto refuse;
+  e->bad.set = 0;
+  e->cur_body = 1;
+  cw_bodies_reset(e);
+  char msg[120];
+  size_t lone = cw_lone_surrogate(data, len);
+  if (lone < len) {
+    snprintf(msg, sizeof msg, "invalid unicode escape (a lone surrogate) at byte %zu", lone + 1);
+    return cw_fail_json(w, msg);
+  }
   /* One parser serves every event: making and freeing one per event cost more than the
    * parse of a small event. yajl_allow_multiple_values lets it start a new top-level value
-   * after the previous one; the event must hold exactly one object followed by nothing but
-   * whitespace (as cjson requires), which is checked here rather than by
-   * yajl_complete_parse, since a trailing partial token would otherwise stay buffered in
-   * the parser for the next event. A failed parse leaves the parser dead, which is fine
-   * because a refusal is final. */
+   * after the previous one; the event must hold exactly one value followed by nothing but
+   * whitespace, which is checked here rather than by yajl_complete_parse, since a trailing
+   * partial token would otherwise stay buffered in the parser for the next event. A failed
+   * parse leaves the parser dead, which is fine because a failure is final. */
   if (e->h == NULL) {
     e->h = yajl_alloc(&cw_callbacks, NULL, e);
-    if (e->h == NULL) goto refuse;
-    /* cjson takes bytes as they are, valid UTF-8 or not */
+    if (e->h == NULL) return -1;
+    /* bytes are taken as they are, valid UTF-8 or not */
     yajl_config(e->h, yajl_dont_validate_strings, 1);
     yajl_config(e->h, yajl_allow_multiple_values, 1);
   }
-  if (yajl_parse(e->h, (const unsigned char *)data, len) != yajl_status_ok || !e->ended) goto refuse;
-  for (size_t i = e->end_off; i < len; i++)
-    if (data[i] != ' ' && data[i] != '\t' && data[i] != '\n' && data[i] != '\r') goto refuse;
-  size_t ncalls;
-  if (!cw_check(w, e, &ncalls)) goto refuse;
-  if (!cw_reserve(w, ncalls) || !cw_apply(w, e)) return -1;
+  yajl_status st = yajl_parse(e->h, (const unsigned char *)data, len);
+  if (st == yajl_status_ok && !e->ended) st = yajl_complete_parse(e->h); /* a bare number */
+  if (st == yajl_status_client_canceled) {
+    if (e->abort == A_OOM) return -1;
+    if (e->abort == A_DEPTH)
+      snprintf(msg, sizeof msg, "too many nested data structures (more than %d) at byte %zu", CW_MAX_DEPTH, yajl_get_bytes_consumed(e->h));
+    else
+      snprintf(msg, sizeof msg, "more than one JSON value (the first ends at byte %zu)", e->end_off);
+    return cw_fail_json(w, msg);
+  }
+  if (st != yajl_status_ok) return cw_fail_yajl(w, e->h);
+  if (!e->ended) return cw_fail_json(w, cw_blank(data, len) ? "no JSON value" : "an incomplete JSON value");
+  if (!e->scalar_top && !cw_blank(data + e->end_off, len - e->end_off)) {
+    snprintf(msg, sizeof msg, "text after the JSON value, which ends at byte %zu", e->end_off);
+    return cw_fail_json(w, msg);
+  }
+  if (e->scalar_top) return cw_fail(w, CHATWIRE_E_NOT_OBJECT, "", 0);
+  if (e->error) {
+    w->why_string = e->err_string;
+    return cw_fail(w, CHATWIRE_E_SERVER, e->scratch.p + e->err.off, e->err.len);
+  }
+  if (e->bad.set) return cw_fail(w, CHATWIRE_E_MALFORMED, e->bad.msg, strlen(e->bad.msg));
+  if (!cw_apply(w, e)) return -1;
   return 1;
-refuse:
-  w->refused = 1;
-  return 0;
 }

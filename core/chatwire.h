@@ -1,12 +1,13 @@
-/* chatwire.h: decodes the events of a streamed chat response (OpenAI SSE chunks, Ollama
- * NDJSON lines) in C and accumulates them: content, tool calls by index, finish reason,
- * usage, id, model. Pure C on yajl's event parser; the Lua binding is in lhttp.c.
+/* chatwire.h: decodes the streamed chat formats (OpenAI SSE chunks, Ollama NDJSON lines;
+ * a whole non-streamed body is one such event) in C and accumulates them: content, tool
+ * calls by index, finish reason, usage, id, model. Pure C on yajl's event parser; the Lua
+ * binding is in lhttp.c, and orket.llm's wire formats build their results from it.
  *
- * It is a fast path for the shapes servers actually send. Anything else (an error event,
- * a value of an unexpected type, a repeated key, JSON that yajl refuses, escapes that
- * decoders disagree on) is not taken: the event is refused and so is every later one, so
- * the caller decodes them itself (orket.llm's Lua wire formats) after seeding its state
- * with what was accumulated here. Each event is taken whole or not at all. */
+ * This is orket's only decoder of these formats. An event that cannot be taken fails the
+ * decoder (and every later event): JSON that does not parse, a value that is not an object,
+ * an error the server put in the stream, or a malformed piece (a tool call of the wrong
+ * shape, a repeated key); `failed` and `why` say which and what, and the caller turns that
+ * into its classified failure. Each event is applied whole or not at all. */
 #ifndef ORKET_CHATWIRE_H
 #define ORKET_CHATWIRE_H
 
@@ -15,6 +16,15 @@
 
 typedef enum { CHATWIRE_OPENAI, CHATWIRE_OLLAMA } chatwire_kind;
 
+/* Why the decoder stopped (0: it did not). */
+typedef enum {
+  CHATWIRE_OK,
+  CHATWIRE_E_JSON,       /* the event is not JSON (why: the parser's message) */
+  CHATWIRE_E_NOT_OBJECT, /* a JSON string, number or literal where an object belongs */
+  CHATWIRE_E_SERVER,     /* an "error" field (why: its JSON text, or the string itself) */
+  CHATWIRE_E_MALFORMED   /* JSON of another shape (why: what is wrong, naming the field) */
+} chatwire_failure;
+
 typedef struct chatwire_buf {
   char *p;
   size_t len, cap;
@@ -22,7 +32,10 @@ typedef struct chatwire_buf {
 
 typedef struct chatwire_call {
   chatwire_buf id, name, args;
+  int present;           /* the call's index was named (OpenAI indexes may skip some) */
   int has_id, has_name;  /* has_name: a non-empty name arrived */
+  int has_args;          /* arguments arrived */
+  int args_json;         /* Ollama: args is a JSON value's text (an object), not a string */
 } chatwire_call;
 
 /* One optional integer (token counts). */
@@ -31,10 +44,22 @@ typedef struct chatwire_int {
   int set;
 } chatwire_int;
 
-typedef struct chatwire {
+/* One piece of an event as it is applied (for callers that show the answer as it comes):
+ * content text, or a tool-call piece (call: the call's state after it; text: the piece of
+ * its arguments string, if any). */
+typedef struct chatwire_piece {
+  int is_call;
+  size_t index;                /* 0-based call index */
+  const chatwire_call *call;
+  const char *text;            /* NULL: none */
+  size_t len;
+} chatwire_piece;
+
+typedef struct chatwire chatwire;
+struct chatwire {
   chatwire_kind kind;
   chatwire_buf content;
-  chatwire_call *calls;   /* calls[0..ncalls): OpenAI's index 0.. (always contiguous) */
+  chatwire_call *calls;   /* calls[0..ncalls); OpenAI's by index, some maybe not present */
   size_t ncalls, callcap;
   chatwire_buf id, model, finish; /* finish: OpenAI finish_reason, Ollama done_reason */
   int has_id, has_model, has_finish;
@@ -42,16 +67,21 @@ typedef struct chatwire {
   chatwire_int prompt, completion;
   int done;               /* Ollama: the done line arrived */
   int deltas;             /* events that carried content or tool-call pieces */
-  int refused;            /* sticky: this and later events are the caller's */
+  chatwire_failure failed; /* sticky: this and later events are not taken */
+  int why_string;         /* E_SERVER: why is the error's string value, not JSON text */
+  chatwire_buf why;
+  /* Optional: called for each piece as it is applied. */
+  void (*piece)(void *ud, const chatwire *w, const chatwire_piece *p);
+  void *piece_ud;
   void *ev;               /* the event being parsed (private) */
-} chatwire;
+};
 
 void chatwire_init(chatwire *w, chatwire_kind kind);
 void chatwire_free(chatwire *w);
 
-/* Takes one event (an SSE data payload or one NDJSON line). Returns 1 when it was taken;
- * 0 when it was refused (then so is every later event, which the caller must decode); -1
- * when memory ran out while applying it (the state is then incomplete: fail the request). */
+/* Takes one event (an SSE data payload, one NDJSON line or a whole body). Returns 1 when it
+ * was taken; 0 when it failed (see `failed`; then so does every later event); -1 when
+ * memory ran out while applying it (the state is then incomplete: fail the request). */
 int chatwire_take(chatwire *w, const char *data, size_t len);
 
 #endif

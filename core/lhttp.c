@@ -180,17 +180,22 @@ static void lh_push_buf(lua_State *L, const chatwire_buf *b) {
   lua_pushlstring(L, b->p ? b->p : "", b->len);
 }
 
-/* The decoded state as a table: {content=, calls={{id=, name=, arguments=}, ...},
- * finish=, usage={prompt=, completion=} | nil, id=, model=, done=, deltas=,
- * first_delta_ms=} (absent fields are nil; see chatwire.h for what each means). */
+static const char *const lh_failures[] = {NULL, "json", "not_object", "error", "malformed"};
+
+/* The decoded state as a table: {content=, calls={{id=, name=, arguments=, arguments_json=},
+ * ...}, finish=, usage={prompt=, completion=} | nil, id=, model=, done=, deltas=,
+ * first_delta_ms=, failed=, why=, why_string=} (absent fields are nil; see chatwire.h for
+ * what each means). calls stop at the first index no piece named. */
 static void lh_push_decoded(lua_State *L, const chatwire *w, uint64_t first_delta_ns) {
   lua_createtable(L, 0, 10);
   lh_push_buf(L, &w->content);
   lua_setfield(L, -2, "content");
-  lua_createtable(L, (int)w->ncalls, 0);
-  for (size_t i = 0; i < w->ncalls; i++) {
+  size_t ncalls = 0;
+  while (ncalls < w->ncalls && w->calls[ncalls].present) ncalls++;
+  lua_createtable(L, (int)ncalls, 0);
+  for (size_t i = 0; i < ncalls; i++) {
     const chatwire_call *c = &w->calls[i];
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     if (c->has_id) {
       lh_push_buf(L, &c->id);
       lua_setfield(L, -2, "id");
@@ -199,8 +204,14 @@ static void lh_push_decoded(lua_State *L, const chatwire *w, uint64_t first_delt
       lh_push_buf(L, &c->name);
       lua_setfield(L, -2, "name");
     }
-    lh_push_buf(L, &c->args);
-    lua_setfield(L, -2, "arguments");
+    if (c->has_args || w->kind == CHATWIRE_OPENAI) {
+      lh_push_buf(L, &c->args);
+      lua_setfield(L, -2, "arguments");
+    }
+    if (c->args_json) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "arguments_json");
+    }
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   lua_setfield(L, -2, "calls");
@@ -235,6 +246,14 @@ static void lh_push_decoded(lua_State *L, const chatwire *w, uint64_t first_delt
   if (first_delta_ns) {
     lua_pushnumber(L, (lua_Number)first_delta_ns / 1e6); /* runtime.now()'s clock */
     lua_setfield(L, -2, "first_delta_ms");
+  }
+  if (w->failed) {
+    lua_pushstring(L, lh_failures[w->failed]);
+    lua_setfield(L, -2, "failed");
+    lh_push_buf(L, &w->why);
+    lua_setfield(L, -2, "why");
+    lua_pushboolean(L, w->why_string);
+    lua_setfield(L, -2, "why_string");
   }
 }
 
@@ -418,11 +437,9 @@ static int lh_parse_date(lua_State *L) {
   return 1;
 }
 
-/* decode_stream(kind, {event, ...}) -> decoded, taken: runs the decoder of request{decode=}
- * over events without HTTP (tests compare it with the Lua wire formats); taken counts the
- * events it took before the first it refused. */
-/* The decoder of decode_stream lives in a userdata so that a Lua error while it is in use
- * (out of memory converting an event or pushing the result) still frees its buffers. */
+/* decoder(kind) -> a decoder of one response's events outside a request (for callers that
+ * take each piece as it comes, and whole bodies): the chatwire state in a userdata, so that
+ * a Lua error while it is in use still frees its buffers. */
 #define LH_DECODER "orket.http.decoder"
 
 static int lh_decoder_gc(lua_State *L) {
@@ -430,32 +447,87 @@ static int lh_decoder_gc(lua_State *L) {
   return 0;
 }
 
-static int lh_decode_stream(lua_State *L) {
+static int lh_decoder(lua_State *L) {
   chatwire_kind kind = lh_decoder_kinds[luaL_checkoption(L, 1, NULL, lh_decoders)];
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_Integer n = luaL_len(L, 2), taken = 0;
   chatwire *w = lua_newuserdatauv(L, sizeof *w, 0);
   chatwire_init(w, kind);
-  if (luaL_newmetatable(L, LH_DECODER)) {
-    lua_pushcfunction(L, lh_decoder_gc);
-    lua_setfield(L, -2, "__gc");
+  luaL_setmetatable(L, LH_DECODER);
+  return 1;
+}
+
+typedef struct lh_pieces {
+  lua_State *L;
+  int list; /* stack index of the table receiving them */
+  int n;
+} lh_pieces;
+
+/* One piece as orket.llm's on_delta sees it: {type="content", text=} or {type="tool_call",
+ * index=, id=, name= (the call's so far), arguments_delta=, arguments_json=}. */
+static void lh_piece(void *ud, const chatwire *w, const chatwire_piece *p) {
+  lh_pieces *c = ud;
+  lua_State *L = c->L;
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, p->is_call ? "tool_call" : "content");
+  lua_setfield(L, -2, "type");
+  if (!p->is_call) {
+    lua_pushlstring(L, p->text, p->len);
+    lua_setfield(L, -2, "text");
+  } else {
+    lua_pushinteger(L, (lua_Integer)p->index + 1);
+    lua_setfield(L, -2, "index");
+    if (p->call->has_id) {
+      lh_push_buf(L, &p->call->id);
+      lua_setfield(L, -2, "id");
+    }
+    if (p->call->has_name) {
+      lh_push_buf(L, &p->call->name);
+      lua_setfield(L, -2, "name");
+    }
+    if (p->text) {
+      lua_pushlstring(L, p->text, p->len);
+      lua_setfield(L, -2, "arguments_delta");
+    }
+    if (w->kind == CHATWIRE_OLLAMA && p->call->args_json) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "arguments_json");
+    }
   }
-  lua_setmetatable(L, -2);
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, 2, i);
-    size_t len;
-    const char *s = lua_tolstring(L, -1, &len);
-    if (s == NULL) return luaL_error(L, "bad argument #2 to 'decode_stream' (event %d is not a string)", (int)i);
-    int rc = chatwire_take(w, s, len);
-    lua_pop(L, 1);
-    if (rc < 0) return luaL_error(L, "http: out of memory");
-    if (rc == 0) break;
-    taken++;
+  lua_rawseti(L, c->list, ++c->n);
+}
+
+/* dec:take(data [, list]) -> n | nil, failed, why, why_string: one event (or a whole body).
+ * n counts its pieces (with list, each is appended to it as lh_piece makes it; without,
+ * n is 1 when it had any). A failure is sticky, as in chatwire_take. */
+static int lh_decoder_take(lua_State *L) {
+  chatwire *w = luaL_checkudata(L, 1, LH_DECODER);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  lh_pieces ctx = {L, 3, 0};
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    w->piece = lh_piece;
+    w->piece_ud = &ctx;
   }
-  lh_push_decoded(L, w, 0);
-  chatwire_free(w);
-  lua_pushinteger(L, taken);
-  return 2;
+  int before = w->deltas;
+  int rc = chatwire_take(w, s, len);
+  w->piece = NULL;
+  w->piece_ud = NULL;
+  if (rc < 0) return luaL_error(L, "http: out of memory");
+  if (rc == 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, lh_failures[w->failed]);
+    lh_push_buf(L, &w->why);
+    lua_pushboolean(L, w->why_string);
+    return 4;
+  }
+  lua_pushinteger(L, ctx.n ? ctx.n : w->deltas - before);
+  return 1;
+}
+
+/* dec:result() -> the decoded state (see lh_push_decoded) */
+static int lh_decoder_result(lua_State *L) {
+  lh_push_decoded(L, luaL_checkudata(L, 1, LH_DECODER), 0);
+  return 1;
 }
 
 /* live() -> requests not yet closed (for leak checks in tests) */
@@ -488,7 +560,7 @@ static const luaL_Reg lh_meta[] = {
 static const luaL_Reg lh_funcs[] = {
     {"request", lh_request},
     {"parse_date", lh_parse_date},
-    {"decode_stream", lh_decode_stream},
+    {"decoder", lh_decoder},
     {"live", lh_live},
     {NULL, NULL},
 };
@@ -497,6 +569,17 @@ int luaopen_orket_http(lua_State *L) {
   if (luaL_newmetatable(L, LH_REQ)) {
     luaL_setfuncs(L, lh_meta, 0);
     luaL_newlib(L, lh_methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, LH_DECODER)) {
+    lua_pushcfunction(L, lh_decoder_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, lh_decoder_take);
+    lua_setfield(L, -2, "take");
+    lua_pushcfunction(L, lh_decoder_result);
+    lua_setfield(L, -2, "result");
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);

@@ -1,6 +1,8 @@
-/* test_chatwire.c: the C decoder of streamed chat events: content and tool calls assembled
- * across events, usage and finish reason, Ollama's done line, and the refusals that hand
- * the rest of a stream back to the Lua wire formats (sticky, and leaving state untouched). */
+/* test_chatwire.c: the decoder of streamed chat events: content and tool calls assembled
+ * across events, usage and finish reason, Ollama's done line and calls, the pieces handed
+ * to a caller as they are applied, and failures (sticky, and leaving state untouched).
+ * tests/spec/chatwire_spec.lua covers the wire formats' rules event by event. */
+#include <stdio.h>
 #include <string.h>
 
 #include "chatwire.h"
@@ -41,39 +43,87 @@ TEST(test_chatwire_openai_tool_calls) {
   CHECK(t, tc_eq(&w.calls[0].args, "{\"path\":\"a\"}"));
   CHECK(t, w.calls[1].has_name && tc_eq(&w.calls[1].name, "read") && w.calls[1].args.len == 0);
   CHECK(t, w.deltas == 3);
-  /* a gap in the indexes is the Lua code's to judge */
-  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":5,\"function\":{\"name\":\"x\"}}]}}]}") == 0);
-  CHECK(t, w.refused && w.ncalls == 2);
+  /* a gap in the indexes: kept by index, the calls between are not present */
+  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":5,\"function\":{\"name\":\"x\"}}]}}]}") == 1);
+  CHECK(t, w.ncalls == 6 && w.calls[1].present && !w.calls[2].present && !w.calls[4].present && w.calls[5].present);
+  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":1024,\"function\":{\"name\":\"x\"}}]}}]}") == 0);
+  CHECK(t, w.failed == CHATWIRE_E_MALFORMED && tc_eq(&w.why, "tool_calls[1].index is out of range"));
   chatwire_free(&w);
 }
 
-TEST(test_chatwire_refusals) {
-  static const char *const refused[] = {
-      "{\"error\":{\"message\":\"boom\"}}",                      /* errors are classified in Lua */
-      "{\"error\":null}",
-      "[1,2]",                                                  /* not an object */
-      "{\"choices\": [{\"delta\": ",                            /* malformed */
-      "{\"id\":\"a\",\"id\":\"b\"}",                            /* repeated key */
-      "{\"choices\":[{\"delta\":{\"content\":\"a\\u0000b\"}}]}", /* decoders may disagree */
-      "{\"choices\":[{\"delta\":{\"content\":\"\\ud83d\\ude00\"}}]}",
-      "{\"choices\":[{\"delta\":null}]}",
-      "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":{\"a\":1}}}]}}]}",
-      "{\"choices\":{\"0\":{}}}",
-      "{\"usage\":{\"prompt_tokens\":\"11\"}}",
-      "{\"a\":1} {\"b\":2}",                                    /* two values */
-      "",
+TEST(test_chatwire_failures) {
+  static const struct {
+    const char *event;
+    chatwire_failure failed;
+    const char *why;
+  } cases[] = {
+      {"{\"error\":{\"message\":\"boom\"}}", CHATWIRE_E_SERVER, "{\"message\":\"boom\"}"},
+      {"{\"choices\":[],\"error\":null}", CHATWIRE_E_SERVER, "null"},
+      {"\"text\"", CHATWIRE_E_NOT_OBJECT, ""},
+      {"{\"choices\": [{\"delta\": ", CHATWIRE_E_JSON, "parse error: premature EOF"},
+      {"{\"id\":\"a\",\"id\":\"b\"}", CHATWIRE_E_MALFORMED, "repeated key \"id\""},
+      {"{\"choices\":[{\"delta\":{\"content\":\"\\ud83d\"}}]}", CHATWIRE_E_JSON, "invalid unicode escape (a lone surrogate) at byte 34"},
+      {"{\"choices\":[{\"delta\":7}]}", CHATWIRE_E_MALFORMED, "choices[1].delta is a number, not an object"},
+      {"{\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":[]}]}}]}", CHATWIRE_E_MALFORMED, "tool_calls[1].id is an empty object or list, not a string"},
+      {"{\"a\":1} {\"b\":2}", CHATWIRE_E_JSON, "more than one JSON value (the first ends at byte 7)"},
+      {"{\"a\":1} x", CHATWIRE_E_JSON, "lexical error: invalid char in json text."},
+      {"", CHATWIRE_E_JSON, "no JSON value"},
   };
-  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     chatwire w;
     chatwire_init(&w, CHATWIRE_OPENAI);
     CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"content\":\"kept\"}}]}") == 1);
-    CHECK(t, tc_take(&w, refused[i]) == 0);
-    CHECK(t, tc_eq(&w.content, "kept")); /* refused whole: nothing of it applied */
-    /* sticky: a good event after a refusal is the caller's too */
+    CHECK(t, tc_take(&w, cases[i].event) == 0);
+    CHECK(t, w.failed == cases[i].failed && tc_eq(&w.why, cases[i].why));
+    CHECK(t, tc_eq(&w.content, "kept")); /* failed whole: nothing of it applied */
+    /* sticky: a good event after a failure is not taken */
     CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"content\":\"more\"}}]}") == 0);
     CHECK(t, tc_eq(&w.content, "kept"));
     chatwire_free(&w);
   }
+}
+
+/* 1000 levels of nesting are taken, 1001 are not (as lua-cjson decides). */
+TEST(test_chatwire_depth) {
+  static char ev[2100];
+  for (int levels = 1000; levels <= 1001; levels++) {
+    size_t n = 0;
+    n += (size_t)snprintf(ev, sizeof ev, "{\"x\":");
+    for (int i = 1; i < levels; i++) ev[n++] = '[';
+    for (int i = 1; i < levels; i++) ev[n++] = ']';
+    ev[n++] = '}';
+    ev[n] = '\0';
+    chatwire w;
+    chatwire_init(&w, CHATWIRE_OPENAI);
+    CHECK(t, chatwire_take(&w, ev, n) == (levels == 1000 ? 1 : 0));
+    CHECK(t, levels == 1000 || w.failed == CHATWIRE_E_JSON);
+    chatwire_free(&w);
+  }
+}
+
+typedef struct tc_seen {
+  char log[256];
+  size_t n;
+} tc_seen;
+
+static void tc_piece(void *ud, const chatwire *w, const chatwire_piece *p) {
+  tc_seen *s = ud;
+  (void)w;
+  s->n += (size_t)snprintf(s->log + s->n, sizeof s->log - s->n, "%s%zu:%.*s;", p->is_call ? "call" : "text", p->index,
+                           p->text ? (int)p->len : 0, p->text ? p->text : "");
+}
+
+TEST(test_chatwire_pieces) {
+  chatwire w;
+  tc_seen seen = {{0}, 0};
+  chatwire_init(&w, CHATWIRE_OPENAI);
+  w.piece = tc_piece;
+  w.piece_ud = &seen;
+  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":\"{}\"}},{\"index\":0,\"function\":{\"name\":\"f\"}}],\"content\":\"hi\"}}]}") == 1);
+  CHECK(t, tc_take(&w, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":{\"a\":1}}}]}}]}") == 1);
+  CHECK(t, strcmp(seen.log, "text0:hi;call1:{};call0:;call0:;") == 0);
+  CHECK(t, tc_eq(&w.calls[0].args, "{\"a\":1}") && w.deltas == 2);
+  chatwire_free(&w);
 }
 
 TEST(test_chatwire_ollama) {
@@ -85,10 +135,16 @@ TEST(test_chatwire_ollama) {
   CHECK(t, tc_eq(&w.content, "a <b>") && w.done && w.has_finish && tc_eq(&w.finish, "stop"));
   CHECK(t, w.has_usage && w.prompt.v == 13 && w.completion.v == 5);
   chatwire_free(&w);
-  chatwire_init(&w, CHATWIRE_OLLAMA); /* tool calls are left to the Lua code */
-  CHECK(t, tc_take(&w, "{\"message\":{\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"f\",\"arguments\":{}}}]},\"done\":false}") == 0);
+  chatwire_init(&w, CHATWIRE_OLLAMA); /* calls arrive whole, arguments as an object */
+  CHECK(t, tc_take(&w, "{\"message\":{\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"f\",\"arguments\":{ \"a\" : [1] }}}]},\"done\":false}") == 1);
+  CHECK(t, tc_take(&w, "{\"message\":{\"tool_calls\":[{\"id\":\"c\",\"function\":{\"name\":\"g\",\"arguments\":\"{}\"}}]}}") == 1);
+  CHECK(t, w.ncalls == 2 && tc_eq(&w.calls[0].name, "f") && w.calls[0].args_json && tc_eq(&w.calls[0].args, "{ \"a\" : [1] }"));
+  CHECK(t, tc_eq(&w.calls[1].id, "c") && !w.calls[1].args_json && tc_eq(&w.calls[1].args, "{}"));
+  CHECK(t, tc_take(&w, "{\"message\":{\"tool_calls\":[{\"function\":{\"name\":\"\"}}]}}") == 0);
+  CHECK(t, w.failed == CHATWIRE_E_MALFORMED && tc_eq(&w.why, "message.tool_calls[1].function.name is a string, not a tool name"));
   chatwire_free(&w);
   chatwire_init(&w, CHATWIRE_OLLAMA);
   CHECK(t, tc_take(&w, "{\"error\":\"model not found\"}") == 0);
+  CHECK(t, w.failed == CHATWIRE_E_SERVER && w.why_string && tc_eq(&w.why, "model not found"));
   chatwire_free(&w);
 }

@@ -50,7 +50,9 @@
   X(test_frame_raw)                        \
   X(test_chatwire_openai_content)          \
   X(test_chatwire_openai_tool_calls)       \
-  X(test_chatwire_refusals)                \
+  X(test_chatwire_failures)                \
+  X(test_chatwire_depth)                   \
+  X(test_chatwire_pieces)                  \
   X(test_chatwire_ollama)                  \
   X(test_http_parse_date)                  \
   X(test_workspace_mount_id)               \

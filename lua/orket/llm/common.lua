@@ -1,6 +1,7 @@
 -- orket.llm.common: what the wire formats share: failure classes, HTTP status
 -- classification, secret redaction, token estimates and the normalized result.
 local json = require "cjson.safe"
+local http = require "orket.c.http"
 
 local M = {}
 
@@ -116,31 +117,55 @@ function M.malformed(wire, what)
   return M.err("transient", wire .. ": malformed response: " .. what, { malformed = true })
 end
 
---- kind(v) -> "a number", "an object", ...: how a value of the wrong type is named
-function M.kind(v)
-  local t = type(v)
-  if t == "table" then return next(v) == nil and "an empty object or list" or (v[1] ~= nil and "a list" or "an object") end
-  if t == "userdata" then return "null" end
-  return "a " .. t
-end
+--- decoding(w) -> the decoding half of a wire format, on the one decoder of the streamed
+--- chat formats (core/chatwire.c, orket.c.http's decoder and request{decode=}): new_state,
+--- from_decoded, on_event, parse, decoded. w = {name=, kind=, piece= (what one streamed
+--- piece is called), not_object= (the message for a piece that is no object),
+--- server_error=function(value) -> failure, to_delta=function(st, piece) -> on_delta's
+--- event | nil (default: the piece as the decoder made it)}.
+function M.decoding(w)
+  local D = {}
 
---- json_decoders(wire, piece, take) -> on_event, parse: the two ways a wire format meets
---- JSON (one streamed piece, one whole body), decoded and handed to take(st, t, emit); a
---- malformed one is a transient failure naming the wire format and the piece.
-function M.json_decoders(wire, piece, take)
-  local function on_event(st, data, emit)
-    local t, perr = json.decode(data)
-    if t == nil then
-      return M.err("transient", wire .. ": malformed " .. piece .. " (" .. tostring(perr) .. "): " .. data:sub(1, 80))
+  -- A failure as the decoder reported it, as the wire format's classified failure.
+  local function failure(data, body, failed, why, why_string)
+    if failed == "json" then
+      if body then return M.err("transient", w.name .. ": malformed response body (" .. why .. ")") end
+      return M.err("transient", w.name .. ": malformed " .. w.piece .. " (" .. why .. "): " .. data:sub(1, 80))
+    elseif failed == "not_object" then
+      return M.err("transient", w.not_object)
+    elseif failed == "error" then
+      if why_string then return w.server_error(why) end
+      return w.server_error(json.decode(why))
     end
-    return take(st, t, emit)
+    return M.malformed(w.name, why)
   end
-  local function parse(st, body, emit)
-    local t, perr = json.decode(body)
-    if t == nil then return M.err("transient", wire .. ": malformed response body (" .. tostring(perr) .. ")") end
-    return take(st, t, emit)
+
+  local function take(st, data, emit, body)
+    local dec = st.dec
+    if not dec then -- decoded by the request: what comes here is the piece it failed on
+      local d = st.d
+      if not d.failed then error("orket.llm: a piece after a decoded stream that did not fail", 2) end
+      return failure(data, body, d.failed, d.why, d.why_string)
+    end
+    local list = st.deltas and {} or nil -- pieces as tables only for a caller that takes them
+    local n, failed, why, why_string = dec:take(data, list)
+    if not n then return failure(data, body, failed, why, why_string) end
+    if n > 0 then
+      if not list then return emit(false) end
+      for i = 1, n do emit(w.to_delta and w.to_delta(st, list[i]) or list[i]) end
+    end
   end
-  return on_event, parse
+
+  --- new_state() -> st: a fresh decoder; from_decoded(d) -> st: what request{decode=} decoded
+  function D.new_state() return { dec = http.decoder(w.kind) } end
+  function D.from_decoded(d) return { d = d } end
+  --- on_event(st, data, emit) -> nil | failure: one SSE data payload or NDJSON line;
+  --- parse(st, body, emit) -> nil | failure: a whole non-streamed response.
+  function D.on_event(st, data, emit) return take(st, data, emit, false) end
+  function D.parse(st, body, emit) return take(st, body, emit, true) end
+  --- decoded(st) -> the decoded state (see core/lhttp.c's lh_push_decoded)
+  function D.decoded(st) return st.d or st.dec:result() end
+  return D
 end
 
 --- redact(text, secrets) -> text with each secret, bearer token and sk-... key masked

@@ -35,73 +35,47 @@ function M.build(p, model, req, stream)
   return common.endpoint(p, "/api/chat"), body
 end
 
-function M.new_state() return { content = {}, calls = {} } end
-
---- from_decoded(d) -> state (see openai.from_decoded); the C decoder leaves tool calls to
---- take(), so there are none here.
-function M.from_decoded(d)
-  local u = d.usage and { prompt_tokens = d.usage.prompt, completion_tokens = d.usage.completion }
-  return { content = { d.content }, calls = {}, done = d.done or nil, done_reason = d.finish, usage = u, model = d.model }
+-- A call as the decoder gives it, normalized: arguments are an object's JSON text (or null),
+-- a string, or absent.
+local function call_of(id, name, args, args_json)
+  if args_json then
+    local v = json.decode(args)
+    if v ~= nil then return common.tool_call(id, name, nil, v) end
+  end
+  if args then return common.tool_call(id, name, args) end
+  return common.tool_call(id, name, nil, {})
 end
 
-local function take(st, t, emit)
-  if type(t) ~= "table" then return common.err("transient", "ollama: a line is not a JSON object") end
-  if t.error ~= nil then
-    local msg = type(t.error) == "table" and tostring(t.error.message) or tostring(t.error)
+local D = common.decoding { name = "ollama", kind = "ollama", piece = "stream line",
+  not_object = "ollama: a line is not a JSON object",
+  server_error = function(v)
+    local msg = type(v) == "table" and tostring(v.message) or tostring(v)
     return common.err("transient", "ollama: error from the server: " .. msg)
-  end
-  if type(t.model) == "string" then st.model = t.model end
-  local m = t.message
-  if type(m) == "table" then
-    if type(m.content) == "string" and m.content ~= "" then
-      st.content[#st.content + 1] = m.content
-      emit(st.deltas and { type = "content", text = m.content })
-    end
-    if m.tool_calls ~= nil and m.tool_calls ~= json.null and type(m.tool_calls) ~= "table" then
-      return common.malformed("ollama", "message.tool_calls is " .. common.kind(m.tool_calls) .. ", not a list")
-    end
-    if type(m.tool_calls) == "table" then
-      for pos, tc in ipairs(m.tool_calls) do
-        local where = "message.tool_calls[" .. pos .. "]"
-        local f = type(tc) == "table" and tc["function"] or nil
-        -- a call of another shape is the server's fault, and dropping it would lose the
-        -- model's action without a word
-        if type(tc) ~= "table" then return common.malformed("ollama", where .. " is " .. common.kind(tc) .. ", not an object") end
-        if type(f) ~= "table" then
-          return common.malformed("ollama", where .. ".function is " .. common.kind(f) .. ", not an object")
-        end
-        if type(f.name) ~= "string" or f.name == "" then
-          return common.malformed("ollama", where .. ".function.name is " .. common.kind(f.name) .. ", not a tool name")
-        end
-        if tc.id ~= nil and tc.id ~= json.null and type(tc.id) ~= "string" then
-          return common.malformed("ollama", where .. ".id is " .. common.kind(tc.id) .. ", not a string")
-        end
-        local a = f.arguments -- null: the gate refuses it as arguments that are not an object
-        if a ~= nil and a ~= json.null and type(a) ~= "string" and type(a) ~= "table" then
-          return common.malformed("ollama", where .. ".function.arguments is " .. common.kind(a) .. ", not an object")
-        end
-        local call = common.tool_call(type(tc.id) == "string" and tc.id or nil, f.name,
-          type(a) == "string" and a or nil, type(a) ~= "string" and (a or {}) or nil)
-        st.calls[#st.calls + 1] = call
-        emit(st.deltas and { type = "tool_call", index = #st.calls, name = call.name, arguments_delta = call.raw_arguments })
-      end
-    end
-  end
-  if t.done == true then
-    st.done = true
-    st.done_reason = t.done_reason
-    st.usage = { prompt_tokens = math.tointeger(t.prompt_eval_count), completion_tokens = math.tointeger(t.eval_count) }
-  end
-end
+  end,
+  -- a call arrives whole: on_delta sees it normalized, and finish reuses it
+  to_delta = function(st, p)
+    if p.type ~= "tool_call" then return p end
+    local call = call_of(p.id, p.name, p.arguments_delta, p.arguments_json)
+    st.built = st.built or {}
+    st.built[p.index] = call
+    return { type = "tool_call", index = p.index, name = call.name, arguments_delta = call.raw_arguments }
+  end }
 
---- on_event(state, line, emit), parse(state, body, emit) -> nil | failure
-M.on_event, M.parse = common.json_decoders("ollama", "stream line", take)
+--- new_state(), from_decoded(d), on_event(st, line, emit), parse(st, body, emit): see
+--- common.decoding
+M.new_state, M.from_decoded, M.on_event, M.parse = D.new_state, D.from_decoded, D.on_event, D.parse
 
 function M.finish(st)
-  if not st.done then return nil, common.err("transient", "ollama: the stream ended before its final (done) line") end
-  local finish = st.done_reason or "stop"
-  if #st.calls > 0 and finish == "stop" then finish = "tool_calls" end
-  return table.concat(st.content), st.calls, finish, st.usage, st.model, nil
+  local d = D.decoded(st)
+  if not d.done then return nil, common.err("transient", "ollama: the stream ended before its final (done) line") end
+  local calls = {}
+  for i, c in ipairs(d.calls) do
+    calls[i] = st.built and st.built[i] or call_of(c.id, c.name, c.arguments, c.arguments_json)
+  end
+  local finish = d.finish or "stop"
+  if #calls > 0 and finish == "stop" then finish = "tool_calls" end
+  local u = d.usage or {}
+  return d.content, calls, finish, { prompt_tokens = u.prompt, completion_tokens = u.completion }, d.model, nil
 end
 
 function M.health_url(p) return common.endpoint(p, "/api/tags") end

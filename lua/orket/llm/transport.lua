@@ -127,14 +127,14 @@ local function transport_error(msg, code, phase)
   return common.err("bad_request", msg) -- too_large, bad URL, malformed reply
 end
 
--- The wire state to continue from: what the binding decoded so far (noting when its first
--- piece arrived, as emit would have), or a fresh one.
 -- Whether a failure to get headers is a refused connection to this machine (nothing
 -- listens there): code and msg as hr:headers() gives them.
 local function refused_here(code, msg, url)
   return code == "transient" and common.refused(msg) and common.is_loopback(url)
 end
 
+-- The wire state: what the binding decoded (noting when its first piece arrived, as emit
+-- would have), or a fresh decoder for a caller that takes the pieces one by one.
 local function stream_state(hr, wire, started, emit_deltas, emit)
   local d = hr:decoded()
   local st
@@ -219,8 +219,9 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
     while true do
       local ev, msg, ecode, ephase = hr:read()
       if ev == false then break end
-      -- events the C decoder refused (and all after them) continue from its state; on a
-      -- failure this notes whether pieces had arrived (then it is not retried)
+      -- with decode=, an event comes here only when the decoder failed on it (and every
+      -- event after it); on a failure this notes whether pieces had arrived (then it is
+      -- not retried)
       st = st or stream_state(hr, wire, started, emit_deltas, emit)
       if ev == nil then return nil, transport_error(msg, ecode, ephase) end
       for _, data in ipairs(ev) do
