@@ -24,19 +24,12 @@ function M.start()
     orket.sleep(10)
   end
   assert(port, "the fake model server did not start")
-  local http = require "orket.c.http"
   local json = require "cjson.safe"
   local s = { pid = pid, port = tonumber(port), url = "http://127.0.0.1:" .. port }
   local function call(method, path)
-    local r <close> = assert(http.request { url = s.url .. path, method = method, body = method == "POST" and "" or nil })
-    local status = r:headers()
-    local parts = {}
-    while true do
-      local ev = r:read()
-      if not ev then break end
-      for _, x in ipairs(ev) do parts[#parts + 1] = x end
-    end
-    return status, table.concat(parts)
+    local status, text = require("tests.helpers").fetch { url = s.url .. path, method = method,
+      body = method == "POST" and "" or nil }
+    return status, text
   end
   --- log() -> every request the server saw: {t=, path=, model=, stream=, authorization=, request=}
   function s.log()

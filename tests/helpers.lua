@@ -32,6 +32,20 @@ end
 
 M.read = require("orket.lines").read -- path -> the file's text | nil
 
+--- fetch{url=, method=, headers=, body=, total_timeout_ms=, max_bytes=} -> status, the whole
+--- answer's text, headers: one HTTP exchange through orket's own client (orket.c.http)
+function M.fetch(o)
+  local r <close> = assert(require("orket.c.http").request(o))
+  local status, headers = r:headers()
+  local parts = {}
+  while status do
+    local ev = r:read()
+    if not ev then break end
+    for _, x in ipairs(ev) do parts[#parts + 1] = x end
+  end
+  return status, table.concat(parts), headers
+end
+
 --- orket(args, {stdin=, env=, cwd=, wrap=}) -> {status=, stdout=, stderr=}
 --- Runs the binary with args (a string of shell words, already quoted where needed); wrap
 --- is a command put before it (e.g. setpriv to run it as another user).

@@ -3,7 +3,6 @@
 -- JSON) to it with orket.c.http. stop() ends the browser, the driver and anything they left.
 local H = require "tests.helpers"
 local cjson = require "cjson"
-local http = require "orket.c.http"
 local jsonout = require "orket.jsonout"
 
 local M = {}
@@ -30,18 +29,11 @@ end
 -- call(base, method, path [, body]) -> value (the answer's "value"); raises on a
 -- WebDriver error with its message
 local function call(base, method, path, body)
-  local r <close> = assert(http.request { url = base .. path, method = method,
+  local status, text = H.fetch { url = base .. path, method = method,
     headers = { "Content-Type: application/json; charset=utf-8" },
     body = body ~= nil and jsonout.encode(body) or (method == "POST" and "{}" or nil),
-    total_timeout_ms = 120000, max_bytes = 64 * 1048576 })
-  local status = r:headers()
-  local parts = {}
-  while true do
-    local ev = r:read()
-    if not ev then break end
-    for _, x in ipairs(ev) do parts[#parts + 1] = x end
-  end
-  local doc = cjson.decode(table.concat(parts))
+    total_timeout_ms = 120000, max_bytes = 64 * 1048576 }
+  local doc = cjson.decode(text)
   if status ~= 200 then
     local v = type(doc) == "table" and doc.value or {}
     error(string.format("webdriver %s %s: %s: %s", method, path, tostring(v.error), tostring(v.message)), 2)

@@ -6,7 +6,6 @@
 local H = require "tests.helpers"
 local G = require "orket.c.gitrepo"
 local crypto = require "orket.c.crypto"
-local http = require "orket.c.http"
 local cjson = require "cjson"
 
 local SECRET = "s3cret-for-tests"
@@ -17,29 +16,15 @@ local function fixture(name) return assert(H.read(FIX .. name), name) end
 
 -- post(s, path, headers, body) -> status, decoded answer
 local function post(s, path, headers, body)
-  local r <close> = assert(http.request { url = s.url .. path, method = "POST", headers = headers, body = body,
-    total_timeout_ms = 30000 })
-  local status = r:headers()
-  local parts = {}
-  while true do
-    local ev = r:read()
-    if not ev then break end
-    for _, x in ipairs(ev) do parts[#parts + 1] = x end
-  end
-  local text = table.concat(parts)
+  local status, text = H.fetch { url = s.url .. path, method = "POST", headers = headers, body = body,
+    total_timeout_ms = 30000 }
   return status, cjson.decode(text ~= "" and text or "null")
 end
 
 local function get(url)
-  local r <close> = assert(http.request { url = url, total_timeout_ms = 10000 })
-  assert.equal(200, r:headers())
-  local parts = {}
-  while true do
-    local ev = r:read()
-    if not ev then break end
-    for _, x in ipairs(ev) do parts[#parts + 1] = x end
-  end
-  return cjson.decode(table.concat(parts))
+  local status, text = H.fetch { url = url, total_timeout_ms = 10000 }
+  assert.equal(200, status)
+  return cjson.decode(text)
 end
 
 local function gitea(s, event, delivery, body, sig)

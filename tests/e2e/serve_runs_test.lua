@@ -14,16 +14,8 @@ local start = H.serve
 local function call(s, method, path, key, body)
   local headers = { "Content-Type: application/json" }
   if key then headers[#headers + 1] = "Authorization: Bearer " .. key end
-  local r <close> = assert(http.request { url = s.url .. path, method = method, headers = headers,
-    body = body and (type(body) == "string" and body or cjson.encode(body)) or nil, total_timeout_ms = 20000 })
-  local status = r:headers()
-  local parts = {}
-  while true do
-    local ev = r:read()
-    if not ev then break end
-    for _, x in ipairs(ev) do parts[#parts + 1] = x end
-  end
-  local text = table.concat(parts)
+  local status, text = H.fetch { url = s.url .. path, method = method, headers = headers,
+    body = body and (type(body) == "string" and body or cjson.encode(body)) or nil, total_timeout_ms = 20000 }
   return status, text ~= "" and require("cjson.safe").decode(text) or nil, text -- /metrics is text
 end
 

@@ -12,16 +12,9 @@ local wait_for = H.wait_for
 
 -- req(s, method, path, {headers}, body) -> status, text, headers (lower-case name -> value)
 local function req(s, method, path, headers, body)
-  local r <close> = assert(http.request { url = s.url .. path, method = method, headers = headers or {},
-    body = body, total_timeout_ms = 20000 })
-  local status, hs = r:headers()
-  local parts = {}
-  while true do
-    local ev = r:read()
-    if not ev then break end
-    for _, x in ipairs(ev) do parts[#parts + 1] = x end
-  end
-  return status, table.concat(parts), hs or {}
+  local status, text, hs = H.fetch { url = s.url .. path, method = method, headers = headers or {},
+    body = body, total_timeout_ms = 20000 }
+  return status, text, hs or {}
 end
 
 local function json(text) return text ~= "" and cjson.decode(text) or nil end

@@ -13,16 +13,7 @@ local start = H.serve
 -- get(url, {headers=, method=, body=}) -> status, body, headers
 local function get(url, o)
   o = o or {}
-  local r <close> = assert(http.request { url = url, method = o.method, body = o.body, headers = o.headers,
-    total_timeout_ms = 20000 })
-  local status, headers = r:headers()
-  local parts = {}
-  while status do
-    local ev = r:read()
-    if not ev then break end
-    for _, x in ipairs(ev) do parts[#parts + 1] = x end
-  end
-  return status, table.concat(parts), headers
+  return H.fetch { url = url, method = o.method, body = o.body, headers = o.headers, total_timeout_ms = 20000 }
 end
 
 local function bearer(key) return { "Authorization: Bearer " .. key } end

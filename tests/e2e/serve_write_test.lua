@@ -3,7 +3,6 @@
 -- machine as the key's person, roles enforced, the audit naming the key's id, never the key.
 local H = require "tests.helpers"
 local cjson = require "cjson"
-local http = require "orket.c.http"
 
 local wait_for = H.wait_for
 
@@ -13,16 +12,8 @@ local start = H.serve
 local function call(s, method, path, key, body)
   local headers = { "Content-Type: application/json" }
   if key then headers[#headers + 1] = "Authorization: Bearer " .. key end
-  local r <close> = assert(http.request { url = s.url .. path, method = method, headers = headers,
-    body = body and (type(body) == "string" and body or cjson.encode(body)) or nil, total_timeout_ms = 20000 })
-  local status = r:headers()
-  local parts = {}
-  while true do
-    local ev = r:read()
-    if not ev then break end
-    for _, x in ipairs(ev) do parts[#parts + 1] = x end
-  end
-  local text = table.concat(parts)
+  local status, text = H.fetch { url = s.url .. path, method = method, headers = headers,
+    body = body and (type(body) == "string" and body or cjson.encode(body)) or nil, total_timeout_ms = 20000 }
   return status, text ~= "" and cjson.decode(text) or nil, text
 end
 
@@ -233,16 +224,9 @@ describe("orket serve writes", function()
     local function status(id) return cjson.decode(H.orket("card " .. id .. " --json", { cwd = dir }).stdout).card.status end
     assert.equal("waiting_for_developer", status("CLEAN-1"))
     -- /metrics after the run: promtool accepts it, and the run's figures are there
-    local mr <close> = assert(http.request { url = s.url .. "/metrics", headers = { "Authorization: Bearer " .. op },
-      total_timeout_ms = 20000 })
-    assert.equal(200, (mr:headers()))
-    local parts = {}
-    while true do
-      local ev = mr:read()
-      if not ev then break end
-      for _, x in ipairs(ev) do parts[#parts + 1] = x end
-    end
-    local metrics = table.concat(parts)
+    local mstatus, metrics = H.fetch { url = s.url .. "/metrics", headers = { "Authorization: Bearer " .. op },
+      total_timeout_ms = 20000 }
+    assert.equal(200, mstatus)
     H.write(dir .. "/metrics.txt", metrics)
     local pt = io.popen("promtool check metrics < " .. H.quote(dir .. "/metrics.txt") .. " 2>&1; echo rc=$?")
     local pout = pt:read("a")

@@ -1,7 +1,7 @@
 -- orket.c.httpd: the server binding on the shared loop: accept, body, respond, streams,
 -- caps, argument errors and closing. Clients are orket.c.http and raw luv sockets.
 local httpd = require "orket.c.httpd"
-local http = require "orket.c.http"
+local H = require "tests.helpers"
 local task = require "orket.task"
 local uv = require "luv"
 
@@ -23,15 +23,7 @@ end
 
 local function fetch(url, o)
   o = o or {}
-  local r <close> = assert(http.request { url = url, method = o.method, body = o.body, headers = o.headers })
-  local status, headers = r:headers()
-  local parts = {}
-  while true do
-    local ev = r:read()
-    if not ev then break end
-    for _, x in ipairs(ev) do parts[#parts + 1] = x end
-  end
-  return status, table.concat(parts), headers
+  return H.fetch { url = url, method = o.method, body = o.body, headers = o.headers }
 end
 
 -- raw(port, text [, {read = false}]) -> socket, a function returning what arrived and
