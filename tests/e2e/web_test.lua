@@ -6,47 +6,7 @@
 local H = require "tests.helpers"
 local WD = require "tests.webdriver"
 
-local SCRIPT = [[
-local function call(name, args) return { name = name, arguments = args } end
-return { rules = {
-  { role = "coder", card = "CLEAN-1", match = "^Issue ", reply = { tool_calls = {
-    call("delete_file", { path = "old.txt" }) } } },
-  { role = "coder", card = "CLEAN-2", match = "^Issue ", reply = { tool_calls = {
-    call("write_file", { path = "new.txt", content = "new\n" }) } } },
-  { role = "coder", match = '"deleted"', reply = { tool_calls = {
-    call("add_issue_comment", { body = "Deleted old.txt." }),
-    call("update_issue_status", { status = "code_review" }) } } },
-  { role = "coder", match = '"path"', reply = { tool_calls = {
-    call("update_issue_status", { status = "code_review" }) } } },
-  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = {
-    call("update_issue_status", { status = "done" }) } } },
-}, default = { content = "Nothing more to do." } }
-]]
-
--- The approval test's project: deleting a file waits for a developer's approval.
-local function project()
-  local dir = H.tmpdir()
-  for _, d in ipairs { "epics", "policies", "workspace" } do os.execute("mkdir -p " .. H.quote(dir .. "/" .. d)) end
-  H.write(dir .. "/orket.lua", [[
-name = "cleanup"
-models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
-team = {
-  senior_developer = { roles = { "coder" } },
-  integrity_guard = { roles = { "integrity_guard" } },
-}
-]])
-  H.write(dir .. "/script.lua", SCRIPT)
-  H.write(dir .. "/policies/default.lua",
-    [[ask { tool = "delete_file", path = "**", reason = "deleting files needs a developer's approval" }]] .. "\n")
-  H.write(dir .. "/epics/clean.json", [[
-{ "id": "CLEAN", "name": "Clean up", "issues": [
-  { "id": "CLEAN-1", "summary": "Remove old.txt", "seat": "senior_developer" },
-  { "id": "CLEAN-2", "summary": "Write new.txt", "seat": "senior_developer" } ] }
-]])
-  H.write(dir .. "/workspace/old.txt", "old\n")
-  assert.equal(0, H.orket("import", { cwd = dir }).status)
-  return dir
-end
+local project = require("tests.cleanup_project").make
 
 -- background(dir, args, name): `orket ARGS` in another process; returns a function that
 -- gives its exit status once it has ended (nil before)
