@@ -45,7 +45,8 @@ team = {
   { "id": "CLEAN-2", "summary": "Write new.txt", "seat": "senior_developer" } ] }
 ]])
   H.write(dir .. "/workspace/old.txt", "old\n")
-  assert.equal(0, H.orket("import", { cwd = dir }).status)
+  local r = H.orket("import", { cwd = dir })
+  if r.status ~= 0 then error("orket import failed: " .. tostring(r.stderr), 2) end
   return dir
 end
 
