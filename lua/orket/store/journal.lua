@@ -89,4 +89,17 @@ function M.event_data(db, run, card, kind)
   return out
 end
 
+--- last_transition(db, card) -> {id=, from=, to=} of the card's last transition event | nil
+function M.last_transition(db, card)
+  return db:row([[SELECT id, json_extract(data, '$.from') AS "from", json_extract(data, '$.to') AS "to"
+    FROM events WHERE card_id = ? AND kind = 'transition' ORDER BY id DESC LIMIT 1]], card)
+end
+
+--- last_handin(db, card) -> the id of the card's last transition out of in_progress, 0 when none
+function M.last_handin(db, card)
+  local r = db:row([[SELECT max(id) AS id FROM events WHERE card_id = ? AND kind = 'transition'
+    AND json_extract(data, '$.from') = 'in_progress']], card)
+  return r and r.id or 0
+end
+
 return M
