@@ -7,4 +7,9 @@ function M.exists(db, id)
   return db:row("SELECT 1 AS x FROM cards WHERE id = ?", id) ~= nil
 end
 
+--- is_issue(db, id) -> true when the card exists and is an issue
+function M.is_issue(db, id)
+  return db:row("SELECT id FROM cards WHERE id = ? AND type = 'issue'", id) ~= nil
+end
+
 return M
