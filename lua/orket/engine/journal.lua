@@ -4,6 +4,7 @@
 -- reads are orket.store.journal's operations.
 local cjson = require "cjson.safe"
 local sj = require "orket.store.journal"
+local runs = require "orket.store.runs"
 
 local M = {}
 
@@ -34,7 +35,7 @@ end
 --- such run is still going. message: what to tell whoever wanted the new run.
 function M.unfinished_overlap(db, board, target)
   local overlaps = require("orket.engine.claims").overlaps
-  for _, r in ipairs(sj.unfinished_runs(db)) do
+  for _, r in ipairs(runs.unfinished(db)) do
     if overlaps(board, target, r.target) then
       if sj.has_open_turn(db, r.id) then
         return r, string.format("run %d (%s) did not finish (%s): continue it with 'orket resume %d'; "

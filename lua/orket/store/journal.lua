@@ -17,12 +17,6 @@ function M.turn_marks(db, run, card)
   return rows
 end
 
---- unfinished_runs(db) -> array of {id=, target=, status=} of the runs still marked
---- running or interrupted, newest first ({} when the store cannot be read)
-function M.unfinished_runs(db)
-  return db:rows("SELECT id, target, status FROM runs WHERE status IN ('running', 'interrupted') ORDER BY id DESC") or {}
-end
-
 --- has_open_turn(db, run) -> true when a turn of the run began and did not end
 function M.has_open_turn(db, run)
   return db:row([[SELECT 1 AS x FROM events b WHERE b.run_id = ?1 AND b.kind = 'turn_begin'
@@ -89,10 +83,15 @@ function M.event_data(db, run, card, kind)
   return out
 end
 
---- last_transition(db, card) -> {id=, from=, to=} of the card's last transition event | nil
+--- last_transition(db, card) -> {id=, from=, to=, data=} of the card's last transition
+--- event (data decoded, {} when unreadable) | nil
 function M.last_transition(db, card)
-  return db:row([[SELECT id, json_extract(data, '$.from') AS "from", json_extract(data, '$.to') AS "to"
-    FROM events WHERE card_id = ? AND kind = 'transition' ORDER BY id DESC LIMIT 1]], card)
+  local row = db:row([[SELECT id, data FROM events WHERE card_id = ? AND kind = 'transition'
+    ORDER BY id DESC LIMIT 1]], card)
+  if not row then return nil end
+  local d = cjson.decode(row.data)
+  d = type(d) == "table" and d or {}
+  return { id = row.id, from = d.from, to = d.to, data = d }
 end
 
 --- last_handin(db, card) -> the id of the card's last transition out of in_progress, 0 when none
@@ -100,6 +99,36 @@ function M.last_handin(db, card)
   local r = db:row([[SELECT max(id) AS id FROM events WHERE card_id = ? AND kind = 'transition'
     AND json_extract(data, '$.from') = 'in_progress']], card)
   return r and r.id or 0
+end
+
+--- run_moves(db, run) -> the transition events {at, card_id, actor, data (decoded, {}
+--- when unreadable)} of
+--- a runs row, oldest first ({} on a store error): those tagged with its id, and for a run
+--- from before version 8 (untagged_upto) the untagged ones in its time window
+function M.run_moves(db, run)
+  local rows = db:rows([[SELECT at, card_id, actor, data FROM events WHERE kind = 'transition'
+      AND (run_id = ?1 OR (run_id IS NULL AND id <= ?2 AND at >= ?3 AND (?4 IS NULL OR at <= ?4)))
+      ORDER BY id]], run.id, run.untagged_upto, run.started_at, run.ended_at) or {}
+  for _, m in ipairs(rows) do m.data = cjson.decode(m.data) or {} end
+  return rows
+end
+
+--- model_exchanges(db, run) -> the run's "turn" events joined to their turns rows and its
+--- "model_failure" events, in journal order: {kind, card_id, actor, data, seat, role, turn,
+--- request, tdata} (raw JSON text; raises on a store error)
+function M.model_exchanges(db, run)
+  return assert(db:rows([[SELECT e.kind, e.card_id, e.actor, e.data, t.seat, t.role, t.turn,
+      t.request, t.data AS tdata FROM events e LEFT JOIN turns t ON e.kind = 'turn' AND t.id = json_extract(e.data, '$.id')
+      WHERE e.run_id = ? AND e.kind IN ('turn', 'model_failure') ORDER BY e.id]], run))
+end
+
+--- api_writes(db, after, limit) -> up to limit "api_write" events after id `after`, oldest
+--- first: {id, at, card, actor, data (decoded, {} when unreadable)}
+function M.api_writes(db, after, limit)
+  local rows = db:rows([[SELECT id, at, card_id AS card, actor, data FROM events
+    WHERE kind = 'api_write' AND id > ? ORDER BY id LIMIT ?]], after, limit)
+  for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
+  return rows
 end
 
 return M
