@@ -2,11 +2,12 @@
 -- or Lua files returning the same shape, run in a sandbox) into the board. Everything is
 -- validated before anything is written, then one transaction upserts the cards: ids are
 -- stable (explicit or derived), so a re-import updates definitions and keeps status and
--- history. Errors name the file and the field path. Format: docs/board.md.
+-- history (writes: orket.store.imports). Errors name the file and the field path. Format:
+-- docs/board.md.
 local uv = require "luv"
 local json = require "cjson.safe"
 local board_mod = require "orket.board"
-local store = require "orket.store"
+local imports = require "orket.store.imports"
 local scriptfile = require "orket.scriptfile"
 
 local M = {}
@@ -511,7 +512,7 @@ function M.import(db, dir)
   return db:tx(function()
     -- Dependencies resolve against the files, then the board.
     local existing, row = {}, {}
-    for _, r in ipairs(assert(db:rows("SELECT id, type, parent, status FROM cards"))) do
+    for _, r in ipairs(imports.cards(db)) do
       existing[r.id], row[r.id] = r.type, r
     end
     local graph, nodes = {}, {}
@@ -543,7 +544,7 @@ function M.import(db, dir)
       graph[c.id] = ids
       nodes[#nodes + 1] = c.id
     end
-    for _, r in ipairs(assert(db:rows("SELECT card_id, depends_on FROM dependencies ORDER BY card_id, position"))) do
+    for _, r in ipairs(imports.dependencies(db)) do
       if not set.by_id[r.card_id] then
         graph[r.card_id] = graph[r.card_id] or {}
         table.insert(graph[r.card_id], r.depends_on)
@@ -566,17 +567,12 @@ function M.import(db, dir)
     set.cards = ordered
 
     local created, updated, unchanged = 0, 0, 0
-    local now = store.NOW
     for _, c in ipairs(set.cards) do
       c.source = c.file
       local cur = existing[c.id] and b:get(c.id)
       local deps = graph[c.id]
       if not cur then
-        assert(db:run("INSERT INTO cards (id, type, parent, name, summary, description, note, requirements, "
-          .. "acceptance, priority, seat, department, source, created_at, updated_at) VALUES "
-          .. "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " .. now .. ", " .. now .. ")",
-          c.id, c.type, c.parent, c.name, c.summary, c.description, c.note, c.requirements,
-          c.acceptance, c.priority, c.seat, c.department, c.source))
+        imports.insert_card(db, c)
         created = created + 1
         db:event { kind = "import", card = c.id, data = { source = c.source, created = true } }
       else
@@ -588,11 +584,8 @@ function M.import(db, dir)
         if #changed == 0 then
           unchanged = unchanged + 1
         else
-          assert(db:run("UPDATE cards SET parent = ?, name = ?, summary = ?, description = ?, note = ?, "
-            .. "requirements = ?, acceptance = ?, priority = ?, seat = ?, department = ?, source = ?, "
-            .. "updated_at = " .. now .. " WHERE id = ?", c.parent, c.name, c.summary, c.description,
-            c.note, c.requirements, c.acceptance, c.priority, c.seat, c.department, c.source, c.id))
-          assert(db:run("DELETE FROM dependencies WHERE card_id = ?", c.id))
+          imports.update_card(db, c)
+          imports.clear_dependencies(db, c.id)
           updated = updated + 1
           db:event { kind = "import", card = c.id, data = { source = c.source, changed = changed } }
         end
@@ -602,23 +595,19 @@ function M.import(db, dir)
     -- Acceptance checks (engine/verify.lua), written apart from the compared fields.
     for _, c in ipairs(set.cards) do
       if c.type == "issue" then
-        assert(db:run("UPDATE cards SET verification = ? WHERE id = ?", c.verification, c.id))
+        imports.set_verification(db, c.id, c.verification)
       end
     end
     -- Dependencies after every card exists (they may point forward).
     for _, c in ipairs(set.cards) do
       if not c.keep_deps then
         for i, d in ipairs(graph[c.id]) do
-          assert(db:run("INSERT OR IGNORE INTO dependencies (card_id, depends_on, position) VALUES (?, ?, ?)", c.id, d, i))
+          imports.add_dependency(db, c.id, d, i)
         end
       end
     end
     -- what this import read, replacing the last one's record
-    assert(db:run("DELETE FROM imported_files"))
-    for _, f in ipairs(set.digests) do
-      assert(db:run("INSERT INTO imported_files (path, digest, imported_at) VALUES (?, ?, " .. now .. ")",
-        f.rel, f.digest))
-    end
+    imports.replace_files(db, set.digests)
     return { files = set.files, cards = #set.cards, created = created, updated = updated, unchanged = unchanged,
       warnings = set.warnings }
   end)
@@ -630,12 +619,7 @@ end
 --- folder, or when no import has been recorded (a board imported by an orket before store
 --- version 9, or never imported). Reads the files; changes nothing.
 function M.changed(db, dir)
-  local known = {}
-  local any = false
-  for _, r in ipairs(assert(db:rows("SELECT path, digest FROM imported_files"))) do
-    known[r.path] = r.digest
-    any = true
-  end
+  local known, any = imports.files(db)
   if not any then return {} end
   local files = list_files(dir)
   local out = {}

@@ -1,7 +1,8 @@
--- orket.memory: what agents learn, kept in the store and searched with SQLite FTS5 (BM25
--- ranking). Queries are treated as words, never as FTS syntax, because they come from model
--- output: any word may match, as a prefix (stemmers mangle query prefixes), best first.
-local store = require "orket.store"
+-- orket.memory: what agents learn, kept in the store (orket.store.memory) and searched
+-- by full text (SQLite FTS5, BM25 ranking). Queries are treated as words, never as FTS
+-- syntax, because they come from model output: any word may match, as a prefix, best first.
+local sm = require "orket.store.memory"
+local cards = require "orket.store.cards"
 local json = require "cjson.safe"
 
 local M = {}
@@ -42,27 +43,16 @@ function Memory:remember(e)
   if #e.text > M.MAX_TEXT then return nil, "memory: text longer than 64 KiB; summarise it first", "EINVAL" end
   local db = self.db
   return db:tx(function()
-    if e.card and not db:row("SELECT 1 AS x FROM cards WHERE id = ?", e.card) then
+    if e.card and not cards.exists(db, e.card) then
       return nil, string.format("memory: no card %q", e.card), "ENOENT"
     end
-    local _, id = assert(db:run("INSERT INTO memory (card_id, text, tags, created_at) VALUES (?, ?, ?, "
-      .. store.NOW .. ")", e.card, e.text, table.concat(tags, " ")))
+    local id = sm.insert(db, e.card, e.text, tags)
     local actor = type(e.actor) == "table" and e.actor.seat or nil
     db:event { kind = "memory", card = e.card, run = self.run, actor = actor, data = { memory = id } }
-    local row = db:row("SELECT id, card_id AS card, text, tags, created_at FROM memory WHERE id = ?", id)
+    local row = sm.get(db, id)
     row.tags = tags
     return row
   end)
-end
-
--- "how do we deploy?" -> '"how"* OR "do"* OR "we"* OR "deploy"*'
-local function fts_query(q)
-  local words = {}
-  for w in q:gmatch("[%w_\128-\255]+") do
-    if #words >= 32 then break end
-    words[#words + 1] = '"' .. w .. '"*' -- prefix: "deploy" finds "deployments"
-  end
-  return table.concat(words, " OR ")
 end
 
 --- memory:recall(query, {limit=10, card=}) -> array of {id, card, text, tags, created_at, score}
@@ -78,20 +68,8 @@ function Memory:recall(query, opts)
   if opts.card ~= nil and type(opts.card) ~= "string" then error("bad argument #2 to 'recall' (card must be a string)", 2) end
   -- an empty memory answers without the full-text search or building its query (the
   -- engine asks every step)
-  if not self.db:row("SELECT 1 AS x FROM memory LIMIT 1") then return {} end
-  local match = fts_query(query)
-  if match == "" then return {} end
-  local rows, err, code = self.db:rows([[SELECT m.id, m.card_id AS card, m.text, m.tags, m.created_at,
-      -bm25(memory_fts) AS score FROM memory_fts JOIN memory m ON m.id = memory_fts.rowid
-      WHERE memory_fts MATCH ? AND (?2 IS NULL OR m.card_id = ?2) ORDER BY bm25(memory_fts), m.id DESC LIMIT ?3]],
-    match, opts.card, limit)
-  if not rows then return nil, err, code end
-  for _, r in ipairs(rows) do
-    local tags = {}
-    for t in r.tags:gmatch("%S+") do tags[#tags + 1] = t end
-    r.tags = tags
-  end
-  return rows
+  if sm.is_empty(self.db) then return {} end
+  return sm.search(self.db, query, opts.card, limit)
 end
 
 M.json = json

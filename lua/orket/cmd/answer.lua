@@ -18,9 +18,8 @@ Text that starts with '-' goes after -- (orket answer CARD -- "-1 is fine").]]
 -- Whether the card's wait is a requirements review's (review.lua moves it there with the
 -- note "requirements review ID").
 local function waits_on_requirements_review(db, id)
-  local row = db:row([[SELECT data FROM events WHERE card_id = ? AND kind = 'transition'
-    ORDER BY id DESC LIMIT 1]], id)
-  local d = row and require("cjson.safe").decode(row.data)
+  local m = require("orket.store.journal").last_transition(db, id)
+  local d = m and m.data
   return type(d) == "table" and d.to == "waiting_for_developer" and type(d.note) == "string"
     and d.note:match("^requirements review ") ~= nil
 end

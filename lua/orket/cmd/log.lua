@@ -2,6 +2,7 @@
 -- message and response, tool calls with gate decisions and results, transitions, usage.
 local cjson = require "cjson.safe"
 local inert = require "orket.inert"
+local turns = require "orket.store.turns"
 
 local cmd = { summary = "print the transcript of a run", usage = "orket log [RUN] [--full] [--json] [-C DIR]" }
 cmd.help = "Prints run RUN (the latest run when RUN is left out) from the journal: each turn, the\n"
@@ -47,7 +48,7 @@ local TURN_PART = { turn = true, gate_decision = true, approval_requested = true
 --- response}, a "tool_call" event result: the result as the JSON text the journal holds)
 --- and transitions (the board moves the run made: at, card, actor, from, to).
 function cmd.json_doc(db, dir, id)
-  local run = db:row("SELECT * FROM runs WHERE id = ?", id)
+  local run = require("orket.store.runs").get(db, id)
   if not run then return nil, string.format("no run %s (see 'orket runs')", tostring(id)) end
   local jsonout = require "orket.jsonout"
   local events = {}
@@ -55,7 +56,7 @@ function cmd.json_doc(db, dir, id)
     local d = ev.data
     local item = { id = ev.id, at = ev.at, kind = ev.kind, card = ev.card, actor = ev.actor, data = d }
     if ev.kind == "turn" then
-      local t = db:row("SELECT * FROM turns WHERE id = ?", d.id) or {}
+      local t = turns.get(db, d.id) or {}
       local req = cjson.decode(t.request or "{}") or {}
       local resp = cjson.decode(t.response or "{}") or {}
       item.turn = { step = (cjson.decode(t.data or "{}") or {}).step, model = t.model,
@@ -64,8 +65,7 @@ function cmd.json_doc(db, dir, id)
         prompt_tokens = t.prompt_tokens, completion_tokens = t.completion_tokens,
         messages = jsonout.array(type(req.messages) == "table" and req.messages or {}), response = resp }
     elseif ev.kind == "tool_call" then
-      local t = db:row("SELECT result FROM tool_calls WHERE id = ?", d.id)
-      item.result = t and t.result
+      item.result = turns.tool_call_result(db, d.id)
     end
     events[#events + 1] = item
   end
@@ -73,10 +73,8 @@ function cmd.json_doc(db, dir, id)
   -- (untagged_upto, store migration 8) also shows the moves without a run id written in its
   -- time window before the upgrade: never those of later runs, commands or other runs.
   local moves = {}
-  for _, m in ipairs(db:rows([[SELECT at, card_id, actor, data FROM events WHERE kind = 'transition'
-      AND (run_id = ?1 OR (run_id IS NULL AND id <= ?2 AND at >= ?3 AND (?4 IS NULL OR at <= ?4)))
-      ORDER BY id]], run.id, run.untagged_upto, run.started_at, run.ended_at) or {}) do
-    local d = cjson.decode(m.data) or {}
+  for _, m in ipairs(require("orket.store.journal").run_moves(db, run)) do
+    local d = m.data
     moves[#moves + 1] = { at = m.at, card = m.card_id, actor = m.actor, from = d.from, to = d.to }
   end
   return { format = "orket.log/1",
@@ -103,7 +101,7 @@ function cmd.run(args, cli)
   end
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
-  id = id or (db:row("SELECT max(id) AS id FROM runs") or {}).id
+  id = id or require("orket.store.runs").latest_id(db)
   if not id then
     db:close()
     cli.err("no runs yet; start one with 'orket run EPIC'")

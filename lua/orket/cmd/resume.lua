@@ -1,6 +1,7 @@
 -- orket resume [RUN]: continues a run that was interrupted, killed or stalled (after
 -- 'orket answer'), from its journal: recorded model responses and tool calls are not repeated.
 local run_cmd = require "orket.cmd.run"
+local runs = require "orket.store.runs"
 
 local USAGE = "orket resume [RUN] [--json] [--concurrency N] [-C DIR]"
 local cmd = { summary = "continue an interrupted or stalled run", usage = USAGE }
@@ -20,11 +21,11 @@ function cmd.run(args, cli)
       db:close()
       return cli.usage_error(cmd, "RUN must be a run number (see 'orket runs')")
     end
-    row = db:row("SELECT id, status FROM runs WHERE id = ?", id)
+    row = runs.get(db, id)
   else
-    row = db:row("SELECT id, status FROM runs WHERE status IS NULL OR status <> 'done' ORDER BY id DESC LIMIT 1")
+    row = runs.latest_not_done(db)
   end
-  local any = row or db:row("SELECT 1 AS x FROM runs LIMIT 1")
+  local any = row or runs.any(db)
   db:close()
   if not row then
     cli.err("%s", o.target and ("no run " .. o.target .. " (see 'orket runs')")

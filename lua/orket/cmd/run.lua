@@ -134,7 +134,7 @@ function cmd.execute(o, cli, resume_id)
   if lock then
     claim, lerr = claims.enter(o.dir)
     local target = o.target
-    if claim and resume_id then target = (e.db:row("SELECT target FROM runs WHERE id = ?", resume_id) or {}).target end
+    if claim and resume_id then target = (require("orket.store.runs").get(e.db, resume_id) or {}).target end
     local other, why
     if claim and target then other, why = claims.conflict(o.dir, e.db, e.board, target, { own_run_lock = true }) end
     if not other and claim and not resume_id then other, why = journal.unfinished_overlap(e.db, e.board, o.target) end

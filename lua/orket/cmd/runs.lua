@@ -15,10 +15,7 @@ function cmd.run(args, cli)
   end
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
-  local rows = assert(db:rows([[SELECT r.id, r.target, r.kind, r.status,
-    r.started_at, r.ended_at, (SELECT count(*) FROM turns t WHERE t.run_id = r.id) AS steps,
-    (SELECT COALESCE(SUM(COALESCE(prompt_tokens,0) + COALESCE(completion_tokens,0)), 0) FROM turns t WHERE t.run_id = r.id) AS tokens
-    FROM runs r ORDER BY r.id DESC]]))
+  local rows = require("orket.store.runs").summaries(db)
   db:close()
   local project = require "orket.project"
   for _, r in ipairs(rows) do r.status = project.run_state(dir, r.status, r.id) end

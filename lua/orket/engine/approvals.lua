@@ -1,11 +1,12 @@
 -- orket.engine.approvals: the gate's "ask" verdict held for a developer. A call a policy
 -- asks about becomes a request in the store's approvals table and its card waits; `orket
 -- answer --approve|--deny` decides it; an approved request lets exactly that call (same card,
--- tool and argument digest) through the ask level once. Uses the store, the board and
--- orket.c.crypto. Contract: docs/policies.md ("ask") and docs/store.md (approvals).
+-- tool and argument digest) through the ask level once. Uses the board, orket.c.crypto and
+-- orket.store.approvals (the rows). Contract: docs/policies.md ("ask") and docs/store.md
+-- (approvals).
 local cjson = require "cjson.safe"
 local crypto = require "orket.c.crypto"
-local store = require "orket.store"
+local sa = require "orket.store.approvals"
 local common = require "orket.llm.common"
 local jsonout = require "orket.jsonout"
 
@@ -13,7 +14,6 @@ local M = {}
 
 M.ARGS_MAX = 16384 -- bytes of argument JSON kept for the developer to read (the digest covers all)
 M.SHOW_MAX = 200   -- bytes of argument JSON in comments and reports
-local NOW = store.NOW
 local DEVELOPER = { seat = "developer", roles = {} }
 
 -- Canonical JSON: object keys sorted at every level, so the digest of the same call does not
@@ -79,36 +79,21 @@ function M.describe(row)
   return row.tool .. " " .. a
 end
 
-local COLS = [[id, run_id AS run, card_id AS card, seat, turn, turn_id, tool, arguments, digest, rule,
-  reason, requested_at, decision, decided_at, decided_by, note, used_at, used_turn_id]]
-
 --- pending(db, card) -> the card's undecided request | nil
-function M.pending(db, card)
-  return db:row("SELECT " .. COLS .. " FROM approvals WHERE card_id = ? AND decision IS NULL", card)
-end
+M.pending = sa.pending
 
 --- list(db, card) -> every request of the card, oldest first
-function M.list(db, card)
-  return assert(db:rows("SELECT " .. COLS .. " FROM approvals WHERE card_id = ? ORDER BY id", card))
-end
+M.list = sa.list
 
 --- get(db, id) -> request | nil
-function M.get(db, id)
-  return db:row("SELECT " .. COLS .. " FROM approvals WHERE id = ?", id)
-end
+M.get = sa.get
 
 --- approved(db, card, tool, digest) -> the oldest approved, unused request for exactly
 --- this call | nil
-function M.approved(db, card, tool, digest)
-  return db:row("SELECT " .. COLS .. [[ FROM approvals WHERE card_id = ? AND tool = ? AND digest = ?
-    AND decision = 'approve' AND used_at IS NULL ORDER BY id LIMIT 1]], card, tool, digest)
-end
+M.approved = sa.approved
 
 --- refused(db, card, tool, digest) -> the latest denied request for this call | nil
-function M.refused(db, card, tool, digest)
-  return db:row("SELECT " .. COLS .. [[ FROM approvals WHERE card_id = ? AND tool = ? AND digest = ?
-    AND decision = 'deny' ORDER BY id DESC LIMIT 1]], card, tool, digest)
-end
+M.refused = sa.refused
 
 --- request(db, board, r) -> request row | nil, msg, CODE
 --- r: {run=, card=, seat=, turn=, turn_id=, tool=, args=, rule=, reason=, actor=}. In one
@@ -123,14 +108,13 @@ function M.request(db, board, r)
   local digest = M.digest(r.tool, r.args)
   local args = stored_args(r.args)
   return db:tx(function()
-    local n, id, code = db:run("INSERT INTO approvals (run_id, card_id, seat, turn, turn_id, tool, arguments, digest, "
-      .. "rule, reason, requested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " .. NOW .. ")",
-      r.run, r.card, r.seat, r.turn, r.turn_id, r.tool, args, digest, r.rule, r.reason)
-    if not n then
-      if code == "ECONSTRAINT" and tostring(id):find("UNIQUE", 1, true) then
+    local id, err, code = sa.insert(db, { run = r.run, card = r.card, seat = r.seat, turn = r.turn,
+      turn_id = r.turn_id, tool = r.tool, arguments = args, digest = digest, rule = r.rule, reason = r.reason })
+    if not id then
+      if code == "ECONSTRAINT" and tostring(err):find("UNIQUE", 1, true) then
         return nil, string.format("approvals: %s already waits for a decision", r.card), "EEXIST"
       end
-      return nil, id, code
+      return nil, err, code
     end
     local row = M.get(db, id)
     local what = M.describe(row)
@@ -155,9 +139,7 @@ end
 --- the transaction that records the tool call) with an "approval_used" event
 function M.use(db, row, at)
   return db:tx(function()
-    local n = assert(db:run("UPDATE approvals SET used_at = " .. NOW .. ", used_turn_id = ? WHERE id = ? "
-      .. "AND used_at IS NULL AND decision = 'approve'", at.turn_id, row.id))
-    if n ~= 1 then return nil, "approvals: request #" .. row.id .. " is not an unused approval", "ESTATE" end
+    if not sa.mark_used(db, row.id, at.turn_id) then return nil, "approvals: request #" .. row.id .. " is not an unused approval", "ESTATE" end
     db:event { kind = "approval_used", card = row.card, run = at.run, actor = at.seat,
       data = { id = row.id, tool = row.tool } }
     return true
@@ -191,8 +173,7 @@ function M.decide(db, board, card_id, d)
       end
       return nil, string.format("%s is %s, not waiting for an approval", c.id, state), "ESTATE"
     end
-    assert(db:run("UPDATE approvals SET decision = ?, decided_at = " .. NOW .. ", decided_by = ?, note = ? WHERE id = ?",
-      d.decision, by, note, p.id))
+    sa.set_decision(db, p.id, d.decision, by, note)
     db:event { kind = "approval_decided", card = c.id, run = p.run, actor = by,
       data = { id = p.id, tool = p.tool, decision = d.decision, note = note } }
     local what = M.describe(p)

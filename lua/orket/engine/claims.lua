@@ -100,7 +100,7 @@ function M.conflict(dir, db, board, target, o)
       .. "try again when it is done", busy)
   end
   for _, r in ipairs(runs) do
-    local row = db:row("SELECT target FROM runs WHERE id = ?", r.id)
+    local row = require("orket.store.runs").get(db, r.id)
     if row and M.overlaps(board, target, row.target) then
       r.target = row.target
       return r, string.format("run %d (%s) is working on %s now (process %s); two runs never work the same card: "

@@ -11,6 +11,7 @@ local reload = require "orket.engine.reload"
 local roles = require "orket.engine.roles"
 local journal = require "orket.engine.journal"
 local approvals = require "orket.engine.approvals"
+local turns = require "orket.store.turns"
 
 local M = {}
 
@@ -179,10 +180,9 @@ end
 -- The replay provider's source: the recorded response of step `call` of a turn of `run`.
 local function recorded(db, run)
   return function(key)
-    local row = db:row([[SELECT response FROM turns WHERE run_id = ? AND card_id = ? AND seat = ? AND turn = ?
-      AND json_extract(data, '$.step') = ? ORDER BY id LIMIT 1]], run, key.card, key.seat, key.turn, key.call)
-    if not row or not row.response then return nil, "the run has no such step" end
-    return cjson.decode(row.response)
+    local response = turns.step_response(db, run, key.card, key.seat, key.turn, key.call)
+    if not response then return nil, "the run has no such step" end
+    return cjson.decode(response)
   end
 end
 
@@ -200,7 +200,7 @@ function Project:replay(run_id, opts)
   opts = opts or {}
   if math.type(run_id) ~= "integer" then error("bad argument #1 to 'replay' (run number expected)", 2) end
   local e = self.engine
-  local row = e.db:row("SELECT id, target FROM runs WHERE id = ?", run_id)
+  local row = require("orket.store.runs").get(e.db, run_id)
   if not row then return nil, "no run " .. run_id .. " (see 'orket runs')", "ENOENT" end
   local base = self.dir .. "/.orket"
   local scratch, merr = uv.fs_mkdtemp(base .. "/replay-" .. run_id .. "-XXXXXX")
@@ -253,7 +253,7 @@ function Project:_replay_in(scratch, row, opts)
   if not id then return nil, serr, scode end
   local status = r:execute(id)
   local report = { status = status, calls = calls, missing = missing, cards = {}, differs = {},
-    recorded = e.db:row("SELECT count(*) AS n FROM turns WHERE run_id = ?", row.id).n,
+    recorded = turns.count(e.db, row.id),
     tokens = journal.tokens(db, id, nil) }
   for _, c in ipairs(r.board:list {}) do
     local now = e.board:get(c.id)

@@ -124,9 +124,7 @@ function Engine:observe_journal(run_id)
   if self.started_runs and self.started_runs[run_id] then return end
   local json = require "cjson.safe"
   -- responses (turns rows, through their "turn" events) and failed calls, in journal order
-  for _, r in ipairs(assert(self.db:rows([[SELECT e.kind, e.card_id, e.actor, e.data, t.seat, t.role, t.turn,
-      t.request, t.data AS tdata FROM events e LEFT JOIN turns t ON e.kind = 'turn' AND t.id = json_extract(e.data, '$.id')
-      WHERE e.run_id = ? AND e.kind IN ('turn', 'model_failure') ORDER BY e.id]], run_id))) do
+  for _, r in ipairs(require("orket.store.journal").model_exchanges(self.db, run_id)) do
     local req, meta
     if r.kind == "turn" then
       local data = json.decode(r.tdata or "null") or {}
@@ -150,7 +148,7 @@ end
 --- (orket.engine.run): nothing of an earlier run's state carries over. On a run that was
 --- killed it continues from the journal.
 function Engine:execute(run_id)
-  if math.type(run_id) ~= "integer" or not self.db:row("SELECT id FROM runs WHERE id = ?", run_id) then
+  if math.type(run_id) ~= "integer" or not require("orket.store.runs").get(self.db, run_id) then
     error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 2)
   end
   local run = self:use_run(run_id)

@@ -4,8 +4,10 @@
 -- people (waiting_for_developer, reason review) and a new review cycle starts. The network
 -- part runs as a job of its own, outside the scheduling round's transaction; its records
 -- are written in one transaction after it. A failure skips the card for the rest of the run
--- with the error as the reason: the next run (or resume) tries again. Contract: docs/git.md.
+-- with the error as the reason: the next run (or resume) tries again. Rows:
+-- orket.store.forge. Contract: docs/git.md.
 local forge = require "orket.forge"
+local sf = require "orket.store.forge"
 local fault = require "orket.engine.fault"
 local board_mod = require "orket.board"
 
@@ -20,9 +22,7 @@ local function git_settings(r)
 end
 
 --- row(db, card_id) -> the card's pull_requests row | nil
-function M.row(db, card_id)
-  return db:row("SELECT * FROM pull_requests WHERE card_id = ?", card_id)
-end
+M.row = sf.pull_request
 
 --- prepare(run, card) -> job {forge=true, card_id=} | nil, why-skipped | nil, nil, true (wait:
 --- another hand-in is being published) | nil (nothing to do): whether a card in code_review
@@ -96,16 +96,11 @@ local function run(r, job)
   local human = r.settings.review.human
   local ok, werr = r.db:tx(function()
     local db = r.db
-    assert(db:run([[INSERT INTO pull_requests (card_id, forge, repo, number, url, head, created_at, updated_at)
-      VALUES (?1, ?2, ?3, ?4, ?5, ?6, orket_now(), orket_now())
-      ON CONFLICT (card_id) DO UPDATE SET number = coalesce(?4, number), url = coalesce(?5, url), head = ?6,
-      updated_at = orket_now()]], card.id, g.forge, g.repo, pr.number, pr.url, job.head))
+    sf.save_pull_request(db, card.id, g.forge, g.repo, pr.number, pr.url, job.head)
     db:event { kind = "pull_request", card = card.id, run = r.run_id,
       data = { number = pr.number, url = pr.url, head = job.head, remote = g.forge and g.repo or nil } }
     if human then
-      local n = db:row("SELECT coalesce(max(cycle), 0) + 1 AS n FROM review_cycles WHERE card_id = ?", card.id).n
-      assert(db:run([[INSERT INTO review_cycles (card_id, cycle, pr_number, head, opened_at)
-        VALUES (?, ?, ?, ?, orket_now())]], card.id, n, pr.number, job.head))
+      sf.open_cycle(db, card.id, sf.next_cycle(db, card.id), pr.number, job.head)
       local t, terr, tcode = r.board:transition(card.id, "waiting_for_developer", { actor = board_mod.ENGINE,
         reason = "review", note = "review by people on the forge" .. (pr.url and (": " .. pr.url) or "") })
       if not t then return nil, terr, tcode end
@@ -120,9 +115,8 @@ end
 --- info(db, card_id) -> {pull_request = {number=, url=, head=} | nil, reviews = {{cycle=,
 --- decision=, reviewer=, body=, opened_at=, decided_at=}...}} | nil: what `orket card` shows
 function M.info(db, card_id)
-  local pr = db:row("SELECT number, url, head, repo FROM pull_requests WHERE card_id = ?", card_id)
-  local reviews = db:rows([[SELECT cycle, pr_number, decision, reviewer, body, opened_at, decided_at
-    FROM review_cycles WHERE card_id = ? ORDER BY cycle]], card_id) or {}
+  local pr = sf.pull_request_link(db, card_id)
+  local reviews = sf.review_cycles(db, card_id)
   if not pr and #reviews == 0 then return nil end
   return { pull_request = pr, reviews = reviews }
 end

@@ -2,9 +2,11 @@
 -- acceptance checks (its epic file's `verification`, else orket.lua's verify.command) waits
 -- in ready_for_testing while the engine runs them in the confined runner (orket.c.proc, no
 -- model): pass -> code_review, fail -> in_progress (a rejection), each with a comment, the
--- result row and the move in one transaction. Contract: docs/verify.md.
-local json = require "cjson.safe"
+-- result row and the move in one transaction. Rows: orket.store.verifications. Contract:
+-- docs/verify.md.
 local board_mod = require "orket.board"
+local sv = require "orket.store.verifications"
+local sj = require "orket.store.journal"
 
 local M = {}
 
@@ -13,8 +15,7 @@ M.TAIL = 2000 -- bytes of output kept in the comment and the journal
 -- The checks of an issue as stored (import.lua's normal form) or the project default:
 -- {steps = {{name=, command=, expect_exit=}...}, timeout_ms=} | nil.
 function M.checks(e, card)
-  local row = e.db:row("SELECT verification FROM cards WHERE id = ?", card.id)
-  local spec = row and row.verification and json.decode(row.verification) or nil
+  local spec = sv.checks(e.db, card.id)
   local v = e.settings.verify or {}
   if not spec then
     -- the default is for the work the epic files define, not for cards filed during runs
@@ -31,19 +32,6 @@ function M.checks(e, card)
   end
   if #steps == 0 then return nil end
   return { steps = steps, timeout_ms = spec.timeout_ms or v.timeout_ms or 120000 }
-end
-
--- The card's last transition: {id=, from=, to=} | nil.
-local function last_move(e, id)
-  return e.db:row([[SELECT id, json_extract(data, '$.from') AS "from", json_extract(data, '$.to') AS "to"
-    FROM events WHERE card_id = ? AND kind = 'transition' ORDER BY id DESC LIMIT 1]], id)
-end
-
--- The hand-in being checked: the last move out of in_progress.
-local function handin(e, id)
-  local r = e.db:row([[SELECT max(id) AS id FROM events WHERE card_id = ? AND kind = 'transition'
-    AND json_extract(data, '$.from') = 'in_progress']], id)
-  return r and r.id or 0
 end
 
 --- cwd(run, card_id) -> the directory the checks run in: the card's workspace root as its
@@ -71,7 +59,7 @@ function M.prepare(run, card)
   if held and held[card.id] then return nil, card, held[card.id] end
   local checks = M.checks(run, card)
   if st == "code_review" then
-    local m = checks and last_move(run, card.id)
+    local m = checks and sj.last_transition(run.db, card.id)
     if not (m and m.from == "in_progress" and m.to == "code_review") then return nil, card end
     local moved, err = run.board:transition(card.id, "ready_for_testing", { actor = board_mod.ENGINE,
       note = "acceptance checks run before review" })
@@ -84,7 +72,9 @@ function M.prepare(run, card)
     if not moved then return nil, card, err end
     return nil, moved
   end
-  return { verify = true, card_id = card.id, checks = checks, handin = handin(run, card.id), run = run.run_id }
+  -- the hand-in being checked: the last move out of in_progress
+  return { verify = true, card_id = card.id, checks = checks, handin = sj.last_handin(run.db, card.id),
+    run = run.run_id }
 end
 
 local function tail(s, n)
@@ -154,10 +144,9 @@ function M.run(run, job)
       body = string.format("Verification failed: %s: %s (expected exit %d).\n%s", what, outcome, s.expect_exit,
         tail(res.output, M.TAIL))
     end
-    assert(run.db:run([[INSERT INTO verifications (card_id, run_id, handin, passed, command, reason, code, signal,
-      wall_ms, output, layers, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))]],
-      job.card_id, run.run_id, job.handin, res.passed and 1 or 0, argv_text(s.command), res.reason, res.code,
-      res.signal, math.floor(res.wall_ms or 0), tail(res.output, M.TAIL), res.layers))
+    sv.insert(run.db, { card = job.card_id, run = run.run_id, handin = job.handin, passed = res.passed,
+      command = argv_text(s.command), reason = res.reason, code = res.code, signal = res.signal,
+      wall_ms = math.floor(res.wall_ms or 0), output = tail(res.output, M.TAIL), layers = res.layers })
     run.db:event { kind = "verification", card = job.card_id, run = run.run_id, actor = "orket", data = { passed = res.passed,
       command = argv_text(s.command), step = s.name, reason = res.reason, code = res.code, signal = res.signal,
       handin = job.handin, output = not res.passed and tail(res.output, 400) or nil } }
@@ -178,13 +167,9 @@ function M.run(run, job)
 end
 
 --- last(db, card_id) -> the card's latest verification row | nil
-function M.last(db, card_id)
-  return db:row("SELECT * FROM verifications WHERE card_id = ? ORDER BY id DESC LIMIT 1", card_id)
-end
+M.last = sv.last
 
 --- results(db, card_id) -> the card's verification rows, oldest first.
-function M.results(db, card_id)
-  return db:rows("SELECT * FROM verifications WHERE card_id = ? ORDER BY id", card_id) or {}
-end
+M.results = sv.results
 
 return M

@@ -1,8 +1,10 @@
 -- orket.serve.keys: API keys for orket serve. A key is "ork_<id>_<secret>" (16 hex digits,
 -- then 64): shown once, never stored. The store keeps the id, a name, a role and the BLAKE2b
 -- of the secret keyed with the project's pepper (.orket/keys.pepper, 0600, outside the
--- database); checks compare in constant time (orket.c.crypto).
+-- database); checks compare in constant time (orket.c.crypto). Rows: orket.store.keys.
 local crypto = require "orket.c.crypto"
+local sk = require "orket.store.keys"
+local sessions = require "orket.store.sessions"
 local uv = require "luv"
 
 local M = {}
@@ -75,11 +77,10 @@ function M.create(db, dir, name, role)
   if not pepper then return nil, perr, pcode end
   local id, secret = crypto.random_id(8), crypto.random_id(32)
   local ok, err, code = db:tx(function()
-    if db:row("SELECT 1 AS x FROM api_keys WHERE name = ? AND revoked_at IS NULL", name) then
+    if sk.name_taken(db, name) then
       return nil, "a key named '" .. name .. "' exists already; revoke it first or choose another name", "EEXIST"
     end
-    assert(db:run("INSERT INTO api_keys (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, orket_now())",
-      id, name, role, digest(secret, pepper)))
+    sk.insert(db, id, name, role, digest(secret, pepper))
     db:event { kind = "key_create", actor = "cli", data = { id = id, name = name, role = role } }
     return true
   end)
@@ -88,32 +89,23 @@ function M.create(db, dir, name, role)
 end
 
 --- list(db) -> array of {id, name, role, created_at, revoked_at}, oldest first
-function M.list(db)
-  return assert(db:rows("SELECT id, name, role, created_at, revoked_at FROM api_keys ORDER BY created_at, id"))
-end
+M.list = sk.list
 
 --- active_count(db) -> keys not revoked
-function M.active_count(db)
-  local r = assert(db:row("SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL"))
-  return r.n
-end
+M.active_count = sk.active_count
 
 --- total_count(db) -> keys ever made, revoked or not
-function M.total_count(db)
-  local r = assert(db:row("SELECT count(*) AS n FROM api_keys"))
-  return r.n
-end
+M.total_count = sk.total_count
 
 --- revoke(db, which) -> {id, name, role} | nil, msg, CODE; which: an id or an active key's name
 function M.revoke(db, which)
   local found
   local ok, err, code = db:tx(function()
-    found = db:row("SELECT id, name, role, revoked_at FROM api_keys WHERE id = ?", which)
-      or db:row("SELECT id, name, role, revoked_at FROM api_keys WHERE name = ? AND revoked_at IS NULL", which)
+    found = sk.get(db, which) or sk.active_named(db, which)
     if not found then return nil, "no key with id or name '" .. which .. "' ('orket keys list' shows them)", "ENOENT" end
     if found.revoked_at then return nil, "key " .. found.id .. " was revoked already", "EALREADY" end
-    assert(db:run("UPDATE api_keys SET revoked_at = orket_now() WHERE id = ?", found.id))
-    assert(db:run("DELETE FROM sessions WHERE key_id = ?", found.id)) -- its web board sign-ins end too
+    sk.revoke(db, found.id)
+    assert(sessions.delete_for_key(db, found.id)) -- its web board sign-ins end too
     db:event { kind = "key_revoke", actor = "cli", data = { id = found.id, name = found.name } }
     return true
   end)
@@ -126,7 +118,7 @@ end
 function M.verify(db, pepper, token)
   local id, secret = M.parse(token)
   if not id then return nil, "malformed" end
-  local row = db:row("SELECT id, name, role, hash, revoked_at FROM api_keys WHERE id = ?", id)
+  local row = sk.get(db, id)
   -- the hash is computed whether or not the id exists, so both take the same time
   local h = digest(secret, pepper)
   if not row then return nil, "unknown" end

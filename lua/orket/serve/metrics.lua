@@ -1,7 +1,9 @@
 -- orket.serve.metrics: GET /metrics in the Prometheus text format 0.0.4. The board's,
 -- runs' and model's figures are counted from the store at scrape time (aggregate queries,
 -- at most MAX_SERIES label values each); the HTTP ones come from the server's own counters
--- (orket.serve.metrics.new, fed by each request's log line).
+-- (orket.serve.metrics.new, fed by each request's log line). Queries: orket.store.metrics.
+local counts = require "orket.store.metrics"
+
 local M = {}
 
 M.MAX_SERIES = 100 -- label values per family from the store (models, tools): bounds a scrape
@@ -103,7 +105,7 @@ function M.render(db, counters, sse_clients, shown)
 
   b.family("orket_cards", "gauge", "Cards on the board by type and status.")
   local seen = {}
-  for _, r in ipairs(db:rows("SELECT type, status, COUNT(*) AS n FROM cards GROUP BY type, status LIMIT ?", lim)) do
+  for _, r in ipairs(counts.cards(db, lim)) do
     seen[r.type .. "\0" .. r.status] = r.n
   end
   for _, t in ipairs { "rock", "epic", "issue" } do
@@ -112,7 +114,7 @@ function M.render(db, counters, sse_clients, shown)
 
   b.family("orket_runs", "gauge", "Runs by state (running: going now; killed: stored as running, its process gone).")
   local runs = {}
-  for _, r in ipairs(db:rows("SELECT status, COUNT(*) AS n FROM runs GROUP BY status LIMIT ?", lim)) do runs[r.status] = r.n end
+  for _, r in ipairs(counts.runs(db, lim)) do runs[r.status] = r.n end
   for from, to in pairs(shown or {}) do
     for state, n in pairs(to) do
       runs[from] = (runs[from] or 0) - n
@@ -123,11 +125,9 @@ function M.render(db, counters, sse_clients, shown)
   for _, s in ipairs(sorted_keys(runs)) do b.sample("orket_runs", { "status", s }, runs[s]) end
 
   b.family("orket_turns_total", "counter", "Turns worked (distinct card turns).")
-  local t = db:row("SELECT COUNT(*) AS n FROM (SELECT DISTINCT run_id, card_id, seat, turn FROM turns)")
-  b.sample("orket_turns_total", nil, t.n)
+  b.sample("orket_turns_total", nil, counts.card_turns(db))
 
-  local models = db:rows([[SELECT COALESCE(model, '') AS model, COUNT(*) AS n, COALESCE(SUM(prompt_tokens), 0) AS tin,
-    COALESCE(SUM(completion_tokens), 0) AS tout FROM turns GROUP BY model ORDER BY model LIMIT ?]], lim)
+  local models = counts.models(db, lim)
   local calls, tokens = {}, {}
   for _, r in ipairs(models) do
     calls[#calls + 1] = { { "model", r.model }, r.n }
@@ -143,8 +143,7 @@ function M.render(db, counters, sse_clients, shown)
   -- left out of the histogram
   b.family("orket_model_call_duration_seconds", "histogram", "Model call latency, by model.")
   local lat = {}
-  for _, r in ipairs(db:rows([[SELECT COALESCE(model, '') AS model, json_extract(data, '$.latency_ms') AS ms FROM turns
-    WHERE json_extract(data, '$.latency_ms') IS NOT NULL ORDER BY id DESC LIMIT 10000]])) do
+  for _, r in ipairs(counts.model_latencies(db)) do
     local h = lat[r.model]
     if not h then
       h = new_hist(M.MODEL_BUCKETS)
@@ -160,10 +159,8 @@ function M.render(db, counters, sse_clients, shown)
   -- verdict is a gate_decisions row (store.lua): the two never count the same call
   b.family("orket_tool_calls_total", "counter", "Tool calls by tool and the gate's verdict.")
   local tc = {}
-  for _, r in ipairs(db:rows([[SELECT tool, 'allow' AS verdict, COUNT(*) AS n FROM tool_calls WHERE gate_code IS NOT NULL
-      GROUP BY tool LIMIT ?]], lim)) do tc[r.tool .. "\0" .. r.verdict] = r.n end
-  for _, r in ipairs(db:rows([[SELECT COALESCE(tool, '') AS tool, verdict, COUNT(*) AS n FROM gate_decisions
-      GROUP BY tool, verdict LIMIT ?]], lim)) do
+  for _, r in ipairs(counts.allowed_calls(db, lim)) do tc[r.tool .. "\0" .. r.verdict] = r.n end
+  for _, r in ipairs(counts.gate_decisions(db, lim)) do
     local k = r.tool .. "\0" .. r.verdict
     tc[k] = (tc[k] or 0) + r.n
   end
@@ -174,12 +171,12 @@ function M.render(db, counters, sse_clients, shown)
   end
 
   b.family("orket_gate_violations_total", "counter", "Gate violations by rule.")
-  local vs = db:rows("SELECT rule, COUNT(*) AS n FROM violations GROUP BY rule ORDER BY rule LIMIT ?", lim)
+  local vs = counts.violations(db, lim)
   if #vs == 0 then b.sample("orket_gate_violations_total", { "rule", "" }, 0) end
   for _, r in ipairs(vs) do b.sample("orket_gate_violations_total", { "rule", r.rule }, r.n) end
 
   b.family("orket_approvals_waiting", "gauge", "Tool calls held for a developer's approval.")
-  b.sample("orket_approvals_waiting", nil, db:row("SELECT COUNT(*) AS n FROM approvals WHERE decision IS NULL").n)
+  b.sample("orket_approvals_waiting", nil, counts.approvals_waiting(db))
 
   b.family("orket_http_requests_total", "counter", "HTTP requests answered, by route pattern and status.")
   local rk = sorted_keys(counters.requests)

@@ -15,6 +15,7 @@ local reload = require "orket.engine.reload"
 local claims = require "orket.engine.claims"
 local journal = require "orket.engine.journal"
 local routes = require "orket.serve.routes"
+local runs_store = require "orket.store.runs"
 
 local M = {}
 local err, whole = routes.err, routes.whole
@@ -47,7 +48,7 @@ function M.doc(db, dir, row)
       and data.model or nil), concurrency = or_null(math.tointeger(data.concurrency)), live = live }
 end
 
-local function row_of(db, id) return db:row("SELECT * FROM runs WHERE id = ?", id) end
+local row_of = runs_store.get
 
 -- The run a path names: row | nil, status, doc
 local function named(ctx)
@@ -197,7 +198,7 @@ local function list(_, ctx)
   if want == "" then return err(400, "bad_query", "?state= takes a state (running, done, failed, ...)") end
   local out = {}
   -- a state filter looks further back: the shown state is worked out per run
-  for _, r in ipairs(ctx.db:rows("SELECT * FROM runs ORDER BY id DESC LIMIT ?", want and 10000 or limit)) do
+  for _, r in ipairs(runs_store.recent(ctx.db, want and 10000 or limit)) do
     local d = M.doc(ctx.db, ctx.dir, r)
     if not want or d.state == want then out[#out + 1] = d end
     if #out >= limit then break end
@@ -237,7 +238,7 @@ function M.shown_states(db, dir)
       out[row.status][shown] = (out[row.status][shown] or 0) + 1
     end
   end
-  for _, row in ipairs(db:rows("SELECT id, status, target, kind, started_at, data FROM runs WHERE status = 'running' LIMIT 1000")) do
+  for _, row in ipairs(runs_store.running(db)) do
     note(row)
   end
   for id in pairs(M.registry(db).live) do

@@ -1,13 +1,14 @@
 -- orket.serve.session: sign-in for browsers (the web board). POST /v1/session trades an API
 -- key for a session cookie (HttpOnly, SameSite=Strict), since EventSource cannot send an
 -- Authorization header. The token is random (orket.c.crypto); the store keeps only its
--- BLAKE2b (sessions, migration 12). A write made with the cookie must carry the CSRF token
+-- BLAKE2b (orket.store.sessions, migration 12). A write made with the cookie must carry the CSRF token
 -- the sign-in returned (X-CSRF-Token, compared in constant time). orket.serve.auth asks
 -- check() when a request has the cookie and no Authorization header.
 local crypto = require "orket.c.crypto"
 local httpd = require "orket.c.httpd"
 local keys = require "orket.serve.keys"
 local routes = require "orket.serve.routes"
+local sessions = require "orket.store.sessions"
 
 local err = routes.err
 
@@ -60,15 +61,14 @@ function M.check(db, req)
     return nil, 401, "unauthorized", "the session cookie is not valid; sign in again", "session_malformed"
   end
   local h = digest(token)
-  local row = db:row([[SELECT s.key_id, s.expires, k.name, k.role, k.revoked_at FROM sessions s
-    JOIN api_keys k ON k.id = s.key_id WHERE s.hash = ?]], h)
+  local row = sessions.lookup(db, h)
   if not row then return nil, 401, "unauthorized", "the session is not valid; sign in again", "session_unknown" end
   if row.revoked_at then
-    db:run("DELETE FROM sessions WHERE key_id = ?", row.key_id)
+    sessions.delete_for_key(db, row.key_id)
     return nil, 401, "unauthorized", "the session's key was revoked; sign in again", "revoked"
   end
   if row.expires <= os.time() then
-    db:run("DELETE FROM sessions WHERE hash = ?", h)
+    sessions.delete(db, h)
     return nil, 401, "unauthorized", "the session has expired; sign in again", "session_expired"
   end
   if not SAFE[req.method] then
@@ -121,11 +121,9 @@ local function sign_in(req, ctx)
   local token, db = "ors_" .. crypto.random_id(32), ctx.db
   local expires = os.time() + M.TTL_S
   local ok, terr = db:tx(function()
-    assert(db:run("DELETE FROM sessions WHERE expires <= ?", os.time()))
-    assert(db:run([[DELETE FROM sessions WHERE key_id = ?1 AND hash NOT IN
-      (SELECT hash FROM sessions WHERE key_id = ?1 ORDER BY expires DESC LIMIT ?2)]], who.id, M.MAX_PER_KEY - 1))
-    assert(db:run("INSERT INTO sessions (hash, key_id, created_at, expires) VALUES (?, ?, orket_now(), ?)",
-      digest(token), who.id, expires))
+    assert(sessions.delete_expired(db, os.time()))
+    assert(sessions.keep_newest(db, who.id, M.MAX_PER_KEY - 1))
+    assert(sessions.insert(db, digest(token), who.id, expires))
     return true
   end)
   if not ok then error(terr) end
@@ -149,7 +147,7 @@ local function sign_out(req, ctx)
   if not (ctx.who and ctx.who.session) then
     return err(400, "bad_request", "this request was not made with a session cookie: there is nothing to sign out of")
   end
-  assert(ctx.db:run("DELETE FROM sessions WHERE hash = ?", ctx.who.session))
+  assert(sessions.delete(ctx.db, ctx.who.session))
   ctx.headers = ctx.headers or {}
   table.insert(ctx.headers, cookie(req, "", 0))
   return 200, { signed_out = true }

@@ -5,12 +5,15 @@
 -- before the body is parsed; no secret, no delivery. Each delivery id is recorded in the
 -- transaction of the board change it makes, so a redelivery finds it and changes nothing.
 -- Events are read by orket.forge; moves go through the board's state machine, the reviewer
--- acting as a person holding integrity_guard. Contract: docs/git.md, docs/serve.md.
+-- acting as a person holding integrity_guard. Rows: orket.store.forge. Contract:
+-- docs/git.md, docs/serve.md.
 local crypto = require "orket.c.crypto"
 local cjson = require "cjson.safe"
 local board_mod = require "orket.board"
 local forge = require "orket.forge"
 local gitwork = require "orket.engine.gitwork"
+local sf = require "orket.store.forge"
+local cards = require "orket.store.cards"
 
 local M = {}
 
@@ -36,36 +39,29 @@ local function signature_form(name, sig)
 end
 
 local function record(db, name, d, card, outcome)
-  assert(db:run([[INSERT INTO webhook_deliveries (forge, delivery, event, card_id, outcome, at)
-    VALUES (?, ?, ?, ?, ?, orket_now())]], name, d.id, tostring(d.event), card, outcome))
+  sf.record_delivery(db, name, d.id, tostring(d.event), card, outcome)
 end
 
 -- The card a pull request belongs to: by its number as Orket opened it, else by its branch.
 local function card_of(db, g, ev)
   if ev.number then
-    local r = db:row("SELECT card_id FROM pull_requests WHERE number = ? AND (repo IS NULL OR repo = ?)",
-      ev.number, g.repo)
-    if r then return r.card_id end
+    local card = sf.card_of_pull_request(db, ev.number, g.repo)
+    if card then return card end
   end
   local id = ev.branch and ev.branch:match("^orket/(.+)$")
-  if id and db:row("SELECT id FROM cards WHERE id = ? AND type = 'issue'", id) then return id end
+  if id and cards.is_issue(db, id) then return id end
   return nil
 end
 
 -- The open review cycle gets the decision; without one (the card was reviewed by a seat
 -- as well, or the forge acted before Orket handed it in) a decided cycle is added.
 local function decide_cycle(db, card, ev, delivery)
-  local open = db:row([[SELECT id FROM review_cycles WHERE card_id = ? AND decision IS NULL
-    ORDER BY cycle DESC LIMIT 1]], card)
+  local open = sf.undecided_cycle(db, card)
   local body = ev.body and ev.body:sub(1, M.COMMENT_MAX) or nil
   if open then
-    assert(db:run([[UPDATE review_cycles SET decision = ?, reviewer = ?, body = ?, delivery = ?,
-      decided_at = orket_now() WHERE id = ?]], ev.kind, ev.reviewer, body, delivery, open.id))
+    sf.decide_cycle(db, open, ev.kind, ev.reviewer, body, delivery)
   else
-    local n = db:row("SELECT coalesce(max(cycle), 0) + 1 AS n FROM review_cycles WHERE card_id = ?", card).n
-    assert(db:run([[INSERT INTO review_cycles (card_id, cycle, pr_number, opened_at, decision, reviewer, body,
-      delivery, decided_at) VALUES (?, ?, ?, orket_now(), ?, ?, ?, ?, orket_now())]], card, n, ev.number,
-      ev.kind, ev.reviewer, body, delivery))
+    sf.add_decided_cycle(db, card, sf.next_cycle(db, card), ev.number, ev.kind, ev.reviewer, body, delivery)
   end
 end
 
@@ -130,7 +126,7 @@ local function closed(ctx, board, c, ev, actor, delivery)
   ok, terr, tcode = board:transition(c.id, "blocked", { actor = actor, reason = "review", note = why })
   if not ok then return nil, terr, tcode end
   -- that pull request is over: the card's next hand-in opens a new one
-  assert(ctx.db:run("UPDATE pull_requests SET number = NULL, url = NULL WHERE card_id = ?", c.id))
+  sf.forget_pull_request(ctx.db, c.id)
   decide_cycle(ctx.db, c.id, ev, delivery)
   return "blocked"
 end
@@ -192,7 +188,7 @@ local function handle(name)
     local doc, jerr = cjson.decode(text)
     if type(doc) ~= "table" then return err(400, "bad_json", "the body is not a JSON object: " .. tostring(jerr)) end
     local db = ctx.db
-    if db:row("SELECT 1 AS x FROM webhook_deliveries WHERE forge = ? AND delivery = ?", name, d.id) then
+    if sf.delivery_seen(db, name, d.id) then
       ctx.note = "duplicate"
       return 200, { delivery = d.id, outcome = "duplicate" }
     end
@@ -217,7 +213,7 @@ local function handle(name)
     if not fn then
       ctx.note = "ignored: " .. why
       local rok, rerr = db:tx(function()
-        if db:row("SELECT 1 AS x FROM webhook_deliveries WHERE forge = ? AND delivery = ?", name, d.id) then return true end
+        if sf.delivery_seen(db, name, d.id) then return true end
         record(db, name, d, card, "ignored: " .. why)
         return true
       end)
@@ -226,7 +222,7 @@ local function handle(name)
     end
     local actor = { seat = ev.reviewer, roles = { "integrity_guard" }, by = "person" }
     local outcome, oerr, ocode = db:tx(function()
-      if db:row("SELECT 1 AS x FROM webhook_deliveries WHERE forge = ? AND delivery = ?", name, d.id) then
+      if sf.delivery_seen(db, name, d.id) then
         return "duplicate"
       end
       local out, ferr, fcode = fn(ctx, board, board:get(card), ev, actor, d.id)

@@ -140,11 +140,9 @@ local function audit(_, ctx)
   local limit = routes.whole(ctx.query.limit or "100")
   if not after or not limit or limit < 1 then return err(400, "bad_query", "?after= and ?limit= take whole numbers") end
   if limit > AUDIT_MAX then limit = AUDIT_MAX end
-  local rows = ctx.db:rows([[SELECT id, at, card_id AS card, actor, data FROM events
-    WHERE kind = 'api_write' AND id > ? ORDER BY id LIMIT ?]], after, limit)
   local out = {}
-  for _, r in ipairs(rows) do
-    local d = require("cjson.safe").decode(r.data) or {}
+  for _, r in ipairs(require("orket.store.journal").api_writes(ctx.db, after, limit)) do
+    local d = r.data
     out[#out + 1] = { id = r.id, at = r.at, card = r.card, actor = r.actor, action = d.action, route = d.route }
   end
   return 200, { entries = jsonout.array(out), next = #out == limit and out[#out].id or nil }

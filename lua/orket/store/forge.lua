@@ -1,0 +1,87 @@
+-- orket.store.forge: pull requests, review cycles and webhook deliveries (the git forge's
+-- tables) as named operations op(db, ...) -> plain Lua values; a failing write raises.
+-- Used by orket.engine.pullreq (opening) and orket.serve.webhooks (people's decisions).
+local M = {}
+
+--- pull_request(db, card) -> the card's pull_requests row (every column) | nil
+function M.pull_request(db, card)
+  return db:row("SELECT * FROM pull_requests WHERE card_id = ?", card)
+end
+
+--- pull_request_link(db, card) -> {number=, url=, head=, repo=} of the card's pull request | nil
+function M.pull_request_link(db, card)
+  return db:row("SELECT number, url, head, repo FROM pull_requests WHERE card_id = ?", card)
+end
+
+--- save_pull_request(db, card, forge, repo, number, url, head): the card's row, added or
+--- updated (a nil number or url keeps the one stored)
+function M.save_pull_request(db, card, forge, repo, number, url, head)
+  assert(db:run([[INSERT INTO pull_requests (card_id, forge, repo, number, url, head, created_at, updated_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, orket_now(), orket_now())
+    ON CONFLICT (card_id) DO UPDATE SET number = coalesce(?4, number), url = coalesce(?5, url), head = ?6,
+    updated_at = orket_now()]], card, forge, repo, number, url, head))
+end
+
+--- forget_pull_request(db, card): the card's pull request is over (number and url cleared)
+function M.forget_pull_request(db, card)
+  assert(db:run("UPDATE pull_requests SET number = NULL, url = NULL WHERE card_id = ?", card))
+end
+
+--- card_of_pull_request(db, number, repo) -> the card whose pull request has that number in
+--- repo (or in no recorded repo) | nil
+function M.card_of_pull_request(db, number, repo)
+  local r = db:row("SELECT card_id FROM pull_requests WHERE number = ? AND (repo IS NULL OR repo = ?)", number, repo)
+  return r and r.card_id or nil
+end
+
+--- review_cycles(db, card) -> the card's cycles {cycle, pr_number, decision, reviewer, body,
+--- opened_at, decided_at}, oldest first ({} on a store error)
+function M.review_cycles(db, card)
+  return db:rows([[SELECT cycle, pr_number, decision, reviewer, body, opened_at, decided_at
+    FROM review_cycles WHERE card_id = ? ORDER BY cycle]], card) or {}
+end
+
+--- next_cycle(db, card) -> the number the card's next review cycle takes (1 for the first)
+function M.next_cycle(db, card)
+  return db:row("SELECT coalesce(max(cycle), 0) + 1 AS n FROM review_cycles WHERE card_id = ?", card).n
+end
+
+--- open_cycle(db, card, cycle, pr_number, head): a review cycle opened now, undecided
+function M.open_cycle(db, card, cycle, pr_number, head)
+  assert(db:run([[INSERT INTO review_cycles (card_id, cycle, pr_number, head, opened_at)
+    VALUES (?, ?, ?, ?, orket_now())]], card, cycle, pr_number, head))
+end
+
+--- undecided_cycle(db, card) -> the id of the card's latest undecided review cycle | nil
+function M.undecided_cycle(db, card)
+  local r = db:row([[SELECT id FROM review_cycles WHERE card_id = ? AND decision IS NULL
+    ORDER BY cycle DESC LIMIT 1]], card)
+  return r and r.id or nil
+end
+
+--- decide_cycle(db, id, decision, reviewer, body, delivery): the cycle decided now
+function M.decide_cycle(db, id, decision, reviewer, body, delivery)
+  assert(db:run([[UPDATE review_cycles SET decision = ?, reviewer = ?, body = ?, delivery = ?,
+    decided_at = orket_now() WHERE id = ?]], decision, reviewer, body, delivery, id))
+end
+
+--- add_decided_cycle(db, card, cycle, pr_number, decision, reviewer, body, delivery): a
+--- cycle opened and decided now
+function M.add_decided_cycle(db, card, cycle, pr_number, decision, reviewer, body, delivery)
+  assert(db:run([[INSERT INTO review_cycles (card_id, cycle, pr_number, opened_at, decision, reviewer, body,
+    delivery, decided_at) VALUES (?, ?, ?, orket_now(), ?, ?, ?, ?, orket_now())]], card, cycle, pr_number,
+    decision, reviewer, body, delivery))
+end
+
+--- delivery_seen(db, forge, delivery) -> true when that webhook delivery was recorded
+function M.delivery_seen(db, forge, delivery)
+  return db:row("SELECT 1 AS x FROM webhook_deliveries WHERE forge = ? AND delivery = ?", forge, delivery) ~= nil
+end
+
+--- record_delivery(db, forge, delivery, event, card, outcome): received now
+function M.record_delivery(db, forge, delivery, event, card, outcome)
+  assert(db:run([[INSERT INTO webhook_deliveries (forge, delivery, event, card_id, outcome, at)
+    VALUES (?, ?, ?, ?, ?, orket_now())]], forge, delivery, event, card, outcome))
+end
+
+return M

@@ -1,0 +1,47 @@
+-- orket.store.keys: the api_keys table (keys for orket serve; only a keyed hash of each
+-- secret is stored) as named operations op(db, ...) -> plain Lua values; reads and writes
+-- the caller asserts on raise on a store error.
+local M = {}
+
+--- name_taken(db, name) -> true when a key not revoked has that name
+function M.name_taken(db, name)
+  return db:row("SELECT 1 AS x FROM api_keys WHERE name = ? AND revoked_at IS NULL", name) ~= nil
+end
+
+--- insert(db, id, name, role, hash): a key created now
+function M.insert(db, id, name, role, hash)
+  assert(db:run("INSERT INTO api_keys (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, orket_now())",
+    id, name, role, hash))
+end
+
+--- list(db) -> array of {id, name, role, created_at, revoked_at}, oldest first
+function M.list(db)
+  return assert(db:rows("SELECT id, name, role, created_at, revoked_at FROM api_keys ORDER BY created_at, id"))
+end
+
+--- active_count(db) -> keys not revoked
+function M.active_count(db)
+  return assert(db:row("SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL")).n
+end
+
+--- total_count(db) -> keys ever made, revoked or not
+function M.total_count(db)
+  return assert(db:row("SELECT count(*) AS n FROM api_keys")).n
+end
+
+--- get(db, id) -> {id, name, role, hash, revoked_at} | nil
+function M.get(db, id)
+  return db:row("SELECT id, name, role, hash, revoked_at FROM api_keys WHERE id = ?", id)
+end
+
+--- active_named(db, name) -> {id, name, role, hash, revoked_at} of the key not revoked of that name | nil
+function M.active_named(db, name)
+  return db:row("SELECT id, name, role, hash, revoked_at FROM api_keys WHERE name = ? AND revoked_at IS NULL", name)
+end
+
+--- revoke(db, id): the key revoked now
+function M.revoke(db, id)
+  assert(db:run("UPDATE api_keys SET revoked_at = orket_now() WHERE id = ?", id))
+end
+
+return M

@@ -1,0 +1,50 @@
+-- orket.store.runs: reads of the runs table (one row per `orket run`; written by the
+-- store's record_run and finish_run) as named operations op(db, ...) -> plain Lua values.
+local M = {}
+
+--- get(db, id) -> the run's row (every column) | nil
+function M.get(db, id)
+  return db:row("SELECT * FROM runs WHERE id = ?", id)
+end
+
+--- recent(db, limit) -> up to limit rows (every column), newest first
+function M.recent(db, limit)
+  return db:rows("SELECT * FROM runs ORDER BY id DESC LIMIT ?", limit)
+end
+
+--- running(db) -> up to 1,000 runs stored as running {id, status, target, kind, started_at, data}
+function M.running(db)
+  return db:rows("SELECT id, status, target, kind, started_at, data FROM runs WHERE status = 'running' LIMIT 1000")
+end
+
+--- unfinished(db) -> array of {id=, target=, status=} of the runs still marked running or
+--- interrupted, newest first ({} when the store cannot be read)
+function M.unfinished(db)
+  return db:rows("SELECT id, target, status FROM runs WHERE status IN ('running', 'interrupted') ORDER BY id DESC") or {}
+end
+
+--- latest_not_done(db) -> {id, status} of the newest run not done | nil
+function M.latest_not_done(db)
+  return db:row("SELECT id, status FROM runs WHERE status IS NULL OR status <> 'done' ORDER BY id DESC LIMIT 1")
+end
+
+--- latest_id(db) -> the newest run's id | nil (no run)
+function M.latest_id(db)
+  return (db:row("SELECT max(id) AS id FROM runs") or {}).id
+end
+
+--- any(db) -> true when a run was ever recorded
+function M.any(db)
+  return db:row("SELECT 1 AS x FROM runs LIMIT 1") ~= nil
+end
+
+--- summaries(db) -> every run, newest first: {id, target, kind, status, started_at,
+--- ended_at, steps (turns rows), tokens (prompt + completion)} (raises on a store error)
+function M.summaries(db)
+  return assert(db:rows([[SELECT r.id, r.target, r.kind, r.status,
+    r.started_at, r.ended_at, (SELECT count(*) FROM turns t WHERE t.run_id = r.id) AS steps,
+    (SELECT COALESCE(SUM(COALESCE(prompt_tokens,0) + COALESCE(completion_tokens,0)), 0) FROM turns t WHERE t.run_id = r.id) AS tokens
+    FROM runs r ORDER BY r.id DESC]]))
+end
+
+return M

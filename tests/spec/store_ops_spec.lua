@@ -1,0 +1,135 @@
+-- The store's named operations (lua/orket/store/*.lua): the shapes they return where the
+-- SQL used to sit in the caller (decoded JSON, booleans, ids), that they join the caller's
+-- transaction, and that no module outside the store gains SQL again.
+local H = require "tests.helpers"
+local store = require "orket.store"
+local board_mod = require "orket.board"
+
+local function open()
+  local db = assert(store.open(H.tmpdir() .. "/orket.db"))
+  local imports = require "orket.store.imports"
+  imports.insert_card(db, { id = "E", type = "epic", name = "epic", priority = 2, seat = "developer" })
+  imports.insert_card(db, { id = "E-1", type = "issue", parent = "E", name = "one", priority = 2, seat = "developer" })
+  return db, board_mod.open(db)
+end
+
+describe("store operations", function()
+  after_each(H.cleanup)
+
+  it("journal: the last transition with its data decoded, the hand-in and a run's moves", function()
+    local db, b = open()
+    local sj = require "orket.store.journal"
+    assert.is_nil(sj.last_transition(db, "E-1"))
+    assert.equal(0, sj.last_handin(db, "E-1"))
+    local run = assert(db:record_run { target = "E", kind = "epic" })
+    b:set_run(run)
+    local actor = { seat = "developer", roles = { "senior_developer" } }
+    assert(b:transition("E-1", "in_progress", { actor = actor }))
+    assert(b:transition("E-1", "code_review", { actor = actor, note = "handed in" }))
+    local m = sj.last_transition(db, "E-1")
+    assert.equal("in_progress", m.from)
+    assert.equal("code_review", m.to)
+    assert.equal("handed in", m.data.note)
+    assert.equal(m.id, sj.last_handin(db, "E-1"))
+    local moves = sj.run_moves(db, require("orket.store.runs").get(db, run))
+    local mine = {}
+    for _, mv in ipairs(moves) do
+      if mv.card_id == "E-1" then mine[#mine + 1] = mv.data.from .. ">" .. mv.data.to end
+    end
+    assert.same({ "ready>in_progress", "in_progress>code_review" }, mine)
+    db:close()
+  end)
+
+  it("journal: api_write entries after a cursor, data decoded", function()
+    local db = open()
+    local sj = require "orket.store.journal"
+    local first = db:event { kind = "api_write", card = "E-1", actor = "k1", data = { action = "move", route = "/x" } }
+    db:event { kind = "comment", card = "E-1", data = {} }
+    local second = db:event { kind = "api_write", card = "E-1", actor = "k2", data = { action = "comment" } }
+    local rows = sj.api_writes(db, 0, 10)
+    assert.same({ first, second }, { rows[1].id, rows[2].id })
+    assert.equal("move", rows[1].data.action)
+    assert.equal(1, #sj.api_writes(db, first, 10))
+    assert.equal(1, #sj.api_writes(db, 0, 1))
+    db:close()
+  end)
+
+  it("memory: tags as arrays, a query without words finds nothing, card filter", function()
+    local db = open()
+    local sm = require "orket.store.memory"
+    assert.is_true(sm.is_empty(db))
+    local id = sm.insert(db, "E-1", "deployments go through the release script", { "ops", "deploy" })
+    sm.insert(db, nil, "the release script needs a token", {})
+    assert.is_false(sm.is_empty(db))
+    assert.same({ "ops", "deploy" }, sm.get(db, id).tags)
+    assert.same({}, sm.search(db, "?? !!", nil, 10))
+    assert.equal(2, #sm.search(db, "release", nil, 10))
+    local only = sm.search(db, "deploy", "E-1", 10)
+    assert.equal(1, #only)
+    assert.equal(id, only[1].id)
+    assert.same({ "ops", "deploy" }, only[1].tags)
+    db:close()
+  end)
+
+  it("forge: cycles numbered per card, one undecided, decided in place", function()
+    local db = open()
+    local sf = require "orket.store.forge"
+    assert.equal(1, sf.next_cycle(db, "E-1"))
+    sf.save_pull_request(db, "E-1", "gitea", "o/r", 7, "http://x/7", "abc")
+    sf.save_pull_request(db, "E-1", "gitea", "o/r", nil, nil, "def") -- a nil number keeps the stored one
+    assert.same({ number = 7, url = "http://x/7", head = "def", repo = "o/r" }, sf.pull_request_link(db, "E-1"))
+    assert.equal("E-1", sf.card_of_pull_request(db, 7, "o/r"))
+    assert.is_nil(sf.card_of_pull_request(db, 7, "other/r"))
+    sf.open_cycle(db, "E-1", sf.next_cycle(db, "E-1"), 7, "def")
+    local open_id = sf.undecided_cycle(db, "E-1")
+    assert.is_truthy(open_id)
+    sf.decide_cycle(db, open_id, "approved", "alice", "ok", "d1")
+    assert.is_nil(sf.undecided_cycle(db, "E-1"))
+    sf.add_decided_cycle(db, "E-1", sf.next_cycle(db, "E-1"), 7, "merged", "bob", nil, "d2")
+    local cycles = sf.review_cycles(db, "E-1")
+    assert.same({ 1, 2 }, { cycles[1].cycle, cycles[2].cycle })
+    assert.same({ "approved", "merged" }, { cycles[1].decision, cycles[2].decision })
+    assert.is_false(sf.delivery_seen(db, "gitea", "d1"))
+    sf.record_delivery(db, "gitea", "d1", "pull_request_review", "E-1", "done")
+    assert.is_true(sf.delivery_seen(db, "gitea", "d1"))
+    sf.forget_pull_request(db, "E-1")
+    assert.is_nil(sf.pull_request_link(db, "E-1").number)
+    db:close()
+  end)
+
+  it("joins the caller's transaction: a rollback takes the operations' writes with it", function()
+    local db = open()
+    local sk = require "orket.store.keys"
+    local ok, err = db:tx(function()
+      sk.insert(db, "0123456789abcdef", "ci", "viewer", "hash")
+      assert.is_true(sk.name_taken(db, "ci"))
+      return nil, "changed my mind", "EINVAL"
+    end)
+    assert.is_nil(ok)
+    assert.equal("changed my mind", err)
+    assert.is_false(sk.name_taken(db, "ci"))
+    assert.equal(0, sk.total_count(db))
+    db:close()
+  end)
+end)
+
+describe("SQL outside the store", function()
+  -- The modules still to move (docs/store.md, "SQL outside the store"); the list may only
+  -- shrink: a module that is not on it and writes SQL fails here.
+  local STILL = {
+    ["lua/orket/board.lua"] = true, ["lua/orket/ready.lua"] = true, ["lua/orket/engine/run.lua"] = true,
+    ["lua/orket/engine/gitwork.lua"] = true, ["lua/orket/serve/events.lua"] = true, ["lua/orket/serve/routes.lua"] = true,
+  }
+
+  it("is found only in the modules not yet moved", function()
+    local p = io.popen(string.format("cd '%s' && '%s' lua scripts/sql-inventory.lua --check", H.ROOT, H.BIN))
+    local out = p:read("a")
+    p:close()
+    local seen = 0
+    for path in out:gmatch("([^\n]+): %d+ SQL statements") do
+      seen = seen + 1
+      assert(STILL[path], path .. " holds SQL: move it into an operation of lua/orket/store/")
+    end
+    assert(seen > 0 or out:find("no SQL outside the store", 1, true), "unexpected inventory output: " .. out)
+  end)
+end)
