@@ -245,7 +245,7 @@ end
 local function sse_part(dir, db)
   local run_id = assert(db:record_run { target = "S", kind = "bench" })
   local env = { "ORKET_SERVE_LIMITS=max_connections=" .. (SUBS + 64) .. ",max_per_ip=" .. (SUBS + 64)
-    .. ",addr_rate=1000000000,addr_burst=1000000000" .. (os.getenv("SSE_EXTRA") or ""), "PATH=" .. os.getenv("PATH"), "NO_COLOR=1", "ORKET_HISTORY=" }
+    .. ",addr_rate=1000000000,addr_burst=1000000000", "PATH=" .. os.getenv("PATH"), "NO_COLOR=1", "ORKET_HISTORY=" }
   local co = coroutine.running()
   local out = uv.new_pipe(false)
   local errp = uv.new_pipe(false)
@@ -332,7 +332,7 @@ end
 
 local t = task.spawn(function()
   local dir, db = project(1000)
-  if not os.getenv("SSE_ONLY") then http_part(dir, db) end
+  http_part(dir, db)
   sse_part(dir, db)
   db:close()
   os.execute("rm -rf '" .. dir .. "'")
