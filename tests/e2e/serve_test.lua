@@ -112,11 +112,11 @@ describe("orket serve", function()
     assert.equal(0, s.stop())
     local lines = {}
     for l in s.log():gmatch("[^\n]+") do lines[#lines + 1] = cjson.decode(l) end
-    assert.equal(6, #lines)
-    assert.equal("/v1/cards/{id}", lines[4].route)
-    assert.equal("GET", lines[4].method)
-    assert.equal(200, lines[4].status)
-    assert.equal("number", type(lines[4].us))
+    assert.equal(7, #lines)
+    assert.equal("/v1/cards/{id}", lines[5].route)
+    assert.equal("GET", lines[5].method)
+    assert.equal(200, lines[5].status)
+    assert.equal("number", type(lines[5].us))
   end)
 
   it("refuses path tricks", function()
