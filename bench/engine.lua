@@ -6,7 +6,9 @@
 -- time minus the time spent inside the model client, at concurrency 1 so model time does not
 -- overlap), this process's CPU time per turn, the same at concurrency 8, peak RSS (VmHWM),
 -- and the journal floor under the overhead: what writing the same rows costs with nothing
--- else (see journal_floor).
+-- else (see journal_floor), and the git floor: its git steps through libgit2 alone
+-- (git_floor). Three rounds, each its own floors; the targets' figures with
+-- min/median/max over them, peak RSS against `orket version` plus the store's page cache.
 --   build/orket lua bench/engine.lua [ISSUES] [profile|parts]
 -- With "profile" only the concurrency-1 run is made, under orket.profile (model time not
 -- charged), and its costliest lines are printed per turn. With "parts" only the
@@ -166,6 +168,39 @@ journal_floor = function(dir)
   return us, nstmts / math.max(1, nturns)
 end
 
+-- The git floor: the run's git steps through libgit2 alone (orket.c.gitrepo, no
+-- orchestration), in a fresh repository: for each issue, its worktree made and a commit
+-- (the coder's turn; the bench's turns change no file, so commits are clean), then the
+-- worktree found again, the commit and merge into main of the move to done, the turn's
+-- commit and the worktree's removal (the reviewer's turn). -> us per turn
+local function git_floor(n)
+  local G = require "orket.c.gitrepo"
+  local base = io.popen("mktemp -d /tmp/orket-bench.XXXXXX"):read("l")
+  uv.fs_mkdir(base .. "/ws", 493)
+  local who = { name = "orket", email = "orket@orket.invalid" }
+  local repo = assert(G.init(base .. "/ws", who))
+  local function commit(card, turn)
+    assert(repo:commit(card, { name = who.name, email = who.email, message = card .. ": turn " .. turn,
+      turn = "1/" .. card .. "/" .. turn }))
+  end
+  local t0 = uv.hrtime()
+  for i = 1, n do
+    local card = "B-" .. i
+    local path = base .. "/wt/" .. card
+    assert(repo:worktree(card, path))
+    commit(card, 1)
+    assert(repo:worktree(card, path))
+    commit(card, 2)
+    assert(repo:merge_to_main(card, who))
+    commit(card, 2)
+    assert(repo:worktree_remove(card))
+  end
+  local us = (uv.hrtime() - t0) / 1e3 / (2 * n)
+  repo:close()
+  os.execute("rm -rf '" .. base .. "'")
+  return us
+end
+
 local function run(n, conc)
   local dir = project(n)
   local turns, tools, failures = 0, 0, 0
@@ -219,6 +254,12 @@ local function run(n, conc)
     timed(package.loaded["orket.c.gate"], "check", "cgate.check")
     timed(e.tools, "run", "tools:run (sandboxed handler)")
     timed(e.board, "transition", "board:transition")
+    local gitwork = require "orket.engine.gitwork"
+    timed(gitwork, "enter", "gitwork.enter (card's worktree)")
+    timed(gitwork, "commit", "gitwork.commit (turn's files)")
+    timed(gitwork, "leave", "gitwork.leave")
+    timed(gitwork, "board_for", "gitwork.board_for")
+    timed(require("orket.engine.roles"), "messages", "roles.messages (role script)")
     local sched = require "orket.engine.scheduler"
     local mk = sched.view
     sched.view = function(...)
@@ -240,12 +281,19 @@ local function run(n, conc)
   local cpu = cpu_us() - c0
   if prof then prof:stop() end
   local done = e.db:row("SELECT count(*) AS n FROM cards WHERE parent = 'B' AND status = 'done'").n
+  local page = e.db:row("PRAGMA page_size").page_size
+  local db_kb = page * e.db:row("PRAGMA page_count").page_count / 1024
+  local wal = uv.fs_stat(dir .. "/.orket/orket.db-wal")
+  if wal then db_kb = db_kb + wal.size / 1024 end
+  local cs = e.db:row("PRAGMA cache_size").cache_size -- negative: KiB; positive: pages
+  local cache_kb = cs < 0 and -cs or cs * page / 1024
   e.close_all()
   -- the concurrency-1 store is kept for the journal floor, measured after the peak RSS
   local keep = conc == 1 and not PARTS and not PROFILE
   if not keep then os.execute("rm -rf '" .. dir .. "'") end
   return { status = status, turns = turns, tools = tools, failures = failures, done = done,
-    wall_s = wall_ns / 1e9, model_s = model_ns / 1e9, cpu_us = cpu, dir = keep and dir or nil }
+    wall_s = wall_ns / 1e9, model_s = model_ns / 1e9, cpu_us = cpu, dir = keep and dir or nil,
+    db_kb = db_kb, cache_kb = cache_kb }
 end
 
 local function report(label, r, conc)
@@ -261,14 +309,48 @@ local function report(label, r, conc)
   end
 end
 
-local t = orket.spawn(function()
-  local r1 = run(N, 1)
-  report("concurrency 1", r1, 1)
-  if prof then
-    print(prof:report(40, r1.turns))
-    return
+local ROUNDS = 3
+
+-- Peak RSS per run: VmHWM is reset before each (clear_refs 5), so neither the journal
+-- floor's reading of a whole journal nor an earlier run counts in a later one.
+local function reset_peak()
+  local f = io.open("/proc/self/clear_refs", "w")
+  if f then
+    f:write("5")
+    f:close()
   end
-  if PARTS then
+end
+
+-- The memory floor: the peak RSS of `orket version` (the runtime, Lua and the libraries
+-- loaded, nothing done; GNU time's maximum resident size) plus the page cache SQLite may
+-- keep for the board's store: the database and its WAL as the run left them, capped at
+-- the connection's cache_size. -> KB, or nil without /usr/bin/time
+local function version_kb()
+  local p = io.popen("/usr/bin/time -f 'maxrss %M' '" .. (os.getenv("ORKET_BIN") or "build/orket")
+    .. "' version 2>&1 >/dev/null")
+  local out = p:read("a")
+  p:close()
+  return tonumber(out:match("maxrss (%d+)"))
+end
+
+local function sorted(t)
+  local c = { table.unpack(t) }
+  table.sort(c)
+  return c
+end
+local function spread(t, fmt)
+  local s = sorted(t)
+  return string.format("min " .. fmt .. " median " .. fmt .. " max " .. fmt, s[1], s[(#s + 1) // 2], s[#s])
+end
+
+local t = orket.spawn(function()
+  if prof or PARTS then
+    local r1 = run(N, 1)
+    report("concurrency 1", r1, 1)
+    if prof then
+      print(prof:report(40, r1.turns))
+      return
+    end
     for _, label in ipairs(part_order) do
       local p = parts[label]
       print(string.format("  %-45s %7.1f us wall %7.1f us CPU per turn (%d calls)", label,
@@ -276,15 +358,51 @@ local t = orket.spawn(function()
     end
     return
   end
-  local r8 = run(N, 8)
-  report("concurrency 8", r8, 8)
-  print(string.format("peak RSS (VmHWM) %.1f MB", (status_kb("VmHWM") or 0) / 1024))
-  -- after the RSS figure: the floor reads the whole journal into memory
-  local floor, per = journal_floor(r1.dir)
-  print(string.format("journal floor (concurrency 1's rows written again, one commit per turn, no orchestration): "
-    .. "%.0f us per turn (%.1f writes a turn)", floor, per))
-  os.execute("rm -rf '" .. r1.dir .. "'")
-  print("targets: overhead < 150 us per turn, RSS < 30 MB")
+  -- rounds of: the run at concurrency 1, its journal floor, the run at concurrency 8
+  local above, ratio, cpu_ratio, rss_ratio = {}, {}, {}, {}
+  for round = 1, ROUNDS do
+    collectgarbage()
+    reset_peak()
+    local r1 = run(N, 1)
+    local peak1 = status_kb("VmHWM") or 0
+    report("concurrency 1", r1, 1)
+    local jfloor, per = journal_floor(r1.dir)
+    local gfloor = git_floor(N)
+    local floor = jfloor + gfloor
+    local over = (r1.wall_s - r1.model_s) * 1e6 / math.max(1, r1.turns)
+    os.execute("rm -rf '" .. r1.dir .. "'")
+    collectgarbage()
+    reset_peak()
+    local r8 = run(N, 8)
+    local peak8 = status_kb("VmHWM") or 0
+    report("concurrency 8", r8, 8)
+    local c1, c8 = r1.cpu_us / math.max(1, r1.turns), r8.cpu_us / math.max(1, r8.turns)
+    local vkb = version_kb()
+    local cache_kb = math.min(r1.db_kb, r1.cache_kb)
+    local peak = math.max(peak1, peak8)
+    above[round], ratio[round], cpu_ratio[round] = over - floor, over / floor, c8 / c1
+    print(string.format("round %d: floor %.0f us per turn (journal %.0f: %.1f writes a turn; git %.0f), overhead %.0f us: "
+      .. "%.0f us above the floor, %.2fx", round, floor, jfloor, per, gfloor, over, over - floor, over / floor))
+    print(string.format("round %d: CPU per turn at concurrency 1 %.0f us, at 8 %.0f us: ratio %.2f", round, c1, c8, c8 / c1))
+    if vkb then
+      rss_ratio[round] = peak / (vkb + cache_kb)
+      print(string.format("round %d: peak RSS %.1f MB (concurrency 1 %.1f, 8 %.1f); floor %.1f MB (orket version %.1f MB "
+        .. "+ page cache %.1f MB: the store %.1f MB capped at cache_size %.1f MB): ratio %.2f", round, peak / 1024,
+        peak1 / 1024, peak8 / 1024, (vkb + cache_kb) / 1024, vkb / 1024, cache_kb / 1024, r1.db_kb / 1024,
+        r1.cache_kb / 1024, rss_ratio[round]))
+    end
+  end
+  print(string.format("overhead above the floor (journal + git, us per turn): %s; target <= 150 -> %s", spread(above, "%.0f"),
+    sorted(above)[(ROUNDS + 1) // 2] <= 150 and "met" or "MISSED"))
+  print(string.format("overhead / floor: %s", spread(ratio, "%.2f")))
+  print(string.format("CPU per turn, concurrency 8 / 1: %s; target <= 1 -> %s", spread(cpu_ratio, "%.2f"),
+    sorted(cpu_ratio)[(ROUNDS + 1) // 2] <= 1 and "met" or "MISSED"))
+  if #rss_ratio > 0 then
+    print(string.format("peak RSS / (orket version + page cache): %s; target <= 1.2 -> %s", spread(rss_ratio, "%.2f"),
+      sorted(rss_ratio)[(#rss_ratio + 1) // 2] <= 1.2 and "met" or "MISSED"))
+  else
+    print("peak RSS floor: no /usr/bin/time here to measure `orket version`")
+  end
 end)
 local ok, err = t:join()
 fake.stop()
