@@ -344,7 +344,7 @@ local function spread(t, fmt)
 end
 
 local t = orket.spawn(function()
-  if prof or PARTS then
+  if PROFILE or PARTS then
     local r1 = run(N, 1)
     report("concurrency 1", r1, 1)
     if prof then
