@@ -231,8 +231,10 @@ local function http_part(dir, db)
   end
   print(string.format("  target /health >= 0.5x the floor's req/s: median %.2f -> %s", pct(hr, 0.5),
     pct(hr, 0.5) >= 0.5 and "met" or "MISSED"))
-  print(string.format("  target GET /v1/board p99 < 5 ms at %d connections: %s ms -> %s", CONNS, spread(bp),
-    pct(bp, 0.5) < 5 and "met" or "MISSED"))
+  local fp = {}
+  for i = 1, ROUNDS do fp[i] = res.board.floor[i].p99 end
+  print(string.format("  target GET /v1/board p99 < 5 ms at %d connections: %s ms -> %s (the floor's p99: %s ms)", CONNS,
+    spread(bp), pct(bp, 0.5) < 5 and "met" or "MISSED", spread(fp)))
   local lp99, hmax = pct(lateness_all, 0.99), pct(handled_all, 1)
   print(string.format("  1 ms timer on the serve loop under load: lateness p50 %.2f p99 %.2f max %.2f ms; "
     .. "one request's handling p99 %.2f max %.2f ms; lateness p99 / longest handling %.2f -> %s",

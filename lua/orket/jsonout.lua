@@ -70,14 +70,6 @@ function M.plain(text)
   return (text:gsub("\\/", "/"))
 end
 
-local ENCODED = {}
-
---- encoded(text) -> a value that encode writes as text itself: JSON text this module wrote
---- before, kept to be sent again (the API's board), never anything else
-function M.encoded(text)
-  return setmetatable({ text = text }, ENCODED)
-end
-
 --- array(t) -> t, marked to encode as an array even when empty
 function M.array(t)
   return setmetatable(t or {}, ARRAY)
@@ -125,8 +117,6 @@ local function enc(v, out)
         end
       end
       out[#out + 1] = "}"
-    elseif mt == ENCODED then
-      out[#out + 1] = v.text
     elseif mt == ARRAY or (#v > 0 and next(v, #v) == nil) then
       out[#out + 1] = "["
       for i = 1, #v do

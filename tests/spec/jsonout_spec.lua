@@ -40,12 +40,6 @@ describe("orket.jsonout", function()
     assert.is_false(ok)
     assert.matches("^jsonout: object keys must be strings", err)
   end)
-  it("writes a value made with encoded() as its text, inside other values too", function()
-    local text = jsonout.encode { b = 1, a = { "x/y" } }
-    assert.equal(text, jsonout.encode(jsonout.encoded(text)))
-    assert.equal('{"k":' .. text .. '}', jsonout.encode { k = jsonout.encoded(text) })
-  end)
-
   it("encodes a table marked with shape() to the bytes of the same table unmarked", function()
     local S = jsonout.shape { "zeta", "id", "text", "n", "list", "gone" }
     local values = {

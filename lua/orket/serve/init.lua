@@ -43,6 +43,7 @@ Server.__index = Server
 
 local JSON_HEADERS = { "Content-Type: application/json; charset=utf-8", "Cache-Control: no-store",
   "X-Content-Type-Options: nosniff" }
+M.JSON_HEADERS = JSON_HEADERS -- for a handler that answers JSON text itself
 
 local function send(req, ctx, status, doc, extra)
   ctx.status = status

@@ -43,7 +43,7 @@ end
 -- again. The last text per root is kept.
 local board_texts = setmetatable({}, { __mode = "k" }) -- db -> { gen=, dv=, [root] = text }
 
-local function board(_, ctx)
+local function board(req, ctx)
   local db, root = ctx.db, ctx.query.root
   local gen, dv
   local c = db.conn
@@ -58,10 +58,12 @@ local function board(_, ctx)
   if not text then
     local doc, e = require("orket.cmd.board").json_doc(db, root)
     if not doc then return err(404, "not_found", e) end
-    text = jsonout.encode(doc)
+    text = jsonout.encode(doc) .. "\n"
     if gen then kept[key] = text end
   end
-  return 200, jsonout.encoded(text)
+  -- answered here, as the kept text is the whole body: no copy of it per request
+  ctx.status = 200
+  req:respond(200, require("orket.serve").JSON_HEADERS, text)
 end
 
 local function card(_, ctx)
