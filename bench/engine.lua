@@ -22,6 +22,10 @@ local cjson = require "cjson"
 local N = tonumber(arg and arg[1]) or 1000
 local PROFILE = arg and arg[2] == "profile"
 local PARTS = arg and arg[2] == "parts"
+-- "journal-floor DIR": only the journal floor of the store in DIR, printed as "us writes";
+-- the rounds run it so, in a process of its own, as it reads a whole journal into memory
+-- and the heap it leaves would count in the next run's peak RSS
+local FLOOR_DIR = arg and arg[2] == "journal-floor" and arg[3]
 local prof
 local journal_floor
 
@@ -58,7 +62,7 @@ local function write(path, text)
   f:close()
 end
 
-local fake = require("tests.fake_server").start()
+local fake = not FLOOR_DIR and require("tests.fake_server").start()
 
 -- A project whose seats each use a model that answers with one update_issue_status call.
 local function project(n)
@@ -288,7 +292,7 @@ local function run(n, conc)
   local cs = e.db:row("PRAGMA cache_size").cache_size -- negative: KiB; positive: pages
   local cache_kb = cs < 0 and -cs or cs * page / 1024
   e.close_all()
-  -- the concurrency-1 store is kept for the journal floor, measured after the peak RSS
+  -- the concurrency-1 store is kept for the journal floor (measured in a process of its own)
   local keep = conc == 1 and not PARTS and not PROFILE
   if not keep then os.execute("rm -rf '" .. dir .. "'") end
   return { status = status, turns = turns, tools = tools, failures = failures, done = done,
@@ -343,6 +347,22 @@ local function spread(t, fmt)
   return string.format("min " .. fmt .. " median " .. fmt .. " max " .. fmt, s[1], s[(#s + 1) // 2], s[#s])
 end
 
+if FLOOR_DIR then
+  print(string.format("%.3f %.3f", journal_floor(FLOOR_DIR)))
+  return
+end
+
+-- journal_floor(dir) in a process of its own -> us per turn, writes a turn
+local function journal_floor_apart(dir)
+  local p = io.popen(string.format("'%s' lua '%s' %d journal-floor '%s'", os.getenv("ORKET_BIN") or "build/orket",
+    package.orket_home .. "/bench/engine.lua", N, dir))
+  local out = p:read("a")
+  p:close()
+  local us, per = out:match("^(%S+) (%S+)")
+  if not us then error("the journal floor failed: " .. out, 0) end
+  return tonumber(us), tonumber(per)
+end
+
 local t = orket.spawn(function()
   if PROFILE or PARTS then
     local r1 = run(N, 1)
@@ -366,7 +386,7 @@ local t = orket.spawn(function()
     local r1 = run(N, 1)
     local peak1 = status_kb("VmHWM") or 0
     report("concurrency 1", r1, 1)
-    local jfloor, per = journal_floor(r1.dir)
+    local jfloor, per = journal_floor_apart(r1.dir)
     local gfloor = git_floor(N)
     local floor = jfloor + gfloor
     local over = (r1.wall_s - r1.model_s) * 1e6 / math.max(1, r1.turns)
