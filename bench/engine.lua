@@ -6,8 +6,8 @@
 -- time minus the time spent inside the model client, at concurrency 1 so model time does not
 -- overlap), this process's CPU time per turn, the same at concurrency 8, peak RSS (VmHWM),
 -- and the journal floor under the overhead: what writing the same rows costs with nothing
--- else (see journal_floor), and the git floor: its git steps through libgit2 alone
--- (git_floor). Three rounds, each its own floors; the targets' figures with
+-- else (see journal_floor), and the same with the run's git steps through libgit2
+-- alone interleaved (journal_floor's with_git). Three rounds, each its own floors; the targets' figures with
 -- min/median/max over them, peak RSS against `orket version` plus the store's page cache.
 --   build/orket lua bench/engine.lua [ISSUES] [profile|parts]
 -- With "profile" only the concurrency-1 run is made, under orket.profile (model time not
@@ -22,7 +22,7 @@ local cjson = require "cjson"
 local N = tonumber(arg and arg[1]) or 1000
 local PROFILE = arg and arg[2] == "profile"
 local PARTS = arg and arg[2] == "parts"
--- "journal-floor DIR": only the journal floor of the store in DIR, printed as "us writes";
+-- "journal-floor DIR": only the journal floors of the store in DIR, printed as "us git_us writes";
 -- the rounds run it so, in a process of its own, as it reads a whole journal into memory
 -- and the heap it leaves would count in the next run's peak RSS
 local FLOOR_DIR = arg and arg[2] == "journal-floor" and arg[3]
@@ -97,7 +97,7 @@ end
 -- into a fresh store of the same schema, one commit per turn (the fewest the journal
 -- allows: a turn's model response is on disk before its tool effects, and each turn's
 -- results before the next turn's request), with no orchestration at all. -> us per turn
-journal_floor = function(dir)
+journal_floor = function(dir, with_git)
   local store = require "orket.store"
   local src = assert(store.open(dir .. "/.orket/orket.db", { create = false }))
   local fdir = io.popen("mktemp -d /tmp/orket-bench.XXXXXX"):read("l")
@@ -139,7 +139,7 @@ journal_floor = function(dir)
     calls_by_turn[c.turn_id] = l
     l[#l + 1] = c
   end
-  local commits, cur, nturns = {}, {}, 0
+  local commits, cur, nturns, turn_of = {}, {}, 0, {}
   local function add(tbl, row)
     local sql, vals = insert(dst, tbl, row)
     cur[#cur + 1] = { sql, vals }
@@ -154,11 +154,39 @@ journal_floor = function(dir)
       cur[#cur + 1] = { "UPDATE cards SET status = ?, updated_at = ? WHERE id = ?", { data.to, ev.at, ev.card_id, n = 3 } }
     elseif ev.kind == "turn_end" then
       commits[#commits + 1], cur, nturns = cur, {}, nturns + 1
+      turn_of[#commits] = { card = ev.card_id, first = data.turn == 1 }
     end
   end
   src:close()
+  -- with_git: each turn's git steps too, through orket.c.gitrepo alone in a fresh
+  -- repository, before its commit (their fsyncs and the journal's share the disk, as in
+  -- the run): the coder's turn makes the card's worktree and commits (the bench's turns
+  -- change no file); the reviewer's finds it, commits, merges into main on done, commits
+  -- at its end and removes the worktree
+  local repo, who
+  if with_git then
+    uv.fs_mkdir(fdir .. "/ws", 493)
+    who = { name = "orket", email = "orket@orket.invalid" }
+    repo = assert(require("orket.c.gitrepo").init(fdir .. "/ws", who))
+  end
+  local function commit(card, turn)
+    assert(repo:commit(card, { name = who.name, email = who.email, message = card .. ": turn " .. turn,
+      turn = "1/" .. card .. "/" .. turn }))
+  end
   local t0 = uv.hrtime()
-  for _, stmts in ipairs(commits) do
+  for i, stmts in ipairs(commits) do
+    local card = turn_of[i].card
+    if repo and card then
+      assert(repo:worktree(card, fdir .. "/wt/" .. card))
+      if turn_of[i].first then
+        commit(card, 1)
+      else
+        commit(card, 2)
+        assert(repo:merge_to_main(card, who))
+        commit(card, 2)
+        assert(repo:worktree_remove(card))
+      end
+    end
     assert(dst:tx(function()
       for _, st in ipairs(stmts) do assert(dst:run(st[1], table.unpack(st[2], 1, st[2].n))) end
       return true
@@ -168,41 +196,9 @@ journal_floor = function(dir)
   local nstmts = 0
   for _, stmts in ipairs(commits) do nstmts = nstmts + #stmts end
   dst:close()
+  if repo then repo:close() end
   os.execute("rm -rf '" .. fdir .. "'")
   return us, nstmts / math.max(1, nturns)
-end
-
--- The git floor: the run's git steps through libgit2 alone (orket.c.gitrepo, no
--- orchestration), in a fresh repository: for each issue, its worktree made and a commit
--- (the coder's turn; the bench's turns change no file, so commits are clean), then the
--- worktree found again, the commit and merge into main of the move to done, the turn's
--- commit and the worktree's removal (the reviewer's turn). -> us per turn
-local function git_floor(n)
-  local G = require "orket.c.gitrepo"
-  local base = io.popen("mktemp -d /tmp/orket-bench.XXXXXX"):read("l")
-  uv.fs_mkdir(base .. "/ws", 493)
-  local who = { name = "orket", email = "orket@orket.invalid" }
-  local repo = assert(G.init(base .. "/ws", who))
-  local function commit(card, turn)
-    assert(repo:commit(card, { name = who.name, email = who.email, message = card .. ": turn " .. turn,
-      turn = "1/" .. card .. "/" .. turn }))
-  end
-  local t0 = uv.hrtime()
-  for i = 1, n do
-    local card = "B-" .. i
-    local path = base .. "/wt/" .. card
-    assert(repo:worktree(card, path))
-    commit(card, 1)
-    assert(repo:worktree(card, path))
-    commit(card, 2)
-    assert(repo:merge_to_main(card, who))
-    commit(card, 2)
-    assert(repo:worktree_remove(card))
-  end
-  local us = (uv.hrtime() - t0) / 1e3 / (2 * n)
-  repo:close()
-  os.execute("rm -rf '" .. base .. "'")
-  return us
 end
 
 local function run(n, conc)
@@ -348,19 +344,20 @@ local function spread(t, fmt)
 end
 
 if FLOOR_DIR then
-  print(string.format("%.3f %.3f", journal_floor(FLOOR_DIR)))
+  local us, per = journal_floor(FLOOR_DIR)
+  print(string.format("%.3f %.3f %.3f", us, journal_floor(FLOOR_DIR, true), per))
   return
 end
 
--- journal_floor(dir) in a process of its own -> us per turn, writes a turn
+-- journal_floor(dir) in a process of its own -> us per turn without and with git, writes a turn
 local function journal_floor_apart(dir)
   local p = io.popen(string.format("'%s' lua '%s' %d journal-floor '%s'", os.getenv("ORKET_BIN") or "build/orket",
     package.orket_home .. "/bench/engine.lua", N, dir))
   local out = p:read("a")
   p:close()
-  local us, per = out:match("^(%S+) (%S+)")
+  local us, git_us, per = out:match("^(%S+) (%S+) (%S+)")
   if not us then error("the journal floor failed: " .. out, 0) end
-  return tonumber(us), tonumber(per)
+  return tonumber(us), tonumber(git_us), tonumber(per)
 end
 
 local t = orket.spawn(function()
@@ -386,9 +383,8 @@ local t = orket.spawn(function()
     local r1 = run(N, 1)
     local peak1 = status_kb("VmHWM") or 0
     report("concurrency 1", r1, 1)
-    local jfloor, per = journal_floor_apart(r1.dir)
-    local gfloor = git_floor(N)
-    local floor = jfloor + gfloor
+    local jfloor, floor, per = journal_floor_apart(r1.dir)
+    local gfloor = floor - jfloor
     local over = (r1.wall_s - r1.model_s) * 1e6 / math.max(1, r1.turns)
     os.execute("rm -rf '" .. r1.dir .. "'")
     collectgarbage()
@@ -401,7 +397,7 @@ local t = orket.spawn(function()
     local cache_kb = math.min(r1.db_kb, r1.cache_kb)
     local peak = math.max(peak1, peak8)
     above[round], ratio[round], cpu_ratio[round] = over - floor, over / floor, c8 / c1
-    print(string.format("round %d: floor %.0f us per turn (journal %.0f: %.1f writes a turn; git %.0f), overhead %.0f us: "
+    print(string.format("round %d: floor %.0f us per turn (journal %.0f: %.1f writes a turn; git steps %.0f more), overhead %.0f us: "
       .. "%.0f us above the floor, %.2fx", round, floor, jfloor, per, gfloor, over, over - floor, over / floor))
     print(string.format("round %d: CPU per turn at concurrency 1 %.0f us, at 8 %.0f us: ratio %.2f", round, c1, c8, c8 / c1))
     if vkb then
