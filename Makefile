@@ -75,7 +75,11 @@ run: $(BUILD)/orket
 $(BUILD)/curlfloor: bench/curlfloor.c | deps
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(shell pkg-config --libs libcurl 2>/dev/null) -o $@
 
-bench: $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/curlfloor
+# The serve benchmark's floor: a bare libmicrohttpd server on a libuv loop (bench/mhdfloor.c).
+$(BUILD)/mhdfloor: bench/mhdfloor.c | deps
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(shell pkg-config --libs libmicrohttpd libuv 2>/dev/null) -o $@
+
+bench: $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/curlfloor $(BUILD)/mhdfloor
 	@sh bench/run.sh $(BUILD)
 
 install: $(BUILD)/orket $(BUILD)/orket-confine

@@ -6,7 +6,9 @@
 -- time minus the time spent inside the model client, at concurrency 1 so model time does not
 -- overlap), this process's CPU time per turn, the same at concurrency 8, peak RSS (VmHWM),
 -- and the journal floor under the overhead: what writing the same rows costs with nothing
--- else (see journal_floor).
+-- else (see journal_floor), and the same with the run's git steps through libgit2
+-- alone interleaved (journal_floor's with_git). Three rounds, each its own floors; the targets' figures with
+-- min/median/max over them, peak RSS against `orket version` plus the store's page cache.
 --   build/orket lua bench/engine.lua [ISSUES] [profile|parts]
 -- With "profile" only the concurrency-1 run is made, under orket.profile (model time not
 -- charged), and its costliest lines are printed per turn. With "parts" only the
@@ -20,6 +22,10 @@ local cjson = require "cjson"
 local N = tonumber(arg and arg[1]) or 1000
 local PROFILE = arg and arg[2] == "profile"
 local PARTS = arg and arg[2] == "parts"
+-- "journal-floor DIR": only the journal floors of the store in DIR, printed as "us git_us writes";
+-- the rounds run it so, in a process of its own, as it reads a whole journal into memory
+-- and the heap it leaves would count in the next run's peak RSS
+local FLOOR_DIR = arg and arg[2] == "journal-floor" and arg[3]
 local prof
 local journal_floor
 
@@ -56,7 +62,7 @@ local function write(path, text)
   f:close()
 end
 
-local fake = require("tests.fake_server").start()
+local fake = not FLOOR_DIR and require("tests.fake_server").start()
 
 -- A project whose seats each use a model that answers with one update_issue_status call.
 local function project(n)
@@ -91,7 +97,7 @@ end
 -- into a fresh store of the same schema, one commit per turn (the fewest the journal
 -- allows: a turn's model response is on disk before its tool effects, and each turn's
 -- results before the next turn's request), with no orchestration at all. -> us per turn
-journal_floor = function(dir)
+journal_floor = function(dir, with_git)
   local store = require "orket.store"
   local src = assert(store.open(dir .. "/.orket/orket.db", { create = false }))
   local fdir = io.popen("mktemp -d /tmp/orket-bench.XXXXXX"):read("l")
@@ -133,7 +139,7 @@ journal_floor = function(dir)
     calls_by_turn[c.turn_id] = l
     l[#l + 1] = c
   end
-  local commits, cur, nturns = {}, {}, 0
+  local commits, cur, nturns, turn_of = {}, {}, 0, {}
   local function add(tbl, row)
     local sql, vals = insert(dst, tbl, row)
     cur[#cur + 1] = { sql, vals }
@@ -148,11 +154,39 @@ journal_floor = function(dir)
       cur[#cur + 1] = { "UPDATE cards SET status = ?, updated_at = ? WHERE id = ?", { data.to, ev.at, ev.card_id, n = 3 } }
     elseif ev.kind == "turn_end" then
       commits[#commits + 1], cur, nturns = cur, {}, nturns + 1
+      turn_of[#commits] = { card = ev.card_id, first = data.turn == 1 }
     end
   end
   src:close()
+  -- with_git: each turn's git steps too, through orket.c.gitrepo alone in a fresh
+  -- repository, before its commit (their fsyncs and the journal's share the disk, as in
+  -- the run): the coder's turn makes the card's worktree and commits (the bench's turns
+  -- change no file); the reviewer's finds it, commits, merges into main on done, commits
+  -- at its end and removes the worktree
+  local repo, who
+  if with_git then
+    uv.fs_mkdir(fdir .. "/ws", 493)
+    who = { name = "orket", email = "orket@orket.invalid" }
+    repo = assert(require("orket.c.gitrepo").init(fdir .. "/ws", who))
+  end
+  local function commit(card, turn)
+    assert(repo:commit(card, { name = who.name, email = who.email, message = card .. ": turn " .. turn,
+      turn = "1/" .. card .. "/" .. turn }))
+  end
   local t0 = uv.hrtime()
-  for _, stmts in ipairs(commits) do
+  for i, stmts in ipairs(commits) do
+    local card = turn_of[i].card
+    if repo and card then
+      assert(repo:worktree(card, fdir .. "/wt/" .. card))
+      if turn_of[i].first then
+        commit(card, 1)
+      else
+        commit(card, 2)
+        assert(repo:merge_to_main(card, who))
+        commit(card, 2)
+        assert(repo:worktree_remove(card))
+      end
+    end
     assert(dst:tx(function()
       for _, st in ipairs(stmts) do assert(dst:run(st[1], table.unpack(st[2], 1, st[2].n))) end
       return true
@@ -162,6 +196,7 @@ journal_floor = function(dir)
   local nstmts = 0
   for _, stmts in ipairs(commits) do nstmts = nstmts + #stmts end
   dst:close()
+  if repo then repo:close() end
   os.execute("rm -rf '" .. fdir .. "'")
   return us, nstmts / math.max(1, nturns)
 end
@@ -219,6 +254,12 @@ local function run(n, conc)
     timed(package.loaded["orket.c.gate"], "check", "cgate.check")
     timed(e.tools, "run", "tools:run (sandboxed handler)")
     timed(e.board, "transition", "board:transition")
+    local gitwork = require "orket.engine.gitwork"
+    timed(gitwork, "enter", "gitwork.enter (card's worktree)")
+    timed(gitwork, "commit", "gitwork.commit (turn's files)")
+    timed(gitwork, "leave", "gitwork.leave")
+    timed(gitwork, "board_for", "gitwork.board_for")
+    timed(require("orket.engine.roles"), "messages", "roles.messages (role script)")
     local sched = require "orket.engine.scheduler"
     local mk = sched.view
     sched.view = function(...)
@@ -240,12 +281,19 @@ local function run(n, conc)
   local cpu = cpu_us() - c0
   if prof then prof:stop() end
   local done = e.db:row("SELECT count(*) AS n FROM cards WHERE parent = 'B' AND status = 'done'").n
+  local page = e.db:row("PRAGMA page_size").page_size
+  local db_kb = page * e.db:row("PRAGMA page_count").page_count / 1024
+  local wal = uv.fs_stat(dir .. "/.orket/orket.db-wal")
+  if wal then db_kb = db_kb + wal.size / 1024 end
+  local cs = e.db:row("PRAGMA cache_size").cache_size -- negative: KiB; positive: pages
+  local cache_kb = cs < 0 and -cs or cs * page / 1024
   e.close_all()
-  -- the concurrency-1 store is kept for the journal floor, measured after the peak RSS
+  -- the concurrency-1 store is kept for the journal floor (measured in a process of its own)
   local keep = conc == 1 and not PARTS and not PROFILE
   if not keep then os.execute("rm -rf '" .. dir .. "'") end
   return { status = status, turns = turns, tools = tools, failures = failures, done = done,
-    wall_s = wall_ns / 1e9, model_s = model_ns / 1e9, cpu_us = cpu, dir = keep and dir or nil }
+    wall_s = wall_ns / 1e9, model_s = model_ns / 1e9, cpu_us = cpu, dir = keep and dir or nil,
+    db_kb = db_kb, cache_kb = cache_kb }
 end
 
 local function report(label, r, conc)
@@ -261,14 +309,65 @@ local function report(label, r, conc)
   end
 end
 
-local t = orket.spawn(function()
-  local r1 = run(N, 1)
-  report("concurrency 1", r1, 1)
-  if prof then
-    print(prof:report(40, r1.turns))
-    return
+local ROUNDS = 3
+
+-- Peak RSS per run: VmHWM is reset before each (clear_refs 5), so neither the journal
+-- floor's reading of a whole journal nor an earlier run counts in a later one.
+local function reset_peak()
+  local f = io.open("/proc/self/clear_refs", "w")
+  if f then
+    f:write("5")
+    f:close()
   end
-  if PARTS then
+end
+
+-- The memory floor: the peak RSS of `orket version` (the runtime, Lua and the libraries
+-- loaded, nothing done; GNU time's maximum resident size) plus the page cache SQLite may
+-- keep for the board's store: the database and its WAL as the run left them, capped at
+-- the connection's cache_size. -> KB, or nil without /usr/bin/time
+local function version_kb()
+  local p = io.popen("/usr/bin/time -f 'maxrss %M' '" .. (os.getenv("ORKET_BIN") or "build/orket")
+    .. "' version 2>&1 >/dev/null")
+  local out = p:read("a")
+  p:close()
+  return tonumber(out:match("maxrss (%d+)"))
+end
+
+local function sorted(t)
+  local c = { table.unpack(t) }
+  table.sort(c)
+  return c
+end
+local function spread(t, fmt)
+  local s = sorted(t)
+  return string.format("min " .. fmt .. " median " .. fmt .. " max " .. fmt, s[1], s[(#s + 1) // 2], s[#s])
+end
+
+if FLOOR_DIR then
+  local us, per = journal_floor(FLOOR_DIR)
+  print(string.format("%.3f %.3f %.3f", us, journal_floor(FLOOR_DIR, true), per))
+  return
+end
+
+-- journal_floor(dir) in a process of its own -> us per turn without and with git, writes a turn
+local function journal_floor_apart(dir)
+  local p = io.popen(string.format("'%s' lua '%s' %d journal-floor '%s'", os.getenv("ORKET_BIN") or "build/orket",
+    package.orket_home .. "/bench/engine.lua", N, dir))
+  local out = p:read("a")
+  p:close()
+  local us, git_us, per = out:match("^(%S+) (%S+) (%S+)")
+  if not us then error("the journal floor failed: " .. out, 0) end
+  return tonumber(us), tonumber(git_us), tonumber(per)
+end
+
+local t = orket.spawn(function()
+  if PROFILE or PARTS then
+    local r1 = run(N, 1)
+    report("concurrency 1", r1, 1)
+    if prof then
+      print(prof:report(40, r1.turns))
+      return
+    end
     for _, label in ipairs(part_order) do
       local p = parts[label]
       print(string.format("  %-45s %7.1f us wall %7.1f us CPU per turn (%d calls)", label,
@@ -276,15 +375,50 @@ local t = orket.spawn(function()
     end
     return
   end
-  local r8 = run(N, 8)
-  report("concurrency 8", r8, 8)
-  print(string.format("peak RSS (VmHWM) %.1f MB", (status_kb("VmHWM") or 0) / 1024))
-  -- after the RSS figure: the floor reads the whole journal into memory
-  local floor, per = journal_floor(r1.dir)
-  print(string.format("journal floor (concurrency 1's rows written again, one commit per turn, no orchestration): "
-    .. "%.0f us per turn (%.1f writes a turn)", floor, per))
-  os.execute("rm -rf '" .. r1.dir .. "'")
-  print("targets: overhead < 150 us per turn, RSS < 30 MB")
+  -- rounds of: the run at concurrency 1, its journal floor, the run at concurrency 8
+  local above, ratio, cpu_ratio, rss_ratio = {}, {}, {}, {}
+  for round = 1, ROUNDS do
+    collectgarbage()
+    reset_peak()
+    local r1 = run(N, 1)
+    local peak1 = status_kb("VmHWM") or 0
+    report("concurrency 1", r1, 1)
+    local jfloor, floor, per = journal_floor_apart(r1.dir)
+    local gfloor = floor - jfloor
+    local over = (r1.wall_s - r1.model_s) * 1e6 / math.max(1, r1.turns)
+    os.execute("rm -rf '" .. r1.dir .. "'")
+    collectgarbage()
+    reset_peak()
+    local r8 = run(N, 8)
+    local peak8 = status_kb("VmHWM") or 0
+    report("concurrency 8", r8, 8)
+    local c1, c8 = r1.cpu_us / math.max(1, r1.turns), r8.cpu_us / math.max(1, r8.turns)
+    local vkb = version_kb()
+    local cache_kb = math.min(r1.db_kb, r1.cache_kb)
+    local peak = math.max(peak1, peak8)
+    above[round], ratio[round], cpu_ratio[round] = over - floor, over / floor, c8 / c1
+    print(string.format("round %d: floor %.0f us per turn (journal %.0f: %.1f writes a turn; git steps %.0f more), overhead %.0f us: "
+      .. "%.0f us above the floor, %.2fx", round, floor, jfloor, per, gfloor, over, over - floor, over / floor))
+    print(string.format("round %d: CPU per turn at concurrency 1 %.0f us, at 8 %.0f us: ratio %.2f", round, c1, c8, c8 / c1))
+    if vkb then
+      rss_ratio[round] = peak / (vkb + cache_kb)
+      print(string.format("round %d: peak RSS %.1f MB (concurrency 1 %.1f, 8 %.1f); floor %.1f MB (orket version %.1f MB "
+        .. "+ page cache %.1f MB: the store %.1f MB capped at cache_size %.1f MB): ratio %.2f", round, peak / 1024,
+        peak1 / 1024, peak8 / 1024, (vkb + cache_kb) / 1024, vkb / 1024, cache_kb / 1024, r1.db_kb / 1024,
+        r1.cache_kb / 1024, rss_ratio[round]))
+    end
+  end
+  print(string.format("overhead above the floor (journal + git, us per turn): %s; target <= 150 -> %s", spread(above, "%.0f"),
+    sorted(above)[(ROUNDS + 1) // 2] <= 150 and "met" or "MISSED"))
+  print(string.format("overhead / floor: %s", spread(ratio, "%.2f")))
+  print(string.format("CPU per turn, concurrency 8 / 1: %s; target <= 1 -> %s", spread(cpu_ratio, "%.2f"),
+    sorted(cpu_ratio)[(ROUNDS + 1) // 2] <= 1 and "met" or "MISSED"))
+  if #rss_ratio > 0 then
+    print(string.format("peak RSS / (orket version + page cache): %s; target <= 1.2 -> %s", spread(rss_ratio, "%.2f"),
+      sorted(rss_ratio)[(#rss_ratio + 1) // 2] <= 1.2 and "met" or "MISSED"))
+  else
+    print("peak RSS floor: no /usr/bin/time here to measure `orket version`")
+  end
 end)
 local ok, err = t:join()
 fake.stop()

@@ -152,6 +152,50 @@ if floor_bin and io.open(floor_bin) then
     end
   end
 end
+
+-- The targets, against the floor alternated in this process: orket's 64 steady streams and
+-- curlfloor's same shape, ALT rounds each; the added latency (from the server's stamp to
+-- the whole result held: orket's client result, libcurl's transfer done) p50 and p99, and
+-- CPU per request (this process's for orket, curlfloor's own). Targets: p99 <= 1.5x the
+-- floor's, p50 <= 1.2x, CPU per request <= 1.5x.
+if floor_bin and io.open(floor_bin) then
+  local ALT = 3
+  local uv = require "luv"
+  local function cpu_now()
+    local u = uv.getrusage()
+    return (u.utime.sec + u.stime.sec) * 1e6 + u.utime.usec + u.stime.usec
+  end
+  local model = "fake:chunks=8,stamp_end,nolog"
+  local r50, r99, rcpu = {}, {}, {}
+  print("64 steady streams, alternated with libcurl alone (added latency ms; CPU us per request):")
+  for round = 1, ALT do
+    local c0 = cpu_now()
+    local _, _, errs, added = run(64, model, 20)
+    local cpu = (cpu_now() - c0) / (64 * 20)
+    table.sort(added)
+    local o50, o99 = pct(added, 0.5), pct(added, 0.99)
+    local p = io.popen(string.format("%s %s %s 64 1 20", floor_bin, fake.url .. "/v1/chat/completions", model))
+    local out = p:read("a")
+    p:close()
+    local _, _, _, fcpu, ferrs, f50, f99 = out:match("^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)")
+    fcpu, f50, f99 = tonumber(fcpu), tonumber(f50), tonumber(f99)
+    if not f99 then error("curlfloor failed: " .. out, 0) end
+    r50[round], r99[round], rcpu[round] = o50 / f50, o99 / f99, cpu / fcpu
+    print(string.format("  round %d: floor p50 %.3f p99 %.3f CPU %.0f (%s errors) | orket p50 %.3f p99 %.3f CPU %.0f "
+      .. "(%d errors) | ratio p50 %.2f p99 %.2f CPU %.2f", round, f50, f99, fcpu, ferrs, o50, o99, cpu, errs,
+      r50[round], r99[round], rcpu[round]))
+  end
+  local function spread(t, target, what)
+    local c = { table.unpack(t) }
+    table.sort(c)
+    local med = c[(#c + 1) // 2]
+    print(string.format("  orket / floor %-4s min %.2f median %.2f max %.2f; target <= %.1f -> %s", what, c[1], med,
+      c[#c], target, med <= target and "met" or "MISSED"))
+  end
+  spread(r50, 1.2, "p50")
+  spread(r99, 1.5, "p99")
+  spread(rcpu, 1.5, "CPU")
+end
 fake.stop()
 
 -- The machine's own floor under these figures: how long this process goes without the CPU

@@ -6,6 +6,7 @@ BUILD=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
 export ORKET_BIN="$PWD/$BUILD/orket"
 export ORKET_CURLFLOOR="$PWD/$BUILD/curlfloor"
+export ORKET_MHDFLOOR="$PWD/$BUILD/mhdfloor"
 status=0
 for b in bench/*.lua; do
   echo "== $b"

@@ -694,6 +694,47 @@ static int gr_find_trailer_in(git_repository *repo, const char *ref, const char 
   return found;
 }
 
+/* A linked worktree costs libgit2 an open of its repository whenever another is made
+ * (git_worktree_add asks every one whether it has the branch checked out), so a card's is
+ * removed once the card is done. Its branch stays. */
+int gitrepo_worktree_remove(gitrepo *r, const char *card, int *removed, gr_err *e) {
+  *removed = 0;
+  if (gr_check_card(card, e) != 0) return -1;
+  git_worktree *wt = NULL;
+  int rc = gr_wt_lookup(r->repo, card, &wt);
+  if (rc == GIT_ENOTFOUND) return 0;
+  if (rc < 0) return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
+  int ret = -1;
+  if (git_worktree_validate(wt) == 0) { /* its files are there: nothing uncommitted may go */
+    git_repository *w = NULL;
+    gr_paths dirty = {NULL, 0};
+    int updated;
+    if ((rc = git_repository_open_from_worktree(&w, wt)) < 0) {
+      gr_git(e, rc, card);
+      goto out;
+    }
+    int st = gr_refresh_repo(w, &updated, e) == 0 ? gr_status_repo(w, &dirty, e) : -1;
+    git_repository_free(w);
+    if (st == 0 && dirty.n)
+      st = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, dirty.v[0],
+                   dirty.n > 1 ? ", ..." : "");
+    gr_paths_free(&dirty);
+    if (st != 0) goto out;
+  }
+  git_worktree_prune_options po;
+  (void)git_worktree_prune_options_init(&po, GIT_WORKTREE_PRUNE_OPTIONS_VERSION);
+  po.flags = GIT_WORKTREE_PRUNE_VALID | GIT_WORKTREE_PRUNE_WORKING_TREE;
+  if ((rc = git_worktree_prune(wt, &po)) < 0) {
+    gr_git(e, rc, "removing the worktree");
+    goto out;
+  }
+  *removed = 1;
+  ret = 0;
+out:
+  git_worktree_free(wt);
+  return ret;
+}
+
 int gitrepo_find_trailer(gitrepo *r, const char *branch, const char *key, const char *value,
                          int since_main, char *id, gr_err *e) {
   char ref[GR_CARD_MAX + 64];

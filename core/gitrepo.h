@@ -86,6 +86,9 @@ int gitrepo_worktree_path(gitrepo *r, const char *card, char *buf, size_t cap, g
 /* The changed paths of card's worktree against its HEAD: modified, added, deleted and new
  * untracked files (ignored files are not listed), sorted. */
 int gitrepo_status(gitrepo *r, const char *card, gr_paths *out, gr_err *e);
+/* Removes the card's worktree (its directory and metadata; the branch stays): *removed 1,
+ * or 0 when it has none. EDIRTY while it holds uncommitted changes. */
+int gitrepo_worktree_remove(gitrepo *r, const char *card, int *removed, gr_err *e);
 
 /* Commits every change in card's worktree (like `git add -A && git commit`) on its branch
  * with author = committer = who, message + "\n\nOrket-Turn: <turn_key>" when turn_key is not

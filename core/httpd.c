@@ -16,7 +16,7 @@
 
 #include <microhttpd.h>
 
-#define HD_DEF_HEADER ((size_t)32 << 10)
+#define HD_DEF_HEADER ((size_t)16 << 10)
 #define HD_DEF_BODY ((size_t)1 << 20)
 #define HD_DEF_CONNS 512u
 #define HD_DEF_PER_IP 64u
@@ -307,6 +307,9 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
   httpd *h = cls;
   httpd_req *r = *con_cls;
   if (r == NULL) { /* the headers are in: hand the request over, suspended */
+    /* A request read during httpd_free's last MHD_run (a client that had sent it before the
+     * stop) would stay suspended, which MHD_stop_daemon refuses (a fatal error): close it. */
+    if (h->stopped) return MHD_NO;
     r = calloc(1, sizeof *r);
     if (r == NULL) return MHD_NO;
     r->h = h;
@@ -678,6 +681,10 @@ httpd_req *httpd_next(httpd *h) {
   return r;
 }
 
+void httpd_accept_later(httpd *h) {
+  if (h->acc_head) hd_kick(h);
+}
+
 void httpd_set_notify(httpd_req *r, httpd_notify_fn fn, void *ud) {
   r->notify = fn;
   r->ud = ud;
@@ -786,7 +793,9 @@ int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, siz
 
 int httpd_stream(httpd_req *r, const char *const *headers, size_t nheaders) {
   if (r->answered || httpd_gone(r) || !r->suspended) return -1;
-  struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, hd_reader, r, NULL);
+  /* MHD keeps (and touches) a buffer of this size per stream: 1 KiB, not 4, so a thousand
+   * idle subscribers cost 3 MB less; an event larger than it is simply read in parts. */
+  struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, hd_reader, r, NULL);
   if (resp == NULL) return -1;
   r->streaming = 1;
   int rc = hd_queue(r, 200, resp, headers, nheaders);

@@ -19,7 +19,7 @@ typedef struct httpd_opts {
   const char *host;            /* a numeric IPv4 or IPv6 address */
   unsigned port;               /* 0: an ephemeral port (httpd_port tells which) */
   size_t max_header_bytes;     /* request line + headers (MHD's per-connection memory);
-                                  larger gets 431 from MHD. 0: 32 KiB */
+                                  larger gets 431 from MHD. 0: 16 KiB */
   size_t max_body_bytes;       /* 0: 1 MiB */
   unsigned max_connections;    /* 0: 512 */
   unsigned max_per_ip;         /* 0: 64 */
@@ -52,6 +52,9 @@ void httpd_free(httpd *h);
 /* The next request whose headers are complete, now owned by the caller (who must
  * httpd_release it), or NULL. */
 httpd_req *httpd_next(httpd *h);
+/* Calls on_accept again on the loop's next iteration when requests are waiting (after
+ * the loop's timers), so an owner can take one request per iteration. */
+void httpd_accept_later(httpd *h);
 void httpd_set_notify(httpd_req *r, httpd_notify_fn fn, void *ud);
 
 const char *httpd_method(const httpd_req *r);

@@ -175,6 +175,16 @@ static int lgr_worktree_path(lua_State *L) {
 }
 
 /* repo:status(card) -> {changed paths, sorted} */
+/* repo:worktree_remove(card) -> removed | nil, msg, CODE (EDIRTY: uncommitted changes) */
+static int lgr_worktree_remove(lua_State *L) {
+  lgr *o = lgr_check(L);
+  gr_err e;
+  int removed = 0;
+  if (gitrepo_worktree_remove(o->r, luaL_checkstring(L, 2), &removed, &e) != 0) return lgr_fail(L, &e);
+  lua_pushboolean(L, removed);
+  return 1;
+}
+
 static int lgr_status(lua_State *L) {
   lgr *o = lgr_check(L);
   gr_paths p;
@@ -451,6 +461,7 @@ static const luaL_Reg lgr_methods[] = {
     {"path", lgr_path},
     {"worktree", lgr_worktree},
     {"worktree_path", lgr_worktree_path},
+    {"worktree_remove", lgr_worktree_remove},
     {"status", lgr_status},
     {"commit", lgr_commit},
     {"find_trailer", lgr_find_trailer},

@@ -352,13 +352,13 @@ static int lhd_accept(lua_State *L) {
     return 1;
   }
   if (s->waiting) return luaL_error(L, "httpd: another task already waits in accept");
-  httpd_req *r = httpd_next(s->h);
-  if (r) {
-    lhd_push_req(L, r);
-    return 1;
-  }
+  /* Always through the loop, one request per iteration: one MHD_run can complete the
+   * headers of many requests (64 connections under load), and handing them out at once
+   * would run every handler before the loop's timers, so an engine step falling due
+   * would wait for the whole burst instead of one request's handling. */
   rt_wait_begin(L, &s->w, lhd_srv_cancel);
   s->waiting = 1;
+  httpd_accept_later(s->h);
   return rt_wait_yield(L);
 }
 

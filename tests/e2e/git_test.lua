@@ -75,10 +75,14 @@ describe("git in a run", function()
     -- the first run made the repository with the file in main's first commit, and every
     -- card's branch started from it
     assert.equal("kept\n", H.read(dir .. "/workspace/keep.txt"))
-    assert.equal("kept\n", H.read(dir .. "/.orket/worktrees/NOTES-1/keep.txt"))
+    -- a done card's worktree is removed (its branch stays); made again from the branch
+    assert.is_nil(H.read(dir .. "/.orket/worktrees/NOTES-1/keep.txt"))
+    local repo <close> = assert(require("orket.c.gitrepo").open(dir .. "/workspace"))
+    assert.equal("kept\n", H.read(assert(repo:worktree("NOTES-1", dir .. "/.orket/worktrees/NOTES-1")) .. "/keep.txt"))
     -- NOTES-4 started from a main holding its dependencies' work
+    local wt4 = assert(repo:worktree("NOTES-4", dir .. "/.orket/worktrees/NOTES-4"))
     for _, f in ipairs { "schema.sql", "store.lua", "list.lua" } do
-      assert.truthy(H.read(dir .. "/.orket/worktrees/NOTES-4/" .. f), f)
+      assert.truthy(H.read(wt4 .. "/" .. f), f)
     end
     assert.is_true(consistent(dir))
     -- orket card and orket log show the branch and its commits
@@ -189,7 +193,9 @@ add { role = "coder", card = "EV-1", match = "^Issue ", reply = { tool_calls = {
     -- the gate refuses them before the workspace (which refuses them too: workspace_spec)
     assert.equal("PATH_PROTECTED PATH_PROTECTED PATH_PROTECTED PATH_ESCAPE PATH_ESCAPE PATH_ESCAPE true",
       table.concat(oks, " "))
-    local wt = dir .. "/.orket/worktrees/EV-1"
+    -- EV-1 is done, so its worktree was removed: made again from its branch
+    local repo <close> = assert(require("orket.c.gitrepo").open(dir .. "/workspace"))
+    local wt = assert(repo:worktree("EV-1", dir .. "/.orket/worktrees/EV-1"))
     assert.matches("^gitdir: ", H.read(wt .. "/.git"))
     -- past the gate, the worktree's confinement refuses them as well
     local ws <close> = assert(require("orket.workspace").open(wt))

@@ -112,6 +112,32 @@ describe("ready order", function()
     db:close()
   end)
 
+  it("answers an issue's run from its epic's kept order, as building the order each pass does", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "a" },
+      { id = "E-2", summary = "b", depends_on = { "E-1" } } })
+    local target = assert(b:get("E-2"))
+    local v = scheduler.view(b, target)
+    local function both()
+      v:refresh()
+      local got, want = {}, {}
+      for c in v:candidates({}) do got[#got + 1] = c.id .. ":" .. c.status end
+      for _, c in ipairs(scheduler.candidates(b, target, scheduler.scope(b, target), {})) do
+        want[#want + 1] = c.id .. ":" .. c.status
+      end
+      assert.same(want, got)
+      return got
+    end
+    assert.same({}, both())
+    assert(b:transition("E-1", "in_progress", { actor = CODER }))
+    assert(b:transition("E-1", "code_review", { actor = CODER }))
+    assert.same({}, both())
+    assert(b:transition("E-1", "done", { actor = REVIEWER }))
+    assert.same({ "E-2:ready" }, both())
+    assert(b:transition("E-2", "in_progress", { actor = CODER }))
+    assert.same({ "E-2:in_progress" }, both())
+    db:close()
+  end)
+
   for seed = 1, 4 do
     it("follows finished cards exactly (seed " .. seed .. ")", function()
       math.randomseed(seed)

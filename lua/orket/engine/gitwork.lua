@@ -90,6 +90,20 @@ function M.leave(job)
   end
 end
 
+--- retire(run, job) -> true | nil, msg, CODE: removes a done card's worktree once its last
+--- turn is recorded (its branch, merged into main, stays; a later turn makes the worktree
+--- again from it). libgit2 opens every linked worktree each time it makes one, so keeping
+--- the done cards' made each new card's first turn cost more as the board grew (about
+--- 17 ms a turn at 200 done cards). Uncommitted changes (a commit that failed) keep it
+--- (EDIRTY).
+function M.retire(r, job)
+  if not r.git then return true end
+  M.leave(job)
+  local ok, err, code = r.git.repo:worktree_remove(job.card_id)
+  if ok == nil then return nil, err, code end
+  return true
+end
+
 --- commit(run, job) -> true | nil, msg: commits what the turn changed in the card's worktree
 --- and journals the commit (a `commit` event), inside the caller's transaction (the turn's
 --- end records). Committed first, recorded second: a kill between the two leaves a commit

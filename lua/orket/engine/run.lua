@@ -407,6 +407,10 @@ function Run:take_turn(job)
     out = { ended = "engine_error", detail = "git: " .. tostring(out):gsub("^git: ", "") }
   end
   self:finish_turn(job, out)
+  if out.status == "done" and out.ended ~= "journal_error" then
+    local rok, rerr = gitwork.retire(self, job)
+    if not rok then self:emit { type = "git", card = job.card_id, action = "worktree_kept", detail = rerr } end
+  end
   return out
 end
 

@@ -25,8 +25,10 @@ local function by_priority(a, b)
   return a.id < b.id
 end
 
---- candidates(board, target, busy) -> cards to start, in order (busy: id -> true)
-function M.candidates(board, target, cards, busy)
+--- candidates(board, target, cards, busy [, order]) -> cards to start, in order (busy: id ->
+--- true). order: for an issue target, an orket.ready order of its epic, refreshed, which
+--- answers whether the issue is runnable (else the epic's ready order is built to ask).
+function M.candidates(board, target, cards, busy, order)
   local review, working = {}, {}
   for _, c in ipairs(cards) do
     if not busy[c.id] then
@@ -40,7 +42,10 @@ function M.candidates(board, target, cards, busy)
   for _, c in ipairs(review) do out[#out + 1] = c end
   for _, c in ipairs(working) do out[#out + 1] = c end
   local runnable
-  if target.type == "issue" then
+  if target.type == "issue" and order then
+    runnable = {}
+    if order:runnable(target.id) then runnable[1] = assert(board:get(target.id)) end
+  elseif target.type == "issue" then
     runnable = {}
     for _, c in ipairs(board:ready(target.parent)) do
       if c.id == target.id then runnable[1] = c end
@@ -72,6 +77,12 @@ function M.view(board, target)
       v.review[c.id] = (c.status == "code_review" or c.status == "ready_for_testing") or nil
       v.working[c.id] = c.status == "in_progress" or nil
     end)
+  else
+    -- an issue's run asks each pass only whether the issue is runnable: its epic's order
+    -- (the whole board's without one) is kept and followed through the journal, where
+    -- board:ready built the epic's whole order again every pass
+    local parent = target.parent and board.db:row("SELECT id, type FROM cards WHERE id = ?", target.parent)
+    v.issue_order = ready.new(board, parent or nil)
   end
   return v
 end
@@ -79,6 +90,7 @@ end
 --- view:refresh(): applies the journal's events since the last refresh
 function View:refresh()
   if self.order then self.order:refresh() end
+  if self.issue_order then self.issue_order:refresh() end
 end
 
 local function sorted_set(v, set, busy)
@@ -93,7 +105,7 @@ end
 --- view:candidates(busy) -> iterator over cards to start: review, then in progress, then ready
 function View:candidates(busy)
   if not self.order then
-    local list = M.candidates(self.board, self.target, M.scope(self.board, self.target), busy)
+    local list = M.candidates(self.board, self.target, M.scope(self.board, self.target), busy, self.issue_order)
     local i = 0
     return function()
       i = i + 1

@@ -38,12 +38,20 @@ end
 local Hub = {}
 Hub.__index = Hub
 
---- new(db, {poll_ms=250, heartbeat_ms=15000, on_error=fn(msg)}) -> hub (started)
+-- How often the journal is read. A commit reaches subscribers within one interval (at 250 ms
+-- that was most of the commit-to-receipt time). A poll that finds nothing is one seek on
+-- the events' primary key, about 8 us, so 50 a second cost well under 0.1% of a CPU. A
+-- cheaper wake-up does not pay: PRAGMA data_version costs about as much as that seek
+-- (5 us), and it does not move for this connection's own writes (a comment written through
+-- the API), which would then need a second signal.
+M.POLL_MS = 20
+
+--- new(db, {poll_ms=M.POLL_MS, heartbeat_ms=15000, on_error=fn(msg)}) -> hub (started)
 function M.new(db, o)
   o = o or {}
   local self = setmetatable({ db = db, subs = {}, last = M.latest(db), on_error = o.on_error or function() end }, Hub)
   self.poll_timer, self.beat_timer = uv.new_timer(), uv.new_timer()
-  local poll_ms, beat_ms = o.poll_ms or 250, o.heartbeat_ms or 15000
+  local poll_ms, beat_ms = o.poll_ms or M.POLL_MS, o.heartbeat_ms or 15000
   self.poll_timer:start(poll_ms, poll_ms, function()
     local ok, err = pcall(self.poll, self)
     if not ok then self.on_error(tostring(err)) end

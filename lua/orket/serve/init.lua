@@ -17,9 +17,9 @@ local M = {}
 
 -- Tunable limits (docs/serve.md); ORKET_SERVE_LIMITS="name=value,..." overrides them.
 M.DEFAULTS = {
-  max_header_bytes = 32768, max_body_bytes = 1048576, max_connections = 512, max_per_ip = 64,
+  max_header_bytes = 16384, max_body_bytes = 1048576, max_connections = 512, max_per_ip = 64,
   idle_timeout_s = 30, header_timeout_ms = 10000, body_timeout_ms = 30000,
-  max_stream_queue = 1048576, heartbeat_ms = 15000, poll_ms = 250,
+  max_stream_queue = 1048576, heartbeat_ms = 15000, poll_ms = 20,
   addr_rate = 50, addr_burst = 100, key_rate = 50, key_burst = 100,
   auth_fail_rate = 0.2, auth_fail_burst = 10, drain_ms = 3000,
 }
@@ -43,6 +43,7 @@ Server.__index = Server
 
 local JSON_HEADERS = { "Content-Type: application/json; charset=utf-8", "Cache-Control: no-store",
   "X-Content-Type-Options: nosniff" }
+M.JSON_HEADERS = JSON_HEADERS -- for a handler that answers JSON text itself
 
 local function send(req, ctx, status, doc, extra)
   ctx.status = status
