@@ -81,7 +81,7 @@ function M.view(board, target)
     -- an issue's run asks each pass only whether the issue is runnable: its epic's order
     -- (the whole board's without one) is kept and followed through the journal, where
     -- board:ready built the epic's whole order again every pass
-    local parent = target.parent and board.db:row("SELECT id, type FROM cards WHERE id = ?", target.parent)
+    local parent = target.parent and board:get(target.parent)
     v.issue_order = ready.new(board, parent or nil)
   end
   return v

@@ -43,7 +43,11 @@ Server.__index = Server
 
 local JSON_HEADERS = { "Content-Type: application/json; charset=utf-8", "Cache-Control: no-store",
   "X-Content-Type-Options: nosniff" }
-M.JSON_HEADERS = JSON_HEADERS -- for a handler that answers JSON text itself
+
+-- A handler's document, or JSON text it already encoded (M.encoded): a kept answer is sent
+-- as it is, with the same headers as any other.
+local ENCODED = {}
+function M.encoded(text) return setmetatable({ text = text }, ENCODED) end
 
 local function send(req, ctx, status, doc, extra)
   ctx.status = status
@@ -51,7 +55,7 @@ local function send(req, ctx, status, doc, extra)
   for _, list in ipairs { ctx.headers or {}, extra or {} } do -- CORS, Set-Cookie; then the caller's
     for _, h in ipairs(list) do headers[#headers + 1] = h end
   end
-  return req:respond(status, headers, jsonout.encode(doc) .. "\n")
+  return req:respond(status, headers, getmetatable(doc) == ENCODED and doc.text or (jsonout.encode(doc) .. "\n"))
 end
 
 local function fail(req, ctx, status, code, message, extra)

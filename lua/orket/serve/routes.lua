@@ -61,9 +61,8 @@ local function board(req, ctx)
     text = jsonout.encode(doc) .. "\n"
     if gen then kept[key] = text end
   end
-  -- answered here, as the kept text is the whole body: no copy of it per request
-  ctx.status = 200
-  req:respond(200, require("orket.serve").JSON_HEADERS, text)
+  -- the kept text is the whole body: sent as it is, no copy of it per request
+  return 200, require("orket.serve").encoded(text)
 end
 
 local function card(_, ctx)
