@@ -1,8 +1,8 @@
 /* confine.c: the confinement helper (see confine.h). Runs in `orket --confine-exec`, before
  * any Lua: namespaces first (user, then network and PID), then in a child the working
- * directory, fds, no_new_privs, Landlock, seccomp and the rlimits, then exec. The helper
- * stays outside as a child subreaper and kills every process left when the program ends.
- * Uses Linux syscalls and libseccomp. */
+ * directory, fds, no_new_privs, Landlock, seccomp, the capabilities dropped and the
+ * rlimits, then exec. The helper stays outside as a child subreaper and kills every process
+ * left when the program ends. Uses Linux syscalls and libseccomp. */
 #define _GNU_SOURCE
 #include "confine.h"
 
@@ -25,7 +25,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <linux/capability.h>
 #include <linux/landlock.h>
+#include <linux/securebits.h>
 #include <seccomp.h>
 
 #define CF_REPORT_FD 3 /* to the runner: P, L, W, F, E lines */
@@ -52,8 +54,8 @@ struct cf_ruleset_attr {
 };
 
 static const char *const cf_names[CONFINE_NLAYERS] = {
-    "session", "fds",    "env",   "cwd",          "rlimits",        "no_new_privs", "userns",
-    "netns",   "pidns", "landlock", "landlock_net", "landlock_scope", "seccomp",
+    "session", "fds",   "env",      "cwd",          "rlimits",        "no_new_privs", "caps",
+    "userns",  "netns", "pidns",    "landlock",     "landlock_net",   "landlock_scope", "seccomp",
 };
 
 const char *confine_layer_name(unsigned bit) {
@@ -270,6 +272,7 @@ static int cf_landlock_rule(int ruleset, const char *path, uint64_t access) {
 static int cf_landlock(const confine_spec *s, int abi, unsigned *got, char *why, size_t whylen) {
   if (abi < 1) {
     snprintf(why, whylen, "Landlock is not offered by this kernel");
+    errno = EOPNOTSUPP;
     return -1;
   }
   uint64_t fs = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1; /* ABI 1: bits 0..12 */
@@ -287,7 +290,9 @@ static int cf_landlock(const confine_spec *s, int abi, unsigned *got, char *why,
   }
   int rs = (int)syscall(SYS_landlock_create_ruleset, &a, size, 0);
   if (rs < 0) {
-    snprintf(why, whylen, "landlock_create_ruleset: %s", strerror(errno));
+    int e = errno;
+    snprintf(why, whylen, "landlock_create_ruleset: %s", strerror(e));
+    errno = e;
     return -1;
   }
   uint64_t ro = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
@@ -306,6 +311,7 @@ static int cf_landlock(const confine_spec *s, int abi, unsigned *got, char *why,
   close(rs);
   if (rc != 0) {
     snprintf(why, whylen, "%s: %s", what, strerror(e));
+    errno = e;
     return -1;
   }
   *got |= CONFINE_LANDLOCK;
@@ -360,9 +366,69 @@ static int cf_seccomp(char *why, size_t whylen) {
   seccomp_release(ctx);
   if (rc != 0) {
     snprintf(why, whylen, "seccomp: %s", strerror(-rc));
+    errno = -rc;
     return -1;
   }
   return 0;
+}
+
+/* Drops every capability the child holds (in its user namespace when there is one, else
+ * the machine's, as a container's root has them): securebits first, while CAP_SETPCAP is
+ * still there to set them (root gains nothing by exec, locked), then the ambient and the
+ * whole bounding set (no setuid-root or file-capability binary grants any back, even
+ * without no_new_privs), then effective, permitted and inheritable. The result is read
+ * back, not assumed; why names the first set left and the call that failed. */
+static int cf_caps(char *why, size_t whylen) {
+  const int secure = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
+                     SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+  int bits = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
+  /* best effort: with an empty bounding and inheritable set exec grants nothing anyway */
+  if (bits >= 0 && (bits & secure) != secure) (void)prctl(PR_SET_SECUREBITS, bits | secure, 0, 0, 0);
+  const char *failed = NULL;
+  int err = 0;
+  /* EINVAL before Linux 4.3: there is no ambient set to clear */
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+    failed = "PR_CAP_AMBIENT_CLEAR_ALL";
+    err = errno;
+  }
+  int ncaps = 0; /* PR_CAPBSET_READ answers EINVAL past the kernel's last capability */
+  for (; ncaps < 64; ncaps++) {
+    int in = prctl(PR_CAPBSET_READ, ncaps, 0, 0, 0);
+    if (in < 0) break;
+    if (in == 1 && prctl(PR_CAPBSET_DROP, ncaps, 0, 0, 0) != 0 && failed == NULL) {
+      failed = "PR_CAPBSET_DROP";
+      err = errno;
+    }
+  }
+  struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+  memset(d, 0, sizeof d);
+  if (syscall(SYS_capset, &h, d) != 0 && failed == NULL) {
+    failed = "capset";
+    err = errno;
+  }
+  memset(d, 0, sizeof d);
+  h.version = _LINUX_CAPABILITY_VERSION_3;
+  if (syscall(SYS_capget, &h, d) != 0) {
+    snprintf(why, whylen, "capget: %s", strerror(errno));
+    return -1;
+  }
+  const char *left = NULL;
+  for (int i = 0; i < _LINUX_CAPABILITY_U32S_3 && left == NULL; i++)
+    left = d[i].effective ? "effective" : d[i].permitted ? "permitted" : d[i].inheritable ? "inheritable" : NULL;
+  for (int c = 0; c < ncaps && left == NULL; c++) {
+    if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) != 0) left = "bounding";
+    else if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, c, 0, 0) > 0) left = "ambient";
+  }
+  if (left == NULL) return 0;
+  if (failed && err == EPERM && strcmp(failed, "PR_CAPBSET_DROP") == 0)
+    snprintf(why, whylen, "the %s set stays: %s: %s (needs CAP_SETPCAP; exec of a setuid or file-capability "
+             "binary may grant capabilities)", left, failed, strerror(err));
+  else if (failed)
+    snprintf(why, whylen, "the %s set stays: %s: %s", left, failed, strerror(err));
+  else
+    snprintf(why, whylen, "the %s set stays", left);
+  return -1;
 }
 
 /* pid 1 of a new PID namespace: a private mount namespace with a /proc of its own, so
@@ -413,6 +479,14 @@ static _Noreturn void cf_exec_or_report(const confine_spec *s) {
   _exit(127);
 }
 
+/* Landlock and seccomp refused for want of privilege: says which, since either
+ * no_new_privs or CAP_SYS_ADMIN (in the user namespace) would have let them apply. */
+static void cf_privs_why(char *why, size_t whylen, int err, unsigned applied) {
+  if ((err != EPERM && err != EACCES) || (applied & CONFINE_NNP)) return;
+  size_t n = strlen(why);
+  snprintf(why + n, whylen - n, " (no no_new_privs and no CAP_SYS_ADMIN)");
+}
+
 /* The child: applies the remaining layers, then execs (or, as the PID namespace's init,
  * runs the program in a grandchild and reaps until it ends). */
 static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int status_fd) {
@@ -440,9 +514,12 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
   } else {
     cf_missing(s, CONFINE_NNP, "switched off");
   }
+  /* Landlock and seccomp before caps: without no_new_privs only CAP_SYS_ADMIN lets a
+   * process apply them, and caps drops it. */
   int abi = cf_landlock_abi();
   if (s->want & CONFINE_LANDLOCK) {
     if (cf_landlock(s, abi, &applied, why, sizeof why) != 0) {
+      cf_privs_why(why, sizeof why, errno, applied);
       cf_missing(s, CONFINE_LANDLOCK, why);
       /* the kernel offers the sub-layers; they are missing for the same reason */
       char sub[340];
@@ -460,9 +537,18 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
               confine_layer_name(bit), abi);
   if (s->want & CONFINE_SECCOMP) {
     if (cf_seccomp(why, sizeof why) == 0) applied |= CONFINE_SECCOMP;
-    else cf_missing(s, CONFINE_SECCOMP, why);
+    else {
+      cf_privs_why(why, sizeof why, errno, applied);
+      cf_missing(s, CONFINE_SECCOMP, why);
+    }
   } else {
     cf_missing(s, CONFINE_SECCOMP, "switched off");
+  }
+  if (s->want & CONFINE_CAPS) {
+    if (cf_caps(why, sizeof why) == 0) applied |= CONFINE_CAPS;
+    else cf_missing(s, CONFINE_CAPS, why);
+  } else {
+    cf_missing(s, CONFINE_CAPS, "switched off");
   }
   /* The limits come last: nothing here allocates after them (a sanitizer build of this
    * helper could not, under the program's memory limit). */
@@ -673,6 +759,11 @@ static int cf_try_pidns(void) {
   (void)unshare(CLONE_NEWUSER);
   return unshare(CLONE_NEWPID);
 }
+static int cf_try_caps(void) {
+  char why[300];
+  (void)unshare(CLONE_NEWUSER);
+  return cf_caps(why, sizeof why);
+}
 static int cf_try_seccomp(void) {
   char why[128];
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
@@ -690,5 +781,6 @@ unsigned confine_probe(int *landlock_abi) {
   if (cf_try(cf_try_netns)) offered |= CONFINE_NETNS;
   if (cf_try(cf_try_pidns)) offered |= CONFINE_PIDNS;
   if (cf_try(cf_try_seccomp)) offered |= CONFINE_SECCOMP;
+  if (cf_try(cf_try_caps)) offered |= CONFINE_CAPS;
   return offered;
 }

@@ -24,14 +24,15 @@ enum {
   CONFINE_CWD = 1u << 3,        /* working directory the workspace */
   CONFINE_RLIMITS = 1u << 4,    /* CPU, memory, file size, open files, no core files */
   CONFINE_NNP = 1u << 5,        /* PR_SET_NO_NEW_PRIVS */
-  CONFINE_USERNS = 1u << 6,     /* unprivileged user namespace (no capabilities after exec) */
-  CONFINE_NETNS = 1u << 7,      /* network namespace: no interface up, no network at all */
-  CONFINE_PIDNS = 1u << 8,      /* PID namespace: the kill takes every process with it */
-  CONFINE_LANDLOCK = 1u << 9,   /* Landlock fs: read-only outside the workspace and tmp */
-  CONFINE_LANDLOCK_NET = 1u << 10,   /* Landlock ABI >= 4: no TCP bind or connect */
-  CONFINE_LANDLOCK_SCOPE = 1u << 11, /* Landlock ABI >= 6: no signals or abstract sockets out */
-  CONFINE_SECCOMP = 1u << 12,   /* seccomp deny-list (see confine.c) */
-  CONFINE_NLAYERS = 13
+  CONFINE_CAPS = 1u << 6,       /* no capability in any set, none to regain through exec */
+  CONFINE_USERNS = 1u << 7,     /* unprivileged user namespace (no capabilities after exec) */
+  CONFINE_NETNS = 1u << 8,      /* network namespace: no interface up, no network at all */
+  CONFINE_PIDNS = 1u << 9,      /* PID namespace: the kill takes every process with it */
+  CONFINE_LANDLOCK = 1u << 10,  /* Landlock fs: read-only outside the workspace and tmp */
+  CONFINE_LANDLOCK_NET = 1u << 11,   /* Landlock ABI >= 4: no TCP bind or connect */
+  CONFINE_LANDLOCK_SCOPE = 1u << 12, /* Landlock ABI >= 6: no signals or abstract sockets out */
+  CONFINE_SECCOMP = 1u << 13,   /* seccomp deny-list (see confine.c) */
+  CONFINE_NLAYERS = 14
 };
 
 #define CONFINE_ALWAYS (CONFINE_SESSION | CONFINE_FDS | CONFINE_ENV | CONFINE_CWD | CONFINE_RLIMITS)

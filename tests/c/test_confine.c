@@ -17,6 +17,8 @@ TEST(test_confine_layer_names) {
   CHECK(t, confine_layer_name(3) == NULL);
   CHECK(t, confine_layer_bit("chroot") == 0);
   CHECK_STR(t, confine_layer_name(CONFINE_NETNS), "netns");
+  CHECK_STR(t, confine_layer_name(CONFINE_CAPS), "caps");
+  CHECK(t, confine_layer_bit("caps") == CONFINE_CAPS);
   CHECK_STR(t, confine_layer_name(CONFINE_LANDLOCK_NET), "landlock_net");
 }
 

@@ -5,6 +5,7 @@
 -- closed, and the whole hostile suite (tests/spec/proc_spec.lua) still holds with the
 -- layers that remain (spawned with uv_spawn, as where pidfd_open is refused too).
 local H = require "tests.helpers"
+local uv = require "luv"
 
 local NSDENY = H.BIN:gsub("orket$", "nsdeny")
 
@@ -34,9 +35,11 @@ for n in pairs(r.missing) do names[#names + 1] = n end
 table.sort(names)
 for _, n in ipairs(names) do print("missing " .. n .. ": " .. r.missing[n]) end
 print("stdout: " .. r.stdout)
+r = assert(proc.run { argv = { "sh", "-c", "grep '^Cap' /proc/self/status | tr '\\n\\t' '  '" }, cwd = %q })
+print("caps: " .. r.stdout)
 local ok, msg, code = proc.run { argv = { "true" }, cwd = %q, require = { "netns" } }
 print("require netns: " .. tostring(ok) .. " " .. tostring(msg) .. " " .. tostring(code))
-]], dir, dir .. "/ws", dir .. "/ws"), flags)
+]], dir, dir .. "/ws", dir .. "/ws", dir .. "/ws"), flags)
     assert.equal(0, status, out)
     assert.matches("missing userns: unshare%(CLONE_NEWUSER%): Operation not permitted", out)
     assert.matches("missing netns: unshare%(CLONE_NEWNET%): Operation not permitted", out)
@@ -44,6 +47,16 @@ print("require netns: " .. tostring(ok) .. " " .. tostring(msg) .. " " .. tostri
     local layers = out:match("layers: ([^\n]*)")
     for _, name in ipairs { "session", "fds", "env", "cwd", "rlimits", "no_new_privs", "seccomp" } do
       assert.matches("%f[%w_]" .. name .. "%f[^%w_]", layers, 1)
+    end
+    -- capabilities go without a namespace too, where the runner may drop them: as root
+    -- (a container's root keeps CAP_SETPCAP), not as another user
+    if uv.getuid() == 0 then
+      assert.matches("%f[%w_]caps%f[^%w_]", layers)
+      for _, set in ipairs { "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb" } do
+        assert.matches(set .. ":%s+0000000000000000 ", out)
+      end
+    else
+      assert.matches("missing caps: the bounding set stays: PR_CAPBSET_DROP: Operation not permitted", out)
     end
     -- Landlock where the kernel has it: the write outside the workspace is refused
     if layers:find("landlock", 1, true) then
@@ -54,6 +67,25 @@ print("require netns: " .. tostring(ok) .. " " .. tostring(msg) .. " " .. tostri
       .. "Operation not permitted ELAYER", out)
   end)
   end
+
+  it("emulates the container from inside one too: as root without CAP_SYS_ADMIN", function()
+    -- a container's root cannot load a filter without no_new_privs; nsdeny sets it there
+    if uv.getuid() ~= 0 then return end -- another user: the runs above are that case
+    local dir = H.tmpdir()
+    H.write(dir .. "/report.lua", string.format([[
+local r = assert(require("orket.c.proc").run { argv = { "true" }, cwd = %q })
+print("layers: " .. table.concat(r.layers, " "))
+]], dir))
+    local p = io.popen(string.format("setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin -- %s %s lua %s 2>&1",
+      H.quote(NSDENY), H.quote(H.BIN), H.quote(dir .. "/report.lua")))
+    local out = p:read("a")
+    assert.is_true(p:close(), out)
+    local layers = assert(out:match("layers: ([^\n]*)"), out)
+    for _, name in ipairs { "no_new_privs", "caps", "seccomp" } do
+      assert.matches("%f[%w_]" .. name .. "%f[^%w_]", layers)
+    end
+    assert.is_nil(layers:find("netns", 1, true), layers)
+  end)
 
   it("the hostile suite holds with the remaining layers", function()
     -- with pidfd_open refused too, so the suite also covers the runner's uv_spawn path

@@ -174,6 +174,52 @@ describe("orket.c.proc.run", function()
     assert.is_nil(r.code)
   end)
 
+  -- Capability sets of the program, read from its own /proc/self/status: {CapEff = "0000...", ...}.
+  local function caps_of(opts)
+    opts.argv = { "sh", "-c", "grep '^Cap' /proc/self/status" }
+    local r = assert(proc.run(opts))
+    assert.equal(0, r.code, r.stderr)
+    local sets = {}
+    for name, hex in r.stdout:gmatch("(Cap%a+):%s*(%x+)") do sets[name] = hex end
+    return r, sets
+  end
+  local ZERO = string.rep("0", 16)
+
+  it("drops every capability, with and without the user namespace", function()
+    local _, ws = project()
+    for _, layers in ipairs { {}, { userns = false } } do
+      local r, sets = caps_of { cwd = ws, layers = layers }
+      local label = layers.userns == false and "without userns" or "with userns"
+      if uv.getuid() == 0 or has(r.layers, "userns") then
+        -- root holds CAP_SETPCAP (outside or in the namespace): nothing may stay
+        assert.is_true(has(r.layers, "caps"), label .. ": " .. tostring(r.missing.caps))
+        assert.is_nil(r.missing.caps)
+      end
+      if has(r.layers, "caps") then
+        for _, set in ipairs { "CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb" } do
+          assert.equal(ZERO, sets[set], label .. ": " .. set)
+        end
+      else
+        -- another user without a namespace cannot empty the bounding set: reported
+        assert.matches("the bounding set stays: PR_CAPBSET_DROP: Operation not permitted", r.missing.caps)
+      end
+    end
+  end)
+
+  it("leaves the capabilities to a program when caps is switched off, and says so", function()
+    local _, ws = project()
+    local r, sets = caps_of { cwd = ws, layers = { caps = false, userns = false } }
+    assert.is_false(has(r.layers, "caps"))
+    assert.equal("switched off", r.missing.caps)
+    if uv.getuid() == 0 then -- root outside a namespace keeps what it had
+      assert.are_not.equal(ZERO, sets.CapEff)
+      assert.are_not.equal(ZERO, sets.CapBnd)
+    end
+    local _, msg, code = proc.run { argv = { "true" }, cwd = ws, layers = { caps = false }, require = { "caps" } }
+    assert.equal("proc: required layer 'caps' is switched off for this run", msg)
+    assert.equal("ELAYER", code)
+  end)
+
   it("keeps the head and the tail of long output", function()
     local _, ws = project()
     local r = proc.run { argv = { "sh", "-c", "seq 1 100000" }, cwd = ws, output_cap = 64 }
@@ -271,7 +317,7 @@ end)
 -- ---- the hostile suite, with every layer and with each optional layer switched off -------
 
 local CONFIGS = { { name = "every layer" } }
-for _, name in ipairs { "userns", "netns", "pidns", "landlock", "seccomp", "no_new_privs" } do
+for _, name in ipairs { "userns", "netns", "pidns", "landlock", "seccomp", "no_new_privs", "caps" } do
   CONFIGS[#CONFIGS + 1] = { name = "without " .. name, off = name, layers = { [name] = false } }
 end
 
@@ -304,7 +350,7 @@ for _, cfg in ipairs(CONFIGS) do
           assert.is_true(applied(r, name) or why:match("Operation not permitted") ~= nil
             or why:match("Permission denied") ~= nil,
             name .. ": " .. tostring(r.missing[name]))
-        elseif offered[name] and not (cfg.off == "userns" and (name == "netns" or name == "pidns")) then
+        elseif offered[name] and not (cfg.off == "userns" and (name == "netns" or name == "pidns" or name == "caps")) then
           assert.is_true(applied(r, name), name .. " is offered but missing: " .. tostring(r.missing[name]))
           assert.is_nil(r.missing[name])
         else
@@ -430,6 +476,22 @@ for _, cfg in ipairs(CONFIGS) do
       r = hostile { argv = { "sh", "-c", "cat /proc/" .. uv.os_getpid() .. "/environ" }, cwd = ws }
       assert.is_true(r.code ~= 0)
       assert.equal("", r.stdout)
+      still_responsive()
+    end)
+
+    it("gains no capability, not even as root through exec", function()
+      local _, ws = project()
+      -- chown to another user needs CAP_CHOWN, which a container's root has
+      local r = hostile { argv = { "sh", "-c", "grep '^CapEff' /proc/self/status; echo x > f; chown 4321 f && echo chowned" },
+        cwd = ws }
+      if applied(r, "caps") then
+        assert.matches("CapEff:%s*0000000000000000\n", r.stdout)
+        assert.is_nil(r.stdout:find("chowned", 1, true))
+        -- EPERM; EINVAL in a user namespace, where uid 4321 is not even mapped
+        assert.matches("chown: changing ownership of 'f': ", r.stderr, 1, true)
+      else
+        assert.is_string(r.missing.caps)
+      end
       still_responsive()
     end)
 

@@ -3,6 +3,11 @@
  * without CAP_SYS_ADMIN (no new namespaces through unshare or clone, no setns, mount,
  * bpf, keyctl...; clone3 answers ENOSYS), and without CAP_SYS_ADMIN after the exec (root
  * drops it from the bounding set; another user sets no_new_privs, as the filter needs).
+ * Docker (runc) loads its filter while it still holds CAP_SYS_ADMIN and sets no
+ * no_new_privs; so does this as root with CAP_SYS_ADMIN. Where root has none (inside a
+ * container already), the kernel loads a filter only under no_new_privs: then it is set, as
+ * for another user, and inherited (a run with no_new_privs = false keeps Landlock and
+ * seccomp there, where a real container loses both).
  *   nsdeny [--no-pidfd] CMD ARGS...
  * --no-pidfd also refuses pidfd_open, as profiles older than Docker 20.10 did (the runner
  * then spawns with uv_spawn).
@@ -14,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <linux/capability.h>
@@ -35,12 +41,22 @@ int main(int argc, char **argv) {
     fputs("usage: nsdeny [--no-pidfd] CMD ARGS...\n", stderr);
     return 2;
   }
-  if (geteuid() == 0) {
-    if (prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0) {
-      perror("nsdeny: PR_CAPBSET_DROP");
-      return 2;
-    }
-  } else if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+  struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+  memset(caps, 0, sizeof caps);
+  if (syscall(SYS_capget, &h, caps) != 0) {
+    perror("nsdeny: capget");
+    return 2;
+  }
+  int sys_admin = (caps[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective & CAP_TO_MASK(CAP_SYS_ADMIN)) != 0;
+  /* root: out of the bounding set, so exec leaves it behind (already gone: nothing to drop) */
+  if (geteuid() == 0 && prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN, 0, 0, 0) == 1 &&
+      prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0) {
+    perror("nsdeny: PR_CAPBSET_DROP");
+    return 2;
+  }
+  /* another user, or root without CAP_SYS_ADMIN: the filter needs no_new_privs */
+  if ((geteuid() != 0 || !sys_admin) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     perror("nsdeny: PR_SET_NO_NEW_PRIVS");
     return 2;
   }
