@@ -3,6 +3,7 @@
 -- prints it, each beside its floor (a bare read of the same rows through the store binding)
 -- alternated in one run, then 1,000 transitions each committed with its journal event.
 -- Run: build/orket lua bench/board.lua [ALTERNATIONS]
+package.path = package.orket_home .. "/?.lua;" .. package.path
 local store = require "orket.store"
 local import = require "orket.import"
 local board_mod = require "orket.board"
@@ -88,12 +89,7 @@ for i = 1, ROUNDS do
   samples.ready_x[i], samples.json_x[i] = rd / fl, js / fl
 end
 
-local function spread(list)
-  local s = {}
-  for i, v in ipairs(list) do s[i] = v end
-  table.sort(s)
-  return s[1], s[(#s + 1) // 2], s[#s]
-end
+local spread = require("bench.stats").spread
 local function line(name, list, unit)
   local lo, med, hi = spread(list)
   return string.format("%-34s min %8.2f  median %8.2f  max %8.2f %s", name, lo, med, hi, unit)

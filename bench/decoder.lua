@@ -16,12 +16,7 @@ local uv = require "luv"
 
 local ROUNDS = 5
 
-local function spread(l)
-  local s = {}
-  for i, v in ipairs(l) do s[i] = v end
-  table.sort(s)
-  return s[1], s[(#s + 1) // 2], s[#s]
-end
+local spread = require("bench.stats").spread
 local function line(name, l, unit)
   return string.format("  %-22s min %8.2f  median %8.2f  max %8.2f", name, spread(l)) .. (unit and (" " .. unit) or "")
 end

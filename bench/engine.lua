@@ -333,15 +333,8 @@ local function version_kb()
   return tonumber(out:match("maxrss (%d+)"))
 end
 
-local function sorted(t)
-  local c = { table.unpack(t) }
-  table.sort(c)
-  return c
-end
-local function spread(t, fmt)
-  local s = sorted(t)
-  return string.format("min " .. fmt .. " median " .. fmt .. " max " .. fmt, s[1], s[(#s + 1) // 2], s[#s])
-end
+local sorted = require("bench.stats").sorted
+local spread = require("bench.stats").line -- (list, fmt) -> "min X median Y max Z"
 
 if FLOOR_DIR then
   local us, per = journal_floor(FLOOR_DIR)

@@ -74,10 +74,7 @@ local function run(n, model, each, spread_ms)
   return rt.now() - t0, lat, errors, added
 end
 
-local function pct(sorted, p)
-  if #sorted == 0 then return 0 end
-  return sorted[math.max(1, math.ceil(#sorted * p))]
-end
+local pct = require("bench.stats").pct
 
 run(8, "fake:chunks=8,nolog", 1) -- warm up connections and code paths
 
@@ -120,8 +117,6 @@ for _, mode in ipairs { "burst", "steady", "paced" } do
       for _, v in ipairs(lat) do all[#all + 1] = v end
       for _, v in ipairs(added) do adds[#adds + 1] = v end
     end
-    table.sort(all)
-    table.sort(adds)
     print(string.format("%-18s %9.0f %9.3f %9.3f %11.3f %11.3f %7d", n .. " " .. mode, reqs / (total_ms / 1000),
       pct(all, 0.5), pct(all, 0.99), pct(adds, 0.5), pct(adds, 0.99), errs))
   end
@@ -172,7 +167,6 @@ if floor_bin and io.open(floor_bin) then
     local c0 = cpu_now()
     local _, _, errs, added = run(64, model, 20)
     local cpu = (cpu_now() - c0) / (64 * 20)
-    table.sort(added)
     local o50, o99 = pct(added, 0.5), pct(added, 0.99)
     local p = io.popen(string.format("%s %s %s 64 1 20", floor_bin, fake.url .. "/v1/chat/completions", model))
     local out = p:read("a")

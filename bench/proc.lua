@@ -3,6 +3,7 @@
 -- The two alternate over several rounds; every figure is printed with its floor, the ratio
 -- and the difference, then min/median/max over the rounds. Target: every layer together
 -- costs under 5 ms p50 above the floor. Then 100 confined runs in flight at once.
+package.path = package.orket_home .. "/?.lua;" .. package.path
 local uv = require "luv"
 local proc = require "orket.c.proc"
 local task = require "orket.task"
@@ -36,9 +37,7 @@ local function confined_once(layers)
   return (uv.hrtime() - t0) / 1e6
 end
 
-local function pct(sorted, p)
-  return sorted[math.max(1, math.ceil(#sorted * p))]
-end
+local pct = require("bench.stats").pct
 
 -- CPU seconds this process and its reaped children have used (/proc/self/stat: utime,
 -- stime, cutime, cstime in clock ticks of 10 ms). Wall times on a busy machine mostly
@@ -62,7 +61,6 @@ local function batch(fn, n, ...)
   local c0 = cpu_ms()
   for i = 1, n do t[i] = fn(...) end
   local cpu = (cpu_ms() - c0) / n
-  table.sort(t)
   return pct(t, 0.5), pct(t, 0.99), cpu
 end
 
@@ -92,9 +90,7 @@ local function confined_inflight(n)
 end
 
 local function mmm(list)
-  local t = { table.unpack(list) }
-  table.sort(t)
-  return string.format("min %7.2f  median %7.2f  max %7.2f", t[1], t[(#t + 1) // 2], t[#t])
+  return string.format("min %7.2f  median %7.2f  max %7.2f", require("bench.stats").spread(list))
 end
 
 local probe = proc.probe()

@@ -52,20 +52,9 @@ local function write(path, text)
   f:close()
 end
 
-local function sorted(t)
-  local c = { table.unpack(t) }
-  table.sort(c)
-  return c
-end
-local function pct(t, p)
-  local s = sorted(t)
-  if #s == 0 then return 0 / 0 end
-  return s[math.max(1, math.min(#s, math.ceil(#s * p)))]
-end
-local function spread(t)
-  local s = sorted(t)
-  return string.format("min %.2f median %.2f max %.2f", s[1], s[(#s + 1) // 2], s[#s])
-end
+local stats = require "bench.stats"
+local pct = stats.pct
+local spread = stats.line
 
 -- A project with one epic of 1,000 issues, imported (as bench/engine.lua makes it).
 local function project(n)
