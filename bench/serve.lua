@@ -3,10 +3,11 @@
 --    times with the floor, bench/mhdfloor.c (a bare libmicrohttpd server on a libuv loop,
 --    driven the same way, answering the same bytes from responses built once). orket's
 --    server runs in this process, on this loop, logging to /dev/null as it would to stderr;
---    a 1 ms timer on the same loop stands for an engine turn waiting to run, and its lateness
---    is compared with the longest single request's handling (the log line's "us").
---    Targets: /health >= 0.5x the floor's requests/s; GET /v1/board p99 < 5 ms; timer
---    lateness p99 <= one request's handling (the longest seen).
+--    a 1 ms timer on the same loop stands for an engine turn waiting to run, and its worst
+--    lateness under each route's load is compared with the longest single request's
+--    handling (the log line's "us").
+--    Targets: /health >= 0.5x the floor's requests/s; GET /v1/board p99 < 5 ms; the timer's
+--    worst lateness <= one request's handling (the longest seen).
 -- 2. SSE fan-out: `orket serve` as its own process, SUBS subscribers to one run's events
 --    (GET /v1/runs/ID/events) opened from here on loopback, then COMMITS journal commits
 --    from this process (another connection, as `orket comment` would be): the time from
@@ -173,7 +174,8 @@ local function http_part(dir, db)
   end
 
   local res = { health = { floor = {}, orket = {} }, board = { floor = {}, orket = {} } }
-  local lateness_all, handled_all = {}, {}
+  local lateness = { health = {}, board = {} } -- per route: its rounds' samples, pooled
+  local handled_ms = { health = {}, board = {} }
   for round = 1, ROUNDS do
     for _, what in ipairs { "health", "board" } do
       local path = what == "health" and "/health" or "/v1/board"
@@ -186,8 +188,8 @@ local function http_part(dir, db)
       res[what].orket[round].late_p99, res[what].orket[round].late_max = pct(late, 0.99), pct(late, 1)
       res[what].orket[round].h_max = pct(handled, 1) / 1e3
       res[what].orket[round].h_p99 = pct(handled, 0.99) / 1e3
-      for _, v in ipairs(late) do lateness_all[#lateness_all + 1] = v end
-      for _, v in ipairs(handled) do handled_all[#handled_all + 1] = v / 1e3 end
+      for _, v in ipairs(late) do lateness[what][#lateness[what] + 1] = v end
+      for _, v in ipairs(handled) do handled_ms[what][#handled_ms[what] + 1] = v / 1e3 end
     end
   end
   timer:close()
@@ -224,11 +226,16 @@ local function http_part(dir, db)
   for i = 1, ROUNDS do fp[i] = res.board.floor[i].p99 end
   print(string.format("  target GET /v1/board p99 < 5 ms at %d connections: %s ms -> %s (the floor's p99: %s ms)", CONNS,
     spread(bp), pct(bp, 0.5) < 5 and "met" or "MISSED", spread(fp)))
-  local lp99, hmax = pct(lateness_all, 0.99), pct(handled_all, 1)
-  print(string.format("  1 ms timer on the serve loop under load: lateness p50 %.2f p99 %.2f max %.2f ms; "
-    .. "one request's handling p99 %.2f max %.2f ms; lateness p99 / longest handling %.2f -> %s",
-    pct(lateness_all, 0.5), lp99, pct(lateness_all, 1), pct(handled_all, 0.99), hmax, lp99 / hmax,
-    lp99 <= hmax and "met" or "MISSED"))
+  -- "never delayed by more than one request's handling": the worst lateness against the
+  -- longest handling, per route (pooled, the board's many samples would hide /health's few)
+  for _, what in ipairs { "health", "board" } do
+    local l, h = lateness[what], handled_ms[what]
+    local lmax, hmax = pct(l, 1), pct(h, 1)
+    print(string.format("  1 ms timer on the serve loop under %s load: %d firings in %d s; lateness p50 %.2f p99 %.2f "
+      .. "max %.2f ms; one request's handling p99 %.2f max %.2f ms; worst lateness / longest handling %.2f -> %s",
+      what, #l, ROUNDS * SECONDS, pct(l, 0.5), pct(l, 0.99), lmax, pct(h, 0.99), hmax, lmax / hmax,
+      lmax <= hmax and "met" or "MISSED"))
+  end
 end
 
 -------------------------------------------------------------------------------------------
