@@ -46,6 +46,49 @@ function M.fetch(o)
   return status, table.concat(parts), headers
 end
 
+--- stream{url=, headers=, total_timeout_ms=} -> {status=, headers=, text(), done(), close()}:
+--- an answer read as it arrives (an event stream), by a task of its own
+function M.stream(o)
+  local r = assert(require("orket.c.http").request(o))
+  local status, headers = r:headers()
+  local parts, done = {}, false
+  local t = orket.spawn(function()
+    while true do
+      local ev = r:read()
+      if not ev then break end
+      for _, x in ipairs(ev) do parts[#parts + 1] = x end
+    end
+    done = true
+  end)
+  return { status = status, headers = headers, text = function() return table.concat(parts) end,
+    done = function() return done end, close = function() t:cancel(); r:close() end }
+end
+
+--- api(server, method, path, key, body) -> status, the decoded answer (nil when empty or not
+--- JSON), its text: one call to an orket serve (H.serve) with a Bearer key (or none)
+function M.api(s, method, path, key, body)
+  local headers = { "Content-Type: application/json" }
+  if key then headers[#headers + 1] = "Authorization: Bearer " .. key end
+  local status, text = M.fetch { url = s.url .. path, method = method, headers = headers,
+    body = body and (type(body) == "string" and body or require("cjson").encode(body)) or nil, total_timeout_ms = 20000 }
+  return status, text ~= "" and require("cjson.safe").decode(text) or nil, text
+end
+
+--- api_key(dir, name, role) -> key, its id, the command's result: `orket keys create`
+function M.api_key(dir, name, role)
+  local r = M.orket("keys create " .. name .. " --role " .. role, { cwd = dir })
+  if r.status ~= 0 then error("orket keys create failed: " .. tostring(r.stderr), 2) end
+  local k = r.stdout:gsub("\n$", "")
+  return k, k:match("^ork_(%x+)_"), r
+end
+
+--- card_json(dir, id) -> the document `orket card ID --json` prints
+function M.card_json(dir, id)
+  local r = M.orket("card " .. id .. " --json", { cwd = dir })
+  if r.status ~= 0 then error("orket card " .. id .. " failed: " .. tostring(r.stderr), 2) end
+  return require("cjson").decode(r.stdout)
+end
+
 --- orket(args, {stdin=, env=, cwd=, wrap=}) -> {status=, stdout=, stderr=}
 --- Runs the binary with args (a string of shell words, already quoted where needed); wrap
 --- is a command put before it (e.g. setpriv to run it as another user).

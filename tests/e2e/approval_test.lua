@@ -7,11 +7,7 @@ local cjson = require "cjson"
 
 local project = require("tests.cleanup_project").make
 
-local function card(dir, id)
-  local r = H.orket("card " .. id .. " --json", { cwd = dir })
-  assert.equal(0, r.status, r.stderr)
-  return cjson.decode(r.stdout)
-end
+local card = H.card_json
 
 local function events(stdout)
   local out = {}

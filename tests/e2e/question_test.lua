@@ -39,11 +39,7 @@ team = {
   return dir
 end
 
-local function card(dir, id)
-  local r = H.orket("card " .. id .. " --json", { cwd = dir })
-  assert.equal(0, r.status, r.stderr)
-  return cjson.decode(r.stdout)
-end
+local card = H.card_json
 
 describe("request_input end to end", function()
   after_each(H.cleanup)

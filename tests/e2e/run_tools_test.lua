@@ -4,13 +4,8 @@
 -- clear error; a run_command recorded before a kill -9 is answered from the journal on
 -- resume, never run again.
 local H = require "tests.helpers"
-local cjson = require "cjson"
 
-local function card(dir, id)
-  local r = H.orket("card " .. id .. " --json", { cwd = dir })
-  assert.equal(0, r.status, r.stderr)
-  return cjson.decode(r.stdout)
-end
+local card = H.card_json
 
 -- A project with one issue ONE-1 whose coder follows `rules` (Lua source of scripted
 -- rules, `call` defined); settings are appended to orket.lua.

@@ -4,44 +4,20 @@
 -- run` in another process); SIGTERM mid-run and `orket resume` after it.
 local H = require "tests.helpers"
 local cjson = require "cjson"
-local http = require "orket.c.http"
 local gate = require "orket.c.gate"
 
 local wait_for = H.wait_for
 local start = H.serve
 
--- call(s, method, path, key, body) -> status, decoded document
-local function call(s, method, path, key, body)
-  local headers = { "Content-Type: application/json" }
-  if key then headers[#headers + 1] = "Authorization: Bearer " .. key end
-  local status, text = H.fetch { url = s.url .. path, method = method, headers = headers,
-    body = body and (type(body) == "string" and body or cjson.encode(body)) or nil, total_timeout_ms = 20000 }
-  return status, text ~= "" and require("cjson.safe").decode(text) or nil, text -- /metrics is text
-end
+local call = H.api
 
-local function key(dir, name, role)
-  local r = H.orket("keys create " .. name .. " --role " .. role, { cwd = dir })
-  assert.equal(0, r.status, r.stderr)
-  local k = r.stdout:gsub("\n$", "")
-  return k, k:match("^ork_(%x+)_")
-end
+local key = H.api_key
 
 -- follow(s, path, key) -> a stream reader: text() so far, done(), close()
 local function follow(s, path, k)
-  local r = assert(http.request { url = s.url .. path, headers = { "Authorization: Bearer " .. k }, total_timeout_ms = 60000 })
-  local st = r:headers()
-  assert.equal(200, st)
-  local parts, done = {}, false
-  local t = orket.spawn(function()
-    while true do
-      local ev = r:read()
-      if not ev then break end
-      for _, x in ipairs(ev) do parts[#parts + 1] = x end
-    end
-    done = true
-  end)
-  return { text = function() return table.concat(parts) end, done = function() return done end,
-    close = function() t:cancel(); r:close() end }
+  local st = H.stream { url = s.url .. path, headers = { "Authorization: Bearer " .. k }, total_timeout_ms = 60000 }
+  assert.equal(200, st.status)
+  return st
 end
 
 -- v cut at depth levels: the validator caps nesting (tool arguments), and the API's

@@ -36,11 +36,7 @@ local function raw(port, text)
   return table.concat(st.data)
 end
 
-local function key(dir, name, role)
-  local r = H.orket("keys create " .. name .. " --role " .. role, { cwd = dir })
-  assert.equal(0, r.status, r.stderr)
-  return (r.stdout:gsub("\n$", ""))
-end
+local key = H.api_key
 
 local function sign_in(s, k)
   local st, text, h = req(s, "POST", "/v1/session", { "Content-Type: application/json" }, cjson.encode { key = k })

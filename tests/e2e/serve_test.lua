@@ -3,7 +3,6 @@
 -- client sends: keys, bad input and attacks, the event stream, SIGTERM.
 local H = require "tests.helpers"
 local cjson = require "cjson"
-local http = require "orket.c.http"
 local uv = require "luv"
 
 local wait_for = H.wait_for
@@ -48,11 +47,7 @@ local function project()
   return dir
 end
 
-local function key(dir, name, role)
-  local r = H.orket("keys create " .. name .. " --role " .. role, { cwd = dir })
-  assert.equal(0, r.status, r.stderr)
-  return (r.stdout:gsub("\n$", "")), r
-end
+local key = H.api_key
 
 describe("orket serve", function()
   -- A server that answers and closes while a raw client still writes would end this
@@ -143,7 +138,7 @@ describe("orket serve", function()
 
   it("checks keys before reading a body, and never shows a key", function()
     local dir = project()
-    local k, made = key(dir, "ci", "viewer")
+    local k, _, made = key(dir, "ci", "viewer")
     assert.matches("^ork_%x+_%x+$", k)
     assert.matches("shown once", made.stderr)
     local _, secret = k:match("^ork_(%x+)_(%x+)$")
@@ -256,19 +251,7 @@ describe("orket serve", function()
     local s = start(dir, { env = { ORKET_SERVE_LIMITS = "poll_ms=20,heartbeat_ms=100" } })
     -- open(path, headers) -> a stream reader: text() so far, close()
     local function open(path, headers)
-      local r = assert(http.request { url = s.url .. path, headers = headers, total_timeout_ms = 30000 })
-      local st, h = r:headers()
-      local parts, done = {}, false
-      local t = orket.spawn(function()
-        while true do
-          local ev = r:read()
-          if not ev then break end
-          for _, x in ipairs(ev) do parts[#parts + 1] = x end
-        end
-        done = true
-      end)
-      return { status = st, headers = h, text = function() return table.concat(parts) end,
-        done = function() return done end, close = function() t:cancel(); r:close() end }
+      return H.stream { url = s.url .. path, headers = headers, total_timeout_ms = 30000 }
     end
     local function ids(text)
       local out = {}

@@ -8,21 +8,9 @@ local wait_for = H.wait_for
 
 local start = H.serve
 
--- call(s, method, path, key, body) -> status, decoded document
-local function call(s, method, path, key, body)
-  local headers = { "Content-Type: application/json" }
-  if key then headers[#headers + 1] = "Authorization: Bearer " .. key end
-  local status, text = H.fetch { url = s.url .. path, method = method, headers = headers,
-    body = body and (type(body) == "string" and body or cjson.encode(body)) or nil, total_timeout_ms = 20000 }
-  return status, text ~= "" and cjson.decode(text) or nil, text
-end
+local call = H.api
 
-local function key(dir, name, role)
-  local r = H.orket("keys create " .. name .. " --role " .. role, { cwd = dir })
-  assert.equal(0, r.status, r.stderr)
-  local k = r.stdout:gsub("\n$", "")
-  return k, k:match("^ork_(%x+)_")
-end
+local key = H.api_key
 
 -- schema_of(api, method, pattern, status) -> the response schema the OpenAPI document gives
 local function schema_of(api, method, pattern, status)

@@ -3,13 +3,8 @@
 -- default check counted as rejections up to a requirements review, verify.require failing
 -- closed, and cards without checks going to review as before.
 local H = require "tests.helpers"
-local cjson = require "cjson"
 
-local function card(dir, id)
-  local r = H.orket("card " .. id .. " --json", { cwd = dir })
-  assert.equal(0, r.status, r.stderr)
-  return cjson.decode(r.stdout)
-end
+local card = H.card_json
 
 -- A project whose coder writes out.txt and hands in with `handin`, and a reviewer that
 -- approves; epic ONE has one issue, with `verification` (a JSON text) or none.
