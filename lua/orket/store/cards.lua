@@ -176,4 +176,4 @@ function M.add_dependency(db, id, on, position)
   assert(db:run("INSERT OR IGNORE INTO dependencies (card_id, depends_on, position) VALUES (?, ?, ?)", id, on, position))
 end
 
-return M
+return require("orket.store.backend").twin("cards", M)

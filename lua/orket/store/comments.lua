@@ -23,4 +23,4 @@ function M.of_card(db, card)
     .. "WHERE card_id = ? ORDER BY id", card))
 end
 
-return M
+return require("orket.store.backend").twin("comments", M)

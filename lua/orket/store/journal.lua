@@ -192,4 +192,4 @@ function M.last_merge(db, card)
   return m and (cjson.decode(m.data) or {})
 end
 
-return M
+return require("orket.store.backend").twin("journal", M)

@@ -50,4 +50,4 @@ function M.write_probe(db)
   return db:run("UPDATE api_keys SET name = name WHERE 0")
 end
 
-return M
+return require("orket.store.backend").twin("keys", M)
