@@ -57,6 +57,7 @@ describe("board operations on " .. B.name(), function()
     assert.same({ "E-2", "E-3" }, ids(sc.list(db, { status = { "ready", "blocked" }, type = { "issue" } })))
     assert.same({ "E", "R" }, ids(sc.list(db, { type = { "epic", "rock" } })))
     assert.same({}, sc.list(db, { rock = "R" }))
+    assert.same({}, sc.list(db, { status = {} }))
     assert.same({ "E-1", "E-2" }, ids(sc.list(db, { epic = "E", status = { "done", "blocked" } })))
     assert.same({ "E-1", "E-2" }, sc.list(db, { epic = "E" })[3].depends_on)
     assert.same({ "E-1", "E-3" }, ids(sc.some(db, { "E-3", "nope", "E-1" })))
@@ -70,6 +71,22 @@ describe("board operations on " .. B.name(), function()
     assert.is_false(sc.exists(db, "nope"))
     assert.is_true(sc.is_issue(db, "E-3"))
     assert.is_false(sc.is_issue(db, "E"))
+    db:close()
+  end)
+
+  it("cards: issues created in one transaction are listed in the order they were created", function()
+    local db = open()
+    local sc = require "orket.store.cards"
+    assert(db:tx(function()
+      for _, id in ipairs { "E-9", "E-10", "E-11" } do sc.insert_issue(db, { id = id, parent = "E", priority = 2 }) end
+      return true
+    end))
+    local got = {}
+    for i, c in ipairs(sc.children(db, "E")) do got[i] = c.id end
+    assert.same({ "E-1", "E-9", "E-10", "E-11" }, got)
+    got = {}
+    for _, c in ipairs(sc.light(db)) do got[#got + 1] = c.id end
+    assert.same({ "E", "E-1", "E-9", "E-10", "E-11" }, got)
     db:close()
   end)
 
