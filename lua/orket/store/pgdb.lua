@@ -179,7 +179,7 @@ function DB:_tx(begin, fn, ...)
   lease.in_tx = true
   local ok, berr, bcode, bstate = c:query(begin)
   if not ok then return nil, berr, bcode, bstate end
-  local t = { conn = c, depth = 0 }
+  local t = { conn = c, depth = 0, write = begin == "BEGIN" }
   self.open[co] = t
   local mark <close> = setmetatable({}, { __close = function() self.open[co] = nil end })
   local r = table.pack(pcall(fn, ...))
@@ -205,8 +205,13 @@ function DB:tx(fn, ...) return self:_tx("BEGIN", fn, ...) end
 --- db:read(fn, ...) -> as tx, in one snapshot (REPEATABLE READ) for a group of reads
 function DB:read(fn, ...) return self:_tx("BEGIN ISOLATION LEVEL REPEATABLE READ", fn, ...) end
 
---- db:in_tx() -> true while this task has a transaction open
-function DB:in_tx() return self.open[coroutine.running()] ~= nil end
+--- db:in_tx([mode]) -> true while this task has a transaction open (mode "write": one
+--- opened by db:tx, not db:read; twins lock the rows they read to write them)
+function DB:in_tx(mode)
+  local t = self.open[coroutine.running()]
+  if mode == "write" then return t ~= nil and t.write end
+  return t ~= nil
+end
 
 function DB:close()
   if self.pool then self.pool:close() end
