@@ -1,7 +1,7 @@
 /* httpd.h: an HTTP/1.1 server on libmicrohttpd in external epoll mode, driven by a libuv
- * loop (one uv_poll on MHD's epoll descriptor, one uv_timer from MHD_get_timeout): no
- * threads. A request is handed to its owner once its headers are in, with the connection
- * suspended; the owner reads the body on request, answers once, or streams (SSE). Caps:
+ * loop (one uv_poll on MHD's epoll descriptor, one uv_timer from MHD_get_timeout, one
+ * uv_idle for work MHD has at once): no threads. A request is handed to its owner once its
+ * headers are in (one without a body: once it is whole), with the connection suspended; the owner reads the body on request, answers once, or streams (SSE). Caps:
  * header and body size, connections in total and per address, header/body/idle
  * deadlines, a bounded queue per stream. Pure C: the Lua binding is lhttpd.c. */
 #ifndef ORKET_HTTPD_H
@@ -30,7 +30,8 @@ typedef struct httpd_opts {
   size_t max_stream_queue;     /* bytes a stream may queue for a slow client. 0: 1 MiB */
 } httpd_opts;
 
-/* Called (never from inside libmicrohttpd) when a request is waiting in httpd_next. */
+/* Called (never from inside libmicrohttpd) when a request is waiting in httpd_next: in the
+ * loop's idle pass, at most once per loop iteration. */
 typedef void (*httpd_accept_fn)(httpd *h, void *ud);
 /* Called (never from inside libmicrohttpd) when a request has news for its owner: its body
  * is complete or refused, its stream drained below half its cap, or the client is gone. */

@@ -158,6 +158,60 @@ describe("orket.c.httpd", function()
     srv:close()
   end)
 
+  -- An engine step waiting on a timer must not wait for a flood of requests to end: the loop
+  -- goes round (and runs its due timers) between any two requests, however many are
+  -- queued. Counted in loop iterations, not time: a prepare handle runs once per iteration.
+  -- (A 0 ms timer re-armed in its own callback once served a whole flood in one iteration.)
+  it("lets the loop go round between requests under a flood, on kept-alive connections", function()
+    local served = 0
+    local srv = serve({ max_connections = 256, max_per_ip = 256 }, function(req)
+      served = served + 1
+      assert(req:respond(200, { "Content-Type: text/plain" }, "ok"))
+    end)
+    local CLIENTS, EACH = 32, 40
+    local worst, at, iterations = 0, 0, 0
+    local prep = uv.new_prepare()
+    prep:start(function()
+      iterations = iterations + 1
+      worst = math.max(worst, served - at)
+      at = served
+    end)
+    local request = "GET /small HTTP/1.1\r\nHost: x\r\n\r\n"
+    local answered, closed_early, done = 0, 0, 0
+    local socks = {}
+    for i = 1, CLIENTS do
+      local c, n, buf = uv.new_tcp(), 0, ""
+      socks[i] = c
+      c:connect("127.0.0.1", srv:port(), function(err)
+        assert(not err, err)
+        c:write(request)
+        c:read_start(function(_, d)
+          if not d then -- the server closed a connection the client meant to keep
+            if n < EACH then closed_early = closed_early + 1 done = done + 1 end
+            return
+          end
+          buf = buf .. d
+          while buf:find("\r\n\r\nok", 1, true) do -- a whole answer (its body is "ok")
+            local e = select(2, buf:find("\r\n\r\nok", 1, true))
+            buf = buf:sub(e + 1)
+            n, answered = n + 1, answered + 1
+            if n < EACH then c:write(request) else done = done + 1 end
+          end
+        end)
+      end)
+    end
+    wait_for(function() return done == CLIENTS end, "the flood's end")
+    prep:stop()
+    prep:close()
+    for _, c in ipairs(socks) do c:close() end
+    srv:close()
+    assert.equal(0, closed_early)
+    assert.equal(CLIENTS * EACH, answered)
+    assert.equal(CLIENTS * EACH, served)
+    -- requests are handed out in the loop's idle pass only, one per iteration
+    assert.equal(1, worst, "the most requests served in one loop iteration")
+  end)
+
   it("shuts a connection whose headers never end", function()
     local srv = serve({ header_timeout_ms = 100 }, function(req) req:respond(200) end)
     local c, got = raw(srv:port(), "GET / HTTP/1.1\r\nHost: x\r\n")
