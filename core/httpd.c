@@ -822,16 +822,54 @@ static int hd_queue(httpd_req *r, unsigned status, struct MHD_Response *resp,
   return 0;
 }
 
-int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
-                  const char *body, size_t len) {
-  if (r->answered || httpd_gone(r) || !r->suspended) return -1;
-  struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-  if (resp == NULL) return -1;
+static int hd_answer(httpd_req *r, unsigned status, struct MHD_Response *resp, const char *const *headers,
+                     size_t nheaders) {
   if (r->body_state == HTTPD_BODY_NONE || r->body_state == HTTPD_BODY_TOO_LARGE) {
     /* the body was not read: MHD closes the connection after the answer */
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   }
   return hd_queue(r, status, resp, headers, nheaders);
+}
+
+int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
+                  const char *body, size_t len) {
+  if (r->answered || httpd_gone(r) || !r->suspended) return -1;
+  struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (resp == NULL) return -1;
+  return hd_answer(r, status, resp, headers, nheaders);
+}
+
+struct httpd_blob {
+  size_t refs, len;
+  char data[];
+};
+
+httpd_blob *httpd_blob_new(const char *data, size_t len) {
+  httpd_blob *b = malloc(sizeof *b + (len ? len : 1));
+  if (b == NULL) return NULL;
+  b->refs = 1;
+  b->len = len;
+  if (len) memcpy(b->data, data, len);
+  return b;
+}
+
+size_t httpd_blob_len(const httpd_blob *b) { return b->len; }
+
+void httpd_blob_unref(httpd_blob *b) {
+  if (b && --b->refs == 0) free(b);
+}
+
+/* MHD is done with an answer sent from a blob (sent, or its connection gone). */
+static void hd_blob_done(void *cls) { httpd_blob_unref(cls); }
+
+int httpd_respond_blob(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
+                       httpd_blob *b) {
+  if (r->answered || httpd_gone(r) || !r->suspended) return -1;
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer_with_free_callback_cls(b->len, b->data, hd_blob_done, b);
+  if (resp == NULL) return -1;
+  b->refs++; /* the answer's, dropped by hd_blob_done when MHD destroys the response */
+  return hd_answer(r, status, resp, headers, nheaders);
 }
 
 int httpd_stream(httpd_req *r, const char *const *headers, size_t nheaders) {

@@ -83,6 +83,17 @@ const char *httpd_body(const httpd_req *r, size_t *len);
  * already answered or the client is gone, -2 when a header is refused. */
 int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                   const char *body, size_t len);
+/* A body many answers share (a kept board): one copy of the bytes, counted references.
+ * httpd_blob_new copies data and holds one reference, dropped by httpd_blob_unref; each
+ * answer sent from it holds another until libmicrohttpd is done with it, so the owner may
+ * drop its own at any time. NULL when out of memory. */
+typedef struct httpd_blob httpd_blob;
+httpd_blob *httpd_blob_new(const char *data, size_t len);
+size_t httpd_blob_len(const httpd_blob *b);
+void httpd_blob_unref(httpd_blob *b);
+/* As httpd_respond, the body being the blob's bytes, not copied. */
+int httpd_respond_blob(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
+                       httpd_blob *b);
 /* Starts a streamed (chunked) 200 response with these header lines. 0 or as above. */
 int httpd_stream(httpd_req *r, const char *const *headers, size_t nheaders);
 /* Queues bytes on the stream: 0; -1 when the stream is closed or the client gone; -3 when

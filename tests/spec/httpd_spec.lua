@@ -102,6 +102,36 @@ describe("orket.c.httpd", function()
     srv:close()
   end)
 
+  it("answers from a shared blob, which outlives its Lua value while answers are sent", function()
+    local text = string.rep("0123456789abcdef", 40000) -- 640 KB: more than a socket takes at once
+    local blob = httpd.blob(text)
+    assert.equal(#text, #blob)
+    local srv = serve({}, function(req)
+      assert(req:respond(200, { "Content-Type: text/plain" }, blob))
+      local ok, _, code = req:respond(200, nil, blob)
+      assert(not ok and code == "EPIPE")
+    end)
+    -- two requests answered before either client reads a byte, then the blob is dropped
+    local c1, got1, st1 = raw(srv:port(), "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", { read = false })
+    local c2, got2, st2 = raw(srv:port(), "GET /b HTTP/1.1\r\nHost: x\r\n\r\n", { read = false })
+    orket.sleep(50)
+    blob = nil -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+    for _, c in ipairs { { c1, st1 }, { c2, st2 } } do
+      c[1]:read_start(function(_, d) if d then c[2].data[#c[2].data + 1] = d end end)
+    end
+    local function body(got) return (got():match("\r\n\r\n(.*)$")) or "" end
+    wait_for(function() return #body(got1) >= #text and #body(got2) >= #text end, "both answers")
+    assert.equal(text, body(got1))
+    assert.equal(text, body(got2))
+    assert.matches("^HTTP/1.1 200", (got2()))
+    c1:close()
+    c2:close()
+    srv:close()
+    assert.has_error(function() httpd.blob() end, "bad argument #1 to 'blob' (string expected, got no value)")
+  end)
+
   it("answers 500 for a request closed unanswered, and 503 for those left at close", function()
     local held
     local srv, base = serve({}, function(req)
