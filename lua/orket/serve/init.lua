@@ -170,6 +170,7 @@ function Server:_dispatch(req, ctx)
   if route.body == "json" then -- read only now: refusals above come before any of it
     local value, bst, bcode, bmsg = require("orket.serve.body").json(req)
     if value == nil then return fail(req, ctx, bst, bcode, bmsg) end
+    value = require("orket.serve.body").without_nulls(route.schema, value)
     ctx.body = value
     local sok, serr = require("orket.serve.writes").check(route, value)
     if not sok then return fail(req, ctx, 400, "bad_request", serr) end
