@@ -236,6 +236,12 @@ local function http_part(dir, db)
   for i = 1, ROUNDS do fp[i] = res.board.floor[i].p99 end
   print(string.format("  target GET /v1/board p99 < 5 ms at %d connections: %s ms -> %s (the floor's p99: %s ms)", CONNS,
     spread(bp), pct(bp, 0.5) < 5 and "met" or "MISSED", spread(fp)))
+  -- With every connection always waiting on an answer, the mean latency is the connections
+  -- over the requests/s (Little's law): the floor's own throughput sets the least p50 there.
+  local least = {}
+  for i = 1, ROUNDS do least[i] = CONNS / res.board.floor[i].rps * 1e3 end
+  print(string.format("  %d connections / the floor's board req/s = %s ms: the mean latency no server reaches "
+    .. "below, on this machine, without answering faster than the floor", CONNS, spread(least)))
   -- "never delayed by more than one request's handling": the worst lateness against the
   -- longest handling, per route (pooled, the board's many samples would hide /health's few)
   for _, what in ipairs { "health", "board" } do
