@@ -147,11 +147,19 @@ static int lhd_blob_new(lua_State *L) {
   return 1;
 }
 
+/* __gc and __close; idempotent */
 static int lhd_blob_gc(lua_State *L) {
   lhd_blob *u = luaL_checkudata(L, 1, LHD_BLOB);
   httpd_blob_unref(u->b); /* answers still being sent keep their own references */
   u->b = NULL;
   return 0;
+}
+
+static int lhd_blob_tostring(lua_State *L) {
+  lhd_blob *u = luaL_checkudata(L, 1, LHD_BLOB);
+  if (u->b == NULL) lua_pushliteral(L, "http blob (collected)");
+  else lua_pushfstring(L, "http blob (%I bytes)", (lua_Integer)httpd_blob_len(u->b));
+  return 1;
 }
 
 static int lhd_blob_len(lua_State *L) {
@@ -546,7 +554,9 @@ static const luaL_Reg lhd_srv_meta[] = {
 
 static const luaL_Reg lhd_blob_meta[] = {
     {"__gc", lhd_blob_gc},
+    {"__close", lhd_blob_gc},
     {"__len", lhd_blob_len},
+    {"__tostring", lhd_blob_tostring},
     {NULL, NULL},
 };
 

@@ -106,6 +106,7 @@ describe("orket.c.httpd", function()
     local text = string.rep("0123456789abcdef", 40000) -- 640 KB: more than a socket takes at once
     local blob = httpd.blob(text)
     assert.equal(#text, #blob)
+    assert.equal("http blob (640000 bytes)", tostring(blob))
     local srv = serve({}, function(req)
       assert(req:respond(200, { "Content-Type: text/plain" }, blob))
       local ok, _, code = req:respond(200, nil, blob)
