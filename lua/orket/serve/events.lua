@@ -50,9 +50,17 @@ function M.new(db, o)
   local self = setmetatable({ db = db, subs = {}, last = M.latest(db), on_error = o.on_error or function() end }, Hub)
   self.poll_timer, self.beat_timer = uv.new_timer(), uv.new_timer()
   local poll_ms, beat_ms = o.poll_ms or M.POLL_MS, o.heartbeat_ms or 15000
+  -- each poll in a task, one at a time: on PostgreSQL the read waits on the server, and a
+  -- timer's callback cannot wait (on SQLite the task ends before spawn returns)
+  local polling = false
   self.poll_timer:start(poll_ms, poll_ms, function()
-    local ok, err = pcall(self.poll, self)
-    if not ok then self.on_error(tostring(err)) end
+    if polling then return end
+    polling = true
+    require("orket.task").spawn(function()
+      local ok, err = pcall(self.poll, self)
+      polling = false
+      if not ok then self.on_error(tostring(err)) end
+    end)
   end)
   self.beat_timer:start(beat_ms, beat_ms, function() self:broadcast(": heartbeat\n\n") end)
   return self
