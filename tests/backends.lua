@@ -43,8 +43,10 @@ function M.fresh_url()
     db:close()
     template = name
   end
+  -- busted loads this module afresh for each spec file of a process: the clock keeps the
+  -- names of one file's databases apart from another's
   counter = counter + 1
-  local name = string.format("orket_t_%s_%d", pid, counter)
+  local name = string.format("orket_t_%s_%d_%d", pid, require("luv").hrtime() % 1000000000, counter)
   assert(c:query("CREATE DATABASE " .. name .. " TEMPLATE " .. template))
   made[#made + 1] = name
   return with_db(base, name)
