@@ -1,8 +1,10 @@
 -- orket.store.pg.cards: orket.store.cards' operations on PostgreSQL (same names and
 -- shapes: times as ISO text). A card and its dependencies come back in one round trip (a
 -- json_agg of the edges, decoded here). Creation order is created_at, then the id: the
--- cards table has no insertion order of its own on PostgreSQL (SQLite's rowid), so cards
--- created in one transaction (an import) tie on created_at and go by id.
+-- cards table has no insertion order of its own on PostgreSQL (SQLite's rowid), so a card
+-- is created at clock_timestamp(), which moves between the statements of a transaction,
+-- not at the transaction's now(): cards created in one transaction (an import, issues a
+-- turn files) keep the order they were written in.
 local iso = require("orket.store.pgdb").iso
 local cjson = require "cjson"
 
@@ -110,7 +112,7 @@ end
 function M.insert_issue(db, c)
   assert(db:run([[INSERT INTO cards (id, type, parent, name, summary, description, note, requirements,
     acceptance, priority, seat, created_at, updated_at) VALUES ($1, 'issue', $2, $3, $4, $5, $6, $7, $8, $9, $10,
-    now(), now())]], c.id, c.parent, c.name, c.summary, c.description, c.note, c.requirements, c.acceptance,
+    clock_timestamp(), now())]], c.id, c.parent, c.name, c.summary, c.description, c.note, c.requirements, c.acceptance,
     c.priority, c.seat))
 end
 
