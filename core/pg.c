@@ -245,6 +245,15 @@ static void pg_watch(pg_conn *c, int events) {
   uv_poll_start(c->poll, events, pg_on_io);
 }
 
+/* Starts a timeout measured from the real now: the loop caches its time at each turn, and
+ * a program that blocked between turns (a test waiting on a child process for a minute)
+ * would otherwise see a timeout fire at once. 0: no timeout. */
+static void pg_start_timer(uv_loop_t *loop, uv_timer_t *t, uv_timer_cb cb, uint64_t ms) {
+  if (!ms) return;
+  uv_update_time(loop);
+  uv_timer_start(t, cb, ms, 0);
+}
+
 /* An idle connection does not keep the loop alive (luv's unref'd handles): a program that
  * ends with a pool's connections open ends. Connecting, a query in flight or a task
  * waiting for notifications does. */
@@ -569,7 +578,7 @@ pg_conn *pg_open(uv_loop_t *loop, const char *conninfo, uint64_t connect_timeout
     return NULL;
   }
   c->timeout_ms = connect_timeout_ms;
-  if (connect_timeout_ms) uv_timer_start(c->timer, pg_on_timeout, connect_timeout_ms, 0);
+  pg_start_timer(c->loop, c->timer, pg_on_timeout, connect_timeout_ms);
   return c;
 }
 
@@ -650,7 +659,7 @@ static int pg_send_any(pg_conn *c, const char *sql, int script, int n, const Oid
   pg_watch(c, c->flushing ? UV_READABLE | UV_WRITABLE : UV_READABLE);
   pg_ref(c);
   c->timeout_ms = timeout_ms;
-  if (timeout_ms) uv_timer_start(c->timer, pg_on_timeout, timeout_ms, 0);
+  pg_start_timer(c->loop, c->timer, pg_on_timeout, timeout_ms);
   return 0;
 }
 
@@ -712,7 +721,7 @@ void pg_notes_wait(pg_conn *c, uint64_t timeout_ms) {
   c->notes_waiting = 1;
   c->notes_timed_out = 0;
   pg_ref(c);
-  if (timeout_ms) uv_timer_start(c->notes_timer, pg_on_notes_timeout, timeout_ms, 0);
+  pg_start_timer(c->loop, c->notes_timer, pg_on_notes_timeout, timeout_ms);
 }
 
 void pg_notes_unwait(pg_conn *c) {

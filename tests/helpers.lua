@@ -120,7 +120,7 @@ function M.example(name, opts)
   -- on PostgreSQL (tests.backends), the project names a fresh database of its own: every
   -- command run in it then uses that
   if require("tests.backends").name() == "pg" then
-    M.write(dir .. "/orket.lua", M.read(dir .. "/orket.lua")
+    M.write(dir .. "/orket.lua", (M.read(dir .. "/orket.lua") or "")
       .. string.format("\nstore = { url = %q }\n", require("tests.backends").fresh_url()))
   end
   if opts.import ~= false then assert(M.orket("import", { cwd = dir }).status == 0, "orket import failed in " .. dir) end

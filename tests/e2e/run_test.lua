@@ -233,7 +233,10 @@ return { rules = { { role = "coder", reply = status("code_review") }, { role = "
     assert.same({ "run_end", "interrupted" }, { last.type, last.status })
   end)
 
-  it("ends a run failed, once, when the journal cannot be written (a full disk), and resume carries on", function()
+  -- the full disk is the SQLite file's (a small file system under .orket/); a PostgreSQL
+  -- server's disk is not the test's to fill
+  local sqlite_it = require("tests.backends").name() == "sqlite" and it or pending
+  sqlite_it("ends a run failed, once, when the journal cannot be written (a full disk), and resume carries on", function()
     local ref = project()
     assert.equal(0, H.orket("run NOTES", { cwd = ref }).status)
     local want = state(ref)

@@ -80,7 +80,7 @@ describe("orket serve", function()
     assert.equal(200, st)
     assert.same(cjson.decode(H.orket("board --json", { cwd = dir }).stdout), cjson.decode(b))
     -- a change from another process is seen by the next read (the text is kept until then)
-    local db = assert(require("orket.store").open(dir .. "/.orket/orket.db", { create = false }))
+    local db = assert(require("orket.project").open_store(dir, false)) -- the project's backend
     assert(db:run("UPDATE cards SET summary = 'Changed elsewhere' WHERE id = 'API-2'"))
     db:close()
     st, b = get(s.url .. "/v1/board")

@@ -42,6 +42,23 @@ describe("PostgreSQL", function()
   end
 
   describe("orket.c.pg", function()
+    it("counts a timeout from the call, not from the loop's last turn", function()
+      -- the process blocked for 1.5 s without turning the loop (as a test waiting on a child
+      -- does): the loop's cached time is 1.5 s old, and a 1 s timeout must still not fire
+      local block = function() os.execute("sleep 1.5") end
+      block()
+      local c = connect({ connect_timeout_ms = 1000 })
+      block()
+      assert.same({ { x = 1 } }, (assert(c:query("SELECT 1 AS x"))))
+      c:close()
+      local q = connect({ query_timeout_ms = 1000 })
+      block()
+      assert.same({ { x = 2 } }, (assert(q:query("SELECT 2 AS x"))))
+      block()
+      assert.same({}, (assert(q:notifications(1000))))
+      q:close()
+    end)
+
     it("connects, reports its state and server process, and closes idempotently", function()
       local c = connect()
       assert.equal("idle", c:state())

@@ -1,9 +1,10 @@
 -- orket.store.pg.cards: orket.store.cards' operations on PostgreSQL (same names and
 -- shapes: times as ISO text). A card and its dependencies come back in one round trip (a
 -- json_agg of the edges, decoded here). Creation order is created_at, then the id: the
--- cards table has no insertion order of its own on PostgreSQL (SQLite's rowid), so a new
--- issue's created_at is clock_timestamp(), which moves between the statements of one
--- transaction, not its now().
+-- cards table has no insertion order of its own on PostgreSQL (SQLite's rowid), so a card
+-- is created at clock_timestamp(), which moves between the statements of a transaction,
+-- not at the transaction's now(): cards created in one transaction (an import, issues a
+-- turn files) keep the order they were written in.
 local iso = require("orket.store.pgdb").iso
 local cjson = require "cjson"
 
