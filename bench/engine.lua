@@ -64,6 +64,29 @@ end
 
 local fake = not FLOOR_DIR and require("tests.fake_server").start()
 
+-- What the resident set holds at the end of a run (it has not shrunk from its peak: freed
+-- heap stays mapped): anonymous memory (the C heap, where Lua's and SQLite's caches live,
+-- and the libraries' written pages), of it Lua's heap, and the pages of the TLS stack
+-- libcurl loads for the model client (the floor, `orket version`, maps libcrypto for
+-- libpq but runs none of it). -> {anon=, lua=, tls=} KB
+local function memory_parts()
+  local anon, tls, name = 0, 0, nil
+  for line in io.lines("/proc/self/smaps") do
+    local n = line:match("^%x+%-%x+ %S+ %S+ %S+ %S+%s*(.*)$")
+    if n then
+      name = n
+    else
+      local k, v = line:match("^(%a+):%s+(%d+) kB")
+      if k == "Anonymous" then anon = anon + tonumber(v) end
+      if k == "Rss" and (name:find("libcurl", 1, true) or name:find("libssl", 1, true)
+          or name:find("libcrypto", 1, true) or name:find("libnghttp2", 1, true)) then
+        tls = tls + tonumber(v)
+      end
+    end
+  end
+  return { anon = anon, lua = collectgarbage("count"), tls = tls }
+end
+
 -- A project whose seats each use a model that answers with one update_issue_status call.
 local function project(n)
   local dir = io.popen("mktemp -d /tmp/orket-bench.XXXXXX"):read("l")
@@ -287,13 +310,14 @@ local function run(n, conc)
   if wal then db_kb = db_kb + wal.size / 1024 end
   local cs = e.db:row("PRAGMA cache_size").cache_size -- negative: KiB; positive: pages
   local cache_kb = cs < 0 and -cs or cs * page / 1024
+  local mem = memory_parts()
   e.close_all()
   -- the concurrency-1 store is kept for the journal floor (measured in a process of its own)
   local keep = conc == 1 and not PARTS and not PROFILE
   if not keep then os.execute("rm -rf '" .. dir .. "'") end
   return { status = status, turns = turns, tools = tools, failures = failures, done = done,
     wall_s = wall_ns / 1e9, model_s = model_ns / 1e9, cpu_us = cpu, dir = keep and dir or nil,
-    db_kb = db_kb, cache_kb = cache_kb }
+    db_kb = db_kb, cache_kb = cache_kb, mem = mem }
 end
 
 local function report(label, r, conc)
@@ -399,6 +423,9 @@ local t = orket.spawn(function()
         .. "+ page cache %.1f MB: the store %.1f MB capped at cache_size %.1f MB): ratio %.2f", round, peak / 1024,
         peak1 / 1024, peak8 / 1024, (vkb + cache_kb) / 1024, vkb / 1024, cache_kb / 1024, r1.db_kb / 1024,
         r1.cache_kb / 1024, rss_ratio[round]))
+      print(string.format("round %d: at the end of the concurrency-1 run: anonymous %.1f MB (Lua's heap %.1f MB), "
+        .. "libcurl with libssl and libcrypto %.1f MB (libcrypto is also mapped in the floor)", round,
+        r1.mem.anon / 1024, r1.mem.lua / 1024, r1.mem.tls / 1024))
     end
   end
   print(string.format("overhead above the floor (journal + git, us per turn): %s; target <= 150 -> %s", spread(above, "%.0f"),

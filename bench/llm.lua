@@ -131,9 +131,10 @@ local floor_bin = os.getenv("ORKET_CURLFLOOR")
 if floor_bin and io.open(floor_bin) then
   print("libcurl alone (bench/curlfloor.c: one multi handle, bodies copied, no framing, JSON or Lua):")
   for _, shape in ipairs { { 1, rounds * 50, 1, "1 burst" }, { 64, rounds * 5, 1, "64 burst" },
-      { 64, math.max(1, rounds), 20, "64 steady" } } do
-    local p = io.popen(string.format("%s %s %s %d %d %d", floor_bin, fake.url .. "/v1/chat/completions",
-      "fake:chunks=8,stamp_end,nolog", shape[1], shape[2], shape[3]))
+      { 64, math.max(1, rounds), 20, "64 steady" }, { 64, math.max(1, rounds // 2), 10, "64 paced", 45 } } do
+    local p = io.popen(string.format("%s %s %s %d %d %d %s", floor_bin, fake.url .. "/v1/chat/completions",
+      shape[5] and "fake:chunks=8,chunk_ms=5,stamp_end,nolog" or "fake:chunks=8,stamp_end,nolog", shape[1], shape[2],
+      shape[3], shape[5] or ""))
     local out = p:read("a")
     p:close()
     local rps, p50, p99, cpu, errs, d50, d99 = out:match("^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)")
@@ -148,47 +149,59 @@ if floor_bin and io.open(floor_bin) then
   end
 end
 
--- The targets, against the floor alternated in this process: orket's 64 steady streams and
--- curlfloor's same shape, ALT rounds each; the added latency (from the server's stamp to
--- the whole result held: orket's client result, libcurl's transfer done) p50 and p99, and
--- CPU per request (this process's for orket, curlfloor's own). Targets: p99 <= 1.5x the
--- floor's, p50 <= 1.2x, CPU per request <= 1.5x.
+-- The targets, against the floor alternated in this process: orket's 64 streams and
+-- curlfloor's same shape, ALT rounds each, in two shapes: steady (a saturation test: with a
+-- server that answers at once, the queue forms in whichever process is slower, so the
+-- latency there says which side is the bottleneck more than what the transport adds) and
+-- paced (the server streaming 8 pieces 5 ms apart, the 64 streams started spread over one
+-- answer: the load real models put on the transport, where a queue means the client made
+-- one). The order alternates (orket first in odd rounds, the floor first in even ones), so
+-- neither always runs on a server just warmed by the other. Figures: the added latency
+-- (from the server's stamp to the whole result held: orket's client result, libcurl's
+-- transfer done) p50 and p99, and CPU per request (this process's for orket, curlfloor's
+-- own). Targets: p99 <= 1.5x the floor's, p50 <= 1.2x, CPU per request <= 1.5x.
 if floor_bin and io.open(floor_bin) then
-  local ALT = 3
+  local ALT = tonumber(os.getenv("ORKET_BENCH_ALT")) or 3
   local uv = require "luv"
+  local stats = require "bench.stats"
   local function cpu_now()
     local u = uv.getrusage()
     return (u.utime.sec + u.stime.sec) * 1e6 + u.utime.usec + u.stime.usec
   end
-  local model = "fake:chunks=8,stamp_end,nolog"
-  local r50, r99, rcpu = {}, {}, {}
-  print("64 steady streams, alternated with libcurl alone (added latency ms; CPU us per request):")
-  for round = 1, ALT do
-    local c0 = cpu_now()
-    local _, _, errs, added = run(64, model, 20)
-    local cpu = (cpu_now() - c0) / (64 * 20)
-    local o50, o99 = pct(added, 0.5), pct(added, 0.99)
-    local p = io.popen(string.format("%s %s %s 64 1 20", floor_bin, fake.url .. "/v1/chat/completions", model))
-    local out = p:read("a")
-    p:close()
-    local _, _, _, fcpu, ferrs, f50, f99 = out:match("^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)")
-    fcpu, f50, f99 = tonumber(fcpu), tonumber(f50), tonumber(f99)
-    if not f99 then error("curlfloor failed: " .. out, 0) end
-    r50[round], r99[round], rcpu[round] = o50 / f50, o99 / f99, cpu / fcpu
-    print(string.format("  round %d: floor p50 %.3f p99 %.3f CPU %.0f (%s errors) | orket p50 %.3f p99 %.3f CPU %.0f "
-      .. "(%d errors) | ratio p50 %.2f p99 %.2f CPU %.2f", round, f50, f99, fcpu, ferrs, o50, o99, cpu, errs,
-      r50[round], r99[round], rcpu[round]))
+  for _, shape in ipairs { { "steady", "fake:chunks=8,stamp_end,nolog", 20 },
+      { "paced", "fake:chunks=8,chunk_ms=5,stamp_end,nolog", 10, 45 } } do
+    local name, model, each, spread_ms = shape[1], shape[2], shape[3], shape[4]
+    local r50, r99, rcpu = {}, {}, {}
+    print(string.format("64 %s streams, alternated with libcurl alone (added latency ms; CPU us per request):", name))
+    for round = 1, ALT do
+      local o, f = {}, {}
+      local function mine()
+        local c0 = cpu_now()
+        local _, _, errs, added = run(64, model, each, spread_ms)
+        o.cpu, o.errs = (cpu_now() - c0) / (64 * each), errs
+        o.p50, o.p99 = pct(added, 0.5), pct(added, 0.99)
+      end
+      local function floor()
+        local p = io.popen(string.format("%s %s %s 64 1 %d %s", floor_bin, fake.url .. "/v1/chat/completions", model,
+          each, spread_ms or ""))
+        local out = p:read("a")
+        p:close()
+        local _, _, _, fcpu, ferrs, f50, f99 = out:match("^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)")
+        f.cpu, f.errs, f.p50, f.p99 = tonumber(fcpu), ferrs, tonumber(f50), tonumber(f99)
+        if not f.p99 then error("curlfloor failed: " .. out, 0) end
+      end
+      if round % 2 == 1 then mine(); floor() else floor(); mine() end
+      r50[round], r99[round], rcpu[round] = o.p50 / f.p50, o.p99 / f.p99, o.cpu / f.cpu
+      print(string.format("  round %d: floor p50 %.3f p99 %.3f CPU %.0f (%s errors) | orket p50 %.3f p99 %.3f CPU %.0f "
+        .. "(%d errors) | ratio p50 %.2f p99 %.2f CPU %.2f", round, f.p50, f.p99, f.cpu, f.errs, o.p50, o.p99, o.cpu,
+        o.errs, r50[round], r99[round], rcpu[round]))
+    end
+    for _, t in ipairs { { r50, 1.2, "p50" }, { r99, 1.5, "p99" }, { rcpu, 1.5, "CPU" } } do
+      local _, med = stats.spread(t[1])
+      print(string.format("  orket / floor %s %-4s %s; target <= %.1f -> %s", name, t[3], stats.line(t[1]), t[2],
+        med <= t[2] and "met" or "MISSED"))
+    end
   end
-  local function spread(t, target, what)
-    local c = { table.unpack(t) }
-    table.sort(c)
-    local med = c[(#c + 1) // 2]
-    print(string.format("  orket / floor %-4s min %.2f median %.2f max %.2f; target <= %.1f -> %s", what, c[1], med,
-      c[#c], target, med <= target and "met" or "MISSED"))
-  end
-  spread(r50, 1.2, "p50")
-  spread(r99, 1.5, "p99")
-  spread(rcpu, 1.5, "CPU")
 end
 fake.stop()
 

@@ -20,5 +20,7 @@ const orket_module orket_modules[] = {
     {"orket.c.gitrepo", luaopen_orket_gitrepo},
     {"orket.c.proc", luaopen_orket_proc},
     {"orket.c.pg", luaopen_orket_pg},
+    {"orket.c.jsonout", luaopen_orket_jsonout},
+    {"orket.c.inert", luaopen_orket_inert},
     {NULL, NULL},
 };

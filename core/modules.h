@@ -28,5 +28,7 @@ int luaopen_orket_lockfile(lua_State *L);
 int luaopen_orket_gitrepo(lua_State *L);
 int luaopen_orket_proc(lua_State *L);
 int luaopen_orket_pg(lua_State *L);
+int luaopen_orket_jsonout(lua_State *L);
+int luaopen_orket_inert(lua_State *L);
 
 #endif

@@ -14,41 +14,18 @@ local SUSPECT_LINE = "[%z\1-\31\127-\255]"
 -- screen (the bidi embeddings, overrides and isolates "Trojan Source" uses, marks, zero
 -- width spaces, word joiners, the BOM, interlinear annotations, tag characters).
 -- ZWJ/ZWNJ (U+200C/D) stay: scripts and emoji need them and they reorder nothing.
-local function invisible(cp)
-  return (cp >= 0x80 and cp <= 0x9f) or cp == 0xad or cp == 0x61c or cp == 0x180e
-    or cp == 0x200b or cp == 0x200e or cp == 0x200f
-    or (cp >= 0x2028 and cp <= 0x202e) or (cp >= 0x2060 and cp <= 0x2069)
-    or cp == 0xfeff or (cp >= 0xfff9 and cp <= 0xfffb) or (cp >= 0xe0000 and cp <= 0xe007f)
-end
+-- The list and the strict UTF-8 decoding are C (core/inert.c), shared with the JSON
+-- encoder (core/jsonout.c), so both print the same characters escaped.
+local cinert = require "orket.c.inert"
+local invisible = cinert.invisible
 M.invisible = invisible
 
-local byte = string.byte
-
-local function cont(s, i) local b = byte(s, i) return b and b >= 0x80 and b <= 0xbf and b end
-
--- One strictly valid UTF-8 sequence at i (no overlongs, no surrogates, at most U+10FFFF):
--- its length and code point, or nil.
-local function decode(s, i)
-  local b = byte(s, i)
-  if b < 0xc2 or b > 0xf4 then return nil end
-  if b < 0xe0 then
-    local c1 = cont(s, i + 1)
-    if not c1 then return nil end
-    return 2, ((b & 0x1f) << 6) | (c1 & 0x3f)
-  end
-  local c1 = byte(s, i + 1)
-  local lo, hi = 0x80, 0xbf
-  if b == 0xe0 then lo = 0xa0 elseif b == 0xed then hi = 0x9f
-  elseif b == 0xf0 then lo = 0x90 elseif b == 0xf4 then hi = 0x8f end
-  if not c1 or c1 < lo or c1 > hi then return nil end
-  local c2 = cont(s, i + 2)
-  if not c2 then return nil end
-  if b < 0xf0 then return 3, ((b & 0x0f) << 12) | ((c1 & 0x3f) << 6) | (c2 & 0x3f) end
-  local c3 = cont(s, i + 3)
-  if not c3 then return nil end
-  return 4, ((b & 0x07) << 18) | ((c1 & 0x3f) << 12) | ((c2 & 0x3f) << 6) | (c3 & 0x3f)
-end
+--- decode(s, i) -> length, code point of one strictly valid UTF-8 sequence of 2 to 4
+--- bytes at i (no overlongs, no surrogates, at most U+10FFFF) | nil
+local decode = cinert.decode
 M.decode = decode
+
+local byte = string.byte
 
 local NAMED = { [9] = "\\t", [10] = "\\n", [13] = "\\r" }
 

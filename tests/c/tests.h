@@ -55,6 +55,9 @@
   X(test_chatwire_pieces)                  \
   X(test_chatwire_ollama)                  \
   X(test_http_parse_date)                  \
+  X(test_jsonout_strings)                  \
+  X(test_jsonout_numbers)                  \
+  X(test_inert_decode)                     \
   X(test_workspace_mount_id)               \
   X(test_workspace_bind_mount)             \
   X(test_workspace_fd_exhaustion)          \

@@ -100,4 +100,19 @@ describe("jsonout and pretty keep hostile text exact but inert", function()
       assert.equal(s, load("return " .. r)(), name)
     end
   end)
+
+  it("decodes strictly (orket.c.inert, shared with the JSON encoder) and refuses bad arguments", function()
+    local cinert = require "orket.c.inert"
+    assert.same({ 2, 0x85 }, { inert.decode("\194\133", 1) })
+    assert.same({ 4, 0xe0001 }, { inert.decode("x\243\160\128\129", 2) })
+    for _, s in ipairs { "a", "\192\128", "\224\159\191", "\237\160\128", "\244\144\128\128", "\226\128", "\255" } do
+      assert.is_nil(inert.decode(s, 1))
+    end
+    assert.is_true(inert.invisible(0x202e))
+    assert.is_false(inert.invisible(0x200c))
+    assert.is_false(cinert.invisible(-1))
+    assert.has_error(function() cinert.decode("ab", 3) end, "bad argument #2 to 'decode' (out of range)")
+    assert.has_error(function() cinert.decode({}, 1) end)
+    assert.has_error(function() cinert.invisible("x") end)
+  end)
 end)

@@ -55,4 +55,47 @@ describe("orket.jsonout", function()
     end
     assert.equal('{"id":"A-1","n":2,"text":"x"}', jsonout.encode(setmetatable({ text = "x", n = 2, id = "A-1" }, S)))
   end)
+
+  it("writes a shape's absent keys null when told, and leaves out keys it does not list", function()
+    local S = jsonout.shape({ "b", "a", "c" }, { nulls = true })
+    assert.equal('{"a":null,"b":1,"c":[]}',
+      jsonout.encode(setmetatable({ b = 1, c = jsonout.array(), extra = "not shown" }, S)))
+    assert.equal('{"a":null,"b":null,"c":null}', jsonout.encode(setmetatable({}, S)))
+  end)
+
+  it("writes C1 controls, invisible format characters and bytes that are not UTF-8 as escapes", function()
+    -- NEL, RLO, a tag character (a surrogate pair), a lone 0xff, DEL, NUL; ZWNJ stays
+    local s = "a\194\133b\226\128\174c\243\160\128\129d\255e\127f\0g\226\128\140h"
+    local text = jsonout.encode { s = s }
+    assert.equal('{"s":"a\\u0085b\\u202ec\\udb40\\udc01d\\ufffde\\u007ff\\u0000g\226\128\140h"}', text)
+    -- everything but the bytes that are not UTF-8 decodes back to the same string
+    assert.equal(s:gsub("\255", "\239\191\189"), cjson.decode(text).s)
+    -- truncated, overlong and surrogate sequences are not UTF-8 either: one \ufffd a byte
+    assert.equal('["\\ufffd\\ufffd","\\ufffd\\ufffd","\\ufffd\\ufffd\\ufffd"]',
+      jsonout.encode { "\226\128", "\192\128", "\237\160\128" })
+  end)
+
+  it("writes numbers as lua-cjson does (14 significant digits)", function()
+    assert.equal("[1e+15,9.007199254741e+15,0.1,-0,3,0.33333333333333,2.5]",
+      jsonout.encode { 1e15, 2 ^ 53, 0.1, -0.0, 3, 1 / 3, 2.5 })
+    for _, n in ipairs { 0 / 0, math.huge, -math.huge } do
+      local ok, err = pcall(jsonout.encode, { n })
+      assert.is_false(ok)
+      assert.equal("jsonout: Cannot serialise number: must not be NaN or Infinity", err)
+    end
+  end)
+
+  it("refuses a cycle, userdata and a coroutine with a message", function()
+    local t = {}
+    t.self = t
+    local ok, err = pcall(jsonout.encode, t)
+    assert.is_false(ok)
+    assert.equal("jsonout: nested deeper than 1000 (a cycle?)", err)
+    ok, err = pcall(jsonout.encode, { io.stdout })
+    assert.is_false(ok)
+    assert.equal("jsonout: cannot encode a userdata", err)
+    ok, err = pcall(jsonout.encode, { coroutine.create(print) })
+    assert.is_false(ok)
+    assert.equal("jsonout: cannot encode a thread", err)
+  end)
 end)

@@ -33,6 +33,8 @@ local FIELDS = { "id", "type", "parent", "name", "summary", "description", "note
   "requirements", "acceptance", "priority", "seat", "department", "status", "wait_reason",
   "retries", "worked_by", "source", "created_at", "updated_at" }
 local CARD = jsonout.shape { "depends_on", table.unpack(FIELDS) }
+-- A card as the board read it, marked in place: absent fields are null, other keys left out.
+local CARD_ROW = jsonout.shape({ "depends_on", table.unpack(FIELDS) }, { nulls = true })
 
 --- card_json(card) -> the card with arrays marked (the --json card object)
 function cmd.card_json(c)
@@ -111,8 +113,14 @@ end
 local function doc(b, id)
   local cards, err = gather(b, id)
   if not cards then return nil, err end
+  -- the cards were read for this document alone: marked where they are, not copied (a
+  -- copy per card was most of the time a 10,000-card board took past its read)
   local list = {}
-  for _, e in ipairs(tree(cards)) do list[#list + 1] = cmd.card_json(e.card) end
+  for _, e in ipairs(tree(cards)) do
+    local c = e.card
+    c.depends_on = jsonout.array(c.depends_on)
+    list[#list + 1] = setmetatable(c, CARD_ROW)
+  end
   return { format = "orket.board/1", root = id or require("cjson").null, cards = jsonout.array(list) }
 end
 

@@ -1,0 +1,20 @@
+/* inert.h: the character rules behind text made safe for a terminal (orket.inert) and the
+ * JSON orket prints (orket.jsonout): strict UTF-8 decoding and the invisible characters a
+ * terminal acts on or that hide or reorder text. Pure C, no state. */
+#ifndef ORKET_INERT_H
+#define ORKET_INERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One strictly valid UTF-8 sequence at s (n bytes available): no overlongs, no
+ * surrogates, at most U+10FFFF. -> its length (2-4) with *cp set, or 0 (ASCII is not
+ * decoded here: a byte below 0x80 gives 0 too). */
+int inert_decode(const unsigned char *s, size_t n, uint32_t *cp);
+
+/* Whether cp is shown escaped: C1 controls, and the invisible format characters that hide
+ * text or reorder it (bidi embeddings, overrides and isolates, marks, zero-width spaces,
+ * word joiners, the BOM, interlinear annotations, tag characters). ZWJ/ZWNJ stay. */
+int inert_invisible(uint32_t cp);
+
+#endif

@@ -1,0 +1,106 @@
+/* jsonout.c: the bytes of orket's printed JSON (see jsonout.h). Uses inert.c's rules for
+ * which characters a terminal must not get as they are. */
+#include "jsonout.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inert.h"
+
+static int jsonout_grow(jsonout_buf *b, size_t more) {
+  if (b->oom) return -1;
+  if (b->cap - b->len >= more) return 0;
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap - b->len < more) {
+    if (cap > SIZE_MAX / 2) {
+      b->oom = 1;
+      return -1;
+    }
+    cap *= 2;
+  }
+  char *p = realloc(b->p, cap);
+  if (p == NULL) {
+    b->oom = 1;
+    return -1;
+  }
+  b->p = p;
+  b->cap = cap;
+  return 0;
+}
+
+void jsonout_raw(jsonout_buf *b, const char *s, size_t n) {
+  if (jsonout_grow(b, n) != 0) return;
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+}
+
+/* \uXXXX in lower-case hex, as lua-cjson writes its escapes; u < 0x10000 */
+static void jsonout_u(jsonout_buf *b, uint32_t u) {
+  static const char hex[] = "0123456789abcdef";
+  char e[6] = {'\\', 'u', hex[(u >> 12) & 15], hex[(u >> 8) & 15], hex[(u >> 4) & 15], hex[u & 15]};
+  jsonout_raw(b, e, 6);
+}
+
+/* Bytes written as they are: printable ASCII but '"' and '\\'. A run of them is copied
+ * at once (most strings are all such bytes). */
+static int jsonout_plain(unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; }
+
+void jsonout_string(jsonout_buf *b, const char *str, size_t n) {
+  const unsigned char *s = (const unsigned char *)str;
+  jsonout_raw(b, "\"", 1);
+  size_t i = 0;
+  while (i < n) {
+    size_t j = i;
+    while (j < n && jsonout_plain(s[j])) j++;
+    if (j > i) jsonout_raw(b, str + i, j - i);
+    if (j >= n) break;
+    unsigned char c = s[j];
+    i = j + 1;
+    if (c >= 0x80) {
+      uint32_t cp;
+      int len = inert_decode(s + j, n - j, &cp);
+      if (len == 0) {
+        jsonout_raw(b, "\\ufffd", 6); /* not UTF-8: JSON text cannot hold the byte */
+      } else if (inert_invisible(cp)) {
+        if (cp >= 0x10000) {
+          jsonout_u(b, 0xd800 + ((cp - 0x10000) >> 10));
+          jsonout_u(b, 0xdc00 + ((cp - 0x10000) & 0x3ff));
+        } else {
+          jsonout_u(b, cp);
+        }
+        i = j + (size_t)len;
+      } else {
+        jsonout_raw(b, str + j, (size_t)len);
+        i = j + (size_t)len;
+      }
+      continue;
+    }
+    switch (c) { /* lua-cjson's escapes, so both encoders agree on every ASCII string */
+    case '"': jsonout_raw(b, "\\\"", 2); break;
+    case '\\': jsonout_raw(b, "\\\\", 2); break;
+    case '\b': jsonout_raw(b, "\\b", 2); break;
+    case '\f': jsonout_raw(b, "\\f", 2); break;
+    case '\n': jsonout_raw(b, "\\n", 2); break;
+    case '\r': jsonout_raw(b, "\\r", 2); break;
+    case '\t': jsonout_raw(b, "\\t", 2); break;
+    default: jsonout_u(b, c); break; /* other C0 controls and DEL */
+    }
+  }
+  jsonout_raw(b, "\"", 1);
+}
+
+int jsonout_number(jsonout_buf *b, double d) {
+  if (!isfinite(d)) return -1;
+  char e[32];
+  int k = snprintf(e, sizeof e, "%.14g", d);
+  jsonout_raw(b, e, (size_t)k);
+  return 0;
+}
+
+void jsonout_free(jsonout_buf *b) {
+  free(b->p);
+  memset(b, 0, sizeof *b);
+}

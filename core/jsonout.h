@@ -1,0 +1,25 @@
+/* jsonout.h: the bytes of orket's printed JSON (docs/store.md "JSON output"): strings
+ * escaped as lua-cjson escapes them but with "/" plain, C1 controls and invisible format
+ * characters as \u escapes and bytes that are not UTF-8 as \ufffd; numbers as lua-cjson
+ * writes them (%.14g). A growing buffer; pure C, knows nothing of Lua. */
+#ifndef ORKET_JSONOUT_H
+#define ORKET_JSONOUT_H
+
+#include <stddef.h>
+
+typedef struct jsonout_buf {
+  char *p;
+  size_t len, cap;
+  int oom; /* an allocation failed: the contents are short, the caller reports it */
+} jsonout_buf;
+
+/* Appends n bytes as they are. */
+void jsonout_raw(jsonout_buf *b, const char *s, size_t n);
+/* Appends the string s (n bytes, any bytes) as a quoted JSON string. */
+void jsonout_string(jsonout_buf *b, const char *s, size_t n);
+/* Appends the number d. -> 0, or -1 (nothing written) for NaN and infinities. */
+int jsonout_number(jsonout_buf *b, double d);
+/* Frees the buffer's bytes; idempotent. */
+void jsonout_free(jsonout_buf *b);
+
+#endif
