@@ -15,7 +15,7 @@
 -- orchestration alone, without git's noise. Three rounds, each its own floors; the
 -- targets' figures with min/median/max over them, peak RSS against `orket version` plus
 -- the store's page cache.
---   build/orket lua bench/engine.lua [ISSUES] [profile|profile-vm|parts [CONCURRENCY [nogit]]]
+--   build/orket lua bench/engine.lua [ISSUES] [nogit|profile|profile-vm|parts [CONCURRENCY [nogit]]]
 -- With "profile" only one run is made (concurrency 1 unless given), under orket.profile
 -- (model time not charged), and its costliest lines are printed per turn; "profile-vm"
 -- counts Lua VM instructions instead of wall time, so the git and SQLite calls' time is
@@ -37,6 +37,9 @@ local MODE_NOGIT = (PROFILE or PARTS) and arg[4] == "nogit"
 -- the rounds run it so, in a process of its own, as it reads a whole journal into memory
 -- and the heap it leaves would count in the next run's peak RSS
 local FLOOR_DIR = arg and arg[2] == "journal-floor" and arg[3]
+-- "nogit": only the no-git run at concurrency 1 and its journal floor, one line (for
+-- alternating two builds: a cut's before and after)
+local NOGIT_ONLY = arg and arg[2] == "nogit"
 local prof
 local journal_floor
 
@@ -386,6 +389,16 @@ local function journal_floor_apart(dir, nogit)
 end
 
 local t = orket.spawn(function()
+  if NOGIT_ONLY then
+    local r0 = run(N, 1, true)
+    local nfloor, _, _, _, nfloor_cpu = journal_floor_apart(r0.dir, true)
+    os.execute("rm -rf '" .. r0.dir .. "'")
+    local over = (r0.wall_s - r0.model_s) * 1e6 / math.max(1, r0.turns)
+    local own = (r0.cpu_us - r0.model_cpu_us) / math.max(1, r0.turns)
+    print(string.format("no git: floor %.0f us, overhead %.0f us: %.0f above, %.2fx; CPU %.0f us, floor's %.0f: %.0f above, %.2fx",
+      nfloor, over, over - nfloor, over / nfloor, own, nfloor_cpu, own - nfloor_cpu, own / nfloor_cpu))
+    return
+  end
   if PROFILE or PARTS then
     local r1 = run(N, MODE_CONC, MODE_NOGIT)
     report("concurrency " .. MODE_CONC, r1, 1)
