@@ -28,12 +28,19 @@ local rt = require "orket.c.runtime"
 local cjson = require "cjson"
 
 local N = tonumber(arg and arg[1]) or 1000
+
+-- this process's CPU time (user + system, all threads), us
+local function cpu_now()
+  local u = uv.getrusage()
+  return (u.utime.sec + u.stime.sec) * 1e6 + u.utime.usec + u.stime.usec
+end
 local PROFILE = arg and (arg[2] == "profile" or arg[2] == "profile-vm")
 local PARTS = arg and arg[2] == "parts"
 -- profile and parts: the concurrency (third argument), 1 unless given
 local MODE_CONC = (PROFILE or PARTS) and tonumber(arg[3]) or 1
 local MODE_NOGIT = (PROFILE or PARTS) and arg[4] == "nogit"
--- "journal-floor DIR": only the journal floors of the store in DIR, printed as "us git_us writes";
+-- "journal-floor DIR [nogit]": only the journal floors of the store in DIR, printed as
+-- "us git_us writes git_cpu_us cpu_us" (per turn; nogit: the git floor skipped, its figures 0);
 -- the rounds run it so, in a process of its own, as it reads a whole journal into memory
 -- and the heap it leaves would count in the next run's peak RSS
 local FLOOR_DIR = arg and arg[2] == "journal-floor" and arg[3]
@@ -187,10 +194,6 @@ journal_floor = function(dir, with_git)
     assert(repo:commit(card, { name = who.name, email = who.email, message = card .. ": turn " .. turn,
       turn = "1/" .. card .. "/" .. turn }))
   end
-  local function cpu_now()
-    local u = uv.getrusage()
-    return (u.utime.sec + u.stime.sec) * 1e6 + u.utime.usec + u.stime.usec
-  end
   local t0, c0 = uv.hrtime(), cpu_now()
   for i, stmts in ipairs(commits) do
     local card = turn_of[i].card
@@ -234,10 +237,6 @@ local function run(n, conc, nogit)
     end
   end }))
   local client, model_ns, model_cpu = e.llm, 0, 0
-  local function cpu_now()
-    local u = uv.getrusage()
-    return (u.utime.sec + u.stime.sec) * 1e6 + u.utime.usec + u.stime.usec
-  end
   e.llm = { chat = function(_, req)
     if prof then prof:pause() end
     local t0, c0 = uv.hrtime(), cpu_now()
@@ -305,12 +304,11 @@ local function run(n, conc, nogit)
   end
   local id = assert(e:start("B"))
   if PROFILE then prof = require("orket.profile").start { vm = arg[2] == "profile-vm" } end
-  local cpu_us = cpu_now
-  local c0 = cpu_us()
+  local c0 = cpu_now()
   local t0 = uv.hrtime()
   local status = e:execute(id)
   local wall_ns = uv.hrtime() - t0
-  local cpu = cpu_us() - c0
+  local cpu = cpu_now() - c0
   if prof then prof:stop() end
   local done = e.db:row("SELECT count(*) AS n FROM cards WHERE parent = 'B' AND status = 'done'").n
   local page = e.db:row("PRAGMA page_size").page_size
@@ -401,7 +399,7 @@ local t = orket.spawn(function()
   end
   if PROFILE or PARTS then
     local r1 = run(N, MODE_CONC, MODE_NOGIT)
-    report("concurrency " .. MODE_CONC, r1, 1)
+    report("concurrency " .. MODE_CONC, r1, MODE_CONC)
     if prof then
       print(prof:report(40, r1.turns))
       return
