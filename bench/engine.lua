@@ -7,12 +7,20 @@
 -- overlap), this process's CPU time per turn, the same at concurrency 8, peak RSS (VmHWM),
 -- and the journal floor under the overhead: what writing the same rows costs with nothing
 -- else (see journal_floor), and the same with the run's git steps through libgit2
--- alone interleaved (journal_floor's with_git). Three rounds, each its own floors; the targets' figures with
--- min/median/max over them, peak RSS against `orket version` plus the store's page cache.
---   build/orket lua bench/engine.lua [ISSUES] [profile|parts]
--- With "profile" only the concurrency-1 run is made, under orket.profile (model time not
--- charged), and its costliest lines are printed per turn. With "parts" only the
--- concurrency-1 run is made, with wall (hrtime) and CPU (os.clock) time summed around the
+-- alone interleaved (journal_floor's with_git), each also as CPU time: the run's CPU per turn
+-- without the model client's (measured around each call; at concurrency 1 nothing else runs
+-- then) against the floor's, steadier than wall time on a shared machine where the git
+-- floor alone swings by half between rounds. Each round also runs concurrency 1 with the
+-- workspace as a plain folder (no git step at all) against its own journal floor: the
+-- orchestration alone, without git's noise. Three rounds, each its own floors; the
+-- targets' figures with min/median/max over them, peak RSS against `orket version` plus
+-- the store's page cache.
+--   build/orket lua bench/engine.lua [ISSUES] [nogit|profile|profile-vm|parts [CONCURRENCY [nogit]]]
+-- With "profile" only one run is made (concurrency 1 unless given), under orket.profile
+-- (model time not charged), and its costliest lines are printed per turn; "profile-vm"
+-- counts Lua VM instructions instead of wall time, so the git and SQLite calls' time is
+-- not charged to whichever Lua line is sampled next. With "parts"
+-- only one run is made, with wall (hrtime) and CPU (os.clock) time summed around the
 -- engine's main calls (inclusive: a record inside the step's commit counts in both).
 package.path = package.orket_home .. "/?.lua;" .. package.path
 local uv = require "luv"
@@ -20,12 +28,25 @@ local rt = require "orket.c.runtime"
 local cjson = require "cjson"
 
 local N = tonumber(arg and arg[1]) or 1000
-local PROFILE = arg and arg[2] == "profile"
+
+-- this process's CPU time (user + system, all threads), us
+local function cpu_now()
+  local u = uv.getrusage()
+  return (u.utime.sec + u.stime.sec) * 1e6 + u.utime.usec + u.stime.usec
+end
+local PROFILE = arg and (arg[2] == "profile" or arg[2] == "profile-vm")
 local PARTS = arg and arg[2] == "parts"
--- "journal-floor DIR": only the journal floors of the store in DIR, printed as "us git_us writes";
+-- profile and parts: the concurrency (third argument), 1 unless given
+local MODE_CONC = (PROFILE or PARTS) and tonumber(arg[3]) or 1
+local MODE_NOGIT = (PROFILE or PARTS) and arg[4] == "nogit"
+-- "journal-floor DIR [nogit]": only the journal floors of the store in DIR, printed as
+-- "us git_us writes git_cpu_us cpu_us" (per turn; nogit: the git floor skipped, its figures 0);
 -- the rounds run it so, in a process of its own, as it reads a whole journal into memory
 -- and the heap it leaves would count in the next run's peak RSS
 local FLOOR_DIR = arg and arg[2] == "journal-floor" and arg[3]
+-- "nogit": only the no-git run at concurrency 1 and its journal floor, one line (for
+-- alternating two builds: a cut's before and after)
+local NOGIT_ONLY = arg and arg[2] == "nogit"
 local prof
 local journal_floor
 
@@ -196,7 +217,7 @@ journal_floor = function(dir, with_git)
     assert(repo:commit(card, { name = who.name, email = who.email, message = card .. ": turn " .. turn,
       turn = "1/" .. card .. "/" .. turn }))
   end
-  local t0 = uv.hrtime()
+  local t0, c0 = uv.hrtime(), cpu_now()
   for i, stmts in ipairs(commits) do
     local card = turn_of[i].card
     if repo and card then
@@ -216,34 +237,40 @@ journal_floor = function(dir, with_git)
     end))
   end
   local us = (uv.hrtime() - t0) / 1e3 / math.max(1, nturns)
+  local cpu = (cpu_now() - c0) / math.max(1, nturns)
   local nstmts = 0
   for _, stmts in ipairs(commits) do nstmts = nstmts + #stmts end
   dst:close()
   if repo then repo:close() end
   os.execute("rm -rf '" .. fdir .. "'")
-  return us, nstmts / math.max(1, nturns)
+  return us, nstmts / math.max(1, nturns), cpu
 end
 
-local function run(n, conc)
+-- nogit: the workspace as a plain folder (setup's scratch workspace), no repository, so
+-- no git step: the orchestration alone, over the journal floor alone
+local function run(n, conc, nogit)
   local dir = project(n)
   local turns, tools, failures = 0, 0, 0
-  local e = assert(require("orket.engine.setup").open(dir, { concurrency = conc, emit = function(ev)
+  local e = assert(require("orket.engine.setup").open(dir, { concurrency = conc,
+    workspace = nogit and (dir .. "/workspace") or nil, emit = function(ev)
     if ev.type == "turn_end" then turns = turns + 1 end
     if ev.type == "tool" then
       tools = tools + 1
       if not ev.ok then failures = failures + 1 end
     end
   end }))
-  local client, model_ns = e.llm, 0
+  local client, model_ns, model_cpu = e.llm, 0, 0
   e.llm = { chat = function(_, req)
     if prof then prof:pause() end
-    local t0 = uv.hrtime()
+    local t0, c0 = uv.hrtime(), cpu_now()
     local r, err, class = client:chat(req)
     model_ns = model_ns + (uv.hrtime() - t0)
+    -- at concurrency 1 nothing else runs meanwhile: this is the model client's own CPU
+    model_cpu = model_cpu + (cpu_now() - c0)
     if prof then prof:resume() end
     return r, err, class
   end }
-  if PARTS and conc == 1 then
+  if PARTS then
     timed(e.db, "tx", "db:tx (outermost: step commits and others)")
     -- the outermost transactions' BEGIN + COMMIT alone: the tx minus the function inside
     local inner_tx, outer_tx = { wall = 0, cpu = 0, n = 0, depth = 0 }, e.db.tx
@@ -266,9 +293,15 @@ local function run(n, conc)
       inner_tx.n = inner_tx.n + 1
       return table.unpack(r, 1, r.n)
     end
-    timed(e, "prepare", "engine:prepare (scheduler round)")
-    timed(e, "begin_records", "begin_records (claim, turn_begin)")
-    timed(e, "end_turn_records", "end_turn_records (turn_end)")
+    -- a run's methods are the Run class's (orket.engine.run), found before the engine's
+    local Run = require("orket.engine.run").Run
+    timed(Run, "prepare", "run:prepare (a card's next turn, in the round)")
+    timed(Run, "begin_records", "begin_records (claim, turn_begin)")
+    timed(Run, "end_turn_records", "end_turn_records (turn_end)")
+    timed(require("orket.engine.journal"), "turns", "  journal.turns (prepare)")
+    timed(require("orket.engine.verify"), "prepare", "  verify.prepare")
+    timed(require("orket.engine.pullreq"), "prepare", "  pullreq.prepare")
+    timed(e.routing, "choose", "  routing:choose")
     timed(e.db, "event", "db:event")
     timed(e.db, "record_turn", "record_turn")
     timed(e.db, "record_tool_call", "record_tool_call")
@@ -277,6 +310,7 @@ local function run(n, conc)
     timed(package.loaded["orket.c.gate"], "check", "cgate.check")
     timed(e.tools, "run", "tools:run (sandboxed handler)")
     timed(e.board, "transition", "board:transition")
+    timed(e.board, "_follow", "  board:_follow (the epic follows its issues)")
     local gitwork = require "orket.engine.gitwork"
     timed(gitwork, "enter", "gitwork.enter (card's worktree)")
     timed(gitwork, "commit", "gitwork.commit (turn's files)")
@@ -292,16 +326,12 @@ local function run(n, conc)
     end
   end
   local id = assert(e:start("B"))
-  if PROFILE then prof = require("orket.profile").start() end
-  local function cpu_us()
-    local u = uv.getrusage()
-    return (u.utime.sec + u.stime.sec) * 1e6 + u.utime.usec + u.stime.usec
-  end
-  local c0 = cpu_us()
+  if PROFILE then prof = require("orket.profile").start { vm = arg[2] == "profile-vm" } end
+  local c0 = cpu_now()
   local t0 = uv.hrtime()
   local status = e:execute(id)
   local wall_ns = uv.hrtime() - t0
-  local cpu = cpu_us() - c0
+  local cpu = cpu_now() - c0
   if prof then prof:stop() end
   local done = e.db:row("SELECT count(*) AS n FROM cards WHERE parent = 'B' AND status = 'done'").n
   local page = e.db:row("PRAGMA page_size").page_size
@@ -316,7 +346,7 @@ local function run(n, conc)
   local keep = conc == 1 and not PARTS and not PROFILE
   if not keep then os.execute("rm -rf '" .. dir .. "'") end
   return { status = status, turns = turns, tools = tools, failures = failures, done = done,
-    wall_s = wall_ns / 1e9, model_s = model_ns / 1e9, cpu_us = cpu, dir = keep and dir or nil,
+    wall_s = wall_ns / 1e9, model_s = model_ns / 1e9, cpu_us = cpu, model_cpu_us = model_cpu, dir = keep and dir or nil,
     db_kb = db_kb, cache_kb = cache_kb, mem = mem }
 end
 
@@ -361,26 +391,39 @@ local sorted = require("bench.stats").sorted
 local spread = require("bench.stats").line -- (list, fmt) -> "min X median Y max Z"
 
 if FLOOR_DIR then
-  local us, per = journal_floor(FLOOR_DIR)
-  print(string.format("%.3f %.3f %.3f", us, journal_floor(FLOOR_DIR, true), per))
+  local us, per, cpu = journal_floor(FLOOR_DIR)
+  local git_us, git_cpu = 0, 0
+  if arg[4] ~= "nogit" then git_us, _, git_cpu = journal_floor(FLOOR_DIR, true) end
+  print(string.format("%.3f %.3f %.3f %.3f %.3f", us, git_us, per, git_cpu, cpu))
   return
 end
 
--- journal_floor(dir) in a process of its own -> us per turn without and with git, writes a turn
-local function journal_floor_apart(dir)
-  local p = io.popen(string.format("'%s' lua '%s' %d journal-floor '%s'", os.getenv("ORKET_BIN") or "build/orket",
-    package.orket_home .. "/bench/engine.lua", N, dir))
+-- journal_floor(dir) in a process of its own -> us per turn without and with git, writes a
+-- turn, CPU us per turn with git, CPU us per turn without (nogit: the git floor is skipped)
+local function journal_floor_apart(dir, nogit)
+  local p = io.popen(string.format("'%s' lua '%s' %d journal-floor '%s'%s", os.getenv("ORKET_BIN") or "build/orket",
+    package.orket_home .. "/bench/engine.lua", N, dir, nogit and " nogit" or ""))
   local out = p:read("a")
   p:close()
-  local us, git_us, per = out:match("^(%S+) (%S+) (%S+)")
+  local us, git_us, per, git_cpu, cpu = out:match("^(%S+) (%S+) (%S+) (%S+) (%S+)")
   if not us then error("the journal floor failed: " .. out, 0) end
-  return tonumber(us), tonumber(git_us), tonumber(per)
+  return tonumber(us), tonumber(git_us), tonumber(per), tonumber(git_cpu), tonumber(cpu)
 end
 
 local t = orket.spawn(function()
+  if NOGIT_ONLY then
+    local r0 = run(N, 1, true)
+    local nfloor, _, _, _, nfloor_cpu = journal_floor_apart(r0.dir, true)
+    os.execute("rm -rf '" .. r0.dir .. "'")
+    local over = (r0.wall_s - r0.model_s) * 1e6 / math.max(1, r0.turns)
+    local own = (r0.cpu_us - r0.model_cpu_us) / math.max(1, r0.turns)
+    print(string.format("no git: floor %.0f us, overhead %.0f us: %.0f above, %.2fx; CPU %.0f us, floor's %.0f: %.0f above, %.2fx",
+      nfloor, over, over - nfloor, over / nfloor, own, nfloor_cpu, own - nfloor_cpu, own / nfloor_cpu))
+    return
+  end
   if PROFILE or PARTS then
-    local r1 = run(N, 1)
-    report("concurrency 1", r1, 1)
+    local r1 = run(N, MODE_CONC, MODE_NOGIT)
+    report("concurrency " .. MODE_CONC, r1, MODE_CONC)
     if prof then
       print(prof:report(40, r1.turns))
       return
@@ -393,17 +436,30 @@ local t = orket.spawn(function()
     return
   end
   -- rounds of: the run at concurrency 1, its journal floor, the run at concurrency 8
-  local above, ratio, cpu_ratio, rss_ratio = {}, {}, {}, {}
+  local above, ratio, cpu_ratio, rss_ratio, cpu_above = {}, {}, {}, {}, {}
+  local ng_above, ng_ratio, ng_cpu_above = {}, {}, {}
   for round = 1, ROUNDS do
     collectgarbage()
     reset_peak()
     local r1 = run(N, 1)
     local peak1 = status_kb("VmHWM") or 0
     report("concurrency 1", r1, 1)
-    local jfloor, floor, per = journal_floor_apart(r1.dir)
+    local jfloor, floor, per, floor_cpu = journal_floor_apart(r1.dir)
     local gfloor = floor - jfloor
     local over = (r1.wall_s - r1.model_s) * 1e6 / math.max(1, r1.turns)
     os.execute("rm -rf '" .. r1.dir .. "'")
+    -- the same run with no git step, over the journal floor alone (its own rows)
+    collectgarbage()
+    local r0 = run(N, 1, true)
+    report("no git, conc. 1", r0, 1)
+    local nfloor, _, nper, _, nfloor_cpu = journal_floor_apart(r0.dir, true)
+    os.execute("rm -rf '" .. r0.dir .. "'")
+    local nover = (r0.wall_s - r0.model_s) * 1e6 / math.max(1, r0.turns)
+    local nown = (r0.cpu_us - r0.model_cpu_us) / math.max(1, r0.turns)
+    ng_above[round], ng_ratio[round], ng_cpu_above[round] = nover - nfloor, nover / nfloor, nown - nfloor_cpu
+    print(string.format("round %d, no git: journal floor %.0f us per turn (%.1f writes a turn), overhead %.0f us: %.0f us "
+      .. "above the floor, %.2fx; CPU per turn without the model client's %.0f us, the floor's %.0f us: %.0f us above",
+      round, nfloor, nper, nover, nover - nfloor, nover / nfloor, nown, nfloor_cpu, nown - nfloor_cpu))
     collectgarbage()
     reset_peak()
     local r8 = run(N, 8)
@@ -416,7 +472,13 @@ local t = orket.spawn(function()
     above[round], ratio[round], cpu_ratio[round] = over - floor, over / floor, c8 / c1
     print(string.format("round %d: floor %.0f us per turn (journal %.0f: %.1f writes a turn; git steps %.0f more), overhead %.0f us: "
       .. "%.0f us above the floor, %.2fx", round, floor, jfloor, per, gfloor, over, over - floor, over / floor))
+    -- CPU is steadier than wall time on a shared machine: the run's CPU per turn without the
+    -- model client's (HTTP, JSON: the floor has no model) against the floor's CPU
+    local own = (r1.cpu_us - r1.model_cpu_us) / math.max(1, r1.turns)
+    cpu_above[round] = own - floor_cpu
     print(string.format("round %d: CPU per turn at concurrency 1 %.0f us, at 8 %.0f us: ratio %.2f", round, c1, c8, c8 / c1))
+    print(string.format("round %d: CPU per turn at concurrency 1 without the model client's %.0f us, the floor's %.0f us "
+      .. "(journal + git): %.0f us above, %.2fx", round, own, floor_cpu, own - floor_cpu, own / floor_cpu))
     if vkb then
       rss_ratio[round] = peak / (vkb + cache_kb)
       print(string.format("round %d: peak RSS %.1f MB (concurrency 1 %.1f, 8 %.1f); floor %.1f MB (orket version %.1f MB "
@@ -431,6 +493,10 @@ local t = orket.spawn(function()
   print(string.format("overhead above the floor (journal + git, us per turn): %s; target <= 150 -> %s", spread(above, "%.0f"),
     sorted(above)[(ROUNDS + 1) // 2] <= 150 and "met" or "MISSED"))
   print(string.format("overhead / floor: %s", spread(ratio, "%.2f")))
+  print(string.format("CPU above the floor's CPU (us per turn, concurrency 1, model client excluded): %s",
+    spread(cpu_above, "%.0f")))
+  print(string.format("no git: overhead above the journal floor (us per turn): %s; / floor: %s; CPU above the floor's: %s",
+    spread(ng_above, "%.0f"), spread(ng_ratio, "%.2f"), spread(ng_cpu_above, "%.0f")))
   print(string.format("CPU per turn, concurrency 8 / 1: %s; target <= 1 -> %s", spread(cpu_ratio, "%.2f"),
     sorted(cpu_ratio)[(ROUNDS + 1) // 2] <= 1 and "met" or "MISSED"))
   if #rss_ratio > 0 then

@@ -13,19 +13,24 @@ Profiler.__index = Profiler
 
 local getinfo, sethook, hrtime = debug.getinfo, debug.sethook, uv.hrtime
 
---- start{every=, depth=} -> profiler. Hooks the running thread (and so every coroutine it
+--- start{every=, depth=, vm=} -> profiler. Hooks the running thread (and so every coroutine it
 --- creates from now on). every: instructions between samples (default 1000); depth: frames
---- charged inclusively above the sampled one (default 12).
+--- charged inclusively above the sampled one (default 12); vm: charge each sample its
+--- instructions instead of the wall time since the last (report() then counts thousands of
+--- VM instructions), so a long C call (git, a commit's fsync) is not charged to the next
+--- Lua line sampled.
 function M.start(opts)
   opts = opts or {}
   local p = setmetatable({ self_ns = {}, incl_ns = {}, total_ns = 0, samples = 0, paused = false,
     every = opts.every or 1000, depth = opts.depth or 12 }, Profiler)
   local self_ns, incl_ns, depth = p.self_ns, p.incl_ns, p.depth
+  local vm = opts.vm and p.every or nil
+  p.vm = vm ~= nil
   local seen = {}
   local last = hrtime()
   p.hook = function()
     local now = hrtime()
-    local dt = now - last
+    local dt = vm or now - last
     last = now
     if p.paused then return end
     p.samples = p.samples + 1
@@ -90,10 +95,12 @@ end
 --- microseconds per `per` units (e.g. turns) and as a share of the sampled time.
 function Profiler:report(n, per)
   n, per = n or 25, per or 1
-  local out = { string.format("%d samples, %.1f ms sampled (%.1f us per unit)", self.samples, self.total_ns / 1e6,
-    self.total_ns / 1e3 / per) }
+  -- vm: thousands of instructions (1e3 of the "ns" charged) per unit, not microseconds
+  local unit = self.vm and "k instructions" or "us"
+  local out = { string.format("%d samples, %.1f %s sampled (%.1f %s per unit)", self.samples,
+    self.total_ns / (self.vm and 1e3 or 1e6), self.vm and "k instructions" or "ms", self.total_ns / 1e3 / per, unit) }
   for _, part in ipairs { { "self", self.self_ns }, { "inclusive", self.incl_ns } } do
-    out[#out + 1] = "-- " .. part[1] .. " (us per unit, share)"
+    out[#out + 1] = "-- " .. part[1] .. " (" .. unit .. " per unit, share)"
     for _, e in ipairs(top(part[2], n)) do
       out[#out + 1] = string.format("%8.1f %5.1f%%  %s", e[2] / 1e3 / per, 100 * e[2] / math.max(1, self.total_ns), e[1])
     end

@@ -47,6 +47,16 @@ describe("board operations on " .. B.name(), function()
     local counts = {}
     for _, r in ipairs(sc.child_statuses(db, "E")) do counts[r.status] = r.n end
     assert.same({ done = 1, blocked = 1, ready = 1 }, counts)
+    local final = { "archived", "canceled", "done" }
+    assert.is_true(sc.has_child_outside(db, "E", final))
+    assert.is_false(sc.has_child_outside(db, "E-1", final)) -- no children
+    sc.set_status(db, "E-2", "canceled", nil, nil, 0)
+    assert.is_true(sc.has_child_outside(db, "E", final)) -- E-3 is still ready
+    sc.set_status(db, "E-3", "done", nil, "developer", 0)
+    assert.is_false(sc.has_child_outside(db, "E", final))
+    assert.is_true(sc.has_child_outside(db, "E", { "done" })) -- E-2 is canceled
+    sc.set_status(db, "E-2", "blocked", "resource", nil, 0)
+    sc.set_status(db, "E-3", "ready", nil, nil, 0)
     local function ids(list)
       local out = {}
       for i, x in ipairs(list) do out[i] = x.id end

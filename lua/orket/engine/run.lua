@@ -151,6 +151,12 @@ end
 function Run:prepare(card)
   local team = self.settings.team
   local turns = journal.turns(self.db, self.run_id, card.id)
+  if #turns == 0 then
+    -- no turn of this run on the card: it has spent none of the run's tokens on it (a
+    -- response is journaled only inside a begun turn), so card_tokens need not sum them
+    self.card_tokens_used = self.card_tokens_used or {}
+    self.card_tokens_used[card.id] = self.card_tokens_used[card.id] or 0
+  end
   local open = turns[#turns]
   if open and not open.open then open = nil end
   local phase, seat, why

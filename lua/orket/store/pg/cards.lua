@@ -96,6 +96,13 @@ function M.child_statuses(db, id)
   return assert(db:rows("SELECT status, count(*) AS n FROM cards WHERE parent = $1 GROUP BY status", id))
 end
 
+function M.has_child_outside(db, id, statuses)
+  local q = {}
+  for i = 1, #statuses do q[i] = "$" .. (i + 1) end
+  return db:row("SELECT 1 AS x FROM cards WHERE parent = $1 AND status NOT IN (" .. table.concat(q, ", ")
+    .. ") LIMIT 1", id, table.unpack(statuses)) ~= nil
+end
+
 function M.open_dependencies(db, id, epic)
   return assert(db:row([[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
     WHERE (d.card_id = $1 OR d.card_id = $2) AND t.status <> 'done']], id, epic)).n
