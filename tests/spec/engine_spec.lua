@@ -335,23 +335,27 @@ describe("engine", function()
 
   it("stops a model call when the card's wall budget runs out, and blocks the card", function()
     local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "slow" }, { id = "E-2", summary = "quick" } })
-    local timeouts = {}
+    local timeouts, ran_past = {}, false
     local llm = F.llm(b)
     local inner = llm.chat
     function llm:chat(req)
       if req.meta.card == "E-1" then
         timeouts[#timeouts + 1] = req.timeout_ms
         -- a model that takes 2 s, as a client honouring timeout_ms sees it
-        if not req.timeout_ms or req.timeout_ms >= 2000 then orket.sleep(2000) return inner(self, req) end
+        if not req.timeout_ms or req.timeout_ms >= 2000 then
+          ran_past = true
+          orket.sleep(2000)
+          return inner(self, req)
+        end
         orket.sleep(req.timeout_ms)
         return nil, "no answer in time", "timeout"
       end
       return inner(self, req)
     end
     local e, events = F.engine(db, b, { llm = llm, config = { budgets = { wall_ms_per_card = 150, backoff_ms = 1 } } })
-    local t0 = orket.now()
     assert.equal("failed", (e:execute(assert(e:start("E")))))
-    assert.is_true(orket.now() - t0 < 1000, "the call ran past the card's budget")
+    -- what the call was allowed, not how long it took: a loaded machine may take long
+    assert.is_false(ran_past, "the call ran past the card's budget")
     assert.is_true(timeouts[1] <= 150)
     local c = b:get("E-1")
     assert.equal("blocked", c.status)
