@@ -281,6 +281,22 @@ CREATE TABLE webhook_deliveries (
 );
 ]],
   },
+  {
+    version = 4,
+    sqlite = 14,
+    name = "leases: which worker works which card (SQLite 14)",
+    sql = [[
+CREATE TABLE leases (
+  card_id     text PRIMARY KEY REFERENCES cards(id) ON DELETE CASCADE,
+  worker      text NOT NULL,
+  run_id      bigint NOT NULL REFERENCES runs(id),
+  acquired_at timestamptz NOT NULL,
+  expires_at  timestamptz NOT NULL
+);
+CREATE INDEX leases_worker ON leases(worker);
+CREATE INDEX leases_run ON leases(run_id);
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.
