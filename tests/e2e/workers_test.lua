@@ -1,0 +1,169 @@
+-- orket worker end to end: a 300-issue epic worked by three workers sharing the project
+-- folder and its SQLite store, one of them killed with SIGKILL at random points and
+-- started again, several times. Every card ends done exactly once, every tool effect (a
+-- project tool appending the card's id to a file of its own) is applied exactly once, and
+-- the board and each card's turns are those of a one-worker run of the same epic.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local store = require "orket.store"
+
+local N = tonumber(os.getenv("ORKET_WORKERS_TEST_ISSUES")) or 300
+local LEASE_MS = 2500 -- a killed worker's cards are taken over once this passes
+local KILLS = 4
+
+local function project(url)
+  local dir = H.tmpdir()
+  os.execute(string.format("mkdir -p %s/epics %s/roles %s/tools", dir, dir, dir))
+  local issues = {}
+  for i = 1, N do
+    issues[i] = { id = "W-" .. i, summary = "Issue " .. i, seat = "senior_developer",
+      depends_on = (i % 10 == 0) and { "W-" .. (i - 1) } or nil }
+  end
+  H.write(dir .. "/epics/w.json", cjson.encode { id = "W", name = "Workers", issues = issues })
+  H.write(dir .. "/roles/appender.lua", [[
+return {
+  intent = "Append the issue's line, then hand it in.",
+  tools = { "append_line", "update_issue_status" },
+  system = function(ctx) return "You are " .. ctx.seat .. ". Append your line, then hand the issue in." end,
+}
+]])
+  -- an effect outside the store that shows when it is applied twice: a second append is a
+  -- second line in the card's file
+  H.write(dir .. "/tools/append_line.lua", [[
+return {
+  name = "append_line",
+  description = "Append this issue's id to its file.",
+  effect = "write",
+  parameters = { type = "object", properties = { note = { type = "string" } } },
+  handler = function(args, ctx)
+    local n, err, code = ctx.fs:append(ctx.card.id .. ".line", ctx.card.id .. "\n")
+    if not n then return nil, err, code end
+    return { appended = ctx.card.id }
+  end,
+  -- a process stopped after the append: the line is there, the call is done
+  recover = function(args, ctx)
+    if (ctx.fs:read(ctx.card.id .. ".line") or "") ~= "" then return { appended = ctx.card.id } end
+    return nil
+  end,
+}
+]])
+  H.write(dir .. "/orket.lua", string.format([[
+name = "workers"
+models = { default = "fake:chunks=1",
+  providers = { fake = { kind = "openai", base_url = %q, max_concurrency = 64, retry = { max_attempts = 1 } } } }
+team = {
+  senior_developer = { roles = { "appender" },
+    model = "fake:chunks=1,nolog,tool=append_line,arg_note=x,then=update_issue_status,then_arg_status=code_review" },
+  integrity_guard = { roles = { "integrity_guard" }, model = "fake:chunks=1,nolog,tool=update_issue_status,arg_status=done" },
+}
+budgets = { turns_per_card = 4 }
+limits = { calls_run = %d }
+]], url .. "/v1", 10 * N))
+  local r = H.orket("import", { cwd = dir })
+  assert(r.status == 0, r.stderr)
+  return dir
+end
+
+-- Starts `orket worker` in dir in the background -> pid
+-- (first: it leaves the run of W to the workers, or joins the one another worker started)
+local function start_worker(dir, k, first)
+  local p = io.popen(string.format("cd %s && exec %s worker %s--drain --lease-ms %d >>%s/w%d.out 2>>%s/w%d.err & echo $!",
+    H.quote(dir), H.quote(H.BIN), first and "--start W " or "", LEASE_MS, H.quote(dir), k, H.quote(dir), k))
+  local pid = tonumber(p:read("l"))
+  p:close()
+  return pid
+end
+
+local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
+
+-- What must match a one-worker run: each card's status, worker seat and retries, and its
+-- recorded turns (number, phase and outcome of each turn_end; a card taken over resumes
+-- its open turn, so it has no extra one), and how often it was moved to done.
+local function board_state(dir)
+  local db = assert(store.open(dir .. "/.orket/orket.db", { readonly = true }))
+  local out = {}
+  for _, c in ipairs(assert(db:rows("SELECT id, status, worked_by, retries FROM cards WHERE type = 'issue' ORDER BY id"))) do
+    out[c.id] = { status = c.status, worked_by = c.worked_by, retries = c.retries, turns = {}, done = 0 }
+  end
+  for _, e in ipairs(assert(db:rows([[SELECT card_id, json_extract(data, '$.turn') AS turn,
+      json_extract(data, '$.outcome') AS outcome FROM events WHERE kind = 'turn_end' ORDER BY id]]))) do
+    local t = out[e.card_id].turns
+    t[#t + 1] = e.turn .. ":" .. e.outcome
+  end
+  for _, e in ipairs(assert(db:rows([[SELECT card_id FROM events WHERE kind = 'transition'
+      AND json_extract(data, '$.to') = 'done']]))) do
+    if out[e.card_id] then out[e.card_id].done = out[e.card_id].done + 1 end
+  end
+  db:close()
+  return out
+end
+
+local function lines_ok(dir)
+  for i = 1, N do
+    local id = "W-" .. i
+    local text = H.read(dir .. "/workspace/" .. id .. ".line")
+    assert(text == id .. "\n", id .. ".line holds " .. string.format("%q", tostring(text)))
+  end
+end
+
+describe("orket worker", function()
+  local fake
+  setup(function() fake = require("tests.fake_server").start() end)
+  teardown(function()
+    if fake then fake.stop() end
+    H.cleanup()
+  end)
+
+  it("finishes a 300-issue epic with three workers, one killed at random points, as one worker would", function()
+    local solo, shared = project(fake.url), project(fake.url)
+    -- the one-worker run goes meanwhile
+    local solo_pid = start_worker(solo, 0, true)
+    local pids = {}
+    for k = 1, 3 do pids[k] = start_worker(shared, k, true) end
+    math.randomseed(os.time())
+    local kills, waited = 0, 0
+    local deadline = 600000
+    while waited < deadline do
+      local wait = math.random(300, 2000)
+      orket.sleep(wait)
+      waited = waited + wait
+      local any = false
+      for k = 1, 3 do any = any or alive(pids[k]) end
+      if not any then break end
+      if kills < KILLS then
+        local k = math.random(1, 3)
+        if alive(pids[k]) then
+          os.execute("kill -9 " .. pids[k])
+          kills = kills + 1
+          pids[k] = start_worker(shared, k)
+        end
+      end
+    end
+    while alive(solo_pid) and waited < deadline do
+      orket.sleep(200)
+      waited = waited + 200
+    end
+    for k = 1, 3 do if alive(pids[k]) then os.execute("kill -9 " .. pids[k]) end end
+    if alive(solo_pid) then os.execute("kill -9 " .. solo_pid) end
+    assert(waited < deadline, "the workers did not finish")
+    assert.equal(KILLS, kills)
+    local want, got = board_state(solo), board_state(shared)
+    local n = 0
+    for id, c in pairs(want) do
+      n = n + 1
+      assert.equal("done", c.status, id)
+      assert.equal(1, c.done, id)
+      assert.same(c, got[id], id)
+    end
+    assert.equal(N, n)
+    lines_ok(solo)
+    lines_ok(shared)
+    -- the kills landed while cards were held: some were taken over from a dead worker
+    local out = ""
+    for k = 1, 3 do out = out .. (H.read(shared .. "/w" .. k .. ".out") or "") end
+    assert.matches('"type":"lease_taken_over"', out)
+    local runs = cjson.decode(H.orket("runs --json", { cwd = shared }).stdout)
+    assert.equal(1, #runs.runs)
+    assert.equal("done", runs.runs[1].status)
+  end)
+end)
