@@ -11,7 +11,8 @@ local N = tonumber(os.getenv("ORKET_WORKERS_TEST_ISSUES")) or 300
 local LEASE_MS = 2500 -- a killed worker's cards are taken over once this passes
 local KILLS = 4
 
-local function project(url)
+local function project(url, n)
+  local N = n or N
   local dir = H.tmpdir()
   os.execute(string.format("mkdir -p %s/epics %s/roles %s/tools", dir, dir, dir))
   local issues = {}
@@ -110,6 +111,7 @@ describe("orket worker", function()
   local fake
   setup(function() fake = require("tests.fake_server").start() end)
   teardown(function()
+    H.kill_servers()
     if fake then fake.stop() end
     H.cleanup()
   end)
@@ -165,5 +167,29 @@ describe("orket worker", function()
     local runs = cjson.decode(H.orket("runs --json", { cwd = shared }).stdout)
     assert.equal(1, #runs.runs)
     assert.equal("done", runs.runs[1].status)
+  end)
+
+  it("orket serve --workers leaves the runs of POST /v1/runs to its workers and stops them with it", function()
+    local dir = project(fake.url, 20)
+    local key = H.api_key(dir, "op", "operator")
+    local s = H.serve(dir, { args = "--workers 2" })
+    local st, doc = H.api(s, "POST", "/v1/runs", key, { target = "W" })
+    assert.equal(201, st)
+    assert.is_false(doc.run.live)
+    assert.truthy(doc.run.state == "queued" or doc.run.state == "running", doc.run.state)
+    local state
+    local ok, werr = pcall(H.wait_for, function()
+      orket.sleep(90) -- under the server's rate limit
+      local _, d = H.api(s, "GET", "/v1/runs/" .. math.tointeger(doc.run.id), key)
+      state = d and d.run and d.run.state
+      return state == "done"
+    end, "the workers to finish the run", 1500)
+    assert(ok, tostring(werr) .. " (state " .. tostring(state) .. "): " .. s.log():sub(-3000))
+    local pids = {}
+    for pid in s.log():gmatch('"worker":"[^"]*:(%d+)"') do pids[tonumber(pid)] = true end
+    assert.equal(2, (function() local n = 0; for _ in pairs(pids) do n = n + 1 end; return n end)())
+    assert.equal(0, s.stop())
+    for pid in pairs(pids) do assert.is_false(alive(pid), "worker " .. pid .. " still runs") end
+    for i = 1, 20 do assert.equal("W-" .. i .. "\n", H.read(dir .. "/workspace/W-" .. i .. ".line")) end
   end)
 end)
