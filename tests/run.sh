@@ -4,6 +4,8 @@
 #   layer 1: C unit tests of the core's pure logic      (BUILD/test_core)
 #   layer 2: busted specs of the Lua modules, in-runtime (tests/spec)
 #   layer 3: end-to-end tests of the orket binary        (tests/e2e)
+#   layer 4: the store's suites again on PostgreSQL      (PG_TESTS, under tests/with_pg.lua,
+#            which starts the tests' own server; skipped, and said so, without PostgreSQL 15)
 set -u
 BUILD=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
@@ -22,14 +24,21 @@ echo "== Lua specs"
 timeout "$LAYER_TIMEOUT" "$BUILD/orket" lua tests/busted.lua -o tests/busted_output.lua tests/spec 2>&1 | tee -a "$log"
 echo "== End-to-end tests"
 timeout "$LAYER_TIMEOUT" "$BUILD/orket" lua tests/busted.lua -o tests/busted_output.lua --pattern=_test tests/e2e 2>&1 | tee -a "$log"
+# The suites that run on both backends (they open their stores through tests/backends.lua).
+PG_TESTS="tests/spec/store_backends_spec.lua"
+echo "== On PostgreSQL"
+expected=4
+timeout "$LAYER_TIMEOUT" "$BUILD/orket" lua tests/with_pg.lua "$BUILD/orket" lua tests/busted.lua \
+  -o tests/busted_output.lua --pattern=_spec --pattern=_test $PG_TESTS 2>&1 | tee -a "$log"
+if grep -q '^PostgreSQL layer skipped' "$log"; then expected=3; fi
 
 # Each layer printed "<layer>: N passed, N failed"; a layer that printed nothing crashed.
 layers=$(grep -cE '^(c|spec): [0-9]+ passed, [0-9]+ failed' "$log")
 counts=$(grep -E '^(c|spec): [0-9]+ passed, [0-9]+ failed' "$log")
 passed=$(echo "$counts" | awk '{s+=$2} END {print s+0}')
 failed=$(echo "$counts" | awk '{s+=$4} END {print s+0}')
-if [ "$layers" -ne 3 ]; then
-  echo "a test layer did not finish (it crashed or was killed): counted $layers of 3"
+if [ "$layers" -ne "$expected" ]; then
+  echo "a test layer did not finish (it crashed or was killed): counted $layers of $expected"
   failed=$((failed + 1))
 fi
 # Under the sanitizers (make asan) a report after the last test, a leak found at exit, does

@@ -11,11 +11,28 @@ function M.db_path(dir)
   return dir .. "/.orket/orket.db"
 end
 
---- open_store(dir, create [, reading]) -> db | nil, msg, CODE. Without create, a missing
+--- database_url(dir[, getenv]) -> the project's PostgreSQL URL | false (its SQLite file)
+--- | nil, msg, "EINVAL": ORKET_DATABASE_URL, else orket.lua's store.url (orket.store.pgurl).
+--- An orket.lua that cannot be read names no database (the command reading it says why).
+function M.database_url(dir, getenv)
+  local pgurl = require "orket.store.pgurl"
+  getenv = getenv or os.getenv
+  local env = getenv(pgurl.ENV)
+  if env and env ~= "" then return pgurl.resolve(nil, getenv) end
+  local data = require("orket.config").read(dir)
+  return pgurl.resolve(data and data.store, getenv)
+end
+
+--- open_store(dir, create [, reading]) -> db | nil, msg, CODE. On PostgreSQL (database_url)
+--- the server's database, migrated on open (create and reading change nothing there).
+--- Without create, a missing
 --- store is an error that says to import first (reading commands never create files).
 --- reading: the command only reads, so a store it cannot open for writing (a read-only
 --- file system, a file it may not write) is opened read-only instead.
 function M.open_store(dir, create, reading)
+  local url, uerr, ucode = M.database_url(dir)
+  if url == nil then return nil, uerr, ucode end
+  if url then return store.open_url(url) end
   local path = M.db_path(dir)
   local home = path:match("^(.*)/[^/]+$")
   local st = require("luv").fs_stat(home)

@@ -17,6 +17,7 @@ local NOW = M.NOW
 
 local DB = {}
 DB.__index = DB
+DB.backend = "sqlite" -- orket.store.pgdb's are "pg"; the named operations dispatch on it
 
 local function encode(v, what)
   if v == nil then return "{}" end
@@ -122,6 +123,12 @@ function M.open(path, opts)
 end
 
 M.latest_version = #M.migrations
+
+--- open_url(url, opts) -> db | nil, msg, CODE: the store on the PostgreSQL server at url
+--- (orket.store.pgdb, migrated by orket.store.pg_schema), with this module's API.
+function M.open_url(url, opts)
+  return require("orket.store.pgdb").open(url, opts)
+end
 
 -- Thin pass-throughs to the connection (see core/lstore.c for their contracts).
 function DB:exec(sql) return self.conn:exec(sql) end

@@ -60,4 +60,4 @@ function M.set_decision(db, id, decision, by, note)
     decision, by, note, id))
 end
 
-return M
+return require("orket.store.backend").twin("approvals", M)

@@ -12,4 +12,4 @@ function M.is_issue(db, id)
   return db:row("SELECT id FROM cards WHERE id = ? AND type = 'issue'", id) ~= nil
 end
 
-return M
+return require("orket.store.backend").twin("cards", M)

@@ -84,4 +84,4 @@ function M.record_delivery(db, forge, delivery, event, card, outcome)
     VALUES (?, ?, ?, ?, ?, orket_now())]], forge, delivery, event, card, outcome))
 end
 
-return M
+return require("orket.store.backend").twin("forge", M)

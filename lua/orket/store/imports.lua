@@ -73,4 +73,4 @@ function M.files(db)
   return known, any
 end
 
-return M
+return require("orket.store.backend").twin("imports", M)

@@ -131,4 +131,4 @@ function M.api_writes(db, after, limit)
   return rows
 end
 
-return M
+return require("orket.store.backend").twin("journal", M)

@@ -44,4 +44,4 @@ function M.revoke(db, id)
   assert(db:run("UPDATE api_keys SET revoked_at = orket_now() WHERE id = ?", id))
 end
 
-return M
+return require("orket.store.backend").twin("keys", M)

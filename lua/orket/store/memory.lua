@@ -57,4 +57,4 @@ function M.search(db, query, card, limit)
   return rows
 end
 
-return M
+return require("orket.store.backend").twin("memory", M)

@@ -54,4 +54,4 @@ function M.approvals_waiting(db)
   return db:row("SELECT COUNT(*) AS n FROM approvals WHERE decision IS NULL").n
 end
 
-return M
+return require("orket.store.backend").twin("metrics", M)

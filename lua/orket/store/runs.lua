@@ -47,4 +47,4 @@ function M.summaries(db)
     FROM runs r ORDER BY r.id DESC]]))
 end
 
-return M
+return require("orket.store.backend").twin("runs", M)

@@ -37,4 +37,4 @@ function M.insert(db, hash, key_id, expires)
     hash, key_id, expires)
 end
 
-return M
+return require("orket.store.backend").twin("sessions", M)

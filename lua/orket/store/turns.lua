@@ -26,4 +26,4 @@ function M.tool_call_result(db, id)
   return t and t.result
 end
 
-return M
+return require("orket.store.backend").twin("turns", M)

@@ -31,4 +31,4 @@ function M.results(db, card_id)
   return db:rows("SELECT * FROM verifications WHERE card_id = ? ORDER BY id", card_id) or {}
 end
 
-return M
+return require("orket.store.backend").twin("verifications", M)

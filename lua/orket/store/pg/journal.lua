@@ -1,0 +1,108 @@
+-- orket.store.pg.journal: orket.store.journal's operations on PostgreSQL (same names and
+-- shapes; orket.store.backend picks this twin for a PostgreSQL store). jsonb's ->> stands
+-- for json_extract; ids in event data are cast to bigint to join turns.
+local cjson = require "cjson.safe"
+local iso = require("orket.store.pgdb").iso
+
+local M = {}
+
+function M.turn_marks(db, run, card)
+  local rows = assert(db:rows([[SELECT id, kind, data::text AS data FROM events WHERE card_id = $1 AND run_id = $2
+    AND kind IN ('turn_begin', 'turn_end') ORDER BY id]], card, run))
+  for _, ev in ipairs(rows) do ev.data = cjson.decode(ev.data) or {} end
+  return rows
+end
+
+function M.has_open_turn(db, run)
+  return db:row([[SELECT 1 AS x FROM events b WHERE b.run_id = $1 AND b.kind = 'turn_begin'
+    AND NOT EXISTS (SELECT 1 FROM events t WHERE t.card_id = b.card_id AND t.run_id = $1 AND t.kind = 'turn_end'
+      AND t.id > b.id AND (t.data->'turn') = (b.data->'turn')) LIMIT 1]], run) ~= nil
+end
+
+function M.last_retry(db, card)
+  local row = db:row("SELECT max(id) AS id FROM events WHERE card_id = $1 AND kind = 'retry'", card)
+  return row and row.id or 0
+end
+
+function M.recorded_step(db, run, card, turn, step)
+  return db:row([[SELECT t.id, t.response::text AS response FROM events e JOIN turns t
+    ON t.id = (e.data->>'id')::bigint
+    WHERE e.card_id = $2 AND e.run_id = $1 AND e.kind = 'turn' AND t.turn = $3
+    AND (t.data->>'step')::numeric = $4 ORDER BY t.id LIMIT 1]], run, card, turn, step)
+end
+
+function M.tool_call(db, turn_id, call_id)
+  return db:row("SELECT id, result::text AS result FROM tool_calls WHERE turn_id = $1 AND call_id = $2 LIMIT 1",
+    turn_id, call_id)
+end
+
+function M.run_tokens(db, run)
+  local row = db:row([[SELECT COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0)::int8 AS n
+    FROM turns WHERE run_id = $1]], run)
+  return row and row.n or 0
+end
+
+function M.card_tokens(db, run, card, after)
+  local row = db:row([[SELECT COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0)::int8 AS n
+    FROM events e JOIN turns t ON t.id = (e.data->>'id')::bigint
+    WHERE e.card_id = $2 AND e.run_id = $1 AND e.kind = 'turn' AND e.id > $3]], run, card, after)
+  return row and row.n or 0
+end
+
+function M.turns_called_tools(db, run, card, review, after)
+  return db:row([[SELECT 1 AS x FROM events e JOIN turns t ON t.id = (e.data->>'id')::bigint
+    WHERE e.card_id = $2 AND e.run_id = $1 AND e.kind = 'turn' AND e.id > $3
+    AND ((t.data->>'phase') = 'review') = $4
+    AND (EXISTS (SELECT 1 FROM tool_calls c WHERE c.turn_id = t.id)
+      OR EXISTS (SELECT 1 FROM gate_decisions g WHERE g.turn_id = t.id)) LIMIT 1]], run, card, after,
+    review and true or false) ~= nil
+end
+
+function M.event_data(db, run, card, kind)
+  local out = {}
+  for _, ev in ipairs(assert(db:rows("SELECT data::text AS data FROM events WHERE card_id = $1 AND run_id = $2 "
+      .. "AND kind = $3 ORDER BY id", card, run, kind))) do
+    out[#out + 1] = cjson.decode(ev.data) or {}
+  end
+  return out
+end
+
+function M.last_transition(db, card)
+  local row = db:row([[SELECT id, data::text AS data FROM events WHERE card_id = $1 AND kind = 'transition'
+    ORDER BY id DESC LIMIT 1]], card)
+  if not row then return nil end
+  local d = cjson.decode(row.data)
+  d = type(d) == "table" and d or {}
+  return { id = row.id, from = d.from, to = d.to, data = d }
+end
+
+function M.last_handin(db, card)
+  local r = db:row([[SELECT max(id) AS id FROM events WHERE card_id = $1 AND kind = 'transition'
+    AND (data->>'from') = 'in_progress']], card)
+  return r and r.id or 0
+end
+
+function M.run_moves(db, run)
+  local rows = db:rows("SELECT " .. iso("at") .. [[, card_id, actor, data::text AS data FROM events
+      WHERE kind = 'transition' AND (run_id = $1 OR (run_id IS NULL AND id <= $2::int8 AND at >= $3::timestamptz
+      AND ($4::timestamptz IS NULL OR at <= $4::timestamptz))) ORDER BY id]],
+    run.id, run.untagged_upto, run.started_at, run.ended_at) or {}
+  for _, m in ipairs(rows) do m.data = cjson.decode(m.data) or {} end
+  return rows
+end
+
+function M.model_exchanges(db, run)
+  return assert(db:rows([[SELECT e.kind, e.card_id, e.actor, e.data::text AS data, t.seat, t.role, t.turn,
+      t.request::text AS request, t.data::text AS tdata FROM events e
+      LEFT JOIN turns t ON e.kind = 'turn' AND t.id = (e.data->>'id')::bigint
+      WHERE e.run_id = $1 AND e.kind IN ('turn', 'model_failure') ORDER BY e.id]], run))
+end
+
+function M.api_writes(db, after, limit)
+  local rows = db:rows("SELECT id, " .. iso("at") .. [[, card_id AS card, actor, data::text AS data FROM events
+    WHERE kind = 'api_write' AND id > $1 ORDER BY id LIMIT $2]], after, limit)
+  for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
+  return rows
+end
+
+return M

@@ -1,0 +1,395 @@
+-- orket.store.pgdb: the store on PostgreSQL, with the API of the SQLite store
+-- (orket.store's DB: tx, read, run, rows, row, exec, event, events, record_*, violations,
+-- close) and the same return shapes, so the board, the engine and the named operations'
+-- PostgreSQL twins (orket.store.pg.*) run on either. db.backend is "pg".
+--
+-- Statements go through a pool (orket.store.pgpool). A transaction pins one connection for
+-- the task (the coroutine) that opened it: every statement that task issues while it is
+-- open goes on that connection, so the callers that pass `db` around inside db:tx (the
+-- engine's step commit) need not know. Nested db:tx are savepoints. Unlike SQLite's, the
+-- transaction's function waits on its own statements (docs/store.md, "The transaction
+-- contract on a database a round trip away"). Called outside any task (a command's main
+-- chunk), a statement or a transaction runs in a task of its own that the caller joins.
+local pgpool = require "orket.store.pgpool"
+local pg_schema = require "orket.store.pg_schema"
+local pgjournal = require "orket.store.pgjournal"
+local json = require "cjson.safe"
+
+local M = {}
+
+-- SQL for a stored time: the transaction's time, as SQLite's orket_now()
+M.NOW = "now()"
+-- iso(col[, as]) -> SQL giving a timestamptz column as the SQLite store's text
+-- (ISO 8601 UTC with milliseconds, 2024-05-01T12:00:00.123Z)
+function M.iso(col, as)
+  return "to_char(" .. col .. [[ AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ]] .. (as or col:match("[%w_]+$"))
+end
+
+local DB = {}
+DB.__index = DB
+M.DB = DB
+
+-- Runs f(...) in a task and waits for it: the statements of a caller outside any task (the
+-- main chunk of a command) need one to wait in. A failure is raised again here.
+local function in_task(f, ...)
+  local t = require("orket.task").spawn(f, ...)
+  local r = table.pack(t:join())
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
+end
+
+local function outside_task()
+  return not coroutine.isyieldable()
+end
+
+-- db.conn for modules that ask the connection directly (the board: now()). It has no
+-- cards_stamp: another process's commit cannot be seen without a round trip, so the
+-- board keeps no card cache on PostgreSQL.
+local Conn = {}
+Conn.__index = Conn
+--- conn:now() -> the transaction's time as stored (outside one: the clock's)
+function Conn:now()
+  local r = assert(self.db:row("SELECT " .. M.iso("now()", "now")))
+  return r.now
+end
+function Conn:depth()
+  local t = self.db.open[coroutine.running()]
+  return t and t.depth + 1 or 0
+end
+
+--- open(url, opts) -> db | nil, msg, CODE. Migrates the database (pg_schema) first.
+--- opts: size (connections, default 4), query_timeout_ms, connect_timeout_ms,
+--- acquire_timeout_ms (as pgpool's).
+function M.open(url, opts)
+  opts = opts or {}
+  if outside_task() then return in_task(M.open, url, opts) end
+  local pool = pgpool.new { url = url, size = opts.size, query_timeout_ms = opts.query_timeout_ms,
+    connect_timeout_ms = opts.connect_timeout_ms, acquire_timeout_ms = opts.acquire_timeout_ms }
+  local v, err, code = pg_schema.migrate(pool)
+  if not v then
+    pool:close()
+    return nil, "store: " .. require("orket.c.pg").scrub(url) .. ": " .. tostring(err):gsub("^store: ", ""), code
+  end
+  local self = setmetatable({ pool = pool, url = url, backend = "pg", path = require("orket.c.pg").scrub(url),
+    open = setmetatable({}, { __mode = "k" }) }, DB)
+  self.conn = setmetatable({ db = self }, Conn)
+  return self
+end
+
+-- ---- statements ---------------------------------------------------------------------
+
+--- db:query(sql, ...) -> rows, affected, command | nil, msg, CODE, sqlstate: on the task's
+--- open transaction when it has one, else on any free connection
+function DB:query(sql, ...)
+  local t = self.open[coroutine.running()]
+  if t then return t.conn:query(sql, ...) end
+  if outside_task() then return in_task(self.query, self, sql, ...) end
+  return self.pool:query(sql, ...)
+end
+
+--- db:rows(sql, ...) -> rows | nil, msg, CODE   ($1, $2, ... placeholders)
+function DB:rows(sql, ...)
+  local rows, err, code, state = self:query(sql, ...)
+  if rows == nil then return nil, err, code, state end
+  return rows
+end
+
+--- db:row(sql, ...) -> the first row | nil (no row) | nil, msg, CODE
+function DB:row(sql, ...)
+  local rows, err, code, state = self:query(sql, ...)
+  if rows == nil then return nil, err, code, state end
+  return rows[1]
+end
+
+--- db:run(sql, ...) -> changes, id | nil, msg, CODE. id: the first row's `id` column of a
+--- statement with RETURNING id (PostgreSQL has no last insert id).
+function DB:run(sql, ...)
+  local rows, n, code, state = self:query(sql, ...)
+  if rows == nil then return nil, n, code, state end
+  local first = rows[1]
+  return n, first and first.id
+end
+
+--- db:exec(script) -> true | nil, msg, CODE (statements without parameters)
+function DB:exec(script)
+  local t = self.open[coroutine.running()]
+  if t then return t.conn:exec(script) end
+  if outside_task() then return in_task(self.exec, self, script) end
+  local lease <close>, err, code = self.pool:acquire()
+  if not lease then return nil, err, code end
+  return lease.conn:exec(script)
+end
+
+--- db:version() -> the PostgreSQL schema version (pg_schema's numbering)
+function DB:version()
+  if outside_task() then return in_task(self.version, self) end
+  return pg_schema.version(self.pool)
+end
+
+-- ---- transactions -------------------------------------------------------------------
+
+local function describe(e)
+  if type(e) == "string" then return e end
+  return "(a " .. type(e) .. " was raised, not a message)"
+end
+
+-- fn's packed pcall results -> true when they commit: fn did not raise and did not return
+-- nil, msg
+local function succeeded(r)
+  return r[1] and not (r[2] == nil and r.n >= 3 and r[3] ~= nil)
+end
+
+local function outcome(r)
+  if not r[1] then return nil, describe(r[2]), "ETX" end
+  return table.unpack(r, 2, r.n)
+end
+
+-- A savepoint inside the task's open transaction t.
+local function nested(t, fn, ...)
+  local c = t.conn
+  t.depth = t.depth + 1
+  local name = "orket_" .. t.depth
+  local restore <close> = setmetatable({}, { __close = function() t.depth = t.depth - 1 end })
+  local ok, err, code, state = c:query("SAVEPOINT " .. name)
+  if not ok then return nil, err, code, state end
+  local r = table.pack(pcall(fn, ...))
+  if succeeded(r) then
+    local done, rerr = c:query("RELEASE SAVEPOINT " .. name)
+    if done then return outcome(r) end
+    -- a statement failed inside and fn went on: the savepoint cannot be released
+    c:query("ROLLBACK TO SAVEPOINT " .. name)
+    return nil, "store: the savepoint was rolled back: a statement in it failed (" .. tostring(rerr) .. ")", "ETX"
+  end
+  c:query("ROLLBACK TO SAVEPOINT " .. name)
+  c:query("RELEASE SAVEPOINT " .. name)
+  return outcome(r)
+end
+
+function DB:_tx(begin, fn, ...)
+  if type(fn) ~= "function" then error("bad argument #1 to 'tx' (function expected, got " .. type(fn) .. ")", 3) end
+  if outside_task() then return in_task(self._tx, self, begin, fn, ...) end
+  local co = coroutine.running()
+  local open = self.open[co]
+  if open then return nested(open, fn, ...) end
+  local lease <close>, err, code = self.pool:acquire()
+  if not lease then return nil, err, code end
+  local c = lease.conn
+  -- until COMMIT or ROLLBACK has answered the connection is not clean: a task cancelled
+  -- meanwhile gets it closed on release, and the server rolls the transaction back
+  lease.in_tx = true
+  local ok, berr, bcode, bstate = c:query(begin)
+  if not ok then return nil, berr, bcode, bstate end
+  local t = { conn = c, depth = 0 }
+  self.open[co] = t
+  local mark <close> = setmetatable({}, { __close = function() self.open[co] = nil end })
+  local r = table.pack(pcall(fn, ...))
+  self.open[co] = nil
+  if not succeeded(r) then
+    if c:query("ROLLBACK") then lease.in_tx = false end
+    return outcome(r)
+  end
+  local done, cerr, ctag, cstate = c:query("COMMIT")
+  if not done then return nil, cerr, ctag, cstate end
+  lease.in_tx = false
+  if ctag == "ROLLBACK" then -- PostgreSQL's answer to COMMIT in a failed transaction
+    return nil, "store: the transaction was rolled back: a statement in it failed", "ETX"
+  end
+  return outcome(r)
+end
+
+--- db:tx(fn, ...) -> fn's results | nil, msg, CODE. Runs fn(...) in a transaction on a
+--- connection pinned for this task; rolls back when fn raises (ETX) or returns nil,
+--- msg[, CODE]. Nests (savepoints). fn may wait on the store's statements only.
+function DB:tx(fn, ...) return self:_tx("BEGIN", fn, ...) end
+
+--- db:read(fn, ...) -> as tx, in one snapshot (REPEATABLE READ) for a group of reads
+function DB:read(fn, ...) return self:_tx("BEGIN ISOLATION LEVEL REPEATABLE READ", fn, ...) end
+
+--- db:in_tx() -> true while this task has a transaction open
+function DB:in_tx() return self.open[coroutine.running()] ~= nil end
+
+function DB:close()
+  if self.pool then self.pool:close() end
+end
+DB.__close = DB.close
+
+-- ---- the journal and the records -----------------------------------------------------
+
+local function encode(v, what)
+  if v == nil then return "{}" end
+  local s, err = json.encode(v)
+  if not s then error(string.format("store: %s is not JSON data: %s", what, err), 3) end
+  return s
+end
+M.encode = encode
+
+-- the statement interface pgjournal wants, bound to this task's transaction
+local Q = {}
+Q.__index = Q
+function Q:query(sql, ...) return self.db:query(sql, ...) end
+
+--- db:event{kind=, card=, run=, actor=, data=} -> event id. Appends one journal row under
+--- the journal's advisory lock (pgjournal.append: ids stay a safe cursor); inside the
+--- change's transaction, or in one of its own.
+function DB:event(e)
+  if type(e) ~= "table" or type(e.kind) ~= "string" then
+    error("bad argument #1 to 'event' (table with a string 'kind' expected)", 2)
+  end
+  if not self:in_tx() then
+    return assert(self:tx(function() return self:event(e) end))
+  end
+  return assert(pgjournal.append(setmetatable({ db = self }, Q), e))
+end
+
+local EVENT_COLS = "id, " .. pgjournal.AT .. [[ AS at, kind, card_id AS card, run_id AS run, actor, data::text AS data]]
+
+--- db:events{card=, run=, after=, limit=} -> array of {id, at, kind, card, run, actor, data}
+function DB:events(q)
+  q = q or {}
+  local rows = assert(self:rows("SELECT " .. EVENT_COLS .. [[ FROM events
+    WHERE ($1::text IS NULL OR card_id = $1) AND ($2::int8 IS NULL OR run_id = $2) AND id > $3
+    ORDER BY id LIMIT $4]], q.card, q.run, q.after or 0, (q.limit and q.limit >= 0) and q.limit or nil))
+  for _, r in ipairs(rows) do r.data = json.decode(r.data) or {} end
+  return rows
+end
+
+local function need(t, fname, k, ty, optional)
+  local v = t[k]
+  if v == nil and optional then return nil end
+  if type(v) ~= ty then
+    error(string.format("bad argument #1 to '%s' (field '%s' must be a %s)", fname, k, ty), 3)
+  end
+  return v
+end
+
+-- One record and its event, all or nothing (as the SQLite store's _record): alone in a
+-- transaction of its own; inside the caller's without a savepoint, a failing row returns
+-- nil, msg, CODE and a failing event raises.
+function DB:_record(insert, event, ...)
+  if not self:in_tx() then
+    local args = table.pack(...)
+    local id, err, code = self:tx(function()
+      local rid, rerr, rcode = self:_record(insert, event, table.unpack(args, 1, args.n))
+      if not rid then return nil, rerr, rcode end
+      return rid
+    end)
+    if not id then return nil, err, code end
+    return id
+  end
+  local n, rid, code = self:run(insert, ...)
+  if not n then return nil, rid, code end
+  event.data = event.data or {}
+  event.data.id = rid
+  if event.run == "self" then event.run = rid end
+  local ok, eerr = pcall(self.event, self, event)
+  if not ok then error(string.format("store: the event of a record could not be written (%s); "
+    .. "the enclosing transaction must roll back", tostring(eerr)), 0) end
+  return rid
+end
+
+function DB:record_run(r)
+  need(r, "record_run", "target", "string")
+  need(r, "record_run", "kind", "string")
+  return self:_record("INSERT INTO runs (target, kind, started_at, data) VALUES ($1, $2, now(), $3::jsonb) RETURNING id",
+    { kind = "run_start", run = "self", data = { target = r.target, kind = r.kind } },
+    r.target, r.kind, encode(r.data, "run data"))
+end
+
+function DB:finish_run(id, status)
+  if math.type(id) ~= "integer" then error("bad argument #1 to 'finish_run' (integer expected)", 2) end
+  if type(status) ~= "string" then error("bad argument #2 to 'finish_run' (string expected)", 2) end
+  return self:tx(function()
+    local n = assert(self:run("UPDATE runs SET status = $1, ended_at = now() WHERE id = $2", status, id))
+    if n == 0 then return nil, "store: no run " .. id, "ENOENT" end
+    self:event { kind = "run_end", run = id, data = { status = status } }
+    return true
+  end)
+end
+
+function DB:record_turn(t)
+  need(t, "record_turn", "run", "number")
+  need(t, "record_turn", "seat", "string")
+  need(t, "record_turn", "turn", "number")
+  need(t, "record_turn", "card", "string", true)
+  return self:_record([[INSERT INTO turns (run_id, card_id, seat, role, turn, model, request,
+      response, prompt_tokens, completion_tokens, created_at, data)
+      VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, now(), $11::jsonb) RETURNING id]],
+    { kind = "turn", run = t.run, card = t.card, actor = t.seat, data = { role = t.role, turn = t.turn, model = t.model } },
+    t.run, t.card, t.seat, t.role, t.turn, t.model,
+    t.request ~= nil and encode(t.request, "request") or nil,
+    t.response ~= nil and encode(t.response, "response") or nil,
+    t.prompt_tokens, t.completion_tokens, encode(t.data, "turn data"))
+end
+
+local INSERT_TOOL_CALL = [[INSERT INTO tool_calls (turn_id, call_id, tool, arguments, result, ok,
+    error_code, gate_code, created_at) VALUES ($1, $2, $3, $4::json, $5::json, $6, $7, $8, now()) RETURNING id]]
+
+local function insert_tool_call(db, c, kind, data, result, ok, error_code)
+  data.turn, data.tool, data.gate = c.turn, c.tool, c.gate_code
+  return db:_record(INSERT_TOOL_CALL, { kind = kind, run = c.run, card = c.card, actor = c.seat, data = data },
+    c.turn, c.call_id, c.tool, encode(c.arguments, "arguments"), result, ok, error_code, c.gate_code)
+end
+
+function DB:record_tool_call(c)
+  need(c, "record_tool_call", "turn", "number")
+  need(c, "record_tool_call", "tool", "string")
+  need(c, "record_tool_call", "gate_code", "string", true)
+  local ok = c.ok
+  if ok ~= nil then ok = ok and true or false end
+  return insert_tool_call(self, c, "tool_call", { ok = c.ok, error_code = c.error_code },
+    c.result ~= nil and encode(c.result, "result") or nil, ok, c.error_code)
+end
+
+function DB:start_tool_call(c)
+  need(c, "start_tool_call", "turn", "number")
+  need(c, "start_tool_call", "tool", "string")
+  need(c, "start_tool_call", "gate_code", "string", true)
+  return insert_tool_call(self, c, "tool_call_started", {}, nil, nil, nil)
+end
+
+function DB:finish_tool_call(id, c)
+  if math.type(id) ~= "integer" then error("bad argument #1 to 'finish_tool_call' (integer expected)", 2) end
+  need(c, "finish_tool_call", "tool", "string")
+  local ok = c.ok
+  if ok ~= nil then ok = ok and true or false end
+  return self:tx(function()
+    local n, err, code = self:run([[UPDATE tool_calls SET result = $1::json, ok = $2, error_code = $3
+      WHERE id = $4 AND result IS NULL]], c.result ~= nil and encode(c.result, "result") or "null",
+      ok, c.error_code, id)
+    if not n then return nil, err, code end
+    if n == 0 then return nil, "store: no started tool call " .. id .. " without a result", "ENOENT" end
+    self:event { kind = "tool_call", run = c.run, card = c.card, actor = c.seat,
+      data = { id = id, turn = c.turn, tool = c.tool, ok = c.ok, error_code = c.error_code } }
+    return true
+  end)
+end
+
+function DB:record_gate_decision(d)
+  need(d, "record_gate_decision", "verdict", "string")
+  return self:_record([[INSERT INTO gate_decisions (turn_id, tool_call_id, tool, verdict, code,
+      reason, remedy, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now()) RETURNING id]],
+    { kind = "gate_decision", run = d.run, card = d.card, actor = d.seat,
+      data = { tool = d.tool, verdict = d.verdict, code = d.code } },
+    d.turn, d.tool_call, d.tool, d.verdict, d.code, d.reason, d.remedy)
+end
+
+function DB:record_violation(v)
+  need(v, "record_violation", "rule", "string")
+  return self:_record([[INSERT INTO violations (turn_id, card_id, seat, rule, attempt, detail, remedy, created_at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, now()) RETURNING id]],
+    { kind = "violation", run = v.run, card = v.card, actor = v.seat,
+      data = { rule = v.rule, attempt = v.attempt, detail = v.detail, remedy = v.remedy } },
+    v.turn, v.card, v.seat, v.rule, v.attempt, v.detail, v.remedy)
+end
+
+function DB:violations(card)
+  local out = {}
+  for _, r in ipairs(assert(self:rows("SELECT id, turn_id, seat, rule, attempt, detail, remedy, "
+      .. M.iso("created_at") .. " FROM violations WHERE card_id = $1 ORDER BY id", card))) do
+    out[#out + 1] = { id = r.id, turn = r.turn_id, seat = r.seat, rule = r.rule, attempt = r.attempt,
+      detail = r.detail, remedy = r.remedy, created_at = r.created_at }
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,361 @@
+-- The store's API and its named operations on the backend under test (tests.backends:
+-- SQLite, or PostgreSQL when tests/with_pg.lua runs this file): the same return shapes
+-- (integer ids, ISO 8601 UTC times with milliseconds, decoded JSON, 0/1 where SQLite has
+-- them), transactions that roll back and nest, and a PostgreSQL twin for every operation.
+local H = require "tests.helpers"
+local B = require "tests.backends"
+local backend = require "orket.store.backend"
+local cjson = require "cjson"
+
+local ISO = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
+
+local function open()
+  local db = B.open_store()
+  local imports = require "orket.store.imports"
+  assert(db:tx(function()
+    imports.insert_card(db, { id = "E", type = "epic", name = "epic", priority = 2, seat = "developer" })
+    imports.insert_card(db, { id = "E-1", type = "issue", parent = "E", name = "one", priority = 2, seat = "developer" })
+    imports.insert_card(db, { id = "E-2", type = "issue", parent = "E", name = "two", priority = 1.5, seat = "developer" })
+    imports.add_dependency(db, "E-2", "E-1", 1)
+    imports.add_dependency(db, "E-2", "E-1", 1) -- kept once
+    return true
+  end))
+  return db
+end
+
+describe("store on " .. B.name(), function()
+  after_each(function()
+    B.cleanup()
+    H.cleanup()
+  end)
+
+  it("names its backend", function()
+    local db = open()
+    assert.equal(B.name(), db.backend)
+    db:close()
+  end)
+
+  it("every named operation has a PostgreSQL twin with the same names", function()
+    for _, name in ipairs(backend.MODULES) do
+      local ops, pg = require("orket.store." .. name), require("orket.store.pg." .. name)
+      for k, v in pairs(ops) do
+        if type(v) == "function" then assert(type(pg[k]) == "function", "orket.store.pg." .. name .. " lacks " .. k) end
+      end
+      for k in pairs(pg) do assert(ops[k] ~= nil, "orket.store." .. name .. " lacks " .. k) end
+    end
+  end)
+
+  it("records runs, turns, tool calls and violations with their events, in one shape", function()
+    local db = open()
+    local run = db:record_run { target = "E", kind = "epic" }
+    assert.equal("integer", math.type(run))
+    local turn = assert(db:record_turn { run = run, card = "E-1", seat = "developer", turn = 1, request = { m = 1 },
+      response = { content = "hi" }, prompt_tokens = 3, completion_tokens = 4, data = { step = 1, phase = "work" } })
+    local tc = assert(db:start_tool_call { turn = turn, call_id = "c1", tool = "write_file", arguments = { path = "a" },
+      gate_code = "ALLOWED", run = run, card = "E-1", seat = "developer" })
+    assert(db:finish_tool_call(tc, { result = { ok = true }, ok = true, tool = "write_file", turn = turn, run = run,
+      card = "E-1", seat = "developer" }))
+    assert.same({ nil, "store: no started tool call " .. tc .. " without a result", "ENOENT" },
+      { db:finish_tool_call(tc, { tool = "write_file" }) })
+    assert(db:record_gate_decision { turn = turn, tool = "rm", verdict = "deny", code = "DENY", run = run, card = "E-1" })
+    assert(db:record_violation { turn = turn, card = "E-1", seat = "developer", rule = "PATH_ESCAPE", attempt = "x" })
+    assert.is_true(db:finish_run(run, "done"))
+    assert.same({ nil, "store: no run 999", "ENOENT" }, { db:finish_run(999, "done") })
+    local kinds = {}
+    for _, e in ipairs(db:events { run = run }) do
+      kinds[#kinds + 1] = e.kind
+      assert.equal("integer", math.type(e.id))
+      assert.matches(ISO, e.at)
+      assert.equal("table", type(e.data))
+    end
+    assert.same({ "run_start", "turn", "tool_call_started", "tool_call", "gate_decision", "run_end" }, kinds)
+    local evs = db:events { card = "E-1", after = 0, limit = 2 }
+    assert.equal(2, #evs)
+    assert.same({ id = turn, turn = 1 }, evs[1].data)
+    local v = db:violations("E-1")
+    assert.equal(1, #v)
+    assert.equal(turn, v[1].turn)
+    assert.matches(ISO, v[1].created_at)
+    db:close()
+  end)
+
+  it("rolls a transaction back when fn raises or returns nil, msg, and nests as savepoints", function()
+    local db = open()
+    local imports, cards = require "orket.store.imports", require "orket.store.cards"
+    local ok, err, code = db:tx(function()
+      imports.insert_card(db, { id = "X", type = "issue", priority = 1 })
+      error("boom", 0)
+    end)
+    assert.same({ nil, "boom", "ETX" }, { ok, err, code })
+    assert.is_false(cards.exists(db, "X"))
+    assert.same({ "kept" }, { db:tx(function()
+      imports.insert_card(db, { id = "Y", type = "issue", priority = 1 })
+      assert.same({ nil, "no", "ENO" }, { db:tx(function()
+        imports.insert_card(db, { id = "Z", type = "issue", priority = 1 })
+        return nil, "no", "ENO"
+      end) })
+      assert.is_false(cards.exists(db, "Z"))
+      return "kept"
+    end) })
+    assert.is_true(cards.exists(db, "Y"))
+    assert.is_false(cards.exists(db, "Z"))
+    assert.equal(3, select("#", db:tx(function() return 1, nil, 3 end)))
+    db:close()
+  end)
+
+  it("an approval request refused as a duplicate leaves the transaction usable", function()
+    local db = open()
+    local sa = require "orket.store.approvals"
+    local id
+    assert(db:tx(function()
+      id = assert(sa.insert(db, { card = "E-1", tool = "rm", arguments = "{}", digest = "d" }))
+      local nid, err, code = sa.insert(db, { card = "E-1", tool = "rm", arguments = "{}", digest = "d" })
+      assert.is_nil(nid)
+      assert.equal("ECONSTRAINT", code)
+      assert.matches("UNIQUE", err)
+      db:event { kind = "approval_requested", card = "E-1", data = { id = id } }
+      return true
+    end))
+    local r = sa.get(db, id)
+    assert.equal("E-1", r.card)
+    assert.matches(ISO, r.requested_at)
+    assert.equal(r.id, sa.pending(db, "E-1").id)
+    sa.set_decision(db, id, "approve", "dev", "fine")
+    assert.matches(ISO, sa.get(db, id).decided_at)
+    assert.equal(id, sa.approved(db, "E-1", "rm", "d").id)
+    assert.is_true(sa.mark_used(db, id, nil))
+    assert.is_false(sa.mark_used(db, id, nil))
+    assert.is_nil(sa.approved(db, "E-1", "rm", "d"))
+    assert.equal(1, #sa.list(db, "E-1"))
+    db:close()
+  end)
+
+  it("journal reads: turn marks, open turns, recorded steps, tokens and transitions", function()
+    local db = open()
+    local sj, st = require "orket.store.journal", require "orket.store.turns"
+    local run = db:record_run { target = "E", kind = "epic" }
+    db:event { kind = "turn_begin", card = "E-1", run = run, data = { turn = 1 } }
+    assert.is_true(sj.has_open_turn(db, run))
+    local t1 = db:record_turn { run = run, card = "E-1", seat = "dev", turn = 1, response = { content = "a" },
+      prompt_tokens = 10, completion_tokens = 5, data = { step = 1, phase = "review" } }
+    db:record_tool_call { turn = t1, call_id = "k", tool = "read_file", arguments = {}, result = { x = 1 }, ok = true,
+      run = run, card = "E-1" }
+    db:event { kind = "turn_end", card = "E-1", run = run, data = { turn = 1, outcome = "done" } }
+    assert.is_false(sj.has_open_turn(db, run))
+    local marks = sj.turn_marks(db, run, "E-1")
+    assert.same({ "turn_begin", "turn_end" }, { marks[1].kind, marks[2].kind })
+    assert.equal("done", marks[2].data.outcome)
+    local step = sj.recorded_step(db, run, "E-1", 1, 1)
+    assert.same({ content = "a" }, cjson.decode(step.response))
+    assert.is_nil(sj.recorded_step(db, run, "E-1", 1, 2))
+    assert.same({ x = 1 }, cjson.decode(sj.tool_call(db, t1, "k").result))
+    assert.equal(15, sj.run_tokens(db, run))
+    assert.equal(15, sj.card_tokens(db, run, "E-1", 0))
+    assert.equal("integer", math.type(sj.run_tokens(db, run)))
+    assert.is_true(sj.turns_called_tools(db, run, "E-1", true, 0))
+    assert.is_false(sj.turns_called_tools(db, run, "E-1", false, 0))
+    assert.same({ { turn = 1, outcome = "done" } }, sj.event_data(db, run, "E-1", "turn_end"))
+    db:event { kind = "transition", card = "E-1", run = run, data = { from = "in_progress", to = "code_review" } }
+    local last = sj.last_transition(db, "E-1")
+    assert.same({ "in_progress", "code_review" }, { last.from, last.to })
+    assert.equal(last.id, sj.last_handin(db, "E-1"))
+    db:event { kind = "retry", card = "E-1", data = {} }
+    assert.is_true(sj.last_retry(db, "E-1") > last.id)
+    local moves = sj.run_moves(db, require("orket.store.runs").get(db, run))
+    assert.equal(1, #moves)
+    assert.matches(ISO, moves[1].at)
+    assert.equal("code_review", moves[1].data.to)
+    local ex = sj.model_exchanges(db, run)
+    assert.equal(1, #ex)
+    assert.equal("review", cjson.decode(ex[1].tdata).phase)
+    assert.same({ content = "a" }, cjson.decode(st.step_response(db, run, "E-1", "dev", 1, 1)))
+    assert.equal(1, st.count(db, run))
+    assert.matches(ISO, st.get(db, t1).created_at)
+    db:event { kind = "api_write", card = "E-1", actor = "k1", data = { action = "move" } }
+    assert.equal("move", sj.api_writes(db, 0, 10)[1].data.action)
+    db:close()
+  end)
+
+  it("runs: summaries with steps and tokens as integers, times as ISO text", function()
+    local db = open()
+    local sr = require "orket.store.runs"
+    assert.is_false(sr.any(db))
+    local run = db:record_run { target = "E", kind = "epic" }
+    db:record_turn { run = run, card = "E-1", seat = "dev", turn = 1, prompt_tokens = 2, completion_tokens = 3 }
+    local s = sr.summaries(db)[1]
+    assert.same({ run, 1, 5 }, { s.id, s.steps, s.tokens })
+    assert.equal("integer", math.type(s.tokens))
+    assert.matches(ISO, s.started_at)
+    assert.equal(run, sr.latest_id(db))
+    assert.equal("running", sr.running(db)[1].status)
+    assert.equal(run, sr.latest_not_done(db).id)
+    assert.equal(1, #sr.unfinished(db))
+    assert.equal("{}", sr.recent(db, 5)[1].data)
+    db:finish_run(run, "done")
+    assert.matches(ISO, sr.get(db, run).ended_at)
+    db:close()
+  end)
+
+  it("memory: every word a prefix, any may match, a card filter, tags as arrays", function()
+    local db = open()
+    local sm = require "orket.store.memory"
+    assert.is_true(sm.is_empty(db))
+    local a = sm.insert(db, "E-1", "we deploy with make_install on Fridays", { "ops", "release" })
+    local b = sm.insert(db, "E-2", "the parser keeps comments", { "code" })
+    assert.same({ "ops", "release" }, sm.get(db, a).tags)
+    local function ids(rows) local out = {} for i, r in ipairs(rows) do out[i] = r.id end return out end
+    assert.same({ a }, ids(sm.search(db, "deploy", nil, 10)))      -- a prefix of "deploy"
+    assert.same({ a }, ids(sm.search(db, "Deploy", nil, 10)))      -- any case
+    assert.same({}, ids(sm.search(db, "deployments", nil, 10))) -- the query word is the prefix
+    assert.same({ a }, ids(sm.search(db, "make_inst", nil, 10)))   -- split words: a phrase
+    assert.same({}, ids(sm.search(db, "install_make", nil, 10)))
+    assert.same({ a }, ids(sm.search(db, "release", nil, 10)))     -- tags are searched
+    assert.equal(2, #sm.search(db, "deploy OR parser", nil, 10))   -- any word
+    assert.same({ b }, ids(sm.search(db, "deploy parser", "E-2", 10)))
+    assert.same({}, sm.search(db, "?! --", nil, 10))
+    assert.same({}, sm.search(db, "'\") OR 1=1 --", "E-9", 10))
+    local r = sm.search(db, "fri", nil, 1)[1]
+    assert.is_true(r.score > 0)
+    assert.matches(ISO, r.created_at)
+    db:close()
+  end)
+
+  it("verifications, forge, keys, sessions, metrics and imports: the same shapes", function()
+    local db = open()
+    local sv, sf, sk, ss, smx, si = require "orket.store.verifications", require "orket.store.forge",
+      require "orket.store.keys", require "orket.store.sessions", require "orket.store.metrics",
+      require "orket.store.imports"
+    si.set_verification(db, "E-1", '{"steps":[{"run":"make"}]}')
+    assert.same({ steps = { { run = "make" } } }, sv.checks(db, "E-1"))
+    local vid = sv.insert(db, { card = "E-1", handin = 1, passed = true, command = "make", reason = "exit", code = 0,
+      output = "", layers = "" })
+    local last = sv.last(db, "E-1")
+    assert.same({ vid, 1, "integer" }, { last.id, last.passed, math.type(last.passed) })
+    assert.matches(ISO, last.at)
+    assert.equal(1, #sv.results(db, "E-1"))
+
+    sf.save_pull_request(db, "E-1", "github", "o/r", 7, "http://x/7", "abc")
+    sf.save_pull_request(db, "E-1", "github", "o/r", nil, nil, "def")
+    local pr = sf.pull_request(db, "E-1")
+    assert.same({ 7, "http://x/7", "def" }, { pr.number, pr.url, pr.head })
+    assert.matches(ISO, pr.updated_at)
+    assert.equal("E-1", sf.card_of_pull_request(db, 7, "o/r"))
+    assert.equal(1, sf.next_cycle(db, "E-1"))
+    sf.open_cycle(db, "E-1", 1, 7, "def")
+    local cyc = sf.undecided_cycle(db, "E-1")
+    sf.decide_cycle(db, cyc, "approved", "ann", "ok", "d1")
+    sf.add_decided_cycle(db, "E-1", 2, 7, "merged", "ann", nil, "d2")
+    local cycles = sf.review_cycles(db, "E-1")
+    assert.same({ "approved", "merged" }, { cycles[1].decision, cycles[2].decision })
+    assert.matches(ISO, cycles[1].decided_at)
+    assert.is_false(sf.delivery_seen(db, "github", "d1"))
+    sf.record_delivery(db, "github", "d1", "pull_request_review", "E-1", "approved")
+    assert.is_true(sf.delivery_seen(db, "github", "d1"))
+    sf.forget_pull_request(db, "E-1")
+    assert.is_nil(sf.pull_request_link(db, "E-1").number)
+
+    sk.insert(db, "k1", "ci", "operator", "h")
+    assert.is_true(sk.name_taken(db, "ci"))
+    assert.equal(1, sk.active_count(db))
+    assert.equal(1, ss.insert(db, "s1", "k1", 100))
+    assert.equal(1, ss.insert(db, "s2", "k1", 200))
+    assert.equal(1, ss.keep_newest(db, "k1", 1))
+    assert.equal("ci", ss.lookup(db, "s2").name)
+    assert.equal(0, ss.delete_expired(db, 150))
+    sk.revoke(db, "k1")
+    assert.matches(ISO, sk.get(db, "k1").revoked_at)
+    assert.matches(ISO, sk.list(db)[1].created_at)
+    assert.equal(1, ss.delete_for_key(db, "k1"))
+    assert.equal(0, sk.active_count(db))
+    assert.equal(1, sk.total_count(db))
+
+    local run = db:record_run { target = "E", kind = "epic" }
+    db:record_turn { run = run, card = "E-1", seat = "dev", turn = 1, model = "m", prompt_tokens = 2,
+      data = { latency_ms = 12 } }
+    assert.same({ { model = "m", n = 1, tin = 2, tout = 0 } }, smx.models(db, 10))
+    assert.same({ { model = "m", ms = 12 } }, smx.model_latencies(db))
+    assert.equal(1, smx.card_turns(db))
+    assert.equal(0, smx.approvals_waiting(db))
+    assert.equal(3, #si.cards(db))
+    assert.same({ { card_id = "E-2", depends_on = "E-1" } }, si.dependencies(db))
+    si.replace_files(db, { { rel = "epics/e.json", digest = "x" } })
+    assert.same({ ["epics/e.json"] = "x" }, (si.files(db)))
+    db:close()
+  end)
+
+  -- The transaction contract of a database a round trip away (docs/store.md): only on
+  -- PostgreSQL can anything run while a transaction waits.
+  local pg_it = B.name() == "pg" and it or pending
+
+  pg_it("a transaction waits on its statements while other tasks run and see only what it committed", function()
+    local db = open()
+    local cards, imports = require "orket.store.cards", require "orket.store.imports"
+    local ticks, timer = 0, require("luv").new_timer()
+    timer:start(10, 10, function() ticks = ticks + 1 end)
+    local t = orket.spawn(function()
+      return db:tx(function()
+        imports.insert_card(db, { id = "X", type = "issue", priority = 1 })
+        assert(db:row("SELECT pg_sleep(0.3)"))
+        return "done"
+      end)
+    end)
+    orket.sleep(100)
+    assert.is_false(cards.exists(db, "X")) -- another connection: not committed yet
+    assert.same({ true, "done" }, { t:join() })
+    timer:close()
+    assert.is_true(ticks >= 5)
+    assert.is_true(cards.exists(db, "X"))
+    db:close()
+  end)
+
+  pg_it("a task cancelled inside its transaction leaves nothing written and the pool usable", function()
+    local db = open()
+    local cards, imports = require "orket.store.cards", require "orket.store.imports"
+    local t = orket.spawn(function()
+      return db:tx(function()
+        imports.insert_card(db, { id = "X", type = "issue", priority = 1 })
+        db:row("SELECT pg_sleep(30)")
+        return true
+      end)
+    end)
+    orket.sleep(100)
+    t:cancel()
+    assert.is_false(cards.exists(db, "X"))
+    assert.is_true(db:tx(function() imports.insert_card(db, { id = "Y", type = "issue", priority = 1 }) return true end))
+    assert.is_true(cards.exists(db, "Y"))
+    db:close()
+  end)
+
+  pg_it("event ids stay a safe cursor while two tasks' transactions append events concurrently", function()
+    local db = open()
+    local seen, cursor, stop = {}, 0, false
+    local reader = orket.spawn(function()
+      while not stop do
+        for _, e in ipairs(db:events { after = cursor }) do
+          seen[#seen + 1] = e.id
+          cursor = e.id
+        end
+        orket.sleep(5)
+      end
+    end)
+    -- A takes the first id and commits late; B appends meanwhile and must not become
+    -- visible before A: a reader whose cursor passed B would never see A
+    local a = orket.spawn(function()
+      return db:tx(function()
+        local id = db:event { kind = "a", card = "E-1" }
+        assert(db:row("SELECT pg_sleep(0.3)"))
+        return id
+      end)
+    end)
+    orket.sleep(50)
+    local b = orket.spawn(function() return db:event { kind = "b", card = "E-1" } end)
+    local _, ida = a:join()
+    local _, idb = b:join()
+    assert.is_true(idb > ida)
+    orket.sleep(50)
+    stop = true
+    reader:join()
+    assert.same({ ida, idb }, seen)
+    db:close()
+  end)
+end)
