@@ -119,9 +119,9 @@ local function cases(make)
   end)
 
   it("refuses bad arguments by name", function()
-    assert.has_error(function() b.mod.claim(nil, {}) end,
+    assert.has_error(function() b.mod.claim({}, {}) end,
       "bad argument #2 to 'claim' ({worker=, run=, ids=, limit=, ttl_ms=} expected)")
-    assert.has_error(function() b.mod.claim(nil, { worker = "w", ids = {}, ttl_ms = 0 }) end,
+    assert.has_error(function() b.mod.claim({}, { worker = "w", ids = {}, ttl_ms = 0 }) end,
       "bad argument to 'claim' (ttl_ms: positive integer expected)")
   end)
   return function() return b end

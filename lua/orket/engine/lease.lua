@@ -16,11 +16,9 @@ Lease.__index = Lease
 
 M.LOST = "lease lost: another worker may work this card now"
 
---- ops(db) -> the leases operations of db's backend
-function M.ops(db)
-  if db.backend == "postgresql" then return require "orket.store.pg.leases" end
-  return require "orket.store.leases"
-end
+--- ops(db) -> the leases operations (orket.store.leases, which dispatches to its
+--- PostgreSQL twin by db's backend)
+function M.ops() return require "orket.store.leases" end
 
 --- new{db=, worker=, ttl_ms=, on_event=} -> keeper. worker: this worker's name in the
 --- leases table (unique among live workers); ttl_ms: how long a lease lives unrenewed.

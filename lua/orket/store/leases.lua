@@ -105,4 +105,4 @@ function M.queued_for(db, target)
   return r and r.id
 end
 
-return M
+return require("orket.store.backend").twin("leases", M)
