@@ -11,8 +11,9 @@ local N = tonumber(os.getenv("ORKET_WORKERS_TEST_ISSUES")) or 300
 local LEASE_MS = 2500 -- a killed worker's cards are taken over once this passes
 local KILLS = 4
 
-local function project(url, n)
+local function project(url, n, slow)
   local N = n or N
+  local extra = slow and (",first_byte_ms=" .. slow) or ""
   local dir = H.tmpdir()
   os.execute(string.format("mkdir -p %s/epics %s/roles %s/tools", dir, dir, dir))
   local issues = {}
@@ -54,12 +55,12 @@ models = { default = "fake:chunks=1",
   providers = { fake = { kind = "openai", base_url = %q, max_concurrency = 64, retry = { max_attempts = 1 } } } }
 team = {
   senior_developer = { roles = { "appender" },
-    model = "fake:chunks=1,nolog,tool=append_line,arg_note=x,then=update_issue_status,then_arg_status=code_review" },
-  integrity_guard = { roles = { "integrity_guard" }, model = "fake:chunks=1,nolog,tool=update_issue_status,arg_status=done" },
+    model = "fake:chunks=1,nolog,tool=append_line,arg_note=x,then=update_issue_status,then_arg_status=code_review%s" },
+  integrity_guard = { roles = { "integrity_guard" }, model = "fake:chunks=1,nolog,tool=update_issue_status,arg_status=done%s" },
 }
 budgets = { turns_per_card = 4 }
 limits = { calls_run = %d }
-]], url .. "/v1", 10 * N))
+]], url .. "/v1", extra, extra, 10 * N))
   local r = H.orket("import", { cwd = dir })
   assert(r.status == 0, r.stderr)
   return dir
@@ -167,6 +168,41 @@ describe("orket worker", function()
     local runs = cjson.decode(H.orket("runs --json", { cwd = shared }).stdout)
     assert.equal(1, #runs.runs)
     assert.equal("done", runs.runs[1].status)
+  end)
+
+  it("refuses bad arguments and an unknown target by name", function()
+    local dir = project(fake.url, 3)
+    local r = H.orket("worker --lease-ms 5", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("%-%-lease%-ms needs an integer of at least 30", r.stderr)
+    r = H.orket("worker a b", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("give one project directory", r.stderr)
+    r = H.orket("worker --start NOPE --drain", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches('no card "NOPE"', r.stderr)
+  end)
+
+  it("stops on SIGTERM releasing its leases, and leaves the run to the other workers", function()
+    local dir = project(fake.url, 10, 300)
+    local pid = start_worker(dir, 1, true)
+    local db = assert(store.open(dir .. "/.orket/orket.db"))
+    H.wait_for(function()
+      orket.sleep(20)
+      return db:row("SELECT COUNT(*) AS n FROM leases").n > 0
+    end, "a lease", 1000)
+    os.execute("kill -TERM " .. pid)
+    H.wait_for(function() orket.sleep(20) return not alive(pid) end, "the worker to stop", 1000)
+    assert.equal(0, db:row("SELECT COUNT(*) AS n FROM leases").n)
+    assert.equal("running", db:row("SELECT status FROM runs WHERE id = 1").status)
+    db:close()
+    local out = H.read(dir .. "/w1.out")
+    assert.matches('"type":"worker_end"', out)
+    assert.equal("", H.read(dir .. "/w1.err") or "")
+    -- a worker started later finishes the run
+    local r = H.orket("worker --drain --lease-ms 2500", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("done", cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs[1].status)
   end)
 
   it("orket serve --workers leaves the runs of POST /v1/runs to its workers and stops them with it", function()
