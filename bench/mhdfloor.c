@@ -18,6 +18,7 @@ typedef struct floor_srv {
   struct MHD_Response *health, *board, *missing;
   uv_poll_t poll;
   uv_timer_t timer;
+  uv_idle_t kick; /* MHD has work now: run again on the next loop iteration */
   uv_signal_t term;
 } floor_srv;
 
@@ -45,23 +46,36 @@ static void floor_on_timer(uv_timer_t *t) { floor_run(t->data); }
 
 static void floor_on_poll(uv_poll_t *p, int status, int events) { floor_run(p->data); }
 
-/* One pass of MHD's work, then its next deadline on the timer. */
+static void floor_on_kick(uv_idle_t *i) {
+  uv_idle_stop(i);
+  floor_run(i->data);
+}
+
+/* One pass of MHD's work, then its next deadline: on the timer, or, when MHD has work at
+ * once, on the next loop iteration (as core/httpd.c does: a 0 ms timer re-armed in its own
+ * callback would run again before the loop's other timers). */
 static void floor_run(floor_srv *s) {
   MHD_run(s->d);
   MHD_UNSIGNED_LONG_LONG ms;
-  if (MHD_get_timeout(s->d, &ms) == MHD_YES)
-    uv_timer_start(&s->timer, floor_on_timer, ms, 0);
-  else
+  if (MHD_get_timeout(s->d, &ms) != MHD_YES) {
     uv_timer_stop(&s->timer);
+  } else if (ms == 0) {
+    uv_timer_stop(&s->timer);
+    uv_idle_start(&s->kick, floor_on_kick);
+  } else {
+    uv_timer_start(&s->timer, floor_on_timer, ms, 0);
+  }
 }
 
 static void floor_on_term(uv_signal_t *h, int sig) {
   floor_srv *s = h->data;
   uv_poll_stop(&s->poll);
   uv_timer_stop(&s->timer);
+  uv_idle_stop(&s->kick);
   uv_signal_stop(&s->term);
   uv_close((uv_handle_t *)&s->poll, NULL);
   uv_close((uv_handle_t *)&s->timer, NULL);
+  uv_close((uv_handle_t *)&s->kick, NULL);
   uv_close((uv_handle_t *)&s->term, NULL);
 }
 
@@ -116,8 +130,9 @@ int main(int argc, char **argv) {
   uv_loop_t *loop = uv_default_loop();
   uv_poll_init(loop, &s.poll, ep->epoll_fd);
   uv_timer_init(loop, &s.timer);
+  uv_idle_init(loop, &s.kick);
   uv_signal_init(loop, &s.term);
-  s.poll.data = s.timer.data = s.term.data = &s;
+  s.poll.data = s.timer.data = s.kick.data = s.term.data = &s;
   uv_poll_start(&s.poll, UV_READABLE, floor_on_poll);
   uv_signal_start(&s.term, floor_on_term, SIGTERM);
   printf("port %u\n", (unsigned)pi->port);

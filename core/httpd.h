@@ -1,7 +1,7 @@
 /* httpd.h: an HTTP/1.1 server on libmicrohttpd in external epoll mode, driven by a libuv
- * loop (one uv_poll on MHD's epoll descriptor, one uv_timer from MHD_get_timeout): no
- * threads. A request is handed to its owner once its headers are in, with the connection
- * suspended; the owner reads the body on request, answers once, or streams (SSE). Caps:
+ * loop (one uv_poll on MHD's epoll descriptor, one uv_timer from MHD_get_timeout, one
+ * uv_idle for work MHD has at once): no threads. A request is handed to its owner once its
+ * headers are in (one without a body: once it is whole), with the connection suspended; the owner reads the body on request, answers once, or streams (SSE). Caps:
  * header and body size, connections in total and per address, header/body/idle
  * deadlines, a bounded queue per stream. Pure C: the Lua binding is lhttpd.c. */
 #ifndef ORKET_HTTPD_H
@@ -30,7 +30,8 @@ typedef struct httpd_opts {
   size_t max_stream_queue;     /* bytes a stream may queue for a slow client. 0: 1 MiB */
 } httpd_opts;
 
-/* Called (never from inside libmicrohttpd) when a request is waiting in httpd_next. */
+/* Called (never from inside libmicrohttpd) when a request is waiting in httpd_next: in the
+ * loop's idle pass, at most once per loop iteration. */
 typedef void (*httpd_accept_fn)(httpd *h, void *ud);
 /* Called (never from inside libmicrohttpd) when a request has news for its owner: its body
  * is complete or refused, its stream drained below half its cap, or the client is gone. */
@@ -82,6 +83,17 @@ const char *httpd_body(const httpd_req *r, size_t *len);
  * already answered or the client is gone, -2 when a header is refused. */
 int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                   const char *body, size_t len);
+/* A body many answers share (a kept board): one copy of the bytes, counted references.
+ * httpd_blob_new copies data and holds one reference, dropped by httpd_blob_unref; each
+ * answer sent from it holds another until libmicrohttpd is done with it, so the owner may
+ * drop its own at any time. NULL when out of memory. */
+typedef struct httpd_blob httpd_blob;
+httpd_blob *httpd_blob_new(const char *data, size_t len);
+size_t httpd_blob_len(const httpd_blob *b);
+void httpd_blob_unref(httpd_blob *b);
+/* As httpd_respond, the body being the blob's bytes, not copied. */
+int httpd_respond_blob(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
+                       httpd_blob *b);
 /* Starts a streamed (chunked) 200 response with these header lines. 0 or as above. */
 int httpd_stream(httpd_req *r, const char *const *headers, size_t nheaders);
 /* Queues bytes on the stream: 0; -1 when the stream is closed or the client gone; -3 when

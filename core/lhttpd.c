@@ -15,6 +15,7 @@
 
 #define LHD_SRV "orket.httpd.server"
 #define LHD_REQ "orket.httpd.request"
+#define LHD_BLOB "orket.httpd.blob"
 #define LHD_MAX_HEADERS 64
 
 typedef struct lhd_srv {
@@ -128,16 +129,63 @@ static size_t lhd_header_lines(lua_State *L, int idx, const char **out, int argn
   return (size_t)n;
 }
 
-/* req:respond(status, {"Name: value", ...}, body) -> true | nil, message, code */
+/* ---- blobs ------------------------------------------------------------------------------ */
+
+typedef struct lhd_blob {
+  httpd_blob *b; /* NULL once collected */
+} lhd_blob;
+
+/* blob(text) -> a body many answers share: one copy of text, sent without copying again */
+static int lhd_blob_new(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  lhd_blob *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->b = NULL;
+  luaL_setmetatable(L, LHD_BLOB);
+  u->b = httpd_blob_new(s, len);
+  if (u->b == NULL) return luaL_error(L, "httpd: out of memory for a %I-byte body", (lua_Integer)len);
+  return 1;
+}
+
+/* __gc and __close; idempotent */
+static int lhd_blob_gc(lua_State *L) {
+  lhd_blob *u = luaL_checkudata(L, 1, LHD_BLOB);
+  httpd_blob_unref(u->b); /* answers still being sent keep their own references */
+  u->b = NULL;
+  return 0;
+}
+
+static int lhd_blob_tostring(lua_State *L) {
+  lhd_blob *u = luaL_checkudata(L, 1, LHD_BLOB);
+  if (u->b == NULL) lua_pushliteral(L, "http blob (collected)");
+  else lua_pushfstring(L, "http blob (%I bytes)", (lua_Integer)httpd_blob_len(u->b));
+  return 1;
+}
+
+static int lhd_blob_len(lua_State *L) {
+  lhd_blob *u = luaL_checkudata(L, 1, LHD_BLOB);
+  lua_pushinteger(L, u->b ? (lua_Integer)httpd_blob_len(u->b) : 0);
+  return 1;
+}
+
+/* req:respond(status, {"Name: value", ...}, body) -> true | nil, message, code; body: a
+ * string (copied) or a blob (shared) */
 static int lhd_respond(lua_State *L) {
   lhd_req *q = lhd_check(L);
   lua_Integer status = luaL_checkinteger(L, 2);
   luaL_argcheck(L, status >= 100 && status <= 599, 2, "must be an HTTP status");
   const char *hdrs[LHD_MAX_HEADERS];
   size_t nh = lhd_header_lines(L, 3, hdrs, 3);
-  size_t len = 0;
-  const char *body = luaL_optlstring(L, 4, "", &len);
-  int rc = httpd_respond(q->r, (unsigned)status, hdrs, nh, body, len);
+  lhd_blob *blob = luaL_testudata(L, 4, LHD_BLOB);
+  int rc;
+  if (blob) {
+    luaL_argcheck(L, blob->b != NULL, 4, "the blob is collected");
+    rc = httpd_respond_blob(q->r, (unsigned)status, hdrs, nh, blob->b);
+  } else {
+    size_t len = 0;
+    const char *body = luaL_optlstring(L, 4, "", &len);
+    rc = httpd_respond(q->r, (unsigned)status, hdrs, nh, body, len);
+  }
   if (rc == -2) return luaL_argerror(L, 3, "a header was refused");
   if (rc != 0) {
     lua_pushnil(L);
@@ -504,8 +552,17 @@ static const luaL_Reg lhd_srv_meta[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg lhd_blob_meta[] = {
+    {"__gc", lhd_blob_gc},
+    {"__close", lhd_blob_gc},
+    {"__len", lhd_blob_len},
+    {"__tostring", lhd_blob_tostring},
+    {NULL, NULL},
+};
+
 static const luaL_Reg lhd_funcs[] = {
     {"listen", lhd_listen},
+    {"blob", lhd_blob_new},
     {"parse_listen", lhd_parse_listen},
     {"is_loopback", lhd_is_loopback},
     {NULL, NULL},
@@ -523,6 +580,8 @@ int luaopen_orket_httpd(lua_State *L) {
     luaL_newlib(L, lhd_srv_methods);
     lua_setfield(L, -2, "__index");
   }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, LHD_BLOB)) luaL_setfuncs(L, lhd_blob_meta, 0);
   lua_pop(L, 1);
   luaL_newlib(L, lhd_funcs);
   return 1;

@@ -42,10 +42,11 @@ function M.fresh_url()
     local db = assert(require("orket.store").open_url(with_db(base, name)))
     db:close()
     template = name
-    made[#made + 1] = name
   end
+  -- busted loads this module afresh for each spec file of a process: the clock keeps the
+  -- names of one file's databases apart from another's
   counter = counter + 1
-  local name = string.format("orket_t_%s_%d", pid, counter)
+  local name = string.format("orket_t_%s_%d_%d", pid, require("luv").hrtime() % 1000000000, counter)
   assert(c:query("CREATE DATABASE " .. name .. " TEMPLATE " .. template))
   made[#made + 1] = name
   return with_db(base, name)
@@ -65,12 +66,13 @@ function M.env(t)
   return t
 end
 
---- cleanup(): drops the databases this process made (the server's are gone with it anyway)
+--- cleanup(): drops the databases the tests of this process made so far (H.cleanup calls
+--- it after each test); the template stays for the next test
 function M.cleanup()
   if M.name() ~= "pg" or #made == 0 then return end
   local c <close> = admin()
   for i = #made, 1, -1 do c:query("DROP DATABASE IF EXISTS " .. made[i] .. " WITH (FORCE)") end
-  made, template = {}, nil
+  made = {}
 end
 
 return M

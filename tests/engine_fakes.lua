@@ -125,12 +125,15 @@ function M.llm(board, opts)
 end
 
 --- fixture(path, issues) -> db, board. issues: array of {id=, summary=, depends_on=, seat=}
+--- On PostgreSQL (tests.backends) a fresh database instead of the file at path.
 function M.fixture(path, issues)
-  local db = assert(store.open(path))
+  local backends = require "tests.backends"
+  local db = backends.name() == "pg" and backends.open_store() or assert(store.open(path))
   local b = board_mod.open(db)
-  db:tx(function()
-    db:run("INSERT INTO cards (id, type, name, priority, created_at, updated_at) VALUES ('E', 'epic', 'Epic', 2, 'x', 'x')")
-  end)
+  assert(db:tx(function()
+    require("orket.store.imports").insert_card(db, { id = "E", type = "epic", name = "Epic", priority = 2 })
+    return true
+  end))
   for _, i in ipairs(issues or {}) do
     assert(b:create { parent = "E", id = i.id, summary = i.summary, depends_on = i.depends_on,
       seat = i.seat or "senior_developer", priority = i.priority })

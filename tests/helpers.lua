@@ -22,6 +22,7 @@ end
 function M.cleanup()
   for _, d in ipairs(made) do os.execute("rm -rf " .. sh_quote(d)) end
   made = {}
+  require("tests.backends").cleanup() -- the test's PostgreSQL databases, if any
 end
 
 function M.write(path, text)
@@ -116,6 +117,12 @@ function M.example(name, opts)
   local dir = M.tmpdir()
   os.execute("cp -R " .. sh_quote(M.ROOT .. "/examples/" .. name .. "/.") .. " " .. sh_quote(dir))
   if opts.append then M.write(dir .. "/orket.lua", M.read(dir .. "/orket.lua") .. opts.append) end
+  -- on PostgreSQL (tests.backends), the project names a fresh database of its own: every
+  -- command run in it then uses that
+  if require("tests.backends").name() == "pg" then
+    M.write(dir .. "/orket.lua", M.read(dir .. "/orket.lua")
+      .. string.format("\nstore = { url = %q }\n", require("tests.backends").fresh_url()))
+  end
   if opts.import ~= false then assert(M.orket("import", { cwd = dir }).status == 0, "orket import failed in " .. dir) end
   return dir
 end

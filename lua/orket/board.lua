@@ -7,10 +7,11 @@
 -- board.run: the run working the board (set by the engine around a run, nil otherwise);
 -- every event the board writes carries it, so a run's transcript is found by run id.
 local sm = require "orket.c.statemachine"
-local store = require "orket.store"
+local cards = require "orket.store.cards"
+local comments = require "orket.store.comments"
+local sj = require "orket.store.journal"
 local json = require "cjson.safe"
 
-local NOW = store.NOW
 local M = {}
 local Board = {}
 Board.__index = Board
@@ -36,8 +37,10 @@ end
 
 --- open(db) -> board
 function M.open(db)
-  if type(db) ~= "table" or not db.conn then error("bad argument #1 to 'open' (store expected)", 2) end
-  local stamped = type(db.conn) == "userdata" or (type(db.conn) == "table" and db.conn.cards_stamp)
+  if type(db) ~= "table" or type(db.rows) ~= "function" then error("bad argument #1 to 'open' (store expected)", 2) end
+  -- the cache needs the connection's stamp (SQLite's); without one every get reads the card
+  local conn = db.conn
+  local stamped = type(conn) == "userdata" or (type(conn) == "table" and conn.cards_stamp ~= nil)
   return setmetatable({ db = db, cache = stamped and {} or nil, cached = 0 }, Board)
 end
 
@@ -88,46 +91,6 @@ end
 -- copy_card(c) -> a copy of c with its own depends_on (the order's list hands out copies too)
 M.copy_card = copy_card
 
-local CARD_COLUMNS = [[id, type, parent, name, summary, description, note, requirements,
-  acceptance, priority, seat, department, status, wait_reason, retries, worked_by, source,
-  created_at, updated_at]]
-
--- Cards matching `where` without their dependencies (no depends_on), in creation order.
-function Board:_rows(where, ...)
-  return assert(self.db:rows("SELECT " .. CARD_COLUMNS .. " FROM cards WHERE " .. where
-    .. " ORDER BY created_at, rowid", ...))
-end
-
-local WHOLE_DEPS = 256 -- cards loaded at once from which all dependencies are read
-
--- Loads cards matching `where` (SQL over table cards, with params) with their
--- dependencies, in creation order.
-function Board:_load(where, ...)
-  local db = self.db
-  local rows = self:_rows(where, ...)
-  local by_id = {}
-  for _, c in ipairs(rows) do
-    c.depends_on = {}
-    by_id[c.id] = c
-  end
-  if #rows > 0 then
-    -- Many cards: every edge in one plain read, kept where its card is here, costs less
-    -- than running the card query again as a subquery.
-    local deps
-    if #rows >= WHOLE_DEPS then
-      deps = assert(db:rows("SELECT card_id, depends_on FROM dependencies ORDER BY card_id, position"))
-    else
-      deps = assert(db:rows("SELECT card_id, depends_on FROM dependencies WHERE card_id IN "
-        .. "(SELECT id FROM cards WHERE " .. where .. ") ORDER BY card_id, position", ...))
-    end
-    for _, d in ipairs(deps) do
-      local c = by_id[d.card_id]
-      if c then c.depends_on[#c.depends_on + 1] = d.depends_on end
-    end
-  end
-  return rows
-end
-
 local function check_id(id, fname)
   if type(id) ~= "string" then
     error(string.format("bad argument #1 to '%s' (card id string expected, got %s)", fname, type(id)), 3)
@@ -143,7 +106,7 @@ function Board:_peek(id)
   local fresh = self:_fresh()
   local c = fresh and self.cache[id]
   if not c then
-    c = self:_load("id = ?", id)[1]
+    c = cards.get(self.db, id)
     if c and fresh then
       self.cache[id] = c
       self.cached = self.cached + 1
@@ -186,39 +149,19 @@ local TYPES = set_of(sm.types())
 function Board:list(q)
   q = q or {}
   if type(q) ~= "table" then error("bad argument #1 to 'list' (table expected)", 2) end
-  local where, params = { "1" }, {}
   local statuses, bad = one_or_many(q.status, "list", "status", STATUSES)
   if bad then return nil, string.format("board: unknown status %q", bad), "ESTATUS" end
   local types, badt = one_or_many(q.type, "list", "type", TYPES)
   if badt then return nil, string.format("board: unknown card type %q", badt), "ETYPE" end
-  local function any_of(col, list)
-    local marks = {}
-    for _, v in ipairs(list) do
-      marks[#marks + 1] = "?"
-      params[#params + 1] = v
-    end
-    where[#where + 1] = col .. " IN (" .. table.concat(marks, ",") .. ")"
-  end
-  if statuses then any_of("status", statuses) end
-  if types then any_of("type", types) end
-  if q.epic ~= nil then
-    check_id(q.epic, "list")
-    where[#where + 1] = "parent = ?"
-    params[#params + 1] = q.epic
-  end
-  if q.rock ~= nil then
-    check_id(q.rock, "list")
-    where[#where + 1] = "(parent = ? OR parent IN (SELECT id FROM cards WHERE parent = ? AND type = 'epic'))"
-    params[#params + 1] = q.rock
-    params[#params + 1] = q.rock
-  end
-  return self:_load(table.concat(where, " AND "), table.unpack(params))
+  if q.epic ~= nil then check_id(q.epic, "list") end
+  if q.rock ~= nil then check_id(q.rock, "list") end
+  return cards.list(self.db, { status = statuses, type = types, epic = q.epic, rock = q.rock })
 end
 
 --- board:children(id) -> cards whose parent is id
 function Board:children(id)
   check_id(id, "children")
-  return self:_load("parent = ?", id)
+  return cards.children(self.db, id)
 end
 
 --- board:ready([epic_or_rock_id]) -> array of runnable issues in scheduling order
@@ -230,7 +173,7 @@ function Board:ready(scope_id)
   local scope
   if scope_id ~= nil then
     check_id(scope_id, "ready")
-    scope = self.db:row("SELECT id, type FROM cards WHERE id = ?", scope_id)
+    scope = cards.head(self.db, scope_id)
     if not scope then return not_found(scope_id) end
     if scope.type == "issue" then
       return nil, string.format("board: %s is an issue; give an epic or a rock", scope_id), "EINVAL"
@@ -262,8 +205,7 @@ M.ENGINE = { seat = "orket", roles = {}, by = "engine" }
 function Board:open_deps(c)
   local parent = c.type == "issue" and c.parent and self:_peek(c.parent) or nil
   if #c.depends_on == 0 and (not parent or #parent.depends_on == 0) then return 0 end
-  return self.db:row([[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
-    WHERE (d.card_id = ?1 OR d.card_id = ?2) AND t.status <> 'done']], c.id, parent and parent.id or c.id).n
+  return cards.open_dependencies(self.db, c.id, parent and parent.id or c.id)
 end
 
 -- Work is handed in by the seat that moves a card out of in_progress to one of these; that
@@ -339,7 +281,7 @@ function Board:_follow(id, from, to)
   -- status that is not cannot move it, whatever the others are. Counting an epic's children
   -- (1,000 rows) on every claim was a third of a turn's transitions at 1,000 issues.
   if to and not FINAL[to] and p.status ~= "ready" then return end
-  local want = derived(assert(self.db:rows("SELECT status, count(*) AS n FROM cards WHERE parent = ? GROUP BY status", id)))
+  local want = derived(cards.child_statuses(self.db, id))
   local path = want and PATHS[p.status] and PATHS[p.status][want]
   if not path then return end
   for _, to in ipairs(path) do
@@ -348,9 +290,6 @@ function Board:_follow(id, from, to)
     if not self:transition(id, to, { actor = M.ENGINE, note = note }) then return end
   end
 end
-
-local UPDATE_STATUS = "UPDATE cards SET status = ?, wait_reason = ?, worked_by = ?, retries = retries + ?, "
-  .. "updated_at = " .. NOW .. " WHERE id = ?"
 
 function Board:transition(id, to, opts)
   check_id(id, "transition")
@@ -375,9 +314,8 @@ function Board:transition(id, to, opts)
     local worked_by = c.worked_by
     if c.status == "in_progress" and HANDS_IN[to] then worked_by = actor.seat end
     local retry = (to == "in_progress" and REWORK_FROM[c.status]) and 1 or 0
-    -- no RETURNING: it doubles the statement's cost; the time written is the
-    -- transaction's (conn:now() is what orket_now() gave the row)
-    assert(db:run(UPDATE_STATUS, to, opts.reason, worked_by, retry, id))
+    -- the time written is the transaction's (conn:now() is what the store gave the row)
+    cards.set_status(db, id, to, opts.reason, worked_by, retry)
     self:_changed(id, fresh)
     local from = c.status
     db:event {
@@ -438,13 +376,12 @@ function Board:retry(id, opts)
     if not t then return nil, terr, tcode end
     if retries ~= 0 then
       local fresh = self:_fresh()
-      assert(db:run("UPDATE cards SET retries = 0 WHERE id = ?", id))
+      cards.reset_retries(db, id)
       self:_changed(id, fresh)
     end
     db:event { kind = "retry", card = id, run = self.run, actor = actor.seat, data = { from = from, reason = reason, retries = retries } }
-    for _, ev in ipairs(assert(db:rows("SELECT data FROM events WHERE card_id = ? AND kind = 'requirements_review'", id))) do
-      local d = json.decode(ev.data or "null")
-      local rr = type(d) == "table" and type(d.issue) == "string" and self:_peek(d.issue)
+    for _, d in ipairs(sj.card_event_data(db, id, "requirements_review")) do
+      local rr = type(d.issue) == "string" and self:_peek(d.issue)
       if rr and not FINAL[rr.status] then
         local moved, merr, mcode = self:transition(rr.id, "archived", { actor = { seat = actor.seat, roles = actor.roles,
           by = "person" }, note = "answered: " .. id .. " was retried" })
@@ -499,19 +436,17 @@ function Board:comment(id, c)
   if not c.author:find("%S") then return nil, "board: a comment needs an author", "EINVAL" end
   local db = self.db
   return db:tx(function()
-    if not db:row("SELECT 1 AS x FROM cards WHERE id = ?", id) then return not_found(id) end
-    local _, cid = assert(db:run("INSERT INTO comments (card_id, author, body, created_at) VALUES (?, ?, ?, "
-      .. NOW .. ")", id, c.author, c.body))
+    if not cards.exists(db, id) then return not_found(id) end
+    local cid = comments.insert(db, id, c.author, c.body)
     db:event { kind = "comment", card = id, run = self.run, actor = c.author, data = { comment = cid } }
-    return db:row("SELECT id, card_id AS card, author, body, created_at FROM comments WHERE id = ?", cid)
+    return comments.get(db, cid)
   end)
 end
 
 --- board:comments(id) -> array of comments, oldest first
 function Board:comments(id)
   check_id(id, "comments")
-  return assert(self.db:rows("SELECT id, card_id AS card, author, body, created_at FROM comments "
-    .. "WHERE card_id = ? ORDER BY id", id))
+  return comments.of_card(self.db, id)
 end
 
 --- board:history(id) -> array of events {id, at, kind, card, run, actor, data}, oldest first
@@ -580,7 +515,7 @@ function Board:create(spec)
   local db = self.db
   return db:tx(function()
     local fresh = self:_fresh()
-    local parent = db:row("SELECT type, status FROM cards WHERE id = ?", spec.parent)
+    local parent = cards.head(db, spec.parent)
     if not parent then return not_found(spec.parent) end
     if parent.type ~= "epic" then
       return nil, string.format("board: %s is a %s; new issues go under an epic", spec.parent, parent.type), "EINVAL"
@@ -595,27 +530,27 @@ function Board:create(spec)
       if not id:match("^[%w][%w_.%-]*$") then
         return nil, string.format("board: bad card id %q (letters, digits, '_', '.', '-')", id), "EINVAL"
       end
-      if db:row("SELECT 1 AS x FROM cards WHERE id = ?", id) then
+      if cards.exists(db, id) then
         return nil, string.format("board: card %q already exists", id), "EEXIST"
       end
     else
-      local n = db:row("SELECT count(*) AS n FROM cards WHERE parent = ?", spec.parent).n + 1
+      local n = cards.child_count(db, spec.parent) + 1
       repeat
         id = spec.parent .. "-" .. n
         n = n + 1
-      until not db:row("SELECT 1 AS x FROM cards WHERE id = ?", id)
+      until not cards.exists(db, id)
     end
     -- the new card's epic and that epic's rock: it waits for its dependencies, and they
     -- for their cards, so a dependency on one of them could never be met (as import refuses)
     local ancestors, up = {}, spec.parent
     while up and not ancestors[up] do
-      local a = db:row("SELECT type, parent FROM cards WHERE id = ?", up)
+      local a = cards.head(db, up)
       if not a then break end
       ancestors[up] = a.type
       up = a.parent
     end
     for i, d in ipairs(deps) do
-      if type(d) ~= "string" or not db:row("SELECT 1 AS x FROM cards WHERE id = ?", d) then
+      if type(d) ~= "string" or not cards.exists(db, d) then
         return nil, string.format("board: depends_on[%d]: unknown card %q", i, tostring(d)), "ENOENT"
       end
       if ancestors[d] then
@@ -623,13 +558,10 @@ function Board:create(spec)
           .. "start (depend on that %s's issues instead)", i, d, ancestors[d], ancestors[d]), "EINVAL"
       end
     end
-    assert(db:run("INSERT INTO cards (id, type, parent, name, summary, description, note, requirements, "
-      .. "acceptance, priority, seat, created_at, updated_at) VALUES (?, 'issue', ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-      .. NOW .. ", " .. NOW .. ")", id, spec.parent, spec.name, spec.summary, spec.description, spec.note,
-      spec.requirements, spec.acceptance, priority, spec.seat))
-    for i, d in ipairs(deps) do
-      assert(db:run("INSERT OR IGNORE INTO dependencies (card_id, depends_on, position) VALUES (?, ?, ?)", id, d, i))
-    end
+    cards.insert_issue(db, { id = id, parent = spec.parent, name = spec.name, summary = spec.summary,
+      description = spec.description, note = spec.note, requirements = spec.requirements,
+      acceptance = spec.acceptance, priority = priority, seat = spec.seat })
+    for i, d in ipairs(deps) do cards.add_dependency(db, id, d, i) end
     self:_changed(id, fresh)
     local actor = type(spec.actor) == "table" and spec.actor.seat or nil
     db:event { kind = "create", card = id, run = self.run, actor = actor, data = { parent = spec.parent } }

@@ -32,7 +32,14 @@ end
 function M.open_store(dir, create, reading)
   local url, uerr, ucode = M.database_url(dir)
   if url == nil then return nil, uerr, ucode end
-  if url then return store.open_url(url) end
+  if url then
+    -- the project's machine-local files (the run lock, worktrees, the keys' pepper) stay
+    -- in its .orket/, which no SQLite file made here
+    local uv = require "luv"
+    local home = (dir or ".") .. "/.orket"
+    if not uv.fs_stat(home) and uv.fs_stat(dir or ".") then uv.fs_mkdir(home, 493) end
+    return store.open_url(url)
+  end
   local path = M.db_path(dir)
   local home = path:match("^(.*)/[^/]+$")
   local st = require("luv").fs_stat(home)

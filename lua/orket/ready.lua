@@ -12,11 +12,11 @@
 -- an epic that waits for it). A card leaving the order is only marked dead where it stands,
 -- one coming in is put in place by a binary search, and the dead are swept out once they
 -- are half the array. An import rebuilds the order. board:ready builds one and reads it.
-local json = require "cjson"
-
 local M = {}
 
 local board_mod = require "orket.board"
+local cards_op = require "orket.store.cards"
+local sj = require "orket.store.journal"
 
 local FINAL = board_mod.FINAL
 
@@ -51,13 +51,13 @@ function Order:issues()
   return self.board:list { rock = scope.id, type = "issue" }
 end
 
--- What the order reads of a card: a light card. An order without on_put keeps these (its
--- list() reads the whole cards of what it lists); one with on_put keeps whole cards.
-local LIGHT = "SELECT id, type, parent, priority, status FROM cards ORDER BY created_at, rowid"
+-- What the order reads of a card: a light card (cards_op.light). An order without on_put
+-- keeps these (its list() reads the whole cards of what it lists); one with on_put keeps
+-- whole cards.
 
 function Order:rebuild()
   local db, scope = self.db, self.scope
-  self.last = db:row("SELECT COALESCE(MAX(id), 0) AS id FROM events").id
+  self.last = sj.latest_id(db)
   self.cards, self.order, self.seq = {}, {}, {}
   self.status, self.deps, self.dependents, self.children = {}, {}, {}, {}
   self.ready, self.entry, self.dead, self.head = {}, {}, 0, 1
@@ -65,7 +65,7 @@ function Order:rebuild()
   self.epics = nil -- nil: every epic (the whole board)
   -- One read of every card's few fields and one of every edge: the rest is done in tables
   -- (a board of 10,000 cards is two queries, not one join per question).
-  local light = assert(db:rows(LIGHT))
+  local light = cards_op.light(db)
   local status_of = {}
   for _, c in ipairs(light) do status_of[c.id] = c.status end
   if scope ~= nil then
@@ -104,7 +104,7 @@ function Order:rebuild()
   -- Every edge of the board: dependents outside the scope count too, and an epic's
   -- dependencies hold back its issues. (The table's key makes each edge unique.)
   local status, deps, dependents = self.status, self.deps, self.dependents
-  for _, d in ipairs(assert(db:rows("SELECT card_id, depends_on FROM dependencies ORDER BY card_id, position"))) do
+  for _, d in ipairs(cards_op.dependencies(db)) do
     local from, to = d.card_id, d.depends_on
     local l = deps[from]
     if not l then deps[from] = { to } else l[#l + 1] = to end
@@ -296,7 +296,7 @@ end
 
 --- order:refresh(): applies the journal's events since the last refresh
 function Order:refresh()
-  local rows = assert(self.db:rows("SELECT id, kind, card_id FROM events WHERE id > ? ORDER BY id", self.last))
+  local rows = sj.kinds_after(self.db, self.last)
   local rebuild = false
   for _, ev in ipairs(rows) do
     self.last = ev.id
@@ -344,7 +344,7 @@ function Order:list()
     -- the listed cards in one read (the order itself keeps light cards), with the
     -- dependencies the order holds (the store's, in their order: an edge never changes)
     local by_id, deps = {}, self.deps
-    for _, c in ipairs(self.board:_rows("id IN (SELECT value FROM json_each(?))", json.encode(ids))) do
+    for _, c in ipairs(cards_op.some(self.db, ids)) do
       c.depends_on = deps[c.id] or {}
       by_id[c.id] = c
     end

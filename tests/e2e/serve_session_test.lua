@@ -207,6 +207,19 @@ describe("orket serve: sessions", function()
     assert.equal(200, st)
     assert.matches("^orket_session=; .*Max%-Age=0", h["set-cookie"])
     assert.equal(401, (req(s, "GET", "/v1/board", { jar })))
+    -- the journal says who signed in and out, by key id: the operator in and out, the
+    -- viewer in; never a key or a token
+    local op_id = op:match("^ork_(%x+)_")
+    local ev_rows = db:rows("SELECT kind, actor, data FROM events WHERE kind IN ('session_start', 'session_end') ORDER BY id")
+    local seen = {}
+    for _, r in ipairs(ev_rows) do
+      seen[#seen + 1] = r.kind .. " " .. r.actor
+      assert.is_nil(r.data:find(token:sub(5, 20), 1, true))
+      assert.is_nil(r.data:find(op:sub(5), 1, true))
+      assert.is_nil(r.data:find(viewer:sub(5), 1, true))
+    end
+    assert.same({ "session_start " .. op_id, "session_start " .. vdoc.key.id, "session_end " .. op_id }, seen)
+    assert.equal("ops", cjson.decode(ev_rows[1].data).name)
 
     -- revoking a key ends its sessions at once
     assert.equal(200, (req(s, "GET", "/v1/board", { vjar })))

@@ -160,6 +160,16 @@ describe("orket serve writes", function()
     assert.equal("ready", cjson.decode(H.orket("card API-1 --json", { cwd = dir }).stdout).card.status)
     st, doc = call(s, "POST", "/v1/cards/API-1/move", op, { to = "no_such_status" })
     assert.equal(400, st)
+    -- an optional member sent as null is absent (the same 409 as without it); a required
+    -- one is refused; the OpenAPI document says which may be null
+    st, doc = call(s, "POST", "/v1/cards/API-1/move", op, { to = "done", note = cjson.null, reason = cjson.null })
+    assert.equal(409, st, cjson.encode(doc))
+    st, doc = call(s, "POST", "/v1/cards/API-1/move", op, { to = cjson.null })
+    assert.equal(400, st)
+    assert.matches("to", doc.error.message)
+    local move_body = api.paths["/v1/cards/{id}/move"].post.requestBody.content["application/json"].schema
+    assert.same({ "string", "null" }, move_body.properties.note.type)
+    assert.equal("string", move_body.properties.to.type)
     st, doc = call(s, "POST", "/v1/cards/NOPE/move", op, { to = "in_progress" })
     assert.equal(404, st)
     st, doc = call(s, "POST", "/v1/cards/API-1/comments", op, { body = "Looks fine." })

@@ -102,6 +102,37 @@ describe("orket.c.httpd", function()
     srv:close()
   end)
 
+  it("answers from a shared blob, which outlives its Lua value while answers are sent", function()
+    local text = string.rep("0123456789abcdef", 40000) -- 640 KB: more than a socket takes at once
+    local blob = httpd.blob(text)
+    assert.equal(#text, #blob)
+    assert.equal("http blob (640000 bytes)", tostring(blob))
+    local srv = serve({}, function(req)
+      assert(req:respond(200, { "Content-Type: text/plain" }, blob))
+      local ok, _, code = req:respond(200, nil, blob)
+      assert(not ok and code == "EPIPE")
+    end)
+    -- two requests answered before either client reads a byte, then the blob is dropped
+    local c1, got1, st1 = raw(srv:port(), "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", { read = false })
+    local c2, got2, st2 = raw(srv:port(), "GET /b HTTP/1.1\r\nHost: x\r\n\r\n", { read = false })
+    orket.sleep(50)
+    blob = nil -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+    for _, c in ipairs { { c1, st1 }, { c2, st2 } } do
+      c[1]:read_start(function(_, d) if d then c[2].data[#c[2].data + 1] = d end end)
+    end
+    local function body(got) return (got():match("\r\n\r\n(.*)$")) or "" end
+    wait_for(function() return #body(got1) >= #text and #body(got2) >= #text end, "both answers")
+    assert.equal(text, body(got1))
+    assert.equal(text, body(got2))
+    assert.matches("^HTTP/1.1 200", (got2()))
+    c1:close()
+    c2:close()
+    srv:close()
+    assert.has_error(function() httpd.blob() end, "bad argument #1 to 'blob' (string expected, got no value)")
+  end)
+
   it("answers 500 for a request closed unanswered, and 503 for those left at close", function()
     local held
     local srv, base = serve({}, function(req)
@@ -156,6 +187,60 @@ describe("orket.c.httpd", function()
     wait_for(function() return st.closed end, "the disconnect")
     c:close()
     srv:close()
+  end)
+
+  -- An engine step waiting on a timer must not wait for a flood of requests to end: the loop
+  -- goes round (and runs its due timers) between any two requests, however many are
+  -- queued. Counted in loop iterations, not time: a prepare handle runs once per iteration.
+  -- (A 0 ms timer re-armed in its own callback once served a whole flood in one iteration.)
+  it("lets the loop go round between requests under a flood, on kept-alive connections", function()
+    local served = 0
+    local srv = serve({ max_connections = 256, max_per_ip = 256 }, function(req)
+      served = served + 1
+      assert(req:respond(200, { "Content-Type: text/plain" }, "ok"))
+    end)
+    local CLIENTS, EACH = 32, 40
+    local worst, at, iterations = 0, 0, 0
+    local prep = uv.new_prepare()
+    prep:start(function()
+      iterations = iterations + 1
+      worst = math.max(worst, served - at)
+      at = served
+    end)
+    local request = "GET /small HTTP/1.1\r\nHost: x\r\n\r\n"
+    local answered, closed_early, done = 0, 0, 0
+    local socks = {}
+    for i = 1, CLIENTS do
+      local c, n, buf = uv.new_tcp(), 0, ""
+      socks[i] = c
+      c:connect("127.0.0.1", srv:port(), function(err)
+        assert(not err, err)
+        c:write(request)
+        c:read_start(function(_, d)
+          if not d then -- the server closed a connection the client meant to keep
+            if n < EACH then closed_early = closed_early + 1 done = done + 1 end
+            return
+          end
+          buf = buf .. d
+          while buf:find("\r\n\r\nok", 1, true) do -- a whole answer (its body is "ok")
+            local e = select(2, buf:find("\r\n\r\nok", 1, true))
+            buf = buf:sub(e + 1)
+            n, answered = n + 1, answered + 1
+            if n < EACH then c:write(request) else done = done + 1 end
+          end
+        end)
+      end)
+    end
+    wait_for(function() return done == CLIENTS end, "the flood's end")
+    prep:stop()
+    prep:close()
+    for _, c in ipairs(socks) do c:close() end
+    srv:close()
+    assert.equal(0, closed_early)
+    assert.equal(CLIENTS * EACH, answered)
+    assert.equal(CLIENTS * EACH, served)
+    -- requests are handed out in the loop's idle pass only, one per iteration
+    assert.equal(1, worst, "the most requests served in one loop iteration")
   end)
 
   it("shuts a connection whose headers never end", function()

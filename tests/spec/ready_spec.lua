@@ -3,9 +3,24 @@
 -- with mixed priorities, shared dependents, chains, finished cards and epic dependencies;
 -- and the rules themselves: what is runnable, and in which order.
 local H = require "tests.helpers"
-local F = require "tests.engine_fakes"
+local B = require "tests.backends"
 local ready = require "orket.ready"
 local scheduler = require "orket.engine.scheduler"
+local board_mod = require "orket.board"
+local imports = require "orket.store.imports"
+
+-- An epic E with these issues on the backend under test (tests.backends), as
+-- tests.engine_fakes' fixture makes it on SQLite.
+local function fixture(issues)
+  local db = B.open_store()
+  imports.insert_card(db, { id = "E", type = "epic", name = "Epic", priority = 2 })
+  local b = board_mod.open(db)
+  for _, i in ipairs(issues) do
+    assert(b:create { parent = "E", id = i.id, summary = i.summary, depends_on = i.depends_on,
+      seat = i.seat or "senior_developer", priority = i.priority })
+  end
+  return db, b
+end
 
 -- moves made as a person, so every move of the table is open to the random walk
 local CODER = { seat = "senior_developer", roles = { "coder" }, by = "person" }
@@ -31,7 +46,7 @@ describe("ready order", function()
   after_each(H.cleanup)
 
   it("orders by priority, then transitive unfinished dependents, then age", function()
-    local db, b = F.fixture(H.tmpdir() .. "/o.db", {
+    local db, b = fixture({
       { id = "low-old", summary = "a", priority = 1 },
       { id = "mid-a", summary = "b", priority = 2 },
       { id = "mid-b", summary = "c", priority = 2 },
@@ -56,7 +71,7 @@ describe("ready order", function()
       if i > 2 and i % 2 == 1 then deps = { "E-" .. (i - 1), "E-" .. (i - 2) } end
       issues[i] = { id = "E-" .. i, summary = "Issue " .. i, depends_on = deps, priority = i % 4 }
     end
-    local db, b = F.fixture(H.tmpdir() .. "/o.db", issues)
+    local db, b = fixture(issues)
     local function same_as_get(c)
       local want = assert(b:get(c.id))
       for k, v in pairs(want) do
@@ -80,11 +95,12 @@ describe("ready order", function()
   end)
 
   it("holds back an epic's issues until the epics it depends on are done", function()
-    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "first" } })
-    db:tx(function()
-      db:run("INSERT INTO cards (id, type, name, priority, created_at, updated_at) VALUES ('L', 'epic', 'Later', 2, 'y', 'y')")
-      db:run("INSERT INTO dependencies (card_id, depends_on, position) VALUES ('L', 'E', 1)")
-    end)
+    local db, b = fixture({ { id = "E-1", summary = "first" } })
+    assert(db:tx(function()
+      imports.insert_card(db, { id = "L", type = "epic", name = "Later", priority = 2 })
+      imports.add_dependency(db, "L", "E", 1)
+      return true
+    end))
     assert(b:create { parent = "L", id = "L-1", summary = "after E" })
     local o = ready.new(b, nil)
     assert.same({ "E-1" }, check(o, b, {}))
@@ -102,7 +118,7 @@ describe("ready order", function()
   end)
 
   it("lists a card handed in for testing with the cards in review", function()
-    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "a" }, { id = "E-2", summary = "b" } })
+    local db, b = fixture({ { id = "E-1", summary = "a" }, { id = "E-2", summary = "b" } })
     assert(b:transition("E-1", "in_progress", { actor = CODER }))
     assert(b:transition("E-1", "ready_for_testing", { actor = CODER }))
     local v = scheduler.view(b, { id = "E", type = "epic" })
@@ -113,7 +129,7 @@ describe("ready order", function()
   end)
 
   it("answers an issue's run from its epic's kept order, as building the order each pass does", function()
-    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "a" },
+    local db, b = fixture({ { id = "E-1", summary = "a" },
       { id = "E-2", summary = "b", depends_on = { "E-1" } } })
     local target = assert(b:get("E-2"))
     local v = scheduler.view(b, target)
@@ -149,10 +165,12 @@ describe("ready order", function()
         end
         issues[i] = { id = "E-" .. i, summary = "Issue " .. i, depends_on = deps }
       end
-      local db, b = F.fixture(H.tmpdir() .. "/o.db", issues)
+      local db, b = fixture(issues)
       local prios = { 0, 1, 2, 2, 2, 3, 2.5, 10 }
       for i = 1, 60 do
-        db:run("UPDATE cards SET priority = ? WHERE id = ?", prios[math.random(#prios)], "E-" .. i)
+        local c = assert(b:get("E-" .. i))
+        c.priority = prios[math.random(#prios)]
+        imports.update_card(db, c)
       end
       local scope = { id = "E", type = "epic" }
       local o = ready.new(b, scope)
@@ -184,14 +202,15 @@ describe("ready order", function()
         end
         issues[i] = { id = "E-" .. i, summary = "Issue " .. i, depends_on = deps, priority = math.random(0, 3) }
       end
-      local db, b = F.fixture(H.tmpdir() .. "/o.db", issues)
-      db:tx(function()
-        db:run("INSERT INTO cards (id, type, name, priority, created_at, updated_at) VALUES ('R', 'rock', 'Rock', 2, 'x', 'x')")
-        db:run("UPDATE cards SET parent = 'R' WHERE id = 'E'")
-        db:run("INSERT INTO cards (id, type, parent, name, priority, created_at, updated_at) VALUES ('O', 'epic', 'R', 'Other', 2, 'x', 'x')")
-        db:run("INSERT INTO cards (id, type, parent, name, priority, created_at, updated_at) VALUES ('P', 'epic', 'R', 'Prior', 2, 'x', 'x')")
-        db:run("INSERT INTO dependencies (card_id, depends_on, position) VALUES ('O', 'P', 1)")
-      end)
+      local db, b = fixture(issues)
+      assert(db:tx(function()
+        imports.insert_card(db, { id = "R", type = "rock", name = "Rock", priority = 2 })
+        imports.update_card(db, { id = "E", parent = "R", name = "Epic", priority = 2 })
+        imports.insert_card(db, { id = "O", type = "epic", parent = "R", name = "Other", priority = 2 })
+        imports.insert_card(db, { id = "P", type = "epic", parent = "R", name = "Prior", priority = 2 })
+        imports.add_dependency(db, "O", "P", 1)
+        return true
+      end))
       assert(b:create { parent = "P", id = "P-1", summary = "prior work" })
       local scope = { id = "R", type = "rock" }
       local o = ready.new(b, scope)

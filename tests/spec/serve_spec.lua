@@ -83,6 +83,20 @@ describe("orket.serve.body", function()
     assert.equal(413, select(2, body.json(req(nil, "E2BIG"))))
     assert.equal(408, select(2, body.json(req(nil, "ETIMEDOUT"))))
   end)
+
+  it("takes an optional member sent as null as absent, and leaves a required one", function()
+    local cjson = require "cjson"
+    local schema = { type = "object", required = { "to" }, properties = { to = { type = "string" },
+      note = { type = "string" } } }
+    local v = body.without_nulls(schema, body.json(req('{"to":"done","note":null,"n":[null]}')))
+    assert.same({ to = "done", n = { cjson.null } }, v) -- only top-level optional members
+    assert.same({ to = cjson.null }, body.without_nulls(schema, { to = cjson.null, note = cjson.null }))
+    assert.equal("x", body.without_nulls(schema, "x"))
+    local doc = require("orket.serve.openapi").nullable_optional(schema)
+    assert.same({ "string", "null" }, doc.properties.note.type)
+    assert.equal("string", doc.properties.to.type)
+    assert.equal("string", schema.properties.note.type) -- the route's own schema is left alone
+  end)
 end)
 
 describe("orket.serve.keys", function()

@@ -24,10 +24,7 @@ local function open()
 end
 
 describe("store on " .. B.name(), function()
-  after_each(function()
-    B.cleanup()
-    H.cleanup()
-  end)
+  after_each(H.cleanup)
 
   it("names its backend", function()
     local db = open()
@@ -340,14 +337,15 @@ describe("store on " .. B.name(), function()
     end)
     -- A takes the first id and commits late; B appends meanwhile and must not become
     -- visible before A: a reader whose cursor passed B would never see A
+    local appended
     local a = orket.spawn(function()
       return db:tx(function()
-        local id = db:event { kind = "a", card = "E-1" }
+        appended = db:event { kind = "a", card = "E-1" }
         assert(db:row("SELECT pg_sleep(0.3)"))
-        return id
+        return appended
       end)
     end)
-    orket.sleep(50)
+    H.wait_for(function() return appended end, "the first event")
     local b = orket.spawn(function() return db:event { kind = "b", card = "E-1" } end)
     local _, ida = a:join()
     local _, idb = b:join()

@@ -93,7 +93,18 @@ local function live(get_engine)
     end,
   }
   local timer, winch = uv.new_timer(), uv.new_signal()
-  timer:start(100, 100, function() view:tick() end)
+  -- a frame may read the board (the target's scope), which on PostgreSQL waits on the
+  -- server: drawn in a task, one at a time, since a timer's callback cannot wait
+  local drawing = false
+  timer:start(100, 100, function()
+    if drawing then return end
+    drawing = true
+    task.spawn(function()
+      local ok, err = pcall(view.tick, view)
+      drawing = false
+      if not ok then error(err, 0) end
+    end)
+  end)
   timer:unref()
   winch:start("sigwinch", function() view.width, view.height = size() end)
   winch:unref()

@@ -4,8 +4,8 @@
 -- conflict sends the card back to in_progress; its next turn starts with main merged in).
 -- Contract: docs/git.md.
 local G = require "orket.c.gitrepo"
-local cjson = require "cjson.safe"
 local fault = require "orket.engine.fault"
+local sj = require "orket.store.journal"
 
 local M = {}
 
@@ -89,9 +89,7 @@ end
 -- The card's last merge conflict with no later merge of main into its branch: the next turn
 -- must begin with main merged in.
 local function needs_main(db, card)
-  local r = db:row([[SELECT kind FROM events WHERE card_id = ? AND kind IN ('merge_conflict', 'merge_main')
-    ORDER BY id DESC LIMIT 1]], card)
-  return r and r.kind == "merge_conflict"
+  return sj.last_merge_mark(db, card) == "merge_conflict"
 end
 
 --- worktree(run, card_id) -> the path of the card's worktree, made from main when it has
@@ -259,13 +257,12 @@ function M.info(db, repo, card)
   local branch = "orket/" .. card
   if not repo:head(branch) then return nil end
   local out = { branch = branch, commits = {} }
-  for _, r in ipairs(db:rows([[SELECT run_id, actor, data FROM events WHERE card_id = ? AND kind = 'commit'
-      ORDER BY id]], card) or {}) do
-    local d = cjson.decode(r.data) or {}
+  for _, r in ipairs(sj.commits(db, card)) do
+    local d = r.data
     out.commits[#out.commits + 1] = { id = d.id, turn = math.tointeger(d.turn) or d.turn, run = r.run_id, seat = r.actor }
   end
-  local m = db:row([[SELECT data FROM events WHERE card_id = ? AND kind = 'merge' ORDER BY id DESC LIMIT 1]], card)
-  if m then out.merged = (cjson.decode(m.data) or {}).id end
+  local m = sj.last_merge(db, card)
+  if m then out.merged = m.id end
   return out
 end
 

@@ -196,7 +196,9 @@ function Watcher:touch(name)
   if self.closed then return end
   if name then self.changed[name] = true end
   self.timer:stop()
-  self.timer:start(self.debounce_ms, 0, function() self:trigger() end)
+  -- in a task: the reload writes its journal event, which on PostgreSQL waits on the
+  -- server, and a timer's callback cannot wait
+  self.timer:start(self.debounce_ms, 0, function() require("orket.task").spawn(self.trigger, self) end)
 end
 
 --- watcher:trigger() -> apply()'s results: reloads now with the changes noted so far.

@@ -19,6 +19,8 @@ local pullreq = require "orket.engine.pullreq"
 local cstore = require "orket.c.store"
 local board_mod = require "orket.board"
 local gitwork = require "orket.engine.gitwork"
+local store_runs = require "orket.store.runs"
+local store_journal = require "orket.store.journal"
 
 local M = {}
 local Run = {}
@@ -509,7 +511,7 @@ end
 --- (Engine:execute). On a run that was killed it continues from the journal.
 function Run:execute()
   local run_id = self.run_id
-  local run = self.db:row("SELECT id, target, data FROM runs WHERE id = ?", run_id)
+  local run = store_runs.get(self.db, run_id)
   if not run then error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 2) end
   local data = require("cjson.safe").decode(run.data or "{}") or {}
   cstore.clear_file_error() -- journal_broken reports what fails from here on
@@ -648,8 +650,7 @@ end
 
 -- "E-2 (canceled by developer: out of scope)": who canceled a card and why, from its last move.
 local function canceled_note(e, c)
-  local h = e.db:row([[SELECT actor, json_extract(data, '$.note') AS note FROM events WHERE card_id = ?
-    AND kind = 'transition' AND json_extract(data, '$.to') = 'canceled' ORDER BY id DESC LIMIT 1]], c.id)
+  local h = store_journal.last_cancel(e.db, c.id)
   if not h then return c.id end
   return string.format("%s (canceled by %s%s)", c.id, tostring(h.actor), h.note and (": " .. h.note) or "")
 end

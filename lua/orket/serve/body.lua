@@ -51,4 +51,19 @@ function M.json(req)
   return v
 end
 
+--- without_nulls(schema, value) -> value without the members that are null and that the
+--- object schema does not require: an optional field sent as null is absent, as many
+--- clients write one they have no value for (the OpenAPI document says so: openapi.lua).
+--- A required member sent as null stays, for the schema to refuse.
+function M.without_nulls(schema, value)
+  if type(value) ~= "table" or type(schema) ~= "table" or schema.type ~= "object" then return value end
+  local required = {}
+  for _, k in ipairs(schema.required or {}) do required[k] = true end
+  local out = {}
+  for k, v in pairs(value) do
+    if not (v == cjson.null and not required[k]) then out[k] = v end
+  end
+  return setmetatable(out, getmetatable(value))
+end
+
 return M

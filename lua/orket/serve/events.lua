@@ -5,11 +5,10 @@
 -- (orket.c.httpd); it reconnects with Last-Event-ID and loses nothing.
 local uv = require "luv"
 local jsonout = require "orket.jsonout"
+local sj = require "orket.store.journal"
 
 local M = {}
 
-local SELECT = [[SELECT id, at, kind, card_id, run_id, actor, data FROM events
-  WHERE id > ?1 AND (?2 IS NULL OR run_id = ?2) AND (?3 IS NULL OR card_id = ?3) ORDER BY id LIMIT ?4]]
 local BATCH = 500
 
 local function str(v) return v == nil and "null" or jsonout.encode(v) end
@@ -26,13 +25,12 @@ end
 
 --- fetch(db, after, filter, limit) -> rows after id `after` matching filter {run=, card=}
 function M.fetch(db, after, filter, limit)
-  return assert(db:rows(SELECT, after, filter.run, filter.card, limit or BATCH))
+  return sj.entries_after(db, after, filter.run, filter.card, limit or BATCH)
 end
 
 --- latest(db) -> the newest journal id (0 when empty)
 function M.latest(db)
-  local r = assert(db:row("SELECT COALESCE(max(id), 0) AS id FROM events"))
-  return r.id
+  return sj.latest_id(db)
 end
 
 local Hub = {}
@@ -52,9 +50,17 @@ function M.new(db, o)
   local self = setmetatable({ db = db, subs = {}, last = M.latest(db), on_error = o.on_error or function() end }, Hub)
   self.poll_timer, self.beat_timer = uv.new_timer(), uv.new_timer()
   local poll_ms, beat_ms = o.poll_ms or M.POLL_MS, o.heartbeat_ms or 15000
+  -- each poll in a task, one at a time: on PostgreSQL the read waits on the server, and a
+  -- timer's callback cannot wait (on SQLite the task ends before spawn returns)
+  local polling = false
   self.poll_timer:start(poll_ms, poll_ms, function()
-    local ok, err = pcall(self.poll, self)
-    if not ok then self.on_error(tostring(err)) end
+    if polling then return end
+    polling = true
+    require("orket.task").spawn(function()
+      local ok, err = pcall(self.poll, self)
+      polling = false
+      if not ok then self.on_error(tostring(err)) end
+    end)
   end)
   self.beat_timer:start(beat_ms, beat_ms, function() self:broadcast(": heartbeat\n\n") end)
   return self

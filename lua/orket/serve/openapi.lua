@@ -40,6 +40,31 @@ end
 
 local function content(media, schema) return { [media] = { schema = schema } } end
 
+-- A request body's schema as clients may send it: an optional member may also be null,
+-- which the server takes as absent (orket.serve.body.without_nulls); the server checks
+-- the body against the route's own schema once those are dropped.
+local function nullable_optional(schema)
+  if type(schema) ~= "table" or schema.type ~= "object" or not schema.properties then return schema end
+  local required = {}
+  for _, k in ipairs(schema.required or {}) do required[k] = true end
+  local props = {}
+  for k, p in pairs(schema.properties) do
+    if required[k] or type(p.type) ~= "string" then
+      props[k] = p -- required, or any type already (null included)
+    else
+      local q = {}
+      for pk, pv in pairs(p) do q[pk] = pv end
+      q.type = { p.type, "null" }
+      props[k] = q
+    end
+  end
+  local out = {}
+  for k, v in pairs(schema) do out[k] = v end
+  out.properties = props
+  return out
+end
+M.nullable_optional = nullable_optional
+
 --- document(router) -> the OpenAPI 3.1 document as a table
 function M.document(router)
   local paths = {}
@@ -58,7 +83,9 @@ function M.document(router)
         schema = { type = q.type or "string" } }
     end
     if #params > 0 then op.parameters = params end
-    if r.schema then op.requestBody = { required = true, content = content("application/json", r.schema) } end
+    if r.schema then
+      op.requestBody = { required = true, content = content("application/json", nullable_optional(r.schema)) }
+    end
     op.security = r.role and { { bearer = jsonout.array {} }, { session = jsonout.array {} } } or jsonout.array {}
     if r.role then op["x-orket-role"] = r.role end
     local responses = {}

@@ -4,6 +4,8 @@
 -- CLI's --json (orket.cmd.board / orket.cmd.card build them: one implementation).
 local events = require "orket.serve.events"
 local jsonout = require "orket.jsonout"
+local store_keys = require "orket.store.keys"
+local store_runs = require "orket.store.runs"
 
 local M = {}
 
@@ -23,7 +25,7 @@ local function ready(_, ctx)
     problems[#problems + 1] = "the store is open read-only"
   else
     local _, terr = db:tx(function()
-      local ok, werr = db:run("UPDATE api_keys SET name = name WHERE 0")
+      local ok, werr = store_keys.write_probe(db)
       if not ok then return nil, werr end
       return nil, "probe" -- always roll back
     end)
@@ -102,7 +104,7 @@ end
 
 local function run_events(req, ctx)
   local id = whole(ctx.params.id)
-  if not id or not ctx.db:row("SELECT id FROM runs WHERE id = ?", id) then
+  if not id or not store_runs.get(ctx.db, id) then
     return err(404, "not_found", "no run " .. ctx.params.id)
   end
   return stream(req, ctx, { run = id, card = ctx.query.card })

@@ -3,7 +3,8 @@
 -- Authorization header. The token is random (orket.c.crypto); the store keeps only its
 -- BLAKE2b (orket.store.sessions, migration 12). A write made with the cookie must carry the CSRF token
 -- the sign-in returned (X-CSRF-Token, compared in constant time). orket.serve.auth asks
--- check() when a request has the cookie and no Authorization header.
+-- check() when a request has the cookie and no Authorization header. Signing in and out are
+-- journaled (session_start, session_end) with the key's id as the actor.
 local crypto = require "orket.c.crypto"
 local httpd = require "orket.c.httpd"
 local keys = require "orket.serve.keys"
@@ -124,6 +125,8 @@ local function sign_in(req, ctx)
     assert(sessions.delete_expired(db, os.time()))
     assert(sessions.keep_newest(db, who.id, M.MAX_PER_KEY - 1))
     assert(sessions.insert(db, digest(token), who.id, expires))
+    -- who signed in, with which key: its id and name, never the key or the token
+    db:event { kind = "session_start", actor = who.id, data = { name = who.name, expires_at = expires_at(expires) } }
     return true
   end)
   if not ok then error(terr) end
@@ -147,7 +150,13 @@ local function sign_out(req, ctx)
   if not (ctx.who and ctx.who.session) then
     return err(400, "bad_request", "this request was not made with a session cookie: there is nothing to sign out of")
   end
-  assert(sessions.delete(ctx.db, ctx.who.session))
+  local db, who = ctx.db, ctx.who
+  local ok, terr = db:tx(function()
+    assert(sessions.delete(db, who.session))
+    db:event { kind = "session_end", actor = who.id, data = { name = who.name } }
+    return true
+  end)
+  if not ok then error(terr) end
   ctx.headers = ctx.headers or {}
   table.insert(ctx.headers, cookie(req, "", 0))
   return 200, { signed_out = true }

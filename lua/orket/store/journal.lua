@@ -131,4 +131,65 @@ function M.api_writes(db, after, limit)
   return rows
 end
 
+--- latest_id(db) -> the newest event's id, 0 when the journal is empty
+function M.latest_id(db)
+  return assert(db:row("SELECT COALESCE(max(id), 0) AS id FROM events")).id
+end
+
+--- kinds_after(db, after) -> {id, kind, card_id} of every event after id `after`, oldest
+--- first (what the ready order follows)
+function M.kinds_after(db, after)
+  return assert(db:rows("SELECT id, kind, card_id FROM events WHERE id > ? ORDER BY id", after))
+end
+
+local ENTRIES_AFTER = [[SELECT id, at, kind, card_id, run_id, actor, data FROM events
+  WHERE id > ?1 AND (?2 IS NULL OR run_id = ?2) AND (?3 IS NULL OR card_id = ?3) ORDER BY id LIMIT ?4]]
+
+--- entries_after(db, after, run, card, limit) -> up to limit events after id `after`,
+--- oldest first, of run `run` and card `card` (nil: any): {id, at, kind, card_id, run_id,
+--- actor, data (the JSON text as stored)}
+function M.entries_after(db, after, run, card, limit)
+  return assert(db:rows(ENTRIES_AFTER, after, run, card, limit))
+end
+
+--- card_event_data(db, card, kind) -> array of the data (decoded, {} when unreadable or
+--- not an object) of the card's events of that kind in any run, oldest first
+function M.card_event_data(db, card, kind)
+  local out = {}
+  for i, ev in ipairs(assert(db:rows("SELECT data FROM events WHERE card_id = ? AND kind = ? ORDER BY id", card, kind))) do
+    local d = cjson.decode(ev.data or "null")
+    out[i] = type(d) == "table" and d or {}
+  end
+  return out
+end
+
+--- last_cancel(db, card) -> {actor=, note=} of the card's last move to canceled | nil
+function M.last_cancel(db, card)
+  return db:row([[SELECT actor, json_extract(data, '$.note') AS note FROM events WHERE card_id = ?
+    AND kind = 'transition' AND json_extract(data, '$.to') = 'canceled' ORDER BY id DESC LIMIT 1]], card)
+end
+
+--- last_merge_mark(db, card) -> the kind of the card's last "merge_conflict" or
+--- "merge_main" event | nil
+function M.last_merge_mark(db, card)
+  local r = db:row([[SELECT kind FROM events WHERE card_id = ? AND kind IN ('merge_conflict', 'merge_main')
+    ORDER BY id DESC LIMIT 1]], card)
+  return r and r.kind
+end
+
+--- commits(db, card) -> the card's "commit" events, oldest first: {run_id, actor, data
+--- (decoded, {} when unreadable)} ({} on a store error)
+function M.commits(db, card)
+  local rows = db:rows("SELECT run_id, actor, data FROM events WHERE card_id = ? AND kind = 'commit' ORDER BY id", card) or {}
+  for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
+  return rows
+end
+
+--- last_merge(db, card) -> the data (decoded, {} when unreadable) of the card's last
+--- "merge" event | nil
+function M.last_merge(db, card)
+  local m = db:row("SELECT data FROM events WHERE card_id = ? AND kind = 'merge' ORDER BY id DESC LIMIT 1", card)
+  return m and (cjson.decode(m.data) or {})
+end
+
 return require("orket.store.backend").twin("journal", M)

@@ -144,6 +144,16 @@ local function outcome(r)
   return table.unpack(r, 2, r.n)
 end
 
+-- A write transaction takes the journal's lock at BEGIN (one round trip with it), as
+-- SQLite's BEGIN IMMEDIATE takes the write lock: one writer at a time on the database.
+-- That keeps event ids a safe cursor (pgjournal), and no writer can hold the journal lock
+-- while it waits for a row another writer holds (taken at the first event instead, it
+-- deadlocked two turns: each held what the other wanted). The wait for it is bounded as
+-- SQLite's busy_timeout bounds its own.
+M.LOCK_TIMEOUT_MS = 30000
+local BEGIN_WRITE = string.format("BEGIN; SET LOCAL lock_timeout = %d; SELECT pg_advisory_xact_lock(%d)",
+  M.LOCK_TIMEOUT_MS, pgjournal.LOCK)
+
 -- A savepoint inside the task's open transaction t.
 local function nested(t, fn, ...)
   local c = t.conn
@@ -177,9 +187,12 @@ function DB:_tx(begin, fn, ...)
   -- until COMMIT or ROLLBACK has answered the connection is not clean: a task cancelled
   -- meanwhile gets it closed on release, and the server rolls the transaction back
   lease.in_tx = true
-  local ok, berr, bcode, bstate = c:query(begin)
-  if not ok then return nil, berr, bcode, bstate end
-  local t = { conn = c, depth = 0 }
+  local ok, berr, bcode, bstate = c:exec(begin)
+  if not ok then
+    if c:query("ROLLBACK") then lease.in_tx = false end
+    return nil, berr, bcode, bstate
+  end
+  local t = { conn = c, depth = 0, write = begin == BEGIN_WRITE }
   self.open[co] = t
   local mark <close> = setmetatable({}, { __close = function() self.open[co] = nil end })
   local r = table.pack(pcall(fn, ...))
@@ -198,15 +211,21 @@ function DB:_tx(begin, fn, ...)
 end
 
 --- db:tx(fn, ...) -> fn's results | nil, msg, CODE. Runs fn(...) in a transaction on a
---- connection pinned for this task; rolls back when fn raises (ETX) or returns nil,
---- msg[, CODE]. Nests (savepoints). fn may wait on the store's statements only.
-function DB:tx(fn, ...) return self:_tx("BEGIN", fn, ...) end
+--- connection pinned for this task, holding the journal's lock (one writer at a time);
+--- rolls back when fn raises (ETX) or returns nil, msg[, CODE]. Nests (savepoints). fn may
+--- wait on the store's statements only.
+function DB:tx(fn, ...) return self:_tx(BEGIN_WRITE, fn, ...) end
 
 --- db:read(fn, ...) -> as tx, in one snapshot (REPEATABLE READ) for a group of reads
 function DB:read(fn, ...) return self:_tx("BEGIN ISOLATION LEVEL REPEATABLE READ", fn, ...) end
 
---- db:in_tx() -> true while this task has a transaction open
-function DB:in_tx() return self.open[coroutine.running()] ~= nil end
+--- db:in_tx([mode]) -> true while this task has a transaction open (mode "write": one
+--- opened by db:tx, which holds the journal's lock, not by db:read)
+function DB:in_tx(mode)
+  local t = self.open[coroutine.running()]
+  if mode == "write" then return t ~= nil and t.write end
+  return t ~= nil
+end
 
 function DB:close()
   if self.pool then self.pool:close() end
@@ -238,7 +257,9 @@ function DB:event(e)
   if not self:in_tx() then
     return assert(self:tx(function() return self:event(e) end))
   end
-  return assert(pgjournal.append(setmetatable({ db = self }, Q), e))
+  local q = setmetatable({ db = self }, Q)
+  if self:in_tx("write") then return assert(pgjournal.insert(q, e)) end
+  return assert(pgjournal.append(q, e)) -- in db:read: not under the lock yet
 end
 
 local EVENT_COLS = "id, " .. pgjournal.AT .. [[ AS at, kind, card_id AS card, run_id AS run, actor, data::text AS data]]

@@ -20,12 +20,17 @@ M.AT = [[to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')]]
 --- change it records). Take it as late in the transaction as the change allows: the lock
 --- is held until the end, and other writers of events wait for it.
 function M.append(q, e)
-  local data, jerr = json.encode(e.data == nil and {} or e.data)
-  if not data then error("pgjournal: event data is not JSON data: " .. tostring(jerr), 2) end
   local ok, err, code, state = q:query("SELECT pg_advisory_xact_lock($1)", M.LOCK)
   if not ok then return nil, err, code, state end
-  local rows
-  rows, err, code, state = q:query([[INSERT INTO events (at, kind, card_id, run_id, actor, data)
+  return M.insert(q, e)
+end
+
+--- insert(q, e) -> id | nil, message, code: append's insert alone, for a transaction that
+--- already holds the lock (the PostgreSQL store's write transactions take it at BEGIN)
+function M.insert(q, e)
+  local data, jerr = json.encode(e.data == nil and {} or e.data)
+  if not data then error("pgjournal: event data is not JSON data: " .. tostring(jerr), 2) end
+  local rows, err, code, state = q:query([[INSERT INTO events (at, kind, card_id, run_id, actor, data)
     VALUES (now(), $1, $2, $3, $4, $5::jsonb) RETURNING id]], e.kind, e.card, e.run, e.actor, data)
   if not rows then return nil, err, code, state end
   return rows[1].id

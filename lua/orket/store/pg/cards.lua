@@ -1,5 +1,81 @@
--- orket.store.pg.cards: orket.store.cards' operations on PostgreSQL.
+-- orket.store.pg.cards: orket.store.cards' operations on PostgreSQL (same names and
+-- shapes: times as ISO text). A card and its dependencies come back in one round trip (a
+-- json_agg of the edges, decoded here). Creation order is created_at, then the id: the
+-- cards table has no insertion order of its own on PostgreSQL (SQLite's rowid), so cards
+-- created in one transaction (an import) tie on created_at and go by id.
+local iso = require("orket.store.pgdb").iso
+local cjson = require "cjson"
+
 local M = {}
+
+local COLUMNS = "id, type, parent, name, summary, description, note, requirements, acceptance, priority, seat, "
+  .. "department, status, wait_reason, retries, worked_by, source, " .. iso("created_at") .. ", " .. iso("updated_at")
+local DEPS = ", (SELECT json_agg(d.depends_on ORDER BY d.position) FROM dependencies d WHERE d.card_id = cards.id)::text AS deps"
+local ORDER = " ORDER BY cards.created_at, cards.id"
+
+-- the rows' deps (JSON text) as depends_on arrays
+local function with_deps(rows)
+  for _, c in ipairs(rows) do
+    c.depends_on = c.deps and cjson.decode(c.deps) or {}
+    c.deps = nil
+  end
+  return rows
+end
+
+local GET = "SELECT " .. COLUMNS .. DEPS .. " FROM cards WHERE id = $1"
+
+function M.get(db, id)
+  local c, err = db:row(GET, id)
+  if c == nil then
+    if err then error(err, 0) end
+    return nil
+  end
+  return with_deps({ c })[1]
+end
+
+function M.dependencies(db)
+  return assert(db:rows("SELECT card_id, depends_on FROM dependencies ORDER BY card_id, position"))
+end
+
+function M.list(db, q)
+  local where, params = { "true" }, {}
+  local function param(v)
+    params[#params + 1] = v
+    return "$" .. #params
+  end
+  local function any_of(col, list)
+    local marks = {}
+    for i, v in ipairs(list) do marks[i] = param(v) end
+    where[#where + 1] = col .. " IN (" .. table.concat(marks, ",") .. ")"
+  end
+  if q.status then any_of("status", q.status) end
+  if q.type then any_of("type", q.type) end
+  if q.epic ~= nil then where[#where + 1] = "parent = " .. param(q.epic) end
+  if q.rock ~= nil then
+    local r = param(q.rock)
+    where[#where + 1] = "(parent = " .. r .. " OR parent IN (SELECT c.id FROM cards c WHERE c.parent = " .. r
+      .. " AND c.type = 'epic'))"
+  end
+  return with_deps(assert(db:rows("SELECT " .. COLUMNS .. DEPS .. " FROM cards WHERE " .. table.concat(where, " AND ")
+    .. ORDER, table.unpack(params))))
+end
+
+function M.children(db, id)
+  return with_deps(assert(db:rows("SELECT " .. COLUMNS .. DEPS .. " FROM cards WHERE parent = $1" .. ORDER, id)))
+end
+
+function M.some(db, ids)
+  return assert(db:rows("SELECT " .. COLUMNS .. " FROM cards WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))"
+    .. ORDER, cjson.encode(ids)))
+end
+
+function M.light(db)
+  return assert(db:rows("SELECT id, type, parent, priority, status FROM cards" .. ORDER))
+end
+
+function M.head(db, id)
+  return db:row("SELECT id, type, parent, status FROM cards WHERE id = $1", id)
+end
 
 function M.exists(db, id)
   return db:row("SELECT 1 AS x FROM cards WHERE id = $1", id) ~= nil
@@ -7,6 +83,40 @@ end
 
 function M.is_issue(db, id)
   return db:row("SELECT id FROM cards WHERE id = $1 AND type = 'issue'", id) ~= nil
+end
+
+function M.child_count(db, id)
+  return assert(db:row("SELECT count(*) AS n FROM cards WHERE parent = $1", id)).n
+end
+
+function M.child_statuses(db, id)
+  return assert(db:rows("SELECT status, count(*) AS n FROM cards WHERE parent = $1 GROUP BY status", id))
+end
+
+function M.open_dependencies(db, id, epic)
+  return assert(db:row([[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
+    WHERE (d.card_id = $1 OR d.card_id = $2) AND t.status <> 'done']], id, epic)).n
+end
+
+function M.set_status(db, id, status, wait_reason, worked_by, retry)
+  assert(db:run([[UPDATE cards SET status = $1, wait_reason = $2, worked_by = $3, retries = retries + $4,
+    updated_at = now() WHERE id = $5]], status, wait_reason, worked_by, retry, id))
+end
+
+function M.reset_retries(db, id)
+  assert(db:run("UPDATE cards SET retries = 0 WHERE id = $1", id))
+end
+
+function M.insert_issue(db, c)
+  assert(db:run([[INSERT INTO cards (id, type, parent, name, summary, description, note, requirements,
+    acceptance, priority, seat, created_at, updated_at) VALUES ($1, 'issue', $2, $3, $4, $5, $6, $7, $8, $9, $10,
+    now(), now())]], c.id, c.parent, c.name, c.summary, c.description, c.note, c.requirements, c.acceptance,
+    c.priority, c.seat))
+end
+
+function M.add_dependency(db, id, on, position)
+  assert(db:run([[INSERT INTO dependencies (card_id, depends_on, position) VALUES ($1, $2, $3)
+    ON CONFLICT DO NOTHING]], id, on, position))
 end
 
 return M

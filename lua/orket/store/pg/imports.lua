@@ -1,5 +1,8 @@
 -- orket.store.pg.imports: orket.store.imports' operations on PostgreSQL (same names and
--- shapes); run them inside the import's one transaction.
+-- shapes); run them inside the import's one transaction. A card's created_at is
+-- clock_timestamp(), not the transaction's now(): there is no rowid to order the cards of
+-- one import by, and the clock moves between its statements, so ordering by created_at
+-- keeps the order they were written in.
 local M = {}
 
 function M.cards(db)
@@ -13,7 +16,7 @@ end
 function M.insert_card(db, c)
   assert(db:run([[INSERT INTO cards (id, type, parent, name, summary, description, note, requirements,
     acceptance, priority, seat, department, source, created_at, updated_at) VALUES
-    ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now(), now())]],
+    ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, clock_timestamp(), now())]],
     c.id, c.type, c.parent, c.name, c.summary, c.description, c.note, c.requirements,
     c.acceptance, c.priority, c.seat, c.department, c.source))
 end

@@ -105,4 +105,53 @@ function M.api_writes(db, after, limit)
   return rows
 end
 
+function M.latest_id(db)
+  return assert(db:row("SELECT COALESCE(max(id), 0) AS id FROM events")).id
+end
+
+function M.kinds_after(db, after)
+  return assert(db:rows("SELECT id, kind, card_id FROM events WHERE id > $1 ORDER BY id", after))
+end
+
+local ENTRIES_AFTER = "SELECT id, " .. iso("at") .. [[, kind, card_id, run_id, actor, data::text AS data FROM events
+  WHERE id > $1 AND ($2::int8 IS NULL OR run_id = $2) AND ($3::text IS NULL OR card_id = $3) ORDER BY id LIMIT $4]]
+
+function M.entries_after(db, after, run, card, limit)
+  return assert(db:rows(ENTRIES_AFTER, after, run, card, limit))
+end
+
+function M.card_event_data(db, card, kind)
+  local out = {}
+  for i, ev in ipairs(assert(db:rows("SELECT data::text AS data FROM events WHERE card_id = $1 AND kind = $2 ORDER BY id",
+      card, kind))) do
+    local d = cjson.decode(ev.data or "null")
+    out[i] = type(d) == "table" and d or {}
+  end
+  return out
+end
+
+function M.last_cancel(db, card)
+  return db:row([[SELECT actor, data->>'note' AS note FROM events WHERE card_id = $1
+    AND kind = 'transition' AND (data->>'to') = 'canceled' ORDER BY id DESC LIMIT 1]], card)
+end
+
+function M.last_merge_mark(db, card)
+  local r = db:row([[SELECT kind FROM events WHERE card_id = $1 AND kind IN ('merge_conflict', 'merge_main')
+    ORDER BY id DESC LIMIT 1]], card)
+  return r and r.kind
+end
+
+function M.commits(db, card)
+  local rows = db:rows("SELECT run_id, actor, data::text AS data FROM events WHERE card_id = $1 AND kind = 'commit' "
+    .. "ORDER BY id", card) or {}
+  for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
+  return rows
+end
+
+function M.last_merge(db, card)
+  local m = db:row("SELECT data::text AS data FROM events WHERE card_id = $1 AND kind = 'merge' ORDER BY id DESC LIMIT 1",
+    card)
+  return m and (cjson.decode(m.data) or {})
+end
+
 return M
