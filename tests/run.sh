@@ -25,7 +25,7 @@ timeout "$LAYER_TIMEOUT" "$BUILD/orket" lua tests/busted.lua -o tests/busted_out
 echo "== End-to-end tests"
 timeout "$LAYER_TIMEOUT" "$BUILD/orket" lua tests/busted.lua -o tests/busted_output.lua --pattern=_test tests/e2e 2>&1 | tee -a "$log"
 # The suites that run on both backends (they open their stores through tests/backends.lua).
-PG_TESTS="tests/spec/store_backends_spec.lua tests/spec/store_board_ops_spec.lua tests/spec/board_spec.lua tests/spec/ready_spec.lua"
+PG_TESTS="tests/spec/store_backends_spec.lua tests/spec/store_board_ops_spec.lua tests/spec/board_spec.lua tests/spec/ready_spec.lua tests/e2e/workers_test.lua"
 echo "== On PostgreSQL"
 expected=4
 timeout "$LAYER_TIMEOUT" "$BUILD/orket" lua tests/with_pg.lua "$BUILD/orket" lua tests/busted.lua \

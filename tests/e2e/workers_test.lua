@@ -2,10 +2,13 @@
 -- folder and its SQLite store, one of them killed with SIGKILL at random points and
 -- started again, several times. Every card ends done exactly once, every tool effect (a
 -- project tool appending the card's id to a file of its own) is applied exactly once, and
--- the board and each card's turns are those of a one-worker run of the same epic.
+-- the board and each card's turns are those of a one-worker run of the same epic. On
+-- PostgreSQL (tests/with_pg.lua) each project names a fresh database of the test server.
 local H = require "tests.helpers"
 local cjson = require "cjson"
-local store = require "orket.store"
+local backends = require "tests.backends"
+local project_mod = require "orket.project"
+local leases = require "orket.store.leases"
 
 local N = tonumber(os.getenv("ORKET_WORKERS_TEST_ISSUES")) or 300
 local LEASE_MS = 2500 -- a killed worker's cards are taken over once this passes
@@ -61,6 +64,9 @@ team = {
 budgets = { turns_per_card = 4 }
 limits = { calls_run = %d }
 ]], url .. "/v1", extra, extra, 10 * N))
+  if backends.name() == "pg" then
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nstore = { url = %q }\n", backends.fresh_url()))
+  end
   local r = H.orket("import", { cwd = dir })
   assert(r.status == 0, r.stderr)
   return dir
@@ -82,19 +88,21 @@ local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null")
 -- recorded turns (number, phase and outcome of each turn_end; a card taken over resumes
 -- its open turn, so it has no extra one), and how often it was moved to done.
 local function board_state(dir)
-  local db = assert(store.open(dir .. "/.orket/orket.db", { readonly = true }))
+  local db = assert(project_mod.open_store(dir, false))
   local out = {}
-  for _, c in ipairs(assert(db:rows("SELECT id, status, worked_by, retries FROM cards WHERE type = 'issue' ORDER BY id"))) do
+  for _, c in ipairs(require("orket.board").open(db):list { type = "issue" }) do
     out[c.id] = { status = c.status, worked_by = c.worked_by, retries = c.retries, turns = {}, done = 0 }
   end
-  for _, e in ipairs(assert(db:rows([[SELECT card_id, json_extract(data, '$.turn') AS turn,
-      json_extract(data, '$.outcome') AS outcome FROM events WHERE kind = 'turn_end' ORDER BY id]]))) do
-    local t = out[e.card_id].turns
-    t[#t + 1] = e.turn .. ":" .. e.outcome
-  end
-  for _, e in ipairs(assert(db:rows([[SELECT card_id FROM events WHERE kind = 'transition'
-      AND json_extract(data, '$.to') = 'done']]))) do
-    if out[e.card_id] then out[e.card_id].done = out[e.card_id].done + 1 end
+  local after = 0
+  while true do
+    local evs = db:events { after = after, limit = 5000 }
+    if #evs == 0 then break end
+    for _, e in ipairs(evs) do
+      after = e.id
+      local c = e.card and out[e.card]
+      if c and e.kind == "turn_end" then c.turns[#c.turns + 1] = e.data.turn .. ":" .. e.data.outcome end
+      if c and e.kind == "transition" and e.data.to == "done" then c.done = c.done + 1 end
+    end
   end
   db:close()
   return out
@@ -186,15 +194,15 @@ describe("orket worker", function()
   it("stops on SIGTERM releasing its leases, and leaves the run to the other workers", function()
     local dir = project(fake.url, 10, 300)
     local pid = start_worker(dir, 1, true)
-    local db = assert(store.open(dir .. "/.orket/orket.db"))
+    local db = assert(project_mod.open_store(dir, false))
     H.wait_for(function()
       orket.sleep(20)
-      return db:row("SELECT COUNT(*) AS n FROM leases").n > 0
+      return #leases.live(db) > 0
     end, "a lease", 1000)
     os.execute("kill -TERM " .. pid)
     H.wait_for(function() orket.sleep(20) return not alive(pid) end, "the worker to stop", 1000)
-    assert.equal(0, db:row("SELECT COUNT(*) AS n FROM leases").n)
-    assert.equal("running", db:row("SELECT status FROM runs WHERE id = 1").status)
+    assert.same({}, leases.live(db))
+    assert.equal("running", require("orket.store.runs").get(db, 1).status)
     db:close()
     local out = H.read(dir .. "/w1.out")
     assert.matches('"type":"worker_end"', out)
