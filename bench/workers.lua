@@ -1,16 +1,16 @@
 -- Benchmark of `orket worker`: an epic of ISSUES issues (the engine benchmark's shape: every
 -- issue two turns, the coder's and the reviewer's, one model call each; every tenth depends
 -- on the one before) worked by 1, 2 and 4 worker processes (concurrency 1 each) sharing the
--- project and its SQLite store, against the fake model server answering in 20 ms. Prints
--- turns per second and the overhead per turn (wall time per turn at one worker minus the
--- model call's time the journal recorded); the floor is one worker, the figures 2 and 4,
--- alternated over ROUNDS rounds, with min/median/max of the ratios. Then the claim rate of
--- the leases on PostgreSQL: one claimer, and four claimers contending (tasks on four
--- connections, FOR UPDATE SKIP LOCKED), each claiming one card per transaction from a
--- window of 16 candidates, as a worker's scheduling round does.
+-- project and a PostgreSQL database (the tests' own server, tests/pg.lua), and by one
+-- worker on SQLite, against the fake model server answering in 20 ms. Prints turns per
+-- second and the overhead per turn (wall time per turn minus the model call's time the
+-- journal recorded, at one worker); the floor is one worker on PostgreSQL, the figures 2
+-- and 4 workers, alternated over ROUNDS rounds, with min/median/max of the ratios (target:
+-- 4 workers >= 2.5x one). Then the claim rate of the leases on PostgreSQL: one claimer,
+-- and four contending (tasks on four connections, FOR UPDATE SKIP LOCKED), each claiming
+-- one card per transaction from a window of 16 candidates, as a worker's round does.
 --   build/orket lua bench/workers.lua [ISSUES] [ROUNDS]
--- The engine does not run on PostgreSQL yet (docs/store.md), so the worker runs are on
--- SQLite only; the target (4 workers >= 2.5x one) is printed against what is measured.
+-- Without PostgreSQL 15 installed only the SQLite figures are printed.
 package.path = package.orket_home .. "/?.lua;" .. package.path
 local uv = require "luv"
 local cjson = require "cjson"
@@ -29,7 +29,7 @@ end
 
 local fake = require("tests.fake_server").start()
 
-local function project(n)
+local function project(n, url)
   local dir = io.popen("mktemp -d /tmp/orket-bench.XXXXXX"):read("l")
   uv.fs_mkdir(dir .. "/epics", 493)
   local issues = {}
@@ -48,19 +48,30 @@ team = {
 }
 budgets = { turns_per_card = 4 }
 limits = { calls_run = %d }
-]], fake.url .. "/v1", 4 * n))
-  local db = assert(require("orket.store").open(dir .. "/.orket/orket.db"))
-  assert(require("orket.import").import(db, dir))
-  db:close()
+%s]], fake.url .. "/v1", 4 * n, url and string.format("store = { url = %q }\n", url) or ""))
+  assert(os.execute(string.format("cd %s && %s import >/dev/null", q(dir), q(BIN))))
   return dir
+end
+
+-- PostgreSQL: the server, and a fresh database per run
+local PG = require "tests.pg"
+local server = PG.available() and PG.start() or nil
+local dbs = 0
+local function fresh_url()
+  dbs = dbs + 1
+  local name = "bench_" .. dbs
+  local c <close> = assert(require("orket.c.pg").connect(server.url))
+  assert(c:query("CREATE DATABASE " .. name))
+  return (server.url:gsub("^(postgres[ql]*://[^/]*/)[^?]*", "%1" .. name)), name
 end
 
 local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
 
 -- One run of the epic by k workers -> turns/s, overhead us per turn (wall per turn minus the
 -- recorded model latency; meaningful at k = 1)
-local function run(k)
-  local dir = project(N)
+local function run(k, pg)
+  local url = pg and fresh_url()
+  local dir = project(N, url)
   local pids = {}
   local t0 = uv.hrtime()
   for i = 1, k do
@@ -76,10 +87,17 @@ local function run(k)
     orket.sleep(20)
   end
   local wall = (uv.hrtime() - t0) / 1e9
-  local db = assert(require("orket.store").open(dir .. "/.orket/orket.db", { readonly = true }))
-  local r = db:row([[SELECT COUNT(*) AS n, AVG(json_extract(data, '$.latency_ms')) AS lat FROM turns]])
-  local done = db:row("SELECT COUNT(*) AS n FROM cards WHERE type = 'issue' AND status = 'done'").n
-  db:close()
+  local r, done
+  if url then
+    local c <close> = assert(require("orket.c.pg").connect(url))
+    r = assert(c:query([[SELECT COUNT(*)::int8 AS n, AVG((data->>'latency_ms')::float8) AS lat FROM turns]]))[1]
+    done = assert(c:query("SELECT COUNT(*)::int8 AS n FROM cards WHERE type = 'issue' AND status = 'done'"))[1].n
+  else
+    local db = assert(require("orket.store").open(dir .. "/.orket/orket.db", { readonly = true }))
+    r = db:row([[SELECT COUNT(*) AS n, AVG(json_extract(data, '$.latency_ms')) AS lat FROM turns]])
+    done = db:row("SELECT COUNT(*) AS n FROM cards WHERE type = 'issue' AND status = 'done'").n
+    db:close()
+  end
   os.execute("rm -rf " .. q(dir))
   assert(done == N, string.format("%d workers left %d of %d issues done", k, done, N))
   local turns = r.n
@@ -87,10 +105,8 @@ local function run(k)
 end
 
 local function claims_pg()
-  local PG = require "tests.pg"
-  if not PG.available() then return nil end
-  local server = PG.start()
-  local pool = require("orket.store.pgpool").new { url = server.url, size = 6 }
+  if not server then return nil end
+  local pool = require("orket.store.pgpool").new { url = (fresh_url()), size = 6 }
   assert(require("orket.store.pg_schema").migrate(pool))
   local ids = {}
   local function seed()
@@ -155,29 +171,35 @@ local function claims_pg()
     four[#four + 1] = rate(4)
   end
   pool:close()
-  server.stop()
   return one, four
 end
 
-local t1, t2, t4, over = {}, {}, {}, {}
+local s1, sover, p1, p2, p4, pover = {}, {}, {}, {}, {}, {}
 for round = 1, ROUNDS do
-  local a, o = run(1)
-  local b = run(2)
-  local c = run(4)
-  t1[round], t2[round], t4[round], over[round] = a, b, c, o
-  print(string.format("round %d: SQLite 1 worker %.1f turns/s (overhead %.0f us/turn), 2 workers %.1f, 4 workers %.1f",
-    round, a, o, b, c))
+  s1[round], sover[round] = run(1, false)
+  local line = string.format("round %d: SQLite 1 worker %.1f turns/s (overhead %.0f us/turn)", round, s1[round],
+    sover[round])
+  if server then
+    p1[round], pover[round] = run(1, true)
+    p2[round] = run(2, true)
+    p4[round] = run(4, true)
+    line = line .. string.format("; PostgreSQL 1 worker %.1f (overhead %.0f us/turn), 2 workers %.1f, 4 workers %.1f",
+      p1[round], pover[round], p2[round], p4[round])
+  end
+  print(line)
 end
-local r2, r4 = {}, {}
-for i = 1, ROUNDS do
-  r2[i], r4[i] = t2[i] / t1[i], t4[i] / t1[i]
+print(string.format("%d issues, model 20 ms, concurrency 1 per worker, %d rounds:", N, ROUNDS))
+print(string.format("  SQLite, 1 worker: turns/s %s; overhead per turn (us) %s", stats.line(s1, "%.1f"),
+  stats.line(sover, "%.0f")))
+if server then
+  local r2, r4, rs = {}, {}, {}
+  for i = 1, ROUNDS do r2[i], r4[i], rs[i] = p2[i] / p1[i], p4[i] / p1[i], p1[i] / s1[i] end
+  print(string.format("  PostgreSQL, floor (1 worker): turns/s %s; overhead per turn (us) %s; against SQLite's one worker %s",
+    stats.line(p1, "%.1f"), stats.line(pover, "%.0f"), stats.line(rs)))
+  print(string.format("  PostgreSQL, 2 workers: turns/s %s; ratio %s", stats.line(p2, "%.1f"), stats.line(r2)))
+  print(string.format("  PostgreSQL, 4 workers: turns/s %s; ratio %s (target >= 2.50)", stats.line(p4, "%.1f"),
+    stats.line(r4)))
 end
-print(string.format("workers on SQLite, %d issues, model 20 ms, concurrency 1 per worker:", N))
-print(string.format("  floor (1 worker) turns/s: %s", stats.line(t1, "%.1f")))
-print(string.format("  overhead per turn at 1 worker (us): %s", stats.line(over, "%.0f")))
-print(string.format("  2 workers turns/s: %s; ratio %s", stats.line(t2, "%.1f"), stats.line(r2)))
-print(string.format("  4 workers turns/s: %s; ratio %s (target on PostgreSQL >= 2.50)", stats.line(t4, "%.1f"),
-  stats.line(r4)))
 local one, four = claims_pg()
 if one then
   local r = {}
@@ -187,6 +209,7 @@ if one then
   print(string.format("  4 claimers contending (SKIP LOCKED) claims/s: %s; ratio %s", stats.line(four, "%.0f"),
     stats.line(r)))
 else
-  print("lease claims on PostgreSQL: skipped (no PostgreSQL 15 here)")
+  print("PostgreSQL: skipped (no PostgreSQL 15 here)")
 end
+if server then server.stop() end
 fake.stop()
