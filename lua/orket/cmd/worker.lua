@@ -13,7 +13,7 @@ local claims = require "orket.engine.claims"
 local journal = require "orket.engine.journal"
 local lease_mod = require "orket.engine.lease"
 
-local USAGE = "orket worker [DIR] [--start TARGET] [--drain] [--concurrency N] [--lease-ms MS] [--name NAME] [--model M]"
+local USAGE = "orket worker [DIR] [--start TARGET] [--drain] [--with-parent] [--concurrency N] [--lease-ms MS] [--name NAME] [--model M]"
 local cmd = { summary = "work the runs left to workers, with other workers, on a shared board", usage = USAGE }
 cmd.help = [[
 Works the runs left to workers in the project DIR (default: the current directory), with
@@ -28,6 +28,8 @@ model responses and tool calls are not asked or done again.
   --concurrency N  turns this worker runs at once (default: the run's, else orket.lua's)
   --lease-ms MS    how long a lease lives without renewal (renewed every third of it)
   --name NAME      this worker's name in the leases (default HOST:PID)
+  --with-parent    stop as on SIGTERM when the process that started it ends (orket serve
+                   --workers starts its workers so, even a server killed with SIGKILL)
 SIGTERM or SIGINT stops it cleanly: turns in flight are cancelled where they wait (their
 recorded steps stay), its leases are released, and the run is left to the other workers.
 Events are printed as JSON Lines.]]
@@ -38,6 +40,7 @@ local function parse(args, cli)
   while i <= #args do
     local a = args[i]
     if a == "--drain" then o.drain = true
+    elseif a == "--with-parent" then o.with_parent = true
     elseif a == "--start" or a == "--concurrency" or a == "--lease-ms" or a == "--name" or a == "--model"
         or a == "-C" then
       i = i + 1
@@ -149,6 +152,18 @@ function cmd.run(args, cli)
     end)
     signals[#signals + 1] = h
   end
+  if o.with_parent then
+    local parent = uv.os_getppid()
+    local watch = uv.new_timer()
+    watch:start(500, 500, function()
+      if uv.os_getppid() ~= parent and not stopping then
+        stopping = true
+        e:stop()
+      end
+    end)
+    watch:unref()
+    signals[#signals + 1] = watch
+  end
   local failure
   local t = task.spawn(function()
     if o.start then
@@ -177,7 +192,7 @@ function cmd.run(args, cli)
           end
         end
       end
-      if not worked and not stopping then rt.sleep(keeper.poll_ms * 2) end
+      if not worked and not stopping then keeper:idle(keeper.poll_ms * 2) end
     end
   end)
   local ok, terr = t:join()

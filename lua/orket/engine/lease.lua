@@ -83,6 +83,22 @@ function Lease:candidates(view, busy, run_id, want)
   end
 end
 
+--- idle(ms): waits up to ms for work to appear. On PostgreSQL a listener on orket_events
+--- (its own connection, made at the first wait) ends the wait early when another process
+--- commits journal events (a card moved, a lease released with its card); on SQLite, or
+--- while the listener cannot connect, it sleeps. A wake-up only: the caller looks again.
+function Lease:idle(ms)
+  if self.db.backend == "pg" and not self.no_listen then
+    if not self.listener then
+      self.listener = require("orket.store.pglisten").new { url = self.db.url, channels = { "orket_events" } }
+    end
+    local notes, info = self.listener:wait(ms * 5) -- woken by commits: a longer wait costs no latency
+    if notes and not (info and info.error) then return end
+    self.no_listen = true -- the listener cannot connect: poll from now on
+  end
+  rt.sleep(ms)
+end
+
 --- release_idle(busy): at the end of a scheduling round, drops the leases claimed in it on
 --- cards that got no turn (skipped, blocked or moved by the engine instead)
 function Lease:release_idle(busy)
@@ -155,6 +171,10 @@ end
 
 --- close(): stops renewing and releases every lease (idempotent)
 function Lease:close()
+  if self.listener then
+    self.listener:close()
+    self.listener = nil
+  end
   if self.timer then
     self.timer:close()
     self.timer = nil

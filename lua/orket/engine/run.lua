@@ -638,7 +638,7 @@ function Run:execute()
       -- a worker waits while other workers hold cards of the run: theirs may come back
       -- (a worker that dies leaves its cards to be taken over when their leases expire)
       if not (lease and lease:others_busy(run_id)) then break end
-      rt.sleep(lease.poll_ms)
+      lease:idle(lease.poll_ms)
       last_pass = rt.now()
     end
   end

@@ -24,7 +24,7 @@ end
 
 function Pool:spawn(k)
   if self.stopping then return end
-  local args = { "worker", self.dir }
+  local args = { "worker", self.dir, "--with-parent" }
   for _, a in ipairs(self.args) do args[#args + 1] = a end
   local handle, pid
   handle, pid = uv.spawn(self.bin, { args = args, stdio = { 0, 2, 2 } }, function(code, signal)

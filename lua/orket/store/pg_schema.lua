@@ -295,6 +295,17 @@ CREATE TABLE leases (
 );
 CREATE INDEX leases_worker ON leases(worker);
 CREATE INDEX leases_run ON leases(run_id);
+-- Each transaction that writes events wakes the processes listening on orket_events (idle
+-- workers; notifications are a wake-up, the journal stays the truth): one statement-level
+-- notification with one payload, which PostgreSQL folds into one per committing
+-- transaction, sent at commit.
+CREATE FUNCTION orket_events_notify() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM pg_notify('orket_events', '');
+  RETURN NULL;
+END
+$f$;
+CREATE TRIGGER events_notify AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION orket_events_notify();
 ]],
   },
 }
