@@ -82,7 +82,15 @@ local function start_worker(dir, k, first)
   return pid
 end
 
-local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
+-- (a zombie is not alive: a worker whose parent died is reparented, and the new parent may
+-- be slow to reap it)
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local st = f:read("a")
+  f:close()
+  return st:match("^%d+ %b() (%a)") ~= "Z"
+end
 
 -- What must match a one-worker run: each card's status, worker seat and retries, and its
 -- recorded turns (number, phase and outcome of each turn_end; a card taken over resumes
@@ -211,6 +219,24 @@ describe("orket worker", function()
     local r = H.orket("worker --drain --lease-ms 2500", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     assert.equal("done", cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs[1].status)
+  end)
+
+  it("orket serve's workers stop when the server is killed with SIGKILL", function()
+    local dir = project(fake.url, 3)
+    local s = H.serve(dir, { args = "--workers 2" })
+    local kids = H.wait_for(function()
+      orket.sleep(20)
+      local p = io.popen("ps -o pid= --ppid " .. s.pid)
+      local out = {}
+      for pid in p:read("a"):gmatch("%d+") do out[#out + 1] = tonumber(pid) end
+      p:close()
+      return #out == 2 and out
+    end, "the server's two workers", 500)
+    os.execute("kill -KILL " .. s.pid)
+    for _, pid in ipairs(kids) do
+      H.wait_for(function() orket.sleep(20) return not alive(pid) end, "worker " .. pid .. " to stop", 500)
+    end
+    H.kill_servers()
   end)
 
   it("orket serve --workers leaves the runs of POST /v1/runs to its workers and stops them with it", function()

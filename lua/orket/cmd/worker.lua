@@ -109,6 +109,8 @@ local function join(e, dir, r)
 end
 
 function cmd.run(args, cli)
+  -- the parent, read first thing: one that died while this process started is pid 1 already
+  local parent = uv.os_getppid()
   local o, st = parse(args, cli)
   if not o then return st end
   local name = o.name or string.format("%s:%d", uv.os_gethostname(), uv.os_getpid())
@@ -153,10 +155,9 @@ function cmd.run(args, cli)
     signals[#signals + 1] = h
   end
   if o.with_parent then
-    local parent = uv.os_getppid()
     local watch = uv.new_timer()
-    watch:start(500, 500, function()
-      if uv.os_getppid() ~= parent and not stopping then
+    watch:start(0, 500, function()
+      if (parent == 1 or uv.os_getppid() ~= parent) and not stopping then
         stopping = true
         e:stop()
       end
