@@ -22,6 +22,10 @@
 --   bad_args=KIND               with tool=: the call's arguments text is not a JSON object:
 --                               truncated ('{"body": '), string ('"hi"'), array ('[1]') or
 --                               deep (objects nested 5,000 levels)
+--   then=NAME                   with tool=: once the request holds a tool result (the
+--                               conversation's last message is one), call tool NAME instead,
+--                               with then_arg_K=V arguments; a turn of two calls whatever
+--                               worker sends it (the answer depends on the request alone)
 --   tool_times=N                with tool=: only the first N answers to this model call the
 --                               tool; later ones are plain content (the model ends its turn)
 --   no_usage                    send no token counts
@@ -323,6 +327,21 @@ local function handle(c, method, path, headers, body)
   if s.plain_200 then return c:send(200, { ["Content-Type"] = "text/plain" }, "It works!\n") end
   local status = failure(s, req.model)
   if status then return fail_reply(c, status, s, ollama) end
+  local msgs = type(req.messages) == "table" and req.messages or {}
+  local last = msgs[#msgs]
+  if s.tool and s["then"] and type(last) == "table" and (last.role == "tool"
+      or (type(last.content) == "string" and last.content:match("^Result of "))) then
+    s.tool = s["then"]
+    for k in pairs(s) do
+      if type(k) == "string" and k:match("^arg_") then s[k] = nil end
+    end
+    local args = {}
+    for k, v in pairs(s) do
+      local name = type(k) == "string" and k:match("^then_arg_(.+)$")
+      if name then args["arg_" .. name] = v end
+    end
+    for k, v in pairs(args) do s[k] = v end
+  end
   if s.tool and s.tool_times then
     local key = "tool_times:" .. req.model
     counters[key] = (counters[key] or 0) + 1

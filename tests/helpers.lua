@@ -141,14 +141,15 @@ end
 -- Servers M.serve started that no test stopped (one failed half-way); M.kill_servers ends them.
 local servers = {}
 
---- serve(dir [, {env=, listen=}]) -> server {port, url, pid, log(), stop() -> exit status}:
+--- serve(dir [, {env=, listen=, args=}]) -> server {port, url, pid, log(), stop() -> exit status}:
 --- `orket serve` in dir on 127.0.0.1 (an ephemeral port unless listen says otherwise).
 function M.serve(dir, o)
   o = o or {}
   local env = ""
   for k, v in pairs(o.env or {}) do env = env .. k .. "=" .. sh_quote(v) .. " " end
-  os.execute(string.format("cd %s && { %s %s serve --listen %s >serve.out 2>serve.err & echo $! >serve.pid; "
-    .. "wait $!; echo $? >serve.rc; } >/dev/null 2>&1 &", sh_quote(dir), env, sh_quote(M.BIN), o.listen or "127.0.0.1:0"))
+  os.execute(string.format("cd %s && { %s %s serve --listen %s %s >serve.out 2>serve.err & echo $! >serve.pid; "
+    .. "wait $!; echo $? >serve.rc; } >/dev/null 2>&1 &", sh_quote(dir), env, sh_quote(M.BIN), o.listen or "127.0.0.1:0",
+    o.args or ""))
   local port = M.wait_for(function()
     local out = M.read(dir .. "/serve.out")
     return out and out:match("listening on http://127%.0%.0%.1:(%d+)")

@@ -27,7 +27,7 @@ timeout "$LAYER_TIMEOUT" "$BUILD/orket" lua tests/busted.lua -o tests/busted_out
 # The suites that run on both backends (they open their stores through tests/backends.lua).
 PG_TESTS="tests/spec/store_backends_spec.lua tests/spec/store_board_ops_spec.lua tests/spec/board_spec.lua
   tests/spec/ready_spec.lua tests/spec/engine_spec.lua tests/e2e/board_test.lua tests/e2e/serve_test.lua
-  tests/e2e/run_test.lua"
+  tests/e2e/run_test.lua tests/e2e/workers_test.lua"
 echo "== On PostgreSQL"
 expected=4
 # run_test's two kill loops (20 and 12 killed runs) are left to the SQLite layer: on

@@ -79,12 +79,25 @@ end
 --- "killed". The project's run lock tells (orket.c.lockfile probe, which does not take
 --- it): nobody holds it, or its holder works another run (the run id it tagged the lock
 --- with). A lock held without a tag (taken by an older orket, or not yet tagged) or that
---- cannot be read leaves "running". A run orket serve executes shows "running" (its own lock).
-function M.run_state(dir, status, run_id)
+--- cannot be read leaves "running". A run orket serve executes shows "running" (its own lock),
+--- as does a run an `orket worker` works (ID.PID.lock); a run left to workers (workers: its
+--- data says so) that no worker works now shows "queued".
+function M.run_state(dir, status, run_id, workers)
   local home = M.db_path(dir):match("^(.*)/[^/]+$")
+  local lockfile = require "orket.c.lockfile"
   -- orket serve holds a lock per run it executes (orket.engine.claims), resumed ones too
-  if require("orket.c.lockfile").probe(string.format("%s/runs/%d.lock", home, run_id)) then return "running" end
+  if lockfile.probe(string.format("%s/runs/%d.lock", home, run_id)) then return "running" end
   if status ~= "running" then return status end
+  if workers then
+    local uv = require "luv"
+    local d = uv.fs_scandir(home .. "/runs")
+    while d do
+      local name = uv.fs_scandir_next(d)
+      if not name then break end
+      if name:match("^" .. run_id .. "%.%d+%.lock$") and lockfile.probe(home .. "/runs/" .. name) then return "running" end
+    end
+    return "queued"
+  end
   local held, _, tag = require("orket.c.lockfile").probe(home .. "/run.lock")
   if held == false or (held and tag and tag ~= run_id) then return "killed" end
   return status

@@ -16,9 +16,11 @@ function cmd.run(args, cli)
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
   local rows = require("orket.store.runs").summaries(db)
+  local left = {} -- runs left to workers (orket worker)
+  for _, r in ipairs(require("orket.engine.lease").ops(db).queued(db)) do left[r.id] = true end
   db:close()
   local project = require "orket.project"
-  for _, r in ipairs(rows) do r.status = project.run_state(dir, r.status, r.id) end
+  for _, r in ipairs(rows) do r.status = project.run_state(dir, r.status, r.id, left[r.id]) end
   if json then
     io.stdout:write(jsonout.encode { format = "orket.runs/1", runs = jsonout.array(rows) }, "\n")
     return 0

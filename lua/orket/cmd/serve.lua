@@ -8,7 +8,7 @@ local httpd = require "orket.c.httpd"
 local task = require "orket.task"
 local uv = require "luv"
 
-local USAGE = "orket serve [DIR] [--listen HOST:PORT] [-C DIR]"
+local USAGE = "orket serve [DIR] [--listen HOST:PORT] [--workers N] [-C DIR]"
 local cmd = { summary = "serve the board and its events over HTTP", usage = USAGE }
 cmd.help = [[
 Serves the project in DIR (default: here) on --listen (default 127.0.0.1:8765; port 0
@@ -19,13 +19,22 @@ in 'orket run'; list, get, transcript, stop, resume), /v1/audit, /v1/session (th
 sign-in), /metrics (Prometheus) and /v1/openapi.json. While no API key exists ('orket keys create') it
 listens on loopback addresses only. The address it listens on is printed on stdout; one JSON
 line per request goes to stderr. SIGTERM or Ctrl-C stops it, and its runs as Ctrl-C stops
-'orket run' ('orket resume' continues them). See docs/serve.md.]]
+'orket run' ('orket resume' continues them). --workers N starts N 'orket worker'
+processes beside the server (restarted when one dies, stopped with it): POST /v1/runs then
+leaves each run to them instead of executing it in the server. See docs/serve.md and
+docs/workers.md.]]
 
 function cmd.run(args, cli)
-  local listen = "127.0.0.1:8765"
+  local listen, nworkers = "127.0.0.1:8765", nil
   local dir, pos = cli.words(cmd, args, {}, "a directory",
-    { ["--listen"] = { what = "HOST:PORT", set = function(v) listen = v end } })
+    { ["--listen"] = { what = "HOST:PORT", set = function(v) listen = v end },
+      ["--workers"] = { what = "a number", set = function(v) nworkers = v end } })
   if not dir then return pos end
+  if nworkers then
+    local n = math.tointeger(tonumber(nworkers))
+    if not n or n < 0 or n > 64 then return cli.usage_error(cmd, "--workers needs an integer from 0 to 64") end
+    nworkers = n > 0 and n or nil
+  end
   if #pos > 1 then return cli.usage_error(cmd, "serve takes one directory") end
   if pos[1] then dir = pos[1] end
   local host, port = httpd.parse_listen(listen)
@@ -55,6 +64,11 @@ function cmd.run(args, cli)
   io.stdout:flush()
   -- the runs it executes (orket.serve.runs) log their failures as the server does
   runs.registry(db).log = function(fields) server:_log(fields) end
+  local pool
+  if nworkers then
+    runs.registry(db).workers = true
+    pool = require("orket.serve.workers").start { dir = dir, n = nworkers, log = function(f) server:_log(f) end }
+  end
   local signals = {}
   for _, name in ipairs { "sigint", "sigterm" } do
     local h = uv.new_signal()
@@ -72,6 +86,7 @@ function cmd.run(args, cli)
   local ok, terr = task.spawn(server.run, server):join()
   runs.stop_all(db) -- the server failed: its runs stop too
   runs.wait_all(db)
+  if pool then task.spawn(pool.stop, pool):join() end
   for _, h in ipairs(signals) do h:close() end
   db:close()
   cli.flush_unhandled()

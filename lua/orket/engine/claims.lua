@@ -4,7 +4,10 @@
 -- at once. A run is live while its process holds its lock (orket.c.lockfile, dropped by
 -- the kernel when the process dies, so none goes stale): `orket run` and `orket resume`
 -- hold the project's run lock (.orket/run.lock, tagged with the run id), `orket serve`
--- holds .orket/runs/ID.lock for each run it executes. Deciding that a run may go,
+-- holds .orket/runs/ID.lock for each run it executes, and each `orket worker` working run
+-- ID holds .orket/runs/ID.PID.lock (several workers share a run: each works the cards it
+-- holds a lease on, orket.engine.lease; a worker on another machine is known by its
+-- leases in the store). Deciding that a run may go,
 -- recording it and taking its lock happen under .orket/claim.lock (held for milliseconds,
 -- never across a model call), so two processes cannot both decide yes. Contract:
 -- docs/serve.md, "Runs".
@@ -17,6 +20,7 @@ M.WAIT_MS = 3000 -- how long enter() waits for another process's short critical 
 
 local function home(dir) return (dir == nil or dir == ".") and ".orket" or (dir .. "/.orket") end
 local function run_path(dir, id) return string.format("%s/runs/%d.lock", home(dir), id) end
+local function worker_path(dir, id, pid) return string.format("%s/runs/%d.%d.lock", home(dir), id, pid) end
 
 --- enter(dir[, sleep]) -> claim (claim:release()) | nil, msg, "EBUSY"|CODE: the critical
 --- section of starting a run. sleep(ms) waits between tries (default: uv.sleep, which
@@ -37,7 +41,7 @@ function M.enter(dir, sleep)
   end
 end
 
---- live(dir[, {own_run_lock=true, prune=true}]) -> array of {id=, pid=, by="run"|"serve"},
+--- live(dir[, {own_run_lock=true, prune=true}]) -> array of {id=, pid=, by="run"|"serve"|"worker"},
 --- busy | nil: the runs going now, in any process. busy: the run lock is held for something
 --- that is not a run (a command changing cards, or an `orket run` before it tagged the
 --- lock): its pid. own_run_lock: the caller holds the run lock itself (it is not probed).
@@ -55,10 +59,16 @@ function M.live(dir, o)
     local name = uv.fs_scandir_next(dirh)
     if not name then break end
     local id = math.tointeger(tonumber(name:match("^(%d+)%.lock$")))
+    local wid, wpid = name:match("^(%d+)%.(%d+)%.lock$")
+    local path = id and run_path(dir, id)
+    if wid then
+      id = math.tointeger(tonumber(wid))
+      path = worker_path(dir, id, math.tointeger(tonumber(wpid)))
+    end
     if id then
-      local held, pid = lockfile.probe(run_path(dir, id))
-      if held then out[#out + 1] = { id = id, pid = pid, by = "serve" }
-      elseif held == false and o and o.prune then os.remove(run_path(dir, id)) end
+      local held, pid = lockfile.probe(path)
+      if held then out[#out + 1] = { id = id, pid = pid, by = wid and "worker" or "serve" }
+      elseif held == false and o and o.prune then os.remove(path) end
     end
   end
   table.sort(out, function(a, b) return a.id < b.id end)
@@ -71,6 +81,9 @@ function M.is_live(dir, id)
   if held then return pid or 0 end
   local rheld, rpid, tag = lockfile.probe(home(dir) .. "/run.lock")
   if rheld and tag == id then return rpid or 0 end
+  for _, r in ipairs(M.live(dir, { own_run_lock = true })) do
+    if r.id == id then return r.pid or 0 end
+  end
   return nil
 end
 
@@ -90,11 +103,23 @@ function M.overlaps(board, a, b)
   return M.chain(board, a)[b] == true or M.chain(board, b)[a] == true
 end
 
---- conflict(dir, db, board, target[, {own_run_lock=}]) -> nil | {id=, target=, pid=},
+--- conflict(dir, db, board, target[, {own_run_lock=, except=}]) -> nil | {id=, target=, pid=},
 --- message: the first live run whose cards overlap target's (live() says which run is
---- live). Ask it inside enter().
+--- live; a run whose cards workers hold live leases on is live too, wherever the workers
+--- are). except: a run id that does not count (the run a worker joins). Ask it inside enter().
 function M.conflict(dir, db, board, target, o)
   local runs, busy = M.live(dir, { own_run_lock = o and o.own_run_lock, prune = true })
+  local seen = {}
+  for _, r in ipairs(runs) do seen[r.id] = true end
+  for _, l in ipairs(require("orket.engine.lease").ops(db).live(db)) do
+    if not seen[l.run] then
+      seen[l.run] = true
+      runs[#runs + 1] = { id = l.run, pid = "worker " .. l.worker, by = "worker" }
+    end
+  end
+  if o and o.except then
+    for i = #runs, 1, -1 do if runs[i].id == o.except then table.remove(runs, i) end end
+  end
   if busy then
     return { pid = busy }, string.format("the project's run lock is held by process %d (a command changing cards); "
       .. "try again when it is done", busy)
@@ -121,6 +146,23 @@ function M.hold(dir, id)
   end
   lk:tag(id)
   return lk
+end
+
+--- hold_worker(dir, id) -> hold | nil, msg, CODE: this worker process works run id (its
+--- lock, .orket/runs/ID.PID.lock, tagged with the id; several workers hold one each)
+function M.hold_worker(dir, id)
+  uv.fs_mkdir(home(dir) .. "/runs", 448)
+  local path = worker_path(dir, id, uv.os_getpid())
+  local lk, err, code = lockfile.acquire(path)
+  if not lk then return nil, err, code end
+  lk:tag(id)
+  return { lock = lk, path = path }
+end
+
+--- release_worker(hold): this worker is done with the run
+function M.release_worker(h)
+  os.remove(h.path)
+  h.lock:release()
 end
 
 --- release(dir, id, lock): the run is over here; its lock file goes (removed while still

@@ -11,10 +11,61 @@ local M = {}
 
 local ENGINE = { name = "orket", email = "orket@orket.invalid" }
 
+-- Processes that share one repository (several `orket worker`s on a project) take
+-- .orket/git.lock around each operation on it: libgit2 refuses a ref or index another
+-- process has locked (ELOCKED) rather than waiting. An OFD lock, so the kernel drops it
+-- when its holder dies; operations take milliseconds and some run inside a step's
+-- transaction, so the wait blocks (1 ms steps, at most WAIT_MS).
+M.WAIT_MS = 30000
+local function lock_shared(path)
+  local lockfile = require "orket.c.lockfile"
+  local waited = 0
+  while true do
+    local lk, err, code = lockfile.acquire(path)
+    if lk then return lk end
+    if code ~= "EBUSY" or waited >= M.WAIT_MS then
+      return nil, "git: " .. (code == "EBUSY" and "the repository stayed locked by another process" or tostring(err)),
+        code or "EIO"
+    end
+    require("luv").sleep(1)
+    waited = waited + 1
+  end
+end
+
+--- guard(repo, lock_path) -> a repository whose every method runs under the lock at
+--- lock_path. Holding it, no other process is inside an operation, so an ELOCKED answer is
+--- a lock file a killed process left: repo:recover() removes it and the call runs again.
+function M.guard(repo, lock_path)
+  local cache = {}
+  return setmetatable({}, { __index = function(_, k)
+    local f = repo[k]
+    if type(f) ~= "function" then return f end
+    if k == "close" then return function() return repo:close() end end
+    if not cache[k] then
+      cache[k] = function(_, ...)
+        local lk, lerr, lcode = lock_shared(lock_path)
+        if not lk then return nil, lerr, lcode end
+        local res = table.pack(pcall(f, repo, ...))
+        if res[1] and res[2] == nil and res[4] == "ELOCKED" and k ~= "recover" then
+          repo:recover()
+          res = table.pack(pcall(f, repo, ...))
+        end
+        lk:release()
+        if not res[1] then error(res[2], 0) end
+        return table.unpack(res, 2, res.n)
+      end
+    end
+    return cache[k]
+  end })
+end
+
 --- open(ws_dir, worktrees_dir) -> git {repo=, dir=} | nil, msg, CODE: the workspace's
 --- repository, made (with a first commit of what is there) when the workspace has none or
---- a killed first run left it without main.
+--- a killed first run left it without main (under .orket/git.lock: two processes starting
+--- on a new project make it once).
 function M.open(ws_dir, worktrees)
+  local lk = lock_shared(worktrees:gsub("/worktrees$", "") .. "/git.lock")
+  local _ <close> = setmetatable({}, { __close = function() if lk then lk:release() end end })
   local repo, err, code = G.open(ws_dir)
   if repo and not repo:head("main") then
     -- a first run killed before init's first commit: init again (it is idempotent)

@@ -71,7 +71,8 @@ function Engine:check()
   return true
 end
 
---- start(target_id, {concurrency=, model=}) -> run_id | nil, msg, CODE
+--- start(target_id, {concurrency=, model=, workers=}) -> run_id | nil, msg, CODE. workers:
+--- the run is left to `orket worker` processes (data.workers), not executed here.
 function Engine:start(target_id, opts)
   opts = opts or {}
   local target, err, code = self.board:get(target_id)
@@ -79,7 +80,7 @@ function Engine:start(target_id, opts)
   local ok, cerr, ccode = self:check()
   if not ok then return nil, cerr, ccode end
   local id, rerr, rcode = self.db:record_run { target = target.id, kind = target.type,
-    data = { concurrency = opts.concurrency, model = opts.model } }
+    data = { concurrency = opts.concurrency, model = opts.model, workers = opts.workers } }
   if not id then return nil, rerr, rcode end
   self.started_runs[id] = true
   return id

@@ -370,15 +370,38 @@ function Run:journal_broken(card)
   return true
 end
 
+--- check_lease(job): in a worker (engine.lease set), raises unless the worker's lease on
+--- job's card is live, marking job.lease_lost; called first in each transaction that writes
+--- for a turn, so a worker that lost its card writes nothing more for it.
+function Run:check_lease(job)
+  local lease = self.lease
+  if not lease then return end
+  local ok, err = pcall(lease.check, lease, job.card_id)
+  if not ok then
+    job.lease_lost = true
+    error(err, 0)
+  end
+end
+
 --- finish_turn(job, out): records the turn's end unless its last step did, then emits.
 function Run:finish_turn(job, out)
   if out.ended == "canceled" then return end
+  if job.lease_lost then
+    -- another worker may work the card now: nothing more is written for it here
+    out.ended = "lease_lost"
+    self:emit { type = "lease_lost", card = job.card_id, seat = job.seat, turn = job.turn }
+    return
+  end
   -- a step of this turn (or of another) could not be written: the turn ends unrecorded,
   -- not blocked for it, so a resume takes it up again
   local broken = self:journal_broken(job.card_id)
   if not broken and not out.recorded then
     local begun = job.begun
-    local ok, err = self.db:tx(function() return self:end_turn_records(job, out) end)
+    local ok, err = self.db:tx(function()
+      self:check_lease(job)
+      return self:end_turn_records(job, out)
+    end)
+    if not ok and job.lease_lost then return self:finish_turn(job, out) end
     if not ok then
       job.begun = begun
       broken = self:journal_broken(job.card_id)
@@ -410,7 +433,8 @@ function Run:take_turn(job)
   local ok, out = gitwork.enter(self, job)
   if ok then
     ok, out = pcall(turn.run, self, job)
-    if not ok then out = { ended = "engine_error", detail = tostring(out) } end
+    if not ok and job.lease_lost then out = { ended = "lease_lost", detail = tostring(out) }
+    elseif not ok then out = { ended = "engine_error", detail = tostring(out) } end
   else
     out = { ended = "engine_error", detail = "git: " .. tostring(out):gsub("^git: ", "") }
   end
@@ -420,6 +444,17 @@ function Run:take_turn(job)
     if not rok then self:emit { type = "git", card = job.card_id, action = "worktree_kept", detail = rerr } end
   end
   return out
+end
+
+--- after_lease(job, out): in a worker, a card that left the statuses a turn works is
+--- released, so its lease does not outlive the work (a card still in progress or in review
+--- stays with this worker, which gives it its next turn)
+function Run:after_lease(job, out)
+  local lease = self.lease
+  if job.lease_lost or not lease.held[job.card_id] then return end
+  local st = out and out.status or (self.board:get(job.card_id) or {}).status
+  if lease.ops.WORKABLE[st] then return end
+  pcall(function() assert(self.db:tx(function() lease:release(job.card_id); return true end)) end)
 end
 
 --- run_tokens() -> tokens the run has spent: read from the journal once, then kept as a
@@ -490,6 +525,7 @@ function Run:execute()
   local conc = self.engine.concurrency or data.concurrency or self.settings.concurrency
   local target = assert(self.board:get(run.target))
   -- under the run lock: what a killed process left in the repository is settled first
+  if self.lease then self.engine.no_git_recover = true end -- other workers' git work may be in flight
   local gok, gerr = gitwork.recover(self)
   if not gok then error(gerr, 0) end
   self:settle(target)
@@ -516,6 +552,12 @@ function Run:execute()
   local w = scheduler.waker()
   local view = scheduler.view(self.board, target)
   self.waker = w
+  local lease, poll = self.lease, nil
+  if lease then
+    -- other workers free cards and make new ones ready: look again now and then
+    poll = uv.new_timer()
+    poll:start(lease.poll_ms, lease.poll_ms, function() if inflight < conc then w:wake() end end)
+  end
   while not self.stopping do
     -- a turn that saw a run budget run out ended itself (e.halted); the others stop here
     self.halted = self.halted or self:run_budget_spent()
@@ -531,7 +573,10 @@ function Run:execute()
     local ok, err = self.db:tx(function()
       view:refresh()
       if inflight < conc then
-        for c in view:candidates(busy) do
+        -- a worker starts only the cards it holds a lease on, claimed in the view's order
+        local cands = lease and lease:candidates(view, busy, run_id, function() return conc - inflight - #jobs end)
+          or view:candidates(busy)
+        for c in cands do
           if inflight + #jobs >= conc or self.stopping then break end
           local job, acted = self:prepare(c)
           changed = changed or acted
@@ -541,6 +586,7 @@ function Run:execute()
           end
         end
       end
+      if lease then lease:release_idle(busy) end
       return true
     end)
     self.round_after = nil
@@ -570,7 +616,8 @@ function Run:execute()
         turn = job.turn, model = job.model }
       local t
       t = task.new(function()
-        self:take_turn(job)
+        local out = self:take_turn(job)
+        if lease then self:after_lease(job, out) end
         self.tasks[t] = nil
         busy[job.card_id] = nil
         inflight = inflight - 1
@@ -594,9 +641,14 @@ function Run:execute()
         last_pass = rt.now()
       end
     elseif not changed then
-      break
+      -- a worker waits while other workers hold cards of the run: theirs may come back
+      -- (a worker that dies leaves its cards to be taken over when their leases expire)
+      if not (lease and lease:others_busy(run_id)) then break end
+      lease:idle(lease.poll_ms)
+      last_pass = rt.now()
     end
   end
+  if poll then poll:close() end
   if clock then clock:close() end
   self.waker = nil
   return self:conclude(target)
@@ -638,7 +690,9 @@ function Run:conclude(target)
       if c.status == "canceled" then canceled[#canceled + 1] = canceled_note(self, c) end
     end
   end
-  local fok, ferr = self.db:finish_run(self.run_id, status)
+  -- a worker that stops leaves the run to the others (and to itself when it comes back)
+  local fok, ferr = true, nil
+  if not (self.lease and status == "interrupted") then fok, ferr = self.db:finish_run(self.run_id, status) end
   if not fok then
     -- the run's row stays "running" (it shows as killed): said, not raised
     if not self.journal_failed then error(ferr, 0) end

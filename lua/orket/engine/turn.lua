@@ -102,6 +102,7 @@ local function record_failure(e, job, req, class, msg)
   if class == "canceled" or e.stopping then return end
   local begun = job.begun
   local ok, err = e.db:tx(function()
+    e:check_lease(job)
     -- a fresh turn's begin (the claim, turn_begin) goes first, as with a response: the
     -- journal then tells the turn's story in order. A card that cannot move is left to
     -- end_turn_records, as after a response.
@@ -111,6 +112,7 @@ local function record_failure(e, job, req, class, msg)
         error = msg, request = { model = req.model, messages = req.messages } } }
     return true
   end)
+  if not ok and job.lease_lost then error(err, 0) end
   if not ok then
     job.begun = begun -- rolled back with the rest
     -- the store's file failed: that ends the run (Engine:journal_broken); else only said
@@ -286,6 +288,12 @@ local function run_effect(e, job, p, counters)
     local _, left = wall_left(e, job)
     return require("orket.engine.proctool").run(e, job.card_id, call.name, req.result, left)
   end
+  -- a worker starts no effect on a card it may have lost (the worker that takes the card
+  -- over finds the intent without a result and recovers it)
+  if e.lease and not e.lease:fresh(job.card_id) then
+    job.lease_lost = true
+    error(require("orket.engine.lease").LOST, 0)
+  end
   local res
   if p.recovering then
     local verdict, r = tools:recover(call.name, call.arguments, ctx)
@@ -395,6 +403,7 @@ local function commit_step(e, job, st, n, model, rec)
   end
   local begun = job.begun
   local function segment()
+    e:check_lease(job)
     if not turn_id then
       -- a fresh turn's first commit also writes its begin (claim of the card, turn_begin)
       assert(e:begin_records(job))

@@ -43,7 +43,7 @@ function M.doc(db, dir, row)
   local data = cjson.decode(row.data or "{}") or {}
   local live = M.registry(db).live[row.id] ~= nil
   return { id = row.id, target = row.target, kind = row.kind,
-    state = live and "running" or require("orket.project").run_state(dir, row.status, row.id),
+    state = live and "running" or require("orket.project").run_state(dir, row.status, row.id, data.workers == true),
     started_at = row.started_at, ended_at = or_null(row.ended_at), model = or_null(type(data.model) == "string"
       and data.model or nil), concurrency = or_null(math.tointeger(data.concurrency)), live = live }
 end
@@ -96,7 +96,7 @@ end
 -- Claims target for a run (claims.enter; nothing overlapping is live, no half-done turn of
 -- a killed run is in the way unless resuming), then make() -> id | nil, msg, CODE records it
 -- and its lock is taken. -> id, lock | nil, status, doc
-local function claim_and(ctx, e, target, resuming, make)
+local function claim_and(ctx, e, target, resuming, make, no_hold)
   local claim, cerr = claims.enter(ctx.dir, rt.sleep)
   if not claim then return nil, err(409, "conflict", cerr) end
   local other, why = claims.conflict(ctx.dir, ctx.db, e.board, target)
@@ -111,6 +111,10 @@ local function claim_and(ctx, e, target, resuming, make)
   if not id then
     claim:release()
     return nil, err(409, mcode or "conflict", tostring(merr))
+  end
+  if no_hold then -- left to the workers (orket serve --workers), which hold it as they work it
+    claim:release()
+    return id
   end
   local lk, lerr = claims.hold(ctx.dir, id)
   claim:release()
@@ -127,13 +131,19 @@ local function start(_, ctx)
   local e, st, doc = engine(ctx, model, body.concurrency)
   if not e then return st, doc end
   local id, lk, edoc = claim_and(ctx, e, target, false, function()
-    return e:start(target, { concurrency = body.concurrency, model = model })
-  end)
+    return e:start(target, { concurrency = body.concurrency, model = model, workers = reg.workers })
+  end, reg.workers)
   if not id then
     e.close_all()
     return lk, edoc
   end
   local row = row_of(ctx.db, id)
+  if reg.workers then
+    -- the server's workers (orket.serve.workers) take it up
+    e.close_all()
+    audit(ctx, "run", row)
+    return 201, { run = M.doc(ctx.db, ctx.dir, row) }
+  end
   audit(ctx, "run", row)
   launch(ctx, e, id, lk)
   return 201, { run = M.doc(ctx.db, ctx.dir, row) }

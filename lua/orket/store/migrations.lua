@@ -372,4 +372,24 @@ CREATE TABLE webhook_deliveries (
 );
 ]],
   },
+  {
+    version = 14,
+    name = "leases: which worker works which card",
+    -- One row per card a worker (`orket worker`) holds: which worker, for which run, and
+    -- until when. A worker renews its leases while it works and checks its lease in each
+    -- step's transaction; a lease past expires_at may be taken over by another worker,
+    -- which resumes the card from the journal. Rows go when the card leaves the states a
+    -- turn works (or the worker stops); a card's row goes with it.
+    sql = [[
+CREATE TABLE leases (
+  card_id     TEXT PRIMARY KEY REFERENCES cards(id) ON DELETE CASCADE,
+  worker      TEXT NOT NULL,
+  run_id      INTEGER NOT NULL REFERENCES runs(id),
+  acquired_at TEXT NOT NULL,
+  expires_at  TEXT NOT NULL
+);
+CREATE INDEX leases_worker ON leases(worker);
+CREATE INDEX leases_run ON leases(run_id);
+]],
+  },
 }

@@ -281,6 +281,33 @@ CREATE TABLE webhook_deliveries (
 );
 ]],
   },
+  {
+    version = 4,
+    sqlite = 14,
+    name = "leases: which worker works which card (SQLite 14)",
+    sql = [[
+CREATE TABLE leases (
+  card_id     text PRIMARY KEY REFERENCES cards(id) ON DELETE CASCADE,
+  worker      text NOT NULL,
+  run_id      bigint NOT NULL REFERENCES runs(id),
+  acquired_at timestamptz NOT NULL,
+  expires_at  timestamptz NOT NULL
+);
+CREATE INDEX leases_worker ON leases(worker);
+CREATE INDEX leases_run ON leases(run_id);
+-- Each transaction that writes events wakes the processes listening on orket_events (idle
+-- workers; notifications are a wake-up, the journal stays the truth): one statement-level
+-- notification with one payload, which PostgreSQL folds into one per committing
+-- transaction, sent at commit.
+CREATE FUNCTION orket_events_notify() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM pg_notify('orket_events', '');
+  RETURN NULL;
+END
+$f$;
+CREATE TRIGGER events_notify AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION orket_events_notify();
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.

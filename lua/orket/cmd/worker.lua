@@ -1,0 +1,215 @@
+-- orket worker [DIR]: one of several processes working the runs left to workers on a shared
+-- board (orket.engine.lease: each card it works is claimed with a lease it renews; a card
+-- whose worker died is taken over and resumed from the journal). JSON Lines events on
+-- stdout, each naming the worker. Exit: 0 when stopped (SIGTERM, SIGINT) or, with --drain,
+-- when no run is left; 1 on an error; 2 usage.
+local uv = require "luv"
+local rt = require "orket.c.runtime"
+local task = require "orket.task"
+local setup = require "orket.engine.setup"
+local reload = require "orket.engine.reload"
+local jsonout = require "orket.jsonout"
+local claims = require "orket.engine.claims"
+local journal = require "orket.engine.journal"
+local lease_mod = require "orket.engine.lease"
+
+local USAGE = "orket worker [DIR] [--start TARGET] [--drain] [--with-parent] [--concurrency N] [--lease-ms MS] [--name NAME] [--model M]"
+local cmd = { summary = "work the runs left to workers, with other workers, on a shared board", usage = USAGE }
+cmd.help = [[
+Works the runs left to workers in the project DIR (default: the current directory), with
+any number of other workers on this machine (sharing DIR and its .orket/orket.db) or, on a
+PostgreSQL store, on other machines. Each card is claimed with a lease the worker renews
+while it works; a worker that dies loses its leases when they expire (--lease-ms, default
+30000), and another worker takes its cards over, resuming them from the journal: recorded
+model responses and tool calls are not asked or done again.
+  --start TARGET   leave a run of TARGET (an epic, a rock or a card) to the workers, unless
+                   one is unfinished already, and work it
+  --drain          exit once no run is left to the workers (else wait for new ones)
+  --concurrency N  turns this worker runs at once (default: the run's, else orket.lua's)
+  --lease-ms MS    how long a lease lives without renewal (renewed every third of it)
+  --name NAME      this worker's name in the leases (default HOST:PID)
+  --with-parent    stop as on SIGTERM when the process that started it ends (orket serve
+                   --workers starts its workers so, even a server killed with SIGKILL)
+SIGTERM or SIGINT stops it cleanly: turns in flight are cancelled where they wait (their
+recorded steps stay), its leases are released, and the run is left to the other workers.
+Events are printed as JSON Lines.]]
+
+local function parse(args, cli)
+  local o = { dir = ".", lease_ms = 30000 }
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--drain" then o.drain = true
+    elseif a == "--with-parent" then o.with_parent = true
+    elseif a == "--start" or a == "--concurrency" or a == "--lease-ms" or a == "--name" or a == "--model"
+        or a == "-C" then
+      i = i + 1
+      local v = args[i]
+      if not v then return nil, cli.usage_error(cmd, "%s needs a value", a) end
+      if a == "--start" then o.start = v
+      elseif a == "--name" then o.name = v
+      elseif a == "--model" then o.model = v
+      elseif a == "-C" then o.dir = v
+      else
+        local n = math.tointeger(tonumber(v))
+        if a == "--concurrency" then
+          if not n or n < 1 then return nil, cli.usage_error(cmd, "--concurrency needs a positive integer") end
+          o.concurrency = n
+        else
+          if not n or n < 30 then return nil, cli.usage_error(cmd, "--lease-ms needs an integer of at least 30") end
+          o.lease_ms = n
+        end
+      end
+    elseif a:match("^%-") then return nil, cli.usage_error(cmd, "unknown option '%s'", a)
+    elseif o.dir_given then return nil, cli.usage_error(cmd, "give one project directory")
+    else
+      o.dir, o.dir_given = a, true
+    end
+    i = i + 1
+  end
+  return o
+end
+
+-- Leaves a run of target to the workers, unless one is unfinished already: under the
+-- claim section, so two workers started with the same --start make one run.
+-- -> run id | nil, msg
+local function start_run(e, dir, o)
+  local ops = lease_mod.ops(e.db)
+  local claim, cerr = claims.enter(dir, rt.sleep)
+  if not claim then return nil, cerr end
+  local id = ops.queued_for(e.db, o.start)
+  if not id then
+    local other, why = claims.conflict(dir, e.db, e.board, o.start)
+    if not other then other, why = journal.unfinished_overlap(e.db, e.board, o.start) end
+    if other then
+      claim:release()
+      return nil, why
+    end
+    local err
+    id, err = e:start(o.start, { concurrency = o.concurrency, model = o.model, workers = true })
+    if not id then
+      claim:release()
+      return nil, err
+    end
+  end
+  claim:release()
+  return id
+end
+
+-- Joins run r unless a whole-run process (`orket run`, `orket serve`) works it or an
+-- overlapping run is live: -> the worker's hold on the run | nil
+local function join(e, dir, r)
+  local claim = claims.enter(dir, rt.sleep)
+  if not claim then return nil end
+  local hold
+  local other = claims.conflict(dir, e.db, e.board, r.target, { except = r.id })
+  if not other then hold = claims.hold_worker(dir, r.id) end
+  claim:release()
+  return hold
+end
+
+function cmd.run(args, cli)
+  -- the parent, read first thing: one that died while this process started is pid 1 already
+  local parent = uv.os_getppid()
+  local o, st = parse(args, cli)
+  if not o then return st end
+  local name = o.name or string.format("%s:%d", uv.os_gethostname(), uv.os_getpid())
+  local emit = function(ev)
+    ev.worker = name
+    local ok, line = pcall(jsonout.encode, ev)
+    if ok then
+      io.stdout:write(line, "\n")
+      io.stdout:flush()
+    end
+  end
+  local e, err, code = setup.open(o.dir, { model = o.model, concurrency = o.concurrency, emit = emit })
+  if not e then
+    if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
+    cli.err("%s", err)
+    return 1
+  end
+  local ok_check, cherr = e:check()
+  if not ok_check then
+    e.close_all()
+    cli.err("%s", cherr)
+    return 1
+  end
+  -- other workers use the same repository: each operation on it under .orket/git.lock
+  if e.git then
+    e.git.repo = require("orket.engine.gitwork").guard(e.git.repo, (o.dir == "." and "" or o.dir .. "/")
+      .. ".orket/git.lock")
+  end
+  local keeper = lease_mod.new { db = e.db, worker = name, ttl_ms = o.lease_ms, on_event = emit,
+    poll_ms = math.min(200, math.max(10, o.lease_ms // 10)) }
+  e.lease = keeper
+  keeper:start()
+  local watcher = reload.watch(e)
+  local stopping = false
+  local signals = {}
+  for _, sig in ipairs { "sigint", "sigterm" } do
+    local h = uv.new_signal()
+    h:start(sig, function()
+      stopping = true
+      e:stop()
+    end)
+    signals[#signals + 1] = h
+  end
+  if o.with_parent then
+    local watch = uv.new_timer()
+    watch:start(0, 500, function()
+      if (parent == 1 or uv.os_getppid() ~= parent) and not stopping then
+        stopping = true
+        e:stop()
+      end
+    end)
+    watch:unref()
+    signals[#signals + 1] = watch
+  end
+  local failure
+  local t = task.spawn(function()
+    if o.start then
+      local id, serr = start_run(e, o.dir, o)
+      if not id then
+        failure = serr
+        return
+      end
+    end
+    emit { type = "worker_start", lease_ms = o.lease_ms }
+    local ops = lease_mod.ops(e.db)
+    while not stopping do
+      local runs = ops.queued(e.db)
+      if #runs == 0 and o.drain then break end
+      local worked = false
+      for _, r in ipairs(runs) do
+        if stopping then break end
+        local hold = join(e, o.dir, r)
+        if hold then
+          worked = true
+          local ok, res = pcall(e.execute, e, r.id)
+          claims.release_worker(hold)
+          if not ok then
+            failure = tostring(res)
+            stopping = true
+          end
+        end
+      end
+      if not worked and not stopping then keeper:idle(keeper.poll_ms * 2) end
+    end
+  end)
+  local ok, terr = t:join()
+  for _, h in ipairs(signals) do h:close() end
+  watcher:close()
+  keeper:close()
+  emit { type = "worker_end" }
+  require("orket.c.runtime").run("nowait")
+  e.close_all()
+  cli.flush_unhandled()
+  if not ok then failure = failure or terr end
+  if failure then
+    cli.err("%s", failure)
+    return 1
+  end
+  return 0
+end
+
+return cmd

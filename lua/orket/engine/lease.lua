@@ -1,0 +1,187 @@
+-- orket.engine.lease: a worker's leases on the cards it works (`orket worker`), over the
+-- store's named operations (orket.store.leases, or its PostgreSQL twin). A run with a lease
+-- keeper works only the cards the keeper claimed (Run:execute asks it for candidates, in
+-- the engine's order); every step's transaction checks the card's lease first (check), so
+-- a worker whose lease expired writes nothing more for the card, and the worker that took
+-- it over resumes it from the journal. A timer renews the leases every third of their
+-- time; what a renewal no longer finds is lost, and an effect outside the store (a file
+-- write) is not started on a card whose lease is not known fresh. Contract: docs/workers.md.
+local uv = require "luv"
+local rt = require "orket.c.runtime"
+local task = require "orket.task"
+
+local M = {}
+local Lease = {}
+Lease.__index = Lease
+
+M.LOST = "lease lost: another worker may work this card now"
+
+--- ops(db) -> the leases operations (orket.store.leases, which dispatches to its
+--- PostgreSQL twin by db's backend)
+function M.ops() return require "orket.store.leases" end
+
+--- new{db=, worker=, ttl_ms=, on_event=} -> keeper. worker: this worker's name in the
+--- leases table (unique among live workers); ttl_ms: how long a lease lives unrenewed.
+function M.new(o)
+  if type(o) ~= "table" or o.db == nil or type(o.worker) ~= "string" then
+    error("bad argument #1 to 'new' ({db=, worker=, ttl_ms=} expected)", 2)
+  end
+  local ttl = o.ttl_ms or 30000
+  if math.type(ttl) ~= "integer" or ttl < 30 then error("bad argument #1 to 'new' (ttl_ms: integer >= 30 expected)", 2) end
+  return setmetatable({ db = o.db, ops = M.ops(o.db), worker = o.worker, ttl_ms = ttl, held = {}, round = {},
+    poll_ms = o.poll_ms or 100, on_event = o.on_event or function() end }, Lease)
+end
+
+-- A local deadline a little before the lease's: the clocks of this process and the
+-- database's agree to within the renewal's round trip, so a fifth of the lease is kept
+-- as a margin before an effect is started.
+function Lease:mark(card)
+  self.held[card] = rt.now() + self.ttl_ms * 4 // 5
+end
+
+--- claim(run_id, ids, limit) -> array of card ids held (inside the caller's transaction):
+--- see orket.store.leases.claim. A card taken over from another worker is announced.
+function Lease:claim(run_id, ids, limit)
+  local got = self.ops.claim(self.db, { worker = self.worker, run = run_id, ids = ids, limit = limit,
+    ttl_ms = self.ttl_ms })
+  local out = {}
+  for i, c in ipairs(got) do
+    out[i] = c.card
+    self:mark(c.card)
+    self.round[c.card] = true
+    if c.taken_from then self.on_event { type = "lease_taken_over", card = c.card, from = c.taken_from } end
+  end
+  return out
+end
+
+--- candidates(view, busy, want) -> iterator over the view's candidates that this worker
+--- holds, claiming them in the view's order a few at a time: want() says how many more
+--- cards the caller can start. Runs inside the scheduling round's transaction.
+function Lease:candidates(view, busy, run_id, want)
+  local it, done = view:candidates(busy), false
+  local ready, i, cards = {}, 0, {}
+  return function()
+    while true do
+      i = i + 1
+      if ready[i] then return ready[i] end
+      local need = want()
+      if done or need <= 0 then return nil end
+      ready, i, cards = {}, 0, {}
+      local ids = {}
+      while #ids < math.max(16, need * 4) do
+        local c = it()
+        if not c then
+          done = true
+          break
+        end
+        ids[#ids + 1] = c.id
+        cards[c.id] = c
+      end
+      for k, id in ipairs(self:claim(run_id, ids, need)) do ready[k] = cards[id] end
+      if #ready == 0 and done then return nil end
+    end
+  end
+end
+
+--- idle(ms): waits up to ms for work to appear. On PostgreSQL a listener on orket_events
+--- (its own connection, made at the first wait) ends the wait early when another process
+--- commits journal events (a card moved, a lease released with its card); on SQLite, or
+--- while the listener cannot connect, it sleeps. A wake-up only: the caller looks again.
+function Lease:idle(ms)
+  if self.db.backend == "pg" and not self.no_listen then
+    if not self.listener then
+      self.listener = require("orket.store.pglisten").new { url = self.db.url, channels = { "orket_events" } }
+    end
+    local notes, info = self.listener:wait(ms * 5) -- woken by commits: a longer wait costs no latency
+    if notes and not (info and info.error) then return end
+    self.no_listen = true -- the listener cannot connect: poll from now on
+  end
+  rt.sleep(ms)
+end
+
+--- release_idle(busy): at the end of a scheduling round, drops the leases claimed in it on
+--- cards that got no turn (skipped, blocked or moved by the engine instead)
+function Lease:release_idle(busy)
+  for card in pairs(self.round) do
+    if not busy[card] then self:release(card) end
+  end
+  self.round = {}
+end
+
+--- others_busy(run_id) -> true while other workers hold live leases on run's cards
+function Lease:others_busy(run_id)
+  return self.ops.others(self.db, run_id, self.worker) > 0
+end
+
+--- check(card): raises M.LOST unless this worker's lease on card is live (inside a step's
+--- transaction, so the check and the step's writes are one)
+function Lease:check(card)
+  if not self.ops.holds(self.db, card, self.worker) then
+    self.held[card] = nil
+    error(M.LOST, 0)
+  end
+end
+
+--- fresh(card) -> true when the lease on card was renewed recently enough to start an
+--- effect outside the store
+function Lease:fresh(card)
+  local until_ = self.held[card]
+  return until_ ~= nil and rt.now() < until_
+end
+
+--- release(card | nil): drops card's lease (all of this worker's when nil), in a
+--- transaction of its own unless inside the caller's
+function Lease:release(card)
+  self.ops.release(self.db, self.worker, card)
+  if card then self.held[card] = nil else self.held = {} end
+end
+
+--- renew() -> set of cards lost since the last renewal
+function Lease:renew()
+  local ok, now = pcall(function()
+    return assert(self.db:tx(function() return self.ops.renew(self.db, self.worker, self.ttl_ms) end))
+  end)
+  local lost = {}
+  if not ok then return lost end -- the store did not answer: the leases run out unless a later renewal works
+  for card in pairs(self.held) do
+    if now[card] then self:mark(card) else
+      self.held[card] = nil
+      lost[card] = true
+      self.on_event { type = "lease_lost", card = card }
+    end
+  end
+  return lost
+end
+
+--- start(): renews every third of the lease's time until close()
+function Lease:start()
+  if self.timer then return end
+  local period = math.max(10, self.ttl_ms // 3)
+  self.timer = uv.new_timer()
+  self.timer:start(period, period, function()
+    if self.renewing then return end
+    self.renewing = true
+    task.spawn(function()
+      self:renew()
+      self.renewing = false
+    end)
+  end)
+  self.timer:unref()
+end
+
+--- close(): stops renewing and releases every lease (idempotent)
+function Lease:close()
+  if self.listener then
+    self.listener:close()
+    self.listener = nil
+  end
+  if self.timer then
+    self.timer:close()
+    self.timer = nil
+  end
+  if self.closed then return end
+  self.closed = true
+  pcall(function() assert(self.db:tx(function() self:release(nil); return true end)) end)
+end
+
+return M

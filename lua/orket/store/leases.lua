@@ -1,0 +1,108 @@
+-- orket.store.leases: which worker (`orket worker`) works which card, as named operations
+-- op(db, ...) on the SQLite store (the leases table, migration 14). A lease is live until
+-- its expires_at; the worker renews it while it works and checks it in each step's
+-- transaction, so a worker that missed its renewals writes nothing more for the card, and
+-- another worker may take the card over. Operations never open a transaction of their own:
+-- claim() must run inside the caller's (BEGIN IMMEDIATE serializes claimers on SQLite, as
+-- FOR UPDATE SKIP LOCKED does in the PostgreSQL twin, store/pg/leases.lua).
+-- Contract: docs/workers.md.
+local M = {}
+
+-- The statuses a turn works: a card in any other status needs no lease.
+M.WORKABLE = { ready = true, in_progress = true, code_review = true, ready_for_testing = true }
+
+-- now + ms in the store's time format (orket_now(): the transaction's time)
+local EXPIRES = "strftime('%Y-%m-%dT%H:%M:%fZ', orket_now(), printf('%+.3f seconds', ?/1000.0))"
+
+local function check_ttl(ttl_ms, fname)
+  if math.type(ttl_ms) ~= "integer" or ttl_ms < 1 then
+    error("bad argument to '" .. fname .. "' (ttl_ms: positive integer expected)", 3)
+  end
+end
+
+--- claim(db, {worker=, run=, ids=, limit=, ttl_ms=}) -> array of {card=, taken_from=}:
+--- up to limit of ids, in the order given (the engine's), that are in a workable status and
+--- have no live lease of another worker, now leased to worker for run until ttl_ms from
+--- now. A card worker holds already is renewed and listed; taken_from names the worker
+--- whose expired lease was taken over (the card is resumed from the journal).
+function M.claim(db, o)
+  if type(o) ~= "table" or type(o.worker) ~= "string" or type(o.ids) ~= "table" then
+    error("bad argument #2 to 'claim' ({worker=, run=, ids=, limit=, ttl_ms=} expected)", 2)
+  end
+  check_ttl(o.ttl_ms, "claim")
+  local out, limit = {}, o.limit or #o.ids
+  for _, id in ipairs(o.ids) do
+    if #out >= limit then break end
+    local r = db:row([[SELECT c.status, l.worker, l.expires_at > orket_now() AS live
+      FROM cards c LEFT JOIN leases l ON l.card_id = c.id WHERE c.id = ?]], id)
+    if r and M.WORKABLE[r.status] and (r.worker == nil or r.live == 0 or r.worker == o.worker) then
+      assert(db:run([[INSERT INTO leases (card_id, worker, run_id, acquired_at, expires_at)
+        VALUES (?1, ?2, ?3, orket_now(), ]] .. EXPIRES:gsub("%?", "?4") .. [[)
+        ON CONFLICT (card_id) DO UPDATE SET worker = excluded.worker, run_id = excluded.run_id,
+          acquired_at = CASE WHEN leases.worker = excluded.worker THEN leases.acquired_at
+                             ELSE excluded.acquired_at END,
+          expires_at = excluded.expires_at]], id, o.worker, o.run, o.ttl_ms))
+      out[#out + 1] = { card = id, taken_from = (r.worker and r.worker ~= o.worker) and r.worker or nil }
+    end
+  end
+  return out
+end
+
+--- renew(db, worker, ttl_ms) -> set {card_id = true} of the cards worker still holds, each
+--- now leased until ttl_ms from now. A lease that expired is not renewed, even when nobody
+--- took it over: the worker has lost that card (it may already be worked elsewhere).
+function M.renew(db, worker, ttl_ms)
+  check_ttl(ttl_ms, "renew")
+  local held = {}
+  for _, r in ipairs(assert(db:rows("UPDATE leases SET expires_at = " .. EXPIRES
+      .. " WHERE worker = ? AND expires_at > orket_now() RETURNING card_id", ttl_ms, worker))) do
+    held[r.card_id] = true
+  end
+  return held
+end
+
+--- holds(db, card, worker) -> true when worker's lease on card is live
+function M.holds(db, card, worker)
+  return db:row("SELECT 1 AS y FROM leases WHERE card_id = ? AND worker = ? AND expires_at > orket_now()",
+    card, worker) ~= nil
+end
+
+--- release(db, worker[, card]) -> number of leases dropped (card's, or all of worker's)
+function M.release(db, worker, card)
+  if card then return (assert(db:run("DELETE FROM leases WHERE worker = ? AND card_id = ?", worker, card))) end
+  return (assert(db:run("DELETE FROM leases WHERE worker = ?", worker)))
+end
+
+--- live(db[, run]) -> array of {card=, worker=, run=, acquired_at=, expires_at=}: the live
+--- leases (of run), by card id
+function M.live(db, run)
+  local out = {}
+  for _, r in ipairs(assert(db:rows([[SELECT card_id, worker, run_id, acquired_at, expires_at FROM leases
+      WHERE expires_at > orket_now() AND (?1 IS NULL OR run_id = ?1) ORDER BY card_id]], run))) do
+    out[#out + 1] = { card = r.card_id, worker = r.worker, run = r.run_id, acquired_at = r.acquired_at,
+      expires_at = r.expires_at }
+  end
+  return out
+end
+
+--- others(db, run, worker) -> how many live leases on run's cards other workers hold
+function M.others(db, run, worker)
+  return db:row([[SELECT COUNT(*) AS n FROM leases WHERE run_id = ? AND worker <> ?
+    AND expires_at > orket_now()]], run, worker).n
+end
+
+--- queued(db) -> array of {id=, target=} of the runs left to the workers (recorded with
+--- data.workers, still running), oldest first
+function M.queued(db)
+  return assert(db:rows([[SELECT id, target FROM runs WHERE status = 'running'
+    AND json_extract(data, '$.workers') = 1 ORDER BY id]]))
+end
+
+--- queued_for(db, target) -> id of the unfinished run of target left to the workers | nil
+function M.queued_for(db, target)
+  local r = db:row([[SELECT id FROM runs WHERE status = 'running' AND target = ?
+    AND json_extract(data, '$.workers') = 1 ORDER BY id LIMIT 1]], target)
+  return r and r.id
+end
+
+return require("orket.store.backend").twin("leases", M)

@@ -1,0 +1,115 @@
+-- orket.store.pg.leases: the PostgreSQL twin of orket.store.leases (same names, arguments
+-- and shapes). q is a pool transaction (pgpool's tx) or a connection: claim() must run
+-- inside the caller's transaction. Claimers skip each other's cards with
+-- FOR UPDATE SKIP LOCKED on the cards rows, and the lease is written by an upsert whose
+-- WHERE re-reads the newest lease row, so two workers never both hold one card even when
+-- one commits its claim while the other's statement runs. Contract: docs/workers.md.
+local json = require "cjson"
+
+local M = {}
+
+M.WORKABLE = require("orket.store.leases").WORKABLE
+
+local function check_ttl(ttl_ms, fname)
+  if math.type(ttl_ms) ~= "integer" or ttl_ms < 1 then
+    error("bad argument to '" .. fname .. "' (ttl_ms: positive integer expected)", 3)
+  end
+end
+
+local AT = [[to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')]]
+
+--- claim(q, {worker=, run=, ids=, limit=, ttl_ms=}) -> array of {card=, taken_from=}, in
+--- the order of ids (see orket.store.leases.claim)
+function M.claim(q, o)
+  if type(o) ~= "table" or type(o.worker) ~= "string" or type(o.ids) ~= "table" then
+    error("bad argument #2 to 'claim' ({worker=, run=, ids=, limit=, ttl_ms=} expected)", 2)
+  end
+  check_ttl(o.ttl_ms, "claim")
+  if #o.ids == 0 then return {} end
+  local rows = assert(q:query([[
+    WITH want AS (
+      SELECT c.id, u.ord, l.worker AS holder
+      FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS u(id, ord)
+      JOIN cards c ON c.id = u.id
+      LEFT JOIN leases l ON l.card_id = c.id
+      WHERE c.status IN ('ready', 'in_progress', 'code_review', 'ready_for_testing')
+        AND (l.card_id IS NULL OR l.expires_at <= now() OR l.worker = $2)
+      ORDER BY u.ord
+      LIMIT $4
+      FOR UPDATE OF c SKIP LOCKED),
+    put AS (
+      INSERT INTO leases (card_id, worker, run_id, acquired_at, expires_at)
+      SELECT id, $2, $3, now(), now() + $5 * interval '1 millisecond' FROM want
+      ON CONFLICT (card_id) DO UPDATE SET worker = EXCLUDED.worker, run_id = EXCLUDED.run_id,
+        acquired_at = CASE WHEN leases.worker = EXCLUDED.worker THEN leases.acquired_at
+                           ELSE EXCLUDED.acquired_at END,
+        expires_at = EXCLUDED.expires_at
+      WHERE leases.expires_at <= now() OR leases.worker = EXCLUDED.worker
+      RETURNING card_id)
+    SELECT want.id, want.ord, want.holder FROM want JOIN put ON put.card_id = want.id ORDER BY want.ord]],
+    json.encode(o.ids), o.worker, o.run, o.limit or #o.ids, o.ttl_ms))
+  local out = {}
+  for i, r in ipairs(rows) do
+    out[i] = { card = r.id, taken_from = (r.holder and r.holder ~= o.worker) and r.holder or nil }
+  end
+  return out
+end
+
+--- renew(q, worker, ttl_ms) -> set {card_id = true} of the cards worker still holds
+function M.renew(q, worker, ttl_ms)
+  check_ttl(ttl_ms, "renew")
+  local held = {}
+  for _, r in ipairs(assert(q:query([[UPDATE leases SET expires_at = now() + $2 * interval '1 millisecond'
+      WHERE worker = $1 AND expires_at > now() RETURNING card_id]], worker, ttl_ms))) do
+    held[r.card_id] = true
+  end
+  return held
+end
+
+--- holds(q, card, worker) -> true when worker's lease on card is live. Inside a step's
+--- transaction it locks the lease row (FOR SHARE), so a takeover waits for the step.
+function M.holds(q, card, worker)
+  local rows = assert(q:query([[SELECT 1 AS y FROM leases WHERE card_id = $1 AND worker = $2
+    AND expires_at > now() FOR SHARE]], card, worker))
+  return rows[1] ~= nil
+end
+
+--- release(q, worker[, card]) -> number of leases dropped
+function M.release(q, worker, card)
+  local _, n = assert(q:query("DELETE FROM leases WHERE worker = $1 AND ($2::text IS NULL OR card_id = $2)",
+    worker, card))
+  return n
+end
+
+--- live(q[, run]) -> array of {card=, worker=, run=, acquired_at=, expires_at=}, by card id
+function M.live(q, run)
+  local out = {}
+  for _, r in ipairs(assert(q:query("SELECT card_id, worker, run_id, " .. AT:format("acquired_at")
+      .. " AS acquired_at, " .. AT:format("expires_at") .. [[ AS expires_at FROM leases
+      WHERE expires_at > now() AND ($1::bigint IS NULL OR run_id = $1) ORDER BY card_id]], run))) do
+    out[#out + 1] = { card = r.card_id, worker = r.worker, run = r.run_id, acquired_at = r.acquired_at,
+      expires_at = r.expires_at }
+  end
+  return out
+end
+
+--- others(q, run, worker) -> how many live leases on run's cards other workers hold
+function M.others(q, run, worker)
+  return assert(q:query([[SELECT COUNT(*)::int8 AS n FROM leases WHERE run_id = $1 AND worker <> $2
+    AND expires_at > now()]], run, worker))[1].n
+end
+
+--- queued(q) -> array of {id=, target=} of the runs left to the workers, oldest first
+function M.queued(q)
+  return assert(q:query([[SELECT id, target FROM runs WHERE status = 'running'
+    AND (data->>'workers')::boolean ORDER BY id]]))
+end
+
+--- queued_for(q, target) -> id of the unfinished run of target left to the workers | nil
+function M.queued_for(q, target)
+  local r = assert(q:query([[SELECT id FROM runs WHERE status = 'running' AND target = $1
+    AND (data->>'workers')::boolean ORDER BY id LIMIT 1]], target))[1]
+  return r and r.id
+end
+
+return M

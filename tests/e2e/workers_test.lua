@@ -1,0 +1,265 @@
+-- orket worker end to end: a 300-issue epic worked by three workers sharing the project
+-- folder and its SQLite store, one of them killed with SIGKILL at random points and
+-- started again, several times. Every card ends done exactly once, every tool effect (a
+-- project tool appending the card's id to a file of its own) is applied exactly once, and
+-- the board and each card's turns are those of a one-worker run of the same epic. On
+-- PostgreSQL (tests/with_pg.lua) each project names a fresh database of the test server.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local backends = require "tests.backends"
+local project_mod = require "orket.project"
+local leases = require "orket.store.leases"
+
+local N = tonumber(os.getenv("ORKET_WORKERS_TEST_ISSUES")) or 300
+local LEASE_MS = 2500 -- a killed worker's cards are taken over once this passes
+local KILLS = 4
+
+local function project(url, n, slow)
+  local N = n or N
+  local extra = slow and (",first_byte_ms=" .. slow) or ""
+  local dir = H.tmpdir()
+  os.execute(string.format("mkdir -p %s/epics %s/roles %s/tools", dir, dir, dir))
+  local issues = {}
+  for i = 1, N do
+    issues[i] = { id = "W-" .. i, summary = "Issue " .. i, seat = "senior_developer",
+      depends_on = (i % 10 == 0) and { "W-" .. (i - 1) } or nil }
+  end
+  H.write(dir .. "/epics/w.json", cjson.encode { id = "W", name = "Workers", issues = issues })
+  H.write(dir .. "/roles/appender.lua", [[
+return {
+  intent = "Append the issue's line, then hand it in.",
+  tools = { "append_line", "update_issue_status" },
+  system = function(ctx) return "You are " .. ctx.seat .. ". Append your line, then hand the issue in." end,
+}
+]])
+  -- an effect outside the store that shows when it is applied twice: a second append is a
+  -- second line in the card's file
+  H.write(dir .. "/tools/append_line.lua", [[
+return {
+  name = "append_line",
+  description = "Append this issue's id to its file.",
+  effect = "write",
+  parameters = { type = "object", properties = { note = { type = "string" } } },
+  handler = function(args, ctx)
+    local n, err, code = ctx.fs:append(ctx.card.id .. ".line", ctx.card.id .. "\n")
+    if not n then return nil, err, code end
+    return { appended = ctx.card.id }
+  end,
+  -- a process stopped after the append: the line is there, the call is done
+  recover = function(args, ctx)
+    if (ctx.fs:read(ctx.card.id .. ".line") or "") ~= "" then return { appended = ctx.card.id } end
+    return nil
+  end,
+}
+]])
+  H.write(dir .. "/orket.lua", string.format([[
+name = "workers"
+models = { default = "fake:chunks=1",
+  providers = { fake = { kind = "openai", base_url = %q, max_concurrency = 64, retry = { max_attempts = 1 } } } }
+team = {
+  senior_developer = { roles = { "appender" },
+    model = "fake:chunks=1,nolog,tool=append_line,arg_note=x,then=update_issue_status,then_arg_status=code_review%s" },
+  integrity_guard = { roles = { "integrity_guard" }, model = "fake:chunks=1,nolog,tool=update_issue_status,arg_status=done%s" },
+}
+budgets = { turns_per_card = 4 }
+limits = { calls_run = %d }
+]], url .. "/v1", extra, extra, 10 * N))
+  if backends.name() == "pg" then
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nstore = { url = %q }\n", backends.fresh_url()))
+  end
+  local r = H.orket("import", { cwd = dir })
+  assert(r.status == 0, r.stderr)
+  return dir
+end
+
+-- Starts `orket worker` in dir in the background -> pid
+-- (first: it leaves the run of W to the workers, or joins the one another worker started)
+local function start_worker(dir, k, first)
+  local p = io.popen(string.format("cd %s && exec %s worker %s--drain --lease-ms %d >>%s/w%d.out 2>>%s/w%d.err & echo $!",
+    H.quote(dir), H.quote(H.BIN), first and "--start W " or "", LEASE_MS, H.quote(dir), k, H.quote(dir), k))
+  local pid = tonumber(p:read("l"))
+  p:close()
+  return pid
+end
+
+-- (a zombie is not alive: a worker whose parent died is reparented, and the new parent may
+-- be slow to reap it)
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local st = f:read("a")
+  f:close()
+  return st:match("^%d+ %b() (%a)") ~= "Z"
+end
+
+-- What must match a one-worker run: each card's status, worker seat and retries, and its
+-- recorded turns (number, phase and outcome of each turn_end; a card taken over resumes
+-- its open turn, so it has no extra one), and how often it was moved to done.
+local function board_state(dir)
+  local db = assert(project_mod.open_store(dir, false))
+  local out = {}
+  for _, c in ipairs(require("orket.board").open(db):list { type = "issue" }) do
+    out[c.id] = { status = c.status, worked_by = c.worked_by, retries = c.retries, turns = {}, done = 0 }
+  end
+  local after = 0
+  while true do
+    local evs = db:events { after = after, limit = 5000 }
+    if #evs == 0 then break end
+    for _, e in ipairs(evs) do
+      after = e.id
+      local c = e.card and out[e.card]
+      if c and e.kind == "turn_end" then c.turns[#c.turns + 1] = e.data.turn .. ":" .. e.data.outcome end
+      if c and e.kind == "transition" and e.data.to == "done" then c.done = c.done + 1 end
+    end
+  end
+  db:close()
+  return out
+end
+
+local function lines_ok(dir)
+  for i = 1, N do
+    local id = "W-" .. i
+    local text = H.read(dir .. "/workspace/" .. id .. ".line")
+    assert(text == id .. "\n", id .. ".line holds " .. string.format("%q", tostring(text)))
+  end
+end
+
+describe("orket worker", function()
+  local fake
+  setup(function() fake = require("tests.fake_server").start() end)
+  teardown(function()
+    H.kill_servers()
+    if fake then fake.stop() end
+    H.cleanup()
+  end)
+
+  it("finishes a 300-issue epic with three workers, one killed at random points, as one worker would", function()
+    local solo, shared = project(fake.url), project(fake.url)
+    -- the one-worker run goes meanwhile
+    local solo_pid = start_worker(solo, 0, true)
+    local pids = {}
+    for k = 1, 3 do pids[k] = start_worker(shared, k, true) end
+    math.randomseed(os.time())
+    local kills, waited = 0, 0
+    local deadline = 600000
+    while waited < deadline do
+      local wait = math.random(300, 2000)
+      orket.sleep(wait)
+      waited = waited + wait
+      local any = false
+      for k = 1, 3 do any = any or alive(pids[k]) end
+      if not any then break end
+      if kills < KILLS then
+        local k = math.random(1, 3)
+        if alive(pids[k]) then
+          os.execute("kill -9 " .. pids[k])
+          kills = kills + 1
+          pids[k] = start_worker(shared, k)
+        end
+      end
+    end
+    while alive(solo_pid) and waited < deadline do
+      orket.sleep(200)
+      waited = waited + 200
+    end
+    for k = 1, 3 do if alive(pids[k]) then os.execute("kill -9 " .. pids[k]) end end
+    if alive(solo_pid) then os.execute("kill -9 " .. solo_pid) end
+    assert(waited < deadline, "the workers did not finish")
+    assert.equal(KILLS, kills)
+    local want, got = board_state(solo), board_state(shared)
+    local n = 0
+    for id, c in pairs(want) do
+      n = n + 1
+      assert.equal("done", c.status, id)
+      assert.equal(1, c.done, id)
+      assert.same(c, got[id], id)
+    end
+    assert.equal(N, n)
+    lines_ok(solo)
+    lines_ok(shared)
+    -- the kills landed while cards were held: some were taken over from a dead worker
+    local out = ""
+    for k = 1, 3 do out = out .. (H.read(shared .. "/w" .. k .. ".out") or "") end
+    assert.matches('"type":"lease_taken_over"', out)
+    local runs = cjson.decode(H.orket("runs --json", { cwd = shared }).stdout)
+    assert.equal(1, #runs.runs)
+    assert.equal("done", runs.runs[1].status)
+  end)
+
+  it("refuses bad arguments and an unknown target by name", function()
+    local dir = project(fake.url, 3)
+    local r = H.orket("worker --lease-ms 5", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("%-%-lease%-ms needs an integer of at least 30", r.stderr)
+    r = H.orket("worker a b", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("give one project directory", r.stderr)
+    r = H.orket("worker --start NOPE --drain", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches('no card "NOPE"', r.stderr)
+  end)
+
+  it("stops on SIGTERM releasing its leases, and leaves the run to the other workers", function()
+    local dir = project(fake.url, 10, 300)
+    local pid = start_worker(dir, 1, true)
+    local db = assert(project_mod.open_store(dir, false))
+    H.wait_for(function()
+      orket.sleep(20)
+      return #leases.live(db) > 0
+    end, "a lease", 1000)
+    os.execute("kill -TERM " .. pid)
+    H.wait_for(function() orket.sleep(20) return not alive(pid) end, "the worker to stop", 1000)
+    assert.same({}, leases.live(db))
+    assert.equal("running", require("orket.store.runs").get(db, 1).status)
+    db:close()
+    local out = H.read(dir .. "/w1.out")
+    assert.matches('"type":"worker_end"', out)
+    assert.equal("", H.read(dir .. "/w1.err") or "")
+    -- a worker started later finishes the run
+    local r = H.orket("worker --drain --lease-ms 2500", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("done", cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs[1].status)
+  end)
+
+  it("orket serve's workers stop when the server is killed with SIGKILL", function()
+    local dir = project(fake.url, 3)
+    local s = H.serve(dir, { args = "--workers 2" })
+    local kids = H.wait_for(function()
+      orket.sleep(20)
+      local p = io.popen("ps -o pid= --ppid " .. s.pid)
+      local out = {}
+      for pid in p:read("a"):gmatch("%d+") do out[#out + 1] = tonumber(pid) end
+      p:close()
+      return #out == 2 and out
+    end, "the server's two workers", 500)
+    os.execute("kill -KILL " .. s.pid)
+    for _, pid in ipairs(kids) do
+      H.wait_for(function() orket.sleep(20) return not alive(pid) end, "worker " .. pid .. " to stop", 500)
+    end
+    H.kill_servers()
+  end)
+
+  it("orket serve --workers leaves the runs of POST /v1/runs to its workers and stops them with it", function()
+    local dir = project(fake.url, 20)
+    local key = H.api_key(dir, "op", "operator")
+    local s = H.serve(dir, { args = "--workers 2" })
+    local st, doc = H.api(s, "POST", "/v1/runs", key, { target = "W" })
+    assert.equal(201, st)
+    assert.is_false(doc.run.live)
+    assert.truthy(doc.run.state == "queued" or doc.run.state == "running", doc.run.state)
+    local state
+    local ok, werr = pcall(H.wait_for, function()
+      orket.sleep(90) -- under the server's rate limit
+      local _, d = H.api(s, "GET", "/v1/runs/" .. math.tointeger(doc.run.id), key)
+      state = d and d.run and d.run.state
+      return state == "done"
+    end, "the workers to finish the run", 1500)
+    assert(ok, tostring(werr) .. " (state " .. tostring(state) .. "): " .. s.log():sub(-3000))
+    local pids = {}
+    for pid in s.log():gmatch('"worker":"[^"]*:(%d+)"') do pids[tonumber(pid)] = true end
+    assert.equal(2, (function() local n = 0; for _ in pairs(pids) do n = n + 1 end; return n end)())
+    assert.equal(0, s.stop())
+    for pid in pairs(pids) do assert.is_false(alive(pid), "worker " .. pid .. " still runs") end
+    for i = 1, 20 do assert.equal("W-" .. i .. "\n", H.read(dir .. "/workspace/W-" .. i .. ".line")) end
+  end)
+end)
