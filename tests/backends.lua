@@ -75,6 +75,18 @@ function M.env(t)
   return t
 end
 
+--- project(dir) -> dir: on PostgreSQL, the project in DIR (its orket.lua written) names a
+--- fresh database of its own, so every command run in it uses that; on SQLite, unchanged
+function M.project(dir)
+  if M.name() == "pg" then
+    local path = dir .. "/orket.lua"
+    local f = assert(io.open(path, "a"))
+    f:write(string.format("\nstore = { url = %q }\n", M.fresh_url()))
+    f:close()
+  end
+  return dir
+end
+
 --- cleanup(): drops the databases the tests of this process made so far (H.cleanup calls
 --- it after each test); the template stays for the next test
 function M.cleanup()

@@ -45,6 +45,7 @@ team = {
   { "id": "CLEAN-2", "summary": "Write new.txt", "seat": "senior_developer" } ] }
 ]])
   H.write(dir .. "/workspace/old.txt", "old\n")
+  require("tests.backends").project(dir)
   local r = H.orket("import", { cwd = dir })
   if r.status ~= 0 then error("orket import failed: " .. tostring(r.stderr), 2) end
   return dir

@@ -119,10 +119,7 @@ function M.example(name, opts)
   if opts.append then M.write(dir .. "/orket.lua", M.read(dir .. "/orket.lua") .. opts.append) end
   -- on PostgreSQL (tests.backends), the project names a fresh database of its own: every
   -- command run in it then uses that
-  if require("tests.backends").name() == "pg" then
-    M.write(dir .. "/orket.lua", (M.read(dir .. "/orket.lua") or "")
-      .. string.format("\nstore = { url = %q }\n", require("tests.backends").fresh_url()))
-  end
+  require("tests.backends").project(dir)
   if opts.import ~= false then assert(M.orket("import", { cwd = dir }).status == 0, "orket import failed in " .. dir) end
   return dir
 end

@@ -34,6 +34,7 @@ team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles =
   { "id": "C-1", "summary": "Do it", "seat": "senior_developer" },
   { "id": "C-2", "summary": "Drop it", "seat": "senior_developer" } ] }
 ]])
+  require("tests.backends").project(dir)
   assert.equal(0, H.orket("import", { cwd = dir }).status)
   return dir
 end

@@ -35,6 +35,7 @@ team = {
 { "id": "ASK", "name": "Pick a database", "issues": [
   { "id": "ASK-1", "summary": "Write the chosen database to db.txt", "seat": "senior_developer" } ] }
 ]])
+  require("tests.backends").project(dir)
   assert.equal(0, H.orket("import", { cwd = dir }).status)
   return dir
 end

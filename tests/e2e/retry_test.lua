@@ -40,6 +40,7 @@ local function project()
   H.write(dir .. "/epics/r.json", [[
 { "id": "R", "name": "Retry", "issues": [ { "id": "R-1", "summary": "Do it", "seat": "senior_developer" } ] }
 ]])
+  require("tests.backends").project(dir)
   assert.equal(0, H.orket("import", { cwd = dir }).status)
   return dir
 end
@@ -84,7 +85,8 @@ describe("orket retry", function()
     -- work turn is over budget
     local dir = project()
     H.write(dir .. "/script.lua", script("idle"))
-    H.write(dir .. "/orket.lua", ORKET_LUA .. "budgets = { backoff_ms = 1, turns_per_card = 1 }\n")
+    -- appended: the project keeps its store (on PostgreSQL, the line naming its database)
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "budgets = { backoff_ms = 1, turns_per_card = 1 }\n")
     local r = H.orket("run R", { cwd = dir })
     assert.equal(1, r.status, r.stderr)
     local c = card(dir, "R-1")

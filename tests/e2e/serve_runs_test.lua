@@ -75,6 +75,7 @@ team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles =
 { "id": "%s", "name": "Epic %s", "issues": [ { "id": "%s-1", "summary": "Write %s-1.txt", "seat": "senior_developer" } ] }
 ]], e, e, e, e))
   end
+  require("tests.backends").project(dir)
   assert.equal(0, H.orket("import", { cwd = dir }).status)
   return dir
 end
@@ -125,7 +126,8 @@ describe("orket serve runs", function()
     local events = follow(s, "/v1/runs/" .. id .. "/events?after=0", viewer)
     wait_for(function() return events.text():find("event: run_end", 1, true) end, "the run's end on its stream", 3000)
     events.close()
-    assert.matches('"status":"done"', events.text():match("event: run_end\ndata: ([^\n]+)"))
+    -- decoded: the stored JSON is spliced in as it is kept (PostgreSQL's jsonb spaces it)
+    assert.equal("done", cjson.decode(events.text():match("event: run_end\ndata: ([^\n]+)")).data.status)
     assert.matches("event: turn_begin", events.text())
     for run_id in events.text():gmatch('"run":(%w+)') do assert.equal(tostring(id), run_id) end
     st, run = call(s, "GET", "/v1/runs/" .. id, viewer)

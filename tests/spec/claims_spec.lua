@@ -12,7 +12,7 @@ local function project()
   os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
   local db, b = F.fixture(dir .. "/.orket/orket.db", { { id = "E-1", summary = "one" }, { id = "E-2", summary = "two" } })
   assert(db:tx(function()
-    db:run("INSERT INTO cards (id, type, name, priority, created_at, updated_at) VALUES ('F', 'epic', 'F', 2, 'x', 'x')")
+    require("orket.store.imports").insert_card(db, { id = "F", type = "epic", name = "F", priority = 2 })
     return true
   end))
   assert(b:create { parent = "F", id = "F-1", summary = "three", seat = "senior_developer" })

@@ -2,11 +2,10 @@
 -- SQL used to sit in the caller (decoded JSON, booleans, ids), that they join the caller's
 -- transaction, and that no module outside the store gains SQL again.
 local H = require "tests.helpers"
-local store = require "orket.store"
 local board_mod = require "orket.board"
 
 local function open()
-  local db = assert(store.open(H.tmpdir() .. "/orket.db"))
+  local db = require("tests.backends").open_store()
   local imports = require "orket.store.imports"
   imports.insert_card(db, { id = "E", type = "epic", name = "epic", priority = 2, seat = "developer" })
   imports.insert_card(db, { id = "E-1", type = "issue", parent = "E", name = "one", priority = 2, seat = "developer" })
