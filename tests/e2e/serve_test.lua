@@ -290,4 +290,67 @@ describe("orket serve", function()
       st.close()
     end
   end)
+
+  -- On PostgreSQL the hub waits on the events trigger's NOTIFY: with the fallback read set
+  -- to ten minutes, an event that reaches a stream at all was read because of a notification
+  -- (or a reconnect), and the counters in /metrics say which.
+  local pg_it = require("tests.backends").name() == "pg" and it or pending
+  pg_it("on PostgreSQL, carries events written by another server or process to every server's streams on NOTIFY, "
+    .. "and after its listener's connection is ended", function()
+    local dir = project()
+    local admin = key(dir, "admin", "admin")
+    -- (the test asks /metrics every 10 ms while it waits: no rate limit in the way)
+    local limits = { ORKET_SERVE_LIMITS = "listen_poll_ms=600000,heartbeat_ms=600000,"
+      .. "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000" }
+    local a = start(dir, { env = limits })
+    -- a second server on the same database, from a directory of its own (its own serve.* files)
+    local dir2 = H.tmpdir()
+    os.execute("cp -R " .. H.quote(dir .. "/.") .. " " .. H.quote(dir2) .. " && rm -f " .. H.quote(dir2) .. "/serve.*")
+    local b = start(dir2, { env = limits })
+    local function reads(s)
+      local st, text = get(s.url .. "/metrics", { headers = bearer(admin) })
+      assert.equal(200, st, text)
+      local out = {}
+      for why, n in text:gmatch('orket_sse_journal_reads_total{reason="(%w+)"} (%d+)') do out[why] = tonumber(n) end
+      assert.is_number(out.notify, text)
+      return out
+    end
+    -- each listener's first connection reads once (anything committed before it LISTENed)
+    wait_for(function() return reads(a).reconnect >= 1 and reads(b).reconnect >= 1 end, "the listeners")
+    local live = H.stream { url = a.url .. "/v1/events", headers = bearer(admin), total_timeout_ms = 60000 }
+    assert.equal(200, live.status)
+    orket.sleep(50)
+    local ra, rb = reads(a), reads(b)
+    assert.same({ timer = 0, fallback = 0 }, { timer = ra.timer, fallback = ra.fallback }) -- no 20 ms poll
+    -- a comment written through server B reaches A's stream; both servers read on its NOTIFY
+    local st, body = get(b.url .. "/v1/cards/API-2/comments", { method = "POST", headers = bearer(admin),
+      body = '{"body":"Written through B."}' })
+    assert.equal(200, st, body)
+    wait_for(function() return live.text():find("event: comment\n", 1, true) end, "B's comment on A's stream")
+    wait_for(function() return reads(a).notify > ra.notify and reads(b).notify > rb.notify end, "both servers' reads")
+    -- idle: nothing is read without a notification
+    ra = reads(a)
+    orket.sleep(300)
+    assert.same(ra, reads(a))
+    -- end both listeners' server processes; an event committed meanwhile (another process,
+    -- orket keys) still arrives: the listener connects again and the hub re-reads its cursor
+    local db = assert(require("orket.project").open_store(dir, false))
+    local killed = assert(db:rows("SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity "
+      .. "WHERE datname = current_database() AND query LIKE 'LISTEN%'"))
+    assert.equal(2, #killed)
+    db:close()
+    assert.equal(0, H.orket("keys create second --role viewer", { cwd = dir }).status)
+    wait_for(function() return live.text():find("event: key_create", 1, true) end, "the event after the kill")
+    wait_for(function() return reads(a).reconnect > ra.reconnect end, "A's listener again")
+    -- and later events arrive on its new connection's notifications
+    ra = reads(a)
+    assert.equal(0, H.orket("keys create third --role viewer", { cwd = dir }).status)
+    wait_for(function() return select(2, live.text():gsub("event: key_create", "")) == 2 end, "the next event")
+    assert.is_true(reads(a).notify > ra.notify)
+    assert.equal(0, reads(a).fallback)
+    assert.equal(0, b.stop())
+    assert.equal(0, a.stop())
+    wait_for(live.done, "the stream's end")
+    live.close()
+  end)
 end)

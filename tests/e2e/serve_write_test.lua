@@ -239,7 +239,7 @@ describe("orket serve writes", function()
     for _, family in ipairs { "orket_cards", "orket_runs", "orket_turns_total", "orket_model_calls_total",
       "orket_model_tokens_total", "orket_model_call_duration_seconds", "orket_tool_calls_total",
       "orket_gate_violations_total", "orket_approvals_waiting", "orket_http_requests_total",
-      "orket_http_request_duration_seconds", "orket_sse_clients" } do
+      "orket_http_request_duration_seconds", "orket_sse_clients", "orket_sse_journal_reads_total" } do
       assert.matches("\n" .. family .. "[_{ ]", "\n" .. metrics, nil, family)
     end
     assert.matches('orket_cards{type="issue",status="waiting_for_developer"} 3\n', metrics, 1, true)

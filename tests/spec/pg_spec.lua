@@ -479,6 +479,34 @@ print("left open")
       assert.same({ nil, "pg listener: closed", "ENOTCONN" }, { l:wait(10) })
       sender:close()
     end)
+
+    it("with wake_on_connect, returns as soon as it has (re)connected, before any notification", function()
+      local l = pglisten.new { url = server.url, channels = { "orket_wake" }, retry_ms = 20, wake_on_connect = true }
+      -- a wait that only a (re)connect can end within the test
+      local function woken()
+        local waiter = orket.spawn(function() return l:wait(600000) end)
+        local ok = pcall(H.wait_for, function() return waiter.state ~= "running" end, "the wake-up")
+        if not ok then l:close() end
+        return waiter:join()
+      end
+      local ok, notes, info = woken()
+      assert.is_true(ok)
+      assert.same({ {}, true }, { notes, info.reconnected })
+      local sender = connect()
+      assert(sender:query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"))
+      ok, notes, info = woken()
+      assert.is_true(ok)
+      assert.same({ {}, true }, { notes, info.reconnected })
+      -- connected: a notification ends the next wait, not reconnected
+      local waiter = orket.spawn(function() return l:wait(600000) end)
+      assert(sender:query("SELECT pg_notify('orket_wake', 'x')"))
+      local ok3, got, info3 = waiter:join()
+      assert.is_true(ok3)
+      assert.equal("x", got[1].payload)
+      assert.is_nil(info3.reconnected)
+      l:close()
+      sender:close()
+    end)
   end)
 
   describe("orket.store.pg_schema", function()

@@ -1,7 +1,8 @@
 -- orket.serve.events: the journal (the store's events table) as Server-Sent Events. One hub
--- polls the journal on a timer, so events written by any process (a run, `orket answer`)
--- reach every subscriber; a subscriber first replays what it missed (after an id), then
--- follows live. A client that falls behind is disconnected by the stream's bounded queue
+-- reads the journal when it may have grown (SQLite: on a timer; PostgreSQL: when the
+-- events trigger's NOTIFY arrives), so events written by any process (a run, a worker,
+-- `orket answer`, another `orket serve`) reach every subscriber; a subscriber first
+-- replays what it missed (after an id), then follows live. A client that falls behind is disconnected by the stream's bounded queue
 -- (orket.c.httpd); it reconnects with Last-Event-ID and loses nothing.
 local uv = require "luv"
 local jsonout = require "orket.jsonout"
@@ -36,7 +37,7 @@ end
 local Hub = {}
 Hub.__index = Hub
 
--- How often the journal is read. A commit reaches subscribers within one interval (at 250 ms
+-- How often the journal is read on SQLite. A commit reaches subscribers within one interval (at 250 ms
 -- that was most of the commit-to-receipt time). A poll that finds nothing is one seek on
 -- the events' primary key, about 8 us, so 50 a second cost well under 0.1% of a CPU. A
 -- cheaper wake-up does not pay: PRAGMA data_version costs about as much as that seek
@@ -44,26 +45,68 @@ Hub.__index = Hub
 -- the API), which would then need a second signal.
 M.POLL_MS = 20
 
---- new(db, {poll_ms=M.POLL_MS, heartbeat_ms=15000, on_error=fn(msg)}) -> hub (started)
+-- On PostgreSQL a poll is a round trip to the server, paid by every `orket serve` 50 times a
+-- second; the events trigger (pg_schema migration 4) sends NOTIFY orket_events when a
+-- transaction that wrote events commits, so the hub waits on that instead. The journal is
+-- still read every LISTEN_POLL_MS without one: a safety net for a wake-up the listener
+-- cannot see (its connection refused, or events written by something that bypassed the
+-- trigger), not the way events normally arrive.
+M.LISTEN_POLL_MS = 5000
+
+--- new(db, {poll_ms=M.POLL_MS, listen_poll_ms=M.LISTEN_POLL_MS, heartbeat_ms=15000,
+--- on_error=fn(msg)}) -> hub (started)
 function M.new(db, o)
   o = o or {}
-  local self = setmetatable({ db = db, subs = {}, last = M.latest(db), on_error = o.on_error or function() end }, Hub)
-  self.poll_timer, self.beat_timer = uv.new_timer(), uv.new_timer()
+  local self = setmetatable({ db = db, subs = {}, last = M.latest(db), on_error = o.on_error or function() end,
+    reads = { timer = 0, notify = 0, reconnect = 0, fallback = 0 } }, Hub)
+  self.beat_timer = uv.new_timer()
   local poll_ms, beat_ms = o.poll_ms or M.POLL_MS, o.heartbeat_ms or 15000
-  -- each poll in a task, one at a time: on PostgreSQL the read waits on the server, and a
-  -- timer's callback cannot wait (on SQLite the task ends before spawn returns)
+  self.beat_timer:start(beat_ms, beat_ms, function() self:broadcast(": heartbeat\n\n") end)
+  if db.backend == "pg" then
+    self:_listen(o.listen_poll_ms or M.LISTEN_POLL_MS)
+    return self
+  end
+  self.poll_timer = uv.new_timer()
+  -- each poll in a task, one at a time: a timer's callback cannot call the store (on SQLite
+  -- the task ends before spawn returns)
   local polling = false
   self.poll_timer:start(poll_ms, poll_ms, function()
     if polling then return end
     polling = true
     require("orket.task").spawn(function()
+      self.reads.timer = self.reads.timer + 1
       local ok, err = pcall(self.poll, self)
       polling = false
       if not ok then self.on_error(tostring(err)) end
     end)
   end)
-  self.beat_timer:start(beat_ms, beat_ms, function() self:broadcast(": heartbeat\n\n") end)
   return self
+end
+
+-- One listener per hub (per server process, whatever the number of subscribers), in a task
+-- of its own: each wake-up reads the journal from the hub's cursor. A (re)connect wakes it
+-- too (wake_on_connect): notifications sent while it was away are lost, the journal is not.
+function Hub:_listen(fallback_ms)
+  self.listener = require("orket.store.pglisten").new { url = self.db.url, channels = { "orket_events" },
+    wake_on_connect = true }
+  require("orket.task").spawn(function()
+    local failing = false
+    while not self.closed do
+      local notes, info = self.listener:wait(fallback_ms)
+      if not notes then return end -- closed
+      if info.error then
+        if not failing then self.on_error("event stream: cannot listen for journal events (reading every "
+          .. fallback_ms .. " ms): " .. tostring(info.error)) end
+        failing = true
+      else
+        failing = false
+      end
+      local why = info.reconnected and "reconnect" or #notes > 0 and "notify" or "fallback"
+      self.reads[why] = self.reads[why] + 1
+      local ok, err = pcall(self.poll, self)
+      if not ok then self.on_error(tostring(err)) end
+    end
+  end)
 end
 
 local function matches(sub, r)
@@ -129,6 +172,10 @@ end
 
 function Hub:forget(stream) self.subs[stream] = nil end
 
+--- hub:journal_reads() -> {timer=, notify=, reconnect=, fallback=}: why the journal was
+--- read, counted since the hub started (/metrics)
+function Hub:journal_reads() return self.reads end
+
 --- hub:count() -> subscribers
 function Hub:count()
   local n = 0
@@ -140,7 +187,8 @@ end
 function Hub:close()
   if self.closed then return end
   self.closed = true
-  self.poll_timer:close()
+  if self.poll_timer then self.poll_timer:close() end
+  if self.listener then self.listener:close() end -- ends the listening task
   self.beat_timer:close()
   for stream in pairs(self.subs) do stream:close() end
   self.subs = {}

@@ -19,7 +19,7 @@ local M = {}
 M.DEFAULTS = {
   max_header_bytes = 16384, max_body_bytes = 1048576, max_connections = 512, max_per_ip = 64,
   idle_timeout_s = 30, header_timeout_ms = 10000, body_timeout_ms = 30000,
-  max_stream_queue = 1048576, heartbeat_ms = 15000, poll_ms = 20,
+  max_stream_queue = 1048576, heartbeat_ms = 15000, poll_ms = 20, listen_poll_ms = 5000,
   addr_rate = 50, addr_burst = 100, key_rate = 50, key_burst = 100,
   auth_fail_rate = 0.2, auth_fail_burst = 10, drain_ms = 3000,
 }
@@ -107,7 +107,7 @@ function M.new(o)
   self.by_addr = ratelimit.new { rate = l.addr_rate, burst = l.addr_burst }
   self.by_key = ratelimit.new { rate = l.key_rate, burst = l.key_burst }
   self.auth_fails = ratelimit.new { rate = l.auth_fail_rate, burst = l.auth_fail_burst }
-  self.hub = routes.events.new(o.db, { poll_ms = l.poll_ms, heartbeat_ms = l.heartbeat_ms,
+  self.hub = routes.events.new(o.db, { poll_ms = l.poll_ms, listen_poll_ms = l.listen_poll_ms, heartbeat_ms = l.heartbeat_ms,
     on_error = function(msg) self:_log { event = "error", message = msg } end })
   return self
 end

@@ -96,10 +96,10 @@ end
 local CARD_STATUSES = { "ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing",
   "code_review", "done", "canceled", "archived" }
 
---- render(db, counters, sse_clients[, shown]) -> text; shown: {[stored status] = {[state
+--- render(db, counters, sse_clients[, shown[, reads]]) -> text; shown: {[stored status] = {[state
 --- now] = n}} for runs whose state now differs from the stored one (orket.serve.runs:
---- live, or killed), counted by the state now
-function M.render(db, counters, sse_clients, shown)
+--- live, or killed), counted by the state now; reads: hub:journal_reads()
+function M.render(db, counters, sse_clients, shown, reads)
   local b = builder()
   local lim = M.MAX_SERIES
 
@@ -192,12 +192,19 @@ function M.render(db, counters, sse_clients, shown)
 
   b.family("orket_sse_clients", "gauge", "Clients following an event stream.")
   b.sample("orket_sse_clients", nil, sse_clients)
+  if reads then
+    b.family("orket_sse_journal_reads_total", "counter",
+      "Journal reads for the event stream, by what caused them (timer; on PostgreSQL notify, reconnect, fallback).")
+    for _, why in ipairs { "timer", "notify", "reconnect", "fallback" } do
+      b.sample("orket_sse_journal_reads_total", { "reason", why }, reads[why] or 0)
+    end
+  end
   return b.text()
 end
 
 local function handler(req, ctx)
   local shown = require("orket.serve.runs").shown_states(ctx.db, ctx.dir)
-  local text = ctx.db:read(M.render, ctx.db, ctx.metrics, ctx.hub:count(), shown)
+  local text = ctx.db:read(M.render, ctx.db, ctx.metrics, ctx.hub:count(), shown, ctx.hub:journal_reads())
   ctx.status = 200
   req:respond(200, { "Content-Type: text/plain; version=0.0.4; charset=utf-8", "Cache-Control: no-store" },
     req.method == "HEAD" and "" or text)

@@ -10,9 +10,12 @@ local M = {}
 local Listener = {}
 Listener.__index = Listener
 
---- new{url=, channels={...}, connect_timeout_ms = 10000, retry_ms = 1000} -> listener
+--- new{url=, channels={...}, connect_timeout_ms = 10000, retry_ms = 1000,
+---   wake_on_connect = false} -> listener
 --- Channel names are identifiers ([A-Za-z_][A-Za-z0-9_]*): LISTEN takes no parameter, so
---- nothing else is ever put into its SQL. Connects on the first wait().
+--- nothing else is ever put into its SQL. Connects on the first wait(). wake_on_connect:
+--- wait() returns at once (no notes, info.reconnected) after each (re)connect, so a caller
+--- that re-reads its cursor then does so before it waits, not at the next notification.
 function M.new(o)
   if type(o) ~= "table" or type(o.url) ~= "string" then
     error("bad argument #1 to 'new' (a table with url = \"postgresql://...\" expected)", 2)
@@ -27,7 +30,7 @@ function M.new(o)
   end
   return setmetatable({ url = o.url, channels = { table.unpack(o.channels) },
     connect_timeout_ms = o.connect_timeout_ms or 10000, retry_ms = o.retry_ms or 1000,
-    conn = nil, fresh = false, closed = false }, Listener)
+    wake_on_connect = o.wake_on_connect and true or false, conn = nil, fresh = false, closed = false }, Listener)
 end
 
 -- Connects and LISTENs; true | nil, message.
@@ -40,6 +43,10 @@ function Listener:connect()
       c:close()
       return nil, lerr
     end
+  end
+  if self.closed then -- closed while it connected: keep no connection
+    c:close()
+    return nil, "pg listener: closed"
   end
   self.conn, self.fresh = c, true
   return true
@@ -60,10 +67,15 @@ function Listener:wait(timeout_ms)
       self.conn = nil
       local ok, err = self:connect()
       if not ok then
+        if self.closed then break end
         last_error = err
         if left and left <= 0 then return {}, { error = last_error } end
         orket.sleep(left and math.min(left, self.retry_ms) or self.retry_ms)
         goto continue
+      end
+      if self.wake_on_connect then
+        self.fresh = false
+        return {}, { reconnected = true }
       end
       left = deadline and math.max(0, math.ceil(deadline - rt.now())) or nil
     end
