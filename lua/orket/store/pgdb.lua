@@ -13,6 +13,7 @@
 local pgpool = require "orket.store.pgpool"
 local pg_schema = require "orket.store.pg_schema"
 local pgjournal = require "orket.store.pgjournal"
+local records = require "orket.store.records"
 local json = require "cjson.safe"
 
 local M = {}
@@ -52,6 +53,8 @@ function Conn:now()
   local r = assert(self.db:row("SELECT " .. M.iso("now()", "now")))
   return r.now
 end
+--- conn:run(sql, ...) -> as db:run (the records write through the connection on both stores)
+function Conn:run(sql, ...) return self.db:run(sql, ...) end
 function Conn:depth()
   local t = self.db.open[coroutine.running()]
   return t and t.depth + 1 or 0
@@ -234,13 +237,7 @@ DB.__close = DB.close
 
 -- ---- the journal and the records -----------------------------------------------------
 
-local function encode(v, what)
-  if v == nil then return "{}" end
-  local s, err = json.encode(v)
-  if not s then error(string.format("store: %s is not JSON data: %s", what, err), 3) end
-  return s
-end
-M.encode = encode
+M.encode = records.encode
 
 -- the statement interface pgjournal wants, bound to this task's transaction
 local Q = {}
@@ -274,143 +271,23 @@ function DB:events(q)
   return rows
 end
 
-local function need(t, fname, k, ty, optional)
-  local v = t[k]
-  if v == nil and optional then return nil end
-  if type(v) ~= ty then
-    error(string.format("bad argument #1 to '%s' (field '%s' must be a %s)", fname, k, ty), 3)
-  end
-  return v
-end
-
--- One record and its event, all or nothing (as the SQLite store's _record): alone in a
--- transaction of its own; inside the caller's without a savepoint, a failing row returns
--- nil, msg, CODE and a failing event raises.
-function DB:_record(insert, event, ...)
-  if not self:in_tx() then
-    local args = table.pack(...)
-    local id, err, code = self:tx(function()
-      local rid, rerr, rcode = self:_record(insert, event, table.unpack(args, 1, args.n))
-      if not rid then return nil, rerr, rcode end
-      return rid
-    end)
-    if not id then return nil, err, code end
-    return id
-  end
-  local n, rid, code = self:run(insert, ...)
-  if not n then return nil, rid, code end
-  event.data = event.data or {}
-  event.data.id = rid
-  if event.run == "self" then event.run = rid end
-  local ok, eerr = pcall(self.event, self, event)
-  if not ok then error(string.format("store: the event of a record could not be written (%s); "
-    .. "the enclosing transaction must roll back", tostring(eerr)), 0) end
-  return rid
-end
-
-function DB:record_run(r)
-  need(r, "record_run", "target", "string")
-  need(r, "record_run", "kind", "string")
-  return self:_record("INSERT INTO runs (target, kind, started_at, data) VALUES ($1, $2, now(), $3::jsonb) RETURNING id",
-    { kind = "run_start", run = "self", data = { target = r.target, kind = r.kind } },
-    r.target, r.kind, encode(r.data, "run data"))
-end
-
-function DB:finish_run(id, status)
-  if math.type(id) ~= "integer" then error("bad argument #1 to 'finish_run' (integer expected)", 2) end
-  if type(status) ~= "string" then error("bad argument #2 to 'finish_run' (string expected)", 2) end
-  return self:tx(function()
-    local n = assert(self:run("UPDATE runs SET status = $1, ended_at = now() WHERE id = $2", status, id))
-    if n == 0 then return nil, "store: no run " .. id, "ENOENT" end
-    self:event { kind = "run_end", run = id, data = { status = status } }
-    return true
-  end)
-end
-
-function DB:record_turn(t)
-  need(t, "record_turn", "run", "number")
-  need(t, "record_turn", "seat", "string")
-  need(t, "record_turn", "turn", "number")
-  need(t, "record_turn", "card", "string", true)
-  return self:_record([[INSERT INTO turns (run_id, card_id, seat, role, turn, model, request,
+-- the record_* API (orket.store.records) on PostgreSQL's statements
+records.install(DB, {
+  run = "INSERT INTO runs (target, kind, started_at, data) VALUES ($1, $2, now(), $3::jsonb) RETURNING id",
+  finish_run = "UPDATE runs SET status = $1, ended_at = now() WHERE id = $2",
+  turn = [[INSERT INTO turns (run_id, card_id, seat, role, turn, model, request,
       response, prompt_tokens, completion_tokens, created_at, data)
       VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, now(), $11::jsonb) RETURNING id]],
-    { kind = "turn", run = t.run, card = t.card, actor = t.seat, data = { role = t.role, turn = t.turn, model = t.model } },
-    t.run, t.card, t.seat, t.role, t.turn, t.model,
-    t.request ~= nil and encode(t.request, "request") or nil,
-    t.response ~= nil and encode(t.response, "response") or nil,
-    t.prompt_tokens, t.completion_tokens, encode(t.data, "turn data"))
-end
-
-local INSERT_TOOL_CALL = [[INSERT INTO tool_calls (turn_id, call_id, tool, arguments, result, ok,
-    error_code, gate_code, created_at) VALUES ($1, $2, $3, $4::json, $5::json, $6, $7, $8, now()) RETURNING id]]
-
-local function insert_tool_call(db, c, kind, data, result, ok, error_code)
-  data.turn, data.tool, data.gate = c.turn, c.tool, c.gate_code
-  return db:_record(INSERT_TOOL_CALL, { kind = kind, run = c.run, card = c.card, actor = c.seat, data = data },
-    c.turn, c.call_id, c.tool, encode(c.arguments, "arguments"), result, ok, error_code, c.gate_code)
-end
-
-function DB:record_tool_call(c)
-  need(c, "record_tool_call", "turn", "number")
-  need(c, "record_tool_call", "tool", "string")
-  need(c, "record_tool_call", "gate_code", "string", true)
-  local ok = c.ok
-  if ok ~= nil then ok = ok and true or false end
-  return insert_tool_call(self, c, "tool_call", { ok = c.ok, error_code = c.error_code },
-    c.result ~= nil and encode(c.result, "result") or nil, ok, c.error_code)
-end
-
-function DB:start_tool_call(c)
-  need(c, "start_tool_call", "turn", "number")
-  need(c, "start_tool_call", "tool", "string")
-  need(c, "start_tool_call", "gate_code", "string", true)
-  return insert_tool_call(self, c, "tool_call_started", {}, nil, nil, nil)
-end
-
-function DB:finish_tool_call(id, c)
-  if math.type(id) ~= "integer" then error("bad argument #1 to 'finish_tool_call' (integer expected)", 2) end
-  need(c, "finish_tool_call", "tool", "string")
-  local ok = c.ok
-  if ok ~= nil then ok = ok and true or false end
-  return self:tx(function()
-    local n, err, code = self:run([[UPDATE tool_calls SET result = $1::json, ok = $2, error_code = $3
-      WHERE id = $4 AND result IS NULL]], c.result ~= nil and encode(c.result, "result") or "null",
-      ok, c.error_code, id)
-    if not n then return nil, err, code end
-    if n == 0 then return nil, "store: no started tool call " .. id .. " without a result", "ENOENT" end
-    self:event { kind = "tool_call", run = c.run, card = c.card, actor = c.seat,
-      data = { id = id, turn = c.turn, tool = c.tool, ok = c.ok, error_code = c.error_code } }
-    return true
-  end)
-end
-
-function DB:record_gate_decision(d)
-  need(d, "record_gate_decision", "verdict", "string")
-  return self:_record([[INSERT INTO gate_decisions (turn_id, tool_call_id, tool, verdict, code,
+  tool_call = [[INSERT INTO tool_calls (turn_id, call_id, tool, arguments, result, ok,
+    error_code, gate_code, created_at) VALUES ($1, $2, $3, $4::json, $5::json, $6, $7, $8, now()) RETURNING id]],
+  finish_tool_call = [[UPDATE tool_calls SET result = $1::json, ok = $2, error_code = $3
+      WHERE id = $4 AND result IS NULL]],
+  gate_decision = [[INSERT INTO gate_decisions (turn_id, tool_call_id, tool, verdict, code,
       reason, remedy, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now()) RETURNING id]],
-    { kind = "gate_decision", run = d.run, card = d.card, actor = d.seat,
-      data = { tool = d.tool, verdict = d.verdict, code = d.code } },
-    d.turn, d.tool_call, d.tool, d.verdict, d.code, d.reason, d.remedy)
-end
-
-function DB:record_violation(v)
-  need(v, "record_violation", "rule", "string")
-  return self:_record([[INSERT INTO violations (turn_id, card_id, seat, rule, attempt, detail, remedy, created_at)
+  violation = [[INSERT INTO violations (turn_id, card_id, seat, rule, attempt, detail, remedy, created_at)
       VALUES ($1, $2, $3, $4, $5, $6, $7, now()) RETURNING id]],
-    { kind = "violation", run = v.run, card = v.card, actor = v.seat,
-      data = { rule = v.rule, attempt = v.attempt, detail = v.detail, remedy = v.remedy } },
-    v.turn, v.card, v.seat, v.rule, v.attempt, v.detail, v.remedy)
-end
-
-function DB:violations(card)
-  local out = {}
-  for _, r in ipairs(assert(self:rows("SELECT id, turn_id, seat, rule, attempt, detail, remedy, "
-      .. M.iso("created_at") .. " FROM violations WHERE card_id = $1 ORDER BY id", card))) do
-    out[#out + 1] = { id = r.id, turn = r.turn_id, seat = r.seat, rule = r.rule, attempt = r.attempt,
-      detail = r.detail, remedy = r.remedy, created_at = r.created_at }
-  end
-  return out
-end
+  violations = "SELECT id, turn_id, seat, rule, attempt, detail, remedy, " .. M.iso("created_at")
+    .. " FROM violations WHERE card_id = $1 ORDER BY id",
+}, function(v) if v == nil then return nil end return v and true or false end)
 
 return M
