@@ -77,12 +77,6 @@ local function status_kb(field)
   return tonumber(s:match(field .. ":%s+(%d+) kB"))
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
 local fake = not FLOOR_DIR and require("tests.fake_server").start()
 
 -- What the resident set holds at the end of a run (it has not shrunk from its peak: freed
@@ -108,27 +102,9 @@ local function memory_parts()
   return { anon = anon, lua = collectgarbage("count"), tls = tls }
 end
 
--- A project whose seats each use a model that answers with one update_issue_status call.
+-- The benchmark's epic (bench/project.lua), imported.
 local function project(n)
-  local dir = io.popen("mktemp -d /tmp/orket-bench.XXXXXX"):read("l")
-  uv.fs_mkdir(dir .. "/epics", 493)
-  local issues = {}
-  for i = 1, n do
-    issues[i] = { id = "B-" .. i, summary = "Issue " .. i, description = "Benchmark issue number " .. i .. ".",
-      seat = "senior_developer", depends_on = (i % 10 == 0) and { "B-" .. (i - 1) } or nil }
-  end
-  write(dir .. "/epics/bench.json", cjson.encode { id = "B", name = "Bench", issues = issues })
-  write(dir .. "/orket.lua", string.format([[
-name = "bench"
-models = { default = "fake:chunks=1",
-  providers = { fake = { kind = "openai", base_url = %q, max_concurrency = 64, retry = { max_attempts = 1 } } } }
-team = {
-  senior_developer = { roles = { "coder" }, model = "fake:tool=update_issue_status,arg_status=code_review" },
-  integrity_guard = { roles = { "integrity_guard" }, model = "fake:tool=update_issue_status,arg_status=done" },
-}
-budgets = { turns_per_card = 4 }
-limits = { calls_run = %d }  -- two tool calls per issue; the default allows 1,000 a run
-]], fake.url .. "/v1", 4 * n))
+  local dir = require("bench.project").make(n, fake.url .. "/v1", { description = true })
   local store = require "orket.store"
   local db = assert(store.open(dir .. "/.orket/orket.db"))
   assert(require("orket.import").import(db, dir))

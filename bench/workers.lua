@@ -13,7 +13,6 @@
 -- Without PostgreSQL 15 installed only the SQLite figures are printed.
 package.path = package.orket_home .. "/?.lua;" .. package.path
 local uv = require "luv"
-local cjson = require "cjson"
 local stats = require "bench.stats"
 
 local N = tonumber(arg and arg[1]) or 200
@@ -21,34 +20,11 @@ local ROUNDS = tonumber(arg and arg[2]) or 3
 local BIN = os.getenv("ORKET_BIN") or (package.orket_home .. "/build/orket")
 local q = require("tests.helpers").quote
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
 local fake = require("tests.fake_server").start()
 
 local function project(n, url)
-  local dir = io.popen("mktemp -d /tmp/orket-bench.XXXXXX"):read("l")
-  uv.fs_mkdir(dir .. "/epics", 493)
-  local issues = {}
-  for i = 1, n do
-    issues[i] = { id = "B-" .. i, summary = "Issue " .. i, seat = "senior_developer",
-      depends_on = (i % 10 == 0) and { "B-" .. (i - 1) } or nil }
-  end
-  write(dir .. "/epics/bench.json", cjson.encode { id = "B", name = "Bench", issues = issues })
-  write(dir .. "/orket.lua", string.format([[
-name = "bench"
-models = { default = "fake:chunks=1",
-  providers = { fake = { kind = "openai", base_url = %q, max_concurrency = 64, retry = { max_attempts = 1 } } } }
-team = {
-  senior_developer = { roles = { "coder" }, model = "fake:chunks=1,nolog,first_byte_ms=20,tool=update_issue_status,arg_status=code_review" },
-  integrity_guard = { roles = { "integrity_guard" }, model = "fake:chunks=1,nolog,first_byte_ms=20,tool=update_issue_status,arg_status=done" },
-}
-budgets = { turns_per_card = 4 }
-limits = { calls_run = %d }
-%s]], fake.url .. "/v1", 4 * n, url and string.format("store = { url = %q }\n", url) or ""))
+  local dir = require("bench.project").make(n, fake.url .. "/v1", { model = "chunks=1,nolog,first_byte_ms=20,",
+    extra = url and string.format("store = { url = %q }\n", url) })
   assert(os.execute(string.format("cd %s && %s import >/dev/null", q(dir), q(BIN))))
   return dir
 end
