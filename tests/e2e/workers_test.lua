@@ -140,16 +140,28 @@ describe("orket worker", function()
     local pids = {}
     for k = 1, 3 do pids[k] = start_worker(shared, k, true) end
     math.randomseed(os.time())
+    -- Kill points follow the shared run's progress (its appended lines), not the clock, so
+    -- every kill lands mid-run however fast or slow the machine is: the k-th kill once about
+    -- k/(KILLS+1) of the epic is worked, give or take a few cards.
+    local function worked()
+      local p = io.popen("ls -1 " .. H.quote(shared .. "/workspace") .. " 2>/dev/null")
+      local n = 0
+      for name in p:lines() do if name:match("%.line$") then n = n + 1 end end
+      p:close()
+      return n
+    end
+    local marks = {}
+    for k = 1, KILLS do marks[k] = math.floor(N * k / (KILLS + 1)) + math.random(-3, 3) end
     local kills, waited = 0, 0
     local deadline = 600000
     while waited < deadline do
-      local wait = math.random(300, 2000)
+      local wait = math.random(20, 80)
       orket.sleep(wait)
       waited = waited + wait
       local any = false
       for k = 1, 3 do any = any or alive(pids[k]) end
       if not any then break end
-      if kills < KILLS then
+      if kills < KILLS and worked() >= marks[kills + 1] then
         local k = math.random(1, 3)
         if alive(pids[k]) then
           os.execute("kill -9 " .. pids[k])
