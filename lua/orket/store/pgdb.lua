@@ -43,15 +43,30 @@ local function outside_task()
   return not coroutine.isyieldable()
 end
 
--- db.conn for modules that ask the connection directly (the board: now()). It has no
--- cards_stamp: another process's commit cannot be seen without a round trip, so the
--- board keeps no card cache on PostgreSQL.
+-- db.conn for modules that ask the connection directly (the board: now(), cards_stamp).
+-- Another process's commit cannot be seen without a round trip, so the card stamp lasts
+-- one transaction: inside a write transaction no other writer can change cards (the
+-- journal's lock is held from BEGIN) and a read transaction sees one snapshot, so the
+-- board may keep the cards it read until the transaction ends, this task writes to cards
+-- (any statement other than a SELECT that names the table) or a savepoint rolls back.
+-- Outside a transaction nothing is cached.
 local Conn = {}
 Conn.__index = Conn
---- conn:now() -> the transaction's time as stored (outside one: the clock's)
+--- conn:now() -> the transaction's time as stored (outside one: the clock's); PostgreSQL's
+--- now() is the transaction's start, so it is read once per transaction
 function Conn:now()
+  local t = self.db.open[coroutine.running()]
+  if t and t.now then return t.now end
   local r = assert(self.db:row("SELECT " .. M.iso("now()", "now")))
+  if t then t.now = r.now end
   return r.now
+end
+--- conn:cards_stamp() -> generation, version | nil: the task's open transaction and its
+--- count of writes to cards (board's cache: what it read holds while both stay the same)
+function Conn:cards_stamp()
+  local t = self.db.open[coroutine.running()]
+  if not t then return nil end
+  return t, t.cards
 end
 --- conn:run(sql, ...) -> as db:run (the records write through the connection on both stores)
 function Conn:run(sql, ...) return self.db:run(sql, ...) end
@@ -85,7 +100,10 @@ end
 --- open transaction when it has one, else on any free connection
 function DB:query(sql, ...)
   local t = self.open[coroutine.running()]
-  if t then return t.conn:query(sql, ...) end
+  if t then
+    if sql:find("cards", 1, true) and not sql:find("^%s*SELECT") then t.cards = t.cards + 1 end
+    return t.conn:query(sql, ...)
+  end
   if outside_task() then return in_task(self.query, self, sql, ...) end
   return self.pool:query(sql, ...)
 end
@@ -116,7 +134,10 @@ end
 --- db:exec(script) -> true | nil, msg, CODE (statements without parameters)
 function DB:exec(script)
   local t = self.open[coroutine.running()]
-  if t then return t.conn:exec(script) end
+  if t then
+    if script:find("cards", 1, true) then t.cards = t.cards + 1 end
+    return t.conn:exec(script)
+  end
   if outside_task() then return in_task(self.exec, self, script) end
   local lease <close>, err, code = self.pool:acquire()
   if not lease then return nil, err, code end
@@ -171,10 +192,12 @@ local function nested(t, fn, ...)
     if done then return outcome(r) end
     -- a statement failed inside and fn went on: the savepoint cannot be released
     c:query("ROLLBACK TO SAVEPOINT " .. name)
+    t.cards = t.cards + 1
     return nil, "store: the savepoint was rolled back: a statement in it failed (" .. tostring(rerr) .. ")", "ETX"
   end
   c:query("ROLLBACK TO SAVEPOINT " .. name)
   c:query("RELEASE SAVEPOINT " .. name)
+  t.cards = t.cards + 1 -- what the board read or wrote inside may be undone
   return outcome(r)
 end
 
@@ -195,7 +218,7 @@ function DB:_tx(begin, fn, ...)
     if c:query("ROLLBACK") then lease.in_tx = false end
     return nil, berr, bcode, bstate
   end
-  local t = { conn = c, depth = 0, write = begin == BEGIN_WRITE }
+  local t = { conn = c, depth = 0, write = begin == BEGIN_WRITE, cards = 0 }
   self.open[co] = t
   local mark <close> = setmetatable({}, { __close = function() self.open[co] = nil end })
   local r = table.pack(pcall(fn, ...))
