@@ -30,7 +30,27 @@ struct pg_conn {
   int notes_waiting, notes_timed_out;
   pg_event_fn fn;
   void *ud;
+  /* statements prepared on this connection (see pg_send) */
+  struct pg_stmt *stmts;
+  int nstmts, capstmts;
+  unsigned next_stmt;     /* names are "orket_<n>" */
+  int preparing;          /* 1 + the index of the statement being prepared, 0 when none */
+  int prep_failed;
+  int dn;                 /* the execution that waits for that PREPARE: its parameters */
+  char **dvalues;
 };
+
+/* A statement is prepared the first time it is sent on a connection (one more round trip,
+ * once) and executed by name after: the server parses it once and, after a few
+ * executions, plans it once. The key is the text and the parameter types (a NULL or a
+ * string leaves a type to the server, so the same text can need two statements). */
+typedef struct pg_stmt {
+  uint64_t hash;
+  char *key;
+  size_t keylen;
+  unsigned id;
+  int ready;
+} pg_stmt;
 
 /* ---- masking the password ------------------------------------------------------------- */
 
@@ -217,6 +237,7 @@ static void pg_unwatch(pg_conn *c) {
 static void pg_on_io(uv_poll_t *h, int status, int events);
 static void pg_ref(pg_conn *c);
 static void pg_on_notes_timeout(uv_timer_t *t);
+static int pg_prepared(pg_conn *c);
 
 /* A new uv_poll on the current PQsocket. While connecting this is made anew at each step:
  * libpq may close the socket and open another (next host or address, SSL retry), perhaps
@@ -404,9 +425,11 @@ static void pg_collect_results(pg_conn *c) {
   while (c->state == PG_BUSY && !PQisBusy(c->pq)) {
     PGresult *r = PQgetResult(c->pq);
     if (r == NULL) {
+      if (c->preparing && pg_prepared(c)) continue;
       pg_query_done(c);
       return;
     }
+    if (c->preparing && pg_is_error(r)) c->prep_failed = 1;
     if (pg_keep(c, r) != 0) {
       pg_lost(c, "COPY is not supported on this connection");
       return;
@@ -597,6 +620,9 @@ void pg_close(pg_conn *c) {
   if (c->pq) PQfinish(c->pq);
   pg_notes_clear(c);
   free(c->notes);
+  for (int i = 0; i < c->nstmts; i++) free(c->stmts[i].key);
+  free(c->stmts);
+  free(c->dvalues);
   free(c);
 }
 
@@ -620,7 +646,171 @@ pg_state pg_probe(pg_conn *c) {
 
 int pg_backend_pid(const pg_conn *c) { return c->state == PG_BROKEN ? 0 : PQbackendPID(c->pq); }
 
-/* script: PQsendQuery (several statements, no parameters), else PQsendQueryParams. */
+/* ---- prepared statements -------------------------------------------------------------- */
+
+static uint64_t pg_hash(const char *p, size_t n) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)p[i];
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+/* The key: the text, a NUL, the parameter types' bytes. NULL when too long to keep. */
+static char *pg_stmt_key(const char *sql, int n, const Oid *types, size_t *len) {
+  size_t sl = strlen(sql);
+  size_t tl = (size_t)n * sizeof(Oid);
+  if (sl + 1 + tl > PG_MAX_STMT_KEY) return NULL;
+  char *k = malloc(sl + 1 + tl);
+  if (k == NULL) return NULL;
+  memcpy(k, sql, sl + 1);
+  if (tl) memcpy(k + sl + 1, types, tl);
+  *len = sl + 1 + tl;
+  return k;
+}
+
+static int pg_stmt_find(const pg_conn *c, const char *key, size_t len, uint64_t h) {
+  for (int i = 0; i < c->nstmts; i++) {
+    const pg_stmt *st = &c->stmts[i];
+    if (st->hash == h && st->keylen == len && memcmp(st->key, key, len) == 0) return i;
+  }
+  return -1;
+}
+
+static void pg_stmt_forget(pg_conn *c, int i) {
+  free(c->stmts[i].key);
+  c->stmts[i] = c->stmts[--c->nstmts];
+}
+
+static void pg_stmt_name(unsigned id, char *buf, size_t len) { snprintf(buf, len, "orket_%u", id); }
+
+static void pg_free_deferred(pg_conn *c) {
+  free(c->dvalues);
+  c->dvalues = NULL;
+  c->dn = 0;
+}
+
+/* Keeps a copy of the parameters for the execution that follows the PREPARE (the
+ * caller's strings need not outlive pg_send). One block: pointers, then the texts. */
+static int pg_defer(pg_conn *c, int n, const char *const *values) {
+  size_t total = (size_t)n * sizeof(char *);
+  for (int i = 0; i < n; i++)
+    if (values[i]) total += strlen(values[i]) + 1;
+  char **v = malloc(total ? total : 1);
+  if (v == NULL) return -1;
+  char *text = (char *)(v + n);
+  for (int i = 0; i < n; i++) {
+    if (values[i] == NULL) {
+      v[i] = NULL;
+      continue;
+    }
+    size_t l = strlen(values[i]) + 1;
+    memcpy(text, values[i], l);
+    v[i] = text;
+    text += l;
+  }
+  c->dvalues = v;
+  c->dn = n;
+  return 0;
+}
+
+/* Sends a statement: by name when this connection has prepared it; else PREPARE first
+ * (its execution follows in pg_prepared) while there is room; else unnamed. Returns
+ * libpq's send result. */
+static int pg_send_stmt(pg_conn *c, const char *sql, int n, const Oid *types, const char *const *values) {
+  size_t len = 0;
+  char *key = pg_stmt_key(sql, n, types, &len);
+  if (key == NULL) return PQsendQueryParams(c->pq, sql, n, types, values, NULL, NULL, 0);
+  uint64_t h = pg_hash(key, len);
+  int i = pg_stmt_find(c, key, len, h);
+  char name[32];
+  if (i >= 0 && !c->stmts[i].ready) i = -1 - i; /* never: only a lost connection leaves one */
+  if (i < -1) {
+    free(key);
+    return PQsendQueryParams(c->pq, sql, n, types, values, NULL, NULL, 0);
+  }
+  if (i >= 0) {
+    free(key);
+    pg_stmt_name(c->stmts[i].id, name, sizeof name);
+    return PQsendQueryPrepared(c->pq, name, n, values, NULL, NULL, 0);
+  }
+  if (c->nstmts >= PG_MAX_STMTS) {
+    free(key);
+    return PQsendQueryParams(c->pq, sql, n, types, values, NULL, NULL, 0);
+  }
+  if (c->nstmts == c->capstmts) {
+    int cap = c->capstmts ? c->capstmts * 2 : 32;
+    pg_stmt *p = realloc(c->stmts, (size_t)cap * sizeof *p);
+    if (p == NULL) {
+      free(key);
+      return PQsendQueryParams(c->pq, sql, n, types, values, NULL, NULL, 0);
+    }
+    c->stmts = p;
+    c->capstmts = cap;
+  }
+  if (pg_defer(c, n, values) != 0) {
+    free(key);
+    return PQsendQueryParams(c->pq, sql, n, types, values, NULL, NULL, 0);
+  }
+  pg_stmt *st = &c->stmts[c->nstmts];
+  st->hash = h;
+  st->key = key;
+  st->keylen = len;
+  st->id = ++c->next_stmt;
+  st->ready = 0;
+  pg_stmt_name(st->id, name, sizeof name);
+  int sent = PQsendPrepare(c->pq, name, sql, n, types);
+  if (!sent) {
+    free(key);
+    pg_free_deferred(c);
+    return 0;
+  }
+  c->nstmts++;
+  c->preparing = c->nstmts;
+  c->prep_failed = 0;
+  return 1;
+}
+
+/* The PREPARE's results are all in. Returns 1 when its execution was sent (the query goes
+ * on), 0 when the query ends here: the PREPARE failed (its error is the statement's: the
+ * text is what is wrong, or the transaction is), nobody waits any more, or the execution
+ * could not be sent. */
+static int pg_prepared(pg_conn *c) {
+  int i = c->preparing - 1;
+  c->preparing = 0;
+  if (c->prep_failed || (c->result && pg_is_error(c->result))) {
+    pg_stmt_forget(c, i);
+    pg_free_deferred(c);
+    return 0;
+  }
+  c->stmts[i].ready = 1;
+  if (c->draining) {
+    pg_free_deferred(c);
+    return 0;
+  }
+  pg_clear_result(c);
+  char name[32];
+  pg_stmt_name(c->stmts[i].id, name, sizeof name);
+  int sent = PQsendQueryPrepared(c->pq, name, c->dn, (const char *const *)c->dvalues, NULL, NULL, 0);
+  pg_free_deferred(c);
+  if (!sent) {
+    c->code = PQstatus(c->pq) == CONNECTION_BAD ? PG_E_LOST : PG_E_SQL;
+    pg_set_msg(c, c->msg, sizeof c->msg, "pg: %s", PQerrorMessage(c->pq));
+    return 0;
+  }
+  int f = PQflush(c->pq);
+  if (f < 0) {
+    c->code = PG_E_LOST;
+    pg_set_msg(c, c->msg, sizeof c->msg, "pg: %s", PQerrorMessage(c->pq));
+    return 0;
+  }
+  c->flushing = f == 1;
+  pg_watch(c, c->flushing ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+  return 1;
+}
+
+/* script: PQsendQuery (several statements, no parameters), else a statement (pg_send_stmt). */
 static int pg_send_any(pg_conn *c, const char *sql, int script, int n, const Oid *types,
                        const char *const *values, uint64_t timeout_ms, const char **code,
                        char *err, size_t errlen) {
@@ -640,7 +830,7 @@ static int pg_send_any(pg_conn *c, const char *sql, int script, int n, const Oid
   pg_clear_result(c);
   c->code = NULL;
   c->sqlstate[0] = '\0';
-  int sent = script ? PQsendQuery(c->pq, sql) : PQsendQueryParams(c->pq, sql, n, types, values, NULL, NULL, 0);
+  int sent = script ? PQsendQuery(c->pq, sql) : pg_send_stmt(c, sql, n, types, values);
   if (!sent) {
     *code = PQstatus(c->pq) == CONNECTION_BAD ? PG_E_NOTCONN : PG_E_SQL;
     pg_set_msg(c, err, errlen, "pg: %s", PQerrorMessage(c->pq));

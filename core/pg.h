@@ -64,7 +64,8 @@ int pg_backend_pid(const pg_conn *c);
 /* Sends one statement with text parameters (values[i] NULL for NULL; types[i] 0 lets the
  * server infer). timeout_ms 0: none; when it passes the query is cancelled on the server
  * and finishes with PG_E_TIMEOUT. Returns 0, or -1 with code (PG_E_NOTCONN: nothing was
- * sent) and message in err. */
+ * sent) and message in err. The first time a connection sends a text (with these types)
+ * it prepares it, and executes it by name from then on (PG_MAX_STMTS). */
 int pg_send(pg_conn *c, const char *sql, int n, const Oid *types, const char *const *values,
             uint64_t timeout_ms, const char **code, char *err, size_t errlen);
 
@@ -88,6 +89,11 @@ void pg_abandon(pg_conn *c);
 /* Notifications (LISTEN) received and not yet taken, oldest first; the queue keeps at most
  * PG_MAX_NOTES and counts the ones it dropped. */
 #define PG_MAX_NOTES 4096
+
+/* Statements prepared per connection (past it they are sent unnamed, parsed each time) and
+ * the longest text prepared: bounds what a connection keeps on both sides. */
+#define PG_MAX_STMTS 256
+#define PG_MAX_STMT_KEY 16384
 size_t pg_note_count(const pg_conn *c);
 const PGnotify *pg_note_at(const pg_conn *c, size_t i);
 size_t pg_notes_dropped(const pg_conn *c);

@@ -193,6 +193,60 @@ describe("PostgreSQL", function()
       a:close(); b:close()
     end)
 
+    it("prepares a statement the first time it is sent, per text and parameter types, and runs it by name after", function()
+      local c = connect()
+      local function prepared()
+        return c:query("SELECT count(*)::int AS n FROM pg_prepared_statements")[1].n
+      end
+      local base = prepared() -- the count statement itself
+      assert.equal(1, base)
+      for i = 1, 10 do assert.same({ { v = i } }, (assert(c:query("SELECT $1 AS v", i)))) end
+      assert.equal(2, prepared())
+      -- the same text with other types is another statement; NULL and text are the server's to type
+      assert.same({ { v = "x" } }, (assert(c:query("SELECT $1 AS v", "x"))))
+      assert.same({ {} }, (assert(c:query("SELECT $1 AS v", nil))))
+      assert.same({ { v = 2.5 } }, (assert(c:query("SELECT $1 AS v", 2.5))))
+      assert.equal(4, prepared())
+      -- a text that does not parse is not kept, fails the same way each time, and the
+      -- connection goes on
+      for _ = 1, 2 do
+        local ok, msg, code, state = c:query("SELEC $1", 1)
+        assert.is_nil(ok); assert.equal("ESQL", code); assert.equal("42601", state)
+        assert.matches("syntax error", msg)
+      end
+      assert.equal(4, prepared())
+      -- in a failed transaction the PREPARE fails as the statement would; after the rollback
+      -- the same text prepares and runs
+      assert(c:query("BEGIN"))
+      assert.is_nil(c:query("SELECT 1/0"))
+      local ok, _, _, state = c:query("SELECT $1 + 1 AS w", 1)
+      assert.is_nil(ok); assert.equal("25P02", state)
+      assert(c:query("ROLLBACK"))
+      assert.equal(2, c:query("SELECT $1 + 1 AS w", 1)[1].w)
+      -- prepared statements outlive a rolled-back transaction
+      assert(c:query("BEGIN"))
+      assert.equal(4, c:query("SELECT $1 + 3 AS w", 1)[1].w)
+      assert(c:query("ROLLBACK"))
+      assert.equal(5, c:query("SELECT $1 + 3 AS w", 2)[1].w)
+      -- past the cap, texts are still answered, sent unnamed
+      for i = 1, 300 do assert.equal(i, c:query("SELECT $1::int8 AS v -- " .. i, i)[1].v) end
+      assert.equal(256, prepared())
+      assert.equal(3, c:query("SELECT $1 AS v -- 300", 3)[1].v)
+      c:close()
+    end)
+
+    it("times out and cancels a statement being prepared or run, and runs it by name after", function()
+      local c = connect { query_timeout_ms = 100 }
+      for _ = 1, 2 do
+        local ok, _, code = c:query("SELECT pg_sleep($1)", 30)
+        assert.is_nil(ok)
+        assert.equal("ETIMEDOUT", code)
+        H.wait_for(function() return c:state() == "idle" end, "the cancelled query to end")
+      end
+      assert.same({ { v = "" } }, (assert(c:query("SELECT pg_sleep($1)::text AS v", 0))))
+      c:close()
+    end)
+
     it("times a query out, cancels it on the server and is usable again", function()
       local c = connect { query_timeout_ms = 100 }
       local ok, msg, code = c:query("SELECT pg_sleep(30)")
