@@ -67,8 +67,12 @@ function Memory:recall(query, opts)
   end
   if opts.card ~= nil and type(opts.card) ~= "string" then error("bad argument #2 to 'recall' (card must be a string)", 2) end
   -- an empty memory answers without the full-text search or building its query (the
-  -- engine asks every step)
-  if sm.is_empty(self.db) then return {} end
+  -- engine asks every step). Entries are never deleted, so once one is seen the question
+  -- is not asked again (were the sight a rolled-back write's, the search finds nothing).
+  if not self.filled then
+    if sm.is_empty(self.db) then return {} end
+    self.filled = true
+  end
   return sm.search(self.db, query, opts.card, limit)
 end
 

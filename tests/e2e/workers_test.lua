@@ -211,6 +211,32 @@ describe("orket worker", function()
     assert.matches('no card "NOPE"', r.stderr)
   end)
 
+  it("releases a card's lease in the commit that records its last turn's end", function()
+    local dir = project(fake.url, 6, 50)
+    local pid = start_worker(dir, 1, true)
+    local db = assert(project_mod.open_store(dir, false))
+    -- no snapshot of the store shows a card done and still leased
+    local looks = 0
+    while alive(pid) do
+      local held = assert(db:read(function()
+        local out = {}
+        local live = {}
+        for _, l in ipairs(leases.live(db)) do live[l.card] = true end
+        for _, c in ipairs(require("orket.board").open(db):list { type = "issue" }) do
+          if c.status == "done" and live[c.id] then out[#out + 1] = c.id end
+        end
+        return out
+      end))
+      assert.same({}, held)
+      looks = looks + 1
+      orket.sleep(5)
+    end
+    db:close()
+    assert.is_true(looks > 5)
+    assert.equal("done", cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs[1].status)
+    assert.not_matches('"type":"lease_lost"', H.read(dir .. "/w1.out"))
+  end)
+
   it("stops on SIGTERM releasing its leases, and leaves the run to the other workers", function()
     local dir = project(fake.url, 10, 300)
     local pid = start_worker(dir, 1, true)

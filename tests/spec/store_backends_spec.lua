@@ -139,9 +139,17 @@ describe("store on " .. B.name(), function()
       run = run, card = "E-1" }
     db:event { kind = "turn_end", card = "E-1", run = run, data = { turn = 1, outcome = "done" } }
     assert.is_false(sj.has_open_turn(db, run))
-    local marks = sj.turn_marks(db, run, "E-1")
+    local other = db:record_run { target = "E", kind = "epic" }
+    db:event { kind = "turn_begin", card = "E-1", run = other, data = { turn = 9 } } -- another run's
+    db:event { kind = "merge_conflict", card = "E-1", data = { paths = {} } }
+    local marks, merge = sj.card_marks(db, run, "E-1")
     assert.same({ "turn_begin", "turn_end" }, { marks[1].kind, marks[2].kind })
+    assert.equal(2, #marks)
     assert.equal("done", marks[2].data.outcome)
+    assert.equal("merge_conflict", merge)
+    db:event { kind = "merge_main", card = "E-1", run = run, data = {} }
+    assert.equal("merge_main", select(2, sj.card_marks(db, run, "E-1")))
+    assert.is_nil(select(2, sj.card_marks(db, run, "E-2")))
     local step = sj.recorded_step(db, run, "E-1", 1, 1)
     assert.same({ content = "a" }, cjson.decode(step.response))
     assert.is_nil(sj.recorded_step(db, run, "E-1", 1, 2))

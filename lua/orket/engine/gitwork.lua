@@ -108,7 +108,11 @@ function M.enter(r, job)
   local repo = git.repo
   local path, err = M.worktree(r, job.card_id)
   if not path then return nil, err end
-  if needs_main(r.db, job.card_id) then
+  -- prepare read the card's merge marks with its turns (job.needs_main); a job made
+  -- elsewhere has them read here
+  local needs = job.needs_main
+  if needs == nil then needs = needs_main(r.db, job.card_id) end
+  if needs then
     -- whatever an interrupted turn left is committed first (merge_from_main wants a clean tree)
     local cid, cerr = repo:commit(job.card_id, { name = ENGINE.name, email = ENGINE.email,
       message = string.format("%s: work left before merging main", job.card_id) })

@@ -9,10 +9,13 @@ local runs = require "orket.store.runs"
 local M = {}
 
 --- turns(db, run, card) -> array of {turn=, phase=, seat=, role=, open=bool, outcome=, id=}
---- (id: the turn_begin event's, to compare with last_retry)
+--- (id: the turn_begin event's, to compare with last_retry), and the kind of the card's last
+--- merge mark ("merge_conflict", "merge_main" or nil), read with them for the turn's git
+--- (orket.engine.gitwork.enter)
 function M.turns(db, run, card)
   local list, by_n = {}, {}
-  for _, ev in ipairs(sj.turn_marks(db, run, card)) do
+  local marks, merge = sj.card_marks(db, run, card)
+  for _, ev in ipairs(marks) do
     if ev.kind == "turn_begin" then
       local t = { turn = ev.data.turn, phase = ev.data.phase, seat = ev.data.seat, role = ev.data.role, open = true,
         id = ev.id }
@@ -23,7 +26,7 @@ function M.turns(db, run, card)
       by_n[ev.data.turn].outcome = ev.data.outcome
     end
   end
-  return list
+  return list, merge
 end
 
 --- unfinished_overlap(db, board, target) -> {id=, target=, status=}, message | nil: the latest run

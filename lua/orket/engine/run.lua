@@ -150,7 +150,7 @@ end
 -- Decides the next turn for a card: job, or nil plus whether the board changed.
 function Run:prepare(card)
   local team = self.settings.team
-  local turns = journal.turns(self.db, self.run_id, card.id)
+  local turns, merge_mark = journal.turns(self.db, self.run_id, card.id)
   if #turns == 0 then
     -- no turn of this run on the card: it has spent none of the run's tokens on it (a
     -- response is journaled only inside a begun turn), so card_tokens need not sum them
@@ -259,6 +259,8 @@ function Run:prepare(card)
   local job = {
     run = self.run_id, card_id = card.id, seat = seat, actor = actor, role = role, phase = phase,
     turn = open and open.turn or (#turns + 1),
+    -- read with the turns: the turn begins with main merged in (gitwork.enter)
+    needs_main = merge_mark == "merge_conflict",
   }
   -- The turn keeps the scripts it starts with: a hot reload swaps self's, not the job's.
   job.tools, job.policies = self.tools, self.policies
@@ -351,6 +353,13 @@ function Run:end_turn_records(job, out)
     data = { turn = job.turn, outcome = out.ended, detail = out.detail, git_error = out.git_error } }
   out.status = assert(self.board:get(job.card_id)).status
   out.recorded = true
+  -- a worker's card that left the statuses a turn works is released with the turn's end:
+  -- one commit, and other workers woken by it no longer see the card held (after_lease)
+  local lease = self.lease
+  if lease and not lease.ops.WORKABLE[out.status] then
+    lease.ops.release(self.db, lease.worker, job.card_id)
+    out.released = true
+  end
   return true
 end
 
@@ -401,6 +410,7 @@ function Run:finish_turn(job, out)
       self:check_lease(job)
       return self:end_turn_records(job, out)
     end)
+    if not ok then out.released = nil end -- rolled back with the rest
     if not ok and job.lease_lost then return self:finish_turn(job, out) end
     if not ok then
       job.begun = begun
@@ -409,6 +419,9 @@ function Run:finish_turn(job, out)
       out.blocked = out.blocked and { reason = out.blocked.reason, detail = out.blocked.detail, error = err }
     end
   end
+  -- the lease went with the turn's end (end_turn_records): forgotten before a renewal could
+  -- find it gone and call it lost
+  if out.released then self.lease.held[job.card_id] = nil end
   if broken then
     out.blocked = nil
     out.ended = "journal_error"
@@ -448,7 +461,8 @@ end
 
 --- after_lease(job, out): in a worker, a card that left the statuses a turn works is
 --- released, so its lease does not outlive the work (a card still in progress or in review
---- stays with this worker, which gives it its next turn)
+--- stays with this worker, which gives it its next turn). A turn whose end was recorded
+--- released it then (end_turn_records); this releases it after one whose end was not.
 function Run:after_lease(job, out)
   local lease = self.lease
   if job.lease_lost or not lease.held[job.card_id] then return end

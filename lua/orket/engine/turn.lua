@@ -512,17 +512,24 @@ end
 function M.run(e, job)
   local st = { history = {}, calls_in_turn = 0, counters = { turn = {}, run = e.run_counters } }
   local step = 1
-  local first = assert(e.db:read(function() return { before_step(e, job, step) } end))
-  local out, card, rec = first[1], first[2], first[3]
+  -- The first step's checks and its messages share one read transaction (the later steps'
+  -- checks run in the step before's commit): one snapshot, and one BEGIN and COMMIT fewer.
+  local first = assert(e.db:read(function()
+    local o, c, r = before_step(e, job, step)
+    if o or r then return { o, c, r } end
+    return { nil, c, nil, table.pack(roles.messages(job.role, make_context(e, job, c, st.history))) }
+  end))
+  local out, card, rec, built = first[1], first[2], first[3], first[4]
   if out then return out end
   while true do
     local model
     if not rec then
       -- the role builds its messages from one snapshot of the board and memory
-      local built = assert(e.db:read(function()
-        return { roles.messages(job.role, make_context(e, job, card, st.history)) }
+      built = built or assert(e.db:read(function()
+        return table.pack(roles.messages(job.role, make_context(e, job, card, st.history)))
       end))
       local msgs, merr = built[1], built[2]
+      built = nil
       if not msgs then return { ended = "role_error", detail = merr } end
       fault.hit("before_model")
       local req = {

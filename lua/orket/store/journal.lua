@@ -8,13 +8,24 @@ local cjson = require "cjson.safe"
 
 local M = {}
 
---- turn_marks(db, run, card) -> array of {id=, kind=, data=} of the card's turn_begin and
---- turn_end events in the run, oldest first (data decoded, {} when unreadable)
-function M.turn_marks(db, run, card)
-  local rows = assert(db:rows([[SELECT id, kind, data FROM events WHERE card_id = ? AND +run_id = ?
-    AND kind IN ('turn_begin', 'turn_end') ORDER BY id]], card, run))
-  for _, ev in ipairs(rows) do ev.data = cjson.decode(ev.data) or {} end
-  return rows
+--- card_marks(db, run, card) -> marks, merge: what the engine reads of a card before each
+--- of its turns, in one statement. marks: array of {id=, kind=, data=} of the card's
+--- turn_begin and turn_end events in the run, oldest first (data decoded, {} when
+--- unreadable); merge: as last_merge_mark(db, card)
+function M.card_marks(db, run, card)
+  local rows = assert(db:rows([[SELECT id, kind, data FROM events WHERE card_id = ?1
+    AND ((+run_id = ?2 AND kind IN ('turn_begin', 'turn_end')) OR kind IN ('merge_conflict', 'merge_main'))
+    ORDER BY id]], card, run))
+  local marks, merge = {}, nil
+  for _, ev in ipairs(rows) do
+    if ev.kind == "merge_conflict" or ev.kind == "merge_main" then
+      merge = ev.kind
+    else
+      ev.data = cjson.decode(ev.data) or {}
+      marks[#marks + 1] = ev
+    end
+  end
+  return marks, merge
 end
 
 --- has_open_turn(db, run) -> true when a turn of the run began and did not end

@@ -6,11 +6,20 @@ local iso = require("orket.store.pgdb").iso
 
 local M = {}
 
-function M.turn_marks(db, run, card)
-  local rows = assert(db:rows([[SELECT id, kind, data::text AS data FROM events WHERE card_id = $1 AND run_id = $2
-    AND kind IN ('turn_begin', 'turn_end') ORDER BY id]], card, run))
-  for _, ev in ipairs(rows) do ev.data = cjson.decode(ev.data) or {} end
-  return rows
+function M.card_marks(db, run, card)
+  local rows = assert(db:rows([[SELECT id, kind, data::text AS data FROM events WHERE card_id = $1
+    AND ((run_id = $2 AND kind IN ('turn_begin', 'turn_end')) OR kind IN ('merge_conflict', 'merge_main'))
+    ORDER BY id]], card, run))
+  local marks, merge = {}, nil
+  for _, ev in ipairs(rows) do
+    if ev.kind == "merge_conflict" or ev.kind == "merge_main" then
+      merge = ev.kind
+    else
+      ev.data = cjson.decode(ev.data) or {}
+      marks[#marks + 1] = ev
+    end
+  end
+  return marks, merge
 end
 
 function M.has_open_turn(db, run)
