@@ -90,13 +90,16 @@ function M.run_state(dir, status, run_id, workers)
   if status ~= "running" then return status end
   if workers then
     local uv = require "luv"
-    local d = uv.fs_scandir(home .. "/runs")
+    -- read to the end: luv frees a listing's entries only as they are read
+    local d, state = uv.fs_scandir(home .. "/runs"), "queued"
     while d do
       local name = uv.fs_scandir_next(d)
       if not name then break end
-      if name:match("^" .. run_id .. "%.%d+%.lock$") and lockfile.probe(home .. "/runs/" .. name) then return "running" end
+      if state == "queued" and name:match("^" .. run_id .. "%.%d+%.lock$") and lockfile.probe(home .. "/runs/" .. name) then
+        state = "running"
+      end
     end
-    return "queued"
+    return state
   end
   local held, _, tag = require("orket.c.lockfile").probe(home .. "/run.lock")
   if held == false or (held and tag and tag ~= run_id) then return "killed" end
