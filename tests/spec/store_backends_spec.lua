@@ -100,6 +100,41 @@ describe("store on " .. B.name(), function()
     db:close()
   end)
 
+  -- (SQLite goes on after a failed statement; PostgreSQL fails the transaction, so there the
+  -- savepoint is rolled back and the nested transaction fails)
+  it("a nested transaction whose failed statement fn ignored: PostgreSQL undoes it, the outer one goes on", function()
+    local db = open()
+    local pg = db.backend == "pg"
+    local imports, cards = require "orket.store.imports", require "orket.store.cards"
+    assert.same({ "outer" }, { db:tx(function()
+      imports.insert_card(db, { id = "A", type = "issue", priority = 1 })
+      -- nested twice: the inner one fails a statement and goes on; both are undone as far as it
+      local ok, err, code = db:tx(function()
+        imports.insert_card(db, { id = "B", type = "issue", priority = 1 })
+        local iok, ierr, icode = db:tx(function()
+          imports.insert_card(db, { id = "C", type = "issue", priority = 1 })
+          db:rows("SELECT no_such_column FROM cards")
+          return "went on"
+        end)
+        if pg then
+          assert.is_nil(iok)
+          assert.equal("ETX", icode)
+          assert.matches("a statement in it failed", ierr)
+        else
+          assert.same({ "went on" }, { iok, ierr, icode })
+        end
+        return "middle"
+      end)
+      assert.same({ "middle" }, { ok, err, code })
+      -- a nested transaction with no statement in it
+      assert.equal(7, db:tx(function() return 7 end))
+      imports.insert_card(db, { id = "D", type = "issue", priority = 1 })
+      return "outer"
+    end) })
+    for id, want in pairs { A = true, B = true, C = not pg, D = true } do assert.equal(want, cards.exists(db, id), id) end
+    db:close()
+  end)
+
   it("an approval request refused as a duplicate leaves the transaction usable", function()
     local db = open()
     local sa = require "orket.store.approvals"

@@ -101,8 +101,12 @@ end
 function DB:query(sql, ...)
   local t = self.open[coroutine.running()]
   if t then
+    local ok, err, code, state = t.sp_unsent and t:send_savepoints()
+    if ok == nil and err then return nil, err, code, state end
     if sql:find("cards", 1, true) and not sql:find("^%s*SELECT") then t.cards = t.cards + 1 end
-    return t.conn:query(sql, ...)
+    local rows, n, qcode, qstate = t.conn:query(sql, ...)
+    if rows == nil then t.aborted = n end
+    return rows, n, qcode, qstate
   end
   if outside_task() then return in_task(self.query, self, sql, ...) end
   return self.pool:query(sql, ...)
@@ -135,8 +139,12 @@ end
 function DB:exec(script)
   local t = self.open[coroutine.running()]
   if t then
+    local ok, err, code, state = t.sp_unsent and t:send_savepoints()
+    if ok == nil and err then return nil, err, code, state end
     if script:find("cards", 1, true) then t.cards = t.cards + 1 end
-    return t.conn:exec(script)
+    local done, xerr, xcode, xstate = t.conn:exec(script)
+    if not done then t.aborted = xerr end
+    return done, xerr, xcode, xstate
   end
   if outside_task() then return in_task(self.exec, self, script) end
   local lease <close>, err, code = self.pool:acquire()
@@ -178,26 +186,51 @@ M.LOCK_TIMEOUT_MS = 30000
 local BEGIN_WRITE = string.format("BEGIN; SET LOCAL lock_timeout = %d; SELECT pg_advisory_xact_lock(%d)",
   M.LOCK_TIMEOUT_MS, pgjournal.LOCK)
 
--- A savepoint inside the task's open transaction t.
-local function nested(t, fn, ...)
-  local c = t.conn
-  t.depth = t.depth + 1
-  local name = "orket_" .. t.depth
-  local restore <close> = setmetatable({}, { __close = function() t.depth = t.depth - 1 end })
-  local ok, err, code, state = c:query("SAVEPOINT " .. name)
-  if not ok then return nil, err, code, state end
-  local r = table.pack(pcall(fn, ...))
-  if succeeded(r) then
-    local done, rerr = c:query("RELEASE SAVEPOINT " .. name)
-    if done then return outcome(r) end
-    -- a statement failed inside and fn went on: the savepoint cannot be released
-    c:query("ROLLBACK TO SAVEPOINT " .. name)
-    t.cards = t.cards + 1
-    return nil, "store: the savepoint was rolled back: a statement in it failed (" .. tostring(rerr) .. ")", "ETX"
+-- Savepoints cost round trips, and most nested transactions (a board move, a record) end
+-- well, so a savepoint is sent only before the first statement inside it (one that runs
+-- none has nothing to undo) and never released (COMMIT releases them all; a later one of
+-- the same name hides it, and ROLLBACK TO finds the latest). What RELEASE used to tell,
+-- that a statement inside failed and fn went on, the transaction keeps: t.aborted, the
+-- failed statement's message, until a ROLLBACK TO clears it.
+local Tx = {}
+Tx.__index = Tx
+
+--- t:send_savepoints() -> true | nil, msg, CODE, sqlstate: sends the savepoints opened but
+--- not sent yet, outermost first
+function Tx:send_savepoints()
+  for d = self.sp_unsent, self.depth do
+    local ok, err, code, state = self.conn:query("SAVEPOINT orket_" .. d)
+    if not ok then
+      self.aborted = err
+      return nil, err, code, state
+    end
   end
-  c:query("ROLLBACK TO SAVEPOINT " .. name)
-  c:query("RELEASE SAVEPOINT " .. name)
-  t.cards = t.cards + 1 -- what the board read or wrote inside may be undone
+  self.sp_unsent = nil
+  return true
+end
+
+local function nested(t, fn, ...)
+  t.depth = t.depth + 1
+  local depth, name = t.depth, "orket_" .. t.depth
+  t.sp_unsent = t.sp_unsent or depth
+  local restore <close> = setmetatable({}, { __close = function()
+    t.depth = depth - 1
+    if t.sp_unsent and t.sp_unsent > t.depth then t.sp_unsent = nil end
+  end })
+  local r = table.pack(pcall(fn, ...))
+  local sent = not (t.sp_unsent and t.sp_unsent <= depth)
+  if succeeded(r) then
+    if not t.aborted then return outcome(r) end
+    -- a statement failed inside and fn went on: what it did is undone
+    local why = t.aborted
+    if sent and t.conn:query("ROLLBACK TO SAVEPOINT " .. name) then t.aborted = nil end
+    t.cards = t.cards + 1
+    return nil, "store: the savepoint was rolled back: a statement in it failed (" .. tostring(why) .. ")", "ETX"
+  end
+  if sent then
+    if t.conn:query("ROLLBACK TO SAVEPOINT " .. name) then t.aborted = nil end
+    t.cards = t.cards + 1 -- what the board read or wrote inside may be undone
+  end
   return outcome(r)
 end
 
@@ -218,7 +251,7 @@ function DB:_tx(begin, fn, ...)
     if c:query("ROLLBACK") then lease.in_tx = false end
     return nil, berr, bcode, bstate
   end
-  local t = { conn = c, depth = 0, write = begin == BEGIN_WRITE, cards = 0 }
+  local t = setmetatable({ conn = c, depth = 0, write = begin == BEGIN_WRITE, cards = 0 }, Tx)
   self.open[co] = t
   local mark <close> = setmetatable({}, { __close = function() self.open[co] = nil end })
   local r = table.pack(pcall(fn, ...))
