@@ -100,6 +100,42 @@ describe("store on " .. B.name(), function()
     db:close()
   end)
 
+  it("a transaction's events: in order, seen by its own reads, undone with a nested transaction that fails", function()
+    local db = open()
+    local function kinds()
+      local out = {}
+      for _, e in ipairs(db:events { card = "EV" }) do out[#out + 1] = e.kind end
+      return out
+    end
+    assert(db:tx(function()
+      db:event { kind = "one", card = "EV", data = { n = 1 } }
+      db:event { kind = "two", card = "EV", run = 7, actor = "a\"b" }
+      assert.same({ "one", "two" }, kinds())
+      db:event { kind = "three", card = "EV" }
+      -- a nested transaction that fails takes its events with it, and only its own
+      assert.is_nil(db:tx(function()
+        db:event { kind = "lost1", card = "EV" }
+        db:tx(function() db:event { kind = "lost2", card = "EV" } return true end)
+        assert.same({ "one", "two", "three", "lost1", "lost2" }, kinds())
+        db:event { kind = "lost3", card = "EV" }
+        return nil, "no"
+      end))
+      -- one that fails before any statement of its own
+      assert.is_nil(db:tx(function() db:event { kind = "lost4", card = "EV" } error("boom", 0) end))
+      db:tx(function() db:event { kind = "four", card = "EV" } return true end)
+      db:event { kind = "five", card = "EV" }
+      return true
+    end))
+    assert.is_nil(db:tx(function() db:event { kind = "lost5", card = "EV" } return nil, "no" end))
+    assert.same({ "one", "two", "three", "four", "five" }, kinds())
+    local evs = db:events { card = "EV" }
+    for i = 2, #evs do assert.is_true(evs[i].id > evs[i - 1].id) end
+    assert.same({ n = 1 }, evs[1].data)
+    assert.equal(7, evs[2].run)
+    assert.equal("a\"b", evs[2].actor)
+    db:close()
+  end)
+
   -- (SQLite goes on after a failed statement; PostgreSQL fails the transaction, so there the
   -- savepoint is rolled back and the nested transaction fails)
   it("a nested transaction whose failed statement fn ignored: PostgreSQL undoes it, the outer one goes on", function()
@@ -383,7 +419,9 @@ describe("store on " .. B.name(), function()
     local appended
     local a = orket.spawn(function()
       return db:tx(function()
-        appended = db:event { kind = "a", card = "E-1" }
+        -- (the event is written at the transaction's first read of the journal)
+        db:event { kind = "a", card = "E-1" }
+        appended = assert(db:row("SELECT max(id)::int8 AS id FROM events")).id
         assert(db:row("SELECT pg_sleep(0.3)"))
         return appended
       end)

@@ -103,6 +103,10 @@ function DB:query(sql, ...)
   if t then
     local ok, err, code, state = t.sp_unsent and t:send_savepoints()
     if ok == nil and err then return nil, err, code, state end
+    if t.ev and #t.ev > t.evf and sql:find("events", 1, true) then
+      ok, err, code, state = t:flush(#t.ev)
+      if not ok then return nil, err, code, state end
+    end
     if sql:find("cards", 1, true) and not sql:find("^%s*SELECT") then t.cards = t.cards + 1 end
     local rows, n, qcode, qstate = t.conn:query(sql, ...)
     if rows == nil then t.aborted = n end
@@ -141,6 +145,10 @@ function DB:exec(script)
   if t then
     local ok, err, code, state = t.sp_unsent and t:send_savepoints()
     if ok == nil and err then return nil, err, code, state end
+    if t.ev and #t.ev > t.evf and script:find("events", 1, true) then
+      ok, err, code, state = t:flush(#t.ev)
+      if not ok then return nil, err, code, state end
+    end
     if script:find("cards", 1, true) then t.cards = t.cards + 1 end
     local done, xerr, xcode, xstate = t.conn:exec(script)
     if not done then t.aborted = xerr end
@@ -195,10 +203,38 @@ local BEGIN_WRITE = string.format("BEGIN; SET LOCAL lock_timeout = %d; SELECT pg
 local Tx = {}
 Tx.__index = Tx
 
+-- A write transaction's events are kept (t.ev, in order; the first t.evf of them written)
+-- and written together, in one statement, before the transaction reads the journal (any
+-- statement naming events), before a savepoint (what came before it is not undone with
+-- it) and at COMMIT: a turn's six or so events cost one round trip, not six. The journal's
+-- lock is held from BEGIN, so the ids they take are the same as one by one.
+local INSERT_EVENTS = [[INSERT INTO events (at, kind, card_id, run_id, actor, data)
+  SELECT now(), x->>'k', x->>'c', (x->>'r')::int8, x->>'a', x->'d'
+  FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS u(x, n) ORDER BY n]]
+
+--- t:flush(upto) -> true | nil, msg, CODE, sqlstate: writes the kept events up to the upto-th
+function Tx:flush(upto)
+  local ev, from = self.ev, self.evf + 1
+  if not ev or upto < from then return true end
+  local parts = {}
+  for i = from, upto do parts[#parts + 1] = ev[i] end
+  local ok, err, code, state = self.conn:query(INSERT_EVENTS, "[" .. table.concat(parts, ",") .. "]")
+  if not ok then
+    self.aborted = err
+    return nil, err, code, state
+  end
+  self.evf = upto
+  return true
+end
+
 --- t:send_savepoints() -> true | nil, msg, CODE, sqlstate: sends the savepoints opened but
---- not sent yet, outermost first
+--- not sent yet, outermost first, each after the events kept before it began
 function Tx:send_savepoints()
   for d = self.sp_unsent, self.depth do
+    if self.ev then
+      local fok, ferr, fcode, fstate = self:flush(self.evmark[d])
+      if not fok then return nil, ferr, fcode, fstate end
+    end
     local ok, err, code, state = self.conn:query("SAVEPOINT orket_" .. d)
     if not ok then
       self.aborted = err
@@ -209,10 +245,21 @@ function Tx:send_savepoints()
   return true
 end
 
+-- The events kept since the savepoint at depth began are undone with it (those written
+-- were written after it was sent, so the rollback took them).
+function Tx:forget_events(depth)
+  local ev = self.ev
+  if not ev then return end
+  local m = self.evmark[depth]
+  for i = #ev, m + 1, -1 do ev[i] = nil end
+  if self.evf > m then self.evf = m end
+end
+
 local function nested(t, fn, ...)
   t.depth = t.depth + 1
   local depth, name = t.depth, "orket_" .. t.depth
   t.sp_unsent = t.sp_unsent or depth
+  if t.ev then t.evmark[depth] = #t.ev end
   local restore <close> = setmetatable({}, { __close = function()
     t.depth = depth - 1
     if t.sp_unsent and t.sp_unsent > t.depth then t.sp_unsent = nil end
@@ -225,12 +272,14 @@ local function nested(t, fn, ...)
     local why = t.aborted
     if sent and t.conn:query("ROLLBACK TO SAVEPOINT " .. name) then t.aborted = nil end
     t.cards = t.cards + 1
+    t:forget_events(depth)
     return nil, "store: the savepoint was rolled back: a statement in it failed (" .. tostring(why) .. ")", "ETX"
   end
   if sent then
     if t.conn:query("ROLLBACK TO SAVEPOINT " .. name) then t.aborted = nil end
     t.cards = t.cards + 1 -- what the board read or wrote inside may be undone
   end
+  t:forget_events(depth)
   return outcome(r)
 end
 
@@ -251,7 +300,9 @@ function DB:_tx(begin, fn, ...)
     if c:query("ROLLBACK") then lease.in_tx = false end
     return nil, berr, bcode, bstate
   end
-  local t = setmetatable({ conn = c, depth = 0, write = begin == BEGIN_WRITE, cards = 0 }, Tx)
+  local write = begin == BEGIN_WRITE
+  local t = setmetatable({ conn = c, depth = 0, write = write, cards = 0, ev = write and {} or nil, evf = 0,
+    evmark = write and {} or nil }, Tx)
   self.open[co] = t
   local mark <close> = setmetatable({}, { __close = function() self.open[co] = nil end })
   local r = table.pack(pcall(fn, ...))
@@ -259,6 +310,10 @@ function DB:_tx(begin, fn, ...)
   if not succeeded(r) then
     if c:query("ROLLBACK") then lease.in_tx = false end
     return outcome(r)
+  end
+  if not t.aborted and not t:flush(#(t.ev or {})) and c:query("ROLLBACK") then
+    lease.in_tx = false
+    return nil, "store: the transaction was rolled back: its events could not be written (" .. tostring(t.aborted) .. ")", "ETX"
   end
   local done, cerr, ctag, cstate = c:query("COMMIT")
   if not done then return nil, cerr, ctag, cstate end
@@ -300,19 +355,25 @@ local Q = {}
 Q.__index = Q
 function Q:query(sql, ...) return self.db:query(sql, ...) end
 
---- db:event{kind=, card=, run=, actor=, data=} -> event id. Appends one journal row under
---- the journal's advisory lock (pgjournal.append: ids stay a safe cursor); inside the
---- change's transaction, or in one of its own.
+--- db:event{kind=, card=, run=, actor=, data=} -> event id | nil. Appends one journal row
+--- under the journal's advisory lock (pgjournal.append: ids stay a safe cursor); inside the
+--- change's transaction, or in one of its own. In a write transaction the row is kept and
+--- written with the transaction's others (Tx:flush), so no id is returned.
 function DB:event(e)
   if type(e) ~= "table" or type(e.kind) ~= "string" then
     error("bad argument #1 to 'event' (table with a string 'kind' expected)", 2)
   end
   if not self:in_tx() then
-    return assert(self:tx(function() return self:event(e) end))
+    -- alone in its transaction: written at once, so its id is known
+    return assert(self:tx(function() return assert(pgjournal.insert(setmetatable({ db = self }, Q), e)) end))
   end
-  local q = setmetatable({ db = self }, Q)
-  if self:in_tx("write") then return assert(pgjournal.insert(q, e)) end
-  return assert(pgjournal.append(q, e)) -- in db:read: not under the lock yet
+  local t = self.open[coroutine.running()]
+  if t.ev then
+    -- kept, written with the transaction's others (Tx:flush); its id is not known yet
+    t.ev[#t.ev + 1] = pgjournal.item(e)
+    return nil
+  end
+  return assert(pgjournal.append(setmetatable({ db = self }, Q), e)) -- in db:read: not under the lock yet
 end
 
 local EVENT_COLS = "id, " .. pgjournal.AT .. [[ AS at, kind, card_id AS card, run_id AS run, actor, data::text AS data]]

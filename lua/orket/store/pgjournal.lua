@@ -25,6 +25,17 @@ function M.append(q, e)
   return M.insert(q, e)
 end
 
+--- item(e) -> the event as one element of the JSON array the store's batched insert reads
+--- ({"k": kind, "c": card, "r": run, "a": actor, "d": data}); raises on data that is not JSON
+function M.item(e)
+  local data, jerr = json.encode(e.data == nil and {} or e.data)
+  if not data then error("pgjournal: event data is not JSON data: " .. tostring(jerr), 3) end
+  local run = e.run
+  if run ~= nil and math.type(run) ~= "integer" then run = math.tointeger(run) or error("pgjournal: event run is not an integer", 3) end
+  return string.format('{"k":%s,"c":%s,"r":%s,"a":%s,"d":%s}', json.encode(e.kind), e.card == nil and "null" or json.encode(e.card),
+    run == nil and "null" or tostring(run), e.actor == nil and "null" or json.encode(e.actor), data)
+end
+
 --- insert(q, e) -> id | nil, message, code: append's insert alone, for a transaction that
 --- already holds the lock (the PostgreSQL store's write transactions take it at BEGIN)
 function M.insert(q, e)
