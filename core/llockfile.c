@@ -1,5 +1,7 @@
 /* llockfile.c: Lua module `orket.c.lockfile`, a thin binding of lockfile.h.
  *   acquire(path) -> lock | nil, message, CODE, holder_pid   (CODE "EBUSY" when held)
+ *   wait(path, mode, timeout_ms) -> lock | nil, message, CODE: mode "shared" or "exclusive",
+ *     waiting (blocking the thread) at most timeout_ms; CODE "EBUSY" when it stayed held
  *   probe(path) -> held, holder_pid, tag: whether a process holds it, without taking it
  *   lock:tag(n)      writes what it is held for (a run id) next to the pid
  *   lock:release()   also on garbage collection and at the end of a to-be-closed variable */
@@ -34,6 +36,29 @@ static int llf_acquire(lua_State *L) {
     if (holder > 0) lua_pushinteger(L, (lua_Integer)holder);
     else lua_pushnil(L);
     return 4;
+  }
+  lk->fd = fd;
+  return 1;
+}
+
+/* wait(path, mode, timeout_ms): see lockfile_wait */
+static int llf_wait(lua_State *L) {
+  static const char *const modes[] = {"exclusive", "shared", NULL};
+  const char *path = luaL_checkstring(L, 1);
+  int shared = luaL_checkoption(L, 2, NULL, modes);
+  lua_Integer ms = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, ms >= 0 && ms <= 3600000, 3, "a wait of 0 to 3600000 ms expected");
+  llf_lock *lk = lua_newuserdatauv(L, sizeof *lk, 0);
+  lk->fd = -1;
+  luaL_setmetatable(L, LLF_MT);
+  char err[512];
+  const char *code = "EIO";
+  int fd = lockfile_wait(path, shared, (int)ms, err, sizeof err, &code);
+  if (fd < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    lua_pushstring(L, code);
+    return 3;
   }
   lk->fd = fd;
   return 1;
@@ -95,5 +120,7 @@ int luaopen_orket_lockfile(lua_State *L) {
   lua_setfield(L, -2, "acquire");
   lua_pushcfunction(L, llf_probe);
   lua_setfield(L, -2, "probe");
+  lua_pushcfunction(L, llf_wait);
+  lua_setfield(L, -2, "wait");
   return 1;
 }

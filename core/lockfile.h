@@ -1,5 +1,5 @@
-/* lockfile.h: an exclusive advisory lock on a file (an open file description lock), held
- * while the descriptor is open. The kernel drops it when the process dies, even by kill -9,
+/* lockfile.h: an advisory lock on a file (an open file description lock), exclusive or
+ * shared, held while the descriptor is open. The kernel drops it when the process dies, even by kill -9,
  * so a crashed run never leaves a stale lock behind. Used to keep two `orket run`s off one
  * project's board, and to tell a run that is going from one that was killed. */
 #ifndef ORKET_LOCKFILE_H
@@ -13,6 +13,17 @@
  * shows. When another process holds the lock returns -1 with *holder set to its pid (0
  * if unknown) and *code "EBUSY"; on any other failure -1 with err filled and *code set. */
 int lockfile_acquire(const char *path, pid_t *holder, char *err, size_t errlen, const char **code);
+
+/* Takes the lock on path (creating the file, mode 0644), shared (any number of holders) or
+ * exclusive (one holder, no shared ones), waiting at most timeout_ms (0: not at all). The
+ * wait blocks the calling thread (a helper thread sleeps in the kernel's queue for the
+ * lock, so it is handed over as soon as it is free); an exclusive taker that waits keeps new
+ * shared holders out, so they cannot starve it. The exclusive holder writes its pid into
+ * the file. Returns the descriptor (release it with lockfile_release), or -1 with *code
+ * "EBUSY" when it stayed held, other codes (err filled) on any other failure. A process
+ * holding this lock through one descriptor that asks for a conflicting one through another
+ * waits for itself: release first. */
+int lockfile_wait(const char *path, int shared, int timeout_ms, char *err, size_t errlen, const char **code);
 
 /* Releases the lock and closes the descriptor. */
 void lockfile_release(int fd);

@@ -232,6 +232,64 @@ describe("orket.c.gitrepo", function()
     assert(repo:check())
   end)
 
+  it("under the workers' guard, card operations share the lock and a merge into main takes it alone", function()
+    local gitwork = require "orket.engine.gitwork"
+    local lockfile = require "orket.c.lockfile"
+    local lock_path = base .. "/git.lock"
+    local g = gitwork.guard(repo, lock_path)
+    local old = gitwork.WAIT_MS
+    gitwork.WAIT_MS = 100
+    local ok, err = pcall(function()
+      assert.has_error(function() lockfile.wait(lock_path, "both", 0) end,
+        "bad argument #2 to 'wait' (invalid option 'both')")
+      -- another worker inside a card operation (OFD locks conflict between descriptors of
+      -- one process too): this one's card operations go on, a merge into main waits
+      local other = assert(lockfile.wait(lock_path, "shared", 0))
+      local path = assert(g:worktree("G1", base .. "/wt/G1"))
+      H.write(path .. "/a.txt", "a\n")
+      assert.equal("committed", select(2, g:commit("G1", { name = WHO.name, email = WHO.email, message = "G1" })))
+      local _, code = select(2, lockfile.wait(lock_path, "exclusive", 0))
+      assert.equal("EBUSY", code)
+      local res, merr, mcode = g:merge_to_main("G1", GUARD)
+      assert.is_nil(res)
+      assert.equal("EBUSY", mcode)
+      assert.matches("stayed locked", merr)
+      -- a lock file a killed process left on the card's branch: with another worker inside
+      -- an operation nothing is removed (EBUSY); once it left, recovery and the commit again
+      local stale = ws .. "/.git/refs/heads/orket/G1.lock"
+      H.write(stale, "")
+      H.write(path .. "/b.txt", "b\n")
+      local id, kerr = g:commit("G1", { name = WHO.name, email = WHO.email, message = "G1 b" })
+      assert.is_nil(id)
+      assert.matches("stayed locked", kerr)
+      assert.truthy(H.read(stale))
+      other:release()
+      assert.equal("committed", select(2, g:commit("G1", { name = WHO.name, email = WHO.email, message = "G1 b" })))
+      assert.is_nil(H.read(stale))
+      assert.equal("fastforward", assert(g:merge_to_main("G1", GUARD)).kind)
+      -- a merge into main in progress elsewhere keeps card operations waiting
+      local excl = assert(lockfile.wait(lock_path, "exclusive", 0))
+      local h, _, hcode = g:head("orket/G1")
+      assert.is_nil(h)
+      assert.equal("EBUSY", hcode)
+      excl:release()
+      assert.truthy(g:head("orket/G1"))
+      -- a worktree being made or removed elsewhere: making one waits, reusing one does not
+      local wts = assert(lockfile.wait(base .. "/git-worktrees.lock", "exclusive", 0))
+      assert.truthy(g:worktree("G1", base .. "/wt/G1"))
+      local p2, _, wcode = g:worktree("G2", base .. "/wt/G2")
+      assert.is_nil(p2)
+      assert.equal("EBUSY", wcode)
+      assert.equal("EBUSY", select(3, g:worktree_remove("G1")))
+      wts:release()
+      assert.truthy(g:worktree("G2", base .. "/wt/G2"))
+      assert.is_true(g:worktree_remove("G2"))
+      assert.is_true(g:check())
+    end)
+    gitwork.WAIT_MS = old
+    assert(ok, err)
+  end)
+
   it("stays consistent when killed mid-commit and mid-merge, and resume never commits twice", function()
     wt("K1")
     wt("K2")

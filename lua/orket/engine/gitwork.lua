@@ -14,42 +14,98 @@ local ENGINE = { name = "orket", email = "orket@orket.invalid" }
 -- Processes that share one repository (several `orket worker`s on a project) take
 -- .orket/git.lock around each operation on it: libgit2 refuses a ref or index another
 -- process has locked (ELOCKED) rather than waiting. An OFD lock, so the kernel drops it
--- when its holder dies; operations take milliseconds and some run inside a step's
--- transaction, so the wait blocks (1 ms steps, at most WAIT_MS).
+-- when its holder dies. Operations take milliseconds and some run inside a step's
+-- transaction, so the wait blocks the thread (the kernel hands the lock over as soon as it
+-- is free; at most WAIT_MS).
 M.WAIT_MS = 30000
-local function lock_shared(path)
-  local lockfile = require "orket.c.lockfile"
-  local waited = 0
-  while true do
-    local lk, err, code = lockfile.acquire(path)
-    if lk then return lk end
-    if code ~= "EBUSY" or waited >= M.WAIT_MS then
-      return nil, "git: " .. (code == "EBUSY" and "the repository stayed locked by another process" or tostring(err)),
-        code or "EIO"
-    end
-    require("luv").sleep(1)
-    waited = waited + 1
-  end
+local function lock(path, mode)
+  local lk, err, code = require("orket.c.lockfile").wait(path, mode, M.WAIT_MS)
+  if lk then return lk end
+  return nil, "git: " .. (code == "EBUSY" and "the repository stayed locked by another process" or tostring(err)),
+    code or "EIO"
+end
+
+-- The lock each method takes. The rule: an operation that writes only its own card's files
+-- (the worktree .orket/worktrees/<CARD>, its gitdir .git/worktrees/<CARD>, the ref
+-- refs/heads/orket/<CARD> and its reflog, and loose objects, which libgit2 writes under
+-- their content's name by an atomic rename) or only reads takes it shared: a card is worked
+-- by one process at a time (its lease), and libgit2 replaces every ref atomically, so those
+-- run side by side. Whatever writes what every card shares takes it exclusive: main's ref,
+-- main's index and working tree, any ref's lock files (recover), or reads every worktree
+-- while none may be half-written (check). A method not listed is exclusive. push reads refs
+-- and objects on a handle of its own and waits on the thread pool: it takes no lock (held
+-- across that wait, the lock would keep this process's own exclusive operations waiting for
+-- it while the loop could not finish it).
+M.LOCK_MODE = {
+  worktree = "shared", -- makes orket/<CARD> from main (loose ref) and .git/worktrees/<CARD>
+  worktree_path = "shared",
+  worktree_remove = "shared", -- prunes only .git/worktrees/<CARD> and its directory
+  status = "shared",
+  commit = "shared",
+  merge_from_main = "shared", -- reads main, moves orket/<CARD>
+  find_trailer = "shared",
+  log = "shared",
+  head = "shared",
+  refresh = "shared", -- refresh() without a card settles main's working tree: exclusive
+  merge_to_main = "exclusive",
+  recover = "exclusive",
+  check = "exclusive",
+  push = "none",
+}
+
+-- Making a worktree reads every other one (libgit2 refuses a branch another worktree has
+-- checked out, and takes a worktree it cannot read while it is being made or removed for
+-- one that has it), so adding and removing worktrees also take <lock>-worktrees.lock
+-- (exclusive, after the shared lock): one at a time, while commits and the rest go on.
+local function changes_worktrees(repo, k, card)
+  if k == "worktree_remove" then return true end
+  if k ~= "worktree" then return false end
+  -- a card's worktree already made (the common case) is only reused
+  local ok, path = pcall(repo.worktree_path, repo, card)
+  return not (ok and path)
 end
 
 --- guard(repo, lock_path) -> a repository whose every method runs under the lock at
---- lock_path. Holding it, no other process is inside an operation, so an ELOCKED answer is
---- a lock file a killed process left: repo:recover() removes it and the call runs again.
+--- lock_path, shared or exclusive (M.LOCK_MODE). Holding it exclusive, no other process is
+--- inside an operation, so an ELOCKED answer is a lock file a killed process left:
+--- repo:recover() removes it and the call runs again. Holding it shared, another process
+--- may be inside one: the shared lock is released, the exclusive one taken, and then
+--- recover and the call again.
 function M.guard(repo, lock_path)
   local cache = {}
+  local wt_lock_path = lock_path:gsub("%.lock$", "") .. "-worktrees.lock"
   return setmetatable({}, { __index = function(_, k)
     local f = repo[k]
     if type(f) ~= "function" then return f end
     if k == "close" then return function() return repo:close() end end
     if not cache[k] then
+      local mode = M.LOCK_MODE[k] or "exclusive"
       cache[k] = function(_, ...)
-        local lk, lerr, lcode = lock_shared(lock_path)
+        if mode == "none" then return f(repo, ...) end
+        local m = (k == "refresh" and (...) == nil) and "exclusive" or mode
+        local lk, lerr, lcode = lock(lock_path, m)
         if not lk then return nil, lerr, lcode end
+        local wl
+        if m == "shared" and changes_worktrees(repo, k, (...)) then
+          wl, lerr, lcode = lock(wt_lock_path, "exclusive")
+          if not wl then
+            lk:release()
+            return nil, lerr, lcode
+          end
+        end
         local res = table.pack(pcall(f, repo, ...))
         if res[1] and res[2] == nil and res[4] == "ELOCKED" and k ~= "recover" then
+          if m == "shared" then
+            if wl then wl:release() end
+            wl = nil
+            lk:release()
+            lk, lerr, lcode = lock(lock_path, "exclusive")
+            if not lk then return nil, lerr, lcode end
+          end
           repo:recover()
           res = table.pack(pcall(f, repo, ...))
         end
+        if wl then wl:release() end
         lk:release()
         if not res[1] then error(res[2], 0) end
         return table.unpack(res, 2, res.n)
@@ -64,7 +120,7 @@ end
 --- a killed first run left it without main (under .orket/git.lock: two processes starting
 --- on a new project make it once).
 function M.open(ws_dir, worktrees)
-  local lk = lock_shared(worktrees:gsub("/worktrees$", "") .. "/git.lock")
+  local lk = lock(worktrees:gsub("/worktrees$", "") .. "/git.lock", "exclusive")
   local _ <close> = setmetatable({}, { __close = function() if lk then lk:release() end end })
   local repo, err, code = G.open(ws_dir)
   if repo and not repo:head("main") then
