@@ -205,9 +205,10 @@ Tx.__index = Tx
 
 -- A write transaction's events are kept (t.ev, in order; the first t.evf of them written)
 -- and written together, in one statement, before the transaction reads the journal (any
--- statement naming events), before a savepoint (what came before it is not undone with
--- it) and at COMMIT: a turn's six or so events cost one round trip, not six. The journal's
--- lock is held from BEGIN, so the ids they take are the same as one by one.
+-- statement naming events) and at COMMIT: a turn's six or so events cost one round trip,
+-- not six. The journal's lock is held from BEGIN, so the ids they take are the same as one
+-- by one. A ROLLBACK TO undoes what was written after its savepoint: the events kept
+-- before the savepoint began are kept again (t.evsp), those kept after it are dropped.
 local INSERT_EVENTS = [[INSERT INTO events (at, kind, card_id, run_id, actor, data)
   SELECT now(), x->>'k', x->>'c', (x->>'r')::int8, x->>'a', x->'d'
   FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS u(x, n) ORDER BY n]]
@@ -228,13 +229,10 @@ function Tx:flush(upto)
 end
 
 --- t:send_savepoints() -> true | nil, msg, CODE, sqlstate: sends the savepoints opened but
---- not sent yet, outermost first, each after the events kept before it began
+--- not sent yet, outermost first
 function Tx:send_savepoints()
   for d = self.sp_unsent, self.depth do
-    if self.ev then
-      local fok, ferr, fcode, fstate = self:flush(self.evmark[d])
-      if not fok then return nil, ferr, fcode, fstate end
-    end
+    if self.ev then self.evsp[d] = self.evf end
     local ok, err, code, state = self.conn:query("SAVEPOINT orket_" .. d)
     if not ok then
       self.aborted = err
@@ -245,13 +243,15 @@ function Tx:send_savepoints()
   return true
 end
 
--- The events kept since the savepoint at depth began are undone with it (those written
--- were written after it was sent, so the rollback took them).
-function Tx:forget_events(depth)
+-- After the nested transaction at depth failed: the events kept since it began are
+-- dropped, and when its savepoint was sent (sent) the ones written after that were undone
+-- by the ROLLBACK TO, so those kept before it began are to be written again.
+function Tx:forget_events(depth, sent)
   local ev = self.ev
   if not ev then return end
   local m = self.evmark[depth]
   for i = #ev, m + 1, -1 do ev[i] = nil end
+  if sent and self.evf > self.evsp[depth] then self.evf = self.evsp[depth] end
   if self.evf > m then self.evf = m end
 end
 
@@ -272,14 +272,14 @@ local function nested(t, fn, ...)
     local why = t.aborted
     if sent and t.conn:query("ROLLBACK TO SAVEPOINT " .. name) then t.aborted = nil end
     t.cards = t.cards + 1
-    t:forget_events(depth)
+    t:forget_events(depth, sent)
     return nil, "store: the savepoint was rolled back: a statement in it failed (" .. tostring(why) .. ")", "ETX"
   end
   if sent then
     if t.conn:query("ROLLBACK TO SAVEPOINT " .. name) then t.aborted = nil end
     t.cards = t.cards + 1 -- what the board read or wrote inside may be undone
   end
-  t:forget_events(depth)
+  t:forget_events(depth, sent)
   return outcome(r)
 end
 
@@ -302,7 +302,7 @@ function DB:_tx(begin, fn, ...)
   end
   local write = begin == BEGIN_WRITE
   local t = setmetatable({ conn = c, depth = 0, write = write, cards = 0, ev = write and {} or nil, evf = 0,
-    evmark = write and {} or nil }, Tx)
+    evmark = write and {} or nil, evsp = write and {} or nil }, Tx)
   self.open[co] = t
   local mark <close> = setmetatable({}, { __close = function() self.open[co] = nil end })
   local r = table.pack(pcall(fn, ...))
