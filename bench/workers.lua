@@ -41,26 +41,24 @@ local function fresh_url()
   return (server.url:gsub("^(postgres[ql]*://[^/]*/)[^?]*", "%1" .. name)), name
 end
 
-local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
-
 -- One run of the epic by k workers -> turns/s, overhead us per turn (wall per turn minus the
 -- recorded model latency; meaningful at k = 1)
 local function run(k, pg)
   local url = pg and fresh_url()
   local dir = project(N, url)
-  local pids = {}
+  -- each worker under its own shell, which prints its status when it exits: reading those
+  -- waits for all of them without polling (a poll that forks `kill -0` every few ms took
+  -- CPU from the workers it measured)
+  local shells = {}
   local t0 = uv.hrtime()
   for i = 1, k do
-    local p = io.popen(string.format("cd %s && exec %s worker --start B --drain --concurrency 1 --lease-ms 30000 "
-      .. ">w%d.out 2>w%d.err & echo $!", q(dir), q(BIN), i, i))
-    pids[i] = tonumber(p:read("l"))
-    p:close()
+    shells[i] = io.popen(string.format("cd %s && %s worker --start B --drain --concurrency 1 --lease-ms 30000 "
+      .. ">w%d.out 2>w%d.err; echo $?", q(dir), q(BIN), i, i))
   end
-  while true do
-    local any = false
-    for _, pid in ipairs(pids) do any = any or alive(pid) end
-    if not any then break end
-    orket.sleep(20)
+  for i = 1, k do
+    local status = shells[i]:read("a")
+    shells[i]:close()
+    assert(tonumber(status) == 0, string.format("worker %d of %d exited with %s", i, k, status))
   end
   local wall = (uv.hrtime() - t0) / 1e9
   local r, done
