@@ -96,6 +96,8 @@ local function run(r, job)
   local human = r.settings.review.human
   local ok, werr = r.db:tx(function()
     local db = r.db
+    -- a worker that lost the card meanwhile records nothing for it (another works it now)
+    r:check_lease(job)
     sf.save_pull_request(db, card.id, g.forge, g.repo, pr.number, pr.url, job.head)
     db:event { kind = "pull_request", card = card.id, run = r.run_id,
       data = { number = pr.number, url = pr.url, head = job.head, remote = g.forge and g.repo or nil } }

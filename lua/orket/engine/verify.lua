@@ -124,6 +124,8 @@ function M.run(run, job)
   fault.hit("mid_verify")
   if run.stopping then return end
   local ok, werr = run.db:tx(function()
+    -- a worker that lost the card meanwhile records nothing for it (another works it now)
+    run:check_lease(job)
     local c = run.board:get(job.card_id)
     if not c or c.status ~= "ready_for_testing" then return true end
     if not res then
