@@ -62,7 +62,18 @@ function Board:_fresh()
   local gen, dv = self.db.conn:cards_stamp()
   if not gen then return false end
   if gen ~= self.cache_gen or dv ~= self.cache_dv or self.cached >= CACHE_MAX then
-    self.cache, self.cached = {}, 0
+    if type(gen) == "table" then
+      -- PostgreSQL's stamp is the transaction (store/pgdb.lua): the boards working in it
+      -- (the engine's, a tool's) share what it read under the same count of card writes
+      local shared = gen.card_cache
+      if not shared or shared.dv ~= dv then
+        shared = { dv = dv, cards = {} }
+        gen.card_cache = shared
+      end
+      self.cache, self.cached = shared.cards, 0
+    else
+      self.cache, self.cached = {}, 0
+    end
     self.cache_gen, self.cache_dv = gen, dv
   end
   return true

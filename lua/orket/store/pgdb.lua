@@ -96,6 +96,20 @@ end
 
 -- ---- statements ---------------------------------------------------------------------
 
+-- Whether a statement may change what board:get reads (a card, or its dependencies): the
+-- board's cache of the transaction (Conn:cards_stamp) is dropped after one. Read by its
+-- verbs, not by the table's name alone: a lease claim joins cards but changes none.
+local CARD_WRITES = { "update%s+cards%f[^%w_]", "into%s+cards%f[^%w_]", "delete%s+from%s+cards%f[^%w_]",
+  "update%s+dependencies", "into%s+dependencies", "delete%s+from%s+dependencies", "truncate" }
+local function writes_cards(sql)
+  if not (sql:find("cards", 1, true) or sql:find("dependencies", 1, true)) then return false end
+  local s = sql:lower()
+  for _, p in ipairs(CARD_WRITES) do
+    if s:find(p) then return true end
+  end
+  return false
+end
+
 --- db:query(sql, ...) -> rows, affected, command | nil, msg, CODE, sqlstate: on the task's
 --- open transaction when it has one, else on any free connection
 function DB:query(sql, ...)
@@ -107,7 +121,7 @@ function DB:query(sql, ...)
       ok, err, code, state = t:flush(#t.ev)
       if not ok then return nil, err, code, state end
     end
-    if sql:find("cards", 1, true) and not sql:find("^%s*SELECT") then t.cards = t.cards + 1 end
+    if writes_cards(sql) then t.cards = t.cards + 1 end
     local rows, n, qcode, qstate = t.conn:query(sql, ...)
     if rows == nil then t.aborted = n end
     return rows, n, qcode, qstate
@@ -149,7 +163,7 @@ function DB:exec(script)
       ok, err, code, state = t:flush(#t.ev)
       if not ok then return nil, err, code, state end
     end
-    if script:find("cards", 1, true) then t.cards = t.cards + 1 end
+    if writes_cards(script) then t.cards = t.cards + 1 end
     local done, xerr, xcode, xstate = t.conn:exec(script)
     if not done then t.aborted = xerr end
     return done, xerr, xcode, xstate
