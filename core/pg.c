@@ -715,41 +715,35 @@ static int pg_defer(pg_conn *c, int n, const char *const *values) {
   return 0;
 }
 
+/* Makes room for one more statement: 0, or -1 at PG_MAX_STMTS or without memory. */
+static int pg_stmt_room(pg_conn *c) {
+  if (c->nstmts >= PG_MAX_STMTS) return -1;
+  if (c->nstmts < c->capstmts) return 0;
+  int cap = c->capstmts ? c->capstmts * 2 : 32;
+  pg_stmt *p = realloc(c->stmts, (size_t)cap * sizeof *p);
+  if (p == NULL) return -1;
+  c->stmts = p;
+  c->capstmts = cap;
+  return 0;
+}
+
 /* Sends a statement: by name when this connection has prepared it; else PREPARE first
  * (its execution follows in pg_prepared) while there is room; else unnamed. Returns
  * libpq's send result. */
 static int pg_send_stmt(pg_conn *c, const char *sql, int n, const Oid *types, const char *const *values) {
   size_t len = 0;
   char *key = pg_stmt_key(sql, n, types, &len);
-  if (key == NULL) return PQsendQueryParams(c->pq, sql, n, types, values, NULL, NULL, 0);
-  uint64_t h = pg_hash(key, len);
-  int i = pg_stmt_find(c, key, len, h);
+  uint64_t h = key ? pg_hash(key, len) : 0;
+  int i = key ? pg_stmt_find(c, key, len, h) : -1;
   char name[32];
-  if (i >= 0 && !c->stmts[i].ready) i = -1 - i; /* never: only a lost connection leaves one */
-  if (i < -1) {
-    free(key);
-    return PQsendQueryParams(c->pq, sql, n, types, values, NULL, NULL, 0);
-  }
-  if (i >= 0) {
+  if (i >= 0 && c->stmts[i].ready) {
     free(key);
     pg_stmt_name(c->stmts[i].id, name, sizeof name);
     return PQsendQueryPrepared(c->pq, name, n, values, NULL, NULL, 0);
   }
-  if (c->nstmts >= PG_MAX_STMTS) {
-    free(key);
-    return PQsendQueryParams(c->pq, sql, n, types, values, NULL, NULL, 0);
-  }
-  if (c->nstmts == c->capstmts) {
-    int cap = c->capstmts ? c->capstmts * 2 : 32;
-    pg_stmt *p = realloc(c->stmts, (size_t)cap * sizeof *p);
-    if (p == NULL) {
-      free(key);
-      return PQsendQueryParams(c->pq, sql, n, types, values, NULL, NULL, 0);
-    }
-    c->stmts = p;
-    c->capstmts = cap;
-  }
-  if (pg_defer(c, n, values) != 0) {
+  /* unnamed: a text too long to keep, one found but not ready (only a lost connection
+   * leaves one), no room, or no memory for the execution's parameters */
+  if (key == NULL || i >= 0 || pg_stmt_room(c) != 0 || pg_defer(c, n, values) != 0) {
     free(key);
     return PQsendQueryParams(c->pq, sql, n, types, values, NULL, NULL, 0);
   }
@@ -760,8 +754,7 @@ static int pg_send_stmt(pg_conn *c, const char *sql, int n, const Oid *types, co
   st->id = ++c->next_stmt;
   st->ready = 0;
   pg_stmt_name(st->id, name, sizeof name);
-  int sent = PQsendPrepare(c->pq, name, sql, n, types);
-  if (!sent) {
+  if (!PQsendPrepare(c->pq, name, sql, n, types)) {
     free(key);
     pg_free_deferred(c);
     return 0;

@@ -13,19 +13,9 @@ local M = {}
 --- turn_begin and turn_end events in the run, oldest first (data decoded, {} when
 --- unreadable); merge: as last_merge_mark(db, card)
 function M.card_marks(db, run, card)
-  local rows = assert(db:rows([[SELECT id, kind, data FROM events WHERE card_id = ?1
+  return M.split_marks(assert(db:rows([[SELECT id, kind, data FROM events WHERE card_id = ?1
     AND ((+run_id = ?2 AND kind IN ('turn_begin', 'turn_end')) OR kind IN ('merge_conflict', 'merge_main'))
-    ORDER BY id]], card, run))
-  local marks, merge = {}, nil
-  for _, ev in ipairs(rows) do
-    if ev.kind == "merge_conflict" or ev.kind == "merge_main" then
-      merge = ev.kind
-    else
-      ev.data = cjson.decode(ev.data) or {}
-      marks[#marks + 1] = ev
-    end
-  end
-  return marks, merge
+    ORDER BY id]], card, run)))
 end
 
 --- has_open_turn(db, run) -> true when a turn of the run began and did not end
@@ -203,4 +193,23 @@ function M.last_merge(db, card)
   return m and (cjson.decode(m.data) or {})
 end
 
-return require("orket.store.backend").twin("journal", M)
+local ops = require("orket.store.backend").twin("journal", M)
+
+--- split_marks(rows) -> marks, merge: card_marks' rows ({id, kind, data as JSON text},
+--- oldest first) as it returns them; both backends' card_marks end with it (a function
+--- of rows, not of a store, so it is not dispatched)
+function ops.split_marks(rows)
+  local marks, merge = {}, nil
+  for _, ev in ipairs(rows) do
+    if ev.kind == "merge_conflict" or ev.kind == "merge_main" then
+      merge = ev.kind
+    else
+      ev.data = cjson.decode(ev.data) or {}
+      marks[#marks + 1] = ev
+    end
+  end
+  return marks, merge
+end
+M.split_marks = ops.split_marks
+
+return ops

@@ -114,18 +114,7 @@ end
 --- open transaction when it has one, else on any free connection
 function DB:query(sql, ...)
   local t = self.open[coroutine.running()]
-  if t then
-    local ok, err, code, state = t.sp_unsent and t:send_savepoints()
-    if ok == nil and err then return nil, err, code, state end
-    if t.ev and #t.ev > t.evf and sql:find("events", 1, true) then
-      ok, err, code, state = t:flush(#t.ev)
-      if not ok then return nil, err, code, state end
-    end
-    if writes_cards(sql) then t.cards = t.cards + 1 end
-    local rows, n, qcode, qstate = t.conn:query(sql, ...)
-    if rows == nil then t.aborted = n end
-    return rows, n, qcode, qstate
-  end
+  if t then return t:statement("query", sql, ...) end
   if outside_task() then return in_task(self.query, self, sql, ...) end
   return self.pool:query(sql, ...)
 end
@@ -156,18 +145,7 @@ end
 --- db:exec(script) -> true | nil, msg, CODE (statements without parameters)
 function DB:exec(script)
   local t = self.open[coroutine.running()]
-  if t then
-    local ok, err, code, state = t.sp_unsent and t:send_savepoints()
-    if ok == nil and err then return nil, err, code, state end
-    if t.ev and #t.ev > t.evf and script:find("events", 1, true) then
-      ok, err, code, state = t:flush(#t.ev)
-      if not ok then return nil, err, code, state end
-    end
-    if writes_cards(script) then t.cards = t.cards + 1 end
-    local done, xerr, xcode, xstate = t.conn:exec(script)
-    if not done then t.aborted = xerr end
-    return done, xerr, xcode, xstate
-  end
+  if t then return t:statement("exec", script) end
   if outside_task() then return in_task(self.exec, self, script) end
   local lease <close>, err, code = self.pool:acquire()
   if not lease then return nil, err, code end
@@ -255,6 +233,26 @@ function Tx:send_savepoints()
   end
   self.sp_unsent = nil
   return true
+end
+
+--- t:statement(method, sql, ...) -> the connection's answer (conn:query or conn:exec) to a
+--- statement of the transaction: sent after the savepoints not sent yet, and after the
+--- kept events when it names the journal; a failure leaves the transaction failed
+--- (t.aborted) and a write to cards moves the board's stamp
+function Tx:statement(method, sql, ...)
+  if self.sp_unsent then
+    local ok, err, code, state = self:send_savepoints()
+    if not ok then return nil, err, code, state end
+  end
+  if self.ev and #self.ev > self.evf and sql:find("events", 1, true) then
+    local ok, err, code, state = self:flush(#self.ev)
+    if not ok then return nil, err, code, state end
+  end
+  if writes_cards(sql) then self.cards = self.cards + 1 end
+  local conn = self.conn
+  local a, b, c, d = conn[method](conn, sql, ...)
+  if a == nil then self.aborted = b end
+  return a, b, c, d
 end
 
 -- After the nested transaction at depth failed: the events kept since it began are

@@ -7,20 +7,12 @@ local iso = require("orket.store.pgdb").iso
 local M = {}
 
 function M.card_marks(db, run, card)
-  local rows = assert(db:rows([[SELECT id, kind, data::text AS data FROM events WHERE card_id = $1
+  return M.split_marks(assert(db:rows([[SELECT id, kind, data::text AS data FROM events WHERE card_id = $1
     AND ((run_id = $2 AND kind IN ('turn_begin', 'turn_end')) OR kind IN ('merge_conflict', 'merge_main'))
-    ORDER BY id]], card, run))
-  local marks, merge = {}, nil
-  for _, ev in ipairs(rows) do
-    if ev.kind == "merge_conflict" or ev.kind == "merge_main" then
-      merge = ev.kind
-    else
-      ev.data = cjson.decode(ev.data) or {}
-      marks[#marks + 1] = ev
-    end
-  end
-  return marks, merge
+    ORDER BY id]], card, run)))
 end
+
+M.split_marks = require("orket.store.journal").split_marks
 
 function M.has_open_turn(db, run)
   return db:row([[SELECT 1 AS x FROM events b WHERE b.run_id = $1 AND b.kind = 'turn_begin'
