@@ -16,9 +16,29 @@
 
 #include <git2.h>
 
+/* A card's linked worktree, kept open between calls: opening one costs libgit2 some 75
+ * system calls (its .git file, gitdir, commondir, config, a realpath of each), and a turn
+ * asked for it several times (making or finding it, each commit, the status). An entry is
+ * reused only while the two files that name the worktree, its metadata's gitdir and its
+ * working tree's .git, are the very files it was opened from (device, inode, size, change
+ * time): a worktree removed or made again, here or by another process, is opened afresh.
+ * What the repository object caches of the files (index, config, refs, packs) it checks
+ * against the disk itself, and every index use here reads it again first. */
+#define GR_OPEN_MAX 8
+
+typedef struct gr_open {
+  git_repository *w; /* NULL: a free slot */
+  char card[GR_CARD_MAX + 1];
+  char path[PATH_MAX]; /* where gitrepo_worktree was asked to have it (the fast path's key) */
+  struct stat meta, dotgit;
+  unsigned long long used;
+} gr_open;
+
 struct gitrepo {
   git_repository *repo;
   char *path;
+  gr_open open[GR_OPEN_MAX];
+  unsigned long long tick;
 };
 
 /* A checkout that follows a ref move is announced by this file in the working tree's own
@@ -183,8 +203,11 @@ static int gr_new(git_repository *repo, const char *path, gitrepo **out, gr_err 
   return 0;
 }
 
+static void gr_forget(gitrepo *r, const char *card);
+
 void gitrepo_close(gitrepo *r) {
   if (r == NULL) return;
+  gr_forget(r, NULL);
   git_repository_free(r->repo);
   free(r->path);
   free(r);
@@ -486,8 +509,82 @@ static int gr_wt_lookup(git_repository *repo, const char *card, git_worktree **w
   return git_worktree_lookup(wt, repo, card);
 }
 
+/* ---- open worktrees (gr_open) ---- */
+
+static int gr_same_file(const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+         a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* The two files that name card's worktree, as they are now; -1 when either is missing. */
+static int gr_open_stat(gitrepo *r, const char *card, git_repository *w, struct stat *meta, struct stat *dotgit) {
+  char p[PATH_MAX];
+  if ((size_t)snprintf(p, sizeof p, "%sworktrees/%s/gitdir", git_repository_commondir(r->repo), card) >= sizeof p ||
+      stat(p, meta) != 0)
+    return -1;
+  if ((size_t)snprintf(p, sizeof p, "%s.git", git_repository_workdir(w)) >= sizeof p || stat(p, dotgit) != 0) return -1;
+  return 0;
+}
+
+/* Closes the kept worktree of card, or every one (card NULL). */
+static void gr_forget(gitrepo *r, const char *card) {
+  for (int i = 0; i < GR_OPEN_MAX; i++) {
+    gr_open *o = &r->open[i];
+    if (o->w && (card == NULL || strcmp(o->card, card) == 0)) {
+      git_repository_free(o->w);
+      o->w = NULL;
+    }
+  }
+}
+
+/* card's kept worktree when it is still the one on disk (and, with path, kept for that
+ * path), else NULL (and forgotten). */
+static git_repository *gr_kept(gitrepo *r, const char *card, const char *path) {
+  for (int i = 0; i < GR_OPEN_MAX; i++) {
+    gr_open *o = &r->open[i];
+    if (o->w == NULL || strcmp(o->card, card) != 0) continue;
+    struct stat meta, dotgit;
+    if ((path && strcmp(o->path, path) != 0) || gr_open_stat(r, card, o->w, &meta, &dotgit) != 0 ||
+        !gr_same_file(&meta, &o->meta) || !gr_same_file(&dotgit, &o->dotgit)) {
+      git_repository_free(o->w);
+      o->w = NULL;
+      return NULL;
+    }
+    o->used = ++r->tick;
+    return o->w;
+  }
+  return NULL;
+}
+
+/* Keeps w, card's worktree opened for path (NULL: not known), in the least recently used
+ * slot; the kept one owns it from here. Not kept (freed) when its files cannot be read. */
+static git_repository *gr_keep(gitrepo *r, const char *card, const char *path, git_repository *w) {
+  gr_forget(r, card);
+  gr_open *o = &r->open[0];
+  for (int i = 0; i < GR_OPEN_MAX; i++) {
+    if (r->open[i].w == NULL) {
+      o = &r->open[i];
+      break;
+    }
+    if (r->open[i].used < o->used) o = &r->open[i];
+  }
+  if (o->w) git_repository_free(o->w);
+  o->w = NULL;
+  if (gr_open_stat(r, card, w, &o->meta, &o->dotgit) != 0) {
+    git_repository_free(w);
+    return NULL;
+  }
+  snprintf(o->card, sizeof o->card, "%s", card);
+  snprintf(o->path, sizeof o->path, "%s", path ? path : "");
+  o->w = w;
+  o->used = ++r->tick;
+  return w;
+}
+
+/* card's worktree repository, borrowed: kept open by r (gr_open), never freed by the caller. */
 static int gr_open_card(gitrepo *r, const char *card, git_repository **wrepo, gr_err *e) {
   if (gr_check_card(card, e) != 0) return -1;
+  if ((*wrepo = gr_kept(r, card, NULL)) != NULL) return 0;
   git_worktree *wt = NULL;
   int rc = gr_wt_lookup(r->repo, card, &wt);
   if (rc == GIT_ENOTFOUND) return gr_fail(e, "ENOENT", "card %s has no worktree", card);
@@ -496,9 +593,13 @@ static int gr_open_card(gitrepo *r, const char *card, git_repository **wrepo, gr
     git_worktree_free(wt);
     return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
   }
-  rc = git_repository_open_from_worktree(wrepo, wt);
+  git_repository *w = NULL;
+  rc = git_repository_open_from_worktree(&w, wt);
   git_worktree_free(wt);
-  return rc < 0 ? gr_git(e, rc, card) : 0;
+  if (rc < 0) return gr_git(e, rc, card);
+  if ((*wrepo = gr_keep(r, card, NULL, w)) == NULL)
+    return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
+  return 0;
 }
 
 int gitrepo_worktree_path(gitrepo *r, const char *card, char *buf, size_t cap, gr_err *e) {
@@ -512,7 +613,6 @@ int gitrepo_worktree_path(gitrepo *r, const char *card, char *buf, size_t cap, g
     memcpy(buf, wd, n);
     buf[n] = '\0';
   }
-  git_repository_free(w);
   return ok ? 0 : gr_fail(e, "EINVAL", "path too long");
 }
 
@@ -572,6 +672,13 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
     goto out;
   }
 
+  int updated;
+  /* the worktree kept open from an earlier call for this very path: still the one on disk */
+  if ((w = gr_kept(r, card, abs)) != NULL) {
+    ret = gr_refresh_repo(w, &updated, e);
+    w = NULL; /* kept: not freed below */
+    goto out;
+  }
   rc = gr_wt_lookup(r->repo, card, &wt);
   if (rc == 0 && git_worktree_validate(wt) == 0) {
     char have[PATH_MAX], want[PATH_MAX];
@@ -603,9 +710,14 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
     }
     *created = 1;
   }
-  int updated;
   if ((rc = git_repository_open_from_worktree(&w, wt)) < 0) { gr_git(e, rc, card); goto out; }
-  if (gr_refresh_repo(w, &updated, e) != 0) goto out;
+  git_repository *kept = gr_keep(r, card, abs, w);
+  w = NULL; /* kept (or, its files unreadable, already freed) */
+  if (kept == NULL) {
+    gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
+    goto out;
+  }
+  if (gr_refresh_repo(kept, &updated, e) != 0) goto out;
   ret = 0;
 out:
   git_repository_free(w);
@@ -647,9 +759,7 @@ int gitrepo_status(gitrepo *r, const char *card, gr_paths *out, gr_err *e) {
   out->n = 0;
   if (gr_open_card(r, card, &w, e) != 0) return -1;
   int updated;
-  int ret = gr_refresh_repo(w, &updated, e) == 0 ? gr_status_repo(w, out, e) : -1;
-  git_repository_free(w);
-  return ret;
+  return gr_refresh_repo(w, &updated, e) == 0 ? gr_status_repo(w, out, e) : -1;
 }
 
 /* ---- commits ------------------------------------------------------------------------------ */
@@ -709,18 +819,21 @@ int gitrepo_worktree_remove(gitrepo *r, const char *card, int *removed, gr_err *
     git_repository *w = NULL;
     gr_paths dirty = {NULL, 0};
     int updated;
-    if ((rc = git_repository_open_from_worktree(&w, wt)) < 0) {
+    git_repository *kept = gr_kept(r, card, NULL);
+    if (kept) w = kept;
+    else if ((rc = git_repository_open_from_worktree(&w, wt)) < 0) {
       gr_git(e, rc, card);
       goto out;
     }
     int st = gr_refresh_repo(w, &updated, e) == 0 ? gr_status_repo(w, &dirty, e) : -1;
-    git_repository_free(w);
+    if (!kept) git_repository_free(w);
     if (st == 0 && dirty.n)
       st = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, dirty.v[0],
                    dirty.n > 1 ? ", ..." : "");
     gr_paths_free(&dirty);
     if (st != 0) goto out;
   }
+  gr_forget(r, card); /* its files go now */
   git_worktree_prune_options po;
   (void)git_worktree_prune_options_init(&po, GIT_WORKTREE_PRUNE_OPTIONS_VERSION);
   po.flags = GIT_WORKTREE_PRUNE_VALID | GIT_WORKTREE_PRUNE_WORKING_TREE;
@@ -825,7 +938,6 @@ out:
   git_commit_free(parent);
   git_reference_free(head);
   git_index_free(idx);
-  git_repository_free(w);
   git_signature_free(sig);
   return ret;
 }
@@ -1045,7 +1157,6 @@ out:
   git_index_free(idx);
   git_commit_free(mc);
   git_commit_free(bc);
-  git_repository_free(w);
   return ret;
 }
 
@@ -1174,6 +1285,7 @@ int gitrepo_recover(gitrepo *r, int *removed, gr_err *e) {
   git_strarray wts = {0};
   int rc, updated, ret = -1;
   *removed = 0;
+  gr_forget(r, NULL); /* after a crash: every worktree read afresh */
   if ((rc = git_worktree_list(&wts, r->repo)) < 0) return gr_git(e, rc, "worktrees");
   if (gr_clear_locks(r, &wts, removed, e) != 0) goto out;
   if (gr_refresh_repo(r->repo, &updated, e) != 0) goto out;
@@ -1182,9 +1294,7 @@ int gitrepo_recover(gitrepo *r, int *removed, gr_err *e) {
     if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
     gr_err ignored;
     if (gr_open_card(r, wts.strings[i], &w, &ignored) != 0) continue; /* broken: gitrepo_worktree remakes it */
-    int rr = gr_refresh_repo(w, &updated, e);
-    git_repository_free(w);
-    if (rr != 0) goto out;
+    if (gr_refresh_repo(w, &updated, e) != 0) goto out;
   }
   ret = 0;
 out:
@@ -1292,9 +1402,7 @@ int gitrepo_check(gitrepo *r, gr_err *e) {
       gr_fail(e, "EINCONSISTENT", "worktree %s cannot be opened", wts.strings[i]);
       goto out;
     }
-    int bad = gr_check_worktree(w, wts.strings[i], e);
-    git_repository_free(w);
-    if (bad) goto out;
+    if (gr_check_worktree(w, wts.strings[i], e)) goto out;
   }
   ret = 0;
 out:
@@ -1309,9 +1417,7 @@ int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e) {
   if (card == NULL) return gr_refresh_repo(r->repo, updated, e);
   git_repository *w = NULL;
   if (gr_open_card(r, card, &w, e) != 0) return -1;
-  int ret = gr_refresh_repo(w, updated, e);
-  git_repository_free(w);
-  return ret;
+  return gr_refresh_repo(w, updated, e);
 }
 
 /* ---- push -------------------------------------------------------------------------------- */

@@ -63,7 +63,9 @@ int gitrepo_card_valid(const char *card);
  * idempotent. *created is 1 when this call made the initial commit. */
 int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *created, gr_err *e);
 
-/* Opens the repository whose main working tree is path (ENOENT when there is none). */
+/* Opens the repository whose main working tree is path (ENOENT when there is none). A
+ * handle keeps the last cards' worktrees open between calls, each used only while it is
+ * still the worktree on disk (docs/git.md); close lets go of them. */
 int gitrepo_open(const char *path, gitrepo **out, gr_err *e);
 void gitrepo_close(gitrepo *r);
 
