@@ -21,6 +21,25 @@ local function main_log(dir)
   return seen
 end
 
+-- A resumed run's main against the uninterrupted run's: every turn's commit there once, no
+-- commit twice, and the same merges. On SQLite a run's store calls never yield, so two runs
+-- of the same project interleave their turns alike and main's history is the same commit
+-- for commit; on PostgreSQL the store's round trips yield to the other turns in flight, so
+-- which card's merge found main moved (a merge commit rather than a fast-forward) may
+-- differ from run to run.
+local function same_main(want, got, what)
+  if require("tests.backends").name() == "sqlite" then return assert.same(want, got, what) end
+  local function turns(log)
+    local out = {}
+    for summary, n in pairs(log) do
+      assert.equal(1, n, what .. ": " .. summary .. " twice on main")
+      if not summary:match("^Merge ") then out[summary] = n end
+    end
+    return out
+  end
+  assert.same(turns(want), turns(got), what)
+end
+
 local function consistent(dir)
   local repo <close> = assert(G.open(dir .. "/workspace"))
   return repo:check()
@@ -33,6 +52,7 @@ local function project(epic, script)
   os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
   H.write(dir .. "/epics/e.json", cjson.encode(epic))
   H.write(dir .. "/script.lua", script)
+  require("tests.backends").project(dir)
   assert.equal(0, H.orket("import", { cwd = dir }).status)
   return dir
 end
@@ -149,7 +169,7 @@ end
       assert.equal(want, state(dir), fault)
       assert.is_true(consistent(dir), fault)
       -- the same commits on main (none twice), the same files
-      assert.same(want_log, main_log(dir), fault)
+      same_main(want_log, main_log(dir), fault)
       for f, text in pairs(files) do assert.equal(text, H.read(dir .. "/workspace/" .. f), fault .. ": " .. f) end
     end
   end)
@@ -166,7 +186,7 @@ end
       assert.equal(0, r.status, fault .. ": " .. r.stderr)
       assert.equal(want, state(dir), fault)
       assert.is_true(consistent(dir), fault)
-      assert.same(want_log, main_log(dir), fault)
+      same_main(want_log, main_log(dir), fault)
       assert.equal("both\n", H.read(dir .. "/workspace/shared.txt"), fault)
     end
   end)

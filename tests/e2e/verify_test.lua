@@ -27,6 +27,7 @@ return { rules = {
   H.write(dir .. "/epics/one.json", string.format([[
 { "id": "ONE", "issues": [ { "id": "ONE-1", "summary": "write out.txt", "seat": "dev"%s } ] }
 ]], verification and (', "verification": ' .. verification) or ""))
+  require("tests.backends").project(dir)
   assert.equal(0, H.orket("import", { cwd = dir }).status)
   return dir
 end
