@@ -35,6 +35,42 @@ static jv_arena *lg_arena(lua_State *L) {
   return a;
 }
 
+/* The arena check works in, one per Lua state: check runs on every tool call, and a fresh
+ * arena each time cost a 16 KB malloc and free (which glibc handed back to the system and
+ * took again, a brk each way), a userdata and its finalizer; that was most of a check's
+ * time. It is emptied, its block kept, when check returns or raises (a to-be-closed
+ * value). A check inside another (a policy predicate calling the gate) takes a fresh one. */
+#define LG_POOL "orket.gate.pool"
+
+typedef struct lg_pool {
+  jv_arena a;
+  int busy;
+} lg_pool;
+
+static int lg_pool_close(lua_State *L) {
+  lg_pool *p = luaL_checkudata(L, 1, LG_POOL);
+  jv_arena_reset(&p->a);
+  p->busy = 0;
+  return 0;
+}
+
+static int lg_pool_gc(lua_State *L) {
+  lg_pool *p = luaL_checkudata(L, 1, LG_POOL);
+  jv_arena_free(&p->a);
+  return 0;
+}
+
+/* Pushes the arena for check: the state's own (upvalue 1) unless a check is using it. */
+static jv_arena *lg_check_arena(lua_State *L, int *pooled) {
+  lg_pool *p = lua_touserdata(L, lua_upvalueindex(1));
+  *pooled = !p->busy;
+  if (!*pooled) return lg_arena(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_toclose(L, -1);
+  p->busy = 1;
+  return &p->a;
+}
+
 typedef struct lg_conv {
   jv_arena *a;
   size_t nodes;
@@ -500,7 +536,8 @@ static const jv *lg_schema_at(lua_State *L, int idx, jv_arena *a) {
 static int lg_check(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  jv_arena *a = lg_arena(L); /* [2] */
+  int pooled;
+  jv_arena *a = lg_check_arena(L, &pooled); /* [2] */
   gate_input in;
   memset(&in, 0, sizeof in);
   schema_limits lim = SCHEMA_DEFAULT_LIMITS;
@@ -561,7 +598,7 @@ static int lg_check(lua_State *L) {
   in.args = conv == 0 ? args : NULL;
   if (conv != 0) in.args_bad = c.err; /* gate_check decides where this refusal comes */
   gate_check(&in, &d);
-  jv_arena_free(a);
+  if (!pooled) jv_arena_free(a); /* the pool is emptied as check returns */
   lua_createtable(L, 0, 5);
   lua_pushstring(L, lg_verdicts[d.verdict]);
   lua_setfield(L, -2, "verdict");
@@ -624,6 +661,19 @@ int luaopen_orket_gate(lua_State *L) {
   lua_pushboolean(L, 0);
   lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
+  luaL_newmetatable(L, LG_POOL);
+  lua_pushcfunction(L, lg_pool_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, lg_pool_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
   luaL_newlib(L, lg_funcs);
+  /* check shares the state's arena (lg_check_arena) */
+  lg_pool *p = lua_newuserdatauv(L, sizeof *p, 0);
+  jv_arena_init(&p->a, LG_ARENA_LIMIT);
+  p->busy = 0;
+  luaL_setmetatable(L, LG_POOL);
+  lua_pushcclosure(L, lg_check, 1);
+  lua_setfield(L, -2, "check");
   return 1;
 }

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define JV_BLOCK 16384 /* a block's size, unless one allocation needs more */
+
 struct jv_block {
   jv_block *next;
   size_t cap, off;
@@ -26,7 +28,7 @@ void *jv_alloc(jv_arena *a, size_t size) {
   if (a->limit && (size > a->limit || a->used > a->limit - size)) return NULL;
   jv_block *b = a->head;
   if (b == NULL || b->cap - b->off < size) {
-    size_t cap = size > 16384 ? size : 16384;
+    size_t cap = size > JV_BLOCK ? size : JV_BLOCK;
     b = malloc(sizeof *b + cap);
     if (b == NULL) return NULL;
     b->cap = cap;
@@ -55,6 +57,22 @@ void jv_arena_free(jv_arena *a) {
     free(a->head);
     a->head = n;
   }
+  a->used = 0;
+}
+
+void jv_arena_reset(jv_arena *a) {
+  jv_block *keep = NULL;
+  while (a->head) {
+    jv_block *n = a->head->next;
+    if (keep == NULL && a->head->cap == JV_BLOCK) keep = a->head;
+    else free(a->head);
+    a->head = n;
+  }
+  if (keep) {
+    keep->next = NULL;
+    keep->off = 0;
+  }
+  a->head = keep;
   a->used = 0;
 }
 

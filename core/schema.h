@@ -37,6 +37,9 @@ void jv_arena_init(jv_arena *a, size_t limit);
 void *jv_alloc(jv_arena *a, size_t size); /* zeroed; NULL past the limit or out of memory */
 char *jv_strdup(jv_arena *a, const char *s, size_t len);
 void jv_arena_free(jv_arena *a);
+/* Empties the arena for the next use, keeping one standard-sized block (a call that
+ * converts the same shapes again then allocates nothing). */
+void jv_arena_reset(jv_arena *a);
 
 /* The value under key in an object, or NULL. */
 const jv *jv_get(const jv *obj, const char *key);

@@ -316,6 +316,42 @@ describe("gate.check", function()
     end, "bad gate input (rules must be a rules list or compile_rules' result)")
   end)
 
+  it("decides alike when a check runs inside another's predicate, or after one that raised", function()
+    local cgate = require "orket.c.gate"
+    local schema = reg:get("write_file").compiled_schema
+    local function input(path, extra)
+      local t = { tool = "write_file", tool_known = true, tool_writes = true, schema = schema,
+        args = { path = path, content = string.rep("x", 300) } }
+      for k, v in pairs(extra or {}) do t[k] = v end
+      return t
+    end
+    local alone = { ok = cgate.check(input("a/b")), bad = cgate.check(input("../b")) }
+    assert.equal("allow", alone.ok.verdict)
+    assert.equal("deny", alone.bad.verdict)
+    -- a predicate that asks the gate itself, while the outer check's arguments are converted
+    local inner = {}
+    local rules = { { level = "deny", tool = "write_file", predicate = true, reason = "inner said so" } }
+    local outer = cgate.check(input("c/d", { rules = rules, predicate = function()
+      inner[#inner + 1] = cgate.check(input("../b"))
+      inner[#inner + 1] = cgate.check(input("a/b"))
+      return true
+    end }))
+    assert.equal("deny", outer.verdict)
+    assert.equal("POLICY_DENY", outer.code)
+    assert.same({ alone.bad, alone.ok }, inner)
+    -- a check that raises half-way (its arguments converted, then a bad rule) leaves the
+    -- next ones whole, also with arguments far larger than one arena block
+    for _ = 1, 3 do
+      assert.has_error(function() cgate.check(input("a/b", { rules = { { level = "maybe" } } })) end,
+        "bad gate input (rules[1].level must be deny, ask or allow)")
+      assert.same(alone.ok, cgate.check(input("a/b")))
+      assert.same(alone.bad, cgate.check(input("../b")))
+      local big = input("a/big")
+      big.args.content = string.rep("y", 100000)
+      assert.equal("allow", cgate.check(big).verdict)
+    end
+  end)
+
   it("summarizes the arguments of a decision only when the recorder reads them", function()
     local seen
     check { tool = "read_file", args = { path = "a" }, record = function(_, d) seen = d end }
