@@ -581,6 +581,18 @@ static git_repository *gr_keep(gitrepo *r, const char *card, const char *path, g
   return w;
 }
 
+/* card's repository opened from wt (looked up, valid) and kept for path (NULL: not known):
+ * *w is borrowed, as gr_open_card's. */
+static int gr_open_wt(gitrepo *r, const char *card, const char *path, git_worktree *wt, git_repository **w,
+                      gr_err *e) {
+  git_repository *o = NULL;
+  int rc = git_repository_open_from_worktree(&o, wt);
+  if (rc < 0) return gr_git(e, rc, card);
+  if ((*w = gr_keep(r, card, path, o)) == NULL)
+    return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
+  return 0;
+}
+
 /* card's worktree repository, borrowed: kept open by r (gr_open), never freed by the caller. */
 static int gr_open_card(gitrepo *r, const char *card, git_repository **wrepo, gr_err *e) {
   if (gr_check_card(card, e) != 0) return -1;
@@ -593,13 +605,9 @@ static int gr_open_card(gitrepo *r, const char *card, git_repository **wrepo, gr
     git_worktree_free(wt);
     return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
   }
-  git_repository *w = NULL;
-  rc = git_repository_open_from_worktree(&w, wt);
+  rc = gr_open_wt(r, card, NULL, wt, wrepo, e);
   git_worktree_free(wt);
-  if (rc < 0) return gr_git(e, rc, card);
-  if ((*wrepo = gr_keep(r, card, NULL, w)) == NULL)
-    return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
-  return 0;
+  return rc;
 }
 
 int gitrepo_worktree_path(gitrepo *r, const char *card, char *buf, size_t cap, gr_err *e) {
@@ -655,7 +663,7 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
   git_reference *br = NULL;
   git_worktree *wt = NULL;
   git_commit *main_c = NULL;
-  git_repository *w = NULL;
+  git_repository *w = NULL; /* borrowed: kept by r */
   int rc, ret = -1;
 
   rc = git_branch_lookup(&br, r->repo, bname, GIT_BRANCH_LOCAL);
@@ -676,7 +684,6 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
   /* the worktree kept open from an earlier call for this very path: still the one on disk */
   if ((w = gr_kept(r, card, abs)) != NULL) {
     ret = gr_refresh_repo(w, &updated, e);
-    w = NULL; /* kept: not freed below */
     goto out;
   }
   rc = gr_wt_lookup(r->repo, card, &wt);
@@ -710,17 +717,9 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
     }
     *created = 1;
   }
-  if ((rc = git_repository_open_from_worktree(&w, wt)) < 0) { gr_git(e, rc, card); goto out; }
-  git_repository *kept = gr_keep(r, card, abs, w);
-  w = NULL; /* kept (or, its files unreadable, already freed) */
-  if (kept == NULL) {
-    gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
-    goto out;
-  }
-  if (gr_refresh_repo(kept, &updated, e) != 0) goto out;
+  if (gr_open_wt(r, card, abs, wt, &w, e) != 0 || gr_refresh_repo(w, &updated, e) != 0) goto out;
   ret = 0;
 out:
-  git_repository_free(w);
   git_commit_free(main_c);
   git_worktree_free(wt);
   git_reference_free(br);
@@ -819,14 +818,8 @@ int gitrepo_worktree_remove(gitrepo *r, const char *card, int *removed, gr_err *
     git_repository *w = NULL;
     gr_paths dirty = {NULL, 0};
     int updated;
-    git_repository *kept = gr_kept(r, card, NULL);
-    if (kept) w = kept;
-    else if ((rc = git_repository_open_from_worktree(&w, wt)) < 0) {
-      gr_git(e, rc, card);
-      goto out;
-    }
+    if ((w = gr_kept(r, card, NULL)) == NULL && gr_open_wt(r, card, NULL, wt, &w, e) != 0) goto out;
     int st = gr_refresh_repo(w, &updated, e) == 0 ? gr_status_repo(w, &dirty, e) : -1;
-    if (!kept) git_repository_free(w);
     if (st == 0 && dirty.n)
       st = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, dirty.v[0],
                    dirty.n > 1 ? ", ..." : "");
