@@ -579,7 +579,7 @@ function Run:execute()
       self:stop()
       break
     end
-    local changed = false
+    local changed, others = false, false
     -- The board's news and every pick of this round share one transaction (one lock, one
     -- snapshot); the turns start after it commits, so none runs inside it.
     local jobs, after = {}, {}
@@ -600,7 +600,13 @@ function Run:execute()
           end
         end
       end
-      if lease then lease:release_idle(busy) end
+      if lease then
+        lease:release_idle(busy)
+        -- Whether other workers still hold cards is asked in this same transaction: its
+        -- time is the one the claims above saw, so a lease that ran out since cannot read
+        -- as neither live (to claim) nor held (to wait for), ending the run as stalled.
+        if inflight == 0 and #jobs == 0 and not changed then others = lease:others_busy(run_id) end
+      end
       return true
     end)
     self.round_after = nil
@@ -657,7 +663,7 @@ function Run:execute()
     elseif not changed then
       -- a worker waits while other workers hold cards of the run: theirs may come back
       -- (a worker that dies leaves its cards to be taken over when their leases expire)
-      if not (lease and lease:others_busy(run_id)) then break end
+      if not others then break end
       lease:idle(lease.poll_ms)
       last_pass = rt.now()
     end
