@@ -15,11 +15,12 @@
 -- orchestration alone, without git's noise. Three rounds, each its own floors; the
 -- targets' figures with min/median/max over them, peak RSS against `orket version` plus
 -- the store's page cache.
---   build/orket lua bench/engine.lua [ISSUES] [nogit|profile|profile-vm|parts [CONCURRENCY [nogit]]]
+--   build/orket lua bench/engine.lua [ISSUES] [nogit|profile|profile-vm|profile-alloc|parts [CONCURRENCY [nogit]]]
 -- With "profile" only one run is made (concurrency 1 unless given), under orket.profile
 -- (model time not charged), and its costliest lines are printed per turn; "profile-vm"
 -- counts Lua VM instructions instead of wall time, so the git and SQLite calls' time is
--- not charged to whichever Lua line is sampled next. With "parts"
+-- not charged to whichever Lua line is sampled next; "profile-alloc" the Lua heap's growth
+-- (the collector stopped meanwhile: keep ISSUES small), what makes the collector's work. With "parts"
 -- only one run is made, with wall (hrtime) and CPU (os.clock) time summed around the
 -- engine's main calls (inclusive: a record inside the step's commit counts in both).
 package.path = package.orket_home .. "/?.lua;" .. package.path
@@ -34,7 +35,7 @@ local function cpu_now()
   local u = uv.getrusage()
   return (u.utime.sec + u.stime.sec) * 1e6 + u.utime.usec + u.stime.usec
 end
-local PROFILE = arg and (arg[2] == "profile" or arg[2] == "profile-vm")
+local PROFILE = arg and (arg[2] == "profile" or arg[2] == "profile-vm" or arg[2] == "profile-alloc")
 local PARTS = arg and arg[2] == "parts"
 -- profile and parts: the concurrency (third argument), 1 unless given
 local MODE_CONC = (PROFILE or PARTS) and tonumber(arg[3]) or 1
@@ -302,7 +303,9 @@ local function run(n, conc, nogit)
     end
   end
   local id = assert(e:start("B"))
-  if PROFILE then prof = require("orket.profile").start { vm = arg[2] == "profile-vm" } end
+  if PROFILE then
+    prof = require("orket.profile").start { vm = arg[2] == "profile-vm", alloc = arg[2] == "profile-alloc" }
+  end
   local c0 = cpu_now()
   local t0 = uv.hrtime()
   local status = e:execute(id)

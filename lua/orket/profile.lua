@@ -13,36 +13,53 @@ Profiler.__index = Profiler
 
 local getinfo, sethook, hrtime = debug.getinfo, debug.sethook, uv.hrtime
 
---- start{every=, depth=, vm=} -> profiler. Hooks the running thread (and so every coroutine it
---- creates from now on). every: instructions between samples (default 1000); depth: frames
---- charged inclusively above the sampled one (default 12); vm: charge each sample its
---- instructions instead of the wall time since the last (report() then counts thousands of
---- VM instructions), so a long C call (git, a commit's fsync) is not charged to the next
---- Lua line sampled.
+--- start{every=, depth=, vm=, alloc=} -> profiler. Hooks the running thread (and so every
+--- coroutine it creates from now on). every: instructions between samples (default 1000);
+--- depth: frames charged inclusively above the sampled one (default 12); vm: charge each
+--- sample its instructions instead of the wall time since the last (report() then counts
+--- thousands of VM instructions), so a long C call (git, a commit's fsync) is not charged
+--- to the next Lua line sampled; alloc: charge each sample the bytes the Lua heap grew by
+--- since the last (report() then counts KB), with the collector stopped until stop() so
+--- the heap only grows; it samples every 10 instructions unless every is given, so what a
+--- line allocates (itself or in the C it calls) is charged to it. The profiler's own
+--- allocations (its keys, getinfo's tables) are made after the heap is read and before it
+--- is read again, so they are not charged.
 function M.start(opts)
   opts = opts or {}
   local p = setmetatable({ self_ns = {}, incl_ns = {}, total_ns = 0, samples = 0, paused = false,
-    every = opts.every or 1000, depth = opts.depth or 12 }, Profiler)
+    every = opts.every or (opts.alloc and 10 or 1000), depth = opts.depth or 12 }, Profiler)
   local self_ns, incl_ns, depth = p.self_ns, p.incl_ns, p.depth
   local vm = opts.vm and p.every or nil
-  p.vm = vm ~= nil
+  local alloc = opts.alloc and true or false
+  p.vm, p.alloc = vm ~= nil, alloc
   local seen = {}
   local last = hrtime()
+  local heap -- alloc: the heap's size (KB) when the last sample was done with
+  local charge
   p.hook = function()
-    local now = hrtime()
-    local dt = vm or now - last
-    last = now
-    if p.paused then return end
+    local dt
+    if alloc then
+      dt = (collectgarbage("count") - heap) * 1024
+    else
+      local now = hrtime()
+      dt = vm or now - last
+      last = now
+    end
+    if not p.paused then charge(dt) end
+    if alloc then heap = collectgarbage("count") end
+  end
+  -- (called by the hook: the sampled function is 3 levels up)
+  charge = function(dt)
     p.samples = p.samples + 1
     p.total_ns = p.total_ns + dt
-    local info = getinfo(2, "Sl")
+    local info = getinfo(3, "Sl")
     if not info then return end
     local key = info.short_src .. ":" .. (info.currentline or 0)
     self_ns[key] = (self_ns[key] or 0) + dt
     -- inclusive: each distinct calling line up the stack, once per sample
     local n = 0
-    for level = 2, 2 + depth do
-      local f = level == 2 and info or getinfo(level, "Sl")
+    for level = 3, 3 + depth do
+      local f = level == 3 and info or getinfo(level, "Sl")
       if not f then break end
       if f.what ~= "C" then
         local k = f.short_src .. ":" .. (f.currentline or 0)
@@ -54,7 +71,14 @@ function M.start(opts)
       end
     end
   end
-  p.reset_clock = function() last = hrtime() end
+  p.reset_clock = function()
+    last = hrtime()
+    if alloc then heap = collectgarbage("count") end
+  end
+  if alloc then
+    collectgarbage("stop")
+    heap = collectgarbage("count")
+  end
   local create = coroutine.create
   p.create = create
   coroutine.create = function(f)
@@ -80,6 +104,7 @@ function Profiler:stop()
   sethook()
   coroutine.create = self.create
   self.paused = true
+  if self.alloc then collectgarbage("restart") end
 end
 
 local function top(t, n)
@@ -95,10 +120,12 @@ end
 --- microseconds per `per` units (e.g. turns) and as a share of the sampled time.
 function Profiler:report(n, per)
   n, per = n or 25, per or 1
-  -- vm: thousands of instructions (1e3 of the "ns" charged) per unit, not microseconds
-  local unit = self.vm and "k instructions" or "us"
+  -- vm: thousands of instructions (1e3 of the "ns" charged) per unit, not microseconds;
+  -- alloc: KB (1e3 bytes)
+  local unit = self.vm and "k instructions" or self.alloc and "KB" or "us"
+  local total_unit = self.vm and "k instructions" or self.alloc and "KB" or "ms"
   local out = { string.format("%d samples, %.1f %s sampled (%.1f %s per unit)", self.samples,
-    self.total_ns / (self.vm and 1e3 or 1e6), self.vm and "k instructions" or "ms", self.total_ns / 1e3 / per, unit) }
+    self.total_ns / ((self.vm or self.alloc) and 1e3 or 1e6), total_unit, self.total_ns / 1e3 / per, unit) }
   for _, part in ipairs { { "self", self.self_ns }, { "inclusive", self.incl_ns } } do
     out[#out + 1] = "-- " .. part[1] .. " (" .. unit .. " per unit, share)"
     for _, e in ipairs(top(part[2], n)) do
