@@ -134,6 +134,15 @@ function Board:get(id)
   return copy_card(c)
 end
 
+--- board:status(id) -> the card's status | nil, msg, "ENOENT": as get(id).status, without
+--- copying the card
+function Board:status(id)
+  check_id(id, "status")
+  local c = self:_peek(id)
+  if not c then return not_found(id) end
+  return c.status
+end
+
 local function one_or_many(v, fname, field, valid)
   if v == nil then return nil end
   local list = type(v) == "table" and v or { v }

@@ -26,14 +26,14 @@ local M = {}
 local Run = {}
 M.Run = Run
 
--- A run's own fields and methods first, then its engine's.
-local meta = {
-  __index = function(r, k)
-    local v = Run[k]
-    if v ~= nil then return v end
-    return rawget(r, "engine")[k]
-  end,
-}
+-- A run's own fields and methods first, then its engine's: the run's metatable looks in a
+-- table of Run's methods whose own metatable looks in the engine. The chain is followed
+-- in C; a Lua __index function was a call for every engine field a turn reads (about 250).
+local function class_of(engine)
+  local cls = setmetatable({}, { __index = engine })
+  for k, v in pairs(Run) do cls[k] = v end
+  return { __index = cls }
+end
 
 --- new(engine, run_id) -> run: the per-run state, empty. model: the engine's override
 --- (--model), else the one the run was started with (execute sets it from the run's row).
@@ -56,7 +56,7 @@ function M.new(engine, id)
     run_deadline = nil, -- rt.now() when wall_ms_per_run runs out
     round_after = nil, -- inside a scheduling round: what runs after it commits (after_commit)
     waker = nil,       -- the scheduler's waker while execute loops
-  }, meta)
+  }, class_of(engine))
 end
 
 function Run:emit(ev)
@@ -278,13 +278,13 @@ function Run:prepare(card)
   else
     job.model = self.model
   end
-  local now = assert(self.board:get(card.id))
-  job.start_status = now.status
+  local now = assert(self.board:status(card.id))
+  job.start_status = now
   if not open then
     -- The turn's begin (turn_begin, and the ready -> in_progress move) is written with the
     -- turn's first commit (begin_records): a turn killed before then left nothing to resume.
     -- Checked here so a card that cannot move is skipped before its model is asked.
-    if now.status == "ready" then
+    if now == "ready" then
       local ok, err = self.board:check_transition(card.id, "in_progress", { actor = actor })
       if not ok then return self:skip(card, err) end
       job.claim, job.start_status = true, "in_progress"
@@ -351,7 +351,7 @@ function Run:end_turn_records(job, out)
   if not gok then out.git_error = gerr end
   self.db:event { kind = "turn_end", card = job.card_id, run = self.run_id, actor = job.seat,
     data = { turn = job.turn, outcome = out.ended, detail = out.detail, git_error = out.git_error } }
-  out.status = assert(self.board:get(job.card_id)).status
+  out.status = assert(self.board:status(job.card_id))
   out.recorded = true
   -- a worker's card that left the statuses a turn works is released with the turn's end:
   -- one commit, and other workers woken by it no longer see the card held (after_lease)
@@ -415,7 +415,7 @@ function Run:finish_turn(job, out)
     if not ok then
       job.begun = begun
       broken = self:journal_broken(job.card_id)
-      out.status = (self.board:get(job.card_id) or {}).status
+      out.status = (self.board:status(job.card_id))
       out.blocked = out.blocked and { reason = out.blocked.reason, detail = out.blocked.detail, error = err }
     end
   end
@@ -425,7 +425,7 @@ function Run:finish_turn(job, out)
   if broken then
     out.blocked = nil
     out.ended = "journal_error"
-    out.status = (self.board:get(job.card_id) or {}).status
+    out.status = (self.board:status(job.card_id))
   end
   if out.blocked then
     self:emit { type = "card_blocked", card = job.card_id, reason = out.blocked.reason, detail = out.blocked.detail,
@@ -466,7 +466,7 @@ end
 function Run:after_lease(job, out)
   local lease = self.lease
   if job.lease_lost or not lease.held[job.card_id] then return end
-  local st = out and out.status or (self.board:get(job.card_id) or {}).status
+  local st = out and out.status or (self.board:status(job.card_id))
   if lease.ops.WORKABLE[st] then return end
   pcall(function() assert(self.db:tx(function() lease:release(job.card_id); return true end)) end)
 end
