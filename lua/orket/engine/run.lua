@@ -278,13 +278,13 @@ function Run:prepare(card)
   else
     job.model = self.model
   end
-  local now = assert(self.board:status(card.id))
-  job.start_status = now
+  local status_now = assert(self.board:status(card.id))
+  job.start_status = status_now
   if not open then
     -- The turn's begin (turn_begin, and the ready -> in_progress move) is written with the
     -- turn's first commit (begin_records): a turn killed before then left nothing to resume.
     -- Checked here so a card that cannot move is skipped before its model is asked.
-    if now == "ready" then
+    if status_now == "ready" then
       local ok, err = self.board:check_transition(card.id, "in_progress", { actor = actor })
       if not ok then return self:skip(card, err) end
       job.claim, job.start_status = true, "in_progress"
