@@ -247,43 +247,26 @@ describe("orket worker", function()
     -- whether other workers still hold cards. Both answers must come from one moment: else
     -- the lease reads as neither claimable nor held, and the run ends stalled with W-1
     -- undone. The driver runs the real worker command, in `orket lua`, with the store's
-    -- claim wrapped: the
-    -- first claim plants the dead worker's lease; once W-1 is all that is left, the lease is
-    -- made to run out a millisecond after the claim's transaction time, and the round
-    -- takes a little longer than that.
+    -- claim wrapped: the first claim plants the dead worker's lease; once W-1 is all that
+    -- is left, the lease is renewed to run out a millisecond after the claim's transaction
+    -- time, and the round takes a little longer than that.
     local dir = project(fake.url, 2)
     H.write(dir .. "/drive.lua", [[
 local uv = require "luv"
 local leases = require "orket.store.leases"
--- the dead worker's lease on W-1, its end from the transaction's time (orket_now(); now()
--- on PostgreSQL)
-local function plant(db, run)
-  if db.backend == "pg" then
-    return assert(db:run([=[INSERT INTO leases (card_id, worker, run_id, acquired_at, expires_at)
-      VALUES ('W-1', 'dead', $1, now(), now() + interval '60 seconds')]=], run))
-  end
-  return assert(db:run([=[INSERT INTO leases (card_id, worker, run_id, acquired_at, expires_at)
-    VALUES ('W-1', 'dead', ?, orket_now(), strftime('%Y-%m-%dT%H:%M:%fZ', orket_now(), '+60 seconds'))]=], run))
-end
-local function run_out(db)
-  if db.backend == "pg" then
-    return assert(db:run("UPDATE leases SET expires_at = now() + interval '1 millisecond' WHERE worker = 'dead'"))
-  end
-  return assert(db:run([=[UPDATE leases SET expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', orket_now(), '+0.001 seconds')
-    WHERE worker = 'dead']=]))
-end
 local claim, planted, expired = leases.claim, false, false
 leases.claim = function(db, o)
+  -- the dead worker's lease on W-1, through the store's own operations (either backend)
   if not planted then
     planted = true
-    plant(db, o.run)
+    claim(db, { worker = "dead", run = o.run, ids = { "W-1" }, ttl_ms = 60000 })
   end
   local got = claim(db, o)
   -- (limit 2, the worker's concurrency: no turn is in flight)
   if not expired and #got == 0 and o.limit == 2
       and db:row("SELECT COUNT(*) AS n FROM cards WHERE type = 'issue' AND status <> 'done'").n == 1 then
     expired = true
-    run_out(db)
+    leases.renew(db, "dead", 1) -- to 1 ms after the transaction's time
     io.stderr:write("the lease ran out in the round\n")
     uv.sleep(30)
   end
