@@ -100,6 +100,9 @@ function M.load(files)
     local cok, compiled = pcall(cgate.compile_schema, copy.parameters)
     if not cok then return nil, path .. ": parameters: " .. tostring(compiled), "EINVAL" end
     copy.compiled_schema = compiled
+    -- what the model is told, made once: the same table every turn, so the model client
+    -- keeps its encoded JSON (orket.llm's fixed_tools) instead of encoding it per request
+    copy.spec = { name = copy.name, description = copy.description, parameters = copy.parameters }
     copy.box, copy.file = box, path
     if not reg.by_name[copy.name] then reg.names[#reg.names + 1] = copy.name end
     reg.by_name[copy.name] = copy
@@ -115,16 +118,17 @@ function M.load_dirs(dirs) return M.load(policy.files_in(dirs)) end
 --- registry:get(name) -> definition | nil
 function Registry:get(name) return self.by_name[name] end
 
---- registry:specs([names]) -> {{name=, description=, parameters=}...} for the model.
---- parameters is the registry's own copy made at load (shared, not copied per call: the
---- engine asks for the specs every turn and deep-copying each schema was most of a turn's
---- cost); callers read it and never change it. Role scripts see read-only views of it
---- (orket.engine.schemas, through roles.messages).
+--- registry:specs([names]) -> {{name=, description=, parameters=}...} for the model: a
+--- fresh array of the registry's own entries, made at load with their parameters (shared,
+--- not copied per call: the engine asks for the specs every turn and deep-copying each
+--- schema was most of a turn's cost). Callers read them and never change them, which is
+--- what lets the engine ask the model client to keep their encoded JSON (fixed_tools).
+--- Role scripts see read-only views of them (orket.engine.schemas, through roles.messages).
 function Registry:specs(names)
   local out = {}
   for _, n in ipairs(names or self.names) do
     local d = self.by_name[n]
-    if d then out[#out + 1] = { name = d.name, description = d.description, parameters = d.parameters } end
+    if d then out[#out + 1] = d.spec end
   end
   return out
 end

@@ -64,6 +64,47 @@ for _, wire in ipairs { "oa", "ol" } do
       assert.equal("write_file", sent.tools[1]["function"].name)
     end)
 
+    it("sends fixed tools as the same JSON, each encoded once", function()
+      local c = client()
+      local write = { name = "write_file", description = "write", parameters = { type = "object",
+        properties = { path = { type = "string", maxLength = 200 } }, required = { "path" } } }
+      local read = { name = "read_file", description = "read", parameters = { type = "object", properties = {} } }
+      local function send(fixed)
+        assert(c:chat { model = wire .. ":chunks=1", messages = USER, tools = { write, read },
+          tool_choice = "auto", fixed_tools = fixed })
+        local log = fake.log()
+        return log[#log].request
+      end
+      local plain, fixed = send(nil), send(true)
+      assert.same(plain.tools, fixed.tools)
+      assert.equal(2, #fixed.tools)
+      assert.equal(200, fixed.tools[1]["function"].parameters.properties.path.maxLength)
+      assert.same(plain.messages, fixed.messages)
+      assert.equal(plain.tool_choice, fixed.tool_choice)
+      -- made once: a change to an entry the caller said was fixed is not seen again, and
+      -- is seen at once in a request that does not say so
+      write.description = "changed"
+      assert.equal("write", send(true).tools[1]["function"].description)
+      assert.equal("changed", send(false).tools[1]["function"].description)
+      -- a new entry (a reloaded registry's) is encoded anew
+      local write2 = { name = "write_file", description = "write v2", parameters = write.parameters }
+      local sent = (function()
+        assert(c:chat { model = wire .. ":chunks=1", messages = USER, tools = { write2 }, fixed_tools = true })
+        local log = fake.log()
+        return log[#log].request
+      end)()
+      assert.equal("write v2", sent.tools[1]["function"].description)
+      assert.equal(1, #sent.tools)
+    end)
+
+    it("reports a fixed tool that cannot be encoded as a bad request", function()
+      local r, msg, class = client():chat { model = wire .. ":chunks=1", messages = USER, fixed_tools = true,
+        tools = { { name = "bad", parameters = { type = "object", default = 0 / 0 } } } }
+      assert.is_nil(r)
+      assert.equal("bad_request", class)
+      assert.matches("cannot encode the request", msg)
+    end)
+
     it("reads non-streamed responses", function()
       local r = assert(client():chat { model = wire .. ":chunks=2", messages = USER, stream = false })
       assert.equal("tok1 tok2", r.content)

@@ -337,6 +337,7 @@ describe("llm client", function()
       { { timeout_ms = math.huge }, "timeout_ms must be a positive number of milliseconds" },
       { { tools = "x" }, "tools must be a list of {name=, description=, parameters=}" },
       { { tools = { { name = "x", parameters = print } } }, "tools[1].parameters must be a table (a JSON schema)" },
+      { { fixed_tools = "yes" }, "fixed_tools must be true or false" },
       { { tool_choice = "maybe" }, 'tool_choice must be "auto", "none", "required" or {name = TOOL}' },
       { { meta = 1 }, "meta must be a table" },
     } do

@@ -264,9 +264,7 @@ function Run:prepare(card)
   }
   -- The turn keeps the scripts it starts with: a hot reload swaps self's, not the job's.
   job.tools, job.policies = self.tools, self.policies
-  local specs = {}
-  for _, s in ipairs(job.tools:specs(role.tools)) do specs[#specs + 1] = s end
-  job.tool_specs = specs
+  job.tool_specs = job.tools:specs(role.tools)
   local default = self.settings.models and self.settings.models.default
   if not self.model then
     local merr

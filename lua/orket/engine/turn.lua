@@ -534,6 +534,7 @@ function M.run(e, job)
       fault.hit("before_model")
       local req = {
         model = job.model, messages = msgs, tools = job.role.dialect == "native" and job.tool_specs or nil,
+        fixed_tools = true, -- the registry's own entries (tools.lua: specs), never changed
         meta = { run = job.run, card = job.card_id, role = job.role.name, seat = job.seat, turn = job.turn,
           step = step, phase = job.phase },
       }

@@ -27,6 +27,27 @@ function M.endpoint(p, path)
   return url
 end
 
+--- tools_json(req, cache, entry) -> the JSON text of the array of entry(t) for each t in
+--- req.tools (entry: one tool as the wire format sends it), or nil unless req.fixed_tools,
+--- or when an entry cannot be encoded (the caller then sends the tables in the body, whose
+--- encoding reports the error). fixed_tools is the caller's word that the entries and the
+--- tables in them do not change: each entry's text is made once and kept in cache (weak,
+--- by entry). The tools are most of a request (their schemas) and the same every step.
+function M.tools_json(req, cache, entry)
+  if not req.fixed_tools then return nil end
+  local parts = {}
+  for i, t in ipairs(req.tools) do
+    local text = cache[t]
+    if not text then
+      text = json.encode(entry(t))
+      if not text then return nil end
+      cache[t] = text
+    end
+    parts[i] = text
+  end
+  return "[" .. table.concat(parts, ",") .. "]"
+end
+
 --- err(class, message, extra) -> a failure record {class=, message=, retryable=, ...}
 function M.err(class, message, extra)
   local e = extra or {}

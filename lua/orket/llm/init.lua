@@ -140,6 +140,7 @@ local function check_request(req, level)
       if t.parameters ~= nil and type(t.parameters) ~= "table" then bad("tools[" .. i .. "].parameters must be a table (a JSON schema)") end
     end
   end
+  if req.fixed_tools ~= nil and type(req.fixed_tools) ~= "boolean" then bad("fixed_tools must be true or false") end
   local tc = req.tool_choice
   if tc ~= nil and not (CHOICES[tc] or (type(tc) == "table" and type(tc.name) == "string")) then
     bad('tool_choice must be "auto", "none", "required" or {name = TOOL}')
@@ -184,8 +185,8 @@ function Client:resolve_uncached(spec)
   return p, model
 end
 
---- client:chat{model=, messages=, tools=, tool_choice=, on_delta=, meta=, timeout_ms=,
----   stream=, options=} -> result | nil, message, CLASS, failure  (must run inside a task)
+--- client:chat{model=, messages=, tools=, fixed_tools=, tool_choice=, on_delta=, meta=,
+---   timeout_ms=, stream=, options=} -> result | nil, message, CLASS, failure  (must run inside a task)
 --- failure (HTTP providers): {attempts=, elapsed_ms=, error=, final=}, see transport.chat;
 --- the offline providers make one attempt and leave retries to the caller (no failure).
 function Client:chat(req)

@@ -20,19 +20,27 @@ local function message(m)
   return out
 end
 
+local function tool(t)
+  return { type = "function", ["function"] = { name = t.name, description = t.description,
+    parameters = t.parameters or { type = "object", properties = {} } } }
+end
+local tool_texts = setmetatable({}, { __mode = "k" }) -- fixed tool entry -> its JSON text
+
+--- build(provider, model, req, stream) -> url, body[, tools text]: as orket.llm.openai's
 function M.build(p, model, req, stream)
   local body = { model = model, stream = stream, messages = {} }
   for i, m in ipairs(req.messages) do body.messages[i] = message(m) end
+  local tools_text
   if req.tools and #req.tools > 0 then
-    body.tools = {}
-    for i, t in ipairs(req.tools) do
-      body.tools[i] = { type = "function", ["function"] = { name = t.name, description = t.description,
-        parameters = t.parameters or { type = "object", properties = {} } } }
+    tools_text = common.tools_json(req, tool_texts, tool)
+    if not tools_text then
+      body.tools = {}
+      for i, t in ipairs(req.tools) do body.tools[i] = tool(t) end
     end
   end
   -- Ollama has no tool_choice; model options (temperature, num_ctx, ...) go in `options`.
   if req.options then body.options = req.options end
-  return common.endpoint(p, "/api/chat"), body
+  return common.endpoint(p, "/api/chat"), body, tools_text
 end
 
 -- A call as the decoder gives it, normalized: arguments are an object's JSON text (or null),

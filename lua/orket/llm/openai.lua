@@ -37,16 +37,24 @@ local function message(m)
   return out
 end
 
---- build(provider, model, req, stream) -> url, body (a table to encode)
+local function tool(t)
+  return { type = "function", ["function"] = { name = t.name, description = t.description,
+    parameters = parameters(t.parameters) } }
+end
+local tool_texts = setmetatable({}, { __mode = "k" }) -- fixed tool entry -> its JSON text
+
+--- build(provider, model, req, stream) -> url, body (a table to encode)[, tools: the JSON
+--- text of body.tools, given instead of it (common.tools_json)]
 function M.build(p, model, req, stream)
   local body = { model = model, stream = stream, messages = {} }
   for i, m in ipairs(req.messages) do body.messages[i] = message(m) end
   if stream then body.stream_options = { include_usage = true } end
+  local tools_text
   if req.tools and #req.tools > 0 then
-    body.tools = {}
-    for i, t in ipairs(req.tools) do
-      body.tools[i] = { type = "function", ["function"] = { name = t.name, description = t.description,
-        parameters = parameters(t.parameters) } }
+    tools_text = common.tools_json(req, tool_texts, tool)
+    if not tools_text then
+      body.tools = {}
+      for i, t in ipairs(req.tools) do body.tools[i] = tool(t) end
     end
     body.tool_choice = tool_choice(req.tool_choice)
   end
@@ -55,7 +63,7 @@ function M.build(p, model, req, stream)
       if body[k] == nil then body[k] = v end
     end
   end
-  return common.endpoint(p, "/chat/completions"), body
+  return common.endpoint(p, "/chat/completions"), body, tools_text
 end
 
 local D = common.decoding { name = "openai", kind = "openai", piece = "stream event",
