@@ -67,6 +67,31 @@ describe("wire formats and malformed tool calls", function()
   end)
 end)
 
+
+describe("wire formats and fixed tools", function()
+  it("give the tools' text instead of body.tools, an option of the same name left out", function()
+    local cjson = require "cjson"
+    local conf = { base_url = "http://127.0.0.1:1/v1" }
+    local tools = { { name = "write_file", description = "write", parameters = { type = "object", properties = {},
+      required = {} } } }
+    for _, name in ipairs { "openai", "ollama" } do
+      local wire = require("orket.llm." .. name)
+      local req = { messages = USER, tools = tools, options = { tools = "from options", temperature = 0 } }
+      local _, plain, none = wire.build(conf, "m", req, true)
+      assert.is_nil(none)
+      req.fixed_tools = true
+      local _, body, text = wire.build(conf, "m", req, true)
+      assert.is_nil(body.tools, name)
+      assert.same(cjson.decode(cjson.encode(plain.tools)), cjson.decode(text), name)
+      -- an empty required list is left out: the encoder would write it as an object
+      assert.is_nil(cjson.decode(text)[1]["function"].parameters.required, name)
+      assert.is_nil(plain.tools[1]["function"].parameters.required, name)
+      -- made once: the same text for the same entry
+      local _, _, again = wire.build(conf, "m", req, true)
+      assert.equal(text, again)
+    end
+  end)
+end)
 describe("orket.llm.common retry wording", function()
   local common = require "orket.llm.common"
 

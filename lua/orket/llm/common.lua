@@ -27,6 +27,20 @@ function M.endpoint(p, path)
   return url
 end
 
+--- tool_parameters(schema) -> the schema as the wire formats send it: an empty object
+--- schema for none, and without an empty `required`, which the encoder can only write as
+--- {} (an object, where a JSON schema wants a list: a server that reads it into a list of
+--- strings refuses the request)
+function M.tool_parameters(p)
+  p = p or { type = "object", properties = {} }
+  if type(p.required) == "table" and next(p.required) == nil then
+    local q = {}
+    for k, v in pairs(p) do if k ~= "required" then q[k] = v end end
+    return q
+  end
+  return p
+end
+
 --- tools_json(req, cache, entry) -> the JSON text of the array of entry(t) for each t in
 --- req.tools (entry: one tool as the wire format sends it), or nil unless req.fixed_tools,
 --- or when an entry cannot be encoded (the caller then sends the tables in the body, whose

@@ -22,7 +22,7 @@ end
 
 local function tool(t)
   return { type = "function", ["function"] = { name = t.name, description = t.description,
-    parameters = t.parameters or { type = "object", properties = {} } } }
+    parameters = common.tool_parameters(t.parameters) } }
 end
 local tool_texts = setmetatable({}, { __mode = "k" }) -- fixed tool entry -> its JSON text
 

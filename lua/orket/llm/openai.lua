@@ -14,15 +14,6 @@ local function tool_choice(tc)
   return tc
 end
 
-local function parameters(p)
-  p = p or { type = "object", properties = {} }
-  if type(p.required) == "table" and next(p.required) == nil then
-    local q = {}
-    for k, v in pairs(p) do if k ~= "required" then q[k] = v end end
-    return q
-  end
-  return p
-end
 
 local function message(m)
   local out = { role = m.role, content = m.content, name = m.name, tool_call_id = m.tool_call_id }
@@ -39,7 +30,7 @@ end
 
 local function tool(t)
   return { type = "function", ["function"] = { name = t.name, description = t.description,
-    parameters = parameters(t.parameters) } }
+    parameters = common.tool_parameters(t.parameters) } }
 end
 local tool_texts = setmetatable({}, { __mode = "k" }) -- fixed tool entry -> its JSON text
 
@@ -60,7 +51,8 @@ function M.build(p, model, req, stream)
   end
   if req.options then
     for k, v in pairs(req.options) do
-      if body[k] == nil then body[k] = v end
+      -- the request's own members win, the tools' text (joined in later) included
+      if body[k] == nil and not (tools_text and k == "tools") then body[k] = v end
     end
   end
   return common.endpoint(p, "/chat/completions"), body, tools_text
