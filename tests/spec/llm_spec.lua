@@ -72,9 +72,9 @@ describe("wire formats and fixed tools", function()
   it("give the tools' text instead of body.tools, an option of the same name left out", function()
     local cjson = require "cjson"
     local conf = { base_url = "http://127.0.0.1:1/v1" }
-    local tools = { { name = "write_file", description = "write", parameters = { type = "object", properties = {},
-      required = {} } } }
     for _, name in ipairs { "openai", "ollama" } do
+      local tools = { { name = "write_file", description = "write", parameters = { type = "object", properties = {},
+        required = {} } } }
       local wire = require("orket.llm." .. name)
       local req = { messages = USER, tools = tools, options = { tools = "from options", temperature = 0 } }
       local _, plain, none = wire.build(conf, "m", req, true)
@@ -86,10 +86,44 @@ describe("wire formats and fixed tools", function()
       -- an empty required list is left out: the encoder would write it as an object
       assert.is_nil(cjson.decode(text)[1]["function"].parameters.required, name)
       assert.is_nil(plain.tools[1]["function"].parameters.required, name)
-      -- made once: the same text for the same entry
+      -- made once: a change to the entry after its first request is not encoded again
+      tools[1].description = "changed"
       local _, _, again = wire.build(conf, "m", req, true)
       assert.equal(text, again)
     end
+  end)
+
+  it("leave out every empty required list, the caller's schema unchanged", function()
+    local cjson = require "cjson"
+    local conf = { base_url = "http://127.0.0.1:1/v1" }
+    for _, name in ipairs { "openai", "ollama" } do
+      local wire = require("orket.llm." .. name)
+      local schema = { type = "object", required = {}, properties = {
+        opts = { type = "object", properties = { deep = { type = "object", properties = {}, required = {} } },
+          required = {} },
+        list = { type = "array", items = { type = "object", properties = { x = { type = "string" } }, required = {} } },
+        path = { type = "string" },
+      } }
+      for _, fixed in ipairs { false, true } do
+        local _, body, text = wire.build(conf, "m", { messages = USER, fixed_tools = fixed,
+          tools = { { name = "t" .. tostring(fixed), parameters = schema } } }, true)
+        local sent = text and cjson.decode(text) or cjson.decode(cjson.encode(body.tools))
+        local p = sent[1]["function"].parameters
+        assert.is_nil(p.required, name)
+        assert.is_nil(p.properties.opts.required, name)
+        assert.is_nil(p.properties.opts.properties.deep.required, name)
+        assert.is_nil(p.properties.list.items.required, name)
+        assert.equal("string", p.properties.list.items.properties.x.type)
+        assert.equal("string", p.properties.path.type)
+      end
+      assert.same({}, schema.required)
+      assert.same({}, schema.properties.opts.properties.deep.required)
+      assert.same({}, schema.properties.list.items.required)
+    end
+    -- a schema with none is sent as it is, the same table
+    local common = require "orket.llm.common"
+    local plain = { type = "object", properties = { a = { type = "string" } }, required = { "a" } }
+    assert.equal(plain, common.tool_parameters(plain))
   end)
 end)
 describe("orket.llm.common retry wording", function()

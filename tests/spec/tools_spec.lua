@@ -70,6 +70,12 @@ describe("tools", function()
       assert.equal("object", spec.parameters.type)
       assert.truthy(#spec.description > 10)
     end
+    -- the same entry tables every call: the model client keeps their JSON (fixed_tools)
+    local a, b = reg:specs { "read_file", "write_file" }, reg:specs { "read_file", "write_file" }
+    assert.are_not.equal(a, b)
+    assert.equal(a[1], b[1])
+    assert.equal(a[2], b[2])
+    assert.equal(reg:get("read_file").parameters, a[1].parameters)
   end)
 
   it("search_files cannot read what the policies deny to read_file", function()

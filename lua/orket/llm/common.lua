@@ -27,18 +27,45 @@ function M.endpoint(p, path)
   return url
 end
 
---- tool_parameters(schema) -> the schema as the wire formats send it: an empty object
---- schema for none, and without an empty `required`, which the encoder can only write as
---- {} (an object, where a JSON schema wants a list: a server that reads it into a list of
---- strings refuses the request)
-function M.tool_parameters(p)
-  p = p or { type = "object", properties = {} }
-  if type(p.required) == "table" and next(p.required) == nil then
-    local q = {}
-    for k, v in pairs(p) do if k ~= "required" then q[k] = v end end
-    return q
+-- deeper than any schema the tool registry accepts (SCHEMA_MAX_NESTING, core/schema.h):
+-- past it a caller's own schema is sent as it is
+local SCHEMA_DEPTH = 64
+
+local function copy_with(t, k, v)
+  local out = {}
+  for kk, vv in pairs(t) do out[kk] = vv end
+  out[k] = v
+  return out
+end
+
+-- The schema without empty `required` lists, in it and in the schemas under its
+-- properties and items (the registry's schemas nest only there); p itself when it has none.
+local function without_empty_required(p, depth)
+  if type(p) ~= "table" or depth > SCHEMA_DEPTH then return p end
+  local out = p
+  if type(p.required) == "table" and next(p.required) == nil then out = copy_with(p, "required", nil) end
+  local props = p.properties
+  if type(props) == "table" then
+    local nprops = props
+    for name, sub in pairs(props) do
+      local n = without_empty_required(sub, depth + 1)
+      if n ~= sub then nprops = copy_with(nprops, name, n) end
+    end
+    if nprops ~= props then out = copy_with(out, "properties", nprops) end
   end
-  return p
+  local items = without_empty_required(p.items, depth + 1)
+  if items ~= p.items then out = copy_with(out, "items", items) end
+  return out
+end
+
+--- tool_parameters(schema) -> the schema as the wire formats send it: an empty object
+--- schema for none, and without an empty `required` (in it or in the schemas under its
+--- properties and items), which the encoder can only write as {}: an object, where a JSON
+--- schema wants a list, and a server that reads it into a list of strings refuses the
+--- request. The caller's tables are not changed.
+function M.tool_parameters(p)
+  if p == nil then return { type = "object", properties = {} } end
+  return without_empty_required(p, 1)
 end
 
 --- tools_json(req, cache, entry) -> the JSON text of the array of entry(t) for each t in

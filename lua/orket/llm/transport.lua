@@ -173,7 +173,10 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   if not encoded then return nil, common.err("bad_request", "llm: cannot encode the request: " .. tostring(jerr)) end
   -- the tools' JSON made once (fixed_tools) goes in as the body's last member: body is an
   -- object with members (model, messages), so its text ends in its closing brace
-  if tools_text then encoded = encoded:sub(1, -2) .. ',"tools":' .. tools_text .. "}" end
+  if tools_text then
+    assert(encoded:byte(-1) == 0x7d, "llm: a request body with tools must be a JSON object")
+    encoded = encoded:sub(1, -2) .. ',"tools":' .. tools_text .. "}"
+  end
   local headers = request_headers(p, wire, stream)
   local t = p.timeouts
   local total = t.total_ms
