@@ -68,25 +68,40 @@ function M.tool_parameters(p)
   return without_empty_required(p, 1)
 end
 
---- tools_json(req, cache, entry) -> the JSON text of the array of entry(t) for each t in
---- req.tools (entry: one tool as the wire format sends it), or nil unless req.fixed_tools,
---- or when an entry cannot be encoded (the caller then sends the tables in the body, whose
---- encoding reports the error). fixed_tools is the caller's word that the entries and the
---- tables in them do not change: each entry's text is made once and kept in cache (weak,
---- by entry). The tools are most of a request (their schemas) and the same every step.
-function M.tools_json(req, cache, entry)
-  if not req.fixed_tools then return nil end
-  local parts = {}
-  for i, t in ipairs(req.tools) do
-    local text = cache[t]
-    if not text then
-      text = json.encode(entry(t))
-      if not text then return nil end
-      cache[t] = text
+-- One tool as both wire formats (OpenAI's, Ollama's) send it.
+local function wire_tool(t)
+  return { type = "function", ["function"] = { name = t.name, description = t.description,
+    parameters = M.tool_parameters(t.parameters) } }
+end
+
+local tool_texts = setmetatable({}, { __mode = "k" }) -- fixed tool entry -> its JSON text
+
+--- wire_tools(req) -> tools, text: req.tools as the wire formats send them, either as a
+--- list of tables for the body (tools) or, with req.fixed_tools, as the JSON text of that
+--- list (text), for the transport to join into the encoded body; nil, nil without tools.
+--- fixed_tools is the caller's word that the entries and the tables in them do not
+--- change: each entry's text is made once and kept (weak, by entry). The tools are most of
+--- a request (their schemas) and the same every step. An entry that cannot be encoded
+--- gives the tables, whose encoding with the body then reports the error.
+function M.wire_tools(req)
+  local tools = req.tools
+  if not tools or #tools == 0 then return nil, nil end
+  if req.fixed_tools then
+    local parts = {}
+    for i, t in ipairs(tools) do
+      local text = tool_texts[t]
+      if not text then
+        text = json.encode(wire_tool(t))
+        if not text then break end
+        tool_texts[t] = text
+      end
+      parts[i] = text
     end
-    parts[i] = text
+    if #parts == #tools then return nil, "[" .. table.concat(parts, ",") .. "]" end
   end
-  return "[" .. table.concat(parts, ",") .. "]"
+  local list = {}
+  for i, t in ipairs(tools) do list[i] = wire_tool(t) end
+  return list, nil
 end
 
 --- err(class, message, extra) -> a failure record {class=, message=, retryable=, ...}

@@ -20,24 +20,12 @@ local function message(m)
   return out
 end
 
-local function tool(t)
-  return { type = "function", ["function"] = { name = t.name, description = t.description,
-    parameters = common.tool_parameters(t.parameters) } }
-end
-local tool_texts = setmetatable({}, { __mode = "k" }) -- fixed tool entry -> its JSON text
-
 --- build(provider, model, req, stream) -> url, body[, tools text]: as orket.llm.openai's
 function M.build(p, model, req, stream)
   local body = { model = model, stream = stream, messages = {} }
   for i, m in ipairs(req.messages) do body.messages[i] = message(m) end
   local tools_text
-  if req.tools and #req.tools > 0 then
-    tools_text = common.tools_json(req, tool_texts, tool)
-    if not tools_text then
-      body.tools = {}
-      for i, t in ipairs(req.tools) do body.tools[i] = tool(t) end
-    end
-  end
+  body.tools, tools_text = common.wire_tools(req)
   -- Ollama has no tool_choice; model options (temperature, num_ctx, ...) go in `options`.
   if req.options then body.options = req.options end
   return common.endpoint(p, "/api/chat"), body, tools_text

@@ -14,7 +14,6 @@ local function tool_choice(tc)
   return tc
 end
 
-
 local function message(m)
   local out = { role = m.role, content = m.content, name = m.name, tool_call_id = m.tool_call_id }
   if m.tool_calls and #m.tool_calls > 0 then
@@ -28,27 +27,15 @@ local function message(m)
   return out
 end
 
-local function tool(t)
-  return { type = "function", ["function"] = { name = t.name, description = t.description,
-    parameters = common.tool_parameters(t.parameters) } }
-end
-local tool_texts = setmetatable({}, { __mode = "k" }) -- fixed tool entry -> its JSON text
-
 --- build(provider, model, req, stream) -> url, body (a table to encode)[, tools: the JSON
---- text of body.tools, given instead of it (common.tools_json)]
+--- text of body.tools, given instead of it (common.wire_tools)]
 function M.build(p, model, req, stream)
   local body = { model = model, stream = stream, messages = {} }
   for i, m in ipairs(req.messages) do body.messages[i] = message(m) end
   if stream then body.stream_options = { include_usage = true } end
   local tools_text
-  if req.tools and #req.tools > 0 then
-    tools_text = common.tools_json(req, tool_texts, tool)
-    if not tools_text then
-      body.tools = {}
-      for i, t in ipairs(req.tools) do body.tools[i] = tool(t) end
-    end
-    body.tool_choice = tool_choice(req.tool_choice)
-  end
+  body.tools, tools_text = common.wire_tools(req)
+  if body.tools or tools_text then body.tool_choice = tool_choice(req.tool_choice) end
   if req.options then
     for k, v in pairs(req.options) do
       -- the request's own members win, the tools' text (joined in later) included
