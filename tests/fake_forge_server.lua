@@ -1,61 +1,228 @@
--- A fake forge REST API for tests, on 127.0.0.1 only: the pull request calls Orket makes to
--- Gitea (/api/v1/repos/OWNER/NAME/pulls) and GitHub (/repos/OWNER/NAME/pulls), list and
--- create, kept in memory:
+-- A fake forge REST API for tests, on 127.0.0.1 only, following the documented behaviour of
+-- Gitea (/api/v1/repos/OWNER/NAME/...) and GitHub (/repos/OWNER/NAME/...) for the calls Orket
+-- makes: pull requests (list with their paging, create, get, merge, close), issue comments
+-- and commit statuses, kept in memory. GitHub's answers carry its rate-limit headers.
 --   build/orket lua tests/fake_forge_server.lua [PORT]   -> prints "listening http://127.0.0.1:PORT"
--- GET /__log: every API request seen ({method=, path=, authorization=, body=});
--- GET /__prs: the pull requests; POST /__fail?status=N&times=K: the next K API calls answer N.
+-- Test controls (never called by Orket):
+--   GET /__log: every API request seen ({method=, path=, query=, authorization=, body=})
+--   GET /__prs, /__comments, /__statuses: what the forge holds
+--   POST /__fail?status=N&times=K: the next K API calls answer N
+--   POST /__ratelimit?kind=primary|secondary&times=K: the next K API calls are refused for
+--     the rate limit (primary: 403 with x-ratelimit-remaining 0; secondary: 429, Retry-After)
+--   POST /__seed?repo=OWNER/NAME&count=N: N open pull requests from other people's branches
+--   POST /__merge?repo=OWNER/NAME&number=N&sha=S: a person merges pull request N as commit S
 local httpd = require "orket.c.httpd"
 local task = require "orket.task"
 local json = require "cjson"
 
 local port = tonumber(arg and arg[1]) or 0
 local srv = assert(httpd.listen { host = "127.0.0.1", port = port, max_body_bytes = 1 << 20 })
-io.stdout:write("listening http://127.0.0.1:" .. srv:port() .. "\n")
+local base_url = "http://127.0.0.1:" .. srv:port()
+io.stdout:write("listening " .. base_url .. "\n")
 io.stdout:flush()
 
-local log, prs, fail = {}, {}, { status = 0, times = 0 }
+local log, prs, comments, statuses = {}, {}, {}, {}
+local fail = { status = 0, times = 0 }
+local limited = { kind = nil, times = 0 }
 local next_number = 1
+local RESET = os.time() + 3600
 
-local function reply(req, status, doc)
-  req:respond(status, { "Content-Type: application/json" }, json.encode(doc))
+local function array(t) return setmetatable(t, json.array_mt) end
+
+local function reply(req, status, doc, extra)
+  local h = { "Content-Type: application/json" }
+  for _, line in ipairs(extra or {}) do h[#h + 1] = line end
+  req:respond(status, h, doc == nil and "" or json.encode(doc))
+end
+
+-- GitHub sends its rate-limit state on every answer; Gitea sends none by default.
+local function rate_headers(github, remaining)
+  if not github then return {} end
+  return { "x-ratelimit-limit: 5000", "x-ratelimit-remaining: " .. remaining, "x-ratelimit-reset: " .. RESET,
+    "x-ratelimit-used: " .. (5000 - remaining), "x-ratelimit-resource: core" }
+end
+
+local function find(repo, number)
+  for _, pr in ipairs(prs) do
+    if pr.repo == repo and pr.number == number then return pr end
+  end
+end
+
+local function new_pr(repo, head, title, body, login)
+  local pr = { number = next_number, repo = repo, state = "open", title = title, body = body, merged = false,
+    head = { ref = head, sha = string.format("%040x", next_number) }, base = { ref = "main" },
+    user = { login = login }, html_url = "http://forge.invalid/" .. repo .. "/pulls/" .. next_number }
+  next_number = next_number + 1
+  prs[#prs + 1] = pr
+  return pr
+end
+
+-- One page of items, with the forge's Link header (rel next/last/first/prev) and, for Gitea,
+-- X-Total-Count. GitHub: per_page (default 30, at most 100); Gitea: limit (at most 50).
+local function paged(req, github, items, query, path)
+  local size_name = github and "per_page" or "limit"
+  local size = math.tointeger(tonumber(query[size_name])) or (github and 30 or 50)
+  size = math.max(1, math.min(size, github and 100 or 50))
+  local page = math.max(1, math.tointeger(tonumber(query.page)) or 1)
+  local last = math.max(1, (#items + size - 1) // size)
+  local out = array {}
+  for i = (page - 1) * size + 1, math.min(#items, page * size) do out[#out + 1] = items[i] end
+  local keep = {}
+  for k, v in pairs(query) do
+    if k ~= "page" and k ~= size_name then keep[#keep + 1] = k .. "=" .. v end
+  end
+  table.sort(keep)
+  local function link(n, rel)
+    local q = table.concat(keep, "&")
+    return string.format('<%s%s?%s%s%s=%d&page=%d>; rel="%s"', base_url, path, q, q ~= "" and "&" or "",
+      size_name, size, n, rel)
+  end
+  local links = {}
+  if page < last then links[#links + 1] = link(page + 1, "next"); links[#links + 1] = link(last, "last") end
+  if page > 1 then links[#links + 1] = link(1, "first"); links[#links + 1] = link(page - 1, "prev") end
+  local extra = rate_headers(github, 4999)
+  if #links > 0 then extra[#extra + 1] = "Link: " .. table.concat(links, ", ") end
+  if not github then extra[#extra + 1] = "X-Total-Count: " .. #items end
+  return reply(req, 200, out, extra)
+end
+
+local function list_prs(req, github, repo, query, path)
+  local state = query.state or "open"
+  local head_filter = github and query.head or nil
+  local items = {}
+  for _, pr in ipairs(prs) do
+    local owner = pr.user.login == "orket-bot" and repo:match("^[^/]+") or pr.user.login
+    if pr.repo == repo and (state == "all" or pr.state == state)
+        and (not head_filter or head_filter == owner .. ":" .. pr.head.ref) then
+      items[#items + 1] = pr
+    end
+  end
+  return paged(req, github, items, query, path)
+end
+
+local function create_pr(req, github, repo, doc)
+  if type(doc) ~= "table" or type(doc.head) ~= "string" or type(doc.title) ~= "string" then
+    return reply(req, 422, { message = "Validation Failed" })
+  end
+  for _, pr in ipairs(prs) do
+    if pr.repo == repo and pr.state == "open" and pr.head.ref == doc.head then
+      if github then
+        return reply(req, 422, { message = "Validation Failed", errors = array { { resource = "PullRequest",
+          code = "custom", message = "A pull request already exists for " .. repo:match("^[^/]+") .. ":" .. doc.head .. "." } } },
+          rate_headers(true, 4999))
+      end
+      return reply(req, 409, { message = "pull request already exists for these targets" })
+    end
+  end
+  return reply(req, 201, new_pr(repo, doc.head, doc.title, doc.body, "orket-bot"), rate_headers(github, 4999))
+end
+
+local function merge_pr(req, github, pr, doc)
+  doc = type(doc) == "table" and doc or {}
+  if pr.merged or pr.state ~= "open" then
+    return reply(req, 405, { message = "Pull Request is not mergeable" }, rate_headers(github, 4999))
+  end
+  if not github and doc.Do == "manually-merged" then
+    pr.state, pr.merged, pr.merge_commit_sha = "closed", true, doc.MergeCommitID
+    return reply(req, 200, nil)
+  end
+  local want = github and doc.sha or doc.head_commit_id
+  if want and want ~= pr.head.sha then
+    return reply(req, 409, { message = "Head branch was modified. Review and try the merge again." },
+      rate_headers(github, 4999))
+  end
+  pr.state, pr.merged = "closed", true
+  pr.merge_commit_sha = string.format("%040x", 0xa0000 + pr.number)
+  if github then
+    return reply(req, 200, { sha = pr.merge_commit_sha, merged = true, message = "Pull Request successfully merged" },
+      rate_headers(true, 4999))
+  end
+  return reply(req, 200, nil)
 end
 
 local function handle(req)
   local body = req:body() or ""
   local path, query = req.path, {}
   for k, v in pairs(req.query or {}) do query[k] = v end
-  if path == "/__log" then return reply(req, 200, log) end
-  if path == "/__prs" then return reply(req, 200, prs) end
+  if path == "/__log" then return reply(req, 200, array(log)) end
+  if path == "/__prs" then return reply(req, 200, array(prs)) end
+  if path == "/__comments" then return reply(req, 200, array(comments)) end
+  if path == "/__statuses" then return reply(req, 200, array(statuses)) end
   if path == "/__fail" then
     fail.status, fail.times = tonumber(query.status) or 500, tonumber(query.times) or 1
     return reply(req, 200, {})
   end
-  log[#log + 1] = { method = req.method, path = path, authorization = req.headers.authorization, body = body }
+  if path == "/__ratelimit" then
+    limited.kind, limited.times = query.kind or "primary", tonumber(query.times) or 1
+    return reply(req, 200, {})
+  end
+  if path == "/__seed" then
+    for i = 1, tonumber(query.count) or 1 do
+      new_pr(query.repo, "feature-" .. next_number, "someone's change " .. i, "", "someone")
+    end
+    return reply(req, 200, {})
+  end
+  if path == "/__merge" then
+    local pr = find(query.repo, tonumber(query.number))
+    if not pr then return reply(req, 404, { message = "Not Found" }) end
+    pr.state, pr.merged, pr.merge_commit_sha = "closed", true, query.sha
+    return reply(req, 200, pr)
+  end
+  log[#log + 1] = { method = req.method, path = path, query = query, authorization = req.headers.authorization,
+    body = body }
+  local github = path:sub(1, 8) ~= "/api/v1/"
   if fail.times > 0 then
     fail.times = fail.times - 1
     return reply(req, fail.status, { message = "the fake forge fails on purpose" })
   end
-  local repo = path:match("^/api/v1/repos/([^/]+/[^/]+)/pulls$") or path:match("^/repos/([^/]+/[^/]+)/pulls$")
-  if not repo then return reply(req, 404, { message = "not found" }) end
-  if req.method == "GET" then
-    local out = setmetatable({}, json.array_mt)
-    for _, pr in ipairs(prs) do
-      if pr.repo == repo and pr.state == "open" then out[#out + 1] = pr end
+  if limited.times > 0 then
+    limited.times = limited.times - 1
+    if limited.kind == "secondary" then
+      return reply(req, 429, { message = "You have exceeded a secondary rate limit." }, { "Retry-After: 7" })
     end
-    return reply(req, 200, out)
+    return reply(req, 403, { message = "API rate limit exceeded" }, rate_headers(true, 0))
   end
-  local doc = json.decode(body)
-  for _, pr in ipairs(prs) do
-    if pr.repo == repo and pr.state == "open" and pr.head.ref == doc.head then
-      return reply(req, 422, { message = "A pull request already exists for " .. doc.head })
+  local rest = github and path or path:sub(8)
+  local repo, tail = rest:match("^/repos/([^/]+/[^/]+)(/.*)$")
+  if not repo then return reply(req, 404, { message = "Not Found" }) end
+  local doc = body ~= "" and json.decode(body) or nil
+  local m = req.method
+  if tail == "/pulls" and m == "GET" then return list_prs(req, github, repo, query, path) end
+  if tail == "/pulls" and m == "POST" then return create_pr(req, github, repo, doc) end
+  local n, sub = tail:match("^/pulls/(%d+)(.*)$")
+  if n then
+    local pr = find(repo, tonumber(n))
+    if not pr then return reply(req, 404, { message = "Not Found" }) end
+    if sub == "" and m == "GET" then return reply(req, 200, pr, rate_headers(github, 4999)) end
+    if sub == "" and m == "PATCH" then
+      if type(doc) == "table" and (doc.state == "closed" or doc.state == "open") and not pr.merged then pr.state = doc.state end
+      return reply(req, 200, pr, rate_headers(github, 4999))
+    end
+    if sub == "/merge" and ((github and m == "PUT") or (not github and m == "POST")) then
+      return merge_pr(req, github, pr, doc)
     end
   end
-  local pr = { number = next_number, repo = repo, state = "open", title = doc.title, body = doc.body,
-    head = { ref = doc.head }, base = { ref = doc.base }, user = { login = "orket-bot" },
-    html_url = "http://forge.invalid/" .. repo .. "/pulls/" .. next_number }
-  next_number = next_number + 1
-  prs[#prs + 1] = pr
-  return reply(req, 201, pr)
+  n = tail:match("^/issues/(%d+)/comments$")
+  if n and m == "POST" then
+    if not find(repo, tonumber(n)) then return reply(req, 404, { message = "Not Found" }) end
+    local c = { id = #comments + 1, repo = repo, number = tonumber(n), body = type(doc) == "table" and doc.body or nil }
+    comments[#comments + 1] = c
+    return reply(req, 201, c, rate_headers(github, 4999))
+  end
+  local sha = tail:match("^/statuses/(%x+)$")
+  if sha and m == "POST" then
+    local states = github and { pending = 1, success = 1, failure = 1, error = 1 }
+      or { pending = 1, success = 1, failure = 1, error = 1, warning = 1 }
+    if type(doc) ~= "table" or not states[doc.state] then return reply(req, 422, { message = "Validation Failed" }) end
+    if github and doc.description and #doc.description > 140 then
+      return reply(req, 422, { message = "Validation Failed: description is too long (maximum is 140 characters)" })
+    end
+    local st = { id = #statuses + 1, repo = repo, sha = sha, state = doc.state, context = doc.context or "default",
+      description = doc.description, target_url = doc.target_url }
+    statuses[#statuses + 1] = st
+    return reply(req, 201, st, rate_headers(github, 4999))
+  end
+  return reply(req, 404, { message = "Not Found" })
 end
 
 while true do

@@ -28,31 +28,119 @@ local function headers(g, token)
   return h
 end
 
--- call(g, token, method, path, body) -> status, decoded reply | nil, msg. msg names the
--- forge's host and path, never the token.
-local function call(g, token, method, path, body)
-  local url = api(g) .. path
-  local where = (url:match("^https?://[^/]+") or "forge") .. path:gsub("%?.*", "")
+-- Errors carry a code a caller can act on: ERATELIMIT (403 with no requests left, or 429:
+-- wait info.retry_after seconds), EAUTH (401, or 403 otherwise: the token lacks the right),
+-- ENOTFOUND (404), ECONFLICT (409, 405: not mergeable, head moved), EINVAL (422), EFORGE (other
+-- 4xx), EUNAVAILABLE (5xx, or no answer: worth retrying later).
+local function code_of(status, h)
+  if status == 429 or (status == 403 and h["x-ratelimit-remaining"] == "0") then return "ERATELIMIT" end
+  if status == 401 or status == 403 then return "EAUTH" end
+  if status == 404 then return "ENOTFOUND" end
+  if status == 405 or status == 409 then return "ECONFLICT" end
+  if status == 422 then return "EINVAL" end
+  if status >= 500 then return "EUNAVAILABLE" end
+  return "EFORGE"
+end
+
+-- Seconds to wait before the next call, from Retry-After or GitHub's/Gitea's reset time
+-- (capped: a forge cannot park Orket for hours through one header).
+M.MAX_RETRY_AFTER = 3600
+local function retry_after(h, now)
+  local s = tonumber(h["retry-after"])
+  if not s and h["x-ratelimit-reset"] then
+    local reset = tonumber(h["x-ratelimit-reset"])
+    if reset then s = reset - (now or os.time()) end
+  end
+  if not s then return nil end
+  return math.max(1, math.min(M.MAX_RETRY_AFTER, math.floor(s)))
+end
+
+-- request(g, token, method, url, body) -> status, decoded reply, headers | nil, msg, CODE,
+-- {status=, retry_after=}. msg names the forge's host and path, never the token or a query.
+local function request(g, token, method, url, body)
+  local where = (url:match("^https?://[^/]+") or "forge") .. ((url:match("^https?://[^/]+(/[^?]*)") or ""))
+  local function fail(msg, code, info)
+    return nil, string.format("forge: %s %s: %s", method, where, msg), code, info or {}
+  end
   local hr <close>, err = http.request { url = url, method = method, headers = headers(g, token),
     body = body and cjson.encode(body) or nil, max_bytes = M.MAX_REPLY,
     connect_timeout_ms = M.TIMEOUTS.connect_timeout_ms, total_timeout_ms = M.TIMEOUTS.total_timeout_ms }
-  if not hr then return nil, string.format("forge: %s %s: %s", method, where, tostring(err)) end
+  if not hr then return fail(tostring(err), "EUNAVAILABLE") end
   local status, h = hr:headers()
-  if not status then return nil, string.format("forge: %s %s: %s", method, where, tostring(h)) end
+  if not status then return fail(tostring(h), "EUNAVAILABLE") end
   local parts = {}
   while true do
     local ev, rerr = hr:read()
     if ev == false then break end
-    if ev == nil then return nil, string.format("forge: %s %s: %s", method, where, tostring(rerr)) end
+    if ev == nil then return fail(tostring(rerr), "EUNAVAILABLE") end
     for _, s in ipairs(ev) do parts[#parts + 1] = s end
   end
   local text = table.concat(parts)
   local doc = cjson.decode(text)
   if status < 200 or status > 299 then
     local why = type(doc) == "table" and type(doc.message) == "string" and doc.message or text:sub(1, 200)
-    return nil, string.format("forge: %s %s: HTTP %d: %s", method, where, status, why), status
+    local code = code_of(status, h)
+    local info = { status = status, retry_after = code == "ERATELIMIT" and (retry_after(h) or 60) or nil }
+    local msg = string.format("HTTP %d: %s", status, why)
+    if info.retry_after then msg = msg .. string.format(" (rate limited: retry in %d s)", info.retry_after) end
+    return fail(msg, code, info)
   end
-  return status, doc
+  return status, doc, h
+end
+
+-- call(g, token, method, path, body): request on the forge's API root.
+local function call(g, token, method, path, body)
+  return request(g, token, method, api(g) .. path, body)
+end
+
+-- The URL of the next page from a Link header, only when it stays on the API's own origin:
+-- a hostile or misconfigured forge cannot send the token elsewhere.
+local function next_link(g, h)
+  local link = h and h["link"]
+  if not link then return nil end
+  for part in link:gmatch("[^,]+") do
+    local url, rel = part:match("<([^>]+)>%s*;%s*rel=\"?([%w]+)\"?")
+    if rel == "next" and url then
+      local origin = api(g):match("^(https?://[^/]+)")
+      if origin and url:sub(1, #origin + 1) == origin .. "/" then return url end
+      return nil, "forge: a Link header points outside " .. origin
+    end
+  end
+  return nil
+end
+
+M.PAGE_SIZE = 50   -- Gitea's default maximum page size; GitHub allows 100
+M.MAX_PAGES = 100
+
+--- list(g, token, path) -> array of every item | nil, msg, CODE, info: a list call read page
+--- by page (the Link header's next page where the forge sends one, else page numbers until
+--- a short page), at most MAX_PAGES pages.
+function M.list(g, token, path)
+  local sep = path:find("?", 1, true) and "&" or "?"
+  local size_param = g.forge == "github" and "per_page" or "limit"
+  local function page_url(n)
+    return string.format("%s%s%s%s=%d&page=%d", api(g), path, sep, size_param, M.PAGE_SIZE, n)
+  end
+  local what = "forge: GET " .. path:gsub("%?.*", "")
+  local out, url = {}, page_url(1)
+  for n = 1, M.MAX_PAGES do
+    local st, doc, h, info = request(g, token, "GET", url)
+    if not st then return nil, doc, h, info end
+    if type(doc) ~= "table" or (doc[1] == nil and next(doc) ~= nil) then
+      return nil, what .. ": the answer is not a JSON array", "EFORGE"
+    end
+    for _, item in ipairs(doc) do out[#out + 1] = item end
+    local nxt, lerr = next_link(g, h)
+    if lerr then return nil, lerr, "EFORGE" end
+    if not nxt then
+      -- a forge that sends Link headers sends no next on the last page; without them a short
+      -- page is the last
+      if h["link"] or #doc < M.PAGE_SIZE then return out end
+      nxt = page_url(n + 1)
+    end
+    url = nxt
+  end
+  return nil, string.format("%s: more than %d pages", what, M.MAX_PAGES), "EFORGE"
 end
 
 --- token(g [, getenv]) -> the forge token | nil, msg (the variable git.token_env names)
@@ -66,38 +154,127 @@ end
 
 local function owner(g) return (g.repo:match("^([^/]+)/")) end
 
---- find_pr(g, token, branch) -> {number=, url=} | false | nil, msg: the open pull request
---- from branch into main
+-- A pull request as Orket keeps it, from either forge's answer.
+local function pr_of(doc)
+  local head = type(doc.head) == "table" and doc.head or {}
+  return { number = doc.number, url = doc.html_url, state = doc.state, merged = doc.merged == true,
+    merge_commit = type(doc.merge_commit_sha) == "string" and doc.merge_commit_sha or nil,
+    head = type(head.sha) == "string" and head.sha or nil, branch = head.ref }
+end
+
+--- find_pr(g, token, branch) -> {number=, url=, ...} | false | nil, msg, CODE: the open pull
+--- request from branch into main (every page of the open ones is read)
 function M.find_pr(g, token, branch)
   local path
   if g.forge == "github" then
     path = string.format("/repos/%s/pulls?state=open&base=main&head=%s:%s", g.repo, owner(g), branch)
   else
-    path = string.format("/repos/%s/pulls?state=open&limit=50", g.repo)
+    path = string.format("/repos/%s/pulls?state=open", g.repo)
   end
-  local st, doc = call(g, token, "GET", path)
-  if not st then return nil, doc end
-  if type(doc) ~= "table" then return nil, "forge: the pull request list is not a JSON array" end
-  for _, pr in ipairs(doc) do
+  local prs, err, code = M.list(g, token, path)
+  if not prs then return nil, err, code end
+  for _, pr in ipairs(prs) do
     if type(pr) == "table" and type(pr.head) == "table" and pr.head.ref == branch and math.type(pr.number) then
-      return { number = pr.number, url = pr.html_url }
+      return pr_of(pr)
     end
   end
   return false
 end
 
---- open_pr(g, token, {branch=, title=, body=}) -> {number=, url=} | nil, msg: opens a pull
---- request from branch into main; when one is open already (a crash after the forge made
---- it, before Orket noted it) that one is answered
+--- open_pr(g, token, {branch=, title=, body=}) -> {number=, url=} | nil, msg, CODE: opens a
+--- pull request from branch into main; when one is open already (a crash after the forge
+--- made it, before Orket noted it; or another process opening it at the same moment, which
+--- the forge answers with 422 on GitHub, 409 on Gitea) that one is answered
 function M.open_pr(g, token, o)
-  local found, ferr = M.find_pr(g, token, o.branch)
-  if found == nil then return nil, ferr end
+  local found, ferr, fcode = M.find_pr(g, token, o.branch)
+  if found == nil then return nil, ferr, fcode end
   if found then return found end
-  local st, doc = call(g, token, "POST", string.format("/repos/%s/pulls", g.repo),
+  local st, doc, code = call(g, token, "POST", string.format("/repos/%s/pulls", g.repo),
     { title = o.title, body = o.body, head = o.branch, base = "main" })
-  if not st then return nil, doc end
-  if type(doc) ~= "table" or not math.type(doc.number) then return nil, "forge: the new pull request has no number" end
-  return { number = doc.number, url = doc.html_url }
+  if not st then
+    if code == "EINVAL" or code == "ECONFLICT" then
+      local again = M.find_pr(g, token, o.branch)
+      if again then return again end
+    end
+    return nil, doc, code
+  end
+  if type(doc) ~= "table" or not math.type(doc.number) then return nil, "forge: the new pull request has no number", "EFORGE" end
+  return pr_of(doc)
+end
+
+--- get_pr(g, token, number) -> {number=, url=, state=, merged=, merge_commit=, head=, branch=}
+--- | nil, msg, CODE
+function M.get_pr(g, token, number)
+  local st, doc, code = call(g, token, "GET", string.format("/repos/%s/pulls/%d", g.repo, number))
+  if not st then return nil, doc, code end
+  if type(doc) ~= "table" or not math.type(doc.number) then return nil, "forge: the pull request has no number", "EFORGE" end
+  return pr_of(doc)
+end
+
+--- comment(g, token, number, body) -> true | nil, msg, CODE: a comment on the pull request
+--- (both forges keep them as the issue's comments)
+function M.comment(g, token, number, body)
+  local st, err, code = call(g, token, "POST", string.format("/repos/%s/issues/%d/comments", g.repo, number),
+    { body = body })
+  if not st then return nil, err, code end
+  return true
+end
+
+--- merge_pr(g, token, number, {head=, title=, message=}) -> {merged=true, sha=} | nil, msg,
+--- CODE: merges the pull request on the forge, only while its head is still `head`
+--- (ECONFLICT when it moved or cannot be merged)
+function M.merge_pr(g, token, number, o)
+  local path = string.format("/repos/%s/pulls/%d/merge", g.repo, number)
+  local st, doc, code
+  if g.forge == "github" then
+    st, doc, code = call(g, token, "PUT", path, { sha = o.head, merge_method = "merge",
+      commit_title = o.title, commit_message = o.message })
+  else
+    st, doc, code = call(g, token, "POST", path, { Do = "merge", head_commit_id = o.head,
+      MergeTitleField = o.title, MergeMessageField = o.message })
+  end
+  if not st then return nil, doc, code end
+  return { merged = true, sha = type(doc) == "table" and type(doc.sha) == "string" and doc.sha or nil }
+end
+
+--- close_pr(g, token, number, note) -> true | nil, msg, CODE: comments `note` (when given)
+--- and closes the pull request without merging it
+function M.close_pr(g, token, number, note)
+  if note then
+    local ok, err, code = M.comment(g, token, number, note)
+    if not ok then return nil, err, code end
+  end
+  local st, err, code = call(g, token, "PATCH", string.format("/repos/%s/pulls/%d", g.repo, number),
+    { state = "closed" })
+  if not st then return nil, err, code end
+  return true
+end
+
+--- mark_merged(g, token, number, commit) -> true | nil, msg, CODE: tells Gitea the pull
+--- request was merged by `commit` outside the forge ("manually-merged"; the repository must
+--- allow it). GitHub has no such call: ENOTSUP, and the caller closes it with a comment.
+function M.mark_merged(g, token, number, commit)
+  if g.forge == "github" then return nil, "forge: GitHub cannot mark a pull request merged", "ENOTSUP" end
+  local st, err, code = call(g, token, "POST", string.format("/repos/%s/pulls/%d/merge", g.repo, number),
+    { Do = "manually-merged", MergeCommitID = commit })
+  if not st then return nil, err, code end
+  return true
+end
+
+M.STATUS_STATES = { pending = true, success = true, failure = true, error = true }
+M.STATUS_DESCRIPTION_MAX = 140   -- GitHub refuses longer descriptions
+
+--- post_status(g, token, sha, {state=, context=, description=, target_url=}) -> true | nil,
+--- msg, CODE: a commit status on sha (GitHub's and Gitea's statuses API have the same shape)
+function M.post_status(g, token, sha, o)
+  if not M.STATUS_STATES[o.state] then error("bad argument #4 to 'post_status' (state " .. tostring(o.state) .. ")", 2) end
+  if type(sha) ~= "string" or not sha:match("^%x+$") then error("bad argument #3 to 'post_status' (not a commit id)", 2) end
+  local desc = o.description
+  if desc and #desc > M.STATUS_DESCRIPTION_MAX then desc = desc:sub(1, M.STATUS_DESCRIPTION_MAX - 3) .. "..." end
+  local st, err, code = call(g, token, "POST", string.format("/repos/%s/statuses/%s", g.repo, sha),
+    { state = o.state, context = o.context, description = desc, target_url = o.target_url })
+  if not st then return nil, err, code end
+  return true
 end
 
 -- ---- webhook deliveries -------------------------------------------------------------------

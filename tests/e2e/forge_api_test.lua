@@ -1,0 +1,212 @@
+-- The forge REST calls (orket.forge) against the fake forge API, which follows the forges'
+-- documented behaviour: every page of a list is read (Link headers, page numbers), a
+-- duplicate pull request answers with the one open, merges are refused when the head moved,
+-- rate limits and outages come back as codes a caller can act on, and a Link header cannot
+-- send the token to another host.
+local H = require "tests.helpers"
+local forge = require "orket.forge"
+local cjson = require "cjson"
+
+local TOKEN = "forge-token-for-tests"
+
+local function fake_forge()
+  local dir = H.tmpdir()
+  os.execute(string.format("cd %s && { %s lua tests/fake_forge_server.lua >%s/out 2>&1 & echo $! >%s/pid; } ",
+    H.quote(H.ROOT), H.quote(H.BIN), H.quote(dir), H.quote(dir)))
+  local port = H.wait_for(function() return (H.read(dir .. "/out") or ""):match("listening http://127%.0%.0%.1:(%d+)") end,
+    "the fake forge to listen")
+  local pid = tonumber(H.read(dir .. "/pid"))
+  local url = "http://127.0.0.1:" .. port
+  local function control(path)
+    local status, text = H.fetch { url = url .. path, method = "POST", body = "", total_timeout_ms = 10000 }
+    assert.equal(200, status, text)
+    return cjson.decode(text)
+  end
+  local function get(path)
+    local status, text = H.fetch { url = url .. path, total_timeout_ms = 10000 }
+    assert.equal(200, status, text)
+    return cjson.decode(text)
+  end
+  return { url = url, control = control, get = get,
+    stop = function() os.execute("kill " .. pid .. " 2>/dev/null") end }
+end
+
+for _, kind in ipairs { "gitea", "github" } do
+  describe("the forge API on " .. kind, function()
+    local f, g
+    before_each(function()
+      f = fake_forge()
+      g = { forge = kind, repo = "acme/notes", api_url = f.url }
+    end)
+    after_each(function()
+      f.stop()
+      H.cleanup()
+    end)
+
+    it("reads every page of the open pull requests to find a card's", function()
+      f.control("/__seed?repo=acme/notes&count=120")
+      local pr = assert(forge.open_pr(g, TOKEN, { branch = "orket/N-1", title = "N-1", body = "b" }))
+      f.control("/__seed?repo=acme/notes&count=5")
+      -- on Gitea the list has every open request; GitHub filters by head, so one page
+      local all = assert(forge.list(g, TOKEN, "/repos/acme/notes/pulls?state=open"))
+      assert.equal(126, #all)
+      local found = assert(forge.find_pr(g, TOKEN, "orket/N-1"))
+      assert.equal(pr.number, found.number)
+      -- a second open asks again and answers the same request: no duplicate
+      local again = assert(forge.open_pr(g, TOKEN, { branch = "orket/N-1", title = "N-1", body = "b" }))
+      assert.equal(pr.number, again.number)
+      local gets = 0
+      for _, req in ipairs(f.get("/__log")) do
+        assert.equal(kind == "github" and "Bearer " .. TOKEN or "token " .. TOKEN, req.authorization)
+        if req.method == "GET" then gets = gets + 1 end
+      end
+      assert.is_true(gets >= 4)
+      assert.equal(1, #(function()
+        local mine = {}
+        for _, p in ipairs(f.get("/__prs")) do if p.head.ref == "orket/N-1" then mine[#mine + 1] = p end end
+        return mine
+      end)())
+    end)
+
+    it("answers the open request when the forge refuses a duplicate made at the same moment", function()
+      local pr = assert(forge.open_pr(g, TOKEN, { branch = "orket/N-2", title = "N-2", body = "" }))
+      -- the lookup misses it (one failure), the create is refused as a duplicate, the lookup
+      -- after it finds it
+      local saved = forge.find_pr
+      local calls = 0
+      forge.find_pr = function(...)
+        calls = calls + 1
+        if calls == 1 then return false end
+        return saved(...)
+      end
+      local ok, res, code = pcall(forge.open_pr, g, TOKEN, { branch = "orket/N-2", title = "N-2", body = "" })
+      forge.find_pr = saved
+      assert.is_true(ok, res)
+      assert.is_table(res, code)
+      assert.equal(pr.number, res.number)
+      assert.equal(2, calls)
+    end)
+
+    it("merges only the head it was given, and reads the request back merged", function()
+      local pr = assert(forge.open_pr(g, TOKEN, { branch = "orket/N-3", title = "N-3", body = "" }))
+      local got = assert(forge.get_pr(g, TOKEN, pr.number))
+      assert.equal("open", got.state)
+      assert.is_false(got.merged)
+      local ok, err, code = forge.merge_pr(g, TOKEN, pr.number, { head = string.rep("f", 40), title = "t" })
+      assert.is_nil(ok)
+      assert.equal("ECONFLICT", code)
+      assert.matches("HTTP 409", err)
+      assert(forge.merge_pr(g, TOKEN, pr.number, { head = got.head, title = "t", message = "m" }))
+      got = assert(forge.get_pr(g, TOKEN, pr.number))
+      assert.is_true(got.merged)
+      assert.equal("closed", got.state)
+      -- merging it again: refused as not mergeable
+      ok, err, code = forge.merge_pr(g, TOKEN, pr.number, { head = got.head })
+      assert.is_nil(ok)
+      assert.equal("ECONFLICT", code)
+      assert.matches("HTTP 405", err)
+    end)
+
+    it("closes a request with a comment, or marks it merged by a commit on Gitea", function()
+      local pr = assert(forge.open_pr(g, TOKEN, { branch = "orket/N-4", title = "N-4", body = "" }))
+      local commit = string.rep("ab", 20)
+      local ok, err, code = forge.mark_merged(g, TOKEN, pr.number, commit)
+      if kind == "github" then
+        assert.is_nil(ok)
+        assert.equal("ENOTSUP", code, err)
+        assert(forge.close_pr(g, TOKEN, pr.number, "Merged into main as " .. commit .. " by Orket."))
+        local got = assert(forge.get_pr(g, TOKEN, pr.number))
+        assert.equal("closed", got.state)
+        assert.is_false(got.merged)
+        local comments = f.get("/__comments")
+        assert.equal(1, #comments)
+        assert.equal(pr.number, math.tointeger(comments[1].number))
+        assert.matches(commit, comments[1].body)
+      else
+        assert.is_true(ok, err)
+        local got = assert(forge.get_pr(g, TOKEN, pr.number))
+        assert.is_true(got.merged)
+        assert.equal(commit, got.merge_commit)
+      end
+    end)
+
+    it("posts commit statuses, cutting a long description to the forge's limit", function()
+      local sha = string.rep("c", 40)
+      assert(forge.post_status(g, TOKEN, sha, { state = "failure", context = "orket/verify",
+        description = string.rep("x", 300), target_url = "http://127.0.0.1/v1/cards/N-5" }))
+      assert(forge.post_status(g, TOKEN, sha, { state = "success", context = "orket/sandbox" }))
+      local st = f.get("/__statuses")
+      assert.equal(2, #st)
+      assert.equal("failure", st[1].state)
+      assert.equal("orket/verify", st[1].context)
+      assert.equal(140, #st[1].description)
+      assert.equal(sha, st[2].sha)
+      assert.has_error(function() forge.post_status(g, TOKEN, sha, { state = "bogus" }) end)
+      assert.has_error(function() forge.post_status(g, TOKEN, "not a sha", { state = "success" }) end)
+    end)
+
+    it("says when the forge is down, the token lacks a right, or the rate limit is reached", function()
+      f.control("/__fail?status=503&times=1")
+      local ok, err, code = forge.find_pr(g, TOKEN, "orket/X")
+      assert.is_nil(ok)
+      assert.equal("EUNAVAILABLE", code)
+      assert.matches("HTTP 503", err)
+      assert.not_matches(TOKEN, err)
+      f.control("/__fail?status=401&times=1")
+      ok, err, code = forge.find_pr(g, TOKEN, "orket/X")
+      assert.is_nil(ok)
+      assert.equal("EAUTH", code, err)
+      f.control("/__ratelimit?kind=primary&times=1")
+      local _, info
+      ok, err, code, info = forge.list(g, TOKEN, "/repos/acme/notes/pulls")
+      assert.is_nil(ok)
+      assert.equal("ERATELIMIT", code, err)
+      assert.is_true(info.retry_after >= 1 and info.retry_after <= forge.MAX_RETRY_AFTER, tostring(info.retry_after))
+      f.control("/__ratelimit?kind=secondary&times=1")
+      _, err, code, info = forge.list(g, TOKEN, "/repos/acme/notes/pulls")
+      assert.equal("ERATELIMIT", code, err)
+      assert.equal(7, info.retry_after)
+      assert.matches("retry in 7 s", err)
+      -- nothing was created by the failed calls, and the forge works again
+      assert.equal(false, forge.find_pr(g, TOKEN, "orket/X"))
+      local _, _, c404 = forge.get_pr(g, TOKEN, 999)
+      assert.equal("ENOTFOUND", c404)
+    end)
+  end)
+end
+
+describe("the forge's Link header", function()
+  local H2 = require "tests.helpers"
+  local httpd = require "orket.c.httpd"
+
+  it("is never followed to another origin, so the token stays with the forge", function()
+    -- a hostile forge whose first page points its next page at a different port
+    local srv = assert(httpd.listen { host = "127.0.0.1", port = 0 })
+    local other = assert(httpd.listen { host = "127.0.0.1", port = 0 })
+    local seen_other = false
+    local t = orket.spawn(function()
+      local req = srv:accept()
+      local items = {}
+      for i = 1, forge.PAGE_SIZE do items[i] = { number = i, head = { ref = "b" .. i } } end
+      req:respond(200, { "Content-Type: application/json",
+        string.format('Link: <http://127.0.0.1:%d/api/v1/repos/a/b/pulls?page=2>; rel="next"', other:port()) },
+        cjson.encode(items))
+      req:close()
+    end)
+    local t2 = orket.spawn(function()
+      local req = other:accept()
+      if req then seen_other = true; req:respond(200, {}, "[]"); req:close() end
+    end)
+    local g = { forge = "gitea", repo = "a/b", api_url = "http://127.0.0.1:" .. srv:port() }
+    local ok, err, code = forge.list(g, TOKEN, "/repos/a/b/pulls")
+    assert.is_nil(ok)
+    assert.equal("EFORGE", code)
+    assert.matches("outside", err)
+    assert.is_false(seen_other)
+    srv:close()
+    other:close()
+    t:cancel()
+    t2:cancel()
+    H2.cleanup()
+  end)
+end)
