@@ -9,8 +9,9 @@ libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev"
 # Needed by the tests only (not by a build, so not in the image's build stage):
 # prometheus for its promtool, which checks orket serve's /metrics; chromium and its
 # WebDriver for the web board's browser test; postgresql for the PostgreSQL backend's
-# tests (each test run starts its own server in a temp dir); wrk for `make bench`.
-TEST_PKGS="prometheus chromium chromium-driver postgresql wrk"
+# tests (each test run starts its own server in a temp dir); wrk for `make bench`;
+# docker-compose to check the compose files Orket writes (`config` needs no engine).
+TEST_PKGS="prometheus chromium chromium-driver postgresql wrk docker-compose"
 PKGS="$PKGS $TEST_PKGS"
 
 # --asan: gcc's AddressSanitizer and UBSan runtimes come with build-essential's gcc.

@@ -3,6 +3,8 @@
 -- their defaults (the engine's sections, the built-in model providers) and their validation.
 -- orket.config reads the file and applies the environment; `orket validate` reports every
 -- problem at once (check); the engine runs with resolve's result. docs/engine.md, docs/llm.md.
+local sandboxes = require "orket.sandboxes.settings"
+
 local M = {}
 
 -- ---- models (docs/llm.md) ------------------------------------------------------------
@@ -453,6 +455,9 @@ local SCHEMA = {
   { "verify", verify },
   { "serve", serve },
   { "git", git },
+  -- a sandbox running main's tree, and the bug-fix phase after a rock (docs/sandbox.md)
+  { "sandbox", sandboxes.sandbox },
+  { "bug_fix", sandboxes.bug_fix },
   -- where the store is (docs/store.md, "Toward PostgreSQL"); checked here, not used yet
   { "store", function(d)
     local s, err = require("orket.store.pgurl").section(d.store)
