@@ -11,11 +11,17 @@ libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev"
 # WebDriver for the web board's browser test; postgresql for the PostgreSQL backend's
 # tests (each test run starts its own server in a temp dir); wrk for `make bench`.
 TEST_PKGS="prometheus chromium chromium-driver postgresql wrk"
+# deploy_test checks deploy/compose.yaml (docker-compose config) and deploy/orket.service
+# (systemd-analyze verify).
+TEST_PKGS="$TEST_PKGS docker-compose systemd"
 PKGS="$PKGS $TEST_PKGS"
 
 # --asan: gcc's AddressSanitizer and UBSan runtimes come with build-essential's gcc.
 # --fuzz adds libFuzzer, which ships in clang's runtime package.
 [ "${1:-}" = "--fuzz" ] && PKGS="$PKGS clang libclang-rt-14-dev"
+# --image adds what `make image-test` needs: podman (runc where crun refuses the host's
+# cgroups, iptables for published ports), debootstrap for a base image, curl for probes.
+[ "${1:-}" = "--image" ] && PKGS="$PKGS podman runc iptables debootstrap curl"
 
 missing=""
 for p in $PKGS; do

@@ -1,0 +1,87 @@
+-- orket backup and orket restore end to end, on the backend the suite runs on (SQLite, or
+-- PostgreSQL under tests/with_pg.lua): a round trip of a live project while its server
+-- serves, and restores refused, store untouched, for damaged, foreign and newer files.
+local H = require "tests.helpers"
+local backends = require "tests.backends"
+
+local function status_of(dir, id) return H.card_json(dir, id).card.status end
+
+local function ok(r, what)
+  assert(r.status == 0, what .. " failed: " .. tostring(r.stderr))
+  return r
+end
+
+describe("orket backup and restore", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("round-trips a live project while its server keeps serving", function()
+    local dir = H.example("webapp")
+    local s = H.serve(dir)
+    local file = H.tmpdir() .. "/board.backup"
+    local r = ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    assert.matches("backed up %d+ cards %(schema version %d+", r.stdout)
+    assert.equal(200, (H.api(s, "GET", "/health")))
+    local st, board = H.api(s, "GET", "/v1/board")
+    assert.equal(200, st)
+    assert.is_table(board)
+    assert.equal(0, s.stop())
+    -- changed after the backup: restoring takes the change back, and only the change
+    ok(H.orket('cancel API-2 "not needed"', { cwd = dir }), "cancel")
+    assert.equal("canceled", status_of(dir, "API-2"))
+    ok(H.orket("restore --check " .. H.quote(file), { cwd = dir }), "restore --check")
+    assert.equal("canceled", status_of(dir, "API-2"))
+    r = ok(H.orket("restore " .. H.quote(file), { cwd = dir }), "restore")
+    assert.matches("restored %d+ cards", r.stdout)
+    assert.equal("ready", status_of(dir, "API-2"))
+    -- the journal came back too, and new events go on after it
+    local log = ok(H.orket("board --json", { cwd = dir }), "board")
+    assert.matches("API%-3", log.stdout)
+    ok(H.orket('cancel API-3 "again"', { cwd = dir }), "cancel after restore")
+    assert.equal("canceled", status_of(dir, "API-3"))
+    -- and a backup of the restored store restores again
+    ok(H.orket("backup " .. H.quote(file .. "2"), { cwd = dir }), "second backup")
+    ok(H.orket("restore " .. H.quote(file), { cwd = dir }), "restore again")
+    assert.equal("ready", status_of(dir, "API-3"))
+  end)
+
+  it("refuses a truncated, foreign or missing file and leaves the store as it was", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    local file = tmp .. "/board.backup"
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    ok(H.orket('cancel API-2 "kept"', { cwd = dir }), "cancel")
+    local text = H.read(file)
+    H.write(tmp .. "/half", text:sub(1, #text // 2))
+    H.write(tmp .. "/foreign", "hello\n")
+    local cases = {
+      { tmp .. "/half", "" },
+      { tmp .. "/foreign", "not an orket backup" },
+      { tmp .. "/none", "no such file" },
+    }
+    if backends.name() == "sqlite" then
+      -- a SQLite database that is no orket store
+      os.execute("cd " .. H.quote(tmp) .. " && " .. H.quote(H.BIN) .. " lua -e " .. H.quote(
+        "local s = require('orket.c.store').open('other.db'); s:exec('CREATE TABLE t (x)'); s:close()") .. " >/dev/null 2>&1")
+      cases[#cases + 1] = { tmp .. "/other.db", "not an orket store" }
+    end
+    for _, c in ipairs(cases) do
+      local r = H.orket("restore " .. H.quote(c[1]), { cwd = dir })
+      assert.equal(1, r.status, c[1])
+      assert.matches("the store was not changed", r.stderr, 1, true)
+      assert.matches(c[2], r.stderr, 1, true)
+      assert.equal(1, H.orket("restore --check " .. H.quote(c[1]), { cwd = dir }).status, c[1])
+      assert.equal("canceled", status_of(dir, "API-2"))
+    end
+  end)
+
+  it("says how to use both commands", function()
+    local r = H.orket("backup", {})
+    assert.equal(2, r.status)
+    assert.matches("backup needs one FILE", r.stderr, 1, true)
+    r = H.orket("restore a b", {})
+    assert.equal(2, r.status)
+  end)
+end)
