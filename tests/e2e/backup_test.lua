@@ -77,6 +77,41 @@ describe("orket backup and restore", function()
     end
   end)
 
+  it("restores a backup made at an older schema version and upgrades it (SQLite)", function()
+    if backends.name() ~= "sqlite" then return end -- an export restores only at its own version
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    -- a store as an orket of schema version 9 left it: a card, its journal, no api_keys yet
+    local script = tmp .. "/old.lua"
+    H.write(script, [[
+local store = require "orket.store"
+local db = assert(store.open(arg[1], { upto = 9 }))
+assert(db:tx(function()
+  assert(db:run("INSERT INTO cards (id, type, summary, status, created_at, updated_at) VALUES "
+    .. "('OLD-1', 'epic', 'made long ago', 'ready', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z')"))
+  db:event { kind = "card_create", card = "OLD-1", actor = "cli", data = {} }
+  return true
+end))
+db:close()
+]])
+    local r = H.orket("lua " .. H.quote(script) .. " " .. H.quote(tmp .. "/old.db"), {})
+    assert.equal(0, r.status, r.stderr)
+    r = ok(H.orket("restore --check " .. H.quote(tmp .. "/old.db"), { cwd = dir }), "check")
+    assert.matches("schema version 9", r.stdout, 1, true)
+    ok(H.orket("restore " .. H.quote(tmp .. "/old.db"), { cwd = dir }), "restore")
+    assert.equal("made long ago", H.card_json(dir, "OLD-1").card.summary)
+    local v = H.orket("lua -e " .. H.quote("local s = require('orket.c.store').open('.orket/orket.db'); "
+      .. "io.write(s:version(), ' ', s:row('SELECT count(*) AS n FROM api_keys').n); s:close()"), { cwd = dir })
+    assert.equal(tostring(require("orket.store").latest_version) .. " 0", v.stdout)
+    -- and a file newer than this orket is refused
+    local newer = H.orket("lua -e " .. H.quote("local s = require('orket.c.store').open(" .. string.format("%q", tmp .. "/old.db")
+      .. "); s:set_version(999); s:close()"), {})
+    assert.equal(0, newer.status, newer.stderr)
+    r = H.orket("restore " .. H.quote(tmp .. "/old.db"), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("schema version 999", r.stderr, 1, true)
+  end)
+
   it("says how to use both commands", function()
     local r = H.orket("backup", {})
     assert.equal(2, r.status)
