@@ -91,13 +91,13 @@ describe("docs/guide", function()
     local text = guide("state-machine")
     local n = 0
     for ctype, rows in tbl:gmatch("%[SM_(%u+)%]%s*=%s*(%b{})") do
-      local section = assert(text:match("```mermaid\n%-%- " .. ctype:lower() .. "\n(.-)```"),
+      local section = assert(text:match("```mermaid\n%%%% " .. ctype:lower() .. "\n(.-)```"),
         "no mermaid diagram for " .. ctype:lower())
       for from, targets in rows:gmatch("%[SM_([%u_]+)%]%s*=%s*([^,]-B%b()[^%[]*)") do
         for to in targets:gmatch("B%(SM_([%u_]+)%)") do
           n = n + 1
           local edge = from:lower() .. " --> " .. to:lower()
-          assert.is_truthy(section:find(edge, 1, true), ctype:lower() .. ": the diagram lacks " .. edge)
+          assert.is_truthy(section:find(edge:gsub("%p", "%%%0") .. "%f[^%w_]"), ctype:lower() .. ": the diagram lacks " .. edge)
         end
       end
       -- archiving from every status but archived (added in sm_allowed, not in the table)
@@ -124,6 +124,15 @@ describe("docs/guide", function()
     end
     p:close()
     for c in H.read(H.ROOT .. "/lua/orket/backup.lua"):gmatch('"(E[%u]+)"') do add(c, "lua/orket/backup.lua") end
+    -- what a tool's result says when the workspace or the process runner refuses
+    for _, f in ipairs { "core/workspace.c", "core/proc.c", "lua/orket/engine/proctool.lua" } do
+      for c in (H.read(H.ROOT .. "/" .. f) or ""):gmatch('"(E[%u%d_]+)"') do add(c, f) end
+    end
+    local t = io.popen("ls " .. H.quote(H.ROOT .. "/tools") .. "/*.lua")
+    for f in t:lines() do
+      for c in H.read(f):gmatch('"(E[%u%d_]+)"') do add(c, f) end
+    end
+    t:close()
     for c in H.read(H.ROOT .. "/core/store.c"):gmatch('return "(E[%u]+)"') do add(c, "core/store.c") end
     local n = 0
     for c, where in pairs(codes) do
