@@ -19,26 +19,27 @@ in 'orket run'; list, get, transcript, stop, resume), /v1/audit, /v1/session (th
 sign-in), /metrics (Prometheus) and /v1/openapi.json. While no API key exists ('orket keys create') it
 listens on loopback addresses only. A key given in ORKET_KEY, or in the file ORKET_KEY_FILE
 names (a mounted secret), is stored as the operator key 'given' and the default --listen
-becomes 0.0.0.0:8765: the way to serve from a container (docs/guide/deploying.md). The address it listens on is printed on stdout; one JSON
-line per request goes to stderr. SIGTERM or Ctrl-C stops it, and its runs as Ctrl-C stops
+becomes 0.0.0.0:8765: the way to serve from a container (docs/guide/deploying.md). The
+address it listens on is printed on stdout; one JSON line per request goes to stderr. SIGTERM or Ctrl-C stops it, and its runs as Ctrl-C stops
 'orket run' ('orket resume' continues them). --workers N starts N 'orket worker'
 processes beside the server (restarted when one dies, stopped with it): POST /v1/runs then
 leaves each run to them instead of executing it in the server. See docs/serve.md and
 docs/workers.md.]]
 
 -- The key a container is given (ORKET_KEY, or the file ORKET_KEY_FILE names, such as a
--- mounted secret): nil when neither is set | token | nil, message.
+-- mounted secret; the file wins): nil when neither is set | token, the variable's name |
+-- nil, message.
 local function given_key()
   local path = os.getenv("ORKET_KEY_FILE")
   if path and path ~= "" then
     local f, err = io.open(path, "rb")
     if not f then return nil, "ORKET_KEY_FILE: " .. err end
-    local text = f:read(200) or ""
+    local text = f:read(200) or "" -- a key is 85 bytes; more is not one
     f:close()
-    return (text:match("^%s*(%S+)%s*$") or text)
+    return (text:match("^%s*(%S+)%s*$") or text), "ORKET_KEY_FILE"
   end
   local key = os.getenv("ORKET_KEY")
-  if key and key ~= "" then return key end
+  if key and key ~= "" then return key, "ORKET_KEY" end
 end
 
 function cmd.run(args, cli)
@@ -54,9 +55,9 @@ function cmd.run(args, cli)
   end
   if #pos > 1 then return cli.usage_error(cmd, "serve takes one directory") end
   if pos[1] then dir = pos[1] end
-  local token, kerr = given_key()
-  if kerr then
-    cli.err("%s", kerr)
+  local token, source = given_key()
+  if not token and source then
+    cli.err("%s", source)
     return 1
   end
   -- with a key given it serves every interface (a container's port), never unkeyed
@@ -74,10 +75,12 @@ function cmd.run(args, cli)
     local info, aerr = keys.adopt(db, dir, token, "given", "operator")
     if not info then
       db:close()
-      cli.err("%s: %s", os.getenv("ORKET_KEY_FILE") and "ORKET_KEY_FILE" or "ORKET_KEY", aerr)
+      cli.err("%s: %s", source, aerr)
       return 1
     end
-    if info.adopted then io.stderr:write(string.format("orket serve: stored the given key %s as '%s' (%s)\n", info.id, info.name, info.role)) end
+    if info.adopted then
+      io.stderr:write(string.format("orket serve: stored the given key %s as '%s' (%s)\n", info.id, info.name, info.role))
+    end
   end
   if not httpd.is_loopback(host) and keys.active_count(db) == 0 then
     db:close()
