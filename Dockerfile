@@ -1,21 +1,33 @@
-# A headless Orket: build in one stage, run in Debian 12 slim with only the runtime libraries.
-FROM debian:12-slim AS build
+# A headless Orket: built in one stage with only the build packages, run in Debian 12 with
+# only the runtime libraries (docs/guide/deploying.md). BASE: the Debian 12 image to start
+# from; `make image-test` passes one it made from Debian's archive where none can be pulled.
+ARG BASE=debian:12-slim
+FROM ${BASE} AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential pkg-config liblua5.4-dev lua-luv-dev libuv1-dev libsqlite3-dev \
       libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev libyajl-dev libmicrohttpd-dev libseccomp-dev lua-busted libgit2-dev libpq-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN make -j"$(nproc)" && make install PREFIX=/usr/local
+# -o deps: the packages are installed above; scripts/deps.sh would also want the test-only
+# ones (a browser, a database server), which a build never uses.
+RUN make -o deps -j"$(nproc)" && make -o deps install PREFIX=/usr/local
 
-FROM debian:12-slim
+FROM ${BASE}
+# curl: the HEALTHCHECK's client; libcurl4 is what orket itself loads to reach its models.
 RUN apt-get update && apt-get install -y --no-install-recommends \
       liblua5.4-0 lua-luv lua-cjson libuv1 libsqlite3-0 libcurl4 libsodium23 libedit2 libyajl2 libgit2-1.5 libmicrohttpd12 libseccomp2 libpq5 \
-      ca-certificates \
+      ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --create-home --uid 1000 orket
+    && useradd --create-home --uid 1000 orket \
+    && mkdir -p /work && chown orket:orket /work
 COPY --from=build /usr/local /usr/local
 USER orket
 WORKDIR /work
+# orket serve's port. It listens on every interface only with a key (ORKET_KEY, or a file
+# named by ORKET_KEY_FILE such as a mounted secret); without one it keeps to loopback.
+EXPOSE 8765
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD curl -fsS -o /dev/null http://127.0.0.1:8765/health || exit 1
 ENTRYPOINT ["/usr/local/bin/orket"]
 CMD ["help"]

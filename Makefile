@@ -24,7 +24,7 @@ CTEST_SRC := $(wildcard tests/c/*.c)
 CTEST_OBJ := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%.o)
 HEADERS  := $(wildcard core/*.h) $(wildcard tests/c/*.h)
 
-.PHONY: all deps test asan run bench install clean check-deps fuzz
+.PHONY: all deps test asan run bench install clean check-deps fuzz image-test
 
 all: $(BUILD)/orket $(BUILD)/orket-confine
 
@@ -69,6 +69,10 @@ asan:
 
 run: $(BUILD)/orket
 	@sh examples/notes/run.sh $(BUILD)/orket
+
+# Builds the container image with podman and checks it from outside (scripts/image-test.sh).
+image-test:
+	@sh scripts/image-test.sh
 
 # The transport benchmark's floor: a plain libcurl client (bench/curlfloor.c), linked
 # directly; orket itself loads libcurl with dlopen.

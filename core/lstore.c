@@ -310,6 +310,23 @@ static int lst_changes(lua_State *L) {
   return 1;
 }
 
+/* backup_to(path) -> true | nil, msg, CODE: a copy of the whole database in a new file */
+static int lst_backup_to(lua_State *L) {
+  lst_conn *c = lst_check(L, 1);
+  if (store_backup_to(c->s, luaL_checkstring(L, 2)) != 0) return lst_fail(L, c->s);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* restore_from(path) -> true | nil, msg, CODE: this database's content replaced with the
+ * file's, atomically (the caller checks the file first) */
+static int lst_restore_from(lua_State *L) {
+  lst_conn *c = lst_check(L, 1);
+  if (store_restore_from(c->s, luaL_checkstring(L, 2)) != 0) return lst_fail(L, c->s);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg lst_methods[] = {
     {"exec", lst_exec},       {"run", lst_run},         {"rows", lst_rows},
     {"row", lst_row},         {"tx", lst_tx},           {"depth", lst_depth},
@@ -317,6 +334,7 @@ static const luaL_Reg lst_methods[] = {
     {"version", lst_version}, {"set_version", lst_set_version},
     {"cached", lst_cached},   {"changes", lst_changes}, {"close", lst_close},
     {"cards_stamp", lst_cards_stamp}, {"now", lst_now},
+    {"backup_to", lst_backup_to}, {"restore_from", lst_restore_from},
     {NULL, NULL},
 };
 

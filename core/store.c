@@ -345,6 +345,66 @@ const char *store_column_text(store_stmt *st, int i, size_t *len) {
 int64_t store_changes(store *s) { return sqlite3_changes64(s->db); }
 int64_t store_last_id(store *s) { return sqlite3_last_insert_rowid(s->db); }
 
+/* A failure of the other file of a backup: its message names that file. */
+static int store_fail_other(store *s, sqlite3 *other, const char *path, int rc) {
+  snprintf(s->err, sizeof s->err, "%s: %s", path, other ? sqlite3_errmsg(other) : sqlite3_errstr(rc));
+  s->code = store_code_of(rc);
+  s->file_error = store_is_file_error(rc);
+  return -1;
+}
+
+/* Copies src into dst in one step (one read snapshot of src, one write transaction on
+ * dst), retrying while either is locked. A step of all pages, not a page at a time: a
+ * paged backup starts again each time another connection writes the source, and on a busy
+ * board it might never end. */
+static int store_copy(sqlite3 *dst, sqlite3 *src) {
+  sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+  if (!b) return sqlite3_extended_errcode(dst);
+  int rc, waited = 0;
+  while ((rc = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+    if (waited >= STORE_BUSY_TIMEOUT_MS) break;
+    sqlite3_sleep(20);
+    waited += 20;
+  }
+  int frc = sqlite3_backup_finish(b);
+  return rc == SQLITE_DONE ? frc : rc;
+}
+
+int store_backup_to(store *s, const char *path) {
+  sqlite3 *dst = NULL;
+  int rc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+  if (rc == SQLITE_OK) rc = store_copy(dst, s->db);
+  /* the copy keeps the source's WAL flag; a backup is one file, read without a -wal */
+  if (rc == SQLITE_OK) rc = sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    store_fail_other(s, dst, path, rc);
+    sqlite3_close(dst);
+    return -1;
+  }
+  return sqlite3_close(dst) == SQLITE_OK ? 0 : store_fail_other(s, NULL, path, SQLITE_IOERR);
+}
+
+int store_restore_from(store *s, const char *path) {
+  if (s->depth > 0) {
+    snprintf(s->err, sizeof s->err, "store: a restore cannot run inside a transaction");
+    s->code = "ESQL";
+    s->file_error = 0;
+    return -1;
+  }
+  sqlite3 *src = NULL;
+  int rc = sqlite3_open_v2(path, &src, SQLITE_OPEN_READONLY, NULL);
+  if (rc != SQLITE_OK) {
+    store_fail_other(s, src, path, rc);
+    sqlite3_close(src);
+    return -1;
+  }
+  rc = store_copy(s->db, src);
+  sqlite3_close(src);
+  s->cards_gen++; /* every card may have changed */
+  if (rc != SQLITE_OK) return store_fail(s, rc);
+  return 0;
+}
+
 int store_failed(store *s) { return store_fail(s, sqlite3_extended_errcode(s->db)); }
 
 int store_depth(store *s) { return s->depth; }

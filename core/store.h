@@ -96,6 +96,15 @@ int store_file_error(store *s);
  * store_code. Returns -1. */
 int store_failed(store *s);
 
+/* SQLite's online backup, one snapshot copied whole. store_backup_to copies this database
+ * into a new file at path (which it creates; the caller renames it into place) and leaves
+ * that file in rollback-journal mode, one self-contained file; other connections keep
+ * reading and writing meanwhile (WAL). store_restore_from replaces this database's content
+ * with the file at path in one write transaction: other connections see all of it or none.
+ * Both wait for a lock at most STORE_BUSY_TIMEOUT_MS. 0 or -1 (see store_error). */
+int store_backup_to(store *s, const char *path);
+int store_restore_from(store *s, const char *path);
+
 /* Statements in the cache (for tests). */
 int store_cached(store *s);
 

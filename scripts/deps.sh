@@ -9,14 +9,20 @@ libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev"
 # Needed by the tests only (not by a build, so not in the image's build stage):
 # prometheus for its promtool, which checks orket serve's /metrics; chromium and its
 # WebDriver for the web board's browser test; postgresql for the PostgreSQL backend's
-# tests (each test run starts its own server in a temp dir); wrk for `make bench`;
-# docker-compose to check the compose files Orket writes (`config` needs no engine).
-TEST_PKGS="prometheus chromium chromium-driver postgresql wrk docker-compose"
+# tests (each test run starts its own server in a temp dir); wrk for `make bench`.
+TEST_PKGS="prometheus chromium chromium-driver postgresql wrk"
+# docker-compose checks the compose files Orket writes (`orket sandbox compose`) and
+# deploy/compose.yaml (`config` needs no engine); systemd-analyze verifies
+# deploy/orket.service.
+TEST_PKGS="$TEST_PKGS docker-compose systemd"
 PKGS="$PKGS $TEST_PKGS"
 
 # --asan: gcc's AddressSanitizer and UBSan runtimes come with build-essential's gcc.
 # --fuzz adds libFuzzer, which ships in clang's runtime package.
 [ "${1:-}" = "--fuzz" ] && PKGS="$PKGS clang libclang-rt-14-dev"
+# --image adds what `make image-test` needs: podman (runc where crun refuses the host's
+# cgroups, iptables for published ports), debootstrap for a base image, curl for probes.
+[ "${1:-}" = "--image" ] && PKGS="$PKGS podman runc iptables debootstrap curl"
 
 missing=""
 for p in $PKGS; do

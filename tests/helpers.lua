@@ -149,7 +149,7 @@ function M.serve(dir, o)
     o.args or ""))
   local port = M.wait_for(function()
     local out = M.read(dir .. "/serve.out")
-    return out and out:match("listening on http://127%.0%.0%.1:(%d+)")
+    return out and (out:match("listening on http://127%.0%.0%.1:(%d+)") or out:match("listening on http://0%.0%.0%.0:(%d+)"))
   end, "the server to listen")
   local s = { port = tonumber(port), url = "http://127.0.0.1:" .. port, pid = tonumber(M.read(dir .. "/serve.pid")) }
   servers[s.pid] = true

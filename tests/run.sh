@@ -31,7 +31,7 @@ PG_TESTS="tests/spec/store_backends_spec.lua tests/spec/store_board_ops_spec.lua
   tests/e2e/serve_runs_test.lua tests/e2e/serve_write_test.lua tests/e2e/serve_session_test.lua
   tests/e2e/run_test.lua tests/e2e/approval_test.lua tests/e2e/question_test.lua tests/e2e/retry_test.lua
   tests/e2e/cancel_test.lua tests/e2e/workers_test.lua tests/e2e/git_test.lua tests/e2e/verify_test.lua
-  tests/e2e/liveview_test.lua"
+  tests/e2e/liveview_test.lua tests/e2e/backup_test.lua"
 echo "== On PostgreSQL"
 expected=4
 # run_test's two kill loops (20 and 12 killed runs) are left to the SQLite layer: on

@@ -632,6 +632,17 @@ print("left open")
       assert.matches("schema version 99, newer than this orket knows", msg)
     end)
 
+    it("upgrades a database made by an older schema, keeping its rows", function()
+      local old = { pg_schema.migrations[1] }
+      assert.equal(1, assert(pg_schema.migrate(pool, old)))
+      assert(pool:run("INSERT INTO cards (id, type, summary, created_at, updated_at) VALUES ('OLD-1', 'epic', 'made long ago', now(), now())"))
+      assert.is_nil(pool:row("SELECT 1 AS x FROM pg_tables WHERE tablename = 'leases'"))
+      assert.equal(#pg_schema.migrations, assert(pg_schema.migrate(pool)))
+      assert.equal(#pg_schema.migrations, pg_schema.version(pool))
+      assert.equal("made long ago", pool:row("SELECT summary FROM cards WHERE id = 'OLD-1'").summary)
+      assert.is_not_nil(pool:row("SELECT 1 AS x FROM pg_tables WHERE tablename = 'leases'"))
+    end)
+
     it("has every SQLite table, column and index, with types that fit", function()
       assert(pg_schema.migrate(pool))
       local lite, post = sqlite_schema(), pg_schema_of(pool)

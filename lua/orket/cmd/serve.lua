@@ -17,15 +17,33 @@ picks a free one). The web board is at / (sign in with a key). Routes: /health, 
 cards (POST /v1/cards...), runs (POST /v1/runs starts one in this process, with hot reload as
 in 'orket run'; list, get, transcript, stop, resume), /v1/audit, /v1/session (the board's
 sign-in), /metrics (Prometheus) and /v1/openapi.json. While no API key exists ('orket keys create') it
-listens on loopback addresses only. The address it listens on is printed on stdout; one JSON
-line per request goes to stderr. SIGTERM or Ctrl-C stops it, and its runs as Ctrl-C stops
+listens on loopback addresses only. A key given in ORKET_KEY, or in the file ORKET_KEY_FILE
+names (a mounted secret), is stored as the operator key 'given' and the default --listen
+becomes 0.0.0.0:8765: the way to serve from a container (docs/guide/deploying.md). The
+address it listens on is printed on stdout; one JSON line per request goes to stderr. SIGTERM or Ctrl-C stops it, and its runs as Ctrl-C stops
 'orket run' ('orket resume' continues them). --workers N starts N 'orket worker'
 processes beside the server (restarted when one dies, stopped with it): POST /v1/runs then
 leaves each run to them instead of executing it in the server. See docs/serve.md and
 docs/workers.md.]]
 
+-- The key a container is given (ORKET_KEY, or the file ORKET_KEY_FILE names, such as a
+-- mounted secret; the file wins): nil when neither is set | token, the variable's name |
+-- nil, message.
+local function given_key()
+  local path = os.getenv("ORKET_KEY_FILE")
+  if path and path ~= "" then
+    local f, err = io.open(path, "rb")
+    if not f then return nil, "ORKET_KEY_FILE: " .. err end
+    local text = f:read(200) or "" -- a key is 85 bytes; more is not one
+    f:close()
+    return (text:match("^%s*(%S+)%s*$") or text), "ORKET_KEY_FILE"
+  end
+  local key = os.getenv("ORKET_KEY")
+  if key and key ~= "" then return key, "ORKET_KEY" end
+end
+
 function cmd.run(args, cli)
-  local listen, nworkers = "127.0.0.1:8765", nil
+  local listen, nworkers = nil, nil
   local dir, pos = cli.words(cmd, args, {}, "a directory",
     { ["--listen"] = { what = "HOST:PORT", set = function(v) listen = v end },
       ["--workers"] = { what = "a number", set = function(v) nworkers = v end } })
@@ -37,6 +55,13 @@ function cmd.run(args, cli)
   end
   if #pos > 1 then return cli.usage_error(cmd, "serve takes one directory") end
   if pos[1] then dir = pos[1] end
+  local token, source = given_key()
+  if not token and source then
+    cli.err("%s", source)
+    return 1
+  end
+  -- with a key given it serves every interface (a container's port), never unkeyed
+  listen = listen or (token and "0.0.0.0:8765" or "127.0.0.1:8765")
   local host, port = httpd.parse_listen(listen)
   if not host then return cli.usage_error(cmd, "--listen %s", port) end
   local limits, lerr = serve.limits(os.getenv("ORKET_SERVE_LIMITS"))
@@ -46,6 +71,17 @@ function cmd.run(args, cli)
   end
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
+  if token then
+    local info, aerr = keys.adopt(db, dir, token, "given", "operator")
+    if not info then
+      db:close()
+      cli.err("%s: %s", source, aerr)
+      return 1
+    end
+    if info.adopted then
+      io.stderr:write(string.format("orket serve: stored the given key %s as '%s' (%s)\n", info.id, info.name, info.role))
+    end
+  end
   if not httpd.is_loopback(host) and keys.active_count(db) == 0 then
     db:close()
     cli.err("refusing to listen on %s without an API key: create one first ('orket keys create NAME --role viewer'), "

@@ -88,6 +88,36 @@ function M.create(db, dir, name, role)
   return "ork_" .. id .. "_" .. secret, { id = id, name = name, role = role }
 end
 
+--- adopt(db, dir, token, name, role) -> {id, name, role, adopted} | nil, msg, CODE: a key
+--- the operator made outside the store (a container's ORKET_KEY or secret file) stored as
+--- create stores one; adopted is false when the store holds that key already. A key whose
+--- id is stored with another secret, or revoked, is refused: it never reopens a server.
+function M.adopt(db, dir, token, name, role)
+  local id, secret = M.parse(token)
+  if not id then return nil, "a key is ork_<16 hex digits>_<64 hex digits>", "EUSAGE" end
+  local pepper, perr, pcode = M.pepper(dir, true)
+  if not pepper then return nil, perr, pcode end
+  local h, adopted = digest(secret, pepper), false
+  local ok, err, code = db:tx(function()
+    local row = sk.get(db, id)
+    if row then
+      if not crypto.equal(h, row.hash) then return nil, "key " .. id .. " is stored with another secret", "EEXIST" end
+      if row.revoked_at then return nil, "key " .. id .. " was revoked; give a new one", "EPERM" end
+      name, role = row.name, row.role
+      return true
+    end
+    if sk.name_taken(db, name) then
+      return nil, "a key named '" .. name .. "' exists already; revoke it ('orket keys revoke " .. name .. "')", "EEXIST"
+    end
+    sk.insert(db, id, name, role, h)
+    db:event { kind = "key_create", actor = "cli", data = { id = id, name = name, role = role } }
+    adopted = true
+    return true
+  end)
+  if not ok then return nil, err, code end
+  return { id = id, name = name, role = role, adopted = adopted }
+end
+
 --- list(db) -> array of {id, name, role, created_at, revoked_at}, oldest first
 M.list = sk.list
 

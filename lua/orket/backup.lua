@@ -1,0 +1,234 @@
+-- orket.backup: a project's store copied to one file and back. SQLite: the online backup
+-- API (orket.c.store backup_to / restore_from), the file an orket store itself. PostgreSQL:
+-- every table read in one REPEATABLE READ snapshot and written as JSON Lines, restored in
+-- one transaction. A file is checked whole before anything is replaced (check).
+local cstore = require "orket.c.store"
+local json = require "cjson.safe"
+local uv = require "luv"
+local store = require "orket.store"
+
+local M = {}
+
+-- The tables that make a file an orket store (any schema version has them).
+local BOARD_TABLES = { "cards", "dependencies", "comments", "events" }
+
+-- The first line of a PostgreSQL export says what follows.
+local PG_FORMAT = "orket-pg-backup"
+
+--- format(path) -> "sqlite" | "pg" | nil, msg, CODE: what kind of backup the file is
+local function format_of(path)
+  local st = uv.fs_stat(path)
+  if not st then return nil, path .. ": no such file", "ENOENT" end
+  if st.type ~= "file" then return nil, path .. ": not a regular file", "ENOTSTORE" end
+  local f, err = io.open(path, "rb")
+  if not f then return nil, tostring(err), "EACCES" end
+  local head = f:read(16) or ""
+  f:close()
+  if head == "SQLite format 3\0" then return "sqlite" end
+  if head:sub(1, 2) == '{"' then return "pg" end
+  return nil, path .. ": not an orket backup (neither an orket store nor an orket PostgreSQL export)", "ENOTSTORE"
+end
+
+-- check of a SQLite file: integrity, schema version, the board's tables; read-only.
+local function check_sqlite(path)
+  local conn, err, code = cstore.open(path, false, true)
+  if not conn then return nil, err, code end
+  local function fail(msg, c)
+    conn:close()
+    return nil, msg, c
+  end
+  local rows, ierr, icode = conn:rows("PRAGMA integrity_check")
+  if not rows then return fail(ierr, icode == "ESQL" and "ECORRUPT" or icode) end
+  if #rows ~= 1 or rows[1].integrity_check ~= "ok" then
+    return fail(string.format("%s: damaged: %s", path, tostring(rows[1] and rows[1].integrity_check)), "ECORRUPT")
+  end
+  local v = conn:version()
+  for _, t in ipairs(BOARD_TABLES) do
+    if not conn:row("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = ?", t) then
+      return fail(string.format("%s: not an orket store (it has no %s table)", path, t), "ENOTSTORE")
+    end
+  end
+  if v < 1 or v > store.latest_version then
+    return fail(string.format("%s: schema version %d, which this orket (%d) cannot read; use a newer orket",
+      path, v, store.latest_version), "EVERSION")
+  end
+  local n = conn:row("SELECT count(*) AS n FROM cards").n
+  conn:close()
+  return { format = "sqlite", version = v, cards = n }
+end
+
+-- check of a PostgreSQL export: every line parses, every table's count matches, it ends.
+local function read_pg(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, tostring(err), "EACCES" end
+  local head = json.decode(f:read("l") or "")
+  if type(head) ~= "table" or head.format ~= PG_FORMAT or not math.tointeger(head.version) then
+    f:close()
+    return nil, path .. ": not an orket backup (its first line is no orket PostgreSQL export header)", "ENOTSTORE"
+  end
+  local tables, cur, ended = {}, nil, false
+  local lineno = 1
+  for line in f:lines() do
+    lineno = lineno + 1
+    local x = json.decode(line)
+    if type(x) ~= "table" or ended then
+      f:close()
+      return nil, string.format("%s:%d: damaged export line", path, lineno), "ECORRUPT"
+    end
+    if x.table then
+      cur = { name = x.table, count = x.rows, rows = {} }
+      tables[#tables + 1] = cur
+    elseif x["end"] then
+      ended = x["end"]
+    elseif cur and x.row then
+      cur.rows[#cur.rows + 1] = x.row
+    else
+      f:close()
+      return nil, string.format("%s:%d: damaged export line", path, lineno), "ECORRUPT"
+    end
+  end
+  f:close()
+  if not ended then return nil, path .. ": the export ends early (truncated)", "ECORRUPT" end
+  local seen = {}
+  for _, t in ipairs(tables) do
+    if #t.rows ~= t.count then
+      return nil, string.format("%s: table %s holds %d rows, its header says %d", path, t.name, #t.rows, t.count),
+        "ECORRUPT"
+    end
+    seen[t.name] = t
+  end
+  for _, t in ipairs(BOARD_TABLES) do
+    if not seen[t] then return nil, string.format("%s: not an orket store (it has no %s table)", path, t), "ENOTSTORE" end
+  end
+  return { format = "pg", version = math.tointeger(head.version), cards = #seen.cards.rows, tables = tables }
+end
+
+--- check(path) -> {format=, version=, cards=} | nil, msg, CODE: whether the file is a
+--- backup this orket can restore: undamaged (SQLite's integrity_check, or every line and
+--- count of an export), an orket store, and a schema version this orket knows.
+--- Codes: ENOENT, ENOTSTORE, ECORRUPT, EVERSION.
+function M.check(path)
+  local fmt, err, code = format_of(path)
+  if not fmt then return nil, err, code end
+  if fmt == "sqlite" then return check_sqlite(path) end
+  local info, perr, pcode = read_pg(path)
+  if not info then return nil, perr, pcode end
+  info.tables = nil
+  return info
+end
+
+-- The PostgreSQL tables in the order they were made (each refers only to earlier ones),
+-- the schema's own bookkeeping left out.
+local function pg_tables(db)
+  local rows = assert(db:rows([[SELECT c.relname AS name FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname = current_schema() AND c.relname <> 'orket_schema' ORDER BY c.oid]]))
+  local list = {}
+  for _, r in ipairs(rows) do list[#list + 1] = r.name end
+  return list
+end
+
+-- cards parents before children, so the rows go back in without breaking a reference
+local ORDER = { cards = " ORDER BY CASE type WHEN 'rock' THEN 0 WHEN 'epic' THEN 1 ELSE 2 END, id" }
+
+local function pg_export(db, path)
+  local out, err = io.open(path, "wb")
+  if not out then return nil, tostring(err), "EACCES" end
+  local ok, rerr, rcode = db:read(function()
+    local v = math.tointeger(tonumber(assert(db:version())))
+    out:write(json.encode { format = PG_FORMAT, version = v }, "\n")
+    for _, t in ipairs(pg_tables(db)) do
+      local rows = assert(db:rows(string.format("SELECT row_to_json(t)::text AS j FROM %q t%s", t, ORDER[t] or "")))
+      out:write(json.encode { table = t, rows = #rows }, "\n")
+      for _, r in ipairs(rows) do out:write('{"row":', r.j, "}\n") end
+    end
+    out:write('{"end":true}\n')
+    return true
+  end)
+  local cok, cerr = out:close()
+  if not ok then return nil, rerr, rcode end
+  if not cok then return nil, tostring(cerr), "EIO" end
+  return true
+end
+
+local function pg_import(db, path)
+  local info, err, code = read_pg(path)
+  if not info then return nil, err, code end
+  local v = math.tointeger(tonumber(assert(db:version())))
+  if info.version ~= v then
+    return nil, string.format("%s: an export of schema version %d; this database is at %d: restore it with the "
+      .. "orket that made it", path, info.version, v), "EVERSION"
+  end
+  local have = {}
+  for _, t in ipairs(pg_tables(db)) do have[t] = true end
+  for _, t in ipairs(info.tables) do
+    if not have[t.name] then return nil, string.format("%s: table %s is not in this database", path, t.name), "ENOTSTORE" end
+  end
+  local names = {}
+  for t in pairs(have) do names[#names + 1] = string.format("%q", t) end
+  table.sort(names)
+  return db:tx(function()
+    -- the journal is append-only for everyone else; a restore replaces it whole, and the
+    -- trigger is back before the transaction commits (DDL is transactional here)
+    assert(db:exec("ALTER TABLE events DISABLE TRIGGER events_append_only_truncate"))
+    assert(db:exec("TRUNCATE " .. table.concat(names, ", ") .. " RESTART IDENTITY CASCADE"))
+    assert(db:exec("ALTER TABLE events ENABLE TRIGGER events_append_only_truncate"))
+    for _, t in ipairs(info.tables) do
+      local sql = string.format("INSERT INTO %q SELECT * FROM json_populate_record(NULL::%q, $1::json)", t.name, t.name)
+      for _, r in ipairs(t.rows) do assert(db:run(sql, json.encode(r))) end
+    end
+    -- the serial columns go on after the highest restored id
+    local serial = assert(db:rows([[SELECT table_name AS t, column_name AS c FROM information_schema.columns
+      WHERE table_schema = current_schema() AND (column_default LIKE 'nextval(%' OR is_identity = 'YES')]]))
+    for _, s in ipairs(serial) do
+      assert(db:row(string.format("SELECT setval(pg_get_serial_sequence('%s', '%s'), coalesce(max(%q), 0) + 1, false) "
+        .. "AS v FROM %q", s.t, s.c, s.c, s.t)))
+    end
+    return true
+  end)
+end
+
+-- path.part-PID beside path: renamed onto it once whole and checked
+local function part_of(path) return string.format("%s.part-%d", path, uv.os_getpid()) end
+
+--- backup(db, path) -> {format=, version=, cards=} | nil, msg, CODE: the store db copied
+--- into path, replaced atomically once the copy is whole and checked; the store keeps
+--- serving meanwhile.
+function M.backup(db, path)
+  local part = part_of(path)
+  os.remove(part)
+  local ok, err, code
+  if db.backend == "pg" then
+    ok, err, code = pg_export(db, part)
+  else
+    ok, err, code = db.conn:backup_to(part)
+  end
+  local info
+  if ok then info, err, code = M.check(part) end
+  if info then ok, err = os.rename(part, path) end
+  if not (info and ok) then
+    os.remove(part)
+    return nil, err, code or "EIO"
+  end
+  return info
+end
+
+--- restore(db, path) -> {format=, version=, cards=} | nil, msg, CODE: the store's content
+--- replaced with the backup at path, checked first (nothing changes when the check fails)
+--- and replaced in one transaction. A SQLite backup restores into SQLite, an export into
+--- PostgreSQL. An older SQLite backup is migrated when the store next opens.
+function M.restore(db, path)
+  local info, err, code = M.check(path)
+  if not info then return nil, err, code end
+  local want = db.backend == "pg" and "pg" or "sqlite"
+  if info.format ~= want then
+    return nil, string.format("%s: a %s backup cannot be restored into a %s store", path,
+      info.format == "pg" and "PostgreSQL" or "SQLite", want == "pg" and "PostgreSQL" or "SQLite"), "EINVAL"
+  end
+  local ok, rerr, rcode
+  if want == "pg" then ok, rerr, rcode = pg_import(db, path) else ok, rerr, rcode = db.conn:restore_from(path) end
+  if not ok then return nil, rerr, rcode end
+  return info
+end
+
+return M

@@ -1,0 +1,47 @@
+-- orket restore FILE: the project's store replaced with a backup (orket backup), checked
+-- whole first and replaced in one transaction (orket.backup).
+local backup = require "orket.backup"
+
+local USAGE = "orket restore FILE [--check] [-C DIR]"
+local cmd = { summary = "replace the project's store with a backup", usage = USAGE }
+cmd.help = [[
+Checks FILE first: that it is undamaged (SQLite's integrity check, or every line and count
+of a PostgreSQL export), that it is an orket store, and that its schema version is one this
+orket knows. Only then it replaces the store's whole content, in one transaction: anyone
+reading the board sees the old content or the new, never a mix. --check only checks. Refused
+while a run works on the project; stop 'orket serve' and workers first, as their runs would
+continue on cards the restore changed. A SQLite backup restores into SQLite, a PostgreSQL
+export into PostgreSQL. See docs/guide/deploying.md.]]
+
+function cmd.run(args, cli)
+  local only_check
+  local dir, pos = cli.words(cmd, args, { ["--check"] = function() only_check = true end }, "a file name")
+  if not dir then return pos end
+  if #pos ~= 1 then return cli.usage_error(cmd, "restore needs one FILE") end
+  if only_check then
+    local info, err = backup.check(pos[1])
+    if not info then
+      cli.err("restore: %s", err)
+      return 1
+    end
+    io.stdout:write(string.format("%s: a good backup of %d cards (schema version %d)\n", pos[1], info.cards, info.version))
+    return 0
+  end
+  local db, lock = cli.open_store_locked(dir)
+  if not db then return 1 end
+  local info, err = backup.restore(db, pos[1])
+  db:close()
+  lock:release()
+  if not info then
+    cli.err("restore: %s (the store was not changed)", err)
+    return 1
+  end
+  -- an older backup's schema is brought up to date now, not at the next command
+  local again = cli.open_store(dir, false)
+  if not again then return 1 end
+  again:close()
+  io.stdout:write(string.format("restored %d cards (schema version %d) from %s\n", info.cards, info.version, pos[1]))
+  return 0
+end
+
+return cmd

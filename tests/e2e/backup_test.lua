@@ -1,0 +1,146 @@
+-- orket backup and orket restore end to end, on the backend the suite runs on (SQLite, or
+-- PostgreSQL under tests/with_pg.lua): a round trip of a live project while its server
+-- serves, and restores refused, store untouched, for damaged, foreign and newer files.
+local H = require "tests.helpers"
+local backends = require "tests.backends"
+
+local function status_of(dir, id) return H.card_json(dir, id).card.status end
+
+local function ok(r, what)
+  assert(r.status == 0, what .. " failed: " .. tostring(r.stderr))
+  return r
+end
+
+describe("orket backup and restore", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("round-trips a live project while its server keeps serving", function()
+    local dir = H.example("webapp")
+    local s = H.serve(dir)
+    local tmp = H.tmpdir()
+    local file = tmp .. "/board.backup"
+    if backends.name() == "sqlite" then
+      -- a journal big enough that the copy takes a while: the server answers meanwhile
+      H.write(tmp .. "/fill.lua", [[
+local db = assert(require("orket.store").open(".orket/orket.db"))
+assert(db:tx(function()
+  for i = 1, 20000 do db:event { kind = "note", actor = "test", data = { i = i, pad = string.rep("x", 200) } } end
+  return true
+end))
+db:close()
+]])
+      ok(H.orket("lua " .. H.quote(tmp .. "/fill.lua"), { cwd = dir }), "fill")
+    end
+    os.execute(string.format("cd %s && { %s backup %s >%s/bk.out 2>&1; echo $? >%s/bk.rc; } &", H.quote(dir),
+      H.quote(H.BIN), H.quote(file), H.quote(tmp), H.quote(tmp)))
+    local answered = 0
+    repeat
+      local st = H.api(s, "GET", "/v1/board")
+      assert.equal(200, st)
+      answered = answered + 1
+      orket.sleep(25) -- under the per-address rate limit (50/s)
+    until H.read(tmp .. "/bk.rc")
+    H.wait_for(function() return (H.read(tmp .. "/bk.rc") or ""):match("%d") end, "the backup")
+    assert.equal("0", H.read(tmp .. "/bk.rc"):match("%d+"), H.read(tmp .. "/bk.out"))
+    assert.matches("backed up %d+ cards %(schema version %d+", H.read(tmp .. "/bk.out"))
+    assert.is_true(answered >= 1)
+    assert.equal(200, (H.api(s, "GET", "/health")))
+    local st, board = H.api(s, "GET", "/v1/board")
+    assert.equal(200, st)
+    assert.is_table(board)
+    assert.equal(0, s.stop())
+    -- changed after the backup: restoring takes the change back, and only the change
+    ok(H.orket('cancel API-2 "not needed"', { cwd = dir }), "cancel")
+    assert.equal("canceled", status_of(dir, "API-2"))
+    ok(H.orket("restore --check " .. H.quote(file), { cwd = dir }), "restore --check")
+    assert.equal("canceled", status_of(dir, "API-2"))
+    r = ok(H.orket("restore " .. H.quote(file), { cwd = dir }), "restore")
+    assert.matches("restored %d+ cards", r.stdout)
+    assert.equal("ready", status_of(dir, "API-2"))
+    -- the journal came back too, and new events go on after it
+    local log = ok(H.orket("board --json", { cwd = dir }), "board")
+    assert.matches("API%-3", log.stdout)
+    ok(H.orket('cancel API-3 "again"', { cwd = dir }), "cancel after restore")
+    assert.equal("canceled", status_of(dir, "API-3"))
+    -- and a backup of the restored store restores again
+    ok(H.orket("backup " .. H.quote(file .. "2"), { cwd = dir }), "second backup")
+    ok(H.orket("restore " .. H.quote(file), { cwd = dir }), "restore again")
+    assert.equal("ready", status_of(dir, "API-3"))
+  end)
+
+  it("refuses a truncated, foreign or missing file and leaves the store as it was", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    local file = tmp .. "/board.backup"
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    ok(H.orket('cancel API-2 "kept"', { cwd = dir }), "cancel")
+    local text = H.read(file)
+    H.write(tmp .. "/half", text:sub(1, #text // 2))
+    H.write(tmp .. "/foreign", "hello\n")
+    local cases = {
+      { tmp .. "/half", "" },
+      { tmp .. "/foreign", "not an orket backup" },
+      { tmp .. "/none", "no such file" },
+    }
+    if backends.name() == "sqlite" then
+      -- a SQLite database that is no orket store
+      os.execute("cd " .. H.quote(tmp) .. " && " .. H.quote(H.BIN) .. " lua -e " .. H.quote(
+        "local s = require('orket.c.store').open('other.db'); s:exec('CREATE TABLE t (x)'); s:close()") .. " >/dev/null 2>&1")
+      cases[#cases + 1] = { tmp .. "/other.db", "not an orket store" }
+    end
+    for _, c in ipairs(cases) do
+      local r = H.orket("restore " .. H.quote(c[1]), { cwd = dir })
+      assert.equal(1, r.status, c[1])
+      assert.matches("the store was not changed", r.stderr, 1, true)
+      assert.matches(c[2], r.stderr, 1, true)
+      assert.equal(1, H.orket("restore --check " .. H.quote(c[1]), { cwd = dir }).status, c[1])
+      assert.equal("canceled", status_of(dir, "API-2"))
+    end
+  end)
+
+  it("restores a backup made at an older schema version and upgrades it (SQLite)", function()
+    if backends.name() ~= "sqlite" then return end -- an export restores only at its own version
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    -- a store as an orket of schema version 9 left it: a card, its journal, no api_keys yet
+    local script = tmp .. "/old.lua"
+    H.write(script, [[
+local store = require "orket.store"
+local db = assert(store.open(arg[1], { upto = 9 }))
+assert(db:tx(function()
+  assert(db:run("INSERT INTO cards (id, type, summary, status, created_at, updated_at) VALUES "
+    .. "('OLD-1', 'epic', 'made long ago', 'ready', '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z')"))
+  db:event { kind = "card_create", card = "OLD-1", actor = "cli", data = {} }
+  return true
+end))
+db:close()
+]])
+    local r = H.orket("lua " .. H.quote(script) .. " " .. H.quote(tmp .. "/old.db"), {})
+    assert.equal(0, r.status, r.stderr)
+    r = ok(H.orket("restore --check " .. H.quote(tmp .. "/old.db"), { cwd = dir }), "check")
+    assert.matches("schema version 9", r.stdout, 1, true)
+    ok(H.orket("restore " .. H.quote(tmp .. "/old.db"), { cwd = dir }), "restore")
+    assert.equal("made long ago", H.card_json(dir, "OLD-1").card.summary)
+    local v = H.orket("lua -e " .. H.quote("local s = require('orket.c.store').open('.orket/orket.db'); "
+      .. "io.write(s:version(), ' ', s:row('SELECT count(*) AS n FROM api_keys').n); s:close()"), { cwd = dir })
+    assert.equal(tostring(require("orket.store").latest_version) .. " 0", v.stdout)
+    -- and a file newer than this orket is refused
+    local newer = H.orket("lua -e " .. H.quote("local s = require('orket.c.store').open(" .. string.format("%q", tmp .. "/old.db")
+      .. "); s:set_version(999); s:close()"), {})
+    assert.equal(0, newer.status, newer.stderr)
+    r = H.orket("restore " .. H.quote(tmp .. "/old.db"), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("schema version 999", r.stderr, 1, true)
+  end)
+
+  it("says how to use both commands", function()
+    local r = H.orket("backup", {})
+    assert.equal(2, r.status)
+    assert.matches("backup needs one FILE", r.stderr, 1, true)
+    r = H.orket("restore a b", {})
+    assert.equal(2, r.status)
+  end)
+end)
