@@ -76,11 +76,22 @@ struct httpd_req {
   size_t body_len, body_cap;
   char *q;                      /* stream bytes not yet handed to MHD */
   size_t q_off, q_len, q_cap;
+  struct hd_watch *watch;       /* a stream's socket, watched for the client's close */
   httpd_notify_fn notify;
   void *ud;
   httpd_req *acc_next, *news_next;
   httpd_req *prev, *next;
 };
+
+/* A stream's socket watched on the loop while MHD has it suspended (MHD does not poll a
+ * suspended connection): the client's close or an error ends the stream at once, not at
+ * the next heartbeat, so its per-address slot and the owner's count are freed. Its own
+ * allocation, freed by the handle's close callback. */
+typedef struct hd_watch {
+  uv_poll_t poll;
+  httpd *h;
+  httpd_req *r; /* NULL once the request no longer needs it */
+} hd_watch;
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
@@ -93,6 +104,7 @@ static void hd_err(char *err, size_t errlen, const char *fmt, ...) {
 }
 
 static void hd_on_kick(uv_idle_t *i);
+static void hd_unwatch(httpd_req *r);
 
 static void hd_kick(httpd *h) {
   if (h && !h->stopped) uv_idle_start(&h->kick, hd_on_kick);
@@ -140,6 +152,7 @@ static void hd_unlink_accept(httpd_req *r) {
 
 static void hd_req_free(httpd_req *r) {
   httpd *h = r->h;
+  hd_unwatch(r);
   if (h) {
     hd_unlink_news(r);
     hd_unlink_accept(r);
@@ -162,6 +175,44 @@ static void hd_resume(httpd_req *r) {
     MHD_resume_connection(r->conn);
     hd_kick(r->h);
   }
+}
+
+static void hd_watch_closed(uv_handle_t *hd) {
+  hd_watch *w = hd->data;
+  httpd *h = w->h;
+  free(w);
+  if (--h->open_handles == 0) free(h);
+}
+
+/* Stops watching (before MHD closes the descriptor: libuv must not keep a closed one). */
+static void hd_unwatch(httpd_req *r) {
+  hd_watch *w = r->watch;
+  if (w == NULL) return;
+  r->watch = NULL;
+  w->r = NULL;
+  uv_poll_stop(&w->poll);
+  uv_close((uv_handle_t *)&w->poll, hd_watch_closed);
+}
+
+static void hd_on_watch(uv_poll_t *p, int status, int events) {
+  hd_watch *w = p->data;
+  httpd_req *r = w->r;
+  if (r == NULL || r->h == NULL || r->conn == NULL || r->hc == NULL) return;
+  int gone = status < 0 || (events & UV_DISCONNECT);
+  if (!gone) {
+    char c;
+    ssize_t n = recv(r->hc->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) gone = 1;
+    else if (n > 0) { /* the client sent more (a pipelined request): MHD reads it later */
+      hd_unwatch(r);
+      return;
+    }
+  }
+  if (!gone) return;
+  hd_unwatch(r);
+  r->stream_dead = 1; /* the reader ends the response; MHD closes the connection */
+  hd_resume(r);
+  hd_kick(r->h);
 }
 
 /* ---- copying a request's line and headers ---------------------------------------------- */
@@ -441,6 +492,7 @@ static void hd_on_completed(void *cls, struct MHD_Connection *conn, void **con_c
     hc->req = NULL;
   }
   if (r == NULL) return;
+  hd_unwatch(r);
   r->conn = NULL;
   r->hc = NULL;
   r->suspended = 0;
@@ -675,6 +727,7 @@ void httpd_free(httpd *h) {
   h->stopped = 1; /* no more kicks or runs from the loop */
   /* Nothing may stay suspended when the daemon stops: answer, end streams, resume. */
   for (httpd_req *r = h->reqs; r; r = r->next) {
+    hd_unwatch(r);
     if (r->conn == NULL) continue;
     r->stream_closed = 1;
     if (!r->answered && r->suspended) {
@@ -880,7 +933,23 @@ int httpd_stream(httpd_req *r, const char *const *headers, size_t nheaders) {
   if (resp == NULL) return -1;
   r->streaming = 1;
   int rc = hd_queue(r, 200, resp, headers, nheaders);
-  if (rc != 0) r->streaming = 0;
+  if (rc != 0) {
+    r->streaming = 0;
+    return rc;
+  }
+  hd_watch *w = r->hc && r->hc->fd >= 0 ? calloc(1, sizeof *w) : NULL;
+  if (w) { /* without it the stream still ends, at its next write */
+    w->h = r->h;
+    w->r = r;
+    w->poll.data = w;
+    if (uv_poll_init(r->h->loop, &w->poll, r->hc->fd) != 0) {
+      free(w);
+    } else {
+      r->watch = w;
+      r->h->open_handles++;
+      uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, hd_on_watch);
+    }
+  }
   return rc;
 }
 
