@@ -24,6 +24,9 @@
 #define HD_DEF_HEADER_MS 10000u
 #define HD_DEF_BODY_MS 30000u
 #define HD_DEF_QUEUE ((size_t)1 << 20)
+/* MHD's memory per connection, as a multiple of the header cap: a request over the cap
+ * (up to this many times it) is read whole and refused by us, as JSON. */
+#define HD_POOL_FACTOR 4
 /* How long a refused upload is still read (and dropped) before the connection closes. */
 #define HD_LINGER_MS 2000
 
@@ -262,6 +265,35 @@ static void hd_remote(struct MHD_Connection *conn, char *out, size_t outlen) {
     inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)outlen);
 }
 
+static enum MHD_Result hd_count_pair(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
+  (void)kind;
+  *(size_t *)cls += (k ? strlen(k) : 0) + (v ? strlen(v) : 0) + 4; /* ": " and CRLF */
+  return MHD_YES;
+}
+
+/* The request line and headers' size, as sent (near enough: query arguments counted once). */
+static size_t hd_head_size(struct MHD_Connection *conn, const char *method, const char *url) {
+  size_t n = strlen(method) + strlen(url) + 12; /* " ", " HTTP/1.1", CRLF */
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, hd_count_pair, &n);
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, hd_count_pair, &n);
+  return n;
+}
+
+/* 431 as every other error is: JSON (MHD's own answer, past its memory, is a page of its
+ * own; its memory is a multiple of the cap so that a request over the cap reaches here). */
+static enum MHD_Result hd_refuse_head(struct MHD_Connection *conn) {
+  static const char body[] = "{\"error\":{\"code\":\"too_large\",\"message\":\"the request line and headers are "
+                             "larger than the server accepts\"}}\n";
+  struct MHD_Response *resp = MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+  if (resp == NULL) return MHD_NO;
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+  enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, resp);
+  MHD_destroy_response(resp);
+  return ok;
+}
+
 /* Copies what the owner reads into one block, so nothing points into MHD's pool. */
 static int hd_capture(httpd_req *r, struct MHD_Connection *conn, const char *method, const char *url) {
   hd_copy c = {0};
@@ -374,6 +406,7 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     /* A request read during httpd_free's last MHD_run (a client that had sent it before the
      * stop) would stay suspended, which MHD_stop_daemon refuses (a fatal error): close it. */
     if (h->stopped) return MHD_NO;
+    if (hd_head_size(conn, method, url) > h->o.max_header_bytes) return hd_refuse_head(conn);
     r = calloc(1, sizeof *r);
     if (r == NULL) return MHD_NO;
     r->h = h;
@@ -669,7 +702,7 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
   unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0);
   h->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, hd_on_request, h,
                           MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes,
+                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes * HD_POOL_FACTOR,
                           MHD_OPTION_CONNECTION_LIMIT, h->o.max_connections,
                           MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->o.max_per_ip,
                           MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,

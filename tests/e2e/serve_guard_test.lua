@@ -43,4 +43,110 @@ describe("orket serve's guards", function()
     wait_for(function() return gauge(s) == 0 end, "the gauge at 0", 200)
     assert.equal(0, s.stop())
   end)
+
+  it("answers every error as JSON: 431, 413 declared and streamed, 415 for a form's sign-in", function()
+    local dir = H.example("webapp")
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "max_body_bytes=1000" } })
+    local function json_error(st, body, headers, status, code)
+      assert.equal(status, st, body)
+      assert.matches("^application/json", headers["content-type"])
+      assert.equal(code, cjson.decode(body).error.code)
+    end
+    -- headers over the 16 KiB cap, and four times over (past libmicrohttpd's own memory)
+    local st, body, headers = H.fetch { url = s.url .. "/health", headers = { "X-Big: " .. ("a"):rep(20000) } }
+    json_error(st, body, headers, 431, "too_large")
+    st, body, headers = H.fetch { url = s.url .. "/v1/board", headers = { "X-A: " .. ("a"):rep(16000),
+      "X-B: " .. ("b"):rep(16000), "X-C: " .. ("c"):rep(16000) } }
+    json_error(st, body, headers, 431, "too_large")
+    assert.equal(200, (H.fetch { url = s.url .. "/health" })) -- and it keeps serving
+    -- a body over the cap, declared, then streamed (chunked)
+    local auth = { "Authorization: Bearer " .. op, "Content-Type: application/json" }
+    st, body, headers = H.fetch { url = s.url .. "/v1/cards/API-2/comments", method = "POST", headers = auth,
+      body = cjson.encode { body = ("x"):rep(5000) } }
+    json_error(st, body, headers, 413, "too_large")
+    st, body, headers = H.fetch { url = s.url .. "/v1/cards/API-2/comments", method = "POST",
+      headers = { auth[1], auth[2], "Transfer-Encoding: chunked" }, body = cjson.encode { body = ("x"):rep(5000) } }
+    json_error(st, body, headers, 413, "too_large")
+    -- a form-encoded sign-in: 415 before the body is read
+    st, body, headers = H.fetch { url = s.url .. "/v1/session", method = "POST",
+      headers = { "Content-Type: application/x-www-form-urlencoded" }, body = "key=" .. op }
+    json_error(st, body, headers, 415, "unsupported_media_type")
+    assert.equal(0, s.stop())
+  end)
+
+  it("runs the move example of docs/serve.md as written", function()
+    local dir = H.example("webapp")
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local doc = assert(H.read(H.ROOT .. "/docs/serve.md"))
+    local path, body = doc:match("\npost (/v1/cards/[%w%-]+/move) '([^']+)'")
+    assert.truthy(path, "the move example")
+    local st, answer, text = H.api(s, "POST", path, op, body)
+    assert.equal(200, st, text)
+    assert.equal(cjson.decode(body).to, answer.card.status)
+    assert.equal(0, s.stop())
+  end)
+
+  it("describes the webhook routes' bodies and signature headers in the OpenAPI document", function()
+    local dir = H.example("webapp")
+    local s = H.serve(dir)
+    local st, text = H.fetch { url = s.url .. "/v1/openapi.json" }
+    assert.equal(200, st)
+    local api = cjson.decode(text)
+    for forge, sig in pairs { github = "X-Hub-Signature-256", gitea = "X-Gitea-Signature" } do
+      local op = assert(api.paths["/v1/webhooks/" .. forge].post, forge)
+      local names = {}
+      for _, p in ipairs(op.parameters or {}) do if p["in"] == "header" then names[p.name] = p end end
+      assert.truthy(names[sig], forge .. " " .. sig)
+      assert.truthy(op.requestBody and op.requestBody.content["application/json"].schema, forge .. " body")
+    end
+    assert.equal(0, s.stop())
+  end)
+
+  it("takes a webhook's event once, whatever its delivery id, and refuses a stale one", function()
+    local crypto = require "orket.c.crypto"
+    local dir = H.example("webapp")
+    -- appended: on PostgreSQL the file already names the test's database
+    H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. '\ngit = { remote = "file:///nowhere.git", forge = "github", repo = "acme/notes", '
+      .. 'api_url = "http://forge.invalid", token_env = "FORGE_TOKEN", webhook_secret_env = "HOOK_SECRET" }\n')
+    local s = H.serve(dir, { env = { HOOK_SECRET = "s3cret" } })
+    local function closed(updated)
+      return cjson.encode { action = "closed", repository = { full_name = "acme/notes" }, sender = { login = "bob" },
+        pull_request = { number = 7, merged = false, updated_at = updated, user = { login = "orket-bot" },
+          head = { ref = "orket/API-2", sha = ("ab"):rep(20) } } }
+    end
+    local function deliver(body, id)
+      local st, text = H.fetch { url = s.url .. "/v1/webhooks/github", method = "POST", body = body,
+        headers = { "X-GitHub-Event: pull_request", "X-GitHub-Delivery: " .. id,
+          "X-Hub-Signature-256: sha256=" .. crypto.hmac_sha256("s3cret", body) } }
+      return st, cjson.decode(text)
+    end
+    local now = os.date("!%Y-%m-%dT%H:%M:%SZ")
+    local body = closed(now)
+    local st, doc = deliver(body, "d-1")
+    assert.equal(200, st, cjson.encode(doc))
+    assert.equal("blocked", doc.outcome)
+    local history = #H.card_json(dir, "API-2").history
+    -- the same signed body under another delivery id: the id is not signed, the event is
+    st, doc = deliver(body, "d-2")
+    assert.equal(200, st)
+    assert.equal("duplicate", doc.outcome)
+    assert.equal(history, #H.card_json(dir, "API-2").history)
+    -- an event older than the window by its own timestamp: refused, nothing recorded
+    local old = closed(os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - 4 * 86400)):gsub('"closed"', '"reopened"')
+    st, doc = deliver(old, "d-3")
+    assert.equal(422, st)
+    assert.equal("stale", doc.error.code)
+    assert.matches("older than", doc.error.message)
+    assert.equal(history, #H.card_json(dir, "API-2").history)
+    assert.equal(0, s.stop())
+    -- a window set wider takes it (and reads it: a reopened pull request is ignored)
+    os.remove(dir .. "/serve.out")
+    s = H.serve(dir, { env = { HOOK_SECRET = "s3cret", ORKET_SERVE_LIMITS = "webhook_max_age_s=864000" } })
+    st, doc = deliver(old, "d-3")
+    assert.equal(200, st)
+    assert.equal("ignored", doc.outcome)
+    assert.equal(0, s.stop())
+  end)
 end)

@@ -22,6 +22,7 @@ M.DEFAULTS = {
   max_stream_queue = 1048576, heartbeat_ms = 15000, poll_ms = 20, listen_poll_ms = 5000,
   addr_rate = 50, addr_burst = 100, key_rate = 50, key_burst = 100,
   auth_fail_rate = 0.2, auth_fail_burst = 10, drain_ms = 3000,
+  webhook_max_age_s = 3 * 86400, -- orket.serve.webhooks
 }
 
 --- limits(spec) -> limits | nil, msg: the defaults with "name=value,..." applied
@@ -167,6 +168,10 @@ function Server:_dispatch(req, ctx)
   local query, bad = router_mod.query(req.query)
   if not query then return fail(req, ctx, 400, "bad_query", "the query has an invalid escape or a control character") end
   ctx.query, ctx.params = query, status_or_params
+  if route.media and not (req.headers["content-type"] or ""):lower():find("^" .. route.media) then
+    -- before the body: a form's body is not JSON either, and 415 says what to send
+    return fail(req, ctx, 415, "unsupported_media_type", "send the body with Content-Type: " .. route.media)
+  end
   if route.body == "json" then -- read only now: refusals above come before any of it
     local value, bst, bcode, bmsg = require("orket.serve.body").json(req)
     if value == nil then return fail(req, ctx, bst, bcode, bmsg) end
