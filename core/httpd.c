@@ -2,6 +2,7 @@
  * only ever called from our loop callbacks, never from inside one of MHD's callbacks:
  * work that needs it (a resumed connection) sets a flag and starts an idle handle. Owners
  * hear about news after MHD_run returns, as http.c does for libcurl. */
+#define _GNU_SOURCE /* struct ucred (SO_PEERCRED) */
 #include "httpd.h"
 
 #include <arpa/inet.h>
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -58,6 +61,7 @@ struct httpd {
   hd_conn *conns;
   size_t live;
   unsigned port;
+  int is_unix; /* listening on a unix socket: peers are checked by their uid */
 };
 
 struct httpd_req {
@@ -254,12 +258,23 @@ static enum MHD_Result hd_copy_pair(void *cls, enum MHD_ValueKind kind, const ch
   return MHD_YES;
 }
 
+/* Whether the peer of a unix socket runs as this process's user. */
+static int hd_peer_is_user(int fd) {
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) return 0;
+  return cred.uid == geteuid();
+}
+
 static void hd_remote(struct MHD_Connection *conn, char *out, size_t outlen) {
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   snprintf(out, outlen, "unknown");
   if (ci == NULL || ci->client_addr == NULL) return;
   const struct sockaddr *sa = ci->client_addr;
-  if (sa->sa_family == AF_INET)
+  if (sa->sa_family == AF_UNIX) { /* "unix" only for this user's peers (checked again here) */
+    const union MHD_ConnectionInfo *fi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    snprintf(out, outlen, "%s", fi && hd_peer_is_user(fi->connect_fd) ? "unix" : "unix-other");
+  } else if (sa->sa_family == AF_INET)
     inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)outlen);
   else if (sa->sa_family == AF_INET6)
     inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)outlen);
@@ -362,6 +377,8 @@ static void hd_on_connection(void *cls, struct MHD_Connection *conn, void **sock
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     hc->h = h;
     hc->fd = ci ? ci->connect_fd : -1;
+    /* another user's process on the unix socket: closed before any request is read */
+    if (h->is_unix && !hd_peer_is_user(hc->fd) && hc->fd >= 0) shutdown(hc->fd, SHUT_RDWR);
     hc->deadline = uv_now(h->loop) + h->o.header_timeout_ms;
     hc->next = h->conns;
     if (h->conns) h->conns->prev = hc;
@@ -669,11 +686,48 @@ static int hd_sockaddr(const char *host, unsigned port, struct sockaddr_storage 
   return -1;
 }
 
+/* A listening unix socket at path, mode 0600: -1 with a message on failure. A socket
+ * file left there (a server that died) is replaced; anything else is not touched. */
+static int hd_unix_listen(const char *path, char *err, size_t errlen) {
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof sa.sun_path) {
+    hd_err(err, errlen, "the socket path '%s' is too long", path);
+    return -1;
+  }
+  memcpy(sa.sun_path, path, strlen(path) + 1);
+  struct stat st;
+  if (lstat(path, &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      hd_err(err, errlen, "'%s' exists and is not a socket", path);
+      return -1;
+    }
+    unlink(path);
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    hd_err(err, errlen, "socket: %s", strerror(errno));
+    return -1;
+  }
+  /* mode before bind: the file is made from it (less the umask), never wider than 0600 */
+  if (fchmod(fd, 0600) != 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || chmod(path, 0600) != 0 ||
+      listen(fd, 128) != 0) {
+    hd_err(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept, void *ud,
                  char *err, size_t errlen) {
   struct sockaddr_storage ss;
-  int v6;
-  if (o->host == NULL || hd_sockaddr(o->host, o->port, &ss, &v6) != 0) {
+  int v6 = 0, ufd = -1;
+  if (o->unix_path) {
+    ufd = hd_unix_listen(o->unix_path, err, errlen);
+    if (ufd < 0) return NULL;
+  } else if (o->host == NULL || hd_sockaddr(o->host, o->port, &ss, &v6) != 0) {
     hd_err(err, errlen, "'%s' is not a numeric IP address", o->host ? o->host : "(null)");
     return NULL;
   }
@@ -684,11 +738,13 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
   httpd *h = calloc(1, sizeof *h);
   if (h == NULL) {
     hd_err(err, errlen, "out of memory");
+    if (ufd >= 0) close(ufd);
     return NULL;
   }
   h->loop = loop;
   h->o = *o;
-  h->o.host = NULL; /* not kept */
+  h->o.host = h->o.unix_path = NULL; /* not kept */
+  h->is_unix = ufd >= 0;
   if (!h->o.max_header_bytes) h->o.max_header_bytes = HD_DEF_HEADER;
   if (!h->o.max_body_bytes) h->o.max_body_bytes = HD_DEF_BODY;
   if (!h->o.max_connections) h->o.max_connections = HD_DEF_CONNS;
@@ -700,6 +756,19 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
   h->on_accept = on_accept;
   h->ud = ud;
   unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0);
+  /* the unix socket: MHD takes the listening descriptor (no per-address limit: one user) */
+  if (h->is_unix)
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, hd_on_request, h,
+                            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)ufd,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes * HD_POOL_FACTOR,
+                            MHD_OPTION_CONNECTION_LIMIT, h->o.max_connections,
+                            MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
+                            MHD_OPTION_NOTIFY_COMPLETED, hd_on_completed, h,
+                            MHD_OPTION_NOTIFY_CONNECTION, hd_on_connection, h,
+                            MHD_OPTION_UNESCAPE_CALLBACK, hd_unescape_none, h,
+                            MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+                            MHD_OPTION_END);
+  else
   h->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, hd_on_request, h,
                           MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                           MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes * HD_POOL_FACTOR,
@@ -713,8 +782,13 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
                           MHD_OPTION_END);
   if (h->d == NULL) {
     int e = errno;
-    hd_err(err, errlen, "cannot listen on %s:%u: %s", o->host, o->port,
-           e ? strerror(e) : "libmicrohttpd refused to start");
+    if (h->is_unix) {
+      hd_err(err, errlen, "cannot serve %s: %s", o->unix_path, e ? strerror(e) : "libmicrohttpd refused to start");
+      close(ufd);
+    } else {
+      hd_err(err, errlen, "cannot listen on %s:%u: %s", o->host, o->port,
+             e ? strerror(e) : "libmicrohttpd refused to start");
+    }
     free(h);
     return NULL;
   }

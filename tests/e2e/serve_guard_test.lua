@@ -149,4 +149,71 @@ describe("orket serve's guards", function()
     assert.equal("ignored", doc.outcome)
     assert.equal(0, s.stop())
   end)
+
+  it("without keys, writes only with the local token or over this user's unix socket", function()
+    local dir = H.example("webapp")
+    local s = H.serve(dir)
+    local token = assert(s.token, "the token in the printed URL")
+    local st_file = assert(require("luv").fs_stat(dir .. "/.orket/serve.token"))
+    assert.equal(384, st_file.mode & 511) -- 0600
+    assert.equal(token .. "\n", H.read(dir .. "/.orket/serve.token"))
+    local summary = H.card_json(dir, "API-2").card.summary
+    -- what any local process could send: text/plain, no Origin, no token (a raw client:
+    -- the test helper would add the token)
+    local function post(headers)
+      local cmd = "curl -s -o /dev/null -w '%{http_code}' -X POST " .. s.url .. "/v1/cards/API-2/comments "
+      for _, h in ipairs(headers) do cmd = cmd .. "-H " .. H.quote(h) .. " " end
+      local p = io.popen(cmd .. "--data-binary " .. H.quote('{"body":"written"}'))
+      local code = tonumber(p:read("a"))
+      p:close()
+      return code
+    end
+    assert.equal(401, post { "Content-Type: text/plain" })
+    assert.equal(401, post { "Content-Type: application/json", "Authorization: Bearer ort_" .. ("0"):rep(64) })
+    assert.equal(401, post { "Content-Type: application/json", "Cookie: orket_local=" .. token:sub(1, -2) .. "x" })
+    assert.equal(0, #H.card_json(dir, "API-2").comments)
+    assert.matches('"auth":"token"', s.log())
+    -- reads stay open on loopback
+    assert.equal(200, (H.fetch { url = s.url .. "/v1/board", headers = { "Cookie: none=1" } }))
+    -- the token as a Bearer token, and as the web board's cookie
+    assert.equal(200, post { "Content-Type: application/json", "Authorization: Bearer " .. token })
+    assert.equal(200, post { "Content-Type: text/plain", "Cookie: orket_local=" .. token })
+    assert.equal(2, #H.card_json(dir, "API-2").comments)
+    assert.equal(summary, H.card_json(dir, "API-2").card.summary)
+    -- the printed URL sets the cookie and leaves the address bar; another token is refused
+    local st, _, h = H.fetch { url = s.url .. "/?token=" .. token, headers = { "Cookie: none=1" } }
+    assert.equal(303, st)
+    assert.equal("/", h.location)
+    assert.equal("orket_local=" .. token .. "; Path=/; HttpOnly; SameSite=Strict", h["set-cookie"])
+    assert.equal(403, (H.fetch { url = s.url .. "/?token=ort_" .. ("1"):rep(64), headers = { "Cookie: none=1" } }))
+    -- the unix socket: mode 0600, this user's requests write without a token
+    local sock = dir .. "/.orket/serve.sock"
+    local sst = assert(require("luv").fs_stat(sock))
+    assert.equal("socket", sst.type)
+    assert.equal(384, sst.mode & 511)
+    local p = io.popen("curl -s -o /dev/null -w '%{http_code}' --unix-socket " .. H.quote(sock)
+      .. " -X POST -H 'Content-Type: text/plain' --data-binary '{\"body\":\"over the socket\"}' "
+      .. "http://localhost/v1/cards/API-2/comments")
+    assert.equal(200, tonumber(p:read("a")))
+    p:close()
+    assert.equal(3, #H.card_json(dir, "API-2").comments)
+    -- another user's process gets nothing, even with the file opened to all
+    local as_nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups "
+    if io.popen("id -u"):read("a"):match("^0\n") then
+      os.execute("chmod 666 " .. H.quote(sock) .. " && chmod 755 " .. H.quote(dir .. "/.orket") .. " " .. H.quote(dir))
+      -- the file is open to that user (else the kernel, not the server, would refuse)
+      local reach = os.execute(as_nobody .. "/bin/sh -c " .. H.quote("test -w " .. H.quote(sock)))
+      if not reach then pending("the test directory is closed to other users") return end
+      p = io.popen("setpriv --reuid=65534 --regid=65534 --clear-groups curl -s -o /dev/null -w '%{http_code}' "
+        .. "--unix-socket " .. H.quote(sock) .. " -X POST -H 'Content-Type: text/plain' --data-binary '{\"body\":\"x\"}' "
+        .. "http://localhost/v1/cards/API-2/comments")
+      assert.equal(0, tonumber(p:read("a")))
+      p:close()
+      assert.equal(3, #H.card_json(dir, "API-2").comments)
+    end
+    -- the token and the socket go with the server
+    assert.equal(0, s.stop())
+    assert.is_nil(H.read(dir .. "/.orket/serve.token"))
+    assert.is_nil(require("luv").fs_stat(sock))
+  end)
 end)
