@@ -2,6 +2,7 @@
  * only ever called from our loop callbacks, never from inside one of MHD's callbacks:
  * work that needs it (a resumed connection) sets a flag and starts an idle handle. Owners
  * hear about news after MHD_run returns, as http.c does for libcurl. */
+#define _GNU_SOURCE /* struct ucred (SO_PEERCRED) */
 #include "httpd.h"
 
 #include <arpa/inet.h>
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -24,6 +27,9 @@
 #define HD_DEF_HEADER_MS 10000u
 #define HD_DEF_BODY_MS 30000u
 #define HD_DEF_QUEUE ((size_t)1 << 20)
+/* MHD's memory per connection, as a multiple of the header cap: a request over the cap
+ * (up to this many times it) is read whole and refused by us, as JSON. */
+#define HD_POOL_FACTOR 4
 /* How long a refused upload is still read (and dropped) before the connection closes. */
 #define HD_LINGER_MS 2000
 
@@ -55,6 +61,7 @@ struct httpd {
   hd_conn *conns;
   size_t live;
   unsigned port;
+  int is_unix; /* listening on a unix socket: peers are checked by their uid */
 };
 
 struct httpd_req {
@@ -76,11 +83,22 @@ struct httpd_req {
   size_t body_len, body_cap;
   char *q;                      /* stream bytes not yet handed to MHD */
   size_t q_off, q_len, q_cap;
+  struct hd_watch *watch;       /* a stream's socket, watched for the client's close */
   httpd_notify_fn notify;
   void *ud;
   httpd_req *acc_next, *news_next;
   httpd_req *prev, *next;
 };
+
+/* A stream's socket watched on the loop while MHD has it suspended (MHD does not poll a
+ * suspended connection): the client's close or an error ends the stream at once, not at
+ * the next heartbeat, so its per-address slot and the owner's count are freed. Its own
+ * allocation, freed by the handle's close callback. */
+typedef struct hd_watch {
+  uv_poll_t poll;
+  httpd *h;
+  httpd_req *r; /* NULL once the request no longer needs it */
+} hd_watch;
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
@@ -93,6 +111,7 @@ static void hd_err(char *err, size_t errlen, const char *fmt, ...) {
 }
 
 static void hd_on_kick(uv_idle_t *i);
+static void hd_unwatch(httpd_req *r);
 
 static void hd_kick(httpd *h) {
   if (h && !h->stopped) uv_idle_start(&h->kick, hd_on_kick);
@@ -140,6 +159,7 @@ static void hd_unlink_accept(httpd_req *r) {
 
 static void hd_req_free(httpd_req *r) {
   httpd *h = r->h;
+  hd_unwatch(r);
   if (h) {
     hd_unlink_news(r);
     hd_unlink_accept(r);
@@ -162,6 +182,44 @@ static void hd_resume(httpd_req *r) {
     MHD_resume_connection(r->conn);
     hd_kick(r->h);
   }
+}
+
+static void hd_watch_closed(uv_handle_t *hd) {
+  hd_watch *w = hd->data;
+  httpd *h = w->h;
+  free(w);
+  if (--h->open_handles == 0) free(h);
+}
+
+/* Stops watching (before MHD closes the descriptor: libuv must not keep a closed one). */
+static void hd_unwatch(httpd_req *r) {
+  hd_watch *w = r->watch;
+  if (w == NULL) return;
+  r->watch = NULL;
+  w->r = NULL;
+  uv_poll_stop(&w->poll);
+  uv_close((uv_handle_t *)&w->poll, hd_watch_closed);
+}
+
+static void hd_on_watch(uv_poll_t *p, int status, int events) {
+  hd_watch *w = p->data;
+  httpd_req *r = w->r;
+  if (r == NULL || r->h == NULL || r->conn == NULL || r->hc == NULL) return;
+  int gone = status < 0 || (events & UV_DISCONNECT);
+  if (!gone) {
+    char c;
+    ssize_t n = recv(r->hc->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) gone = 1;
+    else if (n > 0) { /* the client sent more (a pipelined request): MHD reads it later */
+      hd_unwatch(r);
+      return;
+    }
+  }
+  if (!gone) return;
+  hd_unwatch(r);
+  r->stream_dead = 1; /* the reader ends the response; MHD closes the connection */
+  hd_resume(r);
+  hd_kick(r->h);
 }
 
 /* ---- copying a request's line and headers ---------------------------------------------- */
@@ -200,15 +258,55 @@ static enum MHD_Result hd_copy_pair(void *cls, enum MHD_ValueKind kind, const ch
   return MHD_YES;
 }
 
+/* Whether the peer of a unix socket runs as this process's user. */
+static int hd_peer_is_user(int fd) {
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) return 0;
+  return cred.uid == geteuid();
+}
+
 static void hd_remote(struct MHD_Connection *conn, char *out, size_t outlen) {
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   snprintf(out, outlen, "unknown");
   if (ci == NULL || ci->client_addr == NULL) return;
   const struct sockaddr *sa = ci->client_addr;
-  if (sa->sa_family == AF_INET)
+  if (sa->sa_family == AF_UNIX) { /* "unix" only for this user's peers (checked again here) */
+    const union MHD_ConnectionInfo *fi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    snprintf(out, outlen, "%s", fi && hd_peer_is_user(fi->connect_fd) ? "unix" : "unix-other");
+  } else if (sa->sa_family == AF_INET)
     inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)outlen);
   else if (sa->sa_family == AF_INET6)
     inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)outlen);
+}
+
+static enum MHD_Result hd_count_pair(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
+  (void)kind;
+  *(size_t *)cls += (k ? strlen(k) : 0) + (v ? strlen(v) : 0) + 4; /* ": " and CRLF */
+  return MHD_YES;
+}
+
+/* The request line and headers' size, as sent (near enough: query arguments counted once). */
+static size_t hd_head_size(struct MHD_Connection *conn, const char *method, const char *url) {
+  size_t n = strlen(method) + strlen(url) + 12; /* " ", " HTTP/1.1", CRLF */
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, hd_count_pair, &n);
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, hd_count_pair, &n);
+  return n;
+}
+
+/* 431 as every other error is: JSON (MHD's own answer, past its memory, is a page of its
+ * own; its memory is a multiple of the cap so that a request over the cap reaches here). */
+static enum MHD_Result hd_refuse_head(struct MHD_Connection *conn) {
+  static const char body[] = "{\"error\":{\"code\":\"too_large\",\"message\":\"the request line and headers are "
+                             "larger than the server accepts\"}}\n";
+  struct MHD_Response *resp = MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+  if (resp == NULL) return MHD_NO;
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+  enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, resp);
+  MHD_destroy_response(resp);
+  return ok;
 }
 
 /* Copies what the owner reads into one block, so nothing points into MHD's pool. */
@@ -279,6 +377,8 @@ static void hd_on_connection(void *cls, struct MHD_Connection *conn, void **sock
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     hc->h = h;
     hc->fd = ci ? ci->connect_fd : -1;
+    /* another user's process on the unix socket: closed before any request is read */
+    if (h->is_unix && !hd_peer_is_user(hc->fd) && hc->fd >= 0) shutdown(hc->fd, SHUT_RDWR);
     hc->deadline = uv_now(h->loop) + h->o.header_timeout_ms;
     hc->next = h->conns;
     if (h->conns) h->conns->prev = hc;
@@ -323,6 +423,7 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     /* A request read during httpd_free's last MHD_run (a client that had sent it before the
      * stop) would stay suspended, which MHD_stop_daemon refuses (a fatal error): close it. */
     if (h->stopped) return MHD_NO;
+    if (hd_head_size(conn, method, url) > h->o.max_header_bytes) return hd_refuse_head(conn);
     r = calloc(1, sizeof *r);
     if (r == NULL) return MHD_NO;
     r->h = h;
@@ -441,6 +542,7 @@ static void hd_on_completed(void *cls, struct MHD_Connection *conn, void **con_c
     hc->req = NULL;
   }
   if (r == NULL) return;
+  hd_unwatch(r);
   r->conn = NULL;
   r->hc = NULL;
   r->suspended = 0;
@@ -584,11 +686,48 @@ static int hd_sockaddr(const char *host, unsigned port, struct sockaddr_storage 
   return -1;
 }
 
+/* A listening unix socket at path, mode 0600: -1 with a message on failure. A socket
+ * file left there (a server that died) is replaced; anything else is not touched. */
+static int hd_unix_listen(const char *path, char *err, size_t errlen) {
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof sa.sun_path) {
+    hd_err(err, errlen, "the socket path '%s' is too long", path);
+    return -1;
+  }
+  memcpy(sa.sun_path, path, strlen(path) + 1);
+  struct stat st;
+  if (lstat(path, &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      hd_err(err, errlen, "'%s' exists and is not a socket", path);
+      return -1;
+    }
+    unlink(path);
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    hd_err(err, errlen, "socket: %s", strerror(errno));
+    return -1;
+  }
+  /* mode before bind: the file is made from it (less the umask), never wider than 0600 */
+  if (fchmod(fd, 0600) != 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || chmod(path, 0600) != 0 ||
+      listen(fd, 128) != 0) {
+    hd_err(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept, void *ud,
                  char *err, size_t errlen) {
   struct sockaddr_storage ss;
-  int v6;
-  if (o->host == NULL || hd_sockaddr(o->host, o->port, &ss, &v6) != 0) {
+  int v6 = 0, ufd = -1;
+  if (o->unix_path) {
+    ufd = hd_unix_listen(o->unix_path, err, errlen);
+    if (ufd < 0) return NULL;
+  } else if (o->host == NULL || hd_sockaddr(o->host, o->port, &ss, &v6) != 0) {
     hd_err(err, errlen, "'%s' is not a numeric IP address", o->host ? o->host : "(null)");
     return NULL;
   }
@@ -599,11 +738,13 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
   httpd *h = calloc(1, sizeof *h);
   if (h == NULL) {
     hd_err(err, errlen, "out of memory");
+    if (ufd >= 0) close(ufd);
     return NULL;
   }
   h->loop = loop;
   h->o = *o;
-  h->o.host = NULL; /* not kept */
+  h->o.host = h->o.unix_path = NULL; /* not kept */
+  h->is_unix = ufd >= 0;
   if (!h->o.max_header_bytes) h->o.max_header_bytes = HD_DEF_HEADER;
   if (!h->o.max_body_bytes) h->o.max_body_bytes = HD_DEF_BODY;
   if (!h->o.max_connections) h->o.max_connections = HD_DEF_CONNS;
@@ -615,9 +756,22 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
   h->on_accept = on_accept;
   h->ud = ud;
   unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0);
+  /* the unix socket: MHD takes the listening descriptor (no per-address limit: one user) */
+  if (h->is_unix)
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, hd_on_request, h,
+                            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)ufd,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes * HD_POOL_FACTOR,
+                            MHD_OPTION_CONNECTION_LIMIT, h->o.max_connections,
+                            MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
+                            MHD_OPTION_NOTIFY_COMPLETED, hd_on_completed, h,
+                            MHD_OPTION_NOTIFY_CONNECTION, hd_on_connection, h,
+                            MHD_OPTION_UNESCAPE_CALLBACK, hd_unescape_none, h,
+                            MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+                            MHD_OPTION_END);
+  else
   h->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, hd_on_request, h,
                           MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes,
+                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes * HD_POOL_FACTOR,
                           MHD_OPTION_CONNECTION_LIMIT, h->o.max_connections,
                           MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->o.max_per_ip,
                           MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
@@ -628,8 +782,13 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
                           MHD_OPTION_END);
   if (h->d == NULL) {
     int e = errno;
-    hd_err(err, errlen, "cannot listen on %s:%u: %s", o->host, o->port,
-           e ? strerror(e) : "libmicrohttpd refused to start");
+    if (h->is_unix) {
+      hd_err(err, errlen, "cannot serve %s: %s", o->unix_path, e ? strerror(e) : "libmicrohttpd refused to start");
+      close(ufd);
+    } else {
+      hd_err(err, errlen, "cannot listen on %s:%u: %s", o->host, o->port,
+             e ? strerror(e) : "libmicrohttpd refused to start");
+    }
     free(h);
     return NULL;
   }
@@ -675,6 +834,7 @@ void httpd_free(httpd *h) {
   h->stopped = 1; /* no more kicks or runs from the loop */
   /* Nothing may stay suspended when the daemon stops: answer, end streams, resume. */
   for (httpd_req *r = h->reqs; r; r = r->next) {
+    hd_unwatch(r);
     if (r->conn == NULL) continue;
     r->stream_closed = 1;
     if (!r->answered && r->suspended) {
@@ -880,7 +1040,23 @@ int httpd_stream(httpd_req *r, const char *const *headers, size_t nheaders) {
   if (resp == NULL) return -1;
   r->streaming = 1;
   int rc = hd_queue(r, 200, resp, headers, nheaders);
-  if (rc != 0) r->streaming = 0;
+  if (rc != 0) {
+    r->streaming = 0;
+    return rc;
+  }
+  hd_watch *w = r->hc && r->hc->fd >= 0 ? calloc(1, sizeof *w) : NULL;
+  if (w) { /* without it the stream still ends, at its next write */
+    w->h = r->h;
+    w->r = r;
+    w->poll.data = w;
+    if (uv_poll_init(r->h->loop, &w->poll, r->hc->fd) != 0) {
+      free(w);
+    } else {
+      r->watch = w;
+      r->h->open_handles++;
+      uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, hd_on_watch);
+    }
+  }
   return rc;
 }
 

@@ -16,7 +16,11 @@ typedef struct httpd httpd;
 typedef struct httpd_req httpd_req;
 
 typedef struct httpd_opts {
-  const char *host;            /* a numeric IPv4 or IPv6 address */
+  const char *host;            /* a numeric IPv4 or IPv6 address (NULL with unix_path) */
+  const char *unix_path;       /* instead: a unix socket at this path, mode 0600, that
+                                  serves only peers of this process's user (SO_PEERCRED);
+                                  their requests' remote is "unix". A socket file already
+                                  there is replaced; any other file is refused. */
   unsigned port;               /* 0: an ephemeral port (httpd_port tells which) */
   size_t max_header_bytes;     /* request line + headers (MHD's per-connection memory);
                                   larger gets 431 from MHD. 0: 16 KiB */

@@ -461,7 +461,7 @@ static lua_Integer lhd_opt_int(lua_State *L, const char *field, lua_Integer max)
   return v;
 }
 
-/* listen{host=, port=, max_header_bytes=, max_body_bytes=, max_connections=, max_per_ip=,
+/* listen{host=, port= | unix=PATH, max_header_bytes=, max_body_bytes=, max_connections=, max_per_ip=,
  *   idle_timeout_s=, header_timeout_ms=, body_timeout_ms=, max_stream_queue=}
  *   -> server | nil, message, code (0 in a field: its default, see httpd.h) */
 static int lhd_listen(lua_State *L) {
@@ -470,7 +470,10 @@ static int lhd_listen(lua_State *L) {
   memset(&o, 0, sizeof o);
   lua_getfield(L, 1, "host");
   o.host = lua_tostring(L, -1);
-  if (o.host == NULL) return luaL_error(L, "bad argument #1 to 'listen' (host must be a string)");
+  lua_getfield(L, 1, "unix");
+  o.unix_path = lua_tostring(L, -1);
+  if ((o.host == NULL) == (o.unix_path == NULL))
+    return luaL_error(L, "bad argument #1 to 'listen' (give host or unix, a string)");
   o.port = (unsigned)lhd_opt_int(L, "port", 65535);
   o.max_header_bytes = (size_t)lhd_opt_int(L, "max_header_bytes", 1 << 24);
   o.max_body_bytes = (size_t)lhd_opt_int(L, "max_body_bytes", (lua_Integer)1 << 32);

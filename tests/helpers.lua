@@ -33,10 +33,29 @@ end
 
 M.read = require("orket.lines").read -- path -> the file's text | nil
 
+-- The local token of each server M.serve started before any key existed, by port: a write
+-- to it needs the token (docs/serve.md), which M.fetch sends as the web board's cookie when
+-- the request brings no cookie of its own (a cookie is ignored once keys exist).
+local local_tokens = {}
+
+local function with_local_token(o)
+  local port = type(o.url) == "string" and tonumber(o.url:match("^http://127%.0%.0%.1:(%d+)"))
+  local token = port and local_tokens[port]
+  if not token then return o end
+  for _, h in ipairs(o.headers or {}) do
+    if h:lower():match("^cookie:") then return o end
+  end
+  local c = {}
+  for k, v in pairs(o) do c[k] = v end
+  c.headers = { table.unpack(o.headers or {}) }
+  c.headers[#c.headers + 1] = "Cookie: orket_local=" .. token
+  return c
+end
+
 --- fetch{url=, method=, headers=, body=, total_timeout_ms=, max_bytes=} -> status, the whole
 --- answer's text, headers: one HTTP exchange through orket's own client (orket.c.http)
 function M.fetch(o)
-  local r <close> = assert(require("orket.c.http").request(o))
+  local r <close> = assert(require("orket.c.http").request(with_local_token(o)))
   local status, headers = r:headers()
   local parts = {}
   while status do
@@ -153,6 +172,8 @@ function M.serve(dir, o)
   end, "the server to listen")
   local s = { port = tonumber(port), url = "http://127.0.0.1:" .. port, pid = tonumber(M.read(dir .. "/serve.pid")) }
   servers[s.pid] = true
+  s.token = (M.read(dir .. "/serve.out") or ""):match("/%?token=(ort_%x+)")
+  local_tokens[s.port] = s.token
   function s.log() return M.read(dir .. "/serve.err") or "" end
   function s.stop()
     os.execute("kill -TERM " .. s.pid)

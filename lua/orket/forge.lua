@@ -4,6 +4,7 @@
 -- (the environment variable orket.lua names); it goes into a header and nowhere else.
 -- Contract: docs/git.md ("Pull requests and reviews on a forge").
 local http = require "orket.c.http"
+local crypto = require "orket.c.crypto"
 local cjson = require "cjson.safe"
 
 local M = {}
@@ -336,6 +337,75 @@ function M.event(forge, name, doc)
     return nil, "event " .. tostring(name) .. " is not acted on"
   end
   return out
+end
+
+-- A number or a string of digits (forges send ids as either); nil otherwise.
+local function id_of(v)
+  if math.tointeger(v) then return tostring(math.tointeger(v)) end -- cjson reads 7 as 7.0
+  if type(v) == "string" and v:match("^%d+$") and #v <= 30 then return v end
+  return nil
+end
+
+local function sha_of(v) return type(v) == "string" and v:match("^%x+$") and #v <= 64 and v:lower() or nil end
+
+--- identity(doc) -> the event's own identity | nil: what the signed body says it is, so a
+--- body resent under a new delivery id (which no signature covers) is known again. In the
+--- repository: a review by its id (Gitea's reviews have none: their pull request, head
+--- commit, type and text's hash); a pull request's action by its number, action and head
+--- commit; a push by its ref and the commit it moved to.
+function M.identity(doc)
+  if type(doc) ~= "table" then return nil end
+  local pr, review, repo = doc.pull_request, doc.review, doc.repository
+  repo = type(repo) == "table" and str(repo.full_name) or "-"
+  if #repo > 255 then return nil end
+  local number = type(pr) == "table" and id_of(pr.number)
+  local head = type(pr) == "table" and type(pr.head) == "table" and sha_of(pr.head.sha) or "-"
+  if type(review) == "table" and id_of(review.id) then return "review:" .. repo .. ":" .. id_of(review.id) end
+  if type(review) == "table" and number and type(review.type) == "string" and #review.type <= 64 then
+    local text = type(review.content) == "string" and review.content or ""
+    return string.format("review:%s#%s:%s:%s:%s", repo, number, head, review.type,
+      crypto.hash(text, 16))
+  end
+  if number and type(doc.action) == "string" and #doc.action <= 64 then
+    return string.format("pull_request:%s#%s:%s:%s", repo, number, doc.action, head)
+  end
+  if sha_of(doc.after) and type(doc.ref) == "string" and #doc.ref <= 255 then
+    return "push:" .. repo .. ":" .. doc.ref .. ":" .. sha_of(doc.after)
+  end
+  return nil
+end
+
+--- parse_time("2026-11-22T10:00:00Z" | "...+02:00" | "...123Z") -> seconds since the epoch | nil
+function M.parse_time(s)
+  if type(s) ~= "string" then return nil end
+  local y, mo, d, h, mi, sec, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)%.?%d*(.*)$")
+  if not y then return nil end
+  local off = 0
+  if rest ~= "Z" then
+    local sign, oh, om = rest:match("^([+-])(%d%d):?(%d%d)$")
+    if not sign then return nil end
+    off = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "-" and -1 or 1)
+  end
+  -- days from the civil date (proleptic Gregorian), without the local time zone of os.time
+  y, mo = tonumber(y), tonumber(mo)
+  if mo <= 2 then y = y - 1 end
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + tonumber(d) - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) - off
+end
+
+--- event_time(doc) -> when the event happened by its own body (seconds) | nil: a review's
+--- submitted_at, a pull request's updated_at, a push's head commit's timestamp
+function M.event_time(doc)
+  if type(doc) ~= "table" then return nil end
+  local review, pr, head = doc.review, doc.pull_request, doc.head_commit
+  if type(review) == "table" and review.submitted_at then return M.parse_time(review.submitted_at) end
+  if type(pr) == "table" and pr.updated_at then return M.parse_time(pr.updated_at) end
+  if type(head) == "table" and head.timestamp then return M.parse_time(head.timestamp) end
+  return nil
 end
 
 return M

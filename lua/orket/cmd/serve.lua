@@ -3,6 +3,7 @@
 -- which stop it gracefully (exit 0).
 local serve = require "orket.serve"
 local keys = require "orket.serve.keys"
+local localuse = require "orket.serve.localuse"
 local runs = require "orket.serve.runs"
 local httpd = require "orket.c.httpd"
 local task = require "orket.task"
@@ -17,10 +18,13 @@ picks a free one). The web board is at / (sign in with a key). Routes: /health, 
 cards (POST /v1/cards...), runs (POST /v1/runs starts one in this process, with hot reload as
 in 'orket run'; list, get, transcript, stop, resume), /v1/audit, /v1/session (the board's
 sign-in), /metrics (Prometheus) and /v1/openapi.json. While no API key exists ('orket keys create') it
-listens on loopback addresses only. A key given in ORKET_KEY, or in the file ORKET_KEY_FILE
-names (a mounted secret), is stored as the operator key 'given' and the default --listen
-becomes 0.0.0.0:8765: the way to serve from a container (docs/guide/deploying.md). The
-address it listens on is printed on stdout; one JSON line per request goes to stderr. SIGTERM or Ctrl-C stops it, and its runs as Ctrl-C stops
+listens on loopback addresses only, and writes need the unix socket .orket/serve.sock (this
+user only) or the token in .orket/serve.token (made at each start; the web board's address
+with it is printed). A key given in ORKET_KEY, or in the file ORKET_KEY_FILE names (a
+mounted secret), is stored as the operator key 'given' and the default --listen becomes
+0.0.0.0:8765: the way to serve from a container (docs/guide/deploying.md). The address it
+listens on is printed on stdout; one JSON line per request goes to stderr. SIGTERM or
+Ctrl-C stops it, and its runs as Ctrl-C stops
 'orket run' ('orket resume' continues them). --workers N starts N 'orket worker'
 processes beside the server (restarted when one dies, stopped with it): POST /v1/runs then
 leaves each run to them instead of executing it in the server. See docs/serve.md and
@@ -88,15 +92,32 @@ function cmd.run(args, cli)
       .. "or listen on a loopback address (127.0.0.1)", host)
     return 1
   end
+  -- before any key: writes need this user's unix socket or a token made now (localuse)
+  local token
+  if keys.total_count(db) == 0 then
+    local terr
+    token, terr = localuse.create_token(dir)
+    if not token then
+      db:close()
+      cli.err("%s", terr)
+      return 1
+    end
+  end
   local server, err = serve.new { dir = dir, db = db, host = host, port = port, limits = limits,
-    log = function(line) io.stderr:write(line, "\n") end }
+    unix = dir .. "/" .. localuse.SOCKET, local_token = token, log = function(line) io.stderr:write(line, "\n") end }
   if not server then
+    if token then localuse.remove_token(dir, token) end
     db:close()
     cli.err("%s", err)
     return 1
   end
   local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
   io.stdout:write(string.format("orket serve: listening on http://%s:%d\n", shown, server:port()))
+  if token then
+    io.stdout:write(string.format("orket serve: no API key yet; the web board with the local token: "
+      .. "http://%s:%d/?token=%s (also in %s; writes need it, or the unix socket %s)\n", shown, server:port(), token,
+      localuse.TOKEN_FILE, localuse.SOCKET))
+  end
   io.stdout:flush()
   -- the runs it executes (orket.serve.runs) log their failures as the server does
   runs.registry(db).log = function(fields) server:_log(fields) end
@@ -124,6 +145,7 @@ function cmd.run(args, cli)
   runs.wait_all(db)
   if pool then task.spawn(pool.stop, pool):join() end
   for _, h in ipairs(signals) do h:close() end
+  if token then localuse.remove_token(dir, token) end
   db:close()
   cli.flush_unhandled()
   if not ok then

@@ -441,6 +441,8 @@ end
 function Run:take_turn(job)
   -- the worktree's view is closed however the turn ends (an error in finish_turn included)
   local _ <close> = setmetatable({}, { __close = function() gitwork.leave(job) end })
+  -- a server's runs make worktrees one per turn of its loop (orket.serve.pace)
+  if self.engine.pace then self.engine.pace() end
   local ok, out = gitwork.enter(self, job)
   if ok then
     ok, out = pcall(turn.run, self, job)

@@ -27,8 +27,13 @@ function M.open(dir, opts)
   if not cfg then return nil, err, code end
   local s, serr, scode = settings_mod.resolve(cfg)
   if not s then return nil, serr, scode end
+  -- opts.yield, between the steps that take milliseconds (compiling the scripts, the model
+  -- client, the repository): a server lets other requests through there
+  local pause = opts.yield or function() end
+  pause()
   local scripts, lerr, lcode = reload.load(dir)
   if not scripts then return nil, lerr, lcode end
+  pause()
   local tok, terr, tcode = reload.check_tools(scripts)
   if not tok then return nil, terr, tcode end
   -- The model client and every model name are checked before anything is opened or a card
@@ -49,6 +54,7 @@ function M.open(dir, opts)
   end
   local bad = llm.check_models(cfg.models, s.team, scripts.roles.by_name)
   if #bad > 0 then return nil, bad[1], "EINVAL" end
+  pause()
   local ws_dir = opts.workspace or (dir .. "/workspace")
   local okmk = require("luv").fs_mkdir(ws_dir, 493)
   local _ = okmk
@@ -66,6 +72,7 @@ function M.open(dir, opts)
       return nil, gerr, gcode
     end
   end
+  pause()
   local db, derr, dcode = opts.db, nil, nil
   if not db then db, derr, dcode = project.open_store(dir, false) end
   if not db then

@@ -2,17 +2,23 @@
 -- probes needs "Authorization: Bearer ork_..." (orket.serve.keys checks it); revoking the
 -- last key does not open the server again. Before that, a server on loopback serves local
 -- use with the operator role, if the Host is a loopback name (a web page cannot reach the
--- board through DNS rebinding); orket serve refuses other addresses without a key.
+-- board through DNS rebinding); orket serve refuses other addresses without a key. Its
+-- writes need this user's unix socket or the local token (orket.serve.localuse).
 local keys = require "orket.serve.keys"
 local session = require "orket.serve.session"
+local localuse = require "orket.serve.localuse"
 
 local M = {}
 
 local Auth = {}
 Auth.__index = Auth
 
---- new(db, dir, loopback) -> auth; loopback: the server listens on a loopback address
-function M.new(db, dir, loopback) return setmetatable({ db = db, dir = dir, loopback = loopback }, Auth) end
+--- new(db, dir, loopback[, token]) -> auth; loopback: the server listens on a loopback
+--- address; token: the local token writes need before any key exists (without one, only
+--- the unix socket writes)
+function M.new(db, dir, loopback, token)
+  return setmetatable({ db = db, dir = dir, loopback = loopback, token = token }, Auth)
+end
 
 local LOOPBACK_HOSTS = { localhost = true, ["127.0.0.1"] = true, ["[::1]"] = true }
 
@@ -36,6 +42,10 @@ function Auth:check(req)
         .. "(orket keys create) to serve other names", "host"
     end
     if session.foreign_write(req) then return nil, 403, "forbidden", "a write from another web origin", "origin" end
+    if not localuse.allows(req, self.token) then
+      return nil, 401, "unauthorized", "without API keys a write needs the local token (" .. localuse.TOKEN_FILE
+        .. ", as Authorization: Bearer) or the unix socket (" .. localuse.SOCKET .. ")", "token"
+    end
     return { role = "operator", local_use = true }
   end
   local h = req.headers.authorization

@@ -22,6 +22,7 @@ M.DEFAULTS = {
   max_stream_queue = 1048576, heartbeat_ms = 15000, poll_ms = 20, listen_poll_ms = 5000,
   addr_rate = 50, addr_burst = 100, key_rate = 50, key_burst = 100,
   auth_fail_rate = 0.2, auth_fail_burst = 10, drain_ms = 3000,
+  webhook_max_age_s = 3 * 86400, -- orket.serve.webhooks
 }
 
 --- limits(spec) -> limits | nil, msg: the defaults with "name=value,..." applied
@@ -80,17 +81,31 @@ local function fail(req, ctx, status, code, message, extra)
   return send(req, ctx, status, { error = { code = code, message = message } }, extra)
 end
 
---- new{dir=, db=, host=, port=, limits=, log=fn(line)} -> server | nil, msg, CODE
+local function listen(l, where)
+  local opts = { max_header_bytes = l.max_header_bytes, max_body_bytes = l.max_body_bytes,
+    max_connections = l.max_connections, max_per_ip = l.max_per_ip, idle_timeout_s = l.idle_timeout_s,
+    header_timeout_ms = l.header_timeout_ms, body_timeout_ms = l.body_timeout_ms, max_stream_queue = l.max_stream_queue }
+  for k, v in pairs(where) do opts[k] = v end
+  return httpd.listen(opts)
+end
+
+--- new{dir=, db=, host=, port=, limits=, log=fn(line), unix=, local_token=} -> server | nil,
+--- msg, CODE. unix: a path where this user's processes are served too (a unix socket, mode
+--- 0600); local_token: what a write needs before any key exists (orket.serve.localuse)
 function M.new(o)
   local l = o.limits or M.limits()
-  local srv, err, code = httpd.listen {
-    host = o.host, port = o.port, max_header_bytes = l.max_header_bytes, max_body_bytes = l.max_body_bytes,
-    max_connections = l.max_connections, max_per_ip = l.max_per_ip, idle_timeout_s = l.idle_timeout_s,
-    header_timeout_ms = l.header_timeout_ms, body_timeout_ms = l.body_timeout_ms, max_stream_queue = l.max_stream_queue,
-  }
+  local srv, err, code = listen(l, { host = o.host, port = o.port })
   if not srv then return nil, err, code end
-  local self = setmetatable({ srv = srv, dir = o.dir, db = o.db, limits = l, log = o.log or function() end,
-    inflight = 0, blobs = {}, nblobs = 0 }, Server)
+  local usrv
+  if o.unix then -- without it (a path too long, a file in the way) the token still serves
+    local uerr
+    usrv, uerr = listen(l, { unix = o.unix })
+    if not usrv and o.log then
+      o.log(jsonout.encode { event = "error", message = "no unix socket: " .. tostring(uerr), t = os.date("!%Y-%m-%dT%H:%M:%SZ") })
+    end
+  end
+  local self = setmetatable({ srv = srv, usrv = usrv, unix = usrv and o.unix, dir = o.dir, db = o.db, limits = l,
+    log = o.log or function() end, inflight = 0, blobs = {}, nblobs = 0 }, Server)
   self.router = router_mod.new()
   routes.add(self.router)
   require("orket.serve.writes").add(self.router)
@@ -101,9 +116,13 @@ function M.new(o)
   require("orket.serve.webhooks").add(self.router)
   self.metrics = require("orket.serve.metrics").new()
   local cors, cerr = require("orket.serve.web").cors(o.dir)
-  if not cors then srv:close() return nil, cerr, "EINVAL" end
+  if not cors then
+    srv:close()
+    if usrv then usrv:close() end
+    return nil, cerr, "EINVAL"
+  end
   self.cors = cors
-  self.auth = auth_mod.new(o.db, o.dir, httpd.is_loopback(o.host))
+  self.auth = auth_mod.new(o.db, o.dir, httpd.is_loopback(o.host), o.local_token)
   self.by_addr = ratelimit.new { rate = l.addr_rate, burst = l.addr_burst }
   self.by_key = ratelimit.new { rate = l.key_rate, burst = l.key_burst }
   self.auth_fails = ratelimit.new { rate = l.auth_fail_rate, burst = l.auth_fail_burst }
@@ -167,6 +186,10 @@ function Server:_dispatch(req, ctx)
   local query, bad = router_mod.query(req.query)
   if not query then return fail(req, ctx, 400, "bad_query", "the query has an invalid escape or a control character") end
   ctx.query, ctx.params = query, status_or_params
+  if route.media and not (req.headers["content-type"] or ""):lower():find("^" .. route.media) then
+    -- before the body: a form's body is not JSON either, and 415 says what to send
+    return fail(req, ctx, 415, "unsupported_media_type", "send the body with Content-Type: " .. route.media)
+  end
   if route.body == "json" then -- read only now: refusals above come before any of it
     local value, bst, bcode, bmsg = require("orket.serve.body").json(req)
     if value == nil then return fail(req, ctx, bst, bcode, bmsg) end
@@ -196,13 +219,19 @@ function Server:_handle(req)
   self.inflight = self.inflight - 1
 end
 
---- server:run(): accepts requests until stop() (call it inside a task)
-function Server:run()
+local function accept_all(self, srv)
   while true do
-    local req = self.srv:accept()
+    local req = srv:accept()
     if not req then break end
     task.spawn(self._handle, self, req)
   end
+end
+
+--- server:run(): accepts requests (on the unix socket too) until stop() (call it inside a task)
+function Server:run()
+  local side = self.usrv and task.spawn(accept_all, self, self.usrv)
+  accept_all(self, self.srv)
+  if side then side:join() end
 end
 
 --- server:stop(): stops accepting, ends the event streams, lets requests in flight finish
@@ -211,10 +240,15 @@ function Server:stop()
   if self.stopping then return end
   self.stopping = true
   self.srv:stop_accepting()
+  if self.usrv then self.usrv:stop_accepting() end
   self.hub:close()
   local deadline = uv.now() + self.limits.drain_ms
   while self.inflight > 0 and uv.now() < deadline do require("orket.c.runtime").sleep(10) end
   self.srv:close()
+  if self.usrv then
+    self.usrv:close()
+    os.remove(self.unix) -- the socket file: nothing listens on it any more
+  end
 end
 
 return M

@@ -22,11 +22,13 @@ local ERRORS = {
   [404] = "no such route or card", [405] = "another method", [408] = "the body came too slowly",
   [409] = "the card is not in a state for that (the state machine's code)", [413] = "the body is too large",
   [429] = "rate limited (Retry-After)", [500] = "the server failed",
+  [415] = "the body is not sent as the route's media type", [431] = "the request line and headers are too large",
 }
 
 -- The error statuses a route may answer, from what the router knows about it.
 local function error_statuses(r)
-  local s = { 400, 404, 405, 500 }
+  local s = { 400, 404, 405, 431, 500 }
+  if r.media then s[#s + 1] = 415 end
   if r.role then
     for _, x in ipairs { 401, 403, 429 } do s[#s + 1] = x end
   end
@@ -79,12 +81,14 @@ function M.document(router)
       end
     end
     for _, q in ipairs(r.query or {}) do
-      params[#params + 1] = { name = q.name, ["in"] = q["in"] or "query", required = false, description = q.description,
+      params[#params + 1] = { name = q.name, ["in"] = q["in"] or "query", required = q.required or false, description = q.description,
         schema = { type = q.type or "string" } }
     end
     if #params > 0 then op.parameters = params end
     if r.schema then
       op.requestBody = { required = true, content = content("application/json", nullable_optional(r.schema)) }
+    elseif r.request then -- described only: the handler reads it (a webhook's signed body)
+      op.requestBody = { required = true, content = content("application/json", r.request) }
     end
     op.security = r.role and { { bearer = jsonout.array {} }, { session = jsonout.array {} } } or jsonout.array {}
     if r.role then op["x-orket-role"] = r.role end

@@ -8,6 +8,7 @@
 -- with the key's id as actor (orket.serve.writes). Contract: docs/serve.md, "Runs".
 local cjson = require "cjson.safe"
 local rt = require "orket.c.runtime"
+local pace = require "orket.serve.pace"
 local task = require "orket.task"
 local jsonout = require "orket.jsonout"
 local setup = require "orket.engine.setup"
@@ -22,14 +23,15 @@ local err, whole = routes.err, routes.whole
 
 M.LIST_MAX = 200
 
--- The runs this server executes, by server (its store handle): {live = {id -> entry}, closing=}.
+-- The runs this server executes, by server (its store handle): {live = {id -> entry}, closing=,
+-- pacer = orket.serve.pace: their heavy steps, one per turn of the loop}.
 local registries = setmetatable({}, { __mode = "k" })
 
 --- registry(db) -> the live runs of the server using store db
 function M.registry(db)
   local r = registries[db]
   if not r then
-    r = { live = {} }
+    r = { live = {}, pacer = pace.new() }
     registries[db] = r
   end
   return r
@@ -69,8 +71,16 @@ end
 
 -- An engine for one run over the server's store. nil, status, doc on failure.
 local function engine(ctx, model, concurrency)
-  local e, msg, code = setup.open(ctx.dir, { db = ctx.db, keep_db = true, model = model, concurrency = concurrency })
-  if e then return e end
+  -- one heavy step of it per turn of the loop, across all runs starting (orket.serve.pace):
+  -- ten runs started at once let other requests through between their steps
+  local pacer = M.registry(ctx.db).pacer
+  local function pass() pacer:pass() end
+  local e, msg, code = setup.open(ctx.dir, { db = ctx.db, keep_db = true, model = model, concurrency = concurrency,
+    yield = pass })
+  if e then
+    e.pace = pass -- and each turn's worktree (orket.engine.run)
+    return e
+  end
   if code == "EUSAGE" then return nil, err(400, "bad_request", (tostring(msg):gsub("^%-%-model", "body.model"))) end
   return nil, err(409, "project_error", tostring(msg))
 end

@@ -98,11 +98,8 @@ local function expires_at(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end
 -- POST /v1/session {key}: a key for a session. A wrong key counts as a failed
 -- authentication (the same limit as a wrong Bearer key).
 local function sign_in(req, ctx)
-  -- JSON only: a form on another site cannot send it without a preflight, which only the
-  -- origins of serve.cors pass (else it could sign a browser in with the other site's key)
-  if not (req.headers["content-type"] or ""):lower():match("^application/json") then
-    return err(415, "unsupported_media_type", "sign in with Content-Type: application/json")
-  end
+  -- JSON only (the route's media, checked before the body: else a form on another site
+  -- could sign a browser in with that site's key)
   local fails, now = ctx.server.auth_fails, require("luv").now()
   local wait = fails:empty(req.remote, now)
   if wait then
@@ -172,7 +169,10 @@ M.SCHEMA = { type = "object", additionalProperties = false, required = { "key" }
 
 --- add(router): POST, GET and DELETE /v1/session
 function M.add(router)
-  router:add("POST", "/v1/session", { handler = sign_in, body = "json", schema = M.SCHEMA, name = "session_create",
+  -- media: JSON only, checked before the body is read (orket.serve): a form on another site
+  -- cannot send it without a preflight, which only the origins of serve.cors pass
+  router:add("POST", "/v1/session", { handler = sign_in, body = "json", media = "application/json", schema = M.SCHEMA,
+    name = "session_create",
     summary = "Sign in with an API key: sets the session cookie, returns the role and the CSRF token",
     responses = { [200] = { schema = SESSION, description = "signed in (Set-Cookie: orket_session=...)" },
       [401] = { schema = require("orket.serve.openapi").ERROR, description = "the key is not valid" },

@@ -3,6 +3,7 @@
 -- names), and CORS for the origins orket.lua's serve.cors lists (preflights included).
 local uv = require "luv"
 local crypto = require "orket.c.crypto"
+local localuse = require "orket.serve.localuse"
 
 local M = {}
 
@@ -105,6 +106,23 @@ function M.front(server, req, ctx)
   end
   local name = M.FILES[req.path]
   if name and (req.method == "GET" or req.method == "HEAD") then
+    -- the URL orket serve prints before any key exists: its token becomes the page's cookie
+    -- (HttpOnly, SameSite=Strict) and leaves the address bar at once
+    local given = name == "index.html" and type(req.query) == "table" and req.query.token
+    if given then given = tostring(given):match("^ort_%x+$") or "" end
+    if given then
+      ctx.route = "/"
+      local token = server.auth.token
+      if not (token and localuse.matches(given, token) and not server.auth.keyed) then
+        ctx.status = 403
+        req:respond(403, { "Content-Type: application/json; charset=utf-8", "Cache-Control: no-store" },
+          '{"error":{"code":"forbidden","message":"not this server\'s local token (it changes at each start)"}}\n')
+        return true
+      end
+      ctx.status = 303
+      req:respond(303, { "Location: /", localuse.cookie(token), "Cache-Control: no-store", "Referrer-Policy: no-referrer" }, "")
+      return true
+    end
     static(req, ctx, name)
     return true
   end

@@ -2,8 +2,11 @@
 -- the board what people decided on a card's pull request. No API key: the delivery's
 -- HMAC-SHA256 signature over the raw body (orket.c.crypto.verify_webhook, constant time)
 -- under the secret in the variable orket.lua's git.webhook_secret_env names is checked
--- before the body is parsed; no secret, no delivery. Each delivery id is recorded in the
--- transaction of the board change it makes, so a redelivery finds it and changes nothing.
+-- before the body is parsed; no secret, no delivery. Each delivery id and the event's own
+-- identity from the signed body (orket.forge.identity) are recorded in the transaction of the
+-- board change it makes, so a redelivery, or the same body under a new delivery id (the id
+-- is not signed), finds it and changes nothing; an event older than webhook_max_age_s by its
+-- own timestamp is refused (422).
 -- Events are read by orket.forge; moves go through the board's state machine, the reviewer
 -- acting as a person holding integrity_guard. Rows: orket.store.forge. Contract:
 -- docs/git.md, docs/serve.md.
@@ -38,8 +41,22 @@ local function signature_form(name, sig)
   return not sig:find("=", 1, true) and sig or nil
 end
 
+-- An ignored delivery keeps its id only: it changed nothing, so the same event sent again
+-- later (the card now in review) is read afresh.
 local function record(db, name, d, card, outcome)
-  sf.record_delivery(db, name, d.id, tostring(d.event), card, outcome)
+  local ignored = outcome:find("^ignored") ~= nil
+  sf.record_delivery(db, name, d.id, tostring(d.event), card, outcome, not ignored and d.identity or nil)
+end
+
+-- How old an event may be by its own timestamp (orket.forge.event_time) unless
+-- ORKET_SERVE_LIMITS' webhook_max_age_s says otherwise: three days, as long as GitHub
+-- keeps a delivery for redelivery. An event without a timestamp is taken.
+M.MAX_AGE_S = 3 * 86400
+
+local function stale(doc, max_age)
+  local t = forge.event_time(doc)
+  if t and os.time() - t > max_age then return t end
+  return nil
 end
 
 -- The card a pull request belongs to: by its number as Orket opened it, else by its branch.
@@ -188,9 +205,17 @@ local function handle(name)
     local doc, jerr = cjson.decode(text)
     if type(doc) ~= "table" then return err(400, "bad_json", "the body is not a JSON object: " .. tostring(jerr)) end
     local db = ctx.db
-    if sf.delivery_seen(db, name, d.id) then
+    d.identity = forge.identity(doc)
+    if sf.delivery_seen(db, name, d.id, d.identity) then
       ctx.note = "duplicate"
       return 200, { delivery = d.id, outcome = "duplicate" }
+    end
+    local max_age = ctx.server and ctx.server.limits.webhook_max_age_s or M.MAX_AGE_S
+    local at = stale(doc, max_age)
+    if at then
+      ctx.note = "stale"
+      return err(422, "stale", string.format("the event is from %s, older than this server takes (%d s: "
+        .. "webhook_max_age_s); nothing changed", os.date("!%Y-%m-%dT%H:%M:%SZ", at), max_age))
     end
     local ev, why = forge.event(name, d.event, doc)
     local card
@@ -213,7 +238,7 @@ local function handle(name)
     if not fn then
       ctx.note = "ignored: " .. why
       local rok, rerr = db:tx(function()
-        if sf.delivery_seen(db, name, d.id) then return true end
+        if sf.delivery_seen(db, name, d.id, d.identity) then return true end
         record(db, name, d, card, "ignored: " .. why)
         return true
       end)
@@ -222,7 +247,7 @@ local function handle(name)
     end
     local actor = { seat = ev.reviewer, roles = { "integrity_guard" }, by = "person" }
     local outcome, oerr, ocode = db:tx(function()
-      if sf.delivery_seen(db, name, d.id) then
+      if sf.delivery_seen(db, name, d.id, d.identity) then
         return "duplicate"
       end
       local out, ferr, fcode = fn(ctx, board, board:get(card), ev, actor, d.id)
@@ -256,16 +281,54 @@ local REPLY = { type = "object", additionalProperties = false, required = { "del
   delivery = { type = "string" }, card = { type = "string" }, reason = { type = "string" },
   outcome = { type = "string", description = "done, in_progress, blocked, merge_conflict, duplicate, ignored or refused" } } }
 
+-- What the OpenAPI document says a delivery carries: each forge's headers, and the body's
+-- fields Orket reads (orket.forge.event, identity, event_time); forges send many more.
+local HEADERS = {
+  github = {
+    { "X-Hub-Signature-256", "sha256=<hex>: HMAC-SHA256 of the raw body under the webhook secret", true },
+    { "X-GitHub-Delivery", "the delivery's id (a redelivery keeps it)", true },
+    { "X-GitHub-Event", "pull_request or pull_request_review (others are ignored)", true },
+  },
+  gitea = {
+    { "X-Gitea-Signature", "<hex>: HMAC-SHA256 of the raw body (or X-Forgejo-Signature)", true },
+    { "X-Gitea-Delivery", "the delivery's id (or X-Forgejo-Delivery)", true },
+    { "X-Gitea-Event-Type", "pull_request, pull_request_review_approved or pull_request_review_rejected "
+      .. "(or X-Forgejo-Event-Type)", true },
+  },
+}
+
+local USER = { type = "object", properties = { login = { type = "string" } } }
+local STAMP = { type = "string", description = "ISO 8601; older than webhook_max_age_s: refused (422)" }
+local BODY = { type = "object", description = "the forge's event; the fields Orket reads", properties = {
+  action = { type = "string", description = "submitted (a review), closed (a pull request), ..." },
+  repository = { type = "object", properties = { full_name = { type = "string" } } },
+  sender = USER,
+  pull_request = { type = "object", properties = { number = { type = "integer" }, merged = { type = "boolean" },
+    updated_at = STAMP, user = USER, merged_by = USER,
+    head = { type = "object", properties = { ref = { type = "string" }, sha = { type = "string" } } } } },
+  review = { type = "object", properties = { id = { type = "integer" }, state = { type = "string" },
+    body = { type = "string" }, content = { type = "string" }, submitted_at = STAMP, user = USER } },
+  ref = { type = "string" }, after = { type = "string" },
+  head_commit = { type = "object", properties = { timestamp = STAMP } },
+} }
+
 --- add(router): the two webhook routes (no role: the signature is their authentication)
 function M.add(router)
+  local ERROR = require("orket.serve.openapi").ERROR
   for _, name in ipairs { "gitea", "github" } do
+    local query = {}
+    for _, h in ipairs(HEADERS[name]) do
+      query[#query + 1] = { name = h[1], ["in"] = "header", description = h[2], required = h[3] }
+    end
     router:add("POST", "/v1/webhooks/" .. name, { handler = handle(name), name = "webhook_" .. name,
       summary = "A " .. (name == "gitea" and "Gitea/Forgejo" or "GitHub")
         .. " webhook delivery (HMAC-SHA256 signed; docs/git.md)",
+      query = query, request = BODY,
       responses = { [200] = { schema = REPLY, description = "acted on, or ignored (see outcome)" },
-        [401] = { schema = require("orket.serve.openapi").ERROR, description = "no secret set, or a bad signature" },
-        [413] = { schema = require("orket.serve.openapi").ERROR, description = "the body is too large" },
-        [503] = { schema = require("orket.serve.openapi").ERROR, description = "the repository is busy: deliver again" } } })
+        [401] = { schema = ERROR, description = "no secret set, or a bad signature" },
+        [413] = { schema = ERROR, description = "the body is too large" },
+        [422] = { schema = ERROR, description = "stale: the event is older than webhook_max_age_s by its own timestamp" },
+        [503] = { schema = ERROR, description = "the repository is busy: deliver again" } } })
   end
 end
 

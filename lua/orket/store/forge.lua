@@ -73,15 +73,18 @@ function M.add_decided_cycle(db, card, cycle, pr_number, decision, reviewer, bod
     decision, reviewer, body, delivery))
 end
 
---- delivery_seen(db, forge, delivery) -> true when that webhook delivery was recorded
-function M.delivery_seen(db, forge, delivery)
-  return db:row("SELECT 1 AS x FROM webhook_deliveries WHERE forge = ? AND delivery = ?", forge, delivery) ~= nil
+--- delivery_seen(db, forge, delivery[, identity]) -> true when a delivery was recorded under
+--- that delivery id or that event identity (orket.forge.identity)
+function M.delivery_seen(db, forge, delivery, identity)
+  local row = db:row("SELECT delivery FROM webhook_deliveries WHERE forge = ? AND (delivery = ? OR identity = ?)",
+    forge, delivery, identity)
+  return row ~= nil
 end
 
---- record_delivery(db, forge, delivery, event, card, outcome): received now
-function M.record_delivery(db, forge, delivery, event, card, outcome)
-  assert(db:run([[INSERT INTO webhook_deliveries (forge, delivery, event, card_id, outcome, at)
-    VALUES (?, ?, ?, ?, ?, orket_now())]], forge, delivery, event, card, outcome))
+--- record_delivery(db, forge, delivery, event, card, outcome[, identity]): received now
+function M.record_delivery(db, forge, delivery, event, card, outcome, identity)
+  assert(db:run([[INSERT INTO webhook_deliveries (forge, delivery, event, card_id, outcome, at, identity)
+    VALUES (?, ?, ?, ?, ?, orket_now(), ?)]], forge, delivery, event, card, outcome, identity))
 end
 
 return require("orket.store.backend").twin("forge", M)

@@ -392,4 +392,15 @@ CREATE INDEX leases_worker ON leases(worker);
 CREATE INDEX leases_run ON leases(run_id);
 ]],
   },
+  {
+    version = 15,
+    name = "webhook deliveries by content",
+    -- The event's own identity (a review's id; a pull request's number, action and head
+    -- commit; a push's ref and commit: orket.forge.identity), read from the signed body: a
+    -- body resent under a new delivery id, which no signature covers, is a duplicate too.
+    sql = [[
+ALTER TABLE webhook_deliveries ADD COLUMN identity TEXT;
+CREATE UNIQUE INDEX webhook_deliveries_identity ON webhook_deliveries(forge, identity);
+]],
+  },
 }

@@ -308,6 +308,15 @@ $f$;
 CREATE TRIGGER events_notify AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION orket_events_notify();
 ]],
   },
+  {
+    version = 5,
+    sqlite = 15,
+    name = "webhook deliveries by content (SQLite 15)",
+    sql = [[
+ALTER TABLE webhook_deliveries ADD COLUMN identity text;
+CREATE UNIQUE INDEX webhook_deliveries_identity ON webhook_deliveries(forge, identity);
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.

@@ -61,13 +61,15 @@ function M.add_decided_cycle(db, card, cycle, pr_number, decision, reviewer, bod
     decision, reviewer, body, delivery))
 end
 
-function M.delivery_seen(db, forge, delivery)
-  return db:row("SELECT 1 AS x FROM webhook_deliveries WHERE forge = $1 AND delivery = $2", forge, delivery) ~= nil
+function M.delivery_seen(db, forge, delivery, identity)
+  local row = db:row("SELECT delivery FROM webhook_deliveries WHERE forge = $1 AND (delivery = $2 OR identity = $3)",
+    forge, delivery, identity)
+  return row ~= nil
 end
 
-function M.record_delivery(db, forge, delivery, event, card, outcome)
-  assert(db:run([[INSERT INTO webhook_deliveries (forge, delivery, event, card_id, outcome, at)
-    VALUES ($1, $2, $3, $4, $5, now())]], forge, delivery, event, card, outcome))
+function M.record_delivery(db, forge, delivery, event, card, outcome, identity)
+  assert(db:run([[INSERT INTO webhook_deliveries (forge, delivery, event, card_id, outcome, at, identity)
+    VALUES ($1, $2, $3, $4, $5, now(), $6)]], forge, delivery, event, card, outcome, identity))
 end
 
 return M

@@ -1,0 +1,85 @@
+-- orket.serve.localuse: who may write before any API key exists. Reads stay open to
+-- loopback (orket.serve.auth checks the Host); a write needs this user's unix socket
+-- (.orket/serve.sock, mode 0600, its peers' uid checked by httpd.c: remote "unix") or the
+-- local token (.orket/serve.token, mode 0600, made at each start) as a Bearer token or the
+-- web board's cookie (set from the URL printed at start). Uses orket.c.crypto and luv.
+local crypto = require "orket.c.crypto"
+local uv = require "luv"
+
+local M = {}
+
+M.TOKEN_FILE = ".orket/serve.token"
+M.SOCKET = ".orket/serve.sock"
+M.COOKIE = "orket_local"
+
+local TOKEN_BYTES = 32
+local SAFE = { GET = true, HEAD = true, OPTIONS = true }
+
+local function hex(s) return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end)) end
+
+--- create_token(dir) -> token | nil, msg: a fresh token, written to DIR/.orket/serve.token
+--- with mode 0600 (a new file renamed over the old one: never a moment readable by others)
+function M.create_token(dir)
+  local token = "ort_" .. hex(crypto.random_bytes(TOKEN_BYTES))
+  uv.fs_mkdir(dir .. "/.orket", 448) -- on PostgreSQL nothing else may have made it
+  local path = dir .. "/" .. M.TOKEN_FILE
+  local tmp = path .. ".new"
+  os.remove(tmp)
+  local fd, err = uv.fs_open(tmp, "wx", 384) -- 0600, exclusive
+  if not fd then return nil, "cannot write " .. tmp .. ": " .. tostring(err) end
+  local ok, werr = uv.fs_write(fd, token .. "\n", 0)
+  uv.fs_close(fd)
+  if not ok then
+    os.remove(tmp)
+    return nil, "cannot write " .. tmp .. ": " .. tostring(werr)
+  end
+  local rok, rerr = os.rename(tmp, path)
+  if not rok then
+    os.remove(tmp)
+    return nil, tostring(rerr)
+  end
+  return token
+end
+
+--- remove_token(dir, token): removes the token file if it is still this server's (another
+--- server started since in the same project wrote its own)
+function M.remove_token(dir, token)
+  local path = dir .. "/" .. M.TOKEN_FILE
+  local f = io.open(path, "r")
+  if not f then return end
+  local text = f:read("a") or ""
+  f:close()
+  if crypto.equal(text, token .. "\n") then os.remove(path) end
+end
+
+local function cookie_of(req)
+  local c = req.headers.cookie
+  if type(c) ~= "string" then return nil end
+  for name, value in c:gmatch("([^=;%s]+)=([^;%s]*)") do
+    if name == M.COOKIE then return value end
+  end
+  return nil
+end
+
+local function matches(given, token)
+  return type(given) == "string" and token ~= nil and #given == #token and crypto.equal(given, token)
+end
+
+--- allows(req, token) -> whether a request may write in local use: a safe method, this
+--- user's unix socket, or the token (Authorization: Bearer, or the web board's cookie)
+function M.allows(req, token)
+  if SAFE[req.method] or req.remote == "unix" then return true end
+  local h = req.headers.authorization
+  local bearer = h and h:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +(%S+) *$")
+  return matches(bearer, token) or matches(cookie_of(req), token)
+end
+
+--- cookie(token) -> the Set-Cookie header that carries the token for the web board
+function M.cookie(token)
+  return string.format("Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Strict", M.COOKIE, token)
+end
+
+--- matches(given, token) -> whether given is the token (constant time)
+M.matches = matches
+
+return M

@@ -1,0 +1,219 @@
+-- orket serve's guards end to end: closed event streams freed at once, every error as JSON,
+-- the local token and unix socket that stand in for a key before one exists, webhooks
+-- deduplicated by their content and refused when stale. The binary on 127.0.0.1.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+
+local wait_for = H.wait_for
+
+local function gauge(s, key)
+  local headers = key and { "Authorization: Bearer " .. key } or nil
+  local st, text = H.fetch { url = s.url .. "/metrics", headers = headers, total_timeout_ms = 20000 }
+  assert(st == 200, text)
+  return tonumber(text:match("\norket_sse_clients (%d+)"))
+end
+
+describe("orket serve's guards", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("frees a closed event stream at once: 50 closed, 50 reopened from one address, the gauge right", function()
+    local dir = H.example("webapp")
+    -- heartbeats far away: only the socket's close can free a slot in time
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "heartbeat_ms=60000,addr_burst=1000,addr_rate=1000" } })
+    local function open_all()
+      local list = {}
+      for i = 1, 50 do
+        list[i] = H.stream { url = s.url .. "/v1/events", total_timeout_ms = 60000 }
+      end
+      return list
+    end
+    local first = open_all()
+    for _, st in ipairs(first) do assert.equal(200, st.status) end
+    wait_for(function() return gauge(s) == 50 end, "50 clients counted")
+    for _, st in ipairs(first) do st.close() end
+    local second = open_all() -- at once: 50 old ones still counted would pass the 64 per address
+    local ok = 0
+    for _, st in ipairs(second) do if st.status == 200 then ok = ok + 1 end end
+    assert.equal(50, ok)
+    wait_for(function() return gauge(s) == 50 end, "the gauge back at 50", 200)
+    for _, st in ipairs(second) do st.close() end
+    wait_for(function() return gauge(s) == 0 end, "the gauge at 0", 200)
+    assert.equal(0, s.stop())
+  end)
+
+  it("answers every error as JSON: 431, 413 declared and streamed, 415 for a form's sign-in", function()
+    local dir = H.example("webapp")
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "max_body_bytes=1000" } })
+    local function json_error(st, body, headers, status, code)
+      assert.equal(status, st, body)
+      assert.matches("^application/json", headers["content-type"])
+      assert.equal(code, cjson.decode(body).error.code)
+    end
+    -- headers over the 16 KiB cap, and four times over (past libmicrohttpd's own memory)
+    local st, body, headers = H.fetch { url = s.url .. "/health", headers = { "X-Big: " .. ("a"):rep(20000) } }
+    json_error(st, body, headers, 431, "too_large")
+    st, body, headers = H.fetch { url = s.url .. "/v1/board", headers = { "X-A: " .. ("a"):rep(16000),
+      "X-B: " .. ("b"):rep(16000), "X-C: " .. ("c"):rep(16000) } }
+    json_error(st, body, headers, 431, "too_large")
+    assert.equal(200, (H.fetch { url = s.url .. "/health" })) -- and it keeps serving
+    -- a body over the cap, declared, then streamed (chunked)
+    local auth = { "Authorization: Bearer " .. op, "Content-Type: application/json" }
+    st, body, headers = H.fetch { url = s.url .. "/v1/cards/API-2/comments", method = "POST", headers = auth,
+      body = cjson.encode { body = ("x"):rep(5000) } }
+    json_error(st, body, headers, 413, "too_large")
+    st, body, headers = H.fetch { url = s.url .. "/v1/cards/API-2/comments", method = "POST",
+      headers = { auth[1], auth[2], "Transfer-Encoding: chunked" }, body = cjson.encode { body = ("x"):rep(5000) } }
+    json_error(st, body, headers, 413, "too_large")
+    -- a form-encoded sign-in: 415 before the body is read
+    st, body, headers = H.fetch { url = s.url .. "/v1/session", method = "POST",
+      headers = { "Content-Type: application/x-www-form-urlencoded" }, body = "key=" .. op }
+    json_error(st, body, headers, 415, "unsupported_media_type")
+    assert.equal(0, s.stop())
+  end)
+
+  it("runs the move example of docs/serve.md as written", function()
+    local dir = H.example("webapp")
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local doc = assert(H.read(H.ROOT .. "/docs/serve.md"))
+    local path, body = doc:match("\npost (/v1/cards/[%w%-]+/move) '([^']+)'")
+    assert.truthy(path, "the move example")
+    local st, answer, text = H.api(s, "POST", path, op, body)
+    assert.equal(200, st, text)
+    assert.equal(cjson.decode(body).to, answer.card.status)
+    assert.equal(0, s.stop())
+  end)
+
+  it("describes the webhook routes' bodies and signature headers in the OpenAPI document", function()
+    local dir = H.example("webapp")
+    local s = H.serve(dir)
+    local st, text = H.fetch { url = s.url .. "/v1/openapi.json" }
+    assert.equal(200, st)
+    local api = cjson.decode(text)
+    for forge, sig in pairs { github = "X-Hub-Signature-256", gitea = "X-Gitea-Signature" } do
+      local op = assert(api.paths["/v1/webhooks/" .. forge].post, forge)
+      local names = {}
+      for _, p in ipairs(op.parameters or {}) do if p["in"] == "header" then names[p.name] = p end end
+      assert.truthy(names[sig], forge .. " " .. sig)
+      assert.truthy(op.requestBody and op.requestBody.content["application/json"].schema, forge .. " body")
+    end
+    assert.equal(0, s.stop())
+  end)
+
+  it("takes a webhook's event once, whatever its delivery id, and refuses a stale one", function()
+    local crypto = require "orket.c.crypto"
+    local dir = H.example("webapp")
+    -- appended: on PostgreSQL the file already names the test's database
+    H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. '\ngit = { remote = "file:///nowhere.git", forge = "github", repo = "acme/notes", '
+      .. 'api_url = "http://forge.invalid", token_env = "FORGE_TOKEN", webhook_secret_env = "HOOK_SECRET" }\n')
+    local s = H.serve(dir, { env = { HOOK_SECRET = "s3cret" } })
+    local function closed(updated)
+      return cjson.encode { action = "closed", repository = { full_name = "acme/notes" }, sender = { login = "bob" },
+        pull_request = { number = 7, merged = false, updated_at = updated, user = { login = "orket-bot" },
+          head = { ref = "orket/API-2", sha = ("ab"):rep(20) } } }
+    end
+    local function deliver(body, id)
+      local st, text = H.fetch { url = s.url .. "/v1/webhooks/github", method = "POST", body = body,
+        headers = { "X-GitHub-Event: pull_request", "X-GitHub-Delivery: " .. id,
+          "X-Hub-Signature-256: sha256=" .. crypto.hmac_sha256("s3cret", body) } }
+      return st, cjson.decode(text)
+    end
+    local now = os.date("!%Y-%m-%dT%H:%M:%SZ")
+    local body = closed(now)
+    local st, doc = deliver(body, "d-1")
+    assert.equal(200, st, cjson.encode(doc))
+    assert.equal("blocked", doc.outcome)
+    local history = #H.card_json(dir, "API-2").history
+    -- the same signed body under another delivery id: the id is not signed, the event is
+    st, doc = deliver(body, "d-2")
+    assert.equal(200, st)
+    assert.equal("duplicate", doc.outcome)
+    assert.equal(history, #H.card_json(dir, "API-2").history)
+    -- an event older than the window by its own timestamp: refused, nothing recorded
+    local old = closed(os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - 4 * 86400)):gsub('"closed"', '"reopened"')
+    st, doc = deliver(old, "d-3")
+    assert.equal(422, st)
+    assert.equal("stale", doc.error.code)
+    assert.matches("older than", doc.error.message)
+    assert.equal(history, #H.card_json(dir, "API-2").history)
+    assert.equal(0, s.stop())
+    -- a window set wider takes it (and reads it: a reopened pull request is ignored)
+    os.remove(dir .. "/serve.out")
+    s = H.serve(dir, { env = { HOOK_SECRET = "s3cret", ORKET_SERVE_LIMITS = "webhook_max_age_s=864000" } })
+    st, doc = deliver(old, "d-3")
+    assert.equal(200, st)
+    assert.equal("ignored", doc.outcome)
+    assert.equal(0, s.stop())
+  end)
+
+  it("without keys, writes only with the local token or over this user's unix socket", function()
+    local dir = H.example("webapp")
+    local s = H.serve(dir)
+    local token = assert(s.token, "the token in the printed URL")
+    local st_file = assert(require("luv").fs_stat(dir .. "/.orket/serve.token"))
+    assert.equal(384, st_file.mode & 511) -- 0600
+    assert.equal(token .. "\n", H.read(dir .. "/.orket/serve.token"))
+    local summary = H.card_json(dir, "API-2").card.summary
+    -- what any local process could send: text/plain, no Origin, no token (a raw client:
+    -- the test helper would add the token)
+    local function post(headers)
+      local cmd = "curl -s -o /dev/null -w '%{http_code}' -X POST " .. s.url .. "/v1/cards/API-2/comments "
+      for _, h in ipairs(headers) do cmd = cmd .. "-H " .. H.quote(h) .. " " end
+      local p = io.popen(cmd .. "--data-binary " .. H.quote('{"body":"written"}'))
+      local code = tonumber(p:read("a"))
+      p:close()
+      return code
+    end
+    assert.equal(401, post { "Content-Type: text/plain" })
+    assert.equal(401, post { "Content-Type: application/json", "Authorization: Bearer ort_" .. ("0"):rep(64) })
+    assert.equal(401, post { "Content-Type: application/json", "Cookie: orket_local=" .. token:sub(1, -2) .. "x" })
+    assert.equal(0, #H.card_json(dir, "API-2").comments)
+    assert.matches('"auth":"token"', s.log())
+    -- reads stay open on loopback
+    assert.equal(200, (H.fetch { url = s.url .. "/v1/board", headers = { "Cookie: none=1" } }))
+    -- the token as a Bearer token, and as the web board's cookie
+    assert.equal(200, post { "Content-Type: application/json", "Authorization: Bearer " .. token })
+    assert.equal(200, post { "Content-Type: text/plain", "Cookie: orket_local=" .. token })
+    assert.equal(2, #H.card_json(dir, "API-2").comments)
+    assert.equal(summary, H.card_json(dir, "API-2").card.summary)
+    -- the printed URL sets the cookie and leaves the address bar; another token is refused
+    local st, _, h = H.fetch { url = s.url .. "/?token=" .. token, headers = { "Cookie: none=1" } }
+    assert.equal(303, st)
+    assert.equal("/", h.location)
+    assert.equal("orket_local=" .. token .. "; Path=/; HttpOnly; SameSite=Strict", h["set-cookie"])
+    assert.equal(403, (H.fetch { url = s.url .. "/?token=ort_" .. ("1"):rep(64), headers = { "Cookie: none=1" } }))
+    -- the unix socket: mode 0600, this user's requests write without a token
+    local sock = dir .. "/.orket/serve.sock"
+    local sst = assert(require("luv").fs_stat(sock))
+    assert.equal("socket", sst.type)
+    assert.equal(384, sst.mode & 511)
+    local p = io.popen("curl -s -o /dev/null -w '%{http_code}' --unix-socket " .. H.quote(sock)
+      .. " -X POST -H 'Content-Type: text/plain' --data-binary '{\"body\":\"over the socket\"}' "
+      .. "http://localhost/v1/cards/API-2/comments")
+    assert.equal(200, tonumber(p:read("a")))
+    p:close()
+    assert.equal(3, #H.card_json(dir, "API-2").comments)
+    -- another user's process gets nothing, even with the file opened to all
+    local as_nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups "
+    if io.popen("id -u"):read("a"):match("^0\n") then
+      os.execute("chmod 666 " .. H.quote(sock) .. " && chmod 755 " .. H.quote(dir .. "/.orket") .. " " .. H.quote(dir))
+      -- the file is open to that user (else the kernel, not the server, would refuse)
+      local reach = os.execute(as_nobody .. "/bin/sh -c " .. H.quote("test -w " .. H.quote(sock)))
+      if not reach then pending("the test directory is closed to other users") return end
+      p = io.popen("setpriv --reuid=65534 --regid=65534 --clear-groups curl -s -o /dev/null -w '%{http_code}' "
+        .. "--unix-socket " .. H.quote(sock) .. " -X POST -H 'Content-Type: text/plain' --data-binary '{\"body\":\"x\"}' "
+        .. "http://localhost/v1/cards/API-2/comments")
+      assert.equal(0, tonumber(p:read("a")))
+      p:close()
+      assert.equal(3, #H.card_json(dir, "API-2").comments)
+    end
+    -- the token and the socket go with the server
+    assert.equal(0, s.stop())
+    assert.is_nil(H.read(dir .. "/.orket/serve.token"))
+    assert.is_nil(require("luv").fs_stat(sock))
+  end)
+end)

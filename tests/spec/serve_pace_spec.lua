@@ -1,0 +1,42 @@
+-- orket.serve.pace: one heavy step per turn of the loop, in the order asked, and cancellable.
+local pace = require "orket.serve.pace"
+local task = require "orket.task"
+local uv = require "luv"
+
+describe("orket.serve.pace", function()
+  it("lets the first caller go at once and the others one per turn of the loop, in order", function()
+    local turns = 0
+    local check = uv.new_check()
+    check:start(function() turns = turns + 1 end)
+    local p = pace.new()
+    local passed = {}
+    local tasks = {}
+    for i = 1, 5 do
+      tasks[i] = task.spawn(function()
+        p:pass()
+        passed[#passed + 1] = { i = i, turn = turns }
+      end)
+    end
+    assert.same({ i = 1, turn = 0 }, passed[1]) -- at once, before the loop turned
+    for _, t in ipairs(tasks) do assert(t:join()) end
+    check:close()
+    for k = 1, 5 do assert.equal(k, passed[k].i) end
+    for k = 2, 5 do assert.is_true(passed[k].turn > passed[k - 1].turn, "one per turn") end
+    -- quiet again (the pacer's timer gone): the next caller goes at once
+    require("orket.c.runtime").sleep(20)
+    local t = task.spawn(function() p:pass() end)
+    assert.equal("dead", coroutine.status(t.co))
+  end)
+
+  it("survives a waiter cancelled in its wait", function()
+    local p = pace.new()
+    local first = task.spawn(function() p:pass() end)
+    local waiting = task.spawn(function() p:pass() error("not reached") end)
+    local last_done = false
+    local last = task.spawn(function() p:pass() last_done = true end)
+    waiting:cancel()
+    assert(first:join())
+    assert(last:join())
+    assert.is_true(last_done)
+  end)
+end)
