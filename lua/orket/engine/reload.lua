@@ -58,18 +58,21 @@ function M.validate(s, settings, models)
     local bad = require("orket.llm").check_models(models, nil, s.roles.by_name)
     if #bad > 0 then return nil, bad[1], "EINVAL" end
   end
-  return M.check_tools(s)
+  return M.check_tools(s, settings.mcp)
 end
 
---- check_tools(scripts) -> true | nil, "roles/x.lua:LINE: tools[i]: no tool named ...", "ENOENT":
+--- check_tools(scripts[, mcp]) -> true | nil, "roles/x.lua:LINE: tools[i]: no tool named ...", "ENOENT":
 --- every tool a role lists is loaded (a tool file deleted or renamed under a role that
 --- uses it would otherwise leave the role calling a tool that is not there).
-function M.check_tools(s)
+-- mcp: orket.lua's mcp section; SERVER__TOOL of a server it names passes (its tools are
+--- known once it is connected: docs/mcp.md).
+function M.check_tools(s, mcp)
   local lines = require "orket.lines"
   for _, name in ipairs(s.roles.names) do
     local r = s.roles.by_name[name]
     for i, t in ipairs(r.tools or {}) do
-      if not s.tools:get(t) then
+      local server = t:match("^([a-z][a-z0-9_]-)__")
+      if not s.tools:get(t) and not (server and mcp and mcp.servers[server]) then
         local file = (r.file or ("roles/" .. name .. ".lua")):gsub("^%./", "")
         local line = lines.of(require("orket.scriptfile").read(r.file or file), "tools")
         return nil, string.format("%s%s: tools[%d]: no tool named %q", file, line and (":" .. line) or "", i, t), "ENOENT"
@@ -118,6 +121,7 @@ function M.apply(e, files)
     return nil, err, code
   end
   e.roles, e.tools, e.policies, e.routing = s.roles, s.tools, s.policies, s.routing
+  if e.mcp then e.tools = e.mcp:wrap(e.tools) end -- the MCP servers' tools beside the files'
   e.reloads = (e.reloads or 0) + 1
   e.db:event { kind = "reload", run = e.run_id, data = { files = names, roles = s.roles.names, tools = s.tools.names } }
   e:emit { type = "reload", files = names }

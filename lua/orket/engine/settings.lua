@@ -453,6 +453,7 @@ local SCHEMA = {
   { "verify", verify },
   { "serve", serve },
   { "git", git },
+  { "mcp", function(d) return require("orket.mcp.settings").section(d.mcp) end }, -- docs/mcp.md
   -- where the store is (docs/store.md, "Toward PostgreSQL"); checked here, not used yet
   { "store", function(d)
     local s, err = require("orket.store.pgurl").section(d.store)
