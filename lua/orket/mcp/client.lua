@@ -182,7 +182,17 @@ end
 
 function Conn:_line(text)
   local msg, kind = rpc.decode(text)
-  if not msg then return self:_protocol_error(kind.message) end
+  if not msg then
+    -- an answer that cannot be read (too deep, not JSON) still fails the request it names
+    -- at once, rather than leaving it to time out
+    local id = math.tointeger(tonumber(text:sub(1, 200):match('"id"%s*:%s*(%d+)') or ""))
+    local w = id and self.pending[id]
+    if w then
+      self.pending[id] = nil
+      w.finish(nil, "mcp." .. self.name .. ": the server's answer could not be read: " .. kind.message, "EPROTO")
+    end
+    return self:_protocol_error(kind.message)
+  end
   self:_dispatch(msg, kind)
 end
 

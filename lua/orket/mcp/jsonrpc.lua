@@ -13,7 +13,7 @@ M.INVALID_PARAMS, M.INTERNAL_ERROR = -32602, -32603
 M.MAX_MESSAGE = 4 * 1024 * 1024
 -- Nesting deeper than this is refused (lua-cjson's own limit is 1000, and a hostile peer's
 -- deep arrays cost the walkers after it).
-M.MAX_DEPTH = 64
+M.MAX_DEPTH = 128
 
 local null = cjson.null
 M.null = null
