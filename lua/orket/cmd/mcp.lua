@@ -92,6 +92,56 @@ local function serve(dir, read_only, cli)
   return 0
 end
 
+-- list: each server started as a run starts it, then stopped.
+local function list(dir, json, cli)
+  local cfg, err = require("orket.config").load(dir)
+  if not cfg then
+    cli.err("%s", err)
+    return 1
+  end
+  local s, serr = require("orket.engine.settings").resolve(cfg)
+  if not s then
+    cli.err("%s", serr)
+    return 1
+  end
+  local manager = require "orket.mcp.manager"
+  local ws = dir .. "/workspace"
+  uv.fs_mkdir(ws, 493) -- as a run makes it: a stdio server runs in it
+  local m = manager.new(s.mcp, { cwd = manager.abspath(ws) })
+  local ok, status = task.spawn(function()
+    m:start()
+    local st = m:status()
+    m:close()
+    return st
+  end):join()
+  if not ok then
+    cli.err("%s", status)
+    return 1
+  end
+  if json then
+    for _, e in ipairs(status) do
+      e.tools = jsonout.array(e.tools)
+      e.refused = jsonout.array(e.refused)
+      e.state = e.why and "down" or "ready"
+    end
+    io.stdout:write(jsonout.encode { format = "orket.mcp_list/1", servers = jsonout.array(status) }, "\n")
+  elseif #status == 0 then
+    io.stdout:write("no MCP servers in orket.lua (mcp = { servers = { ... } }: docs/mcp.md)\n")
+  end
+  local failed = 0
+  for _, e in ipairs(status) do
+    if e.why then failed = failed + 1 end
+    if not json then
+      local inert = require("orket.inert").text
+      io.stdout:write(string.format("%-16s %-6s %s\n", e.name, e.transport, e.why and ("down: " .. inert(tostring(e.why)))
+        or string.format("ready, %d tools", #e.tools)))
+      for _, t in ipairs(e.tools) do io.stdout:write("  ", t, "\n") end
+      for _, r in ipairs(e.refused) do io.stdout:write("  refused ", inert(r.name), ": ", inert(r.why), "\n") end
+    end
+  end
+  return failed > 0 and 1 or 0
+end
+
 function cmd.run(args, cli)
   local read_only, json
   local dir, pos = cli.words(cmd, args, { ["--read-only"] = function() read_only = true end,
@@ -105,7 +155,7 @@ function cmd.run(args, cli)
   elseif sub == "list" then
     if #pos > 1 then return cli.usage_error(cmd, "mcp list takes no other word") end
     if read_only then return cli.usage_error(cmd, "--read-only goes with mcp serve") end
-    return require("orket.mcp.client").list_command(dir, json, cli)
+    return list(dir, json, cli)
   end
   return cli.usage_error(cmd, sub and ("unknown mcp command '" .. sub .. "'") or "mcp needs serve or list")
 end
