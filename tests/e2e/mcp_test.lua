@@ -166,3 +166,88 @@ describe("orket mcp serve (stdio)", function()
     assert.equal("NOTES-1", out.run)
   end)
 end)
+
+describe("the /mcp route of orket serve (Streamable HTTP)", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  local function post(s, key, body, headers)
+    local h = { "Content-Type: application/json", "Accept: application/json, text/event-stream" }
+    if key then h[#h + 1] = "Authorization: Bearer " .. key end
+    for _, x in ipairs(headers or {}) do h[#h + 1] = x end
+    local st, text, hdrs = H.fetch { url = s.url .. "/mcp", method = "POST", headers = h, body = body, total_timeout_ms = 20000 }
+    local lower = {}
+    for k, v in pairs(hdrs or {}) do lower[tostring(k):lower()] = v end
+    return st, text ~= "" and require("cjson.safe").decode(text) or nil, lower
+  end
+
+  local function call(name, args)
+    return cjson.encode { jsonrpc = "2.0", id = 7, method = "tools/call", params = { name = name, arguments = args } }
+  end
+
+  it("sessions per key, roles, Origin and protocol version checked", function()
+    local dir = H.example("notes")
+    local viewer = H.api_key(dir, "look", "viewer")
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    -- no key: the API's 401
+    assert.equal(401, (post(s, nil, INIT)))
+    local st, doc, hdrs = post(s, viewer, INIT)
+    assert.equal(200, st)
+    assert.equal("2025-11-25", doc.result.protocolVersion)
+    local sid = assert(hdrs["mcp-session-id"])
+    local with = { "Mcp-Session-Id: " .. sid, "MCP-Protocol-Version: 2025-11-25" }
+    assert.equal(202, (post(s, viewer, '{"jsonrpc":"2.0","method":"notifications/initialized"}', with)))
+    -- a viewer reads, and cannot write
+    local _, read = post(s, viewer, call("get_card", { id = "NOTES-1" }), with)
+    assert.equal("NOTES-1", read.result.structuredContent.card.id)
+    local _, w = post(s, viewer, call("comment", { id = "NOTES-1", body = "x" }), with)
+    assert.is_true(w.result.isError)
+    assert.equal("forbidden", w.result.structuredContent.error.code)
+    assert.equal(0, #H.card_json(dir, "NOTES-1").comments)
+    -- another key does not find the session; none at all is refused
+    assert.equal(404, (post(s, op, call("get_card", { id = "NOTES-1" }), with)))
+    assert.equal(400, (post(s, viewer, call("get_card", { id = "NOTES-1" }))))
+    -- a foreign browser Origin, an unknown protocol version
+    local bad_origin = { with[1], with[2], "Origin: https://evil.example" }
+    assert.equal(403, (post(s, viewer, call("get_card", { id = "NOTES-1" }), bad_origin)))
+    assert.equal(400, (post(s, viewer, call("get_card", { id = "NOTES-1" }), { with[1], "MCP-Protocol-Version: 1999-01-01" })))
+    -- DELETE ends it
+    local dst = H.fetch { url = s.url .. "/mcp", method = "DELETE", headers = { "Authorization: Bearer " .. viewer, with[1] } }
+    assert.equal(204, dst)
+    assert.equal(404, (post(s, viewer, call("get_card", { id = "NOTES-1" }), with)))
+    -- an operator writes, as itself
+    local _, _, oh = post(s, op, INIT)
+    local _, ow = post(s, op, call("comment", { id = "NOTES-1", body = "over http" }), { "Mcp-Session-Id: " .. oh["mcp-session-id"] })
+    assert.is_nil(ow.result.isError)
+    local c = H.card_json(dir, "NOTES-1").comments[1]
+    assert.equal("over http", c.body)
+    assert.matches("^%x+$", c.author) -- the key's id, never the key
+    assert.is_nil(s.log():find(op, 1, true))
+  end)
+
+  it("works with the official TypeScript SDK's Streamable HTTP client", function()
+    local ndir, why = npm.ensure()
+    if not ndir then
+      print("\nSKIPPED (the SDK from npm): " .. why)
+      return
+    end
+    local dir = H.example("notes")
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local r = npm.node("sdk_client.mjs", { "http", s.url .. "/mcp", op })
+    assert.equal(0, r.status, r.stderr)
+    local out = cjson.decode(r.stdout)
+    assert.equal("orket", out.server.name)
+    assert.same({ "NOTES", "NOTES-1", "NOTES-2", "NOTES-3", "NOTES-4" }, out.board_cards)
+    assert.equal("not_found", out.missing.structuredContent.error.code)
+    assert.equal(-32602, out.unknown_tool.code)
+    assert.equal("NOTES-5", out.created)
+    assert.equal("ready", out.read_status)
+    assert.is_true(out.commented)
+    assert.is_true(out.ping.ok)
+    assert.matches("^%x+$", out.session)
+  end)
+end)

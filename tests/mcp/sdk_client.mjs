@@ -41,10 +41,15 @@ out.read_missing = await attempt(() => client.readResource({ uri: "orket://cards
 await client.subscribeResource({ uri: "orket://cards/NOTES-1" });
 const commented = await client.callTool({ name: "comment", arguments: { id: "NOTES-1", body: "a comment over MCP" } });
 out.commented = !commented.isError;
-for (let i = 0; i < 100 && updated.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+// over HTTP this server sends messages only in answers (no GET stream): no updates to wait for
+for (let i = 0; mode === "stdio" && i < 100 && updated.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
 out.updated = updated;
 out.ping = await attempt(() => client.ping());
-const run = await client.callTool({ name: "start_run", arguments: { target: "NOTES-1" } });
-out.run = run.isError ? text(run) : run.structuredContent.run.target;
+if (mode === "stdio") {
+  const run = await client.callTool({ name: "start_run", arguments: { target: "NOTES-1" } });
+  out.run = run.isError ? text(run) : run.structuredContent.run.target;
+}
+out.session = transport.sessionId || null;
+if (mode !== "stdio") await transport.terminateSession();
 await client.close();
 console.log(JSON.stringify(out));
