@@ -55,7 +55,7 @@ describe("engine settings", function()
       review = { escalate_after = 5, requirements_review_after = 1 },
       models = { providers = { x = { kind = "nope" } } } }
     assert.same({
-      "orket.lua: teams: unknown setting (settings: budgets, concurrency, context, git, limits, models, name, review, serve, store, team, verify, vision)",
+      "orket.lua: teams: unknown setting (settings: budgets, concurrency, context, git, limits, mcp, models, name, review, serve, store, team, verify, vision)",
       "orket.lua: name: is not valid UTF-8 (byte 4)",
       "orket.lua: models.providers.x.kind must be one of openai, ollama, scripted, replay (got nope)",
       "orket.lua: concurrency: must be an integer from 1 to 1000000000000 (got 0)",
