@@ -10,7 +10,7 @@ libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev"
 # prometheus for its promtool, which checks orket serve's /metrics; chromium and its
 # WebDriver for the web board's browser test; postgresql for the PostgreSQL backend's
 # tests (each test run starts its own server in a temp dir); wrk for `make bench`.
-TEST_PKGS="prometheus chromium chromium-driver postgresql wrk"
+TEST_PKGS="prometheus chromium chromium-driver postgresql wrk nodejs npm" # nodejs npm: MCP peers (docs/mcp.md)
 PKGS="$PKGS $TEST_PKGS"
 
 # --asan: gcc's AddressSanitizer and UBSan runtimes come with build-essential's gcc.
