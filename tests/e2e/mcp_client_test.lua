@@ -28,15 +28,15 @@ return { rules = {
 }, default = { content = "Nothing more to do." } }
 ]]
 
-local function project(server, extra)
+local function project(server, extra, mcp_line)
   local dir = H.tmpdir()
   os.execute("mkdir -p " .. H.quote(dir .. "/epics") .. " " .. H.quote(dir .. "/roles"))
   H.write(dir .. "/orket.lua", string.format([[
 name = "mcpteam"
 models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
-mcp = { servers = { everything = { command = { "node", %q, "stdio" } } } }
-]], server) .. (extra or ""))
+%s
+]], mcp_line or string.format('mcp = { servers = { everything = { command = { "node", %q, "stdio" } } } }', server)) .. (extra or ""))
   H.write(dir .. "/epics/e.json", '{ "id": "E", "name": "Sum", "issues": [ { "id": "E-1", "summary": "Add 20 and 22", '
     .. '"seat": "senior_developer" } ] }')
   H.write(dir .. "/roles/coder.lua", [[
@@ -106,5 +106,30 @@ return { intent = "x", tools = { "update_issue_status", "nosuch__echo" }, system
     local v = H.orket("run E", { cwd = dir })
     assert.not_equal(0, v.status)
     assert.matches('roles/coder.lua:%d+: tools%[2%]: no tool named "nosuch__echo"', v.stderr)
+  end)
+
+  it("reaches a Streamable HTTP server (event-stream answers) and a team uses it", function()
+    local server = everything()
+    if not server then return end
+    local port = 20000 + math.random(0, 20000)
+    local dir = H.tmpdir()
+    os.execute(string.format("cd %s && { PORT=%d exec node %s streamableHttp >ev.log 2>&1 & echo $! >ev.pid; } >/dev/null 2>&1",
+      H.quote(dir), port, H.quote(server)))
+    local pid = H.wait_for(function() return H.read(dir .. "/ev.pid") end, "the server's pid"):match("%d+")
+    local ok, err = pcall(function()
+      H.wait_for(function() return (H.read(dir .. "/ev.log") or ""):find("listening on port", 1, true) end, "node to listen", 2000)
+      local proj = project(server, nil, string.format('mcp = { servers = { everything = { url = "http://127.0.0.1:%d/mcp" } } }', port))
+      local l = H.orket("mcp list --json", { cwd = proj })
+      assert.equal(0, l.status, l.stdout .. l.stderr)
+      local s = cjson.decode(l.stdout).servers[1]
+      assert.equal("http", s.transport)
+      assert.equal("ready", s.state)
+      local r = H.orket("run E", { cwd = proj })
+      assert.equal(0, r.status, r.stderr)
+      assert.equal("done", H.card_json(proj, "E-1").card.status)
+      assert.matches("The sum of 20 and 22 is 42.", H.orket("log 1", { cwd = proj }).stdout, 1, true)
+    end)
+    os.execute("kill " .. pid)
+    assert(ok, err)
   end)
 end)

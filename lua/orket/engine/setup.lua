@@ -94,7 +94,10 @@ function M.open(dir, opts)
   e.dir = dir
   e.git = git
   if s.mcp and #s.mcp.names > 0 then -- orket.lua's MCP servers, connected now (docs/mcp.md)
-    e.mcp = require("orket.mcp.manager").new(s.mcp, { cwd = require("orket.mcp.manager").abspath(ws_dir) })
+    e.mcp = require("orket.mcp.manager").new(s.mcp, { cwd = require("orket.mcp.manager").abspath(ws_dir),
+      log = function(f) -- a server ready, down, restarted, misbehaving: in the run's stream
+        e:emit { type = "mcp", event = f.event, server = f.server, message = f.message, tool = f.tool, tools = f.tools }
+      end })
     e.mcp:start()
     e.tools = e.mcp:wrap(e.tools)
   end
