@@ -121,6 +121,43 @@ describe("orket.mcp.client", function()
   end)
 end)
 
+describe("orket.mcp.manager", function()
+  after_each(H.cleanup)
+
+  it("offers SERVER__TOOL, marks the tools unavailable while a dead server restarts, then has them back", function()
+    in_task(function()
+      local manager = require "orket.mcp.manager"
+      local events = {}
+      local m = manager.new(assert(require("orket.mcp.settings").section { servers = {
+        h = { command = { H.BIN, "lua", SERVER, "good" }, timeout_ms = 10000 } } }),
+        { cwd = H.tmpdir(), log = function(f) events[#events + 1] = f.event end })
+      assert.same({}, m:start())
+      local d = assert(m:get("h__ok"))
+      assert.equal("mcp", d.effect)
+      assert.equal("[h] fine", d.spec.description)
+      -- the registry the engine sees: the files' tools and these
+      local reg = m:wrap(assert(require("orket.tools").load_dirs { H.ROOT .. "/tools" }))
+      assert.equal(d, reg:get("h__ok"))
+      assert.truthy(reg:get("write_file"))
+      assert.equal(2, #reg:specs { "write_file", "h__ok" })
+      assert.equal("unknown", (reg:recover("h__ok", {}, {})))
+      assert.equal("got x", m:call("h__ok", { m = "x" }).result.text)
+      assert.equal("EDOWN", m:call("h__ok", { m = "die" }).code)
+      local r = m:call("h__ok", { m = "x" })
+      assert.equal("EUNAVAILABLE", r.code)
+      assert.matches("the MCP server h is", r.error)
+      H.wait_for(function()
+        require("orket.c.runtime").sleep(20)
+        return m.servers.h.state == "ready"
+      end, "the restart", 500)
+      assert.equal("got back", m:call("h__ok", { m = "back" }).result.text)
+      assert.truthy(table.concat(events, " "):find("mcp_down", 1, true))
+      m:close()
+      assert.equal("stopped", m:status()[1].state)
+    end)
+  end)
+end)
+
 describe("orket.lua's mcp section", function()
   local function check(mcp)
     local _, err = settings.resolve { team = { a = { roles = { "coder" } } }, mcp = mcp }

@@ -478,6 +478,8 @@ function Conn:close(why)
   if self.state == "closed" then return end
   self.state = "closed"
   self.why = why or "closed"
+  -- the owner hears first: a waiting task resumed below may call again at once
+  if self.on_close then self.on_close(self, self.why) end
   self:_fail_pending("mcp." .. self.name .. ": " .. self.why, "EDOWN")
   if self.reader then self.reader:close() end
   if self.pipes then
@@ -497,7 +499,6 @@ function Conn:close(why)
     end)
   end
   if self.tmpdir then pcall(rm_tree, self.tmpdir) self.tmpdir = nil end
-  if self.on_close then self.on_close(self, self.why) end
 end
 
 M.Conn = Conn

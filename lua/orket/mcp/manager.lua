@@ -117,7 +117,7 @@ function Manager:call(name, args, left_ms)
   local d = self.defs[name]
   if not d then return { ok = false, error = "no MCP tool named " .. tostring(name), code = "ENOENT" } end
   local s = self.servers[d.mcp.server]
-  if not s.conn or s.state ~= "ready" then
+  if not s.conn or s.state ~= "ready" or s.conn.state ~= "ready" then
     return { ok = false, code = "EUNAVAILABLE", error = string.format("the MCP server %s is %s%s; its tools are unavailable until it is back",
       d.mcp.server, s.state, s.why and (" (" .. tostring(s.why):sub(1, 300) .. ")") or "") }
   end
