@@ -158,6 +158,43 @@ describe("orket.mcp.manager", function()
   end)
 end)
 
+describe("orket.lua's mcp section on a hot reload", function()
+  after_each(H.cleanup)
+
+  it("starts a server added to orket.lua, keeps it on a bad edit, stops one removed", function()
+    in_task(function()
+      local dir = H.tmpdir()
+      os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+      local db = assert(require("orket.project").open_store(dir, true))
+      assert(require("orket.import").import(db, dir))
+      db:close()
+      local reload = require "orket.engine.reload"
+      local e = assert(require("orket.engine.setup").open(dir, {}))
+      assert.is_nil(e.tools:get("h__ok"))
+      local base = H.read(dir .. "/orket.lua")
+      H.write(dir .. "/orket.lua", base .. string.format("\nmcp = { servers = { h = { command = { %q, \"lua\", %q, \"good\" } } } }\n",
+        H.BIN, SERVER))
+      assert(reload.apply(e, { ["orket.lua"] = true }))
+      H.wait_for(function()
+        require("orket.c.runtime").sleep(20)
+        return e.tools:get("h__ok") ~= nil
+      end, "the new server's tools", 500)
+      assert.equal("got x", e.mcp:call("h__ok", { m = "x" }).result.text)
+      -- a mistake: reported, the servers stay as they were
+      H.write(dir .. "/orket.lua", base .. "\nmcp = { servers = { h = { url = 1 } } }\n")
+      local ok, err = reload.apply(e, { ["orket.lua"] = true })
+      assert.is_nil(ok)
+      assert.matches("mcp.servers.h.url", err)
+      assert.truthy(e.tools:get("h__ok"))
+      -- removed: its tools go
+      H.write(dir .. "/orket.lua", base)
+      assert(reload.apply(e, { ["orket.lua"] = true }))
+      assert.is_nil(e.tools:get("h__ok"))
+      e.close_all()
+    end)
+  end)
+end)
+
 describe("orket.lua's mcp section", function()
   local function check(mcp)
     local _, err = settings.resolve { team = { a = { roles = { "coder" } } }, mcp = mcp }

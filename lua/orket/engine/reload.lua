@@ -104,6 +104,11 @@ function M.apply(e, files)
     error("bad argument #1 to 'apply' (an engine from orket.engine.setup expected)", 2)
   end
   local s, err, code = M.load(e.dir)
+  if s and files and files["orket.lua"] then
+    -- the MCP servers are the one part of orket.lua a run takes up again (docs/mcp.md)
+    local ok, merr, mcode = require("orket.mcp.manager").reload(e)
+    if not ok then s, err, code = nil, merr, mcode end
+  end
   if s then
     local ok
     ok, err, code = M.validate(s, e.settings, e.models)
@@ -164,7 +169,7 @@ end
 -- the start, whose scripts are named as changed files (`files` lists files, never folders).
 local function project_filter(w)
   return function(name)
-    if name == "routing.lua" then return "file" end
+    if name == "routing.lua" or name == "orket.lua" then return "file" end -- orket.lua: its mcp section
     if name and M.DIRS[name] then
       watch_dir(w, w.dir .. "/" .. name, is_script)
       for _, path in ipairs(require("orket.scriptfile").list(w.dir .. "/" .. name)) do

@@ -191,6 +191,52 @@ function Proxy:recover(name, args, ctx)
   return self.base:recover(name, args, ctx)
 end
 
+--- manager:reconfigure(section): servers gone or changed stop, new or changed ones start (in
+--- a task of their own each); the unchanged keep their connection.
+function Manager:reconfigure(section)
+  local jsonout = require "orket.jsonout"
+  local want = section and section.servers or {}
+  for _, name in ipairs(self.names) do
+    local s = self.servers[name]
+    local w = want[name]
+    if not w or jsonout.encode(w) ~= jsonout.encode(s.spec) then
+      if s.timer then s.timer:close() s.timer = nil end
+      local c = s.conn
+      s.conn = nil
+      if c then c:close("orket.lua changed") end
+      for tname, d in pairs(self.defs) do if d.mcp.server == name then self.defs[tname] = nil end end
+      self.servers[name] = nil
+    end
+  end
+  self.names = {}
+  for _, name in ipairs(section and section.names or {}) do
+    self.names[#self.names + 1] = name
+    if not self.servers[name] then
+      self.servers[name] = { spec = want[name], state = "stopped", failures = 0, tools = {} }
+      task.spawn(self._connect, self, name)
+    end
+  end
+end
+
+--- reload(e) -> true | nil, msg, CODE: orket.lua read again for a hot reload; a changed mcp
+--- section reconfigures e.mcp (made when the first server appears). The rest of orket.lua is
+--- not taken up during a run. A mistake keeps the servers as they were.
+function M.reload(e)
+  local cfg, err, code = require("orket.config").load(e.dir)
+  if not cfg then return nil, err, code end
+  local s, serr, scode = require("orket.engine.settings").resolve(cfg)
+  if not s then return nil, serr, scode end
+  e.settings.mcp = s.mcp
+  if not e.mcp then
+    if not (s.mcp and #s.mcp.names > 0) then return true end
+    e.mcp = M.new(nil, { cwd = M.abspath(e.workspace_dir or (e.dir .. "/workspace")), log = function(f)
+      e:emit { type = "mcp", event = f.event, server = f.server, message = f.message, tool = f.tool, tools = f.tools }
+    end })
+  end
+  e.mcp:reconfigure(s.mcp)
+  return true
+end
+
 --- abspath(dir) -> dir made absolute (a stdio server's working directory must be)
 function M.abspath(dir)
   if dir:sub(1, 1) == "/" then return dir end
