@@ -38,7 +38,7 @@ out.resources = (await client.listResources()).resources.map((r) => r.uri);
 const read = await client.readResource({ uri: "orket://cards/NOTES-1" });
 out.read_status = JSON.parse(read.contents[0].text).card.status;
 out.read_missing = await attempt(() => client.readResource({ uri: "orket://cards/NOPE-9" }));
-await client.subscribeResource({ uri: "orket://cards/NOTES-1" });
+out.subscribe = await attempt(() => client.subscribeResource({ uri: "orket://cards/NOTES-1" }));
 const commented = await client.callTool({ name: "comment", arguments: { id: "NOTES-1", body: "a comment over MCP" } });
 out.commented = !commented.isError;
 // over HTTP this server sends messages only in answers (no GET stream): no updates to wait for

@@ -499,6 +499,18 @@ function Conn:close(why)
     end)
   end
   if self.tmpdir then pcall(rm_tree, self.tmpdir) self.tmpdir = nil end
+  if self.session and self.spec.transport == "http" then
+    -- the server may forget the session now (it would after its own idle time otherwise)
+    local headers = self:_headers()
+    task.spawn(function()
+      local r = require("orket.c.http").request { url = self.spec.url, method = "DELETE", headers = headers,
+        total_timeout_ms = 2000 }
+      if r then
+        pcall(r.headers, r)
+        r:close()
+      end
+    end)
+  end
 end
 
 M.Conn = Conn

@@ -109,10 +109,11 @@ local function tool_defs()
   return out
 end
 
---- new{db=, dir=, who=, send=fn(msg), hub=} -> session. who: {id=, role=} (an API key, or
---- the local user: nil id, role admin); send: writes one message to the peer (notifications).
+--- new{db=, dir=, who=, send=fn(msg), log=fn(fields)} -> session. who: {id=, role=} (an API
+--- key, or the local user: nil id, role admin); send: writes one message to the peer
+--- (notifications); without send, resources cannot be subscribed to.
 function M.new(o)
-  local self = setmetatable({ db = o.db, dir = o.dir, who = o.who or { role = "admin" }, send = o.send or function() end,
+  local self = setmetatable({ db = o.db, dir = o.dir, who = o.who or { role = "admin" }, send = o.send,
     state = "new", subs = {}, nsubs = 0, tools = tool_defs(), log = o.log or function() end }, { __index = M })
   return self
 end
@@ -126,8 +127,8 @@ local function server_info()
   return { name = "orket", title = "Orket", version = require("orket.c.runtime").version() }
 end
 
-local function capabilities()
-  return { tools = { listChanged = false }, resources = { subscribe = true, listChanged = false } }
+local function capabilities(self)
+  return { tools = { listChanged = false }, resources = { subscribe = self.send ~= nil, listChanged = false } }
 end
 
 local INSTRUCTIONS = "Orket's board: read cards, the board and runs; file issues, comment, answer, approve "
@@ -276,11 +277,11 @@ function methods.initialize(self, p)
   local v = HANDSHAKE[p.protocolVersion] and p.protocolVersion or "2025-11-25"
   self.version, self.state = v, "initialized"
   self.client = type(p.clientInfo) == "table" and p.clientInfo or nil
-  return { protocolVersion = v, capabilities = capabilities(), serverInfo = server_info(), instructions = INSTRUCTIONS }
+  return { protocolVersion = v, capabilities = capabilities(self), serverInfo = server_info(), instructions = INSTRUCTIONS }
 end
 
-methods["server/discover"] = function()
-  return { supportedVersions = jsonout.array { table.unpack(M.VERSIONS) }, capabilities = capabilities(),
+methods["server/discover"] = function(self)
+  return { supportedVersions = jsonout.array { table.unpack(M.VERSIONS) }, capabilities = capabilities(self),
     serverInfo = server_info(), instructions = INSTRUCTIONS }
 end
 
@@ -332,6 +333,7 @@ methods["resources/read"] = function(self, p)
 end
 
 methods["resources/subscribe"] = function(self, p)
+  if not self.send then return nil, rpc.METHOD_NOT_FOUND, "subscriptions need a stream to the client: use stdio (orket mcp serve)" end
   if type(p.uri) ~= "string" then return bad_params("resources/subscribe needs uri (a string)") end
   if not parse_uri(p.uri) or not self:resource_text(p.uri) then return self:_not_found(p.uri) end
   if not self.subs[p.uri] then
