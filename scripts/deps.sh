@@ -19,6 +19,7 @@ PKGS="$PKGS $TEST_PKGS"
 
 missing=""
 for p in $PKGS; do
+  [ "$p" = npm ] && command -v npm >/dev/null 2>&1 && continue # a nodejs from elsewhere (NodeSource) carries its own
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
