@@ -23,6 +23,8 @@ M.MAX_SCHEMA_DEPTH = 16
 M.MAX_DESCRIPTION = 2048
 M.RESULT_CAP = 65536        -- bytes of a result's text the model reads
 M.STDERR_KEEP = 2048        -- the end of a stdio server's stderr, for error messages
+-- A stdio server's rlimits: it lives as long as the engine, so a day of CPU; data 4 GiB
+M.LIMITS = { cpu_seconds = 86400, memory = 4 * 1024 * 1024 * 1024, open_files = 1024 }
 
 local Conn = {}
 Conn.__index = Conn
@@ -138,10 +140,11 @@ end
 
 --- new(spec, o) -> conn (not started). spec: a server of orket.mcp.settings; o: {cwd=
 --- absolute dir a stdio server runs in, env=fn(name) for headers_env, log=fn(fields),
---- on_notify=fn(conn, msg), on_close=fn(conn, why)}
+--- on_notify=fn(conn, msg), on_close=fn(conn, why), limits= the runner's limits instead of
+--- M.LIMITS}
 function M.new(spec, o)
   o = o or {}
-  return setmetatable({ spec = spec, name = spec.name, cwd = o.cwd, getenv = o.env or os.getenv,
+  return setmetatable({ spec = spec, name = spec.name, cwd = o.cwd, getenv = o.env or os.getenv, limits = o.limits,
     log = o.log or function() end, on_notify = o.on_notify, on_close = o.on_close,
     pending = {}, next_id = 0, bad = 0, state = "new", stderr_tail = "" }, Conn)
 end
@@ -217,7 +220,7 @@ function Conn:_start_stdio()
   local s = self.spec
   local layers = s.network and { netns = false, landlock_net = false } or nil
   local ok, argv = pcall(proc.helper_argv, { argv = s.command, cwd = self.cwd, tmpdir = tmp, env = s.env or {},
-    limits = { cpu_seconds = 86400, memory = 4 * 1024 * 1024 * 1024, open_files = 1024 }, layers = layers })
+    limits = self.limits or M.LIMITS, layers = layers })
   if not ok or type(argv) ~= "table" then return nil, "mcp." .. self.name .. ": " .. tostring(argv), "ESPAWN" end
   local pin, pout, perr, prep = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
   self.pipes = { pin, pout, perr, prep }
