@@ -227,6 +227,7 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     assert.equal("over http", c.body)
     assert.matches("^%x+$", c.author) -- the key's id, never the key
     assert.is_nil(s.log():find(op, 1, true))
+    assert.equal(0, s.stop())
   end)
 
   it("works with the official TypeScript SDK's Streamable HTTP client", function()
@@ -252,5 +253,6 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     assert.matches("^%x+$", out.session)
     assert.is_false(out.capabilities.resources.subscribe) -- no stream to the client over HTTP here
     assert.equal(-32601, out.subscribe.code)
+    assert.equal(0, s.stop())
   end)
 end)
