@@ -228,15 +228,11 @@ static int lp_env(lua_State *L, int t, const char **out) {
   return n;
 }
 
-/* run{argv = {...}, cwd =, env = {NAME = value}, timeout_ms =, limits = {cpu_seconds =,
- *   memory =, address_space =, file_size =, open_files =, processes =}, layers = {name =
- *   false}, require = {name, ...}, output_cap =, output_limit =}
- * -> result | nil, message, code. Waits in the calling task. */
-static int lp_run(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  rt_wait_require(L);
-  proc_opts o;
-  memset(&o, 0, sizeof o);
+/* The options of run{} and helper_argv{} from the table at 1, into o; env receives the
+ * "NAME=value" strings (anchored on the Lua stack). Misuse raises; returns 0, or 3 with
+ * nil, message, code pushed (a required layer switched off). */
+static int lp_opts(lua_State *L, proc_opts *o, const char **env) {
+  memset(o, 0, sizeof *o);
 
   if (lua_getfield(L, 1, "argv") != LUA_TTABLE) luaL_argerror(L, 1, "argv must be a table of strings");
   int argv_idx = lua_gettop(L);
@@ -255,28 +251,27 @@ static int lp_run(lua_State *L) {
     lua_pop(L, 1);
   }
   argv[argc] = NULL;
-  o.argv = (char *const *)argv;
+  o->argv = (char *const *)argv;
 
   lua_getfield(L, 1, "cwd");
   if (lua_type(L, -1) != LUA_TSTRING || lua_tostring(L, -1)[0] != '/')
     luaL_argerror(L, 1, "cwd must be an absolute path (the workspace)");
-  o.cwd = lua_tostring(L, -1);
+  o->cwd = lua_tostring(L, -1);
 
-  const char *env[LP_MAX_ENV + 1] = {NULL};
   int t = lua_getfield(L, 1, "env");
   if (t == LUA_TTABLE) {
     lp_env(L, lua_gettop(L), env);
-    o.env = (char *const *)env;
+    o->env = (char *const *)env;
   } else if (t != LUA_TNIL) {
     luaL_argerror(L, 1, "env must be a table");
   }
 
-  o.timeout_ms = lp_opt_u64(L, 1, "timeout_ms", 60000, 86400000);
-  o.output_cap = (size_t)lp_opt_u64(L, 1, "output_cap", 1u << 20, 64u << 20);
-  if (o.output_cap < 2) luaL_argerror(L, 1, "output_cap must be at least 2");
-  o.output_limit = lp_opt_u64(L, 1, "output_limit", 1ull << 30, UINT64_MAX >> 1);
+  o->timeout_ms = lp_opt_u64(L, 1, "timeout_ms", 60000, 86400000);
+  o->output_cap = (size_t)lp_opt_u64(L, 1, "output_cap", 1u << 20, 64u << 20);
+  if (o->output_cap < 2) luaL_argerror(L, 1, "output_cap must be at least 2");
+  o->output_limit = lp_opt_u64(L, 1, "output_limit", 1ull << 30, UINT64_MAX >> 1);
 
-  uint64_t cpu_default = o.timeout_ms ? o.timeout_ms / 1000 + 1 : 3600;
+  uint64_t cpu_default = o->timeout_ms ? o->timeout_ms / 1000 + 1 : 3600;
   t = lua_getfield(L, 1, "limits");
   if (t == LUA_TNIL) { /* no limits given: every field takes its default below */
     lua_pop(L, 1);
@@ -285,17 +280,17 @@ static int lp_run(lua_State *L) {
   }
   if (t == LUA_TTABLE) {
     int lt = lua_gettop(L);
-    o.lim.cpu_seconds = lp_opt_u64(L, lt, "cpu_seconds", cpu_default, 86400);
-    o.lim.memory = lp_opt_u64(L, lt, "memory", 2ull << 30, UINT64_MAX >> 1);
-    o.lim.address_space = lp_opt_u64(L, lt, "address_space", 0, UINT64_MAX >> 1);
-    o.lim.file_size = lp_opt_u64(L, lt, "file_size", 1ull << 30, UINT64_MAX >> 1);
-    o.lim.open_files = lp_opt_u64(L, lt, "open_files", 256, 1u << 20);
-    o.lim.processes = lp_opt_u64(L, lt, "processes", 0, 1u << 22);
+    o->lim.cpu_seconds = lp_opt_u64(L, lt, "cpu_seconds", cpu_default, 86400);
+    o->lim.memory = lp_opt_u64(L, lt, "memory", 2ull << 30, UINT64_MAX >> 1);
+    o->lim.address_space = lp_opt_u64(L, lt, "address_space", 0, UINT64_MAX >> 1);
+    o->lim.file_size = lp_opt_u64(L, lt, "file_size", 1ull << 30, UINT64_MAX >> 1);
+    o->lim.open_files = lp_opt_u64(L, lt, "open_files", 256, 1u << 20);
+    o->lim.processes = lp_opt_u64(L, lt, "processes", 0, 1u << 22);
   } else {
     luaL_argerror(L, 1, "limits must be a table");
   }
 
-  o.want = CONFINE_ALL;
+  o->want = CONFINE_ALL;
   t = lua_getfield(L, 1, "layers");
   if (t == LUA_TTABLE) {
     int lt = lua_gettop(L);
@@ -305,12 +300,12 @@ static int lp_run(lua_State *L) {
       if (bit == 0 || (CONFINE_ALWAYS & bit))
         lp_argerr(L, "layers: '%s' is not an optional layer", lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
       if (lua_type(L, -1) != LUA_TBOOLEAN) luaL_argerror(L, 1, "layers must map layer names to booleans");
-      if (lua_toboolean(L, -1)) o.want |= bit;
-      else o.want &= ~bit;
+      if (lua_toboolean(L, -1)) o->want |= bit;
+      else o->want &= ~bit;
       lua_pop(L, 1);
     }
     /* The Landlock sub-layers come with Landlock. */
-    if (!(o.want & CONFINE_LANDLOCK)) o.want &= ~(CONFINE_LANDLOCK_NET | CONFINE_LANDLOCK_SCOPE);
+    if (!(o->want & CONFINE_LANDLOCK)) o->want &= ~(CONFINE_LANDLOCK_NET | CONFINE_LANDLOCK_SCOPE);
   } else if (t != LUA_TNIL) {
     luaL_argerror(L, 1, "layers must be a table");
   }
@@ -325,14 +320,14 @@ static int lp_run(lua_State *L) {
         lua_pushfstring(L, "require[%I] is not a layer name", i);
         luaL_argerror(L, 1, lua_tostring(L, -1));
       }
-      o.require |= bit;
+      o->require |= bit;
       lua_pop(L, 1);
     }
   } else if (t != LUA_TNIL) {
     luaL_argerror(L, 1, "require must be a list of layer names");
   }
   /* A layer both required and switched off cannot be had: say so before running. */
-  unsigned off = o.require & ~(o.want | CONFINE_ALWAYS);
+  unsigned off = o->require & ~(o->want | CONFINE_ALWAYS);
   if (off) {
     for (int i = 0; i < CONFINE_NLAYERS; i++)
       if (off & (1u << i)) {
@@ -342,6 +337,20 @@ static int lp_run(lua_State *L) {
         return 3;
       }
   }
+
+  return 0;
+}
+
+/* run{argv = {...}, cwd =, env = {NAME = value}, timeout_ms =, limits = {cpu_seconds =,
+ *   memory =, address_space =, file_size =, open_files =, processes =}, layers = {name =
+ *   false}, require = {name, ...}, output_cap =, output_limit =}
+ * -> result | nil, message, code. Waits in the calling task. */
+static int lp_run(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  rt_wait_require(L);
+  proc_opts o;
+  const char *env[LP_MAX_ENV + 1] = {NULL};
+  if (lp_opts(L, &o, env) != 0) return 3;
 
   proc_ctx *c = lp_ctx(L, 1);
   lp_wait *q = calloc(1, sizeof *q);
@@ -361,6 +370,50 @@ static int lp_run(lua_State *L) {
   }
   rt_wait_begin(L, &q->w, lp_cancel);
   return rt_wait_yield(L);
+}
+
+/* Whether env (NULL-terminated "NAME=value") sets name. */
+static int lp_env_has(const char **env, const char *name) {
+  size_t n = strlen(name);
+  for (; *env; env++)
+    if (strncmp(*env, name, n) == 0 && (*env)[n] == '=') return 1;
+  return 0;
+}
+
+/* helper_argv{argv =, cwd =, tmpdir =, env =, limits =, layers =, require =} -> {helper,
+ *   ...} | nil, message, code: the confinement helper's command line for a long-lived
+ * program its caller spawns with pipes of its own (an MCP server on stdio), confined as
+ * run{} confines one: the same layers, limits and environment rules (PATH, HOME and TMPDIR,
+ * tmpdir, LANG added unless env sets them). Spawn it with an empty environment and fd 3 a
+ * pipe (the helper's report lines). */
+static int lp_helper_argv(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  proc_opts o;
+  const char *env[LP_MAX_ENV + 5] = {NULL};
+  if (lp_opts(L, &o, env) != 0) return 3;
+  lua_getfield(L, 1, "tmpdir");
+  if (lua_type(L, -1) != LUA_TSTRING || lua_tostring(L, -1)[0] != '/')
+    luaL_argerror(L, 1, "tmpdir must be an absolute path");
+  const char *tmpdir = lua_tostring(L, -1);
+  int n = 0;
+  while (env[n]) n++;
+  if (!lp_env_has(env, "PATH")) env[n++] = "PATH=/usr/local/bin:/usr/bin:/bin";
+  if (!lp_env_has(env, "HOME")) env[n++] = lua_pushfstring(L, "HOME=%s", tmpdir);
+  if (!lp_env_has(env, "TMPDIR")) env[n++] = lua_pushfstring(L, "TMPDIR=%s", tmpdir);
+  if (!lp_env_has(env, "LANG")) env[n++] = "LANG=C.UTF-8";
+  env[n] = NULL;
+  confine_spec spec = {.want = o.want, .require = o.require, .lim = o.lim, .cwd = o.cwd,
+                       .tmpdir = tmpdir, .env = (char *const *)env, .argv = o.argv};
+  char scratch[200];
+  char **args = confine_encode(proc_ctx_helper(lp_ctx(L, 1)), &spec, scratch, sizeof scratch);
+  if (args == NULL) return luaL_error(L, "proc: out of memory");
+  lua_newtable(L);
+  for (int i = 0; args[i]; i++) {
+    lua_pushstring(L, args[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  free(args);
+  return 1;
 }
 
 /* probe() -> {userns = bool, netns = bool, pidns = bool, landlock = bool, landlock_net =
@@ -416,6 +469,7 @@ static int lp_helper(lua_State *L) {
 static const luaL_Reg lp_funcs[] = {
     {"run", lp_run},
     {"helper", lp_helper},
+    {"helper_argv", lp_helper_argv},
     {"probe", lp_probe},
     {"layers", lp_layers},
     {"live", lp_live},

@@ -10,7 +10,8 @@ libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev"
 # prometheus for its promtool, which checks orket serve's /metrics; chromium and its
 # WebDriver for the web board's browser test; postgresql for the PostgreSQL backend's
 # tests (each test run starts its own server in a temp dir); wrk for `make bench`.
-TEST_PKGS="prometheus chromium chromium-driver postgresql wrk"
+# nodejs and npm run the tests' MCP peers from npm (docs/mcp.md).
+TEST_PKGS="prometheus chromium chromium-driver postgresql wrk nodejs npm"
 # docker-compose checks the compose files Orket writes (`orket sandbox compose`) and
 # deploy/compose.yaml (`config` needs no engine); systemd-analyze verifies
 # deploy/orket.service.
@@ -26,6 +27,7 @@ PKGS="$PKGS $TEST_PKGS"
 
 missing=""
 for p in $PKGS; do
+  [ "$p" = npm ] && command -v npm >/dev/null 2>&1 && continue # a nodejs from elsewhere (NodeSource) carries its own
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0

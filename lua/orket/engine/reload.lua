@@ -58,18 +58,21 @@ function M.validate(s, settings, models)
     local bad = require("orket.llm").check_models(models, nil, s.roles.by_name)
     if #bad > 0 then return nil, bad[1], "EINVAL" end
   end
-  return M.check_tools(s)
+  return M.check_tools(s, settings.mcp)
 end
 
---- check_tools(scripts) -> true | nil, "roles/x.lua:LINE: tools[i]: no tool named ...", "ENOENT":
+--- check_tools(scripts[, mcp]) -> true | nil, "roles/x.lua:LINE: tools[i]: no tool named ...", "ENOENT":
 --- every tool a role lists is loaded (a tool file deleted or renamed under a role that
 --- uses it would otherwise leave the role calling a tool that is not there).
-function M.check_tools(s)
+-- mcp: orket.lua's mcp section; SERVER__TOOL of a server it names passes (its tools are
+--- known once it is connected: docs/mcp.md).
+function M.check_tools(s, mcp)
   local lines = require "orket.lines"
   for _, name in ipairs(s.roles.names) do
     local r = s.roles.by_name[name]
     for i, t in ipairs(r.tools or {}) do
-      if not s.tools:get(t) then
+      local server = t:match("^([a-z][a-z0-9_]-)__")
+      if not s.tools:get(t) and not (server and mcp and mcp.servers[server]) then
         local file = (r.file or ("roles/" .. name .. ".lua")):gsub("^%./", "")
         local line = lines.of(require("orket.scriptfile").read(r.file or file), "tools")
         return nil, string.format("%s%s: tools[%d]: no tool named %q", file, line and (":" .. line) or "", i, t), "ENOENT"
@@ -101,6 +104,11 @@ function M.apply(e, files)
     error("bad argument #1 to 'apply' (an engine from orket.engine.setup expected)", 2)
   end
   local s, err, code = M.load(e.dir)
+  if s and files and files["orket.lua"] then
+    -- the MCP servers are the one part of orket.lua a run takes up again (docs/mcp.md)
+    local ok, merr, mcode = require("orket.mcp.manager").reload(e)
+    if not ok then s, err, code = nil, merr, mcode end
+  end
   if s then
     local ok
     ok, err, code = M.validate(s, e.settings, e.models)
@@ -118,6 +126,7 @@ function M.apply(e, files)
     return nil, err, code
   end
   e.roles, e.tools, e.policies, e.routing = s.roles, s.tools, s.policies, s.routing
+  if e.mcp then e.tools = e.mcp:wrap(e.tools) end -- the MCP servers' tools beside the files'
   e.reloads = (e.reloads or 0) + 1
   e.db:event { kind = "reload", run = e.run_id, data = { files = names, roles = s.roles.names, tools = s.tools.names } }
   e:emit { type = "reload", files = names }
@@ -160,7 +169,7 @@ end
 -- the start, whose scripts are named as changed files (`files` lists files, never folders).
 local function project_filter(w)
   return function(name)
-    if name == "routing.lua" then return "file" end
+    if name == "routing.lua" or name == "orket.lua" then return "file" end -- orket.lua: its mcp section
     if name and M.DIRS[name] then
       watch_dir(w, w.dir .. "/" .. name, is_script)
       for _, path in ipairs(require("orket.scriptfile").list(w.dir .. "/" .. name)) do

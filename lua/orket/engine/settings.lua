@@ -458,6 +458,7 @@ local SCHEMA = {
   -- a sandbox running main's tree, and the bug-fix phase after a rock (docs/sandbox.md)
   { "sandbox", sandboxes.sandbox },
   { "bug_fix", sandboxes.bug_fix },
+  { "mcp", function(d) return require("orket.mcp.settings").section(d.mcp) end }, -- docs/mcp.md
   -- where the store is (docs/store.md, "Toward PostgreSQL"); checked here, not used yet
   { "store", function(d)
     local s, err = require("orket.store.pgurl").section(d.store)

@@ -34,7 +34,7 @@ function M.open(dir, opts)
   local scripts, lerr, lcode = reload.load(dir)
   if not scripts then return nil, lerr, lcode end
   pause()
-  local tok, terr, tcode = reload.check_tools(scripts)
+  local tok, terr, tcode = reload.check_tools(scripts, s.mcp)
   if not tok then return nil, terr, tcode end
   -- The model client and every model name are checked before anything is opened or a card
   -- is touched: a typo would otherwise block each card that reaches the model.
@@ -100,8 +100,17 @@ function M.open(dir, opts)
   }
   e.dir = dir
   e.git = git
+  if s.mcp and #s.mcp.names > 0 then -- orket.lua's MCP servers, connected now (docs/mcp.md)
+    e.mcp = require("orket.mcp.manager").new(s.mcp, { cwd = require("orket.mcp.manager").abspath(ws_dir),
+      log = function(f) -- a server ready, down, restarted, misbehaving: in the run's stream
+        e:emit { type = "mcp", event = f.event, server = f.server, message = f.message, tool = f.tool, tools = f.tools }
+      end })
+    e.mcp:start()
+    e.tools = e.mcp:wrap(e.tools)
+  end
   e.models = cfg.models -- a hot reload checks the roles' models against these
   function e.close_all()
+    if e.mcp then e.mcp:close() end
     ws:close()
     if git then git.repo:close() end
     if not opts.keep_db then db:close() end

@@ -246,7 +246,7 @@ local function execute(e, job, turn_id, key, call, counters, card)
       res = asked
     elseif decision.verdict == "allow" then
       local def = tools:get(call.name)
-      if def and (def.effect == "write" or def.effect == "process") then
+      if def and (def.effect == "write" or def.effect == "process" or def.effect == "mcp") then
         res = { effect = true, id = assert(e.db:start_tool_call { turn = turn_id, call_id = key, tool = call.name,
           arguments = call.arguments, gate_code = allowed_by, run = job.run, card = job.card_id, seat = job.seat }) }
         return true
@@ -276,6 +276,10 @@ local function run_effect(e, job, p, counters)
   local def = tools:get(call.name)
   local process = def and def.effect == "process"
   local function run()
+    if def and def.effect == "mcp" and e.mcp then -- an MCP server's tool (orket.mcp.manager)
+      local _, left = wall_left(e, job)
+      return e.mcp:call(call.name, call.arguments, left)
+    end
     if not process then return tools:run(call.name, call.arguments, ctx) end
     local checks = require("orket.engine.verify").checks(e, p.card)
     ctx.tests = checks and checks.steps or nil

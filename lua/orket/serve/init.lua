@@ -114,6 +114,7 @@ function M.new(o)
   require("orket.serve.openapi").add(self.router)
   require("orket.serve.session").add(self.router)
   require("orket.serve.webhooks").add(self.router)
+  require("orket.mcp.http").add(self.router) -- /mcp (docs/mcp.md)
   self.metrics = require("orket.serve.metrics").new()
   local cors, cerr = require("orket.serve.web").cors(o.dir)
   if not cors then

@@ -1,0 +1,163 @@
+-- orket mcp serve | list: the Model Context Protocol. serve speaks MCP over stdio (one
+-- JSON-RPC message per line on stdin and stdout, logs on stderr) with the board's tools and
+-- resources (orket.mcp.server); list shows the MCP servers orket.lua names (orket.mcp.client).
+local uv = require "luv"
+local task = require "orket.task"
+local jsonout = require "orket.jsonout"
+local rpc = require "orket.mcp.jsonrpc"
+local lines = require "orket.mcp.lines"
+
+local USAGE = "orket mcp serve [--read-only] [-C DIR] | orket mcp list [--json] [-C DIR]"
+local cmd = { summary = "serve the board over MCP (stdio), list orket.lua's MCP servers", usage = USAGE }
+cmd.help = [[
+serve: an MCP server on stdin/stdout for an MCP client that starts it (a desktop assistant,
+an editor, an agent). Its tools read the board, cards and runs, file issues, comment,
+answer, approve or deny, retry and start runs, as the HTTP API does (orket serve); its
+resources are cards and run transcripts, with subscriptions. It acts as the local user;
+--read-only allows the reading tools only. It ends when stdin closes; runs it started stop
+(resumable with 'orket resume').
+list: the MCP servers named in orket.lua (mcp.servers), started as a run would start them,
+with their state and tools. See docs/mcp.md.]]
+
+local function open_stream(fd)
+  local kind = uv.guess_handle(fd)
+  if kind == "file" then return lines.file_stream(fd) end
+  local s = kind == "tty" and uv.new_tty(fd, fd == 0) or uv.new_pipe(false)
+  if kind ~= "tty" then
+    local ok, err = s:open(fd)
+    if not ok then
+      s:close()
+      return nil, err
+    end
+  end
+  return s
+end
+
+local function serve(dir, read_only, cli)
+  local db = cli.open_store(dir, false, read_only)
+  if not db then return 1 end
+  local input, ierr = open_stream(0)
+  if not input then
+    db:close()
+    cli.err("stdin: %s (mcp serve reads a pipe)", tostring(ierr))
+    return 1
+  end
+  local function send(msg)
+    io.stdout:write(rpc.encode(msg), "\n")
+    io.stdout:flush()
+  end
+  local function log(fields)
+    fields.t = os.date("!%Y-%m-%dT%H:%M:%SZ")
+    io.stderr:write(jsonout.encode(fields), "\n")
+  end
+  local session = require("orket.mcp.server").new { db = db, dir = dir, send = send, log = log,
+    who = { role = read_only and "viewer" or "admin" } }
+  local runs = require "orket.serve.runs"
+  runs.registry(db).log = log
+  local reader = lines.reader(input, rpc.MAX_MESSAGE)
+  local sig = uv.new_signal()
+  sig:start("sigterm", function() reader:close() end)
+  local ok, terr = task.spawn(function()
+    while true do
+      local line, err = reader:next()
+      if not line then
+        if err == "too_long" then
+          send(rpc.error(nil, rpc.INVALID_REQUEST, "message longer than " .. rpc.MAX_MESSAGE .. " bytes"))
+        elseif err == "eof" then
+          break
+        else
+          log { event = "error", message = "stdin: " .. tostring(err) }
+          break
+        end
+      else
+        local out = session:handle_text(line)
+        if out then
+          io.stdout:write(out, "\n")
+          io.stdout:flush()
+        end
+      end
+    end
+  end):join()
+  reader:close()
+  sig:close()
+  session:close()
+  runs.stop_all(db)
+  runs.wait_all(db)
+  db:close()
+  cli.flush_unhandled()
+  if not ok then
+    cli.err("%s", terr)
+    return 1
+  end
+  return 0
+end
+
+-- list: each server started as a run starts it, then stopped.
+local function list(dir, json, cli)
+  local cfg, err = require("orket.config").load(dir)
+  if not cfg then
+    cli.err("%s", err)
+    return 1
+  end
+  local s, serr = require("orket.engine.settings").resolve(cfg)
+  if not s then
+    cli.err("%s", serr)
+    return 1
+  end
+  local manager = require "orket.mcp.manager"
+  local ws = dir .. "/workspace"
+  uv.fs_mkdir(ws, 493) -- as a run makes it: a stdio server runs in it
+  local m = manager.new(s.mcp, { cwd = manager.abspath(ws) })
+  local ok, status = task.spawn(function()
+    m:start()
+    local st = m:status()
+    m:close()
+    return st
+  end):join()
+  if not ok then
+    cli.err("%s", status)
+    return 1
+  end
+  if json then
+    for _, e in ipairs(status) do
+      e.tools = jsonout.array(e.tools)
+      e.refused = jsonout.array(e.refused)
+      e.state = e.why and "down" or "ready"
+    end
+    io.stdout:write(jsonout.encode { format = "orket.mcp_list/1", servers = jsonout.array(status) }, "\n")
+  elseif #status == 0 then
+    io.stdout:write("no MCP servers in orket.lua (mcp = { servers = { ... } }: docs/mcp.md)\n")
+  end
+  local failed = 0
+  for _, e in ipairs(status) do
+    if e.why then failed = failed + 1 end
+    if not json then
+      local inert = require("orket.inert").text
+      io.stdout:write(string.format("%-16s %-6s %s\n", e.name, e.transport, e.why and ("down: " .. inert(tostring(e.why)))
+        or string.format("ready, %d tools", #e.tools)))
+      for _, t in ipairs(e.tools) do io.stdout:write("  ", t, "\n") end
+      for _, r in ipairs(e.refused) do io.stdout:write("  refused ", inert(r.name), ": ", inert(r.why), "\n") end
+    end
+  end
+  return failed > 0 and 1 or 0
+end
+
+function cmd.run(args, cli)
+  local read_only, json
+  local dir, pos = cli.words(cmd, args, { ["--read-only"] = function() read_only = true end,
+    ["--json"] = function() json = true end }, "a directory")
+  if not dir then return pos end
+  local sub = pos[1]
+  if sub == "serve" then
+    if #pos > 1 then return cli.usage_error(cmd, "mcp serve takes no other word") end
+    if json then return cli.usage_error(cmd, "--json goes with mcp list") end
+    return serve(dir, read_only, cli)
+  elseif sub == "list" then
+    if #pos > 1 then return cli.usage_error(cmd, "mcp list takes no other word") end
+    if read_only then return cli.usage_error(cmd, "--read-only goes with mcp serve") end
+    return list(dir, json, cli)
+  end
+  return cli.usage_error(cmd, sub and ("unknown mcp command '" .. sub .. "'") or "mcp needs serve or list")
+end
+
+return cmd

@@ -1,0 +1,520 @@
+-- orket.mcp.client: one connection to an MCP server, as Orket's agents use it. stdio: the
+-- server runs under the confinement helper (orket.c.proc's helper_argv: the layers and
+-- limits of agent code; the network only with network = true), spawned with luv and pipes;
+-- Streamable HTTP: each message POSTed with libcurl (orket.c.http), answered with JSON or an
+-- event stream. Requests wait in the calling task with a timeout; a timed-out or cancelled
+-- one is cancelled at the server too. Everything the server sends is hostile data: capped,
+-- checked, and a server that keeps breaking the protocol is disconnected.
+local uv = require "luv"
+local cjson = require "cjson.safe"
+local task = require "orket.task"
+local rpc = require "orket.mcp.jsonrpc"
+local lines = require "orket.mcp.lines"
+local jsonout = require "orket.jsonout"
+
+local M = {}
+
+M.PROTOCOL = "2025-11-25"
+M.ACCEPTED = { ["2025-11-25"] = true, ["2025-06-18"] = true }
+M.MAX_BAD = 50              -- protocol errors (malformed, unknown ids) before disconnecting
+M.MAX_TOOLS = 256           -- tools kept from one server
+M.MAX_SCHEMA_BYTES = 65536  -- a tool's input schema, encoded
+M.MAX_SCHEMA_DEPTH = 16
+M.MAX_DESCRIPTION = 2048
+M.RESULT_CAP = 65536        -- bytes of a result's text the model reads
+M.STDERR_KEEP = 2048        -- the end of a stdio server's stderr, for error messages
+-- A stdio server's rlimits: it lives as long as the engine, so a day of CPU; data 4 GiB
+M.LIMITS = { cpu_seconds = 86400, memory = 4 * 1024 * 1024 * 1024, open_files = 1024 }
+
+local Conn = {}
+Conn.__index = Conn
+
+local function now() return uv.now() end
+
+-- ---- checks on what a server advertises -------------------------------------------------
+
+-- A tool's input schema: plain JSON Schema of bounded size and depth, no references (the
+-- gate checks arguments against it and resolves none; a $ref loop could not hurt it, but a
+-- schema it cannot read would let any argument through).
+local function check_schema(s)
+  if type(s) ~= "table" then return nil, "inputSchema is not an object" end
+  local nodes = 0
+  local function walk(v, depth)
+    nodes = nodes + 1
+    if nodes > 5000 then return nil, "inputSchema has more than 5000 values" end
+    if depth > M.MAX_SCHEMA_DEPTH then return nil, "inputSchema is nested deeper than " .. M.MAX_SCHEMA_DEPTH end
+    if type(v) == "table" then
+      for k, x in pairs(v) do
+        if k == "$ref" or k == "$dynamicRef" or k == "$recursiveRef" then
+          return nil, "inputSchema uses " .. k .. " (references are not resolved)"
+        end
+        local ok, err = walk(x, depth + 1)
+        if not ok then return nil, err end
+      end
+    end
+    return true
+  end
+  local ok, err = walk(s, 0)
+  if not ok then return nil, err end
+  local text = jsonout.encode(s)
+  if #text > M.MAX_SCHEMA_BYTES then return nil, "inputSchema is larger than " .. M.MAX_SCHEMA_BYTES .. " bytes" end
+  if s.type ~= "object" then return nil, "inputSchema.type must be \"object\"" end
+  local cok, compiled = pcall(require("orket.c.gate").compile_schema, s)
+  if not cok then return nil, "inputSchema: " .. tostring(compiled) end
+  return compiled
+end
+
+--- tools_of(list) -> kept {name=, description=, schema=, compiled=}..., refused {name=, why=}...
+function M.tools_of(list)
+  local kept, refused, seen = {}, {}, {}
+  for _, t in ipairs(type(list) == "table" and list or {}) do
+    local name = type(t) == "table" and t.name
+    if type(name) ~= "string" or not name:match("^[%w_%-]+$") or #name > 64 then
+      refused[#refused + 1] = { name = tostring(name):sub(1, 64), why = "the name must be letters, digits, _ or - (64 at most)" }
+    elseif seen[name] then
+      refused[#refused + 1] = { name = name, why = "listed twice" }
+    elseif #kept >= M.MAX_TOOLS then
+      refused[#refused + 1] = { name = name, why = "more than " .. M.MAX_TOOLS .. " tools" }
+    else
+      seen[name] = true
+      local compiled, why = check_schema(t.inputSchema)
+      if not compiled then
+        refused[#refused + 1] = { name = name, why = why }
+      else
+        local d = type(t.description) == "string" and t.description or ""
+        kept[#kept + 1] = { name = name, description = d:sub(1, M.MAX_DESCRIPTION), schema = t.inputSchema, compiled = compiled }
+      end
+    end
+  end
+  return kept, refused
+end
+
+-- ---- results ---------------------------------------------------------------------------
+
+local function cap(s, n)
+  if #s <= n then return s end
+  return s:sub(1, n) .. string.format("\n[... %d more bytes omitted ...]", #s - n)
+end
+
+--- result_of(r) -> {ok=true, result={text=, structured=, resources=}} | {ok=false, error=, code=}:
+--- a tools/call result as the model reads it, capped.
+function M.result_of(r)
+  if type(r) ~= "table" then return { ok = false, error = "the server's result is not an object", code = "EPROTO" } end
+  local texts, resources, left = {}, {}, M.RESULT_CAP
+  for _, c in ipairs(type(r.content) == "table" and r.content or {}) do
+    if type(c) == "table" then
+      if c.type == "text" and type(c.text) == "string" then
+        texts[#texts + 1] = cap(c.text, math.max(left, 0))
+        left = left - #c.text
+      elseif c.type == "resource" and type(c.resource) == "table" then
+        local res = c.resource
+        resources[#resources + 1] = { uri = type(res.uri) == "string" and res.uri:sub(1, 512) or nil,
+          mimeType = type(res.mimeType) == "string" and res.mimeType:sub(1, 128) or nil,
+          text = type(res.text) == "string" and cap(res.text, math.max(left, 0)) or nil,
+          blob_bytes = type(res.blob) == "string" and #res.blob or nil }
+        if type(res.text) == "string" then left = left - #res.text end
+      elseif c.type == "resource_link" then
+        resources[#resources + 1] = { uri = type(c.uri) == "string" and c.uri:sub(1, 512) or nil,
+          name = type(c.name) == "string" and c.name:sub(1, 256) or nil }
+      elseif c.type == "image" or c.type == "audio" then
+        texts[#texts + 1] = string.format("[%s content, %s, %d bytes of base64: not shown]", c.type,
+          type(c.mimeType) == "string" and c.mimeType:sub(1, 64) or "?", type(c.data) == "string" and #c.data or 0)
+      end
+    end
+  end
+  local text = table.concat(texts, "\n")
+  if r.isError == true then
+    return { ok = false, error = text ~= "" and cap(text, 4096) or "the tool reported an error", code = "EMCP_TOOL" }
+  end
+  local out = { text = text }
+  if r.structuredContent ~= nil and r.structuredContent ~= cjson.null then
+    local ok, enc = pcall(jsonout.encode, r.structuredContent)
+    if ok and #enc <= M.RESULT_CAP then out.structured = r.structuredContent
+    else out.structured_omitted = "structuredContent larger than " .. M.RESULT_CAP .. " bytes (or not JSON)" end
+  end
+  if #resources > 0 then out.resources = resources end
+  return { ok = true, result = out }
+end
+
+-- ---- the connection ----------------------------------------------------------------------
+
+--- new(spec, o) -> conn (not started). spec: a server of orket.mcp.settings; o: {cwd=
+--- absolute dir a stdio server runs in, env=fn(name) for headers_env, log=fn(fields),
+--- on_notify=fn(conn, msg), on_close=fn(conn, why), limits= the runner's limits instead of
+--- M.LIMITS}
+function M.new(spec, o)
+  o = o or {}
+  return setmetatable({ spec = spec, name = spec.name, cwd = o.cwd, getenv = o.env or os.getenv, limits = o.limits,
+    log = o.log or function() end, on_notify = o.on_notify, on_close = o.on_close,
+    pending = {}, next_id = 0, bad = 0, state = "new", stderr_tail = "" }, Conn)
+end
+
+function Conn:_fail_pending(msg, code)
+  local p = self.pending
+  self.pending = {}
+  for _, w in pairs(p) do w.finish(nil, msg, code) end
+end
+
+function Conn:_protocol_error(why)
+  self.bad = self.bad + 1
+  self.log { event = "mcp_protocol_error", server = self.name, message = why }
+  if self.bad >= M.MAX_BAD then
+    self:close("the server broke the protocol " .. self.bad .. " times (last: " .. why .. ")")
+  end
+end
+
+-- One message from the server.
+function Conn:_dispatch(msg, kind)
+  if kind == "response" then
+    local w = self.pending[msg.id]
+    if not w then return self:_protocol_error("a response to id " .. tostring(msg.id) .. ", which was never sent or already ended") end
+    self.pending[msg.id] = nil
+    if msg.error then
+      local e = msg.error
+      return w.finish(nil, type(e.message) == "string" and e.message:sub(1, 1024) or "error", "EMCP_" .. tostring(e.code))
+    end
+    return w.finish(msg.result)
+  elseif kind == "request" then
+    -- a server asking us something: ping is answered; sampling, roots, elicitation are not offered
+    if msg.method == "ping" then return self:_send(rpc.result(msg.id, {})) end
+    return self:_send(rpc.error(msg.id, rpc.METHOD_NOT_FOUND, "not supported by this client: " .. msg.method:sub(1, 64)))
+  elseif self.on_notify then
+    self.on_notify(self, msg)
+  end
+end
+
+function Conn:_line(text)
+  local msg, kind = rpc.decode(text)
+  if not msg then
+    -- an answer that cannot be read (too deep, not JSON) still fails the request it names
+    -- at once, rather than leaving it to time out
+    local id = math.tointeger(tonumber(text:sub(1, 200):match('"id"%s*:%s*(%d+)') or ""))
+    local w = id and self.pending[id]
+    if w then
+      self.pending[id] = nil
+      w.finish(nil, "mcp." .. self.name .. ": the server's answer could not be read: " .. kind.message, "EPROTO")
+    end
+    return self:_protocol_error(kind.message)
+  end
+  self:_dispatch(msg, kind)
+end
+
+-- ---- stdio -------------------------------------------------------------------------------
+
+local function rm_tree(path)
+  local req = uv.fs_scandir(path)
+  while req do
+    local name, t = uv.fs_scandir_next(req)
+    if not name then break end
+    local p = path .. "/" .. name
+    if t == "directory" then rm_tree(p) else uv.fs_unlink(p) end
+  end
+  uv.fs_rmdir(path)
+end
+
+function Conn:_start_stdio()
+  local proc = require "orket.c.proc"
+  local tmp, terr = uv.fs_mkdtemp("/tmp/orket-mcp-XXXXXX")
+  if not tmp then return nil, "cannot make a temp dir: " .. tostring(terr), "ESPAWN" end
+  self.tmpdir = tmp
+  local s = self.spec
+  local layers = s.network and { netns = false, landlock_net = false } or nil
+  local ok, argv = pcall(proc.helper_argv, { argv = s.command, cwd = self.cwd, tmpdir = tmp, env = s.env or {},
+    limits = self.limits or M.LIMITS, layers = layers })
+  if not ok or type(argv) ~= "table" then return nil, "mcp." .. self.name .. ": " .. tostring(argv), "ESPAWN" end
+  local pin, pout, perr, prep = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
+  self.pipes = { pin, pout, perr, prep }
+  local handle, pid = uv.spawn(argv[1], { args = { table.unpack(argv, 2) }, stdio = { pin, pout, perr, prep },
+    env = {}, detached = true }, function(code, sig)
+      self.exit = { code = code, signal = sig }
+      if self.proc and not self.proc:is_closing() then self.proc:close() end
+      self:close(string.format("the server exited (%s)%s", sig ~= 0 and ("signal " .. sig) or ("status " .. code),
+        self.stderr_tail ~= "" and (": " .. self.stderr_tail:gsub("%s+$", ""):sub(-400)) or ""))
+    end)
+  if not handle then
+    for _, p in ipairs(self.pipes) do p:close() end
+    self.pipes = nil
+    return nil, "cannot start " .. tostring(s.command[1]) .. ": " .. tostring(pid), "ESPAWN"
+  end
+  self.proc, self.pid = handle, pid
+  perr:read_start(function(_, data)
+    if data then self.stderr_tail = (self.stderr_tail .. data):sub(-M.STDERR_KEEP) end
+  end)
+  prep:read_start(function(_, data)
+    -- the helper's report: "F layer message" when it could not start the program
+    if data then
+      local f = data:match("F %S+ ([^\n]*)") or data:match("E (%d+)")
+      if f then self.start_failure = f end
+    end
+  end)
+  self.reader = lines.reader(pout, rpc.MAX_MESSAGE)
+  self.read_task = task.spawn(function()
+    while true do
+      local line, err = self.reader:next()
+      if line then
+        self:_line(line)
+      elseif err == "too_long" then
+        -- its id is not known: every waiting request fails rather than wait for nothing
+        self:_fail_pending("the server sent a message larger than " .. rpc.MAX_MESSAGE .. " bytes", "ETOOLARGE")
+        self:_protocol_error("a message larger than " .. rpc.MAX_MESSAGE .. " bytes")
+      else
+        break
+      end
+      if self.state == "closed" then break end
+    end
+  end)
+  function self._write(text)
+    if pin:is_closing() then return nil, "closed" end
+    pin:write(text .. "\n")
+    return true
+  end
+  return true
+end
+
+-- ---- Streamable HTTP ---------------------------------------------------------------------
+
+-- SSE text -> the data of each complete event; the rest (an event not yet ended)
+local function sse_events(buf)
+  local out = {}
+  buf = buf:gsub("\r\n", "\n")
+  while true do
+    local s, e = buf:find("\n\n", 1, true)
+    if not s then break end
+    local block = buf:sub(1, s - 1)
+    buf = buf:sub(e + 1)
+    local data = {}
+    for l in (block .. "\n"):gmatch("([^\n]*)\n") do
+      local d = l:match("^data: ?(.*)$")
+      if d then data[#data + 1] = d end
+    end
+    if #data > 0 then out[#out + 1] = table.concat(data, "\n") end
+  end
+  return out, buf
+end
+
+function Conn:_headers()
+  local h = { "Content-Type: application/json", "Accept: application/json, text/event-stream" }
+  if self.version then h[#h + 1] = "MCP-Protocol-Version: " .. self.version end
+  if self.session then h[#h + 1] = "Mcp-Session-Id: " .. self.session end
+  for name, var in pairs(self.spec.headers_env or {}) do
+    local v = self.getenv(var)
+    if v and not v:find("[\r\n]") then h[#h + 1] = name .. ": " .. v end
+  end
+  return h
+end
+
+-- POSTs one message; what comes back (JSON or an event stream) is dispatched as it arrives.
+function Conn:_post(text, timeout_ms)
+  local http = require "orket.c.http"
+  local r, err, code = http.request { url = self.spec.url, method = "POST", headers = self:_headers(), body = text,
+    total_timeout_ms = timeout_ms, connect_timeout_ms = math.min(timeout_ms, 10000), max_bytes = rpc.MAX_MESSAGE }
+  if not r then return nil, err, code end
+  local guard <close> = r
+  local status, headers = r:headers()
+  if not status then return nil, "mcp." .. self.name .. ": " .. tostring(headers), "EHTTP" end
+  local h = {}
+  for k, v in pairs(type(headers) == "table" and headers or {}) do h[tostring(k):lower()] = v end
+  if h["mcp-session-id"] and not self.session then self.session = tostring(h["mcp-session-id"]):sub(1, 256) end
+  local sse = tostring(h["content-type"] or ""):find("text/event-stream", 1, true)
+  local parts, buf = {}, ""
+  while true do
+    local ev, rerr, rcode = r:read()
+    if ev == nil then return nil, "mcp." .. self.name .. ": " .. tostring(rerr), rcode or "EHTTP" end
+    if not ev then break end
+    for _, x in ipairs(ev) do
+      if sse then
+        local events
+        events, buf = sse_events(buf .. x)
+        for _, d in ipairs(events) do self:_line(d) end
+      else
+        parts[#parts + 1] = x
+      end
+    end
+  end
+  if status == 202 then return true end
+  if status >= 400 then
+    return nil, string.format("mcp.%s: HTTP %d: %s", self.name, status, table.concat(parts):sub(1, 300)), status == 404 and "ESESSION" or "EHTTP"
+  end
+  if not sse then
+    local body = table.concat(parts)
+    if body:find("%S") then self:_line(body) end
+  end
+  return true
+end
+
+-- ---- requests ----------------------------------------------------------------------------
+
+function Conn:_send(msg)
+  local text = rpc.encode(msg)
+  if self.spec.transport == "http" then
+    task.spawn(function()
+      local ok, err = self:_post(text, self.spec.timeout_ms)
+      if not ok then self.log { event = "mcp_error", server = self.name, message = tostring(err) } end
+    end)
+    return true
+  end
+  if not self._write then return nil end
+  return self._write(text)
+end
+
+--- conn:request(method, params, timeout_ms) -> result | nil, message, CODE (inside a task).
+--- ETIMEDOUT: no answer in time (the server is told the request is cancelled); EDOWN: the
+--- connection ended first. If the calling task is cancelled, the request is cancelled too.
+function Conn:request(method, params, timeout_ms)
+  if self.state == "closed" then return nil, "mcp." .. self.name .. ": not connected", "EDOWN" end
+  self.next_id = self.next_id + 1
+  local id = self.next_id
+  timeout_ms = timeout_ms or self.spec.timeout_ms
+  local co = coroutine.running()
+  local w = { done = false }
+  local timer
+  local function finish(...)
+    if w.done then return end
+    w.done, w.res = true, table.pack(...)
+    if timer and not timer:is_closing() then timer:close() end
+    if w.waiting then task.resume(co) end
+  end
+  w.finish = finish
+  self.pending[id] = w
+  local guard <close> = setmetatable({}, { __close = function()
+    if not w.done then -- the task was cancelled: so is the request
+      w.done = true
+      if timer and not timer:is_closing() then timer:close() end
+      self.pending[id] = nil
+      self:_send(rpc.notification("notifications/cancelled", { requestId = id, reason = "cancelled" }))
+    end
+  end })
+  timer = uv.new_timer()
+  timer:start(timeout_ms, 0, function()
+    if w.done then return end
+    self.pending[id] = nil
+    self:_send(rpc.notification("notifications/cancelled", { requestId = id, reason = "timed out" }))
+    finish(nil, string.format("mcp.%s: %s got no answer in %d ms", self.name, method, timeout_ms), "ETIMEDOUT")
+  end)
+  local msg = rpc.request(id, method, params or setmetatable({}, nil))
+  if self.spec.transport == "http" then
+    local ok, err, code = self:_post(rpc.encode(msg), timeout_ms)
+    if not ok then finish(nil, err, code) end
+    if not w.done then finish(nil, "mcp." .. self.name .. ": the server answered without a response to " .. method, "EPROTO") end
+  else
+    local ok = self._write and self._write(rpc.encode(msg))
+    if not ok then finish(nil, "mcp." .. self.name .. ": not connected", "EDOWN") end
+  end
+  if not w.done then
+    w.waiting = true
+    coroutine.yield()
+  end
+  self.pending[id] = nil
+  return table.unpack(w.res, 1, w.res.n)
+end
+
+function Conn:notify(method, params)
+  return self:_send(rpc.notification(method, params))
+end
+
+--- conn:start() -> true | nil, message, CODE (inside a task): spawns or reaches the server,
+--- initializes, and lists its tools (conn.tools, conn.refused)
+function Conn:start()
+  self.state = "starting"
+  if self.spec.transport == "stdio" then
+    local ok, err, code = self:_start_stdio()
+    if not ok then
+      self:close(err)
+      return nil, err, code
+    end
+  end
+  local r, err, code = self:request("initialize", { protocolVersion = M.PROTOCOL, capabilities = {},
+    clientInfo = { name = "orket", version = require("orket.c.runtime").version() } })
+  if not r then
+    local why = self.start_failure and ("the confinement helper: " .. self.start_failure) or err
+    self:close(why)
+    return nil, "mcp." .. self.name .. ": initialize: " .. tostring(why), code
+  end
+  if type(r) ~= "table" or not M.ACCEPTED[r.protocolVersion] then
+    local v = type(r) == "table" and tostring(r.protocolVersion):sub(1, 32) or "?"
+    self:close("unsupported protocol version " .. v)
+    return nil, "mcp." .. self.name .. ": the server speaks protocol " .. v .. ", not 2025-11-25 or 2025-06-18", "EPROTO"
+  end
+  self.version = r.protocolVersion
+  self.server_info = type(r.serverInfo) == "table" and r.serverInfo or {}
+  self.capabilities = type(r.capabilities) == "table" and r.capabilities or {}
+  self:notify("notifications/initialized")
+  local ok, lerr, lcode = self:list_tools()
+  if not ok then
+    self:close(lerr)
+    return nil, lerr, lcode
+  end
+  self.state = "ready"
+  return true
+end
+
+--- conn:list_tools() -> true | nil, msg, CODE: tools/list, every page (a bounded number)
+function Conn:list_tools()
+  local all, cursor = {}, nil
+  for _ = 1, 20 do
+    local r, err, code = self:request("tools/list", cursor and { cursor = cursor } or nil)
+    if not r then return nil, "mcp." .. self.name .. ": tools/list: " .. tostring(err), code end
+    for _, t in ipairs(type(r.tools) == "table" and r.tools or {}) do
+      all[#all + 1] = t
+      if #all > M.MAX_TOOLS * 2 then break end
+    end
+    cursor = type(r.nextCursor) == "string" and r.nextCursor or nil
+    if not cursor or #all > M.MAX_TOOLS * 2 then break end
+  end
+  self.tools, self.refused = M.tools_of(all)
+  for _, f in ipairs(self.refused) do
+    self.log { event = "mcp_tool_refused", server = self.name, tool = f.name, message = f.why }
+  end
+  return true
+end
+
+--- conn:call(tool, args [, timeout_ms]) -> {ok=, result= | error=, code=} (inside a task)
+function Conn:call(tool, args, timeout_ms)
+  local r, err, code = self:request("tools/call", { name = tool, arguments = args }, timeout_ms)
+  if not r then return { ok = false, error = tostring(err), code = code or "EMCP" } end
+  return M.result_of(r)
+end
+
+--- conn:close([why]): ends the connection (idempotent): waiting requests fail with EDOWN, a
+--- stdio server's process tree is killed, on_close is told why.
+function Conn:close(why)
+  if self.state == "closed" then return end
+  self.state = "closed"
+  self.why = why or "closed"
+  -- the owner hears first: a waiting task resumed below may call again at once
+  if self.on_close then self.on_close(self, self.why) end
+  self:_fail_pending("mcp." .. self.name .. ": " .. self.why, "EDOWN")
+  if self.reader then self.reader:close() end
+  if self.pipes then
+    for _, p in ipairs(self.pipes) do if not p:is_closing() then p:close() end end
+  end
+  if self.pid and not self.exit then
+    -- the helper kills the program's tree on SIGTERM; the group kill is the backstop
+    uv.kill(self.pid, "sigterm")
+    local pid, proc = self.pid, self.proc
+    local t = uv.new_timer()
+    t:start(2000, 0, function()
+      t:close()
+      if proc and not proc:is_closing() then
+        uv.kill(-pid, "sigkill")
+        proc:close()
+      end
+    end)
+  end
+  if self.tmpdir then pcall(rm_tree, self.tmpdir) self.tmpdir = nil end
+  if self.session and self.spec.transport == "http" then
+    -- the server may forget the session now (it would after its own idle time otherwise)
+    local headers = self:_headers()
+    task.spawn(function()
+      local r = require("orket.c.http").request { url = self.spec.url, method = "DELETE", headers = headers,
+        total_timeout_ms = 2000 }
+      if r then
+        pcall(r.headers, r)
+        r:close()
+      end
+    end)
+  end
+end
+
+M.Conn = Conn
+return M

@@ -1,0 +1,158 @@
+-- orket.mcp.http: the /mcp route of orket serve, MCP's Streamable HTTP transport. POST takes
+-- one JSON-RPC message and answers a request with JSON (a notification or a response: 202);
+-- initialize starts a session (Mcp-Session-Id), bound to the API key that made it; DELETE
+-- ends it; GET is refused (405: server-to-client messages go only in answers here). The
+-- key's role decides what the tools may do (orket.mcp.server: a viewer cannot write);
+-- MCP-Protocol-Version is checked, and a browser Origin must be loopback or in serve.cors.
+local crypto = require "orket.c.crypto"
+local rpc = require "orket.mcp.jsonrpc"
+local server = require "orket.mcp.server"
+local jsonout = require "orket.jsonout"
+local auth = require "orket.serve.auth"
+local routes = require "orket.serve.routes"
+
+local M = {}
+
+M.MAX_SESSIONS = 1024
+M.IDLE_MS = 30 * 60 * 1000 -- a session unused this long is forgotten
+
+local err = routes.err
+local KNOWN = {}
+for _, v in ipairs(server.VERSIONS) do KNOWN[v] = true end
+
+-- The sessions of a server, by its store handle: id -> {s = session, key =, used =}
+local registries = setmetatable({}, { __mode = "k" })
+local function sessions_of(db)
+  local r = registries[db]
+  if not r then
+    r = { by_id = {}, n = 0 }
+    registries[db] = r
+  end
+  return r
+end
+
+local function now() return require("luv").now() end
+
+local function forget_idle(reg)
+  local t = now()
+  for id, e in pairs(reg.by_id) do
+    if t - e.used > M.IDLE_MS then
+      e.s:close()
+      reg.by_id[id], reg.n = nil, reg.n - 1
+    end
+  end
+end
+
+-- A browser's Origin (DNS rebinding): loopback origins and orket.lua's serve.cors only.
+local function origin_ok(req, ctx)
+  local o = req.headers.origin
+  if o == nil then return true end -- not a browser
+  if type(o) ~= "string" then return false end
+  local host = o:match("^https?://([^/]+)$")
+  if host and auth.loopback_host(host) then return true end
+  local cors = ctx.server and ctx.server.cors
+  return cors ~= nil and cors[o:lower()] == true
+end
+
+local function key_of(ctx) return ctx.who and (ctx.who.id or (ctx.who.local_use and "local")) or "local" end
+
+local function reply(req, ctx, status, text, headers)
+  ctx.status = status
+  local h = { "Cache-Control: no-store", "X-Content-Type-Options: nosniff" }
+  if text then h[#h + 1] = "Content-Type: application/json; charset=utf-8" end
+  for _, x in ipairs(ctx.headers or {}) do h[#h + 1] = x end
+  for _, x in ipairs(headers or {}) do h[#h + 1] = x end
+  req:respond(status, h, text and (text .. "\n") or "")
+end
+
+local function rpc_reply(req, ctx, status, msg, headers)
+  return reply(req, ctx, status, rpc.encode(msg), headers)
+end
+
+local function post(req, ctx)
+  if not origin_ok(req, ctx) then return err(403, "forbidden", "this Origin may not use /mcp") end
+  local pv = req.headers["mcp-protocol-version"]
+  if pv and not KNOWN[pv] then
+    return rpc_reply(req, ctx, 400, rpc.error(nil, rpc.INVALID_REQUEST, "unsupported MCP-Protocol-Version: " .. tostring(pv):sub(1, 32)))
+  end
+  local text, berr = req:body()
+  if not text then return err(400, "bad_request", tostring(berr)) end
+  if #text > rpc.MAX_MESSAGE then return err(413, "too_large", "the message is too large") end
+  local msg, kind = rpc.decode(text)
+  if not msg then return rpc_reply(req, ctx, 400, rpc.error(kind.id, kind.code, kind.message)) end
+  local reg = sessions_of(ctx.db)
+  local sid = req.headers["mcp-session-id"]
+  local entry
+  if kind == "request" and msg.method == "initialize" and not sid then
+    forget_idle(reg)
+    if reg.n >= M.MAX_SESSIONS then return err(503, "busy", "too many MCP sessions; end some (DELETE /mcp)") end
+    local who = ctx.who and { id = ctx.who.id, role = ctx.who.role } or { role = "operator" }
+    local s = server.new { db = ctx.db, dir = ctx.dir, who = who,
+      log = function(f) if ctx.server then ctx.server:_log(f) end end }
+    local res = s:handle(msg, kind)
+    if not res.result then return rpc_reply(req, ctx, 400, res) end
+    sid = crypto.random_id(16)
+    reg.by_id[sid], reg.n = { s = s, key = key_of(ctx), used = now() }, reg.n + 1
+    ctx.note = "mcp initialize"
+    return rpc_reply(req, ctx, 200, res, { "Mcp-Session-Id: " .. sid })
+  end
+  local meta_version = type(msg.params) == "table" and type(msg.params._meta) == "table"
+    and msg.params._meta["io.modelcontextprotocol/protocolVersion"]
+  if sid then
+    entry = reg.by_id[sid]
+    -- another key's session is not found either: its id says nothing to anyone else
+    if not entry or entry.key ~= key_of(ctx) then
+      return rpc_reply(req, ctx, 404, rpc.error(msg.id, -32001, "no such MCP session; initialize again"))
+    end
+    entry.used = now()
+  elseif meta_version then
+    -- the stateless revision: no session, each request says its version
+    local who = ctx.who and { id = ctx.who.id, role = ctx.who.role } or { role = "operator" }
+    entry = { s = server.new { db = ctx.db, dir = ctx.dir, who = who } }
+  else
+    return rpc_reply(req, ctx, 400, rpc.error(msg.id, rpc.INVALID_REQUEST, "Mcp-Session-Id is required (initialize first)"))
+  end
+  ctx.note = kind == "request" and ("mcp " .. msg.method:sub(1, 64)) or nil
+  local res = entry.s:handle(msg, kind)
+  if not res then
+    ctx.status = 202
+    req:respond(202, ctx.headers or {}, "")
+    return
+  end
+  return rpc_reply(req, ctx, 200, res)
+end
+
+local function delete(req, ctx)
+  local reg = sessions_of(ctx.db)
+  local sid = req.headers["mcp-session-id"]
+  local entry = sid and reg.by_id[sid]
+  if not entry or entry.key ~= key_of(ctx) then return err(404, "not_found", "no such MCP session") end
+  entry.s:close()
+  reg.by_id[sid], reg.n = nil, reg.n - 1
+  reply(req, ctx, 204)
+end
+
+local function get(req, ctx)
+  reply(req, ctx, 405, nil, { "Allow: POST, DELETE" })
+end
+
+--- add(router): POST, GET and DELETE /mcp (any key; the tools check the key's role)
+function M.add(router)
+  router:add("POST", "/mcp", { handler = post, role = "viewer", name = "mcp",
+    summary = "MCP over Streamable HTTP: one JSON-RPC message (docs/mcp.md)", responses = { [200] = { schema = { type = "object" } } } })
+  router:add("DELETE", "/mcp", { handler = delete, role = "viewer", name = "mcp_end", summary = "End an MCP session" })
+  router:add("GET", "/mcp", { handler = get, role = "viewer", name = "mcp_stream",
+    summary = "Not offered: this server sends messages only in answers (405)" })
+end
+
+--- close_all(db): every MCP session of the server using db ends
+function M.close_all(db)
+  local reg = sessions_of(db)
+  for id, e in pairs(reg.by_id) do
+    e.s:close()
+    reg.by_id[id] = nil
+  end
+  reg.n = 0
+end
+
+return M

@@ -1,0 +1,89 @@
+-- orket.mcp.jsonrpc: JSON-RPC 2.0 messages as MCP carries them (one JSON object per
+-- message; no batches): decoding a message with its kind, the standard error codes, and
+-- encoding one message as one line. Uses lua-cjson (cjson.safe) and orket.jsonout.
+local cjson = require "cjson.safe"
+local jsonout = require "orket.jsonout"
+
+local M = {}
+
+M.PARSE_ERROR, M.INVALID_REQUEST, M.METHOD_NOT_FOUND = -32700, -32600, -32601
+M.INVALID_PARAMS, M.INTERNAL_ERROR = -32602, -32603
+
+-- The largest message either side takes: a line longer than this is refused unread.
+M.MAX_MESSAGE = 4 * 1024 * 1024
+-- Nesting deeper than this is refused (lua-cjson's own limit is 1000, and a hostile peer's
+-- deep arrays cost the walkers after it).
+M.MAX_DEPTH = 128
+
+local null = cjson.null
+M.null = null
+
+local dec = cjson.new()
+dec.decode_max_depth(M.MAX_DEPTH)
+dec.decode_invalid_numbers(false)
+
+-- lua-cjson reads every number as a float: a whole one is the integer id it was sent as.
+local function norm_id(id)
+  if type(id) == "string" then return #id <= 256 and id or nil end
+  return type(id) == "number" and math.tointeger(id) or nil
+end
+
+--- decode(text) -> msg, kind | nil, error object (with the id when one could be read).
+--- kind: "request" (method, id), "notification" (method, no id), "response" (id, result or
+--- error). An array (a batch) is refused: MCP since 2025-06-18 carries none.
+function M.decode(text)
+  if type(text) ~= "string" then error("bad argument #1 to 'decode' (string expected, got " .. type(text) .. ")", 2) end
+  if #text > M.MAX_MESSAGE then
+    return nil, { code = M.INVALID_REQUEST, message = "message larger than " .. M.MAX_MESSAGE .. " bytes" }
+  end
+  local v, derr = dec.decode(text)
+  if v == nil then return nil, { code = M.PARSE_ERROR, message = "not JSON: " .. tostring(derr):sub(1, 200) } end
+  if type(v) ~= "table" then return nil, { code = M.INVALID_REQUEST, message = "a message is a JSON object" } end
+  if v[1] ~= nil or (next(v) == nil and text:match("^%s*%[")) then
+    return nil, { code = M.INVALID_REQUEST, message = "batches are not part of MCP: send one message at a time" }
+  end
+  local id = v.id
+  if id ~= nil and id ~= null then
+    id = norm_id(id)
+    if id == nil then return nil, { code = M.INVALID_REQUEST, message = "id must be a string or an integer" } end
+    v.id = id
+  end
+  if v.jsonrpc ~= "2.0" then return nil, { code = M.INVALID_REQUEST, message = 'jsonrpc must be "2.0"', id = id } end
+  if v.method ~= nil then
+    if type(v.method) ~= "string" or #v.method > 256 then
+      return nil, { code = M.INVALID_REQUEST, message = "method must be a short string", id = id }
+    end
+    if v.params ~= nil and type(v.params) ~= "table" then
+      return nil, { code = M.INVALID_REQUEST, message = "params must be an object", id = id }
+    end
+    if id == nil then return v, "notification" end
+    if id == null then return nil, { code = M.INVALID_REQUEST, message = "id must not be null" } end
+    return v, "request"
+  end
+  if id == nil or id == null then return nil, { code = M.INVALID_REQUEST, message = "a response needs an id" } end
+  if (v.result == nil) == (v.error == nil) then
+    return nil, { code = M.INVALID_REQUEST, message = "a response has a result or an error", id = id }
+  end
+  if v.error ~= nil and (type(v.error) ~= "table" or math.type(v.error.code) ~= "integer") then
+    return nil, { code = M.INVALID_REQUEST, message = "a response's error needs an integer code", id = id }
+  end
+  return v, "response"
+end
+
+--- encode(msg) -> one line of JSON (no newline inside; JSON escapes them)
+function M.encode(msg)
+  msg.jsonrpc = "2.0"
+  return jsonout.encode(msg)
+end
+
+function M.result(id, result) return { jsonrpc = "2.0", id = id, result = result } end
+
+function M.error(id, code, message, data)
+  return { jsonrpc = "2.0", id = id == nil and null or id, error = { code = code, message = message, data = data } }
+end
+
+function M.request(id, method, params) return { jsonrpc = "2.0", id = id, method = method, params = params } end
+
+function M.notification(method, params) return { jsonrpc = "2.0", method = method, params = params } end
+
+return M

@@ -1,0 +1,247 @@
+-- orket.mcp.manager: the MCP servers orket.lua names, for an engine: each connected at start
+-- (orket.mcp.client), its tools offered as SERVER__TOOL (a "-" in the server's name reads
+-- "_"), listed again on notifications/tools/list_changed, and a server that goes down
+-- restarted with backoff while its tools answer EUNAVAILABLE. wrap(registry) puts the MCP
+-- tools beside the tool files' (orket.tools) for the gate and the roles; the engine runs
+-- their calls as effects (orket.engine.turn), through the gate, policies and approvals.
+local uv = require "luv"
+local task = require "orket.task"
+local client = require "orket.mcp.client"
+local rt = require "orket.c.runtime"
+
+local M = {}
+
+M.BACKOFF_MS = { 500, 1000, 2000, 5000, 10000, 30000 }
+
+local Manager = {}
+Manager.__index = Manager
+
+--- new(section, {cwd=, log=}) -> manager (servers not started); section: settings.mcp
+function M.new(section, o)
+  o = o or {}
+  local self = setmetatable({ servers = {}, names = {}, cwd = o.cwd, log = o.log or function() end, closed = false,
+    by_tool = {}, defs = {} }, Manager)
+  for _, name in ipairs(section and section.names or {}) do
+    self.names[#self.names + 1] = name
+    self.servers[name] = { spec = section.servers[name], state = "stopped", failures = 0, tools = {} }
+  end
+  return self
+end
+
+local function orket_name(server, tool) return server .. "__" .. tool:gsub("%-", "_") end
+
+-- The tool definitions of one server, rebuilt after each listing.
+function Manager:_index(name)
+  local s = self.servers[name]
+  for tname, d in pairs(self.defs) do if d.mcp.server == name then self.defs[tname] = nil end end
+  for _, t in ipairs(s.conn and s.conn.tools or s.tools) do
+    local n = orket_name(name, t.name)
+    if #n <= 64 and not self.defs[n] then
+      self.defs[n] = { name = n, description = "[" .. name .. "] " .. t.description, effect = "mcp",
+        parameters = t.schema, compiled_schema = t.compiled, mcp = { server = name, tool = t.name },
+        spec = { name = n, description = "[" .. name .. "] " .. t.description, parameters = t.schema } }
+    end
+  end
+  s.tools = s.conn and s.conn.tools or s.tools
+end
+
+function Manager:_connect(name)
+  local s = self.servers[name]
+  if self.closed then return end
+  s.state = "starting"
+  local conn = client.new(s.spec, { cwd = self.cwd, log = self.log,
+    on_notify = function(c, msg)
+      if msg.method == "notifications/tools/list_changed" and c == s.conn and not s.relisting then
+        s.relisting = true
+        task.spawn(function()
+          local ok, err = c:list_tools()
+          s.relisting = false
+          if ok then self:_index(name) else self.log { event = "mcp_error", server = name, message = tostring(err) } end
+        end)
+      end
+    end,
+    on_close = function(c, why)
+      if c ~= s.conn then return end
+      s.state, s.why, s.conn = "down", why, nil
+      self.log { event = "mcp_down", server = name, message = why }
+      self:_restart(name)
+    end })
+  s.conn = conn
+  local ok, err = conn:start()
+  if ok then
+    s.state, s.failures, s.why = "ready", 0, nil
+    self:_index(name)
+    self.log { event = "mcp_ready", server = name, tools = #conn.tools }
+  elseif s.conn == conn then
+    s.conn = nil
+    s.state, s.why = "down", err
+    self:_restart(name)
+  end
+  return ok, err
+end
+
+-- After a failure: wait (longer each time it fails again), then connect anew.
+function Manager:_restart(name)
+  local s = self.servers[name]
+  if self.closed or s.timer then return end
+  s.failures = s.failures + 1
+  local wait = M.BACKOFF_MS[math.min(s.failures, #M.BACKOFF_MS)]
+  s.next_try = uv.now() + wait
+  s.timer = uv.new_timer()
+  s.timer:start(wait, 0, function()
+    s.timer:close()
+    s.timer = nil
+    if not self.closed then task.spawn(self._connect, self, name) end
+  end)
+end
+
+--- manager:start() -> {name -> error} for the servers that failed (inside a task): connects
+--- every server at once; a failed one is retried with backoff
+function Manager:start()
+  local tasks, failed = {}, {}
+  for _, name in ipairs(self.names) do
+    tasks[name] = task.spawn(self._connect, self, name)
+  end
+  for name, t in pairs(tasks) do
+    local ok, cok, err = t:join()
+    if not ok or not cok then failed[name] = ok and err or cok end
+  end
+  return failed
+end
+
+--- manager:get(name) -> the MCP tool's definition | nil
+function Manager:get(name) return self.defs[name] end
+
+--- manager:call(name, args [, left_ms]) -> {ok=, result= | error=, code=} (inside a task)
+function Manager:call(name, args, left_ms)
+  local d = self.defs[name]
+  if not d then return { ok = false, error = "no MCP tool named " .. tostring(name), code = "ENOENT" } end
+  local s = self.servers[d.mcp.server]
+  if not s.conn or s.state ~= "ready" or s.conn.state ~= "ready" then
+    return { ok = false, code = "EUNAVAILABLE", error = string.format("the MCP server %s is %s%s; its tools are unavailable until it is back",
+      d.mcp.server, s.state, s.why and (" (" .. tostring(s.why):sub(1, 300) .. ")") or "") }
+  end
+  local timeout = s.spec.timeout_ms
+  if left_ms and left_ms < timeout then timeout = math.max(1, math.floor(left_ms)) end
+  return s.conn:call(d.mcp.tool, args, timeout)
+end
+
+--- manager:status() -> {{name=, transport=, state=, why=, tools={names}, refused={{name=, why=}}}...}
+function Manager:status()
+  local out = {}
+  for _, name in ipairs(self.names) do
+    local s = self.servers[name]
+    local tools = {}
+    for _, t in ipairs(s.tools or {}) do tools[#tools + 1] = orket_name(name, t.name) end
+    out[#out + 1] = { name = name, transport = s.spec.transport, state = s.state, why = s.why, tools = tools,
+      refused = s.conn and s.conn.refused or s.refused or {}, server = s.conn and s.conn.server_info or nil }
+  end
+  return out
+end
+
+--- manager:close(): every connection ends, no restart follows (idempotent)
+function Manager:close()
+  if self.closed then return end
+  self.closed = true
+  for _, name in ipairs(self.names) do
+    local s = self.servers[name]
+    if s.timer then s.timer:close() s.timer = nil end
+    local c = s.conn
+    s.conn, s.state = nil, "stopped"
+    if c then c:close("stopped") end
+  end
+end
+
+-- ---- the registry the engine sees -----------------------------------------------------------
+
+local Proxy = {}
+Proxy.__index = Proxy
+
+--- manager:wrap(registry) -> a registry with the MCP tools beside registry's (a tool file of
+--- the same name wins). A hot reload wraps the new registry again.
+function Manager:wrap(reg)
+  if getmetatable(reg) == Proxy then reg = reg.base end
+  return setmetatable({ base = reg, m = self, names = reg.names, by_name = reg.by_name, files = reg.files }, Proxy)
+end
+
+function Proxy:get(name) return self.base:get(name) or self.m:get(name) end
+
+function Proxy:specs(names)
+  if not names then return self.base:specs() end
+  local out = {}
+  for _, n in ipairs(names) do
+    local d = self.base:get(n) or self.m:get(n)
+    if d then out[#out + 1] = d.spec end
+  end
+  return out
+end
+
+function Proxy:run(name, args, ctx)
+  if not self.base:get(name) and self.m:get(name) then
+    -- only through the engine's effect path (orket.engine.turn), which waits on the loop
+    return self.m:call(name, args)
+  end
+  return self.base:run(name, args, ctx)
+end
+
+function Proxy:recover(name, args, ctx)
+  if not self.base:get(name) and self.m:get(name) then
+    return "unknown", name .. " is an MCP tool: whether the server did it is not known"
+  end
+  return self.base:recover(name, args, ctx)
+end
+
+--- manager:reconfigure(section): servers gone or changed stop, new or changed ones start (in
+--- a task of their own each); the unchanged keep their connection.
+function Manager:reconfigure(section)
+  local jsonout = require "orket.jsonout"
+  local want = section and section.servers or {}
+  for _, name in ipairs(self.names) do
+    local s = self.servers[name]
+    local w = want[name]
+    if not w or jsonout.encode(w) ~= jsonout.encode(s.spec) then
+      if s.timer then s.timer:close() s.timer = nil end
+      local c = s.conn
+      s.conn = nil
+      if c then c:close("orket.lua changed") end
+      for tname, d in pairs(self.defs) do if d.mcp.server == name then self.defs[tname] = nil end end
+      self.servers[name] = nil
+    end
+  end
+  self.names = {}
+  for _, name in ipairs(section and section.names or {}) do
+    self.names[#self.names + 1] = name
+    if not self.servers[name] then
+      self.servers[name] = { spec = want[name], state = "stopped", failures = 0, tools = {} }
+      task.spawn(self._connect, self, name)
+    end
+  end
+end
+
+--- reload(e) -> true | nil, msg, CODE: orket.lua read again for a hot reload; a changed mcp
+--- section reconfigures e.mcp (made when the first server appears). The rest of orket.lua is
+--- not taken up during a run. A mistake keeps the servers as they were.
+function M.reload(e)
+  local cfg, err, code = require("orket.config").load(e.dir)
+  if not cfg then return nil, err, code end
+  local s, serr, scode = require("orket.engine.settings").resolve(cfg)
+  if not s then return nil, serr, scode end
+  e.settings.mcp = s.mcp
+  if not e.mcp then
+    if not (s.mcp and #s.mcp.names > 0) then return true end
+    e.mcp = M.new(nil, { cwd = M.abspath(e.workspace_dir or (e.dir .. "/workspace")), log = function(f)
+      e:emit { type = "mcp", event = f.event, server = f.server, message = f.message, tool = f.tool, tools = f.tools }
+    end })
+  end
+  e.mcp:reconfigure(s.mcp)
+  return true
+end
+
+--- abspath(dir) -> dir made absolute (a stdio server's working directory must be)
+function M.abspath(dir)
+  if dir:sub(1, 1) == "/" then return dir end
+  return (uv.cwd() .. "/" .. dir):gsub("/%./", "/"):gsub("/%.$", "")
+end
+
+M.now = rt.now
+return M

@@ -1,0 +1,404 @@
+-- orket.mcp.server: Orket's board as an MCP server, independent of the transport. A session
+-- takes decoded JSON-RPC messages and answers them; its tools are the HTTP API's routes
+-- (orket.serve.routes, .writes, .runs) called with the same ctx, so a tool call and the
+-- matching HTTP request run the same handler, checks and audit. Resources are cards and run
+-- transcripts; subscriptions are fed from the journal (orket.store.journal) on a timer.
+local uv = require "luv"
+local cgate = require "orket.c.gate"
+local jsonout = require "orket.jsonout"
+local rpc = require "orket.mcp.jsonrpc"
+local router_mod = require "orket.serve.router"
+local keys = require "orket.serve.keys"
+local sj = require "orket.store.journal"
+
+local M = {}
+
+-- Newest first. 2026-07-28 is stateless (no initialize; the version rides in each request's
+-- _meta); the two before it negotiate in initialize.
+M.VERSIONS = { "2026-07-28", "2025-11-25", "2025-06-18" }
+local HANDSHAKE = { ["2025-11-25"] = true, ["2025-06-18"] = true }
+local STATELESS = "2026-07-28"
+local META_VERSION = "io.modelcontextprotocol/protocolVersion"
+
+M.NOT_INITIALIZED = -32002 -- implementation-defined range: a request before initialize
+M.RESOURCE_NOT_FOUND = -32002 -- 2025-11-25's code; 2026-07-28 uses invalid params
+
+M.PAGE = 100         -- tools/list and resources/list entries per page
+M.POLL_MS = 250      -- how often the journal is read for subscriptions
+M.MAX_SUBSCRIPTIONS = 256
+
+local null = rpc.null
+
+local function str(max, desc) return { type = "string", minLength = 1, maxLength = max, description = desc } end
+
+-- The tools: each names a route of the HTTP API, where its arguments go (path parameters,
+-- query, body) and the role it needs (the route's own).
+local function tool(name, route, description, path, query, readonly)
+  return { name = name, route = route, description = description, path = path or {}, query = query or {}, readonly = readonly }
+end
+
+local TOOLS = {
+  tool("board", "board", "The board: rocks, epics and issues with status, seat and priority (orket.board/1). "
+    .. "root: an epic or rock to show alone.", nil, { root = str(128, "an epic or rock id") }, true),
+  tool("get_card", "card", "One card with its comments, history and what it waits on (orket.card/1).",
+    { id = str(128, "the card id") }, nil, true),
+  tool("list_runs", "runs", "Runs, newest first.", nil, { state = str(64, "only runs in this state (running, done, failed, ...)"),
+    limit = { type = "integer", minimum = 1, maximum = 200, description = "at most this many (50)" } }, true),
+  tool("get_run", "run", "One run.", { id = { type = "integer", minimum = 1, description = "the run id" } }, nil, true),
+  tool("run_transcript", "run_transcript", "A run's transcript: its events and transitions (orket.log/1).",
+    { id = { type = "integer", minimum = 1, description = "the run id" } }, nil, true),
+  tool("create_issue", "create", "File a new issue under an epic."),
+  tool("comment", "comment", "Comment on a card.", { id = str(128, "the card id") }),
+  tool("answer", "answer", "Answer a card waiting for input; it goes back to ready.", { id = str(128, "the card id") }),
+  tool("approve", "approve", "Approve the tool call a card waits on (it runs once on the card's next turn).",
+    { id = str(128, "the card id") }),
+  tool("deny", "deny", "Refuse the tool call a card waits on, with a reason the model can act on.", { id = str(128, "the card id") }),
+  tool("retry", "retry", "Get a blocked or waiting card moving again.", { id = str(128, "the card id") }),
+  tool("start_run", "run_start", "Start a run of an epic, a rock or a card in this process."),
+}
+M.TOOLS = TOOLS
+
+local function copy(t)
+  local o = {}
+  for k, v in pairs(t) do o[k] = type(v) == "table" and copy(v) or v end
+  return o
+end
+
+-- The router of every API route, built once: tools find their route here by name.
+local shared_router
+local function api_router()
+  if shared_router then return shared_router end
+  local r = router_mod.new()
+  require("orket.serve.routes").add(r)
+  require("orket.serve.writes").add(r)
+  require("orket.serve.runs").add(r)
+  local by_name = {}
+  for _, route in ipairs(r.routes) do if route.name then by_name[route.name] = route end end
+  shared_router = { router = r, by_name = by_name }
+  return shared_router
+end
+
+-- A tool's input schema: its path and query arguments and the route's body, one strict object.
+local function input_schema(t, route)
+  local props, required = {}, {}
+  local body = route.schema
+  if body then
+    for k, v in pairs(body.properties) do props[k] = copy(v) end
+    for _, k in ipairs(body.required or {}) do required[#required + 1] = k end
+  end
+  for k, v in pairs(t.query) do props[k] = copy(v) end
+  for k, v in pairs(t.path) do
+    props[k] = copy(v)
+    required[#required + 1] = k
+  end
+  -- "priority" takes 3/2/1 or High/Medium/Low; an empty schema reads as any value
+  if props.priority and next(props.priority) == nil then
+    props.priority = { type = { "number", "string" }, description = "3 high, 2 medium, 1 low, or High/Medium/Low" }
+  end
+  table.sort(required)
+  return { type = "object", properties = props, required = jsonout.array(required), additionalProperties = false }
+end
+
+local function tool_defs()
+  local api = api_router()
+  local out = {}
+  for _, t in ipairs(TOOLS) do
+    local route = assert(api.by_name[t.route], t.route)
+    out[#out + 1] = { t = t, route = route, schema = input_schema(t, route) }
+  end
+  return out
+end
+
+--- new{db=, dir=, who=, send=fn(msg), log=fn(fields)} -> session. who: {id=, role=} (an API
+--- key, or the local user: nil id, role admin); send: writes one message to the peer
+--- (notifications); without send, resources cannot be subscribed to.
+function M.new(o)
+  local self = setmetatable({ db = o.db, dir = o.dir, who = o.who or { role = "admin" }, send = o.send,
+    state = "new", subs = {}, nsubs = 0, tools = tool_defs(), log = o.log or function() end }, { __index = M })
+  return self
+end
+
+local function version_of(params)
+  local meta = type(params) == "table" and params._meta
+  return type(meta) == "table" and meta[META_VERSION] or nil
+end
+
+local function server_info()
+  return { name = "orket", title = "Orket", version = require("orket.c.runtime").version() }
+end
+
+local function capabilities(self)
+  return { tools = { listChanged = false }, resources = { subscribe = self.send ~= nil, listChanged = false } }
+end
+
+local INSTRUCTIONS = "Orket's board: read cards, the board and runs; file issues, comment, answer, approve "
+  .. "or deny a waiting tool call, retry a card, start a run. Resources: orket://cards/{id} and "
+  .. "orket://runs/{id}/transcript (subscribe for updates)."
+
+-- ---- tools -----------------------------------------------------------------------------
+
+local function tool_error(code, message, status)
+  return { isError = true, content = jsonout.array { { type = "text", text = code .. ": " .. message } },
+    structuredContent = { error = { code = code, message = message, status = status } } }
+end
+
+-- Calls the tool's route handler as the HTTP API would; the answer as a tool result.
+function M:call_tool(def, args)
+  local t, route = def.t, def.route
+  if not keys.allows(self.who.role, route.role) then
+    return tool_error("forbidden", "this needs the " .. route.role .. " role", 403)
+  end
+  local ok, msg = cgate.validate(def.schema, args)
+  if not ok then return tool_error("bad_request", (tostring(msg):gsub("^args", "arguments")), 400) end
+  local ctx = { db = self.db, dir = self.dir, who = self.who.id and self.who or nil, route = route.pattern,
+    params = {}, query = {}, body = nil, mcp = true }
+  local body = route.body == "json" and {} or nil
+  for k, v in pairs(args) do
+    if t.path[k] then ctx.params[k] = tostring(math.tointeger(v) or v)
+    elseif t.query[k] then ctx.query[k] = tostring(math.tointeger(v) or v)
+    elseif body then body[k] = v end
+  end
+  ctx.body = body
+  local hok, status, doc = xpcall(route.handler, debug.traceback, nil, ctx)
+  if not hok then
+    self.log { event = "error", tool = t.name, message = tostring(status) }
+    return tool_error("internal", "the server failed; its log says why", 500)
+  end
+  if status < 400 and type(doc) == "table" and getmetatable(doc) and type(doc.text) == "string" then
+    -- a kept answer already encoded (the board): its text as it is; decoding it again would
+    -- lose which empty tables are arrays, and structuredContent is optional
+    return { content = jsonout.array { { type = "text", text = (doc.text:gsub("\n$", "")) } } }
+  end
+  if status >= 400 then
+    local e = type(doc) == "table" and doc.error or {}
+    return tool_error(e.code or "error", e.message or "failed", status)
+  end
+  local text = jsonout.encode(doc)
+  return { content = jsonout.array { { type = "text", text = text } }, structuredContent = doc }
+end
+
+-- ---- resources -------------------------------------------------------------------------
+
+local function card_uri(id) return "orket://cards/" .. id end
+local function run_uri(id) return "orket://runs/" .. id .. "/transcript" end
+
+-- What a URI names: "card", id | "run", id | nil
+local function parse_uri(uri)
+  if type(uri) ~= "string" or #uri > 512 then return nil end
+  local c = uri:match("^orket://cards/([%w_.%-]+)$")
+  if c then return "card", c end
+  local r = uri:match("^orket://runs/(%d+)/transcript$")
+  if r then return "run", math.tointeger(tonumber(r)) end
+  return nil
+end
+
+function M:resource_text(uri)
+  local kind, id = parse_uri(uri)
+  if kind == "card" then
+    local doc = require("orket.cmd.card").json_doc(self.db, id, self.dir)
+    if doc then return jsonout.encode(doc) end
+  elseif kind == "run" and id and require("orket.store.runs").get(self.db, id) then
+    local doc = require("orket.cmd.log").json_doc(self.db, self.dir, id)
+    if doc then return jsonout.encode(doc) end
+  end
+  return nil
+end
+
+-- Every resource: the cards in creation order, then the runs newest first.
+function M:resource_list()
+  local out = {}
+  for _, c in ipairs(require("orket.board").open(self.db):list {}) do
+    out[#out + 1] = { uri = card_uri(c.id), name = c.id, title = c.summary or c.name, mimeType = "application/json",
+      description = c.type .. ", " .. c.status }
+  end
+  for _, r in ipairs(require("orket.store.runs").recent(self.db, 200)) do
+    out[#out + 1] = { uri = run_uri(r.id), name = "run " .. r.id, title = "transcript of run " .. r.id .. " (" .. tostring(r.target) .. ")",
+      mimeType = "application/json" }
+  end
+  return out
+end
+
+-- The journal read for subscriptions: one timer per session, while it has any.
+function M:_poll()
+  local rows = sj.entries_after(self.db, self.after, nil, nil, 500)
+  local seen = {}
+  for _, r in ipairs(rows) do
+    self.after = r.id
+    for _, uri in ipairs { r.card_id and card_uri(r.card_id), r.run_id and run_uri(math.tointeger(r.run_id) or r.run_id) } do
+      if uri and self.subs[uri] and not seen[uri] then
+        seen[uri] = true
+        self.send(rpc.notification("notifications/resources/updated", { uri = uri }))
+      end
+    end
+  end
+end
+
+function M:_watch()
+  if self.timer then return end
+  self.after = sj.latest_id(self.db)
+  self.timer = uv.new_timer()
+  self.timer:start(M.POLL_MS, M.POLL_MS, function()
+    local ok, err = pcall(self._poll, self)
+    if not ok then self.log { event = "error", message = "subscriptions: " .. tostring(err) } end
+  end)
+end
+
+--- session:close(): stops the journal timer (idempotent)
+function M:close()
+  if self.timer and not self.timer:is_closing() then self.timer:close() end
+  self.timer = nil
+  self.state = "closed"
+end
+
+-- ---- methods ---------------------------------------------------------------------------
+
+local function page(list, cursor, size)
+  local start = 1
+  if cursor ~= nil then
+    start = type(cursor) == "string" and math.tointeger(tonumber(cursor:match("^%d+$") or "")) or nil
+    if not start or start < 1 or start > #list + 1 then return nil end
+  end
+  local out = {}
+  for i = start, math.min(#list, start + size - 1) do out[#out + 1] = list[i] end
+  local nxt = start + size <= #list and tostring(start + size) or nil
+  return jsonout.array(out), nxt
+end
+
+local function bad_params(msg) return nil, rpc.INVALID_PARAMS, msg end
+
+local methods = {}
+
+function methods.ping() return {} end
+
+function methods.initialize(self, p)
+  if type(p.protocolVersion) ~= "string" then return bad_params("initialize needs protocolVersion (a string)") end
+  if self.state ~= "new" then return nil, rpc.INVALID_REQUEST, "already initialized" end
+  -- the client's version when we speak it, else our newest that has this handshake
+  local v = HANDSHAKE[p.protocolVersion] and p.protocolVersion or "2025-11-25"
+  self.version, self.state = v, "initialized"
+  self.client = type(p.clientInfo) == "table" and p.clientInfo or nil
+  return { protocolVersion = v, capabilities = capabilities(self), serverInfo = server_info(), instructions = INSTRUCTIONS }
+end
+
+methods["server/discover"] = function(self)
+  return { supportedVersions = jsonout.array { table.unpack(M.VERSIONS) }, capabilities = capabilities(self),
+    serverInfo = server_info(), instructions = INSTRUCTIONS }
+end
+
+methods["tools/list"] = function(self, p)
+  local all = {}
+  for _, d in ipairs(self.tools) do
+    all[#all + 1] = { name = d.t.name, description = d.t.description, inputSchema = d.schema,
+      annotations = { readOnlyHint = d.t.readonly == true, destructiveHint = false, openWorldHint = false } }
+  end
+  local items, nxt = page(all, p.cursor, M.PAGE)
+  if not items then return bad_params("invalid cursor") end
+  return { tools = items, nextCursor = nxt }
+end
+
+methods["tools/call"] = function(self, p)
+  if type(p.name) ~= "string" then return bad_params("tools/call needs name (a string)") end
+  local args = p.arguments
+  if args == nil then args = {} end
+  if type(args) ~= "table" then return bad_params("arguments must be an object") end
+  for _, d in ipairs(self.tools) do
+    if d.t.name == p.name then return self:call_tool(d, args) end
+  end
+  return bad_params("unknown tool: " .. p.name:sub(1, 128))
+end
+
+methods["resources/list"] = function(self, p)
+  local items, nxt = page(self:resource_list(), p.cursor, M.PAGE)
+  if not items then return bad_params("invalid cursor") end
+  return { resources = items, nextCursor = nxt }
+end
+
+methods["resources/templates/list"] = function()
+  return { resourceTemplates = jsonout.array {
+    { uriTemplate = "orket://cards/{id}", name = "card", title = "A card (orket.card/1)", mimeType = "application/json" },
+    { uriTemplate = "orket://runs/{id}/transcript", name = "run_transcript", title = "A run's transcript (orket.log/1)",
+      mimeType = "application/json" } } }
+end
+
+function M:_not_found(uri)
+  local code = self.version == STATELESS and rpc.INVALID_PARAMS or M.RESOURCE_NOT_FOUND
+  return nil, code, "resource not found", { uri = uri }
+end
+
+methods["resources/read"] = function(self, p)
+  if type(p.uri) ~= "string" then return bad_params("resources/read needs uri (a string)") end
+  local text = self:resource_text(p.uri)
+  if not text then return self:_not_found(p.uri) end
+  return { contents = jsonout.array { { uri = p.uri, mimeType = "application/json", text = text } } }
+end
+
+methods["resources/subscribe"] = function(self, p)
+  if not self.send then return nil, rpc.METHOD_NOT_FOUND, "subscriptions need a stream to the client: use stdio (orket mcp serve)" end
+  if type(p.uri) ~= "string" then return bad_params("resources/subscribe needs uri (a string)") end
+  if not parse_uri(p.uri) or not self:resource_text(p.uri) then return self:_not_found(p.uri) end
+  if not self.subs[p.uri] then
+    if self.nsubs >= M.MAX_SUBSCRIPTIONS then return bad_params("too many subscriptions (" .. M.MAX_SUBSCRIPTIONS .. ")") end
+    self.subs[p.uri], self.nsubs = true, self.nsubs + 1
+  end
+  self:_watch()
+  return {}
+end
+
+methods["resources/unsubscribe"] = function(self, p)
+  if type(p.uri) ~= "string" then return bad_params("resources/unsubscribe needs uri (a string)") end
+  if self.subs[p.uri] then self.subs[p.uri], self.nsubs = nil, self.nsubs - 1 end
+  return {}
+end
+
+-- Methods a client may send before initialize.
+local BEFORE_INIT = { initialize = true, ping = true, ["server/discover"] = true }
+
+--- session:handle(msg, kind) -> response message | nil (for notifications and responses).
+--- msg, kind as orket.mcp.jsonrpc.decode gives them.
+function M:handle(msg, kind)
+  if kind == "notification" then
+    if msg.method == "notifications/initialized" and self.state == "initialized" then self.state = "ready" end
+    return nil -- cancellations and progress: every call here answers at once
+  end
+  if kind == "response" then return nil end -- we send no requests
+  local id, method = msg.id, msg.method
+  local params = msg.params
+  if params == nil or params == null then params = {} end
+  local f = methods[method]
+  if not f then return rpc.error(id, rpc.METHOD_NOT_FOUND, "method not found: " .. method:sub(1, 128)) end
+  local stateless = version_of(params)
+  if stateless ~= nil then
+    if stateless ~= STATELESS then
+      return rpc.error(id, -32022, "unsupported protocol version", { supported = jsonout.array { table.unpack(M.VERSIONS) },
+        requested = type(stateless) == "string" and stateless:sub(1, 64) or null })
+    end
+    if method == "initialize" then return rpc.error(id, rpc.METHOD_NOT_FOUND, "initialize is not part of " .. STATELESS) end
+    self.version = self.version or STATELESS
+  elseif self.state == "new" and not BEFORE_INIT[method] then
+    return rpc.error(id, M.NOT_INITIALIZED, "not initialized: send initialize first")
+  end
+  local ok, res, code, emsg, data = xpcall(f, debug.traceback, self, params)
+  if not ok then
+    self.log { event = "error", method = method, message = tostring(res) }
+    return rpc.error(id, rpc.INTERNAL_ERROR, "internal error; the server's log says why")
+  end
+  if res == nil then return rpc.error(id, code, emsg, data) end
+  if stateless then
+    res.resultType = "complete"
+    res._meta = { ["io.modelcontextprotocol/serverInfo"] = server_info() }
+  end
+  return rpc.result(id, res)
+end
+
+--- session:handle_text(line) -> response text | nil: one message as text in, one out
+function M:handle_text(text)
+  local msg, kind = rpc.decode(text)
+  if not msg then
+    local e = kind
+    return rpc.encode(rpc.error(e.id, e.code, e.message))
+  end
+  local res = self:handle(msg, kind)
+  return res and rpc.encode(res) or nil
+end
+
+return M

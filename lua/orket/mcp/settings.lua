@@ -1,0 +1,100 @@
+-- orket.mcp.settings: orket.lua's mcp section, the MCP servers a project's agents may use:
+--   mcp = { servers = { NAME = { command = {argv...}, env = {NAME = "value"}, network = false,
+--     timeout_ms = 30000 } or { url = "https://...", headers_env = {Header = "ENV_VAR"} } } }
+-- Checked as every other section (orket.engine.settings): "orket.lua: mcp.servers.x.url: ...".
+local M = {}
+
+M.DEFAULT_TIMEOUT_MS = 30000
+M.MAX_SERVERS = 32
+
+local function fail(path, fmt, ...)
+  error({ settings_error = "orket.lua: " .. path .. ": " .. string.format(fmt, ...) }, 0)
+end
+
+local SERVER_KEYS = "command, env, network, timeout_ms (stdio) or url, headers_env, timeout_ms (HTTP)"
+
+local function str(v, path)
+  if type(v) ~= "string" or v == "" or v:find("[%z\r\n]") or not utf8.len(v) then
+    fail(path, "must be a non-empty one-line string")
+  end
+  return v
+end
+
+local function server(name, src)
+  local p = "mcp.servers." .. tostring(name)
+  if type(name) ~= "string" or not name:match("^[a-z][a-z0-9_]*$") or #name > 32 or name:find("__", 1, true) then
+    fail(p, "a server's name must be snake_case without \"__\", at most 32 characters (its tools are NAME__tool)")
+  end
+  if type(src) ~= "table" then fail(p, "must be a table (fields: %s)", SERVER_KEYS) end
+  local out = { name = name, timeout_ms = M.DEFAULT_TIMEOUT_MS }
+  for k, v in pairs(src) do
+    local kp = p .. "." .. tostring(k)
+    if k == "command" then
+      if type(v) ~= "table" or #v == 0 then fail(kp, "must be an argv array, e.g. {\"node\", \"server.js\"}") end
+      out.command = {}
+      for i, a in ipairs(v) do out.command[i] = str(a, kp .. "[" .. i .. "]") end
+      for kk in pairs(v) do
+        if math.type(kk) ~= "integer" or kk < 1 or kk > #v then fail(kp, "must be an array of strings") end
+      end
+    elseif k == "env" then
+      if type(v) ~= "table" then fail(kp, "must map variable names to strings") end
+      out.env = {}
+      for ek, ev in pairs(v) do
+        if type(ek) ~= "string" or not ek:match("^[%a_][%w_]*$") or ek:match("^ORKET_") then
+          fail(kp, "%s is not a variable name a server may be given", tostring(ek))
+        end
+        if type(ev) ~= "string" or ev:find("%z") then fail(kp .. "." .. ek, "must be a string") end
+        out.env[ek] = ev
+      end
+    elseif k == "network" then
+      if type(v) ~= "boolean" then fail(kp, "must be true or false (false: the server has no network)") end
+      out.network = v
+    elseif k == "url" then
+      str(v, kp)
+      if not v:match("^https?://[^/%s]+") then fail(kp, "must be an http:// or https:// URL (got %q)", v) end
+      out.url = v
+    elseif k == "headers_env" then
+      if type(v) ~= "table" then fail(kp, "must map header names to environment variable names") end
+      out.headers_env = {}
+      for hk, hv in pairs(v) do
+        if type(hk) ~= "string" or not hk:match("^[%w-]+$") then fail(kp, "%s is not a header name", tostring(hk)) end
+        if type(hv) ~= "string" or not hv:match("^[%a_][%w_]*$") then
+          fail(kp .. "." .. hk, "must name an environment variable (the secret is never in orket.lua)")
+        end
+        out.headers_env[hk] = hv
+      end
+    elseif k == "timeout_ms" then
+      if math.type(v) ~= "integer" or v < 100 or v > 3600000 then fail(kp, "must be a whole number from 100 to 3600000") end
+      out.timeout_ms = v
+    else
+      fail(kp, "unknown setting (known: %s)", SERVER_KEYS)
+    end
+  end
+  if (out.command == nil) == (out.url == nil) then fail(p, "needs command (a stdio server) or url (HTTP), not both") end
+  if out.url and (out.env or out.network ~= nil) then fail(p, "env and network go with command, not url") end
+  if out.command and out.headers_env then fail(p .. ".headers_env", "goes with url, not command") end
+  out.transport = out.command and "stdio" or "http"
+  return out
+end
+
+--- section(src) -> {servers = {name -> server}, names = sorted} | nil (no section). Raises
+--- {settings_error = msg} as orket.engine.settings' sections do.
+function M.section(src)
+  if src == nil then return nil end
+  if type(src) ~= "table" then fail("mcp", "must be a table: mcp = { servers = { NAME = {...} } }") end
+  for k in pairs(src) do
+    if k ~= "servers" then fail("mcp." .. tostring(k), "unknown setting (known: servers)") end
+  end
+  local out = { servers = {}, names = {} }
+  if src.servers == nil then return out end
+  if type(src.servers) ~= "table" then fail("mcp.servers", "must map server names to tables") end
+  for name, s in pairs(src.servers) do
+    out.servers[name] = server(name, s)
+    out.names[#out.names + 1] = name
+  end
+  if #out.names > M.MAX_SERVERS then fail("mcp.servers", "at most %d servers", M.MAX_SERVERS) end
+  table.sort(out.names)
+  return out
+end
+
+return M

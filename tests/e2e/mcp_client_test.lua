@@ -1,0 +1,135 @@
+-- Orket's MCP client end to end: a scripted team uses the published reference server
+-- (@modelcontextprotocol/server-everything from npm, tests.npm) through orket.lua's mcp
+-- section, confined like agent code, to a done card; `orket mcp list` shows it. Skipped, with
+-- the reason printed, only when npm cannot install the server.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local npm = require "tests.npm"
+
+local function everything()
+  local dir, why = npm.ensure()
+  if not dir then
+    print("\nSKIPPED (server-everything from npm): " .. why)
+    return nil
+  end
+  return dir .. "/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+end
+
+local SCRIPT = [[
+local function call(name, args) return { name = name, arguments = args } end
+return { rules = {
+  { role = "coder", match = "^Issue ", reply = { tool_calls = { call("everything__get_sum", { a = 20, b = 22 }) } } },
+  { role = "coder", match = "Echo: the sum is 42", reply = { tool_calls = {
+    call("write_file", { path = "sum.txt", content = "42\n" }),
+    call("update_issue_status", { status = "code_review" }) } } },
+  { role = "coder", match = "is 42", reply = { tool_calls = {
+    call("everything__echo", { message = "the sum is 42" }) } } },
+  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
+}, default = { content = "Nothing more to do." } }
+]]
+
+local function project(server, extra, mcp_line)
+  local dir = H.tmpdir()
+  os.execute("mkdir -p " .. H.quote(dir .. "/epics") .. " " .. H.quote(dir .. "/roles"))
+  H.write(dir .. "/orket.lua", string.format([[
+name = "mcpteam"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+%s
+]], mcp_line or string.format('mcp = { servers = { everything = { command = { "node", %q, "stdio" } } } }', server)) .. (extra or ""))
+  H.write(dir .. "/epics/e.json", '{ "id": "E", "name": "Sum", "issues": [ { "id": "E-1", "summary": "Add 20 and 22", '
+    .. '"seat": "senior_developer" } ] }')
+  H.write(dir .. "/roles/coder.lua", [[
+return { intent = "Use the MCP tools, then hand in.",
+  tools = { "write_file", "update_issue_status", "everything__echo", "everything__get_sum" },
+  system = function(ctx) return "You are " .. ctx.seat .. "." end }
+]])
+  H.write(dir .. "/script.lua", SCRIPT)
+  require("tests.backends").project(dir)
+  assert(H.orket("import", { cwd = dir }).status == 0)
+  return dir
+end
+
+describe("orket's MCP client with server-everything", function()
+  after_each(H.cleanup)
+
+  it("a scripted team calls its tools through the gate to a done card, journaled", function()
+    local server = everything()
+    if not server then return end
+    local dir = project(server)
+    local r = H.orket("run E", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("done", H.card_json(dir, "E-1").card.status)
+    assert.equal("42\n", H.read(dir .. "/workspace/sum.txt"))
+    local log = H.orket("log 1", { cwd = dir }).stdout
+    assert.matches('everything__get_sum ok {"result":{"text":"The sum of 20 and 22 is 42."}', log, 1, true)
+    assert.matches("Echo: the sum is 42", log, 1, true)
+  end)
+
+  it("a policy's ask holds the MCP call for approval like any tool", function()
+    local server = everything()
+    if not server then return end
+    local dir = project(server)
+    os.execute("mkdir -p " .. H.quote(dir .. "/policies"))
+    H.write(dir .. "/policies/mcp.lua", [[
+ask { tool = "everything__get_*", reason = "this server's getters need a person", remedy = "Wait for approval." }
+]])
+    local r = H.orket("run E", { cwd = dir })
+    local card = H.card_json(dir, "E-1")
+    assert.equal("waiting_for_developer", card.card.status, r.stderr .. r.stdout)
+    assert.equal("everything__get_sum", card.approvals[1].tool)
+  end)
+
+  it("orket mcp list shows the server and its tools", function()
+    local server = everything()
+    if not server then return end
+    local dir = project(server)
+    local r = H.orket("mcp list --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local doc = cjson.decode(r.stdout)
+    local s = doc.servers[1]
+    assert.equal("everything", s.name)
+    assert.equal("ready", s.state)
+    local names = {}
+    for _, t in ipairs(s.tools) do names[t] = true end
+    assert.is_true(names.everything__echo and names.everything__get_sum)
+  end)
+
+  it("a server that cannot start is reported, and a role naming an unknown server is refused", function()
+    local dir = project("/nonexistent/server.js")
+    local r = H.orket("mcp list", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("everything%s+stdio%s+down:", r.stdout)
+    H.write(dir .. "/roles/coder.lua", [[
+return { intent = "x", tools = { "update_issue_status", "nosuch__echo" }, system = function() return "x" end }
+]])
+    local v = H.orket("run E", { cwd = dir })
+    assert.not_equal(0, v.status)
+    assert.matches('roles/coder.lua:%d+: tools%[2%]: no tool named "nosuch__echo"', v.stderr)
+  end)
+
+  it("reaches a Streamable HTTP server (event-stream answers) and a team uses it", function()
+    local server = everything()
+    if not server then return end
+    local port = 20000 + math.random(0, 20000)
+    local dir = H.tmpdir()
+    os.execute(string.format("cd %s && { PORT=%d exec node %s streamableHttp >ev.log 2>&1 & echo $! >ev.pid; } >/dev/null 2>&1",
+      H.quote(dir), port, H.quote(server)))
+    local pid = H.wait_for(function() return H.read(dir .. "/ev.pid") end, "the server's pid"):match("%d+")
+    local ok, err = pcall(function()
+      H.wait_for(function() return (H.read(dir .. "/ev.log") or ""):find("listening on port", 1, true) end, "node to listen", 2000)
+      local proj = project(server, nil, string.format('mcp = { servers = { everything = { url = "http://127.0.0.1:%d/mcp" } } }', port))
+      local l = H.orket("mcp list --json", { cwd = proj })
+      assert.equal(0, l.status, l.stdout .. l.stderr)
+      local s = cjson.decode(l.stdout).servers[1]
+      assert.equal("http", s.transport)
+      assert.equal("ready", s.state)
+      local r = H.orket("run E", { cwd = proj })
+      assert.equal(0, r.status, r.stderr)
+      assert.equal("done", H.card_json(proj, "E-1").card.status)
+      assert.matches("The sum of 20 and 22 is 42.", H.orket("log 1", { cwd = proj }).stdout, 1, true)
+    end)
+    os.execute("kill " .. pid)
+    assert(ok, err)
+  end)
+end)

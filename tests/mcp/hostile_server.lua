@@ -1,0 +1,67 @@
+-- A misbehaving MCP server on stdio for tests/spec/mcp_client_spec.lua, run with
+-- `orket lua hostile_server.lua MODE`: it initializes properly, then misbehaves as MODE says.
+local cjson = require "cjson"
+local mode = arg[1] or "good"
+
+local function send(t) io.stdout:write(cjson.encode(t), "\n") io.stdout:flush() end
+
+local function deep(n)
+  local s = { type = "string" }
+  for _ = 1, n do s = { type = "object", properties = { x = s } } end
+  return s
+end
+
+local TOOLS = {
+  { name = "ok", description = "fine", inputSchema = { type = "object", properties = { m = { type = "string" } } } },
+}
+if mode == "schemas" then
+  TOOLS[#TOOLS + 1] = { name = "deep", description = "deep", inputSchema = deep(40) }
+  local props = {}
+  for i = 1, 3000 do props["p" .. i] = { type = "string", description = string.rep("d", 30) } end
+  TOOLS[#TOOLS + 1] = { name = "huge", description = "huge", inputSchema = { type = "object", properties = props } }
+  TOOLS[#TOOLS + 1] = { name = "loop", description = "loop", inputSchema = { type = "object",
+    ["$defs"] = { a = { ["$ref"] = "#/$defs/a" } }, properties = { x = { ["$ref"] = "#/$defs/a" } } } }
+  TOOLS[#TOOLS + 1] = { name = "bad name!", description = "x", inputSchema = { type = "object" } }
+end
+
+for line in io.lines() do
+  local msg = cjson.decode(line)
+  if msg.method == "initialize" then
+    if mode == "garbage" then
+      for _ = 1, 100 do io.stdout:write("{not json\n") end
+      io.stdout:flush()
+    else
+      send { jsonrpc = "2.0", id = msg.id, result = { protocolVersion = "2025-11-25", capabilities = { tools = {} },
+        serverInfo = { name = "hostile", version = "1" } } }
+    end
+  elseif msg.method == "tools/list" then
+    send { jsonrpc = "2.0", id = msg.id, result = { tools = TOOLS } }
+  elseif msg.method == "tools/call" then
+    local m = msg.params.arguments.m
+    if m == "silent" then
+      -- never answers
+    elseif m == "wrong_id" then
+      send { jsonrpc = "2.0", id = msg.id + 1000, result = { content = {} } }
+    elseif m == "flood" then
+      for i = 1, 100 do send { jsonrpc = "2.0", id = 5000 + i, result = {} } end
+    elseif m == "big" then
+      io.stdout:write('{"jsonrpc":"2.0","id":', msg.id, ',"result":{"content":[{"type":"text","text":"')
+      local chunk = string.rep("x", 1024 * 1024)
+      for _ = 1, 50 do io.stdout:write(chunk) end
+      io.stdout:write('"}]}}\n')
+      io.stdout:flush()
+    elseif m == "error" then
+      send { jsonrpc = "2.0", id = msg.id, result = { isError = true, content = { { type = "text", text = "it broke" } } } }
+    elseif m == "die" then
+      os.exit(3)
+    elseif m == "notify" then
+      for _ = 1, 1000 do send { jsonrpc = "2.0", method = "notifications/progress", params = { progressToken = 1, progress = 1 } } end
+      send { jsonrpc = "2.0", id = msg.id, result = { content = { { type = "text", text = "after the flood" } } } }
+    else
+      send { jsonrpc = "2.0", id = msg.id, result = { content = { { type = "text", text = "got " .. tostring(m) } },
+        structuredContent = { m = m } } }
+    end
+  elseif msg.id then
+    send { jsonrpc = "2.0", id = msg.id, result = {} }
+  end
+end

@@ -1,0 +1,227 @@
+-- orket.mcp.client against a misbehaving server (tests/mcp/hostile_server.lua, run under the
+-- confinement helper like any stdio server): every misbehaviour is a clear error, nothing
+-- hangs, and the connection's process goes with it. Also orket.mcp.settings' checks.
+local H = require "tests.helpers"
+local task = require "orket.task"
+local client = require "orket.mcp.client"
+local settings = require "orket.engine.settings"
+
+local SERVER = H.ROOT .. "/tests/mcp/hostile_server.lua"
+
+-- A sanitizer build of orket (the test server here) reserves terabytes of shadow memory,
+-- which no data limit allows: under one, the server runs without it.
+local LIMITS = H.BIN:find("asan", 1, true) and { cpu_seconds = 600, memory = 0 } or nil
+if LIMITS then client.LIMITS = LIMITS end -- every connection of this process, the managers' too
+
+local function in_task(fn) local ok, err = task.spawn(fn):join() assert(ok, err) end
+
+local function connect(mode, timeout)
+  local logs = {}
+  local c = client.new({ name = "h", transport = "stdio", command = { H.BIN, "lua", SERVER, mode },
+    timeout_ms = 10000 }, { cwd = H.tmpdir(), log = function(f) logs[#logs + 1] = f end })
+  local ok, err, code = c:start()
+  c.spec.timeout_ms = timeout or 5000 -- the calls' (starting a confined process takes longer)
+  return c, ok, err, code, logs
+end
+
+local function alive(pid) return require("luv").kill(pid, 0) == 0 end
+
+describe("orket.mcp.client", function()
+  after_each(H.cleanup)
+
+  it("calls a tool and shapes its result; isError is a failed result", function()
+    in_task(function()
+      local c, ok, err = connect("good")
+      assert.is_true(ok, err)
+      assert.equal("2025-11-25", c.version)
+      assert.equal("ok", c.tools[1].name)
+      local r = c:call("ok", { m = "hi" })
+      assert.is_true(r.ok)
+      assert.equal("got hi", r.result.text)
+      assert.equal("hi", r.result.structured.m)
+      local e = c:call("ok", { m = "error" })
+      assert.is_false(e.ok)
+      assert.equal("EMCP_TOOL", e.code)
+      assert.equal("it broke", e.error)
+      c:close()
+    end)
+  end)
+
+  it("refuses hostile schemas by name and keeps the rest", function()
+    in_task(function()
+      local c, ok, err = connect("schemas")
+      assert.is_true(ok, err)
+      assert.equal(1, #c.tools)
+      local why = {}
+      for _, r in ipairs(c.refused) do why[r.name] = r.why end
+      assert.matches("deeper", why.deep)
+      assert.matches("more than 5000 values", why.huge)
+      assert.matches("%$ref", why.loop)
+      assert.matches("name", why["bad name!"])
+      c:close()
+    end)
+  end)
+
+  it("times out a call that is never answered, and one answered under another id", function()
+    in_task(function()
+      local c, ok, err = connect("good", 300)
+      assert.is_true(ok, err)
+      local t0 = require("luv").now()
+      local r = c:call("ok", { m = "silent" })
+      assert.equal("ETIMEDOUT", r.code)
+      assert.matches("no answer in 300 ms", r.error)
+      local w = c:call("ok", { m = "wrong_id" })
+      assert.equal("ETIMEDOUT", w.code)
+      assert.is_true(require("luv").now() - t0 < 3000)
+      assert.is_true(c.bad >= 1) -- the stray answer was counted
+      c:close()
+    end)
+  end)
+
+  it("disconnects a server that floods answers to ids it never got", function()
+    in_task(function()
+      local c, ok, err = connect("good")
+      assert.is_true(ok, err)
+      local pid = c.pid
+      local r = c:call("ok", { m = "flood" })
+      assert.is_false(r.ok)
+      assert.equal("EDOWN", r.code)
+      assert.matches("broke the protocol", r.error)
+      assert.equal("closed", c.state)
+      H.wait_for(function() return not alive(pid) end, "the server's process to end", 500)
+    end)
+  end)
+
+  it("fails a start on malformed JSON-RPC with the reason", function()
+    in_task(function()
+      local _, ok, err, code = connect("garbage")
+      assert.is_nil(ok)
+      assert.equal("EDOWN", code)
+      assert.matches("broke the protocol", err)
+    end)
+  end)
+
+  it("refuses a 50 MB result without holding it", function()
+    in_task(function()
+      local c, ok, err = connect("good", 20000)
+      assert.is_true(ok, err)
+      local r = c:call("ok", { m = "big" })
+      assert.equal("ETOOLARGE", r.code)
+      assert.matches("larger than", r.error)
+      -- still usable afterwards
+      assert.equal("got again", c:call("ok", { m = "again" }).result.text)
+      c:close()
+    end)
+  end)
+
+  it("reads past a flood of notifications, and reports a server that dies", function()
+    in_task(function()
+      local c, ok, err = connect("good")
+      assert.is_true(ok, err)
+      assert.equal("after the flood", c:call("ok", { m = "notify" }).result.text)
+      local r = c:call("ok", { m = "die" })
+      assert.equal("EDOWN", r.code)
+      assert.matches("exited", r.error)
+    end)
+  end)
+end)
+
+describe("orket.mcp.manager", function()
+  after_each(H.cleanup)
+
+  it("offers SERVER__TOOL, marks the tools unavailable while a dead server restarts, then has them back", function()
+    in_task(function()
+      local manager = require "orket.mcp.manager"
+      local events = {}
+      local m = manager.new(assert(require("orket.mcp.settings").section { servers = {
+        h = { command = { H.BIN, "lua", SERVER, "good" }, timeout_ms = 10000 } } }),
+        { cwd = H.tmpdir(), log = function(f) events[#events + 1] = f.event end })
+      assert.same({}, m:start())
+      local d = assert(m:get("h__ok"))
+      assert.equal("mcp", d.effect)
+      assert.equal("[h] fine", d.spec.description)
+      -- the registry the engine sees: the files' tools and these
+      local reg = m:wrap(assert(require("orket.tools").load_dirs { H.ROOT .. "/tools" }))
+      assert.equal(d, reg:get("h__ok"))
+      assert.truthy(reg:get("write_file"))
+      assert.equal(2, #reg:specs { "write_file", "h__ok" })
+      assert.equal("unknown", (reg:recover("h__ok", {}, {})))
+      assert.equal("got x", m:call("h__ok", { m = "x" }).result.text)
+      assert.equal("EDOWN", m:call("h__ok", { m = "die" }).code)
+      local r = m:call("h__ok", { m = "x" })
+      assert.equal("EUNAVAILABLE", r.code)
+      assert.matches("the MCP server h is", r.error)
+      H.wait_for(function()
+        require("orket.c.runtime").sleep(20)
+        return m.servers.h.state == "ready"
+      end, "the restart", 500)
+      assert.equal("got back", m:call("h__ok", { m = "back" }).result.text)
+      assert.truthy(table.concat(events, " "):find("mcp_down", 1, true))
+      m:close()
+      assert.equal("stopped", m:status()[1].state)
+    end)
+  end)
+end)
+
+describe("orket.lua's mcp section on a hot reload", function()
+  after_each(H.cleanup)
+
+  it("starts a server added to orket.lua, keeps it on a bad edit, stops one removed", function()
+    in_task(function()
+      local dir = H.tmpdir()
+      os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+      local db = assert(require("orket.project").open_store(dir, true))
+      assert(require("orket.import").import(db, dir))
+      db:close()
+      local reload = require "orket.engine.reload"
+      local e = assert(require("orket.engine.setup").open(dir, {}))
+      assert.is_nil(e.tools:get("h__ok"))
+      local base = H.read(dir .. "/orket.lua")
+      H.write(dir .. "/orket.lua", base .. string.format("\nmcp = { servers = { h = { command = { %q, \"lua\", %q, \"good\" } } } }\n",
+        H.BIN, SERVER))
+      assert(reload.apply(e, { ["orket.lua"] = true }))
+      H.wait_for(function()
+        require("orket.c.runtime").sleep(20)
+        return e.tools:get("h__ok") ~= nil
+      end, "the new server's tools", 500)
+      assert.equal("got x", e.mcp:call("h__ok", { m = "x" }).result.text)
+      -- a mistake: reported, the servers stay as they were
+      H.write(dir .. "/orket.lua", base .. "\nmcp = { servers = { h = { url = 1 } } }\n")
+      local ok, err = reload.apply(e, { ["orket.lua"] = true })
+      assert.is_nil(ok)
+      assert.matches("mcp.servers.h.url", err)
+      assert.truthy(e.tools:get("h__ok"))
+      -- removed: its tools go
+      H.write(dir .. "/orket.lua", base)
+      assert(reload.apply(e, { ["orket.lua"] = true }))
+      assert.is_nil(e.tools:get("h__ok"))
+      e.close_all()
+    end)
+  end)
+end)
+
+describe("orket.lua's mcp section", function()
+  local function check(mcp)
+    local _, err = settings.resolve { team = { a = { roles = { "coder" } } }, mcp = mcp }
+    return err
+  end
+  it("takes stdio and HTTP servers", function()
+    local s = assert(settings.resolve { mcp = { servers = {
+      fs = { command = { "node", "x.js" }, env = { A = "b" }, network = true },
+      web = { url = "https://mcp.example/mcp", headers_env = { Authorization = "MCP_TOKEN" } } } } })
+    assert.same({ "fs", "web" }, s.mcp.names)
+    assert.equal("stdio", s.mcp.servers.fs.transport)
+    assert.equal("http", s.mcp.servers.web.transport)
+  end)
+  it("names the field of each mistake", function()
+    assert.matches("orket.lua: mcp.servers.x: needs command", check { servers = { x = {} } })
+    assert.matches("mcp.servers.x.command", check { servers = { x = { command = "node" } } })
+    assert.matches("mcp.servers.x.url", check { servers = { x = { url = "ftp://x" } } })
+    assert.matches("mcp.servers.Bad", check { servers = { Bad = { command = { "x" } } } })
+    assert.matches("mcp.servers.a__b", check { servers = { a__b = { command = { "x" } } } })
+    assert.matches("mcp.servers.x.headers_env.Auth", check { servers = { x = { url = "http://h", headers_env = { Auth = "not a var" } } } })
+    assert.matches("mcp.servers.x.env", check { servers = { x = { command = { "x" }, env = { ORKET_KEY = "1" } } } })
+    assert.matches("mcp.servers.x.bogus: unknown setting", check { servers = { x = { command = { "x" }, bogus = 1 } } })
+    assert.matches("mcp.other", check { other = 1 })
+  end)
+end)
