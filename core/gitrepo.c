@@ -1,6 +1,7 @@
-/* gitrepo.c: the workspace's git repository over libgit2: init with main, a linked worktree
- * per card, idempotent commits with a turn trailer, in-memory merges, and recovery after a
- * crash (stale locks, a checkout that did not finish). See gitrepo.h and docs/git.md. */
+/* gitrepo.c: the workspace's git repository over libgit2: init with main, a working
+ * directory per card (attached, or a linked worktree), idempotent commits with a turn
+ * trailer, in-memory merges, and recovery after a crash (stale locks, a checkout that did
+ * not finish). See gitrepo.h and docs/git.md. */
 #include "gitrepo.h"
 
 #include <dirent.h>

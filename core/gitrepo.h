@@ -1,5 +1,6 @@
 /* gitrepo.h: the workspace as a git repository, over libgit2 (no `git` process): a main
- * branch, one linked worktree per card on branch orket/<CARD>, commits with a turn trailer
+ * branch, a working directory per card on branch orket/<CARD> (attached: the repository
+ * opened on it with an index of its own; or a linked worktree), commits with a turn trailer
  * so a resume never commits twice, and merges done in memory so main is never half-merged.
  * Knows nothing of Lua. The crash-safety model is in docs/git.md. */
 #ifndef ORKET_GITREPO_H
