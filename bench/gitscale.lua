@@ -27,7 +27,7 @@ local q = require("tests.helpers").quote
 
 local fake = require("tests.fake_server").start()
 
-local CODER = "tool=write_file,arg_path=f-%n.txt,arg_text=the change of card %n,"
+local CODER = "tool=write_file,arg_path=f-%n.txt,arg_content=the change of card %n,"
   .. "then=update_issue_status,then_arg_status=code_review"
 
 local function cpu_now()
