@@ -1261,7 +1261,7 @@ static int gr_conflict_paths(git_index *idx, gr_paths *out, gr_err *e) {
  * 0 when not found there (it may still be further back), -1 on error. A card's branch holds
  * a few commits over the main it started from, so this answers the usual questions without
  * a merge-base search, whose cost grows with the history. */
-#define GR_NEAR 64
+#define GR_NEAR 16
 static int gr_near_ancestor(git_repository *repo, const git_oid *from, const git_oid *want) {
   git_oid q[GR_NEAR];
   size_t head = 0, n = 0;
