@@ -83,7 +83,11 @@ $(BUILD)/curlfloor: bench/curlfloor.c | deps
 $(BUILD)/mhdfloor: bench/mhdfloor.c | deps
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(shell pkg-config --libs libmicrohttpd libuv 2>/dev/null) -o $@
 
-bench: $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/curlfloor $(BUILD)/mhdfloor
+# The git benchmark's floor: the least libgit2 work per card (bench/gitfloor.c).
+$(BUILD)/gitfloor: bench/gitfloor.c | deps
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(shell pkg-config --libs libgit2 2>/dev/null) -o $@
+
+bench: $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/curlfloor $(BUILD)/mhdfloor $(BUILD)/gitfloor
 	@sh bench/run.sh $(BUILD)
 
 install: $(BUILD)/orket $(BUILD)/orket-confine

@@ -15,7 +15,8 @@ end
 
 --- make(n, base_url, opts) -> dir. opts.model: the fake model's options put before the
 --- tool's ("chunks=1,nolog,first_byte_ms=20,"); opts.description: each issue gets one;
---- opts.extra: more orket.lua text (a store URL).
+--- opts.extra: more orket.lua text (a store URL); opts.coder: the coder's tool settings instead
+--- of the hand-in alone (bench/gitscale.lua: a file written, then the hand-in).
 function M.make(n, base_url, opts)
   opts = opts or {}
   local dir = io.popen("mktemp -d /tmp/orket-bench.XXXXXX"):read("l")
@@ -33,12 +34,13 @@ name = "bench"
 models = { default = "fake:chunks=1",
   providers = { fake = { kind = "openai", base_url = %q, max_concurrency = 64, retry = { max_attempts = 1 } } } }
 team = {
-  senior_developer = { roles = { "coder" }, model = "fake:%stool=update_issue_status,arg_status=code_review" },
+  senior_developer = { roles = { "coder" }, model = "fake:%s%s" },
   integrity_guard = { roles = { "integrity_guard" }, model = "fake:%stool=update_issue_status,arg_status=done" },
 }
 budgets = { turns_per_card = 4 }
 limits = { calls_run = %d }  -- two tool calls per issue; the default allows 1,000 a run
-%s]], base_url, model, model, 4 * n, opts.extra or ""))
+%s]], base_url, model, opts.coder or "tool=update_issue_status,arg_status=code_review", model, 4 * n,
+    opts.extra or ""))
   return dir
 end
 

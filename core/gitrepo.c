@@ -1,6 +1,7 @@
-/* gitrepo.c: the workspace's git repository over libgit2: init with main, a linked worktree
- * per card, idempotent commits with a turn trailer, in-memory merges, and recovery after a
- * crash (stale locks, a checkout that did not finish). See gitrepo.h and docs/git.md. */
+/* gitrepo.c: the workspace's git repository over libgit2: init with main, a working
+ * directory per card (attached, or a linked worktree), idempotent commits with a turn
+ * trailer, in-memory merges, and recovery after a crash (stale locks, a checkout that did
+ * not finish). See gitrepo.h and docs/git.md. */
 #include "gitrepo.h"
 
 #include <dirent.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include <git2.h>
+#include <git2/sys/repository.h>
 
 /* A card's linked worktree, kept open between calls: opening one costs libgit2 some 75
  * system calls (its .git file, gitdir, commondir, config, a realpath of each), and a turn
@@ -34,12 +36,36 @@ typedef struct gr_open {
   unsigned long long used;
 } gr_open;
 
+/* A card's attached directory (gitrepo_attach): the main repository opened again with the
+ * directory as its working directory and an index of its own under state. Kept until
+ * gitrepo_detach; used only while the directory and state are the very ones attached. */
+typedef struct gr_att {
+  git_repository *w;
+  char card[GR_CARD_MAX + 1];
+  char ref[GR_CARD_MAX + 32];
+  char dir[PATH_MAX], state[PATH_MAX];
+  struct stat dir_st, state_st;
+} gr_att;
+
 struct gitrepo {
   git_repository *repo;
   char *path;
   gr_open open[GR_OPEN_MAX];
   unsigned long long tick;
+  gr_att *att; /* the attached cards (natt of them) */
+  size_t natt;
 };
+
+/* A working directory as the functions below see it: a repository handle whose working
+ * directory and index are the directory's, the branch it holds (NULL: HEAD's), and where its
+ * own state lives (the index's directory and the pending marker; NULL: the gitdir). main's
+ * working tree and a linked worktree use HEAD and their gitdir; a card's attached directory
+ * (gitrepo_attach) has no gitdir of its own, so both are named. */
+typedef struct gr_wd {
+  git_repository *repo;
+  const char *ref;
+  const char *state;
+} gr_wd;
 
 /* A checkout that follows a ref move is announced by this file in the working tree's own
  * gitdir, written before the ref moves and removed once the files and index match HEAD. */
@@ -180,6 +206,10 @@ static int gr_lib_acquire(gr_err *e) {
   static const int levels[] = {GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL,
                                GIT_CONFIG_LEVEL_PROGRAMDATA};
   int rc = git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+  /* A tree written from an index is not checked object by object: every blob in it was
+   * written (or read) by libgit2 here. Strict creation opens each of the tree's objects, so
+   * every commit and merge cost as much as main's whole tree held. */
+  if (rc == 0) rc = git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
   for (size_t i = 0; rc == 0 && i < sizeof levels / sizeof levels[0]; i++)
     rc = git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
   if (rc < 0) {
@@ -205,9 +235,13 @@ static int gr_new(git_repository *repo, const char *path, gitrepo **out, gr_err 
 
 static void gr_forget(gitrepo *r, const char *card);
 
+static void gr_att_drop(gitrepo *r, size_t i);
+
 void gitrepo_close(gitrepo *r) {
   if (r == NULL) return;
   gr_forget(r, NULL);
+  while (r->natt) gr_att_drop(r, r->natt - 1);
+  free(r->att);
   git_repository_free(r->repo);
   free(r->path);
   free(r);
@@ -259,7 +293,7 @@ static int gr_stage_all(git_index *idx, gr_err *e) {
   return rc < 0 ? gr_git(e, rc, "staging the working tree") : 0;
 }
 
-static int gr_refresh_repo(git_repository *repo, int *updated, gr_err *e);
+static int gr_refresh_repo(const gr_wd *w, int *updated, gr_err *e);
 
 static int gr_initial_commit(git_repository *repo, const gr_sig *who, gr_err *e) {
   git_signature *sig = NULL;
@@ -308,7 +342,7 @@ int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *create
   int unborn = git_repository_head_unborn(repo), updated;
   /* settling finishes a first commit killed before it wrote the index */
   if (unborn < 0 || (unborn == 1 && gr_initial_commit(repo, who, e) != 0) ||
-      gr_check_shape(repo, e) != 0 || gr_refresh_repo(repo, &updated, e) != 0) {
+      gr_check_shape(repo, e) != 0 || gr_refresh_repo(&(gr_wd){repo, NULL, NULL}, &updated, e) != 0) {
     if (unborn < 0) gr_git(e, unborn, "HEAD");
     git_repository_free(repo);
     git_libgit2_shutdown();
@@ -320,17 +354,25 @@ int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *create
 
 /* ---- pending checkouts ------------------------------------------------------------------- */
 
-static int gr_pending_path(git_repository *repo, char *buf, size_t cap) {
+/* The directory of w's own state, ending in '/'. */
+static int gr_state_dir(const gr_wd *w, char *buf, size_t cap) {
   /* git_repository_path is the working tree's own gitdir (.git/ or .git/worktrees/<name>/) */
-  return (size_t)snprintf(buf, cap, "%s%s", git_repository_path(repo), GR_PENDING) < cap ? 0 : -1;
+  if (w->state) return (size_t)snprintf(buf, cap, "%s/", w->state) < cap ? 0 : -1;
+  return (size_t)snprintf(buf, cap, "%s", git_repository_path(w->repo)) < cap ? 0 : -1;
+}
+
+static int gr_pending_path(const gr_wd *w, char *buf, size_t cap) {
+  char d[PATH_MAX];
+  if (gr_state_dir(w, d, sizeof d) != 0) return -1;
+  return (size_t)snprintf(buf, cap, "%s%s", d, GR_PENDING) < cap ? 0 : -1;
 }
 
 /* The marker holds the checkout's stage: "planned" (written before the ref moves) or
  * "writing" (every path passed the safety check and files are being written). Replaced
  * atomically and durably: it must be on disk before what it announces happens. */
-static int gr_pending_mark(git_repository *repo, const char *stage, gr_err *e) {
-  char p[PATH_MAX], tmp[PATH_MAX + 8], line[16];
-  if (gr_pending_path(repo, p, sizeof p) != 0) return gr_fail(e, "EINVAL", "gitdir path too long");
+static int gr_pending_mark(const gr_wd *w, const char *stage, gr_err *e) {
+  char p[PATH_MAX], tmp[PATH_MAX + 8], line[16], d[PATH_MAX];
+  if (gr_pending_path(w, p, sizeof p) != 0 || gr_state_dir(w, d, sizeof d) != 0) return gr_fail(e, "EINVAL", "gitdir path too long");
   snprintf(tmp, sizeof tmp, "%s.tmp", p);
   snprintf(line, sizeof line, "%s\n", stage);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -343,7 +385,7 @@ static int gr_pending_mark(git_repository *repo, const char *stage, gr_err *e) {
     err = errno;
   }
   if (!ok) return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(err));
-  int dfd = open(git_repository_path(repo), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     (void)fsync(dfd); /* best effort: the file's own fsync already happened */
     close(dfd);
@@ -351,17 +393,17 @@ static int gr_pending_mark(git_repository *repo, const char *stage, gr_err *e) {
   return 0;
 }
 
-static int gr_pending_clear(git_repository *repo, gr_err *e) {
+static int gr_pending_clear(const gr_wd *w, gr_err *e) {
   char p[PATH_MAX];
-  if (gr_pending_path(repo, p, sizeof p) != 0) return gr_fail(e, "EINVAL", "gitdir path too long");
+  if (gr_pending_path(w, p, sizeof p) != 0) return gr_fail(e, "EINVAL", "gitdir path too long");
   if (unlink(p) != 0 && errno != ENOENT) return gr_fail(e, "EIO", "cannot remove %s: %s", p, strerror(errno));
   return 0;
 }
 
 /* 0: no checkout pending; 1: planned; 2: writing (its safety check had passed). */
-static int gr_pending(git_repository *repo) {
+static int gr_pending(const gr_wd *w) {
   char p[PATH_MAX], line[16] = {0};
-  if (gr_pending_path(repo, p, sizeof p) != 0) return 0;
+  if (gr_pending_path(w, p, sizeof p) != 0) return 0;
   FILE *f = fopen(p, "re");
   if (f == NULL) return 0;
   size_t n = fread(line, 1, sizeof line - 1, f);
@@ -388,11 +430,21 @@ static int gr_delta_safe(git_repository *repo, const git_diff_delta *d, gr_err *
                  path, git_repository_workdir(repo));
 }
 
-static int gr_index_exists(git_repository *repo) {
-  char p[PATH_MAX];
+static int gr_index_exists(const gr_wd *w) {
+  char p[PATH_MAX + 8], d[PATH_MAX];
   struct stat st;
-  snprintf(p, sizeof p, "%sindex", git_repository_path(repo));
+  if (gr_state_dir(w, d, sizeof d) != 0) return 0;
+  snprintf(p, sizeof p, "%sindex", d);
   return lstat(p, &st) == 0;
+}
+
+/* The tree of w's branch (HEAD's when w names none). */
+static int gr_tip_tree(const gr_wd *w, git_tree **out) {
+  git_reference *head = NULL;
+  int rc = w->ref ? git_reference_lookup(&head, w->repo, w->ref) : git_repository_head(&head, w->repo);
+  if (rc == 0) rc = git_reference_peel((git_object **)out, head, GIT_OBJECT_TREE);
+  git_reference_free(head);
+  return rc;
 }
 
 /* Settles a working tree after whatever a crash interrupted. The index should always be
@@ -405,17 +457,17 @@ static int gr_index_exists(git_repository *repo) {
  *   paths are written. A path someone changed stops it (EDIRTY, marker kept, file kept).
  * - otherwise a commit moved HEAD and was killed before writing the index: the files are the
  *   truth, so only the index is set to HEAD's tree (a mixed reset; no file is touched). */
-static int gr_refresh_repo(git_repository *repo, int *updated, gr_err *e) {
+static int gr_refresh_repo(const gr_wd *w, int *updated, gr_err *e) {
+  git_repository *repo = w->repo;
   *updated = 0;
-  int pending = gr_pending(repo);
+  int pending = gr_pending(w);
   /* No index: a checkout that never finished. In a card's linked worktree that is its
    * creation (a turn only starts once the worktree is made), so every file there is our own
    * half-written checkout and is rewritten ("writing"). In the main working tree the files
    * may be a person's, so they are checked first ("planned"). */
-  if (pending == 0 && !gr_index_exists(repo)) pending = git_repository_is_worktree(repo) ? 2 : 1;
+  if (pending == 0 && !gr_index_exists(w)) pending = (w->state || git_repository_is_worktree(repo)) ? 2 : 1;
   git_index *idx = NULL;
   git_tree *base = NULL, *target = NULL;
-  git_reference *head = NULL;
   git_diff *diff = NULL;
   char **paths = NULL;
   git_oid bid;
@@ -429,8 +481,7 @@ static int gr_refresh_repo(git_repository *repo, int *updated, gr_err *e) {
     goto out;
   }
   if ((rc = git_index_write_tree(&bid, idx)) < 0 || (rc = git_tree_lookup(&base, repo, &bid)) < 0 ||
-      (rc = git_repository_head(&head, repo)) < 0 ||
-      (rc = git_reference_peel((git_object **)&target, head, GIT_OBJECT_TREE)) < 0 ||
+      (rc = gr_tip_tree(w, &target)) < 0 ||
       (rc = git_diff_tree_to_tree(&diff, repo, base, target, NULL)) < 0) {
     gr_git(e, rc, "comparing the index with HEAD");
     goto out;
@@ -449,7 +500,7 @@ static int gr_refresh_repo(git_repository *repo, int *updated, gr_err *e) {
       if (pending == 1 && gr_delta_safe(repo, d, e) != 0) goto out;
       paths[i] = (char *)(d->new_file.path ? d->new_file.path : d->old_file.path);
     }
-    if (pending == 1 && gr_pending_mark(repo, "writing", e) != 0) goto out;
+    if (pending == 1 && gr_pending_mark(w, "writing", e) != 0) goto out;
     git_checkout_options co;
     (void)git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
     co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
@@ -462,13 +513,12 @@ static int gr_refresh_repo(git_repository *repo, int *updated, gr_err *e) {
     }
     *updated = 1;
   }
-  if (pending && gr_pending_clear(repo, e) != 0) goto out;
+  if (pending && gr_pending_clear(w, e) != 0) goto out;
   ret = 0;
 out:
   free(paths);
   git_diff_free(diff);
   git_tree_free(target);
-  git_reference_free(head);
   git_tree_free(base);
   git_index_free(idx);
   return ret;
@@ -477,16 +527,17 @@ out:
 /* Moves ref from `from` to `to` (compare-and-swap) after announcing, with the pending marker,
  * the checkout that must follow into repo's working tree; a crash anywhere after this is
  * finished by gr_refresh_repo. */
-static int gr_move_ref(git_repository *repo, const char *ref, const git_oid *from,
+static int gr_move_ref(const gr_wd *w, const char *ref, const git_oid *from,
                        const git_oid *to, const char *why, gr_err *e) {
-  if (gr_pending_mark(repo, "planned", e) != 0) return -1;
+  git_repository *repo = w->repo;
+  if (gr_pending_mark(w, "planned", e) != 0) return -1;
   git_reference *out = NULL;
   int rc = git_reference_create_matching(&out, repo, ref, to, 1, from, why);
   git_reference_free(out);
   if (rc < 0) {
     gr_git(e, rc, ref);
     gr_err ignored;
-    (void)gr_pending_clear(repo, &ignored); /* nothing moved: the marker announces nothing */
+    (void)gr_pending_clear(w, &ignored); /* nothing moved: the marker announces nothing */
     return -1;
   }
   return 0;
@@ -593,9 +644,19 @@ static int gr_open_wt(gitrepo *r, const char *card, const char *path, git_worktr
   return 0;
 }
 
-/* card's worktree repository, borrowed: kept open by r (gr_open), never freed by the caller. */
-static int gr_open_card(gitrepo *r, const char *card, git_repository **wrepo, gr_err *e) {
+static gr_att *gr_attached(gitrepo *r, const char *card);
+
+/* card's working directory: its attached directory (gitrepo_attach), else its linked
+ * worktree; borrowed: kept open by r, never freed by the caller. */
+static int gr_open_card(gitrepo *r, const char *card, gr_wd *wd, gr_err *e) {
   if (gr_check_card(card, e) != 0) return -1;
+  gr_att *a = gr_attached(r, card);
+  if (a) {
+    *wd = (gr_wd){a->w, a->ref, a->state};
+    return 0;
+  }
+  *wd = (gr_wd){NULL, NULL, NULL};
+  git_repository **wrepo = &wd->repo;
   if ((*wrepo = gr_kept(r, card, NULL)) != NULL) return 0;
   git_worktree *wt = NULL;
   int rc = gr_wt_lookup(r->repo, card, &wt);
@@ -611,9 +672,9 @@ static int gr_open_card(gitrepo *r, const char *card, git_repository **wrepo, gr
 }
 
 int gitrepo_worktree_path(gitrepo *r, const char *card, char *buf, size_t cap, gr_err *e) {
-  git_repository *w = NULL;
+  gr_wd w;
   if (gr_open_card(r, card, &w, e) != 0) return -1;
-  const char *wd = git_repository_workdir(w);
+  const char *wd = git_repository_workdir(w.repo);
   size_t n = strlen(wd);
   while (n > 1 && wd[n - 1] == '/') n--;
   int ok = n < cap;
@@ -683,7 +744,7 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
   int updated;
   /* the worktree kept open from an earlier call for this very path: still the one on disk */
   if ((w = gr_kept(r, card, abs)) != NULL) {
-    ret = gr_refresh_repo(w, &updated, e);
+    ret = gr_refresh_repo(&(gr_wd){w, NULL, NULL}, &updated, e);
     goto out;
   }
   rc = gr_wt_lookup(r->repo, card, &wt);
@@ -717,7 +778,7 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
     }
     *created = 1;
   }
-  if (gr_open_wt(r, card, abs, wt, &w, e) != 0 || gr_refresh_repo(w, &updated, e) != 0) goto out;
+  if (gr_open_wt(r, card, abs, wt, &w, e) != 0 || gr_refresh_repo(&(gr_wd){w, NULL, NULL}, &updated, e) != 0) goto out;
   ret = 0;
 out:
   git_commit_free(main_c);
@@ -726,14 +787,20 @@ out:
   return ret;
 }
 
-static int gr_status_repo(git_repository *w, gr_paths *out, gr_err *e) {
+static int gr_status_repo(const gr_wd *wd, gr_paths *out, gr_err *e) {
   git_status_options so;
+  git_tree *tip = NULL;
   (void)git_status_options_init(&so, GIT_STATUS_OPTIONS_VERSION);
   so.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
   so.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS |
              GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
   git_status_list *sl = NULL;
-  int rc = git_status_list_new(&sl, w, &so);
+  int rc = 0;
+  /* an attached directory's branch is not HEAD (HEAD is main's): compared with its tip */
+  if (wd->ref && (rc = gr_tip_tree(wd, &tip)) < 0) return gr_git(e, rc, wd->ref);
+  so.baseline = tip;
+  rc = git_status_list_new(&sl, wd->repo, &so);
+  git_tree_free(tip);
   if (rc < 0) return gr_git(e, rc, "status");
   size_t n = git_status_list_entrycount(sl);
   for (size_t i = 0; i < n; i++) {
@@ -753,12 +820,240 @@ static int gr_status_repo(git_repository *w, gr_paths *out, gr_err *e) {
 }
 
 int gitrepo_status(gitrepo *r, const char *card, gr_paths *out, gr_err *e) {
-  git_repository *w = NULL;
+  gr_wd w;
   out->v = NULL;
   out->n = 0;
   if (gr_open_card(r, card, &w, e) != 0) return -1;
   int updated;
-  return gr_refresh_repo(w, &updated, e) == 0 ? gr_status_repo(w, out, e) : -1;
+  return gr_refresh_repo(&w, &updated, e) == 0 ? gr_status_repo(&w, out, e) : -1;
+}
+
+/* ---- attached directories ------------------------------------------------------------------ */
+
+/* A card's working directory without a linked worktree: the main repository opened again,
+ * its working directory set to the card's directory and its index to one of its own kept in
+ * a state directory outside it. No `.git` entry in the directory is ever read, nothing is
+ * registered under .git/worktrees (making one costs nothing per other card), and a directory
+ * reused from another card is switched by writing only the paths that differ between the
+ * tree its index records and the card's (docs/git.md). */
+
+static void gr_att_drop(gitrepo *r, size_t i) {
+  git_repository_free(r->att[i].w);
+  r->att[i] = r->att[r->natt - 1];
+  r->natt--;
+}
+
+static int gr_same_dir(const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* card's attached directory while it is still the one attached (the directory and the
+ * state directory the very ones), else NULL (and forgotten). */
+static gr_att *gr_attached(gitrepo *r, const char *card) {
+  for (size_t i = 0; i < r->natt; i++) {
+    gr_att *a = &r->att[i];
+    if (strcmp(a->card, card) != 0) continue;
+    struct stat d, s;
+    if (stat(a->dir, &d) == 0 && stat(a->state, &s) == 0 && gr_same_dir(&d, &a->dir_st) && gr_same_dir(&s, &a->state_st))
+      return a;
+    gr_att_drop(r, i);
+    return NULL;
+  }
+  return NULL;
+}
+
+/* Removes everything inside the directory fd (consumed), depth-limited; entries are opened
+ * relative to their directory with O_NOFOLLOW, so a symbolic link is removed, never followed. */
+static int gr_empty_fd(int fd, int depth) {
+  DIR *d = fdopendir(fd);
+  if (d == NULL) {
+    close(fd);
+    return -1;
+  }
+  struct dirent *de;
+  int ret = 0;
+  while (ret == 0 && (de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    if (unlinkat(dirfd(d), de->d_name, 0) == 0 || errno == ENOENT) continue;
+    if (errno != EISDIR && errno != EPERM) {
+      ret = -1;
+      break;
+    }
+    int sub = depth < 64 ? openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    if (sub < 0 || gr_empty_fd(sub, depth + 1) != 0 || unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) != 0) ret = -1;
+  }
+  closedir(d);
+  return ret;
+}
+
+/* Removes everything inside dir, keeping dir. */
+static int gr_empty_dir(const char *dir, gr_err *e) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 || gr_empty_fd(fd, 0) != 0) return gr_fail(e, "EIO", "cannot empty %s: %s", dir, strerror(errno));
+  return 0;
+}
+
+static int gr_mkdirs(const char *path, gr_err *e) {
+  if (gr_mkparents(path, e) != 0) return -1;
+  if (mkdir(path, 0755) != 0 && errno != EEXIST) return gr_fail(e, "EIO", "cannot make %s: %s", path, strerror(errno));
+  return 0;
+}
+
+/* 1 when dir holds any entry. */
+static int gr_dir_used(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d == NULL) return 0;
+  struct dirent *de;
+  int used = 0;
+  while (!used && (de = readdir(d)) != NULL) used = strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+  closedir(d);
+  return used;
+}
+
+int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *state, int *switched, gr_err *e) {
+  char adir[PATH_MAX], astate[PATH_MAX], bname[GR_CARD_MAX + 16], ip[PATH_MAX + 8];
+  git_reference *br = NULL;
+  git_commit *main_c = NULL;
+  git_repository *w = NULL;
+  git_index *idx = NULL;
+  int rc, ret = -1;
+  *switched = 0;
+  if (gr_check_card(card, e) != 0 || gr_abspath(dir, adir, sizeof adir, e) != 0 ||
+      gr_abspath(state, astate, sizeof astate, e) != 0)
+    return -1;
+  size_t rl = strlen(r->path);
+  if (strncmp(adir, r->path, rl) == 0 && (adir[rl] == '/' || adir[rl] == '\0'))
+    return gr_fail(e, "EINVAL", "a card's directory must be outside main's working tree %s: %s", r->path, adir);
+  if (strcmp(adir, astate) == 0 || (strncmp(astate, adir, strlen(adir)) == 0 && astate[strlen(adir)] == '/'))
+    return gr_fail(e, "EINVAL", "a card's git state must be outside its directory: %s", astate);
+  gr_card_branch(card, bname, sizeof bname);
+  gr_att *a = gr_attached(r, card);
+  if (a && (strcmp(a->dir, adir) != 0 || strcmp(a->state, astate) != 0)) {
+    gr_att_drop(r, (size_t)(a - r->att));
+    a = NULL;
+  }
+  rc = git_branch_lookup(&br, r->repo, bname, GIT_BRANCH_LOCAL);
+  if (rc == GIT_ENOTFOUND) { /* first turn of the card: branch from main */
+    git_oid mid;
+    if (gr_ref_id(r->repo, "refs/heads/" GR_MAIN, &mid, e) != 0) goto out;
+    if ((rc = git_commit_lookup(&main_c, r->repo, &mid)) < 0 ||
+        (rc = git_branch_create(&br, r->repo, bname, main_c, 0)) < 0) {
+      gr_git(e, rc, bname);
+      goto out;
+    }
+  } else if (rc < 0) {
+    gr_git(e, rc, bname);
+    goto out;
+  }
+  if (a == NULL) {
+    gr_att *v = realloc(r->att, (r->natt + 1) * sizeof *v);
+    if (v == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
+    r->att = v;
+    if (gr_mkdirs(adir, e) != 0 || gr_mkdirs(astate, e) != 0) goto out;
+    snprintf(ip, sizeof ip, "%s/index", astate);
+    /* no index: nothing tells what the directory holds (a new one, or a crash while it
+     * changed hands), so whatever is there goes before the card's files are written */
+    struct stat st;
+    if (lstat(ip, &st) != 0 && gr_dir_used(adir) && gr_empty_dir(adir, e) != 0) goto out;
+    if ((rc = git_repository_open_ext(&w, r->path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL)) < 0 ||
+        (rc = git_repository_set_workdir(w, adir, 0)) < 0 || (rc = git_index_open(&idx, ip)) < 0) {
+      gr_git(e, rc, adir);
+      goto out;
+    }
+    git_repository_set_index(w, idx);
+    a = &r->att[r->natt];
+    memset(a, 0, sizeof *a);
+    snprintf(a->card, sizeof a->card, "%s", card);
+    snprintf(a->ref, sizeof a->ref, "refs/heads/%s", bname);
+    snprintf(a->dir, sizeof a->dir, "%s", adir);
+    snprintf(a->state, sizeof a->state, "%s", astate);
+    if (stat(adir, &a->dir_st) != 0 || stat(astate, &a->state_st) != 0) {
+      gr_fail(e, "EIO", "cannot read %s: %s", adir, strerror(errno));
+      goto out;
+    }
+    a->w = w;
+    w = NULL;
+    r->natt++;
+  }
+  gr_wd wd = {a->w, a->ref, a->state};
+  /* the directory holds what its index records (its last card's tree, or nothing): switched
+   * to this card's tip as a checkout that follows a ref move is, so only the paths that
+   * differ are written, each first checked to hold its old or new content */
+  if (gr_index_exists(&wd) && !gr_pending(&wd)) {
+    git_index *ci = NULL;
+    git_tree *tip = NULL;
+    git_oid tid;
+    int same = 0;
+    rc = git_repository_index(&ci, a->w);
+    if (rc == 0) rc = git_index_read(ci, 1);
+    if (rc == 0) rc = git_index_write_tree(&tid, ci);
+    if (rc == 0) rc = gr_tip_tree(&wd, &tip);
+    if (rc == 0) same = git_oid_equal(&tid, git_tree_id(tip));
+    git_tree_free(tip);
+    git_index_free(ci);
+    if (rc < 0) { gr_git(e, rc, "the directory's index"); goto out; }
+    if (!same && gr_pending_mark(&wd, "planned", e) != 0) goto out;
+  }
+  ret = gr_refresh_repo(&wd, switched, e);
+out:
+  git_index_free(idx);
+  git_repository_free(w);
+  git_commit_free(main_c);
+  git_reference_free(br);
+  return ret;
+}
+
+/* Removes what .gitignore kept out of the card's commits (build output, a secret in an
+ * ignored file): the next card to use the directory must not see it. */
+static int gr_remove_ignored(const gr_wd *wd, gr_err *e) {
+  git_status_options so;
+  git_tree *tip = NULL;
+  git_status_list *sl = NULL;
+  (void)git_status_options_init(&so, GIT_STATUS_OPTIONS_VERSION);
+  so.show = GIT_STATUS_SHOW_WORKDIR_ONLY;
+  so.flags = GIT_STATUS_OPT_INCLUDE_IGNORED | GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
+  int rc = gr_tip_tree(wd, &tip);
+  so.baseline = tip;
+  if (rc == 0) rc = git_status_list_new(&sl, wd->repo, &so);
+  git_tree_free(tip);
+  if (rc < 0) return gr_git(e, rc, "status");
+  int ret = 0;
+  size_t n = git_status_list_entrycount(sl);
+  for (size_t i = 0; ret == 0 && i < n; i++) {
+    const git_status_entry *s = git_status_byindex(sl, i);
+    if (!(s->status & GIT_STATUS_IGNORED) || s->index_to_workdir == NULL) continue;
+    char p[PATH_MAX];
+    struct stat st;
+    if ((size_t)snprintf(p, sizeof p, "%s%s", git_repository_workdir(wd->repo), s->index_to_workdir->old_file.path) >= sizeof p)
+      continue;
+    size_t pl = strlen(p);
+    if (pl > 1 && p[pl - 1] == '/') p[pl - 1] = '\0'; /* an ignored directory */
+    if (lstat(p, &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) ret = gr_empty_dir(p, e) == 0 && rmdir(p) != 0 ? gr_fail(e, "EIO", "cannot remove %s: %s", p, strerror(errno)) : ret;
+    else if (unlink(p) != 0) ret = gr_fail(e, "EIO", "cannot remove %s: %s", p, strerror(errno));
+  }
+  git_status_list_free(sl);
+  return ret;
+}
+
+int gitrepo_detach(gitrepo *r, const char *card, int *detached, gr_err *e) {
+  *detached = 0;
+  if (gr_check_card(card, e) != 0) return -1;
+  gr_att *a = gr_attached(r, card);
+  if (a == NULL) return 0;
+  gr_wd wd = {a->w, a->ref, a->state};
+  gr_paths dirty = {NULL, 0};
+  int updated;
+  int st = gr_refresh_repo(&wd, &updated, e) == 0 ? gr_status_repo(&wd, &dirty, e) : -1;
+  if (st == 0 && dirty.n)
+    st = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, dirty.v[0],
+                 dirty.n > 1 ? ", ..." : "");
+  gr_paths_free(&dirty);
+  if (st == 0) st = gr_remove_ignored(&wd, e);
+  if (st != 0) return -1;
+  gr_att_drop(r, (size_t)(a - r->att));
+  *detached = 1;
+  return 0;
 }
 
 /* ---- commits ------------------------------------------------------------------------------ */
@@ -819,7 +1114,8 @@ int gitrepo_worktree_remove(gitrepo *r, const char *card, int *removed, gr_err *
     gr_paths dirty = {NULL, 0};
     int updated;
     if ((w = gr_kept(r, card, NULL)) == NULL && gr_open_wt(r, card, NULL, wt, &w, e) != 0) goto out;
-    int st = gr_refresh_repo(w, &updated, e) == 0 ? gr_status_repo(w, &dirty, e) : -1;
+    gr_wd wd = {w, NULL, NULL};
+    int st = gr_refresh_repo(&wd, &updated, e) == 0 ? gr_status_repo(&wd, &dirty, e) : -1;
     if (st == 0 && dirty.n)
       st = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, dirty.v[0],
                    dirty.n > 1 ? ", ..." : "");
@@ -867,6 +1163,7 @@ static char *gr_message(const char *message, const char *turn_key) {
 int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *message,
                    const char *turn_key, char *id, gr_commit_kind *kind, gr_err *e) {
   char bname[GR_CARD_MAX + 16], ref[GR_CARD_MAX + 32];
+  gr_wd wd;
   git_repository *w = NULL;
   git_signature *sig = NULL;
   git_index *idx = NULL;
@@ -882,12 +1179,13 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
   if (turn_key && !gr_key_ok(turn_key))
     return gr_fail(e, "EINVAL", "a turn key is 1 to %d printable characters without spaces", GR_KEY_MAX);
   if (gr_make_sig(who, &sig, e) != 0) return -1;
-  if (gr_open_card(r, card, &w, e) != 0) goto out;
+  if (gr_open_card(r, card, &wd, e) != 0) goto out;
+  w = wd.repo;
   gr_card_branch(card, bname, sizeof bname);
   snprintf(ref, sizeof ref, "refs/heads/%s", bname);
   /* a checkout left unfinished (merge from main) must land first, or this commit would
    * record the old files over the merged ones */
-  if (gr_refresh_repo(w, &updated, e) != 0) goto out;
+  if (gr_refresh_repo(&wd, &updated, e) != 0) goto out;
   if (turn_key) {
     int found = gr_find_trailer_in(w, ref, GR_TURN_TRAILER, turn_key, 1, id, e);
     if (found < 0) goto out;
@@ -903,7 +1201,8 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
   }
   if (gr_stage_all(idx, e) != 0) goto out;
   if ((rc = git_index_write_tree(&tid, idx)) < 0) { gr_git(e, rc, "tree"); goto out; }
-  if ((rc = git_repository_head(&head, w)) < 0 || (rc = git_reference_peel((git_object **)&parent, head, GIT_OBJECT_COMMIT)) < 0) {
+  rc = wd.ref ? git_reference_lookup(&head, w, wd.ref) : git_repository_head(&head, w);
+  if (rc < 0 || (rc = git_reference_peel((git_object **)&parent, head, GIT_OBJECT_COMMIT)) < 0) {
     gr_git(e, rc, "HEAD");
     goto out;
   }
@@ -916,7 +1215,7 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
     /* objects first, then HEAD's branch moves in one locked rename; libgit2 refuses when
      * the branch no longer points at the parent */
     const git_commit *parents[1] = {parent};
-    rc = git_commit_create(&cid, w, "HEAD", sig, sig, NULL, msg, tree, 1, parents);
+    rc = git_commit_create(&cid, w, wd.ref ? wd.ref : "HEAD", sig, sig, NULL, msg, tree, 1, parents);
     if (rc < 0) { gr_git(e, rc, "commit"); goto out; }
     *kind = GR_COMMITTED;
     git_oid_tostr(id, GR_OID_HEX + 1, &cid);
@@ -958,10 +1257,41 @@ static int gr_conflict_paths(git_index *idx, gr_paths *out, gr_err *e) {
   return 0;
 }
 
+/* 1 when `want` is among the first GR_NEAR commits reachable from `from` (breadth first),
+ * 0 when not found there (it may still be further back), -1 on error. A card's branch holds
+ * a few commits over the main it started from, so this answers the usual questions without
+ * a merge-base search, whose cost grows with the history. */
+#define GR_NEAR 16
+static int gr_near_ancestor(git_repository *repo, const git_oid *from, const git_oid *want) {
+  git_oid q[GR_NEAR];
+  size_t head = 0, n = 0;
+  q[n++] = *from;
+  while (head < n) {
+    git_commit *c = NULL;
+    if (git_commit_lookup(&c, repo, &q[head++]) < 0) return -1;
+    unsigned np = git_commit_parentcount(c);
+    for (unsigned i = 0; i < np; i++) {
+      const git_oid *p = git_commit_parent_id(c, i);
+      if (git_oid_equal(p, want)) {
+        git_commit_free(c);
+        return 1;
+      }
+      if (n < GR_NEAR) q[n++] = *p;
+    }
+    git_commit_free(c);
+  }
+  return 0;
+}
+
 /* Merge analysis of `ours` and `theirs` by ancestry: 0 up to date (theirs is in ours), 1 fast
  * forward (ours is in theirs), 2 a real merge. */
 static int gr_ancestry(git_repository *repo, const git_oid *ours, const git_oid *theirs, gr_err *e) {
   if (git_oid_equal(ours, theirs)) return 0;
+  int near = gr_near_ancestor(repo, theirs, ours);
+  if (near == 1) return 1;
+  if (near == 0) near = gr_near_ancestor(repo, ours, theirs);
+  if (near == 1) return 0;
+  if (near < 0) return gr_git(e, near, "merge base");
   int rc = git_graph_descendant_of(repo, ours, theirs);
   if (rc < 0) return gr_git(e, rc, "merge base");
   if (rc == 1) return 0;
@@ -1031,11 +1361,12 @@ int gitrepo_merge_to_main(gitrepo *r, const char *card, const gr_sig *who, char 
     *kind = GR_MERGED;
   }
   snprintf(msg, sizeof msg, "orket: merge %s", bname);
-  if (gr_move_ref(r->repo, "refs/heads/" GR_MAIN, &mid, &target, msg, e) != 0) goto out;
+  gr_wd mw = {r->repo, NULL, NULL};
+  if (gr_move_ref(&mw, "refs/heads/" GR_MAIN, &mid, &target, msg, e) != 0) goto out;
   git_oid_tostr(id, GR_OID_HEX + 1, &target);
   /* main has moved: the merge stands even when its working tree cannot follow yet */
   int updated;
-  ret = gr_refresh_repo(r->repo, &updated, e) == 0 ? 0 : 1;
+  ret = gr_refresh_repo(&mw, &updated, e) == 0 ? 0 : 1;
 out:
   git_index_free(idx);
   git_commit_free(mc);
@@ -1087,6 +1418,7 @@ static int gr_resolve_with_markers(git_repository *repo, git_index *idx, const g
 int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, char *id,
                             gr_merge_kind *kind, gr_paths *conflicts, gr_err *e) {
   char bname[GR_CARD_MAX + 16], ref[GR_CARD_MAX + 32], why[GR_CARD_MAX + 64];
+  gr_wd wd;
   git_repository *w = NULL;
   git_oid mid, bid, target;
   git_commit *mc = NULL, *bc = NULL;
@@ -1096,10 +1428,11 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
   int rc, ret = -1, updated;
   conflicts->v = NULL;
   conflicts->n = 0;
-  if (gr_open_card(r, card, &w, e) != 0) return -1;
+  if (gr_open_card(r, card, &wd, e) != 0) return -1;
+  w = wd.repo;
   gr_card_branch(card, bname, sizeof bname);
   snprintf(ref, sizeof ref, "refs/heads/%s", bname);
-  if (gr_refresh_repo(w, &updated, e) != 0 || gr_status_repo(w, &dirty, e) != 0) goto out;
+  if (gr_refresh_repo(&wd, &updated, e) != 0 || gr_status_repo(&wd, &dirty, e) != 0) goto out;
   if (dirty.n) {
     gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, dirty.v[0],
             dirty.n > 1 ? ", ..." : "");
@@ -1140,7 +1473,7 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
     if (gr_commit_tree(w, idx, who, msg, bc, mc, &target, e) != 0) goto out;
   }
   snprintf(why, sizeof why, "orket: merge " GR_MAIN " into %s", bname);
-  if (gr_move_ref(w, ref, &bid, &target, why, e) != 0 || gr_refresh_repo(w, &updated, e) != 0) goto out;
+  if (gr_move_ref(&wd, ref, &bid, &target, why, e) != 0 || gr_refresh_repo(&wd, &updated, e) != 0) goto out;
   git_oid_tostr(id, GR_OID_HEX + 1, &target);
   ret = 0;
 out:
@@ -1281,13 +1614,13 @@ int gitrepo_recover(gitrepo *r, int *removed, gr_err *e) {
   gr_forget(r, NULL); /* after a crash: every worktree read afresh */
   if ((rc = git_worktree_list(&wts, r->repo)) < 0) return gr_git(e, rc, "worktrees");
   if (gr_clear_locks(r, &wts, removed, e) != 0) goto out;
-  if (gr_refresh_repo(r->repo, &updated, e) != 0) goto out;
+  if (gr_refresh_repo(&(gr_wd){r->repo, NULL, NULL}, &updated, e) != 0) goto out;
   for (size_t i = 0; i < wts.count; i++) {
-    git_repository *w = NULL;
+    gr_wd w;
     if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
     gr_err ignored;
     if (gr_open_card(r, wts.strings[i], &w, &ignored) != 0) continue; /* broken: gitrepo_worktree remakes it */
-    if (gr_refresh_repo(w, &updated, e) != 0) goto out;
+    if (gr_refresh_repo(&w, &updated, e) != 0) goto out;
   }
   ret = 0;
 out:
@@ -1348,7 +1681,7 @@ static int gr_check_worktree(git_repository *w, const char *name, gr_err *e) {
   git_index *idx = NULL;
   git_reference *head = NULL;
   int ret = 0;
-  if (gr_pending(w)) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
+  if (gr_pending(&(gr_wd){w, NULL, NULL})) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
   if (git_repository_head(&head, w) < 0) ret = gr_fail(e, "EINCONSISTENT", "%s: HEAD does not resolve", name);
   else if (git_repository_index(&idx, w) < 0 || git_index_read(idx, 1) < 0)
     ret = gr_fail(e, "EINCONSISTENT", "%s: the index cannot be read", name);
@@ -1389,13 +1722,13 @@ int gitrepo_check(gitrepo *r, gr_err *e) {
   }
   if ((rc = git_worktree_list(&wts, r->repo)) < 0) { gr_git(e, rc, "worktrees"); goto out; }
   for (size_t i = 0; i < wts.count; i++) {
-    git_repository *w = NULL;
+    gr_wd w;
     if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
     if (gr_open_card(r, wts.strings[i], &w, e) != 0) {
       gr_fail(e, "EINCONSISTENT", "worktree %s cannot be opened", wts.strings[i]);
       goto out;
     }
-    if (gr_check_worktree(w, wts.strings[i], e)) goto out;
+    if (w.ref == NULL && gr_check_worktree(w.repo, wts.strings[i], e)) goto out;
   }
   ret = 0;
 out:
@@ -1407,10 +1740,10 @@ out:
 
 int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e) {
   *updated = 0;
-  if (card == NULL) return gr_refresh_repo(r->repo, updated, e);
-  git_repository *w = NULL;
+  if (card == NULL) return gr_refresh_repo(&(gr_wd){r->repo, NULL, NULL}, updated, e);
+  gr_wd w;
   if (gr_open_card(r, card, &w, e) != 0) return -1;
-  return gr_refresh_repo(w, updated, e);
+  return gr_refresh_repo(&w, updated, e);
 }
 
 /* ---- push -------------------------------------------------------------------------------- */

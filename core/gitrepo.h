@@ -1,5 +1,6 @@
 /* gitrepo.h: the workspace as a git repository, over libgit2 (no `git` process): a main
- * branch, one linked worktree per card on branch orket/<CARD>, commits with a turn trailer
+ * branch, a working directory per card on branch orket/<CARD> (attached: the repository
+ * opened on it with an index of its own; or a linked worktree), commits with a turn trailer
  * so a resume never commits twice, and merges done in memory so main is never half-merged.
  * Knows nothing of Lua. The crash-safety model is in docs/git.md. */
 #ifndef ORKET_GITREPO_H
@@ -84,6 +85,24 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
 
 /* The worktree path of card into buf (ENOENT when card has no worktree). */
 int gitrepo_worktree_path(gitrepo *r, const char *card, char *buf, size_t cap, gr_err *e);
+
+/* Attaches card's branch orket/<card> (made from main when missing) to dir, a working
+ * directory that is not a linked worktree: the main repository opened again with dir as its
+ * working directory and the index state/index (state: a directory outside dir, made if
+ * missing). Nothing in dir is read as git metadata (a `.git` there is data). dir may hold
+ * another card's files as its index records them (a directory reused, docs/git.md): it is
+ * switched to the card's tip by writing only the paths that differ, each first checked to
+ * hold its recorded or its new content (EDIRTY otherwise; nothing written). Without an index,
+ * whatever dir holds is removed first. From then on status, commit, merge_from_main, refresh
+ * and worktree_path of card use dir, until gitrepo_detach. *switched is 1 when files were
+ * written. EINVAL: dir inside main's working tree, or state inside dir. */
+int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *state, int *switched, gr_err *e);
+
+/* Detaches card's directory (*detached 1; 0 when it has none attached): EDIRTY while it holds
+ * uncommitted changes; files .gitignore kept out of its commits are removed, so the
+ * directory holds exactly its index's tree and can be attached to another card. dir and
+ * state stay on disk. */
+int gitrepo_detach(gitrepo *r, const char *card, int *detached, gr_err *e);
 
 /* The changed paths of card's worktree against its HEAD: modified, added, deleted and new
  * untracked files (ignored files are not listed), sorted. */

@@ -164,6 +164,33 @@ static int lgr_worktree(lua_State *L) {
   return 2;
 }
 
+/* repo:attach(card, dir, state) -> dir, switched | nil, msg, CODE (gitrepo_attach) */
+static int lgr_attach(lua_State *L) {
+  lgr *o = lgr_check(L);
+  const char *card = luaL_checkstring(L, 2);
+  const char *dir = luaL_checkstring(L, 3);
+  const char *state = luaL_checkstring(L, 4);
+  gr_err e;
+  int switched = 0;
+  char path[4096];
+  if (gitrepo_attach(o->r, card, dir, state, &switched, &e) != 0 ||
+      gitrepo_worktree_path(o->r, card, path, sizeof path, &e) != 0)
+    return lgr_fail(L, &e);
+  lua_pushstring(L, path);
+  lua_pushboolean(L, switched);
+  return 2;
+}
+
+/* repo:detach(card) -> detached | nil, msg, CODE (EDIRTY: uncommitted changes) */
+static int lgr_detach(lua_State *L) {
+  lgr *o = lgr_check(L);
+  gr_err e;
+  int detached = 0;
+  if (gitrepo_detach(o->r, luaL_checkstring(L, 2), &detached, &e) != 0) return lgr_fail(L, &e);
+  lua_pushboolean(L, detached);
+  return 1;
+}
+
 /* repo:worktree_path(card) -> path | nil, msg, "ENOENT" */
 static int lgr_worktree_path(lua_State *L) {
   lgr *o = lgr_check(L);
@@ -462,6 +489,8 @@ static const luaL_Reg lgr_methods[] = {
     {"worktree", lgr_worktree},
     {"worktree_path", lgr_worktree_path},
     {"worktree_remove", lgr_worktree_remove},
+    {"attach", lgr_attach},
+    {"detach", lgr_detach},
     {"status", lgr_status},
     {"commit", lgr_commit},
     {"find_trailer", lgr_find_trailer},

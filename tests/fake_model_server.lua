@@ -18,7 +18,8 @@
 --   huge=BYTES                  content of about BYTES bytes
 --   tool=NAME                   answer with a call of tool NAME (arguments streamed in parts)
 --   arg_K=V                     with tool=: the call's arguments are {K = V, ...} instead of
---                               the default {"path": "notes.txt", "text": "hi"}
+--                               the default {"path": "notes.txt", "text": "hi"}; "%n" in V is
+--                               a number counted up at each such answer (a file per call)
 --   bad_args=KIND               with tool=: the call's arguments text is not a JSON object:
 --                               truncated ('{"body": '), string ('"hi"'), array ('[1]') or
 --                               deep (objects nested 5,000 levels)
@@ -142,6 +143,12 @@ local function tool_args(s)
   for k, v in pairs(s) do
     local name = type(k) == "string" and k:match("^arg_(.+)$")
     if name then args[name] = v end
+  end
+  for k, v in pairs(args) do
+    if type(v) == "string" and v:find("%n", 1, true) then
+      counters["%n"] = (counters["%n"] or 0) + 1
+      args[k] = v:gsub("%%n", tostring(counters["%n"]))
+    end
   end
   if next(args) == nil then return { path = "notes.txt", text = "hi" }, TOOL_ARGS end
   local text = json.encode(args)

@@ -107,6 +107,115 @@ describe("orket.c.gitrepo", function()
     assert.matches("^gitdir: ", dotgit)
   end)
 
+  describe("attached directories", function()
+    local function att(card, dir)
+      return repo:attach(card, base .. "/cards/" .. (dir or card), base .. "/state/" .. (dir or card))
+    end
+    -- a detached directory handed to another card, as the engine's pool does
+    local function hand_over(from, to)
+      sh(string.format("mv %s/cards/%s %s/cards/%s && mv %s/state/%s %s/state/%s", base, from, base, to, base, from,
+        base, to))
+    end
+
+    it("gives a card its branch in a directory with no git metadata of its own", function()
+      local dir, switched = assert(att("A1"))
+      assert.equal(base .. "/cards/A1", dir)
+      assert.is_true(switched)
+      assert.equal("hello\n", H.read(dir .. "/README"))
+      assert.is_nil(H.read(dir .. "/.git")) -- nothing in the directory names a repository
+      assert.equal(dir, repo:worktree_path("A1"))
+      H.write(dir .. "/a.txt", "a\n")
+      assert.same({ "a.txt" }, repo:status("A1"))
+      local id, kind = repo:commit("A1", { name = WHO.name, email = WHO.email, message = "A1: turn 1", turn = "1/A1/1" })
+      assert.equal("committed", kind)
+      assert.equal(id, repo:head("orket/A1"))
+      assert.equal(repo:head("main"), assert(repo:log("orket/A1"))[1] and repo:head("main"))
+      assert.same({}, repo:status("A1"))
+      assert.equal("exists", select(2, repo:commit("A1", { name = WHO.name, email = WHO.email, message = "again",
+        turn = "1/A1/1" })))
+      -- main's HEAD is untouched: the card's branch moved, not HEAD
+      local m = assert(repo:merge_to_main("A1", GUARD))
+      assert.equal("fastforward", m.kind)
+      assert.equal("a\n", H.read(ws .. "/a.txt"))
+      assert.truthy(repo:check())
+      -- misuse: inside main's working tree, the state inside the directory
+      local _, msg, code = repo:attach("A2", ws .. "/inside", base .. "/state/A2")
+      assert.equal("EINVAL", code)
+      assert.matches("outside main's working tree", msg)
+      _, msg, code = repo:attach("A2", base .. "/cards/A2", base .. "/cards/A2/state")
+      assert.equal("EINVAL", code)
+      assert.matches("outside its directory", msg)
+    end)
+
+    it("never shows one card's files to the next card that reuses its directory", function()
+      local a = assert(att("S1"))
+      -- uncommitted work keeps the directory with its card
+      H.write(a .. "/secret.txt", "S1's secret\n")
+      local _, _, code = repo:detach("S1")
+      assert.equal("EDIRTY", code)
+      -- committed on S1's branch (never merged), plus a file .gitignore keeps out of commits
+      assert(repo:commit("S1", { name = WHO.name, email = WHO.email, message = "S1: turn 1", turn = "1/S1/1" }))
+      sh("mkdir -p " .. a .. "/build")
+      H.write(a .. "/build/key.pem", "S1's key\n")
+      assert.is_true(repo:detach("S1"))
+      assert.is_nil(H.read(a .. "/build/key.pem"))
+      assert.is_false(repo:detach("S1")) -- nothing attached any more
+      hand_over("S1", "S2")
+      local b, switched = assert(att("S2"))
+      assert.is_true(switched) -- secret.txt removed: it is not on main
+      assert.is_nil(H.read(b .. "/secret.txt"))
+      assert.is_nil(H.read(b .. "/build/key.pem"))
+      assert.equal("hello\n", H.read(b .. "/README"))
+      assert.same({}, repo:status("S2"))
+      -- S1's work is still on its branch, and S1 gets a directory again from it
+      local a2 = assert(att("S1", "S1-again"))
+      assert.equal("S1's secret\n", H.read(a2 .. "/secret.txt"))
+    end)
+
+    it("writes only the paths that differ when a directory changes hands, and keeps a file someone changed", function()
+      local a = assert(att("P1"))
+      H.write(a .. "/p1.txt", "p1\n")
+      assert(repo:commit("P1", { name = WHO.name, email = WHO.email, message = "P1: turn 1", turn = "1/P1/1" }))
+      assert(repo:merge_to_main("P1", GUARD))
+      assert.is_true(repo:detach("P1"))
+      hand_over("P1", "P2")
+      -- main holds p1.txt now: the next card's tree is the directory's, nothing to write
+      local readme = assert(require("luv").fs_stat(base .. "/cards/P2/README"))
+      local _, switched = assert(att("P2"))
+      assert.is_false(switched)
+      assert.equal(readme.ino, require("luv").fs_stat(base .. "/cards/P2/README").ino)
+      assert.is_true(repo:detach("P2"))
+      -- a directory whose file was changed behind its index is not overwritten
+      H.write(base .. "/cards/P2/p1.txt", "changed by hand\n")
+      hand_over("P2", "P3")
+      -- P3 branches from a main without p1.txt? No: from main, which has it; so make main move on
+      local _, msg, code = repo:attach("P3", base .. "/cards/P3", base .. "/state/P3")
+      if code then -- the changed file differs from the tree P3 needs
+        assert.equal("EDIRTY", code)
+        assert.matches("p1.txt", msg)
+        assert.equal("changed by hand\n", H.read(base .. "/cards/P3/p1.txt"))
+      else
+        -- same tree: nothing written, and the change shows as the card's own
+        assert.same({ "p1.txt" }, repo:status("P3"))
+      end
+    end)
+
+    it("ignores a .git planted in the directory and empties a directory that has no index", function()
+      local a = assert(att("G1"))
+      H.write(a .. "/.git", "gitdir: " .. base .. "/elsewhere\n")
+      H.write(a .. "/g.txt", "g\n")
+      local id = assert(repo:commit("G1", { name = WHO.name, email = WHO.email, message = "G1: turn 1" }))
+      assert.equal(id, repo:head("orket/G1"))
+      sh("rm -f " .. base .. "/state/G1/index")
+      repo:close()
+      repo = assert(G.open(ws))
+      sh("mkdir -p " .. base .. "/cards/G2 && echo stray > " .. base .. "/cards/G2/stray.txt")
+      local b = assert(att("G2"))
+      assert.is_nil(H.read(b .. "/stray.txt"))
+      assert.equal("hello\n", H.read(b .. "/README"))
+    end)
+  end)
+
   it("removes a card's worktree, keeping its branch, and refuses while changes are uncommitted", function()
     local path = wt("R1")
     H.write(path .. "/a.txt", "one\n")

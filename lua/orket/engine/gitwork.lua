@@ -6,6 +6,7 @@
 local G = require "orket.c.gitrepo"
 local fault = require "orket.engine.fault"
 local sj = require "orket.store.journal"
+local uv = require "luv"
 
 local M = {}
 
@@ -40,6 +41,8 @@ M.LOCK_MODE = {
   worktree = "shared", -- makes orket/<CARD> from main (loose ref) and .git/worktrees/<CARD>
   worktree_path = "shared",
   worktree_remove = "shared", -- prunes only .git/worktrees/<CARD> and its directory
+  attach = "shared", -- moves orket/<CARD>, writes the card's directory and its own index
+  detach = "shared", -- removes the card's ignored files
   status = "shared",
   commit = "shared",
   merge_from_main = "shared", -- reads main, moves orket/<CARD>
@@ -130,7 +133,7 @@ function M.open(ws_dir, worktrees)
   end
   if not repo and code == "ENOENT" then repo, err, code = G.init(ws_dir, ENGINE) end
   if not repo then return nil, err, code end
-  return { repo = repo, dir = worktrees }
+  return { repo = repo, dir = worktrees, state = worktrees:gsub("/worktrees$", "") .. "/worktree-state" }
 end
 
 local function author(job)
@@ -148,11 +151,62 @@ local function needs_main(db, card)
   return sj.last_merge_mark(db, card) == "merge_conflict"
 end
 
---- worktree(run, card_id) -> the path of the card's worktree, made from main when it has
---- none yet | nil, msg (the one place that names where a card's worktree lives)
+-- A card's directory is <dir>/<CARD>, its index and checkout marker under <state>/<CARD>
+-- (outside anything an agent can write). A done card's pair is parked as <dir>/.pool-<NAME>
+-- and <state>/.pool-<NAME> (no card id starts with "."), and a card that has no directory
+-- takes a parked one: the directory already holds a tree close to main's, so attaching it
+-- writes only the paths that differ (docs/git.md). A rename is atomic, so two processes
+-- never take the same one.
+local function paths(git, name)
+  return git.dir .. "/" .. name, git.state .. "/" .. name
+end
+
+local function take_parked(git, card_id)
+  local dir, state = paths(git, card_id)
+  if uv.fs_stat(dir) then return end
+  local h = uv.fs_scandir(git.dir)
+  while h do
+    local name = uv.fs_scandir_next(h)
+    if not name then break end
+    if name:sub(1, 6) == ".pool-" then
+      local pdir, pstate = paths(git, name)
+      -- the state first: once the directory is ours, its index must be where attach looks
+      -- (without it attach empties the directory and writes the card's whole tree)
+      if uv.fs_rename(pstate, state .. ".taking") then
+        if uv.fs_rename(pdir, dir) then
+          uv.fs_rename(state .. ".taking", state)
+          return
+        end
+        uv.fs_rename(state .. ".taking", pstate) -- taken by another process meanwhile
+      end
+    end
+  end
+end
+
+local function park(git, card_id)
+  local dir, state = paths(git, card_id)
+  local n, name = 0, ".pool-" .. card_id
+  while uv.fs_stat(git.dir .. "/" .. name) or uv.fs_stat(git.state .. "/" .. name) do
+    n = n + 1
+    name = ".pool-" .. card_id .. "-" .. n
+  end
+  local pdir, pstate = paths(git, name)
+  -- the state first: a directory parked without its index is emptied when taken
+  if uv.fs_stat(state) then uv.fs_rename(state, pstate) end
+  uv.fs_rename(dir, pdir)
+end
+
+--- worktree(run, card_id) -> the path of the card's working directory, attached to its
+--- branch (made from main when it has none yet) | nil, msg (the one place that names where
+--- a card's directory lives)
 function M.worktree(r, card_id)
   if not G.card_valid(card_id) then return nil, "card id " .. card_id .. " cannot name a git branch" end
-  return r.git.repo:worktree(card_id, r.git.dir .. "/" .. card_id)
+  local git = r.git
+  uv.fs_mkdir(git.dir, 493)
+  uv.fs_mkdir(git.state, 493)
+  take_parked(git, card_id)
+  local dir, state = paths(git, card_id)
+  return git.repo:attach(card_id, dir, state)
 end
 
 --- enter(run, job) -> true | nil, msg: makes (or finds) the card's worktree, merges main into
@@ -199,17 +253,16 @@ function M.leave(job)
   end
 end
 
---- retire(run, job) -> true | nil, msg, CODE: removes a done card's worktree once its last
---- turn is recorded (its branch, merged into main, stays; a later turn makes the worktree
---- again from it). libgit2 opens every linked worktree each time it makes one, so keeping
---- the done cards' made each new card's first turn cost more as the board grew (about
---- 17 ms a turn at 200 done cards). Uncommitted changes (a commit that failed) keep it
---- (EDIRTY).
+--- retire(run, job) -> true | nil, msg, CODE: parks a done card's directory once its last
+--- turn is recorded, for the next card without one (its branch, merged into main, stays; a
+--- later turn attaches a directory again). Its ignored files are removed first; uncommitted
+--- changes (a commit that failed) keep it where it is (EDIRTY).
 function M.retire(r, job)
   if not r.git then return true end
   M.leave(job)
-  local ok, err, code = r.git.repo:worktree_remove(job.card_id)
+  local ok, err, code = r.git.repo:detach(job.card_id)
   if ok == nil then return nil, err, code end
+  if ok then park(r.git, job.card_id) end
   return true
 end
 
@@ -307,6 +360,17 @@ function M.recover(r)
   if not r.git or r.no_git_recover then return true end
   local n, err = r.git.repo:recover()
   if not n then return nil, err end
+  -- every card's directory is settled too (a checkout a kill interrupted); a directory whose
+  -- state is missing (killed while it changed hands) is emptied and written again
+  local h = uv.fs_scandir(r.git.dir)
+  while h do
+    local name = uv.fs_scandir_next(h)
+    if not name then break end
+    if G.card_valid(name) and uv.fs_stat(r.git.state .. "/" .. name) then
+      local ok, aerr = r.git.repo:attach(name, paths(r.git, name))
+      if not ok then return nil, aerr end
+    end
+  end
   return true
 end
 

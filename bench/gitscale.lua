@@ -1,0 +1,157 @@
+-- Benchmark of git's share of a run as the board grows (the W2 workload): per card the coder
+-- writes a file of its own (write_file), then hands in; the reviewer moves it to done, which
+-- merges its branch into main. The fake model server answers at once. Each round runs, one
+-- after another, Orket at SMALL and LARGE cards (concurrency 1) and the git floor
+-- (bench/gitfloor.c, the least libgit2 work per card) at the same sizes, then Orket at SMALL
+-- cards with concurrency 8; peak RSS at RSS_SMALL and RSS_LARGE cards last. Prints per round
+-- and then min/median/max over the rounds:
+--   - Orket's overhead per card (wall minus the time inside the model client) over the floor:
+--     the journal floor (bench/engine.lua's: the rows the run wrote, written again, one commit
+--     a turn; it stands for a C program making the same durable writes) plus the git floor;
+--     target <= 1.5 at LARGE;
+--   - us per card at LARGE over SMALL (target <= 1.2): cost per card must not grow with the board;
+--   - CPU per card at concurrency 8 over 1 (target <= 1);
+--   - peak RSS at RSS_LARGE over RSS_SMALL (target <= 1.2).
+--   build/orket lua bench/gitscale.lua [ROUNDS [SMALL LARGE [RSS_SMALL RSS_LARGE]]]
+-- (defaults 3, 50 400, 100 1000). The machine is shared: keep ROUNDS small.
+package.path = package.orket_home .. "/?.lua;" .. package.path
+local uv = require "luv"
+local stats = require "bench.stats"
+
+local ROUNDS = tonumber(arg and arg[1]) or 3
+local SMALL, LARGE = tonumber(arg and arg[2]) or 50, tonumber(arg and arg[3]) or 400
+local RSS_SMALL, RSS_LARGE = tonumber(arg and arg[4]) or 100, tonumber(arg and arg[5]) or 1000
+local BIN = os.getenv("ORKET_BIN") or (package.orket_home .. "/build/orket")
+local FLOOR = os.getenv("ORKET_GITFLOOR") or (package.orket_home .. "/build/gitfloor")
+local q = require("tests.helpers").quote
+
+local fake = require("tests.fake_server").start()
+
+local CODER = "tool=write_file,arg_path=f-%n.txt,arg_content=the change of card %n,"
+  .. "then=update_issue_status,then_arg_status=code_review"
+
+local function cpu_now()
+  local u = uv.getrusage()
+  return (u.utime.sec + u.stime.sec) * 1e6 + u.utime.usec + u.stime.usec
+end
+
+local function project(n)
+  local dir = require("bench.project").make(n, fake.url .. "/v1", { model = "chunks=1,nolog,", coder = CODER })
+  local store = require "orket.store"
+  local db = assert(store.open(dir .. "/.orket/orket.db"))
+  assert(require("orket.import").import(db, dir))
+  db:close()
+  return dir
+end
+
+local function reset_peak()
+  local f = io.open("/proc/self/clear_refs", "w")
+  if f then
+    f:write("5")
+    f:close()
+  end
+end
+
+local function peak_kb()
+  local f = io.open("/proc/self/status")
+  local s = f:read("a")
+  f:close()
+  return tonumber(s:match("VmHWM:%s+(%d+) kB")) or 0
+end
+
+-- One W2 run of n cards at concurrency conc -> {us=, cpu=, turns=, done=, dir=, peak=}
+-- (per card; dir kept for the journal floor when keep)
+local function run(n, conc, keep)
+  local dir = project(n)
+  local turns = 0
+  collectgarbage()
+  reset_peak()
+  local e = assert(require("orket.engine.setup").open(dir, { concurrency = conc, emit = function(ev)
+    if ev.type == "turn_end" then turns = turns + 1 end
+  end }))
+  local client, model_ns = e.llm, 0
+  e.llm = { chat = function(_, req)
+    local t0 = uv.hrtime()
+    local r, err, class = client:chat(req)
+    model_ns = model_ns + (uv.hrtime() - t0)
+    return r, err, class
+  end }
+  local id = assert(e:start("B"))
+  local c0, t0 = cpu_now(), uv.hrtime()
+  local status = e:execute(id)
+  local wall, cpu = uv.hrtime() - t0, cpu_now() - c0
+  local done = e.db:row("SELECT count(*) AS n FROM cards WHERE parent = 'B' AND status = 'done'").n
+  local peak = peak_kb()
+  e.close_all()
+  if done ~= n then error(string.format("W2 run of %d cards ended %s with %d done", n, status, done), 0) end
+  if not keep then os.execute("rm -rf " .. q(dir)) end
+  return { us = (wall - (conc == 1 and model_ns or 0)) / 1e3 / n, cpu = cpu / n, turns = turns, dir = keep and dir,
+    peak = peak }
+end
+
+-- the journal floor of a run's store, per card (bench/engine.lua's, in a process of its own)
+local function journal_floor(r, n)
+  local p = io.popen(string.format("%s lua %s %d journal-floor %s nogit", q(BIN),
+    q(package.orket_home .. "/bench/engine.lua"), n, q(r.dir)))
+  local out = p:read("a")
+  p:close()
+  os.execute("rm -rf " .. q(r.dir))
+  local us, cpu = out:match("^(%S+) %S+ %S+ %S+ (%S+)")
+  if not us then error("the journal floor failed: " .. out, 0) end
+  return tonumber(us) * r.turns / n, tonumber(cpu) * r.turns / n
+end
+
+-- the git floor at n cards -> us, CPU us per card
+local function git_floor(n)
+  local dir = io.popen("mktemp -u /tmp/orket-gitfloor.XXXXXX"):read("l")
+  local p = io.popen(string.format("%s %s %d", q(FLOOR), q(dir), n))
+  local out = p:read("a")
+  p:close()
+  os.execute("rm -rf " .. q(dir))
+  local us, cpu = out:match("^(%S+) (%S+)")
+  if not us then error("the git floor failed: " .. out, 0) end
+  return tonumber(us), tonumber(cpu)
+end
+
+local t = orket.spawn(function()
+  local over, over_cpu, growth, conc8, rss = {}, {}, {}, {}, {}
+  for round = 1, ROUNDS do
+    local s = run(SMALL, 1)
+    local gs = git_floor(SMALL)
+    local l = run(LARGE, 1, true)
+    local gl, glcpu = git_floor(LARGE)
+    local jl, jlcpu = journal_floor(l, LARGE)
+    local s8 = run(SMALL, 8)
+    over[round] = l.us / (jl + gl)
+    -- CPU is steadier than wall time on a shared machine (the floors' wall is mostly fsync
+    -- waits); the model client's CPU is left in Orket's figure
+    over_cpu[round] = l.cpu / (jlcpu + glcpu)
+    growth[round] = l.us / s.us
+    conc8[round] = s8.cpu / s.cpu
+    print(string.format("round %d: W2 at %d cards %.0f us a card (CPU %.0f), at %d %.0f us (CPU %.0f); "
+      .. "git floor %.0f / %.0f us (at %d CPU %.0f), journal floor at %d %.0f us a card", round, SMALL, s.us, s.cpu,
+      LARGE, l.us, l.cpu, gs, gl, LARGE, glcpu, LARGE, jl))
+    print(string.format("round %d: overhead at %d / (journal + git floor) %.2f; us a card %d / %d %.2f "
+      .. "(git floor's own %.2f); CPU a card at concurrency 8 / 1 %.2f; CPU at %d / (journal + git floor's CPU %.0f) %.2f",
+      round, LARGE, over[round], LARGE, SMALL, growth[round], gl / gs, conc8[round], LARGE, jlcpu + glcpu, over_cpu[round]))
+  end
+  local a = run(RSS_SMALL, 1)
+  local b = run(RSS_LARGE, 1)
+  rss[1] = b.peak / a.peak
+  print(string.format("peak RSS at %d cards %.1f MB, at %d %.1f MB (%.0f us a card)", RSS_SMALL, a.peak / 1024,
+    RSS_LARGE, b.peak / 1024, b.us))
+  local function verdict(list, target)
+    return stats.sorted(list)[(#list + 1) // 2] <= target and "met" or "MISSED"
+  end
+  print(string.format("W2 overhead / (journal + git floor) at %d cards: %s; target <= 1.5 -> %s", LARGE,
+    stats.line(over), verdict(over, 1.5)))
+  print(string.format("W2 CPU a card / (journal + git floor's CPU) at %d cards: %s", LARGE, stats.line(over_cpu)))
+  print(string.format("us a card at %d / at %d: %s; target <= 1.2 -> %s", LARGE, SMALL, stats.line(growth),
+    verdict(growth, 1.2)))
+  print(string.format("CPU a card, concurrency 8 / 1: %s; target <= 1 -> %s", stats.line(conc8), verdict(conc8, 1)))
+  print(string.format("peak RSS at %d / at %d cards: %.2f; target <= 1.2 -> %s", RSS_LARGE, RSS_SMALL, rss[1],
+    verdict(rss, 1.2)))
+end)
+local ok, err = t:join()
+fake.stop()
+if not ok then error(err, 0) end
