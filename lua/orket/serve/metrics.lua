@@ -144,9 +144,9 @@ function M.render(db, counters, sse_clients, shown, reads)
   local models = counts.models(db, lim)
   local calls, tokens = {}, {}
   for _, r in ipairs(models) do
-    calls[#calls + 1] = { { "model", r.m }, r.n }
-    tokens[#tokens + 1] = { { "model", r.m, "direction", "in" }, r.tin }
-    tokens[#tokens + 1] = { { "model", r.m, "direction", "out" }, r.tout }
+    calls[#calls + 1] = { { "model", r.model }, r.n }
+    tokens[#tokens + 1] = { { "model", r.model, "direction", "in" }, r.tin }
+    tokens[#tokens + 1] = { { "model", r.model, "direction", "out" }, r.tout }
   end
   b.family("orket_model_calls_total", "counter", "Model calls answered, by model.")
   for _, s in ipairs(calls) do b.sample("orket_model_calls_total", s[1], s[2]) end
@@ -158,14 +158,14 @@ function M.render(db, counters, sse_clients, shown, reads)
   b.family("orket_model_call_duration_seconds", "histogram", "Model call latency, by model.")
   local lat = {}
   for _, r in ipairs(counts.model_latencies(db)) do
-    local h = lat[r.m]
+    local h = lat[r.model]
     if not h then
       h = new_hist(M.MODEL_BUCKETS)
-      lat[r.m] = h
+      lat[r.model] = h
     end
     observe(h, r.ms / 1000)
   end
-  for _, r in ipairs(models) do lat[r.m] = lat[r.m] or new_hist(M.MODEL_BUCKETS) end
+  for _, r in ipairs(models) do lat[r.model] = lat[r.model] or new_hist(M.MODEL_BUCKETS) end
   if next(lat) == nil then lat[""] = new_hist(M.MODEL_BUCKETS) end
   for _, m in ipairs(sorted_keys(lat)) do b.histogram("orket_model_call_duration_seconds", { "model", m }, lat[m]) end
 

@@ -24,14 +24,14 @@ local MODEL = [[COALESCE(json_extract(response, '$.provider') || ':', '') || COA
 
 --- models(db, limit) -> {model ("provider:model"; '' when none), n (calls), tin, tout (tokens)} by model
 function M.models(db, limit)
-  return db:rows([[SELECT ]] .. MODEL .. [[ AS m, COUNT(*) AS n, COALESCE(SUM(prompt_tokens), 0) AS tin,
-    COALESCE(SUM(completion_tokens), 0) AS tout FROM turns GROUP BY m ORDER BY m LIMIT ?]], limit)
+  return db:rows([[SELECT ]] .. MODEL .. [[ AS model, COUNT(*) AS n, COALESCE(SUM(prompt_tokens), 0) AS tin,
+    COALESCE(SUM(completion_tokens), 0) AS tout FROM turns GROUP BY 1 ORDER BY 1 LIMIT ?]], limit)
 end
 
 --- model_latencies(db) -> {model ('' when none), ms} of the last 10,000 turns whose data
 --- records latency_ms, newest first
 function M.model_latencies(db)
-  return db:rows([[SELECT ]] .. MODEL .. [[ AS m, json_extract(data, '$.latency_ms') AS ms FROM turns
+  return db:rows([[SELECT ]] .. MODEL .. [[ AS model, json_extract(data, '$.latency_ms') AS ms FROM turns
     WHERE json_extract(data, '$.latency_ms') IS NOT NULL ORDER BY id DESC LIMIT 10000]])
 end
 

@@ -17,13 +17,13 @@ end
 local MODEL = [[COALESCE((response->>'provider') || ':', '') || COALESCE(model, '')]]
 
 function M.models(db, limit)
-  return db:rows([[SELECT ]] .. MODEL .. [[ AS m, COUNT(*) AS n, COALESCE(SUM(prompt_tokens), 0)::int8 AS tin,
-    COALESCE(SUM(completion_tokens), 0)::int8 AS tout FROM turns GROUP BY m ORDER BY m LIMIT $1]], limit)
+  return db:rows([[SELECT ]] .. MODEL .. [[ AS model, COUNT(*) AS n, COALESCE(SUM(prompt_tokens), 0)::int8 AS tin,
+    COALESCE(SUM(completion_tokens), 0)::int8 AS tout FROM turns GROUP BY 1 ORDER BY 1 LIMIT $1]], limit)
 end
 
 -- latency_ms as the number the JSON holds (jsonb numbers come back as text: tonumber)
 function M.model_latencies(db)
-  local rows = db:rows([[SELECT ]] .. MODEL .. [[ AS m, (data->'latency_ms')::text AS ms FROM turns
+  local rows = db:rows([[SELECT ]] .. MODEL .. [[ AS model, (data->'latency_ms')::text AS ms FROM turns
     WHERE jsonb_typeof(data->'latency_ms') = 'number' ORDER BY id DESC LIMIT 10000]])
   for _, r in ipairs(rows or {}) do r.ms = math.tointeger(tonumber(r.ms)) or tonumber(r.ms) end
   return rows
