@@ -9,7 +9,7 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   const state = { csrf: null, role: null, selected: null, events: null, cards: new Map(), held: new Set(),
-    dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, opened: false };
+    dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0 };
   // what the page asked for, read by the tests (a run must not cost a board per event)
   const stats = window.orketBoardStats = { board: 0, card: 0, runs: 0, limited: 0, early: 0 };
   const STATUSES = ["ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing", "code_review",
@@ -95,7 +95,7 @@
     $("signout").hidden = !doc.csrf;
     for (const e of document.querySelectorAll(".operator")) e.hidden = !isOperator();
     $("answer-form").hidden = true;
-    state.opened = false;
+    state.streams = 0;
     refresh();
     startEvents();
     if (isOperator()) loadRuns();
@@ -114,13 +114,19 @@
     state.events = es;
     // a reconnecting EventSource sends Last-Event-ID and the server replays what was missed,
     // so only a stream made anew (the page's own, after one closed) needs the board again
-    es.onopen = () => { setLive("live", true); if (state.opened) { state.needBoard = true; schedule(); } state.opened = true; };
+    const anew = state.streams++ > 0;
+    let first = true;
+    es.onopen = () => {
+      setLive("live", true);
+      if (anew && first) { state.needBoard = true; schedule(); }
+      first = false;
+    };
     es.onerror = () => {
       setLive("reconnecting…", false);
       if (es.readyState === EventSource.CLOSED) {
         // refused outright (the session ended?): ask who we are, then try again
         stopEvents();
-        api("GET", "/v1/session").then(() => setTimeout(() => { state.opened = true; startEvents(); }, 2000),
+        api("GET", "/v1/session").then(() => setTimeout(startEvents, 2000),
           (e) => { if (e.status === 401) showSignin("Your session ended; sign in again."); else setTimeout(startEvents, 5000); });
       }
     };
