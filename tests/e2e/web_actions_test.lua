@@ -1,6 +1,7 @@
 -- The web board's card actions in a real headless Chromium (tests/webdriver.lua): a card held
 -- on a tool call reads "waiting for approval" and offers only Approve/Deny; deny, move, retry,
--- answer, comment, cancel and resume a run are done by clicks and checked through the API.
+-- answer, comment, cancel, start, stop and resume a run are done by clicks and checked
+-- through the API.
 -- Then runs of four epics followed live: the page fetches single cards, not the board, and
 -- it waits out a 429's Retry-After.
 local H = require "tests.helpers"
@@ -146,6 +147,48 @@ describe("the web board's actions in Chromium", function()
       local _, r = H.api(s, "GET", "/v1/runs/1", key)
       return r.run.state ~= "running"
     end, "the resumed run to end", 10000)
+    assert.equal(0, s.stop())
+  end)
+
+  it("starts a run from the page and stops it with the runs panel's button", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = H.tmpdir()
+    for _, d in ipairs { "epics", "workspace" } do os.execute("mkdir -p " .. H.quote(dir .. "/" .. d)) end
+    H.write(dir .. "/orket.lua", [[
+name = "slow"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+]])
+    -- the coder thinks for a long time: the run is going when the page stops it
+    H.write(dir .. "/script.lua", [[
+return { rules = { { role = "coder", match = "^Issue ", reply = { content = "Thinking.", delay_ms = 20000 } } },
+  default = { content = "Nothing more to do." } }
+]])
+    H.write(dir .. "/epics/slow.json", [[
+{ "id": "SLOW", "name": "Slow", "issues": [ { "id": "SLOW-1", "summary": "Think", "seat": "senior_developer" } ] }
+]])
+    require("tests.backends").project(dir)
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local key = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    with_browser(s, function(wd)
+      sign_in(wd, s, key, "SLOW-1")
+      wd:type(wd:find("#run-target"), "SLOW")
+      wd:press("#run-button")
+      wd:wait('#runs li[data-run="1"] button.run-stop', "the run's stop button")
+      H.wait_for(function() return (badge(wd, "SLOW-1") or {})[1] == "in_progress" end, "the card in progress", 5000)
+      wd:press('#runs li[data-run="1"] button.run-stop')
+      H.wait_for(function()
+        local _, r = H.api(s, "GET", "/v1/runs/1", key)
+        return r.run.state == "interrupted"
+      end, "the run to stop", 10000)
+      H.wait_for(function() return wd:find('#runs li[data-run="1"] button.run-resume') end, "the resume button", 3000)
+      local _, audit = H.api(s, "GET", "/v1/audit", key)
+      local acts = {}
+      for _, e in ipairs(audit.entries) do acts[#acts + 1] = e.action end
+      assert.same({ "run", "stop" }, acts)
+    end)
     assert.equal(0, s.stop())
   end)
 
