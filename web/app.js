@@ -167,10 +167,18 @@
       } else {
         const ids = [...state.dirty];
         state.dirty.clear();
-        for (const id of ids) await refreshCard(id);
+        for (let i = 0; i < ids.length; i++) {
+          try { await refreshCard(ids[i]); } catch (e) {
+            for (const id of ids.slice(i)) state.dirty.add(id); // asked again after the pause
+            throw e;
+          }
+        }
       }
     } catch (e) {
       if (e.status === 401) { showSignin("Your session ended; sign in again."); return; }
+      // a failed fetch (still limited, or the server failing) is asked again, 2 s on at least
+      if (state.dirty.size === 0) state.needBoard = true;
+      state.pauseUntil = Math.max(state.pauseUntil, Date.now() + 2000);
     } finally {
       state.busy = false;
     }
