@@ -1,12 +1,21 @@
 // The Orket web board: signs in with an API key (POST /v1/session sets an HttpOnly cookie
 // and returns the CSRF token), shows the rock > epic > issue tree, follows the journal over
-// Server-Sent Events (/v1/events) and refreshes what changed; operators get buttons for runs,
-// answers, approvals and retries. Plain DOM, no framework; text is always set as text.
+// Server-Sent Events (/v1/events) and fetches again only the cards an event names (the whole
+// board only for new cards or a lost stream); a 429 pauses it for the Retry-After. Operators get
+// every card action the API has (move, comment, answer, approve or deny a held tool call,
+// retry, cancel) and start, stop and resume runs. Plain DOM, no framework; text set as text.
 "use strict";
 
 (function () {
   const $ = (id) => document.getElementById(id);
-  const state = { csrf: null, role: null, selected: null, events: null, refreshing: false, again: false };
+  const state = { csrf: null, role: null, selected: null, events: null, cards: new Map(), held: new Set(),
+    dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0 };
+  // what the page asked for, read by the tests (a run must not cost a board per event)
+  const stats = window.orketBoardStats = { board: 0, card: 0, runs: 0, limited: 0, early: 0 };
+  const STATUSES = ["ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing", "code_review",
+    "done", "canceled", "archived"];
+  // Events that change what the tree shows of the card they name
+  const TREE_KINDS = new Set(["transition", "retry", "approval_requested", "approval_decided", "approval_used", "api_write"]);
   // The journal's kinds (docs/store.md): EventSource delivers named events only to listeners
   // for that name, so each is listened for; any of them may change what the page shows.
   const KINDS = ["transition", "create", "import", "comment", "approval_requested", "approval_decided",
@@ -30,13 +39,30 @@
     constructor(status, code, message) { super(message); this.status = status; this.code = code; }
   }
 
-  // api(method, path[, body]) -> the answer's JSON; throws ApiError with the server's message
+  const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+  // api(method, path[, body]) -> the answer's JSON; throws ApiError with the server's message.
+  // A 429 pauses every request for its Retry-After; a GET is then asked again (3 times at most).
   async function api(method, path, body) {
     const headers = { "Accept": "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
-    const r = await fetch(path, { method, headers, credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body) });
+    let r;
+    for (let attempt = 0; ; attempt++) {
+      // (again after each sleep: a request answered meanwhile may have pushed the pause on)
+      for (let wait; (wait = state.pauseUntil - Date.now()) > 0;) await sleep(wait + 5);
+      if (Date.now() < state.pauseUntil) stats.early++; // (the tests check it stays 0)
+      if (method === "GET" && path === "/v1/board") stats.board++;
+      else if (method === "GET" && path.startsWith("/v1/cards/")) stats.card++;
+      else if (method === "GET" && path.startsWith("/v1/runs?")) stats.runs++;
+      r = await fetch(path, { method, headers, credentials: "same-origin",
+        body: body === undefined ? undefined : JSON.stringify(body) });
+      if (r.status !== 429) break;
+      stats.limited++;
+      const after = Number(r.headers.get("Retry-After"));
+      state.pauseUntil = Date.now() + 1000 * (after > 0 ? Math.min(after, 60) : 1);
+      if (method !== "GET" || attempt >= 2) break;
+    }
     let doc = null;
     try { doc = await r.json(); } catch (e) { doc = null; }
     if (!r.ok) {
@@ -69,8 +95,10 @@
     $("signout").hidden = !doc.csrf;
     for (const e of document.querySelectorAll(".operator")) e.hidden = !isOperator();
     $("answer-form").hidden = true;
+    state.streams = 0;
     refresh();
     startEvents();
+    if (isOperator()) loadRuns();
   }
 
   // ---- the live journal ----------------------------------------------------------------
@@ -84,7 +112,15 @@
     stopEvents();
     const es = new EventSource("/v1/events", { withCredentials: true });
     state.events = es;
-    es.onopen = () => { setLive("live", true); refresh(); }; // refresh: what happened while away
+    // a reconnecting EventSource sends Last-Event-ID and the server replays what was missed,
+    // so only a stream made anew (the page's own, after one closed) needs the board again
+    const anew = state.streams++ > 0;
+    let first = true;
+    es.onopen = () => {
+      setLive("live", true);
+      if (anew && first) { state.needBoard = true; schedule(); }
+      first = false;
+    };
     es.onerror = () => {
       setLive("reconnecting…", false);
       if (es.readyState === EventSource.CLOSED) {
@@ -94,7 +130,59 @@
           (e) => { if (e.status === 401) showSignin("Your session ended; sign in again."); else setTimeout(startEvents, 5000); });
       }
     };
-    for (const k of KINDS) es.addEventListener(k, refresh);
+    for (const k of KINDS) es.addEventListener(k, onEvent);
+  }
+
+  // onEvent(ev): note what the journal's event changes; schedule() fetches it a moment later,
+  // so a burst of events for one card costs one fetch of that card
+  function onEvent(ev) {
+    let e;
+    try { e = JSON.parse(ev.data); } catch (x) { return; }
+    if (e.kind === "run_start" || e.kind === "run_end") loadRuns();
+    if (e.kind === "create" || e.kind === "import") state.needBoard = true;
+    if (e.kind === "approval_requested" && e.card) state.held.add(e.card);
+    if (e.card) {
+      if (!state.cards.has(e.card)) state.needBoard = true;
+      else if (TREE_KINDS.has(e.kind) || e.card === state.selected) state.dirty.add(e.card);
+    }
+    schedule();
+  }
+
+  function schedule() {
+    if (state.timer || state.busy) return;
+    if (!state.needBoard && state.dirty.size === 0) return;
+    state.timer = setTimeout(flush, Math.max(150, state.pauseUntil - Date.now()));
+  }
+
+  // flush(): the board (when needed) or each changed card, once; then what came meanwhile
+  async function flush() {
+    state.timer = null;
+    state.busy = true;
+    try {
+      if (state.needBoard) {
+        state.needBoard = false;
+        state.dirty.clear();
+        await loadBoard();
+        if (state.selected) await showCard(state.selected, true);
+      } else {
+        const ids = [...state.dirty];
+        state.dirty.clear();
+        for (let i = 0; i < ids.length; i++) {
+          try { await refreshCard(ids[i]); } catch (e) {
+            for (const id of ids.slice(i)) state.dirty.add(id); // asked again after the pause
+            throw e;
+          }
+        }
+      }
+    } catch (e) {
+      if (e.status === 401) { showSignin("Your session ended; sign in again."); return; }
+      // a failed fetch (still limited, or the server failing) is asked again, 2 s on at least
+      if (state.dirty.size === 0) state.needBoard = true;
+      state.pauseUntil = Math.max(state.pauseUntil, Date.now() + 2000);
+    } finally {
+      state.busy = false;
+    }
+    schedule();
   }
 
   function stopEvents() {
@@ -103,29 +191,68 @@
     setLive("offline", false);
   }
 
-  // refresh(): the board and the open card again; events that come meanwhile ask once more
-  async function refresh() {
-    if (state.refreshing) { state.again = true; return; }
-    state.refreshing = true;
-    try {
-      do {
-        state.again = false;
-        const board = await api("GET", "/v1/board");
-        renderBoard(board.cards || []);
-        if (state.selected) await showCard(state.selected, true);
-      } while (state.again);
-    } catch (e) {
-      if (e.status === 401) showSignin("Your session ended; sign in again.");
-    } finally {
-      state.refreshing = false;
+  // refresh(): the whole board again (on sign-in, or when the stream was lost)
+  function refresh() {
+    state.needBoard = true;
+    if (state.timer) { clearTimeout(state.timer); state.timer = null; }
+    if (!state.busy) flush();
+  }
+
+  // loadBoard(): the tree; then which waiting cards wait on a held tool call (each such card
+  // once: the board does not say why a card waits)
+  async function loadBoard() {
+    const board = await api("GET", "/v1/board");
+    const cards = board.cards || [];
+    state.cards = new Map(cards.map((c) => [c.id, c]));
+    for (const id of [...state.held]) if ((state.cards.get(id) || {}).status !== "waiting_for_developer") state.held.delete(id);
+    renderBoard(cards);
+    for (const c of cards) {
+      if (c.status === "waiting_for_developer" && c.wait_reason === "input" && !state.held.has(c.id) && c.id !== state.selected) {
+        await refreshCard(c.id);
+      }
     }
   }
 
+  // refreshCard(id): one card fetched again: its place in the tree, and the detail if open
+  async function refreshCard(id) {
+    let doc;
+    try { doc = await api("GET", "/v1/cards/" + encodeURIComponent(id)); } catch (e) {
+      if (e.status === 404) { state.needBoard = true; return; }
+      throw e;
+    }
+    noteHeld(doc);
+    const old = state.cards.get(id) || {};
+    const c = Object.assign({}, old, doc.card);
+    state.cards.set(id, c);
+    const li = document.querySelector('#tree li[data-card="' + CSS.escape(id) + '"]');
+    if (li) {
+      const badge = li.querySelector(":scope > .status");
+      if (badge) badge.replaceWith(statusBadge(c));
+      const title = li.querySelector(":scope > .card-link > .card-title");
+      if (title) title.textContent = c.summary || c.name || "";
+      state.boardSig = null;
+    } else state.needBoard = true;
+    if (id === state.selected) renderCard(doc, true);
+  }
+
+  // noteHeld(doc): whether a card doc shows a tool call held for approval
+  function noteHeld(doc) {
+    const id = doc.card.id;
+    if (pendingOf(doc).length > 0 && doc.card.status === "waiting_for_developer") state.held.add(id);
+    else state.held.delete(id);
+  }
+
+  const pendingOf = (doc) => (doc.approvals || []).filter((a) => a.decision === null || a.decision === undefined);
+
   // ---- the tree -----------------------------------------------------------------------
 
+  // A card waiting on a held tool call reads "waiting for approval", not its wait reason
   function statusBadge(card) {
-    return el("span", { class: "status st-" + card.status, "data-status": card.status,
-      text: card.status.replace(/_/g, " ") + (card.wait_reason ? " (" + card.wait_reason + ")" : "") });
+    const held = card.status === "waiting_for_developer" && state.held.has(card.id);
+    const b = el("span", { class: "status st-" + card.status, "data-status": card.status,
+      text: held ? "waiting for approval" : card.status.replace(/_/g, " ") + (card.wait_reason ? " (" + card.wait_reason + ")" : "") });
+    if (held) b.dataset.waiting = "approval";
+    return b;
   }
 
   function renderBoard(cards) {
@@ -173,6 +300,12 @@
       if (!quiet) $("detail-error").textContent = e.message;
       return;
     }
+    noteHeld(doc);
+    renderCard(doc, quiet);
+  }
+
+  function renderCard(doc, quiet) {
+    const id = doc.card.id;
     if (state.selected !== id) return;
     const sig = JSON.stringify(doc);
     if (quiet && sig === state.cardSig) return; // unchanged: keep what is being typed
@@ -191,10 +324,21 @@
       dl.push(el("dt", { text: k }), el("dd", {}, typeof v === "object" ? v : document.createTextNode(String(v))));
     }
     $("fields").replaceChildren(...dl);
+    const li = document.querySelector('#tree li[data-card="' + CSS.escape(id) + '"] > .status');
+    if (li) li.replaceWith(statusBadge(c));
     renderApprovals(c, doc.approvals || []);
+    // a card held on a tool call is decided (approve or deny), never answered or retried
+    const held = pendingOf(doc).length > 0;
     const waiting = c.status === "waiting_for_developer";
-    $("answer-form").hidden = !(isOperator() && waiting && c.wait_reason === "input");
-    $("retry-button").parentElement.hidden = !(isOperator() && (c.status === "blocked" || waiting));
+    const closed = c.status === "done" || c.status === "canceled" || c.status === "archived";
+    $("answer-form").hidden = !(isOperator() && waiting && c.wait_reason === "input" && !held);
+    $("retry-button").parentElement.hidden = !(isOperator() && (c.status === "blocked" || waiting) && !held);
+    $("actions").hidden = !isOperator();
+    $("cancel-form").hidden = closed;
+    const to = $("move-to"), keep = to.value;
+    to.replaceChildren(...STATUSES.filter((st) => st !== c.status).map((st) =>
+      el("option", { value: st, text: st.replace(/_/g, " ") })));
+    if (keep && keep !== c.status) to.value = keep;
     $("comments").replaceChildren(...(doc.comments || []).map((m) =>
       el("li", {}, el("span", { class: "meta", text: (m.author || "?") + " · " + (m.created_at || "") }),
         el("p", { text: m.body || "" }))));
@@ -236,15 +380,52 @@
     }));
   }
 
-  // act(id, action, body): a write to a card; the journal's event refreshes the page
+  // act(id, action, body) -> whether it was done: a write to a card; the answer is the card
+  // now, shown at once (the journal's events update the rest)
   async function act(id, action, body) {
     $("detail-error").textContent = "";
     try {
       await api("POST", "/v1/cards/" + encodeURIComponent(id) + "/" + action, body);
-      refresh();
+      state.dirty.add(id);
+      schedule();
+      return true;
     } catch (e) {
-      $("detail-error").textContent = e.message;
+      $("detail-error").textContent = e.status === 429 ? "Too many requests; try again in a moment." : e.message;
+      return false;
     }
+  }
+
+  // ---- runs ---------------------------------------------------------------------------
+
+  let runsTimer = null;
+  function loadRuns() {
+    if (runsTimer || !isOperator()) return;
+    runsTimer = setTimeout(async () => {
+      runsTimer = null;
+      try {
+        const doc = await api("GET", "/v1/runs?limit=10");
+        renderRuns(doc.runs || []);
+      } catch (e) { /* the next run event asks again */ }
+    }, 200);
+  }
+
+  function renderRuns(runs) {
+    $("runs").replaceChildren(...runs.map((r) => {
+      const li = el("li", { "data-run": String(r.id) },
+        el("span", { text: "Run " + r.id + (r.target ? " · " + r.target : "") + " · " }),
+        el("span", { class: "run-state", text: r.state }));
+      const runAct = (what) => async () => {
+        $("run-status").textContent = "";
+        try {
+          await api("POST", "/v1/runs/" + r.id + "/" + what);
+          $("run-status").textContent = "Run " + r.id + (what === "stop" ? " stopping." : " resumed.");
+        } catch (e) { $("run-status").textContent = e.message; }
+        loadRuns();
+      };
+      if (r.state === "running" && r.live) li.append(el("button", { type: "button", class: "small run-stop", text: "Stop", onclick: runAct("stop") }));
+      if (r.state !== "running" && r.state !== "done") li.append(el("button", { type: "button", class: "small run-resume", text: "Resume", onclick: runAct("resume") }));
+      return li;
+    }));
   }
 
   // The orket.log/1 document (what `orket log RUN --json` prints) as text: one line per
@@ -310,6 +491,29 @@
 
   $("retry-button").addEventListener("click", () => { if (state.selected) act(state.selected, "retry", {}); });
 
+  $("move-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (!state.selected) return;
+    const body = { to: $("move-to").value };
+    if ($("move-reason").value) body.reason = $("move-reason").value;
+    if ($("move-note").value.trim()) body.note = $("move-note").value.trim();
+    act(state.selected, "move", body).then((ok) => { if (ok) $("move-note").value = ""; });
+  });
+
+  $("comment-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const text = $("comment-text").value.trim();
+    if (!text || !state.selected) return;
+    act(state.selected, "comments", { body: text }).then((ok) => { if (ok) $("comment-text").value = ""; });
+  });
+
+  $("cancel-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const reason = $("cancel-reason").value.trim();
+    if (!reason || !state.selected) return;
+    act(state.selected, "cancel", { reason }).then((ok) => { if (ok) $("cancel-reason").value = ""; });
+  });
+
   $("run-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const body = { concurrency: Number($("run-concurrency").value) || 1 };
@@ -320,6 +524,7 @@
       const doc = await api("POST", "/v1/runs", body);
       const run = doc.run || {};
       $("run-status").textContent = "Run " + (run.id ?? "") + " started" + (run.status ? " (" + run.status + ")" : "") + ".";
+      loadRuns();
     } catch (e) {
       $("run-status").textContent = e.message;
     }

@@ -163,7 +163,7 @@ describe("orket serve runs", function()
     local last = audit.entries[#audit.entries]
     assert.same({ op_id, "run", "/v1/runs", "A" }, { last.actor, last.action, last.route, last.card })
     local _, _, metrics = call(s, "GET", "/metrics", viewer)
-    assert.equal(tostring(calls), metrics:match('orket_model_call_duration_seconds_count{model="team"} (%d+)'))
+    assert.equal(tostring(calls), metrics:match('orket_model_call_duration_seconds_count{model="scripted:team"} (%d+)'))
     assert.matches('orket_runs{status="done"} 1\n', metrics, 1, true)
     -- stop and resume want a run in a state for that
     st = call(s, "POST", "/v1/runs/" .. id .. "/stop", op)

@@ -56,17 +56,14 @@ function cmd.run(args, cli)
     io.stdout:write(string.format("revoked key %s (%s, %s)\n", info.id, info.name, info.role))
     return 0
   end
-  local list = keys.list(db)
-  db:close()
   if json then
-    local out = {}
-    for n, k in ipairs(list) do
-      out[n] = { id = k.id, name = k.name, role = k.role, created_at = k.created_at,
-        revoked_at = k.revoked_at or require("cjson").null }
-    end
-    io.stdout:write(jsonout.encode { format = "orket.keys/1", keys = jsonout.array(out) }, "\n")
+    local doc = keys.list_doc(db)
+    db:close()
+    io.stdout:write(jsonout.encode(doc), "\n")
     return 0
   end
+  local list = keys.list(db)
+  db:close()
   if #list == 0 then
     io.stdout:write("no keys; create one with 'orket keys create NAME --role viewer'\n")
     return 0

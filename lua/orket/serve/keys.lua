@@ -2,7 +2,9 @@
 -- then 64): shown once, never stored. The store keeps the id, a name, a role and the BLAKE2b
 -- of the secret keyed with the project's pepper (.orket/keys.pepper, 0600, outside the
 -- database); checks compare in constant time (orket.c.crypto). Rows: orket.store.keys.
+local cjson = require "cjson"
 local crypto = require "orket.c.crypto"
+local jsonout = require "orket.jsonout"
 local sk = require "orket.store.keys"
 local sessions = require "orket.store.sessions"
 local uv = require "luv"
@@ -67,8 +69,9 @@ end
 
 local function digest(secret, pepper) return crypto.hash(secret, 32, pepper) end
 
---- create(db, dir, name, role) -> key, {id, name, role} | nil, msg, CODE
-function M.create(db, dir, name, role)
+--- create(db, dir, name, role[, actor]) -> key, {id, name, role} | nil, msg, CODE; actor:
+--- who the journal's key_create names ("cli" unless given: the API gives the admin key's id)
+function M.create(db, dir, name, role, actor)
   if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") or #name > 64 then
     return nil, "a key's name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", "EUSAGE"
   end
@@ -81,7 +84,7 @@ function M.create(db, dir, name, role)
       return nil, "a key named '" .. name .. "' exists already; revoke it first or choose another name", "EEXIST"
     end
     sk.insert(db, id, name, role, digest(secret, pepper))
-    db:event { kind = "key_create", actor = "cli", data = { id = id, name = name, role = role } }
+    db:event { kind = "key_create", actor = actor or "cli", data = { id = id, name = name, role = role } }
     return true
   end)
   if not ok then return nil, err, code end
@@ -121,14 +124,25 @@ end
 --- list(db) -> array of {id, name, role, created_at, revoked_at}, oldest first
 M.list = sk.list
 
+--- list_doc(db) -> the keys as a document (orket.keys/1: id, name, role, created_at,
+--- revoked_at or null; never a hash or secret), for `orket keys list --json` and GET /v1/keys
+function M.list_doc(db)
+  local out = {}
+  for n, k in ipairs(sk.list(db)) do
+    out[n] = { id = k.id, name = k.name, role = k.role, created_at = k.created_at, revoked_at = k.revoked_at or cjson.null }
+  end
+  return { format = "orket.keys/1", keys = jsonout.array(out) }
+end
+
 --- active_count(db) -> keys not revoked
 M.active_count = sk.active_count
 
 --- total_count(db) -> keys ever made, revoked or not
 M.total_count = sk.total_count
 
---- revoke(db, which) -> {id, name, role} | nil, msg, CODE; which: an id or an active key's name
-function M.revoke(db, which)
+--- revoke(db, which[, actor]) -> {id, name, role} | nil, msg, CODE; which: an id or an
+--- active key's name; actor as for create
+function M.revoke(db, which, actor)
   local found
   local ok, err, code = db:tx(function()
     found = sk.get(db, which) or sk.active_named(db, which)
@@ -136,7 +150,7 @@ function M.revoke(db, which)
     if found.revoked_at then return nil, "key " .. found.id .. " was revoked already", "EALREADY" end
     sk.revoke(db, found.id)
     assert(sessions.delete_for_key(db, found.id)) -- its web board sign-ins end too
-    db:event { kind = "key_revoke", actor = "cli", data = { id = found.id, name = found.name } }
+    db:event { kind = "key_revoke", actor = actor or "cli", data = { id = found.id, name = found.name } }
     return true
   end)
   if not ok then return nil, err, code end

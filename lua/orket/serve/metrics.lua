@@ -9,6 +9,15 @@ local M = {}
 M.MAX_SERIES = 100 -- label values per family from the store (models, tools): bounds a scrape
 M.BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
 M.MODEL_BUCKETS = { 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300 }
+M.TURN_BUCKETS = { 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600 }
+M.CARD_BUCKETS = { 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200, 604800 }
+
+-- The state machine's refusal codes (docs/board.md); TRANSITION_ILLEGAL: the gate's own
+-- name for a refusal without one. Sandbox uptime is left for when sandboxes exist.
+M.SM_RULES = {}
+for _, c in ipairs { "ETYPE", "ESTATUS", "ESAME", "ETERMINAL", "ETRANSITION", "EREASON_REQUIRED", "EREASON_INVALID",
+  "EREASON_UNEXPECTED", "EDEPENDENCY", "EREVIEWER", "ESELF_REVIEW", "EPERSON", "EREVIEW_DECISION",
+  "TRANSITION_ILLEGAL" } do M.SM_RULES[c] = true end
 
 local function esc(v)
   return (tostring(v):gsub("\\", "\\\\"):gsub("\n", "\\n"):gsub('"', '\\"'))
@@ -72,7 +81,12 @@ local Counters = {}
 Counters.__index = Counters
 
 --- new() -> counters; counters:request(route, status, seconds)
-function M.new() return setmetatable({ requests = {}, durations = {} }, Counters) end
+function M.new() return setmetatable({ requests = {}, durations = {}, refusals = {} }, Counters) end
+
+--- counters:refused(code): an API write the state machine refused (other codes are not counted)
+function Counters:refused(code)
+  if M.SM_RULES[code] then self.refusals[code] = (self.refusals[code] or 0) + 1 end
+end
 
 function Counters:request(route, status, seconds)
   local key = route .. "\0" .. status
@@ -174,6 +188,49 @@ function M.render(db, counters, sse_clients, shown, reads)
   local vs = counts.violations(db, lim)
   if #vs == 0 then b.sample("orket_gate_violations_total", { "rule", "" }, 0) end
   for _, r in ipairs(vs) do b.sample("orket_gate_violations_total", { "rule", r.rule }, r.n) end
+
+  -- what a team asks of its board: cards done per day, how long a card and a turn take,
+  -- how tool calls end, which state-machine rules refuse moves
+  b.family("orket_cards_done_total", "counter", "Moves of cards to done, by UTC day (the latest days) and card type.")
+  local done = counts.done_by_day(db, lim)
+  if #done == 0 then b.sample("orket_cards_done_total", { "day", os.date("!%Y-%m-%d"), "type", "issue" }, 0) end
+  for _, r in ipairs(done) do b.sample("orket_cards_done_total", { "day", r.day, "type", r.type }, r.n) end
+
+  b.family("orket_card_duration_seconds", "histogram", "Time from a card's first in_progress to its done, by card type.")
+  local cd = {}
+  for _, t in ipairs { "rock", "epic", "issue" } do cd[t] = new_hist(M.CARD_BUCKETS) end
+  for _, r in ipairs(counts.card_durations(db)) do
+    if cd[r.type] then observe(cd[r.type], math.max(0, tonumber(r.s) or 0)) end
+  end
+  for _, t in ipairs { "rock", "epic", "issue" } do b.histogram("orket_card_duration_seconds", { "type", t }, cd[t]) end
+
+  b.family("orket_turn_duration_seconds", "histogram", "Time from a turn's begin to its end.")
+  local td = new_hist(M.TURN_BUCKETS)
+  for _, r in ipairs(counts.turn_durations(db)) do observe(td, math.max(0, tonumber(r.s) or 0)) end
+  b.histogram("orket_turn_duration_seconds", {}, td)
+
+  b.family("orket_tool_call_outcomes_total", "counter",
+    "Tool calls by tool, the gate's verdict (allow, approved, ask, deny) and outcome (ok, error, refused, held, pending).")
+  local outcomes = counts.tool_outcomes(db, lim)
+  if #outcomes == 0 then
+    b.sample("orket_tool_call_outcomes_total", { "tool", "", "verdict", "allow", "outcome", "ok" }, 0)
+  end
+  for _, r in ipairs(outcomes) do
+    b.sample("orket_tool_call_outcomes_total", { "tool", r.tool, "verdict", r.verdict, "outcome", r.outcome }, r.n)
+  end
+
+  -- an agent's move the state machine refuses is a gate denial kept as a violation named
+  -- by the machine's code; a refused API write is counted by this server
+  b.family("orket_state_machine_refusals_total", "counter",
+    "Moves the state machine refused, by rule (its code) and source (agent: recorded; api: this server's).")
+  local by_rule = {}
+  for _, r in ipairs(vs) do
+    if M.SM_RULES[r.rule] then by_rule[r.rule] = r.n end
+  end
+  for _, rule in ipairs(sorted_keys(M.SM_RULES)) do
+    b.sample("orket_state_machine_refusals_total", { "rule", rule, "source", "agent" }, by_rule[rule] or 0)
+    b.sample("orket_state_machine_refusals_total", { "rule", rule, "source", "api" }, counters.refusals[rule] or 0)
+  end
 
   b.family("orket_approvals_waiting", "gauge", "Tool calls held for a developer's approval.")
   b.sample("orket_approvals_waiting", nil, counts.approvals_waiting(db))

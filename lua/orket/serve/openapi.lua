@@ -36,6 +36,7 @@ local function error_statuses(r)
     for _, x in ipairs { 408, 413 } do s[#s + 1] = x end
   end
   if r.role == "operator" and r.body then s[#s + 1] = 409 end
+  for _, x in ipairs(r.errors or {}) do s[#s + 1] = x end -- others the route names itself
   table.sort(s)
   return s
 end

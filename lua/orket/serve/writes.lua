@@ -78,7 +78,10 @@ local function do_write(ctx, action, card_id, fn, locked)
     return r
   end)
   if lock then lock:release() end
-  if not res then return refused(msg, code) end
+  if not res then
+    if ctx.metrics then ctx.metrics:refused(code) end -- orket_state_machine_refusals_total
+    return refused(msg, code)
+  end
   return 200, res
 end
 

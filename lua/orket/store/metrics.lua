@@ -18,16 +18,20 @@ function M.card_turns(db)
   return db:row("SELECT COUNT(*) AS n FROM (SELECT DISTINCT run_id, card_id, seat, turn FROM turns)").n
 end
 
---- models(db, limit) -> {model ('' when none), n (calls), tin, tout (tokens)} by model
+-- A turn's model as "provider:model" (the provider its response names; the bare model for
+-- a turn recorded without one)
+local MODEL = [[COALESCE(json_extract(response, '$.provider') || ':', '') || COALESCE(model, '')]]
+
+--- models(db, limit) -> {model ("provider:model"; '' when none), n (calls), tin, tout (tokens)} by model
 function M.models(db, limit)
-  return db:rows([[SELECT COALESCE(model, '') AS model, COUNT(*) AS n, COALESCE(SUM(prompt_tokens), 0) AS tin,
-    COALESCE(SUM(completion_tokens), 0) AS tout FROM turns GROUP BY model ORDER BY model LIMIT ?]], limit)
+  return db:rows([[SELECT ]] .. MODEL .. [[ AS model, COUNT(*) AS n, COALESCE(SUM(prompt_tokens), 0) AS tin,
+    COALESCE(SUM(completion_tokens), 0) AS tout FROM turns GROUP BY 1 ORDER BY 1 LIMIT ?]], limit)
 end
 
 --- model_latencies(db) -> {model ('' when none), ms} of the last 10,000 turns whose data
 --- records latency_ms, newest first
 function M.model_latencies(db)
-  return db:rows([[SELECT COALESCE(model, '') AS model, json_extract(data, '$.latency_ms') AS ms FROM turns
+  return db:rows([[SELECT ]] .. MODEL .. [[ AS model, json_extract(data, '$.latency_ms') AS ms FROM turns
     WHERE json_extract(data, '$.latency_ms') IS NOT NULL ORDER BY id DESC LIMIT 10000]])
 end
 
@@ -47,6 +51,46 @@ end
 --- violations(db, limit) -> {rule, n} by rule
 function M.violations(db, limit)
   return db:rows("SELECT rule, COUNT(*) AS n FROM violations GROUP BY rule ORDER BY rule LIMIT ?", limit)
+end
+
+--- done_by_day(db, limit) -> {day (UTC, YYYY-MM-DD), type, n}: moves to done, the latest
+--- `limit` (day, type) pairs
+function M.done_by_day(db, limit)
+  return db:rows([[SELECT day, type, n FROM (SELECT substr(e.at, 1, 10) AS day, c.type AS type, COUNT(*) AS n
+      FROM events e JOIN cards c ON c.id = e.card_id
+      WHERE e.kind = 'transition' AND json_extract(e.data, '$.to') = 'done'
+      GROUP BY day, c.type ORDER BY day DESC LIMIT ?) d ORDER BY day, type]], limit)
+end
+
+--- card_durations(db) -> {type, s}: of each card now done (the newest 10,000), the seconds
+--- from its first move to in_progress to its last move to done
+function M.card_durations(db)
+  return db:rows([[SELECT c.type AS type, (julianday(MAX(CASE WHEN json_extract(e.data, '$.to') = 'done' THEN e.at END))
+        - julianday(MIN(CASE WHEN json_extract(e.data, '$.to') = 'in_progress' THEN e.at END))) * 86400.0 AS s
+      FROM events e JOIN cards c ON c.id = e.card_id
+      WHERE e.kind = 'transition' AND c.status = 'done'
+      GROUP BY e.card_id, c.type HAVING s IS NOT NULL ORDER BY MAX(e.id) DESC LIMIT 10000]])
+end
+
+--- turn_durations(db) -> {s}: seconds from each ended turn's turn_begin to its turn_end
+--- (the newest 10,000; a turn resumed by a later run counts from its first begin)
+function M.turn_durations(db)
+  return db:rows([[SELECT (julianday(MAX(CASE WHEN kind = 'turn_end' THEN at END))
+        - julianday(MIN(CASE WHEN kind = 'turn_begin' THEN at END))) * 86400.0 AS s
+      FROM events WHERE kind IN ('turn_begin', 'turn_end')
+      GROUP BY card_id, json_extract(data, '$.turn') HAVING s IS NOT NULL ORDER BY MAX(id) DESC LIMIT 10000]])
+end
+
+--- tool_outcomes(db, limit) -> {tool, verdict, outcome, n}: every tool call by the gate's
+--- verdict (allow; approved: allowed by a developer's approval; deny; ask) and what came of
+--- it (ok, error, refused: denied or not approved, held: waiting for approval, pending: its
+--- effect started, no result yet)
+function M.tool_outcomes(db, limit)
+  return db:rows([[SELECT tool,
+      CASE WHEN gate_code IS NOT NULL THEN 'allow' ELSE COALESCE(json_extract(result, '$.verdict'), 'approved') END AS verdict,
+      CASE WHEN ok IS NULL THEN 'pending' WHEN json_extract(result, '$.held') THEN 'held'
+        WHEN json_extract(result, '$.denied') THEN 'refused' WHEN ok THEN 'ok' ELSE 'error' END AS outcome,
+      COUNT(*) AS n FROM tool_calls GROUP BY tool, verdict, outcome ORDER BY tool, verdict, outcome LIMIT ?]], limit)
 end
 
 --- approvals_waiting(db) -> tool calls held for a developer's decision

@@ -14,14 +14,16 @@ function M.card_turns(db)
   return db:row("SELECT COUNT(*) AS n FROM (SELECT DISTINCT run_id, card_id, seat, turn FROM turns) d").n
 end
 
+local MODEL = [[COALESCE((response->>'provider') || ':', '') || COALESCE(model, '')]]
+
 function M.models(db, limit)
-  return db:rows([[SELECT COALESCE(model, '') AS model, COUNT(*) AS n, COALESCE(SUM(prompt_tokens), 0)::int8 AS tin,
-    COALESCE(SUM(completion_tokens), 0)::int8 AS tout FROM turns GROUP BY model ORDER BY model LIMIT $1]], limit)
+  return db:rows([[SELECT ]] .. MODEL .. [[ AS model, COUNT(*) AS n, COALESCE(SUM(prompt_tokens), 0)::int8 AS tin,
+    COALESCE(SUM(completion_tokens), 0)::int8 AS tout FROM turns GROUP BY 1 ORDER BY 1 LIMIT $1]], limit)
 end
 
 -- latency_ms as the number the JSON holds (jsonb numbers come back as text: tonumber)
 function M.model_latencies(db)
-  local rows = db:rows([[SELECT COALESCE(model, '') AS model, (data->'latency_ms')::text AS ms FROM turns
+  local rows = db:rows([[SELECT ]] .. MODEL .. [[ AS model, (data->'latency_ms')::text AS ms FROM turns
     WHERE jsonb_typeof(data->'latency_ms') = 'number' ORDER BY id DESC LIMIT 10000]])
   for _, r in ipairs(rows or {}) do r.ms = math.tointeger(tonumber(r.ms)) or tonumber(r.ms) end
   return rows
@@ -39,6 +41,37 @@ end
 
 function M.violations(db, limit)
   return db:rows("SELECT rule, COUNT(*) AS n FROM violations GROUP BY rule ORDER BY rule LIMIT $1", limit)
+end
+
+function M.done_by_day(db, limit)
+  return db:rows([[SELECT day, type, n FROM (SELECT to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, c.type AS type,
+        COUNT(*) AS n FROM events e JOIN cards c ON c.id = e.card_id
+      WHERE e.kind = 'transition' AND e.data->>'to' = 'done'
+      GROUP BY day, c.type ORDER BY day DESC LIMIT $1) d ORDER BY day, type]], limit)
+end
+
+function M.card_durations(db)
+  return db:rows([[SELECT type, s FROM (SELECT c.type AS type, MAX(e.id) AS last,
+        extract(epoch FROM MAX(e.at) FILTER (WHERE e.data->>'to' = 'done')
+          - MIN(e.at) FILTER (WHERE e.data->>'to' = 'in_progress'))::float8 AS s
+      FROM events e JOIN cards c ON c.id = e.card_id
+      WHERE e.kind = 'transition' AND c.status = 'done' GROUP BY e.card_id, c.type) d
+    WHERE s IS NOT NULL ORDER BY last DESC LIMIT 10000]])
+end
+
+function M.turn_durations(db)
+  return db:rows([[SELECT s FROM (SELECT MAX(id) AS last, extract(epoch FROM MAX(at) FILTER (WHERE kind = 'turn_end')
+        - MIN(at) FILTER (WHERE kind = 'turn_begin'))::float8 AS s
+      FROM events WHERE kind IN ('turn_begin', 'turn_end') GROUP BY card_id, data->>'turn') d
+    WHERE s IS NOT NULL ORDER BY last DESC LIMIT 10000]])
+end
+
+function M.tool_outcomes(db, limit)
+  return db:rows([[SELECT tool, verdict, outcome, COUNT(*)::int8 AS n FROM (SELECT tool,
+      CASE WHEN gate_code IS NOT NULL THEN 'allow' ELSE COALESCE(result->>'verdict', 'approved') END AS verdict,
+      CASE WHEN ok IS NULL THEN 'pending' WHEN result->>'held' = 'true' THEN 'held'
+        WHEN result->>'denied' = 'true' THEN 'refused' WHEN ok THEN 'ok' ELSE 'error' END AS outcome
+      FROM tool_calls) d GROUP BY tool, verdict, outcome ORDER BY tool, verdict, outcome LIMIT $1]], limit)
 end
 
 function M.approvals_waiting(db)

@@ -1,0 +1,262 @@
+-- The web board's card actions in a real headless Chromium (tests/webdriver.lua): a card held
+-- on a tool call reads "waiting for approval" and offers only Approve/Deny; deny, move, retry,
+-- answer, comment, cancel, start, stop and resume a run are done by clicks and checked
+-- through the API.
+-- Then runs of four epics followed live: the page fetches single cards, not the board, and
+-- it waits out a 429's Retry-After.
+local H = require "tests.helpers"
+local WD = require "tests.webdriver"
+local cjson = require "cjson"
+
+local project = require("tests.cleanup_project").make
+
+local function artifacts()
+  local p = io.popen("mktemp -d /tmp/orket-web-test.XXXXXX")
+  local art = p:read("l")
+  p:close()
+  return art
+end
+
+local function badge(wd, id)
+  return wd:js([[var e = document.querySelector('#tree li[data-card="' + arguments[0] + '"] > .status');
+    return e ? [e.getAttribute('data-status'), e.textContent, e.getAttribute('data-waiting') || ""] : null;]], id)
+end
+
+local function sign_in(wd, s, key, first_card)
+  wd:go(s.url .. "/")
+  wd:type(wd:wait("#key", "the sign-in form"), key)
+  wd:press("#signin-button")
+  wd:wait('#tree li[data-card="' .. first_card .. '"]', "the board's tree")
+  H.wait_for(function() return wd:js("return document.getElementById('live').textContent") == "live" end,
+    "the event stream to open", 3000)
+end
+
+-- with_browser(fn(wd, art)): Chromium for fn; artifacts kept when it fails
+local function with_browser(s, fn)
+  local art = artifacts()
+  local wd = WD.start(art, { width = 1280, height = 1000 })
+  local ok, err = pcall(fn, wd, art)
+  wd:stop()
+  if not ok then error(tostring(err) .. "\n(screenshots and the browser's logs are in " .. art .. ")", 0) end
+  os.execute("rm -rf " .. H.quote(art))
+end
+
+local function visible(wd, css)
+  return wd:js([[var e = document.querySelector(arguments[0]); return !!(e && e.offsetParent !== null);]], css)
+end
+
+describe("the web board's actions in Chromium", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("shows approvals as approvals and does every card action by clicks", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    assert.equal(3, H.orket("run CLEAN --json", { cwd = dir }).status)
+    local key = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local _, x = H.api(s, "POST", "/v1/cards", key, { parent = "CLEAN", summary = "Extra work" })
+    local _, y = H.api(s, "POST", "/v1/cards", key, { parent = "CLEAN", summary = "Not needed" })
+    local X, Y = x.card.id, y.card.id
+    local function card(id) return select(2, H.api(s, "GET", "/v1/cards/" .. id, key)) end
+    with_browser(s, function(wd)
+      sign_in(wd, s, key, "CLEAN-1")
+      -- the held tool call: its badge and its pane say approval; no answer, no retry
+      H.wait_for(function() return (badge(wd, "CLEAN-1") or {})[3] == "approval" end, "the approval badge", 3000)
+      local b = badge(wd, "CLEAN-1")
+      assert.equal("waiting_for_developer", b[1])
+      assert.equal("waiting for approval", b[2])
+      wd:press('#tree li[data-card="CLEAN-1"] > .card-link')
+      wd:wait("#approvals .approval button.deny", "the held tool call")
+      assert.is_false(visible(wd, "#answer-button"))
+      assert.is_false(visible(wd, "#retry-button"))
+      -- deny it, with a reason typed in the page
+      wd:type(wd:find("#approvals .approval input"), "keep old.txt")
+      wd:press("#approvals .approval button.deny")
+      H.wait_for(function()
+        local a = card("CLEAN-1").approvals
+        return a[1] and a[1].decision == "deny"
+      end, "the denial", 3000)
+      H.wait_for(function() return not wd:find("#approvals .approval") end, "the approval to leave the page", 3000)
+      assert.equal("", badge(wd, "CLEAN-1")[3])
+
+      -- another card: move it to blocked (resource), then retry it
+      wd:press('#tree li[data-card="' .. X .. '"] > .card-link')
+      H.wait_for(function() return wd:js("return document.getElementById('detail').dataset.card") == X end, "its pane", 3000)
+      wd:press("#actions > summary")
+      wd:press('#move-to option[value="blocked"]')
+      wd:press('#move-reason option[value="resource"]')
+      wd:press("#move-button")
+      H.wait_for(function() return card(X).card.status == "blocked" end, "the move to blocked", 3000)
+      assert.equal("resource", card(X).card.wait_reason)
+      H.wait_for(function() return (badge(wd, X) or {})[1] == "blocked" end, "blocked in the tree", 3000)
+      H.wait_for(function() return visible(wd, "#retry-button") end, "the retry button", 3000)
+      wd:press("#retry-button")
+      H.wait_for(function() return card(X).card.status ~= "blocked" end, "the retry", 3000)
+      -- waiting for input: the answer form, and the answer sends it back to work
+      -- (from ready, to in_progress first: the state machine allows no other way)
+      wd:press('#move-to option[value="in_progress"]')
+      wd:press('#move-reason option[value=""]')
+      wd:press("#move-button")
+      H.wait_for(function() return card(X).card.status == "in_progress" end, "the move to in_progress", 3000)
+      H.wait_for(function() return wd:find('#move-to option[value="ready"]') end, "the move form again", 3000)
+      wd:press('#move-to option[value="waiting_for_developer"]')
+      wd:press('#move-reason option[value="input"]')
+      wd:press("#move-button")
+      H.wait_for(function() return card(X).card.status == "waiting_for_developer" end, "waiting for input", 3000)
+      H.wait_for(function() return visible(wd, "#answer-button") end, "the answer form", 3000)
+      assert.is_false(wd:find("#approvals .approval") ~= nil)
+      wd:type(wd:find("#answer-text"), "Use the blue one.")
+      wd:press("#answer-button")
+      H.wait_for(function() return card(X).card.status == "ready" end, "the answer", 3000)
+      -- a comment
+      wd:type(wd:find("#comment-text"), "Looked at it in the browser.")
+      wd:press("#comment-button")
+      H.wait_for(function()
+        for _, c in ipairs(card(X).comments) do if c.body == "Looked at it in the browser." then return true end end
+      end, "the comment", 3000)
+      H.wait_for(function() return (wd:text_of("#comments") or ""):find("Looked at it in the browser.", 1, true) end,
+        "the comment in the page", 3000)
+
+      -- cancel the other card
+      wd:press('#tree li[data-card="' .. Y .. '"] > .card-link')
+      H.wait_for(function() return wd:js("return document.getElementById('detail').dataset.card") == Y end, "its pane", 3000)
+      if not visible(wd, "#cancel-reason") then wd:press("#actions > summary") end
+      wd:type(wd:find("#cancel-reason"), "not needed after all")
+      wd:press("#cancel-button")
+      H.wait_for(function() return card(Y).card.status == "canceled" end, "the cancel", 3000)
+      H.wait_for(function() return (badge(wd, Y) or {})[1] == "canceled" end, "canceled in the tree", 3000)
+
+      -- the stalled run: resumed from the runs panel
+      wd:wait('#runs li[data-run="1"] button.run-resume', "the run's resume button")
+      wd:press('#runs li[data-run="1"] button.run-resume')
+      H.wait_for(function()
+        local _, audit = H.api(s, "GET", "/v1/audit", key)
+        for _, e in ipairs(audit.entries) do if e.action == "resume" then return true end end
+      end, "the resume in the audit", 5000)
+      -- every write was the page's: the audit names them in order
+      local _, audit = H.api(s, "GET", "/v1/audit", key)
+      local acts = {}
+      for _, e in ipairs(audit.entries) do acts[#acts + 1] = e.action end
+      assert.same({ "create", "create", "deny", "move", "retry", "move", "move", "answer", "comment", "cancel", "resume" }, acts)
+    end)
+    H.wait_for(function()
+      local _, r = H.api(s, "GET", "/v1/runs/1", key)
+      return r.run.state ~= "running"
+    end, "the resumed run to end", 10000)
+    assert.equal(0, s.stop())
+  end)
+
+  it("starts a run from the page and stops it with the runs panel's button", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = H.tmpdir()
+    for _, d in ipairs { "epics", "workspace" } do os.execute("mkdir -p " .. H.quote(dir .. "/" .. d)) end
+    H.write(dir .. "/orket.lua", [[
+name = "slow"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+]])
+    -- the coder thinks for a long time: the run is going when the page stops it
+    H.write(dir .. "/script.lua", [[
+return { rules = { { role = "coder", match = "^Issue ", reply = { content = "Thinking.", delay_ms = 20000 } } },
+  default = { content = "Nothing more to do." } }
+]])
+    H.write(dir .. "/epics/slow.json", [[
+{ "id": "SLOW", "name": "Slow", "issues": [ { "id": "SLOW-1", "summary": "Think", "seat": "senior_developer" } ] }
+]])
+    require("tests.backends").project(dir)
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local key = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    with_browser(s, function(wd)
+      sign_in(wd, s, key, "SLOW-1")
+      wd:type(wd:find("#run-target"), "SLOW")
+      wd:press("#run-button")
+      wd:wait('#runs li[data-run="1"] button.run-stop', "the run's stop button")
+      H.wait_for(function() return (badge(wd, "SLOW-1") or {})[1] == "in_progress" end, "the card in progress", 5000)
+      wd:press('#runs li[data-run="1"] button.run-stop')
+      H.wait_for(function()
+        local _, r = H.api(s, "GET", "/v1/runs/1", key)
+        return r.run.state == "interrupted"
+      end, "the run to stop", 10000)
+      H.wait_for(function() return wd:find('#runs li[data-run="1"] button.run-resume') end, "the resume button", 3000)
+      local _, audit = H.api(s, "GET", "/v1/audit", key)
+      local acts = {}
+      for _, e in ipairs(audit.entries) do acts[#acts + 1] = e.action end
+      assert.same({ "run", "stop" }, acts)
+    end)
+    assert.equal(0, s.stop())
+  end)
+
+  it("follows runs of four epics with single-card fetches, and waits out a 429", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = H.tmpdir()
+    for _, d in ipairs { "epics", "workspace" } do os.execute("mkdir -p " .. H.quote(dir .. "/" .. d)) end
+    H.write(dir .. "/orket.lua", [[
+name = "four"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+]])
+    H.write(dir .. "/script.lua", [[
+local function call(name, args) return { name = name, arguments = args } end
+return { rules = {
+  { role = "coder", match = "^Issue ", reply = { tool_calls = {
+    call("write_file", { path = "f.txt", content = "x\n" }), call("update_issue_status", { status = "code_review" }) } } },
+  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
+}, default = { content = "Nothing more to do." } }
+]])
+    for e = 1, 4 do
+      H.write(string.format("%s/epics/e%d.json", dir, e), string.format([[
+{ "id": "E%d", "name": "Epic %d", "issues": [
+  { "id": "E%d-1", "summary": "One", "seat": "senior_developer" },
+  { "id": "E%d-2", "summary": "Two", "seat": "senior_developer" } ] }
+]], e, e, e, e))
+    end
+    require("tests.backends").project(dir)
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local key = H.api_key(dir, "ops", "operator")
+    -- a key may make 4 requests at once, then 2 a second: the page meets 429s
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "key_rate=2,key_burst=4" } })
+    with_browser(s, function(wd)
+      sign_in(wd, s, key, "E1-1")
+      local before = wd:js("return Object.assign({}, window.orketBoardStats)")
+      assert.equal(1, before.board)
+      for e = 1, 4 do
+        assert.is_true(os.execute(string.format("cd %s && %s run E%d --json >>run.out 2>>run.err", H.quote(dir), H.quote(H.BIN), e)))
+      end
+      for e = 1, 4 do
+        for i = 1, 2 do
+          local id = string.format("E%d-%d", e, i)
+          H.wait_for(function() return (badge(wd, id) or {})[1] == "done" end, id .. " done in the page", 20000)
+        end
+        H.wait_for(function() return (badge(wd, "E" .. e) or {})[1] == "done" end, "E" .. e .. " done in the page", 20000)
+      end
+      local after = wd:js("return Object.assign({}, window.orketBoardStats)")
+      -- no board fetched again during the run; each of the 12 cards fetched a few times at most
+      assert.equal(1, after.board)
+      assert.is_true(after.card >= 12 and after.card <= 12 * 6, "card fetches: " .. tostring(after.card))
+      -- the rate limit was met, and each 429 was waited out: no request went out before its
+      -- Retry-After (the page's requests carry on after it, as the board shows)
+      assert.is_true(after.limited >= 1, "no 429 met")
+      assert.equal(0, after.early, "a request went out before the Retry-After")
+    end)
+    -- the server saw as many board requests as the page counted, and 429s
+    local log = s.log()
+    local boards, limited = 0, 0
+    for line in log:gmatch("[^\n]+") do
+      local ok, e = pcall(cjson.decode, line)
+      if ok and type(e) == "table" then
+        if e.route == "/v1/board" and e.method == "GET" then boards = boards + 1 end
+        if e.status == 429 then limited = limited + 1 end
+      end
+    end
+    assert.is_true(boards <= 2, "board requests: " .. boards)
+    assert.is_true(limited >= 1)
+    assert.equal(0, s.stop())
+  end)
+end)
