@@ -160,6 +160,10 @@ static int lp_push_result(lua_State *L, void *ud) {
   lua_setfield(L, -2, "layers");
   lua_pushinteger(L, proc_result_landlock_abi(r));
   lua_setfield(L, -2, "landlock_abi");
+  if (proc_result_note(r)) {
+    lua_pushstring(L, proc_result_note(r));
+    lua_setfield(L, -2, "layer_note");
+  }
   return 1;
 }
 
@@ -228,9 +232,36 @@ static int lp_env(lua_State *L, int t, const char **out) {
   return n;
 }
 
+/* The extra paths of run's field (an array of absolute paths) as "<tag><path>" strings,
+ * kept alive on the stack, appended to out from n; returns the new count. */
+static size_t lp_paths(lua_State *L, const char *field, char tag, const char **out, size_t n) {
+  int t = lua_getfield(L, 1, field);
+  if (t == LUA_TNIL) return n;
+  if (t != LUA_TTABLE) lp_argerr(L, "%s must be a list of absolute paths", field);
+  int idx = lua_gettop(L);
+  lua_Integer len = luaL_len(L, idx);
+  for (lua_Integer i = 1; i <= len; i++) {
+    lua_rawgeti(L, idx, i);
+    size_t sl;
+    const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &sl) : NULL;
+    if (p == NULL || strlen(p) != sl || !confine_path_ok(p)) {
+      lua_pushfstring(L, "%s[%I] must be an absolute path without '.', '..', '//' or a trailing '/', not '/'", field, i);
+      luaL_argerror(L, 1, lua_tostring(L, -1));
+    }
+    if (n >= CONFINE_MAX_BINDS) luaL_argerror(L, 1, "more than 64 extra paths");
+    luaL_checkstack(L, 2, "paths");
+    out[n++] = lua_pushfstring(L, "%c%s", tag, p); /* stays on the stack until the run starts */
+    lua_remove(L, -2);
+  }
+  return n;
+}
+
 /* run{argv = {...}, cwd =, env = {NAME = value}, timeout_ms =, limits = {cpu_seconds =,
  *   memory =, address_space =, file_size =, open_files =, processes =}, layers = {name =
- *   false}, require = {name, ...}, output_cap =, output_limit =}
+ *   false}, require = {name, ...}, output_cap =, output_limit =, read_only = {path, ...},
+ *   read_write = {path, ...}, unix_sockets = bool}
+ * read_only and read_write are shown in the view and allowed by Landlock beside the
+ * workspace; unix_sockets lets socket(AF_UNIX) through seccomp.
  * -> result | nil, message, code. Waits in the calling task. */
 static int lp_run(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -342,6 +373,14 @@ static int lp_run(lua_State *L) {
         return 3;
       }
   }
+
+  const char *binds[CONFINE_MAX_BINDS];
+  o.nbinds = lp_paths(L, "read_only", 'r', binds, 0);
+  o.nbinds = lp_paths(L, "read_write", 'w', binds, o.nbinds);
+  o.binds = (char *const *)binds;
+  t = lua_getfield(L, 1, "unix_sockets");
+  if (t != LUA_TNIL && t != LUA_TBOOLEAN) luaL_argerror(L, 1, "unix_sockets must be a boolean");
+  if (lua_toboolean(L, -1)) o.flags |= CONFINE_F_UNIX;
 
   proc_ctx *c = lp_ctx(L, 1);
   lp_wait *q = calloc(1, sizeof *q);
