@@ -420,6 +420,14 @@ static int lp_probe(lua_State *L) {
   return 1;
 }
 
+/* path_ok(path) -> bool: an extra path the view accepts (confine_path_ok). */
+static int lp_path_ok(lua_State *L) {
+  size_t len;
+  const char *p = luaL_checklstring(L, 1, &len);
+  lua_pushboolean(L, strlen(p) == len && confine_path_ok(p));
+  return 1;
+}
+
 /* layers() -> {always = {names}, optional = {names}} */
 static int lp_layers(lua_State *L) {
   lua_createtable(L, 0, 2);
@@ -457,6 +465,7 @@ static const luaL_Reg lp_funcs[] = {
     {"helper", lp_helper},
     {"probe", lp_probe},
     {"layers", lp_layers},
+    {"path_ok", lp_path_ok},
     {"live", lp_live},
     {NULL, NULL},
 };
