@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -237,6 +239,31 @@ static int cf_userns(char *why, size_t whylen) {
   if (cf_write_file("/proc/self/uid_map", map) != 0) cf_fail("userns", "uid_map: %s", strerror(errno));
   snprintf(map, sizeof map, "%u %u 1\n", (unsigned)(gid ? gid : 1000), (unsigned)gid);
   if (cf_write_file("/proc/self/gid_map", map) != 0) cf_fail("userns", "gid_map: %s", strerror(errno));
+  return 0;
+}
+
+/* Brings the new network namespace's loopback up (asked for by CONFINE_F_LOOPBACK): the
+ * namespace is still the sandbox's alone, so 127.0.0.1 reaches only its own processes. */
+static int cf_loopback_up(char *why, size_t whylen) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    snprintf(why, whylen, "loopback: socket: %s", strerror(errno));
+    return -1;
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+  int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+  if (rc == 0) {
+    ifr.ifr_flags |= IFF_UP;
+    rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+  }
+  int e = errno;
+  close(fd);
+  if (rc != 0) {
+    snprintf(why, whylen, "loopback: SIOCSIFFLAGS: %s", strerror(e));
+    return -1;
+  }
   return 0;
 }
 
@@ -1095,8 +1122,10 @@ void confine_main(int argc, char **argv) {
     cf_missing(&s, CONFINE_USERNS, "switched off");
   }
   if (s.want & CONFINE_NETNS) {
-    if (unshare(CLONE_NEWNET) == 0) applied |= CONFINE_NETNS;
-    else {
+    if (unshare(CLONE_NEWNET) == 0) {
+      applied |= CONFINE_NETNS;
+      if ((s.flags & CONFINE_F_LOOPBACK) && cf_loopback_up(why, sizeof why) != 0) cf_fail("netns", "%s", why);
+    } else {
       snprintf(why, sizeof why, "unshare(CLONE_NEWNET): %s", strerror(errno));
       cf_missing(&s, CONFINE_NETNS, why);
     }

@@ -40,6 +40,8 @@ enum {
 /* Spec flags: grants beyond the default. */
 enum {
   CONFINE_F_UNIX = 1u << 0, /* socket(AF_UNIX) allowed (seccomp refuses it otherwise) */
+  CONFINE_F_LOOPBACK = 1u << 1, /* the network namespace's loopback brought up (it starts down);
+                                   for programs that serve on 127.0.0.1 inside the sandbox */
 };
 
 /* The most extra paths a spec carries (read-only and read-write together). */

@@ -259,9 +259,10 @@ static size_t lp_paths(lua_State *L, const char *field, char tag, const char **o
 /* run{argv = {...}, cwd =, env = {NAME = value}, timeout_ms =, limits = {cpu_seconds =,
  *   memory =, address_space =, file_size =, open_files =, processes =}, layers = {name =
  *   false}, require = {name, ...}, output_cap =, output_limit =, read_only = {path, ...},
- *   read_write = {path, ...}, unix_sockets = bool}
+ *   read_write = {path, ...}, unix_sockets = bool, loopback = bool}
  * read_only and read_write are shown in the view and allowed by Landlock beside the
- * workspace; unix_sockets lets socket(AF_UNIX) through seccomp.
+ * workspace; unix_sockets lets socket(AF_UNIX) through seccomp; loopback brings the network
+ * namespace's lo up (seccomp and Landlock still refuse IP sockets unless switched off).
  * -> result | nil, message, code. Waits in the calling task. */
 static int lp_run(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -381,6 +382,9 @@ static int lp_run(lua_State *L) {
   t = lua_getfield(L, 1, "unix_sockets");
   if (t != LUA_TNIL && t != LUA_TBOOLEAN) luaL_argerror(L, 1, "unix_sockets must be a boolean");
   if (lua_toboolean(L, -1)) o.flags |= CONFINE_F_UNIX;
+  t = lua_getfield(L, 1, "loopback");
+  if (t != LUA_TNIL && t != LUA_TBOOLEAN) luaL_argerror(L, 1, "loopback must be a boolean");
+  if (lua_toboolean(L, -1)) o.flags |= CONFINE_F_LOOPBACK;
 
   proc_ctx *c = lp_ctx(L, 1);
   lp_wait *q = calloc(1, sizeof *q);

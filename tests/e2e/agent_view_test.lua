@@ -166,4 +166,12 @@ describe("agent code's view of the machine", function()
     end
     assert.matches("usr GOT /usr/bin/env", out)
   end)
+
+  it("orket validate names the file and line of a bad extra path", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/orket.lua", 'name = "t"\nverify = {\n  read_only = { "/opt/jdk" },\n  read_write = { "/var/../etc" },\n}\n')
+    local r = H.orket("validate", { cwd = dir })
+    assert.is_true(r.status ~= 0)
+    assert.matches('orket.lua:4: verify.read_write[1]: must be an absolute path', r.stdout, 1, true)
+  end)
 end)
