@@ -547,7 +547,7 @@ static const char *const cf_etc[] = {
     "/etc/services", "/etc/localtime", "/etc/timezone", "/etc/locale.alias", "/etc/locale.conf",
     "/etc/os-release", "/etc/debian_version", "/etc/mime.types", "/etc/magic", "/etc/profile",
     "/etc/bash.bashrc", "/etc/inputrc", "/etc/environment", "/etc/shells", "/etc/login.defs",
-    "/etc/subuid", "/etc/subgid", "/etc/mtab", NULL};
+    "/etc/subuid", "/etc/subgid", NULL};
 static const char *const cf_accounts[] = {"/etc/passwd", "/etc/group", NULL};
 static const char *const cf_devs[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
                                       "/dev/tty", NULL};
@@ -573,6 +573,7 @@ size_t confine_view_plan(const confine_spec *s, confine_mount *out) {
   for (const char *const *p = cf_sys; *p; p++) out[n++] = (confine_mount){CONFINE_M_SYS, *p, *p};
   for (const char *const *p = cf_etc; *p; p++) out[n++] = (confine_mount){CONFINE_M_ETC, *p, *p};
   for (const char *const *p = cf_accounts; *p; p++) out[n++] = (confine_mount){CONFINE_M_ACCOUNTS, *p, *p};
+  out[n++] = (confine_mount){CONFINE_M_LINK, "../proc/self/mounts", "/etc/mtab"};
   out[n++] = (confine_mount){CONFINE_M_TMPFS, "mode=755,size=64k", "/dev"};
   for (const char *const *p = cf_devs; *p; p++) out[n++] = (confine_mount){CONFINE_M_DEV, *p, *p};
   out[n++] = (confine_mount){CONFINE_M_LINK, "/proc/self/fd", "/dev/fd"};
