@@ -407,7 +407,7 @@ static int lp_run(lua_State *L) {
 }
 
 /* probe() -> {userns = bool, netns = bool, pidns = bool, landlock = bool, landlock_net =
- * bool, landlock_scope = bool, seccomp = bool, no_new_privs = bool, caps = bool, landlock_abi = n}:
+ * bool, landlock_scope = bool, seccomp = bool, no_new_privs = bool, caps = bool, view = bool, landlock_abi = n}:
  * what this kernel offers, tried in throw-away processes. */
 static int lp_probe(lua_State *L) {
   int abi = 0;
