@@ -16,11 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,6 +59,7 @@ struct cf_ruleset_attr {
 static const char *const cf_names[CONFINE_NLAYERS] = {
     "session", "fds",   "env",      "cwd",          "rlimits",        "no_new_privs", "caps",
     "userns",  "netns", "pidns",    "landlock",     "landlock_net",   "landlock_scope", "seccomp",
+    "view",
 };
 
 const char *confine_layer_name(unsigned bit) {
@@ -72,21 +76,21 @@ unsigned confine_layer_bit(const char *name) {
 
 /* ---- the spec in argv --------------------------------------------------------------- */
 
-/* argv: helper, CONFINE_ARG, "want require cpu mem as fsize nofile nproc", cwd, tmpdir,
- * nenv, env..., program argv... */
+/* argv: helper, CONFINE_ARG, "want require cpu mem as fsize nofile nproc flags nbinds", cwd,
+ * tmpdir, nenv, env..., binds..., program argv... ("flags nbinds" may be left out: 0 0). */
 char **confine_encode(const char *helper, const confine_spec *s, char *scratch, size_t scratchlen) {
   size_t nenv = 0, nargv = 0;
   while (s->env && s->env[nenv]) nenv++;
   while (s->argv && s->argv[nargv]) nargv++;
   const confine_limits *l = &s->lim;
-  int n = snprintf(scratch, scratchlen, "%u %u %llu %llu %llu %llu %llu %llu", s->want, s->require,
+  int n = snprintf(scratch, scratchlen, "%u %u %llu %llu %llu %llu %llu %llu %u %zu", s->want, s->require,
                    (unsigned long long)l->cpu_seconds, (unsigned long long)l->memory,
                    (unsigned long long)l->address_space, (unsigned long long)l->file_size,
-                   (unsigned long long)l->open_files, (unsigned long long)l->processes);
+                   (unsigned long long)l->open_files, (unsigned long long)l->processes, s->flags, s->nbinds);
   if (n < 0 || (size_t)n + 24 > scratchlen) return NULL;
   char *count = scratch + n + 1;
   snprintf(count, 22, "%zu", nenv);
-  char **out = malloc((7 + nenv + nargv) * sizeof *out);
+  char **out = malloc((7 + nenv + s->nbinds + nargv) * sizeof *out);
   if (out == NULL) return NULL;
   size_t k = 0;
   out[k++] = (char *)helper;
@@ -96,9 +100,25 @@ char **confine_encode(const char *helper, const confine_spec *s, char *scratch, 
   out[k++] = (char *)(s->tmpdir ? s->tmpdir : "");
   out[k++] = count;
   for (size_t i = 0; i < nenv; i++) out[k++] = s->env[i];
+  for (size_t i = 0; i < s->nbinds; i++) out[k++] = s->binds[i];
   for (size_t i = 0; i < nargv; i++) out[k++] = s->argv[i];
   out[k] = NULL;
   return out;
+}
+
+int confine_path_ok(const char *p) {
+  if (p == NULL || p[0] != '/' || p[1] == '\0') return 0;
+  size_t len = strlen(p);
+  if (len >= PATH_MAX / 2 || p[len - 1] == '/') return 0;
+  for (const char *c = p; *c; ) {
+    const char *e = strchr(c + 1, '/');
+    size_t seg = e ? (size_t)(e - c - 1) : strlen(c + 1);
+    if (seg == 0) return 0; /* "//" */
+    if ((seg == 1 && c[1] == '.') || (seg == 2 && c[1] == '.' && c[2] == '.')) return 0;
+    if (!e) break;
+    c = e;
+  }
+  return 1;
 }
 
 int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t errlen) {
@@ -108,12 +128,15 @@ int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t err
     return -1;
   }
   unsigned long long v[6];
+  unsigned long nbinds = 0;
   char tail;
-  if (sscanf(argv[2], "%u %u %llu %llu %llu %llu %llu %llu%c", &s->want, &s->require, &v[0], &v[1],
-             &v[2], &v[3], &v[4], &v[5], &tail) != 8) {
+  int got = sscanf(argv[2], "%u %u %llu %llu %llu %llu %llu %llu %u %lu%c", &s->want, &s->require, &v[0], &v[1],
+                   &v[2], &v[3], &v[4], &v[5], &s->flags, &nbinds, &tail);
+  if (got != 8 && got != 10) {
     snprintf(err, errlen, "bad numbers: %s", argv[2]);
     return -1;
   }
+  if (got == 8) s->flags = 0, nbinds = 0;
   s->lim = (confine_limits){v[0], v[1], v[2], v[3], v[4], v[5]};
   s->cwd = argv[3];
   s->tmpdir = argv[4];
@@ -124,16 +147,29 @@ int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t err
     snprintf(err, errlen, "bad environment count: %s", argv[5]);
     return -1;
   }
+  if (nbinds > CONFINE_MAX_BINDS || 6 + nenv + nbinds >= (unsigned long)argc) {
+    snprintf(err, errlen, "bad path count: %lu", nbinds);
+    return -1;
+  }
   if (s->cwd[0] != '/') {
     snprintf(err, errlen, "working directory is not absolute: %s", s->cwd);
     return -1;
   }
-  /* The env entries are followed by the program's argv; split them with a NULL by moving
-   * the env one slot down (argv[5], the count, is no longer needed). */
+  for (unsigned long i = 0; i < nbinds; i++) {
+    const char *b = argv[6 + nenv + i];
+    if ((b[0] != 'r' && b[0] != 'w') || !confine_path_ok(b + 1)) {
+      snprintf(err, errlen, "bad extra path: %s", b);
+      return -1;
+    }
+  }
+  /* The env entries are followed by the paths and the program's argv; split them with a
+   * NULL by moving the env one slot down (argv[5], the count, is no longer needed). */
   for (unsigned long i = 0; i < nenv; i++) argv[5 + i] = argv[6 + i];
   argv[5 + nenv] = NULL;
   s->env = argv + 5;
-  s->argv = argv + 6 + nenv;
+  s->nbinds = nbinds;
+  s->binds = argv + 6 + nenv;
+  s->argv = argv + 6 + nenv + nbinds;
   return 0;
 }
 
@@ -206,6 +242,31 @@ static int cf_userns(char *why, size_t whylen) {
   return 0;
 }
 
+/* Brings the new network namespace's loopback up (asked for by CONFINE_F_LOOPBACK): the
+ * namespace is still the sandbox's alone, so 127.0.0.1 reaches only its own processes. */
+static int cf_loopback_up(char *why, size_t whylen) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    snprintf(why, whylen, "loopback: socket: %s", strerror(errno));
+    return -1;
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+  int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+  if (rc == 0) {
+    ifr.ifr_flags |= IFF_UP;
+    rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+  }
+  int e = errno;
+  close(fd);
+  if (rc != 0) {
+    snprintf(why, whylen, "loopback: SIOCSIFFLAGS: %s", strerror(e));
+    return -1;
+  }
+  return 0;
+}
+
 /* ---- the layers applied in the child ------------------------------------------------- */
 
 /* soft = want; hard = want + slack (CPU: SIGXCPU at the soft limit names the cause, the
@@ -255,9 +316,14 @@ static int cf_landlock_abi(void) {
   return abi < 0 ? 0 : (int)abi;
 }
 
+/* A rule beneath path; on a file only the file rights apply (the kernel refuses the rest). */
 static int cf_landlock_rule(int ruleset, const char *path, uint64_t access) {
   int fd = open(path, O_PATH | O_CLOEXEC);
   if (fd < 0) return -1;
+  struct stat st;
+  if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
+    access &= LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE |
+              LANDLOCK_ACCESS_FS_TRUNCATE;
   struct landlock_path_beneath_attr pb = {.allowed_access = access, .parent_fd = fd};
   long rc = syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
   int e = errno;
@@ -266,10 +332,12 @@ static int cf_landlock_rule(int ruleset, const char *path, uint64_t access) {
   return rc == 0 ? 0 : -1;
 }
 
-/* Read and execute everywhere, write only in the workspace, the run's temp dir and the
- * null device; no TCP (ABI 4); no signals or abstract sockets beyond the sandbox (ABI 6).
- * Adds the bits it applied to *got. */
-static int cf_landlock(const confine_spec *s, int abi, unsigned *got, char *why, size_t whylen) {
+/* Read and execute only what the view holds (the same list, see confine_view_plan), write
+ * only in the workspace, the run's temp dir, the extra read-write paths, the safe devices
+ * and, in the view, its private /dev/shm; no TCP (ABI 4); no signals or abstract
+ * sockets beyond the sandbox (ABI 6). Where the view did not apply these are the host's
+ * paths, so reads are narrowed all the same. Adds the bits it applied to *got. */
+static int cf_landlock(const confine_spec *s, int abi, int in_view, unsigned *got, char *why, size_t whylen) {
   if (abi < 1) {
     snprintf(why, whylen, "Landlock is not offered by this kernel");
     errno = EOPNOTSUPP;
@@ -298,11 +366,41 @@ static int cf_landlock(const confine_spec *s, int abi, unsigned *got, char *why,
   uint64_t ro = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
   uint64_t devnull = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |
                      (abi >= 3 ? LANDLOCK_ACCESS_FS_TRUNCATE : 0);
+  size_t n = confine_view_size(s);
+  confine_mount *plan = malloc(n * sizeof *plan);
+  if (plan == NULL) {
+    close(rs);
+    snprintf(why, whylen, "out of memory");
+    errno = ENOMEM;
+    return -1;
+  }
+  n = confine_view_plan(s, plan);
   const char *what = "/";
-  int rc = cf_landlock_rule(rs, "/", ro);
-  if (rc == 0) rc = cf_landlock_rule(rs, what = s->cwd, fs);
-  if (rc == 0 && s->tmpdir[0]) rc = cf_landlock_rule(rs, what = s->tmpdir, fs);
-  if (rc == 0) rc = cf_landlock_rule(rs, what = "/dev/null", devnull);
+  /* in the view everything there is to list is the allow-list's: `ls /` may work */
+  int rc = in_view ? cf_landlock_rule(rs, "/", LANDLOCK_ACCESS_FS_READ_DIR) : 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    const confine_mount *m = &plan[i];
+    uint64_t access;
+    switch (m->kind) {
+    case CONFINE_M_SYS: case CONFINE_M_ETC: case CONFINE_M_ACCOUNTS: case CONFINE_M_PROC: case CONFINE_M_RO:
+      access = ro;
+      break;
+    case CONFINE_M_DEV: access = devnull; break;
+    case CONFINE_M_RW: access = fs; break;
+    case CONFINE_M_TMPFS:
+      /* the view's own; outside it /tmp and /dev are the host's, shared */
+      if (!in_view) continue;
+      /* /tmp is read-only to Landlock as outside the view: writes go to $TMPDIR, the run's
+       * own, kept on disk and removed after the run */
+      access = strcmp(m->dest, "/dev/shm") == 0 ? fs : ro;
+      break;
+    default: continue;
+    }
+    rc = cf_landlock_rule(rs, what = m->dest, access);
+    /* paths this machine lacks (/lib32...) are no error; the workspace is */
+    if (rc != 0 && errno == ENOENT && m->dest != s->cwd) rc = 0;
+  }
+  free(plan);
   if (rc == 0 && syscall(SYS_landlock_restrict_self, rs, 0) != 0) {
     what = "landlock_restrict_self";
     rc = -1;
@@ -333,7 +431,7 @@ static const char *const cf_denied[] = {
     "name_to_handle_at", "lookup_dcookie", "vhangup", "iopl", "ioperm", NULL,
 };
 
-static int cf_seccomp(char *why, size_t whylen) {
+static int cf_seccomp(unsigned flags, char *why, size_t whylen) {
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
   if (ctx == NULL) {
     snprintf(why, whylen, "seccomp_init failed");
@@ -357,9 +455,13 @@ static int cf_seccomp(char *why, size_t whylen) {
                            SCMP_A0(SCMP_CMP_MASKED_EQ, nsflags[i], nsflags[i]));
   /* clone3 passes its flags in memory seccomp cannot read: ENOSYS makes libc use clone. */
   if (rc == 0) rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-  /* No network: IP and packet sockets refused (unix sockets stay). */
-  static const int families[] = {AF_INET, AF_INET6, AF_PACKET};
-  for (size_t i = 0; i < sizeof families / sizeof *families && rc == 0; i++)
+  /* No network: IP and packet sockets refused; unix sockets too unless the spec grants them,
+   * since a path-named socket (docker.sock, D-Bus) is reached by connect, whose address
+   * seccomp cannot read, and neither namespaces nor Landlock cover it. socketpair is a call
+   * of its own and stays. */
+  static const int families[] = {AF_INET, AF_INET6, AF_PACKET, AF_UNIX};
+  size_t nfam = sizeof families / sizeof *families - ((flags & CONFINE_F_UNIX) ? 1 : 0);
+  for (size_t i = 0; i < nfam && rc == 0; i++)
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1,
                            SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
   if (rc == 0) rc = seccomp_load(ctx);
@@ -431,6 +533,347 @@ static int cf_caps(char *why, size_t whylen) {
   return -1;
 }
 
+
+/* ---- the view ------------------------------------------------------------------------ */
+
+/* What a toolchain needs of the system, read-only. The /etc list is what libc (names,
+ * hosts, locale, time), TLS clients and the dynamic loader read; never shadow or gshadow,
+ * sudoers, ssh keys or machine secrets. */
+static const char *const cf_sys[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", NULL};
+static const char *const cf_etc[] = {
+    "/etc/alternatives", "/etc/ssl", "/etc/ca-certificates", "/etc/ca-certificates.conf", "/etc/pki",
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/resolv.conf", "/etc/hosts",
+    "/etc/hostname", "/etc/host.conf", "/etc/nsswitch.conf", "/etc/gai.conf", "/etc/protocols",
+    "/etc/services", "/etc/localtime", "/etc/timezone", "/etc/locale.alias", "/etc/locale.conf",
+    "/etc/os-release", "/etc/debian_version", "/etc/mime.types", "/etc/magic", "/etc/profile",
+    "/etc/bash.bashrc", "/etc/inputrc", "/etc/environment", "/etc/shells", "/etc/login.defs",
+    "/etc/subuid", "/etc/subgid", NULL};
+static const char *const cf_accounts[] = {"/etc/passwd", "/etc/group", NULL};
+static const char *const cf_devs[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
+                                      "/dev/tty", NULL};
+
+static size_t cf_count(const char *const *l) {
+  size_t n = 0;
+  while (l[n]) n++;
+  return n;
+}
+
+size_t confine_view_size(const confine_spec *s) {
+  return cf_count(cf_sys) + cf_count(cf_etc) + cf_count(cf_accounts) + cf_count(cf_devs) + 12 + s->nbinds;
+}
+
+static size_t cf_depth(const char *p) {
+  size_t d = 0;
+  for (; *p; p++) d += *p == '/';
+  return d;
+}
+
+size_t confine_view_plan(const confine_spec *s, confine_mount *out) {
+  size_t n = 0;
+  for (const char *const *p = cf_sys; *p; p++) out[n++] = (confine_mount){CONFINE_M_SYS, *p, *p};
+  for (const char *const *p = cf_etc; *p; p++) out[n++] = (confine_mount){CONFINE_M_ETC, *p, *p};
+  for (const char *const *p = cf_accounts; *p; p++) out[n++] = (confine_mount){CONFINE_M_ACCOUNTS, *p, *p};
+  out[n++] = (confine_mount){CONFINE_M_LINK, "../proc/self/mounts", "/etc/mtab"};
+  out[n++] = (confine_mount){CONFINE_M_TMPFS, "mode=755,size=64k", "/dev"};
+  for (const char *const *p = cf_devs; *p; p++) out[n++] = (confine_mount){CONFINE_M_DEV, *p, *p};
+  out[n++] = (confine_mount){CONFINE_M_LINK, "/proc/self/fd", "/dev/fd"};
+  out[n++] = (confine_mount){CONFINE_M_LINK, "/proc/self/fd/0", "/dev/stdin"};
+  out[n++] = (confine_mount){CONFINE_M_LINK, "/proc/self/fd/1", "/dev/stdout"};
+  out[n++] = (confine_mount){CONFINE_M_LINK, "/proc/self/fd/2", "/dev/stderr"};
+  out[n++] = (confine_mount){CONFINE_M_TMPFS, "mode=1777,size=64m", "/dev/shm"};
+  out[n++] = (confine_mount){CONFINE_M_PROC, "proc", "/proc"};
+  out[n++] = (confine_mount){CONFINE_M_TMPFS, "mode=1777,size=256m", "/tmp"};
+  /* The spec's paths, a parent before what lies under it (stable: equal depths keep the
+   * spec's order), so the workspace shows through an extra read-only path holding it. */
+  size_t first = n;
+  if (s->tmpdir && s->tmpdir[0]) out[n++] = (confine_mount){CONFINE_M_RW, s->tmpdir, s->tmpdir};
+  out[n++] = (confine_mount){CONFINE_M_RW, s->cwd, s->cwd};
+  for (size_t i = 0; i < s->nbinds; i++)
+    out[n++] = (confine_mount){s->binds[i][0] == 'w' ? CONFINE_M_RW : CONFINE_M_RO, s->binds[i] + 1, s->binds[i] + 1};
+  for (size_t i = first + 1; i < n; i++) {
+    confine_mount m = out[i];
+    size_t j = i;
+    while (j > first && cf_depth(out[j - 1].dest) > cf_depth(m.dest)) {
+      out[j] = out[j - 1];
+      j--;
+    }
+    out[j] = m;
+  }
+  return n;
+}
+
+size_t confine_strip_accounts(const char *in, size_t len, char *out) {
+  size_t o = 0, i = 0;
+  while (i < len) {
+    size_t end = i;
+    while (end < len && in[end] != '\n') end++;
+    const char *c1 = memchr(in + i, ':', end - i);
+    if (c1 == NULL) { /* not an entry: dropped rather than guessed at */
+      i = end + 1;
+      continue;
+    }
+    const char *c2 = memchr(c1 + 1, ':', (size_t)(in + end - c1 - 1));
+    size_t name = (size_t)(c1 - (in + i));
+    memcpy(out + o, in + i, name);
+    o += name;
+    memcpy(out + o, ":x", 2);
+    o += 2;
+    if (c2) {
+      size_t rest = (size_t)(in + end - c2);
+      memcpy(out + o, c2, rest);
+      o += rest;
+    }
+    out[o++] = '\n';
+    i = end + 1;
+  }
+  return o;
+}
+
+/* The mount flags a bind must keep when remounted: in a user namespace the kernel refuses
+ * to clear a flag the source mount had (they are locked). */
+static unsigned long cf_locked_flags(int fd) {
+  struct statvfs v;
+  if (fstatvfs(fd, &v) != 0) return 0;
+  unsigned long f = 0;
+  if (v.f_flag & ST_NOSUID) f |= MS_NOSUID;
+  if (v.f_flag & ST_NODEV) f |= MS_NODEV;
+  if (v.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (v.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (v.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (v.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  if (v.f_flag & ST_RDONLY) f |= MS_RDONLY;
+  return f;
+}
+
+static int cf_mkdirs(char *path, mode_t mode) {
+  for (char *p = path + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    int rc = mkdir(path, mode);
+    *p = '/';
+    if (rc != 0 && errno != EEXIST) return -1;
+  }
+  return 0;
+}
+
+/* A mount point at path: a dir or an empty file, like the source. */
+static int cf_mountpoint(char *path, int dir) {
+  if (cf_mkdirs(path, 0755) != 0) return -1;
+  if (dir) return mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : -1;
+  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    close(fd);
+    return 0;
+  }
+  return errno == EEXIST || errno == EROFS || errno == EACCES ? 0 : -1;
+}
+
+/* Binds what fd points to at path, then remounts it with `add` on top of the source's
+ * locked flags. */
+static int cf_bind_fd(int fd, const char *path, unsigned long add) {
+  char src[64];
+  snprintf(src, sizeof src, "/proc/self/fd/%d", fd);
+  /* not recursive: a mount below the source (its own flags) is not carried in */
+  if (mount(src, path, NULL, MS_BIND, NULL) != 0) return -1;
+  return mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | cf_locked_flags(fd) | add, NULL);
+}
+
+typedef struct cf_step {
+  int fd;        /* the source, opened before the host's paths are hidden (-1: none) */
+  int dir;
+  char *text;    /* a symlink's target, or an accounts file stripped */
+  size_t len;
+  int skip;
+} cf_step;
+
+#define CF_STAGE "/tmp" /* the new root is built on a tmpfs here, then pivoted to */
+
+/* Opens every source of the plan: -1 with why for a path the spec names that is missing. */
+static int cf_view_open(const confine_mount *m, cf_step *st, char *why, size_t whylen) {
+  struct stat sb;
+  st->fd = -1;
+  if (m->kind == CONFINE_M_LINK || m->kind == CONFINE_M_TMPFS) return 0;
+  if (m->kind == CONFINE_M_PROC) { /* the host's, for where a fresh one cannot be had */
+    st->fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    st->dir = 1;
+    return 0;
+  }
+  if (m->kind == CONFINE_M_SYS && lstat(m->src, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+    char buf[PATH_MAX];
+    ssize_t k = readlink(m->src, buf, sizeof buf - 1);
+    if (k <= 0) return st->skip = 1, 0;
+    st->text = strndup(buf, (size_t)k);
+    return st->text ? 0 : -1;
+  }
+  if (m->kind == CONFINE_M_ACCOUNTS) {
+    int fd = open(m->src, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > (1 << 20)) {
+      if (fd >= 0) close(fd);
+      return st->skip = 1, 0;
+    }
+    size_t size = (size_t)sb.st_size;
+    char *raw = malloc(size + 1);
+    st->text = malloc(size + size / 2 + 2);
+    ssize_t k = raw && st->text ? read(fd, raw, size) : -1;
+    close(fd);
+    if (k >= 0) st->len = confine_strip_accounts(raw, (size_t)k, st->text);
+    free(raw);
+    return k >= 0 ? 0 : (st->skip = 1, 0);
+  }
+  int follow = m->kind == CONFINE_M_SYS ? O_NOFOLLOW : 0;
+  st->fd = open(m->src, O_PATH | O_CLOEXEC | follow);
+  if (st->fd < 0 || fstat(st->fd, &sb) != 0) {
+    if (m->kind == CONFINE_M_RO || m->kind == CONFINE_M_RW) {
+      snprintf(why, whylen, "%s: %s", m->src, strerror(errno));
+      return -1;
+    }
+    return st->skip = 1, 0;
+  }
+  if (m->kind == CONFINE_M_DEV && !S_ISCHR(sb.st_mode)) return st->skip = 1, 0;
+  st->dir = S_ISDIR(sb.st_mode);
+  return 0;
+}
+
+/* Mounts one step under the stage. */
+static int cf_view_mount(unsigned applied, const confine_mount *m, cf_step *st, char *path) {
+  if (st->skip) return 0;
+  switch (m->kind) {
+  case CONFINE_M_SYS:
+    if (st->text) return cf_mkdirs(path, 0755) != 0 ? -1 : symlink(st->text, path);
+    /* fall through */
+  case CONFINE_M_ETC: case CONFINE_M_RO:
+    if (cf_mountpoint(path, st->dir) != 0) return -1;
+    return cf_bind_fd(st->fd, path, MS_RDONLY | MS_NOSUID | MS_NODEV);
+  case CONFINE_M_RW:
+    if (cf_mountpoint(path, st->dir) != 0) return -1;
+    return cf_bind_fd(st->fd, path, MS_NOSUID | MS_NODEV);
+  case CONFINE_M_DEV:
+    if (cf_mountpoint(path, 0) != 0) return -1;
+    return cf_bind_fd(st->fd, path, MS_NOSUID | MS_NOEXEC);
+  case CONFINE_M_ACCOUNTS: {
+    if (cf_mkdirs(path, 0755) != 0) return -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    ssize_t w = write(fd, st->text, st->len);
+    close(fd);
+    return w == (ssize_t)st->len ? 0 : -1;
+  }
+  case CONFINE_M_LINK:
+    return cf_mkdirs(path, 0755) != 0 ? -1 : symlink(m->src, path);
+  case CONFINE_M_TMPFS:
+    if (cf_mountpoint(path, 1) != 0) return -1;
+    return mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, m->src);
+  case CONFINE_M_PROC: {
+    /* A /proc of the PID namespace. Without one (or where the kernel refuses it, as under
+     * a container's masked /proc) the host's is bound instead, as a run without the view
+     * sees it: other processes' files stay behind ptrace's checks, and the note says so. */
+    if (cf_mountpoint(path, 1) != 0) return -1;
+    const char *why = "no PID namespace";
+    if (applied & CONFINE_PIDNS) {
+      if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0) return 0;
+      why = strerror(errno);
+    }
+    char src[64];
+    snprintf(src, sizeof src, "/proc/self/fd/%d", st->fd);
+    if (st->fd < 0 || mount(src, path, NULL, MS_BIND | MS_REC, NULL) != 0) {
+      cf_say("N view no /proc (%s; binding the host's: %s)", why, strerror(errno));
+      return 0;
+    }
+    cf_say("N view /proc is the host's (%s)", why);
+    return 0;
+  }
+  }
+  return 0;
+}
+
+/* Builds the view and pivots into it. Everything is opened first, then mounted on a tmpfs
+ * staged over /tmp (the sources are held as fds, /tmp's included); a failure before the pivot takes the stage down again, leaving the
+ * host's tree as it was (in a mount namespace of its own). Returns 0, or -1 with why. */
+static int cf_view(const confine_spec *s, unsigned applied, char *why, size_t whylen) {
+  size_t n = confine_view_size(s);
+  confine_mount *plan = malloc(n * sizeof *plan);
+  cf_step *st = calloc(n, sizeof *st);
+  char *path = malloc(PATH_MAX);
+  int rc = -1, staged = 0;
+  if (plan == NULL || st == NULL || path == NULL) {
+    snprintf(why, whylen, "out of memory");
+    goto out;
+  }
+  n = confine_view_plan(s, plan);
+  for (size_t i = 0; i < n; i++) st[i].fd = -1;
+  if (unshare(CLONE_NEWNS) != 0) {
+    snprintf(why, whylen, "unshare(CLONE_NEWNS): %s", strerror(errno));
+    goto out;
+  }
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+    snprintf(why, whylen, "making / private: %s", strerror(errno));
+    goto out;
+  }
+  /* opened in the new namespace: a bind's source must be a mount of the caller's own */
+  for (size_t i = 0; i < n; i++)
+    if (cf_view_open(&plan[i], &st[i], why, whylen) != 0) goto out;
+  if (mount("tmpfs", CF_STAGE, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=4m") != 0) {
+    snprintf(why, whylen, "tmpfs root: %s", strerror(errno));
+    goto out;
+  }
+  staged = 1;
+  for (size_t i = 0; i < n; i++) {
+    if ((size_t)snprintf(path, PATH_MAX, CF_STAGE "%s", plan[i].dest) >= PATH_MAX) {
+      snprintf(why, whylen, "path too long: %s", plan[i].dest);
+      goto out;
+    }
+    if (cf_view_mount(applied, &plan[i], &st[i], path) != 0) {
+      snprintf(why, whylen, "%s: %s", plan[i].dest, strerror(errno));
+      goto out;
+    }
+  }
+  /* The workspace's .git (a linked worktree's pointer to its gitdir, or a repository) is the
+   * engine's: read-only over itself, so agent code can neither rewrite nor remove it. */
+  struct stat sb;
+  snprintf(path, PATH_MAX, CF_STAGE "%s/.git", s->cwd);
+  if (lstat(path, &sb) == 0 && (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode))) {
+    int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    int bad = fd < 0 || cf_bind_fd(fd, path, MS_RDONLY | MS_NOSUID | MS_NODEV) != 0;
+    if (fd >= 0) close(fd);
+    if (bad) {
+      snprintf(why, whylen, "%s/.git read-only: %s", s->cwd, strerror(errno));
+      goto out;
+    }
+  }
+  /* The root and /dev hold only mount points now: read-only. */
+  snprintf(path, PATH_MAX, CF_STAGE "/dev");
+  if (mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0 ||
+      mount(NULL, CF_STAGE, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0) {
+    snprintf(why, whylen, "read-only root: %s", strerror(errno));
+    goto out;
+  }
+  /* pivot_root(".", "."): the old root lands on top of the new one, then goes */
+  if (chdir(CF_STAGE) != 0 || syscall(SYS_pivot_root, ".", ".") != 0) {
+    snprintf(why, whylen, "pivot_root: %s", strerror(errno));
+    goto out;
+  }
+  staged = 0;
+  if (umount2(".", MNT_DETACH) != 0 || chdir("/") != 0)
+    cf_fail("view", "detaching the host's root: %s", strerror(errno)); /* half-made: no way back */
+  rc = 0;
+out:
+  if (staged) {
+    int e = errno;
+    if (chdir("/") != 0 || umount2(CF_STAGE, MNT_DETACH) != 0)
+      cf_fail("view", "%s; taking the stage down: %s", why, strerror(errno));
+    errno = e;
+  }
+  if (st)
+    for (size_t i = 0; i < n; i++) {
+      if (st[i].fd >= 0) close(st[i].fd);
+      free(st[i].text);
+    }
+  free(st);
+  free(plan);
+  free(path);
+  return rc;
+}
+
 /* pid 1 of a new PID namespace: a private mount namespace with a /proc of its own, so
  * /proc/PID and tools like ps see the sandbox's processes and not the host's. Best effort:
  * the namespace holds without it. */
@@ -494,7 +937,14 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   setpgid(0, 0);
   char why[300];
-  if (applied & CONFINE_PIDNS) cf_mount_proc();
+  /* The view first: Landlock's rules below name its paths. */
+  if (s->want & CONFINE_VIEW) {
+    if (cf_view(s, applied, why, sizeof why) == 0) applied |= CONFINE_VIEW;
+    else cf_missing(s, CONFINE_VIEW, why);
+  } else {
+    cf_missing(s, CONFINE_VIEW, "switched off");
+  }
+  if ((applied & CONFINE_PIDNS) && !(applied & CONFINE_VIEW)) cf_mount_proc();
   if (chdir(s->cwd) != 0) cf_fail("cwd", "cannot enter %s: %s", s->cwd, strerror(errno));
   applied |= CONFINE_CWD;
   if (status_fd >= 0 && status_fd != CF_STATUS_FD) {
@@ -518,7 +968,7 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
    * process apply them, and caps drops it. */
   int abi = cf_landlock_abi();
   if (s->want & CONFINE_LANDLOCK) {
-    if (cf_landlock(s, abi, &applied, why, sizeof why) != 0) {
+    if (cf_landlock(s, abi, (applied & CONFINE_VIEW) != 0, &applied, why, sizeof why) != 0) {
       cf_privs_why(why, sizeof why, errno, applied);
       cf_missing(s, CONFINE_LANDLOCK, why);
       /* the kernel offers the sub-layers; they are missing for the same reason */
@@ -536,7 +986,7 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
       cf_fail(confine_layer_name(bit), "required layer '%s' is not available: Landlock ABI %d",
               confine_layer_name(bit), abi);
   if (s->want & CONFINE_SECCOMP) {
-    if (cf_seccomp(why, sizeof why) == 0) applied |= CONFINE_SECCOMP;
+    if (cf_seccomp(s->flags, why, sizeof why) == 0) applied |= CONFINE_SECCOMP;
     else {
       cf_privs_why(why, sizeof why, errno, applied);
       cf_missing(s, CONFINE_SECCOMP, why);
@@ -673,8 +1123,10 @@ void confine_main(int argc, char **argv) {
     cf_missing(&s, CONFINE_USERNS, "switched off");
   }
   if (s.want & CONFINE_NETNS) {
-    if (unshare(CLONE_NEWNET) == 0) applied |= CONFINE_NETNS;
-    else {
+    if (unshare(CLONE_NEWNET) == 0) {
+      applied |= CONFINE_NETNS;
+      if ((s.flags & CONFINE_F_LOOPBACK) && cf_loopback_up(why, sizeof why) != 0) cf_fail("netns", "%s", why);
+    } else {
       snprintf(why, sizeof why, "unshare(CLONE_NEWNET): %s", strerror(errno));
       cf_missing(&s, CONFINE_NETNS, why);
     }
@@ -767,7 +1219,15 @@ static int cf_try_caps(void) {
 static int cf_try_seccomp(void) {
   char why[128];
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-  return cf_seccomp(why, sizeof why);
+  return cf_seccomp(0, why, sizeof why);
+}
+
+/* As in a run: a mount namespace with a tmpfs mounted in it (in the user namespace when
+ * there is one). */
+static int cf_try_view(void) {
+  (void)unshare(CLONE_NEWUSER);
+  if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return -1;
+  return mount("tmpfs", CF_STAGE, "tmpfs", MS_NOSUID | MS_NODEV, "size=4k");
 }
 
 unsigned confine_probe(int *landlock_abi) {
@@ -782,5 +1242,6 @@ unsigned confine_probe(int *landlock_abi) {
   if (cf_try(cf_try_pidns)) offered |= CONFINE_PIDNS;
   if (cf_try(cf_try_seccomp)) offered |= CONFINE_SECCOMP;
   if (cf_try(cf_try_caps)) offered |= CONFINE_CAPS;
+  if (cf_try(cf_try_view)) offered |= CONFINE_VIEW;
   return offered;
 }

@@ -32,8 +32,20 @@ enum {
   CONFINE_LANDLOCK_NET = 1u << 11,   /* Landlock ABI >= 4: no TCP bind or connect */
   CONFINE_LANDLOCK_SCOPE = 1u << 12, /* Landlock ABI >= 6: no signals or abstract sockets out */
   CONFINE_SECCOMP = 1u << 13,   /* seccomp deny-list (see confine.c) */
-  CONFINE_NLAYERS = 14
+  CONFINE_VIEW = 1u << 14,      /* mount namespace: a minimal root (system dirs read-only, the
+                                   workspace, private /tmp, /proc, /dev), the host's unmounted */
+  CONFINE_NLAYERS = 15
 };
+
+/* Spec flags: grants beyond the default. */
+enum {
+  CONFINE_F_UNIX = 1u << 0, /* socket(AF_UNIX) allowed (seccomp refuses it otherwise) */
+  CONFINE_F_LOOPBACK = 1u << 1, /* the network namespace's loopback brought up (it starts down);
+                                   for programs that serve on 127.0.0.1 inside the sandbox */
+};
+
+/* The most extra paths a spec carries (read-only and read-write together). */
+#define CONFINE_MAX_BINDS 64
 
 #define CONFINE_ALWAYS (CONFINE_SESSION | CONFINE_FDS | CONFINE_ENV | CONFINE_CWD | CONFINE_RLIMITS)
 #define CONFINE_ALL ((1u << CONFINE_NLAYERS) - 1u)
@@ -60,10 +72,13 @@ typedef struct confine_spec {
   const char *tmpdir;     /* the run's private temp dir, writable too ("" for none) */
   char *const *env;       /* NULL-terminated "NAME=value" list, exactly the program's env */
   char *const *argv;      /* NULL-terminated; argv[0] is looked up in the env's PATH */
+  unsigned flags;         /* CONFINE_F_* */
+  size_t nbinds;          /* extra paths in the view and the Landlock allow-list: */
+  char *const *binds;     /* "r/abs/path" (read-only) or "w/abs/path" (read-write) */
 } confine_spec;
 
 /* Builds the helper's argv: {helper, CONFINE_ARG, ...spec..., NULL}. The strings point into
- * the spec except a few numbers kept in `scratch` (at least 160 bytes). Returns a malloc'd
+ * the spec except a few numbers kept in `scratch` (at least 200 bytes). Returns a malloc'd
  * array to free (not its strings), or NULL when out of memory. */
 char **confine_encode(const char *helper, const confine_spec *s, char *scratch, size_t scratchlen);
 
@@ -73,7 +88,8 @@ int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t err
 
 /* The helper: never returns. Exits 127 after writing "F <layer> <message>" on fd 3 when the
  * spec is bad or a required layer cannot be applied. Otherwise writes on fd 3 "P <pid>" (the
- * program's process group), "W <layer> <why>" for each optional layer missing, "L <applied
+ * program's process group), "W <layer> <why>" for each optional layer missing, "N <layer>
+ * <what>" for one that held with less (the view without /proc), "L <applied
  * mask> <landlock abi>", execs the program in a child ("E <errno> <program>" if that
  * fails), kills every process left when it ends (or on SIGTERM), writes "X <max rss KiB>
  * <cpu ms>" and exits with the program's status (the same signal when a signal ended it). */
@@ -82,5 +98,41 @@ void confine_main(int argc, char **argv);
 /* What the kernel offers, tried in throw-away child processes: a mask of the optional
  * layers that can be applied here, and Landlock's ABI (0 without it). */
 unsigned confine_probe(int *landlock_abi);
+
+/* ---- the view (pure parts, for the unit tests) -------------------------------------- */
+
+/* One step of building the view, in order. */
+typedef enum confine_mount_kind {
+  CONFINE_M_SYS,   /* a system path, read-only; a symlink stays a symlink; absent: skipped */
+  CONFINE_M_ETC,   /* a file or dir of /etc, read-only, symlinks followed; absent: skipped */
+  CONFINE_M_ACCOUNTS, /* /etc/passwd or /etc/group, copied without the password field */
+  CONFINE_M_DEV,   /* a device node bound from the host */
+  CONFINE_M_LINK,  /* a symlink: dest -> src */
+  CONFINE_M_TMPFS, /* a private tmpfs (src: its options) */
+  CONFINE_M_PROC,  /* a fresh /proc (needs the PID namespace) */
+  CONFINE_M_RO,    /* an extra path, read-only (must exist) */
+  CONFINE_M_RW,    /* read-write: the workspace, the run's temp dir, extra paths (must exist) */
+} confine_mount_kind;
+
+typedef struct confine_mount {
+  confine_mount_kind kind;
+  const char *src;  /* path outside (or the link target, or tmpfs options) */
+  const char *dest; /* path in the view */
+} confine_mount;
+
+/* Fills out (room for at least confine_view_size(s) entries) with the view's steps for the
+ * spec: the fixed system list, then the spec's paths ordered so a parent comes before what
+ * lies under it. Returns the count. The strings point into the spec or static text. */
+size_t confine_view_plan(const confine_spec *s, confine_mount *out);
+size_t confine_view_size(const confine_spec *s);
+
+/* Copies a passwd or group file's text without secrets: the second field of each line
+ * becomes "x". Returns the length written (out has at least len + len/2 + 2 bytes: a line
+ * "a::b" grows by one). */
+size_t confine_strip_accounts(const char *in, size_t len, char *out);
+
+/* An extra path is acceptable: absolute, not "/", no "." or ".." component, no "//", no
+ * trailing "/". */
+int confine_path_ok(const char *p);
 
 #endif

@@ -160,6 +160,10 @@ static int lp_push_result(lua_State *L, void *ud) {
   lua_setfield(L, -2, "layers");
   lua_pushinteger(L, proc_result_landlock_abi(r));
   lua_setfield(L, -2, "landlock_abi");
+  if (proc_result_note(r)) {
+    lua_pushstring(L, proc_result_note(r));
+    lua_setfield(L, -2, "layer_note");
+  }
   return 1;
 }
 
@@ -228,10 +232,34 @@ static int lp_env(lua_State *L, int t, const char **out) {
   return n;
 }
 
+/* The extra paths of run's field (an array of absolute paths) as "<tag><path>" strings,
+ * kept alive on the stack, appended to out from n; returns the new count. */
+static size_t lp_paths(lua_State *L, const char *field, char tag, const char **out, size_t n) {
+  int t = lua_getfield(L, 1, field);
+  if (t == LUA_TNIL) return n;
+  if (t != LUA_TTABLE) lp_argerr(L, "%s must be a list of absolute paths", field);
+  int idx = lua_gettop(L);
+  lua_Integer len = luaL_len(L, idx);
+  for (lua_Integer i = 1; i <= len; i++) {
+    lua_rawgeti(L, idx, i);
+    size_t sl;
+    const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &sl) : NULL;
+    if (p == NULL || strlen(p) != sl || !confine_path_ok(p)) {
+      lua_pushfstring(L, "%s[%I] must be an absolute path without '.', '..', '//' or a trailing '/', not '/'", field, i);
+      luaL_argerror(L, 1, lua_tostring(L, -1));
+    }
+    if (n >= CONFINE_MAX_BINDS) luaL_argerror(L, 1, "more than 64 extra paths");
+    luaL_checkstack(L, 2, "paths");
+    out[n++] = lua_pushfstring(L, "%c%s", tag, p); /* stays on the stack until the run starts */
+    lua_remove(L, -2);
+  }
+  return n;
+}
+
 /* The options of run{} and helper_argv{} from the table at 1, into o; env receives the
- * "NAME=value" strings (anchored on the Lua stack). Misuse raises; returns 0, or 3 with
- * nil, message, code pushed (a required layer switched off). */
-static int lp_opts(lua_State *L, proc_opts *o, const char **env) {
+ * "NAME=value" strings and binds the extra paths (both anchored on the Lua stack). Misuse
+ * raises; returns 0, or 3 with nil, message, code pushed (a required layer switched off). */
+static int lp_opts(lua_State *L, proc_opts *o, const char **env, const char **binds) {
   memset(o, 0, sizeof *o);
 
   if (lua_getfield(L, 1, "argv") != LUA_TTABLE) luaL_argerror(L, 1, "argv must be a table of strings");
@@ -338,19 +366,33 @@ static int lp_opts(lua_State *L, proc_opts *o, const char **env) {
       }
   }
 
+  o->nbinds = lp_paths(L, "read_only", 'r', binds, 0);
+  o->nbinds = lp_paths(L, "read_write", 'w', binds, o->nbinds);
+  o->binds = (char *const *)binds;
+  int ft = lua_getfield(L, 1, "unix_sockets");
+  if (ft != LUA_TNIL && ft != LUA_TBOOLEAN) luaL_argerror(L, 1, "unix_sockets must be a boolean");
+  if (lua_toboolean(L, -1)) o->flags |= CONFINE_F_UNIX;
+  ft = lua_getfield(L, 1, "loopback");
+  if (ft != LUA_TNIL && ft != LUA_TBOOLEAN) luaL_argerror(L, 1, "loopback must be a boolean");
+  if (lua_toboolean(L, -1)) o->flags |= CONFINE_F_LOOPBACK;
   return 0;
 }
 
 /* run{argv = {...}, cwd =, env = {NAME = value}, timeout_ms =, limits = {cpu_seconds =,
  *   memory =, address_space =, file_size =, open_files =, processes =}, layers = {name =
- *   false}, require = {name, ...}, output_cap =, output_limit =}
+ *   false}, require = {name, ...}, output_cap =, output_limit =, read_only = {path, ...},
+ *   read_write = {path, ...}, unix_sockets = bool, loopback = bool}
+ * read_only and read_write are shown in the view and allowed by Landlock beside the
+ * workspace; unix_sockets lets socket(AF_UNIX) through seccomp; loopback brings the network
+ * namespace's lo up (seccomp and Landlock still refuse IP sockets unless switched off).
  * -> result | nil, message, code. Waits in the calling task. */
 static int lp_run(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   rt_wait_require(L);
   proc_opts o;
   const char *env[LP_MAX_ENV + 1] = {NULL};
-  if (lp_opts(L, &o, env) != 0) return 3;
+  const char *binds[CONFINE_MAX_BINDS];
+  if (lp_opts(L, &o, env, binds) != 0) return 3;
 
   proc_ctx *c = lp_ctx(L, 1);
   lp_wait *q = calloc(1, sizeof *q);
@@ -380,7 +422,8 @@ static int lp_env_has(const char **env, const char *name) {
   return 0;
 }
 
-/* helper_argv{argv =, cwd =, tmpdir =, env =, limits =, layers =, require =} -> {helper,
+/* helper_argv{argv =, cwd =, tmpdir =, env =, limits =, layers =, require =, read_only =,
+ *   read_write =, unix_sockets =, loopback =} -> {helper,
  *   ...} | nil, message, code: the confinement helper's command line for a long-lived
  * program its caller spawns with pipes of its own (an MCP server on stdio), confined as
  * run{} confines one: the same layers, limits and environment rules (PATH, HOME and TMPDIR,
@@ -390,7 +433,8 @@ static int lp_helper_argv(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   proc_opts o;
   const char *env[LP_MAX_ENV + 5] = {NULL};
-  if (lp_opts(L, &o, env) != 0) return 3;
+  const char *binds[CONFINE_MAX_BINDS];
+  if (lp_opts(L, &o, env, binds) != 0) return 3;
   lua_getfield(L, 1, "tmpdir");
   if (lua_type(L, -1) != LUA_TSTRING || lua_tostring(L, -1)[0] != '/')
     luaL_argerror(L, 1, "tmpdir must be an absolute path");
@@ -403,7 +447,8 @@ static int lp_helper_argv(lua_State *L) {
   if (!lp_env_has(env, "LANG")) env[n++] = "LANG=C.UTF-8";
   env[n] = NULL;
   confine_spec spec = {.want = o.want, .require = o.require, .lim = o.lim, .cwd = o.cwd,
-                       .tmpdir = tmpdir, .env = (char *const *)env, .argv = o.argv};
+                       .tmpdir = tmpdir, .env = (char *const *)env, .argv = o.argv,
+                       .flags = o.flags, .nbinds = o.nbinds, .binds = o.binds};
   char scratch[200];
   char **args = confine_encode(proc_ctx_helper(lp_ctx(L, 1)), &spec, scratch, sizeof scratch);
   if (args == NULL) return luaL_error(L, "proc: out of memory");
@@ -417,7 +462,7 @@ static int lp_helper_argv(lua_State *L) {
 }
 
 /* probe() -> {userns = bool, netns = bool, pidns = bool, landlock = bool, landlock_net =
- * bool, landlock_scope = bool, seccomp = bool, no_new_privs = bool, caps = bool, landlock_abi = n}:
+ * bool, landlock_scope = bool, seccomp = bool, no_new_privs = bool, caps = bool, view = bool, landlock_abi = n}:
  * what this kernel offers, tried in throw-away processes. */
 static int lp_probe(lua_State *L) {
   int abi = 0;
@@ -431,6 +476,14 @@ static int lp_probe(lua_State *L) {
   }
   lua_pushinteger(L, abi);
   lua_setfield(L, -2, "landlock_abi");
+  return 1;
+}
+
+/* path_ok(path) -> bool: an extra path the view accepts (confine_path_ok). */
+static int lp_path_ok(lua_State *L) {
+  size_t len;
+  const char *p = luaL_checklstring(L, 1, &len);
+  lua_pushboolean(L, strlen(p) == len && confine_path_ok(p));
   return 1;
 }
 
@@ -472,6 +525,7 @@ static const luaL_Reg lp_funcs[] = {
     {"helper_argv", lp_helper_argv},
     {"probe", lp_probe},
     {"layers", lp_layers},
+    {"path_ok", lp_path_ok},
     {"live", lp_live},
     {NULL, NULL},
 };

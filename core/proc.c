@@ -55,6 +55,7 @@ struct proc_run {
   int abi, have_layers;
   char *missing[CONFINE_NLAYERS];
   char failure[400];
+  char note[200];      /* the helper's note on a layer that held with less ("N" line) */
   const char *failure_code;
   int helper_pid, prog_pgid;
   uint64_t t0, t_exec, t_end;
@@ -391,6 +392,8 @@ static void proc_report_line(proc_run *r, char *line) {
       if (strcmp(rest, "require") == 0) r->failure_code = "ELAYER";
       if (strcmp(rest, "cwd") == 0) r->failure_code = "ENOENT";
     }
+  } else if (kind == 'N') {
+    if (!r->note[0]) snprintf(r->note, sizeof r->note, "%s", rest);
   } else if (kind == 'X') {
     unsigned long long rss, cpu;
     if (sscanf(rest, "%llu %llu", &rss, &cpu) == 2) {
@@ -548,6 +551,7 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
   confine_spec spec = {
       .want = o->want, .require = o->require, .lim = o->lim, .cwd = o->cwd,
       .tmpdir = r->tmpdir, .env = env, .argv = o->argv,
+      .flags = o->flags, .nbinds = o->nbinds, .binds = o->binds,
   };
   char scratch[200];
   const char *helper = o->helper ? o->helper : c->helper;
@@ -677,6 +681,8 @@ uint64_t proc_result_max_rss_kb(const proc_run *r) { return r->max_rss_kb; }
 uint64_t proc_result_cpu_ms(const proc_run *r) { return r->cpu_ms; }
 uint64_t proc_result_exec_ns(const proc_run *r) { return r->t_exec ? r->t_exec - r->t0 : 0; }
 const proc_stream *proc_result_stream(const proc_run *r, int which) { return &r->s[which == 2]; }
+
+const char *proc_result_note(const proc_run *r) { return r->note[0] ? r->note : NULL; }
 
 const char *proc_result_missing(const proc_run *r, unsigned bit) {
   for (int i = 0; i < CONFINE_NLAYERS; i++)

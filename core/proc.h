@@ -33,6 +33,9 @@ typedef struct proc_opts {
   uint64_t timeout_ms;       /* 0: none */
   size_t output_cap;         /* bytes kept per stream, half head and half tail (0: 1 MiB) */
   uint64_t output_limit;     /* total output bytes after which the tree is killed (0: none) */
+  unsigned flags;            /* CONFINE_F_* */
+  size_t nbinds;             /* extra paths: "r/path" read-only, "w/path" read-write */
+  char *const *binds;
 } proc_opts;
 
 typedef enum proc_reason {
@@ -94,6 +97,8 @@ unsigned proc_result_layers(const proc_run *r);
 int proc_result_landlock_abi(const proc_run *r);
 /* Why an optional layer is missing (NULL when it applied or was not asked). */
 const char *proc_result_missing(const proc_run *r, unsigned bit);
+/* A layer that held with less, as "<layer> <what>" (e.g. "view no /proc: ..."), or NULL. */
+const char *proc_result_note(const proc_run *r);
 /* For PROC_FAILED: the message and code ("ELAYER" for a required layer, "ENOENT"...). */
 const char *proc_result_failure(const proc_run *r, const char **code);
 /* Nanoseconds from start to end, and from start to the program's exec. */

@@ -110,3 +110,118 @@ TEST(test_proc_stream_grows_as_needed) {
   CHECK(t, proc_stream_text(&s, NULL, 0) == 10000);
   free(s.head);
 }
+
+TEST(test_confine_spec_paths) {
+  char *env[] = {"PATH=/bin", NULL};
+  char *argv[] = {"true", NULL};
+  char *binds[] = {"r/opt/jdk", "w/var/cache/x"};
+  confine_spec s = {.want = CONFINE_ALL, .cwd = "/w", .tmpdir = "/tmp/x", .env = env, .argv = argv,
+                    .flags = CONFINE_F_UNIX | CONFINE_F_LOOPBACK, .nbinds = 2, .binds = binds};
+  char scratch[200];
+  char **enc = confine_encode("/bin/orket", &s, scratch, sizeof scratch);
+  CHECK(t, enc != NULL);
+  if (enc == NULL) return;
+  int argc = 0;
+  while (enc[argc]) argc++;
+  CHECK(t, argc == 6 + 1 + 2 + 1);
+  confine_spec d;
+  char err[128];
+  CHECK(t, confine_decode(argc, enc, &d, err, sizeof err) == 0);
+  CHECK(t, d.flags == (CONFINE_F_UNIX | CONFINE_F_LOOPBACK) && d.nbinds == 2);
+  CHECK_STR(t, d.binds[0], "r/opt/jdk");
+  CHECK_STR(t, d.binds[1], "w/var/cache/x");
+  CHECK_STR(t, d.env[0], "PATH=/bin");
+  CHECK(t, d.env[1] == NULL);
+  CHECK_STR(t, d.argv[0], "true");
+  CHECK(t, d.argv[1] == NULL);
+  free(enc);
+  /* the older eight numbers still decode, with no flags and no paths */
+  char *old[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8", "/w", "", "0", "true", NULL};
+  CHECK(t, confine_decode(7, old, &d, err, sizeof err) == 0);
+  CHECK(t, d.flags == 0 && d.nbinds == 0);
+  /* a path that is not clean, a tag that is neither r nor w, more paths than arguments */
+  char *dots[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8 0 1", "/w", "", "0", "r/a/../etc", "true", NULL};
+  CHECK(t, confine_decode(8, dots, &d, err, sizeof err) == -1);
+  CHECK(t, strstr(err, "bad extra path") != NULL);
+  char *tag[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8 0 1", "/w", "", "0", "x/opt", "true", NULL};
+  CHECK(t, confine_decode(8, tag, &d, err, sizeof err) == -1);
+  char *many[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8 0 2", "/w", "", "0", "r/opt", "true", NULL};
+  CHECK(t, confine_decode(8, many, &d, err, sizeof err) == -1);
+  CHECK(t, strstr(err, "bad path count") != NULL);
+}
+
+TEST(test_confine_path_ok) {
+  CHECK(t, confine_path_ok("/opt"));
+  CHECK(t, confine_path_ok("/opt/jdk-21/lib"));
+  CHECK(t, confine_path_ok("/a/.hidden/..x"));
+  CHECK(t, !confine_path_ok("/"));
+  CHECK(t, !confine_path_ok(""));
+  CHECK(t, !confine_path_ok("opt"));
+  CHECK(t, !confine_path_ok("/opt/"));
+  CHECK(t, !confine_path_ok("/opt//jdk"));
+  CHECK(t, !confine_path_ok("/opt/./jdk"));
+  CHECK(t, !confine_path_ok("/opt/.."));
+  CHECK(t, !confine_path_ok("/../etc"));
+  CHECK(t, !confine_path_ok(NULL));
+}
+
+static const confine_mount *plan_find(const confine_mount *p, size_t n, const char *dest, size_t *at) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(p[i].dest, dest) == 0) {
+      if (at) *at = i;
+      return &p[i];
+    }
+  return NULL;
+}
+
+TEST(test_confine_view_plan) {
+  char *argv[] = {"true", NULL};
+  /* an extra read-only path that holds the workspace comes before it, so the workspace
+   * shows through; a deeper read-write one after */
+  char *binds[] = {"w/srv/proj/ws/out", "r/srv/proj", "r/opt/jdk"};
+  confine_spec s = {.cwd = "/srv/proj/ws", .tmpdir = "/tmp/orket-run-1", .argv = argv, .nbinds = 3,
+                    .binds = binds};
+  size_t cap = confine_view_size(&s);
+  confine_mount *p = malloc(cap * sizeof *p);
+  size_t n = confine_view_plan(&s, p);
+  CHECK(t, n <= cap);
+  size_t i_proj = 0, i_ws = 0, i_out = 0, i_tmp = 0, i_run = 0, i_dev = 0, i_null = 0;
+  CHECK(t, plan_find(p, n, "/usr", NULL) && plan_find(p, n, "/usr", NULL)->kind == CONFINE_M_SYS);
+  CHECK(t, plan_find(p, n, "/etc/ssl", NULL) && plan_find(p, n, "/etc/ssl", NULL)->kind == CONFINE_M_ETC);
+  CHECK(t, plan_find(p, n, "/etc/passwd", NULL)->kind == CONFINE_M_ACCOUNTS);
+  /* never the secrets, the host's runtime state or homes */
+  CHECK(t, plan_find(p, n, "/etc/shadow", NULL) == NULL);
+  CHECK(t, plan_find(p, n, "/etc/gshadow", NULL) == NULL);
+  CHECK(t, plan_find(p, n, "/etc", NULL) == NULL);
+  CHECK(t, plan_find(p, n, "/run", NULL) == NULL);
+  CHECK(t, plan_find(p, n, "/var/run", NULL) == NULL);
+  CHECK(t, plan_find(p, n, "/home", NULL) == NULL);
+  CHECK(t, plan_find(p, n, "/root", NULL) == NULL);
+  CHECK(t, plan_find(p, n, "/srv/proj", &i_proj)->kind == CONFINE_M_RO);
+  CHECK(t, plan_find(p, n, "/srv/proj/ws", &i_ws)->kind == CONFINE_M_RW);
+  CHECK(t, plan_find(p, n, "/srv/proj/ws/out", &i_out)->kind == CONFINE_M_RW);
+  CHECK(t, plan_find(p, n, "/opt/jdk", NULL)->kind == CONFINE_M_RO);
+  CHECK(t, i_proj < i_ws && i_ws < i_out);
+  CHECK(t, plan_find(p, n, "/tmp", &i_tmp)->kind == CONFINE_M_TMPFS);
+  CHECK(t, plan_find(p, n, "/tmp/orket-run-1", &i_run)->kind == CONFINE_M_RW);
+  CHECK(t, i_tmp < i_run);
+  CHECK(t, plan_find(p, n, "/dev", &i_dev)->kind == CONFINE_M_TMPFS);
+  CHECK(t, plan_find(p, n, "/dev/null", &i_null)->kind == CONFINE_M_DEV);
+  CHECK(t, i_dev < i_null);
+  CHECK(t, plan_find(p, n, "/dev/sda", NULL) == NULL);
+  CHECK(t, plan_find(p, n, "/proc", NULL)->kind == CONFINE_M_PROC);
+  CHECK_STR(t, plan_find(p, n, "/dev/fd", NULL)->src, "/proc/self/fd");
+  free(p);
+}
+
+TEST(test_confine_strip_accounts) {
+  const char *in = "root:$6$salt$hash:0:0:root:/root:/bin/bash\nbob::1000:1000::/home/bob:/bin/sh\n"
+                   "# a comment\nstaff:x:50:bob,ann\nnofields";
+  size_t len = strlen(in);
+  char *out = malloc(len + len / 2 + 2);
+  size_t n = confine_strip_accounts(in, len, out);
+  out[n] = '\0';
+  CHECK_STR(t, out, "root:x:0:0:root:/root:/bin/bash\nbob:x:1000:1000::/home/bob:/bin/sh\nstaff:x:50:bob,ann\n");
+  CHECK(t, strstr(out, "$6$") == NULL);
+  free(out);
+}

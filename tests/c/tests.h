@@ -78,7 +78,11 @@
   X(test_confine_spec_roundtrip)           \
   X(test_confine_decode_rejects)           \
   X(test_proc_stream_head_tail)            \
-  X(test_proc_stream_grows_as_needed)
+  X(test_proc_stream_grows_as_needed)      \
+  X(test_confine_spec_paths)               \
+  X(test_confine_path_ok)                  \
+  X(test_confine_view_plan)                \
+  X(test_confine_strip_accounts)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)

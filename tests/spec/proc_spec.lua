@@ -519,3 +519,29 @@ for _, cfg in ipairs(CONFIGS) do
     end)
   end)
 end
+
+describe("the network namespace's loopback", function()
+  after_each(H.cleanup)
+
+  -- bash's /dev/tcp to a closed port: "Network is unreachable" while lo is down, "Connection
+  -- refused" once it is up; IP sockets need seccomp and Landlock's TCP rules off to be tried.
+  local function connect(loopback)
+    local _, ws = project()
+    return assert(proc.run { argv = { "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9" }, cwd = ws, loopback = loopback,
+      layers = { seccomp = false, landlock = false } })
+  end
+
+  it("stays down by default and comes up when asked", function()
+    local down = connect(nil)
+    if not has(down.layers, "netns") then
+      print("\nproc_spec: SKIPPED the loopback checks: no network namespace here: " .. tostring(down.missing.netns))
+      return
+    end
+    assert.matches("Network is unreachable", down.stderr)
+    local up = connect(true)
+    assert.is_true(has(up.layers, "netns"))
+    assert.matches("Connection refused", up.stderr)
+    assert.has_error(function() proc.run { argv = { "true" }, cwd = "/tmp", loopback = "yes" } end,
+      "bad argument #1 to 'run' (loopback must be a boolean)")
+  end)
+end)

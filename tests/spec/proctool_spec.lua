@@ -115,4 +115,28 @@ describe("orket.engine.proctool.run", function()
     assert.equal("timeout", r.result.reason)
     assert.equal(0, drained())
   end)
+
+  it("run_command's result names the layers; extra paths that would show .orket are refused", function()
+    local e, dir = engine { timeout_ms = 20000, read_only = { "/usr/share" } }
+    local r = proctool.run(e, "C-1", "run_command", { steps = { { command = { "true" } } } })
+    assert.is_true(r.ok)
+    for _, name in ipairs(proc.layers().always) do assert.matches("%f[%w_]" .. name .. "%f[^%w_]", r.result.layers) end
+    -- every optional layer either held or is named with why
+    for _, name in ipairs(proc.layers().optional) do
+      local held = r.result.layers:find("%f[%w_]" .. name .. "%f[^%w_]")
+      assert.is_true(held ~= nil or type((r.result.layers_missing or {})[name]) == "string", name)
+    end
+    e.dir = dir
+    for _, p in ipairs { dir, dir .. "/.orket", dir .. "/.orket/worktrees/X-1", "/" .. dir:match("^/([^/]+)") } do
+      local v = { read_only = { p } }
+      e.settings.verify = v
+      r = proctool.run(e, "C-1", "run_command", { steps = { { command = { "true" } } } })
+      assert.is_false(r.ok, p)
+      assert.matches("verify.read_only%[1%]: .* would show the project's .orket", r.error)
+    end
+    e.settings.verify = { read_write = { "/" .. dir:match("^/([^/]+)") } }
+    r = proctool.run(e, "C-1", "run_command", { steps = { { command = { "true" } } } })
+    assert.is_false(r.ok)
+    assert.equal(0, drained())
+  end)
 end)

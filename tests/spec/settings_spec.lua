@@ -50,6 +50,29 @@ describe("engine settings", function()
     assert.matches("orket.lua: verify.commands%[1%]: must be a program name", err)
   end)
 
+  it("verify.read_only, read_write, unix_sockets: the view's extra paths, checked", function()
+    local s = assert(settings.resolve { verify = { read_only = { "/opt/jdk" }, read_write = { "/var/cache/cc" },
+      unix_sockets = true } })
+    assert.same({ "/opt/jdk" }, s.verify.read_only)
+    assert.same({ "/var/cache/cc" }, s.verify.read_write)
+    assert.is_true(s.verify.unix_sockets)
+    local d = assert(settings.resolve {}).verify
+    assert.same({}, d.read_only)
+    assert.is_false(d.unix_sockets)
+    for _, bad in ipairs { "opt", "/", "/opt/", "/opt/../etc", "/opt//x", "/a/./b" } do
+      local _, err = settings.resolve { verify = { read_only = { "/ok", bad } } }
+      assert.matches("^orket.lua: verify.read_only%[2%]: must be an absolute path", err)
+    end
+    local _, err = settings.resolve { verify = { read_write = "/x" } }
+    assert.equal("orket.lua: verify.read_write: must be an array of strings", err)
+    _, err = settings.resolve { verify = { unix_sockets = "yes" } }
+    assert.equal("orket.lua: verify.unix_sockets: must be true or false", err)
+    local many = {}
+    for i = 1, 65 do many[i] = "/p" .. i end
+    _, err = settings.resolve { verify = { read_only = many } }
+    assert.matches("more than 64 extra paths", err)
+  end)
+
   it("are one schema: check reports every problem of orket.lua at once, resolve the first", function()
     assert.matches("^budgets, bug_fix, concurrency, context, git, ", settings.list())
     assert.matches(", sandbox, serve, store, team, verify, vision$", settings.list())

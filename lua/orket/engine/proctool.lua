@@ -39,9 +39,14 @@ local function steps_of(req)
 end
 
 -- One finished run as the model reads it.
+-- The confinement that held (names) and what did not, with why (the kernel's refusal or
+-- "switched off"), so the model and the journal know what the program could reach.
 local function shape(step, r)
   local out = { command = argv_text(step.command), reason = r.reason, exit = r.code, signal = r.signal,
-    stdout = r.stdout, stderr = r.stderr, wall_ms = math.floor(r.wall_ms or 0) }
+    stdout = r.stdout, stderr = r.stderr, wall_ms = math.floor(r.wall_ms or 0),
+    layers = table.concat(r.layers or {}, " ") }
+  if next(r.missing or {}) then out.layers_missing = r.missing end
+  if r.layer_note then out.layers_note = r.layer_note end
   if r.truncated then
     out.truncated = true
     out.stdout_bytes, out.stderr_bytes = r.stdout_bytes, r.stderr_bytes
@@ -51,7 +56,7 @@ end
 
 --- run(e, card_id, name, req, left_ms) -> {ok=true, result=} | {ok=false, error=, code=}
 --- Runs the request's steps in order, each confined in the card's workspace (verify.cwd),
---- with verify.layers and verify.require, until one ends other than with its expect_exit
+--- with verify's layers, require and view paths (verify.run_opts), until one ends other than with its expect_exit
 --- (when it gives one). The timeout is the request's, else verify.timeout_ms, cut to what
 --- is left of the turn's wall budgets (left_ms, nil: none). A program that ran and failed
 --- is a result (ok = true, exit and output); one that could not run is a failure: ENOENT
@@ -60,8 +65,11 @@ function M.run(e, card_id, name, req, left_ms)
   local steps, why = steps_of(req)
   if not steps then return { ok = false, error = name .. ": " .. why, code = "ETOOL" } end
   local v = e.settings.verify or {}
-  local cwd, cerr = require("orket.engine.verify").cwd(e, card_id)
+  local verify = require "orket.engine.verify"
+  local cwd, cerr = verify.cwd(e, card_id)
   if not cwd then return { ok = false, error = name .. ": no workspace to run in: " .. tostring(cerr), code = "ESPAWN" } end
+  local o, oerr = verify.run_opts(e, v, cwd)
+  if not o then return { ok = false, error = name .. ": " .. oerr, code = "ESPAWN" } end
   -- a number from JSON (an issue's verification) may be a float: 200.0
   local t = type(req.timeout_ms) == "number" and req.timeout_ms >= 1 and req.timeout_ms < 2 ^ 31 and req.timeout_ms
   local timeout = t and math.floor(t) or v.timeout_ms or 120000
@@ -69,8 +77,8 @@ function M.run(e, card_id, name, req, left_ms)
   local proc = require "orket.c.proc"
   local results, passed = {}, true
   for _, s in ipairs(steps) do
-    local r, err, code = proc.run { argv = s.command, cwd = cwd, timeout_ms = timeout,
-      require = v.require and #v.require > 0 and v.require or nil, layers = v.layers, output_cap = M.OUTPUT_CAP }
+    o.argv, o.cwd, o.timeout_ms, o.output_cap = s.command, cwd, timeout, M.OUTPUT_CAP
+    local r, err, code = proc.run(o)
     if not r then
       return { ok = false, error = string.format("%s: %s could not run: %s", name, argv_text(s.command), tostring(err)),
         code = code or "ESPAWN" }

@@ -174,6 +174,9 @@ M.DEFAULTS = {
     commands = {},      -- programs agents may run with run_command without asking, e.g. {"make", "lua"}
     require = {},       -- layers every run must have, e.g. {"netns", "landlock"}
     layers = {},        -- optional layers switched off, e.g. {netns = false}
+    read_only = {},     -- extra paths agent code may read, e.g. {"/opt/jdk"} (docs/verify.md)
+    read_write = {},    -- extra paths it may write, e.g. {"/var/cache/ccache"}
+    unix_sockets = false, -- socket(AF_UNIX) allowed (socketpair always is)
     timeout_ms = 120000,
     output_cap = 65536, -- bytes kept of stdout and of stderr
   },
@@ -282,10 +285,23 @@ local function names(v, path)
   return out
 end
 
-local VERIFY_KEYS = "command, commands, layers, output_cap, require, timeout_ms"
+local VERIFY_KEYS = "command, commands, layers, output_cap, read_only, read_write, require, timeout_ms, unix_sockets"
+
+-- verify.read_only / read_write: absolute, clean paths (the runner's own rule), never "/".
+local function view_paths(v, p)
+  local out = names(v, p)
+  for i, path in ipairs(out) do
+    if not require("orket.c.proc").path_ok(path) then
+      fail(p .. "[" .. i .. "]", "must be an absolute path without '.', '..', '//' or a trailing '/', and not \"/\" (got %q)", path)
+    end
+  end
+  return out
+end
+
 local function verify(d)
   local src, D = d.verify, M.DEFAULTS.verify
-  local out = { require = {}, layers = {}, commands = {}, timeout_ms = D.timeout_ms, output_cap = D.output_cap }
+  local out = { require = {}, layers = {}, commands = {}, timeout_ms = D.timeout_ms, output_cap = D.output_cap,
+    read_only = {}, read_write = {}, unix_sockets = false }
   if src == nil then return out end
   if type(src) ~= "table" then fail("verify", "must be a table (fields: %s)", VERIFY_KEYS) end
   for k, v in pairs(src) do
@@ -306,8 +322,13 @@ local function verify(d)
         out.layers[n] = on
       end
     elseif k == "output_cap" then out[k] = int(v, p, 256)
+    elseif k == "read_only" or k == "read_write" then out[k] = view_paths(v, p)
+    elseif k == "unix_sockets" then
+      if type(v) ~= "boolean" then fail(p, "must be true or false") end
+      out[k] = v
     else fail(p, "unknown setting (known: %s)", VERIFY_KEYS) end
   end
+  if #out.read_only + #out.read_write > 64 then fail("verify.read_only", "more than 64 extra paths with read_write") end
   local known = {}
   local layers = require("orket.c.proc").layers()
   for _, n in ipairs(layers.optional) do known[n] = true end

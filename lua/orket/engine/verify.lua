@@ -48,6 +48,47 @@ function M.cwd(run, card_id)
   return require("luv").fs_realpath(d)
 end
 
+-- a is b or lies under it
+local function under(a, b) return a == b or a:sub(1, #b + 1) == b .. "/" end
+
+--- run_opts(run, v, cwd) -> the confinement fields of a proc.run request for the project's
+--- verify settings v (layers, require, the view's extra paths, unix sockets), or nil, msg
+--- when an extra path would show the project's .orket (its store, keys and other cards'
+--- worktrees) to agent code: a path inside it or holding it is refused at run time, since
+--- orket.lua's check cannot know where the project lies. run_command, run_tests and the
+--- verification all build their runs here.
+function M.run_opts(run, v, cwd)
+  local o = { require = v.require and #v.require > 0 and v.require or nil, layers = v.layers,
+    read_only = v.read_only, read_write = v.read_write, unix_sockets = v.unix_sockets or nil }
+  local dot = run.dir and (run.dir .. "/.orket")
+  for _, k in ipairs { "read_only", "read_write" } do
+    for i, p in ipairs(v[k] or {}) do
+      if dot and (under(p, dot) or under(dot, p)) then
+        return nil, string.format("orket.lua: verify.%s[%d]: %s would show the project's .orket to agent code", k, i, p)
+      end
+      if under(cwd, p) and k == "read_write" then
+        -- a writable parent of the workspace would let agent code replace its .git
+        return nil, string.format("orket.lua: verify.%s[%d]: %s holds the workspace; extra writable paths lie beside it", k, i, p)
+      end
+    end
+  end
+  return o
+end
+
+--- layers_text(r) -> "session fds ... (missing: view: why; ...)": what held of a run and
+--- what the kernel refused or the project switched off, as the journal and `orket card` keep it.
+function M.layers_text(r)
+  local text = table.concat(r.layers or {}, " ")
+  local names = {}
+  for n in pairs(r.missing or {}) do names[#names + 1] = n end
+  table.sort(names)
+  local miss = {}
+  for _, n in ipairs(names) do miss[#miss + 1] = n .. ": " .. tostring(r.missing[n]) end
+  if r.layer_note then miss[#miss + 1] = "note: " .. r.layer_note end
+  if #miss > 0 then text = text .. " (missing " .. table.concat(miss, "; ") .. ")" end
+  return text
+end
+
 --- prepare(run, card) -> job | nil, card. Inside the scheduling round's transaction. A card
 --- in ready_for_testing with checks gives a verification job; without checks it goes on to
 --- code_review. A card a worker moved straight to code_review is sent to ready_for_testing
@@ -96,9 +137,12 @@ local function run_steps(run, job)
   local total, res = 0, nil
   local cwd, cerr = M.cwd(run, job.card_id)
   if not cwd then return nil, "verification: " .. tostring(cerr), "ESPAWN" end
+  local o, oerr = M.run_opts(run, v, cwd)
+  if not o then return nil, "verification: " .. oerr, "ESPAWN" end
+  o.cwd, o.timeout_ms, o.output_cap = cwd, job.checks.timeout_ms, v.output_cap or 65536
   for _, s in ipairs(job.checks.steps) do
-    local r, err, code = proc.run { argv = s.command, cwd = cwd, timeout_ms = job.checks.timeout_ms,
-      require = v.require and #v.require > 0 and v.require or nil, layers = v.layers, output_cap = v.output_cap or 65536 }
+    o.argv = s.command
+    local r, err, code = proc.run(o)
     if not r then
       if code == "ELAYER" or code == "ESPAWN" then return nil, err, code end
       -- no such program: the work did not produce what the check runs
@@ -107,7 +151,7 @@ local function run_steps(run, job)
     total = total + (r.wall_ms or 0)
     local out = (r.stdout or "") .. (r.stderr ~= "" and r.stderr and ("\n" .. r.stderr) or "")
     res = { step = s, reason = r.reason, code = r.code, signal = r.signal, wall_ms = total, output = out,
-      layers = table.concat(r.layers or {}, " ") }
+      layers = M.layers_text(r) }
     res.passed = r.reason == "exit" and r.code == s.expect_exit
     if not res.passed then return res end
   end
@@ -151,7 +195,7 @@ function M.run(run, job)
       wall_ms = math.floor(res.wall_ms or 0), output = tail(res.output, M.TAIL), layers = res.layers })
     run.db:event { kind = "verification", card = job.card_id, run = run.run_id, actor = "orket", data = { passed = res.passed,
       command = argv_text(s.command), step = s.name, reason = res.reason, code = res.code, signal = res.signal,
-      handin = job.handin, output = not res.passed and tail(res.output, 400) or nil } }
+      handin = job.handin, layers = res.layers, output = not res.passed and tail(res.output, 400) or nil } }
     assert(run.board:comment(job.card_id, { author = "orket", body = body }))
     local t, terr, tcode = run.board:transition(job.card_id, res.passed and "code_review" or "in_progress",
       { actor = board_mod.ENGINE, note = res.passed and "verification passed" or "verification failed" })
