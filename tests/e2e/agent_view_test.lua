@@ -1,8 +1,9 @@
 -- What agent code sees of the machine (docs/verify.md, "What agent code can see and do"):
 -- the scripted coder runs an attacker's script through run_command. It reads the project's
 -- store and pepper, /etc/shadow, another project, a home directory and /run, connects to a
--- world-writable unix socket outside the workspace and rewrites its worktree's .git. Each
--- attempt fails, and the result names the layers that held. Under nsdeny (namespaces
+-- world-writable unix socket outside the workspace and plants a .git in its card's directory.
+-- Each read and connect fails, the planted .git is only data (a card's directory holds no
+-- .git of the engine's: docs/git.md), and the result names the layers that held. Under nsdeny (namespaces
 -- refused, as in a default container) the view is refused, the result and `orket card` name
 -- it, and Landlock alone still narrows the reads.
 local H = require "tests.helpers"
@@ -107,7 +108,7 @@ describe("agent code's view of the machine", function()
         (log:match('"view":"([^"]*)"') or "?"))
       return
     end
-    for _, name in ipairs { "db", "pepper", "worktrees", "shadow", "other", "home", "run", "varrun", "git", "gitrm" } do
+    for _, name in ipairs { "db", "pepper", "worktrees", "shadow", "other", "home", "run", "varrun" } do
       assert.matches("\n?" .. name .. " HELD\n", "\n" .. out, nil, false)
     end
     assert.is_nil(out:find("pepper-secret", 1, true))
@@ -126,10 +127,11 @@ describe("agent code's view of the machine", function()
     else
       print("\nagent_view_test: SKIPPED the unix socket checks: no " .. PY .. " to connect with")
     end
-    -- the worktree's .git still points at the project's repository (and the card ended
-    -- done: the engine's commit went to the repository it made)
-    assert.matches("gitafter GOT gitdir: " .. dir:gsub("%p", "%%%0") .. "/", out)
+    -- the .git the agent planted (then removed) was its own file: the engine opens the
+    -- project's repository itself, so the card ended done and main's repository is intact
+    assert.matches("git GOT", out)
     assert.equal("done", card(dir, "ONE-1").card.status)
+    assert.equal("directory", uv.fs_stat(dir .. "/workspace/.git").type)
     -- the verification's row keeps the layers too, and `orket card` shows them
     local c = card(dir, "ONE-1")
     assert.matches("view", c.verifications[1].layers)

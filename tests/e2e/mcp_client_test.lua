@@ -12,7 +12,7 @@ local function everything()
     print("\nSKIPPED (server-everything from npm): " .. why)
     return nil
   end
-  return dir .. "/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+  return dir .. "/node_modules/@modelcontextprotocol/server-everything/dist/index.js", dir
 end
 
 local SCRIPT = [[
@@ -36,7 +36,10 @@ name = "mcpteam"
 models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
 %s
-]], mcp_line or string.format('mcp = { servers = { everything = { command = { "node", %q, "stdio" } } } }', server)) .. (extra or ""))
+]], mcp_line or string.format(
+    -- the server runs in agent code's view of the machine: its installation is listed to be read
+    'mcp = { servers = { everything = { command = { "node", %q, "stdio" }, read_only = { %q } } } }',
+    server, server:match("^(.*)/node_modules/"))) .. (extra or ""))
   H.write(dir .. "/epics/e.json", '{ "id": "E", "name": "Sum", "issues": [ { "id": "E-1", "summary": "Add 20 and 22", '
     .. '"seat": "senior_developer" } ] }')
   H.write(dir .. "/roles/coder.lua", [[

@@ -18,7 +18,7 @@ local function in_task(fn) local ok, err = task.spawn(fn):join() assert(ok, err)
 local function connect(mode, timeout)
   local logs = {}
   local c = client.new({ name = "h", transport = "stdio", command = { H.BIN, "lua", SERVER, mode },
-    timeout_ms = 10000 }, { cwd = H.tmpdir(), log = function(f) logs[#logs + 1] = f end })
+    read_only = { H.ROOT }, timeout_ms = 10000 }, { cwd = H.tmpdir(), log = function(f) logs[#logs + 1] = f end })
   local ok, err, code = c:start()
   c.spec.timeout_ms = timeout or 5000 -- the calls' (starting a confined process takes longer)
   return c, ok, err, code, logs
@@ -134,7 +134,7 @@ describe("orket.mcp.manager", function()
       local manager = require "orket.mcp.manager"
       local events = {}
       local m = manager.new(assert(require("orket.mcp.settings").section { servers = {
-        h = { command = { H.BIN, "lua", SERVER, "good" }, timeout_ms = 10000 } } }),
+        h = { command = { H.BIN, "lua", SERVER, "good" }, read_only = { H.ROOT }, timeout_ms = 10000 } } }),
         { cwd = H.tmpdir(), log = function(f) events[#events + 1] = f.event end })
       assert.same({}, m:start())
       local d = assert(m:get("h__ok"))
@@ -177,8 +177,8 @@ describe("orket.lua's mcp section on a hot reload", function()
       local e = assert(require("orket.engine.setup").open(dir, {}))
       assert.is_nil(e.tools:get("h__ok"))
       local base = H.read(dir .. "/orket.lua")
-      H.write(dir .. "/orket.lua", base .. string.format("\nmcp = { servers = { h = { command = { %q, \"lua\", %q, \"good\" } } } }\n",
-        H.BIN, SERVER))
+      H.write(dir .. "/orket.lua", base .. string.format("\nmcp = { servers = { h = { command = { %q, \"lua\", %q, \"good\" }, read_only = { %q } } } }\n",
+        H.BIN, SERVER, H.ROOT))
       assert(reload.apply(e, { ["orket.lua"] = true }))
       H.wait_for(function()
         require("orket.c.runtime").sleep(20)

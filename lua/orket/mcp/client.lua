@@ -220,7 +220,7 @@ function Conn:_start_stdio()
   local s = self.spec
   local layers = s.network and { netns = false, landlock_net = false } or nil
   local ok, argv = pcall(proc.helper_argv, { argv = s.command, cwd = self.cwd, tmpdir = tmp, env = s.env or {},
-    limits = self.limits or M.LIMITS, layers = layers })
+    limits = self.limits or M.LIMITS, layers = layers, read_only = s.read_only })
   if not ok or type(argv) ~= "table" then return nil, "mcp." .. self.name .. ": " .. tostring(argv), "ESPAWN" end
   local pin, pout, perr, prep = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
   self.pipes = { pin, pout, perr, prep }

@@ -11,7 +11,7 @@ local function fail(path, fmt, ...)
   error({ settings_error = "orket.lua: " .. path .. ": " .. string.format(fmt, ...) }, 0)
 end
 
-local SERVER_KEYS = "command, env, network, timeout_ms (stdio) or url, headers_env, timeout_ms (HTTP)"
+local SERVER_KEYS = "command, env, network, read_only, timeout_ms (stdio) or url, headers_env, timeout_ms (HTTP)"
 
 local function str(v, path)
   if type(v) ~= "string" or v == "" or v:find("[%z\r\n]") or not utf8.len(v) then
@@ -49,6 +49,21 @@ local function server(name, src)
     elseif k == "network" then
       if type(v) ~= "boolean" then fail(kp, "must be true or false (false: the server has no network)") end
       out.network = v
+    elseif k == "read_only" then
+      -- a stdio server runs in agent code's minimal view of the machine: what it needs to
+      -- read beyond the system's directories (its installation) is listed here
+      if type(v) ~= "table" then fail(kp, "must be a list of absolute paths, e.g. {\"/opt/mcp-server\"}") end
+      out.read_only = {}
+      for i, path in ipairs(v) do
+        if type(path) ~= "string" or path:sub(1, 1) ~= "/" or path == "/" or path:find("/%.%.?/") or path:find("/%.%.?$")
+            or path:find("//", 1, true) or path:sub(-1) == "/" or path:find("%z") then
+          fail(kp .. "[" .. i .. "]", "must be an absolute path without '.', '..', '//' or a trailing '/', not '/'")
+        end
+        out.read_only[i] = path
+      end
+      for kk in pairs(v) do
+        if math.type(kk) ~= "integer" or kk < 1 or kk > #v then fail(kp, "must be a list of absolute paths") end
+      end
     elseif k == "url" then
       str(v, kp)
       if not v:match("^https?://[^/%s]+") then fail(kp, "must be an http:// or https:// URL (got %q)", v) end
@@ -71,7 +86,9 @@ local function server(name, src)
     end
   end
   if (out.command == nil) == (out.url == nil) then fail(p, "needs command (a stdio server) or url (HTTP), not both") end
-  if out.url and (out.env or out.network ~= nil) then fail(p, "env and network go with command, not url") end
+  if out.url and (out.env or out.network ~= nil or out.read_only) then
+    fail(p, "env, network and read_only go with command, not url")
+  end
   if out.command and out.headers_env then fail(p .. ".headers_env", "goes with url, not command") end
   out.transport = out.command and "stdio" or "http"
   return out
