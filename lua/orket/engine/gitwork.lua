@@ -213,25 +213,28 @@ function M.retire(r, job)
   return true
 end
 
---- commit(run, job) -> true | nil, msg: commits what the turn changed in the card's worktree
---- and journals the commit (a `commit` event), inside the caller's transaction (the turn's
---- end records). Committed first, recorded second: a kill between the two leaves a commit
---- that carries the turn's trailer, so the resumed turn finds it ("exists") and never
---- commits twice.
+--- commit(run, job) -> true, skipped | nil, msg, CODE: commits what the turn changed in the
+--- card's worktree and journals the commit (a `commit` event), inside the caller's
+--- transaction (the turn's end records). Committed first, recorded second: a kill between
+--- the two leaves a commit that carries the turn's trailer, so the resumed turn finds it
+--- ("exists") and never commits twice. skipped: what was left out ({"path (why)"...}: FIFOs,
+--- sockets, devices, files over the cap, nested repositories), nil when nothing was.
+--- EUNSAFE: the worktree is not one git may read (a special .gitignore, a rewritten .git).
 function M.commit(r, job)
   local git = r.git
   if not git or not job.fs then return true end
   local who = author(job)
-  local id, kind = git.repo:commit(job.card_id, { name = who.name, email = who.email, turn = turn_key(job),
+  local id, kind, skipped = git.repo:commit(job.card_id, { name = who.name, email = who.email, turn = turn_key(job),
     message = string.format("%s: turn %d (%s, run %d)", job.card_id, job.turn, job.phase, job.run) })
-  if not id then return nil, kind end
+  if not id then return nil, kind, skipped end
+  if #skipped == 0 then skipped = nil end
   fault.hit("after_git_commit")
   if kind ~= "clean" and id ~= job.commit then
     r.db:event { kind = "commit", card = job.card_id, run = r.run_id, actor = job.seat,
       data = { id = id, turn = job.turn, branch = "orket/" .. job.card_id, kind = kind } }
     job.commit = id
   end
-  return true
+  return true, skipped
 end
 
 M.ENGINE = ENGINE
@@ -268,8 +271,8 @@ function M.board_for(r, job)
     if to ~= "done" or id ~= job.card_id then return board:transition(id, to, opts) end
     local ok, err, code = board:check_transition(id, to, opts)
     if not ok then return nil, err, code end
-    local cok, cerr = M.commit(r, job)
-    if not cok then return nil, "board: " .. id .. ": " .. tostring(cerr), "EGIT" end
+    local cok, cerr, ccode = M.commit(r, job)
+    if not cok then return nil, "board: " .. id .. ": " .. tostring(cerr), ccode == "EUNSAFE" and ccode or "EGIT" end
     local res, merr, mcode, paths = r.git.repo:merge_to_main(id, ENGINE)
     -- main moved meanwhile (a run in another process merged): merge again onto the new tip
     for _ = 1, 3 do

@@ -345,10 +345,18 @@ function Run:end_turn_records(job, out)
     self.db:event { kind = "escalated", card = job.card_id, run = self.run_id, data = { key = card.retries or 0 } }
   end
   -- the turn's files are committed before its end is recorded (gitwork.commit)
-  local gok, gerr = gitwork.commit(self, job)
+  local gok, gerr, gcode = gitwork.commit(self, job)
   if not gok then out.git_error = gerr end
+  if not gok and gcode == "EUNSAFE" and not reason then
+    -- a worktree git may not read (a FIFO .gitignore, a rewritten .git): nothing of the card
+    -- can be committed or merged until a person looks, so it stops here with the reason
+    reason, why = "system", "The turn's files were not committed: " .. tostring(gerr)
+    local ok, err = block_records(self, card, job.actor, reason, why)
+    out.blocked = { reason = reason, detail = why, error = not ok and err or nil }
+  end
   self.db:event { kind = "turn_end", card = job.card_id, run = self.run_id, actor = job.seat,
-    data = { turn = job.turn, outcome = out.ended, detail = out.detail, git_error = out.git_error } }
+    data = { turn = job.turn, outcome = out.ended, detail = out.detail, git_error = out.git_error,
+      git_skipped = gok and gerr or nil } }
   out.status = assert(self.board:status(job.card_id))
   out.recorded = true
   -- a worker's card that left the statuses a turn works is released with the turn's end:
