@@ -55,6 +55,11 @@ static int gr_fail(gr_err *e, const char *code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(e->msg + n, sizeof e->msg - (size_t)n, fmt, ap);
   va_end(ap);
+  /* a full disk is the machine's state, not the repository's: the engine stops the run and
+   * a resume carries on once there is room (libgit2 reports it only in its message) */
+  if ((strcmp(code, "EIO") == 0 || strcmp(code, "EGIT") == 0) &&
+      (strstr(e->msg, strerror(ENOSPC)) || strstr(e->msg, strerror(EDQUOT))))
+    e->code = "ENOSPC";
   return -1;
 }
 

@@ -155,26 +155,26 @@ function M.worktree(r, card_id)
   return r.git.repo:worktree(card_id, r.git.dir .. "/" .. card_id)
 end
 
---- enter(run, job) -> true | nil, msg: makes (or finds) the card's worktree, merges main into
+--- enter(run, job) -> true | nil, msg, CODE: makes (or finds) the card's worktree, merges main into
 --- it when the card's last merge conflicted, and opens the turn's workspace view on it
 --- (job.fs, closed by leave).
 function M.enter(r, job)
   local git = r.git
   if not git then return true end
   local repo = git.repo
-  local path, err = M.worktree(r, job.card_id)
-  if not path then return nil, err end
+  local path, err, code = M.worktree(r, job.card_id)
+  if not path then return nil, err, code end
   -- prepare read the card's merge marks with its turns (job.needs_main); a job made
   -- elsewhere has them read here
   local needs = job.needs_main
   if needs == nil then needs = needs_main(r.db, job.card_id) end
   if needs then
     -- whatever an interrupted turn left is committed first (merge_from_main wants a clean tree)
-    local cid, cerr = repo:commit(job.card_id, { name = ENGINE.name, email = ENGINE.email,
+    local cid, cerr, ccode = repo:commit(job.card_id, { name = ENGINE.name, email = ENGINE.email,
       message = string.format("%s: work left before merging main", job.card_id) })
-    if not cid then return nil, cerr end
-    local m, merr = repo:merge_from_main(job.card_id, ENGINE)
-    if not m then return nil, merr end
+    if not cid then return nil, cerr, ccode end
+    local m, merr, mcode = repo:merge_from_main(job.card_id, ENGINE)
+    if not m then return nil, merr, mcode end
     fault.hit("after_git_merge_main")
     local ok, werr = r.db:tx(function()
       r.db:event { kind = "merge_main", card = job.card_id, run = r.run_id,
@@ -272,7 +272,10 @@ function M.board_for(r, job)
     local ok, err, code = board:check_transition(id, to, opts)
     if not ok then return nil, err, code end
     local cok, cerr, ccode = M.commit(r, job)
-    if not cok then return nil, "board: " .. id .. ": " .. tostring(cerr), ccode == "EUNSAFE" and ccode or "EGIT" end
+    if not cok and r.git_broken then r:git_broken(id, cerr, ccode) end
+    if not cok then
+      return nil, "board: " .. id .. ": " .. tostring(cerr), (ccode == "EUNSAFE" or ccode == "ENOSPC") and ccode or "EGIT"
+    end
     local res, merr, mcode, paths = r.git.repo:merge_to_main(id, ENGINE)
     -- main moved meanwhile (a run in another process merged): merge again onto the new tip
     for _ = 1, 3 do
@@ -286,6 +289,7 @@ function M.board_for(r, job)
       job.conflict = paths
       return nil, "board: " .. id .. ": " .. why, "ECONFLICT"
     end
+    if not res and r.git_broken then r:git_broken(id, merr, mcode) end
     if not res then return nil, "board: " .. id .. ": " .. tostring(merr), mcode end
     fault.hit("after_git_merge")
     local moved, terr, tcode = board:transition(id, to, opts)
