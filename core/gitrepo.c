@@ -346,8 +346,8 @@ static int gr_stage_filter(const char *path, const char *matched, void *payload)
  * engine opens a card's repository from its gitdir (<commondir>/worktrees/<card>, never
  * agent-writable; the working tree comes from its gitdir file), and before each operation
  * checks that the .git file is still what git_worktree_add wrote. A .git found otherwise is
- * refused (EUNSAFE, once) and put back: the one found is moved aside to .git.refused-N
- * (never deleted) and the right file written, so that libgit2's own visits to every
+ * refused (EUNSAFE, once) and put back: the one found is moved into the gitdir as
+ * dotgit.refused-N (never deleted) and the right file written, so that libgit2's own visits to every
  * worktree (making another card's) never follow it; the refusal is kept in the gitdir
  * (GR_REFUSED) until the card's next operation reports it. */
 #define GR_DOTGIT_MAX 4096
@@ -385,26 +385,31 @@ static void gr_chomp(char *s) {
   while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == '/')) s[--n] = '\0';
 }
 
-/* Puts card's .git back: whatever is there moved aside, the file git_worktree_add writes
- * written in its place. Best effort: the refusal stands either way. */
+/* Puts card's .git back: whatever is there moved into the card's gitdir (meta) as
+ * dotgit.refused-N (kept for a person to look at until the worktree is removed, and out of
+ * the working tree so it is never committed), then the file git_worktree_add writes written in its place.
+ * Best effort: the refusal stands either way. */
 static void gr_dotgit_restore(const char *wd, const char *meta) {
   int dfd = open(wd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dfd < 0) return;
+  int mfd = open(meta, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   struct stat st;
-  if (fstatat(dfd, ".git", &st, AT_SYMLINK_NOFOLLOW) == 0) {
+  if (mfd >= 0 && fstatat(dfd, ".git", &st, AT_SYMLINK_NOFOLLOW) == 0) {
     char aside[64];
     int moved = 0;
     for (int i = 1; i < 1000 && !moved; i++) {
-      snprintf(aside, sizeof aside, ".git.refused-%d", i);
-      if (fstatat(dfd, aside, &st, AT_SYMLINK_NOFOLLOW) == 0) continue;
-      moved = renameat(dfd, ".git", dfd, aside) == 0;
+      snprintf(aside, sizeof aside, "dotgit.refused-%d", i);
+      if (fstatat(mfd, aside, &st, AT_SYMLINK_NOFOLLOW) == 0) continue;
+      moved = renameat(dfd, ".git", mfd, aside) == 0;
       if (!moved) break;
     }
     if (!moved) {
+      close(mfd);
       close(dfd);
       return;
     }
   }
+  if (mfd >= 0) close(mfd);
   char line[PATH_MAX + 16];
   int n = snprintf(line, sizeof line, "gitdir: %s/\n", meta);
   int fd = openat(dfd, ".git", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -459,8 +464,8 @@ static int gr_wt_gitdir_check(git_repository *repo, const char *card, gr_err *e)
   gr_dotgit_restore(wd, meta);
   return gr_fail(e, "EUNSAFE",
                  "the .git file of card %s's worktree %s, not the repository's worktrees/%s: refused, never "
-                 "followed (the engine alone writes it; it was put back and what was there moved to .git.refused-N)",
-                 card, found, card);
+                 "followed (the engine alone writes it: it was put back, and what was there kept as %s/dotgit.refused-N)",
+                 card, found, card, meta);
 }
 
 /* gr_wt_gitdir_check for a worktree libgit2 is about to visit on its own (git_worktree_add

@@ -167,7 +167,8 @@ out.again = { repo:commit("X1", { name = WHO.name, email = WHO.email, message = 
     -- put back: the next operation works on the card's own repository
     assert.equal("committed", out.again[2])
     assert.matches("^gitdir: ", H.read(wtp .. "/.git"))
-    assert.equal("gitdir: " .. evil .. "\n", H.read(wtp .. "/.git.refused-1"))
+    assert.equal("gitdir: " .. evil .. "\n", H.read(ws .. "/.git/worktrees/X1/dotgit.refused-1"))
+    assert.is_nil(io.open(wtp .. "/dotgit.refused-1"))
     assert.equal(before, snapshot(evil)) -- nothing landed in the planted repository
     assert.is_nil(io.open(marker)) -- no hook, no fsmonitor ran
     assert.are_not.equal(main_before, snapshot(ws .. "/.git")) -- the commit landed at home
