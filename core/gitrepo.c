@@ -1182,7 +1182,11 @@ int gitrepo_worktree_remove(gitrepo *r, const char *card, int *removed, gr_err *
     git_repository *w = NULL;
     gr_paths dirty = {NULL, 0};
     int updated;
-    if ((w = gr_kept(r, card, NULL)) == NULL && gr_open_wt(r, card, NULL, wt, &w, e) != 0) goto out;
+    if ((w = gr_kept(r, card, NULL)) != NULL && gr_wt_gitdir_check(r->repo, card, e) != 0) {
+      gr_forget(r, card);
+      goto out;
+    }
+    if (w == NULL && gr_open_wt(r, card, NULL, wt, &w, e) != 0) goto out;
     int st = gr_refresh_repo(w, &updated, e) == 0 ? gr_status_repo(w, &dirty, e) : -1;
     if (st == 0 && dirty.n)
       st = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, dirty.v[0],
