@@ -237,14 +237,25 @@ static int gr_scan_controls(int dfd, const char *rel, gr_err *e) {
   return 0;
 }
 
+/* Walks directory dfd (closed here, whatever happens), whose path is rel. */
 static int gr_scan_dir(gr_scan *s, int dfd, char *rel, size_t rlen, int depth, gr_err *e) {
-  if (gr_scan_controls(dfd, rel, e) != 0) return -1;
+  if (gr_scan_controls(dfd, rel, e) != 0) {
+    close(dfd);
+    return -1;
+  }
   if (rlen > 0) { /* an ignored directory is not walked by libgit2 either */
     int ignored = 0;
-    if (git_ignore_path_is_ignored(&ignored, s->repo, rel) == 0 && ignored) return 0;
+    if (git_ignore_path_is_ignored(&ignored, s->repo, rel) == 0 && ignored) {
+      close(dfd);
+      return 0;
+    }
   }
   DIR *d = fdopendir(dfd);
-  if (d == NULL) return gr_fail(e, "EIO", "cannot list %s: %s", rlen ? rel : "the working tree", strerror(errno));
+  if (d == NULL) {
+    int err = errno;
+    close(dfd);
+    return gr_fail(e, "EIO", "cannot list %s: %s", rlen ? rel : "the working tree", strerror(err));
+  }
   struct dirent *de;
   int ret = 0;
   while (ret == 0 && (de = readdir(d)) != NULL) {
@@ -787,6 +798,9 @@ static int gr_refresh_repo(git_repository *repo, int *updated, gr_err *e) {
     git_checkout_options co;
     (void)git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
     co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
+    /* whatever was at a path is removed first (FORCE); should something appear there
+     * meanwhile, the write neither follows a symlink nor waits on a FIFO */
+    co.file_open_flags = O_CREAT | O_TRUNC | O_WRONLY | O_NOFOLLOW | O_NONBLOCK;
     co.baseline = base;
     co.paths.strings = paths;
     co.paths.count = n;
