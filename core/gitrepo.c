@@ -497,6 +497,14 @@ static void gr_wt_gitdir_sweep(git_repository *repo, const char *card) {
   else (void)unlink(tmp);
 }
 
+/* 1 when a refusal of card's .git waits in its gitdir for the card's next operation. */
+static int gr_wt_refused(git_repository *repo, const char *card) {
+  char p[PATH_MAX];
+  struct stat st;
+  return (size_t)snprintf(p, sizeof p, "%sworktrees/%s/" GR_REFUSED, git_repository_commondir(repo), card) < sizeof p &&
+         lstat(p, &st) == 0;
+}
+
 /* Sweeps every registered card worktree but `except` (see gr_wt_gitdir_sweep). */
 static void gr_wt_gitdir_sweep_all(git_repository *repo, const char *except) {
   git_strarray wts = {0};
@@ -1678,6 +1686,10 @@ int gitrepo_recover(gitrepo *r, int *removed, gr_err *e) {
   for (size_t i = 0; i < wts.count; i++) {
     git_repository *w = NULL;
     if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
+    /* a rewritten .git is put back and its refusal kept for the card's next operation to
+     * report (recover's own errors go nowhere) */
+    gr_wt_gitdir_sweep(r->repo, wts.strings[i]);
+    if (gr_wt_refused(r->repo, wts.strings[i])) continue;
     gr_err ignored;
     if (gr_open_card(r, wts.strings[i], &w, &ignored) != 0) continue; /* broken: gitrepo_worktree remakes it */
     if (gr_refresh_repo(w, &updated, e) != 0) goto out;
@@ -1784,6 +1796,12 @@ int gitrepo_check(gitrepo *r, gr_err *e) {
   for (size_t i = 0; i < wts.count; i++) {
     git_repository *w = NULL;
     if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
+    gr_wt_gitdir_sweep(r->repo, wts.strings[i]);
+    if (gr_wt_refused(r->repo, wts.strings[i])) {
+      gr_fail(e, "EINCONSISTENT", "worktree %s: its .git file was refused (the card's next operation says why)",
+              wts.strings[i]);
+      goto out;
+    }
     if (gr_open_card(r, wts.strings[i], &w, e) != 0) {
       gr_fail(e, "EINCONSISTENT", "worktree %s cannot be opened", wts.strings[i]);
       goto out;

@@ -195,6 +195,22 @@ out.worktree = { repo:worktree("X1", ]] .. string.format("%q", wtp) .. [[) }
     end)
   end
 
+  it("recover puts a rewritten .git back and leaves its refusal for the card's next operation", function()
+    H.write(wtp .. "/.git", "gitdir: /elsewhere\n")
+    local out = child(base, ws, [[
+out.recover = { repo:recover() }
+out.check = { repo:check() }
+out.commit = { repo:commit("X1", { name = WHO.name, email = WHO.email, message = "m" }) }
+out.again = { repo:check() }
+]])
+    assert.equal(0, out.recover[1])
+    assert.equal("EINCONSISTENT", out.check[3])
+    assert.matches("worktree X1: its %.git file was refused", out.check[2])
+    assert.equal("EUNSAFE", out.commit[3])
+    assert.matches("points to \"/elsewhere\"", out.commit[2])
+    assert.is_true(out.again[1])
+  end)
+
   it("making another card's worktree never follows a rewritten .git; that card's next operation reports it", function()
     local marker = base .. "/hook-ran"
     local evil = planted(marker)
