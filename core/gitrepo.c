@@ -81,6 +81,11 @@ static int gr_fail(gr_err *e, const char *code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(e->msg + n, sizeof e->msg - (size_t)n, fmt, ap);
   va_end(ap);
+  /* a full disk is the machine's state, not the repository's: the engine stops the run and
+   * a resume carries on once there is room (libgit2 reports it only in its message) */
+  if ((strcmp(code, "EIO") == 0 || strcmp(code, "EGIT") == 0) &&
+      (strstr(e->msg, strerror(ENOSPC)) || strstr(e->msg, strerror(EDQUOT))))
+    e->code = "ENOSPC";
   return -1;
 }
 
@@ -196,6 +201,346 @@ static int gr_abspath(const char *path, char *buf, size_t cap, gr_err *e) {
   return 0;
 }
 
+/* ---- what libgit2 is let near in a working tree --------------------------------------------
+ * A card's working tree is written by agent code, so it is data, never trusted. libgit2's
+ * own walk skips FIFOs, sockets and devices, but it opens some files by name, following
+ * symlinks and without O_NONBLOCK: each directory's .gitignore and .gitattributes, the
+ * root's .gitmodules, and a nested repository's .git (an untracked directory holding one is
+ * added as a submodule: its repository opened wherever its .git points). A FIFO there
+ * blocks the engine for good; a symlink reads a file outside. So before libgit2 reads a
+ * working tree, gr_scan walks it itself (no-follow, non-blocking) and:
+ * - refuses (EUNSAFE) when one of those by-name files is not a regular file or is large;
+ * - lists what is not handed to libgit2's staging (skip: a FIFO, socket or device, a file
+ *   over GR_FILE_MAX, a directory holding a nested .git), each with a note saying why. */
+#define GR_FILE_MAX ((off_t)64 << 20)   /* a larger regular file is not committed */
+#define GR_CONTROL_MAX ((off_t)1 << 20) /* a larger .gitignore/.gitattributes is refused */
+#define GR_SCAN_DEPTH 128
+#define GR_NOTES_MAX 50 /* notes kept per scan (the skip list itself is whole) */
+
+typedef struct gr_scan {
+  git_repository *repo; /* asked which directories are ignored (not walked) */
+  gr_paths skip;        /* paths ("dir/" for a whole directory) staging leaves out */
+  gr_paths notes;       /* "path (why)" for the journal */
+  size_t unnoted;       /* skipped paths beyond GR_NOTES_MAX */
+} gr_scan;
+
+static void gr_scan_free(gr_scan *s) {
+  gr_paths_free(&s->skip);
+  gr_paths_free(&s->notes);
+  s->unnoted = 0;
+}
+
+static const char *gr_kind(mode_t m) {
+  return S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : S_ISCHR(m) ? "a character device"
+       : S_ISBLK(m) ? "a block device" : S_ISLNK(m) ? "a symlink" : S_ISDIR(m) ? "a directory" : "not a regular file";
+}
+
+static int gr_scan_skip(gr_scan *s, const char *path, const char *why, gr_err *e) {
+  char note[PATH_MAX + 96];
+  if (gr_paths_add(&s->skip, path) != 0) return gr_fail(e, "ENOMEM", "out of memory");
+  if (s->notes.n >= GR_NOTES_MAX) {
+    s->unnoted++;
+    return 0;
+  }
+  snprintf(note, sizeof note, "%s (%s)", path, why);
+  return gr_paths_add(&s->notes, note) != 0 ? gr_fail(e, "ENOMEM", "out of memory") : 0;
+}
+
+/* The files libgit2 reads by name in directory dfd (rel: its path, "" or ending in '/')
+ * must be small regular files or absent. */
+static int gr_scan_controls(int dfd, const char *rel, gr_err *e) {
+  static const char *const names[] = {".gitignore", ".gitattributes", ".gitmodules", NULL};
+  for (const char *const *n = names; *n; n++) {
+    struct stat st;
+    if (fstatat(dfd, *n, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (!S_ISREG(st.st_mode) || st.st_size > GR_CONTROL_MAX)
+      return gr_fail(e, "EUNSAFE",
+                     "%s%s is %s%s; git reads that file by name, so no git work is done on this working tree "
+                     "until it is removed or made a regular file of at most 1 MiB",
+                     rel, *n, S_ISREG(st.st_mode) ? "larger than 1 MiB" : gr_kind(st.st_mode),
+                     S_ISREG(st.st_mode) ? "" : " (never opened)");
+  }
+  return 0;
+}
+
+/* Walks directory dfd (closed here, whatever happens), whose path is rel. */
+static int gr_scan_dir(gr_scan *s, int dfd, char *rel, size_t rlen, int depth, gr_err *e) {
+  if (gr_scan_controls(dfd, rel, e) != 0) {
+    close(dfd);
+    return -1;
+  }
+  if (rlen > 0) { /* an ignored directory is not walked by libgit2 either */
+    int ignored = 0;
+    if (git_ignore_path_is_ignored(&ignored, s->repo, rel) == 0 && ignored) {
+      close(dfd);
+      return 0;
+    }
+  }
+  DIR *d = fdopendir(dfd);
+  if (d == NULL) {
+    int err = errno;
+    close(dfd);
+    return gr_fail(e, "EIO", "cannot list %s: %s", rlen ? rel : "the working tree", strerror(err));
+  }
+  struct dirent *de;
+  int ret = 0;
+  while (ret == 0 && (de = readdir(d)) != NULL) {
+    const char *name = de->d_name;
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) continue;
+    if (rlen == 0 && strcmp(name, ".git") == 0) continue; /* the engine's own: gr_wt_gitdir_check */
+    size_t nl = strlen(name);
+    if (rlen + nl + 2 >= PATH_MAX) continue; /* libgit2 cannot name it either */
+    memcpy(rel + rlen, name, nl + 1);
+    struct stat st;
+    if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      rel[rlen] = '\0';
+      continue; /* gone since readdir */
+    }
+    if (strcmp(name, ".git") == 0) { /* a nested repository: its .git may point anywhere */
+      rel[rlen] = '\0';
+      ret = gr_scan_skip(s, rel, "holds a nested .git: a repository of its own, not committed", e);
+      break;
+    }
+    if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+      char why[64];
+      snprintf(why, sizeof why, "%s: never opened, not committed", gr_kind(st.st_mode));
+      ret = gr_scan_skip(s, rel, why, e);
+    } else if (S_ISREG(st.st_mode) && st.st_size > GR_FILE_MAX) {
+      char why[96];
+      snprintf(why, sizeof why, "%lld bytes, over the %lld MiB cap: not committed", (long long)st.st_size,
+               (long long)(GR_FILE_MAX >> 20));
+      ret = gr_scan_skip(s, rel, why, e);
+    } else if (S_ISDIR(st.st_mode)) {
+      if (depth >= GR_SCAN_DEPTH) {
+        rel[rlen + nl] = '/';
+        rel[rlen + nl + 1] = '\0';
+        ret = gr_scan_skip(s, rel, "nested too deep: not committed", e);
+      } else {
+        int cfd = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (cfd >= 0) {
+          rel[rlen + nl] = '/';
+          rel[rlen + nl + 1] = '\0';
+          ret = gr_scan_dir(s, cfd, rel, rlen + nl + 1, depth + 1, e); /* closes cfd */
+        }
+      }
+    }
+    rel[rlen] = '\0';
+  }
+  closedir(d);
+  return ret;
+}
+
+/* Scans repo's working tree (see above) into *s; EUNSAFE when libgit2 must not read it. */
+static int gr_scan_run(git_repository *repo, gr_scan *s, gr_err *e) {
+  memset(s, 0, sizeof *s);
+  s->repo = repo;
+  const char *wd = git_repository_workdir(repo);
+  if (wd == NULL) return 0;
+  int fd = open(wd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return gr_fail(e, "EIO", "cannot open %s: %s", wd, strerror(errno));
+  char rel[PATH_MAX] = "";
+  if (gr_scan_dir(s, fd, rel, 0, 0, e) != 0) {
+    gr_scan_free(s);
+    return -1;
+  }
+  if (s->unnoted) {
+    char more[64];
+    snprintf(more, sizeof more, "... and %zu more", s->unnoted);
+    if (gr_paths_add(&s->notes, more) != 0) {
+      gr_scan_free(s);
+      return gr_fail(e, "ENOMEM", "out of memory");
+    }
+  }
+  return 0;
+}
+
+/* 1 when path (as libgit2 names it: a file, or a directory with or without its '/') is one
+ * the scan left out, or lies beneath one. */
+static int gr_scan_skips(const gr_paths *skip, const char *path) {
+  size_t pl = strlen(path);
+  for (size_t i = 0; i < skip->n; i++) {
+    const char *s = skip->v[i];
+    size_t sl = strlen(s);
+    if (sl > 0 && s[sl - 1] == '/') {
+      if (strncmp(path, s, sl) == 0 || (pl == sl - 1 && strncmp(path, s, pl) == 0)) return 1;
+    } else if (strcmp(path, s) == 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* git_index_add_all / update_all's filter: > 0 leaves the path out. */
+static int gr_stage_filter(const char *path, const char *matched, void *payload) {
+  (void)matched;
+  return gr_scan_skips(payload, path);
+}
+
+/* ---- the worktree's .git is the engine's ----------------------------------------------------
+ * A card's working tree holds the .git file naming its gitdir, and agent code can write
+ * there. libgit2 follows that file when it opens the worktree by its directory: rewritten,
+ * commits would land in whatever repository it names and a FIFO there would block. So the
+ * engine opens a card's repository from its gitdir (<commondir>/worktrees/<card>, never
+ * agent-writable; the working tree comes from its gitdir file), and before each operation
+ * checks that the .git file is still what git_worktree_add wrote. A .git found otherwise is
+ * refused (EUNSAFE, once) and put back: the one found is moved into the gitdir as
+ * dotgit.refused-N (never deleted) and the right file written, so that libgit2's own visits to every
+ * worktree (making another card's) never follow it; the refusal is kept in the gitdir
+ * (GR_REFUSED) until the card's next operation reports it. */
+#define GR_DOTGIT_MAX 4096
+#define GR_REFUSED "orket-gitdir-refused"
+
+/* Reads a small regular file at dirfd/name (at most cap-1 bytes) into buf without following
+ * a symlink, opening a FIFO, socket or device (lstat first; the open is O_NOFOLLOW|O_NONBLOCK
+ * and checked again, so a swap in between cannot block). 0, or -1 with errno: EINVAL when
+ * it is not a regular file (*mode says what it is), EFBIG when it is too large. */
+static int gr_read_small(int dirfd, const char *name, char *buf, size_t cap, mode_t *mode) {
+  struct stat st;
+  *mode = 0;
+  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return -1;
+  *mode = st.st_mode;
+  if (!S_ISREG(st.st_mode) || (size_t)st.st_size >= cap) {
+    errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+    return -1;
+  }
+  int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  ssize_t n = ok ? read(fd, buf, cap - 1) : -1;
+  int err = ok ? errno : EINVAL;
+  close(fd);
+  if (n < 0) {
+    errno = err;
+    return -1;
+  }
+  buf[n] = '\0';
+  return 0;
+}
+
+static void gr_chomp(char *s) {
+  size_t n = strlen(s);
+  while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == '/')) s[--n] = '\0';
+}
+
+/* Puts card's .git back: whatever is there moved into the card's gitdir (meta) as
+ * dotgit.refused-N (kept for a person to look at until the worktree is removed, and out of
+ * the working tree so it is never committed), then the file git_worktree_add writes written in its place.
+ * Best effort: the refusal stands either way. */
+static void gr_dotgit_restore(const char *wd, const char *meta) {
+  int dfd = open(wd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) return;
+  int mfd = open(meta, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (mfd >= 0 && fstatat(dfd, ".git", &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    char aside[64];
+    int moved = 0;
+    for (int i = 1; i < 1000 && !moved; i++) {
+      snprintf(aside, sizeof aside, "dotgit.refused-%d", i);
+      if (fstatat(mfd, aside, &st, AT_SYMLINK_NOFOLLOW) == 0) continue;
+      moved = renameat(dfd, ".git", mfd, aside) == 0;
+      if (!moved) break;
+    }
+    if (!moved) {
+      close(mfd);
+      close(dfd);
+      return;
+    }
+  }
+  if (mfd >= 0) close(mfd);
+  char line[PATH_MAX + 16];
+  int n = snprintf(line, sizeof line, "gitdir: %s/\n", meta);
+  int fd = openat(dfd, ".git", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    if (write(fd, line, (size_t)n) != n) { /* best effort: checked again next time */ }
+    close(fd);
+  }
+  close(dfd);
+}
+
+/* Checks card's worktree (registered, its metadata whole) against what the engine made:
+ * <meta>/gitdir names <wd>/.git, and <wd>/.git is a small regular file saying
+ * "gitdir: <meta>". EUNSAFE otherwise (and the .git put back, see above), or when an earlier
+ * visit put one back and this is the first operation since. */
+static int gr_wt_gitdir_check(git_repository *repo, const char *card, gr_err *e) {
+  char meta[PATH_MAX], link[PATH_MAX], dotgit[GR_DOTGIT_MAX], wd[PATH_MAX];
+  mode_t mode;
+  if ((size_t)snprintf(meta, sizeof meta, "%sworktrees/%s", git_repository_commondir(repo), card) >= sizeof meta)
+    return gr_fail(e, "EINVAL", "path too long");
+  int mfd = open(meta, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (mfd < 0) return gr_fail(e, "ENOENT", "card %s has no worktree", card);
+  char refused[1024];
+  if (gr_read_small(mfd, GR_REFUSED, refused, sizeof refused, &mode) == 0) {
+    (void)unlinkat(mfd, GR_REFUSED, 0);
+    close(mfd);
+    return gr_fail(e, "EUNSAFE", "%s", refused);
+  }
+  int rc = gr_read_small(mfd, "gitdir", link, sizeof link, &mode);
+  close(mfd);
+  if (rc != 0) return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
+  gr_chomp(link);
+  size_t ll = strlen(link);
+  if (ll < 5 || strcmp(link + ll - 5, "/.git") != 0)
+    return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
+  snprintf(wd, sizeof wd, "%.*s", (int)(ll - 5), link);
+  int wfd = open(wd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (wfd < 0) return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
+  rc = gr_read_small(wfd, ".git", dotgit, sizeof dotgit, &mode);
+  int err = errno;
+  close(wfd);
+  char found[PATH_MAX + 64];
+  if (rc != 0) {
+    if (err == ENOENT) snprintf(found, sizeof found, "is missing");
+    else if (err == EFBIG) snprintf(found, sizeof found, "is too large for a .git file");
+    else if (err == EINVAL && mode) snprintf(found, sizeof found, "is %s", gr_kind(mode));
+    else snprintf(found, sizeof found, "cannot be read (%s)", strerror(err));
+  } else {
+    gr_chomp(dotgit);
+    if (strncmp(dotgit, "gitdir: ", 8) == 0 && strcmp(dotgit + 8, meta) == 0) return 0;
+    snprintf(found, sizeof found, "points to \"%.*s\"", 200, strncmp(dotgit, "gitdir: ", 8) == 0 ? dotgit + 8 : dotgit);
+  }
+  gr_dotgit_restore(wd, meta);
+  return gr_fail(e, "EUNSAFE",
+                 "the .git file of card %s's worktree %s, not the repository's worktrees/%s: refused, never "
+                 "followed (the engine alone writes it: it was put back, and what was there kept as %s/dotgit.refused-N)",
+                 card, found, card, meta);
+}
+
+/* gr_wt_gitdir_check for a worktree libgit2 is about to visit on its own (git_worktree_add
+ * opens every one): a refusal is kept in its gitdir for the card's next operation to report. */
+static void gr_wt_gitdir_sweep(git_repository *repo, const char *card) {
+  gr_err e;
+  if (gr_wt_gitdir_check(repo, card, &e) == 0 || strcmp(e.code, "EUNSAFE") != 0) return;
+  char p[PATH_MAX], tmp[PATH_MAX + 8];
+  if ((size_t)snprintf(p, sizeof p, "%sworktrees/%s/" GR_REFUSED, git_repository_commondir(repo), card) >= sizeof p)
+    return;
+  snprintf(tmp, sizeof tmp, "%s.tmp", p);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  size_t n = strlen(e.msg + 5); /* without "git: ": gr_fail adds it again */
+  int ok = write(fd, e.msg + 5, n) == (ssize_t)n && fsync(fd) == 0;
+  close(fd);
+  if (ok) (void)rename(tmp, p);
+  else (void)unlink(tmp);
+}
+
+/* 1 when a refusal of card's .git waits in its gitdir for the card's next operation. */
+static int gr_wt_refused(git_repository *repo, const char *card) {
+  char p[PATH_MAX];
+  struct stat st;
+  return (size_t)snprintf(p, sizeof p, "%sworktrees/%s/" GR_REFUSED, git_repository_commondir(repo), card) < sizeof p &&
+         lstat(p, &st) == 0;
+}
+
+/* Sweeps every registered card worktree but `except` (see gr_wt_gitdir_sweep). */
+static void gr_wt_gitdir_sweep_all(git_repository *repo, const char *except) {
+  git_strarray wts = {0};
+  if (git_worktree_list(&wts, repo) < 0) return;
+  for (size_t i = 0; i < wts.count; i++)
+    if (gitrepo_card_valid(wts.strings[i]) && strcmp(wts.strings[i], except) != 0)
+      gr_wt_gitdir_sweep(repo, wts.strings[i]);
+  git_strarray_dispose(&wts);
+}
+
 /* ---- the context ------------------------------------------------------------------------- */
 
 /* Process-wide libgit2 settings Orket relies on: objects and refs fsync'd (a power cut after
@@ -286,10 +631,12 @@ int gitrepo_open(const char *path, gitrepo **out, gr_err *e) {
 }
 
 /* Adds every file of the working tree to idx (honouring .gitignore) and drops entries whose
- * files are gone: `git add -A`. */
-static int gr_stage_all(git_index *idx, gr_err *e) {
-  int rc = git_index_add_all(idx, NULL, GIT_INDEX_ADD_DEFAULT, NULL, NULL);
-  if (rc == 0) rc = git_index_update_all(idx, NULL, NULL, NULL);
+ * files are gone: `git add -A`, leaving out what gr_scan put on its skip list (run first:
+ * the scan also made sure libgit2 can read the working tree without blocking). */
+static int gr_stage_all(git_index *idx, const gr_scan *scan, gr_err *e) {
+  void *skip = (void *)&scan->skip;
+  int rc = git_index_add_all(idx, NULL, GIT_INDEX_ADD_DEFAULT, gr_stage_filter, skip);
+  if (rc == 0) rc = git_index_update_all(idx, NULL, gr_stage_filter, skip);
   return rc < 0 ? gr_git(e, rc, "staging the working tree") : 0;
 }
 
@@ -300,11 +647,12 @@ static int gr_initial_commit(git_repository *repo, const gr_sig *who, gr_err *e)
   git_index *idx = NULL;
   git_tree *tree = NULL;
   git_oid tid, cid;
+  gr_scan scan = {0};
   int rc, ret = -1;
   if (gr_make_sig(who, &sig, e) != 0) return -1;
   if ((rc = git_repository_set_head(repo, "refs/heads/" GR_MAIN)) < 0) { gr_git(e, rc, "HEAD"); goto out; }
   if ((rc = git_repository_index(&idx, repo)) < 0) { gr_git(e, rc, "index"); goto out; }
-  if (gr_stage_all(idx, e) != 0) goto out;
+  if (gr_scan_run(repo, &scan, e) != 0 || gr_stage_all(idx, &scan, e) != 0) goto out;
   if ((rc = git_index_write_tree(&tid, idx)) < 0 || (rc = git_tree_lookup(&tree, repo, &tid)) < 0) {
     gr_git(e, rc, "tree");
     goto out;
@@ -314,6 +662,7 @@ static int gr_initial_commit(git_repository *repo, const gr_sig *who, gr_err *e)
   if ((rc = git_index_write(idx)) < 0) { gr_git(e, rc, "index write"); goto out; }
   ret = 0;
 out:
+  gr_scan_free(&scan);
   git_tree_free(tree);
   git_index_free(idx);
   git_signature_free(sig);
@@ -493,6 +842,10 @@ static int gr_refresh_repo(const gr_wd *w, int *updated, gr_err *e) {
       goto out;
     }
   } else if (n > 0) {
+    /* the checkout reads .gitattributes (and hashes files): only once the scan says it may */
+    gr_scan scan;
+    if (gr_scan_run(repo, &scan, e) != 0) goto out;
+    gr_scan_free(&scan);
     if ((paths = calloc(n, sizeof *paths)) == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
     for (size_t i = 0; i < n; i++) {
       const git_diff_delta *d = git_diff_get_delta(diff, i);
@@ -504,6 +857,9 @@ static int gr_refresh_repo(const gr_wd *w, int *updated, gr_err *e) {
     git_checkout_options co;
     (void)git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
     co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
+    /* whatever was at a path is removed first (FORCE); should something appear there
+     * meanwhile, the write neither follows a symlink nor waits on a FIFO */
+    co.file_open_flags = O_CREAT | O_TRUNC | O_WRONLY | O_NOFOLLOW | O_NONBLOCK;
     co.baseline = base;
     co.paths.strings = paths;
     co.paths.count = n;
@@ -636,9 +992,19 @@ static git_repository *gr_keep(gitrepo *r, const char *card, const char *path, g
  * *w is borrowed, as gr_open_card's. */
 static int gr_open_wt(gitrepo *r, const char *card, const char *path, git_worktree *wt, git_repository **w,
                       gr_err *e) {
+  (void)wt;
+  /* opened from its gitdir, never through the working tree's .git file (agent-writable):
+   * libgit2 takes the working tree from the gitdir's own gitdir file */
+  char meta[PATH_MAX];
+  gr_wt_meta(r->repo, card, meta, sizeof meta);
+  if (gr_wt_gitdir_check(r->repo, card, e) != 0) return -1;
   git_repository *o = NULL;
-  int rc = git_repository_open_from_worktree(&o, wt);
+  int rc = git_repository_open_ext(&o, meta, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_NO_DOTGIT, NULL);
   if (rc < 0) return gr_git(e, rc, card);
+  if (!git_repository_is_worktree(o) || strcmp(git_repository_commondir(o), git_repository_commondir(r->repo)) != 0) {
+    git_repository_free(o);
+    return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
+  }
   if ((*w = gr_keep(r, card, path, o)) == NULL)
     return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
   return 0;
@@ -657,7 +1023,12 @@ static int gr_open_card(gitrepo *r, const char *card, gr_wd *wd, gr_err *e) {
   }
   *wd = (gr_wd){NULL, NULL, NULL};
   git_repository **wrepo = &wd->repo;
-  if ((*wrepo = gr_kept(r, card, NULL)) != NULL) return 0;
+  if ((*wrepo = gr_kept(r, card, NULL)) != NULL) {
+    if (gr_wt_gitdir_check(r->repo, card, e) == 0) return 0;
+    gr_forget(r, card);
+    *wrepo = NULL;
+    return -1;
+  }
   git_worktree *wt = NULL;
   int rc = gr_wt_lookup(r->repo, card, &wt);
   if (rc == GIT_ENOTFOUND) return gr_fail(e, "ENOENT", "card %s has no worktree", card);
@@ -744,6 +1115,10 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
   int updated;
   /* the worktree kept open from an earlier call for this very path: still the one on disk */
   if ((w = gr_kept(r, card, abs)) != NULL) {
+    if (gr_wt_gitdir_check(r->repo, card, e) != 0) {
+      gr_forget(r, card);
+      goto out;
+    }
     ret = gr_refresh_repo(&(gr_wd){w, NULL, NULL}, &updated, e);
     goto out;
   }
@@ -769,6 +1144,7 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
       if (gr_move_aside(meta, e) != 0) goto out;
     }
     if (gr_mkparents(abs, e) != 0 || gr_move_aside(abs, e) != 0) goto out;
+    gr_wt_gitdir_sweep_all(r->repo, card);
     git_worktree_add_options ao;
     (void)git_worktree_add_options_init(&ao, GIT_WORKTREE_ADD_OPTIONS_VERSION);
     ao.ref = br;
@@ -787,7 +1163,11 @@ out:
   return ret;
 }
 
+/* The changed paths of wd's working tree, leaving out what gr_scan does (run first:
+ * libgit2's status reads .gitignore files). */
 static int gr_status_repo(const gr_wd *wd, gr_paths *out, gr_err *e) {
+  gr_scan scan;
+  if (gr_scan_run(wd->repo, &scan, e) != 0) return -1;
   git_status_options so;
   git_tree *tip = NULL;
   (void)git_status_options_init(&so, GIT_STATUS_OPTIONS_VERSION);
@@ -797,24 +1177,33 @@ static int gr_status_repo(const gr_wd *wd, gr_paths *out, gr_err *e) {
   git_status_list *sl = NULL;
   int rc = 0;
   /* an attached directory's branch is not HEAD (HEAD is main's): compared with its tip */
-  if (wd->ref && (rc = gr_tip_tree(wd, &tip)) < 0) return gr_git(e, rc, wd->ref);
+  if (wd->ref && (rc = gr_tip_tree(wd, &tip)) < 0) {
+    gr_scan_free(&scan);
+    return gr_git(e, rc, wd->ref);
+  }
   so.baseline = tip;
   rc = git_status_list_new(&sl, wd->repo, &so);
   git_tree_free(tip);
-  if (rc < 0) return gr_git(e, rc, "status");
+  if (rc < 0) {
+    gr_scan_free(&scan);
+    return gr_git(e, rc, "status");
+  }
   size_t n = git_status_list_entrycount(sl);
   for (size_t i = 0; i < n; i++) {
     const git_status_entry *s = git_status_byindex(sl, i);
     if (s->status == GIT_STATUS_CURRENT || (s->status & GIT_STATUS_IGNORED)) continue;
     const git_diff_delta *d = s->index_to_workdir ? s->index_to_workdir : s->head_to_index;
     const char *p = d->new_file.path ? d->new_file.path : d->old_file.path;
+    if (gr_scan_skips(&scan.skip, p)) continue; /* never committed, so never a change */
     if (gr_paths_add(out, p) != 0) {
       git_status_list_free(sl);
+      gr_scan_free(&scan);
       gr_paths_free(out);
       return gr_fail(e, "ENOMEM", "out of memory");
     }
   }
   git_status_list_free(sl);
+  gr_scan_free(&scan);
   if (out->n > 1) qsort(out->v, out->n, sizeof *out->v, gr_cmp_str);
   return 0;
 }
@@ -1113,7 +1502,11 @@ int gitrepo_worktree_remove(gitrepo *r, const char *card, int *removed, gr_err *
     git_repository *w = NULL;
     gr_paths dirty = {NULL, 0};
     int updated;
-    if ((w = gr_kept(r, card, NULL)) == NULL && gr_open_wt(r, card, NULL, wt, &w, e) != 0) goto out;
+    if ((w = gr_kept(r, card, NULL)) != NULL && gr_wt_gitdir_check(r->repo, card, e) != 0) {
+      gr_forget(r, card);
+      goto out;
+    }
+    if (w == NULL && gr_open_wt(r, card, NULL, wt, &w, e) != 0) goto out;
     gr_wd wd = {w, NULL, NULL};
     int st = gr_refresh_repo(&wd, &updated, e) == 0 ? gr_status_repo(&wd, &dirty, e) : -1;
     if (st == 0 && dirty.n)
@@ -1161,7 +1554,7 @@ static char *gr_message(const char *message, const char *turn_key) {
 }
 
 int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *message,
-                   const char *turn_key, char *id, gr_commit_kind *kind, gr_err *e) {
+                   const char *turn_key, char *id, gr_commit_kind *kind, gr_paths *skipped, gr_err *e) {
   char bname[GR_CARD_MAX + 16], ref[GR_CARD_MAX + 32];
   gr_wd wd;
   git_repository *w = NULL;
@@ -1172,7 +1565,12 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
   git_tree *tree = NULL;
   char *msg = NULL;
   git_oid tid, cid;
+  gr_scan scan = {0};
   int rc, ret = -1, updated;
+  if (skipped) {
+    skipped->v = NULL;
+    skipped->n = 0;
+  }
 
   if (message == NULL || strspn(message, " \t\r\n") == strlen(message))
     return gr_fail(e, "EINVAL", "a commit needs a message");
@@ -1199,7 +1597,7 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
     gr_git(e, rc, "index");
     goto out;
   }
-  if (gr_stage_all(idx, e) != 0) goto out;
+  if (gr_scan_run(w, &scan, e) != 0 || gr_stage_all(idx, &scan, e) != 0) goto out;
   if ((rc = git_index_write_tree(&tid, idx)) < 0) { gr_git(e, rc, "tree"); goto out; }
   rc = wd.ref ? git_reference_lookup(&head, w, wd.ref) : git_repository_head(&head, w);
   if (rc < 0 || (rc = git_reference_peel((git_object **)&parent, head, GIT_OBJECT_COMMIT)) < 0) {
@@ -1223,8 +1621,14 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
   /* the index follows HEAD only after HEAD moved; a crash before this leaves an index that
    * the next commit's staging rebuilds from the files anyway */
   if ((rc = git_index_write(idx)) < 0) { gr_git(e, rc, "index write"); goto out; }
+  if (skipped) { /* the notes move to the caller */
+    *skipped = scan.notes;
+    scan.notes.v = NULL;
+    scan.notes.n = 0;
+  }
   ret = 0;
 out:
+  gr_scan_free(&scan);
   free(msg);
   git_tree_free(tree);
   git_commit_free(parent);
@@ -1618,6 +2022,10 @@ int gitrepo_recover(gitrepo *r, int *removed, gr_err *e) {
   for (size_t i = 0; i < wts.count; i++) {
     gr_wd w;
     if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
+    /* a rewritten .git is put back and its refusal kept for the card's next operation to
+     * report (recover's own errors go nowhere) */
+    gr_wt_gitdir_sweep(r->repo, wts.strings[i]);
+    if (gr_wt_refused(r->repo, wts.strings[i])) continue;
     gr_err ignored;
     if (gr_open_card(r, wts.strings[i], &w, &ignored) != 0) continue; /* broken: gitrepo_worktree remakes it */
     if (gr_refresh_repo(&w, &updated, e) != 0) goto out;
@@ -1724,6 +2132,12 @@ int gitrepo_check(gitrepo *r, gr_err *e) {
   for (size_t i = 0; i < wts.count; i++) {
     gr_wd w;
     if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
+    gr_wt_gitdir_sweep(r->repo, wts.strings[i]);
+    if (gr_wt_refused(r->repo, wts.strings[i])) {
+      gr_fail(e, "EINCONSISTENT", "worktree %s: its .git file was refused (the card's next operation says why)",
+              wts.strings[i]);
+      goto out;
+    }
     if (gr_open_card(r, wts.strings[i], &w, e) != 0) {
       gr_fail(e, "EINCONSISTENT", "worktree %s cannot be opened", wts.strings[i]);
       goto out;

@@ -115,9 +115,13 @@ int gitrepo_worktree_remove(gitrepo *r, const char *card, int *removed, gr_err *
  * with author = committer = who, message + "\n\nOrket-Turn: <turn_key>" when turn_key is not
  * NULL. Idempotent: when a commit on the branch (since main) already carries that turn key,
  * its id is returned with *kind = GR_EXISTS and nothing is written; when nothing changed,
- * HEAD's id with GR_CLEAN. Otherwise GR_COMMITTED and the new id. id gets 40 hex + NUL. */
+ * HEAD's id with GR_CLEAN. Otherwise GR_COMMITTED and the new id. id gets 40 hex + NUL.
+ * What is left out (FIFOs, sockets, devices, files over 64 MiB, nested repositories) is
+ * listed in *skipped when not NULL, "path (why)" each (gr_paths_free). EUNSAFE: a file
+ * libgit2 reads by name (.gitignore, .gitattributes, .gitmodules) is not a small regular
+ * file, or the worktree's .git is not the one the engine wrote (docs/git.md). */
 int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *message,
-                   const char *turn_key, char *id, gr_commit_kind *kind, gr_err *e);
+                   const char *turn_key, char *id, gr_commit_kind *kind, gr_paths *skipped, gr_err *e);
 
 /* Finds the newest commit on branch (a branch name such as "orket/X1") whose message has the
  * trailer key: value, searching only commits not on main when since_main is set. Returns 1

@@ -222,7 +222,8 @@ static int lgr_status(lua_State *L) {
   return 1;
 }
 
-/* repo:commit(card, {name=, email=, message=, turn=}) -> id, "committed"|"exists"|"clean" */
+/* repo:commit(card, {name=, email=, message=, turn=}) -> id, "committed"|"exists"|"clean",
+ * skipped ({"path (why)"...}: what was left out, never opened) */
 static int lgr_commit(lua_State *L) {
   static const char *const kinds[] = {"committed", "exists", "clean"};
   lgr *o = lgr_check(L);
@@ -232,11 +233,14 @@ static int lgr_commit(lua_State *L) {
   const char *turn = lgr_field(L, 3, "turn", 1);
   char id[GR_OID_HEX + 1];
   gr_commit_kind kind;
+  gr_paths skipped;
   gr_err e;
-  if (gitrepo_commit(o->r, card, &who, msg, turn, id, &kind, &e) != 0) return lgr_fail(L, &e);
+  if (gitrepo_commit(o->r, card, &who, msg, turn, id, &kind, &skipped, &e) != 0) return lgr_fail(L, &e);
   lua_pushstring(L, id);
   lua_pushstring(L, kinds[kind]);
-  return 2;
+  lgr_push_paths(L, &skipped);
+  gr_paths_free(&skipped);
+  return 3;
 }
 
 /* repo:find_trailer(branch, key, value [, since_main=true]) -> id | false */

@@ -187,6 +187,12 @@ function cmd.run(args, cli)
       out[#out + 1] = string.format("   [violation] %s: %s", one(d.rule), clip(d.detail))
     elseif ev.kind == "turn_end" then
       out[#out + 1] = string.format("   turn ended: %s", one(d.outcome))
+      if type(d.git_error) == "string" then out[#out + 1] = "   [git] not committed: " .. clip(d.git_error, n) end
+      if type(d.git_skipped) == "table" then
+        local notes = {}
+        for i, p in ipairs(d.git_skipped) do notes[i] = one(p) end
+        out[#out + 1] = "   [git] left out: " .. clip(table.concat(notes, ", "), n)
+      end
       open_turn[ev.card] = nil
     elseif ev.kind == "commit" then
       out[#out + 1] = string.format("   [git] commit %s on %s%s", one(d.id), one(d.branch),

@@ -209,26 +209,26 @@ function M.worktree(r, card_id)
   return git.repo:attach(card_id, dir, state)
 end
 
---- enter(run, job) -> true | nil, msg: makes (or finds) the card's worktree, merges main into
+--- enter(run, job) -> true | nil, msg, CODE: makes (or finds) the card's worktree, merges main into
 --- it when the card's last merge conflicted, and opens the turn's workspace view on it
 --- (job.fs, closed by leave).
 function M.enter(r, job)
   local git = r.git
   if not git then return true end
   local repo = git.repo
-  local path, err = M.worktree(r, job.card_id)
-  if not path then return nil, err end
+  local path, err, code = M.worktree(r, job.card_id)
+  if not path then return nil, err, code end
   -- prepare read the card's merge marks with its turns (job.needs_main); a job made
   -- elsewhere has them read here
   local needs = job.needs_main
   if needs == nil then needs = needs_main(r.db, job.card_id) end
   if needs then
     -- whatever an interrupted turn left is committed first (merge_from_main wants a clean tree)
-    local cid, cerr = repo:commit(job.card_id, { name = ENGINE.name, email = ENGINE.email,
+    local cid, cerr, ccode = repo:commit(job.card_id, { name = ENGINE.name, email = ENGINE.email,
       message = string.format("%s: work left before merging main", job.card_id) })
-    if not cid then return nil, cerr end
-    local m, merr = repo:merge_from_main(job.card_id, ENGINE)
-    if not m then return nil, merr end
+    if not cid then return nil, cerr, ccode end
+    local m, merr, mcode = repo:merge_from_main(job.card_id, ENGINE)
+    if not m then return nil, merr, mcode end
     fault.hit("after_git_merge_main")
     local ok, werr = r.db:tx(function()
       r.db:event { kind = "merge_main", card = job.card_id, run = r.run_id,
@@ -266,25 +266,28 @@ function M.retire(r, job)
   return true
 end
 
---- commit(run, job) -> true | nil, msg: commits what the turn changed in the card's worktree
---- and journals the commit (a `commit` event), inside the caller's transaction (the turn's
---- end records). Committed first, recorded second: a kill between the two leaves a commit
---- that carries the turn's trailer, so the resumed turn finds it ("exists") and never
---- commits twice.
+--- commit(run, job) -> true, skipped | nil, msg, CODE: commits what the turn changed in the
+--- card's worktree and journals the commit (a `commit` event), inside the caller's
+--- transaction (the turn's end records). Committed first, recorded second: a kill between
+--- the two leaves a commit that carries the turn's trailer, so the resumed turn finds it
+--- ("exists") and never commits twice. skipped: what was left out ({"path (why)"...}: FIFOs,
+--- sockets, devices, files over the cap, nested repositories), nil when nothing was.
+--- EUNSAFE: the worktree is not one git may read (a special .gitignore, a rewritten .git).
 function M.commit(r, job)
   local git = r.git
   if not git or not job.fs then return true end
   local who = author(job)
-  local id, kind = git.repo:commit(job.card_id, { name = who.name, email = who.email, turn = turn_key(job),
+  local id, kind, skipped = git.repo:commit(job.card_id, { name = who.name, email = who.email, turn = turn_key(job),
     message = string.format("%s: turn %d (%s, run %d)", job.card_id, job.turn, job.phase, job.run) })
-  if not id then return nil, kind end
+  if not id then return nil, kind, skipped end
+  if #skipped == 0 then skipped = nil end
   fault.hit("after_git_commit")
   if kind ~= "clean" and id ~= job.commit then
     r.db:event { kind = "commit", card = job.card_id, run = r.run_id, actor = job.seat,
       data = { id = id, turn = job.turn, branch = "orket/" .. job.card_id, kind = kind } }
     job.commit = id
   end
-  return true
+  return true, skipped
 end
 
 M.ENGINE = ENGINE
@@ -321,8 +324,11 @@ function M.board_for(r, job)
     if to ~= "done" or id ~= job.card_id then return board:transition(id, to, opts) end
     local ok, err, code = board:check_transition(id, to, opts)
     if not ok then return nil, err, code end
-    local cok, cerr = M.commit(r, job)
-    if not cok then return nil, "board: " .. id .. ": " .. tostring(cerr), "EGIT" end
+    local cok, cerr, ccode = M.commit(r, job)
+    if not cok and r.git_broken then r:git_broken(id, cerr, ccode) end
+    if not cok then
+      return nil, "board: " .. id .. ": " .. tostring(cerr), (ccode == "EUNSAFE" or ccode == "ENOSPC") and ccode or "EGIT"
+    end
     local res, merr, mcode, paths = r.git.repo:merge_to_main(id, ENGINE)
     -- main moved meanwhile (a run in another process merged): merge again onto the new tip
     for _ = 1, 3 do
@@ -336,6 +342,7 @@ function M.board_for(r, job)
       job.conflict = paths
       return nil, "board: " .. id .. ": " .. why, "ECONFLICT"
     end
+    if not res and r.git_broken then r:git_broken(id, merr, mcode) end
     if not res then return nil, "board: " .. id .. ": " .. tostring(merr), mcode end
     fault.hit("after_git_merge")
     local moved, terr, tcode = board:transition(id, to, opts)

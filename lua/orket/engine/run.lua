@@ -50,6 +50,7 @@ function M.new(engine, id)
     stopping = false,  -- no new turns; execute returns "interrupted" unless halted or journal_failed
     halted = nil,      -- the run budget that ended the run (run_budget_spent)
     journal_failed = nil, -- the store's file error that ended the run (journal_broken)
+    git_failed = nil, -- the repository's disk full, which ended the run (git_broken)
     tokens_used = nil, -- running total of the run's tokens (run_tokens)
     card_tokens_used = nil, -- card id -> running total (card_tokens)
     card_clock = nil,  -- card id -> when its wall budget started (turn.lua)
@@ -345,10 +346,21 @@ function Run:end_turn_records(job, out)
     self.db:event { kind = "escalated", card = job.card_id, run = self.run_id, data = { key = card.retries or 0 } }
   end
   -- the turn's files are committed before its end is recorded (gitwork.commit)
-  local gok, gerr = gitwork.commit(self, job)
+  local gok, gerr, gcode = gitwork.commit(self, job)
   if not gok then out.git_error = gerr end
+  -- the disk is full: the files stay for the card's next commit, and the run stops rather
+  -- than spend the card's turns on a repository that cannot be written
+  if not gok then self:git_broken(job.card_id, gerr, gcode) end
+  if not gok and gcode == "EUNSAFE" and not reason then
+    -- a worktree git may not read (a FIFO .gitignore, a rewritten .git): nothing of the card
+    -- can be committed or merged until a person looks, so it stops here with the reason
+    reason, why = "system", "The turn's files were not committed: " .. tostring(gerr)
+    local ok, err = block_records(self, card, job.actor, reason, why)
+    out.blocked = { reason = reason, detail = why, error = not ok and err or nil }
+  end
   self.db:event { kind = "turn_end", card = job.card_id, run = self.run_id, actor = job.seat,
-    data = { turn = job.turn, outcome = out.ended, detail = out.detail, git_error = out.git_error } }
+    data = { turn = job.turn, outcome = out.ended, detail = out.detail, git_error = out.git_error,
+      git_skipped = gok and gerr or nil } }
   out.status = assert(self.board:status(job.card_id))
   out.recorded = true
   -- a worker's card that left the statuses a turn works is released with the turn's end:
@@ -377,6 +389,20 @@ function Run:journal_broken(card)
   return true
 end
 
+--- git_broken(card, msg, code) -> true when a git operation failed for want of space
+--- (code ENOSPC): like the journal's failure (journal_broken), that ends the run the first
+--- time, failed, with the reason, no card blocked or charged for it, and `orket resume`
+--- carries on once there is room.
+function Run:git_broken(card, msg, code)
+  if code ~= "ENOSPC" then return false end
+  if not self.git_failed then
+    self.git_failed = tostring(msg)
+    self:emit { type = "git", card = card, action = "disk_full", error = self.git_failed }
+    self:stop()
+  end
+  return true
+end
+
 --- check_lease(job): in a worker (engine.lease set), raises unless the worker's lease on
 --- job's card is live, marking job.lease_lost; called first in each transaction that writes
 --- for a turn, so a worker that lost its card writes nothing more for it.
@@ -401,7 +427,7 @@ function Run:finish_turn(job, out)
   end
   -- a step of this turn (or of another) could not be written: the turn ends unrecorded,
   -- not blocked for it, so a resume takes it up again
-  local broken = self:journal_broken(job.card_id)
+  local broken = self:journal_broken(job.card_id) or self.git_failed ~= nil
   if not broken and not out.recorded then
     local begun = job.begun
     local ok, err = self.db:tx(function()
@@ -443,7 +469,8 @@ function Run:take_turn(job)
   local _ <close> = setmetatable({}, { __close = function() gitwork.leave(job) end })
   -- a server's runs make worktrees one per turn of its loop (orket.serve.pace)
   if self.engine.pace then self.engine.pace() end
-  local ok, out = gitwork.enter(self, job)
+  local ok, out, code = gitwork.enter(self, job)
+  if not ok then self:git_broken(job.card_id, out, code) end
   if ok then
     ok, out = pcall(turn.run, self, job)
     if not ok and job.lease_lost then out = { ended = "lease_lost", detail = tostring(out) }
@@ -687,6 +714,10 @@ function Run:conclude(target)
     status = "failed"
     reason = string.format("the journal could not be written (%s); once the store can be written "
       .. "(free space, fix its permissions), 'orket resume %d' carries on", self.journal_failed, self.run_id)
+  elseif self.git_failed then
+    status = "failed"
+    reason = string.format("the repository could not be written (%s); once there is room on its disk, "
+      .. "'orket resume %d' carries on", self.git_failed, self.run_id)
   elseif self.stopping and not self.halted then
     status = "interrupted"
   else

@@ -1,0 +1,215 @@
+-- End to end: what agent code can leave in a card's worktree does not stop the engine. A
+-- FIFO, a socket and a device node there (planted, and made through run_command) are left
+-- out of commits and noted in the journal, and the run ends; a FIFO .gitignore or a .git
+-- rewritten to point at a planted repository with hooks and an fsmonitor blocks the card
+-- with the reason, nothing runs and nothing lands outside. And a full disk under the
+-- repository stops the run; `orket resume`, once there is room, finishes every card.
+-- Every run is under a timeout, so a regression fails instead of hanging.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+
+local card = H.card_json
+local LIMIT = "timeout -s KILL 60"
+
+-- A project with one issue ONE-1 whose coder follows `rules` (Lua source of scripted rules,
+-- `call` defined); run_command may run sh.
+local function project(rules)
+  local dir = H.tmpdir()
+  H.write(dir .. "/orket.lua", [[
+name = "t"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { dev = { roles = { "coder" } }, guard = { roles = { "integrity_guard" } } }
+verify = { commands = { "sh" } }
+]])
+  H.write(dir .. "/script.lua", [[
+local function call(name, args) return { name = name, arguments = args } end
+return { rules = {
+]] .. rules .. [[
+  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
+}, default = { content = "done" } }
+]])
+  os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
+  H.write(dir .. "/epics/one.json", [[{ "id": "ONE", "issues": [ { "id": "ONE-1", "summary": "s", "seat": "dev" } ] }]])
+  require("tests.backends").project(dir)
+  assert.equal(0, H.orket("import", { cwd = dir }).status)
+  return dir
+end
+
+local function ran(r) assert.are_not.equal(137, r.status, "orket did not end within 60 s: " .. tostring(r.stderr)) end
+
+describe("a card's worktree written by agent code", function()
+  after_each(H.cleanup)
+
+  it("a FIFO, a socket and a device node (planted, and made by run_command) are left out; the run ends", function()
+    local dir = project([[
+  { role = "coder", match = "made", reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
+  { role = "coder", match = "yes, go on", reply = { tool_calls = {
+    call("write_file", { path = "a.txt", content = "work\n" }),
+    call("run_command", { argv = { "sh", "-c", "mkfifo made-fifo; mkdir -p sub; mkfifo sub/pipe; echo made" } }) } } },
+  { role = "coder", match = "^Issue ", reply = { tool_calls = { call("request_input", { question = "ready?" }) } } },
+]])
+    -- the first turn asks a question: the card's worktree exists, and the run stalls
+    local r = H.orket("run ONE", { cwd = dir, wrap = LIMIT })
+    ran(r)
+    assert.equal(3, r.status, r.stderr)
+    local wt = dir .. "/.orket/worktrees/ONE-1"
+    assert.truthy(H.read(wt .. "/.git"))
+    -- planted there directly: a FIFO, a unix socket, and (as root) /dev/zero's device node
+    assert(os.execute("mkfifo " .. H.quote(wt .. "/planted-fifo")))
+    local sock = os.execute(string.format("perl -MIO::Socket::UNIX -e 'IO::Socket::UNIX->new(Type => SOCK_STREAM(), "
+      .. "Local => $ARGV[0], Listen => 1) or exit 1' %s 2>/dev/null", H.quote(wt .. "/planted-sock")))
+    local dev = os.execute("mknod " .. H.quote(wt .. "/planted-zero") .. " c 1 5 2>/dev/null")
+    if not dev then io.write("\n  device node not planted: mknod needs root\n") end
+    assert.equal(0, H.orket("answer ONE-1 'yes, go on'", { cwd = dir }).status)
+    r = H.orket("resume", { cwd = dir, wrap = LIMIT })
+    ran(r)
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("done", card(dir, "ONE-1").card.status)
+    -- merged: the file is on main, the special files are not
+    assert.equal("work\n", H.read(dir .. "/workspace/a.txt"))
+    for _, f in ipairs { "made-fifo", "sub/pipe", "planted-fifo", "planted-sock", "planted-zero" } do
+      assert.is_nil(io.open(dir .. "/workspace/" .. f), f)
+    end
+    -- the journal says what was left out and why
+    local notes = H.orket("log 1 --full", { cwd = dir }).stdout
+    assert.matches("%[git%] left out: [^\n]*made%-fifo", notes)
+    assert.matches("made%-fifo %(a FIFO: never opened, not committed%)", notes)
+    assert.matches("sub/pipe %(a FIFO", notes)
+    assert.matches("planted%-fifo %(a FIFO", notes)
+    if sock then assert.matches("planted%-sock %(a socket", notes) end
+    if dev then assert.matches("planted%-zero %(a character device", notes) end
+  end)
+
+  it("a FIFO .gitignore made by run_command blocks the card with the reason; the run ends", function()
+    local dir = project([[
+  { role = "coder", match = "^Issue ", reply = { tool_calls = {
+    call("write_file", { path = "a.txt", content = "work\n" }),
+    call("run_command", { argv = { "sh", "-c", "mkfifo .gitignore; mkdir d; mkfifo d/.gitattributes; echo made" } }) } } },
+  { role = "coder", match = "made", reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
+]])
+    local r = H.orket("run ONE --json", { cwd = dir, wrap = LIMIT })
+    ran(r)
+    assert.equal(1, r.status, r.stderr)
+    local c = card(dir, "ONE-1")
+    assert.equal("blocked", c.card.status)
+    assert.equal("system", c.card.wait_reason)
+    assert.matches("The turn's files were not committed: git: %.gitignore is a FIFO %(never opened%); git reads that "
+      .. "file by name", c.comments[#c.comments].body)
+    assert.is_nil(H.read(dir .. "/workspace/a.txt")) -- nothing merged
+  end)
+
+  it("a .git rewritten by run_command to a planted repository with hooks and an fsmonitor: refused, nothing runs", function()
+    local dir = project([[
+  { role = "coder", match = "^Issue ", reply = { tool_calls = {
+    call("write_file", { path = "a.txt", content = "work\n" }),
+    call("run_command", { argv = { "sh", "-c", "printf 'gitdir: %s\\n' \"$EVIL\" > .git; echo rewrote" } }) } } },
+  { role = "coder", match = "rewrote", reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
+]])
+    -- the planted repository (agent code could make one anywhere it can write): a copy of
+    -- the project's own, with hooks and a config naming an fsmonitor and a hooksPath, each
+    -- of which would create the marker if anything ran it
+    assert.equal(0, H.orket("lua -e " .. H.quote('assert(require("orket.c.gitrepo").init("workspace", {name="o", email="o@x"}))'),
+      { cwd = dir }).status)
+    local evil, marker = dir .. "/evil.git", dir .. "/hook-ran"
+    assert(os.execute("cp -a " .. H.quote(dir .. "/workspace/.git") .. " " .. H.quote(evil)))
+    local hook = "#!/bin/sh\ntouch " .. H.quote(marker) .. "\n"
+    for _, h in ipairs { "pre-commit", "post-commit", "post-checkout", "post-merge", "reference-transaction" } do
+      H.write(evil .. "/hooks/" .. h, hook)
+      os.execute("chmod +x " .. H.quote(evil .. "/hooks/" .. h))
+    end
+    H.write(evil .. "/fsmonitor", hook)
+    os.execute("chmod +x " .. H.quote(evil .. "/fsmonitor"))
+    H.write(evil .. "/config", H.read(evil .. "/config") .. "[core]\n\tfsmonitor = " .. evil .. "/fsmonitor\n\thooksPath = "
+      .. evil .. "/hooks\n[extensions]\n\tworktreeConfig = true\n")
+    local p = io.popen("cd " .. H.quote(evil) .. " && find . -type f | sort | xargs md5sum")
+    local before = p:read("a")
+    p:close()
+    -- the agent's command names it
+    H.write(dir .. "/script.lua", H.read(dir .. "/script.lua"):gsub('%$EVIL', evil))
+    local r = H.orket("run ONE --json", { cwd = dir, wrap = LIMIT })
+    ran(r)
+    assert.equal(1, r.status, r.stderr)
+    local c = card(dir, "ONE-1")
+    assert.equal("blocked", c.card.status)
+    assert.matches("the %.git file of card ONE%-1's worktree points to \"" .. evil:gsub("%p", "%%%0") .. "\", not the "
+      .. "repository's worktrees/ONE%-1: refused, never followed", c.comments[#c.comments].body)
+    assert.is_nil(io.open(marker)) -- no hook, no fsmonitor ran
+    p = io.popen("cd " .. H.quote(evil) .. " && find . -type f | sort | xargs md5sum")
+    assert.equal(before, p:read("a")) -- nothing landed in the planted repository
+    p:close()
+    -- put back by the engine: after a person's retry the card is worked and merged at home
+    assert.matches("^gitdir: " .. (dir .. "/workspace/.git/worktrees/ONE-1"):gsub("%p", "%%%0"),
+      H.read(dir .. "/.orket/worktrees/ONE-1/.git"))
+    assert.equal(0, H.orket("retry ONE-1", { cwd = dir }).status)
+    H.write(dir .. "/script.lua", H.read(dir .. "/script.lua"):gsub("printf 'gitdir: [^;]*; ", ""))
+    r = H.orket("run ONE", { cwd = dir, wrap = LIMIT })
+    ran(r)
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("work\n", H.read(dir .. "/workspace/a.txt"))
+    assert.is_nil(io.open(marker))
+  end)
+end)
+
+-- The notes example's board: statuses, retries and comment bodies.
+local function state(dir)
+  local doc = cjson.decode(H.orket("board --json", { cwd = dir }).stdout)
+  local out = {}
+  for _, c in ipairs(doc.cards) do
+    local k = cjson.decode(H.orket("card " .. c.id .. " --json", { cwd = dir }).stdout)
+    local bodies = {}
+    for _, m in ipairs(k.comments) do bodies[#bodies + 1] = m.author .. ": " .. m.body end
+    out[#out + 1] = string.format("%s %s r%d {%s}", c.id, c.status, c.retries, table.concat(bodies, " | "))
+  end
+  return table.concat(out, "\n")
+end
+
+describe("a full disk under the repository", function()
+  after_each(H.cleanup)
+
+  -- the full disk is a small file system mounted on workspace/.git (the repository's objects,
+  -- refs and worktree metadata); the store stays writable, so only git fails
+  local sqlite_it = require("tests.backends").name() == "sqlite" and it or pending
+  sqlite_it("stops the run, failed, blocking no card; once there is room resume finishes every card", function()
+    local ref = H.example("notes")
+    assert.equal(0, H.orket("run NOTES", { cwd = ref }).status)
+    local want = state(ref)
+    local init = H.quote('assert(require("orket.c.gitrepo").init("workspace", {name="orket", email="orket@orket.invalid"}))')
+    for _, free in ipairs { 24, 48, 96 } do
+      local dir = H.example("notes")
+      assert.equal(0, H.orket("lua -e " .. init, { cwd = dir }).status)
+      local git = dir .. "/workspace/.git"
+      os.execute("cp -a " .. H.quote(git) .. " " .. H.quote(dir .. "/git.bak"))
+      if not os.execute("mount -t tmpfs -o size=2m tmpfs " .. H.quote(git) .. " 2>/dev/null") then
+        io.write("\n  skipped: cannot mount a small tmpfs here\n")
+        return pending("skipped: cannot mount a small tmpfs here")
+      end
+      os.execute("cp -a " .. H.quote(dir .. "/git.bak") .. "/. " .. H.quote(git))
+      os.execute(string.format("cd %s && dd if=/dev/zero of=filler bs=1k count=$(($(df -k --output=avail . | tail -1) - %d)) "
+        .. "2>/dev/null", H.quote(git), free))
+      local r = H.orket("run NOTES --json", { cwd = dir, wrap = LIMIT })
+      -- then the space comes back: the repository copied back to the real disk
+      os.remove(git .. "/filler")
+      os.execute("rm -rf " .. H.quote(dir .. "/git.bak") .. " && cp -a " .. H.quote(git) .. " " .. H.quote(dir .. "/git.bak"))
+      os.execute("umount " .. H.quote(git))
+      os.execute("rm -rf " .. H.quote(git) .. " && cp -a " .. H.quote(dir .. "/git.bak") .. " " .. H.quote(git))
+      local why = "free " .. free .. " KB"
+      ran(r)
+      assert.equal(1, r.status, why .. ": " .. r.stderr)
+      local events = {}
+      for line in r.stdout:gmatch("[^\n]+") do events[#events + 1] = cjson.decode(line) end
+      local last = events[#events]
+      assert.same({ "run_end", "failed" }, { last.type, last.status }, why)
+      assert.matches("^the repository could not be written %(git: .*No space left on device%); once there is room on "
+        .. "its disk, 'orket resume 1' carries on", last.reason, 1, false, why)
+      for _, ev in ipairs(events) do
+        assert.is_false(ev.type == "card_blocked", why .. ": " .. tostring(ev.detail))
+      end
+      r = H.orket("resume", { cwd = dir, wrap = LIMIT })
+      ran(r)
+      assert.equal(0, r.status, why .. ": " .. r.stderr)
+      assert.equal(want, state(dir), why)
+      local repo <close> = assert(require("orket.c.gitrepo").open(dir .. "/workspace"))
+      assert.is_true(repo:check())
+    end
+  end)
+end)
