@@ -53,7 +53,7 @@ describe("a card's worktree written by agent code", function()
     ran(r)
     assert.equal(3, r.status, r.stderr)
     local wt = dir .. "/.orket/worktrees/ONE-1"
-    assert.truthy(H.read(wt .. "/.git"))
+    assert.truthy(require("luv").fs_stat(wt)) -- the card's directory (it holds no .git: docs/git.md)
     -- planted there directly: a FIFO, a unix socket, and (as root) /dev/zero's device node
     assert(os.execute("mkfifo " .. H.quote(wt .. "/planted-fifo")))
     local sock = os.execute(string.format("perl -MIO::Socket::UNIX -e 'IO::Socket::UNIX->new(Type => SOCK_STREAM(), "
@@ -98,7 +98,7 @@ describe("a card's worktree written by agent code", function()
     assert.is_nil(H.read(dir .. "/workspace/a.txt")) -- nothing merged
   end)
 
-  it("a .git rewritten by run_command to a planted repository with hooks and an fsmonitor: refused, nothing runs", function()
+  it("a .git written by run_command naming a planted repository with hooks and an fsmonitor: only data, nothing runs", function()
     local dir = project([[
   { role = "coder", match = "^Issue ", reply = { tool_calls = {
     call("write_file", { path = "a.txt", content = "work\n" }),
@@ -126,27 +126,21 @@ describe("a card's worktree written by agent code", function()
     p:close()
     -- the agent's command names it
     H.write(dir .. "/script.lua", H.read(dir .. "/script.lua"):gsub('%$EVIL', evil))
-    local r = H.orket("run ONE --json", { cwd = dir, wrap = LIMIT })
+    -- a card's directory holds no .git of the engine's (the engine opens the project's
+    -- repository on it itself), so the planted pointer is a file of the card like any other,
+    -- never followed and never committed
+    local r = H.orket("run ONE", { cwd = dir, wrap = LIMIT })
     ran(r)
-    assert.equal(1, r.status, r.stderr)
-    local c = card(dir, "ONE-1")
-    assert.equal("blocked", c.card.status)
-    assert.matches("the %.git file of card ONE%-1's worktree points to \"" .. evil:gsub("%p", "%%%0") .. "\", not the "
-      .. "repository's worktrees/ONE%-1: refused, never followed", c.comments[#c.comments].body)
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("done", card(dir, "ONE-1").card.status)
     assert.is_nil(io.open(marker)) -- no hook, no fsmonitor ran
     p = io.popen("cd " .. H.quote(evil) .. " && find . -type f | sort | xargs md5sum")
     assert.equal(before, p:read("a")) -- nothing landed in the planted repository
     p:close()
-    -- put back by the engine: after a person's retry the card is worked and merged at home
-    assert.matches("^gitdir: " .. (dir .. "/workspace/.git/worktrees/ONE-1"):gsub("%p", "%%%0"),
-      H.read(dir .. "/.orket/worktrees/ONE-1/.git"))
-    assert.equal(0, H.orket("retry ONE-1", { cwd = dir }).status)
-    H.write(dir .. "/script.lua", H.read(dir .. "/script.lua"):gsub("printf 'gitdir: [^;]*; ", ""))
-    r = H.orket("run ONE", { cwd = dir, wrap = LIMIT })
-    ran(r)
-    assert.equal(0, r.status, r.stdout .. r.stderr)
     assert.equal("work\n", H.read(dir .. "/workspace/a.txt"))
-    assert.is_nil(io.open(marker))
+    assert.equal("directory", require("luv").fs_stat(dir .. "/workspace/.git").type)
+    local repo <close> = assert(require("orket.c.gitrepo").open(dir .. "/workspace"))
+    assert.is_true(repo:check())
   end)
 end)
 
@@ -174,6 +168,7 @@ describe("a full disk under the repository", function()
     assert.equal(0, H.orket("run NOTES", { cwd = ref }).status)
     local want = state(ref)
     local init = H.quote('assert(require("orket.c.gitrepo").init("workspace", {name="orket", email="orket@orket.invalid"}))')
+    local hit = 0 -- the levels at which the disk was too full for the run
     for _, free in ipairs { 24, 48, 96 } do
       local dir = H.example("notes")
       assert.equal(0, H.orket("lua -e " .. init, { cwd = dir }).status)
@@ -194,6 +189,12 @@ describe("a full disk under the repository", function()
       os.execute("rm -rf " .. H.quote(git) .. " && cp -a " .. H.quote(dir .. "/git.bak") .. " " .. H.quote(git))
       local why = "free " .. free .. " KB"
       ran(r)
+      if r.status == 0 then
+        -- room enough for this run: it simply finished
+        assert.equal(want, state(dir), why)
+        goto next_level
+      end
+      hit = hit + 1
       assert.equal(1, r.status, why .. ": " .. r.stderr)
       local events = {}
       for line in r.stdout:gmatch("[^\n]+") do events[#events + 1] = cjson.decode(line) end
@@ -208,8 +209,12 @@ describe("a full disk under the repository", function()
       ran(r)
       assert.equal(0, r.status, why .. ": " .. r.stderr)
       assert.equal(want, state(dir), why)
-      local repo <close> = assert(require("orket.c.gitrepo").open(dir .. "/workspace"))
-      assert.is_true(repo:check())
+      do
+        local repo <close> = assert(require("orket.c.gitrepo").open(dir .. "/workspace"))
+        assert.is_true(repo:check())
+      end
+      ::next_level::
     end
+    assert.is_true(hit >= 1, "no level was too full for the run: the case was not exercised")
   end)
 end)
