@@ -118,6 +118,29 @@ function M.flush_unhandled()
   return n
 end
 
+--- help_text(name) -> text: a command's usage, summary and help, as `orket help NAME` and
+--- `orket NAME --help` print it.
+function M.help_text(name)
+  local cmd = load_command(name)
+  local t = { "usage: ", cmd.usage, "\n\n", cmd.summary, "\n" }
+  if cmd.help then t[#t + 1] = "\n" .. cmd.help .. "\n" end
+  return table.concat(t)
+end
+
+-- Whether a command's words ask for its help: --help or -h among its options, before any
+-- "--" (after it every word is positional). A command whose later words belong to something
+-- else (`orket lua FILE ARGS...` hands them to the script) sets words_after = 1: only its
+-- first word is looked at.
+local function asks_help(cmd, args)
+  local last = cmd.words_after or #args
+  for i = 1, math.min(last, #args) do
+    local a = args[i]
+    if a == "--" then return false end
+    if a == "--help" or a == "-h" then return true end
+  end
+  return false
+end
+
 function M.main(argv)
   require("orket.handles").track() -- a luv handle left open at exit is closed, not a crash
   local name = argv[1]
@@ -136,6 +159,10 @@ function M.main(argv)
   local args = {}
   for i = 2, #argv do args[#args + 1] = argv[i] end
   args[0] = argv[0]
+  if asks_help(cmd, args) then
+    io.stdout:write(M.help_text(name))
+    return M.EXIT.ok
+  end
   local cstore = require "orket.c.store"
   cstore.clear_file_error()
   reported = nil
