@@ -9,12 +9,20 @@ local function write(path, text)
   f:close()
 end
 
+-- orket on PATH (a directory holding a link to the binary under test): hints then say
+-- plain `orket`, as they do for an installed orket
+local function on_path()
+  local bin = H.tmpdir()
+  assert(os.execute("ln -s " .. H.quote(H.BIN) .. " " .. H.quote(bin .. "/orket")))
+  return { PATH = bin .. ":" .. os.getenv("PATH") }
+end
+
 describe("orket init", function()
   after_each(H.cleanup)
 
   it("scaffolds a project that orket run finishes, and says what to run", function()
     local dir = H.tmpdir()
-    local r = H.orket("init x", { cwd = dir })
+    local r = H.orket("init x", { cwd = dir, env = on_path() })
     assert.equal(0, r.status, r.stderr)
     assert.matches("next: cd x && orket run START", r.stdout, 1, true)
     -- workspace/ is a git repository on main, with its first commit
@@ -48,12 +56,29 @@ describe("orket init", function()
     assert.equal("", r.stderr)
     assert.matches('name = "my%proj"', H.read(dir .. "/my%proj/orket.lua"), 1, true)
     assert.equal(0, H.orket("validate", { cwd = dir .. "/my%proj" }).status)
-    r = H.orket("init 'my project'", { cwd = dir })
+    r = H.orket("init 'my project'", { cwd = dir, env = on_path() })
     assert.equal(0, r.status, r.stderr)
     assert.matches("next: cd 'my project' && orket run START\n", r.stdout, 1, true)
-    r = H.orket([[init "it's"]], { cwd = dir })
+    r = H.orket([[init "it's"]], { cwd = dir, env = on_path() })
     assert.equal(0, r.status, r.stderr)
     assert.matches([[next: cd 'it'\''s' && orket run START]], r.stdout, 1, true)
+  end)
+
+  it("names the binary by the path it was run by when orket is not on PATH, a line that works", function()
+    local dir = H.tmpdir()
+    assert(os.execute("mkdir " .. H.quote(dir .. "/b") .. " && ln -s " .. H.quote(H.BIN) .. " " .. H.quote(dir .. "/b/orket")))
+    local r = H.orket("init 'my x'", { cwd = dir, bin = "./b/orket" })
+    assert.equal(0, r.status, r.stderr)
+    local line = r.stdout:match("\nnext: ([^\n]+)\n$")
+    assert.equal("cd 'my x' && " .. dir .. "/b/orket run START", line)
+    -- run as printed, by a shell in the directory init ran in
+    local p = io.popen("cd " .. H.quote(dir) .. " && " .. line .. " >/dev/null 2>&1; echo $?")
+    assert.equal("0", p:read("l"))
+    p:close()
+    assert.matches("START%-2%s+done", H.orket("board", { cwd = dir .. "/my x" }).stdout)
+    -- by the name, found on PATH, it is that name
+    r = H.orket("init y", { cwd = dir, env = on_path() })
+    assert.equal("next: cd y && orket run START\n", r.stdout:match("\n(next: [^\n]+\n)$"))
   end)
 
   it("is all or nothing: a failure removes what init made and keeps what was there", function()
