@@ -2,6 +2,7 @@
 -- { summary = "...", usage = "...", run = function(args, cli) -> exit status }.
 -- Library code never prints or exits; this module and the commands decide what to show.
 local uv = require "luv"
+local nearest = require "orket.nearest"
 
 local M = {}
 
@@ -17,7 +18,8 @@ M.EXIT = { ok = 0, failed = 1, usage = 2, stalled = 3, internal = 70, interrupte
 local reported
 
 function M.err(fmt, ...)
-  local msg = string.format(fmt, ...)
+  -- an unknown field or setting, from whichever module, with the known one nearest to it
+  local msg = nearest.hint(string.format(fmt, ...))
   local ferr = require("orket.c.store").file_error()
   if ferr and msg:find(ferr, 1, true) then
     if reported == ferr then return end
