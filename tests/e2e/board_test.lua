@@ -111,7 +111,8 @@ describe("orket import, board and card", function()
   end)
 
   -- a read-only or damaged store is the SQLite file's; a PostgreSQL server has neither
-  local sqlite_it = require("tests.backends").name() == "sqlite" and it or pending
+  local sqlite_it = require("tests.backends").name() == "sqlite" and it
+    or function(name) pending(name .. " [SQLite only: its file's own failures]") end
   sqlite_it("reads a board it may not write; a command that writes says why it cannot", function()
     local ex = H.example("notes")
     assert.equal(0, H.orket("run NOTES --json", { cwd = ex }).status)
