@@ -73,8 +73,9 @@ TEST_BINS := $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/test_core $(BUILD)/p
 
 # Every layer (each test file a process, several at a time: tests/run.sh), then one summary
 # line: "N passed, N failed". The soak tests (many killed and repeated runs) are make soak's.
+# TEST_LAYERS="c spec e2e pg" (the default; "soak" adds make soak's) names the layers to run.
 test: test-deps $(TEST_BINS)
-	@sh tests/run.sh $(BUILD)
+	@TEST_LAYERS="$(TEST_LAYERS)" sh tests/run.sh $(BUILD)
 
 # The C unit tests and the specs: what to run after each change.
 check: test-deps $(TEST_BINS)
@@ -85,10 +86,9 @@ soak: test-deps $(TEST_BINS)
 
 ASAN := BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	LDFLAGS="-fsanitize=address,undefined"
-# every layer, the soak tests too (one after the other: make -j would run them at once)
+# every layer, the soak tests too, unless TEST_LAYERS names some
 asan:
-	$(MAKE) $(ASAN) test
-	$(MAKE) $(ASAN) soak
+	$(MAKE) $(ASAN) TEST_LAYERS="$(or $(TEST_LAYERS),c spec e2e pg soak)" test
 
 bench-deps: deps
 	@sh scripts/deps.sh --bench

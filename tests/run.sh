@@ -9,6 +9,8 @@
 #            which starts the tests' own server; skipped, and said so, without PostgreSQL 15)
 # --check (make check): layers 1 and 2. --soak (make soak): the SOAK files, long runs of many
 # killed or repeated runs, on SQLite and again on PostgreSQL for those in PG_TESTS.
+# TEST_LAYERS (words of "c spec e2e pg soak"; default "c spec e2e pg") runs those layers:
+# CI runs the PostgreSQL layer as a step of its own; "soak" adds what --soak runs.
 # Each spec or e2e file runs as a process of its own, TEST_JOBS at a time (default: the
 # cores plus one, at most 8: e2e files mostly wait on the processes they start), the
 # slowest first by the last run's times (BUILD/test-times). A file's line gives its counts;
@@ -136,28 +138,35 @@ pg_layer() { # pg_layer FILE...: the files again on the tests' own PostgreSQL se
   if grep -q '^PostgreSQL layer skipped' "$log"; then expected=$((expected - 1)); fi
 }
 
-if [ "$mode" = soak ]; then
+soak() {
   # shellcheck disable=SC2086
   layer "End-to-end soak tests" e2e $SOAK
   pg=""
   for f in $SOAK; do if in_list "$f" "$PG_TESTS"; then pg="$pg $f"; fi; done
   # shellcheck disable=SC2086
   [ -z "$pg" ] || pg_layer $pg
+}
+
+if [ "$mode" = soak ]; then
+  soak
 else
-  echo "== C unit tests"
-  expected=1
-  timeout "$LAYER_TIMEOUT" "$BUILD/test_core" 2>&1 | tee -a "$log"
-  # shellcheck disable=SC2046
-  layer "Lua specs" spec $(ls tests/spec/*_spec.lua)
-  if [ "$mode" = test ]; then
-    e2e="" pg=""
-    for f in tests/e2e/*_test.lua; do in_list "$f" "$SOAK" || e2e="$e2e $f"; done
-    for f in $PG_TESTS; do in_list "$f" "$SOAK" || pg="$pg $f"; done
-    # shellcheck disable=SC2086
-    layer "End-to-end tests (make soak runs: $SOAK)" e2e $e2e
-    # shellcheck disable=SC2086
-    pg_layer $pg
+  layers=${TEST_LAYERS:-c spec e2e pg}
+  [ "$mode" = check ] && layers="c spec"
+  if in_list c "$layers"; then
+    echo "== C unit tests"
+    expected=$((expected + 1))
+    timeout "$LAYER_TIMEOUT" "$BUILD/test_core" 2>&1 | tee -a "$log"
   fi
+  # shellcheck disable=SC2046
+  if in_list spec "$layers"; then layer "Lua specs" spec $(ls tests/spec/*_spec.lua); fi
+  e2e="" pg=""
+  for f in tests/e2e/*_test.lua; do in_list "$f" "$SOAK" || e2e="$e2e $f"; done
+  for f in $PG_TESTS; do in_list "$f" "$SOAK" || pg="$pg $f"; done
+  # shellcheck disable=SC2086
+  if in_list e2e "$layers"; then layer "End-to-end tests (make soak runs: $SOAK)" e2e $e2e; fi
+  # shellcheck disable=SC2086
+  if in_list pg "$layers"; then pg_layer $pg; fi
+  if in_list soak "$layers"; then soak; fi
 fi
 
 # Each layer printed "<layer>: N passed, N failed"; a layer that printed nothing crashed.
