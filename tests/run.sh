@@ -93,8 +93,13 @@ if [ "${1:-}" = "--files" ]; then
     elif [ "$n" -ne 0 ]; then
       echo "== $f: $n failed:"
     fi
-    # indented, so that its own count lines are not taken for a layer's
-    if [ -z "$line" ] || [ "$reports" -ne 0 ] || [ "$n" -ne 0 ]; then sed 's/^/    /' "$log"; fi
+    # indented, so that its own count lines are not taken for a layer's; a passing file's
+    # skips and notes (what a refused kernel layer left untested) are shown too
+    if [ -z "$line" ] || [ "$reports" -ne 0 ] || [ "$n" -ne 0 ]; then
+      sed 's/^/    /' "$log"
+    else
+      grep -E '^(SKIP: |  note: |  skipped: )' "$log" | sed "s|^ *|    $f: |"
+    fi
     passed=$((passed + p))
     failed=$((failed + n))
     [ -f "$out/$key.ms" ] && echo "$kind $f $(cat "$out/$key.ms")" >>"$out/times"
