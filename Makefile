@@ -1,5 +1,11 @@
-# Orket: one Makefile. `make` builds build/orket; `make test` runs every test layer;
+# Orket: one Makefile. `make` builds build/orket; `make check` runs the C unit tests and the
+# specs (quick); `make test` runs every test layer but the soak tests, `make soak` those;
 # `make asan` builds with AddressSanitizer + UBSan and runs the whole suite with it.
+
+# Builds in parallel, one job per core, unless the command line sets -j (make -j1 stays serial).
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 1)
+endif
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -24,12 +30,17 @@ CTEST_SRC := $(wildcard tests/c/*.c)
 CTEST_OBJ := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%.o)
 HEADERS  := $(wildcard core/*.h) $(wildcard tests/c/*.h)
 
-.PHONY: all deps test asan run bench install clean check-deps fuzz image-test
+.PHONY: all deps test-deps bench-deps test check soak asan run bench install clean check-deps fuzz image-test
 
 all: $(BUILD)/orket $(BUILD)/orket-confine
 
+# The Debian packages building and running need; the tests' own come with test-deps.
 deps:
 	@sh scripts/deps.sh
+
+# after deps: two apt-get runs at once would fight over dpkg's lock
+test-deps: deps
+	@sh scripts/deps.sh --test
 
 $(BUILD)/core/%.o: core/%.c $(HEADERS) | deps
 	@mkdir -p $(dir $@)
@@ -58,14 +69,29 @@ $(BUILD)/ptydrive: tests/tools/ptydrive.c | deps
 $(BUILD)/nsdeny: tests/tools/nsdeny.c | deps
 	$(CC) $(CFLAGS) $(LDFLAGS) $< -lseccomp -o $@
 
-# Every layer, then one summary line: "N passed, N failed".
-test: $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/test_core $(BUILD)/ptydrive $(BUILD)/nsdeny
-	@sh tests/run.sh $(BUILD)
+TEST_BINS := $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/test_core $(BUILD)/ptydrive $(BUILD)/nsdeny
 
+# Every layer (each test file a process, several at a time: tests/run.sh), then one summary
+# line: "N passed, N failed". The soak tests (many killed and repeated runs) are make soak's.
+# TEST_LAYERS="c spec e2e pg" (the default; "soak" adds make soak's) names the layers to run.
+test: test-deps $(TEST_BINS)
+	@TEST_LAYERS="$(TEST_LAYERS)" sh tests/run.sh $(BUILD)
+
+# The C unit tests and the specs: what to run after each change.
+check: test-deps $(TEST_BINS)
+	@sh tests/run.sh --check $(BUILD)
+
+soak: test-deps $(TEST_BINS)
+	@sh tests/run.sh --soak $(BUILD)
+
+ASAN := BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	LDFLAGS="-fsanitize=address,undefined"
+# every layer, the soak tests too, unless TEST_LAYERS names some
 asan:
-	@sh scripts/deps.sh --asan
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-		LDFLAGS="-fsanitize=address,undefined" test
+	$(MAKE) $(ASAN) TEST_LAYERS="$(or $(TEST_LAYERS),c spec e2e pg soak)" test
+
+bench-deps: deps
+	@sh scripts/deps.sh --bench
 
 run: $(BUILD)/orket
 	@sh examples/notes/run.sh $(BUILD)/orket
@@ -87,7 +113,7 @@ $(BUILD)/mhdfloor: bench/mhdfloor.c | deps
 $(BUILD)/gitfloor: bench/gitfloor.c | deps
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(shell pkg-config --libs libgit2 2>/dev/null) -o $@
 
-bench: $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/curlfloor $(BUILD)/mhdfloor $(BUILD)/gitfloor
+bench: bench-deps $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/curlfloor $(BUILD)/mhdfloor $(BUILD)/gitfloor
 	@sh bench/run.sh $(BUILD)
 
 install: $(BUILD)/orket $(BUILD)/orket-confine

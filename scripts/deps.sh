@@ -1,29 +1,41 @@
 #!/bin/sh
-# Checks that the Debian 12 packages Orket builds and tests against are present.
-# As root it installs what is missing; otherwise it prints the one apt-get line to run.
+# Checks that the Debian 12 packages a target needs are present. As root it installs what
+# is missing; otherwise it prints the one line for root to run, and exits 1.
+#   scripts/deps.sh           build and run orket (make, make run)
+#   scripts/deps.sh --test    also run its tests (make test, check, soak; --asan: the same)
+#   scripts/deps.sh --bench   also run the benchmarks (make bench)
+#   scripts/deps.sh --fuzz    also build the fuzz targets (make fuzz)
 set -eu
 
+# Building and running: the compiler and the -dev packages of the libraries orket links
+# (their runtime libraries come with them).
 PKGS="build-essential pkg-config liblua5.4-dev lua-luv-dev libuv1-dev \
-libsqlite3-dev libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev lua-busted \
+libsqlite3-dev libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev \
 libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev"
-# Needed by the tests only (not by a build, so not in the image's build stage):
-# prometheus for its promtool, which checks orket serve's /metrics; chromium and its
-# WebDriver for the web board's browser test; postgresql for the PostgreSQL backend's
-# tests (each test run starts its own server in a temp dir); wrk for `make bench`.
-# nodejs and npm run the tests' MCP peers from npm (docs/mcp.md).
-TEST_PKGS="prometheus chromium chromium-driver postgresql wrk nodejs npm"
+# The tests: busted runs the specs; prometheus for its promtool, which checks orket serve's
+# /metrics; chromium and its WebDriver for the web board's browser test; postgresql for the
+# PostgreSQL backend's tests (each test run starts its own server in a temp dir); procps
+# for ps (not in a minimal Debian); nodejs and npm run the MCP peers from npm (docs/mcp.md);
 # docker-compose checks the compose files Orket writes (`orket sandbox compose`) and
 # deploy/compose.yaml (`config` needs no engine); systemd-analyze verifies
 # deploy/orket.service.
-TEST_PKGS="$TEST_PKGS docker-compose systemd"
-PKGS="$PKGS $TEST_PKGS"
+TEST_PKGS="lua-busted prometheus chromium chromium-driver postgresql procps nodejs npm docker-compose systemd"
+# The benchmarks: wrk loads orket serve.
+BENCH_PKGS="wrk"
+# libFuzzer ships in clang's runtime package.
+FUZZ_PKGS="clang libclang-rt-14-dev"
+# `make image-test`: podman (runc where crun refuses the host's cgroups, iptables for
+# published ports), debootstrap for a base image, curl for probes.
+IMAGE_PKGS="podman runc iptables debootstrap curl"
 
-# --asan: gcc's AddressSanitizer and UBSan runtimes come with build-essential's gcc.
-# --fuzz adds libFuzzer, which ships in clang's runtime package.
-[ "${1:-}" = "--fuzz" ] && PKGS="$PKGS clang libclang-rt-14-dev"
-# --image adds what `make image-test` needs: podman (runc where crun refuses the host's
-# cgroups, iptables for published ports), debootstrap for a base image, curl for probes.
-[ "${1:-}" = "--image" ] && PKGS="$PKGS podman runc iptables debootstrap curl"
+case "${1:-}" in
+  "") ;;
+  --test | --asan) PKGS="$PKGS $TEST_PKGS" ;; # make asan runs the tests: the same packages
+  --bench) PKGS="$PKGS $BENCH_PKGS" ;;
+  --fuzz) PKGS="$PKGS $FUZZ_PKGS" ;;
+  --image) PKGS="$PKGS $IMAGE_PKGS" ;;
+  *) echo "usage: scripts/deps.sh [--test | --asan | --bench | --fuzz | --image]" >&2; exit 2 ;;
+esac
 
 missing=""
 for p in $PKGS; do
@@ -39,7 +51,8 @@ if [ "$(id -u)" = 0 ]; then
   # shellcheck disable=SC2086
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 else
-  echo "deps: missing Debian packages; run:" >&2
-  echo "  sudo apt-get install -y$missing" >&2
+  # a minimal Debian has no sudo: the line is for root to run as it is
+  echo "deps: missing Debian packages; as root, run:" >&2
+  echo "  apt-get update && apt-get install -y --no-install-recommends$missing" >&2
   exit 1
 fi

@@ -20,7 +20,11 @@ return function(options)
       passed = passed + 1
       io.write(".")
     elseif status == "pending" then
+      -- a skip says what it skips and why: never silent
       pending = pending + 1
+      local p = handler.pendings[#handler.pendings]
+      local why = p and type(p.message) == "string" and p.message ~= "" and p.message or "skipped"
+      io.write("\nSKIP: ", p and p.name or "?", " (", why, ")\n")
     elseif status == "failure" then
       failed = failed + 1
       show("FAIL", handler.failures[#handler.failures])

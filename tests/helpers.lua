@@ -122,7 +122,7 @@ function M.orket(args, opts)
   -- in a group whose stderr is dropped: a run killed at a fault point would make the
   -- shell print "Killed" among the test results
   local cmd = string.format("{ cd %s && %s %s %s %s <%s >%s/out 2>%s/err; } 2>/dev/null; echo $?",
-    sh_quote(opts.cwd or M.ROOT), env, opts.wrap or "", sh_quote(M.BIN), args, sh_quote(input), dir, dir)
+    sh_quote(opts.cwd or M.ROOT), env, opts.wrap or "", sh_quote(opts.bin or M.BIN), args, sh_quote(input), dir, dir)
   local p = io.popen(cmd)
   local status = tonumber(p:read("a"))
   p:close()

@@ -83,7 +83,7 @@ function M.start()
   os.remove(dir .. "/pwfile")
   -- no TCP at all; the socket in our directory; durability is not what these tests test
   local opts = string.format("-c listen_addresses='' -c unix_socket_directories='%s' -c fsync=off "
-    .. "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=16MB -c max_connections=40 " .. (os.getenv("PGX") or ""), dir)
+    .. "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=16MB -c max_connections=150 " .. (os.getenv("PGX") or ""), dir)
   ok, out = sh(string.format("cd %s && %s%s/pg_ctl -D %s -l %s -w -t 60 -o %s start", q(dir), wrap, M.BIN,
     q(dir .. "/data"), q(dir .. "/server.log"), q(opts)))
   if not ok then

@@ -1,29 +1,26 @@
 #!/bin/sh
-# Runs every test layer against BUILD (default build) and ends with one line:
+# Runs Orket's test layers against BUILD (default build) and ends with one line:
 # "N passed, N failed". Exits non-zero when anything failed.
+#   tests/run.sh [--check | --soak] [BUILD]
 #   layer 1: C unit tests of the core's pure logic      (BUILD/test_core)
 #   layer 2: busted specs of the Lua modules, in-runtime (tests/spec)
-#   layer 3: end-to-end tests of the orket binary        (tests/e2e)
+#   layer 3: end-to-end tests of the orket binary        (tests/e2e, but the SOAK files)
 #   layer 4: the store's suites again on PostgreSQL      (PG_TESTS, under tests/with_pg.lua,
 #            which starts the tests' own server; skipped, and said so, without PostgreSQL 15)
+# --check (make check): layers 1 and 2. --soak (make soak): the SOAK files, long runs of many
+# killed or repeated runs, on SQLite and again on PostgreSQL for those in PG_TESTS.
+# TEST_LAYERS (words of "c spec e2e pg soak"; default "c spec e2e pg") runs those layers:
+# CI runs the PostgreSQL layer as a step of its own; "soak" adds what --soak runs.
+# Each spec or e2e file runs as a process of its own, TEST_JOBS at a time (default: the
+# cores plus one, at most 8: e2e files mostly wait on the processes they start), the
+# slowest first by the last run's times (BUILD/test-times). A file's line gives its counts;
+# a failing file's whole output follows its layer; each layer adds its files' counts into
+# its "spec: N passed, N failed" line.
 set -u
-BUILD=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
-export ORKET_BIN="$PWD/$BUILD/orket"
-export ORKET_HISTORY=""   # tests never touch the user's history
-export NO_COLOR=1
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
 
-# A layer that hangs (a test leaving a handle open keeps the loop alive) is stopped and counted
-# as not finished, rather than holding the run forever; the bound is far above a layer's time.
-LAYER_TIMEOUT=${LAYER_TIMEOUT:-2400}
-echo "== C unit tests"
-timeout "$LAYER_TIMEOUT" "$BUILD/test_core" 2>&1 | tee -a "$log"
-echo "== Lua specs"
-timeout "$LAYER_TIMEOUT" "$BUILD/orket" lua tests/busted.lua -o tests/busted_output.lua tests/spec 2>&1 | tee -a "$log"
-echo "== End-to-end tests"
-timeout "$LAYER_TIMEOUT" "$BUILD/orket" lua tests/busted.lua -o tests/busted_output.lua --pattern=_test tests/e2e 2>&1 | tee -a "$log"
+# The long-running end-to-end files: `make soak` runs them, `make test` does not.
+SOAK="tests/e2e/run_test.lua tests/e2e/workers_test.lua"
 # The suites that run on both backends (they open their stores through tests/backends.lua).
 PG_TESTS="tests/spec/store_backends_spec.lua tests/spec/store_board_ops_spec.lua tests/spec/store_ops_spec.lua
   tests/spec/board_spec.lua tests/spec/ready_spec.lua tests/spec/engine_spec.lua tests/spec/claims_spec.lua
@@ -33,14 +30,150 @@ PG_TESTS="tests/spec/store_backends_spec.lua tests/spec/store_board_ops_spec.lua
   tests/e2e/run_test.lua tests/e2e/approval_test.lua tests/e2e/question_test.lua tests/e2e/retry_test.lua
   tests/e2e/cancel_test.lua tests/e2e/workers_test.lua tests/e2e/git_test.lua tests/e2e/verify_test.lua
   tests/e2e/liveview_test.lua tests/e2e/backup_test.lua"
-echo "== On PostgreSQL"
-expected=4
-# run_test's two kill loops (20 and 12 killed runs) are left to the SQLite layer: on
-# PostgreSQL each command's connections cost a SCRAM exchange, and they would take minutes
-timeout "$LAYER_TIMEOUT" "$BUILD/orket" lua tests/with_pg.lua "$BUILD/orket" lua tests/busted.lua \
-  -o tests/busted_output.lua --pattern=_spec --pattern=_test --filter-out="at every fault point" \
-  --filter-out="at random moments" $PG_TESTS 2>&1 | tee -a "$log"
-if grep -q '^PostgreSQL layer skipped' "$log"; then expected=3; fi
+
+# A file (or layer) that hangs (a test leaving a handle open keeps the loop alive) is stopped
+# and counted as not finished, rather than holding the run forever; the bound is far above
+# a file's time.
+LAYER_TIMEOUT=${LAYER_TIMEOUT:-2400}
+COUNT='^spec: [0-9]+ passed, [0-9]+ failed'
+SANITIZER='ERROR: AddressSanitizer|ERROR: LeakSanitizer: detected|runtime error:'
+
+# --one KIND OUT FILE: runs one file, its output in OUT/KEY.log, its time in OUT/KEY.ms;
+# prints the file's line. KIND: spec, e2e, or pg (on the server tests/with_pg.lua started;
+# run_test's two kill loops, 20 and 12 killed runs, are left to SQLite: on PostgreSQL each
+# command's connections cost a SCRAM exchange, and they would take minutes).
+if [ "${1:-}" = "--one" ]; then
+  kind=$2 out=$3 f=$4
+  key=$(echo "$f" | tr / _)
+  case $kind in
+    spec) set -- tests/busted.lua -o tests/busted_output.lua "$f" ;;
+    e2e) set -- tests/busted.lua -o tests/busted_output.lua --pattern=_test "$f" ;;
+    pg) set -- tests/busted.lua -o tests/busted_output.lua --pattern=_spec --pattern=_test \
+          --filter-out="at every fault point" --filter-out="at random moments" "$f" ;;
+  esac
+  start=$(date +%s%N)
+  timeout "$LAYER_TIMEOUT" "$ORKET_BIN" lua "$@" >"$out/$key.log" 2>&1
+  ms=$((($(date +%s%N) - start) / 1000000))
+  echo "$ms" >"$out/$key.ms"
+  counts=$(grep -E "$COUNT" "$out/$key.log" | tail -n 1 | sed 's/^spec: //')
+  [ -n "$counts" ] || counts="did not finish"
+  printf '  %-44s %s  %d.%ds\n' "$f" "$counts" $((ms / 1000)) $((ms % 1000 / 100))
+  exit 0
+fi
+
+# --files KIND FILE...: runs the files in parallel; prints each file's line, the output of
+# those that failed, and the layer's "spec: N passed, N failed" line. Exits 1 on a failure.
+if [ "${1:-}" = "--files" ]; then
+  kind=$2
+  shift 2
+  out=$(mktemp -d)
+  trap 'rm -rf "$out"' EXIT
+  jobs=${TEST_JOBS:-$(($(nproc 2>/dev/null || echo 2) + 1))}
+  [ "$jobs" -le 8 ] || jobs=8
+  times=${TEST_TIMES:-/dev/null}
+  # slowest first (a file not timed yet counts as slow), so the last ones to start are short
+  for f in "$@"; do
+    ms=$(awk -v k="$kind" -v f="$f" '$1 == k && $2 == f { print $3 }' "$times" 2>/dev/null | tail -n 1)
+    echo "${ms:-999999} $f"
+  done | sort -rn | awk '{ print $2 }' | xargs -P "$jobs" -n 1 sh "$0" --one "$kind" "$out"
+  passed=0 failed=0
+  for f in "$@"; do
+    key=$(echo "$f" | tr / _)
+    log="$out/$key.log"
+    line=$(grep -E "$COUNT" "$log" 2>/dev/null | tail -n 1)
+    p=$(echo "$line" | awk '{ print $2 + 0 }')
+    n=$(echo "$line" | awk '{ print $4 + 0 }')
+    reports=$(grep -cE "$SANITIZER" "$log" 2>/dev/null)
+    reports=${reports:-0}
+    if [ -z "$line" ]; then
+      echo "== $f did not finish (it crashed or was killed):"
+      n=$((n + 1))
+    elif [ "$reports" -ne 0 ]; then
+      echo "== $f: $reports sanitizer report(s):"
+      n=$((n + 1))
+    elif [ "$n" -ne 0 ]; then
+      echo "== $f: $n failed:"
+    fi
+    # indented, so that its own count lines are not taken for a layer's; a passing file's
+    # skips and notes (what a refused kernel layer left untested) are shown too
+    if [ -z "$line" ] || [ "$reports" -ne 0 ] || [ "$n" -ne 0 ]; then
+      sed 's/^/    /' "$log"
+    else
+      grep -E '^(SKIP: |  note: |  skipped: )' "$log" | sed "s|^ *|    $f: |"
+    fi
+    passed=$((passed + p))
+    failed=$((failed + n))
+    [ -f "$out/$key.ms" ] && echo "$kind $f $(cat "$out/$key.ms")" >>"$out/times"
+  done
+  if [ "$times" != /dev/null ] && [ -f "$out/times" ]; then
+    { grep -v "^$kind " "$times" 2>/dev/null; cat "$out/times"; } >"$out/times.new"
+    cat "$out/times.new" >"$times"
+  fi
+  echo "spec: $passed passed, $failed failed ($kind: $# files)"
+  [ "$failed" -eq 0 ]
+  exit
+fi
+
+mode=test
+case ${1:-} in
+  --check) mode=check; shift ;;
+  --soak) mode=soak; shift ;;
+esac
+BUILD=${1:-build}
+export ORKET_BIN="$PWD/$BUILD/orket"
+export ORKET_HISTORY=""   # tests never touch the user's history
+export NO_COLOR=1
+export TEST_TIMES="$PWD/$BUILD/test-times"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+in_list() { for w in $2; do [ "$w" = "$1" ] && return 0; done; return 1; }
+
+expected=0
+layer() { # layer TITLE KIND FILE...: one parallel layer, its output kept for the summary
+  echo "== $1"
+  kind=$2
+  shift 2
+  expected=$((expected + 1))
+  timeout "$LAYER_TIMEOUT" sh tests/run.sh --files "$kind" "$@" 2>&1 | tee -a "$log"
+}
+pg_layer() { # pg_layer FILE...: the files again on the tests' own PostgreSQL server
+  echo "== On PostgreSQL"
+  expected=$((expected + 1))
+  timeout "$LAYER_TIMEOUT" "$ORKET_BIN" lua tests/with_pg.lua sh tests/run.sh --files pg "$@" 2>&1 | tee -a "$log"
+  if grep -q '^PostgreSQL layer skipped' "$log"; then expected=$((expected - 1)); fi
+}
+
+soak() {
+  # shellcheck disable=SC2086
+  layer "End-to-end soak tests" e2e $SOAK
+  pg=""
+  for f in $SOAK; do if in_list "$f" "$PG_TESTS"; then pg="$pg $f"; fi; done
+  # shellcheck disable=SC2086
+  [ -z "$pg" ] || pg_layer $pg
+}
+
+if [ "$mode" = soak ]; then
+  soak
+else
+  layers=${TEST_LAYERS:-c spec e2e pg}
+  [ "$mode" = check ] && layers="c spec"
+  if in_list c "$layers"; then
+    echo "== C unit tests"
+    expected=$((expected + 1))
+    timeout "$LAYER_TIMEOUT" "$BUILD/test_core" 2>&1 | tee -a "$log"
+  fi
+  # shellcheck disable=SC2046
+  if in_list spec "$layers"; then layer "Lua specs" spec $(ls tests/spec/*_spec.lua); fi
+  e2e="" pg=""
+  for f in tests/e2e/*_test.lua; do in_list "$f" "$SOAK" || e2e="$e2e $f"; done
+  for f in $PG_TESTS; do in_list "$f" "$SOAK" || pg="$pg $f"; done
+  # shellcheck disable=SC2086
+  if in_list e2e "$layers"; then layer "End-to-end tests (make soak runs: $SOAK)" e2e $e2e; fi
+  # shellcheck disable=SC2086
+  if in_list pg "$layers"; then pg_layer $pg; fi
+  if in_list soak "$layers"; then soak; fi
+fi
 
 # Each layer printed "<layer>: N passed, N failed"; a layer that printed nothing crashed.
 layers=$(grep -cE '^(c|spec): [0-9]+ passed, [0-9]+ failed' "$log")
@@ -52,9 +185,10 @@ if [ "$layers" -ne "$expected" ]; then
   failed=$((failed + 1))
 fi
 # Under the sanitizers (make asan) a report after the last test, a leak found at exit, does
-# not change a layer's count: it fails the run here. (LeakSanitizer's own "fatal error",
-# its tracer failing to stop the threads, is no report about the code and is not counted.)
-reports=$(grep -cE 'ERROR: AddressSanitizer|ERROR: LeakSanitizer: detected|runtime error:' "$log")
+# not change a layer's count: it fails the run here (a file's report also fails its layer).
+# (LeakSanitizer's own "fatal error", its tracer failing to stop the threads, is no report
+# about the code and is not counted.)
+reports=$(grep -cE "$SANITIZER" "$log")
 if [ "$reports" -ne 0 ]; then
   echo "$reports sanitizer report(s) above"
   failed=$((failed + 1))

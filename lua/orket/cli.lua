@@ -1,6 +1,9 @@
 -- orket.cli: the command line. Each command is a module under orket.cmd.<name> returning
 -- { summary = "...", usage = "...", run = function(args, cli) -> exit status }.
 -- Library code never prints or exits; this module and the commands decide what to show.
+local uv = require "luv"
+local nearest = require "orket.nearest"
+
 local M = {}
 
 -- Commands in the order `orket help` lists them.
@@ -15,7 +18,8 @@ M.EXIT = { ok = 0, failed = 1, usage = 2, stalled = 3, internal = 70, interrupte
 local reported
 
 function M.err(fmt, ...)
-  local msg = string.format(fmt, ...)
+  -- an unknown field or setting, from whichever module, with the known one nearest to it
+  local msg = nearest.hint(string.format(fmt, ...))
   local ferr = require("orket.c.store").file_error()
   if ferr and msg:find(ferr, 1, true) then
     if reported == ferr then return end
@@ -118,6 +122,58 @@ function M.flush_unhandled()
   return n
 end
 
+--- help_text(name) -> text: a command's usage, summary and help, as `orket help NAME` and
+--- `orket NAME --help` print it.
+function M.help_text(name)
+  local cmd = load_command(name)
+  local t = { "usage: ", cmd.usage, "\n\n", cmd.summary, "\n" }
+  if cmd.help then t[#t + 1] = "\n" .. cmd.help .. "\n" end
+  return table.concat(t)
+end
+
+-- Whether a command's words ask for its help: --help or -h among its options, before any
+-- "--" (after it every word is positional). A command whose later words belong to something
+-- else (`orket lua FILE ARGS...` hands them to the script) sets words_after = 1: only its
+-- first word is looked at.
+local function asks_help(cmd, args)
+  local last = cmd.words_after or #args
+  for i = 1, math.min(last, #args) do
+    local a = args[i]
+    if a == "--" then return false end
+    if a == "--help" or a == "-h" then return true end
+  end
+  return false
+end
+
+--- shell_quote(s) -> the shell word for s: as is when it is plain, else in single quotes
+--- ('my project').
+function M.shell_quote(s)
+  if s:match("^[%w_./+,:@%%=-]+$") then return s end
+  return "'" .. s:gsub("'", [['\'']]) .. "'"
+end
+
+-- Whether the file at path is the executable this process runs (the same file, once
+-- symlinks are resolved).
+local function same_file(path, exe)
+  local a, b = uv.fs_realpath(path), exe and uv.fs_realpath(exe)
+  return a ~= nil and a == b
+end
+
+--- program() -> the shell word that runs this orket from any directory, for the commands a
+--- hint shows: "orket" when that name on PATH is this executable (or it was run by that
+--- name, found on PATH), else the absolute path it was run by (build/orket ->
+--- /src/orket/build/orket), so that `cd demo && WORD run START` works as printed.
+function M.program()
+  local a = M.argv0
+  if not a or a == "" then return "orket" end
+  if not a:find("/", 1, true) then return M.shell_quote(a) end
+  local abs = a:sub(1, 1) == "/" and a or ((uv.cwd() or ".") .. "/" .. a:gsub("^%./", ""))
+  for dir in (os.getenv("PATH") or ""):gmatch("[^:]+") do
+    if same_file(dir .. "/orket", abs) then return "orket" end
+  end
+  return M.shell_quote(abs)
+end
+
 function M.main(argv)
   require("orket.handles").track() -- a luv handle left open at exit is closed, not a crash
   local name = argv[1]
@@ -136,6 +192,11 @@ function M.main(argv)
   local args = {}
   for i = 2, #argv do args[#args + 1] = argv[i] end
   args[0] = argv[0]
+  M.argv0 = argv[0]
+  if asks_help(cmd, args) then
+    io.stdout:write(M.help_text(name))
+    return M.EXIT.ok
+  end
   local cstore = require "orket.c.store"
   cstore.clear_file_error()
   reported = nil

@@ -79,6 +79,7 @@ local function parse_file(f)
   local text, rerr = read_file(f.path)
   if not text then return nil, f.rel .. rerr:sub(#f.path + 1) end
   f.digest = digest(text)
+  f.text = text -- to find the line of a field (Ctx:unknown)
   if f.rel:match("%.json$") then
     local v, err = json.decode(text)
     if v == nil then return nil, string.format("%s:%s", f.rel, json_error(text, err or "not JSON")) end
@@ -285,9 +286,9 @@ function Ctx:deps(t, path)
   return out
 end
 
--- The fields each kind of object may have. Others are ignored, as the original Orket's
--- files may carry more, but each is named in a warning: a misspelt field ("seet") would
--- otherwise vanish without a word.
+-- The fields each kind of object may have. Any other is an error, named with its file and
+-- line (and, by orket.nearest, the known field nearest to it): a misspelt field ("seet",
+-- "depends_on ") would otherwise vanish, and the seat or the dependency with it.
 local COMMON = { "id", "name", "summary", "description", "note", "seat", "priority", "depends_on",
   "requirements", "acceptance", "status" }
 local function field_set(extra)
@@ -304,7 +305,9 @@ local FIELDS = {
 }
 local WHOSE = { issue = "an issue's", epic = "an epic's", rock = "a rock's", rock_epic = "a rock's epic entry's" }
 
--- Warns of each field of t that `kind` does not have (sorted, so the output is stable).
+-- Records each field of t that `kind` does not have (sorted, so the output is stable) in
+-- self.unknowns as {message=, anchor=}; a name that is no identifier ("depends_on ") is
+-- shown quoted, path["depends_on "], so the space can be seen.
 function Ctx:unknown(t, path, kind)
   local f, extra = FIELDS[kind], {}
   for k in pairs(t) do
@@ -315,8 +318,11 @@ function Ctx:unknown(t, path, kind)
   end
   table.sort(extra)
   for _, k in ipairs(extra) do
-    self.warnings[#self.warnings + 1] = string.format("%s: %s: unknown field, ignored (%s fields: %s)",
-      self.file, self:field(path, k), WHOSE[kind], f.text)
+    local where = k:match("^[%a_][%w_]*$") and self:field(path, k) or string.format("%s[%q]", path, k)
+    local lines = require "orket.lines"
+    local line = lines.of(self.source, k, self.anchor) or lines.of(self.source, k)
+    self.unknowns[#self.unknowns + 1] = { message = string.format("%s%s: %s: unknown field (%s fields: %s)",
+      self.file, line and (":" .. line) or "", where, WHOSE[kind], f.text), anchor = self.anchor }
   end
 end
 
@@ -337,7 +343,7 @@ end
 
 -- One file's value -> list of card definitions (rock or epic first, then issues).
 local function shape(f, v)
-  local ctx = setmetatable({ file = f.rel, base = f.rel:match("%.lua$") and 1 or 0, warnings = {}, seen = {} }, Ctx)
+  local ctx = setmetatable({ file = f.rel, base = f.rel:match("%.lua$") and 1 or 0, unknowns = {}, seen = {}, source = f.text }, Ctx)
   if type(v) ~= "table" then ctx:fail("", "must hold an object (a rock or an epic), not %s", type(v)) end
   if v[1] ~= nil then ctx:fail("", "must hold an object (a rock or an epic), not an array") end
   local cards = {}
@@ -360,7 +366,7 @@ local function shape(f, v)
       rock.epics[i] = { epic = ctx:str(e, p, "epic", true), department = ctx:str(e, p, "department"), path = p }
     end
     cards[1] = rock
-    return cards, ctx.warnings
+    return cards, ctx.unknowns
   end
   ctx:unknown(v, "", "epic")
   local epic = common(ctx, v, "", { type = "epic", department = f.department })
@@ -374,7 +380,7 @@ local function shape(f, v)
       key, list = k, v[k]
     end
   end
-  if list == nil then return cards, ctx.warnings end
+  if list == nil then return cards, ctx.unknowns end
   if type(list) ~= "table" then ctx:fail(key, "must be an array of issues") end
   ctx:array(list, key, "issues")
   for i, t in ipairs(list) do
@@ -391,18 +397,18 @@ local function shape(f, v)
     ctx.anchor = nil
     cards[#cards + 1] = issue
   end
-  return cards, ctx.warnings
+  return cards, ctx.unknowns
 end
 
 -- For `orket validate`, which checks each file on its own to report every broken file:
 -- list_files(dir) -> {rel=, path=, ...} | nil, msg, CODE;
--- check_file(f) -> cards, warnings | nil, msg.
+-- check_file(f) -> cards, unknown fields ({message=, anchor=}, each a problem) | nil, msg.
 M.list_files = list_files
 function M.check_file(f)
   local v, perr = parse_file(f)
   if v == nil then return nil, perr end
-  local ok, cards, warnings = pcall(shape, f, v)
-  if ok then return cards, warnings end
+  local ok, cards, unknown = pcall(shape, f, v)
+  if ok then return cards, unknown end
   if type(cards) == "table" and cards.import_error then return nil, cards.import_error, cards.anchor end
   error(cards, 0)
 end
@@ -474,14 +480,14 @@ function M.link(parsed)
   return { cards = defs, by_id = by_id }, problems
 end
 
---- load(dir) -> {files=n, cards={def...}, warnings={"file: path: unknown field..."}} | nil,
---- msg, CODE, anchor. Validates everything that does not need the board (ids, duplicates,
+--- load(dir) -> {files=n, cards={def...}, warnings={...}} | nil, msg, CODE, anchor. (No check
+--- warns at present: an unknown field, once a warning, is an error.) Validates everything that does not need the board (ids, duplicates,
 --- rock links, dependencies within the files, no card depending on its own epic or rock).
 --- anchor ({pattern, nth}, orket.lines) locates the card the message is about in its file.
 function M.load(dir)
   local files, err, code = list_files(dir)
   if not files then return nil, err, code end
-  local parsed, warnings, digests = {}, {}, {}
+  local parsed, digests = {}, {}
   for _, f in ipairs(files) do
     local v, perr = parse_file(f)
     if v == nil then return nil, perr, "EINVAL" end
@@ -491,12 +497,17 @@ function M.load(dir)
       if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL", cards.anchor end
       error(cards, 0)
     end
-    for _, w in ipairs(fw) do warnings[#warnings + 1] = w end
+    if fw[1] then
+      -- the first, and how many more: orket validate lists them all
+      local more = #fw > 1 and string.format(" (and %d more unknown field%s: 'orket validate' lists them)",
+        #fw - 1, #fw > 2 and "s" or "") or ""
+      return nil, fw[1].message .. more, "EINVAL", fw[1].anchor
+    end
     parsed[#parsed + 1] = { file = f, cards = cards }
   end
   local set, problems = M.link(parsed)
   if #problems > 0 then return nil, problems[1].message, "EINVAL", problems[1].anchor end
-  return { files = #files, cards = set.cards, by_id = set.by_id, warnings = warnings, digests = digests }
+  return { files = #files, cards = set.cards, by_id = set.by_id, warnings = {}, digests = digests }
 end
 
 local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",

@@ -16,6 +16,7 @@ local policy = require "orket.policy"
 local scriptfile = require "orket.scriptfile"
 local lines = require "orket.lines"
 local llm = require "orket.llm"
+local nearest = require "orket.nearest"
 local scripted = require "orket.llm.scripted"
 
 local M = {}
@@ -30,7 +31,7 @@ local function read(path) return (scriptfile.read(path, import.MAX_FILE)) end
 -- last name locates the line when the message has none, searched from the object where
 -- anchor matches (orket.lines) or, for "a.b.c" in a Lua file, from the table `b = {`.
 local function add(out, dir, msg, default_file, anchor)
-  msg = tostring(msg):match("^[^\n]*")
+  msg = nearest.hint(tostring(msg):match("^[^\n]*"))
   local file, line, text = msg:match("^([^:%s]+):(%d+): ?(.*)$")
   if not file then
     file, text = msg:match("^([^:%s]+%.[%w]+): (.*)$")
@@ -202,7 +203,7 @@ local function check_epics(dir, out, warnings, summary, team)
     else
       parsed[#parsed + 1] = { file = f, cards = cards }
       for _, c in ipairs(cards) do all[#all + 1] = c end
-      for _, w in ipairs(cerr) do add(warnings, dir, w, f.rel) end
+      for _, u in ipairs(cerr) do add(out, dir, u.message, f.rel, u.anchor) end
     end
   end
   local set, problems = import.link(parsed)

@@ -111,16 +111,25 @@ describe("orket import, board and card", function()
   end)
 
   -- a read-only or damaged store is the SQLite file's; a PostgreSQL server has neither
-  local sqlite_it = require("tests.backends").name() == "sqlite" and it or pending
+  local sqlite_it = require("tests.backends").name() == "sqlite" and it
+    or function(name) pending(name .. " [SQLite only: its file's own failures]") end
   sqlite_it("reads a board it may not write; a command that writes says why it cannot", function()
     local ex = H.example("notes")
     assert.equal(0, H.orket("run NOTES --json", { cwd = ex }).status)
     -- the store's folder becomes unwritable for the user running the commands: as root
     -- (who may write anything) they run as nobody; otherwise the modes are taken away
-    local wrap
+    local wrap, bin
     if io.popen("id -u"):read("l") == "0" then
       wrap = "setpriv --reuid=65534 --regid=65534 --clear-groups"
       os.execute("chmod 755 " .. H.quote(ex)) -- the temp dir itself, made 0700
+      -- nobody may not reach the build (a clone under /root is 0700): an installed copy
+      -- of its own, laid out as `make install` does (bin/, share/orket/)
+      local prefix = H.tmpdir()
+      local copy = string.format("chmod 755 %s && mkdir -p %s/bin %s/share/orket && cp %s %s/bin/ && cp -R",
+        H.quote(prefix), H.quote(prefix), H.quote(prefix), H.quote(H.BIN), H.quote(prefix))
+      for _, d in ipairs { "lua", "roles", "tools", "policies", "templates" } do copy = copy .. " " .. H.quote(H.ROOT .. "/" .. d) end
+      assert(os.execute(copy .. " " .. H.quote(prefix .. "/share/orket/") .. " && chmod -R a+rX " .. H.quote(prefix)))
+      bin = prefix .. "/bin/orket"
     else
       os.execute("chmod a-w " .. H.quote(ex .. "/.orket") .. " " .. H.quote(ex .. "/.orket/orket.db"))
     end
@@ -131,19 +140,19 @@ describe("orket import, board and card", function()
       return out
     end
     local before = files()
-    assert.matches("NOTES%-4%s+done", H.orket("board", { cwd = ex, wrap = wrap }).stdout)
-    assert.matches('"status":"done"', H.orket("card NOTES-2 --json", { cwd = ex, wrap = wrap }).stdout, 1, true)
+    assert.matches("NOTES%-4%s+done", H.orket("board", { cwd = ex, wrap = wrap, bin = bin }).stdout)
+    assert.matches('"status":"done"', H.orket("card NOTES-2 --json", { cwd = ex, wrap = wrap, bin = bin }).stdout, 1, true)
     -- orket's own moves (the epic rolled up) have no roles: an empty list, not {}
-    local epic = H.orket("card NOTES --json", { cwd = ex, wrap = wrap }).stdout
+    local epic = H.orket("card NOTES --json", { cwd = ex, wrap = wrap, bin = bin }).stdout
     assert.matches('"roles":[]', epic, 1, true)
     assert.is_nil(epic:find('"roles":{}', 1, true))
-    assert.matches("1%s+done%s+NOTES", H.orket("runs", { cwd = ex, wrap = wrap }).stdout)
-    local log = H.orket("log 1", { cwd = ex, wrap = wrap })
+    assert.matches("1%s+done%s+NOTES", H.orket("runs", { cwd = ex, wrap = wrap, bin = bin }).stdout)
+    local log = H.orket("log 1", { cwd = ex, wrap = wrap, bin = bin })
     assert.equal(0, log.status, log.stderr)
     assert.matches("== NOTES%-1 turn 1", log.stdout)
     assert.equal(before, files()) -- nothing written beside the store (no -wal, no -shm)
     for _, c in ipairs { "retry NOTES-1", "import", "answer NOTES-1 yes" } do
-      local r = H.orket(c, { cwd = ex, wrap = wrap })
+      local r = H.orket(c, { cwd = ex, wrap = wrap, bin = bin })
       assert.equal(1, r.status, c)
       assert.matches("orket: store: .orket/orket.db cannot be written (a read-only file system, or no write "
         .. "permission on it or on .orket); this command changes the board", r.stderr, 1, true)

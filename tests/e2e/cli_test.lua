@@ -20,6 +20,34 @@ describe("orket CLI", function()
     assert.matches("usage: orket lua", r.stdout)
   end)
 
+  it("shows every command's help for --help and -h, as `orket help COMMAND` does", function()
+    local cli = H.orket("help").stdout
+    local n = 0
+    for name in cli:gmatch("\n  (%l+) ") do
+      n = n + 1
+      local want = H.orket("help " .. name)
+      assert.equal(0, want.status)
+      assert.matches("^usage: orket " .. name, want.stdout)
+      for _, flag in ipairs { "--help", "-h" } do
+        local r = H.orket(name .. " " .. flag)
+        assert.equal(0, r.status, name .. " " .. flag .. ": " .. r.stderr)
+        assert.equal(want.stdout, r.stdout)
+        assert.equal("", r.stderr)
+      end
+    end
+    assert.is_true(n >= 20, "commands listed: " .. n)
+    -- among other options too, but not after -- (a word then) nor among a script's arguments
+    assert.equal(0, H.orket("log 3 --json -h").status)
+    local r = H.orket("answer X-1 -- -h")
+    assert.not_equal(0, r.status)
+    assert.not_matches("usage: orket answer", r.stdout)
+    local dir = H.tmpdir()
+    H.write(dir .. "/args.lua", "print(select('#', ...), ...)")
+    r = H.orket("lua " .. dir .. "/args.lua -h")
+    assert.equal(0, r.status)
+    assert.equal("1\t-h\n", r.stdout)
+  end)
+
   it("prints usage and exits 2 on no command, an unknown command or bad flags", function()
     local r = H.orket("")
     assert.equal(2, r.status)

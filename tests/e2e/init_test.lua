@@ -9,12 +9,20 @@ local function write(path, text)
   f:close()
 end
 
+-- orket on PATH (a directory holding a link to the binary under test): hints then say
+-- plain `orket`, as they do for an installed orket
+local function on_path()
+  local bin = H.tmpdir()
+  assert(os.execute("ln -s " .. H.quote(H.BIN) .. " " .. H.quote(bin .. "/orket")))
+  return { PATH = bin .. ":" .. os.getenv("PATH") }
+end
+
 describe("orket init", function()
   after_each(H.cleanup)
 
   it("scaffolds a project that orket run finishes, and says what to run", function()
     local dir = H.tmpdir()
-    local r = H.orket("init x", { cwd = dir })
+    local r = H.orket("init x", { cwd = dir, env = on_path() })
     assert.equal(0, r.status, r.stderr)
     assert.matches("next: cd x && orket run START", r.stdout, 1, true)
     -- workspace/ is a git repository on main, with its first commit
@@ -48,12 +56,29 @@ describe("orket init", function()
     assert.equal("", r.stderr)
     assert.matches('name = "my%proj"', H.read(dir .. "/my%proj/orket.lua"), 1, true)
     assert.equal(0, H.orket("validate", { cwd = dir .. "/my%proj" }).status)
-    r = H.orket("init 'my project'", { cwd = dir })
+    r = H.orket("init 'my project'", { cwd = dir, env = on_path() })
     assert.equal(0, r.status, r.stderr)
     assert.matches("next: cd 'my project' && orket run START\n", r.stdout, 1, true)
-    r = H.orket([[init "it's"]], { cwd = dir })
+    r = H.orket([[init "it's"]], { cwd = dir, env = on_path() })
     assert.equal(0, r.status, r.stderr)
     assert.matches([[next: cd 'it'\''s' && orket run START]], r.stdout, 1, true)
+  end)
+
+  it("names the binary by the path it was run by when orket is not on PATH, a line that works", function()
+    local dir = H.tmpdir()
+    assert(os.execute("mkdir " .. H.quote(dir .. "/b") .. " && ln -s " .. H.quote(H.BIN) .. " " .. H.quote(dir .. "/b/orket")))
+    local r = H.orket("init 'my x'", { cwd = dir, bin = "./b/orket" })
+    assert.equal(0, r.status, r.stderr)
+    local line = r.stdout:match("\nnext: ([^\n]+)\n$")
+    assert.equal("cd 'my x' && " .. dir .. "/b/orket run START", line)
+    -- run as printed, by a shell in the directory init ran in
+    local p = io.popen("cd " .. H.quote(dir) .. " && " .. line .. " >/dev/null 2>&1; echo $?")
+    assert.equal("0", p:read("l"))
+    p:close()
+    assert.matches("START%-2%s+done", H.orket("board", { cwd = dir .. "/my x" }).stdout)
+    -- by the name, found on PATH, it is that name
+    r = H.orket("init y", { cwd = dir, env = on_path() })
+    assert.equal("next: cd y && orket run START\n", r.stdout:match("\n(next: [^\n]+\n)$"))
   end)
 
   it("is all or nothing: a failure removes what init made and keeps what was there", function()
@@ -123,21 +148,48 @@ describe("orket validate", function()
     assert.matches("\n10 problems\n$", out)
   end)
 
-  it("warns of epic fields it ignores, naming file, line and field, and still passes", function()
+  it("refuses fields it does not know, naming file, line and the nearest known field", function()
     local dir = H.tmpdir()
     assert.equal(0, H.orket("init p", { cwd = dir }).status)
     local p = dir .. "/p"
-    write(p .. "/epics/typo.json", '{ "id": "TY", "owner": "ana",\n "issues": [\n { "summary": "a",\n   "seet": "coder" } ] }\n')
+    write(p .. "/epics/typo.json", '{ "id": "TY", "owner": "ana",\n "issues": [\n { "summary": "a",\n   "seet": "coder" },\n'
+      .. ' { "summary": "b",\n   "depends_on ": ["TY-a"] } ] }\n')
+    write(p .. "/epics/lua_typo.lua", 'return {\n  id = "LT",\n  issues = {\n    { summary = "c", prority = 2 },\n  },\n}\n')
     local r = H.orket("validate p", { cwd = dir })
-    assert.equal(0, r.status, r.stdout)
-    assert.matches('warning: epics/typo.json:4: issues[0].seet: unknown field, ignored (an issue\'s fields: id, name, summary,',
+    assert.equal(1, r.status, r.stdout)
+    assert.matches("epics/typo.json:4: issues[0].seet: unknown field (an issue's fields: id, name, summary,", r.stdout, 1, true)
+    assert.matches("verification); did you mean 'seat'?\n", r.stdout, 1, true)
+    assert.matches('epics/typo.json:6: issues[1]["depends_on "]: unknown field (an issue\'s fields: id, name, summary,',
       r.stdout, 1, true)
-    assert.matches("warning: epics/typo.json:1: owner: unknown field, ignored (an epic's fields:", r.stdout, 1, true)
-    assert.matches("%(2 warnings%)\n$", r.stdout)
-    -- import imports, and says the same on stderr
+    assert.matches("verification); did you mean 'depends_on'?\n", r.stdout, 1, true)
+    -- nothing near "owner": no guess
+    assert.matches("epics/typo%.json:1: owner: unknown field %(an epic's fields: [^\n]*cards%)\n", r.stdout)
+    assert.matches("epics/lua_typo.lua:4: issues[1].prority: unknown field (an issue's fields: ", r.stdout, 1, true)
+    assert.matches("did you mean 'priority'?", r.stdout, 1, true)
+    assert.matches("\n4 problems\n$", r.stdout)
+    -- import refuses too, naming the first with its line, and imports nothing
     local imp = H.orket("import", { cwd = p })
-    assert.equal(0, imp.status, imp.stderr)
-    assert.matches("orket: warning: epics/typo.json: issues[0].seet: unknown field, ignored", imp.stderr, 1, true)
+    assert.equal(1, imp.status, imp.stderr)
+    assert.matches("^orket: epics/lua_typo%.lua:4: issues%[1%]%.prority: unknown field %(an issue's fields: ", imp.stderr)
+    assert.matches("verification%); did you mean 'priority'%?\n$", imp.stderr)
+    os.remove(p .. "/epics/lua_typo.lua")
+    imp = H.orket("import", { cwd = p })
+    assert.equal(1, imp.status, imp.stderr)
+    assert.matches("^orket: epics/typo%.json:1: owner: unknown field %(an epic's fields: [^\n]*cards%) "
+      .. "%(and 2 more unknown fields: 'orket validate' lists them%)\n$", imp.stderr)
+    assert.is_nil(H.orket("board", { cwd = p }).stdout:find("TY", 1, true))
+    -- orket.lua's settings and a role script's fields, by the same hint
+    write(p .. "/orket.lua", H.read(p .. "/orket.lua") .. "concurency = 2\nserve = { cros = {} }\n")
+    os.execute("mkdir -p " .. H.quote(p .. "/roles"))
+    write(p .. "/roles/pilot.lua", 'return {\n  name = "pilot",\n  sytem = "fly",\n}\n')
+    r = H.orket("validate p", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("orket.lua:%d+: concurency: unknown setting %(settings: [^\n]*%); did you mean 'concurrency'%?\n", r.stdout)
+    assert.matches("orket.lua:%d+: serve%.cros: unknown setting %(known: cors%); did you mean 'cors'%?\n", r.stdout)
+    assert.matches("roles/pilot.lua:3: unknown field 'sytem' (fields: name, intent, tools, model, dialect, system, build); "
+      .. "did you mean 'system'?\n", r.stdout, 1, true)
+    imp = H.orket("models", { cwd = p })
+    assert.matches("^orket: orket%.lua: concurency: unknown setting %(settings: [^\n]*%); did you mean 'concurrency'%?\n", imp.stderr)
   end)
 
   it("finds a card's field line when its keys are sorted (depends_on before id)", function()

@@ -235,7 +235,8 @@ return { rules = { { role = "coder", reply = status("code_review") }, { role = "
 
   -- the full disk is the SQLite file's (a small file system under .orket/); a PostgreSQL
   -- server's disk is not the test's to fill
-  local sqlite_it = require("tests.backends").name() == "sqlite" and it or pending
+  local sqlite_it = require("tests.backends").name() == "sqlite" and it
+    or function(name) pending(name .. " [SQLite only: its file's own failures]") end
   sqlite_it("ends a run failed, once, when the journal cannot be written (a full disk), and resume carries on", function()
     local ref = project()
     assert.equal(0, H.orket("run NOTES", { cwd = ref }).status)

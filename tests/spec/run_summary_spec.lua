@@ -41,4 +41,26 @@ describe("run summary", function()
     assert.matches("\n  C%-1        blocked %(system%): down\n             next: once the model answers again, orket retry C%-1\n$",
       last(t))
   end)
+
+  it("gives an interrupted run the exact line that continues it", function()
+    local t = view { { id = "C-1", status = "in_progress" } }
+    t.view:event { type = "run_start", run_id = 7, target = "C", concurrency = 1 }
+    t.view:event { type = "run_end", run_id = 7, status = "interrupted", tokens = 0 }
+    assert.equal(table.concat({
+      "run 7 C interrupted in 00:00, 0 tokens, 0 turns",
+      "continue with: orket resume 7",
+      "cards (1): in_progress 1",
+    }, "\n") .. "\n", last(t))
+    -- the command as the caller says it (the binary's path, the project's directory)
+    t = view { { id = "C-1", status = "done" } }
+    t.view.resume = function(id) return "/opt/o/orket resume " .. id .. " -C 'my p'" end
+    t.view:event { type = "run_start", run_id = 8, target = "C", concurrency = 1 }
+    t.view:event { type = "run_end", run_id = 8, status = "interrupted", tokens = 0 }
+    assert.matches("\ncontinue with: /opt/o/orket resume 8 %-C 'my p'\n", last(t))
+    -- a run that ended otherwise has no such line
+    t = view { { id = "C-1", status = "done" } }
+    t.view:event { type = "run_start", run_id = 9, target = "C", concurrency = 1 }
+    t.view:event { type = "run_end", run_id = 9, status = "done", tokens = 0 }
+    assert.is_nil(last(t):find("resume", 1, true))
+  end)
 end)

@@ -1,4 +1,5 @@
--- orket help [COMMAND]: the list of commands, or one command's usage.
+-- orket help [COMMAND]: the list of commands, or one command's usage (orket.cli.help_text,
+-- which `orket COMMAND --help` prints too).
 return {
   summary = "show commands, or one command's usage",
   usage = "orket help [COMMAND]",
@@ -14,8 +15,7 @@ return {
       cli.usage(io.stderr)
       return cli.EXIT.usage
     end
-    io.stdout:write("usage: ", cmd.usage, "\n\n", cmd.summary, "\n")
-    if cmd.help then io.stdout:write("\n", cmd.help, "\n") end
+    io.stdout:write(cli.help_text(args[1]))
     return 0
   end,
 }

@@ -25,11 +25,7 @@ local function read(path)
   return s
 end
 
--- The shell word for s: as is when it is plain, else in single quotes ('my project').
-local function shell_quote(s)
-  if s:match("^[%w_./+,:@%%=-]+$") then return s end
-  return "'" .. s:gsub("'", [['\'']]) .. "'"
-end
+local shell_quote = require("orket.cli").shell_quote
 cmd.shell_quote = shell_quote
 
 -- What this init made, newest last, so a failure can take exactly that away again and
@@ -129,7 +125,9 @@ function cmd.run(args, cli)
   local cd = dir == "." and "" or ("cd " .. shell_quote(dir) .. " && ")
   io.stdout:write(string.format("created a project in %s: orket.lua, epics/start.json (epic START, %d issues), "
     .. "script.lua (offline model), workspace/ (git)\n", dir, r.cards - 1))
-  io.stdout:write("next: " .. cd .. "orket run START\n")
+  -- the binary as run (an absolute path unless `orket` on PATH is this one): the line works
+  -- as printed, in a shell where orket is not installed
+  io.stdout:write("next: " .. cd .. cli.program() .. " run START\n")
   return 0
 end
 

@@ -63,4 +63,5 @@ local function run(args, cli)
   return failures > 0 and 1 or 0
 end
 
-return { summary = "run a trusted Lua script with the runtime", usage = USAGE, run = run }
+-- words_after: only the first word can ask for help; the script's own arguments are its own.
+return { summary = "run a trusted Lua script with the runtime", usage = USAGE, words_after = 1, run = run }

@@ -76,7 +76,7 @@ local EXIT = { done = 0, failed = 1, stalled = 3, interrupted = 130 }
 --- stopping gracefully on SIGINT/SIGTERM.
 -- The live view on stdout (a terminal): redrawn by a 100 ms timer as well as by events,
 -- so the elapsed time moves while a model thinks; its size follows SIGWINCH.
-local function live(get_engine)
+local function live(get_engine, resume)
   local function size()
     local w, h = require("orket.c.lineedit").term_size(1)
     return (w and w > 0) and w or 80, h
@@ -91,6 +91,7 @@ local function live(get_engine)
       local target = e and e.board:get(id)
       return target and scheduler.scope(e.board, target) or {}
     end,
+    resume = resume,
   }
   local timer, winch = uv.new_timer(), uv.new_signal()
   -- a frame may read the board (the target's scope), which on PostgreSQL waits on the
@@ -126,7 +127,9 @@ function cmd.execute(o, cli, resume_id)
     end)
   end)
   if not o.json then
-    view, stop_view = live(function() return e end)
+    -- the exact line that continues this run: this binary, this project
+    local where = o.dir ~= "." and (" -C " .. cli.shell_quote(o.dir)) or ""
+    view, stop_view = live(function() return e end, function(id) return cli.program() .. " resume " .. id .. where end)
     emit = function(ev) view:event(ev) end
   end
   local err

@@ -10,8 +10,8 @@ over whatever loaded, that the team's roles, the roles' tools and the seats' mod
 exist, that a seat can review, that policy rules name existing tools, roles and seats, that
 cards name seats of the team (and not the only reviewer's), and that card ids are unique and
 dependencies name known cards without cycles. Exit status 1 if anything is wrong.
-Fields an epic file may carry but Orket ignores (a misspelt "seet") are printed as warnings
-and do not fail the check.]]
+A field or setting Orket does not know (a misspelt "seet" or "depends_on ") is a problem,
+named with the known one nearest to it.]]
 
 function cmd.run(args, cli)
   if #args > 1 then return cli.usage_error(cmd, "validate takes at most one directory") end

@@ -31,9 +31,11 @@ function M.color_on(fd)
 end
 
 --- new{write=fn(s), now=fn() -> ms, color=bool, width=n, height=n|nil, interval_ms=100,
----   scope=fn(target) -> cards}
+---   scope=fn(target) -> cards, resume=fn(run_id) -> command}
 --- -> view. write receives whole frames (cursor moves included); scope, optional, returns
---- the target's issues ({id=, status=}) so counts include cards no event has named yet.
+--- the target's issues ({id=, status=}) so counts include cards no event has named yet;
+--- resume, optional, the command line that continues run_id, which the summary of an
+--- interrupted run gives (default "orket resume ID").
 function M.new(o)
   if type(o) ~= "table" or type(o.write) ~= "function" or type(o.now) ~= "function" then
     error("bad argument #1 to 'new' (table with write and now functions expected)", 2)
@@ -41,6 +43,7 @@ function M.new(o)
   local v = setmetatable({
     write = o.write, now = o.now, color = o.color and true or false, width = o.width or 80, height = o.height,
     interval = o.interval_ms or 100, scope = o.scope,
+    resume = o.resume or function(id) return "orket resume " .. id end,
     started = o.now(), last_draw = nil, lines = 0, dirty = true, frames = 0,
     status = {}, order = {}, jobs = {}, seats = {}, notes = {},
     tokens = 0, turns = 0, retries = 0, finished = false,
@@ -301,6 +304,7 @@ function View:finish()
   end
   local lines = { head }
   if self.end_reason then lines[#lines + 1] = "stopped: " .. self.end_reason end
+  if st == "interrupted" and self.run_id then lines[#lines + 1] = "continue with: " .. self.resume(self.run_id) end
   local parts, total = self:counts()
   lines[#lines + 1] = string.format("cards (%d): %s", total, #parts > 0 and table.concat(parts, "  ") or "none")
   if self.canceled and #self.canceled > 0 then

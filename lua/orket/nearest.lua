@@ -1,0 +1,79 @@
+-- orket.nearest: the known name nearest to an unknown one ("depends_on " -> depends_on,
+-- "cros" -> cors), and the hint that names it in the errors about unknown fields and
+-- settings. Plain Lua over strings; used by orket.cli (every command's errors) and orket.validate.
+local M = {}
+
+--- distance(a, b) -> the number of edits (insert, delete, replace, swap of two neighbours)
+--- that make a into b.
+function M.distance(a, b)
+  local la, lb = #a, #b
+  local d = {}
+  for i = 0, la do d[i] = { [0] = i } end
+  for j = 0, lb do d[0][j] = j end
+  for i = 1, la do
+    for j = 1, lb do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        v = math.min(v, d[i - 2][j - 2] + 1)
+      end
+      d[i][j] = v
+    end
+  end
+  return d[la][lb]
+end
+
+--- nearest(word, names) -> the name nearest to word, or nil when none is near. names: a list,
+--- or text "a, b, c". Near: the same name but for case, spaces and '-' against '_', or at most
+--- a third of the word's length in edits (at least one, at most three); the first of equals.
+function M.nearest(word, names)
+  if type(names) == "string" then
+    local list = {}
+    for n in names:gmatch("[^,%s]+") do list[#list + 1] = n end
+    names = list
+  end
+  local function plain(s) return (s:lower():gsub("%s", ""):gsub("%-", "_")) end
+  for _, n in ipairs(names) do
+    if n ~= word and plain(n) == plain(word) then return n end
+  end
+  local best, bestd = nil, math.max(1, math.min(3, #word // 3)) + 1
+  for _, n in ipairs(names) do
+    local dist = M.distance(word, n)
+    if dist > 0 and dist < bestd then best, bestd = n, dist end
+  end
+  return best
+end
+
+-- The name a message says is unknown, and the list of known names it gives, in the shapes
+-- Orket's modules write them:
+--   "... PATH: unknown setting (known: a, b)"       orket.engine.settings, orket.store.pgurl
+--   "orket.lua: KEY: unknown setting (settings: a, b)"
+--   "... PATH: unknown field (an issue's fields: a, b)"   orket.import
+--   "... unknown field 'KEY' (fields: a, b)"        roles, tools, routing.lua (policies: "... in deny rule (fields: ...)")
+-- PATH's last part is the name: a.b.KEY, a[1].KEY, or a["KEY "] for a name that is no identifier.
+local function unknown_in(msg)
+  local key, list = msg:match("unknown field '([^']*)'[^(\n]*%(fields: ([^)\n]*)%)")
+  if key then return key, list end
+  local path, what
+  path, what, list = msg:match("([^%s][^\n]-): unknown (%a+)[^(\n]*%([^:)\n]*: ([^)\n]*)%)")
+  if not path or (what ~= "setting" and what ~= "field") then return nil end
+  path = path:match(".*: (.-)$") or path
+  key = path:match('%["(.*)"%]$') or path:match("([^%.%[%]]+)[%[%d%]]*$")
+  return key, list
+end
+
+--- hint(msg) -> msg, with "; did you mean 'NAME'?" added when it says a field or setting is
+--- unknown and a known one is near. One place for every such error (orket.engine.settings,
+--- orket.import, roles, tools, policies, routing.lua, the store's settings), so the hint is
+--- there whichever module found the field.
+function M.hint(msg)
+  if type(msg) ~= "string" or msg:find("did you mean", 1, true) then return msg end
+  local key, list = unknown_in(msg)
+  local near = key and M.nearest(key, list)
+  if not near then return msg end
+  -- after the first line's end: a traceback or a second line stays below it
+  local first, rest = msg:match("^([^\n]*)(.*)$")
+  return first .. "; did you mean '" .. near .. "'?" .. rest
+end
+
+return M

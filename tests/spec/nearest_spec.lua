@@ -1,0 +1,48 @@
+-- orket.nearest: the known name nearest to an unknown one, and the hint added to the errors
+-- that name an unknown field or setting.
+local nearest = require "orket.nearest"
+
+describe("orket.nearest", function()
+  it("counts edits, a swap of neighbours as one", function()
+    assert.equal(0, nearest.distance("seat", "seat"))
+    assert.equal(1, nearest.distance("seet", "seat"))
+    assert.equal(1, nearest.distance("cros", "cors"))
+    assert.equal(1, nearest.distance("depends_on ", "depends_on"))
+    assert.equal(3, nearest.distance("", "abc"))
+    assert.equal(3, nearest.distance("kitten", "sitting"))
+  end)
+
+  it("finds the nearest name, or none when nothing is near", function()
+    local names = { "id", "name", "summary", "seat", "priority", "depends_on", "status" }
+    assert.equal("seat", nearest.nearest("seet", names))
+    assert.equal("depends_on", nearest.nearest("depends_on ", names))
+    assert.equal("depends_on", nearest.nearest("Depends-On", names))
+    assert.equal("priority", nearest.nearest("prority", names))
+    assert.is_nil(nearest.nearest("owner", names))
+    assert.is_nil(nearest.nearest("host", "url"))
+    assert.equal("cors", nearest.nearest("cros", "cors"))
+    assert.equal("concurrency", nearest.nearest("concurency", "budgets, concurrency, context"))
+  end)
+
+  it("adds the hint to each shape of unknown-field message, and only to those", function()
+    assert.equal("orket.lua: serve.cros: unknown setting (known: cors); did you mean 'cors'?",
+      nearest.hint("orket.lua: serve.cros: unknown setting (known: cors)"))
+    assert.equal("orket.lua: teams: unknown setting (settings: budgets, team); did you mean 'team'?",
+      nearest.hint("orket.lua: teams: unknown setting (settings: budgets, team)"))
+    assert.equal([[e.json:5: issues[1]["depends_on "]: unknown field (an issue's fields: id, depends_on); did you mean 'depends_on'?]],
+      nearest.hint([[e.json:5: issues[1]["depends_on "]: unknown field (an issue's fields: id, depends_on)]]))
+    assert.equal("r.lua:3: unknown field 'sytem' (fields: name, system); did you mean 'system'?\ntraceback",
+      nearest.hint("r.lua:3: unknown field 'sytem' (fields: name, system)\ntraceback"))
+    assert.equal("p.lua:2: unknown field 'toool' in deny rule (fields: tool, role); did you mean 'tool'?",
+      nearest.hint("p.lua:2: unknown field 'toool' in deny rule (fields: tool, role)"))
+    for _, same in ipairs {
+      "orket.lua: store.host: unknown setting (known: url)",   -- nothing near
+      "epics/x.json: issues[0].summary: must be a string",    -- no unknown field
+      "unknown command 'frobnicate'",
+      "orket.lua: serve.cros: unknown setting (known: cors); did you mean 'cors'?", -- said once
+    } do
+      assert.equal(same, nearest.hint(same))
+    end
+    assert.equal(42, nearest.hint(42))
+  end)
+end)
