@@ -1084,6 +1084,24 @@ static int gr_move_aside(const char *path, gr_err *e) {
   return gr_fail(e, "EEXIST", "too many stale copies of %s", path);
 }
 
+/* The card's branch bname in *br, made from main when it does not exist yet (the card's
+ * first turn). 0, or -1 with e set. */
+static int gr_card_branch_ref(gitrepo *r, const char *bname, git_reference **br, gr_err *e) {
+  int rc = git_branch_lookup(br, r->repo, bname, GIT_BRANCH_LOCAL);
+  if (rc == 0) return 0;
+  if (rc != GIT_ENOTFOUND) return gr_git(e, rc, bname);
+  git_oid mid;
+  git_commit *main_c = NULL;
+  if (gr_ref_id(r->repo, "refs/heads/" GR_MAIN, &mid, e) != 0) return -1;
+  if ((rc = git_commit_lookup(&main_c, r->repo, &mid)) < 0 ||
+      (rc = git_branch_create(br, r->repo, bname, main_c, 0)) < 0) {
+    git_commit_free(main_c);
+    return gr_git(e, rc, bname);
+  }
+  git_commit_free(main_c);
+  return 0;
+}
+
 int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *created, gr_err *e) {
   char abs[PATH_MAX], bname[GR_CARD_MAX + 16];
   *created = 0;
@@ -1094,23 +1112,10 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
   gr_card_branch(card, bname, sizeof bname);
   git_reference *br = NULL;
   git_worktree *wt = NULL;
-  git_commit *main_c = NULL;
   git_repository *w = NULL; /* borrowed: kept by r */
   int rc, ret = -1;
 
-  rc = git_branch_lookup(&br, r->repo, bname, GIT_BRANCH_LOCAL);
-  if (rc == GIT_ENOTFOUND) { /* first turn of the card: branch from main */
-    git_oid mid;
-    if (gr_ref_id(r->repo, "refs/heads/" GR_MAIN, &mid, e) != 0) goto out;
-    if ((rc = git_commit_lookup(&main_c, r->repo, &mid)) < 0 ||
-        (rc = git_branch_create(&br, r->repo, bname, main_c, 0)) < 0) {
-      gr_git(e, rc, bname);
-      goto out;
-    }
-  } else if (rc < 0) {
-    gr_git(e, rc, bname);
-    goto out;
-  }
+  if (gr_card_branch_ref(r, bname, &br, e) != 0) goto out;
 
   int updated;
   /* the worktree kept open from an earlier call for this very path: still the one on disk */
@@ -1157,7 +1162,6 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
   if (gr_open_wt(r, card, abs, wt, &w, e) != 0 || gr_refresh_repo(&(gr_wd){w, NULL, NULL}, &updated, e) != 0) goto out;
   ret = 0;
 out:
-  git_commit_free(main_c);
   git_worktree_free(wt);
   git_reference_free(br);
   return ret;
@@ -1302,7 +1306,6 @@ static int gr_dir_used(const char *dir) {
 int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *state, int *switched, gr_err *e) {
   char adir[PATH_MAX], astate[PATH_MAX], bname[GR_CARD_MAX + 16], ip[PATH_MAX + 8];
   git_reference *br = NULL;
-  git_commit *main_c = NULL;
   git_repository *w = NULL;
   git_index *idx = NULL;
   int rc, ret = -1;
@@ -1321,19 +1324,7 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     gr_att_drop(r, (size_t)(a - r->att));
     a = NULL;
   }
-  rc = git_branch_lookup(&br, r->repo, bname, GIT_BRANCH_LOCAL);
-  if (rc == GIT_ENOTFOUND) { /* first turn of the card: branch from main */
-    git_oid mid;
-    if (gr_ref_id(r->repo, "refs/heads/" GR_MAIN, &mid, e) != 0) goto out;
-    if ((rc = git_commit_lookup(&main_c, r->repo, &mid)) < 0 ||
-        (rc = git_branch_create(&br, r->repo, bname, main_c, 0)) < 0) {
-      gr_git(e, rc, bname);
-      goto out;
-    }
-  } else if (rc < 0) {
-    gr_git(e, rc, bname);
-    goto out;
-  }
+  if (gr_card_branch_ref(r, bname, &br, e) != 0) goto out;
   if (a == NULL) {
     gr_att *v = realloc(r->att, (r->natt + 1) * sizeof *v);
     if (v == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
@@ -1387,7 +1378,6 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
 out:
   git_index_free(idx);
   git_repository_free(w);
-  git_commit_free(main_c);
   git_reference_free(br);
   return ret;
 }

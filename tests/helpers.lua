@@ -66,6 +66,17 @@ function M.fetch(o)
   return status, table.concat(parts), headers
 end
 
+--- fake_forge() -> {url=, stop()}: tests/fake_forge_server.lua as a child process
+function M.fake_forge()
+  local dir = M.tmpdir()
+  os.execute(string.format("cd %s && { %s lua tests/fake_forge_server.lua >%s/out 2>&1 & echo $! >%s/pid; } ",
+    sh_quote(M.ROOT), sh_quote(M.BIN), sh_quote(dir), sh_quote(dir)))
+  local port = M.wait_for(function() return (M.read(dir .. "/out") or ""):match("listening http://127%.0%.0%.1:(%d+)") end,
+    "the fake forge to listen")
+  local pid = tonumber(M.read(dir .. "/pid"))
+  return { url = "http://127.0.0.1:" .. port, stop = function() os.execute("kill " .. pid .. " 2>/dev/null") end }
+end
+
 --- stream{url=, headers=, total_timeout_ms=} -> {status=, headers=, text(), done(), close()}:
 --- an answer read as it arrives (an event stream), by a task of its own
 function M.stream(o)

@@ -10,13 +10,8 @@ local cjson = require "cjson"
 local TOKEN = "forge-token-for-tests"
 
 local function fake_forge()
-  local dir = H.tmpdir()
-  os.execute(string.format("cd %s && { %s lua tests/fake_forge_server.lua >%s/out 2>&1 & echo $! >%s/pid; } ",
-    H.quote(H.ROOT), H.quote(H.BIN), H.quote(dir), H.quote(dir)))
-  local port = H.wait_for(function() return (H.read(dir .. "/out") or ""):match("listening http://127%.0%.0%.1:(%d+)") end,
-    "the fake forge to listen")
-  local pid = tonumber(H.read(dir .. "/pid"))
-  local url = "http://127.0.0.1:" .. port
+  local f = H.fake_forge()
+  local url = f.url
   local function control(path)
     local status, text = H.fetch { url = url .. path, method = "POST", body = "", total_timeout_ms = 10000 }
     assert.equal(200, status, text)
@@ -27,8 +22,7 @@ local function fake_forge()
     assert.equal(200, status, text)
     return cjson.decode(text)
   end
-  return { url = url, control = control, get = get,
-    stop = function() os.execute("kill " .. pid .. " 2>/dev/null") end }
+  return { url = url, control = control, get = get, stop = f.stop }
 end
 
 for _, kind in ipairs { "gitea", "github" } do
@@ -176,7 +170,6 @@ for _, kind in ipairs { "gitea", "github" } do
 end
 
 describe("the forge's Link header", function()
-  local H2 = require "tests.helpers"
   local httpd = require "orket.c.httpd"
 
   it("is never followed to another origin, so the token stays with the forge", function()
@@ -207,6 +200,6 @@ describe("the forge's Link header", function()
     other:close()
     t:cancel()
     t2:cancel()
-    H2.cleanup()
+    H.cleanup()
   end)
 end)

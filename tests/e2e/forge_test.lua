@@ -60,16 +60,7 @@ local function raw(port, text)
   return table.concat(st.data)
 end
 
--- The fake forge API as a child process: {url=, stop=}
-local function fake_forge()
-  local dir = H.tmpdir()
-  os.execute(string.format("cd %s && { %s lua tests/fake_forge_server.lua >%s/out 2>&1 & echo $! >%s/pid; } ",
-    H.quote(H.ROOT), H.quote(H.BIN), H.quote(dir), H.quote(dir)))
-  local port = H.wait_for(function() return (H.read(dir .. "/out") or ""):match("listening http://127%.0%.0%.1:(%d+)") end,
-    "the fake forge to listen")
-  local pid = tonumber(H.read(dir .. "/pid"))
-  return { url = "http://127.0.0.1:" .. port, stop = function() os.execute("kill " .. pid .. " 2>/dev/null") end }
-end
+local fake_forge = H.fake_forge
 
 local function state(dir, id)
   local c = cjson.decode(H.orket("card " .. id .. " --json", { cwd = dir }).stdout)

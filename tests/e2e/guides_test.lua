@@ -123,7 +123,7 @@ describe("docs/guide", function()
       for c in H.read(f):gmatch('%d%d%d, "([a-z_]+)"') do add(c, f) end
     end
     p:close()
-    for c in H.read(H.ROOT .. "/lua/orket/backup.lua"):gmatch('"(E[%u]+)"') do add(c, "lua/orket/backup.lua") end
+    for c in H.read(H.ROOT .. "/lua/orket/store/backup.lua"):gmatch('"(E[%u]+)"') do add(c, "lua/orket/store/backup.lua") end
     -- what a tool's result says when the workspace or the process runner refuses
     for _, f in ipairs { "core/workspace.c", "core/proc.c", "lua/orket/engine/proctool.lua" } do
       for c in (H.read(H.ROOT .. "/" .. f) or ""):gmatch('"(E[%u%d_]+)"') do add(c, f) end

@@ -1,9 +1,9 @@
--- orket.c.store's backup_to / restore_from (SQLite's online backup API) and orket.backup's
+-- orket.c.store's backup_to / restore_from (SQLite's online backup API) and orket.store.backup's
 -- check and round trip on SQLite: a consistent copy while another connection writes, a
 -- restore others see whole, misuse raised, failures returned as nil, message, CODE.
 local H = require "tests.helpers"
 local store = require "orket.store"
-local backup = require "orket.backup"
+local backup = require "orket.store.backup"
 
 local NOW = store.NOW
 
@@ -84,7 +84,7 @@ describe("store backup_to / restore_from", function()
   end)
 end)
 
-describe("orket.backup.check", function()
+describe("orket.store.backup.check", function()
   after_each(H.cleanup)
 
   it("tells a good backup from damaged, foreign, newer and missing files", function()

@@ -1,6 +1,6 @@
--- orket backup FILE: the project's store copied into FILE (orket.backup) while it keeps
+-- orket backup FILE: the project's store copied into FILE (orket.store.backup) while it keeps
 -- serving: SQLite's online backup, or one snapshot of a PostgreSQL database.
-local backup = require "orket.backup"
+local backup = require "orket.store.backup"
 
 local USAGE = "orket backup FILE [-C DIR]"
 local cmd = { summary = "copy the project's store into a file, while it runs", usage = USAGE }

@@ -1,6 +1,6 @@
 -- orket restore FILE: the project's store replaced with a backup (orket backup), checked
--- whole first and replaced in one transaction (orket.backup).
-local backup = require "orket.backup"
+-- whole first and replaced in one transaction (orket.store.backup).
+local backup = require "orket.store.backup"
 
 local USAGE = "orket restore FILE [--check] [-C DIR]"
 local cmd = { summary = "replace the project's store with a backup", usage = USAGE }

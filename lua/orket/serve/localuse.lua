@@ -5,6 +5,7 @@
 -- web board's cookie (set from the URL printed at start). Uses orket.c.crypto and luv.
 local crypto = require "orket.c.crypto"
 local uv = require "luv"
+local cookie = require "orket.serve.cookie"
 
 local M = {}
 
@@ -52,14 +53,7 @@ function M.remove_token(dir, token)
   if crypto.equal(text, token .. "\n") then os.remove(path) end
 end
 
-local function cookie_of(req)
-  local c = req.headers.cookie
-  if type(c) ~= "string" then return nil end
-  for name, value in c:gmatch("([^=;%s]+)=([^;%s]*)") do
-    if name == M.COOKIE then return value end
-  end
-  return nil
-end
+local function cookie_of(req) return cookie.get(req, M.COOKIE) end
 
 local function matches(given, token)
   return type(given) == "string" and token ~= nil and #given == #token and crypto.equal(given, token)

@@ -5,6 +5,7 @@
 -- the sign-in returned (X-CSRF-Token, compared in constant time). orket.serve.auth asks
 -- check() when a request has the cookie and no Authorization header. Signing in and out are
 -- journaled (session_start, session_end) with the key's id as the actor.
+local cookie = require "orket.serve.cookie"
 local crypto = require "orket.c.crypto"
 local httpd = require "orket.c.httpd"
 local keys = require "orket.serve.keys"
@@ -32,14 +33,7 @@ local function digest(token) return crypto.hash(token, 32) end
 function M.csrf_of(token) return crypto.hash("csrf:" .. token, 32) end
 
 --- token_of(req) -> the session token the request's Cookie header carries | nil
-function M.token_of(req)
-  local c = req.headers.cookie
-  if type(c) ~= "string" then return nil end
-  for name, value in c:gmatch("([^=;%s]+)=([^;%s]*)") do
-    if name == M.COOKIE then return value end
-  end
-  return nil
-end
+function M.token_of(req) return cookie.get(req, M.COOKIE) end
 
 -- secure(req): the page came over https through a proxy on this machine. Only a proxy on
 -- loopback is believed; anyone else's X-Forwarded-Proto could at worst make their own

@@ -1,4 +1,4 @@
--- orket.backup: a project's store copied to one file and back. SQLite: the online backup
+-- orket.store.backup: a project's store copied to one file and back. SQLite: the online backup
 -- API (orket.c.store backup_to / restore_from), the file an orket store itself. PostgreSQL:
 -- every table read in one REPEATABLE READ snapshot and written as JSON Lines, restored in
 -- one transaction. A file is checked whole before anything is replaced (check).
