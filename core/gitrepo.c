@@ -1375,6 +1375,16 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     if (!same && gr_pending_mark(&wd, "planned", e) != 0) goto out;
   }
   ret = gr_refresh_repo(&wd, switched, e);
+  /* the index on disk is what says the directory is this card's: written at once (a tip
+   * with no files writes none), so that a kill before the card's first commit leaves the
+   * files its turn made to be committed on resume, not emptied as a stranger's */
+  snprintf(ip, sizeof ip, "%s/index", a->state);
+  struct stat ist;
+  if (ret == 0 && lstat(ip, &ist) != 0) {
+    git_index *ci = NULL;
+    if ((rc = git_repository_index(&ci, a->w)) < 0 || (rc = git_index_write(ci)) < 0) ret = gr_git(e, rc, ip);
+    git_index_free(ci);
+  }
 out:
   git_index_free(idx);
   git_repository_free(w);

@@ -44,13 +44,16 @@ function M.ensure()
   os.execute("mkdir -p " .. H.quote(dir))
   local args = {}
   for i, p in ipairs(M.PACKAGES) do args[i] = H.quote(p) end
-  local ok, out = sh(string.format("timeout 600 npm install --prefix %s --no-audit --no-fund --loglevel=error %s",
-    H.quote(dir), table.concat(args, " ")))
-  if not ok then
+  -- test files run in parallel: one process installs while the others wait on the lock,
+  -- then find the stamp (an install running beside another would remove its files)
+  local ok, out = sh(string.format("flock %s sh -c %s", H.quote(dir .. ".lock"), H.quote(string.format(
+    "[ \"$(cat %s 2>/dev/null)\" = %s ] || { timeout 600 npm install --prefix %s --no-audit --no-fund "
+      .. "--loglevel=error %s && printf %%s %s > %s; }",
+    H.quote(stamp), H.quote(want), H.quote(dir), table.concat(args, " "), H.quote(want), H.quote(stamp)))))
+  if not ok or H.read(stamp) ~= want then
     result = { reason = "npm install failed (is the registry reachable?): " .. out:sub(-400) }
     return nil, result.reason
   end
-  H.write(stamp, want)
   result = { dir = dir }
   return dir
 end

@@ -69,7 +69,11 @@ describe("scripts/deps.sh", function()
     local r = deps(bin, "--test", 1000, table.concat(build, " "))
     assert.equal(1, r.status)
     local test = line_packages(r.stderr)
-    assert.same({ "lua-busted", "prometheus", "chromium", "chromium-driver", "postgresql", "procps" }, test)
+    -- npm is left out where a nodejs from elsewhere carries its own (on PATH here or not)
+    local listed = {}
+    for _, p in ipairs(test) do if p ~= "npm" then listed[#listed + 1] = p end end
+    assert.same({ "lua-busted", "prometheus", "chromium", "chromium-driver", "postgresql", "procps", "nodejs",
+      "docker-compose", "systemd" }, listed)
     assert.equal(#all, #build + #test)
     r = deps(bin, "--test", 1000, table.concat(all, " "))
     assert.equal(0, r.status)
