@@ -161,13 +161,23 @@ local function paths(git, name)
   return git.dir .. "/" .. name, git.state .. "/" .. name
 end
 
-local function take_parked(git, card_id)
-  local dir, state = paths(git, card_id)
-  if uv.fs_stat(dir) then return end
-  local h = uv.fs_scandir(git.dir)
+-- names(dir) -> the names in dir, read to the end: luv frees a listing's entries only as
+-- they are read, so a loop that stops early would leak the rest
+local function names(dir)
+  local out = {}
+  local h = uv.fs_scandir(dir)
   while h do
     local name = uv.fs_scandir_next(h)
     if not name then break end
+    out[#out + 1] = name
+  end
+  return out
+end
+
+local function take_parked(git, card_id)
+  local dir, state = paths(git, card_id)
+  if uv.fs_stat(dir) then return end
+  for _, name in ipairs(names(git.dir)) do
     if name:sub(1, 6) == ".pool-" then
       local pdir, pstate = paths(git, name)
       -- the state first: once the directory is ours, its index must be where attach looks
@@ -369,10 +379,7 @@ function M.recover(r)
   if not n then return nil, err end
   -- every card's directory is settled too (a checkout a kill interrupted); a directory whose
   -- state is missing (killed while it changed hands) is emptied and written again
-  local h = uv.fs_scandir(r.git.dir)
-  while h do
-    local name = uv.fs_scandir_next(h)
-    if not name then break end
+  for _, name in ipairs(names(r.git.dir)) do
     if G.card_valid(name) and uv.fs_stat(r.git.state .. "/" .. name) then
       local ok, aerr = r.git.repo:attach(name, paths(r.git, name))
       if not ok then return nil, aerr end
