@@ -218,3 +218,28 @@ describe("a full disk under the repository", function()
     assert.is_true(hit >= 1, "no level was too full for the run: the case was not exercised")
   end)
 end)
+
+describe("a kill while a card's directory index was being written", function()
+  after_each(H.cleanup)
+
+  it("leaves a stale index lock that resume clears before it settles the directories", function()
+    local ref = H.example("notes")
+    assert.equal(0, H.orket("run NOTES", { cwd = ref }).status)
+    local dir = H.example("notes")
+    local r = H.orket("run NOTES", { cwd = dir, env = { ORKET_FAULT = "after_git_commit" }, wrap = LIMIT })
+    assert.equal(137, r.status, r.stdout .. r.stderr)
+    -- the lock a kill during the index's write leaves, in every card's state
+    local planted = 0
+    local h = require("luv").fs_scandir(dir .. "/.orket/worktree-state")
+    while h do
+      local name = require("luv").fs_scandir_next(h)
+      if not name then break end
+      H.write(dir .. "/.orket/worktree-state/" .. name .. "/index.lock", "")
+      planted = planted + 1
+    end
+    assert.is_true(planted >= 1)
+    r = H.orket("resume", { cwd = dir, wrap = LIMIT })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal(state(ref), state(dir))
+  end)
+end)

@@ -377,6 +377,9 @@ function M.recover(r)
   if not r.git or r.no_git_recover then return true end
   local n, err = r.git.repo:recover()
   if not n then return nil, err end
+  -- an index lock a kill left in a card's (or a parked directory's) state is stale: no other
+  -- run is going, and each directory is one process's at a time
+  for _, name in ipairs(names(r.git.state)) do os.remove(r.git.state .. "/" .. name .. "/index.lock") end
   -- every card's directory is settled too (a checkout a kill interrupted); a directory whose
   -- state is missing (killed while it changed hands) is emptied and written again
   for _, name in ipairs(names(r.git.dir)) do
