@@ -55,6 +55,18 @@ function M.open_store(dir, create, reading)
   return db
 end
 
+--- project_settings(dir, defaults) -> cfg, settings | nil (the error printed): the project's
+--- orket.lua (the built-in defaults when it has none, with defaults) and its settings resolved
+function M.project_settings(dir, defaults)
+  local config = require "orket.config"
+  local cfg, err
+  if defaults then cfg, err = config.load_or_defaults(dir) else cfg, err = config.load(dir) end
+  if not cfg then M.err("%s", err) return nil end
+  local s, serr = require("orket.engine.settings").resolve(cfg)
+  if not s then M.err("%s", serr) return nil end
+  return cfg, s
+end
+
 --- open_store_locked(dir) -> db, lock | nil (the error printed): the store of a command that
 --- changes cards, with the run lock held; a run moves cards on its own, and changing one
 --- under it would race its scheduler. The caller releases the lock.

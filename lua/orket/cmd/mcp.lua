@@ -94,16 +94,8 @@ end
 
 -- list: each server started as a run starts it, then stopped.
 local function list(dir, json, cli)
-  local cfg, err = require("orket.config").load(dir)
-  if not cfg then
-    cli.err("%s", err)
-    return 1
-  end
-  local s, serr = require("orket.engine.settings").resolve(cfg)
-  if not s then
-    cli.err("%s", serr)
-    return 1
-  end
+  local cfg, s = cli.project_settings(dir, false)
+  if not cfg then return 1 end
   local manager = require "orket.mcp.manager"
   local ws = dir .. "/workspace"
   uv.fs_mkdir(ws, 493) -- as a run makes it: a stdio server runs in it

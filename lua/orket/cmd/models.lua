@@ -23,20 +23,11 @@ local function run(args, cli)
   local st = require("luv").fs_stat(dir)
   if not st then return cli.usage_error({ usage = USAGE }, "-C %s: no such directory", dir) end
   if st.type ~= "directory" then return cli.usage_error({ usage = USAGE }, "-C %s: not a directory", dir) end
-  local config = require "orket.config"
   local llm = require "orket.llm"
   local task = require "orket.task"
-  local cfg, err = config.load_or_defaults(dir)
-  if not cfg then
-    cli.err("%s", err)
-    return 1
-  end
   -- The engine's sections too (budgets.turn = 4 is refused here as by run and validate).
-  local s, serr = require("orket.engine.settings").resolve(cfg)
-  if not s then
-    cli.err("%s", serr)
-    return 1
-  end
+  local cfg, s = cli.project_settings(dir, true)
+  if not cfg then return 1 end
   local client, lerr = llm.open(cfg)
   if not client then
     cli.err("%s", lerr)

@@ -19,11 +19,8 @@ compose   writes compose.yaml (and a Dockerfile when the tree has none) for the 
 
 -- The project's sandbox settings and a confined view of main's tree: plan | nil (printed).
 local function load(dir, cli)
-  local config = require "orket.config"
-  local cfg, err = config.load_or_defaults(dir)
-  if not cfg then cli.err("%s", err) return nil end
-  local s, serr = require("orket.engine.settings").resolve(cfg)
-  if not s then cli.err("%s", serr) return nil end
+  local cfg, s = cli.project_settings(dir, true)
+  if not cfg then return nil end
   local ws, werr = require("orket.workspace").open(dir .. "/workspace")
   if not ws then cli.err("%s", werr) return nil end
   local p, perr, _, why = plan_mod.detect(ws, s.sandbox)

@@ -12,6 +12,7 @@ local roles = require "orket.engine.roles"
 local journal = require "orket.engine.journal"
 local approvals = require "orket.engine.approvals"
 local turns = require "orket.store.turns"
+local tree = require "orket.tree"
 
 local M = {}
 
@@ -165,17 +166,6 @@ function Project:turn(card_id, opts)
     outcome = out.ended, detail = out.detail, status = now.status }
 end
 
--- Removes a scratch folder made by replay (only files and folders inside it).
-local function remove_tree(path)
-  local h = uv.fs_scandir(path)
-  while h do
-    local name, ty = uv.fs_scandir_next(h)
-    if not name then break end
-    local sub = path .. "/" .. name
-    if ty == "directory" then remove_tree(sub) else uv.fs_unlink(sub) end
-  end
-  uv.fs_rmdir(path)
-end
 
 -- The replay provider's source: the recorded response of step `call` of a turn of `run`.
 local function recorded(db, run)
@@ -208,7 +198,7 @@ function Project:replay(run_id, opts)
   -- however the replay ends (a return, an error, Ctrl-C closing the REPL's task), the
   -- scratch copy goes unless kept; _replay_in has closed its store and workspace by then
   local _ <close> = setmetatable({}, { __close = function()
-    if not opts.keep then remove_tree(scratch) end
+    if not opts.keep then tree.remove(scratch) end
   end })
   local report, err, code = self:_replay_in(scratch, row, opts)
   if opts.keep and report then report.dir = scratch end

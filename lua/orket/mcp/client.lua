@@ -11,6 +11,7 @@ local task = require "orket.task"
 local rpc = require "orket.mcp.jsonrpc"
 local lines = require "orket.mcp.lines"
 local jsonout = require "orket.jsonout"
+local tree = require "orket.tree"
 
 local M = {}
 
@@ -201,16 +202,6 @@ end
 
 -- ---- stdio -------------------------------------------------------------------------------
 
-local function rm_tree(path)
-  local req = uv.fs_scandir(path)
-  while req do
-    local name, t = uv.fs_scandir_next(req)
-    if not name then break end
-    local p = path .. "/" .. name
-    if t == "directory" then rm_tree(p) else uv.fs_unlink(p) end
-  end
-  uv.fs_rmdir(path)
-end
 
 function Conn:_start_stdio()
   local proc = require "orket.c.proc"
@@ -501,7 +492,7 @@ function Conn:close(why)
       end
     end)
   end
-  if self.tmpdir then pcall(rm_tree, self.tmpdir) self.tmpdir = nil end
+  if self.tmpdir then pcall(tree.remove, self.tmpdir) self.tmpdir = nil end
   if self.session and self.spec.transport == "http" then
     -- the server may forget the session now (it would after its own idle time otherwise)
     local headers = self:_headers()
