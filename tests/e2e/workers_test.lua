@@ -109,6 +109,12 @@ local function board_state(dir)
       after = e.id
       local c = e.card and out[e.card]
       if c and e.kind == "turn_end" then c.turns[#c.turns + 1] = e.data.turn .. ":" .. e.data.outcome end
+      if c then
+        -- what happened to the card, said when it differs from the one-worker run
+        local log = getmetatable(c) or { lines = {} }
+        log.lines[#log.lines + 1] = string.format("%s %s %s", e.kind, e.worker or "", cjson.encode(e.data or {}))
+        setmetatable(c, log)
+      end
       if c and e.kind == "transition" and e.data.to == "done" then c.done = c.done + 1 end
     end
   end
@@ -189,7 +195,8 @@ describe("orket worker", function()
       n = n + 1
       assert.equal("done", c.status, id)
       assert.equal(1, c.done, id)
-      assert.same(c, got[id], id)
+      local why = getmetatable(got[id] or {})
+      assert.same(c, got[id], id .. (why and ("\n" .. table.concat(why.lines, "\n")) or ""))
     end
     assert.equal(N, n)
     lines_ok(solo)

@@ -137,7 +137,7 @@ function cmd.run(args, cli)
   -- other workers use the same repository: each operation on it under .orket/git.lock
   if e.git then
     e.git.repo = require("orket.engine.gitwork").guard(e.git.repo, (o.dir == "." and "" or o.dir .. "/")
-      .. ".orket/git.lock")
+      .. ".orket/git.lock", e.git.state)
   end
   local keeper = lease_mod.new { db = e.db, worker = name, ttl_ms = o.lease_ms, on_event = emit,
     poll_ms = math.min(200, math.max(10, o.lease_ms // 10)) }

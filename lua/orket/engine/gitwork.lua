@@ -68,13 +68,14 @@ local function changes_worktrees(repo, k, card)
   return not (ok and path)
 end
 
---- guard(repo, lock_path) -> a repository whose every method runs under the lock at
+--- guard(repo, lock_path, state) -> a repository whose every method runs under the lock at
 --- lock_path, shared or exclusive (M.LOCK_MODE). Holding it exclusive, no other process is
 --- inside an operation, so an ELOCKED answer is a lock file a killed process left:
---- repo:recover() removes it and the call runs again. Holding it shared, another process
---- may be inside one: the shared lock is released, the exclusive one taken, and then
---- recover and the call again.
-function M.guard(repo, lock_path)
+--- repo:recover() removes main's and the refs', clear_index_locks those of the cards'
+--- directory states under state, and the call runs again. Holding it shared, another
+--- process may be inside one: the shared lock is released, the exclusive one taken, and
+--- then recover and the call again.
+function M.guard(repo, lock_path, state)
   local cache = {}
   local wt_lock_path = lock_path:gsub("%.lock$", "") .. "-worktrees.lock"
   return setmetatable({}, { __index = function(_, k)
@@ -106,6 +107,7 @@ function M.guard(repo, lock_path)
             if not lk then return nil, lerr, lcode end
           end
           repo:recover()
+          if state then M.clear_index_locks(state) end
           res = table.pack(pcall(f, repo, ...))
         end
         if wl then wl:release() end
@@ -204,6 +206,14 @@ local function park(git, card_id)
   -- the state first: a directory parked without its index is emptied when taken
   if uv.fs_stat(state) then uv.fs_rename(state, pstate) end
   uv.fs_rename(dir, pdir)
+end
+
+--- clear_index_locks(state): removes the index.lock of every card's (and parked
+--- directory's) state under state. Only for a caller that knows no operation is in flight:
+--- recover before a run, or a worker holding .orket/git.lock exclusive (a lock is then one a
+--- killed process left, which would refuse every later commit of that card).
+function M.clear_index_locks(state)
+  for _, name in ipairs(names(state)) do os.remove(state .. "/" .. name .. "/index.lock") end
 end
 
 --- worktree(run, card_id) -> the path of the card's working directory, attached to its
@@ -379,7 +389,7 @@ function M.recover(r)
   if not n then return nil, err end
   -- an index lock a kill left in a card's (or a parked directory's) state is stale: no other
   -- run is going, and each directory is one process's at a time
-  for _, name in ipairs(names(r.git.state)) do os.remove(r.git.state .. "/" .. name .. "/index.lock") end
+  M.clear_index_locks(r.git.state)
   -- every card's directory is settled too (a checkout a kill interrupted); a directory whose
   -- state is missing (killed while it changed hands) is emptied and written again
   for _, name in ipairs(names(r.git.dir)) do
