@@ -196,7 +196,23 @@ describe("orket worker", function()
       assert.equal("done", c.status, id)
       assert.equal(1, c.done, id)
       local why = getmetatable(got[id] or {})
-      assert.same(c, got[id], id .. (why and ("\n" .. table.concat(why.lines, "\n")) or ""))
+      if not (got[id] and require("luassert.util").deepcompare(c, got[id], true)) then
+        -- how the shared run ended, and what each worker said last
+        local tail = "\nruns: " .. H.orket("runs --json", { cwd = shared }).stdout
+        for k = 1, 3 do
+          local out = H.read(shared .. "/w" .. k .. ".out") or ""
+          local last = {}
+          for line in out:gmatch("[^\n]+") do
+            if not line:find('"type":"tool"', 1, true) and not line:find('"type":"model"', 1, true)
+                and not line:find('"type":"turn_', 1, true) then
+              last[#last + 1] = line
+              if #last > 12 then table.remove(last, 1) end
+            end
+          end
+          tail = tail .. "\nw" .. k .. ": " .. table.concat(last, "\n  ") .. "\n  err: " .. (H.read(shared .. "/w" .. k .. ".err") or "")
+        end
+        assert.same(c, got[id], id .. (why and ("\n" .. table.concat(why.lines, "\n")) or "") .. tail)
+      end
     end
     assert.equal(N, n)
     lines_ok(solo)
