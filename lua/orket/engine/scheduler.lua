@@ -207,7 +207,7 @@ function M.stuck(board, cards, why_run)
         waits_for = pending and "approval" or (c.wait_reason == "review" and "review") or "input"
         why = (not pending and c.wait_reason == "review") and "waiting for review on the forge" or pending and string.format("waiting for approval of %s (request #%d): %s; answer with "
           .. "'orket answer %s --approve' or --deny \"reason\"", approvals.describe(pending), pending.id,
-          tostring(pending.reason or pending.rule), c.id) or "waiting for input"
+          tostring(pending.reason or pending.rule), c.id) or "waiting for input from a person"
         _, next_step = unstick(board, c)
       elseif c.status == "blocked" then
         why = "blocked (" .. tostring(c.wait_reason) .. ")"
