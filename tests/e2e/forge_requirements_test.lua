@@ -133,6 +133,12 @@ describe("a card whose requirements are unclear", function()
     assert.equal(200, code)
     assert.equal("duplicate", doc.outcome)
     assert.equal(3, math.tointeger(card(dir, "F-1").card.retries))
+    -- a fourth review while it waits for a person is not taken for a decision
+    code, doc = deliver(s, "d-4", rejected(number, "And another thing."))
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome)
+    assert.matches("waits for input", doc.reason, 1, true)
+    assert.equal(3, math.tointeger(card(dir, "F-1").card.retries))
     local rr
     for _, x in ipairs(cjson.decode(H.orket("board --json", { cwd = dir }).stdout).cards) do
       if type(x.summary) == "string" and x.summary:match("^Requirements review") then
