@@ -127,15 +127,15 @@ local function approve(ctx, board, c, ev, actor, delivery)
 end
 
 -- The seat a requirements review filed on a webhook goes to: the routing's escalation
--- choice (the architect), as a run would choose it, else the card's worker.
+-- choice (the architect), as a run would choose it, else its worker choice, else the card's
+-- seat. A broken routing.lua (the run will say so) does not cost the person's decision.
 local function architect(dir, s, c)
-  local r, rerr, rcode = routing.load(dir .. "/routing.lua")
-  if not r then return nil, rerr, rcode end
-  local seat, cerr = r:choose("escalation", c, s.team)
-  if cerr then return nil, cerr, "EINVAL" end
-  if not seat then seat, cerr = r:choose("worker", c, s.team) end
-  if cerr then return nil, cerr, "EINVAL" end
-  return seat or c.seat
+  local r = routing.load(dir .. "/routing.lua")
+  for _, kind in ipairs { "escalation", "worker" } do
+    local seat = r and r:choose(kind, c, s.team)
+    if type(seat) == "string" and s.team[seat] then return seat end
+  end
+  return c.seat or "orket"
 end
 
 -- changes requested: the card goes back to work; once it has been sent back
@@ -151,9 +151,8 @@ local function changes(ctx, board, c, ev, actor, delivery, s)
   decide_cycle(ctx.db, c.id, ev, delivery)
   local now = board:get(c.id)
   if not review.needs_requirements_review(s, now) then return "in_progress" end
-  local seat, aerr, acode = architect(ctx.dir, s, now)
-  if not seat then return nil, aerr, acode end
-  local new, rerr, rcode = review.requirements_review({ db = ctx.db, board = board, settings = s }, now, seat, actor)
+  local new, rerr, rcode = review.requirements_review({ db = ctx.db, board = board, settings = s }, now,
+    architect(ctx.dir, s, now), actor)
   if not new then return nil, rerr, rcode end
   return "waiting_for_input"
 end
