@@ -33,7 +33,6 @@ local FORGES = {
   gitea = { dir = ".gitea/workflows", url = "https://gitea.example", api = nil,
     badge = "[![orket](%s/%s/actions/workflows/orket.yml/badge.svg)](%s/%s/actions?workflow=orket.yml)" },
 }
-cmd.FORGES = FORGES
 
 local FILES = { "orket.lua", "epics/start.json", "script.lua" }
 
