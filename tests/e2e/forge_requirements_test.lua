@@ -178,6 +178,8 @@ describe("a card whose requirements are unclear", function()
     for _, sc in ipairs(stall.cards) do
       assert.equal("input", sc.waits_for)
       assert.matches("^waiting for input from a person", sc.reason)
+      -- both are answered on the card whose requirements are in question
+      assert.equal('orket answer F-1 "your answer"', sc.next)
     end
     -- a run that finds nothing but cards waiting for a person takes no turn and says so again
     r = run(dir, "resume")
