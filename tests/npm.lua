@@ -1,5 +1,5 @@
--- tests.npm: real MCP peers from npm for the tests (the official SDK, the reference servers),
--- installed once into a cache (ORKET_TEST_NPM_CACHE, else $XDG_CACHE_HOME/orket-tests/npm,
+-- tests.npm: real peers from npm for the tests (the official MCP SDK, the reference servers,
+-- the GitHub Actions workflow validator), installed once into a cache (ORKET_TEST_NPM_CACHE, else $XDG_CACHE_HOME/orket-tests/npm,
 -- else build/test-npm) with `npm install --prefix`. When npm or its registry cannot be
 -- reached, ensure says why and the tests that need it are skipped with that reason printed.
 local H = require "tests.helpers"
@@ -7,7 +7,8 @@ local H = require "tests.helpers"
 local M = {}
 
 -- The packages, pinned to a major version: what the tests were written against.
-M.PACKAGES = { "@modelcontextprotocol/sdk@^1.25", "@modelcontextprotocol/server-everything@2026" }
+M.PACKAGES = { "@modelcontextprotocol/sdk@^1.25", "@modelcontextprotocol/server-everything@2026",
+  "@action-validator/cli@^0.6" }
 
 local function cache_dir()
   local d = os.getenv("ORKET_TEST_NPM_CACHE")
@@ -56,6 +57,13 @@ function M.ensure()
   end
   result = { dir = dir }
   return dir
+end
+
+--- bin(name) -> the path of an installed package's program (node_modules/.bin/NAME) | nil, why not
+function M.bin(name)
+  local dir, why = M.ensure()
+  if not dir then return nil, why end
+  return dir .. "/node_modules/.bin/" .. name
 end
 
 --- node(script, args, {cwd=, env=}) -> {status=, stdout=, stderr=}: runs a test script

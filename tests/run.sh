@@ -24,6 +24,7 @@ SOAK="tests/e2e/run_test.lua tests/e2e/workers_test.lua"
 # The suites that run on both backends (they open their stores through tests/backends.lua).
 PG_TESTS="tests/spec/store_backends_spec.lua tests/spec/store_board_ops_spec.lua tests/spec/store_ops_spec.lua
   tests/spec/board_spec.lua tests/spec/ready_spec.lua tests/spec/engine_spec.lua tests/spec/claims_spec.lua
+  tests/spec/requirements_wait_spec.lua
   tests/spec/approvals_spec.lua tests/spec/serve_spec.lua tests/e2e/board_test.lua tests/e2e/serve_test.lua
   tests/e2e/serve_runs_test.lua tests/e2e/serve_write_test.lua tests/e2e/serve_session_test.lua tests/e2e/serve_guard_test.lua
   tests/e2e/serve_metrics_test.lua tests/e2e/serve_keys_test.lua

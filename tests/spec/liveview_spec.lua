@@ -152,6 +152,26 @@ describe("live view", function()
     }, "\n") .. "\n", last(t))
   end)
 
+  it("says in the summary which cards wait for a person, and notes a requirements review's wait", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 5, target = "N", concurrency = 1 }
+    t.ms = 500
+    v:event { type = "requirements_review", card = "N-9", of = "N-1", waiting = true }
+    assert.matches('^N%-9 waits for a person: the requirements of N%-1 %(orket answer N%-1 "text"%)\norket run 5', last(t))
+    v:event { type = "stall", cards = { { card = "N-1", status = "waiting_for_developer", waits_for = "input",
+      reason = "waiting for input from a person: why", next = 'orket answer N-1 "your answer"' } } }
+    v:event { type = "run_end", run_id = 5, status = "stalled", tokens = 10, waiting = { "N-1" } }
+    assert.equal(table.concat({
+      "run 5 N stalled in 00:00, 10 tokens, 0 turns",
+      "waiting for a person: N-1",
+      "cards (3): ready 2  done 1",
+      "stuck cards:",
+      "  N-1        waiting for input from a person: why",
+      '             next: orket answer N-1 "your answer"',
+    }, "\n") .. "\n", last(t))
+  end)
+
   it("colours statuses only when asked, and cuts lines to the terminal width", function()
     local t = fake { color = true, width = 30 }
     t.view:event { type = "run_start", run_id = 1, target = "N", concurrency = 1 }

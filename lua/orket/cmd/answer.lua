@@ -5,6 +5,7 @@
 -- picks it up.
 local board_mod = require "orket.board"
 local approvals = require "orket.engine.approvals"
+local review = require "orket.engine.review"
 
 local USAGE = "orket answer CARD [--] \"text\" | CARD --approve [\"note\"] | CARD --deny \"reason\" [-C DIR]"
 local cmd = { summary = "answer a card that waits for input or approval", usage = USAGE }
@@ -31,6 +32,13 @@ function cmd.answer_text(db, b, card_id, text, actor)
   return db:tx(function()
     local c, gerr, code = b:get(card_id)
     if not c then return nil, gerr, code end
+    -- a requirements review waiting for a person is answered on the card it reviews, which
+    -- starts that card over and closes the review
+    local of = c.status == "waiting_for_developer" and review.reviewed_card(db, c.id)
+    if of and waits_on_requirements_review(db, of) then
+      c, gerr, code = b:get(of)
+      if not c then return nil, gerr, code end
+    end
     if c.status ~= "waiting_for_developer" then
       return nil, string.format("%s is %s, not waiting for input", c.id, c.status), "ESTATE"
     end

@@ -135,7 +135,11 @@ function View:event(ev)
       ev.error and (": " .. tostring(ev.error)) or ""))
     self:refresh_scope()
   elseif t == "requirements_review" then
-    self:note(string.format("%s waits for input: requirements review %s", ev.card, tostring(ev.issue)))
+    if ev.of then
+      self:note(string.format("%s waits for a person: the requirements of %s (orket answer %s \"text\")", ev.card, ev.of, ev.of))
+    else
+      self:note(string.format("%s waits for a person: requirements review %s", ev.card, tostring(ev.issue)))
+    end
   elseif t == "reload" then
     self:note("reloaded scripts: " .. table.concat(ev.files or {}, ", "))
   elseif t == "reload_error" then
@@ -147,6 +151,7 @@ function View:event(ev)
   elseif t == "run_end" then
     self.end_status, self.end_tokens, self.end_reason = ev.status, ev.tokens, ev.reason
     self.canceled = ev.canceled
+    self.waiting = ev.waiting
     self:refresh_scope()
     self:finish()
     return
@@ -305,6 +310,9 @@ function View:finish()
   local lines = { head }
   if self.end_reason then lines[#lines + 1] = "stopped: " .. self.end_reason end
   if st == "interrupted" and self.run_id then lines[#lines + 1] = "continue with: " .. self.resume(self.run_id) end
+  if self.waiting and #self.waiting > 0 then
+    lines[#lines + 1] = "waiting for a person: " .. table.concat(self.waiting, ", ")
+  end
   local parts, total = self:counts()
   lines[#lines + 1] = string.format("cards (%d): %s", total, #parts > 0 and table.concat(parts, "  ") or "none")
   if self.canceled and #self.canceled > 0 then

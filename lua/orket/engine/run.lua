@@ -175,6 +175,22 @@ function Run:prepare(card)
     if fjob then return fjob end
     if ferr then return self:skip(card, ferr) end
     if fwait then return nil, false end
+    -- a requirements review is a question for a person: the architect gets a turn to give its
+    -- view or hand it in (a rejected hand-in is reworked, and escalated, as any card's is); a
+    -- work turn that ended with it still in progress leaves it to a person, not to turn after
+    -- turn until the budget blocks it and fails the run
+    local last = turns[#turns]
+    local of = card.status == "in_progress" and last and (last.phase == "work" or last.phase == "rework")
+      and review.reviewed_card(self.db, card.id)
+    if of then
+      local actor = seat_actor(self, card.worked_by or "orket")
+      actor.by = "engine"
+      local ok, err = review.await_person(self, card, actor, of)
+      self:after_commit(function()
+        self:emit { type = "requirements_review", card = card.id, of = of, waiting = true, error = not ok and err or nil }
+      end)
+      return nil, true
+    end
     if card.status == "in_progress" then
       local next_step = review.after_rejection(self, card)
       if next_step == "requirements" then
@@ -749,9 +765,14 @@ function Run:conclude(target)
     if not self.journal_failed then error(ferr, 0) end
   end
   if #stuck > 0 then self:emit { type = "stall", cards = stuck, reason = reason } end
+  -- the cards that wait for a person's answer or approval: a stalled run may be only that
+  local waiting = {}
+  for _, s in ipairs(stuck) do
+    if s.waits_for == "input" or s.waits_for == "approval" then waiting[#waiting + 1] = s.card end
+  end
   self:emit { type = "run_end", status = status, reason = reason, tokens = journal.tokens(self.db, self.run_id, nil),
-    canceled = #canceled > 0 and canceled or nil }
-  return status, { stuck = stuck, reason = reason, canceled = canceled }
+    canceled = #canceled > 0 and canceled or nil, waiting = #waiting > 0 and waiting or nil }
+  return status, { stuck = stuck, reason = reason, canceled = canceled, waiting = waiting }
 end
 
 --- settle(target): brings an epic or rock target and its epics in line with their issues

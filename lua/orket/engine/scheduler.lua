@@ -6,6 +6,7 @@
 local uv = require "luv"
 local task = require "orket.task"
 local approvals = require "orket.engine.approvals"
+local review = require "orket.engine.review"
 local ready = require "orket.ready"
 
 local M = {}
@@ -146,7 +147,9 @@ local function unstick(board, c)
     if c.wait_reason == "review" then
       return "waiting for review on the forge", "review its pull request (orket card " .. id .. "); the forge's webhook moves it"
     end
-    return "waiting for the developer", string.format("orket answer %s \"your answer\"", id)
+    -- a requirements review's answer is the reviewed card's (orket answer takes either)
+    return "waiting for the developer", string.format("orket answer %s \"your answer\"",
+      c.wait_reason == "input" and review.reviewed_card(board.db, id) or id)
   elseif c.status == "blocked" then
     if c.wait_reason == "system" then
       return "blocked: the model or a role failed", string.format("once the model answers again, orket retry %s", id)
@@ -207,7 +210,7 @@ function M.stuck(board, cards, why_run)
         waits_for = pending and "approval" or (c.wait_reason == "review" and "review") or "input"
         why = (not pending and c.wait_reason == "review") and "waiting for review on the forge" or pending and string.format("waiting for approval of %s (request #%d): %s; answer with "
           .. "'orket answer %s --approve' or --deny \"reason\"", approvals.describe(pending), pending.id,
-          tostring(pending.reason or pending.rule), c.id) or "waiting for input"
+          tostring(pending.reason or pending.rule), c.id) or "waiting for input from a person"
         _, next_step = unstick(board, c)
       elseif c.status == "blocked" then
         why = "blocked (" .. tostring(c.wait_reason) .. ")"

@@ -17,6 +17,8 @@ local forge = require "orket.forge"
 local gitwork = require "orket.engine.gitwork"
 local sf = require "orket.store.forge"
 local cards = require "orket.store.cards"
+local review = require "orket.engine.review"
+local routing = require "orket.engine.routing"
 
 local M = {}
 
@@ -24,13 +26,14 @@ local err = require("orket.serve.routes").err
 
 M.COMMENT_MAX = 65536
 
--- The project's git settings, read for each delivery (orket.lua may change while serving).
+-- The project's git settings and all its settings, read for each delivery (orket.lua may
+-- change while serving).
 local function git_settings(dir)
   local cfg, cerr = require("orket.config").load(dir)
   if not cfg then return nil, cerr end
   local s, serr = require("orket.engine.settings").resolve(cfg)
   if not s then return nil, serr end
-  return s.git or {}
+  return s.git or {}, nil, s
 end
 
 -- The signature header in the forge's own form: GitHub's "sha256=<hex>", Gitea's and
@@ -123,7 +126,22 @@ local function approve(ctx, board, c, ev, actor, delivery)
   return "done"
 end
 
-local function changes(ctx, board, c, ev, actor, delivery)
+-- The seat a requirements review filed on a webhook goes to: the routing's escalation
+-- choice (the architect), as a run would choose it, else its worker choice, else the card's
+-- seat. A broken routing.lua (the run will say so) does not cost the person's decision.
+local function architect(dir, s, c)
+  local r = routing.load(dir .. "/routing.lua")
+  for _, kind in ipairs { "escalation", "worker" } do
+    local seat = r and r:choose(kind, c, s.team)
+    if type(seat) == "string" and s.team[seat] then return seat end
+  end
+  return c.seat or "orket"
+end
+
+-- changes requested: the card goes back to work; once it has been sent back
+-- review.requirements_review_after times, it waits for a person at once, with the
+-- reviewers' notes as its question (orket.engine.review), not at the next run.
+local function changes(ctx, board, c, ev, actor, delivery, s)
   local ok, terr, tcode = to_review(board, c, actor, "changes requested on the forge")
   if not ok then return nil, terr, tcode end
   local text = ev.body and ev.body:find("%S") and ev.body:sub(1, M.COMMENT_MAX) or "(no text)"
@@ -131,7 +149,12 @@ local function changes(ctx, board, c, ev, actor, delivery)
   ok, terr, tcode = board:transition(c.id, "in_progress", { actor = actor, note = "changes requested on the forge" })
   if not ok then return nil, terr, tcode end
   decide_cycle(ctx.db, c.id, ev, delivery)
-  return "in_progress"
+  local now = board:get(c.id)
+  if not review.needs_requirements_review(s, now) then return "in_progress" end
+  local new, rerr, rcode = review.requirements_review({ db = ctx.db, board = board, settings = s }, now,
+    architect(ctx.dir, s, now), actor)
+  if not new then return nil, rerr, rcode end
+  return "waiting_for_input"
 end
 
 local function closed(ctx, board, c, ev, actor, delivery)
@@ -182,7 +205,7 @@ local function handle(name)
       if bcode == "ETIMEDOUT" then return err(408, "timeout", berr) end
       return err(400, "bad_request", berr)
     end
-    local g, gerr = git_settings(ctx.dir)
+    local g, gerr, settings = git_settings(ctx.dir)
     if not g then return err(500, "internal", gerr) end
     local secret = g.webhook_secret_env and os.getenv(g.webhook_secret_env) or nil
     local ok, verr, vcode = crypto.verify_webhook(secret, text, sig)
@@ -250,7 +273,7 @@ local function handle(name)
       if sf.delivery_seen(db, name, d.id, d.identity) then
         return "duplicate"
       end
-      local out, ferr, fcode = fn(ctx, board, board:get(card), ev, actor, d.id)
+      local out, ferr, fcode = fn(ctx, board, board:get(card), ev, actor, d.id, settings)
       if not out then return nil, ferr, fcode end
       record(db, name, d, card, out)
       db:event { kind = "webhook", card = card, actor = ev.reviewer,
@@ -279,7 +302,8 @@ end
 
 local REPLY = { type = "object", additionalProperties = false, required = { "delivery", "outcome" }, properties = {
   delivery = { type = "string" }, card = { type = "string" }, reason = { type = "string" },
-  outcome = { type = "string", description = "done, in_progress, blocked, merge_conflict, duplicate, ignored or refused" } } }
+  outcome = { type = "string", description = "done, in_progress, waiting_for_input (sent back once too often: "
+    .. "its requirements wait for a person), blocked, merge_conflict, duplicate, ignored or refused" } } }
 
 -- What the OpenAPI document says a delivery carries: each forge's headers, and the body's
 -- fields Orket reads (orket.forge.event, identity, event_time); forges send many more.
