@@ -4,13 +4,14 @@
 -- conflict sends the card back to in_progress; its next turn starts with main merged in).
 -- Contract: docs/git.md.
 local G = require "orket.c.gitrepo"
+local finish = require "orket.actions.finish"
 local fault = require "orket.engine.fault"
 local sj = require "orket.store.journal"
 local uv = require "luv"
 
 local M = {}
 
-local ENGINE = { name = "orket", email = "orket@orket.invalid" }
+local ENGINE = finish.ENGINE
 
 -- Processes that share one repository (several `orket worker`s on a project) take
 -- .orket/git.lock around each operation on it: libgit2 refuses a ref or index another
@@ -302,30 +303,14 @@ end
 
 M.ENGINE = ENGINE
 
---- send_back(db, board, id, paths, actor, run_id) -> why | nil, msg, CODE: a merge of the
---- card into main conflicted in paths: in one transaction the engine comments why, moves the
---- card code_review -> in_progress (a rework) as actor, and journals a merge_conflict event,
---- so the card's next turn begins with main merged in.
-function M.send_back(db, board, id, paths, actor, run_id)
-  local files = table.concat(paths, ", ")
-  local why = string.format("Merging orket/%s into main conflicts in: %s. The engine sent the card back to "
-    .. "in_progress; its next turn starts with main merged into its branch, conflict markers in those files "
-    .. "to resolve.", id, files)
-  local sent, serr, scode = db:tx(function()
-    assert(board:comment(id, { author = "orket", body = why }))
-    local t, terr, tcode = board:transition(id, "in_progress", { actor = actor, note = "merge conflict: " .. files })
-    if not t then return nil, terr, tcode end
-    db:event { kind = "merge_conflict", card = id, run = run_id, data = { paths = paths } }
-    return true
-  end)
-  if not sent then return nil, serr, scode end
-  return why
-end
+--- send_back(...): orket.actions.finish.send_back (kept here for callers that know gitwork)
+M.send_back = finish.send_back
 
 --- board_for(run, job) -> the board a turn's tools act on: the engine's, except that moving
---- the turn's own card to done first commits the worktree and merges its branch into main.
---- On a conflict nothing is merged: in the same transaction the engine sends the card back
---- to in_progress with a comment naming the files, and the tool is told why.
+--- the turn's own card to done first commits the worktree and then finishes the card
+--- (orket.actions.finish: its branch merged into main, the move, the merge event). On a
+--- conflict nothing is merged: in the same transaction the card goes back to in_progress
+--- with a comment naming the files, and the tool is told why.
 function M.board_for(r, job)
   local board = r.board
   if not r.git or not job.fs then return board end
@@ -339,28 +324,20 @@ function M.board_for(r, job)
     if not cok then
       return nil, "board: " .. id .. ": " .. tostring(cerr), (ccode == "EUNSAFE" or ccode == "ENOSPC") and ccode or "EGIT"
     end
-    local res, merr, mcode, paths = r.git.repo:merge_to_main(id, ENGINE)
-    -- main moved meanwhile (a run in another process merged): merge again onto the new tip
-    for _ = 1, 3 do
-      if res or mcode ~= "EAGAIN" then break end
-      res, merr, mcode, paths = r.git.repo:merge_to_main(id, ENGINE)
+    local res, ferr, fcode = finish.finish { db = r.db, board = board, card = id, opts = opts, repo = r.git.repo,
+      remote = job.remote_main, run_id = r.run_id,
+      conflict_actor = { seat = job.seat, roles = job.actor.roles, by = "engine" } }
+    if not res then
+      if r.git_broken then r:git_broken(id, ferr, fcode) end
+      if tostring(ferr):find("^git: ") then return nil, "board: " .. id .. ": " .. tostring(ferr), fcode end
+      return nil, ferr, fcode
     end
-    if not res and mcode == "ECONFLICT" then
-      local why, serr, scode = M.send_back(r.db, board, id, paths, { seat = job.seat, roles = job.actor.roles,
-        by = "engine" }, r.run_id)
-      if not why then return nil, serr, scode end
-      job.conflict = paths
-      return nil, "board: " .. id .. ": " .. why, "ECONFLICT"
+    if res.code == "merge_conflict" then
+      job.conflict = res.paths
+      return nil, "board: " .. id .. ": " .. res.why, "ECONFLICT"
     end
-    if not res and r.git_broken then r:git_broken(id, merr, mcode) end
-    if not res then return nil, "board: " .. id .. ": " .. tostring(merr), mcode end
-    fault.hit("after_git_merge")
-    local moved, terr, tcode = board:transition(id, to, opts)
-    if not moved then return nil, terr, tcode end
-    r.db:event { kind = "merge", card = id, run = r.run_id,
-      data = { id = res.id, kind = res.kind, branch = "orket/" .. id, stale = res.stale } }
-    job.merged = res
-    return moved
+    job.merged = res.merge
+    return res.card
   end
   return setmetatable(proxy, { __index = function(_, k)
     local v = board[k]

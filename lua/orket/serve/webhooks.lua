@@ -14,7 +14,7 @@ local crypto = require "orket.c.crypto"
 local cjson = require "cjson.safe"
 local board_mod = require "orket.board"
 local forge = require "orket.forge"
-local gitwork = require "orket.engine.gitwork"
+local finish = require "orket.actions.finish"
 local sf = require "orket.store.forge"
 local cards = require "orket.store.cards"
 
@@ -90,37 +90,25 @@ local function to_review(board, c, actor, note)
   return board:transition(c.id, "code_review", { actor = actor, note = note })
 end
 
--- approved, or merged on the forge: the card is merged into main and done (a conflict sends
--- it back to in_progress as the engine does). Returns outcome | nil, msg, CODE.
+-- approved, or merged on the forge: the card is finished (orket.actions.finish: merged into
+-- main and done; a conflict sends it back to in_progress as the engine does). Returns
+-- outcome | nil, msg, CODE.
 local function approve(ctx, board, c, ev, actor, delivery)
   local db = ctx.db
   local ok, terr, tcode = to_review(board, c, actor, "approved on the forge")
   if not ok then return nil, terr, tcode end
-  ok, terr, tcode = board:check_transition(c.id, "done", { actor = actor })
+  local opts = { actor = actor,
+    note = (ev.kind == "merged" and "merged on the forge by " or "approved on the forge by ") .. actor.seat }
+  ok, terr, tcode = board:check_transition(c.id, "done", opts)
   if not ok then return nil, terr, tcode end
   local repo = require("orket.c.gitrepo").open(ctx.dir .. "/workspace")
-  local res, merr, mcode, paths
-  if repo and repo:head("orket/" .. c.id) then
-    res, merr, mcode, paths = repo:merge_to_main(c.id, gitwork.ENGINE)
-  end
-  if repo then repo:close() end
-  if not res and mcode == "ECONFLICT" then
-    local why, serr, scode = gitwork.send_back(db, board, c.id, paths, { seat = actor.seat, roles = actor.roles,
-      by = "engine" }, nil)
-    if not why then return nil, serr, scode end
-    decide_cycle(db, c.id, ev, delivery)
-    return "merge_conflict"
-  end
-  if not res and merr then return nil, merr, mcode end
-  local moved, merr2, mcode2 = board:transition(c.id, "done", { actor = actor,
-    note = (ev.kind == "merged" and "merged on the forge by " or "approved on the forge by ") .. actor.seat })
-  if not moved then return nil, merr2, mcode2 end
-  if res then
-    db:event { kind = "merge", card = c.id, actor = actor.seat,
-      data = { id = res.id, kind = res.kind, branch = "orket/" .. c.id, stale = res.stale } }
-  end
+  local _ <close> = setmetatable({}, { __close = function() if repo then repo:close() end end })
+  local res, ferr, fcode = finish.finish { db = db, board = board, card = c.id, opts = opts,
+    repo = repo and repo:head("orket/" .. c.id) and repo or nil, remote = ev.remote_main, event_actor = actor.seat,
+    conflict_actor = { seat = actor.seat, roles = actor.roles, by = "engine" } }
+  if not res then return nil, ferr, fcode end
   decide_cycle(db, c.id, ev, delivery)
-  return "done"
+  return res.code
 end
 
 local function changes(ctx, board, c, ev, actor, delivery)
