@@ -5,6 +5,7 @@
 -- Contract: docs/git.md.
 local G = require "orket.c.gitrepo"
 local finish = require "orket.actions.finish"
+local mainline = require "orket.actions.mainline"
 local fault = require "orket.engine.fault"
 local sj = require "orket.store.journal"
 local uv = require "luv"
@@ -55,6 +56,7 @@ M.LOCK_MODE = {
   recover = "exclusive",
   check = "exclusive",
   push = "none",
+  fetch_main = "none", -- like push; it writes only refs/remotes/orket/main (merge_remote_to_main: exclusive)
 }
 
 -- Making a worktree reads every other one (libgit2 refuses a branch another worktree has
@@ -135,6 +137,13 @@ function M.open(ws_dir, worktrees)
   if not repo and code == "ENOENT" then repo, err, code = G.init(ws_dir, ENGINE) end
   if not repo then return nil, err, code end
   return { repo = repo, dir = worktrees, state = worktrees:gsub("/worktrees$", "") .. "/worktree-state" }
+end
+
+-- The git section when main has a remote to be pushed to.
+local function remote_settings(r)
+  local g = r.settings and r.settings.git
+  if not r.git or not g or not g.remote then return nil end
+  return g
 end
 
 local function author(job)
@@ -250,10 +259,45 @@ function M.enter(r, job)
     r:emit { type = "git", card = job.card_id, action = "merge_main", kind = m.kind, id = m.id,
       paths = #m.conflicts > 0 and m.conflicts or nil }
   end
+  -- a review may end in a merge: the remote's main is fetched now, outside the step's
+  -- transaction, and finish merges it into main before the card (a conflict with what people
+  -- merged on the forge is then the card's, sent back as any conflict)
+  local g = remote_settings(r)
+  if g and job.phase == "review" then
+    local auth = mainline.auth(g)
+    job.remote_main = auth and mainline.fetch(repo, g, auth) and true or false
+  end
   local fs, ferr = require("orket.workspace").open(path)
   if not fs then return nil, ferr end
   job.fs = fs
   return true
+end
+
+--- push_main(run [, card]) -> the outcome of orket.actions.mainline.sync | nil (no remote,
+--- or a push of this run already going, which is asked to go once more): main made the
+--- remote's main. In a task, outside any transaction: after a card's merge, and when a run
+--- starts (a push that failed before is made then).
+function M.push_main(r, card)
+  local g = remote_settings(r)
+  if not g then return nil end
+  if r.main_push then
+    r.main_push.again = true
+    return nil
+  end
+  r.main_push = { again = true }
+  local out
+  while r.main_push.again do
+    r.main_push.again = false
+    local auth, aerr = mainline.auth(g)
+    out = mainline.sync { db = r.db, repo = r.git.repo, g = g, auth = auth, auth_error = aerr, card = card,
+      run_id = r.run_id, backoff_ms = r.settings.budgets.backoff_ms }
+  end
+  r.main_push = nil
+  if out.code ~= "uptodate" then
+    r:emit { type = "git", card = card, action = "push_main", outcome = out.code, id = out.id, error = out.error,
+      paths = out.paths }
+  end
+  return out
 end
 
 --- leave(job): closes the turn's workspace view

@@ -57,6 +57,7 @@ function M.new(engine, id)
     run_deadline = nil, -- rt.now() when wall_ms_per_run runs out
     round_after = nil, -- inside a scheduling round: what runs after it commits (after_commit)
     waker = nil,       -- the scheduler's waker while execute loops
+    main_push = nil,   -- {again=} while main is pushed to git.remote (gitwork.push_main)
   }, class_of(engine))
 end
 
@@ -483,6 +484,8 @@ function Run:take_turn(job)
     local rok, rerr = gitwork.retire(self, job)
     if not rok then self:emit { type = "git", card = job.card_id, action = "worktree_kept", detail = rerr } end
   end
+  -- main on the remote is main: pushed after each merge, outside the turn's transactions
+  if job.merged then gitwork.push_main(self, job.card_id) end
   return out
 end
 
@@ -569,6 +572,8 @@ function Run:execute()
   if self.lease then self.engine.no_git_recover = true end -- other workers' git work may be in flight
   local gok, gerr = gitwork.recover(self)
   if not gok then error(gerr, 0) end
+  -- a push of main that failed before (the remote was down) is made now
+  gitwork.push_main(self)
   self:settle(target)
   self.engine:observe_journal(run_id)
   self:emit { type = "run_start", target = target.id, concurrency = conc,

@@ -15,6 +15,9 @@ local cjson = require "cjson.safe"
 local board_mod = require "orket.board"
 local forge = require "orket.forge"
 local finish = require "orket.actions.finish"
+local mainline = require "orket.actions.mainline"
+local G = require "orket.c.gitrepo"
+local task = require "orket.task"
 local sf = require "orket.store.forge"
 local cards = require "orket.store.cards"
 
@@ -30,7 +33,9 @@ local function git_settings(dir)
   if not cfg then return nil, cerr end
   local s, serr = require("orket.engine.settings").resolve(cfg)
   if not s then return nil, serr end
-  return s.git or {}
+  local g = s.git or {}
+  g.backoff_ms = s.budgets.backoff_ms -- a push of main that fails is tried again after it
+  return g
 end
 
 -- The signature header in the forge's own form: GitHub's "sha256=<hex>", Gitea's and
@@ -101,7 +106,7 @@ local function approve(ctx, board, c, ev, actor, delivery)
     note = (ev.kind == "merged" and "merged on the forge by " or "approved on the forge by ") .. actor.seat }
   ok, terr, tcode = board:check_transition(c.id, "done", opts)
   if not ok then return nil, terr, tcode end
-  local repo = require("orket.c.gitrepo").open(ctx.dir .. "/workspace")
+  local repo = G.open(ctx.dir .. "/workspace")
   local _ <close> = setmetatable({}, { __close = function() if repo then repo:close() end end })
   local res, ferr, fcode = finish.finish { db = db, board = board, card = c.id, opts = opts,
     repo = repo and repo:head("orket/" .. c.id) and repo or nil, remote = ev.remote_main, event_actor = actor.seat,
@@ -109,6 +114,44 @@ local function approve(ctx, board, c, ev, actor, delivery)
   if not res then return nil, ferr, fcode end
   decide_cycle(db, c.id, ev, delivery)
   return res.code
+end
+
+-- main on the remote is main: after a merge the server pushes main in a task of its own
+-- (orket.actions.mainline, with its retries), so the forge's delivery is answered at once.
+-- One push at a time: a merge while one goes asks it to go once more.
+local function push_main(ctx, g, card)
+  local server = ctx.server
+  if server then
+    if server.main_push then
+      server.main_push.again = true
+      return
+    end
+    server.main_push = { again = true }
+  end
+  task.spawn(function()
+    repeat
+      if server then server.main_push.again = false end
+      local repo = G.open(ctx.dir .. "/workspace")
+      if repo then
+        local auth, aerr = mainline.auth(g)
+        pcall(mainline.sync, { db = ctx.db, repo = repo, g = g, auth = auth, auth_error = aerr, card = card,
+          backoff_ms = g.backoff_ms })
+        repo:close()
+      end
+    until not (server and server.main_push.again)
+    if server then server.main_push = nil end
+  end)
+end
+
+-- The remote's main, fetched before the transaction of an event that may merge: finish
+-- merges it into main first, so what people merged on the forge is kept (ev.remote_main).
+local function fetch_remote(ctx, g, ev)
+  if not g.remote then return end
+  local repo = G.open(ctx.dir .. "/workspace")
+  if not repo then return end
+  local auth = mainline.auth(g)
+  ev.remote_main = auth and mainline.fetch(repo, g, auth) and true or false
+  repo:close()
 end
 
 local function changes(ctx, board, c, ev, actor, delivery)
@@ -234,6 +277,7 @@ local function handle(name)
       return 200, { delivery = d.id, outcome = "ignored", reason = why, card = card }
     end
     local actor = { seat = ev.reviewer, roles = { "integrity_guard" }, by = "person" }
+    if fn == approve then fetch_remote(ctx, g, ev) end
     local outcome, oerr, ocode = db:tx(function()
       if sf.delivery_seen(db, name, d.id, d.identity) then
         return "duplicate"
@@ -261,6 +305,7 @@ local function handle(name)
       return 200, { delivery = d.id, outcome = "refused", reason = msg, card = card }
     end
     ctx.note = outcome
+    if outcome == "done" and g.remote then push_main(ctx, g, card) end
     return 200, { delivery = d.id, outcome = outcome, card = card }
   end
 end
