@@ -1788,6 +1788,20 @@ int gitrepo_merge_to_main(gitrepo *r, const char *card, const gr_sig *who, char 
   return gr_merge_into_main(r, ref, bname, who, id, kind, conflicts, e);
 }
 
+int gitrepo_contains(gitrepo *r, const char *ref, const char *id, gr_err *e) {
+  int valid = 0;
+  git_oid tip, want;
+  if (ref == NULL || strncmp(ref, "refs/", 5) != 0 || git_reference_name_is_valid(&valid, ref) < 0 || !valid)
+    return gr_fail(e, "EINVAL", "not a valid ref name: \"%.120s\"", ref ? ref : "");
+  if (id == NULL || strlen(id) != GR_OID_HEX || git_oid_fromstr(&want, id) < 0)
+    return gr_fail(e, "EINVAL", "not a commit id: \"%.60s\"", id ? id : "");
+  if (gr_ref_id(r->repo, ref, &tip, e) != 0) return -1;
+  if (git_oid_equal(&tip, &want)) return 1;
+  int rc = git_graph_descendant_of(r->repo, &tip, &want);
+  if (rc == GIT_ENOTFOUND) return 0; /* an object this repository does not have is in no history of it */
+  return rc < 0 ? gr_git(e, rc, "history") : rc;
+}
+
 int gitrepo_merge_remote_to_main(gitrepo *r, const gr_sig *who, char *id, gr_merge_kind *kind,
                                  gr_paths *conflicts, gr_err *e) {
   conflicts->v = NULL;

@@ -195,6 +195,10 @@ int gitrepo_check(gitrepo *r, gr_err *e);
  * EREMOTE: it could not be reached or failed. The remote's ref moves atomically or not. */
 int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, const char *user,
                  const char *password, gr_err *e);
+/* 1 when commit id (40 hex) is ref's tip or in its history ("refs/heads/main",
+ * GR_REMOTE_MAIN), 0 when not (or the repository lacks it), -1 on error (ENOENT: no such ref;
+ * EINVAL). */
+int gitrepo_contains(gitrepo *r, const char *ref, const char *id, gr_err *e);
 /* Fetches the remote's main (url, credentials as for gitrepo_push) into GR_REMOTE_MAIN: 1
  * and its id in id (40 hex + NUL), 0 when the remote has no main (any earlier tracking ref is
  * dropped), -1 on error (EAUTH, EREMOTE, EINVAL). Nothing else of the repository changes. */

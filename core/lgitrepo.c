@@ -385,6 +385,16 @@ static int lgr_head(lua_State *L) {
   return 1;
 }
 
+/* repo:contains(ref, id) -> whether commit id is ref's tip or in its history | nil, msg, CODE */
+static int lgr_contains(lua_State *L) {
+  lgr *o = lgr_check(L);
+  gr_err e;
+  int rc = gitrepo_contains(o->r, luaL_checkstring(L, 2), luaL_checkstring(L, 3), &e);
+  if (rc < 0) return lgr_fail(L, &e);
+  lua_pushboolean(L, rc);
+  return 1;
+}
+
 /* ---- push on the thread pool ------------------------------------------------------------ */
 
 /* One push in flight: its own copies of the arguments (the worker thread must not touch Lua
@@ -543,6 +553,7 @@ static const luaL_Reg lgr_methods[] = {
     {"head", lgr_head},
     {"push", lgr_push},
     {"fetch_main", lgr_fetch_main},
+    {"contains", lgr_contains},
     {"merge_remote_to_main", lgr_merge_remote_to_main},
     {"refresh", lgr_refresh},
     {"recover", lgr_recover},

@@ -11,6 +11,7 @@
 --     the rate limit (primary: 403 with x-ratelimit-remaining 0; secondary: 429, Retry-After)
 --   POST /__seed?repo=OWNER/NAME&count=N: N open pull requests from other people's branches
 --   POST /__merge?repo=OWNER/NAME&number=N&sha=S: a person merges pull request N as commit S
+--   POST /__head?repo=OWNER/NAME&number=N&sha=S: pull request N's head is now commit S
 local httpd = require "orket.c.httpd"
 local task = require "orket.task"
 local json = require "cjson"
@@ -161,6 +162,13 @@ local function handle(req)
       new_pr(query.repo, "feature-" .. next_number, "someone's change " .. i, "", "someone")
     end
     return reply(req, 200, {})
+  end
+  if path == "/__head" then
+    -- the branch moved on the forge (a push): the pull request's head is now sha
+    local pr = find(query.repo, tonumber(query.number))
+    if not pr then return reply(req, 404, { message = "Not Found" }) end
+    pr.head.sha = query.sha
+    return reply(req, 200, pr)
   end
   if path == "/__merge" then
     local pr = find(query.repo, tonumber(query.number))

@@ -6,6 +6,8 @@
 local G = require "orket.c.gitrepo"
 local finish = require "orket.actions.finish"
 local mainline = require "orket.actions.mainline"
+local pull_request = require "orket.actions.pull_request"
+local forge = require "orket.forge"
 local fault = require "orket.engine.fault"
 local sj = require "orket.store.journal"
 local uv = require "luv"
@@ -271,6 +273,24 @@ function M.enter(r, job)
   if not fs then return nil, ferr end
   job.fs = fs
   return true
+end
+
+--- after_merge(run, card, merge): what follows a card's merge into main, in a task outside
+--- any transaction: its pull request ends on the forge (orket.actions.pull_request), then
+--- main is pushed (push_main).
+function M.after_merge(r, card, merge)
+  local g = remote_settings(r)
+  if g and g.forge then
+    local token, terr = forge.token(g)
+    local out = pull_request.after_merge { db = r.db, g = g, token = token, token_error = terr, card = card,
+      merge_id = merge and merge.id, run_id = r.run_id }
+    token = nil
+    if out then
+      r:emit { type = "git", card = card, action = "pull_request_end", outcome = out.code, number = out.number,
+        error = out.error }
+    end
+  end
+  return M.push_main(r, card)
 end
 
 --- push_main(run [, card]) -> the outcome of orket.actions.mainline.sync | nil (no remote,

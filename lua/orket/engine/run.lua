@@ -484,8 +484,8 @@ function Run:take_turn(job)
     local rok, rerr = gitwork.retire(self, job)
     if not rok then self:emit { type = "git", card = job.card_id, action = "worktree_kept", detail = rerr } end
   end
-  -- main on the remote is main: pushed after each merge, outside the turn's transactions
-  if job.merged then gitwork.push_main(self, job.card_id) end
+  -- what follows a merge (its pull request ends, main is pushed), outside the turn's transactions
+  if job.merged then gitwork.after_merge(self, job.card_id, job.merged) end
   return out
 end
 
