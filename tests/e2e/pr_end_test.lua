@@ -234,3 +234,75 @@ describe("pull requests end", function()
     assert.equal(3, #ends(dir))
   end)
 end)
+
+describe("check results on the forge", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("posts each verification as a status on the branch head, and a failure's tail on the pull request", function()
+    local forge = H.fake_forge()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
+    assert(G.init_bare(dir .. "/remote.git"))
+    H.write(dir .. "/orket.lua", string.format([[
+name = "checks"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { backoff_ms = 1, turns_per_card = 2 }
+git = { remote = %q, forge = "gitea", repo = "acme/notes", api_url = %q, token_env = "FORGE_TOKEN",
+  webhook_secret_env = "FORGE_HOOK_SECRET" }
+review = { human = true, escalate_after = 5, requirements_review_after = 5 }
+verify = { command = { "sh", "-c", "if [ -f bad.txt ]; then echo 'line one'; echo 'bad.txt must not exist' >&2; exit 4; fi" } }
+]], dir .. "/remote.git", forge.url))
+    H.write(dir .. "/script.lua", [[
+local function call(name, args) return { name = name, arguments = args } end
+return { rules = {
+  { role = "coder", card = "C-1", run = 2, match = "^Issue ", reply = { tool_calls = {
+    call("write_file", { path = "bad.txt", content = "no\n" }) } } },
+  { role = "coder", card = "C-1", match = "^Issue ", reply = { tool_calls = {
+    call("write_file", { path = "good.txt", content = "yes\n" }) } } },
+  { match = '"path"', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
+}, default = { content = "Nothing more to do." } }
+]])
+    H.write(dir .. "/epics/c.json", cjson.encode { id = "C", name = "Checks", description = "Checked.",
+      issues = { { id = "C-1", summary = "Write good.txt", seat = "senior_developer" } } })
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local r = H.orket("run C --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    assert.equal(3, r.status, r.stderr .. r.stdout)
+    local first = head(dir, "orket/C-1")
+    local statuses = get(forge.url .. "/__statuses")
+    assert.equal(1, #statuses, cjson.encode(statuses))
+    assert.equal(first, statuses[1].sha)
+    assert.equal("success", statuses[1].state)
+    assert.equal("orket/verify", statuses[1].context)
+    assert.matches("^command %(sh %-c .*%): exit 0", statuses[1].description)
+    -- changes requested: the rework writes bad.txt, its check fails: a failure status on the
+    -- new head, and the output's tail on the pull request
+    local number = math.tointeger(prs(forge)["orket/C-1"].number)
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET } })
+    local rejected = assert(H.read(H.ROOT .. "/tests/fixtures/forge/gitea_review_rejected.json"))
+      :gsub('"number": 1', '"number": ' .. number):gsub("orket/F%-1", "orket/C-1")
+    local st, doc = hook(s, "pull_request_review_rejected", "r-1", rejected)
+    assert.equal(200, st)
+    assert.equal("in_progress", doc.outcome)
+    assert.equal(0, s.stop())
+    r = H.orket("run C --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    assert.matches('"action":"status"', r.stdout)
+    statuses = get(forge.url .. "/__statuses")
+    local failed
+    for _, x in ipairs(statuses) do if x.state == "failure" then failed = x end end
+    assert.truthy(failed, cjson.encode(statuses))
+    assert.is_not.equal(first, failed.sha)
+    assert.matches("exit 4", failed.description)
+    local comments = get(forge.url .. "/__comments")
+    local body = comments[#comments].body
+    assert.matches("Orket's verification failed at " .. failed.sha:sub(1, 12), body)
+    assert.matches("bad%.txt must not exist", body)
+    assert.matches("````text\n", body)
+    -- the branch head the status names is on the remote
+    assert.equal(failed.sha, assert(G.ls_remote(dir .. "/remote.git"))["refs/heads/orket/C-1"])
+    forge.stop()
+  end)
+end)
