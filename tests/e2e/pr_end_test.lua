@@ -306,3 +306,35 @@ return { rules = {
     forge.stop()
   end)
 end)
+
+describe("a run against the forge", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  for _, name in ipairs { "github", "gitea" } do
+    it("ends with every pull request merged through the API and its statuses posted (" .. name .. ")", function()
+      local forge = H.fake_forge()
+      local dir = project(name, forge.url, false)
+      H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. 'verify = { command = { "true" } }\n')
+      -- the fake forge hosts the remote: its pull requests' heads are the branches' tips
+      get(forge.url .. "/__remote?path=" .. dir .. "/remote.git")
+      local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+      assert.equal(0, r.status, r.stderr .. r.stdout)
+      local statuses = get(forge.url .. "/__statuses")
+      for _, id in ipairs { "F-1", "F-2", "F-3" } do
+        local pr = prs(forge)["orket/" .. id]
+        assert.is_true(pr.merged, id)
+        local posted = false
+        for _, st in ipairs(statuses) do posted = posted or (st.sha == pr.head.sha and st.state == "success") end
+        assert.is_true(posted, id .. ": " .. cjson.encode(statuses))
+      end
+      local how = {}
+      for _, e in ipairs(ends(dir)) do how[e.card] = e.data.how end
+      assert.same({ ["F-1"] = "merged", ["F-2"] = "merged", ["F-3"] = "merged" }, how)
+      assert.equal(head(dir, "main"), remote_main(dir))
+      forge.stop()
+    end)
+  end
+end)
