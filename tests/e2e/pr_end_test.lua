@@ -203,6 +203,36 @@ describe("pull requests end", function()
     assert.is_true(repo:check())
   end)
 
+  it("ends a pull request the forge could not end at the merge when the next run starts", function()
+    local dir = project("gitea", forge.url, true)
+    local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    assert.equal(3, r.status, r.stderr .. r.stdout)
+    get(forge.url .. "/__remote?path=" .. dir .. "/remote.git")
+    local n = math.tointeger(prs(forge)["orket/F-1"].number)
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    -- the forge fails the next call: the server's follow-up cannot end the pull request
+    get(forge.url .. "/__fail?status=503&times=1")
+    local st, doc = hook(s, "pull_request_review_approved", "d-1", approval(n, "F-1"))
+    assert.equal("done", doc.outcome)
+    H.wait_for(function()
+      for _, req in ipairs(get(forge.url .. "/__log")) do
+        if req.path:match("/pulls/" .. n .. "$") then return true end
+      end
+    end, "the failed call")
+    assert.equal(0, s.stop())
+    assert.is_false(prs(forge)["orket/F-1"].merged)
+    assert.equal(0, #ends(dir))
+    -- the next run ends it first, through the API
+    r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    assert.equal(3, r.status, r.stderr .. r.stdout)
+    assert.is_true(prs(forge)["orket/F-1"].merged)
+    assert.equal(1, #ends(dir))
+    assert.equal("merged", ends(dir)[1].data.how)
+    -- and never twice
+    r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    assert.equal(1, #ends(dir))
+  end)
+
   it("closes the pull request with a comment naming the merge when GitHub refuses the merge", function()
     local dir = project("github", forge.url, false)
     local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })

@@ -28,13 +28,21 @@ local function record(db, card, run_id, data)
   return true
 end
 
+--- pending(db, card) -> whether the card has a pull request Orket knows that has not ended
+function M.pending(db, card)
+  local row = sf.pull_request(db, card)
+  local number = row and math.tointeger(row.number)
+  return number ~= nil and not ended(db, card, number)
+end
+
 --- after_merge{db=, g=, token= (or token_error=), card=, merge_id=, run_id=, by_person=}
 --- -> {code=, number=, sha=, error=} | nil (the card has no open pull request Orket knows,
 --- or its end is journaled already). code: "merged" (through the API), "merged_on_forge"
 --- (a person merged it, or the forge found it merged), "marked_merged" (Gitea told Orket's
 --- merge commit), "closed" (closed with a comment naming it), "closed_on_forge" (closed
 --- there already), "failed" (the forge could not be asked or refused the close: nothing is
---- journaled, the pull request stays open; the caller says why).
+--- journaled, the pull request stays open; the caller says why, and the next run tries
+--- again: pending).
 --- by_person: a webhook said a person merged it: journaled without asking the forge.
 function M.after_merge(o)
   local g, db = o.g, o.db

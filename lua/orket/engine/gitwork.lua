@@ -293,6 +293,31 @@ function M.after_merge(r, card, merge)
   return M.push_main(r, card)
 end
 
+--- catch_up(run): when a run starts, what an earlier merge left undone (the forge or the
+--- remote down, a kill): the pull requests of done cards that have not ended end now, then
+--- main is pushed.
+function M.catch_up(r)
+  local g = remote_settings(r)
+  if not g then return end
+  if g.forge then
+    local token, terr
+    for _, c in ipairs(r.board:list { status = "done", type = "issue" } or {}) do
+      if pull_request.pending(r.db, c.id) then
+        if not token and not terr then token, terr = forge.token(g) end
+        local m = sj.last_merge(r.db, c.id)
+        local out = pull_request.after_merge { db = r.db, g = g, token = token, token_error = terr, card = c.id,
+          merge_id = m and m.id, run_id = r.run_id }
+        if out then
+          r:emit { type = "git", card = c.id, action = "pull_request_end", outcome = out.code, number = out.number,
+            error = out.error }
+        end
+      end
+    end
+    token = nil
+  end
+  M.push_main(r)
+end
+
 --- push_main(run [, card]) -> the outcome of orket.actions.mainline.sync | nil (no remote,
 --- or a push of this run already going, which is asked to go once more): main made the
 --- remote's main. In a task, outside any transaction: after a card's merge, and when a run

@@ -572,8 +572,8 @@ function Run:execute()
   if self.lease then self.engine.no_git_recover = true end -- other workers' git work may be in flight
   local gok, gerr = gitwork.recover(self)
   if not gok then error(gerr, 0) end
-  -- a push of main that failed before (the remote was down) is made now
-  gitwork.push_main(self)
+  -- what an earlier merge left undone (the remote or the forge was down) is done now
+  gitwork.catch_up(self)
   self:settle(target)
   self.engine:observe_journal(run_id)
   self:emit { type = "run_start", target = target.id, concurrency = conc,
