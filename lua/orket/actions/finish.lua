@@ -4,8 +4,6 @@
 -- back to in_progress and journals `merge_conflict`. The answer is data ({code = ...}), which
 -- the engine's tools and the webhooks render in their own words. Uses a repository of
 -- orket.c.gitrepo and a board (orket.board). Contract: docs/git.md.
-local fault = require "orket.engine.fault"
-
 local M = {}
 
 -- Who the engine's merge commits are by.
@@ -51,14 +49,16 @@ local function take_remote(o)
   return true
 end
 
---- finish{db=, board=, card=, opts=, repo=, remote=, run_id=, event_actor=, conflict_actor=}
+--- finish{db=, board=, card=, opts=, repo=, remote=, run_id=, event_actor=, conflict_actor=, hit=}
 --- -> {code = "done", card = moved, merge = {id=, kind=, stale=} | nil}
 ---  | {code = "merge_conflict", paths = {...}, why = text}
 ---  | nil, msg, CODE (the move refused, a git failure: EAGAIN when main kept moving)
 --- Moves card to done with opts (the board's transition options: actor, note), merging
 --- orket/<card> into main first when repo is given (nil: the card has no branch, only the
 --- move). remote: merge the fetched remote main first. On a conflict the card is sent back
---- (send_back, by conflict_actor). Call it inside the caller's transaction.
+--- (send_back, by conflict_actor). hit(name): the engine's kill points (orket.engine.fault:
+--- after_git_merge), handed in so this layer needs nothing of the engine's. Call it inside
+--- the caller's transaction.
 function M.finish(o)
   local board, id = o.board, o.card
   local ok, err, code = board:check_transition(id, "done", o.opts)
@@ -80,7 +80,7 @@ function M.finish(o)
       return { code = "merge_conflict", paths = paths, why = why }
     end
     if not res then return nil, err, code end
-    fault.hit("after_git_merge")
+    if o.hit then o.hit("after_git_merge") end
   end
   local moved, terr, tcode = board:transition(id, "done", o.opts)
   if not moved then return nil, terr, tcode end

@@ -414,7 +414,7 @@ function M.board_for(r, job)
       return nil, "board: " .. id .. ": " .. tostring(cerr), (ccode == "EUNSAFE" or ccode == "ENOSPC") and ccode or "EGIT"
     end
     local res, ferr, fcode = finish.finish { db = r.db, board = board, card = id, opts = opts, repo = r.git.repo,
-      remote = job.remote_main, run_id = r.run_id,
+      remote = job.remote_main, run_id = r.run_id, hit = fault.hit,
       conflict_actor = { seat = job.seat, roles = job.actor.roles, by = "engine" } }
     if not res then
       if r.git_broken then r:git_broken(id, ferr, fcode) end
