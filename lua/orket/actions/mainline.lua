@@ -50,14 +50,13 @@ function M.sync(o)
   local repo, g, db = o.repo, o.g, o.db
   local sleep = o.sleep or rt.sleep
   local tries, backoff = M.TRIES, o.backoff_ms or M.BACKOFF_MS
-  if not o.auth then
-    event(db, "push_failed", o.card, o.run_id, { error = o.auth_error, attempts = 0 })
-    return { code = "failed", error = o.auth_error, attempts = 0 }
-  end
+  -- without the forge's token (not set where this runs) a remote that asks for none (a path)
+  -- is still pushed to; one that asks is refused, and the error says what was missing
+  local auth = o.auth or {}
   local err, code, n = nil, nil, 0
   for attempt = 1, tries do
     n = attempt
-    local rid, ferr, fcode = repo:fetch_main(g.remote, o.auth)
+    local rid, ferr, fcode = repo:fetch_main(g.remote, auth)
     local head = repo:head("main")
     if rid == nil then
       err, code = ferr, fcode
@@ -80,7 +79,7 @@ function M.sync(o)
         head = m.id
         if head == rid then return { code = "uptodate", id = head, attempts = attempt } end
       end
-      local ok, perr, pcode = repo:push(g.remote, "main", o.auth)
+      local ok, perr, pcode = repo:push(g.remote, "main", auth)
       if ok then
         event(db, "push", o.card, o.run_id, { id = head, attempts = attempt })
         return { code = "pushed", id = head, attempts = attempt }
@@ -89,7 +88,10 @@ function M.sync(o)
     end
     -- refused credentials do not get better by waiting; a remote that moved between the
     -- fetch and the push is fetched again at once
-    if code == "EAUTH" then break end
+    if code == "EAUTH" then
+      if o.auth_error then err = tostring(err) .. " (" .. o.auth_error .. ")" end
+      break
+    end
     if attempt < tries and code ~= "EREJECTED" then sleep(backoff * (1 << (attempt - 1))) end
   end
   event(db, "push_failed", o.card, o.run_id, { error = err, code = code, attempts = n })

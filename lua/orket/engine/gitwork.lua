@@ -267,7 +267,7 @@ function M.enter(r, job)
   local g = remote_settings(r)
   if g and job.phase == "review" then
     local auth = mainline.auth(g)
-    job.remote_main = auth and mainline.fetch(repo, g, auth) and true or false
+    job.remote_main = mainline.fetch(repo, g, auth or {}) and true or false
   end
   local fs, ferr = require("orket.workspace").open(path)
   if not fs then return nil, ferr end

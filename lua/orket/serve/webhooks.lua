@@ -161,7 +161,7 @@ local function fetch_remote(ctx, g, ev)
   local repo = G.open(ctx.dir .. "/workspace")
   if not repo then return end
   local auth = mainline.auth(g)
-  ev.remote_main = auth and mainline.fetch(repo, g, auth) and true or false
+  ev.remote_main = mainline.fetch(repo, g, auth or {}) and true or false
   repo:close()
 end
 
@@ -244,10 +244,10 @@ on_push = function(ctx, name, d, doc, g)
   if not repo then return ignored("the project has no repository") end
   local _ <close> = setmetatable({}, { __close = function() repo:close() end })
   local auth, aerr = mainline.auth(g)
-  local rid, ferr
-  if auth then rid, ferr = mainline.fetch(repo, g, auth) else ferr = aerr end
+  local rid, ferr = mainline.fetch(repo, g, auth or {})
   if rid == nil then
-    return err(503, "busy", "the remote's main could not be fetched; deliver again: " .. tostring(ferr))
+    return err(503, "busy", "the remote's main could not be fetched; deliver again: " .. tostring(ferr)
+      .. (aerr and (" (" .. aerr .. ")") or ""))
   end
   if rid == false then return ignored("the remote has no main") end
   local board = board_mod.open(db)
