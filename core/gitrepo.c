@@ -181,7 +181,8 @@ static void gr_card_branch(const char *card, char *buf, size_t cap) {
 
 static int gr_ref_id(git_repository *repo, const char *ref, git_oid *id, gr_err *e) {
   int rc = git_reference_name_to_id(id, repo, ref);
-  if (rc == GIT_ENOTFOUND) return gr_fail(e, "ENOENT", "no branch %s", ref + strlen("refs/heads/"));
+  if (rc == GIT_ENOTFOUND)
+    return gr_fail(e, "ENOENT", "no branch %s", strncmp(ref, "refs/heads/", 11) == 0 ? ref + 11 : ref);
   return rc < 0 ? gr_git(e, rc, ref) : 0;
 }
 
@@ -1467,7 +1468,8 @@ static int gr_find_trailer_in(git_repository *repo, const char *ref, const char 
     rc = git_revwalk_hide_ref(walk, "refs/heads/" GR_MAIN);
   if (rc < 0) {
     git_revwalk_free(walk);
-    if (rc == GIT_ENOTFOUND) return gr_fail(e, "ENOENT", "no branch %s", ref + strlen("refs/heads/"));
+    if (rc == GIT_ENOTFOUND)
+    return gr_fail(e, "ENOENT", "no branch %s", strncmp(ref, "refs/heads/", 11) == 0 ? ref + 11 : ref);
     return gr_git(e, rc, ref);
   }
   while (!found && (rc = git_revwalk_next(&oid, walk)) == 0) {
@@ -1722,18 +1724,15 @@ static int gr_commit_tree(git_repository *repo, git_index *idx, const gr_sig *wh
   return rc < 0 ? gr_git(e, rc, "merge commit") : 0;
 }
 
-int gitrepo_merge_to_main(gitrepo *r, const char *card, const gr_sig *who, char *id,
-                          gr_merge_kind *kind, gr_paths *conflicts, gr_err *e) {
-  char bname[GR_CARD_MAX + 16], ref[GR_CARD_MAX + 32], msg[GR_CARD_MAX + 64];
+/* Merges the commit `ref` names (bname: how messages call it) into main; the one merge of
+ * every gitrepo_merge_*_to_main (see gitrepo_merge_to_main). */
+static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, const gr_sig *who, char *id,
+                              gr_merge_kind *kind, gr_paths *conflicts, gr_err *e) {
+  char msg[GR_KEY_MAX + 64];
   git_oid mid, bid, target;
   git_commit *mc = NULL, *bc = NULL;
   git_index *idx = NULL;
   int rc, ret = -1;
-  conflicts->v = NULL;
-  conflicts->n = 0;
-  if (gr_check_card(card, e) != 0) return -1;
-  gr_card_branch(card, bname, sizeof bname);
-  snprintf(ref, sizeof ref, "refs/heads/%s", bname);
   if (gr_ref_id(r->repo, "refs/heads/" GR_MAIN, &mid, e) != 0 || gr_ref_id(r->repo, ref, &bid, e) != 0) return -1;
   int a = gr_ancestry(r->repo, &mid, &bid, e);
   if (a < 0) return -1;
@@ -1776,6 +1775,38 @@ out:
   git_commit_free(mc);
   git_commit_free(bc);
   return ret;
+}
+
+int gitrepo_merge_to_main(gitrepo *r, const char *card, const gr_sig *who, char *id,
+                          gr_merge_kind *kind, gr_paths *conflicts, gr_err *e) {
+  char bname[GR_CARD_MAX + 16], ref[GR_CARD_MAX + 32];
+  conflicts->v = NULL;
+  conflicts->n = 0;
+  if (gr_check_card(card, e) != 0) return -1;
+  gr_card_branch(card, bname, sizeof bname);
+  snprintf(ref, sizeof ref, "refs/heads/%s", bname);
+  return gr_merge_into_main(r, ref, bname, who, id, kind, conflicts, e);
+}
+
+int gitrepo_contains(gitrepo *r, const char *ref, const char *id, gr_err *e) {
+  int valid = 0;
+  git_oid tip, want;
+  if (ref == NULL || strncmp(ref, "refs/", 5) != 0 || git_reference_name_is_valid(&valid, ref) < 0 || !valid)
+    return gr_fail(e, "EINVAL", "not a valid ref name: \"%.120s\"", ref ? ref : "");
+  if (id == NULL || strlen(id) != GR_OID_HEX || git_oid_fromstr(&want, id) < 0)
+    return gr_fail(e, "EINVAL", "not a commit id: \"%.60s\"", id ? id : "");
+  if (gr_ref_id(r->repo, ref, &tip, e) != 0) return -1;
+  if (git_oid_equal(&tip, &want)) return 1;
+  int rc = git_graph_descendant_of(r->repo, &tip, &want);
+  if (rc == GIT_ENOTFOUND) return 0; /* an object this repository does not have is in no history of it */
+  return rc < 0 ? gr_git(e, rc, "history") : rc;
+}
+
+int gitrepo_merge_remote_to_main(gitrepo *r, const gr_sig *who, char *id, gr_merge_kind *kind,
+                                 gr_paths *conflicts, gr_err *e) {
+  conflicts->v = NULL;
+  conflicts->n = 0;
+  return gr_merge_into_main(r, GR_REMOTE_MAIN, "the remote's " GR_MAIN, who, id, kind, conflicts, e);
 }
 
 /* Replaces each conflict in idx by one entry: the text merged with conflict markers; for a
@@ -2226,6 +2257,57 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
   }
   if (st.rejected[0]) return gr_fail(e, "EREJECTED", "the remote refused %s", st.rejected);
   return 0;
+}
+
+int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char *password, char *id,
+                       gr_err *e) {
+  if (url == NULL || *url == '\0' || strpbrk(url, "\r\n"))
+    return gr_fail(e, "EINVAL", "the remote must be a non-empty URL or path");
+  git_remote *remote = NULL;
+  git_remote_create_options ro;
+  git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+  ro.repository = r->repo;
+  ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+  int rc = git_remote_create_with_opts(&remote, url, &ro);
+  if (rc < 0) return gr_git(e, rc, "remote");
+  gr_push_state st = {.user = user, .password = password};
+  git_fetch_options fo;
+  git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+  fo.callbacks.credentials = gr_push_cred;
+  fo.callbacks.payload = &st;
+  fo.prune = GIT_FETCH_NO_PRUNE;
+  fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+  fo.update_fetchhead = 0;
+  char *specs[] = {"+refs/heads/" GR_MAIN ":" GR_REMOTE_MAIN};
+  git_strarray refspecs = {specs, 1};
+  rc = git_remote_fetch(remote, &refspecs, &fo, "orket: fetch main");
+  if (rc < 0) {
+    const git_error *g = git_error_last();
+    gr_fail(e, rc == GIT_EAUTH ? "EAUTH" : "EREMOTE", "fetching main: %s",
+            g && g->message ? g->message : "unknown libgit2 error");
+    git_remote_free(remote);
+    return -1;
+  }
+  /* whether the remote has main at all: its advertised refs stay readable after the fetch */
+  const git_remote_head **heads = NULL;
+  size_t count = 0;
+  int found = 0;
+  if (git_remote_ls(&heads, &count, remote) == 0) {
+    for (size_t i = 0; i < count; i++) {
+      if (strcmp(heads[i]->name, "refs/heads/" GR_MAIN) == 0) {
+        git_oid_tostr(id, GR_OID_HEX + 1, &heads[i]->oid);
+        found = 1;
+      }
+    }
+  }
+  git_remote_free(remote);
+  if (!found) {
+    /* a tracking ref from an earlier fetch names nothing the remote has now */
+    git_reference *old = NULL;
+    if (git_reference_lookup(&old, r->repo, GR_REMOTE_MAIN) == 0) (void)git_reference_delete(old);
+    git_reference_free(old);
+  }
+  return found;
 }
 
 /* ---- a remote seen from outside ---------------------------------------------------------- */

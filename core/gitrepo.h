@@ -14,6 +14,7 @@
 #define GR_CARD_PREFIX "orket/"  /* a card's branch is orket/<CARD> */
 #define GR_CARD_MAX 100          /* longest card id accepted */
 #define GR_TURN_TRAILER "Orket-Turn" /* the trailer gitrepo_commit's turn key goes in */
+#define GR_REMOTE_MAIN "refs/remotes/orket/main" /* where gitrepo_fetch_main keeps the remote's main */
 
 /* An expected failure: code is a short name ("ENOENT", "ECONFLICT", "EDIRTY", "ELOCKED",
  * "EINVAL", "EGIT"), msg a sentence beginning "git: ". */
@@ -139,6 +140,12 @@ int gitrepo_find_trailer(gitrepo *r, const char *branch, const char *key, const 
 int gitrepo_merge_to_main(gitrepo *r, const char *card, const gr_sig *who, char *id,
                           gr_merge_kind *kind, gr_paths *conflicts, gr_err *e);
 
+/* Merges the remote's main as gitrepo_fetch_main last kept it (GR_REMOTE_MAIN) into main,
+ * as gitrepo_merge_to_main merges a card: up to date, fast-forward or a merge commit by who;
+ * a conflict writes nothing (*kind = GR_CONFLICT, conflicts named). ENOENT: nothing fetched. */
+int gitrepo_merge_remote_to_main(gitrepo *r, const gr_sig *who, char *id, gr_merge_kind *kind,
+                                 gr_paths *conflicts, gr_err *e);
+
 /* Merges main into orket/<card> so the card's next turn sees it; the worktree must be clean
  * (EDIRTY lists nothing: commit first). Up to date, fast-forward, or a merge commit. On a
  * conflict the merge commit is still made, with conflict markers in the text files (a
@@ -188,6 +195,15 @@ int gitrepo_check(gitrepo *r, gr_err *e);
  * EREMOTE: it could not be reached or failed. The remote's ref moves atomically or not. */
 int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, const char *user,
                  const char *password, gr_err *e);
+/* 1 when commit id (40 hex) is ref's tip or in its history ("refs/heads/main",
+ * GR_REMOTE_MAIN), 0 when not (or the repository lacks it), -1 on error (ENOENT: no such ref;
+ * EINVAL). */
+int gitrepo_contains(gitrepo *r, const char *ref, const char *id, gr_err *e);
+/* Fetches the remote's main (url, credentials as for gitrepo_push) into GR_REMOTE_MAIN: 1
+ * and its id in id (40 hex + NUL), 0 when the remote has no main (any earlier tracking ref is
+ * dropped), -1 on error (EAUTH, EREMOTE, EINVAL). Nothing else of the repository changes. */
+int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char *password, char *id,
+                       gr_err *e);
 /* Creates a bare repository at path (directories made as needed) whose HEAD is main: a
  * remote on disk. Idempotent on an existing repository. */
 int gitrepo_init_bare(const char *path, gr_err *e);

@@ -259,33 +259,26 @@ static int lgr_find_trailer(lua_State *L) {
 
 static const char *const lgr_merge_kinds[] = {"uptodate", "fastforward", "merged", "conflict"};
 
-/* repo:merge_to_main(card, who) -> {kind=, id= [, stale=msg]} | nil, msg, "ECONFLICT", paths
- * stale: main moved but its working tree could not follow (see gitrepo.h). */
-static int lgr_merge_to_main(lua_State *L) {
-  lgr *o = lgr_check(L);
-  const char *card = luaL_checkstring(L, 2);
-  gr_sig who = lgr_who(L, 3);
-  char id[GR_OID_HEX + 1];
-  gr_merge_kind kind;
-  gr_paths conf;
-  gr_err e;
-  int rc = gitrepo_merge_to_main(o->r, card, &who, id, &kind, &conf, &e);
-  if (rc < 0) return lgr_fail(L, &e);
+/* The answer of a merge into main: {kind=, id= [, stale=msg]} | nil, msg, "ECONFLICT", paths
+ * (what: how the message names the merged side). */
+static int lgr_merge_answer(lua_State *L, int rc, const char *what, const char *id, gr_merge_kind kind,
+                            gr_paths *conf, gr_err *e) {
+  if (rc < 0) return lgr_fail(L, e);
   if (kind == GR_CONFLICT) {
     luaL_Buffer b;
     lua_pushnil(L);
     luaL_buffinit(L, &b);
-    luaL_addstring(&b, "git: merging orket/");
-    luaL_addstring(&b, card);
+    luaL_addstring(&b, "git: merging ");
+    luaL_addstring(&b, what);
     luaL_addstring(&b, " into main conflicts in: ");
-    for (size_t i = 0; i < conf.n; i++) {
+    for (size_t i = 0; i < conf->n; i++) {
       if (i) luaL_addstring(&b, ", ");
-      luaL_addstring(&b, conf.v[i]);
+      luaL_addstring(&b, conf->v[i]);
     }
     luaL_pushresult(&b);
     lua_pushliteral(L, "ECONFLICT");
-    lgr_push_paths(L, &conf);
-    gr_paths_free(&conf);
+    lgr_push_paths(L, conf);
+    gr_paths_free(conf);
     return 4;
   }
   lua_createtable(L, 0, 3);
@@ -294,10 +287,38 @@ static int lgr_merge_to_main(lua_State *L) {
   lua_pushstring(L, id);
   lua_setfield(L, -2, "id");
   if (rc == 1) {
-    lua_pushstring(L, e.msg);
+    lua_pushstring(L, e->msg);
     lua_setfield(L, -2, "stale");
   }
   return 1;
+}
+
+/* repo:merge_to_main(card, who) -> {kind=, id= [, stale=msg]} | nil, msg, "ECONFLICT", paths
+ * stale: main moved but its working tree could not follow (see gitrepo.h). */
+static int lgr_merge_to_main(lua_State *L) {
+  lgr *o = lgr_check(L);
+  const char *card = luaL_checkstring(L, 2);
+  gr_sig who = lgr_who(L, 3);
+  char id[GR_OID_HEX + 1], what[GR_CARD_MAX + 16];
+  gr_merge_kind kind;
+  gr_paths conf;
+  gr_err e;
+  int rc = gitrepo_merge_to_main(o->r, card, &who, id, &kind, &conf, &e);
+  snprintf(what, sizeof what, "orket/%s", card);
+  return lgr_merge_answer(L, rc, what, id, kind, &conf, &e);
+}
+
+/* repo:merge_remote_to_main(who) -> as merge_to_main, for the remote's main as fetch_main
+ * last kept it (ENOENT: none fetched) */
+static int lgr_merge_remote_to_main(lua_State *L) {
+  lgr *o = lgr_check(L);
+  gr_sig who = lgr_who(L, 2);
+  char id[GR_OID_HEX + 1];
+  gr_merge_kind kind;
+  gr_paths conf;
+  gr_err e;
+  int rc = gitrepo_merge_remote_to_main(o->r, &who, id, &kind, &conf, &e);
+  return lgr_merge_answer(L, rc, "the remote's main", id, kind, &conf, &e);
 }
 
 /* repo:merge_from_main(card, who) -> {kind=, id=, conflicts={paths}} | nil, msg, CODE
@@ -364,6 +385,16 @@ static int lgr_head(lua_State *L) {
   return 1;
 }
 
+/* repo:contains(ref, id) -> whether commit id is ref's tip or in its history | nil, msg, CODE */
+static int lgr_contains(lua_State *L) {
+  lgr *o = lgr_check(L);
+  gr_err e;
+  int rc = gitrepo_contains(o->r, luaL_checkstring(L, 2), luaL_checkstring(L, 3), &e);
+  if (rc < 0) return lgr_fail(L, &e);
+  lua_pushboolean(L, rc);
+  return 1;
+}
+
 /* ---- push on the thread pool ------------------------------------------------------------ */
 
 /* One push in flight: its own copies of the arguments (the worker thread must not touch Lua
@@ -372,7 +403,8 @@ typedef struct lgr_push_req {
   rt_wait w; /* first member */
   uv_work_t work;
   char *path, *url, *branch, *user, *token;
-  int force, rc, cancelled;
+  int fetch, force, rc, cancelled;
+  char id[GR_OID_HEX + 1]; /* fetch: the remote's main */
   gr_err e;
 } lgr_push_req;
 
@@ -392,14 +424,16 @@ static void lgr_push_work(uv_work_t *wk) {
   lgr_push_req *p = wk->data;
   gitrepo *r = NULL;
   p->rc = gitrepo_open(p->path, &r, &p->e);
-  if (p->rc == 0) p->rc = gitrepo_push(r, p->url, p->branch, p->force, p->user, p->token, &p->e);
+  if (p->rc == 0 && p->fetch) p->rc = gitrepo_fetch_main(r, p->url, p->user, p->token, p->id, &p->e);
+  else if (p->rc == 0) p->rc = gitrepo_push(r, p->url, p->branch, p->force, p->user, p->token, &p->e);
   gitrepo_close(r);
 }
 
 static int lgr_push_results(lua_State *L, void *ud) {
   lgr_push_req *p = ud;
-  if (p->rc != 0) return lgr_fail(L, &p->e);
-  lua_pushboolean(L, 1);
+  if (p->rc < 0 || (!p->fetch && p->rc != 0)) return lgr_fail(L, &p->e);
+  if (p->fetch && p->rc == 1) lua_pushstring(L, p->id);
+  else lua_pushboolean(L, !p->fetch);
   return 1;
 }
 
@@ -415,21 +449,17 @@ static void lgr_push_cancel(rt_wait *w) { ((lgr_push_req *)w)->cancelled = 1; }
 
 static char *lgr_dup(const char *s) { return s ? strdup(s) : NULL; }
 
-/* repo:push(url, branch [, {force=, user=, token=}]) -> true | nil, msg, CODE; waits (call it
- * in a task) while the push runs on the thread pool */
-static int lgr_push(lua_State *L) {
-  lgr *o = lgr_check(L);
-  const char *url = luaL_checkstring(L, 2);
-  const char *branch = luaL_checkstring(L, 3);
+/* Starts a push or fetch on the thread pool and yields until it ends. */
+static int lgr_remote_op(lua_State *L, lgr *o, int fetch, const char *url, const char *branch, int opts) {
   int force = 0;
   const char *user = NULL, *token = NULL;
-  if (!lua_isnoneornil(L, 4)) {
-    luaL_checktype(L, 4, LUA_TTABLE);
-    lua_getfield(L, 4, "force");
+  if (!lua_isnoneornil(L, opts)) {
+    luaL_checktype(L, opts, LUA_TTABLE);
+    lua_getfield(L, opts, "force");
     force = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    user = lgr_field(L, 4, "user", 1);
-    token = lgr_field(L, 4, "token", 1);
+    user = lgr_field(L, opts, "user", 1);
+    token = lgr_field(L, opts, "token", 1);
   }
   orket_rt *rt = rt_get(L);
   rt_wait_require(L); /* before the allocations, so that error leaks nothing */
@@ -441,6 +471,7 @@ static int lgr_push(lua_State *L) {
   p->user = lgr_dup(user);
   p->token = lgr_dup(token);
   p->force = force;
+  p->fetch = fetch;
   if (!p->path || !p->url || !p->branch || (user && !p->user) || (token && !p->token)) {
     lgr_push_free(p);
     return luaL_error(L, "push: out of memory");
@@ -450,12 +481,30 @@ static int lgr_push(lua_State *L) {
   int rc = uv_queue_work(&rt->loop, &p->work, lgr_push_work, lgr_push_done);
   if (rc != 0) {
     p->e.code = "EIO";
-    snprintf(p->e.msg, sizeof p->e.msg, "git: cannot start the push: %s", uv_strerror(rc));
+    snprintf(p->e.msg, sizeof p->e.msg, "git: cannot start the %s: %s", fetch ? "fetch" : "push", uv_strerror(rc));
     p->rc = -1;
     rt_wait_finish(&p->w, lgr_push_results, p);
     lgr_push_free(p);
   }
   return rt_wait_yield(L);
+}
+
+/* repo:push(url, branch [, {force=, user=, token=}]) -> true | nil, msg, CODE; waits (call it
+ * in a task) while the push runs on the thread pool */
+static int lgr_push(lua_State *L) {
+  lgr *o = lgr_check(L);
+  const char *url = luaL_checkstring(L, 2);
+  const char *branch = luaL_checkstring(L, 3);
+  return lgr_remote_op(L, o, 0, url, branch, 4);
+}
+
+/* repo:fetch_main(url [, {user=, token=}]) -> the remote main's id (kept as
+ * refs/remotes/orket/main) | false (the remote has no main) | nil, msg, CODE; waits on the
+ * thread pool like push */
+static int lgr_fetch_main(lua_State *L) {
+  lgr *o = lgr_check(L);
+  const char *url = luaL_checkstring(L, 2);
+  return lgr_remote_op(L, o, 1, url, GR_MAIN, 3);
 }
 
 /* repo:refresh([card]) -> updated: finishes a checkout a crash interrupted */
@@ -503,6 +552,9 @@ static const luaL_Reg lgr_methods[] = {
     {"log", lgr_log},
     {"head", lgr_head},
     {"push", lgr_push},
+    {"fetch_main", lgr_fetch_main},
+    {"contains", lgr_contains},
+    {"merge_remote_to_main", lgr_merge_remote_to_main},
     {"refresh", lgr_refresh},
     {"recover", lgr_recover},
     {"check", lgr_check_repo},

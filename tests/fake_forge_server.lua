@@ -11,6 +11,9 @@
 --     the rate limit (primary: 403 with x-ratelimit-remaining 0; secondary: 429, Retry-After)
 --   POST /__seed?repo=OWNER/NAME&count=N: N open pull requests from other people's branches
 --   POST /__merge?repo=OWNER/NAME&number=N&sha=S: a person merges pull request N as commit S
+--   POST /__head?repo=OWNER/NAME&number=N&sha=S: pull request N's head is now commit S
+--   POST /__remote?path=P: the git repository the forge hosts is P: as a forge does, each
+--     open pull request's head is then its branch's tip there (read on every API call)
 local httpd = require "orket.c.httpd"
 local task = require "orket.task"
 local json = require "cjson"
@@ -25,6 +28,7 @@ local log, prs, comments, statuses = {}, {}, {}, {}
 local fail = { status = 0, times = 0 }
 local limited = { kind = nil, times = 0 }
 local next_number = 1
+local remote_path -- /__remote: where the branches live
 local RESET = os.time() + 3600
 
 local function array(t) return setmetatable(t, json.array_mt) end
@@ -162,6 +166,17 @@ local function handle(req)
     end
     return reply(req, 200, {})
   end
+  if path == "/__head" then
+    -- the branch moved on the forge (a push): the pull request's head is now sha
+    local pr = find(query.repo, tonumber(query.number))
+    if not pr then return reply(req, 404, { message = "Not Found" }) end
+    pr.head.sha = query.sha
+    return reply(req, 200, pr)
+  end
+  if path == "/__remote" then
+    remote_path = query.path
+    return reply(req, 200, {})
+  end
   if path == "/__merge" then
     local pr = find(query.repo, tonumber(query.number))
     if not pr then return reply(req, 404, { message = "Not Found" }) end
@@ -181,6 +196,14 @@ local function handle(req)
       return reply(req, 429, { message = "You have exceeded a secondary rate limit." }, { "Retry-After: 7" })
     end
     return reply(req, 403, { message = "API rate limit exceeded" }, rate_headers(true, 0))
+  end
+  if remote_path then
+    -- a forge follows pushes: an open pull request's head is its branch's tip
+    local refs = require("orket.c.gitrepo").ls_remote(remote_path) or {}
+    for _, pr in ipairs(prs) do
+      local tip = pr.state == "open" and refs["refs/heads/" .. pr.head.ref]
+      if tip then pr.head.sha = tip end
+    end
   end
   local rest = github and path or path:sub(8)
   local repo, tail = rest:match("^/repos/([^/]+/[^/]+)(/.*)$")

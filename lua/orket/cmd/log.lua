@@ -207,6 +207,18 @@ function cmd.run(args, cli)
         table.concat(paths, ", "))
     elseif ev.kind == "merge_main" then
       out[#out + 1] = string.format("\n** main merged into orket/%s (%s, %s)", one(ev.card), one(d.kind), one(d.id))
+    elseif ev.kind == "push" then
+      out[#out + 1] = string.format("\n** main pushed to the remote (%s)%s", one(d.id),
+        (math.tointeger(d.attempts) or 1) > 1 and string.format(" after %s tries", num(d.attempts)) or "")
+    elseif ev.kind == "push_failed" then
+      local paths = {}
+      for i, p in ipairs(type(d.paths) == "table" and d.paths or {}) do paths[i] = one(p) end
+      out[#out + 1] = #paths > 0 and string.format("\n** main NOT pushed: the remote's main conflicts with it in: %s; "
+        .. "merge them by hand", table.concat(paths, ", "))
+        or string.format("\n** main NOT pushed after %s tries: %s (the next merge or run tries again)",
+          num(d.attempts or 1), clip(d.error, n))
+    elseif ev.kind == "merge_remote" then
+      out[#out + 1] = string.format("\n** the remote's main merged into main (%s, %s)", one(d.kind), one(d.id))
     elseif ev.kind == "pull_request" then
       out[#out + 1] = string.format("\n** %s pushed (%s)%s", one(ev.card), one(d.head),
         d.number and string.format("; pull request #%s %s", num(d.number), one(d.url)) or "")

@@ -4,13 +4,17 @@
 -- conflict sends the card back to in_progress; its next turn starts with main merged in).
 -- Contract: docs/git.md.
 local G = require "orket.c.gitrepo"
+local finish = require "orket.actions.finish"
+local mainline = require "orket.actions.mainline"
+local pull_request = require "orket.actions.pull_request"
+local forge = require "orket.forge"
 local fault = require "orket.engine.fault"
 local sj = require "orket.store.journal"
 local uv = require "luv"
 
 local M = {}
 
-local ENGINE = { name = "orket", email = "orket@orket.invalid" }
+local ENGINE = finish.ENGINE
 
 -- Processes that share one repository (several `orket worker`s on a project) take
 -- .orket/git.lock around each operation on it: libgit2 refuses a ref or index another
@@ -54,6 +58,7 @@ M.LOCK_MODE = {
   recover = "exclusive",
   check = "exclusive",
   push = "none",
+  fetch_main = "none", -- like push; it writes only refs/remotes/orket/main (merge_remote_to_main: exclusive)
 }
 
 -- Making a worktree reads every other one (libgit2 refuses a branch another worktree has
@@ -136,6 +141,13 @@ function M.open(ws_dir, worktrees)
   if not repo and code == "ENOENT" then repo, err, code = G.init(ws_dir, ENGINE) end
   if not repo then return nil, err, code end
   return { repo = repo, dir = worktrees, state = worktrees:gsub("/worktrees$", "") .. "/worktree-state" }
+end
+
+-- The git section when main has a remote to be pushed to.
+local function remote_settings(r)
+  local g = r.settings and r.settings.git
+  if not r.git or not g or not g.remote then return nil end
+  return g
 end
 
 local function author(job)
@@ -259,10 +271,88 @@ function M.enter(r, job)
     r:emit { type = "git", card = job.card_id, action = "merge_main", kind = m.kind, id = m.id,
       paths = #m.conflicts > 0 and m.conflicts or nil }
   end
+  -- a review may end in a merge: the remote's main is fetched now, outside the step's
+  -- transaction, and finish merges it into main before the card (a conflict with what people
+  -- merged on the forge is then the card's, sent back as any conflict)
+  local g = remote_settings(r)
+  if g and job.phase == "review" then
+    local auth = mainline.auth(g)
+    job.remote_main = mainline.fetch(repo, g, auth or {}) and true or false
+  end
   local fs, ferr = require("orket.workspace").open(path)
   if not fs then return nil, ferr end
   job.fs = fs
   return true
+end
+
+--- after_merge(run, card, merge): what follows a card's merge into main, in a task outside
+--- any transaction: its pull request ends on the forge (orket.actions.pull_request), then
+--- main is pushed (push_main).
+function M.after_merge(r, card, merge)
+  local g = remote_settings(r)
+  if g and g.forge then
+    local token, terr = forge.token(g)
+    local out = pull_request.after_merge { db = r.db, g = g, token = token, token_error = terr, card = card,
+      merge_id = merge and merge.id, run_id = r.run_id }
+    token = nil
+    if out then
+      r:emit { type = "git", card = card, action = "pull_request_end", outcome = out.code, number = out.number,
+        error = out.error }
+    end
+  end
+  return M.push_main(r, card)
+end
+
+--- catch_up(run): when a run starts, what an earlier merge left undone (the forge or the
+--- remote down, a kill): the pull requests of done cards that have not ended end now, then
+--- main is pushed.
+function M.catch_up(r)
+  local g = remote_settings(r)
+  if not g then return end
+  if g.forge then
+    local token, terr
+    for _, c in ipairs(r.board:list { status = "done", type = "issue" } or {}) do
+      if pull_request.pending(r.db, c.id) then
+        if not token and not terr then token, terr = forge.token(g) end
+        local m = sj.last_merge(r.db, c.id)
+        local out = pull_request.after_merge { db = r.db, g = g, token = token, token_error = terr, card = c.id,
+          merge_id = m and m.id, run_id = r.run_id }
+        if out then
+          r:emit { type = "git", card = c.id, action = "pull_request_end", outcome = out.code, number = out.number,
+            error = out.error }
+        end
+      end
+    end
+    token = nil
+  end
+  M.push_main(r)
+end
+
+--- push_main(run [, card]) -> the outcome of orket.actions.mainline.sync | nil (no remote,
+--- or a push of this run already going, which is asked to go once more): main made the
+--- remote's main. In a task, outside any transaction: after a card's merge, and when a run
+--- starts (a push that failed before is made then).
+function M.push_main(r, card)
+  local g = remote_settings(r)
+  if not g then return nil end
+  if r.main_push then
+    r.main_push.again = true
+    return nil
+  end
+  r.main_push = { again = true }
+  local out
+  while r.main_push.again do
+    r.main_push.again = false
+    local auth, aerr = mainline.auth(g)
+    out = mainline.sync { db = r.db, repo = r.git.repo, g = g, auth = auth, auth_error = aerr, card = card,
+      run_id = r.run_id, backoff_ms = r.settings.budgets.backoff_ms }
+  end
+  r.main_push = nil
+  if out.code ~= "uptodate" then
+    r:emit { type = "git", card = card, action = "push_main", outcome = out.code, id = out.id, error = out.error,
+      paths = out.paths }
+  end
+  return out
 end
 
 --- leave(job): closes the turn's workspace view
@@ -312,30 +402,14 @@ end
 
 M.ENGINE = ENGINE
 
---- send_back(db, board, id, paths, actor, run_id) -> why | nil, msg, CODE: a merge of the
---- card into main conflicted in paths: in one transaction the engine comments why, moves the
---- card code_review -> in_progress (a rework) as actor, and journals a merge_conflict event,
---- so the card's next turn begins with main merged in.
-function M.send_back(db, board, id, paths, actor, run_id)
-  local files = table.concat(paths, ", ")
-  local why = string.format("Merging orket/%s into main conflicts in: %s. The engine sent the card back to "
-    .. "in_progress; its next turn starts with main merged into its branch, conflict markers in those files "
-    .. "to resolve.", id, files)
-  local sent, serr, scode = db:tx(function()
-    assert(board:comment(id, { author = "orket", body = why }))
-    local t, terr, tcode = board:transition(id, "in_progress", { actor = actor, note = "merge conflict: " .. files })
-    if not t then return nil, terr, tcode end
-    db:event { kind = "merge_conflict", card = id, run = run_id, data = { paths = paths } }
-    return true
-  end)
-  if not sent then return nil, serr, scode end
-  return why
-end
+--- send_back(...): orket.actions.finish.send_back (kept here for callers that know gitwork)
+M.send_back = finish.send_back
 
 --- board_for(run, job) -> the board a turn's tools act on: the engine's, except that moving
---- the turn's own card to done first commits the worktree and merges its branch into main.
---- On a conflict nothing is merged: in the same transaction the engine sends the card back
---- to in_progress with a comment naming the files, and the tool is told why.
+--- the turn's own card to done first commits the worktree and then finishes the card
+--- (orket.actions.finish: its branch merged into main, the move, the merge event). On a
+--- conflict nothing is merged: in the same transaction the card goes back to in_progress
+--- with a comment naming the files, and the tool is told why.
 function M.board_for(r, job)
   local board = r.board
   if not r.git or not job.fs then return board end
@@ -349,28 +423,20 @@ function M.board_for(r, job)
     if not cok then
       return nil, "board: " .. id .. ": " .. tostring(cerr), (ccode == "EUNSAFE" or ccode == "ENOSPC") and ccode or "EGIT"
     end
-    local res, merr, mcode, paths = r.git.repo:merge_to_main(id, ENGINE)
-    -- main moved meanwhile (a run in another process merged): merge again onto the new tip
-    for _ = 1, 3 do
-      if res or mcode ~= "EAGAIN" then break end
-      res, merr, mcode, paths = r.git.repo:merge_to_main(id, ENGINE)
+    local res, ferr, fcode = finish.finish { db = r.db, board = board, card = id, opts = opts, repo = r.git.repo,
+      remote = job.remote_main, run_id = r.run_id, hit = fault.hit,
+      conflict_actor = { seat = job.seat, roles = job.actor.roles, by = "engine" } }
+    if not res then
+      if r.git_broken then r:git_broken(id, ferr, fcode) end
+      if tostring(ferr):find("^git: ") then return nil, "board: " .. id .. ": " .. tostring(ferr), fcode end
+      return nil, ferr, fcode
     end
-    if not res and mcode == "ECONFLICT" then
-      local why, serr, scode = M.send_back(r.db, board, id, paths, { seat = job.seat, roles = job.actor.roles,
-        by = "engine" }, r.run_id)
-      if not why then return nil, serr, scode end
-      job.conflict = paths
-      return nil, "board: " .. id .. ": " .. why, "ECONFLICT"
+    if res.code == "merge_conflict" then
+      job.conflict = res.paths
+      return nil, "board: " .. id .. ": " .. res.why, "ECONFLICT"
     end
-    if not res and r.git_broken then r:git_broken(id, merr, mcode) end
-    if not res then return nil, "board: " .. id .. ": " .. tostring(merr), mcode end
-    fault.hit("after_git_merge")
-    local moved, terr, tcode = board:transition(id, to, opts)
-    if not moved then return nil, terr, tcode end
-    r.db:event { kind = "merge", card = id, run = r.run_id,
-      data = { id = res.id, kind = res.kind, branch = "orket/" .. id, stale = res.stale } }
-    job.merged = res
-    return moved
+    job.merged = res.merge
+    return res.card
   end
   return setmetatable(proxy, { __index = function(_, k)
     local v = board[k]

@@ -57,6 +57,7 @@ function M.new(engine, id)
     run_deadline = nil, -- rt.now() when wall_ms_per_run runs out
     round_after = nil, -- inside a scheduling round: what runs after it commits (after_commit)
     waker = nil,       -- the scheduler's waker while execute loops
+    main_push = nil,   -- {again=} while main is pushed to git.remote (gitwork.push_main)
   }, class_of(engine))
 end
 
@@ -499,6 +500,8 @@ function Run:take_turn(job)
     local rok, rerr = gitwork.retire(self, job)
     if not rok then self:emit { type = "git", card = job.card_id, action = "worktree_kept", detail = rerr } end
   end
+  -- what follows a merge (its pull request ends, main is pushed), outside the turn's transactions
+  if job.merged then gitwork.after_merge(self, job.card_id, job.merged) end
   return out
 end
 
@@ -585,6 +588,8 @@ function Run:execute()
   if self.lease then self.engine.no_git_recover = true end -- other workers' git work may be in flight
   local gok, gerr = gitwork.recover(self)
   if not gok then error(gerr, 0) end
+  -- what an earlier merge left undone (the remote or the forge was down) is done now
+  gitwork.catch_up(self)
   self:settle(target)
   self.engine:observe_journal(run_id)
   self:emit { type = "run_start", target = target.id, concurrency = conc,

@@ -152,7 +152,8 @@ M.DEFAULTS = {
     wall_ms_per_run = 0,       -- a run budget, as tokens_per_run
     model_retries = 3,         -- the engine asks the model again (for a failure the client did
                                -- not retry) while the call's attempts are at most this many
-    backoff_ms = 200,          -- first delay before asking again; doubles each time
+    backoff_ms = 200,          -- first delay before asking again (the model; a push of main to
+                               -- git.remote that failed too); doubles each time
   },
   -- What the gate lets a run do through tools (see docs/tools.md): calls, bytes written and
   -- files touched, per turn and per run. Copied from the gate's defaults below.

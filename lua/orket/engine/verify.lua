@@ -7,6 +7,9 @@
 local board_mod = require "orket.board"
 local sv = require "orket.store.verifications"
 local sj = require "orket.store.journal"
+local checks = require "orket.actions.checks"
+local forge = require "orket.forge"
+local mainline = require "orket.actions.mainline"
 
 local M = {}
 
@@ -158,6 +161,28 @@ local function run_steps(run, job)
   return res
 end
 
+-- With a forge, the result goes to the branch head as a commit status (and a failure's
+-- output to the pull request): orket.actions.checks. A forge failure is emitted, not fatal.
+local function report(run, job, res)
+  local g = run.settings.git
+  if not run.git or not g or not g.forge then return end
+  local token, terr = forge.token(g)
+  local out, err
+  if token then
+    local s = res.step
+    out, err = checks.report { db = run.db, repo = run.git.repo, g = g, token = token,
+      auth = mainline.auth(g), card = job.card_id,
+      passed = res.passed, what = string.format("%s (%s)", s.name, argv_text(s.command)),
+      outcome = res.reason == "exit" and ("exit " .. tostring(res.code)) or (res.reason .. (res.signal and (" " .. res.signal) or "")),
+      output = res.output }
+  else
+    err = terr
+  end
+  token = nil
+  run:emit { type = "git", card = job.card_id, action = "status", state = out and out.state, id = out and out.sha,
+    commented = out and out.commented or nil, error = err }
+end
+
 --- run(run, job): runs the checks of job (from prepare) outside any transaction, then
 --- records the result, its comment and the move in one. A required layer missing blocks the
 --- card (system) with the runner's message naming it.
@@ -209,6 +234,7 @@ function M.run(run, job)
     run.verify_held[job.card_id] = "verification could not run: " .. tostring(err or werr)
   end
   if not ok then run:journal_broken(job.card_id) end
+  if ok and res then report(run, job, res) end
   fault.hit("after_transition")
 end
 

@@ -105,7 +105,9 @@ function M.new(o)
     end
   end
   local self = setmetatable({ srv = srv, usrv = usrv, unix = usrv and o.unix, dir = o.dir, db = o.db, limits = l,
-    log = o.log or function() end, inflight = 0, blobs = {}, nblobs = 0 }, Server)
+    log = o.log or function() end, inflight = 0, blobs = {}, nblobs = 0,
+    main_push = nil, -- {again=} while main is pushed after a webhook's merge (orket.serve.webhooks)
+  }, Server)
   self.router = router_mod.new()
   routes.add(self.router)
   require("orket.serve.writes").add(self.router)

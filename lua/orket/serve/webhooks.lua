@@ -14,13 +14,19 @@ local crypto = require "orket.c.crypto"
 local cjson = require "cjson.safe"
 local board_mod = require "orket.board"
 local forge = require "orket.forge"
-local gitwork = require "orket.engine.gitwork"
+local finish = require "orket.actions.finish"
+local mainline = require "orket.actions.mainline"
+local pull_request = require "orket.actions.pull_request"
+local G = require "orket.c.gitrepo"
+local task = require "orket.task"
 local sf = require "orket.store.forge"
 local cards = require "orket.store.cards"
 local review = require "orket.engine.review"
 local routing = require "orket.engine.routing"
 
 local M = {}
+
+local on_push -- a push event (below)
 
 local err = require("orket.serve.routes").err
 
@@ -33,7 +39,9 @@ local function git_settings(dir)
   if not cfg then return nil, cerr end
   local s, serr = require("orket.engine.settings").resolve(cfg)
   if not s then return nil, serr end
-  return s.git or {}, nil, s
+  local g = s.git or {}
+  g.backoff_ms = s.budgets.backoff_ms -- a push of main that fails is tried again after it
+  return g, nil, s
 end
 
 -- The signature header in the forge's own form: GitHub's "sha256=<hex>", Gitea's and
@@ -93,37 +101,71 @@ local function to_review(board, c, actor, note)
   return board:transition(c.id, "code_review", { actor = actor, note = note })
 end
 
--- approved, or merged on the forge: the card is merged into main and done (a conflict sends
--- it back to in_progress as the engine does). Returns outcome | nil, msg, CODE.
+-- approved, or merged on the forge: the card is finished (orket.actions.finish: merged into
+-- main and done; a conflict sends it back to in_progress as the engine does). Returns
+-- outcome | nil, msg, CODE.
 local function approve(ctx, board, c, ev, actor, delivery)
   local db = ctx.db
   local ok, terr, tcode = to_review(board, c, actor, "approved on the forge")
   if not ok then return nil, terr, tcode end
-  ok, terr, tcode = board:check_transition(c.id, "done", { actor = actor })
+  local opts = { actor = actor,
+    note = (ev.kind == "merged" and "merged on the forge by " or "approved on the forge by ") .. actor.seat }
+  ok, terr, tcode = board:check_transition(c.id, "done", opts)
   if not ok then return nil, terr, tcode end
-  local repo = require("orket.c.gitrepo").open(ctx.dir .. "/workspace")
-  local res, merr, mcode, paths
-  if repo and repo:head("orket/" .. c.id) then
-    res, merr, mcode, paths = repo:merge_to_main(c.id, gitwork.ENGINE)
-  end
-  if repo then repo:close() end
-  if not res and mcode == "ECONFLICT" then
-    local why, serr, scode = gitwork.send_back(db, board, c.id, paths, { seat = actor.seat, roles = actor.roles,
-      by = "engine" }, nil)
-    if not why then return nil, serr, scode end
-    decide_cycle(db, c.id, ev, delivery)
-    return "merge_conflict"
-  end
-  if not res and merr then return nil, merr, mcode end
-  local moved, merr2, mcode2 = board:transition(c.id, "done", { actor = actor,
-    note = (ev.kind == "merged" and "merged on the forge by " or "approved on the forge by ") .. actor.seat })
-  if not moved then return nil, merr2, mcode2 end
-  if res then
-    db:event { kind = "merge", card = c.id, actor = actor.seat,
-      data = { id = res.id, kind = res.kind, branch = "orket/" .. c.id, stale = res.stale } }
-  end
+  local repo = G.open(ctx.dir .. "/workspace")
+  local _ <close> = setmetatable({}, { __close = function() if repo then repo:close() end end })
+  local res, ferr, fcode = finish.finish { db = db, board = board, card = c.id, opts = opts,
+    repo = repo and repo:head("orket/" .. c.id) and repo or nil, remote = ev.remote_main, event_actor = actor.seat,
+    conflict_actor = { seat = actor.seat, roles = actor.roles, by = "engine" } }
+  if not res then return nil, ferr, fcode end
   decide_cycle(db, c.id, ev, delivery)
-  return "done"
+  ev.merge_id = res.merge and res.merge.id
+  return res.code
+end
+
+-- What follows a merge, in a task of its own so the forge's delivery is answered at once:
+-- the card's pull request ends (orket.actions.pull_request; by_person: merged on the forge),
+-- then main is pushed (orket.actions.mainline, with its retries). One push at a time: a
+-- merge while one goes asks it to go once more.
+local function after_merge(ctx, g, card, ev)
+  local server = ctx.server
+  task.spawn(function()
+    if g.forge then
+      local token, terr = forge.token(g)
+      pcall(pull_request.after_merge, { db = ctx.db, g = g, token = token, token_error = terr, card = card,
+        merge_id = ev.merge_id, by_person = ev.kind == "merged" })
+      token = nil
+    end
+    if server then
+      if server.main_push then
+        server.main_push.again = true
+        return
+      end
+      server.main_push = { again = true }
+    end
+    repeat
+      if server then server.main_push.again = false end
+      local repo = G.open(ctx.dir .. "/workspace")
+      if repo then
+        local auth, aerr = mainline.auth(g)
+        pcall(mainline.sync, { db = ctx.db, repo = repo, g = g, auth = auth, auth_error = aerr, card = card,
+          backoff_ms = g.backoff_ms })
+        repo:close()
+      end
+    until not (server and server.main_push.again)
+    if server then server.main_push = nil end
+  end)
+end
+
+-- The remote's main, fetched before the transaction of an event that may merge: finish
+-- merges it into main first, so what people merged on the forge is kept (ev.remote_main).
+local function fetch_remote(ctx, g, ev)
+  if not g.remote then return end
+  local repo = G.open(ctx.dir .. "/workspace")
+  if not repo then return end
+  local auth = mainline.auth(g)
+  ev.remote_main = mainline.fetch(repo, g, auth or {}) and true or false
+  repo:close()
 end
 
 -- The seat a requirements review filed on a webhook goes to: the routing's escalation
@@ -191,6 +233,99 @@ local function action_for(c, ev)
   return approve
 end
 
+local function login(v) return type(v) == "string" and v:match("^[%w][%w._%-]*$") and #v <= 100 and v or nil end
+
+-- A push to the forge's main (a person merged there, on the forge or by pushing): the
+-- remote's main is fetched, and every card waiting for review whose branch tip it holds is
+-- finished as merged by the pusher (main moves forward; the card is done once: a later
+-- pull_request closed event finds it done). A push to another ref (an orket/ branch
+-- force-pushed by someone else included) changes nothing.
+on_push = function(ctx, name, d, doc, g)
+  local db = ctx.db
+  local repo_name = type(doc.repository) == "table" and doc.repository.full_name or nil
+  local sender = type(doc.sender) == "table" and login(doc.sender.login) or nil
+  local pusher = type(doc.pusher) == "table" and (login(doc.pusher.login) or login(doc.pusher.username)
+    or login(doc.pusher.name)) or nil
+  local why
+  if g.forge ~= name then why = "this project's forge is " .. tostring(g.forge or "not set")
+  elseif type(repo_name) ~= "string" or repo_name:lower() ~= (g.repo or ""):lower() then
+    why = "unknown repository " .. tostring(repo_name)
+  elseif doc.ref ~= "refs/heads/main" then why = "a push to " .. tostring(doc.ref) .. ", not to main"
+  elseif not g.remote then why = "no git.remote to fetch main from"
+  elseif not (sender or pusher) then why = "the event names no person (a forge login)" end
+  local function ignored(reason)
+    ctx.note = "ignored: " .. reason
+    local rok, rerr = db:tx(function()
+      if not sf.delivery_seen(db, name, d.id, d.identity) then record(db, name, d, nil, "ignored: " .. reason) end
+      return true
+    end)
+    if not rok then return err(500, "internal", rerr) end
+    return 200, { delivery = d.id, outcome = "ignored", reason = reason }
+  end
+  if why then return ignored(why) end
+  local repo = G.open(ctx.dir .. "/workspace")
+  if not repo then return ignored("the project has no repository") end
+  local _ <close> = setmetatable({}, { __close = function() repo:close() end })
+  local auth, aerr = mainline.auth(g)
+  local rid, ferr = mainline.fetch(repo, g, auth or {})
+  if rid == nil then
+    return err(503, "busy", "the remote's main could not be fetched; deliver again: " .. tostring(ferr)
+      .. (aerr and (" (" .. aerr .. ")") or ""))
+  end
+  if rid == false then return ignored("the remote has no main") end
+  local board = board_mod.open(db)
+  local found = {}
+  for _, c in ipairs(board:list { status = { "waiting_for_developer", "code_review" }, type = "issue" } or {}) do
+    local head = repo:head("orket/" .. c.id)
+    if head and repo:contains("refs/remotes/orket/main", head) then found[#found + 1] = c.id end
+  end
+  if #found == 0 then return ignored("main holds no branch of a card in review") end
+  local who = sender or pusher
+  local actor = { seat = who, roles = { "integrity_guard" }, by = "person" }
+  local evs = {}
+  local outcome, oerr, ocode = db:tx(function()
+    if sf.delivery_seen(db, name, d.id, d.identity) then return "duplicate" end
+    local outs = {}
+    for _, id in ipairs(found) do
+      local c = board:get(id)
+      local row = sf.pull_request(db, id)
+      local ev = { kind = "merged", reviewer = who, remote_main = true, number = row and math.tointeger(row.number) }
+      local fn = action_for(c, ev)
+      if fn then
+        local out, ferr2, fcode = approve(ctx, board, c, ev, actor, d.id)
+        if not out then return nil, id .. ": " .. tostring(ferr2), fcode end
+        db:event { kind = "webhook", card = id, actor = who,
+          data = { forge = name, delivery = d.id, event = "push", number = ev.number, outcome = out } }
+        outs[#outs + 1] = id .. " " .. out
+        if out == "done" then evs[#evs + 1] = { id, ev } end
+      end
+    end
+    record(db, name, d, found[1], "push: " .. table.concat(outs, ", "))
+    return "done"
+  end)
+  if not outcome then
+    if ocode == "EAGAIN" or ocode == "ELOCKED" then
+      return err(503, "busy", "the repository is busy; deliver again: " .. tostring(oerr))
+    end
+    local msg = tostring(oerr):gsub("^board: ", "")
+    ctx.note = "refused: " .. msg
+    db:tx(function()
+      record(db, name, d, found[1], "refused: " .. msg)
+      return true
+    end)
+    return 200, { delivery = d.id, outcome = "refused", reason = msg }
+  end
+  ctx.note = outcome
+  if outcome == "duplicate" then return 200, { delivery = d.id, outcome = "duplicate" } end
+  local cards_done = {}
+  for _, pair in ipairs(evs) do
+    cards_done[#cards_done + 1] = pair[1]
+    after_merge(ctx, g, pair[1], pair[2])
+  end
+  return 200, { delivery = d.id, outcome = #cards_done > 0 and "done" or "ignored", cards = cards_done,
+    card = cards_done[1], reason = #cards_done == 0 and "no card in review could be finished" or nil }
+end
+
 local function handle(name)
   return function(req, ctx)
     local d = forge.delivery(name, req.headers)
@@ -240,6 +375,7 @@ local function handle(name)
       return err(422, "stale", string.format("the event is from %s, older than this server takes (%d s: "
         .. "webhook_max_age_s); nothing changed", os.date("!%Y-%m-%dT%H:%M:%SZ", at), max_age))
     end
+    if d.event == "push" then return on_push(ctx, name, d, doc, g) end
     local ev, why = forge.event(name, d.event, doc)
     local card
     if ev and g.forge ~= name then why, ev = "this project's forge is " .. tostring(g.forge or "not set"), nil end
@@ -269,6 +405,7 @@ local function handle(name)
       return 200, { delivery = d.id, outcome = "ignored", reason = why, card = card }
     end
     local actor = { seat = ev.reviewer, roles = { "integrity_guard" }, by = "person" }
+    if fn == approve then fetch_remote(ctx, g, ev) end
     local outcome, oerr, ocode = db:tx(function()
       if sf.delivery_seen(db, name, d.id, d.identity) then
         return "duplicate"
@@ -296,12 +433,14 @@ local function handle(name)
       return 200, { delivery = d.id, outcome = "refused", reason = msg, card = card }
     end
     ctx.note = outcome
+    if outcome == "done" and g.remote then after_merge(ctx, g, card, ev) end
     return 200, { delivery = d.id, outcome = outcome, card = card }
   end
 end
 
 local REPLY = { type = "object", additionalProperties = false, required = { "delivery", "outcome" }, properties = {
   delivery = { type = "string" }, card = { type = "string" }, reason = { type = "string" },
+  cards = { type = "array", items = { type = "string" }, description = "a push to main: the cards it finished" },
   outcome = { type = "string", description = "done, in_progress, waiting_for_input (sent back once too often: "
     .. "its requirements wait for a person), blocked, merge_conflict, duplicate, ignored or refused" } } }
 
@@ -311,12 +450,12 @@ local HEADERS = {
   github = {
     { "X-Hub-Signature-256", "sha256=<hex>: HMAC-SHA256 of the raw body under the webhook secret", true },
     { "X-GitHub-Delivery", "the delivery's id (a redelivery keeps it)", true },
-    { "X-GitHub-Event", "pull_request or pull_request_review (others are ignored)", true },
+    { "X-GitHub-Event", "pull_request, pull_request_review or push (others are ignored)", true },
   },
   gitea = {
     { "X-Gitea-Signature", "<hex>: HMAC-SHA256 of the raw body (or X-Forgejo-Signature)", true },
     { "X-Gitea-Delivery", "the delivery's id (or X-Forgejo-Delivery)", true },
-    { "X-Gitea-Event-Type", "pull_request, pull_request_review_approved or pull_request_review_rejected "
+    { "X-Gitea-Event-Type", "pull_request, push, pull_request_review_approved or pull_request_review_rejected "
       .. "(or X-Forgejo-Event-Type)", true },
   },
 }

@@ -1,0 +1,48 @@
+-- orket.actions.checks: check results on the forge. A card's verification result is posted
+-- as a commit status on its branch head (orket.forge.post_status; the branch pushed first so
+-- the forge has the commit), and a failure's output tail goes to its open pull request as a
+-- comment. Network: call it in a task, outside any transaction. Contract: docs/git.md.
+local forge = require "orket.forge"
+local sf = require "orket.store.forge"
+
+local M = {}
+
+M.CONTEXT = "orket/verify"
+M.COMMENT_TAIL = 3000 -- bytes of the failing output in the comment
+
+--- report{repo=, g=, auth=, token=, card=, passed=, what=, outcome=, output=}
+--- -> {sha=, state=, commented=} | nil, msg, CODE: the branch orket/<card> pushed (forced:
+--- it is Orket's), then a status on its head (success or failure, described by the check and
+--- its outcome); a failure with an open pull request also gets a comment with the output's
+--- tail.
+function M.report(o)
+  local g = o.g
+  local sha = o.repo:head("orket/" .. o.card)
+  if not sha then return nil, "git: no branch orket/" .. o.card, "ENOENT" end
+  local auth = {}
+  for k, v in pairs(o.auth or {}) do auth[k] = v end
+  auth.force = true
+  local ok, err, code = o.repo:push(g.remote, "orket/" .. o.card, auth)
+  if not ok then return nil, err, code end
+  local state = o.passed and "success" or "failure"
+  ok, err, code = forge.post_status(g, o.token, sha, { state = state, context = M.CONTEXT,
+    description = string.format("%s: %s", o.what, o.outcome) })
+  if not ok then return nil, err, code end
+  local out = { sha = sha, state = state }
+  local row = not o.passed and sf.pull_request(o.db, o.card)
+  local number = row and math.tointeger(row.number)
+  if number then
+    local text = o.output or ""
+    if #text > M.COMMENT_TAIL then text = "[...]" .. text:sub(-M.COMMENT_TAIL) end
+    -- the output is the agents' program's: fenced, never read as the forge's markup
+    local fence = "````"
+    while text:find(fence, 1, true) do fence = fence .. "`" end
+    ok, err, code = forge.comment(g, o.token, number, string.format("Orket's verification failed at %s (%s): %s.\n\n"
+      .. "%stext\n%s\n%s", sha:sub(1, 12), o.what, o.outcome, fence, text, fence))
+    if not ok then return nil, err, code end
+    out.commented = true
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,94 @@
+-- orket.actions.finish: finishing a card, the one home of the merge-on-done rule. In the
+-- caller's transaction: the card's branch merged into main (a fetched remote main first),
+-- then the move to done and a `merge` event; a conflict instead comments, sends the card
+-- back to in_progress and journals `merge_conflict`. The answer is data ({code = ...}), which
+-- the engine's tools and the webhooks render in their own words. Uses a repository of
+-- orket.c.gitrepo and a board (orket.board). Contract: docs/git.md.
+local M = {}
+
+-- Who the engine's merge commits are by.
+M.ENGINE = { name = "orket", email = "orket@orket.invalid" }
+
+-- How often a merge is tried again when main moved meanwhile (another process merged).
+M.MERGE_TRIES = 4
+
+--- send_back(db, board, id, paths, actor, run_id) -> why | nil, msg, CODE: a merge of the
+--- card into main conflicted in paths: in one transaction the engine comments why, moves the
+--- card code_review -> in_progress (a rework) as actor, and journals a merge_conflict event,
+--- so the card's next turn begins with main merged in.
+function M.send_back(db, board, id, paths, actor, run_id)
+  local files = table.concat(paths, ", ")
+  local why = string.format("Merging orket/%s into main conflicts in: %s. The engine sent the card back to "
+    .. "in_progress; its next turn starts with main merged into its branch, conflict markers in those files "
+    .. "to resolve.", id, files)
+  local sent, serr, scode = db:tx(function()
+    assert(board:comment(id, { author = "orket", body = why }))
+    local t, terr, tcode = board:transition(id, "in_progress", { actor = actor, note = "merge conflict: " .. files })
+    if not t then return nil, terr, tcode end
+    db:event { kind = "merge_conflict", card = id, run = run_id, data = { paths = paths } }
+    return true
+  end)
+  if not sent then return nil, serr, scode end
+  return why
+end
+
+-- The remote's main, fetched before the transaction (orket.actions.mainline), merged into
+-- main first so the card merges onto what the remote holds. A conflict there is main's, not
+-- the card's: it is journaled (push_failed) and the card merges onto local main; the push
+-- that follows says the remote diverged.
+local function take_remote(o)
+  local m, err, code, paths = o.repo:merge_remote_to_main(M.ENGINE)
+  if m and m.kind ~= "uptodate" then
+    o.db:event { kind = "merge_remote", card = o.card, run = o.run_id, data = { id = m.id, kind = m.kind } }
+  elseif not m and code == "ECONFLICT" then
+    o.db:event { kind = "push_failed", card = o.card, run = o.run_id,
+      data = { error = err, code = code, paths = paths } }
+  elseif not m and code ~= "ENOENT" then
+    return nil, err, code
+  end
+  return true
+end
+
+--- finish{db=, board=, card=, opts=, repo=, remote=, run_id=, event_actor=, conflict_actor=, hit=}
+--- -> {code = "done", card = moved, merge = {id=, kind=, stale=} | nil}
+---  | {code = "merge_conflict", paths = {...}, why = text}
+---  | nil, msg, CODE (the move refused, a git failure: EAGAIN when main kept moving)
+--- Moves card to done with opts (the board's transition options: actor, note), merging
+--- orket/<card> into main first when repo is given (nil: the card has no branch, only the
+--- move). remote: merge the fetched remote main first. On a conflict the card is sent back
+--- (send_back, by conflict_actor). hit(name): the engine's kill points (orket.engine.fault:
+--- after_git_merge), handed in so this layer needs nothing of the engine's. Call it inside
+--- the caller's transaction.
+function M.finish(o)
+  local board, id = o.board, o.card
+  local ok, err, code = board:check_transition(id, "done", o.opts)
+  if not ok then return nil, err, code end
+  local res, paths
+  if o.repo then
+    if o.remote then
+      ok, err, code = take_remote(o)
+      if not ok then return nil, err, code end
+    end
+    -- main moved meanwhile (a run in another process merged): merge again onto the new tip
+    for _ = 1, M.MERGE_TRIES do
+      res, err, code, paths = o.repo:merge_to_main(id, M.ENGINE)
+      if res or code ~= "EAGAIN" then break end
+    end
+    if not res and code == "ECONFLICT" then
+      local why, serr, scode = M.send_back(o.db, board, id, paths, o.conflict_actor, o.run_id)
+      if not why then return nil, serr, scode end
+      return { code = "merge_conflict", paths = paths, why = why }
+    end
+    if not res then return nil, err, code end
+    if o.hit then o.hit("after_git_merge") end
+  end
+  local moved, terr, tcode = board:transition(id, "done", o.opts)
+  if not moved then return nil, terr, tcode end
+  if res then
+    o.db:event { kind = "merge", card = id, run = o.run_id, actor = o.event_actor,
+      data = { id = res.id, kind = res.kind, branch = "orket/" .. id, stale = res.stale } }
+  end
+  return { code = "done", card = moved, merge = res }
+end
+
+return M
