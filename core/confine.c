@@ -460,10 +460,13 @@ static int cf_seccomp(unsigned flags, char *why, size_t whylen) {
    * seccomp cannot read, and neither namespaces nor Landlock cover it. socketpair is a call
    * of its own and stays. */
   static const int families[] = {AF_INET, AF_INET6, AF_PACKET, AF_UNIX};
-  size_t nfam = sizeof families / sizeof *families - ((flags & CONFINE_F_UNIX) ? 1 : 0);
-  for (size_t i = 0; i < nfam && rc == 0; i++)
+  for (size_t i = 0; i < sizeof families / sizeof *families && rc == 0; i++) {
+    if (families[i] == AF_UNIX && (flags & CONFINE_F_UNIX)) continue;
+    /* a loopback of its own (the caller checked the namespace is there) */
+    if ((families[i] == AF_INET || families[i] == AF_INET6) && (flags & CONFINE_F_LOOPBACK)) continue;
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1,
                            SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
+  }
   if (rc == 0) rc = seccomp_load(ctx);
   seccomp_release(ctx);
   if (rc != 0) {
@@ -986,7 +989,11 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
       cf_fail(confine_layer_name(bit), "required layer '%s' is not available: Landlock ABI %d",
               confine_layer_name(bit), abi);
   if (s->want & CONFINE_SECCOMP) {
-    if (cf_seccomp(s->flags, why, sizeof why) == 0) applied |= CONFINE_SECCOMP;
+    /* IP sockets are the program's only when it has a network namespace of its own with
+     * its loopback up (a sandbox serving on 127.0.0.1): they reach nothing else there */
+    unsigned sflags = s->flags;
+    if (!(applied & CONFINE_NETNS)) sflags &= ~(unsigned)CONFINE_F_LOOPBACK;
+    if (cf_seccomp(sflags, why, sizeof why) == 0) applied |= CONFINE_SECCOMP;
     else {
       cf_privs_why(why, sizeof why, errno, applied);
       cf_missing(s, CONFINE_SECCOMP, why);

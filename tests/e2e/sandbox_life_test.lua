@@ -1,0 +1,230 @@
+-- `orket sandbox up|list|logs|stop`: main's tree run as a service in a sandbox of its own
+-- (every confinement layer, a network namespace with its own loopback), reached only
+-- through the unix socket the runner relays to the app's port. Three at once on the same
+-- port; health, the log and its rotation; a kill -9 of the owner; and what must fail
+-- clearly: an app that never gets healthy, exits at once, listens on another port, or does
+-- not exist. After each, the process table holds nothing of it. A node app (node is
+-- installed for the tests); on PostgreSQL each project names a database of its own.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local backends = require "tests.backends"
+local http = require "orket.c.http"
+local proc = require "orket.c.proc"
+
+local SERVER = [[
+const http = require('http');
+const net = require('net');
+const mark = process.argv[2] || '';
+if (process.env.NOISE) setInterval(() => process.stdout.write('x'.repeat(4000) + '\n'), 5);
+console.log('listening on ' + process.env.HOST + ':' + process.env.PORT + ' ' + mark);
+const s = http.createServer((req, res) => {
+  if (req.url === '/out') {
+    // beyond its own network: nothing answers, whatever the address
+    const c = net.connect({ host: '1.1.1.1', port: 80 });
+    c.on('connect', () => res.end('reached'));
+    c.on('error', (e) => res.end('refused: ' + e.code));
+    return;
+  }
+  if (req.url === '/fork') {
+    require('child_process').spawn('sleep', ['3600', mark], { detached: true, stdio: 'ignore' }).unref();
+    return res.end('forked');
+  }
+  res.end('hello from ' + mark + ' on ' + process.env.PORT);
+});
+const port = process.env.WRONG_PORT || process.env.PORT;
+if (!process.env.NO_LISTEN) s.listen(Number(port), '127.0.0.1');
+else setInterval(() => {}, 1000);
+]]
+
+local function offered()
+  local p = proc.probe()
+  return p.netns and p.userns and os.execute("command -v node >/dev/null 2>&1")
+end
+
+local function project(mark, extra)
+  local dir = H.tmpdir() .. "/p"
+  local r = H.orket("init " .. H.quote(dir))
+  assert.equal(0, r.status, r.stderr)
+  H.write(dir .. "/workspace/server.js", SERVER)
+  H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format(
+    '\nsandbox = { command = { "node", "server.js", %q }, health = { http = "/health", interval_ms = 200, '
+    .. 'timeout_ms = 1000, failures = 2, start_timeout_ms = %d }%s }\n', mark, extra and extra.start_ms or 15000,
+    extra and extra.more or ""))
+  backends.project(dir)
+  return dir
+end
+
+-- the processes whose command line holds mark (the app and anything it started)
+local function procs(mark)
+  local out = {}
+  local p = io.popen("ps -eo pid=,args=")
+  for line in p:lines() do
+    if line:find(mark, 1, true) and not line:find("ps -eo", 1, true) then out[#out + 1] = line end
+  end
+  p:close()
+  return out
+end
+
+local function get(sock, path)
+  local r, err = http.request { url = "http://sandbox" .. (path or "/"), unix_socket = sock, total_timeout_ms = 10000 }
+  if not r then return nil, err end
+  local guard <close> = r
+  local status, herr = r:headers()
+  if not status then return nil, herr end
+  local parts = {}
+  while true do
+    local ev = r:read()
+    if not ev then break end
+    for _, x in ipairs(ev) do parts[#parts + 1] = x end
+  end
+  return status, table.concat(parts)
+end
+
+local function list(dir, all)
+  local r = H.orket("sandbox list --json" .. (all and " --all" or ""), { cwd = dir })
+  assert.equal(0, r.status, r.stderr)
+  return cjson.decode(r.stdout)
+end
+
+local function mark() return "sbx" .. math.random(1, 1e9) end
+
+describe("orket sandbox up", function()
+  local skip
+  setup(function()
+    if not offered() then skip = "the kernel offers no network namespace here, or node is missing" end
+  end)
+  after_each(function()
+    H.cleanup()
+  end)
+
+  it("serves main's tree through its socket until stopped, with its log, and leaves nothing running", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = project(m)
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("sandbox 1 is healthy", r.stdout, 1, true)
+    local rows = list(dir)
+    assert.equal(1, #rows)
+    assert.equal("healthy", rows[1].status)
+    assert.equal(8080, rows[1].port)
+    local status, body = get(rows[1].socket)
+    assert.equal(200, status, body)
+    assert.equal("hello from " .. m .. " on 8080", body)
+    -- nothing listens on the host: the app's port is its namespace's alone
+    assert.is_nil((get(rows[1].socket:gsub("app%.sock$", "nothing.sock"))))
+    -- beyond its own network nothing answers
+    status, body = get(rows[1].socket, "/out")
+    assert.equal(200, status)
+    assert.matches("^refused", body)
+    -- a daemon it forks goes with it
+    assert.equal("forked", select(2, get(rows[1].socket, "/fork")))
+    r = H.orket("sandbox logs 1", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("listening on 127.0.0.1:8080 " .. m, r.stdout, 1, true)
+    r = H.orket("sandbox stop 1", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local all = list(dir, true)
+    assert.equal("stopped", all[1].status)
+    assert.same({}, list(dir))
+    H.wait_for(function() return #procs(m) == 0 end, "the sandbox's processes to end")
+    assert.is_nil(io.open(rows[1].socket))
+    -- the journal says what happened
+    r = H.orket("log --json", { cwd = dir })
+    assert.matches('"sandbox_start"', r.stdout, 1, true)
+    assert.matches('"sandbox_healthy"', r.stdout, 1, true)
+    assert.matches('"sandbox_stop"', r.stdout, 1, true)
+    -- stopping again, or a sandbox that never was, is a clear error
+    r = H.orket("sandbox stop 1", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("sandbox 1 is stopped already", r.stderr, 1, true)
+    r = H.orket("sandbox stop 9", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("sandbox 9: no such sandbox", r.stderr, 1, true)
+    r = H.orket("sandbox stop x", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("needs a sandbox id", r.stderr, 1, true)
+  end)
+
+  it("runs three at once, each on its own loopback, and a kill -9 of an owner ends its sandbox", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = project(m)
+    for i = 1, 3 do
+      local r = H.orket("sandbox up -d", { cwd = dir })
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("sandbox " .. i .. " is healthy", r.stdout, 1, true)
+    end
+    local rows = list(dir)
+    assert.equal(3, #rows)
+    local ports = {}
+    for _, row in ipairs(rows) do
+      assert.equal("healthy", row.status)
+      local status, body = get(row.socket)
+      assert.equal(200, status)
+      assert.equal("hello from " .. m .. " on " .. row.port, body)
+      ports[row.port] = true
+    end
+    assert.equal(3, #procs(m))
+    -- the owner of sandbox 2 is killed: its app goes with it, and the next look says so
+    os.execute("kill -9 " .. rows[2].owner_pid)
+    H.wait_for(function() return #procs(m) == 2 end, "sandbox 2's app to end with its owner")
+    local now = list(dir)
+    assert.equal(2, #now)
+    local all = list(dir, true)
+    for _, row in ipairs(all) do
+      if row.id == 2 then
+        assert.equal("exited", row.status)
+        assert.matches("its owner %(pid %d+%) ended", row.detail)
+      end
+    end
+    for _, row in ipairs(now) do assert.equal(0, H.orket("sandbox stop " .. row.id, { cwd = dir }).status) end
+    H.wait_for(function() return #procs(m) == 0 end, "every sandbox's processes to end")
+  end)
+
+  it("fails clearly, with the log's tail, when the app never gets healthy, exits, or is not there", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    -- listens on another port than its own: never healthy
+    local dir = project(m, { start_ms = 1500, more = ', env = { WRONG_PORT = "9999" }' })
+    local r = H.orket("sandbox up", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches("not healthy within 1500 ms", r.stderr, 1, true)
+    assert.matches("listening on 127.0.0.1:8080 " .. m, r.stderr, 1, true) -- the log's tail
+    assert.equal("exited", list(dir, true)[1].status)
+    H.wait_for(function() return #procs(m) == 0 end, "the unhealthy app to be stopped")
+    -- exits at once
+    dir = project(m, { more = ', env = { NO_LISTEN = "1" }' })
+    H.write(dir .. "/workspace/server.js", "console.error('no config for " .. m .. "'); process.exit(3)\n")
+    r = H.orket("sandbox up", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches("the app exited %(status 3%) before it was healthy", r.stderr)
+    assert.matches("no config for " .. m, r.stderr, 1, true)
+    -- a command that does not exist
+    dir = project(m)
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. '\nsandbox = { command = { "no-such-program-' .. m
+      .. '" } }\n')
+    r = H.orket("sandbox up", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches("no%-such%-program", r.stderr)
+    H.wait_for(function() return #procs(m) == 0 end, "nothing left running")
+  end)
+
+  it("rotates a log the app fills, and logs --follow ends with the sandbox", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = project(m, { more = ', env = { NOISE = "1" }, log_max_bytes = 65536, log_keep = 2' })
+    local r = H.orket("sandbox up -d", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local home = dir .. "/.orket/sandboxes/1/"
+    H.wait_for(function() return io.open(home .. "app.log.2") end, "the log to rotate twice", 2000)
+    local f = assert(io.open(home .. "app.log"))
+    assert.is_true(f:seek("end") <= 65536)
+    f:close()
+    assert.is_nil(io.open(home .. "app.log.3"))
+    assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
+    r = H.orket("sandbox logs 1 --follow", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    H.wait_for(function() return #procs(m) == 0 end, "nothing left running")
+  end)
+end)
