@@ -3,6 +3,7 @@
 -- deploying the same service elsewhere (orket.sandboxes.compose), and sandboxes started,
 -- listed, read and stopped (orket.sandboxes.service). docs/sandbox.md.
 local cjson = require "cjson"
+local rt = require "orket.c.runtime"
 local jsonout = require "orket.jsonout"
 local plan_mod = require "orket.sandboxes.plan"
 local compose = require "orket.sandboxes.compose"
@@ -167,7 +168,7 @@ local function detach(dir, cli)
     end
     if row and row.status ~= "starting" then break end
     if not row and uv.now() - t0 > 30000 then break end
-    orket.sleep(50)
+    rt.sleep(50)
     if not row or row.status == "starting" then row = nil end
   end
   db:close()
@@ -309,7 +310,7 @@ local function logs(args, cli)
     local h = uv.new_signal()
     h:start("sigint", function() stop = true end)
     while not stop do
-      orket.sleep(200)
+      rt.sleep(200)
       -- rotated: the file at the path is a new one
       local st = uv.fs_stat(path)
       if f and st and f:seek("cur") > st.size then
@@ -355,7 +356,12 @@ function cmd.run(args, cli)
   local sub = args[1]
   local rest = {}
   for i = 2, #args do rest[#rest + 1] = args[i] end
-  if sub and SUBS[sub] then return SUBS[sub](rest, cli) end
+  if sub and SUBS[sub] then
+    -- up, logs --follow and stop wait on the loop: each runs as a task
+    local ok, st = require("orket.task").spawn(SUBS[sub], rest, cli):join()
+    if not ok then error(st, 0) end
+    return st
+  end
   if sub == nil then return cli.usage_error(cmd, "sandbox needs a subcommand: plan, up, list, logs, stop or compose") end
   return cli.usage_error(cmd, "unknown sandbox subcommand '%s' (plan, up, list, logs, stop, compose)", sub)
 end

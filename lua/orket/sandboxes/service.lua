@@ -7,6 +7,7 @@
 -- with it (the helper dies with its parent, the PID namespace with the helper). Uses luv,
 -- orket.c.proc, orket.c.http, orket.store.sandboxes.
 local uv = require "luv"
+local rt = require "orket.c.runtime"
 local cjson = require "cjson.safe"
 local proc = require "orket.c.proc"
 local http = require "orket.c.http"
@@ -17,8 +18,8 @@ local tree = require "orket.tree"
 
 local M = {}
 
--- the app's limits: a service runs for days, within the memory agent code gets
-M.LIMITS = { cpu_seconds = 30 * 86400, memory = 2 * 1024 * 1024 * 1024, open_files = 1024, processes = 256 }
+-- the app's limits: a day of CPU time (a service mostly waits), the memory agent code gets
+M.LIMITS = { cpu_seconds = 86400, memory = 2 * 1024 * 1024 * 1024, open_files = 1024, processes = 256 }
 -- main's tree copied for the app: the agents chose its size
 M.TREE_CAPS = { files = 50000, bytes = 512 * 1024 * 1024, skip = { [".git"] = true } }
 -- the first port told to an app; each sandbox has its own loopback, so the number only has
@@ -33,7 +34,9 @@ local SUN_MAX = 107 - #".probe"
 --- there is no such process: with the pid it names one process, never a later one that
 --- reused the number
 function M.start_time(pid)
-  local f = io.open("/proc/" .. tostring(pid) .. "/stat")
+  pid = math.tointeger(pid) -- luv gives pids as floats
+  if not pid then return nil end
+  local f = io.open("/proc/" .. pid .. "/stat")
   if not f then return nil end
   local st = f:read("a")
   f:close()
@@ -135,7 +138,7 @@ local function probe_tcp(sock, timeout_ms)
     end)
   end)
   local t0 = uv.now()
-  while not done and uv.now() - t0 < timeout_ms do orket.sleep(10) end
+  while not done and uv.now() - t0 < timeout_ms do rt.sleep(10) end
   if not pipe:is_closing() then pipe:close() end
   if answer:match("^up") then return true end
   return false, answer:match("^down (.-)%s*$") or (done and "the probe socket closed" or "no answer")
@@ -196,16 +199,17 @@ function M.up(o)
   local used, port = ops.ports(db), M.PORT_BASE
   while used[port] do port = port + 1 end
   local argv = plan_mod.argv(p, "127.0.0.1", port)
-  local owner_start = M.start_time(uv.os_getpid())
+  local me = math.tointeger(uv.os_getpid())
+  local owner_start = M.start_time(me)
   local id = ops.insert(db, { target = o.target or "main", port = port, socket = "", command = cjson.encode(argv),
-    commit = o.commit, owner_pid = uv.os_getpid(), owner_start = owner_start })
+    commit = o.commit, owner_pid = me, owner_start = owner_start })
   local home = dir .. "/.orket/sandboxes/" .. id
   local sock = home .. "/app.sock"
   local sb = setmetatable({ id = id, db = db, dir = dir, home = home, socket = sock, port = port, plan = p,
     target = o.target or "main", emit = o.emit or function() end, status = "starting" }, Sandbox)
   local function fail(msg, code)
     sb:_kill()
-    while sb.handle and not sb.exited do orket.sleep(10) end
+    while sb.handle and not sb.exited do rt.sleep(10) end
     sb:_end("exited", msg)
     sb:_finish()
     return nil, msg, code, sb.log and sb.log.tail or ""
@@ -214,7 +218,7 @@ function M.up(o)
     return fail(string.format("sandbox: the socket path %s is longer than a unix socket allows (%d bytes); move the "
       .. "project to a shorter path", sock, SUN_MAX), "EINVAL")
   end
-  assert(db:run("UPDATE sandboxes SET socket = ? WHERE id = ?", sock, id))
+  ops.set_socket(db, id, sock)
   mkdirs(home)
   local files, terr, tcode = tree.copy(dir .. "/workspace", home .. "/tree", M.TREE_CAPS)
   if not files then return fail("sandbox: copying main's tree: " .. terr, tcode) end
@@ -248,7 +252,7 @@ function M.up(o)
       return fail(string.format("sandbox %d: not healthy within %d ms (health.start_timeout_ms)%s", id,
         h.start_timeout_ms, last and (": " .. last) or ""), "ETIMEDOUT")
     end
-    orket.sleep(math.min(100, h.interval_ms))
+    rt.sleep(math.min(100, h.interval_ms))
   end
   sb:_set("healthy", nil, "sandbox_healthy")
   sb.watch = task.spawn(function() sb:_watch() end)
@@ -344,7 +348,7 @@ function Sandbox:_watch()
   local h, misses = self.plan.health, 0
   local next_probe = uv.now() + h.interval_ms
   while not self.exited do
-    orket.sleep(math.min(100, h.interval_ms))
+    rt.sleep(math.min(100, h.interval_ms))
     if not self.exited and uv.now() >= next_probe then
       local good, why = probe(self)
       next_probe = uv.now() + h.interval_ms
@@ -366,13 +370,13 @@ function Sandbox:stop(why)
   if self.finished then return true end
   self.stopping = why or "stopped"
   self:_kill()
-  while not self.finished do orket.sleep(20) end
+  while not self.finished do rt.sleep(20) end
   return true
 end
 
 --- sb:wait(): waits (in the calling task) until the app ends
 function Sandbox:wait()
-  while not self.finished do orket.sleep(100) end
+  while not self.finished do rt.sleep(100) end
 end
 
 -- ---- sandboxes another process owns ------------------------------------------------------
@@ -395,7 +399,7 @@ function M.stop(db, id)
   for _ = 1, 200 do
     local r = ops.get(db, id)
     if r and not ops.LIVE[r.status] then return true end
-    orket.sleep(25)
+    rt.sleep(25)
   end
   return nil, "sandbox " .. id .. ": its owner did not stop it within 5 s", "ETIMEDOUT"
 end

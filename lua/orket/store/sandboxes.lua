@@ -17,6 +17,11 @@ function M.insert(db, s)
   return id
 end
 
+--- set_socket(db, id, path): where the sandbox is reached (its path names its id)
+function M.set_socket(db, id, path)
+  assert(db:run("UPDATE sandboxes SET socket = ? WHERE id = ?", path, id))
+end
+
 --- get(db, id) -> the row | nil
 function M.get(db, id)
   return db:row("SELECT * FROM sandboxes WHERE id = ?", id)

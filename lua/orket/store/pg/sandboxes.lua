@@ -15,6 +15,10 @@ function M.insert(db, s)
   return id
 end
 
+function M.set_socket(db, id, path)
+  assert(db:run("UPDATE sandboxes SET socket = $1 WHERE id = $2", path, id))
+end
+
 function M.get(db, id)
   return db:row("SELECT " .. ALL .. " FROM sandboxes WHERE id = $1", id)
 end
