@@ -378,11 +378,13 @@ static int cf_landlock(const confine_spec *s, int abi, int in_view, unsigned *go
   if (abi >= 3) fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
   struct cf_ruleset_attr a = {.handled_access_fs = fs};
   size_t size = sizeof a.handled_access_fs;
-  if (abi >= 4) {
+  /* the sub-layers only when wanted: a sandbox serving on its loopback switches TCP's off */
+  int net = abi >= 4 && (s->want & CONFINE_LANDLOCK_NET), scope = abi >= 6 && (s->want & CONFINE_LANDLOCK_SCOPE);
+  if (net) {
     a.handled_access_net = LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP;
     size = offsetof(struct cf_ruleset_attr, scoped);
   }
-  if (abi >= 6) {
+  if (scope) {
     a.scoped = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL;
     size = sizeof a;
   }
@@ -443,8 +445,8 @@ static int cf_landlock(const confine_spec *s, int abi, int in_view, unsigned *go
     return -1;
   }
   *got |= CONFINE_LANDLOCK;
-  if (abi >= 4) *got |= CONFINE_LANDLOCK_NET;
-  if (abi >= 6) *got |= CONFINE_LANDLOCK_SCOPE;
+  if (net) *got |= CONFINE_LANDLOCK_NET;
+  if (scope) *got |= CONFINE_LANDLOCK_SCOPE;
   return 0;
 }
 
