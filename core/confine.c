@@ -378,15 +378,14 @@ static int cf_landlock(const confine_spec *s, int abi, int in_view, unsigned *go
   if (abi >= 3) fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
   struct cf_ruleset_attr a = {.handled_access_fs = fs};
   size_t size = sizeof a.handled_access_fs;
-  /* a sub-layer switched off is not handled at all (0: every access of that kind stays
-   * allowed), e.g. TCP for a sandbox in a network namespace of its own */
+  /* the sub-layers only when wanted: a sandbox serving on its loopback switches TCP's off */
   int net = abi >= 4 && (s->want & CONFINE_LANDLOCK_NET), scope = abi >= 6 && (s->want & CONFINE_LANDLOCK_SCOPE);
-  if (abi >= 4) {
-    if (net) a.handled_access_net = LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP;
+  if (net) {
+    a.handled_access_net = LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP;
     size = offsetof(struct cf_ruleset_attr, scoped);
   }
-  if (abi >= 6) {
-    if (scope) a.scoped = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL;
+  if (scope) {
+    a.scoped = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL;
     size = sizeof a;
   }
   int rs = (int)syscall(SYS_landlock_create_ruleset, &a, size, 0);
