@@ -235,3 +235,75 @@ describe("orket sandbox up", function()
     H.wait_for(function() return #procs(m) == 0 end, "nothing left running")
   end)
 end)
+
+describe("orket serve's sandbox routes", function()
+  local skip
+  setup(function()
+    if not offered() then skip = "the kernel offers no network namespace here, or node is missing" end
+  end)
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("start, list, read the log, stop and restart with keys; the server's own stop when it ends", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = project(m)
+    local op = H.api_key(dir, "op", "operator")
+    local viewer = H.api_key(dir, "v", "viewer")
+    local s = H.serve(dir)
+    -- a viewer reads, an operator starts and stops; nobody without a key
+    local st = H.api(s, "POST", "/v1/sandboxes", nil, {})
+    assert.equal(401, st)
+    st = H.api(s, "POST", "/v1/sandboxes", viewer, {})
+    assert.equal(403, st)
+    local doc, text
+    st, doc, text = H.api(s, "POST", "/v1/sandboxes", op, {})
+    assert.equal(201, st, text)
+    assert.equal("healthy", doc.sandbox.status)
+    local id = math.tointeger(doc.sandbox.id)
+    local status, body = get(doc.sandbox.socket)
+    assert.equal(200, status)
+    assert.equal("hello from " .. m .. " on 8080", body)
+    st, doc = H.api(s, "GET", "/v1/sandboxes", viewer)
+    assert.equal(200, st)
+    assert.equal(1, #doc.sandboxes)
+    st, doc = H.api(s, "GET", "/v1/sandboxes/" .. id .. "/logs", viewer)
+    assert.equal(200, st)
+    assert.matches("listening on 127.0.0.1:8080 " .. m, doc.log, 1, true)
+    assert.is_false(doc.truncated)
+    st = H.api(s, "GET", "/v1/sandboxes/99", viewer)
+    assert.equal(404, st)
+    -- the CLI sees the server's sandbox, and the server owns it
+    local rows = list(dir)
+    assert.equal(1, #rows)
+    assert.equal(s.pid, math.tointeger(rows[1].owner_pid))
+    -- restart: the old one stops, a new one starts
+    st, doc, text = H.api(s, "POST", "/v1/sandboxes/" .. id .. "/restart", op, {})
+    assert.equal(201, st, text)
+    local id2 = math.tointeger(doc.sandbox.id)
+    assert.are_not.equal(id, id2)
+    st, doc = H.api(s, "GET", "/v1/sandboxes/" .. id, viewer)
+    assert.equal("stopped", doc.sandbox.status)
+    st, doc = H.api(s, "POST", "/v1/sandboxes/" .. id .. "/stop", op, {})
+    assert.equal(409, st)
+    -- one started by the CLI is stopped through its owner
+    local r = H.orket("sandbox up -d", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local id3 = math.tointeger(list(dir)[1].id)
+    st, doc, text = H.api(s, "POST", "/v1/sandboxes/" .. id3 .. "/stop", op, {})
+    assert.equal(200, st, text)
+    assert.equal("stopped", doc.sandbox.status)
+    assert.equal(1, #procs(m, true))
+    -- the server stops: the sandbox it owns is stopped and recorded so
+    assert.equal(0, s.stop())
+    H.wait_for(function() return #procs(m) == 0 end, "the server's sandbox to stop with it")
+    for _, row in ipairs(list(dir, true)) do
+      if math.tointeger(row.id) == id2 then
+        assert.equal("stopped", row.status)
+        assert.equal("the server stopped", row.detail)
+      end
+    end
+  end)
+end)
