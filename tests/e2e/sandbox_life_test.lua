@@ -307,3 +307,75 @@ describe("orket serve's sandbox routes", function()
     end
   end)
 end)
+
+describe("sandbox.deploy = \"merge\"", function()
+  local skip, fake
+  setup(function()
+    if not offered() then skip = "the kernel offers no network namespace here, or node is missing" end
+    fake = require("tests.fake_server").start()
+  end)
+  teardown(function()
+    if fake then fake.stop() end
+  end)
+  after_each(H.cleanup)
+
+  it("starts a sandbox of main after a card's merge, which outlives the run and replaces the last", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = H.tmpdir() .. "/p"
+    os.execute(string.format("mkdir -p %s/epics %s/roles %s/tools %s/workspace", dir, dir, dir, dir))
+    H.write(dir .. "/workspace/server.js", SERVER)
+    H.write(dir .. "/epics/d.json", cjson.encode { id = "D", name = "Deploy", issues = {
+      { id = "D-1", summary = "One", seat = "senior_developer" },
+      { id = "D-2", summary = "Two", seat = "senior_developer", depends_on = { "D-1" } } } })
+    H.write(dir .. "/roles/appender.lua", [[
+return {
+  intent = "Append the issue's line, then hand it in.",
+  tools = { "append_line", "update_issue_status" },
+  system = function(ctx) return "You are " .. ctx.seat .. "." end,
+}
+]])
+    H.write(dir .. "/tools/append_line.lua", [[
+return {
+  name = "append_line", description = "Append this issue's id to its file.", effect = "write",
+  parameters = { type = "object", properties = { note = { type = "string" } } },
+  handler = function(args, ctx)
+    local n, err, code = ctx.fs:append(ctx.card.id .. ".line", ctx.card.id .. "\n")
+    if not n then return nil, err, code end
+    return { appended = ctx.card.id }
+  end,
+}
+]])
+    H.write(dir .. "/orket.lua", string.format([[
+name = "deploy"
+models = { default = "fake:chunks=1", providers = { fake = { kind = "openai", base_url = %q } } }
+team = {
+  senior_developer = { roles = { "appender" },
+    model = "fake:chunks=1,nolog,tool=append_line,arg_note=x,then=update_issue_status,then_arg_status=code_review" },
+  integrity_guard = { roles = { "integrity_guard" }, model = "fake:chunks=1,nolog,tool=update_issue_status,arg_status=done" },
+}
+sandbox = { command = { "node", "server.js", %q }, deploy = "merge",
+  health = { http = "/health", interval_ms = 200, start_timeout_ms = 15000 } }
+]], fake.url .. "/v1", m))
+    backends.project(dir)
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local r = H.orket("run D", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    -- two merges, two deploys: the second replaced the first, and it outlives the run
+    local rows = H.wait_for(function()
+      local all = list(dir, true)
+      local live = list(dir)
+      return #all == 2 and #live == 1 and live[1].status == "healthy" and live
+    end, "the second deploy to be healthy and the first stopped", 3000)
+    local status, body = get(rows[1].socket)
+    assert.equal(200, status)
+    assert.equal("hello from " .. m .. " on " .. math.tointeger(rows[1].port), body)
+    -- what it serves is main's tree after both merges
+    assert.truthy(io.open(dir .. "/workspace/D-2.line"))
+    for _, row in ipairs(list(dir, true)) do
+      if row.id ~= rows[1].id then assert.equal("stopped", row.status) end
+    end
+    assert.equal(0, H.orket("sandbox stop " .. math.tointeger(rows[1].id), { cwd = dir }).status)
+    H.wait_for(function() return #procs(m) == 0 end, "nothing left running")
+  end)
+end)

@@ -9,7 +9,7 @@ local plan_mod = require "orket.sandboxes.plan"
 local compose = require "orket.sandboxes.compose"
 
 local cmd = { summary = "main's tree run as a service: plan, up, list, logs, stop, compose",
-  usage = "orket sandbox plan [--json] | up [--detach] | list [--all] [--json] | logs ID [--follow] | stop ID | "
+  usage = "orket sandbox plan [--json] | up [--detach] [--replace] | list [--all] [--json] | logs ID [--follow] | stop ID | "
     .. "compose [--out DIR] [--force]   (each takes -C DIR)" }
 cmd.help = [[
 plan      says what a sandbox would run from main's tree (workspace/): orket.lua's
@@ -23,7 +23,8 @@ up        starts main's tree (a copy) as a service in a sandbox: every confineme
             curl --unix-socket .orket/sandboxes/1/app.sock http://sandbox/
           Waits until it is healthy (exit 1, with the log's tail, when it is not within
           health.start_timeout_ms), then stays in the foreground probing its health until
-          Ctrl-C stops it. --detach leaves it running in the background and returns.
+          Ctrl-C stops it. --detach leaves it running in the background and returns;
+          --replace stops the live sandbox of main first (what a deploy does).
 list      the live sandboxes (--all: the ended ones too): id, status, port, socket, since.
           A sandbox whose owner ended is marked exited first.
 logs      the app's output (stdout and stderr, rotated at sandbox.log_max_bytes);
@@ -144,14 +145,15 @@ local function sock_hint(row)
 end
 
 -- The child a detached `up` leaves running; the parent waits for its sandbox's row.
-local function detach(dir, cli)
+local function detach(dir, cli, replace)
   local uv = require "luv"
   local ops = require "orket.store.sandboxes"
   local db = cli.open_store(dir, false)
   if not db then return 1 end
   local exe = uv.exepath()
   local null = uv.fs_open("/dev/null", "r+", 0)
-  local handle, pid = uv.spawn(exe, { args = { "sandbox", "up", "-C", dir }, stdio = { null, null, null },
+  local handle, pid = uv.spawn(exe, { args = { "sandbox", "up", "-C", dir, replace and "--replace" or nil },
+    stdio = { null, null, null },
     detached = true }, function() end)
   uv.fs_close(null)
   if not handle then
@@ -187,25 +189,40 @@ local function detach(dir, cli)
 end
 
 local function up(args, cli)
-  local detached = false
+  local detached, replace = false, false
   local dir, pos = cli.words(cmd, args, { ["--detach"] = function() detached = true end,
-    ["-d"] = function() detached = true end }, "an argument")
+    ["-d"] = function() detached = true end, ["--replace"] = function() replace = true end }, "an argument")
   if not dir then return pos end
   if #pos > 0 then return cli.usage_error(cmd, "sandbox up takes no argument ('%s')", pos[1]) end
   local _, s = cli.project_settings(dir, true)
   if not s then return 1 end
-  if detached then return detach(dir, cli) end
+  if detached then return detach(dir, cli, replace) end
   local db = cli.open_store(dir, false)
   if not db then return 1 end
   local uv = require "luv"
   local service = require "orket.sandboxes.service"
-  local sb, err, _, tail = service.up { dir = dir, db = db, settings = s, emit = function(ev)
+  -- a signal while it starts ends the start; once it runs, it stops the sandbox
+  local asked, sb
+  local signals = {}
+  for _, name in ipairs { "sigint", "sigterm", "sighup" } do
+    local h = uv.new_signal()
+    h:start(name, function()
+      asked = asked or ("stopped by " .. name:upper())
+      if sb then require("orket.task").spawn(sb.stop, sb, asked) end
+    end)
+    signals[#signals + 1] = h
+  end
+  local function close_signals() for _, h in ipairs(signals) do h:close() end end
+  local err, _, tail
+  sb, err, _, tail = service.up { dir = dir, db = db, settings = s, replace = replace,
+    stopping = function() return asked end, emit = function(ev)
     if ev.status ~= "starting" and ev.status ~= "healthy" or ev.detail then
       io.stdout:write(string.format("sandbox %d: %s%s\n", ev.id, ev.status, ev.detail and (": " .. ev.detail) or ""))
       io.stdout:flush()
     end
   end }
   if not sb then
+    close_signals()
     cli.err("%s", err)
     if tail and tail ~= "" then
       io.stderr:write("the app's last output:\n", require("orket.inert").text(tail:sub(-2000)), "\n")
@@ -216,14 +233,9 @@ local function up(args, cli)
   io.stdout:write(string.format("sandbox %d is healthy (port %d)\nreach it: %s\nCtrl-C stops it\n", sb.id, sb.port,
     sock_hint { socket = sb.socket }))
   io.stdout:flush()
-  local signals = {}
-  for _, name in ipairs { "sigint", "sigterm", "sighup" } do
-    local h = uv.new_signal()
-    h:start(name, function() require("orket.task").spawn(sb.stop, sb, "stopped by " .. name:upper()) end)
-    signals[#signals + 1] = h
-  end
+  if asked then require("orket.task").spawn(sb.stop, sb, asked) end -- asked as it got healthy
   sb:wait()
-  for _, h in ipairs(signals) do h:close() end
+  close_signals()
   local stopped = sb.status == "stopped"
   io.stdout:write(string.format("sandbox %d %s\n", sb.id, stopped and "stopped" or ("exited: " .. sb:_exit_text())))
   db:close()

@@ -174,7 +174,9 @@ local function mkdirs(path)
   end
 end
 
---- up{dir=, db=, settings=, target=, emit=} -> sandbox | nil, message, CODE, log tail.
+--- up{dir=, db=, settings=, target=, replace=, stopping=, emit=} -> sandbox | nil, message,
+--- CODE, log tail. replace: the live sandboxes of the same target are stopped first;
+--- stopping(): a reason once the caller was asked to stop (the start ends, recorded stopped).
 --- Starts main's tree as a service and waits (in the calling task) until it is healthy, or
 --- until health.start_timeout_ms passes, the app exits or the helper refuses: then it is
 --- stopped, recorded, and the error carries the log's tail. emit(event) hears each change.
@@ -195,7 +197,23 @@ function M.up(o)
   ws:close()
   if not p then return nil, perr, "EINVAL" end
   local db = o.db
+  local lk
+  if o.replace then
+    -- deploys one at a time: the next waits until this one's sandbox is healthy (its owner
+    -- then stops it on a signal) or has failed, so it finds it and replaces it
+    uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
+    local lerr, lcode
+    lk, lerr, lcode = require("orket.c.lockfile").wait(dir .. "/.orket/sandboxes/deploy.lock", "exclusive", 120000)
+    if not lk then return nil, "sandbox: " .. tostring(lerr), lcode end
+  end
+  local _ <close> = setmetatable({}, { __close = function() if lk then lk:release() end end })
   M.reconcile(db)
+  if o.replace then
+    -- a deploy: the live sandboxes of the same target make way (each through its owner)
+    for _, row in ipairs(ops.list(db, false)) do
+      if row.target == (o.target or "main") then M.stop(db, row.id) end
+    end
+  end
   local used, port = ops.ports(db), M.PORT_BASE
   while used[port] do port = port + 1 end
   local argv = plan_mod.argv(p, "127.0.0.1", port)
@@ -239,6 +257,15 @@ function M.up(o)
   local t0, h = uv.now(), p.health
   local last
   while true do
+    local asked = o.stopping and o.stopping()
+    if asked then
+      -- stopped while it started (a signal to its owner, a deploy replacing it)
+      sb.stopping = asked
+      sb:_kill()
+      while not sb.exited do rt.sleep(10) end
+      sb:_finish()
+      return nil, string.format("sandbox %d: %s before it was healthy", id, asked), "ECANCELED", sb.log.tail
+    end
     if sb.exited then
       return fail(sb.failure or string.format("sandbox %d: the app exited (%s) before it was healthy", id,
         sb:_exit_text()), "EEXIT")
