@@ -25,6 +25,18 @@ const s = http.createServer((req, res) => {
     c.on('error', (e) => res.end('refused: ' + e.code));
     return;
   }
+  if (req.url.startsWith('/echo')) {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      res.setHeader('Set-Cookie', 'orket_session=stolen');
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ url: req.url, method: req.method, body: body,
+        authorization: req.headers.authorization || null, cookie: req.headers.cookie || null }));
+    });
+    return;
+  }
+  if (req.url === '/big') return res.end('y'.repeat(20 * 1024 * 1024));
   if (req.url === '/fork') {
     require('child_process').spawn('sleep', ['3600', mark], { detached: true, stdio: 'ignore' }).unref();
     return res.end('forked');
@@ -275,6 +287,41 @@ describe("orket serve's sandbox routes", function()
     assert.is_false(doc.truncated)
     st = H.api(s, "GET", "/v1/sandboxes/99", viewer)
     assert.equal(404, st)
+    -- the app through the server: a viewer reads it, the key and cookies stay here, the
+    -- app's cookies too, and what it serves is an origin of its own
+    local fetch = function(method, path, key, body2)
+      return H.fetch { url = s.url .. path, method = method, body = body2,
+        headers = { "Authorization: Bearer " .. key, "Cookie: orket_session=mine", "Content-Type: text/plain" },
+        total_timeout_ms = 20000 }
+    end
+    local pst, ptext, phead = fetch("GET", "/v1/sandboxes/" .. id .. "/app/", viewer)
+    assert.equal(200, pst, ptext)
+    assert.equal("hello from " .. m .. " on 8080", ptext)
+    pst, ptext, phead = fetch("GET", "/v1/sandboxes/" .. id .. "/app/echo/a%20b?x=1%262", viewer)
+    assert.equal(200, pst, ptext)
+    local echo = cjson.decode(ptext)
+    assert.equal("/echo/a%20b?x=1%262", echo.url)
+    assert.equal(cjson.null, echo.authorization)
+    assert.equal(cjson.null, echo.cookie)
+    local hs = {}
+    for k, v in pairs(phead) do hs[tostring(k):lower()] = v end
+    assert.is_nil(hs["set-cookie"])
+    assert.matches("^sandbox", hs["content-security-policy"])
+    assert.equal("application/json", hs["content-type"])
+    pst, ptext = fetch("GET", "/v1/sandboxes/" .. id .. "/app/big", viewer)
+    assert.equal(200, pst)
+    assert.equal(20 * 1024 * 1024, #ptext) -- streamed through whole
+    pst = fetch("POST", "/v1/sandboxes/" .. id .. "/app/echo", viewer, "x")
+    assert.equal(403, pst) -- writing to the app is an operator's
+    pst, ptext = fetch("POST", "/v1/sandboxes/" .. id .. "/app/echo", op, "posted")
+    assert.equal(200, pst, ptext)
+    assert.equal("posted", cjson.decode(ptext).body)
+    assert.equal("POST", cjson.decode(ptext).method)
+    pst = fetch("GET", "/v1/sandboxes/" .. id .. "/app/%2e%2e/%2e%2e/keys", viewer)
+    assert.equal(400, pst)
+    pst = fetch("GET", "/v1/sandboxes/77/app/", viewer)
+    assert.equal(404, pst)
+    assert.equal(401, (H.fetch { url = s.url .. "/v1/sandboxes/" .. id .. "/app/", total_timeout_ms = 5000 }))
     -- the CLI sees the server's sandbox, and the server owns it
     local rows = list(dir)
     assert.equal(1, #rows)

@@ -8,6 +8,7 @@ local jsonout = require "orket.jsonout"
 local routes = require "orket.serve.routes"
 local writes = require "orket.serve.writes"
 local cjson = require "cjson.safe"
+local http = require "orket.c.http"
 
 local M = {}
 
@@ -132,6 +133,95 @@ local function restart(req, ctx)
   return start(req, ctx)
 end
 
+-- ---- the proxy ---------------------------------------------------------------------------
+
+-- an answer from the app carries at most this much, and takes at most this long
+M.PROXY_MAX_BYTES = 64 * 1024 * 1024
+M.PROXY_TIMEOUT_MS = 120000
+-- bytes queued to the client before the proxy waits for it (half the server's stream cap)
+M.QUEUE_HIGH = 512 * 1024
+-- the request headers passed on to the app: never the caller's key or cookies (the app is
+-- the agents' code), nor what belongs to this hop
+local PASS_IN = { accept = true, ["accept-language"] = true, ["content-type"] = true, ["if-none-match"] = true,
+  ["if-modified-since"] = true, range = true, ["user-agent"] = true }
+-- the answer's headers passed back: never Set-Cookie (the app would set cookies on this
+-- server's origin), nor what belongs to this hop
+local PASS_OUT = { ["content-type"] = true, ["cache-control"] = true, etag = true, ["last-modified"] = true,
+  location = true, ["content-language"] = true, ["content-disposition"] = true, ["accept-ranges"] = true,
+  ["content-range"] = true }
+
+local function enc(seg)
+  return (seg:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+local function target_url(path, query)
+  local segs = {}
+  for seg in (path or ""):gmatch("[^/]+") do segs[#segs + 1] = enc(seg) end
+  local names = {}
+  for k in pairs(query or {}) do names[#names + 1] = k end
+  table.sort(names)
+  local q = {}
+  for i, k in ipairs(names) do q[i] = enc(k) .. "=" .. enc(query[k]) end
+  return "http://sandbox/" .. table.concat(segs, "/") .. (#q > 0 and ("?" .. table.concat(q, "&")) or "")
+end
+
+-- The app's answer, streamed back: its status, the headers above, and a policy that makes
+-- any page it serves an origin of its own (CSP sandbox): agent-written script never runs
+-- as this server's web board.
+local function proxy(req, ctx)
+  local row, st, doc = named(ctx)
+  if not row then return st, doc end
+  if row.status ~= "healthy" and row.status ~= "unhealthy" then
+    return err(409, "not_running", string.format("sandbox %d is %s", row.id, row.status))
+  end
+  local body
+  if req.method ~= "GET" and req.method ~= "HEAD" then
+    local text, berr = req:body()
+    if not text then return err(400, "bad_request", tostring(berr)) end
+    body = text
+  end
+  local headers = {}
+  for k, v in pairs(req.headers or {}) do
+    if PASS_IN[k:lower()] and not tostring(v):find("[\r\n]") then headers[#headers + 1] = k .. ": " .. v end
+  end
+  local r, rerr = http.request { url = target_url(ctx.params.path, ctx.query), unix_socket = row.socket,
+    method = req.method == "HEAD" and "GET" or req.method, headers = headers, body = body, connect_timeout_ms = 5000,
+    total_timeout_ms = M.PROXY_TIMEOUT_MS, max_bytes = M.PROXY_MAX_BYTES }
+  if not r then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(rerr)) end
+  local guard <close> = r
+  local status, got = r:headers()
+  if not status then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(got)) end
+  local out = { "X-Content-Type-Options: nosniff", "Content-Security-Policy: sandbox allow-scripts allow-forms",
+    "X-Orket-Sandbox: " .. row.id }
+  for k, v in pairs(type(got) == "table" and got or {}) do
+    local name = tostring(k):lower()
+    local value = tostring(v)
+    if PASS_OUT[name] and not value:find("[\r\n]") and #value < 4096 then out[#out + 1] = name .. ": " .. value end
+  end
+  if status < 200 then status = 502 end
+  local stream, serr = req:stream(status, out)
+  if not stream then
+    ctx.status = 499
+    return nil, serr
+  end
+  ctx.status = status
+  while true do
+    local ev, e2 = r:read()
+    if ev == nil then
+      ctx.note = "the app's answer broke off: " .. tostring(e2)
+      break
+    end
+    if not ev then break end
+    for _, piece in ipairs(ev) do
+      -- within the stream's queue: a slow client is waited for here, never dropped for
+      -- the app's speed (what the app sends meanwhile waits in the transfer, capped)
+      if stream:queued() + #piece > M.QUEUE_HIGH and stream:drain() then return end
+      if not stream:send(piece) then return end -- the client is gone
+    end
+  end
+  stream:close()
+end
+
 --- stop_all(db): stops the sandboxes this server owns (it is stopping)
 function M.stop_all(db)
   for id, sb in pairs(mine(db)) do
@@ -162,6 +252,12 @@ function M.add(router)
         truncated = { type = "boolean" } } } } } })
   router:add("POST", "/v1/sandboxes/{id}/stop", { handler = stop, role = "operator", name = "sandbox_stop",
     errors = { 409, 502 }, summary = "Stop a live sandbox", responses = { [200] = { schema = ONE } } })
+  -- the app itself: reading it is a viewer's, anything else an operator's
+  for _, m in ipairs { "GET", "POST", "PUT", "PATCH", "DELETE" } do
+    router:add(m, "/v1/sandboxes/{id}/app/{path*}", { handler = proxy, role = m == "GET" and "viewer" or "operator",
+      name = "sandbox_app_" .. m:lower(), errors = { 409, 502 },
+      summary = "The sandbox's app, through its socket (the rest of the path and the query are passed on)" })
+  end
   router:add("POST", "/v1/sandboxes/{id}/restart", { handler = restart, role = "operator", name = "sandbox_restart",
     errors = { 422, 502 }, summary = "Stop a sandbox (if live) and start main's tree again",
     responses = { [201] = { schema = ONE } } })
