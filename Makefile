@@ -55,7 +55,7 @@ $(BUILD)/orket: $(CORE_OBJ) $(BUILD)/core/main.o
 
 # The process runner's helper (core/confine_main.c), found next to orket: static (no
 # dynamic loader at each run's exec), except in sanitizer builds, which cannot be.
-$(BUILD)/orket-confine: $(BUILD)/core/confine_main.o $(BUILD)/core/confine.o
+$(BUILD)/orket-confine: $(BUILD)/core/confine_main.o $(BUILD)/core/confine.o $(BUILD)/core/confine_relay.o
 	$(CC) $(CFLAGS) $(LDFLAGS) $(if $(findstring sanitize,$(LDFLAGS)),,-static) $^ -lseccomp -o $@
 
 $(BUILD)/test_core: $(CORE_OBJ) $(CTEST_OBJ)

@@ -5,6 +5,7 @@
  * left when the program ends. Uses Linux syscalls and libseccomp. */
 #define _GNU_SOURCE
 #include "confine.h"
+#include "confine_relay.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -76,21 +78,25 @@ unsigned confine_layer_bit(const char *name) {
 
 /* ---- the spec in argv --------------------------------------------------------------- */
 
-/* argv: helper, CONFINE_ARG, "want require cpu mem as fsize nofile nproc flags nbinds", cwd,
- * tmpdir, nenv, env..., binds..., program argv... ("flags nbinds" may be left out: 0 0). */
+/* argv: helper, CONFINE_ARG, "want require cpu mem as fsize nofile nproc flags nbinds
+ * [relay_port]", cwd, tmpdir, [relay_path,] nenv, env..., binds..., program argv... ("flags
+ * nbinds" may be left out: 0 0; relay_port and relay_path come together, only with a relay). */
 char **confine_encode(const char *helper, const confine_spec *s, char *scratch, size_t scratchlen) {
   size_t nenv = 0, nargv = 0;
   while (s->env && s->env[nenv]) nenv++;
   while (s->argv && s->argv[nargv]) nargv++;
   const confine_limits *l = &s->lim;
+  int relay = s->relay_path != NULL;
   int n = snprintf(scratch, scratchlen, "%u %u %llu %llu %llu %llu %llu %llu %u %zu", s->want, s->require,
                    (unsigned long long)l->cpu_seconds, (unsigned long long)l->memory,
                    (unsigned long long)l->address_space, (unsigned long long)l->file_size,
                    (unsigned long long)l->open_files, (unsigned long long)l->processes, s->flags, s->nbinds);
+  if (n >= 0 && relay && (size_t)n < scratchlen)
+    n += snprintf(scratch + n, scratchlen - (size_t)n, " %u", s->relay_port);
   if (n < 0 || (size_t)n + 24 > scratchlen) return NULL;
   char *count = scratch + n + 1;
   snprintf(count, 22, "%zu", nenv);
-  char **out = malloc((7 + nenv + s->nbinds + nargv) * sizeof *out);
+  char **out = malloc((8 + nenv + s->nbinds + nargv) * sizeof *out);
   if (out == NULL) return NULL;
   size_t k = 0;
   out[k++] = (char *)helper;
@@ -98,6 +104,7 @@ char **confine_encode(const char *helper, const confine_spec *s, char *scratch, 
   out[k++] = scratch;
   out[k++] = (char *)s->cwd;
   out[k++] = (char *)(s->tmpdir ? s->tmpdir : "");
+  if (relay) out[k++] = (char *)s->relay_path;
   out[k++] = count;
   for (size_t i = 0; i < nenv; i++) out[k++] = s->env[i];
   for (size_t i = 0; i < s->nbinds; i++) out[k++] = s->binds[i];
@@ -121,6 +128,10 @@ int confine_path_ok(const char *p) {
   return 1;
 }
 
+int confine_relay_path_ok(const char *p) {
+  return confine_path_ok(p) && strlen(p) <= CONFINE_RELAY_PATH_MAX;
+}
+
 int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t errlen) {
   memset(s, 0, sizeof *s);
   if (argc < 7 || strcmp(argv[1], CONFINE_ARG) != 0) {
@@ -129,10 +140,11 @@ int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t err
   }
   unsigned long long v[6];
   unsigned long nbinds = 0;
+  unsigned port = 0;
   char tail;
-  int got = sscanf(argv[2], "%u %u %llu %llu %llu %llu %llu %llu %u %lu%c", &s->want, &s->require, &v[0], &v[1],
-                   &v[2], &v[3], &v[4], &v[5], &s->flags, &nbinds, &tail);
-  if (got != 8 && got != 10) {
+  int got = sscanf(argv[2], "%u %u %llu %llu %llu %llu %llu %llu %u %lu %u%c", &s->want, &s->require, &v[0],
+                   &v[1], &v[2], &v[3], &v[4], &v[5], &s->flags, &nbinds, &port, &tail);
+  if (got != 8 && got != 10 && got != 11) {
     snprintf(err, errlen, "bad numbers: %s", argv[2]);
     return -1;
   }
@@ -140,14 +152,32 @@ int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t err
   s->lim = (confine_limits){v[0], v[1], v[2], v[3], v[4], v[5]};
   s->cwd = argv[3];
   s->tmpdir = argv[4];
+  int b = 5; /* the environment's count */
+  if (got == 11) {
+    if (argc < 8) {
+      snprintf(err, errlen, "too few arguments");
+      return -1;
+    }
+    if (port < 1 || port > 65535) {
+      snprintf(err, errlen, "bad relay port: %u", port);
+      return -1;
+    }
+    if (!confine_relay_path_ok(argv[5])) {
+      snprintf(err, errlen, "bad relay path: %s", argv[5]);
+      return -1;
+    }
+    s->relay_path = argv[5];
+    s->relay_port = port;
+    b = 6;
+  }
   char *end;
   errno = 0;
-  unsigned long nenv = strtoul(argv[5], &end, 10);
-  if (errno || *end || end == argv[5] || nenv > (unsigned long)argc || 6 + nenv >= (unsigned long)argc) {
-    snprintf(err, errlen, "bad environment count: %s", argv[5]);
+  unsigned long nenv = strtoul(argv[b], &end, 10);
+  if (errno || *end || end == argv[b] || nenv > (unsigned long)argc || b + 1 + nenv >= (unsigned long)argc) {
+    snprintf(err, errlen, "bad environment count: %s", argv[b]);
     return -1;
   }
-  if (nbinds > CONFINE_MAX_BINDS || 6 + nenv + nbinds >= (unsigned long)argc) {
+  if (nbinds > CONFINE_MAX_BINDS || b + 1 + nenv + nbinds >= (unsigned long)argc) {
     snprintf(err, errlen, "bad path count: %lu", nbinds);
     return -1;
   }
@@ -156,20 +186,20 @@ int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t err
     return -1;
   }
   for (unsigned long i = 0; i < nbinds; i++) {
-    const char *b = argv[6 + nenv + i];
-    if ((b[0] != 'r' && b[0] != 'w') || !confine_path_ok(b + 1)) {
-      snprintf(err, errlen, "bad extra path: %s", b);
+    const char *p = argv[b + 1 + nenv + i];
+    if ((p[0] != 'r' && p[0] != 'w') || !confine_path_ok(p + 1)) {
+      snprintf(err, errlen, "bad extra path: %s", p);
       return -1;
     }
   }
   /* The env entries are followed by the paths and the program's argv; split them with a
-   * NULL by moving the env one slot down (argv[5], the count, is no longer needed). */
-  for (unsigned long i = 0; i < nenv; i++) argv[5 + i] = argv[6 + i];
-  argv[5 + nenv] = NULL;
-  s->env = argv + 5;
+   * NULL by moving the env one slot down (argv[b], the count, is no longer needed). */
+  for (unsigned long i = 0; i < nenv; i++) argv[b + i] = argv[b + 1 + i];
+  argv[b + nenv] = NULL;
+  s->env = argv + b;
   s->nbinds = nbinds;
-  s->binds = argv + 6 + nenv;
-  s->argv = argv + 6 + nenv + nbinds;
+  s->binds = argv + b + 1 + nenv;
+  s->argv = argv + b + 1 + nenv + nbinds;
   return 0;
 }
 
@@ -348,11 +378,13 @@ static int cf_landlock(const confine_spec *s, int abi, int in_view, unsigned *go
   if (abi >= 3) fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
   struct cf_ruleset_attr a = {.handled_access_fs = fs};
   size_t size = sizeof a.handled_access_fs;
-  if (abi >= 4) {
+  /* the sub-layers only when wanted: a sandbox serving on its loopback switches TCP's off */
+  int net = abi >= 4 && (s->want & CONFINE_LANDLOCK_NET), scope = abi >= 6 && (s->want & CONFINE_LANDLOCK_SCOPE);
+  if (net) {
     a.handled_access_net = LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP;
     size = offsetof(struct cf_ruleset_attr, scoped);
   }
-  if (abi >= 6) {
+  if (scope) {
     a.scoped = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL;
     size = sizeof a;
   }
@@ -413,8 +445,10 @@ static int cf_landlock(const confine_spec *s, int abi, int in_view, unsigned *go
     return -1;
   }
   *got |= CONFINE_LANDLOCK;
-  if (abi >= 4) *got |= CONFINE_LANDLOCK_NET;
-  if (abi >= 6) *got |= CONFINE_LANDLOCK_SCOPE;
+  if (net) *got |= CONFINE_LANDLOCK_NET;
+  else if (abi >= 4) cf_missing(s, CONFINE_LANDLOCK_NET, "switched off");
+  if (scope) *got |= CONFINE_LANDLOCK_SCOPE;
+  else if (abi >= 6) cf_missing(s, CONFINE_LANDLOCK_SCOPE, "switched off");
   return 0;
 }
 
@@ -460,10 +494,13 @@ static int cf_seccomp(unsigned flags, char *why, size_t whylen) {
    * seccomp cannot read, and neither namespaces nor Landlock cover it. socketpair is a call
    * of its own and stays. */
   static const int families[] = {AF_INET, AF_INET6, AF_PACKET, AF_UNIX};
-  size_t nfam = sizeof families / sizeof *families - ((flags & CONFINE_F_UNIX) ? 1 : 0);
-  for (size_t i = 0; i < nfam && rc == 0; i++)
+  for (size_t i = 0; i < sizeof families / sizeof *families && rc == 0; i++) {
+    if (families[i] == AF_UNIX && (flags & CONFINE_F_UNIX)) continue;
+    /* a loopback of its own (the caller checked the namespace is there) */
+    if ((families[i] == AF_INET || families[i] == AF_INET6) && (flags & CONFINE_F_LOOPBACK)) continue;
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1,
                            SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
+  }
   if (rc == 0) rc = seccomp_load(ctx);
   seccomp_release(ctx);
   if (rc != 0) {
@@ -986,7 +1023,11 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
       cf_fail(confine_layer_name(bit), "required layer '%s' is not available: Landlock ABI %d",
               confine_layer_name(bit), abi);
   if (s->want & CONFINE_SECCOMP) {
-    if (cf_seccomp(s->flags, why, sizeof why) == 0) applied |= CONFINE_SECCOMP;
+    /* IP sockets are the program's only when it has a network namespace of its own with
+     * its loopback up (a sandbox serving on 127.0.0.1): they reach nothing else there */
+    unsigned sflags = s->flags;
+    if (!(applied & CONFINE_NETNS)) sflags &= ~(unsigned)CONFINE_F_LOOPBACK;
+    if (cf_seccomp(sflags, why, sizeof why) == 0) applied |= CONFINE_SECCOMP;
     else {
       cf_privs_why(why, sizeof why, errno, applied);
       cf_missing(s, CONFINE_SECCOMP, why);
@@ -1027,7 +1068,7 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
   }
 }
 
-/* ---- the helper: supervise, sweep, relay --------------------------------------------- */
+/* ---- the helper: supervise, sweep, pass the status on --------------------------------------------- */
 
 /* SIGKILLs every process whose parent is this one (orphans land here: we are a child
  * subreaper). Scans /proc since /proc/PID/task/TID/children is not always built in. */
@@ -1076,7 +1117,7 @@ static void cf_sweep(pid_t prog, int *prog_status, int *prog_done) {
   }
 }
 
-static _Noreturn void cf_relay(int st) {
+static _Noreturn void cf_pass_status(int st) {
   if (WIFEXITED(st)) _exit(WEXITSTATUS(st));
   int sig = WIFSIGNALED(st) ? WTERMSIG(st) : SIGKILL;
   prctl(PR_SET_DUMPABLE, 0); /* pass the signal on, never a core file of the helper */
@@ -1087,6 +1128,32 @@ static _Noreturn void cf_relay(int st) {
   sigprocmask(SIG_UNBLOCK, &one, NULL);
   raise(sig);
   _exit(128 + sig);
+}
+
+/* The wait of a run with a relay: the relay's poll loop, woken by the blocked signals
+ * through sigfd; the same handling as the plain wait in confine_main. */
+static void cf_supervise_relay(confine_relay *relay, int sigfd, pid_t prog, int *prog_status, int *prog_done) {
+  while (!*prog_done) {
+    if (confine_relay_run(relay, sigfd) != 0) { /* cannot wait any more: end the run */
+      cf_sweep(prog, prog_status, prog_done);
+      return;
+    }
+    struct signalfd_siginfo si;
+    while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+      if (si.ssi_signo != SIGCHLD) { /* the runner asks for the tree to go */
+        cf_sweep(prog, prog_status, prog_done);
+        return;
+      }
+      int wst;
+      pid_t r;
+      while ((r = waitpid(-1, &wst, WNOHANG)) > 0) {
+        if (r == prog) {
+          *prog_status = wst;
+          *prog_done = 1;
+        }
+      }
+    }
+  }
 }
 
 void confine_main(int argc, char **argv) {
@@ -1146,8 +1213,26 @@ void confine_main(int argc, char **argv) {
     cf_missing(&s, CONFINE_PIDNS, "switched off");
   }
 
+  /* The relay listens before the program starts, so a bad path fails a run that never
+   * began; the child closes these descriptors with the rest. */
+  confine_relay *relay = NULL;
+  int sigfd = -1;
+  if (s.relay_path) {
+    if (!(applied & CONFINE_NETNS))
+      cf_fail("netns", "a relay needs the network namespace: %s",
+              (s.want & CONFINE_NETNS) ? "this kernel does not offer it" : "it is switched off");
+    if (!(s.flags & CONFINE_F_LOOPBACK)) cf_fail("netns", "a relay needs the loopback up");
+    sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sigfd < 0) cf_fail("relay", "signalfd: %s", strerror(errno));
+    relay = confine_relay_open(s.relay_path, s.relay_port, why, sizeof why);
+    if (relay == NULL) cf_fail("relay", "%s", why);
+  }
+
   pid_t prog = fork();
-  if (prog < 0) cf_fail("session", "fork: %s", strerror(errno));
+  if (prog < 0) {
+    confine_relay_close(relay);
+    cf_fail("session", "fork: %s", strerror(errno));
+  }
   if (prog == 0) {
     if (status[0] >= 0) close(status[0]);
     cf_child(&s, applied, status[1]);
@@ -1157,7 +1242,13 @@ void confine_main(int argc, char **argv) {
   cf_say("P %d", (int)prog);
 
   int prog_status = 0, prog_done = 0;
-  while (!prog_done) {
+  if (relay) {
+    cf_say("R %s", s.relay_path);
+    cf_supervise_relay(relay, sigfd, prog, &prog_status, &prog_done);
+    confine_relay_close(relay);
+    close(sigfd);
+  }
+  while (!s.relay_path && !prog_done) {
     int sig = sigwaitinfo(&set, NULL);
     if (sig < 0) continue;
     if (sig != SIGCHLD) { /* the runner asks for the tree to go: timeout or cancel */
@@ -1185,7 +1276,7 @@ void confine_main(int argc, char **argv) {
     cf_say("X %ld %ld", ru.ru_maxrss,
            (long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
                (long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000);
-  cf_relay(prog_status);
+  cf_pass_status(prog_status);
 }
 
 /* ---- probing ------------------------------------------------------------------------- */

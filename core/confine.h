@@ -75,10 +75,16 @@ typedef struct confine_spec {
   unsigned flags;         /* CONFINE_F_* */
   size_t nbinds;          /* extra paths in the view and the Landlock allow-list: */
   char *const *binds;     /* "r/abs/path" (read-only) or "w/abs/path" (read-write) */
+  const char *relay_path; /* the relay's socket (NULL: no relay; see confine_main) */
+  unsigned relay_port;    /* what it connects to on the sandbox's 127.0.0.1 (1..65535) */
 } confine_spec;
 
+/* The longest relay path: the probe socket's path (relay_path ".probe") must fit a unix
+ * socket address (108 bytes with its NUL). */
+#define CONFINE_RELAY_PATH_MAX 101
+
 /* Builds the helper's argv: {helper, CONFINE_ARG, ...spec..., NULL}. The strings point into
- * the spec except a few numbers kept in `scratch` (at least 200 bytes). Returns a malloc'd
+ * the spec except a few numbers kept in `scratch` (at least 220 bytes). Returns a malloc'd
  * array to free (not its strings), or NULL when out of memory. */
 char **confine_encode(const char *helper, const confine_spec *s, char *scratch, size_t scratchlen);
 
@@ -92,7 +98,17 @@ int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t err
  * <what>" for one that held with less (the view without /proc), "L <applied
  * mask> <landlock abi>", execs the program in a child ("E <errno> <program>" if that
  * fails), kills every process left when it ends (or on SIGTERM), writes "X <max rss KiB>
- * <cpu ms>" and exits with the program's status (the same signal when a signal ended it). */
+ * <cpu ms>" and exits with the program's status (the same signal when a signal ended it).
+ *
+ * With a relay (relay_path set; needs the network namespace and the loopback flag) the
+ * helper, which is in the sandbox's network namespace but under none of the program's
+ * other layers, listens on two unix sockets before it starts the program: relay_path
+ * (each client connected to 127.0.0.1:relay_port inside the namespace, bytes copied both
+ * ways) and relay_path ".probe" (each client told "up\n" or "down <reason>\n" after one
+ * connection attempt, then closed). It writes "R <relay_path>" after "P" once both listen,
+ * and removes both files when it ends. A stale socket file at either path is replaced;
+ * anything else there fails the run ("F relay ..."), as does a relay without the network
+ * namespace ("F netns ..."). */
 void confine_main(int argc, char **argv);
 
 /* What the kernel offers, tried in throw-away child processes: a mask of the optional
@@ -134,5 +150,9 @@ size_t confine_strip_accounts(const char *in, size_t len, char *out);
 /* An extra path is acceptable: absolute, not "/", no "." or ".." component, no "//", no
  * trailing "/". */
 int confine_path_ok(const char *p);
+
+/* A relay socket path is acceptable: confine_path_ok and at most CONFINE_RELAY_PATH_MAX
+ * bytes. */
+int confine_relay_path_ok(const char *p);
 
 #endif

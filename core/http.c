@@ -725,6 +725,7 @@ static int http_setup(http_req *r, const http_opts *o, char *err, size_t errlen)
   SET(CURLOPT_WRITEDATA, r);
   SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 0L);
   SET(CURLOPT_HTTPHEADER, r->hdrs->list);
+  SET(CURLOPT_UNIX_SOCKET_PATH, (char *)o->unix_socket); /* NULL: a pooled handle forgets it */
   if (o->body) { /* a POST unless method says otherwise; the body is not copied */
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
     SET(CURLOPT_POSTFIELDS, o->body);

@@ -32,6 +32,9 @@ typedef struct http_opts {
   long total_timeout_ms;
   size_t max_bytes;            /* body size cap (0: 64 MiB) */
   size_t max_event;            /* longest SSE event / NDJSON line (0: 1 MiB) */
+  const char *unix_socket;     /* connect to this unix socket's path instead of the URL's
+                                  host and port (NULL: over TCP); the URL still names the
+                                  Host header and the path */
   /* Optional: offered each framed event of a 2xx body before it is queued. Returns 1 when
    * it took the event (it is not queued, and nobody is woken for it), 0 to queue it, -1 to
    * fail the request (out of memory). */

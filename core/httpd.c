@@ -1032,14 +1032,14 @@ int httpd_respond_blob(httpd_req *r, unsigned status, const char *const *headers
   return hd_answer(r, status, resp, headers, nheaders);
 }
 
-int httpd_stream(httpd_req *r, const char *const *headers, size_t nheaders) {
+int httpd_stream(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders) {
   if (r->answered || httpd_gone(r) || !r->suspended) return -1;
   /* MHD keeps (and touches) a buffer of this size per stream: 1 KiB, not 4, so a thousand
    * idle subscribers cost 3 MB less; an event larger than it is simply read in parts. */
   struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, hd_reader, r, NULL);
   if (resp == NULL) return -1;
   r->streaming = 1;
-  int rc = hd_queue(r, 200, resp, headers, nheaders);
+  int rc = hd_queue(r, status, resp, headers, nheaders);
   if (rc != 0) {
     r->streaming = 0;
     return rc;

@@ -98,8 +98,9 @@ void httpd_blob_unref(httpd_blob *b);
 /* As httpd_respond, the body being the blob's bytes, not copied. */
 int httpd_respond_blob(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                        httpd_blob *b);
-/* Starts a streamed (chunked) 200 response with these header lines. 0 or as above. */
-int httpd_stream(httpd_req *r, const char *const *headers, size_t nheaders);
+/* Starts a streamed (chunked) response with this status (200 for an event stream) and
+ * these header lines. 0 or as above. */
+int httpd_stream(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders);
 /* Queues bytes on the stream: 0; -1 when the stream is closed or the client gone; -3 when
  * the queue would exceed its cap: the client is disconnected (it fell behind). */
 int httpd_stream_send(httpd_req *r, const char *data, size_t len);

@@ -355,8 +355,9 @@ static size_t lh_opt_size(lua_State *L, const char *field) {
 
 /* request{url=, method=, headers={"Name: value", ...}, body=, framing="sse"|"ndjson"|"raw",
  *   connect_timeout_ms=, first_byte_timeout_ms=, idle_timeout_ms=, total_timeout_ms=,
- *   max_bytes=, max_event=} -> req | nil, message, code
- * Starts the transfer now; read it with req:headers() and req:read(). */
+ *   max_bytes=, max_event=, unix_socket="/abs/path"} -> req | nil, message, code
+ * Starts the transfer now; read it with req:headers() and req:read(). unix_socket: connect
+ * there instead of the URL's host (a sandbox's relay); the URL still gives Host and path. */
 static int lh_request(lua_State *L) {
   static const char *const framings[] = {"raw", "sse", "ndjson", NULL};
   static const frame_mode modes[] = {FRAME_RAW, FRAME_SSE, FRAME_NDJSON};
@@ -381,6 +382,15 @@ static int lh_request(lua_State *L) {
   o.total_timeout_ms = lh_opt_ms(L, "total_timeout_ms");
   o.max_bytes = lh_opt_size(L, "max_bytes");
   o.max_event = lh_opt_size(L, "max_event");
+  int ut = lua_getfield(L, 1, "unix_socket");
+  if (ut != LUA_TNIL) {
+    size_t ulen;
+    const char *u = ut == LUA_TSTRING ? lua_tolstring(L, -1, &ulen) : NULL;
+    /* 108: a unix socket address's path, with its NUL */
+    if (u == NULL || u[0] != '/' || strlen(u) != ulen || ulen >= 108)
+      luaL_error(L, "bad argument #1 to 'request' (unix_socket must be an absolute path shorter than 108 bytes)");
+    o.unix_socket = u;
+  }
   int decode = -1;
   if (lua_getfield(L, 1, "decode") != LUA_TNIL) {
     const char *d = lua_tostring(L, -1);

@@ -204,7 +204,27 @@ static int lhd_sse(lua_State *L) {
   size_t nh = lhd_header_lines(L, 2, hdrs, 2);
   hdrs[nh++] = "Content-Type: text/event-stream; charset=utf-8";
   hdrs[nh++] = "Cache-Control: no-store";
-  if (httpd_stream(q->r, hdrs, nh) != 0) {
+  if (httpd_stream(q->r, 200, hdrs, nh) != 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "the request is already answered, or its client is gone");
+    lua_pushliteral(L, "EPIPE");
+    return 3;
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* req:stream(status, {"Name: value", ...}) -> req, now a stream (chunked, the header lines
+ * as given: a proxied answer) | nil, msg, code */
+static int lhd_stream(lua_State *L) {
+  lhd_req *q = lhd_check(L);
+  lua_Integer status = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, status >= 200 && status <= 599, 2, "must be an HTTP status from 200");
+  const char *hdrs[LHD_MAX_HEADERS];
+  size_t nh = lhd_header_lines(L, 3, hdrs, 3);
+  int rc = httpd_stream(q->r, (unsigned)status, hdrs, nh);
+  if (rc == -2) return luaL_argerror(L, 3, "a header was refused");
+  if (rc != 0) {
     lua_pushnil(L);
     lua_pushliteral(L, "the request is already answered, or its client is gone");
     lua_pushliteral(L, "EPIPE");
@@ -522,6 +542,7 @@ static const luaL_Reg lhd_req_methods[] = {
     {"body", lhd_body},
     {"respond", lhd_respond},
     {"sse", lhd_sse},
+    {"stream", lhd_stream},
     {"send", lhd_send},
     {"queued", lhd_queued},
     {"drain", lhd_drain},

@@ -552,8 +552,9 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
       .want = o->want, .require = o->require, .lim = o->lim, .cwd = o->cwd,
       .tmpdir = r->tmpdir, .env = env, .argv = o->argv,
       .flags = o->flags, .nbinds = o->nbinds, .binds = o->binds,
+      .relay_path = o->relay_path, .relay_port = o->relay_port,
   };
-  char scratch[200];
+  char scratch[220];
   const char *helper = o->helper ? o->helper : c->helper;
   char **args = confine_encode(helper, &spec, scratch, sizeof scratch);
   if (args == NULL) {

@@ -36,6 +36,9 @@ typedef struct proc_opts {
   unsigned flags;            /* CONFINE_F_* */
   size_t nbinds;             /* extra paths: "r/path" read-only, "w/path" read-write */
   char *const *binds;
+  const char *relay_path;    /* a relay socket to 127.0.0.1:relay_port (NULL: none; see
+                                confine_main) */
+  unsigned relay_port;
 } proc_opts;
 
 typedef enum proc_reason {

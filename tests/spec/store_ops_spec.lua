@@ -96,6 +96,38 @@ describe("store operations", function()
     db:close()
   end)
 
+  it("sandboxes: a row per sandbox, its states and ends, the live ports", function()
+    local db = open()
+    local ops = require "orket.store.sandboxes"
+    local id = ops.insert(db, { target = "main", port = 8080, socket = "", command = '["node","s.js"]',
+      owner_pid = 42, owner_start = "123" })
+    ops.set_socket(db, id, "/p/.orket/sandboxes/" .. id .. "/app.sock")
+    local r = ops.get(db, id)
+    assert.equal("starting", r.status)
+    assert.equal("/p/.orket/sandboxes/" .. id .. "/app.sock", r.socket)
+    assert.equal(42, r.owner_pid)
+    assert.equal("123", r.owner_start)
+    assert.is_nil(r.healthy_at)
+    ops.set_status(db, id, "healthy")
+    r = ops.get(db, id)
+    assert.equal("healthy", r.status)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT", r.healthy_at)
+    local id2 = ops.insert(db, { target = "main", port = 8081, socket = "s2", command = "[]" })
+    assert.same({ [8080] = true, [8081] = true }, ops.ports(db))
+    ops.set_status(db, id2, "exited", "the app exited (status 3)", { code = 3 })
+    r = ops.get(db, id2)
+    assert.equal(3, r.exit_code)
+    assert.equal("the app exited (status 3)", r.detail)
+    assert.matches("^%d%d%d%d%-", r.ended_at)
+    assert.same({ [8080] = true }, ops.ports(db))
+    assert.equal(1, #ops.list(db, false))
+    assert.equal(2, #ops.list(db, true))
+    assert.equal(id2, ops.list(db, true)[1].id) -- newest first
+    -- the states are the table's: anything else is refused
+    assert.has_error(function() ops.set_status(db, id, "sleeping") end)
+    db:close()
+  end)
+
   it("joins the caller's transaction: a rollback takes the operations' writes with it", function()
     local db = open()
     local sk = require "orket.store.keys"

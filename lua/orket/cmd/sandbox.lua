@@ -1,18 +1,35 @@
--- orket sandbox plan|compose: what a sandbox of the project runs and why
--- (orket.sandboxes.plan), and the compose file (plus a Dockerfile when the tree has none)
--- for deploying the same service elsewhere (orket.sandboxes.compose). docs/sandbox.md.
+-- orket sandbox plan|compose|up|list|logs|stop: what a sandbox of the project runs and why
+-- (orket.sandboxes.plan), the compose file (plus a Dockerfile when the tree has none) for
+-- deploying the same service elsewhere (orket.sandboxes.compose), and sandboxes started,
+-- listed, read and stopped (orket.sandboxes.service). docs/sandbox.md.
 local cjson = require "cjson"
+local rt = require "orket.c.runtime"
 local jsonout = require "orket.jsonout"
 local plan_mod = require "orket.sandboxes.plan"
 local compose = require "orket.sandboxes.compose"
 
-local cmd = { summary = "what the project's sandbox runs (plan) and its compose file (compose)",
-  usage = "orket sandbox plan [--json] [-C DIR] | orket sandbox compose [--out DIR] [--force] [-C DIR]" }
+local cmd = { summary = "main's tree run as a service: plan, up, list, logs, stop, compose",
+  usage = "orket sandbox plan [--json] | up [--detach] [--replace] | list [--all] [--json] | logs ID [--follow] | stop ID | "
+    .. "compose [--out DIR] [--force]   (each takes -C DIR)" }
 cmd.help = [[
 plan      says what a sandbox would run from main's tree (workspace/): orket.lua's
           sandbox.command when it is set, else what was detected (a package.json script, a
           Python entry point and its framework, go.mod, a Makefile run/serve/start target),
           with the reasons, the port variable and the health check. --json for a program.
+up        starts main's tree (a copy) as a service in a sandbox: every confinement layer agent
+          code gets, plus a network namespace of its own with its loopback up. The app is
+          told its port ($PORT) and reached only through a unix socket the runner relays to
+          that port (.orket/sandboxes/ID/app.sock), e.g.
+            curl --unix-socket .orket/sandboxes/1/app.sock http://sandbox/
+          Waits until it is healthy (exit 1, with the log's tail, when it is not within
+          health.start_timeout_ms), then stays in the foreground probing its health until
+          Ctrl-C stops it. --detach leaves it running in the background and returns;
+          --replace stops the live sandbox of main first (what a deploy does).
+list      the live sandboxes (--all: the ended ones too): id, status, port, socket, since.
+          A sandbox whose owner ended is marked exited first.
+logs      the app's output (stdout and stderr, rotated at sandbox.log_max_bytes);
+          --follow keeps printing until the sandbox ends or Ctrl-C.
+stop      stops a live sandbox: its whole process tree ends, and the stop is journaled.
 compose   writes compose.yaml (and a Dockerfile when the tree has none) for the same service
           into --out DIR (default: the project's deploy/), its build context the project's
           workspace/; existing files are not replaced without --force.]]
@@ -121,14 +138,244 @@ local function write_compose(args, cli)
   return 0
 end
 
+-- ---- up, list, logs, stop -------------------------------------------------------------
+
+local function sock_hint(row)
+  return string.format("curl --unix-socket %s http://sandbox/", row.socket)
+end
+
+-- The child a detached `up` leaves running; the parent waits for its sandbox's row.
+local function detach(dir, cli, replace)
+  local uv = require "luv"
+  local ops = require "orket.store.sandboxes"
+  local db = cli.open_store(dir, false)
+  if not db then return 1 end
+  local exe = uv.exepath()
+  local null = uv.fs_open("/dev/null", "r+", 0)
+  local handle, pid = uv.spawn(exe, { args = { "sandbox", "up", "-C", dir, replace and "--replace" or nil },
+    stdio = { null, null, null },
+    detached = true }, function() end)
+  uv.fs_close(null)
+  if not handle then
+    db:close()
+    cli.err("cannot start the sandbox's owner: %s", tostring(pid))
+    return 1
+  end
+  handle:unref()
+  local row
+  local t0 = uv.now()
+  while true do
+    for _, r in ipairs(ops.list(db, true)) do
+      if r.owner_pid == pid then row = r break end
+    end
+    if row and row.status ~= "starting" then break end
+    if not row and uv.now() - t0 > 30000 then break end
+    rt.sleep(50)
+    if not row or row.status == "starting" then row = nil end
+  end
+  db:close()
+  if not row then
+    cli.err("the sandbox's owner (pid %d) started no sandbox within 30 s: run 'orket sandbox up' to see why", pid)
+    return 1
+  end
+  if row.status ~= "healthy" then
+    cli.err("sandbox %d %s: %s", row.id, row.status, tostring(row.detail))
+    io.stderr:write("its log: orket sandbox logs ", row.id, "\n")
+    return 1
+  end
+  io.stdout:write(string.format("sandbox %d is healthy (port %d, owner pid %d)\nreach it: %s\nstop it: orket sandbox stop %d\n",
+    row.id, row.port, pid, sock_hint(row), row.id))
+  return 0
+end
+
+local function up(args, cli)
+  local detached, replace = false, false
+  local dir, pos = cli.words(cmd, args, { ["--detach"] = function() detached = true end,
+    ["-d"] = function() detached = true end, ["--replace"] = function() replace = true end }, "an argument")
+  if not dir then return pos end
+  if #pos > 0 then return cli.usage_error(cmd, "sandbox up takes no argument ('%s')", pos[1]) end
+  local _, s = cli.project_settings(dir, true)
+  if not s then return 1 end
+  if detached then return detach(dir, cli, replace) end
+  local db = cli.open_store(dir, false)
+  if not db then return 1 end
+  local uv = require "luv"
+  local service = require "orket.sandboxes.service"
+  -- a signal while it starts ends the start; once it runs, it stops the sandbox
+  local asked, sb
+  local signals = {}
+  for _, name in ipairs { "sigint", "sigterm", "sighup" } do
+    local h = uv.new_signal()
+    h:start(name, function()
+      asked = asked or ("stopped by " .. name:upper())
+      if sb then require("orket.task").spawn(sb.stop, sb, asked) end
+    end)
+    signals[#signals + 1] = h
+  end
+  local function close_signals() for _, h in ipairs(signals) do h:close() end end
+  local err, _, tail
+  sb, err, _, tail = service.up { dir = dir, db = db, settings = s, replace = replace,
+    stopping = function() return asked end, emit = function(ev)
+    if ev.status ~= "starting" and ev.status ~= "healthy" or ev.detail then
+      io.stdout:write(string.format("sandbox %d: %s%s\n", ev.id, ev.status, ev.detail and (": " .. ev.detail) or ""))
+      io.stdout:flush()
+    end
+  end }
+  if not sb then
+    close_signals()
+    cli.err("%s", err)
+    if tail and tail ~= "" then
+      io.stderr:write("the app's last output:\n", require("orket.inert").text(tail:sub(-2000)), "\n")
+    end
+    db:close()
+    return 1
+  end
+  io.stdout:write(string.format("sandbox %d is healthy (port %d)\nreach it: %s\nCtrl-C stops it\n", sb.id, sb.port,
+    sock_hint { socket = sb.socket }))
+  io.stdout:flush()
+  if asked then require("orket.task").spawn(sb.stop, sb, asked) end -- asked as it got healthy
+  sb:wait()
+  close_signals()
+  local stopped = sb.status == "stopped"
+  io.stdout:write(string.format("sandbox %d %s\n", sb.id, stopped and "stopped" or ("exited: " .. sb:_exit_text())))
+  db:close()
+  return stopped and 0 or 1
+end
+
+local function list(args, cli)
+  local all, as_json = false, false
+  local dir, pos = cli.words(cmd, args, { ["--all"] = function() all = true end,
+    ["--json"] = function() as_json = true end }, "an argument")
+  if not dir then return pos end
+  if #pos > 0 then return cli.usage_error(cmd, "sandbox list takes no argument ('%s')", pos[1]) end
+  local db = cli.open_store(dir, false, true)
+  if not db then return 1 end
+  local rows = require("orket.sandboxes.service").list(db, all)
+  db:close()
+  if as_json then
+    local out = {}
+    for i, r in ipairs(rows) do
+      out[i] = { id = r.id, status = r.status, target = r.target, port = r.port, socket = r.socket,
+        command = cjson.decode(r.command), owner_pid = r.owner_pid, started_at = r.started_at,
+        healthy_at = r.healthy_at or cjson.null, ended_at = r.ended_at or cjson.null, detail = r.detail or cjson.null,
+        exit_code = r.exit_code or cjson.null, exit_signal = r.exit_signal or cjson.null }
+    end
+    io.stdout:write(cjson.encode(jsonout.array(out)), "\n")
+    return 0
+  end
+  if #rows == 0 then
+    io.stdout:write(all and "no sandboxes\n" or "no live sandboxes (--all lists the ended ones)\n")
+    return 0
+  end
+  local inert = require "orket.inert"
+  io.stdout:write(string.format("%-4s %-10s %-6s %-24s %s\n", "ID", "STATUS", "PORT", "SINCE", "SOCKET / DETAIL"))
+  for _, r in ipairs(rows) do
+    local live = r.status == "starting" or r.status == "healthy" or r.status == "unhealthy"
+    io.stdout:write(string.format("%-4d %-10s %-6d %-24s %s\n", r.id, r.status, r.port,
+      live and (r.healthy_at or r.started_at) or (r.ended_at or ""),
+      live and r.socket .. (r.detail and ("  (" .. inert.text(r.detail) .. ")") or "") or inert.text(r.detail or "")))
+  end
+  return 0
+end
+
+local function sandbox_id(cli, word, what)
+  local id = word and tonumber(word)
+  if not id or math.type(id) ~= "integer" or id < 1 then
+    return nil, cli.usage_error(cmd, "sandbox %s needs a sandbox id (a number, see orket sandbox list), got '%s'", what,
+      tostring(word))
+  end
+  return id
+end
+
+local function logs(args, cli)
+  local follow = false
+  local dir, pos = cli.words(cmd, args, { ["--follow"] = function() follow = true end,
+    ["-f"] = function() follow = true end }, "an argument")
+  if not dir then return pos end
+  local id, st = sandbox_id(cli, pos[1], "logs")
+  if not id then return st end
+  local db = cli.open_store(dir, false, true)
+  if not db then return 1 end
+  local service = require "orket.sandboxes.service"
+  local row = service.get(db, id)
+  if not row then
+    db:close()
+    cli.err("sandbox %d: no such sandbox (orket sandbox list --all)", id)
+    return 1
+  end
+  local uv = require "luv"
+  local path = (uv.fs_realpath(dir) or dir) .. "/.orket/sandboxes/" .. id .. "/app.log"
+  local inert = require "orket.inert"
+  local f = io.open(path, "r")
+  local function drain()
+    if not f then return end
+    while true do
+      local chunk = f:read(65536)
+      if not chunk then break end
+      io.stdout:write(inert.text(chunk))
+    end
+    io.stdout:flush()
+  end
+  drain()
+  if follow then
+    local stop = false
+    local h = uv.new_signal()
+    h:start("sigint", function() stop = true end)
+    while not stop do
+      rt.sleep(200)
+      -- rotated: the file at the path is a new one
+      local st = uv.fs_stat(path)
+      if f and st and f:seek("cur") > st.size then
+        f:close()
+        f = io.open(path, "r")
+      elseif not f then
+        f = io.open(path, "r")
+      end
+      drain()
+      local r = service.get(db, id)
+      if not r or not require("orket.store.sandboxes").LIVE[r.status] then
+        drain()
+        break
+      end
+    end
+    h:close()
+  end
+  if f then f:close() end
+  db:close()
+  return 0
+end
+
+local function stop(args, cli)
+  local dir, pos = cli.words(cmd, args, {}, "an argument")
+  if not dir then return pos end
+  local id, st = sandbox_id(cli, pos[1], "stop")
+  if not id then return st end
+  local db = cli.open_store(dir, false)
+  if not db then return 1 end
+  local ok, err = require("orket.sandboxes.service").stop(db, id)
+  db:close()
+  if not ok then
+    cli.err("%s", err)
+    return 1
+  end
+  io.stdout:write("sandbox ", id, " stopped\n")
+  return 0
+end
+
+local SUBS = { plan = plan, compose = write_compose, up = up, list = list, logs = logs, stop = stop }
+
 function cmd.run(args, cli)
   local sub = args[1]
   local rest = {}
   for i = 2, #args do rest[#rest + 1] = args[i] end
-  if sub == "plan" then return plan(rest, cli) end
-  if sub == "compose" then return write_compose(rest, cli) end
-  if sub == nil then return cli.usage_error(cmd, "sandbox needs a subcommand: plan or compose") end
-  return cli.usage_error(cmd, "unknown sandbox subcommand '%s' (plan, compose)", sub)
+  if sub and SUBS[sub] then
+    -- up, logs --follow and stop wait on the loop: each runs as a task
+    local ok, st = require("orket.task").spawn(SUBS[sub], rest, cli):join()
+    if not ok then error(st, 0) end
+    return st
+  end
+  if sub == nil then return cli.usage_error(cmd, "sandbox needs a subcommand: plan, up, list, logs, stop or compose") end
+  return cli.usage_error(cmd, "unknown sandbox subcommand '%s' (plan, up, list, logs, stop, compose)", sub)
 end
 
 return cmd

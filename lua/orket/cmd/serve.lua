@@ -143,6 +143,8 @@ function cmd.run(args, cli)
   local ok, terr = task.spawn(server.run, server):join()
   runs.stop_all(db) -- the server failed: its runs stop too
   runs.wait_all(db)
+  -- the sandboxes it started would end with it anyway: stopped, they are recorded so
+  task.spawn(require("orket.serve.sandboxes").stop_all, db):join()
   if pool then task.spawn(pool.stop, pool):join() end
   for _, h in ipairs(signals) do h:close() end
   if token then localuse.remove_token(dir, token) end

@@ -19,6 +19,7 @@ local pullreq = require "orket.engine.pullreq"
 local cstore = require "orket.c.store"
 local board_mod = require "orket.board"
 local gitwork = require "orket.engine.gitwork"
+local deploy = require "orket.sandboxes.deploy"
 local store_runs = require "orket.store.runs"
 local store_journal = require "orket.store.journal"
 
@@ -499,6 +500,8 @@ function Run:take_turn(job)
   if out.status == "done" and out.ended ~= "journal_error" then
     local rok, rerr = gitwork.retire(self, job)
     if not rok then self:emit { type = "git", card = job.card_id, action = "worktree_kept", detail = rerr } end
+    -- main moved: a sandbox of it may be due (sandbox.deploy)
+    if job.merged then deploy.after_merge(self, job.card_id) end
   end
   -- what follows a merge (its pull request ends, main is pushed), outside the turn's transactions
   if job.merged then gitwork.after_merge(self, job.card_id, job.merged) end

@@ -87,6 +87,9 @@ function M.open(dir, opts)
     db = db, board = b, memory = memory_mod.open(db), settings = s, llm = client, tools = scripts.tools,
     policies = scripts.policies, roles = scripts.roles, routing = scripts.routing, workspace = ws,
     workspace_dir = ws_dir,
+    -- the project's folder: a sandbox deployed after a merge runs there (sandboxes.deploy);
+    -- nil for a scratch workspace, which deploys nothing
+    project_dir = not opts.workspace and dir or nil,
     toolcalls = require "orket.toolcalls",
     count = gate.counters_add, emit = opts.emit, concurrency = opts.concurrency,
     model = routing.override_model(opts.model),

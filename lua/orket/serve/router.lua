@@ -55,8 +55,13 @@ function M.new() return setmetatable({ routes = {} }, Router) end
 
 function Router:add(method, pattern, spec)
   local parts = {}
-  for p in pattern:sub(2):gmatch("[^/]+") do parts[#parts + 1] = p:match("^{(.+)}$") and { param = p:match("^{(.+)}$") } or p end
-  spec.method, spec.pattern, spec.parts = method, pattern, parts
+  for p in pattern:sub(2):gmatch("[^/]+") do
+    local name = p:match("^{(.+)}$")
+    -- {name*}, last: the rest of the path, none or more segments joined by "/" (a proxy's)
+    local rest = name and name:match("^(.+)%*$")
+    parts[#parts + 1] = name and { param = rest or name, rest = rest and true or nil } or p
+  end
+  spec.method, spec.pattern, spec.parts = method, pattern:gsub("%*}", "}"), parts
   self.routes[#self.routes + 1] = spec
   return spec
 end
@@ -66,10 +71,13 @@ function Router:match(method, segs)
   if #segs == 1 and segs[1] == "" then segs = {} end
   local allowed = {}
   for _, r in ipairs(self.routes) do
-    if #r.parts == #segs then
+    local last = r.parts[#r.parts]
+    local rest = type(last) == "table" and last.rest
+    if #r.parts == #segs or (rest and #segs >= #r.parts - 1) then
       local params, ok = {}, true
       for i, p in ipairs(r.parts) do
-        if type(p) == "table" then params[p.param] = segs[i]
+        if type(p) == "table" and p.rest then params[p.param] = table.concat(segs, "/", i)
+        elseif type(p) == "table" then params[p.param] = segs[i]
         elseif p ~= segs[i] then ok = false break end
       end
       if ok then

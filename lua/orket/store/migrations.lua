@@ -403,4 +403,34 @@ ALTER TABLE webhook_deliveries ADD COLUMN identity TEXT;
 CREATE UNIQUE INDEX webhook_deliveries_identity ON webhook_deliveries(forge, identity);
 ]],
   },
+  {
+    version = 16,
+    name = "sandboxes: main's tree running as a service",
+    -- One row per sandbox started (orket.sandboxes.service, docs/sandbox.md): what runs,
+    -- where it is reached (a unix socket relayed into its own network namespace), its
+    -- state, and who owns it (the process, named by pid and start time, that started it
+    -- and probes it; the sandbox ends with its owner, and the next look finds the row of a
+    -- dead owner and marks it exited).
+    sql = [[
+CREATE TABLE sandboxes (
+  id          INTEGER PRIMARY KEY,
+  target      TEXT NOT NULL,
+  status      TEXT NOT NULL CHECK (status IN ('starting', 'healthy', 'unhealthy', 'stopped', 'exited')),
+  port        INTEGER NOT NULL,
+  socket      TEXT NOT NULL,
+  command     TEXT NOT NULL,
+  commit_id   TEXT,
+  owner_pid   INTEGER,
+  owner_start TEXT,
+  detail      TEXT,
+  exit_code   INTEGER,
+  exit_signal INTEGER,
+  started_at  TEXT NOT NULL,
+  updated_at  TEXT NOT NULL,
+  healthy_at  TEXT,
+  ended_at    TEXT
+);
+CREATE INDEX sandboxes_status ON sandboxes(status);
+]],
+  },
 }

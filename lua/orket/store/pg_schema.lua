@@ -317,6 +317,32 @@ ALTER TABLE webhook_deliveries ADD COLUMN identity text;
 CREATE UNIQUE INDEX webhook_deliveries_identity ON webhook_deliveries(forge, identity);
 ]],
   },
+  {
+    version = 6,
+    sqlite = 16,
+    name = "sandboxes: main's tree running as a service (SQLite 16)",
+    sql = [[
+CREATE TABLE sandboxes (
+  id          bigserial PRIMARY KEY,
+  target      text NOT NULL,
+  status      text NOT NULL CHECK (status IN ('starting', 'healthy', 'unhealthy', 'stopped', 'exited')),
+  port        integer NOT NULL,
+  socket      text NOT NULL,
+  command     text NOT NULL,
+  commit_id   text,
+  owner_pid   integer,
+  owner_start text,
+  detail      text,
+  exit_code   integer,
+  exit_signal integer,
+  started_at  timestamptz NOT NULL,
+  updated_at  timestamptz NOT NULL,
+  healthy_at  timestamptz,
+  ended_at    timestamptz
+);
+CREATE INDEX sandboxes_status ON sandboxes(status);
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.

@@ -1,0 +1,33 @@
+/* confine_relay.h: the confinement helper's relay, for a sandbox that serves on its own
+ * loopback: a unix socket in the filesystem whose clients are connected to 127.0.0.1:PORT
+ * in the helper's network namespace, and a probe socket beside it that answers "up" or
+ * "down <reason>". Used by confine.c's supervisor only; plain C, poll(2). */
+#ifndef ORKET_CONFINE_RELAY_H
+#define ORKET_CONFINE_RELAY_H
+
+#include <stddef.h>
+
+typedef struct confine_relay confine_relay;
+
+/* The most client connections relayed at once; further ones are accepted and closed. */
+#define CONFINE_RELAY_MAX_PAIRS 128
+/* Bytes buffered per direction of one connection: a side is not read while its buffer is
+ * full. */
+#define CONFINE_RELAY_BUF (64 * 1024)
+/* How long one probe waits for the service's connection. */
+#define CONFINE_RELAY_PROBE_MS 1000
+
+/* Listens on path and path ".probe" (mode 0600, nonblocking, close-on-exec). A socket file
+ * nobody listens on is replaced; anything else there (a file, a live socket) is left alone
+ * and fails. Returns NULL with why filled on failure. */
+confine_relay *confine_relay_open(const char *path, unsigned port, char *why, size_t whylen);
+
+/* Relays until wake_fd is readable (the supervisor's signalfd); returns 0 then, or -1
+ * with errno when poll itself fails. */
+int confine_relay_run(confine_relay *r, int wake_fd);
+
+/* Closes every connection and both sockets and removes the socket files (when they are
+ * still the ones it made). NULL is fine. */
+void confine_relay_close(confine_relay *r);
+
+#endif

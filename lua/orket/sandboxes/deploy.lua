@@ -1,0 +1,66 @@
+-- orket.sandboxes.deploy: a sandbox started on its own after a merge, by sandbox.deploy
+-- (docs/sandbox.md): "merge" after each merged card, "epic" once the card's epic has every
+-- issue done, "rock" once its rock has, "manual" never. The new sandbox replaces the live
+-- one of main and is owned by a process of its own (`orket sandbox up --replace` in the
+-- background), so it outlives the run that merged. Uses luv and orket.board.
+local uv = require "luv"
+
+local M = {}
+
+-- the ancestor of card of the given type | nil
+local function ancestor(board, card, kind)
+  local c, guard = card, 0
+  while c and c.type ~= kind and c.parent and guard < 8 do
+    c = board:get(c.parent)
+    guard = guard + 1
+  end
+  return c and c.type == kind and c or nil
+end
+
+-- every issue under the epic or rock is done
+local function all_done(board, scope, kind)
+  local q = { type = "issue" }
+  q[kind] = scope.id
+  local issues = board:list(q) or {}
+  if #issues == 0 then return false end
+  for _, c in ipairs(issues) do
+    if c.status ~= "done" then return false end
+  end
+  return true
+end
+
+--- due(mode, board, card_id) -> the reason a sandbox is due now (text) | nil
+function M.due(mode, board, card_id)
+  if mode == "merge" then return card_id .. " merged" end
+  if mode ~= "epic" and mode ~= "rock" then return nil end
+  local card = board:get(card_id)
+  local scope = card and ancestor(board, card, mode)
+  if scope and all_done(board, scope, mode) then return string.format("%s %s done", mode, scope.id) end
+  return nil
+end
+
+--- start(dir) -> pid | nil, message: `orket sandbox up --replace -C DIR` in the background,
+--- its own session, its output to /dev/null (its log and the store say how it went)
+function M.start(dir)
+  local exe = uv.exepath()
+  local null = uv.fs_open("/dev/null", "r+", 0)
+  local handle, pid = uv.spawn(exe, { args = { "sandbox", "up", "--replace", "-C", dir },
+    stdio = { null, null, null }, detached = true }, function() end)
+  uv.fs_close(null)
+  if not handle then return nil, tostring(pid) end
+  handle:unref()
+  return pid
+end
+
+--- after_merge(run, card_id): starts a sandbox when the run's sandbox.deploy says one is
+--- due after card_id's merge; says so in the run's events
+function M.after_merge(r, card_id)
+  local s = r.settings and r.settings.sandbox
+  if not s or s.deploy == "manual" or not r.project_dir then return end
+  local why = M.due(s.deploy, r.board, card_id)
+  if not why then return end
+  local pid, err = M.start(r.project_dir)
+  r:emit { type = "sandbox", action = "deploy", card = card_id, reason = why, owner_pid = pid, error = err }
+end
+
+return M

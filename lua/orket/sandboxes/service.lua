@@ -1,0 +1,442 @@
+-- orket.sandboxes.service: a sandbox's life (docs/sandbox.md). main's tree, copied, runs
+-- as a service under the confinement runner (orket.c.proc's helper, every layer agent code
+-- gets) in a network namespace of its own with its loopback up; the helper relays a unix
+-- socket (.orket/sandboxes/ID/app.sock) to the app's port inside, so nothing listens on the
+-- host. The process that starts a sandbox owns it: it writes the log, probes health and
+-- records each change (the sandboxes table, journal events sandbox_*); the sandbox ends
+-- with it (the helper dies with its parent, the PID namespace with the helper). Uses luv,
+-- orket.c.proc, orket.c.http, orket.store.sandboxes.
+local uv = require "luv"
+local rt = require "orket.c.runtime"
+local cjson = require "cjson.safe"
+local proc = require "orket.c.proc"
+local http = require "orket.c.http"
+local task = require "orket.task"
+local plan_mod = require "orket.sandboxes.plan"
+local ops = require "orket.store.sandboxes"
+local tree = require "orket.tree"
+
+local M = {}
+
+-- the app's limits: a day of CPU time (a service mostly waits), the memory agent code gets
+M.LIMITS = { cpu_seconds = 86400, memory = 2 * 1024 * 1024 * 1024, open_files = 1024, processes = 256 }
+-- main's tree copied for the app: the agents chose its size
+M.TREE_CAPS = { files = 50000, bytes = 512 * 1024 * 1024, skip = { [".git"] = true } }
+-- the first port told to an app; each sandbox has its own loopback, so the number only has
+-- to differ between live sandboxes for the journal and the logs to tell them apart
+M.PORT_BASE = 8080
+-- a unix socket path is at most 107 bytes, and the probe socket adds ".probe"
+local SUN_MAX = 107 - #".probe"
+
+-- ---- processes named by pid and start time ----------------------------------------------
+
+--- start_time(pid) -> the process's start time (clock ticks since boot, as text) | nil when
+--- there is no such process: with the pid it names one process, never a later one that
+--- reused the number
+function M.start_time(pid)
+  pid = math.tointeger(pid) -- luv gives pids as floats
+  if not pid then return nil end
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return nil end
+  local st = f:read("a")
+  f:close()
+  -- the command name may hold anything but not after the last ')'
+  local rest = st and st:match("^%d+ %b() (.*)$")
+  if not rest then return nil end
+  local fields = {}
+  for w in rest:gmatch("%S+") do fields[#fields + 1] = w end
+  -- stat's field 22 (starttime) is the 20th after the name; field 3 (state) the first
+  if fields[1] == "Z" then return nil end
+  return fields[20]
+end
+
+local function owner_alive(row)
+  return row.owner_pid and row.owner_start and M.start_time(row.owner_pid) == row.owner_start
+end
+
+local function record(db, id, status, detail, exit, kind, data)
+  local ok, err = db:tx(function()
+    ops.set_status(db, id, status, detail, exit)
+    db:event { kind = kind, data = data }
+    return true
+  end)
+  return ok, err
+end
+
+--- reconcile(db) -> the rows marked exited: a live row whose owner is gone (killed, or the
+--- machine restarted) is a sandbox that ended with it (the helper dies with its parent)
+function M.reconcile(db)
+  local out = {}
+  for _, row in ipairs(ops.list(db, false)) do
+    if not owner_alive(row) then
+      local why = string.format("its owner (pid %s) ended, and the sandbox with it", tostring(row.owner_pid))
+      record(db, row.id, "exited", why, nil, "sandbox_exit", { id = row.id, target = row.target, detail = why })
+      out[#out + 1] = row.id
+    end
+  end
+  return out
+end
+
+-- ---- the log ---------------------------------------------------------------------------
+
+-- app.log, rotated at max bytes into app.log.1 ... app.log.KEEP (the oldest dropped)
+local Log = {}
+Log.__index = Log
+
+local function open_log(path, max, keep)
+  local l = setmetatable({ path = path, max = max, keep = keep, size = 0, tail = "" }, Log)
+  l.f = assert(io.open(path, "a"))
+  l.f:setvbuf("no")
+  l.size = l.f:seek("end") or 0
+  return l
+end
+
+function Log:write(data)
+  if not self.f then return end
+  self.tail = (self.tail .. data):sub(-4096)
+  while #data > 0 do
+    local room = self.max - self.size
+    if room <= 0 then
+      self:rotate()
+      room = self.max
+    end
+    local piece = data:sub(1, room)
+    self.f:write(piece)
+    self.size = self.size + #piece
+    data = data:sub(#piece + 1)
+  end
+end
+
+function Log:rotate()
+  self.f:close()
+  os.remove(self.path .. "." .. self.keep)
+  for i = self.keep - 1, 1, -1 do os.rename(self.path .. "." .. i, self.path .. "." .. (i + 1)) end
+  if self.keep > 0 then os.rename(self.path, self.path .. ".1") else os.remove(self.path) end
+  self.f = assert(io.open(self.path, "w"))
+  self.f:setvbuf("no")
+  self.size = 0
+end
+
+function Log:close()
+  if self.f then self.f:close() end
+  self.f = nil
+end
+
+-- ---- probes ------------------------------------------------------------------------------
+
+-- The relay's probe socket answers "up" when the app's port takes a connection.
+local function probe_tcp(sock, timeout_ms)
+  local pipe = uv.new_pipe(false)
+  local done, answer = false, ""
+  pipe:connect(sock .. ".probe", function(err)
+    if err then
+      done = true
+      return
+    end
+    pipe:read_start(function(rerr, data)
+      if rerr or not data then done = true else answer = (answer .. data):sub(1, 200) end
+    end)
+  end)
+  local t0 = uv.now()
+  while not done and uv.now() - t0 < timeout_ms do rt.sleep(10) end
+  if not pipe:is_closing() then pipe:close() end
+  if answer:match("^up") then return true end
+  return false, answer:match("^down (.-)%s*$") or (done and "the probe socket closed" or "no answer")
+end
+
+local function probe_http(sock, path, timeout_ms)
+  local r, err = http.request { url = "http://sandbox" .. path, unix_socket = sock, total_timeout_ms = timeout_ms,
+    connect_timeout_ms = timeout_ms, max_bytes = 65536 }
+  if not r then return false, tostring(err) end
+  local guard <close> = r
+  local status, herr = r:headers()
+  if not status then return false, tostring(herr) end
+  if status >= 200 and status < 400 then return true end
+  return false, "HTTP " .. status
+end
+
+local function probe(sb)
+  local h = sb.plan.health
+  if h.kind == "http" then return probe_http(sb.socket, h.path, h.timeout_ms) end
+  return probe_tcp(sb.socket, h.timeout_ms)
+end
+
+-- ---- a sandbox this process owns ----------------------------------------------------------
+
+local Sandbox = {}
+Sandbox.__index = Sandbox
+
+local function mkdirs(path)
+  local acc = ""
+  for part in path:gmatch("[^/]+") do
+    acc = acc .. "/" .. part
+    if not uv.fs_stat(acc) then uv.fs_mkdir(acc, 448) end
+  end
+end
+
+--- up{dir=, db=, settings=, target=, replace=, stopping=, emit=} -> sandbox | nil, message,
+--- CODE, log tail. replace: the live sandboxes of the same target are stopped first;
+--- stopping(): a reason once the caller was asked to stop (the start ends, recorded stopped).
+--- Starts main's tree as a service and waits (in the calling task) until it is healthy, or
+--- until health.start_timeout_ms passes, the app exits or the helper refuses: then it is
+--- stopped, recorded, and the error carries the log's tail. emit(event) hears each change.
+function M.up(o)
+  local dir = uv.fs_realpath(o.dir) or o.dir
+  local s = o.settings.sandbox
+  if s.network then
+    return nil, "orket.lua: sandbox.network = true is not built yet: a sandbox has no outbound network", "EINVAL"
+  end
+  local offered = proc.probe()
+  if not offered.netns then
+    return nil, "sandbox: this kernel refuses a network namespace to this user, and a sandbox needs one (its own "
+      .. "loopback, reached only through its socket)", "ENOTSUP"
+  end
+  local ws, werr = require("orket.workspace").open(dir .. "/workspace")
+  if not ws then return nil, werr, "ENOENT" end
+  local p, perr = plan_mod.detect(ws, s)
+  ws:close()
+  if not p then return nil, perr, "EINVAL" end
+  local db = o.db
+  local lk
+  if o.replace then
+    -- deploys one at a time: the next waits until this one's sandbox is healthy (its owner
+    -- then stops it on a signal) or has failed, so it finds it and replaces it
+    uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
+    local lerr, lcode
+    lk, lerr, lcode = require("orket.c.lockfile").wait(dir .. "/.orket/sandboxes/deploy.lock", "exclusive", 120000)
+    if not lk then return nil, "sandbox: " .. tostring(lerr), lcode end
+  end
+  local _ <close> = setmetatable({}, { __close = function() if lk then lk:release() end end })
+  M.reconcile(db)
+  if o.replace then
+    -- a deploy: the live sandboxes of the same target make way (each through its owner)
+    for _, row in ipairs(ops.list(db, false)) do
+      if row.target == (o.target or "main") then M.stop(db, row.id) end
+    end
+  end
+  local used, port = ops.ports(db), M.PORT_BASE
+  while used[port] do port = port + 1 end
+  local argv = plan_mod.argv(p, "127.0.0.1", port)
+  local me = math.tointeger(uv.os_getpid())
+  local owner_start = M.start_time(me)
+  local id = ops.insert(db, { target = o.target or "main", port = port, socket = "", command = cjson.encode(argv),
+    commit = o.commit, owner_pid = me, owner_start = owner_start })
+  local home = dir .. "/.orket/sandboxes/" .. id
+  local sock = home .. "/app.sock"
+  local sb = setmetatable({ id = id, db = db, dir = dir, home = home, socket = sock, port = port, plan = p,
+    target = o.target or "main", emit = o.emit or function() end, status = "starting" }, Sandbox)
+  local function fail(msg, code)
+    sb:_kill()
+    while sb.handle and not sb.exited do rt.sleep(10) end
+    sb:_end("exited", msg)
+    sb:_finish()
+    return nil, msg, code, sb.log and sb.log.tail or ""
+  end
+  if #sock > SUN_MAX then
+    return fail(string.format("sandbox: the socket path %s is longer than a unix socket allows (%d bytes); move the "
+      .. "project to a shorter path", sock, SUN_MAX), "EINVAL")
+  end
+  ops.set_socket(db, id, sock)
+  mkdirs(home)
+  local files, terr, tcode = tree.copy(dir .. "/workspace", home .. "/tree", M.TREE_CAPS)
+  if not files then return fail("sandbox: copying main's tree: " .. terr, tcode) end
+  uv.fs_mkdir(home .. "/tmp", 448)
+  sb.log = open_log(home .. "/app.log", s.log_max_bytes, s.log_keep)
+  local env = {}
+  for k, v in pairs(s.env or {}) do env[k] = v end
+  env[p.port_env] = tostring(port)
+  env.HOST = "127.0.0.1"
+  local ok, hargv = pcall(proc.helper_argv, { argv = argv, cwd = home .. "/tree", tmpdir = home .. "/tmp", env = env,
+    limits = M.LIMITS, loopback = true, layers = { landlock_net = false }, relay = { path = sock, port = port } })
+  if not ok then return fail("sandbox: " .. tostring(hargv), "EINVAL") end
+  if not sb:_spawn(hargv) then return fail(sb.failure or "sandbox: the runner did not start", "ESPAWN") end
+  assert(record(db, id, "starting", nil, nil, "sandbox_start", { id = id, target = sb.target, port = port,
+    command = argv, commit = o.commit }))
+  sb.emit { type = "sandbox", id = id, status = "starting" }
+  -- healthy before the start timeout, or it is stopped
+  local t0, h = uv.now(), p.health
+  local last
+  while true do
+    local asked = o.stopping and o.stopping()
+    if asked then
+      -- stopped while it started (a signal to its owner, a deploy replacing it)
+      sb.stopping = asked
+      sb:_kill()
+      while not sb.exited do rt.sleep(10) end
+      sb:_finish()
+      return nil, string.format("sandbox %d: %s before it was healthy", id, asked), "ECANCELED", sb.log.tail
+    end
+    if sb.exited then
+      return fail(sb.failure or string.format("sandbox %d: the app exited (%s) before it was healthy", id,
+        sb:_exit_text()), "EEXIT")
+    end
+    if sb.relay_ready then
+      local good, why = probe(sb)
+      if good then break end
+      last = why
+    end
+    if uv.now() - t0 >= h.start_timeout_ms then
+      return fail(string.format("sandbox %d: not healthy within %d ms (health.start_timeout_ms)%s", id,
+        h.start_timeout_ms, last and (": " .. last) or ""), "ETIMEDOUT")
+    end
+    rt.sleep(math.min(100, h.interval_ms))
+  end
+  sb:_set("healthy", nil, "sandbox_healthy")
+  sb.watch = task.spawn(function() sb:_watch() end)
+  return sb
+end
+
+function Sandbox:_spawn(hargv)
+  local pout, perr, prep = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
+  self.pipes = { pout, perr, prep }
+  local handle, pid = uv.spawn(hargv[1], { args = { table.unpack(hargv, 2) }, stdio = { nil, pout, perr, prep },
+    env = {}, detached = true }, function(code, sig)
+      -- only noted here: what follows (the store, the files) is done by the task watching
+      self.exited = { code = code, signal = sig }
+      if self.handle and not self.handle:is_closing() then self.handle:close() end
+    end)
+  if not handle then
+    for _, pp in ipairs(self.pipes) do pp:close() end
+    self.failure = "sandbox: cannot start the runner: " .. tostring(pid)
+    return false
+  end
+  self.handle, self.pid = handle, pid
+  local function to_log(_, data) if data then self.log:write(data) end end
+  pout:read_start(to_log)
+  perr:read_start(to_log)
+  local buf = ""
+  prep:read_start(function(_, data)
+    if not data then return end
+    buf = buf .. data
+    while true do
+      local line, rest = buf:match("^([^\n]*)\n(.*)$")
+      if not line then break end
+      buf = rest
+      -- the helper's report (confine.h): F a layer it could not apply, E the exec failed,
+      -- R the relay listens
+      local layer, msg = line:match("^F (%S+) (.*)$")
+      if layer then self.failure = "sandbox: the runner refused (" .. layer .. "): " .. msg end
+      local errno, prog = line:match("^E (%d+) (.*)$")
+      if errno then self.failure = "sandbox: cannot run " .. prog .. " (errno " .. errno .. ")" end
+      if line:match("^R ") then self.relay_ready = true end
+    end
+    if #buf > 4096 then buf = "" end
+  end)
+  return true
+end
+
+function Sandbox:_exit_text()
+  local e = self.exited or {}
+  if e.signal and e.signal ~= 0 then return "signal " .. e.signal end
+  return "status " .. tostring(e.code)
+end
+
+function Sandbox:_set(status, detail, kind)
+  if self.status == status or self.ended then return end
+  self.status = status
+  record(self.db, self.id, status, detail, nil, kind, { id = self.id, target = self.target, detail = detail })
+  self.emit { type = "sandbox", id = self.id, status = status, detail = detail }
+end
+
+-- Records the end once: stopped (asked) or exited (the app ended, or failed to start).
+function Sandbox:_end(status, detail)
+  if self.ended then return end
+  self.ended = true
+  self.status = status
+  local e = self.exited or {}
+  record(self.db, self.id, status, detail, { code = e.code, signal = e.signal },
+    status == "stopped" and "sandbox_stop" or "sandbox_exit", { id = self.id, target = self.target, detail = detail,
+      code = e.code, signal = e.signal })
+  self.emit { type = "sandbox", id = self.id, status = status, detail = detail }
+end
+
+-- Once the app has ended: closes the pipes and the log, removes the tree's copy (the log
+-- stays for `orket sandbox logs`) and records the end (stopped when asked, else exited).
+function Sandbox:_finish()
+  if self.finished then return end
+  self.finished = true
+  for _, pp in ipairs(self.pipes or {}) do
+    if not pp:is_closing() then pp:close() end
+  end
+  if self.log then self.log:close() end
+  tree.remove(self.home .. "/tree")
+  tree.remove(self.home .. "/tmp")
+  if self.stopping then self:_end("stopped", self.stopping)
+  else self:_end("exited", string.format("the app exited (%s)", self:_exit_text())) end
+end
+
+function Sandbox:_kill()
+  if self.handle and not self.handle:is_closing() and not self.exited then self.handle:kill("sigterm") end
+end
+
+-- Probes every interval: unhealthy after `failures` in a row, healthy again at the next
+-- success.
+function Sandbox:_watch()
+  local h, misses = self.plan.health, 0
+  local next_probe = uv.now() + h.interval_ms
+  while not self.exited do
+    rt.sleep(math.min(100, h.interval_ms))
+    if not self.exited and uv.now() >= next_probe then
+      local good, why = probe(self)
+      next_probe = uv.now() + h.interval_ms
+      if self.exited then break end
+      if good then
+        misses = 0
+        self:_set("healthy", nil, "sandbox_healthy")
+      else
+        misses = misses + 1
+        if misses >= h.failures then self:_set("unhealthy", why, "sandbox_unhealthy") end
+      end
+    end
+  end
+  self:_finish()
+end
+
+--- sb:stop(why) -> true: stops the app (its whole tree) and waits for it to end
+function Sandbox:stop(why)
+  if self.finished then return true end
+  self.stopping = why or "stopped"
+  self:_kill()
+  while not self.finished do rt.sleep(20) end
+  return true
+end
+
+--- sb:wait(): waits (in the calling task) until the app ends
+function Sandbox:wait()
+  while not self.finished do rt.sleep(100) end
+end
+
+-- ---- sandboxes another process owns ------------------------------------------------------
+
+--- stop(db, id) -> true | nil, message, CODE: asks the owner of a live sandbox to stop it
+--- (SIGTERM; the owner records the stop), or marks a sandbox whose owner is gone
+function M.stop(db, id)
+  local row = ops.get(db, id)
+  if not row then return nil, "sandbox " .. tostring(id) .. ": no such sandbox", "ENOENT" end
+  if not ops.LIVE[row.status] then
+    return nil, string.format("sandbox %d is %s already", row.id, row.status), "EINVAL"
+  end
+  if not owner_alive(row) then
+    M.reconcile(db)
+    return true
+  end
+  local ok, err = uv.kill(row.owner_pid, "sigterm")
+  if not ok then return nil, "sandbox " .. id .. ": cannot signal its owner: " .. tostring(err), "EPERM" end
+  -- the owner records the end; wait for it a little
+  for _ = 1, 200 do
+    local r = ops.get(db, id)
+    if r and not ops.LIVE[r.status] then return true end
+    rt.sleep(25)
+  end
+  return nil, "sandbox " .. id .. ": its owner did not stop it within 5 s", "ETIMEDOUT"
+end
+
+--- list(db, all) -> the sandboxes (live ones unless all), after reconcile
+function M.list(db, all)
+  M.reconcile(db)
+  return ops.list(db, all)
+end
+
+M.get = ops.get
+
+return M

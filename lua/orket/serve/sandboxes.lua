@@ -1,0 +1,266 @@
+-- orket.serve.sandboxes: the sandboxes over HTTP (docs/sandbox.md, docs/serve.md): list,
+-- one, its log's tail, and (operator) start, stop and restart. A sandbox started here is
+-- owned by the server (orket.sandboxes.service: it probes and records it, and stops it when
+-- the server stops); one another process owns is stopped through that owner.
+local service = require "orket.sandboxes.service"
+local ops = require "orket.store.sandboxes"
+local jsonout = require "orket.jsonout"
+local routes = require "orket.serve.routes"
+local writes = require "orket.serve.writes"
+local cjson = require "cjson.safe"
+local http = require "orket.c.http"
+
+local M = {}
+
+local err = routes.err
+
+-- the log's tail an answer carries at most
+M.LOG_TAIL = 64 * 1024
+
+-- db -> {id -> sandbox} owned by this process
+local owned = setmetatable({}, { __mode = "k" })
+local function mine(db)
+  owned[db] = owned[db] or {}
+  return owned[db]
+end
+
+--- doc(row) -> the JSON document of a sandbox (orket sandbox list --json's shape)
+function M.doc(row)
+  return { id = row.id, status = row.status, target = row.target, port = row.port, socket = row.socket,
+    command = cjson.decode(row.command) or cjson.null, owner_pid = row.owner_pid or cjson.null,
+    started_at = row.started_at, healthy_at = row.healthy_at or cjson.null, ended_at = row.ended_at or cjson.null,
+    detail = row.detail or cjson.null, exit_code = row.exit_code or cjson.null,
+    exit_signal = row.exit_signal or cjson.null }
+end
+
+local function named(ctx)
+  local id = routes.whole(ctx.params.id or "")
+  local row = id and ops.get(ctx.db, id)
+  if not row then return nil, err(404, "not_found", "no sandbox " .. tostring(ctx.params.id)) end
+  return row
+end
+
+local function audit(ctx, action)
+  ctx.db:tx(function()
+    ctx.db:event { kind = "api_write", actor = writes.principal(ctx).seat, data = { action = action, route = ctx.route } }
+    return true
+  end)
+end
+
+local function list(_, ctx)
+  local all = ctx.query.all == "1" or ctx.query.all == "true"
+  local out = {}
+  for i, r in ipairs(service.list(ctx.db, all)) do out[i] = M.doc(r) end
+  return 200, { sandboxes = jsonout.array(out) }
+end
+
+local function get(_, ctx)
+  local row, st, doc = named(ctx)
+  if not row then return st, doc end
+  return 200, { sandbox = M.doc(row) }
+end
+
+local function logs(_, ctx)
+  local row, st, doc = named(ctx)
+  if not row then return st, doc end
+  local path = ctx.dir .. "/.orket/sandboxes/" .. row.id .. "/app.log"
+  local f = io.open(path, "r")
+  local text, truncated = "", false
+  if f then
+    local size = f:seek("end")
+    if size > M.LOG_TAIL then
+      truncated = true
+      f:seek("set", size - M.LOG_TAIL)
+    else
+      f:seek("set", 0)
+    end
+    text = f:read("a") or ""
+    f:close()
+  end
+  -- the app's output is hostile text: JSON escapes it, and what is not UTF-8 is replaced
+  return 200, { id = row.id, log = require("orket.inert").text(text), truncated = truncated }
+end
+
+local function settings(ctx)
+  local cfg, cerr = require("orket.config").load_or_defaults(ctx.dir)
+  if not cfg then return nil, cerr end
+  return require("orket.engine.settings").resolve(cfg)
+end
+
+local function start(_, ctx)
+  local s, serr = settings(ctx)
+  if not s then return err(422, "bad_config", tostring(serr)) end
+  audit(ctx, "sandbox_up")
+  local sb, msg, code, tail = service.up { dir = ctx.dir, db = ctx.db, settings = s }
+  if not sb then
+    local status = (code == "EINVAL" or code == "ENOTSUP") and 422 or 502
+    return status, { error = { code = code == "ETIMEDOUT" and "unhealthy" or "not_started", message = msg,
+      log = require("orket.inert").text((tail or ""):sub(-4096)) } }
+  end
+  mine(ctx.db)[sb.id] = sb
+  return 201, { sandbox = M.doc(assert(ops.get(ctx.db, sb.id))) }
+end
+
+local function stop_one(ctx, row)
+  local sb = mine(ctx.db)[row.id]
+  if sb then
+    sb:stop("stopped through the API")
+    mine(ctx.db)[row.id] = nil
+    return true
+  end
+  return service.stop(ctx.db, row.id)
+end
+
+local function stop(_, ctx)
+  local row, st, doc = named(ctx)
+  if not row then return st, doc end
+  if not ops.LIVE[row.status] then
+    return err(409, "conflict", string.format("sandbox %d is %s already", row.id, row.status))
+  end
+  audit(ctx, "sandbox_stop")
+  local ok, msg = stop_one(ctx, row)
+  if not ok then return err(502, "not_stopped", msg) end
+  return 200, { sandbox = M.doc(assert(ops.get(ctx.db, row.id))) }
+end
+
+local function restart(req, ctx)
+  local row, st, doc = named(ctx)
+  if not row then return st, doc end
+  if ops.LIVE[row.status] then
+    local ok, msg = stop_one(ctx, row)
+    if not ok then return err(502, "not_stopped", msg) end
+  end
+  return start(req, ctx)
+end
+
+-- ---- the proxy ---------------------------------------------------------------------------
+
+-- an answer from the app carries at most this much, and takes at most this long
+M.PROXY_MAX_BYTES = 64 * 1024 * 1024
+M.PROXY_TIMEOUT_MS = 120000
+-- bytes queued to the client before the proxy waits for it (half the server's stream cap)
+M.QUEUE_HIGH = 512 * 1024
+-- the request headers passed on to the app: never the caller's key or cookies (the app is
+-- the agents' code), nor what belongs to this hop
+local PASS_IN = { accept = true, ["accept-language"] = true, ["content-type"] = true, ["if-none-match"] = true,
+  ["if-modified-since"] = true, range = true, ["user-agent"] = true }
+-- the answer's headers passed back: never Set-Cookie (the app would set cookies on this
+-- server's origin), nor what belongs to this hop
+local PASS_OUT = { ["content-type"] = true, ["cache-control"] = true, etag = true, ["last-modified"] = true,
+  location = true, ["content-language"] = true, ["content-disposition"] = true, ["accept-ranges"] = true,
+  ["content-range"] = true }
+
+local function enc(seg)
+  return (seg:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+local function target_url(path, query)
+  local segs = {}
+  for seg in (path or ""):gmatch("[^/]+") do segs[#segs + 1] = enc(seg) end
+  local names = {}
+  for k in pairs(query or {}) do names[#names + 1] = k end
+  table.sort(names)
+  local q = {}
+  for i, k in ipairs(names) do q[i] = enc(k) .. "=" .. enc(query[k]) end
+  return "http://sandbox/" .. table.concat(segs, "/") .. (#q > 0 and ("?" .. table.concat(q, "&")) or "")
+end
+
+-- The app's answer, streamed back: its status, the headers above, and a policy that makes
+-- any page it serves an origin of its own (CSP sandbox): agent-written script never runs
+-- as this server's web board.
+local function proxy(req, ctx)
+  local row, st, doc = named(ctx)
+  if not row then return st, doc end
+  if row.status ~= "healthy" and row.status ~= "unhealthy" then
+    return err(409, "not_running", string.format("sandbox %d is %s", row.id, row.status))
+  end
+  local body
+  if req.method ~= "GET" and req.method ~= "HEAD" then
+    local text, berr = req:body()
+    if not text then return err(400, "bad_request", tostring(berr)) end
+    body = text
+  end
+  local headers = {}
+  for k, v in pairs(req.headers or {}) do
+    if PASS_IN[k:lower()] and not tostring(v):find("[\r\n]") then headers[#headers + 1] = k .. ": " .. v end
+  end
+  local r, rerr = http.request { url = target_url(ctx.params.path, ctx.query), unix_socket = row.socket,
+    method = req.method == "HEAD" and "GET" or req.method, headers = headers, body = body, connect_timeout_ms = 5000,
+    total_timeout_ms = M.PROXY_TIMEOUT_MS, max_bytes = M.PROXY_MAX_BYTES }
+  if not r then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(rerr)) end
+  local guard <close> = r
+  local status, got = r:headers()
+  if not status then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(got)) end
+  local out = { "X-Content-Type-Options: nosniff", "Content-Security-Policy: sandbox allow-scripts allow-forms",
+    "X-Orket-Sandbox: " .. row.id }
+  for k, v in pairs(type(got) == "table" and got or {}) do
+    local name = tostring(k):lower()
+    local value = tostring(v)
+    if PASS_OUT[name] and not value:find("[\r\n]") and #value < 4096 then out[#out + 1] = name .. ": " .. value end
+  end
+  if status < 200 then status = 502 end
+  local stream, serr = req:stream(status, out)
+  if not stream then
+    ctx.status = 499
+    return nil, serr
+  end
+  ctx.status = status
+  while true do
+    local ev, e2 = r:read()
+    if ev == nil then
+      ctx.note = "the app's answer broke off: " .. tostring(e2)
+      break
+    end
+    if not ev then break end
+    for _, piece in ipairs(ev) do
+      -- within the stream's queue: a slow client is waited for here, never dropped for
+      -- the app's speed (what the app sends meanwhile waits in the transfer, capped)
+      if stream:queued() + #piece > M.QUEUE_HIGH and stream:drain() then return end
+      if not stream:send(piece) then return end -- the client is gone
+    end
+  end
+  stream:close()
+end
+
+--- stop_all(db): stops the sandboxes this server owns (it is stopping)
+function M.stop_all(db)
+  for id, sb in pairs(mine(db)) do
+    sb:stop("the server stopped")
+    mine(db)[id] = nil
+  end
+end
+
+local SANDBOX = { type = "object", required = { "id", "status", "port", "socket" }, properties = {
+  id = { type = "integer" }, status = { enum = { "starting", "healthy", "unhealthy", "stopped", "exited" } },
+  target = { type = "string" }, port = { type = "integer" }, socket = { type = "string" },
+  command = { type = "array", items = { type = "string" } }, detail = { type = { "string", "null" } } } }
+local ONE = { type = "object", required = { "sandbox" }, properties = { sandbox = SANDBOX } }
+
+--- add(router): the sandbox routes
+function M.add(router)
+  router:add("GET", "/v1/sandboxes", { handler = list, role = "viewer", name = "sandboxes",
+    summary = "The live sandboxes (?all=1: the ended ones too), newest first", responses = { [200] = { schema = {
+      type = "object", required = { "sandboxes" }, properties = { sandboxes = { type = "array", items = SANDBOX } } } } } })
+  router:add("POST", "/v1/sandboxes", { handler = start, role = "operator", name = "sandbox_up", errors = { 422, 502 },
+    summary = "Start main's tree in a sandbox this server owns; answers once it is healthy",
+    responses = { [201] = { schema = ONE } } })
+  router:add("GET", "/v1/sandboxes/{id}", { handler = get, role = "viewer", name = "sandbox", summary = "One sandbox",
+    responses = { [200] = { schema = ONE } } })
+  router:add("GET", "/v1/sandboxes/{id}/logs", { handler = logs, role = "viewer", name = "sandbox_logs",
+    summary = "The tail of a sandbox's log (at most 64 KiB)", responses = { [200] = { schema = { type = "object",
+      required = { "id", "log", "truncated" }, properties = { id = { type = "integer" }, log = { type = "string" },
+        truncated = { type = "boolean" } } } } } })
+  router:add("POST", "/v1/sandboxes/{id}/stop", { handler = stop, role = "operator", name = "sandbox_stop",
+    errors = { 409, 502 }, summary = "Stop a live sandbox", responses = { [200] = { schema = ONE } } })
+  -- the app itself: reading it is a viewer's, anything else an operator's
+  for _, m in ipairs { "GET", "POST", "PUT", "PATCH", "DELETE" } do
+    router:add(m, "/v1/sandboxes/{id}/app/{path*}", { handler = proxy, role = m == "GET" and "viewer" or "operator",
+      name = "sandbox_app_" .. m:lower(), errors = { 409, 502 },
+      summary = "The sandbox's app, through its socket (the rest of the path and the query are passed on)" })
+  end
+  router:add("POST", "/v1/sandboxes/{id}/restart", { handler = restart, role = "operator", name = "sandbox_restart",
+    errors = { 422, 502 }, summary = "Stop a sandbox (if live) and start main's tree again",
+    responses = { [201] = { schema = ONE } } })
+end
+
+return M

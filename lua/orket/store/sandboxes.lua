@@ -1,0 +1,56 @@
+-- orket.store.sandboxes: the sandboxes table as named operations (orket.sandboxes.service
+-- keeps it): one row per sandbox started, its state and its owner. Each is op(db, ...) ->
+-- plain Lua values; times are ISO text.
+local M = {}
+
+-- the states a sandbox may still be running in (its owner alive)
+M.LIVE = { starting = true, healthy = true, unhealthy = true }
+
+local NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+
+--- insert(db, s) -> id (raises on a store error). s: {target=, port=, socket=, command=
+--- (JSON text), commit=, owner_pid=, owner_start=}; the row starts as 'starting'.
+function M.insert(db, s)
+  local _, id = assert(db:run("INSERT INTO sandboxes (target, status, port, socket, command, commit_id, owner_pid, "
+    .. "owner_start, started_at, updated_at) VALUES (?, 'starting', ?, ?, ?, ?, ?, ?, " .. NOW .. ", " .. NOW .. ")",
+    s.target, s.port, s.socket, s.command, s.commit, s.owner_pid, s.owner_start))
+  return id
+end
+
+--- set_socket(db, id, path): where the sandbox is reached (its path names its id)
+function M.set_socket(db, id, path)
+  assert(db:run("UPDATE sandboxes SET socket = ? WHERE id = ?", path, id))
+end
+
+--- get(db, id) -> the row | nil
+function M.get(db, id)
+  return db:row("SELECT * FROM sandboxes WHERE id = ?", id)
+end
+
+--- list(db, all) -> rows, newest first: the live ones, or every one when all
+function M.list(db, all)
+  if all then return db:rows("SELECT * FROM sandboxes ORDER BY id DESC") or {} end
+  return db:rows("SELECT * FROM sandboxes WHERE status IN ('starting', 'healthy', 'unhealthy') ORDER BY id DESC") or {}
+end
+
+--- set_status(db, id, status, detail): a live state (healthy_at set when healthy), or an
+--- end ('stopped', 'exited': ended_at set; exit = {code=, signal=} when the program ended)
+function M.set_status(db, id, status, detail, exit)
+  exit = exit or {}
+  assert(db:run("UPDATE sandboxes SET status = ?, detail = ?, exit_code = coalesce(?, exit_code), "
+    .. "exit_signal = coalesce(?, exit_signal), updated_at = " .. NOW .. ", "
+    .. "healthy_at = CASE WHEN ? = 'healthy' THEN " .. NOW .. " ELSE healthy_at END, "
+    .. "ended_at = CASE WHEN ? IN ('stopped', 'exited') THEN " .. NOW .. " ELSE ended_at END WHERE id = ?",
+    status, detail, exit.code, exit.signal, status, status, id))
+end
+
+--- ports(db) -> {port = true} of the live sandboxes
+function M.ports(db)
+  local out = {}
+  for _, r in ipairs(db:rows("SELECT port FROM sandboxes WHERE status IN ('starting', 'healthy', 'unhealthy')") or {}) do
+    out[r.port] = true
+  end
+  return out
+end
+
+return require("orket.store.backend").twin("sandboxes", M)

@@ -1,0 +1,428 @@
+-- `orket sandbox up|list|logs|stop`: main's tree run as a service in a sandbox of its own
+-- (every confinement layer, a network namespace with its own loopback), reached only
+-- through the unix socket the runner relays to the app's port. Three at once on the same
+-- port; health, the log and its rotation; a kill -9 of the owner; and what must fail
+-- clearly: an app that never gets healthy, exits at once, listens on another port, or does
+-- not exist. After each, the process table holds nothing of it. A node app (node is
+-- installed for the tests); on PostgreSQL each project names a database of its own.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local backends = require "tests.backends"
+local http = require "orket.c.http"
+local proc = require "orket.c.proc"
+
+local SERVER = [[
+const http = require('http');
+const net = require('net');
+const mark = process.argv[2] || '';
+if (process.env.NOISE) setInterval(() => process.stdout.write('x'.repeat(4000) + '\n'), 5);
+console.log('listening on ' + process.env.HOST + ':' + process.env.PORT + ' ' + mark);
+const s = http.createServer((req, res) => {
+  if (req.url === '/out') {
+    // beyond its own network: nothing answers, whatever the address
+    const c = net.connect({ host: '1.1.1.1', port: 80 });
+    c.on('connect', () => res.end('reached'));
+    c.on('error', (e) => res.end('refused: ' + e.code));
+    return;
+  }
+  if (req.url.startsWith('/echo')) {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      res.setHeader('Set-Cookie', 'orket_session=stolen');
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ url: req.url, method: req.method, body: body,
+        authorization: req.headers.authorization || null, cookie: req.headers.cookie || null }));
+    });
+    return;
+  }
+  if (req.url === '/big') return res.end('y'.repeat(20 * 1024 * 1024));
+  if (req.url === '/fork') {
+    require('child_process').spawn('sleep', ['3600', mark], { detached: true, stdio: 'ignore' }).unref();
+    return res.end('forked');
+  }
+  res.end('hello from ' + mark + ' on ' + process.env.PORT);
+});
+const port = process.env.WRONG_PORT || process.env.PORT;
+if (!process.env.NO_LISTEN) s.listen(Number(port), '127.0.0.1');
+else setInterval(() => {}, 1000);
+]]
+
+local function offered()
+  local p = proc.probe()
+  return p.netns and p.userns and os.execute("command -v node >/dev/null 2>&1")
+end
+
+local function project(mark, extra)
+  local dir = H.tmpdir() .. "/p"
+  local r = H.orket("init " .. H.quote(dir))
+  assert.equal(0, r.status, r.stderr)
+  H.write(dir .. "/workspace/server.js", SERVER)
+  H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format(
+    '\nsandbox = { command = { "node", "server.js", %q }, health = { http = "/health", interval_ms = 200, '
+    .. 'timeout_ms = 1000, failures = 2, start_timeout_ms = %d }%s }\n', mark, extra and extra.start_ms or 15000,
+    extra and extra.more or ""))
+  backends.project(dir)
+  return dir
+end
+
+-- the processes whose command line holds mark (the app, anything it started, the runner's
+-- helper and the PID namespace's first process); with apps, only the apps themselves
+local function procs(mark, apps)
+  local out = {}
+  local p = io.popen("ps -eo pid=,args=")
+  for line in p:lines() do
+    if line:find(mark, 1, true) and not line:find("ps -eo", 1, true)
+        and (not apps or line:match("^%s*%d+ node server%.js")) then
+      out[#out + 1] = line
+    end
+  end
+  p:close()
+  return out
+end
+
+local function get(sock, path)
+  local r, err = http.request { url = "http://sandbox" .. (path or "/"), unix_socket = sock, total_timeout_ms = 10000 }
+  if not r then return nil, err end
+  local guard <close> = r
+  local status, herr = r:headers()
+  if not status then return nil, herr end
+  local parts = {}
+  while true do
+    local ev = r:read()
+    if not ev then break end
+    for _, x in ipairs(ev) do parts[#parts + 1] = x end
+  end
+  return status, table.concat(parts)
+end
+
+local function list(dir, all)
+  local r = H.orket("sandbox list --json" .. (all and " --all" or ""), { cwd = dir })
+  assert.equal(0, r.status, r.stderr)
+  return cjson.decode(r.stdout)
+end
+
+local function mark() return "sbx" .. math.random(1, 1e9) end
+
+describe("orket sandbox up", function()
+  local skip
+  setup(function()
+    if not offered() then skip = "the kernel offers no network namespace here, or node is missing" end
+  end)
+  after_each(function()
+    H.cleanup()
+  end)
+
+  it("serves main's tree through its socket until stopped, with its log, and leaves nothing running", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = project(m)
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("sandbox 1 is healthy", r.stdout, 1, true)
+    local rows = list(dir)
+    assert.equal(1, #rows)
+    assert.equal("healthy", rows[1].status)
+    assert.equal(8080, rows[1].port)
+    local status, body = get(rows[1].socket)
+    assert.equal(200, status, body)
+    assert.equal("hello from " .. m .. " on 8080", body)
+    -- nothing listens on the host: the app's port is its namespace's alone
+    assert.is_nil((get(rows[1].socket:gsub("app%.sock$", "nothing.sock"))))
+    -- beyond its own network nothing answers
+    status, body = get(rows[1].socket, "/out")
+    assert.equal(200, status)
+    assert.matches("^refused", body)
+    -- a daemon it forks goes with it
+    assert.equal("forked", select(2, get(rows[1].socket, "/fork")))
+    r = H.orket("sandbox logs 1", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("listening on 127.0.0.1:8080 " .. m, r.stdout, 1, true)
+    r = H.orket("sandbox stop 1", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local all = list(dir, true)
+    assert.equal("stopped", all[1].status)
+    assert.same({}, list(dir))
+    H.wait_for(function() return #procs(m) == 0 end, "the sandbox's processes to end")
+    assert.is_nil(io.open(rows[1].socket))
+    -- the journal says what happened
+    local db = assert(require("orket.project").open_store(dir, false))
+    local kinds = {}
+    for _, e in ipairs(db:events { after = 0, limit = 1000 }) do
+      if e.kind:match("^sandbox_") then kinds[#kinds + 1] = e.kind end
+    end
+    db:close()
+    assert.same({ "sandbox_start", "sandbox_healthy", "sandbox_stop" }, kinds)
+    -- stopping again, or a sandbox that never was, is a clear error
+    r = H.orket("sandbox stop 1", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("sandbox 1 is stopped already", r.stderr, 1, true)
+    r = H.orket("sandbox stop 9", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("sandbox 9: no such sandbox", r.stderr, 1, true)
+    r = H.orket("sandbox stop x", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("needs a sandbox id", r.stderr, 1, true)
+  end)
+
+  it("runs three at once, each on its own loopback, and a kill -9 of an owner ends its sandbox", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = project(m)
+    for i = 1, 3 do
+      local r = H.orket("sandbox up -d", { cwd = dir })
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("sandbox " .. i .. " is healthy", r.stdout, 1, true)
+    end
+    local rows = list(dir)
+    assert.equal(3, #rows)
+    local ports = {}
+    for _, row in ipairs(rows) do
+      assert.equal("healthy", row.status)
+      local status, body = get(row.socket)
+      assert.equal(200, status)
+      assert.equal("hello from " .. m .. " on " .. math.tointeger(row.port), body)
+      ports[row.port] = true
+    end
+    assert.equal(3, #procs(m, true))
+    -- the owner of sandbox 2 is killed: its app goes with it, and the next look says so
+    os.execute("kill -9 " .. math.tointeger(rows[2].owner_pid))
+    H.wait_for(function() return #procs(m, true) == 2 end, "sandbox 2's app to end with its owner")
+    local now = list(dir)
+    assert.equal(2, #now)
+    local all = list(dir, true)
+    for _, row in ipairs(all) do
+      if row.id == 2 then
+        assert.equal("exited", row.status)
+        assert.matches("its owner %(pid %d+%) ended", row.detail)
+      end
+    end
+    for _, row in ipairs(now) do assert.equal(0, H.orket("sandbox stop " .. math.tointeger(row.id), { cwd = dir }).status) end
+    H.wait_for(function() return #procs(m) == 0 end, "every sandbox's processes to end: " .. table.concat(procs(m), " | "))
+  end)
+
+  it("fails clearly, with the log's tail, when the app never gets healthy, exits, or is not there", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    -- listens on another port than its own: never healthy
+    local dir = project(m, { start_ms = 1500, more = ', env = { WRONG_PORT = "9999" }' })
+    local r = H.orket("sandbox up", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches("not healthy within 1500 ms", r.stderr, 1, true)
+    assert.matches("listening on 127.0.0.1:8080 " .. m, r.stderr, 1, true) -- the log's tail
+    assert.equal("exited", list(dir, true)[1].status)
+    H.wait_for(function() return #procs(m) == 0 end, "the unhealthy app to be stopped")
+    -- exits at once
+    dir = project(m, { more = ', env = { NO_LISTEN = "1" }' })
+    H.write(dir .. "/workspace/server.js", "console.error('no config for " .. m .. "'); process.exit(3)\n")
+    r = H.orket("sandbox up", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches("the app exited %(status 3%) before it was healthy", r.stderr)
+    assert.matches("no config for " .. m, r.stderr, 1, true)
+    -- a command that does not exist
+    dir = project(m)
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. '\nsandbox = { command = { "no-such-program-' .. m
+      .. '" } }\n')
+    r = H.orket("sandbox up", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches("no%-such%-program", r.stderr)
+    H.wait_for(function() return #procs(m) == 0 end, "nothing left running")
+  end)
+
+  it("rotates a log the app fills, and logs --follow ends with the sandbox", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = project(m, { more = ', env = { NOISE = "1" }, log_max_bytes = 65536, log_keep = 2' })
+    local r = H.orket("sandbox up -d", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local home = dir .. "/.orket/sandboxes/1/"
+    H.wait_for(function() return io.open(home .. "app.log.2") end, "the log to rotate twice", 2000)
+    local f = assert(io.open(home .. "app.log"))
+    assert.is_true(f:seek("end") <= 65536)
+    f:close()
+    assert.is_nil(io.open(home .. "app.log.3"))
+    assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
+    r = H.orket("sandbox logs 1 --follow", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    H.wait_for(function() return #procs(m) == 0 end, "nothing left running")
+  end)
+end)
+
+describe("orket serve's sandbox routes", function()
+  local skip
+  setup(function()
+    if not offered() then skip = "the kernel offers no network namespace here, or node is missing" end
+  end)
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("start, list, read the log, stop and restart with keys; the server's own stop when it ends", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = project(m)
+    local op = H.api_key(dir, "op", "operator")
+    local viewer = H.api_key(dir, "v", "viewer")
+    local s = H.serve(dir)
+    -- a viewer reads, an operator starts and stops; nobody without a key
+    local st = H.api(s, "POST", "/v1/sandboxes", nil, {})
+    assert.equal(401, st)
+    st = H.api(s, "POST", "/v1/sandboxes", viewer, {})
+    assert.equal(403, st)
+    local doc, text
+    st, doc, text = H.api(s, "POST", "/v1/sandboxes", op, {})
+    assert.equal(201, st, text)
+    assert.equal("healthy", doc.sandbox.status)
+    local id = math.tointeger(doc.sandbox.id)
+    local status, body = get(doc.sandbox.socket)
+    assert.equal(200, status)
+    assert.equal("hello from " .. m .. " on 8080", body)
+    st, doc = H.api(s, "GET", "/v1/sandboxes", viewer)
+    assert.equal(200, st)
+    assert.equal(1, #doc.sandboxes)
+    st, doc = H.api(s, "GET", "/v1/sandboxes/" .. id .. "/logs", viewer)
+    assert.equal(200, st)
+    assert.matches("listening on 127.0.0.1:8080 " .. m, doc.log, 1, true)
+    assert.is_false(doc.truncated)
+    st = H.api(s, "GET", "/v1/sandboxes/99", viewer)
+    assert.equal(404, st)
+    -- the app through the server: a viewer reads it, the key and cookies stay here, the
+    -- app's cookies too, and what it serves is an origin of its own
+    local fetch = function(method, path, key, body2)
+      return H.fetch { url = s.url .. path, method = method, body = body2,
+        headers = { "Authorization: Bearer " .. key, "Cookie: orket_session=mine", "Content-Type: text/plain" },
+        total_timeout_ms = 20000 }
+    end
+    local pst, ptext, phead = fetch("GET", "/v1/sandboxes/" .. id .. "/app/", viewer)
+    assert.equal(200, pst, ptext)
+    assert.equal("hello from " .. m .. " on 8080", ptext)
+    pst, ptext, phead = fetch("GET", "/v1/sandboxes/" .. id .. "/app/echo/a%20b?x=1%262", viewer)
+    assert.equal(200, pst, ptext)
+    local echo = cjson.decode(ptext)
+    assert.equal("/echo/a%20b?x=1%262", echo.url)
+    assert.equal(cjson.null, echo.authorization)
+    assert.equal(cjson.null, echo.cookie)
+    local hs = {}
+    for k, v in pairs(phead) do hs[tostring(k):lower()] = v end
+    assert.is_nil(hs["set-cookie"])
+    assert.matches("^sandbox", hs["content-security-policy"])
+    assert.equal("application/json", hs["content-type"])
+    pst, ptext = fetch("GET", "/v1/sandboxes/" .. id .. "/app/big", viewer)
+    assert.equal(200, pst)
+    assert.equal(20 * 1024 * 1024, #ptext) -- streamed through whole
+    pst = fetch("POST", "/v1/sandboxes/" .. id .. "/app/echo", viewer, "x")
+    assert.equal(403, pst) -- writing to the app is an operator's
+    pst, ptext = fetch("POST", "/v1/sandboxes/" .. id .. "/app/echo", op, "posted")
+    assert.equal(200, pst, ptext)
+    assert.equal("posted", cjson.decode(ptext).body)
+    assert.equal("POST", cjson.decode(ptext).method)
+    pst = fetch("GET", "/v1/sandboxes/" .. id .. "/app/%2e%2e/%2e%2e/keys", viewer)
+    assert.equal(400, pst)
+    pst = fetch("GET", "/v1/sandboxes/77/app/", viewer)
+    assert.equal(404, pst)
+    assert.equal(401, (H.fetch { url = s.url .. "/v1/sandboxes/" .. id .. "/app/", total_timeout_ms = 5000 }))
+    -- the CLI sees the server's sandbox, and the server owns it
+    local rows = list(dir)
+    assert.equal(1, #rows)
+    assert.equal(s.pid, math.tointeger(rows[1].owner_pid))
+    -- restart: the old one stops, a new one starts
+    st, doc, text = H.api(s, "POST", "/v1/sandboxes/" .. id .. "/restart", op, {})
+    assert.equal(201, st, text)
+    local id2 = math.tointeger(doc.sandbox.id)
+    assert.are_not.equal(id, id2)
+    st, doc = H.api(s, "GET", "/v1/sandboxes/" .. id, viewer)
+    assert.equal("stopped", doc.sandbox.status)
+    st, doc = H.api(s, "POST", "/v1/sandboxes/" .. id .. "/stop", op, {})
+    assert.equal(409, st)
+    -- one started by the CLI is stopped through its owner
+    local r = H.orket("sandbox up -d", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local id3 = math.tointeger(list(dir)[1].id)
+    st, doc, text = H.api(s, "POST", "/v1/sandboxes/" .. id3 .. "/stop", op, {})
+    assert.equal(200, st, text)
+    assert.equal("stopped", doc.sandbox.status)
+    assert.equal(1, #procs(m, true))
+    -- the server stops: the sandbox it owns is stopped and recorded so
+    assert.equal(0, s.stop())
+    H.wait_for(function() return #procs(m) == 0 end, "the server's sandbox to stop with it")
+    for _, row in ipairs(list(dir, true)) do
+      if math.tointeger(row.id) == id2 then
+        assert.equal("stopped", row.status)
+        assert.equal("the server stopped", row.detail)
+      end
+    end
+  end)
+end)
+
+describe("sandbox.deploy = \"merge\"", function()
+  local skip, fake
+  setup(function()
+    if not offered() then skip = "the kernel offers no network namespace here, or node is missing" end
+    fake = require("tests.fake_server").start()
+  end)
+  teardown(function()
+    if fake then fake.stop() end
+  end)
+  after_each(H.cleanup)
+
+  it("starts a sandbox of main after a card's merge, which outlives the run and replaces the last", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = H.tmpdir() .. "/p"
+    os.execute(string.format("mkdir -p %s/epics %s/roles %s/tools %s/workspace", dir, dir, dir, dir))
+    H.write(dir .. "/workspace/server.js", SERVER)
+    H.write(dir .. "/epics/d.json", cjson.encode { id = "D", name = "Deploy", issues = {
+      { id = "D-1", summary = "One", seat = "senior_developer" },
+      { id = "D-2", summary = "Two", seat = "senior_developer", depends_on = { "D-1" } } } })
+    H.write(dir .. "/roles/appender.lua", [[
+return {
+  intent = "Append the issue's line, then hand it in.",
+  tools = { "append_line", "update_issue_status" },
+  system = function(ctx) return "You are " .. ctx.seat .. "." end,
+}
+]])
+    H.write(dir .. "/tools/append_line.lua", [[
+return {
+  name = "append_line", description = "Append this issue's id to its file.", effect = "write",
+  parameters = { type = "object", properties = { note = { type = "string" } } },
+  handler = function(args, ctx)
+    local n, err, code = ctx.fs:append(ctx.card.id .. ".line", ctx.card.id .. "\n")
+    if not n then return nil, err, code end
+    return { appended = ctx.card.id }
+  end,
+}
+]])
+    H.write(dir .. "/orket.lua", string.format([[
+name = "deploy"
+models = { default = "fake:chunks=1", providers = { fake = { kind = "openai", base_url = %q } } }
+team = {
+  senior_developer = { roles = { "appender" },
+    model = "fake:chunks=1,nolog,tool=append_line,arg_note=x,then=update_issue_status,then_arg_status=code_review" },
+  integrity_guard = { roles = { "integrity_guard" }, model = "fake:chunks=1,nolog,tool=update_issue_status,arg_status=done" },
+}
+sandbox = { command = { "node", "server.js", %q }, deploy = "merge",
+  health = { http = "/health", interval_ms = 200, start_timeout_ms = 15000 } }
+]], fake.url .. "/v1", m))
+    backends.project(dir)
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local r = H.orket("run D", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    -- two merges, two deploys: the second replaced the first, and it outlives the run
+    local rows = H.wait_for(function()
+      local all = list(dir, true)
+      local live = list(dir)
+      return #all == 2 and #live == 1 and live[1].status == "healthy" and live
+    end, "the second deploy to be healthy and the first stopped", 3000)
+    local status, body = get(rows[1].socket)
+    assert.equal(200, status)
+    assert.equal("hello from " .. m .. " on " .. math.tointeger(rows[1].port), body)
+    -- what it serves is main's tree after both merges
+    assert.truthy(io.open(dir .. "/workspace/D-2.line"))
+    for _, row in ipairs(list(dir, true)) do
+      if row.id ~= rows[1].id then assert.equal("stopped", row.status) end
+    end
+    assert.equal(0, H.orket("sandbox stop " .. math.tointeger(rows[1].id), { cwd = dir }).status)
+    H.wait_for(function() return #procs(m) == 0 end, "nothing left running")
+  end)
+end)

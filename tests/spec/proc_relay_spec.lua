@@ -1,0 +1,304 @@
+-- The confinement helper's relay (orket.c.proc's relay = {path, port}): a service on a
+-- sandbox's own loopback reached through a unix socket file, with a probe socket beside it;
+-- orket.c.http's unix_socket option makes the requests. The app is a tiny node server.
+local proc = require "orket.c.proc"
+local http = require "orket.c.http"
+local uv = require "luv"
+local H = require "tests.helpers"
+
+local offered = proc.probe()
+local node_ok = os.execute("command -v node >/dev/null 2>&1")
+local skip_why = not offered.netns and "no network namespace here"
+  or not node_ok and "node is not installed"
+if skip_why then print("\nproc_relay_spec: SKIPPED the relay checks: " .. skip_why) end
+
+-- The app: answers NAME's greeting on GET /, echoes a POST, exits on /quit, tries an outside
+-- address on /out; it listens only once the file `go` exists in its workspace when WAIT is set.
+local APP = [[
+const http = require('http'), net = require('net'), fs = require('fs');
+const srv = http.createServer((q, s) => {
+  if (q.method === 'POST') { q.pipe(s); return; }
+  if (q.url === '/quit') { s.end('bye'); setTimeout(() => process.exit(0), 10); return; }
+  if (q.url === '/out') {
+    const c = net.connect(80, '192.0.2.1');
+    c.on('connect', () => { s.end('connected'); c.destroy(); });
+    c.on('error', (e) => s.end('error ' + e.code));
+    return;
+  }
+  s.end('hello from ' + process.env.NAME);
+});
+const listen = () => srv.listen(+process.env.PORT, '127.0.0.1');
+if (process.env.WAIT) {
+  const t = setInterval(() => { if (fs.existsSync('go')) { clearInterval(t); listen(); } }, 20);
+} else listen();
+]]
+
+local live = {} -- the sandboxes a test started, ended by after_each
+
+local function token()
+  return string.format("relay%d%06d", math.random(100000, 999999), math.floor(uv.hrtime() % 1000000))
+end
+
+-- start{name=, port=, wait=, path=} -> sandbox {path, probe_path, ws, report(), exited, code, stop()}
+local function start(o)
+  local root = H.tmpdir()
+  local ws = root .. "/ws"
+  assert(os.execute("mkdir -p " .. H.quote(ws) .. " " .. H.quote(root .. "/tmp")))
+  local sb = { path = o.path or (root .. "/app.sock"), ws = ws, tag = token(), out = "", rep = "" }
+  sb.probe_path = sb.path .. ".probe"
+  local argv = proc.helper_argv { argv = { "node", "-e", APP .. "// " .. sb.tag }, cwd = ws, tmpdir = root .. "/tmp",
+    env = { PORT = tostring(o.port or 8080), NAME = o.name or "a", WAIT = o.wait and "1" or nil },
+    loopback = true, layers = { seccomp = false, landlock_net = false },
+    relay = { path = sb.path, port = o.port or 8080 } }
+  local pin, pout, perr, prep = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
+  local handle, pid = uv.spawn(argv[1], { args = { table.unpack(argv, 2) }, stdio = { pin, pout, perr, prep },
+    env = {}, detached = true }, function(code, sig)
+      sb.exited, sb.code, sb.signal = true, code, sig
+    end)
+  assert(handle, pid)
+  sb.handle = handle
+  pout:read_start(function(_, d) if d then sb.out = sb.out .. d end end)
+  perr:read_start(function(_, d) if d then sb.out = sb.out .. d end end)
+  prep:read_start(function(_, d) if d then sb.rep = sb.rep .. d end end)
+  function sb.stop()
+    if not sb.exited then handle:kill(15) end
+    H.wait_for(function() return sb.exited end, "the helper to exit")
+    for _, p in ipairs { pin, pout, perr, prep } do
+      if not p:is_closing() then p:close() end
+    end
+    if not handle:is_closing() then handle:close() end
+  end
+  live[#live + 1] = sb
+  return sb
+end
+
+-- The probe's answer: connect to the probe socket and read until it closes.
+local function probe(sb)
+  local p = uv.new_pipe(false)
+  local text, done = "", false
+  p:connect(sb.probe_path, function(err)
+    if err then
+      text, done = "connect: " .. err, true
+      return
+    end
+    p:read_start(function(rerr, d)
+      if d then text = text .. d else done = true end
+      if rerr then done = true end
+    end)
+  end)
+  H.wait_for(function() return done end, "the probe's answer")
+  p:close()
+  return text
+end
+
+local function ready(sb)
+  H.wait_for(function() return sb.rep:find("R " .. sb.path, 1, true) or sb.exited end, "the relay to listen")
+  assert(not sb.exited, "the helper exited: " .. sb.rep .. sb.out)
+  local last
+  for _ = 1, 500 do
+    last = probe(sb)
+    if last == "up\n" then return end
+    orket.sleep(20)
+  end
+  error("the app did not listen: " .. tostring(last) .. " / " .. sb.rep .. sb.out)
+end
+
+local function get(sb, path, o)
+  o = o or {}
+  return H.fetch { url = "http://sandbox" .. (path or "/"), unix_socket = sb.path, method = o.method, body = o.body,
+    total_timeout_ms = 20000 }
+end
+
+local function exists(path) return uv.fs_lstat(path) ~= nil end
+
+-- Processes whose command line holds `needle`.
+local function survivors(needle)
+  local found = {}
+  local dir = uv.fs_scandir("/proc")
+  while dir do
+    local name = uv.fs_scandir_next(dir)
+    if not name then break end
+    if name:match("^%d+$") then
+      local f = io.open("/proc/" .. name .. "/cmdline", "rb")
+      if f then
+        local cmd = f:read("a") or ""
+        f:close()
+        if cmd:find(needle, 1, true) then found[#found + 1] = name end
+      end
+    end
+  end
+  return found
+end
+
+describe("the relay", function()
+  after_each(function()
+    for _, sb in ipairs(live) do
+      sb.stop()
+      assert.same({}, survivors(sb.tag))
+    end
+    live = {}
+    H.cleanup()
+  end)
+
+  it("refuses a relay it cannot have", function()
+    local base = { argv = { "true" }, cwd = "/tmp", tmpdir = "/tmp" }
+    local function with(extra)
+      local o = {}
+      for k, v in pairs(base) do o[k] = v end
+      for k, v in pairs(extra) do o[k] = v end
+      return function() proc.helper_argv(o) end
+    end
+    assert.has_error(with { relay = { path = "/tmp/a.sock", port = 8080 } },
+      "bad argument #1 to 'helper_argv' (relay needs loopback = true)")
+    assert.has_error(with { loopback = true, relay = { path = "/tmp/a.sock", port = 8080 }, layers = { netns = false } },
+      "bad argument #1 to 'helper_argv' (relay needs the netns layer)")
+    assert.has_error(with { loopback = true, relay = { path = "tmp/a.sock", port = 8080 } })
+    assert.has_error(with { loopback = true, relay = { path = "/tmp/../a.sock", port = 8080 } })
+    assert.has_error(with { loopback = true, relay = { path = "/tmp/" .. string.rep("x", 100), port = 8080 } })
+    assert.has_error(with { loopback = true, relay = { path = "/tmp/a.sock", port = 0 } },
+      "bad argument #1 to 'helper_argv' (relay.port must be a whole number between 1 and 65535)")
+    assert.has_error(with { loopback = true, relay = { path = "/tmp/a.sock", port = 70000 } })
+    assert.has_error(with { loopback = true, relay = "/tmp/a.sock" })
+    assert.has_error(function() proc.run { argv = { "true" }, cwd = "/tmp", relay = { path = "/tmp/a.sock", port = 1 } } end,
+      "bad argument #1 to 'run' (relay needs loopback = true)")
+    local argv = proc.helper_argv { argv = { "true" }, cwd = "/tmp", tmpdir = "/tmp", loopback = true,
+      relay = { path = "/tmp/a.sock", port = 8080 } }
+    assert.equal("/tmp/a.sock", argv[6])
+    assert.matches(" 8080$", argv[3])
+    assert.has_error(function() http.request { url = "http://x/", unix_socket = "rel.sock" } end,
+      "bad argument #1 to 'request' (unix_socket must be an absolute path shorter than 108 bytes)")
+    assert.has_error(function() http.request { url = "http://x/", unix_socket = "/" .. string.rep("x", 120) } end)
+    assert.has_error(function() http.request { url = "http://x/", unix_socket = 5 } end)
+  end)
+
+  it("relays HTTP to the app, keeps two sandboxes on one port apart and removes its sockets", function()
+    if skip_why then return end
+    local a, b = start { name = "alpha" }, start { name = "beta" }
+    ready(a)
+    ready(b)
+    local st = uv.fs_lstat(a.path)
+    assert.equal("socket", st.type)
+    assert.equal(tonumber("600", 8), st.mode % 512)
+    assert.equal("socket", uv.fs_lstat(a.probe_path).type)
+    for _ = 1, 3 do
+      local s1, body1 = get(a)
+      local s2, body2 = get(b)
+      assert.equal(200, s1)
+      assert.equal("hello from alpha", body1)
+      assert.equal(200, s2)
+      assert.equal("hello from beta", body2)
+    end
+    -- the program exits on its own: the relay goes with it, its files too
+    local s, body = get(a, "/quit")
+    assert.equal(200, s)
+    assert.equal("bye", body)
+    H.wait_for(function() return a.exited end, "the app to exit")
+    assert.equal(0, a.code)
+    assert.is_false(exists(a.path))
+    assert.is_false(exists(a.probe_path))
+    -- ended by the runner (SIGTERM): the same
+    b.stop()
+    assert.is_false(exists(b.path))
+    assert.is_false(exists(b.probe_path))
+    assert.same({}, survivors(b.tag))
+    assert.equal(0, http.live())
+  end)
+
+  it("probes down before the app listens and up after", function()
+    if skip_why then return end
+    local sb = start { wait = true }
+    H.wait_for(function() return sb.rep:find("R ", 1, true) or sb.exited end, "the relay to listen")
+    assert.matches("^down Connection refused\n$", probe(sb))
+    local s, body = get(sb) -- nothing listens: the relay closes the client
+    assert.is_nil(s)
+    H.write(sb.ws .. "/go", "")
+    H.wait_for(function() return probe(sb) == "up\n" end, "the probe to say up")
+    s, body = get(sb)
+    assert.equal(200, s)
+    assert.equal("hello from a", body)
+  end)
+
+  it("passes a 5 MB body both ways intact", function()
+    if skip_why then return end
+    local sb = start {}
+    ready(sb)
+    local parts = {}
+    for i = 1, 5 * 1024 do parts[i] = string.format("%07d", i) .. string.rep(string.char(65 + i % 26), 1017) end
+    local big = table.concat(parts)
+    assert.equal(5 * 1024 * 1024, #big)
+    local s, body = get(sb, "/echo", { method = "POST", body = big })
+    assert.equal(200, s)
+    assert.equal(#big, #body)
+    assert.is_true(body == big)
+  end)
+
+  it("takes 200 connections at once: 128 relayed, the rest closed, and goes on serving", function()
+    if skip_why then return end
+    local sb = start {}
+    ready(sb)
+    local pipes, eofs = {}, 0
+    for i = 1, 200 do
+      local p = uv.new_pipe(false)
+      pipes[i] = p
+      p:connect(sb.path, function(err)
+        if err then
+          eofs = eofs + 1
+          return
+        end
+        p:read_start(function(_, d)
+          if not d then eofs = eofs + 1 end
+        end)
+      end)
+    end
+    H.wait_for(function() return eofs >= 72 end, "the connections beyond 128 to be closed")
+    orket.sleep(200)
+    assert.equal(72, eofs) -- the first 128 stay relayed to the app
+    assert.equal("up\n", probe(sb))
+    for _, p in ipairs(pipes) do p:close() end
+    H.wait_for(function()
+      local s, body = get(sb)
+      return s == 200 and body == "hello from a"
+    end, "the relay to serve again")
+    assert.is_not_true(sb.exited)
+  end)
+
+  it("leaves the app no way out of its namespace", function()
+    if skip_why then return end
+    local sb = start {}
+    ready(sb)
+    local s, body = get(sb, "/out")
+    assert.equal(200, s)
+    assert.matches("^error E", body)
+    assert.not_equal("connected", body)
+  end)
+
+  it("fails with an F line and leaves a file that is not a socket", function()
+    if skip_why then return end
+    local root = H.tmpdir()
+    local path = root .. "/app.sock"
+    H.write(path, "precious\n")
+    local sb = start { path = path }
+    H.wait_for(function() return sb.exited end, "the helper to fail")
+    assert.equal(127, sb.code)
+    assert.matches("F relay [^\n]*app%.sock exists and is not a socket", sb.rep)
+    assert.is_nil(sb.rep:find("\nP ", 1, true) or sb.rep:find("^P "))
+    assert.equal("precious\n", H.read(path))
+    assert.is_false(exists(path .. ".probe"))
+  end)
+
+  it("replaces a stale socket file", function()
+    if skip_why then return end
+    local first = start {}
+    ready(first)
+    -- a helper killed outright leaves its files behind
+    first.handle:kill(9)
+    H.wait_for(function() return first.exited end, "the helper to die")
+    assert.equal("socket", uv.fs_lstat(first.path).type)
+    H.wait_for(function() return #survivors(first.tag) == 0 end, "the app to go with its helper")
+    local second = start { path = first.path, name = "second" }
+    ready(second)
+    local s, body = get(second)
+    assert.equal(200, s)
+    assert.equal("hello from second", body)
+  end)
+end)
