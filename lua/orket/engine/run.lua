@@ -500,11 +500,13 @@ function Run:take_turn(job)
   if out.status == "done" and out.ended ~= "journal_error" then
     local rok, rerr = gitwork.retire(self, job)
     if not rok then self:emit { type = "git", card = job.card_id, action = "worktree_kept", detail = rerr } end
-    -- main moved: a sandbox of it may be due (sandbox.deploy)
-    if job.merged then deploy.after_merge(self, job.card_id) end
   end
-  -- what follows a merge (its pull request ends, main is pushed), outside the turn's transactions
-  if job.merged then gitwork.after_merge(self, job.card_id, job.merged) end
+  -- what follows a merge, outside the turn's transactions: its pull request ends, main is
+  -- pushed, and a sandbox of the new main may be due (sandbox.deploy)
+  if job.merged then
+    gitwork.after_merge(self, job.card_id, job.merged)
+    deploy.after_merge(self, job.card_id)
+  end
   return out
 end
 

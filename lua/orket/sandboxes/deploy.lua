@@ -52,15 +52,23 @@ function M.start(dir)
   return pid
 end
 
---- after_merge(run, card_id): starts a sandbox when the run's sandbox.deploy says one is
---- due after card_id's merge; says so in the run's events
+--- after_merge_at(dir, settings, board, card_id) -> {reason=, owner_pid=, error=} | nil:
+--- starts a sandbox of the project in dir when settings.sandbox.deploy says one is due after
+--- card_id's merge (by a run, a worker, or `orket serve` on a forge's webhook)
+function M.after_merge_at(dir, settings, board, card_id)
+  local s = settings and settings.sandbox
+  if not s or s.deploy == "manual" or not dir then return nil end
+  local why = M.due(s.deploy, board, card_id)
+  if not why then return nil end
+  local pid, err = M.start(dir)
+  return { reason = why, owner_pid = pid, error = err }
+end
+
+--- after_merge(run, card_id): as after_merge_at for a run's merge; says so in its events
 function M.after_merge(r, card_id)
-  local s = r.settings and r.settings.sandbox
-  if not s or s.deploy == "manual" or not r.project_dir then return end
-  local why = M.due(s.deploy, r.board, card_id)
-  if not why then return end
-  local pid, err = M.start(r.project_dir)
-  r:emit { type = "sandbox", action = "deploy", card = card_id, reason = why, owner_pid = pid, error = err }
+  local d = M.after_merge_at(r.project_dir, r.settings, r.board, card_id)
+  if d then r:emit { type = "sandbox", action = "deploy", card = card_id, reason = d.reason, owner_pid = d.owner_pid,
+    error = d.error } end
 end
 
 return M

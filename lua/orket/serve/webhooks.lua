@@ -13,6 +13,7 @@
 local crypto = require "orket.c.crypto"
 local cjson = require "cjson.safe"
 local board_mod = require "orket.board"
+local deploy = require "orket.sandboxes.deploy"
 local forge = require "orket.forge"
 local finish = require "orket.actions.finish"
 local mainline = require "orket.actions.mainline"
@@ -240,7 +241,7 @@ local function login(v) return type(v) == "string" and v:match("^[%w][%w._%-]*$"
 -- finished as merged by the pusher (main moves forward; the card is done once: a later
 -- pull_request closed event finds it done). A push to another ref (an orket/ branch
 -- force-pushed by someone else included) changes nothing.
-on_push = function(ctx, name, d, doc, g)
+on_push = function(ctx, name, d, doc, g, settings)
   local db = ctx.db
   local repo_name = type(doc.repository) == "table" and doc.repository.full_name or nil
   local sender = type(doc.sender) == "table" and login(doc.sender.login) or nil
@@ -322,6 +323,10 @@ on_push = function(ctx, name, d, doc, g)
     cards_done[#cards_done + 1] = pair[1]
     after_merge(ctx, g, pair[1], pair[2])
   end
+  -- main moved: a sandbox of it may be due (sandbox.deploy), once for the push
+  if #cards_done > 0 then
+    deploy.after_merge_at(ctx.dir, settings, board, cards_done[#cards_done])
+  end
   return 200, { delivery = d.id, outcome = #cards_done > 0 and "done" or "ignored", cards = cards_done,
     card = cards_done[1], reason = #cards_done == 0 and "no card in review could be finished" or nil }
 end
@@ -375,7 +380,7 @@ local function handle(name)
       return err(422, "stale", string.format("the event is from %s, older than this server takes (%d s: "
         .. "webhook_max_age_s); nothing changed", os.date("!%Y-%m-%dT%H:%M:%SZ", at), max_age))
     end
-    if d.event == "push" then return on_push(ctx, name, d, doc, g) end
+    if d.event == "push" then return on_push(ctx, name, d, doc, g, settings) end
     local ev, why = forge.event(name, d.event, doc)
     local card
     if ev and g.forge ~= name then why, ev = "this project's forge is " .. tostring(g.forge or "not set"), nil end
@@ -434,6 +439,7 @@ local function handle(name)
     end
     ctx.note = outcome
     if outcome == "done" and g.remote then after_merge(ctx, g, card, ev) end
+    if outcome == "done" then deploy.after_merge_at(ctx.dir, settings, board_mod.open(ctx.db), card) end
     return 200, { delivery = d.id, outcome = outcome, card = card }
   end
 end
