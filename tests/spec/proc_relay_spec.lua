@@ -176,6 +176,13 @@ describe("the relay", function()
     local a, b = start { name = "alpha" }, start { name = "beta" }
     ready(a)
     ready(b)
+    -- Landlock's file rules held while its TCP rules, switched off, let the app bind
+    local mask = tonumber(a.rep:match("\nL (%d+)") or a.rep:match("^L (%d+)"))
+    assert.is_number(mask)
+    if offered.landlock_net then
+      assert.is_true(mask & 1024 ~= 0, "landlock applied")
+      assert.is_true(mask & 2048 == 0, "landlock_net switched off")
+    end
     local st = uv.fs_lstat(a.path)
     assert.equal("socket", st.type)
     assert.equal(tonumber("600", 8), st.mode % 512)
