@@ -13,7 +13,8 @@ local skip_why = not offered.netns and "no network namespace here"
 if skip_why then print("\nproc_relay_spec: SKIPPED the relay checks: " .. skip_why) end
 
 -- The app: answers NAME's greeting on GET /, echoes a POST, exits on /quit, tries an outside
--- address on /out; it listens only once the file `go` exists in its workspace when WAIT is set.
+-- address on /out; it listens only once the file `go` exists in its workspace when WAIT is set;
+-- with RAW set it also serves plain TCP there (see the half-close test).
 local APP = [[
 const http = require('http'), net = require('net'), fs = require('fs');
 const srv = http.createServer((q, s) => {
@@ -27,6 +28,13 @@ const srv = http.createServer((q, s) => {
   }
   s.end('hello from ' + process.env.NAME);
 });
+if (process.env.RAW) { // answers how many bytes it got once the client's side has ended
+  net.createServer({ allowHalfOpen: true }, (c) => {
+    let n = 0;
+    c.on('data', (d) => { n += d.length; });
+    c.on('end', () => c.end('got ' + n));
+  }).listen(+process.env.RAW, '127.0.0.1');
+}
 const listen = () => srv.listen(+process.env.PORT, '127.0.0.1');
 if (process.env.WAIT) {
   const t = setInterval(() => { if (fs.existsSync('go')) { clearInterval(t); listen(); } }, 20);
@@ -39,7 +47,7 @@ local function token()
   return string.format("relay%d%06d", math.random(100000, 999999), math.floor(uv.hrtime() % 1000000))
 end
 
--- start{name=, port=, wait=, path=} -> sandbox {path, probe_path, ws, report(), exited, code, stop()}
+-- start{name=, raw=, wait=, path=} (raw: relay to the app's plain TCP server on that port) -> sandbox {path, probe_path, ws, report(), exited, code, stop()}
 local function start(o)
   local root = H.tmpdir()
   local ws = root .. "/ws"
@@ -47,9 +55,9 @@ local function start(o)
   local sb = { path = o.path or (root .. "/app.sock"), ws = ws, tag = token(), out = "", rep = "" }
   sb.probe_path = sb.path .. ".probe"
   local argv = proc.helper_argv { argv = { "node", "-e", APP .. "// " .. sb.tag }, cwd = ws, tmpdir = root .. "/tmp",
-    env = { PORT = tostring(o.port or 8080), NAME = o.name or "a", WAIT = o.wait and "1" or nil },
+    env = { PORT = "8080", NAME = o.name or "a", WAIT = o.wait and "1" or nil, RAW = o.raw and tostring(o.raw) or nil },
     loopback = true, layers = { seccomp = false, landlock_net = false },
-    relay = { path = sb.path, port = o.port or 8080 } }
+    relay = { path = sb.path, port = o.raw or 8080 } }
   local pin, pout, perr, prep = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
   local handle, pid = uv.spawn(argv[1], { args = { table.unpack(argv, 2) }, stdio = { pin, pout, perr, prep },
     env = {}, detached = true }, function(code, sig)
@@ -267,6 +275,26 @@ describe("the relay", function()
       return s == 200 and body == "hello from a"
     end, "the relay to serve again")
     assert.is_not_true(sb.exited)
+  end)
+
+  it("passes each side's end of stream on, and the answer after it", function()
+    if skip_why then return end
+    local sb = start { raw = 9000 }
+    ready(sb)
+    local p = uv.new_pipe(false)
+    local got, ended, shut = "", false, false
+    p:connect(sb.path, function(err)
+      assert(not err, err)
+      p:write(string.rep("x", 100000))
+      p:shutdown(function() shut = true end)
+      p:read_start(function(_, d)
+        if d then got = got .. d else ended = true end
+      end)
+    end)
+    H.wait_for(function() return ended end, "the relay to pass the end on")
+    p:close()
+    assert.is_true(shut)
+    assert.equal("got 100000", got)
   end)
 
   it("leaves the app no way out of its namespace", function()
