@@ -3,6 +3,7 @@
 -- orket.c.http's unix_socket option makes the requests. The app is a tiny node server.
 local proc = require "orket.c.proc"
 local http = require "orket.c.http"
+local task = require "orket.task"
 local uv = require "luv"
 local H = require "tests.helpers"
 
@@ -319,6 +320,36 @@ describe("the relay", function()
     assert.is_nil(sb.rep:find("\nP ", 1, true) or sb.rep:find("^P "))
     assert.equal("precious\n", H.read(path))
     assert.is_false(exists(path .. ".probe"))
+  end)
+
+  it("works with run{} too: the files exist while the program runs and go with it", function()
+    if skip_why then return end
+    local root = H.tmpdir()
+    local path = root .. "/run.sock"
+    local seen
+    local r = assert(proc.run { argv = { "sleep", "0.3" }, cwd = root, loopback = true,
+      relay = { path = path, port = 8080 } })
+    assert.equal("exit", r.reason)
+    assert.equal(0, r.code)
+    assert.is_false(exists(path))
+    assert.is_false(exists(path .. ".probe"))
+    -- a task watching while it runs sees both sockets
+    local t = task.spawn(function()
+      H.wait_for(function() return exists(path) end, "the socket")
+      seen = uv.fs_lstat(path).type .. " " .. uv.fs_lstat(path .. ".probe").type
+    end)
+    r = assert(proc.run { argv = { "sleep", "0.5" }, cwd = root, loopback = true, relay = { path = path, port = 8080 } })
+    assert.equal(0, r.code)
+    t:join()
+    assert.equal("socket socket", seen)
+    assert.is_false(exists(path))
+    H.write(path, "mine\n")
+    local res, msg, code = proc.run { argv = { "true" }, cwd = root, loopback = true, relay = { path = path, port = 8080 } }
+    assert.is_nil(res)
+    assert.matches("run%.sock exists and is not a socket", msg)
+    assert.equal("ESPAWN", code)
+    assert.equal("mine\n", H.read(path))
+    H.wait_for(function() return proc.live() == 0 end, "the runs to be freed")
   end)
 
   it("replaces a stale socket file", function()
