@@ -144,6 +144,8 @@ describe("the relay", function()
     for _, sb in ipairs(live) do
       sb.stop()
       assert.same({}, survivors(sb.tag))
+      -- a sanitizer build of the helper reports on the stderr it shares with the app
+      assert.is_nil(sb.out:find("Sanitizer", 1, true) or sb.out:find("runtime error:", 1, true), sb.out)
     end
     live = {}
     H.cleanup()
