@@ -225,3 +225,69 @@ TEST(test_confine_strip_accounts) {
   CHECK(t, strstr(out, "$6$") == NULL);
   free(out);
 }
+
+TEST(test_confine_spec_relay) {
+  char *env[] = {"PATH=/bin", NULL};
+  char *argv[] = {"node", "app.js", NULL};
+  char *binds[] = {"r/opt/node"};
+  confine_spec s = {.want = CONFINE_ALL, .cwd = "/w", .tmpdir = "/tmp/x", .env = env, .argv = argv,
+                    .flags = CONFINE_F_LOOPBACK, .nbinds = 1, .binds = binds,
+                    .relay_path = "/srv/sb/app.sock", .relay_port = 8080};
+  char scratch[220];
+  char **enc = confine_encode("/bin/orket", &s, scratch, sizeof scratch);
+  CHECK(t, enc != NULL);
+  if (enc == NULL) return;
+  int argc = 0;
+  while (enc[argc]) argc++;
+  CHECK(t, argc == 7 + 1 + 1 + 2); /* the relay's path is one more argument */
+  CHECK_STR(t, enc[5], "/srv/sb/app.sock");
+  confine_spec d;
+  char err[128];
+  CHECK(t, confine_decode(argc, enc, &d, err, sizeof err) == 0);
+  CHECK_STR(t, d.relay_path, "/srv/sb/app.sock");
+  CHECK(t, d.relay_port == 8080);
+  CHECK(t, d.flags == CONFINE_F_LOOPBACK && d.nbinds == 1);
+  CHECK_STR(t, d.binds[0], "r/opt/node");
+  CHECK_STR(t, d.env[0], "PATH=/bin");
+  CHECK(t, d.env[1] == NULL);
+  CHECK_STR(t, d.argv[0], "node");
+  CHECK_STR(t, d.argv[1], "app.js");
+  CHECK(t, d.argv[2] == NULL);
+  free(enc);
+  /* without a relay nothing changes: no path argument, and none decoded */
+  s.relay_path = NULL;
+  enc = confine_encode("/bin/orket", &s, scratch, sizeof scratch);
+  CHECK(t, enc != NULL);
+  if (enc == NULL) return;
+  argc = 0;
+  while (enc[argc]) argc++;
+  CHECK(t, argc == 6 + 1 + 1 + 2);
+  CHECK(t, confine_decode(argc, enc, &d, err, sizeof err) == 0);
+  CHECK(t, d.relay_path == NULL && d.relay_port == 0);
+  free(enc);
+  /* a bad port, a path that is relative, unclean or too long for the probe's address */
+  char *port0[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8 2 0 0", "/w", "", "/a.sock", "0", "true", NULL};
+  CHECK(t, confine_decode(8, port0, &d, err, sizeof err) == -1);
+  CHECK(t, strstr(err, "bad relay port") != NULL);
+  char *port_big[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8 2 0 65536", "/w", "", "/a.sock", "0", "true", NULL};
+  CHECK(t, confine_decode(8, port_big, &d, err, sizeof err) == -1);
+  char *rel[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8 2 0 80", "/w", "", "a.sock", "0", "true", NULL};
+  CHECK(t, confine_decode(8, rel, &d, err, sizeof err) == -1);
+  CHECK(t, strstr(err, "bad relay path") != NULL);
+  char *dots[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8 2 0 80", "/w", "", "/a/../b.sock", "0", "true", NULL};
+  CHECK(t, confine_decode(8, dots, &d, err, sizeof err) == -1);
+  char longp[120];
+  memset(longp, 'x', sizeof longp);
+  longp[0] = '/';
+  longp[CONFINE_RELAY_PATH_MAX + 1] = '\0'; /* one byte too many */
+  char *toolong[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8 2 0 80", "/w", "", longp, "0", "true", NULL};
+  CHECK(t, confine_decode(8, toolong, &d, err, sizeof err) == -1);
+  longp[CONFINE_RELAY_PATH_MAX] = '\0'; /* the longest that fits */
+  char *fits[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8 2 0 80", "/w", "", longp, "0", "true", NULL};
+  CHECK(t, confine_decode(8, fits, &d, err, sizeof err) == 0);
+  CHECK(t, strlen(d.relay_path) + sizeof ".probe" <= 108);
+  /* the relay's argument missing altogether: too few left for a program */
+  char *short_[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8 2 0 80", "/w", "", "/a.sock", "0", NULL};
+  CHECK(t, confine_decode(7, short_, &d, err, sizeof err) == -1);
+  CHECK(t, confine_relay_path_ok("/srv/a.sock") && !confine_relay_path_ok("/srv/") && !confine_relay_path_ok(NULL));
+}

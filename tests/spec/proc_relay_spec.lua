@@ -3,6 +3,7 @@
 -- orket.c.http's unix_socket option makes the requests. The app is a tiny node server.
 local proc = require "orket.c.proc"
 local http = require "orket.c.http"
+local task = require "orket.task"
 local uv = require "luv"
 local H = require "tests.helpers"
 
@@ -13,7 +14,8 @@ local skip_why = not offered.netns and "no network namespace here"
 if skip_why then print("\nproc_relay_spec: SKIPPED the relay checks: " .. skip_why) end
 
 -- The app: answers NAME's greeting on GET /, echoes a POST, exits on /quit, tries an outside
--- address on /out; it listens only once the file `go` exists in its workspace when WAIT is set.
+-- address on /out; it listens only once the file `go` exists in its workspace when WAIT is set;
+-- with RAW set it also serves plain TCP there (see the half-close test).
 local APP = [[
 const http = require('http'), net = require('net'), fs = require('fs');
 const srv = http.createServer((q, s) => {
@@ -27,6 +29,13 @@ const srv = http.createServer((q, s) => {
   }
   s.end('hello from ' + process.env.NAME);
 });
+if (process.env.RAW) { // answers how many bytes it got once the client's side has ended
+  net.createServer({ allowHalfOpen: true }, (c) => {
+    let n = 0;
+    c.on('data', (d) => { n += d.length; });
+    c.on('end', () => c.end('got ' + n));
+  }).listen(+process.env.RAW, '127.0.0.1');
+}
 const listen = () => srv.listen(+process.env.PORT, '127.0.0.1');
 if (process.env.WAIT) {
   const t = setInterval(() => { if (fs.existsSync('go')) { clearInterval(t); listen(); } }, 20);
@@ -39,7 +48,7 @@ local function token()
   return string.format("relay%d%06d", math.random(100000, 999999), math.floor(uv.hrtime() % 1000000))
 end
 
--- start{name=, port=, wait=, path=} -> sandbox {path, probe_path, ws, report(), exited, code, stop()}
+-- start{name=, raw=, wait=, path=} (raw: relay to the app's plain TCP server on that port) -> sandbox {path, probe_path, ws, report(), exited, code, stop()}
 local function start(o)
   local root = H.tmpdir()
   local ws = root .. "/ws"
@@ -47,9 +56,9 @@ local function start(o)
   local sb = { path = o.path or (root .. "/app.sock"), ws = ws, tag = token(), out = "", rep = "" }
   sb.probe_path = sb.path .. ".probe"
   local argv = proc.helper_argv { argv = { "node", "-e", APP .. "// " .. sb.tag }, cwd = ws, tmpdir = root .. "/tmp",
-    env = { PORT = tostring(o.port or 8080), NAME = o.name or "a", WAIT = o.wait and "1" or nil },
+    env = { PORT = "8080", NAME = o.name or "a", WAIT = o.wait and "1" or nil, RAW = o.raw and tostring(o.raw) or nil },
     loopback = true, layers = { seccomp = false, landlock_net = false },
-    relay = { path = sb.path, port = o.port or 8080 } }
+    relay = { path = sb.path, port = o.raw or 8080 } }
   local pin, pout, perr, prep = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
   local handle, pid = uv.spawn(argv[1], { args = { table.unpack(argv, 2) }, stdio = { pin, pout, perr, prep },
     env = {}, detached = true }, function(code, sig)
@@ -135,6 +144,8 @@ describe("the relay", function()
     for _, sb in ipairs(live) do
       sb.stop()
       assert.same({}, survivors(sb.tag))
+      -- a sanitizer build of the helper reports on the stderr it shares with the app
+      assert.is_nil(sb.out:find("Sanitizer", 1, true) or sb.out:find("runtime error:", 1, true), sb.out)
     end
     live = {}
     H.cleanup()
@@ -176,6 +187,13 @@ describe("the relay", function()
     local a, b = start { name = "alpha" }, start { name = "beta" }
     ready(a)
     ready(b)
+    -- Landlock's file rules held while its TCP rules, switched off, let the app bind
+    local mask = tonumber(a.rep:match("\nL (%d+)") or a.rep:match("^L (%d+)"))
+    assert.is_number(mask)
+    if offered.landlock_net then
+      assert.is_true(mask & 1024 ~= 0, "landlock applied")
+      assert.is_true(mask & 2048 == 0, "landlock_net switched off")
+    end
     local st = uv.fs_lstat(a.path)
     assert.equal("socket", st.type)
     assert.equal(tonumber("600", 8), st.mode % 512)
@@ -262,6 +280,26 @@ describe("the relay", function()
     assert.is_not_true(sb.exited)
   end)
 
+  it("passes each side's end of stream on, and the answer after it", function()
+    if skip_why then return end
+    local sb = start { raw = 9000 }
+    ready(sb)
+    local p = uv.new_pipe(false)
+    local got, ended, shut = "", false, false
+    p:connect(sb.path, function(err)
+      assert(not err, err)
+      p:write(string.rep("x", 100000))
+      p:shutdown(function() shut = true end)
+      p:read_start(function(_, d)
+        if d then got = got .. d else ended = true end
+      end)
+    end)
+    H.wait_for(function() return ended end, "the relay to pass the end on")
+    p:close()
+    assert.is_true(shut)
+    assert.equal("got 100000", got)
+  end)
+
   it("leaves the app no way out of its namespace", function()
     if skip_why then return end
     local sb = start {}
@@ -284,6 +322,36 @@ describe("the relay", function()
     assert.is_nil(sb.rep:find("\nP ", 1, true) or sb.rep:find("^P "))
     assert.equal("precious\n", H.read(path))
     assert.is_false(exists(path .. ".probe"))
+  end)
+
+  it("works with run{} too: the files exist while the program runs and go with it", function()
+    if skip_why then return end
+    local root = H.tmpdir()
+    local path = root .. "/run.sock"
+    local seen
+    local r = assert(proc.run { argv = { "sleep", "0.3" }, cwd = root, loopback = true,
+      relay = { path = path, port = 8080 } })
+    assert.equal("exit", r.reason)
+    assert.equal(0, r.code)
+    assert.is_false(exists(path))
+    assert.is_false(exists(path .. ".probe"))
+    -- a task watching while it runs sees both sockets
+    local t = task.spawn(function()
+      H.wait_for(function() return exists(path) end, "the socket")
+      seen = uv.fs_lstat(path).type .. " " .. uv.fs_lstat(path .. ".probe").type
+    end)
+    r = assert(proc.run { argv = { "sleep", "0.5" }, cwd = root, loopback = true, relay = { path = path, port = 8080 } })
+    assert.equal(0, r.code)
+    t:join()
+    assert.equal("socket socket", seen)
+    assert.is_false(exists(path))
+    H.write(path, "mine\n")
+    local res, msg, code = proc.run { argv = { "true" }, cwd = root, loopback = true, relay = { path = path, port = 8080 } }
+    assert.is_nil(res)
+    assert.matches("run%.sock exists and is not a socket", msg)
+    assert.equal("ESPAWN", code)
+    assert.equal("mine\n", H.read(path))
+    H.wait_for(function() return proc.live() == 0 end, "the runs to be freed")
   end)
 
   it("replaces a stale socket file", function()
