@@ -2219,6 +2219,18 @@ static int gr_push_ref(const char *refname, const char *status, void *payload) {
   return 0;
 }
 
+/* An in-memory remote at url for one push or fetch: nothing is written to the repository's
+ * config, and no url.*.insteadOf rewriting (the URL is orket.lua's, as given; libgit2 1.5's
+ * rewriting also leaks its pattern matches). 0, or -1 with e set. */
+static int gr_remote_at(gitrepo *r, const char *url, git_remote **remote, gr_err *e) {
+  git_remote_create_options ro;
+  git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+  ro.repository = r->repo;
+  ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+  int rc = git_remote_create_with_opts(remote, url, &ro);
+  return rc < 0 ? gr_git(e, rc, "remote") : 0;
+}
+
 int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, const char *user,
                  const char *password, gr_err *e) {
   char ref[GR_KEY_MAX + 16], spec[2 * (GR_KEY_MAX + 16) + 2];
@@ -2228,16 +2240,9 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
   if (gr_branch_ref(branch, ref, sizeof ref, e) != 0) return -1;
   if (gr_ref_id(r->repo, ref, &id, e) != 0) return -1;
   snprintf(spec, sizeof spec, "%s%s:%s", force ? "+" : "", ref, ref);
-  /* an in-memory remote for this push only: nothing is written to the repository's config,
-   * and no url.*.insteadOf rewriting (the URL is orket.lua's, as given; libgit2 1.5's
-   * rewriting also leaks its pattern matches) */
   git_remote *remote = NULL;
-  git_remote_create_options ro;
-  git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
-  ro.repository = r->repo;
-  ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
-  int rc = git_remote_create_with_opts(&remote, url, &ro);
-  if (rc < 0) return gr_git(e, rc, "remote");
+  int rc;
+  if (gr_remote_at(r, url, &remote, e) != 0) return -1;
   gr_push_state st = {.user = user, .password = password};
   git_push_options po;
   git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
@@ -2264,12 +2269,8 @@ int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char
   if (url == NULL || *url == '\0' || strpbrk(url, "\r\n"))
     return gr_fail(e, "EINVAL", "the remote must be a non-empty URL or path");
   git_remote *remote = NULL;
-  git_remote_create_options ro;
-  git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
-  ro.repository = r->repo;
-  ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
-  int rc = git_remote_create_with_opts(&remote, url, &ro);
-  if (rc < 0) return gr_git(e, rc, "remote");
+  int rc;
+  if (gr_remote_at(r, url, &remote, e) != 0) return -1;
   gr_push_state st = {.user = user, .password = password};
   git_fetch_options fo;
   git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);

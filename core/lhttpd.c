@@ -197,14 +197,12 @@ static int lhd_respond(lua_State *L) {
   return 1;
 }
 
-/* req:sse({"Name: value", ...}) -> req, now a stream (200, text/event-stream) | nil, msg, code */
-static int lhd_sse(lua_State *L) {
-  lhd_req *q = lhd_check(L);
-  const char *hdrs[LHD_MAX_HEADERS + 2];
-  size_t nh = lhd_header_lines(L, 2, hdrs, 2);
-  hdrs[nh++] = "Content-Type: text/event-stream; charset=utf-8";
-  hdrs[nh++] = "Cache-Control: no-store";
-  if (httpd_stream(q->r, 200, hdrs, nh) != 0) {
+/* Starts the request's stream: the request (now a stream) | nil, msg, code. hidx: the
+ * header table's argument, for a refused line. */
+static int lhd_start_stream(lua_State *L, lhd_req *q, unsigned status, const char **hdrs, size_t nh, int hidx) {
+  int rc = httpd_stream(q->r, status, hdrs, nh);
+  if (rc == -2) return luaL_argerror(L, hidx, "a header was refused");
+  if (rc != 0) {
     lua_pushnil(L);
     lua_pushliteral(L, "the request is already answered, or its client is gone");
     lua_pushliteral(L, "EPIPE");
@@ -212,6 +210,16 @@ static int lhd_sse(lua_State *L) {
   }
   lua_settop(L, 1);
   return 1;
+}
+
+/* req:sse({"Name: value", ...}) -> req, now a stream (200, text/event-stream) | nil, msg, code */
+static int lhd_sse(lua_State *L) {
+  lhd_req *q = lhd_check(L);
+  const char *hdrs[LHD_MAX_HEADERS + 2];
+  size_t nh = lhd_header_lines(L, 2, hdrs, 2);
+  hdrs[nh++] = "Content-Type: text/event-stream; charset=utf-8";
+  hdrs[nh++] = "Cache-Control: no-store";
+  return lhd_start_stream(L, q, 200, hdrs, nh, 2);
 }
 
 /* req:stream(status, {"Name: value", ...}) -> req, now a stream (chunked, the header lines
@@ -222,16 +230,7 @@ static int lhd_stream(lua_State *L) {
   luaL_argcheck(L, status >= 200 && status <= 599, 2, "must be an HTTP status from 200");
   const char *hdrs[LHD_MAX_HEADERS];
   size_t nh = lhd_header_lines(L, 3, hdrs, 3);
-  int rc = httpd_stream(q->r, (unsigned)status, hdrs, nh);
-  if (rc == -2) return luaL_argerror(L, 3, "a header was refused");
-  if (rc != 0) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "the request is already answered, or its client is gone");
-    lua_pushliteral(L, "EPIPE");
-    return 3;
-  }
-  lua_settop(L, 1);
-  return 1;
+  return lhd_start_stream(L, q, (unsigned)status, hdrs, nh, 3);
 }
 
 /* stream:send(text) -> true | nil, message, code (EPIPE: closed or gone; ESLOW: the client
