@@ -18,8 +18,9 @@ libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev"
 # for ps (not in a minimal Debian); nodejs and npm run the MCP peers from npm (docs/mcp.md);
 # docker-compose checks the compose files Orket writes (`orket sandbox compose`) and
 # deploy/compose.yaml (`config` needs no engine); systemd-analyze verifies
-# deploy/orket.service.
-TEST_PKGS="lua-busted prometheus chromium chromium-driver postgresql procps nodejs npm docker-compose systemd"
+# deploy/orket.service; curl is the HTTP client (over TCP and over orket serve's unix
+# socket) that serve's guard tests use from outside orket (not in a minimal Debian).
+TEST_PKGS="lua-busted prometheus chromium chromium-driver postgresql procps nodejs npm docker-compose systemd curl"
 # The benchmarks: wrk loads orket serve.
 BENCH_PKGS="wrk"
 # libFuzzer ships in clang's runtime package.

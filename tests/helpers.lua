@@ -165,6 +165,17 @@ function M.wait_for(pred, what, tries)
   error("timed out waiting for " .. what)
 end
 
+--- alive(pid) -> whether the process runs. A zombie is not alive: a child killed after its
+--- parent shell exited is reparented to the pid namespace's init, which may never reap it
+--- (a container's or `runuser`'s first process), so `kill -0` would see it forever.
+function M.alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local st = f:read("a")
+  f:close()
+  return st:match("^%d+ %b() (%a)") ~= "Z"
+end
+
 -- Servers M.serve started that no test stopped (one failed half-way); M.kill_servers ends them.
 local servers = {}
 

@@ -73,7 +73,7 @@ describe("scripts/deps.sh", function()
     local listed = {}
     for _, p in ipairs(test) do if p ~= "npm" then listed[#listed + 1] = p end end
     assert.same({ "lua-busted", "prometheus", "chromium", "chromium-driver", "postgresql", "procps", "nodejs",
-      "docker-compose", "systemd" }, listed)
+      "docker-compose", "systemd", "curl" }, listed)
     assert.equal(#all, #build + #test)
     r = deps(bin, "--test", 1000, table.concat(all, " "))
     assert.equal(0, r.status)

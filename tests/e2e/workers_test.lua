@@ -83,14 +83,8 @@ local function start_worker(dir, k, first)
 end
 
 -- (a zombie is not alive: a worker whose parent died is reparented, and the new parent may
--- be slow to reap it)
-local function alive(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return false end
-  local st = f:read("a")
-  f:close()
-  return st:match("^%d+ %b() (%a)") ~= "Z"
-end
+-- be slow to reap it, or never do)
+local alive = H.alive
 
 -- What must match a one-worker run: each card's status, worker seat and retries, and its
 -- recorded turns (number, phase and outcome of each turn_end; a card taken over resumes

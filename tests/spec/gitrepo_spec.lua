@@ -486,7 +486,7 @@ describe("orket.c.gitrepo", function()
       end
       assert.is_true(journal_lines() >= want, "the child stopped: " .. tostring(H.read(base .. "/child.out")))
       assert.is_true(os.execute("kill -KILL " .. pid))
-      os.execute("while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.01; done")
+      H.wait_for(function() return not H.alive(pid) end, "the killed child to end") -- (reaped or not)
     end
     -- resume: recover, then everything the journal recorded is there, exactly once
     repo:close()

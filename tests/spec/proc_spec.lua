@@ -362,7 +362,8 @@ for _, cfg in ipairs(CONFIGS) do
           assert.is_true(applied(r, name) or why:match("Operation not permitted") ~= nil
             or why:match("Permission denied") ~= nil,
             name .. ": " .. tostring(r.missing[name]))
-        elseif offered[name] and not (cfg.off == "userns" and (name == "netns" or name == "pidns" or name == "caps")) then
+        elseif offered[name] and not (cfg.off == "userns"
+            and (name == "netns" or name == "pidns" or name == "caps" or name == "view")) then
           assert.is_true(applied(r, name), name .. " is offered but missing: " .. tostring(r.missing[name]))
           assert.is_nil(r.missing[name])
         else
