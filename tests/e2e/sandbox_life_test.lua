@@ -197,6 +197,9 @@ describe("orket sandbox up", function()
         assert.matches("its owner %(pid %d+%) ended", row.detail)
       end
     end
+    -- its copy of the tree is removed by that look; its log stays
+    assert.is_nil(require("luv").fs_stat(dir .. "/.orket/sandboxes/2/tree"))
+    assert.truthy(io.open(dir .. "/.orket/sandboxes/2/app.log"))
     for _, row in ipairs(now) do assert.equal(0, H.orket("sandbox stop " .. math.tointeger(row.id), { cwd = dir }).status) end
     H.wait_for(function() return #procs(m) == 0 end, "every sandbox's processes to end: " .. table.concat(procs(m), " | "))
   end)

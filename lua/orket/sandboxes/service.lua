@@ -71,6 +71,12 @@ function M.reconcile(db)
     if not owner_alive(row) then
       local why = string.format("its owner (pid %s) ended, and the sandbox with it", tostring(row.owner_pid))
       record(db, row.id, "exited", why, nil, "sandbox_exit", { id = row.id, target = row.target, detail = why })
+      -- what its owner would have removed: the tree's copy and the temp dir (the log stays)
+      local home = row.socket and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
+      if home then
+        tree.remove(home .. "/tree")
+        tree.remove(home .. "/tmp")
+      end
       out[#out + 1] = row.id
     end
   end
