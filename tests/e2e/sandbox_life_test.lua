@@ -329,6 +329,13 @@ describe("orket serve's sandbox routes", function()
     local rows = list(dir)
     assert.equal(1, #rows)
     assert.equal(s.pid, math.tointeger(rows[1].owner_pid))
+    -- the log followed live: what the app writes next arrives as an event, and the
+    -- stream ends with the sandbox
+    local follow = H.stream { url = s.url .. "/v1/sandboxes/" .. id .. "/logs?follow=1",
+      headers = { "Authorization: Bearer " .. viewer }, total_timeout_ms = 60000 }
+    assert.equal(200, follow.status)
+    H.wait_for(function() return follow.text():find("listening on 127.0.0.1:8080 " .. m, 1, true) end,
+      "the log's tail as an event")
     -- restart: the old one stops, a new one starts
     st, doc, text = H.api(s, "POST", "/v1/sandboxes/" .. id .. "/restart", op, {})
     assert.equal(201, st, text)
@@ -336,6 +343,10 @@ describe("orket serve's sandbox routes", function()
     assert.are_not.equal(id, id2)
     st, doc = H.api(s, "GET", "/v1/sandboxes/" .. id, viewer)
     assert.equal("stopped", doc.sandbox.status)
+    H.wait_for(function() return follow.done() end, "the log's stream to end with its sandbox", 2000)
+    assert.matches('event: end\ndata: {[^\n]*"status":"stopped"', follow.text())
+    assert.matches("event: log\ndata: listening on 127.0.0.1:8080 " .. m, follow.text(), 1, true)
+    follow.close()
     st, doc = H.api(s, "POST", "/v1/sandboxes/" .. id .. "/stop", op, {})
     assert.equal(409, st)
     -- one started by the CLI is stopped through its owner

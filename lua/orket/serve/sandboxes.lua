@@ -60,10 +60,68 @@ local function get(_, ctx)
   return 200, { sandbox = M.doc(row) }
 end
 
-local function logs(_, ctx)
+-- The log's lines as Server-Sent Events (`event: log`, one per line, cut at LINE_MAX), from
+-- its last 64 KiB on, following it (across rotations) until the sandbox ends (`event: end`,
+-- its status), the client goes or the server stops.
+M.LINE_MAX = 4096
+M.FOLLOW_POLL_MS = 250
+local function follow(req, ctx, row, path)
+  local s, serr = req:sse { "X-Accel-Buffering: no" }
+  if not s then return err(500, "internal", serr) end
+  ctx.status = 200
+  local f, pending = nil, ""
+  local function open_at_tail()
+    f = io.open(path, "r")
+    if f then
+      local size = f:seek("end")
+      f:seek("set", size > M.LOG_TAIL and size - M.LOG_TAIL or 0)
+    end
+  end
+  local function send_lines(text)
+    pending = pending .. text
+    while true do
+      local line, rest = pending:match("^([^\n]*)\n(.*)$")
+      if not line and #pending > M.LINE_MAX then line, rest = pending:sub(1, M.LINE_MAX), pending:sub(M.LINE_MAX + 1) end
+      if not line then return true end
+      pending = rest
+      -- the app's text is hostile: escaped, and one SSE line (no CR or LF left in it)
+      local safe = require("orket.inert").line(line:sub(1, M.LINE_MAX))
+      if not s:send("event: log\ndata: " .. safe .. "\n\n") then return false end
+    end
+  end
+  open_at_tail()
+  while not req:gone() and not (ctx.server and ctx.server.stopping) do
+    if f then
+      local st = require("luv").fs_stat(path)
+      if st and f:seek("cur") > st.size then -- rotated: the file at the path is a new one
+        f:close()
+        f = io.open(path, "r")
+      end
+    else
+      f = io.open(path, "r")
+    end
+    local chunk = f and f:read(65536)
+    if chunk then
+      if not send_lines(chunk) or s:drain() then break end
+    else
+      local now = ops.get(ctx.db, row.id)
+      if not now or not ops.LIVE[now.status] then
+        if pending ~= "" then send_lines("\n") end -- its last line, unended
+        s:send("event: end\ndata: " .. cjson.encode { id = row.id, status = now and now.status } .. "\n\n")
+        break
+      end
+      require("orket.c.runtime").sleep(M.FOLLOW_POLL_MS)
+    end
+  end
+  if f then f:close() end
+  s:close()
+end
+
+local function logs(req, ctx)
   local row, st, doc = named(ctx)
   if not row then return st, doc end
   local path = ctx.dir .. "/.orket/sandboxes/" .. row.id .. "/app.log"
+  if ctx.query.follow == "1" or ctx.query.follow == "true" then return follow(req, ctx, row, path) end
   local f = io.open(path, "r")
   local text, truncated = "", false
   if f then
@@ -247,7 +305,8 @@ function M.add(router)
   router:add("GET", "/v1/sandboxes/{id}", { handler = get, role = "viewer", name = "sandbox", summary = "One sandbox",
     responses = { [200] = { schema = ONE } } })
   router:add("GET", "/v1/sandboxes/{id}/logs", { handler = logs, role = "viewer", name = "sandbox_logs",
-    summary = "The tail of a sandbox's log (at most 64 KiB)", responses = { [200] = { schema = { type = "object",
+    summary = "The tail of a sandbox's log (at most 64 KiB); ?follow=1: its lines as Server-Sent Events until it ends",
+    query = { { name = "follow", description = "1: follow the log as Server-Sent Events" } }, responses = { [200] = { schema = { type = "object",
       required = { "id", "log", "truncated" }, properties = { id = { type = "integer" }, log = { type = "string" },
         truncated = { type = "boolean" } } } } } })
   router:add("POST", "/v1/sandboxes/{id}/stop", { handler = stop, role = "operator", name = "sandbox_stop",
