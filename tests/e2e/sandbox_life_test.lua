@@ -290,6 +290,19 @@ describe("orket serve's sandbox routes", function()
     assert.is_false(doc.truncated)
     st = H.api(s, "GET", "/v1/sandboxes/99", viewer)
     assert.equal(404, st)
+    -- /metrics counts it, with its uptime; promtool accepts the text where it is installed
+    local mst, mtext = H.fetch { url = s.url .. "/metrics", headers = { "Authorization: Bearer " .. viewer },
+      total_timeout_ms = 10000 }
+    assert.equal(200, mst)
+    assert.matches('orket_sandboxes{status="healthy"} 1\n', mtext, 1, true)
+    assert.matches('orket_sandbox_uptime_seconds{id="' .. id .. '"} %d', mtext)
+    if os.execute("command -v promtool >/dev/null 2>&1") then
+      H.write(dir .. "/metrics.txt", mtext)
+      local pt = io.popen("promtool check metrics < " .. H.quote(dir .. "/metrics.txt") .. " 2>&1; echo rc=$?")
+      local out = pt:read("a")
+      pt:close()
+      assert.matches("rc=0", out, 1, true)
+    end
     -- the app through the server: a viewer reads it, the key and cookies stay here, the
     -- app's cookies too, and what it serves is an origin of its own
     local fetch = function(method, path, key, body2)

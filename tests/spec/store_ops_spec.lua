@@ -123,6 +123,11 @@ describe("store operations", function()
     assert.equal(1, #ops.list(db, false))
     assert.equal(2, #ops.list(db, true))
     assert.equal(id2, ops.list(db, true)[1].id) -- newest first
+    local ups = ops.uptimes(db, 10)
+    assert.equal(1, #ups)
+    assert.equal(id, ups[1].id)
+    assert.equal("healthy", ups[1].status)
+    assert.is_true(ups[1].uptime_s >= 0 and ups[1].uptime_s < 60, tostring(ups[1].uptime_s))
     -- the states are the table's: anything else is refused
     assert.has_error(function() ops.set_status(db, id, "sleeping") end)
     db:close()

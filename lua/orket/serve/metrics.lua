@@ -3,6 +3,7 @@
 -- at most MAX_SERIES label values each); the HTTP ones come from the server's own counters
 -- (orket.serve.metrics.new, fed by each request's log line). Queries: orket.store.metrics.
 local counts = require "orket.store.metrics"
+local sandboxes = require "orket.store.sandboxes"
 
 local M = {}
 
@@ -13,7 +14,7 @@ M.TURN_BUCKETS = { 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600 }
 M.CARD_BUCKETS = { 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200, 604800 }
 
 -- The state machine's refusal codes (docs/board.md); TRANSITION_ILLEGAL: the gate's own
--- name for a refusal without one. Sandbox uptime is left for when sandboxes exist.
+-- name for a refusal without one.
 M.SM_RULES = {}
 for _, c in ipairs { "ETYPE", "ESTATUS", "ESAME", "ETERMINAL", "ETRANSITION", "EREASON_REQUIRED", "EREASON_INVALID",
   "EREASON_UNEXPECTED", "EDEPENDENCY", "EREVIEWER", "ESELF_REVIEW", "EPERSON", "EREVIEW_DECISION",
@@ -234,6 +235,16 @@ function M.render(db, counters, sse_clients, shown, reads)
 
   b.family("orket_approvals_waiting", "gauge", "Tool calls held for a developer's approval.")
   b.sample("orket_approvals_waiting", nil, counts.approvals_waiting(db))
+
+  b.family("orket_sandboxes", "gauge", "Live sandboxes by status, as recorded (docs/sandbox.md).")
+  local by_status = { starting = 0, healthy = 0, unhealthy = 0 }
+  local ups = sandboxes.uptimes(db, lim)
+  for _, r in ipairs(ups) do by_status[r.status] = (by_status[r.status] or 0) + 1 end
+  for _, st in ipairs { "starting", "healthy", "unhealthy" } do b.sample("orket_sandboxes", { "status", st }, by_status[st]) end
+  b.family("orket_sandbox_uptime_seconds", "gauge", "Seconds since each live sandbox started, by sandbox id.")
+  for _, r in ipairs(ups) do
+    b.sample("orket_sandbox_uptime_seconds", { "id", tostring(math.tointeger(r.id) or r.id) }, math.max(0, r.uptime_s or 0))
+  end
 
   b.family("orket_http_requests_total", "counter", "HTTP requests answered, by route pattern and status.")
   local rk = sorted_keys(counters.requests)

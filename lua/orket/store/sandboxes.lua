@@ -53,4 +53,11 @@ function M.ports(db)
   return out
 end
 
+--- uptimes(db, limit) -> {id=, status=, uptime_s=} of the live sandboxes as recorded (the
+--- seconds since each started), at most limit, oldest first
+function M.uptimes(db, limit)
+  return db:rows("SELECT id, status, (julianday('now') - julianday(started_at)) * 86400.0 AS uptime_s "
+    .. "FROM sandboxes WHERE status IN ('starting', 'healthy', 'unhealthy') ORDER BY id LIMIT ?", limit) or {}
+end
+
 return require("orket.store.backend").twin("sandboxes", M)

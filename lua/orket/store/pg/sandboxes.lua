@@ -46,4 +46,9 @@ function M.ports(db)
   return out
 end
 
+function M.uptimes(db, limit)
+  return db:rows("SELECT id, status, extract(epoch FROM clock_timestamp() - started_at)::float8 AS uptime_s "
+    .. "FROM sandboxes WHERE status IN ('starting', 'healthy', 'unhealthy') ORDER BY id LIMIT $1", limit) or {}
+end
+
 return M
