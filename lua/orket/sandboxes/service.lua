@@ -359,8 +359,8 @@ end
 -- Once the app has ended: closes the pipes and the log, removes the tree's copy (the log
 -- stays for `orket sandbox logs`) and records the end (stopped when asked, else exited).
 function Sandbox:_finish()
-  if self.finished then return end
-  self.finished = true
+  if self.finishing then return end
+  self.finishing = true
   for _, pp in ipairs(self.pipes or {}) do
     if not pp:is_closing() then pp:close() end
   end
@@ -369,6 +369,9 @@ function Sandbox:_finish()
   tree.remove(self.home .. "/tmp")
   if self.stopping then self:_end("stopped", self.stopping)
   else self:_end("exited", string.format("the app exited (%s)", self:_exit_text())) end
+  -- only now: a waiter (stop, wait) may close the store next, and on PostgreSQL the record
+  -- above waited on the loop
+  self.finished = true
 end
 
 function Sandbox:_kill()
