@@ -136,6 +136,20 @@ describe("live view", function()
       last(t))
   end)
 
+  it("notes a sandbox deployed after a merge, or why none was", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 3, target = "N", concurrency = 1 }
+    t.ms = 500
+    v:event { type = "sandbox", action = "deploy", card = "N-1", reason = "N-1 merged", owner_pid = 42 }
+    assert.matches("^sandbox deploying %(N%-1 merged%): orket sandbox list shows it\norket run 3", last(t))
+    t.ms = 1000
+    v:event { type = "sandbox", action = "deploy", card = "N-2", reason = "N-2 merged",
+      error = "no sandbox started: nothing in main's tree can run" }
+    assert.matches("^sandbox not deployed after N%-2 merged: no sandbox started: nothing in main's tree can run\n",
+      last(t))
+  end)
+
   it("says in the summary why a run stopped itself", function()
     local t = fake()
     local v = t.view

@@ -125,6 +125,10 @@ function View:event(ev)
     self:note(string.format("%s blocked (%s): %s", ev.card, tostring(ev.reason), tostring(ev.detail)))
   elseif t == "card_skipped" then
     self:note(string.format("%s skipped: %s", ev.card, tostring(ev.reason)))
+  elseif t == "sandbox" and ev.action == "deploy" then
+    -- a deploy after a merge (sandbox.deploy): started in the background, or why not
+    self:note(ev.error and string.format("sandbox not deployed after %s: %s", tostring(ev.reason), tostring(ev.error))
+      or string.format("sandbox deploying (%s): orket sandbox list shows it", tostring(ev.reason)))
   elseif t == "approval_requested" then
     self:note(string.format("%s waits for approval #%s of %s (orket answer %s --approve or --deny)", ev.card,
       tostring(ev.approval), tostring(ev.tool), ev.card))

@@ -4,6 +4,7 @@
 -- one of main and is owned by a process of its own (`orket sandbox up --replace` in the
 -- background), so it outlives the run that merged. Uses luv and orket.board.
 local uv = require "luv"
+local plan = require "orket.sandboxes.plan"
 
 local M = {}
 
@@ -60,6 +61,15 @@ function M.after_merge_at(dir, settings, board, card_id)
   if not s or s.deploy == "manual" or not dir then return nil end
   local why = M.due(s.deploy, board, card_id)
   if not why then return nil end
+  -- what would run is checked here, where the run can say so: the owner in the background
+  -- has no one to tell
+  local ws, werr = require("orket.workspace").open(dir .. "/workspace")
+  local p, perr = nil, werr
+  if ws then
+    p, perr = plan.detect(ws, s)
+    ws:close()
+  end
+  if not p then return { reason = why, error = "no sandbox started: " .. tostring(perr) } end
   local pid, err = M.start(dir)
   return { reason = why, owner_pid = pid, error = err }
 end
