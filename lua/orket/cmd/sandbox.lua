@@ -148,14 +148,22 @@ end
 local function detach(dir, cli, replace)
   local uv = require "luv"
   local ops = require "orket.store.sandboxes"
+  -- what would run is checked here, where its error can still be printed
+  if not load(dir, cli) then return 1 end
   local db = cli.open_store(dir, false)
   if not db then return 1 end
   local exe = uv.exepath()
-  local null = uv.fs_open("/dev/null", "r+", 0)
+  -- the owner's own output (not the app's: that is the sandbox's log) goes to a file
+  local home = (uv.fs_realpath(dir) or dir) .. "/.orket/sandboxes"
+  uv.fs_mkdir(home, 448)
+  local out_path = home .. "/owner.log"
+  local null = uv.fs_open("/dev/null", "r", 0)
+  local out = uv.fs_open(out_path, "a", 384)
+  local exited
   local handle, pid = uv.spawn(exe, { args = { "sandbox", "up", "-C", dir, replace and "--replace" or nil },
-    stdio = { null, null, null },
-    detached = true }, function() end)
+    stdio = { null, out, out }, detached = true }, function(code) exited = code end)
   uv.fs_close(null)
+  if out then uv.fs_close(out) end
   if not handle then
     db:close()
     cli.err("cannot start the sandbox's owner: %s", tostring(pid))
@@ -165,17 +173,24 @@ local function detach(dir, cli, replace)
   local row
   local t0 = uv.now()
   while true do
+    row = nil
     for _, r in ipairs(ops.list(db, true)) do
       if r.owner_pid == pid then row = r break end
     end
     if row and row.status ~= "starting" then break end
+    -- the owner ended without a sandbox (or before it was healthy), or never wrote one
+    if exited ~= nil and not (row and row.status == "starting") then break end
     if not row and uv.now() - t0 > 30000 then break end
     rt.sleep(50)
-    if not row or row.status == "starting" then row = nil end
   end
   db:close()
-  if not row then
-    cli.err("the sandbox's owner (pid %d) started no sandbox within 30 s: run 'orket sandbox up' to see why", pid)
+  if not row or row.status == "starting" then
+    local f = io.open(out_path, "r")
+    local tail = f and f:read("a") or ""
+    if f then f:close() end
+    cli.err("the sandbox's owner (pid %d) %s", pid, exited ~= nil and ("ended (status " .. exited .. ") without a sandbox")
+      or "started no sandbox within 30 s")
+    if tail ~= "" then io.stderr:write(require("orket.inert").text(tail:sub(-2000))) end
     return 1
   end
   if row.status ~= "healthy" then

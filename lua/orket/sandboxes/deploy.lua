@@ -41,13 +41,17 @@ function M.due(mode, board, card_id)
 end
 
 --- start(dir) -> pid | nil, message: `orket sandbox up --replace -C DIR` in the background,
---- its own session, its output to /dev/null (its log and the store say how it went)
+--- its own session, its own output appended to .orket/sandboxes/owner.log (the app's log
+--- and the store say how the sandbox went)
 function M.start(dir)
   local exe = uv.exepath()
-  local null = uv.fs_open("/dev/null", "r+", 0)
+  uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
+  local null = uv.fs_open("/dev/null", "r", 0)
+  local out = uv.fs_open(dir .. "/.orket/sandboxes/owner.log", "a", 384)
   local handle, pid = uv.spawn(exe, { args = { "sandbox", "up", "--replace", "-C", dir },
-    stdio = { null, null, null }, detached = true }, function() end)
+    stdio = { null, out or null, out or null }, detached = true }, function() end)
   uv.fs_close(null)
+  if out then uv.fs_close(out) end
   if not handle then return nil, tostring(pid) end
   handle:unref()
   return pid
