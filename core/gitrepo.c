@@ -2311,6 +2311,8 @@ int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char
   return found;
 }
 
+int gitrepo_hold_library(void) { return git_libgit2_init() < 0 ? -1 : 0; }
+
 /* ---- a remote seen from outside ---------------------------------------------------------- */
 
 int gitrepo_init_bare(const char *path, gr_err *e) {

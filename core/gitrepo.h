@@ -217,4 +217,8 @@ void gr_refs_free(gr_ref *v, size_t n);
  * (*out malloc'd: gr_refs_free). Credentials as for gitrepo_push. EREMOTE, EAUTH, EINVAL. */
 int gitrepo_ls_remote(const char *url, const char *user, const char *password, gr_ref **out,
                       size_t *n, gr_err *e);
+/* Sets libgit2 up for the rest of the process (on top of each handle's own set-up): a
+ * module that hands work to pool threads calls it once. 0, or -1 when libgit2 cannot start. */
+int gitrepo_hold_library(void);
+
 #endif

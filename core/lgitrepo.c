@@ -579,6 +579,11 @@ static const luaL_Reg lgr_funcs[] = {
 };
 
 int luaopen_orket_gitrepo(lua_State *L) {
+  /* libgit2 stays set up for the process once the module is loaded: each handle's close
+   * would otherwise shut it down when it was the last one, deleting the key of the
+   * per-thread state libgit2 keeps on the pool threads pushes and fetches use (those threads
+   * outlive it), and that state would be lost rather than freed when they end */
+  if (gitrepo_hold_library() != 0) return luaL_error(L, "gitrepo: libgit2 cannot start");
   luaL_newmetatable(L, LGR_META);
   luaL_setfuncs(L, lgr_meta, 0);
   luaL_newlib(L, lgr_methods);
