@@ -58,12 +58,8 @@ end
 --- project_settings(dir, defaults) -> cfg, settings | nil (the error printed): the project's
 --- orket.lua (the built-in defaults when it has none, with defaults) and its settings resolved
 function M.project_settings(dir, defaults)
-  local config = require "orket.config"
-  local cfg, err
-  if defaults then cfg, err = config.load_or_defaults(dir) else cfg, err = config.load(dir) end
-  if not cfg then M.err("%s", err) return nil end
-  local s, serr = require("orket.engine.settings").resolve(cfg)
-  if not s then M.err("%s", serr) return nil end
+  local cfg, s = require("orket.config").settings(dir, defaults)
+  if not cfg then M.err("%s", s) return nil end
   return cfg, s
 end
 

@@ -144,4 +144,15 @@ function M.load_or_defaults(dir, getenv)
   return M.finish({}, dir, getenv)
 end
 
+--- settings(dir, defaults) -> cfg, settings | nil, message, code: the project's orket.lua
+--- (the built-in defaults when it has none, with defaults) and its settings resolved
+function M.settings(dir, defaults)
+  local cfg, err, code
+  if defaults then cfg, err, code = M.load_or_defaults(dir) else cfg, err, code = M.load(dir) end
+  if not cfg then return nil, err, code end
+  local s, serr, scode = settings.resolve(cfg)
+  if not s then return nil, serr, scode end
+  return cfg, s
+end
+
 return M

@@ -152,24 +152,14 @@ local function detach(dir, cli, replace)
   if not load(dir, cli) then return 1 end
   local db = cli.open_store(dir, false)
   if not db then return 1 end
-  local exe = uv.exepath()
-  -- the owner's own output (not the app's: that is the sandbox's log) goes to a file
-  local home = (uv.fs_realpath(dir) or dir) .. "/.orket/sandboxes"
-  uv.fs_mkdir(home, 448)
-  local out_path = home .. "/owner.log"
-  local null = uv.fs_open("/dev/null", "r", 0)
-  local out = uv.fs_open(out_path, "a", 384)
   local exited
-  local handle, pid = uv.spawn(exe, { args = { "sandbox", "up", "-C", dir, replace and "--replace" or nil },
-    stdio = { null, out, out }, detached = true }, function(code) exited = code end)
-  uv.fs_close(null)
-  if out then uv.fs_close(out) end
-  if not handle then
+  local pid, out_path = require("orket.sandboxes.service").start_owner(dir, { replace = replace,
+    on_exit = function(code) exited = code end })
+  if not pid then
     db:close()
-    cli.err("cannot start the sandbox's owner: %s", tostring(pid))
+    cli.err("cannot start the sandbox's owner: %s", out_path)
     return 1
   end
-  handle:unref()
   local row
   local t0 = uv.now()
   while true do
@@ -321,11 +311,10 @@ local function logs(args, cli)
   local uv = require "luv"
   local path = (uv.fs_realpath(dir) or dir) .. "/.orket/sandboxes/" .. id .. "/app.log"
   local inert = require "orket.inert"
-  local f = io.open(path, "r")
+  local reader = service.log_reader(path)
   local function drain()
-    if not f then return end
     while true do
-      local chunk = f:read(65536)
+      local chunk = reader.read()
       if not chunk then break end
       io.stdout:write(inert.text(chunk))
     end
@@ -338,14 +327,6 @@ local function logs(args, cli)
     h:start("sigint", function() stop = true end)
     while not stop do
       rt.sleep(200)
-      -- rotated: the file at the path is a new one
-      local st = uv.fs_stat(path)
-      if f and st and f:seek("cur") > st.size then
-        f:close()
-        f = io.open(path, "r")
-      elseif not f then
-        f = io.open(path, "r")
-      end
       drain()
       local r = service.get(db, id)
       if not r or not require("orket.store.sandboxes").LIVE[r.status] then
@@ -355,7 +336,7 @@ local function logs(args, cli)
     end
     h:close()
   end
-  if f then f:close() end
+  reader.close()
   db:close()
   return 0
 end

@@ -2,9 +2,9 @@
 -- (docs/sandbox.md): "merge" after each merged card, "epic" once the card's epic has every
 -- issue done, "rock" once its rock has, "manual" never. The new sandbox replaces the live
 -- one of main and is owned by a process of its own (`orket sandbox up --replace` in the
--- background), so it outlives the run that merged. Uses luv and orket.board.
-local uv = require "luv"
+-- background), so it outlives the run that merged. Uses orket.sandboxes.plan and service.
 local plan = require "orket.sandboxes.plan"
+local service = require "orket.sandboxes.service"
 
 local M = {}
 
@@ -40,23 +40,6 @@ function M.due(mode, board, card_id)
   return nil
 end
 
---- start(dir) -> pid | nil, message: `orket sandbox up --replace -C DIR` in the background,
---- its own session, its own output appended to .orket/sandboxes/owner.log (the app's log
---- and the store say how the sandbox went)
-function M.start(dir)
-  local exe = uv.exepath()
-  uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
-  local null = uv.fs_open("/dev/null", "r", 0)
-  local out = uv.fs_open(dir .. "/.orket/sandboxes/owner.log", "a", 384)
-  local handle, pid = uv.spawn(exe, { args = { "sandbox", "up", "--replace", "-C", dir },
-    stdio = { null, out or null, out or null }, detached = true }, function() end)
-  uv.fs_close(null)
-  if out then uv.fs_close(out) end
-  if not handle then return nil, tostring(pid) end
-  handle:unref()
-  return pid
-end
-
 --- after_merge_at(dir, settings, board, card_id) -> {reason=, owner_pid=, error=} | nil:
 --- starts a sandbox of the project in dir when settings.sandbox.deploy says one is due after
 --- card_id's merge (by a run, a worker, or `orket serve` on a forge's webhook)
@@ -74,7 +57,7 @@ function M.after_merge_at(dir, settings, board, card_id)
     ws:close()
   end
   if not p then return { reason = why, error = "no sandbox started: " .. tostring(perr) } end
-  local pid, err = M.start(dir)
+  local pid, err = service.start_owner(dir, { replace = true })
   return { reason = why, owner_pid = pid, error = err }
 end
 

@@ -128,6 +128,37 @@ function Log:close()
   self.f = nil
 end
 
+--- log_reader(path, tail) -> reader: reader:read() -> the log's next bytes (at most 64 KiB)
+--- | nil when there are none yet; it follows the file at path across rotations (a file
+--- shorter than what was read is a new one, read from its start) and waits for one not
+--- there yet. It starts at the last tail bytes (nil: the start). reader:close().
+function M.log_reader(path, tail)
+  local r = {}
+  local f
+  local function open()
+    f = io.open(path, "r")
+    if f and tail then
+      local size = f:seek("end")
+      f:seek("set", size > tail and size - tail or 0)
+    end
+    tail = nil -- only the first file is read from its tail
+  end
+  function r.read()
+    if f then
+      local st = uv.fs_stat(path)
+      if st and f:seek("cur") > st.size then
+        f:close()
+        f = io.open(path, "r")
+      end
+    else
+      open()
+    end
+    return f and f:read(65536)
+  end
+  function r.close() if f then f:close() end f = nil end
+  return r
+end
+
 -- ---- probes ------------------------------------------------------------------------------
 
 -- The relay's probe socket answers "up" when the app's port takes a connection.
@@ -171,14 +202,6 @@ end
 
 local Sandbox = {}
 Sandbox.__index = Sandbox
-
-local function mkdirs(path)
-  local acc = ""
-  for part in path:gmatch("[^/]+") do
-    acc = acc .. "/" .. part
-    if not uv.fs_stat(acc) then uv.fs_mkdir(acc, 448) end
-  end
-end
 
 --- up{dir=, db=, settings=, target=, replace=, stopping=, emit=} -> sandbox | nil, message,
 --- CODE, log tail. replace: the live sandboxes of the same target are stopped first;
@@ -243,7 +266,9 @@ function M.up(o)
       .. "project to a shorter path", sock, SUN_MAX), "EINVAL")
   end
   ops.set_socket(db, id, sock)
-  mkdirs(home)
+  -- .orket/ is the store's (or, on PostgreSQL, made with it)
+  uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
+  uv.fs_mkdir(home, 448)
   local files, terr, tcode = tree.copy(dir .. "/workspace", home .. "/tree", M.TREE_CAPS)
   if not files then return fail("sandbox: copying main's tree: " .. terr, tcode) end
   uv.fs_mkdir(home .. "/tmp", 448)
@@ -438,6 +463,30 @@ function M.stop(db, id)
     rt.sleep(25)
   end
   return nil, "sandbox " .. id .. ": its owner did not stop it within 5 s", "ETIMEDOUT"
+end
+
+--- start_owner(dir, {replace=, on_exit=}) -> pid, path of its output | nil, message: `orket
+--- sandbox up [--replace] -C DIR` in the background, in its own session, its own output (not
+--- the app's: that is the sandbox's log) appended to .orket/sandboxes/owner.log; on_exit(code)
+--- hears it end. The process is not waited for: it owns the sandbox it starts.
+function M.start_owner(dir, o)
+  o = o or {}
+  local home = (uv.fs_realpath(dir) or dir) .. "/.orket/sandboxes"
+  uv.fs_mkdir(home, 448)
+  local out_path = home .. "/owner.log"
+  local null = uv.fs_open("/dev/null", "r", 0)
+  local out = uv.fs_open(out_path, "a", 384)
+  local handle, pid
+  handle, pid = uv.spawn(uv.exepath(), { args = { "sandbox", "up", "-C", dir, o.replace and "--replace" or nil },
+    stdio = { null, out or null, out or null }, detached = true }, function(code)
+      if handle and not handle:is_closing() then handle:close() end
+      if o.on_exit then o.on_exit(code) end
+    end)
+  uv.fs_close(null)
+  if out then uv.fs_close(out) end
+  if not handle then return nil, tostring(pid) end
+  handle:unref()
+  return pid, out_path
 end
 
 --- list(db, all) -> the sandboxes (live ones unless all), after reconcile

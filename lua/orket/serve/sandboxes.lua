@@ -69,14 +69,7 @@ local function follow(req, ctx, row, path)
   local s, serr = req:sse { "X-Accel-Buffering: no" }
   if not s then return err(500, "internal", serr) end
   ctx.status = 200
-  local f, pending = nil, ""
-  local function open_at_tail()
-    f = io.open(path, "r")
-    if f then
-      local size = f:seek("end")
-      f:seek("set", size > M.LOG_TAIL and size - M.LOG_TAIL or 0)
-    end
-  end
+  local log, pending = service.log_reader(path, M.LOG_TAIL), ""
   local function send_lines(text)
     pending = pending .. text
     while true do
@@ -89,18 +82,8 @@ local function follow(req, ctx, row, path)
       if not s:send("event: log\ndata: " .. safe .. "\n\n") then return false end
     end
   end
-  open_at_tail()
   while not req:gone() and not (ctx.server and ctx.server.stopping) do
-    if f then
-      local st = require("luv").fs_stat(path)
-      if st and f:seek("cur") > st.size then -- rotated: the file at the path is a new one
-        f:close()
-        f = io.open(path, "r")
-      end
-    else
-      f = io.open(path, "r")
-    end
-    local chunk = f and f:read(65536)
+    local chunk = log.read()
     if chunk then
       if not send_lines(chunk) or s:drain() then break end
     else
@@ -113,7 +96,7 @@ local function follow(req, ctx, row, path)
       require("orket.c.runtime").sleep(M.FOLLOW_POLL_MS)
     end
   end
-  if f then f:close() end
+  log.close()
   s:close()
 end
 
@@ -139,15 +122,9 @@ local function logs(req, ctx)
   return 200, { id = row.id, log = require("orket.inert").text(text), truncated = truncated }
 end
 
-local function settings(ctx)
-  local cfg, cerr = require("orket.config").load_or_defaults(ctx.dir)
-  if not cfg then return nil, cerr end
-  return require("orket.engine.settings").resolve(cfg)
-end
-
 local function start(_, ctx)
-  local s, serr = settings(ctx)
-  if not s then return err(422, "bad_config", tostring(serr)) end
+  local cfg, s = require("orket.config").settings(ctx.dir, true)
+  if not cfg then return err(422, "bad_config", tostring(s)) end
   audit(ctx, "sandbox_up")
   local sb, msg, code, tail = service.up { dir = ctx.dir, db = ctx.db, settings = s }
   if not sb then

@@ -36,10 +36,8 @@ M.COMMENT_MAX = 65536
 -- The project's git settings and all its settings, read for each delivery (orket.lua may
 -- change while serving).
 local function git_settings(dir)
-  local cfg, cerr = require("orket.config").load(dir)
-  if not cfg then return nil, cerr end
-  local s, serr = require("orket.engine.settings").resolve(cfg)
-  if not s then return nil, serr end
+  local cfg, s = require("orket.config").settings(dir)
+  if not cfg then return nil, s end
   local g = s.git or {}
   g.backoff_ms = s.budgets.backoff_ms -- a push of main that fails is tried again after it
   return g, nil, s
