@@ -12,10 +12,11 @@
 # TEST_LAYERS (words of "c spec e2e pg soak"; default "c spec e2e pg") runs those layers:
 # CI runs the PostgreSQL layer as a step of its own; "soak" adds what --soak runs.
 # Each spec or e2e file runs as a process of its own, TEST_JOBS at a time (default: the
-# cores plus one, at most 8: e2e files mostly wait on the processes they start), the
-# slowest first by the last run's times (BUILD/test-times). A file's line gives its counts;
-# a failing file's whole output follows its layer; each layer adds its files' counts into
-# its "spec: N passed, N failed" line.
+# cores plus two, at most 8: e2e files mostly wait on the processes they start), the
+# slowest first by the last run's times (BUILD/test-times). The spec, e2e and pg layers
+# share one pool, so that no layer waits for another's slowest file. A file's line gives
+# its layer, its counts and its time; each layer then reports the output of its failing
+# files and adds its files' counts into its "spec: N passed, N failed" line.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
@@ -39,13 +40,15 @@ LAYER_TIMEOUT=${LAYER_TIMEOUT:-2400}
 COUNT='^spec: [0-9]+ passed, [0-9]+ failed'
 SANITIZER='ERROR: AddressSanitizer|ERROR: LeakSanitizer: detected|runtime error:'
 
-# --one KIND OUT FILE: runs one file, its output in OUT/KEY.log, its time in OUT/KEY.ms;
+# --one-of OUT KIND FILE: runs one file, its output in OUT/KEY.log, its time in OUT/KEY.ms;
 # prints the file's line. KIND: spec, e2e, or pg (on the server tests/with_pg.lua started;
 # run_test's two kill loops, 20 and 12 killed runs, are left to SQLite: on PostgreSQL each
 # command's connections cost a SCRAM exchange, and they would take minutes).
-if [ "${1:-}" = "--one" ]; then
-  kind=$2 out=$3 f=$4
-  key=$(echo "$f" | tr / _)
+if [ "${1:-}" = "--one-of" ]; then
+  out=$2 kind=$3 f=$4
+  key=$kind.$(echo "$f" | tr / _)
+  # only the pg layer's files see the tests' PostgreSQL server: the others run on SQLite
+  [ "$kind" = pg ] || unset ORKET_TEST_DATABASE_URL
   case $kind in
     spec) set -- tests/busted.lua -o tests/busted_output.lua "$f" ;;
     e2e) set -- tests/busted.lua -o tests/busted_output.lua --pattern=_test "$f" ;;
@@ -58,61 +61,87 @@ if [ "${1:-}" = "--one" ]; then
   echo "$ms" >"$out/$key.ms"
   counts=$(grep -E "$COUNT" "$out/$key.log" | tail -n 1 | sed 's/^spec: //')
   [ -n "$counts" ] || counts="did not finish"
-  printf '  %-44s %s  %d.%ds\n' "$f" "$counts" $((ms / 1000)) $((ms % 1000 / 100))
+  printf '  %-4s %-44s %s  %d.%ds\n' "$kind" "$f" "$counts" $((ms / 1000)) $((ms % 1000 / 100))
   exit 0
 fi
 
-# --files KIND FILE...: runs the files in parallel; prints each file's line, the output of
-# those that failed, and the layer's "spec: N passed, N failed" line. Exits 1 on a failure.
-if [ "${1:-}" = "--files" ]; then
-  kind=$2
-  shift 2
+# --files KIND FILE...: runs one layer's files in parallel (as --pool does) and reports it.
+# --pool KIND:FILE...: runs the files of several layers in one pool, so that no layer waits
+# for another's slowest file, then reports each layer in turn. Under tests/with_pg.lua's
+# --or-without, ORKET_TEST_PG_SKIPPED drops the pg files and says so once.
+# A layer's report: each file's line as it ends, the output of those that failed, then the
+# layer's "spec: N passed, N failed" line. Exits 1 on a failure.
+if [ "${1:-}" = "--files" ] || [ "${1:-}" = "--pool" ]; then
+  pool=""
+  if [ "$1" = "--files" ]; then
+    kind=$2
+    shift 2
+    items=$(for f in "$@"; do echo "$kind:$f"; done)
+  else
+    shift
+    pool=1
+    items=$(for i in "$@"; do echo "$i"; done)
+  fi
+  if [ -n "${ORKET_TEST_PG_SKIPPED:-}" ]; then items=$(echo "$items" | grep -v '^pg:'); fi
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
-  jobs=${TEST_JOBS:-$(($(nproc 2>/dev/null || echo 2) + 1))}
+  jobs=${TEST_JOBS:-$(($(nproc 2>/dev/null || echo 2) + 2))}
   [ "$jobs" -le 8 ] || jobs=8
   times=${TEST_TIMES:-/dev/null}
   # slowest first (a file not timed yet counts as slow), so the last ones to start are short
-  for f in "$@"; do
+  echo "$items" | while IFS=: read -r kind f; do
+    [ -n "$f" ] || continue
     ms=$(awk -v k="$kind" -v f="$f" '$1 == k && $2 == f { print $3 }' "$times" 2>/dev/null | tail -n 1)
-    echo "${ms:-999999} $f"
-  done | sort -rn | awk '{ print $2 }' | xargs -P "$jobs" -n 1 sh "$0" --one "$kind" "$out"
-  passed=0 failed=0
-  for f in "$@"; do
-    key=$(echo "$f" | tr / _)
-    log="$out/$key.log"
-    line=$(grep -E "$COUNT" "$log" 2>/dev/null | tail -n 1)
-    p=$(echo "$line" | awk '{ print $2 + 0 }')
-    n=$(echo "$line" | awk '{ print $4 + 0 }')
-    reports=$(grep -cE "$SANITIZER" "$log" 2>/dev/null)
-    reports=${reports:-0}
-    if [ -z "$line" ]; then
-      echo "== $f did not finish (it crashed or was killed):"
-      n=$((n + 1))
-    elif [ "$reports" -ne 0 ]; then
-      echo "== $f: $reports sanitizer report(s):"
-      n=$((n + 1))
-    elif [ "$n" -ne 0 ]; then
-      echo "== $f: $n failed:"
-    fi
-    # indented, so that its own count lines are not taken for a layer's; a passing file's
-    # skips and notes (what a refused kernel layer left untested) are shown too
-    if [ -z "$line" ] || [ "$reports" -ne 0 ] || [ "$n" -ne 0 ]; then
-      sed 's/^/    /' "$log"
-    else
-      grep -E '^(SKIP: |  note: |  skipped: )' "$log" | sed "s|^ *|    $f: |"
-    fi
-    passed=$((passed + p))
-    failed=$((failed + n))
-    [ -f "$out/$key.ms" ] && echo "$kind $f $(cat "$out/$key.ms")" >>"$out/times"
+    echo "${ms:-999999} $kind $f"
+  done | sort -rn | awk '{ print $2, $3 }' | xargs -P "$jobs" -n 2 sh "$0" --one-of "$out"
+  status=0
+  for kind in spec e2e pg; do
+    files=$(echo "$items" | sed -n "s/^$kind://p")
+    [ -n "$files" ] || continue
+    [ -z "$pool" ] || case $kind in
+      spec) echo "== Lua specs" ;;
+      e2e) echo "== End-to-end tests (make soak runs: $SOAK)" ;;
+      pg) echo "== On PostgreSQL" ;;
+    esac
+    passed=0 failed=0 count=0
+    for f in $files; do
+      count=$((count + 1))
+      key=$kind.$(echo "$f" | tr / _)
+      log="$out/$key.log"
+      line=$(grep -E "$COUNT" "$log" 2>/dev/null | tail -n 1)
+      p=$(echo "$line" | awk '{ print $2 + 0 }')
+      n=$(echo "$line" | awk '{ print $4 + 0 }')
+      reports=$(grep -cE "$SANITIZER" "$log" 2>/dev/null)
+      reports=${reports:-0}
+      if [ -z "$line" ]; then
+        echo "== $f did not finish (it crashed or was killed):"
+        n=$((n + 1))
+      elif [ "$reports" -ne 0 ]; then
+        echo "== $f: $reports sanitizer report(s):"
+        n=$((n + 1))
+      elif [ "$n" -ne 0 ]; then
+        echo "== $f: $n failed:"
+      fi
+      # indented, so that its own count lines are not taken for a layer's; a passing file's
+      # skips and notes (what a refused kernel layer left untested) are shown too
+      if [ -z "$line" ] || [ "$reports" -ne 0 ] || [ "$n" -ne 0 ]; then
+        sed 's/^/    /' "$log"
+      else
+        grep -E '^(SKIP: |  note: |  skipped: )' "$log" | sed "s|^ *|    $f: |"
+      fi
+      passed=$((passed + p))
+      failed=$((failed + n))
+      [ -f "$out/$key.ms" ] && echo "$kind $f $(cat "$out/$key.ms")" >>"$out/times"
+    done
+    echo "spec: $passed passed, $failed failed ($kind: $count files)"
+    [ "$failed" -eq 0 ] || status=1
   done
   if [ "$times" != /dev/null ] && [ -f "$out/times" ]; then
-    { grep -v "^$kind " "$times" 2>/dev/null; cat "$out/times"; } >"$out/times.new"
+    kinds=$(awk '{ print $1 }' "$out/times" | sort -u | paste -sd '|')
+    { grep -vE "^($kinds) " "$times" 2>/dev/null; cat "$out/times"; } >"$out/times.new"
     cat "$out/times.new" >"$times"
   fi
-  echo "spec: $passed passed, $failed failed ($kind: $# files)"
-  [ "$failed" -eq 0 ]
-  exit
+  exit "$status"
 fi
 
 mode=test
@@ -164,15 +193,28 @@ else
     expected=$((expected + 1))
     timeout "$LAYER_TIMEOUT" "$BUILD/test_core" 2>&1 | tee -a "$log"
   fi
-  # shellcheck disable=SC2046
-  if in_list spec "$layers"; then layer "Lua specs" spec $(ls tests/spec/*_spec.lua); fi
-  e2e="" pg=""
-  for f in tests/e2e/*_test.lua; do in_list "$f" "$SOAK" || e2e="$e2e $f"; done
-  for f in $PG_TESTS; do in_list "$f" "$SOAK" || pg="$pg $f"; done
-  # shellcheck disable=SC2086
-  if in_list e2e "$layers"; then layer "End-to-end tests (make soak runs: $SOAK)" e2e $e2e; fi
-  # shellcheck disable=SC2086
-  if in_list pg "$layers"; then pg_layer $pg; fi
+  # the spec, e2e and pg layers share one pool; each is still reported as a layer of its own
+  items=""
+  if in_list spec "$layers"; then
+    for f in tests/spec/*_spec.lua; do items="$items spec:$f"; done
+  fi
+  if in_list e2e "$layers"; then
+    for f in tests/e2e/*_test.lua; do in_list "$f" "$SOAK" || items="$items e2e:$f"; done
+  fi
+  if in_list pg "$layers"; then
+    for f in $PG_TESTS; do in_list "$f" "$SOAK" || items="$items pg:$f"; done
+  fi
+  for k in spec e2e pg; do in_list "$k" "$layers" && expected=$((expected + 1)); done
+  if [ -n "$items" ]; then
+    echo "== Test files: $(echo "$items" | wc -w) of the layers $(for k in spec e2e pg; do in_list "$k" "$layers" && printf '%s ' "$k"; done)in one pool"
+    # shellcheck disable=SC2086
+    if in_list pg "$layers"; then
+      timeout "$LAYER_TIMEOUT" "$ORKET_BIN" lua tests/with_pg.lua --or-without sh tests/run.sh --pool $items 2>&1 | tee -a "$log"
+      if grep -q '^PostgreSQL layer skipped' "$log"; then expected=$((expected - 1)); fi
+    else
+      timeout "$LAYER_TIMEOUT" sh tests/run.sh --pool $items 2>&1 | tee -a "$log"
+    fi
+  fi
   if in_list soak "$layers"; then soak; fi
 fi
 
