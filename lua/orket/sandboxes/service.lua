@@ -203,6 +203,18 @@ end
 local Sandbox = {}
 Sandbox.__index = Sandbox
 
+-- the longest pause between probes while a sandbox starts
+M.START_PROBE_MAX_MS = 50
+
+-- What the kernel offers this user, asked once a process: the probe starts processes of its
+-- own (about 100 ms), and a server or a run that starts sandboxes one after another would
+-- pay it each time for an answer that does not change.
+local offered_here
+local function kernel()
+  offered_here = offered_here or proc.probe()
+  return offered_here
+end
+
 --- up{dir=, db=, settings=, target=, replace=, stopping=, emit=} -> sandbox | nil, message,
 --- CODE, log tail. replace: the live sandboxes of the same target are stopped first;
 --- stopping(): a reason once the caller was asked to stop (the start ends, recorded stopped).
@@ -215,7 +227,7 @@ function M.up(o)
   if s.network then
     return nil, "orket.lua: sandbox.network = true is not built yet: a sandbox has no outbound network", "EINVAL"
   end
-  local offered = proc.probe()
+  local offered = kernel()
   if not offered.netns then
     return nil, "sandbox: this kernel refuses a network namespace to this user, and a sandbox needs one (its own "
       .. "loopback, reached only through its socket)", "ENOTSUP"
@@ -286,7 +298,9 @@ function M.up(o)
   sb.emit { type = "sandbox", id = id, status = "starting" }
   -- healthy before the start timeout, or it is stopped
   local t0, h = uv.now(), p.health
-  local last
+  -- until it is healthy, probes come 10 ms apart, doubling up to 50 ms (or the interval): a
+  -- failed probe costs a connect through the relay, and a start is not rounded up by 100 ms
+  local last, pause = nil, 10
   while true do
     local asked = o.stopping and o.stopping()
     if asked then
@@ -310,7 +324,8 @@ function M.up(o)
       return fail(string.format("sandbox %d: not healthy within %d ms (health.start_timeout_ms)%s", id,
         h.start_timeout_ms, last and (": " .. last) or ""), "ETIMEDOUT")
     end
-    rt.sleep(math.min(100, h.interval_ms))
+    rt.sleep(math.min(pause, M.START_PROBE_MAX_MS, h.interval_ms))
+    pause = pause * 2
   end
   sb:_set("healthy", nil, "sandbox_healthy")
   sb.watch = task.spawn(function() sb:_watch() end)
