@@ -192,4 +192,30 @@ describe("examples/notes-web", function()
     for _, p in ipairs(live) do assert.is_false(H.alive(p.pid), p.args) end
     assert.equal(0, #list(dir))
   end)
+
+  it("validates clean, and run.sh shows the whole loop as a newcomer runs it", function()
+    if skip then return pending(skip) end
+    local v = H.orket("validate " .. H.quote(H.ROOT .. "/examples/notes-web"))
+    assert.equal(0, v.status, v.stdout .. v.stderr)
+    -- run.sh makes its own SQLite project: once is enough on either layer
+    if require("tests.backends").name() == "pg" then return pending("run.sh uses SQLite: run on that layer") end
+    local tmp = H.tmpdir()
+    -- orket is not on PATH: the commands printed must not need it
+    local p = io.popen(string.format("cd %s && env PATH=/usr/bin:/bin TMPDIR=%s sh examples/notes-web/run.sh %s </dev/null 2>&1; echo \"exit $?\"",
+      H.quote(H.ROOT), H.quote(tmp), H.quote(H.BIN)))
+    local out = p:read("a")
+    p:close()
+    local project_dir = out:match("\nproject: ([^\n]+)\n")
+    local stop = out:match("\nstop it: ([^\n]+)\n")
+    -- whatever happened, nothing is left running
+    if stop then os.execute(stop .. " >/dev/null 2>&1") end
+    assert.matches("\nexit 0\n$", out)
+    assert.matches("the epic is done and deployed: sandbox 1\n", out, 1, true)
+    assert.matches('{"id": 2, "text": ""}  (HTTP 201)', out, 1, true) -- the bug, shown
+    assert.matches("the fix is deployed: sandbox 2 (sandbox 1 was stopped)", out, 1, true)
+    assert.matches('text must not be empty"}  (HTTP 400)', out, 1, true)
+    assert.truthy(project_dir and project_dir:find(tmp, 1, true) == 1, out)
+    assert.truthy(stop, out)
+    H.wait_for(function() return #tree_of(project_dir) == 0 end, "run.sh's sandbox to stop")
+  end)
 end)
