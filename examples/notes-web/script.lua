@@ -163,7 +163,7 @@ local rules = {
   work("WEB-3", "coder", "page.html", PAGE, "page.html lists the notes in #notes, with a form to add one."),
   work("WEB-4", "coder", "README.md", README, "README.md says how to run and use it."),
   -- a bug filed against the running service: found by its summary, fixed in app.py
-  { role = "coder", match = "^Issue [^:]*: BUG: empty notes are accepted", reply = { tool_calls = {
+  { role = "coder", match = "^Issue [^\n]*[Ee]mpty notes are accepted", reply = { tool_calls = {
     call("write_file", { path = "app.py", content = app(true) }),
     call("add_issue_comment", { body = "app.py now answers 400 to an empty or blank note." }) } } },
   -- after writing: hand in for review; reviewers approve
