@@ -1,12 +1,14 @@
 -- examples/notes-web end to end: the scripted team builds the web notes service, the epic
 -- done deploys it to a sandbox, which serves the app through its socket and through `orket
 -- serve`'s proxy; a filed bug is worked and its fix deployed in place of the first sandbox;
--- stopping it leaves nothing of it in the process table. Needs a kernel with network and
--- user namespaces and python3 (the example's service is Python's standard library).
+-- stopping it leaves nothing of it in the process table; its page opens in Chromium from
+-- the web board's link. Needs a kernel with network and user namespaces and python3 (the
+-- example's service is Python's standard library); the browser part, Chromium.
 local H = require "tests.helpers"
 local cjson = require "cjson"
 local http = require "orket.c.http"
 local proc = require "orket.c.proc"
+local WD = require "tests.webdriver"
 
 local function offered()
   local p = proc.probe()
@@ -191,6 +193,40 @@ describe("examples/notes-web", function()
     H.wait_for(function() return #tree_of(dir) == 0 end, "the sandbox's processes to end")
     for _, p in ipairs(live) do assert.is_false(H.alive(p.pid), p.args) end
     assert.equal(0, #list(dir))
+  end)
+
+  it("shows its page in Chromium through the web board's link, the notes escaped", function()
+    if skip then return pending(skip) end
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = H.example("notes-web")
+    assert.equal(0, H.orket("run NOTESWEB", { cwd = dir }).status)
+    local sb = healthy(dir, {})
+    local st, text = request(sb.socket, "POST", "/notes", { text = "<b>bold</b> & more" })
+    assert.equal(201, st, text)
+    local key = H.api_key(dir, "v", "viewer")
+    local s = H.serve(dir)
+    local art = io.popen("mktemp -d /tmp/orket-web-test.XXXXXX"):read("l")
+    local wd = WD.start(art, { width = 1024, height = 800 })
+    local ok, err = pcall(function()
+      wd:go(s.url .. "/")
+      wd:type(wd:wait("#key", "the sign-in form"), key)
+      wd:press("#signin-button")
+      local link = '#sandbox-list li[data-sandbox="' .. math.tointeger(sb.id) .. '"] a.sandbox-app'
+      wd:wait(link, "the sandbox's link on the board")
+      local href = wd:js("return document.querySelector(arguments[0]).getAttribute('href')", link)
+      wd:go(s.url .. href)
+      wd:wait("#notes li", "the notes in the app's page")
+      assert.equal("<b>bold</b> & more", wd:text_of("#notes li"))
+      assert.is_true(wd:js("return document.querySelector('#notes b') === null")) -- text, not markup
+      assert.is_true(wd:js("return !!document.querySelector('form[action=\"notes\"] input[name=\"text\"]')"))
+    end)
+    wd:stop()
+    assert.equal(0, H.orket("sandbox stop " .. math.tointeger(sb.id), { cwd = dir }).status)
+    H.wait_for(function() return #tree_of(dir) == 0 end, "the sandbox's processes to end")
+    if not ok then error(tostring(err) .. "\n(the browser's logs are in " .. art .. ")", 0) end
+    os.execute("rm -rf " .. H.quote(art))
+    assert.equal(0, s.stop())
   end)
 
   it("validates clean, and run.sh shows the whole loop as a newcomer runs it", function()
