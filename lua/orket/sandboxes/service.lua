@@ -203,8 +203,16 @@ end
 local Sandbox = {}
 Sandbox.__index = Sandbox
 
--- the longest pause between probes while a sandbox starts
+-- Until a sandbox is healthy, probes come 10 ms apart, doubling up to START_PROBE_MAX_MS: a
+-- failed probe costs a connect through the relay, and a start is not rounded up by 100 ms.
 M.START_PROBE_MAX_MS = 50
+
+--- start_pause(previous) -> the pause before the next probe while a sandbox starts (the
+--- first: start_pause(nil)), in ms
+function M.start_pause(previous)
+  if not previous then return 10 end
+  return math.min(previous * 2, M.START_PROBE_MAX_MS)
+end
 
 -- What the kernel offers this user, asked once a process: the probe starts processes of its
 -- own (about 100 ms), and a server or a run that starts sandboxes one after another would
@@ -298,9 +306,7 @@ function M.up(o)
   sb.emit { type = "sandbox", id = id, status = "starting" }
   -- healthy before the start timeout, or it is stopped
   local t0, h = uv.now(), p.health
-  -- until it is healthy, probes come 10 ms apart, doubling up to 50 ms (or the interval): a
-  -- failed probe costs a connect through the relay, and a start is not rounded up by 100 ms
-  local last, pause = nil, 10
+  local last, pause = nil, M.start_pause(nil)
   while true do
     local asked = o.stopping and o.stopping()
     if asked then
@@ -324,8 +330,8 @@ function M.up(o)
       return fail(string.format("sandbox %d: not healthy within %d ms (health.start_timeout_ms)%s", id,
         h.start_timeout_ms, last and (": " .. last) or ""), "ETIMEDOUT")
     end
-    rt.sleep(math.min(pause, M.START_PROBE_MAX_MS, h.interval_ms))
-    pause = pause * 2
+    rt.sleep(math.min(pause, h.interval_ms)) -- (or the interval, when shorter)
+    pause = M.start_pause(pause)
   end
   sb:_set("healthy", nil, "sandbox_healthy")
   sb.watch = task.spawn(function() sb:_watch() end)
