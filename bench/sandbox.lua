@@ -11,7 +11,8 @@
 --    The server's own GET /health is measured alongside: what any of its routes can answer.
 -- 3. Three at once: three service.up started together until all are healthy, each then
 --    answering through its own socket, against three bare spawns and probes together.
---   build/orket lua bench/sandbox.lua [ROUNDS] [SECONDS]
+--   build/orket lua bench/sandbox.lua [ROUNDS] [SECONDS] [PARTS]
+-- PARTS: the figures to measure, comma-separated names of start, proxy, three (default: all)
 package.path = package.orket_home .. "/?.lua;" .. package.path
 local uv = require "luv"
 local task = require "orket.task"
@@ -23,6 +24,8 @@ local stats = require "bench.stats"
 local ROUNDS = tonumber(arg and arg[1]) or 5
 local SECONDS = tonumber(arg and arg[2]) or 2
 local CONNS = 32
+local PARTS = {}
+for name in ((arg and arg[3]) or "start,proxy,three"):gmatch("[^,]+") do PARTS[name] = true end
 local ORKET = os.getenv("ORKET_BIN") or (package.orket_home .. "/build/orket")
 
 local APP = [[
@@ -176,88 +179,94 @@ local t = task.spawn(function()
   sb:stop("bench")
 
   -- 1. start to healthy
-  print(string.format("1. start to healthy (ms), %d rounds alternated:", ROUNDS))
-  local fl, fig, ratio = {}, {}, {}
-  for round = 1, ROUNDS do
-    local f, fstop = bare_up(dir)
-    fstop()
-    local g, gsb = sandbox_up(dir, db, s)
-    gsb:stop("bench")
-    fl[round], fig[round], ratio[round] = f, g, g / f
-    print(string.format("  round %d: floor (bare spawn + first probe) %7.2f ms  sandbox up to healthy %7.2f ms  ratio %5.2f",
-      round, f, g, g / f))
+  if PARTS.start then
+    print(string.format("1. start to healthy (ms), %d rounds alternated:", ROUNDS))
+    local fl, fig, ratio = {}, {}, {}
+    for round = 1, ROUNDS do
+      local f, fstop = bare_up(dir)
+      fstop()
+      local g, gsb = sandbox_up(dir, db, s)
+      gsb:stop("bench")
+      fl[round], fig[round], ratio[round] = f, g, g / f
+      print(string.format("  round %d: floor (bare spawn + first probe) %7.2f ms  sandbox up to healthy %7.2f ms  ratio %5.2f",
+        round, f, g, g / f))
+    end
+    print("  floor:  " .. stats.line(fl) .. " ms")
+    print("  figure: " .. stats.line(fig) .. " ms")
+    print("  ratio:  " .. stats.line(ratio) .. "  (target <= 1.5x) -> " .. (stats.pct(ratio, 0.5) <= 1.5 and "met" or "MISSED"))
   end
-  print("  floor:  " .. stats.line(fl) .. " ms")
-  print("  figure: " .. stats.line(fig) .. " ms")
-  print("  ratio:  " .. stats.line(ratio) .. "  (target <= 1.5x) -> " .. (stats.pct(ratio, 0.5) <= 1.5 and "met" or "MISSED"))
 
   -- 2. the proxy: orket serve on the project, the sandbox this process owns
-  local psb
-  _, psb = sandbox_up(dir, db, s)
-  local out = uv.new_pipe(false)
-  local env = { "ORKET_SERVE_LIMITS=addr_rate=1000000,addr_burst=1000000,key_rate=1000000,key_burst=1000000,"
-    .. "max_connections=512,max_per_ip=512", "PATH=" .. os.getenv("PATH"), "NO_COLOR=1", "ORKET_HISTORY=" }
-  local null = uv.fs_open("/dev/null", "w", 0)
-  local sh = assert(uv.spawn(ORKET, { args = { "serve", dir, "--listen", "127.0.0.1:0" }, env = env,
-    stdio = { nil, out, null } }, function() end))
-  local buf = ""
-  out:read_start(function(_, d) if d then buf = buf .. d end end)
-  local waited = 0
-  while not buf:find("token=ort_%x+") do
-    rt.sleep(20)
-    waited = waited + 20
-    assert(waited < 20000, "orket serve did not start: " .. buf)
+  if PARTS.proxy then
+    local psb
+    _, psb = sandbox_up(dir, db, s)
+    local out = uv.new_pipe(false)
+    local env = { "ORKET_SERVE_LIMITS=addr_rate=1000000,addr_burst=1000000,key_rate=1000000,key_burst=1000000,"
+      .. "max_connections=512,max_per_ip=512", "PATH=" .. os.getenv("PATH"), "NO_COLOR=1", "ORKET_HISTORY=" }
+    local null = uv.fs_open("/dev/null", "w", 0)
+    local sh = assert(uv.spawn(ORKET, { args = { "serve", dir, "--listen", "127.0.0.1:0" }, env = env,
+      stdio = { nil, out, null } }, function() end))
+    local buf = ""
+    out:read_start(function(_, d) if d then buf = buf .. d end end)
+    local waited = 0
+    while not buf:find("token=ort_%x+") do
+      rt.sleep(20)
+      waited = waited + 20
+      assert(waited < 20000, "orket serve did not start: " .. buf)
+    end
+    local base = "http://127.0.0.1:" .. buf:match("listening on http://[%d.]+:(%d+)")
+    local auth = { "Authorization: Bearer " .. buf:match("token=(ort_%x+)") }
+    local app_url = base .. "/v1/sandboxes/" .. psb.id .. "/app/notes"
+    assert(get(app_url, nil, auth) == 200, "the proxy does not answer 200 at " .. app_url)
+    local direct_port, dstop
+    _, dstop, direct_port = bare_up(dir)
+    local direct_url = "http://127.0.0.1:" .. direct_port .. "/notes"
+    print(string.format("2. requests/s at %d connections for %d s, %d rounds alternated:", CONNS, SECONDS, ROUNDS))
+    local dr, pr, prr, hr = {}, {}, {}, {}
+    for round = 1, ROUNDS do
+      local d, derr = wrk(direct_url)
+      local p, perr = wrk(app_url, auth)
+      -- context, not the floor: the server's cheapest route, the most any route of it answers
+      hr[round] = wrk(base .. "/health")
+      dr[round], pr[round], prr[round] = d, p, p / d
+      print(string.format("  round %d: floor (direct) %9.0f  proxy %9.0f  ratio %5.2f  (orket serve's /health %9.0f)%s",
+        round, d, p, p / d, hr[round], (derr or perr) and ("  socket errors: " .. tostring(derr) .. " / " .. tostring(perr)) or ""))
+    end
+    print("  floor:  " .. stats.line(dr, "%.0f") .. " requests/s")
+    print("  figure: " .. stats.line(pr, "%.0f") .. " requests/s")
+    print("  ratio:  " .. stats.line(prr) .. "  (target >= 0.5x) -> " .. (stats.pct(prr, 0.5) >= 0.5 and "met" or "MISSED"))
+    print("  orket serve's own /health: " .. stats.line(hr, "%.0f") .. " requests/s (no proxy can pass more)")
+    dstop()
+    sh:kill("sigterm")
+    out:close()
+    uv.fs_close(null)
+    psb:stop("bench")
   end
-  local base = "http://127.0.0.1:" .. buf:match("listening on http://[%d.]+:(%d+)")
-  local auth = { "Authorization: Bearer " .. buf:match("token=(ort_%x+)") }
-  local app_url = base .. "/v1/sandboxes/" .. psb.id .. "/app/notes"
-  assert(get(app_url, nil, auth) == 200, "the proxy does not answer 200 at " .. app_url)
-  local direct_port, dstop
-  _, dstop, direct_port = bare_up(dir)
-  local direct_url = "http://127.0.0.1:" .. direct_port .. "/notes"
-  print(string.format("2. requests/s at %d connections for %d s, %d rounds alternated:", CONNS, SECONDS, ROUNDS))
-  local dr, pr, prr, hr = {}, {}, {}, {}
-  for round = 1, ROUNDS do
-    local d, derr = wrk(direct_url)
-    local p, perr = wrk(app_url, auth)
-    -- context, not the floor: the server's cheapest route, the most any route of it answers
-    hr[round] = wrk(base .. "/health")
-    dr[round], pr[round], prr[round] = d, p, p / d
-    print(string.format("  round %d: floor (direct) %9.0f  proxy %9.0f  ratio %5.2f  (orket serve's /health %9.0f)%s",
-      round, d, p, p / d, hr[round], (derr or perr) and ("  socket errors: " .. tostring(derr) .. " / " .. tostring(perr)) or ""))
-  end
-  print("  floor:  " .. stats.line(dr, "%.0f") .. " requests/s")
-  print("  figure: " .. stats.line(pr, "%.0f") .. " requests/s")
-  print("  ratio:  " .. stats.line(prr) .. "  (target >= 0.5x) -> " .. (stats.pct(prr, 0.5) >= 0.5 and "met" or "MISSED"))
-  print("  orket serve's own /health: " .. stats.line(hr, "%.0f") .. " requests/s (no proxy can pass more)")
-  dstop()
-  sh:kill("sigterm")
-  out:close()
-  uv.fs_close(null)
-  psb:stop("bench")
 
   -- 3. three at once
-  print(string.format("3. three at once, to all healthy (ms), %d rounds alternated:", ROUNDS))
-  local f3, g3, r3 = {}, {}, {}
-  for round = 1, ROUNDS do
-    local f, fouts = together(3, function() return bare_up(dir) end)
-    for _, o in ipairs(fouts) do o[2]() end
-    local g, gouts = together(3, function() return sandbox_up(dir, db, s) end)
-    local ports, ids = {}, {}
-    for i, o in ipairs(gouts) do
-      local sbx = o[2]
-      assert(get("http://sandbox/health", sbx.socket) == 200, "sandbox " .. sbx.id .. " does not answer")
-      ports[i], ids[i] = sbx.port, sbx.id
+  if PARTS.three then
+    print(string.format("3. three at once, to all healthy (ms), %d rounds alternated:", ROUNDS))
+    local f3, g3, r3 = {}, {}, {}
+    for round = 1, ROUNDS do
+      local f, fouts = together(3, function() return bare_up(dir) end)
+      for _, o in ipairs(fouts) do o[2]() end
+      local g, gouts = together(3, function() return sandbox_up(dir, db, s) end)
+      local ports, ids = {}, {}
+      for i, o in ipairs(gouts) do
+        local sbx = o[2]
+        assert(get("http://sandbox/health", sbx.socket) == 200, "sandbox " .. sbx.id .. " does not answer")
+        ports[i], ids[i] = sbx.port, sbx.id
+      end
+      assert(ids[1] ~= ids[2] and ids[2] ~= ids[3] and ids[1] ~= ids[3])
+      for _, o in ipairs(gouts) do o[2]:stop("bench") end
+      f3[round], g3[round], r3[round] = f, g, g / f
+      print(string.format("  round %d: floor (3 bare) %7.2f ms  3 sandboxes %7.2f ms  ratio %5.2f  (ports %s)", round, f,
+        g, g / f, table.concat(ports, " ")))
     end
-    assert(ids[1] ~= ids[2] and ids[2] ~= ids[3] and ids[1] ~= ids[3])
-    for _, o in ipairs(gouts) do o[2]:stop("bench") end
-    f3[round], g3[round], r3[round] = f, g, g / f
-    print(string.format("  round %d: floor (3 bare) %7.2f ms  3 sandboxes %7.2f ms  ratio %5.2f  (ports %s)", round, f,
-      g, g / f, table.concat(ports, " ")))
+    print("  floor:  " .. stats.line(f3) .. " ms")
+    print("  figure: " .. stats.line(g3) .. " ms")
+    print("  ratio:  " .. stats.line(r3) .. "  (three sandboxes at once, each answering on its own socket)")
   end
-  print("  floor:  " .. stats.line(f3) .. " ms")
-  print("  figure: " .. stats.line(g3) .. " ms")
-  print("  ratio:  " .. stats.line(r3) .. "  (three sandboxes at once, each answering on its own socket)")
   db:close()
   os.execute("rm -rf '" .. dir .. "'")
 end)
