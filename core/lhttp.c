@@ -282,6 +282,15 @@ static int lh_headers(lua_State *L) { return lh_wait(L, LH_WAIT_HEADERS); }
 /* req:read() -> array of events | false at the end | nil, message, code, phase (waits) */
 static int lh_read(lua_State *L) { return lh_wait(L, LH_WAIT_READ); }
 
+/* req:ready() -> whether read() answers at once: events are queued, or the transfer has
+ * ended (then read() gives false, or the error). A caller can take what has arrived
+ * without waiting for more. */
+static int lh_ready(lua_State *L) {
+  lh_req *q = lh_check(L);
+  lua_pushboolean(L, lh_ready_read(q->r));
+  return 1;
+}
+
 /* req:decoded() -> the decoded state so far (see lh_push_decoded) | nil without decode=.
  * Events it refused (and all after them) come from req:read() as usual. */
 static int lh_decoded(lua_State *L) {
@@ -554,6 +563,7 @@ static int lh_live(lua_State *L) {
 static const luaL_Reg lh_methods[] = {
     {"headers", lh_headers},
     {"read", lh_read},
+    {"ready", lh_ready},
     {"received", lh_received},
     {"decoded", lh_decoded},
     {"close", lh_close},

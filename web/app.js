@@ -3,7 +3,9 @@
 // Server-Sent Events (/v1/events) and fetches again only the cards an event names (the whole
 // board only for new cards or a lost stream); a 429 pauses it for the Retry-After. Operators get
 // every card action the API has (move, comment, answer, approve or deny a held tool call,
-// retry, cancel) and start, stop and resume runs. Plain DOM, no framework; text set as text.
+// retry, cancel) and start, stop and resume runs. Each sandbox shows its health and a link to
+// its app through the server's proxy, fetched again on the journal's sandbox events. Plain
+// DOM, no framework; text set as text.
 "use strict";
 
 (function () {
@@ -11,7 +13,7 @@
   const state = { csrf: null, role: null, selected: null, events: null, cards: new Map(), held: new Set(),
     dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0 };
   // what the page asked for, read by the tests (a run must not cost a board per event)
-  const stats = window.orketBoardStats = { board: 0, card: 0, runs: 0, limited: 0, early: 0 };
+  const stats = window.orketBoardStats = { board: 0, card: 0, runs: 0, sandboxes: 0, limited: 0, early: 0 };
   const STATUSES = ["ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing", "code_review",
     "done", "canceled", "archived"];
   // Events that change what the tree shows of the card they name
@@ -21,7 +23,8 @@
   const KINDS = ["transition", "create", "import", "comment", "approval_requested", "approval_decided",
     "approval_used", "retry", "run_start", "run_end", "turn", "turn_begin", "turn_end", "tool_call",
     "gate_decision", "violation", "escalated", "requirements_review", "verification", "api_write",
-    "merge", "merge_conflict", "commit", "reload", "reload_error", "model_failure", "memory", "message"];
+    "merge", "merge_conflict", "commit", "reload", "reload_error", "model_failure", "memory", "message",
+    "sandbox_start", "sandbox_healthy", "sandbox_unhealthy", "sandbox_stop", "sandbox_exit"];
 
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
@@ -55,6 +58,7 @@
       if (method === "GET" && path === "/v1/board") stats.board++;
       else if (method === "GET" && path.startsWith("/v1/cards/")) stats.card++;
       else if (method === "GET" && path.startsWith("/v1/runs?")) stats.runs++;
+      else if (method === "GET" && path.startsWith("/v1/sandboxes?")) stats.sandboxes++;
       r = await fetch(path, { method, headers, credentials: "same-origin",
         body: body === undefined ? undefined : JSON.stringify(body) });
       if (r.status !== 429) break;
@@ -78,6 +82,7 @@
     stopEvents();
     state.boardSig = state.cardSig = null;
     state.csrf = state.role = null;
+    state.sandboxesShown = false;
     $("app").hidden = true;
     $("who").hidden = $("signout").hidden = true;
     $("signin").hidden = false;
@@ -139,6 +144,7 @@
     let e;
     try { e = JSON.parse(ev.data); } catch (x) { return; }
     if (e.kind === "run_start" || e.kind === "run_end") loadRuns();
+    if (e.kind.startsWith("sandbox_")) loadSandboxes();
     if (e.kind === "create" || e.kind === "import") state.needBoard = true;
     if (e.kind === "approval_requested" && e.card) state.held.add(e.card);
     if (e.card) {
@@ -206,6 +212,8 @@
     state.cards = new Map(cards.map((c) => [c.id, c]));
     for (const id of [...state.held]) if ((state.cards.get(id) || {}).status !== "waiting_for_developer") state.held.delete(id);
     renderBoard(cards);
+    // the sandboxes once the board is shown (one request after another, not a burst at sign-in)
+    if (!state.sandboxesShown) loadSandboxes();
     for (const c of cards) {
       if (c.status === "waiting_for_developer" && c.wait_reason === "input" && !state.held.has(c.id) && c.id !== state.selected) {
         await refreshCard(c.id);
@@ -393,6 +401,51 @@
       $("detail-error").textContent = e.status === 429 ? "Too many requests; try again in a moment." : e.message;
       return false;
     }
+  }
+
+  // ---- sandboxes ----------------------------------------------------------------------
+
+  const LIVE_SANDBOX = new Set(["starting", "healthy", "unhealthy"]);
+  const ENDED_SHOWN = 3;
+  let sandboxesTimer = null;
+  // loadSandboxes(): the list again, a moment later (a deploy's burst of events costs one
+  // fetch); a failure other than the session's end asks again 2 s on
+  function loadSandboxes() {
+    if (sandboxesTimer) return;
+    sandboxesTimer = setTimeout(async () => {
+      sandboxesTimer = null;
+      try {
+        const doc = await api("GET", "/v1/sandboxes?all=1");
+        state.sandboxesShown = true;
+        renderSandboxes(doc.sandboxes || []);
+      } catch (e) {
+        if (e.status === 401) return;
+        setTimeout(loadSandboxes, Math.max(2000, state.pauseUntil - Date.now()));
+      }
+    }, 200);
+  }
+
+  // renderSandboxes(list): the live ones with their health and a link to the app through the
+  // server's proxy (its pages run as an origin of their own), then the last few that ended
+  function renderSandboxes(list) {
+    const live = list.filter((x) => LIVE_SANDBOX.has(x.status));
+    const ended = list.filter((x) => !LIVE_SANDBOX.has(x.status)).slice(0, ENDED_SHOWN);
+    $("sandbox-list").replaceChildren(...live.concat(ended).map((x) => {
+      const id = String(x.id);
+      const since = x.status === "healthy" || x.status === "unhealthy" ? x.healthy_at || x.started_at
+        : LIVE_SANDBOX.has(x.status) ? x.started_at : x.ended_at;
+      const li = el("li", { "data-sandbox": id, class: "sandbox" },
+        el("span", { class: "status sb-" + x.status, "data-status": x.status, text: x.status }),
+        el("span", { class: "sandbox-name", text: "Sandbox " + id + (x.target ? " · " + x.target : "") }),
+        el("span", { class: "meta", text: "port " + x.port + (since ? " · since " + since : "") }));
+      if (x.status === "healthy" || x.status === "unhealthy") {
+        li.append(el("a", { class: "sandbox-app", href: "/v1/sandboxes/" + encodeURIComponent(id) + "/app/",
+          target: "_blank", rel: "noopener noreferrer", text: "Open the app" }));
+      }
+      if (x.detail) li.append(el("span", { class: "sandbox-detail meta", text: x.detail }));
+      return li;
+    }));
+    $("sandboxes-empty").hidden = list.length > 0;
   }
 
   // ---- runs ---------------------------------------------------------------------------

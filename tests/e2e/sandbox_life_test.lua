@@ -15,6 +15,7 @@ local SERVER = [[
 const http = require('http');
 const net = require('net');
 const mark = process.argv[2] || '';
+const held = []; // /slow answers, ended by /release
 if (process.env.NOISE) setInterval(() => process.stdout.write('x'.repeat(4000) + '\n'), 5);
 console.log('listening on ' + process.env.HOST + ':' + process.env.PORT + ' ' + mark);
 const s = http.createServer((req, res) => {
@@ -37,6 +38,15 @@ const s = http.createServer((req, res) => {
     return;
   }
   if (req.url === '/big') return res.end('y'.repeat(20 * 1024 * 1024));
+  if (req.url === '/slow') {
+    res.write('first');
+    held.push(res);
+    return;
+  }
+  if (req.url === '/release') {
+    held.splice(0).forEach((r) => r.end('last'));
+    return res.end('released');
+  }
   if (req.url === '/fork') {
     require('child_process').spawn('sleep', ['3600', mark], { detached: true, stdio: 'ignore' }).unref();
     return res.end('forked');
@@ -393,6 +403,42 @@ describe("orket serve's sandbox routes", function()
         assert.equal("the server stopped", row.detail)
       end
     end
+  end)
+
+  it("passes an answer whole at once with its length, and streams one still coming", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = project(m)
+    local op = H.api_key(dir, "op", "operator")
+    local s = H.serve(dir)
+    local st, doc, text = H.api(s, "POST", "/v1/sandboxes", op, {})
+    assert.equal(201, st, text)
+    local app = s.url .. "/v1/sandboxes/" .. math.tointeger(doc.sandbox.id) .. "/app"
+    local auth = { "Authorization: Bearer " .. op }
+    -- complete when its headers arrive: sent in one piece, its length given
+    local pst, ptext, phead = H.fetch { url = app .. "/", headers = auth, total_timeout_ms = 10000 }
+    assert.equal(200, pst, ptext)
+    assert.equal("hello from " .. m .. " on 8080", ptext)
+    assert.equal(tostring(#ptext), phead["content-length"])
+    assert.is_nil(phead["transfer-encoding"])
+    -- its first part arrives while the app still holds the rest
+    local slow = H.stream { url = app .. "/slow", headers = auth, total_timeout_ms = 30000 }
+    assert.equal(200, slow.status)
+    assert.equal("chunked", slow.headers["transfer-encoding"])
+    H.wait_for(function() return slow.text() == "first" end, "the answer's first part")
+    assert.is_false(slow.done())
+    pst = H.fetch { url = app .. "/release", headers = auth, total_timeout_ms = 10000 }
+    assert.equal(200, pst)
+    H.wait_for(function() return slow.done() end, "the answer's end")
+    assert.equal("firstlast", slow.text())
+    slow.close()
+    -- a large one streams through whole
+    pst, ptext, phead = H.fetch { url = app .. "/big", headers = auth, total_timeout_ms = 20000 }
+    assert.equal(200, pst)
+    assert.equal(20 * 1024 * 1024, #ptext)
+    assert.equal("chunked", phead["transfer-encoding"])
+    assert.equal(0, s.stop())
+    H.wait_for(function() return #procs(m) == 0 end, "the server's sandbox to stop with it")
   end)
 end)
 

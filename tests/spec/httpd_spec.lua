@@ -168,6 +168,33 @@ describe("orket.c.httpd", function()
     srv:close()
   end)
 
+  it("lets the client ask whether a read answers at once: a part arrived, or the end", function()
+    local go = false
+    local srv, base = serve({}, function(req)
+      local s = assert(req:stream(200, {}))
+      assert(s:send("first"))
+      H.wait_for(function() return go end, "the client's go")
+      assert(s:send("last"))
+      s:close()
+    end)
+    local r <close> = assert(require("orket.c.http").request { url = base .. "/", total_timeout_ms = 10000 })
+    assert.equal(200, (r:headers()))
+    H.wait_for(function() return r:ready() end, "the first part")
+    assert.same({ "first" }, r:read())
+    orket.sleep(50)
+    assert.is_false(r:ready()) -- the server holds the rest
+    go = true
+    H.wait_for(function() return r:ready() end, "the last part")
+    local got = table.concat(r:read())
+    H.wait_for(function() return r:ready() end, "the end")
+    local more = r:read()
+    if more then got = got .. table.concat(more); more = r:read() end
+    assert.equal("last", got)
+    assert.is_false(more)
+    assert.is_true(r:ready()) -- ended: read() answers at once, false
+    srv:close()
+  end)
+
   it("disconnects a stream's client that falls behind instead of buffering", function()
     local result
     local srv = serve({ max_stream_queue = 64 * 1024 }, function(req)

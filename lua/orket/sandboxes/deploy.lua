@@ -57,8 +57,9 @@ function M.after_merge_at(dir, settings, board, card_id)
     ws:close()
   end
   if not p then return { reason = why, error = "no sandbox started: " .. tostring(perr) } end
-  local pid, err = service.start_owner(dir, { replace = true })
-  return { reason = why, owner_pid = pid, error = err }
+  -- start_owner answers pid, the owner's output path | nil, message: only the latter is an error
+  local pid, out = service.start_owner(dir, { replace = true })
+  return { reason = why, owner_pid = pid, error = not pid and out or nil }
 end
 
 --- after_merge(run, card_id): as after_merge_at for a run's merge; says so in its events

@@ -203,6 +203,26 @@ end
 local Sandbox = {}
 Sandbox.__index = Sandbox
 
+-- Until a sandbox is healthy, probes come 10 ms apart, doubling up to START_PROBE_MAX_MS: a
+-- failed probe costs a connect through the relay, and a start is not rounded up by 100 ms.
+M.START_PROBE_MAX_MS = 50
+
+--- start_pause(previous) -> the pause before the next probe while a sandbox starts (the
+--- first: start_pause(nil)), in ms
+function M.start_pause(previous)
+  if not previous then return 10 end
+  return math.min(previous * 2, M.START_PROBE_MAX_MS)
+end
+
+-- What the kernel offers this user, asked once a process: the probe starts processes of its
+-- own (about 100 ms), and a server or a run that starts sandboxes one after another would
+-- pay it each time for an answer that does not change.
+local offered_here
+local function kernel()
+  offered_here = offered_here or proc.probe()
+  return offered_here
+end
+
 --- up{dir=, db=, settings=, target=, replace=, stopping=, emit=} -> sandbox | nil, message,
 --- CODE, log tail. replace: the live sandboxes of the same target are stopped first;
 --- stopping(): a reason once the caller was asked to stop (the start ends, recorded stopped).
@@ -215,7 +235,7 @@ function M.up(o)
   if s.network then
     return nil, "orket.lua: sandbox.network = true is not built yet: a sandbox has no outbound network", "EINVAL"
   end
-  local offered = proc.probe()
+  local offered = kernel()
   if not offered.netns then
     return nil, "sandbox: this kernel refuses a network namespace to this user, and a sandbox needs one (its own "
       .. "loopback, reached only through its socket)", "ENOTSUP"
@@ -286,7 +306,7 @@ function M.up(o)
   sb.emit { type = "sandbox", id = id, status = "starting" }
   -- healthy before the start timeout, or it is stopped
   local t0, h = uv.now(), p.health
-  local last
+  local last, pause = nil, M.start_pause(nil)
   while true do
     local asked = o.stopping and o.stopping()
     if asked then
@@ -310,7 +330,8 @@ function M.up(o)
       return fail(string.format("sandbox %d: not healthy within %d ms (health.start_timeout_ms)%s", id,
         h.start_timeout_ms, last and (": " .. last) or ""), "ETIMEDOUT")
     end
-    rt.sleep(math.min(100, h.interval_ms))
+    rt.sleep(math.min(pause, h.interval_ms)) -- (or the interval, when shorter)
+    pause = M.start_pause(pause)
   end
   sb:_set("healthy", nil, "sandbox_healthy")
   sb.watch = task.spawn(function() sb:_watch() end)

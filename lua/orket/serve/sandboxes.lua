@@ -175,6 +175,9 @@ M.PROXY_MAX_BYTES = 64 * 1024 * 1024
 M.PROXY_TIMEOUT_MS = 120000
 -- bytes queued to the client before the proxy waits for it (half the server's stream cap)
 M.QUEUE_HIGH = 512 * 1024
+-- an answer complete when its headers are read, and at most this long, is sent in one
+-- piece; any other is streamed
+M.WHOLE_MAX = 256 * 1024
 -- the request headers passed on to the app: never the caller's key or cookies (the app is
 -- the agents' code), nor what belongs to this hop
 local PASS_IN = { accept = true, ["accept-language"] = true, ["content-type"] = true, ["if-none-match"] = true,
@@ -234,14 +237,34 @@ local function proxy(req, ctx)
     if PASS_OUT[name] and not value:find("[\r\n]") and #value < 4096 then out[#out + 1] = name .. ": " .. value end
   end
   if status < 200 then status = 502 end
+  -- what has arrived already, never waiting for more: an answer whole by now (most are, a
+  -- page or a JSON document arriving with its headers) goes out in one piece, with its
+  -- length; any other is streamed from here, these parts first
+  local parts, size, whole = {}, 0, false
+  while size <= M.WHOLE_MAX and r:ready() do
+    local ev = r:read()
+    if ev == false then whole = true break end
+    if ev == nil then break end -- its error is read again below, after these parts
+    for _, piece in ipairs(ev) do
+      parts[#parts + 1] = piece
+      size = size + #piece
+    end
+  end
+  ctx.status = status
+  if whole then
+    if not req:respond(status, out, table.concat(parts)) then ctx.status = 499 end -- the client is gone
+    return
+  end
   local stream, serr = req:stream(status, out)
   if not stream then
     ctx.status = 499
     return nil, serr
   end
-  ctx.status = status
+  local pending = parts
   while true do
-    local ev, e2 = r:read()
+    local ev, e2
+    if pending then ev, pending = pending, nil
+    else ev, e2 = r:read() end
     if ev == nil then
       ctx.note = "the app's answer broke off: " .. tostring(e2)
       break

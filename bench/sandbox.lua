@@ -1,0 +1,274 @@
+-- Benchmark of sandboxes (docs/sandbox.md): each figure against a floor measured in the same
+-- run, the two alternated ROUNDS times, printed with floor, figure, ratio, then min/median/max.
+-- 1. Start to healthy: orket.sandboxes.service.up of a small node app (tree copied, every
+--    confinement layer, its own network namespace, the relay, the store's rows, its HTTP
+--    health check through the socket) against a bare uv.spawn of the same command on a host
+--    port plus its first successful GET of the same path (asked every 10 ms).
+--    Target: figure <= 1.5x the floor (median).
+-- 2. Proxy: wrk at CONNS connections for SECONDS through `orket serve`'s
+--    /v1/sandboxes/ID/app/ (its own process, with its local token) against wrk straight to
+--    the same app run bare on a host port. Target: requests/s >= 0.5x the floor (median).
+--    The server's own GET /health is measured alongside: what any of its routes can answer.
+-- 3. Three at once: three service.up started together until all are healthy, each then
+--    answering through its own socket, against three bare spawns and probes together.
+--   build/orket lua bench/sandbox.lua [ROUNDS] [SECONDS] [PARTS]
+-- PARTS: the figures to measure, comma-separated names of start, proxy, three (default: all)
+package.path = package.orket_home .. "/?.lua;" .. package.path
+local uv = require "luv"
+local task = require "orket.task"
+local http = require "orket.c.http"
+local proc = require "orket.c.proc"
+local rt = require "orket.c.runtime"
+local stats = require "bench.stats"
+
+local ROUNDS = tonumber(arg and arg[1]) or 5
+local SECONDS = tonumber(arg and arg[2]) or 2
+local CONNS = 32
+local PARTS = {}
+for name in ((arg and arg[3]) or "start,proxy,three"):gmatch("[^,]+") do PARTS[name] = true end
+local ORKET = os.getenv("ORKET_BIN") or (package.orket_home .. "/build/orket")
+
+local APP = [[
+const http = require('http');
+http.createServer((req, res) => {
+  res.setHeader('Content-Type', 'application/json');
+  res.end(JSON.stringify({ ok: true, path: req.url }));
+}).listen(Number(process.env.PORT), process.env.HOST || '127.0.0.1');
+]]
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local function offered()
+  local p = proc.probe()
+  if not (p.netns and p.userns) then return nil, "the kernel offers no network or user namespace here" end
+  if not os.execute("command -v node >/dev/null 2>&1") then return nil, "node is not installed" end
+  if not os.execute("command -v wrk >/dev/null 2>&1") then return nil, "wrk is not installed (make bench-deps)" end
+  return true
+end
+
+local function project()
+  local dir = io.popen("mktemp -d /tmp/orket-bench.XXXXXX"):read("l")
+  uv.fs_mkdir(dir .. "/workspace", 493)
+  write(dir .. "/workspace/server.js", APP)
+  write(dir .. "/orket.lua", [[
+name = "sandbench"
+sandbox = { command = { "node", "server.js" },
+  health = { http = "/health", interval_ms = 100, timeout_ms = 1000, start_timeout_ms = 20000 } }
+]])
+  local db = assert(require("orket.store").open(dir .. "/.orket/orket.db"))
+  local _, s = assert(require("orket.config").settings(dir, true))
+  return dir, db, s
+end
+
+local function free_port()
+  local t = uv.new_tcp()
+  assert(t:bind("127.0.0.1", 0))
+  local port = t:getsockname().port
+  t:close()
+  return port
+end
+
+-- GET url (through sock when given) -> status | nil
+local function get(url, sock, headers)
+  local r = http.request { url = url, unix_socket = sock, headers = headers, total_timeout_ms = 1000,
+    connect_timeout_ms = 1000 }
+  if not r then return nil end
+  local guard <close> = r
+  local status = r:headers()
+  if not status then return nil end
+  while r:read() do end
+  return status
+end
+
+-- The floor: the same command spawned bare on a host port, asked GET /health every 10 ms
+-- until it answers 2xx; -> milliseconds, a stop() that ends it and waits
+local function bare_up(dir)
+  local port = free_port()
+  local t0 = uv.hrtime()
+  local exited = false
+  local h
+  h = assert(uv.spawn("node", { args = { "server.js" }, cwd = dir .. "/workspace",
+    env = { "PORT=" .. port, "HOST=127.0.0.1", "PATH=" .. os.getenv("PATH") }, stdio = { nil, nil, 2 } },
+    function()
+      exited = true
+      h:close()
+    end))
+  while true do
+    local st = get("http://127.0.0.1:" .. port .. "/health")
+    if st and st >= 200 and st < 400 then break end
+    assert(not exited, "the bare app exited")
+    rt.sleep(10)
+  end
+  local ms = (uv.hrtime() - t0) / 1e6
+  return ms, function()
+    h:kill("sigterm")
+    while not exited do rt.sleep(5) end
+  end, port
+end
+
+local service = require "orket.sandboxes.service"
+
+-- The figure: service.up until healthy; -> milliseconds, the sandbox
+local function sandbox_up(dir, db, s)
+  local t0 = uv.hrtime()
+  local sb, err = service.up { dir = dir, db = db, settings = s }
+  assert(sb, err)
+  return (uv.hrtime() - t0) / 1e6, sb
+end
+
+local function together(n, fn)
+  local t0 = uv.hrtime()
+  local ts, outs = {}, {}
+  for i = 1, n do ts[i] = task.spawn(function() outs[i] = { fn() } end) end
+  for i = 1, n do assert(ts[i]:join()) end
+  return (uv.hrtime() - t0) / 1e6, outs
+end
+
+local function run(file, args)
+  local co = coroutine.running()
+  local out, chunks = uv.new_pipe(false), {}
+  local code, closed, h
+  local function done()
+    if code ~= nil and closed then task.resume(co) end
+  end
+  h = assert(uv.spawn(file, { args = args, stdio = { nil, out, 2 } }, function(c)
+    h:close()
+    code = c
+    done()
+  end))
+  out:read_start(function(_, data)
+    if data then chunks[#chunks + 1] = data return end
+    out:close()
+    closed = true
+    done()
+  end)
+  coroutine.yield()
+  return code, table.concat(chunks)
+end
+
+-- wrk on url (with headers) -> requests/s
+local function wrk(url, headers)
+  local args = { "-t", "1", "-c", tostring(CONNS), "-d", SECONDS .. "s" }
+  for _, hd in ipairs(headers or {}) do args[#args + 1] = "-H"; args[#args + 1] = hd end
+  args[#args + 1] = url
+  local code, out = run("wrk", args)
+  assert(code == 0, "wrk failed: " .. out)
+  local non2xx = out:match("Non%-2xx or 3xx responses: (%d+)")
+  assert(not non2xx, "wrk saw error answers (" .. tostring(non2xx) .. "): " .. out)
+  local errs = out:match("Socket errors: ([^\n]+)")
+  local rps = tonumber(out:match("Requests/sec:%s+([%d.]+)"))
+  assert(rps, "cannot read wrk's output: " .. out)
+  return rps, errs
+end
+
+local t = task.spawn(function()
+  local ok, why = offered()
+  if not ok then
+    print("sandbox benchmark skipped: " .. why)
+    return
+  end
+  local dir, db, s = project()
+  -- warm both (page cache, node's first start)
+  local _, stop = bare_up(dir)
+  stop()
+  local _, sb = sandbox_up(dir, db, s)
+  sb:stop("bench")
+
+  -- 1. start to healthy
+  if PARTS.start then
+    print(string.format("1. start to healthy (ms), %d rounds alternated:", ROUNDS))
+    local fl, fig, ratio = {}, {}, {}
+    for round = 1, ROUNDS do
+      local f, fstop = bare_up(dir)
+      fstop()
+      local g, gsb = sandbox_up(dir, db, s)
+      gsb:stop("bench")
+      fl[round], fig[round], ratio[round] = f, g, g / f
+      print(string.format("  round %d: floor (bare spawn + first probe) %7.2f ms  sandbox up to healthy %7.2f ms  ratio %5.2f",
+        round, f, g, g / f))
+    end
+    print("  floor:  " .. stats.line(fl) .. " ms")
+    print("  figure: " .. stats.line(fig) .. " ms")
+    print("  ratio:  " .. stats.line(ratio) .. "  (target <= 1.5x) -> " .. (stats.pct(ratio, 0.5) <= 1.5 and "met" or "MISSED"))
+  end
+
+  -- 2. the proxy: orket serve on the project, the sandbox this process owns
+  if PARTS.proxy then
+    local psb
+    _, psb = sandbox_up(dir, db, s)
+    local out = uv.new_pipe(false)
+    local env = { "ORKET_SERVE_LIMITS=addr_rate=1000000,addr_burst=1000000,key_rate=1000000,key_burst=1000000,"
+      .. "max_connections=512,max_per_ip=512", "PATH=" .. os.getenv("PATH"), "NO_COLOR=1", "ORKET_HISTORY=" }
+    local null = uv.fs_open("/dev/null", "w", 0)
+    local sh = assert(uv.spawn(ORKET, { args = { "serve", dir, "--listen", "127.0.0.1:0" }, env = env,
+      stdio = { nil, out, null } }, function() end))
+    local buf = ""
+    out:read_start(function(_, d) if d then buf = buf .. d end end)
+    local waited = 0
+    while not buf:find("token=ort_%x+") do
+      rt.sleep(20)
+      waited = waited + 20
+      assert(waited < 20000, "orket serve did not start: " .. buf)
+    end
+    local base = "http://127.0.0.1:" .. buf:match("listening on http://[%d.]+:(%d+)")
+    local auth = { "Authorization: Bearer " .. buf:match("token=(ort_%x+)") }
+    local app_url = base .. "/v1/sandboxes/" .. psb.id .. "/app/notes"
+    assert(get(app_url, nil, auth) == 200, "the proxy does not answer 200 at " .. app_url)
+    local direct_port, dstop
+    _, dstop, direct_port = bare_up(dir)
+    local direct_url = "http://127.0.0.1:" .. direct_port .. "/notes"
+    print(string.format("2. requests/s at %d connections for %d s, %d rounds alternated:", CONNS, SECONDS, ROUNDS))
+    local dr, pr, prr, hr = {}, {}, {}, {}
+    for round = 1, ROUNDS do
+      local d, derr = wrk(direct_url)
+      local p, perr = wrk(app_url, auth)
+      -- context, not the floor: the server's cheapest route, the most any route of it answers
+      hr[round] = wrk(base .. "/health")
+      dr[round], pr[round], prr[round] = d, p, p / d
+      print(string.format("  round %d: floor (direct) %9.0f  proxy %9.0f  ratio %5.2f  (orket serve's /health %9.0f)%s",
+        round, d, p, p / d, hr[round], (derr or perr) and ("  socket errors: " .. tostring(derr) .. " / " .. tostring(perr)) or ""))
+    end
+    print("  floor:  " .. stats.line(dr, "%.0f") .. " requests/s")
+    print("  figure: " .. stats.line(pr, "%.0f") .. " requests/s")
+    print("  ratio:  " .. stats.line(prr) .. "  (target >= 0.5x) -> " .. (stats.pct(prr, 0.5) >= 0.5 and "met" or "MISSED"))
+    print("  orket serve's own /health: " .. stats.line(hr, "%.0f") .. " requests/s (no proxy can pass more)")
+    dstop()
+    sh:kill("sigterm")
+    out:close()
+    uv.fs_close(null)
+    psb:stop("bench")
+  end
+
+  -- 3. three at once
+  if PARTS.three then
+    print(string.format("3. three at once, to all healthy (ms), %d rounds alternated:", ROUNDS))
+    local f3, g3, r3 = {}, {}, {}
+    for round = 1, ROUNDS do
+      local f, fouts = together(3, function() return bare_up(dir) end)
+      for _, o in ipairs(fouts) do o[2]() end
+      local g, gouts = together(3, function() return sandbox_up(dir, db, s) end)
+      local ports, ids = {}, {}
+      for i, o in ipairs(gouts) do
+        local sbx = o[2]
+        assert(get("http://sandbox/health", sbx.socket) == 200, "sandbox " .. sbx.id .. " does not answer")
+        ports[i], ids[i] = sbx.port, sbx.id
+      end
+      assert(ids[1] ~= ids[2] and ids[2] ~= ids[3] and ids[1] ~= ids[3])
+      for _, o in ipairs(gouts) do o[2]:stop("bench") end
+      f3[round], g3[round], r3[round] = f, g, g / f
+      print(string.format("  round %d: floor (3 bare) %7.2f ms  3 sandboxes %7.2f ms  ratio %5.2f  (ports %s)", round, f,
+        g, g / f, table.concat(ports, " ")))
+    end
+    print("  floor:  " .. stats.line(f3) .. " ms")
+    print("  figure: " .. stats.line(g3) .. " ms")
+    print("  ratio:  " .. stats.line(r3) .. "  (three sandboxes at once, each answering on its own socket)")
+  end
+  db:close()
+  os.execute("rm -rf '" .. dir .. "'")
+end)
+local ok, err = t:join()
+if not ok then error(err, 0) end

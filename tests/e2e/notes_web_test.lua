@@ -1,0 +1,257 @@
+-- examples/notes-web end to end: the scripted team builds the web notes service, the epic
+-- done deploys it to a sandbox, which serves the app through its socket and through `orket
+-- serve`'s proxy; a filed bug is worked and its fix deployed in place of the first sandbox;
+-- stopping it leaves nothing of it in the process table; its page opens in Chromium from
+-- the web board's link. Needs a kernel with network and user namespaces and python3 (the
+-- example's service is Python's standard library); the browser part, Chromium.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local http = require "orket.c.http"
+local proc = require "orket.c.proc"
+local WD = require "tests.webdriver"
+
+local function offered()
+  local p = proc.probe()
+  return p.netns and p.userns and os.execute("command -v python3 >/dev/null 2>&1")
+end
+
+-- request(sock, method, path [, json body]) -> status, text: one exchange with the app
+-- through the sandbox's socket
+local function request(sock, method, path, body)
+  local r, err = http.request { url = "http://sandbox" .. path, unix_socket = sock, method = method,
+    headers = body and { "Content-Type: application/json" } or nil, body = body and cjson.encode(body) or nil,
+    total_timeout_ms = 10000 }
+  if not r then return nil, err end
+  local guard <close> = r
+  local status, herr = r:headers()
+  if not status then return nil, herr end
+  local parts = {}
+  while true do
+    local ev = r:read()
+    if not ev then break end
+    for _, x in ipairs(ev) do parts[#parts + 1] = x end
+  end
+  return status, table.concat(parts)
+end
+
+local function list(dir, all)
+  local r = H.orket("sandbox list --json" .. (all and " --all" or ""), { cwd = dir })
+  assert.equal(0, r.status, r.stderr)
+  return cjson.decode(r.stdout)
+end
+
+-- the live sandbox once it is healthy and not one of those in `old` (ids)
+local function healthy(dir, old)
+  return H.wait_for(function()
+    for _, row in ipairs(list(dir)) do
+      if row.status == "healthy" and not old[math.tointeger(row.id)] then return row end
+    end
+  end, "a new sandbox to be healthy", 3000)
+end
+
+-- pids of the processes whose command line names dir (the runner and its helper), with
+-- every descendant of theirs (the app itself, which runs as plain `python3 app.py`)
+local function tree_of(dir)
+  local rows, kids = {}, {}
+  local p = io.popen("ps -eo pid=,ppid=,args=")
+  for line in p:lines() do
+    local pid, ppid, args = line:match("^%s*(%d+)%s+(%d+)%s+(.*)$")
+    if pid and not args:find("ps -eo", 1, true) then
+      rows[#rows + 1] = { pid = tonumber(pid), args = args }
+      kids[tonumber(ppid)] = kids[tonumber(ppid)] or {}
+      table.insert(kids[tonumber(ppid)], rows[#rows])
+    end
+  end
+  p:close()
+  local out, seen = {}, {}
+  local function add(row)
+    if seen[row.pid] then return end
+    seen[row.pid] = true
+    out[#out + 1] = row
+    for _, k in ipairs(kids[row.pid] or {}) do add(k) end
+  end
+  for _, row in ipairs(rows) do
+    if row.args:find(dir, 1, true) and row.args:find("orket-confine", 1, true) then add(row) end
+  end
+  return out
+end
+
+local function events(out)
+  local evs = {}
+  for line in (out or ""):gmatch("[^\n]+") do
+    local ok, e = pcall(cjson.decode, line)
+    if ok and type(e) == "table" then evs[#evs + 1] = e end
+  end
+  return evs
+end
+
+describe("examples/notes-web", function()
+  local skip
+  setup(function()
+    if not offered() then skip = "the kernel offers no network namespace here, or python3 is missing" end
+  end)
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("is built to done, deployed, used, fixed after a filed bug, redeployed, and stopped cleanly", function()
+    if skip then return pending(skip) end
+    local dir = H.example("notes-web")
+    local r = H.orket("run NOTESWEB", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local deploys = {}
+    for _, e in ipairs(events(r.stdout)) do
+      if e.type == "sandbox" and e.action == "deploy" then deploys[#deploys + 1] = e end
+    end
+    assert.equal(1, #deploys) -- the epic's last merge, not each card's
+    assert.equal("WEB-4", deploys[1].card)
+    assert.equal("epic WEB done", deploys[1].reason)
+    assert.is_nil(deploys[1].error)
+    for _, id in ipairs { "NOTESWEB", "WEB", "WEB-1", "WEB-2", "WEB-3", "WEB-4" } do
+      assert.equal("done", H.card_json(dir, id).card.status, id)
+    end
+
+    -- the sandbox serves main's tree: the API and the page
+    local first = healthy(dir, {})
+    local sock = first.socket
+    local st, text = request(sock, "GET", "/health")
+    assert.equal(200, st, text)
+    st, text = request(sock, "POST", "/notes", { text = "buy <milk>" })
+    assert.equal(201, st, text)
+    assert.same({ id = 1, text = "buy <milk>" }, cjson.decode(text))
+    st, text = request(sock, "GET", "/notes")
+    assert.equal(200, st)
+    assert.same({ { id = 1, text = "buy <milk>" } }, cjson.decode(text))
+    st, text = request(sock, "GET", "/")
+    assert.equal(200, st)
+    assert.matches('<ul id="notes"><li data-id="1">buy &lt;milk&gt;</li></ul>', text, 1, true)
+    assert.matches('<form method="post" action="notes">', text, 1, true)
+    st, text = request(sock, "POST", "/notes", "not an object")
+    assert.equal(400, st, text)
+    -- the bug the example files: an empty note is accepted by the first version
+    st, text = request(sock, "POST", "/notes", { text = "" })
+    assert.equal(201, st, text)
+
+    -- through `orket serve`'s proxy, with a key: a viewer reads, an operator adds
+    local viewer = H.api_key(dir, "v", "viewer")
+    local op = H.api_key(dir, "op", "operator")
+    local s = H.serve(dir)
+    local base = s.url .. "/v1/sandboxes/" .. math.tointeger(first.id) .. "/app"
+    st, text = H.fetch { url = base .. "/notes", headers = { "Authorization: Bearer " .. viewer }, total_timeout_ms = 20000 }
+    assert.equal(200, st, text)
+    assert.equal("buy <milk>", cjson.decode(text)[1].text)
+    st, text = H.fetch { url = base .. "/", headers = { "Authorization: Bearer " .. viewer }, total_timeout_ms = 20000 }
+    assert.equal(200, st, text)
+    assert.matches('id="notes"', text, 1, true)
+    st, text = H.fetch { url = base .. "/notes", method = "POST", body = cjson.encode { text = "via the proxy" },
+      headers = { "Authorization: Bearer " .. op, "Content-Type: application/json" }, total_timeout_ms = 20000 }
+    assert.equal(201, st, text)
+    assert.equal("via the proxy", cjson.decode(text).text)
+    assert.equal(401, (H.fetch { url = base .. "/notes", total_timeout_ms = 5000 }))
+    assert.equal(0, s.stop())
+
+    -- ACCEPTANCE BY USE (#29 item 5) goes here once issues carry sandbox_checks: the example
+    -- keeps them in sandbox_checks.json (WEB-2, WEB-3: HTTP and Chromium checks) until the
+    -- epic files take that field; this test should then see them pass on the cards.
+
+    -- a bug filed against the running service (today as an epic file; the bug-fix phase's
+    -- `orket bug NOTESWEB "..."` files it under the rock) is worked, and its fix replaces the
+    -- sandbox
+    local running = tree_of(dir)
+    assert.truthy(#running >= 3, "the runner, its helper and the app: " .. #running)
+    os.execute("cp " .. H.quote(dir .. "/bugs/empty-notes.json") .. " " .. H.quote(dir .. "/epics/"))
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    r = H.orket("run BUG", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("done", H.card_json(dir, "BUG-1").card.status)
+    local second = healthy(dir, { [math.tointeger(first.id)] = true })
+    H.wait_for(function()
+      for _, row in ipairs(list(dir, true)) do
+        if row.id == first.id then return row.status == "stopped" end
+      end
+    end, "the first sandbox to be stopped by the redeploy")
+    st, text = request(second.socket, "POST", "/notes", { text = "" })
+    assert.equal(400, st, text)
+    assert.matches("must not be empty", text, 1, true)
+    st, text = request(second.socket, "POST", "/notes", { text = "  " })
+    assert.equal(400, st, text)
+    st, text = request(second.socket, "POST", "/notes", { text = "after the fix" })
+    assert.equal(201, st, text)
+    -- the first sandbox's processes are gone with it
+    for _, p in ipairs(running) do assert.is_false(H.alive(p.pid), p.args) end
+
+    -- THE BUG-FIX PHASE (#29 item 6) goes here: the rock done starts it, the test moves the
+    -- clock (ORKET_CLOCK_OFFSET_FILE) past bug_fix.days, and the phase's end stops the
+    -- sandboxes and moves open bugs to a phase-2 rock.
+
+    -- stopped: nothing of it is left running, no app and no runner
+    local live = tree_of(dir)
+    assert.truthy(#live >= 3, "the second sandbox's processes: " .. #live)
+    r = H.orket("sandbox stop " .. math.tointeger(second.id), { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    H.wait_for(function() return #tree_of(dir) == 0 end, "the sandbox's processes to end")
+    for _, p in ipairs(live) do assert.is_false(H.alive(p.pid), p.args) end
+    assert.equal(0, #list(dir))
+  end)
+
+  it("shows its page in Chromium through the web board's link, the notes escaped", function()
+    if skip then return pending(skip) end
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = H.example("notes-web")
+    assert.equal(0, H.orket("run NOTESWEB", { cwd = dir }).status)
+    local sb = healthy(dir, {})
+    local st, text = request(sb.socket, "POST", "/notes", { text = "<b>bold</b> & more" })
+    assert.equal(201, st, text)
+    local key = H.api_key(dir, "v", "viewer")
+    local s = H.serve(dir)
+    local art = io.popen("mktemp -d /tmp/orket-web-test.XXXXXX"):read("l")
+    local wd = WD.start(art, { width = 1024, height = 800 })
+    local ok, err = pcall(function()
+      wd:go(s.url .. "/")
+      wd:type(wd:wait("#key", "the sign-in form"), key)
+      wd:press("#signin-button")
+      local link = '#sandbox-list li[data-sandbox="' .. math.tointeger(sb.id) .. '"] a.sandbox-app'
+      wd:wait(link, "the sandbox's link on the board")
+      local href = wd:js("return document.querySelector(arguments[0]).getAttribute('href')", link)
+      wd:go(s.url .. href)
+      wd:wait("#notes li", "the notes in the app's page")
+      assert.equal("<b>bold</b> & more", wd:text_of("#notes li"))
+      assert.is_true(wd:js("return document.querySelector('#notes b') === null")) -- text, not markup
+      assert.is_true(wd:js("return !!document.querySelector('form[action=\"notes\"] input[name=\"text\"]')"))
+    end)
+    wd:stop()
+    assert.equal(0, H.orket("sandbox stop " .. math.tointeger(sb.id), { cwd = dir }).status)
+    H.wait_for(function() return #tree_of(dir) == 0 end, "the sandbox's processes to end")
+    if not ok then error(tostring(err) .. "\n(the browser's logs are in " .. art .. ")", 0) end
+    os.execute("rm -rf " .. H.quote(art))
+    assert.equal(0, s.stop())
+  end)
+
+  it("validates clean, and run.sh shows the whole loop as a newcomer runs it", function()
+    if skip then return pending(skip) end
+    local v = H.orket("validate " .. H.quote(H.ROOT .. "/examples/notes-web"))
+    assert.equal(0, v.status, v.stdout .. v.stderr)
+    -- run.sh makes its own SQLite project: once is enough on either layer
+    if require("tests.backends").name() == "pg" then return pending("run.sh uses SQLite: run on that layer") end
+    local tmp = H.tmpdir()
+    -- orket is not on PATH: the commands printed must not need it
+    local p = io.popen(string.format("cd %s && env PATH=/usr/bin:/bin TMPDIR=%s sh examples/notes-web/run.sh %s </dev/null 2>&1; echo \"exit $?\"",
+      H.quote(H.ROOT), H.quote(tmp), H.quote(H.BIN)))
+    local out = p:read("a")
+    p:close()
+    local project_dir = out:match("\nproject: ([^\n]+)\n")
+    local stop = out:match("\nstop it: ([^\n]+)\n")
+    -- whatever happened, nothing is left running
+    if stop then os.execute(stop .. " >/dev/null 2>&1") end
+    assert.matches("\nexit 0\n$", out)
+    assert.matches("the epic is done and deployed: sandbox 1\n", out, 1, true)
+    assert.matches('{"id": 2, "text": ""}  (HTTP 201)', out, 1, true) -- the bug, shown
+    assert.matches("the fix is deployed: sandbox 2 (sandbox 1 was stopped)", out, 1, true)
+    assert.matches('text must not be empty"}  (HTTP 400)', out, 1, true)
+    assert.truthy(project_dir and project_dir:find(tmp, 1, true) == 1, out)
+    assert.truthy(stop, out)
+    H.wait_for(function() return #tree_of(project_dir) == 0 end, "run.sh's sandbox to stop")
+  end)
+end)

@@ -1,0 +1,126 @@
+-- The web board's sandboxes in a real headless Chromium (tests/webdriver.lua): a sandbox
+-- started from the CLI while the page is open appears with its health and a link to its
+-- app through the server's proxy, which the signed-in browser opens; stopping it shows it
+-- stopped, live, with its reason; the list is fetched on sandbox events only, and nothing
+-- of the sandbox is left running. Needs network and user namespaces, node and Chromium.
+local H = require "tests.helpers"
+local WD = require "tests.webdriver"
+local proc = require "orket.c.proc"
+
+local SERVER = [[
+const mark = process.argv[2];
+require('http').createServer((req, res) => {
+  res.setHeader('Content-Type', 'text/html');
+  res.end('<!doctype html><title>app</title><p id="hello">hello from ' + mark + ' at ' + req.url + '</p>');
+}).listen(Number(process.env.PORT), '127.0.0.1');
+]]
+
+local function project(mark)
+  local dir = H.tmpdir() .. "/p"
+  assert.equal(0, H.orket("init " .. H.quote(dir)).status)
+  H.write(dir .. "/workspace/server.js", SERVER)
+  H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format(
+    '\nsandbox = { command = { "node", "server.js", %q }, health = { http = "/", interval_ms = 200 } }\n', mark))
+  require("tests.backends").project(dir)
+  return dir
+end
+
+local function procs(mark)
+  local out = {}
+  local p = io.popen("ps -eo pid=,args=")
+  for line in p:lines() do
+    if line:find(mark, 1, true) and not line:find("ps -eo", 1, true) then out[#out + 1] = line end
+  end
+  p:close()
+  return out
+end
+
+local function row(wd, id)
+  return wd:js([[var li = document.querySelector('#sandbox-list li[data-sandbox="' + arguments[0] + '"]');
+    if (!li) return null;
+    var a = li.querySelector('a.sandbox-app'), d = li.querySelector('.sandbox-detail');
+    return { status: li.querySelector('.status').getAttribute('data-status'), text: li.textContent,
+      href: a ? a.getAttribute('href') : '', target: a ? a.getAttribute('target') : '',
+      detail: d ? d.textContent : '' };]], id)
+end
+
+describe("the web board's sandboxes in Chromium", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("shows each sandbox's health live, with a link to its app through the proxy", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local p = proc.probe()
+    if not (p.netns and p.userns and os.execute("command -v node >/dev/null 2>&1")) then
+      return pending("the kernel offers no network namespace here, or node is missing")
+    end
+    local mark = "sbw" .. math.random(1, 1e9)
+    local dir = project(mark)
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local key = H.api_key(dir, "v", "viewer")
+    local s = H.serve(dir)
+    local art = io.popen("mktemp -d /tmp/orket-web-test.XXXXXX"):read("l")
+    local wd = WD.start(art, { width = 1280, height = 1000 })
+    local ok, err = pcall(function()
+      wd:go(s.url .. "/")
+      wd:type(wd:wait("#key", "the sign-in form"), key)
+      wd:press("#signin-button")
+      H.wait_for(function() return wd:js("return document.getElementById('live').textContent") == "live" end,
+        "the event stream to open", 3000)
+      -- none yet: the hint says how to start one, fetched once after the board
+      H.wait_for(function() return wd:js("return window.orketBoardStats.sandboxes") == 1 end, "the sandboxes' fetch")
+      assert.is_false(wd:js("return document.getElementById('sandboxes-empty').hidden"))
+      assert.equal(0, wd:js("return document.querySelectorAll('#sandbox-list li').length"))
+      local fetched = wd:js("return window.orketBoardStats.sandboxes")
+
+      -- started from the CLI, another process: the page shows it healthy, with the app's link
+      local r = H.orket("sandbox up -d", { cwd = dir })
+      assert.equal(0, r.status, r.stderr)
+      local shown = H.wait_for(function()
+        local x = row(wd, "1")
+        return x and x.status == "healthy" and x
+      end, "sandbox 1 healthy in the page", 1000)
+      assert.equal("/v1/sandboxes/1/app/", shown.href)
+      assert.equal("_blank", shown.target)
+      assert.matches("port 8080", shown.text, 1, true)
+      assert.is_true(wd:js("return document.getElementById('sandboxes-empty').hidden"))
+      -- a deploy's burst of events costs a fetch or two, not one each
+      local after_start = wd:js("return window.orketBoardStats.sandboxes")
+      assert.is_true(after_start - fetched >= 1 and after_start - fetched <= 3, "fetches: " .. (after_start - fetched))
+      assert.equal(1, wd:js("return window.orketBoardStats.board"))
+
+      -- stopped: the page shows it stopped with its reason, and no link
+      assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
+      local ended = H.wait_for(function()
+        local x = row(wd, "1")
+        return x and x.status == "stopped" and x
+      end, "sandbox 1 stopped in the page", 1000)
+      assert.equal("", ended.href)
+      assert.are_not.equal("", ended.detail) -- the end's reason
+      H.wait_for(function() return #procs(mark) == 0 end, "the sandbox's processes to end")
+
+      -- a second one: its link opens the app through the server with the browser's session
+      assert.equal(0, H.orket("sandbox up -d", { cwd = dir }).status)
+      local second = H.wait_for(function()
+        local x = row(wd, "2")
+        return x and x.status == "healthy" and x
+      end, "sandbox 2 healthy in the page", 1000)
+      assert.equal("stopped", row(wd, "1").status) -- the ended one stays listed under it
+      wd:go(s.url .. second.href .. "notes?x=1")
+      local hello = wd:wait("#hello", "the app's page through the proxy")
+      assert.truthy(hello)
+      assert.equal("hello from " .. mark .. " at /notes?x=1", wd:text_of("#hello"))
+      -- the app's page runs as an origin of its own: it cannot read the board's cookies
+      assert.equal("", wd:js("return (function () { try { return document.cookie; } catch (e) { return ''; } })()"))
+    end)
+    wd:stop()
+    H.orket("sandbox stop 2", { cwd = dir })
+    H.wait_for(function() return #procs(mark) == 0 end, "nothing of the sandboxes left running")
+    if not ok then error(tostring(err) .. "\n(the browser's logs are in " .. art .. ")", 0) end
+    os.execute("rm -rf " .. H.quote(art))
+    assert.equal(0, s.stop())
+  end)
+end)
