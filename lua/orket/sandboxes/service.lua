@@ -465,10 +465,12 @@ function M.stop(db, id)
   return nil, "sandbox " .. id .. ": its owner did not stop it within 5 s", "ETIMEDOUT"
 end
 
---- start_owner(dir, {replace=, on_exit=}) -> pid, path of its output | nil, message: `orket
---- sandbox up [--replace] -C DIR` in the background, in its own session, its own output (not
---- the app's: that is the sandbox's log) appended to .orket/sandboxes/owner.log; on_exit(code)
---- hears it end. The process is not waited for: it owns the sandbox it starts.
+--- start_owner(dir, {replace=, card=, run=, on_exit=}) -> pid, path of its output | nil,
+--- message: `orket sandbox up [--replace] [--card CARD [--run RUN]] -C DIR` in the
+--- background, in its own session, its own output (not the app's: that is the sandbox's log)
+--- appended to .orket/sandboxes/owner.log; on_exit(code) hears it end. card: the merged card
+--- whose acceptance checks run once it is healthy (run: the run that merged it, for the
+--- journal). The process is not waited for: it owns the sandbox it starts.
 function M.start_owner(dir, o)
   o = o or {}
   local home = (uv.fs_realpath(dir) or dir) .. "/.orket/sandboxes"
@@ -477,7 +479,17 @@ function M.start_owner(dir, o)
   local null = uv.fs_open("/dev/null", "r", 0)
   local out = uv.fs_open(out_path, "a", 384)
   local handle, pid
-  handle, pid = uv.spawn(uv.exepath(), { args = { "sandbox", "up", "-C", dir, o.replace and "--replace" or nil },
+  local args = { "sandbox", "up", "-C", dir }
+  if o.replace then args[#args + 1] = "--replace" end
+  if o.card then
+    args[#args + 1] = "--card"
+    args[#args + 1] = o.card
+    if o.run then
+      args[#args + 1] = "--run"
+      args[#args + 1] = tostring(o.run)
+    end
+  end
+  handle, pid = uv.spawn(uv.exepath(), { args = args,
     stdio = { null, out or null, out or null }, detached = true }, function(code)
       if handle and not handle:is_closing() then handle:close() end
       if o.on_exit then o.on_exit(code) end
