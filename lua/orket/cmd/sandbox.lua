@@ -256,7 +256,13 @@ local function up(args, cli)
   end
   local function close_signals() for _, h in ipairs(signals) do h:close() end end
   local err, _, tail
-  sb, err, _, tail = service.up { dir = dir, db = db, settings = s, replace = replace, commit = main_commit(dir),
+  local commit = main_commit(dir)
+  sb, err, _, tail = service.up { dir = dir, db = db, settings = s, replace = replace, commit = commit,
+    on_healthy = card and function(h)
+      if asked then return end
+      h.commit = commit
+      accept_deployed(dir, db, s, h, card, run_id)
+    end,
     stopping = function() return asked end, emit = function(ev)
     if ev.status ~= "starting" and ev.status ~= "healthy" or ev.detail then
       io.stdout:write(string.format("sandbox %d: %s%s\n", ev.id, ev.status, ev.detail and (": " .. ev.detail) or ""))
@@ -276,10 +282,6 @@ local function up(args, cli)
     sock_hint { socket = sb.socket }))
   io.stdout:flush()
   if asked then require("orket.task").spawn(sb.stop, sb, asked) end -- asked as it got healthy
-  if card and not asked then
-    sb.commit = main_commit(dir)
-    accept_deployed(dir, db, s, sb, card, run_id)
-  end
   sb:wait()
   close_signals()
   local stopped = sb.status == "stopped"

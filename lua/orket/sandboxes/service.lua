@@ -203,8 +203,9 @@ end
 local Sandbox = {}
 Sandbox.__index = Sandbox
 
---- up{dir=, db=, settings=, target=, replace=, stopping=, emit=} -> sandbox | nil, message,
---- CODE, log tail. replace: the live sandboxes of the same target are stopped first;
+--- up{dir=, db=, settings=, target=, replace=, stopping=, emit=, on_healthy=} -> sandbox |
+--- nil, message, CODE, log tail. on_healthy(sandbox): called once it is healthy, before up
+--- returns (a deploy's acceptance checks, which the next deploy must not cut short). replace: the live sandboxes of the same target are stopped first;
 --- stopping(): a reason once the caller was asked to stop (the start ends, recorded stopped).
 --- Starts main's tree as a service and waits (in the calling task) until it is healthy, or
 --- until health.start_timeout_ms passes, the app exits or the helper refuses: then it is
@@ -314,6 +315,8 @@ function M.up(o)
   end
   sb:_set("healthy", nil, "sandbox_healthy")
   sb.watch = task.spawn(function() sb:_watch() end)
+  -- still under the deploy lock: the next deploy cannot replace it while this runs
+  if o.on_healthy then o.on_healthy(sb) end
   return sb
 end
 
