@@ -208,3 +208,90 @@ describe("orket sandbox check", function()
     stop(dir, id, m)
   end)
 end)
+
+describe("a deploy's acceptance checks", function()
+  local skip, fake
+  setup(function()
+    if not offered() then skip = "the kernel offers no network namespace here, or python3 is missing" end
+    fake = require("tests.fake_server").start()
+  end)
+  teardown(function()
+    if fake then fake.stop() end
+  end)
+  after_each(H.cleanup)
+
+  it("run once the merged card's sandbox is healthy; a failure goes back to it with the log", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = H.tmpdir() .. "/p"
+    os.execute(string.format("mkdir -p %s/epics %s/roles %s/tools %s/workspace", dir, dir, dir, dir))
+    H.write(dir .. "/workspace/app.py", (APP:gsub("MARK", m)))
+    H.write(dir .. "/epics/d.json", cjson.encode { id = "D", name = "Deploy", issues = {
+      { id = "D-1", summary = "Notes", seat = "senior_developer", sandbox_checks = {
+        { http = { path = "/notes", json = { ["items.0.title"] = "first" } } },
+        { http = { path = "/notes/7", status = 200 } } } },
+      -- keeps the epic open, so the follow-up can be filed in it (not run: the run is D-1's)
+      { id = "D-2", summary = "Later", seat = "senior_developer", depends_on = { "D-1" } } } })
+    H.write(dir .. "/roles/appender.lua", [[
+return {
+  intent = "Append the issue's line, then hand it in.",
+  tools = { "append_line", "update_issue_status" },
+  system = function(ctx) return "You are " .. ctx.seat .. "." end,
+}
+]])
+    H.write(dir .. "/tools/append_line.lua", [[
+return {
+  name = "append_line", description = "Append this issue's id to its file.", effect = "write",
+  parameters = { type = "object", properties = { note = { type = "string" } } },
+  handler = function(args, ctx)
+    local n, err, code = ctx.fs:append(ctx.card.id .. ".line", ctx.card.id .. "\n")
+    if not n then return nil, err, code end
+    return { appended = ctx.card.id }
+  end,
+}
+]])
+    H.write(dir .. "/orket.lua", string.format([[
+name = "deploy"
+models = { default = "fake:chunks=1", providers = { fake = { kind = "openai", base_url = %q } } }
+team = {
+  senior_developer = { roles = { "appender" },
+    model = "fake:chunks=1,nolog,tool=append_line,arg_note=x,then=update_issue_status,then_arg_status=code_review" },
+  integrity_guard = { roles = { "integrity_guard" }, model = "fake:chunks=1,nolog,tool=update_issue_status,arg_status=done" },
+}
+]], fake.url .. "/v1") .. SANDBOX:format(m, 'deploy = "merge",'))
+    backends.project(dir)
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local r = H.orket("run D-1", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    -- the owner of the deploy runs D-1's checks once its sandbox is healthy
+    local ev = H.wait_for(function() return events(dir, "D-1", "sandbox_check")[1] end, "D-1's checks", 3000)
+    local d = ev.data
+    assert.is_false(d.passed)
+    assert.is_true(d.results[1].ok, d.results[1].detail)
+    assert.is_false(d.results[2].ok)
+    assert.equal("GET /notes/7: HTTP 404, expected 200; the answer: {\"error\": \"not found\"}", d.results[2].detail)
+    assert.matches("GET /notes/7 " .. m, d.log, 1, true)
+    assert.equal("followup", d.outcome, tostring(d.why))
+    -- D-1 is done (final): the failure is said on it and filed as a follow-up in its epic,
+    -- with the checks' output, the log's last lines and the same checks
+    local c = H.card_json(dir, "D-1")
+    assert.equal("done", c.card.status)
+    local said = c.comments[#c.comments].body
+    assert.matches("acceptance checks failed", said, 1, true)
+    assert.matches("FAIL GET /notes/7", said, 1, true)
+    assert.matches("The sandbox's last log lines:", said, 1, true)
+    local f = H.card_json(dir, d.followup)
+    assert.equal("Sandbox checks fail for D-1", f.card.summary)
+    assert.equal("D", f.card.parent)
+    assert.matches("GET /notes/7 " .. m, f.card.description, 1, true)
+    local sv = require "orket.store.verifications"
+    -- the run's transcript shows the checks
+    local lg = H.orket("log", { cwd = dir })
+    assert.matches("** D-1 sandbox checks FAILED on sandbox 1; follow-up " .. d.followup, lg.stdout, 1, true)
+    assert.matches("FAIL GET /notes/7: GET /notes/7: HTTP 404", lg.stdout, 1, true)
+    assert.truthy(sv)
+    local live = cjson.decode(H.orket("sandbox list --json", { cwd = dir }).stdout)
+    assert.equal(1, #live)
+    stop(dir, math.tointeger(live[1].id), m)
+  end)
+end)

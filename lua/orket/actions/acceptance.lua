@@ -84,7 +84,7 @@ function M.record(o)
           assert(board:comment(f.id, { author = "orket", body = body }))
           out.code, out.followup = "followup", f.id
         else
-          local made = board:create { parent = card.parent, summary = string.format(M.FOLLOWUP, id),
+          local made, merr = board:create { parent = card.parent, summary = string.format(M.FOLLOWUP, id),
             description = string.format("%s is done and merged, but its acceptance checks fail on the sandbox "
               .. "deployed from main. Fix main so they pass; they run again on the next deploy.\n\n%s", id, body),
             requirements = card.requirements, acceptance = card.acceptance, seat = card.seat, actor = board_mod.ENGINE }
@@ -94,7 +94,7 @@ function M.record(o)
             imports.set_verification(db, made.id, cjson.encode { sandbox_checks = spec and spec.sandbox_checks })
             out.code, out.followup = "followup", made.id
           else
-            out.code = "commented"
+            out.code, out.why = "commented", merr
           end
         end
       else
@@ -102,7 +102,7 @@ function M.record(o)
       end
     end
     db:event { kind = "sandbox_check", card = id, run = o.run_id, actor = "orket",
-      data = event_data(res, o.sandbox, { outcome = out.code, followup = out.followup }) }
+      data = event_data(res, o.sandbox, { outcome = out.code, followup = out.followup, why = out.why }) }
     return out
   end)
 end

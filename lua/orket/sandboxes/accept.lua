@@ -19,6 +19,7 @@ M.MAX_SENT = 65536          -- bytes of a request's body
 M.TIMEOUT_MS = 10000        -- a check's default time
 M.MAX_TIMEOUT_MS = 120000
 M.LOG_LINES = 40            -- the sandbox log's last lines kept with a result
+M.LOG_SETTLE_MS = 150     -- waited before the log's tail is read
 M.DETAIL = 2000             -- bytes of an answer quoted in a failure's detail
 M.METHODS = { GET = true, HEAD = true, POST = true, PUT = true, PATCH = true, DELETE = true, OPTIONS = true }
 
@@ -653,6 +654,9 @@ function M.run(o)
     ok = ok and r.ok
   end
   if browser then browser.close() end
+  -- the app's output reaches its log through the owner's loop: what the checks made it
+  -- write lands a moment after their answers
+  rt.sleep(M.LOG_SETTLE_MS)
   return { ok = ok, results = results, log = M.log_tail(o.home .. "/app.log", M.LOG_LINES) }
 end
 
