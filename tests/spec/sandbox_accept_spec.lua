@@ -1,0 +1,258 @@
+-- orket.sandboxes.accept and orket.actions.acceptance: the checks' shape (each error naming
+-- its field), judging an answer (status, JSON fields by dotted path, contains), the answer's
+-- cap and the loopback relay against a unix-socket server made here, the import of
+-- sandbox_checks, and where a failure goes on the board.
+local H = require "tests.helpers"
+local uv = require "luv"
+local cjson = require "cjson"
+local accept = require "orket.sandboxes.accept"
+local acceptance = require "orket.actions.acceptance"
+local board_mod = require "orket.board"
+local imports = require "orket.store.imports"
+local http = require "orket.c.http"
+
+-- A unix-socket HTTP server answering every request with body (a Content-Length answer).
+local function serve(path, body)
+  local server = uv.new_pipe(false)
+  assert(server:bind(path))
+  local conns = {}
+  server:listen(16, function()
+    local c = uv.new_pipe(false)
+    server:accept(c)
+    conns[#conns + 1] = c
+    local got = ""
+    c:read_start(function(_, data)
+      if not data then return c:close() end
+      got = got .. data
+      if got:find("\r\n\r\n", 1, true) then
+        c:write(string.format("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+          .. "Connection: close\r\n\r\n%s", #body, body), function() c:shutdown(function() c:close() end) end)
+      end
+    end)
+  end)
+  return function()
+    for _, c in ipairs(conns) do if not c:is_closing() then c:close() end end
+    server:close()
+  end
+end
+
+local function norm_err(check)
+  local c, field, why = accept.normalize(check)
+  assert.is_nil(c)
+  return field .. ": " .. why
+end
+
+describe("sandbox checks", function()
+  after_each(H.cleanup)
+
+  it("take a normal form with defaults, and name the field of each error", function()
+    local c = assert(accept.normalize { http = { path = "/notes" } })
+    assert.same({ kind = "http", method = "GET", path = "/notes", name = "GET /notes", timeout_ms = accept.TIMEOUT_MS }, c)
+    c = assert(accept.normalize { http = { method = "post", path = "/n", body = { title = "x" }, headers = { ["X-A"] = "1" } } })
+    assert.equal("POST", c.method)
+    assert.equal('{"title":"x"}', c.body)
+    assert.is_true(c.body_json)
+    c = assert(accept.normalize { browser = { selector = "#notes" } })
+    assert.same({ kind = "browser", path = "/", selector = "#notes", console_errors = false, screenshot = true,
+      name = "browser / #notes", timeout_ms = accept.TIMEOUT_MS }, c)
+    assert.equal("http.path: must start with / (a path on the app, never a URL)",
+      norm_err { http = { path = "http://elsewhere/" } })
+    assert.equal("http.path: must start with / (a path on the app, never a URL)", norm_err { http = { path = "//elsewhere/x" } })
+    assert.equal("http.path: must not hold blanks or control characters", norm_err { http = { path = "/a b" } })
+    assert.equal("http.method: must be GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS",
+      norm_err { http = { path = "/", method = "CONNECT" } })
+    assert.equal("http.status: must be an HTTP status between 100 and 599", norm_err { http = { path = "/", status = 42 } })
+    assert.equal("http.headers.Host: is set by Orket", norm_err { http = { path = "/", headers = { Host = "x" } } })
+    assert.equal("http.headers.X: must be a string of one line (at most 4096 bytes)",
+      norm_err { http = { path = "/", headers = { X = "a\r\nB: c" } } })
+    assert.equal("http.statuss: unknown field (fields: name, method, path, body, headers, status, json, contains, "
+      .. "timeout_ms)", norm_err { http = { path = "/", statuss = 200 } })
+    assert.equal("http.timeout_ms: must be an integer between 1 and 120000",
+      norm_err { http = { path = "/", timeout_ms = 0 } })
+    assert.equal("browser.selector: is required: the CSS selector of an element the page must show",
+      norm_err { browser = { path = "/" } })
+    assert.equal("browser.console_errors: must be true or false", norm_err { browser = { selector = "a", console_errors = "no" } })
+    assert.equal("curl: a check is one object with one key, http or browser", norm_err { curl = {} })
+    assert.equal("http: a check is one object with one key, http or browser",
+      select(2, accept.normalize { http = { path = "/" }, browser = { selector = "a" } }) .. ": "
+        .. select(3, accept.normalize { http = { path = "/" }, browser = { selector = "a" } }))
+    local list, i, f, why = accept.normalize_list { { http = { path = "/" } }, { http = { path = "x" } } }
+    assert.is_nil(list)
+    assert.equal(2, i)
+    assert.equal("http.path", f)
+    assert.matches("must start with /", why)
+    local many = {}
+    for n = 1, accept.MAX_CHECKS + 1 do many[n] = { http = { path = "/" } } end
+    assert.equal("holds more than 32 checks", select(4, accept.normalize_list(many)))
+  end)
+
+  it("find JSON fields by dotted path, arrays counted from 0", function()
+    local doc = cjson.decode('{"items": [{"title": "a"}, {"title": "b", "tags": ["x"]}], "n": 2, "none": null, "0": "key"}')
+    assert.same({ true, "b" }, { accept.json_at(doc, "items.1.title") })
+    assert.same({ true, "x" }, { accept.json_at(doc, "items.1.tags.0") })
+    assert.same({ true, 2 }, { accept.json_at(doc, "n") })
+    assert.same({ true, "key" }, { accept.json_at(doc, "0") })
+    assert.same({ true, cjson.null }, { accept.json_at(doc, "none") })
+    assert.is_false(accept.json_at(doc, "items.2.title"))
+    assert.is_false(accept.json_at(doc, "n.deeper"))
+    assert.is_false(accept.json_at(doc, "missing"))
+  end)
+
+  it("judge an answer: its status (any 2xx by default), JSON fields, text it contains", function()
+    local c = assert(accept.normalize { http = { path = "/n", status = 201, json = { ["items.0.title"] = "a", n = 1 },
+      contains = "title" } })
+    local body = '{"items": [{"title": "a"}], "n": 1}'
+    assert.same({ true, "GET /n: HTTP 201" }, { accept.judge_http(c, 201, body) })
+    local ok, why = accept.judge_http(c, 200, body)
+    assert.is_false(ok)
+    assert.equal('GET /n: HTTP 200, expected 201; the answer: {"items": [{"title": "a"}], "n": 1}', why)
+    ok, why = accept.judge_http(c, 201, '{"items": [{"title": "b"}], "n": 1}')
+    assert.is_false(ok)
+    assert.equal('GET /n: items.0.title is "b", expected "a"', why)
+    ok, why = accept.judge_http(c, 201, '{"items": [], "n": 1}')
+    assert.is_false(ok)
+    assert.matches("GET /n: the answer has no items.0.title", why, 1, true)
+    ok, why = accept.judge_http(c, 201, "<html>")
+    assert.is_false(ok)
+    assert.equal("GET /n: the answer is not JSON: <html>", why)
+    local d = assert(accept.normalize { http = { path = "/", contains = "hello" } })
+    assert.is_true((accept.judge_http(d, 204, "hello world")))
+    ok, why = accept.judge_http(d, 302, "hello")
+    assert.is_false(ok)
+    assert.matches("HTTP 302, expected a 2xx", why, 1, true)
+    ok, why = accept.judge_http(d, 200, "bye")
+    assert.is_false(ok)
+    assert.equal('GET /: the answer does not contain "hello": bye', why)
+    -- a long answer is quoted only in part
+    ok, why = accept.judge_http(d, 500, string.rep("z", 10000))
+    assert.is_false(ok)
+    assert.is_true(#why < accept.DETAIL + 100)
+  end)
+
+  it("read answers through the unix socket up to the cap, and relay a loopback port to it", function()
+    local sock = H.tmpdir() .. "/app.sock"
+    local stop = serve(sock, '{"ok": true, "pad": "' .. string.rep("p", 5000) .. '"}')
+    local status, body = accept.request(sock, { path = "/x" })
+    assert.equal(200, status)
+    assert.is_true(cjson.decode(body).ok)
+    local s2, err, code = accept.request(sock, { path = "/x", max_bytes = 1000 })
+    assert.is_nil(s2)
+    assert.equal("ETOOBIG", code)
+    assert.equal("the answer is larger than 1000 bytes", err)
+    -- the relay the browser uses: a loopback port joined to the socket while it lives
+    local port, close = accept.relay(sock)
+    local r = assert(http.request { url = "http://127.0.0.1:" .. port .. "/y", total_timeout_ms = 5000 })
+    assert.equal(200, (r:headers()))
+    r:close()
+    close()
+    local r2 = http.request { url = "http://127.0.0.1:" .. port .. "/y", total_timeout_ms = 2000, connect_timeout_ms = 2000 }
+    local st = r2 and r2:headers()
+    assert.is_nil(st)
+    if r2 then r2:close() end
+    stop()
+    -- nothing listening: a clear failure, not a hang
+    local s3, err3, code3 = accept.request(sock, { path = "/", timeout_ms = 2000 })
+    assert.is_nil(s3)
+    assert.equal("EUNAVAILABLE", code3)
+    assert.truthy(err3)
+  end)
+
+  it("are read from an epic file, each error naming the file, the issue and the field", function()
+    local dir = H.tmpdir()
+    assert(os.execute("mkdir -p " .. dir .. "/epics"))
+    H.write(dir .. "/epics/web.json", cjson.encode { id = "WEB", name = "web", issues = {
+      { id = "WEB-1", summary = "a", sandbox_checks = { { http = { path = "/" } }, { browser = { selector = "#x", path = "x" } } } } } })
+    local ok, err = require("orket.import").load(dir)
+    assert.is_nil(ok)
+    assert.equal("epics/web.json: issues[0].sandbox_checks[1].browser.path: must start with / (a path on the app, never a URL)", err)
+    H.write(dir .. "/epics/web.json", cjson.encode { id = "WEB", name = "web", issues = {
+      { id = "WEB-1", summary = "a", sandbox_checks = { http = { path = "/" } } } } })
+    ok, err = require("orket.import").load(dir)
+    assert.is_nil(ok)
+    assert.equal("epics/web.json: issues[0].sandbox_checks: must be an array of checks", err)
+    -- stored beside the verification, which keeps working on its own
+    H.write(dir .. "/epics/web.json", cjson.encode { id = "WEB", name = "web", issues = {
+      { id = "WEB-1", summary = "a", sandbox_checks = { { http = { path = "/n", status = 200 } } } },
+      { id = "WEB-2", summary = "b", verification = { command = { "true" } },
+        sandbox_checks = { { browser = { selector = "#x" } } } },
+      { id = "WEB-3", summary = "c" } } })
+    local db = require("tests.backends").open_store()
+    assert(require("orket.import").import(db, dir))
+    local sv = require "orket.store.verifications"
+    local list = sv.sandbox_checks(db, "WEB-1")
+    assert.equal(1, #list)
+    assert.equal("/n", list[1].path)
+    assert.equal(200, list[1].status)
+    assert.equal("browser", sv.sandbox_checks(db, "WEB-2")[1].kind)
+    assert.is_nil(sv.sandbox_checks(db, "WEB-3"))
+    local verify = require "orket.engine.verify"
+    local settings = { verify = { command = { "make", "test" } } }
+    assert.same({ "true" }, verify.checks({ db = db, settings = settings }, { id = "WEB-2", source = "x" }).steps[1].command)
+    -- sandbox checks alone are no verification: the project's default still applies
+    assert.same({ "make", "test" }, verify.checks({ db = db, settings = settings }, { id = "WEB-1", source = "x" }).steps[1].command)
+    db:close()
+  end)
+end)
+
+describe("a failing sandbox check on the board", function()
+  after_each(H.cleanup)
+
+  local function board()
+    local db = require("tests.backends").open_store()
+    imports.insert_card(db, { id = "E", type = "epic", name = "E", priority = 2, seat = "developer" })
+    for i = 1, 3 do
+      imports.insert_card(db, { id = "E-" .. i, type = "issue", parent = "E", name = "E" .. i, summary = "E" .. i,
+        priority = 2, seat = "developer" })
+    end
+    imports.set_verification(db, "E-1", cjson.encode { sandbox_checks = { { kind = "http", path = "/", method = "GET" } } })
+    return db, board_mod.open(db)
+  end
+  local function set(db, id, status) require("orket.store.cards").set_status(db, id, status, nil, "developer", 0) end
+  local FAILED = { ok = false, results = { { kind = "http", name = "GET /", ok = false, detail = "GET /: HTTP 500, expected a 2xx" } },
+    log = "Traceback: boom" }
+
+  it("sends an open card back, files a follow-up for a done one (once), and only says it when its epic is done", function()
+    local db, b = board()
+    set(db, "E-2", "code_review")
+    local out = assert(acceptance.record { db = db, board = b, card = "E-2", sandbox = 4, result = FAILED, send_back = true })
+    assert.equal("sent_back", out.code)
+    assert.equal("in_progress", b:get("E-2").status)
+    local said = b:comments("E-2")[1].body
+    assert.matches("Sandbox 4: acceptance checks failed.\n- FAIL GET /: GET /: HTTP 500, expected a 2xx", said, 1, true)
+    assert.matches("Traceback: boom", said, 1, true)
+    -- a done card is final: a follow-up in its epic, with its checks; a second failure adds to it
+    set(db, "E-1", "done")
+    out = assert(acceptance.record { db = db, board = b, card = "E-1", sandbox = 4, result = FAILED, send_back = true })
+    assert.equal("followup", out.code)
+    local f = b:get(out.followup)
+    assert.equal("Sandbox checks fail for E-1", f.summary)
+    assert.equal("E", f.parent)
+    assert.equal("developer", f.seat)
+    assert.matches("Traceback: boom", f.description, 1, true)
+    assert.equal("/", require("orket.store.verifications").sandbox_checks(db, f.id)[1].path)
+    local again = assert(acceptance.record { db = db, board = b, card = "E-1", sandbox = 5, result = FAILED, send_back = true })
+    assert.equal(out.followup, again.followup)
+    assert.equal(1, #b:comments(f.id))
+    -- by hand (no send_back): journaled only
+    local hand = assert(acceptance.record { db = db, board = b, card = "E-3", sandbox = 5, result = FAILED })
+    assert.equal("recorded", hand.code)
+    assert.equal("ready", b:get("E-3").status)
+    assert.equal(0, #b:comments("E-3"))
+    local ev
+    for _, e in ipairs(b:history("E-3")) do if e.kind == "sandbox_check" then ev = e end end
+    assert.is_false(ev.data.passed)
+    assert.equal("Traceback: boom", ev.data.log)
+    -- the epic finished: no issue can be filed in it; the card says it
+    for _, id in ipairs { "E-2", "E-3", f.id } do set(db, id, "done") end
+    set(db, "E", "done")
+    out = assert(acceptance.record { db = db, board = b, card = "E-3", sandbox = 6, result = FAILED, send_back = true })
+    assert.equal("commented", out.code)
+    assert.matches("epic E is done", out.why, 1, true)
+    assert.equal(1, #b:comments("E-3"))
+    -- a pass is journaled, nothing more
+    out = assert(acceptance.record { db = db, board = b, card = "E-3", sandbox = 6,
+      result = { ok = true, results = {}, log = "" }, send_back = true })
+    assert.equal("passed", out.code)
+    db:close()
+  end)
+end)
