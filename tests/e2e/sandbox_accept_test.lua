@@ -78,7 +78,10 @@ local function procs(pattern)
   p:close()
   return out
 end
-local BROWSERS = "[c]hrom"
+-- the browsers and drivers of this file's checks (their profiles are Orket's temp dirs);
+-- another test's browser may run meanwhile
+local BROWSERS = "orket%-chromium%-"
+local DRIVERS = "chromedriver %-%-port=0$"
 
 local function project(m, epic, more)
   local dir = H.tmpdir() .. "/p"
@@ -205,6 +208,7 @@ describe("orket sandbox check", function()
     assert.equal(cjson.null, res[2].screenshot)
     -- the browser, its driver and the relay ended with the check
     assert.same({}, procs(BROWSERS))
+    assert.same({}, procs(DRIVERS))
     stop(dir, id, m)
   end)
 end)
@@ -293,5 +297,79 @@ team = {
     local live = cjson.decode(H.orket("sandbox list --json", { cwd = dir }).stdout)
     assert.equal(1, #live)
     stop(dir, math.tointeger(live[1].id), m)
+  end)
+end)
+
+describe("the agents' sandbox tools", function()
+  local skip
+  setup(function()
+    if not offered() then skip = "the kernel offers no network namespace here, or python3 is missing" end
+  end)
+  after_each(H.cleanup)
+
+  -- the results of the run's tool calls named name, as the journal holds them (decoded)
+  local function results(dir, name)
+    local r = H.orket("log 1 --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local out = {}
+    for _, ev in ipairs(cjson.decode(r.stdout).events) do
+      if ev.kind == "tool_call" and ev.data.tool == name then
+        local res = cjson.decode(ev.result)
+        out[#out + 1] = res.ok and res.result or res -- a failure: {ok=false, error=, code=}
+      end
+    end
+    return out
+  end
+
+  it("sandbox_status and http_request reach the project's live sandbox only, through the gate", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = project(m, { id = "ONE", name = "one", issues = { { id = "ONE-1", summary = "look", seat = "dev" } } })
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. [[
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { dev = { roles = { "coder" } }, guard = { roles = { "integrity_guard" } } }
+]])
+    H.write(dir .. "/script.lua", [[
+local function call(name, args) return { name = name, arguments = args } end
+return { rules = {
+  { role = "coder", match = "^Issue ", reply = { tool_calls = {
+    call("sandbox_status", { lines = 5 }),
+    call("http_request", { method = "POST", path = "/notes", body = '{"title": "from agent"}',
+      headers = { ["Content-Type"] = "application/json" } }),
+    call("http_request", { path = "http://127.0.0.1:1/" }),
+    call("http_request", { path = "/agent", headers = { Host = "elsewhere" } }),
+    call("http_request", { path = "/big" }) } } },
+  { role = "coder", match = '"truncated":true', reply = { tool_calls = {
+    call("update_issue_status", { status = "code_review" }) } } },
+  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
+}, default = { content = "done" } }
+]])
+    local id = up(dir)
+    local r = H.orket("run ONE", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local st = results(dir, "sandbox_status")[1]
+    assert.equal(id, st.sandbox)
+    assert.equal("healthy", st.status)
+    assert.matches("GET /health " .. m, st.log, 1, true)
+    local _, lines = st.log:gsub("\n", "")
+    assert.is_true(lines <= 4)
+    local h = results(dir, "http_request")
+    assert.equal(4, #h)
+    assert.equal(201, h[1].status)
+    assert.equal("from agent", cjson.decode(h[1].body).title)
+    assert.equal("application/json", h[1].headers["content-type"])
+    -- never another host or port, never another Host
+    assert.equal("EINVAL", h[2].code)
+    assert.matches("path: must start with / (a path on the app, never a URL)", h[2].error, 1, true)
+    assert.equal("EINVAL", h[3].code)
+    assert.matches("headers.Host: is set by Orket", h[3].error, 1, true)
+    -- the answer is capped for the model
+    assert.is_true(h[4].truncated)
+    assert.equal(16384, #h[4].body)
+    assert.is_true(h[4].bytes >= 16384 and h[4].bytes <= 262144)
+    -- the app saw the agent's request, through the gate like any tool (its decisions journaled)
+    assert.matches("POST /notes from agent " .. m, H.read(dir .. "/.orket/sandboxes/" .. id .. "/app.log"), 1, true)
+    assert.equal("done", H.card_json(dir, "ONE-1").card.status)
+    stop(dir, id, m)
   end)
 end)

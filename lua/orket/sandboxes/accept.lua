@@ -301,9 +301,10 @@ end
 -- ---- HTTP through the sandbox's socket --------------------------------------------------------
 
 --- request(socket, {method=, path=, body=, headers={name=value}, json=bool, timeout_ms=,
---- max_bytes=}) -> status, body, headers | nil, message, CODE: one request to the app
---- through the sandbox's unix socket (from inside its network), the answer capped
---- (ETOOBIG past max_bytes). Runs in a task.
+--- max_bytes=, truncate=}) -> status, body, headers, truncated | nil, message, CODE: one
+--- request to the app through the sandbox's unix socket (from inside its network), the
+--- answer capped: ETOOBIG past max_bytes, or with truncate what was read up to the cap and
+--- truncated = true. Runs in a task.
 function M.request(socket, o)
   local hdrs = {}
   local has_type = false
@@ -326,6 +327,7 @@ function M.request(socket, o)
     if ev == false then break end
     if ev == nil then
       if n + r:received() > max or tostring(rerr):find("cap", 1, true) then
+        if o.truncate then return status, table.concat(parts), h, true end
         return nil, string.format("the answer is larger than %d bytes", max), "ETOOBIG"
       end
       return nil, tostring(rerr), "EUNAVAILABLE"
@@ -486,6 +488,7 @@ local function start_driver(driver, chromium, timeout_ms)
   d.base = "http://127.0.0.1:" .. port
   local args = { "--headless=new", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
     "--disable-extensions", "--disable-background-networking", "--disable-sync", "--disable-default-apps",
+    "--disable-breakpad", "--disable-crash-reporter", -- no crash handler outside the driver's group
     "--window-size=1280,900", "--user-data-dir=" .. profile,
     -- the page reaches its own app only: every other name is unknown to it
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1" }
