@@ -279,3 +279,53 @@ describe("the agents' sandbox tools without a sandbox", function()
     db:close()
   end)
 end)
+
+describe("a deploy's acceptance checks", function()
+  after_each(H.cleanup)
+
+  it("run the merged card's checks, send a failure back and post orket/sandbox on the forge", function()
+    local forge = H.fake_forge()
+    finally(forge.stop)
+    uv.os_setenv("ORKET_TEST_SANDBOX_FORGE", "t0ken")
+    local db = require("tests.backends").open_store()
+    imports.insert_card(db, { id = "E", type = "epic", name = "E", priority = 2, seat = "developer" })
+    for i = 1, 2 do
+      imports.insert_card(db, { id = "E-" .. i, type = "issue", parent = "E", name = "E" .. i, summary = "E" .. i,
+        priority = 2, seat = "developer" })
+    end
+    imports.set_verification(db, "E-1", cjson.encode { sandbox_checks = {
+      assert(accept.normalize { http = { path = "/x", json = { ok = true } } }),
+      assert(accept.normalize { http = { path = "/x", status = 404 } }) } })
+    local b = board_mod.open(db)
+    require("orket.store.cards").set_status(db, "E-1", "done", nil, "developer", 0)
+    local home = H.tmpdir()
+    H.write(home .. "/app.log", "one\ntwo\nthe app's last line\n")
+    local stop = serve(home .. "/app.sock", '{"ok": true}')
+    local deploy = require "orket.sandboxes.deploy"
+    local settings = { git = { forge = "gitea", repo = "acme/notes", api_url = forge.url,
+      token_env = "ORKET_TEST_SANDBOX_FORGE" }, sandbox = { deploy = "epic" } }
+    assert.same({ "E-1" }, deploy.accepting("epic", b, "E-1"))
+    assert.same({ "E-2" }, deploy.accepting("merge", b, "E-2"))
+    local sha = string.rep("ab", 20)
+    local outs = deploy.accept_after { db = db, board = b, settings = settings, cards = { "E-1", "E-2" },
+      sandbox = { id = 3, socket = home .. "/app.sock", home = home, commit = sha }, send_back = true }
+    stop()
+    assert.equal(1, #outs) -- E-2 has no checks
+    local o = outs[1]
+    assert.is_false(o.result.ok)
+    assert.is_true(o.result.results[1].ok)
+    assert.equal("GET /x: HTTP 200, expected 404; the answer: {\"ok\": true}", o.result.results[2].detail)
+    assert.equal("one\ntwo\nthe app's last line", o.result.log)
+    assert.equal("followup", o.outcome)
+    assert.equal("failure", o.status.state)
+    local status, text = H.fetch { url = forge.url .. "/__statuses", total_timeout_ms = 5000 }
+    assert.equal(200, status)
+    local posted = cjson.decode(text)
+    assert.equal(1, #posted)
+    assert.equal(sha, posted[1].sha)
+    assert.equal("orket/sandbox", posted[1].context)
+    assert.equal("failure", posted[1].state)
+    assert.equal("E-1: 1 of 2 checks passed", posted[1].description)
+    db:close()
+  end)
+end)

@@ -224,6 +224,7 @@ local function accept_deployed(dir, db, s, sb, card, run_id)
       or o.outcome == "sent_back" and " (sent back to in_progress)" or ""))
     if not o.result.ok then io.stdout:write(require("orket.inert").text(require("orket.sandboxes.accept").report(o.result)), "\n") end
     if o.error then cli_err_line(o.error) end
+    if o.status and o.status.error then cli_err_line("the forge's status orket/sandbox: " .. tostring(o.status.error)) end
   end
   io.stdout:flush()
 end

@@ -102,10 +102,12 @@ local function post_status(settings, commit, passed, description)
 end
 
 --- accept_after{db=, board=, settings=, sandbox={id=, socket=, home=, commit=}, cards={ids},
---- run_id=, send_back=} -> {{card=, result=, outcome=, status=}...}: the acceptance checks
---- of each card that has them, against the live sandbox (orket.sandboxes.accept); each
---- result journaled and, with send_back (a deploy), a failure sent back to its card
---- (orket.actions.acceptance); with a forge, the commit status orket/sandbox. Runs in a task.
+--- run_id=, send_back=} -> {{card=, result=, outcome=, followup=, error=, status=}...}: the
+--- acceptance checks of each card that has them, against the live sandbox
+--- (orket.sandboxes.accept); each result journaled and, with send_back (a deploy), a
+--- failure sent back to its card (orket.actions.acceptance) and, with a forge, the result
+--- posted as the commit status orket/sandbox (status: {sha=, state=} or {error=}). Runs in
+--- a task.
 function M.accept_after(o)
   local out = {}
   for _, id in ipairs(o.cards) do
@@ -116,8 +118,8 @@ function M.accept_after(o)
         run_id = o.run_id, send_back = o.send_back }
       local failed = 0
       for _, r in ipairs(res.results) do if not r.ok then failed = failed + 1 end end
-      local status = post_status(o.settings, o.sandbox.commit, res.ok, string.format("%s: %d of %d checks passed", id,
-        #res.results - failed, #res.results))
+      local status = o.send_back and post_status(o.settings, o.sandbox.commit, res.ok,
+        string.format("%s: %d of %d checks passed", id, #res.results - failed, #res.results)) or nil
       out[#out + 1] = { card = id, result = res, outcome = rec and rec.code or nil, followup = rec and rec.followup,
         error = not rec and err or nil, status = status }
     end
