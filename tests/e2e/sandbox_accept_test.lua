@@ -160,6 +160,8 @@ describe("orket sandbox check", function()
     assert.equal("recorded", ev[1].data.outcome)
     assert.matches("GET /missing", ev[1].data.log, 1, true)
     assert.equal("ready", H.card_json(dir, "WEB-2").card.status)
+    assert.matches("sandbox checks FAILED on sandbox " .. id .. ": GET /missing, GET /big",
+      H.orket("card WEB-2", { cwd = dir }).stdout, 1, true)
     -- every card with checks, by default (WEB-1's POST made a third note: its count fails
     -- now); and what cannot be checked says so
     r = H.orket("sandbox check", { cwd = dir })
