@@ -18,6 +18,8 @@ M.MAX_BODY = 1048576        -- bytes of an answer read (more fails the check)
 M.MAX_SENT = 65536          -- bytes of a request's body
 M.TIMEOUT_MS = 10000        -- a check's default time
 M.MAX_TIMEOUT_MS = 120000
+M.RELAY_CONNECTIONS = 64   -- a browser's connections at once through the relay
+M.RELAY_QUEUE = 1048576    -- bytes waiting to be written before the relay stops reading
 M.LOG_LINES = 40            -- the sandbox log's last lines kept with a result
 M.LOG_SETTLE_MS = 150     -- waited before the log's tail is read
 M.DETAIL = 2000             -- bytes of an answer quoted in a failure's detail
@@ -192,8 +194,8 @@ function M.normalize(check)
   for k in pairs(check) do kinds[#kinds + 1] = tostring(k) end
   table.sort(kinds)
   if #kinds ~= 1 or (kinds[1] ~= "http" and kinds[1] ~= "browser") then
-    return nil, kinds[1] and (kinds[1] ~= "http" and kinds[1] ~= "browser" and kinds[1] or kinds[2]) or "",
-      "a check is one object with one key, http or browser"
+    return nil, "", string.format("a check is an object with one key, http or browser (this one has %s)",
+      #kinds == 0 and "none" or table.concat(kinds, ", "))
   end
   local kind = kinds[1]
   local body = check[kind]
@@ -364,24 +366,46 @@ function M.relay(socket)
     server:close()
     return nil, "relay: " .. tostring(err)
   end
-  local handles = {}
+  local handles, live = {}, 0
   local function close(h) if h and not h:is_closing() then h:close() end end
   server:listen(64, function(lerr)
     if lerr then return end
     local c = uv.new_tcp()
     if not server:accept(c) then close(c) return end
-    if #handles > 256 then close(c) return end -- a page that opens without end
+    -- a page that opens connections without end gets no more than these at once
+    if live >= M.RELAY_CONNECTIONS then close(c) return end
+    live = live + 1
     local p = uv.new_pipe(false)
     handles[#handles + 1] = c
     handles[#handles + 1] = p
-    local ended = 0
-    local function done() close(c) close(p) end
-    -- one direction: what from reads, to writes; at from's end, to's writing side is shut
+    local ended, gone = 0, false
+    local function done()
+      if not gone then
+        gone = true
+        live = live - 1
+      end
+      close(c)
+      close(p)
+    end
+    -- one direction: what from reads, to writes (reading paused while more than
+    -- RELAY_QUEUE bytes wait to be written, so a flood waits in the kernel, not here); at
+    -- from's end, to's writing side is shut
     local function pump(from, to)
-      from:read_start(function(rerr, data)
+      local on_read, paused
+      on_read = function(rerr, data)
         if rerr then return done() end
         if data then
-          if not to:is_closing() then to:write(data) end
+          if to:is_closing() then return end
+          to:write(data, function()
+            if paused and not from:is_closing() and to:get_write_queue_size() < M.RELAY_QUEUE then
+              paused = false
+              from:read_start(on_read)
+            end
+          end)
+          if to:get_write_queue_size() >= M.RELAY_QUEUE then
+            from:read_stop()
+            paused = true
+          end
         else
           ended = ended + 1
           if to:is_closing() then return end
@@ -391,7 +415,8 @@ function M.relay(socket)
             to:shutdown()
           end
         end
-      end)
+      end
+      from:read_start(on_read)
     end
     p:connect(socket, function(cerr)
       if cerr then return done() end
