@@ -326,7 +326,7 @@ local function field_set(extra)
   return { set = set, text = table.concat(list, ", ") }
 end
 local FIELDS = {
-  issue = field_set { "verification", "sandbox_checks" },
+  issue = field_set { "sandbox_checks", "verification" },
   epic = field_set { "type", "issues", "stories", "cards" },
   rock = field_set { "type", "epics" },
   rock_epic = { set = { epic = true, department = true }, text = "epic, department" },

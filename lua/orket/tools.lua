@@ -48,7 +48,8 @@ local function validate(def, file)
   if type(def.description) ~= "string" or def.description == "" then
     bad("description must be a non-empty string")
   end
-  if not EFFECTS[def.effect] then bad("effect must be \"read\", \"write\", \"board\", \"process\" or \"sandbox\"") end
+  if not EFFECTS[def.effect] then bad("effect must be \"read\", \"write\", \"board\" or \"process\" (runs a program), or \"sandbox\" "
+    .. "(reaches the live sandbox)") end
   if def.status ~= nil and type(def.status) ~= "string" then bad("status must be a string") end
   if def.wait_reason ~= nil then
     -- the gate asks the state machine about the fixed status with this reason

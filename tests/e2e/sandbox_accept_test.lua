@@ -187,7 +187,7 @@ describe("orket sandbox check", function()
         { browser = { path = "/", selector = "#notes li", text = "first", timeout_ms = 10000 } } } },
       { id = "WEB-2", summary = "broken page", sandbox_checks = {
         { browser = { path = "/broken", selector = "#x" } },
-        { browser = { name = "never", path = "/", selector = "#nothing-like-it", timeout_ms = 500, screenshot = false } } } } } })
+        { browser = { name = "never", path = "/", selector = "#nothing-like-it", timeout_ms = 3000, screenshot = false } } } } } })
     local id = up(dir)
     local r = H.orket("sandbox check --card WEB-1 --json", { cwd = dir })
     assert.equal(0, r.status, r.stdout .. r.stderr)
@@ -206,7 +206,7 @@ describe("orket sandbox check", function()
     assert.matches("1 console error: .*undefinedThing is not defined", res[1].detail)
     assert.matches("undefinedThing", res[1].console[1], 1, true)
     assert.is_false(res[2].ok)
-    assert.matches("no element matches #nothing-like-it within 500 ms", res[2].detail, 1, true)
+    assert.matches("no element matches #nothing-like-it within 3000 ms", res[2].detail, 1, true)
     assert.equal(cjson.null, res[2].screenshot)
     -- the browser, its driver and the relay ended with the check
     assert.same({}, procs(BROWSERS))

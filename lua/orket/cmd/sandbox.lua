@@ -1,14 +1,15 @@
--- orket sandbox plan|compose|up|list|logs|stop: what a sandbox of the project runs and why
+-- orket sandbox plan|compose|up|list|logs|check|stop: what a sandbox of the project runs and why
 -- (orket.sandboxes.plan), the compose file (plus a Dockerfile when the tree has none) for
 -- deploying the same service elsewhere (orket.sandboxes.compose), and sandboxes started,
--- listed, read and stopped (orket.sandboxes.service). docs/sandbox.md.
+-- listed, read and stopped (orket.sandboxes.service), and the cards' acceptance checks run
+-- against one (orket.sandboxes.deploy, .accept). docs/sandbox.md.
 local cjson = require "cjson"
 local rt = require "orket.c.runtime"
 local jsonout = require "orket.jsonout"
 local plan_mod = require "orket.sandboxes.plan"
 local compose = require "orket.sandboxes.compose"
 
-local cmd = { summary = "main's tree run as a service: plan, up, list, logs, stop, compose",
+local cmd = { summary = "main's tree run as a service: plan, up, list, logs, check, stop, compose",
   usage = "orket sandbox plan [--json] | up [--detach] [--replace] [--card CARD] | list [--all] [--json] | logs ID [--follow] | "
     .. "check [ID] [--card CARD] [--json] | stop ID | "
     .. "compose [--out DIR] [--force]   (each takes -C DIR)" }
