@@ -176,6 +176,14 @@ describe("orket sandbox check", function()
     r = H.orket("sandbox check " .. id, { cwd = dir })
     assert.equal(1, r.status)
     assert.matches("sandbox " .. id .. " is stopped, not live", r.stderr, 1, true)
+    -- a wrong check is named with its file, line and field before anything runs
+    H.write(dir .. "/epics/bad.json", '{ "id": "BAD", "name": "bad", "issues": [\n'
+      .. '  { "id": "BAD-1", "summary": "x",\n'
+      .. '    "sandbox_checks": [ { "http": { "path": "/", "status": 42 } } ] } ] }\n')
+    r = H.orket("validate", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("epics/bad.json:3: issues[0].sandbox_checks[0].http.status: must be an HTTP status between 100 and 599",
+      r.stdout .. r.stderr, 1, true)
   end)
 
   it("checks pages in a headless Chromium: an element with its text and a screenshot; a console error fails", function()

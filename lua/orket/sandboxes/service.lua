@@ -316,7 +316,11 @@ function M.up(o)
   sb:_set("healthy", nil, "sandbox_healthy")
   sb.watch = task.spawn(function() sb:_watch() end)
   -- still under the deploy lock: the next deploy cannot replace it while this runs
-  if o.on_healthy then o.on_healthy(sb) end
+  if o.on_healthy then
+    -- a failure there is its own: the sandbox it ran against stays up
+    local ok, err = pcall(o.on_healthy, sb)
+    if not ok then sb.emit { type = "sandbox", id = id, status = "healthy", detail = "after it was healthy: " .. tostring(err) } end
+  end
   return sb
 end
 
