@@ -348,11 +348,17 @@ return { rules = {
       headers = { ["Content-Type"] = "application/json" } }),
     call("http_request", { path = "http://127.0.0.1:1/" }),
     call("http_request", { path = "/agent", headers = { Host = "elsewhere" } }),
-    call("http_request", { path = "/big" }) } } },
-  { role = "coder", match = '"truncated":true', reply = { tool_calls = {
+    call("http_request", { path = "/big" }),
+    call("http_request", { path = "/admin/users" }) } } },
+  { role = "coder", match = 'admin pages', reply = { tool_calls = {
     call("update_issue_status", { status = "code_review" }) } } },
   { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
 }, default = { content = "done" } }
+]])
+    os.execute("mkdir -p " .. H.quote(dir .. "/policies"))
+    H.write(dir .. "/policies/app.lua", [[
+deny { tool = "http_request", args = { path = "/admin/**" }, reason = "the admin pages are people's",
+       remedy = "Check the public pages." }
 ]])
     local id = up(dir)
     local r = H.orket("run ONE", { cwd = dir })
@@ -364,7 +370,7 @@ return { rules = {
     local _, lines = st.log:gsub("\n", "")
     assert.is_true(lines <= 4)
     local h = results(dir, "http_request")
-    assert.equal(4, #h)
+    assert.equal(5, #h)
     assert.equal(201, h[1].status)
     assert.equal("from agent", cjson.decode(h[1].body).title)
     assert.equal("application/json", h[1].headers["content-type"])
@@ -377,7 +383,13 @@ return { rules = {
     assert.is_true(h[4].truncated)
     assert.equal(16384, #h[4].body)
     assert.is_true(h[4].bytes >= 16384 and h[4].bytes <= 262144)
-    -- the app saw the agent's request, through the gate like any tool (its decisions journaled)
+    -- through the gate like any tool: the project's policy denied the call to /admin
+    local denied = h[5]
+    assert.is_true(denied.denied)
+    assert.equal("POLICY_DENY", denied.code)
+    assert.matches("the admin pages are people's", denied.error, 1, true)
+    assert.is_nil(H.read(dir .. "/.orket/sandboxes/" .. id .. "/app.log"):find("GET /admin", 1, true))
+    -- the app saw the agent's request
     assert.matches("POST /notes from agent " .. m, H.read(dir .. "/.orket/sandboxes/" .. id .. "/app.log"), 1, true)
     assert.equal("done", H.card_json(dir, "ONE-1").card.status)
     stop(dir, id, m)
