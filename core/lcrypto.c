@@ -73,6 +73,24 @@ static int cry_equal(lua_State *L) {
   return 1;
 }
 
+/* base64_decode(text) -> bytes | nil, msg, "EINVAL": standard base64 with padding (what a
+ * WebDriver screenshot is); blanks and line breaks are skipped */
+static int cry_base64_decode(lua_State *L) {
+  size_t len, out_len = 0;
+  const char *text = luaL_checklstring(L, 1, &len);
+  luaL_Buffer b;
+  unsigned char *p = (unsigned char *)luaL_buffinitsize(L, &b, len / 4 * 3 + 3);
+  if (sodium_base642bin(p, len / 4 * 3 + 3, text, len, " \t\r\n", &out_len, NULL,
+                        sodium_base64_VARIANT_ORIGINAL) != 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "base64_decode: not valid base64");
+    lua_pushliteral(L, "EINVAL");
+    return 3;
+  }
+  luaL_pushresultsize(&b, out_len);
+  return 1;
+}
+
 /* ---- webhook signatures (hmac.h) ---- */
 
 /* hmac_sha256(key, data) -> lowercase hex HMAC-SHA256 of data under key (any length) */
@@ -111,6 +129,7 @@ static const luaL_Reg cry_funcs[] = {
     {"random_id", cry_random_id},
     {"random_uniform", cry_random_uniform},
     {"equal", cry_equal},
+    {"base64_decode", cry_base64_decode},
     {"hmac_sha256", cry_hmac_sha256},
     {"verify_webhook", cry_verify_webhook},
     {NULL, NULL},

@@ -3,7 +3,8 @@ return {
   intent = "Implement the issue in the workspace, then hand it in for review.",
   tools = { "read_file", "write_file", "list_directory", "search_files", "create_directory",
     "move_file", "delete_file", "add_issue_comment", "get_issue_context", "create_issue",
-    "recall", "remember", "request_input", "run_tests", "run_command", "update_issue_status" },
+    "recall", "remember", "request_input", "run_tests", "run_command", "sandbox_status",
+    "http_request", "update_issue_status" },
   system = function(ctx)
     local s = "You are " .. ctx.seat .. ", a careful software developer. Implement the issue below "
       .. "in the workspace with the tools you have. Read before you change, keep changes small, "

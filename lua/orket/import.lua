@@ -8,6 +8,7 @@ local uv = require "luv"
 local json = require "cjson.safe"
 local board_mod = require "orket.board"
 local imports = require "orket.store.imports"
+local accept = require "orket.sandboxes.accept"
 local scriptfile = require "orket.scriptfile"
 
 local M = {}
@@ -249,7 +250,34 @@ function Ctx:verification(t, path)
   if not out.command and not (out.scenarios and out.scenarios[1]) then
     self:fail(p, "needs a command (or scenarios) to run")
   end
-  return json.encode(out)
+  return out
+end
+
+-- An issue's checks against its running sandbox (docs/sandbox.md): an array of {http={...}}
+-- or {browser={...}}, in the normal form of orket.sandboxes.accept (which owns their shape).
+function Ctx:sandbox_checks(t, path)
+  local v = t.sandbox_checks
+  if v == nil or v == json.null then return nil end
+  local p = self:field(path, "sandbox_checks")
+  local checks, i, f, why = accept.normalize_list(v)
+  if not checks then
+    local at = i and self:idx(p, i) or p
+    if f and f ~= "" then at = at .. "." .. f end
+    self:fail(at, "%s", why)
+  end
+  return checks
+end
+
+-- What cards.verification holds (JSON): the verification's fields, and the sandbox checks
+-- beside them under sandbox_checks; nil when the issue has neither.
+function Ctx:checks_text(t, path)
+  local out = self:verification(t, path)
+  local sc = self:sandbox_checks(t, path)
+  if sc then
+    out = out or {}
+    out.sandbox_checks = sc
+  end
+  return out and json.encode(out) or nil
 end
 
 function Ctx:priority(t, path)
@@ -298,7 +326,7 @@ local function field_set(extra)
   return { set = set, text = table.concat(list, ", ") }
 end
 local FIELDS = {
-  issue = field_set { "verification" },
+  issue = field_set { "sandbox_checks", "verification" },
   epic = field_set { "type", "issues", "stories", "cards" },
   rock = field_set { "type", "epics" },
   rock_epic = { set = { epic = true, department = true }, text = "epic, department" },
@@ -392,7 +420,7 @@ local function shape(f, v)
     local title = issue.summary or issue.name
     if not title or not title:find("%S") then ctx:fail(p, "needs a summary or a name") end
     issue.id = ctx:id(t, p, epic.id .. "-" .. M.slug(title))
-    issue.verification = ctx:verification(t, p)
+    issue.verification = ctx:checks_text(t, p)
     issue.anchor = ctx.anchor
     ctx.anchor = nil
     cards[#cards + 1] = issue

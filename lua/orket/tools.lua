@@ -1,5 +1,5 @@
 -- orket.tools: the tool registry. Each tools/*.lua file returns
---   { name=, description=, parameters=<schema>, effect="read"|"write"|"board",
+--   { name=, description=, parameters=<schema>, effect="read"|"write"|"board"|"process"|"sandbox",
 --     status=<fixed target status or nil>, wait_reason=<the reason that status is entered with>, handler=function(args, ctx) -> result | nil, msg, code,
 --     idempotent=bool, recover=function(args, ctx) -> result | nil }  (the last two: "write" only)
 -- and is loaded in its own restricted environment (orket.sandbox). Handlers reach the world
@@ -16,7 +16,7 @@ local M = {}
 -- Budget for one handler call: searches walk many files, so more than a policy predicate.
 M.BUDGET = { instructions = 200000000, timeout_ms = 10000, memory = 256 * 1024 * 1024 }
 
-local EFFECTS = { read = true, write = true, board = true, process = true }
+local EFFECTS = { read = true, write = true, board = true, process = true, sandbox = true }
 local KEYS = { name = true, description = true, parameters = true, effect = true, status = true,
   wait_reason = true, handler = true, idempotent = true, recover = true }
 local WAIT_REASONS = { resource = true, dependency = true, review = true, input = true, system = true }
@@ -48,7 +48,8 @@ local function validate(def, file)
   if type(def.description) ~= "string" or def.description == "" then
     bad("description must be a non-empty string")
   end
-  if not EFFECTS[def.effect] then bad("effect must be \"read\", \"write\", \"board\" or \"process\"") end
+  if not EFFECTS[def.effect] then bad("effect must be \"read\", \"write\", \"board\" or \"process\" (runs a program), or \"sandbox\" "
+    .. "(reaches the live sandbox)") end
   if def.status ~= nil and type(def.status) ~= "string" then bad("status must be a string") end
   if def.wait_reason ~= nil then
     -- the gate asks the state machine about the fixed status with this reason
@@ -64,8 +65,10 @@ local function validate(def, file)
   if def.recover ~= nil and type(def.recover) ~= "function" then
     bad("recover must be a function(args, ctx) -> result | nil")
   end
-  if (def.idempotent ~= nil or def.recover ~= nil) and def.effect ~= "write" and def.effect ~= "process" then
-    bad("idempotent and recover apply only to tools with effect = \"write\" or \"process\" (effects outside the store)")
+  if (def.idempotent ~= nil or def.recover ~= nil) and def.effect ~= "write" and def.effect ~= "process"
+      and def.effect ~= "sandbox" then
+    bad("idempotent and recover apply only to tools with effect = \"write\", \"process\" or \"sandbox\" (effects "
+      .. "outside the store)")
   end
   if def.idempotent and def.recover ~= nil then
     bad("a tool is either idempotent (re-run after a crash) or has recover, not both")

@@ -64,8 +64,8 @@ describe("tools", function()
 
   it("are all loaded with a schema and a description", function()
     assert.same({ "add_issue_comment", "create_directory", "create_issue", "delete_file", "get_issue_context",
-      "list_directory", "move_file", "read_file", "recall", "remember", "request_input", "run_command", "run_tests",
-      "search_files", "update_issue_status", "write_file" }, reg.names)
+      "http_request", "list_directory", "move_file", "read_file", "recall", "remember", "request_input", "run_command",
+      "run_tests", "sandbox_status", "search_files", "update_issue_status", "write_file" }, reg.names)
     for _, spec in ipairs(reg:specs()) do
       assert.equal("object", spec.parameters.type)
       assert.truthy(#spec.description > 10)

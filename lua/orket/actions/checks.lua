@@ -1,13 +1,15 @@
 -- orket.actions.checks: check results on the forge. A card's verification result is posted
 -- as a commit status on its branch head (orket.forge.post_status; the branch pushed first so
 -- the forge has the commit), and a failure's output tail goes to its open pull request as a
--- comment. Network: call it in a task, outside any transaction. Contract: docs/git.md.
+-- comment; a sandbox's acceptance checks (orket/sandbox) on the commit of main it runs.
+-- Network: call it in a task, outside any transaction. Contract: docs/git.md, docs/sandbox.md.
 local forge = require "orket.forge"
 local sf = require "orket.store.forge"
 
 local M = {}
 
 M.CONTEXT = "orket/verify"
+M.SANDBOX_CONTEXT = "orket/sandbox"
 M.COMMENT_TAIL = 3000 -- bytes of the failing output in the comment
 
 --- report{repo=, g=, auth=, token=, card=, passed=, what=, outcome=, output=}
@@ -43,6 +45,17 @@ function M.report(o)
     out.commented = true
   end
   return out
+end
+
+--- report_sandbox{g=, token=, sha=, passed=, description=} -> {sha=, state=} | nil, msg,
+--- CODE: a sandbox's acceptance checks as the status orket/sandbox of the commit of main it
+--- runs (main is pushed by the merge before the deploy)
+function M.report_sandbox(o)
+  local state = o.passed and "success" or "failure"
+  local ok, err, code = forge.post_status(o.g, o.token, o.sha, { state = state, context = M.SANDBOX_CONTEXT,
+    description = o.description })
+  if not ok then return nil, err, code end
+  return { sha = o.sha, state = state }
 end
 
 return M

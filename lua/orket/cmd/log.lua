@@ -227,6 +227,14 @@ function cmd.run(args, cli)
         d.passed and "passed" or "FAILED", one(d.step), clip(d.command, n), one(d.reason),
         d.code and (" " .. num(d.code)) or (d.signal and (" " .. one(d.signal)) or ""))
       if d.output and d.output ~= "" then out[#out + 1] = "   [output] " .. clip(d.output, n) end
+    elseif ev.kind == "sandbox_check" then
+      out[#out + 1] = string.format("\n** %s sandbox checks %s on sandbox %s%s", one(ev.card),
+        d.passed and "passed" or "FAILED", num(d.sandbox), d.followup and ("; follow-up " .. one(d.followup))
+        or (d.outcome == "sent_back" and "; sent back to in_progress" or ""))
+      for _, r in ipairs(d.results or {}) do
+        out[#out + 1] = string.format("   %s %s: %s", r.ok and "pass" or "FAIL", one(r.name), clip(r.detail, n))
+      end
+      if d.log and d.log ~= "" then out[#out + 1] = "   [log] " .. clip(d.log, n) end
     elseif ev.kind == "reload" then
       local files = {}
       for i, f in ipairs(d.files or {}) do files[i] = one(f) end

@@ -1,15 +1,17 @@
--- orket sandbox plan|compose|up|list|logs|stop: what a sandbox of the project runs and why
+-- orket sandbox plan|compose|up|list|logs|check|stop: what a sandbox of the project runs and why
 -- (orket.sandboxes.plan), the compose file (plus a Dockerfile when the tree has none) for
 -- deploying the same service elsewhere (orket.sandboxes.compose), and sandboxes started,
--- listed, read and stopped (orket.sandboxes.service). docs/sandbox.md.
+-- listed, read and stopped (orket.sandboxes.service), and the cards' acceptance checks run
+-- against one (orket.sandboxes.deploy, .accept). docs/sandbox.md.
 local cjson = require "cjson"
 local rt = require "orket.c.runtime"
 local jsonout = require "orket.jsonout"
 local plan_mod = require "orket.sandboxes.plan"
 local compose = require "orket.sandboxes.compose"
 
-local cmd = { summary = "main's tree run as a service: plan, up, list, logs, stop, compose",
-  usage = "orket sandbox plan [--json] | up [--detach] [--replace] | list [--all] [--json] | logs ID [--follow] | stop ID | "
+local cmd = { summary = "main's tree run as a service: plan, up, list, logs, check, stop, compose",
+  usage = "orket sandbox plan [--json] | up [--detach] [--replace] [--card CARD] | list [--all] [--json] | logs ID [--follow] | "
+    .. "check [ID] [--card CARD] [--json] | stop ID | "
     .. "compose [--out DIR] [--force]   (each takes -C DIR)" }
 cmd.help = [[
 plan      says what a sandbox would run from main's tree (workspace/): orket.lua's
@@ -24,11 +26,18 @@ up        starts main's tree (a copy) as a service in a sandbox: every confineme
           Waits until it is healthy (exit 1, with the log's tail, when it is not within
           health.start_timeout_ms), then stays in the foreground probing its health until
           Ctrl-C stops it. --detach leaves it running in the background and returns;
-          --replace stops the live sandbox of main first (what a deploy does).
+          --replace stops the live sandbox of main first (what a deploy does); --card CARD
+          runs the acceptance checks (sandbox_checks) of that merged card once it is
+          healthy (of its epic's or rock's done issues with sandbox.deploy = epic or rock),
+          and a failure goes back to the card with the checks' output and the log's tail.
 list      the live sandboxes (--all: the ended ones too): id, status, port, socket, since.
           A sandbox whose owner ended is marked exited first.
 logs      the app's output (stdout and stderr, rotated at sandbox.log_max_bytes);
           --follow keeps printing until the sandbox ends or Ctrl-C.
+check     runs the cards' acceptance checks (an issue's sandbox_checks: HTTP requests
+          through the sandbox's socket, pages in a headless Chromium) against the live
+          sandbox ID (default: the newest healthy one of main), for --card CARD or every
+          card that has them; journaled (sandbox_check). Exit 1 when one fails. --json.
 stop      stops a live sandbox: its whole process tree ends, and the stop is journaled.
 compose   writes compose.yaml (and a Dockerfile when the tree has none) for the same service
           into --out DIR (default: the project's deploy/), its build context the project's
@@ -140,12 +149,14 @@ end
 
 -- ---- up, list, logs, stop -------------------------------------------------------------
 
+local function cli_err_line(msg) io.stderr:write("orket: ", tostring(msg), "\n") end
+
 local function sock_hint(row)
   return string.format("curl --unix-socket %s http://sandbox/", row.socket)
 end
 
 -- The child a detached `up` leaves running; the parent waits for its sandbox's row.
-local function detach(dir, cli, replace)
+local function detach(dir, cli, replace, card, run_id)
   local uv = require "luv"
   local ops = require "orket.store.sandboxes"
   -- what would run is checked here, where its error can still be printed
@@ -153,7 +164,7 @@ local function detach(dir, cli, replace)
   local db = cli.open_store(dir, false)
   if not db then return 1 end
   local exited
-  local pid, out_path = require("orket.sandboxes.service").start_owner(dir, { replace = replace,
+  local pid, out_path = require("orket.sandboxes.service").start_owner(dir, { replace = replace, card = card, run = run_id,
     on_exit = function(code) exited = code end })
   if not pid then
     db:close()
@@ -193,15 +204,43 @@ local function detach(dir, cli, replace)
   return 0
 end
 
+-- main's head in the project's repository (the commit a sandbox runs) | nil
+local function main_commit(dir)
+  local repo = require("orket.c.gitrepo").open(dir .. "/workspace")
+  if not repo then return nil end
+  local sha = repo:head("main")
+  repo:close()
+  return sha
+end
+
+-- A card's acceptance checks after a deploy (--card): run, journaled, a failure sent back.
+local function accept_deployed(dir, db, s, sb, card, run_id)
+  local board = require("orket.board").open(db)
+  local deploy = require "orket.sandboxes.deploy"
+  local outs = deploy.accept_after { db = db, board = board, settings = s, sandbox = sb,
+    cards = deploy.accepting(s.sandbox.deploy, board, card), run_id = run_id, send_back = true }
+  for _, o in ipairs(outs) do
+    io.stdout:write(string.format("sandbox %d: acceptance checks of %s %s%s\n", sb.id, o.card,
+      o.result.ok and "passed" or "FAILED", o.outcome == "followup" and (" (follow-up " .. tostring(o.followup) .. ")")
+      or o.outcome == "sent_back" and " (sent back to in_progress)" or ""))
+    if not o.result.ok then io.stdout:write(require("orket.inert").text(require("orket.sandboxes.accept").report(o.result)), "\n") end
+    if o.error then cli_err_line(o.error) end
+    if o.status and o.status.error then cli_err_line("the forge's status orket/sandbox: " .. tostring(o.status.error)) end
+  end
+  io.stdout:flush()
+end
+
 local function up(args, cli)
-  local detached, replace = false, false
+  local detached, replace, card, run_id = false, false, nil, nil
   local dir, pos = cli.words(cmd, args, { ["--detach"] = function() detached = true end,
-    ["-d"] = function() detached = true end, ["--replace"] = function() replace = true end }, "an argument")
+    ["-d"] = function() detached = true end, ["--replace"] = function() replace = true end }, "an argument",
+    { ["--card"] = { what = "a card id", set = function(v) card = v end },
+      ["--run"] = { what = "a run number", set = function(v) run_id = math.tointeger(tonumber(v)) end } })
   if not dir then return pos end
   if #pos > 0 then return cli.usage_error(cmd, "sandbox up takes no argument ('%s')", pos[1]) end
   local _, s = cli.project_settings(dir, true)
   if not s then return 1 end
-  if detached then return detach(dir, cli, replace) end
+  if detached then return detach(dir, cli, replace, card, run_id) end
   local db = cli.open_store(dir, false)
   if not db then return 1 end
   local uv = require "luv"
@@ -219,7 +258,13 @@ local function up(args, cli)
   end
   local function close_signals() for _, h in ipairs(signals) do h:close() end end
   local err, _, tail
-  sb, err, _, tail = service.up { dir = dir, db = db, settings = s, replace = replace,
+  local commit = main_commit(dir)
+  sb, err, _, tail = service.up { dir = dir, db = db, settings = s, replace = replace, commit = commit,
+    on_healthy = card and function(h)
+      if asked then return end
+      h.commit = commit
+      accept_deployed(dir, db, s, h, card, run_id)
+    end,
     stopping = function() return asked end, emit = function(ev)
     if ev.status ~= "starting" and ev.status ~= "healthy" or ev.detail then
       io.stdout:write(string.format("sandbox %d: %s%s\n", ev.id, ev.status, ev.detail and (": " .. ev.detail) or ""))
@@ -358,7 +403,101 @@ local function stop(args, cli)
   return 0
 end
 
-local SUBS = { plan = plan, compose = write_compose, up = up, list = list, logs = logs, stop = stop }
+-- The live sandbox to check: the one named, else the newest healthy one of main.
+local function live_sandbox(db, id)
+  local service = require "orket.sandboxes.service"
+  local rows = service.list(db, false)
+  if id then
+    for _, r in ipairs(rows) do if r.id == id then return r end end
+    local r = service.get(db, id)
+    return nil, r and string.format("sandbox %d is %s, not live", id, r.status) or string.format("sandbox %d: no such sandbox", id)
+  end
+  local best
+  for _, r in ipairs(rows) do
+    if r.target == "main" and r.status == "healthy" and (not best or r.id > best.id) then best = r end
+  end
+  if not best then return nil, "no healthy sandbox of main (orket sandbox up starts one)" end
+  return best
+end
+
+local function check(args, cli)
+  local as_json, card = false, nil
+  local dir, pos = cli.words(cmd, args, { ["--json"] = function() as_json = true end }, "an argument",
+    { ["--card"] = { what = "a card id", set = function(v) card = v end } })
+  if not dir then return pos end
+  local id
+  if pos[1] then
+    local st
+    id, st = sandbox_id(cli, pos[1], "check")
+    if not id then return st end
+  end
+  if pos[2] then return cli.usage_error(cmd, "sandbox check takes one sandbox id ('%s')", pos[2]) end
+  local _, s = cli.project_settings(dir, true)
+  if not s then return 1 end
+  local db = cli.open_store(dir, false)
+  if not db then return 1 end
+  local row, rerr = live_sandbox(db, id)
+  if not row then
+    db:close()
+    cli.err("%s", rerr)
+    return 1
+  end
+  local board = require("orket.board").open(db)
+  local sv = require "orket.store.verifications"
+  local cards = {}
+  if card then
+    if not board:get(card) then
+      db:close()
+      cli.err("no card %s", card)
+      return 1
+    end
+    if not sv.sandbox_checks(db, card) then
+      db:close()
+      cli.err("%s has no sandbox_checks (its epic file's issue sets them; docs/sandbox.md)", card)
+      return 1
+    end
+    cards = { card }
+  else
+    for _, c in ipairs(board:list { type = "issue" } or {}) do
+      if sv.sandbox_checks(db, c.id) then cards[#cards + 1] = c.id end
+    end
+    if #cards == 0 then
+      db:close()
+      cli.err("no card has sandbox_checks (an issue's field in its epic file; docs/sandbox.md)")
+      return 1
+    end
+  end
+  local home = row.socket:gsub("/app%.sock$", "")
+  local outs = require("orket.sandboxes.deploy").accept_after { db = db, board = board, settings = s,
+    sandbox = { id = row.id, socket = row.socket, home = home, commit = row.commit_id }, cards = cards, send_back = false }
+  db:close()
+  local ok = true
+  for _, o in ipairs(outs) do ok = ok and o.result.ok end
+  if as_json then
+    local doc = { ok = ok, sandbox = row.id, cards = {} }
+    for i, o in ipairs(outs) do
+      local results = {}
+      for j, r in ipairs(o.result.results) do
+        results[j] = { kind = r.kind, name = r.name, ok = r.ok, detail = r.detail, status = r.status or cjson.null,
+          screenshot = r.screenshot or cjson.null, console = r.console and jsonout.array(r.console) or cjson.null,
+          ms = r.ms }
+      end
+      doc.cards[i] = { card = o.card, ok = o.result.ok, results = jsonout.array(results), log = o.result.log }
+    end
+    doc.cards = jsonout.array(doc.cards)
+    io.stdout:write(jsonout.encode(doc), "\n")
+  else
+    local accept = require "orket.sandboxes.accept"
+    local inert = require "orket.inert"
+    for _, o in ipairs(outs) do
+      io.stdout:write(string.format("%s (sandbox %d): %s\n", o.card, row.id, o.result.ok and "passed" or "FAILED"))
+      io.stdout:write(inert.text(accept.report(o.result)), "\n")
+    end
+  end
+  return ok and 0 or 1
+end
+
+local SUBS = { check = check, plan = plan, compose = write_compose, up = up, list = list, logs = logs, stop = stop }
 
 function cmd.run(args, cli)
   local sub = args[1]
@@ -370,8 +509,8 @@ function cmd.run(args, cli)
     if not ok then error(st, 0) end
     return st
   end
-  if sub == nil then return cli.usage_error(cmd, "sandbox needs a subcommand: plan, up, list, logs, stop or compose") end
-  return cli.usage_error(cmd, "unknown sandbox subcommand '%s' (plan, up, list, logs, stop, compose)", sub)
+  if sub == nil then return cli.usage_error(cmd, "sandbox needs a subcommand: plan, up, list, logs, check, stop or compose") end
+  return cli.usage_error(cmd, "unknown sandbox subcommand '%s' (plan, up, list, logs, check, stop, compose)", sub)
 end
 
 return cmd

@@ -246,7 +246,7 @@ local function execute(e, job, turn_id, key, call, counters, card)
       res = asked
     elseif decision.verdict == "allow" then
       local def = tools:get(call.name)
-      if def and (def.effect == "write" or def.effect == "process" or def.effect == "mcp") then
+      if def and (def.effect == "write" or def.effect == "process" or def.effect == "sandbox" or def.effect == "mcp") then
         res = { effect = true, id = assert(e.db:start_tool_call { turn = turn_id, call_id = key, tool = call.name,
           arguments = call.arguments, gate_code = allowed_by, run = job.run, card = job.card_id, seat = job.seat }) }
         return true
@@ -279,6 +279,11 @@ local function run_effect(e, job, p, counters)
     if def and def.effect == "mcp" and e.mcp then -- an MCP server's tool (orket.mcp.manager)
       local _, left = wall_left(e, job)
       return e.mcp:call(call.name, call.arguments, left)
+    end
+    if def and def.effect == "sandbox" then -- the project's live sandbox (orket.engine.sandboxtool)
+      local req = tools:run(call.name, call.arguments, ctx)
+      if not req.ok then return req end
+      return require("orket.engine.sandboxtool").run(e, job.card_id, call.name, req.result)
     end
     if not process then return tools:run(call.name, call.arguments, ctx) end
     local checks = require("orket.engine.verify").checks(e, p.card)

@@ -20,6 +20,9 @@ M.TAIL = 2000 -- bytes of output kept in the comment and the journal
 function M.checks(e, card)
   local spec = sv.checks(e.db, card.id)
   local v = e.settings.verify or {}
+  -- an issue with sandbox checks only (they run on its deployed sandbox, docs/sandbox.md)
+  -- has no verification of its own: the project's default applies
+  if spec and not spec.command and not spec.scenarios then spec = nil end
   if not spec then
     -- the default is for the work the epic files define, not for cards filed during runs
     -- (requirements reviews, create_issue): those would fail it forever

@@ -5,6 +5,10 @@
 -- background), so it outlives the run that merged. Uses orket.sandboxes.plan and service.
 local plan = require "orket.sandboxes.plan"
 local service = require "orket.sandboxes.service"
+local accept = require "orket.sandboxes.accept"
+local acceptance = require "orket.actions.acceptance"
+local checks = require "orket.actions.checks"
+local sv = require "orket.store.verifications"
 
 local M = {}
 
@@ -40,10 +44,11 @@ function M.due(mode, board, card_id)
   return nil
 end
 
---- after_merge_at(dir, settings, board, card_id) -> {reason=, owner_pid=, error=} | nil:
---- starts a sandbox of the project in dir when settings.sandbox.deploy says one is due after
---- card_id's merge (by a run, a worker, or `orket serve` on a forge's webhook)
-function M.after_merge_at(dir, settings, board, card_id)
+--- after_merge_at(dir, settings, board, card_id [, run_id]) -> {reason=, owner_pid=, error=}
+--- | nil: starts a sandbox of the project in dir when settings.sandbox.deploy says one is
+--- due after card_id's merge (by a run, a worker, or `orket serve` on a forge's webhook);
+--- once healthy, its owner runs the acceptance checks of the cards it brings (accept_after)
+function M.after_merge_at(dir, settings, board, card_id, run_id)
   local s = settings and settings.sandbox
   if not s or s.deploy == "manual" or not dir then return nil end
   local why = M.due(s.deploy, board, card_id)
@@ -58,15 +63,69 @@ function M.after_merge_at(dir, settings, board, card_id)
   end
   if not p then return { reason = why, error = "no sandbox started: " .. tostring(perr) } end
   -- start_owner answers pid, the owner's output path | nil, message: only the latter is an error
-  local pid, out = service.start_owner(dir, { replace = true })
+  local pid, out = service.start_owner(dir, { replace = true, card = card_id, run = run_id })
   return { reason = why, owner_pid = pid, error = not pid and out or nil }
 end
 
 --- after_merge(run, card_id): as after_merge_at for a run's merge; says so in its events
 function M.after_merge(r, card_id)
-  local d = M.after_merge_at(r.project_dir, r.settings, r.board, card_id)
+  local d = M.after_merge_at(r.project_dir, r.settings, r.board, card_id, r.run_id)
   if d then r:emit { type = "sandbox", action = "deploy", card = card_id, reason = d.reason, owner_pid = d.owner_pid,
     error = d.error } end
+end
+
+--- accepting(mode, board, card_id) -> the ids of the cards whose acceptance checks a deploy
+--- after card_id's merge runs: the card itself ("merge", or by hand), every done issue of
+--- its epic ("epic") or rock ("rock")
+function M.accepting(mode, board, card_id)
+  if mode ~= "epic" and mode ~= "rock" then return { card_id } end
+  local card = board:get(card_id)
+  local scope = card and ancestor(board, card, mode)
+  if not scope then return { card_id } end
+  local q = { type = "issue", status = "done" }
+  q[mode] = scope.id
+  local ids = {}
+  for _, c in ipairs(board:list(q) or {}) do ids[#ids + 1] = c.id end
+  return ids
+end
+
+-- the forge's status orket/sandbox on the commit the sandbox runs; a forge failure is said,
+-- not fatal
+local function post_status(settings, commit, passed, description)
+  local g = settings.git
+  if not g or not g.forge or not commit then return nil end
+  local forge = require "orket.forge"
+  local token, terr = forge.token(g)
+  if not token then return { error = terr } end
+  local out, err = checks.report_sandbox { g = g, token = token, sha = commit, passed = passed,
+    description = description }
+  return out or { error = err }
+end
+
+--- accept_after{db=, board=, settings=, sandbox={id=, socket=, home=, commit=}, cards={ids},
+--- run_id=, send_back=} -> {{card=, result=, outcome=, followup=, error=, status=}...}: the
+--- acceptance checks of each card that has them, against the live sandbox
+--- (orket.sandboxes.accept); each result journaled and, with send_back (a deploy), a
+--- failure sent back to its card (orket.actions.acceptance) and, with a forge, the result
+--- posted as the commit status orket/sandbox (status: {sha=, state=} or {error=}). Runs in
+--- a task.
+function M.accept_after(o)
+  local out = {}
+  for _, id in ipairs(o.cards) do
+    local list = sv.sandbox_checks(o.db, id)
+    if list then
+      local res = accept.run { socket = o.sandbox.socket, home = o.sandbox.home, checks = list }
+      local rec, err = acceptance.record { db = o.db, board = o.board, card = id, sandbox = o.sandbox.id, result = res,
+        run_id = o.run_id, send_back = o.send_back }
+      local failed = 0
+      for _, r in ipairs(res.results) do if not r.ok then failed = failed + 1 end end
+      local status = o.send_back and post_status(o.settings, o.sandbox.commit, res.ok,
+        string.format("%s: %d of %d checks passed", id, #res.results - failed, #res.results)) or nil
+      out[#out + 1] = { card = id, result = res, outcome = rec and rec.code or nil, followup = rec and rec.followup,
+        error = not rec and err or nil, status = status }
+    end
+  end
+  return out
 end
 
 return M

@@ -223,8 +223,10 @@ local function kernel()
   return offered_here
 end
 
---- up{dir=, db=, settings=, target=, replace=, stopping=, emit=} -> sandbox | nil, message,
---- CODE, log tail. replace: the live sandboxes of the same target are stopped first;
+--- up{dir=, db=, settings=, target=, replace=, stopping=, emit=, on_healthy=} -> sandbox |
+--- nil, message, CODE, log tail. on_healthy(sandbox): called once it is healthy, before up
+--- returns (a deploy's acceptance checks, which the next deploy must not cut short).
+--- replace: the live sandboxes of the same target are stopped first;
 --- stopping(): a reason once the caller was asked to stop (the start ends, recorded stopped).
 --- Starts main's tree as a service and waits (in the calling task) until it is healthy, or
 --- until health.start_timeout_ms passes, the app exits or the helper refuses: then it is
@@ -335,6 +337,12 @@ function M.up(o)
   end
   sb:_set("healthy", nil, "sandbox_healthy")
   sb.watch = task.spawn(function() sb:_watch() end)
+  -- still under the deploy lock: the next deploy cannot replace it while this runs
+  if o.on_healthy then
+    -- a failure there is its own: the sandbox it ran against stays up
+    local ok, err = pcall(o.on_healthy, sb)
+    if not ok then sb.emit { type = "sandbox", id = id, status = "healthy", detail = "after it was healthy: " .. tostring(err) } end
+  end
   return sb
 end
 
@@ -486,10 +494,12 @@ function M.stop(db, id)
   return nil, "sandbox " .. id .. ": its owner did not stop it within 5 s", "ETIMEDOUT"
 end
 
---- start_owner(dir, {replace=, on_exit=}) -> pid, path of its output | nil, message: `orket
---- sandbox up [--replace] -C DIR` in the background, in its own session, its own output (not
---- the app's: that is the sandbox's log) appended to .orket/sandboxes/owner.log; on_exit(code)
---- hears it end. The process is not waited for: it owns the sandbox it starts.
+--- start_owner(dir, {replace=, card=, run=, on_exit=}) -> pid, path of its output | nil,
+--- message: `orket sandbox up [--replace] [--card CARD [--run RUN]] -C DIR` in the
+--- background, in its own session, its own output (not the app's: that is the sandbox's log)
+--- appended to .orket/sandboxes/owner.log; on_exit(code) hears it end. card: the merged card
+--- whose acceptance checks run once it is healthy (run: the run that merged it, for the
+--- journal). The process is not waited for: it owns the sandbox it starts.
 function M.start_owner(dir, o)
   o = o or {}
   local home = (uv.fs_realpath(dir) or dir) .. "/.orket/sandboxes"
@@ -498,7 +508,17 @@ function M.start_owner(dir, o)
   local null = uv.fs_open("/dev/null", "r", 0)
   local out = uv.fs_open(out_path, "a", 384)
   local handle, pid
-  handle, pid = uv.spawn(uv.exepath(), { args = { "sandbox", "up", "-C", dir, o.replace and "--replace" or nil },
+  local args = { "sandbox", "up", "-C", dir }
+  if o.replace then args[#args + 1] = "--replace" end
+  if o.card then
+    args[#args + 1] = "--card"
+    args[#args + 1] = o.card
+    if o.run then
+      args[#args + 1] = "--run"
+      args[#args + 1] = tostring(o.run)
+    end
+  end
+  handle, pid = uv.spawn(uv.exepath(), { args = args,
     stdio = { null, out or null, out or null }, detached = true }, function(code)
       if handle and not handle:is_closing() then handle:close() end
       if o.on_exit then o.on_exit(code) end

@@ -11,6 +11,14 @@ function M.checks(db, card_id)
   return row and row.verification and json.decode(row.verification) or nil
 end
 
+--- sandbox_checks(db, card_id) -> the card's checks against its running sandbox (the normal
+--- form of orket.sandboxes.accept, stored beside its verification) | nil
+function M.sandbox_checks(db, card_id)
+  local spec = M.checks(db, card_id)
+  local list = type(spec) == "table" and spec.sandbox_checks
+  return type(list) == "table" and next(list) ~= nil and list or nil
+end
+
 --- insert(db, v) -> id (raises on a store error). v: {card=, run=, handin=, passed=bool,
 --- command=, reason=, code=, signal=, wall_ms=, output=, layers=}; `at` is the clock's
 --- time when the row is written.

@@ -13,6 +13,12 @@ function M.checks(db, card_id)
   return row and row.verification and json.decode(row.verification) or nil
 end
 
+function M.sandbox_checks(db, card_id)
+  local spec = M.checks(db, card_id)
+  local list = type(spec) == "table" and spec.sandbox_checks
+  return type(list) == "table" and next(list) ~= nil and list or nil
+end
+
 function M.insert(db, v)
   local _, id = assert(db:run([[INSERT INTO verifications (card_id, run_id, handin, passed, command, reason, code, signal,
     wall_ms, output, layers, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, clock_timestamp()) RETURNING id]],

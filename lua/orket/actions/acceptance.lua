@@ -1,0 +1,110 @@
+-- orket.actions.acceptance: a card's sandbox checks' result on the board (docs/sandbox.md,
+-- *Acceptance checks*). Each result is journaled (sandbox_check); a failure after a deploy
+-- goes back to the card with the checks' output and the sandbox's last log lines: a card
+-- still open is sent back to in_progress, a done one (final) gets a follow-up issue in its
+-- epic that carries the same checks. The answer is data. Uses orket.board and
+-- orket.store.imports (the follow-up's checks).
+local board_mod = require "orket.board"
+local imports = require "orket.store.imports"
+local cjson = require "cjson.safe"
+
+local M = {}
+
+M.FOLLOWUP = "Sandbox checks fail for %s" -- the follow-up issue's summary (found again by it)
+M.LOG_TAIL = 4000 -- bytes of the sandbox log in a comment
+M.EVENT_LOG = 2000 -- in the journal
+
+local FINAL = { done = true, canceled = true, archived = true }
+
+local function clip(s, n)
+  s = s or ""
+  if #s > n then return "[...]" .. s:sub(-n) end
+  return s
+end
+
+--- text(res, sandbox_id) -> the failure as a comment: each check's line, then the log's tail
+function M.text(res, sandbox_id)
+  local lines = { string.format("Sandbox %s: acceptance checks %s.", tostring(sandbox_id), res.ok and "passed" or "failed") }
+  for _, r in ipairs(res.results or {}) do
+    lines[#lines + 1] = string.format("- %s %s: %s%s", r.ok and "pass" or "FAIL", r.name, r.detail or "",
+      r.screenshot and (" (screenshot " .. r.screenshot .. ")") or "")
+  end
+  if not res.ok and res.log and res.log ~= "" then
+    lines[#lines + 1] = "\nThe sandbox's last log lines:\n```text\n" .. clip(res.log, M.LOG_TAIL) .. "\n```"
+  end
+  return table.concat(lines, "\n")
+end
+
+-- the event's data: each check's outcome, the log's tail on a failure
+local function event_data(res, sandbox_id, extra)
+  local results = {}
+  for i, r in ipairs(res.results or {}) do
+    results[i] = { kind = r.kind, name = r.name, ok = r.ok, detail = r.detail, status = r.status,
+      screenshot = r.screenshot, ms = r.ms }
+  end
+  local d = { sandbox = sandbox_id, passed = res.ok, results = results,
+    log = not res.ok and clip(res.log, M.EVENT_LOG) or nil }
+  for k, v in pairs(extra or {}) do d[k] = v end
+  return d
+end
+
+-- an open follow-up of the card in its epic (the same summary), so a second failure adds
+-- to it rather than filing another
+local function open_followup(board, epic, card_id)
+  local want = string.format(M.FOLLOWUP, card_id)
+  for _, c in ipairs(board:list { type = "issue", epic = epic } or {}) do
+    if c.summary == want and not FINAL[c.status] then return c end
+  end
+  return nil
+end
+
+--- record{db=, board=, card=, sandbox=, result=, run_id=, send_back=bool}
+--- -> {code = "passed" | "recorded" | "sent_back" | "followup" | "commented", card=, followup=}
+---  | nil, msg, CODE. In one transaction: a sandbox_check event; with send_back, a failure's
+--- comment on the card and then: an open card moved to in_progress (by the engine), a done
+--- one a follow-up issue in its epic (or a comment on the open follow-up there), with the
+--- card's checks; when its epic is finished too, the comment alone ("commented").
+function M.record(o)
+  local db, board, res, id = o.db, o.board, o.result, o.card
+  return db:tx(function()
+    local card = board:get(id)
+    if not card then return nil, "board: no card " .. tostring(id), "ENOENT" end
+    local out = { code = res.ok and "passed" or "recorded", card = id }
+    if not res.ok and o.send_back then
+      local body = M.text(res, o.sandbox)
+      assert(board:comment(id, { author = "orket", body = body }))
+      if not FINAL[card.status] and board:check_transition(id, "in_progress", { actor = board_mod.ENGINE }) then
+        local t, terr, tcode = board:transition(id, "in_progress", { actor = board_mod.ENGINE,
+          note = "sandbox checks failed" })
+        if not t then return nil, terr, tcode end
+        out.code = "sent_back"
+      elseif card.parent then
+        local f = open_followup(board, card.parent, id)
+        if f then
+          assert(board:comment(f.id, { author = "orket", body = body }))
+          out.code, out.followup = "followup", f.id
+        else
+          local made, merr = board:create { parent = card.parent, summary = string.format(M.FOLLOWUP, id),
+            description = string.format("%s is done and merged, but its acceptance checks fail on the sandbox "
+              .. "deployed from main. Fix main so they pass; they run again on the next deploy.\n\n%s", id, body),
+            requirements = card.requirements, acceptance = card.acceptance, seat = card.seat, actor = board_mod.ENGINE }
+          if made then
+            -- the follow-up carries the card's checks, so its own merge runs them again
+            local spec = require("orket.store.verifications").checks(db, id)
+            imports.set_verification(db, made.id, cjson.encode { sandbox_checks = spec and spec.sandbox_checks })
+            out.code, out.followup = "followup", made.id
+          else
+            out.code, out.why = "commented", merr
+          end
+        end
+      else
+        out.code = "commented"
+      end
+    end
+    db:event { kind = "sandbox_check", card = id, run = o.run_id, actor = "orket",
+      data = event_data(res, o.sandbox, { outcome = out.code, followup = out.followup, why = out.why }) }
+    return out
+  end)
+end
+
+return M

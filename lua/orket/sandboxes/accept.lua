@@ -1,0 +1,705 @@
+-- orket.sandboxes.accept: acceptance by use (docs/sandbox.md, *Acceptance checks*). A
+-- card's sandbox_checks (its epic file's) are checked against a live sandbox: HTTP checks go
+-- through the sandbox's unix socket (from inside its network), browser checks drive Debian's
+-- chromium through chromedriver (WebDriver over orket.c.http) at a loopback relay to that
+-- socket that lives only while the check runs. Uses luv, orket.c.http, orket.c.crypto.
+local uv = require "luv"
+local cjson = require "cjson.safe"
+local http = require "orket.c.http"
+local rt = require "orket.c.runtime"
+local crypto = require "orket.c.crypto"
+local jsonout = require "orket.jsonout"
+local tree = require "orket.tree"
+
+local M = {}
+
+M.MAX_CHECKS = 32           -- checks of one card
+M.MAX_BODY = 1048576        -- bytes of an answer read (more fails the check)
+M.MAX_SENT = 65536          -- bytes of a request's body
+M.TIMEOUT_MS = 10000        -- a check's default time
+M.MAX_TIMEOUT_MS = 120000
+M.RELAY_CONNECTIONS = 64   -- a browser's connections at once through the relay
+M.RELAY_QUEUE = 1048576    -- bytes waiting to be written before the relay stops reading
+M.LOG_LINES = 40            -- the sandbox log's last lines kept with a result
+M.LOG_SETTLE_MS = 150     -- waited before the log's tail is read
+M.DETAIL = 2000             -- bytes of an answer quoted in a failure's detail
+M.METHODS = { GET = true, HEAD = true, POST = true, PUT = true, PATCH = true, DELETE = true, OPTIONS = true }
+
+-- ---- the checks' shape -------------------------------------------------------------------
+
+local HTTP_FIELDS = { name = true, method = true, path = true, body = true, headers = true, status = true, json = true,
+  contains = true, timeout_ms = true }
+local BROWSER_FIELDS = { name = true, path = true, selector = true, text = true, console_errors = true,
+  screenshot = true, timeout_ms = true }
+local HTTP_LIST = "name, method, path, body, headers, status, json, contains, timeout_ms"
+local BROWSER_LIST = "name, path, selector, text, console_errors, screenshot, timeout_ms"
+
+-- a path on the app: absolute, no scheme or host, nothing a request line cannot hold
+local function bad_path(p)
+  if type(p) ~= "string" then return "must be a string starting with /" end
+  if p:sub(1, 1) ~= "/" or p:sub(1, 2) == "//" then return "must start with / (a path on the app, never a URL)" end
+  if #p > 2048 then return "is longer than 2048 bytes" end
+  if p:find("[%c%s]") then return "must not hold blanks or control characters" end
+  return nil
+end
+M.bad_path = bad_path
+
+local function is_array(t)
+  if type(t) ~= "table" then return false end
+  local n = 0
+  for k in pairs(t) do
+    if math.type(k) ~= "integer" then return false end
+    n = n + 1
+  end
+  return n == #t
+end
+
+-- header name and value: the name a token, the value one line
+local function bad_headers(h)
+  if type(h) ~= "table" or (next(h) ~= nil and is_array(h)) then return nil, "must be an object {\"Name\": \"value\"}" end
+  local n = 0
+  for k, v in pairs(h) do
+    n = n + 1
+    if type(k) ~= "string" or not k:match("^[%w!#$%%&'*+.^_`|~-]+$") then
+      return tostring(k), "is not a header name"
+    end
+    if type(v) ~= "string" or v:find("[\r\n%z]") or #v > 4096 then
+      return k, "must be a string of one line (at most 4096 bytes)"
+    end
+    local low = k:lower()
+    if low == "host" or low == "content-length" or low == "transfer-encoding" or low == "connection" then
+      return k, "is set by Orket"
+    end
+  end
+  if n > 32 then return nil, "has more than 32 headers" end
+  return nil
+end
+
+local function timeout_of(v, field)
+  if v == nil or v == cjson.null then return M.TIMEOUT_MS end
+  if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) or v < 1 or v > M.MAX_TIMEOUT_MS then
+    return nil, field, "must be an integer between 1 and " .. M.MAX_TIMEOUT_MS
+  end
+  return math.tointeger(v)
+end
+
+local function unknown(t, known, list)
+  local keys = {}
+  for k in pairs(t) do
+    if not known[k] then keys[#keys + 1] = tostring(k) end
+  end
+  table.sort(keys)
+  if keys[1] then return keys[1], "unknown field (fields: " .. list .. ")" end
+end
+
+local function opt_str(t, k, max)
+  local v = t[k]
+  if v == nil or v == cjson.null then return true, nil end
+  if type(v) ~= "string" or #v > max then return false, string.format("must be a string of at most %d bytes", max) end
+  if not utf8.len(v) then return false, "is not valid UTF-8" end
+  return true, v
+end
+
+local function normalize_http(h)
+  local f, why = unknown(h, HTTP_FIELDS, HTTP_LIST)
+  if f then return nil, f, why end
+  local c = { kind = "http" }
+  local method = h.method == nil and "GET" or h.method
+  if type(method) ~= "string" or not M.METHODS[method:upper()] then
+    return nil, "method", "must be GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS"
+  end
+  c.method = method:upper()
+  local perr = bad_path(h.path)
+  if perr then return nil, "path", perr end
+  c.path = h.path
+  if h.body ~= nil and h.body ~= cjson.null then
+    if type(h.body) == "string" then
+      c.body = h.body
+    else
+      local text = cjson.encode(h.body)
+      if not text then return nil, "body", "must be a string or JSON" end
+      c.body, c.body_json = text, true
+    end
+    if #c.body > M.MAX_SENT then return nil, "body", "is longer than " .. M.MAX_SENT .. " bytes" end
+  end
+  if h.headers ~= nil and h.headers ~= cjson.null then
+    local k, herr = bad_headers(h.headers)
+    if herr then return nil, k and ("headers." .. k) or "headers", herr end
+    c.headers = h.headers
+  end
+  if h.status ~= nil and h.status ~= cjson.null then
+    if math.type(h.status) ~= "integer" and not (type(h.status) == "number" and h.status == math.floor(h.status))
+      or h.status < 100 or h.status > 599 then
+      return nil, "status", "must be an HTTP status between 100 and 599"
+    end
+    c.status = math.tointeger(h.status)
+  end
+  if h.json ~= nil and h.json ~= cjson.null then
+    if type(h.json) ~= "table" or (next(h.json) ~= nil and is_array(h.json)) then
+      return nil, "json", "must be an object {\"dotted.path\": expected value}"
+    end
+    for k in pairs(h.json) do
+      if type(k) ~= "string" or k == "" or #k > 256 then return nil, "json", "its keys must be dotted paths (\"a.b.0\")" end
+    end
+    c.json = h.json
+  end
+  local ok, v = opt_str(h, "contains", 4096)
+  if not ok then return nil, "contains", v end
+  c.contains = v
+  ok, v = opt_str(h, "name", 200)
+  if not ok then return nil, "name", v end
+  c.name = v or (c.method .. " " .. c.path)
+  local t, tf, terr = timeout_of(h.timeout_ms, "timeout_ms")
+  if not t then return nil, tf, terr end
+  c.timeout_ms = t
+  return c
+end
+
+local function normalize_browser(b)
+  local f, why = unknown(b, BROWSER_FIELDS, BROWSER_LIST)
+  if f then return nil, f, why end
+  local c = { kind = "browser" }
+  local perr = bad_path(b.path == nil and "/" or b.path)
+  if perr then return nil, "path", perr end
+  c.path = b.path or "/"
+  local ok, v = opt_str(b, "selector", 1024)
+  if not ok then return nil, "selector", v end
+  if not v or v == "" then return nil, "selector", "is required: the CSS selector of an element the page must show" end
+  c.selector = v
+  ok, v = opt_str(b, "text", 4096)
+  if not ok then return nil, "text", v end
+  c.text = v
+  for _, k in ipairs { "console_errors", "screenshot" } do
+    if b[k] ~= nil and b[k] ~= cjson.null and type(b[k]) ~= "boolean" then return nil, k, "must be true or false" end
+  end
+  c.console_errors = b.console_errors == true -- false (the default): any console error fails the check
+  c.screenshot = b.screenshot ~= false
+  ok, v = opt_str(b, "name", 200)
+  if not ok then return nil, "name", v end
+  c.name = v or ("browser " .. c.path .. " " .. c.selector)
+  local t, tf, terr = timeout_of(b.timeout_ms, "timeout_ms")
+  if not t then return nil, tf, terr end
+  c.timeout_ms = t
+  return c
+end
+
+--- normalize(check) -> the check in its normal form ({kind="http"|"browser", name=, ...,
+--- timeout_ms=}) | nil, field (relative to the check: "http.status"), message. A check is
+--- {http = {...}} or {browser = {...}} (docs/sandbox.md); anything else is named.
+function M.normalize(check)
+  if type(check) ~= "table" or is_array(check) and next(check) ~= nil then
+    return nil, "", "must be an object {\"http\": {...}} or {\"browser\": {...}}"
+  end
+  local kinds = {}
+  for k in pairs(check) do kinds[#kinds + 1] = tostring(k) end
+  table.sort(kinds)
+  if #kinds ~= 1 or (kinds[1] ~= "http" and kinds[1] ~= "browser") then
+    return nil, "", string.format("a check is an object with one key, http or browser (this one has %s)",
+      #kinds == 0 and "none" or table.concat(kinds, ", "))
+  end
+  local kind = kinds[1]
+  local body = check[kind]
+  if type(body) ~= "table" or (next(body) ~= nil and is_array(body)) then
+    return nil, kind, "must be an object"
+  end
+  local c, f, why
+  if kind == "http" then c, f, why = normalize_http(body) else c, f, why = normalize_browser(body) end
+  if not c then return nil, kind .. "." .. f, why end
+  return c
+end
+
+--- normalize_list(list) -> checks | nil, index (1-based, nil for the list), field, message
+function M.normalize_list(list)
+  if not is_array(list) then return nil, nil, "", "must be an array of checks" end
+  if #list > M.MAX_CHECKS then return nil, nil, "", "holds more than " .. M.MAX_CHECKS .. " checks" end
+  local out = {}
+  for i, check in ipairs(list) do
+    local c, f, why = M.normalize(check)
+    if not c then return nil, i, f, why end
+    out[i] = c
+  end
+  return out
+end
+
+-- ---- judging answers -----------------------------------------------------------------------
+
+--- json_at(doc, path) -> true, value | false: the value at a dotted path ("items.0.title":
+--- a number indexes an array from 0)
+function M.json_at(doc, path)
+  local v = doc
+  for part in (path .. "."):gmatch("([^.]*)%.") do
+    if type(v) ~= "table" then return false end
+    local n = part:match("^%d+$") and tonumber(part)
+    if n and is_array(v) then
+      v = v[n + 1]
+    else
+      v = v[part]
+    end
+    if v == nil then return false end
+  end
+  return true, v
+end
+
+local function same(a, b)
+  if type(a) == "number" and type(b) == "number" then return a == b end
+  if type(a) ~= type(b) then return false end
+  if type(a) ~= "table" then return a == b end
+  for k, v in pairs(a) do
+    if not same(v, b[k]) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+
+local function show(v)
+  local s = cjson.encode(v) or tostring(v)
+  return #s > 200 and (s:sub(1, 200) .. "...") or s
+end
+
+local function quote_body(body)
+  body = body or ""
+  if #body > M.DETAIL then body = body:sub(1, M.DETAIL) .. "[...]" end
+  return require("orket.inert").text(body)
+end
+
+--- judge_http(check, status, body) -> ok, detail: an answer against the check's
+--- expectations (status: the check's, else any 2xx; json fields by path; contains)
+function M.judge_http(c, status, body)
+  if c.status and status ~= c.status then
+    return false, string.format("%s %s: HTTP %d, expected %d; the answer: %s", c.method, c.path, status, c.status,
+      quote_body(body))
+  end
+  if not c.status and (status < 200 or status > 299) then
+    return false, string.format("%s %s: HTTP %d, expected a 2xx; the answer: %s", c.method, c.path, status,
+      quote_body(body))
+  end
+  if c.json then
+    local doc = cjson.decode(body or "")
+    if doc == nil then
+      return false, string.format("%s %s: the answer is not JSON: %s", c.method, c.path, quote_body(body))
+    end
+    local keys = {}
+    for k in pairs(c.json) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do
+      local found, v = M.json_at(doc, k)
+      if not found then
+        return false, string.format("%s %s: the answer has no %s: %s", c.method, c.path, k, quote_body(body))
+      end
+      if not same(v, c.json[k]) then
+        return false, string.format("%s %s: %s is %s, expected %s", c.method, c.path, k, show(v), show(c.json[k]))
+      end
+    end
+  end
+  if c.contains and not (body or ""):find(c.contains, 1, true) then
+    return false, string.format("%s %s: the answer does not contain %q: %s", c.method, c.path, c.contains,
+      quote_body(body))
+  end
+  return true, string.format("%s %s: HTTP %d", c.method, c.path, status)
+end
+
+-- ---- HTTP through the sandbox's socket --------------------------------------------------------
+
+--- request(socket, {method=, path=, body=, headers={name=value}, json=bool, timeout_ms=,
+--- max_bytes=, truncate=}) -> status, body, headers, truncated | nil, message, CODE: one
+--- request to the app through the sandbox's unix socket (from inside its network), the
+--- answer capped: ETOOBIG past max_bytes, or with truncate what was read up to the cap and
+--- truncated = true. Runs in a task.
+function M.request(socket, o)
+  local hdrs = {}
+  local has_type = false
+  for k, v in pairs(o.headers or {}) do
+    hdrs[#hdrs + 1] = k .. ": " .. v
+    has_type = has_type or k:lower() == "content-type"
+  end
+  if o.body and o.json and not has_type then hdrs[#hdrs + 1] = "Content-Type: application/json" end
+  table.sort(hdrs)
+  local t = o.timeout_ms or M.TIMEOUT_MS
+  local max = o.max_bytes or M.MAX_BODY
+  local r <close>, err, code = http.request { url = "http://sandbox" .. o.path, method = o.method or "GET",
+    headers = hdrs, body = o.body, unix_socket = socket, connect_timeout_ms = t, total_timeout_ms = t, max_bytes = max }
+  if not r then return nil, tostring(err), code or "EUNAVAILABLE" end
+  local status, h = r:headers()
+  if not status then return nil, tostring(h), "EUNAVAILABLE" end
+  local parts, n = {}, 0
+  while true do
+    local ev, rerr = r:read()
+    if ev == false then break end
+    if ev == nil then
+      if n + r:received() > max or tostring(rerr):find("cap", 1, true) then
+        if o.truncate then return status, table.concat(parts), h, true end
+        return nil, string.format("the answer is larger than %d bytes", max), "ETOOBIG"
+      end
+      return nil, tostring(rerr), "EUNAVAILABLE"
+    end
+    for _, s in ipairs(ev) do
+      parts[#parts + 1] = s
+      n = n + #s
+    end
+  end
+  return status, table.concat(parts), h
+end
+
+local function run_http(c, socket)
+  local t0 = uv.now()
+  local status, body = M.request(socket, { method = c.method, path = c.path, body = c.body, json = c.body_json,
+    headers = c.headers, timeout_ms = c.timeout_ms })
+  local ms = math.floor(uv.now() - t0)
+  if not status then
+    return { kind = "http", name = c.name, ok = false, ms = ms, detail = string.format("%s %s: %s", c.method, c.path, body) }
+  end
+  local ok, detail = M.judge_http(c, status, body)
+  return { kind = "http", name = c.name, ok = ok, status = status, ms = ms, detail = detail }
+end
+
+-- ---- a loopback relay for the browser -------------------------------------------------------
+
+--- relay(socket) -> port, close(): a listener on 127.0.0.1 (a port the kernel picks) that
+--- joins each connection to a new one on the sandbox's unix socket, both ways, until either
+--- ends. The browser cannot reach a unix socket; this lives only while a check runs.
+function M.relay(socket)
+  local server = uv.new_tcp()
+  local ok, err = server:bind("127.0.0.1", 0)
+  if not ok then
+    server:close()
+    return nil, "relay: " .. tostring(err)
+  end
+  local handles, live = {}, 0
+  local function close(h) if h and not h:is_closing() then h:close() end end
+  server:listen(64, function(lerr)
+    if lerr then return end
+    local c = uv.new_tcp()
+    if not server:accept(c) then close(c) return end
+    -- a page that opens connections without end gets no more than these at once
+    if live >= M.RELAY_CONNECTIONS then close(c) return end
+    live = live + 1
+    local p = uv.new_pipe(false)
+    handles[#handles + 1] = c
+    handles[#handles + 1] = p
+    local ended, gone = 0, false
+    local function done()
+      if not gone then
+        gone = true
+        live = live - 1
+      end
+      close(c)
+      close(p)
+    end
+    -- one direction: what from reads, to writes (reading paused while more than
+    -- RELAY_QUEUE bytes wait to be written, so a flood waits in the kernel, not here); at
+    -- from's end, to's writing side is shut
+    local function pump(from, to)
+      local on_read, paused
+      on_read = function(rerr, data)
+        if rerr then return done() end
+        if data then
+          if to:is_closing() then return end
+          to:write(data, function()
+            if paused and not from:is_closing() and to:get_write_queue_size() < M.RELAY_QUEUE then
+              paused = false
+              from:read_start(on_read)
+            end
+          end)
+          if to:get_write_queue_size() >= M.RELAY_QUEUE then
+            from:read_stop()
+            paused = true
+          end
+        else
+          ended = ended + 1
+          if to:is_closing() then return end
+          if ended == 2 then
+            to:shutdown(function() done() end)
+          else
+            to:shutdown()
+          end
+        end
+      end
+      from:read_start(on_read)
+    end
+    p:connect(socket, function(cerr)
+      if cerr then return done() end
+      pump(c, p)
+      pump(p, c)
+    end)
+  end)
+  local port = server:getsockname().port
+  return port, function()
+    close(server)
+    for _, h in ipairs(handles) do close(h) end
+  end
+end
+
+-- ---- the browser -----------------------------------------------------------------------------
+
+local function which(name)
+  for dir in (os.getenv("PATH") or "/usr/bin:/bin"):gmatch("[^:]+") do
+    local p = dir .. "/" .. name
+    if uv.fs_access(p, "X") then return p end
+  end
+  return nil
+end
+
+--- browser_available() -> chromium path, chromedriver path | nil, why
+function M.browser_available()
+  local chromium = which("chromium") or which("chromium-browser")
+  local driver = which("chromedriver")
+  if not chromium or not driver then
+    return nil, "chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)"
+  end
+  return chromium, driver
+end
+
+local ELEMENT = "element-6066-11e4-a52e-4f735466cecf" -- the W3C name of an element reference
+
+-- one WebDriver call: value | nil, message
+local function wd(base, method, path, body, timeout_ms)
+  local r <close>, err = http.request { url = base .. path, method = method,
+    headers = { "Content-Type: application/json; charset=utf-8" },
+    body = body ~= nil and jsonout.encode(body) or (method == "POST" and "{}" or nil),
+    connect_timeout_ms = 5000, total_timeout_ms = timeout_ms or 30000, max_bytes = 32 * 1048576 }
+  if not r then return nil, tostring(err) end
+  local status, herr = r:headers()
+  if not status then return nil, tostring(herr) end
+  local parts = {}
+  while true do
+    local ev, rerr = r:read()
+    if ev == false then break end
+    if ev == nil then return nil, tostring(rerr) end
+    for _, s in ipairs(ev) do parts[#parts + 1] = s end
+  end
+  local doc = cjson.decode(table.concat(parts))
+  if status ~= 200 then
+    local v = type(doc) == "table" and type(doc.value) == "table" and doc.value or {}
+    return nil, string.format("%s: %s", tostring(v.error), tostring(v.message):match("^[^\n]*"))
+  end
+  return type(doc) == "table" and doc.value
+end
+
+-- The driver and its browser, started for one check: {pid=, base=, profile=} | nil, why.
+-- The driver leads a process group of its own (detached), which the browser joins, so one
+-- signal to the group ends them all.
+local function start_driver(driver, chromium, timeout_ms)
+  local profile = uv.fs_mkdtemp((os.getenv("TMPDIR") or "/tmp") .. "/orket-chromium-XXXXXX")
+  if not profile then return nil, "cannot make a temporary browser profile" end
+  local out = uv.new_pipe(false)
+  local d = { profile = profile, out = out }
+  local said = ""
+  local handle, pid = uv.spawn(driver, { args = { "--port=0" }, stdio = { nil, out, nil }, detached = true },
+    function(code, sig)
+      d.exited = { code = code, signal = sig }
+      if d.handle and not d.handle:is_closing() then d.handle:close() end
+    end)
+  if not handle then
+    out:close()
+    tree.remove(profile)
+    return nil, "cannot start chromedriver: " .. tostring(pid)
+  end
+  d.handle, d.pid = handle, pid
+  out:read_start(function(_, data)
+    if data then said = (said .. data):sub(-4096) end
+  end)
+  local t0 = uv.now()
+  local port
+  while not port do
+    port = said:match("started successfully on port (%d+)")
+    if not port then
+      if d.exited then return d, "chromedriver ended: " .. said:sub(-300) end
+      if uv.now() - t0 > 10000 then return d, "chromedriver did not start within 10 s" end
+      rt.sleep(20)
+    end
+  end
+  d.base = "http://127.0.0.1:" .. port
+  local args = { "--headless=new", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+    "--disable-extensions", "--disable-background-networking", "--disable-sync", "--disable-default-apps",
+    "--disable-breakpad", "--disable-crash-reporter", -- no crash handler outside the driver's group
+    "--window-size=1280,900", "--user-data-dir=" .. profile,
+    -- the page reaches its own app only: every other name is unknown to it
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1" }
+  -- Chromium's own sandbox needs user namespaces it cannot have as root
+  if uv.getuid() == 0 then table.insert(args, 1, "--no-sandbox") end
+  local v, err = wd(d.base, "POST", "/session", { capabilities = { alwaysMatch = {
+    browserName = "chrome", ["goog:loggingPrefs"] = { browser = "ALL" },
+    ["goog:chromeOptions"] = { binary = chromium, args = args } } } }, math.max(timeout_ms, 30000))
+  if not v then return d, "the browser did not start: " .. err end
+  d.session = "/session/" .. tostring(v.sessionId)
+  return d
+end
+
+local function stop_driver(d)
+  if not d then return end
+  if d.session then wd(d.base, "DELETE", d.session, nil, 5000) end
+  if d.pid then
+    uv.kill(-d.pid, "sigkill")
+    uv.kill(d.pid, "sigkill")
+    -- until the driver is reaped and nothing of its group is left (the browser's helpers
+    -- end a moment after it)
+    local t0 = uv.now()
+    while (not d.exited or uv.kill(-d.pid, 0)) and uv.now() - t0 < 3000 do
+      uv.kill(-d.pid, "sigkill")
+      rt.sleep(10)
+    end
+  end
+  if d.out and not d.out:is_closing() then d.out:close() end
+  if d.profile then tree.remove(d.profile) end
+end
+
+local function slug(s)
+  local out = s:gsub("[^%w]+", "-"):gsub("^-+", ""):gsub("-+$", "")
+  return out:sub(1, 40)
+end
+
+-- What the page said as errors: the browser log's SEVERE entries (messages, capped).
+local function console_errors(d)
+  local entries = wd(d.base, "POST", d.session .. "/se/log", { type = "browser" }, 5000)
+  if type(entries) ~= "table" then entries = wd(d.base, "POST", d.session .. "/log", { type = "browser" }, 5000) end
+  local out = {}
+  for _, e in ipairs(type(entries) == "table" and entries or {}) do
+    -- the browser asks for /favicon.ico on its own: a page without one has no error
+    if type(e) == "table" and e.level == "SEVERE" and #out < 20
+        and not tostring(e.message):find("/favicon.ico - Failed to load resource", 1, true) then
+      out[#out + 1] = tostring(e.message):sub(1, 500)
+    end
+  end
+  return out
+end
+
+local function browse(c, d, url, shot_path)
+  local res = { kind = "browser", name = c.name, ok = false }
+  local deadline = uv.now() + c.timeout_ms
+  wd(d.base, "POST", d.session .. "/timeouts", { pageLoad = c.timeout_ms, script = c.timeout_ms, implicit = 0 })
+  local _, gerr = wd(d.base, "POST", d.session .. "/url", { url = url }, c.timeout_ms + 5000)
+  if gerr then
+    res.detail = string.format("browser %s: the page did not load: %s", c.path, gerr)
+    return res
+  end
+  -- the element, then its text, within the check's time
+  local el, text
+  while true do
+    local v = wd(d.base, "POST", d.session .. "/element", { using = "css selector", value = c.selector }, 5000)
+    el = type(v) == "table" and v[ELEMENT]
+    if el then
+      text = wd(d.base, "GET", d.session .. "/element/" .. el .. "/text", nil, 5000)
+      if not c.text or (type(text) == "string" and text:find(c.text, 1, true)) then break end
+    end
+    if uv.now() >= deadline then break end
+    rt.sleep(100)
+  end
+  if c.screenshot then
+    local b64 = wd(d.base, "GET", d.session .. "/screenshot", nil, 15000)
+    local png = type(b64) == "string" and crypto.base64_decode(b64)
+    if png then
+      local f = io.open(shot_path, "wb")
+      if f then
+        f:write(png)
+        f:close()
+        res.screenshot = shot_path
+      end
+    end
+  end
+  res.console = console_errors(d)
+  if not el then
+    res.detail = string.format("browser %s: no element matches %s within %d ms", c.path, c.selector, c.timeout_ms)
+  elseif c.text and not (type(text) == "string" and text:find(c.text, 1, true)) then
+    res.detail = string.format("browser %s: %s shows %q, not %q", c.path, c.selector,
+      (type(text) == "string" and text or ""):sub(1, 300), c.text)
+  elseif not c.console_errors and #res.console > 0 then
+    res.detail = string.format("browser %s: %d console error%s: %s", c.path, #res.console, #res.console == 1 and "" or "s",
+      res.console[1])
+  else
+    res.ok = true
+    res.detail = string.format("browser %s: %s shown%s", c.path, c.selector, c.text and (" with " .. string.format("%q", c.text)) or "")
+  end
+  return res
+end
+
+-- The browser of one run of checks, started at its first browser check and shared by the
+-- others: {d=driver, port=relay port, close=} | nil, why
+local function open_browser(socket, timeout_ms)
+  local chromium, driver = M.browser_available()
+  if not chromium then return nil, driver end
+  local port, close_relay = M.relay(socket)
+  if not port then return nil, close_relay end
+  local d, why = start_driver(driver, chromium, timeout_ms)
+  local b = { d = d, port = port, close = function()
+    stop_driver(d)
+    close_relay()
+  end }
+  if why then
+    b.close()
+    return nil, why
+  end
+  return b
+end
+
+local function run_browser(c, b, home, n)
+  local t0 = uv.now()
+  uv.fs_mkdir(home .. "/checks", 448)
+  local shot = string.format("%s/checks/%d-%s.png", home, n, slug(c.name))
+  -- what an earlier check's page logged is read (and so dropped) before this one's
+  console_errors(b.d)
+  local ok, res = pcall(browse, c, b.d, "http://127.0.0.1:" .. b.port .. c.path, shot)
+  if not ok then res = { kind = "browser", name = c.name, ok = false, detail = "browser " .. c.path .. ": " .. tostring(res) } end
+  res.ms = math.floor(uv.now() - t0)
+  return res
+end
+
+-- ---- running a card's checks -------------------------------------------------------------------
+
+--- log_tail(path, lines) -> the last lines of a log (at most 64 KiB read), inert text
+function M.log_tail(path, lines)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local size = f:seek("end")
+  f:seek("set", size > 65536 and size - 65536 or 0)
+  local text = f:read("a") or ""
+  f:close()
+  local all = {}
+  for line in text:gmatch("[^\n]*") do all[#all + 1] = line end
+  while all[#all] == "" do all[#all] = nil end
+  local from = math.max(1, #all - (lines or M.LOG_LINES) + 1)
+  return require("orket.inert").text(table.concat(all, "\n", from))
+end
+
+--- run{socket=, home=, checks=} -> {ok=bool, results={{kind=, name=, ok=, detail=, ms=,
+--- status=, screenshot=, console=}...}, log=the sandbox log's last lines}: each check (the
+--- normal form) against the live sandbox whose unix socket and directory are given, one
+--- after another. Runs in a task; leaves no browser or driver running.
+function M.run(o)
+  local results, ok = {}, true
+  local browser, berr
+  for i, c in ipairs(o.checks or {}) do
+    local r
+    if c.kind == "http" then
+      r = run_http(c, o.socket)
+    else
+      if not browser and not berr then browser, berr = open_browser(o.socket, c.timeout_ms) end
+      if browser then r = run_browser(c, browser, o.home, i)
+      else r = { kind = "browser", name = c.name, ok = false, detail = "browser " .. c.path .. ": " .. tostring(berr) } end
+    end
+    results[i] = r
+    ok = ok and r.ok
+  end
+  if browser then browser.close() end
+  -- the app's output reaches its log through the owner's loop: what the checks made it
+  -- write lands a moment after their answers
+  rt.sleep(M.LOG_SETTLE_MS)
+  return { ok = ok, results = results, log = M.log_tail(o.home .. "/app.log", M.LOG_LINES) }
+end
+
+--- report(res) -> the result as text: one line per check, then the log's tail on a failure
+function M.report(res)
+  local out = {}
+  for _, r in ipairs(res.results) do
+    out[#out + 1] = string.format("%s %s: %s%s", r.ok and "pass" or "FAIL", r.name, r.detail,
+      r.screenshot and (" (screenshot " .. r.screenshot .. ")") or "")
+  end
+  if not res.ok and res.log and res.log ~= "" then
+    out[#out + 1] = "the sandbox's last log lines:"
+    out[#out + 1] = res.log
+  end
+  return table.concat(out, "\n")
+end
+
+return M

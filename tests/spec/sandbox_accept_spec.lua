@@ -1,0 +1,355 @@
+-- orket.sandboxes.accept and orket.actions.acceptance: the checks' shape (each error naming
+-- its field), judging an answer (status, JSON fields by dotted path, contains), the answer's
+-- cap and the loopback relay against a unix-socket server made here, the import of
+-- sandbox_checks, and where a failure goes on the board.
+local H = require "tests.helpers"
+local uv = require "luv"
+local cjson = require "cjson"
+local accept = require "orket.sandboxes.accept"
+local acceptance = require "orket.actions.acceptance"
+local board_mod = require "orket.board"
+local imports = require "orket.store.imports"
+local http = require "orket.c.http"
+
+-- A unix-socket HTTP server answering every request with body (a Content-Length answer).
+local function serve(path, body)
+  local server = uv.new_pipe(false)
+  assert(server:bind(path))
+  local conns = {}
+  server:listen(16, function()
+    local c = uv.new_pipe(false)
+    server:accept(c)
+    conns[#conns + 1] = c
+    local got = ""
+    c:read_start(function(_, data)
+      if not data then return c:close() end
+      got = got .. data
+      if got:find("\r\n\r\n", 1, true) then
+        c:write(string.format("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+          .. "Connection: close\r\n\r\n%s", #body, body), function() c:shutdown(function() c:close() end) end)
+      end
+    end)
+  end)
+  return function()
+    for _, c in ipairs(conns) do if not c:is_closing() then c:close() end end
+    server:close()
+  end
+end
+
+local function norm_err(check)
+  local c, field, why = accept.normalize(check)
+  assert.is_nil(c)
+  return field .. ": " .. why
+end
+
+describe("sandbox checks", function()
+  after_each(H.cleanup)
+
+  it("take a normal form with defaults, and name the field of each error", function()
+    local c = assert(accept.normalize { http = { path = "/notes" } })
+    assert.same({ kind = "http", method = "GET", path = "/notes", name = "GET /notes", timeout_ms = accept.TIMEOUT_MS }, c)
+    c = assert(accept.normalize { http = { method = "post", path = "/n", body = { title = "x" }, headers = { ["X-A"] = "1" } } })
+    assert.equal("POST", c.method)
+    assert.equal('{"title":"x"}', c.body)
+    assert.is_true(c.body_json)
+    c = assert(accept.normalize { browser = { selector = "#notes" } })
+    assert.same({ kind = "browser", path = "/", selector = "#notes", console_errors = false, screenshot = true,
+      name = "browser / #notes", timeout_ms = accept.TIMEOUT_MS }, c)
+    assert.equal("http.path: must start with / (a path on the app, never a URL)",
+      norm_err { http = { path = "http://elsewhere/" } })
+    assert.equal("http.path: must start with / (a path on the app, never a URL)", norm_err { http = { path = "//elsewhere/x" } })
+    assert.equal("http.path: must not hold blanks or control characters", norm_err { http = { path = "/a b" } })
+    assert.equal("http.method: must be GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS",
+      norm_err { http = { path = "/", method = "CONNECT" } })
+    assert.equal("http.status: must be an HTTP status between 100 and 599", norm_err { http = { path = "/", status = 42 } })
+    assert.equal("http.headers.Host: is set by Orket", norm_err { http = { path = "/", headers = { Host = "x" } } })
+    assert.equal("http.headers.X: must be a string of one line (at most 4096 bytes)",
+      norm_err { http = { path = "/", headers = { X = "a\r\nB: c" } } })
+    assert.equal("http.statuss: unknown field (fields: name, method, path, body, headers, status, json, contains, "
+      .. "timeout_ms)", norm_err { http = { path = "/", statuss = 200 } })
+    assert.equal("http.timeout_ms: must be an integer between 1 and 120000",
+      norm_err { http = { path = "/", timeout_ms = 0 } })
+    assert.equal("browser.selector: is required: the CSS selector of an element the page must show",
+      norm_err { browser = { path = "/" } })
+    assert.equal("browser.console_errors: must be true or false", norm_err { browser = { selector = "a", console_errors = "no" } })
+    assert.equal(": a check is an object with one key, http or browser (this one has curl)", norm_err { curl = {} })
+    assert.equal(": a check is an object with one key, http or browser (this one has browser, http)",
+      norm_err { http = { path = "/" }, browser = { selector = "a" } })
+    assert.equal(": must be an object {\"http\": {...}} or {\"browser\": {...}}", norm_err { { http = {} } })
+    local list, i, f, why = accept.normalize_list { { http = { path = "/" } }, { http = { path = "x" } } }
+    assert.is_nil(list)
+    assert.equal(2, i)
+    assert.equal("http.path", f)
+    assert.matches("must start with /", why)
+    local many = {}
+    for n = 1, accept.MAX_CHECKS + 1 do many[n] = { http = { path = "/" } } end
+    assert.equal("holds more than 32 checks", select(4, accept.normalize_list(many)))
+  end)
+
+  it("find JSON fields by dotted path, arrays counted from 0", function()
+    local doc = cjson.decode('{"items": [{"title": "a"}, {"title": "b", "tags": ["x"]}], "n": 2, "none": null, "0": "key"}')
+    assert.same({ true, "b" }, { accept.json_at(doc, "items.1.title") })
+    assert.same({ true, "x" }, { accept.json_at(doc, "items.1.tags.0") })
+    assert.same({ true, 2 }, { accept.json_at(doc, "n") })
+    assert.same({ true, "key" }, { accept.json_at(doc, "0") })
+    assert.same({ true, cjson.null }, { accept.json_at(doc, "none") })
+    assert.is_false(accept.json_at(doc, "items.2.title"))
+    assert.is_false(accept.json_at(doc, "n.deeper"))
+    assert.is_false(accept.json_at(doc, "missing"))
+  end)
+
+  it("judge an answer: its status (any 2xx by default), JSON fields, text it contains", function()
+    local c = assert(accept.normalize { http = { path = "/n", status = 201, json = { ["items.0.title"] = "a", n = 1 },
+      contains = "title" } })
+    local body = '{"items": [{"title": "a"}], "n": 1}'
+    assert.same({ true, "GET /n: HTTP 201" }, { accept.judge_http(c, 201, body) })
+    local ok, why = accept.judge_http(c, 200, body)
+    assert.is_false(ok)
+    assert.equal('GET /n: HTTP 200, expected 201; the answer: {"items": [{"title": "a"}], "n": 1}', why)
+    ok, why = accept.judge_http(c, 201, '{"items": [{"title": "b"}], "n": 1}')
+    assert.is_false(ok)
+    assert.equal('GET /n: items.0.title is "b", expected "a"', why)
+    ok, why = accept.judge_http(c, 201, '{"items": [], "n": 1}')
+    assert.is_false(ok)
+    assert.matches("GET /n: the answer has no items.0.title", why, 1, true)
+    ok, why = accept.judge_http(c, 201, "<html>")
+    assert.is_false(ok)
+    assert.equal("GET /n: the answer is not JSON: <html>", why)
+    local d = assert(accept.normalize { http = { path = "/", contains = "hello" } })
+    assert.is_true((accept.judge_http(d, 204, "hello world")))
+    ok, why = accept.judge_http(d, 302, "hello")
+    assert.is_false(ok)
+    assert.matches("HTTP 302, expected a 2xx", why, 1, true)
+    ok, why = accept.judge_http(d, 200, "bye")
+    assert.is_false(ok)
+    assert.equal('GET /: the answer does not contain "hello": bye', why)
+    -- a long answer is quoted only in part
+    ok, why = accept.judge_http(d, 500, string.rep("z", 10000))
+    assert.is_false(ok)
+    assert.is_true(#why < accept.DETAIL + 100)
+  end)
+
+  it("read answers through the unix socket up to the cap, and relay a loopback port to it", function()
+    local sock = H.tmpdir() .. "/app.sock"
+    local stop = serve(sock, '{"ok": true, "pad": "' .. string.rep("p", 5000) .. '"}')
+    local status, body = accept.request(sock, { path = "/x" })
+    assert.equal(200, status)
+    assert.is_true(cjson.decode(body).ok)
+    local s2, err, code = accept.request(sock, { path = "/x", max_bytes = 1000 })
+    assert.is_nil(s2)
+    assert.equal("ETOOBIG", code)
+    assert.equal("the answer is larger than 1000 bytes", err)
+    -- the relay the browser uses: a loopback port joined to the socket while it lives
+    local port, close = accept.relay(sock)
+    local r = assert(http.request { url = "http://127.0.0.1:" .. port .. "/y", total_timeout_ms = 5000 })
+    assert.equal(200, (r:headers()))
+    r:close()
+    close()
+    local r2 = http.request { url = "http://127.0.0.1:" .. port .. "/y", total_timeout_ms = 2000, connect_timeout_ms = 2000 }
+    local st = r2 and r2:headers()
+    assert.is_nil(st)
+    if r2 then r2:close() end
+    stop()
+    -- a large answer through the relay, whole (the relay pauses reading while the browser
+    -- side has not taken what it wrote)
+    local big = H.tmpdir() .. "/big.sock"
+    local stop_big = serve(big, string.rep("b", 16 * 1048576))
+    local queue = accept.RELAY_QUEUE
+    accept.RELAY_QUEUE = 4096 -- so that the relay may pause here
+    finally(function() accept.RELAY_QUEUE = queue end)
+    local bport, bclose = accept.relay(big)
+    -- a browser that does not read for a while, then reads it all
+    local cl = uv.new_tcp()
+    local got, eof = 0, false
+    cl:connect("127.0.0.1", bport, function(cerr)
+      assert(not cerr, cerr)
+      cl:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    end)
+    orket.sleep(300)
+    cl:read_start(function(_, data)
+      if data then got = got + #data else eof = true end
+    end)
+    H.wait_for(function() return eof end, "the whole answer", 2000)
+    cl:close()
+    assert.is_true(got > 16 * 1048576)
+    bclose()
+    stop_big()
+    -- nothing listening: a clear failure, not a hang
+    local s3, err3, code3 = accept.request(sock, { path = "/", timeout_ms = 2000 })
+    assert.is_nil(s3)
+    assert.equal("EUNAVAILABLE", code3)
+    assert.truthy(err3)
+  end)
+
+  it("are read from an epic file, each error naming the file, the issue and the field", function()
+    local dir = H.tmpdir()
+    assert(os.execute("mkdir -p " .. dir .. "/epics"))
+    H.write(dir .. "/epics/web.json", cjson.encode { id = "WEB", name = "web", issues = {
+      { id = "WEB-1", summary = "a", sandbox_checks = { { http = { path = "/" } }, { browser = { selector = "#x", path = "x" } } } } } })
+    local ok, err = require("orket.import").load(dir)
+    assert.is_nil(ok)
+    assert.equal("epics/web.json: issues[0].sandbox_checks[1].browser.path: must start with / (a path on the app, never a URL)", err)
+    H.write(dir .. "/epics/web.json", cjson.encode { id = "WEB", name = "web", issues = {
+      { id = "WEB-1", summary = "a", sandbox_checks = { http = { path = "/" } } } } })
+    ok, err = require("orket.import").load(dir)
+    assert.is_nil(ok)
+    assert.equal("epics/web.json: issues[0].sandbox_checks: must be an array of checks", err)
+    -- stored beside the verification, which keeps working on its own
+    H.write(dir .. "/epics/web.json", cjson.encode { id = "WEB", name = "web", issues = {
+      { id = "WEB-1", summary = "a", sandbox_checks = { { http = { path = "/n", status = 200 } } } },
+      { id = "WEB-2", summary = "b", verification = { command = { "true" } },
+        sandbox_checks = { { browser = { selector = "#x" } } } },
+      { id = "WEB-3", summary = "c" } } })
+    local db = require("tests.backends").open_store()
+    assert(require("orket.import").import(db, dir))
+    local sv = require "orket.store.verifications"
+    local list = sv.sandbox_checks(db, "WEB-1")
+    assert.equal(1, #list)
+    assert.equal("/n", list[1].path)
+    assert.equal(200, list[1].status)
+    assert.equal("browser", sv.sandbox_checks(db, "WEB-2")[1].kind)
+    assert.is_nil(sv.sandbox_checks(db, "WEB-3"))
+    local verify = require "orket.engine.verify"
+    local settings = { verify = { command = { "make", "test" } } }
+    assert.same({ "true" }, verify.checks({ db = db, settings = settings }, { id = "WEB-2", source = "x" }).steps[1].command)
+    -- sandbox checks alone are no verification: the project's default still applies
+    assert.same({ "make", "test" }, verify.checks({ db = db, settings = settings }, { id = "WEB-1", source = "x" }).steps[1].command)
+    db:close()
+  end)
+end)
+
+describe("a failing sandbox check on the board", function()
+  after_each(H.cleanup)
+
+  local function board()
+    local db = require("tests.backends").open_store()
+    imports.insert_card(db, { id = "E", type = "epic", name = "E", priority = 2, seat = "developer" })
+    for i = 1, 3 do
+      imports.insert_card(db, { id = "E-" .. i, type = "issue", parent = "E", name = "E" .. i, summary = "E" .. i,
+        priority = 2, seat = "developer" })
+    end
+    imports.set_verification(db, "E-1", cjson.encode { sandbox_checks = { { kind = "http", path = "/", method = "GET" } } })
+    return db, board_mod.open(db)
+  end
+  local function set(db, id, status) require("orket.store.cards").set_status(db, id, status, nil, "developer", 0) end
+  local FAILED = { ok = false, results = { { kind = "http", name = "GET /", ok = false, detail = "GET /: HTTP 500, expected a 2xx" } },
+    log = "Traceback: boom" }
+
+  it("sends an open card back, files a follow-up for a done one (once), and only says it when its epic is done", function()
+    local db, b = board()
+    set(db, "E-2", "code_review")
+    local out = assert(acceptance.record { db = db, board = b, card = "E-2", sandbox = 4, result = FAILED, send_back = true })
+    assert.equal("sent_back", out.code)
+    assert.equal("in_progress", b:get("E-2").status)
+    local said = b:comments("E-2")[1].body
+    assert.matches("Sandbox 4: acceptance checks failed.\n- FAIL GET /: GET /: HTTP 500, expected a 2xx", said, 1, true)
+    assert.matches("Traceback: boom", said, 1, true)
+    -- a done card is final: a follow-up in its epic, with its checks; a second failure adds to it
+    set(db, "E-1", "done")
+    out = assert(acceptance.record { db = db, board = b, card = "E-1", sandbox = 4, result = FAILED, send_back = true })
+    assert.equal("followup", out.code)
+    local f = b:get(out.followup)
+    assert.equal("Sandbox checks fail for E-1", f.summary)
+    assert.equal("E", f.parent)
+    assert.equal("developer", f.seat)
+    assert.matches("Traceback: boom", f.description, 1, true)
+    assert.equal("/", require("orket.store.verifications").sandbox_checks(db, f.id)[1].path)
+    local again = assert(acceptance.record { db = db, board = b, card = "E-1", sandbox = 5, result = FAILED, send_back = true })
+    assert.equal(out.followup, again.followup)
+    assert.equal(1, #b:comments(f.id))
+    -- by hand (no send_back): journaled only
+    local hand = assert(acceptance.record { db = db, board = b, card = "E-3", sandbox = 5, result = FAILED })
+    assert.equal("recorded", hand.code)
+    assert.equal("ready", b:get("E-3").status)
+    assert.equal(0, #b:comments("E-3"))
+    local ev
+    for _, e in ipairs(b:history("E-3")) do if e.kind == "sandbox_check" then ev = e end end
+    assert.is_false(ev.data.passed)
+    assert.equal("Traceback: boom", ev.data.log)
+    -- the epic finished: no issue can be filed in it; the card says it
+    for _, id in ipairs { "E-2", "E-3", f.id } do set(db, id, "done") end
+    set(db, "E", "done")
+    out = assert(acceptance.record { db = db, board = b, card = "E-3", sandbox = 6, result = FAILED, send_back = true })
+    assert.equal("commented", out.code)
+    assert.matches("epic E is done", out.why, 1, true)
+    assert.equal(1, #b:comments("E-3"))
+    -- a pass is journaled, nothing more
+    out = assert(acceptance.record { db = db, board = b, card = "E-3", sandbox = 6,
+      result = { ok = true, results = {}, log = "" }, send_back = true })
+    assert.equal("passed", out.code)
+    db:close()
+  end)
+end)
+
+describe("the agents' sandbox tools without a sandbox", function()
+  after_each(H.cleanup)
+
+  it("say there is none to reach, and check what they are asked before anything is sent", function()
+    local db = require("tests.backends").open_store()
+    local st = require "orket.engine.sandboxtool"
+    local out = st.run({ db = db }, "E-1", "http_request", { op = "http", method = "GET", path = "/" })
+    assert.is_false(out.ok)
+    assert.equal("ENOSANDBOX", out.code)
+    assert.matches("^http_request: no live sandbox of main", out.error)
+    out = st.run({ db = db }, "E-1", "sandbox_status", { op = "status" })
+    assert.equal("ENOSANDBOX", out.code)
+    -- the tools' own handlers only shape the request
+    local reg = assert(require("orket.tools").load_dirs { H.ROOT .. "/tools" })
+    local r = reg:run("http_request", { path = "/n", body = "x" }, {})
+    assert.same({ op = "http", method = "GET", path = "/n", body = "x" }, r.result)
+    assert.equal("sandbox", reg:get("http_request").effect)
+    assert.is_true(reg:get("sandbox_status").idempotent)
+    assert.same({ op = "status", lines = 3 }, reg:run("sandbox_status", { lines = 3 }, {}).result)
+    db:close()
+  end)
+end)
+
+describe("a deploy's acceptance checks", function()
+  after_each(H.cleanup)
+
+  it("run the merged card's checks, send a failure back and post orket/sandbox on the forge", function()
+    local forge = H.fake_forge()
+    finally(forge.stop)
+    uv.os_setenv("ORKET_TEST_SANDBOX_FORGE", "t0ken")
+    local db = require("tests.backends").open_store()
+    imports.insert_card(db, { id = "E", type = "epic", name = "E", priority = 2, seat = "developer" })
+    for i = 1, 2 do
+      imports.insert_card(db, { id = "E-" .. i, type = "issue", parent = "E", name = "E" .. i, summary = "E" .. i,
+        priority = 2, seat = "developer" })
+    end
+    imports.set_verification(db, "E-1", cjson.encode { sandbox_checks = {
+      assert(accept.normalize { http = { path = "/x", json = { ok = true } } }),
+      assert(accept.normalize { http = { path = "/x", status = 404 } }) } })
+    local b = board_mod.open(db)
+    require("orket.store.cards").set_status(db, "E-1", "done", nil, "developer", 0)
+    local home = H.tmpdir()
+    H.write(home .. "/app.log", "one\ntwo\nthe app's last line\n")
+    local stop = serve(home .. "/app.sock", '{"ok": true}')
+    local deploy = require "orket.sandboxes.deploy"
+    local settings = { git = { forge = "gitea", repo = "acme/notes", api_url = forge.url,
+      token_env = "ORKET_TEST_SANDBOX_FORGE" }, sandbox = { deploy = "epic" } }
+    assert.same({ "E-1" }, deploy.accepting("epic", b, "E-1"))
+    assert.same({ "E-2" }, deploy.accepting("merge", b, "E-2"))
+    local sha = string.rep("ab", 20)
+    local outs = deploy.accept_after { db = db, board = b, settings = settings, cards = { "E-1", "E-2" },
+      sandbox = { id = 3, socket = home .. "/app.sock", home = home, commit = sha }, send_back = true }
+    stop()
+    assert.equal(1, #outs) -- E-2 has no checks
+    local o = outs[1]
+    assert.is_false(o.result.ok)
+    assert.is_true(o.result.results[1].ok)
+    assert.equal("GET /x: HTTP 200, expected 404; the answer: {\"ok\": true}", o.result.results[2].detail)
+    assert.equal("one\ntwo\nthe app's last line", o.result.log)
+    assert.equal("followup", o.outcome)
+    assert.equal("failure", o.status.state)
+    local status, text = H.fetch { url = forge.url .. "/__statuses", total_timeout_ms = 5000 }
+    assert.equal(200, status)
+    local posted = cjson.decode(text)
+    assert.equal(1, #posted)
+    assert.equal(sha, posted[1].sha)
+    assert.equal("orket/sandbox", posted[1].context)
+    assert.equal("failure", posted[1].state)
+    assert.equal("E-1: 1 of 2 checks passed", posted[1].description)
+    db:close()
+  end)
+end)
