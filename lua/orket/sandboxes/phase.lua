@@ -366,6 +366,25 @@ function M.tick(db, o)
   return report
 end
 
+--- at_start(db, settings, dir, emit): a tick at a run's or a worker's start, what it did
+--- told as events {type="bugfix", action="start"|"bug"|"end"|"error", ...}; a failed tick
+--- is an event too and the run goes on (the phases wait for the next tick)
+function M.at_start(db, settings, dir, emit)
+  local ok, r = pcall(M.tick, db, { settings = settings, dir = dir })
+  if not ok then
+    emit { type = "bugfix", action = "error", message = tostring(r) }
+    return
+  end
+  for _, rock in ipairs(r.started) do emit { type = "bugfix", action = "start", rock = rock } end
+  for _, f in ipairs(r.filed) do
+    emit { type = "bugfix", action = "bug", card = f.card, duplicate = f.duplicate, rock = f.rock }
+  end
+  for _, e in ipairs(r.ended) do
+    emit { type = "bugfix", action = "end", rock = e.rock, reason = e.reason, next_rock = e.next_rock,
+      moved = #e.moved, stopped = #e.stopped }
+  end
+end
+
 --- ticker{db=, dir=, log=fn(fields), stop=} -> {close=fn}: ticks every bug_fix.check_interval_ms
 --- (read again from orket.lua each time) on the loop, each tick in a task of its own, the
 --- first at once; a failed tick is logged and the next one comes as usual
