@@ -2,9 +2,11 @@
 -- (docs/sandbox.md): "merge" after each merged card, "epic" once the card's epic has every
 -- issue done, "rock" once its rock has, "manual" never. The new sandbox replaces the live
 -- one of main and is owned by a process of its own (`orket sandbox up --replace` in the
--- background), so it outlives the run that merged. Uses orket.sandboxes.plan and service.
+-- background), so it outlives the run that merged. A merge that finishes a rock also
+-- opens its bug-fix phase (orket.sandboxes.phase). Uses orket.sandboxes.plan and service.
 local plan = require "orket.sandboxes.plan"
 local service = require "orket.sandboxes.service"
+local phase = require "orket.sandboxes.phase"
 
 local M = {}
 
@@ -44,6 +46,9 @@ end
 --- starts a sandbox of the project in dir when settings.sandbox.deploy says one is due after
 --- card_id's merge (by a run, a worker, or `orket serve` on a forge's webhook)
 function M.after_merge_at(dir, settings, board, card_id)
+  -- the merge that finishes a rock opens its bug-fix phase; a failure waits for the next
+  -- tick (orket serve's, the next run's), which opens it too
+  pcall(phase.after_done, board, card_id, { settings = settings and settings.bug_fix })
   local s = settings and settings.sandbox
   if not s or s.deploy == "manual" or not dir then return nil end
   local why = M.due(s.deploy, board, card_id)
