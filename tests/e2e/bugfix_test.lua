@@ -3,7 +3,7 @@
 -- second failure a comment on it; the clock moved past the phase's end (across processes,
 -- through ORKET_CLOCK_OFFSET_FILE) stops the sandbox and moves the open bug to the phase-2
 -- rock; nothing is left running. Then POST /v1/rocks/{id}/bugs with its key checks and bad
--- input, and orket serve opening a phase on its own. On PostgreSQL too (tests.backends).
+-- input, and orket serve ending a phase on its own. On PostgreSQL too (tests.backends).
 local H = require "tests.helpers"
 local cjson = require "cjson"
 local backends = require "tests.backends"
@@ -184,22 +184,21 @@ describe("the bug-fix phase", function()
     assert.equal("done", card(dir, hb.id).status)
   end)
 
-  it("takes bugs over HTTP from an operator's key, with clear errors, and opens phases from orket serve", function()
+  it("takes bugs over HTTP from an operator's key, with clear errors, and orket serve ends the phase", function()
     local dir = project("http")
     local r = H.orket("run R", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     local op = H.api_key(dir, "ops", "operator")
     local viewer = H.api_key(dir, "look", "viewer")
-    local s = H.serve(dir)
-    -- orket serve ticks at once: the done rock's phase is open
-    local phases = H.wait_for(function()
-      local st, doc = H.api(s, "GET", "/v1/bugfix", viewer)
-      return st == 200 and #doc.phases > 0 and doc.phases
-    end, "orket serve to open the phase", 500)
-    assert.equal("R", phases[1].rock)
-    assert.equal("open", phases[1].status)
+    local clockfile = H.tmpdir() .. "/clock"
+    H.write(clockfile, "0\n")
+    local s = H.serve(dir, { env = { ORKET_CLOCK_OFFSET_FILE = clockfile } })
+    local st, doc = H.api(s, "GET", "/v1/bugfix", viewer)
+    assert.equal(200, st)
+    assert.equal("R", doc.phases[1].rock)
+    assert.equal("open", doc.phases[1].status)
 
-    local st, doc = H.api(s, "POST", "/v1/rocks/R/bugs", nil, { title = "x" })
+    st, doc = H.api(s, "POST", "/v1/rocks/R/bugs", nil, { title = "x" })
     assert.equal(401, st)
     st, doc = H.api(s, "POST", "/v1/rocks/R/bugs", viewer, { title = "x" })
     assert.equal(403, st)
@@ -241,6 +240,15 @@ describe("the bug-fix phase", function()
     local actions = {}
     for _, e in ipairs(doc.entries) do actions[#actions + 1] = e.action end
     assert.same({ "bug", "bug" }, actions)
+    -- orket serve ticks every bug_fix.check_interval_ms: eight days later the phase is over
+    H.write(clockfile, tostring(8 * DAY) .. "\n")
+    local phases = H.wait_for(function()
+      local _, d = H.api(s, "GET", "/v1/bugfix", viewer)
+      return d.phases[1].status == "ended" and d.phases
+    end, "orket serve to end the phase", 500)
+    assert.equal("R-2", phases[1].next_rock)
+    assert.equal("R-2-bugs", H.card_json(dir, "R-bugs-1").card.parent)
     assert.equal(0, s.stop())
+    assert.matches('"event":"bugfix_end"', s.log(), 1, true)
   end)
 end)
