@@ -6,13 +6,19 @@
 -- the phases due, files what the health checks found and ends a phase by
 -- orket.sandboxes.bugfix's rule: its sandboxes stop and its open bugs move to a new
 -- phase-2 rock. Times come from orket.clock; the rows are orket.store.bugfix's.
+local uv = require "luv"
+local rt = require "orket.c.runtime"
 local cjson = require "cjson.safe"
+local task = require "orket.task"
+local config = require "orket.config"
 local clock_mod = require "orket.clock"
 local board_mod = require "orket.board"
 local cards = require "orket.store.cards"
 local ops = require "orket.store.bugfix"
 local sandboxes = require "orket.store.sandboxes"
 local rule = require "orket.sandboxes.bugfix"
+local service = require "orket.sandboxes.service"
+local DEFAULTS = require("orket.sandboxes.settings").DEFAULTS.bug_fix
 
 local M = {}
 
@@ -161,7 +167,7 @@ function M.start(db, rock, o)
   check_store(db, "start")
   o = o or {}
   local at = (o.clock or clock_mod.system()):now()
-  local days = o.settings and o.settings.days or require("orket.sandboxes.settings").DEFAULTS.bug_fix.days
+  local days = o.settings and o.settings.days or DEFAULTS.days
   return db:tx(function()
     local id = ops.start(db, rock, at, ops.last_event(db))
     if not id then return false end
@@ -289,7 +295,7 @@ end
 
 local function settings_of(o)
   if o.settings then return o.settings.bug_fix or o.settings end
-  local _, s = require("orket.config").settings(o.dir or ".", true)
+  local _, s = config.settings(o.dir or ".", true)
   if type(s) ~= "table" then error("bugfix: " .. tostring(s), 0) end
   return s.bug_fix
 end
@@ -354,7 +360,7 @@ function M.tick(db, o)
       if done then report.ended[#report.ended + 1] = done end
     end
   end
-  local stop = o.stop or require("orket.sandboxes.service").stop
+  local stop = o.stop or service.stop
   for _, e in ipairs(report.ended) do
     e.stopped = {}
     for _, id in ipairs(e.sandboxes) do
@@ -387,18 +393,18 @@ end
 
 --- ticker{db=, dir=, log=fn(fields), stop=} -> {close=fn}: ticks every bug_fix.check_interval_ms
 --- (read again from orket.lua each time) on the loop, each tick in a task of its own, the
---- first at once; a failed tick is logged and the next one comes as usual
+--- first at once; a failed tick is logged and the next one comes as usual. stop: as
+--- tick's (orket serve stops the sandboxes it owns itself).
 function M.ticker(o)
-  local uv = require "luv"
-  local task = require "orket.task"
   local timer = uv.new_timer()
-  local closed = false
+  local closed, busy = false, false
   local function arm(ms)
     if not closed then timer:start(ms, 0, function()
+      busy = true
       task.spawn(function()
-        local interval = require("orket.sandboxes.settings").DEFAULTS.bug_fix.check_interval_ms
+        local interval = DEFAULTS.check_interval_ms
         local ok, err = pcall(function()
-          local cfg, s = require("orket.config").settings(o.dir, true)
+          local cfg, s = config.settings(o.dir, true)
           if not cfg then error(tostring(s), 0) end
           interval = s.bug_fix.check_interval_ms
           local r = M.tick(o.db, { settings = s, dir = o.dir, stop = o.stop })
@@ -407,15 +413,18 @@ function M.ticker(o)
           for _, e in ipairs(r.ended) do o.log { event = "bugfix_end", rock = e.rock, next_rock = e.next_rock, reason = e.reason } end
         end)
         if not ok and not closed then o.log { event = "error", message = "bug-fix phase: " .. tostring(err) } end
+        busy = false
         arm(interval)
       end)
     end) end
   end
   timer:unref()
   arm(0)
+  -- close(): no tick after it; one in flight is waited for (the store closes next)
   return { close = function()
     closed = true
     if not timer:is_closing() then timer:close() end
+    if busy then task.spawn(function() while busy do rt.sleep(20) end end):join() end
   end }
 end
 
