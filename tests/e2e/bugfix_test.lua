@@ -79,9 +79,13 @@ end
 
 local function card(dir, id) return H.card_json(dir, id).card end
 
+local current -- the mark of the test's sandbox: what a failed test left running is ended
+
 describe("the bug-fix phase", function()
   after_each(function()
     H.kill_servers()
+    for _, line in ipairs(current and procs(current) or {}) do os.execute("kill -KILL " .. line:match("^%s*(%d+)")) end
+    current = nil
     H.cleanup()
   end)
 
@@ -91,6 +95,7 @@ describe("the bug-fix phase", function()
       return pending("the kernel offers no network namespace here, or node is missing")
     end
     local m = "bugfix" .. math.random(1, 1e9)
+    current = m
     local dir = project(m)
     local clockfile = H.tmpdir() .. "/clock"
     H.write(clockfile, "0\n")
