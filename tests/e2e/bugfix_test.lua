@@ -3,7 +3,8 @@
 -- second failure a comment on it; the clock moved past the phase's end (across processes,
 -- through ORKET_CLOCK_OFFSET_FILE) stops the sandbox and moves the open bug to the phase-2
 -- rock; nothing is left running. Then POST /v1/rocks/{id}/bugs with its key checks and bad
--- input, and orket serve ending a phase on its own. On PostgreSQL too (tests.backends).
+-- input, orket serve ending a phase on its own, and a run ticking at its start. On
+-- PostgreSQL too (tests.backends).
 local H = require "tests.helpers"
 local cjson = require "cjson"
 local backends = require "tests.backends"
@@ -187,6 +188,27 @@ describe("the bug-fix phase", function()
     r = H.orket("run R-2", { cwd = dir, env = env })
     assert.equal(0, r.status, r.stderr)
     assert.equal("done", card(dir, hb.id).status)
+  end)
+
+  it("is ticked by each run at its start: the phase over, the run's events say it ended", function()
+    local dir = project("atstart")
+    local clockfile = H.tmpdir() .. "/clock"
+    H.write(clockfile, "0\n")
+    local env = { ORKET_CLOCK_OFFSET_FILE = clockfile }
+    local r = H.orket("run R --json", { cwd = dir, env = env })
+    assert.equal(0, r.status, r.stderr)
+    assert.is_nil(r.stdout:find('"type":"bugfix"', 1, true)) -- opened by the merge, after the start
+    assert.equal("open", json(dir, "bugfix status", env).phases[1].status)
+    H.write(clockfile, tostring(8 * DAY) .. "\n")
+    r = H.orket("run R --json", { cwd = dir, env = env })
+    local ev
+    for line in r.stdout:gmatch("[^\n]+") do
+      local e = cjson.decode(line)
+      if e.type == "bugfix" then ev = e end
+    end
+    assert.same({ type = "bugfix", action = "end", rock = "R", reason = "bug_fix.days (7) passed", moved = 0,
+      stopped = 0 }, ev)
+    assert.equal("ended", json(dir, "bugfix status", env).phases[1].status)
   end)
 
   it("takes bugs over HTTP from an operator's key, with clear errors, and orket serve ends the phase", function()
