@@ -11,6 +11,7 @@ local scheduler = require "orket.engine.scheduler"
 local import = require "orket.import"
 local journal = require "orket.engine.journal"
 local claims = require "orket.engine.claims"
+local phase = require "orket.sandboxes.phase"
 
 local USAGE = "orket run EPIC|ROCK|CARD [--model M] [--json] [--concurrency N] [-C DIR]"
 local cmd = { summary = "run the team on an epic, a rock or a card", usage = USAGE }
@@ -194,6 +195,9 @@ function cmd.execute(o, cli, resume_id)
         cli.err("warning: %s", msg)
       end
     end
+    -- the bug-fix phases (docs/sandbox.md): bugs the sandboxes' health checks found are
+    -- filed before the run reads its scope, so this run works them
+    phase.at_start(e.db, e.settings, o.dir, emit)
     local id = resume_id
     if not id then
       local rid, serr = e:start(o.target, { concurrency = o.concurrency, model = o.model })

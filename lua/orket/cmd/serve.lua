@@ -140,7 +140,12 @@ function cmd.run(args, cli)
   local pipe = uv.new_signal() -- a client gone mid-write is the server's business, not a signal's
   pipe:start("sigpipe", function() end)
   signals[#signals + 1] = pipe
+  -- the bug-fix phases tick on the loop (orket.sandboxes.phase); this server's own
+  -- sandboxes are stopped through their handles
+  local ticker = require("orket.sandboxes.phase").ticker { db = db, dir = dir, log = function(f) server:_log(f) end,
+    stop = require("orket.serve.sandboxes").stop_sandbox }
   local ok, terr = task.spawn(server.run, server):join()
+  ticker.close()
   runs.stop_all(db) -- the server failed: its runs stop too
   runs.wait_all(db)
   -- the sandboxes it started would end with it anyway: stopped, they are recorded so

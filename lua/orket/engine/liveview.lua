@@ -129,6 +129,14 @@ function View:event(ev)
     -- a deploy after a merge (sandbox.deploy): started in the background, or why not
     self:note(ev.error and string.format("sandbox not deployed after %s: %s", tostring(ev.reason), tostring(ev.error))
       or string.format("sandbox deploying (%s): orket sandbox list shows it", tostring(ev.reason)))
+  elseif t == "bugfix" then
+    -- the bug-fix phases ticked at the run's start (orket.sandboxes.phase)
+    self:note(ev.action == "start" and string.format("%s: its bug-fix phase started", tostring(ev.rock))
+      or ev.action == "bug" and string.format("%s: a failing health check %s", tostring(ev.card),
+        ev.duplicate and "seen again" or "filed as a bug")
+      or ev.action == "end" and string.format("%s: its bug-fix phase ended (%s)%s", tostring(ev.rock),
+        tostring(ev.reason), ev.next_rock and ("; open bugs moved to " .. ev.next_rock) or "")
+      or ("bug-fix phase: " .. tostring(ev.message)))
   elseif t == "approval_requested" then
     self:note(string.format("%s waits for approval #%s of %s (orket answer %s --approve or --deny)", ev.card,
       tostring(ev.approval), tostring(ev.tool), ev.card))

@@ -2,13 +2,15 @@
 -- (docs/sandbox.md): "merge" after each merged card, "epic" once the card's epic has every
 -- issue done, "rock" once its rock has, "manual" never. The new sandbox replaces the live
 -- one of main and is owned by a process of its own (`orket sandbox up --replace` in the
--- background), so it outlives the run that merged. Uses orket.sandboxes.plan and service.
+-- background), so it outlives the run that merged. A merge that finishes a rock also
+-- opens its bug-fix phase (orket.sandboxes.phase). Uses orket.sandboxes.plan and service.
 local plan = require "orket.sandboxes.plan"
 local service = require "orket.sandboxes.service"
 local accept = require "orket.sandboxes.accept"
 local acceptance = require "orket.actions.acceptance"
 local checks = require "orket.actions.checks"
 local sv = require "orket.store.verifications"
+local phase = require "orket.sandboxes.phase"
 
 local M = {}
 
@@ -49,6 +51,9 @@ end
 --- due after card_id's merge (by a run, a worker, or `orket serve` on a forge's webhook);
 --- once healthy, its owner runs the acceptance checks of the cards it brings (accept_after)
 function M.after_merge_at(dir, settings, board, card_id, run_id)
+  -- the merge that finishes a rock opens its bug-fix phase; a failure waits for the next
+  -- tick (orket serve's, the next run's), which opens it too
+  pcall(phase.after_done, board, card_id, { settings = settings and settings.bug_fix })
   local s = settings and settings.sandbox
   if not s or s.deploy == "manual" or not dir then return nil end
   local why = M.due(s.deploy, board, card_id)

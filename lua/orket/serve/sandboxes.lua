@@ -280,6 +280,19 @@ local function proxy(req, ctx)
   stream:close()
 end
 
+--- stop_sandbox(db, id) -> true | nil, message, CODE: stops a live sandbox, this server's
+--- own through its handle (signalling its owner would signal the server), another's
+--- through its owner (orket.sandboxes.service.stop)
+function M.stop_sandbox(db, id)
+  local sb = mine(db)[id]
+  if sb then
+    sb:stop("its bug-fix phase ended")
+    mine(db)[id] = nil
+    return true
+  end
+  return service.stop(db, id)
+end
+
 --- stop_all(db): stops the sandboxes this server owns (it is stopping)
 function M.stop_all(db)
   for id, sb in pairs(mine(db)) do

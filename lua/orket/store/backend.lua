@@ -39,6 +39,6 @@ end
 
 -- the operations modules that have a PostgreSQL twin (the specs check each is complete)
 M.MODULES = { "journal", "runs", "turns", "approvals", "memory", "cards", "verifications", "forge",
-  "keys", "sessions", "metrics", "imports", "comments", "leases", "sandboxes" }
+  "keys", "sessions", "metrics", "imports", "comments", "leases", "sandboxes", "bugfix" }
 
 return M

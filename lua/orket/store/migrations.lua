@@ -433,4 +433,39 @@ CREATE TABLE sandboxes (
 CREATE INDEX sandboxes_status ON sandboxes(status);
 ]],
   },
+  {
+    version = 17,
+    name = "bug-fix phases and the bugs filed in them",
+    -- A rock's bug-fix phase (orket.sandboxes.phase, docs/sandbox.md): one row per rock,
+    -- opened when the rock is done. Its times are orket.clock's seconds (a clock tests
+    -- move), not the store's. epic_id: the epic bugs are filed under now; seen_event: the
+    -- journal's sandbox events already turned into bugs; next_rock: where the open bugs
+    -- went when it ended. A bug is an issue card; its row says where it came from and
+    -- its fingerprint (an open bug with the same one is not filed again).
+    sql = [[
+CREATE TABLE bugfix_phases (
+  id         INTEGER PRIMARY KEY,
+  rock_id    TEXT NOT NULL UNIQUE REFERENCES cards(id) ON DELETE CASCADE,
+  status     TEXT NOT NULL CHECK (status IN ('open', 'ended')),
+  started_at REAL NOT NULL,
+  ended_at   REAL,
+  reason     TEXT,
+  epic_id    TEXT,
+  next_rock  TEXT,
+  seen_event INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE bugs (
+  card_id     TEXT PRIMARY KEY REFERENCES cards(id) ON DELETE CASCADE,
+  rock_id     TEXT NOT NULL,
+  phase_id    INTEGER REFERENCES bugfix_phases(id),
+  source      TEXT NOT NULL,
+  fingerprint TEXT,
+  filed_at    REAL NOT NULL,
+  seen        INTEGER NOT NULL DEFAULT 1,
+  seen_at     REAL NOT NULL
+);
+CREATE INDEX bugs_phase ON bugs(phase_id);
+CREATE INDEX bugs_fingerprint ON bugs(fingerprint);
+]],
+  },
 }

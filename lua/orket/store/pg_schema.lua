@@ -343,6 +343,36 @@ CREATE TABLE sandboxes (
 CREATE INDEX sandboxes_status ON sandboxes(status);
 ]],
   },
+  {
+    version = 7,
+    sqlite = 17,
+    name = "bug-fix phases and the bugs filed in them (SQLite 17)",
+    sql = [[
+CREATE TABLE bugfix_phases (
+  id         bigserial PRIMARY KEY,
+  rock_id    text NOT NULL UNIQUE REFERENCES cards(id) ON DELETE CASCADE,
+  status     text NOT NULL CHECK (status IN ('open', 'ended')),
+  started_at double precision NOT NULL,
+  ended_at   double precision,
+  reason     text,
+  epic_id    text,
+  next_rock  text,
+  seen_event bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE bugs (
+  card_id     text PRIMARY KEY REFERENCES cards(id) ON DELETE CASCADE,
+  rock_id     text NOT NULL,
+  phase_id    bigint REFERENCES bugfix_phases(id),
+  source      text NOT NULL,
+  fingerprint text,
+  filed_at    double precision NOT NULL,
+  seen        integer NOT NULL DEFAULT 1,
+  seen_at     double precision NOT NULL
+);
+CREATE INDEX bugs_phase ON bugs(phase_id);
+CREATE INDEX bugs_fingerprint ON bugs(fingerprint);
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.

@@ -1,0 +1,82 @@
+-- orket bugfix status|tick [--json]: the rocks' bug-fix phases (orket.sandboxes.phase). status
+-- shows each phase: its day, its bugs and their rate, when it ends; tick does now what
+-- orket serve's loop and each run do: opens the phases due, files what the sandboxes'
+-- health checks found, ends the phases whose time is over.
+local jsonout = require "orket.jsonout"
+local phase = require "orket.sandboxes.phase"
+local task = require "orket.task"
+
+local USAGE = "orket bugfix status|tick [--json] [-C DIR]"
+local cmd = { summary = "the rocks' bug-fix phases: status, or tick now", usage = USAGE }
+cmd.help = [[
+A rock's bug-fix phase opens when the rock is done and lasts bug_fix.days; it is extended a
+day at a time while more than bug_fix.extend_above bugs came in the last day, up to
+bug_fix.max_days (docs/sandbox.md). 'status' lists the phases. 'tick' opens the phases of
+rocks done since, files a bug for each failing health check of the sandboxes (with their last
+log lines; the same failure again is a comment on the open bug), and ends each phase whose
+time is over: the live sandboxes stop and its open bugs move to a new rock ROCK-2.
+'orket serve' ticks every bug_fix.check_interval_ms, and each run and worker at its start.
+--json prints the phases (and for tick what it did) as JSON.]]
+
+local function show(p)
+  local line = string.format("%s: %s", p.rock, p.status)
+  if p.status == "open" then
+    line = line .. string.format(", day %d, %d bug(s) (%d open), %d in the last 24 h, %.2f a day; ends %s%s",
+      p.day, p.bugs, p.open_bugs, p.rate, p.bugs_per_day, p.ends_at,
+      p.extended > 0 and string.format(" (extended %d day(s))", p.extended) or "")
+  else
+    line = line .. string.format(" %s (%s), %d bug(s), %.2f a day%s", p.ended_at, p.reason, p.bugs, p.bugs_per_day,
+      p.next_rock and ("; open bugs moved to " .. p.next_rock) or "")
+  end
+  return line
+end
+
+function cmd.run(args, cli)
+  local as_json = false
+  local dir, pos = cli.words(cmd, args, { ["--json"] = function() as_json = true end }, "an argument")
+  if not dir then return pos end
+  local sub = pos[1]
+  if sub ~= "status" and sub ~= "tick" then
+    return cli.usage_error(cmd, sub and ("unknown subcommand '" .. sub .. "'") or "bugfix needs status or tick")
+  end
+  if #pos > 1 then return cli.usage_error(cmd, "%s takes no argument", sub) end
+  local cfg, s = cli.project_settings(dir, true)
+  if not cfg then return 1 end
+  local db = cli.open_store(dir, false, sub == "status")
+  if not db then return 1 end
+  local ok, r = task.spawn(function()
+    if sub == "status" then return { phases = phase.status(db, { settings = s }) } end
+    return phase.tick(db, { settings = s, dir = dir })
+  end):join()
+  db:close()
+  if not ok then
+    cli.err("%s", tostring(r))
+    return 1
+  end
+  if as_json then
+    r.phases = jsonout.array(r.phases)
+    if r.started then
+      r.started, r.filed, r.ended = jsonout.array(r.started), jsonout.array(r.filed), jsonout.array(r.ended)
+      for _, e in ipairs(r.ended) do
+        e.moved, e.sandboxes, e.stopped = jsonout.array(e.moved), jsonout.array(e.sandboxes), jsonout.array(e.stopped)
+      end
+    end
+    io.stdout:write(jsonout.encode(r), "\n")
+    return 0
+  end
+  if sub == "tick" then
+    for _, rock in ipairs(r.started) do io.stdout:write(string.format("%s: its bug-fix phase started\n", rock)) end
+    for _, f in ipairs(r.filed) do
+      io.stdout:write(string.format("%s: %s (a failing health check)\n", f.card, f.duplicate and "seen again" or "filed"))
+    end
+    for _, e in ipairs(r.ended) do
+      io.stdout:write(string.format("%s: its bug-fix phase ended (%s)%s; %d sandbox(es) stopped\n", e.rock, e.reason,
+        e.next_rock and string.format("; %d open bug(s) moved to %s", #e.moved, e.next_rock) or "", #e.stopped))
+    end
+  end
+  if #r.phases == 0 then io.stdout:write("no bug-fix phase yet: one opens when a rock is done\n") end
+  for _, p in ipairs(r.phases) do io.stdout:write(show(p), "\n") end
+  return 0
+end
+
+return cmd

@@ -1,0 +1,431 @@
+-- orket.sandboxes.phase: a rock's bug-fix phase (docs/sandbox.md). It opens when the rock is
+-- done; bugs are issue cards in a "bugs" epic under the rock, filed by people, by the
+-- sandboxes' failing health checks (with their last log lines) and by anyone calling
+-- file_bug, an open bug with the same fingerprint getting a comment instead of a twin. A
+-- tick (orket serve's loop, each run and worker at its start, `orket bugfix tick`) opens
+-- the phases due, files what the health checks found and ends a phase by
+-- orket.sandboxes.bugfix's rule: its sandboxes stop and its open bugs move to a new
+-- phase-2 rock. Times come from orket.clock; the rows are orket.store.bugfix's.
+local uv = require "luv"
+local rt = require "orket.c.runtime"
+local cjson = require "cjson.safe"
+local task = require "orket.task"
+local config = require "orket.config"
+local clock_mod = require "orket.clock"
+local board_mod = require "orket.board"
+local cards = require "orket.store.cards"
+local ops = require "orket.store.bugfix"
+local sandboxes = require "orket.store.sandboxes"
+local rule = require "orket.sandboxes.bugfix"
+local service = require "orket.sandboxes.service"
+local DEFAULTS = require("orket.sandboxes.settings").DEFAULTS.bug_fix
+
+local M = {}
+
+M.TITLE_MAX = 500        -- bytes of a bug's title (its card's summary)
+M.BODY_MAX = 65536       -- bytes of its body (the card's description)
+M.FINGERPRINT_MAX = 256
+M.LOG_LINES = 30         -- the log lines a health bug carries ...
+M.LOG_BYTES = 8192       -- ... from at most this many of the log's last bytes
+M.EVENTS_MAX = 200       -- sandbox events turned into bugs per tick
+
+local FINAL = board_mod.FINAL
+local ENGINE = board_mod.ENGINE
+
+local function iso(t) return t and os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) or nil end
+M.iso = iso
+
+local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
+
+local function check_store(db, fname)
+  if type(db) ~= "table" or type(db.rows) ~= "function" then
+    error(string.format("bad argument #1 to '%s' (store expected)", fname), 3)
+  end
+end
+
+-- The rock bugs of `id` go to: the rock itself, or the phase-2 rock its ended phase handed
+-- its open bugs to (and so on). nil, msg, CODE for an unknown card or one not a rock.
+local function bug_rock(db, id)
+  local c = cards.head(db, id)
+  if not c then return nil, string.format("bug: no rock %q", id), "ENOENT" end
+  if c.type ~= "rock" then
+    return nil, string.format("bug: %s is an %s; bugs are filed under a rock", id, c.type), "EINVAL"
+  end
+  for _ = 1, 64 do
+    local p = ops.get(db, id)
+    if not (p and p.status == "ended" and p.next_rock) then return id, p end
+    id = p.next_rock
+  end
+  return id, ops.get(db, id)
+end
+
+-- The first of base, base-2, base-3, ... (sep: "-") that names no card, or that names a
+-- card keep(c) accepts.
+local function free_id(db, base, keep, sep)
+  for n = 1, 1000 do
+    local id = n == 1 and base or (base .. (sep or "-") .. n)
+    local c = cards.head(db, id)
+    if not c then return id, false end
+    if keep and keep(c) then return id, true end
+  end
+  error("no free card id after " .. base .. "-1000")
+end
+
+local function new_card(db, c)
+  ops.insert_card(db, c)
+  db:event { kind = "create", card = c.id, actor = "orket", data = { parent = c.parent, by = "bugfix" } }
+end
+
+-- The epic the rock's bugs go to now: an unfinished "ROCK-bugs" epic under it, else a new
+-- one (a finished epic takes no new issue): ROCK-bugs.2, ... (its issues are ROCK-bugs-N).
+local function bug_epic(db, rock, p)
+  local id, exists = free_id(db, rock .. "-bugs", function(c)
+    return c.type == "epic" and c.parent == rock and not FINAL[c.status]
+  end, ".")
+  if not exists then
+    new_card(db, { id = id, type = "epic", parent = rock, name = "Bugs",
+      summary = "Bugs found in " .. rock .. (p and "'s bug-fix phase" or "") })
+  end
+  if p and p.epic_id ~= id then ops.set_epic(db, p.id, id) end
+  return id
+end
+
+--- file_bug(db, {rock=, title=, body=, fingerprint=, source=, author=, seat=, clock=})
+---   -> card_id, duplicate | nil, msg, CODE
+--- Files a bug under the rock (an issue in its bugs epic, ready for the team), counted in
+--- the rock's bug-fix phase when one is open. A rock whose phase ended hands it to the
+--- phase-2 rock. With a fingerprint, an open bug that has the same one gets the report as
+--- a comment instead (duplicate = true). source: who found it ("person" by default,
+--- "health", "acceptance"); author: the name its card and comments carry. EINVAL for an
+--- empty or too long title, a too long body or fingerprint; ENOENT for an unknown rock.
+function M.file_bug(db, o)
+  check_store(db, "file_bug")
+  if type(o) ~= "table" then error("bad argument #2 to 'file_bug' (table expected)", 2) end
+  for _, f in ipairs { "rock", "title" } do
+    if type(o[f]) ~= "string" then error(string.format("bad argument #2 to 'file_bug' (field '%s' must be a string)", f), 2) end
+  end
+  for _, f in ipairs { "body", "fingerprint", "source", "author", "seat" } do
+    if o[f] ~= nil and type(o[f]) ~= "string" then
+      error(string.format("bad argument #2 to 'file_bug' (field '%s' must be a string)", f), 2)
+    end
+  end
+  local title = trim(o.title)
+  if title == "" then return nil, "bug: a bug needs a title (what goes wrong)", "EINVAL" end
+  if #title > M.TITLE_MAX then
+    return nil, string.format("bug: the title is %d bytes, more than %d; put the details in the body", #title,
+      M.TITLE_MAX), "EINVAL"
+  end
+  local body = o.body and o.body:find("%S") and o.body or nil
+  if body and #body > M.BODY_MAX then
+    return nil, string.format("bug: the body is %d bytes, more than %d", #body, M.BODY_MAX), "EINVAL"
+  end
+  local fp = o.fingerprint and o.fingerprint:find("%S") and o.fingerprint or nil
+  if fp and #fp > M.FINGERPRINT_MAX then
+    return nil, string.format("bug: the fingerprint is %d bytes, more than %d", #fp, M.FINGERPRINT_MAX), "EINVAL"
+  end
+  local at = (o.clock or clock_mod.system()):now()
+  local author = o.author or "orket"
+  local b = board_mod.open(db)
+  return db:tx(function()
+    local rock, p, code = bug_rock(db, o.rock)
+    if not rock then return nil, p, code end
+    if fp then
+      local same = ops.open_by_fingerprint(db, fp)
+      if same then
+        local c, cerr, ccode = b:comment(same.card_id, { author = author,
+          body = "Seen again (" .. iso(at) .. "): " .. title .. (body and ("\n\n" .. body) or "") })
+        if not c then return nil, cerr, ccode end
+        ops.seen_again(db, same.card_id, at)
+        return same.card_id, true
+      end
+    end
+    local epic = bug_epic(db, rock, p)
+    local card, cerr, ccode = b:create { parent = epic, summary = title, description = body, name = "bug",
+      seat = o.seat or ops.last_seat(db, rock), actor = { seat = author } }
+    if not card then return nil, cerr, ccode end
+    local open = p and p.status == "open" and p or nil
+    ops.insert_bug(db, { card = card.id, rock = rock, phase = open and open.id, source = o.source or "person",
+      fingerprint = fp, at = at })
+    db:event { kind = "bug_filed", card = card.id, actor = author, data = { rock = rock, phase = open and open.id,
+      source = o.source or "person", fingerprint = fp } }
+    return card.id, false
+  end)
+end
+
+-- ---- the phase's life ---------------------------------------------------------------------
+
+local function live_ids(db)
+  local out = {}
+  for _, r in ipairs(sandboxes.list(db, false)) do out[#out + 1] = r.id end
+  table.sort(out)
+  return out
+end
+
+--- start(db, rock, {clock=, settings=}) -> phase id | nil when the rock has one already:
+--- opens the rock's phase now (journal: bugfix_start). The sandboxes live now stay up.
+function M.start(db, rock, o)
+  check_store(db, "start")
+  o = o or {}
+  local at = (o.clock or clock_mod.system()):now()
+  local days = o.settings and o.settings.days or DEFAULTS.days
+  return db:tx(function()
+    local id = ops.start(db, rock, at, ops.last_event(db))
+    if not id then return false end
+    db:event { kind = "bugfix_start", card = rock, actor = "orket", data = { rock = rock, phase = id,
+      started_at = iso(at), ends_at = iso(at + days * clock_mod.DAY), sandboxes = live_ids(db) } }
+    return id
+  end) or nil
+end
+
+--- after_done(board, card_id, {clock=, settings=}) -> phase id | nil: opens the phase of
+--- the card's rock when the rock is done now (after a card's merge)
+function M.after_done(b, card_id, o)
+  local c, guard = b:get(card_id), 0
+  while c and c.type ~= "rock" and c.parent and guard < 8 do
+    c = b:get(c.parent)
+    guard = guard + 1
+  end
+  if not (c and c.type == "rock" and c.status == "done") then return nil end
+  return M.start(b.db, c.id, o)
+end
+
+-- the last lines of a sandbox's log (its socket's directory holds app.log)
+local function log_tail(row)
+  local home = row and type(row.socket) == "string" and row.socket:match("^(.*)/[^/]+$")
+  local f = home and io.open(home .. "/app.log", "rb")
+  if not f then return nil end
+  local size = f:seek("end")
+  f:seek("set", math.max(0, size - M.LOG_BYTES))
+  local text = f:read("a") or ""
+  f:close()
+  local lines = {}
+  for l in text:gmatch("[^\n]*") do lines[#lines + 1] = l end
+  if size > M.LOG_BYTES then table.remove(lines, 1) end -- cut in the middle
+  while #lines > 0 and lines[#lines] == "" do lines[#lines] = nil end
+  local from = math.max(1, #lines - M.LOG_LINES + 1)
+  return table.concat(lines, "\n", from)
+end
+
+-- A failing health check or an app that exited, as a bug report | nil (a sandbox whose
+-- owner went away did not fail on its own).
+local function health_report(db, ev, at)
+  local d = cjson.decode(ev.data or "") or {}
+  if type(d) ~= "table" then return nil end
+  if ev.kind == "sandbox_exit" and d.code == nil and d.signal == nil then return nil end
+  local target = type(d.target) == "string" and d.target or "main"
+  local detail = type(d.detail) == "string" and d.detail:sub(1, 300)
+    or (ev.kind == "sandbox_exit" and "the app exited" or "unhealthy")
+  local row = math.tointeger(d.id) and sandboxes.get(db, math.tointeger(d.id))
+  local tail = log_tail(row)
+  local what = ev.kind == "sandbox_exit" and "ended" or "failed its health check"
+  local body = string.format("Sandbox %s (%s) %s at %s: %s\n", tostring(d.id), target, what, iso(at), detail)
+  if tail and tail ~= "" then body = body .. "\nIts last log lines:\n\n```\n" .. tail .. "\n```\n" end
+  return { title = string.format("sandbox %s: %s", target, detail), body = body:sub(1, M.BODY_MAX),
+    -- the same failure again is the same bug: numbers that change between runs (ports,
+    -- pids, sizes) are left out
+    fingerprint = ("health " .. target .. " " .. ev.kind .. " " .. detail:gsub("%d%d%d%d+", "#")):sub(1, M.FINGERPRINT_MAX) }
+end
+
+-- Files what the sandboxes' health checks found since the phase last looked.
+local function file_health(db, p, at, filed)
+  local evs = ops.sandbox_events(db, p.seen_event, M.EVENTS_MAX)
+  if #evs == 0 then return end
+  local reports = {}
+  for _, ev in ipairs(evs) do reports[#reports + 1] = health_report(db, ev, at) end
+  -- taken in the same transaction as the bugs: two tickers never file them twice
+  local ok, err = db:tx(function()
+    if not ops.take_events(db, p.id, p.seen_event, evs[#evs].id) then return false end
+    for _, r in ipairs(reports) do
+      local id, dup_or_err, code = M.file_bug(db, { rock = p.rock_id, title = r.title, body = r.body,
+        fingerprint = r.fingerprint, source = "health", clock = { now = function() return at end } })
+      if not id then return nil, dup_or_err, code end
+      filed[#filed + 1] = { card = id, duplicate = dup_or_err, rock = p.rock_id, source = "health" }
+    end
+    return true
+  end)
+  if ok == nil then error(err, 0) end
+end
+
+-- Ends phase p (its status st says why): its open issues move to a new phase-2 rock, with
+-- their ids and history; the epics they left follow. Returns what it did, or nil when
+-- another process ended it first.
+local function finish(db, p, st, at)
+  local b = board_mod.open(db)
+  local out
+  local ok, err = db:tx(function()
+    local open = ops.open_cards(db, p.rock_id)
+    local next_rock, epic
+    local left = {}
+    if #open > 0 then
+      next_rock = free_id(db, p.rock_id .. "-2")
+      local rock = cards.head(db, p.rock_id)
+      new_card(db, { id = next_rock, type = "rock", name = "Bug-fix phase 2 of " .. p.rock_id,
+        summary = "The bugs still open when " .. p.rock_id .. "'s bug-fix phase ended", seat = rock and rock.seat })
+      epic = next_rock .. "-bugs"
+      new_card(db, { id = epic, type = "epic", parent = next_rock, name = "Bugs",
+        summary = "Bugs carried over from " .. p.rock_id })
+      for _, id in ipairs(open) do
+        local c = cards.head(db, id)
+        left[c.parent] = true
+        ops.move_card(db, id, epic)
+        db:event { kind = "bug_moved", card = id, actor = "orket", data = { from = c.parent, to = epic,
+          rock = next_rock } }
+      end
+    end
+    if not ops.finish(db, p.id, at, st.reason, next_rock) then return false end
+    for e in pairs(left) do
+      if #b:children(e) == 0 then
+        local moved, merr, mcode = b:transition(e, "canceled", { actor = ENGINE,
+          note = "its open issues moved to " .. next_rock })
+        if not moved then return nil, merr, mcode end
+      else
+        b:follow(e)
+      end
+    end
+    if epic then b:follow(epic) end
+    local stop = #ops.list(db, true) == 0 and live_ids(db) or {}
+    out = { rock = p.rock_id, phase = p.id, reason = st.reason, next_rock = next_rock, moved = open, sandboxes = stop }
+    db:event { kind = "bugfix_end", card = p.rock_id, actor = "orket", data = { rock = p.rock_id, phase = p.id,
+      reason = st.reason, ended_at = iso(at), next_rock = next_rock, moved = open, sandboxes = stop } }
+    return true
+  end)
+  if ok == nil then error(err, 0) end
+  return ok and out or nil
+end
+
+local function settings_of(o)
+  if o.settings then return o.settings.bug_fix or o.settings end
+  local _, s = config.settings(o.dir or ".", true)
+  if type(s) ~= "table" then error("bugfix: " .. tostring(s), 0) end
+  return s.bug_fix
+end
+
+-- one phase's status as the CLI and the API show it
+local function describe(db, p, bf, now)
+  local times = ops.times(db, p.id)
+  local bugs = ops.bugs(db, p.id)
+  local open = 0
+  for _, x in ipairs(bugs) do if not FINAL[x.status] then open = open + 1 end end
+  local out = { rock = p.rock_id, phase = p.id, status = p.status, started_at = iso(p.started_at),
+    bugs = #bugs, open_bugs = open, epic = p.epic_id }
+  if p.status == "ended" then
+    out.ended_at, out.reason, out.next_rock = iso(p.ended_at), p.reason, p.next_rock
+    out.days = (p.ended_at - p.started_at) / clock_mod.DAY
+    out.bugs_per_day = #times / math.max(1, out.days)
+  else
+    local st = rule.status(p.started_at, times, now, bf)
+    out.day, out.rate, out.bugs_per_day, out.ends_at, out.extended = st.day, st.rate, st.overall, iso(st.ends_at),
+      st.extended
+  end
+  return out, times
+end
+
+--- status(db, {settings=, dir=, clock=}) -> the phases, oldest first: {rock, phase, status
+--- ("open"|"ended"), started_at, day, rate (bugs in the last 24 hours), bugs_per_day, ends_at,
+--- extended, bugs, open_bugs, epic; once ended: ended_at, reason, next_rock}
+function M.status(db, o)
+  check_store(db, "status")
+  o = o or {}
+  local bf = settings_of(o)
+  local now = (o.clock or clock_mod.system()):now()
+  local out = {}
+  for _, p in ipairs(ops.list(db, false)) do out[#out + 1] = (describe(db, p, bf, now)) end
+  return out
+end
+
+--- tick(db, {dir=, settings=, clock=, stop=}) -> {started={rock...}, filed={{card=,
+--- duplicate=, rock=, source=}...}, ended={{rock=, reason=, next_rock=, moved={...},
+--- sandboxes={...}}...}, phases=status(...)}
+--- Opens the phases of rocks done and without one, files the bugs the sandboxes' health
+--- checks found (the newest open phase takes them), and ends each phase whose time is
+--- over: its open bugs move to a phase-2 rock and, when no other phase is open, the live
+--- sandboxes stop (stop(db, id), by default orket.sandboxes.service's, which waits: call
+--- it in a task). Raises on a store error.
+function M.tick(db, o)
+  check_store(db, "tick")
+  o = o or {}
+  local bf = settings_of(o)
+  local clk = o.clock or clock_mod.system()
+  local report = { started = {}, filed = {}, ended = {} }
+  for _, rock in ipairs(ops.unstarted(db)) do
+    if M.start(db, rock, { clock = clk, settings = bf }) then report.started[#report.started + 1] = rock end
+  end
+  local open = ops.list(db, true)
+  local now = clk:now()
+  if #open > 0 then file_health(db, open[#open], now, report.filed) end
+  for _, p in ipairs(ops.list(db, true)) do
+    local st = rule.status(p.started_at, ops.times(db, p.id), now, bf)
+    if st.ended then
+      local done = finish(db, p, st, now)
+      if done then report.ended[#report.ended + 1] = done end
+    end
+  end
+  local stop = o.stop or service.stop
+  for _, e in ipairs(report.ended) do
+    e.stopped = {}
+    for _, id in ipairs(e.sandboxes) do
+      local ok, serr = stop(db, id)
+      e.stopped[#e.stopped + 1] = { id = id, ok = ok and true or false, error = not ok and serr or nil }
+    end
+  end
+  report.phases = M.status(db, { settings = bf, clock = clk })
+  return report
+end
+
+--- at_start(db, settings, dir, emit): a tick at a run's or a worker's start, what it did
+--- told as events {type="bugfix", action="start"|"bug"|"end"|"error", ...}; a failed tick
+--- is an event too and the run goes on (the phases wait for the next tick)
+function M.at_start(db, settings, dir, emit)
+  local ok, r = pcall(M.tick, db, { settings = settings, dir = dir })
+  if not ok then
+    emit { type = "bugfix", action = "error", message = tostring(r) }
+    return
+  end
+  for _, rock in ipairs(r.started) do emit { type = "bugfix", action = "start", rock = rock } end
+  for _, f in ipairs(r.filed) do
+    emit { type = "bugfix", action = "bug", card = f.card, duplicate = f.duplicate, rock = f.rock }
+  end
+  for _, e in ipairs(r.ended) do
+    emit { type = "bugfix", action = "end", rock = e.rock, reason = e.reason, next_rock = e.next_rock,
+      moved = #e.moved, stopped = #e.stopped }
+  end
+end
+
+--- ticker{db=, dir=, log=fn(fields), stop=} -> {close=fn}: ticks every bug_fix.check_interval_ms
+--- (read again from orket.lua each time) on the loop, each tick in a task of its own, the
+--- first at once; a failed tick is logged and the next one comes as usual. stop: as
+--- tick's (orket serve stops the sandboxes it owns itself).
+function M.ticker(o)
+  local timer = uv.new_timer()
+  local closed, busy = false, false
+  local function arm(ms)
+    if not closed then timer:start(ms, 0, function()
+      busy = true
+      task.spawn(function()
+        local interval = DEFAULTS.check_interval_ms
+        local ok, err = pcall(function()
+          local cfg, s = config.settings(o.dir, true)
+          if not cfg then error(tostring(s), 0) end
+          interval = s.bug_fix.check_interval_ms
+          local r = M.tick(o.db, { settings = s, dir = o.dir, stop = o.stop })
+          for _, rock in ipairs(r.started) do o.log { event = "bugfix_start", rock = rock } end
+          for _, f in ipairs(r.filed) do o.log { event = "bug_filed", card = f.card, duplicate = f.duplicate, rock = f.rock } end
+          for _, e in ipairs(r.ended) do o.log { event = "bugfix_end", rock = e.rock, next_rock = e.next_rock, reason = e.reason } end
+        end)
+        if not ok and not closed then o.log { event = "error", message = "bug-fix phase: " .. tostring(err) } end
+        busy = false
+        arm(interval)
+      end)
+    end) end
+  end
+  timer:unref()
+  arm(0)
+  -- close(): no tick after it; one in flight is waited for (the store closes next)
+  return { close = function()
+    closed = true
+    if not timer:is_closing() then timer:close() end
+    if busy then task.spawn(function() while busy do rt.sleep(20) end end):join() end
+  end }
+end
+
+return M

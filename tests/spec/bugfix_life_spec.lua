@@ -1,0 +1,276 @@
+-- A rock's bug-fix phase (orket.sandboxes.phase) on the store under test (tests.backends):
+-- it opens when the rock is done, bugs are filed by people and by failing health checks
+-- (deduplicated by fingerprint), and it ends on a clock the test moves: its open bugs go to
+-- a phase-2 rock with their history, its sandboxes are stopped.
+local H = require "tests.helpers"
+local phase = require "orket.sandboxes.phase"
+local clock_mod = require "orket.clock"
+local board_mod = require "orket.board"
+local imports = require "orket.store.imports"
+local cards = require "orket.store.cards"
+local sbops = require "orket.store.sandboxes"
+
+local DAY = clock_mod.DAY
+local SETTINGS = { days = 7, extend_above = 1.0, max_days = 28, check_interval_ms = 60000 }
+
+-- a store with rock R (epic E, issues E-1 and E-2 with seat developer) and rock Q not done
+local function board(done)
+  local db = require("tests.backends").open_store()
+  imports.insert_card(db, { id = "R", type = "rock", name = "rock", priority = 2 })
+  imports.insert_card(db, { id = "E", type = "epic", parent = "R", name = "E", priority = 2 })
+  imports.insert_card(db, { id = "Q", type = "rock", name = "other", priority = 2 })
+  for i = 1, 2 do
+    imports.insert_card(db, { id = "E-" .. i, type = "issue", parent = "E", name = "e" .. i, priority = 2,
+      seat = "developer" })
+  end
+  if done ~= false then
+    for _, id in ipairs { "E-1", "E-2", "E", "R" } do cards.set_status(db, id, "done", nil, "developer", 0) end
+  end
+  return db, board_mod.open(db)
+end
+
+local function kinds(db, kind)
+  local out = {}
+  for _, ev in ipairs(db:events {}) do
+    if ev.kind == kind then out[#out + 1] = ev end
+  end
+  return out
+end
+
+local function tick(db, c, stopped)
+  return phase.tick(db, { settings = SETTINGS, clock = c, stop = function(_, id)
+    stopped[#stopped + 1] = id
+    return true
+  end })
+end
+
+describe("the bug-fix phase", function()
+  after_each(H.cleanup)
+
+  it("opens once when its rock is done, not before", function()
+    local db, b = board(false)
+    local c = clock_mod.new()
+    local r = tick(db, c, {})
+    assert.same({}, r.started)
+    assert.same({}, r.phases)
+    for _, id in ipairs { "E-1", "E-2", "E", "R" } do cards.set_status(db, id, "done", nil, "developer", 0) end
+    r = tick(db, c, {})
+    assert.same({ "R" }, r.started)
+    assert.equal(1, #r.phases)
+    assert.equal("open", r.phases[1].status)
+    assert.equal(1, r.phases[1].day)
+    assert.equal(phase.iso(c:now() + 7 * DAY), r.phases[1].ends_at)
+    r = tick(db, c, {})
+    assert.same({}, r.started)
+    local ev = kinds(db, "bugfix_start")
+    assert.equal(1, #ev)
+    assert.equal("R", ev[1].card)
+    assert.equal("R", ev[1].data.rock)
+    -- after a merge: the card's rock, done now, already has its phase
+    assert.is_nil(phase.after_done(b, "E-1", { clock = c }))
+    db:close()
+  end)
+
+  it("files bugs from people as ready issues in a bugs epic under the rock, counted per day", function()
+    local db, b = board()
+    local c = clock_mod.new()
+    tick(db, c, {})
+    local id, dup = phase.file_bug(db, { rock = "R", title = "  The list is empty  ", body = "Steps: open /",
+      author = "ann", clock = c })
+    assert.equal("R-bugs-1", id)
+    assert.is_false(dup)
+    local card = b:get(id)
+    assert.equal("ready", card.status)
+    assert.equal("The list is empty", card.summary)
+    assert.equal("Steps: open /", card.description)
+    assert.equal("developer", card.seat) -- the seat that worked the rock
+    assert.equal("R", b:get("R-bugs").parent)
+    assert.equal("epic", b:get("R-bugs").type)
+    assert.equal(1, #assert(b:ready("R")))
+    c:advance(3600)
+    phase.file_bug(db, { rock = "R", title = "second", clock = c })
+    local st = phase.status(db, { settings = SETTINGS, clock = c })[1]
+    assert.equal(2, st.bugs)
+    assert.equal(2, st.open_bugs)
+    assert.equal(2, st.rate)
+    assert.equal("R-bugs", st.epic)
+    -- once the bugs epic is done, the next bug goes to a new one
+    for _, x in ipairs { "R-bugs-1", "R-bugs-2", "R-bugs" } do cards.set_status(db, x, "done", nil, "developer", 0) end
+    id = phase.file_bug(db, { rock = "R", title = "third", clock = c })
+    assert.equal("R-bugs.2-1", id)
+    assert.equal("R", b:get("R-bugs.2").parent)
+    db:close()
+  end)
+
+  it("refuses bad reports with clear errors and misuse with argument errors", function()
+    local db = board()
+    local ok, msg, code = phase.file_bug(db, { rock = "NOPE", title = "x" })
+    assert.is_nil(ok)
+    assert.equal("ENOENT", code)
+    assert.equal('bug: no rock "NOPE"', msg)
+    ok, msg, code = phase.file_bug(db, { rock = "E", title = "x" })
+    assert.equal("EINVAL", code)
+    assert.equal("bug: E is an epic; bugs are filed under a rock", msg)
+    ok, msg, code = phase.file_bug(db, { rock = "R", title = " \n " })
+    assert.equal("EINVAL", code)
+    assert.matches("needs a title", msg)
+    ok, msg, code = phase.file_bug(db, { rock = "R", title = "x", body = ("b"):rep(phase.BODY_MAX + 1) })
+    assert.equal("EINVAL", code)
+    assert.equal("bug: the body is 65537 bytes, more than 65536", msg)
+    ok, msg, code = phase.file_bug(db, { rock = "R", title = ("t"):rep(phase.TITLE_MAX + 1) })
+    assert.equal("EINVAL", code)
+    assert.matches("the title is 501 bytes", msg)
+    assert.has_error(function() phase.file_bug(db, { rock = 1, title = "x" }) end,
+      "bad argument #2 to 'file_bug' (field 'rock' must be a string)")
+    assert.has_error(function() phase.file_bug(nil, {}) end, "bad argument #1 to 'file_bug' (store expected)")
+    assert.is_nil(cards.head(db, "R-bugs")) -- nothing half-written
+    db:close()
+  end)
+
+  it("comments on an open bug with the same fingerprint instead of filing it again", function()
+    local db, b = board()
+    local c = clock_mod.new()
+    tick(db, c, {})
+    local a = phase.file_bug(db, { rock = "R", title = "crash on save", fingerprint = "fp1", clock = c })
+    local a2, dup = phase.file_bug(db, { rock = "R", title = "crash on save", body = "again", fingerprint = "fp1",
+      clock = c })
+    assert.equal(a, a2)
+    assert.is_true(dup)
+    local com = b:comments(a)
+    assert.equal(1, #com)
+    assert.matches("^Seen again %(.-%): crash on save\n\nagain$", com[1].body)
+    assert.equal(1, phase.status(db, { settings = SETTINGS, clock = c })[1].bugs)
+    -- fixed: the same failure later is a new bug
+    cards.set_status(db, a, "done", nil, "developer", 0)
+    local a3, dup3 = phase.file_bug(db, { rock = "R", title = "crash on save", fingerprint = "fp1", clock = c })
+    assert.are_not.equal(a, a3)
+    assert.is_false(dup3)
+    db:close()
+  end)
+
+  it("files a failing health check with the log's last lines, once per failure and deduplicated", function()
+    local db, b = board()
+    local c = clock_mod.new()
+    local dir = H.tmpdir()
+    tick(db, c, {})
+    local sid = sbops.insert(db, { target = "main", port = 8080, socket = dir .. "/app.sock", command = "[]" })
+    local log = {}
+    for i = 1, 50 do log[#log + 1] = "line " .. i end
+    H.write(dir .. "/app.log", table.concat(log, "\n") .. "\n")
+    local function unhealthy(detail)
+      db:tx(function()
+        db:event { kind = "sandbox_unhealthy", data = { id = sid, target = "main", detail = detail } }
+        return true
+      end)
+    end
+    unhealthy("HTTP 500")
+    local r = tick(db, c, {})
+    assert.equal(1, #r.filed)
+    assert.is_false(r.filed[1].duplicate)
+    local card = b:get(r.filed[1].card)
+    assert.equal("sandbox main: HTTP 500", card.summary)
+    assert.matches("line 50\n```", card.description, nil, true)
+    assert.matches("line 21\n", card.description, nil, true)
+    assert.is_nil(card.description:find("line 20\n", 1, true)) -- the last 30 lines
+    -- nothing new: nothing filed
+    assert.equal(0, #tick(db, c, {}).filed)
+    -- the same failure again: a comment; an owner gone (no exit status) is no bug
+    unhealthy("HTTP 500")
+    db:tx(function()
+      db:event { kind = "sandbox_exit", data = { id = sid, target = "main", detail = "its owner is gone" } }
+      return true
+    end)
+    r = tick(db, c, {})
+    assert.equal(1, #r.filed)
+    assert.is_true(r.filed[1].duplicate)
+    assert.equal(card.id, r.filed[1].card)
+    assert.equal(1, #b:comments(card.id))
+    -- an app that ended by itself is another bug
+    db:tx(function()
+      db:event { kind = "sandbox_exit", data = { id = sid, target = "main", detail = "the app exited (status 3)", code = 3 } }
+      return true
+    end)
+    r = tick(db, c, {})
+    assert.equal(1, #r.filed)
+    assert.is_false(r.filed[1].duplicate)
+    assert.equal("sandbox main: the app exited (status 3)", b:get(r.filed[1].card).summary)
+    db:close()
+  end)
+
+  it("ends after bug_fix.days: sandboxes stopped, open bugs moved to a phase-2 rock with their history", function()
+    local db, b = board()
+    local c = clock_mod.new()
+    tick(db, c, {})
+    local sid = sbops.insert(db, { target = "main", port = 8080, socket = "/nowhere/app.sock", command = "[]" })
+    local fixed = phase.file_bug(db, { rock = "R", title = "fixed one", clock = c })
+    local open = phase.file_bug(db, { rock = "R", title = "open one", fingerprint = "fp", clock = c })
+    b:comment(open, { author = "ann", body = "still there" })
+    cards.set_status(db, fixed, "done", nil, "developer", 0)
+    local stopped = {}
+    c:advance(7 * DAY - 60)
+    local r = tick(db, c, stopped)
+    assert.same({}, r.ended)
+    assert.equal(7, r.phases[1].day)
+    c:advance(61)
+    r = tick(db, c, stopped)
+    assert.equal(1, #r.ended)
+    local e = r.ended[1]
+    assert.equal("R-2", e.next_rock)
+    assert.equal("bug_fix.days (7) passed", e.reason)
+    assert.same({ open }, e.moved)
+    assert.same({ sid }, stopped)
+    assert.equal("rock", b:get("R-2").type)
+    assert.equal("R-2", b:get("R-2-bugs").parent)
+    local moved = b:get(open)
+    assert.equal("R-2-bugs", moved.parent)
+    assert.equal("ready", moved.status)
+    assert.equal("still there", b:comments(open)[1].body) -- its history kept
+    assert.equal("R-bugs", b:get(fixed).parent)
+    assert.equal("done", b:get("R-bugs").status) -- what is left of it is done
+    local st = phase.status(db, { settings = SETTINGS, clock = c })[1]
+    assert.equal("ended", st.status)
+    assert.equal("R-2", st.next_rock)
+    assert.equal(1, #kinds(db, "bugfix_end"))
+    assert.same({ sid }, kinds(db, "bugfix_end")[1].data.sandboxes)
+    -- ended once; bugs for R now go to R-2, and the same fingerprint is still the open bug
+    assert.same({}, tick(db, c, stopped).ended)
+    local again, dup = phase.file_bug(db, { rock = "R", title = "open one", fingerprint = "fp", clock = c })
+    assert.equal(open, again)
+    assert.is_true(dup)
+    local new = phase.file_bug(db, { rock = "R", title = "after the end", clock = c })
+    assert.equal("R-2-bugs", b:get(new).parent)
+    db:close()
+  end)
+
+  it("is extended while more bugs than extend_above come a day, up to max_days", function()
+    local db = board()
+    local c = clock_mod.new()
+    tick(db, c, {})
+    c:advance(7 * DAY - 3600)
+    phase.file_bug(db, { rock = "R", title = "one", clock = c })
+    phase.file_bug(db, { rock = "R", title = "two", clock = c })
+    c:advance(3601)
+    local r = tick(db, c, {})
+    assert.same({}, r.ended)
+    assert.equal(1, r.phases[1].extended)
+    c:advance(DAY)
+    r = tick(db, c, {})
+    assert.equal(1, #r.ended)
+    assert.matches("not above bug_fix.extend_above", r.ended[1].reason)
+    assert.equal("R-2", r.ended[1].next_rock)
+    db:close()
+  end)
+
+  it("ends with nothing to move when every bug is finished", function()
+    local db, b = board()
+    local c = clock_mod.new()
+    tick(db, c, {})
+    c:advance(8 * DAY)
+    local r = tick(db, c, {})
+    assert.equal(1, #r.ended)
+    assert.is_nil(r.ended[1].next_rock)
+    assert.same({}, r.ended[1].moved)
+    assert.is_nil(b:get("R-2"))
+    db:close()
+  end)
+end)
