@@ -1,8 +1,9 @@
 #!/bin/sh
 # Runs the notes-web example in a fresh copy: import, run the rock with the scripted model
-# (the epic done deploys main's tree to a sandbox), use the service through the sandbox's
-# socket, file a bug found there, run it (the fix is deployed in place of the first), and
-# print how to reach the sandbox and stop it. The binary's path is given as the first
+# (the epic done deploys main's tree to a sandbox, and the cards' acceptance checks run
+# against it), use the service through the sandbox's socket, file a bug found there in the
+# rock's bug-fix phase, run it (the fix is deployed in place of the first), and print how
+# to reach the sandbox and stop it. The binary's path is given as the first
 # argument (orket need not be on PATH); curl, when installed, shows the requests.
 set -e
 BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -45,10 +46,12 @@ try POST /notes '{"text": "buy milk"}'
 try POST /notes '{"text": ""}'
 try GET /notes
 echo
-echo "an empty note was accepted: a bug is filed (bugs/empty-notes.json) and worked"
-cp bugs/empty-notes.json epics/
-"$BIN" import .
-"$BIN" run BUG
+echo "the rock is done: its bug-fix phase is open"
+"$BIN" bugfix status
+echo
+echo "an empty note was accepted: a bug is filed under the rock and worked"
+"$BIN" bug NOTESWEB "BUG: empty notes are accepted" --body "POST /notes with an empty text answers 201"
+"$BIN" run NOTESWEB
 OLD=$ID
 ID=$(healthy_after "$OLD")
 echo

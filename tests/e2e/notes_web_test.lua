@@ -1,8 +1,10 @@
 -- examples/notes-web end to end: the scripted team builds the web notes service, the epic
 -- done deploys it to a sandbox, which serves the app through its socket and through `orket
--- serve`'s proxy; a filed bug is worked and its fix deployed in place of the first sandbox;
--- stopping it leaves nothing of it in the process table; its page opens in Chromium from
--- the web board's link. Needs a kernel with network and user namespaces and python3 (the
+-- serve`'s proxy; the cards' acceptance checks pass against it (HTTP, and Chromium where it
+-- is installed); the rock done opens its bug-fix phase, a bug filed with `orket bug` is
+-- worked and its fix deployed in place of the first sandbox; the clock moved past the
+-- phase's end stops it, leaving nothing in the process table; its page opens in Chromium
+-- from the web board's link. Needs a kernel with network and user namespaces and python3 (the
 -- example's service is Python's standard library); the browser part, Chromium.
 local H = require "tests.helpers"
 local cjson = require "cjson"
@@ -76,6 +78,24 @@ local function tree_of(dir)
   return out
 end
 
+local DAY = 86400
+
+-- the card's journal entries of one kind, oldest first
+local function history(dir, card, kind)
+  local out = {}
+  for _, ev in ipairs(H.card_json(dir, card).history) do
+    if ev.kind == kind then out[#out + 1] = ev end
+  end
+  return out
+end
+
+-- `orket bugfix VERB --json`, decoded
+local function bugfix(dir, verb, env)
+  local r = H.orket("bugfix " .. verb .. " --json", { cwd = dir, env = env })
+  assert.equal(0, r.status, r.stderr)
+  return cjson.decode(r.stdout)
+end
+
 local function events(out)
   local evs = {}
   for line in (out or ""):gmatch("[^\n]+") do
@@ -95,10 +115,13 @@ describe("examples/notes-web", function()
     H.cleanup()
   end)
 
-  it("is built to done, deployed, used, fixed after a filed bug, redeployed, and stopped cleanly", function()
+  it("is built to done, deployed, checked by use, fixed after a filed bug, redeployed, and its phase ends", function()
     if skip then return pending(skip) end
     local dir = H.example("notes-web")
-    local r = H.orket("run NOTESWEB", { cwd = dir })
+    local clockfile = H.tmpdir() .. "/clock"
+    H.write(clockfile, "0\n")
+    local env = { ORKET_CLOCK_OFFSET_FILE = clockfile }
+    local r = H.orket("run NOTESWEB", { cwd = dir, env = env })
     assert.equal(0, r.status, r.stdout .. r.stderr)
     local deploys = {}
     for _, e in ipairs(events(r.stdout)) do
@@ -117,15 +140,19 @@ describe("examples/notes-web", function()
     local sock = first.socket
     local st, text = request(sock, "GET", "/health")
     assert.equal(200, st, text)
+    -- (the acceptance checks below added notes of their own first)
     st, text = request(sock, "POST", "/notes", { text = "buy <milk>" })
     assert.equal(201, st, text)
-    assert.same({ id = 1, text = "buy <milk>" }, cjson.decode(text))
+    local n = math.tointeger(cjson.decode(text).id)
+    assert.same({ id = n, text = "buy <milk>" }, cjson.decode(text))
     st, text = request(sock, "GET", "/notes")
     assert.equal(200, st)
-    assert.same({ { id = 1, text = "buy <milk>" } }, cjson.decode(text))
+    local all = cjson.decode(text)
+    assert.same({ id = n, text = "buy <milk>" }, all[#all])
     st, text = request(sock, "GET", "/")
     assert.equal(200, st)
-    assert.matches('<ul id="notes"><li data-id="1">buy &lt;milk&gt;</li></ul>', text, 1, true)
+    assert.matches('<ul id="notes">', text, 1, true)
+    assert.matches('<li data-id="' .. n .. '">buy &lt;milk&gt;</li></ul>', text, 1, true)
     assert.matches('<form method="post" action="notes">', text, 1, true)
     st, text = request(sock, "POST", "/notes", "not an object")
     assert.equal(400, st, text)
@@ -140,7 +167,9 @@ describe("examples/notes-web", function()
     local base = s.url .. "/v1/sandboxes/" .. math.tointeger(first.id) .. "/app"
     st, text = H.fetch { url = base .. "/notes", headers = { "Authorization: Bearer " .. viewer }, total_timeout_ms = 20000 }
     assert.equal(200, st, text)
-    assert.equal("buy <milk>", cjson.decode(text)[1].text)
+    local seen
+    for _, note in ipairs(cjson.decode(text)) do seen = seen or (note.text == "buy <milk>") end
+    assert.is_true(seen, text)
     st, text = H.fetch { url = base .. "/", headers = { "Authorization: Bearer " .. viewer }, total_timeout_ms = 20000 }
     assert.equal(200, st, text)
     assert.matches('id="notes"', text, 1, true)
@@ -151,20 +180,37 @@ describe("examples/notes-web", function()
     assert.equal(401, (H.fetch { url = base .. "/notes", total_timeout_ms = 5000 }))
     assert.equal(0, s.stop())
 
-    -- ACCEPTANCE BY USE (#29 item 5) goes here once issues carry sandbox_checks: the example
-    -- keeps them in sandbox_checks.json (WEB-2, WEB-3: HTTP and Chromium checks) until the
-    -- epic files take that field; this test should then see them pass on the cards.
+    -- acceptance by use: the deploy's owner ran the checks of the cards it brought (WEB-2's
+    -- over HTTP, WEB-3's over HTTP and in Chromium where it is installed), and they passed
+    for _, id in ipairs { "WEB-2", "WEB-3" } do
+      local ev = H.wait_for(function() return history(dir, id, "sandbox_check")[1] end, id .. "'s checks", 3000)
+      assert.is_true(ev.data.passed, cjson.encode(ev.data))
+      assert.equal("passed", ev.data.outcome)
+      assert.equal(math.tointeger(first.id), math.tointeger(ev.data.sandbox))
+      assert.equal(id == "WEB-2" and 3 or 2, #ev.data.results)
+      if id == "WEB-3" and WD.available() then
+        local b = ev.data.results[2]
+        assert.equal("browser", b.kind)
+        assert.is_true(b.ok, b.detail)
+        local png = H.read(b.screenshot)
+        assert.truthy(png and png:sub(1, 8) == "\137PNG\r\n\26\n", "a PNG screenshot at " .. tostring(b.screenshot))
+      end
+    end
 
-    -- a bug filed against the running service (today as an epic file; the bug-fix phase's
-    -- `orket bug NOTESWEB "..."` files it under the rock) is worked, and its fix replaces the
-    -- sandbox
+    -- the rock done opened its bug-fix phase; a person files the bug found above with
+    -- `orket bug`, the next run works it, and its fix replaces the sandbox
+    local t = bugfix(dir, "status", env)
+    assert.equal("NOTESWEB", t.phases[1].rock)
+    assert.equal("open", t.phases[1].status)
     local running = tree_of(dir)
     assert.truthy(#running >= 3, "the runner, its helper and the app: " .. #running)
-    os.execute("cp " .. H.quote(dir .. "/bugs/empty-notes.json") .. " " .. H.quote(dir .. "/epics/"))
-    assert.equal(0, H.orket("import", { cwd = dir }).status)
-    r = H.orket("run BUG", { cwd = dir })
+    r = H.orket("bug NOTESWEB 'BUG: empty notes are accepted' --body 'POST /notes with an empty text answers 201'",
+      { cwd = dir, env = env })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("NOTESWEB-bugs-1 filed; 'orket run NOTESWEB' works it\n", r.stdout)
+    r = H.orket("run NOTESWEB", { cwd = dir, env = env })
     assert.equal(0, r.status, r.stdout .. r.stderr)
-    assert.equal("done", H.card_json(dir, "BUG-1").card.status)
+    assert.equal("done", H.card_json(dir, "NOTESWEB-bugs-1").card.status)
     local second = healthy(dir, { [math.tointeger(first.id)] = true })
     H.wait_for(function()
       for _, row in ipairs(list(dir, true)) do
@@ -181,18 +227,23 @@ describe("examples/notes-web", function()
     -- the first sandbox's processes are gone with it
     for _, p in ipairs(running) do assert.is_false(H.alive(p.pid), p.args) end
 
-    -- THE BUG-FIX PHASE (#29 item 6) goes here: the rock done starts it, the test moves the
-    -- clock (ORKET_CLOCK_OFFSET_FILE) past bug_fix.days, and the phase's end stops the
-    -- sandboxes and moves open bugs to a phase-2 rock.
-
-    -- stopped: nothing of it is left running, no app and no runner
+    -- the phase counted the bug; a week and a day later it is over: its sandboxes stop,
+    -- and with nothing left open no bug moves on
+    t = bugfix(dir, "status", env)
+    assert.equal(1, t.phases[1].bugs)
+    assert.equal(0, t.phases[1].open_bugs)
     local live = tree_of(dir)
     assert.truthy(#live >= 3, "the second sandbox's processes: " .. #live)
-    r = H.orket("sandbox stop " .. math.tointeger(second.id), { cwd = dir })
-    assert.equal(0, r.status, r.stderr)
+    H.write(clockfile, tostring(8 * DAY) .. "\n")
+    t = bugfix(dir, "tick", env)
+    assert.equal(1, #t.ended)
+    assert.equal("bug_fix.days (7) passed", t.ended[1].reason)
+    assert.same({}, t.ended[1].moved)
+    assert.same({ second.id }, t.ended[1].sandboxes)
     H.wait_for(function() return #tree_of(dir) == 0 end, "the sandbox's processes to end")
     for _, p in ipairs(live) do assert.is_false(H.alive(p.pid), p.args) end
     assert.equal(0, #list(dir))
+    assert.equal("ended", bugfix(dir, "status", env).phases[1].status)
   end)
 
   it("shows its page in Chromium through the web board's link, the notes escaped", function()
@@ -247,7 +298,8 @@ describe("examples/notes-web", function()
     if stop then os.execute(stop .. " >/dev/null 2>&1") end
     assert.matches("\nexit 0\n$", out)
     assert.matches("the epic is done and deployed: sandbox 1\n", out, 1, true)
-    assert.matches('{"id": 2, "text": ""}  (HTTP 201)', out, 1, true) -- the bug, shown
+    assert.matches(', "text": ""}  (HTTP 201)', out, 1, true) -- the bug, shown (the checks' notes came first)
+    assert.matches("NOTESWEB-bugs-1 filed", out, 1, true)
     assert.matches("the fix is deployed: sandbox 2 (sandbox 1 was stopped)", out, 1, true)
     assert.matches('text must not be empty"}  (HTTP 400)', out, 1, true)
     assert.truthy(project_dir and project_dir:find(tmp, 1, true) == 1, out)
