@@ -4,16 +4,17 @@
 // board only for new cards or a lost stream); a 429 pauses it for the Retry-After. Operators get
 // every card action the API has (move, comment, answer, approve or deny a held tool call,
 // retry, cancel) and start, stop and resume runs. Each sandbox shows its health and a link to
-// its app through the server's proxy, fetched again on the journal's sandbox events. Plain
-// DOM, no framework; text set as text.
+// its app through the server's proxy, fetched again on the journal's sandbox events. Each
+// rock shows its bug-fix phase (fetched again on the journal's bug events), and operators
+// file bugs under it. Plain DOM, no framework; text set as text.
 "use strict";
 
 (function () {
   const $ = (id) => document.getElementById(id);
   const state = { csrf: null, role: null, selected: null, events: null, cards: new Map(), held: new Set(),
-    dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0 };
+    dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map() };
   // what the page asked for, read by the tests (a run must not cost a board per event)
-  const stats = window.orketBoardStats = { board: 0, card: 0, runs: 0, sandboxes: 0, limited: 0, early: 0 };
+  const stats = window.orketBoardStats = { board: 0, card: 0, runs: 0, sandboxes: 0, bugfix: 0, limited: 0, early: 0 };
   const STATUSES = ["ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing", "code_review",
     "done", "canceled", "archived"];
   // Events that change what the tree shows of the card they name
@@ -24,7 +25,8 @@
     "approval_used", "retry", "run_start", "run_end", "turn", "turn_begin", "turn_end", "tool_call",
     "gate_decision", "violation", "escalated", "requirements_review", "verification", "api_write",
     "merge", "merge_conflict", "commit", "reload", "reload_error", "model_failure", "memory", "message",
-    "sandbox_start", "sandbox_healthy", "sandbox_unhealthy", "sandbox_stop", "sandbox_exit"];
+    "sandbox_start", "sandbox_healthy", "sandbox_unhealthy", "sandbox_stop", "sandbox_exit",
+    "bugfix_start", "bugfix_end", "bug_filed", "bug_moved"];
 
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
@@ -59,6 +61,7 @@
       else if (method === "GET" && path.startsWith("/v1/cards/")) stats.card++;
       else if (method === "GET" && path.startsWith("/v1/runs?")) stats.runs++;
       else if (method === "GET" && path.startsWith("/v1/sandboxes?")) stats.sandboxes++;
+      else if (method === "GET" && path === "/v1/bugfix") stats.bugfix++;
       r = await fetch(path, { method, headers, credentials: "same-origin",
         body: body === undefined ? undefined : JSON.stringify(body) });
       if (r.status !== 429) break;
@@ -82,7 +85,8 @@
     stopEvents();
     state.boardSig = state.cardSig = null;
     state.csrf = state.role = null;
-    state.sandboxesShown = false;
+    state.sandboxesShown = state.bugfixShown = false;
+    state.phases = new Map();
     $("app").hidden = true;
     $("who").hidden = $("signout").hidden = true;
     $("signin").hidden = false;
@@ -145,6 +149,7 @@
     try { e = JSON.parse(ev.data); } catch (x) { return; }
     if (e.kind === "run_start" || e.kind === "run_end") loadRuns();
     if (e.kind.startsWith("sandbox_")) loadSandboxes();
+    if (e.kind.startsWith("bugfix_") || e.kind.startsWith("bug_")) loadBugfix();
     if (e.kind === "create" || e.kind === "import") state.needBoard = true;
     if (e.kind === "approval_requested" && e.card) state.held.add(e.card);
     if (e.card) {
@@ -214,6 +219,7 @@
     renderBoard(cards);
     // the sandboxes once the board is shown (one request after another, not a burst at sign-in)
     if (!state.sandboxesShown) loadSandboxes();
+    if (!state.bugfixShown) loadBugfix();
     for (const c of cards) {
       if (c.status === "waiting_for_developer" && c.wait_reason === "input" && !state.held.has(c.id) && c.id !== state.selected) {
         await refreshCard(c.id);
@@ -282,6 +288,11 @@
         el("span", { class: "card-type", text: c.type }), el("span", { class: "card-id", text: c.id }),
         el("span", { class: "card-title", text: c.summary || c.name || "" }));
       const li = el("li", { "data-card": c.id, class: "card " + c.type }, open, statusBadge(c));
+      if (c.type === "rock") {
+        li.append(phaseBadge(c.id));
+        if (isOperator()) li.append(el("button", { type: "button", class: "small file-bug", text: "File a bug",
+          onclick: () => { if (state.selected !== c.id) select(c.id); $("bug-title").focus(); } }));
+      }
       const sub = kids.get(c.id);
       if (sub) li.append(el("ul", {}, ...sub.map(item)));
       return li;
@@ -299,6 +310,7 @@
       b.setAttribute("aria-pressed", String(b.parentElement.dataset.card === id));
     }
     $("transcript-box").hidden = true;
+    $("bug-status").textContent = "";
     showCard(id, false);
   }
 
@@ -332,6 +344,9 @@
       dl.push(el("dt", { text: k }), el("dd", {}, typeof v === "object" ? v : document.createTextNode(String(v))));
     }
     $("fields").replaceChildren(...dl);
+    $("rock-bugs").hidden = c.type !== "rock";
+    $("bug-form").hidden = !(c.type === "rock" && isOperator());
+    if (c.type === "rock") $("phase").textContent = phaseText(state.phases.get(c.id));
     const li = document.querySelector('#tree li[data-card="' + CSS.escape(id) + '"] > .status');
     if (li) li.replaceWith(statusBadge(c));
     renderApprovals(c, doc.approvals || []);
@@ -448,6 +463,59 @@
     $("sandboxes-empty").hidden = list.length > 0;
   }
 
+  // ---- bug-fix phases ----------------------------------------------------------------
+
+  let bugfixTimer = null;
+  // loadBugfix(): the phases again, a moment later (a tick's burst of events costs one fetch);
+  // a failure other than the session's end asks again 2 s on
+  function loadBugfix() {
+    if (bugfixTimer) return;
+    bugfixTimer = setTimeout(async () => {
+      bugfixTimer = null;
+      try {
+        const doc = await api("GET", "/v1/bugfix");
+        state.bugfixShown = true;
+        renderPhases(doc.phases || []);
+      } catch (e) {
+        if (e.status === 401) return;
+        setTimeout(loadBugfix, Math.max(2000, state.pauseUntil - Date.now()));
+      }
+    }, 200);
+  }
+
+  // phaseText(p): a rock's phase in a line
+  function phaseText(p) {
+    if (!p) return "No bug-fix phase: it opens when the rock is done.";
+    const bugs = (p.bugs ?? 0) + (p.bugs === 1 ? " bug" : " bugs") + (p.open_bugs !== undefined ? " (" + p.open_bugs + " open)" : "");
+    if (p.status === "ended") {
+      return "Bug-fix phase ended " + (p.ended_at || "") + (p.reason ? " (" + p.reason + ")" : "") + " · " + bugs +
+        (p.next_rock ? " · open bugs moved to " + p.next_rock : "");
+    }
+    const num = (x) => String(Math.round((Number(x) || 0) * 100) / 100);
+    return "Bug-fix phase open · day " + (p.day ?? "?") + " · " + bugs + " · " + num(p.rate) +
+      " in the last 24 h · " + num(p.bugs_per_day) + " a day" + (p.ends_at ? " · ends " + p.ends_at : "") +
+      (p.extended ? " (extended)" : "");
+  }
+
+  function phaseBadge(rock) {
+    const p = state.phases.get(rock);
+    const b = el("span", { class: "phase-badge status", "data-phase": p ? p.status : "none",
+      text: p ? (p.status === "open" ? "bug-fix day " + (p.day ?? "?") + " · " + (p.bugs ?? 0) + (p.bugs === 1 ? " bug" : " bugs") : "bug-fix ended") : "" });
+    b.hidden = !p;
+    return b;
+  }
+
+  // renderPhases(list): each rock's phase in the tree and, for the open rock, in its pane
+  function renderPhases(list) {
+    state.phases = new Map(list.map((p) => [p.rock, p]));
+    for (const li of document.querySelectorAll("#tree li.card.rock")) {
+      const old = li.querySelector(":scope > .phase-badge");
+      if (old) old.replaceWith(phaseBadge(li.dataset.card));
+    }
+    const open = state.cards.get(state.selected);
+    if (open && open.type === "rock") $("phase").textContent = phaseText(state.phases.get(open.id));
+  }
+
   // ---- runs ---------------------------------------------------------------------------
 
   let runsTimer = null;
@@ -540,6 +608,31 @@
     const text = $("answer-text").value.trim();
     if (!text || !state.selected) return;
     act(state.selected, "answer", { text }).then(() => { $("answer-text").value = ""; });
+  });
+
+  // a bug under the rock open in the pane: the answer is the new card's id, or the open bug
+  // with the same fingerprint; the card itself comes to the tree through the event stream
+  $("bug-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const rock = state.selected;
+    if (!rock) return;
+    const body = { title: $("bug-title").value };
+    if ($("bug-body").value.trim()) body.body = $("bug-body").value;
+    if ($("bug-fingerprint").value.trim()) body.fingerprint = $("bug-fingerprint").value.trim();
+    $("bug-status").textContent = "filing…";
+    $("bug-status").className = "";
+    try {
+      const doc = await api("POST", "/v1/rocks/" + encodeURIComponent(rock) + "/bugs", body);
+      const id = ((doc.card || {}).card || {}).id || "?";
+      $("bug-status").textContent = doc.duplicate ? "Seen again: " + id + " is open with the same fingerprint; the report is a comment on it."
+        : id + " filed.";
+      $("bug-status").dataset.card = id;
+      $("bug-title").value = $("bug-body").value = "";
+    } catch (e) {
+      $("bug-status").textContent = e.status === 429 ? "Too many requests; try again in a moment." : e.message;
+      $("bug-status").className = "error";
+      delete $("bug-status").dataset.card;
+    }
   });
 
   $("retry-button").addEventListener("click", () => { if (state.selected) act(state.selected, "retry", {}); });
