@@ -291,7 +291,7 @@
       if (c.type === "rock") {
         li.append(phaseBadge(c.id));
         if (isOperator()) li.append(el("button", { type: "button", class: "small file-bug", text: "File a bug",
-          onclick: () => { if (state.selected !== c.id) select(c.id); $("bug-title").focus(); } }));
+          onclick: () => Promise.resolve(state.selected !== c.id && select(c.id)).then(() => $("bug-title").focus()) }));
       }
       const sub = kids.get(c.id);
       if (sub) li.append(el("ul", {}, ...sub.map(item)));
@@ -311,7 +311,7 @@
     }
     $("transcript-box").hidden = true;
     $("bug-status").textContent = "";
-    showCard(id, false);
+    return showCard(id, false);
   }
 
   async function showCard(id, quiet) {

@@ -95,6 +95,7 @@ describe("filing bugs from the web board in Chromium", function()
       wd:press('#tree li[data-card="R"] > .file-bug')
       wd:wait("#bug-title", "the bug form")
       assert.is_true(visible(wd, "#bug-form"))
+      H.wait_for(function() return wd:js("return document.activeElement.id") == "bug-title" end, "the title focused")
       assert.matches("^Bug%-fix phase open · day 1 · 0 bugs %(0 open%)", text(wd, "#phase"))
       -- an epic's pane has neither
       wd:press('#tree li[data-card="E"] > .card-link')
