@@ -14,7 +14,8 @@ COPY . .
 RUN make -o deps -j"$(nproc)" && make -o deps install PREFIX=/usr/local
 
 FROM ${BASE}
-# curl: the HEALTHCHECK's client; libcurl4 is what orket itself loads to reach its models.
+# curl: the HEALTHCHECK's client; libcurl4 is what orket itself loads to reach its models,
+# libpq5 what it loads for a PostgreSQL store (both with dlopen: no NEEDED entry names them).
 RUN apt-get update && apt-get install -y --no-install-recommends \
       liblua5.4-0 lua-luv lua-cjson libuv1 libsqlite3-0 libcurl4 libsodium23 libedit2 libyajl2 libgit2-1.5 libmicrohttpd12 libseccomp2 libpq5 \
       ca-certificates curl \

@@ -1,6 +1,7 @@
 /* lpg.c: Lua module `orket.c.pg`, the binding of pg.c. connect() and a connection's query()
  * and notifications() suspend the calling task (the await.h pattern) while the loop goes
- * on; results come back typed (integers, numbers, booleans, text, nil for NULL). */
+ * on; results come back typed (integers, numbers, booleans, text, nil for NULL), read with
+ * the libpq table of the connection they come from (pg_api). */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -54,9 +55,9 @@ static void lp_unanchor_if_idle(lp_conn *lp) {
 
 /* ---- results -------------------------------------------------------------------------- */
 
-static void lp_push_value(lua_State *L, const PGresult *r, int i, int j) {
-  const char *v = PQgetvalue(r, i, j);
-  switch (PQftype(r, j)) {
+static void lp_push_value(lua_State *L, const pgapi *pq, const PGresult *r, int i, int j) {
+  const char *v = pq->getvalue(r, i, j);
+  switch (pq->ftype(r, j)) {
   case LP_BOOL:
     lua_pushboolean(L, v[0] == 't');
     return;
@@ -72,38 +73,38 @@ static void lp_push_value(lua_State *L, const PGresult *r, int i, int j) {
     return;
   case LP_BYTEA: {
     size_t n;
-    unsigned char *b = PQunescapeBytea((const unsigned char *)v, &n);
+    unsigned char *b = pq->unescapeBytea((const unsigned char *)v, &n);
     if (b == NULL) {
-      lua_pushlstring(L, v, (size_t)PQgetlength(r, i, j));
+      lua_pushlstring(L, v, (size_t)pq->getlength(r, i, j));
       return;
     }
     lua_pushlstring(L, (const char *)b, n);
-    PQfreemem(b);
+    pq->freemem(b);
     return;
   }
   default: /* text, varchar, json, jsonb, numeric (exact, so as text), timestamps, ... */
-    lua_pushlstring(L, v, (size_t)PQgetlength(r, i, j));
+    lua_pushlstring(L, v, (size_t)pq->getlength(r, i, j));
   }
 }
 
 /* rows ({{column = value}, ...}; NULL columns absent), affected rows, command tag */
-static int lp_push_rows(lua_State *L, PGresult *r) {
-  int nt = PQntuples(r), nf = PQnfields(r);
+static int lp_push_rows(lua_State *L, const pgapi *pq, PGresult *r) {
+  int nt = pq->ntuples(r), nf = pq->nfields(r);
   luaL_checkstack(L, 4, "pg result");
   lua_createtable(L, nt, 0);
   for (int i = 0; i < nt; i++) {
     lua_createtable(L, 0, nf);
     for (int j = 0; j < nf; j++) {
-      if (PQgetisnull(r, i, j)) continue;
-      lp_push_value(L, r, i, j);
-      lua_setfield(L, -2, PQfname(r, j));
+      if (pq->getisnull(r, i, j)) continue;
+      lp_push_value(L, pq, r, i, j);
+      lua_setfield(L, -2, pq->fname(r, j));
     }
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
-  const char *n = PQcmdTuples(r);
+  const char *n = pq->cmdTuples(r);
   lua_pushinteger(L, *n ? (lua_Integer)strtoll(n, NULL, 10) : 0);
-  lua_pushstring(L, PQcmdStatus(r));
-  PQclear(r);
+  lua_pushstring(L, pq->cmdStatus(r));
+  pq->clear(r);
   return 3;
 }
 
@@ -127,7 +128,7 @@ static int lp_push_query(lua_State *L, void *ud) {
   lp_conn *lp = ud;
   const char *code, *msg, *st;
   PGresult *r = pg_take(lp->c, &code, &msg, &st);
-  if (r) return lp_push_rows(L, r);
+  if (r) return lp_push_rows(L, pg_api(lp->c), r);
   return lp_push_error(L, msg, code, st);
 }
 
@@ -136,7 +137,7 @@ static int lp_push_exec(lua_State *L, void *ud) {
   const char *code, *msg, *st;
   PGresult *r = pg_take(lp->c, &code, &msg, &st);
   if (r == NULL) return lp_push_error(L, msg, code, st);
-  PQclear(r);
+  pg_api(lp->c)->clear(r);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -146,7 +147,7 @@ static int lp_push_connect(lua_State *L, void *ud) {
   lp_conn *lp = ud;
   const char *code, *msg, *st;
   PGresult *r = pg_take(lp->c, &code, &msg, &st);
-  if (r) PQclear(r);
+  if (r) pg_api(lp->c)->clear(r);
   if (pg_get_state(lp->c) == PG_IDLE) {
     lua_pushvalue(L, lp->anchor_idx);
     return 1;

@@ -1,6 +1,7 @@
 /* pg.c: a PostgreSQL connection on a libuv loop (see pg.h). libpq's asynchronous calls are
  * driven from one uv_poll on PQsocket; cancelling a query uses PQcancel on the threadpool,
- * since libpq 15 has no non-blocking cancel. */
+ * since libpq 15 has no non-blocking cancel. libpq is reached through the connection's
+ * table (pgapi.h), loaded when it opens. */
 #include "pg.h"
 
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 struct pg_conn {
+  pgapi api;              /* libpq, loaded when the connection opens */
   uv_loop_t *loop;
   PGconn *pq;
   uv_poll_t *poll;        /* on PQsocket; NULL when nothing is watched */
@@ -206,7 +208,7 @@ static void pg_set_msg(pg_conn *c, char *buf, size_t buflen, const char *fmt, ..
   buf[o] = '\0';
   size_t len = o;
   while (len > 0 && buf[len - 1] == ' ') buf[--len] = '\0';
-  const char *pw = c->pq ? PQpass(c->pq) : NULL;
+  const char *pw = c->pq ? c->api.pass(c->pq) : NULL;
   if (pw && *pw) pg_mask_in(buf, buflen, pw, strlen(pw));
 }
 
@@ -244,7 +246,7 @@ static int pg_prepared(pg_conn *c);
  * with the same number, and a watcher of the old one must not stay registered. */
 static int pg_rewatch(pg_conn *c, int events) {
   pg_unwatch(c);
-  int fd = PQsocket(c->pq);
+  int fd = c->api.socket(c->pq);
   if (fd < 0) return -1;
   uv_poll_t *p = malloc(sizeof *p);
   if (p == NULL) return -1;
@@ -294,30 +296,40 @@ static void pg_emit(pg_conn *c) {
 
 /* ---- cancelling on the server --------------------------------------------------------- */
 
+/* The job may outlive its connection (closed while the cancel is on its way), so it holds
+ * libpq through a table of its own. */
 typedef struct pg_cancel_job {
   uv_work_t work;
+  pgapi api;
   PGcancel *cancel;
 } pg_cancel_job;
 
 static void pg_cancel_work(uv_work_t *w) {
   pg_cancel_job *j = w->data;
   char buf[256];
-  (void)PQcancel(j->cancel, buf, sizeof buf); /* best effort: the result is discarded anyway */
+  (void)j->api.cancel(j->cancel, buf, sizeof buf); /* best effort: the result is discarded anyway */
 }
 
 static void pg_cancel_done(uv_work_t *w, int status) {
   pg_cancel_job *j = w->data;
-  PQfreeCancel(j->cancel);
+  j->api.freeCancel(j->cancel);
+  pgapi_close(&j->api);
   free(j);
 }
 
 static void pg_cancel_on_server(pg_conn *c) {
   pg_cancel_job *j = malloc(sizeof *j);
   if (j == NULL) return;
-  j->cancel = PQgetCancel(c->pq);
+  char err[256];
+  if (pgapi_open(&j->api, err, sizeof err) != 0) { /* libpq is loaded already: cannot fail */
+    free(j);
+    return;
+  }
+  j->cancel = c->api.getCancel(c->pq);
   j->work.data = j;
   if (j->cancel == NULL || uv_queue_work(c->loop, &j->work, pg_cancel_work, pg_cancel_done) != 0) {
-    if (j->cancel) PQfreeCancel(j->cancel);
+    if (j->cancel) j->api.freeCancel(j->cancel);
+    pgapi_close(&j->api);
     free(j);
   }
 }
@@ -325,24 +337,24 @@ static void pg_cancel_on_server(pg_conn *c) {
 /* ---- results -------------------------------------------------------------------------- */
 
 static void pg_clear_result(pg_conn *c) {
-  if (c->result) PQclear(c->result);
+  if (c->result) c->api.clear(c->result);
   c->result = NULL;
 }
 
-static int pg_is_error(const PGresult *r) {
-  ExecStatusType s = PQresultStatus(r);
+static int pg_is_error(const pg_conn *c, const PGresult *r) {
+  ExecStatusType s = c->api.resultStatus(r);
   return s == PGRES_FATAL_ERROR || s == PGRES_BAD_RESPONSE;
 }
 
 /* Keeps the first error, else the last result. Returns -1 for a result this API cannot
  * carry on with (COPY). */
 static int pg_keep(pg_conn *c, PGresult *r) {
-  ExecStatusType s = PQresultStatus(r);
+  ExecStatusType s = c->api.resultStatus(r);
   if (s == PGRES_COPY_IN || s == PGRES_COPY_OUT || s == PGRES_COPY_BOTH) {
-    PQclear(r);
+    c->api.clear(r);
     return -1;
   }
-  if (c->result && pg_is_error(c->result)) PQclear(r);
+  if (c->result && pg_is_error(c, c->result)) c->api.clear(r);
   else {
     pg_clear_result(c);
     c->result = r;
@@ -368,17 +380,17 @@ static void pg_lost(pg_conn *c, const char *why) {
   int was_busy = c->state == PG_BUSY;
   if (was_busy) {
     for (int i = 0; i < 8; i++) { /* libpq turns the loss into an error result */
-      PGresult *r = PQgetResult(c->pq);
+      PGresult *r = c->api.getResult(c->pq);
       if (r == NULL) break;
       if (pg_keep(c, r) != 0) break;
     }
   }
-  const char *pq = PQerrorMessage(c->pq);
+  const char *pq = c->api.errorMessage(c->pq);
   pg_set_msg(c, c->broken, sizeof c->broken, "pg: connection lost: %s", why ? why : (pq && *pq ? pq : "closed"));
   c->state = PG_BROKEN;
   pg_unwatch(c);
   uv_timer_stop(c->timer);
-  if (was_busy && !(c->result && pg_is_error(c->result))) {
+  if (was_busy && !(c->result && pg_is_error(c, c->result))) {
     pg_clear_result(c);
     c->code = PG_E_LOST;
     snprintf(c->msg, sizeof c->msg, "%s", c->broken);
@@ -394,9 +406,9 @@ static void pg_lost(pg_conn *c, const char *why) {
 static void pg_collect_notes(pg_conn *c) {
   PGnotify *n;
   int got = 0;
-  while ((n = PQnotifies(c->pq)) != NULL) {
+  while ((n = c->api.notifies(c->pq)) != NULL) {
     if (c->nnotes >= PG_MAX_NOTES) {
-      PQfreemem(n);
+      c->api.freemem(n);
       c->dropped++;
       continue;
     }
@@ -404,7 +416,7 @@ static void pg_collect_notes(pg_conn *c) {
       size_t cap = c->capnotes ? c->capnotes * 2 : 16;
       PGnotify **p = realloc(c->notes, cap * sizeof *p);
       if (p == NULL) {
-        PQfreemem(n);
+        c->api.freemem(n);
         c->dropped++;
         continue;
       }
@@ -422,14 +434,14 @@ static void pg_collect_notes(pg_conn *c) {
 }
 
 static void pg_collect_results(pg_conn *c) {
-  while (c->state == PG_BUSY && !PQisBusy(c->pq)) {
-    PGresult *r = PQgetResult(c->pq);
+  while (c->state == PG_BUSY && !c->api.isBusy(c->pq)) {
+    PGresult *r = c->api.getResult(c->pq);
     if (r == NULL) {
       if (c->preparing && pg_prepared(c)) continue;
       pg_query_done(c);
       return;
     }
-    if (c->preparing && pg_is_error(r)) c->prep_failed = 1;
+    if (c->preparing && pg_is_error(c, r)) c->prep_failed = 1;
     if (pg_keep(c, r) != 0) {
       pg_lost(c, "COPY is not supported on this connection");
       return;
@@ -450,11 +462,11 @@ static void pg_connect_failed(pg_conn *c, const char *code, const char *what, co
 }
 
 static void pg_connect_step(pg_conn *c) {
-  switch (PQconnectPoll(c->pq)) {
+  switch (c->api.connectPoll(c->pq)) {
   case PGRES_POLLING_OK:
     uv_timer_stop(c->timer);
-    if (PQsetnonblocking(c->pq, 1) != 0 || pg_rewatch(c, UV_READABLE) != 0) {
-      pg_connect_failed(c, PG_E_CONNECT, "cannot watch the connection", PQerrorMessage(c->pq));
+    if (c->api.setnonblocking(c->pq, 1) != 0 || pg_rewatch(c, UV_READABLE) != 0) {
+      pg_connect_failed(c, PG_E_CONNECT, "cannot watch the connection", c->api.errorMessage(c->pq));
       return;
     }
     c->state = PG_IDLE;
@@ -469,7 +481,7 @@ static void pg_connect_step(pg_conn *c) {
     if (pg_rewatch(c, UV_WRITABLE) != 0) pg_connect_failed(c, PG_E_CONNECT, "cannot connect", "no socket");
     return;
   default:
-    pg_connect_failed(c, PG_E_CONNECT, "cannot connect", PQerrorMessage(c->pq));
+    pg_connect_failed(c, PG_E_CONNECT, "cannot connect", c->api.errorMessage(c->pq));
     return;
   }
 }
@@ -485,12 +497,12 @@ static void pg_on_io(uv_poll_t *h, int status, int events) {
     pg_lost(c, uv_strerror(status));
   } else {
     if (c->flushing) {
-      if ((events & UV_READABLE) && !PQconsumeInput(c->pq)) {
+      if ((events & UV_READABLE) && !c->api.consumeInput(c->pq)) {
         pg_lost(c, NULL);
         pg_emit(c);
         return;
       }
-      int f = PQflush(c->pq);
+      int f = c->api.flush(c->pq);
       if (f < 0) {
         pg_lost(c, NULL);
         pg_emit(c);
@@ -499,7 +511,7 @@ static void pg_on_io(uv_poll_t *h, int status, int events) {
       c->flushing = f == 1;
       pg_watch(c, c->flushing ? UV_READABLE | UV_WRITABLE : UV_READABLE);
     } else if (events & UV_READABLE) {
-      if (!PQconsumeInput(c->pq)) {
+      if (!c->api.consumeInput(c->pq)) {
         pg_lost(c, NULL);
         pg_emit(c);
         return;
@@ -507,7 +519,7 @@ static void pg_on_io(uv_poll_t *h, int status, int events) {
     }
     pg_collect_notes(c);
     if (!c->flushing) pg_collect_results(c);
-    if (c->state != PG_BROKEN && PQstatus(c->pq) == CONNECTION_BAD) pg_lost(c, NULL);
+    if (c->state != PG_BROKEN && c->api.status(c->pq) == CONNECTION_BAD) pg_lost(c, NULL);
   }
   pg_emit(c);
 }
@@ -562,40 +574,47 @@ static uv_timer_t *pg_new_timer(uv_loop_t *loop, pg_conn *c) {
 
 pg_conn *pg_open(uv_loop_t *loop, const char *conninfo, uint64_t connect_timeout_ms,
                  pg_event_fn fn, void *ud, const char **code, char *err, size_t errlen) {
-  char *perr = NULL;
-  *code = PG_E_INVAL;
-  PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
-  if (opts == NULL) {
-    char m[512];
-    pg_mask_password(conninfo, perr ? perr : "out of memory", m, sizeof m);
-    size_t len = strlen(m);
-    while (len > 0 && m[len - 1] == '\n') m[--len] = '\0';
-    snprintf(err, errlen, "pg: bad connection string: %s", m);
-    if (perr) PQfreemem(perr);
-    return NULL;
-  }
-  PQconninfoFree(opts);
   *code = PG_E_CONNECT;
   pg_conn *c = calloc(1, sizeof *c);
   if (c == NULL) {
     snprintf(err, errlen, "pg: out of memory");
     return NULL;
   }
+  char lerr[512];
+  if (pgapi_open(&c->api, lerr, sizeof lerr) != 0) {
+    snprintf(err, errlen, "pg: %s", lerr);
+    free(c);
+    return NULL;
+  }
+  char *perr = NULL;
+  PQconninfoOption *opts = c->api.conninfoParse(conninfo, &perr);
+  if (opts == NULL) {
+    char m[512];
+    pg_mask_password(conninfo, perr ? perr : "out of memory", m, sizeof m);
+    size_t len = strlen(m);
+    while (len > 0 && m[len - 1] == '\n') m[--len] = '\0';
+    snprintf(err, errlen, "pg: bad connection string: %s", m);
+    if (perr) c->api.freemem(perr);
+    *code = PG_E_INVAL;
+    pg_close(c);
+    return NULL;
+  }
+  c->api.conninfoFree(opts);
   c->loop = loop;
   c->fn = fn;
   c->ud = ud;
   c->state = PG_CONNECTING;
   c->timer = pg_new_timer(loop, c);
   c->notes_timer = pg_new_timer(loop, c);
-  c->pq = PQconnectStart(conninfo);
+  c->pq = c->api.connectStart(conninfo);
   if (c->timer == NULL || c->notes_timer == NULL || c->pq == NULL) {
     snprintf(err, errlen, "pg: out of memory");
     pg_close(c);
     return NULL;
   }
-  PQsetNoticeProcessor(c->pq, pg_drop_notice, NULL);
-  if (PQstatus(c->pq) == CONNECTION_BAD || pg_rewatch(c, UV_WRITABLE) != 0) {
-    pg_set_msg(c, c->msg, sizeof c->msg, "pg: cannot connect: %s", PQerrorMessage(c->pq));
+  c->api.setNoticeProcessor(c->pq, pg_drop_notice, NULL);
+  if (c->api.status(c->pq) == CONNECTION_BAD || pg_rewatch(c, UV_WRITABLE) != 0) {
+    pg_set_msg(c, c->msg, sizeof c->msg, "pg: cannot connect: %s", c->api.errorMessage(c->pq));
     snprintf(err, errlen, "%s", c->msg);
     pg_close(c);
     return NULL;
@@ -617,20 +636,23 @@ void pg_close(pg_conn *c) {
   pg_close_timer(c->timer);
   pg_close_timer(c->notes_timer);
   pg_clear_result(c);
-  if (c->pq) PQfinish(c->pq);
+  if (c->pq) c->api.finish(c->pq);
   pg_notes_clear(c);
   free(c->notes);
   for (int i = 0; i < c->nstmts; i++) free(c->stmts[i].key);
   free(c->stmts);
   free(c->dvalues);
+  pgapi_close(&c->api); /* last: the calls above are libpq's */
   free(c);
 }
 
 pg_state pg_get_state(const pg_conn *c) { return c->state; }
 
+const pgapi *pg_api(const pg_conn *c) { return &c->api; }
+
 pg_state pg_probe(pg_conn *c) {
   if (c->state != PG_IDLE) return c->state;
-  if (!PQconsumeInput(c->pq) || PQstatus(c->pq) == CONNECTION_BAD) {
+  if (!c->api.consumeInput(c->pq) || c->api.status(c->pq) == CONNECTION_BAD) {
     pg_lost(c, NULL);
   } else {
     pg_collect_notes(c);
@@ -644,7 +666,7 @@ pg_state pg_probe(pg_conn *c) {
   return c->state;
 }
 
-int pg_backend_pid(const pg_conn *c) { return c->state == PG_BROKEN ? 0 : PQbackendPID(c->pq); }
+int pg_backend_pid(const pg_conn *c) { return c->state == PG_BROKEN ? 0 : c->api.backendPID(c->pq); }
 
 /* ---- prepared statements -------------------------------------------------------------- */
 
@@ -739,13 +761,13 @@ static int pg_send_stmt(pg_conn *c, const char *sql, int n, const Oid *types, co
   if (i >= 0 && c->stmts[i].ready) {
     free(key);
     pg_stmt_name(c->stmts[i].id, name, sizeof name);
-    return PQsendQueryPrepared(c->pq, name, n, values, NULL, NULL, 0);
+    return c->api.sendQueryPrepared(c->pq, name, n, values, NULL, NULL, 0);
   }
   /* unnamed: a text too long to keep, one found but not ready (only a lost connection
    * leaves one), no room, or no memory for the execution's parameters */
   if (key == NULL || i >= 0 || pg_stmt_room(c) != 0 || pg_defer(c, n, values) != 0) {
     free(key);
-    return PQsendQueryParams(c->pq, sql, n, types, values, NULL, NULL, 0);
+    return c->api.sendQueryParams(c->pq, sql, n, types, values, NULL, NULL, 0);
   }
   pg_stmt *st = &c->stmts[c->nstmts];
   st->hash = h;
@@ -754,7 +776,7 @@ static int pg_send_stmt(pg_conn *c, const char *sql, int n, const Oid *types, co
   st->id = ++c->next_stmt;
   st->ready = 0;
   pg_stmt_name(st->id, name, sizeof name);
-  if (!PQsendPrepare(c->pq, name, sql, n, types)) {
+  if (!c->api.sendPrepare(c->pq, name, sql, n, types)) {
     free(key);
     pg_free_deferred(c);
     return 0;
@@ -772,7 +794,7 @@ static int pg_send_stmt(pg_conn *c, const char *sql, int n, const Oid *types, co
 static int pg_prepared(pg_conn *c) {
   int i = c->preparing - 1;
   c->preparing = 0;
-  if (c->prep_failed || (c->result && pg_is_error(c->result))) {
+  if (c->prep_failed || (c->result && pg_is_error(c, c->result))) {
     pg_stmt_forget(c, i);
     pg_free_deferred(c);
     return 0;
@@ -785,17 +807,17 @@ static int pg_prepared(pg_conn *c) {
   pg_clear_result(c);
   char name[32];
   pg_stmt_name(c->stmts[i].id, name, sizeof name);
-  int sent = PQsendQueryPrepared(c->pq, name, c->dn, (const char *const *)c->dvalues, NULL, NULL, 0);
+  int sent = c->api.sendQueryPrepared(c->pq, name, c->dn, (const char *const *)c->dvalues, NULL, NULL, 0);
   pg_free_deferred(c);
   if (!sent) {
-    c->code = PQstatus(c->pq) == CONNECTION_BAD ? PG_E_LOST : PG_E_SQL;
-    pg_set_msg(c, c->msg, sizeof c->msg, "pg: %s", PQerrorMessage(c->pq));
+    c->code = c->api.status(c->pq) == CONNECTION_BAD ? PG_E_LOST : PG_E_SQL;
+    pg_set_msg(c, c->msg, sizeof c->msg, "pg: %s", c->api.errorMessage(c->pq));
     return 0;
   }
-  int f = PQflush(c->pq);
+  int f = c->api.flush(c->pq);
   if (f < 0) {
     c->code = PG_E_LOST;
-    pg_set_msg(c, c->msg, sizeof c->msg, "pg: %s", PQerrorMessage(c->pq));
+    pg_set_msg(c, c->msg, sizeof c->msg, "pg: %s", c->api.errorMessage(c->pq));
     return 0;
   }
   c->flushing = f == 1;
@@ -813,7 +835,7 @@ static int pg_send_any(pg_conn *c, const char *sql, int script, int n, const Oid
     else snprintf(err, errlen, "pg: the connection is %s", c->state == PG_BUSY ? "busy" : "still connecting");
     return -1;
   }
-  if (PQstatus(c->pq) == CONNECTION_BAD) { /* seen by libpq, not yet by the loop */
+  if (c->api.status(c->pq) == CONNECTION_BAD) { /* seen by libpq, not yet by the loop */
     pg_lost(c, NULL);
     c->pending = 0;
     *code = PG_E_NOTCONN;
@@ -823,14 +845,14 @@ static int pg_send_any(pg_conn *c, const char *sql, int script, int n, const Oid
   pg_clear_result(c);
   c->code = NULL;
   c->sqlstate[0] = '\0';
-  int sent = script ? PQsendQuery(c->pq, sql) : pg_send_stmt(c, sql, n, types, values);
+  int sent = script ? c->api.sendQuery(c->pq, sql) : pg_send_stmt(c, sql, n, types, values);
   if (!sent) {
-    *code = PQstatus(c->pq) == CONNECTION_BAD ? PG_E_NOTCONN : PG_E_SQL;
-    pg_set_msg(c, err, errlen, "pg: %s", PQerrorMessage(c->pq));
+    *code = c->api.status(c->pq) == CONNECTION_BAD ? PG_E_NOTCONN : PG_E_SQL;
+    pg_set_msg(c, err, errlen, "pg: %s", c->api.errorMessage(c->pq));
     return -1;
   }
   c->state = PG_BUSY;
-  int f = PQflush(c->pq);
+  int f = c->api.flush(c->pq);
   if (f < 0) {
     pg_lost(c, NULL);
     c->pending = 0;
@@ -859,19 +881,19 @@ int pg_send_script(pg_conn *c, const char *sql, uint64_t timeout_ms, const char 
 PGresult *pg_take(pg_conn *c, const char **code, const char **msg, const char **sqlstate) {
   PGresult *r = c->result;
   c->result = NULL;
-  if (r && pg_is_error(r)) {
-    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    const char *primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-    const char *detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
+  if (r && pg_is_error(c, r)) {
+    const char *st = c->api.resultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *primary = c->api.resultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    const char *detail = c->api.resultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
     snprintf(c->sqlstate, sizeof c->sqlstate, "%s", st ? st : "");
     c->code = pg_code_for_sqlstate(c->sqlstate);
     if (primary) {
       pg_set_msg(c, c->msg, sizeof c->msg, "pg: %s (SQLSTATE %s)%s%s", primary, c->sqlstate,
                  detail ? ": " : "", detail ? detail : "");
     } else {
-      pg_set_msg(c, c->msg, sizeof c->msg, "pg: %s", PQresultErrorMessage(r));
+      pg_set_msg(c, c->msg, sizeof c->msg, "pg: %s", c->api.resultErrorMessage(r));
     }
-    PQclear(r);
+    c->api.clear(r);
     r = NULL;
   } else if (r) {
     c->code = NULL;
@@ -895,7 +917,7 @@ const PGnotify *pg_note_at(const pg_conn *c, size_t i) { return i < c->nnotes ? 
 size_t pg_notes_dropped(const pg_conn *c) { return c->dropped; }
 
 void pg_notes_clear(pg_conn *c) {
-  for (size_t i = 0; i < c->nnotes; i++) PQfreemem(c->notes[i]);
+  for (size_t i = 0; i < c->nnotes; i++) c->api.freemem(c->notes[i]);
   c->nnotes = 0;
   c->dropped = 0;
 }

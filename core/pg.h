@@ -1,7 +1,8 @@
 /* pg.h: one PostgreSQL connection driven by a libuv loop with libpq's asynchronous API:
  * PQconnectStart/PQconnectPoll, PQsendQueryParams in non-blocking mode, PQconsumeInput/
  * PQisBusy/PQgetResult, all on one uv_poll of PQsocket. Nothing here blocks the loop. Pure
- * C (the Lua binding is lpg.c); state hangs off a pg_conn.
+ * C (the Lua binding is lpg.c); state hangs off a pg_conn, libpq's table too (pgapi.h:
+ * libpq is loaded when the first connection opens, not when orket starts).
  *
  * The caller learns of news through one callback: the connection finished connecting or a
  * query finished (PG_EV_QUERY), or notifications arrived / their wait timed out
@@ -15,6 +16,8 @@
 
 #include <libpq-fe.h>
 #include <uv.h>
+
+#include "pgapi.h"
 
 typedef struct pg_conn pg_conn;
 
@@ -43,7 +46,8 @@ typedef enum {
 /* Starts connecting (conninfo: a postgresql:// URL or key=value words; libpq reads the
  * password from PGPASSWORD or ~/.pgpass when the string has none). connect_timeout_ms 0:
  * none. Returns NULL with a message in err (the password masked) when it cannot even
- * start (*code PG_E_INVAL for a bad string, else PG_E_CONNECT); else the connection, PG_CONNECTING, whose end is announced with PG_EV_QUERY.
+ * start (*code PG_E_INVAL for a bad string, else PG_E_CONNECT, libpq not installed among
+ * them); else the connection, PG_CONNECTING, whose end is announced with PG_EV_QUERY.
  * Host names are resolved by libpq inside a connect step (a blocking lookup): give a unix
  * socket directory or an address (hostaddr=) where that matters. */
 pg_conn *pg_open(uv_loop_t *loop, const char *conninfo, uint64_t connect_timeout_ms,
@@ -54,6 +58,9 @@ pg_conn *pg_open(uv_loop_t *loop, const char *conninfo, uint64_t connect_timeout
 void pg_close(pg_conn *c);
 
 pg_state pg_get_state(const pg_conn *c);
+
+/* libpq's entry points, for the results this connection hands out (valid until pg_close). */
+const pgapi *pg_api(const pg_conn *c);
 
 /* For an idle connection: reads what the server already sent without waiting (a
  * termination notice, the end of the stream) so a loss the loop has not seen yet is found

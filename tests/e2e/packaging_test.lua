@@ -1,6 +1,6 @@
 -- The container image and the dependency script name every Debian package the binary
 -- needs: each shared library orket links (readelf's NEEDED entries, resolved by ldd and
--- owned per dpkg -S) and libcurl4 (loaded with dlopen) are installed by the Dockerfile's
+-- owned per dpkg -S), libcurl4 and libpq5 (loaded with dlopen) are installed by the Dockerfile's
 -- runtime stage, and every package scripts/deps.sh installs for the build is in its build
 -- stage. A library added to the Makefile without the image would otherwise be found only
 -- when the image fails to start.
@@ -45,6 +45,7 @@ describe("packaging", function()
       ::next::
     end
     assert.is_true(has(runtime, "libcurl4"), "Dockerfile runtime stage lacks libcurl4 (loaded with dlopen)")
+    assert.is_true(has(runtime, "libpq5"), "Dockerfile runtime stage lacks libpq5 (loaded with dlopen)")
   end)
 
   it("installs every build package of scripts/deps.sh in the image's build stage", function()

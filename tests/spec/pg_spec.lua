@@ -349,6 +349,39 @@ print("left open")
       assert.equal("left open\n", r.stdout)
     end)
 
+    it("loads libpq with the first connection, not when orket starts", function()
+      -- a process of its own: this one has connected already. libpq stays out of it through
+      -- start-up, the binding's loading, scrubbing a URL and a SQLite store; a connection
+      -- (even one with a bad string) brings it in.
+      local dir = H.tmpdir()
+      H.write(dir .. "/maps.lua", string.format([[
+local function mapped()
+  local f = assert(io.open("/proc/self/maps"))
+  local maps = f:read("a")
+  f:close()
+  return maps:find("/libpq%%.so") ~= nil
+end
+local seen = { tostring(mapped()) }
+local pg = require "orket.c.pg"
+assert(pg.scrub("postgresql://u:pw@h/db") == "postgresql://u:***@h/db")
+local st = assert(require("orket.store").open(%q))
+st:close()
+seen[#seen + 1] = tostring(mapped())
+local ok, _, code = pg.connect("bogus=1")
+assert(ok == nil and code == "EINVAL", code)
+seen[#seen + 1] = tostring(mapped())
+local c = assert(pg.connect(%q))
+assert(c:query("SELECT 1"))
+c:close()
+seen[#seen + 1] = tostring(mapped())
+print(table.concat(seen, " "))
+]], dir .. "/orket.db", server.url))
+      local r = H.orket("lua " .. H.quote(dir .. "/maps.lua"), { wrap = "timeout 60" })
+      assert.equal(0, r.status, r.stderr)
+      -- stays mapped after the last close: loaded once per process (core/pgapi.c)
+      assert.equal("false false true true\n", r.stdout)
+    end)
+
     it("fails to connect within its timeout", function()
       -- a socket that accepts and never answers: connect waits, then times out
       local dir = H.tmpdir()
