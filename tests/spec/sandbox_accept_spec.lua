@@ -281,6 +281,48 @@ describe("a failing sandbox check on the board", function()
   end)
 end)
 
+describe("a failing sandbox check in a rock's bug-fix phase", function()
+  after_each(H.cleanup)
+
+  it("files a bug of the rock carrying the card's checks, once while it is open", function()
+    local db = require("tests.backends").open_store()
+    imports.insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
+    imports.insert_card(db, { id = "E", type = "epic", parent = "R", name = "E", priority = 2, seat = "developer" })
+    imports.insert_card(db, { id = "E-1", type = "issue", parent = "E", name = "E1", summary = "E1", priority = 2,
+      seat = "developer" })
+    imports.set_verification(db, "E-1", cjson.encode { sandbox_checks = { { kind = "http", path = "/", method = "GET" } } })
+    local b = board_mod.open(db)
+    local cards = require "orket.store.cards"
+    for _, id in ipairs { "E-1", "E", "R" } do cards.set_status(db, id, "done", nil, "developer", 0) end
+    local failed = { ok = false, results = { { kind = "http", name = "GET /", ok = false, detail = "GET /: HTTP 500" } },
+      log = "Traceback: boom" }
+    -- no phase: the epic being done, the card only says it
+    local out = assert(acceptance.record { db = db, board = b, card = "E-1", sandbox = 3, result = failed, send_back = true })
+    assert.equal("commented", out.code)
+    assert(require("orket.sandboxes.phase").start(db, "R", {}))
+    out = assert(acceptance.record { db = db, board = b, card = "E-1", sandbox = 4, result = failed, send_back = true })
+    assert.equal("bug", out.code)
+    assert.is_false(out.duplicate)
+    local bug = b:get(out.followup)
+    assert.equal("Sandbox checks fail for E-1", bug.summary)
+    assert.equal("R-bugs", bug.parent)
+    assert.equal("ready", bug.status)
+    assert.matches("Traceback: boom", bug.description, 1, true)
+    assert.equal("/", require("orket.store.verifications").sandbox_checks(db, bug.id)[1].path)
+    -- again while it is open: a comment on the same bug
+    local again = assert(acceptance.record { db = db, board = b, card = "E-1", sandbox = 5, result = failed, send_back = true })
+    assert.equal("bug", again.code)
+    assert.is_true(again.duplicate)
+    assert.equal(bug.id, again.followup)
+    assert.matches("^Seen again", b:comments(bug.id)[1].body)
+    local ev
+    for _, e in ipairs(b:history("E-1")) do if e.kind == "sandbox_check" then ev = e end end
+    assert.equal("bug", ev.data.outcome)
+    assert.equal(bug.id, ev.data.followup)
+    db:close()
+  end)
+end)
+
 describe("the agents' sandbox tools without a sandbox", function()
   after_each(H.cleanup)
 

@@ -1,11 +1,14 @@
 -- orket.actions.acceptance: a card's sandbox checks' result on the board (docs/sandbox.md,
 -- *Acceptance checks*). Each result is journaled (sandbox_check); a failure after a deploy
 -- goes back to the card with the checks' output and the sandbox's last log lines: a card
--- still open is sent back to in_progress, a done one (final) gets a follow-up issue in its
--- epic that carries the same checks. The answer is data. Uses orket.board and
+-- still open is sent back to in_progress; a done one (final) becomes a bug of its rock's
+-- bug-fix phase when the rock has one (orket.sandboxes.phase), else a follow-up issue in
+-- its epic, either carrying the same checks. The answer is data. Uses orket.board and
 -- orket.store.imports (the follow-up's checks).
 local board_mod = require "orket.board"
 local imports = require "orket.store.imports"
+local bugfix_rows = require "orket.store.bugfix"
+local phase = require "orket.sandboxes.phase"
 local cjson = require "cjson.safe"
 
 local M = {}
@@ -48,6 +51,17 @@ local function event_data(res, sandbox_id, extra)
   return d
 end
 
+-- the rock above card when it has a bug-fix phase (open, or ended: file_bug hands an ended
+-- one's bugs to its phase-2 rock) | nil
+local function phase_rock(db, board, card)
+  local c, guard = card, 0
+  while c and c.type ~= "rock" and c.parent and guard < 8 do
+    c, guard = board:get(c.parent), guard + 1
+  end
+  if c and c.type == "rock" and bugfix_rows.get(db, c.id) then return c.id end
+  return nil
+end
+
 -- an open follow-up of the card in its epic (the same summary), so a second failure adds
 -- to it rather than filing another
 local function open_followup(board, epic, card_id)
@@ -59,10 +73,11 @@ local function open_followup(board, epic, card_id)
 end
 
 --- record{db=, board=, card=, sandbox=, result=, run_id=, send_back=bool}
---- -> {code = "passed" | "recorded" | "sent_back" | "followup" | "commented", card=, followup=}
+--- -> {code = "passed" | "recorded" | "sent_back" | "bug" | "followup" | "commented", card=,
+---     followup= (the bug or follow-up issue), duplicate= (a bug already open: commented)}
 ---  | nil, msg, CODE. In one transaction: a sandbox_check event; with send_back, a failure's
 --- comment on the card and then: an open card moved to in_progress (by the engine), a done
---- one a follow-up issue in its epic (or a comment on the open follow-up there), with the
+--- one a bug of its rock's bug-fix phase when there is one, else a follow-up issue in its epic (or a comment on the open follow-up there), with the
 --- card's checks; when its epic is finished too, the comment alone ("commented").
 function M.record(o)
   local db, board, res, id = o.db, o.board, o.result, o.card
@@ -78,6 +93,19 @@ function M.record(o)
           note = "sandbox checks failed" })
         if not t then return nil, terr, tcode end
         out.code = "sent_back"
+      elseif phase_rock(db, board, card) then
+        -- the rock is in (or past) its bug-fix phase: the failure is one of its bugs, filed
+        -- once while it is open (the same fingerprint again is a comment on it)
+        local rock = phase_rock(db, board, card)
+        local bug, dup, bcode = phase.file_bug(db, { rock = rock, title = string.format(M.FOLLOWUP, id),
+          body = body, fingerprint = "sandbox_check:" .. id, source = "acceptance", seat = card.seat })
+        if not bug then return nil, dup, bcode end
+        if not dup then
+          -- the bug carries the card's checks, so its own merge runs them again
+          local spec = require("orket.store.verifications").checks(db, id)
+          imports.set_verification(db, bug, cjson.encode { sandbox_checks = spec and spec.sandbox_checks })
+        end
+        out.code, out.followup, out.duplicate = "bug", bug, dup
       elseif card.parent then
         local f = open_followup(board, card.parent, id)
         if f then
