@@ -83,8 +83,24 @@ end
 local BROWSERS = "orket%-chromium%-"
 local DRIVERS = "chromedriver %-%-port=0$"
 
+-- The projects of the running test: whatever sandbox they still have is stopped after it,
+-- a failed assertion included (a sandbox's owner runs in the background and would outlive
+-- the test's temp dir).
+local projects = {}
+local function stop_all()
+  for _, dir in ipairs(projects) do
+    local r = H.orket("sandbox list --json", { cwd = dir })
+    for _, row in ipairs(r.status == 0 and cjson.decode(r.stdout) or {}) do
+      H.orket("sandbox stop " .. math.tointeger(row.id), { cwd = dir })
+    end
+  end
+  projects = {}
+  H.cleanup()
+end
+
 local function project(m, epic, more)
   local dir = H.tmpdir() .. "/p"
+  projects[#projects + 1] = dir
   local r = H.orket("init " .. H.quote(dir))
   assert.equal(0, r.status, r.stderr)
   H.write(dir .. "/workspace/app.py", (APP:gsub("MARK", m)))
@@ -120,7 +136,7 @@ describe("orket sandbox check", function()
   setup(function()
     if not offered() then skip = "the kernel offers no network namespace here, or python3 is missing" end
   end)
-  after_each(H.cleanup)
+  after_each(stop_all)
 
   it("runs HTTP checks through the sandbox's socket: passing, and failing with the log's tail", function()
     if skip then return pending(skip) end
@@ -232,12 +248,13 @@ describe("a deploy's acceptance checks", function()
   teardown(function()
     if fake then fake.stop() end
   end)
-  after_each(H.cleanup)
+  after_each(stop_all)
 
   it("run once the merged card's sandbox is healthy; a failure goes back to it with the log", function()
     if skip then return pending(skip) end
     local m = mark()
     local dir = H.tmpdir() .. "/p"
+    projects[#projects + 1] = dir
     os.execute(string.format("mkdir -p %s/epics %s/roles %s/tools %s/workspace", dir, dir, dir, dir))
     H.write(dir .. "/workspace/app.py", (APP:gsub("MARK", m)))
     H.write(dir .. "/epics/d.json", cjson.encode { id = "D", name = "Deploy", issues = {
@@ -315,7 +332,7 @@ describe("the agents' sandbox tools", function()
   setup(function()
     if not offered() then skip = "the kernel offers no network namespace here, or python3 is missing" end
   end)
-  after_each(H.cleanup)
+  after_each(stop_all)
 
   -- the results of the run's tool calls named name, as the journal holds them (decoded)
   local function results(dir, name)

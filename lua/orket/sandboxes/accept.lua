@@ -21,7 +21,7 @@ M.MAX_TIMEOUT_MS = 120000
 M.RELAY_CONNECTIONS = 64   -- a browser's connections at once through the relay
 M.RELAY_QUEUE = 1048576    -- bytes waiting to be written before the relay stops reading
 M.LOG_LINES = 40            -- the sandbox log's last lines kept with a result
-M.LOG_SETTLE_MS = 150     -- waited before the log's tail is read
+M.LOG_SETTLE_MS = 100     -- the log quiet this long before its tail is read
 M.DETAIL = 2000             -- bytes of an answer quoted in a failure's detail
 M.METHODS = { GET = true, HEAD = true, POST = true, PUT = true, PATCH = true, DELETE = true, OPTIONS = true }
 
@@ -683,9 +683,18 @@ function M.run(o)
   end
   if browser then browser.close() end
   -- the app's output reaches its log through the owner's loop: what the checks made it
-  -- write lands a moment after their answers
-  rt.sleep(M.LOG_SETTLE_MS)
-  return { ok = ok, results = results, log = M.log_tail(o.home .. "/app.log", M.LOG_LINES) }
+  -- write lands a moment after their answers, so the log is read once it has been quiet
+  -- for LOG_SETTLE_MS (at most a second)
+  local log_path, t0 = o.home .. "/app.log", uv.now()
+  local last = -1
+  while uv.now() - t0 < 1000 do
+    local st = uv.fs_stat(log_path)
+    local size = st and st.size or 0
+    if size == last then break end
+    last = size
+    rt.sleep(M.LOG_SETTLE_MS)
+  end
+  return { ok = ok, results = results, log = M.log_tail(log_path, M.LOG_LINES) }
 end
 
 --- report(res) -> the result as text: one line per check, then the log's tail on a failure
