@@ -78,10 +78,11 @@ local function procs(pattern)
   p:close()
   return out
 end
--- the browsers and drivers of this file's checks (their profiles are Orket's temp dirs);
--- another test's browser may run meanwhile
-local BROWSERS = "orket%-chromium%-"
-local DRIVERS = "chromedriver %-%-port=0$"
+-- the browsers and drivers of a test's checks: their profiles are made under the TMPDIR
+-- the test gives `orket sandbox check`, and another test's browsers may run meanwhile
+local function browsers(tmp)
+  return procs(tmp:gsub("%p", "%%%0") .. "/orket%-chromium%-")
+end
 
 -- The projects of the running test: whatever sandbox they still have is stopped after it,
 -- a failed assertion included (a sandbox's owner runs in the background and would outlive
@@ -213,7 +214,8 @@ describe("orket sandbox check", function()
         { browser = { path = "/broken", selector = "#x" } },
         { browser = { name = "never", path = "/", selector = "#nothing-like-it", timeout_ms = 3000, screenshot = false } } } } } })
     local id = up(dir)
-    local r = H.orket("sandbox check --card WEB-1 --json", { cwd = dir })
+    local tmp = H.tmpdir()
+    local r = H.orket("sandbox check --card WEB-1 --json", { cwd = dir, env = { TMPDIR = tmp } })
     assert.equal(0, r.status, r.stdout .. r.stderr)
     local x = cjson.decode(r.stdout).cards[1].results[1]
     assert.is_true(x.ok, x.detail)
@@ -223,7 +225,7 @@ describe("orket sandbox check", function()
     assert.truthy(png and #png > 100, "the screenshot " .. tostring(x.screenshot))
     assert.equal("\137PNG\r\n\26\n", png:sub(1, 8))
     assert.matches("/.orket/sandboxes/" .. id .. "/checks/", x.screenshot, 1, true)
-    r = H.orket("sandbox check --card WEB-2 --json", { cwd = dir })
+    r = H.orket("sandbox check --card WEB-2 --json", { cwd = dir, env = { TMPDIR = tmp } })
     assert.equal(1, r.status)
     local res = cjson.decode(r.stdout).cards[1].results
     assert.is_false(res[1].ok)
@@ -233,8 +235,8 @@ describe("orket sandbox check", function()
     assert.matches("no element matches #nothing-like-it within 3000 ms", res[2].detail, 1, true)
     assert.equal(cjson.null, res[2].screenshot)
     -- the browser, its driver and the relay ended with the check
-    assert.same({}, procs(BROWSERS))
-    assert.same({}, procs(DRIVERS))
+    assert.same({}, browsers(tmp)) -- the browsers' profiles and the drivers' logs were there
+    assert.same({}, procs("chromedriver .*" .. tmp:gsub("%p", "%%%0")))
     stop(dir, id, m)
   end)
 end)

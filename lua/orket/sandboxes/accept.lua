@@ -486,7 +486,10 @@ local function start_driver(driver, chromium, timeout_ms)
   local out = uv.new_pipe(false)
   local d = { profile = profile, out = out }
   local said = ""
-  local handle, pid = uv.spawn(driver, { args = { "--port=0" }, stdio = { nil, out, nil }, detached = true },
+  -- its log in the profile: removed with it, and it names the driver's profile on its
+  -- command line, so a process table tells whose driver it is
+  local handle, pid = uv.spawn(driver, { args = { "--port=0", "--log-path=" .. profile .. "/driver.log" },
+    stdio = { nil, out, nil }, detached = true },
     function(code, sig)
       d.exited = { code = code, signal = sig }
       if d.handle and not d.handle:is_closing() then d.handle:close() end
