@@ -215,6 +215,7 @@ describe("orket sandbox check", function()
         { browser = { name = "never", path = "/", selector = "#nothing-like-it", timeout_ms = 3000, screenshot = false } } } } } })
     local id = up(dir)
     local tmp = H.tmpdir()
+    os.execute("chmod 0711 " .. H.quote(tmp)) -- as root, the browser (nobody) reaches its profile here
     local r = H.orket("sandbox check --card WEB-1 --json", { cwd = dir, env = { TMPDIR = tmp } })
     assert.equal(0, r.status, r.stdout .. r.stderr)
     local x = cjson.decode(r.stdout).cards[1].results[1]

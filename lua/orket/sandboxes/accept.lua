@@ -23,6 +23,7 @@ M.RELAY_QUEUE = 1048576    -- bytes waiting to be written before the relay stops
 M.LOG_LINES = 40            -- the sandbox log's last lines kept with a result
 M.LOG_SETTLE_MS = 100     -- the log quiet this long before its tail is read
 M.DETAIL = 2000             -- bytes of an answer quoted in a failure's detail
+M.NOBODY = 65534            -- the user (and group) a browser runs as when Orket is root
 M.METHODS = { GET = true, HEAD = true, POST = true, PUT = true, PATCH = true, DELETE = true, OPTIONS = true }
 
 -- ---- the checks' shape -------------------------------------------------------------------
@@ -480,16 +481,33 @@ end
 -- The driver and its browser, started for one check: {pid=, base=, profile=} | nil, why.
 -- The driver leads a process group of its own (detached), which the browser joins, so one
 -- signal to the group ends them all.
-local function start_driver(driver, chromium, timeout_ms)
-  local profile = uv.fs_mkdtemp((os.getenv("TMPDIR") or "/tmp") .. "/orket-chromium-XXXXXX")
+local function start_driver(driver, chromium, timeout_ms, unsandboxed)
+  local root = uv.getuid() == 0
+  local tmp = os.getenv("TMPDIR") or "/tmp"
+  if root then
+    -- nobody must reach its profile: a TMPDIR closed to others is not used
+    local st = uv.fs_stat(tmp)
+    if not st or st.mode & 1 == 0 then tmp = "/tmp" end
+  end
+  local profile = uv.fs_mkdtemp(tmp .. "/orket-chromium-XXXXXX")
   if not profile then return nil, "cannot make a temporary browser profile" end
+  -- The page is the agents' code. As root, the driver and its browser run as nobody, in a
+  -- profile of theirs (its HOME too): Chromium's own sandbox then works, and without it
+  -- (unsandboxed, when the kernel refuses nobody the namespaces it needs) the browser
+  -- still holds no root.
+  local spawn_as = {}
+  if root then
+    uv.fs_chown(profile, M.NOBODY, M.NOBODY)
+    spawn_as = { uid = M.NOBODY, gid = M.NOBODY, env = { "HOME=" .. profile, "TMPDIR=" .. profile,
+      "PATH=" .. (os.getenv("PATH") or "/usr/bin:/bin"), "LANG=C.UTF-8" } }
+  end
   local out = uv.new_pipe(false)
-  local d = { profile = profile, out = out }
+  local d = { profile = profile, out = out, unsandboxed = unsandboxed }
   local said = ""
   -- its log in the profile: removed with it, and it names the driver's profile on its
   -- command line, so a process table tells whose driver it is
   local handle, pid = uv.spawn(driver, { args = { "--port=0", "--log-path=" .. profile .. "/driver.log" },
-    stdio = { nil, out, nil }, detached = true },
+    stdio = { nil, out, nil }, detached = true, uid = spawn_as.uid, gid = spawn_as.gid, env = spawn_as.env },
     function(code, sig)
       d.exited = { code = code, signal = sig }
       if d.handle and not d.handle:is_closing() then d.handle:close() end
@@ -520,8 +538,7 @@ local function start_driver(driver, chromium, timeout_ms)
     "--window-size=1280,900", "--user-data-dir=" .. profile,
     -- the page reaches its own app only: every other name is unknown to it
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1" }
-  -- Chromium's own sandbox needs user namespaces it cannot have as root
-  if uv.getuid() == 0 then table.insert(args, 1, "--no-sandbox") end
+  if unsandboxed then table.insert(args, 1, "--no-sandbox") end
   local v, err = wd(d.base, "POST", "/session", { capabilities = { alwaysMatch = {
     browserName = "chrome", ["goog:loggingPrefs"] = { browser = "ALL" },
     ["goog:chromeOptions"] = { binary = chromium, args = args } } } }, math.max(timeout_ms, 30000))
@@ -625,6 +642,12 @@ local function open_browser(socket, timeout_ms)
   local port, close_relay = M.relay(socket)
   if not port then return nil, close_relay end
   local d, why = start_driver(driver, chromium, timeout_ms)
+  if why and d and not d.session then
+    -- Chromium's sandbox refused (no user namespaces for this user): once more without it,
+    -- said in each browser check's result
+    stop_driver(d)
+    d, why = start_driver(driver, chromium, timeout_ms, true)
+  end
   local b = { d = d, port = port, close = function()
     stop_driver(d)
     close_relay()
@@ -645,6 +668,10 @@ local function run_browser(c, b, home, n)
   local ok, res = pcall(browse, c, b.d, "http://127.0.0.1:" .. b.port .. c.path, shot)
   if not ok then res = { kind = "browser", name = c.name, ok = false, detail = "browser " .. c.path .. ": " .. tostring(res) } end
   res.ms = math.floor(uv.now() - t0)
+  if b.d.unsandboxed then
+    res.unsandboxed = true
+    res.detail = res.detail .. " (the browser ran without Chromium's own sandbox: this user has no user namespaces)"
+  end
   return res
 end
 
