@@ -36,6 +36,28 @@ local function serve(path, body)
   end
 end
 
+-- A unix-socket server answering every request with the raw bytes given, then closing.
+local function serve_raw(path, raw)
+  local server = uv.new_pipe(false)
+  assert(server:bind(path))
+  local conns = {}
+  server:listen(16, function()
+    local c = uv.new_pipe(false)
+    server:accept(c)
+    conns[#conns + 1] = c
+    local got = ""
+    c:read_start(function(_, data)
+      if not data then return c:close() end
+      got = got .. data
+      if got:find("\r\n\r\n", 1, true) then c:write(raw, function() c:close() end) end
+    end)
+  end)
+  return function()
+    for _, c in ipairs(conns) do if not c:is_closing() then c:close() end end
+    server:close()
+  end
+end
+
 local function norm_err(check)
   local c, field, why = accept.normalize(check)
   assert.is_nil(c)
@@ -179,6 +201,19 @@ describe("sandbox checks", function()
     assert.is_nil(s3)
     assert.equal("EUNAVAILABLE", code3)
     assert.truthy(err3)
+  end)
+
+  it("tell an answer broken off below the cap from one larger than the cap", function()
+    local sock = H.tmpdir() .. "/cut.sock"
+    -- 700 of the 1000 bytes it announces, then the app is gone
+    local stop = serve_raw(sock, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" .. string.rep("c", 700))
+    finally(stop)
+    local s, err, code = accept.request(sock, { path = "/", max_bytes = 1000, timeout_ms = 3000 })
+    assert.is_nil(s)
+    assert.equal("EUNAVAILABLE", code, err)
+    local s2, err2, code2 = accept.request(sock, { path = "/", max_bytes = 1000, timeout_ms = 3000, truncate = true })
+    assert.is_nil(s2)
+    assert.equal("EUNAVAILABLE", code2, err2)
   end)
 
   it("are read from an epic file, each error naming the file, the issue and the field", function()

@@ -323,21 +323,20 @@ function M.request(socket, o)
   if not r then return nil, tostring(err), code or "EUNAVAILABLE" end
   local status, h = r:headers()
   if not status then return nil, tostring(h), "EUNAVAILABLE" end
-  local parts, n = {}, 0
+  local parts = {}
   while true do
     local ev, rerr = r:read()
     if ev == false then break end
     if ev == nil then
-      if n + r:received() > max or tostring(rerr):find("cap", 1, true) then
+      -- received() counts every body byte so far (these parts included): only past the
+      -- cap is it ETOOBIG; an answer broken off below it is the app's failure
+      if r:received() > max or tostring(rerr):find("cap", 1, true) then
         if o.truncate then return status, table.concat(parts), h, true end
         return nil, string.format("the answer is larger than %d bytes", max), "ETOOBIG"
       end
       return nil, tostring(rerr), "EUNAVAILABLE"
     end
-    for _, s in ipairs(ev) do
-      parts[#parts + 1] = s
-      n = n + #s
-    end
+    for _, s in ipairs(ev) do parts[#parts + 1] = s end
   end
   return status, table.concat(parts), h
 end
