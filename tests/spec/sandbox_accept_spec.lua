@@ -385,6 +385,22 @@ describe("a deploy's acceptance checks", function()
     assert.equal("orket/sandbox", posted[1].context)
     assert.equal("failure", posted[1].state)
     assert.equal("E-1: 1 of 2 checks passed", posted[1].description)
+    -- cards of an epic deployed together: one status for the commit, a failure not hidden
+    -- by a later card's success
+    imports.set_verification(db, "E-2", cjson.encode { sandbox_checks = {
+      assert(accept.normalize { http = { path = "/x" } }) } })
+    local stop2 = serve(home .. "/app.sock", '{"ok": true}')
+    outs = deploy.accept_after { db = db, board = b, settings = settings, cards = { "E-1", "E-2" },
+      sandbox = { id = 3, socket = home .. "/app.sock", home = home, commit = sha }, send_back = true }
+    stop2()
+    assert.equal(2, #outs)
+    assert.is_true(outs[2].result.ok)
+    assert.equal("failure", outs[2].status.state)
+    status, text = H.fetch { url = forge.url .. "/__statuses", total_timeout_ms = 5000 }
+    posted = cjson.decode(text)
+    assert.equal(2, #posted)
+    assert.equal("failure", posted[2].state)
+    assert.equal("2 cards, failing E-1: 2 of 3 checks passed", posted[2].description)
     db:close()
   end)
 end)
