@@ -216,6 +216,14 @@ describe("sandbox checks", function()
     assert.equal("EUNAVAILABLE", code2, err2)
   end)
 
+  it("read a log's last lines within a byte cap, never a line the cap cut", function()
+    local log = H.tmpdir() .. "/app.log"
+    H.write(log, "first line\nsecond line\nthird\n")
+    assert.equal("second line\nthird", accept.log_tail(log, 2))
+    assert.equal("third", accept.log_tail(log, 5, 12)) -- the last 12 bytes cut "second line"
+    assert.equal("", accept.log_tail(log .. ".none", 5))
+  end)
+
   it("are read from an epic file, each error naming the file, the issue and the field", function()
     local dir = H.tmpdir()
     assert(os.execute("mkdir -p " .. dir .. "/epics"))

@@ -10,6 +10,7 @@ local rt = require "orket.c.runtime"
 local crypto = require "orket.c.crypto"
 local jsonout = require "orket.jsonout"
 local tree = require "orket.tree"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -261,7 +262,7 @@ end
 local function quote_body(body)
   body = body or ""
   if #body > M.DETAIL then body = body:sub(1, M.DETAIL) .. "[...]" end
-  return require("orket.inert").text(body)
+  return inert.text(body)
 end
 
 --- judge_http(check, status, body) -> ok, detail: an answer against the check's
@@ -646,19 +647,22 @@ end
 
 -- ---- running a card's checks -------------------------------------------------------------------
 
---- log_tail(path, lines) -> the last lines of a log (at most 64 KiB read), inert text
-function M.log_tail(path, lines)
+--- log_tail(path, lines [, max_bytes]) -> the last lines of a log (at most max_bytes read,
+--- 64 KiB by default; a line cut by that is left out), inert text ("" without the file)
+function M.log_tail(path, lines, max_bytes)
   local f = io.open(path, "rb")
   if not f then return "" end
+  local max = max_bytes or 65536
   local size = f:seek("end")
-  f:seek("set", size > 65536 and size - 65536 or 0)
+  f:seek("set", size > max and size - max or 0)
   local text = f:read("a") or ""
   f:close()
   local all = {}
   for line in text:gmatch("[^\n]*") do all[#all + 1] = line end
+  if size > max then table.remove(all, 1) end
   while all[#all] == "" do all[#all] = nil end
   local from = math.max(1, #all - (lines or M.LOG_LINES) + 1)
-  return require("orket.inert").text(table.concat(all, "\n", from))
+  return inert.text(table.concat(all, "\n", from))
 end
 
 --- run{socket=, home=, checks=} -> {ok=bool, results={{kind=, name=, ok=, detail=, ms=,
