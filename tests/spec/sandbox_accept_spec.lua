@@ -224,6 +224,36 @@ describe("sandbox checks", function()
     assert.equal("", accept.log_tail(log .. ".none", 5))
   end)
 
+  it("leave no browser running when a check raises after the browser started", function()
+    if not accept.browser_available() then return pending("skipped: " .. select(2, accept.browser_available())) end
+    local home = H.tmpdir()
+    local stop = serve(home .. "/app.sock", '{"ok": true}')
+    finally(stop)
+    -- the browser's profile is made under TMPDIR: its processes name it
+    local tmp = H.tmpdir()
+    local old = os.getenv("TMPDIR")
+    uv.os_setenv("TMPDIR", tmp)
+    finally(function() if old then uv.os_setenv("TMPDIR", old) else uv.os_unsetenv("TMPDIR") end end)
+    local checks = { assert(accept.normalize { browser = { path = "/", selector = "body", console_errors = true,
+      screenshot = false, timeout_ms = 2000 } }), { kind = "http", name = "misuse", method = "GET" } } -- no path
+    local ok, err = pcall(accept.run, { socket = home .. "/app.sock", home = home, checks = checks })
+    assert.is_false(ok)
+    assert.truthy(err)
+    local left = {}
+    local d = uv.fs_scandir("/proc")
+    while d do
+      local name = uv.fs_scandir_next(d)
+      if not name then break end
+      if name:match("^%d+$") then
+        local f = io.open("/proc/" .. name .. "/cmdline", "rb")
+        local cl = f and f:read("a") or ""
+        if f then f:close() end
+        if cl:find(tmp, 1, true) then left[#left + 1] = name end
+      end
+    end
+    assert.same({}, left)
+  end)
+
   it("are read from an epic file, each error naming the file, the issue and the field", function()
     local dir = H.tmpdir()
     assert(os.execute("mkdir -p " .. dir .. "/epics"))

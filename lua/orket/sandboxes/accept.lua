@@ -672,19 +672,23 @@ end
 function M.run(o)
   local results, ok = {}, true
   local browser, berr
-  for i, c in ipairs(o.checks or {}) do
-    local r
-    if c.kind == "http" then
-      r = run_http(c, o.socket)
-    else
-      if not browser and not berr then browser, berr = open_browser(o.socket, c.timeout_ms) end
-      if browser then r = run_browser(c, browser, o.home, i)
-      else r = { kind = "browser", name = c.name, ok = false, detail = "browser " .. c.path .. ": " .. tostring(berr) } end
+  local done, raised = pcall(function()
+    for i, c in ipairs(o.checks or {}) do
+      local r
+      if c.kind == "http" then
+        r = run_http(c, o.socket)
+      else
+        if not browser and not berr then browser, berr = open_browser(o.socket, c.timeout_ms) end
+        if browser then r = run_browser(c, browser, o.home, i)
+        else r = { kind = "browser", name = c.name, ok = false, detail = "browser " .. c.path .. ": " .. tostring(berr) } end
+      end
+      results[i] = r
+      ok = ok and r.ok
     end
-    results[i] = r
-    ok = ok and r.ok
-  end
+  end)
+  -- the browser and its driver end even when a check raised (misuse): none is left running
   if browser then browser.close() end
+  if not done then error(raised, 0) end
   -- the app's output reaches its log through the owner's loop: what the checks made it
   -- write lands a moment after their answers
   rt.sleep(M.LOG_SETTLE_MS)
