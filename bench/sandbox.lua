@@ -20,6 +20,7 @@ local http = require "orket.c.http"
 local proc = require "orket.c.proc"
 local rt = require "orket.c.runtime"
 local stats = require "bench.stats"
+local run = require("bench.spawn").run -- a program run to its end
 
 local ROUNDS = tonumber(arg and arg[1]) or 5
 local SECONDS = tonumber(arg and arg[2]) or 2
@@ -126,28 +127,6 @@ local function together(n, fn)
   for i = 1, n do ts[i] = task.spawn(function() outs[i] = { fn() } end) end
   for i = 1, n do assert(ts[i]:join()) end
   return (uv.hrtime() - t0) / 1e6, outs
-end
-
-local function run(file, args)
-  local co = coroutine.running()
-  local out, chunks = uv.new_pipe(false), {}
-  local code, closed, h
-  local function done()
-    if code ~= nil and closed then task.resume(co) end
-  end
-  h = assert(uv.spawn(file, { args = args, stdio = { nil, out, 2 } }, function(c)
-    h:close()
-    code = c
-    done()
-  end))
-  out:read_start(function(_, data)
-    if data then chunks[#chunks + 1] = data return end
-    out:close()
-    closed = true
-    done()
-  end)
-  coroutine.yield()
-  return code, table.concat(chunks)
 end
 
 -- wrk on url (with headers) -> requests/s

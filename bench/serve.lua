@@ -57,6 +57,7 @@ local function write(path, text)
 end
 
 local stats = require "bench.stats"
+local run = require("bench.spawn").run -- a program run to its end
 local pct = stats.pct
 local spread = stats.line
 
@@ -75,28 +76,6 @@ local function project(n)
   return dir, db
 end
 
--- Runs a program to its end on the loop; -> exit code, stdout.
-local function run(file, args)
-  local co = coroutine.running()
-  local out, chunks = uv.new_pipe(false), {}
-  local code, closed, h
-  local function done()
-    if code ~= nil and closed then task.resume(co) end
-  end
-  h = assert(uv.spawn(file, { args = args, stdio = { nil, out, 2 } }, function(c)
-    h:close()
-    code = c
-    done()
-  end))
-  out:read_start(function(err, data)
-    if data then chunks[#chunks + 1] = data return end
-    out:close()
-    closed = true
-    done()
-  end)
-  coroutine.yield()
-  return code, table.concat(chunks)
-end
 
 -- A wrk figure in milliseconds from "12.3us", "1.5ms", "2.0s"
 local function ms(v, unit)

@@ -36,6 +36,28 @@ local function serve(path, body)
   end
 end
 
+-- A unix-socket server answering every request with the raw bytes given, then closing.
+local function serve_raw(path, raw)
+  local server = uv.new_pipe(false)
+  assert(server:bind(path))
+  local conns = {}
+  server:listen(16, function()
+    local c = uv.new_pipe(false)
+    server:accept(c)
+    conns[#conns + 1] = c
+    local got = ""
+    c:read_start(function(_, data)
+      if not data then return c:close() end
+      got = got .. data
+      if got:find("\r\n\r\n", 1, true) then c:write(raw, function() c:close() end) end
+    end)
+  end)
+  return function()
+    for _, c in ipairs(conns) do if not c:is_closing() then c:close() end end
+    server:close()
+  end
+end
+
 local function norm_err(check)
   local c, field, why = accept.normalize(check)
   assert.is_nil(c)
@@ -179,6 +201,57 @@ describe("sandbox checks", function()
     assert.is_nil(s3)
     assert.equal("EUNAVAILABLE", code3)
     assert.truthy(err3)
+  end)
+
+  it("tell an answer broken off below the cap from one larger than the cap", function()
+    local sock = H.tmpdir() .. "/cut.sock"
+    -- 700 of the 1000 bytes it announces, then the app is gone
+    local stop = serve_raw(sock, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" .. string.rep("c", 700))
+    finally(stop)
+    local s, err, code = accept.request(sock, { path = "/", max_bytes = 1000, timeout_ms = 3000 })
+    assert.is_nil(s)
+    assert.equal("EUNAVAILABLE", code, err)
+    local s2, err2, code2 = accept.request(sock, { path = "/", max_bytes = 1000, timeout_ms = 3000, truncate = true })
+    assert.is_nil(s2)
+    assert.equal("EUNAVAILABLE", code2, err2)
+  end)
+
+  it("read a log's last lines within a byte cap, never a line the cap cut", function()
+    local log = H.tmpdir() .. "/app.log"
+    H.write(log, "first line\nsecond line\nthird\n")
+    assert.equal("second line\nthird", accept.log_tail(log, 2))
+    assert.equal("third", accept.log_tail(log, 5, 12)) -- the last 12 bytes cut "second line"
+    assert.equal("", accept.log_tail(log .. ".none", 5))
+  end)
+
+  it("leave no browser running when a check raises after the browser started", function()
+    if not accept.browser_available() then return pending("skipped: " .. select(2, accept.browser_available())) end
+    local home = H.tmpdir()
+    local stop = serve(home .. "/app.sock", '{"ok": true}')
+    finally(stop)
+    -- the browser's profile is made under TMPDIR: its processes name it
+    local tmp = H.tmpdir()
+    local old = os.getenv("TMPDIR")
+    uv.os_setenv("TMPDIR", tmp)
+    finally(function() if old then uv.os_setenv("TMPDIR", old) else uv.os_unsetenv("TMPDIR") end end)
+    local checks = { assert(accept.normalize { browser = { path = "/", selector = "body", console_errors = true,
+      screenshot = false, timeout_ms = 2000 } }), { kind = "http", name = "misuse", method = "GET" } } -- no path
+    local ok, err = pcall(accept.run, { socket = home .. "/app.sock", home = home, checks = checks })
+    assert.is_false(ok)
+    assert.truthy(err)
+    local left = {}
+    local d = uv.fs_scandir("/proc")
+    while d do
+      local name = uv.fs_scandir_next(d)
+      if not name then break end
+      if name:match("^%d+$") then
+        local f = io.open("/proc/" .. name .. "/cmdline", "rb")
+        local cl = f and f:read("a") or ""
+        if f then f:close() end
+        if cl:find(tmp, 1, true) then left[#left + 1] = name end
+      end
+    end
+    assert.same({}, left)
   end)
 
   it("are read from an epic file, each error naming the file, the issue and the field", function()
@@ -392,6 +465,22 @@ describe("a deploy's acceptance checks", function()
     assert.equal("orket/sandbox", posted[1].context)
     assert.equal("failure", posted[1].state)
     assert.equal("E-1: 1 of 2 checks passed", posted[1].description)
+    -- cards of an epic deployed together: one status for the commit, a failure not hidden
+    -- by a later card's success
+    imports.set_verification(db, "E-2", cjson.encode { sandbox_checks = {
+      assert(accept.normalize { http = { path = "/x" } }) } })
+    local stop2 = serve(home .. "/app.sock", '{"ok": true}')
+    outs = deploy.accept_after { db = db, board = b, settings = settings, cards = { "E-1", "E-2" },
+      sandbox = { id = 3, socket = home .. "/app.sock", home = home, commit = sha }, send_back = true }
+    stop2()
+    assert.equal(2, #outs)
+    assert.is_true(outs[2].result.ok)
+    assert.equal("failure", outs[2].status.state)
+    status, text = H.fetch { url = forge.url .. "/__statuses", total_timeout_ms = 5000 }
+    posted = cjson.decode(text)
+    assert.equal(2, #posted)
+    assert.equal("failure", posted[2].state)
+    assert.equal("2 cards, failing E-1: 2 of 3 checks passed", posted[2].description)
     db:close()
   end)
 end)

@@ -10,6 +10,7 @@ local rt = require "orket.c.runtime"
 local crypto = require "orket.c.crypto"
 local jsonout = require "orket.jsonout"
 local tree = require "orket.tree"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -262,7 +263,7 @@ end
 local function quote_body(body)
   body = body or ""
   if #body > M.DETAIL then body = body:sub(1, M.DETAIL) .. "[...]" end
-  return require("orket.inert").text(body)
+  return inert.text(body)
 end
 
 --- judge_http(check, status, body) -> ok, detail: an answer against the check's
@@ -324,21 +325,20 @@ function M.request(socket, o)
   if not r then return nil, tostring(err), code or "EUNAVAILABLE" end
   local status, h = r:headers()
   if not status then return nil, tostring(h), "EUNAVAILABLE" end
-  local parts, n = {}, 0
+  local parts = {}
   while true do
     local ev, rerr = r:read()
     if ev == false then break end
     if ev == nil then
-      if n + r:received() > max or tostring(rerr):find("cap", 1, true) then
+      -- received() counts every body byte so far (these parts included): only past the
+      -- cap is it ETOOBIG; an answer broken off below it is the app's failure
+      if r:received() > max or tostring(rerr):find("cap", 1, true) then
         if o.truncate then return status, table.concat(parts), h, true end
         return nil, string.format("the answer is larger than %d bytes", max), "ETOOBIG"
       end
       return nil, tostring(rerr), "EUNAVAILABLE"
     end
-    for _, s in ipairs(ev) do
-      parts[#parts + 1] = s
-      n = n + #s
-    end
+    for _, s in ipairs(ev) do parts[#parts + 1] = s end
   end
   return status, table.concat(parts), h
 end
@@ -677,19 +677,22 @@ end
 
 -- ---- running a card's checks -------------------------------------------------------------------
 
---- log_tail(path, lines) -> the last lines of a log (at most 64 KiB read), inert text
-function M.log_tail(path, lines)
+--- log_tail(path, lines [, max_bytes]) -> the last lines of a log (at most max_bytes read,
+--- 64 KiB by default; a line cut by that is left out), inert text ("" without the file)
+function M.log_tail(path, lines, max_bytes)
   local f = io.open(path, "rb")
   if not f then return "" end
+  local max = max_bytes or 65536
   local size = f:seek("end")
-  f:seek("set", size > 65536 and size - 65536 or 0)
+  f:seek("set", size > max and size - max or 0)
   local text = f:read("a") or ""
   f:close()
   local all = {}
   for line in text:gmatch("[^\n]*") do all[#all + 1] = line end
+  if size > max then table.remove(all, 1) end
   while all[#all] == "" do all[#all] = nil end
   local from = math.max(1, #all - (lines or M.LOG_LINES) + 1)
-  return require("orket.inert").text(table.concat(all, "\n", from))
+  return inert.text(table.concat(all, "\n", from))
 end
 
 --- run{socket=, home=, checks=} -> {ok=bool, results={{kind=, name=, ok=, detail=, ms=,
@@ -699,19 +702,23 @@ end
 function M.run(o)
   local results, ok = {}, true
   local browser, berr
-  for i, c in ipairs(o.checks or {}) do
-    local r
-    if c.kind == "http" then
-      r = run_http(c, o.socket)
-    else
-      if not browser and not berr then browser, berr = open_browser(o.socket, c.timeout_ms) end
-      if browser then r = run_browser(c, browser, o.home, i)
-      else r = { kind = "browser", name = c.name, ok = false, detail = "browser " .. c.path .. ": " .. tostring(berr) } end
+  local done, raised = pcall(function()
+    for i, c in ipairs(o.checks or {}) do
+      local r
+      if c.kind == "http" then
+        r = run_http(c, o.socket)
+      else
+        if not browser and not berr then browser, berr = open_browser(o.socket, c.timeout_ms) end
+        if browser then r = run_browser(c, browser, o.home, i)
+        else r = { kind = "browser", name = c.name, ok = false, detail = "browser " .. c.path .. ": " .. tostring(berr) } end
+      end
+      results[i] = r
+      ok = ok and r.ok
     end
-    results[i] = r
-    ok = ok and r.ok
-  end
+  end)
+  -- the browser and its driver end even when a check raised (misuse): none is left running
   if browser then browser.close() end
+  if not done then error(raised, 0) end
   -- the app's output reaches its log through the owner's loop: what the checks made it
   -- write lands a moment after their answers, so the log is read once it has been quiet
   -- for LOG_SETTLE_MS (at most a second)

@@ -116,19 +116,31 @@ end
 --- a task.
 function M.accept_after(o)
   local out = {}
+  local passed, total, ok, failing = 0, 0, true, {}
   for _, id in ipairs(o.cards) do
     local list = sv.sandbox_checks(o.db, id)
     if list then
       local res = accept.run { socket = o.sandbox.socket, home = o.sandbox.home, checks = list }
       local rec, err = acceptance.record { db = o.db, board = o.board, card = id, sandbox = o.sandbox.id, result = res,
         run_id = o.run_id, send_back = o.send_back }
-      local failed = 0
-      for _, r in ipairs(res.results) do if not r.ok then failed = failed + 1 end end
-      local status = o.send_back and post_status(o.settings, o.sandbox.commit, res.ok,
-        string.format("%s: %d of %d checks passed", id, #res.results - failed, #res.results)) or nil
+      for _, r in ipairs(res.results) do if r.ok then passed = passed + 1 end end
+      total = total + #res.results
+      if not res.ok then
+        ok = false
+        failing[#failing + 1] = id
+      end
       out[#out + 1] = { card = id, result = res, outcome = rec and rec.code or nil, followup = rec and rec.followup,
-        error = not rec and err or nil, status = status }
+        error = not rec and err or nil }
     end
+  end
+  -- one status for the commit: the cards of an epic or a rock share it, and one posted per
+  -- card would let a later card's success hide an earlier one's failure
+  if o.send_back and #out > 0 then
+    local what = #out == 1 and out[1].card
+      or string.format("%d cards%s", #out, #failing > 0 and (", failing " .. table.concat(failing, " ")) or "")
+    local status = post_status(o.settings, o.sandbox.commit, ok,
+      string.format("%s: %d of %d checks passed", what, passed, total):sub(1, 140))
+    for _, x in ipairs(out) do x.status = status end
   end
   return out
 end

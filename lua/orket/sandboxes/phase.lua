@@ -18,6 +18,7 @@ local ops = require "orket.store.bugfix"
 local sandboxes = require "orket.store.sandboxes"
 local rule = require "orket.sandboxes.bugfix"
 local service = require "orket.sandboxes.service"
+local accept = require "orket.sandboxes.accept"
 local DEFAULTS = require("orket.sandboxes.settings").DEFAULTS.bug_fix
 
 local M = {}
@@ -192,18 +193,7 @@ end
 -- the last lines of a sandbox's log (its socket's directory holds app.log)
 local function log_tail(row)
   local home = row and type(row.socket) == "string" and row.socket:match("^(.*)/[^/]+$")
-  local f = home and io.open(home .. "/app.log", "rb")
-  if not f then return nil end
-  local size = f:seek("end")
-  f:seek("set", math.max(0, size - M.LOG_BYTES))
-  local text = f:read("a") or ""
-  f:close()
-  local lines = {}
-  for l in text:gmatch("[^\n]*") do lines[#lines + 1] = l end
-  if size > M.LOG_BYTES then table.remove(lines, 1) end -- cut in the middle
-  while #lines > 0 and lines[#lines] == "" do lines[#lines] = nil end
-  local from = math.max(1, #lines - M.LOG_LINES + 1)
-  return table.concat(lines, "\n", from)
+  return home and accept.log_tail(home .. "/app.log", M.LOG_LINES, M.LOG_BYTES) or nil
 end
 
 -- A failing health check or an app that exited, as a bug report | nil (a sandbox whose
