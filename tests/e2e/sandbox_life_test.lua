@@ -394,6 +394,18 @@ describe("orket serve's sandbox routes", function()
     assert.equal(200, st, text)
     assert.equal("stopped", doc.sandbox.status)
     assert.equal(1, #procs(m, true))
+    -- one the server owns, stopped by the CLI: asked through its directory, so the server
+    -- (its owner) stops it and goes on serving
+    st, doc, text = H.api(s, "POST", "/v1/sandboxes", op, {})
+    assert.equal(201, st, text)
+    local id4 = math.tointeger(doc.sandbox.id)
+    r = H.orket("sandbox stop " .. id4, { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    st, doc = H.api(s, "GET", "/v1/sandboxes/" .. id4, viewer)
+    assert.equal(200, st)
+    assert.equal("stopped", doc.sandbox.status)
+    assert.equal(200, (H.fetch { url = s.url .. "/health", total_timeout_ms = 5000 }))
+    assert.equal(1, #procs(m, true))
     -- the server stops: the sandbox it owns is stopped and recorded so
     assert.equal(0, s.stop())
     H.wait_for(function() return #procs(m) == 0 end, "the server's sandbox to stop with it")

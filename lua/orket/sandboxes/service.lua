@@ -310,7 +310,7 @@ function M.up(o)
   local t0, h = uv.now(), p.health
   local last, pause = nil, M.start_pause(nil)
   while true do
-    local asked = o.stopping and o.stopping()
+    local asked = (o.stopping and o.stopping()) or sb:_stop_asked()
     if asked then
       -- stopped while it started (a signal to its owner, a deploy replacing it)
       sb.stopping = asked
@@ -385,6 +385,24 @@ function Sandbox:_spawn(hargv)
   return true
 end
 
+-- A stop asked by another process (M.stop): the file STOP in the sandbox's directory, with
+-- the reason. Its owner looks for it (the start and the watch, every 100 ms at most), so a
+-- stop never signals the owner, which may be `orket serve` with other work than this one.
+local STOP = "stop"
+
+--- sb:_stop_asked() -> the reason of a stop another process asked for | nil (the request
+--- is taken: the file removed)
+function Sandbox:_stop_asked()
+  local path = self.home .. "/" .. STOP
+  if not uv.fs_stat(path) then return nil end
+  local f = io.open(path, "r")
+  local why = f and f:read(512) or ""
+  if f then f:close() end
+  os.remove(path)
+  why = why:gsub("[%c]", " "):match("^%s*(.-)%s*$")
+  return why ~= "" and why or "stopped"
+end
+
 function Sandbox:_exit_text()
   local e = self.exited or {}
   if e.signal and e.signal ~= 0 then return "signal " .. e.signal end
@@ -439,6 +457,11 @@ function Sandbox:_watch()
   local next_probe = uv.now() + h.interval_ms
   while not self.exited do
     rt.sleep(math.min(100, h.interval_ms))
+    local asked = not self.stopping and self:_stop_asked()
+    if asked then
+      self.stopping = asked
+      self:_kill()
+    end
     if not self.exited and uv.now() >= next_probe then
       local good, why = probe(self)
       next_probe = uv.now() + h.interval_ms
@@ -471,9 +494,11 @@ end
 
 -- ---- sandboxes another process owns ------------------------------------------------------
 
---- stop(db, id) -> true | nil, message, CODE: asks the owner of a live sandbox to stop it
---- (SIGTERM; the owner records the stop), or marks a sandbox whose owner is gone
-function M.stop(db, id)
+--- stop(db, id [, why]) -> true | nil, message, CODE: asks the owner of a live sandbox to
+--- stop it (through the sandbox's directory: the owner, a background `orket sandbox up` or
+--- `orket serve`, sees the request within 100 ms and records the stop, why its detail), or
+--- marks a sandbox whose owner is gone
+function M.stop(db, id, why)
   local row = ops.get(db, id)
   if not row then return nil, "sandbox " .. tostring(id) .. ": no such sandbox", "ENOENT" end
   if not ops.LIVE[row.status] then
@@ -483,8 +508,19 @@ function M.stop(db, id)
     M.reconcile(db)
     return true
   end
-  local ok, err = uv.kill(row.owner_pid, "sigterm")
-  if not ok then return nil, "sandbox " .. id .. ": cannot signal its owner: " .. tostring(err), "EPERM" end
+  -- asked through its directory, never by a signal: the owner may be a server
+  local home = row.socket and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
+  if not home then return nil, "sandbox " .. id .. ": its directory is not known", "EINVAL" end
+  local tmp = string.format("%s/%s.%d", home, STOP, uv.os_getpid())
+  local f, ferr = io.open(tmp, "w")
+  if not f then return nil, "sandbox " .. id .. ": cannot ask its owner to stop it: " .. tostring(ferr), "EPERM" end
+  f:write(why or "stopped")
+  f:close()
+  local ok, rerr = os.rename(tmp, home .. "/" .. STOP)
+  if not ok then
+    os.remove(tmp)
+    return nil, "sandbox " .. id .. ": cannot ask its owner to stop it: " .. tostring(rerr), "EPERM"
+  end
   -- the owner records the end; wait for it a little
   for _ = 1, 200 do
     local r = ops.get(db, id)
