@@ -228,12 +228,18 @@ describe("sandbox checks", function()
     if not accept.browser_available() then return pending("skipped: " .. select(2, accept.browser_available())) end
     local home = H.tmpdir()
     local stop = serve(home .. "/app.sock", '{"ok": true}')
-    finally(stop)
-    -- the browser's profile is made under TMPDIR: its processes name it
+    -- the browser's profile is made under TMPDIR: its processes name it (open to others: as
+    -- root the browser runs as nobody, and a TMPDIR closed to it is not used)
     local tmp = H.tmpdir()
+    os.execute("chmod 0711 " .. H.quote(tmp))
     local old = os.getenv("TMPDIR")
     uv.os_setenv("TMPDIR", tmp)
-    finally(function() if old then uv.os_setenv("TMPDIR", old) else uv.os_unsetenv("TMPDIR") end end)
+    -- (busted keeps one finally: both undone in it; a server left listening would keep the
+    -- loop, and so the file's process, alive)
+    finally(function()
+      stop()
+      if old then uv.os_setenv("TMPDIR", old) else uv.os_unsetenv("TMPDIR") end
+    end)
     local checks = { assert(accept.normalize { browser = { path = "/", selector = "body", console_errors = true,
       screenshot = false, timeout_ms = 2000 } }), { kind = "http", name = "misuse", method = "GET" } } -- no path
     local ok, err = pcall(accept.run, { socket = home .. "/app.sock", home = home, checks = checks })
