@@ -9,6 +9,7 @@
 --    /v1/sandboxes/ID/app/ (its own process, with its local token) against wrk straight to
 --    the same app run bare on a host port. Target: requests/s >= 0.5x the floor (median).
 --    The server's own GET /health is measured alongside: what any of its routes can answer.
+--    The server's CPU time per request is printed too: it moves far less with the machine's load.
 -- 3. Three at once: three service.up started together until all are healthy, each then
 --    answering through its own socket, against three bare spawns and probes together.
 --   build/orket lua bench/sandbox.lua [ROUNDS] [SECONDS] [PARTS]
@@ -129,7 +130,22 @@ local function together(n, fn)
   return (uv.hrtime() - t0) / 1e6, outs
 end
 
--- wrk on url (with headers) -> requests/s
+-- The CPU time (user and system, in seconds) process pid has used, from /proc; nil where
+-- there is none. Requests/s swing with what else runs on the machine; the server's CPU
+-- time per request moves far less, so the two are printed side by side.
+local TICKS = tonumber(io.popen("getconf CLK_TCK 2>/dev/null"):read("l") or "") or 100
+local function cpu_seconds(pid)
+  local f = pid and io.open("/proc/" .. pid .. "/stat")
+  if not f then return nil end
+  local line = f:read("a")
+  f:close()
+  local fields = {}
+  for w in (line:match("%) (.*)$") or ""):gmatch("%S+") do fields[#fields + 1] = w end -- after the name
+  local utime, stime = tonumber(fields[12]), tonumber(fields[13]) -- stat's fields 14 and 15
+  return utime and stime and (utime + stime) / TICKS
+end
+
+-- wrk on url (with headers) -> requests/s, socket errors, requests made
 local function wrk(url, headers)
   local args = { "-t", "1", "-c", tostring(CONNS), "-d", SECONDS .. "s" }
   for _, hd in ipairs(headers or {}) do args[#args + 1] = "-H"; args[#args + 1] = hd end
@@ -141,7 +157,15 @@ local function wrk(url, headers)
   local errs = out:match("Socket errors: ([^\n]+)")
   local rps = tonumber(out:match("Requests/sec:%s+([%d.]+)"))
   assert(rps, "cannot read wrk's output: " .. out)
-  return rps, errs
+  return rps, errs, tonumber(out:match("(%d+) requests in"))
+end
+
+-- wrk as above, and the microseconds of pid's CPU time per request (nil without /proc)
+local function wrk_cpu(pid, url, headers)
+  local c0 = cpu_seconds(pid)
+  local rps, errs, n = wrk(url, headers)
+  local c1 = cpu_seconds(pid)
+  return rps, errs, c0 and c1 and n and n > 0 and (c1 - c0) / n * 1e6 or nil
 end
 
 local t = task.spawn(function()
@@ -201,20 +225,30 @@ local t = task.spawn(function()
     _, dstop, direct_port = bare_up(dir)
     local direct_url = "http://127.0.0.1:" .. direct_port .. "/notes"
     print(string.format("2. requests/s at %d connections for %d s, %d rounds alternated:", CONNS, SECONDS, ROUNDS))
-    local dr, pr, prr, hr = {}, {}, {}, {}
+    local dr, pr, prr, hr, pc, hc = {}, {}, {}, {}, {}, {}
+    local spid = sh:get_pid()
     for round = 1, ROUNDS do
       local d, derr = wrk(direct_url)
-      local p, perr = wrk(app_url, auth)
+      local p, perr, pcpu = wrk_cpu(spid, app_url, auth)
       -- context, not the floor: the server's cheapest route, the most any route of it answers
-      hr[round] = wrk(base .. "/health")
+      local _, _, hcpu
+      hr[round], _, hcpu = wrk_cpu(spid, base .. "/health")
       dr[round], pr[round], prr[round] = d, p, p / d
+      pc[#pc + 1], hc[#hc + 1] = pcpu, hcpu
       print(string.format("  round %d: floor (direct) %9.0f  proxy %9.0f  ratio %5.2f  (orket serve's /health %9.0f)%s",
         round, d, p, p / d, hr[round], (derr or perr) and ("  socket errors: " .. tostring(derr) .. " / " .. tostring(perr)) or ""))
+      if pcpu and hcpu then
+        print(string.format("           orket serve's CPU time per request: proxy %5.0f us  /health %5.0f us", pcpu, hcpu))
+      end
     end
     print("  floor:  " .. stats.line(dr, "%.0f") .. " requests/s")
     print("  figure: " .. stats.line(pr, "%.0f") .. " requests/s")
     print("  ratio:  " .. stats.line(prr) .. "  (target >= 0.5x) -> " .. (stats.pct(prr, 0.5) >= 0.5 and "met" or "MISSED"))
     print("  orket serve's own /health: " .. stats.line(hr, "%.0f") .. " requests/s (no proxy can pass more)")
+    if #pc > 0 and #hc > 0 then
+      print("  orket serve's CPU time per request: proxy " .. stats.line(pc, "%.0f") .. " us, /health "
+        .. stats.line(hc, "%.0f") .. " us")
+    end
     dstop()
     sh:kill("sigterm")
     out:close()

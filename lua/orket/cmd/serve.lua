@@ -103,8 +103,9 @@ function cmd.run(args, cli)
       return 1
     end
   end
+  -- stderr is unbuffered: the line and its newline in one write, one system call a request
   local server, err = serve.new { dir = dir, db = db, host = host, port = port, limits = limits,
-    unix = dir .. "/" .. localuse.SOCKET, local_token = token, log = function(line) io.stderr:write(line, "\n") end }
+    unix = dir .. "/" .. localuse.SOCKET, local_token = token, log = function(line) io.stderr:write(line .. "\n") end }
   if not server then
     if token then localuse.remove_token(dir, token) end
     db:close()
