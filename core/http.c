@@ -50,8 +50,6 @@ typedef struct http_sock {
   uv_poll_t poll;
   curl_socket_t fd;
   http_client *c;
-  int events; /* what the handle watches now (UV_READABLE, UV_WRITABLE); 0: stopped */
-  int idle;   /* libcurl no longer asks (the transfer ended), but the watch was kept */
 } http_sock;
 
 /* A queue of requests linked through one of their next fields (its offset in http_req). */
@@ -508,21 +506,9 @@ static int http_on_close(void *clientp, curl_socket_t fd) {
   return close(fd);
 }
 
-/* Stops watching a socket (libuv takes it out of epoll). */
-static void http_sock_stop(http_sock *s) {
-  uv_poll_stop(&s->poll);
-  s->events = 0;
-  s->idle = 0;
-}
-
 static void http_on_poll(uv_poll_t *h, int status, int events) {
   http_sock *s = h->data;
   http_client *c = s->c;
-  if (s->idle) { /* a kept connection between transfers: its end (or stray bytes) is for
-                  * libcurl to find when it next reuses it */
-    http_sock_stop(s);
-    return;
-  }
   int flags = 0;
   if (status < 0) flags = CURL_CSELECT_ERR;
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
@@ -537,14 +523,7 @@ static int http_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
   (void)socketp; /* the watch is found by descriptor: it outlives libcurl's own record */
   http_client *c = userp;
   if (what == CURL_POLL_REMOVE) { /* not now: the socket may serve the next request */
-    if (fd >= 0 && (size_t)fd < c->nsocks && c->socks[fd]) {
-      http_sock *s = c->socks[fd];
-      /* Reading is left watched while the connection waits in libcurl's cache: the next
-       * request on it asks for reading again, and each stop and start cost two epoll
-       * calls a request. A write watch would fire at once, so it stops. */
-      if (s->events == UV_READABLE) s->idle = 1;
-      else http_sock_stop(s);
-    }
+    if (fd >= 0 && (size_t)fd < c->nsocks && c->socks[fd]) uv_poll_stop(&c->socks[fd]->poll);
     return 0;
   }
   http_sock *s = http_sock_get(c, fd);
@@ -552,10 +531,7 @@ static int http_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
   int events = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-  s->idle = 0;
-  if (events == s->events) return 0; /* watched so already (uv_poll_start would stop and start it) */
-  if (uv_poll_start(&s->poll, events, http_on_poll) != 0) return -1;
-  s->events = events;
+  uv_poll_start(&s->poll, events, http_on_poll);
   return 0;
 }
 
