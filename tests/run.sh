@@ -12,7 +12,7 @@
 # TEST_LAYERS (words of "c spec e2e pg soak"; default "c spec e2e pg") runs those layers:
 # CI runs the PostgreSQL layer as a step of its own; "soak" adds what --soak runs.
 # Each spec or e2e file runs as a process of its own, TEST_JOBS at a time (default: the
-# cores plus two, at most 8: e2e files mostly wait on the processes they start), the
+# cores plus one, at most 8: e2e files mostly wait on the processes they start), the
 # slowest first by the last run's times (BUILD/test-times). The spec, e2e and pg layers
 # share one pool, so that no layer waits for another's slowest file. A file's line gives
 # its layer, its counts and its time; each layer then reports the output of its failing
@@ -87,7 +87,7 @@ if [ "${1:-}" = "--files" ] || [ "${1:-}" = "--pool" ]; then
   if [ -n "${ORKET_TEST_PG_SKIPPED:-}" ]; then items=$(echo "$items" | grep -v '^pg:'); fi
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
-  jobs=${TEST_JOBS:-$(($(nproc 2>/dev/null || echo 2) + 2))}
+  jobs=${TEST_JOBS:-$(($(nproc 2>/dev/null || echo 2) + 1))}
   [ "$jobs" -le 8 ] || jobs=8
   times=${TEST_TIMES:-/dev/null}
   # slowest first (a file not timed yet counts as slow), so the last ones to start are short

@@ -218,10 +218,11 @@ describe("orket sandbox up", function()
     if skip then return pending(skip) end
     local m = mark()
     -- listens on another port than its own: never healthy
-    local dir = project(m, { start_ms = 1500, more = ', env = { WRONG_PORT = "9999" }' })
+    -- (time enough for node to start and say so on a loaded machine)
+    local dir = project(m, { start_ms = 5000, more = ', env = { WRONG_PORT = "9999" }' })
     local r = H.orket("sandbox up", { cwd = dir })
     assert.equal(1, r.status, r.stdout)
-    assert.matches("not healthy within 1500 ms", r.stderr, 1, true)
+    assert.matches("not healthy within 5000 ms", r.stderr, 1, true)
     assert.matches("listening on 127.0.0.1:8080 " .. m, r.stderr, 1, true) -- the log's tail
     assert.equal("exited", list(dir, true)[1].status)
     H.wait_for(function() return #procs(m) == 0 end, "the unhealthy app to be stopped")

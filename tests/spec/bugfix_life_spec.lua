@@ -54,12 +54,16 @@ describe("the bug-fix phase", function()
     assert.same({}, r.started)
     assert.same({}, r.phases)
     for _, id in ipairs { "E-1", "E-2", "E", "R" } do cards.set_status(db, id, "done", nil, "developer", 0) end
+    local before = c:now()
     r = tick(db, c, {})
+    local after = c:now()
     assert.same({ "R" }, r.started)
     assert.equal(1, #r.phases)
     assert.equal("open", r.phases[1].status)
     assert.equal(1, r.phases[1].day)
-    assert.equal(phase.iso(c:now() + 7 * DAY), r.phases[1].ends_at)
+    -- the clock is the system's: the tick's second is one of those it ran in
+    local ends = r.phases[1].ends_at
+    assert.is_true(ends == phase.iso(before + 7 * DAY) or ends == phase.iso(after + 7 * DAY), ends)
     r = tick(db, c, {})
     assert.same({}, r.started)
     local ev = kinds(db, "bugfix_start")
