@@ -238,6 +238,18 @@ describe("orket sandbox check", function()
     -- the browser, its driver and the relay ended with the check
     assert.same({}, browsers(tmp)) -- the browsers' profiles and the drivers' logs were there
     assert.same({}, procs("chromedriver .*" .. tmp:gsub("%p", "%%%0")))
+    -- `orket sandbox check` killed at once (kill -9) in the middle of a browser check: its
+    -- driver and browser end with it, nothing is left
+    local tmp2 = H.tmpdir()
+    os.execute("chmod 0711 " .. H.quote(tmp2))
+    os.execute(string.format("cd %s && { TMPDIR=%s %s sandbox check --card WEB-2 >/dev/null 2>&1 & echo $! >check.pid; } "
+      .. ">/dev/null 2>&1", H.quote(dir), H.quote(tmp2), H.quote(H.BIN)))
+    local pid = H.wait_for(function() return tonumber(H.read(dir .. "/check.pid") or "") end, "the check's pid")
+    H.wait_for(function() return #browsers(tmp2) > 0 end, "the check's browser to start", 600)
+    os.execute("kill -KILL " .. pid)
+    H.wait_for(function() return #browsers(tmp2) == 0 end, "the browser to end with the killed check: "
+      .. table.concat(browsers(tmp2), " | "), 600)
+    assert.same({}, procs("chromedriver .*" .. tmp2:gsub("%p", "%%%0")))
     stop(dir, id, m)
   end)
 end)

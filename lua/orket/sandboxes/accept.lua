@@ -25,6 +25,7 @@ M.LOG_LINES = 40            -- the sandbox log's last lines kept with a result
 M.LOG_SETTLE_MS = 100     -- the log quiet this long before its tail is read
 M.DETAIL = 2000             -- bytes of an answer quoted in a failure's detail
 M.NOBODY = 65534            -- the user (and group) a browser runs as when Orket is root
+M.SETPRIV = "/usr/bin/setpriv" -- util-linux's: a process that ends with its parent
 M.METHODS = { GET = true, HEAD = true, POST = true, PUT = true, PATCH = true, DELETE = true, OPTIONS = true }
 
 -- ---- the checks' shape -------------------------------------------------------------------
@@ -501,12 +502,30 @@ local function start_driver(driver, chromium, timeout_ms, unsandboxed)
     spawn_as = { uid = M.NOBODY, gid = M.NOBODY, env = { "HOME=" .. profile, "TMPDIR=" .. profile,
       "PATH=" .. (os.getenv("PATH") or "/usr/bin:/bin"), "LANG=C.UTF-8" } }
   end
+  -- Each ends with its parent, even one killed with SIGKILL (setpriv --pdeathsig): the
+  -- driver with this process, the browser with the driver. The driver leads a process group
+  -- of its own, which a signal from here ends whole, but a process killed at once sends none.
+  if not chromium:match("^[%w/._+-]+$") then
+    tree.remove(profile)
+    return nil, "the browser's path has characters a launcher would have to quote: " .. chromium
+  end
+  local browser = profile .. "/chromium"
+  local f = io.open(browser, "w")
+  if not f then
+    tree.remove(profile)
+    return nil, "cannot write the browser's launcher in " .. profile
+  end
+  f:write("#!/bin/sh\nexec " .. M.SETPRIV .. " --pdeathsig KILL -- " .. chromium .. ' "$@"\n')
+  f:close()
+  uv.fs_chmod(browser, 493) -- 0755
+  if root then uv.fs_chown(browser, M.NOBODY, M.NOBODY) end
   local out = uv.new_pipe(false)
-  local d = { profile = profile, out = out, unsandboxed = unsandboxed }
+  local d = { profile = profile, out = out, unsandboxed = unsandboxed, browser = browser }
   local said = ""
   -- its log in the profile: removed with it, and it names the driver's profile on its
   -- command line, so a process table tells whose driver it is
-  local handle, pid = uv.spawn(driver, { args = { "--port=0", "--log-path=" .. profile .. "/driver.log" },
+  local handle, pid = uv.spawn(M.SETPRIV, { args = { "--pdeathsig", "KILL", "--", driver, "--port=0",
+      "--log-path=" .. profile .. "/driver.log" },
     stdio = { nil, out, nil }, detached = true, uid = spawn_as.uid, gid = spawn_as.gid, env = spawn_as.env },
     function(code, sig)
       d.exited = { code = code, signal = sig }
@@ -541,7 +560,7 @@ local function start_driver(driver, chromium, timeout_ms, unsandboxed)
   if unsandboxed then table.insert(args, 1, "--no-sandbox") end
   local v, err = wd(d.base, "POST", "/session", { capabilities = { alwaysMatch = {
     browserName = "chrome", ["goog:loggingPrefs"] = { browser = "ALL" },
-    ["goog:chromeOptions"] = { binary = chromium, args = args } } } }, math.max(timeout_ms, 30000))
+    ["goog:chromeOptions"] = { binary = d.browser, args = args } } } }, math.max(timeout_ms, 30000))
   if not v then return d, "the browser did not start: " .. err end
   d.session = "/session/" .. tostring(v.sessionId)
   return d
