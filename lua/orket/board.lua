@@ -134,6 +134,16 @@ function Board:get(id)
   return copy_card(c)
 end
 
+--- board:ancestor(card, kind) -> the card of type kind that card is or is under (its epic,
+--- its rock) | nil; the walk up stops after 8 parents (the board is three levels deep)
+function Board:ancestor(card, kind)
+  local c, guard = card, 0
+  while c and c.type ~= kind and c.parent and guard < 8 do
+    c, guard = self:get(c.parent), guard + 1
+  end
+  return c and c.type == kind and c or nil
+end
+
 --- board:status(id) -> the card's status | nil, msg, "ENOENT": as get(id).status, without
 --- copying the card
 function Board:status(id)

@@ -54,11 +54,8 @@ end
 -- the rock above card when it has a bug-fix phase (open, or ended: file_bug hands an ended
 -- one's bugs to its phase-2 rock) | nil
 local function phase_rock(db, board, card)
-  local c, guard = card, 0
-  while c and c.type ~= "rock" and c.parent and guard < 8 do
-    c, guard = board:get(c.parent), guard + 1
-  end
-  if c and c.type == "rock" and bugfix_rows.get(db, c.id) then return c.id end
+  local c = board:ancestor(card, "rock")
+  if c and bugfix_rows.get(db, c.id) then return c.id end
   return nil
 end
 

@@ -14,16 +14,6 @@ local phase = require "orket.sandboxes.phase"
 
 local M = {}
 
--- the ancestor of card of the given type | nil
-local function ancestor(board, card, kind)
-  local c, guard = card, 0
-  while c and c.type ~= kind and c.parent and guard < 8 do
-    c = board:get(c.parent)
-    guard = guard + 1
-  end
-  return c and c.type == kind and c or nil
-end
-
 -- every issue under the epic or rock is done
 local function all_done(board, scope, kind)
   local q = { type = "issue" }
@@ -41,7 +31,7 @@ function M.due(mode, board, card_id)
   if mode == "merge" then return card_id .. " merged" end
   if mode ~= "epic" and mode ~= "rock" then return nil end
   local card = board:get(card_id)
-  local scope = card and ancestor(board, card, mode)
+  local scope = card and board:ancestor(card, mode)
   if scope and all_done(board, scope, mode) then return string.format("%s %s done", mode, scope.id) end
   return nil
 end
@@ -85,7 +75,7 @@ end
 function M.accepting(mode, board, card_id)
   if mode ~= "epic" and mode ~= "rock" then return { card_id } end
   local card = board:get(card_id)
-  local scope = card and ancestor(board, card, mode)
+  local scope = card and board:ancestor(card, mode)
   if not scope then return { card_id } end
   local q = { type = "issue", status = "done" }
   q[mode] = scope.id

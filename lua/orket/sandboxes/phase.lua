@@ -181,12 +181,9 @@ end
 --- after_done(board, card_id, {clock=, settings=}) -> phase id | nil: opens the phase of
 --- the card's rock when the rock is done now (after a card's merge)
 function M.after_done(b, card_id, o)
-  local c, guard = b:get(card_id), 0
-  while c and c.type ~= "rock" and c.parent and guard < 8 do
-    c = b:get(c.parent)
-    guard = guard + 1
-  end
-  if not (c and c.type == "rock" and c.status == "done") then return nil end
+  local c = b:get(card_id)
+  c = c and b:ancestor(c, "rock")
+  if not (c and c.status == "done") then return nil end
   return M.start(b.db, c.id, o)
 end
 
