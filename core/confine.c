@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
@@ -79,24 +80,30 @@ unsigned confine_layer_bit(const char *name) {
 /* ---- the spec in argv --------------------------------------------------------------- */
 
 /* argv: helper, CONFINE_ARG, "want require cpu mem as fsize nofile nproc flags nbinds
- * [relay_port]", cwd, tmpdir, [relay_path,] nenv, env..., binds..., program argv... ("flags
- * nbinds" may be left out: 0 0; relay_port and relay_path come together, only with a relay). */
+ * [relay_port [inward_port run_as]]", cwd, tmpdir, [relay_path,] [inward_path,] nenv,
+ * env..., binds..., program argv... ("flags nbinds" may be left out: 0 0; the long form's
+ * ports are 0 for a relay not there, and each path comes only with its port). */
 char **confine_encode(const char *helper, const confine_spec *s, char *scratch, size_t scratchlen) {
   size_t nenv = 0, nargv = 0;
   while (s->env && s->env[nenv]) nenv++;
   while (s->argv && s->argv[nargv]) nargv++;
   const confine_limits *l = &s->lim;
-  int relay = s->relay_path != NULL;
+  int relay = s->relay_path != NULL, inward = s->inward_path != NULL;
   int n = snprintf(scratch, scratchlen, "%u %u %llu %llu %llu %llu %llu %llu %u %zu", s->want, s->require,
                    (unsigned long long)l->cpu_seconds, (unsigned long long)l->memory,
                    (unsigned long long)l->address_space, (unsigned long long)l->file_size,
                    (unsigned long long)l->open_files, (unsigned long long)l->processes, s->flags, s->nbinds);
-  if (n >= 0 && relay && (size_t)n < scratchlen)
-    n += snprintf(scratch + n, scratchlen - (size_t)n, " %u", s->relay_port);
+  if (n >= 0 && (size_t)n < scratchlen) {
+    if (inward || s->run_as)
+      n += snprintf(scratch + n, scratchlen - (size_t)n, " %u %u %u", relay ? s->relay_port : 0u,
+                    inward ? s->inward_port : 0u, s->run_as);
+    else if (relay)
+      n += snprintf(scratch + n, scratchlen - (size_t)n, " %u", s->relay_port);
+  }
   if (n < 0 || (size_t)n + 24 > scratchlen) return NULL;
   char *count = scratch + n + 1;
   snprintf(count, 22, "%zu", nenv);
-  char **out = malloc((8 + nenv + s->nbinds + nargv) * sizeof *out);
+  char **out = malloc((9 + nenv + s->nbinds + nargv) * sizeof *out);
   if (out == NULL) return NULL;
   size_t k = 0;
   out[k++] = (char *)helper;
@@ -105,6 +112,7 @@ char **confine_encode(const char *helper, const confine_spec *s, char *scratch, 
   out[k++] = (char *)s->cwd;
   out[k++] = (char *)(s->tmpdir ? s->tmpdir : "");
   if (relay) out[k++] = (char *)s->relay_path;
+  if (inward) out[k++] = (char *)s->inward_path;
   out[k++] = count;
   for (size_t i = 0; i < nenv; i++) out[k++] = s->env[i];
   for (size_t i = 0; i < s->nbinds; i++) out[k++] = s->binds[i];
@@ -132,6 +140,10 @@ int confine_relay_path_ok(const char *p) {
   return confine_path_ok(p) && strlen(p) <= CONFINE_RELAY_PATH_MAX;
 }
 
+int confine_inward_path_ok(const char *p) {
+  return confine_path_ok(p) && strlen(p) < 108;
+}
+
 int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t errlen) {
   memset(s, 0, sizeof *s);
   if (argc < 7 || strcmp(argv[1], CONFINE_ARG) != 0) {
@@ -140,11 +152,11 @@ int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t err
   }
   unsigned long long v[6];
   unsigned long nbinds = 0;
-  unsigned port = 0;
+  unsigned port = 0, inport = 0, run_as = 0;
   char tail;
-  int got = sscanf(argv[2], "%u %u %llu %llu %llu %llu %llu %llu %u %lu %u%c", &s->want, &s->require, &v[0],
-                   &v[1], &v[2], &v[3], &v[4], &v[5], &s->flags, &nbinds, &port, &tail);
-  if (got != 8 && got != 10 && got != 11) {
+  int got = sscanf(argv[2], "%u %u %llu %llu %llu %llu %llu %llu %u %lu %u %u %u%c", &s->want, &s->require, &v[0],
+                   &v[1], &v[2], &v[3], &v[4], &v[5], &s->flags, &nbinds, &port, &inport, &run_as, &tail);
+  if (got != 8 && got != 10 && got != 11 && got != 13) {
     snprintf(err, errlen, "bad numbers: %s", argv[2]);
     return -1;
   }
@@ -153,23 +165,35 @@ int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t err
   s->cwd = argv[3];
   s->tmpdir = argv[4];
   int b = 5; /* the environment's count */
-  if (got == 11) {
-    if (argc < 8) {
+  if (got == 11 && port == 0) {
+    snprintf(err, errlen, "bad relay port: %u", port);
+    return -1;
+  }
+  unsigned ports[2] = {port, inport};
+  const char **paths[2] = {&s->relay_path, &s->inward_path};
+  for (int i = 0; i < 2; i++) {
+    if (ports[i] == 0) continue;
+    if (argc < b + 3) {
       snprintf(err, errlen, "too few arguments");
       return -1;
     }
-    if (port < 1 || port > 65535) {
-      snprintf(err, errlen, "bad relay port: %u", port);
+    if (ports[i] > 65535) {
+      snprintf(err, errlen, "bad %s port: %u", i ? "inward" : "relay", ports[i]);
       return -1;
     }
-    if (!confine_relay_path_ok(argv[5])) {
-      snprintf(err, errlen, "bad relay path: %s", argv[5]);
+    if (!(i ? confine_inward_path_ok(argv[b]) : confine_relay_path_ok(argv[b]))) {
+      snprintf(err, errlen, "bad %s path: %s", i ? "inward" : "relay", argv[b]);
       return -1;
     }
-    s->relay_path = argv[5];
-    s->relay_port = port;
-    b = 6;
+    *paths[i] = argv[b++];
   }
+  if (s->inward_path && !s->relay_path) {
+    snprintf(err, errlen, "an inward relay comes only with a relay");
+    return -1;
+  }
+  s->relay_port = port;
+  s->inward_port = inport;
+  s->run_as = run_as;
   char *end;
   errno = 0;
   unsigned long nenv = strtoul(argv[b], &end, 10);
@@ -250,6 +274,17 @@ static int cf_write_file(const char *path, const char *text) {
   close(fd);
   errno = e;
   return w == (ssize_t)len ? 0 : -1;
+}
+
+/* The program, started by root, becomes uid and gid id, with no supplementary groups, for
+ * good. The helper stays root in the namespaces it made as root (so no user namespace is
+ * needed), and relays to sockets only root may reach; the program holds no root anywhere.
+ * The parent-death signal does not survive a change of credentials: it is set again. */
+static void cf_run_as(unsigned id) {
+  if (setgroups(0, NULL) != 0 || setgid((gid_t)id) != 0 || setuid((uid_t)id) != 0)
+    cf_fail("session", "becoming uid %u: %s", id, strerror(errno));
+  if (setuid(0) == 0) cf_fail("session", "uid %u could become root again", id);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
 /* A user namespace where the program is an ordinary user: root outside maps to uid 1000
@@ -994,6 +1029,7 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
   if (status_fd >= 0) fcntl(status_fd, F_SETFD, FD_CLOEXEC);
   applied |= CONFINE_FDS | CONFINE_ENV;
   umask(022);
+  if (s->run_as && geteuid() == 0) cf_run_as(s->run_as);
 
   if (s->want & CONFINE_NNP) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0) applied |= CONFINE_NNP;
@@ -1226,6 +1262,10 @@ void confine_main(int argc, char **argv) {
     if (sigfd < 0) cf_fail("relay", "signalfd: %s", strerror(errno));
     relay = confine_relay_open(s.relay_path, s.relay_port, why, sizeof why);
     if (relay == NULL) cf_fail("relay", "%s", why);
+    if (s.inward_path && confine_relay_inward(relay, s.inward_port, s.inward_path, why, sizeof why) != 0) {
+      confine_relay_close(relay);
+      cf_fail("relay", "%s", why);
+    }
   }
 
   pid_t prog = fork();

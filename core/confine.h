@@ -77,6 +77,11 @@ typedef struct confine_spec {
   char *const *binds;     /* "r/abs/path" (read-only) or "w/abs/path" (read-write) */
   const char *relay_path; /* the relay's socket (NULL: no relay; see confine_main) */
   unsigned relay_port;    /* what it connects to on the sandbox's 127.0.0.1 (1..65535) */
+  const char *inward_path; /* the way in reversed (NULL: none; needs a relay): the helper */
+  unsigned inward_port;    /* listens on 127.0.0.1:inward_port inside and connects each
+                              client to the unix socket inward_path outside */
+  unsigned run_as;        /* started by root, the program becomes this uid and gid (0: stays
+                             root; ignored when not root); the helper stays root */
 } confine_spec;
 
 /* The longest relay path: the probe socket's path (relay_path ".probe") must fit a unix
@@ -84,7 +89,7 @@ typedef struct confine_spec {
 #define CONFINE_RELAY_PATH_MAX 101
 
 /* Builds the helper's argv: {helper, CONFINE_ARG, ...spec..., NULL}. The strings point into
- * the spec except a few numbers kept in `scratch` (at least 220 bytes). Returns a malloc'd
+ * the spec except a few numbers kept in `scratch` (at least 240 bytes). Returns a malloc'd
  * array to free (not its strings), or NULL when out of memory. */
 char **confine_encode(const char *helper, const confine_spec *s, char *scratch, size_t scratchlen);
 
@@ -108,7 +113,14 @@ int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t err
  * connection attempt, then closed). It writes "R <relay_path>" after "P" once both listen,
  * and removes both files when it ends. A stale socket file at either path is replaced;
  * anything else there fails the run ("F relay ..."), as does a relay without the network
- * namespace ("F netns ..."). */
+ * namespace ("F netns ..."). With inward_path too, the same loop listens on
+ * 127.0.0.1:inward_port inside the namespace and joins each client to a new connection to
+ * the unix socket inward_path: a browser in the namespace reaches one service outside it
+ * and nothing else.
+ *
+ * With run_as set and the helper started as root, the program becomes that uid and gid (no
+ * supplementary groups) before its other layers; the helper, root in the namespaces it
+ * made, relays for it. */
 void confine_main(int argc, char **argv);
 
 /* What the kernel offers, tried in throw-away child processes: a mask of the optional
@@ -154,5 +166,9 @@ int confine_path_ok(const char *p);
 /* A relay socket path is acceptable: confine_path_ok and at most CONFINE_RELAY_PATH_MAX
  * bytes. */
 int confine_relay_path_ok(const char *p);
+
+/* An inward relay's socket path is acceptable: confine_path_ok and short enough for a unix
+ * socket address (at most 107 bytes). */
+int confine_inward_path_ok(const char *p);
 
 #endif

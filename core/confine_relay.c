@@ -32,7 +32,7 @@ typedef struct rl_dir {
 } rl_dir;
 
 typedef struct rl_pair {
-  int fd[2];      /* 0: the client, 1: the upstream on the loopback */
+  int fd[2];      /* 0: the client, 1: its upstream (the loopback's port, or inward's socket) */
   int connecting; /* the upstream's connect is still in progress */
   int dead;
   rl_dir d[2];    /* d[0]: client to upstream, d[1]: upstream to client */
@@ -45,15 +45,16 @@ typedef struct rl_probe {
 } rl_probe;
 
 struct confine_relay {
-  int lfd, pfd; /* the listening sockets: the relay's and the probe's */
+  int lfd, pfd, ifd; /* the listening sockets: the relay's, the probe's, inward's (or -1) */
   unsigned port;
   char path[2][112];
   dev_t dev[2];
   ino_t ino[2];
+  struct sockaddr_un inward; /* where inward's clients are joined to */
   int npairs, nprobes;
   rl_pair pairs[CONFINE_RELAY_MAX_PAIRS];
   rl_probe probes[RL_MAX_PROBES];
-  struct pollfd pfds[3 + 2 * CONFINE_RELAY_MAX_PAIRS + RL_MAX_PROBES];
+  struct pollfd pfds[4 + 2 * CONFINE_RELAY_MAX_PAIRS + RL_MAX_PROBES];
 };
 
 static uint64_t rl_now_ms(void) {
@@ -136,7 +137,7 @@ confine_relay *confine_relay_open(const char *path, unsigned port, char *why, si
     snprintf(why, whylen, "out of memory");
     return NULL;
   }
-  r->lfd = r->pfd = -1;
+  r->lfd = r->pfd = r->ifd = -1;
   r->port = port;
   if (port < 1 || port > 65535 || snprintf(r->path[0], sizeof r->path[0], "%s", path) >= (int)sizeof r->path[0] ||
       snprintf(r->path[1], sizeof r->path[1], "%s.probe", path) >= (int)sizeof r->path[1]) {
@@ -153,6 +154,34 @@ confine_relay *confine_relay_open(const char *path, unsigned port, char *why, si
     return NULL;
   }
   return r;
+}
+
+int confine_relay_inward(confine_relay *r, unsigned port, const char *path, char *why, size_t whylen) {
+  if (port < 1 || port > 65535 || strlen(path) >= sizeof r->inward.sun_path) {
+    snprintf(why, whylen, "bad inward relay %s, port %u", path, port);
+    return -1;
+  }
+  r->inward.sun_family = AF_UNIX;
+  memcpy(r->inward.sun_path, path, strlen(path) + 1);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    snprintf(why, whylen, "socket: %s", strerror(errno));
+    return -1;
+  }
+  int one = 1;
+  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, SOMAXCONN) != 0) {
+    snprintf(why, whylen, "inward relay on 127.0.0.1:%u: %s", port, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  r->ifd = fd;
+  return 0;
 }
 
 /* A nonblocking connection to 127.0.0.1:port; *pending when it is still in progress.
@@ -177,6 +206,22 @@ static int rl_connect(unsigned port, int *pending) {
   return -1;
 }
 
+/* A nonblocking connection to inward's unix socket, as rl_connect. */
+static int rl_connect_inward(const confine_relay *r, int *pending) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  *pending = 0;
+  if (connect(fd, (const struct sockaddr *)&r->inward, sizeof r->inward) == 0) return fd;
+  if (errno == EINPROGRESS) {
+    *pending = 1;
+    return fd;
+  }
+  int e = errno; /* EAGAIN too: a full backlog, which no wait for POLLOUT would clear */
+  close(fd);
+  errno = e;
+  return -1;
+}
+
 /* The outcome of a finished nonblocking connect: 0, or the error. */
 static int rl_connect_result(int fd) {
   int err = 0;
@@ -194,9 +239,11 @@ static void rl_pair_free(rl_pair *p) {
   }
 }
 
-static void rl_accept_pairs(confine_relay *r) {
+/* Takes the clients waiting on lfd (the relay's) or ifd (inward's), each joined to its
+ * upstream. */
+static void rl_accept_pairs(confine_relay *r, int lfd) {
   for (int n = 0; n < RL_ACCEPTS; n++) {
-    int c = accept4(r->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (c < 0) return; /* EAGAIN, or out of descriptors: the rest wait in the backlog */
     if (r->npairs >= CONFINE_RELAY_MAX_PAIRS) { /* full: the client learns at once */
       close(c);
@@ -207,7 +254,9 @@ static void rl_accept_pairs(confine_relay *r) {
     p->fd[0] = c;
     p->d[0].buf = malloc(CONFINE_RELAY_BUF);
     p->d[1].buf = malloc(CONFINE_RELAY_BUF);
-    p->fd[1] = p->d[0].buf && p->d[1].buf ? rl_connect(r->port, &p->connecting) : -1;
+    p->fd[1] = !p->d[0].buf || !p->d[1].buf ? -1
+               : lfd == r->ifd ? rl_connect_inward(r, &p->connecting)
+                               : rl_connect(r->port, &p->connecting);
     if (p->fd[1] < 0) { /* nothing listens (yet): the client is closed */
       rl_pair_free(p);
       continue;
@@ -327,6 +376,7 @@ int confine_relay_run(confine_relay *r, int wake_fd) {
     f[n++] = (struct pollfd){.fd = wake_fd, .events = POLLIN};
     f[n++] = (struct pollfd){.fd = r->lfd, .events = POLLIN};
     f[n++] = (struct pollfd){.fd = r->pfd, .events = POLLIN};
+    f[n++] = (struct pollfd){.fd = r->ifd, .events = POLLIN}; /* -1 without inward: ignored */
     for (int i = 0; i < r->npairs; i++)
       for (int k = 0; k < 2; k++) {
         short ev = rl_pair_events(&r->pairs[i], k);
@@ -346,7 +396,7 @@ int confine_relay_run(confine_relay *r, int wake_fd) {
       return -1;
     }
     now = rl_now_ms();
-    int k = 3;
+    int k = 4;
     for (int i = 0; i < r->npairs; i++, k += 2) rl_pair_step(&r->pairs[i], f[k].revents, f[k + 1].revents);
     for (int j = 0; j < r->nprobes; j++, k++) rl_probe_step(&r->probes[j], f[k].revents, now);
     /* drop the finished ones, then take new clients: the poll slots above stay in order */
@@ -360,8 +410,9 @@ int confine_relay_run(confine_relay *r, int wake_fd) {
     for (int j = 0; j < r->nprobes; j++)
       if (!r->probes[j].done) r->probes[m++] = r->probes[j];
     r->nprobes = m;
-    if (f[1].revents) rl_accept_pairs(r);
+    if (f[1].revents) rl_accept_pairs(r, r->lfd);
     if (f[2].revents) rl_accept_probes(r);
+    if (f[3].revents) rl_accept_pairs(r, r->ifd);
     if (f[0].revents) return 0;
   }
 }
@@ -373,6 +424,7 @@ void confine_relay_close(confine_relay *r) {
     close(r->probes[j].client);
     close(r->probes[j].up);
   }
+  if (r->ifd >= 0) close(r->ifd);
   int fds[2] = {r->lfd, r->pfd};
   for (int i = 0; i < 2; i++) {
     if (fds[i] < 0) continue;

@@ -1,7 +1,8 @@
 /* confine_relay.h: the confinement helper's relay, for a sandbox that serves on its own
  * loopback: a unix socket in the filesystem whose clients are connected to 127.0.0.1:PORT
  * in the helper's network namespace, and a probe socket beside it that answers "up" or
- * "down <reason>". Used by confine.c's supervisor only; plain C, poll(2). */
+ * "down <reason>"; and, for a browser in the namespace, a port there joined to one unix
+ * socket outside. Used by confine.c's supervisor only; plain C, poll(2). */
 #ifndef ORKET_CONFINE_RELAY_H
 #define ORKET_CONFINE_RELAY_H
 
@@ -21,6 +22,11 @@ typedef struct confine_relay confine_relay;
  * nobody listens on is replaced; anything else there (a file, a live socket) is left alone
  * and fails. Returns NULL with why filled on failure. */
 confine_relay *confine_relay_open(const char *path, unsigned port, char *why, size_t whylen);
+
+/* Adds the way in: listens on 127.0.0.1:port (in the helper's network namespace) and joins
+ * each client to a new connection to the unix socket at path, in the same loop and under
+ * the same caps. Returns 0, or -1 with why filled. */
+int confine_relay_inward(confine_relay *r, unsigned port, const char *path, char *why, size_t whylen);
 
 /* Relays until wake_fd is readable (the supervisor's signalfd); returns 0 then, or -1
  * with errno when poll itself fails. */

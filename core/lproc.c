@@ -388,21 +388,39 @@ static int lp_opts(lua_State *L, proc_opts *o, const char **env, const char **bi
     if (o->relay_port == 0) luaL_argerror(L, 1, "relay.port must be a whole number between 1 and 65535");
     if (!(o->flags & CONFINE_F_LOOPBACK)) luaL_argerror(L, 1, "relay needs loopback = true");
     if (!(o->want & CONFINE_NETNS)) luaL_argerror(L, 1, "relay needs the netns layer");
+    ft = lua_getfield(L, rt, "inward");
+    if (ft == LUA_TTABLE) {
+      int it = lua_gettop(L);
+      p = lua_getfield(L, it, "path") == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+      if (p == NULL || strlen(p) != len || !confine_inward_path_ok(p))
+        luaL_argerror(L, 1, "relay.inward.path must be an absolute path without '.', '..', '//' or a "
+                            "trailing '/', at most 107 bytes");
+      o->inward_path = p; /* anchored by the inward table */
+      o->inward_port = (unsigned)lp_opt_u64(L, it, "port", 0, 65535);
+      if (o->inward_port == 0) luaL_argerror(L, 1, "relay.inward.port must be a whole number between 1 and 65535");
+    } else if (ft != LUA_TNIL) {
+      luaL_argerror(L, 1, "relay.inward must be a table {path =, port =}");
+    }
   } else if (ft != LUA_TNIL) {
-    luaL_argerror(L, 1, "relay must be a table {path =, port =}");
+    luaL_argerror(L, 1, "relay must be a table {path =, port =[, inward = {path =, port =}]}");
   }
+  o->run_as = (unsigned)lp_opt_u64(L, 1, "run_as", 0, 4294967294u);
   return 0;
 }
 
 /* run{argv = {...}, cwd =, env = {NAME = value}, timeout_ms =, limits = {cpu_seconds =,
  *   memory =, address_space =, file_size =, open_files =, processes =}, layers = {name =
  *   false}, require = {name, ...}, output_cap =, output_limit =, read_only = {path, ...},
- *   read_write = {path, ...}, unix_sockets = bool, loopback = bool, relay = {path =, port =}}
+ *   read_write = {path, ...}, unix_sockets = bool, loopback = bool, relay = {path =, port =
+ *   [, inward = {path =, port =}]}, run_as = uid}
  * read_only and read_write are shown in the view and allowed by Landlock beside the
  * workspace; unix_sockets lets socket(AF_UNIX) through seccomp; loopback brings the network
  * namespace's lo up (seccomp and Landlock still refuse IP sockets unless switched off);
  * relay makes the helper listen on path (and path ".probe") and connect each client to
- * 127.0.0.1:port inside the namespace (needs loopback and the netns layer; confine.h).
+ * 127.0.0.1:port inside the namespace (needs loopback and the netns layer; confine.h);
+ * relay.inward = {port =, path =} also joins 127.0.0.1:port inside to the unix socket path
+ * outside. run_as: started by root, the program becomes that uid and gid (the helper stays
+ * root).
  * -> result | nil, message, code. Waits in the calling task. */
 static int lp_run(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -441,7 +459,7 @@ static int lp_env_has(const char **env, const char *name) {
 }
 
 /* helper_argv{argv =, cwd =, tmpdir =, env =, limits =, layers =, require =, read_only =,
- *   read_write =, unix_sockets =, loopback =, relay =} -> {helper,
+ *   read_write =, unix_sockets =, loopback =, relay =, run_as =} -> {helper,
  *   ...} | nil, message, code: the confinement helper's command line for a long-lived
  * program its caller spawns with pipes of its own (an MCP server on stdio), confined as
  * run{} confines one: the same layers, limits and environment rules (PATH, HOME and TMPDIR,
@@ -467,8 +485,9 @@ static int lp_helper_argv(lua_State *L) {
   confine_spec spec = {.want = o.want, .require = o.require, .lim = o.lim, .cwd = o.cwd,
                        .tmpdir = tmpdir, .env = (char *const *)env, .argv = o.argv,
                        .flags = o.flags, .nbinds = o.nbinds, .binds = o.binds,
-                       .relay_path = o.relay_path, .relay_port = o.relay_port};
-  char scratch[220];
+                       .relay_path = o.relay_path, .relay_port = o.relay_port,
+                       .inward_path = o.inward_path, .inward_port = o.inward_port, .run_as = o.run_as};
+  char scratch[256];
   char **args = confine_encode(proc_ctx_helper(lp_ctx(L, 1)), &spec, scratch, sizeof scratch);
   if (args == NULL) return luaL_error(L, "proc: out of memory");
   lua_newtable(L);

@@ -553,8 +553,9 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
       .tmpdir = r->tmpdir, .env = env, .argv = o->argv,
       .flags = o->flags, .nbinds = o->nbinds, .binds = o->binds,
       .relay_path = o->relay_path, .relay_port = o->relay_port,
+      .inward_path = o->inward_path, .inward_port = o->inward_port, .run_as = o->run_as,
   };
-  char scratch[220];
+  char scratch[256];
   const char *helper = o->helper ? o->helper : c->helper;
   char **args = confine_encode(helper, &spec, scratch, sizeof scratch);
   if (args == NULL) {

@@ -39,6 +39,10 @@ typedef struct proc_opts {
   const char *relay_path;    /* a relay socket to 127.0.0.1:relay_port (NULL: none; see
                                 confine_main) */
   unsigned relay_port;
+  const char *inward_path;   /* with a relay: 127.0.0.1:inward_port inside joined to this
+                                unix socket outside (NULL: none) */
+  unsigned inward_port;
+  unsigned run_as;           /* started by root, the program becomes this uid and gid (0: no) */
 } proc_opts;
 
 typedef enum proc_reason {

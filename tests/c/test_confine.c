@@ -150,6 +150,52 @@ TEST(test_confine_spec_paths) {
   CHECK(t, strstr(err, "bad path count") != NULL);
 }
 
+TEST(test_confine_spec_inward) {
+  char *env[] = {"PATH=/bin", NULL};
+  char *argv[] = {"chromedriver", "--port=9515", NULL};
+  confine_spec s = {.want = CONFINE_USERNS | CONFINE_NETNS, .cwd = "/p", .tmpdir = "", .env = env,
+                    .argv = argv, .flags = CONFINE_F_LOOPBACK, .relay_path = "/p/driver.sock",
+                    .relay_port = 9515, .inward_path = "/p/app.sock", .inward_port = 8080, .run_as = 65534};
+  char scratch[256];
+  char **enc = confine_encode("/bin/orket", &s, scratch, sizeof scratch);
+  CHECK(t, enc != NULL);
+  if (enc == NULL) return;
+  int argc = 0;
+  while (enc[argc]) argc++;
+  CHECK(t, argc == 5 + 2 + 1 + 1 + 2);
+  confine_spec d;
+  char err[128];
+  CHECK(t, confine_decode(argc, enc, &d, err, sizeof err) == 0);
+  CHECK_STR(t, d.relay_path, "/p/driver.sock");
+  CHECK(t, d.relay_port == 9515 && d.inward_port == 8080 && d.run_as == 65534);
+  CHECK_STR(t, d.inward_path, "/p/app.sock");
+  CHECK_STR(t, d.env[0], "PATH=/bin");
+  CHECK_STR(t, d.argv[0], "chromedriver");
+  CHECK(t, d.argv[2] == NULL);
+  free(enc);
+  /* run_as alone: no relay, no paths */
+  confine_spec s2 = {.cwd = "/p", .tmpdir = "", .env = env, .argv = argv, .run_as = 65534};
+  enc = confine_encode("/bin/orket", &s2, scratch, sizeof scratch);
+  CHECK(t, enc != NULL);
+  if (enc == NULL) return;
+  argc = 0;
+  while (enc[argc]) argc++;
+  CHECK(t, confine_decode(argc, enc, &d, err, sizeof err) == 0);
+  CHECK(t, d.relay_path == NULL && d.inward_path == NULL && d.run_as == 65534);
+  CHECK_STR(t, d.argv[0], "chromedriver");
+  free(enc);
+  /* an inward relay without a relay, a bad inward path, an inward port past 65535 */
+  char *alone[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8 0 0 0 80 0", "/w", "", "/p/a.sock", "0", "true", NULL};
+  CHECK(t, confine_decode(8, alone, &d, err, sizeof err) == -1);
+  CHECK(t, strstr(err, "only with a relay") != NULL);
+  char *dots[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8 0 0 9 80 0", "/w", "", "/p/d", "/p/../a", "0", "true", NULL};
+  CHECK(t, confine_decode(9, dots, &d, err, sizeof err) == -1);
+  CHECK(t, strstr(err, "bad inward path") != NULL);
+  char *big[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8 0 0 9 70000 0", "/w", "", "/p/d", "/p/a", "0", "true", NULL};
+  CHECK(t, confine_decode(9, big, &d, err, sizeof err) == -1);
+  CHECK(t, strstr(err, "bad inward port") != NULL);
+}
+
 TEST(test_confine_path_ok) {
   CHECK(t, confine_path_ok("/opt"));
   CHECK(t, confine_path_ok("/opt/jdk-21/lib"));

@@ -80,6 +80,7 @@
   X(test_proc_stream_head_tail)            \
   X(test_proc_stream_grows_as_needed)      \
   X(test_confine_spec_paths)               \
+  X(test_confine_spec_inward)              \
   X(test_confine_spec_relay)               \
   X(test_confine_path_ok)                  \
   X(test_confine_view_plan)                \

@@ -5,6 +5,7 @@
 -- after a merge whose failing checks go back to the card with the log, and the agents'
 -- sandbox_status and http_request tools. The process table holds no browser afterwards.
 local H = require "tests.helpers"
+local uv = require "luv"
 local cjson = require "cjson"
 local backends = require "tests.backends"
 local proc = require "orket.c.proc"
@@ -23,6 +24,11 @@ fetch('/notes').then(r => r.json()).then(d => {
 });
 </script></body></html>"""
 BROKEN = """<!doctype html><html><body><div id="x">x</div><script>undefinedThing();</script></body></html>"""
+ESCAPE = """<!doctype html><html><body><div id="reach"></div><script>
+const port = new URLSearchParams(location.search).get('port');
+fetch('http://127.0.0.1:' + port + '/from-the-page', {mode: 'no-cors'}).then(() => 'reached', () => 'blocked')
+  .then(t => { document.getElementById('reach').textContent = t; });
+</script></body></html>"""
 
 class H(BaseHTTPRequestHandler):
     def send(self, code, body, ctype="application/json"):
@@ -38,6 +44,7 @@ class H(BaseHTTPRequestHandler):
         if self.path == "/notes": return self.send(200, json.dumps({"items": NOTES, "count": len(NOTES)}))
         if self.path == "/": return self.send(200, PAGE, "text/html")
         if self.path == "/broken": return self.send(200, BROKEN, "text/html")
+        if self.path.startswith("/escape?"): return self.send(200, ESCAPE, "text/html")
         if self.path == "/big": return self.send(200, "y" * (3 * 1024 * 1024), "text/plain")
         if self.path == "/agent": return self.send(200, json.dumps({"hello": self.headers.get("X-Agent")}))
         self.send(404, json.dumps({"error": "not found"}))
@@ -238,6 +245,55 @@ describe("orket sandbox check", function()
     -- the browser, its driver and the relay ended with the check
     assert.same({}, browsers(tmp)) -- the browsers' profiles and the drivers' logs were there
     assert.same({}, procs("chromedriver .*" .. tmp:gsub("%p", "%%%0")))
+    stop(dir, id, m)
+  end)
+
+  it("keeps the page inside its own network: the host's loopback is out of its reach", function()
+    if skip then return pending(skip) end
+    if not accept.browser_available() then return pending("skipped: " .. select(2, accept.browser_available())) end
+    -- a server on the host's loopback that logs every request it gets
+    local l = uv.new_tcp()
+    l:bind("127.0.0.1", 0)
+    local port = l:getsockname().port
+    l:close()
+    local hostdir = H.tmpdir()
+    os.execute(string.format("cd %s && { python3 -m http.server %d --bind 127.0.0.1 >host.log 2>&1 & echo $! >host.pid; }",
+      H.quote(hostdir), port))
+    local host_pid = H.wait_for(function() return tonumber(H.read(hostdir .. "/host.pid") or "") end, "the host server's pid")
+    finally(function() os.execute("kill " .. host_pid .. " 2>/dev/null") end)
+    H.wait_for(function()
+      local c = io.popen("python3 -c \"import socket; socket.create_connection(('127.0.0.1', " .. port .. "), 1)\" 2>&1 && echo up")
+      local said = c:read("a")
+      c:close()
+      return said:find("up", 1, true)
+    end, "the host server to listen")
+    local m = mark()
+    local dir = project(m, { id = "WEB", name = "web", issues = {
+      { id = "WEB-1", summary = "escape", sandbox_checks = {
+        { browser = { path = "/escape?port=" .. port, selector = "#reach", text = "blocked", console_errors = true,
+          timeout_ms = 10000, screenshot = false } } } } } })
+    local id = up(dir)
+    local tmp = H.tmpdir()
+    os.execute("chmod 0711 " .. H.quote(tmp))
+    local r = H.orket("sandbox check --card WEB-1 --json", { cwd = dir, env = { TMPDIR = tmp } })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local x = cjson.decode(r.stdout).cards[1].results[1]
+    assert.is_true(x.ok, x.detail)
+    assert.matches("#reach shown with \"blocked\"", x.detail, 1, true)
+    assert.is_nil((H.read(hostdir .. "/host.log") or ""):find("from-the-page", 1, true), H.read(hostdir .. "/host.log"))
+    assert.same({}, browsers(tmp))
+    stop(dir, id, m)
+  end)
+
+  it("leaves no browser behind a check killed at once", function()
+    if skip then return pending(skip) end
+    if not accept.browser_available() then return pending("skipped: " .. select(2, accept.browser_available())) end
+    local m = mark()
+    local dir = project(m, { id = "WEB", name = "web", issues = {
+      { id = "WEB-2", summary = "broken page", sandbox_checks = {
+        { browser = { path = "/broken", selector = "#x" } },
+        { browser = { name = "never", path = "/", selector = "#nothing-like-it", timeout_ms = 3000, screenshot = false } } } } } })
+    local id = up(dir)
     -- `orket sandbox check` killed at once (kill -9) in the middle of a browser check: its
     -- driver and browser end with it, nothing is left
     local tmp2 = H.tmpdir()

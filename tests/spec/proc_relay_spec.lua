@@ -21,6 +21,15 @@ const http = require('http'), net = require('net'), fs = require('fs');
 const srv = http.createServer((q, s) => {
   if (q.method === 'POST') { q.pipe(s); return; }
   if (q.url === '/quit') { s.end('bye'); setTimeout(() => process.exit(0), 10); return; }
+  if (q.url === '/in') { // through the way in: what the server outside answered
+    http.get({ host: '127.0.0.1', port: +process.env.INWARD, path: '/x' }, (r) => {
+      let n = 0, first = '';
+      r.on('data', (d) => { if (!first) first = d.toString().slice(0, 6); n += d.length; });
+      r.on('end', () => s.end('in ' + r.statusCode + ' ' + n + ' ' + first));
+    }).on('error', (e) => s.end('in error ' + e.code));
+    return;
+  }
+  if (q.url === '/id') { s.end('uid ' + process.getuid() + ' gid ' + process.getgid()); return; }
   if (q.url === '/out') {
     const c = net.connect(80, '192.0.2.1');
     c.on('connect', () => { s.end('connected'); c.destroy(); });
@@ -48,7 +57,9 @@ local function token()
   return string.format("relay%d%06d", math.random(100000, 999999), math.floor(uv.hrtime() % 1000000))
 end
 
--- start{name=, raw=, wait=, path=} (raw: relay to the app's plain TCP server on that port) -> sandbox {path, probe_path, ws, report(), exited, code, stop()}
+-- start{name=, raw=, wait=, path=, inward=, run_as=} (raw: relay to the app's plain TCP
+-- server on that port; inward: a unix socket the app reaches at 127.0.0.1:9000) -> sandbox
+-- {path, probe_path, ws, report(), exited, code, stop()}
 local function start(o)
   local root = H.tmpdir()
   local ws = root .. "/ws"
@@ -56,9 +67,11 @@ local function start(o)
   local sb = { path = o.path or (root .. "/app.sock"), ws = ws, tag = token(), out = "", rep = "" }
   sb.probe_path = sb.path .. ".probe"
   local argv = proc.helper_argv { argv = { "node", "-e", APP .. "// " .. sb.tag }, cwd = ws, tmpdir = root .. "/tmp",
-    env = { PORT = "8080", NAME = o.name or "a", WAIT = o.wait and "1" or nil, RAW = o.raw and tostring(o.raw) or nil },
-    loopback = true, layers = { seccomp = false, landlock_net = false },
-    relay = { path = sb.path, port = o.raw or 8080 } }
+    env = { PORT = "8080", NAME = o.name or "a", WAIT = o.wait and "1" or nil, RAW = o.raw and tostring(o.raw) or nil,
+      INWARD = "9000" },
+    loopback = true, layers = { seccomp = false, landlock_net = false, userns = not o.run_as and nil },
+    run_as = o.run_as,
+    relay = { path = sb.path, port = o.raw or 8080, inward = o.inward and { path = o.inward, port = 9000 } } }
   local pin, pout, perr, prep = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
   local handle, pid = uv.spawn(argv[1], { args = { table.unpack(argv, 2) }, stdio = { pin, pout, perr, prep },
     env = {}, detached = true }, function(code, sig)
@@ -298,6 +311,61 @@ describe("the relay", function()
     p:close()
     assert.is_true(shut)
     assert.equal("got 100000", got)
+  end)
+
+  it("joins a port inside to one unix socket outside, and only that one", function()
+    if skip_why then return end
+    -- the server outside: a unix socket answering 2 MiB
+    local root = H.tmpdir()
+    local inward = root .. "/in.sock"
+    local body = "inward" .. string.rep("b", 2 * 1048576 - 6)
+    local server = uv.new_pipe(false)
+    assert(server:bind(inward))
+    server:listen(16, function()
+      local c = uv.new_pipe(false)
+      server:accept(c)
+      c:read_start(function(_, d)
+        if d and d:find("\r\n\r\n", 1, true) then
+          c:write("HTTP/1.1 200 OK\r\nContent-Length: " .. #body .. "\r\nConnection: close\r\n\r\n" .. body,
+            function() c:close() end)
+        elseif not d then c:close() end
+      end)
+    end)
+    local sb = start { inward = inward }
+    ready(sb)
+    local s, got = get(sb, "/in")
+    assert.equal(200, s)
+    assert.equal("in 200 " .. #body .. " inward", got)
+    -- nothing listening there any more: the app's connection is closed at once, no hang
+    server:close()
+    os.remove(inward)
+    s, got = get(sb, "/in")
+    assert.equal(200, s)
+    assert.matches("^in error E", got)
+    -- no way in without it: another sandbox's 127.0.0.1:9000 is its own, with nothing there
+    local other = start {}
+    ready(other)
+    s, got = get(other, "/in")
+    assert.matches("^in error ECONNREFUSED", got)
+    -- an inward relay comes with a relay, and a path a socket may have
+    assert.has_error(function()
+      proc.helper_argv { argv = { "true" }, cwd = "/tmp", tmpdir = "/tmp", loopback = true,
+        relay = { path = "/tmp/a.sock", port = 8080, inward = { path = "/tmp/" .. string.rep("x", 110), port = 9000 } } }
+    end)
+    assert.has_error(function()
+      proc.helper_argv { argv = { "true" }, cwd = "/tmp", tmpdir = "/tmp", loopback = true,
+        relay = { path = "/tmp/a.sock", port = 8080, inward = { path = "/tmp/b.sock", port = 0 } } }
+    end, "bad argument #1 to 'helper_argv' (relay.inward.port must be a whole number between 1 and 65535)")
+  end)
+
+  it("runs the program as run_as when root starts it, the helper staying root", function()
+    if skip_why then return end
+    if uv.getuid() ~= 0 then return pending("run_as is root's: this test runs as uid " .. uv.getuid()) end
+    local sb = start { run_as = 65534 }
+    ready(sb)
+    local s, got = get(sb, "/id")
+    assert.equal(200, s)
+    assert.equal("uid 65534 gid 65534", got)
   end)
 
   it("leaves the app no way out of its namespace", function()

@@ -151,7 +151,7 @@ describe("sandbox checks", function()
     assert.is_true(#why < accept.DETAIL + 100)
   end)
 
-  it("read answers through the unix socket up to the cap, and relay a loopback port to it", function()
+  it("read answers through the unix socket up to the cap", function()
     local sock = H.tmpdir() .. "/app.sock"
     local stop = serve(sock, '{"ok": true, "pad": "' .. string.rep("p", 5000) .. '"}')
     local status, body = accept.request(sock, { path = "/x" })
@@ -161,41 +161,7 @@ describe("sandbox checks", function()
     assert.is_nil(s2)
     assert.equal("ETOOBIG", code)
     assert.equal("the answer is larger than 1000 bytes", err)
-    -- the relay the browser uses: a loopback port joined to the socket while it lives
-    local port, close = accept.relay(sock)
-    local r = assert(http.request { url = "http://127.0.0.1:" .. port .. "/y", total_timeout_ms = 5000 })
-    assert.equal(200, (r:headers()))
-    r:close()
-    close()
-    local r2 = http.request { url = "http://127.0.0.1:" .. port .. "/y", total_timeout_ms = 2000, connect_timeout_ms = 2000 }
-    local st = r2 and r2:headers()
-    assert.is_nil(st)
-    if r2 then r2:close() end
     stop()
-    -- a large answer through the relay, whole (the relay pauses reading while the browser
-    -- side has not taken what it wrote)
-    local big = H.tmpdir() .. "/big.sock"
-    local stop_big = serve(big, string.rep("b", 16 * 1048576))
-    local queue = accept.RELAY_QUEUE
-    accept.RELAY_QUEUE = 4096 -- so that the relay may pause here
-    finally(function() accept.RELAY_QUEUE = queue end)
-    local bport, bclose = accept.relay(big)
-    -- a browser that does not read for a while, then reads it all
-    local cl = uv.new_tcp()
-    local got, eof = 0, false
-    cl:connect("127.0.0.1", bport, function(cerr)
-      assert(not cerr, cerr)
-      cl:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    end)
-    orket.sleep(300)
-    cl:read_start(function(_, data)
-      if data then got = got + #data else eof = true end
-    end)
-    H.wait_for(function() return eof end, "the whole answer", 2000)
-    cl:close()
-    assert.is_true(got > 16 * 1048576)
-    bclose()
-    stop_big()
     -- nothing listening: a clear failure, not a hang
     local s3, err3, code3 = accept.request(sock, { path = "/", timeout_ms = 2000 })
     assert.is_nil(s3)

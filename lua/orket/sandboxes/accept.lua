@@ -1,12 +1,14 @@
 -- orket.sandboxes.accept: acceptance by use (docs/sandbox.md, *Acceptance checks*). A
 -- card's sandbox_checks (its epic file's) are checked against a live sandbox: HTTP checks go
 -- through the sandbox's unix socket (from inside its network), browser checks drive Debian's
--- chromium through chromedriver (WebDriver over orket.c.http) at a loopback relay to that
--- socket that lives only while the check runs. Uses luv, orket.c.http, orket.c.crypto.
+-- chromium through chromedriver (WebDriver over orket.c.http), both in a network namespace
+-- of their own whose one way out is the sandbox's socket (the confinement helper's relays,
+-- orket.c.proc). Uses luv, orket.c.http, orket.c.proc, orket.c.crypto.
 local uv = require "luv"
 local cjson = require "cjson.safe"
 local http = require "orket.c.http"
 local rt = require "orket.c.runtime"
+local proc = require "orket.c.proc"
 local crypto = require "orket.c.crypto"
 local jsonout = require "orket.jsonout"
 local tree = require "orket.tree"
@@ -19,13 +21,13 @@ M.MAX_BODY = 1048576        -- bytes of an answer read (more fails the check)
 M.MAX_SENT = 65536          -- bytes of a request's body
 M.TIMEOUT_MS = 10000        -- a check's default time
 M.MAX_TIMEOUT_MS = 120000
-M.RELAY_CONNECTIONS = 64   -- a browser's connections at once through the relay
-M.RELAY_QUEUE = 1048576    -- bytes waiting to be written before the relay stops reading
 M.LOG_LINES = 40            -- the sandbox log's last lines kept with a result
 M.LOG_SETTLE_MS = 100     -- the log quiet this long before its tail is read
 M.DETAIL = 2000             -- bytes of an answer quoted in a failure's detail
 M.NOBODY = 65534            -- the user (and group) a browser runs as when Orket is root
-M.SETPRIV = "/usr/bin/setpriv" -- util-linux's: a process that ends with its parent
+M.DRIVER_PORT = 9515        -- chromedriver's, inside the browser's own network namespace
+M.APP_PORT = 8080           -- the app as the page sees it there: http://127.0.0.1:8080
+M.BROWSER_LIMITS = { cpu_seconds = 600, memory = 8 * 1073741824, file_size = 1073741824, open_files = 4096 }
 M.METHODS = { GET = true, HEAD = true, POST = true, PUT = true, PATCH = true, DELETE = true, OPTIONS = true }
 
 -- ---- the checks' shape -------------------------------------------------------------------
@@ -356,83 +358,6 @@ local function run_http(c, socket)
   return { kind = "http", name = c.name, ok = ok, status = status, ms = ms, detail = detail }
 end
 
--- ---- a loopback relay for the browser -------------------------------------------------------
-
---- relay(socket) -> port, close(): a listener on 127.0.0.1 (a port the kernel picks) that
---- joins each connection to a new one on the sandbox's unix socket, both ways, until either
---- ends. The browser cannot reach a unix socket; this lives only while a check runs.
-function M.relay(socket)
-  local server = uv.new_tcp()
-  local ok, err = server:bind("127.0.0.1", 0)
-  if not ok then
-    server:close()
-    return nil, "relay: " .. tostring(err)
-  end
-  local handles, live = {}, 0
-  local function close(h) if h and not h:is_closing() then h:close() end end
-  server:listen(64, function(lerr)
-    if lerr then return end
-    local c = uv.new_tcp()
-    if not server:accept(c) then close(c) return end
-    -- a page that opens connections without end gets no more than these at once
-    if live >= M.RELAY_CONNECTIONS then close(c) return end
-    live = live + 1
-    local p = uv.new_pipe(false)
-    handles[#handles + 1] = c
-    handles[#handles + 1] = p
-    local ended, gone = 0, false
-    local function done()
-      if not gone then
-        gone = true
-        live = live - 1
-      end
-      close(c)
-      close(p)
-    end
-    -- one direction: what from reads, to writes (reading paused while more than
-    -- RELAY_QUEUE bytes wait to be written, so a flood waits in the kernel, not here); at
-    -- from's end, to's writing side is shut
-    local function pump(from, to)
-      local on_read, paused
-      on_read = function(rerr, data)
-        if rerr then return done() end
-        if data then
-          if to:is_closing() then return end
-          to:write(data, function()
-            if paused and not from:is_closing() and to:get_write_queue_size() < M.RELAY_QUEUE then
-              paused = false
-              from:read_start(on_read)
-            end
-          end)
-          if to:get_write_queue_size() >= M.RELAY_QUEUE then
-            from:read_stop()
-            paused = true
-          end
-        else
-          ended = ended + 1
-          if to:is_closing() then return end
-          if ended == 2 then
-            to:shutdown(function() done() end)
-          else
-            to:shutdown()
-          end
-        end
-      end
-      from:read_start(on_read)
-    end
-    p:connect(socket, function(cerr)
-      if cerr then return done() end
-      pump(c, p)
-      pump(p, c)
-    end)
-  end)
-  local port = server:getsockname().port
-  return port, function()
-    close(server)
-    for _, h in ipairs(handles) do close(h) end
-  end
-end
-
 -- ---- the browser -----------------------------------------------------------------------------
 
 local function which(name)
@@ -455,10 +380,10 @@ end
 
 local ELEMENT = "element-6066-11e4-a52e-4f735466cecf" -- the W3C name of an element reference
 
--- one WebDriver call: value | nil, message
-local function wd(base, method, path, body, timeout_ms)
-  local r <close>, err = http.request { url = base .. path, method = method,
-    headers = { "Content-Type: application/json; charset=utf-8" },
+-- one WebDriver call through the driver's relay socket: value | nil, message
+local function wd(d, method, path, body, timeout_ms)
+  local r <close>, err = http.request { url = "http://127.0.0.1:" .. M.DRIVER_PORT .. path, method = method,
+    unix_socket = d.sock, headers = { "Content-Type: application/json; charset=utf-8" },
     body = body ~= nil and jsonout.encode(body) or (method == "POST" and "{}" or nil),
     connect_timeout_ms = 5000, total_timeout_ms = timeout_ms or 30000, max_bytes = 32 * 1048576 }
   if not r then return nil, tostring(err) end
@@ -479,10 +404,14 @@ local function wd(base, method, path, body, timeout_ms)
   return type(doc) == "table" and doc.value
 end
 
--- The driver and its browser, started for one check: {pid=, base=, profile=} | nil, why.
--- The driver leads a process group of its own (detached), which the browser joins, so one
--- signal to the group ends them all.
-local function start_driver(driver, chromium, timeout_ms, unsandboxed)
+-- The driver and its browser, started for one check: {pid=, sock=, profile=, session=} |
+-- nil, why (with the half-started driver to stop as a first value when there is one).
+-- Both run under the confinement helper, in a network namespace and a PID namespace of
+-- their own: the loopback there holds chromedriver's port, which the helper relays to the
+-- unix socket d.sock, and APP_PORT, joined to the sandbox's socket; no other address
+-- reaches anything. The PID namespace ends whole with the helper, and the helper with this
+-- process, even one killed at once.
+local function start_driver(driver, chromium, socket, timeout_ms, unsandboxed)
   local root = uv.getuid() == 0
   local tmp = os.getenv("TMPDIR") or "/tmp"
   if root then
@@ -492,75 +421,84 @@ local function start_driver(driver, chromium, timeout_ms, unsandboxed)
   end
   local profile = uv.fs_mkdtemp(tmp .. "/orket-chromium-XXXXXX")
   if not profile then return nil, "cannot make a temporary browser profile" end
+  local sock = profile .. "/driver.sock"
+  if #sock > 101 then
+    tree.remove(profile)
+    return nil, "the browser's profile path is too long for a unix socket: " .. profile .. " (set TMPDIR shorter)"
+  end
   -- The page is the agents' code. As root, the driver and its browser run as nobody, in a
   -- profile of theirs (its HOME too): Chromium's own sandbox then works, and without it
   -- (unsandboxed, when the kernel refuses nobody the namespaces it needs) the browser
-  -- still holds no root.
-  local spawn_as = {}
-  if root then
-    uv.fs_chown(profile, M.NOBODY, M.NOBODY)
-    spawn_as = { uid = M.NOBODY, gid = M.NOBODY, env = { "HOME=" .. profile, "TMPDIR=" .. profile,
-      "PATH=" .. (os.getenv("PATH") or "/usr/bin:/bin"), "LANG=C.UTF-8" } }
-  end
-  -- Each ends with its parent, even one killed with SIGKILL (setpriv --pdeathsig): the
-  -- driver with this process, the browser with the driver. The driver leads a process group
-  -- of its own, which a signal from here ends whole, but a process killed at once sends none.
-  if not chromium:match("^[%w/._+-]+$") then
+  -- still holds no root. The helper stays root, in namespaces it made without a user
+  -- namespace, to relay to the sandbox's socket, which only Orket's user may reach.
+  if root then uv.fs_chown(profile, M.NOBODY, M.NOBODY) end
+  local layers = { landlock = false, seccomp = false, view = false }
+  if root then layers.userns = false end
+  local ok, hargv = pcall(proc.helper_argv, {
+    argv = { driver, "--port=" .. M.DRIVER_PORT, "--log-path=" .. profile .. "/driver.log" },
+    cwd = profile, tmpdir = profile, limits = M.BROWSER_LIMITS, layers = layers, require = { "netns", "pidns" },
+    env = { HOME = profile, TMPDIR = profile, PATH = os.getenv("PATH") or "/usr/bin:/bin" },
+    loopback = true, run_as = root and M.NOBODY or nil,
+    relay = { path = sock, port = M.DRIVER_PORT, inward = { path = socket, port = M.APP_PORT } } })
+  if not ok then
     tree.remove(profile)
-    return nil, "the browser's path has characters a launcher would have to quote: " .. chromium
+    return nil, "the browser's confinement: " .. tostring(hargv)
   end
-  local browser = profile .. "/chromium"
-  local f = io.open(browser, "w")
-  if not f then
-    tree.remove(profile)
-    return nil, "cannot write the browser's launcher in " .. profile
-  end
-  f:write("#!/bin/sh\nexec " .. M.SETPRIV .. " --pdeathsig KILL -- " .. chromium .. ' "$@"\n')
-  f:close()
-  uv.fs_chmod(browser, 493) -- 0755
-  if root then uv.fs_chown(browser, M.NOBODY, M.NOBODY) end
-  local out = uv.new_pipe(false)
-  local d = { profile = profile, out = out, unsandboxed = unsandboxed, browser = browser }
-  local said = ""
-  -- its log in the profile: removed with it, and it names the driver's profile on its
-  -- command line, so a process table tells whose driver it is
-  local handle, pid = uv.spawn(M.SETPRIV, { args = { "--pdeathsig", "KILL", "--", driver, "--port=0",
-      "--log-path=" .. profile .. "/driver.log" },
-    stdio = { nil, out, nil }, detached = true, uid = spawn_as.uid, gid = spawn_as.gid, env = spawn_as.env },
-    function(code, sig)
+  local out, err, rep = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
+  local d = { profile = profile, sock = sock, pipes = { out, err, rep }, unsandboxed = unsandboxed }
+  local said, report = "", ""
+  local handle, pid = uv.spawn(hargv[1], { args = { table.unpack(hargv, 2) }, stdio = { nil, out, err, rep },
+    env = {}, detached = true }, function(code, sig)
       d.exited = { code = code, signal = sig }
       if d.handle and not d.handle:is_closing() then d.handle:close() end
     end)
   if not handle then
-    out:close()
+    for _, p in ipairs(d.pipes) do p:close() end
     tree.remove(profile)
-    return nil, "cannot start chromedriver: " .. tostring(pid)
+    return nil, "cannot start chromedriver's confinement helper: " .. tostring(pid)
   end
   d.handle, d.pid = handle, pid
-  out:read_start(function(_, data)
+  local function keep(_, data)
     if data then said = (said .. data):sub(-4096) end
-  end)
-  local t0 = uv.now()
-  local port
-  while not port do
-    port = said:match("started successfully on port (%d+)")
-    if not port then
-      if d.exited then return d, "chromedriver ended: " .. said:sub(-300) end
-      if uv.now() - t0 > 10000 then return d, "chromedriver did not start within 10 s" end
-      rt.sleep(20)
-    end
   end
-  d.base = "http://127.0.0.1:" .. port
+  out:read_start(keep)
+  err:read_start(keep)
+  -- the helper's report (confine.h): F a layer it could not apply, E the exec failed, R its
+  -- relays listen
+  rep:read_start(function(_, data)
+    if not data then return end
+    report = (report .. data):sub(-8192)
+    for line in data:gmatch("[^\n]+") do
+      local layer, msg = line:match("^F (%S+) (.*)$")
+      if layer then d.failure = "the browser's confinement refused (" .. layer .. "): " .. msg end
+      local errno, prog = line:match("^E (%d+) (.*)$")
+      if errno then d.failure = "cannot run " .. prog .. " (errno " .. errno .. ")" end
+      if line:match("^R ") then d.relay = true end
+    end
+  end)
+  -- ready when the driver answers through the relay
+  local t0 = uv.now()
+  while true do
+    if d.relay then
+      local v = wd(d, "GET", "/status", nil, 2000)
+      if type(v) == "table" and v.ready then break end
+    end
+    if d.exited or d.failure then
+      return d, d.failure or ("chromedriver ended: " .. said:sub(-300))
+    end
+    if uv.now() - t0 > 10000 then return d, "chromedriver did not start within 10 s: " .. said:sub(-300) end
+    rt.sleep(20)
+  end
   local args = { "--headless=new", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
     "--disable-extensions", "--disable-background-networking", "--disable-sync", "--disable-default-apps",
-    "--disable-breakpad", "--disable-crash-reporter", -- no crash handler outside the driver's group
+    "--disable-breakpad", "--disable-crash-reporter", -- no crash handler outside the namespace
     "--window-size=1280,900", "--user-data-dir=" .. profile,
-    -- the page reaches its own app only: every other name is unknown to it
+    -- names mean nothing in an empty network: none is looked up
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1" }
   if unsandboxed then table.insert(args, 1, "--no-sandbox") end
-  local v, err = wd(d.base, "POST", "/session", { capabilities = { alwaysMatch = {
+  local v, err = wd(d, "POST", "/session", { capabilities = { alwaysMatch = {
     browserName = "chrome", ["goog:loggingPrefs"] = { browser = "ALL" },
-    ["goog:chromeOptions"] = { binary = d.browser, args = args } } } }, math.max(timeout_ms, 30000))
+    ["goog:chromeOptions"] = { binary = chromium, args = args } } } }, math.max(timeout_ms, 30000))
   if not v then return d, "the browser did not start: " .. err end
   d.session = "/session/" .. tostring(v.sessionId)
   return d
@@ -568,19 +506,21 @@ end
 
 local function stop_driver(d)
   if not d then return end
-  if d.session then wd(d.base, "DELETE", d.session, nil, 5000) end
+  if d.session then wd(d, "DELETE", d.session, nil, 5000) end
   if d.pid then
-    uv.kill(-d.pid, "sigkill")
-    uv.kill(d.pid, "sigkill")
-    -- until the driver is reaped and nothing of its group is left (the browser's helpers
-    -- end a moment after it)
+    -- the helper sweeps the namespace when asked; SIGKILL if it does not end in time (its
+    -- PID namespace goes with it either way)
+    uv.kill(d.pid, "sigterm")
     local t0 = uv.now()
-    while (not d.exited or uv.kill(-d.pid, 0)) and uv.now() - t0 < 3000 do
-      uv.kill(-d.pid, "sigkill")
+    while not d.exited and uv.now() - t0 < 3000 do rt.sleep(10) end
+    while not d.exited and uv.now() - t0 < 6000 do
+      uv.kill(d.pid, "sigkill")
       rt.sleep(10)
     end
   end
-  if d.out and not d.out:is_closing() then d.out:close() end
+  for _, p in ipairs(d.pipes or {}) do
+    if not p:is_closing() then p:close() end
+  end
   if d.profile then tree.remove(d.profile) end
 end
 
@@ -591,8 +531,8 @@ end
 
 -- What the page said as errors: the browser log's SEVERE entries (messages, capped).
 local function console_errors(d)
-  local entries = wd(d.base, "POST", d.session .. "/se/log", { type = "browser" }, 5000)
-  if type(entries) ~= "table" then entries = wd(d.base, "POST", d.session .. "/log", { type = "browser" }, 5000) end
+  local entries = wd(d, "POST", d.session .. "/se/log", { type = "browser" }, 5000)
+  if type(entries) ~= "table" then entries = wd(d, "POST", d.session .. "/log", { type = "browser" }, 5000) end
   local out = {}
   for _, e in ipairs(type(entries) == "table" and entries or {}) do
     -- the browser asks for /favicon.ico on its own: a page without one has no error
@@ -607,8 +547,8 @@ end
 local function browse(c, d, url, shot_path)
   local res = { kind = "browser", name = c.name, ok = false }
   local deadline = uv.now() + c.timeout_ms
-  wd(d.base, "POST", d.session .. "/timeouts", { pageLoad = c.timeout_ms, script = c.timeout_ms, implicit = 0 })
-  local _, gerr = wd(d.base, "POST", d.session .. "/url", { url = url }, c.timeout_ms + 5000)
+  wd(d, "POST", d.session .. "/timeouts", { pageLoad = c.timeout_ms, script = c.timeout_ms, implicit = 0 })
+  local _, gerr = wd(d, "POST", d.session .. "/url", { url = url }, c.timeout_ms + 5000)
   if gerr then
     res.detail = string.format("browser %s: the page did not load: %s", c.path, gerr)
     return res
@@ -616,17 +556,17 @@ local function browse(c, d, url, shot_path)
   -- the element, then its text, within the check's time
   local el, text
   while true do
-    local v = wd(d.base, "POST", d.session .. "/element", { using = "css selector", value = c.selector }, 5000)
+    local v = wd(d, "POST", d.session .. "/element", { using = "css selector", value = c.selector }, 5000)
     el = type(v) == "table" and v[ELEMENT]
     if el then
-      text = wd(d.base, "GET", d.session .. "/element/" .. el .. "/text", nil, 5000)
+      text = wd(d, "GET", d.session .. "/element/" .. el .. "/text", nil, 5000)
       if not c.text or (type(text) == "string" and text:find(c.text, 1, true)) then break end
     end
     if uv.now() >= deadline then break end
     rt.sleep(100)
   end
   if c.screenshot then
-    local b64 = wd(d.base, "GET", d.session .. "/screenshot", nil, 15000)
+    local b64 = wd(d, "GET", d.session .. "/screenshot", nil, 15000)
     local png = type(b64) == "string" and crypto.base64_decode(b64)
     if png then
       local f = io.open(shot_path, "wb")
@@ -654,23 +594,18 @@ local function browse(c, d, url, shot_path)
 end
 
 -- The browser of one run of checks, started at its first browser check and shared by the
--- others: {d=driver, port=relay port, close=} | nil, why
+-- others: {d=driver, close=} | nil, why
 local function open_browser(socket, timeout_ms)
   local chromium, driver = M.browser_available()
   if not chromium then return nil, driver end
-  local port, close_relay = M.relay(socket)
-  if not port then return nil, close_relay end
-  local d, why = start_driver(driver, chromium, timeout_ms)
-  if why and d and not d.session then
+  local d, why = start_driver(driver, chromium, socket, timeout_ms)
+  if why and d and not d.session and not d.failure then
     -- Chromium's sandbox refused (no user namespaces for this user): once more without it,
     -- said in each browser check's result
     stop_driver(d)
-    d, why = start_driver(driver, chromium, timeout_ms, true)
+    d, why = start_driver(driver, chromium, socket, timeout_ms, true)
   end
-  local b = { d = d, port = port, close = function()
-    stop_driver(d)
-    close_relay()
-  end }
+  local b = { d = d, close = function() stop_driver(d) end }
   if why then
     b.close()
     return nil, why
@@ -684,7 +619,7 @@ local function run_browser(c, b, home, n)
   local shot = string.format("%s/checks/%d-%s.png", home, n, slug(c.name))
   -- what an earlier check's page logged is read (and so dropped) before this one's
   console_errors(b.d)
-  local ok, res = pcall(browse, c, b.d, "http://127.0.0.1:" .. b.port .. c.path, shot)
+  local ok, res = pcall(browse, c, b.d, "http://127.0.0.1:" .. M.APP_PORT .. c.path, shot)
   if not ok then res = { kind = "browser", name = c.name, ok = false, detail = "browser " .. c.path .. ": " .. tostring(res) } end
   res.ms = math.floor(uv.now() - t0)
   if b.d.unsandboxed then
