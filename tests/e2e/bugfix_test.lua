@@ -190,6 +190,75 @@ describe("the bug-fix phase", function()
     assert.equal("done", card(dir, hb.id).status)
   end)
 
+  it("runs the rock's acceptance checks again while its phase is open: a regression is one bug", function()
+    local p = proc.probe()
+    if not (p.netns and p.userns and os.execute("command -v node >/dev/null 2>&1")) then
+      return pending("the kernel offers no network namespace here, or node is missing")
+    end
+    local m = "recheck" .. math.random(1, 1e9)
+    current = m
+    local dir = project(m)
+    -- an app whose /notes fails once the file `broken` is in its tree; E-1's check asks for it
+    H.write(dir .. "/workspace/server.js", [[
+const http = require('http'), fs = require('fs');
+http.createServer((req, res) => {
+  if (req.url === '/notes') { res.statusCode = fs.existsSync('broken') ? 500 : 200; return res.end('notes'); }
+  res.end('ok');
+}).listen(Number(process.env.PORT), '127.0.0.1');
+]])
+    H.write(dir .. "/epics/e.json", cjson.encode { id = "E", name = "Serve notes", issues = { { id = "E-1",
+      summary = "Serve the notes", seat = "senior_developer", sandbox_checks = { { http = { path = "/notes" } } } } } })
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua"):gsub("check_interval_ms = 1000 }",
+      "check_interval_ms = 1000, recheck_interval_ms = 60000 }"))
+    local r = H.orket("import", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local clockfile = H.tmpdir() .. "/clock"
+    H.write(clockfile, "0\n")
+    local env = { ORKET_CLOCK_OFFSET_FILE = clockfile }
+    r = H.orket("run R", { cwd = dir, env = env })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("done", card(dir, "R").status)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local sb = json(dir, "sandbox list")[1]
+    -- not due yet: the phase has just begun
+    local t = json(dir, "bugfix tick", env)
+    assert.same({}, t.rechecked)
+    -- a minute on: the checks run again and pass, nothing is filed
+    H.write(clockfile, "120\n")
+    t = json(dir, "bugfix tick", env)
+    assert.equal(1, #t.rechecked)
+    assert.equal("R", t.rechecked[1].rock)
+    assert.same({ "E-1" }, t.rechecked[1].cards)
+    assert.same({}, t.rechecked[1].failing)
+    assert.same({}, t.filed)
+    -- main's app breaks: the next pass files one bug in the phase, with the checks' output
+    H.write(sb.socket:gsub("app%.sock$", "tree/broken"), "x")
+    assert.same({}, json(dir, "bugfix tick", env).rechecked) -- (not due again yet)
+    H.write(clockfile, "240\n")
+    t = json(dir, "bugfix tick", env)
+    assert.same({ "E-1" }, t.rechecked[1].failing)
+    assert.equal(1, #t.filed)
+    assert.equal("acceptance", t.filed[1].source)
+    assert.is_false(t.filed[1].duplicate)
+    local bug = H.card_json(dir, t.filed[1].card)
+    assert.equal("R-bugs", bug.card.parent)
+    assert.equal("Sandbox checks fail for E-1", bug.card.summary)
+    assert.matches("FAIL GET /notes", bug.card.description, 1, true)
+    assert.matches("500", bug.card.description, 1, true)
+    assert.equal("done", card(dir, "E-1").status) -- the done card stays done
+    -- failing again later: the same bug, seen again
+    H.write(clockfile, "400\n")
+    r = H.orket("bugfix tick", { cwd = dir, env = env })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches(t.filed[1].card .. ": seen again (failing acceptance checks)", r.stdout, 1, true)
+    assert.matches("R: acceptance checks of 1 card(s) run again on sandbox " .. math.tointeger(sb.id)
+      .. ": failing E-1", r.stdout, 1, true)
+    assert.equal(1, json(dir, "bugfix status", env).phases[1].bugs)
+    r = H.orket("sandbox stop " .. math.tointeger(sb.id), { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+  end)
+
   it("is ticked by each run at its start: the phase over, the run's events say it ended", function()
     local dir = project("atstart")
     local clockfile = H.tmpdir() .. "/clock"

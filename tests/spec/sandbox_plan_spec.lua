@@ -37,7 +37,8 @@ describe("orket.lua's sandbox and bug_fix sections", function()
     assert.equal("tcp", s.sandbox.health.kind)
     assert.is_false(s.sandbox.network)
     assert.is_nil(s.sandbox.command)
-    assert.same({ days = 7, extend_above = 1.0, max_days = 28, check_interval_ms = 60000 }, s.bug_fix)
+    assert.same({ days = 7, extend_above = 1.0, max_days = 28, check_interval_ms = 60000, recheck_interval_ms = 3600000 },
+      s.bug_fix)
   end)
 
   it("take a command, an HTTP probe and the phase's days", function()

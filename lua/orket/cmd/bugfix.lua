@@ -4,6 +4,7 @@
 -- health checks found, ends the phases whose time is over.
 local jsonout = require "orket.jsonout"
 local phase = require "orket.sandboxes.phase"
+local recheck = require "orket.sandboxes.recheck"
 local task = require "orket.task"
 
 local USAGE = "orket bugfix status|tick [--json] [-C DIR]"
@@ -46,7 +47,7 @@ function cmd.run(args, cli)
   if not db then return 1 end
   local ok, r = task.spawn(function()
     if sub == "status" then return { phases = phase.status(db, { settings = s }) } end
-    return phase.tick(db, { settings = s, dir = dir })
+    return phase.tick(db, { settings = s, dir = dir, recheck = recheck.due })
   end):join()
   db:close()
   if not ok then
@@ -57,6 +58,8 @@ function cmd.run(args, cli)
     r.phases = jsonout.array(r.phases)
     if r.started then
       r.started, r.filed, r.ended = jsonout.array(r.started), jsonout.array(r.filed), jsonout.array(r.ended)
+      r.rechecked = jsonout.array(r.rechecked or {})
+      for _, x in ipairs(r.rechecked) do x.cards, x.failing = jsonout.array(x.cards), jsonout.array(x.failing) end
       for _, e in ipairs(r.ended) do
         e.moved, e.sandboxes, e.stopped = jsonout.array(e.moved), jsonout.array(e.sandboxes), jsonout.array(e.stopped)
       end
@@ -67,7 +70,12 @@ function cmd.run(args, cli)
   if sub == "tick" then
     for _, rock in ipairs(r.started) do io.stdout:write(string.format("%s: its bug-fix phase started\n", rock)) end
     for _, f in ipairs(r.filed) do
-      io.stdout:write(string.format("%s: %s (a failing health check)\n", f.card, f.duplicate and "seen again" or "filed"))
+      io.stdout:write(string.format("%s: %s (%s)\n", f.card, f.duplicate and "seen again" or "filed",
+        f.source == "acceptance" and "failing acceptance checks" or "a failing health check"))
+    end
+    for _, x in ipairs(r.rechecked or {}) do
+      io.stdout:write(string.format("%s: acceptance checks of %d card(s) run again on sandbox %d: %s\n", x.rock, #x.cards,
+        x.sandbox, #x.failing == 0 and "all pass" or ("failing " .. table.concat(x.failing, " "))))
     end
     for _, e in ipairs(r.ended) do
       io.stdout:write(string.format("%s: its bug-fix phase ended (%s)%s; %d sandbox(es) stopped\n", e.rock, e.reason,

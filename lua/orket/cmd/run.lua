@@ -12,6 +12,7 @@ local import = require "orket.import"
 local journal = require "orket.engine.journal"
 local claims = require "orket.engine.claims"
 local phase = require "orket.sandboxes.phase"
+local recheck = require "orket.sandboxes.recheck"
 
 local USAGE = "orket run EPIC|ROCK|CARD [--model M] [--json] [--concurrency N] [-C DIR]"
 local cmd = { summary = "run the team on an epic, a rock or a card", usage = USAGE }
@@ -197,7 +198,7 @@ function cmd.execute(o, cli, resume_id)
     end
     -- the bug-fix phases (docs/sandbox.md): bugs the sandboxes' health checks found are
     -- filed before the run reads its scope, so this run works them
-    phase.at_start(e.db, e.settings, o.dir, emit)
+    phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
     local id = resume_id
     if not id then
       local rid, serr = e:start(o.target, { concurrency = o.concurrency, model = o.model })

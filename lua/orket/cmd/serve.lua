@@ -144,7 +144,7 @@ function cmd.run(args, cli)
   -- the bug-fix phases tick on the loop (orket.sandboxes.phase); this server's own
   -- sandboxes are stopped through their handles
   local ticker = require("orket.sandboxes.phase").ticker { db = db, dir = dir, log = function(f) server:_log(f) end,
-    stop = require("orket.serve.sandboxes").stop_sandbox }
+    stop = require("orket.serve.sandboxes").stop_sandbox, recheck = require("orket.sandboxes.recheck").due }
   local ok, terr = task.spawn(server.run, server):join()
   ticker.close()
   runs.stop_all(db) -- the server failed: its runs stop too

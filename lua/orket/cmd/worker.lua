@@ -13,6 +13,7 @@ local claims = require "orket.engine.claims"
 local journal = require "orket.engine.journal"
 local lease_mod = require "orket.engine.lease"
 local phase = require "orket.sandboxes.phase"
+local recheck = require "orket.sandboxes.recheck"
 
 local USAGE = "orket worker [DIR] [--start TARGET] [--drain] [--with-parent] [--concurrency N] [--lease-ms MS] [--name NAME] [--model M]"
 local cmd = { summary = "work the runs left to workers, with other workers, on a shared board", usage = USAGE }
@@ -176,7 +177,7 @@ function cmd.run(args, cli)
       end
     end
     emit { type = "worker_start", lease_ms = o.lease_ms }
-    phase.at_start(e.db, e.settings, o.dir, emit) -- the bug-fix phases (docs/sandbox.md)
+    phase.at_start(e.db, e.settings, o.dir, emit, recheck.due) -- the bug-fix phases (docs/sandbox.md)
     local ops = lease_mod.ops(e.db)
     while not stopping do
       local runs = ops.queued(e.db)

@@ -98,7 +98,7 @@ local function post_status(settings, commit, passed, description)
 end
 
 --- accept_after{db=, board=, settings=, sandbox={id=, socket=, home=, commit=}, cards={ids},
---- run_id=, send_back=} -> {{card=, result=, outcome=, followup=, error=, status=}...}: the
+--- run_id=, send_back=} -> {{card=, result=, outcome=, followup=, duplicate=, error=, status=}...}: the
 --- acceptance checks of each card that has them, against the live sandbox
 --- (orket.sandboxes.accept); each result journaled and, with send_back (a deploy), a
 --- failure sent back to its card (orket.actions.acceptance) and, with a forge, the result
@@ -120,7 +120,7 @@ function M.accept_after(o)
         failing[#failing + 1] = id
       end
       out[#out + 1] = { card = id, result = res, outcome = rec and rec.code or nil, followup = rec and rec.followup,
-        error = not rec and err or nil }
+        duplicate = rec and rec.duplicate, error = not rec and err or nil }
     end
   end
   -- one status for the commit: the cards of an epic or a rock share it, and one posted per

@@ -320,14 +320,15 @@ function M.status(db, o)
   return out
 end
 
---- tick(db, {dir=, settings=, clock=, stop=}) -> {started={rock...}, filed={{card=,
---- duplicate=, rock=, source=}...}, ended={{rock=, reason=, next_rock=, moved={...},
---- sandboxes={...}}...}, phases=status(...)}
+--- tick(db, {dir=, settings=, clock=, stop=, recheck=}) -> {started={rock...}, filed={{card=,
+--- duplicate=, rock=, source=}...}, rechecked={...}, ended={{rock=, reason=, next_rock=,
+--- moved={...}, sandboxes={...}}...}, phases=status(...)}
 --- Opens the phases of rocks done and without one, files the bugs the sandboxes' health
---- checks found (the newest open phase takes them), and ends each phase whose time is
---- over: its open bugs move to a phase-2 rock and, when no other phase is open, the live
---- sandboxes stop (stop(db, id), by default orket.sandboxes.service's, which waits: call
---- it in a task). Raises on a store error.
+--- checks found (the newest open phase takes them), runs the open phases' acceptance
+--- checks again when they are due (recheck: orket.sandboxes.recheck's due, given by the
+--- caller), and ends each phase whose time is over: its open bugs move to a phase-2 rock
+--- and, when no other phase is open, the live sandboxes stop (stop(db, id), by default
+--- orket.sandboxes.service's, which waits: call it in a task). Raises on a store error.
 function M.tick(db, o)
   check_store(db, "tick")
   o = o or {}
@@ -340,6 +341,11 @@ function M.tick(db, o)
   local open = ops.list(db, true)
   local now = clk:now()
   if #open > 0 then file_health(db, open[#open], now, report.filed) end
+  report.rechecked = {}
+  if o.recheck and #open > 0 then
+    report.rechecked = o.recheck(db, open, { settings = bf, project = o.settings and o.settings.bug_fix and o.settings,
+      now = now, filed = report.filed })
+  end
   for _, p in ipairs(ops.list(db, true)) do
     local st = rule.status(p.started_at, ops.times(db, p.id), now, bf)
     if st.ended then
@@ -359,18 +365,18 @@ function M.tick(db, o)
   return report
 end
 
---- at_start(db, settings, dir, emit): a tick at a run's or a worker's start, what it did
---- told as events {type="bugfix", action="start"|"bug"|"end"|"error", ...}; a failed tick
---- is an event too and the run goes on (the phases wait for the next tick)
-function M.at_start(db, settings, dir, emit)
-  local ok, r = pcall(M.tick, db, { settings = settings, dir = dir })
+--- at_start(db, settings, dir, emit [, recheck]): a tick at a run's or a worker's start, what
+--- it did told as events {type="bugfix", action="start"|"bug"|"end"|"error", ...}; a failed
+--- tick is an event too and the run goes on (the phases wait for the next tick)
+function M.at_start(db, settings, dir, emit, recheck)
+  local ok, r = pcall(M.tick, db, { settings = settings, dir = dir, recheck = recheck })
   if not ok then
     emit { type = "bugfix", action = "error", message = tostring(r) }
     return
   end
   for _, rock in ipairs(r.started) do emit { type = "bugfix", action = "start", rock = rock } end
   for _, f in ipairs(r.filed) do
-    emit { type = "bugfix", action = "bug", card = f.card, duplicate = f.duplicate, rock = f.rock }
+    emit { type = "bugfix", action = "bug", card = f.card, duplicate = f.duplicate, rock = f.rock, source = f.source }
   end
   for _, e in ipairs(r.ended) do
     emit { type = "bugfix", action = "end", rock = e.rock, reason = e.reason, next_rock = e.next_rock,
@@ -378,7 +384,7 @@ function M.at_start(db, settings, dir, emit)
   end
 end
 
---- ticker{db=, dir=, log=fn(fields), stop=} -> {close=fn}: ticks every bug_fix.check_interval_ms
+--- ticker{db=, dir=, log=fn(fields), stop=, recheck=} -> {close=fn}: ticks every bug_fix.check_interval_ms
 --- (read again from orket.lua each time) on the loop, each tick in a task of its own, the
 --- first at once; a failed tick is logged and the next one comes as usual. stop: as
 --- tick's (orket serve stops the sandboxes it owns itself).
@@ -394,9 +400,11 @@ function M.ticker(o)
           local cfg, s = config.settings(o.dir, true)
           if not cfg then error(tostring(s), 0) end
           interval = s.bug_fix.check_interval_ms
-          local r = M.tick(o.db, { settings = s, dir = o.dir, stop = o.stop })
+          local r = M.tick(o.db, { settings = s, dir = o.dir, stop = o.stop, recheck = o.recheck })
           for _, rock in ipairs(r.started) do o.log { event = "bugfix_start", rock = rock } end
-          for _, f in ipairs(r.filed) do o.log { event = "bug_filed", card = f.card, duplicate = f.duplicate, rock = f.rock } end
+          for _, f in ipairs(r.filed) do
+            o.log { event = "bug_filed", card = f.card, duplicate = f.duplicate, rock = f.rock, source = f.source }
+          end
           for _, e in ipairs(r.ended) do o.log { event = "bugfix_end", rock = e.rock, next_rock = e.next_rock, reason = e.reason } end
         end)
         if not ok and not closed then o.log { event = "error", message = "bug-fix phase: " .. tostring(err) } end

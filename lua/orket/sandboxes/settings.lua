@@ -10,12 +10,12 @@ M.DEFAULTS = {
   sandbox = { deploy = "manual", port_env = "PORT", log_max_bytes = 1 << 20, log_keep = 3, network = false,
     health = { kind = "tcp", path = nil, interval_ms = 2000, timeout_ms = 1000, failures = 3,
       start_timeout_ms = 30000 } },
-  bug_fix = { days = 7, extend_above = 1.0, max_days = 28, check_interval_ms = 60000 },
+  bug_fix = { days = 7, extend_above = 1.0, max_days = 28, check_interval_ms = 60000, recheck_interval_ms = 3600000 },
 }
 
 local SANDBOX_KEYS = "command, deploy, env, health, log_keep, log_max_bytes, network, port_env"
 local HEALTH_KEYS = "failures, http, interval_ms, start_timeout_ms, tcp, timeout_ms"
-local BUG_FIX_KEYS = "check_interval_ms, days, extend_above, max_days"
+local BUG_FIX_KEYS = "check_interval_ms, days, extend_above, max_days, recheck_interval_ms"
 
 local function fail(path, fmt, ...)
   error({ settings_error = "orket.lua: " .. path .. ": " .. string.format(fmt, ...) }, 0)
@@ -122,7 +122,7 @@ end
 function M.bug_fix(d)
   local src, D = d.bug_fix, M.DEFAULTS.bug_fix
   local out = { days = D.days, extend_above = D.extend_above, max_days = D.max_days,
-    check_interval_ms = D.check_interval_ms }
+    check_interval_ms = D.check_interval_ms, recheck_interval_ms = D.recheck_interval_ms }
   if src == nil then return out end
   if type(src) ~= "table" then fail("bug_fix", "must be a table (fields: %s)", BUG_FIX_KEYS) end
   for k, v in pairs(src) do
@@ -130,6 +130,9 @@ function M.bug_fix(d)
     if k == "days" then out.days = int(v, p, 1, 365)
     elseif k == "max_days" then out.max_days = int(v, p, 1, 365)
     elseif k == "check_interval_ms" then out.check_interval_ms = int(v, p, 1000, 86400000)
+    elseif k == "recheck_interval_ms" then
+      -- 0: the acceptance checks run only after deploys; else at most once a tick
+      out.recheck_interval_ms = v == 0 and 0 or int(v, p, 1000, 7 * 86400000)
     elseif k == "extend_above" then
       if type(v) ~= "number" or v ~= v or v < 0 or v > 1e6 then
         fail(p, "must be a number of bugs per day >= 0 (got %s)", tostring(v))
