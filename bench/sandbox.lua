@@ -8,7 +8,9 @@
 -- 2. Proxy: wrk at CONNS connections for SECONDS through `orket serve`'s
 --    /v1/sandboxes/ID/app/ (its own process, with its local token) against wrk straight to
 --    the same app run bare on a host port. Target: requests/s >= 0.5x the floor (median).
---    The server's own GET /health is measured alongside: what any of its routes can answer.
+--    The server's own GET /health is measured alongside: what any of its routes can answer;
+--    and bench/mhdfloor.c, libmicrohttpd alone driven as the server drives it: what any server
+--    built on that library can answer here.
 --    The server's CPU time per request is printed too: it moves far less with the machine's load.
 -- 3. Three at once: three service.up started together until all are healthy, each then
 --    answering through its own socket, against three bare spawns and probes together.
@@ -29,6 +31,7 @@ local CONNS = 32
 local PARTS = {}
 for name in ((arg and arg[3]) or "start,proxy,three"):gmatch("[^,]+") do PARTS[name] = true end
 local ORKET = os.getenv("ORKET_BIN") or (package.orket_home .. "/build/orket")
+local MHDFLOOR = os.getenv("ORKET_MHDFLOOR") or (package.orket_home .. "/build/mhdfloor")
 
 local APP = [[
 const http = require('http');
@@ -224,8 +227,24 @@ local t = task.spawn(function()
     local direct_port, dstop
     _, dstop, direct_port = bare_up(dir)
     local direct_url = "http://127.0.0.1:" .. direct_port .. "/notes"
+    -- the HTTP server library alone (bench/mhdfloor.c: libmicrohttpd on a libuv loop, driven
+    -- as orket serve drives it, answering a fixed body): the most a route of any server
+    -- built on it can answer here
+    local board = dir .. "/.bench-board.json"
+    write(board, "{}")
+    local mout = uv.new_pipe(false)
+    local mh = assert(uv.spawn(MHDFLOOR, { args = { board }, stdio = { nil, mout, nil } }, function() end))
+    local mbuf = ""
+    mout:read_start(function(_, d) if d then mbuf = mbuf .. d end end)
+    waited = 0
+    while not mbuf:find("port %d+") do
+      rt.sleep(20)
+      waited = waited + 20
+      assert(waited < 10000, "bench/mhdfloor.c did not start: " .. mbuf)
+    end
+    local mhd_url = "http://127.0.0.1:" .. mbuf:match("port (%d+)") .. "/health"
     print(string.format("2. requests/s at %d connections for %d s, %d rounds alternated:", CONNS, SECONDS, ROUNDS))
-    local dr, pr, prr, hr, pc, hc = {}, {}, {}, {}, {}, {}
+    local dr, pr, prr, hr, pc, hc, mr, mrr = {}, {}, {}, {}, {}, {}, {}, {}
     local spid = sh:get_pid()
     for round = 1, ROUNDS do
       local d, derr = wrk(direct_url)
@@ -233,10 +252,12 @@ local t = task.spawn(function()
       -- context, not the floor: the server's cheapest route, the most any route of it answers
       local _, _, hcpu
       hr[round], _, hcpu = wrk_cpu(spid, base .. "/health")
-      dr[round], pr[round], prr[round] = d, p, p / d
+      mr[round] = wrk(mhd_url)
+      dr[round], pr[round], prr[round], mrr[round] = d, p, p / d, mr[round] / d
       pc[#pc + 1], hc[#hc + 1] = pcpu, hcpu
-      print(string.format("  round %d: floor (direct) %9.0f  proxy %9.0f  ratio %5.2f  (orket serve's /health %9.0f)%s",
-        round, d, p, p / d, hr[round], (derr or perr) and ("  socket errors: " .. tostring(derr) .. " / " .. tostring(perr)) or ""))
+      print(string.format("  round %d: floor (direct) %9.0f  proxy %9.0f  ratio %5.2f  (orket serve's /health %9.0f, "
+        .. "libmicrohttpd alone %9.0f)%s", round, d, p, p / d, hr[round], mr[round],
+        (derr or perr) and ("  socket errors: " .. tostring(derr) .. " / " .. tostring(perr)) or ""))
       if pcpu and hcpu then
         print(string.format("           orket serve's CPU time per request: proxy %5.0f us  /health %5.0f us", pcpu, hcpu))
       end
@@ -245,11 +266,15 @@ local t = task.spawn(function()
     print("  figure: " .. stats.line(pr, "%.0f") .. " requests/s")
     print("  ratio:  " .. stats.line(prr) .. "  (target >= 0.5x) -> " .. (stats.pct(prr, 0.5) >= 0.5 and "met" or "MISSED"))
     print("  orket serve's own /health: " .. stats.line(hr, "%.0f") .. " requests/s (no proxy can pass more)")
+    print("  libmicrohttpd alone (bench/mhdfloor.c, a fixed answer): " .. stats.line(mr, "%.0f")
+      .. " requests/s, over the floor " .. stats.line(mrr) .. " (no server on it can pass more)")
     if #pc > 0 and #hc > 0 then
       print("  orket serve's CPU time per request: proxy " .. stats.line(pc, "%.0f") .. " us, /health "
         .. stats.line(hc, "%.0f") .. " us")
     end
     dstop()
+    mh:kill("sigterm")
+    mout:close()
     sh:kill("sigterm")
     out:close()
     uv.fs_close(null)
