@@ -55,7 +55,8 @@ local function reap_stale(wrap)
   p:close()
 end
 
---- start() -> server {dir, url, conninfo(extra), password, query(sql), stop()} | raises
+--- start() -> server {dir, url, conninfo(extra), password, query(sql), kill(), restart(),
+--- stop()} | raises
 --- url: postgresql://orket@/postgres?host=DIR&passfile=DIR/pgpass (no password in it).
 function M.start()
   local wrap = as_owner()
@@ -90,6 +91,16 @@ function M.start()
     local log = H.read(dir .. "/server.log") or ""
     s.stop()
     error("pg_ctl start failed:\n" .. out .. log)
+  end
+  -- the server killed at once (no shutdown: clients see their connections drop) and
+  -- started again on the same data
+  function s.kill()
+    sh(string.format("cd %s && %s%s/pg_ctl -D %s -m immediate -w stop", q(dir), wrap, M.BIN, q(dir .. "/data")))
+  end
+  function s.restart()
+    local rok, rout = sh(string.format("cd %s && %s%s/pg_ctl -D %s -l %s -w -t 60 -o %s start", q(dir), wrap, M.BIN,
+      q(dir .. "/data"), q(dir .. "/server.log"), q(opts)))
+    assert(rok, "pg_ctl start failed:\n" .. rout)
   end
   -- the client (this process) reads the password from a passfile it owns, mode 0600
   s.passfile = dir .. "/client.pgpass"

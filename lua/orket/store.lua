@@ -145,6 +145,12 @@ function DB:read(fn, ...) return self.conn:read(fn, ...) end
 function DB:close() self.conn:close() end
 DB.__close = DB.close
 
+--- db:journal_error() -> message, CODE | nil: the last failure of the database file itself
+--- (damaged, read-only, full, I/O: orket.c.store's file_error) since clear_journal_error().
+--- orket.store.pgdb's answers the same for its server. A run that meets one ends.
+function DB:journal_error() return cstore.file_error() end
+function DB:clear_journal_error() cstore.clear_file_error() end
+
 -- built once: a statement is looked up by its text, and a string built per call is
 -- hashed and compared in full each time
 local INSERT_EVENT = "INSERT INTO events (at, kind, card_id, run_id, actor, data) VALUES (" .. NOW .. ", ?, ?, ?, ?, ?)"

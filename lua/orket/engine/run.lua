@@ -16,7 +16,6 @@ local review = require "orket.engine.review"
 local fault = require "orket.engine.fault"
 local verify = require "orket.engine.verify"
 local pullreq = require "orket.engine.pullreq"
-local cstore = require "orket.c.store"
 local board_mod = require "orket.board"
 local gitwork = require "orket.engine.gitwork"
 local deploy = require "orket.sandboxes.deploy"
@@ -391,15 +390,16 @@ function Run:end_turn_records(job, out)
   return true
 end
 
---- journal_broken([card]) -> true when the store's file failed during this run (full,
---- read-only, damaged, I/O error: orket.c.store's file_error), false otherwise. The first
+--- journal_broken([card]) -> true when the store failed during this run (SQLite's file full,
+--- read-only, damaged, I/O error; the PostgreSQL server gone, refusing connections, out of
+--- disk: db:journal_error()), false otherwise. The first
 --- time it says so it ends the run: nothing can go on without the journal (a card whose
 --- step could not be written would be picked again and again), so the run stops, failed,
 --- with the reason (conclude), every card keeping the status the journal holds, and
 --- `orket resume` continues once the store can be written.
 function Run:journal_broken(card)
   if self.journal_failed then return true end
-  local msg = cstore.file_error()
+  local msg = self.db:journal_error()
   if not msg then return false end
   self.journal_failed = msg
   self:emit { type = "journal_error", card = card, error = msg }
@@ -585,7 +585,7 @@ function Run:execute()
   local run = store_runs.get(self.db, run_id)
   if not run then error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 2) end
   local data = require("cjson.safe").decode(run.data or "{}") or {}
-  cstore.clear_file_error() -- journal_broken reports what fails from here on
+  self.db:clear_journal_error() -- journal_broken reports what fails from here on
   self.model = self.model or data.model
   local conc = self.engine.concurrency or data.concurrency or self.settings.concurrency
   local target = assert(self.board:get(run.target))

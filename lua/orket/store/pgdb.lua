@@ -116,7 +116,7 @@ function DB:query(sql, ...)
   local t = self.open[coroutine.running()]
   if t then return t:statement("query", sql, ...) end
   if outside_task() then return in_task(self.query, self, sql, ...) end
-  return self.pool:query(sql, ...)
+  return self:_note(self.pool:query(sql, ...))
 end
 
 --- db:rows(sql, ...) -> rows | nil, msg, CODE   ($1, $2, ... placeholders)
@@ -157,6 +157,35 @@ function DB:version()
   if outside_task() then return in_task(self.version, self) end
   return pg_schema.version(self.pool)
 end
+
+-- ---- the store's own failures ---------------------------------------------------------
+
+-- What says the server itself is gone or cannot take writes, not a statement's own error:
+-- a connection refused, lost or unusable; SQLSTATE classes 08 (connection exception), 53
+-- (insufficient resources: disk full, out of memory), 58 (system error: I/O) and 57P
+-- (the server shutting down, or not yet accepting connections).
+local LOST = { ECONNECT = true, ECONNRESET = true, ENOTCONN = true }
+local function store_failure(code, state)
+  if LOST[code] then return true end
+  if type(state) ~= "string" then return false end
+  local class = state:sub(1, 2)
+  return class == "08" or class == "53" or class == "58" or state:sub(1, 3) == "57P"
+end
+
+-- notes a failure of the store (the first since clear_journal_error) and passes the
+-- answer on as it was
+function DB:_note(a, err, code, state)
+  if a == nil and not self.failure and store_failure(code, state) then
+    self.failure = string.format("PostgreSQL: %s", tostring(err):gsub("%s+$", ""))
+  end
+  return a, err, code, state
+end
+
+--- db:journal_error() -> message | nil: the last failure of the server itself (gone,
+--- refusing connections, out of disk, an I/O error) since clear_journal_error(); SQLite's
+--- store answers the same for its file. A run that meets one ends (Run:journal_broken).
+function DB:journal_error() return self.failure end
+function DB:clear_journal_error() self.failure = nil end
 
 -- ---- transactions -------------------------------------------------------------------
 
@@ -211,7 +240,7 @@ function Tx:flush(upto)
   if not ev or upto < from then return true end
   local parts = {}
   for i = from, upto do parts[#parts + 1] = ev[i] end
-  local ok, err, code, state = self.conn:query(INSERT_EVENTS, "[" .. table.concat(parts, ",") .. "]")
+  local ok, err, code, state = self.db:_note(self.conn:query(INSERT_EVENTS, "[" .. table.concat(parts, ",") .. "]"))
   if not ok then
     self.aborted = err
     return nil, err, code, state
@@ -225,7 +254,7 @@ end
 function Tx:send_savepoints()
   for d = self.sp_unsent, self.depth do
     if self.ev then self.evsp[d] = self.evf end
-    local ok, err, code, state = self.conn:query("SAVEPOINT orket_" .. d)
+    local ok, err, code, state = self.db:_note(self.conn:query("SAVEPOINT orket_" .. d))
     if not ok then
       self.aborted = err
       return nil, err, code, state
@@ -250,7 +279,7 @@ function Tx:statement(method, sql, ...)
   end
   if writes_cards(sql) then self.cards = self.cards + 1 end
   local conn = self.conn
-  local a, b, c, d = conn[method](conn, sql, ...)
+  local a, b, c, d = self.db:_note(conn[method](conn, sql, ...))
   if a == nil then self.aborted = b end
   return a, b, c, d
 end
@@ -302,18 +331,18 @@ function DB:_tx(begin, fn, ...)
   local open = self.open[co]
   if open then return nested(open, fn, ...) end
   local lease <close>, err, code = self.pool:acquire()
-  if not lease then return nil, err, code end
+  if not lease then return self:_note(nil, err, code) end
   local c = lease.conn
   -- until COMMIT or ROLLBACK has answered the connection is not clean: a task cancelled
   -- meanwhile gets it closed on release, and the server rolls the transaction back
   lease.in_tx = true
-  local ok, berr, bcode, bstate = c:exec(begin)
+  local ok, berr, bcode, bstate = self:_note(c:exec(begin))
   if not ok then
     if c:query("ROLLBACK") then lease.in_tx = false end
     return nil, berr, bcode, bstate
   end
   local write = begin == BEGIN_WRITE
-  local t = setmetatable({ conn = c, depth = 0, write = write, cards = 0, ev = write and {} or nil, evf = 0,
+  local t = setmetatable({ db = self, conn = c, depth = 0, write = write, cards = 0, ev = write and {} or nil, evf = 0,
     evmark = write and {} or nil, evsp = write and {} or nil }, Tx)
   self.open[co] = t
   local mark <close> = setmetatable({}, { __close = function() self.open[co] = nil end })
@@ -327,7 +356,7 @@ function DB:_tx(begin, fn, ...)
     lease.in_tx = false
     return nil, "store: the transaction was rolled back: its events could not be written (" .. tostring(t.aborted) .. ")", "ETX"
   end
-  local done, cerr, ctag, cstate = c:query("COMMIT")
+  local done, cerr, ctag, cstate = self:_note(c:query("COMMIT"))
   if not done then return nil, cerr, ctag, cstate end
   lease.in_tx = false
   if ctag == "ROLLBACK" then -- PostgreSQL's answer to COMMIT in a failed transaction

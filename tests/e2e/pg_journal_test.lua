@@ -1,0 +1,73 @@
+-- A run on PostgreSQL whose server goes away in the middle of a turn: the journal cannot
+-- be written, so the run ends failed at once with the reason (as a full SQLite disk ends
+-- one), no card blocked for it; once the server is back, `orket resume` finishes the board
+-- as an uninterrupted run does. The test's own server (tests.pg), killed and started again.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local PG = require "tests.pg"
+
+-- Statuses, retries and comment bodies of every card: what "the same board" means.
+local function state(dir)
+  local doc = cjson.decode(H.orket("board --json", { cwd = dir }).stdout)
+  local out = {}
+  for _, c in ipairs(doc.cards) do
+    local card = cjson.decode(H.orket("card " .. c.id .. " --json", { cwd = dir }).stdout)
+    local bodies = {}
+    for _, k in ipairs(card.comments) do bodies[#bodies + 1] = k.author .. ": " .. k.body end
+    out[#out + 1] = string.format("%s %s r%d {%s}", c.id, c.status, c.retries, table.concat(bodies, " | "))
+  end
+  return table.concat(out, "\n")
+end
+
+describe("a run on PostgreSQL", function()
+  after_each(H.cleanup)
+
+  it("ends failed when its server goes away mid-turn, and resume finishes the board once it is back", function()
+    local ok, why = PG.available()
+    if not ok then return pending("skipped: " .. why) end
+    local ref = H.example("notes")
+    assert.equal(0, H.orket("run NOTES", { cwd = ref }).status)
+    local want = state(ref)
+
+    local server = PG.start()
+    local dir = H.example("notes")
+    -- (one finally: a run left going by a failed assertion is ended with the server)
+    finally(function()
+      local pid = tonumber(H.read(dir .. "/run.pid") or "")
+      if pid then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+      server.stop()
+    end)
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nstore = { url = %q }\n", server.url))
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    -- every answer takes 1.5 s: the server is killed while a model call is out
+    local script = H.read(dir .. "/script.lua")
+    H.write(dir .. "/script.lua", (script:gsub("return { rules",
+      "for _, r in ipairs(rules) do r.reply.delay_ms = 1500 end\nreturn { rules", 1)))
+    os.execute(string.format("cd %s && { %s run NOTES --json >out.jsonl 2>err.txt & echo $! >run.pid; wait $!; "
+      .. "echo $? >status.txt; } >/dev/null 2>&1 &", H.quote(dir), H.quote(H.BIN)))
+    H.wait_for(function() return (H.read(dir .. "/out.jsonl") or ""):find('"turn_start"', 1, true) end,
+      "the run's first turn", 600)
+    server.kill()
+    local status = tonumber(H.wait_for(function() return H.read(dir .. "/status.txt") end,
+      "the run to end once its server is gone", 600))
+    local events = {}
+    for line in H.read(dir .. "/out.jsonl"):gmatch("[^\n]+") do events[#events + 1] = cjson.decode(line) end
+    assert.equal(1, status, H.read(dir .. "/err.txt"))
+    local last = events[#events]
+    assert.same({ "run_end", "failed" }, { last.type, last.status })
+    assert.matches("^the journal could not be written %(PostgreSQL: .*%); once the store can be written", last.reason)
+    local told = false
+    for _, ev in ipairs(events) do
+      -- no card is blocked for the server's failure: a resume takes its turn up again
+      assert.is_false(ev.type == "card_blocked", tostring(ev.detail))
+      told = told or ev.type == "journal_error"
+    end
+    assert.is_true(told)
+
+    server.restart()
+    H.write(dir .. "/script.lua", script)
+    local r = H.orket("resume", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal(want, state(dir))
+  end)
+end)
