@@ -11,9 +11,9 @@ CC      ?= cc
 PREFIX  ?= /usr/local
 BUILD   ?= build
 PKGS    := lua5.4 lua5.4-luv lua5.4-cjson libuv sqlite3 libcurl libsodium libedit yajl libgit2 libmicrohttpd libseccomp libpq
-# libcurl and libpq are loaded with dlopen on first use (core/curlapi.h, core/pgapi.h), so
-# they are not linked: only their headers are used here.
-LINKPKGS := $(filter-out libcurl libpq,$(PKGS))
+# libcurl, libpq and libmicrohttpd are loaded with dlopen on first use (core/curlapi.h,
+# core/pgapi.h, core/mhdapi.h), so they are not linked: only their headers are used here.
+LINKPKGS := $(filter-out libcurl libpq libmicrohttpd,$(PKGS))
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
