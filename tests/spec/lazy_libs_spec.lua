@@ -64,10 +64,23 @@ local function namespaces_work()
   return ok == true
 end
 
+-- Sanitizer builds link both libraries (the Makefile says why), so neither test applies;
+-- the binary under test is the one running this spec.
+local function sanitizer_build()
+  local f = assert(io.open("/proc/self/maps"))
+  local maps = f:read("a")
+  f:close()
+  return maps:find("/libasan%.so") ~= nil
+end
+
 describe("libraries loaded on first use", function()
   after_each(H.cleanup)
 
-  it("maps libgit2 at the first repository and libmicrohttpd at the first server, not before", function()
+  local sanitized = sanitizer_build()
+  local lazy_it = not sanitized and it
+    or function(name) pending(name .. " [sanitizer builds link libgit2 and libmicrohttpd]") end
+
+  lazy_it("maps libgit2 at the first repository and libmicrohttpd at the first server, not before", function()
     local dir = H.tmpdir()
     H.write(dir .. "/steps.lua", steps_script(dir))
     local r = H.orket("lua " .. H.quote(dir .. "/steps.lua"), { wrap = "timeout 60" })
@@ -76,7 +89,7 @@ describe("libraries loaded on first use", function()
     assert.equal("false/false false/false true/false true/true\n", r.stdout)
   end)
 
-  local ns_it = namespaces_work() and it
+  local ns_it = sanitized and lazy_it or namespaces_work() and it
     or function(name) pending(name .. " [needs unshare -rm: user and mount namespaces]") end
 
   ns_it("starts without either library, and names the missing package at first use", function()
