@@ -1,7 +1,8 @@
 /* gitrepo.c: the workspace's git repository over libgit2: init with main, a working
  * directory per card (attached, or a linked worktree), idempotent commits with a turn
  * trailer, in-memory merges, and recovery after a crash (stale locks, a checkout that did
- * not finish). See gitrepo.h and docs/git.md. */
+ * not finish). libgit2 is called through the context's table (gitapi.h), loaded on first
+ * use. See gitrepo.h and docs/git.md. */
 #include "gitrepo.h"
 
 #include <dirent.h>
@@ -15,8 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <git2.h>
-#include <git2/sys/repository.h>
+#include "gitapi.h"
 
 /* A card's linked worktree, kept open between calls: opening one costs libgit2 some 75
  * system calls (its .git file, gitdir, commondir, config, a realpath of each), and a turn
@@ -48,6 +48,7 @@ typedef struct gr_att {
 } gr_att;
 
 struct gitrepo {
+  gitapi git; /* libgit2, loaded when the first repository is opened */
   git_repository *repo;
   char *path;
   gr_open open[GR_OPEN_MAX];
@@ -90,8 +91,8 @@ static int gr_fail(gr_err *e, const char *code, const char *fmt, ...) {
 }
 
 /* Reports a libgit2 failure rc of `what`, with a code chosen from rc. */
-static int gr_git(gr_err *e, int rc, const char *what) {
-  const git_error *g = git_error_last();
+static int gr_git(const gitapi *g, gr_err *e, int rc, const char *what) {
+  const git_error *le = g->error_last();
   const char *code = rc == GIT_ENOTFOUND ? "ENOENT"
                      : rc == GIT_ELOCKED  ? "ELOCKED"
                      : rc == GIT_EMODIFIED ? "EAGAIN"
@@ -99,7 +100,7 @@ static int gr_git(gr_err *e, int rc, const char *what) {
                      : rc == GIT_EEXISTS   ? "EEXIST"
                      : rc == GIT_EOWNER    ? "EPERM" /* owned by another user: libgit2 refuses */
                                            : "EGIT";
-  return gr_fail(e, code, "%s: %s", what, g && g->message ? g->message : "unknown libgit2 error");
+  return gr_fail(e, code, "%s: %s", what, le && le->message ? le->message : "unknown libgit2 error");
 }
 
 void gr_paths_free(gr_paths *p) {
@@ -159,18 +160,18 @@ static int gr_sig_field_ok(const char *s) {
   return strpbrk(s, "<>\n\r") == NULL;
 }
 
-static int gr_make_sig(const gr_sig *who, git_signature **out, gr_err *e) {
+static int gr_make_sig(const gitapi *g, const gr_sig *who, git_signature **out, gr_err *e) {
   if (who == NULL || !gr_sig_field_ok(who->name) || !gr_sig_field_ok(who->email))
     return gr_fail(e, "EINVAL", "author name and email must be non-empty, without '<', '>' or newlines");
-  int rc = git_signature_now(out, who->name, who->email);
-  return rc < 0 ? gr_git(e, rc, "signature") : 0;
+  int rc = g->signature_now(out, who->name, who->email);
+  return rc < 0 ? gr_git(g, e, rc, "signature") : 0;
 }
 
 /* refs/heads/<branch> into buf; EINVAL when it is not a valid ref name. */
-static int gr_branch_ref(const char *branch, char *buf, size_t cap, gr_err *e) {
+static int gr_branch_ref(const gitapi *g, const char *branch, char *buf, size_t cap, gr_err *e) {
   int valid = 0;
   if (branch == NULL || (size_t)snprintf(buf, cap, "refs/heads/%s", branch) >= cap ||
-      git_reference_name_is_valid(&valid, buf) < 0 || !valid)
+      g->reference_name_is_valid(&valid, buf) < 0 || !valid)
     return gr_fail(e, "EINVAL", "not a valid branch name: \"%.120s\"", branch ? branch : "");
   return 0;
 }
@@ -179,11 +180,11 @@ static void gr_card_branch(const char *card, char *buf, size_t cap) {
   snprintf(buf, cap, GR_CARD_PREFIX "%s", card);
 }
 
-static int gr_ref_id(git_repository *repo, const char *ref, git_oid *id, gr_err *e) {
-  int rc = git_reference_name_to_id(id, repo, ref);
+static int gr_ref_id(const gitapi *g, git_repository *repo, const char *ref, git_oid *id, gr_err *e) {
+  int rc = g->reference_name_to_id(id, repo, ref);
   if (rc == GIT_ENOTFOUND)
     return gr_fail(e, "ENOENT", "no branch %s", strncmp(ref, "refs/heads/", 11) == 0 ? ref + 11 : ref);
-  return rc < 0 ? gr_git(e, rc, ref) : 0;
+  return rc < 0 ? gr_git(g, e, rc, ref) : 0;
 }
 
 /* An absolute form of path (not resolving symlinks of a missing leaf) into buf. */
@@ -265,14 +266,14 @@ static int gr_scan_controls(int dfd, const char *rel, gr_err *e) {
 }
 
 /* Walks directory dfd (closed here, whatever happens), whose path is rel. */
-static int gr_scan_dir(gr_scan *s, int dfd, char *rel, size_t rlen, int depth, gr_err *e) {
+static int gr_scan_dir(const gitapi *g, gr_scan *s, int dfd, char *rel, size_t rlen, int depth, gr_err *e) {
   if (gr_scan_controls(dfd, rel, e) != 0) {
     close(dfd);
     return -1;
   }
   if (rlen > 0) { /* an ignored directory is not walked by libgit2 either */
     int ignored = 0;
-    if (git_ignore_path_is_ignored(&ignored, s->repo, rel) == 0 && ignored) {
+    if (g->ignore_path_is_ignored(&ignored, s->repo, rel) == 0 && ignored) {
       close(dfd);
       return 0;
     }
@@ -321,7 +322,7 @@ static int gr_scan_dir(gr_scan *s, int dfd, char *rel, size_t rlen, int depth, g
         if (cfd >= 0) {
           rel[rlen + nl] = '/';
           rel[rlen + nl + 1] = '\0';
-          ret = gr_scan_dir(s, cfd, rel, rlen + nl + 1, depth + 1, e); /* closes cfd */
+          ret = gr_scan_dir(g, s, cfd, rel, rlen + nl + 1, depth + 1, e); /* closes cfd */
         }
       }
     }
@@ -332,15 +333,15 @@ static int gr_scan_dir(gr_scan *s, int dfd, char *rel, size_t rlen, int depth, g
 }
 
 /* Scans repo's working tree (see above) into *s; EUNSAFE when libgit2 must not read it. */
-static int gr_scan_run(git_repository *repo, gr_scan *s, gr_err *e) {
+static int gr_scan_run(const gitapi *g, git_repository *repo, gr_scan *s, gr_err *e) {
   memset(s, 0, sizeof *s);
   s->repo = repo;
-  const char *wd = git_repository_workdir(repo);
+  const char *wd = g->repository_workdir(repo);
   if (wd == NULL) return 0;
   int fd = open(wd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return gr_fail(e, "EIO", "cannot open %s: %s", wd, strerror(errno));
   char rel[PATH_MAX] = "";
-  if (gr_scan_dir(s, fd, rel, 0, 0, e) != 0) {
+  if (gr_scan_dir(g, s, fd, rel, 0, 0, e) != 0) {
     gr_scan_free(s);
     return -1;
   }
@@ -462,10 +463,10 @@ static void gr_dotgit_restore(const char *wd, const char *meta) {
  * <meta>/gitdir names <wd>/.git, and <wd>/.git is a small regular file saying
  * "gitdir: <meta>". EUNSAFE otherwise (and the .git put back, see above), or when an earlier
  * visit put one back and this is the first operation since. */
-static int gr_wt_gitdir_check(git_repository *repo, const char *card, gr_err *e) {
+static int gr_wt_gitdir_check(const gitapi *g, git_repository *repo, const char *card, gr_err *e) {
   char meta[PATH_MAX], link[PATH_MAX], dotgit[GR_DOTGIT_MAX], wd[PATH_MAX];
   mode_t mode;
-  if ((size_t)snprintf(meta, sizeof meta, "%sworktrees/%s", git_repository_commondir(repo), card) >= sizeof meta)
+  if ((size_t)snprintf(meta, sizeof meta, "%sworktrees/%s", g->repository_commondir(repo), card) >= sizeof meta)
     return gr_fail(e, "EINVAL", "path too long");
   int mfd = open(meta, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (mfd < 0) return gr_fail(e, "ENOENT", "card %s has no worktree", card);
@@ -508,11 +509,11 @@ static int gr_wt_gitdir_check(git_repository *repo, const char *card, gr_err *e)
 
 /* gr_wt_gitdir_check for a worktree libgit2 is about to visit on its own (git_worktree_add
  * opens every one): a refusal is kept in its gitdir for the card's next operation to report. */
-static void gr_wt_gitdir_sweep(git_repository *repo, const char *card) {
+static void gr_wt_gitdir_sweep(const gitapi *g, git_repository *repo, const char *card) {
   gr_err e;
-  if (gr_wt_gitdir_check(repo, card, &e) == 0 || strcmp(e.code, "EUNSAFE") != 0) return;
+  if (gr_wt_gitdir_check(g, repo, card, &e) == 0 || strcmp(e.code, "EUNSAFE") != 0) return;
   char p[PATH_MAX], tmp[PATH_MAX + 8];
-  if ((size_t)snprintf(p, sizeof p, "%sworktrees/%s/" GR_REFUSED, git_repository_commondir(repo), card) >= sizeof p)
+  if ((size_t)snprintf(p, sizeof p, "%sworktrees/%s/" GR_REFUSED, g->repository_commondir(repo), card) >= sizeof p)
     return;
   snprintf(tmp, sizeof tmp, "%s.tmp", p);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -525,55 +526,79 @@ static void gr_wt_gitdir_sweep(git_repository *repo, const char *card) {
 }
 
 /* 1 when a refusal of card's .git waits in its gitdir for the card's next operation. */
-static int gr_wt_refused(git_repository *repo, const char *card) {
+static int gr_wt_refused(const gitapi *g, git_repository *repo, const char *card) {
   char p[PATH_MAX];
   struct stat st;
-  return (size_t)snprintf(p, sizeof p, "%sworktrees/%s/" GR_REFUSED, git_repository_commondir(repo), card) < sizeof p &&
+  return (size_t)snprintf(p, sizeof p, "%sworktrees/%s/" GR_REFUSED, g->repository_commondir(repo), card) < sizeof p &&
          lstat(p, &st) == 0;
 }
 
 /* Sweeps every registered card worktree but `except` (see gr_wt_gitdir_sweep). */
-static void gr_wt_gitdir_sweep_all(git_repository *repo, const char *except) {
+static void gr_wt_gitdir_sweep_all(const gitapi *g, git_repository *repo, const char *except) {
   git_strarray wts = {0};
-  if (git_worktree_list(&wts, repo) < 0) return;
+  if (g->worktree_list(&wts, repo) < 0) return;
   for (size_t i = 0; i < wts.count; i++)
     if (gitrepo_card_valid(wts.strings[i]) && strcmp(wts.strings[i], except) != 0)
-      gr_wt_gitdir_sweep(repo, wts.strings[i]);
-  git_strarray_dispose(&wts);
+      gr_wt_gitdir_sweep(g, repo, wts.strings[i]);
+  g->strarray_dispose(&wts);
 }
 
 /* ---- the context ------------------------------------------------------------------------- */
 
-/* Process-wide libgit2 settings Orket relies on: objects and refs fsync'd (a power cut after
- * a commit keeps it), and no user or system git config (the workspace must behave the same
- * on every machine). Idempotent, so every context sets them. */
-static int gr_lib_acquire(gr_err *e) {
-  if (git_libgit2_init() < 0) return gr_git(e, -1, "libgit2 init");
-  static const int levels[] = {GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL,
-                               GIT_CONFIG_LEVEL_PROGRAMDATA};
-  int rc = git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
-  /* A tree written from an index is not checked object by object: every blob in it was
-   * written (or read) by libgit2 here. Strict creation opens each of the tree's objects, so
-   * every commit and merge cost as much as main's whole tree held. */
-  if (rc == 0) rc = git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
-  for (size_t i = 0; rc == 0 && i < sizeof levels / sizeof levels[0]; i++)
-    rc = git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
-  if (rc < 0) {
-    gr_git(e, rc, "libgit2 options");
-    git_libgit2_shutdown();
+/* gr_lib_load loads libgit2's table into api (gitapi.h) and takes a reference of libgit2's
+ * set-up (git_libgit2_init/shutdown are counted); gr_lib_acquire also makes the
+ * process-wide settings Orket relies on:
+ * objects and refs fsync'd (a power cut after a commit keeps it), and no user or system git
+ * config (the workspace must behave the same on every machine). Idempotent, so every
+ * context sets them. gr_lib_release undoes it. */
+static int gr_lib_load(gitapi *api, gr_err *e) {
+  char err[512];
+  if (gitapi_open(api, err, sizeof err) != 0) return gr_fail(e, "EGIT", "%s", err);
+  if (api->libgit2_init() < 0) {
+    gr_git(api, e, -1, "libgit2 init");
+    gitapi_close(api);
     return -1;
   }
   return 0;
 }
 
-static int gr_new(git_repository *repo, const char *path, gitrepo **out, gr_err *e) {
+static int gr_lib_acquire(gitapi *api, gr_err *e) {
+  if (gr_lib_load(api, e) != 0) return -1;
+  const gitapi *g = api;
+  static const int levels[] = {GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL,
+                               GIT_CONFIG_LEVEL_PROGRAMDATA};
+  int rc = g->libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+  /* A tree written from an index is not checked object by object: every blob in it was
+   * written (or read) by libgit2 here. Strict creation opens each of the tree's objects, so
+   * every commit and merge cost as much as main's whole tree held. */
+  if (rc == 0) rc = g->libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
+  for (size_t i = 0; rc == 0 && i < sizeof levels / sizeof levels[0]; i++)
+    rc = g->libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
+  if (rc < 0) {
+    gr_git(g, e, rc, "libgit2 options");
+    g->libgit2_shutdown();
+    gitapi_close(api);
+    return -1;
+  }
+  return 0;
+}
+
+/* Drops what gr_lib_acquire took; api must not be used afterwards. */
+static void gr_lib_release(gitapi *api) {
+  api->libgit2_shutdown();
+  gitapi_close(api);
+}
+
+/* The context for repo, which takes over api and repo (both released on failure). */
+static int gr_new(gitapi *api, git_repository *repo, const char *path, gitrepo **out, gr_err *e) {
   gitrepo *r = calloc(1, sizeof *r);
   if (r == NULL || (r->path = strdup(path)) == NULL) {
     free(r);
-    git_repository_free(repo);
-    git_libgit2_shutdown();
+    api->repository_free(repo);
+    gr_lib_release(api);
     return gr_fail(e, "ENOMEM", "out of memory");
   }
+  r->git = *api;
   r->repo = repo;
   *out = r;
   return 0;
@@ -585,28 +610,30 @@ static void gr_att_drop(gitrepo *r, size_t i);
 
 void gitrepo_close(gitrepo *r) {
   if (r == NULL) return;
+  const gitapi *g = &r->git;
   gr_forget(r, NULL);
   while (r->natt) gr_att_drop(r, r->natt - 1);
   free(r->att);
-  git_repository_free(r->repo);
+  g->repository_free(r->repo);
   free(r->path);
+  gitapi api = r->git; /* released last: the calls above are libgit2's */
   free(r);
-  git_libgit2_shutdown();
+  gr_lib_release(&api);
 }
 
 const char *gitrepo_path(const gitrepo *r) { return r->path; }
 
 /* Refuses a repository gitrepo cannot work with: bare, or HEAD on a branch other than main. */
-static int gr_check_shape(git_repository *repo, gr_err *e) {
-  if (git_repository_is_bare(repo)) return gr_fail(e, "EINVAL", "the repository is bare; the workspace needs a working tree");
+static int gr_check_shape(const gitapi *g, git_repository *repo, gr_err *e) {
+  if (g->repository_is_bare(repo)) return gr_fail(e, "EINVAL", "the repository is bare; the workspace needs a working tree");
   git_reference *head = NULL;
-  int rc = git_reference_lookup(&head, repo, "HEAD");
-  if (rc < 0) return gr_git(e, rc, "HEAD");
-  const char *t = git_reference_type(head) == GIT_REFERENCE_SYMBOLIC ? git_reference_symbolic_target(head) : NULL;
+  int rc = g->reference_lookup(&head, repo, "HEAD");
+  if (rc < 0) return gr_git(g, e, rc, "HEAD");
+  const char *t = g->reference_type(head) == GIT_REFERENCE_SYMBOLIC ? g->reference_symbolic_target(head) : NULL;
   int ok = t && strcmp(t, "refs/heads/" GR_MAIN) == 0;
   char target[256];
   snprintf(target, sizeof target, "%s", t ? t : "a detached commit");
-  git_reference_free(head);
+  g->reference_free(head);
   if (!ok) return gr_fail(e, "EINVAL", "HEAD is on %s, not refs/heads/" GR_MAIN "; check out main in %s", target, "the workspace");
   return 0;
 }
@@ -614,59 +641,61 @@ static int gr_check_shape(git_repository *repo, gr_err *e) {
 int gitrepo_open(const char *path, gitrepo **out, gr_err *e) {
   char abs[PATH_MAX];
   if (gr_abspath(path, abs, sizeof abs, e) != 0) return -1;
-  if (gr_lib_acquire(e) != 0) return -1;
+  gitapi api;
+  if (gr_lib_acquire(&api, e) != 0) return -1;
+  const gitapi *g = &api;
   git_repository *repo = NULL;
-  int rc = git_repository_open_ext(&repo, abs, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+  int rc = g->repository_open_ext(&repo, abs, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
   if (rc < 0) {
     if (rc == GIT_ENOTFOUND) gr_fail(e, "ENOENT", "no git repository at %s (run orket init)", abs);
-    else gr_git(e, rc, abs);
-    git_libgit2_shutdown();
+    else gr_git(g, e, rc, abs);
+    gr_lib_release(&api);
     return -1;
   }
-  if (gr_check_shape(repo, e) != 0) {
-    git_repository_free(repo);
-    git_libgit2_shutdown();
+  if (gr_check_shape(g, repo, e) != 0) {
+    g->repository_free(repo);
+    gr_lib_release(&api);
     return -1;
   }
-  return gr_new(repo, abs, out, e);
+  return gr_new(&api, repo, abs, out, e);
 }
 
 /* Adds every file of the working tree to idx (honouring .gitignore) and drops entries whose
  * files are gone: `git add -A`, leaving out what gr_scan put on its skip list (run first:
  * the scan also made sure libgit2 can read the working tree without blocking). */
-static int gr_stage_all(git_index *idx, const gr_scan *scan, gr_err *e) {
+static int gr_stage_all(const gitapi *g, git_index *idx, const gr_scan *scan, gr_err *e) {
   void *skip = (void *)&scan->skip;
-  int rc = git_index_add_all(idx, NULL, GIT_INDEX_ADD_DEFAULT, gr_stage_filter, skip);
-  if (rc == 0) rc = git_index_update_all(idx, NULL, gr_stage_filter, skip);
-  return rc < 0 ? gr_git(e, rc, "staging the working tree") : 0;
+  int rc = g->index_add_all(idx, NULL, GIT_INDEX_ADD_DEFAULT, gr_stage_filter, skip);
+  if (rc == 0) rc = g->index_update_all(idx, NULL, gr_stage_filter, skip);
+  return rc < 0 ? gr_git(g, e, rc, "staging the working tree") : 0;
 }
 
-static int gr_refresh_repo(const gr_wd *w, int *updated, gr_err *e);
+static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err *e);
 
-static int gr_initial_commit(git_repository *repo, const gr_sig *who, gr_err *e) {
+static int gr_initial_commit(const gitapi *g, git_repository *repo, const gr_sig *who, gr_err *e) {
   git_signature *sig = NULL;
   git_index *idx = NULL;
   git_tree *tree = NULL;
   git_oid tid, cid;
   gr_scan scan = {0};
   int rc, ret = -1;
-  if (gr_make_sig(who, &sig, e) != 0) return -1;
-  if ((rc = git_repository_set_head(repo, "refs/heads/" GR_MAIN)) < 0) { gr_git(e, rc, "HEAD"); goto out; }
-  if ((rc = git_repository_index(&idx, repo)) < 0) { gr_git(e, rc, "index"); goto out; }
-  if (gr_scan_run(repo, &scan, e) != 0 || gr_stage_all(idx, &scan, e) != 0) goto out;
-  if ((rc = git_index_write_tree(&tid, idx)) < 0 || (rc = git_tree_lookup(&tree, repo, &tid)) < 0) {
-    gr_git(e, rc, "tree");
+  if (gr_make_sig(g, who, &sig, e) != 0) return -1;
+  if ((rc = g->repository_set_head(repo, "refs/heads/" GR_MAIN)) < 0) { gr_git(g, e, rc, "HEAD"); goto out; }
+  if ((rc = g->repository_index(&idx, repo)) < 0) { gr_git(g, e, rc, "index"); goto out; }
+  if (gr_scan_run(g, repo, &scan, e) != 0 || gr_stage_all(g, idx, &scan, e) != 0) goto out;
+  if ((rc = g->index_write_tree(&tid, idx)) < 0 || (rc = g->tree_lookup(&tree, repo, &tid)) < 0) {
+    gr_git(g, e, rc, "tree");
     goto out;
   }
-  rc = git_commit_create(&cid, repo, "HEAD", sig, sig, NULL, "Initial commit\n", tree, 0, NULL);
-  if (rc < 0) { gr_git(e, rc, "initial commit"); goto out; }
-  if ((rc = git_index_write(idx)) < 0) { gr_git(e, rc, "index write"); goto out; }
+  rc = g->commit_create(&cid, repo, "HEAD", sig, sig, NULL, "Initial commit\n", tree, 0, NULL);
+  if (rc < 0) { gr_git(g, e, rc, "initial commit"); goto out; }
+  if ((rc = g->index_write(idx)) < 0) { gr_git(g, e, rc, "index write"); goto out; }
   ret = 0;
 out:
   gr_scan_free(&scan);
-  git_tree_free(tree);
-  git_index_free(idx);
-  git_signature_free(sig);
+  g->tree_free(tree);
+  g->index_free(idx);
+  g->signature_free(sig);
   return ret;
 }
 
@@ -674,55 +703,57 @@ int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *create
   char abs[PATH_MAX];
   *created = 0;
   if (gr_abspath(path, abs, sizeof abs, e) != 0) return -1;
-  if (gr_lib_acquire(e) != 0) return -1;
+  gitapi api;
+  if (gr_lib_acquire(&api, e) != 0) return -1;
+  const gitapi *g = &api;
   git_repository *repo = NULL;
-  int rc = git_repository_open_ext(&repo, abs, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+  int rc = g->repository_open_ext(&repo, abs, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
   if (rc == GIT_ENOTFOUND) {
     git_repository_init_options o;
-    (void)git_repository_init_options_init(&o, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+    (void)g->repository_init_options_init(&o, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
     o.flags = GIT_REPOSITORY_INIT_MKPATH;
     o.initial_head = GR_MAIN;
-    rc = git_repository_init_ext(&repo, abs, &o);
+    rc = g->repository_init_ext(&repo, abs, &o);
   }
   if (rc < 0) {
-    gr_git(e, rc, abs);
-    git_libgit2_shutdown();
+    gr_git(g, e, rc, abs);
+    gr_lib_release(&api);
     return -1;
   }
-  int unborn = git_repository_head_unborn(repo), updated;
+  int unborn = g->repository_head_unborn(repo), updated;
   /* settling finishes a first commit killed before it wrote the index */
-  if (unborn < 0 || (unborn == 1 && gr_initial_commit(repo, who, e) != 0) ||
-      gr_check_shape(repo, e) != 0 || gr_refresh_repo(&(gr_wd){repo, NULL, NULL}, &updated, e) != 0) {
-    if (unborn < 0) gr_git(e, unborn, "HEAD");
-    git_repository_free(repo);
-    git_libgit2_shutdown();
+  if (unborn < 0 || (unborn == 1 && gr_initial_commit(g, repo, who, e) != 0) ||
+      gr_check_shape(g, repo, e) != 0 || gr_refresh_repo(g, &(gr_wd){repo, NULL, NULL}, &updated, e) != 0) {
+    if (unborn < 0) gr_git(g, e, unborn, "HEAD");
+    g->repository_free(repo);
+    gr_lib_release(&api);
     return -1;
   }
   *created = unborn == 1;
-  return gr_new(repo, abs, out, e);
+  return gr_new(&api, repo, abs, out, e);
 }
 
 /* ---- pending checkouts ------------------------------------------------------------------- */
 
 /* The directory of w's own state, ending in '/'. */
-static int gr_state_dir(const gr_wd *w, char *buf, size_t cap) {
+static int gr_state_dir(const gitapi *g, const gr_wd *w, char *buf, size_t cap) {
   /* git_repository_path is the working tree's own gitdir (.git/ or .git/worktrees/<name>/) */
   if (w->state) return (size_t)snprintf(buf, cap, "%s/", w->state) < cap ? 0 : -1;
-  return (size_t)snprintf(buf, cap, "%s", git_repository_path(w->repo)) < cap ? 0 : -1;
+  return (size_t)snprintf(buf, cap, "%s", g->repository_path(w->repo)) < cap ? 0 : -1;
 }
 
-static int gr_pending_path(const gr_wd *w, char *buf, size_t cap) {
+static int gr_pending_path(const gitapi *g, const gr_wd *w, char *buf, size_t cap) {
   char d[PATH_MAX];
-  if (gr_state_dir(w, d, sizeof d) != 0) return -1;
+  if (gr_state_dir(g, w, d, sizeof d) != 0) return -1;
   return (size_t)snprintf(buf, cap, "%s%s", d, GR_PENDING) < cap ? 0 : -1;
 }
 
 /* The marker holds the checkout's stage: "planned" (written before the ref moves) or
  * "writing" (every path passed the safety check and files are being written). Replaced
  * atomically and durably: it must be on disk before what it announces happens. */
-static int gr_pending_mark(const gr_wd *w, const char *stage, gr_err *e) {
+static int gr_pending_mark(const gitapi *g, const gr_wd *w, const char *stage, gr_err *e) {
   char p[PATH_MAX], tmp[PATH_MAX + 8], line[16], d[PATH_MAX];
-  if (gr_pending_path(w, p, sizeof p) != 0 || gr_state_dir(w, d, sizeof d) != 0) return gr_fail(e, "EINVAL", "gitdir path too long");
+  if (gr_pending_path(g, w, p, sizeof p) != 0 || gr_state_dir(g, w, d, sizeof d) != 0) return gr_fail(e, "EINVAL", "gitdir path too long");
   snprintf(tmp, sizeof tmp, "%s.tmp", p);
   snprintf(line, sizeof line, "%s\n", stage);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -743,17 +774,17 @@ static int gr_pending_mark(const gr_wd *w, const char *stage, gr_err *e) {
   return 0;
 }
 
-static int gr_pending_clear(const gr_wd *w, gr_err *e) {
+static int gr_pending_clear(const gitapi *g, const gr_wd *w, gr_err *e) {
   char p[PATH_MAX];
-  if (gr_pending_path(w, p, sizeof p) != 0) return gr_fail(e, "EINVAL", "gitdir path too long");
+  if (gr_pending_path(g, w, p, sizeof p) != 0) return gr_fail(e, "EINVAL", "gitdir path too long");
   if (unlink(p) != 0 && errno != ENOENT) return gr_fail(e, "EIO", "cannot remove %s: %s", p, strerror(errno));
   return 0;
 }
 
 /* 0: no checkout pending; 1: planned; 2: writing (its safety check had passed). */
-static int gr_pending(const gr_wd *w) {
+static int gr_pending(const gitapi *g, const gr_wd *w) {
   char p[PATH_MAX], line[16] = {0};
-  if (gr_pending_path(w, p, sizeof p) != 0) return 0;
+  if (gr_pending_path(g, w, p, sizeof p) != 0) return 0;
   FILE *f = fopen(p, "re");
   if (f == NULL) return 0;
   size_t n = fread(line, 1, sizeof line - 1, f);
@@ -764,36 +795,36 @@ static int gr_pending(const gr_wd *w) {
 
 /* Checks that every path delta touches holds either its old (baseline) or its new content
  * or is missing: anything else was changed by someone and must not be overwritten. */
-static int gr_delta_safe(git_repository *repo, const git_diff_delta *d, gr_err *e) {
+static int gr_delta_safe(const gitapi *g, git_repository *repo, const git_diff_delta *d, gr_err *e) {
   const char *path = d->new_file.path ? d->new_file.path : d->old_file.path;
   char full[PATH_MAX];
   struct stat st;
-  if ((size_t)snprintf(full, sizeof full, "%s%s", git_repository_workdir(repo), path) >= sizeof full)
+  if ((size_t)snprintf(full, sizeof full, "%s%s", g->repository_workdir(repo), path) >= sizeof full)
     return gr_fail(e, "EINVAL", "path too long: %s", path);
   if (lstat(full, &st) != 0) return 0;
   git_oid have;
-  if (S_ISREG(st.st_mode) && git_repository_hashfile(&have, repo, full, GIT_OBJECT_BLOB, NULL) == 0 &&
-      ((d->status != GIT_DELTA_ADDED && git_oid_equal(&have, &d->old_file.id)) ||
-       (d->status != GIT_DELTA_DELETED && git_oid_equal(&have, &d->new_file.id))))
+  if (S_ISREG(st.st_mode) && g->repository_hashfile(&have, repo, full, GIT_OBJECT_BLOB, NULL) == 0 &&
+      ((d->status != GIT_DELTA_ADDED && g->oid_equal(&have, &d->old_file.id)) ||
+       (d->status != GIT_DELTA_DELETED && g->oid_equal(&have, &d->new_file.id))))
     return 0;
   return gr_fail(e, "EDIRTY", "%s was changed in %s while an update to HEAD was pending; keep or revert it by hand",
-                 path, git_repository_workdir(repo));
+                 path, g->repository_workdir(repo));
 }
 
-static int gr_index_exists(const gr_wd *w) {
+static int gr_index_exists(const gitapi *g, const gr_wd *w) {
   char p[PATH_MAX + 8], d[PATH_MAX];
   struct stat st;
-  if (gr_state_dir(w, d, sizeof d) != 0) return 0;
+  if (gr_state_dir(g, w, d, sizeof d) != 0) return 0;
   snprintf(p, sizeof p, "%sindex", d);
   return lstat(p, &st) == 0;
 }
 
 /* The tree of w's branch (HEAD's when w names none). */
-static int gr_tip_tree(const gr_wd *w, git_tree **out) {
+static int gr_tip_tree(const gitapi *g, const gr_wd *w, git_tree **out) {
   git_reference *head = NULL;
-  int rc = w->ref ? git_reference_lookup(&head, w->repo, w->ref) : git_repository_head(&head, w->repo);
-  if (rc == 0) rc = git_reference_peel((git_object **)out, head, GIT_OBJECT_TREE);
-  git_reference_free(head);
+  int rc = w->ref ? g->reference_lookup(&head, w->repo, w->ref) : g->repository_head(&head, w->repo);
+  if (rc == 0) rc = g->reference_peel((git_object **)out, head, GIT_OBJECT_TREE);
+  g->reference_free(head);
   return rc;
 }
 
@@ -807,56 +838,56 @@ static int gr_tip_tree(const gr_wd *w, git_tree **out) {
  *   paths are written. A path someone changed stops it (EDIRTY, marker kept, file kept).
  * - otherwise a commit moved HEAD and was killed before writing the index: the files are the
  *   truth, so only the index is set to HEAD's tree (a mixed reset; no file is touched). */
-static int gr_refresh_repo(const gr_wd *w, int *updated, gr_err *e) {
+static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err *e) {
   git_repository *repo = w->repo;
   *updated = 0;
-  int pending = gr_pending(w);
+  int pending = gr_pending(g, w);
   /* No index: a checkout that never finished. In a card's linked worktree that is its
    * creation (a turn only starts once the worktree is made), so every file there is our own
    * half-written checkout and is rewritten ("writing"). In the main working tree the files
    * may be a person's, so they are checked first ("planned"). */
-  if (pending == 0 && !gr_index_exists(w)) pending = (w->state || git_repository_is_worktree(repo)) ? 2 : 1;
+  if (pending == 0 && !gr_index_exists(g, w)) pending = (w->state || g->repository_is_worktree(repo)) ? 2 : 1;
   git_index *idx = NULL;
   git_tree *base = NULL, *target = NULL;
   git_diff *diff = NULL;
   char **paths = NULL;
   git_oid bid;
   int rc, ret = -1;
-  if ((rc = git_repository_index(&idx, repo)) < 0 || (rc = git_index_read(idx, 1)) < 0) {
-    gr_git(e, rc, "index");
+  if ((rc = g->repository_index(&idx, repo)) < 0 || (rc = g->index_read(idx, 1)) < 0) {
+    gr_git(g, e, rc, "index");
     goto out;
   }
-  if (git_index_has_conflicts(idx)) {
-    gr_fail(e, "EDIRTY", "the index of %s has unresolved conflicts", git_repository_workdir(repo));
+  if (g->index_has_conflicts(idx)) {
+    gr_fail(e, "EDIRTY", "the index of %s has unresolved conflicts", g->repository_workdir(repo));
     goto out;
   }
-  if ((rc = git_index_write_tree(&bid, idx)) < 0 || (rc = git_tree_lookup(&base, repo, &bid)) < 0 ||
-      (rc = gr_tip_tree(w, &target)) < 0 ||
-      (rc = git_diff_tree_to_tree(&diff, repo, base, target, NULL)) < 0) {
-    gr_git(e, rc, "comparing the index with HEAD");
+  if ((rc = g->index_write_tree(&bid, idx)) < 0 || (rc = g->tree_lookup(&base, repo, &bid)) < 0 ||
+      (rc = gr_tip_tree(g, w, &target)) < 0 ||
+      (rc = g->diff_tree_to_tree(&diff, repo, base, target, NULL)) < 0) {
+    gr_git(g, e, rc, "comparing the index with HEAD");
     goto out;
   }
-  size_t n = git_diff_num_deltas(diff);
+  size_t n = g->diff_num_deltas(diff);
   if (n > 0 && !pending) {
-    if ((rc = git_index_read_tree(idx, target)) < 0 || (rc = git_index_write(idx)) < 0) {
-      gr_git(e, rc, "setting the index to HEAD");
+    if ((rc = g->index_read_tree(idx, target)) < 0 || (rc = g->index_write(idx)) < 0) {
+      gr_git(g, e, rc, "setting the index to HEAD");
       goto out;
     }
   } else if (n > 0) {
     /* the checkout reads .gitattributes (and hashes files): only once the scan says it may */
     gr_scan scan;
-    if (gr_scan_run(repo, &scan, e) != 0) goto out;
+    if (gr_scan_run(g, repo, &scan, e) != 0) goto out;
     gr_scan_free(&scan);
     if ((paths = calloc(n, sizeof *paths)) == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
     for (size_t i = 0; i < n; i++) {
-      const git_diff_delta *d = git_diff_get_delta(diff, i);
+      const git_diff_delta *d = g->diff_get_delta(diff, i);
       /* once writing began, a path that is neither old nor new is our own half-written file */
-      if (pending == 1 && gr_delta_safe(repo, d, e) != 0) goto out;
+      if (pending == 1 && gr_delta_safe(g, repo, d, e) != 0) goto out;
       paths[i] = (char *)(d->new_file.path ? d->new_file.path : d->old_file.path);
     }
-    if (pending == 1 && gr_pending_mark(w, "writing", e) != 0) goto out;
+    if (pending == 1 && gr_pending_mark(g, w, "writing", e) != 0) goto out;
     git_checkout_options co;
-    (void)git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+    (void)g->checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
     co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
     /* whatever was at a path is removed first (FORCE); should something appear there
      * meanwhile, the write neither follows a symlink nor waits on a FIFO */
@@ -864,37 +895,37 @@ static int gr_refresh_repo(const gr_wd *w, int *updated, gr_err *e) {
     co.baseline = base;
     co.paths.strings = paths;
     co.paths.count = n;
-    if ((rc = git_checkout_tree(repo, (git_object *)target, &co)) < 0) {
-      gr_git(e, rc, "updating the working tree to HEAD");
+    if ((rc = g->checkout_tree(repo, (git_object *)target, &co)) < 0) {
+      gr_git(g, e, rc, "updating the working tree to HEAD");
       goto out;
     }
     *updated = 1;
   }
-  if (pending && gr_pending_clear(w, e) != 0) goto out;
+  if (pending && gr_pending_clear(g, w, e) != 0) goto out;
   ret = 0;
 out:
   free(paths);
-  git_diff_free(diff);
-  git_tree_free(target);
-  git_tree_free(base);
-  git_index_free(idx);
+  g->diff_free(diff);
+  g->tree_free(target);
+  g->tree_free(base);
+  g->index_free(idx);
   return ret;
 }
 
 /* Moves ref from `from` to `to` (compare-and-swap) after announcing, with the pending marker,
  * the checkout that must follow into repo's working tree; a crash anywhere after this is
  * finished by gr_refresh_repo. */
-static int gr_move_ref(const gr_wd *w, const char *ref, const git_oid *from,
+static int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const git_oid *from,
                        const git_oid *to, const char *why, gr_err *e) {
   git_repository *repo = w->repo;
-  if (gr_pending_mark(w, "planned", e) != 0) return -1;
+  if (gr_pending_mark(g, w, "planned", e) != 0) return -1;
   git_reference *out = NULL;
-  int rc = git_reference_create_matching(&out, repo, ref, to, 1, from, why);
-  git_reference_free(out);
+  int rc = g->reference_create_matching(&out, repo, ref, to, 1, from, why);
+  g->reference_free(out);
   if (rc < 0) {
-    gr_git(e, rc, ref);
+    gr_git(g, e, rc, ref);
     gr_err ignored;
-    (void)gr_pending_clear(w, &ignored); /* nothing moved: the marker announces nothing */
+    (void)gr_pending_clear(g, w, &ignored); /* nothing moved: the marker announces nothing */
     return -1;
   }
   return 0;
@@ -903,18 +934,18 @@ static int gr_move_ref(const gr_wd *w, const char *ref, const git_oid *from,
 /* ---- worktrees ---------------------------------------------------------------------------- */
 
 /* The worktree's metadata directory, <commondir>/worktrees/<card>. */
-static void gr_wt_meta(git_repository *repo, const char *card, char *buf, size_t cap) {
-  snprintf(buf, cap, "%sworktrees/%s", git_repository_commondir(repo), card);
+static void gr_wt_meta(const gitapi *g, git_repository *repo, const char *card, char *buf, size_t cap) {
+  snprintf(buf, cap, "%sworktrees/%s", g->repository_commondir(repo), card);
 }
 
 /* git_worktree_lookup, but GIT_ENOTFOUND when there is no metadata at all (libgit2 answers
  * a bare -1 both for that and for metadata a crash left half written). */
-static int gr_wt_lookup(git_repository *repo, const char *card, git_worktree **wt) {
+static int gr_wt_lookup(const gitapi *g, git_repository *repo, const char *card, git_worktree **wt) {
   char meta[PATH_MAX];
   struct stat st;
-  gr_wt_meta(repo, card, meta, sizeof meta);
+  gr_wt_meta(g, repo, card, meta, sizeof meta);
   if (lstat(meta, &st) != 0) return GIT_ENOTFOUND;
-  return git_worktree_lookup(wt, repo, card);
+  return g->worktree_lookup(wt, repo, card);
 }
 
 /* ---- open worktrees (gr_open) ---- */
@@ -926,20 +957,22 @@ static int gr_same_file(const struct stat *a, const struct stat *b) {
 
 /* The two files that name card's worktree, as they are now; -1 when either is missing. */
 static int gr_open_stat(gitrepo *r, const char *card, git_repository *w, struct stat *meta, struct stat *dotgit) {
+  const gitapi *g = &r->git;
   char p[PATH_MAX];
-  if ((size_t)snprintf(p, sizeof p, "%sworktrees/%s/gitdir", git_repository_commondir(r->repo), card) >= sizeof p ||
+  if ((size_t)snprintf(p, sizeof p, "%sworktrees/%s/gitdir", g->repository_commondir(r->repo), card) >= sizeof p ||
       stat(p, meta) != 0)
     return -1;
-  if ((size_t)snprintf(p, sizeof p, "%s.git", git_repository_workdir(w)) >= sizeof p || stat(p, dotgit) != 0) return -1;
+  if ((size_t)snprintf(p, sizeof p, "%s.git", g->repository_workdir(w)) >= sizeof p || stat(p, dotgit) != 0) return -1;
   return 0;
 }
 
 /* Closes the kept worktree of card, or every one (card NULL). */
 static void gr_forget(gitrepo *r, const char *card) {
+  const gitapi *g = &r->git;
   for (int i = 0; i < GR_OPEN_MAX; i++) {
     gr_open *o = &r->open[i];
     if (o->w && (card == NULL || strcmp(o->card, card) == 0)) {
-      git_repository_free(o->w);
+      g->repository_free(o->w);
       o->w = NULL;
     }
   }
@@ -948,13 +981,14 @@ static void gr_forget(gitrepo *r, const char *card) {
 /* card's kept worktree when it is still the one on disk (and, with path, kept for that
  * path), else NULL (and forgotten). */
 static git_repository *gr_kept(gitrepo *r, const char *card, const char *path) {
+  const gitapi *g = &r->git;
   for (int i = 0; i < GR_OPEN_MAX; i++) {
     gr_open *o = &r->open[i];
     if (o->w == NULL || strcmp(o->card, card) != 0) continue;
     struct stat meta, dotgit;
     if ((path && strcmp(o->path, path) != 0) || gr_open_stat(r, card, o->w, &meta, &dotgit) != 0 ||
         !gr_same_file(&meta, &o->meta) || !gr_same_file(&dotgit, &o->dotgit)) {
-      git_repository_free(o->w);
+      g->repository_free(o->w);
       o->w = NULL;
       return NULL;
     }
@@ -967,6 +1001,7 @@ static git_repository *gr_kept(gitrepo *r, const char *card, const char *path) {
 /* Keeps w, card's worktree opened for path (NULL: not known), in the least recently used
  * slot; the kept one owns it from here. Not kept (freed) when its files cannot be read. */
 static git_repository *gr_keep(gitrepo *r, const char *card, const char *path, git_repository *w) {
+  const gitapi *g = &r->git;
   gr_forget(r, card);
   gr_open *o = &r->open[0];
   for (int i = 0; i < GR_OPEN_MAX; i++) {
@@ -976,10 +1011,10 @@ static git_repository *gr_keep(gitrepo *r, const char *card, const char *path, g
     }
     if (r->open[i].used < o->used) o = &r->open[i];
   }
-  if (o->w) git_repository_free(o->w);
+  if (o->w) g->repository_free(o->w);
   o->w = NULL;
   if (gr_open_stat(r, card, w, &o->meta, &o->dotgit) != 0) {
-    git_repository_free(w);
+    g->repository_free(w);
     return NULL;
   }
   snprintf(o->card, sizeof o->card, "%s", card);
@@ -993,17 +1028,18 @@ static git_repository *gr_keep(gitrepo *r, const char *card, const char *path, g
  * *w is borrowed, as gr_open_card's. */
 static int gr_open_wt(gitrepo *r, const char *card, const char *path, git_worktree *wt, git_repository **w,
                       gr_err *e) {
+  const gitapi *g = &r->git;
   (void)wt;
   /* opened from its gitdir, never through the working tree's .git file (agent-writable):
    * libgit2 takes the working tree from the gitdir's own gitdir file */
   char meta[PATH_MAX];
-  gr_wt_meta(r->repo, card, meta, sizeof meta);
-  if (gr_wt_gitdir_check(r->repo, card, e) != 0) return -1;
+  gr_wt_meta(g, r->repo, card, meta, sizeof meta);
+  if (gr_wt_gitdir_check(g, r->repo, card, e) != 0) return -1;
   git_repository *o = NULL;
-  int rc = git_repository_open_ext(&o, meta, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_NO_DOTGIT, NULL);
-  if (rc < 0) return gr_git(e, rc, card);
-  if (!git_repository_is_worktree(o) || strcmp(git_repository_commondir(o), git_repository_commondir(r->repo)) != 0) {
-    git_repository_free(o);
+  int rc = g->repository_open_ext(&o, meta, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_NO_DOTGIT, NULL);
+  if (rc < 0) return gr_git(g, e, rc, card);
+  if (!g->repository_is_worktree(o) || strcmp(g->repository_commondir(o), g->repository_commondir(r->repo)) != 0) {
+    g->repository_free(o);
     return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
   }
   if ((*w = gr_keep(r, card, path, o)) == NULL)
@@ -1016,6 +1052,7 @@ static gr_att *gr_attached(gitrepo *r, const char *card);
 /* card's working directory: its attached directory (gitrepo_attach), else its linked
  * worktree; borrowed: kept open by r, never freed by the caller. */
 static int gr_open_card(gitrepo *r, const char *card, gr_wd *wd, gr_err *e) {
+  const gitapi *g = &r->git;
   if (gr_check_card(card, e) != 0) return -1;
   gr_att *a = gr_attached(r, card);
   if (a) {
@@ -1025,28 +1062,29 @@ static int gr_open_card(gitrepo *r, const char *card, gr_wd *wd, gr_err *e) {
   *wd = (gr_wd){NULL, NULL, NULL};
   git_repository **wrepo = &wd->repo;
   if ((*wrepo = gr_kept(r, card, NULL)) != NULL) {
-    if (gr_wt_gitdir_check(r->repo, card, e) == 0) return 0;
+    if (gr_wt_gitdir_check(g, r->repo, card, e) == 0) return 0;
     gr_forget(r, card);
     *wrepo = NULL;
     return -1;
   }
   git_worktree *wt = NULL;
-  int rc = gr_wt_lookup(r->repo, card, &wt);
+  int rc = gr_wt_lookup(g, r->repo, card, &wt);
   if (rc == GIT_ENOTFOUND) return gr_fail(e, "ENOENT", "card %s has no worktree", card);
   if (rc < 0) return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
-  if (git_worktree_validate(wt) < 0) {
-    git_worktree_free(wt);
+  if (g->worktree_validate(wt) < 0) {
+    g->worktree_free(wt);
     return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
   }
   rc = gr_open_wt(r, card, NULL, wt, wrepo, e);
-  git_worktree_free(wt);
+  g->worktree_free(wt);
   return rc;
 }
 
 int gitrepo_worktree_path(gitrepo *r, const char *card, char *buf, size_t cap, gr_err *e) {
+  const gitapi *g = &r->git;
   gr_wd w;
   if (gr_open_card(r, card, &w, e) != 0) return -1;
-  const char *wd = git_repository_workdir(w.repo);
+  const char *wd = g->repository_workdir(w.repo);
   size_t n = strlen(wd);
   while (n > 1 && wd[n - 1] == '/') n--;
   int ok = n < cap;
@@ -1088,22 +1126,24 @@ static int gr_move_aside(const char *path, gr_err *e) {
 /* The card's branch bname in *br, made from main when it does not exist yet (the card's
  * first turn). 0, or -1 with e set. */
 static int gr_card_branch_ref(gitrepo *r, const char *bname, git_reference **br, gr_err *e) {
-  int rc = git_branch_lookup(br, r->repo, bname, GIT_BRANCH_LOCAL);
+  const gitapi *g = &r->git;
+  int rc = g->branch_lookup(br, r->repo, bname, GIT_BRANCH_LOCAL);
   if (rc == 0) return 0;
-  if (rc != GIT_ENOTFOUND) return gr_git(e, rc, bname);
+  if (rc != GIT_ENOTFOUND) return gr_git(g, e, rc, bname);
   git_oid mid;
   git_commit *main_c = NULL;
-  if (gr_ref_id(r->repo, "refs/heads/" GR_MAIN, &mid, e) != 0) return -1;
-  if ((rc = git_commit_lookup(&main_c, r->repo, &mid)) < 0 ||
-      (rc = git_branch_create(br, r->repo, bname, main_c, 0)) < 0) {
-    git_commit_free(main_c);
-    return gr_git(e, rc, bname);
+  if (gr_ref_id(g, r->repo, "refs/heads/" GR_MAIN, &mid, e) != 0) return -1;
+  if ((rc = g->commit_lookup(&main_c, r->repo, &mid)) < 0 ||
+      (rc = g->branch_create(br, r->repo, bname, main_c, 0)) < 0) {
+    g->commit_free(main_c);
+    return gr_git(g, e, rc, bname);
   }
-  git_commit_free(main_c);
+  g->commit_free(main_c);
   return 0;
 }
 
 int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *created, gr_err *e) {
+  const gitapi *g = &r->git;
   char abs[PATH_MAX], bname[GR_CARD_MAX + 16];
   *created = 0;
   if (gr_check_card(card, e) != 0 || gr_abspath(path, abs, sizeof abs, e) != 0) return -1;
@@ -1121,17 +1161,17 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
   int updated;
   /* the worktree kept open from an earlier call for this very path: still the one on disk */
   if ((w = gr_kept(r, card, abs)) != NULL) {
-    if (gr_wt_gitdir_check(r->repo, card, e) != 0) {
+    if (gr_wt_gitdir_check(g, r->repo, card, e) != 0) {
       gr_forget(r, card);
       goto out;
     }
-    ret = gr_refresh_repo(&(gr_wd){w, NULL, NULL}, &updated, e);
+    ret = gr_refresh_repo(g, &(gr_wd){w, NULL, NULL}, &updated, e);
     goto out;
   }
-  rc = gr_wt_lookup(r->repo, card, &wt);
-  if (rc == 0 && git_worktree_validate(wt) == 0) {
+  rc = gr_wt_lookup(g, r->repo, card, &wt);
+  if (rc == 0 && g->worktree_validate(wt) == 0) {
     char have[PATH_MAX], want[PATH_MAX];
-    const char *wp = git_worktree_path(wt);
+    const char *wp = g->worktree_path(wt);
     if (realpath(wp, have) == NULL || realpath(abs, want) == NULL || strcmp(have, want) != 0) {
       gr_fail(e, "EEXIST", "card %s already has its worktree at %s", card, wp);
       goto out;
@@ -1139,87 +1179,88 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
   } else {
     if (rc == 0) { /* registered but broken (a crash while it was made): prune, make again */
       git_worktree_prune_options po;
-      (void)git_worktree_prune_options_init(&po, GIT_WORKTREE_PRUNE_OPTIONS_VERSION);
+      (void)g->worktree_prune_options_init(&po, GIT_WORKTREE_PRUNE_OPTIONS_VERSION);
       po.flags = GIT_WORKTREE_PRUNE_VALID | GIT_WORKTREE_PRUNE_LOCKED;
-      if ((rc = git_worktree_prune(wt, &po)) < 0) { gr_git(e, rc, "pruning a broken worktree"); goto out; }
-      git_worktree_free(wt);
+      if ((rc = g->worktree_prune(wt, &po)) < 0) { gr_git(g, e, rc, "pruning a broken worktree"); goto out; }
+      g->worktree_free(wt);
       wt = NULL;
     } else if (rc != GIT_ENOTFOUND) { /* metadata half written: keep it aside, make anew */
       char meta[PATH_MAX];
-      gr_wt_meta(r->repo, card, meta, sizeof meta);
+      gr_wt_meta(g, r->repo, card, meta, sizeof meta);
       if (gr_move_aside(meta, e) != 0) goto out;
     }
     if (gr_mkparents(abs, e) != 0 || gr_move_aside(abs, e) != 0) goto out;
-    gr_wt_gitdir_sweep_all(r->repo, card);
+    gr_wt_gitdir_sweep_all(g, r->repo, card);
     git_worktree_add_options ao;
-    (void)git_worktree_add_options_init(&ao, GIT_WORKTREE_ADD_OPTIONS_VERSION);
+    (void)g->worktree_add_options_init(&ao, GIT_WORKTREE_ADD_OPTIONS_VERSION);
     ao.ref = br;
-    if ((rc = git_worktree_add(&wt, r->repo, card, abs, &ao)) < 0) {
-      gr_git(e, rc, "making the worktree");
+    if ((rc = g->worktree_add(&wt, r->repo, card, abs, &ao)) < 0) {
+      gr_git(g, e, rc, "making the worktree");
       goto out;
     }
     *created = 1;
   }
-  if (gr_open_wt(r, card, abs, wt, &w, e) != 0 || gr_refresh_repo(&(gr_wd){w, NULL, NULL}, &updated, e) != 0) goto out;
+  if (gr_open_wt(r, card, abs, wt, &w, e) != 0 || gr_refresh_repo(g, &(gr_wd){w, NULL, NULL}, &updated, e) != 0) goto out;
   ret = 0;
 out:
-  git_worktree_free(wt);
-  git_reference_free(br);
+  g->worktree_free(wt);
+  g->reference_free(br);
   return ret;
 }
 
 /* The changed paths of wd's working tree, leaving out what gr_scan does (run first:
  * libgit2's status reads .gitignore files). */
-static int gr_status_repo(const gr_wd *wd, gr_paths *out, gr_err *e) {
+static int gr_status_repo(const gitapi *g, const gr_wd *wd, gr_paths *out, gr_err *e) {
   gr_scan scan;
-  if (gr_scan_run(wd->repo, &scan, e) != 0) return -1;
+  if (gr_scan_run(g, wd->repo, &scan, e) != 0) return -1;
   git_status_options so;
   git_tree *tip = NULL;
-  (void)git_status_options_init(&so, GIT_STATUS_OPTIONS_VERSION);
+  (void)g->status_options_init(&so, GIT_STATUS_OPTIONS_VERSION);
   so.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
   so.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS |
              GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
   git_status_list *sl = NULL;
   int rc = 0;
   /* an attached directory's branch is not HEAD (HEAD is main's): compared with its tip */
-  if (wd->ref && (rc = gr_tip_tree(wd, &tip)) < 0) {
+  if (wd->ref && (rc = gr_tip_tree(g, wd, &tip)) < 0) {
     gr_scan_free(&scan);
-    return gr_git(e, rc, wd->ref);
+    return gr_git(g, e, rc, wd->ref);
   }
   so.baseline = tip;
-  rc = git_status_list_new(&sl, wd->repo, &so);
-  git_tree_free(tip);
+  rc = g->status_list_new(&sl, wd->repo, &so);
+  g->tree_free(tip);
   if (rc < 0) {
     gr_scan_free(&scan);
-    return gr_git(e, rc, "status");
+    return gr_git(g, e, rc, "status");
   }
-  size_t n = git_status_list_entrycount(sl);
+  size_t n = g->status_list_entrycount(sl);
   for (size_t i = 0; i < n; i++) {
-    const git_status_entry *s = git_status_byindex(sl, i);
+    const git_status_entry *s = g->status_byindex(sl, i);
     if (s->status == GIT_STATUS_CURRENT || (s->status & GIT_STATUS_IGNORED)) continue;
     const git_diff_delta *d = s->index_to_workdir ? s->index_to_workdir : s->head_to_index;
     const char *p = d->new_file.path ? d->new_file.path : d->old_file.path;
     if (gr_scan_skips(&scan.skip, p)) continue; /* never committed, so never a change */
     if (gr_paths_add(out, p) != 0) {
-      git_status_list_free(sl);
+      g->status_list_free(sl);
       gr_scan_free(&scan);
       gr_paths_free(out);
       return gr_fail(e, "ENOMEM", "out of memory");
     }
   }
-  git_status_list_free(sl);
+  g->status_list_free(sl);
   gr_scan_free(&scan);
   if (out->n > 1) qsort(out->v, out->n, sizeof *out->v, gr_cmp_str);
   return 0;
 }
 
 int gitrepo_status(gitrepo *r, const char *card, gr_paths *out, gr_err *e) {
+  const gitapi *g = &r->git;
   gr_wd w;
   out->v = NULL;
   out->n = 0;
   if (gr_open_card(r, card, &w, e) != 0) return -1;
   int updated;
-  return gr_refresh_repo(&w, &updated, e) == 0 ? gr_status_repo(&w, out, e) : -1;
+  return gr_refresh_repo(g, &w, &updated, e) == 0 ? gr_status_repo(g, &w, out, e) : -1;
 }
 
 /* ---- attached directories ------------------------------------------------------------------ */
@@ -1232,7 +1273,8 @@ int gitrepo_status(gitrepo *r, const char *card, gr_paths *out, gr_err *e) {
  * tree its index records and the card's (docs/git.md). */
 
 static void gr_att_drop(gitrepo *r, size_t i) {
-  git_repository_free(r->att[i].w);
+  const gitapi *g = &r->git;
+  g->repository_free(r->att[i].w);
   r->att[i] = r->att[r->natt - 1];
   r->natt--;
 }
@@ -1305,6 +1347,7 @@ static int gr_dir_used(const char *dir) {
 }
 
 int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *state, int *switched, gr_err *e) {
+  const gitapi *g = &r->git;
   char adir[PATH_MAX], astate[PATH_MAX], bname[GR_CARD_MAX + 16], ip[PATH_MAX + 8];
   git_reference *br = NULL;
   git_repository *w = NULL;
@@ -1336,12 +1379,12 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
      * changed hands), so whatever is there goes before the card's files are written */
     struct stat st;
     if (lstat(ip, &st) != 0 && gr_dir_used(adir) && gr_empty_dir(adir, e) != 0) goto out;
-    if ((rc = git_repository_open_ext(&w, r->path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL)) < 0 ||
-        (rc = git_repository_set_workdir(w, adir, 0)) < 0 || (rc = git_index_open(&idx, ip)) < 0) {
-      gr_git(e, rc, adir);
+    if ((rc = g->repository_open_ext(&w, r->path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL)) < 0 ||
+        (rc = g->repository_set_workdir(w, adir, 0)) < 0 || (rc = g->index_open(&idx, ip)) < 0) {
+      gr_git(g, e, rc, adir);
       goto out;
     }
-    git_repository_set_index(w, idx);
+    g->repository_set_index(w, idx);
     a = &r->att[r->natt];
     memset(a, 0, sizeof *a);
     snprintf(a->card, sizeof a->card, "%s", card);
@@ -1360,22 +1403,22 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
   /* the directory holds what its index records (its last card's tree, or nothing): switched
    * to this card's tip as a checkout that follows a ref move is, so only the paths that
    * differ are written, each first checked to hold its old or new content */
-  if (gr_index_exists(&wd) && !gr_pending(&wd)) {
+  if (gr_index_exists(g, &wd) && !gr_pending(g, &wd)) {
     git_index *ci = NULL;
     git_tree *tip = NULL;
     git_oid tid;
     int same = 0;
-    rc = git_repository_index(&ci, a->w);
-    if (rc == 0) rc = git_index_read(ci, 1);
-    if (rc == 0) rc = git_index_write_tree(&tid, ci);
-    if (rc == 0) rc = gr_tip_tree(&wd, &tip);
-    if (rc == 0) same = git_oid_equal(&tid, git_tree_id(tip));
-    git_tree_free(tip);
-    git_index_free(ci);
-    if (rc < 0) { gr_git(e, rc, "the directory's index"); goto out; }
-    if (!same && gr_pending_mark(&wd, "planned", e) != 0) goto out;
+    rc = g->repository_index(&ci, a->w);
+    if (rc == 0) rc = g->index_read(ci, 1);
+    if (rc == 0) rc = g->index_write_tree(&tid, ci);
+    if (rc == 0) rc = gr_tip_tree(g, &wd, &tip);
+    if (rc == 0) same = g->oid_equal(&tid, g->tree_id(tip));
+    g->tree_free(tip);
+    g->index_free(ci);
+    if (rc < 0) { gr_git(g, e, rc, "the directory's index"); goto out; }
+    if (!same && gr_pending_mark(g, &wd, "planned", e) != 0) goto out;
   }
-  ret = gr_refresh_repo(&wd, switched, e);
+  ret = gr_refresh_repo(g, &wd, switched, e);
   /* the index on disk is what says the directory is this card's: written at once (a tip
    * with no files writes none), so that a kill before the card's first commit leaves the
    * files its turn made to be committed on resume, not emptied as a stranger's */
@@ -1383,38 +1426,38 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
   struct stat ist;
   if (ret == 0 && lstat(ip, &ist) != 0) {
     git_index *ci = NULL;
-    if ((rc = git_repository_index(&ci, a->w)) < 0 || (rc = git_index_write(ci)) < 0) ret = gr_git(e, rc, ip);
-    git_index_free(ci);
+    if ((rc = g->repository_index(&ci, a->w)) < 0 || (rc = g->index_write(ci)) < 0) ret = gr_git(g, e, rc, ip);
+    g->index_free(ci);
   }
 out:
-  git_index_free(idx);
-  git_repository_free(w);
-  git_reference_free(br);
+  g->index_free(idx);
+  g->repository_free(w);
+  g->reference_free(br);
   return ret;
 }
 
 /* Removes what .gitignore kept out of the card's commits (build output, a secret in an
  * ignored file): the next card to use the directory must not see it. */
-static int gr_remove_ignored(const gr_wd *wd, gr_err *e) {
+static int gr_remove_ignored(const gitapi *g, const gr_wd *wd, gr_err *e) {
   git_status_options so;
   git_tree *tip = NULL;
   git_status_list *sl = NULL;
-  (void)git_status_options_init(&so, GIT_STATUS_OPTIONS_VERSION);
+  (void)g->status_options_init(&so, GIT_STATUS_OPTIONS_VERSION);
   so.show = GIT_STATUS_SHOW_WORKDIR_ONLY;
   so.flags = GIT_STATUS_OPT_INCLUDE_IGNORED | GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
-  int rc = gr_tip_tree(wd, &tip);
+  int rc = gr_tip_tree(g, wd, &tip);
   so.baseline = tip;
-  if (rc == 0) rc = git_status_list_new(&sl, wd->repo, &so);
-  git_tree_free(tip);
-  if (rc < 0) return gr_git(e, rc, "status");
+  if (rc == 0) rc = g->status_list_new(&sl, wd->repo, &so);
+  g->tree_free(tip);
+  if (rc < 0) return gr_git(g, e, rc, "status");
   int ret = 0;
-  size_t n = git_status_list_entrycount(sl);
+  size_t n = g->status_list_entrycount(sl);
   for (size_t i = 0; ret == 0 && i < n; i++) {
-    const git_status_entry *s = git_status_byindex(sl, i);
+    const git_status_entry *s = g->status_byindex(sl, i);
     if (!(s->status & GIT_STATUS_IGNORED) || s->index_to_workdir == NULL) continue;
     char p[PATH_MAX];
     struct stat st;
-    if ((size_t)snprintf(p, sizeof p, "%s%s", git_repository_workdir(wd->repo), s->index_to_workdir->old_file.path) >= sizeof p)
+    if ((size_t)snprintf(p, sizeof p, "%s%s", g->repository_workdir(wd->repo), s->index_to_workdir->old_file.path) >= sizeof p)
       continue;
     size_t pl = strlen(p);
     if (pl > 1 && p[pl - 1] == '/') p[pl - 1] = '\0'; /* an ignored directory */
@@ -1422,11 +1465,12 @@ static int gr_remove_ignored(const gr_wd *wd, gr_err *e) {
     if (S_ISDIR(st.st_mode)) ret = gr_empty_dir(p, e) == 0 && rmdir(p) != 0 ? gr_fail(e, "EIO", "cannot remove %s: %s", p, strerror(errno)) : ret;
     else if (unlink(p) != 0) ret = gr_fail(e, "EIO", "cannot remove %s: %s", p, strerror(errno));
   }
-  git_status_list_free(sl);
+  g->status_list_free(sl);
   return ret;
 }
 
 int gitrepo_detach(gitrepo *r, const char *card, int *detached, gr_err *e) {
+  const gitapi *g = &r->git;
   *detached = 0;
   if (gr_check_card(card, e) != 0) return -1;
   gr_att *a = gr_attached(r, card);
@@ -1434,12 +1478,12 @@ int gitrepo_detach(gitrepo *r, const char *card, int *detached, gr_err *e) {
   gr_wd wd = {a->w, a->ref, a->state};
   gr_paths dirty = {NULL, 0};
   int updated;
-  int st = gr_refresh_repo(&wd, &updated, e) == 0 ? gr_status_repo(&wd, &dirty, e) : -1;
+  int st = gr_refresh_repo(g, &wd, &updated, e) == 0 ? gr_status_repo(g, &wd, &dirty, e) : -1;
   if (st == 0 && dirty.n)
     st = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, dirty.v[0],
                  dirty.n > 1 ? ", ..." : "");
   gr_paths_free(&dirty);
-  if (st == 0) st = gr_remove_ignored(&wd, e);
+  if (st == 0) st = gr_remove_ignored(g, &wd, e);
   if (st != 0) return -1;
   gr_att_drop(r, (size_t)(a - r->att));
   *detached = 1;
@@ -1456,36 +1500,36 @@ static int gr_key_ok(const char *key) {
   return 1;
 }
 
-static int gr_find_trailer_in(git_repository *repo, const char *ref, const char *key,
+static int gr_find_trailer_in(const gitapi *g, git_repository *repo, const char *ref, const char *key,
                               const char *value, int since_main, char *id, gr_err *e) {
   git_revwalk *walk = NULL;
   git_oid oid;
   int rc, found = 0;
-  if ((rc = git_revwalk_new(&walk, repo)) < 0) return gr_git(e, rc, "revwalk");
-  git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
-  rc = git_revwalk_push_ref(walk, ref);
+  if ((rc = g->revwalk_new(&walk, repo)) < 0) return gr_git(g, e, rc, "revwalk");
+  g->revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
+  rc = g->revwalk_push_ref(walk, ref);
   if (rc == 0 && since_main && strcmp(ref, "refs/heads/" GR_MAIN) != 0)
-    rc = git_revwalk_hide_ref(walk, "refs/heads/" GR_MAIN);
+    rc = g->revwalk_hide_ref(walk, "refs/heads/" GR_MAIN);
   if (rc < 0) {
-    git_revwalk_free(walk);
+    g->revwalk_free(walk);
     if (rc == GIT_ENOTFOUND)
     return gr_fail(e, "ENOENT", "no branch %s", strncmp(ref, "refs/heads/", 11) == 0 ? ref + 11 : ref);
-    return gr_git(e, rc, ref);
+    return gr_git(g, e, rc, ref);
   }
-  while (!found && (rc = git_revwalk_next(&oid, walk)) == 0) {
+  while (!found && (rc = g->revwalk_next(&oid, walk)) == 0) {
     git_commit *c = NULL;
-    if ((rc = git_commit_lookup(&c, repo, &oid)) < 0) break;
+    if ((rc = g->commit_lookup(&c, repo, &oid)) < 0) break;
     git_message_trailer_array arr = {0};
-    if (git_message_trailers(&arr, git_commit_message(c)) == 0) {
+    if (g->message_trailers(&arr, g->commit_message(c)) == 0) {
       for (size_t i = 0; i < arr.count && !found; i++)
         found = strcmp(arr.trailers[i].key, key) == 0 && strcmp(arr.trailers[i].value, value) == 0;
-      git_message_trailer_array_free(&arr);
+      g->message_trailer_array_free(&arr);
     }
-    git_commit_free(c);
-    if (found) git_oid_tostr(id, GR_OID_HEX + 1, &oid);
+    g->commit_free(c);
+    if (found) g->oid_tostr(id, GR_OID_HEX + 1, &oid);
   }
-  git_revwalk_free(walk);
-  if (!found && rc != GIT_ITEROVER) return gr_git(e, rc, "walking the history");
+  g->revwalk_free(walk);
+  if (!found && rc != GIT_ITEROVER) return gr_git(g, e, rc, "walking the history");
   return found;
 }
 
@@ -1493,24 +1537,25 @@ static int gr_find_trailer_in(git_repository *repo, const char *ref, const char 
  * (git_worktree_add asks every one whether it has the branch checked out), so a card's is
  * removed once the card is done. Its branch stays. */
 int gitrepo_worktree_remove(gitrepo *r, const char *card, int *removed, gr_err *e) {
+  const gitapi *g = &r->git;
   *removed = 0;
   if (gr_check_card(card, e) != 0) return -1;
   git_worktree *wt = NULL;
-  int rc = gr_wt_lookup(r->repo, card, &wt);
+  int rc = gr_wt_lookup(g, r->repo, card, &wt);
   if (rc == GIT_ENOTFOUND) return 0;
   if (rc < 0) return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
   int ret = -1;
-  if (git_worktree_validate(wt) == 0) { /* its files are there: nothing uncommitted may go */
+  if (g->worktree_validate(wt) == 0) { /* its files are there: nothing uncommitted may go */
     git_repository *w = NULL;
     gr_paths dirty = {NULL, 0};
     int updated;
-    if ((w = gr_kept(r, card, NULL)) != NULL && gr_wt_gitdir_check(r->repo, card, e) != 0) {
+    if ((w = gr_kept(r, card, NULL)) != NULL && gr_wt_gitdir_check(g, r->repo, card, e) != 0) {
       gr_forget(r, card);
       goto out;
     }
     if (w == NULL && gr_open_wt(r, card, NULL, wt, &w, e) != 0) goto out;
     gr_wd wd = {w, NULL, NULL};
-    int st = gr_refresh_repo(&wd, &updated, e) == 0 ? gr_status_repo(&wd, &dirty, e) : -1;
+    int st = gr_refresh_repo(g, &wd, &updated, e) == 0 ? gr_status_repo(g, &wd, &dirty, e) : -1;
     if (st == 0 && dirty.n)
       st = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, dirty.v[0],
                    dirty.n > 1 ? ", ..." : "");
@@ -1519,26 +1564,27 @@ int gitrepo_worktree_remove(gitrepo *r, const char *card, int *removed, gr_err *
   }
   gr_forget(r, card); /* its files go now */
   git_worktree_prune_options po;
-  (void)git_worktree_prune_options_init(&po, GIT_WORKTREE_PRUNE_OPTIONS_VERSION);
+  (void)g->worktree_prune_options_init(&po, GIT_WORKTREE_PRUNE_OPTIONS_VERSION);
   po.flags = GIT_WORKTREE_PRUNE_VALID | GIT_WORKTREE_PRUNE_WORKING_TREE;
-  if ((rc = git_worktree_prune(wt, &po)) < 0) {
-    gr_git(e, rc, "removing the worktree");
+  if ((rc = g->worktree_prune(wt, &po)) < 0) {
+    gr_git(g, e, rc, "removing the worktree");
     goto out;
   }
   *removed = 1;
   ret = 0;
 out:
-  git_worktree_free(wt);
+  g->worktree_free(wt);
   return ret;
 }
 
 int gitrepo_find_trailer(gitrepo *r, const char *branch, const char *key, const char *value,
                          int since_main, char *id, gr_err *e) {
+  const gitapi *g = &r->git;
   char ref[GR_CARD_MAX + 64];
-  if (gr_branch_ref(branch, ref, sizeof ref, e) != 0) return -1;
+  if (gr_branch_ref(g, branch, ref, sizeof ref, e) != 0) return -1;
   if (key == NULL || value == NULL || !gr_key_ok(key) || strchr(key, ':'))
     return gr_fail(e, "EINVAL", "a trailer key is 1 to %d printable characters without ':'", GR_KEY_MAX);
-  return gr_find_trailer_in(r->repo, ref, key, value, since_main, id, e);
+  return gr_find_trailer_in(g, r->repo, ref, key, value, since_main, id, e);
 }
 
 /* message without trailing blank lines, then the turn trailer in its own paragraph. */
@@ -1557,6 +1603,7 @@ static char *gr_message(const char *message, const char *turn_key) {
 
 int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *message,
                    const char *turn_key, char *id, gr_commit_kind *kind, gr_paths *skipped, gr_err *e) {
+  const gitapi *g = &r->git;
   char bname[GR_CARD_MAX + 16], ref[GR_CARD_MAX + 32];
   gr_wd wd;
   git_repository *w = NULL;
@@ -1578,16 +1625,16 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
     return gr_fail(e, "EINVAL", "a commit needs a message");
   if (turn_key && !gr_key_ok(turn_key))
     return gr_fail(e, "EINVAL", "a turn key is 1 to %d printable characters without spaces", GR_KEY_MAX);
-  if (gr_make_sig(who, &sig, e) != 0) return -1;
+  if (gr_make_sig(g, who, &sig, e) != 0) return -1;
   if (gr_open_card(r, card, &wd, e) != 0) goto out;
   w = wd.repo;
   gr_card_branch(card, bname, sizeof bname);
   snprintf(ref, sizeof ref, "refs/heads/%s", bname);
   /* a checkout left unfinished (merge from main) must land first, or this commit would
    * record the old files over the merged ones */
-  if (gr_refresh_repo(&wd, &updated, e) != 0) goto out;
+  if (gr_refresh_repo(g, &wd, &updated, e) != 0) goto out;
   if (turn_key) {
-    int found = gr_find_trailer_in(w, ref, GR_TURN_TRAILER, turn_key, 1, id, e);
+    int found = gr_find_trailer_in(g, w, ref, GR_TURN_TRAILER, turn_key, 1, id, e);
     if (found < 0) goto out;
     if (found) {
       *kind = GR_EXISTS;
@@ -1595,34 +1642,34 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
       goto out;
     }
   }
-  if ((rc = git_repository_index(&idx, w)) < 0 || (rc = git_index_read(idx, 1)) < 0) {
-    gr_git(e, rc, "index");
+  if ((rc = g->repository_index(&idx, w)) < 0 || (rc = g->index_read(idx, 1)) < 0) {
+    gr_git(g, e, rc, "index");
     goto out;
   }
-  if (gr_scan_run(w, &scan, e) != 0 || gr_stage_all(idx, &scan, e) != 0) goto out;
-  if ((rc = git_index_write_tree(&tid, idx)) < 0) { gr_git(e, rc, "tree"); goto out; }
-  rc = wd.ref ? git_reference_lookup(&head, w, wd.ref) : git_repository_head(&head, w);
-  if (rc < 0 || (rc = git_reference_peel((git_object **)&parent, head, GIT_OBJECT_COMMIT)) < 0) {
-    gr_git(e, rc, "HEAD");
+  if (gr_scan_run(g, w, &scan, e) != 0 || gr_stage_all(g, idx, &scan, e) != 0) goto out;
+  if ((rc = g->index_write_tree(&tid, idx)) < 0) { gr_git(g, e, rc, "tree"); goto out; }
+  rc = wd.ref ? g->reference_lookup(&head, w, wd.ref) : g->repository_head(&head, w);
+  if (rc < 0 || (rc = g->reference_peel((git_object **)&parent, head, GIT_OBJECT_COMMIT)) < 0) {
+    gr_git(g, e, rc, "HEAD");
     goto out;
   }
-  if (git_oid_equal(&tid, git_commit_tree_id(parent))) {
+  if (g->oid_equal(&tid, g->commit_tree_id(parent))) {
     *kind = GR_CLEAN;
-    git_oid_tostr(id, GR_OID_HEX + 1, git_commit_id(parent));
+    g->oid_tostr(id, GR_OID_HEX + 1, g->commit_id(parent));
   } else {
-    if ((rc = git_tree_lookup(&tree, w, &tid)) < 0) { gr_git(e, rc, "tree"); goto out; }
+    if ((rc = g->tree_lookup(&tree, w, &tid)) < 0) { gr_git(g, e, rc, "tree"); goto out; }
     if ((msg = gr_message(message, turn_key)) == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
     /* objects first, then HEAD's branch moves in one locked rename; libgit2 refuses when
      * the branch no longer points at the parent */
     const git_commit *parents[1] = {parent};
-    rc = git_commit_create(&cid, w, wd.ref ? wd.ref : "HEAD", sig, sig, NULL, msg, tree, 1, parents);
-    if (rc < 0) { gr_git(e, rc, "commit"); goto out; }
+    rc = g->commit_create(&cid, w, wd.ref ? wd.ref : "HEAD", sig, sig, NULL, msg, tree, 1, parents);
+    if (rc < 0) { gr_git(g, e, rc, "commit"); goto out; }
     *kind = GR_COMMITTED;
-    git_oid_tostr(id, GR_OID_HEX + 1, &cid);
+    g->oid_tostr(id, GR_OID_HEX + 1, &cid);
   }
   /* the index follows HEAD only after HEAD moved; a crash before this leaves an index that
    * the next commit's staging rebuilds from the files anyway */
-  if ((rc = git_index_write(idx)) < 0) { gr_git(e, rc, "index write"); goto out; }
+  if ((rc = g->index_write(idx)) < 0) { gr_git(g, e, rc, "index write"); goto out; }
   if (skipped) { /* the notes move to the caller */
     *skipped = scan.notes;
     scan.notes.v = NULL;
@@ -1632,29 +1679,29 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
 out:
   gr_scan_free(&scan);
   free(msg);
-  git_tree_free(tree);
-  git_commit_free(parent);
-  git_reference_free(head);
-  git_index_free(idx);
-  git_signature_free(sig);
+  g->tree_free(tree);
+  g->commit_free(parent);
+  g->reference_free(head);
+  g->index_free(idx);
+  g->signature_free(sig);
   return ret;
 }
 
 /* ---- merges ------------------------------------------------------------------------------- */
 
-static int gr_conflict_paths(git_index *idx, gr_paths *out, gr_err *e) {
+static int gr_conflict_paths(const gitapi *g, git_index *idx, gr_paths *out, gr_err *e) {
   git_index_conflict_iterator *it = NULL;
   const git_index_entry *anc, *ours, *theirs;
-  int rc = git_index_conflict_iterator_new(&it, idx);
-  if (rc < 0) return gr_git(e, rc, "conflicts");
-  while ((rc = git_index_conflict_next(&anc, &ours, &theirs, it)) == 0) {
+  int rc = g->index_conflict_iterator_new(&it, idx);
+  if (rc < 0) return gr_git(g, e, rc, "conflicts");
+  while ((rc = g->index_conflict_next(&anc, &ours, &theirs, it)) == 0) {
     const char *p = ours ? ours->path : theirs ? theirs->path : anc->path;
     if (gr_paths_add(out, p) != 0) {
       rc = -1;
       break;
     }
   }
-  git_index_conflict_iterator_free(it);
+  g->index_conflict_iterator_free(it);
   if (rc != GIT_ITEROVER) {
     gr_paths_free(out);
     return gr_fail(e, "ENOMEM", "listing conflicts failed");
@@ -1668,112 +1715,113 @@ static int gr_conflict_paths(git_index *idx, gr_paths *out, gr_err *e) {
  * a few commits over the main it started from, so this answers the usual questions without
  * a merge-base search, whose cost grows with the history. */
 #define GR_NEAR 16
-static int gr_near_ancestor(git_repository *repo, const git_oid *from, const git_oid *want) {
+static int gr_near_ancestor(const gitapi *g, git_repository *repo, const git_oid *from, const git_oid *want) {
   git_oid q[GR_NEAR];
   size_t head = 0, n = 0;
   q[n++] = *from;
   while (head < n) {
     git_commit *c = NULL;
-    if (git_commit_lookup(&c, repo, &q[head++]) < 0) return -1;
-    unsigned np = git_commit_parentcount(c);
+    if (g->commit_lookup(&c, repo, &q[head++]) < 0) return -1;
+    unsigned np = g->commit_parentcount(c);
     for (unsigned i = 0; i < np; i++) {
-      const git_oid *p = git_commit_parent_id(c, i);
-      if (git_oid_equal(p, want)) {
-        git_commit_free(c);
+      const git_oid *p = g->commit_parent_id(c, i);
+      if (g->oid_equal(p, want)) {
+        g->commit_free(c);
         return 1;
       }
       if (n < GR_NEAR) q[n++] = *p;
     }
-    git_commit_free(c);
+    g->commit_free(c);
   }
   return 0;
 }
 
 /* Merge analysis of `ours` and `theirs` by ancestry: 0 up to date (theirs is in ours), 1 fast
  * forward (ours is in theirs), 2 a real merge. */
-static int gr_ancestry(git_repository *repo, const git_oid *ours, const git_oid *theirs, gr_err *e) {
-  if (git_oid_equal(ours, theirs)) return 0;
-  int near = gr_near_ancestor(repo, theirs, ours);
+static int gr_ancestry(const gitapi *g, git_repository *repo, const git_oid *ours, const git_oid *theirs, gr_err *e) {
+  if (g->oid_equal(ours, theirs)) return 0;
+  int near = gr_near_ancestor(g, repo, theirs, ours);
   if (near == 1) return 1;
-  if (near == 0) near = gr_near_ancestor(repo, ours, theirs);
+  if (near == 0) near = gr_near_ancestor(g, repo, ours, theirs);
   if (near == 1) return 0;
-  if (near < 0) return gr_git(e, near, "merge base");
-  int rc = git_graph_descendant_of(repo, ours, theirs);
-  if (rc < 0) return gr_git(e, rc, "merge base");
+  if (near < 0) return gr_git(g, e, near, "merge base");
+  int rc = g->graph_descendant_of(repo, ours, theirs);
+  if (rc < 0) return gr_git(g, e, rc, "merge base");
   if (rc == 1) return 0;
-  rc = git_graph_descendant_of(repo, theirs, ours);
-  if (rc < 0) return gr_git(e, rc, "merge base");
+  rc = g->graph_descendant_of(repo, theirs, ours);
+  if (rc < 0) return gr_git(g, e, rc, "merge base");
   return rc == 1 ? 1 : 2;
 }
 
-static int gr_commit_tree(git_repository *repo, git_index *idx, const gr_sig *who, const char *msg,
+static int gr_commit_tree(const gitapi *g, git_repository *repo, git_index *idx, const gr_sig *who, const char *msg,
                           git_commit *p1, git_commit *p2, git_oid *out, gr_err *e) {
   git_signature *sig = NULL;
   git_tree *tree = NULL;
   git_oid tid;
   int rc;
-  if (gr_make_sig(who, &sig, e) != 0) return -1;
-  if ((rc = git_index_write_tree_to(&tid, idx, repo)) < 0 || (rc = git_tree_lookup(&tree, repo, &tid)) < 0) {
-    git_signature_free(sig);
-    return gr_git(e, rc, "merged tree");
+  if (gr_make_sig(g, who, &sig, e) != 0) return -1;
+  if ((rc = g->index_write_tree_to(&tid, idx, repo)) < 0 || (rc = g->tree_lookup(&tree, repo, &tid)) < 0) {
+    g->signature_free(sig);
+    return gr_git(g, e, rc, "merged tree");
   }
   const git_commit *parents[2] = {p1, p2};
-  rc = git_commit_create(out, repo, NULL, sig, sig, NULL, msg, tree, 2, parents);
-  git_tree_free(tree);
-  git_signature_free(sig);
-  return rc < 0 ? gr_git(e, rc, "merge commit") : 0;
+  rc = g->commit_create(out, repo, NULL, sig, sig, NULL, msg, tree, 2, parents);
+  g->tree_free(tree);
+  g->signature_free(sig);
+  return rc < 0 ? gr_git(g, e, rc, "merge commit") : 0;
 }
 
 /* Merges the commit `ref` names (bname: how messages call it) into main; the one merge of
  * every gitrepo_merge_*_to_main (see gitrepo_merge_to_main). */
 static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, const gr_sig *who, char *id,
                               gr_merge_kind *kind, gr_paths *conflicts, gr_err *e) {
+  const gitapi *g = &r->git;
   char msg[GR_KEY_MAX + 64];
   git_oid mid, bid, target;
   git_commit *mc = NULL, *bc = NULL;
   git_index *idx = NULL;
   int rc, ret = -1;
-  if (gr_ref_id(r->repo, "refs/heads/" GR_MAIN, &mid, e) != 0 || gr_ref_id(r->repo, ref, &bid, e) != 0) return -1;
-  int a = gr_ancestry(r->repo, &mid, &bid, e);
+  if (gr_ref_id(g, r->repo, "refs/heads/" GR_MAIN, &mid, e) != 0 || gr_ref_id(g, r->repo, ref, &bid, e) != 0) return -1;
+  int a = gr_ancestry(g, r->repo, &mid, &bid, e);
   if (a < 0) return -1;
   if (a == 0) {
     *kind = GR_UPTODATE;
-    git_oid_tostr(id, GR_OID_HEX + 1, &mid);
+    g->oid_tostr(id, GR_OID_HEX + 1, &mid);
     return 0;
   }
   if (a == 1) {
     *kind = GR_FASTFORWARD;
     target = bid;
   } else {
-    if ((rc = git_commit_lookup(&mc, r->repo, &mid)) < 0 || (rc = git_commit_lookup(&bc, r->repo, &bid)) < 0) {
-      gr_git(e, rc, "merge");
+    if ((rc = g->commit_lookup(&mc, r->repo, &mid)) < 0 || (rc = g->commit_lookup(&bc, r->repo, &bid)) < 0) {
+      gr_git(g, e, rc, "merge");
       goto out;
     }
     git_merge_options mo;
-    (void)git_merge_options_init(&mo, GIT_MERGE_OPTIONS_VERSION);
-    if ((rc = git_merge_commits(&idx, r->repo, mc, bc, &mo)) < 0) { gr_git(e, rc, "merge"); goto out; }
-    if (git_index_has_conflicts(idx)) { /* nothing written: main stays as it was */
-      if (gr_conflict_paths(idx, conflicts, e) != 0) goto out;
+    (void)g->merge_options_init(&mo, GIT_MERGE_OPTIONS_VERSION);
+    if ((rc = g->merge_commits(&idx, r->repo, mc, bc, &mo)) < 0) { gr_git(g, e, rc, "merge"); goto out; }
+    if (g->index_has_conflicts(idx)) { /* nothing written: main stays as it was */
+      if (gr_conflict_paths(g, idx, conflicts, e) != 0) goto out;
       *kind = GR_CONFLICT;
-      git_oid_tostr(id, GR_OID_HEX + 1, &mid);
+      g->oid_tostr(id, GR_OID_HEX + 1, &mid);
       ret = 0;
       goto out;
     }
     snprintf(msg, sizeof msg, "Merge %s into " GR_MAIN "\n", bname);
-    if (gr_commit_tree(r->repo, idx, who, msg, mc, bc, &target, e) != 0) goto out;
+    if (gr_commit_tree(g, r->repo, idx, who, msg, mc, bc, &target, e) != 0) goto out;
     *kind = GR_MERGED;
   }
   snprintf(msg, sizeof msg, "orket: merge %s", bname);
   gr_wd mw = {r->repo, NULL, NULL};
-  if (gr_move_ref(&mw, "refs/heads/" GR_MAIN, &mid, &target, msg, e) != 0) goto out;
-  git_oid_tostr(id, GR_OID_HEX + 1, &target);
+  if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, e) != 0) goto out;
+  g->oid_tostr(id, GR_OID_HEX + 1, &target);
   /* main has moved: the merge stands even when its working tree cannot follow yet */
   int updated;
-  ret = gr_refresh_repo(&mw, &updated, e) == 0 ? 0 : 1;
+  ret = gr_refresh_repo(g, &mw, &updated, e) == 0 ? 0 : 1;
 out:
-  git_index_free(idx);
-  git_commit_free(mc);
-  git_commit_free(bc);
+  g->index_free(idx);
+  g->commit_free(mc);
+  g->commit_free(bc);
   return ret;
 }
 
@@ -1789,17 +1837,18 @@ int gitrepo_merge_to_main(gitrepo *r, const char *card, const gr_sig *who, char 
 }
 
 int gitrepo_contains(gitrepo *r, const char *ref, const char *id, gr_err *e) {
+  const gitapi *g = &r->git;
   int valid = 0;
   git_oid tip, want;
-  if (ref == NULL || strncmp(ref, "refs/", 5) != 0 || git_reference_name_is_valid(&valid, ref) < 0 || !valid)
+  if (ref == NULL || strncmp(ref, "refs/", 5) != 0 || g->reference_name_is_valid(&valid, ref) < 0 || !valid)
     return gr_fail(e, "EINVAL", "not a valid ref name: \"%.120s\"", ref ? ref : "");
-  if (id == NULL || strlen(id) != GR_OID_HEX || git_oid_fromstr(&want, id) < 0)
+  if (id == NULL || strlen(id) != GR_OID_HEX || g->oid_fromstr(&want, id) < 0)
     return gr_fail(e, "EINVAL", "not a commit id: \"%.60s\"", id ? id : "");
-  if (gr_ref_id(r->repo, ref, &tip, e) != 0) return -1;
-  if (git_oid_equal(&tip, &want)) return 1;
-  int rc = git_graph_descendant_of(r->repo, &tip, &want);
+  if (gr_ref_id(g, r->repo, ref, &tip, e) != 0) return -1;
+  if (g->oid_equal(&tip, &want)) return 1;
+  int rc = g->graph_descendant_of(r->repo, &tip, &want);
   if (rc == GIT_ENOTFOUND) return 0; /* an object this repository does not have is in no history of it */
-  return rc < 0 ? gr_git(e, rc, "history") : rc;
+  return rc < 0 ? gr_git(g, e, rc, "history") : rc;
 }
 
 int gitrepo_merge_remote_to_main(gitrepo *r, const gr_sig *who, char *id, gr_merge_kind *kind,
@@ -1812,46 +1861,47 @@ int gitrepo_merge_remote_to_main(gitrepo *r, const gr_sig *who, char *id, gr_mer
 /* Replaces each conflict in idx by one entry: the text merged with conflict markers; for a
  * binary file the card's version; when one side deleted the file, the other side's (no
  * modification is dropped: the turn can delete it again). */
-static int gr_resolve_with_markers(git_repository *repo, git_index *idx, const gr_paths *paths,
+static int gr_resolve_with_markers(const gitapi *g, git_repository *repo, git_index *idx, const gr_paths *paths,
                                    const char *card_label, gr_err *e) {
   for (size_t i = 0; i < paths->n; i++) {
     const git_index_entry *anc = NULL, *ours = NULL, *theirs = NULL;
-    int rc = git_index_conflict_get(&anc, &ours, &theirs, idx, paths->v[i]);
-    if (rc < 0) return gr_git(e, rc, paths->v[i]);
+    int rc = g->index_conflict_get(&anc, &ours, &theirs, idx, paths->v[i]);
+    if (rc < 0) return gr_git(g, e, rc, paths->v[i]);
     git_index_entry entry;
     git_merge_file_result res = {0};
     int binary = 0;
     const git_index_entry *sides[2] = {ours, theirs};
     for (int s = 0; s < 2; s++) {
       git_blob *b = NULL;
-      if (sides[s] && git_blob_lookup(&b, repo, &sides[s]->id) == 0) binary |= git_blob_is_binary(b);
-      git_blob_free(b);
+      if (sides[s] && g->blob_lookup(&b, repo, &sides[s]->id) == 0) binary |= g->blob_is_binary(b);
+      g->blob_free(b);
     }
     const git_index_entry *keep = ours ? ours : theirs;
     memcpy(&entry, keep, sizeof entry);
     if (ours && theirs && !binary) {
       git_merge_file_options fo;
-      (void)git_merge_file_options_init(&fo, GIT_MERGE_FILE_OPTIONS_VERSION);
+      (void)g->merge_file_options_init(&fo, GIT_MERGE_FILE_OPTIONS_VERSION);
       fo.our_label = card_label;
       fo.their_label = GR_MAIN;
-      if ((rc = git_merge_file_from_index(&res, repo, anc, ours, theirs, &fo)) < 0) return gr_git(e, rc, paths->v[i]);
-      rc = git_blob_create_from_buffer(&entry.id, repo, res.ptr, res.len);
-      git_merge_file_result_free(&res);
-      if (rc < 0) return gr_git(e, rc, paths->v[i]);
+      if ((rc = g->merge_file_from_index(&res, repo, anc, ours, theirs, &fo)) < 0) return gr_git(g, e, rc, paths->v[i]);
+      rc = g->blob_create_from_buffer(&entry.id, repo, res.ptr, res.len);
+      g->merge_file_result_free(&res);
+      if (rc < 0) return gr_git(g, e, rc, paths->v[i]);
     }
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s", paths->v[i]);
     entry.path = path;
     entry.flags = 0; /* stage 0 */
     entry.flags_extended = 0;
-    if ((rc = git_index_conflict_remove(idx, path)) < 0 || (rc = git_index_add(idx, &entry)) < 0)
-      return gr_git(e, rc, path);
+    if ((rc = g->index_conflict_remove(idx, path)) < 0 || (rc = g->index_add(idx, &entry)) < 0)
+      return gr_git(g, e, rc, path);
   }
   return 0;
 }
 
 int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, char *id,
                             gr_merge_kind *kind, gr_paths *conflicts, gr_err *e) {
+  const gitapi *g = &r->git;
   char bname[GR_CARD_MAX + 16], ref[GR_CARD_MAX + 32], why[GR_CARD_MAX + 64];
   gr_wd wd;
   git_repository *w = NULL;
@@ -1867,18 +1917,18 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
   w = wd.repo;
   gr_card_branch(card, bname, sizeof bname);
   snprintf(ref, sizeof ref, "refs/heads/%s", bname);
-  if (gr_refresh_repo(&wd, &updated, e) != 0 || gr_status_repo(&wd, &dirty, e) != 0) goto out;
+  if (gr_refresh_repo(g, &wd, &updated, e) != 0 || gr_status_repo(g, &wd, &dirty, e) != 0) goto out;
   if (dirty.n) {
     gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, dirty.v[0],
             dirty.n > 1 ? ", ..." : "");
     goto out;
   }
-  if (gr_ref_id(w, "refs/heads/" GR_MAIN, &mid, e) != 0 || gr_ref_id(w, ref, &bid, e) != 0) goto out;
-  int a = gr_ancestry(w, &bid, &mid, e);
+  if (gr_ref_id(g, w, "refs/heads/" GR_MAIN, &mid, e) != 0 || gr_ref_id(g, w, ref, &bid, e) != 0) goto out;
+  int a = gr_ancestry(g, w, &bid, &mid, e);
   if (a < 0) goto out;
   if (a == 0) {
     *kind = GR_UPTODATE;
-    git_oid_tostr(id, GR_OID_HEX + 1, &bid);
+    g->oid_tostr(id, GR_OID_HEX + 1, &bid);
     ret = 0;
     goto out;
   }
@@ -1886,17 +1936,17 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
     *kind = GR_FASTFORWARD;
     target = mid;
   } else {
-    if ((rc = git_commit_lookup(&mc, w, &mid)) < 0 || (rc = git_commit_lookup(&bc, w, &bid)) < 0) {
-      gr_git(e, rc, "merge");
+    if ((rc = g->commit_lookup(&mc, w, &mid)) < 0 || (rc = g->commit_lookup(&bc, w, &bid)) < 0) {
+      gr_git(g, e, rc, "merge");
       goto out;
     }
     git_merge_options mo;
-    (void)git_merge_options_init(&mo, GIT_MERGE_OPTIONS_VERSION);
-    if ((rc = git_merge_commits(&idx, w, bc, mc, &mo)) < 0) { gr_git(e, rc, "merge"); goto out; }
+    (void)g->merge_options_init(&mo, GIT_MERGE_OPTIONS_VERSION);
+    if ((rc = g->merge_commits(&idx, w, bc, mc, &mo)) < 0) { gr_git(g, e, rc, "merge"); goto out; }
     *kind = GR_MERGED;
     size_t cap = 128;
-    if (git_index_has_conflicts(idx)) {
-      if (gr_conflict_paths(idx, conflicts, e) != 0 || gr_resolve_with_markers(w, idx, conflicts, bname, e) != 0)
+    if (g->index_has_conflicts(idx)) {
+      if (gr_conflict_paths(g, idx, conflicts, e) != 0 || gr_resolve_with_markers(g, w, idx, conflicts, bname, e) != 0)
         goto out;
       for (size_t i = 0; i < conflicts->n; i++) cap += strlen(conflicts->v[i]) + 2;
       *kind = GR_CONFLICT;
@@ -1905,29 +1955,30 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
     int n = snprintf(msg, cap, "Merge " GR_MAIN " into %s\n", bname);
     if (conflicts->n) n += snprintf(msg + n, cap - (size_t)n, "\nConflicts:\n");
     for (size_t i = 0; i < conflicts->n; i++) n += snprintf(msg + n, cap - (size_t)n, "\t%s\n", conflicts->v[i]);
-    if (gr_commit_tree(w, idx, who, msg, bc, mc, &target, e) != 0) goto out;
+    if (gr_commit_tree(g, w, idx, who, msg, bc, mc, &target, e) != 0) goto out;
   }
   snprintf(why, sizeof why, "orket: merge " GR_MAIN " into %s", bname);
-  if (gr_move_ref(&wd, ref, &bid, &target, why, e) != 0 || gr_refresh_repo(&wd, &updated, e) != 0) goto out;
-  git_oid_tostr(id, GR_OID_HEX + 1, &target);
+  if (gr_move_ref(g, &wd, ref, &bid, &target, why, e) != 0 || gr_refresh_repo(g, &wd, &updated, e) != 0) goto out;
+  g->oid_tostr(id, GR_OID_HEX + 1, &target);
   ret = 0;
 out:
   if (ret != 0) gr_paths_free(conflicts);
   gr_paths_free(&dirty);
   free(msg);
-  git_index_free(idx);
-  git_commit_free(mc);
-  git_commit_free(bc);
+  g->index_free(idx);
+  g->commit_free(mc);
+  g->commit_free(bc);
   return ret;
 }
 
 /* ---- reading ------------------------------------------------------------------------------ */
 
 int gitrepo_head(gitrepo *r, const char *branch, char *id, gr_err *e) {
+  const gitapi *g = &r->git;
   char ref[GR_CARD_MAX + 64];
   git_oid oid;
-  if (gr_branch_ref(branch, ref, sizeof ref, e) != 0 || gr_ref_id(r->repo, ref, &oid, e) != 0) return -1;
-  git_oid_tostr(id, GR_OID_HEX + 1, &oid);
+  if (gr_branch_ref(g, branch, ref, sizeof ref, e) != 0 || gr_ref_id(g, r->repo, ref, &oid, e) != 0) return -1;
+  g->oid_tostr(id, GR_OID_HEX + 1, &oid);
   return 0;
 }
 
@@ -1943,51 +1994,52 @@ static char *gr_dup_line(const char *s) {
 }
 
 int gitrepo_log(gitrepo *r, const char *branch, size_t max, gr_commit **out, size_t *n, gr_err *e) {
+  const gitapi *g = &r->git;
   char ref[GR_CARD_MAX + 64];
   git_revwalk *walk = NULL;
   git_oid oid;
   int rc;
   *out = NULL;
   *n = 0;
-  if (gr_branch_ref(branch, ref, sizeof ref, e) != 0) return -1;
-  if ((rc = git_revwalk_new(&walk, r->repo)) < 0) return gr_git(e, rc, "revwalk");
-  git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
-  rc = git_revwalk_push_ref(walk, ref);
-  if (rc == 0 && strcmp(ref, "refs/heads/" GR_MAIN) != 0) rc = git_revwalk_hide_ref(walk, "refs/heads/" GR_MAIN);
+  if (gr_branch_ref(g, branch, ref, sizeof ref, e) != 0) return -1;
+  if ((rc = g->revwalk_new(&walk, r->repo)) < 0) return gr_git(g, e, rc, "revwalk");
+  g->revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
+  rc = g->revwalk_push_ref(walk, ref);
+  if (rc == 0 && strcmp(ref, "refs/heads/" GR_MAIN) != 0) rc = g->revwalk_hide_ref(walk, "refs/heads/" GR_MAIN);
   if (rc < 0) {
-    git_revwalk_free(walk);
-    return rc == GIT_ENOTFOUND ? gr_fail(e, "ENOENT", "no branch %s", branch) : gr_git(e, rc, ref);
+    g->revwalk_free(walk);
+    return rc == GIT_ENOTFOUND ? gr_fail(e, "ENOENT", "no branch %s", branch) : gr_git(g, e, rc, ref);
   }
   gr_commit *v = NULL;
   size_t cnt = 0;
-  while (cnt < max && (rc = git_revwalk_next(&oid, walk)) == 0) {
+  while (cnt < max && (rc = g->revwalk_next(&oid, walk)) == 0) {
     git_commit *c = NULL;
-    if ((rc = git_commit_lookup(&c, r->repo, &oid)) < 0) break;
+    if ((rc = g->commit_lookup(&c, r->repo, &oid)) < 0) break;
     gr_commit *nv = realloc(v, (cnt + 1) * sizeof *v);
     if (nv == NULL) {
-      git_commit_free(c);
+      g->commit_free(c);
       rc = -1;
       break;
     }
     v = nv;
     gr_commit *k = &v[cnt++];
-    const git_signature *a = git_commit_author(c);
-    git_oid_tostr(k->id, sizeof k->id, &oid);
-    k->summary = gr_dup_line(git_commit_message(c));
+    const git_signature *a = g->commit_author(c);
+    g->oid_tostr(k->id, sizeof k->id, &oid);
+    k->summary = gr_dup_line(g->commit_message(c));
     k->author_name = gr_dup_line(a->name);
     k->author_email = gr_dup_line(a->email);
     k->time = (int64_t)a->when.time;
-    k->parents = git_commit_parentcount(c);
-    git_commit_free(c);
+    k->parents = g->commit_parentcount(c);
+    g->commit_free(c);
     if (!k->summary || !k->author_name || !k->author_email) {
       rc = -1;
       break;
     }
   }
-  git_revwalk_free(walk);
+  g->revwalk_free(walk);
   if (rc != 0 && rc != GIT_ITEROVER) {
     gr_commits_free(v, cnt);
-    return rc == -1 ? gr_fail(e, "ENOMEM", "out of memory") : gr_git(e, rc, "log");
+    return rc == -1 ? gr_fail(e, "ENOMEM", "out of memory") : gr_git(g, e, rc, "log");
   }
   *out = v;
   *n = cnt;
@@ -2026,8 +2078,9 @@ static int gr_unlink_locks_under(const char *dir, int depth, int *removed, gr_er
 }
 
 static int gr_clear_locks(gitrepo *r, const git_strarray *wts, int *removed, gr_err *e) {
+  const gitapi *g = &r->git;
   static const char *const files[] = {"index.lock", "HEAD.lock", "packed-refs.lock", "config.lock", NULL};
-  const char *common = git_repository_commondir(r->repo); /* ends in '/' */
+  const char *common = g->repository_commondir(r->repo); /* ends in '/' */
   char p[PATH_MAX];
   for (const char *const *f = files; *f; f++) {
     snprintf(p, sizeof p, "%s%s", common, *f);
@@ -2043,31 +2096,33 @@ static int gr_clear_locks(gitrepo *r, const git_strarray *wts, int *removed, gr_
 }
 
 int gitrepo_recover(gitrepo *r, int *removed, gr_err *e) {
+  const gitapi *g = &r->git;
   git_strarray wts = {0};
   int rc, updated, ret = -1;
   *removed = 0;
   gr_forget(r, NULL); /* after a crash: every worktree read afresh */
-  if ((rc = git_worktree_list(&wts, r->repo)) < 0) return gr_git(e, rc, "worktrees");
+  if ((rc = g->worktree_list(&wts, r->repo)) < 0) return gr_git(g, e, rc, "worktrees");
   if (gr_clear_locks(r, &wts, removed, e) != 0) goto out;
-  if (gr_refresh_repo(&(gr_wd){r->repo, NULL, NULL}, &updated, e) != 0) goto out;
+  if (gr_refresh_repo(g, &(gr_wd){r->repo, NULL, NULL}, &updated, e) != 0) goto out;
   for (size_t i = 0; i < wts.count; i++) {
     gr_wd w;
     if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
     /* a rewritten .git is put back and its refusal kept for the card's next operation to
      * report (recover's own errors go nowhere) */
-    gr_wt_gitdir_sweep(r->repo, wts.strings[i]);
-    if (gr_wt_refused(r->repo, wts.strings[i])) continue;
+    gr_wt_gitdir_sweep(g, r->repo, wts.strings[i]);
+    if (gr_wt_refused(g, r->repo, wts.strings[i])) continue;
     gr_err ignored;
     if (gr_open_card(r, wts.strings[i], &w, &ignored) != 0) continue; /* broken: gitrepo_worktree remakes it */
-    if (gr_refresh_repo(&w, &updated, e) != 0) goto out;
+    if (gr_refresh_repo(g, &w, &updated, e) != 0) goto out;
   }
   ret = 0;
 out:
-  git_strarray_dispose(&wts);
+  g->strarray_dispose(&wts);
   return ret;
 }
 
 typedef struct gr_walkctx {
+  const gitapi *g;
   git_odb *odb;
   const char *missing;
   char where[256];
@@ -2075,10 +2130,11 @@ typedef struct gr_walkctx {
 
 static int gr_check_entry(const char *root, const git_tree_entry *te, void *payload) {
   gr_walkctx *c = payload;
-  if (git_tree_entry_type(te) == GIT_OBJECT_COMMIT) return 0; /* a submodule: not ours */
-  if (!git_odb_exists(c->odb, git_tree_entry_id(te))) {
+  const gitapi *g = c->g;
+  if (g->tree_entry_type(te) == GIT_OBJECT_COMMIT) return 0; /* a submodule: not ours */
+  if (!g->odb_exists(c->odb, g->tree_entry_id(te))) {
     c->missing = "object";
-    snprintf(c->where, sizeof c->where, "%s%s", root, git_tree_entry_name(te));
+    snprintf(c->where, sizeof c->where, "%s%s", root, g->tree_entry_name(te));
     return -1;
   }
   return 0;
@@ -2086,85 +2142,87 @@ static int gr_check_entry(const char *root, const git_tree_entry *te, void *payl
 
 /* Every commit reachable from ref, its tree and each tree's entries exist (at most max commits). */
 static int gr_check_history(gitrepo *r, git_odb *odb, const char *ref, gr_err *e) {
+  const gitapi *g = &r->git;
   git_revwalk *walk = NULL;
   git_oid oid;
   int rc;
-  if ((rc = git_revwalk_new(&walk, r->repo)) < 0) return gr_git(e, rc, "revwalk");
-  if ((rc = git_revwalk_push_ref(walk, ref)) < 0) {
-    git_revwalk_free(walk);
+  if ((rc = g->revwalk_new(&walk, r->repo)) < 0) return gr_git(g, e, rc, "revwalk");
+  if ((rc = g->revwalk_push_ref(walk, ref)) < 0) {
+    g->revwalk_free(walk);
     return gr_fail(e, "EINCONSISTENT", "%s does not resolve to a commit", ref);
   }
   int ret = 0;
-  while (ret == 0 && (rc = git_revwalk_next(&oid, walk)) == 0) {
+  while (ret == 0 && (rc = g->revwalk_next(&oid, walk)) == 0) {
     git_commit *c = NULL;
     git_tree *t = NULL;
     char hex[GR_OID_HEX + 1];
-    git_oid_tostr(hex, sizeof hex, &oid);
-    if (git_commit_lookup(&c, r->repo, &oid) < 0 || git_commit_tree(&t, c) < 0) {
+    g->oid_tostr(hex, sizeof hex, &oid);
+    if (g->commit_lookup(&c, r->repo, &oid) < 0 || g->commit_tree(&t, c) < 0) {
       ret = gr_fail(e, "EINCONSISTENT", "commit %s of %s or its tree is missing", hex, ref);
     } else {
-      gr_walkctx wc = {odb, NULL, {0}};
-      if (git_tree_walk(t, GIT_TREEWALK_PRE, gr_check_entry, &wc) != 0 || wc.missing)
+      gr_walkctx wc = {g, odb, NULL, {0}};
+      if (g->tree_walk(t, GIT_TREEWALK_PRE, gr_check_entry, &wc) != 0 || wc.missing)
         ret = gr_fail(e, "EINCONSISTENT", "commit %s of %s: %s %s is missing", hex, ref,
                       wc.missing ? wc.missing : "tree", wc.where);
     }
-    git_tree_free(t);
-    git_commit_free(c);
+    g->tree_free(t);
+    g->commit_free(c);
   }
-  git_revwalk_free(walk);
+  g->revwalk_free(walk);
   if (ret == 0 && rc != GIT_ITEROVER) return gr_fail(e, "EINCONSISTENT", "walking %s failed", ref);
   return ret;
 }
 
-static int gr_check_worktree(git_repository *w, const char *name, gr_err *e) {
+static int gr_check_worktree(const gitapi *g, git_repository *w, const char *name, gr_err *e) {
   git_index *idx = NULL;
   git_reference *head = NULL;
   int ret = 0;
-  if (gr_pending(&(gr_wd){w, NULL, NULL})) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
-  if (git_repository_head(&head, w) < 0) ret = gr_fail(e, "EINCONSISTENT", "%s: HEAD does not resolve", name);
-  else if (git_repository_index(&idx, w) < 0 || git_index_read(idx, 1) < 0)
+  if (gr_pending(g, &(gr_wd){w, NULL, NULL})) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
+  if (g->repository_head(&head, w) < 0) ret = gr_fail(e, "EINCONSISTENT", "%s: HEAD does not resolve", name);
+  else if (g->repository_index(&idx, w) < 0 || g->index_read(idx, 1) < 0)
     ret = gr_fail(e, "EINCONSISTENT", "%s: the index cannot be read", name);
-  else if (git_index_has_conflicts(idx))
+  else if (g->index_has_conflicts(idx))
     ret = gr_fail(e, "EINCONSISTENT", "%s: the index has conflicts", name);
   else {
     git_oid tid;
     git_tree *ht = NULL;
-    if (git_index_write_tree(&tid, idx) < 0 || git_reference_peel((git_object **)&ht, head, GIT_OBJECT_TREE) < 0)
+    if (g->index_write_tree(&tid, idx) < 0 || g->reference_peel((git_object **)&ht, head, GIT_OBJECT_TREE) < 0)
       ret = gr_fail(e, "EINCONSISTENT", "%s: the index or HEAD's tree cannot be read", name);
-    else if (!git_oid_equal(&tid, git_tree_id(ht)))
+    else if (!g->oid_equal(&tid, g->tree_id(ht)))
       ret = gr_fail(e, "EINCONSISTENT", "%s: the index is not HEAD's tree (run recovery)", name);
-    git_tree_free(ht);
+    g->tree_free(ht);
   }
-  git_index_free(idx);
-  git_reference_free(head);
+  g->index_free(idx);
+  g->reference_free(head);
   return ret;
 }
 
 int gitrepo_check(gitrepo *r, gr_err *e) {
+  const gitapi *g = &r->git;
   git_odb *odb = NULL;
   git_branch_iterator *it = NULL;
   git_strarray wts = {0};
   git_reference *ref = NULL;
   git_branch_t bt;
   int rc, ret = -1;
-  if ((rc = git_repository_odb(&odb, r->repo)) < 0) return gr_git(e, rc, "objects");
-  if (gr_check_worktree(r->repo, GR_MAIN, e) != 0) goto out;
-  if ((rc = git_branch_iterator_new(&it, r->repo, GIT_BRANCH_LOCAL)) < 0) { gr_git(e, rc, "branches"); goto out; }
-  while ((rc = git_branch_next(&ref, &bt, it)) == 0) {
-    int bad = gr_check_history(r, odb, git_reference_name(ref), e);
-    git_reference_free(ref);
+  if ((rc = g->repository_odb(&odb, r->repo)) < 0) return gr_git(g, e, rc, "objects");
+  if (gr_check_worktree(g, r->repo, GR_MAIN, e) != 0) goto out;
+  if ((rc = g->branch_iterator_new(&it, r->repo, GIT_BRANCH_LOCAL)) < 0) { gr_git(g, e, rc, "branches"); goto out; }
+  while ((rc = g->branch_next(&ref, &bt, it)) == 0) {
+    int bad = gr_check_history(r, odb, g->reference_name(ref), e);
+    g->reference_free(ref);
     if (bad) goto out;
   }
   if (rc != GIT_ITEROVER) {
     gr_fail(e, "EINCONSISTENT", "a branch ref cannot be read");
     goto out;
   }
-  if ((rc = git_worktree_list(&wts, r->repo)) < 0) { gr_git(e, rc, "worktrees"); goto out; }
+  if ((rc = g->worktree_list(&wts, r->repo)) < 0) { gr_git(g, e, rc, "worktrees"); goto out; }
   for (size_t i = 0; i < wts.count; i++) {
     gr_wd w;
     if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
-    gr_wt_gitdir_sweep(r->repo, wts.strings[i]);
-    if (gr_wt_refused(r->repo, wts.strings[i])) {
+    gr_wt_gitdir_sweep(g, r->repo, wts.strings[i]);
+    if (gr_wt_refused(g, r->repo, wts.strings[i])) {
       gr_fail(e, "EINCONSISTENT", "worktree %s: its .git file was refused (the card's next operation says why)",
               wts.strings[i]);
       goto out;
@@ -2173,22 +2231,23 @@ int gitrepo_check(gitrepo *r, gr_err *e) {
       gr_fail(e, "EINCONSISTENT", "worktree %s cannot be opened", wts.strings[i]);
       goto out;
     }
-    if (w.ref == NULL && gr_check_worktree(w.repo, wts.strings[i], e)) goto out;
+    if (w.ref == NULL && gr_check_worktree(g, w.repo, wts.strings[i], e)) goto out;
   }
   ret = 0;
 out:
-  git_strarray_dispose(&wts);
-  git_branch_iterator_free(it);
-  git_odb_free(odb);
+  g->strarray_dispose(&wts);
+  g->branch_iterator_free(it);
+  g->odb_free(odb);
   return ret;
 }
 
 int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e) {
+  const gitapi *g = &r->git;
   *updated = 0;
-  if (card == NULL) return gr_refresh_repo(&(gr_wd){r->repo, NULL, NULL}, updated, e);
+  if (card == NULL) return gr_refresh_repo(g, &(gr_wd){r->repo, NULL, NULL}, updated, e);
   gr_wd w;
   if (gr_open_card(r, card, &w, e) != 0) return -1;
-  return gr_refresh_repo(&w, updated, e);
+  return gr_refresh_repo(g, &w, updated, e);
 }
 
 /* ---- push -------------------------------------------------------------------------------- */
@@ -2196,6 +2255,7 @@ int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e) {
 /* What the push callbacks share: the credentials (offered once: libgit2 asks again after a
  * refusal, and asking forever would loop) and the remote's refusal of the ref, if any. */
 typedef struct gr_push_state {
+  const gitapi *g;
   const char *user, *password;
   int asked;
   char rejected[256];
@@ -2205,11 +2265,12 @@ static int gr_push_cred(git_credential **out, const char *url, const char *user_
                         unsigned int allowed, void *payload) {
   (void)url;
   gr_push_state *s = payload;
+  const gitapi *g = s->g;
   if (s->password == NULL || s->asked || !(allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT))
     return GIT_PASSTHROUGH;
   s->asked = 1;
   const char *user = s->user ? s->user : user_from_url ? user_from_url : "orket";
-  return git_credential_userpass_plaintext_new(out, user, s->password);
+  return g->credential_userpass_plaintext_new(out, user, s->password);
 }
 
 static int gr_push_ref(const char *refname, const char *status, void *payload) {
@@ -2223,42 +2284,44 @@ static int gr_push_ref(const char *refname, const char *status, void *payload) {
  * config, and no url.*.insteadOf rewriting (the URL is orket.lua's, as given; libgit2 1.5's
  * rewriting also leaks its pattern matches). 0, or -1 with e set. */
 static int gr_remote_at(gitrepo *r, const char *url, git_remote **remote, gr_err *e) {
+  const gitapi *g = &r->git;
   git_remote_create_options ro;
-  git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+  g->remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
   ro.repository = r->repo;
   ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
-  int rc = git_remote_create_with_opts(remote, url, &ro);
-  return rc < 0 ? gr_git(e, rc, "remote") : 0;
+  int rc = g->remote_create_with_opts(remote, url, &ro);
+  return rc < 0 ? gr_git(g, e, rc, "remote") : 0;
 }
 
 int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, const char *user,
                  const char *password, gr_err *e) {
+  const gitapi *g = &r->git;
   char ref[GR_KEY_MAX + 16], spec[2 * (GR_KEY_MAX + 16) + 2];
   git_oid id;
   if (url == NULL || *url == '\0' || strpbrk(url, "\r\n"))
     return gr_fail(e, "EINVAL", "the remote must be a non-empty URL or path");
-  if (gr_branch_ref(branch, ref, sizeof ref, e) != 0) return -1;
-  if (gr_ref_id(r->repo, ref, &id, e) != 0) return -1;
+  if (gr_branch_ref(g, branch, ref, sizeof ref, e) != 0) return -1;
+  if (gr_ref_id(g, r->repo, ref, &id, e) != 0) return -1;
   snprintf(spec, sizeof spec, "%s%s:%s", force ? "+" : "", ref, ref);
   git_remote *remote = NULL;
   int rc;
   if (gr_remote_at(r, url, &remote, e) != 0) return -1;
-  gr_push_state st = {.user = user, .password = password};
+  gr_push_state st = {.g = g, .user = user, .password = password};
   git_push_options po;
-  git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
+  g->push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
   po.callbacks.credentials = gr_push_cred;
   po.callbacks.push_update_reference = gr_push_ref;
   po.callbacks.payload = &st;
   char *specs[] = {spec};
   git_strarray refspecs = {specs, 1};
-  rc = git_remote_push(remote, &refspecs, &po);
-  git_remote_free(remote);
+  rc = g->remote_push(remote, &refspecs, &po);
+  g->remote_free(remote);
   if (rc < 0) {
     /* libgit2's message may quote the URL; the credentials are never in it (they are not
      * part of the URL Orket passes) */
-    const git_error *g = git_error_last();
+    const git_error *le = g->error_last();
     const char *code = rc == GIT_EAUTH ? "EAUTH" : rc == GIT_ENONFASTFORWARD ? "EREJECTED" : "EREMOTE";
-    return gr_fail(e, code, "pushing %s: %s", branch, g && g->message ? g->message : "unknown libgit2 error");
+    return gr_fail(e, code, "pushing %s: %s", branch, le && le->message ? le->message : "unknown libgit2 error");
   }
   if (st.rejected[0]) return gr_fail(e, "EREJECTED", "the remote refused %s", st.rejected);
   return 0;
@@ -2266,14 +2329,15 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
 
 int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char *password, char *id,
                        gr_err *e) {
+  const gitapi *g = &r->git;
   if (url == NULL || *url == '\0' || strpbrk(url, "\r\n"))
     return gr_fail(e, "EINVAL", "the remote must be a non-empty URL or path");
   git_remote *remote = NULL;
   int rc;
   if (gr_remote_at(r, url, &remote, e) != 0) return -1;
-  gr_push_state st = {.user = user, .password = password};
+  gr_push_state st = {.g = g, .user = user, .password = password};
   git_fetch_options fo;
-  git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+  g->fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
   fo.callbacks.credentials = gr_push_cred;
   fo.callbacks.payload = &st;
   fo.prune = GIT_FETCH_NO_PRUNE;
@@ -2281,52 +2345,59 @@ int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char
   fo.update_fetchhead = 0;
   char *specs[] = {"+refs/heads/" GR_MAIN ":" GR_REMOTE_MAIN};
   git_strarray refspecs = {specs, 1};
-  rc = git_remote_fetch(remote, &refspecs, &fo, "orket: fetch main");
+  rc = g->remote_fetch(remote, &refspecs, &fo, "orket: fetch main");
   if (rc < 0) {
-    const git_error *g = git_error_last();
+    const git_error *le = g->error_last();
     gr_fail(e, rc == GIT_EAUTH ? "EAUTH" : "EREMOTE", "fetching main: %s",
-            g && g->message ? g->message : "unknown libgit2 error");
-    git_remote_free(remote);
+            le && le->message ? le->message : "unknown libgit2 error");
+    g->remote_free(remote);
     return -1;
   }
   /* whether the remote has main at all: its advertised refs stay readable after the fetch */
   const git_remote_head **heads = NULL;
   size_t count = 0;
   int found = 0;
-  if (git_remote_ls(&heads, &count, remote) == 0) {
+  if (g->remote_ls(&heads, &count, remote) == 0) {
     for (size_t i = 0; i < count; i++) {
       if (strcmp(heads[i]->name, "refs/heads/" GR_MAIN) == 0) {
-        git_oid_tostr(id, GR_OID_HEX + 1, &heads[i]->oid);
+        g->oid_tostr(id, GR_OID_HEX + 1, &heads[i]->oid);
         found = 1;
       }
     }
   }
-  git_remote_free(remote);
+  g->remote_free(remote);
   if (!found) {
     /* a tracking ref from an earlier fetch names nothing the remote has now */
     git_reference *old = NULL;
-    if (git_reference_lookup(&old, r->repo, GR_REMOTE_MAIN) == 0) (void)git_reference_delete(old);
-    git_reference_free(old);
+    if (g->reference_lookup(&old, r->repo, GR_REMOTE_MAIN) == 0) (void)g->reference_delete(old);
+    g->reference_free(old);
   }
   return found;
 }
 
-int gitrepo_hold_library(void) { return git_libgit2_init() < 0 ? -1 : 0; }
+int gitrepo_hold_library(gr_err *e) {
+  gitapi api;
+  if (gr_lib_load(&api, e) != 0) return -1;
+  gitapi_close(&api); /* only the table: the set-up stays, and libgit2 stays loaded (gitapi.c) */
+  return 0;
+}
 
 /* ---- a remote seen from outside ---------------------------------------------------------- */
 
 int gitrepo_init_bare(const char *path, gr_err *e) {
   if (path == NULL || *path == '\0') return gr_fail(e, "EINVAL", "empty path");
-  git_libgit2_init();
+  gitapi api;
+  if (gr_lib_load(&api, e) != 0) return -1;
+  const gitapi *g = &api;
   git_repository *repo = NULL;
   git_repository_init_options o;
-  git_repository_init_options_init(&o, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+  g->repository_init_options_init(&o, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
   o.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
   o.initial_head = GR_MAIN;
-  int rc = git_repository_init_ext(&repo, path, &o);
-  int ret = rc < 0 ? gr_git(e, rc, path) : 0;
-  git_repository_free(repo);
-  git_libgit2_shutdown();
+  int rc = g->repository_init_ext(&repo, path, &o);
+  int ret = rc < 0 ? gr_git(g, e, rc, path) : 0;
+  g->repository_free(repo);
+  gr_lib_release(&api);
   return ret;
 }
 
@@ -2341,25 +2412,27 @@ int gitrepo_ls_remote(const char *url, const char *user, const char *password, g
   *n = 0;
   if (url == NULL || *url == '\0' || strpbrk(url, "\r\n"))
     return gr_fail(e, "EINVAL", "the remote must be a non-empty URL or path");
-  git_libgit2_init();
+  gitapi api;
+  if (gr_lib_load(&api, e) != 0) return -1;
+  const gitapi *g = &api;
   git_remote *remote = NULL;
-  int ret = -1, rc = git_remote_create_detached(&remote, url);
+  int ret = -1, rc = g->remote_create_detached(&remote, url);
   if (rc < 0) {
-    gr_git(e, rc, "remote");
+    gr_git(g, e, rc, "remote");
     goto out;
   }
-  gr_push_state st = {.user = user, .password = password};
+  gr_push_state st = {.g = g, .user = user, .password = password};
   git_remote_callbacks cb;
-  git_remote_init_callbacks(&cb, GIT_REMOTE_CALLBACKS_VERSION);
+  g->remote_init_callbacks(&cb, GIT_REMOTE_CALLBACKS_VERSION);
   cb.credentials = gr_push_cred;
   cb.payload = &st;
   const git_remote_head **heads = NULL;
   size_t count = 0;
-  if ((rc = git_remote_connect(remote, GIT_DIRECTION_FETCH, &cb, NULL, NULL)) < 0 ||
-      (rc = git_remote_ls(&heads, &count, remote)) < 0) {
-    const git_error *g = git_error_last();
+  if ((rc = g->remote_connect(remote, GIT_DIRECTION_FETCH, &cb, NULL, NULL)) < 0 ||
+      (rc = g->remote_ls(&heads, &count, remote)) < 0) {
+    const git_error *le = g->error_last();
     gr_fail(e, rc == GIT_EAUTH ? "EAUTH" : "EREMOTE", "listing %s: %s", url,
-            g && g->message ? g->message : "unknown libgit2 error");
+            le && le->message ? le->message : "unknown libgit2 error");
     goto out;
   }
   gr_ref *v = calloc(count ? count : 1, sizeof *v);
@@ -2369,7 +2442,7 @@ int gitrepo_ls_remote(const char *url, const char *user, const char *password, g
   }
   for (size_t i = 0; i < count; i++) {
     v[i].name = strdup(heads[i]->name);
-    git_oid_tostr(v[i].id, sizeof v[i].id, &heads[i]->oid);
+    g->oid_tostr(v[i].id, sizeof v[i].id, &heads[i]->oid);
     if (v[i].name == NULL) {
       gr_refs_free(v, i + 1);
       gr_fail(e, "ENOMEM", "out of memory");
@@ -2380,7 +2453,7 @@ int gitrepo_ls_remote(const char *url, const char *user, const char *password, g
   *n = count;
   ret = 0;
 out:
-  git_remote_free(remote);
-  git_libgit2_shutdown();
+  g->remote_free(remote);
+  gr_lib_release(&api);
   return ret;
 }

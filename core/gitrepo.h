@@ -50,8 +50,10 @@ void gr_commits_free(gr_commit *v, size_t n);
 typedef enum { GR_COMMITTED = 0, GR_EXISTS, GR_CLEAN } gr_commit_kind;
 typedef enum { GR_UPTODATE = 0, GR_FASTFORWARD, GR_MERGED, GR_CONFLICT } gr_merge_kind;
 
-/* The context: one open repository (its main working tree is `path`). Holds a libgit2
- * reference (git_libgit2_init/shutdown are counted per context). */
+/* The context: one open repository (its main working tree is `path`). Holds libgit2's
+ * table (gitapi.h: libgit2 is loaded by the first context, not at start-up) and a libgit2
+ * reference (git_libgit2_init/shutdown are counted per context). A missing libgit2 fails
+ * init, open, init_bare and ls_remote with EGIT and a message naming the package. */
 typedef struct gitrepo gitrepo;
 
 /* 1 when card is a usable card id: 1..GR_CARD_MAX of [A-Za-z0-9._-], not starting with '.'
@@ -217,8 +219,9 @@ void gr_refs_free(gr_ref *v, size_t n);
  * (*out malloc'd: gr_refs_free). Credentials as for gitrepo_push. EREMOTE, EAUTH, EINVAL. */
 int gitrepo_ls_remote(const char *url, const char *user, const char *password, gr_ref **out,
                       size_t *n, gr_err *e);
-/* Sets libgit2 up for the rest of the process (on top of each handle's own set-up): a
- * module that hands work to pool threads calls it once. 0, or -1 when libgit2 cannot start. */
-int gitrepo_hold_library(void);
+/* Loads libgit2 and sets it up for the rest of the process (on top of each handle's own
+ * set-up): a module that hands work to pool threads calls it once, before its first use of
+ * libgit2. 0, or -1 with e set when libgit2 cannot be loaded or cannot start. */
+int gitrepo_hold_library(gr_err *e);
 
 #endif

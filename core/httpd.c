@@ -17,7 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
+#include "mhdapi.h"
 
 #define HD_DEF_HEADER ((size_t)16 << 10)
 #define HD_DEF_BODY ((size_t)1 << 20)
@@ -45,6 +45,7 @@ typedef struct hd_conn {
 
 struct httpd {
   uv_loop_t *loop;
+  mhdapi mhd;        /* libmicrohttpd, loaded when the server starts */
   struct MHD_Daemon *d;
   uv_poll_t poll;    /* MHD's epoll descriptor */
   uv_timer_t timer;  /* MHD_get_timeout */
@@ -179,16 +180,22 @@ static void hd_resume(httpd_req *r) {
   if (r->conn && r->suspended) {
     r->suspended = 0;
     r->reader_waiting = 0;
-    MHD_resume_connection(r->conn);
+    r->h->mhd.resume_connection(r->conn);
     hd_kick(r->h);
   }
+}
+
+/* The server's memory, once its last handle is closed (libmicrohttpd stays loaded). */
+static void hd_server_free(httpd *h) {
+  mhdapi_close(&h->mhd);
+  free(h);
 }
 
 static void hd_watch_closed(uv_handle_t *hd) {
   hd_watch *w = hd->data;
   httpd *h = w->h;
   free(w);
-  if (--h->open_handles == 0) free(h);
+  if (--h->open_handles == 0) hd_server_free(h);
 }
 
 /* Stops watching (before MHD closes the descriptor: libuv must not keep a closed one). */
@@ -266,13 +273,13 @@ static int hd_peer_is_user(int fd) {
   return cred.uid == geteuid();
 }
 
-static void hd_remote(struct MHD_Connection *conn, char *out, size_t outlen) {
-  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+static void hd_remote(const mhdapi *mhd, struct MHD_Connection *conn, char *out, size_t outlen) {
+  const union MHD_ConnectionInfo *ci = mhd->get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   snprintf(out, outlen, "unknown");
   if (ci == NULL || ci->client_addr == NULL) return;
   const struct sockaddr *sa = ci->client_addr;
   if (sa->sa_family == AF_UNIX) { /* "unix" only for this user's peers (checked again here) */
-    const union MHD_ConnectionInfo *fi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *fi = mhd->get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     snprintf(out, outlen, "%s", fi && hd_peer_is_user(fi->connect_fd) ? "unix" : "unix-other");
   } else if (sa->sa_family == AF_INET)
     inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)outlen);
@@ -287,25 +294,25 @@ static enum MHD_Result hd_count_pair(void *cls, enum MHD_ValueKind kind, const c
 }
 
 /* The request line and headers' size, as sent (near enough: query arguments counted once). */
-static size_t hd_head_size(struct MHD_Connection *conn, const char *method, const char *url) {
+static size_t hd_head_size(const mhdapi *mhd, struct MHD_Connection *conn, const char *method, const char *url) {
   size_t n = strlen(method) + strlen(url) + 12; /* " ", " HTTP/1.1", CRLF */
-  MHD_get_connection_values(conn, MHD_HEADER_KIND, hd_count_pair, &n);
-  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, hd_count_pair, &n);
+  mhd->get_connection_values(conn, MHD_HEADER_KIND, hd_count_pair, &n);
+  mhd->get_connection_values(conn, MHD_GET_ARGUMENT_KIND, hd_count_pair, &n);
   return n;
 }
 
 /* 431 as every other error is: JSON (MHD's own answer, past its memory, is a page of its
  * own; its memory is a multiple of the cap so that a request over the cap reaches here). */
-static enum MHD_Result hd_refuse_head(struct MHD_Connection *conn) {
+static enum MHD_Result hd_refuse_head(const mhdapi *mhd, struct MHD_Connection *conn) {
   static const char body[] = "{\"error\":{\"code\":\"too_large\",\"message\":\"the request line and headers are "
                              "larger than the server accepts\"}}\n";
-  struct MHD_Response *resp = MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+  struct MHD_Response *resp = mhd->create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
   if (resp == NULL) return MHD_NO;
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-  enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, resp);
-  MHD_destroy_response(resp);
+  mhd->add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+  mhd->add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  mhd->add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+  enum MHD_Result ok = mhd->queue_response(conn, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, resp);
+  mhd->destroy_response(resp);
   return ok;
 }
 
@@ -313,15 +320,15 @@ static enum MHD_Result hd_refuse_head(struct MHD_Connection *conn) {
 static int hd_capture(httpd_req *r, struct MHD_Connection *conn, const char *method, const char *url) {
   hd_copy c = {0};
   char addr[INET6_ADDRSTRLEN + 1];
-  hd_remote(conn, addr, sizeof addr);
+  hd_remote(&r->h->mhd, conn, addr, sizeof addr);
   hd_put(&c, method);
   hd_put(&c, url);
   hd_put(&c, addr);
   c.n = 0;
-  MHD_get_connection_values(conn, MHD_HEADER_KIND, hd_copy_pair, &c);
+  r->h->mhd.get_connection_values(conn, MHD_HEADER_KIND, hd_copy_pair, &c);
   size_t nh = c.n;
   c.n = 0;
-  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, hd_copy_pair, &c);
+  r->h->mhd.get_connection_values(conn, MHD_GET_ARGUMENT_KIND, hd_copy_pair, &c);
   size_t na = c.n;
   if (c.failed) {
     free(c.buf);
@@ -374,7 +381,7 @@ static void hd_on_connection(void *cls, struct MHD_Connection *conn, void **sock
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
     hd_conn *hc = calloc(1, sizeof *hc);
     if (hc == NULL) return; /* no deadline for it; the idle timeout still applies */
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ci = h->mhd.get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     hc->h = h;
     hc->fd = ci ? ci->connect_fd : -1;
     /* another user's process on the unix socket: closed before any request is read */
@@ -397,8 +404,8 @@ static void hd_on_connection(void *cls, struct MHD_Connection *conn, void **sock
   }
 }
 
-static hd_conn *hd_conn_of(struct MHD_Connection *conn) {
-  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+static hd_conn *hd_conn_of(const mhdapi *mhd, struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci = mhd->get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   return ci ? ci->socket_context : NULL;
 }
 
@@ -410,7 +417,7 @@ static void hd_hand_over(httpd_req *r) {
   else h->acc_head = r;
   h->acc_tail = r;
   r->suspended = 1;
-  MHD_suspend_connection(r->conn);
+  h->mhd.suspend_connection(r->conn);
 }
 
 static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -423,7 +430,7 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     /* A request read during httpd_free's last MHD_run (a client that had sent it before the
      * stop) would stay suspended, which MHD_stop_daemon refuses (a fatal error): close it. */
     if (h->stopped) return MHD_NO;
-    if (hd_head_size(conn, method, url) > h->o.max_header_bytes) return hd_refuse_head(conn);
+    if (hd_head_size(&h->mhd, conn, method, url) > h->o.max_header_bytes) return hd_refuse_head(&h->mhd, conn);
     r = calloc(1, sizeof *r);
     if (r == NULL) return MHD_NO;
     r->h = h;
@@ -435,7 +442,7 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
       free(r);
       return MHD_NO;
     }
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
       char *end;
       errno = 0;
@@ -443,8 +450,8 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
       r->content_length = (errno || *end || end == cl || v > (unsigned long long)INT64_MAX) ? INT64_MAX : (long long)v;
     }
     r->has_body = r->content_length > 0 ||
-                  MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
-    r->hc = hd_conn_of(conn);
+                  h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+    r->hc = hd_conn_of(&h->mhd, conn);
     if (r->hc) {
       r->hc->deadline = 0;
       r->hc->req = r;
@@ -525,7 +532,7 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     r->hc->body_phase = 0;
   }
   r->suspended = 1;
-  MHD_suspend_connection(conn);
+  h->mhd.suspend_connection(conn);
   hd_news(r);
   return MHD_YES;
 }
@@ -535,7 +542,7 @@ static void hd_on_completed(void *cls, struct MHD_Connection *conn, void **con_c
   httpd *h = cls;
   httpd_req *r = *con_cls;
   *con_cls = NULL;
-  hd_conn *hc = hd_conn_of(conn);
+  hd_conn *hc = hd_conn_of(&h->mhd, conn);
   if (hc && hc->req == r) { /* a kept-alive connection waits for the next request's headers */
     if (r == NULL || r->body_state != HTTPD_BODY_TOO_LARGE) hc->deadline = uv_now(h->loop) + h->o.header_timeout_ms;
     hc->body_phase = 0;
@@ -572,7 +579,7 @@ static ssize_t hd_reader(void *cls, uint64_t pos, char *buf, size_t max) {
   /* nothing to send: wait, suspended, for httpd_stream_send (0 alone would spin) */
   r->suspended = 1;
   r->reader_waiting = 1;
-  MHD_suspend_connection(r->conn);
+  r->h->mhd.suspend_connection(r->conn);
   return 0;
 }
 
@@ -604,12 +611,12 @@ static void hd_on_timer(uv_timer_t *t);
 static void hd_run(httpd *h, int may_accept) {
   if (h->stopped || h->in_run) return;
   h->in_run = 1;
-  MHD_run(h->d);
+  h->mhd.run(h->d);
   h->in_run = 0;
   hd_dispatch(h, may_accept);
   if (h->stopped) return;
   MHD_UNSIGNED_LONG_LONG ms;
-  if (MHD_get_timeout(h->d, &ms) != MHD_YES) {
+  if (h->mhd.get_timeout(h->d, &ms) != MHD_YES) {
     uv_timer_stop(&h->timer);
   } else if (ms == 0) {
     /* Work is ready now (a resumed connection, unread data): run again on the next loop
@@ -664,7 +671,7 @@ static void hd_on_sweep(uv_timer_t *t) {
 
 static void hd_handle_closed(uv_handle_t *hd) {
   httpd *h = hd->data;
-  if (--h->open_handles == 0) free(h);
+  if (--h->open_handles == 0) hd_server_free(h);
 }
 
 static int hd_sockaddr(const char *host, unsigned port, struct sockaddr_storage *ss, int *v6) {
@@ -741,6 +748,11 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
     if (ufd >= 0) close(ufd);
     return NULL;
   }
+  if (mhdapi_open(&h->mhd, err, errlen) != 0) {
+    free(h);
+    if (ufd >= 0) close(ufd);
+    return NULL;
+  }
   h->loop = loop;
   h->o = *o;
   h->o.host = h->o.unix_path = NULL; /* not kept */
@@ -758,7 +770,7 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
   unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0);
   /* the unix socket: MHD takes the listening descriptor (no per-address limit: one user) */
   if (h->is_unix)
-    h->d = MHD_start_daemon(flags, 0, NULL, NULL, hd_on_request, h,
+    h->d = h->mhd.start_daemon(flags, 0, NULL, NULL, hd_on_request, h,
                             MHD_OPTION_LISTEN_SOCKET, (MHD_socket)ufd,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes * HD_POOL_FACTOR,
                             MHD_OPTION_CONNECTION_LIMIT, h->o.max_connections,
@@ -769,7 +781,7 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
                             MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
                             MHD_OPTION_END);
   else
-  h->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, hd_on_request, h,
+  h->d = h->mhd.start_daemon(flags, (uint16_t)o->port, NULL, NULL, hd_on_request, h,
                           MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                           MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes * HD_POOL_FACTOR,
                           MHD_OPTION_CONNECTION_LIMIT, h->o.max_connections,
@@ -789,16 +801,16 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
       hd_err(err, errlen, "cannot listen on %s:%u: %s", o->host, o->port,
              e ? strerror(e) : "libmicrohttpd refused to start");
     }
-    free(h);
+    hd_server_free(h);
     return NULL;
   }
-  const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
-  const union MHD_DaemonInfo *pi = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+  const union MHD_DaemonInfo *di = h->mhd.get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+  const union MHD_DaemonInfo *pi = h->mhd.get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
   h->port = pi ? pi->port : o->port;
   if (di == NULL || uv_poll_init(loop, &h->poll, di->epoll_fd) != 0) {
-    MHD_stop_daemon(h->d);
+    h->mhd.stop_daemon(h->d);
     hd_err(err, errlen, "cannot watch the server's epoll descriptor");
-    free(h);
+    hd_server_free(h);
     return NULL;
   }
   h->poll.data = h;
@@ -824,7 +836,7 @@ size_t httpd_live(const httpd *h) { return h->live; }
 
 void httpd_stop_accepting(httpd *h) {
   if (h->stopped) return;
-  MHD_socket fd = MHD_quiesce_daemon(h->d);
+  MHD_socket fd = h->mhd.quiesce_daemon(h->d);
   if (fd != MHD_INVALID_SOCKET) close(fd);
   hd_kick(h);
 }
@@ -838,11 +850,11 @@ void httpd_free(httpd *h) {
     if (r->conn == NULL) continue;
     r->stream_closed = 1;
     if (!r->answered && r->suspended) {
-      struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+      struct MHD_Response *resp = h->mhd.create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
       if (resp) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-        MHD_queue_response(r->conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
-        MHD_destroy_response(resp);
+        h->mhd.add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+        h->mhd.queue_response(r->conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+        h->mhd.destroy_response(resp);
       }
       r->answered = 1;
     }
@@ -850,8 +862,8 @@ void httpd_free(httpd *h) {
   }
   uv_poll_stop(&h->poll); /* before MHD closes the descriptor */
   h->in_run = 1;
-  MHD_run(h->d);
-  MHD_stop_daemon(h->d);
+  h->mhd.run(h->d);
+  h->mhd.stop_daemon(h->d);
   h->in_run = 0;
   h->d = NULL;
   hd_dispatch(h, 1); /* owners hear that their clients are gone */
@@ -956,26 +968,26 @@ static int hd_queue(httpd_req *r, unsigned status, struct MHD_Response *resp,
     const char *line = headers[i];
     const char *colon = strchr(line, ':');
     if (colon == NULL || colon == line || strpbrk(line, "\r\n")) {
-      MHD_destroy_response(resp);
+      r->h->mhd.destroy_response(resp);
       return -2;
     }
     char name[128];
     size_t nlen = (size_t)(colon - line);
     if (nlen >= sizeof name) {
-      MHD_destroy_response(resp);
+      r->h->mhd.destroy_response(resp);
       return -2;
     }
     memcpy(name, line, nlen);
     name[nlen] = '\0';
     const char *v = colon + 1;
     while (*v == ' ') v++;
-    if (MHD_add_response_header(resp, name, v) != MHD_YES) {
-      MHD_destroy_response(resp);
+    if (r->h->mhd.add_response_header(resp, name, v) != MHD_YES) {
+      r->h->mhd.destroy_response(resp);
       return -2;
     }
   }
-  enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
-  MHD_destroy_response(resp);
+  enum MHD_Result ok = r->h->mhd.queue_response(r->conn, status, resp);
+  r->h->mhd.destroy_response(resp);
   if (ok != MHD_YES) return -1;
   r->answered = 1;
   hd_resume(r);
@@ -986,7 +998,7 @@ static int hd_answer(httpd_req *r, unsigned status, struct MHD_Response *resp, c
                      size_t nheaders) {
   if (r->body_state == HTTPD_BODY_NONE || r->body_state == HTTPD_BODY_TOO_LARGE) {
     /* the body was not read: MHD closes the connection after the answer */
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    r->h->mhd.add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   }
   return hd_queue(r, status, resp, headers, nheaders);
 }
@@ -994,7 +1006,7 @@ static int hd_answer(httpd_req *r, unsigned status, struct MHD_Response *resp, c
 int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                   const char *body, size_t len) {
   if (r->answered || httpd_gone(r) || !r->suspended) return -1;
-  struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  struct MHD_Response *resp = r->h->mhd.create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
   if (resp == NULL) return -1;
   return hd_answer(r, status, resp, headers, nheaders);
 }
@@ -1026,7 +1038,7 @@ int httpd_respond_blob(httpd_req *r, unsigned status, const char *const *headers
                        httpd_blob *b) {
   if (r->answered || httpd_gone(r) || !r->suspended) return -1;
   struct MHD_Response *resp =
-      MHD_create_response_from_buffer_with_free_callback_cls(b->len, b->data, hd_blob_done, b);
+      r->h->mhd.create_response_from_buffer_with_free_callback_cls(b->len, b->data, hd_blob_done, b);
   if (resp == NULL) return -1;
   b->refs++; /* the answer's, dropped by hd_blob_done when MHD destroys the response */
   return hd_answer(r, status, resp, headers, nheaders);
@@ -1036,7 +1048,7 @@ int httpd_stream(httpd_req *r, unsigned status, const char *const *headers, size
   if (r->answered || httpd_gone(r) || !r->suspended) return -1;
   /* MHD keeps (and touches) a buffer of this size per stream: 1 KiB, not 4, so a thousand
    * idle subscribers cost 3 MB less; an event larger than it is simply read in parts. */
-  struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, hd_reader, r, NULL);
+  struct MHD_Response *resp = r->h->mhd.create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, hd_reader, r, NULL);
   if (resp == NULL) return -1;
   r->streaming = 1;
   int rc = hd_queue(r, status, resp, headers, nheaders);
@@ -1069,7 +1081,7 @@ int httpd_stream_send(httpd_req *r, const char *data, size_t len) {
     free(r->q);
     r->q = NULL;
     r->q_off = r->q_len = r->q_cap = 0;
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ci = r->h->mhd.get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (ci) shutdown(ci->connect_fd, SHUT_RDWR);
     hd_resume(r);
     hd_kick(r->h);
@@ -1123,7 +1135,7 @@ void httpd_release(httpd_req *r) {
     if (r->suspended) {
       httpd_respond(r, 500, NULL, 0, body, sizeof body - 1);
     } else { /* reading its body: it is answered when the body ends */
-      const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+      const union MHD_ConnectionInfo *ci = r->h->mhd.get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
       if (ci) shutdown(ci->connect_fd, SHUT_RDWR);
       hd_kick(r->h);
     }

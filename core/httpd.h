@@ -3,7 +3,8 @@
  * uv_idle for work MHD has at once): no threads. A request is handed to its owner once its
  * headers are in (one without a body: once it is whole), with the connection suspended; the owner reads the body on request, answers once, or streams (SSE). Caps:
  * header and body size, connections in total and per address, header/body/idle
- * deadlines, a bounded queue per stream. Pure C: the Lua binding is lhttpd.c. */
+ * deadlines, a bounded queue per stream. Pure C: the Lua binding is lhttpd.c; each server
+ * holds libmicrohttpd's table (mhdapi.h), loaded when it starts. */
 #ifndef ORKET_HTTPD_H
 #define ORKET_HTTPD_H
 
@@ -41,7 +42,8 @@ typedef void (*httpd_accept_fn)(httpd *h, void *ud);
  * is complete or refused, its stream drained below half its cap, or the client is gone. */
 typedef void (*httpd_notify_fn)(httpd_req *r, void *ud);
 
-/* Binds and starts listening. NULL with a message in err on failure. */
+/* Binds and starts listening; the first server loads libmicrohttpd (mhdapi.h). NULL with
+ * a message in err on failure, a missing libmicrohttpd among them. */
 httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept, void *ud,
                  char *err, size_t errlen);
 unsigned httpd_port(const httpd *h);

@@ -17,6 +17,7 @@
 #include "modules.h"
 
 #define LGR_META "orket.gitrepo"
+#define LGR_HELD "orket.gitrepo.held" /* registry: libgit2 is set up (lgr_hold) */
 #define LGR_LOG_DEFAULT 100
 #define LGR_LOG_MAX 10000
 
@@ -64,6 +65,22 @@ static gr_sig lgr_who(lua_State *L, int arg) {
   return s;
 }
 
+/* libgit2 is loaded on the module's first use of it (not when the module is loaded: most
+ * commands that load it never touch git) and stays set up for the process from then on:
+ * each handle's close would otherwise shut it down when it was the last one, deleting the
+ * key of the per-thread state libgit2 keeps on the pool threads pushes and fetches use
+ * (those threads outlive it), and that state would be lost rather than freed when they end.
+ * The registry remembers that it was done. 0, or -1 with e set (libgit2 missing). */
+static int lgr_hold(lua_State *L, gr_err *e) {
+  int held = lua_getfield(L, LUA_REGISTRYINDEX, LGR_HELD) != LUA_TNIL;
+  lua_pop(L, 1);
+  if (held) return 0;
+  if (gitrepo_hold_library(e) != 0) return -1;
+  lua_pushboolean(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, LGR_HELD);
+  return 0;
+}
+
 static lgr *lgr_new(lua_State *L) {
   lgr *o = lua_newuserdatauv(L, sizeof *o, 0); /* created closed: an error leaks nothing */
   o->r = NULL;
@@ -78,6 +95,7 @@ static int lgr_init(lua_State *L) {
   lgr *o = lgr_new(L);
   gr_err e;
   int created = 0;
+  if (lgr_hold(L, &e) != 0) return lgr_fail(L, &e);
   if (gitrepo_init(path, &who, &o->r, &created, &e) != 0) return lgr_fail(L, &e);
   lua_pushboolean(L, created);
   return 2;
@@ -88,6 +106,7 @@ static int lgr_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   lgr *o = lgr_new(L);
   gr_err e;
+  if (lgr_hold(L, &e) != 0) return lgr_fail(L, &e);
   if (gitrepo_open(path, &o->r, &e) != 0) return lgr_fail(L, &e);
   return 1;
 }
@@ -100,8 +119,9 @@ static int lgr_card_valid(lua_State *L) {
 
 /* init_bare(path) -> true | nil, msg, CODE: a bare repository (a remote on disk) */
 static int lgr_init_bare(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
   gr_err e;
-  if (gitrepo_init_bare(luaL_checkstring(L, 1), &e) != 0) return lgr_fail(L, &e);
+  if (lgr_hold(L, &e) != 0 || gitrepo_init_bare(path, &e) != 0) return lgr_fail(L, &e);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -118,7 +138,7 @@ static int lgr_ls_remote(lua_State *L) {
   gr_err e;
   gr_ref *v = NULL;
   size_t n = 0;
-  if (gitrepo_ls_remote(url, user, token, &v, &n, &e) != 0) return lgr_fail(L, &e);
+  if (lgr_hold(L, &e) != 0 || gitrepo_ls_remote(url, user, token, &v, &n, &e) != 0) return lgr_fail(L, &e);
   lua_createtable(L, 0, (int)n);
   for (size_t i = 0; i < n; i++) {
     lua_pushstring(L, v[i].id);
@@ -579,11 +599,6 @@ static const luaL_Reg lgr_funcs[] = {
 };
 
 int luaopen_orket_gitrepo(lua_State *L) {
-  /* libgit2 stays set up for the process once the module is loaded: each handle's close
-   * would otherwise shut it down when it was the last one, deleting the key of the
-   * per-thread state libgit2 keeps on the pool threads pushes and fetches use (those threads
-   * outlive it), and that state would be lost rather than freed when they end */
-  if (gitrepo_hold_library() != 0) return luaL_error(L, "gitrepo: libgit2 cannot start");
   luaL_newmetatable(L, LGR_META);
   luaL_setfuncs(L, lgr_meta, 0);
   luaL_newlib(L, lgr_methods);

@@ -7,8 +7,8 @@
 #   scripts/deps.sh --fuzz    also build the fuzz targets (make fuzz)
 set -eu
 
-# Building and running: the compiler and the -dev packages of the libraries orket links
-# (their runtime libraries come with them).
+# Building and running: the compiler and the -dev packages of the libraries orket links or
+# loads with dlopen (libcurl, libpq, libgit2, libmicrohttpd; their runtime libraries come with them).
 PKGS="build-essential pkg-config liblua5.4-dev lua-luv-dev libuv1-dev \
 libsqlite3-dev libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev \
 libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev"
