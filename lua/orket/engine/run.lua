@@ -149,130 +149,149 @@ local function turns_used(e, card, turns, review_phase)
   return used
 end
 
--- Decides the next turn for a card: job, or nil plus whether the board changed.
-function Run:prepare(card)
+-- Run:prepare's named steps. Each that may end the decision returns true and prepare's
+-- answer (job | nil, whether the board changed); otherwise false and what it found. They
+-- run inside the round's transaction (pick_round): a kill -9 anywhere in them rolls back
+-- every move they made (a block, a requirements review filed), and the next run decides
+-- again from the same journal.
+
+-- What comes before a new turn: a hand-in verified (verify.lua), pushed with its pull
+-- request (pullreq.lua), or a requirements review left to a person. -> true, answer... |
+-- false, card (as now read)
+function Run:before_turn(card, turns)
+  -- a hand-in with acceptance checks is verified before review (engine/verify.lua)
+  local vjob, now, verr = verify.prepare(self, card)
+  if vjob then return true, vjob end
+  if verr then return true, self:skip(card, verr) end
+  card = now
+  -- a hand-in on a project with a remote is pushed (and its pull request opened) first
+  local fjob, ferr, fwait = pullreq.prepare(self, card)
+  if fjob then return true, fjob end
+  if ferr then return true, self:skip(card, ferr) end
+  if fwait then return true, nil, false end
+  -- a requirements review is a question for a person: the architect gets a turn to give its
+  -- view or hand it in (a rejected hand-in is reworked, and escalated, as any card's is); a
+  -- work turn that ended with it still in progress leaves it to a person, not to turn after
+  -- turn until the budget blocks it and fails the run
+  local last = turns[#turns]
+  local of = card.status == "in_progress" and last and (last.phase == "work" or last.phase == "rework")
+    and review.reviewed_card(self.db, card.id)
+  if of then
+    local actor = seat_actor(self, card.worked_by or "orket")
+    actor.by = "engine"
+    local ok, err = review.await_person(self, card, actor, of)
+    self:after_commit(function()
+      self:emit { type = "requirements_review", card = card.id, of = of, waiting = true, error = not ok and err or nil }
+    end)
+    return true, nil, true
+  end
+  return false, card
+end
+
+-- The new turn's phase from the card's status and its rejections: a rejected card is
+-- reworked, escalated to the architect, or its requirements reviewed. -> true, answer... |
+-- false, phase, seat (an escalation's), chooser
+function Run:turn_phase(card)
   local team = self.settings.team
-  local turns, merge_mark = journal.turns(self.db, self.run_id, card.id)
-  if #turns == 0 then
-    -- no turn of this run on the card: it has spent none of the run's tokens on it (a
-    -- response is journaled only inside a begun turn), so card_tokens need not sum them
-    self.card_tokens_used = self.card_tokens_used or {}
-    self.card_tokens_used[card.id] = self.card_tokens_used[card.id] or 0
+  if card.status == "code_review" then return false, "review", nil, "worker" end
+  if card.status ~= "in_progress" then return false, "work", nil, "worker" end
+  local next_step = review.after_rejection(self, card)
+  if next_step == "requirements" then
+    -- files no turn, so no turn budget stands in its way
+    local arch, aerr = route(self, "escalation", card, team)
+    if aerr then return true, self:skip(card, aerr) end
+    if not arch then
+      arch, aerr = route(self, "worker", card, team)
+      if aerr then return true, self:skip(card, aerr) end
+    end
+    local new, err = review.requirements_review(self, card, arch, seat_actor(self, card.worked_by or arch))
+    self:after_commit(function()
+      self:emit { type = "requirements_review", card = card.id, issue = new and new.id or nil, error = err }
+    end)
+    return true, nil, true
+  elseif next_step == "escalate" then
+    local seat, why = route(self, "escalation", card, team)
+    if why then return true, self:skip(card, why) end
+    if seat then return false, "escalation", seat, "escalation" end
   end
-  local open = turns[#turns]
-  if open and not open.open then open = nil end
-  local phase, seat, why
-  local chooser = "worker"
-  if open then
-    phase, seat = open.phase, open.seat
+  return false, (card.retries or 0) > 0 and "rework" or "work", nil, "worker"
+end
+
+-- Blocks the card when its turns of this kind are spent (budgets.turns_per_card), saying
+-- what would help. -> true when it did
+function Run:turns_spent(card, turns, phase)
+  local used = turns_used(self, card, turns, phase == "review")
+  if used < self.settings.budgets.turns_per_card then return false end
+  local worker = card.worked_by or route(self, "worker", card, self.settings.team) or "orket"
+  local why
+  if not journal.called_tools(self.db, self.run_id, card.id, phase == "review",
+      journal.last_retry(self.db, card.id)) then
+    -- more turns would not help a model that answers in prose
+    why = string.format("Stopped after %d %s turns " .. scheduler.NO_TOOL .. ", so it could not "
+      .. "hand the card in; raising budgets.turns_per_card would not help. Check that the model can call "
+      .. "tools (a model without native tool calls needs the role's dialect = \"json\") or give the seat "
+      .. "another model, then 'orket retry %s' puts it back to ready.", used, phase == "review" and "review"
+      or "work", card.id)
+  elseif phase == "review" then
+    why = string.format("Stopped after %d review turns without a decision (budgets.turns_per_card); raise "
+      .. "the budget, then 'orket retry %s' puts it back to ready.", used, card.id)
   else
-    -- a hand-in with acceptance checks is verified before review (engine/verify.lua)
-    local vjob, now, verr = verify.prepare(self, card)
-    if vjob then return vjob end
-    if verr then return self:skip(card, verr) end
-    card = now
-    -- a hand-in on a project with a remote is pushed (and its pull request opened) first
-    local fjob, ferr, fwait = pullreq.prepare(self, card)
-    if fjob then return fjob end
-    if ferr then return self:skip(card, ferr) end
-    if fwait then return nil, false end
-    -- a requirements review is a question for a person: the architect gets a turn to give its
-    -- view or hand it in (a rejected hand-in is reworked, and escalated, as any card's is); a
-    -- work turn that ended with it still in progress leaves it to a person, not to turn after
-    -- turn until the budget blocks it and fails the run
-    local last = turns[#turns]
-    local of = card.status == "in_progress" and last and (last.phase == "work" or last.phase == "rework")
-      and review.reviewed_card(self.db, card.id)
-    if of then
-      local actor = seat_actor(self, card.worked_by or "orket")
-      actor.by = "engine"
-      local ok, err = review.await_person(self, card, actor, of)
-      self:after_commit(function()
-        self:emit { type = "requirements_review", card = card.id, of = of, waiting = true, error = not ok and err or nil }
-      end)
-      return nil, true
-    end
-    if card.status == "in_progress" then
-      local next_step = review.after_rejection(self, card)
-      if next_step == "requirements" then
-        -- files no turn, so no turn budget stands in its way
-        local arch, aerr = route(self, "escalation", card, team)
-        if aerr then return self:skip(card, aerr) end
-        if not arch then
-          arch, aerr = route(self, "worker", card, team)
-          if aerr then return self:skip(card, aerr) end
-        end
-        local new, err = review.requirements_review(self, card, arch, seat_actor(self, card.worked_by or arch))
-        self:after_commit(function()
-          self:emit { type = "requirements_review", card = card.id, issue = new and new.id or nil, error = err }
-        end)
-        return nil, true
-      elseif next_step == "escalate" then
-        seat, why = route(self, "escalation", card, team)
-        if why then return self:skip(card, why) end
-        phase = seat and "escalation" or nil
-        if seat then chooser = "escalation" end
-      end
-      if not phase then phase = (card.retries or 0) > 0 and "rework" or "work" end
-    elseif card.status == "code_review" then
-      phase = "review"
-    else
-      phase = "work"
-    end
-    local used = turns_used(self, card, turns, phase == "review")
-    if used >= self.settings.budgets.turns_per_card then
-      local worker = card.worked_by or route(self, "worker", card, team) or "orket"
-      local why
-      if not journal.called_tools(self.db, self.run_id, card.id, phase == "review",
-          journal.last_retry(self.db, card.id)) then
-        -- more turns would not help a model that answers in prose
-        why = string.format("Stopped after %d %s turns " .. scheduler.NO_TOOL .. ", so it could not "
-          .. "hand the card in; raising budgets.turns_per_card would not help. Check that the model can call "
-          .. "tools (a model without native tool calls needs the role's dialect = \"json\") or give the seat "
-          .. "another model, then 'orket retry %s' puts it back to ready.", used, phase == "review" and "review"
-          or "work", card.id)
-      elseif phase == "review" then
-        why = string.format("Stopped after %d review turns without a decision (budgets.turns_per_card); raise "
-          .. "the budget, then 'orket retry %s' puts it back to ready.", used, card.id)
-      else
-        why = string.format("Stopped after %d work turns (budgets.turns_per_card); raise the budget or split "
-          .. "the issue, then 'orket retry %s' puts it back to ready.", used, card.id)
-      end
-      self:block(card, seat_actor(self, worker), "resource", why)
-      return nil, true
-    end
-    if phase == "review" then
-      chooser = "reviewer"
-      seat, why = route(self, "reviewer", card, team)
-      if why then return self:skip(card, why) end
-      if not seat and not self.routing.file then
-        self:block(card, seat_actor(self, card.worked_by or "orket"), "review",
-          "No seat holding integrity_guard other than " .. tostring(card.worked_by) .. " can review this card.")
-        return nil, true
-      end
-      if not seat then return self:skip(card, "routing.lua's reviewer chose no seat for this card") end
-      if seat == card.worked_by then
-        return self:skip(card, string.format("routing.lua's reviewer chose %s, the seat that did the work; a card "
-          .. "is reviewed by another seat holding integrity_guard", seat))
-      end
-    elseif not seat then
-      seat, why = route(self, "worker", card, team)
-      if why then return self:skip(card, why) end
-    end
+    why = string.format("Stopped after %d work turns (budgets.turns_per_card); raise the budget or split "
+      .. "the issue, then 'orket retry %s' puts it back to ready.", used, card.id)
   end
+  self:block(card, seat_actor(self, worker), "resource", why)
+  return true
+end
+
+-- The seat of a new turn: a reviewer (never the seat that did the work) or a worker.
+-- -> true, answer... | false, seat, chooser
+function Run:turn_seat(card, phase, seat, chooser)
+  local team = self.settings.team
+  local why
+  if phase == "review" then
+    seat, why = route(self, "reviewer", card, team)
+    if why then return true, self:skip(card, why) end
+    if not seat and not self.routing.file then
+      self:block(card, seat_actor(self, card.worked_by or "orket"), "review",
+        "No seat holding integrity_guard other than " .. tostring(card.worked_by) .. " can review this card.")
+      return true, nil, true
+    end
+    if not seat then return true, self:skip(card, "routing.lua's reviewer chose no seat for this card") end
+    if seat == card.worked_by then
+      return true, self:skip(card, string.format("routing.lua's reviewer chose %s, the seat that did the work; a "
+        .. "card is reviewed by another seat holding integrity_guard", seat))
+    end
+    return false, seat, "reviewer"
+  end
+  if not seat then
+    seat, why = route(self, "worker", card, team)
+    if why then return true, self:skip(card, why) end
+  end
+  return false, seat, chooser
+end
+
+-- The seat's role for the phase. -> true, answer... | false, role
+function Run:turn_role(card, open, phase, seat, chooser)
+  local team = self.settings.team
   if not seat or not team[seat] then
     if seat ~= nil and self.routing.file and not open then
-      return self:skip(card, string.format("routing.lua's %s chose %q, which is not a seat of orket.lua's team (%s)",
+      return true, self:skip(card, string.format("routing.lua's %s chose %q, which is not a seat of orket.lua's team (%s)",
         chooser, tostring(seat), table.concat(settings_mod.seats(self.settings), ", ")))
     end
-    return self:skip(card, "no seat in the team can work it (seat " .. tostring(seat or card.seat) .. ")")
+    return true, self:skip(card, "no seat in the team can work it (seat " .. tostring(seat or card.seat) .. ")")
   end
   local role = self:role_for(seat, phase)
   if not role then
     local want = (phase == "review" and "integrity_guard") or (phase == "escalation" and "architect") or nil
-    return self:skip(card, string.format("seat %s has no %s role for a %s turn (it holds: %s)", seat,
+    return true, self:skip(card, string.format("seat %s has no %s role for a %s turn (it holds: %s)", seat,
       want or "known", phase, table.concat(team[seat].roles, ", ")))
   end
+  return false, role
+end
+
+-- The job of a turn: its scripts (kept through a hot reload), tools, model, and whether a
+-- new turn claims the card. -> job | nil, changed (skipped)
+function Run:turn_job(card, open, turns, merge_mark, phase, seat, role)
   local actor = seat_actor(self, seat)
   local job = {
     run = self.run_id, card_id = card.id, seat = seat, actor = actor, role = role, phase = phase,
@@ -283,11 +302,10 @@ function Run:prepare(card)
   -- The turn keeps the scripts it starts with: a hot reload swaps self's, not the job's.
   job.tools, job.policies = self.tools, self.policies
   job.tool_specs = job.tools:specs(role.tools)
-  local default = self.settings.models and self.settings.models.default
   if not self.model then
     local merr
     job.model, merr = route(self, "model", { seat = seat, role = role.name, card = card, phase = phase,
-      team = team, role_model = role.model, default = default })
+      team = self.settings.team, role_model = role.model, default = self.settings.models and self.settings.models.default })
     if merr then return self:skip(card, merr) end
     -- no choice: the client's own default answers, so the turn names that model
     if job.model == nil and type(self.llm) == "table" then job.model = rawget(self.llm, "default") end
@@ -310,6 +328,41 @@ function Run:prepare(card)
   job.fresh = not open
   if self.skipped then self.skipped[card.id] = nil end
   return job
+end
+
+-- Decides the next turn for a card: job, or nil plus whether the board changed. An open
+-- turn (a killed run's) goes on as it was; a new one passes the steps above in order.
+function Run:prepare(card)
+  local turns, merge_mark = journal.turns(self.db, self.run_id, card.id)
+  if #turns == 0 then
+    -- no turn of this run on the card: it has spent none of the run's tokens on it (a
+    -- response is journaled only inside a begun turn), so card_tokens need not sum them
+    self.card_tokens_used = self.card_tokens_used or {}
+    self.card_tokens_used[card.id] = self.card_tokens_used[card.id] or 0
+  end
+  local open = turns[#turns]
+  if open and not open.open then open = nil end
+  local phase, seat, chooser = nil, nil, "worker"
+  local done, a, b, c
+  if open then
+    phase, seat = open.phase, open.seat
+  else
+    done, a, b = self:before_turn(card, turns)
+    if done then return a, b end
+    card = a
+    done, a, b, c = self:turn_phase(card)
+    if done then return a, b end
+    phase, seat, chooser = a, b, c
+    if self:turns_spent(card, turns, phase) then return nil, true end
+    done, a, b, c = self:turn_seat(card, phase, seat, chooser)
+    if done then return a, b end
+    seat, chooser = a, b
+  end
+  local role
+  done, a, b = self:turn_role(card, open, phase, seat, chooser)
+  if done then return a, b end
+  role = a
+  return self:turn_job(card, open, turns, merge_mark, phase, seat, role)
 end
 
 --- begin_records(job) -> true | nil, msg, CODE: writes a fresh turn's begin once: the
@@ -577,54 +630,171 @@ function Run:stop()
   if self.waker then self.waker:wake() end
 end
 
---- run:execute() -> status ("done"|"failed"|"stalled"|"interrupted"), report {stuck=,
---- reason=, canceled=}. Must run in a task; the engine has made this run its current one
---- (Engine:execute). On a run that was killed it continues from the journal.
-function Run:execute()
+-- Run:execute's named steps share one loop state, st: {target, conc, busy (card ids with a
+-- turn or a verification in flight), inflight, waker, view, lease, poll, clock, last_pass}.
+-- Where a kill -9 can land and what makes it safe is said at each step: every step's
+-- writes are in the journal's transactions, so a killed run resumes from what committed.
+
+-- The run's start: its row, the repository settled, the run_start event, the wall clock.
+-- Crash point: a kill before the first round leaves only what gitwork.recover and settle
+-- committed, and a resume does the same again (both are idempotent).
+function Run:open_execution()
   local run_id = self.run_id
   local run = store_runs.get(self.db, run_id)
-  if not run then error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 2) end
+  if not run then error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 3) end
   local data = require("cjson.safe").decode(run.data or "{}") or {}
   self.db:clear_journal_error() -- journal_broken reports what fails from here on
   self.model = self.model or data.model
-  local conc = self.engine.concurrency or data.concurrency or self.settings.concurrency
-  local target = assert(self.board:get(run.target))
+  local st = { conc = self.engine.concurrency or data.concurrency or self.settings.concurrency,
+    target = assert(self.board:get(run.target)), busy = {}, inflight = 0, lease = self.lease }
   -- under the run lock: what a killed process left in the repository is settled first
   if self.lease then self.engine.no_git_recover = true end -- other workers' git work may be in flight
   local gok, gerr = gitwork.recover(self)
   if not gok then error(gerr, 0) end
   -- what an earlier merge left undone (the remote or the forge was down) is done now
   gitwork.catch_up(self)
-  self:settle(target)
+  self:settle(st.target)
   self.engine:observe_journal(run_id)
-  self:emit { type = "run_start", target = target.id, concurrency = conc,
+  self:emit { type = "run_start", target = st.target.id, concurrency = st.conc,
     resumed = not (self.started_runs and self.started_runs[run_id]) }
   -- The run's wall clock (restarted by a resume): model calls get what is left of it as
   -- their timeout (turn.lua), and this timer stops the run when it runs out, cancelling
   -- turns in flight wherever they wait, as a stop does.
   local wall = self.settings.budgets.wall_ms_per_run
-  local clock
   if wall > 0 then
     self.run_deadline = rt.now() + wall
-    clock = uv.new_timer()
-    clock:start(wall, 0, function()
+    st.clock = uv.new_timer()
+    st.clock:start(wall, 0, function()
       if not self.stopping then
         self.halted = self.halted or self:run_budget_spent("wall")
         self:stop()
       end
     end)
   end
-  local busy, inflight = {}, 0
-  local last_pass = rt.now() -- when the loop last ran its I/O for this task (see below)
-  local w = scheduler.waker()
-  local view = scheduler.view(self.board, target)
-  self.waker = w
-  local lease, poll = self.lease, nil
-  if lease then
+  st.last_pass = rt.now() -- when the loop last ran its I/O for this task (wait_round)
+  st.waker = scheduler.waker()
+  st.view = scheduler.view(self.board, st.target)
+  self.waker = st.waker
+  if st.lease then
     -- other workers free cards and make new ones ready: look again now and then
-    poll = uv.new_timer()
-    poll:start(lease.poll_ms, lease.poll_ms, function() if inflight < conc then w:wake() end end)
+    st.poll = uv.new_timer()
+    st.poll:start(st.lease.poll_ms, st.lease.poll_ms, function() if st.inflight < st.conc then st.waker:wake() end end)
   end
+  return st
+end
+
+-- One round's picks: the board's news and every pick share one transaction (one lock, one
+-- snapshot); the turns start after it commits, so none runs inside it. -> jobs, changed,
+-- others (other workers still hold cards), after (callbacks for once it committed) | nil,
+-- err. Crash point: a kill inside it rolls the round back whole (the claims of a worker's
+-- leases, the moves prepare made); nothing of a turn is written here.
+function Run:pick_round(st)
+  local changed, others = false, false
+  local jobs, after = {}, {}
+  local lease = st.lease
+  self.round_after = after
+  local ok, err = self.db:tx(function()
+    st.view:refresh()
+    if st.inflight < st.conc then
+      -- a worker starts only the cards it holds a lease on, claimed in the view's order
+      local cands = lease and lease:candidates(st.view, st.busy, self.run_id,
+        function() return st.conc - st.inflight - #jobs end) or st.view:candidates(st.busy)
+      for c in cands do
+        if st.inflight + #jobs >= st.conc or self.stopping then break end
+        local job, acted = self:prepare(c)
+        changed = changed or acted
+        if job then
+          st.busy[c.id] = true
+          jobs[#jobs + 1] = job
+        end
+      end
+    end
+    if lease then
+      lease:release_idle(st.busy)
+      -- Whether other workers still hold cards is asked in this same transaction: its
+      -- time is the one the claims above saw, so a lease that ran out since cannot read
+      -- as neither live (to claim) nor held (to wait for), ending the run as stalled.
+      if st.inflight == 0 and #jobs == 0 and not changed then others = lease:others_busy(self.run_id) end
+    end
+    return true
+  end)
+  self.round_after = nil
+  if not ok then return nil, err end
+  return jobs, changed, others, after
+end
+
+-- Starts each picked job in a task of its own: a verification or a push (verify.lua,
+-- pullreq.lua), else a turn (take_turn). Each frees its card and wakes the loop when it
+-- ends. Crash point: none here; each task's writes are its own steps' transactions.
+function Run:start_jobs(st, jobs)
+  local function done(t, job)
+    self.tasks[t] = nil
+    st.busy[job.card_id] = nil
+    st.inflight = st.inflight - 1
+    st.waker:wake()
+  end
+  for _, job in ipairs(jobs) do
+    st.inflight = st.inflight + 1
+    local t
+    if job.verify or job.forge then
+      t = task.new(function()
+        local tok, terr = pcall(job.verify and verify.run or pullreq.run, self, job)
+        if not tok then self:emit { type = "verify_end", card = job.card_id, passed = false, error = tostring(terr) } end
+        done(t, job)
+      end)
+    else
+      self:emit { type = "turn_start", card = job.card_id, seat = job.seat, role = job.role.name, phase = job.phase,
+        turn = job.turn, model = job.model }
+      t = task.new(function()
+        local out = self:take_turn(job)
+        if st.lease then self:after_lease(job, out) end
+        done(t, job)
+      end)
+    end
+    self.tasks[t] = true
+    t:start()
+  end
+end
+
+-- Waits for the next round's reason -> true to go on, false when the run has nothing left.
+function Run:wait_round(st, changed, others)
+  local w = st.waker
+  if st.inflight > 0 then
+    if w:wait() then st.last_pass = rt.now() end
+  elseif w.pending then
+    -- turns ended without waiting on the loop (a scripted model answers at once): look
+    -- again. Every 50 ms of such rounds the loop gets one pass through its I/O, where a
+    -- signal or a closed stdout stops the run; without it a run that never waits could
+    -- not be stopped. A 1 ms sleep, since a 0 ms timer started from a timer callback runs
+    -- in the same timers phase (libuv 1.44) and never reaches the poll.
+    w.pending = false
+    if rt.now() - st.last_pass >= 50 then
+      rt.sleep(1)
+      st.last_pass = rt.now()
+    end
+  elseif not changed then
+    -- a worker waits while other workers hold cards of the run: theirs may come back
+    -- (a worker that dies leaves its cards to be taken over when their leases expire)
+    if not others then return false end
+    st.lease:idle(st.lease.poll_ms)
+    st.last_pass = rt.now()
+  end
+  return true
+end
+
+local function close_execution(self, st)
+  if st.poll then st.poll:close() end
+  if st.clock then st.clock:close() end
+  self.waker = nil
+end
+
+--- run:execute() -> status ("done"|"failed"|"stalled"|"interrupted"), report {stuck=,
+--- reason=, canceled=}. Must run in a task; the engine has made this run its current one
+--- (Engine:execute). On a run that was killed it continues from the journal: rounds of
+--- picks (pick_round), turns started (start_jobs), waits (wait_round), until nothing is
+--- left or the run stops.
+function Run:execute()
+  local st = self:open_execution()
   while not self.stopping do
     -- a turn that saw a run budget run out ended itself (e.halted); the others stop here
     self.halted = self.halted or self:run_budget_spent()
@@ -632,99 +802,18 @@ function Run:execute()
       self:stop()
       break
     end
-    local changed, others = false, false
-    -- The board's news and every pick of this round share one transaction (one lock, one
-    -- snapshot); the turns start after it commits, so none runs inside it.
-    local jobs, after = {}, {}
-    self.round_after = after
-    local ok, err = self.db:tx(function()
-      view:refresh()
-      if inflight < conc then
-        -- a worker starts only the cards it holds a lease on, claimed in the view's order
-        local cands = lease and lease:candidates(view, busy, run_id, function() return conc - inflight - #jobs end)
-          or view:candidates(busy)
-        for c in cands do
-          if inflight + #jobs >= conc or self.stopping then break end
-          local job, acted = self:prepare(c)
-          changed = changed or acted
-          if job then
-            busy[c.id] = true
-            jobs[#jobs + 1] = job
-          end
-        end
-      end
-      if lease then
-        lease:release_idle(busy)
-        -- Whether other workers still hold cards is asked in this same transaction: its
-        -- time is the one the claims above saw, so a lease that ran out since cannot read
-        -- as neither live (to claim) nor held (to wait for), ending the run as stalled.
-        if inflight == 0 and #jobs == 0 and not changed then others = lease:others_busy(run_id) end
-      end
-      return true
-    end)
-    self.round_after = nil
-    if not ok and self:journal_broken() then break end
-    if not ok then
-      if clock then clock:close() end
-      error(err, 0)
+    local jobs, changed, others, after = self:pick_round(st)
+    if not jobs and self:journal_broken() then break end
+    if not jobs then
+      close_execution(self, st)
+      error(changed, 0)
     end
     for _, f in ipairs(after) do f() end
-    for _, job in ipairs(jobs) do
-      inflight = inflight + 1
-      if job.verify or job.forge then
-        local t
-        t = task.new(function()
-          local tok, terr = pcall(job.verify and verify.run or pullreq.run, self, job)
-          if not tok then self:emit { type = "verify_end", card = job.card_id, passed = false, error = tostring(terr) } end
-          self.tasks[t] = nil
-          busy[job.card_id] = nil
-          inflight = inflight - 1
-          w:wake()
-        end)
-        self.tasks[t] = true
-        t:start()
-        goto next_job
-      end
-      self:emit { type = "turn_start", card = job.card_id, seat = job.seat, role = job.role.name, phase = job.phase,
-        turn = job.turn, model = job.model }
-      local t
-      t = task.new(function()
-        local out = self:take_turn(job)
-        if lease then self:after_lease(job, out) end
-        self.tasks[t] = nil
-        busy[job.card_id] = nil
-        inflight = inflight - 1
-        w:wake()
-      end)
-      self.tasks[t] = true
-      t:start()
-      ::next_job::
-    end
-    if inflight > 0 then
-      if w:wait() then last_pass = rt.now() end
-    elseif w.pending then
-      -- turns ended without waiting on the loop (a scripted model answers at once): look
-      -- again. Every 50 ms of such rounds the loop gets one pass through its I/O, where a
-      -- signal or a closed stdout stops the run; without it a run that never waits could
-      -- not be stopped. A 1 ms sleep, since a 0 ms timer started from a timer callback runs
-      -- in the same timers phase (libuv 1.44) and never reaches the poll.
-      w.pending = false
-      if rt.now() - last_pass >= 50 then
-        rt.sleep(1)
-        last_pass = rt.now()
-      end
-    elseif not changed then
-      -- a worker waits while other workers hold cards of the run: theirs may come back
-      -- (a worker that dies leaves its cards to be taken over when their leases expire)
-      if not others then break end
-      lease:idle(lease.poll_ms)
-      last_pass = rt.now()
-    end
+    self:start_jobs(st, jobs)
+    if not self:wait_round(st, changed, others) then break end
   end
-  if poll then poll:close() end
-  if clock then clock:close() end
-  self.waker = nil
-  return self:conclude(target)
+  close_execution(self, st)
+  return self:conclude(st.target)
 end
 
 -- "E-2 (canceled by developer: out of scope)": who canceled a card and why, from its last move.

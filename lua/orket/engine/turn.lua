@@ -396,120 +396,154 @@ end
 -- committed before the next model call. A call with an effect outside the store splits it:
 -- what the step has so far plus the call's intent commit first, the effect runs, and its
 -- result opens the next transaction. Nothing here waits on the loop. Events are emitted
--- after the commit that makes them true. Returns the turn's outcome (its records written,
--- out.recorded), or nil plus the next step's card and record.
-local function commit_step(e, job, st, n, model, rec)
-  local b = e.settings.budgets
-  local turn_id, calls, pending, out, next_card, next_rec
-  local i, events, tokens, first_done = 1, {}, 0, false
-  local function after_call(call, res)
-    events[#events + 1] = { type = "tool", card = job.card_id, seat = job.seat, tool = call.name, ok = res.ok,
-      code = res.code, denied = res.denied or nil }
-    if res.held then
-      events[#events + 1] = { type = "approval_requested", card = job.card_id, seat = job.seat, tool = call.name,
-        approval = res.approval, reason = res.error }
-    end
+-- after the commit that makes them true.
+--
+-- The step's state, sp, lives across its transactions: {e, job, st, n, model, rec,
+-- turn_id, calls, i (the next call), pending (a call whose effect ran, its result not yet
+-- written), out, next_card, next_rec, events, tokens}. Crash points (fault.hit names the
+-- ones the kill -9 suites aim at): before_model, before the response is written, leaves
+-- nothing of the step (the model is asked again); after_model, with the response
+-- committed, resumes from its record (rec), asking no model; before_tool leaves the call
+-- unrecorded (it runs again); after an effect's intent committed (journal.tool_call's
+-- "started") the call is recovered, never run twice; after_tool, with its result
+-- committed, goes on at the next call.
+
+local function after_call(sp, call, res)
+  local job = sp.job
+  sp.events[#sp.events + 1] = { type = "tool", card = job.card_id, seat = job.seat, tool = call.name, ok = res.ok,
+    code = res.code, denied = res.denied or nil }
+  if res.held then
+    sp.events[#sp.events + 1] = { type = "approval_requested", card = job.card_id, seat = job.seat, tool = call.name,
+      approval = res.approval, reason = res.error }
   end
-  local begun = job.begun
-  local function segment()
-    e:check_lease(job)
-    if not turn_id then
-      -- a fresh turn's first commit also writes its begin (claim of the card, turn_begin)
-      assert(e:begin_records(job))
-      local response
-      if rec then
-        response, turn_id = rec.response, rec.id
-      else
-        local res, usage = model.res, model.res.usage or {}
-        response = {
-          content = res.content or "", tool_calls = res.tool_calls or {}, finish_reason = res.finish_reason,
-          usage = res.usage, model = res.model, provider = res.provider,
-        }
-        turn_id = assert(e.db:record_turn { run = job.run, card = job.card_id, seat = job.seat, role = job.role.name,
-          turn = job.turn, model = res.model or job.model, request = { model = job.model, messages = model.msgs },
-          response = response, prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
-          data = { step = n, phase = job.phase, latency_ms = model.latency_ms } })
-        tokens = (usage.prompt_tokens or 0) + (usage.completion_tokens or 0)
-        e:add_tokens(tokens, job.card_id)
-        events[#events + 1] = { type = "model", card = job.card_id, seat = job.seat, turn = job.turn, step = n,
-          prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens }
-      end
-      local perr
-      calls, perr = calls_of(e, job, response)
-      if not calls then
-        calls = {}
-        st.history[#st.history + 1] = { role = "assistant", content = response.content }
-        st.history[#st.history + 1] = { role = "user", content = "Your tool call could not be read: " .. perr
-          .. ". Write it as {\"tool\": \"NAME\", \"args\": {...}}." }
-      else
-        st.history[#st.history + 1] = { role = "assistant", content = response.content,
-          tool_calls = (#calls > 0 and job.role.dialect == "native") and calls or nil }
-        if #calls == 0 then out = { ended = "stopped", detail = "the model ended its turn" } end
-      end
+end
+
+-- The step's response, written once (a fresh turn's first commit also writes its begin:
+-- the claim of the card, turn_begin), or read back from its record; its calls read and
+-- the history told.
+local function step_response(sp)
+  local e, job, st, model = sp.e, sp.job, sp.st, sp.model
+  assert(e:begin_records(job))
+  local response
+  if sp.rec then
+    response, sp.turn_id = sp.rec.response, sp.rec.id
+  else
+    local res, usage = model.res, model.res.usage or {}
+    response = {
+      content = res.content or "", tool_calls = res.tool_calls or {}, finish_reason = res.finish_reason,
+      usage = res.usage, model = res.model, provider = res.provider,
+    }
+    sp.turn_id = assert(e.db:record_turn { run = job.run, card = job.card_id, seat = job.seat, role = job.role.name,
+      turn = job.turn, model = res.model or job.model, request = { model = job.model, messages = model.msgs },
+      response = response, prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
+      data = { step = sp.n, phase = job.phase, latency_ms = model.latency_ms } })
+    sp.tokens = (usage.prompt_tokens or 0) + (usage.completion_tokens or 0)
+    e:add_tokens(sp.tokens, job.card_id)
+    sp.events[#sp.events + 1] = { type = "model", card = job.card_id, seat = job.seat, turn = job.turn, step = sp.n,
+      prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens }
+  end
+  local calls, perr = calls_of(e, job, response)
+  if not calls then
+    sp.calls = {}
+    st.history[#st.history + 1] = { role = "assistant", content = response.content }
+    st.history[#st.history + 1] = { role = "user", content = "Your tool call could not be read: " .. perr
+      .. ". Write it as {\"tool\": \"NAME\", \"args\": {...}}." }
+    return
+  end
+  sp.calls = calls
+  st.history[#st.history + 1] = { role = "assistant", content = response.content,
+    tool_calls = (#calls > 0 and job.role.dialect == "native") and calls or nil }
+  if #calls == 0 then sp.out = { ended = "stopped", detail = "the model ended its turn" } end
+end
+
+-- The result of the call whose effect ran between two transactions, written.
+local function step_pending_result(sp)
+  local p, job = sp.pending, sp.job
+  sp.pending = nil
+  assert(sp.e.db:finish_tool_call(p.id, { result = p.res, ok = p.res.ok, error_code = p.res.code, turn = sp.turn_id,
+    tool = p.call.name, run = job.run, card = job.card_id, seat = job.seat }))
+  after_call(sp, p.call, p.res)
+  sp.st.history[#sp.st.history + 1] = result_message(job, p.call, p.res)
+end
+
+-- The step's calls from the next one on, each gated and recorded (or replayed from its
+-- record on a resumed turn). -> true when one with an effect outside the store must commit
+-- its intent first (sp.pending), false when the calls are done or the turn ended.
+local function step_calls(sp)
+  local e, job, st = sp.e, sp.job, sp.st
+  local limit = e.settings.budgets.tool_calls_per_turn
+  while not sp.out and sp.i <= #sp.calls do
+    local call, key = sp.calls[sp.i], tostring(sp.i)
+    sp.i = sp.i + 1
+    local res, started
+    if not job.fresh then res, started = journal.tool_call(e.db, sp.turn_id, key) end
+    st.calls_in_turn = st.calls_in_turn + 1
+    if started then
+      -- the process stopped between this call's intent and its result
+      sp.pending = { call = call, id = started, card = assert(e.board:get(job.card_id)), recovering = true }
+      return true
     end
-    if pending then
-      local p = pending
-      pending = nil
-      assert(e.db:finish_tool_call(p.id, { result = p.res, ok = p.res.ok, error_code = p.res.code, turn = turn_id,
-        tool = p.call.name, run = job.run, card = job.card_id, seat = job.seat }))
-      after_call(p.call, p.res)
-      st.history[#st.history + 1] = result_message(job, p.call, p.res)
-    end
-    while not out and i <= #calls do
-      local call, key = calls[i], tostring(i)
-      i = i + 1
-      local res, started
-      if not job.fresh then res, started = journal.tool_call(e.db, turn_id, key) end
-      st.calls_in_turn = st.calls_in_turn + 1
-      if started then
-        -- the process stopped between this call's intent and its result
-        pending = { call = call, id = started, card = assert(e.board:get(job.card_id)), recovering = true }
+    if not res then
+      if st.calls_in_turn > limit then
+        sp.out = { ended = "budget", detail = string.format("the turn made more than %d tool calls (budgets.tool_calls_per_turn)", limit) }
+        break
+      end
+      fault.hit("before_tool")
+      local card = assert(e.board:get(job.card_id))
+      res = execute(e, job, sp.turn_id, key, call, st.counters, card)
+      if res.effect then
+        sp.pending = { call = call, id = res.id, card = card }
         return true
       end
-      if not res then
-        if st.calls_in_turn > b.tool_calls_per_turn then
-          out = { ended = "budget", detail = string.format("the turn made more than %d tool calls (budgets.tool_calls_per_turn)", b.tool_calls_per_turn) }
-          break
-        end
-        fault.hit("before_tool")
-        local card = assert(e.board:get(job.card_id))
-        res = execute(e, job, turn_id, key, call, st.counters, card)
-        if res.effect then
-          pending = { call = call, id = res.id, card = card }
-          return true
-        end
-        after_call(call, res)
-      end
-      -- a held call ends the turn (recorded or replayed): the card waits for the developer
-      if res.held then
-        out = { ended = "handed_in", detail = "waiting for approval #" .. tostring(res.approval) }
-      else
-        st.history[#st.history + 1] = result_message(job, call, res)
-      end
+      after_call(sp, call, res)
     end
-    if not out then out, next_card, next_rec = before_step(e, job, n + 1) end
-    -- a canceled turn (a run budget ran out) stays open, as a stopped run leaves it
-    if out and out.ended ~= "canceled" then e:end_turn_records(job, out) end
-    return true
+    -- a held call ends the turn (recorded or replayed): the card waits for the developer
+    if res.held then
+      sp.out = { ended = "handed_in", detail = "waiting for approval #" .. tostring(res.approval) }
+    else
+      st.history[#st.history + 1] = result_message(job, call, res)
+    end
   end
+  return false
+end
+
+-- One transaction of the step: the response (first), a pending result, the calls, and when
+-- they are done the next step's checks and, when the turn ends, its end records.
+local function step_segment(sp)
+  sp.e:check_lease(sp.job)
+  if not sp.turn_id then step_response(sp) end
+  if sp.pending then step_pending_result(sp) end
+  if step_calls(sp) then return true end
+  if not sp.out then sp.out, sp.next_card, sp.next_rec = before_step(sp.e, sp.job, sp.n + 1) end
+  -- a canceled turn (a run budget ran out) stays open, as a stopped run leaves it
+  if sp.out and sp.out.ended ~= "canceled" then sp.e:end_turn_records(sp.job, sp.out) end
+  return true
+end
+
+-- Returns the turn's outcome (its records written, out.recorded), or nil plus the next
+-- step's card and record.
+local function commit_step(e, job, st, n, model, rec)
+  local sp = { e = e, job = job, st = st, n = n, model = model, rec = rec, i = 1, events = {}, tokens = 0 }
+  local begun, first_done = job.begun, false
   while true do
-    local ok, err = e.db:tx(segment)
+    local ok, err = e.db:tx(step_segment, sp)
     if not ok then
+      -- the first transaction rolled back: the turn's begin and its tokens with it
       if not first_done then
         job.begun = begun
-        if tokens > 0 then e:add_tokens(-tokens, job.card_id) end
+        if sp.tokens > 0 then e:add_tokens(-sp.tokens, job.card_id) end
       end
       error(err, 0)
     end
     first_done = true
     -- after_model and after_tool are where the response and each result are durable
-    for k, ev in ipairs(events) do
-      events[k] = nil
+    for k, ev in ipairs(sp.events) do
+      sp.events[k] = nil
       e:emit(ev)
       if ev.type == "model" then fault.hit("after_model") elseif ev.type == "tool" then fault.hit("after_tool") end
     end
-    if not pending then return out, next_card, next_rec end
-    pending.res = run_effect(e, job, pending, st.counters)
+    if not sp.pending then return sp.out, sp.next_card, sp.next_rec end
+    sp.pending.res = run_effect(e, job, sp.pending, st.counters)
   end
 end
 
