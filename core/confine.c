@@ -141,7 +141,7 @@ int confine_relay_path_ok(const char *p) {
 }
 
 int confine_inward_path_ok(const char *p) {
-  return confine_path_ok(p) && strlen(p) < 108;
+  return confine_path_ok(p) && strlen(p) <= CONFINE_INWARD_PATH_MAX;
 }
 
 int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t errlen) {

@@ -167,8 +167,11 @@ int confine_path_ok(const char *p);
  * bytes. */
 int confine_relay_path_ok(const char *p);
 
-/* An inward relay's socket path is acceptable: confine_path_ok and short enough for a unix
- * socket address (at most 107 bytes). */
+/* The longest inward relay path: a unix socket address's 108 bytes with its NUL. */
+#define CONFINE_INWARD_PATH_MAX 107
+
+/* An inward relay's socket path is acceptable: confine_path_ok and at most
+ * CONFINE_INWARD_PATH_MAX bytes. */
 int confine_inward_path_ok(const char *p);
 
 #endif

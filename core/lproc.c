@@ -256,6 +256,27 @@ static size_t lp_paths(lua_State *L, const char *field, char tag, const char **o
   return n;
 }
 
+/* One end of a relay, the table at index t: {path = (clean, absolute, at most max bytes),
+ * port = 1..65535}, named `what` in errors. The path stays anchored by the table. */
+static void lp_socket_end(lua_State *L, int t, const char *what, size_t max, const char **path, unsigned *port) {
+  size_t len;
+  const char *p = lua_getfield(L, t, "path") == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+  if (p == NULL || strlen(p) != len || len > max || !confine_path_ok(p)) {
+    lua_pushfstring(L, "%s.path must be an absolute path without '.', '..', '//' or a trailing '/', at most %d bytes",
+                    what, (int)max);
+    luaL_argerror(L, 1, lua_tostring(L, -1));
+  }
+  *path = p;
+  lua_pop(L, 1);
+  lua_getfield(L, t, "port");
+  int ok;
+  lua_Integer v = lua_tointegerx(L, -1, &ok);
+  if (!ok || v < 1 || v > 65535) lp_argerr(L, "%s.port must be a whole number between 1 and 65535", what);
+
+  lua_pop(L, 1);
+  *port = (unsigned)v;
+}
+
 /* The options of run{} and helper_argv{} from the table at 1, into o; env receives the
  * "NAME=value" strings and binds the extra paths (both anchored on the Lua stack). Misuse
  * raises; returns 0, or 3 with nil, message, code pushed (a required layer switched off). */
@@ -378,29 +399,13 @@ static int lp_opts(lua_State *L, proc_opts *o, const char **env, const char **bi
   ft = lua_getfield(L, 1, "relay");
   if (ft == LUA_TTABLE) {
     int rt = lua_gettop(L);
-    size_t len;
-    const char *p = lua_getfield(L, rt, "path") == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-    if (p == NULL || strlen(p) != len || !confine_relay_path_ok(p))
-      luaL_argerror(L, 1, "relay.path must be an absolute path without '.', '..', '//' or a trailing '/', "
-                          "at most 101 bytes");
-    o->relay_path = p; /* anchored by the relay table */
-    o->relay_port = (unsigned)lp_opt_u64(L, rt, "port", 0, 65535);
-    if (o->relay_port == 0) luaL_argerror(L, 1, "relay.port must be a whole number between 1 and 65535");
+    lp_socket_end(L, rt, "relay", CONFINE_RELAY_PATH_MAX, &o->relay_path, &o->relay_port);
     if (!(o->flags & CONFINE_F_LOOPBACK)) luaL_argerror(L, 1, "relay needs loopback = true");
     if (!(o->want & CONFINE_NETNS)) luaL_argerror(L, 1, "relay needs the netns layer");
     ft = lua_getfield(L, rt, "inward");
-    if (ft == LUA_TTABLE) {
-      int it = lua_gettop(L);
-      p = lua_getfield(L, it, "path") == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-      if (p == NULL || strlen(p) != len || !confine_inward_path_ok(p))
-        luaL_argerror(L, 1, "relay.inward.path must be an absolute path without '.', '..', '//' or a "
-                            "trailing '/', at most 107 bytes");
-      o->inward_path = p; /* anchored by the inward table */
-      o->inward_port = (unsigned)lp_opt_u64(L, it, "port", 0, 65535);
-      if (o->inward_port == 0) luaL_argerror(L, 1, "relay.inward.port must be a whole number between 1 and 65535");
-    } else if (ft != LUA_TNIL) {
-      luaL_argerror(L, 1, "relay.inward must be a table {path =, port =}");
-    }
+    if (ft == LUA_TTABLE) lp_socket_end(L, lua_gettop(L), "relay.inward", CONFINE_INWARD_PATH_MAX, &o->inward_path,
+                                        &o->inward_port);
+    else if (ft != LUA_TNIL) luaL_argerror(L, 1, "relay.inward must be a table {path =, port =}");
   } else if (ft != LUA_TNIL) {
     luaL_argerror(L, 1, "relay must be a table {path =, port =[, inward = {path =, port =}]}");
   }
