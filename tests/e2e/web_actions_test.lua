@@ -160,9 +160,12 @@ name = "slow"
 models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
 ]])
-    -- the coder thinks for a long time: the run is going when the page stops it
+    -- the coder thinks for a long time: the run is going when the page stops it. The card
+    -- shows in_progress once the first turn ends; the run would then go on for five more
+    -- such turns (stopped for calling no tool) before it ended on its own: 5 s each leaves
+    -- 25 s for the stop, where a longer think only made the test wait for the first turn.
     H.write(dir .. "/script.lua", [[
-return { rules = { { role = "coder", match = "^Issue ", reply = { content = "Thinking.", delay_ms = 20000 } } },
+return { rules = { { role = "coder", match = "^Issue ", reply = { content = "Thinking.", delay_ms = 5000 } } },
   default = { content = "Nothing more to do." } }
 ]])
     H.write(dir .. "/epics/slow.json", [[
