@@ -1,4 +1,6 @@
 -- Shared helpers for the busted specs: temporary directories, running the orket binary.
+local uv = require "luv"
+
 local M = {}
 
 M.ROOT = assert(package.orket_home, "specs run under 'orket lua'")
@@ -9,18 +11,22 @@ local function sh_quote(s)
 end
 M.quote = sh_quote
 
---- tmpdir() -> a fresh directory, removed by cleanup()
+--- tmpdir() -> a fresh directory (mode 0700, as mktemp -d makes), removed by cleanup().
+--- Made in this process and removed by one rm per hundred: a test may make hundreds (one
+--- per M.orket), and a process started for each was a good part of the suite's time.
 local made = {}
 function M.tmpdir()
-  local p = io.popen("mktemp -d /tmp/orket-test.XXXXXX")
-  local dir = p:read("l")
-  p:close()
+  local dir = assert(uv.fs_mkdtemp("/tmp/orket-test.XXXXXX"))
   made[#made + 1] = dir
   return dir
 end
 
 function M.cleanup()
-  for _, d in ipairs(made) do os.execute("rm -rf " .. sh_quote(d)) end
+  for i = 1, #made, 100 do
+    local batch = {}
+    for j = i, math.min(i + 99, #made) do batch[#batch + 1] = sh_quote(made[j]) end
+    os.execute("rm -rf " .. table.concat(batch, " "))
+  end
   made = {}
   require("tests.backends").cleanup() -- the test's PostgreSQL databases, if any
 end

@@ -13,10 +13,11 @@
 # CI runs the PostgreSQL layer as a step of its own; "soak" adds what --soak runs.
 # Each spec or e2e file runs as a process of its own, TEST_JOBS at a time (default: the
 # cores plus one, at most 8: e2e files mostly wait on the processes they start), the
-# slowest first by the last run's times (BUILD/test-times). The spec, e2e and pg layers
-# share one pool, so that no layer waits for another's slowest file. A file's line gives
-# its layer, its counts and its time; each layer then reports the output of its failing
-# files and adds its files' counts into its "spec: N passed, N failed" line.
+# slowest first by the last run's times (BUILD/test-times; in a fresh clone tests/test-times,
+# a whole run's times kept in the repository). The spec, e2e and pg layers share one pool,
+# so that no layer waits for another's slowest file. A file's line gives its layer, its
+# counts and its time; each layer then reports the output of its failing files and adds its
+# files' counts into its "spec: N passed, N failed" line.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
@@ -90,10 +91,13 @@ if [ "${1:-}" = "--files" ] || [ "${1:-}" = "--pool" ]; then
   jobs=${TEST_JOBS:-$(($(nproc 2>/dev/null || echo 2) + 1))}
   [ "$jobs" -le 8 ] || jobs=8
   times=${TEST_TIMES:-/dev/null}
-  # slowest first (a file not timed yet counts as slow), so the last ones to start are short
+  # slowest first (a file not timed yet counts as slow), so the last ones to start are short;
+  # without a last run's times (a fresh clone, CI) by those kept in tests/test-times
+  order=$times
+  [ -s "$order" ] || order=tests/test-times
   echo "$items" | while IFS=: read -r kind f; do
     [ -n "$f" ] || continue
-    ms=$(awk -v k="$kind" -v f="$f" '$1 == k && $2 == f { print $3 }' "$times" 2>/dev/null | tail -n 1)
+    ms=$(awk -v k="$kind" -v f="$f" '$1 == k && $2 == f { print $3 }' "$order" 2>/dev/null | tail -n 1)
     echo "${ms:-999999} $kind $f"
   done | sort -rn | awk '{ print $2, $3 }' | xargs -P "$jobs" -n 2 sh "$0" --one-of "$out"
   status=0

@@ -116,7 +116,10 @@ describe("git in a run", function()
     assert.matches("merged orket/NOTES%-2 into main", l.stdout)
   end)
 
-  -- two cards writing the same file; the rework turn (3) resolves the markers main's merge left
+  -- two cards writing the same file; the rework turn (3) resolves the markers main's merge left.
+  -- CF-2's first answer takes a second, so CF-1 is merged first and CF-2 is the one sent back
+  -- on both backends: on PostgreSQL the store's round trips yield, and on a loaded machine a
+  -- resumed run could otherwise merge them in the other order than the reference run did.
   local function conflict_project()
     return project({ id = "CF", name = "Conflict", description = "Two cards, one file.", issues = {
       { id = "CF-1", summary = "Write shared", seat = "senior_developer" },
@@ -126,7 +129,7 @@ for _, c in ipairs { "CF-1", "CF-2" } do
   add { role = "coder", card = c, turn = 3, match = "^Issue ", reply = { tool_calls = {
     call("read_file", { path = "shared.txt" }),
     call("write_file", { path = "shared.txt", content = "both\n" }) } } }
-  add { role = "coder", card = c, match = "^Issue ", reply = { tool_calls = {
+  add { role = "coder", card = c, match = "^Issue ", reply = { delay_ms = c == "CF-2" and 1000 or nil, tool_calls = {
     call("write_file", { path = "shared.txt", content = c .. "\n" }) } } }
 end
 ]] .. TAIL)

@@ -31,13 +31,24 @@ describe("packaging", function()
     end
     assert.is_true(#needed > 5, "readelf found no NEEDED entries")
     local ldd = sh("ldd " .. H.quote(H.BIN))
+    local function path_of(lib) return ldd:match("%f[%S]" .. lib:gsub("%p", "%%%0") .. " => (%S+)") end
+    -- the owners of every path, and of its /usr/lib twin, asked of dpkg at once: each dpkg
+    -- -S reads the whole package database (half a second)
+    local paths = {}
+    for _, lib in ipairs(needed) do
+      local path = path_of(lib)
+      if path then paths[#paths + 1] = H.quote(path) .. " " .. H.quote((path:gsub("^/lib/", "/usr/lib/"))) end
+    end
+    local owner = {}
+    for pkgs, path in sh("dpkg -S " .. table.concat(paths, " ") .. " 2>/dev/null"):gmatch("([^\n]-): (/[^\n]*)") do
+      owner[path] = owner[path] or pkgs:match("^([^:,%s]+)")
+    end
     for _, lib in ipairs(needed) do
       -- the sanitizer build (make asan) also links gcc's runtimes, which no image carries
       if lib:match("^lib[aubltsan]*san%.so") then goto next end
-      local path = ldd:match("%f[%S]" .. lib:gsub("%p", "%%%0") .. " => (%S+)")
+      local path = path_of(lib)
       assert.is_not_nil(path, lib .. " does not resolve")
-      local pkg = sh("dpkg -S " .. H.quote(path) .. " 2>/dev/null"):match("^([^:,%s]+)")
-        or sh("dpkg -S " .. H.quote((path:gsub("^/lib/", "/usr/lib/"))) .. " 2>/dev/null"):match("^([^:,%s]+)")
+      local pkg = owner[path] or owner[(path:gsub("^/lib/", "/usr/lib/"))]
       assert.is_not_nil(pkg, "no package owns " .. path)
       if pkg ~= "libc6" then -- in the base image
         assert.is_true(has(runtime, pkg), "Dockerfile runtime stage lacks " .. pkg .. " (for " .. lib .. ")")

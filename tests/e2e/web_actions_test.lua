@@ -31,14 +31,30 @@ local function sign_in(wd, s, key, first_card)
     "the event stream to open", 3000)
 end
 
--- with_browser(fn(wd, art)): Chromium for fn; artifacts kept when it fails
+-- One Chromium for the file's tests, started at the first (a start costs seconds of CPU):
+-- each test signs in to a server of its own, on a port, and so an origin, of its own.
+local browser -- { wd =, art = } | nil
+
+local function stop_browser(keep)
+  if not browser then return end
+  browser.wd:stop()
+  if not keep then os.execute("rm -rf " .. H.quote(browser.art)) end
+  browser = nil
+end
+
+-- with_browser(fn(wd, art)): Chromium for fn; when fn fails the browser is stopped and its
+-- artifacts kept (the next test starts another)
 local function with_browser(s, fn)
-  local art = artifacts()
-  local wd = WD.start(art, { width = 1280, height = 1000 })
-  local ok, err = pcall(fn, wd, art)
-  wd:stop()
-  if not ok then error(tostring(err) .. "\n(screenshots and the browser's logs are in " .. art .. ")", 0) end
-  os.execute("rm -rf " .. H.quote(art))
+  if not browser then
+    local art = artifacts()
+    browser = { wd = WD.start(art, { width = 1280, height = 1000 }), art = art }
+  end
+  local art = browser.art
+  local ok, err = pcall(fn, browser.wd, art)
+  if not ok then
+    stop_browser(true)
+    error(tostring(err) .. "\n(screenshots and the browser's logs are in " .. art .. ")", 0)
+  end
 end
 
 local function visible(wd, css)
@@ -50,6 +66,7 @@ describe("the web board's actions in Chromium", function()
     H.kill_servers()
     H.cleanup()
   end)
+  teardown(function() stop_browser() end)
 
   it("shows approvals as approvals and does every card action by clicks", function()
     local chromium, why = WD.available()
@@ -160,9 +177,12 @@ name = "slow"
 models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
 ]])
-    -- the coder thinks for a long time: the run is going when the page stops it
+    -- the coder thinks for a long time: the run is going when the page stops it. The card
+    -- shows in_progress once the first turn ends; the run would then go on for five more
+    -- such turns (stopped for calling no tool) before it ended on its own: 5 s each leaves
+    -- 25 s for the stop, where a longer think only made the test wait for the first turn.
     H.write(dir .. "/script.lua", [[
-return { rules = { { role = "coder", match = "^Issue ", reply = { content = "Thinking.", delay_ms = 20000 } } },
+return { rules = { { role = "coder", match = "^Issue ", reply = { content = "Thinking.", delay_ms = 5000 } } },
   default = { content = "Nothing more to do." } }
 ]])
     H.write(dir .. "/epics/slow.json", [[
