@@ -126,6 +126,22 @@ function M.card_json(dir, id)
   return require("cjson").decode(r.stdout)
 end
 
+--- board_state(dir) -> the statuses, retries and comment bodies of every card, a line each:
+--- what "the same board" means when a resumed or interrupted run is compared with one that
+--- was not
+function M.board_state(dir)
+  local cjson = require "cjson"
+  local doc = cjson.decode(M.orket("board --json", { cwd = dir }).stdout)
+  local out = {}
+  for _, c in ipairs(doc.cards) do
+    local card = cjson.decode(M.orket("card " .. c.id .. " --json", { cwd = dir }).stdout)
+    local bodies = {}
+    for _, k in ipairs(card.comments) do bodies[#bodies + 1] = k.author .. ": " .. k.body end
+    out[#out + 1] = string.format("%s %s r%d {%s}", c.id, c.status, c.retries, table.concat(bodies, " | "))
+  end
+  return table.concat(out, "\n")
+end
+
 --- orket(args, {stdin=, env=, cwd=, wrap=}) -> {status=, stdout=, stderr=}
 --- Runs the binary with args (a string of shell words, already quoted where needed); wrap
 --- is a command put before it (e.g. setpriv to run it as another user).

@@ -55,10 +55,11 @@ local function reap_stale(wrap)
   p:close()
 end
 
---- start() -> server {dir, url, conninfo(extra), password, query(sql), kill(), restart(),
---- stop()} | raises
+--- start([{commits_survive_kill=}]) -> server {dir, url, conninfo(extra), password,
+--- query(sql), kill(), restart(), stop()} | raises
 --- url: postgresql://orket@/postgres?host=DIR&passfile=DIR/pgpass (no password in it).
-function M.start()
+function M.start(o)
+  o = o or {}
   local wrap = as_owner()
   reap_stale(wrap)
   local p = io.popen("mktemp -d /tmp/orket-pg.XXXXXX")
@@ -82,9 +83,11 @@ function M.start()
     error("initdb failed:\n" .. out)
   end
   os.remove(dir .. "/pwfile")
-  -- no TCP at all; the socket in our directory; durability is not what these tests test
+  -- no TCP at all; the socket in our directory; durability is not what these tests test,
+  -- but a server killed at once (kill()) keeps what it committed only with synchronous
+  -- commits (o.commits_survive_kill): the machine does not crash, so no fsync is needed
   local opts = string.format("-c listen_addresses='' -c unix_socket_directories='%s' -c fsync=off "
-    .. "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=16MB -c max_connections=150 " .. (os.getenv("PGX") or ""), dir)
+    .. "-c synchronous_commit=" .. (o.commits_survive_kill and "on" or "off") .. " -c full_page_writes=off -c shared_buffers=16MB -c max_connections=150 " .. (os.getenv("PGX") or ""), dir)
   ok, out = sh(string.format("cd %s && %s%s/pg_ctl -D %s -l %s -w -t 60 -o %s start", q(dir), wrap, M.BIN,
     q(dir .. "/data"), q(dir .. "/server.log"), q(opts)))
   if not ok then

@@ -6,18 +6,7 @@ local cjson = require "cjson"
 
 local function project() return H.example("notes") end
 
--- Statuses, retries and comment bodies of every card: what "the same board" means.
-local function state(dir)
-  local doc = cjson.decode(H.orket("board --json", { cwd = dir }).stdout)
-  local out = {}
-  for _, c in ipairs(doc.cards) do
-    local card = cjson.decode(H.orket("card " .. c.id .. " --json", { cwd = dir }).stdout)
-    local bodies = {}
-    for _, k in ipairs(card.comments) do bodies[#bodies + 1] = k.author .. ": " .. k.body end
-    out[#out + 1] = string.format("%s %s r%d {%s}", c.id, c.status, c.retries, table.concat(bodies, " | "))
-  end
-  return table.concat(out, "\n")
-end
+local state = H.board_state -- what "the same board" means
 
 describe("orket run", function()
   after_each(H.cleanup)
