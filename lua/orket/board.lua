@@ -7,6 +7,7 @@
 -- board.run: the run working the board (set by the engine around a run, nil otherwise);
 -- every event the board writes carries it, so a run's transcript is found by run id.
 local sm = require "orket.c.statemachine"
+local card_value = require "orket.card"
 local cards = require "orket.store.cards"
 local comments = require "orket.store.comments"
 local sj = require "orket.store.journal"
@@ -92,7 +93,7 @@ function Board:_changed(id, fresh)
   end
 end
 
-local copy_card = cards.copy_card
+local copy_card = card_value.copy
 -- copy_card(c) -> a copy of c with its own depends_on (the order's list hands out copies too)
 M.copy_card = copy_card
 
@@ -256,7 +257,7 @@ function Board:check_transition(id, to, opts)
   return true
 end
 
-local FINAL = cards.FINAL
+local FINAL = card_value.FINAL
 M.FINAL = FINAL
 local FINAL_LIST = {}
 for st in pairs(FINAL) do FINAL_LIST[#FINAL_LIST + 1] = st end

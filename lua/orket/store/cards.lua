@@ -13,20 +13,6 @@ local cjson = require "cjson"
 local NOW = store.NOW
 local M = {}
 
--- The statuses a card does not leave by itself (orket.board and orket.ready read them here).
-M.FINAL = { done = true, canceled = true, archived = true }
-
---- copy_card(c) -> a copy of c with its own depends_on (the board's cache and the ready
---- order hand out copies, so a caller's edits never reach what they keep).
-function M.copy_card(c)
-  local out = {}
-  for k, v in next, c do out[k] = v end
-  local deps = {}
-  for i, d in ipairs(c.depends_on) do deps[i] = d end
-  out.depends_on = deps
-  return out
-end
-
 local COLUMNS = [[id, type, parent, name, summary, description, note, requirements,
   acceptance, priority, seat, department, status, wait_reason, retries, worked_by, source,
   created_at, updated_at]]
