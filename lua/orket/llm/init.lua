@@ -8,6 +8,7 @@ local transport = require "orket.llm.transport"
 local scripted = require "orket.llm.scripted"
 local replay = require "orket.llm.replay"
 local common = require "orket.llm.common"
+local semaphore = require "orket.semaphore"
 
 local M = {}
 
@@ -45,7 +46,7 @@ function M.open(cfg, opts)
       p.retry = merged(transport.DEFAULT_RETRY, conf.retry)
       p.retry.max_attempts = math.max(1, math.floor(p.retry.max_attempts))
       p.max_bytes = conf.max_response_bytes or transport.DEFAULT_MAX_BYTES
-      p.sem = transport.semaphore(conf.max_concurrency or transport.DEFAULT_CONCURRENCY)
+      p.sem = semaphore.new(conf.max_concurrency or transport.DEFAULT_CONCURRENCY)
     elseif conf.kind == "scripted" then
       local s, serr = scripted.load(conf, name)
       if not s then return nil, serr, "EINVAL" end
