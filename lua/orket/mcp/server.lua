@@ -164,7 +164,7 @@ function M:call_tool(def, args)
     self.log { event = "error", tool = t.name, message = tostring(status) }
     return tool_error("internal", "the server failed; its log says why", 500)
   end
-  if status < 400 and type(doc) == "table" and getmetatable(doc) and type(doc.text) == "string" then
+  if status < 400 and jsonout.is_encoded(doc) then
     -- a kept answer already encoded (the board): its text as it is; decoding it again would
     -- lose which empty tables are arrays, and structuredContent is optional
     return { content = jsonout.array { { type = "text", text = (doc.text:gsub("\n$", "")) } } }

@@ -45,10 +45,9 @@ Server.__index = Server
 local JSON_HEADERS = { "Content-Type: application/json; charset=utf-8", "Cache-Control: no-store",
   "X-Content-Type-Options: nosniff" }
 
--- A handler's document, or JSON text it already encoded (M.encoded): a kept answer is sent
--- as it is, with the same headers as any other.
-local ENCODED = {}
-function M.encoded(text) return setmetatable({ text = text }, ENCODED) end
+-- A handler's document, or JSON text it already encoded (jsonout.encoded): a kept answer is
+-- sent as it is, with the same headers as any other.
+M.encoded = jsonout.encoded
 
 -- A kept answer goes out from one shared copy of its bytes (httpd.blob), made the first
 -- time its text is sent: a 1,000-card board is 400 KB, which every answer copied before.
@@ -72,7 +71,7 @@ local function send(req, ctx, status, doc, extra)
     for _, h in ipairs(list) do headers[#headers + 1] = h end
   end
   local body
-  if getmetatable(doc) == ENCODED then body = ctx.server and blob_of(ctx.server, doc.text) or doc.text
+  if jsonout.is_encoded(doc) then body = ctx.server and blob_of(ctx.server, doc.text) or doc.text
   else body = jsonout.encode(doc) .. "\n" end
   return req:respond(status, headers, body)
 end

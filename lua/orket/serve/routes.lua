@@ -64,7 +64,7 @@ local function board(req, ctx)
     if gen then kept[key] = text end
   end
   -- the kept text is the whole body: sent as it is, no copy of it per request
-  return 200, require("orket.serve").encoded(text)
+  return 200, jsonout.encoded(text)
 end
 
 local function card(_, ctx)
