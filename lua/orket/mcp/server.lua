@@ -10,6 +10,8 @@ local rpc = require "orket.mcp.jsonrpc"
 local router_mod = require "orket.serve.router"
 local keys = require "orket.serve.keys"
 local sj = require "orket.store.journal"
+local card_view = require "orket.views.card"
+local log_view = require "orket.views.log"
 
 local M = {}
 
@@ -195,10 +197,10 @@ end
 function M:resource_text(uri)
   local kind, id = parse_uri(uri)
   if kind == "card" then
-    local doc = require("orket.cmd.card").json_doc(self.db, id, self.dir)
+    local doc = card_view.json_doc(self.db, id, self.dir)
     if doc then return jsonout.encode(doc) end
   elseif kind == "run" and id and require("orket.store.runs").get(self.db, id) then
-    local doc = require("orket.cmd.log").json_doc(self.db, self.dir, id)
+    local doc = log_view.json_doc(self.db, self.dir, id)
     if doc then return jsonout.encode(doc) end
   end
   return nil

@@ -6,6 +6,8 @@ local events = require "orket.serve.events"
 local jsonout = require "orket.jsonout"
 local store_keys = require "orket.store.keys"
 local store_runs = require "orket.store.runs"
+local board_view = require "orket.views.board"
+local card_view = require "orket.views.card"
 
 local M = {}
 
@@ -58,7 +60,7 @@ local function board(req, ctx)
   local key = root or ""
   local text = gen and kept[key]
   if not text then
-    local doc, e = require("orket.cmd.board").json_doc(db, root)
+    local doc, e = board_view.json_doc(db, root)
     if not doc then return err(404, "not_found", e) end
     text = jsonout.encode(doc) .. "\n"
     if gen then kept[key] = text end
@@ -68,7 +70,7 @@ local function board(req, ctx)
 end
 
 local function card(_, ctx)
-  local doc, e = require("orket.cmd.card").json_doc(ctx.db, ctx.params.id, ctx.dir)
+  local doc, e = card_view.json_doc(ctx.db, ctx.params.id, ctx.dir)
   if not doc then return err(404, "not_found", e) end
   return 200, doc
 end

@@ -17,6 +17,7 @@ local claims = require "orket.engine.claims"
 local journal = require "orket.engine.journal"
 local routes = require "orket.serve.routes"
 local runs_store = require "orket.store.runs"
+local log_view = require "orket.views.log"
 
 local M = {}
 local err, whole = routes.err, routes.whole
@@ -206,7 +207,7 @@ end
 local function transcript(_, ctx)
   local row, st, doc = named(ctx)
   if not row then return st, doc end
-  return 200, assert(require("orket.cmd.log").json_doc(ctx.db, ctx.dir, row.id))
+  return 200, assert(log_view.json_doc(ctx.db, ctx.dir, row.id))
 end
 
 -- GET /v1/runs[?state=][&limit=]: newest first

@@ -11,6 +11,7 @@ local jsonout = require "orket.jsonout"
 local M = {}
 
 local routes = require "orket.serve.routes"
+local card_view = require "orket.views.card"
 local err = routes.err
 
 local TEXT = 4096     -- a reason, a note, a summary
@@ -55,7 +56,7 @@ end
 M.principal = principal
 
 local function card_doc(ctx, id)
-  return (require("orket.cmd.card").json_doc(ctx.db, id))
+  return (card_view.json_doc(ctx.db, id))
 end
 
 -- do_write(ctx, action, card_id, fn, locked) -> status, doc: fn(board, actor) -> result |
