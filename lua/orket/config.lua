@@ -1,14 +1,14 @@
 -- orket.config: loads a project's orket.lua (operator-written, so it runs in a sandbox and
 -- only plain data comes out), refuses unknown settings, merges the built-in model providers,
 -- applies the environment's overrides and checks the models section. What orket.lua may
--- contain (schema, defaults, checks) is orket.engine.settings'; this module reads the file.
+-- contain (schema, defaults, checks) is orket.settings'; this module reads the file.
 local sandbox = require "orket.sandbox"
-local settings = require "orket.engine.settings"
+local settings = require "orket.settings"
 local scriptfile = require "orket.scriptfile"
 
 local M = {}
 
--- What orket.lua may contain, its defaults and their checks are orket.engine.settings';
+-- What orket.lua may contain, its defaults and their checks are orket.settings';
 -- these two are the model client's (orket.llm) way in.
 M.split_model = settings.split_model
 M.validate_models = settings.validate_models

@@ -8,7 +8,7 @@
 local uv = require "luv"
 local config = require "orket.config"
 local import = require "orket.import"
-local settings = require "orket.engine.settings"
+local settings = require "orket.settings"
 local roles = require "orket.engine.roles"
 local routing = require "orket.engine.routing"
 local tools = require "orket.tools"
@@ -21,7 +21,7 @@ local scripted = require "orket.llm.scripted"
 
 local M = {}
 
--- Top-level settings of orket.lua (orket.engine.settings owns the schema).
+-- Top-level settings of orket.lua (orket.settings owns the schema).
 M.KNOWN = settings.SETTINGS
 
 -- The text to find a line in: never a FIFO or a device (the problem may be that it is one).
@@ -70,7 +70,7 @@ local function names_of(set)
   return out
 end
 
--- orket.lua: every problem of its settings (orket.engine.settings.check), then the scripted
+-- orket.lua: every problem of its settings (orket.settings.check), then the scripted
 -- models' files as a run would load them. -> cfg (nil when models are broken), team (nil
 -- when the team section is).
 local function check_config(dir, out)

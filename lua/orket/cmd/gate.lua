@@ -108,7 +108,7 @@ local function run(args, cli)
   -- the programs run_command runs unasked: orket.lua's verify.commands, when it reads
   local commands
   local cfg = require("orket.config").load(dir)
-  local s = cfg and require("orket.engine.settings").resolve(cfg)
+  local s = cfg and require("orket.settings").resolve(cfg)
   if s then commands = s.verify.commands end
   local d = gate.check {
     actor = { seat = o.seat or o.roles[1], roles = o.roles }, tool = o.tool, args = call_args,

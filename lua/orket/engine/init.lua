@@ -4,7 +4,7 @@
 -- (orket.engine.run), made fresh by execute: the run picks cards (orket.engine.scheduler),
 -- gives each a turn (orket.engine.turn) and ends done, failed, stalled or interrupted. Every
 -- decision is journaled, so execute() on an existing run resumes it. Contract: docs/engine.md.
-local settings_mod = require "orket.engine.settings"
+local settings_mod = require "orket.settings"
 local run_mod = require "orket.engine.run"
 
 local M = {}

@@ -9,7 +9,7 @@ local routing = require "orket.engine.routing"
 local tools_mod = require "orket.tools"
 local policy = require "orket.policy"
 local jsonout = require "orket.jsonout"
-local settings_mod = require "orket.engine.settings"
+local settings_mod = require "orket.settings"
 
 local M = {}
 

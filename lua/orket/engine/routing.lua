@@ -4,7 +4,7 @@
 -- every model choice. docs/engine.md.
 local sandbox = require "orket.sandbox"
 local scriptfile = require "orket.scriptfile"
-local settings = require "orket.engine.settings"
+local settings = require "orket.settings"
 
 local M = {}
 

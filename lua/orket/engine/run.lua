@@ -8,7 +8,7 @@
 local rt = require "orket.c.runtime"
 local uv = require "luv"
 local task = require "orket.task"
-local settings_mod = require "orket.engine.settings"
+local settings_mod = require "orket.settings"
 local scheduler = require "orket.engine.scheduler"
 local turn = require "orket.engine.turn"
 local journal = require "orket.engine.journal"

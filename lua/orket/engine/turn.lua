@@ -14,7 +14,7 @@ local fault = require "orket.engine.fault"
 local approvals = require "orket.engine.approvals"
 local common = require "orket.llm.common"
 local jsonout = require "orket.jsonout"
-local settings_mod = require "orket.engine.settings"
+local settings_mod = require "orket.settings"
 local gate_mod = require "orket.gate"
 local gitwork = require "orket.engine.gitwork"
 

@@ -139,7 +139,7 @@ end
 
 -- ---- the connection ----------------------------------------------------------------------
 
---- new(spec, o) -> conn (not started). spec: a server of orket.mcp.settings; o: {cwd=
+--- new(spec, o) -> conn (not started). spec: a server of orket.settings.mcp; o: {cwd=
 --- absolute dir a stdio server runs in, env=fn(name) for headers_env, log=fn(fields),
 --- on_notify=fn(conn, msg), on_close=fn(conn, why), limits= the runner's limits instead of
 --- M.LIMITS}

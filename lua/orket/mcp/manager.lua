@@ -224,7 +224,7 @@ end
 function M.reload(e)
   local cfg, err, code = require("orket.config").load(e.dir)
   if not cfg then return nil, err, code end
-  local s, serr, scode = require("orket.engine.settings").resolve(cfg)
+  local s, serr, scode = require("orket.settings").resolve(cfg)
   if not s then return nil, serr, scode end
   e.settings.mcp = s.mcp
   if not e.mcp then

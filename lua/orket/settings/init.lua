@@ -1,4 +1,4 @@
--- orket.engine.settings: what a project's orket.lua may contain. This module owns the one
+-- orket.settings: what a project's orket.lua may contain. This module owns the one
 -- schema of its settings (SETTINGS, each top-level setting with the check of its section),
 -- their defaults (the engine's sections, the built-in model providers) and their validation.
 -- orket.config reads the file and applies the environment; `orket validate` reports every
@@ -480,7 +480,7 @@ local SCHEMA = {
   -- a sandbox running main's tree, and the bug-fix phase after a rock (docs/sandbox.md)
   { "sandbox", sandboxes.sandbox },
   { "bug_fix", sandboxes.bug_fix },
-  { "mcp", function(d) return require("orket.mcp.settings").section(d.mcp) end }, -- docs/mcp.md
+  { "mcp", function(d) return require("orket.settings.mcp").section(d.mcp) end }, -- docs/mcp.md
   -- where the store is (docs/store.md, "Toward PostgreSQL"); checked here, not used yet
   { "store", function(d)
     local s, err = require("orket.store.pgurl").section(d.store)
