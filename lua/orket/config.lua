@@ -5,6 +5,7 @@
 local sandbox = require "orket.sandbox"
 local settings = require "orket.settings"
 local scriptfile = require "orket.scriptfile"
+local pgurl = require "orket.store.pgurl"
 
 local M = {}
 
@@ -86,7 +87,7 @@ function M.finish(data, dir, getenv)
   end
   -- where the store is: false for the project's SQLite file (the only backend for now),
   -- else a PostgreSQL URL from ORKET_DATABASE_URL or store.url (docs/store.md)
-  local url, uerr, ucode = require("orket.store.pgurl").resolve(data.store, getenv)
+  local url, uerr, ucode = pgurl.resolve(data.store, getenv)
   if url == nil then return nil, uerr, ucode end
   cfg.database_url = url
   cfg.dir = dir

@@ -18,6 +18,8 @@ local lines = require "orket.lines"
 local llm = require "orket.llm"
 local nearest = require "orket.nearest"
 local scripted = require "orket.llm.scripted"
+local rt = require "orket.c.runtime"
+local board = require "orket.board"
 
 local M = {}
 
@@ -105,7 +107,7 @@ end
 -- built-ins by name). -> roles by name, tool names (set), policy sets, and the names of
 -- broken files (their stems), which the links below do not call unknown a second time.
 local function check_scripts(dir, out, summary)
-  local home = require("orket.c.runtime").home()
+  local home = rt.home()
   local by_name, broken = {}, {}
   for _, d in ipairs(roles.dirs(dir)) do
     for _, path in ipairs(roles.lua_files(d)) do
@@ -227,7 +229,7 @@ local function check_epics(dir, out, warnings, summary, team)
       end
     end
   end
-  local cycle = require("orket.board").find_cycle(graph, nodes)
+  local cycle = board.find_cycle(graph, nodes)
   if cycle then
     -- Name the edge that closes the cycle, so the line is the depends_on to change.
     local c, at = by_id[cycle[#cycle - 1]], nil

@@ -3,6 +3,7 @@
 local board_mod = require "orket.board"
 local view = require "orket.views.board"
 local inert = require "orket.inert"
+local uv = require "luv"
 
 local USAGE = "orket board [EPIC|ROCK] [--json] [-C DIR]"
 local cmd = { summary = "show the board as a tree", usage = USAGE }
@@ -19,7 +20,7 @@ local COLORS = {
 local function color_on()
   local nc = os.getenv("NO_COLOR")
   if nc ~= nil and nc ~= "" then return false end
-  return require("luv").guess_handle(1) == "tty"
+  return uv.guess_handle(1) == "tty"
 end
 
 local function pname(p)

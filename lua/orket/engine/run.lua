@@ -22,6 +22,7 @@ local gitwork = require "orket.engine.gitwork"
 local deploy = require "orket.sandboxes.deploy"
 local store_runs = require "orket.store.runs"
 local store_journal = require "orket.store.journal"
+local json = require "cjson.safe"
 
 local M = {}
 local Run = {}
@@ -584,7 +585,7 @@ function Run:execute()
   local run_id = self.run_id
   local run = store_runs.get(self.db, run_id)
   if not run then error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 2) end
-  local data = require("cjson.safe").decode(run.data or "{}") or {}
+  local data = json.decode(run.data or "{}") or {}
   cstore.clear_file_error() -- journal_broken reports what fails from here on
   self.model = self.model or data.model
   local conc = self.engine.concurrency or data.concurrency or self.settings.concurrency

@@ -12,6 +12,12 @@ local keys = require "orket.serve.keys"
 local sj = require "orket.store.journal"
 local card_view = require "orket.views.card"
 local log_view = require "orket.views.log"
+local routes = require "orket.serve.routes"
+local writes = require "orket.serve.writes"
+local runs = require "orket.serve.runs"
+local rt = require "orket.c.runtime"
+local store_runs = require "orket.store.runs"
+local board = require "orket.board"
 
 local M = {}
 
@@ -71,9 +77,9 @@ local shared_router
 local function api_router()
   if shared_router then return shared_router end
   local r = router_mod.new()
-  require("orket.serve.routes").add(r)
-  require("orket.serve.writes").add(r)
-  require("orket.serve.runs").add(r)
+  routes.add(r)
+  writes.add(r)
+  runs.add(r)
   local by_name = {}
   for _, route in ipairs(r.routes) do if route.name then by_name[route.name] = route end end
   shared_router = { router = r, by_name = by_name }
@@ -126,7 +132,7 @@ local function version_of(params)
 end
 
 local function server_info()
-  return { name = "orket", title = "Orket", version = require("orket.c.runtime").version() }
+  return { name = "orket", title = "Orket", version = rt.version() }
 end
 
 local function capabilities(self)
@@ -199,7 +205,7 @@ function M:resource_text(uri)
   if kind == "card" then
     local doc = card_view.json_doc(self.db, id, self.dir)
     if doc then return jsonout.encode(doc) end
-  elseif kind == "run" and id and require("orket.store.runs").get(self.db, id) then
+  elseif kind == "run" and id and store_runs.get(self.db, id) then
     local doc = log_view.json_doc(self.db, self.dir, id)
     if doc then return jsonout.encode(doc) end
   end
@@ -209,11 +215,11 @@ end
 -- Every resource: the cards in creation order, then the runs newest first.
 function M:resource_list()
   local out = {}
-  for _, c in ipairs(require("orket.board").open(self.db):list {}) do
+  for _, c in ipairs(board.open(self.db):list {}) do
     out[#out + 1] = { uri = card_uri(c.id), name = c.id, title = c.summary or c.name, mimeType = "application/json",
       description = c.type .. ", " .. c.status }
   end
-  for _, r in ipairs(require("orket.store.runs").recent(self.db, 200)) do
+  for _, r in ipairs(store_runs.recent(self.db, 200)) do
     out[#out + 1] = { uri = run_uri(r.id), name = "run " .. r.id, title = "transcript of run " .. r.id .. " (" .. tostring(r.target) .. ")",
       mimeType = "application/json" }
   end

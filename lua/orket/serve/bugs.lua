@@ -6,6 +6,7 @@ local phase = require "orket.sandboxes.phase"
 local writes = require "orket.serve.writes"
 local routes = require "orket.serve.routes"
 local card_view = require "orket.views.card"
+local config = require "orket.config"
 local err = routes.err
 
 local M = {}
@@ -36,7 +37,7 @@ local function file(_, ctx)
 end
 
 local function status(_, ctx)
-  local cfg, s = require("orket.config").settings(ctx.dir, true)
+  local cfg, s = config.settings(ctx.dir, true)
   if not cfg then return err(422, "bad_config", tostring(s)) end
   return 200, { phases = jsonout.array(phase.status(ctx.db, { settings = s })) }
 end
