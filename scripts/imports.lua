@@ -5,21 +5,21 @@
 --                                                requires (exit 1 if any), ROOT default: orket's home
 local M = {}
 
--- The layers, top to bottom (docs/architecture.md draws the same table). A module may
+-- The layers, top to bottom (docs/architecture.md draws the same table; the spec checks its order). A module may
 -- require modules of its own layer or of lower ones, never of a higher one. The first
 -- pattern that matches a module's name gives its layer; patterns are anchored Lua patterns.
 M.LAYERS = {
-  { name = "commands", doc = "the CLI and the REPL: parse words, render results",
-    match = { "^orket%.cmd$", "^orket%.cmd%.", "^orket%.cli$", "^orket%.repl$", "^orket%.validate$" } },
-  { name = "services", doc = "long-lived drivers: the HTTP server, the engine and its runs, MCP, sandboxes",
+  { name = "commands", doc = "the CLI, the REPL and what a terminal shows: parse words, render results in the CLI's words",
+    match = { "^orket%.cmd$", "^orket%.cmd%.", "^orket%.cli$", "^orket%.terminal%.", "^orket%.validate$" } },
+  { name = "services", doc = "long-lived drivers: the HTTP server, the engine and its runs, MCP, sandboxes, and the documents they give",
     match = { "^orket%.serve$", "^orket%.serve%.", "^orket%.engine$", "^orket%.engine%.",
-              "^orket%.mcp%.", "^orket%.sandboxes%.", "^orket%.views%.", "^orket%.console%.", "^orket$" } },
-  { name = "actions", doc = "what can be done to a card or the project: each rule once, results as data",
+              "^orket%.mcp%.", "^orket%.sandboxes%.", "^orket%.views%.", "^orket$" } },
+  { name = "actions", doc = "what can be done to a card or the project, each rule once with its result as data; the project's configuration and its outside world",
     match = { "^orket%.actions%.", "^orket%.tools$", "^orket%.toolcalls$", "^orket%.import$",
               "^orket%.llm$", "^orket%.llm%.", "^orket%.forge$", "^orket%.project$", "^orket%.config$",
               "^orket%.gate$", "^orket%.policy$", "^orket%.profile$",
               "^orket%.memory$", "^orket%.settings$", "^orket%.settings%." } },
-  { name = "board", doc = "the board and its store: cards, their order, persistence",
+  { name = "board", doc = "the board and its store: cards, their order, persistence, the workspace",
     match = { "^orket%.board$", "^orket%.ready$", "^orket%.store$", "^orket%.store%.", "^orket%.workspace$", "^orket%.card$" } },
   { name = "base", doc = "plain helpers over the runtime: tasks, clocks, text, sandboxed scripts",
     match = { "^orket%.task$", "^orket%.clock$", "^orket%.handles$", "^orket%.inert$", "^orket%.jsonout$",

@@ -59,6 +59,14 @@ describe("the Lua library's imports", function()
     end))
   end)
 
+  it("have their layers drawn in docs/architecture.md, in the same order", function()
+    local doc = assert(io.open(home .. "/docs/architecture.md")):read("a")
+    for i, l in ipairs(I.LAYERS) do
+      assert(doc:find("\n| " .. i .. " | " .. l.name .. " |", 1, true), "docs/architecture.md: no row " .. i .. " " .. l.name)
+    end
+    assert.is_nil(doc:find("\n| " .. (#I.LAYERS + 1) .. " | ", 1, true))
+  end)
+
   it("give every module a layer", function()
     for name in pairs(mods) do assert(I.layer_of(name), name .. " has no layer in scripts/imports.lua") end
   end)

@@ -1,10 +1,10 @@
 -- orket repl: an interactive Lua prompt inside the runtime, with `orket` at hand, and inside
--- a project (a folder with orket.lua) the project itself as `project` (orket.engine.console).
-local console = require "orket.engine.console"
+-- a project (a folder with orket.lua) the project itself as `project` (orket.terminal.console).
+local console = require "orket.terminal.console"
 local orket_api = require "orket"
 local llm = require "orket.llm"
 local uv = require "luv"
-local repl = require "orket.repl"
+local repl = require "orket.terminal.repl"
 
 local cmd = {
   summary = "interactive prompt with the runtime loaded",

@@ -1,4 +1,4 @@
--- orket.engine.liveview: the live view `orket run` shows on a terminal: cards by status,
+-- orket.terminal.liveview: the live view `orket run` shows on a terminal: cards by status,
 -- what each seat is doing, tokens and elapsed time, redrawn in place with ANSI cursor moves
 -- (at most one frame per `interval_ms`), and a final summary. It consumes the engine's
 -- events (the same ones --json prints); the terminal, the clock and the board are passed

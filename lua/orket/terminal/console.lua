@@ -1,4 +1,4 @@
--- orket.engine.console: a project opened for debugging, as `project` in `orket repl`: the
+-- orket.terminal.console: a project opened for debugging, as `project` in `orket repl`: the
 -- board, store, model client, gate, tools and engine at hand, plus helpers to see the
 -- messages a role would send, run one turn of one card, replay a recorded run through the
 -- replay provider, and reload the scripts. Uses orket.engine.setup, .turn, .reload,
