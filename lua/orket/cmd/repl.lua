@@ -2,7 +2,7 @@
 -- a project (a folder with orket.lua) the project itself as `project` (orket.terminal.console).
 local console = require "orket.terminal.console"
 local orket_api = require "orket"
-local llm = require "orket.llm"
+local chat = require "orket.terminal.chat"
 local uv = require "luv"
 local repl = require "orket.terminal.repl"
 
@@ -26,8 +26,8 @@ function cmd.run(args, cli)
     return cli.usage_error(cmd, "repl takes no arguments but -C DIR")
   end
   _G.orket = orket_api
-  _G.llm = llm -- llm.chat{messages = {...}} streams to the prompt
-  _G.llm.use_dir(dir) -- with DIR's models, as `project` has them
+  -- llm.chat{messages = {...}} streams to the prompt, with DIR's models as `project` has them
+  _G.llm = chat.global(dir)
   local p
   if uv.fs_stat((dir or ".") .. "/orket.lua") then
     local err
