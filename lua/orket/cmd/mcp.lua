@@ -9,7 +9,7 @@ local lines = require "orket.mcp.lines"
 local server = require "orket.mcp.server"
 local runs = require "orket.serve.runs"
 local manager = require "orket.mcp.manager"
-local orket_inert = require "orket.inert"
+local inert = require "orket.inert"
 
 local USAGE = "orket mcp serve [--read-only] [-C DIR] | orket mcp list [--json] [-C DIR]"
 local cmd = { summary = "serve the board over MCP (stdio), list orket.lua's MCP servers", usage = USAGE }
@@ -126,11 +126,10 @@ local function list(dir, json, cli)
   for _, e in ipairs(status) do
     if e.why then failed = failed + 1 end
     if not json then
-      local inert = orket_inert.text
-      io.stdout:write(string.format("%-16s %-6s %s\n", e.name, e.transport, e.why and ("down: " .. inert(tostring(e.why)))
+      io.stdout:write(string.format("%-16s %-6s %s\n", e.name, e.transport, e.why and ("down: " .. inert.text(tostring(e.why)))
         or string.format("ready, %d tools", #e.tools)))
       for _, t in ipairs(e.tools) do io.stdout:write("  ", t, "\n") end
-      for _, r in ipairs(e.refused) do io.stdout:write("  refused ", inert(r.name), ": ", inert(r.why), "\n") end
+      for _, r in ipairs(e.refused) do io.stdout:write("  refused ", inert.text(r.name), ": ", inert.text(r.why), "\n") end
     end
   end
   return failed > 0 and 1 or 0

@@ -14,7 +14,7 @@ local ops = require "orket.store.sandboxes"
 local service = require "orket.sandboxes.service"
 local inert = require "orket.inert"
 local gitrepo = require "orket.c.gitrepo"
-local orket_board = require "orket.board"
+local board_mod = require "orket.board"
 local deploy = require "orket.sandboxes.deploy"
 local accept = require "orket.sandboxes.accept"
 local task = require "orket.task"
@@ -223,7 +223,7 @@ end
 
 -- A card's acceptance checks after a deploy (--card): run, journaled, a failure sent back.
 local function accept_deployed(dir, db, s, sb, card, run_id)
-  local board = orket_board.open(db)
+  local board = board_mod.open(db)
   local outs = deploy.accept_after { db = db, board = board, settings = s, sandbox = sb,
     cards = deploy.accepting(s.sandbox.deploy, board, card), run_id = run_id, send_back = true }
   for _, o in ipairs(outs) do
@@ -442,7 +442,7 @@ local function check(args, cli)
     cli.err("%s", rerr)
     return 1
   end
-  local board = orket_board.open(db)
+  local board = board_mod.open(db)
   local cards = {}
   if card then
     if not board:get(card) then

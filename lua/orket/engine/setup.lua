@@ -13,10 +13,10 @@ local reload = require "orket.engine.reload"
 local engine = require "orket.engine"
 local llm = require "orket.llm"
 local uv = require "luv"
-local orket_workspace = require "orket.workspace"
+local workspace = require "orket.workspace"
 local gitwork = require "orket.engine.gitwork"
 local gate = require "orket.gate"
-local orket_toolcalls = require "orket.toolcalls"
+local toolcalls = require "orket.toolcalls"
 local manager = require "orket.mcp.manager"
 local lockfile = require "orket.c.lockfile"
 local claims = require "orket.engine.claims"
@@ -66,7 +66,7 @@ function M.open(dir, opts)
   local ws_dir = opts.workspace or (dir .. "/workspace")
   local okmk = uv.fs_mkdir(ws_dir, 493)
   local _ = okmk
-  local ws, werr, wcode = orket_workspace.open(ws_dir)
+  local ws, werr, wcode = workspace.open(ws_dir)
   if not ws then return nil, werr, wcode end
   -- The project's workspace is a git repository (made on the first run of a project from
   -- before); each card works in its worktree under .orket/worktrees (docs/git.md). A
@@ -97,7 +97,7 @@ function M.open(dir, opts)
     -- the project's folder: a sandbox deployed after a merge runs there (sandboxes.deploy);
     -- nil for a scratch workspace, which deploys nothing
     project_dir = not opts.workspace and dir or nil,
-    toolcalls = orket_toolcalls,
+    toolcalls = toolcalls,
     count = gate.counters_add, emit = opts.emit, concurrency = opts.concurrency,
     model = routing.override_model(opts.model),
     -- A turn passes the tools and policies it started with; hot reload swaps e's.
