@@ -33,11 +33,17 @@ M.LAYERS = {
 -- key: "from -> to"; value: the reason it stays for now. The test fails on an entry that
 -- names no forbidden edge any more, so the list only shrinks.
 M.ALLOWED = {
-  ["orket.serve.writes -> orket.cmd.answer"] = "POST .../answer runs the CLI's answer rule; it moves to the card-actions layer (actions/)",
-  ["orket.serve.writes -> orket.cmd.retry"] = "POST .../retry runs the CLI's retry rule; it moves to the card-actions layer (actions/)",
-  ["orket.actions.acceptance -> orket.sandboxes.phase"] = "filing a bug on a rock is a card action: phase.file_bug moves to actions/ once sandboxes/ settles",
-  ["orket.import -> orket.sandboxes.accept"] = "the epic file's sandbox_checks are read by accept.normalize_list, which belongs below the importer",
-  ["orket.settings -> orket.sandboxes.settings"] = "the sandbox and bug_fix sections' checks join settings/ (as settings.mcp did) once sandboxes/ settles",
+  -- POST /v1/cards/{id}/answer and /retry run the CLI's rules: they move to actions/ with
+  -- the card-actions layer, which the CLI and the API will both call
+  ["orket.serve.writes -> orket.cmd.answer"] = "the answer rule moves to the card-actions layer (actions/)",
+  ["orket.serve.writes -> orket.cmd.retry"] = "the retry rule moves to the card-actions layer (actions/)",
+  -- sandboxes/ is being changed alongside; these three wait until it settles
+  ["orket.actions.acceptance -> orket.sandboxes.phase"] =
+    "filing a bug on a rock is a card action: phase.file_bug moves to actions/",
+  ["orket.import -> orket.sandboxes.accept"] =
+    "the epic file's sandbox_checks are read by accept.normalize_list, which belongs below the importer",
+  ["orket.settings -> orket.sandboxes.settings"] =
+    "the sandbox and bug_fix sections' checks join settings/ as settings.mcp did",
 }
 
 ---------------------------------------------------------------------------------------
