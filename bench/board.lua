@@ -7,7 +7,7 @@ package.path = package.orket_home .. "/?.lua;" .. package.path
 local store = require "orket.store"
 local import = require "orket.import"
 local board_mod = require "orket.board"
-local boardcmd = require "orket.cmd.board"
+local boardview = require "orket.views.board"
 local cjson = require "cjson"
 local uv = require "luv"
 
@@ -70,7 +70,7 @@ end
 
 local runnable, json_bytes
 local function ready() runnable = #assert(b:ready()) end
-local function json() json_bytes = #assert(boardcmd.json(b)) end
+local function json() json_bytes = #assert(boardview.json(b)) end
 
 local function timed(fn)
   collectgarbage()

@@ -142,7 +142,7 @@ local function http_part(dir, db)
       devnull:write(line, "\n")
     end })
   local running = task.spawn(server.run, server)
-  local board = jsonout.encode(assert(require("orket.cmd.board").json_doc(db))) .. "\n"
+  local board = jsonout.encode(assert(require("orket.views.board").json_doc(db))) .. "\n"
   local bfile = dir .. "/board.json"
   write(bfile, board)
   local fh, fport, fout = start_server(FLOOR, { bfile }, "port (%d+)")

@@ -43,7 +43,7 @@ void rt_wait_begin(lua_State *L, rt_wait *w, rt_wait_cancel_fn cancel) {
   lua_pop(L, 1);
   w->co_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the thread */
   memcap *m = &rt->mem;
-  w->mem_headroom = m->limit == SIZE_MAX ? SIZE_MAX : m->limit - (m->used < m->limit ? m->used : m->limit);
+  w->mem_headroom = memcap_headroom(m);
   m->limit = SIZE_MAX;
   rt->pending_waits++;
 }

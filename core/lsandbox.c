@@ -169,8 +169,7 @@ static int sbl_rep(lua_State *L) {
     return 1;
   }
   if (n > 0 && sb_thread_budgeted(L)) {
-    const memcap *m = &rt_get(L)->mem;
-    size_t left = m->limit > m->used ? m->limit - m->used : 0;
+    size_t left = memcap_headroom(&rt_get(L)->mem);
     if ((uint64_t)n <= left / (l + lsep)) sb_charge_call(L, (uint64_t)n / 8, "rep");
   }
   return sbl_stock(L);

@@ -40,3 +40,8 @@ size_t memcap_push(memcap *m, size_t extra) {
 }
 
 void memcap_restore(memcap *m, size_t previous) { m->limit = previous; }
+
+size_t memcap_headroom(const memcap *m) {
+  if (m->limit == SIZE_MAX) return SIZE_MAX;
+  return m->used < m->limit ? m->limit - m->used : 0;
+}

@@ -24,4 +24,8 @@ void *memcap_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 size_t memcap_push(memcap *m, size_t extra);
 void memcap_restore(memcap *m, size_t previous);
 
+/* The bytes left under the ceiling (0 once `used` has reached it), or SIZE_MAX when there is
+ * none: what memcap_push(m, memcap_headroom(m)) sets back after the ceiling was lifted. */
+size_t memcap_headroom(const memcap *m);
+
 #endif

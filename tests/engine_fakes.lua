@@ -4,7 +4,7 @@
 -- epic whose issues depend on each other, one rejected once in review.
 local store = require "orket.store"
 local board_mod = require "orket.board"
-local settings = require "orket.engine.settings"
+local settings = require "orket.settings"
 local routing = require "orket.engine.routing"
 local roles = require "orket.engine.roles"
 local engine = require "orket.engine"

@@ -7,9 +7,11 @@
 -- board.run: the run working the board (set by the engine around a run, nil otherwise);
 -- every event the board writes carries it, so a run's transcript is found by run id.
 local sm = require "orket.c.statemachine"
+local card_value = require "orket.card"
 local cards = require "orket.store.cards"
 local comments = require "orket.store.comments"
 local sj = require "orket.store.journal"
+local ready = require "orket.ready"
 local json = require "cjson.safe"
 
 local M = {}
@@ -91,14 +93,7 @@ function Board:_changed(id, fresh)
   end
 end
 
-local function copy_card(c)
-  local out = {}
-  for k, v in next, c do out[k] = v end
-  local deps = {}
-  for i, d in ipairs(c.depends_on) do deps[i] = d end
-  out.depends_on = deps
-  return out
-end
+local copy_card = card_value.copy
 -- copy_card(c) -> a copy of c with its own depends_on (the order's list hands out copies too)
 M.copy_card = copy_card
 
@@ -209,7 +204,7 @@ function Board:ready(scope_id)
       return nil, string.format("board: %s is an issue; give an epic or a rock", scope_id), "EINVAL"
     end
   end
-  return require("orket.ready").new(self, scope):list()
+  return ready.new(self, scope):list()
 end
 
 local function check_actor(opts, fname)
@@ -262,7 +257,7 @@ function Board:check_transition(id, to, opts)
   return true
 end
 
-local FINAL = { done = true, canceled = true, archived = true }
+local FINAL = card_value.FINAL
 M.FINAL = FINAL
 local FINAL_LIST = {}
 for st in pairs(FINAL) do FINAL_LIST[#FINAL_LIST + 1] = st end

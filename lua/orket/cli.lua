@@ -3,6 +3,10 @@
 -- Library code never prints or exits; this module and the commands decide what to show.
 local uv = require "luv"
 local nearest = require "orket.nearest"
+local cstore = require "orket.c.store"
+local inert = require "orket.inert"
+local task = require "orket.task"
+local handles = require "orket.handles"
 
 local M = {}
 
@@ -20,13 +24,13 @@ local reported
 function M.err(fmt, ...)
   -- an unknown field or setting, from whichever module, with the known one nearest to it
   local msg = nearest.hint(string.format(fmt, ...))
-  local ferr = require("orket.c.store").file_error()
+  local ferr = cstore.file_error()
   if ferr and msg:find(ferr, 1, true) then
     if reported == ferr then return end
     reported, msg = ferr, ferr
   end
   -- messages quote card ids, model text and servers' error bodies: inert on a terminal
-  io.stderr:write("orket: ", require("orket.inert").text(msg), "\n")
+  io.stderr:write("orket: ", inert.text(msg), "\n")
 end
 
 local function load_command(name)
@@ -50,6 +54,8 @@ end
 --- open_store(dir, create [, reading]) -> db | nil: a project's store for a command; on failure the
 --- message is printed and the command returns 1 (orket.project.open_store says why).
 function M.open_store(dir, create, reading)
+  -- lazy: the store, the settings and the engine load when a command opens them, so
+  -- `orket version`, `orket help` and usage errors start without them (make bench: cold start)
   local db, err = require("orket.project").open_store(dir, create, reading)
   if not db then M.err("%s", err) end
   return db
@@ -58,7 +64,7 @@ end
 --- project_settings(dir, defaults) -> cfg, settings | nil (the error printed): the project's
 --- orket.lua (the built-in defaults when it has none, with defaults) and its settings resolved
 function M.project_settings(dir, defaults)
-  local cfg, s = require("orket.config").settings(dir, defaults)
+  local cfg, s = require("orket.config").settings(dir, defaults) -- lazy: as open_store's
   if not cfg then M.err("%s", s) return nil end
   return cfg, s
 end
@@ -69,7 +75,7 @@ end
 function M.open_store_locked(dir)
   local db = M.open_store(dir, false)
   if not db then return nil end
-  local lock, lerr = require("orket.engine.setup").lock(dir)
+  local lock, lerr = require("orket.engine.setup").lock(dir) -- lazy: as open_store's
   if not lock then
     db:close()
     M.err("%s", lerr)
@@ -123,7 +129,6 @@ end
 
 -- Reports task failures that nobody joined (errors in callbacks, background tasks).
 function M.flush_unhandled()
-  local task = require "orket.task"
   for _, e in ipairs(task.collect()) do M.err("%s", e) end
   local n = #task.unhandled
   task.unhandled = {}
@@ -183,7 +188,7 @@ function M.program()
 end
 
 function M.main(argv)
-  require("orket.handles").track() -- a luv handle left open at exit is closed, not a crash
+  handles.track() -- a luv handle left open at exit is closed, not a crash
   local name = argv[1]
   if name == nil then
     M.usage(io.stderr)
@@ -205,7 +210,6 @@ function M.main(argv)
     io.stdout:write(M.help_text(name))
     return M.EXIT.ok
   end
-  local cstore = require "orket.c.store"
   cstore.clear_file_error()
   reported = nil
   -- A damaged, read-only or full database file is the user's to fix, not a bug: where a
@@ -223,7 +227,7 @@ function M.main(argv)
       return M.EXIT.failed
     end
     -- as core/main.c reports an error that escapes: a bug in Orket (EX_SOFTWARE)
-    io.stderr:write("orket: internal error: ", require("orket.inert").text(status.internal), "\n")
+    io.stderr:write("orket: internal error: ", inert.text(status.internal), "\n")
     return M.EXIT.internal
   end
   return status or 0

@@ -1,14 +1,15 @@
 -- orket.config: loads a project's orket.lua (operator-written, so it runs in a sandbox and
 -- only plain data comes out), refuses unknown settings, merges the built-in model providers,
 -- applies the environment's overrides and checks the models section. What orket.lua may
--- contain (schema, defaults, checks) is orket.engine.settings'; this module reads the file.
+-- contain (schema, defaults, checks) is orket.settings'; this module reads the file.
 local sandbox = require "orket.sandbox"
-local settings = require "orket.engine.settings"
+local settings = require "orket.settings"
 local scriptfile = require "orket.scriptfile"
+local pgurl = require "orket.store.pgurl"
 
 local M = {}
 
--- What orket.lua may contain, its defaults and their checks are orket.engine.settings';
+-- What orket.lua may contain, its defaults and their checks are orket.settings';
 -- these two are the model client's (orket.llm) way in.
 M.split_model = settings.split_model
 M.validate_models = settings.validate_models
@@ -86,7 +87,7 @@ function M.finish(data, dir, getenv)
   end
   -- where the store is: false for the project's SQLite file (the only backend for now),
   -- else a PostgreSQL URL from ORKET_DATABASE_URL or store.url (docs/store.md)
-  local url, uerr, ucode = require("orket.store.pgurl").resolve(data.store, getenv)
+  local url, uerr, ucode = pgurl.resolve(data.store, getenv)
   if url == nil then return nil, uerr, ucode end
   cfg.database_url = url
   cfg.dir = dir

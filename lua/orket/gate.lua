@@ -6,6 +6,7 @@
 -- function it is handed. `orket gate check` and a run both call check. Contract:
 -- docs/policies.md.
 local cgate = require "orket.c.gate"
+local cjson = require "cjson.safe"
 
 local M = {}
 
@@ -32,7 +33,7 @@ end
 -- The arguments as recorded: their JSON, or the model's own text when it did not parse.
 local function summarize(args, raw)
   if raw then return clip(raw) end
-  local ok, json = pcall(require("cjson.safe").encode, args)
+  local ok, json = pcall(cjson.encode, args)
   return clip(ok and json or "(arguments not encodable)")
 end
 

@@ -10,6 +10,9 @@ local board_mod = require "orket.board"
 local imports = require "orket.store.imports"
 local accept = require "orket.sandboxes.accept"
 local scriptfile = require "orket.scriptfile"
+local crypto = require "orket.c.crypto"
+local sandbox = require "orket.sandbox"
+local lines = require "orket.lines"
 
 local M = {}
 M.MAX_FILE = 16 * 1024 * 1024
@@ -73,7 +76,7 @@ end
 
 -- The content digest of a file's text, recorded by import (imported_files) so a run can
 -- tell which epics/ files changed since (a timestamp would flag files only touched).
-local function digest(text) return require("orket.c.crypto").hash(text) end
+local function digest(text) return crypto.hash(text) end
 
 local function parse_file(f)
   if not utf8.len(f.rel) then return nil, string.format("%q: the file's name is not valid UTF-8; rename it", f.rel) end
@@ -90,7 +93,6 @@ local function parse_file(f)
     end
     return v
   end
-  local sandbox = require "orket.sandbox"
   local box = sandbox.new { name = f.rel }
   local fn, err = box:load(text, f.rel) -- box:load adds the "@"
   if not fn then return nil, err end
@@ -116,7 +118,6 @@ end
 -- The place in the file's text where object t starts to be told apart: {pattern, nth}, nth
 -- counting objects of the file with the same pattern (a duplicate id is the second one).
 function Ctx:anchor_of(t)
-  local lines = require "orket.lines"
   local pat
   if type(t) == "table" then
     if type(t.id) == "string" then pat = lines.id_set(t.id)
@@ -347,7 +348,6 @@ function Ctx:unknown(t, path, kind)
   table.sort(extra)
   for _, k in ipairs(extra) do
     local where = k:match("^[%a_][%w_]*$") and self:field(path, k) or string.format("%s[%q]", path, k)
-    local lines = require "orket.lines"
     local line = lines.of(self.source, k, self.anchor) or lines.of(self.source, k)
     self.unknowns[#self.unknowns + 1] = { message = string.format("%s%s: %s: unknown field (%s fields: %s)",
       self.file, line and (":" .. line) or "", where, WHOSE[kind], f.text), anchor = self.anchor }

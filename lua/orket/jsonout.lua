@@ -45,4 +45,12 @@ function M.encode(v)
   return cjsonout.encode(v, ARRAY)
 end
 
+-- JSON text already encoded, marked so a sender passes it on as it is (orket serve sends a
+-- kept answer such as the board this way, from one shared copy of its bytes).
+local ENCODED = {}
+
+--- encoded(text) -> a value standing for the JSON text; is_encoded(v) -> true for one.
+function M.encoded(text) return setmetatable({ text = text }, ENCODED) end
+function M.is_encoded(v) return getmetatable(v) == ENCODED end
+
 return M

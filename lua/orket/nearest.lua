@@ -46,7 +46,7 @@ end
 
 -- The name a message says is unknown, and the list of known names it gives, in the shapes
 -- Orket's modules write them:
---   "... PATH: unknown setting (known: a, b)"       orket.engine.settings, orket.store.pgurl
+--   "... PATH: unknown setting (known: a, b)"       orket.settings, orket.store.pgurl
 --   "orket.lua: KEY: unknown setting (settings: a, b)"
 --   "... PATH: unknown field (an issue's fields: a, b)"   orket.import
 --   "... unknown field 'KEY' (fields: a, b)"        roles, tools, routing.lua (policies: "... in deny rule (fields: ...)")
@@ -63,7 +63,7 @@ local function unknown_in(msg)
 end
 
 --- hint(msg) -> msg, with "; did you mean 'NAME'?" added when it says a field or setting is
---- unknown and a known one is near. One place for every such error (orket.engine.settings,
+--- unknown and a known one is near. One place for every such error (orket.settings,
 --- orket.import, roles, tools, policies, routing.lua, the store's settings), so the hint is
 --- there whichever module found the field.
 function M.hint(msg)

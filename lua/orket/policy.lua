@@ -6,6 +6,7 @@
 local sandbox = require "orket.sandbox"
 local scriptfile = require "orket.scriptfile"
 local cgate = require "orket.c.gate"
+local rt = require "orket.c.runtime"
 local detach = require("orket.c.plain").detach
 
 local M = {}
@@ -72,7 +73,7 @@ end
 --- "orket:policies/NAME.lua", a project's as "policies/NAME.lua"; no install or project
 --- directory (the operator's load errors still give the whole path).
 function M.shown_name(path)
-  local home = require("orket.c.runtime").home()
+  local home = rt.home()
   if type(home) == "string" and home ~= "" and path:sub(1, #home + 1) == home .. "/" then
     return "orket:" .. path:sub(#home + 2)
   end

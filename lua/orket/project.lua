@@ -1,6 +1,10 @@
 -- orket.project: where a project's files are (docs/store.md): the store lives at
 -- DIR/.orket/orket.db. Shared by the commands that open a project's board.
 local store = require "orket.store"
+local pgurl = require "orket.store.pgurl"
+local config = require "orket.config"
+local uv = require "luv"
+local lockfile = require "orket.c.lockfile"
 
 local M = {}
 
@@ -15,11 +19,10 @@ end
 --- | nil, msg, "EINVAL": ORKET_DATABASE_URL, else orket.lua's store.url (orket.store.pgurl).
 --- An orket.lua that cannot be read names no database (the command reading it says why).
 function M.database_url(dir, getenv)
-  local pgurl = require "orket.store.pgurl"
   getenv = getenv or os.getenv
   local env = getenv(pgurl.ENV)
   if env and env ~= "" then return pgurl.resolve(nil, getenv) end
-  local data = require("orket.config").read(dir)
+  local data = config.read(dir)
   return pgurl.resolve(data and data.store, getenv)
 end
 
@@ -35,14 +38,13 @@ function M.open_store(dir, create, reading)
   if url then
     -- the project's machine-local files (the run lock, worktrees, the keys' pepper) stay
     -- in its .orket/, which no SQLite file made here
-    local uv = require "luv"
     local home = (dir or ".") .. "/.orket"
     if not uv.fs_stat(home) and uv.fs_stat(dir or ".") then uv.fs_mkdir(home, 493) end
     return store.open_url(url)
   end
   local path = M.db_path(dir)
   local home = path:match("^(.*)/[^/]+$")
-  local st = require("luv").fs_stat(home)
+  local st = uv.fs_stat(home)
   if st and st.type ~= "directory" then
     -- SQLite would only say "unable to open database file", or we "not found"
     return nil, string.format("%s is not a directory (the board lives in %s); move the file away", home, path),
@@ -56,7 +58,6 @@ function M.open_store(dir, create, reading)
       if rcode == "EVERSION" then err, code = rerr, rcode end
     elseif st then
       -- SQLite only says "unable to open database file": say that it is about writing
-      local uv = require "luv"
       if not (uv.fs_access(home, "W") and uv.fs_access(path, "W")) then
         return nil, string.format("store: %s cannot be written (a read-only file system, or no write permission "
           .. "on it or on %s); this command changes the board: run it where the project is writable "
@@ -67,7 +68,7 @@ function M.open_store(dir, create, reading)
   if not db and code == "ENOENT" then
     -- no orket.lua either: not a project at all, and importing would not help
     -- (looked at, not opened: opening an orket.lua that is a FIFO would block)
-    local f = require("luv").fs_stat((dir or ".") .. "/orket.lua")
+    local f = uv.fs_stat((dir or ".") .. "/orket.lua")
     local advice = f and "run 'orket import' first" or "no orket.lua here either: 'orket init' creates a project"
     return nil, string.format("no board in %s (%s not found); %s", dir or ".", path, advice), code
   end
@@ -84,12 +85,10 @@ end
 --- data says so) that no worker works now shows "queued".
 function M.run_state(dir, status, run_id, workers)
   local home = M.db_path(dir):match("^(.*)/[^/]+$")
-  local lockfile = require "orket.c.lockfile"
   -- orket serve holds a lock per run it executes (orket.engine.claims), resumed ones too
   if lockfile.probe(string.format("%s/runs/%d.lock", home, run_id)) then return "running" end
   if status ~= "running" then return status end
   if workers then
-    local uv = require "luv"
     -- read to the end: luv frees a listing's entries only as they are read
     local d, state = uv.fs_scandir(home .. "/runs"), "queued"
     while d do
@@ -101,7 +100,7 @@ function M.run_state(dir, status, run_id, workers)
     end
     return state
   end
-  local held, _, tag = require("orket.c.lockfile").probe(home .. "/run.lock")
+  local held, _, tag = lockfile.probe(home .. "/run.lock")
   if held == false or (held and tag and tag ~= run_id) then return "killed" end
   return status
 end

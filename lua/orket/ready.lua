@@ -14,11 +14,11 @@
 -- are half the array. An import rebuilds the order. board:ready builds one and reads it.
 local M = {}
 
-local board_mod = require "orket.board"
+local card_value = require "orket.card"
 local cards_op = require "orket.store.cards"
 local sj = require "orket.store.journal"
 
-local FINAL = board_mod.FINAL
+local FINAL = card_value.FINAL
 
 local Order = {}
 Order.__index = Order
@@ -354,7 +354,7 @@ function Order:list()
   for i = 1, #ids do
     local c = whole[i]
     if c == nil then goto gone end -- deleted since the order last looked
-    local copy = board_mod.copy_card(c)
+    local copy = card_value.copy(c)
     copy.dependents = counts[i]
     out[#out + 1] = copy
     ::gone::

@@ -5,6 +5,7 @@
 -- The contract is documented in docs/runtime.md.
 local csb = require "orket.c.sandbox"
 local cpattern = require "orket.c.pattern"
+local plain = require "orket.c.plain"
 
 local M = {}
 
@@ -383,6 +384,6 @@ end
 --- with raw access (no script metamethods run), functions and userdata are refused.
 --- Returns nil, message ("value.a.1: cycle") on anything else. The walk is core/lplain.c's
 --- (it runs several times a turn; in Lua it was a tenth of the turn's overhead).
-M.copy = require("orket.c.plain").copy
+M.copy = plain.copy
 
 return M

@@ -4,6 +4,7 @@
 -- uses for runs, turns, tool calls, gate decisions and policy violations: each record and
 -- its journal event are written in one transaction.
 local cstore = require "orket.c.store"
+local uv = require "luv"
 local json = require "cjson.safe"
 local records = require "orket.store.records"
 
@@ -24,7 +25,6 @@ local encode = records.encode
 M.encode = encode
 
 local function mkdir_p(dir)
-  local uv = require "luv"
   local path = ""
   for part in dir:gmatch("[^/]+") do
     path = (path == "" and dir:sub(1, 1) ~= "/") and part or (path .. "/" .. part)
@@ -89,7 +89,6 @@ function M.open(path, opts)
   if type(path) ~= "string" then error("bad argument #1 to 'open' (string expected, got " .. type(path) .. ")", 2) end
   opts = opts or {}
   local create = opts.create ~= false and not opts.readonly
-  local uv = require "luv"
   if not create and not uv.fs_stat(path) then
     return nil, "store: no database at " .. path, "ENOENT"
   end
@@ -123,6 +122,7 @@ M.latest_version = #M.migrations
 --- open_url(url, opts) -> db | nil, msg, CODE: the store on the PostgreSQL server at url
 --- (orket.store.pgdb, migrated by orket.store.pg_schema), with this module's API.
 function M.open_url(url, opts)
+  -- lazy: the PostgreSQL backend (pool, schema, journal) loads only for a store URL
   return require("orket.store.pgdb").open(url, opts)
 end
 

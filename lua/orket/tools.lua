@@ -10,6 +10,7 @@
 local sandbox = require "orket.sandbox"
 local cgate = require "orket.c.gate"
 local policy = require "orket.policy"
+local scriptfile = require "orket.scriptfile"
 
 local M = {}
 
@@ -92,7 +93,7 @@ function M.load(files)
       name = path, globals = { glob = cgate.glob },
       instructions = M.BUDGET.instructions, timeout_ms = M.BUDGET.timeout_ms, memory = M.BUDGET.memory,
     }
-    local ok, def, code = require("orket.scriptfile").run(box, path) -- detached: no script metamethod runs below
+    local ok, def, code = scriptfile.run(box, path) -- detached: no script metamethod runs below
     if not ok then return nil, def, code, { def } end
     local vok, verr, problems = validate(def, path)
     if not vok then return nil, verr, "EINVAL", problems end

@@ -8,7 +8,7 @@
 local uv = require "luv"
 local config = require "orket.config"
 local import = require "orket.import"
-local settings = require "orket.engine.settings"
+local settings = require "orket.settings"
 local roles = require "orket.engine.roles"
 local routing = require "orket.engine.routing"
 local tools = require "orket.tools"
@@ -18,10 +18,12 @@ local lines = require "orket.lines"
 local llm = require "orket.llm"
 local nearest = require "orket.nearest"
 local scripted = require "orket.llm.scripted"
+local rt = require "orket.c.runtime"
+local board = require "orket.board"
 
 local M = {}
 
--- Top-level settings of orket.lua (orket.engine.settings owns the schema).
+-- Top-level settings of orket.lua (orket.settings owns the schema).
 M.KNOWN = settings.SETTINGS
 
 -- The text to find a line in: never a FIFO or a device (the problem may be that it is one).
@@ -70,7 +72,7 @@ local function names_of(set)
   return out
 end
 
--- orket.lua: every problem of its settings (orket.engine.settings.check), then the scripted
+-- orket.lua: every problem of its settings (orket.settings.check), then the scripted
 -- models' files as a run would load them. -> cfg (nil when models are broken), team (nil
 -- when the team section is).
 local function check_config(dir, out)
@@ -105,7 +107,7 @@ end
 -- built-ins by name). -> roles by name, tool names (set), policy sets, and the names of
 -- broken files (their stems), which the links below do not call unknown a second time.
 local function check_scripts(dir, out, summary)
-  local home = require("orket.c.runtime").home()
+  local home = rt.home()
   local by_name, broken = {}, {}
   for _, d in ipairs(roles.dirs(dir)) do
     for _, path in ipairs(roles.lua_files(d)) do
@@ -227,7 +229,7 @@ local function check_epics(dir, out, warnings, summary, team)
       end
     end
   end
-  local cycle = require("orket.board").find_cycle(graph, nodes)
+  local cycle = board.find_cycle(graph, nodes)
   if cycle then
     -- Name the edge that closes the cycle, so the line is the depends_on to change.
     local c, at = by_id[cycle[#cycle - 1]], nil

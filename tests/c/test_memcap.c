@@ -57,3 +57,22 @@ TEST(test_memcap_nested) {
   CHECK(t, m.limit == SIZE_MAX);
   memcap_restore(&m, p);
 }
+
+TEST(test_memcap_headroom) {
+  memcap m;
+  memcap_init(&m);
+  CHECK(t, memcap_headroom(&m) == SIZE_MAX); /* no ceiling */
+  void *a = memcap_alloc(&m, NULL, 0, 300);
+  size_t prev = memcap_push(&m, 200);
+  CHECK(t, memcap_headroom(&m) == 200);
+  /* lifted and set back from the headroom, the ceiling is where it was */
+  size_t room = memcap_headroom(&m), lifted = m.limit;
+  m.limit = SIZE_MAX;
+  memcap_push(&m, room);
+  CHECK(t, m.limit == lifted);
+  /* at or past the ceiling (it was lowered under what is held): none left */
+  m.limit = 100;
+  CHECK(t, memcap_headroom(&m) == 0);
+  memcap_restore(&m, prev);
+  memcap_alloc(&m, a, 300, 0);
+}

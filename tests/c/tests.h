@@ -12,6 +12,7 @@
   X(test_httpd_lifecycle)                \
   X(test_memcap_ceiling)                 \
   X(test_memcap_nested)                  \
+  X(test_memcap_headroom)                \
   X(test_budget_instructions)            \
   X(test_budget_deadline)                \
   X(test_budget_sticky)                  \

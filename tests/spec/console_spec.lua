@@ -1,9 +1,9 @@
--- orket.engine.console (the REPL's `project`): messages without a model call, one turn of
+-- orket.terminal.console (the REPL's `project`): messages without a model call, one turn of
 -- one card, replay of a recorded run through the replay provider, reload, on the notes example.
 local H = require "tests.helpers"
 local import = require "orket.import"
 local project_mod = require "orket.project"
-local console = require "orket.engine.console"
+local console = require "orket.terminal.console"
 
 local function notes_project()
   local dir = H.tmpdir()

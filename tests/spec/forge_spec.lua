@@ -1,6 +1,6 @@
 -- The forge pieces on their own: orket.lua's git section and review.human, a branch pushed
 -- to a bare repository (repo:push), and webhook payloads read by orket.forge.
-local settings = require "orket.engine.settings"
+local settings = require "orket.settings"
 local forge = require "orket.forge"
 local G = require "orket.c.gitrepo"
 local H = require "tests.helpers"

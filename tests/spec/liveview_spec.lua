@@ -1,6 +1,6 @@
--- orket.engine.liveview: engine events fed to the view with a fake clock and a string
+-- orket.terminal.liveview: engine events fed to the view with a fake clock and a string
 -- buffer as terminal; the frames it writes, its redraw rate, colour and the final summary.
-local liveview = require "orket.engine.liveview"
+local liveview = require "orket.terminal.liveview"
 
 local function fake(o)
   o = o or {}

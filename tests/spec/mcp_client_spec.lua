@@ -1,10 +1,10 @@
 -- orket.mcp.client against a misbehaving server (tests/mcp/hostile_server.lua, run under the
 -- confinement helper like any stdio server): every misbehaviour is a clear error, nothing
--- hangs, and the connection's process goes with it. Also orket.mcp.settings' checks.
+-- hangs, and the connection's process goes with it. Also orket.settings.mcp' checks.
 local H = require "tests.helpers"
 local task = require "orket.task"
 local client = require "orket.mcp.client"
-local settings = require "orket.engine.settings"
+local settings = require "orket.settings"
 
 local SERVER = H.ROOT .. "/tests/mcp/hostile_server.lua"
 
@@ -133,7 +133,7 @@ describe("orket.mcp.manager", function()
     in_task(function()
       local manager = require "orket.mcp.manager"
       local events = {}
-      local m = manager.new(assert(require("orket.mcp.settings").section { servers = {
+      local m = manager.new(assert(require("orket.settings.mcp").section { servers = {
         h = { command = { H.BIN, "lua", SERVER, "good" }, read_only = { H.ROOT }, timeout_ms = 10000 } } }),
         { cwd = H.tmpdir(), log = function(f) events[#events + 1] = f.event end })
       assert.same({}, m:start())

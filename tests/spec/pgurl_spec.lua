@@ -1,7 +1,7 @@
 -- orket.store.pgurl: the PostgreSQL URL from orket.lua's store section or
 -- ORKET_DATABASE_URL, never with a password in it.
 local pgurl = require "orket.store.pgurl"
-local settings = require "orket.engine.settings"
+local settings = require "orket.settings"
 
 local function env(t) return function(k) return t[k] end end
 

@@ -1,6 +1,6 @@
 -- The REPL's pretty-printer and chunk compiler.
 local pretty = require "orket.pretty"
-local repl = require "orket.repl"
+local repl = require "orket.terminal.repl"
 
 describe("orket.pretty", function()
   it("renders scalars readably", function()
@@ -44,7 +44,7 @@ describe("orket.pretty", function()
   end)
 end)
 
-describe("orket.repl.compile", function()
+describe("orket.terminal.repl.compile", function()
   it("prefers an expression", function()
     local fn = assert(repl.compile("1 + 2"))
     assert.equal(3, fn())

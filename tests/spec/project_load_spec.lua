@@ -3,7 +3,7 @@
 -- refuse numbers out of range by name.
 local H = require "tests.helpers"
 local import = require "orket.import"
-local settings = require "orket.engine.settings"
+local settings = require "orket.settings"
 local sandbox = require "orket.sandbox"
 local config = require "orket.config"
 local llm = require "orket.llm"

@@ -138,7 +138,7 @@ describe("turn context", function()
       if id ~= "E-3" then reads = reads + 1 end
       return b.comments(b, id)
     end }, { __index = b })
-    local e = { board = board, settings = assert(require("orket.engine.settings").resolve {}) }
+    local e = { board = board, settings = assert(require("orket.settings").resolve {}) }
     local job = { seat = "dev", role = { name = "coder" }, phase = "work", turn = 1, tool_specs = {} }
     local card = b:get("E-3")
     local c1 = turn.context(e, job, card, {})

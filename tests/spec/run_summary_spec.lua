@@ -1,7 +1,7 @@
--- The run's final summary on a terminal (orket.engine.liveview) says what the engine's
+-- The run's final summary on a terminal (orket.terminal.liveview) says what the engine's
 -- run_end and stall carry: the cards a person canceled (a done run with canceled cards is
 -- not an unqualified success) and, for each stuck card, the command that gets it moving.
-local liveview = require "orket.engine.liveview"
+local liveview = require "orket.terminal.liveview"
 
 local function view(cards)
   local t = { out = {} }

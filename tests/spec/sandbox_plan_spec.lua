@@ -1,7 +1,7 @@
 -- What a sandbox runs: orket.lua's sandbox and bug_fix sections, the stack found in main's
 -- tree with its reasons (orket.sandboxes.plan), read as hostile data, and the compose file
 -- and Dockerfile written for it (orket.sandboxes.compose).
-local settings = require "orket.engine.settings"
+local settings = require "orket.settings"
 local ss = require "orket.sandboxes.settings"
 local plan = require "orket.sandboxes.plan"
 local compose = require "orket.sandboxes.compose"

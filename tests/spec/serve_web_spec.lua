@@ -3,7 +3,7 @@
 -- the field named, the session cookie parsed and its CSRF token derived.
 local web = require "orket.serve.web"
 local session = require "orket.serve.session"
-local settings = require "orket.engine.settings"
+local settings = require "orket.settings"
 local H = require "tests.helpers"
 
 describe("orket.serve.web", function()

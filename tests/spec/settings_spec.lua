@@ -1,5 +1,5 @@
 -- orket.lua's engine settings: defaults, overrides, and errors that name the field.
-local settings = require "orket.engine.settings"
+local settings = require "orket.settings"
 local gate = require "orket.gate"
 
 describe("engine settings", function()

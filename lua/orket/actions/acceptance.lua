@@ -10,6 +10,7 @@ local imports = require "orket.store.imports"
 local bugfix_rows = require "orket.store.bugfix"
 local phase = require "orket.sandboxes.phase"
 local cjson = require "cjson.safe"
+local verifications = require "orket.store.verifications"
 
 local M = {}
 
@@ -99,7 +100,7 @@ function M.record(o)
         if not bug then return nil, dup, bcode end
         if not dup then
           -- the bug carries the card's checks, so its own merge runs them again
-          local spec = require("orket.store.verifications").checks(db, id)
+          local spec = verifications.checks(db, id)
           imports.set_verification(db, bug, cjson.encode { sandbox_checks = spec and spec.sandbox_checks })
         end
         out.code, out.followup, out.duplicate = "bug", bug, dup
@@ -115,7 +116,7 @@ function M.record(o)
             requirements = card.requirements, acceptance = card.acceptance, seat = card.seat, actor = board_mod.ENGINE }
           if made then
             -- the follow-up carries the card's checks, so its own merge runs them again
-            local spec = require("orket.store.verifications").checks(db, id)
+            local spec = verifications.checks(db, id)
             imports.set_verification(db, made.id, cjson.encode { sandbox_checks = spec and spec.sandbox_checks })
             out.code, out.followup = "followup", made.id
           else

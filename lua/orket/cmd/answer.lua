@@ -6,6 +6,7 @@
 local board_mod = require "orket.board"
 local approvals = require "orket.engine.approvals"
 local review = require "orket.engine.review"
+local journal = require "orket.store.journal"
 
 local USAGE = "orket answer CARD [--] \"text\" | CARD --approve [\"note\"] | CARD --deny \"reason\" [-C DIR]"
 local cmd = { summary = "answer a card that waits for input or approval", usage = USAGE }
@@ -19,7 +20,7 @@ Text that starts with '-' goes after -- (orket answer CARD -- "-1 is fine").]]
 -- Whether the card's wait is a requirements review's (review.lua moves it there with the
 -- note "requirements review ID").
 local function waits_on_requirements_review(db, id)
-  local m = require("orket.store.journal").last_transition(db, id)
+  local m = journal.last_transition(db, id)
   local d = m and m.data
   return type(d) == "table" and d.to == "waiting_for_developer" and type(d.note) == "string"
     and d.note:match("^requirements review ") ~= nil

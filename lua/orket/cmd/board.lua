@@ -1,8 +1,9 @@
 -- orket board [EPIC] [--json]: the board as a tree (rock > epic > issue) with status,
 -- seat and priority; --json prints the documented format (docs/store.md).
-local jsonout = require "orket.jsonout"
 local board_mod = require "orket.board"
+local view = require "orket.views.board"
 local inert = require "orket.inert"
+local uv = require "luv"
 
 local USAGE = "orket board [EPIC|ROCK] [--json] [-C DIR]"
 local cmd = { summary = "show the board as a tree", usage = USAGE }
@@ -19,7 +20,7 @@ local COLORS = {
 local function color_on()
   local nc = os.getenv("NO_COLOR")
   if nc ~= nil and nc ~= "" then return false end
-  return require("luv").guess_handle(1) == "tty"
+  return uv.guess_handle(1) == "tty"
 end
 
 local function pname(p)
@@ -27,26 +28,6 @@ local function pname(p)
   return "none"
 end
 cmd.priority_name = pname
-
-local NULL = require("cjson").null
-local FIELDS = { "id", "type", "parent", "name", "summary", "description", "note",
-  "requirements", "acceptance", "priority", "seat", "department", "status", "wait_reason",
-  "retries", "worked_by", "source", "created_at", "updated_at" }
-local CARD = jsonout.shape { "depends_on", table.unpack(FIELDS) }
--- A card as the board read it, marked in place: absent fields are null, other keys left out.
-local CARD_ROW = jsonout.shape({ "depends_on", table.unpack(FIELDS) }, { nulls = true })
-
---- card_json(card) -> the card with arrays marked (the --json card object)
-function cmd.card_json(c)
-  local t = { depends_on = jsonout.array(c.depends_on) }
-  for i = 1, #FIELDS do
-    local k = FIELDS[i]
-    local v = c[k]
-    if v == nil then v = NULL end
-    t[k] = v
-  end
-  return setmetatable(t, CARD)
-end
 
 -- parse(args, cli[, one]) -> options | nil, status; `one` names what a second id is refused as.
 local function parse(args, cli, one)
@@ -68,72 +49,6 @@ local function parse(args, cli, one)
 end
 cmd.parse = parse
 
--- The cards shown: the root's (an epic's issues, a rock's epics and theirs) or the board's.
-local function gather(b, id)
-  if not id then return b:list {} end
-  local root, gerr = b:get(id)
-  if not root then return nil, gerr end
-  local cards = { root }
-  if root.type == "rock" then
-    for _, c in ipairs(b:list { rock = id }) do cards[#cards + 1] = c end
-  elseif root.type == "epic" then
-    for _, c in ipairs(b:list { epic = id }) do cards[#cards + 1] = c end
-  end
-  return cards
-end
-
--- Tree order: rocks, each rock's epics, each epic's issues; then what has no parent here.
--- -> array of {card=, depth=}
-local function tree(cards)
-  local children, ids = {}, {}
-  for _, c in ipairs(cards) do ids[c.id] = true end
-  for _, c in ipairs(cards) do
-    if c.parent and ids[c.parent] then
-      children[c.parent] = children[c.parent] or {}
-      table.insert(children[c.parent], c)
-    end
-  end
-  local ordered = {}
-  local function walk(c, depth)
-    ordered[#ordered + 1] = { card = c, depth = depth }
-    for _, k in ipairs(children[c.id] or {}) do walk(k, depth + 1) end
-  end
-  -- Roots: rocks, then epics and issues whose parent is not shown, in creation order.
-  local stable = {}
-  for _, t in ipairs { "rock", "epic", "issue" } do
-    for _, c in ipairs(cards) do
-      if c.type == t and not (c.parent and ids[c.parent]) then stable[#stable + 1] = c end
-    end
-  end
-  for _, c in ipairs(stable) do walk(c, 0) end
-  return ordered
-end
-
--- The orket.board/1 document of the board (or of epic/rock id).
-local function doc(b, id)
-  local cards, err = gather(b, id)
-  if not cards then return nil, err end
-  -- the cards were read for this document alone: marked where they are, not copied (a
-  -- copy per card was most of the time a 10,000-card board took past its read)
-  local list = {}
-  for _, e in ipairs(tree(cards)) do
-    local c = e.card
-    c.depends_on = jsonout.array(c.depends_on)
-    list[#list + 1] = setmetatable(c, CARD_ROW)
-  end
-  return { format = "orket.board/1", root = id or require("cjson").null, cards = jsonout.array(list) }
-end
-
---- json_doc(db [, id]) -> the orket.board/1 document (what --json prints) | nil, msg
-function cmd.json_doc(db, id) return doc(board_mod.open(db), id) end
-
---- json(board[, id]) -> the --json text of the board (or of epic/rock id) | nil, msg
-function cmd.json(b, id)
-  local d, err = doc(b, id)
-  if not d then return nil, err end
-  return jsonout.encode(d)
-end
-
 function cmd.run(args, cli)
   local o, status = parse(args, cli)
   if not o then return status end
@@ -141,7 +56,7 @@ function cmd.run(args, cli)
   if not db then return 1 end
   local b = board_mod.open(db)
   if o.json then
-    local text, jerr = cmd.json(b, o.id)
+    local text, jerr = view.json(b, o.id)
     db:close()
     if not text then
       cli.err("%s", jerr)
@@ -150,13 +65,13 @@ function cmd.run(args, cli)
     io.stdout:write(text, "\n")
     return 0
   end
-  local cards, gerr = gather(b, o.id)
+  local cards, gerr = view.gather(b, o.id)
   db:close()
   if not cards then
     cli.err("%s", gerr)
     return 1
   end
-  local ordered = tree(cards)
+  local ordered = view.tree(cards)
   if #ordered == 0 then
     io.stdout:write("the board is empty; put epics in epics/ and run 'orket import'\n")
     return 0

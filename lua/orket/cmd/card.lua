@@ -1,8 +1,7 @@
 -- orket card ID [--json]: one card in full, with its dependencies, comments and history.
 local jsonout = require "orket.jsonout"
-local board_mod = require "orket.board"
 local board_cmd = require "orket.cmd.board"
-local cjson = require "cjson"
+local view = require "orket.views.card"
 local approvals = require "orket.engine.approvals"
 local inert = require "orket.inert"
 
@@ -11,74 +10,6 @@ local cmd = { summary = "show one card with comments and history", usage = USAGE
 cmd.help = "Shows every field of card ID, its comments and its event history (oldest first).\n"
   .. "--json prints the documented format (docs/store.md)."
 
--- The parts of a card the text and the JSON show alike.
--- dir: the project's folder, for the card's branch and its commits not on main yet
--- (docs/git.md), when its workspace is a repository.
-local function gather(db, id, dir)
-  local b = board_mod.open(db)
-  local c, gerr = b:get(id)
-  if not c then return nil, gerr end
-  local git
-  local repo = require("orket.c.gitrepo").open((dir or ".") .. "/workspace")
-  if repo then
-    git = require("orket.engine.gitwork").info(db, repo, c.id)
-    repo:close()
-  end
-  return { card = c, verifications = require("orket.engine.verify").results(db, id), comments = b:comments(id), history = b:history(id), kids = b:children(id),
-    violations = db:violations(id), asks = approvals.list(db, c.id), git = git,
-    forge = require("orket.engine.pullreq").info(db, c.id) }
-end
-
--- The orket.card/1 document of gathered parts.
-local function doc_of(g)
-  local c, comments, history, kids, violations, asks = g.card, g.comments, g.history, g.kids, g.violations, g.asks
-  local hist = {}
-  for i, e in ipairs(history) do
-    -- a move's roles are a list, empty for orket's own moves (an epic rolled up)
-    if e.kind == "transition" and type(e.data.roles) == "table" then e.data.roles = jsonout.array(e.data.roles) end
-    -- a violation's attempt holds the call's arguments as the gate encoded them ("\/")
-    if e.kind == "violation" and type(e.data.attempt) == "string" then e.data.attempt = jsonout.plain(e.data.attempt) end
-    hist[i] = { id = e.id, at = e.at, kind = e.kind, actor = e.actor or cjson.null,
-      run = e.run or cjson.null, data = e.data }
-  end
-  local cm = {}
-  for i, m in ipairs(comments) do cm[i] = { id = m.id, author = m.author, body = m.body, created_at = m.created_at } end
-  local ch = {}
-  for i, k in ipairs(kids) do ch[i] = k.id end
-  local vs = {}
-  for i, v in ipairs(violations) do
-    vs[i] = { id = v.id, created_at = v.created_at, seat = v.seat or cjson.null, rule = v.rule,
-      attempt = v.attempt and jsonout.plain(v.attempt) or cjson.null, reason = v.detail or cjson.null, remedy = v.remedy or cjson.null }
-  end
-  local as = {}
-  for i, a in ipairs(asks) do
-    as[i] = { id = a.id, run = a.run or cjson.null, seat = a.seat or cjson.null, turn = a.turn or cjson.null,
-      tool = a.tool, arguments = cjson.decode(a.arguments) or a.arguments, digest = a.digest,
-      rule = a.rule or cjson.null, reason = a.reason or cjson.null, requested_at = a.requested_at,
-      decision = a.decision or cjson.null, decided_at = a.decided_at or cjson.null,
-      decided_by = a.decided_by or cjson.null, note = a.note or cjson.null, used_at = a.used_at or cjson.null }
-  end
-  local vf = {}
-  for i, v in ipairs(g.verifications) do
-    vf[i] = { id = v.id, at = v.at, run = v.run_id or cjson.null, passed = v.passed == 1, command = v.command,
-      reason = v.reason, code = v.code or cjson.null, signal = v.signal or cjson.null, wall_ms = v.wall_ms or cjson.null,
-      output = v.output, layers = v.layers }
-  end
-  local git = g.git
-  return { format = "orket.card/1", card = board_cmd.card_json(c),
-    children = jsonout.array(ch), comments = jsonout.array(cm), history = jsonout.array(hist),
-    violations = jsonout.array(vs), approvals = jsonout.array(as), verifications = jsonout.array(vf), git = git and {
-      branch = git.branch, merged = git.merged or cjson.null, commits = jsonout.array(git.commits) } or nil,
-    forge = g.forge and { pull_request = g.forge.pull_request, reviews = jsonout.array(g.forge.reviews) } or nil }
-end
-
---- json_doc(db, id [, dir]) -> the orket.card/1 document (what --json prints) | nil, msg
-function cmd.json_doc(db, id, dir)
-  local g, gerr = gather(db, id, dir)
-  if not g then return nil, gerr end
-  return doc_of(g)
-end
-
 function cmd.run(args, cli)
   local o, status = board_cmd.parse(args, { usage_error = function(_, ...) return cli.usage_error(cmd, ...) end },
     "card takes one card id")
@@ -86,7 +17,7 @@ function cmd.run(args, cli)
   if not o.id then return cli.usage_error(cmd, "card needs a card id") end
   local db = cli.open_store(o.dir, false, true)
   if not db then return 1 end
-  local g, gerr = gather(db, o.id, o.dir)
+  local g, gerr = view.gather(db, o.id, o.dir)
   if not g then
     db:close()
     cli.err("%s", gerr)
@@ -94,7 +25,7 @@ function cmd.run(args, cli)
   end
   db:close()
   if o.json then
-    io.stdout:write(jsonout.encode(doc_of(g)), "\n")
+    io.stdout:write(jsonout.encode(view.doc_of(g)), "\n")
     return 0
   end
   local c, comments, history, kids, violations, asks, git = g.card, g.comments, g.history, g.kids, g.violations, g.asks, g.git

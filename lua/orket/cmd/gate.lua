@@ -2,6 +2,17 @@
 -- decision with its reason and remedy. Loads Orket's roles/, tools/ and policies/ and the
 -- project's (--workspace DIR, default the current directory) the way a run would, so the
 -- role's own tool list applies as it does in a turn.
+local json = require "cjson.safe"
+local uv = require "luv"
+local rt = require "orket.c.runtime"
+local gate = require "orket.gate"
+local tools = require "orket.tools"
+local policy = require "orket.policy"
+local roles_mod = require "orket.engine.roles"
+local board = require "orket.board"
+local config = require "orket.config"
+local settings = require "orket.settings"
+local jsonout = require "orket.jsonout"
 local USAGE = "orket gate check --role ROLE --tool TOOL --args JSON [--seat SEAT] [--card ID | --card-status S]\n" ..
   "                  [--allow-tools a,b,...] [--workspace DIR] [--json]"
 
@@ -50,7 +61,6 @@ local function run(args, cli)
   if #o.roles == 0 then return cli.usage_error(cmd, "--role is required") end
   if not o.tool then return cli.usage_error(cmd, "--tool is required") end
   if o.card and o.status then return cli.usage_error(cmd, "--card and --card-status exclude each other") end
-  local json = require "cjson.safe"
   local call_args = {}
   if o.args then
     local err
@@ -59,12 +69,10 @@ local function run(args, cli)
     if type(call_args) ~= "table" then return cli.usage_error(cmd, "--args must be a JSON object") end
   end
   local dir = o.workspace or "."
-  local st = require("luv").fs_stat(dir)
+  local st = uv.fs_stat(dir)
   if not st then return cli.usage_error(cmd, "--workspace %s: no such directory", dir) end
   if st.type ~= "directory" then return cli.usage_error(cmd, "--workspace %s: not a directory", dir) end
-  local home = require("orket.c.runtime").home()
-  local policy, tools, gate = require "orket.policy", require "orket.tools", require "orket.gate"
-  local roles_mod = require "orket.engine.roles"
+  local home = rt.home()
   local role_set, rerr = roles_mod.load(roles_mod.dirs(dir))
   if not role_set then
     cli.err("%s", rerr)
@@ -96,7 +104,7 @@ local function run(args, cli)
   if o.card then
     local db = cli.open_store(dir, false, true)
     if not db then return 1 end
-    local b = require("orket.board").open(db)
+    local b = board.open(db)
     local c, cerr = b:get(o.card)
     if c then card = gate.card_facts(b, c) end
     db:close()
@@ -107,8 +115,8 @@ local function run(args, cli)
   end
   -- the programs run_command runs unasked: orket.lua's verify.commands, when it reads
   local commands
-  local cfg = require("orket.config").load(dir)
-  local s = cfg and require("orket.engine.settings").resolve(cfg)
+  local cfg = config.load(dir)
+  local s = cfg and settings.resolve(cfg)
   if s then commands = s.verify.commands end
   local d = gate.check {
     actor = { seat = o.seat or o.roles[1], roles = o.roles }, tool = o.tool, args = call_args,
@@ -116,7 +124,7 @@ local function run(args, cli)
   }
   if o.json then
     -- jsonout: keys sorted (the same decision prints the same bytes) and paths plain
-    io.stdout:write(require("orket.jsonout").encode { verdict = d.verdict, code = d.code, reason = d.reason,
+    io.stdout:write(jsonout.encode { verdict = d.verdict, code = d.code, reason = d.reason,
       remedy = d.remedy }, "\n")
   else
     io.stdout:write(d.verdict, " (", d.code, ")\n", "reason: ", d.reason, "\n")

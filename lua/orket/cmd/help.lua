@@ -1,6 +1,7 @@
 -- orket help [COMMAND]: the list of commands, or one command's usage (orket.cli.help_text,
 -- which `orket COMMAND --help` prints too).
-return {
+local help
+help = {
   summary = "show commands, or one command's usage",
   usage = "orket help [COMMAND]",
   run = function(args, cli)
@@ -8,7 +9,7 @@ return {
       cli.usage(io.stdout)
       return 0
     end
-    if #args > 1 then return cli.usage_error(require "orket.cmd.help", "help takes at most one command") end
+    if #args > 1 then return cli.usage_error(help, "help takes at most one command") end
     local cmd = cli.load_command(args[1])
     if not cmd then
       cli.err("unknown command '%s'", args[1])
@@ -19,3 +20,5 @@ return {
     return 0
   end,
 }
+
+return help

@@ -1,6 +1,7 @@
 -- orket import [DIR]: loads DIR/epics/ into DIR/.orket/orket.db (see docs/board.md).
 local import = require "orket.import"
 local project = require "orket.project"
+local uv = require "luv"
 
 local USAGE = "orket import [DIR]"
 local cmd = { summary = "load a project's epics/ into its board", usage = USAGE }
@@ -19,7 +20,7 @@ function cmd.run(args, cli)
     cli.err("%s", lerr)
     return 1
   end
-  local fresh = not require("luv").fs_stat(project.db_path(dir))
+  local fresh = not uv.fs_stat(project.db_path(dir))
   local db = cli.open_store(dir, true)
   if not db then return 1 end
   local r, ierr = import.import(db, dir)

@@ -6,6 +6,8 @@
 local uv = require "luv"
 local import = require "orket.import"
 local project = require "orket.project"
+local gitwork = require "orket.engine.gitwork"
+local rt = require "orket.c.runtime"
 
 local cmd = { summary = "create a new project",
   usage = "orket init [DIR] [--forge gitea|github [--repo OWNER/NAME] [--forge-url URL]]" }
@@ -109,7 +111,7 @@ local function create(dir, texts, made, files)
   -- last, so a failure before leaves no repository behind: workspace/ is a git repository
   -- with main's first commit; each card gets its branch and worktree on its first turn
   -- (docs/git.md)
-  local git, gerr = require("orket.engine.gitwork").open(dir .. "/workspace", dir .. "/.orket/worktrees")
+  local git, gerr = gitwork.open(dir .. "/workspace", dir .. "/.orket/worktrees")
   if not git then return nil, gerr end
   git.repo:close()
   return r
@@ -198,7 +200,7 @@ function cmd.run(args, cli)
       return 1
     end
   end
-  local home = require("orket.c.runtime").home()
+  local home = rt.home()
   local texts = {}
   for _, f in ipairs(FILES) do
     local text, err = read(home .. "/templates/project/" .. f)

@@ -2,7 +2,9 @@
 -- message and response, tool calls with gate decisions and results, transitions, usage.
 local cjson = require "cjson.safe"
 local inert = require "orket.inert"
-local turns = require "orket.store.turns"
+local jsonout = require "orket.jsonout"
+local runs = require "orket.store.runs"
+local view = require "orket.views.log"
 
 local cmd = { summary = "print the transcript of a run", usage = "orket log [RUN] [--full] [--json] [-C DIR]" }
 cmd.help = "Prints run RUN (the latest run when RUN is left out) from the journal: each turn, the\n"
@@ -30,7 +32,7 @@ local function one(v) return inert.line(tostring(v)) end
 
 -- JSON for reading: lua-cjson writes "/" as "\/", which makes paths hard to read
 local function plain(json_text)
-  return json_text and require("orket.jsonout").plain(tostring(json_text)) or json_text
+  return json_text and jsonout.plain(tostring(json_text)) or json_text
 end
 
 -- ids read back from JSON are floats: print 1, not 1.0
@@ -39,49 +41,6 @@ local function num(v) return tostring(math.tointeger(v) or v) end
 -- The events that belong to a card's turn, printed under its header.
 local TURN_PART = { turn = true, gate_decision = true, approval_requested = true, approval_used = true,
   tool_call = true, model_failure = true, violation = true, turn_end = true }
-
---- json_doc(db, dir, id) -> doc | nil, message: run id's transcript as data, what
---- `orket log RUN --json` prints and GET /v1/runs/{id}/transcript answers (format
---- orket.log/1, docs/cli.md): run {id, target, kind, state, started_at, ended_at}, events
---- (the run's journal, oldest first: id, at, kind, card, actor, data; a "turn" event also
---- carries turn {step, model, provider, prompt_tokens, completion_tokens, messages,
---- response}, a "tool_call" event result: the result as the JSON text the journal holds)
---- and transitions (the board moves the run made: at, card, actor, from, to).
-function cmd.json_doc(db, dir, id)
-  local run = require("orket.store.runs").get(db, id)
-  if not run then return nil, string.format("no run %s (see 'orket runs')", tostring(id)) end
-  local jsonout = require "orket.jsonout"
-  local events = {}
-  for _, ev in ipairs(db:events { run = id }) do
-    local d = ev.data
-    local item = { id = ev.id, at = ev.at, kind = ev.kind, card = ev.card, actor = ev.actor, data = d }
-    if ev.kind == "turn" then
-      local t = turns.get(db, d.id) or {}
-      local req = cjson.decode(t.request or "{}") or {}
-      local resp = cjson.decode(t.response or "{}") or {}
-      item.turn = { step = (cjson.decode(t.data or "{}") or {}).step, model = t.model,
-        -- the provider that answered (older records: the one the request named, "provider:model")
-        provider = resp.provider or (type(req.model) == "string" and req.model:match("^([^:]+):")) or nil,
-        prompt_tokens = t.prompt_tokens, completion_tokens = t.completion_tokens,
-        messages = jsonout.array(type(req.messages) == "table" and req.messages or {}), response = resp }
-    elseif ev.kind == "tool_call" then
-      item.result = turns.tool_call_result(db, d.id)
-    end
-    events[#events + 1] = item
-  end
-  -- The board's moves made by the run carry its id. A run started before they did
-  -- (untagged_upto, store migration 8) also shows the moves without a run id written in its
-  -- time window before the upgrade: never those of later runs, commands or other runs.
-  local moves = {}
-  for _, m in ipairs(require("orket.store.journal").run_moves(db, run)) do
-    local d = m.data
-    moves[#moves + 1] = { at = m.at, card = m.card_id, actor = m.actor, from = d.from, to = d.to }
-  end
-  return { format = "orket.log/1",
-    run = { id = run.id, target = run.target, kind = run.kind, state = require("orket.project").run_state(dir, run.status,
-      run.id), started_at = run.started_at, ended_at = run.ended_at },
-    events = jsonout.array(events), transitions = jsonout.array(moves) }
-end
 
 function cmd.run(args, cli)
   local dir, full, id, json = ".", false, nil, false
@@ -101,20 +60,20 @@ function cmd.run(args, cli)
   end
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
-  id = id or require("orket.store.runs").latest_id(db)
+  id = id or runs.latest_id(db)
   if not id then
     db:close()
     cli.err("no runs yet; start one with 'orket run EPIC'")
     return 1
   end
-  local doc, derr = cmd.json_doc(db, dir, id)
+  local doc, derr = view.json_doc(db, dir, id)
   db:close()
   if not doc then
     cli.err("%s", derr)
     return 1
   end
   if json then
-    io.stdout:write(require("orket.jsonout").encode(doc), "\n")
+    io.stdout:write(jsonout.encode(doc), "\n")
     return 0
   end
   local run = doc.run

@@ -2,6 +2,8 @@
 -- The script runs as a task, so it can wait (orket.sleep, model calls) at top level; the
 -- loop runs until the script and everything it started have finished.
 local task = require "orket.task"
+local orket_api = require "orket"
+local rt = require "orket.c.runtime"
 
 local USAGE = "orket lua [-e CODE] FILE [ARGS...]   (FILE '-' reads standard input)"
 
@@ -49,12 +51,12 @@ local function run(args, cli)
   local a = { [0] = file or "-e" }
   for i = first, #args do a[#a + 1] = args[i] end
   _G.arg = a
-  _G.orket = require "orket"
+  _G.orket = orket_api
 
   local t = task.spawn(fn, table.unpack(a))
   local ok, e = t:join()
   -- Finish what the script left running (timers, spawned tasks), as `lua` would.
-  require("orket.c.runtime").run("default")
+  rt.run("default")
   local failures = cli.flush_unhandled()
   if not ok then
     cli.err("%s", e)

@@ -6,6 +6,10 @@ local task = require "orket.task"
 local jsonout = require "orket.jsonout"
 local rpc = require "orket.mcp.jsonrpc"
 local lines = require "orket.mcp.lines"
+local server = require "orket.mcp.server"
+local runs = require "orket.serve.runs"
+local manager = require "orket.mcp.manager"
+local inert = require "orket.inert"
 
 local USAGE = "orket mcp serve [--read-only] [-C DIR] | orket mcp list [--json] [-C DIR]"
 local cmd = { summary = "serve the board over MCP (stdio), list orket.lua's MCP servers", usage = USAGE }
@@ -50,9 +54,8 @@ local function serve(dir, read_only, cli)
     fields.t = os.date("!%Y-%m-%dT%H:%M:%SZ")
     io.stderr:write(jsonout.encode(fields), "\n")
   end
-  local session = require("orket.mcp.server").new { db = db, dir = dir, send = send, log = log,
+  local session = server.new { db = db, dir = dir, send = send, log = log,
     who = { role = read_only and "viewer" or "admin" } }
-  local runs = require "orket.serve.runs"
   runs.registry(db).log = log
   local reader = lines.reader(input, rpc.MAX_MESSAGE)
   local sig = uv.new_signal()
@@ -96,7 +99,6 @@ end
 local function list(dir, json, cli)
   local cfg, s = cli.project_settings(dir, false)
   if not cfg then return 1 end
-  local manager = require "orket.mcp.manager"
   local ws = dir .. "/workspace"
   uv.fs_mkdir(ws, 493) -- as a run makes it: a stdio server runs in it
   local m = manager.new(s.mcp, { cwd = manager.abspath(ws) })
@@ -124,11 +126,10 @@ local function list(dir, json, cli)
   for _, e in ipairs(status) do
     if e.why then failed = failed + 1 end
     if not json then
-      local inert = require("orket.inert").text
-      io.stdout:write(string.format("%-16s %-6s %s\n", e.name, e.transport, e.why and ("down: " .. inert(tostring(e.why)))
+      io.stdout:write(string.format("%-16s %-6s %s\n", e.name, e.transport, e.why and ("down: " .. inert.text(tostring(e.why)))
         or string.format("ready, %d tools", #e.tools)))
       for _, t in ipairs(e.tools) do io.stdout:write("  ", t, "\n") end
-      for _, r in ipairs(e.refused) do io.stdout:write("  refused ", inert(r.name), ": ", inert(r.why), "\n") end
+      for _, r in ipairs(e.refused) do io.stdout:write("  refused ", inert.text(r.name), ": ", inert.text(r.why), "\n") end
     end
   end
   return failed > 0 and 1 or 0

@@ -2,6 +2,10 @@
 -- HTTP endpoint's health (its model list) concurrently. Exit 1 when an endpoint the
 -- project uses (the default model's, a seat's) fails; a built-in provider nothing uses
 -- may be down or keyless without failing the check.
+local uv = require "luv"
+local llm = require "orket.llm"
+local task = require "orket.task"
+local inert = require "orket.inert"
 local USAGE = "orket models [--no-check] [-C DIR]"
 
 local function run(args, cli)
@@ -20,11 +24,9 @@ local function run(args, cli)
     end
     i = i + 1
   end
-  local st = require("luv").fs_stat(dir)
+  local st = uv.fs_stat(dir)
   if not st then return cli.usage_error({ usage = USAGE }, "-C %s: no such directory", dir) end
   if st.type ~= "directory" then return cli.usage_error({ usage = USAGE }, "-C %s: not a directory", dir) end
-  local llm = require "orket.llm"
-  local task = require "orket.task"
   -- The engine's sections too (budgets.turn = 4 is refused here as by run and validate).
   local cfg, s = cli.project_settings(dir, true)
   if not cfg then return 1 end
@@ -93,7 +95,7 @@ local function run(args, cli)
       end
     end
     -- model names and error bodies come from the servers: inert on a terminal
-    io.stdout:write(require("orket.inert").text(line), "\n")
+    io.stdout:write(inert.text(line), "\n")
   end
   return failed > 0 and 1 or 0
 end

@@ -1,6 +1,10 @@
 -- orket repl: an interactive Lua prompt inside the runtime, with `orket` at hand, and inside
--- a project (a folder with orket.lua) the project itself as `project` (orket.engine.console).
-local console = require "orket.engine.console"
+-- a project (a folder with orket.lua) the project itself as `project` (orket.terminal.console).
+local console = require "orket.terminal.console"
+local orket_api = require "orket"
+local chat = require "orket.terminal.chat"
+local uv = require "luv"
+local repl = require "orket.terminal.repl"
 
 local cmd = {
   summary = "interactive prompt with the runtime loaded",
@@ -21,11 +25,11 @@ function cmd.run(args, cli)
   elseif #args > 0 then
     return cli.usage_error(cmd, "repl takes no arguments but -C DIR")
   end
-  _G.orket = require "orket"
-  _G.llm = require "orket.llm" -- llm.chat{messages = {...}} streams to the prompt
-  _G.llm.use_dir(dir) -- with DIR's models, as `project` has them
+  _G.orket = orket_api
+  -- llm.chat{messages = {...}} streams to the prompt, with DIR's models as `project` has them
+  _G.llm = chat.global(dir)
   local p
-  if require("luv").fs_stat((dir or ".") .. "/orket.lua") then
+  if uv.fs_stat((dir or ".") .. "/orket.lua") then
     local err
     p, err = console.open(dir or ".")
     if p then
@@ -37,7 +41,7 @@ function cmd.run(args, cli)
     cli.err("%s has no orket.lua", dir)
     return 1
   end
-  local status = require("orket.repl").run()
+  local status = repl.run()
   if p then p:close() end
   return status
 end

@@ -6,13 +6,16 @@ local task = require "orket.task"
 local setup = require "orket.engine.setup"
 local reload = require "orket.engine.reload"
 local jsonout = require "orket.jsonout"
-local liveview = require "orket.engine.liveview"
+local liveview = require "orket.terminal.liveview"
 local scheduler = require "orket.engine.scheduler"
 local import = require "orket.import"
 local journal = require "orket.engine.journal"
 local claims = require "orket.engine.claims"
 local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
+local lineedit = require "orket.c.lineedit"
+local runs = require "orket.store.runs"
+local rt = require "orket.c.runtime"
 
 local USAGE = "orket run EPIC|ROCK|CARD [--model M] [--json] [--concurrency N] [-C DIR]"
 local cmd = { summary = "run the team on an epic, a rock or a card", usage = USAGE }
@@ -80,7 +83,7 @@ local EXIT = { done = 0, failed = 1, stalled = 3, interrupted = 130 }
 -- so the elapsed time moves while a model thinks; its size follows SIGWINCH.
 local function live(get_engine, resume)
   local function size()
-    local w, h = require("orket.c.lineedit").term_size(1)
+    local w, h = lineedit.term_size(1)
     return (w and w > 0) and w or 80, h
   end
   local w, h = size()
@@ -150,7 +153,7 @@ function cmd.execute(o, cli, resume_id)
   if lock then
     claim, lerr = claims.enter(o.dir)
     local target = o.target
-    if claim and resume_id then target = (require("orket.store.runs").get(e.db, resume_id) or {}).target end
+    if claim and resume_id then target = (runs.get(e.db, resume_id) or {}).target end
     local other, why
     if claim and target then other, why = claims.conflict(o.dir, e.db, e.board, target, { own_run_lock = true }) end
     if not other and claim and not resume_id then other, why = journal.unfinished_overlap(e.db, e.board, o.target) end
@@ -222,7 +225,7 @@ function cmd.execute(o, cli, resume_id)
     if view.frames > 0 then view:finish() end
     stop_view()
   end
-  require("orket.c.runtime").run("nowait")
+  rt.run("nowait")
   e.close_all()
   lock:release()
   cli.flush_unhandled()

@@ -1,6 +1,9 @@
 -- orket runs: the runs of this project with their state, newest first.
 local jsonout = require "orket.jsonout"
 local inert = require "orket.inert"
+local store_runs = require "orket.store.runs"
+local lease = require "orket.engine.lease"
+local project = require "orket.project"
 
 local cmd = { summary = "list runs and their state", usage = "orket runs [--json] [-C DIR]" }
 
@@ -15,11 +18,10 @@ function cmd.run(args, cli)
   end
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
-  local rows = require("orket.store.runs").summaries(db)
+  local rows = store_runs.summaries(db)
   local left = {} -- runs left to workers (orket worker)
-  for _, r in ipairs(require("orket.engine.lease").ops(db).queued(db)) do left[r.id] = true end
+  for _, r in ipairs(lease.ops(db).queued(db)) do left[r.id] = true end
   db:close()
-  local project = require "orket.project"
   for _, r in ipairs(rows) do r.status = project.run_state(dir, r.status, r.id, left[r.id]) end
   if json then
     io.stdout:write(jsonout.encode { format = "orket.runs/1", runs = jsonout.array(rows) }, "\n")

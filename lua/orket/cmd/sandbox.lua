@@ -8,6 +8,17 @@ local rt = require "orket.c.runtime"
 local jsonout = require "orket.jsonout"
 local plan_mod = require "orket.sandboxes.plan"
 local compose = require "orket.sandboxes.compose"
+local workspace = require "orket.workspace"
+local uv = require "luv"
+local ops = require "orket.store.sandboxes"
+local service = require "orket.sandboxes.service"
+local inert = require "orket.inert"
+local gitrepo = require "orket.c.gitrepo"
+local board_mod = require "orket.board"
+local deploy = require "orket.sandboxes.deploy"
+local accept = require "orket.sandboxes.accept"
+local task = require "orket.task"
+local sv = require "orket.store.verifications"
 
 local cmd = { summary = "main's tree run as a service: plan, up, list, logs, check, stop, compose",
   usage = "orket sandbox plan [--json] | up [--detach] [--replace] [--card CARD] | list [--all] [--json] | logs ID [--follow] | "
@@ -47,7 +58,7 @@ compose   writes compose.yaml (and a Dockerfile when the tree has none) for the 
 local function load(dir, cli)
   local cfg, s = cli.project_settings(dir, true)
   if not cfg then return nil end
-  local ws, werr = require("orket.workspace").open(dir .. "/workspace")
+  local ws, werr = workspace.open(dir .. "/workspace")
   if not ws then cli.err("%s", werr) return nil end
   local p, perr, _, why = plan_mod.detect(ws, s.sandbox)
   ws:close()
@@ -132,7 +143,6 @@ local function write_compose(args, cli)
   local p, s = load(dir, cli)
   if not p then return 1 end
   out_dir = out_dir or (dir .. "/deploy")
-  local uv = require "luv"
   if not uv.fs_stat(out_dir) then
     local ok, err = uv.fs_mkdir(out_dir, tonumber("755", 8))
     if not ok then cli.err("%s: %s", out_dir, err) return 1 end
@@ -157,14 +167,12 @@ end
 
 -- The child a detached `up` leaves running; the parent waits for its sandbox's row.
 local function detach(dir, cli, replace, card, run_id)
-  local uv = require "luv"
-  local ops = require "orket.store.sandboxes"
   -- what would run is checked here, where its error can still be printed
   if not load(dir, cli) then return 1 end
   local db = cli.open_store(dir, false)
   if not db then return 1 end
   local exited
-  local pid, out_path = require("orket.sandboxes.service").start_owner(dir, { replace = replace, card = card, run = run_id,
+  local pid, out_path = service.start_owner(dir, { replace = replace, card = card, run = run_id,
     on_exit = function(code) exited = code end })
   if not pid then
     db:close()
@@ -191,7 +199,7 @@ local function detach(dir, cli, replace, card, run_id)
     if f then f:close() end
     cli.err("the sandbox's owner (pid %d) %s", pid, exited ~= nil and ("ended (status " .. exited .. ") without a sandbox")
       or "started no sandbox within 30 s")
-    if tail ~= "" then io.stderr:write(require("orket.inert").text(tail:sub(-2000))) end
+    if tail ~= "" then io.stderr:write(inert.text(tail:sub(-2000))) end
     return 1
   end
   if row.status ~= "healthy" then
@@ -206,7 +214,7 @@ end
 
 -- main's head in the project's repository (the commit a sandbox runs) | nil
 local function main_commit(dir)
-  local repo = require("orket.c.gitrepo").open(dir .. "/workspace")
+  local repo = gitrepo.open(dir .. "/workspace")
   if not repo then return nil end
   local sha = repo:head("main")
   repo:close()
@@ -215,15 +223,14 @@ end
 
 -- A card's acceptance checks after a deploy (--card): run, journaled, a failure sent back.
 local function accept_deployed(dir, db, s, sb, card, run_id)
-  local board = require("orket.board").open(db)
-  local deploy = require "orket.sandboxes.deploy"
+  local board = board_mod.open(db)
   local outs = deploy.accept_after { db = db, board = board, settings = s, sandbox = sb,
     cards = deploy.accepting(s.sandbox.deploy, board, card), run_id = run_id, send_back = true }
   for _, o in ipairs(outs) do
     io.stdout:write(string.format("sandbox %d: acceptance checks of %s %s%s\n", sb.id, o.card,
       o.result.ok and "passed" or "FAILED", o.outcome == "followup" and (" (follow-up " .. tostring(o.followup) .. ")")
       or o.outcome == "sent_back" and " (sent back to in_progress)" or ""))
-    if not o.result.ok then io.stdout:write(require("orket.inert").text(require("orket.sandboxes.accept").report(o.result)), "\n") end
+    if not o.result.ok then io.stdout:write(inert.text(accept.report(o.result)), "\n") end
     if o.error then cli_err_line(o.error) end
     if o.status and o.status.error then cli_err_line("the forge's status orket/sandbox: " .. tostring(o.status.error)) end
   end
@@ -243,8 +250,6 @@ local function up(args, cli)
   if detached then return detach(dir, cli, replace, card, run_id) end
   local db = cli.open_store(dir, false)
   if not db then return 1 end
-  local uv = require "luv"
-  local service = require "orket.sandboxes.service"
   -- a signal while it starts ends the start; once it runs, it stops the sandbox
   local asked, sb
   local signals = {}
@@ -252,7 +257,7 @@ local function up(args, cli)
     local h = uv.new_signal()
     h:start(name, function()
       asked = asked or ("stopped by " .. name:upper())
-      if sb then require("orket.task").spawn(sb.stop, sb, asked) end
+      if sb then task.spawn(sb.stop, sb, asked) end
     end)
     signals[#signals + 1] = h
   end
@@ -275,7 +280,7 @@ local function up(args, cli)
     close_signals()
     cli.err("%s", err)
     if tail and tail ~= "" then
-      io.stderr:write("the app's last output:\n", require("orket.inert").text(tail:sub(-2000)), "\n")
+      io.stderr:write("the app's last output:\n", inert.text(tail:sub(-2000)), "\n")
     end
     db:close()
     return 1
@@ -283,7 +288,7 @@ local function up(args, cli)
   io.stdout:write(string.format("sandbox %d is healthy (port %d)\nreach it: %s\nCtrl-C stops it\n", sb.id, sb.port,
     sock_hint { socket = sb.socket }))
   io.stdout:flush()
-  if asked then require("orket.task").spawn(sb.stop, sb, asked) end -- asked as it got healthy
+  if asked then task.spawn(sb.stop, sb, asked) end -- asked as it got healthy
   sb:wait()
   close_signals()
   local stopped = sb.status == "stopped"
@@ -300,7 +305,7 @@ local function list(args, cli)
   if #pos > 0 then return cli.usage_error(cmd, "sandbox list takes no argument ('%s')", pos[1]) end
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
-  local rows = require("orket.sandboxes.service").list(db, all)
+  local rows = service.list(db, all)
   db:close()
   if as_json then
     local out = {}
@@ -317,7 +322,6 @@ local function list(args, cli)
     io.stdout:write(all and "no sandboxes\n" or "no live sandboxes (--all lists the ended ones)\n")
     return 0
   end
-  local inert = require "orket.inert"
   io.stdout:write(string.format("%-4s %-10s %-6s %-24s %s\n", "ID", "STATUS", "PORT", "SINCE", "SOCKET / DETAIL"))
   for _, r in ipairs(rows) do
     local live = r.status == "starting" or r.status == "healthy" or r.status == "unhealthy"
@@ -346,16 +350,13 @@ local function logs(args, cli)
   if not id then return st end
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
-  local service = require "orket.sandboxes.service"
   local row = service.get(db, id)
   if not row then
     db:close()
     cli.err("sandbox %d: no such sandbox (orket sandbox list --all)", id)
     return 1
   end
-  local uv = require "luv"
   local path = (uv.fs_realpath(dir) or dir) .. "/.orket/sandboxes/" .. id .. "/app.log"
-  local inert = require "orket.inert"
   local reader = service.log_reader(path)
   local function drain()
     while true do
@@ -374,7 +375,7 @@ local function logs(args, cli)
       rt.sleep(200)
       drain()
       local r = service.get(db, id)
-      if not r or not require("orket.store.sandboxes").LIVE[r.status] then
+      if not r or not ops.LIVE[r.status] then
         drain()
         break
       end
@@ -393,7 +394,7 @@ local function stop(args, cli)
   if not id then return st end
   local db = cli.open_store(dir, false)
   if not db then return 1 end
-  local ok, err = require("orket.sandboxes.service").stop(db, id)
+  local ok, err = service.stop(db, id)
   db:close()
   if not ok then
     cli.err("%s", err)
@@ -405,7 +406,6 @@ end
 
 -- The live sandbox to check: the one named, else the newest healthy one of main.
 local function live_sandbox(db, id)
-  local service = require "orket.sandboxes.service"
   local rows = service.list(db, false)
   if id then
     for _, r in ipairs(rows) do if r.id == id then return r end end
@@ -442,8 +442,7 @@ local function check(args, cli)
     cli.err("%s", rerr)
     return 1
   end
-  local board = require("orket.board").open(db)
-  local sv = require "orket.store.verifications"
+  local board = board_mod.open(db)
   local cards = {}
   if card then
     if not board:get(card) then
@@ -468,7 +467,7 @@ local function check(args, cli)
     end
   end
   local home = row.socket:gsub("/app%.sock$", "")
-  local outs = require("orket.sandboxes.deploy").accept_after { db = db, board = board, settings = s,
+  local outs = deploy.accept_after { db = db, board = board, settings = s,
     sandbox = { id = row.id, socket = row.socket, home = home, commit = row.commit_id }, cards = cards, send_back = false }
   db:close()
   local ok = true
@@ -487,8 +486,6 @@ local function check(args, cli)
     doc.cards = jsonout.array(doc.cards)
     io.stdout:write(jsonout.encode(doc), "\n")
   else
-    local accept = require "orket.sandboxes.accept"
-    local inert = require "orket.inert"
     for _, o in ipairs(outs) do
       io.stdout:write(string.format("%s (sandbox %d): %s\n", o.card, row.id, o.result.ok and "passed" or "FAILED"))
       io.stdout:write(inert.text(accept.report(o.result)), "\n")
@@ -505,7 +502,7 @@ function cmd.run(args, cli)
   for i = 2, #args do rest[#rest + 1] = args[i] end
   if sub and SUBS[sub] then
     -- up, logs --follow and stop wait on the loop: each runs as a task
-    local ok, st = require("orket.task").spawn(SUBS[sub], rest, cli):join()
+    local ok, st = task.spawn(SUBS[sub], rest, cli):join()
     if not ok then error(st, 0) end
     return st
   end

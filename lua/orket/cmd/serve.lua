@@ -8,6 +8,10 @@ local runs = require "orket.serve.runs"
 local httpd = require "orket.c.httpd"
 local task = require "orket.task"
 local uv = require "luv"
+local workers = require "orket.serve.workers"
+local phase = require "orket.sandboxes.phase"
+local sandboxes_recheck = require "orket.sandboxes.recheck"
+local sandboxes = require "orket.serve.sandboxes"
 
 local USAGE = "orket serve [DIR] [--listen HOST:PORT] [--workers N] [-C DIR]"
 local cmd = { summary = "serve the board and its events over HTTP", usage = USAGE }
@@ -125,7 +129,7 @@ function cmd.run(args, cli)
   local pool
   if nworkers then
     runs.registry(db).workers = true
-    pool = require("orket.serve.workers").start { dir = dir, n = nworkers, log = function(f) server:_log(f) end }
+    pool = workers.start { dir = dir, n = nworkers, log = function(f) server:_log(f) end }
   end
   local signals = {}
   for _, name in ipairs { "sigint", "sigterm" } do
@@ -143,14 +147,14 @@ function cmd.run(args, cli)
   signals[#signals + 1] = pipe
   -- the bug-fix phases tick on the loop (orket.sandboxes.phase); this server's own
   -- sandboxes are stopped through their handles
-  local ticker = require("orket.sandboxes.phase").ticker { db = db, dir = dir, log = function(f) server:_log(f) end,
-    stop = require("orket.serve.sandboxes").stop_sandbox, recheck = require("orket.sandboxes.recheck").due }
+  local ticker = phase.ticker { db = db, dir = dir, log = function(f) server:_log(f) end,
+    stop = sandboxes.stop_sandbox, recheck = sandboxes_recheck.due }
   local ok, terr = task.spawn(server.run, server):join()
   ticker.close()
   runs.stop_all(db) -- the server failed: its runs stop too
   runs.wait_all(db)
   -- the sandboxes it started would end with it anyway: stopped, they are recorded so
-  task.spawn(require("orket.serve.sandboxes").stop_all, db):join()
+  task.spawn(sandboxes.stop_all, db):join()
   if pool then task.spawn(pool.stop, pool):join() end
   for _, h in ipairs(signals) do h:close() end
   if token then localuse.remove_token(dir, token) end

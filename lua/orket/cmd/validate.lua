@@ -1,6 +1,7 @@
 -- orket validate [DIR]: checks a project's orket.lua, epics, roles, tools, policies and
 -- routing.lua (orket.validate) and prints every problem as file:line: message. Exit 1 if any.
 local validate = require "orket.validate"
+local uv = require "luv"
 
 local cmd = { summary = "check a project's config, epics, roles, tools and policies", usage = "orket validate [DIR]" }
 cmd.help = [[
@@ -17,7 +18,7 @@ function cmd.run(args, cli)
   if #args > 1 then return cli.usage_error(cmd, "validate takes at most one directory") end
   if args[1] and args[1]:match("^%-") then return cli.usage_error(cmd, "unknown option '%s'", args[1]) end
   local dir = args[1] or "."
-  local st = require("luv").fs_stat(dir)
+  local st = uv.fs_stat(dir)
   if not st or st.type ~= "directory" then
     cli.err("%s: not a directory", dir)
     return 1

@@ -14,6 +14,7 @@ local journal = require "orket.engine.journal"
 local lease_mod = require "orket.engine.lease"
 local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
+local gitwork = require "orket.engine.gitwork"
 
 local USAGE = "orket worker [DIR] [--start TARGET] [--drain] [--with-parent] [--concurrency N] [--lease-ms MS] [--name NAME] [--model M]"
 local cmd = { summary = "work the runs left to workers, with other workers, on a shared board", usage = USAGE }
@@ -138,7 +139,7 @@ function cmd.run(args, cli)
   end
   -- other workers use the same repository: each operation on it under .orket/git.lock
   if e.git then
-    e.git.repo = require("orket.engine.gitwork").guard(e.git.repo, (o.dir == "." and "" or o.dir .. "/")
+    e.git.repo = gitwork.guard(e.git.repo, (o.dir == "." and "" or o.dir .. "/")
       .. ".orket/git.lock", e.git.state)
   end
   local keeper = lease_mod.new { db = e.db, worker = name, ttl_ms = o.lease_ms, on_event = emit,
@@ -204,7 +205,7 @@ function cmd.run(args, cli)
   watcher:close()
   keeper:close()
   emit { type = "worker_end" }
-  require("orket.c.runtime").run("nowait")
+  rt.run("nowait")
   e.close_all()
   cli.flush_unhandled()
   if not ok then failure = failure or terr end

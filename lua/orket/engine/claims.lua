@@ -13,6 +13,8 @@
 -- docs/serve.md, "Runs".
 local lockfile = require "orket.c.lockfile"
 local uv = require "luv"
+local lease = require "orket.engine.lease"
+local store_runs = require "orket.store.runs"
 
 local M = {}
 
@@ -111,7 +113,7 @@ function M.conflict(dir, db, board, target, o)
   local runs, busy = M.live(dir, { own_run_lock = o and o.own_run_lock, prune = true })
   local seen = {}
   for _, r in ipairs(runs) do seen[r.id] = true end
-  for _, l in ipairs(require("orket.engine.lease").ops(db).live(db)) do
+  for _, l in ipairs(lease.ops(db).live(db)) do
     if not seen[l.run] then
       seen[l.run] = true
       runs[#runs + 1] = { id = l.run, pid = "worker " .. l.worker, by = "worker" }
@@ -125,7 +127,7 @@ function M.conflict(dir, db, board, target, o)
       .. "try again when it is done", busy)
   end
   for _, r in ipairs(runs) do
-    local row = require("orket.store.runs").get(db, r.id)
+    local row = store_runs.get(db, r.id)
     if row and M.overlaps(board, target, row.target) then
       r.target = row.target
       return r, string.format("run %d (%s) is working on %s now (process %s); two runs never work the same card: "

@@ -11,6 +11,8 @@ local forge = require "orket.forge"
 local fault = require "orket.engine.fault"
 local sj = require "orket.store.journal"
 local uv = require "luv"
+local lockfile = require "orket.c.lockfile"
+local workspace = require "orket.workspace"
 
 local M = {}
 
@@ -24,7 +26,7 @@ local ENGINE = finish.ENGINE
 -- is free; at most WAIT_MS).
 M.WAIT_MS = 30000
 local function lock(path, mode)
-  local lk, err, code = require("orket.c.lockfile").wait(path, mode, M.WAIT_MS)
+  local lk, err, code = lockfile.wait(path, mode, M.WAIT_MS)
   if lk then return lk end
   return nil, "git: " .. (code == "EBUSY" and "the repository stayed locked by another process" or tostring(err)),
     code or "EIO"
@@ -279,7 +281,7 @@ function M.enter(r, job)
     local auth = mainline.auth(g)
     job.remote_main = mainline.fetch(repo, g, auth or {}) and true or false
   end
-  local fs, ferr = require("orket.workspace").open(path)
+  local fs, ferr = workspace.open(path)
   if not fs then return nil, ferr end
   job.fs = fs
   return true

@@ -4,8 +4,11 @@
 -- (orket.engine.run), made fresh by execute: the run picks cards (orket.engine.scheduler),
 -- gives each a turn (orket.engine.turn) and ends done, failed, stalled or interrupted. Every
 -- decision is journaled, so execute() on an existing run resumes it. Contract: docs/engine.md.
-local settings_mod = require "orket.engine.settings"
+local settings_mod = require "orket.settings"
 local run_mod = require "orket.engine.run"
+local json = require "cjson.safe"
+local journal = require "orket.store.journal"
+local runs = require "orket.store.runs"
 
 local M = {}
 local Engine = {}
@@ -123,9 +126,8 @@ function Engine:observe_journal(run_id)
   -- a run this engine just started has nothing to tell (and the query below reads the
   -- whole events table)
   if self.started_runs and self.started_runs[run_id] then return end
-  local json = require "cjson.safe"
   -- responses (turns rows, through their "turn" events) and failed calls, in journal order
-  for _, r in ipairs(require("orket.store.journal").model_exchanges(self.db, run_id)) do
+  for _, r in ipairs(journal.model_exchanges(self.db, run_id)) do
     local req, meta
     if r.kind == "turn" then
       local data = json.decode(r.tdata or "null") or {}
@@ -149,7 +151,7 @@ end
 --- (orket.engine.run): nothing of an earlier run's state carries over. On a run that was
 --- killed it continues from the journal.
 function Engine:execute(run_id)
-  if math.type(run_id) ~= "integer" or not require("orket.store.runs").get(self.db, run_id) then
+  if math.type(run_id) ~= "integer" or not runs.get(self.db, run_id) then
     error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 2)
   end
   local run = self:use_run(run_id)

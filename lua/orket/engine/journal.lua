@@ -5,6 +5,7 @@
 local cjson = require "cjson.safe"
 local sj = require "orket.store.journal"
 local runs = require "orket.store.runs"
+local claims = require "orket.engine.claims"
 
 local M = {}
 
@@ -37,7 +38,7 @@ end
 --- nothing half done and is no obstacle. Ask it with the project's run lock held, so no
 --- such run is still going. message: what to tell whoever wanted the new run.
 function M.unfinished_overlap(db, board, target)
-  local overlaps = require("orket.engine.claims").overlaps
+  local overlaps = claims.overlaps
   for _, r in ipairs(runs.unfinished(db)) do
     if overlaps(board, target, r.target) then
       if sj.has_open_turn(db, r.id) then

@@ -9,6 +9,8 @@
 local uv = require "luv"
 local rt = require "orket.c.runtime"
 local task = require "orket.task"
+local leases = require "orket.store.leases"
+local pglisten = require "orket.store.pglisten"
 
 local M = {}
 local Lease = {}
@@ -18,7 +20,7 @@ M.LOST = "lease lost: another worker may work this card now"
 
 --- ops(db) -> the leases operations (orket.store.leases, which dispatches to its
 --- PostgreSQL twin by db's backend)
-function M.ops() return require "orket.store.leases" end
+function M.ops() return leases end
 
 --- new{db=, worker=, ttl_ms=, on_event=} -> keeper. worker: this worker's name in the
 --- leases table (unique among live workers); ttl_ms: how long a lease lives unrenewed.
@@ -90,7 +92,7 @@ end
 function Lease:idle(ms)
   if self.db.backend == "pg" and not self.no_listen then
     if not self.listener then
-      self.listener = require("orket.store.pglisten").new { url = self.db.url, channels = { "orket_events" } }
+      self.listener = pglisten.new { url = self.db.url, channels = { "orket_events" } }
     end
     local notes, info = self.listener:wait(ms * 5) -- woken by commits: a longer wait costs no latency
     if notes and not (info and info.error) then return end

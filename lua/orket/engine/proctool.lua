@@ -4,6 +4,8 @@
 -- request, under the script budget; the program runs here, between two transactions of the
 -- turn's step (turn.lua's run_effect), as a file effect does, so the loop goes on while it
 -- runs and its result is journaled before the model reads it. Contract: docs/tools.md.
+local verify = require "orket.engine.verify"
+local proc = require "orket.c.proc"
 local M = {}
 
 M.OUTPUT_CAP = 16384 -- bytes of each of stdout and stderr the model reads: head and tail
@@ -65,7 +67,6 @@ function M.run(e, card_id, name, req, left_ms)
   local steps, why = steps_of(req)
   if not steps then return { ok = false, error = name .. ": " .. why, code = "ETOOL" } end
   local v = e.settings.verify or {}
-  local verify = require "orket.engine.verify"
   local cwd, cerr = verify.cwd(e, card_id)
   if not cwd then return { ok = false, error = name .. ": no workspace to run in: " .. tostring(cerr), code = "ESPAWN" } end
   local o, oerr = verify.run_opts(e, v, cwd)
@@ -74,7 +75,6 @@ function M.run(e, card_id, name, req, left_ms)
   local t = type(req.timeout_ms) == "number" and req.timeout_ms >= 1 and req.timeout_ms < 2 ^ 31 and req.timeout_ms
   local timeout = t and math.floor(t) or v.timeout_ms or 120000
   if left_ms then timeout = math.max(1, math.min(timeout, math.floor(left_ms))) end
-  local proc = require "orket.c.proc"
   local results, passed = {}, true
   for _, s in ipairs(steps) do
     o.argv, o.cwd, o.timeout_ms, o.output_cap = s.command, cwd, timeout, M.OUTPUT_CAP

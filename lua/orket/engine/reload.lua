@@ -9,7 +9,12 @@ local routing = require "orket.engine.routing"
 local tools_mod = require "orket.tools"
 local policy = require "orket.policy"
 local jsonout = require "orket.jsonout"
-local settings_mod = require "orket.engine.settings"
+local settings_mod = require "orket.settings"
+local llm = require "orket.llm"
+local lines = require "orket.lines"
+local scriptfile = require "orket.scriptfile"
+local manager = require "orket.mcp.manager"
+local task = require "orket.task"
 
 local M = {}
 
@@ -55,7 +60,7 @@ function M.validate(s, settings, models)
     end
   end
   if models then
-    local bad = require("orket.llm").check_models(models, nil, s.roles.by_name)
+    local bad = llm.check_models(models, nil, s.roles.by_name)
     if #bad > 0 then return nil, bad[1], "EINVAL" end
   end
   return M.check_tools(s, settings.mcp)
@@ -67,14 +72,13 @@ end
 -- mcp: orket.lua's mcp section; SERVER__TOOL of a server it names passes (its tools are
 --- known once it is connected: docs/mcp.md).
 function M.check_tools(s, mcp)
-  local lines = require "orket.lines"
   for _, name in ipairs(s.roles.names) do
     local r = s.roles.by_name[name]
     for i, t in ipairs(r.tools or {}) do
       local server = t:match("^([a-z][a-z0-9_]-)__")
       if not s.tools:get(t) and not (server and mcp and mcp.servers[server]) then
         local file = (r.file or ("roles/" .. name .. ".lua")):gsub("^%./", "")
-        local line = lines.of(require("orket.scriptfile").read(r.file or file), "tools")
+        local line = lines.of(scriptfile.read(r.file or file), "tools")
         return nil, string.format("%s%s: tools[%d]: no tool named %q", file, line and (":" .. line) or "", i, t), "ENOENT"
       end
     end
@@ -106,7 +110,7 @@ function M.apply(e, files)
   local s, err, code = M.load(e.dir)
   if s and files and files["orket.lua"] then
     -- the MCP servers are the one part of orket.lua a run takes up again (docs/mcp.md)
-    local ok, merr, mcode = require("orket.mcp.manager").reload(e)
+    local ok, merr, mcode = manager.reload(e)
     if not ok then s, err, code = nil, merr, mcode end
   end
   if s then
@@ -172,7 +176,7 @@ local function project_filter(w)
     if name == "routing.lua" or name == "orket.lua" then return "file" end -- orket.lua: its mcp section
     if name and M.DIRS[name] then
       watch_dir(w, w.dir .. "/" .. name, is_script)
-      for _, path in ipairs(require("orket.scriptfile").list(w.dir .. "/" .. name)) do
+      for _, path in ipairs(scriptfile.list(w.dir .. "/" .. name)) do
         w:touch(name .. "/" .. path:match("[^/]+$"))
       end
       return true
@@ -207,7 +211,7 @@ function Watcher:touch(name)
   self.timer:stop()
   -- in a task: the reload writes its journal event, which on PostgreSQL waits on the
   -- server, and a timer's callback cannot wait
-  self.timer:start(self.debounce_ms, 0, function() require("orket.task").spawn(self.trigger, self) end)
+  self.timer:start(self.debounce_ms, 0, function() task.spawn(self.trigger, self) end)
 end
 
 --- watcher:trigger() -> apply()'s results: reloads now with the changes noted so far.

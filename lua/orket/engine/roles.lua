@@ -5,6 +5,7 @@ local sandbox = require "orket.sandbox"
 local scriptfile = require "orket.scriptfile"
 local prompt = require "orket.engine.prompt"
 local schemas = require "orket.engine.schemas"
+local rt = require "orket.c.runtime"
 
 local M = {}
 
@@ -89,7 +90,7 @@ end
 
 --- dirs(project_dir) -> the built-in roles folder, then the project's
 function M.dirs(project_dir)
-  local home = require("orket.c.runtime").home()
+  local home = rt.home()
   return { home .. "/roles", (project_dir or ".") .. "/roles" }
 end
 

@@ -4,7 +4,8 @@
 -- every model choice. docs/engine.md.
 local sandbox = require "orket.sandbox"
 local scriptfile = require "orket.scriptfile"
-local settings = require "orket.engine.settings"
+local settings = require "orket.settings"
+local uv = require "luv"
 
 local M = {}
 
@@ -68,7 +69,7 @@ function M.load(path)
   local r = { file = nil, fns = {} }
   for k, f in pairs(M.builtin) do r.fns[k] = f end
   -- lstat: a link that leads nowhere is a mistake to report, not a missing file
-  if not path or not require("luv").fs_lstat(path) then return setmetatable(r, { __index = M }) end
+  if not path or not uv.fs_lstat(path) then return setmetatable(r, { __index = M }) end
   local box = sandbox.new { name = path }
   local ok, def, code = scriptfile.run(box, path) -- detached: reading it runs no script code
   if not ok then return nil, def, code end

@@ -8,7 +8,7 @@
 local rt = require "orket.c.runtime"
 local uv = require "luv"
 local task = require "orket.task"
-local settings_mod = require "orket.engine.settings"
+local settings_mod = require "orket.settings"
 local scheduler = require "orket.engine.scheduler"
 local turn = require "orket.engine.turn"
 local journal = require "orket.engine.journal"
@@ -21,6 +21,7 @@ local gitwork = require "orket.engine.gitwork"
 local deploy = require "orket.sandboxes.deploy"
 local store_runs = require "orket.store.runs"
 local store_journal = require "orket.store.journal"
+local json = require "cjson.safe"
 
 local M = {}
 local Run = {}
@@ -642,7 +643,7 @@ function Run:open_execution()
   local run_id = self.run_id
   local run = store_runs.get(self.db, run_id)
   if not run then error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 3) end
-  local data = require("cjson.safe").decode(run.data or "{}") or {}
+  local data = json.decode(run.data or "{}") or {}
   self.db:clear_journal_error() -- journal_broken reports what fails from here on
   self.model = self.model or data.model
   local st = { conc = self.engine.concurrency or data.concurrency or self.settings.concurrency,

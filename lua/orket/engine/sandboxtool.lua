@@ -7,6 +7,7 @@
 -- Contract: docs/tools.md, docs/sandbox.md.
 local accept = require "orket.sandboxes.accept"
 local service = require "orket.sandboxes.service"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -67,7 +68,7 @@ function M.run(e, card_id, name, req)
   else
     out.body = body
   end
-  if not utf8.len(out.body) then out.body = require("orket.inert").text(out.body) end
+  if not utf8.len(out.body) then out.body = inert.text(out.body) end
   return { ok = true, result = out }
 end
 

@@ -7,10 +7,19 @@ local config = require "orket.config"
 local project = require "orket.project"
 local board_mod = require "orket.board"
 local memory_mod = require "orket.memory"
-local settings_mod = require "orket.engine.settings"
+local settings_mod = require "orket.settings"
 local routing = require "orket.engine.routing"
 local reload = require "orket.engine.reload"
 local engine = require "orket.engine"
+local llm = require "orket.llm"
+local uv = require "luv"
+local workspace = require "orket.workspace"
+local gitwork = require "orket.engine.gitwork"
+local gate = require "orket.gate"
+local toolcalls = require "orket.toolcalls"
+local manager = require "orket.mcp.manager"
+local lockfile = require "orket.c.lockfile"
+local claims = require "orket.engine.claims"
 
 local M = {}
 
@@ -38,7 +47,6 @@ function M.open(dir, opts)
   if not tok then return nil, terr, tcode end
   -- The model client and every model name are checked before anything is opened or a card
   -- is touched: a typo would otherwise block each card that reaches the model.
-  local llm = require "orket.llm"
   local client = opts.llm
   if not client then
     local cerr, ccode
@@ -56,9 +64,9 @@ function M.open(dir, opts)
   if #bad > 0 then return nil, bad[1], "EINVAL" end
   pause()
   local ws_dir = opts.workspace or (dir .. "/workspace")
-  local okmk = require("luv").fs_mkdir(ws_dir, 493)
+  local okmk = uv.fs_mkdir(ws_dir, 493)
   local _ = okmk
-  local ws, werr, wcode = require("orket.workspace").open(ws_dir)
+  local ws, werr, wcode = workspace.open(ws_dir)
   if not ws then return nil, werr, wcode end
   -- The project's workspace is a git repository (made on the first run of a project from
   -- before); each card works in its worktree under .orket/worktrees (docs/git.md). A
@@ -66,7 +74,7 @@ function M.open(dir, opts)
   local git
   if not opts.workspace then
     local gerr, gcode
-    git, gerr, gcode = require("orket.engine.gitwork").open(ws_dir, dir .. "/.orket/worktrees")
+    git, gerr, gcode = gitwork.open(ws_dir, dir .. "/.orket/worktrees")
     if not git then
       ws:close()
       return nil, gerr, gcode
@@ -81,7 +89,6 @@ function M.open(dir, opts)
     return nil, derr, dcode
   end
   local b = board_mod.open(db)
-  local gate = require "orket.gate"
   local e
   e = engine.new {
     db = db, board = b, memory = memory_mod.open(db), settings = s, llm = client, tools = scripts.tools,
@@ -90,7 +97,7 @@ function M.open(dir, opts)
     -- the project's folder: a sandbox deployed after a merge runs there (sandboxes.deploy);
     -- nil for a scratch workspace, which deploys nothing
     project_dir = not opts.workspace and dir or nil,
-    toolcalls = require "orket.toolcalls",
+    toolcalls = toolcalls,
     count = gate.counters_add, emit = opts.emit, concurrency = opts.concurrency,
     model = routing.override_model(opts.model),
     -- A turn passes the tools and policies it started with; hot reload swaps e's.
@@ -104,7 +111,7 @@ function M.open(dir, opts)
   e.dir = dir
   e.git = git
   if s.mcp and #s.mcp.names > 0 then -- orket.lua's MCP servers, connected now (docs/mcp.md)
-    e.mcp = require("orket.mcp.manager").new(s.mcp, { cwd = require("orket.mcp.manager").abspath(ws_dir),
+    e.mcp = manager.new(s.mcp, { cwd = manager.abspath(ws_dir),
       log = function(f) -- a server ready, down, restarted, misbehaving: in the run's stream
         e:emit { type = "mcp", event = f.event, server = f.server, message = f.message, tool = f.tool, tools = f.tools }
       end })
@@ -129,9 +136,9 @@ end
 --- too while `orket serve` executes a run (orket.engine.claims); runs_ok: the caller is a
 --- run, which orket.engine.claims keeps off the cards of those runs instead.
 function M.lock(dir, opts)
-  local lk, err, code, holder = require("orket.c.lockfile").acquire(dir .. "/.orket/run.lock")
+  local lk, err, code, holder = lockfile.acquire(dir .. "/.orket/run.lock")
   if lk and not (opts and opts.runs_ok) then
-    local live = require("orket.engine.claims").live(dir, { own_run_lock = true })
+    local live = claims.live(dir, { own_run_lock = true })
     if live[1] then
       lk:release()
       return nil, string.format("run %d is going in process %s (orket serve); wait for it to end, or stop it "

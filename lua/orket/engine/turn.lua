@@ -14,9 +14,13 @@ local fault = require "orket.engine.fault"
 local approvals = require "orket.engine.approvals"
 local common = require "orket.llm.common"
 local jsonout = require "orket.jsonout"
-local settings_mod = require "orket.engine.settings"
+local settings_mod = require "orket.settings"
 local gate_mod = require "orket.gate"
 local gitwork = require "orket.engine.gitwork"
+local verify = require "orket.engine.verify"
+local sandboxtool = require "orket.engine.sandboxtool"
+local proctool = require "orket.engine.proctool"
+local lease = require "orket.engine.lease"
 
 local M = {}
 
@@ -88,7 +92,7 @@ local function make_context(e, job, card, history)
     history = context.window(history, e.settings.context),
     project = { name = e.settings.name, vision = e.settings.vision },
     -- the reviewer sees the engine's last check of the work it judges (engine/verify.lua)
-    verification = job.phase == "review" and require("orket.engine.verify").last(e.db, card.id) or nil,
+    verification = job.phase == "review" and verify.last(e.db, card.id) or nil,
   }
 end
 
@@ -283,10 +287,10 @@ local function run_effect(e, job, p, counters)
     if def and def.effect == "sandbox" then -- the project's live sandbox (orket.engine.sandboxtool)
       local req = tools:run(call.name, call.arguments, ctx)
       if not req.ok then return req end
-      return require("orket.engine.sandboxtool").run(e, job.card_id, call.name, req.result)
+      return sandboxtool.run(e, job.card_id, call.name, req.result)
     end
     if not process then return tools:run(call.name, call.arguments, ctx) end
-    local checks = require("orket.engine.verify").checks(e, p.card)
+    local checks = verify.checks(e, p.card)
     ctx.tests = checks and checks.steps or nil
     local req = tools:run(call.name, call.arguments, ctx)
     if not req.ok then return req end
@@ -295,13 +299,13 @@ local function run_effect(e, job, p, counters)
       req.result.timeout_ms = checks.timeout_ms
     end
     local _, left = wall_left(e, job)
-    return require("orket.engine.proctool").run(e, job.card_id, call.name, req.result, left)
+    return proctool.run(e, job.card_id, call.name, req.result, left)
   end
   -- a worker starts no effect on a card it may have lost (the worker that takes the card
   -- over finds the intent without a result and recovers it)
   if e.lease and not e.lease:fresh(job.card_id) then
     job.lease_lost = true
-    error(require("orket.engine.lease").LOST, 0)
+    error(lease.LOST, 0)
   end
   local res
   if p.recovering then

@@ -10,6 +10,10 @@ local sj = require "orket.store.journal"
 local checks = require "orket.actions.checks"
 local forge = require "orket.forge"
 local mainline = require "orket.actions.mainline"
+local gitwork = require "orket.engine.gitwork"
+local uv = require "luv"
+local proc = require "orket.c.proc"
+local fault = require "orket.engine.fault"
 
 local M = {}
 
@@ -45,13 +49,13 @@ end
 --- repository (docs/git.md), else the workspace itself. nil, msg when there is none.
 function M.cwd(run, card_id)
   if run.git then
-    local path, err = require("orket.engine.gitwork").worktree(run, card_id)
+    local path, err = gitwork.worktree(run, card_id)
     if not path then return nil, err end
-    return require("luv").fs_realpath(path)
+    return uv.fs_realpath(path)
   end
   local d = run.workspace_dir
   if not d then return nil, "the engine has no workspace directory to run the checks in" end
-  return require("luv").fs_realpath(d)
+  return uv.fs_realpath(d)
 end
 
 -- a is b or lies under it
@@ -138,7 +142,6 @@ end
 -- Runs the steps in order until one fails: {passed=, step=, reason=, code=, signal=, wall_ms=,
 -- output=, layers=} or nil, msg, CODE when a run could not start for want of a layer.
 local function run_steps(run, job)
-  local proc = require "orket.c.proc"
   local v = run.settings.verify or {}
   local total, res = 0, nil
   local cwd, cerr = M.cwd(run, job.card_id)
@@ -192,7 +195,6 @@ end
 function M.run(run, job)
   run:emit { type = "verify_start", card = job.card_id, steps = #job.checks.steps }
   local res, err = run_steps(run, job)
-  local fault = require "orket.engine.fault"
   fault.hit("mid_verify")
   if run.stopping then return end
   local ok, werr = run.db:tx(function()

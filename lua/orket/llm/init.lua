@@ -8,6 +8,8 @@ local transport = require "orket.llm.transport"
 local scripted = require "orket.llm.scripted"
 local replay = require "orket.llm.replay"
 local common = require "orket.llm.common"
+local semaphore = require "orket.semaphore"
+local lines = require "orket.lines"
 
 local M = {}
 
@@ -45,7 +47,7 @@ function M.open(cfg, opts)
       p.retry = merged(transport.DEFAULT_RETRY, conf.retry)
       p.retry.max_attempts = math.max(1, math.floor(p.retry.max_attempts))
       p.max_bytes = conf.max_response_bytes or transport.DEFAULT_MAX_BYTES
-      p.sem = transport.semaphore(conf.max_concurrency or transport.DEFAULT_CONCURRENCY)
+      p.sem = semaphore.new(conf.max_concurrency or transport.DEFAULT_CONCURRENCY)
     elseif conf.kind == "scripted" then
       local s, serr = scripted.load(conf, name)
       if not s then return nil, serr, "EINVAL" end
@@ -110,7 +112,6 @@ function M.check_models(models, team, roles)
       local ok, err = M.check_model(models, r.model)
       if not ok then
         local file = r.file or ("roles/" .. n .. ".lua")
-        local lines = require "orket.lines"
         local line = lines.of(lines.read(file), "model")
         out[#out + 1] = string.format("%s%s: model: %s", file:gsub("^%./", ""), line and (":" .. line) or "", err)
       end
@@ -154,6 +155,10 @@ local function check_request(req, level)
   if req.options ~= nil and type(req.options) ~= "table" then bad("options must be a table") end
   if req.meta ~= nil and type(req.meta) ~= "table" then bad("meta must be a table") end
 end
+
+--- check_request(req[, level]) raises on a malformed chat request, as client:chat does,
+--- blaming the caller level frames up (orket.terminal.chat checks before building a client).
+M.check_request = check_request
 
 -- Model names resolved so far (a client sees a handful; the cache starts over past 64).
 local RESOLVED_MAX = 64
@@ -232,9 +237,6 @@ end
 
 -- ---- interactive use -----------------------------------------------------------------------
 
-local default_client
-local chat_dir = "." -- whose orket.lua llm.chat reads (the REPL's -C DIR)
-
 --- printer(file) -> an on_delta that writes content tokens to file as they arrive
 function M.printer(file)
   return function(ev)
@@ -246,55 +248,6 @@ function M.printer(file)
         ev.attempt, tostring(ev.class), common.duration(ev.elapsed_ms), ev.message, common.duration(ev.delay_ms)))
     end
   end
-end
-
---- chat{...} -> result | nil, message, CLASS: client:chat with the configuration of the
---- current directory, or the one use_dir named (orket.lua, else the built-in providers), and
---- the environment (a mistake in that orket.lua is "bad_request"). For the REPL: without
---- on_delta, tokens stream to standard output as they arrive.
-function M.chat(req)
-  check_request(req) -- here, so a mistake is blamed on the caller (a REPL line), not on this file
-  if not default_client then
-    local cfg, err = config.load_or_defaults(chat_dir)
-    local client
-    if cfg then client, err = M.open(cfg) end
-    -- a mistake in the user's orket.lua is a message, not a traceback; messages name files
-    -- as orket.lua does ("orket.lua:3:"): say which folder's, if not the current one
-    if not client then
-      return nil, "llm.chat: " .. (chat_dir ~= "." and ("in " .. chat_dir .. ": ") or "") .. err, "bad_request"
-    end
-    default_client = client
-  end
-  local r = {}
-  for k, v in pairs(req) do r[k] = v end
-  local res, open_line
-  if r.on_delta == nil then
-    local print_delta = M.printer(io.stdout)
-    r.on_delta = function(ev)
-      if ev.type == "content" and ev.text ~= "" then open_line = ev.text:sub(-1) ~= "\n" end
-      if ev.type == "retry" then open_line = false end
-      print_delta(ev)
-    end
-  end
-  -- the streamed text ends its line however the call ends (a failure, or Ctrl-C raising
-  -- through here), so what the REPL prints next starts on a line of its own
-  local _ <close> = setmetatable({}, { __close = function()
-    if req.on_delta == nil and (res or open_line) then io.stdout:write("\n") end
-  end })
-  local err, class
-  res, err, class = default_client:chat(r)
-  if res then return res end -- the result alone: an expression in the REPL prints just it
-  return nil, err, class
-end
-
---- reset(): forget the client llm.chat built (after editing orket.lua)
-function M.reset() default_client = nil end
-
---- use_dir(dir): llm.chat reads DIR's orket.lua from now on (`orket repl -C DIR`, whose
---- `project` is DIR's); nil goes back to the current directory.
-function M.use_dir(dir)
-  chat_dir = dir or "."
-  default_client = nil
 end
 
 return M

@@ -6,6 +6,8 @@ local rt = require "orket.c.runtime"
 local common = require "orket.llm.common"
 local cpattern = require "orket.c.pattern"
 local csb = require "orket.c.sandbox"
+local lines = require "orket.lines"
+local scriptfile = require "orket.scriptfile"
 
 local M = {}
 
@@ -88,7 +90,7 @@ local function with_line(text, err)
   local name, rest = err:match("^(.-): (.*)$")
   if not name or not text then return err end
   local key = rest:match("^[%w_%.%[%]]-([%a_][%w_]*)[%[%d%]]*[: ]") or rest:match("^([%a_][%w_]*)")
-  local line = key and require("orket.lines").of(text, key)
+  local line = key and lines.of(text, key)
   if not line then return err end
   return string.format("%s:%d: %s", name, line, rest)
 end
@@ -101,7 +103,7 @@ function M.load(conf, provider)
   if conf.file then
     name = conf.file:gsub("^%./", "")
     local oerr
-    text, oerr = require("orket.scriptfile").read(conf.file) -- a regular file only, never blocking
+    text, oerr = scriptfile.read(conf.file) -- a regular file only, never blocking
     if not text then
       return nil, string.format("orket.lua: models.providers.%s.file: cannot read the scripted model's file: %s",
         tostring(provider or "scripted"), tostring(oerr):gsub("^%./", ""))

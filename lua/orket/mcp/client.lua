@@ -12,6 +12,10 @@ local rpc = require "orket.mcp.jsonrpc"
 local lines = require "orket.mcp.lines"
 local jsonout = require "orket.jsonout"
 local tree = require "orket.tree"
+local gate = require "orket.c.gate"
+local proc = require "orket.c.proc"
+local http = require "orket.c.http"
+local rt = require "orket.c.runtime"
 
 local M = {}
 
@@ -60,7 +64,7 @@ local function check_schema(s)
   local text = jsonout.encode(s)
   if #text > M.MAX_SCHEMA_BYTES then return nil, "inputSchema is larger than " .. M.MAX_SCHEMA_BYTES .. " bytes" end
   if s.type ~= "object" then return nil, "inputSchema.type must be \"object\"" end
-  local cok, compiled = pcall(require("orket.c.gate").compile_schema, s)
+  local cok, compiled = pcall(gate.compile_schema, s)
   if not cok then return nil, "inputSchema: " .. tostring(compiled) end
   return compiled
 end
@@ -139,7 +143,7 @@ end
 
 -- ---- the connection ----------------------------------------------------------------------
 
---- new(spec, o) -> conn (not started). spec: a server of orket.mcp.settings; o: {cwd=
+--- new(spec, o) -> conn (not started). spec: a server of orket.settings.mcp; o: {cwd=
 --- absolute dir a stdio server runs in, env=fn(name) for headers_env, log=fn(fields),
 --- on_notify=fn(conn, msg), on_close=fn(conn, why), limits= the runner's limits instead of
 --- M.LIMITS}
@@ -204,7 +208,6 @@ end
 
 
 function Conn:_start_stdio()
-  local proc = require "orket.c.proc"
   local tmp, terr = uv.fs_mkdtemp("/tmp/orket-mcp-XXXXXX")
   if not tmp then return nil, "cannot make a temp dir: " .. tostring(terr), "ESPAWN" end
   self.tmpdir = tmp
@@ -296,7 +299,6 @@ end
 
 -- POSTs one message; what comes back (JSON or an event stream) is dispatched as it arrives.
 function Conn:_post(text, timeout_ms)
-  local http = require "orket.c.http"
   local r, err, code = http.request { url = self.spec.url, method = "POST", headers = self:_headers(), body = text,
     total_timeout_ms = timeout_ms, connect_timeout_ms = math.min(timeout_ms, 10000), max_bytes = rpc.MAX_MESSAGE }
   if not r then return nil, err, code end
@@ -415,7 +417,7 @@ function Conn:start()
     end
   end
   local r, err, code = self:request("initialize", { protocolVersion = M.PROTOCOL, capabilities = {},
-    clientInfo = { name = "orket", version = require("orket.c.runtime").version() } })
+    clientInfo = { name = "orket", version = rt.version() } })
   if not r then
     local why = self.start_failure and ("the confinement helper: " .. self.start_failure) or err
     self:close(why)
@@ -497,7 +499,7 @@ function Conn:close(why)
     -- the server may forget the session now (it would after its own idle time otherwise)
     local headers = self:_headers()
     task.spawn(function()
-      local r = require("orket.c.http").request { url = self.spec.url, method = "DELETE", headers = headers,
+      local r = http.request { url = self.spec.url, method = "DELETE", headers = headers,
         total_timeout_ms = 2000 }
       if r then
         pcall(r.headers, r)

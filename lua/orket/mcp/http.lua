@@ -10,6 +10,7 @@ local server = require "orket.mcp.server"
 local jsonout = require "orket.jsonout"
 local auth = require "orket.serve.auth"
 local routes = require "orket.serve.routes"
+local uv = require "luv"
 
 local M = {}
 
@@ -31,7 +32,7 @@ local function sessions_of(db)
   return r
 end
 
-local function now() return require("luv").now() end
+local function now() return uv.now() end
 
 local function forget_idle(reg)
   local t = now()

@@ -8,6 +8,9 @@ local uv = require "luv"
 local task = require "orket.task"
 local client = require "orket.mcp.client"
 local rt = require "orket.c.runtime"
+local jsonout = require "orket.jsonout"
+local config = require "orket.config"
+local settings = require "orket.settings"
 
 local M = {}
 
@@ -194,7 +197,6 @@ end
 --- manager:reconfigure(section): servers gone or changed stop, new or changed ones start (in
 --- a task of their own each); the unchanged keep their connection.
 function Manager:reconfigure(section)
-  local jsonout = require "orket.jsonout"
   local want = section and section.servers or {}
   for _, name in ipairs(self.names) do
     local s = self.servers[name]
@@ -222,9 +224,9 @@ end
 --- section reconfigures e.mcp (made when the first server appears). The rest of orket.lua is
 --- not taken up during a run. A mistake keeps the servers as they were.
 function M.reload(e)
-  local cfg, err, code = require("orket.config").load(e.dir)
+  local cfg, err, code = config.load(e.dir)
   if not cfg then return nil, err, code end
-  local s, serr, scode = require("orket.engine.settings").resolve(cfg)
+  local s, serr, scode = settings.resolve(cfg)
   if not s then return nil, serr, scode end
   e.settings.mcp = s.mcp
   if not e.mcp then

@@ -10,6 +10,14 @@ local rpc = require "orket.mcp.jsonrpc"
 local router_mod = require "orket.serve.router"
 local keys = require "orket.serve.keys"
 local sj = require "orket.store.journal"
+local card_view = require "orket.views.card"
+local log_view = require "orket.views.log"
+local routes = require "orket.serve.routes"
+local writes = require "orket.serve.writes"
+local runs = require "orket.serve.runs"
+local rt = require "orket.c.runtime"
+local store_runs = require "orket.store.runs"
+local board = require "orket.board"
 
 local M = {}
 
@@ -69,9 +77,9 @@ local shared_router
 local function api_router()
   if shared_router then return shared_router end
   local r = router_mod.new()
-  require("orket.serve.routes").add(r)
-  require("orket.serve.writes").add(r)
-  require("orket.serve.runs").add(r)
+  routes.add(r)
+  writes.add(r)
+  runs.add(r)
   local by_name = {}
   for _, route in ipairs(r.routes) do if route.name then by_name[route.name] = route end end
   shared_router = { router = r, by_name = by_name }
@@ -124,7 +132,7 @@ local function version_of(params)
 end
 
 local function server_info()
-  return { name = "orket", title = "Orket", version = require("orket.c.runtime").version() }
+  return { name = "orket", title = "Orket", version = rt.version() }
 end
 
 local function capabilities(self)
@@ -164,7 +172,7 @@ function M:call_tool(def, args)
     self.log { event = "error", tool = t.name, message = tostring(status) }
     return tool_error("internal", "the server failed; its log says why", 500)
   end
-  if status < 400 and type(doc) == "table" and getmetatable(doc) and type(doc.text) == "string" then
+  if status < 400 and jsonout.is_encoded(doc) then
     -- a kept answer already encoded (the board): its text as it is; decoding it again would
     -- lose which empty tables are arrays, and structuredContent is optional
     return { content = jsonout.array { { type = "text", text = (doc.text:gsub("\n$", "")) } } }
@@ -195,10 +203,10 @@ end
 function M:resource_text(uri)
   local kind, id = parse_uri(uri)
   if kind == "card" then
-    local doc = require("orket.cmd.card").json_doc(self.db, id, self.dir)
+    local doc = card_view.json_doc(self.db, id, self.dir)
     if doc then return jsonout.encode(doc) end
-  elseif kind == "run" and id and require("orket.store.runs").get(self.db, id) then
-    local doc = require("orket.cmd.log").json_doc(self.db, self.dir, id)
+  elseif kind == "run" and id and store_runs.get(self.db, id) then
+    local doc = log_view.json_doc(self.db, self.dir, id)
     if doc then return jsonout.encode(doc) end
   end
   return nil
@@ -207,11 +215,11 @@ end
 -- Every resource: the cards in creation order, then the runs newest first.
 function M:resource_list()
   local out = {}
-  for _, c in ipairs(require("orket.board").open(self.db):list {}) do
+  for _, c in ipairs(board.open(self.db):list {}) do
     out[#out + 1] = { uri = card_uri(c.id), name = c.id, title = c.summary or c.name, mimeType = "application/json",
       description = c.type .. ", " .. c.status }
   end
-  for _, r in ipairs(require("orket.store.runs").recent(self.db, 200)) do
+  for _, r in ipairs(store_runs.recent(self.db, 200)) do
     out[#out + 1] = { uri = run_uri(r.id), name = "run " .. r.id, title = "transcript of run " .. r.id .. " (" .. tostring(r.target) .. ")",
       mimeType = "application/json" }
   end

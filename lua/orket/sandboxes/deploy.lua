@@ -11,6 +11,8 @@ local acceptance = require "orket.actions.acceptance"
 local checks = require "orket.actions.checks"
 local sv = require "orket.store.verifications"
 local phase = require "orket.sandboxes.phase"
+local workspace = require "orket.workspace"
+local forge = require "orket.forge"
 
 local M = {}
 
@@ -50,7 +52,7 @@ function M.after_merge_at(dir, settings, board, card_id, run_id)
   if not why then return nil end
   -- what would run is checked here, where the run can say so: the owner in the background
   -- has no one to tell
-  local ws, werr = require("orket.workspace").open(dir .. "/workspace")
+  local ws, werr = workspace.open(dir .. "/workspace")
   local p, perr = nil, werr
   if ws then
     p, perr = plan.detect(ws, s)
@@ -89,7 +91,6 @@ end
 local function post_status(settings, commit, passed, description)
   local g = settings.git
   if not g or not g.forge or not commit then return nil end
-  local forge = require "orket.forge"
   local token, terr = forge.token(g)
   if not token then return { error = terr } end
   local out, err = checks.report_sandbox { g = g, token = token, sha = commit, passed = passed,

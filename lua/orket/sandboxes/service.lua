@@ -15,6 +15,8 @@ local task = require "orket.task"
 local plan_mod = require "orket.sandboxes.plan"
 local ops = require "orket.store.sandboxes"
 local tree = require "orket.tree"
+local workspace = require "orket.workspace"
+local lockfile = require "orket.c.lockfile"
 
 local M = {}
 
@@ -242,7 +244,7 @@ function M.up(o)
     return nil, "sandbox: this kernel refuses a network namespace to this user, and a sandbox needs one (its own "
       .. "loopback, reached only through its socket)", "ENOTSUP"
   end
-  local ws, werr = require("orket.workspace").open(dir .. "/workspace")
+  local ws, werr = workspace.open(dir .. "/workspace")
   if not ws then return nil, werr, "ENOENT" end
   local p, perr = plan_mod.detect(ws, s)
   ws:close()
@@ -254,7 +256,7 @@ function M.up(o)
     -- then stops it on a signal) or has failed, so it finds it and replaces it
     uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
     local lerr, lcode
-    lk, lerr, lcode = require("orket.c.lockfile").wait(dir .. "/.orket/sandboxes/deploy.lock", "exclusive", 120000)
+    lk, lerr, lcode = lockfile.wait(dir .. "/.orket/sandboxes/deploy.lock", "exclusive", 120000)
     if not lk then return nil, "sandbox: " .. tostring(lerr), lcode end
   end
   local _ <close> = setmetatable({}, { __close = function() if lk then lk:release() end end })

@@ -5,6 +5,8 @@ local jsonout = require "orket.jsonout"
 local phase = require "orket.sandboxes.phase"
 local writes = require "orket.serve.writes"
 local routes = require "orket.serve.routes"
+local card_view = require "orket.views.card"
+local config = require "orket.config"
 local err = routes.err
 
 local M = {}
@@ -31,11 +33,11 @@ local function file(_, ctx)
     if code == "EINVAL" then return err(400, "EINVAL", msg) end
     return err(409, code or "conflict", msg)
   end
-  return dup and 200 or 201, { card = (require("orket.cmd.card").json_doc(db, id)), duplicate = dup }
+  return dup and 200 or 201, { card = (card_view.json_doc(db, id)), duplicate = dup }
 end
 
 local function status(_, ctx)
-  local cfg, s = require("orket.config").settings(ctx.dir, true)
+  local cfg, s = config.settings(ctx.dir, true)
   if not cfg then return err(422, "bad_config", tostring(s)) end
   return 200, { phases = jsonout.array(phase.status(ctx.db, { settings = s })) }
 end

@@ -7,6 +7,8 @@
 local uv = require "luv"
 local jsonout = require "orket.jsonout"
 local sj = require "orket.store.journal"
+local task = require "orket.task"
+local pglisten = require "orket.store.pglisten"
 
 local M = {}
 
@@ -73,7 +75,7 @@ function M.new(db, o)
   self.poll_timer:start(poll_ms, poll_ms, function()
     if polling then return end
     polling = true
-    require("orket.task").spawn(function()
+    task.spawn(function()
       self.reads.timer = self.reads.timer + 1
       local ok, err = pcall(self.poll, self)
       polling = false
@@ -87,9 +89,9 @@ end
 -- of its own: each wake-up reads the journal from the hub's cursor. A (re)connect wakes it
 -- too (wake_on_connect): notifications sent while it was away are lost, the journal is not.
 function Hub:_listen(fallback_ms)
-  self.listener = require("orket.store.pglisten").new { url = self.db.url, channels = { "orket_events" },
+  self.listener = pglisten.new { url = self.db.url, channels = { "orket_events" },
     wake_on_connect = true }
-  require("orket.task").spawn(function()
+  task.spawn(function()
     local failing = false
     while not self.closed do
       local notes, info = self.listener:wait(fallback_ms)

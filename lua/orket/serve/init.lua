@@ -12,6 +12,20 @@ local routes = require "orket.serve.routes"
 local auth_mod = require "orket.serve.auth"
 local ratelimit = require "orket.serve.ratelimit"
 local keys = require "orket.serve.keys"
+local writes = require "orket.serve.writes"
+local admin = require "orket.serve.admin"
+local metrics = require "orket.serve.metrics"
+local runs = require "orket.serve.runs"
+local openapi = require "orket.serve.openapi"
+local session = require "orket.serve.session"
+local webhooks = require "orket.serve.webhooks"
+local sandboxes = require "orket.serve.sandboxes"
+local bugs = require "orket.serve.bugs"
+local mcp_http = require "orket.mcp.http"
+local web = require "orket.serve.web"
+local body_mod = require "orket.serve.body"
+local cjson = require "cjson"
+local rt = require "orket.c.runtime"
 
 local M = {}
 
@@ -45,10 +59,9 @@ Server.__index = Server
 local JSON_HEADERS = { "Content-Type: application/json; charset=utf-8", "Cache-Control: no-store",
   "X-Content-Type-Options: nosniff" }
 
--- A handler's document, or JSON text it already encoded (M.encoded): a kept answer is sent
--- as it is, with the same headers as any other.
-local ENCODED = {}
-function M.encoded(text) return setmetatable({ text = text }, ENCODED) end
+-- A handler's document, or JSON text it already encoded (jsonout.encoded): a kept answer is
+-- sent as it is, with the same headers as any other.
+M.encoded = jsonout.encoded
 
 -- A kept answer goes out from one shared copy of its bytes (httpd.blob), made the first
 -- time its text is sent: a 1,000-card board is 400 KB, which every answer copied before.
@@ -72,7 +85,7 @@ local function send(req, ctx, status, doc, extra)
     for _, h in ipairs(list) do headers[#headers + 1] = h end
   end
   local body
-  if getmetatable(doc) == ENCODED then body = ctx.server and blob_of(ctx.server, doc.text) or doc.text
+  if jsonout.is_encoded(doc) then body = ctx.server and blob_of(ctx.server, doc.text) or doc.text
   else body = jsonout.encode(doc) .. "\n" end
   return req:respond(status, headers, body)
 end
@@ -110,18 +123,18 @@ function M.new(o)
   }, Server)
   self.router = router_mod.new()
   routes.add(self.router)
-  require("orket.serve.writes").add(self.router)
-  require("orket.serve.admin").add(self.router)
-  require("orket.serve.metrics").add(self.router)
-  require("orket.serve.runs").add(self.router)
-  require("orket.serve.openapi").add(self.router)
-  require("orket.serve.session").add(self.router)
-  require("orket.serve.webhooks").add(self.router)
-  require("orket.serve.sandboxes").add(self.router)
-  require("orket.serve.bugs").add(self.router)
-  require("orket.mcp.http").add(self.router) -- /mcp (docs/mcp.md)
-  self.metrics = require("orket.serve.metrics").new()
-  local cors, cerr = require("orket.serve.web").cors(o.dir)
+  writes.add(self.router)
+  admin.add(self.router)
+  metrics.add(self.router)
+  runs.add(self.router)
+  openapi.add(self.router)
+  session.add(self.router)
+  webhooks.add(self.router)
+  sandboxes.add(self.router)
+  bugs.add(self.router)
+  mcp_http.add(self.router) -- /mcp (docs/mcp.md)
+  self.metrics = metrics.new()
+  local cors, cerr = web.cors(o.dir)
   if not cors then
     srv:close()
     if usrv then usrv:close() end
@@ -155,7 +168,7 @@ end
 function Server:_dispatch(req, ctx)
   local ok, retry = self.by_addr:take(req.remote, now_ms())
   if not ok then return too_many(req, ctx, retry, "requests from this address") end
-  if require("orket.serve.web").front(self, req, ctx) then return end -- the web board's files, CORS
+  if web.front(self, req, ctx) then return end -- the web board's files, CORS
   local segs, perr = router_mod.segments(req.path)
   if not segs then return fail(req, ctx, 400, "bad_path", perr) end
   local route, status_or_params, allowed = self.router:match(req.method, segs)
@@ -197,11 +210,11 @@ function Server:_dispatch(req, ctx)
     return fail(req, ctx, 415, "unsupported_media_type", "send the body with Content-Type: " .. route.media)
   end
   if route.body == "json" then -- read only now: refusals above come before any of it
-    local value, bst, bcode, bmsg = require("orket.serve.body").json(req)
+    local value, bst, bcode, bmsg = body_mod.json(req)
     if value == nil then return fail(req, ctx, bst, bcode, bmsg) end
-    value = require("orket.serve.body").without_nulls(route.schema, value)
+    value = body_mod.without_nulls(route.schema, value)
     ctx.body = value
-    local sok, serr = require("orket.serve.writes").check(route, value)
+    local sok, serr = writes.check(route, value)
     if not sok then return fail(req, ctx, 400, "bad_request", serr) end
   end
   local hstatus, doc = route.handler(req, ctx)
@@ -220,7 +233,7 @@ function Server:_handle(req)
   local us = (uv.hrtime() - t0) // 1000
   self.metrics:request(ctx.route, ctx.status or 500, us / 1e6)
   self:_log { method = req.method, route = ctx.route, status = ctx.status or 500,
-    us = us, key = ctx.key or require("cjson").null, addr = req.remote, auth = ctx.auth, note = ctx.note }
+    us = us, key = ctx.key or cjson.null, addr = req.remote, auth = ctx.auth, note = ctx.note }
   req:close()
   self.inflight = self.inflight - 1
 end
@@ -249,7 +262,7 @@ function Server:stop()
   if self.usrv then self.usrv:stop_accepting() end
   self.hub:close()
   local deadline = uv.now() + self.limits.drain_ms
-  while self.inflight > 0 and uv.now() < deadline do require("orket.c.runtime").sleep(10) end
+  while self.inflight > 0 and uv.now() < deadline do rt.sleep(10) end
   self.srv:close()
   if self.usrv then
     self.usrv:close()

@@ -8,6 +8,7 @@ local jsonout = require "orket.jsonout"
 local sk = require "orket.store.keys"
 local sessions = require "orket.store.sessions"
 local uv = require "luv"
+local project = require "orket.project"
 
 local M = {}
 
@@ -18,7 +19,7 @@ local PEPPER_BYTES = 32
 
 --- pepper_path(dir) -> the pepper file of the project in dir
 function M.pepper_path(dir)
-  local db = require("orket.project").db_path(dir)
+  local db = project.db_path(dir)
   return db:match("^(.*)/[^/]+$") .. "/keys.pepper"
 end
 

@@ -4,6 +4,7 @@
 -- (orket.serve.metrics.new, fed by each request's log line). Queries: orket.store.metrics.
 local counts = require "orket.store.metrics"
 local sandboxes = require "orket.store.sandboxes"
+local runs = require "orket.serve.runs"
 
 local M = {}
 
@@ -271,7 +272,7 @@ function M.render(db, counters, sse_clients, shown, reads)
 end
 
 local function handler(req, ctx)
-  local shown = require("orket.serve.runs").shown_states(ctx.db, ctx.dir)
+  local shown = runs.shown_states(ctx.db, ctx.dir)
   local text = ctx.db:read(M.render, ctx.db, ctx.metrics, ctx.hub:count(), shown, ctx.hub:journal_reads())
   ctx.status = 200
   req:respond(200, { "Content-Type: text/plain; version=0.0.4; charset=utf-8", "Cache-Control: no-store" },

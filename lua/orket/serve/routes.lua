@@ -6,6 +6,10 @@ local events = require "orket.serve.events"
 local jsonout = require "orket.jsonout"
 local store_keys = require "orket.store.keys"
 local store_runs = require "orket.store.runs"
+local board_view = require "orket.views.board"
+local card_view = require "orket.views.card"
+local config = require "orket.config"
+local oa = require "orket.serve.openapi"
 
 local M = {}
 
@@ -31,9 +35,9 @@ local function ready(_, ctx)
     end)
     if terr ~= "probe" then problems[#problems + 1] = "the store cannot be written: " .. tostring(terr) end
   end
-  local cfg, cerr = require("orket.config").load_or_defaults(ctx.dir)
+  local cfg, cerr = config.load_or_defaults(ctx.dir)
   if not cfg then problems[#problems + 1] = cerr end
-  if #problems > 0 then return 503, { status = "not_ready", problems = require("orket.jsonout").array(problems) } end
+  if #problems > 0 then return 503, { status = "not_ready", problems = jsonout.array(problems) } end
   return 200, { status = "ready" }
 end
 
@@ -58,17 +62,17 @@ local function board(req, ctx)
   local key = root or ""
   local text = gen and kept[key]
   if not text then
-    local doc, e = require("orket.cmd.board").json_doc(db, root)
+    local doc, e = board_view.json_doc(db, root)
     if not doc then return err(404, "not_found", e) end
     text = jsonout.encode(doc) .. "\n"
     if gen then kept[key] = text end
   end
   -- the kept text is the whole body: sent as it is, no copy of it per request
-  return 200, require("orket.serve").encoded(text)
+  return 200, jsonout.encoded(text)
 end
 
 local function card(_, ctx)
-  local doc, e = require("orket.cmd.card").json_doc(ctx.db, ctx.params.id, ctx.dir)
+  local doc, e = card_view.json_doc(ctx.db, ctx.params.id, ctx.dir)
   if not doc then return err(404, "not_found", e) end
   return 200, doc
 end
@@ -119,7 +123,6 @@ local LAST = { name = "Last-Event-ID", ["in"] = "header", type = "integer", desc
 --- add(router): the routes; role nil means no key is needed (probes). Each carries what
 --- orket.serve.openapi describes: summary, query, responses.
 function M.add(router)
-  local oa = require "orket.serve.openapi"
   router:add("GET", "/health", { handler = health, name = "health", summary = "Alive",
     responses = { [200] = json { type = "object", required = { "status" }, properties = { status = { enum = { "ok" } } } } } })
   router:add("GET", "/ready", { handler = ready, name = "ready", summary = "Takes writes and loads orket.lua",

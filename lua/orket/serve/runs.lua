@@ -17,6 +17,11 @@ local claims = require "orket.engine.claims"
 local journal = require "orket.engine.journal"
 local routes = require "orket.serve.routes"
 local runs_store = require "orket.store.runs"
+local log_view = require "orket.views.log"
+local project = require "orket.project"
+local writes = require "orket.serve.writes"
+local board = require "orket.board"
+local oa = require "orket.serve.openapi"
 
 local M = {}
 local err, whole = routes.err, routes.whole
@@ -45,7 +50,7 @@ function M.doc(db, dir, row)
   local data = cjson.decode(row.data or "{}") or {}
   local live = M.registry(db).live[row.id] ~= nil
   return { id = row.id, target = row.target, kind = row.kind,
-    state = live and "running" or require("orket.project").run_state(dir, row.status, row.id, data.workers == true),
+    state = live and "running" or project.run_state(dir, row.status, row.id, data.workers == true),
     started_at = row.started_at, ended_at = or_null(row.ended_at), model = or_null(type(data.model) == "string"
       and data.model or nil), concurrency = or_null(math.tointeger(data.concurrency)), live = live }
 end
@@ -63,7 +68,7 @@ end
 -- The write's audit record (orket.serve.writes: GET /v1/audit lists it).
 local function audit(ctx, action, row)
   assert(ctx.db:tx(function()
-    ctx.db:event { kind = "api_write", card = row.target, run = row.id, actor = require("orket.serve.writes").principal(ctx).seat,
+    ctx.db:event { kind = "api_write", card = row.target, run = row.id, actor = writes.principal(ctx).seat,
       data = { action = action, route = ctx.route } }
     return true
   end))
@@ -137,7 +142,7 @@ local function start(_, ctx)
   local reg, body = M.registry(ctx.db), ctx.body
   if reg.closing then return err(503, "stopping", "the server is stopping") end
   local target, model = body.target, body.model ~= "" and body.model or nil
-  if not require("orket.board").open(ctx.db):get(target) then return err(404, "not_found", 'no card "' .. target .. '"') end
+  if not board.open(ctx.db):get(target) then return err(404, "not_found", 'no card "' .. target .. '"') end
   local e, st, doc = engine(ctx, model, body.concurrency)
   if not e then return st, doc end
   local id, lk, edoc = claim_and(ctx, e, target, false, function()
@@ -190,7 +195,7 @@ local function stop(_, ctx)
       return err(409, "conflict", string.format("run %d is going in another process (%d); stop it there", row.id, pid))
     end
     return err(409, "conflict", string.format("run %d is not going (%s)", row.id,
-      require("orket.project").run_state(ctx.dir, row.status, row.id)))
+      project.run_state(ctx.dir, row.status, row.id)))
   end
   entry.e:stop()
   audit(ctx, "stop", row)
@@ -206,7 +211,7 @@ end
 local function transcript(_, ctx)
   local row, st, doc = named(ctx)
   if not row then return st, doc end
-  return 200, assert(require("orket.cmd.log").json_doc(ctx.db, ctx.dir, row.id))
+  return 200, assert(log_view.json_doc(ctx.db, ctx.dir, row.id))
 end
 
 -- GET /v1/runs[?state=][&limit=]: newest first
@@ -296,7 +301,6 @@ local LOG = { type = "object", additionalProperties = true, required = { "format
 
 --- add(router): the run routes
 function M.add(router)
-  local oa = require "orket.serve.openapi"
   local conflict = { schema = oa.ERROR, description = "its cards overlap a live run, or the run is not in a state for that" }
   local stopping = { schema = oa.ERROR, description = "the server is stopping" }
   router:add("POST", "/v1/runs", { handler = start, role = "operator", body = "json", schema = M.SCHEMAS.run,

@@ -9,6 +9,9 @@ local routes = require "orket.serve.routes"
 local writes = require "orket.serve.writes"
 local cjson = require "cjson.safe"
 local http = require "orket.c.http"
+local inert = require "orket.inert"
+local rt = require "orket.c.runtime"
+local config = require "orket.config"
 
 local M = {}
 
@@ -78,7 +81,7 @@ local function follow(req, ctx, row, path)
       if not line then return true end
       pending = rest
       -- the app's text is hostile: escaped, and one SSE line (no CR or LF left in it)
-      local safe = require("orket.inert").line(line:sub(1, M.LINE_MAX))
+      local safe = inert.line(line:sub(1, M.LINE_MAX))
       if not s:send("event: log\ndata: " .. safe .. "\n\n") then return false end
     end
   end
@@ -93,7 +96,7 @@ local function follow(req, ctx, row, path)
         s:send("event: end\ndata: " .. cjson.encode { id = row.id, status = now and now.status } .. "\n\n")
         break
       end
-      require("orket.c.runtime").sleep(M.FOLLOW_POLL_MS)
+      rt.sleep(M.FOLLOW_POLL_MS)
     end
   end
   log.close()
@@ -119,18 +122,18 @@ local function logs(req, ctx)
     f:close()
   end
   -- the app's output is hostile text: JSON escapes it, and what is not UTF-8 is replaced
-  return 200, { id = row.id, log = require("orket.inert").text(text), truncated = truncated }
+  return 200, { id = row.id, log = inert.text(text), truncated = truncated }
 end
 
 local function start(_, ctx)
-  local cfg, s = require("orket.config").settings(ctx.dir, true)
+  local cfg, s = config.settings(ctx.dir, true)
   if not cfg then return err(422, "bad_config", tostring(s)) end
   audit(ctx, "sandbox_up")
   local sb, msg, code, tail = service.up { dir = ctx.dir, db = ctx.db, settings = s }
   if not sb then
     local status = (code == "EINVAL" or code == "ENOTSUP") and 422 or 502
     return status, { error = { code = code == "ETIMEDOUT" and "unhealthy" or "not_started", message = msg,
-      log = require("orket.inert").text((tail or ""):sub(-4096)) } }
+      log = inert.text((tail or ""):sub(-4096)) } }
   end
   mine(ctx.db)[sb.id] = sb
   return 201, { sandbox = M.doc(assert(ops.get(ctx.db, sb.id))) }

@@ -11,6 +11,8 @@ local httpd = require "orket.c.httpd"
 local keys = require "orket.serve.keys"
 local routes = require "orket.serve.routes"
 local sessions = require "orket.store.sessions"
+local uv = require "luv"
+local openapi = require "orket.serve.openapi"
 
 local err = routes.err
 
@@ -94,7 +96,7 @@ local function expires_at(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end
 local function sign_in(req, ctx)
   -- JSON only (the route's media, checked before the body: else a form on another site
   -- could sign a browser in with that site's key)
-  local fails, now = ctx.server.auth_fails, require("luv").now()
+  local fails, now = ctx.server.auth_fails, uv.now()
   local wait = fails:empty(req.remote, now)
   if wait then
     ctx.headers = ctx.headers or {}
@@ -169,9 +171,9 @@ function M.add(router)
     name = "session_create",
     summary = "Sign in with an API key: sets the session cookie, returns the role and the CSRF token",
     responses = { [200] = { schema = SESSION, description = "signed in (Set-Cookie: orket_session=...)" },
-      [401] = { schema = require("orket.serve.openapi").ERROR, description = "the key is not valid" },
-      [415] = { schema = require("orket.serve.openapi").ERROR, description = "the body is not sent as application/json" },
-      [429] = { schema = require("orket.serve.openapi").ERROR, description = "too many failed authentications" } } })
+      [401] = { schema = openapi.ERROR, description = "the key is not valid" },
+      [415] = { schema = openapi.ERROR, description = "the body is not sent as application/json" },
+      [429] = { schema = openapi.ERROR, description = "too many failed authentications" } } })
   router:add("GET", "/v1/session", { handler = whoami, role = "viewer", name = "session", summary = "Who this is",
     responses = { [200] = { schema = SESSION } } })
   router:add("DELETE", "/v1/session", { handler = sign_out, role = "viewer", name = "session_delete",

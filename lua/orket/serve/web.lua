@@ -4,6 +4,8 @@
 local uv = require "luv"
 local crypto = require "orket.c.crypto"
 local localuse = require "orket.serve.localuse"
+local config = require "orket.config"
+local settings = require "orket.settings"
 
 local M = {}
 
@@ -51,11 +53,11 @@ function M.read(dir, name)
 end
 
 --- cors(dir) -> set of allowed origins | nil, msg: serve.cors of the project's orket.lua,
---- checked (orket.engine.settings). A project without a readable orket.lua gets none.
+--- checked (orket.settings). A project without a readable orket.lua gets none.
 function M.cors(dir)
-  local data = require("orket.config").read(dir)
+  local data = config.read(dir)
   if not data or data.serve == nil then return {} end
-  local s, serr = require("orket.engine.settings").resolve { serve = data.serve }
+  local s, serr = settings.resolve { serve = data.serve }
   if not s then return nil, serr end
   local set = {}
   for _, o in ipairs(s.serve.cors) do set[o] = true end

@@ -24,6 +24,9 @@ local sf = require "orket.store.forge"
 local cards = require "orket.store.cards"
 local review = require "orket.engine.review"
 local routing = require "orket.engine.routing"
+local config = require "orket.config"
+local body = require "orket.serve.body"
+local openapi = require "orket.serve.openapi"
 
 local M = {}
 
@@ -36,7 +39,7 @@ M.COMMENT_MAX = 65536
 -- The project's git settings and all its settings, read for each delivery (orket.lua may
 -- change while serving).
 local function git_settings(dir)
-  local cfg, s = require("orket.config").settings(dir)
+  local cfg, s = config.settings(dir)
   if not cfg then return nil, s end
   local g = s.git or {}
   g.backoff_ms = s.budgets.backoff_ms -- a push of main that fails is tried again after it
@@ -359,7 +362,6 @@ local function handle(name)
     if not d.id or #d.id > 200 or not d.id:match(forge.DELIVERY_ID) then
       return err(400, "bad_request", "the delivery has no usable delivery id header")
     end
-    local body = require "orket.serve.body"
     if not utf8.len(text) or body.depth(text) > body.MAX_DEPTH then
       return err(400, "bad_json", "the body is not UTF-8 JSON of reasonable depth")
     end
@@ -481,7 +483,7 @@ local BODY = { type = "object", description = "the forge's event; the fields Ork
 
 --- add(router): the two webhook routes (no role: the signature is their authentication)
 function M.add(router)
-  local ERROR = require("orket.serve.openapi").ERROR
+  local ERROR = openapi.ERROR
   for _, name in ipairs { "gitea", "github" } do
     local query = {}
     for _, h in ipairs(HEADERS[name]) do

@@ -7,10 +7,16 @@ local cgate = require "orket.c.gate"
 local board_mod = require "orket.board"
 local approvals = require "orket.engine.approvals"
 local jsonout = require "orket.jsonout"
+local setup = require "orket.engine.setup"
+local cmd_answer = require "orket.cmd.answer"
+local cmd_retry = require "orket.cmd.retry"
+local journal = require "orket.store.journal"
+local openapi = require "orket.serve.openapi"
 
 local M = {}
 
 local routes = require "orket.serve.routes"
+local card_view = require "orket.views.card"
 local err = routes.err
 
 local TEXT = 4096     -- a reason, a note, a summary
@@ -55,7 +61,7 @@ end
 M.principal = principal
 
 local function card_doc(ctx, id)
-  return (require("orket.cmd.card").json_doc(ctx.db, id))
+  return (card_view.json_doc(ctx.db, id))
 end
 
 -- do_write(ctx, action, card_id, fn, locked) -> status, doc: fn(board, actor) -> result |
@@ -65,7 +71,7 @@ local function do_write(ctx, action, card_id, fn, locked)
   local lock
   if locked then
     local lerr, lcode
-    lock, lerr, lcode = require("orket.engine.setup").lock(ctx.dir)
+    lock, lerr, lcode = setup.lock(ctx.dir)
     if not lock then return err(409, lcode == "EBUSY" and "ELOCKED" or "internal", lerr) end
   end
   local db, actor = ctx.db, principal(ctx)
@@ -118,7 +124,7 @@ local comment = card_action("comment", false, function(b, actor, id, body)
 end)
 
 local answer = card_action("answer", false, function(b, actor, id, body, ctx)
-  return require("orket.cmd.answer").answer_text(ctx.db, b, id, body.text, actor)
+  return cmd_answer.answer_text(ctx.db, b, id, body.text, actor)
 end)
 
 local function decide(decision, field)
@@ -128,7 +134,7 @@ local function decide(decision, field)
 end
 
 local retry = card_action("retry", true, function(b, actor, id, body, ctx)
-  return require("orket.cmd.retry").retry_card(ctx.db, b, id, actor, body.note)
+  return cmd_retry.retry_card(ctx.db, b, id, actor, body.note)
 end)
 
 local cancel = card_action("cancel", true, function(b, actor, id, body)
@@ -144,7 +150,7 @@ local function audit(_, ctx)
   if not after or not limit or limit < 1 then return err(400, "bad_query", "?after= and ?limit= take whole numbers") end
   if limit > AUDIT_MAX then limit = AUDIT_MAX end
   local out = {}
-  for _, r in ipairs(require("orket.store.journal").api_writes(ctx.db, after, limit)) do
+  for _, r in ipairs(journal.api_writes(ctx.db, after, limit)) do
     local d = r.data
     out[#out + 1] = { id = r.id, at = r.at, card = r.card, actor = r.actor, action = d.action, route = d.route }
   end
@@ -166,7 +172,7 @@ local AUDIT = { type = "object", additionalProperties = true, required = { "entr
 
 --- add(router): the write routes (operator) and the audit (viewer)
 function M.add(router)
-  local card_schema = require("orket.serve.openapi").CARD
+  local card_schema = openapi.CARD
   local function w(method, pattern, name, handler, status)
     router:add(method, pattern, { handler = handler, role = "operator", body = "json", schema = M.SCHEMAS[name],
       name = name, summary = SUMMARIES[name], responses = { [status or 200] = { schema = card_schema,

@@ -15,6 +15,8 @@ local pg_schema = require "orket.store.pg_schema"
 local pgjournal = require "orket.store.pgjournal"
 local records = require "orket.store.records"
 local json = require "cjson.safe"
+local task = require "orket.task"
+local pg = require "orket.c.pg"
 
 local M = {}
 
@@ -33,7 +35,7 @@ M.DB = DB
 -- Runs f(...) in a task and waits for it: the statements of a caller outside any task (the
 -- main chunk of a command) need one to wait in. A failure is raised again here.
 local function in_task(f, ...)
-  local t = require("orket.task").spawn(f, ...)
+  local t = task.spawn(f, ...)
   local r = table.pack(t:join())
   if not r[1] then error(r[2], 0) end
   return table.unpack(r, 2, r.n)
@@ -86,9 +88,9 @@ function M.open(url, opts)
   local v, err, code = pg_schema.migrate(pool)
   if not v then
     pool:close()
-    return nil, "store: " .. require("orket.c.pg").scrub(url) .. ": " .. tostring(err):gsub("^store: ", ""), code
+    return nil, "store: " .. pg.scrub(url) .. ": " .. tostring(err):gsub("^store: ", ""), code
   end
-  local self = setmetatable({ pool = pool, url = url, backend = "pg", path = require("orket.c.pg").scrub(url),
+  local self = setmetatable({ pool = pool, url = url, backend = "pg", path = pg.scrub(url),
     open = setmetatable({}, { __mode = "k" }) }, DB)
   self.conn = setmetatable({ db = self }, Conn)
   return self

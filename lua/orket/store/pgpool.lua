@@ -2,12 +2,12 @@
 -- tasks of one process. A statement runs on any free connection; a transaction pins one
 -- connection from BEGIN to COMMIT, and only its own statements wait inside it. Connections
 -- are made on demand up to `size`; a task that finds none free waits for one (a counting
--- semaphore, orket.llm.transport's). A connection that is not idle when handed back (lost,
+-- semaphore, orket.semaphore). A connection that is not idle when handed back (lost,
 -- or still draining a query its cancelled task abandoned) or that was inside a transaction
 -- when its task died is closed, never reused: the server rolls its transaction back.
 local cpg = require "orket.c.pg"
 local rt = require "orket.c.runtime"
-local semaphore = require("orket.llm.transport").semaphore
+local semaphore = require("orket.semaphore").new
 
 local M = {}
 

@@ -2,6 +2,8 @@
 -- or ORKET_DATABASE_URL (which wins). The URL never holds the password: libpq reads it
 -- from PGPASSWORD or ~/.pgpass (or the file a passfile= parameter names), so it is never
 -- in a project file, the store or a log.
+local pg = require "orket.c.pg"
+
 local M = {}
 
 M.ENV = "ORKET_DATABASE_URL"
@@ -15,7 +17,7 @@ function M.check(url, where)
   local rest = url:match("^postgresql://(.*)$") or url:match("^postgres://(.*)$")
   if not rest then
     return nil, where .. " must be a postgresql:// URL, e.g. postgresql://orket@db.example/orket (got "
-      .. require("orket.c.pg").scrub(url) .. ")"
+      .. pg.scrub(url) .. ")"
   end
   if url:find("[%c ]") then return nil, where .. " must not contain spaces or control characters" end
   local authority = rest:match("^([^/?]*)")

@@ -1,9 +1,12 @@
--- orket.engine.settings: what a project's orket.lua may contain. This module owns the one
+-- orket.settings: what a project's orket.lua may contain. This module owns the one
 -- schema of its settings (SETTINGS, each top-level setting with the check of its section),
 -- their defaults (the engine's sections, the built-in model providers) and their validation.
 -- orket.config reads the file and applies the environment; `orket validate` reports every
 -- problem at once (check); the engine runs with resolve's result. docs/engine.md, docs/llm.md.
 local sandboxes = require "orket.sandboxes.settings"
+local proc = require "orket.c.proc"
+local mcp = require "orket.settings.mcp"
+local pgurl = require "orket.store.pgurl"
 
 local M = {}
 
@@ -292,7 +295,7 @@ local VERIFY_KEYS = "command, commands, layers, output_cap, read_only, read_writ
 local function view_paths(v, p)
   local out = names(v, p)
   for i, path in ipairs(out) do
-    if not require("orket.c.proc").path_ok(path) then
+    if not proc.path_ok(path) then
       fail(p .. "[" .. i .. "]", "must be an absolute path without '.', '..', '//' or a trailing '/', and not \"/\" (got %q)", path)
     end
   end
@@ -331,7 +334,7 @@ local function verify(d)
   end
   if #out.read_only + #out.read_write > 64 then fail("verify.read_only", "more than 64 extra paths with read_write") end
   local known = {}
-  local layers = require("orket.c.proc").layers()
+  local layers = proc.layers()
   for _, n in ipairs(layers.optional) do known[n] = true end
   for _, n in ipairs(layers.always) do known[n] = true end
   for n in pairs(out.layers) do
@@ -480,10 +483,10 @@ local SCHEMA = {
   -- a sandbox running main's tree, and the bug-fix phase after a rock (docs/sandbox.md)
   { "sandbox", sandboxes.sandbox },
   { "bug_fix", sandboxes.bug_fix },
-  { "mcp", function(d) return require("orket.mcp.settings").section(d.mcp) end }, -- docs/mcp.md
+  { "mcp", function(d) return mcp.section(d.mcp) end }, -- docs/mcp.md
   -- where the store is (docs/store.md, "Toward PostgreSQL"); checked here, not used yet
   { "store", function(d)
-    local s, err = require("orket.store.pgurl").section(d.store)
+    local s, err = pgurl.section(d.store)
     if err then error({ settings_error = err }, 0) end
     return s
   end },

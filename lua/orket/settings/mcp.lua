@@ -1,7 +1,7 @@
--- orket.mcp.settings: orket.lua's mcp section, the MCP servers a project's agents may use:
+-- orket.settings.mcp: orket.lua's mcp section, the MCP servers a project's agents may use:
 --   mcp = { servers = { NAME = { command = {argv...}, env = {NAME = "value"}, network = false,
 --     timeout_ms = 30000 } or { url = "https://...", headers_env = {Header = "ENV_VAR"} } } }
--- Checked as every other section (orket.engine.settings): "orket.lua: mcp.servers.x.url: ...".
+-- Checked as every other section (orket.settings): "orket.lua: mcp.servers.x.url: ...".
 local M = {}
 
 M.DEFAULT_TIMEOUT_MS = 30000
@@ -95,7 +95,7 @@ local function server(name, src)
 end
 
 --- section(src) -> {servers = {name -> server}, names = sorted} | nil (no section). Raises
---- {settings_error = msg} as orket.engine.settings' sections do.
+--- {settings_error = msg} as orket.settings' sections do.
 function M.section(src)
   if src == nil then return nil end
   if type(src) ~= "table" then fail("mcp", "must be a table: mcp = { servers = { NAME = {...} } }") end

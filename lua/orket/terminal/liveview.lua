@@ -1,10 +1,11 @@
--- orket.engine.liveview: the live view `orket run` shows on a terminal: cards by status,
+-- orket.terminal.liveview: the live view `orket run` shows on a terminal: cards by status,
 -- what each seat is doing, tokens and elapsed time, redrawn in place with ANSI cursor moves
 -- (at most one frame per `interval_ms`), and a final summary. It consumes the engine's
 -- events (the same ones --json prints); the terminal, the clock and the board are passed
 -- in, so specs drive it with a string buffer and a fake clock. Contract: docs/engine.md.
 local common = require "orket.llm.common" -- how attempts and durations read
 local inert = require "orket.inert"
+local uv = require "luv"
 
 local M = {}
 
@@ -27,7 +28,7 @@ local COLORS = {
 function M.color_on(fd)
   local nc = os.getenv("NO_COLOR")
   if nc ~= nil and nc ~= "" then return false end
-  return require("luv").guess_handle(fd or 1) == "tty"
+  return uv.guess_handle(fd or 1) == "tty"
 end
 
 --- new{write=fn(s), now=fn() -> ms, color=bool, width=n, height=n|nil, interval_ms=100,

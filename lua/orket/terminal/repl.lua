@@ -1,4 +1,4 @@
--- orket.repl: the interactive prompt behind `orket repl`. Reads with libedit (history,
+-- orket.terminal.repl: the interactive prompt behind `orket repl`. Reads with libedit (history,
 -- editing), accepts multi-line input, prints results with orket.pretty, shows errors with
 -- tracebacks, and lets Ctrl-C interrupt a running chunk without leaving the prompt.
 -- Each chunk runs as a task, so it can wait on the loop (orket.sleep, model calls).
@@ -41,7 +41,7 @@ function M.trim_traceback(msg)
   for line in (msg .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = line end
   while #lines > 1 do
     local l = lines[#lines]
-    if l:find("orket/repl.lua", 1, true) or l:find("orket/task.lua", 1, true) or l:find("(...tail calls...)", 1, true) then
+    if l:find("orket/terminal/repl.lua", 1, true) or l:find("orket/task.lua", 1, true) or l:find("(...tail calls...)", 1, true) then
       lines[#lines] = nil
     else
       break

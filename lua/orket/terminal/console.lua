@@ -1,4 +1,4 @@
--- orket.engine.console: a project opened for debugging, as `project` in `orket repl`: the
+-- orket.terminal.console: a project opened for debugging, as `project` in `orket repl`: the
 -- board, store, model client, gate, tools and engine at hand, plus helpers to see the
 -- messages a role would send, run one turn of one card, replay a recorded run through the
 -- replay provider, and reload the scripts. Uses orket.engine.setup, .turn, .reload,
@@ -13,6 +13,10 @@ local journal = require "orket.engine.journal"
 local approvals = require "orket.engine.approvals"
 local turns = require "orket.store.turns"
 local tree = require "orket.tree"
+local llm = require "orket.llm"
+local runs = require "orket.store.runs"
+local store = require "orket.store"
+local import = require "orket.import"
 
 local M = {}
 
@@ -122,7 +126,7 @@ function Project:turn(card_id, opts)
   -- as `orket run --model`: a model that cannot be called is refused before a run starts,
   -- instead of blocking the card with a model_error
   if model ~= nil then
-    local mok, merr = require("orket.llm").check_model(self.engine.llm, model)
+    local mok, merr = llm.check_model(self.engine.llm, model)
     if not mok then return nil, string.format("model %s: %s", tostring(model), merr), "EUSAGE" end
   end
   if not TAKES_TURNS[card.status] then
@@ -133,7 +137,7 @@ function Project:turn(card_id, opts)
   if not lock then return nil, lerr, lcode end
   local e = self.engine
   -- as `orket run`: a run of these cards that left a turn half done goes on with resume
-  local old, why = require("orket.engine.journal").unfinished_overlap(e.db, e.board, card.id)
+  local old, why = journal.unfinished_overlap(e.db, e.board, card.id)
   if old then return nil, why, "EUNFINISHED" end
   local saved_model = e.model
   if model then e.model = model end
@@ -190,7 +194,7 @@ function Project:replay(run_id, opts)
   opts = opts or {}
   if math.type(run_id) ~= "integer" then error("bad argument #1 to 'replay' (run number expected)", 2) end
   local e = self.engine
-  local row = require("orket.store.runs").get(e.db, run_id)
+  local row = runs.get(e.db, run_id)
   if not row then return nil, "no run " .. run_id .. " (see 'orket runs')", "ENOENT" end
   local base = self.dir .. "/.orket"
   local scratch, merr = uv.fs_mkdtemp(base .. "/replay-" .. run_id .. "-XXXXXX")
@@ -207,7 +211,7 @@ end
 
 function Project:_replay_in(scratch, row, opts)
   local e = self.engine
-  local db, derr, dcode = require("orket.store").open(scratch .. "/orket.db")
+  local db, derr, dcode = store.open(scratch .. "/orket.db")
   if not db then return nil, derr, dcode end
   local r -- the replay's engine, once opened
   -- On every way out: turns still in flight (an error or a cancel mid-run) are cancelled
@@ -220,11 +224,11 @@ function Project:_replay_in(scratch, row, opts)
       db:close()
     end
   end })
-  local ok, ierr, icode = require("orket.import").import(db, self.dir)
+  local ok, ierr, icode = import.import(db, self.dir)
   if not ok then return nil, "replay: " .. tostring(ierr), icode end
   local calls, missing = 0, {}
   local source = recorded(e.db, row.id)
-  local client = require("orket.llm").new({ default = "replay:recorded",
+  local client = llm.new({ default = "replay:recorded",
     providers = { replay = { kind = "replay" } } }, { replay = function(key)
       calls = calls + 1
       local rec, why = source(key)

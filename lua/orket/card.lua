@@ -1,0 +1,20 @@
+-- orket.card: a card as a plain value, what orket.board and the ready order (orket.ready)
+-- both need of it: the statuses it does not leave by itself, and a copy a caller may edit.
+-- Uses nothing: it sits below both, so neither has to require the other for it.
+local M = {}
+
+-- The statuses a card does not leave by itself.
+M.FINAL = { done = true, canceled = true, archived = true }
+
+--- copy(c) -> a copy of c with its own depends_on (the board's cache and the ready order
+--- hand out copies, so a caller's edits never reach what they keep)
+function M.copy(c)
+  local out = {}
+  for k, v in next, c do out[k] = v end
+  local deps = {}
+  for i, d in ipairs(c.depends_on) do deps[i] = d end
+  out.depends_on = deps
+  return out
+end
+
+return M

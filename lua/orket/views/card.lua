@@ -1,0 +1,84 @@
+-- orket.views.card: one card as data, the orket.card/1 document (docs/store.md) that
+-- `orket card --json`, GET /v1/cards/{id} and the MCP server give: its fields, comments,
+-- history, approvals, verifications, branch and pull request (the engine's reads of them).
+local jsonout = require "orket.jsonout"
+local board_mod = require "orket.board"
+local board_view = require "orket.views.board"
+local cjson = require "cjson"
+local gitrepo = require "orket.c.gitrepo"
+local approvals = require "orket.engine.approvals"
+local gitwork = require "orket.engine.gitwork"
+local verify = require "orket.engine.verify"
+local pullreq = require "orket.engine.pullreq"
+
+local M = {}
+
+--- gather(db, id[, dir]) -> the parts of a card the text and the JSON show alike | nil, msg
+-- dir: the project's folder, for the card's branch and its commits not on main yet
+-- (docs/git.md), when its workspace is a repository.
+function M.gather(db, id, dir)
+  local b = board_mod.open(db)
+  local c, gerr = b:get(id)
+  if not c then return nil, gerr end
+  local git
+  local repo = gitrepo.open((dir or ".") .. "/workspace")
+  if repo then
+    git = gitwork.info(db, repo, c.id)
+    repo:close()
+  end
+  return { card = c, verifications = verify.results(db, id), comments = b:comments(id), history = b:history(id), kids = b:children(id),
+    violations = db:violations(id), asks = approvals.list(db, c.id), git = git,
+    forge = pullreq.info(db, c.id) }
+end
+
+--- doc_of(parts) -> the orket.card/1 document of gathered parts.
+function M.doc_of(g)
+  local c, comments, history, kids, violations, asks = g.card, g.comments, g.history, g.kids, g.violations, g.asks
+  local hist = {}
+  for i, e in ipairs(history) do
+    -- a move's roles are a list, empty for orket's own moves (an epic rolled up)
+    if e.kind == "transition" and type(e.data.roles) == "table" then e.data.roles = jsonout.array(e.data.roles) end
+    -- a violation's attempt holds the call's arguments as the gate encoded them ("\/")
+    if e.kind == "violation" and type(e.data.attempt) == "string" then e.data.attempt = jsonout.plain(e.data.attempt) end
+    hist[i] = { id = e.id, at = e.at, kind = e.kind, actor = e.actor or cjson.null,
+      run = e.run or cjson.null, data = e.data }
+  end
+  local cm = {}
+  for i, m in ipairs(comments) do cm[i] = { id = m.id, author = m.author, body = m.body, created_at = m.created_at } end
+  local ch = {}
+  for i, k in ipairs(kids) do ch[i] = k.id end
+  local vs = {}
+  for i, v in ipairs(violations) do
+    vs[i] = { id = v.id, created_at = v.created_at, seat = v.seat or cjson.null, rule = v.rule,
+      attempt = v.attempt and jsonout.plain(v.attempt) or cjson.null, reason = v.detail or cjson.null, remedy = v.remedy or cjson.null }
+  end
+  local as = {}
+  for i, a in ipairs(asks) do
+    as[i] = { id = a.id, run = a.run or cjson.null, seat = a.seat or cjson.null, turn = a.turn or cjson.null,
+      tool = a.tool, arguments = cjson.decode(a.arguments) or a.arguments, digest = a.digest,
+      rule = a.rule or cjson.null, reason = a.reason or cjson.null, requested_at = a.requested_at,
+      decision = a.decision or cjson.null, decided_at = a.decided_at or cjson.null,
+      decided_by = a.decided_by or cjson.null, note = a.note or cjson.null, used_at = a.used_at or cjson.null }
+  end
+  local vf = {}
+  for i, v in ipairs(g.verifications) do
+    vf[i] = { id = v.id, at = v.at, run = v.run_id or cjson.null, passed = v.passed == 1, command = v.command,
+      reason = v.reason, code = v.code or cjson.null, signal = v.signal or cjson.null, wall_ms = v.wall_ms or cjson.null,
+      output = v.output, layers = v.layers }
+  end
+  local git = g.git
+  return { format = "orket.card/1", card = board_view.card_json(c),
+    children = jsonout.array(ch), comments = jsonout.array(cm), history = jsonout.array(hist),
+    violations = jsonout.array(vs), approvals = jsonout.array(as), verifications = jsonout.array(vf), git = git and {
+      branch = git.branch, merged = git.merged or cjson.null, commits = jsonout.array(git.commits) } or nil,
+    forge = g.forge and { pull_request = g.forge.pull_request, reviews = jsonout.array(g.forge.reviews) } or nil }
+end
+
+--- json_doc(db, id [, dir]) -> the orket.card/1 document (what --json prints) | nil, msg
+function M.json_doc(db, id, dir)
+  local g, gerr = M.gather(db, id, dir)
+  if not g then return nil, gerr end
+  return M.doc_of(g)
+end
+
+return M

@@ -1,0 +1,55 @@
+-- orket.views.log: a run's transcript as data, the orket.log/1 document that
+-- `orket log RUN --json`, GET /v1/runs/{id}/transcript and the MCP server give.
+-- Uses the store's runs, turns and journal, and orket.project for the run's state.
+local cjson = require "cjson.safe"
+local jsonout = require "orket.jsonout"
+local turns = require "orket.store.turns"
+local runs = require "orket.store.runs"
+local journal = require "orket.store.journal"
+local project = require "orket.project"
+
+local M = {}
+
+--- json_doc(db, dir, id) -> doc | nil, message: run id's transcript as data, what
+--- `orket log RUN --json` prints and GET /v1/runs/{id}/transcript answers (format
+--- orket.log/1, docs/cli.md): run {id, target, kind, state, started_at, ended_at}, events
+--- (the run's journal, oldest first: id, at, kind, card, actor, data; a "turn" event also
+--- carries turn {step, model, provider, prompt_tokens, completion_tokens, messages,
+--- response}, a "tool_call" event result: the result as the JSON text the journal holds)
+--- and transitions (the board moves the run made: at, card, actor, from, to).
+function M.json_doc(db, dir, id)
+  local run = runs.get(db, id)
+  if not run then return nil, string.format("no run %s (see 'orket runs')", tostring(id)) end
+  local events = {}
+  for _, ev in ipairs(db:events { run = id }) do
+    local d = ev.data
+    local item = { id = ev.id, at = ev.at, kind = ev.kind, card = ev.card, actor = ev.actor, data = d }
+    if ev.kind == "turn" then
+      local t = turns.get(db, d.id) or {}
+      local req = cjson.decode(t.request or "{}") or {}
+      local resp = cjson.decode(t.response or "{}") or {}
+      item.turn = { step = (cjson.decode(t.data or "{}") or {}).step, model = t.model,
+        -- the provider that answered (older records: the one the request named, "provider:model")
+        provider = resp.provider or (type(req.model) == "string" and req.model:match("^([^:]+):")) or nil,
+        prompt_tokens = t.prompt_tokens, completion_tokens = t.completion_tokens,
+        messages = jsonout.array(type(req.messages) == "table" and req.messages or {}), response = resp }
+    elseif ev.kind == "tool_call" then
+      item.result = turns.tool_call_result(db, d.id)
+    end
+    events[#events + 1] = item
+  end
+  -- The board's moves made by the run carry its id. A run started before they did
+  -- (untagged_upto, store migration 8) also shows the moves without a run id written in its
+  -- time window before the upgrade: never those of later runs, commands or other runs.
+  local moves = {}
+  for _, m in ipairs(journal.run_moves(db, run)) do
+    local d = m.data
+    moves[#moves + 1] = { at = m.at, card = m.card_id, actor = m.actor, from = d.from, to = d.to }
+  end
+  return { format = "orket.log/1",
+    run = { id = run.id, target = run.target, kind = run.kind, state = project.run_state(dir, run.status,
+      run.id), started_at = run.started_at, ended_at = run.ended_at },
+    events = jsonout.array(events), transitions = jsonout.array(moves) }
+end
+
+return M
