@@ -33,10 +33,6 @@ M.LAYERS = {
 -- key: "from -> to"; value: the reason it stays for now. The test fails on an entry that
 -- names no forbidden edge any more, so the list only shrinks.
 M.ALLOWED = {
-  -- POST /v1/cards/{id}/answer and /retry run the CLI's rules: they move to actions/ with
-  -- the card-actions layer, which the CLI and the API will both call
-  ["orket.serve.writes -> orket.cmd.answer"] = "the answer rule moves to the card-actions layer (actions/)",
-  ["orket.serve.writes -> orket.cmd.retry"] = "the retry rule moves to the card-actions layer (actions/)",
   -- sandboxes/ is being changed alongside; these three wait until it settles
   ["orket.actions.acceptance -> orket.sandboxes.phase"] =
     "filing a bug on a rock is a card action: phase.file_bug moves to actions/",

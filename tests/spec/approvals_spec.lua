@@ -1,7 +1,7 @@
--- orket.engine.approvals: the digest of a call, requests and decisions in the store (one
+-- orket.actions.approvals: the digest of a call, requests and decisions in the store (one
 -- transaction each, with the card's move), and the engine holding an "ask" call for a
 -- developer, running it once approved, and never letting an approval beat a deny rule.
-local approvals = require "orket.engine.approvals"
+local approvals = require "orket.actions.approvals"
 local gate = require "orket.gate"
 local policy = require "orket.policy"
 local H = require "tests.helpers"

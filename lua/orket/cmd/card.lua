@@ -2,7 +2,7 @@
 local jsonout = require "orket.jsonout"
 local board_cmd = require "orket.cmd.board"
 local view = require "orket.views.card"
-local approvals = require "orket.engine.approvals"
+local approvals = require "orket.actions.approvals"
 local inert = require "orket.inert"
 
 local USAGE = "orket card ID [--json] [-C DIR]"

@@ -4,7 +4,8 @@
 -- was raised, an issue that was split). The move goes through the state machine as a
 -- person's; board:retry resets the card's rework count and budgets and journals it.
 local board_mod = require "orket.board"
-local approvals = require "orket.engine.approvals"
+local approvals = require "orket.actions.approvals"
+local retry = require "orket.actions.retry"
 
 local USAGE = "orket retry CARD [--] [\"note\"] [-C DIR]"
 local cmd = { summary = "get a blocked, waiting or handed-in card moving again", usage = USAGE }
@@ -18,22 +19,6 @@ the card's comments by the developer, where the next turn's model reads it. A ca
 for an approval is decided with 'orket answer CARD --approve' or --deny instead. Refused
 while a run works on the project. Continue with 'orket resume' or 'orket run'.]]
 
---- retry_card(db, board, card_id, actor, note) -> card | nil, msg, CODE: board:retry, but
---- EUSAGE for a card waiting for an approval (that is decided, not retried). The caller
---- holds the run lock. orket serve uses it too.
-function cmd.retry_card(db, b, card_id, actor, note)
-  return db:tx(function()
-    local c, gerr, gcode = b:get(card_id)
-    if not c then return nil, gerr, gcode end
-    local p = c.status == "waiting_for_developer" and approvals.pending(db, c.id)
-    if p then
-      return nil, string.format("%s waits for approval of %s (request #%d); decide it with "
-        .. "'orket answer %s --approve [\"note\"]' or --deny \"reason\"", c.id, approvals.describe(p), p.id, c.id), "EUSAGE"
-    end
-    return b:retry(c.id, { actor = actor, note = note })
-  end)
-end
-
 function cmd.run(args, cli)
   local dir, pos = cli.words(cmd, args, {}, "for a note that starts with '-'")
   if not dir then return pos end
@@ -42,7 +27,12 @@ function cmd.run(args, cli)
   local db, lock = cli.open_store_locked(dir)
   if not db then return 1 end
   local b = board_mod.open(db)
-  local card, err, code = cmd.retry_card(db, b, pos[1], { seat = "developer", roles = {}, by = "person" }, pos[2])
+  local card, err, code, detail = retry.retry(db, b, pos[1], { seat = "developer", roles = {}, by = "person" }, pos[2])
+  if detail and detail.approval then
+    local p = detail.approval
+    err = string.format("%s waits for approval of %s (request #%d); decide it with 'orket answer %s --approve "
+      .. "[\"note\"]' or --deny \"reason\"", detail.card, approvals.describe(p), p.id, detail.card)
+  end
   local usage = code == "EUSAGE" and err or nil
   db:close()
   lock:release()

@@ -3,7 +3,7 @@
 -- architect, and when it needs a requirements review and waits for a person. Used by the
 -- engine (run.lua) and by orket serve's webhooks; events through the store's journal.
 local journal = require "orket.engine.journal"
-local sj = require "orket.store.journal"
+local answer = require "orket.actions.answer"
 
 local M = {}
 
@@ -63,12 +63,7 @@ function M.requirements_review(e, card, seat, actor)
 end
 
 --- reviewed_card(db, id) -> the id of the card whose requirements review card id is, or nil
-function M.reviewed_card(db, id)
-  for _, d in ipairs(sj.card_event_data(db, id, "requirements_review_of")) do
-    if type(d.card) == "string" then return d.card end
-  end
-  return nil
-end
+M.reviewed_card = answer.reviewed_card
 
 --- await_person(e, card, actor) -> true | nil, msg, CODE: a requirements review card whose
 --- architect turn ended without handing it in waits for a person instead of being worked

@@ -5,7 +5,7 @@
 -- next pass because the scope is read from the board each time.
 local uv = require "luv"
 local task = require "orket.task"
-local approvals = require "orket.engine.approvals"
+local approvals = require "orket.actions.approvals"
 local review = require "orket.engine.review"
 local ready = require "orket.ready"
 

@@ -1,15 +1,16 @@
 -- orket.serve.writes: the API's writes to cards (create, move, comment, answer, approve, deny,
 -- retry, cancel) and the audit of them. Each goes through the board and its state machine as
--- a person whose name is the key's id, reusing the CLI's functions (orket.cmd.answer,
--- orket.cmd.retry, orket.engine.approvals), and journals an "api_write" event in the same
+-- a person whose name is the key's id, through the card actions the CLI uses too
+-- (orket.actions.answer, orket.actions.retry, orket.actions.approvals), and journals an
+-- "api_write" event in the same
 -- transaction, which GET /v1/audit pages through. Bodies are checked against each route's schema.
 local cgate = require "orket.c.gate"
 local board_mod = require "orket.board"
-local approvals = require "orket.engine.approvals"
+local approvals = require "orket.actions.approvals"
 local jsonout = require "orket.jsonout"
 local setup = require "orket.engine.setup"
-local cmd_answer = require "orket.cmd.answer"
-local cmd_retry = require "orket.cmd.retry"
+local answer_action = require "orket.actions.answer"
+local retry_action = require "orket.actions.retry"
 local journal = require "orket.store.journal"
 local openapi = require "orket.serve.openapi"
 
@@ -124,7 +125,7 @@ local comment = card_action("comment", false, function(b, actor, id, body)
 end)
 
 local answer = card_action("answer", false, function(b, actor, id, body, ctx)
-  return cmd_answer.answer_text(ctx.db, b, id, body.text, actor)
+  return answer_action.answer(ctx.db, b, id, body.text, actor)
 end)
 
 local function decide(decision, field)
@@ -134,7 +135,7 @@ local function decide(decision, field)
 end
 
 local retry = card_action("retry", true, function(b, actor, id, body, ctx)
-  return cmd_retry.retry_card(ctx.db, b, id, actor, body.note)
+  return retry_action.retry(ctx.db, b, id, actor, body.note)
 end)
 
 local cancel = card_action("cancel", true, function(b, actor, id, body)

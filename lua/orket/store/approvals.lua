@@ -1,5 +1,5 @@
 -- orket.store.approvals: the approvals table (tool calls the gate held for a developer) as
--- named operations; the rules (digests, comments, card moves) are orket.engine.approvals'.
+-- named operations; the rules (digests, comments, card moves) are orket.actions.approvals'.
 -- Each is op(db, ...) -> rows as tables (run_id read as run, card_id as card) | nil.
 local store = require "orket.store"
 

@@ -1,4 +1,4 @@
--- orket.engine.approvals: the gate's "ask" verdict held for a developer. A call a policy
+-- orket.actions.approvals: the gate's "ask" verdict held for a developer. A call a policy
 -- asks about becomes a request in the store's approvals table and its card waits; `orket
 -- answer --approve|--deny` decides it; an approved request lets exactly that call (same card,
 -- tool and argument digest) through the ask level once. Uses the board, orket.c.crypto and
