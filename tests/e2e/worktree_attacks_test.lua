@@ -144,18 +144,7 @@ describe("a card's worktree written by agent code", function()
   end)
 end)
 
--- The notes example's board: statuses, retries and comment bodies.
-local function state(dir)
-  local doc = cjson.decode(H.orket("board --json", { cwd = dir }).stdout)
-  local out = {}
-  for _, c in ipairs(doc.cards) do
-    local k = cjson.decode(H.orket("card " .. c.id .. " --json", { cwd = dir }).stdout)
-    local bodies = {}
-    for _, m in ipairs(k.comments) do bodies[#bodies + 1] = m.author .. ": " .. m.body end
-    out[#out + 1] = string.format("%s %s r%d {%s}", c.id, c.status, c.retries, table.concat(bodies, " | "))
-  end
-  return table.concat(out, "\n")
-end
+local state = H.board_state -- the notes example's board: statuses, retries and comment bodies
 
 -- The board an uninterrupted run of the notes example ends with, which a resumed run must
 -- reach: the same project every time, so run once for the file.
