@@ -4,7 +4,7 @@
 -- the card it reviews. (orket.engine.review, run.lua, orket answer.)
 local H = require "tests.helpers"
 local F = require "tests.engine_fakes"
-local answer = require "orket.cmd.answer"
+local answer = require "orket.actions.answer"
 local review = require "orket.engine.review"
 
 -- a reviewer that always rejects E-1; an architect that comments and never hands in
@@ -58,7 +58,7 @@ describe("a requirements review", function()
     assert.equal("stalled", (e:execute(assert(e:start("E")))))
     assert.equal(before, db:row("SELECT count(*) AS n FROM turns").n)
     -- the answer given to the review goes to the card it reviews
-    assert(answer.answer_text(db, b, "E-2", "The acceptance stands.", { seat = "developer", roles = {} }))
+    assert(answer.answer(db, b, "E-2", "The acceptance stands.", { seat = "developer", roles = {} }))
     assert.equal("ready", b:get("E-1").status)
     assert.equal(0, b:get("E-1").retries)
     assert.equal("archived", b:get("E-2").status)
@@ -69,7 +69,7 @@ describe("a requirements review", function()
     local e = F.engine(db, b, { llm = F.llm(b) })
     assert.equal("stalled", (e:execute(assert(e:start("E")))))
     assert.is_nil(review.reviewed_card(db, "E-1"))
-    assert(answer.answer_text(db, b, "E-1", "sqlite", { seat = "developer", roles = {} }))
+    assert(answer.answer(db, b, "E-1", "sqlite", { seat = "developer", roles = {} }))
     assert.equal("ready", b:get("E-1").status)
   end)
 end)
