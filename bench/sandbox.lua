@@ -148,6 +148,22 @@ local function cpu_seconds(pid)
   return utime and stime and (utime + stime) / TICKS
 end
 
+-- spawn_until(file, args, env, stderr, pattern, ms, what) -> handle, its stdout pipe, what
+-- it printed once that matches pattern (raises after ms)
+local function spawn_until(file, args, env, stderr, pattern, ms, what)
+  local out = uv.new_pipe(false)
+  local h = assert(uv.spawn(file, { args = args, env = env, stdio = { nil, out, stderr } }, function() end))
+  local buf = ""
+  out:read_start(function(_, d) if d then buf = buf .. d end end)
+  local waited = 0
+  while not buf:find(pattern) do
+    rt.sleep(20)
+    waited = waited + 20
+    assert(waited < ms, what .. " did not start: " .. buf)
+  end
+  return h, out, buf
+end
+
 -- wrk on url (with headers) -> requests/s, socket errors, requests made
 local function wrk(url, headers)
   local args = { "-t", "1", "-c", tostring(CONNS), "-d", SECONDS .. "s" }
@@ -206,20 +222,11 @@ local t = task.spawn(function()
   if PARTS.proxy then
     local psb
     _, psb = sandbox_up(dir, db, s)
-    local out = uv.new_pipe(false)
     local env = { "ORKET_SERVE_LIMITS=addr_rate=1000000,addr_burst=1000000,key_rate=1000000,key_burst=1000000,"
       .. "max_connections=512,max_per_ip=512", "PATH=" .. os.getenv("PATH"), "NO_COLOR=1", "ORKET_HISTORY=" }
     local null = uv.fs_open("/dev/null", "w", 0)
-    local sh = assert(uv.spawn(ORKET, { args = { "serve", dir, "--listen", "127.0.0.1:0" }, env = env,
-      stdio = { nil, out, null } }, function() end))
-    local buf = ""
-    out:read_start(function(_, d) if d then buf = buf .. d end end)
-    local waited = 0
-    while not buf:find("token=ort_%x+") do
-      rt.sleep(20)
-      waited = waited + 20
-      assert(waited < 20000, "orket serve did not start: " .. buf)
-    end
+    local sh, out, buf = spawn_until(ORKET, { "serve", dir, "--listen", "127.0.0.1:0" }, env, null, "token=ort_%x+",
+      20000, "orket serve")
     local base = "http://127.0.0.1:" .. buf:match("listening on http://[%d.]+:(%d+)")
     local auth = { "Authorization: Bearer " .. buf:match("token=(ort_%x+)") }
     local app_url = base .. "/v1/sandboxes/" .. psb.id .. "/app/notes"
@@ -232,16 +239,7 @@ local t = task.spawn(function()
     -- built on it can answer here
     local board = dir .. "/.bench-board.json"
     write(board, "{}")
-    local mout = uv.new_pipe(false)
-    local mh = assert(uv.spawn(MHDFLOOR, { args = { board }, stdio = { nil, mout, nil } }, function() end))
-    local mbuf = ""
-    mout:read_start(function(_, d) if d then mbuf = mbuf .. d end end)
-    waited = 0
-    while not mbuf:find("port %d+") do
-      rt.sleep(20)
-      waited = waited + 20
-      assert(waited < 10000, "bench/mhdfloor.c did not start: " .. mbuf)
-    end
+    local mh, mout, mbuf = spawn_until(MHDFLOOR, { board }, nil, nil, "port %d+", 10000, "bench/mhdfloor.c")
     local mhd_url = "http://127.0.0.1:" .. mbuf:match("port (%d+)") .. "/health"
     print(string.format("2. requests/s at %d connections for %d s, %d rounds alternated:", CONNS, SECONDS, ROUNDS))
     local dr, pr, prr, hr, pc, hc, mr, mrr = {}, {}, {}, {}, {}, {}, {}, {}

@@ -70,10 +70,14 @@ function M.start(o)
   H.write(dir .. "/pwfile", password .. "\n")
   if wrap ~= "" then assert(sh("chown -R nobody " .. q(dir) .. " && chmod 700 " .. q(dir))) end
   local s = { dir = dir, password = password }
+  -- the server killed at once (no shutdown: clients see their connections drop)
+  local function immediate_stop()
+    sh(string.format("cd %s && %s%s/pg_ctl -D %s -m immediate -w stop", q(dir), wrap, M.BIN, q(dir .. "/data")))
+  end
   function s.stop()
     if s.stopped then return end
     s.stopped = true
-    sh(string.format("cd %s && %s%s/pg_ctl -D %s -m immediate -w stop", q(dir), wrap, M.BIN, q(dir .. "/data")))
+    immediate_stop()
     os.execute("rm -rf " .. q(dir))
   end
   local ok, out = sh(string.format("cd %s && %s%s/initdb -D %s -U %s --pwfile=%s --auth=scram-sha-256 -E UTF8 --locale=C --no-sync",
@@ -88,21 +92,20 @@ function M.start(o)
   -- commits (o.commits_survive_kill): the machine does not crash, so no fsync is needed
   local opts = string.format("-c listen_addresses='' -c unix_socket_directories='%s' -c fsync=off "
     .. "-c synchronous_commit=" .. (o.commits_survive_kill and "on" or "off") .. " -c full_page_writes=off -c shared_buffers=16MB -c max_connections=150 " .. (os.getenv("PGX") or ""), dir)
-  ok, out = sh(string.format("cd %s && %s%s/pg_ctl -D %s -l %s -w -t 60 -o %s start", q(dir), wrap, M.BIN,
-    q(dir .. "/data"), q(dir .. "/server.log"), q(opts)))
+  local function pg_start()
+    return sh(string.format("cd %s && %s%s/pg_ctl -D %s -l %s -w -t 60 -o %s start", q(dir), wrap, M.BIN,
+      q(dir .. "/data"), q(dir .. "/server.log"), q(opts)))
+  end
+  ok, out = pg_start()
   if not ok then
     local log = H.read(dir .. "/server.log") or ""
     s.stop()
     error("pg_ctl start failed:\n" .. out .. log)
   end
-  -- the server killed at once (no shutdown: clients see their connections drop) and
-  -- started again on the same data
-  function s.kill()
-    sh(string.format("cd %s && %s%s/pg_ctl -D %s -m immediate -w stop", q(dir), wrap, M.BIN, q(dir .. "/data")))
-  end
+  -- kill(), then restart() on the same data
+  s.kill = immediate_stop
   function s.restart()
-    local rok, rout = sh(string.format("cd %s && %s%s/pg_ctl -D %s -l %s -w -t 60 -o %s start", q(dir), wrap, M.BIN,
-      q(dir .. "/data"), q(dir .. "/server.log"), q(opts)))
+    local rok, rout = pg_start()
     assert(rok, "pg_ctl start failed:\n" .. rout)
   end
   -- the client (this process) reads the password from a passfile it owns, mode 0600

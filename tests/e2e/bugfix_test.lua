@@ -82,6 +82,21 @@ local function card(dir, id) return H.card_json(dir, id).card end
 
 local current -- the mark of the test's sandbox: what a failed test left running is ended
 
+-- A project whose sandbox can run here, marked prefix..N (its processes found by the mark),
+-- and the clock its commands read, moved by writing seconds to clockfile -> dir, env,
+-- clockfile, mark | nil, why it is skipped
+local function sandbox_project(prefix)
+  local p = proc.probe()
+  if not (p.netns and p.userns and os.execute("command -v node >/dev/null 2>&1")) then
+    return nil, "the kernel offers no network namespace here, or node is missing"
+  end
+  local m = prefix .. math.random(1, 1e9)
+  current = m
+  local clockfile = H.tmpdir() .. "/clock"
+  H.write(clockfile, "0\n")
+  return project(m), { ORKET_CLOCK_OFFSET_FILE = clockfile }, clockfile, m
+end
+
 describe("the bug-fix phase", function()
   after_each(function()
     H.kill_servers()
@@ -91,16 +106,8 @@ describe("the bug-fix phase", function()
   end)
 
   it("opens when the rock is done, works filed bugs, files health failures once, and ends on the clock", function()
-    local p = proc.probe()
-    if not (p.netns and p.userns and os.execute("command -v node >/dev/null 2>&1")) then
-      return pending("the kernel offers no network namespace here, or node is missing")
-    end
-    local m = "bugfix" .. math.random(1, 1e9)
-    current = m
-    local dir = project(m)
-    local clockfile = H.tmpdir() .. "/clock"
-    H.write(clockfile, "0\n")
-    local env = { ORKET_CLOCK_OFFSET_FILE = clockfile }
+    local dir, env, clockfile, m = sandbox_project("bugfix")
+    if not dir then return pending(env) end
 
     -- no phase before the rock is done
     assert.same({}, json(dir, "bugfix tick", env).started)
@@ -191,13 +198,8 @@ describe("the bug-fix phase", function()
   end)
 
   it("runs the rock's acceptance checks again while its phase is open: a regression is one bug", function()
-    local p = proc.probe()
-    if not (p.netns and p.userns and os.execute("command -v node >/dev/null 2>&1")) then
-      return pending("the kernel offers no network namespace here, or node is missing")
-    end
-    local m = "recheck" .. math.random(1, 1e9)
-    current = m
-    local dir = project(m)
+    local dir, env, clockfile = sandbox_project("recheck")
+    if not dir then return pending(env) end
     -- an app whose /notes fails once the file `broken` is in its tree; E-1's check asks for it
     H.write(dir .. "/workspace/server.js", [[
 const http = require('http'), fs = require('fs');
@@ -212,9 +214,6 @@ http.createServer((req, res) => {
       "check_interval_ms = 1000, recheck_interval_ms = 60000 }"))
     local r = H.orket("import", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
-    local clockfile = H.tmpdir() .. "/clock"
-    H.write(clockfile, "0\n")
-    local env = { ORKET_CLOCK_OFFSET_FILE = clockfile }
     r = H.orket("run R", { cwd = dir, env = env })
     assert.equal(0, r.status, r.stderr)
     assert.equal("done", card(dir, "R").status)

@@ -11,31 +11,6 @@ local board_mod = require "orket.board"
 local imports = require "orket.store.imports"
 local http = require "orket.c.http"
 
--- A unix-socket HTTP server answering every request with body (a Content-Length answer).
-local function serve(path, body)
-  local server = uv.new_pipe(false)
-  assert(server:bind(path))
-  local conns = {}
-  server:listen(16, function()
-    local c = uv.new_pipe(false)
-    server:accept(c)
-    conns[#conns + 1] = c
-    local got = ""
-    c:read_start(function(_, data)
-      if not data then return c:close() end
-      got = got .. data
-      if got:find("\r\n\r\n", 1, true) then
-        c:write(string.format("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-          .. "Connection: close\r\n\r\n%s", #body, body), function() c:shutdown(function() c:close() end) end)
-      end
-    end)
-  end)
-  return function()
-    for _, c in ipairs(conns) do if not c:is_closing() then c:close() end end
-    server:close()
-  end
-end
-
 -- A unix-socket server answering every request with the raw bytes given, then closing.
 local function serve_raw(path, raw)
   local server = uv.new_pipe(false)
@@ -56,6 +31,12 @@ local function serve_raw(path, raw)
     for _, c in ipairs(conns) do if not c:is_closing() then c:close() end end
     server:close()
   end
+end
+
+-- A unix-socket HTTP server answering every request with body (a Content-Length answer).
+local function serve(path, body)
+  return serve_raw(path, string.format("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+    .. "Connection: close\r\n\r\n%s", #body, body))
 end
 
 local function norm_err(check)

@@ -13,6 +13,7 @@ local crypto = require "orket.c.crypto"
 local jsonout = require "orket.jsonout"
 local tree = require "orket.tree"
 local inert = require "orket.inert"
+local service = require "orket.sandboxes.service"
 
 local M = {}
 
@@ -446,7 +447,7 @@ local function start_driver(driver, chromium, socket, timeout_ms, unsandboxed)
   end
   local out, err, rep = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
   local d = { profile = profile, sock = sock, pipes = { out, err, rep }, unsandboxed = unsandboxed }
-  local said, report = "", ""
+  local said = ""
   local handle, pid = uv.spawn(hargv[1], { args = { table.unpack(hargv, 2) }, stdio = { nil, out, err, rep },
     env = {}, detached = true }, function(code, sig)
       d.exited = { code = code, signal = sig }
@@ -463,23 +464,11 @@ local function start_driver(driver, chromium, socket, timeout_ms, unsandboxed)
   end
   out:read_start(keep)
   err:read_start(keep)
-  -- the helper's report (confine.h): F a layer it could not apply, E the exec failed, R its
-  -- relays listen
-  rep:read_start(function(_, data)
-    if not data then return end
-    report = (report .. data):sub(-8192)
-    for line in data:gmatch("[^\n]+") do
-      local layer, msg = line:match("^F (%S+) (.*)$")
-      if layer then d.failure = "the browser's confinement refused (" .. layer .. "): " .. msg end
-      local errno, prog = line:match("^E (%d+) (.*)$")
-      if errno then d.failure = "cannot run " .. prog .. " (errno " .. errno .. ")" end
-      if line:match("^R ") then d.relay = true end
-    end
-  end)
+  service.read_report(rep, d, "the browser's confinement refused", "")
   -- ready when the driver answers through the relay
   local t0 = uv.now()
   while true do
-    if d.relay then
+    if d.relay_ready then
       local v = wd(d, "GET", "/status", nil, 2000)
       if type(v) == "table" and v.ready then break end
     end

@@ -189,7 +189,7 @@ end
 
 -- the last lines of a sandbox's log (its socket's directory holds app.log)
 local function log_tail(row)
-  local home = row and type(row.socket) == "string" and row.socket:match("^(.*)/[^/]+$")
+  local home = service.dir_of(row)
   return home and accept.log_tail(home .. "/app.log", M.LOG_LINES, M.LOG_BYTES) or nil
 end
 

@@ -11,6 +11,7 @@ local journal = require "orket.store.journal"
 local sandboxes = require "orket.store.sandboxes"
 local sv = require "orket.store.verifications"
 local deploy = require "orket.sandboxes.deploy"
+local service = require "orket.sandboxes.service"
 
 local M = {}
 
@@ -28,7 +29,7 @@ end
 -- the newest healthy sandbox: {id=, socket=, home=, commit=} | nil
 local function serving(db)
   for _, r in ipairs(sandboxes.list(db, false)) do
-    local home = r.status == "healthy" and type(r.socket) == "string" and r.socket:match("^(.*)/[^/]+$")
+    local home = r.status == "healthy" and service.dir_of(r)
     if home then return { id = r.id, socket = r.socket, home = home, commit = r.commit_id } end
   end
   return nil

@@ -348,6 +348,34 @@ function M.up(o)
   return sb
 end
 
+--- dir_of(row) -> the directory of a sandbox row's socket (its home, holding app.log) | nil
+function M.dir_of(row)
+  return row and type(row.socket) == "string" and row.socket:match("^(.*)/[^/]+$") or nil
+end
+
+--- read_report(pipe, st, refused, prefix): reads the confinement helper's report
+--- (confine.h) from pipe, line by line: an F line (a layer it could not apply) sets
+--- st.failure to "REFUSED (LAYER): MESSAGE", an E line (the exec failed) to "PREFIXcannot run
+--- PROGRAM (errno N)", and an R line (its relays listen) st.relay_ready
+function M.read_report(pipe, st, refused, prefix)
+  local buf = ""
+  pipe:read_start(function(_, data)
+    if not data then return end
+    buf = buf .. data
+    while true do
+      local line, rest = buf:match("^([^\n]*)\n(.*)$")
+      if not line then break end
+      buf = rest
+      local layer, msg = line:match("^F (%S+) (.*)$")
+      if layer then st.failure = refused .. " (" .. layer .. "): " .. msg end
+      local errno, prog = line:match("^E (%d+) (.*)$")
+      if errno then st.failure = prefix .. "cannot run " .. prog .. " (errno " .. errno .. ")" end
+      if line:match("^R ") then st.relay_ready = true end
+    end
+    if #buf > 4096 then buf = "" end
+  end)
+end
+
 function Sandbox:_spawn(hargv)
   local pout, perr, prep = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
   self.pipes = { pout, perr, prep }
@@ -366,24 +394,7 @@ function Sandbox:_spawn(hargv)
   local function to_log(_, data) if data then self.log:write(data) end end
   pout:read_start(to_log)
   perr:read_start(to_log)
-  local buf = ""
-  prep:read_start(function(_, data)
-    if not data then return end
-    buf = buf .. data
-    while true do
-      local line, rest = buf:match("^([^\n]*)\n(.*)$")
-      if not line then break end
-      buf = rest
-      -- the helper's report (confine.h): F a layer it could not apply, E the exec failed,
-      -- R the relay listens
-      local layer, msg = line:match("^F (%S+) (.*)$")
-      if layer then self.failure = "sandbox: the runner refused (" .. layer .. "): " .. msg end
-      local errno, prog = line:match("^E (%d+) (.*)$")
-      if errno then self.failure = "sandbox: cannot run " .. prog .. " (errno " .. errno .. ")" end
-      if line:match("^R ") then self.relay_ready = true end
-    end
-    if #buf > 4096 then buf = "" end
-  end)
+  M.read_report(prep, self, "sandbox: the runner refused", "sandbox: ")
   return true
 end
 
