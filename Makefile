@@ -119,11 +119,15 @@ $(BUILD)/curlfloor: bench/curlfloor.c | deps
 $(BUILD)/mhdfloor: bench/mhdfloor.c | deps
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(shell pkg-config --libs libmicrohttpd libuv 2>/dev/null) -o $@
 
+# The sandbox proxy's floor: libmicrohttpd answering with what libcurl fetched (bench/proxyfloor.c).
+$(BUILD)/proxyfloor: bench/proxyfloor.c | deps
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(shell pkg-config --libs libmicrohttpd libcurl libuv 2>/dev/null) -o $@
+
 # The git benchmark's floor: the least libgit2 work per card (bench/gitfloor.c).
 $(BUILD)/gitfloor: bench/gitfloor.c | deps
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(shell pkg-config --libs libgit2 2>/dev/null) -o $@
 
-bench: bench-deps $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/curlfloor $(BUILD)/mhdfloor $(BUILD)/gitfloor
+bench: bench-deps $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/curlfloor $(BUILD)/mhdfloor $(BUILD)/proxyfloor $(BUILD)/gitfloor
 	@sh bench/run.sh $(BUILD)
 
 install: $(BUILD)/orket $(BUILD)/orket-confine

@@ -34,6 +34,12 @@ static struct MHD_Response *floor_response(const char *body, size_t len, enum MH
 static enum MHD_Result floor_answer(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                     const char *version, const char *upload, size_t *upload_len, void **state) {
   floor_srv *s = cls;
+  /* MHD calls twice for a request without a body: an answer queued at the first call (the
+   * headers just read) closes the connection after it, as core/httpd.c avoids too */
+  if (*state == NULL) {
+    *state = s;
+    return MHD_YES;
+  }
   if (strcmp(method, "GET") != 0) return MHD_NO;
   if (strcmp(url, "/health") == 0) return MHD_queue_response(c, MHD_HTTP_OK, s->health);
   if (strcmp(url, "/v1/board") == 0) return MHD_queue_response(c, MHD_HTTP_OK, s->board);

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.." || exit 1
 export ORKET_BIN="$PWD/$BUILD/orket"
 export ORKET_CURLFLOOR="$PWD/$BUILD/curlfloor"
 export ORKET_MHDFLOOR="$PWD/$BUILD/mhdfloor"
+export ORKET_PROXYFLOOR="$PWD/$BUILD/proxyfloor"
 export ORKET_GITFLOOR="$PWD/$BUILD/gitfloor"
 status=0
 for b in bench/*.lua; do

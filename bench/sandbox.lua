@@ -8,9 +8,11 @@
 -- 2. Proxy: wrk at CONNS connections for SECONDS through `orket serve`'s
 --    /v1/sandboxes/ID/app/ (its own process, with its local token) against wrk straight to
 --    the same app run bare on a host port. Target: requests/s >= 0.5x the floor (median).
---    The server's own GET /health is measured alongside: what any of its routes can answer;
---    and bench/mhdfloor.c, libmicrohttpd alone driven as the server drives it: what any server
---    built on that library can answer here.
+--    Alongside, what bounds any proxy here: bench/proxyfloor.c, the least proxy built on the
+--    libraries orket serve uses (libmicrohttpd answering with what libcurl fetched, on one
+--    libuv loop, nothing else), through the same sandbox socket and straight to the bare app;
+--    the server's own GET /health (what any of its routes can answer); and bench/mhdfloor.c,
+--    libmicrohttpd alone (what any server on it can answer).
 --    The server's CPU time per request is printed too: it moves far less with the machine's load.
 -- 3. Three at once: three service.up started together until all are healthy, each then
 --    answering through its own socket, against three bare spawns and probes together.
@@ -32,6 +34,7 @@ local PARTS = {}
 for name in ((arg and arg[3]) or "start,proxy,three"):gmatch("[^,]+") do PARTS[name] = true end
 local ORKET = os.getenv("ORKET_BIN") or (package.orket_home .. "/build/orket")
 local MHDFLOOR = os.getenv("ORKET_MHDFLOOR") or (package.orket_home .. "/build/mhdfloor")
+local PROXYFLOOR = os.getenv("ORKET_PROXYFLOOR") or (package.orket_home .. "/build/proxyfloor")
 
 local APP = [[
 const http = require('http');
@@ -241,20 +244,33 @@ local t = task.spawn(function()
     write(board, "{}")
     local mh, mout, mbuf = spawn_until(MHDFLOOR, { board }, nil, nil, "port %d+", 10000, "bench/mhdfloor.c")
     local mhd_url = "http://127.0.0.1:" .. mbuf:match("port (%d+)") .. "/health"
+    -- the least proxy on the same libraries: through the sandbox's socket, and to the bare app
+    local fh, fout, fbuf = spawn_until(PROXYFLOOR, { "http://sandbox", psb.socket }, nil, nil, "port %d+", 10000,
+      "bench/proxyfloor.c")
+    local fs_url = "http://127.0.0.1:" .. fbuf:match("port (%d+)") .. "/notes"
+    local th, tout, tbuf = spawn_until(PROXYFLOOR, { "http://127.0.0.1:" .. direct_port }, nil, nil, "port %d+",
+      10000, "bench/proxyfloor.c")
+    local ft_url = "http://127.0.0.1:" .. tbuf:match("port (%d+)") .. "/notes"
+    assert(get(fs_url) == 200 and get(ft_url) == 200, "bench/proxyfloor.c does not answer 200")
     print(string.format("2. requests/s at %d connections for %d s, %d rounds alternated:", CONNS, SECONDS, ROUNDS))
     local dr, pr, prr, hr, pc, hc, mr, mrr = {}, {}, {}, {}, {}, {}, {}, {}
+    local fsr, ftr, fsrr, ftrr, fpr = {}, {}, {}, {}, {}
     local spid = sh:get_pid()
     for round = 1, ROUNDS do
       local d, derr = wrk(direct_url)
       local p, perr, pcpu = wrk_cpu(spid, app_url, auth)
+      local fsock = wrk(fs_url)
+      local ftcp = wrk(ft_url)
       -- context, not the floor: the server's cheapest route, the most any route of it answers
       local _, _, hcpu
       hr[round], _, hcpu = wrk_cpu(spid, base .. "/health")
       mr[round] = wrk(mhd_url)
       dr[round], pr[round], prr[round], mrr[round] = d, p, p / d, mr[round] / d
+      fsr[round], ftr[round], fsrr[round], ftrr[round], fpr[round] = fsock, ftcp, fsock / d, ftcp / d, p / fsock
       pc[#pc + 1], hc[#hc + 1] = pcpu, hcpu
-      print(string.format("  round %d: floor (direct) %9.0f  proxy %9.0f  ratio %5.2f  (orket serve's /health %9.0f, "
-        .. "libmicrohttpd alone %9.0f)%s", round, d, p, p / d, hr[round], mr[round],
+      print(string.format("  round %d: floor (direct) %7.0f  proxy %7.0f  ratio %5.2f  | least proxy: via the socket "
+        .. "%7.0f (%4.2f), to the bare app %7.0f (%4.2f) | /health %7.0f, libmicrohttpd alone %7.0f%s", round, d, p,
+        p / d, fsock, fsock / d, ftcp, ftcp / d, hr[round], mr[round],
         (derr or perr) and ("  socket errors: " .. tostring(derr) .. " / " .. tostring(perr)) or ""))
       if pcpu and hcpu then
         print(string.format("           orket serve's CPU time per request: proxy %5.0f us  /health %5.0f us", pcpu, hcpu))
@@ -263,13 +279,21 @@ local t = task.spawn(function()
     print("  floor:  " .. stats.line(dr, "%.0f") .. " requests/s")
     print("  figure: " .. stats.line(pr, "%.0f") .. " requests/s")
     print("  ratio:  " .. stats.line(prr) .. "  (target >= 0.5x) -> " .. (stats.pct(prr, 0.5) >= 0.5 and "met" or "MISSED"))
-    print("  orket serve's own /health: " .. stats.line(hr, "%.0f") .. " requests/s (no proxy can pass more)")
+    print("  the least proxy on libmicrohttpd and libcurl (bench/proxyfloor.c), over the floor:")
+    print("    through the same sandbox socket: " .. stats.line(fsrr) .. "  (" .. stats.line(fsr, "%.0f") .. " requests/s)")
+    print("    straight to the bare app:        " .. stats.line(ftrr) .. "  (" .. stats.line(ftr, "%.0f") .. " requests/s)")
+    print("    orket's proxy over the least one through the same socket: " .. stats.line(fpr))
+    print("  orket serve's own /health: " .. stats.line(hr, "%.0f") .. " requests/s")
     print("  libmicrohttpd alone (bench/mhdfloor.c, a fixed answer): " .. stats.line(mr, "%.0f")
-      .. " requests/s, over the floor " .. stats.line(mrr) .. " (no server on it can pass more)")
+      .. " requests/s, over the floor " .. stats.line(mrr))
     if #pc > 0 and #hc > 0 then
       print("  orket serve's CPU time per request: proxy " .. stats.line(pc, "%.0f") .. " us, /health "
         .. stats.line(hc, "%.0f") .. " us")
     end
+    fh:kill("sigterm")
+    fout:close()
+    th:kill("sigterm")
+    tout:close()
     dstop()
     mh:kill("sigterm")
     mout:close()
