@@ -35,13 +35,16 @@ local function procs(mark)
   return out
 end
 
+-- the sandbox's row in the page, or nil while there is none (the script's null arrives as
+-- JSON null, a value that is not nil)
 local function row(wd, id)
-  return wd:js([[var li = document.querySelector('#sandbox-list li[data-sandbox="' + arguments[0] + '"]');
+  local x = wd:js([[var li = document.querySelector('#sandbox-list li[data-sandbox="' + arguments[0] + '"]');
     if (!li) return null;
     var a = li.querySelector('a.sandbox-app'), d = li.querySelector('.sandbox-detail');
     return { status: li.querySelector('.status').getAttribute('data-status'), text: li.textContent,
       href: a ? a.getAttribute('href') : '', target: a ? a.getAttribute('target') : '',
       detail: d ? d.textContent : '' };]], id)
+  return type(x) == "table" and x or nil
 end
 
 describe("the web board's sandboxes in Chromium", function()
@@ -117,6 +120,8 @@ describe("the web board's sandboxes in Chromium", function()
       assert.equal("", wd:js("return (function () { try { return document.cookie; } catch (e) { return ''; } })()"))
     end)
     wd:stop()
+    -- both, in case the test broke off before stopping the first (a refusal is harmless)
+    H.orket("sandbox stop 1", { cwd = dir })
     H.orket("sandbox stop 2", { cwd = dir })
     H.wait_for(function() return #procs(mark) == 0 end, "nothing of the sandboxes left running")
     if not ok then error(tostring(err) .. "\n(the browser's logs are in " .. art .. ")", 0) end

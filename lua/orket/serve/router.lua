@@ -51,40 +51,82 @@ end
 local Router = {}
 Router.__index = Router
 
-function M.new() return setmetatable({ routes = {} }, Router) end
+-- Routes are kept in a tree of their segments (a literal's child by name, one child for
+-- any parameter, the routes ending at a node or taking the rest of the path from it), so
+-- a match looks at the few routes that share the path, not at every route. Where several
+-- match, the one added first wins, as in a list.
+local function node() return { lit = {} } end
+
+function M.new() return setmetatable({ routes = {}, root = node() }, Router) end
 
 function Router:add(method, pattern, spec)
   local parts = {}
+  local at = self.root
   for p in pattern:sub(2):gmatch("[^/]+") do
     local name = p:match("^{(.+)}$")
     -- {name*}, last: the rest of the path, none or more segments joined by "/" (a proxy's)
     local rest = name and name:match("^(.+)%*$")
     parts[#parts + 1] = name and { param = rest or name, rest = rest and true or nil } or p
+    if rest then
+      at.rest = at.rest or {}
+      at.rest[#at.rest + 1] = spec
+      at = nil
+    elseif at then
+      if name then
+        at.param = at.param or node()
+        at = at.param
+      else
+        at.lit[p] = at.lit[p] or node()
+        at = at.lit[p]
+      end
+    else
+      error("a route's {name*} must be its last part: " .. pattern, 2)
+    end
+  end
+  if at then
+    at.ends = at.ends or {}
+    at.ends[#at.ends + 1] = spec
   end
   spec.method, spec.pattern, spec.parts = method, pattern:gsub("%*}", "}"), parts
   self.routes[#self.routes + 1] = spec
+  spec.order = #self.routes
   return spec
 end
+
+-- the routes matching segs from node n at segment i, appended to out
+local function collect(n, segs, i, out)
+  if n.rest then
+    for _, r in ipairs(n.rest) do out[#out + 1] = r end
+  end
+  if i > #segs then
+    if n.ends then
+      for _, r in ipairs(n.ends) do out[#out + 1] = r end
+    end
+    return
+  end
+  local child = n.lit[segs[i]]
+  if child then collect(child, segs, i + 1, out) end
+  if n.param then collect(n.param, segs, i + 1, out) end
+end
+
+local function by_order(a, b) return a.order < b.order end
 
 --- router:match(method, segs) -> route, params | nil, 404 or 405, allowed methods
 function Router:match(method, segs)
   if #segs == 1 and segs[1] == "" then segs = {} end
+  local found = {}
+  collect(self.root, segs, 1, found)
+  if #found > 1 then table.sort(found, by_order) end
   local allowed = {}
-  for _, r in ipairs(self.routes) do
-    local last = r.parts[#r.parts]
-    local rest = type(last) == "table" and last.rest
-    if #r.parts == #segs or (rest and #segs >= #r.parts - 1) then
-      local params, ok = {}, true
+  for _, r in ipairs(found) do
+    if r.method == method or (method == "HEAD" and r.method == "GET") then
+      local params = {}
       for i, p in ipairs(r.parts) do
-        if type(p) == "table" and p.rest then params[p.param] = table.concat(segs, "/", i)
-        elseif type(p) == "table" then params[p.param] = segs[i]
-        elseif p ~= segs[i] then ok = false break end
+        if type(p) == "table" then params[p.param] = p.rest and table.concat(segs, "/", i) or segs[i] end
       end
-      if ok then
-        if r.method == method or (method == "HEAD" and r.method == "GET") then return r, params end
-        allowed[#allowed + 1] = r.method
-      end
+      return r, params
     end
+    allowed[#allowed + 1] = r.method
   end
   if #allowed > 0 then return nil, 405, allowed end
   return nil, 404

@@ -11,6 +11,7 @@ local cjson = require "cjson.safe"
 local http = require "orket.c.http"
 local inert = require "orket.inert"
 local rt = require "orket.c.runtime"
+local uv = require "luv"
 local config = require "orket.config"
 
 local M = {}
@@ -41,6 +42,30 @@ local function named(ctx)
   local row = id and ops.get(ctx.db, id)
   if not row then return nil, err(404, "not_found", "no sandbox " .. tostring(ctx.params.id)) end
   return row
+end
+
+-- The proxy's rows, each read again ROW_TTL_MS after it was: a page's many requests do not
+-- each read the store. A sandbox another process stopped meanwhile answers 502 (its socket
+-- is gone) instead of 409, for at most that long; one this server stops is forgotten at once.
+M.ROW_TTL_MS = 1000
+local recent = setmetatable({}, { __mode = "k" }) -- db -> {id -> {row=, at=}}
+local function forget(db, id)
+  if recent[db] then recent[db][id] = nil end
+end
+
+local function named_recent(ctx)
+  local id = routes.whole(ctx.params.id or "")
+  local rows = recent[ctx.db]
+  if not rows then
+    rows = {}
+    recent[ctx.db] = rows
+  end
+  local now = uv.now()
+  local hit = id and rows[id]
+  if hit and now - hit.at < M.ROW_TTL_MS then return hit.row end
+  local row, st, doc = named(ctx)
+  if row then rows[row.id] = { row = row, at = now } end
+  return row, st, doc
 end
 
 local function audit(ctx, action)
@@ -140,6 +165,7 @@ local function start(_, ctx)
 end
 
 local function stop_one(ctx, row)
+  forget(ctx.db, row.id)
   local sb = mine(ctx.db)[row.id]
   if sb then
     sb:stop("stopped through the API")
@@ -210,7 +236,7 @@ end
 -- any page it serves an origin of its own (CSP sandbox): agent-written script never runs
 -- as this server's web board.
 local function proxy(req, ctx)
-  local row, st, doc = named(ctx)
+  local row, st, doc = named_recent(ctx)
   if not row then return st, doc end
   if row.status ~= "healthy" and row.status ~= "unhealthy" then
     return err(409, "not_running", string.format("sandbox %d is %s", row.id, row.status))
@@ -287,6 +313,7 @@ end
 --- own through its handle (signalling its owner would signal the server), another's
 --- through its owner (orket.sandboxes.service.stop)
 function M.stop_sandbox(db, id)
+  forget(db, id)
   local sb = mine(db)[id]
   if sb then
     sb:stop("its bug-fix phase ended")
@@ -299,6 +326,7 @@ end
 --- stop_all(db): stops the sandboxes this server owns (it is stopping)
 function M.stop_all(db)
   for id, sb in pairs(mine(db)) do
+    forget(db, id)
     sb:stop("the server stopped")
     mine(db)[id] = nil
   end
