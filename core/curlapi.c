@@ -1,10 +1,21 @@
-/* curlapi.c: loads libcurl on first use (see curlapi.h). Uses dlopen/dlsym. */
+/* curlapi.c: loads libcurl on first use (see curlapi.h); dlapi.c binds its entry points. */
 #define _GNU_SOURCE
 #include "curlapi.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "dlapi.h"
+
+#define SYM(field) {"curl_" #field, offsetof(curlapi, field)},
+static const dlapi_sym curl_syms[] = {
+    SYM(global_init) SYM(global_cleanup) SYM(easy_init) SYM(easy_setopt) SYM(easy_getinfo)
+    SYM(easy_cleanup) SYM(easy_reset) SYM(easy_strerror) SYM(multi_init) SYM(multi_setopt)
+    SYM(multi_add_handle) SYM(multi_remove_handle) SYM(multi_socket_action) SYM(multi_info_read)
+    SYM(multi_cleanup) SYM(multi_strerror) SYM(slist_append) SYM(slist_free_all)
+};
+#undef SYM
 
 int curlapi_open(curlapi *api, char *err, size_t errlen) {
   memset(api, 0, sizeof *api);
@@ -13,36 +24,11 @@ int curlapi_open(curlapi *api, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot load libcurl (install the libcurl4 package): %s", dlerror());
     return -1;
   }
-  /* dlsym returns void*; POSIX guarantees it converts to a function pointer. */
-#define LOAD(field, name)                                                      \
-  do {                                                                         \
-    void *sym = dlsym(api->lib, name);                                         \
-    if (sym == NULL) {                                                         \
-      snprintf(err, errlen, "libcurl has no %s: too old a libcurl", name);     \
-      curlapi_close(api);                                                      \
-      return -1;                                                               \
-    }                                                                          \
-    memcpy(&api->field, &sym, sizeof sym);                                     \
-  } while (0)
-  LOAD(global_init, "curl_global_init");
-  LOAD(global_cleanup, "curl_global_cleanup");
-  LOAD(easy_init, "curl_easy_init");
-  LOAD(easy_setopt, "curl_easy_setopt");
-  LOAD(easy_getinfo, "curl_easy_getinfo");
-  LOAD(easy_cleanup, "curl_easy_cleanup");
-  LOAD(easy_reset, "curl_easy_reset");
-  LOAD(easy_strerror, "curl_easy_strerror");
-  LOAD(multi_init, "curl_multi_init");
-  LOAD(multi_setopt, "curl_multi_setopt");
-  LOAD(multi_add_handle, "curl_multi_add_handle");
-  LOAD(multi_remove_handle, "curl_multi_remove_handle");
-  LOAD(multi_socket_action, "curl_multi_socket_action");
-  LOAD(multi_info_read, "curl_multi_info_read");
-  LOAD(multi_cleanup, "curl_multi_cleanup");
-  LOAD(multi_strerror, "curl_multi_strerror");
-  LOAD(slist_append, "curl_slist_append");
-  LOAD(slist_free_all, "curl_slist_free_all");
-#undef LOAD
+  if (dlapi_bind(api->lib, api, curl_syms, sizeof curl_syms / sizeof curl_syms[0], "libcurl", "too old a libcurl",
+                 err, errlen) != 0) {
+    curlapi_close(api);
+    return -1;
+  }
   return 0;
 }
 

@@ -1,10 +1,16 @@
-/* gitapi.c: loads libgit2 on first use (see gitapi.h). Uses dlopen/dlsym. */
+/* gitapi.c: loads libgit2 on first use (see gitapi.h); dlapi.c binds its entry points. */
 #define _GNU_SOURCE
 #include "gitapi.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "dlapi.h"
+
+#define GITAPI_SYM(name) {"git_" #name, offsetof(gitapi, name)},
+static const dlapi_sym git_syms[] = {GITAPI_FUNCS(GITAPI_SYM)};
+#undef GITAPI_SYM
 
 /* libgit2's soname changes with each minor version (its ABI does): the one whose headers
  * the table's types come from is the one to load. */
@@ -21,20 +27,11 @@ int gitapi_open(gitapi *api, char *err, size_t errlen) {
              LIBGIT2_SOVERSION, dlerror());
     return -1;
   }
-  /* dlsym returns void*; POSIX guarantees it converts to a function pointer. */
-#define LOAD(name)                                                             \
-  do {                                                                         \
-    void *sym = dlsym(api->lib, "git_" #name);                                 \
-    if (sym == NULL) {                                                         \
-      snprintf(err, errlen, "libgit2 has no git_%s: not the libgit2 " LIBGIT2_VERSION      \
-               " orket was built with", #name);                                \
-      gitapi_close(api);                                                       \
-      return -1;                                                               \
-    }                                                                          \
-    memcpy(&api->name, &sym, sizeof sym);                                      \
-  } while (0);
-  GITAPI_FUNCS(LOAD)
-#undef LOAD
+  if (dlapi_bind(api->lib, api, git_syms, sizeof git_syms / sizeof git_syms[0], "libgit2",
+                 "not the libgit2 " LIBGIT2_VERSION " orket was built with", err, errlen) != 0) {
+    gitapi_close(api);
+    return -1;
+  }
   return 0;
 }
 

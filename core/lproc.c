@@ -272,7 +272,6 @@ static void lp_socket_end(lua_State *L, int t, const char *what, size_t max, con
   int ok;
   lua_Integer v = lua_tointegerx(L, -1, &ok);
   if (!ok || v < 1 || v > 65535) lp_argerr(L, "%s.port must be a whole number between 1 and 65535", what);
-
   lua_pop(L, 1);
   *port = (unsigned)v;
 }

@@ -1,10 +1,16 @@
-/* mhdapi.c: loads libmicrohttpd on first use (see mhdapi.h). Uses dlopen/dlsym. */
+/* mhdapi.c: loads libmicrohttpd on first use (see mhdapi.h); dlapi.c binds its entry points. */
 #define _GNU_SOURCE
 #include "mhdapi.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "dlapi.h"
+
+#define MHDAPI_SYM(name) {"MHD_" #name, offsetof(mhdapi, name)},
+static const dlapi_sym mhd_syms[] = {MHDAPI_FUNCS(MHDAPI_SYM)};
+#undef MHDAPI_SYM
 
 int mhdapi_open(mhdapi *api, char *err, size_t errlen) {
   memset(api, 0, sizeof *api);
@@ -17,19 +23,11 @@ int mhdapi_open(mhdapi *api, char *err, size_t errlen) {
              dlerror());
     return -1;
   }
-  /* dlsym returns void*; POSIX guarantees it converts to a function pointer. */
-#define LOAD(name)                                                             \
-  do {                                                                         \
-    void *sym = dlsym(api->lib, "MHD_" #name);                                 \
-    if (sym == NULL) {                                                         \
-      snprintf(err, errlen, "libmicrohttpd has no MHD_%s: too old a libmicrohttpd", #name); \
-      mhdapi_close(api);                                                       \
-      return -1;                                                               \
-    }                                                                          \
-    memcpy(&api->name, &sym, sizeof sym);                                      \
-  } while (0);
-  MHDAPI_FUNCS(LOAD)
-#undef LOAD
+  if (dlapi_bind(api->lib, api, mhd_syms, sizeof mhd_syms / sizeof mhd_syms[0], "libmicrohttpd",
+                 "too old a libmicrohttpd", err, errlen) != 0) {
+    mhdapi_close(api);
+    return -1;
+  }
   return 0;
 }
 

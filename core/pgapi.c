@@ -1,10 +1,25 @@
-/* pgapi.c: loads libpq on first use (see pgapi.h). Uses dlopen/dlsym. */
+/* pgapi.c: loads libpq on first use (see pgapi.h); dlapi.c binds its entry points. */
 #define _GNU_SOURCE
 #include "pgapi.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "dlapi.h"
+
+#define SYM(field) {"PQ" #field, offsetof(pgapi, field)},
+static const dlapi_sym pq_syms[] = {
+    SYM(conninfoParse) SYM(conninfoFree) SYM(connectStart) SYM(connectPoll) SYM(finish) SYM(status)
+    SYM(errorMessage) SYM(pass) SYM(socket) SYM(backendPID) SYM(setnonblocking)
+    SYM(setNoticeProcessor) SYM(sendQuery) SYM(sendQueryParams) SYM(sendPrepare)
+    SYM(sendQueryPrepared) SYM(flush) SYM(consumeInput) SYM(isBusy) SYM(getResult) SYM(notifies)
+    SYM(getCancel) SYM(cancel) SYM(freeCancel) SYM(resultStatus) SYM(resultErrorField)
+    SYM(resultErrorMessage) SYM(ntuples) SYM(nfields) SYM(fname) SYM(ftype) SYM(getvalue)
+    SYM(getlength) SYM(getisnull) SYM(cmdStatus) SYM(cmdTuples) SYM(unescapeBytea) SYM(clear)
+    SYM(freemem)
+};
+#undef SYM
 
 int pgapi_open(pgapi *api, char *err, size_t errlen) {
   memset(api, 0, sizeof *api);
@@ -17,57 +32,11 @@ int pgapi_open(pgapi *api, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot load libpq (install the libpq5 package): %s", dlerror());
     return -1;
   }
-  /* dlsym returns void*; POSIX guarantees it converts to a function pointer. */
-#define LOAD(field)                                                            \
-  do {                                                                         \
-    void *sym = dlsym(api->lib, "PQ" #field);                                  \
-    if (sym == NULL) {                                                         \
-      snprintf(err, errlen, "libpq has no PQ%s: too old a libpq", #field);     \
-      pgapi_close(api);                                                        \
-      return -1;                                                               \
-    }                                                                          \
-    memcpy(&api->field, &sym, sizeof sym);                                     \
-  } while (0)
-  LOAD(conninfoParse);
-  LOAD(conninfoFree);
-  LOAD(connectStart);
-  LOAD(connectPoll);
-  LOAD(finish);
-  LOAD(status);
-  LOAD(errorMessage);
-  LOAD(pass);
-  LOAD(socket);
-  LOAD(backendPID);
-  LOAD(setnonblocking);
-  LOAD(setNoticeProcessor);
-  LOAD(sendQuery);
-  LOAD(sendQueryParams);
-  LOAD(sendPrepare);
-  LOAD(sendQueryPrepared);
-  LOAD(flush);
-  LOAD(consumeInput);
-  LOAD(isBusy);
-  LOAD(getResult);
-  LOAD(notifies);
-  LOAD(getCancel);
-  LOAD(cancel);
-  LOAD(freeCancel);
-  LOAD(resultStatus);
-  LOAD(resultErrorField);
-  LOAD(resultErrorMessage);
-  LOAD(ntuples);
-  LOAD(nfields);
-  LOAD(fname);
-  LOAD(ftype);
-  LOAD(getvalue);
-  LOAD(getlength);
-  LOAD(getisnull);
-  LOAD(cmdStatus);
-  LOAD(cmdTuples);
-  LOAD(unescapeBytea);
-  LOAD(clear);
-  LOAD(freemem);
-#undef LOAD
+  if (dlapi_bind(api->lib, api, pq_syms, sizeof pq_syms / sizeof pq_syms[0], "libpq", "too old a libpq", err,
+                 errlen) != 0) {
+    pgapi_close(api);
+    return -1;
+  }
   return 0;
 }
 

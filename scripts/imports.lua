@@ -145,12 +145,14 @@ end
 ---------------------------------------------------------------------------------------
 -- The graph
 
+--- read(path) -> the file's text (raises when it cannot be read)
 local function read(path)
   local f = assert(io.open(path, "rb"))
   local s = f:read("a")
   f:close()
   return s
 end
+M.read = read
 
 --- modules(root) -> { [module name] = { file = path relative to root, requires = {...} } }
 --- for every .lua file under root/lua/orket ("orket/x/init.lua" is module "orket.x").

@@ -13,12 +13,7 @@ local I = dofile(root .. "/scripts/imports.lua")
 local BEGIN = "<!-- tree-map: made by scripts/tree-map.lua from each file's opening comment; do not edit -->"
 local END = "<!-- tree-map: end -->"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = I.read
 
 -- A module's description: the first sentence of its opening comment, without the
 -- "orket.x: " that names the module; a long one is cut at a word, marked with "...".
