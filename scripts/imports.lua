@@ -21,10 +21,10 @@ M.LAYERS = {
               "^orket%.memory$", "^orket%.settings$", "^orket%.settings%." } },
   { name = "board", doc = "the board and its store: cards, their order, persistence, the workspace",
     match = { "^orket%.board$", "^orket%.ready$", "^orket%.store$", "^orket%.store%.", "^orket%.workspace$", "^orket%.card$" } },
-  { name = "base", doc = "plain helpers over the runtime: tasks, clocks, text, sandboxed scripts",
+  { name = "base", doc = "plain helpers over the runtime: tasks, clocks, text, sandboxed scripts, the error vocabulary",
     match = { "^orket%.task$", "^orket%.clock$", "^orket%.handles$", "^orket%.inert$", "^orket%.jsonout$",
               "^orket%.lines$", "^orket%.nearest$", "^orket%.pretty$", "^orket%.sandbox$",
-              "^orket%.scriptfile$", "^orket%.tree$", "^orket%.semaphore$" } },
+              "^orket%.scriptfile$", "^orket%.tree$", "^orket%.semaphore$", "^orket%.errors$" } },
   { name = "core", doc = "the C bindings",
     match = { "^orket%.c%." } },
 }

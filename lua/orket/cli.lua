@@ -5,6 +5,7 @@ local uv = require "luv"
 local nearest = require "orket.nearest"
 local cstore = require "orket.c.store"
 local inert = require "orket.inert"
+local errors = require "orket.errors"
 local task = require "orket.task"
 local handles = require "orket.handles"
 
@@ -31,6 +32,18 @@ function M.err(fmt, ...)
   end
   -- messages quote card ids, model text and servers' error bodies: inert on a terminal
   io.stderr:write("orket: ", inert.text(msg), "\n")
+end
+
+--- fail(code, fmt, ...): err's message, then what to do about code on a line of its own
+--- ("hint: ..."), from the vocabulary every surface shares (orket.errors), when the code
+--- has a remedy and the message does not already say it. The hint is for a person: only
+--- on a terminal, so that what scripts read of stderr stays the message alone.
+function M.fail(code, fmt, ...)
+  M.err(fmt, ...)
+  local remedy = errors.remedy(code)
+  if remedy and uv.guess_handle(2) == "tty" and not string.format(fmt, ...):find(remedy, 1, true) then
+    io.stderr:write("hint: ", inert.text(remedy), "\n")
+  end
 end
 
 local function load_command(name)

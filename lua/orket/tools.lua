@@ -264,7 +264,10 @@ function BOARD_FN.transition(view, to, opts)
   local b = bound(view, "board", "transition")
   if type(to) ~= "string" then error("bad argument #1 to 'transition' (status string expected)", 2) end
   local o = plain_opts(opts, "transition", { reason = true, note = true })
-  return out(b.board:transition(b.card_id, to, { actor = b.actor, reason = o.reason, note = o.note }))
+  local how = { actor = b.actor, reason = o.reason, note = o.note }
+  -- the host's way of moving a card when it has one (the engine's: done merges the card's branch)
+  if b.move then return out(b.move(b.card_id, to, how)) end
+  return out(b.board:transition(b.card_id, to, how))
 end
 
 local CREATE_FIELDS = { summary = true, description = true, seat = true, priority = true, depends_on = true,
@@ -320,7 +323,9 @@ local function view_of(mt, state)
 end
 
 -- The ctx a handler sees: its own copies of the card and the actor, and views of the
--- workspace, the board and the memory. The actor the views act as is the engine's.
+-- workspace, the board and the memory. The actor the views act as is the engine's. The
+-- host's ctx.move(id, to, opts), when given, is how the board view moves the card (the
+-- engine's: orket.engine.gitwork.mover); else the board's transition.
 local function tool_ctx(ctx)
   if ctx == nil then return {} end
   local card, actor = ctx.card, ctx.actor
@@ -329,8 +334,8 @@ local function tool_ctx(ctx)
   local epic = type(card) == "table" and (card.type == "epic" and card.id or card.parent) or nil
   local board, memory
   if ctx.board and card_id and host_actor then
-    board = view_of(BOARD_MT, { what = "board", board = ctx.board, card_id = card_id, actor = host_actor, epic = epic,
-      seats = ctx.seats and sandbox.copy(ctx.seats) })
+    board = view_of(BOARD_MT, { what = "board", board = ctx.board, move = ctx.move, card_id = card_id,
+      actor = host_actor, epic = epic, seats = ctx.seats and sandbox.copy(ctx.seats) })
   end
   if ctx.memory and card_id then
     memory = view_of(MEMORY_MT, { what = "memory", memory = ctx.memory, card_id = card_id, actor = host_actor })

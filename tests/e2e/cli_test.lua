@@ -69,6 +69,20 @@ describe("orket CLI", function()
     assert.equal(2, r.status)
   end)
 
+  it("says what to do under a refusal on a terminal: the code's remedy, from orket.errors", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init .", { cwd = dir }).status)
+    H.write(dir .. "/steps", "expect hint: \n")
+    local p = io.popen(string.format("cd %s && env NO_COLOR=1 TERM=xterm %s -t 30 -- %s answer START-1 -- sure <steps 2>&1",
+      H.quote(dir), H.quote((H.BIN:gsub("orket$", "ptydrive"))), H.quote(H.BIN)))
+    local out = p:read("a")
+    p:close()
+    assert.matches("orket: START-1 is ready, not waiting for input", out, 1, true)
+    assert.matches("hint: " .. require("orket.errors").remedy("ESTATE"), out, 1, true)
+    assert.matches("%[ptydrive: FAILED, exit 1%]", out) -- every step seen; the command exits 1
+    -- not on a pipe: what scripts read of stderr is the message alone (the test below)
+  end)
+
   it("refuses extra runs, unknown answer options, and says when nothing has run yet", function()
     local dir = H.tmpdir()
     assert.equal(0, H.orket("init .", { cwd = dir }).status)

@@ -156,11 +156,10 @@ local function engine_with(db, b, src, events)
   H.write(dir .. "/p.lua", src)
   local set = assert(policy.load { dir .. "/p.lua" })
   local reg = F.tools()
-  local e = F.engine(db, b, { tools = reg, events = events })
-  e.gate = function(input)
+  local e = F.engine(db, b, { tools = reg, events = events, gate = function(input)
     input.policies, input.tools = set, reg
     return gate.check(input)
-  end
+  end })
   return e, reg
 end
 

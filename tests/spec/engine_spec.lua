@@ -2,6 +2,7 @@
 -- concurrency, stalls with reasons, failure classification, review rules, budgets.
 local H = require "tests.helpers"
 local F = require "tests.engine_fakes"
+local run_mod = require "orket.engine.run"
 
 local function run(issues, opts)
   local db, b = F.fixture(H.tmpdir() .. "/o.db", issues)
@@ -473,7 +474,8 @@ describe("engine", function()
   it("resumes a stopped run without asking the model again for recorded steps", function()
     local path = H.tmpdir() .. "/o.db"
     local db, b = F.fixture(path, F.STANDARD)
-    local e = F.engine(db, b, {})
+    local ev1, ev2 = {}, {}
+    local e = F.engine(db, b, { events = ev1 })
     local id = assert(e:start("E"))
     local n = 0
     local inner = e.llm.chat
@@ -482,8 +484,6 @@ describe("engine", function()
       if n == 5 then e:stop() return nil, "canceled", "canceled" end
       return inner(self, req)
     end
-    local ev1, ev2 = {}, {}
-    e.emit_fn = function(ev) ev1[#ev1 + 1] = ev end
     assert.equal("interrupted", (e:execute(id)))
     local recorded = db:row("SELECT count(*) AS n FROM turns").n
     local e2 = F.engine(db, b, { events = ev2 })
@@ -496,6 +496,38 @@ describe("engine", function()
     assert.equal("done", (e3:execute(assert(e3:start("E")))))
     assert.equal(F.board_state(fresh_b), F.board_state(b))
     assert.equal(#e3.llm.requests, recorded + #e2.llm.requests)
+  end)
+
+  it("is made whole: a full run adds no field to the engine or the run, and refuses one that would", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", F.STANDARD)
+    local e = F.engine(db, b, {})
+    local runs_seen = {}
+    local inner = e.llm.chat
+    e.llm.chat = function(self, req)
+      runs_seen[e.current] = true
+      return inner(self, req)
+    end
+    assert.equal("done", (e:execute(assert(e:start("E")))))
+    local declared = require("orket.engine").FIELDS
+    for k in pairs(getmetatable(e).__index) do
+      assert.is_true(declared.fixed[k] or declared.scripts[k] or declared.state[k] or false, k)
+    end
+    assert.is_nil(next(e)) -- every field is behind the guard
+    assert.is_not_nil(next(runs_seen))
+    for r in pairs(runs_seen) do
+      for k in pairs(r) do assert.is_true(run_mod.FIELDS[k] or false, k) end
+      assert.error_matches(function() r.halted_by = "x" end, "a run has no field 'halted_by'")
+      r.halted = "set" -- a declared field that starts nil
+      assert.equal("set", r.halted)
+    end
+    assert.error_matches(function() e.reloded = 1 end, "engine has no field 'reloded'")
+    assert.error_matches(function() e.db = {} end, "engine.db is fixed")
+    assert.error_matches(function() e.tools = {} end, "engine.tools is replaced only by a hot reload")
+    assert.error_matches(function() e.halted = "x" end, "engine has no field 'halted'")
+    local ok = pcall(require("orket.engine").new, { db = db, board = b, settings = e.settings, llm = e.llm,
+      tools = e.tools, gate = e.gate, roles = e.roles, routing = e.routing, on_request = print })
+    assert.is_false(ok)
+    e.stop_requested = nil -- the engine's own state stays writable
   end)
 
   it("gives each run its own state: nothing of one run carries into the next", function()

@@ -18,7 +18,9 @@ local function notes_project()
   return dir
 end
 
--- An engine on a fresh copy of the example; records events and every model request.
+-- An engine on a fresh copy of the example; records events and every model request, and
+-- calls hooks.on_request(req) before each when a test sets it.
+local hooks = {}
 local function open(dir)
   local events = {}
   local e = assert(setup.open(dir, { emit = function(ev) events[#events + 1] = ev end }))
@@ -26,7 +28,7 @@ local function open(dir)
   local chat = e.llm.chat
   e.llm.chat = function(client, req)
     requests[#requests + 1] = req
-    if e.on_request then e.on_request(req) end
+    if hooks.on_request then hooks.on_request(req) end
     return chat(client, req)
   end
   return e, events, requests
@@ -62,14 +64,17 @@ local function count(events, ty)
 end
 
 describe("hot reload", function()
-  after_each(H.cleanup)
+  after_each(function()
+    hooks.on_request = nil
+    H.cleanup()
+  end)
 
   it("changes the next turn's prompt; the turn in flight finishes on its version", function()
     local dir = notes_project()
     local e, events, requests = open(dir)
     local w = reload.watch(e, { debounce_ms = 10000 }) -- only trigger() reloads in this test
     local reloaded_at
-    e.on_request = function(req)
+    hooks.on_request = function(req)
       if not reloaded_at and req.meta.role == "coder" then
         H.write(dir .. "/roles/coder.lua", MARKED_CODER)
         os.execute("mkdir " .. H.quote(dir .. "/tools"))

@@ -53,7 +53,7 @@ function cmd.run(args, cli)
   db:close()
   if usage then return cli.usage_error(cmd, "%s", usage) end
   if not ok then
-    cli.err("%s", aerr)
+    cli.fail(acode, "%s", aerr)
     return 1
   end
   local what = decision == "approve" and "approved" or decision == "deny" and "refused" or "answered"

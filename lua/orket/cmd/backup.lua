@@ -19,10 +19,10 @@ function cmd.run(args, cli)
   if #pos ~= 1 then return cli.usage_error(cmd, "backup needs one FILE") end
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
-  local info, err = backup.backup(db, pos[1])
+  local info, err, code = backup.backup(db, pos[1])
   db:close()
   if not info then
-    cli.err("backup: %s", err)
+    cli.fail(code, "backup: %s", err)
     return 1
   end
   io.stdout:write(string.format("backed up %d cards (schema version %d, %s) to %s\n", info.cards, info.version,

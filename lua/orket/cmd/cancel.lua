@@ -24,7 +24,7 @@ function cmd.run(args, cli)
   local db, lock = cli.open_store_locked(dir)
   if not db then return 1 end
   local b = board_mod.open(db)
-  local card, err = b:cancel(pos[1], { actor = { seat = "developer", roles = {}, by = "person" }, reason = pos[2] })
+  local card, err, code = b:cancel(pos[1], { actor = { seat = "developer", roles = {}, by = "person" }, reason = pos[2] })
   local n = 0
   if card and card.type ~= "issue" then
     n = #assert(b:list { [card.type] = card.id, status = "canceled", type = "issue" })
@@ -32,7 +32,7 @@ function cmd.run(args, cli)
   db:close()
   lock:release()
   if not card then
-    cli.err("%s", (tostring(err):gsub("^board: ", "")))
+    cli.fail(code, "%s", (tostring(err):gsub("^board: ", "")))
     return 1
   end
   io.stdout:write(string.format("%s is canceled%s\n", card.id,

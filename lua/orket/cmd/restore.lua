@@ -19,9 +19,9 @@ function cmd.run(args, cli)
   if not dir then return pos end
   if #pos ~= 1 then return cli.usage_error(cmd, "restore needs one FILE") end
   if only_check then
-    local info, err = backup.check(pos[1])
+    local info, err, code = backup.check(pos[1])
     if not info then
-      cli.err("restore: %s", err)
+      cli.fail(code, "restore: %s", err)
       return 1
     end
     io.stdout:write(string.format("%s: a good backup of %d cards (schema version %d)\n", pos[1], info.cards, info.version))
@@ -29,11 +29,11 @@ function cmd.run(args, cli)
   end
   local db, lock = cli.open_store_locked(dir)
   if not db then return 1 end
-  local info, err = backup.restore(db, pos[1])
+  local info, err, code = backup.restore(db, pos[1])
   db:close()
   lock:release()
   if not info then
-    cli.err("restore: %s (the store was not changed)", err)
+    cli.fail(code, "restore: %s (the store was not changed)", err)
     return 1
   end
   -- an older backup's schema is brought up to date now, not at the next command

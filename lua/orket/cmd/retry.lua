@@ -38,7 +38,7 @@ function cmd.run(args, cli)
   lock:release()
   if usage then return cli.usage_error(cmd, "%s", usage) end
   if not card then
-    cli.err("%s", (tostring(err):gsub("^board: ", "")))
+    cli.fail(code, "%s", (tostring(err):gsub("^board: ", "")))
     return 1
   end
   io.stdout:write(string.format("%s is %s; continue with 'orket resume' or 'orket run'\n", card.id, card.status))

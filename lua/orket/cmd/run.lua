@@ -143,7 +143,7 @@ function cmd.execute(o, cli, resume_id)
   if not e then
     if stop_view then stop_view() end
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end -- a bad --model
-    cli.err("%s", err)
+    cli.fail(code, "%s", err)
     return 1
   end
   local lock, lerr = setup.lock(o.dir, { runs_ok = true })
@@ -204,10 +204,10 @@ function cmd.execute(o, cli, resume_id)
     phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
     local id = resume_id
     if not id then
-      local rid, serr = e:start(o.target, { concurrency = o.concurrency, model = o.model })
+      local rid, serr, scode = e:start(o.target, { concurrency = o.concurrency, model = o.model })
       if not rid then
         warn(nil)
-        cli.err("%s", serr)
+        cli.fail(scode, "%s", serr)
         return
       end
       id = rid

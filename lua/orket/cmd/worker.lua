@@ -14,7 +14,6 @@ local journal = require "orket.engine.journal"
 local lease_mod = require "orket.engine.lease"
 local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
-local gitwork = require "orket.engine.gitwork"
 
 local USAGE = "orket worker [DIR] [--start TARGET] [--drain] [--with-parent] [--concurrency N] [--lease-ms MS] [--name NAME] [--model M]"
 local cmd = { summary = "work the runs left to workers, with other workers, on a shared board", usage = USAGE }
@@ -125,26 +124,22 @@ function cmd.run(args, cli)
       io.stdout:flush()
     end
   end
-  local e, err, code = setup.open(o.dir, { model = o.model, concurrency = o.concurrency, emit = emit })
+  -- other workers use the same repository: each operation on it under .orket/git.lock
+  local e, err, code = setup.open(o.dir, { model = o.model, concurrency = o.concurrency, emit = emit,
+    git_lock = (o.dir == "." and "" or o.dir .. "/") .. ".orket/git.lock",
+    lease = { worker = name, ttl_ms = o.lease_ms, on_event = emit, poll_ms = math.min(200, math.max(10, o.lease_ms // 10)) } })
   if not e then
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
-    cli.err("%s", err)
+    cli.fail(code, "%s", err)
     return 1
   end
-  local ok_check, cherr = e:check()
+  local ok_check, cherr, chcode = e:check()
   if not ok_check then
     e.close_all()
-    cli.err("%s", cherr)
+    cli.fail(chcode, "%s", cherr)
     return 1
   end
-  -- other workers use the same repository: each operation on it under .orket/git.lock
-  if e.git then
-    e.git.repo = gitwork.guard(e.git.repo, (o.dir == "." and "" or o.dir .. "/")
-      .. ".orket/git.lock", e.git.state)
-  end
-  local keeper = lease_mod.new { db = e.db, worker = name, ttl_ms = o.lease_ms, on_event = emit,
-    poll_ms = math.min(200, math.max(10, o.lease_ms // 10)) }
-  e.lease = keeper
+  local keeper = e.lease
   keeper:start()
   local watcher = reload.watch(e)
   local stopping = false

@@ -407,16 +407,17 @@ M.ENGINE = ENGINE
 --- send_back(...): orket.actions.finish.send_back (kept here for callers that know gitwork)
 M.send_back = finish.send_back
 
---- board_for(run, job) -> the board a turn's tools act on: the engine's, except that moving
---- the turn's own card to done first commits the worktree and then finishes the card
---- (orket.actions.finish: its branch merged into main, the move, the merge event). On a
---- conflict nothing is merged: in the same transaction the card goes back to in_progress
---- with a comment naming the files, and the tool is told why.
-function M.board_for(r, job)
+--- mover(run, job) -> move(id, to, opts) -> card | nil, msg, CODE | nil: how a turn's tools
+--- move a card (orket.tools' board view) when the card has a worktree: moving the turn's
+--- own card to done first commits the worktree, then finishes the card through
+--- orket.actions.finish (its branch merged into main, the move, the merge event); any other
+--- move is the board's. On a conflict nothing is merged: in the same transaction the card
+--- goes back to in_progress with a comment naming the files, and the tool is told why.
+--- job.merged or job.conflict says what happened, for the turn's end. nil without git.
+function M.mover(r, job)
   local board = r.board
-  if not r.git or not job.fs then return board end
-  local proxy = {}
-  function proxy.transition(_, id, to, opts)
+  if not r.git or not job.fs then return nil end
+  return function(id, to, opts)
     if to ~= "done" or id ~= job.card_id then return board:transition(id, to, opts) end
     local ok, err, code = board:check_transition(id, to, opts)
     if not ok then return nil, err, code end
@@ -440,11 +441,6 @@ function M.board_for(r, job)
     job.merged = res.merge
     return res.card
   end
-  return setmetatable(proxy, { __index = function(_, k)
-    local v = board[k]
-    if type(v) == "function" then return function(_, ...) return v(board, ...) end end
-    return v
-  end })
 end
 
 --- recover(run) -> true | nil, msg: at the start of a run, under the project's run lock:

@@ -16,8 +16,49 @@ Engine.__index = Engine
 
 M.EXIT = { done = 0, failed = 1, stalled = 3, interrupted = 130 }
 
+-- What an engine holds, declared, so that a mistyped or a new field is an error where it is
+-- written rather than a nil read elsewhere (docs/engine.md, "The engine and its runs").
+-- FIXED: its long-lived collaborators, given to new and never replaced (a sub-table, such as
+-- settings, is theirs to keep). SCRIPTS: what a hot reload replaces, together, through
+-- swap_scripts. STATE: the engine's own bookkeeping between runs; a run's state lives on
+-- the run (orket.engine.run), never here.
+local FIXED = {
+  db = true, board = true, memory = true, settings = true, llm = true, gate = true, workspace = true,
+  workspace_dir = true, project_dir = true, toolcalls = true, count = true, emit_fn = true, concurrency = true,
+  model = true, dir = true, git = true, models = true, lease = true, pace = true, close_all = true,
+}
+local SCRIPTS = { roles = true, tools = true, policies = true, routing = true, mcp = true }
+local STATE = { current = true, run_id = true, stop_requested = true, started_runs = true, reloads = true,
+  no_git_recover = true }
+M.FIELDS = { fixed = FIXED, scripts = SCRIPTS, state = STATE }
+
+local fields_of = setmetatable({}, { __mode = "k" }) -- engine -> the table holding its fields
+
+-- The engine is an empty table whose reads go to its fields (a table: the lookup stays in
+-- C, as a run's does through it) and whose writes are checked here.
+local function sealed(fields)
+  local e = setmetatable({}, {
+    __index = fields,
+    __newindex = function(_, k, v)
+      if STATE[k] then
+        rawset(fields, k, v)
+      elseif FIXED[k] or SCRIPTS[k] then
+        error(string.format("engine.%s is %s", k, FIXED[k] and "fixed once the engine is made (orket.engine.new)"
+          or "replaced only by a hot reload (engine:swap_scripts)"), 2)
+      else
+        error("engine has no field '" .. tostring(k) .. "'", 2)
+      end
+    end,
+    __name = "orket.engine",
+  })
+  fields_of[e] = fields
+  return e
+end
+
 --- new{db=, board=, memory=, settings=, llm=, tools=, gate=, roles=, routing=, workspace=,
----   toolcalls=, count=, emit=, model=, concurrency=} -> engine
+---   toolcalls=, count=, emit=, model=, concurrency=, dir=, git=, mcp=, ...} -> engine,
+--- whole: every field it will ever hold is given here (FIXED and SCRIPTS above) or is its
+--- own bookkeeping (STATE); a field of neither kind is refused.
 --- tools: registry with get(name), specs(names), run(name, args, ctx) -> {ok=, result=|error=, code=}
 --- gate(input) -> {verdict=, code=, reason=, remedy=}; llm: client with :chat(req).
 function M.new(o)
@@ -25,11 +66,28 @@ function M.new(o)
   for _, k in ipairs { "db", "board", "settings", "llm", "tools", "gate", "roles", "routing" } do
     if o[k] == nil then error("bad argument #1 to 'new' (field '" .. k .. "' is required)", 2) end
   end
-  local e = setmetatable({}, Engine)
-  for k, v in pairs(o) do if k ~= "emit" then e[k] = v end end
-  e.emit_fn = o.emit
-  e.started_runs = {}
+  local fields = setmetatable({}, Engine)
+  for k, v in pairs(o) do
+    local name = k == "emit" and "emit_fn" or k
+    if not (FIXED[name] or SCRIPTS[name]) then
+      error("bad argument #1 to 'new' (no field '" .. tostring(k) .. "' in an engine)", 2)
+    end
+    fields[name] = v
+  end
+  fields.started_runs = {}
+  local e = sealed(fields)
   return e
+end
+
+--- swap_scripts{roles=, tools=, policies=, routing=, mcp=} (any of them): the only write to
+--- the scripts, by a hot reload (orket.engine.reload; a turn keeps the ones it started with)
+--- and by the MCP servers' reconfiguration (orket.mcp.manager)
+function Engine:swap_scripts(s)
+  local fields = fields_of[self]
+  for k, v in pairs(s) do
+    if not SCRIPTS[k] then error("bad argument #1 to 'swap_scripts' (no script field '" .. tostring(k) .. "')", 2) end
+    fields[k] = v
+  end
 end
 
 --- use_run(run_id | nil) -> run | nil: makes a fresh run object for run_id the engine's

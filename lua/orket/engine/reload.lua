@@ -129,8 +129,9 @@ function M.apply(e, files)
     e:emit { type = "reload_error", file = file, line = line, error = err, code = code, files = names }
     return nil, err, code
   end
-  e.roles, e.tools, e.policies, e.routing = s.roles, s.tools, s.policies, s.routing
-  if e.mcp then e.tools = e.mcp:wrap(e.tools) end -- the MCP servers' tools beside the files'
+  -- the MCP servers' tools beside the files'
+  e:swap_scripts { roles = s.roles, tools = e.mcp and e.mcp:wrap(s.tools) or s.tools, policies = s.policies,
+    routing = s.routing }
   e.reloads = (e.reloads or 0) + 1
   e.db:event { kind = "reload", run = e.run_id, data = { files = names, roles = s.roles.names, tools = s.tools.names } }
   e:emit { type = "reload", files = names }

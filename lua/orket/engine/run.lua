@@ -30,10 +30,26 @@ M.Run = Run
 -- A run's own fields and methods first, then its engine's: the run's metatable looks in a
 -- table of Run's methods whose own metatable looks in the engine. The chain is followed
 -- in C; a Lua __index function was a call for every engine field a turn reads (about 250).
+-- A run holds only the fields new declares (those starting nil included, in FIELDS): a new
+-- field, or one meant for the engine, is an error where it is written. The check runs
+-- only when a field is absent, so a run's own writes cost nothing more.
+local FIELDS = {}
+M.FIELDS = FIELDS
+
 local function class_of(engine)
   local cls = setmetatable({}, { __index = engine })
   for k, v in pairs(Run) do cls[k] = v end
-  return { __index = cls }
+  return { __index = cls, __name = "orket.engine.run", __newindex = function(t, k, v)
+    if not FIELDS[k] then error("a run has no field '" .. tostring(k) .. "' (orket.engine.run.new)", 2) end
+    rawset(t, k, v)
+  end }
+end
+
+-- every field of a run: those new sets and those it leaves nil until the run needs them
+for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skipped", "stopping", "halted",
+  "journal_failed", "git_failed", "tokens_used", "card_tokens_used", "card_clock", "run_deadline", "round_after",
+  "waker", "main_push", "forge_publishing", "forge_failed", "verify_held" } do
+  FIELDS[k] = true
 end
 
 --- new(engine, run_id) -> run: the per-run state, empty. model: the engine's override
@@ -59,6 +75,9 @@ function M.new(engine, id)
     round_after = nil, -- inside a scheduling round: what runs after it commits (after_commit)
     waker = nil,       -- the scheduler's waker while execute loops
     main_push = nil,   -- {again=} while main is pushed to git.remote (gitwork.push_main)
+    forge_publishing = nil, -- true while pull requests are published (orket.engine.pullreq)
+    forge_failed = nil, -- card id -> the forge's last failure for it (orket.engine.pullreq)
+    verify_held = nil, -- card id -> why its verification could not run (orket.engine.verify)
   }, class_of(engine))
 end
 

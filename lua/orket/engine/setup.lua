@@ -20,16 +20,23 @@ local toolcalls = require "orket.toolcalls"
 local manager = require "orket.mcp.manager"
 local lockfile = require "orket.c.lockfile"
 local claims = require "orket.engine.claims"
+local lease_mod = require "orket.engine.lease"
 
 local M = {}
 
---- open(dir, {model=, concurrency=, emit=, db=, keep_db=, workspace=, llm=}) -> engine, db | nil, message, CODE
+--- open(dir, {model=, concurrency=, emit=, db=, keep_db=, workspace=, llm=, lease=, pace=,
+---   git_lock=, yield=, scripts=}) -> engine, db | nil, message, CODE
 --- CODE is EUSAGE when the model given (--model) is not "provider:model" with a configured
 --- provider, EINVAL for a mistake in the project's files (models included).
 --- db, workspace (a folder) and llm replace the project's store, workspace/ and model client
 --- (the REPL's replay runs on a scratch store); e.close_all() closes them too (the store
 --- not with keep_db: orket serve's runs share the server's). The engine
---- keeps dir as e.dir for reloads.
+--- keeps dir as e.dir for reloads. lease ({worker=, ttl_ms=, on_event=, poll_ms=}: the
+--- engine's orket.engine.lease on the store), pace (a function) and
+--- git_lock (a lock file's path: other processes share the repository) are the worker's
+--- and the server's parts of the engine, given here because an engine is made whole.
+--- scripts ({roles=, tools=, policies=, routing=}, as orket.engine.reload.load returns):
+--- another engine's, instead of the project's files read again (the REPL's replay).
 function M.open(dir, opts)
   opts = opts or {}
   local cfg, err, code = config.load(dir)
@@ -40,11 +47,15 @@ function M.open(dir, opts)
   -- client, the repository): a server lets other requests through there
   local pause = opts.yield or function() end
   pause()
-  local scripts, lerr, lcode = reload.load(dir)
-  if not scripts then return nil, lerr, lcode end
-  pause()
-  local tok, terr, tcode = reload.check_tools(scripts, s.mcp)
-  if not tok then return nil, terr, tcode end
+  local scripts = opts.scripts
+  if not scripts then
+    local lerr, lcode
+    scripts, lerr, lcode = reload.load(dir)
+    if not scripts then return nil, lerr, lcode end
+    pause()
+    local tok, terr, tcode = reload.check_tools(scripts, s.mcp)
+    if not tok then return nil, terr, tcode end
+  end
   -- The model client and every model name are checked before anything is opened or a card
   -- is touched: a typo would otherwise block each card that reaches the model.
   local client = opts.llm
@@ -90,16 +101,33 @@ function M.open(dir, opts)
   end
   local b = board_mod.open(db)
   local e
+  local mcp
+  if s.mcp and #s.mcp.names > 0 then -- orket.lua's MCP servers, started once the engine is made (docs/mcp.md)
+    mcp = manager.new(s.mcp, { cwd = manager.abspath(ws_dir),
+      log = function(f) -- a server ready, down, restarted, misbehaving: in the run's stream
+        e:emit { type = "mcp", event = f.event, server = f.server, message = f.message, tool = f.tool, tools = f.tools }
+      end })
+  end
+  -- workers share the repository: each operation on it under .orket/git.lock (docs/workers.md)
+  if git and opts.git_lock then git.repo = gitwork.guard(git.repo, opts.git_lock, git.state) end
   e = engine.new {
-    db = db, board = b, memory = memory_mod.open(db), settings = s, llm = client, tools = scripts.tools,
+    db = db, board = b, memory = memory_mod.open(db), settings = s, llm = client,
+    tools = mcp and mcp:wrap(scripts.tools) or scripts.tools, mcp = mcp,
     policies = scripts.policies, roles = scripts.roles, routing = scripts.routing, workspace = ws,
     workspace_dir = ws_dir,
+    dir = dir, -- for reloads
+    git = git,
+    models = cfg.models, -- a hot reload checks the roles' models against these
     -- the project's folder: a sandbox deployed after a merge runs there (sandboxes.deploy);
     -- nil for a scratch workspace, which deploys nothing
     project_dir = not opts.workspace and dir or nil,
     toolcalls = toolcalls,
     count = gate.counters_add, emit = opts.emit, concurrency = opts.concurrency,
     model = routing.override_model(opts.model),
+    -- a worker's leases on the cards it works (orket worker)
+    lease = opts.lease and lease_mod.new { db = db, worker = opts.lease.worker, ttl_ms = opts.lease.ttl_ms,
+      on_event = opts.lease.on_event, poll_ms = opts.lease.poll_ms },
+    pace = opts.pace, -- a server's: one heavy step per turn of its loop (orket.serve.pace)
     -- A turn passes the tools and policies it started with; hot reload swaps e's.
     gate = function(input)
       input.tools, input.policies = input.tools or e.tools, input.policies or e.policies
@@ -107,24 +135,14 @@ function M.open(dir, opts)
       input.commands = input.commands or s.verify.commands -- programs run_command runs unasked
       return gate.check(input)
     end,
+    close_all = function()
+      if e.mcp then e.mcp:close() end
+      ws:close()
+      if git then git.repo:close() end
+      if not opts.keep_db then db:close() end
+    end,
   }
-  e.dir = dir
-  e.git = git
-  if s.mcp and #s.mcp.names > 0 then -- orket.lua's MCP servers, connected now (docs/mcp.md)
-    e.mcp = manager.new(s.mcp, { cwd = manager.abspath(ws_dir),
-      log = function(f) -- a server ready, down, restarted, misbehaving: in the run's stream
-        e:emit { type = "mcp", event = f.event, server = f.server, message = f.message, tool = f.tool, tools = f.tools }
-      end })
-    e.mcp:start()
-    e.tools = e.mcp:wrap(e.tools)
-  end
-  e.models = cfg.models -- a hot reload checks the roles' models against these
-  function e.close_all()
-    if e.mcp then e.mcp:close() end
-    ws:close()
-    if git then git.repo:close() end
-    if not opts.keep_db then db:close() end
-  end
+  if mcp then mcp:start() end
   return e, db
 end
 

@@ -15,6 +15,7 @@ local approvals = require "orket.actions.approvals"
 local common = require "orket.llm.common"
 local jsonout = require "orket.jsonout"
 local settings_mod = require "orket.settings"
+local errors = require "orket.errors"
 local gate_mod = require "orket.gate"
 local gitwork = require "orket.engine.gitwork"
 local verify = require "orket.engine.verify"
@@ -208,8 +209,9 @@ local function tool_ctx(e, job, card)
     return e.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = card,
       tools = job.tools, policies = job.policies }.verdict == "allow"
   end
-  job.board_view = job.board_view or gitwork.board_for(e, job)
-  return { fs = job.fs or e.workspace, board = job.board_view, memory = e.memory, card = card, actor = job.actor,
+  if job.move == nil then job.move = gitwork.mover(e, job) or false end
+  return { fs = job.fs or e.workspace, board = e.board, move = job.move or nil, memory = e.memory, card = card,
+    actor = job.actor,
     may_read = may_read, seats = settings_mod.seats(e.settings) }
 end
 
@@ -336,7 +338,8 @@ local function result_message(job, call, res)
   if res.ok then
     content = encode_result(res.result)
   else
-    content = encode_result { error = res.error, code = res.code, remedy = res.remedy }
+    -- the failure's own remedy, else its code's (orket.errors)
+    content = encode_result { error = res.error, code = res.code, remedy = res.remedy or errors.remedy(res.code) }
   end
   if job.role.dialect == "json" then
     return { role = "user", content = "Result of " .. call.name .. ": " .. content }

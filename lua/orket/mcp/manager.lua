@@ -231,9 +231,9 @@ function M.reload(e)
   e.settings.mcp = s.mcp
   if not e.mcp then
     if not (s.mcp and #s.mcp.names > 0) then return true end
-    e.mcp = M.new(nil, { cwd = M.abspath(e.workspace_dir or (e.dir .. "/workspace")), log = function(f)
+    e:swap_scripts { mcp = M.new(nil, { cwd = M.abspath(e.workspace_dir or (e.dir .. "/workspace")), log = function(f)
       e:emit { type = "mcp", event = f.event, server = f.server, message = f.message, tool = f.tool, tools = f.tools }
-    end })
+    end }) }
   end
   e.mcp:reconfigure(s.mcp)
   return true

@@ -25,6 +25,7 @@ local mcp_http = require "orket.mcp.http"
 local web = require "orket.serve.web"
 local body_mod = require "orket.serve.body"
 local cjson = require "cjson"
+local errors = require "orket.errors"
 local rt = require "orket.c.runtime"
 
 local M = {}
@@ -91,7 +92,8 @@ local function send(req, ctx, status, doc, extra)
 end
 
 local function fail(req, ctx, status, code, message, extra)
-  return send(req, ctx, status, { error = { code = code, message = message } }, extra)
+  local _, doc = errors.answer(status, code, message)
+  return send(req, ctx, status, doc, extra)
 end
 
 local function listen(l, where)

@@ -8,7 +8,7 @@ local M = {}
 
 M.ERROR = { type = "object", required = { "error" }, additionalProperties = false, properties = {
   error = { type = "object", required = { "code", "message" }, additionalProperties = false,
-    properties = { code = { type = "string" }, message = { type = "string" } } } } }
+    properties = { code = { type = "string" }, message = { type = "string" }, remedy = { type = "string" } } } } }
 
 -- Documents the routes hand back, loosely: their own formats are described in store.md.
 M.CARD = { type = "object", additionalProperties = true, required = { "format", "card", "comments", "history" },

@@ -10,10 +10,12 @@ local board_view = require "orket.views.board"
 local card_view = require "orket.views.card"
 local config = require "orket.config"
 local oa = require "orket.serve.openapi"
+local errors = require "orket.errors"
 
 local M = {}
 
-local function err(status, code, message) return status, { error = { code = code, message = message } } end
+-- an error answer, with its code's remedy (orket.errors, the vocabulary every surface shares)
+local err = errors.answer
 M.err = err
 
 -- A decimal whole number from a query or path part; nil for anything else.

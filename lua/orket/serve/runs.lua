@@ -80,12 +80,10 @@ local function engine(ctx, model, concurrency)
   -- ten runs started at once let other requests through between their steps
   local pacer = M.registry(ctx.db).pacer
   local function pass() pacer:pass() end
+  -- and each turn's worktree (orket.engine.run)
   local e, msg, code = setup.open(ctx.dir, { db = ctx.db, keep_db = true, model = model, concurrency = concurrency,
-    yield = pass })
-  if e then
-    e.pace = pass -- and each turn's worktree (orket.engine.run)
-    return e
-  end
+    yield = pass, pace = pass })
+  if e then return e end
   if code == "EUSAGE" then return nil, err(400, "bad_request", (tostring(msg):gsub("^%-%-model", "body.model"))) end
   return nil, err(409, "project_error", tostring(msg))
 end

@@ -5,6 +5,7 @@
 -- "api_write" event in the same
 -- transaction, which GET /v1/audit pages through. Bodies are checked against each route's schema.
 local cgate = require "orket.c.gate"
+local errors = require "orket.errors"
 local board_mod = require "orket.board"
 local approvals = require "orket.actions.approvals"
 local jsonout = require "orket.jsonout"
@@ -44,14 +45,14 @@ M.SCHEMAS = {
   cancel = obj({ reason = str(TEXT) }, { "reason" }),
 }
 
--- A board refusal as an answer: unknown card 404, bad input 400, a card not in a state for
--- that 409 with the state machine's (or the board's) code.
-local BAD_INPUT = { EINVAL = true, ETYPE = true, ESTATUS = true, EREASON_INVALID = true, ESCHEMA = true }
+-- A board refusal as an answer, with the status orket.errors gives its code: unknown card
+-- 404 (the API's not_found), bad input 400, a card not in a state for that 409 with the
+-- state machine's (or the board's) code.
 local function refused(msg, code)
   msg = (tostring(msg):gsub("^board: ", ""))
   if code == "ENOENT" then return err(404, "not_found", msg) end
-  if BAD_INPUT[code] then return err(400, code or "bad_request", msg) end
-  return err(409, code or "conflict", msg)
+  if not code then return err(409, "conflict", msg) end
+  return err(errors.status(code), code, msg)
 end
 
 -- The person a request acts as: its key's id (local use without keys: "local").

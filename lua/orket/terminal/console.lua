@@ -139,20 +139,15 @@ function Project:turn(card_id, opts)
   -- as `orket run`: a run of these cards that left a turn half done goes on with resume
   local old, why = journal.unfinished_overlap(e.db, e.board, card.id)
   if old then return nil, why, "EUNFINISHED" end
-  local saved_model = e.model
-  if model then e.model = model end
   local run, rerr, rcode = e:start(card.id, { model = model })
-  if not run then
-    e.model = saved_model
-    return nil, rerr, rcode
-  end
-  local r = e:use_run(run) -- the run's own state: this turn's tokens, clock, counters
+  if not run then return nil, rerr, rcode end
+  local r = e:use_run(run) -- the run's own state: this turn's tokens, clock, counters, model
+  if model then r.model = model end
   lock:tag(run) -- so `orket runs` can tell this run from one that was killed
   -- Ctrl-C in the REPL cancels this task where it waits: the run must not stay "running"
   local finished = false
   local guard <close> = setmetatable({}, { __close = function()
     e:use_run(nil)
-    e.model = saved_model
     if not finished then e.db:finish_run(run, "interrupted") end
   end })
   local job = r:prepare(card)
@@ -237,12 +232,12 @@ function Project:_replay_in(scratch, row, opts)
       end
       return rec, why
     end })
+  -- The scripts as loaded now (after any reload), not a second copy from disk.
   local re, rerr, rcode = setup.open(self.dir, { db = db, workspace = scratch .. "/workspace", llm = client,
-    model = "replay:recorded", emit = opts.emit })
+    model = "replay:recorded", emit = opts.emit,
+    scripts = { roles = e.roles, tools = e.tools, policies = e.policies, routing = e.routing } })
   if not re then return nil, rerr, rcode end
   r = re
-  -- The scripts as loaded now (after any reload), not a second copy from disk.
-  r.roles, r.tools, r.policies, r.routing = e.roles, e.tools, e.policies, e.routing
   local id, serr, scode = r:start(row.target)
   if not id then return nil, serr, scode end
   local status = r:execute(id)

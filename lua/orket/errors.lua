@@ -1,0 +1,520 @@
+-- orket.errors: the one vocabulary of what can go wrong, for every surface. Each code says
+-- what it means and what to do about it (its remedy); an HTTP code, and an E-code the HTTP
+-- API passes on, the status it answers with. The CLI prints a failure's remedy under its
+-- message (orket.cli.fail), the HTTP API puts it in the error's JSON (orket.serve.routes.err),
+-- a tool's failed result carries it to the model (orket.engine.turn), and
+-- docs/guide/troubleshooting.md's tables are written from here (scripts/errors-doc.lua;
+-- a spec checks they are current). The state machine's remedies are its own
+-- (core/statemachine.c): the agents read them in the gate's denials, so they live there.
+local sm = require "orket.c.statemachine"
+
+local M = {}
+
+-- The groups, in the guide's order: its section for each and the codes in it.
+M.GROUPS = {
+  { name = "gate", title = "The gate's codes (a tool call)", codes = {
+    "ALLOWED", "APPROVED", "POLICY_ALLOW", "TOOL_UNKNOWN", "ROLE_FORBIDDEN", "ARGS_MALFORMED", "ARGS_INVALID",
+    "PATH_ESCAPE", "PATH_PROTECTED", "LIMIT_EXCEEDED", "POLICY_DENY", "POLICY_ERROR", "POLICY_ASK",
+    "COMMAND_ASK", "TRANSITION_ILLEGAL", "INTERNAL",
+  } },
+  { name = "statemachine", title = "The state machine's codes (a status change)", codes = {
+    "ETYPE", "ESTATUS", "ESAME", "ETERMINAL", "ETRANSITION", "EREASON_REQUIRED", "EREASON_INVALID",
+    "EREASON_UNEXPECTED", "EPERSON", "EREVIEW_DECISION", "EDEPENDENCY", "EREVIEWER", "ESELF_REVIEW",
+  } },
+  { name = "tool", title = "Tool results (the workspace and the process runner)", codes = {
+    "ENOENT", "EEXIST", "EISDIR", "ENOTDIR", "ENOTEMPTY", "EPERM", "EACCES", "EINVAL", "E2BIG", "ENOSPC",
+    "EIO", "EAGAIN", "ENOMEM", "ENOSYS", "ESCHEMA", "EINTERRUPTED", "ETOOL", "ESPAWN", "ENOEXEC", "EEXEC", "ELAYER",
+    "ENOSANDBOX", "EUNAVAILABLE",
+    "ELOOP", "ENAMETOOLONG", "EFBIG", "EBUDGET", "ETIMEOUT", "ETOOLARGE", "EMCP_TOOL",
+  } },
+  { name = "store", title = "The store (the board's database)", codes = {
+    "EBUSY", "ECONSTRAINT", "ECORRUPT", "ECANTOPEN", "EREADONLY", "ENOSPC", "ESQL", "EVERSION", "ENOTSTORE",
+    "ETX", "ENOTCONN",
+  } },
+  { name = "commands", title = "Commands (`orket ...`)", codes = {
+    "EUSAGE", "ENOREVIEWER", "EROLE", "ESEAT", "EUNFINISHED", "ECYCLE", "EGIT", "EUNSAFE", "ECONFLICT",
+    "EFORGE", "EAUTH", "ENOTFOUND", "ERATELIMIT", "EREJECTED", "EALREADY", "EBADPEPPER", "ETIMEDOUT", "EEXIT",
+    "ENOTSUP", "ESYNTAX", "ERUNTIME", "EMCP", "EDOWN", "EPROTO", "EHTTP", "ESESSION", "EENGINE", "EFAIL",
+    "ELOCKED",
+    "ENOTURN", "ECANCELED", "ETOOBIG", "ESTATE", "EDIRTY", "EINCONSISTENT", "EREMOTE", "ELISTEN", "EPIPE", "ESLOW",
+  } },
+  { name = "http", title = "The HTTP API (`orket serve`)", codes = {
+    "bad_request", "bad_json", "bad_path", "bad_query", "unauthorized", "bad_signature", "no_secret",
+    "forbidden", "not_found", "method_not_allowed", "timeout", "conflict", "project_error", "not_running",
+    "too_large", "unsupported_media_type", "bad_config", "not_started", "stale", "rate_limited", "internal",
+    "unhealthy", "not_stopped", "bad_gateway", "busy", "stopping",
+  } },
+}
+
+-- code -> {means=, remedy=, verdict= (the gate's), status= (an HTTP answer's)}. An empty
+-- remedy: nothing to do but what the message says.
+local CODES = {}
+M.CODES = CODES
+
+-- The gate's codes (a tool call)
+CODES.ALLOWED = { verdict = "allow", means = "nothing refused the call", remedy = "" }
+CODES.APPROVED = {
+  verdict = "allow",
+  means = "a person approved this held call (`orket answer`, the web board)",
+  remedy = "",
+}
+CODES.POLICY_ALLOW = { verdict = "allow", means = "an `allow{}` rule let it through", remedy = "" }
+CODES.TOOL_UNKNOWN = {
+  verdict = "deny",
+  means = "the model called a tool that does not exist",
+  remedy = "a stronger model, or a role prompt that lists the tools (`prompt.tool_dialect`)",
+}
+CODES.ROLE_FORBIDDEN = {
+  verdict = "deny",
+  means = "the role may not use that tool",
+  remedy = "add it to the role's `tools` if it should",
+}
+CODES.ARGS_MALFORMED = {
+  verdict = "deny",
+  means = "the arguments were not a JSON object",
+  remedy = "usually a small model: try `dialect = \"json\"` or another model",
+}
+CODES.ARGS_INVALID = {
+  verdict = "deny",
+  means = "the arguments do not match the tool's schema",
+  remedy = "the reason names the field; the model usually corrects itself",
+}
+CODES.PATH_ESCAPE = {
+  verdict = "deny",
+  means = "a path leaves the workspace (`../`, an absolute path, a link out)",
+  remedy = "nothing: it is refused by design",
+}
+CODES.PATH_PROTECTED = {
+  verdict = "deny",
+  means = "a write to a control file (`orket.lua`, `roles/`, `.orket/`, `.git/` ...)",
+  remedy = "nothing: agents never write those",
+}
+CODES.LIMIT_EXCEEDED = {
+  verdict = "deny",
+  means = "too many calls, bytes or files this turn or run",
+  remedy = "raise `limits` in orket.lua if the work is legitimately big (docs/policies.md)",
+}
+CODES.POLICY_DENY = {
+  verdict = "deny",
+  means = "a `deny{}` rule matched; the decision names it (`policy FILE:LINE`)",
+  remedy = "change the rule, or accept it",
+}
+CODES.POLICY_ERROR = {
+  verdict = "deny",
+  means = "a rule's `when` function failed or ran out of budget",
+  remedy = "fix the rule; `orket validate` loads it",
+}
+CODES.POLICY_ASK = {
+  verdict = "ask",
+  means = "an `ask{}` rule matched: a person decides",
+  remedy = "`orket answer CARD yes` / `no`, or the web board",
+}
+CODES.COMMAND_ASK = {
+  verdict = "ask",
+  means = "`run_command` of a program not in `verify.commands`",
+  remedy = "approve it, or add the program to `verify.commands`",
+}
+CODES.TRANSITION_ILLEGAL = {
+  verdict = "deny",
+  means = "a status change the state machine refused without a code of its own",
+  remedy = "see the state machine's codes below",
+}
+CODES.INTERNAL = { verdict = "deny", means = "the gate ran out of memory", remedy = "retry; report it if it repeats" }
+-- The state machine's codes (a status change)
+CODES.ETYPE = { status = 400, means = "unknown card type" }
+CODES.ESTATUS = { status = 400, means = "unknown status" }
+CODES.ESAME = { means = "the card already has that status" }
+CODES.ETERMINAL = { means = "`done`, `canceled` and `archived` are final" }
+CODES.ETRANSITION = { means = "that move is not in the table" }
+CODES.EREASON_REQUIRED = { means = "`blocked` / `waiting_for_developer` need a wait reason" }
+CODES.EREASON_INVALID = { status = 400, means = "an unknown wait reason" }
+CODES.EREASON_UNEXPECTED = { means = "a wait reason for a status that takes none" }
+CODES.EPERSON = { means = "only a person cancels or archives" }
+CODES.EREVIEW_DECISION = { means = "a reviewer moves an issue out of `code_review` only to `done` or `in_progress`" }
+CODES.EDEPENDENCY = { means = "a card it depends on is not done" }
+CODES.EREVIEWER = { means = "only an `integrity_guard` seat approves" }
+CODES.ESELF_REVIEW = { means = "the seat that did the work cannot approve it" }
+-- Tool results (the workspace and the process runner)
+CODES.ENOENT = { status = 404, means = "no such file or directory (or card)", remedy = "" }
+CODES.EEXIST = { means = "it exists already", remedy = "" }
+CODES.EISDIR = { means = "a directory where a file was expected", remedy = "" }
+CODES.ENOTDIR = { means = "a file where a directory was expected", remedy = "" }
+CODES.ENOTEMPTY = { means = "a directory to delete is not empty", remedy = "" }
+CODES.EPERM = {
+  means = "refused: outside the workspace, a protected path, a policy on reads, another card",
+  remedy = "nothing: it is refused by design; work inside the workspace, on the card being worked",
+}
+CODES.EACCES = { means = "the operating system refused access", remedy = "check the workspace's owner and modes" }
+CODES.EINVAL = { status = 400, means = "an invalid argument (the message names it)", remedy = "" }
+CODES.E2BIG = {
+  means = "too large (a file, an output, a request body)",
+  remedy = "caps are in docs/workspace.md and docs/tools.md",
+}
+CODES.ENOSPC = { means = "the disk is full", remedy = "free space" }
+CODES.EIO = { means = "an I/O error", remedy = "check the disk" }
+CODES.EAGAIN = { means = "a directory changed during a lookup", remedy = "retried by the model; harmless" }
+CODES.ENOMEM = { means = "out of memory (a tool's or a script's memory cap)", remedy = "" }
+CODES.ENOSYS = {
+  means = "the kernel lacks `openat2` or mount ids (Linux older than 5.6 or a restricted sandbox)",
+  remedy = "a newer kernel: Orket's file confinement needs them",
+}
+CODES.ESCHEMA = {
+  status = 400,
+  means = "a value does not match its schema: a tool's arguments, a request's body (the message names the field)",
+  remedy = "",
+}
+CODES.EINTERRUPTED = {
+  means = "Orket stopped while a tool that changes files ran, and the tool cannot tell whether its effect happened; on `orket resume` the model gets this instead of a blind re-run",
+  remedy = "the model is told to check the workspace first; give your write tools `idempotent` or `recover` ([writing-tools.md](writing-tools.md))",
+}
+CODES.ETOOL = {
+  means = "a tool's handler crashed or ran out of its budget",
+  remedy = "fix the tool (`orket validate`), see [writing-tools.md](writing-tools.md)",
+}
+CODES.ESPAWN = {
+  means = "a program could not be started (no workspace, not found, the runner failed)",
+  remedy = "check `verify.commands` and that the program is installed",
+}
+CODES.ENOEXEC = { means = "the file is not an executable the kernel can run", remedy = "" }
+CODES.EEXEC = { means = "the program could not be executed for another reason (the message says)", remedy = "" }
+CODES.ELAYER = {
+  means = "a confinement layer the project requires (`verify.require = {\"netns\"}`) was refused by the kernel",
+  remedy = "run where user namespaces are allowed, or stop requiring that layer (docs/verify.md)",
+}
+CODES.ENOSANDBOX = {
+  means = "`sandbox_status` or `http_request`: no sandbox of main is live",
+  remedy = "set `sandbox.deploy` in orket.lua (a sandbox starts after merges) or run `orket sandbox up --detach` ([sandbox.md](../sandbox.md))",
+}
+CODES.EUNAVAILABLE = {
+  means = "`http_request`: the sandbox's app did not answer (closed, or not within 10 s)",
+  remedy = "`orket sandbox logs ID` shows what the app said",
+}
+-- The store (the board's database)
+CODES.EBUSY = {
+  means = "the database stayed locked for 5 s",
+  remedy = "another process holds a long transaction; retry",
+}
+CODES.ECONSTRAINT = {
+  means = "a write broke a rule of the schema (a duplicate id, a missing parent)",
+  remedy = "the message names it; often a duplicate card id in `epics/`",
+}
+CODES.ECORRUPT = {
+  means = "the file is damaged (or a backup is: truncated, not whole)",
+  remedy = "`orket restore` a backup ([deploying.md](deploying.md))",
+}
+CODES.ECANTOPEN = {
+  means = "the file cannot be opened (no directory, no permission)",
+  remedy = "check `.orket/` exists and is yours",
+}
+CODES.EREADONLY = {
+  means = "the file or its directory cannot be written",
+  remedy = "reading commands (`board`, `card`, `runs`, `log`) still work",
+}
+CODES.ESQL = { means = "any other database error", remedy = "report it, with the message" }
+CODES.EVERSION = {
+  means = "the store's schema is newer than this orket (or a backup's is)",
+  remedy = "use a newer orket",
+}
+CODES.ENOTSTORE = {
+  means = "a file given to `orket restore` is not an orket store",
+  remedy = "give the file `orket backup` wrote",
+}
+-- Commands (`orket ...`)
+CODES.EUSAGE = {
+  means = "a command was called wrongly (an unknown flag, a missing or malformed argument: exit status 2, "
+    .. "with the command's usage), or an action that does not apply, the message saying which does",
+  remedy = "",
+}
+CODES.ENOREVIEWER = {
+  means = "no seat of the team holds the `integrity_guard` role, so nothing could be reviewed",
+  remedy = "add one to orket.lua's `team`, e.g. `integrity_guard = { roles = { \"integrity_guard\" } }`",
+}
+CODES.EROLE = {
+  means = "a seat names a role that is not in `roles/`, or has none for the phase",
+  remedy = "fix `team` in orket.lua; `orket validate` names the seat",
+}
+CODES.ESEAT = {
+  means = "no seat of the team can take the card's turn",
+  remedy = "give the card a `seat` the team has, or add the seat",
+}
+CODES.EUNFINISHED = {
+  means = "a killed run left a turn of these cards half done",
+  remedy = "`orket resume` finishes it first",
+}
+CODES.ECYCLE = {
+  means = "the epics' `depends_on` make a cycle",
+  remedy = "the message shows the cycle; drop one dependency",
+}
+CODES.EGIT = {
+  means = "the workspace's repository refused an operation (the message says which)",
+  remedy = "`git -C workspace status`; `orket retry CARD` once it is fixed",
+}
+CODES.EUNSAFE = {
+  means = "the repository holds something Orket will not touch (a link out, a file it cannot confine)",
+  remedy = "remove it from the repository",
+}
+CODES.ECONFLICT = {
+  means = "merging a card's branch into main conflicted; the card went back to `in_progress`",
+  remedy = "nothing: its next turn resolves the conflict markers",
+}
+CODES.EFORGE = {
+  means = "the forge (Gitea, GitHub) answered with an error",
+  remedy = "the message has its answer; check `git.forge` in orket.lua (docs/git.md)",
+}
+CODES.EAUTH = {
+  means = "the forge or the remote refused the credentials",
+  remedy = "check the token the variable in `git.token_env` names",
+}
+CODES.ENOTFOUND = {
+  means = "the forge has no such repository or pull request",
+  remedy = "check `git.forge.repo` in orket.lua",
+}
+CODES.ERATELIMIT = {
+  means = "the forge's rate limit is spent",
+  remedy = "wait; Orket retries the push or the pull request later",
+}
+CODES.EREJECTED = {
+  means = "the remote refused the push (main diverged, a protected branch)",
+  remedy = "merge the remote's main by hand, or allow the push",
+}
+CODES.EALREADY = { means = "the thing asked for is done already (a key revoked twice)", remedy = "nothing to do" }
+CODES.EBADPEPPER = {
+  means = "the server's key pepper file is damaged",
+  remedy = "restore `.orket/serve.pepper` from a backup, or delete it and create keys again",
+}
+CODES.ETIMEDOUT = {
+  means = "something did not answer in time (a sandbox's health check, a server)",
+  remedy = "the message names what; raise its timeout if it is legitimately slow",
+}
+CODES.EEXIT = {
+  means = "a sandbox's app exited before it was healthy",
+  remedy = "`orket sandbox logs ID` shows its last output",
+}
+CODES.ENOTSUP = {
+  means = "what was asked is not possible here (a sandbox with `network = true` without a network namespace)",
+  remedy = "`orket sandbox plan` says what this machine offers",
+}
+CODES.ESYNTAX = {
+  means = "a script (role, tool, policy, routing) does not compile",
+  remedy = "fix the line the message names; `orket validate`",
+}
+CODES.ERUNTIME = {
+  means = "a script failed while it loaded",
+  remedy = "fix the line the message names; `orket validate`",
+}
+CODES.EMCP = {
+  means = "an MCP server's tool call failed",
+  remedy = "the message has the server's answer (docs/mcp.md)",
+}
+CODES.EDOWN = {
+  means = "an MCP server is not connected",
+  remedy = "`orket mcp` shows each server's state; Orket restarts it with a backoff",
+}
+CODES.EPROTO = {
+  means = "an MCP server broke the protocol",
+  remedy = "the message says how; check the server's version",
+}
+CODES.EHTTP = {
+  means = "an MCP server over HTTP did not answer as HTTP should",
+  remedy = "check its URL in orket.lua's `mcp`",
+}
+CODES.ESESSION = { means = "an MCP server over HTTP forgot the session", remedy = "nothing: Orket opens a new one" }
+CODES.EENGINE = { means = "a turn's tool call failed inside the engine", remedy = "report it, with `orket log RUN`" }
+CODES.EFAIL = {
+  means = "a tool's handler returned a failure without a code",
+  remedy = "fix the tool to return a code ([writing-tools.md](writing-tools.md))",
+}
+CODES.ELOCKED = {
+  means = "another process holds the project's run lock",
+  remedy = "wait for it, or stop it; `orket runs` shows it",
+}
+-- The HTTP API (`orket serve`)
+CODES.bad_request = { status = 400, means = "a field of the request is wrong (the message names it)", remedy = "" }
+CODES.bad_json = { status = 400, means = "the body is not JSON", remedy = "" }
+CODES.bad_path = { status = 400, means = "a path segment (a card id, a run id) is malformed", remedy = "" }
+CODES.bad_query = { status = 400, means = "a query parameter is malformed", remedy = "" }
+CODES.unauthorized = {
+  status = 401,
+  means = "no key, a malformed, unknown, wrong or revoked key; before the first key, a write without the local token",
+  remedy = "send `Authorization: Bearer ork_...`; `orket keys list`; before any key, write over `.orket/serve.sock` or send the token in `.orket/serve.token` (docs/serve.md)",
+}
+CODES.bad_signature = {
+  status = 401,
+  means = "a webhook's signature does not match",
+  remedy = "the forge's secret and the variable `git.webhook_secret_env` names must agree (docs/git.md)",
+}
+CODES.no_secret = {
+  status = 401,
+  means = "a webhook arrived but no secret is set",
+  remedy = "set the variable `git.webhook_secret_env` names (docs/git.md)",
+}
+CODES.forbidden = {
+  status = 403,
+  means = "the key's role may not do this, or a keyless server saw a foreign host or origin",
+  remedy = "a key with a higher role; `orket keys create`",
+}
+CODES.not_found = { status = 404, means = "no such route, card or run", remedy = "" }
+CODES.method_not_allowed = { status = 405, means = "the route exists with another method", remedy = "" }
+CODES.timeout = { status = 408, means = "the request body came too slowly", remedy = "" }
+CODES.conflict = {
+  status = 409,
+  means = "the card or run changed meanwhile, or a run is already going",
+  remedy = "read it again and retry",
+}
+CODES.project_error = {
+  status = 409,
+  means = "the project does not load (a broken orket.lua, role or epic)",
+  remedy = "`orket validate`",
+}
+CODES.not_running = {
+  status = 409,
+  means = "the sandbox's app was asked for, but the sandbox is starting, stopped or exited",
+  remedy = "`GET /v1/sandboxes/{id}`; start one (`POST /v1/sandboxes`)",
+}
+CODES.too_large = { status = 413, means = "the request body is over the cap", remedy = "" }
+CODES.unsupported_media_type = {
+  status = 415,
+  means = "a write without `Content-Type: application/json`",
+  remedy = "",
+}
+CODES.bad_config = {
+  status = 422,
+  means = "orket.lua does not load, so no sandbox can be started",
+  remedy = "`orket validate`",
+}
+CODES.not_started = {
+  status = 422,
+  means = "a sandbox cannot run with these settings (`sandbox.network = true`, no network namespace offered), or it did not start (`502`: the command does not exist, the app exited; `error.log` holds its last output)",
+  remedy = "`orket sandbox plan`; the message and the log say which (docs/sandbox.md)",
+}
+CODES.stale = {
+  status = 422,
+  means = "a webhook whose event is older than the server takes (`webhook_max_age_s`, 3 days by default)",
+  remedy = "redeliver a recent event, or raise the limit in `ORKET_SERVE_LIMITS` (docs/serve.md)",
+}
+CODES.rate_limited = {
+  status = 429,
+  means = "too many requests, or failed sign-ins, from one key or address",
+  remedy = "wait `Retry-After` seconds",
+}
+CODES.internal = {
+  status = 500,
+  means = "a bug; the server's log has the details, never the client",
+  remedy = "report it",
+}
+CODES.unhealthy = {
+  status = 502,
+  means = "the sandbox's app did not answer its health check within `health.start_timeout_ms`; it was stopped",
+  remedy = "`error.log` is its last output; check `sandbox.health` and the port it listens on (`$PORT`)",
+}
+CODES.not_stopped = {
+  status = 502,
+  means = "the owner of a sandbox did not stop it (it is gone, or did not answer within 5 s)",
+  remedy = "`orket sandbox list` marks a sandbox whose owner is gone",
+}
+CODES.bad_gateway = {
+  status = 502,
+  means = "the sandbox's app did not answer the proxied request",
+  remedy = "`orket sandbox logs ID`",
+}
+CODES.busy = { status = 503, means = "the store stayed locked", remedy = "retry" }
+CODES.stopping = { status = 503, means = "the server is shutting down", remedy = "retry against the next one" }
+
+-- tool, more
+CODES.ELOOP = { means = "a path has too many symbolic links, or one where none may be", remedy = "" }
+CODES.ENAMETOOLONG = { means = "a path or a name is too long", remedy = "" }
+CODES.EFBIG = {
+  means = "a file would grow past the size the workspace allows",
+  remedy = "write less, or in several files",
+}
+CODES.EBUDGET = {
+  means = "a script (a tool, a policy's `when`) used up its instruction budget",
+  remedy = "make it do less per call ([writing-tools.md](writing-tools.md))",
+}
+CODES.ETIMEOUT = {
+  means = "a script ran past its time budget",
+  remedy = "make it do less per call ([writing-tools.md](writing-tools.md))",
+}
+CODES.ETOOLARGE = {
+  means = "too much for one call: a tree of files, or an MCP server's message, over its cap",
+  remedy = "ask for less at a time",
+}
+CODES.EMCP_TOOL = { means = "an MCP server's tool ran and reported an error (its text is the message)", remedy = "" }
+-- store, more
+CODES.ETX = {
+  means = "a PostgreSQL transaction was rolled back (a statement in it failed, or the connection broke)",
+  remedy = "retry; the message says which statement",
+}
+CODES.ENOTCONN = {
+  means = "the connection to PostgreSQL is closed",
+  remedy = "check the server; Orket reconnects on the next statement",
+}
+-- commands, more
+CODES.ENOTURN = {
+  means = "the REPL's `project:turn` ran, but the card got no turn",
+  remedy = "the run's events (`project.events`) say why",
+}
+CODES.ECANCELED = { means = "a sandbox was stopped before it was healthy", remedy = "start it again when wanted" }
+CODES.ETOOBIG = {
+  means = "an answer in an acceptance check is over its cap",
+  remedy = "check a smaller page, or raise the check's cap (docs/sandbox.md)",
+}
+CODES.ESTATE = {
+  means = "an approval or a question is not in a state for that (used, decided, or no longer asked)",
+  remedy = "`orket card ID` shows where it stands",
+}
+CODES.EDIRTY = {
+  means = "a file in the workspace was changed by hand while Orket updated it",
+  remedy = "keep or revert the change by hand (`git -C workspace status`), then `orket resume`",
+}
+CODES.EINCONSISTENT = {
+  means = "the repository lacks a commit or a tree a branch names",
+  remedy = "restore the workspace's `.git` from a backup; report it",
+}
+CODES.EREMOTE = {
+  means = "the remote (`git.remote`) could not be reached or refused",
+  remedy = "check the remote and its credentials; the push is tried again after the next merge",
+}
+CODES.ELISTEN = {
+  means = "`orket serve` could not listen on its address (taken, or not this machine's)",
+  remedy = "choose another `--listen` address or port",
+}
+CODES.EPIPE = {
+  means = "an HTTP client went away before its answer was written (logged, never answered)",
+  remedy = "",
+}
+CODES.ESLOW = { means = "an HTTP client read its event stream too slowly and was dropped (logged)", remedy = "" }
+-- the state machine's remedies, from its own table
+for _, code in ipairs(sm.codes()) do
+  local e = CODES[code]
+  if e then e.remedy = sm.remedy(code) end
+end
+
+--- get(code) -> the code's entry | nil
+function M.get(code) return CODES[code] end
+
+--- remedy(code) -> what to do about code | nil (unknown, or nothing to do)
+function M.remedy(code)
+  local e = CODES[code]
+  if e and e.remedy ~= "" then return e.remedy end
+  return nil
+end
+
+--- status(code) -> the HTTP status an answer with code carries: the code's own, else 409 for
+--- an E-code (a refusal of the board or the store: the request met a state that does not
+--- allow it), else 500
+function M.status(code)
+  local e = CODES[code]
+  if e and e.status then return e.status end
+  if type(code) == "string" and code:match("^E[%u%d_]+$") then return 409 end
+  return 500
+end
+
+--- answer(status, code, message[, remedy]) -> status, {error = {code=, message=, remedy=}}:
+--- an HTTP API's error document; remedy: this failure's own, else the code's (none when
+--- there is nothing to do but what the message says)
+function M.answer(status, code, message, remedy)
+  return status, { error = { code = code, message = message, remedy = remedy or M.remedy(code) } }
+end
+
+return M
