@@ -7,6 +7,7 @@ local cstore = require "orket.c.store"
 local uv = require "luv"
 local json = require "cjson.safe"
 local records = require "orket.store.records"
+local dialect = require "orket.store.dialect"
 
 local M = {}
 M.migrations = require "orket.store.migrations"
@@ -20,6 +21,7 @@ local NOW = M.NOW
 local DB = {}
 DB.__index = DB
 DB.backend = "sqlite" -- orket.store.pgdb's are "pg"; the named operations dispatch on it
+DB.dialect = dialect.sqlite -- what an operation's SQL takes from its backend (orket.store.dialect)
 
 local encode = records.encode
 M.encode = encode

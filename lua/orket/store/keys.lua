@@ -1,6 +1,7 @@
 -- orket.store.keys: the api_keys table (keys for orket serve; only a keyed hash of each
 -- secret is stored) as named operations op(db, ...) -> plain Lua values; reads and writes
--- the caller asserts on raise on a store error.
+-- the caller asserts on raise on a store error. Written once for both backends
+-- (orket.store.dialect).
 local M = {}
 
 --- name_taken(db, name) -> true when a key not revoked has that name
@@ -10,13 +11,15 @@ end
 
 --- insert(db, id, name, role, hash): a key created now
 function M.insert(db, id, name, role, hash)
-  assert(db:run("INSERT INTO api_keys (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, orket_now())",
+  assert(db:run("INSERT INTO api_keys (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, " .. db.dialect.now .. ")",
     id, name, role, hash))
 end
 
 --- list(db) -> array of {id, name, role, created_at, revoked_at}, oldest first
 function M.list(db)
-  return assert(db:rows("SELECT id, name, role, created_at, revoked_at FROM api_keys ORDER BY created_at, id"))
+  local d = db.dialect
+  return assert(db:rows("SELECT id, name, role, " .. d.time("created_at") .. ", " .. d.time("revoked_at")
+    .. " FROM api_keys ORDER BY api_keys.created_at, id"))
 end
 
 --- active_count(db) -> keys not revoked
@@ -31,23 +34,24 @@ end
 
 --- get(db, id) -> {id, name, role, hash, revoked_at} | nil
 function M.get(db, id)
-  return db:row("SELECT id, name, role, hash, revoked_at FROM api_keys WHERE id = ?", id)
+  return db:row("SELECT id, name, role, hash, " .. db.dialect.time("revoked_at") .. " FROM api_keys WHERE id = ?", id)
 end
 
 --- active_named(db, name) -> {id, name, role, hash, revoked_at} of the key not revoked of that name | nil
 function M.active_named(db, name)
-  return db:row("SELECT id, name, role, hash, revoked_at FROM api_keys WHERE name = ? AND revoked_at IS NULL", name)
+  return db:row("SELECT id, name, role, hash, " .. db.dialect.time("revoked_at")
+    .. " FROM api_keys WHERE name = ? AND revoked_at IS NULL", name)
 end
 
 --- revoke(db, id): the key revoked now
 function M.revoke(db, id)
-  assert(db:run("UPDATE api_keys SET revoked_at = orket_now() WHERE id = ?", id))
+  assert(db:run("UPDATE api_keys SET revoked_at = " .. db.dialect.now .. " WHERE id = ?", id))
 end
 
 --- write_probe(db) -> true | nil, msg, CODE: a write that changes no row, which takes
 --- the write lock (run it in a transaction and roll it back: /ready's probe)
 function M.write_probe(db)
-  return db:run("UPDATE api_keys SET name = name WHERE 0")
+  return db:run("UPDATE api_keys SET name = name WHERE false")
 end
 
-return require("orket.store.backend").twin("keys", M)
+return M

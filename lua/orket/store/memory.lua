@@ -1,7 +1,7 @@
 -- orket.store.memory: the memory table and its FTS5 index as named operations. Tags are
 -- kept as one space-separated text column; the operations take and give arrays. The
--- full-text query syntax (FTS5 MATCH, bm25) stays here.
-local store = require "orket.store"
+-- full-text query syntax (FTS5 MATCH, bm25) stays here; PostgreSQL's search is its own
+-- (orket.store.pg.memory), the rest is written once for both (orket.store.dialect).
 
 local M = {}
 
@@ -13,14 +13,16 @@ end
 
 --- insert(db, card, text, tags) -> id (raises on a store error); written now
 function M.insert(db, card, text, tags)
-  local _, id = assert(db:run("INSERT INTO memory (card_id, text, tags, created_at) VALUES (?, ?, ?, "
-    .. store.NOW .. ")", card, text, table.concat(tags, " ")))
+  local d = db.dialect
+  local _, id = assert(db:run("INSERT INTO memory (card_id, text, tags, created_at) VALUES (?, ?, ?, " .. d.now .. ")"
+    .. d.returning_id, card, text, table.concat(tags, " ")))
   return id
 end
 
 --- get(db, id) -> {id, card, text, tags = {...}, created_at} | nil
 function M.get(db, id)
-  local row = db:row("SELECT id, card_id AS card, text, tags, created_at FROM memory WHERE id = ?", id)
+  local row = db:row("SELECT id, card_id AS card, text, tags, " .. db.dialect.time("created_at") .. " FROM memory WHERE id = ?",
+    id)
   if row then row.tags = split(row.tags) end
   return row
 end

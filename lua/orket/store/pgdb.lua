@@ -17,16 +17,17 @@ local records = require "orket.store.records"
 local json = require "cjson.safe"
 local task = require "orket.task"
 local pg = require "orket.c.pg"
+local dialect = require "orket.store.dialect"
+
+local numbered = dialect.numbered
 
 local M = {}
 
 -- SQL for a stored time: the transaction's time, as SQLite's orket_now()
-M.NOW = "now()"
+M.NOW = dialect.pg.now
 -- iso(col[, as]) -> SQL giving a timestamptz column as the SQLite store's text
 -- (ISO 8601 UTC with milliseconds, 2024-05-01T12:00:00.123Z)
-function M.iso(col, as)
-  return "to_char(" .. col .. [[ AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ]] .. (as or col:match("[%w_]+$"))
-end
+M.iso = dialect.pg.time
 
 local DB = {}
 DB.__index = DB
@@ -90,7 +91,7 @@ function M.open(url, opts)
     pool:close()
     return nil, "store: " .. pg.scrub(url) .. ": " .. tostring(err):gsub("^store: ", ""), code
   end
-  local self = setmetatable({ pool = pool, url = url, backend = "pg", path = pg.scrub(url),
+  local self = setmetatable({ pool = pool, url = url, backend = "pg", dialect = dialect.pg, path = pg.scrub(url),
     open = setmetatable({}, { __mode = "k" }) }, DB)
   self.conn = setmetatable({ db = self }, Conn)
   return self
@@ -113,15 +114,17 @@ local function writes_cards(sql)
 end
 
 --- db:query(sql, ...) -> rows, affected, command | nil, msg, CODE, sqlstate: on the task's
---- open transaction when it has one, else on any free connection
+--- open transaction when it has one, else on any free connection. Placeholders: $1, $2,
+--- ... or SQLite's ? and ?N (orket.store.dialect.numbered), so one operation serves both.
 function DB:query(sql, ...)
+  sql = numbered(sql)
   local t = self.open[coroutine.running()]
   if t then return t:statement("query", sql, ...) end
   if outside_task() then return in_task(self.query, self, sql, ...) end
   return self:_note(self.pool:query(sql, ...))
 end
 
---- db:rows(sql, ...) -> rows | nil, msg, CODE   ($1, $2, ... placeholders)
+--- db:rows(sql, ...) -> rows | nil, msg, CODE   ($1, $2, ... or ? placeholders)
 function DB:rows(sql, ...)
   local rows, err, code, state = self:query(sql, ...)
   if rows == nil then return nil, err, code, state end

@@ -1,20 +1,29 @@
 -- orket.store.runs: reads of the runs table (one row per `orket run`; written by the
 -- store's record_run and finish_run) as named operations op(db, ...) -> plain Lua values.
+-- Written once for both backends (orket.store.dialect).
 local M = {}
+
+-- every column, times as ISO text and data as its JSON text on either backend
+local function all(d)
+  return "id, target, kind, status, " .. d.time("started_at") .. ", " .. d.time("ended_at") .. ", " .. d.json("data")
+    .. ", untagged_upto"
+end
 
 --- get(db, id) -> the run's row (every column) | nil
 function M.get(db, id)
-  return db:row("SELECT * FROM runs WHERE id = ?", id)
+  return db:row("SELECT " .. all(db.dialect) .. " FROM runs WHERE id = ?", id)
 end
 
 --- recent(db, limit) -> up to limit rows (every column), newest first
 function M.recent(db, limit)
-  return db:rows("SELECT * FROM runs ORDER BY id DESC LIMIT ?", limit)
+  return db:rows("SELECT " .. all(db.dialect) .. " FROM runs ORDER BY id DESC LIMIT ?", limit)
 end
 
 --- running(db) -> up to 1,000 runs stored as running {id, status, target, kind, started_at, data}
 function M.running(db)
-  return db:rows("SELECT id, status, target, kind, started_at, data FROM runs WHERE status = 'running' LIMIT 1000")
+  local d = db.dialect
+  return db:rows("SELECT id, status, target, kind, " .. d.time("started_at") .. ", " .. d.json("data")
+    .. " FROM runs WHERE status = 'running' LIMIT 1000")
 end
 
 --- unfinished(db) -> array of {id=, target=, status=} of the runs still marked running or
@@ -41,10 +50,11 @@ end
 --- summaries(db) -> every run, newest first: {id, target, kind, status, started_at,
 --- ended_at, steps (turns rows), tokens (prompt + completion)} (raises on a store error)
 function M.summaries(db)
-  return assert(db:rows([[SELECT r.id, r.target, r.kind, r.status,
-    r.started_at, r.ended_at, (SELECT count(*) FROM turns t WHERE t.run_id = r.id) AS steps,
-    (SELECT COALESCE(SUM(COALESCE(prompt_tokens,0) + COALESCE(completion_tokens,0)), 0) FROM turns t WHERE t.run_id = r.id) AS tokens
-    FROM runs r ORDER BY r.id DESC]]))
+  local d = db.dialect
+  return assert(db:rows("SELECT r.id, r.target, r.kind, r.status, " .. d.time("r.started_at", "started_at") .. ", "
+    .. d.time("r.ended_at", "ended_at") .. [[, (SELECT count(*) FROM turns t WHERE t.run_id = r.id) AS steps,
+    (SELECT ]] .. d.integer("COALESCE(SUM(COALESCE(prompt_tokens,0) + COALESCE(completion_tokens,0)), 0)")
+    .. " FROM turns t WHERE t.run_id = r.id) AS tokens FROM runs r ORDER BY r.id DESC"))
 end
 
-return require("orket.store.backend").twin("runs", M)
+return M

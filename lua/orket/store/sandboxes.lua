@@ -1,19 +1,26 @@
 -- orket.store.sandboxes: the sandboxes table as named operations (orket.sandboxes.service
 -- keeps it): one row per sandbox started, its state and its owner. Each is op(db, ...) ->
--- plain Lua values; times are ISO text.
+-- plain Lua values; times are ISO text. The uptimes' arithmetic on times is each backend's
+-- own (orket.store.pg.sandboxes); the rest is written once (orket.store.dialect).
 local M = {}
 
 -- the states a sandbox may still be running in (its owner alive)
 M.LIVE = { starting = true, healthy = true, unhealthy = true }
 
-local NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+-- every column
+local function all(d)
+  return "id, target, status, port, socket, command, commit_id, owner_pid, owner_start, detail, exit_code, "
+    .. "exit_signal, " .. d.time("started_at") .. ", " .. d.time("updated_at") .. ", " .. d.time("healthy_at") .. ", "
+    .. d.time("ended_at")
+end
 
 --- insert(db, s) -> id (raises on a store error). s: {target=, port=, socket=, command=
 --- (JSON text), commit=, owner_pid=, owner_start=}; the row starts as 'starting'.
 function M.insert(db, s)
+  local d = db.dialect
   local _, id = assert(db:run("INSERT INTO sandboxes (target, status, port, socket, command, commit_id, owner_pid, "
-    .. "owner_start, started_at, updated_at) VALUES (?, 'starting', ?, ?, ?, ?, ?, ?, " .. NOW .. ", " .. NOW .. ")",
-    s.target, s.port, s.socket, s.command, s.commit, s.owner_pid, s.owner_start))
+    .. "owner_start, started_at, updated_at) VALUES (?, 'starting', ?, ?, ?, ?, ?, ?, " .. d.wall .. ", " .. d.wall .. ")"
+    .. d.returning_id, s.target, s.port, s.socket, s.command, s.commit, s.owner_pid, s.owner_start))
   return id
 end
 
@@ -24,24 +31,27 @@ end
 
 --- get(db, id) -> the row | nil
 function M.get(db, id)
-  return db:row("SELECT * FROM sandboxes WHERE id = ?", id)
+  return db:row("SELECT " .. all(db.dialect) .. " FROM sandboxes WHERE id = ?", id)
 end
 
 --- list(db, all) -> rows, newest first: the live ones, or every one when all
-function M.list(db, all)
-  if all then return db:rows("SELECT * FROM sandboxes ORDER BY id DESC") or {} end
-  return db:rows("SELECT * FROM sandboxes WHERE status IN ('starting', 'healthy', 'unhealthy') ORDER BY id DESC") or {}
+function M.list(db, every)
+  local cols = all(db.dialect)
+  if every then return db:rows("SELECT " .. cols .. " FROM sandboxes ORDER BY id DESC") or {} end
+  return db:rows("SELECT " .. cols .. " FROM sandboxes WHERE status IN ('starting', 'healthy', 'unhealthy') "
+    .. "ORDER BY id DESC") or {}
 end
 
 --- set_status(db, id, status, detail): a live state (healthy_at set when healthy), or an
 --- end ('stopped', 'exited': ended_at set; exit = {code=, signal=} when the program ended)
 function M.set_status(db, id, status, detail, exit)
   exit = exit or {}
-  assert(db:run("UPDATE sandboxes SET status = ?, detail = ?, exit_code = coalesce(?, exit_code), "
-    .. "exit_signal = coalesce(?, exit_signal), updated_at = " .. NOW .. ", "
-    .. "healthy_at = CASE WHEN ? = 'healthy' THEN " .. NOW .. " ELSE healthy_at END, "
-    .. "ended_at = CASE WHEN ? IN ('stopped', 'exited') THEN " .. NOW .. " ELSE ended_at END WHERE id = ?",
-    status, detail, exit.code, exit.signal, status, status, id))
+  local now = db.dialect.wall
+  assert(db:run("UPDATE sandboxes SET status = CAST(?1 AS TEXT), detail = ?2, exit_code = coalesce(?3, exit_code), "
+    .. "exit_signal = coalesce(?4, exit_signal), updated_at = " .. now .. ", "
+    .. "healthy_at = CASE WHEN CAST(?1 AS TEXT) = 'healthy' THEN " .. now .. " ELSE healthy_at END, "
+    .. "ended_at = CASE WHEN CAST(?1 AS TEXT) IN ('stopped', 'exited') THEN " .. now .. " ELSE ended_at END "
+    .. "WHERE id = ?5", status, detail, exit.code, exit.signal, id))
 end
 
 --- ports(db) -> {port = true} of the live sandboxes

@@ -1,12 +1,13 @@
 -- orket.store.sessions: the web board's sign-ins (a BLAKE2b of each session token, never
 -- the token; expiry in Unix seconds) as named operations. The deletes return what the
--- store's run does (changes | nil, msg, CODE) for the caller to check or not.
+-- store's run does (changes | nil, msg, CODE) for the caller to check or not. Written once
+-- for both backends (orket.store.dialect).
 local M = {}
 
 --- lookup(db, hash) -> {key_id, expires, name, role, revoked_at} of the session and its key | nil
 function M.lookup(db, hash)
-  return db:row([[SELECT s.key_id, s.expires, k.name, k.role, k.revoked_at FROM sessions s
-    JOIN api_keys k ON k.id = s.key_id WHERE s.hash = ?]], hash)
+  return db:row("SELECT s.key_id, s.expires, k.name, k.role, " .. db.dialect.time("k.revoked_at", "revoked_at")
+    .. " FROM sessions s JOIN api_keys k ON k.id = s.key_id WHERE s.hash = ?", hash)
 end
 
 --- delete(db, hash) -> changes | nil, msg, CODE: one session ends
@@ -33,8 +34,8 @@ end
 
 --- insert(db, hash, key_id, expires) -> changes | nil, msg, CODE: a session created now
 function M.insert(db, hash, key_id, expires)
-  return db:run("INSERT INTO sessions (hash, key_id, created_at, expires) VALUES (?, ?, orket_now(), ?)",
+  return db:run("INSERT INTO sessions (hash, key_id, created_at, expires) VALUES (?, ?, " .. db.dialect.now .. ", ?)",
     hash, key_id, expires)
 end
 
-return require("orket.store.backend").twin("sessions", M)
+return M

@@ -1,10 +1,15 @@
 -- orket.store.turns: reads of the recorded model exchanges (turns) and tool calls as named
 -- operations op(db, ...) -> plain Lua values (JSON columns as stored text, as recorded).
+-- step_response reads inside the JSON, which PostgreSQL does its own way (orket.store.pg.turns);
+-- the rest is written once for both backends (orket.store.dialect).
 local M = {}
 
 --- get(db, id) -> the turns row (every column) | nil
 function M.get(db, id)
-  return db:row("SELECT * FROM turns WHERE id = ?", id)
+  local d = db.dialect
+  return db:row("SELECT id, run_id, card_id, seat, role, turn, model, " .. d.json("request") .. ", "
+    .. d.json("response") .. ", prompt_tokens, completion_tokens, " .. d.time("created_at") .. ", " .. d.json("data")
+    .. " FROM turns WHERE id = ?", id)
 end
 
 --- count(db, run) -> the run's turns rows (one per model response)
@@ -22,7 +27,7 @@ end
 
 --- tool_call_result(db, id) -> the tool call's result text | nil
 function M.tool_call_result(db, id)
-  local t = db:row("SELECT result FROM tool_calls WHERE id = ?", id)
+  local t = db:row("SELECT " .. db.dialect.json("result") .. " FROM tool_calls WHERE id = ?", id)
   return t and t.result
 end
 

@@ -1,13 +1,14 @@
 -- orket.store.verifications: acceptance checks and their results as named operations: an
 -- issue's checks (cards.verification, JSON) and the verifications rows, one per hand-in
--- checked. Each is op(db, ...) -> plain Lua values.
+-- checked. Each is op(db, ...) -> plain Lua values: passed as 1/0, times as ISO text, on
+-- either backend (written once: orket.store.dialect).
 local json = require "cjson.safe"
 
 local M = {}
 
 --- checks(db, card_id) -> the card's stored checks, decoded | nil (none, or not JSON)
 function M.checks(db, card_id)
-  local row = db:row("SELECT verification FROM cards WHERE id = ?", card_id)
+  local row = db:row("SELECT " .. db.dialect.json("verification") .. " FROM cards WHERE id = ?", card_id)
   return row and row.verification and json.decode(row.verification) or nil
 end
 
@@ -23,20 +24,27 @@ end
 --- command=, reason=, code=, signal=, wall_ms=, output=, layers=}; `at` is the clock's
 --- time when the row is written.
 function M.insert(db, v)
+  local d = db.dialect
   local _, id = assert(db:run([[INSERT INTO verifications (card_id, run_id, handin, passed, command, reason, code, signal,
-    wall_ms, output, layers, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))]],
-    v.card, v.run, v.handin, v.passed and 1 or 0, v.command, v.reason, v.code, v.signal, v.wall_ms, v.output, v.layers))
+    wall_ms, output, layers, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ]] .. d.wall .. ")" .. d.returning_id,
+    v.card, v.run, v.handin, d.bool(v.passed), v.command, v.reason, v.code, v.signal, v.wall_ms, v.output, v.layers))
   return id
+end
+
+-- every column
+local function all(d)
+  return "id, card_id, run_id, handin, " .. d.flag("passed") .. ", command, reason, code, signal, wall_ms, output, "
+    .. "layers, " .. d.time("at")
 end
 
 --- last(db, card_id) -> the card's latest verification row | nil
 function M.last(db, card_id)
-  return db:row("SELECT * FROM verifications WHERE card_id = ? ORDER BY id DESC LIMIT 1", card_id)
+  return db:row("SELECT " .. all(db.dialect) .. " FROM verifications WHERE card_id = ? ORDER BY id DESC LIMIT 1", card_id)
 end
 
 --- results(db, card_id) -> the card's verification rows, oldest first ({} on a store error)
 function M.results(db, card_id)
-  return db:rows("SELECT * FROM verifications WHERE card_id = ? ORDER BY id", card_id) or {}
+  return db:rows("SELECT " .. all(db.dialect) .. " FROM verifications WHERE card_id = ? ORDER BY id", card_id) or {}
 end
 
-return require("orket.store.backend").twin("verifications", M)
+return M

@@ -76,26 +76,6 @@ function M.light(db)
   return assert(db:rows("SELECT id, type, parent, priority, status FROM cards" .. ORDER))
 end
 
-function M.head(db, id)
-  return db:row("SELECT id, type, parent, status FROM cards WHERE id = $1", id)
-end
-
-function M.exists(db, id)
-  return db:row("SELECT 1 AS x FROM cards WHERE id = $1", id) ~= nil
-end
-
-function M.is_issue(db, id)
-  return db:row("SELECT id FROM cards WHERE id = $1 AND type = 'issue'", id) ~= nil
-end
-
-function M.child_count(db, id)
-  return assert(db:row("SELECT count(*) AS n FROM cards WHERE parent = $1", id)).n
-end
-
-function M.child_statuses(db, id)
-  return assert(db:rows("SELECT status, count(*) AS n FROM cards WHERE parent = $1 GROUP BY status", id))
-end
-
 function M.has_child_outside(db, id, statuses)
   local q = {}
   for i = 1, #statuses do q[i] = "$" .. (i + 1) end
@@ -111,10 +91,6 @@ end
 function M.set_status(db, id, status, wait_reason, worked_by, retry)
   assert(db:run([[UPDATE cards SET status = $1, wait_reason = $2, worked_by = $3, retries = retries + $4,
     updated_at = now() WHERE id = $5]], status, wait_reason, worked_by, retry, id))
-end
-
-function M.reset_retries(db, id)
-  assert(db:run("UPDATE cards SET retries = 0 WHERE id = $1", id))
 end
 
 function M.insert_issue(db, c)

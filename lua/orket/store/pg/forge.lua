@@ -9,19 +9,11 @@ function M.pull_request(db, card)
     .. " FROM pull_requests WHERE card_id = $1", card)
 end
 
-function M.pull_request_link(db, card)
-  return db:row("SELECT number, url, head, repo FROM pull_requests WHERE card_id = $1", card)
-end
-
 function M.save_pull_request(db, card, forge, repo, number, url, head)
   assert(db:run([[INSERT INTO pull_requests (card_id, forge, repo, number, url, head, created_at, updated_at)
     VALUES ($1, $2, $3, $4::int8, $5::text, $6, now(), now())
     ON CONFLICT (card_id) DO UPDATE SET number = coalesce($4::int8, pull_requests.number),
     url = coalesce($5::text, pull_requests.url), head = $6, updated_at = now()]], card, forge, repo, number, url, head))
-end
-
-function M.forget_pull_request(db, card)
-  assert(db:run("UPDATE pull_requests SET number = NULL, url = NULL WHERE card_id = $1", card))
 end
 
 function M.card_of_pull_request(db, number, repo)
@@ -35,19 +27,9 @@ function M.review_cycles(db, card)
     .. " FROM review_cycles WHERE card_id = $1 ORDER BY cycle", card) or {}
 end
 
-function M.next_cycle(db, card)
-  return db:row("SELECT coalesce(max(cycle), 0) + 1 AS n FROM review_cycles WHERE card_id = $1", card).n
-end
-
 function M.open_cycle(db, card, cycle, pr_number, head)
   assert(db:run([[INSERT INTO review_cycles (card_id, cycle, pr_number, head, opened_at)
     VALUES ($1, $2, $3, $4, now())]], card, cycle, pr_number, head))
-end
-
-function M.undecided_cycle(db, card)
-  local r = db:row([[SELECT id FROM review_cycles WHERE card_id = $1 AND decision IS NULL
-    ORDER BY cycle DESC LIMIT 1]], card)
-  return r and r.id or nil
 end
 
 function M.decide_cycle(db, id, decision, reviewer, body, delivery)
@@ -59,12 +41,6 @@ function M.add_decided_cycle(db, card, cycle, pr_number, decision, reviewer, bod
   assert(db:run([[INSERT INTO review_cycles (card_id, cycle, pr_number, opened_at, decision, reviewer, body,
     delivery, decided_at) VALUES ($1, $2, $3, now(), $4, $5, $6, $7, now())]], card, cycle, pr_number,
     decision, reviewer, body, delivery))
-end
-
-function M.delivery_seen(db, forge, delivery, identity)
-  local row = db:row("SELECT delivery FROM webhook_deliveries WHERE forge = $1 AND (delivery = $2 OR identity = $3)",
-    forge, delivery, identity)
-  return row ~= nil
 end
 
 function M.record_delivery(db, forge, delivery, event, card, outcome, identity)

@@ -5,14 +5,6 @@
 -- keeps the order they were written in.
 local M = {}
 
-function M.cards(db)
-  return assert(db:rows("SELECT id, type, parent, status FROM cards"))
-end
-
-function M.dependencies(db)
-  return assert(db:rows("SELECT card_id, depends_on FROM dependencies ORDER BY card_id, position"))
-end
-
 function M.insert_card(db, c)
   assert(db:run([[INSERT INTO cards (id, type, parent, name, summary, description, note, requirements,
     acceptance, priority, seat, department, source, created_at, updated_at) VALUES
@@ -26,10 +18,6 @@ function M.update_card(db, c)
     requirements = $6, acceptance = $7, priority = $8, seat = $9, department = $10, source = $11,
     updated_at = now() WHERE id = $12]], c.parent, c.name, c.summary, c.description,
     c.note, c.requirements, c.acceptance, c.priority, c.seat, c.department, c.source, c.id))
-end
-
-function M.clear_dependencies(db, card)
-  assert(db:run("DELETE FROM dependencies WHERE card_id = $1", card))
 end
 
 function M.add_dependency(db, card, depends_on, position)
@@ -46,15 +34,6 @@ function M.replace_files(db, files)
   for _, f in ipairs(files) do
     assert(db:run("INSERT INTO imported_files (path, digest, imported_at) VALUES ($1, $2, now())", f.rel, f.digest))
   end
-end
-
-function M.files(db)
-  local known, any = {}, false
-  for _, r in ipairs(assert(db:rows("SELECT path, digest FROM imported_files"))) do
-    known[r.path] = r.digest
-    any = true
-  end
-  return known, any
 end
 
 return M

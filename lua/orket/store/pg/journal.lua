@@ -20,11 +20,6 @@ function M.has_open_turn(db, run)
       AND t.id > b.id AND (t.data->'turn') = (b.data->'turn')) LIMIT 1]], run) ~= nil
 end
 
-function M.last_retry(db, card)
-  local row = db:row("SELECT max(id) AS id FROM events WHERE card_id = $1 AND kind = 'retry'", card)
-  return row and row.id or 0
-end
-
 function M.recorded_step(db, run, card, turn, step)
   return db:row([[SELECT t.id, t.response::text AS response FROM events e JOIN turns t
     ON t.id = (e.data->>'id')::bigint
@@ -106,14 +101,6 @@ function M.api_writes(db, after, limit)
   return rows
 end
 
-function M.latest_id(db)
-  return assert(db:row("SELECT COALESCE(max(id), 0) AS id FROM events")).id
-end
-
-function M.kinds_after(db, after)
-  return assert(db:rows("SELECT id, kind, card_id FROM events WHERE id > $1 ORDER BY id", after))
-end
-
 local ENTRIES_AFTER = "SELECT id, " .. iso("at") .. [[, kind, card_id, run_id, actor, data::text AS data FROM events
   WHERE id > $1 AND ($2::int8 IS NULL OR run_id = $2) AND ($3::text IS NULL OR card_id = $3) ORDER BY id LIMIT $4]]
 
@@ -134,12 +121,6 @@ end
 function M.last_cancel(db, card)
   return db:row([[SELECT actor, data->>'note' AS note FROM events WHERE card_id = $1
     AND kind = 'transition' AND (data->>'to') = 'canceled' ORDER BY id DESC LIMIT 1]], card)
-end
-
-function M.last_merge_mark(db, card)
-  local r = db:row([[SELECT kind FROM events WHERE card_id = $1 AND kind IN ('merge_conflict', 'merge_main')
-    ORDER BY id DESC LIMIT 1]], card)
-  return r and r.kind
 end
 
 function M.commits(db, card)

@@ -13,22 +13,6 @@ local function split(tags)
   return out
 end
 
-function M.insert(db, card, text, tags)
-  local _, id = assert(db:run("INSERT INTO memory (card_id, text, tags, created_at) VALUES ($1, $2, $3, now()) RETURNING id",
-    card, text, table.concat(tags, " ")))
-  return id
-end
-
-function M.get(db, id)
-  local row = db:row("SELECT id, card_id AS card, text, tags, " .. iso("created_at") .. " FROM memory WHERE id = $1", id)
-  if row then row.tags = split(row.tags) end
-  return row
-end
-
-function M.is_empty(db)
-  return db:row("SELECT 1 AS x FROM memory LIMIT 1") == nil
-end
-
 -- "how do we deploy?" -> "how:* | do:* | we:* | deploy:*". Only letters, digits and
 -- bytes of UTF-8 characters reach to_tsquery, so no word is read as its syntax.
 local function ts_query(q)

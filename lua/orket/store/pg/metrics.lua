@@ -2,14 +2,6 @@
 -- shapes: sums as integers).
 local M = {}
 
-function M.cards(db, limit)
-  return db:rows("SELECT type, status, COUNT(*) AS n FROM cards GROUP BY type, status LIMIT $1", limit)
-end
-
-function M.runs(db, limit)
-  return db:rows("SELECT status, COUNT(*) AS n FROM runs GROUP BY status LIMIT $1", limit)
-end
-
 function M.card_turns(db)
   return db:row("SELECT COUNT(*) AS n FROM (SELECT DISTINCT run_id, card_id, seat, turn FROM turns) d").n
 end
@@ -27,20 +19,6 @@ function M.model_latencies(db)
     WHERE jsonb_typeof(data->'latency_ms') = 'number' ORDER BY id DESC LIMIT 10000]])
   for _, r in ipairs(rows or {}) do r.ms = math.tointeger(tonumber(r.ms)) or tonumber(r.ms) end
   return rows
-end
-
-function M.allowed_calls(db, limit)
-  return db:rows([[SELECT tool, 'allow' AS verdict, COUNT(*) AS n FROM tool_calls WHERE gate_code IS NOT NULL
-      GROUP BY tool LIMIT $1]], limit)
-end
-
-function M.gate_decisions(db, limit)
-  return db:rows([[SELECT COALESCE(tool, '') AS tool, verdict, COUNT(*) AS n FROM gate_decisions
-      GROUP BY tool, verdict LIMIT $1]], limit)
-end
-
-function M.violations(db, limit)
-  return db:rows("SELECT rule, COUNT(*) AS n FROM violations GROUP BY rule ORDER BY rule LIMIT $1", limit)
 end
 
 function M.done_by_day(db, limit)
@@ -72,10 +50,6 @@ function M.tool_outcomes(db, limit)
       CASE WHEN ok IS NULL THEN 'pending' WHEN result->>'held' = 'true' THEN 'held'
         WHEN result->>'denied' = 'true' THEN 'refused' WHEN ok THEN 'ok' ELSE 'error' END AS outcome
       FROM tool_calls) d GROUP BY tool, verdict, outcome ORDER BY tool, verdict, outcome LIMIT $1]], limit)
-end
-
-function M.approvals_waiting(db)
-  return db:row("SELECT COUNT(*) AS n FROM approvals WHERE decision IS NULL").n
 end
 
 return M
