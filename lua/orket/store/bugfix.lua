@@ -2,10 +2,8 @@
 -- operations op(db, ...) -> plain Lua values for orket.sandboxes.phase. Times are
 -- orket.clock's seconds, given by the caller (a clock tests move). Also the few card
 -- writes a phase makes that the board has no verb for: a rock or an epic filed by the
--- phase, and an issue moved to another epic. A failing statement raises.
-local store = require "orket.store"
-
-local NOW = store.NOW
+-- phase, and an issue moved to another epic. A failing statement raises. Written once for
+-- both backends (orket.store.dialect).
 local M = {}
 
 -- a bug is open while its card is not in one of these
@@ -13,8 +11,8 @@ local FINAL = "('done', 'canceled', 'archived')"
 
 --- start(db, rock, at, seen_event) -> the new phase's id | nil when the rock has one already
 function M.start(db, rock, at, seen_event)
-  local n, id = assert(db:run("INSERT OR IGNORE INTO bugfix_phases (rock_id, status, started_at, seen_event) "
-    .. "VALUES (?, 'open', ?, ?)", rock, at, seen_event))
+  local n, id = assert(db:run("INSERT INTO bugfix_phases (rock_id, status, started_at, seen_event) "
+    .. "VALUES (?, 'open', ?, ?) ON CONFLICT (rock_id) DO NOTHING" .. db.dialect.returning_id, rock, at, seen_event))
   if n == 0 then return nil end
   return id
 end
@@ -34,7 +32,7 @@ end
 function M.unstarted(db)
   local out = {}
   for _, r in ipairs(assert(db:rows("SELECT id FROM cards WHERE type = 'rock' AND status = 'done' AND id NOT IN "
-    .. "(SELECT rock_id FROM bugfix_phases) ORDER BY created_at, rowid"))) do
+    .. "(SELECT rock_id FROM bugfix_phases) ORDER BY created_at, " .. db.dialect.order))) do
     out[#out + 1] = r.id
   end
   return out
@@ -65,8 +63,8 @@ end
 --- sandbox_events(db, after, limit) -> the journal's sandbox_unhealthy and sandbox_exit
 --- events after that id, oldest first ({id, kind, data (JSON text)})
 function M.sandbox_events(db, after, limit)
-  return assert(db:rows("SELECT id, kind, data FROM events WHERE id > ? AND kind IN ('sandbox_unhealthy', "
-    .. "'sandbox_exit') ORDER BY id LIMIT ?", after, limit))
+  return assert(db:rows("SELECT id, kind, " .. db.dialect.json("data") .. " FROM events WHERE id > ? AND kind IN "
+    .. "('sandbox_unhealthy', 'sandbox_exit') ORDER BY id LIMIT ?", after, limit))
 end
 
 --- insert_bug(db, b): b = {card=, rock=, phase= (or nil), source=, fingerprint=, at=}
@@ -109,7 +107,8 @@ end
 function M.open_cards(db, rock)
   local out = {}
   for _, r in ipairs(assert(db:rows("SELECT id FROM cards WHERE type = 'issue' AND status NOT IN " .. FINAL
-    .. " AND parent IN (SELECT id FROM cards WHERE parent = ? AND type = 'epic') ORDER BY created_at, rowid", rock))) do
+    .. " AND parent IN (SELECT id FROM cards WHERE parent = ? AND type = 'epic') ORDER BY created_at, "
+    .. db.dialect.order, rock))) do
     out[#out + 1] = r.id
   end
   return out
@@ -119,20 +118,21 @@ end
 --- c: {id, type, parent, name, summary, description, seat}
 function M.insert_card(db, c)
   assert(db:run("INSERT INTO cards (id, type, parent, name, summary, description, priority, seat, created_at, "
-    .. "updated_at) VALUES (?, ?, ?, ?, ?, ?, 2, ?, " .. NOW .. ", " .. NOW .. ")", c.id, c.type, c.parent, c.name,
+    .. "updated_at) VALUES (?, ?, ?, ?, ?, ?, 2, ?, " .. db.dialect.created .. ", " .. db.dialect.now .. ")", c.id, c.type, c.parent, c.name,
     c.summary, c.description, c.seat))
 end
 
 --- move_card(db, id, parent): the card now sits under parent (its id and history kept)
 function M.move_card(db, id, parent)
-  assert(db:run("UPDATE cards SET parent = ?, updated_at = " .. NOW .. " WHERE id = ?", parent, id))
+  assert(db:run("UPDATE cards SET parent = ?, updated_at = " .. db.dialect.now .. " WHERE id = ?", parent, id))
 end
 
 --- last_seat(db, rock) -> the seat of the newest issue under the rock that has one | nil
 function M.last_seat(db, rock)
   local r = db:row("SELECT seat FROM cards WHERE type = 'issue' AND seat IS NOT NULL AND parent IN "
-    .. "(SELECT id FROM cards WHERE parent = ? AND type = 'epic') ORDER BY created_at DESC, rowid DESC LIMIT 1", rock)
+    .. "(SELECT id FROM cards WHERE parent = ? AND type = 'epic') ORDER BY created_at DESC, " .. db.dialect.order
+    .. " DESC LIMIT 1", rock)
   return r and r.seat
 end
 
-return require("orket.store.backend").twin("bugfix", M)
+return M

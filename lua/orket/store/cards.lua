@@ -7,11 +7,11 @@
 -- depends on, in their order). Lists are in creation order. A failing statement raises.
 -- The statements' text is fixed (built once here), so each is prepared once per
 -- connection: the board's reads are the engine's hottest path.
-local store = require "orket.store"
 local cjson = require "cjson"
+local dialect = require "orket.store.dialect"
 
-local NOW = store.NOW
 local M = {}
+local sql = dialect.statement
 
 local COLUMNS = [[id, type, parent, name, summary, description, note, requirements,
   acceptance, priority, seat, department, status, wait_reason, retries, worked_by, source,
@@ -106,11 +106,13 @@ function M.some(db, ids)
   return assert(db:rows(SELECT .. "id IN (SELECT value FROM json_each(?))" .. ORDER, cjson.encode(ids)))
 end
 
-local LIGHT = "SELECT id, type, parent, priority, status FROM cards" .. ORDER
+local LIGHT = sql(function(d)
+  return "SELECT id, type, parent, priority, status FROM cards ORDER BY cards.created_at, cards." .. d.order
+end)
 
 --- light(db) -> every card's {id, type, parent, priority, status}
 function M.light(db)
-  return assert(db:rows(LIGHT))
+  return assert(db:rows(LIGHT(db)))
 end
 
 --- head(db, id) -> {id, type, parent, status} of the card | nil
@@ -163,14 +165,16 @@ function M.open_dependencies(db, id, epic)
   return assert(db:row(OPEN_DEPS, id, epic)).n
 end
 
-local SET_STATUS = "UPDATE cards SET status = ?, wait_reason = ?, worked_by = ?, retries = retries + ?, "
-  .. "updated_at = " .. NOW .. " WHERE id = ?"
+local SET_STATUS = sql(function(d)
+  return "UPDATE cards SET status = ?, wait_reason = ?, worked_by = ?, retries = retries + ?, updated_at = " .. d.now
+    .. " WHERE id = ?"
+end)
 
 --- set_status(db, id, status, wait_reason, worked_by, retry): the card's status and wait
 --- reason, who worked it, retries grown by retry (0 or 1), updated now (the transaction's
 --- time: no RETURNING, which doubled the statement's cost)
 function M.set_status(db, id, status, wait_reason, worked_by, retry)
-  assert(db:run(SET_STATUS, status, wait_reason, worked_by, retry, id))
+  assert(db:run(SET_STATUS(db), status, wait_reason, worked_by, retry, id))
 end
 
 --- reset_retries(db, id): the card's rework count back to 0
@@ -183,13 +187,14 @@ end
 function M.insert_issue(db, c)
   assert(db:run("INSERT INTO cards (id, type, parent, name, summary, description, note, requirements, "
     .. "acceptance, priority, seat, created_at, updated_at) VALUES (?, 'issue', ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-    .. NOW .. ", " .. NOW .. ")", c.id, c.parent, c.name, c.summary, c.description, c.note,
+    .. db.dialect.created .. ", " .. db.dialect.now .. ")", c.id, c.parent, c.name, c.summary, c.description, c.note,
     c.requirements, c.acceptance, c.priority, c.seat))
 end
 
 --- add_dependency(db, id, on, position): id depends on `on` (nothing when it already does)
 function M.add_dependency(db, id, on, position)
-  assert(db:run("INSERT OR IGNORE INTO dependencies (card_id, depends_on, position) VALUES (?, ?, ?)", id, on, position))
+  assert(db:run("INSERT INTO dependencies (card_id, depends_on, position) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    id, on, position))
 end
 
 return require("orket.store.backend").twin("cards", M)

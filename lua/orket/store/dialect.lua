@@ -24,6 +24,8 @@ M.sqlite = {
   integer = function(expr) return expr end, -- a sum read back as a Lua integer
   flag = function(col) return col end, -- a true/false column, read as 1/0
   bool = function(v) return v and 1 or 0 end, -- a Lua boolean, written to such a column
+  json_param = "?",             -- a parameter written to a JSON column
+  order = "rowid",              -- after created_at: the order rows were written in
 }
 
 M.pg = {
@@ -37,6 +39,8 @@ M.pg = {
   integer = function(expr) return expr .. "::int8" end, -- sum() of integers is numeric
   flag = function(col) return col .. "::int AS " .. col:match("[%w_]+$") end,
   bool = function(v) return v and true or false end,
+  json_param = "?::jsonb",
+  order = "id",                 -- created (clock_timestamp()) already tells rows apart
 }
 
 -- SQL text -> the same with each `?` (in order) or `?N` as PostgreSQL's `$N`; quoted text,
@@ -78,6 +82,21 @@ local function number(sql)
   if from == 1 then return sql end
   out[#out + 1] = sql:sub(from)
   return table.concat(out)
+end
+
+--- statement(build) -> sql(db): the statement build(dialect) makes, made once per dialect
+--- (for the operations a turn runs many times)
+function M.statement(build)
+  local made = {}
+  return function(db)
+    local d = db.dialect
+    local s = made[d]
+    if not s then
+      s = build(d)
+      made[d] = s
+    end
+    return s
+  end
 end
 
 --- numbered(sql) -> sql with PostgreSQL's numbered placeholders ($1, $2, ...) for SQLite's

@@ -1,11 +1,14 @@
 -- orket.store.forge: pull requests, review cycles and webhook deliveries (the git forge's
 -- tables) as named operations op(db, ...) -> plain Lua values; a failing write raises.
 -- Used by orket.engine.pullreq (opening) and orket.serve.webhooks (people's decisions).
+-- Written once for both backends (orket.store.dialect); times as ISO text.
 local M = {}
 
 --- pull_request(db, card) -> the card's pull_requests row (every column) | nil
 function M.pull_request(db, card)
-  return db:row("SELECT * FROM pull_requests WHERE card_id = ?", card)
+  local d = db.dialect
+  return db:row("SELECT card_id, forge, repo, number, url, head, " .. d.time("created_at") .. ", " .. d.time("updated_at")
+    .. " FROM pull_requests WHERE card_id = ?", card)
 end
 
 --- pull_request_link(db, card) -> {number=, url=, head=, repo=} of the card's pull request | nil
@@ -16,10 +19,13 @@ end
 --- save_pull_request(db, card, forge, repo, number, url, head): the card's row, added or
 --- updated (a nil number or url keeps the one stored)
 function M.save_pull_request(db, card, forge, repo, number, url, head)
+  local now = db.dialect.now
+  -- the casts: PostgreSQL cannot tell a parameter's type from coalesce with a NULL
   assert(db:run([[INSERT INTO pull_requests (card_id, forge, repo, number, url, head, created_at, updated_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, orket_now(), orket_now())
-    ON CONFLICT (card_id) DO UPDATE SET number = coalesce(?4, number), url = coalesce(?5, url), head = ?6,
-    updated_at = orket_now()]], card, forge, repo, number, url, head))
+    VALUES (?1, ?2, ?3, CAST(?4 AS BIGINT), CAST(?5 AS TEXT), ?6, ]] .. now .. ", " .. now .. [[)
+    ON CONFLICT (card_id) DO UPDATE SET number = coalesce(CAST(?4 AS BIGINT), pull_requests.number),
+    url = coalesce(CAST(?5 AS TEXT), pull_requests.url), head = ?6, updated_at = ]] .. now,
+    card, forge, repo, number, url, head))
 end
 
 --- forget_pull_request(db, card): the card's pull request is over (number and url cleared)
@@ -30,15 +36,17 @@ end
 --- card_of_pull_request(db, number, repo) -> the card whose pull request has that number in
 --- repo (or in no recorded repo) | nil
 function M.card_of_pull_request(db, number, repo)
-  local r = db:row("SELECT card_id FROM pull_requests WHERE number = ? AND (repo IS NULL OR repo = ?)", number, repo)
+  local r = db:row("SELECT card_id FROM pull_requests WHERE number = ? AND (repo IS NULL OR repo = CAST(? AS TEXT))",
+    number, repo)
   return r and r.card_id or nil
 end
 
 --- review_cycles(db, card) -> the card's cycles {cycle, pr_number, decision, reviewer, body,
 --- opened_at, decided_at}, oldest first ({} on a store error)
 function M.review_cycles(db, card)
-  return db:rows([[SELECT cycle, pr_number, decision, reviewer, body, opened_at, decided_at
-    FROM review_cycles WHERE card_id = ? ORDER BY cycle]], card) or {}
+  local d = db.dialect
+  return db:rows("SELECT cycle, pr_number, decision, reviewer, body, " .. d.time("opened_at") .. ", "
+    .. d.time("decided_at") .. " FROM review_cycles WHERE card_id = ? ORDER BY cycle", card) or {}
 end
 
 --- next_cycle(db, card) -> the number the card's next review cycle takes (1 for the first)
@@ -49,7 +57,7 @@ end
 --- open_cycle(db, card, cycle, pr_number, head): a review cycle opened now, undecided
 function M.open_cycle(db, card, cycle, pr_number, head)
   assert(db:run([[INSERT INTO review_cycles (card_id, cycle, pr_number, head, opened_at)
-    VALUES (?, ?, ?, ?, orket_now())]], card, cycle, pr_number, head))
+    VALUES (?, ?, ?, ?, ]] .. db.dialect.now .. ")", card, cycle, pr_number, head))
 end
 
 --- undecided_cycle(db, card) -> the id of the card's latest undecided review cycle | nil
@@ -62,14 +70,15 @@ end
 --- decide_cycle(db, id, decision, reviewer, body, delivery): the cycle decided now
 function M.decide_cycle(db, id, decision, reviewer, body, delivery)
   assert(db:run([[UPDATE review_cycles SET decision = ?, reviewer = ?, body = ?, delivery = ?,
-    decided_at = orket_now() WHERE id = ?]], decision, reviewer, body, delivery, id))
+    decided_at = ]] .. db.dialect.now .. " WHERE id = ?", decision, reviewer, body, delivery, id))
 end
 
 --- add_decided_cycle(db, card, cycle, pr_number, decision, reviewer, body, delivery): a
 --- cycle opened and decided now
 function M.add_decided_cycle(db, card, cycle, pr_number, decision, reviewer, body, delivery)
+  local now = db.dialect.now
   assert(db:run([[INSERT INTO review_cycles (card_id, cycle, pr_number, opened_at, decision, reviewer, body,
-    delivery, decided_at) VALUES (?, ?, ?, orket_now(), ?, ?, ?, ?, orket_now())]], card, cycle, pr_number,
+    delivery, decided_at) VALUES (?, ?, ?, ]] .. now .. ", ?, ?, ?, ?, " .. now .. ")", card, cycle, pr_number,
     decision, reviewer, body, delivery))
 end
 
@@ -84,7 +93,7 @@ end
 --- record_delivery(db, forge, delivery, event, card, outcome[, identity]): received now
 function M.record_delivery(db, forge, delivery, event, card, outcome, identity)
   assert(db:run([[INSERT INTO webhook_deliveries (forge, delivery, event, card_id, outcome, at, identity)
-    VALUES (?, ?, ?, ?, ?, orket_now(), ?)]], forge, delivery, event, card, outcome, identity))
+    VALUES (?, ?, ?, ?, ?, ]] .. db.dialect.now .. ", ?)", forge, delivery, event, card, outcome, identity))
 end
 
-return require("orket.store.backend").twin("forge", M)
+return M

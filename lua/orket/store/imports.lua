@@ -1,11 +1,10 @@
 -- orket.store.imports: the writes of `orket import` (cards defined by epics/ files, their
 -- dependencies, acceptance checks and the record of the files read) as named operations
 -- op(db, ...); run them inside the import's one transaction. A failing statement raises.
-local store = require "orket.store"
-
+-- Written once for both backends (orket.store.dialect). A card's created time is the
+-- dialect's `created`: on PostgreSQL the clock, not the transaction's time, so that the
+-- cards of one import keep the order they were written in (it has no rowid to order by).
 local M = {}
-
-local NOW = store.NOW
 
 --- cards(db) -> every card {id, type, parent, status}
 function M.cards(db)
@@ -23,7 +22,7 @@ end
 function M.insert_card(db, c)
   assert(db:run("INSERT INTO cards (id, type, parent, name, summary, description, note, requirements, "
     .. "acceptance, priority, seat, department, source, created_at, updated_at) VALUES "
-    .. "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " .. NOW .. ", " .. NOW .. ")",
+    .. "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " .. db.dialect.created .. ", " .. db.dialect.now .. ")",
     c.id, c.type, c.parent, c.name, c.summary, c.description, c.note, c.requirements,
     c.acceptance, c.priority, c.seat, c.department, c.source))
 end
@@ -33,7 +32,7 @@ end
 function M.update_card(db, c)
   assert(db:run("UPDATE cards SET parent = ?, name = ?, summary = ?, description = ?, note = ?, "
     .. "requirements = ?, acceptance = ?, priority = ?, seat = ?, department = ?, source = ?, "
-    .. "updated_at = " .. NOW .. " WHERE id = ?", c.parent, c.name, c.summary, c.description,
+    .. "updated_at = " .. db.dialect.now .. " WHERE id = ?", c.parent, c.name, c.summary, c.description,
     c.note, c.requirements, c.acceptance, c.priority, c.seat, c.department, c.source, c.id))
 end
 
@@ -44,13 +43,13 @@ end
 
 --- add_dependency(db, card, depends_on, position): kept when it exists already
 function M.add_dependency(db, card, depends_on, position)
-  assert(db:run("INSERT OR IGNORE INTO dependencies (card_id, depends_on, position) VALUES (?, ?, ?)",
+  assert(db:run("INSERT INTO dependencies (card_id, depends_on, position) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
     card, depends_on, position))
 end
 
 --- set_verification(db, card, json_text): the issue's acceptance checks (nil: none)
 function M.set_verification(db, card, json_text)
-  assert(db:run("UPDATE cards SET verification = ? WHERE id = ?", json_text, card))
+  assert(db:run("UPDATE cards SET verification = " .. db.dialect.json_param .. " WHERE id = ?", json_text, card))
 end
 
 --- replace_files(db, files): the record of the files read, {{rel=, digest=}...}, replaces
@@ -58,7 +57,7 @@ end
 function M.replace_files(db, files)
   assert(db:run("DELETE FROM imported_files"))
   for _, f in ipairs(files) do
-    assert(db:run("INSERT INTO imported_files (path, digest, imported_at) VALUES (?, ?, " .. NOW .. ")",
+    assert(db:run("INSERT INTO imported_files (path, digest, imported_at) VALUES (?, ?, " .. db.dialect.now .. ")",
       f.rel, f.digest))
   end
 end
@@ -73,4 +72,4 @@ function M.files(db)
   return known, any
 end
 
-return require("orket.store.backend").twin("imports", M)
+return M

@@ -4,9 +4,13 @@
 -- Every read is per card: it walks the events_card index (card_id, id) and never the
 -- whole run ("+run_id" keeps SQLite from choosing another index), so a step costs the
 -- same on the thousandth card of a run as on the first.
+-- Written once for both backends where only orket.store.dialect's pieces differ; the reads
+-- inside JSON (json_extract against ->>) have a PostgreSQL twin (orket.store.pg.journal).
 local cjson = require "cjson.safe"
+local dialect = require "orket.store.dialect"
 
 local M = {}
+local sql = dialect.statement
 
 --- card_marks(db, run, card) -> marks, merge: what the engine reads of a card before each
 --- of its turns, in one statement. marks: array of {id=, kind=, data=} of the card's
@@ -42,14 +46,20 @@ function M.recorded_step(db, run, card, turn, step)
 end
 
 --- tool_call(db, turn_id, call_id) -> {id=, result=<raw JSON text or nil>} | nil
+local TOOL_CALL = sql(function(d)
+  return "SELECT id, " .. d.json("result") .. " FROM tool_calls WHERE turn_id = ? AND call_id = ? LIMIT 1"
+end)
 function M.tool_call(db, turn_id, call_id)
-  return db:row("SELECT id, result FROM tool_calls WHERE turn_id = ? AND call_id = ? LIMIT 1", turn_id, call_id)
+  return db:row(TOOL_CALL(db), turn_id, call_id)
 end
 
 --- run_tokens(db, run) -> prompt + completion tokens of every turn of the run
+local RUN_TOKENS = sql(function(d)
+  return "SELECT " .. d.integer("COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0)")
+    .. " AS n FROM turns WHERE run_id = ?"
+end)
 function M.run_tokens(db, run)
-  local row = db:row([[SELECT COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0) AS n
-    FROM turns WHERE run_id = ?]], run)
+  local row = db:row(RUN_TOKENS(db), run)
   return row and row.n or 0
 end
 
@@ -75,10 +85,12 @@ end
 
 --- event_data(db, run, card, kind) -> array of the data (decoded, {} when unreadable) of
 --- the card's events of that kind in the run, oldest first
+local EVENT_DATA = sql(function(d)
+  return "SELECT " .. d.json("data") .. " FROM events WHERE card_id = ? AND +run_id = ? AND kind = ? ORDER BY id"
+end)
 function M.event_data(db, run, card, kind)
   local out = {}
-  for _, ev in ipairs(assert(db:rows("SELECT data FROM events WHERE card_id = ? AND +run_id = ? AND kind = ? ORDER BY id",
-      card, run, kind))) do
+  for _, ev in ipairs(assert(db:rows(EVENT_DATA(db), card, run, kind))) do
     out[#out + 1] = cjson.decode(ev.data) or {}
   end
   return out
@@ -86,9 +98,12 @@ end
 
 --- last_transition(db, card) -> {id=, from=, to=, data=} of the card's last transition
 --- event (data decoded, {} when unreadable) | nil
+local LAST_TRANSITION = sql(function(d)
+  return "SELECT id, " .. d.json("data") .. " FROM events WHERE card_id = ? AND kind = 'transition' "
+    .. "ORDER BY id DESC LIMIT 1"
+end)
 function M.last_transition(db, card)
-  local row = db:row([[SELECT id, data FROM events WHERE card_id = ? AND kind = 'transition'
-    ORDER BY id DESC LIMIT 1]], card)
+  local row = db:row(LAST_TRANSITION(db), card)
   if not row then return nil end
   local d = cjson.decode(row.data)
   d = type(d) == "table" and d or {}
@@ -143,21 +158,28 @@ function M.kinds_after(db, after)
   return assert(db:rows("SELECT id, kind, card_id FROM events WHERE id > ? ORDER BY id", after))
 end
 
-local ENTRIES_AFTER = [[SELECT id, at, kind, card_id, run_id, actor, data FROM events
-  WHERE id > ?1 AND (?2 IS NULL OR run_id = ?2) AND (?3 IS NULL OR card_id = ?3) ORDER BY id LIMIT ?4]]
+-- the casts: PostgreSQL cannot tell a parameter's type from "? IS NULL"
+local ENTRIES_AFTER = sql(function(d)
+  return "SELECT id, " .. d.time("at") .. ", kind, card_id, run_id, actor, " .. d.json("data") .. [[ FROM events
+  WHERE id > ?1 AND (CAST(?2 AS BIGINT) IS NULL OR run_id = ?2) AND (CAST(?3 AS TEXT) IS NULL OR card_id = ?3)
+  ORDER BY id LIMIT ?4]]
+end)
 
 --- entries_after(db, after, run, card, limit) -> up to limit events after id `after`,
 --- oldest first, of run `run` and card `card` (nil: any): {id, at, kind, card_id, run_id,
 --- actor, data (the JSON text as stored)}
 function M.entries_after(db, after, run, card, limit)
-  return assert(db:rows(ENTRIES_AFTER, after, run, card, limit))
+  return assert(db:rows(ENTRIES_AFTER(db), after, run, card, limit))
 end
 
 --- card_event_data(db, card, kind) -> array of the data (decoded, {} when unreadable or
 --- not an object) of the card's events of that kind in any run, oldest first
+local CARD_EVENT_DATA = sql(function(d)
+  return "SELECT " .. d.json("data") .. " FROM events WHERE card_id = ? AND kind = ? ORDER BY id"
+end)
 function M.card_event_data(db, card, kind)
   local out = {}
-  for i, ev in ipairs(assert(db:rows("SELECT data FROM events WHERE card_id = ? AND kind = ? ORDER BY id", card, kind))) do
+  for i, ev in ipairs(assert(db:rows(CARD_EVENT_DATA(db), card, kind))) do
     local d = cjson.decode(ev.data or "null")
     out[i] = type(d) == "table" and d or {}
   end
@@ -180,16 +202,22 @@ end
 
 --- commits(db, card) -> the card's "commit" events, oldest first: {run_id, actor, data
 --- (decoded, {} when unreadable)} ({} on a store error)
+local COMMITS = sql(function(d)
+  return "SELECT run_id, actor, " .. d.json("data") .. " FROM events WHERE card_id = ? AND kind = 'commit' ORDER BY id"
+end)
 function M.commits(db, card)
-  local rows = db:rows("SELECT run_id, actor, data FROM events WHERE card_id = ? AND kind = 'commit' ORDER BY id", card) or {}
+  local rows = db:rows(COMMITS(db), card) or {}
   for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
   return rows
 end
 
 --- last_merge(db, card) -> the data (decoded, {} when unreadable) of the card's last
 --- "merge" event | nil
+local LAST_MERGE = sql(function(d)
+  return "SELECT " .. d.json("data") .. " FROM events WHERE card_id = ? AND kind = 'merge' ORDER BY id DESC LIMIT 1"
+end)
 function M.last_merge(db, card)
-  local m = db:row("SELECT data FROM events WHERE card_id = ? AND kind = 'merge' ORDER BY id DESC LIMIT 1", card)
+  local m = db:row(LAST_MERGE(db), card)
   return m and (cjson.decode(m.data) or {})
 end
 

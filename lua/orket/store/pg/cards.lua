@@ -35,10 +35,6 @@ function M.get(db, id)
   return with_deps({ c })[1]
 end
 
-function M.dependencies(db)
-  return assert(db:rows("SELECT card_id, depends_on FROM dependencies ORDER BY card_id, position"))
-end
-
 function M.list(db, q)
   local where, params = { "true" }, {}
   local function param(v)
@@ -72,37 +68,11 @@ function M.some(db, ids)
     .. ORDER, cjson.encode(ids)))
 end
 
-function M.light(db)
-  return assert(db:rows("SELECT id, type, parent, priority, status FROM cards" .. ORDER))
-end
-
 function M.has_child_outside(db, id, statuses)
   local q = {}
   for i = 1, #statuses do q[i] = "$" .. (i + 1) end
   return db:row("SELECT 1 AS x FROM cards WHERE parent = $1 AND status NOT IN (" .. table.concat(q, ", ")
     .. ") LIMIT 1", id, table.unpack(statuses)) ~= nil
-end
-
-function M.open_dependencies(db, id, epic)
-  return assert(db:row([[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
-    WHERE (d.card_id = $1 OR d.card_id = $2) AND t.status <> 'done']], id, epic)).n
-end
-
-function M.set_status(db, id, status, wait_reason, worked_by, retry)
-  assert(db:run([[UPDATE cards SET status = $1, wait_reason = $2, worked_by = $3, retries = retries + $4,
-    updated_at = now() WHERE id = $5]], status, wait_reason, worked_by, retry, id))
-end
-
-function M.insert_issue(db, c)
-  assert(db:run([[INSERT INTO cards (id, type, parent, name, summary, description, note, requirements,
-    acceptance, priority, seat, created_at, updated_at) VALUES ($1, 'issue', $2, $3, $4, $5, $6, $7, $8, $9, $10,
-    clock_timestamp(), now())]], c.id, c.parent, c.name, c.summary, c.description, c.note, c.requirements, c.acceptance,
-    c.priority, c.seat))
-end
-
-function M.add_dependency(db, id, on, position)
-  assert(db:run([[INSERT INTO dependencies (card_id, depends_on, position) VALUES ($1, $2, $3)
-    ON CONFLICT DO NOTHING]], id, on, position))
 end
 
 return M

@@ -27,17 +27,6 @@ function M.recorded_step(db, run, card, turn, step)
     AND (t.data->>'step')::numeric = $4 ORDER BY t.id LIMIT 1]], run, card, turn, step)
 end
 
-function M.tool_call(db, turn_id, call_id)
-  return db:row("SELECT id, result::text AS result FROM tool_calls WHERE turn_id = $1 AND call_id = $2 LIMIT 1",
-    turn_id, call_id)
-end
-
-function M.run_tokens(db, run)
-  local row = db:row([[SELECT COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0)::int8 AS n
-    FROM turns WHERE run_id = $1]], run)
-  return row and row.n or 0
-end
-
 function M.card_tokens(db, run, card, after)
   local row = db:row([[SELECT COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0)::int8 AS n
     FROM events e JOIN turns t ON t.id = (e.data->>'id')::bigint
@@ -52,24 +41,6 @@ function M.turns_called_tools(db, run, card, review, after)
     AND (EXISTS (SELECT 1 FROM tool_calls c WHERE c.turn_id = t.id)
       OR EXISTS (SELECT 1 FROM gate_decisions g WHERE g.turn_id = t.id)) LIMIT 1]], run, card, after,
     review and true or false) ~= nil
-end
-
-function M.event_data(db, run, card, kind)
-  local out = {}
-  for _, ev in ipairs(assert(db:rows("SELECT data::text AS data FROM events WHERE card_id = $1 AND run_id = $2 "
-      .. "AND kind = $3 ORDER BY id", card, run, kind))) do
-    out[#out + 1] = cjson.decode(ev.data) or {}
-  end
-  return out
-end
-
-function M.last_transition(db, card)
-  local row = db:row([[SELECT id, data::text AS data FROM events WHERE card_id = $1 AND kind = 'transition'
-    ORDER BY id DESC LIMIT 1]], card)
-  if not row then return nil end
-  local d = cjson.decode(row.data)
-  d = type(d) == "table" and d or {}
-  return { id = row.id, from = d.from, to = d.to, data = d }
 end
 
 function M.last_handin(db, card)
@@ -101,39 +72,9 @@ function M.api_writes(db, after, limit)
   return rows
 end
 
-local ENTRIES_AFTER = "SELECT id, " .. iso("at") .. [[, kind, card_id, run_id, actor, data::text AS data FROM events
-  WHERE id > $1 AND ($2::int8 IS NULL OR run_id = $2) AND ($3::text IS NULL OR card_id = $3) ORDER BY id LIMIT $4]]
-
-function M.entries_after(db, after, run, card, limit)
-  return assert(db:rows(ENTRIES_AFTER, after, run, card, limit))
-end
-
-function M.card_event_data(db, card, kind)
-  local out = {}
-  for i, ev in ipairs(assert(db:rows("SELECT data::text AS data FROM events WHERE card_id = $1 AND kind = $2 ORDER BY id",
-      card, kind))) do
-    local d = cjson.decode(ev.data or "null")
-    out[i] = type(d) == "table" and d or {}
-  end
-  return out
-end
-
 function M.last_cancel(db, card)
   return db:row([[SELECT actor, data->>'note' AS note FROM events WHERE card_id = $1
     AND kind = 'transition' AND (data->>'to') = 'canceled' ORDER BY id DESC LIMIT 1]], card)
-end
-
-function M.commits(db, card)
-  local rows = db:rows("SELECT run_id, actor, data::text AS data FROM events WHERE card_id = $1 AND kind = 'commit' "
-    .. "ORDER BY id", card) or {}
-  for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
-  return rows
-end
-
-function M.last_merge(db, card)
-  local m = db:row("SELECT data::text AS data FROM events WHERE card_id = $1 AND kind = 'merge' ORDER BY id DESC LIMIT 1",
-    card)
-  return m and (cjson.decode(m.data) or {})
 end
 
 return M
