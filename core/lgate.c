@@ -1,9 +1,8 @@
-/* lgate.c: Lua module `orket.c.gate`: the gate's pure logic for Lua: check(input) ->
- * decision, measure(schema, args, writes) -> bytes, files, compile_schema(schema) and
- * compile_rules(rules) (converted once, for check to reuse), validate(schema, value), check_schema(schema, name), glob(pattern, s) and
- * scan(text) (the tool-call candidate scan). Translates Lua tables to schema.h values in an
- * arena owned by a userdata, so an error half-way leaks nothing; uses gate.c, schema.c,
- * toolscan.c. lua/orket/gate.lua and lua/orket/toolcalls.lua build on it. */
+/* lgate.c: Lua module `orket.c.gate`: the gate's pure logic (gate.c) for Lua: check(input)
+ * -> decision, measure(schema, args, writes) -> bytes, files, compile_schema(schema) and
+ * compile_rules(rules) (converted once, for check to reuse) and glob(pattern, s). Lua
+ * tables become schema.h values through ljv.c, in an arena a userdata owns, so an error
+ * half-way leaks nothing. lua/orket/gate.lua and lua/orket/policy.lua build on it. */
 #include <stdio.h>
 #include <string.h>
 
@@ -11,29 +10,11 @@
 #include <lua.h>
 
 #include "gate.h"
+#include "ljv.h"
 #include "modules.h"
 #include "schema.h"
-#include "toolscan.h"
 
-#define LG_ARENA "orket.gate.arena"
 #define LG_COMPILED "orket.gate.compiled"
-#define LG_MAX_NODES 100000          /* values in one converted table */
-#define LG_MAX_DEPTH 64              /* conversion depth; the schema's own cap is lower */
-#define LG_ARENA_LIMIT (256u * 1024 * 1024)
-
-static int lg_arena_gc(lua_State *L) {
-  jv_arena *a = luaL_checkudata(L, 1, LG_ARENA);
-  jv_arena_free(a);
-  return 0;
-}
-
-/* Pushes a userdata owning a fresh arena (freed by __gc or explicitly). */
-static jv_arena *lg_arena(lua_State *L) {
-  jv_arena *a = lua_newuserdatauv(L, sizeof *a, 0);
-  jv_arena_init(a, LG_ARENA_LIMIT);
-  luaL_setmetatable(L, LG_ARENA);
-  return a;
-}
 
 /* The arena check works in, one per Lua state: check runs on every tool call, and a fresh
  * arena each time cost a 16 KB malloc and free (which glibc handed back to the system and
@@ -64,196 +45,11 @@ static int lg_pool_gc(lua_State *L) {
 static jv_arena *lg_check_arena(lua_State *L, int *pooled) {
   lg_pool *p = lua_touserdata(L, lua_upvalueindex(1));
   *pooled = !p->busy;
-  if (!*pooled) return lg_arena(L);
+  if (!*pooled) return ljv_arena(L);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_toclose(L, -1);
   p->busy = 1;
   return &p->a;
-}
-
-typedef struct lg_conv {
-  jv_arena *a;
-  size_t nodes;
-  char err[256];
-} lg_conv;
-
-static int lg_conv_fail(lg_conv *c, const char *where, const char *what) {
-  snprintf(c->err, sizeof c->err, "%.200s: %.50s", where, what);
-  return -1;
-}
-
-/* Converts the value at idx into *out. Returns 0, or -1 with c->err set (never raises
- * except on Lua memory errors, which the arena userdata survives). */
-static int lg_tojv(lua_State *L, int idx, jv *out, lg_conv *c, int depth, const char *where) {
-  if (++c->nodes > LG_MAX_NODES) return lg_conv_fail(c, where, "more than 100000 values");
-  idx = lua_absindex(L, idx);
-  switch (lua_type(L, idx)) {
-  case LUA_TNIL: out->type = JV_NULL; return 0;
-  case LUA_TLIGHTUSERDATA: /* cjson.null */
-    if (lua_touserdata(L, idx) != NULL) return lg_conv_fail(c, where, "userdata is not plain data");
-    out->type = JV_NULL;
-    return 0;
-  case LUA_TBOOLEAN: out->type = JV_BOOL; out->u.b = lua_toboolean(L, idx); return 0;
-  case LUA_TNUMBER:
-    if (lua_isinteger(L, idx)) {
-      out->type = JV_INT;
-      out->u.i = (long long)lua_tointeger(L, idx);
-    } else {
-      out->type = JV_NUM;
-      out->u.d = (double)lua_tonumber(L, idx);
-    }
-    return 0;
-  case LUA_TSTRING: {
-    size_t n;
-    const char *s = lua_tolstring(L, idx, &n);
-    out->type = JV_STR;
-    out->n = n;
-    out->u.s = jv_strdup(c->a, s, n);
-    return out->u.s ? 0 : lg_conv_fail(c, where, "too large");
-  }
-  case LUA_TTABLE: break;
-  default: return lg_conv_fail(c, where, "functions, userdata and threads are not plain data");
-  }
-  if (depth >= LG_MAX_DEPTH) return lg_conv_fail(c, where, "nested deeper than 64 levels");
-  luaL_checkstack(L, 4, "gate: converting a table");
-  size_t count = 0, len = lua_rawlen(L, idx);
-  int all_int = 1;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    count++;
-    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || (size_t)lua_tointeger(L, -1) > len) all_int = 0;
-    if (lua_type(L, -1) != LUA_TSTRING && !lua_isinteger(L, -1)) {
-      lua_pop(L, 1);
-      return lg_conv_fail(c, where, "table keys must be strings (objects) or 1..n (arrays)");
-    }
-    if (count > LG_MAX_NODES) {
-      lua_pop(L, 1);
-      return lg_conv_fail(c, where, "more than 100000 values");
-    }
-  }
-  if (count == 0) {
-    out->type = JV_ARR;
-    out->empty_table = 1;
-    return 0;
-  }
-  int is_arr = all_int && count == len;
-  out->type = is_arr ? JV_ARR : JV_OBJ;
-  out->n = count;
-  out->u.items = jv_alloc(c->a, count * sizeof(jv));
-  if (!is_arr) {
-    out->keys = jv_alloc(c->a, count * sizeof(char *));
-    out->klens = jv_alloc(c->a, count * sizeof(size_t));
-  }
-  if (out->u.items == NULL || (!is_arr && (out->keys == NULL || out->klens == NULL)))
-    return lg_conv_fail(c, where, "too large");
-  char sub[256];
-  if (is_arr) {
-    for (size_t i = 0; i < count; i++) {
-      lua_rawgeti(L, idx, (lua_Integer)i + 1);
-      snprintf(sub, sizeof sub, "%s[%zu]", where, i + 1);
-      int r = lg_tojv(L, -1, &out->u.items[i], c, depth + 1, sub);
-      lua_pop(L, 1);
-      if (r != 0) return -1;
-    }
-    return 0;
-  }
-  size_t i = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    if (lua_type(L, -2) != LUA_TSTRING) { /* a mixed table: integer keys in an object */
-      lua_pop(L, 2);
-      return lg_conv_fail(c, where, "mixes list items and named fields");
-    }
-    size_t kl;
-    const char *k = lua_tolstring(L, -2, &kl);
-    out->keys[i] = jv_strdup(c->a, k, kl);
-    out->klens[i] = kl;
-    snprintf(sub, sizeof sub, "%s.%.64s", where, k);
-    int r = out->keys[i] ? lg_tojv(L, -1, &out->u.items[i], c, depth + 1, sub) : lg_conv_fail(c, sub, "too large");
-    lua_pop(L, 1);
-    if (r != 0) {
-      lua_pop(L, 1);
-      return -1;
-    }
-    i++;
-  }
-  return 0;
-}
-
-/* Converts a trusted table (a schema) or raises naming the argument. */
-static jv *lg_checkjv(lua_State *L, int idx, jv_arena *a, const char *what) {
-  lg_conv c = {a, 0, {0}};
-  jv *v = jv_alloc(a, sizeof *v);
-  if (v == NULL || lg_tojv(L, idx, v, &c, 0, what) != 0)
-    luaL_error(L, "bad %s (%s)", what, v ? c.err : "out of memory");
-  return v;
-}
-
-/* ---- validate / check_schema ------------------------------------------------------------ */
-
-/* true | nil, msg, "ESCHEMA": how schema validation and checking report back. */
-static int lg_schema_result(lua_State *L, int ok, const schema_err *e) {
-  if (ok) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushstring(L, e->msg);
-  lua_pushliteral(L, "ESCHEMA");
-  return 3;
-}
-
-/* validate(schema, value [, {max_depth=, max_string=, max_items=}]) -> true | nil, msg, "ESCHEMA" */
-static int lg_validate(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_checkany(L, 2);
-  schema_limits lim = SCHEMA_DEFAULT_LIMITS;
-  if (!lua_isnoneornil(L, 3)) {
-    luaL_checktype(L, 3, LUA_TTABLE);
-    lua_getfield(L, 3, "max_depth");
-    lim.max_depth = (int)luaL_optinteger(L, -1, lim.max_depth);
-    lua_getfield(L, 3, "max_string");
-    lim.max_string = (size_t)luaL_optinteger(L, -1, (lua_Integer)lim.max_string);
-    lua_getfield(L, 3, "max_items");
-    lim.max_items = (size_t)luaL_optinteger(L, -1, (lua_Integer)lim.max_items);
-    lua_pop(L, 3);
-  }
-  jv_arena *a = lg_arena(L);
-  jv *schema = lg_checkjv(L, 1, a, "schema");
-  lg_conv c = {a, 0, {0}};
-  jv value;
-  memset(&value, 0, sizeof value);
-  schema_err e;
-  int ok;
-  if (lg_tojv(L, 2, &value, &c, 0, "args") != 0) {
-    snprintf(e.msg, sizeof e.msg, "%s", c.err);
-    ok = 0;
-  } else {
-    ok = schema_validate(schema, &value, &lim, &e) == 0;
-  }
-  jv_arena_free(a);
-  return lg_schema_result(L, ok, &e);
-}
-
-/* check_schema(schema [, name]) -> true | nil, msg, "ESCHEMA" */
-static int lg_check_schema(lua_State *L) {
-  luaL_checkany(L, 1);
-  const char *name = luaL_optstring(L, 2, "parameters");
-  jv_arena *a = lg_arena(L);
-  lg_conv c = {a, 0, {0}};
-  jv schema;
-  memset(&schema, 0, sizeof schema);
-  schema_err e;
-  int ok;
-  if (lg_tojv(L, 1, &schema, &c, 0, name) != 0) {
-    snprintf(e.msg, sizeof e.msg, "%s", c.err);
-    ok = 0;
-  } else {
-    ok = schema_check(&schema, name, &e) == 0;
-  }
-  jv_arena_free(a);
-  return lg_schema_result(L, ok, &e);
 }
 
 /* glob(pattern, s) -> bool  (see gate_glob) */
@@ -265,36 +61,6 @@ static int lg_glob(lua_State *L) {
   luaL_argcheck(L, m >= 0, 1, "pattern longer than 512 bytes or subject longer than 4096");
   lua_pushboolean(L, m);
   return 1;
-}
-
-/* scan(text) -> {{start=, stop=, status=, message=, err_at=}...}, truncated
- * start/stop are 1-based inclusive (string.sub positions). */
-static int lg_scan(lua_State *L) {
-  size_t n;
-  const char *text = luaL_checklstring(L, 1, &n);
-  ts_result *r = lua_newuserdatauv(L, sizeof *r, 0); /* 1.5 KB: keep it off the C stack */
-  toolscan_scan(text, n, r);
-  lua_createtable(L, (int)r->n, 0);
-  for (size_t i = 0; i < r->n; i++) {
-    const ts_span *sp = &r->spans[i];
-    lua_createtable(L, 0, 5);
-    lua_pushinteger(L, (lua_Integer)sp->start + 1);
-    lua_setfield(L, -2, "start");
-    lua_pushinteger(L, (lua_Integer)(sp->start + sp->len));
-    lua_setfield(L, -2, "stop");
-    static const char *const names[] = {"ok", "unterminated", "mismatch", "too_deep"};
-    lua_pushstring(L, names[sp->status]);
-    lua_setfield(L, -2, "status");
-    if (sp->status != TS_OK) {
-      lua_pushstring(L, toolscan_status_name(sp->status));
-      lua_setfield(L, -2, "message");
-      lua_pushinteger(L, (lua_Integer)sp->err_at + 1);
-      lua_setfield(L, -2, "err_at");
-    }
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
-  lua_pushboolean(L, r->truncated);
-  return 2;
 }
 
 /* ---- check ------------------------------------------------------------------------------ */
@@ -454,7 +220,7 @@ static lg_compiled *lg_newcompiled(lua_State *L, int src) {
   src = lua_absindex(L, src);
   lg_compiled *c = lua_newuserdatauv(L, sizeof *c, 1);
   memset(c, 0, sizeof *c);
-  jv_arena_init(&c->a, LG_ARENA_LIMIT);
+  jv_arena_init(&c->a, LJV_ARENA_LIMIT);
   c->live = 1;
   luaL_setmetatable(L, LG_COMPILED);
   lua_pushvalue(L, src);
@@ -480,7 +246,7 @@ static int lg_compiled_tostring(lua_State *L) {
 static int lg_compile_schema(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lg_compiled *c = lg_newcompiled(L, 1);
-  c->schema = lg_checkjv(L, 1, &c->a, "argument #1 to 'compile_schema'");
+  c->schema = ljv_check(L, 1, &c->a, "argument #1 to 'compile_schema'");
   return 1;
 }
 
@@ -524,7 +290,7 @@ static const jv *lg_schema_at(lua_State *L, int idx, jv_arena *a) {
   int st = lua_type(L, idx);
   const lg_compiled *cs = st == LUA_TUSERDATA ? lg_tocompiled(L, idx, 0) : NULL;
   if (cs) return cs->schema;
-  if (st == LUA_TTABLE) return lg_checkjv(L, idx, a, "schema");
+  if (st == LUA_TTABLE) return ljv_check(L, idx, a, "schema");
   return &empty_schema;
 }
 
@@ -590,10 +356,12 @@ static int lg_check(lua_State *L) {
   in.ud = &cb;
 
   gate_decision d;
-  lg_conv c = {a, 0, {0}};
+  ljv_conv c = {a, 0, {0}};
   jv *args = jv_alloc(a, sizeof *args);
   lua_getfield(L, 1, "args");
-  int conv = args ? lg_tojv(L, -1, args, &c, 0, "args") : lg_conv_fail(&c, "args", "out of memory");
+  int conv = -1;
+  if (args) conv = ljv_tojv(L, -1, args, &c, 0, "args");
+  else snprintf(c.err, sizeof c.err, "args: out of memory");
   lua_pop(L, 1);
   in.args = conv == 0 ? args : NULL;
   if (conv != 0) in.args_bad = c.err; /* gate_check decides where this refusal comes */
@@ -622,12 +390,12 @@ static int lg_measure(lua_State *L) {
   luaL_checkany(L, 2);
   lua_settop(L, 3);
   int writes = lua_toboolean(L, 3);
-  jv_arena *a = lg_arena(L); /* [4] */
+  jv_arena *a = ljv_arena(L); /* [4] */
   const jv *schema = lg_schema_at(L, 1, a);
-  lg_conv c = {a, 0, {0}};
+  ljv_conv c = {a, 0, {0}};
   jv *args = jv_alloc(a, sizeof *args);
   long long bytes = 0, files = 0;
-  if (args && lg_tojv(L, 2, args, &c, 0, "args") == 0) gate_measure(schema, args, writes, &bytes, &files);
+  if (args && ljv_tojv(L, 2, args, &c, 0, "args") == 0) gate_measure(schema, args, writes, &bytes, &files);
   jv_arena_free(a);
   lua_pushinteger(L, (lua_Integer)bytes);
   lua_pushinteger(L, (lua_Integer)files);
@@ -639,18 +407,12 @@ static const luaL_Reg lg_funcs[] = {
     {"measure", lg_measure},
     {"compile_schema", lg_compile_schema},
     {"compile_rules", lg_compile_rules},
-    {"validate", lg_validate},
-    {"check_schema", lg_check_schema},
     {"glob", lg_glob},
-    {"scan", lg_scan},
     {NULL, NULL},
 };
 
 int luaopen_orket_gate(lua_State *L) {
-  luaL_newmetatable(L, LG_ARENA);
-  lua_pushcfunction(L, lg_arena_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  ljv_open(L);
   luaL_newmetatable(L, LG_COMPILED);
   lua_pushcfunction(L, lg_compiled_gc);
   lua_setfield(L, -2, "__gc");
@@ -670,7 +432,7 @@ int luaopen_orket_gate(lua_State *L) {
   luaL_newlib(L, lg_funcs);
   /* check shares the state's arena (lg_check_arena) */
   lg_pool *p = lua_newuserdatauv(L, sizeof *p, 0);
-  jv_arena_init(&p->a, LG_ARENA_LIMIT);
+  jv_arena_init(&p->a, LJV_ARENA_LIMIT);
   p->busy = 0;
   luaL_setmetatable(L, LG_POOL);
   lua_pushcclosure(L, lg_check, 1);

@@ -12,6 +12,8 @@ const orket_module orket_modules[] = {
     {"orket.c.store", luaopen_orket_store},
     {"orket.c.workspace", luaopen_orket_workspace},
     {"orket.c.gate", luaopen_orket_gate},
+    {"orket.c.schema", luaopen_orket_schema},
+    {"orket.c.toolscan", luaopen_orket_toolscan},
     {"orket.c.http", luaopen_orket_http},
     {"orket.c.httpd", luaopen_orket_httpd},
     {"orket.c.plain", luaopen_orket_plain},

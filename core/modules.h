@@ -20,6 +20,8 @@ int luaopen_orket_statemachine(lua_State *L);
 int luaopen_orket_store(lua_State *L);
 int luaopen_orket_workspace(lua_State *L);
 int luaopen_orket_gate(lua_State *L);
+int luaopen_orket_schema(lua_State *L);
+int luaopen_orket_toolscan(lua_State *L);
 int luaopen_orket_http(lua_State *L);
 int luaopen_orket_httpd(lua_State *L);
 int luaopen_orket_plain(lua_State *L);

@@ -6,6 +6,7 @@
 -- function it is handed. `orket gate check` and a run both call check. Contract:
 -- docs/policies.md.
 local cgate = require "orket.c.gate"
+local cschema = require "orket.c.schema"
 local cjson = require "cjson.safe"
 
 local M = {}
@@ -154,6 +155,6 @@ function M.counters_add(counters, def, args)
 end
 
 M.glob = cgate.glob
-M.validate = cgate.validate
+M.validate = cschema.validate
 
 return M

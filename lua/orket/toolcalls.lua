@@ -6,7 +6,7 @@
 --   {"function": {"name": NAME, "arguments": ...}}
 -- Malformed JSON that looks like a call is reported as a parse error naming the problem,
 -- never skipped. Calls: {{id=string|nil, name=, arguments=table, raw_arguments=string}}.
-local cgate = require "orket.c.gate"
+local toolscan = require "orket.c.toolscan"
 local cjson = require("cjson.safe").new()
 
 local M = {}
@@ -84,7 +84,7 @@ function M.from_text(text)
   if type(text) ~= "string" then
     error("bad argument #1 to 'from_text' (string expected, got " .. type(text) .. ")", 2)
   end
-  local spans, truncated = cgate.scan(text)
+  local spans, truncated = toolscan.scan(text)
   local calls, good = {}, {}
   local problems = {}
   for _, sp in ipairs(spans) do

@@ -9,6 +9,7 @@
 -- Contract: docs/tools.md.
 local sandbox = require "orket.sandbox"
 local cgate = require "orket.c.gate"
+local cschema = require "orket.c.schema"
 local policy = require "orket.policy"
 local scriptfile = require "orket.scriptfile"
 
@@ -75,7 +76,7 @@ local function validate(def, file)
     bad("a tool is either idempotent (re-run after a crash) or has recover, not both")
   end
   local params = def.parameters or { type = "object", properties = {} }
-  local ok, err = cgate.check_schema(params, file .. ": parameters")
+  local ok, err = cschema.check_schema(params, file .. ": parameters")
   if not ok then
     problems[#problems + 1] = err
   elseif params.type ~= "object" then

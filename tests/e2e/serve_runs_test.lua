@@ -4,7 +4,7 @@
 -- run` in another process); SIGTERM mid-run and `orket resume` after it.
 local H = require "tests.helpers"
 local cjson = require "cjson"
-local gate = require "orket.c.gate"
+local schema = require "orket.c.schema"
 
 local wait_for = H.wait_for
 local start = H.serve
@@ -34,10 +34,10 @@ end
 -- with the server's own validator), and the check can fail.
 local function conforms(api, method, pattern, status, doc)
   local op = assert(api.paths[pattern], pattern)[method:lower()]
-  local schema = assert(op.responses[tostring(status)], pattern .. " " .. status).content["application/json"].schema
-  local ok, msg = gate.validate(schema, cut(doc, 4))
+  local body_schema = assert(op.responses[tostring(status)], pattern .. " " .. status).content["application/json"].schema
+  local ok, msg = schema.validate(body_schema, cut(doc, 4))
   assert(ok, string.format("%s %s %d: %s", method, pattern, status, tostring(msg)))
-  assert.is_nil((gate.validate(schema, { unexpected = true })))
+  assert.is_nil((schema.validate(body_schema, { unexpected = true })))
 end
 
 -- The scripted team: each card's coder writes CARD.txt and hands in, the reviewer approves.

@@ -21,7 +21,7 @@ local function schema_of(api, method, pattern, status)
 end
 
 -- A JSON-schema checker for answers: the keywords the API's schemas use, without the
--- depth cap orket.c.gate.validate puts on tool arguments (the OpenAPI document nests deep).
+-- depth cap orket.c.schema.validate puts on tool arguments (the OpenAPI document nests deep).
 local function jtype(v)
   if v == cjson.null then return "null" end
   if type(v) == "table" then return (next(v) == nil or v[1] ~= nil) and "array" or "object" end
@@ -305,7 +305,7 @@ describe("orket serve writes", function()
     for _, r in ipairs(srv.router.routes) do
       served[r.method .. " " .. r.pattern] = true
       -- each body schema is one the validator accepts
-      if r.schema then assert(require("orket.c.gate").check_schema(r.schema, r.pattern)) end
+      if r.schema then assert(require("orket.c.schema").check_schema(r.schema, r.pattern)) end
     end
     srv:stop() -- the listener and the journal hub's timers, which would keep the loop alive
     db:close()

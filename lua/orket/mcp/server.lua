@@ -4,7 +4,7 @@
 -- matching HTTP request run the same handler, checks and audit. Resources are cards and run
 -- transcripts; subscriptions are fed from the journal (orket.store.journal) on a timer.
 local uv = require "luv"
-local cgate = require "orket.c.gate"
+local cschema = require "orket.c.schema"
 local jsonout = require "orket.jsonout"
 local rpc = require "orket.mcp.jsonrpc"
 local router_mod = require "orket.serve.router"
@@ -156,7 +156,7 @@ function M:call_tool(def, args)
   if not keys.allows(self.who.role, route.role) then
     return tool_error("forbidden", "this needs the " .. route.role .. " role", 403)
   end
-  local ok, msg = cgate.validate(def.schema, args)
+  local ok, msg = cschema.validate(def.schema, args)
   if not ok then return tool_error("bad_request", (tostring(msg):gsub("^args", "arguments")), 400) end
   local ctx = { db = self.db, dir = self.dir, who = self.who.id and self.who or nil, route = route.pattern,
     params = {}, query = {}, body = nil, mcp = true }

@@ -1,7 +1,7 @@
 -- orket.serve.openapi: GET /v1/openapi.json, the API described as OpenAPI 3.1, built from
 -- the router's own route table: each route carries its summary, query parameters, body
 -- schema and response schemas (kept next to its handler), so what is described is what is
--- served. Schemas are the JSON-schema subset orket.c.gate.validate checks.
+-- served. Schemas are the JSON-schema subset orket.c.schema.validate checks.
 local jsonout = require "orket.jsonout"
 
 local M = {}

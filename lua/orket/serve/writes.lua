@@ -4,7 +4,7 @@
 -- (orket.actions.answer, orket.actions.retry, orket.actions.approvals), and journals an
 -- "api_write" event in the same
 -- transaction, which GET /v1/audit pages through. Bodies are checked against each route's schema.
-local cgate = require "orket.c.gate"
+local cschema = require "orket.c.schema"
 local errors = require "orket.errors"
 local board_mod = require "orket.board"
 local approvals = require "orket.actions.approvals"
@@ -199,7 +199,7 @@ end
 function M.check(route, body)
   if not route.schema then return true end
   if type(body) ~= "table" then return nil, "the body must be a JSON object" end
-  local ok, msg = cgate.validate(route.schema, body)
+  local ok, msg = cschema.validate(route.schema, body)
   if not ok then return nil, (tostring(msg):gsub("^args", "body")) end
   return true
 end
