@@ -66,6 +66,24 @@ end
 -- keeps a delivery for redelivery. An event without a timestamp is taken.
 M.MAX_AGE_S = 3 * 86400
 
+-- A delivery that was not applied: the repository busy (503: the forge delivers it again),
+-- or refused for good, which is recorded (with also(msg) in the same transaction) and
+-- answered 200, so that it is not delivered again. card: recorded against; answered: the
+-- card the answer names (nil: none).
+local function refusal(ctx, name, d, card, oerr, ocode, also, answered)
+  if ocode == "EAGAIN" or ocode == "ELOCKED" then
+    return err(503, "busy", "the repository is busy; deliver again: " .. tostring(oerr))
+  end
+  local msg = tostring(oerr):gsub("^board: ", "")
+  ctx.note = "refused: " .. msg
+  ctx.db:tx(function()
+    record(ctx.db, name, d, card, "refused: " .. msg)
+    if also then also(msg) end
+    return true
+  end)
+  return 200, { delivery = d.id, outcome = "refused", reason = msg, card = answered }
+end
+
 local function stale(doc, max_age)
   local t = forge.event_time(doc)
   if t and os.time() - t > max_age then return t end
@@ -305,18 +323,7 @@ on_push = function(ctx, name, d, doc, g, settings)
     record(db, name, d, found[1], "push: " .. table.concat(outs, ", "))
     return "done"
   end)
-  if not outcome then
-    if ocode == "EAGAIN" or ocode == "ELOCKED" then
-      return err(503, "busy", "the repository is busy; deliver again: " .. tostring(oerr))
-    end
-    local msg = tostring(oerr):gsub("^board: ", "")
-    ctx.note = "refused: " .. msg
-    db:tx(function()
-      record(db, name, d, found[1], "refused: " .. msg)
-      return true
-    end)
-    return 200, { delivery = d.id, outcome = "refused", reason = msg }
-  end
+  if not outcome then return refusal(ctx, name, d, found[1], oerr, ocode) end
   ctx.note = outcome
   if outcome == "duplicate" then return 200, { delivery = d.id, outcome = "duplicate" } end
   local cards_done = {}
@@ -423,19 +430,11 @@ local function handle(name)
       return out
     end)
     if not outcome then
-      if ocode == "EAGAIN" or ocode == "ELOCKED" then
-        return err(503, "busy", "the repository is busy; deliver again: " .. tostring(oerr))
-      end
       -- the board refused (a self-review, a state it cannot leave that way): said once, kept
-      local msg = tostring(oerr):gsub("^board: ", "")
-      ctx.note = "refused: " .. msg
-      db:tx(function()
-        record(db, name, d, card, "refused: " .. msg)
+      return refusal(ctx, name, d, card, oerr, ocode, function(msg)
         assert(board:comment(card, { author = "orket", body = string.format("The forge's %s by %s was not applied: %s",
           ev.kind, ev.reviewer, msg) }))
-        return true
-      end)
-      return 200, { delivery = d.id, outcome = "refused", reason = msg, card = card }
+      end, card)
     end
     ctx.note = outcome
     if outcome == "done" and g.remote then after_merge(ctx, g, card, ev) end
