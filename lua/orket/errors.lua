@@ -254,6 +254,7 @@ CODES.EUNSAFE = {
   remedy = "remove it from the repository",
 }
 CODES.ECONFLICT = {
+  status = 409,
   means = "merging a card's branch into main conflicted; the card went back to `in_progress`",
   remedy = "nothing: its next turn resolves the conflict markers",
 }

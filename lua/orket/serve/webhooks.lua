@@ -15,7 +15,7 @@ local cjson = require "cjson.safe"
 local board_mod = require "orket.board"
 local deploy = require "orket.sandboxes.deploy"
 local forge = require "orket.forge"
-local finish = require "orket.actions.finish"
+local move = require "orket.actions.move"
 local mainline = require "orket.actions.mainline"
 local pull_request = require "orket.actions.pull_request"
 local G = require "orket.c.gitrepo"
@@ -130,13 +130,8 @@ local function approve(ctx, board, c, ev, actor, delivery)
   if not ok then return nil, terr, tcode end
   local opts = { actor = actor,
     note = (ev.kind == "merged" and "merged on the forge by " or "approved on the forge by ") .. actor.seat }
-  ok, terr, tcode = board:check_transition(c.id, "done", opts)
-  if not ok then return nil, terr, tcode end
-  local repo = G.open(ctx.dir .. "/workspace")
-  local _ <close> = setmetatable({}, { __close = function() if repo then repo:close() end end })
-  local res, ferr, fcode = finish.finish { db = db, board = board, card = c.id, opts = opts,
-    repo = repo and repo:head("orket/" .. c.id) and repo or nil, remote = ev.remote_main, event_actor = actor.seat,
-    conflict_actor = { seat = actor.seat, roles = actor.roles, by = "engine" } }
+  local res, ferr, fcode = move.move { db = db, board = board, card = c.id, to = "done", opts = opts,
+    workspace = ctx.dir .. "/workspace", remote = ev.remote_main, event_actor = actor.seat }
   if not res then return nil, ferr, fcode end
   decide_cycle(db, c.id, ev, delivery)
   ev.merge_id = res.merge and res.merge.id
@@ -481,6 +476,26 @@ local BODY = { type = "object", description = "the forge's event; the fields Ork
 } }
 
 --- add(router): the two webhook routes (no role: the signature is their authentication)
+--- remote_main(ctx) -> true when the remote's main was fetched, for a move to done to merge
+--- it first (orket.actions.move's remote) | nil (no remote, or it could not be fetched)
+function M.remote_main(ctx)
+  local g = git_settings(ctx.dir)
+  if not g then return nil end
+  local ev = {}
+  fetch_remote(ctx, g, ev)
+  return ev.remote_main or nil
+end
+
+--- finished(ctx, card, merge_id): what follows a card a person finished through the API, as
+--- after a forge's approval: its pull request ends and main is pushed (when git.remote is
+--- set), and a sandbox of main is deployed when sandbox.deploy asks for one
+function M.finished(ctx, card, merge_id)
+  local g, _, settings = git_settings(ctx.dir)
+  if not g then return end
+  if g.remote then after_merge(ctx, g, card, { merge_id = merge_id }) end
+  deploy.after_merge_at(ctx.dir, settings, board_mod.open(ctx.db), card)
+end
+
 function M.add(router)
   local ERROR = openapi.ERROR
   for _, name in ipairs { "gitea", "github" } do

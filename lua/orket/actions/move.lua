@@ -1,0 +1,34 @@
+-- orket.actions.move: a card moved through the state machine by a person or a forge's
+-- event (the HTTP API, the web board, MCP clients, webhooks). A move to done finishes the
+-- card as the engine's does (orket.actions.finish: its branch merged into main first when
+-- the workspace's repository has one, a conflict sending the card back); any other move is
+-- the board's. Call it inside the caller's transaction. The answer is data. Uses
+-- orket.board and orket.c.gitrepo.
+local finish = require "orket.actions.finish"
+local G = require "orket.c.gitrepo"
+
+local M = {}
+
+--- move{db=, board=, card=, to=, opts= (the board's transition options: actor, reason,
+--- note), workspace= (the project's workspace folder: its repository, when it has one),
+--- remote= (merge the fetched remote main first), event_actor=}
+--- -> {code = "moved", card=} | {code = "done", card=, merge=} | {code = "merge_conflict",
+---    paths=, why=} (the card is back in in_progress) | nil, msg, CODE (refused)
+function M.move(o)
+  if o.to ~= "done" then
+    local c, err, code = o.board:transition(o.card, o.to, o.opts)
+    if not c then return nil, err, code end
+    return { code = "moved", card = c }
+  end
+  local ok, err, code = o.board:check_transition(o.card, "done", o.opts)
+  if not ok then return nil, err, code end
+  local repo = o.workspace and G.open(o.workspace)
+  local _ <close> = setmetatable({}, { __close = function() if repo then repo:close() end end })
+  local actor = o.opts.actor
+  -- a card without a branch (no repository, or never worked in one) is only moved
+  return finish.finish { db = o.db, board = o.board, card = o.card, opts = o.opts,
+    repo = repo and repo:head("orket/" .. o.card) and repo or nil, remote = o.remote, event_actor = o.event_actor,
+    conflict_actor = { seat = actor.seat, roles = actor.roles, by = "engine" } }
+end
+
+return M
