@@ -236,17 +236,19 @@ local function run(n, conc, nogit)
       if not ev.ok then failures = failures + 1 end
     end
   end }))
+  -- the engine's model client is fixed once it is made: its chat is timed in place
   local client, model_ns, model_cpu = e.llm, 0, 0
-  e.llm = { chat = function(_, req)
+  local chat = client.chat
+  client.chat = function(self, req)
     if prof then prof:pause() end
     local t0, c0 = uv.hrtime(), cpu_now()
-    local r, err, class = client:chat(req)
+    local r, err, class = chat(self, req)
     model_ns = model_ns + (uv.hrtime() - t0)
     -- at concurrency 1 nothing else runs meanwhile: this is the model client's own CPU
     model_cpu = model_cpu + (cpu_now() - c0)
     if prof then prof:resume() end
     return r, err, class
-  end }
+  end
   if PARTS then
     timed(e.db, "tx", "db:tx (outermost: step commits and others)")
     -- the outermost transactions' BEGIN + COMMIT alone: the tx minus the function inside
@@ -283,7 +285,7 @@ local function run(n, conc, nogit)
     timed(e.db, "record_turn", "record_turn")
     timed(e.db, "record_tool_call", "record_tool_call")
     timed(e.db, "record_gate_decision", "record_gate_decision")
-    timed(e, "gate", "gate.check (Lua + C)")
+    timed(require("orket.gate"), "check", "gate.check (Lua + C)") -- what the engine's gate calls
     timed(package.loaded["orket.c.gate"], "check", "cgate.check")
     timed(e.tools, "run", "tools:run (sandboxed handler)")
     timed(e.board, "transition", "board:transition")
@@ -292,7 +294,7 @@ local function run(n, conc, nogit)
     timed(gitwork, "enter", "gitwork.enter (card's worktree)")
     timed(gitwork, "commit", "gitwork.commit (turn's files)")
     timed(gitwork, "leave", "gitwork.leave")
-    timed(gitwork, "board_for", "gitwork.board_for")
+    timed(gitwork, "mover", "gitwork.mover")
     timed(require("orket.engine.roles"), "messages", "roles.messages (role script)")
     local sched = require "orket.engine.scheduler"
     local mk = sched.view
