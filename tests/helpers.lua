@@ -214,7 +214,10 @@ function M.serve(dir, o)
     local out = M.read(dir .. "/serve.out")
     return out and (out:match("listening on http://127%.0%.0%.1:(%d+)") or out:match("listening on http://0%.0%.0%.0:(%d+)"))
   end, "the server to listen")
-  local s = { port = tonumber(port), url = "http://127.0.0.1:" .. port, pid = tonumber(M.read(dir .. "/serve.pid")) }
+  -- the server may say it listens before the shell that started it has written its pid
+  local pid = M.wait_for(function() return tonumber((M.read(dir .. "/serve.pid") or ""):match("^%d+")) end,
+    "the server's pid")
+  local s = { port = tonumber(port), url = "http://127.0.0.1:" .. port, pid = pid }
   servers[s.pid] = true
   s.token = (M.read(dir .. "/serve.out") or ""):match("/%?token=(ort_%x+)")
   local_tokens[s.port] = s.token
