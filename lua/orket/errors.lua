@@ -421,7 +421,6 @@ CODES.bad_gateway = {
 CODES.busy = { status = 503, means = "the store stayed locked", remedy = "retry" }
 CODES.stopping = { status = 503, means = "the server is shutting down", remedy = "retry against the next one" }
 
--- tool, more
 CODES.ELOOP = { means = "a path has too many symbolic links, or one where none may be", remedy = "" }
 CODES.ENAMETOOLONG = { means = "a path or a name is too long", remedy = "" }
 CODES.EFBIG = {
@@ -441,7 +440,6 @@ CODES.ETOOLARGE = {
   remedy = "ask for less at a time",
 }
 CODES.EMCP_TOOL = { means = "an MCP server's tool ran and reported an error (its text is the message)", remedy = "" }
--- store, more
 CODES.ETX = {
   means = "a PostgreSQL transaction was rolled back (a statement in it failed, or the connection broke)",
   remedy = "retry; the message says which statement",
@@ -450,7 +448,6 @@ CODES.ENOTCONN = {
   means = "the connection to PostgreSQL is closed",
   remedy = "check the server; Orket reconnects on the next statement",
 }
--- commands, more
 CODES.ENOTURN = {
   means = "the REPL's `project:turn` ran, but the card got no turn",
   remedy = "the run's events (`project.events`) say why",

@@ -13,14 +13,17 @@ local function pg_time(col, as)
     .. (as or col:match("[%w_]+$"))
 end
 
+-- a column as it is stored, named `as` when given
+local function plain(col, as) return as and (col .. " AS " .. as) or col end
+
 M.sqlite = {
   name = "sqlite",
   now = "orket_now()",          -- the transaction's time, as a stored time (a test's clock moves it)
   created = "orket_now()",      -- a new card's time: PostgreSQL's tells apart cards made in one transaction
   wall = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", -- the wall clock as the statement runs
   returning_id = "",            -- db:run's second value is the new row's id already
-  time = function(col, as) return as and (col .. " AS " .. as) or col end, -- a stored time, selected
-  json = function(col, as) return as and (col .. " AS " .. as) or col end, -- a JSON column, as its text
+  time = plain,                  -- a stored time, selected (ISO text already)
+  json = plain,                  -- a JSON column, as its text (stored as text already)
   integer = function(expr) return expr end, -- a sum read back as a Lua integer
   flag = function(col) return col end, -- a true/false column, read as 1/0
   bool = function(v) return v and 1 or 0 end, -- a Lua boolean, written to such a column
