@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -672,6 +673,118 @@ static int gr_stage_all(const gitapi *g, git_index *idx, const gr_scan *scan, gr
 
 static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err *e);
 
+static int gr_names_dotgit(const char *path);
+
+/* ---- staging only the paths a turn touched -------------------------------------------------
+ * A turn that changed a file or two should not cost a walk of every file main holds. When
+ * the caller knows every path changed since the working tree last matched its index (the
+ * engine does while only its file tools wrote there: docs/git.md), only those are staged,
+ * with the same rules as the whole walk: each directory on the way is checked as gr_scan
+ * checks it (the files libgit2 reads by name there, a nested repository), and the path is
+ * staged as index_add_all and index_update_all would stage it. Anything that is not a plain
+ * file or a missing one (a directory, a symlink, a control file whose rules reach other
+ * paths, a nested repository, a path deeper than the scan goes) is left to the whole walk:
+ * gr_stage_paths answers 1 and stages nothing more. */
+
+/* 1 when idx holds an entry beneath directory path */
+static int gr_index_has_under(const gitapi *g, git_index *idx, const char *path) {
+  char pre[PATH_MAX + 2];
+  size_t at;
+  if ((size_t)snprintf(pre, sizeof pre, "%s/", path) >= sizeof pre) return 1;
+  return g->index_find_prefix(&at, idx, pre) == 0;
+}
+
+static int gr_control_name(const char *base) {
+  return strcmp(base, ".gitignore") == 0 || strcmp(base, ".gitattributes") == 0 || strcmp(base, ".gitmodules") == 0;
+}
+
+/* Stages one path (valid: gitrepo_path_valid). 0 staged (or rightly left out), 1 the whole
+ * walk is needed, -1 error (EUNSAFE as gr_scan's). */
+static int gr_stage_one(const gitapi *g, git_repository *repo, git_index *idx, int root, const char *path,
+                        gr_scan *s, gr_err *e) {
+  char rel[PATH_MAX];
+  size_t depth = 0;
+  int dfd = dup(root), full = 0;
+  if (dfd < 0) return gr_fail(e, "EIO", "cannot open the working tree: %s", strerror(errno));
+  const char *base = path;
+  /* each directory on the way: what gr_scan_dir checks before it walks one */
+  for (const char *slash; dfd >= 0 && (slash = strchr(base, '/')) != NULL; base = slash + 1) {
+    size_t rl = (size_t)(base - path);
+    memcpy(rel, path, rl);
+    rel[rl] = '\0';
+    struct stat dst;
+    if (gr_scan_controls(dfd, rel, e) != 0) {
+      close(dfd);
+      return -1;
+    }
+    if (++depth > GR_SCAN_DEPTH || (rl > 0 && fstatat(dfd, ".git", &dst, AT_SYMLINK_NOFOLLOW) == 0)) {
+      full = 1;
+      break;
+    }
+    memcpy(rel, base, (size_t)(slash - base));
+    rel[slash - base] = '\0';
+    int nfd = openat(dfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int err = errno;
+    close(dfd);
+    dfd = nfd;
+    if (nfd < 0 && err != ENOENT) full = 1; /* not a directory (a symlink, a file) on the way */
+    if (nfd < 0) break;
+  }
+  struct stat st;
+  int gone = 0;
+  if (!full && dfd >= 0) {
+    memcpy(rel, path, (size_t)(base - path));
+    rel[base - path] = '\0';
+    if (gr_scan_controls(dfd, rel, e) != 0) { /* the path's own directory */
+      close(dfd);
+      return -1;
+    }
+    if (base != path && fstatat(dfd, ".git", &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      full = 1; /* a nested repository: the whole walk leaves it out */
+    } else if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      gone = 1;
+      full = errno != ENOENT;
+    }
+  } else if (!full) {
+    gone = 1; /* a directory on its way is gone */
+  }
+  if (dfd >= 0) close(dfd);
+  if (full || gr_control_name(base) || gr_index_has_under(g, idx, path)) return 1;
+  int rc = 0;
+  if (gone) {
+    rc = g->index_remove_bypath(idx, path);
+  } else if (!S_ISREG(st.st_mode)) {
+    return 1;
+  } else if (st.st_size > GR_FILE_MAX) {
+    char why[96];
+    snprintf(why, sizeof why, "%lld bytes, over the %lld MiB cap: not committed", (long long)st.st_size,
+             (long long)(GR_FILE_MAX >> 20));
+    return gr_scan_skip(s, path, why, e);
+  } else {
+    int ignored = 0; /* as index_add_all: an ignored file is added only when already tracked */
+    if ((rc = g->ignore_path_is_ignored(&ignored, repo, path)) == 0 &&
+        (!ignored || g->index_get_bypath(idx, path, 0) != NULL))
+      rc = g->index_add_bypath(idx, path);
+  }
+  return rc < 0 ? gr_git(g, e, rc, path) : 0;
+}
+
+/* Stages the paths only (above): 0, 1 when the whole walk is needed instead, -1 error. */
+static int gr_stage_paths(const gitapi *g, git_repository *repo, git_index *idx, const gr_paths *only, gr_scan *s,
+                          gr_err *e) {
+  memset(s, 0, sizeof *s);
+  s->repo = repo;
+  const char *wd = g->repository_workdir(repo);
+  if (wd == NULL) return 1;
+  int root = open(wd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (root < 0) return gr_fail(e, "EIO", "cannot open %s: %s", wd, strerror(errno));
+  int ret = 0;
+  for (size_t i = 0; ret == 0 && i < only->n; i++) ret = gr_stage_one(g, repo, idx, root, only->v[i], s, e);
+  close(root);
+  if (ret != 0) gr_scan_free(s);
+  return ret;
+}
+
 static int gr_initial_commit(const gitapi *g, git_repository *repo, const gr_sig *who, gr_err *e) {
   git_signature *sig = NULL;
   git_index *idx = NULL;
@@ -748,25 +861,29 @@ static int gr_pending_path(const gitapi *g, const gr_wd *w, char *buf, size_t ca
   return (size_t)snprintf(buf, cap, "%s%s", d, GR_PENDING) < cap ? 0 : -1;
 }
 
-/* The marker holds the checkout's stage: "planned" (written before the ref moves) or
- * "writing" (every path passed the safety check and files are being written). Replaced
- * atomically and durably: it must be on disk before what it announces happens. */
-static int gr_pending_mark(const gitapi *g, const gr_wd *w, const char *stage, gr_err *e) {
-  char p[PATH_MAX], tmp[PATH_MAX + 8], line[16], d[PATH_MAX];
-  if (gr_pending_path(g, w, p, sizeof p) != 0 || gr_state_dir(g, w, d, sizeof d) != 0) return gr_fail(e, "EINVAL", "gitdir path too long");
-  snprintf(tmp, sizeof tmp, "%s.tmp", p);
-  snprintf(line, sizeof line, "%s\n", stage);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return gr_fail(e, "EIO", "cannot write %s: %s", tmp, strerror(errno));
-  int ok = write(fd, line, strlen(line)) == (ssize_t)strlen(line) && fsync(fd) == 0;
+/* The marker holds the checkout's stage in 8 bytes: "planned" (written before the ref moves),
+ * "writing" (every path passed the safety check and files are being written) or "idle"
+ * (nothing pending; so is a missing marker). It is rewritten in place by one write of those 8
+ * bytes, never replaced: a new file for every checkout cost an inode each, which the file
+ * system grew dearer to find as the board grew. A stage is synced before what it announces
+ * happens; "idle" is not (lost in a power cut, the next settling finds nothing to do). */
+#define GR_STAGE_LEN 8
+static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, int sync, gr_err *e) {
+  char p[PATH_MAX], line[GR_STAGE_LEN + 1], d[PATH_MAX];
+  if (gr_pending_path(g, w, p, sizeof p) != 0 || gr_state_dir(g, w, d, sizeof d) != 0)
+    return gr_fail(e, "EINVAL", "gitdir path too long");
+  snprintf(line, sizeof line, "%-7s\n", stage);
+  int made = 1, fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == EEXIST) {
+    made = 0;
+    fd = open(p, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  }
+  if (fd < 0) return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(errno));
+  int ok = pwrite(fd, line, GR_STAGE_LEN, 0) == GR_STAGE_LEN && (!sync || fsync(fd) == 0);
   int err = errno;
   close(fd);
-  if (ok && rename(tmp, p) != 0) {
-    ok = 0;
-    err = errno;
-  }
   if (!ok) return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(err));
-  int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dfd = made && sync ? open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
   if (dfd >= 0) {
     (void)fsync(dfd); /* best effort: the file's own fsync already happened */
     close(dfd);
@@ -774,14 +891,19 @@ static int gr_pending_mark(const gitapi *g, const gr_wd *w, const char *stage, g
   return 0;
 }
 
-static int gr_pending_clear(const gitapi *g, const gr_wd *w, gr_err *e) {
-  char p[PATH_MAX];
-  if (gr_pending_path(g, w, p, sizeof p) != 0) return gr_fail(e, "EINVAL", "gitdir path too long");
-  if (unlink(p) != 0 && errno != ENOENT) return gr_fail(e, "EIO", "cannot remove %s: %s", p, strerror(errno));
-  return 0;
+static int gr_pending_mark(const gitapi *g, const gr_wd *w, const char *stage, gr_err *e) {
+  return gr_pending_write(g, w, stage, 1, e);
 }
 
-/* 0: no checkout pending; 1: planned; 2: writing (its safety check had passed). */
+static int gr_pending_clear(const gitapi *g, const gr_wd *w, gr_err *e) {
+  char p[PATH_MAX];
+  struct stat st;
+  if (gr_pending_path(g, w, p, sizeof p) != 0) return gr_fail(e, "EINVAL", "gitdir path too long");
+  return lstat(p, &st) == 0 ? gr_pending_write(g, w, "idle", 0, e) : 0;
+}
+
+/* 0: no checkout pending; 1: planned; 2: writing (its safety check had passed). An empty or
+ * unreadable marker counts as planned: the safe reading. */
 static int gr_pending(const gitapi *g, const gr_wd *w) {
   char p[PATH_MAX], line[16] = {0};
   if (gr_pending_path(g, w, p, sizeof p) != 0) return 0;
@@ -790,7 +912,7 @@ static int gr_pending(const gitapi *g, const gr_wd *w) {
   size_t n = fread(line, 1, sizeof line - 1, f);
   fclose(f);
   line[n] = '\0';
-  return strncmp(line, "writing", 7) == 0 ? 2 : 1;
+  return strncmp(line, "idle", 4) == 0 ? 0 : strncmp(line, "writing", 7) == 0 ? 2 : 1;
 }
 
 /* Checks that every path delta touches holds either its old (baseline) or its new content
@@ -826,6 +948,44 @@ static int gr_tip_tree(const gitapi *g, const gr_wd *w, git_tree **out) {
   if (rc == 0) rc = g->reference_peel((git_object **)out, head, GIT_OBJECT_TREE);
   g->reference_free(head);
   return rc;
+}
+
+/* Checks the directories on the way to each path (sorted, as a diff lists them) as gr_scan
+ * checks every directory: libgit2 reads the files named in gr_scan_controls there when it
+ * writes the path. A directory missing (or not a directory: the checkout replaces it) ends
+ * that way. The whole working tree is not walked: a checkout of a few paths costs what they
+ * cost. 0, or -1 with EUNSAFE. */
+static int gr_check_ways(const gitapi *g, git_repository *repo, char *const *paths, size_t n, gr_err *e) {
+  const char *wd = g->repository_workdir(repo);
+  if (wd == NULL) return 0;
+  int root = open(wd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (root < 0) return gr_fail(e, "EIO", "cannot open %s: %s", wd, strerror(errno));
+  char rel[PATH_MAX];
+  size_t last = (size_t)-1; /* the previous path's directory, already checked when the same */
+  int ret = 0;
+  for (size_t i = 0; ret == 0 && i < n; i++) {
+    const char *p = paths[i], *end = strrchr(p, '/');
+    size_t dl = end ? (size_t)(end - p) + 1 : 0;
+    if (dl >= sizeof rel) continue; /* libgit2 cannot write it either */
+    if (i > 0 && dl == last && strncmp(p, paths[i - 1], dl) == 0) continue;
+    last = dl;
+    int dfd = dup(root);
+    for (size_t at = 0; dfd >= 0;) { /* dfd: the directory p[0..at) */
+      memcpy(rel, p, at);
+      rel[at] = '\0';
+      if ((ret = gr_scan_controls(dfd, rel, e)) != 0 || at >= dl) break;
+      size_t cl = strcspn(p + at, "/");
+      memcpy(rel, p + at, cl);
+      rel[cl] = '\0';
+      int nfd = openat(dfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      close(dfd);
+      dfd = nfd;
+      at += cl + 1;
+    }
+    if (dfd >= 0) close(dfd);
+  }
+  close(root);
+  return ret;
 }
 
 /* Settles a working tree after whatever a crash interrupted. The index should always be
@@ -874,17 +1034,16 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
       goto out;
     }
   } else if (n > 0) {
-    /* the checkout reads .gitattributes (and hashes files): only once the scan says it may */
-    gr_scan scan;
-    if (gr_scan_run(g, repo, &scan, e) != 0) goto out;
-    gr_scan_free(&scan);
     if ((paths = calloc(n, sizeof *paths)) == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
     for (size_t i = 0; i < n; i++) {
       const git_diff_delta *d = g->diff_get_delta(diff, i);
-      /* once writing began, a path that is neither old nor new is our own half-written file */
-      if (pending == 1 && gr_delta_safe(g, repo, d, e) != 0) goto out;
       paths[i] = (char *)(d->new_file.path ? d->new_file.path : d->old_file.path);
     }
+    /* the checkout reads .gitattributes on the way to each path (and hashes files): only
+     * once the directories on those ways are checked as gr_scan checks them */
+    if (gr_check_ways(g, repo, paths, n, e) != 0) goto out;
+    for (size_t i = 0; pending == 1 && i < n; i++) /* once writing began, a path that is */
+      if (gr_delta_safe(g, repo, g->diff_get_delta(diff, i), e) != 0) goto out; /* neither is ours */
     if (pending == 1 && gr_pending_mark(g, w, "writing", e) != 0) goto out;
     git_checkout_options co;
     (void)g->checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
@@ -1436,55 +1595,140 @@ out:
   return ret;
 }
 
-/* Removes what .gitignore kept out of the card's commits (build output, a secret in an
- * ignored file): the next card to use the directory must not see it. */
-static int gr_remove_ignored(const gitapi *g, const gr_wd *wd, gr_err *e) {
+/* Removes path (relative to the working tree wd; "dir/" for a whole directory). */
+static int gr_remove_rel(const char *wd, const char *rel, gr_err *e) {
+  char p[PATH_MAX];
+  struct stat st;
+  if ((size_t)snprintf(p, sizeof p, "%s%s", wd, rel) >= sizeof p) return 0;
+  size_t pl = strlen(p);
+  if (pl > 1 && p[pl - 1] == '/') p[pl - 1] = '\0';
+  if (lstat(p, &st) != 0) return 0;
+  if (S_ISDIR(st.st_mode)) {
+    if (gr_empty_dir(p, e) != 0) return -1;
+    if (rmdir(p) != 0) return gr_fail(e, "EIO", "cannot remove %s: %s", p, strerror(errno));
+  } else if (unlink(p) != 0) {
+    return gr_fail(e, "EIO", "cannot remove %s: %s", p, strerror(errno));
+  }
+  return 0;
+}
+
+/* Readies a done card's directory for the next card, in one walk of it: EDIRTY while it holds
+ * uncommitted changes; otherwise what its commits left out goes, so the next card to use the
+ * directory sees exactly the tree its index records: the files .gitignore kept out (build
+ * output, a secret in an ignored file) and what git never commits (gr_scan's skip list: a
+ * FIFO, a file over the cap, a nested repository). */
+static int gr_clear_for_next(const gitapi *g, const gr_wd *wd, const char *card, gr_err *e) {
+  gr_scan scan;
+  if (gr_scan_run(g, wd->repo, &scan, e) != 0) return -1;
   git_status_options so;
   git_tree *tip = NULL;
   git_status_list *sl = NULL;
   (void)g->status_options_init(&so, GIT_STATUS_OPTIONS_VERSION);
-  so.show = GIT_STATUS_SHOW_WORKDIR_ONLY;
-  so.flags = GIT_STATUS_OPT_INCLUDE_IGNORED | GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
+  so.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
+  so.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS |
+             GIT_STATUS_OPT_INCLUDE_IGNORED | GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
   int rc = gr_tip_tree(g, wd, &tip);
   so.baseline = tip;
   if (rc == 0) rc = g->status_list_new(&sl, wd->repo, &so);
   g->tree_free(tip);
-  if (rc < 0) return gr_git(g, e, rc, "status");
+  if (rc < 0) {
+    gr_scan_free(&scan);
+    return gr_git(g, e, rc, "status");
+  }
+  const char *root = g->repository_workdir(wd->repo);
+  size_t n = g->status_list_entrycount(sl), dirty = 0;
+  const char *first = NULL;
+  for (size_t i = 0; i < n; i++) {
+    const git_status_entry *s = g->status_byindex(sl, i);
+    if (s->status == GIT_STATUS_CURRENT || (s->status & GIT_STATUS_IGNORED)) continue;
+    const git_diff_delta *d = s->index_to_workdir ? s->index_to_workdir : s->head_to_index;
+    const char *p = d->new_file.path ? d->new_file.path : d->old_file.path;
+    if (gr_scan_skips(&scan.skip, p)) continue; /* never committed, so never a change */
+    if (dirty++ == 0) first = p;
+  }
   int ret = 0;
-  size_t n = g->status_list_entrycount(sl);
+  if (dirty)
+    ret = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, first,
+                  dirty > 1 ? ", ..." : "");
   for (size_t i = 0; ret == 0 && i < n; i++) {
     const git_status_entry *s = g->status_byindex(sl, i);
-    if (!(s->status & GIT_STATUS_IGNORED) || s->index_to_workdir == NULL) continue;
-    char p[PATH_MAX];
-    struct stat st;
-    if ((size_t)snprintf(p, sizeof p, "%s%s", g->repository_workdir(wd->repo), s->index_to_workdir->old_file.path) >= sizeof p)
-      continue;
-    size_t pl = strlen(p);
-    if (pl > 1 && p[pl - 1] == '/') p[pl - 1] = '\0'; /* an ignored directory */
-    if (lstat(p, &st) != 0) continue;
-    if (S_ISDIR(st.st_mode)) ret = gr_empty_dir(p, e) == 0 && rmdir(p) != 0 ? gr_fail(e, "EIO", "cannot remove %s: %s", p, strerror(errno)) : ret;
-    else if (unlink(p) != 0) ret = gr_fail(e, "EIO", "cannot remove %s: %s", p, strerror(errno));
+    if ((s->status & GIT_STATUS_IGNORED) && s->index_to_workdir)
+      ret = gr_remove_rel(root, s->index_to_workdir->old_file.path, e);
   }
+  /* a directory left out whole (a nested repository) over files the branch tracks cannot go
+   * without them: the directory is then kept, not handed on */
+  git_index *idx = NULL;
+  if (ret == 0 && scan.skip.n && (rc = g->repository_index(&idx, wd->repo)) < 0) ret = gr_git(g, e, rc, "index");
+  for (size_t i = 0; ret == 0 && i < scan.skip.n; i++) {
+    const char *p = scan.skip.v[i];
+    size_t pl = strlen(p), at;
+    if (pl > 0 && p[pl - 1] == '/' && g->index_find_prefix(&at, idx, p) == 0)
+      ret = gr_fail(e, "EDIRTY", "card %s: %s holds a nested repository over tracked files; remove its .git by hand",
+                    card, p);
+    else
+      ret = gr_remove_rel(root, p, e);
+  }
+  g->index_free(idx);
   g->status_list_free(sl);
+  gr_scan_free(&scan);
   return ret;
 }
 
-int gitrepo_detach(gitrepo *r, const char *card, int *detached, gr_err *e) {
+/* gr_clear_for_next when nothing but the paths in only changed since the directory last
+ * matched its index as a whole: they are staged into the index in memory (gr_stage_paths,
+ * never written) and the tree compared with the tip's (EDIRTY when it differs); then each
+ * of them that the index does not hold (ignored, or over the cap) goes. 1 when the whole
+ * walk is needed instead. */
+static int gr_clear_paths(const gitapi *g, const gr_wd *wd, const char *card, const gr_paths *only, gr_err *e) {
+  git_index *idx = NULL;
+  git_tree *tip = NULL;
+  gr_scan scan = {0};
+  git_oid tid;
+  int rc, ret = -1;
+  if ((rc = g->repository_index(&idx, wd->repo)) < 0 || (rc = g->index_read(idx, 1)) < 0) {
+    gr_git(g, e, rc, "index");
+    goto out;
+  }
+  if ((ret = gr_stage_paths(g, wd->repo, idx, only, &scan, e)) != 0) goto out;
+  ret = -1;
+  if ((rc = g->index_write_tree(&tid, idx)) < 0 || (rc = gr_tip_tree(g, wd, &tip)) < 0) {
+    gr_git(g, e, rc, "tree");
+    goto out;
+  }
+  if (!g->oid_equal(&tid, g->tree_id(tip))) {
+    gr_fail(e, "EDIRTY", "card %s has uncommitted changes; commit them first", card);
+    goto out;
+  }
+  const char *root = g->repository_workdir(wd->repo);
+  ret = 0;
+  for (size_t i = 0; ret == 0 && i < only->n; i++)
+    if (g->index_get_bypath(idx, only->v[i], 0) == NULL) ret = gr_remove_rel(root, only->v[i], e);
+  for (size_t i = 0; ret == 0 && i < scan.skip.n; i++) ret = gr_remove_rel(root, scan.skip.v[i], e);
+out:
+  if (idx) (void)g->index_read(idx, 1); /* what was staged here stays in memory no longer */
+  gr_scan_free(&scan);
+  g->tree_free(tip);
+  g->index_free(idx);
+  return ret;
+}
+
+int gitrepo_detach(gitrepo *r, const char *card, const gr_paths *only, int *detached, gr_err *e) {
   const gitapi *g = &r->git;
   *detached = 0;
   if (gr_check_card(card, e) != 0) return -1;
+  int whole = only == NULL || only->n > GR_ONLY_MAX;
+  for (size_t i = 0; !whole && i < only->n; i++) {
+    if (!gitrepo_path_valid(only->v[i]))
+      return gr_fail(e, "EINVAL", "paths[%zu]: %s is not a relative path beneath the working tree", i + 1, only->v[i]);
+    whole = gr_names_dotgit(only->v[i]);
+  }
   gr_att *a = gr_attached(r, card);
   if (a == NULL) return 0;
   gr_wd wd = {a->w, a->ref, a->state};
-  gr_paths dirty = {NULL, 0};
   int updated;
-  int st = gr_refresh_repo(g, &wd, &updated, e) == 0 ? gr_status_repo(g, &wd, &dirty, e) : -1;
-  if (st == 0 && dirty.n)
-    st = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, dirty.v[0],
-                 dirty.n > 1 ? ", ..." : "");
-  gr_paths_free(&dirty);
-  if (st == 0) st = gr_remove_ignored(g, &wd, e);
-  if (st != 0) return -1;
+  if (gr_refresh_repo(g, &wd, &updated, e) != 0) return -1;
+  if (!whole && (whole = gr_clear_paths(g, &wd, card, only, e)) < 0) return -1;
+  if (whole && gr_clear_for_next(g, &wd, card, e) != 0) return -1;
   gr_att_drop(r, (size_t)(a - r->att));
   *detached = 1;
   return 0;
@@ -1601,8 +1845,33 @@ static char *gr_message(const char *message, const char *turn_key) {
   return m;
 }
 
-int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *message,
-                   const char *turn_key, char *id, gr_commit_kind *kind, gr_paths *skipped, gr_err *e) {
+/* 1 when path names a file beneath the working tree as the engine's workspace normalizes one:
+ * relative, no empty, "." or ".." component, no trailing '/'. */
+int gitrepo_path_valid(const char *path) {
+  size_t n = strlen(path);
+  if (n == 0 || n >= PATH_MAX - 2 || path[0] == '/' || path[n - 1] == '/') return 0;
+  for (const char *c = path; *c;) {
+    size_t cl = strcspn(c, "/");
+    if (cl == 0 || (cl == 1 && c[0] == '.') || (cl == 2 && c[0] == '.' && c[1] == '.')) return 0;
+    c += cl;
+    if (*c == '/') c++;
+  }
+  return 1;
+}
+
+/* 1 when a component of path is .git in any case: never staged by name (docs/git.md) */
+static int gr_names_dotgit(const char *path) {
+  for (const char *c = path; *c;) {
+    size_t cl = strcspn(c, "/");
+    if (cl == 4 && strncasecmp(c, ".git", 4) == 0) return 1;
+    c += cl;
+    if (*c == '/') c++;
+  }
+  return 0;
+}
+
+int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *message, const char *turn_key,
+                   const gr_paths *only, char *id, gr_commit_kind *kind, gr_paths *skipped, gr_err *e) {
   const gitapi *g = &r->git;
   char bname[GR_CARD_MAX + 16], ref[GR_CARD_MAX + 32];
   gr_wd wd;
@@ -1625,6 +1894,12 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
     return gr_fail(e, "EINVAL", "a commit needs a message");
   if (turn_key && !gr_key_ok(turn_key))
     return gr_fail(e, "EINVAL", "a turn key is 1 to %d printable characters without spaces", GR_KEY_MAX);
+  int whole = only == NULL || only->n > GR_ONLY_MAX;
+  for (size_t i = 0; !whole && i < only->n; i++) {
+    if (!gitrepo_path_valid(only->v[i]))
+      return gr_fail(e, "EINVAL", "paths[%zu]: %s is not a relative path beneath the working tree", i + 1, only->v[i]);
+    whole = gr_names_dotgit(only->v[i]);
+  }
   if (gr_make_sig(g, who, &sig, e) != 0) return -1;
   if (gr_open_card(r, card, &wd, e) != 0) goto out;
   w = wd.repo;
@@ -1646,7 +1921,8 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
     gr_git(g, e, rc, "index");
     goto out;
   }
-  if (gr_scan_run(g, w, &scan, e) != 0 || gr_stage_all(g, idx, &scan, e) != 0) goto out;
+  if (!whole && (whole = gr_stage_paths(g, w, idx, only, &scan, e)) < 0) goto out;
+  if (whole && (gr_scan_run(g, w, &scan, e) != 0 || gr_stage_all(g, idx, &scan, e) != 0)) goto out;
   if ((rc = g->index_write_tree(&tid, idx)) < 0) { gr_git(g, e, rc, "tree"); goto out; }
   rc = wd.ref ? g->reference_lookup(&head, w, wd.ref) : g->repository_head(&head, w);
   if (rc < 0 || (rc = g->reference_peel((git_object **)&parent, head, GIT_OBJECT_COMMIT)) < 0) {
@@ -1668,8 +1944,10 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
     g->oid_tostr(id, GR_OID_HEX + 1, &cid);
   }
   /* the index follows HEAD only after HEAD moved; a crash before this leaves an index that
-   * the next commit's staging rebuilds from the files anyway */
-  if ((rc = g->index_write(idx)) < 0) { gr_git(g, e, rc, "index write"); goto out; }
+   * the next commit's staging rebuilds from the files anyway. Nothing changed and only named
+   * paths staged: the index on disk already says the same (not rewritten: each write is a
+   * new file, an inode the file system must find) */
+  if ((*kind != GR_CLEAN || whole) && (rc = g->index_write(idx)) < 0) { gr_git(g, e, rc, "index write"); goto out; }
   if (skipped) { /* the notes move to the caller */
     *skipped = scan.notes;
     scan.notes.v = NULL;

@@ -102,10 +102,14 @@ int gitrepo_worktree_path(gitrepo *r, const char *card, char *buf, size_t cap, g
 int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *state, int *switched, gr_err *e);
 
 /* Detaches card's directory (*detached 1; 0 when it has none attached): EDIRTY while it holds
- * uncommitted changes; files .gitignore kept out of its commits are removed, so the
- * directory holds exactly its index's tree and can be attached to another card. dir and
- * state stay on disk. */
-int gitrepo_detach(gitrepo *r, const char *card, int *detached, gr_err *e);
+ * uncommitted changes; what its commits left out (files .gitignore kept out, FIFOs, files
+ * over the cap, nested repositories) is removed, so the directory holds exactly its
+ * index's tree and can be attached to another card. dir and state stay on disk. only, when
+ * not NULL, vouches that nothing but those paths changed since the directory last matched
+ * its index as a whole (attached fresh, or settled by a whole walk): only they are checked
+ * and cleared, unless one is not a plain case (as gitrepo_commit's only), when the whole
+ * directory is walked after all. */
+int gitrepo_detach(gitrepo *r, const char *card, const gr_paths *only, int *detached, gr_err *e);
 
 /* The changed paths of card's worktree against its HEAD: modified, added, deleted and new
  * untracked files (ignored files are not listed), sorted. */
@@ -113,6 +117,11 @@ int gitrepo_status(gitrepo *r, const char *card, gr_paths *out, gr_err *e);
 /* Removes the card's worktree (its directory and metadata; the branch stays): *removed 1,
  * or 0 when it has none. EDIRTY while it holds uncommitted changes. */
 int gitrepo_worktree_remove(gitrepo *r, const char *card, int *removed, gr_err *e);
+
+/* 1 when path is relative, without empty, "." or ".." components or a trailing '/'. */
+int gitrepo_path_valid(const char *path);
+
+#define GR_ONLY_MAX 1024 /* paths gitrepo_commit stages one by one; more: the whole walk */
 
 /* Commits every change in card's worktree (like `git add -A && git commit`) on its branch
  * with author = committer = who, message + "\n\nOrket-Turn: <turn_key>" when turn_key is not
@@ -122,9 +131,14 @@ int gitrepo_worktree_remove(gitrepo *r, const char *card, int *removed, gr_err *
  * What is left out (FIFOs, sockets, devices, files over 64 MiB, nested repositories) is
  * listed in *skipped when not NULL, "path (why)" each (gr_paths_free). EUNSAFE: a file
  * libgit2 reads by name (.gitignore, .gitattributes, .gitmodules) is not a small regular
- * file, or the worktree's .git is not the one the engine wrote (docs/git.md). */
-int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *message,
-                   const char *turn_key, char *id, gr_commit_kind *kind, gr_paths *skipped, gr_err *e);
+ * file, or the worktree's .git is not the one the engine wrote (docs/git.md).
+ * only, when not NULL, vouches that nothing but those paths (gitrepo_path_valid, at most
+ * GR_ONLY_MAX) changed since the working tree last matched its index: only they are staged
+ * (what the whole walk would stage of them), unless one is not a plain file or a missing one
+ * (a directory, a symlink, a .gitignore...), when the whole tree is walked after all; *skipped
+ * then lists only what was left out of them. */
+int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *message, const char *turn_key,
+                   const gr_paths *only, char *id, gr_commit_kind *kind, gr_paths *skipped, gr_err *e);
 
 /* Finds the newest commit on branch (a branch name such as "orket/X1") whose message has the
  * trailer key: value, searching only commits not on main when since_main is set. Returns 1

@@ -201,12 +201,48 @@ static int lgr_attach(lua_State *L) {
   return 2;
 }
 
-/* repo:detach(card) -> detached | nil, msg, CODE (EDIRTY: uncommitted changes) */
+/* The optional field `paths` of the table at arg: a list of strings (gitrepo_commit's only).
+ * The pointer array lives in a userdata left on the stack and the strings in the table, so
+ * an error raised later frees nothing by hand. Returns 0 without the field or with more
+ * than GR_ONLY_MAX paths (the whole walk is then cheaper to reason about than a long list). */
+static int lgr_only(lua_State *L, int arg, gr_paths *only) {
+  if (lua_getfield(L, arg, "paths") == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (!lua_istable(L, -1)) luaL_argerror(L, arg, "field 'paths' must be a list of strings");
+  lua_Integer n = luaL_len(L, -1);
+  if (n > GR_ONLY_MAX) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  char **v = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *v, 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    size_t len;
+    lua_geti(L, -2, i);
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (s == NULL || strlen(s) != len) {
+      lua_pushfstring(L, "field 'paths' item %d must be a string without NUL bytes", (int)i);
+      luaL_argerror(L, arg, lua_tostring(L, -1));
+    }
+    v[i - 1] = (char *)s;
+    lua_pop(L, 1);
+  }
+  only->v = v;
+  only->n = (size_t)n;
+  return 1;
+}
+
+/* repo:detach(card [, {paths=}]) -> detached | nil, msg, CODE (EDIRTY: uncommitted changes).
+ * paths: the only paths changed since the directory last matched its index (gitrepo_detach's only) */
 static int lgr_detach(lua_State *L) {
   lgr *o = lgr_check(L);
   gr_err e;
   int detached = 0;
-  if (gitrepo_detach(o->r, luaL_checkstring(L, 2), &detached, &e) != 0) return lgr_fail(L, &e);
+  const char *card = luaL_checkstring(L, 2);
+  gr_paths only = {NULL, 0};
+  int has_only = !lua_isnoneornil(L, 3) && (luaL_checktype(L, 3, LUA_TTABLE), lgr_only(L, 3, &only));
+  if (gitrepo_detach(o->r, card, has_only ? &only : NULL, &detached, &e) != 0) return lgr_fail(L, &e);
   lua_pushboolean(L, detached);
   return 1;
 }
@@ -242,8 +278,9 @@ static int lgr_status(lua_State *L) {
   return 1;
 }
 
-/* repo:commit(card, {name=, email=, message=, turn=}) -> id, "committed"|"exists"|"clean",
- * skipped ({"path (why)"...}: what was left out, never opened) */
+/* repo:commit(card, {name=, email=, message=, turn=, paths=}) -> id, "committed"|"exists"|"clean",
+ * skipped ({"path (why)"...}: what was left out, never opened). paths: the only paths that
+ * changed since the working tree last matched its index (gitrepo_commit's only) */
 static int lgr_commit(lua_State *L) {
   static const char *const kinds[] = {"committed", "exists", "clean"};
   lgr *o = lgr_check(L);
@@ -253,9 +290,11 @@ static int lgr_commit(lua_State *L) {
   const char *turn = lgr_field(L, 3, "turn", 1);
   char id[GR_OID_HEX + 1];
   gr_commit_kind kind;
-  gr_paths skipped;
+  gr_paths skipped, only = {NULL, 0};
   gr_err e;
-  if (gitrepo_commit(o->r, card, &who, msg, turn, id, &kind, &skipped, &e) != 0) return lgr_fail(L, &e);
+  int has_only = lgr_only(L, 3, &only);
+  if (gitrepo_commit(o->r, card, &who, msg, turn, has_only ? &only : NULL, id, &kind, &skipped, &e) != 0)
+    return lgr_fail(L, &e);
   lua_pushstring(L, id);
   lua_pushstring(L, kinds[kind]);
   lgr_push_paths(L, &skipped);

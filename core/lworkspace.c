@@ -231,6 +231,29 @@ static int lws_move(lua_State *L) {
   return 1;
 }
 
+/* ws:take_changes() -> {path...} | false: the paths written, appended to, deleted or moved
+ * through this handle since the last call (normalized, each once), forgotten here; false
+ * when more than WS_CHANGES_MAX changed (assume anything did) */
+static int lws_take_changes(lua_State *L) {
+  lws *o = lws_check(L);
+  char **v;
+  size_t n;
+  if (o->w.changed_over) {
+    (void)ws_take_changes(&o->w, &v, &n);
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  /* copied before they are taken: a raise here (no memory) leaves them with the handle */
+  lua_createtable(L, (int)o->w.nchanged, 0);
+  for (size_t i = 0; i < o->w.nchanged; i++) {
+    lua_pushstring(L, o->w.changed[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  (void)ws_take_changes(&o->w, &v, &n);
+  ws_changes_free(v, n);
+  return 1;
+}
+
 /* ws:close(): idempotent; also __gc and __close */
 static int lws_close(lua_State *L) {
   lws *o = luaL_checkudata(L, 1, LWS_META);
@@ -272,6 +295,7 @@ static const luaL_Reg lws_methods[] = {
     {"read", lws_read},     {"write", lws_write},   {"append", lws_append},
     {"stat", lws_stat},     {"list", lws_list},     {"mkdir", lws_mkdir},
     {"delete", lws_delete}, {"move", lws_move},     {"close", lws_close},
+    {"take_changes", lws_take_changes},
     {NULL, NULL},
 };
 

@@ -392,8 +392,45 @@ static int ws_refuse_type(ws_err *e, const char *op, const char *norm, mode_t m)
 
 /* ---- operations ------------------------------------------------------------------------- */
 
+void ws_changes_free(char **v, size_t n) {
+  for (size_t i = 0; i < n; i++) free(v[i]);
+  free(v);
+}
+
+/* Notes norm as changed (before the change is tried: a failed one may have changed it). */
+static void ws_note(ws *w, const char *norm) {
+  if (w->changed_over) return;
+  for (size_t i = 0; i < w->nchanged; i++)
+    if (strcmp(w->changed[i], norm) == 0) return;
+  char **v = w->nchanged < WS_CHANGES_MAX ? realloc(w->changed, (w->nchanged + 1) * sizeof *v) : NULL;
+  char *c = v ? strdup(norm) : NULL;
+  if (v) w->changed = v;
+  if (c == NULL) { /* too many, or no memory: from now on, anything */
+    ws_changes_free(w->changed, w->nchanged);
+    w->changed = NULL;
+    w->nchanged = 0;
+    w->changed_over = 1;
+    return;
+  }
+  w->changed[w->nchanged++] = c;
+}
+
+int ws_take_changes(ws *w, char ***out, size_t *n) {
+  int over = w->changed_over;
+  *out = over ? NULL : w->changed;
+  *n = over ? 0 : w->nchanged;
+  if (over) ws_changes_free(w->changed, w->nchanged);
+  w->changed = NULL;
+  w->nchanged = 0;
+  w->changed_over = 0;
+  return over;
+}
+
 int ws_open(ws *w, const char *root, ws_resolve_mode mode, ws_err *e) {
   w->rootfd = -1;
+  w->changed = NULL;
+  w->nchanged = 0;
+  w->changed_over = 0;
   int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ws_fail(e, errno == ENOENT ? "ENOENT" : "EINVAL", "cannot open root %s: %s", root, strerror(errno));
   struct stat st;
@@ -451,6 +488,9 @@ int ws_use_mount_source(ws *w, ws_mnt_source src, ws_err *e) {
 void ws_close(ws *w) {
   if (w->rootfd >= 0) close(w->rootfd);
   w->rootfd = -1;
+  ws_changes_free(w->changed, w->nchanged);
+  w->changed = NULL;
+  w->nchanged = 0;
 }
 
 int ws_read(ws *w, const char *path, size_t len, uint64_t offset, size_t maxlen, char **out,
@@ -547,6 +587,7 @@ int ws_write(ws *w, const char *path, size_t len, const char *data, size_t datal
     close(dfd);
     return -1;
   }
+  ws_note(w, norm);
   char tmp[WS_NAME_MAX + 64];
   int err = 0;
   /* The new content is written to an unnamed file (O_TMPFILE), named only once it is whole
@@ -609,6 +650,7 @@ int ws_append(ws *w, const char *path, size_t len, const char *data, size_t data
     close(dfd);
     return -1;
   }
+  ws_note(w, norm);
   int fd = ws_openleaf(w, dfd, leaf, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_NOCTTY, 0644);
   int err = errno;
   close(dfd);
@@ -745,6 +787,7 @@ int ws_delete(ws *w, const char *path, size_t len, ws_err *e) {
   if (dfd < 0) return -1;
   struct stat st;
   int r = ws_leaf_stat(w, dfd, leaf, &st);
+  if (r == 0) ws_note(w, norm);
   if (r == 0) r = unlinkat(dfd, leaf, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
   int err = errno;
   close(dfd);
@@ -769,7 +812,11 @@ int ws_move(ws *w, const char *from, size_t flen, const char *to, size_t tlen, w
     return ws_fail(e, "EPERM", "move: file has %lu hard links: %s", (unsigned long)st.st_nlink, nfrom);
   }
   /* a mount point as the target exists, so RENAME_NOREPLACE refuses it (EEXIST) anyway */
-  if (r == 0) r = (int)syscall(SYS_renameat2, ffd, lfrom, tfd, lto, RENAME_NOREPLACE);
+  if (r == 0) {
+    ws_note(w, nfrom);
+    ws_note(w, nto);
+    r = (int)syscall(SYS_renameat2, ffd, lfrom, tfd, lto, RENAME_NOREPLACE);
+  }
   int err = errno;
   close(ffd);
   close(tfd);

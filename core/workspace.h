@@ -38,7 +38,13 @@ typedef struct ws {
   ws_mnt_source mnt_src; /* chosen once by ws_open: how the walk and the final component
                             tell one mount from another */
   uint64_t mnt_id;     /* the root's mount id from mnt_src (st_dev for WS_MNT_DEV) */
+  char **changed;      /* the paths written, appended to, deleted or moved (either end)
+                          through this handle since ws_take_changes last took them */
+  size_t nchanged;
+  int changed_over;    /* more than WS_CHANGES_MAX of them (or no memory to note one) */
 } ws;
+
+#define WS_CHANGES_MAX 1024
 
 typedef enum { WS_FILE, WS_DIR, WS_SYMLINK, WS_OTHER } ws_type;
 
@@ -65,6 +71,13 @@ int ws_path_normalize(const char *path, size_t len, char *out, size_t outlen, ws
  * everything under them), orket.lua, and any path with a component ".git" in any case (the
  * repository, a linked worktree's .git file, a nested repository). */
 int ws_path_protected(const char *norm);
+
+/* Hands over the paths changed through w (normalized, each once, in order), and forgets them:
+ * *out (free each and the array: ws_changes_free) and *n. Returns 1 instead, with nothing
+ * handed over, when more than WS_CHANGES_MAX changed: the caller must assume anything did.
+ * What lets a commit stage only what a turn's file tools touched (docs/git.md). */
+int ws_take_changes(ws *w, char ***out, size_t *n);
+void ws_changes_free(char **v, size_t n);
 
 /* Opens the root directory. mode AUTO probes for openat2 and falls back to the walk.
  * Returns 0 or -1 with e filled. */

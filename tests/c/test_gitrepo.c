@@ -67,7 +67,7 @@ static int tg_commit_file(gitrepo *r, const char *wt, const char *card, const ch
   gr_commit_kind kind = GR_CLEAN;
   gr_err e;
   if (name) tg_write(wt, name, data);
-  if (gitrepo_commit(r, card, &tg_who, "work", key, id, &kind, NULL, &e) != 0) {
+  if (gitrepo_commit(r, card, &tg_who, "work", key, NULL, id, &kind, NULL, &e) != 0) {
     fprintf(stderr, "    commit: %s\n", e.msg);
     return -1;
   }
@@ -175,11 +175,11 @@ TEST(test_gitrepo_commit_idempotent) {
 
   gr_commit_kind kind;
   gr_sig bad = {"a<b", "x@y"};
-  CHECK(t, gitrepo_commit(r, "C7", &bad, "m", NULL, id, &kind, NULL, &e) == -1);
+  CHECK(t, gitrepo_commit(r, "C7", &bad, "m", NULL, NULL, id, &kind, NULL, &e) == -1);
   CHECK_STR(t, e.code, "EINVAL");
-  CHECK(t, gitrepo_commit(r, "C7", &tg_who, "m", "has space", id, &kind, NULL, &e) == -1);
-  CHECK(t, gitrepo_commit(r, "C7", &tg_who, " \n", NULL, id, &kind, NULL, &e) == -1);
-  CHECK(t, gitrepo_commit(r, "NOPE", &tg_who, "m", NULL, id, &kind, NULL, &e) == -1);
+  CHECK(t, gitrepo_commit(r, "C7", &tg_who, "m", "has space", NULL, id, &kind, NULL, &e) == -1);
+  CHECK(t, gitrepo_commit(r, "C7", &tg_who, " \n", NULL, NULL, id, &kind, NULL, &e) == -1);
+  CHECK(t, gitrepo_commit(r, "NOPE", &tg_who, "m", NULL, NULL, id, &kind, NULL, &e) == -1);
   CHECK_STR(t, e.code, "ENOENT");
   gitrepo_close(r);
   tg_rmtree(base);
@@ -309,7 +309,7 @@ TEST(test_gitrepo_recovery) {
   CHECK_STR(t, e.code, "EINCONSISTENT");
   tg_write(b, "y.txt", "y1\n"); /* this file was already written when the kill came */
   /* the next commit finishes the checkout first rather than committing the old files */
-  CHECK(t, gitrepo_commit(r, "B", &tg_who, "turn", "k1", id, &ck, NULL, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, gitrepo_commit(r, "B", &tg_who, "turn", "k1", NULL, id, &ck, NULL, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK(t, ck == GR_CLEAN);
   CHECK_STR(t, tg_read(b, "x.txt", buf, sizeof buf), "x1\n");
   CHECK(t, gitrepo_check(r, &e) == 0);
@@ -332,7 +332,7 @@ TEST(test_gitrepo_recovery) {
   f = fopen(p, "w");
   if (f) fclose(f);
   tg_write(a, "z.txt", "z\n");
-  CHECK(t, gitrepo_commit(r, "A", &tg_who, "turn", NULL, id, &ck, NULL, &e) == -1);
+  CHECK(t, gitrepo_commit(r, "A", &tg_who, "turn", NULL, NULL, id, &ck, NULL, &e) == -1);
   CHECK_STR(t, e.code, "ELOCKED");
   CHECK(t, gitrepo_recover(r, &removed, &e) == 0 && removed == 2);
   CHECK(t, tg_commit_file(r, a, "A", NULL, NULL, NULL, id) == GR_COMMITTED);

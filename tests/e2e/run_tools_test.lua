@@ -77,7 +77,8 @@ describe("agent tools that run programs", function()
   it("run_command: a program in verify.commands runs confined; its output reaches the model", function()
     local dir = project([[
   { role = "coder", match = "^Issue ", reply = { tool_calls = {
-    call("run_command", { argv = { "sh", "-c", "echo hello from $(pwd); cat /proc/self/status | grep NoNewPrivs; exit 7" } }) } } },
+    call("run_command", { argv = { "sh", "-c",
+      "echo hello from $(pwd); echo made > made.txt; cat /proc/self/status | grep NoNewPrivs; exit 7" } }) } } },
   { role = "coder", match = "hello from", reply = { tool_calls = {
     call("update_issue_status", { status = "code_review" }) } } },
 ]], 'verify = { commands = { "sh" } }\n')
@@ -89,6 +90,9 @@ describe("agent tools that run programs", function()
     assert.matches("NoNewPrivs:\\t1", log) -- the runner's layers held (JSON text)
     assert.matches("hello from [^\n]-/%.orket/worktrees/ONE%-1", log) -- the card's worktree
     assert.matches('"reason":"exit"', log)
+    -- what the program wrote is committed with the turn (a program may change any file, so
+    -- that commit walks the whole directory) and merged into main
+    assert.equal("made\n", H.read(dir .. "/workspace/made.txt"))
   end)
 
   it("a program not in verify.commands is held for a developer's approval, then runs", function()

@@ -200,6 +200,99 @@ describe("orket.c.gitrepo", function()
       end
     end)
 
+    it("stages only the paths a commit names, as the whole walk would stage them", function()
+      local a = assert(att("N1"))
+      local function commit(paths, msg)
+        return repo:commit("N1", { name = WHO.name, email = WHO.email, message = msg or "N1", paths = paths })
+      end
+      H.write(a .. "/a.txt", "a\n")
+      H.write(a .. "/b.txt", "b\n")
+      sh("mkdir -p " .. a .. "/sub " .. a .. "/build")
+      H.write(a .. "/sub/c.txt", "c\n")
+      H.write(a .. "/build/out.o", "o\n")
+      local _, kind = assert(commit({ "a.txt", "sub/c.txt", "build/out.o", "gone.txt" }))
+      assert.equal("committed", kind)
+      -- b.txt was not named: still a change; build/ is ignored, gone.txt never was
+      assert.same({ "b.txt" }, repo:status("N1"))
+      local files = {}
+      for _, c in ipairs(assert(repo:log("orket/N1"))) do files[#files + 1] = c.id end
+      assert.equal(1, #files)
+      -- a deletion named is a deletion committed
+      os.remove(a .. "/a.txt")
+      assert.equal("committed", select(2, assert(commit({ "a.txt" }))))
+      assert.same({ "b.txt" }, repo:status("N1"))
+      -- nothing named changed: clean, and nothing rewritten
+      assert.equal("clean", select(2, assert(commit({}))))
+      -- a directory named is not a plain case: the whole tree is walked (b.txt goes in too)
+      assert.equal("committed", select(2, assert(commit({ "sub" }))))
+      assert.same({}, repo:status("N1"))
+      -- a .gitignore changes what other paths mean: the whole walk again
+      H.write(a .. "/.gitignore", "")
+      assert.equal("committed", select(2, assert(commit({ ".gitignore" }))))
+      assert.same({}, repo:status("N1")) -- build/out.o is committed now that nothing ignores it
+      -- the checks on the way still hold: a FIFO .gitignore in a named path's directory
+      sh("mkfifo " .. a .. "/sub/.gitignore")
+      H.write(a .. "/sub/d.txt", "d\n")
+      local _, msg, code = commit({ "sub/d.txt" })
+      assert.equal("EUNSAFE", code)
+      assert.matches("sub/.gitignore", msg, 1, true)
+      os.remove(a .. "/sub/.gitignore")
+      -- bad names are refused, whatever the rest
+      for _, bad in ipairs { "../x", "/etc/passwd", "a//b", "a/./b", "", "sub/" } do
+        _, msg, code = commit({ bad })
+        assert.equal("EINVAL", code, bad)
+        assert.matches("paths%[1%]", msg)
+      end
+      assert.has_error(function() commit({ 1 }) end)
+      assert.has_error(function() commit("a.txt") end)
+    end)
+
+    it("checks and clears only the paths a detach names", function()
+      local a = assert(att("D1"))
+      H.write(a .. "/d.txt", "d\n")
+      assert(repo:commit("D1", { name = WHO.name, email = WHO.email, message = "D1", paths = { "d.txt" } }))
+      sh("mkdir -p " .. a .. "/build")
+      H.write(a .. "/build/key.pem", "D1's key\n")
+      H.write(a .. "/late.txt", "not committed\n")
+      local _, msg, code = repo:detach("D1", { paths = { "d.txt", "build/key.pem", "late.txt" } })
+      assert.equal("EDIRTY", code)
+      assert.matches("uncommitted", msg)
+      os.remove(a .. "/late.txt")
+      -- late.txt is gone again, so naming it is harmless; the ignored key goes
+      assert.is_true(repo:detach("D1", { paths = { "d.txt", "build/key.pem", "late.txt" } }))
+      assert.is_nil(H.read(a .. "/build/key.pem"))
+      assert.equal("d\n", H.read(a .. "/d.txt"))
+      -- a path that is not a plain case walks the whole directory
+      local b = assert(att("D2"))
+      H.write(b .. "/x.txt", "x\n")
+      sh("mkdir -p " .. b .. "/sub")
+      _, _, code = repo:detach("D2", { paths = { "sub" } })
+      assert.equal("EDIRTY", code) -- x.txt, found by the walk though not named
+      _, _, code = repo:detach("D2", { paths = { "../x" } })
+      assert.equal("EINVAL", code)
+    end)
+
+    it("removes what git never commits before the directory is handed on", function()
+      local a = assert(att("F1"))
+      H.write(a .. "/f.txt", "f\n")
+      assert(repo:commit("F1", { name = WHO.name, email = WHO.email, message = "F1" }))
+      sh("mkfifo " .. a .. "/pipe")
+      sh("mkdir -p " .. a .. "/nested/.git && echo x > " .. a .. "/nested/x.txt")
+      assert.is_true(repo:detach("F1"))
+      assert.is_nil(require("luv").fs_lstat(a .. "/pipe"))
+      assert.is_nil(require("luv").fs_lstat(a .. "/nested"))
+      assert.equal("f\n", H.read(a .. "/f.txt"))
+      -- a nested repository over files the branch tracks keeps the directory where it is
+      local b = assert(att("F2"))
+      sh("mkdir -p " .. b .. "/lib && echo l > " .. b .. "/lib/l.txt")
+      assert(repo:commit("F2", { name = WHO.name, email = WHO.email, message = "F2" }))
+      sh("mkdir -p " .. b .. "/lib/.git")
+      local _, msg, code = repo:detach("F2")
+      assert.equal("EDIRTY", code)
+      assert.matches("lib/ holds a nested repository", msg, 1, true)
+      assert.equal("l\n", H.read(b .. "/lib/l.txt"))
+    end)
+
     it("ignores a .git planted in the directory and empties a directory that has no index", function()
       local a = assert(att("G1"))
       H.write(a .. "/.git", "gitdir: " .. base .. "/elsewhere\n")

@@ -34,6 +34,24 @@ for _, mode in ipairs { "openat2", "walk" } do
       if pattern then assert.matches(pattern, msg) end
     end
 
+    it("hands over the paths it changed, each once, and says when there were too many", function()
+      assert.same({}, ws:take_changes())
+      assert(ws:write("./src//a.txt", "a"))
+      assert(ws:append("b.txt", "b"))
+      assert(ws:write("src/a.txt", "again"))
+      assert(ws:move("b.txt", "src/c.txt"))
+      assert(ws:mkdir("d/e")) -- an empty directory is nothing git sees
+      ws:read("src/a.txt")
+      denied(nil, ws:write(".git/config", "x")) -- refused before anything changed
+      assert.same({ "src/a.txt", "b.txt", "src/c.txt" }, ws:take_changes())
+      assert.same({}, ws:take_changes()) -- taken
+      assert(ws:delete("src/c.txt"))
+      assert.same({ "src/c.txt" }, ws:take_changes())
+      for i = 1, 1025 do assert(ws:write("many-" .. i, "")) end
+      assert.is_false(ws:take_changes())
+      assert.same({}, ws:take_changes())
+    end)
+
     it("reads, writes, appends, lists, stats, moves and deletes inside the root", function()
       assert.equal(5, ws:write("src/a.txt", "hello"))
       local data, info = ws:read("src/a.txt")

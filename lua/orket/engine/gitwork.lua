@@ -230,6 +230,33 @@ function M.clear_index_locks(state)
   for _, name in ipairs(names(state)) do os.remove(state .. "/" .. name .. "/index.lock") end
 end
 
+-- What this process knows of a card's directory between commits. While only the turns'
+-- file tools (job.fs, which notes every path it writes, appends to, deletes or moves) have
+-- written there, the paths they touched are all that changed since the directory last
+-- matched its index, and a commit stages those alone (repo:commit's paths): a walk of the
+-- whole directory costs what main holds, not what the turn changed. run.git_known[card] =
+-- {run=, turn=, paths={path=true...}} is set when the card's directory is handed out fresh
+-- (made, or a parked one taken: detach left it matching its index), after each commit and
+-- after main is merged in; it holds only while the card's turns follow one another here: a
+-- turn of another process in between, or a resumed one, may have left files of its own.
+-- all (when not nil) holds every path touched since the directory was handed out fresh,
+-- committed or not: what detaching must check and clear (an ignored file a tool wrote).
+-- A program run in the directory (verify.cwd) may change anything: known() forgets it, and
+-- the next commit walks the whole directory.
+local function known(r, card, v)
+  if v ~= nil then
+    r.git_known = r.git_known or {}
+    r.git_known[card] = v or nil
+  end
+  return r.git_known and r.git_known[card]
+end
+
+--- forget(run, card_id): what this process knew of the card's directory is no longer true
+--- (a program runs there): its next commit walks it whole
+function M.forget(r, card_id)
+  known(r, card_id, false)
+end
+
 --- worktree(run, card_id) -> the path of the card's working directory, attached to its
 --- branch (made from main when it has none yet) | nil, msg (the one place that names where
 --- a card's directory lives)
@@ -250,8 +277,15 @@ function M.enter(r, job)
   local git = r.git
   if not git then return true end
   local repo = git.repo
+  local existed = uv.fs_stat((paths(git, job.card_id)))
   local path, err, code = M.worktree(r, job.card_id)
   if not path then return nil, err, code end
+  local k = known(r, job.card_id)
+  if not existed then
+    known(r, job.card_id, { run = job.run, turn = job.turn - 1, paths = {}, all = {} })
+  elseif k and not (job.fresh and k.run == job.run and k.turn == job.turn - 1) then
+    known(r, job.card_id, false)
+  end
   -- prepare read the card's merge marks with its turns (job.needs_main); a job made
   -- elsewhere has them read here
   local needs = job.needs_main
@@ -263,6 +297,9 @@ function M.enter(r, job)
     if not cid then return nil, cerr, ccode end
     local m, merr, mcode = repo:merge_from_main(job.card_id, ENGINE)
     if not m then return nil, merr, mcode end
+    -- committed whole, then files and index moved together: the directory matches its index
+    local before = known(r, job.card_id)
+    known(r, job.card_id, { run = job.run, turn = job.turn - 1, paths = {}, all = before and before.all })
     fault.hit("after_git_merge_main")
     local ok, werr = r.db:tx(function()
       r.db:event { kind = "merge_main", card = job.card_id, run = r.run_id,
@@ -371,8 +408,18 @@ end
 --- changes (a commit that failed) keep it where it is (EDIRTY).
 function M.retire(r, job)
   if not r.git then return true end
+  -- the turn's own last changes (after its commit) count too: the view notes them until closed
+  local k, changes = known(r, job.card_id), job.fs and job.fs:take_changes()
   M.leave(job)
-  local ok, err, code = r.git.repo:detach(job.card_id)
+  known(r, job.card_id, false)
+  local only
+  if k and k.all and changes ~= false then
+    for _, p in ipairs(changes or {}) do k.all[p] = true end
+    only = {}
+    for p in pairs(k.all) do only[#only + 1] = p end
+    table.sort(only)
+  end
+  local ok, err, code = r.git.repo:detach(job.card_id, only and { paths = only })
   if ok == nil then return nil, err, code end
   if ok then park(r.git, job.card_id) end
   return true
@@ -389,9 +436,27 @@ function M.commit(r, job)
   local git = r.git
   if not git or not job.fs then return true end
   local who = author(job)
+  -- the paths the turn's file tools touched join those not yet committed (known(), above)
+  local k, changes = known(r, job.card_id), job.fs:take_changes()
+  if k and not changes then k = known(r, job.card_id, false) end
+  local only
+  if k then
+    for _, p in ipairs(changes) do
+      k.paths[p] = true
+      if k.all then k.all[p] = true end
+    end
+    only = {}
+    for p in pairs(k.paths) do only[#only + 1] = p end
+    table.sort(only)
+  end
   local id, kind, skipped = git.repo:commit(job.card_id, { name = who.name, email = who.email, turn = turn_key(job),
-    message = string.format("%s: turn %d (%s, run %d)", job.card_id, job.turn, job.phase, job.run) })
+    message = string.format("%s: turn %d (%s, run %d)", job.card_id, job.turn, job.phase, job.run), paths = only })
   if not id then return nil, kind, skipped end
+  if kind ~= "exists" then
+    known(r, job.card_id, { run = job.run, turn = job.turn, paths = {}, all = k and k.all })
+  elseif k then -- this turn was committed before (a resumed turn): what it touched since waits for the next
+    k.run, k.turn = job.run, job.turn
+  end
   if #skipped == 0 then skipped = nil end
   fault.hit("after_git_commit")
   if kind ~= "clean" and id ~= job.commit then

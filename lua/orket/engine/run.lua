@@ -48,7 +48,7 @@ end
 -- every field of a run: those new sets and those it leaves nil until the run needs them
 for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skipped", "stopping", "halted",
   "journal_failed", "git_failed", "tokens_used", "card_tokens_used", "card_clock", "run_deadline", "round_after",
-  "waker", "main_push", "forge_publishing", "forge_failed", "verify_held" } do
+  "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known" } do
   FIELDS[k] = true
 end
 

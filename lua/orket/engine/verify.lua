@@ -51,6 +51,7 @@ function M.cwd(run, card_id)
   if run.git then
     local path, err = gitwork.worktree(run, card_id)
     if not path then return nil, err end
+    gitwork.forget(run, card_id) -- a program run there may change any file
     return uv.fs_realpath(path)
   end
   local d = run.workspace_dir
