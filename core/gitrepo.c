@@ -544,6 +544,11 @@ static void gr_wt_gitdir_sweep_all(const gitapi *g, git_repository *repo, const 
   g->strarray_dispose(&wts);
 }
 
+/* The index is read with a soft read (git_index_read's force 0): reloaded only when the file
+ * on disk changed since this handle last read or wrote it (libgit2 compares its stamp), so
+ * a turn's several operations do not each parse and checksum main's whole index again. Every
+ * change made in memory is written, or dropped by a hard read when the operation fails. */
+
 /* ---- the context ------------------------------------------------------------------------- */
 
 /* gr_lib_load loads libgit2's table into api (gitapi.h) and takes a reference of libgit2's
@@ -1013,7 +1018,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
   char **paths = NULL;
   git_oid bid;
   int rc, ret = -1;
-  if ((rc = g->repository_index(&idx, repo)) < 0 || (rc = g->index_read(idx, 1)) < 0) {
+  if ((rc = g->repository_index(&idx, repo)) < 0 || (rc = g->index_read(idx, 0)) < 0) {
     gr_git(g, e, rc, "index");
     goto out;
   }
@@ -1063,6 +1068,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
   if (pending && gr_pending_clear(g, w, e) != 0) goto out;
   ret = 0;
 out:
+  if (ret != 0 && idx) (void)g->index_read(idx, 1); /* nothing half-made stays in memory */
   free(paths);
   g->diff_free(diff);
   g->tree_free(target);
@@ -1568,7 +1574,7 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     git_oid tid;
     int same = 0;
     rc = g->repository_index(&ci, a->w);
-    if (rc == 0) rc = g->index_read(ci, 1);
+    if (rc == 0) rc = g->index_read(ci, 0);
     if (rc == 0) rc = g->index_write_tree(&tid, ci);
     if (rc == 0) rc = gr_tip_tree(g, &wd, &tip);
     if (rc == 0) same = g->oid_equal(&tid, g->tree_id(tip));
@@ -1685,7 +1691,7 @@ static int gr_clear_paths(const gitapi *g, const gr_wd *wd, const char *card, co
   gr_scan scan = {0};
   git_oid tid;
   int rc, ret = -1;
-  if ((rc = g->repository_index(&idx, wd->repo)) < 0 || (rc = g->index_read(idx, 1)) < 0) {
+  if ((rc = g->repository_index(&idx, wd->repo)) < 0 || (rc = g->index_read(idx, 0)) < 0) {
     gr_git(g, e, rc, "index");
     goto out;
   }
@@ -1917,7 +1923,7 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
       goto out;
     }
   }
-  if ((rc = g->repository_index(&idx, w)) < 0 || (rc = g->index_read(idx, 1)) < 0) {
+  if ((rc = g->repository_index(&idx, w)) < 0 || (rc = g->index_read(idx, 0)) < 0) {
     gr_git(g, e, rc, "index");
     goto out;
   }
@@ -1955,6 +1961,7 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
   }
   ret = 0;
 out:
+  if (ret != 0 && idx) (void)g->index_read(idx, 1); /* what was staged goes with the failure */
   gr_scan_free(&scan);
   free(msg);
   g->tree_free(tree);
