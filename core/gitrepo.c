@@ -46,6 +46,12 @@ typedef struct gr_att {
   char ref[GR_CARD_MAX + 32];
   char dir[PATH_MAX], state[PATH_MAX];
   struct stat dir_st, state_st;
+  /* settled: this handle last left the directory's index matching the branch's tip, and
+   * neither has changed since (the index file's stamp, the tip): gr_refresh_repo has
+   * nothing to do, so it does nothing (gr_settled) */
+  int settled;
+  struct stat settled_index;
+  git_oid settled_tip;
 } gr_att;
 
 struct gitrepo {
@@ -67,6 +73,7 @@ typedef struct gr_wd {
   git_repository *repo;
   const char *ref;
   const char *state;
+  gr_att *att; /* an attached directory's (docs/git.md), else NULL */
 } gr_wd;
 
 /* A checkout that follows a ref move is announced by this file in the working tree's own
@@ -841,7 +848,7 @@ int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *create
   int unborn = g->repository_head_unborn(repo), updated;
   /* settling finishes a first commit killed before it wrote the index */
   if (unborn < 0 || (unborn == 1 && gr_initial_commit(g, repo, who, e) != 0) ||
-      gr_check_shape(g, repo, e) != 0 || gr_refresh_repo(g, &(gr_wd){repo, NULL, NULL}, &updated, e) != 0) {
+      gr_check_shape(g, repo, e) != 0 || gr_refresh_repo(g, &(gr_wd){repo, NULL, NULL, NULL}, &updated, e) != 0) {
     if (unborn < 0) gr_git(g, e, unborn, "HEAD");
     g->repository_free(repo);
     gr_lib_release(&api);
@@ -871,7 +878,8 @@ static int gr_pending_path(const gitapi *g, const gr_wd *w, char *buf, size_t ca
  * (nothing pending; so is a missing marker). It is rewritten in place by one write of those 8
  * bytes, never replaced: a new file for every checkout cost an inode each, which the file
  * system grew dearer to find as the board grew. A stage is synced before what it announces
- * happens; "idle" is not (lost in a power cut, the next settling finds nothing to do). */
+ * happens, but "writing" and "idle" are not (see their callers: a power cut that loses one
+ * leaves a stage that errs on the safe side). */
 #define GR_STAGE_LEN 8
 static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, int sync, gr_err *e) {
   char p[PATH_MAX], line[GR_STAGE_LEN + 1], d[PATH_MAX];
@@ -993,6 +1001,38 @@ static int gr_check_ways(const gitapi *g, git_repository *repo, char *const *pat
   return ret;
 }
 
+/* An attached directory whose index this handle left matching its branch's tip, with neither
+ * changed since: the index file is the same file (inode, size, change time: libgit2 replaces
+ * it whole by a rename) and the tip the same commit. Another process's commit or merge
+ * changes one of them. */
+static int gr_index_stamp(const gr_wd *w, struct stat *st) {
+  char p[PATH_MAX + 8];
+  if ((size_t)snprintf(p, sizeof p, "%s/index", w->state) >= sizeof p) return -1;
+  return lstat(p, st);
+}
+
+static int gr_settled(const gitapi *g, const gr_wd *w) {
+  gr_att *a = w->att;
+  struct stat st;
+  git_oid tip;
+  return a && a->settled && gr_index_stamp(w, &st) == 0 && st.st_ino == a->settled_index.st_ino &&
+         st.st_dev == a->settled_index.st_dev && st.st_size == a->settled_index.st_size &&
+         st.st_mtim.tv_sec == a->settled_index.st_mtim.tv_sec &&
+         st.st_mtim.tv_nsec == a->settled_index.st_mtim.tv_nsec &&
+         st.st_ctim.tv_sec == a->settled_index.st_ctim.tv_sec &&
+         st.st_ctim.tv_nsec == a->settled_index.st_ctim.tv_nsec &&
+         g->reference_name_to_id(&tip, w->repo, w->ref) == 0 && g->oid_equal(&tip, &a->settled_tip);
+}
+
+/* Records that the attached directory's index now matches its branch's tip (callers: once it
+ * does); anything unreadable leaves it unsettled. */
+static void gr_settle(const gitapi *g, const gr_wd *w) {
+  gr_att *a = w->att;
+  if (a == NULL) return;
+  a->settled = gr_index_stamp(w, &a->settled_index) == 0 &&
+               g->reference_name_to_id(&a->settled_tip, w->repo, w->ref) == 0;
+}
+
 /* Settles a working tree after whatever a crash interrupted. The index should always be
  * HEAD's tree (Orket never stages without committing). When it is not:
  * - a checkout is pending (the marker, or no index at all: a worktree or the first commit
@@ -1006,6 +1046,8 @@ static int gr_check_ways(const gitapi *g, git_repository *repo, char *const *pat
 static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err *e) {
   git_repository *repo = w->repo;
   *updated = 0;
+  if (gr_settled(g, w)) return 0;
+  if (w->att) w->att->settled = 0;
   int pending = gr_pending(g, w);
   /* No index: a checkout that never finished. In a card's linked worktree that is its
    * creation (a turn only starts once the worktree is made), so every file there is our own
@@ -1049,7 +1091,10 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     if (gr_check_ways(g, repo, paths, n, e) != 0) goto out;
     for (size_t i = 0; pending == 1 && i < n; i++) /* once writing began, a path that is */
       if (gr_delta_safe(g, repo, g->diff_get_delta(diff, i), e) != 0) goto out; /* neither is ours */
-    if (pending == 1 && gr_pending_mark(g, w, "writing", e) != 0) goto out;
+    /* not synced: after a kill the page cache still holds it; lost only to a power cut in
+     * the middle of the checkout, when "planned" makes the check stop at our own half-written
+     * file (EDIRTY, a person looks) rather than overwrite anything */
+    if (pending == 1 && gr_pending_write(g, w, "writing", 0, e) != 0) goto out;
     git_checkout_options co;
     (void)g->checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
     co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
@@ -1067,6 +1112,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
   }
   if (pending && gr_pending_clear(g, w, e) != 0) goto out;
   ret = 0;
+  gr_settle(g, w);
 out:
   if (ret != 0 && idx) (void)g->index_read(idx, 1); /* nothing half-made stays in memory */
   free(paths);
@@ -1221,10 +1267,10 @@ static int gr_open_card(gitrepo *r, const char *card, gr_wd *wd, gr_err *e) {
   if (gr_check_card(card, e) != 0) return -1;
   gr_att *a = gr_attached(r, card);
   if (a) {
-    *wd = (gr_wd){a->w, a->ref, a->state};
+    *wd = (gr_wd){a->w, a->ref, a->state, a};
     return 0;
   }
-  *wd = (gr_wd){NULL, NULL, NULL};
+  *wd = (gr_wd){NULL, NULL, NULL, NULL};
   git_repository **wrepo = &wd->repo;
   if ((*wrepo = gr_kept(r, card, NULL)) != NULL) {
     if (gr_wt_gitdir_check(g, r->repo, card, e) == 0) return 0;
@@ -1330,7 +1376,7 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
       gr_forget(r, card);
       goto out;
     }
-    ret = gr_refresh_repo(g, &(gr_wd){w, NULL, NULL}, &updated, e);
+    ret = gr_refresh_repo(g, &(gr_wd){w, NULL, NULL, NULL}, &updated, e);
     goto out;
   }
   rc = gr_wt_lookup(g, r->repo, card, &wt);
@@ -1365,7 +1411,7 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
     }
     *created = 1;
   }
-  if (gr_open_wt(r, card, abs, wt, &w, e) != 0 || gr_refresh_repo(g, &(gr_wd){w, NULL, NULL}, &updated, e) != 0) goto out;
+  if (gr_open_wt(r, card, abs, wt, &w, e) != 0 || gr_refresh_repo(g, &(gr_wd){w, NULL, NULL, NULL}, &updated, e) != 0) goto out;
   ret = 0;
 out:
   g->worktree_free(wt);
@@ -1564,7 +1610,11 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     w = NULL;
     r->natt++;
   }
-  gr_wd wd = {a->w, a->ref, a->state};
+  gr_wd wd = {a->w, a->ref, a->state, a};
+  if (gr_settled(g, &wd)) { /* attached here already, and nothing moved since */
+    ret = 0;
+    goto out;
+  }
   /* the directory holds what its index records (its last card's tree, or nothing): switched
    * to this card's tip as a checkout that follows a ref move is, so only the paths that
    * differ are written, each first checked to hold its old or new content */
@@ -1593,6 +1643,7 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     git_index *ci = NULL;
     if ((rc = g->repository_index(&ci, a->w)) < 0 || (rc = g->index_write(ci)) < 0) ret = gr_git(g, e, rc, ip);
     g->index_free(ci);
+    if (ret == 0) gr_settle(g, &wd);
   }
 out:
   g->index_free(idx);
@@ -1730,7 +1781,7 @@ int gitrepo_detach(gitrepo *r, const char *card, const gr_paths *only, int *deta
   }
   gr_att *a = gr_attached(r, card);
   if (a == NULL) return 0;
-  gr_wd wd = {a->w, a->ref, a->state};
+  gr_wd wd = {a->w, a->ref, a->state, a};
   int updated;
   if (gr_refresh_repo(g, &wd, &updated, e) != 0) return -1;
   if (!whole && (whole = gr_clear_paths(g, &wd, card, only, e)) < 0) return -1;
@@ -1804,7 +1855,7 @@ int gitrepo_worktree_remove(gitrepo *r, const char *card, int *removed, gr_err *
       goto out;
     }
     if (w == NULL && gr_open_wt(r, card, NULL, wt, &w, e) != 0) goto out;
-    gr_wd wd = {w, NULL, NULL};
+    gr_wd wd = {w, NULL, NULL, NULL};
     int st = gr_refresh_repo(g, &wd, &updated, e) == 0 ? gr_status_repo(g, &wd, &dirty, e) : -1;
     if (st == 0 && dirty.n)
       st = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, dirty.v[0],
@@ -1954,6 +2005,7 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
    * paths staged: the index on disk already says the same (not rewritten: each write is a
    * new file, an inode the file system must find) */
   if ((*kind != GR_CLEAN || whole) && (rc = g->index_write(idx)) < 0) { gr_git(g, e, rc, "index write"); goto out; }
+  gr_settle(g, &wd);
   if (skipped) { /* the notes move to the caller */
     *skipped = scan.notes;
     scan.notes.v = NULL;
@@ -2097,7 +2149,7 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
     *kind = GR_MERGED;
   }
   snprintf(msg, sizeof msg, "orket: merge %s", bname);
-  gr_wd mw = {r->repo, NULL, NULL};
+  gr_wd mw = {r->repo, NULL, NULL, NULL};
   if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, e) != 0) goto out;
   g->oid_tostr(id, GR_OID_HEX + 1, &target);
   /* main has moved: the merge stands even when its working tree cannot follow yet */
@@ -2388,7 +2440,7 @@ int gitrepo_recover(gitrepo *r, int *removed, gr_err *e) {
   gr_forget(r, NULL); /* after a crash: every worktree read afresh */
   if ((rc = g->worktree_list(&wts, r->repo)) < 0) return gr_git(g, e, rc, "worktrees");
   if (gr_clear_locks(r, &wts, removed, e) != 0) goto out;
-  if (gr_refresh_repo(g, &(gr_wd){r->repo, NULL, NULL}, &updated, e) != 0) goto out;
+  if (gr_refresh_repo(g, &(gr_wd){r->repo, NULL, NULL, NULL}, &updated, e) != 0) goto out;
   for (size_t i = 0; i < wts.count; i++) {
     gr_wd w;
     if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
@@ -2462,7 +2514,7 @@ static int gr_check_worktree(const gitapi *g, git_repository *w, const char *nam
   git_index *idx = NULL;
   git_reference *head = NULL;
   int ret = 0;
-  if (gr_pending(g, &(gr_wd){w, NULL, NULL})) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
+  if (gr_pending(g, &(gr_wd){w, NULL, NULL, NULL})) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
   if (g->repository_head(&head, w) < 0) ret = gr_fail(e, "EINCONSISTENT", "%s: HEAD does not resolve", name);
   else if (g->repository_index(&idx, w) < 0 || g->index_read(idx, 1) < 0)
     ret = gr_fail(e, "EINCONSISTENT", "%s: the index cannot be read", name);
@@ -2529,7 +2581,7 @@ out:
 int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e) {
   const gitapi *g = &r->git;
   *updated = 0;
-  if (card == NULL) return gr_refresh_repo(g, &(gr_wd){r->repo, NULL, NULL}, updated, e);
+  if (card == NULL) return gr_refresh_repo(g, &(gr_wd){r->repo, NULL, NULL, NULL}, updated, e);
   gr_wd w;
   if (gr_open_card(r, card, &w, e) != 0) return -1;
   return gr_refresh_repo(g, &w, updated, e);

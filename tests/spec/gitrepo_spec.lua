@@ -247,6 +247,28 @@ describe("orket.c.gitrepo", function()
       assert.has_error(function() commit("a.txt") end)
     end)
 
+    it("sees another handle's commit and merge in a directory it attached", function()
+      local a = assert(att("M1"))
+      local function commit(h, msg, paths)
+        return assert(h:commit("M1", { name = WHO.name, email = WHO.email, message = msg, paths = paths }))
+      end
+      H.write(a .. "/m.txt", "1\n")
+      commit(repo, "one", { "m.txt" })
+      -- another process takes the card's next turn in the same directory
+      local other = assert(G.open(ws))
+      assert(other:attach("M1", base .. "/cards/M1", base .. "/state/M1"))
+      H.write(a .. "/m.txt", "2\n")
+      local two = commit(other, "two", { "m.txt" })
+      other:close()
+      assert.equal(two, repo:head("orket/M1"))
+      H.write(a .. "/m.txt", "3\n")
+      local three = commit(repo, "three", { "m.txt" })
+      local log = assert(repo:log("orket/M1"))
+      assert.equal(three, log[1].id)
+      assert.equal(two, log[2].id) -- on top of the other handle's commit, not beside it
+      assert.same({}, repo:status("M1"))
+    end)
+
     it("checks and clears only the paths a detach names", function()
       local a = assert(att("D1"))
       H.write(a .. "/d.txt", "d\n")
