@@ -77,7 +77,8 @@ typedef struct gr_wd {
 } gr_wd;
 
 /* A checkout that follows a ref move is announced by this file in the working tree's own
- * gitdir, written before the ref moves and removed once the files and index match HEAD. */
+ * gitdir (a card directory's state), written before the ref moves and saying "idle" once the
+ * files and index match HEAD (gr_pending_write). */
 #define GR_PENDING "orket-checkout-pending"
 #define GR_KEY_MAX 200
 
@@ -340,14 +341,21 @@ static int gr_scan_dir(const gitapi *g, gr_scan *s, int dfd, char *rel, size_t r
   return ret;
 }
 
+/* repo's working tree opened for a walk of our own (no-follow, never blocking): a
+ * descriptor, -2 when repo has none, -1 with e set. */
+static int gr_workdir_fd(const gitapi *g, git_repository *repo, gr_err *e) {
+  const char *wd = g->repository_workdir(repo);
+  if (wd == NULL) return -2;
+  int fd = open(wd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  return fd >= 0 ? fd : gr_fail(e, "EIO", "cannot open %s: %s", wd, strerror(errno));
+}
+
 /* Scans repo's working tree (see above) into *s; EUNSAFE when libgit2 must not read it. */
 static int gr_scan_run(const gitapi *g, git_repository *repo, gr_scan *s, gr_err *e) {
   memset(s, 0, sizeof *s);
   s->repo = repo;
-  const char *wd = g->repository_workdir(repo);
-  if (wd == NULL) return 0;
-  int fd = open(wd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return gr_fail(e, "EIO", "cannot open %s: %s", wd, strerror(errno));
+  int fd = gr_workdir_fd(g, repo, e);
+  if (fd < 0) return fd == -2 ? 0 : -1;
   char rel[PATH_MAX] = "";
   if (gr_scan_dir(g, s, fd, rel, 0, 0, e) != 0) {
     gr_scan_free(s);
@@ -786,10 +794,8 @@ static int gr_stage_paths(const gitapi *g, git_repository *repo, git_index *idx,
                           gr_err *e) {
   memset(s, 0, sizeof *s);
   s->repo = repo;
-  const char *wd = g->repository_workdir(repo);
-  if (wd == NULL) return 1;
-  int root = open(wd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (root < 0) return gr_fail(e, "EIO", "cannot open %s: %s", wd, strerror(errno));
+  int root = gr_workdir_fd(g, repo, e);
+  if (root < 0) return root == -2 ? 1 : -1;
   int ret = 0;
   for (size_t i = 0; ret == 0 && i < only->n; i++) ret = gr_stage_one(g, repo, idx, root, only->v[i], s, e);
   close(root);
@@ -969,10 +975,8 @@ static int gr_tip_tree(const gitapi *g, const gr_wd *w, git_tree **out) {
  * that way. The whole working tree is not walked: a checkout of a few paths costs what they
  * cost. 0, or -1 with EUNSAFE. */
 static int gr_check_ways(const gitapi *g, git_repository *repo, char *const *paths, size_t n, gr_err *e) {
-  const char *wd = g->repository_workdir(repo);
-  if (wd == NULL) return 0;
-  int root = open(wd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (root < 0) return gr_fail(e, "EIO", "cannot open %s: %s", wd, strerror(errno));
+  int root = gr_workdir_fd(g, repo, e);
+  if (root < 0) return root == -2 ? 0 : -1;
   char rel[PATH_MAX];
   size_t last = (size_t)-1; /* the previous path's directory, already checked when the same */
   int ret = 0;
