@@ -388,6 +388,16 @@ static int gr_scan_skips(const gr_paths *skip, const char *path) {
   return 0;
 }
 
+/* Status entry i's path when it is a change a commit would record (not current, not
+ * ignored, not beneath a path the scan left out, which is never committed); else NULL. */
+static const char *gr_status_change(const gitapi *g, git_status_list *sl, size_t i, const gr_paths *skip) {
+  const git_status_entry *s = g->status_byindex(sl, i);
+  if (s->status == GIT_STATUS_CURRENT || (s->status & GIT_STATUS_IGNORED)) return NULL;
+  const git_diff_delta *d = s->index_to_workdir ? s->index_to_workdir : s->head_to_index;
+  const char *p = d->new_file.path ? d->new_file.path : d->old_file.path;
+  return gr_scan_skips(skip, p) ? NULL : p;
+}
+
 /* git_index_add_all / update_all's filter: > 0 leaves the path out. */
 static int gr_stage_filter(const char *path, const char *matched, void *payload) {
   (void)matched;
@@ -1450,12 +1460,8 @@ static int gr_status_repo(const gitapi *g, const gr_wd *wd, gr_paths *out, gr_er
   }
   size_t n = g->status_list_entrycount(sl);
   for (size_t i = 0; i < n; i++) {
-    const git_status_entry *s = g->status_byindex(sl, i);
-    if (s->status == GIT_STATUS_CURRENT || (s->status & GIT_STATUS_IGNORED)) continue;
-    const git_diff_delta *d = s->index_to_workdir ? s->index_to_workdir : s->head_to_index;
-    const char *p = d->new_file.path ? d->new_file.path : d->old_file.path;
-    if (gr_scan_skips(&scan.skip, p)) continue; /* never committed, so never a change */
-    if (gr_paths_add(out, p) != 0) {
+    const char *p = gr_status_change(g, sl, i, &scan.skip);
+    if (p && gr_paths_add(out, p) != 0) {
       g->status_list_free(sl);
       gr_scan_free(&scan);
       gr_paths_free(out);
@@ -1700,12 +1706,8 @@ static int gr_clear_for_next(const gitapi *g, const gr_wd *wd, const char *card,
   size_t n = g->status_list_entrycount(sl), dirty = 0;
   const char *first = NULL;
   for (size_t i = 0; i < n; i++) {
-    const git_status_entry *s = g->status_byindex(sl, i);
-    if (s->status == GIT_STATUS_CURRENT || (s->status & GIT_STATUS_IGNORED)) continue;
-    const git_diff_delta *d = s->index_to_workdir ? s->index_to_workdir : s->head_to_index;
-    const char *p = d->new_file.path ? d->new_file.path : d->old_file.path;
-    if (gr_scan_skips(&scan.skip, p)) continue; /* never committed, so never a change */
-    if (dirty++ == 0) first = p;
+    const char *p = gr_status_change(g, sl, i, &scan.skip);
+    if (p && dirty++ == 0) first = p;
   }
   int ret = 0;
   if (dirty)
