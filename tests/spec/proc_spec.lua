@@ -386,8 +386,13 @@ for _, cfg in ipairs(CONFIGS) do
       local r, ticks = hostile { argv = { "sh", "-c", "f(){ f|f& }; f; sleep 1000." .. tok }, cwd = ws,
         timeout_ms = 300, limits = { processes = 200 }, run_as = root and 65534 or nil,
         layers = root and { userns = false } or nil }
-      assert.equal("timeout", r.reason)
-      assert.is_true(ticks > 0)
+      -- the limit binds, so the shell itself may fail to fork and end first: contained too
+      if r.reason == "exit" then
+        assert.is_true(r.code ~= 0, "the bomb's shell ended well: " .. tostring(r.stderr))
+      else
+        assert.equal("timeout", r.reason)
+        assert.is_true(ticks > 0)
+      end
       -- every one is killed; the kernel tears down thousands of them over a moment on a busy
       -- machine, and one still exiting shows in /proc until then
       for _ = 1, 500 do
