@@ -380,12 +380,14 @@ for _, cfg in ipairs(CONFIGS) do
       local _, ws = project()
       local tok = token()
       -- The kernel never holds root to RLIMIT_NPROC, even mapped into a user namespace: as
-      -- root the bomb runs as nobody (no user namespace, the way a sandbox runs its browser),
-      -- so the limit binds and the host's pids last for the tests running beside this one.
+      -- root the bomb runs as another user (no user namespace, the way a sandbox runs its
+      -- browser), so the limit binds and the host's pids last for the tests running beside
+      -- this one. The limit counts every process of that uid on the host: a uid of its own,
+      -- not nobody, whom the browser and other tests use meanwhile.
       local root = uv.getuid() == 0
       local r, ticks = hostile { argv = { "sh", "-c", "f(){ f|f& }; f; sleep 1000." .. tok }, cwd = ws,
-        timeout_ms = 300, limits = { processes = 200 }, run_as = root and 65534 or nil,
-        layers = root and { userns = false } or nil }
+        timeout_ms = 300, limits = { processes = 200 },
+        run_as = root and math.random(1000000000, 2000000000) or nil, layers = root and { userns = false } or nil }
       -- the limit binds, so the shell itself may fail to fork and end first: contained too
       if r.reason == "exit" then
         assert.is_true(r.code ~= 0, "the bomb's shell ended well: " .. tostring(r.stderr))
