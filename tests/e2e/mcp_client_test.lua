@@ -118,13 +118,28 @@ return { intent = "x", tools = { "update_issue_status", "nosuch__echo" }, system
   it("reaches a Streamable HTTP server (event-stream answers) and a team uses it", function()
     local server = everything()
     if not server then return end
-    local port = 20000 + math.random(0, 20000)
-    local dir = H.tmpdir()
-    os.execute(string.format("cd %s && { PORT=%d exec node %s streamableHttp >ev.log 2>&1 & echo $! >ev.pid; } >/dev/null 2>&1",
-      H.quote(dir), port, H.quote(server)))
-    local pid = H.wait_for(function() return H.read(dir .. "/ev.pid") end, "the server's pid"):match("%d+")
-    local ok, err = pcall(function()
+    -- A port picked at random below the ephemeral range may still be taken by a test running
+    -- beside this one: the server then prints "listening" all the same, says it failed and
+    -- exits. So it must still be alive, not have failed, and take a connection; else another
+    -- port is tried.
+    local port, pid, dir
+    for _ = 1, 5 do
+      port = 20000 + math.random(0, 12000)
+      dir = H.tmpdir()
+      os.execute(string.format("cd %s && { PORT=%d exec node %s streamableHttp >ev.log 2>&1 & echo $! >ev.pid; } >/dev/null 2>&1",
+        H.quote(dir), port, H.quote(server)))
+      pid = H.wait_for(function() return H.read(dir .. "/ev.pid") end, "the server's pid"):match("%d+")
       H.wait_for(function() return (H.read(dir .. "/ev.log") or ""):find("listening on port", 1, true) end, "node to listen", 2000)
+      if os.execute(string.format("bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null", port))
+        and os.execute("kill -0 " .. pid .. " 2>/dev/null")
+        and not (H.read(dir .. "/ev.log") or ""):find("Failed to start", 1, true) then
+        break
+      end
+      os.execute("kill " .. pid .. " 2>/dev/null")
+      pid = nil
+    end
+    assert(pid, "no port served by node after 5 tries: " .. tostring(H.read(dir .. "/ev.log")))
+    local ok, err = pcall(function()
       local proj = project(server, nil, string.format('mcp = { servers = { everything = { url = "http://127.0.0.1:%d/mcp" } } }', port))
       local l = H.orket("mcp list --json", { cwd = proj })
       assert.equal(0, l.status, l.stdout .. l.stderr)
