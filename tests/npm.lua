@@ -46,11 +46,17 @@ function M.ensure()
   local args = {}
   for i, p in ipairs(M.PACKAGES) do args[i] = H.quote(p) end
   -- test files run in parallel: one process installs while the others wait on the lock,
-  -- then find the stamp (an install running beside another would remove its files)
+  -- then find the stamp (an install running beside another would remove its files). A
+  -- failure is remembered for 10 minutes: where the registry cannot be reached, npm takes
+  -- its whole timeout, which every later file of the same suite would wait for again.
+  local failed = dir .. "/.orket-failed"
   local ok, out = sh(string.format("flock %s sh -c %s", H.quote(dir .. ".lock"), H.quote(string.format(
-    "[ \"$(cat %s 2>/dev/null)\" = %s ] || { timeout 600 npm install --prefix %s --no-audit --no-fund "
-      .. "--loglevel=error %s && printf %%s %s > %s; }",
-    H.quote(stamp), H.quote(want), H.quote(dir), table.concat(args, " "), H.quote(want), H.quote(stamp)))))
+    "[ \"$(cat %s 2>/dev/null)\" = %s ] || { "
+      .. "if [ -n \"$(find %s -mmin -10 2>/dev/null)\" ]; then echo 'it failed less than 10 minutes ago'; exit 1; fi; "
+      .. "timeout 600 npm install --prefix %s --no-audit --no-fund --loglevel=error %s "
+      .. "&& printf %%s %s > %s && rm -f %s || { touch %s; exit 1; }; }",
+    H.quote(stamp), H.quote(want), H.quote(failed), H.quote(dir), table.concat(args, " "), H.quote(want),
+    H.quote(stamp), H.quote(failed), H.quote(failed)))))
   if not ok or H.read(stamp) ~= want then
     result = { reason = "npm install failed (is the registry reachable?): " .. out:sub(-400) }
     return nil, result.reason
