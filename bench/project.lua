@@ -16,10 +16,11 @@ end
 --- make(n, base_url, opts) -> dir. opts.model: the fake model's options put before the
 --- tool's ("chunks=1,nolog,first_byte_ms=20,"); opts.description: each issue gets one;
 --- opts.extra: more orket.lua text (a store URL); opts.coder: the coder's tool settings instead
---- of the hand-in alone (bench/gitscale.lua: a file written, then the hand-in).
+--- of the hand-in alone (bench/gitscale.lua: a file written, then the hand-in); opts.parent:
+--- the directory it is made in (/tmp unless given).
 function M.make(n, base_url, opts)
   opts = opts or {}
-  local dir = io.popen("mktemp -d /tmp/orket-bench.XXXXXX"):read("l")
+  local dir = io.popen("mktemp -d " .. (opts.parent or "/tmp") .. "/orket-bench.XXXXXX"):read("l")
   uv.fs_mkdir(dir .. "/epics", 493)
   local issues = {}
   for i = 1, n do
