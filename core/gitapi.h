@@ -27,7 +27,7 @@
   X(index_get_bypath) X(index_has_conflicts) X(index_open) X(index_read) X(index_read_tree)  \
   X(index_remove_bypath) X(index_update_all) X(index_write) X(index_write_tree)              \
   X(index_write_tree_to) X(libgit2_init) X(libgit2_opts) X(libgit2_shutdown)                 \
-  X(merge_commits) X(merge_file_from_index) X(merge_file_options_init)                       \
+  X(merge_base) X(merge_commits) X(merge_file_from_index) X(merge_file_options_init)         \
   X(merge_file_result_free) X(merge_options_init) X(message_trailer_array_free)              \
   X(message_trailers) X(odb_exists) X(odb_free) X(oid_equal) X(oid_fromstr) X(oid_tostr)     \
   X(push_options_init) X(reference_create_matching) X(reference_delete) X(reference_free)    \

@@ -2088,12 +2088,14 @@ static int gr_ancestry(const gitapi *g, git_repository *repo, const git_oid *our
   if (near == 0) near = gr_near_ancestor(g, repo, ours, theirs);
   if (near == 1) return 0;
   if (near < 0) return gr_git(g, e, near, "merge base");
-  int rc = g->graph_descendant_of(repo, ours, theirs);
+  /* one merge-base search answers both questions (asking each way searched twice): one
+   * side is in the other exactly when it is their best common ancestor */
+  git_oid base;
+  int rc = g->merge_base(&base, repo, ours, theirs);
+  if (rc == GIT_ENOTFOUND) return 2; /* no common history */
   if (rc < 0) return gr_git(g, e, rc, "merge base");
-  if (rc == 1) return 0;
-  rc = g->graph_descendant_of(repo, theirs, ours);
-  if (rc < 0) return gr_git(g, e, rc, "merge base");
-  return rc == 1 ? 1 : 2;
+  if (g->oid_equal(&base, theirs)) return 0;
+  return g->oid_equal(&base, ours) ? 1 : 2;
 }
 
 static int gr_commit_tree(const gitapi *g, git_repository *repo, git_index *idx, const gr_sig *who, const char *msg,

@@ -484,6 +484,35 @@ describe("orket.c.gitrepo", function()
     assert.is_true(repo:check())
   end)
 
+  it("tells up to date and fast-forward apart past the near search, by one merge base", function()
+    -- 20 commits a card: more than the breadth-first look at recent commits covers
+    local function twenty(card, dir, file)
+      for i = 1, 20 do
+        H.write(dir .. "/" .. file, card .. " " .. i .. "\n")
+        local msg = card .. " " .. i
+        assert.equal("committed", select(2, repo:commit(card, { name = WHO.name, email = WHO.email, message = msg })))
+      end
+    end
+    local d, e = wt("D"), wt("E")
+    twenty("D", d, "d.txt")
+    assert.equal("fastforward", assert(repo:merge_to_main("D", GUARD)).kind) -- main 20 behind
+    local f = wt("F") -- from main as D left it
+    twenty("F", f, "f.txt")
+    assert.equal("fastforward", assert(repo:merge_to_main("F", GUARD)).kind)
+    -- D's tip lies 20 commits down main's history
+    local main = repo:head("main")
+    assert.equal("uptodate", assert(repo:merge_to_main("D", GUARD)).kind)
+    assert.equal(main, repo:head("main"))
+    -- E started before either landed: a real merge that keeps every card's file
+    twenty("E", e, "e.txt")
+    local r = assert(repo:merge_to_main("E", GUARD))
+    assert.equal("merged", r.kind)
+    assert.equal("D 20\n", H.read(ws .. "/d.txt"))
+    assert.equal("F 20\n", H.read(ws .. "/f.txt"))
+    assert.equal("E 20\n", H.read(ws .. "/e.txt"))
+    assert.is_true(repo:check())
+  end)
+
   it("finishes a card's worktree that a kill left half checked out", function()
     -- what a kill inside the worktree's checkout leaves: no index yet, a file half written
     local path = wt("H1")
