@@ -176,15 +176,25 @@ function M.example(name, opts)
   return dir
 end
 
---- wait_for(pred, what [, tries]) -> pred's first true value, asked every 10 ms (1000 times
---- unless tries says otherwise); raises "timed out waiting for WHAT" after that.
+--- wait_for(pred, what [, tries]) -> pred's first true value; raises "timed out waiting for
+--- WHAT" after as long as tries asks 10 ms apart took (1000 unless tries says). The pauses
+--- grow from 10 ms to 100 ms: a predicate is mostly a request to a server, a browser or the
+--- store, and asking every 10 ms through a long wait took CPU from the very processes being
+--- waited on.
 function M.wait_for(pred, what, tries)
-  for _ = 1, tries or 1000 do
+  local left, pause = tries or 1000, 10
+  while true do
+    local t0 = uv.hrtime()
     local v = pred()
     if v then return v end
-    orket.sleep(10)
+    if left <= 0 then error("timed out waiting for " .. what) end
+    local took = (uv.hrtime() - t0) / 1e6
+    orket.sleep(pause)
+    -- a pause and an ask count for as many of the 10 ms asks as fit in their time: a slow
+    -- predicate is waited on as long as it was when it was asked every 10 ms
+    left = left - (took + pause) / (took + 10)
+    pause = math.min(100, pause + pause // 2)
   end
-  error("timed out waiting for " .. what)
 end
 
 --- alive(pid) -> whether the process runs. A zombie is not alive: a child killed after its
