@@ -27,9 +27,10 @@
   X(index_get_bypath) X(index_has_conflicts) X(index_open) X(index_read) X(index_read_tree)  \
   X(index_remove_bypath) X(index_update_all) X(index_write) X(index_write_tree)              \
   X(index_write_tree_to) X(libgit2_init) X(libgit2_opts) X(libgit2_shutdown)                 \
-  X(merge_base) X(merge_commits) X(merge_file_from_index) X(merge_file_options_init)         \
-  X(merge_file_result_free) X(merge_options_init) X(message_trailer_array_free)              \
-  X(message_trailers) X(odb_exists) X(odb_free) X(oid_equal) X(oid_fromstr) X(oid_tostr)     \
+  X(merge_bases) X(merge_commits) X(merge_file_from_index)                                  \
+  X(merge_file_options_init) X(merge_file_result_free) X(merge_options_init) X(merge_trees)  \
+  X(message_trailer_array_free) X(message_trailers) X(odb_exists) X(odb_free) X(oid_equal)   \
+  X(oid_fromstr) X(oid_tostr) X(oidarray_dispose)                                            \
   X(push_options_init) X(reference_create_matching) X(reference_delete) X(reference_free)    \
   X(reference_lookup) X(reference_name) X(reference_name_is_valid) X(reference_name_to_id)   \
   X(reference_peel) X(reference_symbolic_target) X(reference_type) X(remote_connect)         \
@@ -40,7 +41,8 @@
   X(repository_init_options_init) X(repository_is_bare) X(repository_is_worktree)            \
   X(repository_odb) X(repository_open_ext) X(repository_path) X(repository_set_head)         \
   X(repository_set_index) X(repository_set_workdir) X(repository_workdir) X(revwalk_free)    \
-  X(revwalk_hide_ref) X(revwalk_new) X(revwalk_next) X(revwalk_push_ref) X(revwalk_sorting)  \
+  X(revwalk_hide_ref) X(revwalk_new) X(revwalk_next) X(revwalk_push) X(revwalk_push_ref)      \
+  X(revwalk_sorting)                                                                         \
   X(signature_free) X(signature_now) X(status_byindex) X(status_list_entrycount)             \
   X(status_list_free) X(status_list_new) X(status_options_init) X(strarray_dispose)          \
   X(tree_entry_id) X(tree_entry_name) X(tree_entry_type) X(tree_free) X(tree_id)             \

@@ -52,11 +52,27 @@ typedef struct gr_att {
   int settled;
   struct stat settled_index;
   git_oid settled_tip;
+  /* turns: the turn keys of the branch's commits not in main as of the branch's tip
+   * turns_tip (turns_known), so that a commit need not walk the history to learn that its
+   * turn is new (gr_turn_seen). main only moves forward, so as it moves on the list can
+   * only hold keys no longer counted, never miss one: a key absent from it is absent from
+   * the branch. Kept up as this handle commits; any other move of the tip (another
+   * process, a merge from main) makes the next commit walk again. */
+  int turns_known;
+  git_oid turns_tip;
+  char *turns; /* turns_n keys, each ending in NUL */
+  size_t turns_len, turns_n;
 } gr_att;
 
 struct gitrepo {
   gitapi git; /* libgit2, loaded when the first repository is opened */
   git_repository *repo;
+  /* the same repository again, only for merge-base searches (gr_ancestry), opened when
+   * first needed. libgit2 keeps a commit such a search reads in the handle's cache only if
+   * that handle never parsed the commit as an object; on repo, which does, every search
+   * read each commit again from its file, and a merge's search crosses every card merged
+   * since the card began (eight or so at concurrency 8) */
+  git_repository *walk;
   char *path;
   gr_open open[GR_OPEN_MAX];
   unsigned long long tick;
@@ -645,6 +661,7 @@ void gitrepo_close(gitrepo *r) {
   gr_forget(r, NULL);
   while (r->natt) gr_att_drop(r, r->natt - 1);
   free(r->att);
+  g->repository_free(r->walk);
   g->repository_free(r->repo);
   free(r->path);
   gitapi api = r->git; /* released last: the calls above are libgit2's */
@@ -1348,10 +1365,12 @@ static int gr_move_aside(const char *path, gr_err *e) {
   return gr_fail(e, "EEXIST", "too many stale copies of %s", path);
 }
 
-/* The card's branch bname in *br, made from main when it does not exist yet (the card's
- * first turn). 0, or -1 with e set. */
-static int gr_card_branch_ref(gitrepo *r, const char *bname, git_reference **br, gr_err *e) {
+/* The card's branch bname in *br, made at main's tip when it does not exist yet (the card's
+ * first turn; *created then says so, and *made_at where). 0, or -1 with e set. */
+static int gr_card_branch_ref(gitrepo *r, const char *bname, git_reference **br, int *created, git_oid *made_at,
+                              gr_err *e) {
   const gitapi *g = &r->git;
+  *created = 0;
   int rc = g->branch_lookup(br, r->repo, bname, GIT_BRANCH_LOCAL);
   if (rc == 0) return 0;
   if (rc != GIT_ENOTFOUND) return gr_git(g, e, rc, bname);
@@ -1364,6 +1383,8 @@ static int gr_card_branch_ref(gitrepo *r, const char *bname, git_reference **br,
     return gr_git(g, e, rc, bname);
   }
   g->commit_free(main_c);
+  *created = 1;
+  *made_at = mid;
   return 0;
 }
 
@@ -1381,7 +1402,9 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
   git_repository *w = NULL; /* borrowed: kept by r */
   int rc, ret = -1;
 
-  if (gr_card_branch_ref(r, bname, &br, e) != 0) goto out;
+  int made;
+  git_oid made_at;
+  if (gr_card_branch_ref(r, bname, &br, &made, &made_at, e) != 0) goto out;
 
   int updated;
   /* the worktree kept open from an earlier call for this very path: still the one on disk */
@@ -1496,6 +1519,7 @@ int gitrepo_status(gitrepo *r, const char *card, gr_paths *out, gr_err *e) {
 static void gr_att_drop(gitrepo *r, size_t i) {
   const gitapi *g = &r->git;
   g->repository_free(r->att[i].w);
+  free(r->att[i].turns);
   r->att[i] = r->att[r->natt - 1];
   r->natt--;
 }
@@ -1589,7 +1613,9 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     gr_att_drop(r, (size_t)(a - r->att));
     a = NULL;
   }
-  if (gr_card_branch_ref(r, bname, &br, e) != 0) goto out;
+  int created;
+  git_oid made_at;
+  if (gr_card_branch_ref(r, bname, &br, &created, &made_at, e) != 0) goto out;
   if (a == NULL) {
     gr_att *v = realloc(r->att, (r->natt + 1) * sizeof *v);
     if (v == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
@@ -1619,6 +1645,11 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     a->w = w;
     w = NULL;
     r->natt++;
+  }
+  if (created) { /* made at main's tip: nothing on it is not in main, so no turn yet */
+    a->turns_known = 1;
+    a->turns_tip = made_at;
+    a->turns_n = a->turns_len = 0;
   }
   gr_wd wd = {a->w, a->ref, a->state, a};
   if (gr_settled(g, &wd)) { /* attached here already, and nothing moved since */
@@ -1807,14 +1838,41 @@ static int gr_key_ok(const char *key) {
   return 1;
 }
 
-static int gr_find_trailer_in(const gitapi *g, git_repository *repo, const char *ref, const char *key,
-                              const char *value, int since_main, char *id, gr_err *e) {
+/* Keys gathered by a walk: each value of one trailer, NUL-ended, one after another; at most
+ * GR_TURNS_MAX of them (more: full, and the gathering stops counting). */
+#define GR_TURNS_MAX 256
+typedef struct gr_keys {
+  char *v;
+  size_t len, n;
+  int full;
+} gr_keys;
+
+static void gr_keys_add(gr_keys *k, const char *value) {
+  size_t vl = strlen(value) + 1;
+  char *v = k->full || k->n >= GR_TURNS_MAX ? NULL : realloc(k->v, k->len + vl);
+  if (v == NULL) {
+    k->full = 1;
+    return;
+  }
+  memcpy(v + k->len, value, vl);
+  k->v = v;
+  k->len += vl;
+  k->n++;
+}
+
+/* Walks ref's history (from: that commit of it, else its tip; since_main: only commits not
+ * in main) for a commit with the trailer key: value. 1 found (id set), 0 not, -1 error. keys
+ * (or NULL): every value of key met is added to it, and the walk then goes on to the end
+ * unless the value is found. */
+static int gr_find_trailer_in(const gitapi *g, git_repository *repo, const char *ref, const git_oid *from,
+                              const char *key, const char *value, int since_main, char *id, gr_keys *keys,
+                              gr_err *e) {
   git_revwalk *walk = NULL;
   git_oid oid;
   int rc, found = 0;
   if ((rc = g->revwalk_new(&walk, repo)) < 0) return gr_git(g, e, rc, "revwalk");
   g->revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
-  rc = g->revwalk_push_ref(walk, ref);
+  rc = from ? g->revwalk_push(walk, from) : g->revwalk_push_ref(walk, ref);
   if (rc == 0 && since_main && strcmp(ref, "refs/heads/" GR_MAIN) != 0)
     rc = g->revwalk_hide_ref(walk, "refs/heads/" GR_MAIN);
   if (rc < 0) {
@@ -1828,8 +1886,11 @@ static int gr_find_trailer_in(const gitapi *g, git_repository *repo, const char 
     if ((rc = g->commit_lookup(&c, repo, &oid)) < 0) break;
     git_message_trailer_array arr = {0};
     if (g->message_trailers(&arr, g->commit_message(c)) == 0) {
-      for (size_t i = 0; i < arr.count && !found; i++)
-        found = strcmp(arr.trailers[i].key, key) == 0 && strcmp(arr.trailers[i].value, value) == 0;
+      for (size_t i = 0; i < arr.count && !found; i++) {
+        if (strcmp(arr.trailers[i].key, key) != 0) continue;
+        found = strcmp(arr.trailers[i].value, value) == 0;
+        if (keys) gr_keys_add(keys, arr.trailers[i].value);
+      }
       g->message_trailer_array_free(&arr);
     }
     g->commit_free(c);
@@ -1838,6 +1899,52 @@ static int gr_find_trailer_in(const gitapi *g, git_repository *repo, const char 
   g->revwalk_free(walk);
   if (!found && rc != GIT_ITEROVER) return gr_git(g, e, rc, "walking the history");
   return found;
+}
+
+/* Whether the card's branch (ref, at tip) has a commit of turn `key` not in main: 1 (id
+ * set), 0 or -1, as gr_find_trailer_in. An attached card's handle answers "no" from its
+ * list of the branch's turns when that list is of this very tip (see gr_att), and otherwise
+ * walks the whole branch once to make the list. */
+static int gr_turn_seen(const gitapi *g, const gr_wd *wd, const char *ref, const git_oid *tip, const char *key,
+                        char *id, gr_err *e) {
+  gr_att *a = wd->att;
+  if (a && a->turns_known && g->oid_equal(&a->turns_tip, tip)) {
+    int listed = 0;
+    for (size_t i = 0, off = 0; i < a->turns_n && !listed; i++, off += strlen(a->turns + off) + 1)
+      listed = strcmp(a->turns + off, key) == 0;
+    if (!listed) return 0; /* else walk: the commit's id is wanted, and it may be in main now */
+  }
+  gr_keys keys = {0};
+  int found = gr_find_trailer_in(g, wd->repo, ref, tip, GR_TURN_TRAILER, key, 1, id, a ? &keys : NULL, e);
+  if (a && found == 0 && !keys.full) {
+    free(a->turns);
+    a->turns = keys.v;
+    a->turns_len = keys.len;
+    a->turns_n = keys.n;
+    a->turns_tip = *tip;
+    a->turns_known = 1;
+    keys.v = NULL;
+  }
+  free(keys.v);
+  return found;
+}
+
+/* After this handle committed turn `key` on top of `parent`: the list follows the tip. */
+static void gr_turn_committed(const gitapi *g, const gr_wd *wd, const git_oid *parent, const git_oid *tip,
+                              const char *key) {
+  gr_att *a = wd->att;
+  if (a == NULL || !a->turns_known) return;
+  if (!g->oid_equal(&a->turns_tip, parent)) {
+    a->turns_known = 0;
+    return;
+  }
+  gr_keys k = {a->turns, a->turns_len, a->turns_n, 0};
+  gr_keys_add(&k, key);
+  a->turns = k.v;
+  a->turns_len = k.len;
+  a->turns_n = k.n;
+  a->turns_tip = *tip;
+  a->turns_known = !k.full;
 }
 
 /* A linked worktree costs libgit2 an open of its repository whenever another is made
@@ -1891,7 +1998,7 @@ int gitrepo_find_trailer(gitrepo *r, const char *branch, const char *key, const 
   if (gr_branch_ref(g, branch, ref, sizeof ref, e) != 0) return -1;
   if (key == NULL || value == NULL || !gr_key_ok(key) || strchr(key, ':'))
     return gr_fail(e, "EINVAL", "a trailer key is 1 to %d printable characters without ':'", GR_KEY_MAX);
-  return gr_find_trailer_in(g, r->repo, ref, key, value, since_main, id, e);
+  return gr_find_trailer_in(g, r->repo, ref, NULL, key, value, since_main, id, NULL, e);
 }
 
 /* message without trailing blank lines, then the turn trailer in its own paragraph. */
@@ -1972,7 +2079,9 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
    * record the old files over the merged ones */
   if (gr_refresh_repo(g, &wd, &updated, e) != 0) goto out;
   if (turn_key) {
-    int found = gr_find_trailer_in(g, w, ref, GR_TURN_TRAILER, turn_key, 1, id, e);
+    git_oid tip;
+    if (gr_ref_id(g, w, ref, &tip, e) != 0) goto out;
+    int found = gr_turn_seen(g, &wd, ref, &tip, turn_key, id, e);
     if (found < 0) goto out;
     if (found) {
       *kind = GR_EXISTS;
@@ -2003,6 +2112,7 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
     const git_commit *parents[1] = {parent};
     rc = g->commit_create(&cid, w, wd.ref ? wd.ref : "HEAD", sig, sig, NULL, msg, tree, 1, parents);
     if (rc < 0) { gr_git(g, e, rc, "commit"); goto out; }
+    if (turn_key) gr_turn_committed(g, &wd, g->commit_id(parent), &cid, turn_key);
     *kind = GR_COMMITTED;
     g->oid_tostr(id, GR_OID_HEX + 1, &cid);
   }
@@ -2080,8 +2190,12 @@ static int gr_near_ancestor(const gitapi *g, git_repository *repo, const git_oid
 }
 
 /* Merge analysis of `ours` and `theirs` by ancestry: 0 up to date (theirs is in ours), 1 fast
- * forward (ours is in theirs), 2 a real merge. */
-static int gr_ancestry(const gitapi *g, git_repository *repo, const git_oid *ours, const git_oid *theirs, gr_err *e) {
+ * forward (ours is in theirs), 2 a real merge. For a real merge, *base is set to their one
+ * best common ancestor when there is exactly one (*has_base), for gr_merge_index. The
+ * merge-base search runs on walk (see gitrepo.walk). */
+static int gr_ancestry(const gitapi *g, git_repository *repo, git_repository *walk, const git_oid *ours,
+                       const git_oid *theirs, git_oid *base, int *has_base, gr_err *e) {
+  *has_base = 0;
   if (g->oid_equal(ours, theirs)) return 0;
   int near = gr_near_ancestor(g, repo, theirs, ours);
   if (near == 1) return 1;
@@ -2089,13 +2203,45 @@ static int gr_ancestry(const gitapi *g, git_repository *repo, const git_oid *our
   if (near == 1) return 0;
   if (near < 0) return gr_git(g, e, near, "merge base");
   /* one merge-base search answers both questions (asking each way searched twice): one
-   * side is in the other exactly when it is their best common ancestor */
-  git_oid base;
-  int rc = g->merge_base(&base, repo, ours, theirs);
+   * side is in the other exactly when it is their best common ancestor; a real merge then
+   * starts from that ancestor rather than searching for it again */
+  git_oidarray bases = {0};
+  int rc = g->merge_bases(&bases, walk, ours, theirs);
   if (rc == GIT_ENOTFOUND) return 2; /* no common history */
   if (rc < 0) return gr_git(g, e, rc, "merge base");
-  if (g->oid_equal(&base, theirs)) return 0;
-  return g->oid_equal(&base, ours) ? 1 : 2;
+  int a = 2;
+  if (bases.count == 1) {
+    if (g->oid_equal(&bases.ids[0], theirs)) a = 0;
+    else if (g->oid_equal(&bases.ids[0], ours)) a = 1;
+    *base = bases.ids[0];
+    *has_base = 1;
+  }
+  g->oidarray_dispose(&bases);
+  return a;
+}
+
+/* The three-way merge of two commits into an in-memory index: from their one common ancestor
+ * when gr_ancestry found it (base), else as libgit2 merges commits (no common history, or
+ * several best ancestors, merged recursively). */
+static int gr_merge_index(const gitapi *g, git_repository *repo, git_commit *ours, git_commit *theirs,
+                          const git_oid *base, git_index **idx, gr_err *e) {
+  git_merge_options mo;
+  (void)g->merge_options_init(&mo, GIT_MERGE_OPTIONS_VERSION);
+  int rc;
+  if (base == NULL) {
+    rc = g->merge_commits(idx, repo, ours, theirs, &mo);
+  } else {
+    git_commit *bc = NULL;
+    git_tree *bt = NULL, *ot = NULL, *tt = NULL;
+    if ((rc = g->commit_lookup(&bc, repo, base)) == 0 && (rc = g->commit_tree(&bt, bc)) == 0 &&
+        (rc = g->commit_tree(&ot, ours)) == 0 && (rc = g->commit_tree(&tt, theirs)) == 0)
+      rc = g->merge_trees(idx, repo, bt, ot, tt, &mo);
+    g->tree_free(tt);
+    g->tree_free(ot);
+    g->tree_free(bt);
+    g->commit_free(bc);
+  }
+  return rc < 0 ? gr_git(g, e, rc, "merge") : 0;
 }
 
 static int gr_commit_tree(const gitapi *g, git_repository *repo, git_index *idx, const gr_sig *who, const char *msg,
@@ -2122,12 +2268,16 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
                               gr_merge_kind *kind, gr_paths *conflicts, gr_err *e) {
   const gitapi *g = &r->git;
   char msg[GR_KEY_MAX + 64];
-  git_oid mid, bid, target;
+  git_oid mid, bid, target, base;
   git_commit *mc = NULL, *bc = NULL;
   git_index *idx = NULL;
-  int rc, ret = -1;
+  int rc, ret = -1, has_base;
   if (gr_ref_id(g, r->repo, "refs/heads/" GR_MAIN, &mid, e) != 0 || gr_ref_id(g, r->repo, ref, &bid, e) != 0) return -1;
-  int a = gr_ancestry(g, r->repo, &mid, &bid, e);
+  if (r->walk == NULL && (rc = g->repository_open_ext(&r->walk, r->path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL)) < 0) {
+    r->walk = NULL;
+    return gr_git(g, e, rc, r->path);
+  }
+  int a = gr_ancestry(g, r->repo, r->walk, &mid, &bid, &base, &has_base, e);
   if (a < 0) return -1;
   if (a == 0) {
     *kind = GR_UPTODATE;
@@ -2142,9 +2292,7 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
       gr_git(g, e, rc, "merge");
       goto out;
     }
-    git_merge_options mo;
-    (void)g->merge_options_init(&mo, GIT_MERGE_OPTIONS_VERSION);
-    if ((rc = g->merge_commits(&idx, r->repo, mc, bc, &mo)) < 0) { gr_git(g, e, rc, "merge"); goto out; }
+    if (gr_merge_index(g, r->repo, mc, bc, has_base ? &base : NULL, &idx, e) != 0) goto out;
     if (g->index_has_conflicts(idx)) { /* nothing written: main stays as it was */
       if (gr_conflict_paths(g, idx, conflicts, e) != 0) goto out;
       *kind = GR_CONFLICT;
@@ -2250,12 +2398,12 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
   char bname[GR_CARD_MAX + 16], ref[GR_CARD_MAX + 32], why[GR_CARD_MAX + 64];
   gr_wd wd;
   git_repository *w = NULL;
-  git_oid mid, bid, target;
+  git_oid mid, bid, target, base;
   git_commit *mc = NULL, *bc = NULL;
   git_index *idx = NULL;
   char *msg = NULL;
   gr_paths dirty = {0};
-  int rc, ret = -1, updated;
+  int rc, ret = -1, updated, has_base;
   conflicts->v = NULL;
   conflicts->n = 0;
   if (gr_open_card(r, card, &wd, e) != 0) return -1;
@@ -2269,7 +2417,7 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
     goto out;
   }
   if (gr_ref_id(g, w, "refs/heads/" GR_MAIN, &mid, e) != 0 || gr_ref_id(g, w, ref, &bid, e) != 0) goto out;
-  int a = gr_ancestry(g, w, &bid, &mid, e);
+  int a = gr_ancestry(g, w, w, &bid, &mid, &base, &has_base, e);
   if (a < 0) goto out;
   if (a == 0) {
     *kind = GR_UPTODATE;
@@ -2285,9 +2433,7 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
       gr_git(g, e, rc, "merge");
       goto out;
     }
-    git_merge_options mo;
-    (void)g->merge_options_init(&mo, GIT_MERGE_OPTIONS_VERSION);
-    if ((rc = g->merge_commits(&idx, w, bc, mc, &mo)) < 0) { gr_git(g, e, rc, "merge"); goto out; }
+    if (gr_merge_index(g, w, bc, mc, has_base ? &base : NULL, &idx, e) != 0) goto out;
     *kind = GR_MERGED;
     size_t cap = 128;
     if (g->index_has_conflicts(idx)) {

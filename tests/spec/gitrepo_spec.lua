@@ -269,6 +269,37 @@ describe("orket.c.gitrepo", function()
       assert.same({}, repo:status("M1"))
     end)
 
+    it("knows a turn another handle committed, though its own list of the card's turns says no", function()
+      local a = assert(att("T1"))
+      local function commit(h, turn, text)
+        H.write(a .. "/t.txt", text)
+        return assert(h:commit("T1", { name = WHO.name, email = WHO.email, message = turn, turn = turn,
+          paths = { "t.txt" } }))
+      end
+      local one = commit(repo, "1/T1/1", "1\n")
+      local id, kind = commit(repo, "1/T1/1", "1 again\n")
+      assert.equal("exists", kind)
+      assert.equal(one, id)
+      -- another process commits turn 2 on the card's branch: this handle's list lacks it
+      local other = assert(G.open(ws))
+      assert(other:attach("T1", base .. "/cards/T1", base .. "/state/T1"))
+      local two = commit(other, "1/T1/2", "2\n")
+      other:close()
+      id, kind = commit(repo, "1/T1/2", "2 again\n")
+      assert.equal("exists", kind)
+      assert.equal(two, id)
+      assert.equal(two, repo:head("orket/T1"))
+      -- and this handle's own turns go on being known after its next commit
+      local three = commit(repo, "1/T1/3", "3\n")
+      for turn, want in pairs { ["1/T1/1"] = one, ["1/T1/2"] = two, ["1/T1/3"] = three } do
+        id, kind = commit(repo, turn, "again\n")
+        assert.equal("exists", kind, turn)
+        assert.equal(want, id, turn)
+      end
+      local log = assert(repo:log("orket/T1"))
+      assert.same({ three, two, one }, { log[1].id, log[2].id, log[3].id })
+    end)
+
     it("checks and clears only the paths a detach names", function()
       local a = assert(att("D1"))
       H.write(a .. "/d.txt", "d\n")
@@ -511,6 +542,39 @@ describe("orket.c.gitrepo", function()
     assert.equal("F 20\n", H.read(ws .. "/f.txt"))
     assert.equal("E 20\n", H.read(ws .. "/e.txt"))
     assert.is_true(repo:check())
+  end)
+
+  it("merges a card that has two best common ancestors with main (criss-cross)", function()
+    local p, q, r = wt("P"), wt("Q"), wt("R")
+    local function commit(card, dir, file, text)
+      H.write(dir .. "/" .. file, text)
+      return assert(repo:commit(card, { name = WHO.name, email = WHO.email, message = card .. " " .. file }))
+    end
+    local p1, q1 = commit("P", p, "p.txt", "p\n"), commit("Q", q, "q.txt", "q\n")
+    H.write(r .. "/p.txt", "p\n")
+    local r1 = commit("R", r, "q.txt", "q\n") -- the tree both merges of P and Q make
+    -- P and Q merged into each other both ways, by git itself: two merges of the same pair
+    local git = "GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@orket.invalid GIT_COMMITTER_NAME=t "
+      .. "GIT_COMMITTER_EMAIL=t@orket.invalid git -C " .. H.quote(ws) .. " "
+    local function out(cmd)
+      local f = assert(io.popen(git .. cmd))
+      local s = f:read("a")
+      assert(f:close(), cmd)
+      return (s:gsub("\n$", ""))
+    end
+    local pq = out(string.format("commit-tree %s^{tree} -p %s -p %s -m 'P and Q'", r1, p1, q1))
+    local qp = out(string.format("commit-tree %s^{tree} -p %s -p %s -m 'Q and P'", r1, q1, p1))
+    sh(git .. string.format("update-ref refs/heads/orket/P %s %s", pq, p1))
+    sh(git .. string.format("update-ref refs/heads/orket/Q %s %s", qp, q1))
+    assert.equal("fastforward", assert(repo:merge_to_main("P", GUARD)).kind)
+    local m = assert(repo:merge_to_main("Q", GUARD))
+    assert.equal("merged", m.kind)
+    assert.equal(m.id, repo:head("main"))
+    assert.equal(2, out("merge-base --all main^1 main^2 | wc -l") + 0)
+    for file, text in pairs { ["p.txt"] = "p\n", ["q.txt"] = "q\n", README = "hello\n" } do
+      assert.equal(text, H.read(ws .. "/" .. file), file)
+    end
+    assert.equal("", out("status --porcelain")) -- main's working tree is main's tree
   end)
 
   it("finishes a card's worktree that a kill left half checked out", function()
