@@ -180,7 +180,9 @@ end
 --- WHAT" after as long as tries asks 10 ms apart took (1000 unless tries says). The pauses
 --- grow from 10 ms to 100 ms: a predicate is mostly a request to a server, a browser or the
 --- store, and asking every 10 ms through a long wait took CPU from the very processes being
---- waited on.
+--- waited on. So it is for a state that stays once reached: one that comes and goes (a file
+--- that exists only while a program runs) can fall between two asks; look for it in a loop
+--- of your own.
 function M.wait_for(pred, what, tries)
   local left, pause = tries or 1000, 10
   while true do
