@@ -37,6 +37,15 @@ typedef struct gr_open {
   unsigned long long used;
 } gr_open;
 
+/* Keys gathered by a walk: each value of one trailer, NUL-ended, one after another; at most
+ * GR_TURNS_MAX of them (more: full, and the gathering stops counting). */
+#define GR_TURNS_MAX 256
+typedef struct gr_keys {
+  char *v;
+  size_t len, n;
+  int full;
+} gr_keys;
+
 /* A card's attached directory (gitrepo_attach): the main repository opened again with the
  * directory as its working directory and an index of its own under state. Kept until
  * gitrepo_detach; used only while the directory and state are the very ones attached. */
@@ -60,8 +69,7 @@ typedef struct gr_att {
    * process, a merge from main) makes the next commit walk again. */
   int turns_known;
   git_oid turns_tip;
-  char *turns; /* turns_n keys, each ending in NUL */
-  size_t turns_len, turns_n;
+  gr_keys turns;
 } gr_att;
 
 struct gitrepo {
@@ -1366,11 +1374,9 @@ static int gr_move_aside(const char *path, gr_err *e) {
 }
 
 /* The card's branch bname in *br, made at main's tip when it does not exist yet (the card's
- * first turn; *created then says so, and *made_at where). 0, or -1 with e set. */
-static int gr_card_branch_ref(gitrepo *r, const char *bname, git_reference **br, int *created, git_oid *made_at,
-                              gr_err *e) {
+ * first turn). 0; 1 when made now, at *made_at; or -1 with e set. */
+static int gr_card_branch_ref(gitrepo *r, const char *bname, git_reference **br, git_oid *made_at, gr_err *e) {
   const gitapi *g = &r->git;
-  *created = 0;
   int rc = g->branch_lookup(br, r->repo, bname, GIT_BRANCH_LOCAL);
   if (rc == 0) return 0;
   if (rc != GIT_ENOTFOUND) return gr_git(g, e, rc, bname);
@@ -1383,9 +1389,8 @@ static int gr_card_branch_ref(gitrepo *r, const char *bname, git_reference **br,
     return gr_git(g, e, rc, bname);
   }
   g->commit_free(main_c);
-  *created = 1;
   *made_at = mid;
-  return 0;
+  return 1;
 }
 
 int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *created, gr_err *e) {
@@ -1402,9 +1407,8 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
   git_repository *w = NULL; /* borrowed: kept by r */
   int rc, ret = -1;
 
-  int made;
   git_oid made_at;
-  if (gr_card_branch_ref(r, bname, &br, &made, &made_at, e) != 0) goto out;
+  if (gr_card_branch_ref(r, bname, &br, &made_at, e) < 0) goto out;
 
   int updated;
   /* the worktree kept open from an earlier call for this very path: still the one on disk */
@@ -1519,7 +1523,7 @@ int gitrepo_status(gitrepo *r, const char *card, gr_paths *out, gr_err *e) {
 static void gr_att_drop(gitrepo *r, size_t i) {
   const gitapi *g = &r->git;
   g->repository_free(r->att[i].w);
-  free(r->att[i].turns);
+  free(r->att[i].turns.v);
   r->att[i] = r->att[r->natt - 1];
   r->natt--;
 }
@@ -1613,9 +1617,9 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     gr_att_drop(r, (size_t)(a - r->att));
     a = NULL;
   }
-  int created;
   git_oid made_at;
-  if (gr_card_branch_ref(r, bname, &br, &created, &made_at, e) != 0) goto out;
+  int made = gr_card_branch_ref(r, bname, &br, &made_at, e);
+  if (made < 0) goto out;
   if (a == NULL) {
     gr_att *v = realloc(r->att, (r->natt + 1) * sizeof *v);
     if (v == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
@@ -1646,10 +1650,11 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     w = NULL;
     r->natt++;
   }
-  if (created) { /* made at main's tip: nothing on it is not in main, so no turn yet */
+  if (made) { /* made at main's tip: nothing on it is not in main, so no turn yet */
     a->turns_known = 1;
     a->turns_tip = made_at;
-    a->turns_n = a->turns_len = 0;
+    a->turns.len = a->turns.n = 0;
+    a->turns.full = 0;
   }
   gr_wd wd = {a->w, a->ref, a->state, a};
   if (gr_settled(g, &wd)) { /* attached here already, and nothing moved since */
@@ -1838,15 +1843,6 @@ static int gr_key_ok(const char *key) {
   return 1;
 }
 
-/* Keys gathered by a walk: each value of one trailer, NUL-ended, one after another; at most
- * GR_TURNS_MAX of them (more: full, and the gathering stops counting). */
-#define GR_TURNS_MAX 256
-typedef struct gr_keys {
-  char *v;
-  size_t len, n;
-  int full;
-} gr_keys;
-
 static void gr_keys_add(gr_keys *k, const char *value) {
   size_t vl = strlen(value) + 1;
   char *v = k->full || k->n >= GR_TURNS_MAX ? NULL : realloc(k->v, k->len + vl);
@@ -1910,22 +1906,20 @@ static int gr_turn_seen(const gitapi *g, const gr_wd *wd, const char *ref, const
   gr_att *a = wd->att;
   if (a && a->turns_known && g->oid_equal(&a->turns_tip, tip)) {
     int listed = 0;
-    for (size_t i = 0, off = 0; i < a->turns_n && !listed; i++, off += strlen(a->turns + off) + 1)
-      listed = strcmp(a->turns + off, key) == 0;
+    for (size_t i = 0, off = 0; i < a->turns.n && !listed; i++, off += strlen(a->turns.v + off) + 1)
+      listed = strcmp(a->turns.v + off, key) == 0;
     if (!listed) return 0; /* else walk: the commit's id is wanted, and it may be in main now */
   }
   gr_keys keys = {0};
   int found = gr_find_trailer_in(g, wd->repo, ref, tip, GR_TURN_TRAILER, key, 1, id, a ? &keys : NULL, e);
   if (a && found == 0 && !keys.full) {
-    free(a->turns);
-    a->turns = keys.v;
-    a->turns_len = keys.len;
-    a->turns_n = keys.n;
+    free(a->turns.v);
+    a->turns = keys;
     a->turns_tip = *tip;
     a->turns_known = 1;
-    keys.v = NULL;
+  } else {
+    free(keys.v);
   }
-  free(keys.v);
   return found;
 }
 
@@ -1938,13 +1932,9 @@ static void gr_turn_committed(const gitapi *g, const gr_wd *wd, const git_oid *p
     a->turns_known = 0;
     return;
   }
-  gr_keys k = {a->turns, a->turns_len, a->turns_n, 0};
-  gr_keys_add(&k, key);
-  a->turns = k.v;
-  a->turns_len = k.len;
-  a->turns_n = k.n;
+  gr_keys_add(&a->turns, key);
   a->turns_tip = *tip;
-  a->turns_known = !k.full;
+  a->turns_known = !a->turns.full;
 }
 
 /* A linked worktree costs libgit2 an open of its repository whenever another is made
@@ -2078,10 +2068,15 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
   /* a checkout left unfinished (merge from main) must land first, or this commit would
    * record the old files over the merged ones */
   if (gr_refresh_repo(g, &wd, &updated, e) != 0) goto out;
+  /* the tip the commit goes on: read once, for the turn's question and as the parent (the
+   * branch moves only if it still points there) */
+  rc = wd.ref ? g->reference_lookup(&head, w, wd.ref) : g->repository_head(&head, w);
+  if (rc < 0 || (rc = g->reference_peel((git_object **)&parent, head, GIT_OBJECT_COMMIT)) < 0) {
+    gr_git(g, e, rc, "HEAD");
+    goto out;
+  }
   if (turn_key) {
-    git_oid tip;
-    if (gr_ref_id(g, w, ref, &tip, e) != 0) goto out;
-    int found = gr_turn_seen(g, &wd, ref, &tip, turn_key, id, e);
+    int found = gr_turn_seen(g, &wd, ref, g->commit_id(parent), turn_key, id, e);
     if (found < 0) goto out;
     if (found) {
       *kind = GR_EXISTS;
@@ -2096,11 +2091,6 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
   if (!whole && (whole = gr_stage_paths(g, w, idx, only, &scan, e)) < 0) goto out;
   if (whole && (gr_scan_run(g, w, &scan, e) != 0 || gr_stage_all(g, idx, &scan, e) != 0)) goto out;
   if ((rc = g->index_write_tree(&tid, idx)) < 0) { gr_git(g, e, rc, "tree"); goto out; }
-  rc = wd.ref ? g->reference_lookup(&head, w, wd.ref) : g->repository_head(&head, w);
-  if (rc < 0 || (rc = g->reference_peel((git_object **)&parent, head, GIT_OBJECT_COMMIT)) < 0) {
-    gr_git(g, e, rc, "HEAD");
-    goto out;
-  }
   if (g->oid_equal(&tid, g->commit_tree_id(parent))) {
     *kind = GR_CLEAN;
     g->oid_tostr(id, GR_OID_HEX + 1, g->commit_id(parent));
