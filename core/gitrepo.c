@@ -1773,30 +1773,63 @@ static int gr_clear_for_next(const gitapi *g, const gr_wd *wd, const char *card,
   return ret;
 }
 
+/* What the index holds at one path (stage 0): whether it has an entry, and its blob and mode. */
+typedef struct gr_entry_at {
+  int present;
+  git_oid id;
+  uint32_t mode;
+} gr_entry_at;
+
+static void gr_entry_get(const gitapi *g, git_index *idx, const char *path, gr_entry_at *out) {
+  const git_index_entry *en = g->index_get_bypath(idx, path, 0);
+  memset(out, 0, sizeof *out);
+  if (en == NULL) return;
+  out->present = 1;
+  out->id = en->id;
+  out->mode = en->mode;
+}
+
 /* gr_clear_for_next when nothing but the paths in only changed since the directory last
  * matched its index as a whole: they are staged into the index in memory (gr_stage_paths,
  * never written) and the tree compared with the tip's (EDIRTY when it differs); then each
  * of them that the index does not hold (ignored, or over the cap) goes. 1 when the whole
- * walk is needed instead. */
+ * walk is needed instead.
+ * The tree is built only when it could differ. When the index was left matching the tip
+ * (gr_settled) and staging gave every path the very entry it had (or none, as before), the
+ * index still matches the tip: staging changed nothing but the entries' file stamps. Building
+ * the tree and reading the index back would each go over every file of the branch, so a
+ * detach would cost more as main grows. A path staged differently goes the long way, which
+ * tells a real change (EDIRTY) from a tree that only looks different. */
 static int gr_clear_paths(const gitapi *g, const gr_wd *wd, const char *card, const gr_paths *only, gr_err *e) {
   git_index *idx = NULL;
   git_tree *tip = NULL;
   gr_scan scan = {0};
+  gr_entry_at *before = NULL;
   git_oid tid;
-  int rc, ret = -1;
+  int rc, ret = -1, same = gr_settled(g, wd);
   if ((rc = g->repository_index(&idx, wd->repo)) < 0 || (rc = g->index_read(idx, 0)) < 0) {
     gr_git(g, e, rc, "index");
     goto out;
   }
+  if (same && (before = calloc(only->n ? only->n : 1, sizeof *before)) == NULL) same = 0;
+  for (size_t i = 0; same && i < only->n; i++) gr_entry_get(g, idx, only->v[i], &before[i]);
   if ((ret = gr_stage_paths(g, wd->repo, idx, only, &scan, e)) != 0) goto out;
-  ret = -1;
-  if ((rc = g->index_write_tree(&tid, idx)) < 0 || (rc = gr_tip_tree(g, wd, &tip)) < 0) {
-    gr_git(g, e, rc, "tree");
-    goto out;
+  for (size_t i = 0; same && i < only->n; i++) {
+    gr_entry_at now;
+    gr_entry_get(g, idx, only->v[i], &now);
+    same = now.present == before[i].present &&
+           (!now.present || (now.mode == before[i].mode && g->oid_equal(&now.id, &before[i].id)));
   }
-  if (!g->oid_equal(&tid, g->tree_id(tip))) {
-    gr_fail(e, "EDIRTY", "card %s has uncommitted changes; commit them first", card);
-    goto out;
+  ret = -1;
+  if (!same) {
+    if ((rc = g->index_write_tree(&tid, idx)) < 0 || (rc = gr_tip_tree(g, wd, &tip)) < 0) {
+      gr_git(g, e, rc, "tree");
+      goto out;
+    }
+    if (!g->oid_equal(&tid, g->tree_id(tip))) {
+      gr_fail(e, "EDIRTY", "card %s has uncommitted changes; commit them first", card);
+      goto out;
+    }
   }
   const char *root = g->repository_workdir(wd->repo);
   ret = 0;
@@ -1804,7 +1837,10 @@ static int gr_clear_paths(const gitapi *g, const gr_wd *wd, const char *card, co
     if (g->index_get_bypath(idx, only->v[i], 0) == NULL) ret = gr_remove_rel(root, only->v[i], e);
   for (size_t i = 0; ret == 0 && i < scan.skip.n; i++) ret = gr_remove_rel(root, scan.skip.v[i], e);
 out:
-  if (idx) (void)g->index_read(idx, 1); /* what was staged here stays in memory no longer */
+  /* what was staged here stays in memory no longer; after a clean pass there is nothing to
+   * undo but fresher file stamps, and the detach frees this handle at once anyway */
+  if (idx && !(ret == 0 && same)) (void)g->index_read(idx, 1);
+  free(before);
   gr_scan_free(&scan);
   g->tree_free(tip);
   g->index_free(idx);
