@@ -1794,19 +1794,20 @@ static void gr_entry_get(const gitapi *g, git_index *idx, const char *path, gr_e
  * never written) and the tree compared with the tip's (EDIRTY when it differs); then each
  * of them that the index does not hold (ignored, or over the cap) goes. 1 when the whole
  * walk is needed instead.
- * The tree is built only when it could differ. When the index was left matching the tip
- * (gr_settled) and staging gave every path the very entry it had (or none, as before), the
- * index still matches the tip: staging changed nothing but the entries' file stamps. Building
- * the tree and reading the index back would each go over every file of the branch, so a
- * detach would cost more as main grows. A path staged differently goes the long way, which
- * tells a real change (EDIRTY) from a tree that only looks different. */
+ * The tree is built only when it could differ. When the index matches the tip (settled:
+ * gitrepo_detach's gr_refresh_repo has just checked or made it so) and staging gave every
+ * path the very entry it had (or none, as before), the index still matches the tip: staging
+ * changed nothing but the entries' file stamps. Building the tree and reading the index back
+ * would each go over every file of the branch, so a detach would cost more as main grows. A
+ * path staged differently goes the long way, which tells a real change (EDIRTY) from a tree
+ * that only looks different. */
 static int gr_clear_paths(const gitapi *g, const gr_wd *wd, const char *card, const gr_paths *only, gr_err *e) {
   git_index *idx = NULL;
   git_tree *tip = NULL;
   gr_scan scan = {0};
   gr_entry_at *before = NULL;
   git_oid tid;
-  int rc, ret = -1, same = gr_settled(g, wd);
+  int rc, ret = -1, same = wd->att && wd->att->settled;
   if ((rc = g->repository_index(&idx, wd->repo)) < 0 || (rc = g->index_read(idx, 0)) < 0) {
     gr_git(g, e, rc, "index");
     goto out;
