@@ -199,6 +199,23 @@ function M.wait_for(pred, what, tries)
   end
 end
 
+--- hold_lock(dir) -> pid, stop: another process holding the project's run lock (as a run
+--- does) until stop() kills it. Returns once the lock is held.
+function M.hold_lock(dir)
+  local sh = string.format("cd %s && { %s lua -e %s & echo $!; }", sh_quote(dir), sh_quote(M.BIN),
+    sh_quote("local l = assert(require('orket.engine.setup').lock('.')); io.stdout:write('locked\\n'); "
+      .. "io.stdout:flush(); orket.sleep(60000)"))
+  local p = io.popen(sh)
+  -- the shell's `echo $!` and the holder's line race for the pipe: either may come first
+  local first, second = p:read("l"), p:read("l")
+  local pid = math.tointeger(tonumber(first) or tonumber(second))
+  assert(pid and (tonumber(first) and second or first) == "locked", "the lock holder did not start")
+  return pid, function()
+    os.execute("kill -9 " .. pid)
+    p:close()
+  end
+end
+
 --- alive(pid) -> whether the process runs. A zombie is not alive: a child killed after its
 --- parent shell exited is reparented to the pid namespace's init, which may never reap it
 --- (a container's or `runuser`'s first process), so `kill -0` would see it forever.

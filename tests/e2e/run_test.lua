@@ -430,18 +430,12 @@ return { name = "stamp", description = "Append a line to stamps.log.", effect = 
   it("refuses a second run on the same project, and a killed run leaves no stale lock", function()
     local dir = project()
     -- a holder in another process: the lock is held until it dies
-    local sh = string.format("cd %s && { %s lua -e %s & echo $!; }", H.quote(dir), H.quote(H.BIN),
-      H.quote("local l = assert(require('orket.engine.setup').lock('.')); io.stdout:write('locked\\n'); "
-        .. "io.stdout:flush(); orket.sleep(60000)"))
-    local p = io.popen(sh)
-    local pid = tonumber(p:read("l"))
-    assert.equal("locked", p:read("l"))
+    local pid, stop = H.hold_lock(dir)
     local r = H.orket("run NOTES", { cwd = dir })
     assert.equal(1, r.status)
     assert.matches("another orket run is working on this project %(process " .. pid .. "%)", r.stderr)
     assert.equal(0, H.orket("board --json", { cwd = dir }).status) -- readers are not locked out
-    os.execute("kill -9 " .. pid)
-    p:close()
+    stop()
     local again = H.orket("run NOTES", { cwd = dir })
     assert.equal(0, again.status, again.stderr)
   end)
