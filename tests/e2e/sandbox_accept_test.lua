@@ -210,45 +210,7 @@ describe("orket sandbox check", function()
       r.stdout .. r.stderr, 1, true)
   end)
 
-  it("checks pages in a headless Chromium: an element with its text and a screenshot; a console error fails", function()
-    if skip then return pending(skip) end
-    if not accept.browser_available() then return pending("skipped: " .. select(2, accept.browser_available())) end
-    local m = mark()
-    local dir = project(m, { id = "WEB", name = "web", issues = {
-      { id = "WEB-1", summary = "page", sandbox_checks = {
-        { browser = { path = "/", selector = "#notes li", text = "first", timeout_ms = 10000 } } } },
-      { id = "WEB-2", summary = "broken page", sandbox_checks = {
-        { browser = { path = "/broken", selector = "#x" } },
-        { browser = { name = "never", path = "/", selector = "#nothing-like-it", timeout_ms = 3000, screenshot = false } } } } } })
-    local id = up(dir)
-    local tmp = H.tmpdir()
-    os.execute("chmod 0711 " .. H.quote(tmp)) -- as root, the browser (nobody) reaches its profile here
-    local r = H.orket("sandbox check --card WEB-1 --json", { cwd = dir, env = { TMPDIR = tmp } })
-    assert.equal(0, r.status, r.stdout .. r.stderr)
-    local x = cjson.decode(r.stdout).cards[1].results[1]
-    assert.is_true(x.ok, x.detail)
-    assert.equal("browser", x.kind)
-    assert.matches("#notes li shown with \"first\"", x.detail, 1, true)
-    local png = H.read(x.screenshot)
-    assert.truthy(png and #png > 100, "the screenshot " .. tostring(x.screenshot))
-    assert.equal("\137PNG\r\n\26\n", png:sub(1, 8))
-    assert.matches("/.orket/sandboxes/" .. id .. "/checks/", x.screenshot, 1, true)
-    r = H.orket("sandbox check --card WEB-2 --json", { cwd = dir, env = { TMPDIR = tmp } })
-    assert.equal(1, r.status)
-    local res = cjson.decode(r.stdout).cards[1].results
-    assert.is_false(res[1].ok)
-    assert.matches("1 console error: .*undefinedThing is not defined", res[1].detail)
-    assert.matches("undefinedThing", res[1].console[1], 1, true)
-    assert.is_false(res[2].ok)
-    assert.matches("no element matches #nothing-like-it within 3000 ms", res[2].detail, 1, true)
-    assert.equal(cjson.null, res[2].screenshot)
-    -- the browser, its driver and the relay ended with the check
-    assert.same({}, browsers(tmp)) -- the browsers' profiles and the drivers' logs were there
-    assert.same({}, procs("chromedriver .*" .. tmp:gsub("%p", "%%%0")))
-    stop(dir, id, m)
-  end)
-
-  it("keeps the page inside its own network: the host's loopback is out of its reach", function()
+  it("checks pages in one headless Chromium for every card: an element with its text and a screenshot, a console error fails, the host's loopback out of reach", function()
     if skip then return pending(skip) end
     if not accept.browser_available() then return pending("skipped: " .. select(2, accept.browser_available())) end
     -- a server on the host's loopback that logs every request it gets
@@ -269,19 +231,48 @@ describe("orket sandbox check", function()
     end, "the host server to listen")
     local m = mark()
     local dir = project(m, { id = "WEB", name = "web", issues = {
-      { id = "WEB-1", summary = "escape", sandbox_checks = {
+      { id = "WEB-1", summary = "page", sandbox_checks = {
+        { browser = { path = "/", selector = "#notes li", text = "first", timeout_ms = 10000 } } } },
+      { id = "WEB-2", summary = "broken page", sandbox_checks = {
+        { browser = { path = "/broken", selector = "#x" } },
+        { browser = { name = "never", path = "/", selector = "#nothing-like-it", timeout_ms = 3000, screenshot = false } } } },
+      { id = "WEB-3", summary = "escape", sandbox_checks = {
         { browser = { path = "/escape?port=" .. port, selector = "#reach", text = "blocked", console_errors = true,
           timeout_ms = 10000, screenshot = false } } } } } })
     local id = up(dir)
     local tmp = H.tmpdir()
-    os.execute("chmod 0711 " .. H.quote(tmp))
-    local r = H.orket("sandbox check --card WEB-1 --json", { cwd = dir, env = { TMPDIR = tmp } })
-    assert.equal(0, r.status, r.stdout .. r.stderr)
-    local x = cjson.decode(r.stdout).cards[1].results[1]
+    os.execute("chmod 0711 " .. H.quote(tmp)) -- as root, the browser (nobody) reaches its profile here
+    -- every card with checks in one run: their browser checks share one browser
+    local r = H.orket("sandbox check --json", { cwd = dir, env = { TMPDIR = tmp } })
+    assert.equal(1, r.status, r.stdout .. r.stderr) -- WEB-2 fails
+    local cards = {}
+    for _, c in ipairs(cjson.decode(r.stdout).cards) do cards[c.card] = c end
+    assert.is_true(cards["WEB-1"].ok)
+    local x = cards["WEB-1"].results[1]
+    assert.is_true(x.ok, x.detail)
+    assert.equal("browser", x.kind)
+    assert.matches("#notes li shown with \"first\"", x.detail, 1, true)
+    local png = H.read(x.screenshot)
+    assert.truthy(png and #png > 100, "the screenshot " .. tostring(x.screenshot))
+    assert.equal("\137PNG\r\n\26\n", png:sub(1, 8))
+    assert.matches("/.orket/sandboxes/" .. id .. "/checks/", x.screenshot, 1, true)
+    assert.is_false(cards["WEB-2"].ok)
+    local res = cards["WEB-2"].results
+    assert.is_false(res[1].ok)
+    assert.matches("1 console error: .*undefinedThing is not defined", res[1].detail)
+    assert.matches("undefinedThing", res[1].console[1], 1, true)
+    assert.is_false(res[2].ok)
+    assert.matches("no element matches #nothing-like-it within 3000 ms", res[2].detail, 1, true)
+    assert.equal(cjson.null, res[2].screenshot)
+    -- the page is kept inside its own network: the host's loopback is out of its reach (and
+    -- the console error WEB-2's page logged before is not WEB-3's)
+    x = cards["WEB-3"].results[1]
     assert.is_true(x.ok, x.detail)
     assert.matches("#reach shown with \"blocked\"", x.detail, 1, true)
     assert.is_nil((H.read(hostdir .. "/host.log") or ""):find("from-the-page", 1, true), H.read(hostdir .. "/host.log"))
-    assert.same({}, browsers(tmp))
+    -- the browser, its driver and the relay ended with the check
+    assert.same({}, browsers(tmp)) -- the browsers' profiles and the drivers' logs were there
+    assert.same({}, procs("chromedriver .*" .. tmp:gsub("%p", "%%%0")))
     stop(dir, id, m)
   end)
 

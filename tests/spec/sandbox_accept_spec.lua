@@ -171,7 +171,7 @@ describe("sandbox checks", function()
     assert.equal("", accept.log_tail(log .. ".none", 5))
   end)
 
-  it("leave no browser running when a check raises after the browser started", function()
+  it("share a holder's browser between runs, and leave none running once it is closed or a run raised", function()
     if not accept.browser_available() then return pending("skipped: " .. select(2, accept.browser_available())) end
     local home = H.tmpdir()
     local stop = serve(home .. "/app.sock", '{"ok": true}')
@@ -187,24 +187,44 @@ describe("sandbox checks", function()
       stop()
       if old then uv.os_setenv("TMPDIR", old) else uv.os_unsetenv("TMPDIR") end
     end)
-    local checks = { assert(accept.normalize { browser = { path = "/", selector = "body", console_errors = true,
-      screenshot = false, timeout_ms = 2000 } }), { kind = "http", name = "misuse", method = "GET" } } -- no path
-    local ok, err = pcall(accept.run, { socket = home .. "/app.sock", home = home, checks = checks })
+    local function running()
+      local pids = {}
+      local d = uv.fs_scandir("/proc")
+      while d do
+        local name = uv.fs_scandir_next(d)
+        if not name then break end
+        if name:match("^%d+$") then
+          local f = io.open("/proc/" .. name .. "/cmdline", "rb")
+          local cl = f and f:read("a") or ""
+          if f then f:close() end
+          if cl:find(tmp, 1, true) then pids[#pids + 1] = name end
+        end
+      end
+      return pids
+    end
+    local page = assert(accept.normalize { browser = { path = "/", selector = "body", console_errors = true,
+      screenshot = false, timeout_ms = 2000 } })
+    local misuse = { kind = "http", name = "misuse", method = "GET" } -- no path: run raises
+    -- a holder's browser (a deploy's cards): started by the first run, kept for the next,
+    -- still there after a run that raised, and gone with close()
+    local shared = accept.browsers()
+    local res = accept.run { socket = home .. "/app.sock", home = home, checks = { page }, browsers = shared }
+    assert.is_true(res.ok, res.results[1].detail)
+    local first = shared.browser
+    assert.truthy(first)
+    assert.is_true(#running() > 0)
+    local ok, err = pcall(accept.run, { socket = home .. "/app.sock", home = home, checks = { page, misuse }, browsers = shared })
     assert.is_false(ok)
     assert.truthy(err)
-    local left = {}
-    local d = uv.fs_scandir("/proc")
-    while d do
-      local name = uv.fs_scandir_next(d)
-      if not name then break end
-      if name:match("^%d+$") then
-        local f = io.open("/proc/" .. name .. "/cmdline", "rb")
-        local cl = f and f:read("a") or ""
-        if f then f:close() end
-        if cl:find(tmp, 1, true) then left[#left + 1] = name end
-      end
-    end
-    assert.same({}, left)
+    assert.equal(first, shared.browser) -- the same browser served the second run
+    assert.is_true(#running() > 0)
+    shared.close()
+    assert.same({}, running())
+    -- without a holder a run's browser is its own, ended when the run raises
+    ok, err = pcall(accept.run, { socket = home .. "/app.sock", home = home, checks = { page, misuse } })
+    assert.is_false(ok)
+    assert.truthy(err)
+    assert.same({}, running())
   end)
 
   it("are read from an epic file, each error naming the file, the issue and the field", function()

@@ -582,8 +582,8 @@ local function browse(c, d, url, shot_path)
   return res
 end
 
--- The browser of one run of checks, started at its first browser check and shared by the
--- others: {d=driver, close=} | nil, why
+-- A browser started at a first browser check and shared by the others: {d=driver, close=}
+-- | nil, why
 local function open_browser(socket, timeout_ms)
   local chromium, driver = M.browser_available()
   if not chromium then return nil, driver end
@@ -618,6 +618,24 @@ local function run_browser(c, b, home, n)
   return res
 end
 
+--- browsers() -> the browser that runs of checks against one sandbox share (run's browsers):
+--- {get(socket, timeout_ms) -> browser | nil, why, close()}. It starts at the first browser
+--- check any of them makes, and once failing to start it fails the others the same way.
+--- Chromium's start costs seconds of CPU, so a deploy's cards share one; the holder's
+--- owner closes it once its last run is done.
+function M.browsers()
+  local h = {}
+  function h.get(socket, timeout_ms)
+    if not h.browser and not h.why then h.browser, h.why = open_browser(socket, timeout_ms) end
+    return h.browser, h.why
+  end
+  function h.close()
+    if h.browser then h.browser.close() end
+    h.browser, h.why = nil, "closed"
+  end
+  return h
+end
+
 -- ---- running a card's checks -------------------------------------------------------------------
 
 --- log_tail(path, lines [, max_bytes]) -> the last lines of a log (at most max_bytes read,
@@ -638,20 +656,23 @@ function M.log_tail(path, lines, max_bytes)
   return inert.text(table.concat(all, "\n", from))
 end
 
---- run{socket=, home=, checks=} -> {ok=bool, results={{kind=, name=, ok=, detail=, ms=,
---- status=, screenshot=, console=}...}, log=the sandbox log's last lines}: each check (the
---- normal form) against the live sandbox whose unix socket and directory are given, one
---- after another. Runs in a task; leaves no browser or driver running.
+--- run{socket=, home=, checks= [, browsers=]} -> {ok=bool, results={{kind=, name=, ok=,
+--- detail=, ms=, status=, screenshot=, console=}...}, log=the sandbox log's last lines}: each
+--- check (the normal form) against the live sandbox whose unix socket and directory are
+--- given, one after another. Runs in a task. Its browser is browsers' (M.browsers, left
+--- open for the next run) when given; else its own, and then it leaves no browser or
+--- driver running.
 function M.run(o)
   local results, ok = {}, true
-  local browser, berr
+  local own = not o.browsers and M.browsers() or nil
+  local browsers = o.browsers or own
   local done, raised = pcall(function()
     for i, c in ipairs(o.checks or {}) do
       local r
       if c.kind == "http" then
         r = run_http(c, o.socket)
       else
-        if not browser and not berr then browser, berr = open_browser(o.socket, c.timeout_ms) end
+        local browser, berr = browsers.get(o.socket, c.timeout_ms)
         if browser then r = run_browser(c, browser, o.home, i)
         else r = { kind = "browser", name = c.name, ok = false, detail = "browser " .. c.path .. ": " .. tostring(berr) } end
       end
@@ -660,7 +681,7 @@ function M.run(o)
     end
   end)
   -- the browser and its driver end even when a check raised (misuse): none is left running
-  if browser then browser.close() end
+  if own then own.close() end
   if not done then error(raised, 0) end
   -- the app's output reaches its log through the owner's loop: what the checks made it
   -- write lands a moment after their answers, so the log is read once it has been quiet

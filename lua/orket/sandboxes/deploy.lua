@@ -103,27 +103,34 @@ end
 --- acceptance checks of each card that has them, against the live sandbox
 --- (orket.sandboxes.accept); each result journaled and, with send_back (a deploy), a
 --- failure sent back to its card (orket.actions.acceptance) and, with a forge, the result
---- posted as the commit status orket/sandbox (status: {sha=, state=} or {error=}). Runs in
---- a task.
+--- posted as the commit status orket/sandbox (status: {sha=, state=} or {error=}). The
+--- cards' browser checks share one browser, ended with the last card's. Runs in a task.
 function M.accept_after(o)
   local out = {}
   local passed, total, ok, failing = 0, 0, true, {}
-  for _, id in ipairs(o.cards) do
-    local list = sv.sandbox_checks(o.db, id)
-    if list then
-      local res = accept.run { socket = o.sandbox.socket, home = o.sandbox.home, checks = list }
-      local rec, err = acceptance.record { db = o.db, board = o.board, card = id, sandbox = o.sandbox.id, result = res,
-        run_id = o.run_id, send_back = o.send_back }
-      for _, r in ipairs(res.results) do if r.ok then passed = passed + 1 end end
-      total = total + #res.results
-      if not res.ok then
-        ok = false
-        failing[#failing + 1] = id
-      end
-      out[#out + 1] = { card = id, result = res, outcome = rec and rec.code or nil, followup = rec and rec.followup,
-        duplicate = rec and rec.duplicate, error = not rec and err or nil }
+  local browsers = accept.browsers()
+  local function accept_card(id, list)
+    local res = accept.run { socket = o.sandbox.socket, home = o.sandbox.home, checks = list, browsers = browsers }
+    local rec, err = acceptance.record { db = o.db, board = o.board, card = id, sandbox = o.sandbox.id, result = res,
+      run_id = o.run_id, send_back = o.send_back }
+    for _, r in ipairs(res.results) do if r.ok then passed = passed + 1 end end
+    total = total + #res.results
+    if not res.ok then
+      ok = false
+      failing[#failing + 1] = id
     end
+    out[#out + 1] = { card = id, result = res, outcome = rec and rec.code or nil, followup = rec and rec.followup,
+      duplicate = rec and rec.duplicate, error = not rec and err or nil }
   end
+  local done, raised = pcall(function()
+    for _, id in ipairs(o.cards) do
+      local list = sv.sandbox_checks(o.db, id)
+      if list then accept_card(id, list) end
+    end
+  end)
+  -- the shared browser ends even when a card's run raised: none is left running
+  browsers.close()
+  if not done then error(raised, 0) end
   -- one status for the commit: the cards of an epic or a rock share it, and one posted per
   -- card would let a later card's success hide an earlier one's failure
   if o.send_back and #out > 0 then
