@@ -163,6 +163,26 @@ function M.board_state(dir)
   return table.concat(out, "\n")
 end
 
+--- processes(needle) -> {"PID: its command line"...}: the processes whose command line
+--- (its arguments joined by spaces) holds needle, e.g. a test's temp dir or token
+function M.processes(needle)
+  local found = {}
+  local dir = uv.fs_scandir("/proc")
+  while dir do
+    local name = uv.fs_scandir_next(dir)
+    if not name then break end
+    if name:match("^%d+$") then
+      local f = io.open("/proc/" .. name .. "/cmdline", "rb")
+      if f then
+        local cmd = f:read("a") or ""
+        f:close()
+        if cmd:find(needle, 1, true) then found[#found + 1] = name .. ": " .. cmd:gsub("%z", " ") end
+      end
+    end
+  end
+  return found
+end
+
 --- orket(args, {stdin=, env=, cwd=, wrap=}) -> {status=, stdout=, stderr=}
 --- Runs the binary with args (a string of shell words, already quoted where needed); wrap
 --- is a command put before it (e.g. setpriv to run it as another user).

@@ -133,24 +133,7 @@ end
 
 local function exists(path) return uv.fs_lstat(path) ~= nil end
 
--- Processes whose command line holds `needle`.
-local function survivors(needle)
-  local found = {}
-  local dir = uv.fs_scandir("/proc")
-  while dir do
-    local name = uv.fs_scandir_next(dir)
-    if not name then break end
-    if name:match("^%d+$") then
-      local f = io.open("/proc/" .. name .. "/cmdline", "rb")
-      if f then
-        local cmd = f:read("a") or ""
-        f:close()
-        if cmd:find(needle, 1, true) then found[#found + 1] = name end
-      end
-    end
-  end
-  return found
-end
+local survivors = H.processes
 
 describe("the relay", function()
   after_each(function()

@@ -41,24 +41,7 @@ local function token()
   return string.format("%d%06d", math.random(100000, 999999), math.floor(uv.hrtime() % 1000000))
 end
 
--- Processes whose command line holds `needle`.
-local function survivors(needle)
-  local found = {}
-  local dir = uv.fs_scandir("/proc")
-  while dir do
-    local name = uv.fs_scandir_next(dir)
-    if not name then break end
-    if name:match("^%d+$") then
-      local f = io.open("/proc/" .. name .. "/cmdline", "rb")
-      if f then
-        local cmd = f:read("a") or ""
-        f:close()
-        if cmd:find(needle, 1, true) then found[#found + 1] = name .. ": " .. cmd:gsub("%z", " ") end
-      end
-    end
-  end
-  return found
-end
+local survivors = H.processes
 
 local function rss_kb()
   for l in io.lines("/proc/self/status") do

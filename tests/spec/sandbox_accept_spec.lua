@@ -187,21 +187,7 @@ describe("sandbox checks", function()
       stop()
       if old then uv.os_setenv("TMPDIR", old) else uv.os_unsetenv("TMPDIR") end
     end)
-    local function running()
-      local pids = {}
-      local d = uv.fs_scandir("/proc")
-      while d do
-        local name = uv.fs_scandir_next(d)
-        if not name then break end
-        if name:match("^%d+$") then
-          local f = io.open("/proc/" .. name .. "/cmdline", "rb")
-          local cl = f and f:read("a") or ""
-          if f then f:close() end
-          if cl:find(tmp, 1, true) then pids[#pids + 1] = name end
-        end
-      end
-      return pids
-    end
+    local function running() return H.processes(tmp) end
     local page = assert(accept.normalize { browser = { path = "/", selector = "body", console_errors = true,
       screenshot = false, timeout_ms = 2000 } })
     local misuse = { kind = "http", name = "misuse", method = "GET" } -- no path: run raises
