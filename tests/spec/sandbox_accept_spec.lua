@@ -189,7 +189,7 @@ describe("sandbox checks", function()
     end)
     local function running() return H.processes(tmp) end
     local page = assert(accept.normalize { browser = { path = "/", selector = "body", console_errors = true,
-      screenshot = false, timeout_ms = 2000 } })
+      screenshot = false, timeout_ms = 30000 } }) -- a loaded machine loads pages slowly
     local misuse = { kind = "http", name = "misuse", method = "GET" } -- no path: run raises
     -- a holder's browser (a deploy's cards): started by the first run, kept for the next,
     -- still there after a run that raised, and gone with close()
