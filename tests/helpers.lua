@@ -21,14 +21,13 @@ local scratch
 function M.scratch()
   if scratch then return scratch end
   local named = os.getenv("ORKET_TEST_TMP")
-  local st = uv.fs_statfs(SHM)
   if named and named ~= "" then
     scratch = named
-  elseif st and st.type == TMPFS_MAGIC and st.bavail * st.bsize >= ROOM and uv.fs_access(SHM, "rwx") then
-    scratch = SHM
-  else
-    scratch = "/tmp"
+    return scratch
   end
+  local st = uv.fs_statfs(SHM)
+  local roomy = st and st.type == TMPFS_MAGIC and st.bavail * st.bsize >= ROOM and uv.fs_access(SHM, "rwx")
+  scratch = roomy and SHM or "/tmp"
   return scratch
 end
 

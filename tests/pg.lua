@@ -4,6 +4,7 @@
 -- in a passfile (libpq's ~/.pgpass format) rather than in any URL. stop() ends it and
 -- removes the directory; specs call it from teardown so it runs when a test fails too.
 local H = require "tests.helpers"
+local uv = require "luv"
 
 local M = {}
 
@@ -68,10 +69,8 @@ function M.start(o)
   -- database for nearly every test, each a copy of the template's files; on ext4 a CREATE
   -- DATABASE cost 50-120 ms of CPU here, in memory about 13 ms, and the PostgreSQL layer
   -- took a quarter less CPU
-  local p = io.popen("mktemp -d " .. q(H.scratch() .. "/orket-pg.XXXXXX"))
-  local dir = p:read("l")
-  p:close()
-  H.write(dir .. "/owner", tostring(require("luv").os_getpid()))
+  local dir = assert(uv.fs_mkdtemp(H.scratch() .. "/orket-pg.XXXXXX"))
+  H.write(dir .. "/owner", tostring(uv.os_getpid()))
   local password = "pw-" .. tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9))
   H.write(dir .. "/pwfile", password .. "\n")
   if wrap ~= "" then assert(sh("chown -R nobody " .. q(dir) .. " && chmod 700 " .. q(dir))) end
