@@ -9,22 +9,9 @@ local M = {}
 
 local ELEMENT = "element-6066-11e4-a52e-4f735466cecf" -- the W3C name of an element reference
 
-local function which(name)
-  local p = io.popen("command -v " .. name .. " 2>/dev/null")
-  local path = p:read("l")
-  p:close()
-  return path ~= "" and path or nil
-end
-
---- available() -> chromium path, chromedriver path | nil, why
-function M.available()
-  local chromium = which("chromium") or which("chromium-browser")
-  local driver = which("chromedriver")
-  if not chromium or not driver then
-    return nil, "chromium and chromedriver are not installed (Debian: chromium, chromium-driver)"
-  end
-  return chromium, driver
-end
+--- available() -> chromium path, chromedriver path | nil, why (the product's own search:
+--- orket.sandboxes.accept)
+M.available = require("orket.sandboxes.accept").browser_available
 
 -- call(base, method, path [, body]) -> value (the answer's "value"); raises on a
 -- WebDriver error with its message
