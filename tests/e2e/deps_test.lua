@@ -4,13 +4,21 @@
 -- on PATH, so nothing is installed and the machine's own packages do not matter.
 local H = require "tests.helpers"
 
--- A directory of fakes: dpkg-query says installed for the packages in FAKE_INSTALLED, id -u
+-- A directory of fakes: dpkg-query (-W -f FORMAT PACKAGE...) prints "NAME install ok
+-- installed" for each package asked that is in FAKE_INSTALLED, as the real one does for an
+-- installed package, and exits 1 when one is not (the real one says so on stderr); id -u
 -- prints FAKE_UID, apt-get appends its arguments to FAKE_LOG.
 local function fakes()
   local bin = H.tmpdir()
   H.write(bin .. "/dpkg-query", [[#!/bin/sh
-for p in $FAKE_INSTALLED; do [ "$p" = "$3" ] && { printf 'install ok installed'; exit 0; }; done
-exit 1
+shift 2
+rc=0
+for q in "$@"; do
+  found=""
+  for p in $FAKE_INSTALLED; do [ "$p" = "$q" ] && found=1; done
+  if [ -n "$found" ]; then echo "$q install ok installed"; else echo "dpkg-query: no packages found matching $q" >&2; rc=1; fi
+done
+exit $rc
 ]])
   H.write(bin .. "/id", "#!/bin/sh\necho \"$FAKE_UID\"\n")
   H.write(bin .. "/apt-get", "#!/bin/sh\necho \"$*\" >>\"$FAKE_LOG\"\n")
