@@ -11,10 +11,11 @@ CC      ?= cc
 PREFIX  ?= /usr/local
 BUILD   ?= build
 PKGS    := lua5.4 lua5.4-luv lua5.4-cjson libuv sqlite3 libcurl libsodium libedit yajl libgit2 libmicrohttpd libseccomp libpq
-# libcurl, libpq, libgit2 and libmicrohttpd are loaded with dlopen on first use
-# (core/curlapi.h, core/pgapi.h, core/gitapi.h, core/mhdapi.h), so they are not linked: only
-# their headers are used here. Their dependency trees made every command's start-up slow.
-LINKPKGS := $(filter-out libcurl libpq libgit2 libmicrohttpd,$(PKGS))
+# libcurl, libpq, libgit2, libmicrohttpd and libedit are loaded with dlopen on first use
+# (core/curlapi.h, core/pgapi.h, core/gitapi.h, core/mhdapi.h, core/editapi.h), so they are
+# not linked: only their headers are used here. Their dependency trees made every command's
+# start-up slow.
+LINKPKGS := $(filter-out libcurl libpq libgit2 libmicrohttpd libedit,$(PKGS))
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
@@ -52,11 +53,11 @@ $(BUILD)/tests/%.o: tests/c/%.c $(HEADERS) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Icore -c $< -o $@
 
-# Sanitizer builds link libgit2 and libmicrohttpd after all, so that they and the libraries
+# Sanitizer builds link libgit2, libmicrohttpd and libedit after all, so that they and the libraries
 # they bring load at start, as before they were loaded with dlopen: LeakSanitizer (GCC 12's)
 # misreads the dynamic TLS of libraries loaded later and crashes at exit ("Tracer caught
 # signal 11"). The tables are still filled with dlopen, which finds them loaded.
-SANLINK := $(if $(findstring sanitize,$(LDFLAGS)),-Xlinker --no-as-needed $(shell pkg-config --libs libgit2 libmicrohttpd 2>/dev/null))
+SANLINK := $(if $(findstring sanitize,$(LDFLAGS)),-Xlinker --no-as-needed $(shell pkg-config --libs libgit2 libmicrohttpd libedit 2>/dev/null))
 
 $(BUILD)/orket: $(CORE_OBJ) $(BUILD)/core/main.o
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) $(SANLINK) -o $@

@@ -1,6 +1,7 @@
 /* dlapi.h: filling a table of function pointers from a library loaded with dlopen. The
- * libraries loaded on first use (curlapi.h, gitapi.h, mhdapi.h, pgapi.h) list their entry
- * points as {symbol, field offset} and share this one loop and its error message. */
+ * libraries loaded on first use (curlapi.h, editapi.h, gitapi.h, mhdapi.h, pgapi.h) list
+ * their entry points as {symbol, field offset} and share this one loop and its error
+ * message. */
 #ifndef ORKET_DLAPI_H
 #define ORKET_DLAPI_H
 

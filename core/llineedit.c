@@ -10,10 +10,10 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <editline/readline.h>
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "editapi.h"
 #include "modules.h"
 #include "runtime.h"
 
@@ -34,6 +34,17 @@ static struct {
   volatile sig_atomic_t hits;
 } le_sig;
 
+/* libedit's table, the first upvalue of the functions that use it: loaded when one is
+ * first called (a REPL on a terminal), never by the commands that only load this module. */
+static const editapi *le_api(lua_State *L) {
+  editapi *api = lua_touserdata(L, lua_upvalueindex(1));
+  if (api->lib == NULL) {
+    char err[512];
+    if (editapi_open(api, err, sizeof err) != 0) luaL_error(L, "%s", err);
+  }
+  return api;
+}
+
 /* readline(prompt) -> line | nil at end of input | "", "interrupted" after Ctrl-C.
  * On a terminal this is libedit (editing, history keys); otherwise a plain read, so the
  * REPL can be driven through a pipe. */
@@ -41,7 +52,7 @@ static int le_readline(lua_State *L) {
   const char *prompt = luaL_optstring(L, 1, "> ");
   if (isatty(STDIN_FILENO)) {
     sig_atomic_t before = le_sig.hits;
-    char *line = readline(prompt);
+    char *line = le_api(L)->readline(prompt);
     if (line == NULL && le_sig.hits != before) {
       /* libedit gives up its read when our SIGINT handler runs: that is Ctrl-C, not EOF */
       lua_pushliteral(L, "");
@@ -68,15 +79,17 @@ static int le_readline(lua_State *L) {
 }
 
 static int le_add_history(lua_State *L) {
-  add_history(luaL_checkstring(L, 1));
+  const char *line = luaL_checkstring(L, 1);
+  le_api(L)->add_history(line);
   return 0;
 }
 
 /* load_history(path), save_history(path, max) -> true | nil, msg, CODE */
 static int le_load_history(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  using_history();
-  if (read_history(path) != 0 && errno != ENOENT) {
+  const editapi *api = le_api(L);
+  api->using_history();
+  if (api->read_history(path) != 0 && errno != ENOENT) {
     lua_pushnil(L);
     lua_pushfstring(L, "history: cannot read %s", path);
     lua_pushliteral(L, "EIO");
@@ -89,8 +102,9 @@ static int le_load_history(lua_State *L) {
 static int le_save_history(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   lua_Integer max = luaL_optinteger(L, 2, 1000);
-  stifle_history((int)max);
-  if (write_history(path) != 0) {
+  const editapi *api = le_api(L);
+  api->stifle_history((int)max);
+  if (api->write_history(path) != 0) {
     lua_pushnil(L);
     lua_pushfstring(L, "history: cannot write %s", path);
     lua_pushliteral(L, "EIO");
@@ -222,11 +236,16 @@ static const luaL_Reg le_meta[] = {
     {NULL, NULL},
 };
 
-static const luaL_Reg le_funcs[] = {
+/* these share libedit's table as their upvalue */
+static const luaL_Reg le_edit_funcs[] = {
     {"readline", le_readline},
     {"add_history", le_add_history},
     {"load_history", le_load_history},
     {"save_history", le_save_history},
+    {NULL, NULL},
+};
+
+static const luaL_Reg le_funcs[] = {
     {"isatty", le_isatty},
     {"term_size", le_term_size},
     {"interrupts", le_interrupts},
@@ -241,5 +260,8 @@ int luaopen_orket_lineedit(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   luaL_newlib(L, le_funcs);
+  editapi *api = lua_newuserdatauv(L, sizeof *api, 0);
+  memset(api, 0, sizeof *api);
+  luaL_setfuncs(L, le_edit_funcs, 1);
   return 1;
 }

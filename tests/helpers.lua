@@ -212,7 +212,12 @@ function M.example(name, opts)
   -- on PostgreSQL (tests.backends), the project names a fresh database of its own: every
   -- command run in it then uses that
   require("tests.backends").project(dir)
-  if opts.import ~= false then assert(M.orket("import", { cwd = dir }).status == 0, "orket import failed in " .. dir) end
+  if opts.import ~= false then
+    local r = M.orket("import", { cwd = dir })
+    if r.status ~= 0 then
+      error(string.format("orket import failed in %s (status %s): %s%s", dir, tostring(r.status), r.stdout or "", r.stderr or ""), 2)
+    end
+  end
   return dir
 end
 
