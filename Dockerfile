@@ -15,9 +15,9 @@ RUN make -o deps -j"$(nproc)" && make -o deps install PREFIX=/usr/local
 
 FROM ${BASE}
 # curl: the HEALTHCHECK's client; libcurl4 is what orket itself loads to reach its models,
-# libpq5 what it loads for a PostgreSQL store, libgit2-1.5 for the workspace's repository and
-# libmicrohttpd12 for orket serve (all four with dlopen: no NEEDED entry names them, so
-# nothing but this list keeps them in the image).
+# libpq5 what it loads for a PostgreSQL store, libgit2-1.5 for the workspace's repository,
+# libmicrohttpd12 for orket serve and libedit2 for orket repl (all five with dlopen: no
+# NEEDED entry names them, so nothing but this list keeps them in the image).
 RUN apt-get update && apt-get install -y --no-install-recommends \
       liblua5.4-0 lua-luv lua-cjson libuv1 libsqlite3-0 libcurl4 libsodium23 libedit2 libyajl2 libgit2-1.5 libmicrohttpd12 libseccomp2 libpq5 \
       ca-certificates curl \

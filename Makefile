@@ -59,7 +59,24 @@ $(BUILD)/tests/%.o: tests/c/%.c $(HEADERS) | deps
 # signal 11"). The tables are still filled with dlopen, which finds them loaded.
 SANLINK := $(if $(findstring sanitize,$(LDFLAGS)),-Xlinker --no-as-needed $(shell pkg-config --libs libgit2 libmicrohttpd libedit 2>/dev/null))
 
-$(BUILD)/orket: $(CORE_OBJ) $(BUILD)/core/main.o
+# The Lua library precompiled (core/bytecode.h): scripts/luabc.c compiles lua/ into one
+# bundle, which core/bytecode_data.S links into orket. A module whose file has changed
+# since is loaded from its source, so a stale bundle is never used.
+LUA_LIB := $(shell find lua -name '*.lua' 2>/dev/null | LC_ALL=C sort)
+
+$(BUILD)/luabc: scripts/luabc.c core/bytecode.c core/bytecode.h | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) scripts/luabc.c core/bytecode.c $(shell pkg-config --libs lua5.4 libsodium 2>/dev/null) -o $@
+
+$(BUILD)/bytecode.bin: $(BUILD)/luabc $(LUA_LIB)
+	@echo "luabc $@ ($(words $(LUA_LIB)) files of lua/)"
+	@$(BUILD)/luabc $@ $(LUA_LIB)
+
+$(BUILD)/core/bytecode_data.o: core/bytecode_data.S $(BUILD)/bytecode.bin
+	@mkdir -p $(dir $@)
+	$(CC) -c -DBYTECODE_BIN='"$(BUILD)/bytecode.bin"' $< -o $@
+
+$(BUILD)/orket: $(CORE_OBJ) $(BUILD)/core/main.o $(BUILD)/core/bytecode_data.o
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) $(SANLINK) -o $@
 
 # The process runner's helper (core/confine_main.c), found next to orket: static (no

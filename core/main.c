@@ -10,6 +10,7 @@
 
 #include "confine.h"
 #include "home.h"
+#include "lbytecode.h"
 #include "runtime.h"
 
 /* The install prefix `make install` lays out (PREFIX/bin/orket, PREFIX/share/orket): where
@@ -17,6 +18,16 @@
 #ifndef ORKET_PREFIX
 #define ORKET_PREFIX "/usr/local"
 #endif
+
+/* The precompiled library (core/bytecode_data.S, made by the build from lua/). */
+extern const unsigned char orket_bytecode[], orket_bytecode_end[];
+
+/* Stack: [1] home. Puts the precompiled library's searcher in place (protected: it
+ * allocates). */
+static int main_bytecode(lua_State *L) {
+  lbytecode_install(L, orket_bytecode, (size_t)(orket_bytecode_end - orket_bytecode), lua_tostring(L, 1));
+  return 0;
+}
 
 /* Stack: [1] argv table. Returns the exit status from orket.cli.main(argv). */
 static int main_cli(lua_State *L) {
@@ -44,6 +55,14 @@ int main(int argc, char **argv) {
     return 1;
   }
   lua_State *L = rt->L;
+  /* ORKET_NO_BYTECODE: load every module from its source, as before the library was
+   * precompiled (to compare the two, or to rule the bundle out) */
+  const char *nobc = getenv("ORKET_NO_BYTECODE");
+  if (nobc == NULL || *nobc == '\0') {
+    lua_pushcfunction(L, main_bytecode);
+    lua_pushstring(L, rt->home);
+    if (rt_pcall(L, 1, 0) != LUA_OK) lua_pop(L, 1); /* without it, modules load from source */
+  }
   int status = 1;
   lua_pushcfunction(L, main_cli);
   lua_createtable(L, argc, 1);

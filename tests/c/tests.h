@@ -7,6 +7,8 @@
 
 #define ORKET_C_TESTS(X)                 \
   X(test_memcap_counts)                  \
+  X(test_bytecode_bundle)                \
+  X(test_bytecode_encode_name)           \
   X(test_httpd_parse_listen)             \
   X(test_httpd_is_loopback)              \
   X(test_httpd_lifecycle)                \
