@@ -64,9 +64,8 @@ SANLINK := $(if $(findstring sanitize,$(LDFLAGS)),-Xlinker --no-as-needed $(shel
 # since is loaded from its source, so a stale bundle is never used.
 LUA_LIB := $(shell find lua -name '*.lua' 2>/dev/null | LC_ALL=C sort)
 
-$(BUILD)/luabc: scripts/luabc.c core/bytecode.c core/bytecode.h | deps
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) scripts/luabc.c core/bytecode.c $(shell pkg-config --libs lua5.4 libsodium 2>/dev/null) -o $@
+$(BUILD)/luabc: scripts/luabc.c $(BUILD)/core/bytecode.o | deps
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(shell pkg-config --libs lua5.4 libsodium 2>/dev/null) -o $@
 
 $(BUILD)/bytecode.bin: $(BUILD)/luabc $(LUA_LIB)
 	@echo "luabc $@ ($(words $(LUA_LIB)) files of lua/)"

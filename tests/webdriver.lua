@@ -13,6 +13,12 @@ local ELEMENT = "element-6066-11e4-a52e-4f735466cecf" -- the W3C name of an elem
 --- orket.sandboxes.accept)
 M.available = require("orket.sandboxes.accept").browser_available
 
+--- artifacts() -> a new directory for a browser's profile, its logs and screenshots, under
+--- /tmp (kept when a test fails, so that they can be looked at)
+function M.artifacts()
+  return assert(require("luv").fs_mkdtemp("/tmp/orket-web-test.XXXXXX"))
+end
+
 -- call(base, method, path [, body]) -> value (the answer's "value"); raises on a
 -- WebDriver error with its message
 local function call(base, method, path, body)
@@ -70,6 +76,14 @@ function Session:call(method, path, body) return call(self.base, method, self.pa
 
 --- go(url): navigates and waits for the page to load
 function Session:go(url) return self:call("POST", "/url", { url = url }) end
+
+--- sign_in(base, key): opens the web board at base and signs in with the API key through
+--- its form
+function Session:sign_in(base, key)
+  self:go(base .. "/")
+  self:type(self:wait("#key", "the sign-in form"), key)
+  self:press("#signin-button")
+end
 
 --- js(script, ...) -> the script's return value (a function body; arguments[1..n])
 function Session:js(script, ...) return self:call("POST", "/execute/sync", { script = script, args = jsonout.array { ... } }) end

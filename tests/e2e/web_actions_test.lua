@@ -10,22 +10,13 @@ local cjson = require "cjson"
 
 local project = require("tests.cleanup_project").make
 
-local function artifacts()
-  local p = io.popen("mktemp -d /tmp/orket-web-test.XXXXXX")
-  local art = p:read("l")
-  p:close()
-  return art
-end
-
 local function badge(wd, id)
   return wd:js([[var e = document.querySelector('#tree li[data-card="' + arguments[0] + '"] > .status');
     return e ? [e.getAttribute('data-status'), e.textContent, e.getAttribute('data-waiting') || ""] : null;]], id)
 end
 
 local function sign_in(wd, s, key, first_card)
-  wd:go(s.url .. "/")
-  wd:type(wd:wait("#key", "the sign-in form"), key)
-  wd:press("#signin-button")
+  wd:sign_in(s.url, key)
   wd:wait('#tree li[data-card="' .. first_card .. '"]', "the board's tree")
   H.wait_for(function() return wd:js("return document.getElementById('live').textContent") == "live" end,
     "the event stream to open", 3000)
@@ -46,7 +37,7 @@ end
 -- artifacts kept (the next test starts another)
 local function with_browser(s, fn)
   if not browser then
-    local art = artifacts()
+    local art = WD.artifacts()
     browser = { wd = WD.start(art, { width = 1280, height = 1000 }), art = art }
   end
   local art = browser.art

@@ -37,9 +37,7 @@ bug_fix = { days = 7, extend_above = 1, max_days = 28, check_interval_ms = 60000
 end
 
 local function sign_in(wd, s, key)
-  wd:go(s.url .. "/")
-  wd:type(wd:wait("#key", "the sign-in form"), key)
-  wd:press("#signin-button")
+  wd:sign_in(s.url, key)
   wd:wait('#tree li[data-card="R"]', "the board's tree")
   H.wait_for(function() return wd:js("return document.getElementById('live').textContent") == "live" end,
     "the event stream to open", 3000)
@@ -80,7 +78,7 @@ describe("filing bugs from the web board in Chromium", function()
     local op = H.api_key(dir, "ops", "operator")
     local viewer = H.api_key(dir, "look", "viewer")
     local s = H.serve(dir)
-    local art = io.popen("mktemp -d /tmp/orket-web-test.XXXXXX"):read("l")
+    local art = WD.artifacts()
     local wd = WD.start(art, { width = 1280, height = 1000 })
     local ok, err = pcall(function()
       sign_in(wd, s, op)
