@@ -13,14 +13,15 @@ PKGS="build-essential pkg-config liblua5.4-dev lua-luv-dev libuv1-dev \
 libsqlite3-dev libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev \
 libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev"
 # The tests: busted runs the specs; prometheus for its promtool, which checks orket serve's
-# /metrics; chromium and its WebDriver for the web board's browser test; postgresql for the
+# /metrics; chromium's headless shell and its WebDriver for the browser tests and browser
+# checks (chromium itself comes with chromium-driver); postgresql for the
 # PostgreSQL backend's tests (each test run starts its own server in a temp dir); procps
 # for ps (not in a minimal Debian); nodejs and npm run the MCP peers from npm (docs/mcp.md);
 # docker-compose checks the compose files Orket writes (`orket sandbox compose`) and
 # deploy/compose.yaml (`config` needs no engine); systemd-analyze verifies
 # deploy/orket.service; curl is the HTTP client (over TCP and over orket serve's unix
 # socket) that serve's guard tests use from outside orket (not in a minimal Debian).
-TEST_PKGS="lua-busted prometheus chromium chromium-driver postgresql procps nodejs npm docker-compose systemd curl"
+TEST_PKGS="lua-busted prometheus chromium chromium-headless-shell chromium-driver postgresql procps nodejs npm docker-compose systemd curl"
 # The benchmarks: wrk loads orket serve.
 BENCH_PKGS="wrk"
 # libFuzzer ships in clang's runtime package.

@@ -41,7 +41,7 @@ Session.__index = Session
 --- profile and logs live in dir
 function M.start(dir, o)
   o = o or {}
-  local chromium, driver = assert(M.available())
+  local chromium, driver, name = assert(M.available())
   -- setsid: the driver leads a process group of its own, which the browser joins, so one
   -- signal to the group ends them all
   os.execute(string.format("setsid %s --port=0 --log-path=%s >%s 2>&1 </dev/null & echo $! >%s",
@@ -56,7 +56,7 @@ function M.start(dir, o)
     -- The tests' browser shows only the board's own pages, never the agents' code: it runs
     -- as one process (no zygote, no renderer or GPU processes), which starts with a third
     -- less CPU than Chromium's usual set of processes.
-    local caps = { browserName = "chrome", ["goog:chromeOptions"] = { binary = chromium, args = {
+    local caps = { browserName = name, ["goog:chromeOptions"] = { binary = chromium, args = {
       "--headless=new", "--no-sandbox", "--single-process", "--no-zygote", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
       "--disable-extensions", "--disable-background-networking", "--disable-sync", "--hide-scrollbars",
       "--force-device-scale-factor=1",

@@ -60,7 +60,7 @@ describe("scripts/deps.sh", function()
     for _, want in ipairs { "build-essential", "pkg-config", "liblua5.4-dev", "libgit2-dev", "libpq-dev" } do
       assert.matches(" " .. want:gsub("%p", "%%%0") .. " ", " " .. line .. " ")
     end
-    for _, test_only in ipairs { "lua-busted", "chromium", "chromium-driver", "postgresql", "prometheus", "wrk", "clang" } do
+    for _, test_only in ipairs { "lua-busted", "chromium", "chromium-headless-shell", "chromium-driver", "postgresql", "prometheus", "wrk", "clang" } do
       assert.not_matches(" " .. test_only:gsub("%p", "%%%0") .. " ", " " .. line .. " ")
     end
     -- with those present, nothing is missing
@@ -80,7 +80,7 @@ describe("scripts/deps.sh", function()
     -- npm is left out where a nodejs from elsewhere carries its own (on PATH here or not)
     local listed = {}
     for _, p in ipairs(test) do if p ~= "npm" then listed[#listed + 1] = p end end
-    assert.same({ "lua-busted", "prometheus", "chromium", "chromium-driver", "postgresql", "procps", "nodejs",
+    assert.same({ "lua-busted", "prometheus", "chromium", "chromium-headless-shell", "chromium-driver", "postgresql", "procps", "nodejs",
       "docker-compose", "systemd", "curl" }, listed)
     assert.equal(#all, #build + #test)
     r = deps(bin, "--test", 1000, table.concat(all, " "))

@@ -373,16 +373,25 @@ end
 -- findmnt...) and adds the flags of /etc/chromium.d before it execs this binary: started
 -- directly, a browser costs a tenth less CPU, and takes only the flags given here.
 M.DEBIAN_CHROMIUM = "/usr/lib/chromium/chromium"
+-- Debian's chromium-headless-shell: the same engine (its version is chromium's) built
+-- without the browser's user interface, only ever headless. Where it is installed it is
+-- used: a session (start, a page, stop) took about a quarter of chromium's CPU (1.4 s
+-- against 5.3 s on a small virtual machine).
+M.DEBIAN_HEADLESS_SHELL = "/usr/lib/chromium/chromium-headless-shell"
 
---- browser_available() -> chromium path, chromedriver path | nil, why
+--- browser_available() -> browser path, chromedriver path, WebDriver browserName | nil, why:
+--- the headless shell when installed, else chromium. The driver is asked for the headless
+--- shell by its own name: it then makes the session's first page, which the shell, unlike
+--- chromium, does not open by itself.
 function M.browser_available()
   local chromium = which("chromium") or which("chromium-browser")
   if chromium and uv.fs_access(M.DEBIAN_CHROMIUM, "X") then chromium = M.DEBIAN_CHROMIUM end
+  if uv.fs_access(M.DEBIAN_HEADLESS_SHELL, "X") then chromium = M.DEBIAN_HEADLESS_SHELL end
   local driver = which("chromedriver")
   if not chromium or not driver then
-    return nil, "chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)"
+    return nil, "chromium and chromedriver are not installed (Debian: apt-get install chromium-headless-shell chromium-driver)"
   end
-  return chromium, driver
+  return chromium, driver, chromium == M.DEBIAN_HEADLESS_SHELL and "chrome-headless-shell" or "chrome"
 end
 
 local ELEMENT = "element-6066-11e4-a52e-4f735466cecf" -- the W3C name of an element reference
@@ -418,7 +427,7 @@ end
 -- unix socket d.sock, and APP_PORT, joined to the sandbox's socket; no other address
 -- reaches anything. The PID namespace ends whole with the helper, and the helper with this
 -- process, even one killed at once.
-local function start_driver(driver, chromium, socket, timeout_ms, unsandboxed)
+local function start_driver(driver, chromium, name, socket, timeout_ms, unsandboxed)
   local root = uv.getuid() == 0
   local tmp = os.getenv("TMPDIR") or "/tmp"
   if root then
@@ -497,7 +506,7 @@ local function start_driver(driver, chromium, socket, timeout_ms, unsandboxed)
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1" }
   if unsandboxed then table.insert(args, 1, "--no-sandbox") end
   local v, err = wd(d, "POST", "/session", { capabilities = { alwaysMatch = {
-    browserName = "chrome", ["goog:loggingPrefs"] = { browser = "ALL" },
+    browserName = name, ["goog:loggingPrefs"] = { browser = "ALL" },
     ["goog:chromeOptions"] = { binary = chromium, args = args } } } }, math.max(timeout_ms, 30000))
   if not v then return d, "the browser did not start: " .. err end
   d.session = "/session/" .. tostring(v.sessionId)
@@ -596,14 +605,14 @@ end
 -- A browser started at a first browser check and shared by the others: {d=driver, close=}
 -- | nil, why
 local function open_browser(socket, timeout_ms)
-  local chromium, driver = M.browser_available()
+  local chromium, driver, name = M.browser_available()
   if not chromium then return nil, driver end
-  local d, why = start_driver(driver, chromium, socket, timeout_ms)
+  local d, why = start_driver(driver, chromium, name, socket, timeout_ms)
   if why and d and not d.session and not d.failure then
     -- Chromium's sandbox refused (no user namespaces for this user): once more without it,
     -- said in each browser check's result
     stop_driver(d)
-    d, why = start_driver(driver, chromium, socket, timeout_ms, true)
+    d, why = start_driver(driver, chromium, name, socket, timeout_ms, true)
   end
   local b = { d = d, close = function() stop_driver(d) end }
   if why then
