@@ -139,11 +139,18 @@ function M.api_key(dir, name, role)
   return k, k:match("^ork_(%x+)_"), r
 end
 
---- card_json(dir, id) -> the document `orket card ID --json` prints
+--- card_json(dir, id) -> the document `orket card ID --json` prints, made in this process by
+--- the command's own steps (the project's store opened for reading, orket.views.card): tests
+--- read cards often, many while they wait, and a process for each was a good part of a run's
+--- CPU (on PostgreSQL each also loaded libpq). The CLI's own output is tested apart.
 function M.card_json(dir, id)
-  local r = M.orket("card " .. id .. " --json", { cwd = dir })
-  if r.status ~= 0 then error("orket card " .. id .. " failed: " .. tostring(r.stderr), 2) end
-  return require("cjson").decode(r.stdout)
+  local db, err = require("orket.project").open_store(dir, false, true)
+  if not db then error("card " .. id .. ": " .. tostring(err), 2) end
+  local view = require "orket.views.card"
+  local g, gerr = view.gather(db, id, dir)
+  db:close()
+  if not g then error("card " .. id .. ": " .. tostring(gerr), 2) end
+  return require("cjson").decode(require("orket.jsonout").encode(view.doc_of(g)))
 end
 
 --- board_state(dir) -> the statuses, retries and comment bodies of every card, a line each:
@@ -154,7 +161,7 @@ function M.board_state(dir)
   local doc = cjson.decode(M.orket("board --json", { cwd = dir }).stdout)
   local out = {}
   for _, c in ipairs(doc.cards) do
-    local card = cjson.decode(M.orket("card " .. c.id .. " --json", { cwd = dir }).stdout)
+    local card = M.card_json(dir, c.id)
     local bodies = {}
     for _, k in ipairs(card.comments) do bodies[#bodies + 1] = k.author .. ": " .. k.body end
     out[#out + 1] = string.format("%s %s r%d {%s}", c.id, c.status, c.retries, table.concat(bodies, " | "))
@@ -214,10 +221,16 @@ function M.example(name, opts)
   -- command run in it then uses that
   require("tests.backends").project(dir)
   if opts.import ~= false then
-    local r = M.orket("import", { cwd = dir })
-    if r.status ~= 0 then
-      error(string.format("orket import failed in %s (status %s): %s%s", dir, tostring(r.status), r.stdout or "", r.stderr or ""), 2)
+    -- `orket import`'s own steps, in this process: the examples are imported some 300 times
+    -- a run, and the command's process, on PostgreSQL its libpq and connection too, cost more
+    -- than the import (the command itself is tested apart)
+    local db, err = require("orket.project").open_store(dir, true)
+    local r
+    if db then
+      r, err = require("orket.import").import(db, dir)
+      db:close()
     end
+    if not r then error(string.format("import failed in %s: %s", dir, tostring(err)), 2) end
   end
   return dir
 end

@@ -4,7 +4,7 @@ local H = require "tests.helpers"
 local cjson = require "cjson"
 
 local function card(dir, id)
-  local doc = cjson.decode(H.orket("card " .. id .. " --json", { cwd = dir }).stdout)
+  local doc = H.card_json(dir, id)
   doc.card.comments, doc.card.history = doc.comments, doc.history
   return doc.card
 end

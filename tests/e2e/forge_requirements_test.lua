@@ -49,7 +49,7 @@ review = { human = true }
 end
 
 local function card(dir, id)
-  return cjson.decode(H.orket("card " .. id .. " --json", { cwd = dir }).stdout)
+  return H.card_json(dir, id)
 end
 
 local function events(text)

@@ -63,7 +63,7 @@ end
 local fake_forge = H.fake_forge
 
 local function state(dir, id)
-  local c = cjson.decode(H.orket("card " .. id .. " --json", { cwd = dir }).stdout)
+  local c = H.card_json(dir, id)
   return c.card.status, c
 end
 

@@ -62,7 +62,7 @@ local function prs(forge)
 end
 
 local function state(dir, id)
-  local c = cjson.decode(H.orket("card " .. id .. " --json", { cwd = dir }).stdout)
+  local c = H.card_json(dir, id)
   return c.card.status, c
 end
 

@@ -1,11 +1,10 @@
 -- orket retry end to end: a card blocked by a failing model or a spent budget goes back to
 -- ready and the next run (or the resumed one) finishes it; what retry refuses.
 local H = require "tests.helpers"
-local cjson = require "cjson"
 
 -- the card, with its comments and history
 local function card(dir, id)
-  local doc = cjson.decode(H.orket("card " .. id .. " --json", { cwd = dir }).stdout)
+  local doc = H.card_json(dir, id)
   doc.card.comments, doc.card.history = doc.comments, doc.history
   return doc.card
 end

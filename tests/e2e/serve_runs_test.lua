@@ -81,7 +81,7 @@ team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles =
 end
 
 local function card_status(dir, id)
-  return cjson.decode(H.orket("card " .. id .. " --json", { cwd = dir }).stdout).card.status
+  return H.card_json(dir, id).card.status
 end
 
 local LIMITS = { ORKET_SERVE_LIMITS = "poll_ms=20,auth_fail_burst=100" }
