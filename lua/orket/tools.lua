@@ -90,12 +90,14 @@ end
 function M.load(files)
   local reg = setmetatable({ by_name = {}, names = {}, files = {} }, Registry)
   for _, path in ipairs(files) do
-    local box = sandbox.new {
-      name = path, globals = { glob = cgate.glob },
-      instructions = M.BUDGET.instructions, timeout_ms = M.BUDGET.timeout_ms, memory = M.BUDGET.memory,
-    }
+    -- The file's top level only defines the tool: it runs under the load budget of every
+    -- operator script (sandbox.DEFAULTS, as roles, policies and orket.lua do), so a file
+    -- that loops fails its load in about 50 ms of CPU rather than a handler's second; the
+    -- box's calls of the handler get the tool budget afterwards.
+    local box = sandbox.new { name = path, globals = { glob = cgate.glob } }
     local ok, def, code = scriptfile.run(box, path) -- detached: no script metamethod runs below
     if not ok then return nil, def, code, { def } end
+    box.instructions, box.timeout_ms, box.memory = M.BUDGET.instructions, M.BUDGET.timeout_ms, M.BUDGET.memory
     local vok, verr, problems = validate(def, path)
     if not vok then return nil, verr, "EINVAL", problems end
     local copy = {}

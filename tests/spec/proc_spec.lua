@@ -377,7 +377,7 @@ for _, cfg in ipairs(CONFIGS) do
       -- not nobody, whom the browser and other tests use meanwhile.
       local root = uv.getuid() == 0
       local r, ticks = hostile { argv = { "sh", "-c", "f(){ f|f& }; f; sleep 1000." .. tok }, cwd = ws,
-        timeout_ms = 300, limits = { processes = 200 },
+        timeout_ms = 300, limits = { processes = 50 },
         run_as = root and math.random(1000000000, 2000000000) or nil, layers = root and { userns = false } or nil }
       -- the limit binds, so the shell itself may fail to fork and end first: contained too
       if r.reason == "exit" then

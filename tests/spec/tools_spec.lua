@@ -238,6 +238,26 @@ describe("tools", function()
     assert.equal(saved, tools.BUDGET)
   end)
 
+  it("load a file under a script's load budget, and run its handler under the tool budget", function()
+    local dir = H.tmpdir()
+    -- about 20M instructions: over a load's 10M, well under a handler's 200M
+    local WORK = "local n = 0 for i = 1, 6000000 do n = n + i end"
+    H.write(dir .. "/heavy_top.lua", WORK .. [[ return { name = "heavy_top", description = "d", effect = "read",
+      handler = function() return {} end }]])
+    local r, msg, code = tools.load { dir .. "/heavy_top.lua" }
+    assert.is_nil(r)
+    -- the instruction count or, on a slow build (sanitizers), the load's 2 s deadline
+    assert.is_true(code == "EBUDGET" or code == "ETIMEOUT", tostring(code))
+    assert.matches("heavy_top.lua", msg, 1, true)
+    H.write(dir .. "/heavy_call.lua", [[return { name = "heavy_call", description = "d", effect = "read",
+      handler = function() ]] .. WORK .. [[ return { n = n } end }]])
+    local reg2 = assert(tools.load { dir .. "/heavy_call.lua" })
+    assert.equal(tools.BUDGET.instructions, reg2.by_name.heavy_call.box.instructions)
+    local res = reg2:run("heavy_call", {}, ctx)
+    assert.is_true(res.ok, res.error)
+    assert.equal(6000000 * 6000001 // 2, res.result.n)
+  end)
+
   it("say after a crash whether a write call's effect happened (recover)", function()
     assert.is_true(reg:get("write_file").idempotent)
     assert.is_true(reg:get("create_directory").idempotent)
