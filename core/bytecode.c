@@ -13,16 +13,20 @@ static size_t rd_u32(const unsigned char *p) {
 /* a span [off, off+n) inside the bundle */
 static int in_bounds(size_t off, size_t n, size_t len) { return off <= len && n <= len - off; }
 
+void bytecode_put_u32(unsigned char *at, uint32_t v) {
+  for (int i = 0; i < 4; i++) at[i] = (unsigned char)(v >> (8 * i));
+}
+
 static int read_entry(const unsigned char *bundle, size_t len, size_t i, bytecode_entry *e) {
-  const unsigned char *p = bundle + 12 + i * BYTECODE_ENTRY_SIZE;
-  size_t name_off = rd_u32(p), path_off = rd_u32(p + 8), code_off = rd_u32(p + 20 + BYTECODE_HASH_SIZE);
-  e->name_len = rd_u32(p + 4);
-  e->path_len = rd_u32(p + 12);
-  e->source_len = rd_u32(p + 16);
-  e->hash = p + 20;
-  e->code_len = rd_u32(p + 24 + BYTECODE_HASH_SIZE);
-  e->chunkname_at = rd_u32(p + 28 + BYTECODE_HASH_SIZE);
-  e->chunkname_end = rd_u32(p + 32 + BYTECODE_HASH_SIZE);
+  const unsigned char *p = bundle + BYTECODE_TABLE + i * BYTECODE_ENTRY_SIZE;
+  size_t name_off = rd_u32(p + BC_NAME_OFF), path_off = rd_u32(p + BC_PATH_OFF), code_off = rd_u32(p + BC_CODE_OFF);
+  e->name_len = rd_u32(p + BC_NAME_LEN);
+  e->path_len = rd_u32(p + BC_PATH_LEN);
+  e->source_len = rd_u32(p + BC_SOURCE_LEN);
+  e->hash = p + BC_HASH;
+  e->code_len = rd_u32(p + BC_CODE_LEN);
+  e->chunkname_at = rd_u32(p + BC_CHUNKNAME_AT);
+  e->chunkname_end = rd_u32(p + BC_CHUNKNAME_END);
   if (!in_bounds(name_off, e->name_len, len) || !in_bounds(path_off, e->path_len, len) ||
       !in_bounds(code_off, e->code_len, len) || e->chunkname_at > e->chunkname_end ||
       e->chunkname_end > e->code_len)
@@ -34,9 +38,9 @@ static int read_entry(const unsigned char *bundle, size_t len, size_t i, bytecod
 }
 
 int bytecode_find(const unsigned char *bundle, size_t len, const char *name, bytecode_entry *out) {
-  if (bundle == NULL || len < 12 || memcmp(bundle, BYTECODE_MAGIC, 8) != 0) return -1;
-  size_t count = rd_u32(bundle + 8);
-  if (count > (len - 12) / BYTECODE_ENTRY_SIZE) return -1;
+  if (bundle == NULL || len < BYTECODE_TABLE || memcmp(bundle, BYTECODE_MAGIC, 8) != 0) return -1;
+  size_t count = rd_u32(bundle + BYTECODE_COUNT);
+  if (count > (len - BYTECODE_TABLE) / BYTECODE_ENTRY_SIZE) return -1;
   size_t want = strlen(name), lo = 0, hi = count;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;

@@ -21,10 +21,29 @@
 
 #include <stddef.h>
 
+#include <stdint.h>
+
 #define BYTECODE_MAGIC "ORKETBC1"
 #define BYTECODE_HASH_SIZE 16
-#define BYTECODE_ENTRY_SIZE (36 + BYTECODE_HASH_SIZE)
 #define BYTECODE_NAME_MAX 256
+#define BYTECODE_COUNT 8  /* the count's offset in the bundle */
+#define BYTECODE_TABLE 12 /* the entries' */
+
+/* An entry's fields, by their offset in it: the one statement of the layout that the
+ * reader (bytecode.c), the writer (scripts/luabc.c) and the tests use. */
+enum {
+  BC_NAME_OFF = 0,
+  BC_NAME_LEN = 4,
+  BC_PATH_OFF = 8,
+  BC_PATH_LEN = 12,
+  BC_SOURCE_LEN = 16,
+  BC_HASH = 20,
+  BC_CODE_OFF = BC_HASH + BYTECODE_HASH_SIZE,
+  BC_CODE_LEN = BC_CODE_OFF + 4,
+  BC_CHUNKNAME_AT = BC_CODE_LEN + 4,
+  BC_CHUNKNAME_END = BC_CHUNKNAME_AT + 4,
+  BYTECODE_ENTRY_SIZE = BC_CHUNKNAME_END + 4
+};
 
 typedef struct bytecode_entry {
   const char *name, *path; /* not NUL-terminated */
@@ -42,6 +61,9 @@ int bytecode_find(const unsigned char *bundle, size_t len, const char *name, byt
 
 /* 1 when source (its bytes) is the very file the entry's code was made from. */
 int bytecode_matches(const bytecode_entry *e, const unsigned char *source, size_t len);
+
+/* Writes v at at, little-endian, as the bundle holds its integers. */
+void bytecode_put_u32(unsigned char *at, uint32_t v);
 
 /* Encodes a chunk name as Lua 5.4's dump stores a string (its length plus one, in 7-bit
  * groups, the last marked with 0x80, then the bytes) into out. Returns the bytes used, 0

@@ -49,7 +49,7 @@ static void put(buf *b, const void *p, size_t n) {
 
 static void put_u32(unsigned char *at, size_t v) {
   if (v > UINT32_MAX) die("the library is larger than 4 GiB");
-  for (int i = 0; i < 4; i++) at[i] = (unsigned char)(v >> (8 * i));
+  bytecode_put_u32(at, (uint32_t)v);
 }
 
 static int dump_writer(lua_State *L, const void *p, size_t n, void *ud) {
@@ -143,18 +143,18 @@ int main(int argc, char **argv) {
   for (int i = 0; i < count; i++) {
     module *m = &mods[i];
     unsigned char e[BYTECODE_ENTRY_SIZE];
-    put_u32(e + 0, out.n);
-    put_u32(e + 4, strlen(m->name));
+    put_u32(e + BC_NAME_OFF, out.n);
+    put_u32(e + BC_NAME_LEN, strlen(m->name));
     put(&out, m->name, strlen(m->name));
-    put_u32(e + 8, out.n);
-    put_u32(e + 12, strlen(m->path));
+    put_u32(e + BC_PATH_OFF, out.n);
+    put_u32(e + BC_PATH_LEN, strlen(m->path));
     put(&out, m->path, strlen(m->path));
-    put_u32(e + 16, m->src_len);
-    crypto_generichash(e + 20, BYTECODE_HASH_SIZE, m->src, m->src_len, NULL, 0);
-    put_u32(e + 20 + BYTECODE_HASH_SIZE, out.n);
-    put_u32(e + 24 + BYTECODE_HASH_SIZE, m->code.n);
-    put_u32(e + 28 + BYTECODE_HASH_SIZE, m->name_at);
-    put_u32(e + 32 + BYTECODE_HASH_SIZE, m->name_end);
+    put_u32(e + BC_SOURCE_LEN, m->src_len);
+    crypto_generichash(e + BC_HASH, BYTECODE_HASH_SIZE, m->src, m->src_len, NULL, 0);
+    put_u32(e + BC_CODE_OFF, out.n);
+    put_u32(e + BC_CODE_LEN, m->code.n);
+    put_u32(e + BC_CHUNKNAME_AT, m->name_at);
+    put_u32(e + BC_CHUNKNAME_END, m->name_end);
     put(&out, m->code.p, m->code.n);
     memcpy(out.p + table + (size_t)i * BYTECODE_ENTRY_SIZE, e, sizeof e);
     free(m->src);

@@ -10,33 +10,29 @@
 
 #include <sodium.h>
 
-static void put_u32(unsigned char *p, size_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
 /* a bundle of two modules, "a" and "b.c", into buf; returns its length */
 static size_t make_bundle(unsigned char *buf) {
   static const char *names[] = {"a", "b.c"}, *paths[] = {"lua/a.lua", "lua/b/c.lua"},
                     *srcs[] = {"return 1", "return 22"}, *codes[] = {"CODE-A", "CODE-BC"};
   memcpy(buf, BYTECODE_MAGIC, 8);
-  put_u32(buf + 8, 2);
-  size_t at = 12 + 2 * BYTECODE_ENTRY_SIZE;
+  bytecode_put_u32(buf + BYTECODE_COUNT, 2);
+  size_t at = BYTECODE_TABLE + 2 * BYTECODE_ENTRY_SIZE;
   for (int i = 0; i < 2; i++) {
-    unsigned char *e = buf + 12 + (size_t)i * BYTECODE_ENTRY_SIZE;
-    put_u32(e, at);
-    put_u32(e + 4, strlen(names[i]));
+    unsigned char *e = buf + BYTECODE_TABLE + (size_t)i * BYTECODE_ENTRY_SIZE;
+    bytecode_put_u32(e + BC_NAME_OFF, (uint32_t)at);
+    bytecode_put_u32(e + BC_NAME_LEN, (uint32_t)strlen(names[i]));
     memcpy(buf + at, names[i], strlen(names[i]));
     at += strlen(names[i]);
-    put_u32(e + 8, at);
-    put_u32(e + 12, strlen(paths[i]));
+    bytecode_put_u32(e + BC_PATH_OFF, (uint32_t)at);
+    bytecode_put_u32(e + BC_PATH_LEN, (uint32_t)strlen(paths[i]));
     memcpy(buf + at, paths[i], strlen(paths[i]));
     at += strlen(paths[i]);
-    put_u32(e + 16, strlen(srcs[i]));
-    crypto_generichash(e + 20, BYTECODE_HASH_SIZE, (const unsigned char *)srcs[i], strlen(srcs[i]), NULL, 0);
-    put_u32(e + 20 + BYTECODE_HASH_SIZE, at);
-    put_u32(e + 24 + BYTECODE_HASH_SIZE, strlen(codes[i]));
-    put_u32(e + 28 + BYTECODE_HASH_SIZE, 1);
-    put_u32(e + 32 + BYTECODE_HASH_SIZE, 3);
+    bytecode_put_u32(e + BC_SOURCE_LEN, (uint32_t)strlen(srcs[i]));
+    crypto_generichash(e + BC_HASH, BYTECODE_HASH_SIZE, (const unsigned char *)srcs[i], strlen(srcs[i]), NULL, 0);
+    bytecode_put_u32(e + BC_CODE_OFF, (uint32_t)at);
+    bytecode_put_u32(e + BC_CODE_LEN, (uint32_t)strlen(codes[i]));
+    bytecode_put_u32(e + BC_CHUNKNAME_AT, 1);
+    bytecode_put_u32(e + BC_CHUNKNAME_END, 3);
     memcpy(buf + at, codes[i], strlen(codes[i]));
     at += strlen(codes[i]);
   }
@@ -71,13 +67,13 @@ TEST(test_bytecode_bundle) {
   CHECK(t, bytecode_find(bad, len, "a", &e) == -1);
   CHECK(t, bytecode_find(buf, 11, "a", &e) == -1);
   memcpy(bad, buf, len);
-  put_u32(bad + 8, 1000000);
+  bytecode_put_u32(bad + BYTECODE_COUNT, 1000000);
   CHECK(t, bytecode_find(bad, len, "a", &e) == -1);
   memcpy(bad, buf, len);
-  put_u32(bad + 12 + 24 + BYTECODE_HASH_SIZE, 100000); /* a's code_len */
+  bytecode_put_u32(bad + BYTECODE_TABLE + BC_CODE_LEN, 100000); /* a's code_len */
   CHECK(t, bytecode_find(bad, len, "a", &e) == -1);
   memcpy(bad, buf, len);
-  put_u32(bad + 12 + 32 + BYTECODE_HASH_SIZE, 7); /* a's chunk name ends past its 6 bytes */
+  bytecode_put_u32(bad + BYTECODE_TABLE + BC_CHUNKNAME_END, 7); /* a's chunk name ends past its 6 bytes */
   CHECK(t, bytecode_find(bad, len, "a", &e) == -1);
 }
 
