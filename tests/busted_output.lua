@@ -1,9 +1,26 @@
 -- A busted output handler: a line per failing test with its message and place, a dot per
 -- passing one, and the closing "spec: N passed, N failed" line tests/run.sh adds up.
+-- ORKET_TEST_PROFILE=1 adds a line per test: its wall time and the whole machine's busy CPU
+-- meanwhile (its programs, servers and browsers included), to find the dear tests; it means
+-- something only when the file runs alone on an idle machine.
 return function(options)
   local busted = require "busted"
   local handler = require("busted.outputHandlers.base")()
   local passed, failed, pending = 0, 0, 0
+  local profile = os.getenv("ORKET_TEST_PROFILE") == "1"
+
+  -- the machine's busy CPU in ms from /proc/stat's first line (user nice system irq softirq
+  -- steal, at 100 ticks a second)
+  local function machine_ms()
+    local f = io.open("/proc/stat")
+    if not f then return 0 end
+    local line = f:read("l")
+    f:close()
+    local t = {}
+    for n in line:gmatch("%d+") do t[#t + 1] = tonumber(n) end
+    return (t[1] + t[2] + t[3] + t[6] + t[7] + t[8]) * 10
+  end
+  local started = {}
 
   local function show(kind, t)
     local msg = t.message
@@ -15,7 +32,17 @@ return function(options)
     end
   end
 
+  handler.testStart = function(element)
+    started[element] = { require("luv").hrtime(), machine_ms() }
+    return nil, true
+  end
+
   handler.testEnd = function(element, parent, status)
+    local s = profile and started[element]
+    if s then
+      io.write(string.format("\nPROFILE %7.0f ms wall %7d ms cpu  %s\n", (require("luv").hrtime() - s[1]) / 1e6,
+        machine_ms() - s[2], handler.getFullName(element)))
+    end
     if status == "success" then
       passed = passed + 1
       io.write(".")
@@ -51,6 +78,7 @@ return function(options)
     return nil, true
   end
 
+  if profile then busted.subscribe({ "test", "start" }, handler.testStart) end
   busted.subscribe({ "test", "end" }, handler.testEnd, { predicate = handler.cancelOnPending })
   busted.subscribe({ "error" }, handler.error)
   busted.subscribe({ "suite", "end" }, handler.suiteEnd)

@@ -51,6 +51,8 @@ SANITIZER='ERROR: AddressSanitizer|ERROR: LeakSanitizer: detected|runtime error:
 if [ "${1:-}" = "--one-of" ]; then
   out=$2 kind=$3 f=$4
   key=$kind.$(echo "$f" | tr / _)
+  # as the layers set them, for a file run by hand
+  export ORKET_BIN="${ORKET_BIN:-$PWD/build/orket}" ORKET_HISTORY="" NO_COLOR=1
   # only the pg layer's files see the tests' PostgreSQL server: the others run on SQLite
   [ "$kind" = pg ] || unset ORKET_TEST_DATABASE_URL
   case $kind in
