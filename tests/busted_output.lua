@@ -25,7 +25,8 @@ return function(options)
   local function show(kind, t)
     local msg = t.message
     if type(msg) ~= "string" then msg = require("pl.pretty").write(msg) end
-    local where = t.element.trace and (t.element.trace.short_src .. ":" .. t.element.trace.currentline) or "?"
+    local tr = t.element.trace
+    local where = tr and (tostring(tr.short_src) .. ":" .. tostring(tr.currentline)) or "?"
     io.write("\n", kind, ": ", t.name, "\n  at ", where, "\n  ", (msg or "nil"):gsub("\n", "\n  "), "\n")
     if t.trace and t.trace.traceback and os.getenv("ORKET_TEST_VERBOSE") then
       io.write(t.trace.traceback, "\n")

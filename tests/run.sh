@@ -98,11 +98,13 @@ if [ "${1:-}" = "--files" ] || [ "${1:-}" = "--pool" ]; then
   # without a last run's times (a fresh clone, CI) by those kept in tests/test-times
   order=$times
   [ -s "$order" ] || order=tests/test-times
-  echo "$items" | while IFS=: read -r kind f; do
-    [ -n "$f" ] || continue
-    ms=$(awk -v k="$kind" -v f="$f" '$1 == k && $2 == f { print $3 }' "$order" 2>/dev/null | tail -n 1)
-    echo "${ms:-999999} $kind $f"
-  done | sort -rn | awk '{ print $2, $3 }' | xargs -P "$jobs" -n 2 sh "$0" --one-of "$out"
+  # (one awk for the whole list, and one below for the report: a program started per file
+  # cost seconds of the run's wall time)
+  echo "$items" | awk -v order="$order" '
+    BEGIN { while ((getline l < order) > 0) { split(l, a, " "); ms[a[1] " " a[2]] = a[3] } }
+    NF { i = index($0, ":"); k = substr($0, 1, i - 1) " " substr($0, i + 1)
+         print ((k in ms) ? ms[k] : 999999), k }' |
+    sort -rn | awk '{ print $2, $3 }' | xargs -P "$jobs" -n 2 sh "$0" --one-of "$out"
   status=0
   for kind in spec e2e pg; do
     files=$(echo "$items" | sed -n "s/^$kind://p")
@@ -112,38 +114,36 @@ if [ "${1:-}" = "--files" ] || [ "${1:-}" = "--pool" ]; then
       e2e) echo "== End-to-end tests (make soak runs: $SOAK)" ;;
       pg) echo "== On PostgreSQL" ;;
     esac
-    passed=0 failed=0 count=0
-    for f in $files; do
-      count=$((count + 1))
-      key=$kind.$(echo "$f" | tr / _)
-      log="$out/$key.log"
-      line=$(grep -E "$COUNT" "$log" 2>/dev/null | tail -n 1)
-      p=$(echo "$line" | awk '{ print $2 + 0 }')
-      n=$(echo "$line" | awk '{ print $4 + 0 }')
-      reports=$(grep -cE "$SANITIZER" "$log" 2>/dev/null)
-      reports=${reports:-0}
-      if [ -z "$line" ]; then
-        echo "== $f did not finish (it crashed or was killed):"
-        n=$((n + 1))
-      elif [ "$reports" -ne 0 ]; then
-        echo "== $f: $reports sanitizer report(s):"
-        n=$((n + 1))
-      elif [ "$n" -ne 0 ]; then
-        echo "== $f: $n failed:"
-      fi
-      # indented, so that its own count lines are not taken for a layer's; a passing file's
-      # skips and notes (what a refused kernel layer left untested) are shown too
-      if [ -z "$line" ] || [ "$reports" -ne 0 ] || [ "$n" -ne 0 ]; then
-        sed 's/^/    /' "$log"
-      else
-        grep -E '^(SKIP: |  note: |  skipped: )' "$log" | sed "s|^ *|    $f: |"
-      fi
-      passed=$((passed + p))
-      failed=$((failed + n))
-      [ -f "$out/$key.ms" ] && echo "$kind $f $(cat "$out/$key.ms")" >>"$out/times"
-    done
-    echo "spec: $passed passed, $failed failed ($kind: $count files)"
-    [ "$failed" -eq 0 ] || status=1
+    # Each file's log: its last count line, its sanitizer reports. A failing file's log is
+    # shown indented, so that its own count lines are not taken for a layer's; a passing
+    # file's skips and notes (what a refused kernel layer left untested) are shown too.
+    # shellcheck disable=SC2086
+    echo $files | tr ' ' '\n' | awk -v kind="$kind" -v out="$out" -v count_re="$COUNT" -v san_re="$SANITIZER" '
+      NF {
+        f = $0; key = f; gsub("/", "_", key); key = kind "." key
+        lf = out "/" key ".log"; line = ""; reports = 0; nl = 0
+        while ((getline l < lf) > 0) {
+          text[++nl] = l
+          if (l ~ count_re) line = l
+          if (l ~ san_re) reports++
+        }
+        close(lf)
+        split(line, w, " "); p = w[2] + 0; n = w[4] + 0
+        if (line == "") { print "== " f " did not finish (it crashed or was killed):"; n++ }
+        else if (reports) { print "== " f ": " reports " sanitizer report(s):"; n++ }
+        else if (n) print "== " f ": " n " failed:"
+        for (i = 1; i <= nl; i++) {
+          if (line == "" || reports || n) print "    " text[i]
+          else if (text[i] ~ /^(SKIP: |  note: |  skipped: )/) { t = text[i]; sub(/^ */, "", t); print "    " f ": " t }
+        }
+        passed += p; failed += n; files++
+        if ((getline ms < (out "/" key ".ms")) > 0) print kind, f, ms >> (out "/times")
+        close(out "/" key ".ms")
+      }
+      END {
+        print "spec: " passed + 0 " passed, " failed + 0 " failed (" kind ": " files + 0 " files)"
+        exit (failed > 0)
+      }' || status=1
   done
   if [ "$times" != /dev/null ] && [ -f "$out/times" ]; then
     kinds=$(awk '{ print $1 }' "$out/times" | sort -u | paste -sd '|')
