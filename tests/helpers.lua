@@ -153,6 +153,19 @@ function M.card_json(dir, id)
   return require("cjson").decode(require("orket.jsonout").encode(view.doc_of(g)))
 end
 
+--- sandboxes(dir[, all]) -> the project's live sandboxes (all: the ended ones too), as `orket
+--- sandbox list` reads them (orket.sandboxes.service.list), in this process: a test waiting
+--- for a sandbox's state asks many times, and each command started on PostgreSQL cost tens
+--- of milliseconds of CPU before it read anything
+function M.sandboxes(dir, all)
+  local db, err = require("orket.project").open_store(dir, false, true)
+  if not db then error("sandboxes: " .. tostring(err), 2) end
+  local ok, rows = pcall(require("orket.sandboxes.service").list, db, all)
+  db:close()
+  if not ok then error(rows, 2) end
+  return rows
+end
+
 --- board_state(dir) -> the statuses, retries and comment bodies of every card, a line each:
 --- what "the same board" means when a resumed or interrupted run is compared with one that
 --- was not

@@ -45,7 +45,7 @@ end
 -- the live sandbox once it is healthy and not one of those in `old` (ids)
 local function healthy(dir, old)
   return H.wait_for(function()
-    for _, row in ipairs(list(dir)) do
+    for _, row in ipairs(H.sandboxes(dir)) do
       if row.status == "healthy" and not old[math.tointeger(row.id)] then return row end
     end
   end, "a new sandbox to be healthy", 3000)
@@ -243,7 +243,7 @@ describe("examples/notes-web", function()
     assert.equal("done", H.card_json(dir, "NOTESWEB-bugs-1").card.status)
     local second = healthy(dir, { [math.tointeger(first.id)] = true })
     H.wait_for(function()
-      for _, row in ipairs(list(dir, true)) do
+      for _, row in ipairs(H.sandboxes(dir, true)) do
         if row.id == first.id then return row.status == "stopped" end
       end
     end, "the first sandbox to be stopped by the redeploy")

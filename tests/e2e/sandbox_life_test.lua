@@ -510,8 +510,8 @@ sandbox = { command = { "node", "server.js", %q }, deploy = "merge",
     assert.equal(0, r.status, r.stdout .. r.stderr)
     -- two merges, two deploys: the second replaced the first, and it outlives the run
     local rows = H.wait_for(function()
-      local all = list(dir, true)
-      local live = list(dir)
+      local all = H.sandboxes(dir, true)
+      local live = H.sandboxes(dir)
       return #all == 2 and #live == 1 and live[1].status == "healthy" and live
     end, "the second deploy to be healthy and the first stopped", 3000)
     local status, body = get(rows[1].socket)
