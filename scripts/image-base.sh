@@ -23,6 +23,9 @@ if [ ! -s "$TAR" ]; then
   debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.log" 2>&1 ||
     { tail -n 20 "$root.log" >&2; rm -f "$root.log"; exit 1; }
   rm -f "$root.log"
+  # the tree's top is mktemp's 0700 directory: a root directory anybody may enter, as on a
+  # machine (the image's own user, and any other, must reach /usr)
+  chmod 755 "$root"
   # what the slim images also drop: the package lists and caches
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
   tar -C "$root" --numeric-owner -cf "$TAR.part" .
