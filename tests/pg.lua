@@ -42,15 +42,25 @@ local function as_owner()
   return "setpriv --reuid=nobody --regid=$(id -g nobody) --clear-groups -- "
 end
 
+-- This process's PID namespace ("pid:[N]"): a pid means something only inside it.
+local function pid_ns()
+  return uv.fs_readlink("/proc/self/ns/pid") or "?"
+end
+
 -- Servers of earlier runs whose test process died without stop() (killed, crashed): each
--- directory names its owner's pid; a server whose owner is gone is stopped and removed.
-local function reap_stale(wrap)
+-- directory names its owner's pid and PID namespace; a server whose owner is gone is stopped
+-- and removed. One of another namespace is left alone: a run in a container or chroot that
+-- shares /dev/shm with the host has pids this process cannot see, and stopping its server
+-- failed that run.
+function M.reap_stale(wrap)
+  wrap = wrap or as_owner()
   local where = q(H.scratch()) .. "/orket-pg.*"
   if H.scratch() ~= "/tmp" then where = where .. " /tmp/orket-pg.*" end -- where earlier runs made them
   local p = io.popen("ls -d " .. where .. " 2>/dev/null")
+  local ours = pid_ns()
   for dir in p:lines() do
-    local owner = tonumber((H.read(dir .. "/owner") or ""):match("%d+"))
-    if owner and not sh("kill -0 " .. owner .. " 2>/dev/null") then
+    local owner, ns = (H.read(dir .. "/owner") or ""):match("^(%d+)%s*(%S*)")
+    if owner and (ns == "" or ns == ours) and not sh("kill -0 " .. owner .. " 2>/dev/null") then
       sh(string.format("cd / && %s%s/pg_ctl -D %s -m immediate -w stop", wrap, M.BIN, q(dir .. "/data")))
       os.execute("rm -rf " .. q(dir))
     end
@@ -64,13 +74,13 @@ end
 function M.start(o)
   o = o or {}
   local wrap = as_owner()
-  reap_stale(wrap)
+  M.reap_stale(wrap)
   -- in memory where the machine allows (H.scratch): the store's suites create and drop a
   -- database for nearly every test, each a copy of the template's files; on ext4 a CREATE
   -- DATABASE cost 50-120 ms of CPU here, in memory about 13 ms, and the PostgreSQL layer
   -- took a quarter less CPU
   local dir = assert(uv.fs_mkdtemp(H.scratch() .. "/orket-pg.XXXXXX"))
-  H.write(dir .. "/owner", tostring(uv.os_getpid()))
+  H.write(dir .. "/owner", tostring(uv.os_getpid()) .. " " .. pid_ns() .. "\n")
   local password = "pw-" .. tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9))
   H.write(dir .. "/pwfile", password .. "\n")
   if wrap ~= "" then assert(sh("chown -R nobody " .. q(dir) .. " && chmod 700 " .. q(dir))) end

@@ -41,6 +41,25 @@ describe("PostgreSQL", function()
     return (server.url:gsub("^postgresql://orket@", "postgresql://orket:" .. pw .. "@"):gsub("&passfile=[^&]*", ""))
   end
 
+  describe("the tests' own server", function()
+    it("stops a dead run's server, and never one whose owner lives in another PID namespace", function()
+      -- 999999999 is above any pid_max: no process has it
+      local ours = uv.fs_readlink("/proc/self/ns/pid")
+      local made = {}
+      for _, owner in ipairs { "999999999 " .. ours, "999999999 pid:[1]", tostring(uv.os_getpid()) .. " " .. ours } do
+        local dir = assert(uv.fs_mkdtemp(H.scratch() .. "/orket-pg.XXXXXX"))
+        H.write(dir .. "/owner", owner .. "\n")
+        made[#made + 1] = dir
+      end
+      finally(function() for _, d in ipairs(made) do os.execute("rm -rf " .. H.quote(d)) end end)
+      PG.reap_stale()
+      assert.is_nil(uv.fs_stat(made[1]), "a dead owner's server stays")
+      assert.is_table(uv.fs_stat(made[2]), "another namespace's server was stopped")
+      assert.is_table(uv.fs_stat(made[3]), "a live owner's server was stopped")
+      assert.is_table(uv.fs_stat(server.dir), "this spec's own server was stopped")
+    end)
+  end)
+
   describe("orket.c.pg", function()
     it("counts a timeout from the call, not from the loop's last turn", function()
       -- the process blocked for 1.5 s without turning the loop (as a test waiting on a child
