@@ -20,7 +20,6 @@
 #define ORKET_BYTECODE_H
 
 #include <stddef.h>
-
 #include <stdint.h>
 
 #define BYTECODE_MAGIC "ORKETBC1"

@@ -8,6 +8,7 @@ return function(options)
   local handler = require("busted.outputHandlers.base")()
   local passed, failed, pending = 0, 0, 0
   local profile = os.getenv("ORKET_TEST_PROFILE") == "1"
+  local hrtime = require("luv").hrtime
 
   -- the machine's busy CPU in ms from /proc/stat's first line (user nice system irq softirq
   -- steal, at 100 ticks a second)
@@ -34,14 +35,15 @@ return function(options)
   end
 
   handler.testStart = function(element)
-    started[element] = { require("luv").hrtime(), machine_ms() }
+    started[element] = { hrtime(), machine_ms() }
     return nil, true
   end
 
   handler.testEnd = function(element, parent, status)
-    local s = profile and started[element]
+    local s = started[element]
     if s then
-      io.write(string.format("\nPROFILE %7.0f ms wall %7d ms cpu  %s\n", (require("luv").hrtime() - s[1]) / 1e6,
+      started[element] = nil
+      io.write(string.format("\nPROFILE %7.0f ms wall %7d ms cpu  %s\n", (hrtime() - s[1]) / 1e6,
         machine_ms() - s[2], handler.getFullName(element)))
     end
     if status == "success" then

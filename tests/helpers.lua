@@ -139,17 +139,25 @@ function M.api_key(dir, name, role)
   return k, k:match("^ork_(%x+)_"), r
 end
 
+-- reading(dir, what, fn) -> fn(db)'s result, on the project's store opened for reading in
+-- this process; any failure raised as "WHAT: message" at the helper's caller
+local function reading(dir, what, fn)
+  local db, err = require("orket.project").open_store(dir, false, true)
+  if not db then error(what .. ": " .. tostring(err), 3) end
+  local ok, r, rerr = pcall(fn, db)
+  db:close()
+  if not ok then error(what .. ": " .. tostring(r), 3) end
+  if r == nil then error(what .. ": " .. tostring(rerr), 3) end
+  return r
+end
+
 --- card_json(dir, id) -> the document `orket card ID --json` prints, made in this process by
 --- the command's own steps (the project's store opened for reading, orket.views.card): tests
 --- read cards often, many while they wait, and a process for each was a good part of a run's
 --- CPU (on PostgreSQL each also loaded libpq). The CLI's own output is tested apart.
 function M.card_json(dir, id)
-  local db, err = require("orket.project").open_store(dir, false, true)
-  if not db then error("card " .. id .. ": " .. tostring(err), 2) end
   local view = require "orket.views.card"
-  local g, gerr = view.gather(db, id, dir)
-  db:close()
-  if not g then error("card " .. id .. ": " .. tostring(gerr), 2) end
+  local g = reading(dir, "card " .. id, function(db) return view.gather(db, id, dir) end)
   return require("cjson").decode(require("orket.jsonout").encode(view.doc_of(g)))
 end
 
@@ -158,12 +166,7 @@ end
 --- for a sandbox's state asks many times, and each command started on PostgreSQL cost tens
 --- of milliseconds of CPU before it read anything
 function M.sandboxes(dir, all)
-  local db, err = require("orket.project").open_store(dir, false, true)
-  if not db then error("sandboxes: " .. tostring(err), 2) end
-  local ok, rows = pcall(require("orket.sandboxes.service").list, db, all)
-  db:close()
-  if not ok then error(rows, 2) end
-  return rows
+  return reading(dir, "sandboxes", function(db) return require("orket.sandboxes.service").list(db, all) end)
 end
 
 --- board_state(dir) -> the statuses, retries and comment bodies of every card, a line each:
