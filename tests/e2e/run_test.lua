@@ -442,6 +442,14 @@ return { name = "stamp", description = "Append a line to stamps.log.", effect = 
 
   it("resumes after kill -9 at random moments with the uninterrupted run's board", function()
     local uv = require "luv"
+    -- each answer takes a few ms: on an idle machine the whole run otherwise ends within the
+    -- shell's own latency (the wait for run_start polls every 10 ms), and no kill lands in it
+    local function project()
+      local dir = H.example("notes")
+      local script = H.read(dir .. "/script.lua")
+      H.write(dir .. "/script.lua", (script:gsub("return { rules", "for _, r in ipairs(rules) do r.reply.delay_ms = 8 end\nreturn { rules", 1)))
+      return dir
+    end
     local ref = project()
     -- the span from the run being recorded (run_start) to its end, measured as the kills wait
     local WAIT_START = "i=0; while [ $i -lt 400 ] && ! grep -q '\"run_start\"' out.jsonl 2>/dev/null; do sleep 0.01; i=$((i+1)); done; "
