@@ -14,6 +14,7 @@
  * table and its loader, and each field takes its type from libgit2's own declaration, so
  * the two cannot disagree. */
 #define GITAPI_FUNCS(X) \
+  X(attr_cache_flush)                                                                        \
   X(blob_create_from_buffer) X(blob_free) X(blob_is_binary) X(blob_lookup) X(branch_create)  \
   X(branch_iterator_free) X(branch_iterator_new) X(branch_lookup) X(branch_next)             \
   X(checkout_options_init) X(checkout_tree) X(commit_author) X(commit_create)                \

@@ -28,6 +28,7 @@
  * What the repository object caches of the files (index, config, refs, packs) it checks
  * against the disk itself, and every index use here reads it again first. */
 #define GR_OPEN_MAX 8
+#define GR_SPARE_MAX 16
 
 typedef struct gr_open {
   git_repository *w; /* NULL: a free slot */
@@ -46,6 +47,15 @@ typedef struct gr_keys {
   int full;
 } gr_keys;
 
+/* What a handle knows of a working tree's index: it last left the index file (known: this
+ * very file, by its stamp) holding the tree of commit tip. libgit2 replaces an index whole by
+ * a rename, so another writer (a process, a handle) changes the stamp. */
+typedef struct gr_mark {
+  int known;
+  struct stat index;
+  git_oid tip;
+} gr_mark;
+
 /* A card's attached directory (gitrepo_attach): the main repository opened again with the
  * directory as its working directory and an index of its own under state. Kept until
  * gitrepo_detach; used only while the directory and state are the very ones attached. */
@@ -55,12 +65,9 @@ typedef struct gr_att {
   char ref[GR_CARD_MAX + 32];
   char dir[PATH_MAX], state[PATH_MAX];
   struct stat dir_st, state_st;
-  /* settled: this handle last left the directory's index matching the branch's tip, and
-   * neither has changed since (the index file's stamp, the tip): gr_refresh_repo has
-   * nothing to do, so it does nothing (gr_settled) */
-  int settled;
-  struct stat settled_index;
-  git_oid settled_tip;
+  /* settled: this handle last left the directory's index matching the branch's tip; while
+   * neither has changed since, gr_refresh_repo has nothing to do (gr_settled) */
+  gr_mark settled;
   /* turns: the turn keys of the branch's commits not in main as of the branch's tip
    * turns_tip (turns_known), so that a commit need not walk the history to learn that its
    * turn is new (gr_turn_seen). main only moves forward, so as it moves on the list can
@@ -86,6 +93,15 @@ struct gitrepo {
   unsigned long long tick;
   gr_att *att; /* the attached cards (natt of them) */
   size_t natt;
+  /* handles of directories detached to be handed on (gitrepo_detach), for the next attach
+   * of a card without one: opening a repository (its config read, its caches cold) cost more
+   * than anything else a card's directory asks of git at this size */
+  struct {
+    git_repository *w;
+    gr_mark index; /* what it knew of its directory's index, which moves with the directory */
+  } spare[GR_SPARE_MAX];
+  size_t nspare;
+  gr_mark main_settled; /* main's working tree, as gr_att.settled for a card's */
 };
 
 /* A working directory as the functions below see it: a repository handle whose working
@@ -97,7 +113,8 @@ typedef struct gr_wd {
   git_repository *repo;
   const char *ref;
   const char *state;
-  gr_att *att; /* an attached directory's (docs/git.md), else NULL */
+  gr_att *att;   /* an attached directory's (docs/git.md), else NULL */
+  gr_mark *mark; /* what this process knows of its index (gr_settle), NULL: nothing kept */
 } gr_wd;
 
 /* A checkout that follows a ref move is announced by this file in the working tree's own
@@ -669,6 +686,7 @@ void gitrepo_close(gitrepo *r) {
   gr_forget(r, NULL);
   while (r->natt) gr_att_drop(r, r->natt - 1);
   free(r->att);
+  while (r->nspare) g->repository_free(r->spare[--r->nspare].w);
   g->repository_free(r->walk);
   g->repository_free(r->repo);
   free(r->path);
@@ -889,7 +907,7 @@ int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *create
   int unborn = g->repository_head_unborn(repo), updated;
   /* settling finishes a first commit killed before it wrote the index */
   if (unborn < 0 || (unborn == 1 && gr_initial_commit(g, repo, who, e) != 0) ||
-      gr_check_shape(g, repo, e) != 0 || gr_refresh_repo(g, &(gr_wd){repo, NULL, NULL, NULL}, &updated, e) != 0) {
+      gr_check_shape(g, repo, e) != 0 || gr_refresh_repo(g, &(gr_wd){repo, NULL, NULL, NULL, NULL}, &updated, e) != 0) {
     if (unborn < 0) gr_git(g, e, unborn, "HEAD");
     g->repository_free(repo);
     gr_lib_release(&api);
@@ -1040,36 +1058,54 @@ static int gr_check_ways(const gitapi *g, git_repository *repo, char *const *pat
   return ret;
 }
 
-/* An attached directory whose index this handle left matching its branch's tip, with neither
- * changed since: the index file is the same file (inode, size, change time: libgit2 replaces
- * it whole by a rename) and the tip the same commit. Another process's commit or merge
- * changes one of them. */
-static int gr_index_stamp(const gr_wd *w, struct stat *st) {
-  char p[PATH_MAX + 8];
-  if ((size_t)snprintf(p, sizeof p, "%s/index", w->state) >= sizeof p) return -1;
+/* The stamp of w's index file (its state's, or its gitdir's). */
+static int gr_index_stamp(const gitapi *g, const gr_wd *w, struct stat *st) {
+  char p[PATH_MAX + 8], d[PATH_MAX];
+  if (gr_state_dir(g, w, d, sizeof d) != 0 || (size_t)snprintf(p, sizeof p, "%sindex", d) >= sizeof p) return -1;
   return lstat(p, st);
 }
 
-static int gr_settled(const gitapi *g, const gr_wd *w) {
-  gr_att *a = w->att;
+/* 1 when w's index is still the file this handle left holding the tree of w->mark->tip: the
+ * same file (device, inode, size, change and modification times). */
+static int gr_mark_holds(const gitapi *g, const gr_wd *w) {
+  const gr_mark *m = w->mark;
   struct stat st;
-  git_oid tip;
-  return a && a->settled && gr_index_stamp(w, &st) == 0 && st.st_ino == a->settled_index.st_ino &&
-         st.st_dev == a->settled_index.st_dev && st.st_size == a->settled_index.st_size &&
-         st.st_mtim.tv_sec == a->settled_index.st_mtim.tv_sec &&
-         st.st_mtim.tv_nsec == a->settled_index.st_mtim.tv_nsec &&
-         st.st_ctim.tv_sec == a->settled_index.st_ctim.tv_sec &&
-         st.st_ctim.tv_nsec == a->settled_index.st_ctim.tv_nsec &&
-         g->reference_name_to_id(&tip, w->repo, w->ref) == 0 && g->oid_equal(&tip, &a->settled_tip);
+  return m && m->known && gr_index_stamp(g, w, &st) == 0 && st.st_ino == m->index.st_ino &&
+         st.st_dev == m->index.st_dev && st.st_size == m->index.st_size &&
+         st.st_mtim.tv_sec == m->index.st_mtim.tv_sec && st.st_mtim.tv_nsec == m->index.st_mtim.tv_nsec &&
+         st.st_ctim.tv_sec == m->index.st_ctim.tv_sec && st.st_ctim.tv_nsec == m->index.st_ctim.tv_nsec;
 }
 
-/* Records that the attached directory's index now matches its branch's tip (callers: once it
- * does); anything unreadable leaves it unsettled. */
+/* A working tree whose index this handle left matching its branch's tip, with neither changed
+ * since (another process's commit or merge changes one of them): nothing to settle. */
+static int gr_settled(const gitapi *g, const gr_wd *w) {
+  git_oid tip;
+  return gr_mark_holds(g, w) && g->reference_name_to_id(&tip, w->repo, w->ref ? w->ref : "HEAD") == 0 &&
+         g->oid_equal(&tip, &w->mark->tip);
+}
+
+/* Records that w's index now matches its branch's tip (callers: once it does); anything
+ * unreadable leaves nothing known. */
 static void gr_settle(const gitapi *g, const gr_wd *w) {
-  gr_att *a = w->att;
-  if (a == NULL) return;
-  a->settled = gr_index_stamp(w, &a->settled_index) == 0 &&
-               g->reference_name_to_id(&a->settled_tip, w->repo, w->ref) == 0;
+  gr_mark *m = w->mark;
+  if (m == NULL) return;
+  m->known = gr_index_stamp(g, w, &m->index) == 0 &&
+             g->reference_name_to_id(&m->tip, w->repo, w->ref ? w->ref : "HEAD") == 0;
+}
+
+/* The id of the tree w's index holds: the tree of the commit it was left matching while
+ * gr_mark_holds (a commit's tree is read from the commit, cached), else built from the index,
+ * which hashes every entry: as main grows, that made each checkout dearer. */
+static int gr_index_tree_id(const gitapi *g, const gr_wd *w, git_index *idx, git_oid *out) {
+  if (gr_mark_holds(g, w)) {
+    git_commit *c = NULL;
+    if (g->commit_lookup(&c, w->repo, &w->mark->tip) == 0) {
+      *out = *g->commit_tree_id(c);
+      g->commit_free(c);
+      return 0;
+    }
+  }
+  return g->index_write_tree(out, idx);
 }
 
 /* Settles a working tree after whatever a crash interrupted. The index should always be
@@ -1086,7 +1122,6 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
   git_repository *repo = w->repo;
   *updated = 0;
   if (gr_settled(g, w)) return 0;
-  if (w->att) w->att->settled = 0;
   int pending = gr_pending(g, w);
   /* No index: a checkout that never finished. In a card's linked worktree that is its
    * creation (a turn only starts once the worktree is made), so every file there is our own
@@ -1107,8 +1142,9 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     gr_fail(e, "EDIRTY", "the index of %s has unresolved conflicts", g->repository_workdir(repo));
     goto out;
   }
-  if ((rc = g->index_write_tree(&bid, idx)) < 0 || (rc = g->tree_lookup(&base, repo, &bid)) < 0 ||
-      (rc = gr_tip_tree(g, w, &target)) < 0 ||
+  rc = gr_index_tree_id(g, w, idx, &bid);
+  if (w->mark) w->mark->known = 0; /* until it is settled again */
+  if (rc < 0 || (rc = g->tree_lookup(&base, repo, &bid)) < 0 || (rc = gr_tip_tree(g, w, &target)) < 0 ||
       (rc = g->diff_tree_to_tree(&diff, repo, base, target, NULL)) < 0) {
     gr_git(g, e, rc, "comparing the index with HEAD");
     goto out;
@@ -1306,10 +1342,10 @@ static int gr_open_card(gitrepo *r, const char *card, gr_wd *wd, gr_err *e) {
   if (gr_check_card(card, e) != 0) return -1;
   gr_att *a = gr_attached(r, card);
   if (a) {
-    *wd = (gr_wd){a->w, a->ref, a->state, a};
+    *wd = (gr_wd){a->w, a->ref, a->state, a, &a->settled};
     return 0;
   }
-  *wd = (gr_wd){NULL, NULL, NULL, NULL};
+  *wd = (gr_wd){NULL, NULL, NULL, NULL, NULL};
   git_repository **wrepo = &wd->repo;
   if ((*wrepo = gr_kept(r, card, NULL)) != NULL) {
     if (gr_wt_gitdir_check(g, r->repo, card, e) == 0) return 0;
@@ -1417,7 +1453,7 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
       gr_forget(r, card);
       goto out;
     }
-    ret = gr_refresh_repo(g, &(gr_wd){w, NULL, NULL, NULL}, &updated, e);
+    ret = gr_refresh_repo(g, &(gr_wd){w, NULL, NULL, NULL, NULL}, &updated, e);
     goto out;
   }
   rc = gr_wt_lookup(g, r->repo, card, &wt);
@@ -1452,7 +1488,7 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
     }
     *created = 1;
   }
-  if (gr_open_wt(r, card, abs, wt, &w, e) != 0 || gr_refresh_repo(g, &(gr_wd){w, NULL, NULL, NULL}, &updated, e) != 0) goto out;
+  if (gr_open_wt(r, card, abs, wt, &w, e) != 0 || gr_refresh_repo(g, &(gr_wd){w, NULL, NULL, NULL, NULL}, &updated, e) != 0) goto out;
   ret = 0;
 out:
   g->worktree_free(wt);
@@ -1630,8 +1666,17 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
      * changed hands), so whatever is there goes before the card's files are written */
     struct stat st;
     if (lstat(ip, &st) != 0 && gr_dir_used(adir) && gr_empty_dir(adir, e) != 0) goto out;
-    if ((rc = g->repository_open_ext(&w, r->path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL)) < 0 ||
-        (rc = g->repository_set_workdir(w, adir, 0)) < 0 || (rc = g->index_open(&idx, ip)) < 0) {
+    /* a spare handle served another directory: libgit2 keys what it caches of a working
+     * tree's .gitattributes and .gitignore files by their path inside it, so that goes */
+    gr_mark was = {0};
+    if (r->nspare) {
+      w = r->spare[--r->nspare].w;
+      was = r->spare[r->nspare].index;
+      rc = g->attr_cache_flush(w);
+    } else {
+      rc = g->repository_open_ext(&w, r->path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+    }
+    if (rc < 0 || (rc = g->repository_set_workdir(w, adir, 0)) < 0 || (rc = g->index_open(&idx, ip)) < 0) {
       gr_git(g, e, rc, adir);
       goto out;
     }
@@ -1646,6 +1691,9 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
       gr_fail(e, "EIO", "cannot read %s: %s", adir, strerror(errno));
       goto out;
     }
+    /* the index a parked directory takes along is the one its last card's handle left: its
+     * stamp says whether this directory is that one */
+    a->settled = was;
     a->w = w;
     w = NULL;
     r->natt++;
@@ -1656,7 +1704,7 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     a->turns.len = a->turns.n = 0;
     a->turns.full = 0;
   }
-  gr_wd wd = {a->w, a->ref, a->state, a};
+  gr_wd wd = {a->w, a->ref, a->state, a, &a->settled};
   if (gr_settled(g, &wd)) { /* attached here already, and nothing moved since */
     ret = 0;
     goto out;
@@ -1671,7 +1719,7 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     int same = 0;
     rc = g->repository_index(&ci, a->w);
     if (rc == 0) rc = g->index_read(ci, 0);
-    if (rc == 0) rc = g->index_write_tree(&tid, ci);
+    if (rc == 0) rc = gr_index_tree_id(g, &wd, ci, &tid);
     if (rc == 0) rc = gr_tip_tree(g, &wd, &tip);
     if (rc == 0) same = g->oid_equal(&tid, g->tree_id(tip));
     g->tree_free(tip);
@@ -1807,7 +1855,7 @@ static int gr_clear_paths(const gitapi *g, const gr_wd *wd, const char *card, co
   gr_scan scan = {0};
   gr_entry_at *before = NULL;
   git_oid tid;
-  int rc, ret = -1, same = wd->att && wd->att->settled;
+  int rc, ret = -1, same = wd->mark && wd->mark->known;
   if ((rc = g->repository_index(&idx, wd->repo)) < 0 || (rc = g->index_read(idx, 0)) < 0) {
     gr_git(g, e, rc, "index");
     goto out;
@@ -1839,7 +1887,7 @@ static int gr_clear_paths(const gitapi *g, const gr_wd *wd, const char *card, co
   for (size_t i = 0; ret == 0 && i < scan.skip.n; i++) ret = gr_remove_rel(root, scan.skip.v[i], e);
 out:
   /* what was staged here stays in memory no longer; after a clean pass there is nothing to
-   * undo but fresher file stamps, and the detach frees this handle at once anyway */
+   * undo but fresher file stamps, and the handle's next directory comes with its own index */
   if (idx && !(ret == 0 && same)) (void)g->index_read(idx, 1);
   free(before);
   gr_scan_free(&scan);
@@ -1860,11 +1908,16 @@ int gitrepo_detach(gitrepo *r, const char *card, const gr_paths *only, int *deta
   }
   gr_att *a = gr_attached(r, card);
   if (a == NULL) return 0;
-  gr_wd wd = {a->w, a->ref, a->state, a};
+  gr_wd wd = {a->w, a->ref, a->state, a, &a->settled};
   int updated;
   if (gr_refresh_repo(g, &wd, &updated, e) != 0) return -1;
   if (!whole && (whole = gr_clear_paths(g, &wd, card, only, e)) < 0) return -1;
   if (whole && gr_clear_for_next(g, &wd, card, e) != 0) return -1;
+  if (r->nspare < GR_SPARE_MAX) { /* kept for the next card (gitrepo_attach) */
+    r->spare[r->nspare].w = a->w;
+    r->spare[r->nspare++].index = a->settled;
+    a->w = NULL;
+  }
   gr_att_drop(r, (size_t)(a - r->att));
   *detached = 1;
   return 0;
@@ -1995,7 +2048,7 @@ int gitrepo_worktree_remove(gitrepo *r, const char *card, int *removed, gr_err *
       goto out;
     }
     if (w == NULL && gr_open_wt(r, card, NULL, wt, &w, e) != 0) goto out;
-    gr_wd wd = {w, NULL, NULL, NULL};
+    gr_wd wd = {w, NULL, NULL, NULL, NULL};
     int st = gr_refresh_repo(g, &wd, &updated, e) == 0 ? gr_status_repo(g, &wd, &dirty, e) : -1;
     if (st == 0 && dirty.n)
       st = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, dirty.v[0],
@@ -2332,7 +2385,7 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
     *kind = GR_MERGED;
   }
   snprintf(msg, sizeof msg, "orket: merge %s", bname);
-  gr_wd mw = {r->repo, NULL, NULL, NULL};
+  gr_wd mw = {r->repo, NULL, NULL, NULL, &r->main_settled};
   if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, e) != 0) goto out;
   g->oid_tostr(id, GR_OID_HEX + 1, &target);
   /* main has moved: the merge stands even when its working tree cannot follow yet */
@@ -2621,7 +2674,7 @@ int gitrepo_recover(gitrepo *r, int *removed, gr_err *e) {
   gr_forget(r, NULL); /* after a crash: every worktree read afresh */
   if ((rc = g->worktree_list(&wts, r->repo)) < 0) return gr_git(g, e, rc, "worktrees");
   if (gr_clear_locks(r, &wts, removed, e) != 0) goto out;
-  if (gr_refresh_repo(g, &(gr_wd){r->repo, NULL, NULL, NULL}, &updated, e) != 0) goto out;
+  if (gr_refresh_repo(g, &(gr_wd){r->repo, NULL, NULL, NULL, &r->main_settled}, &updated, e) != 0) goto out;
   for (size_t i = 0; i < wts.count; i++) {
     gr_wd w;
     if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
@@ -2695,7 +2748,7 @@ static int gr_check_worktree(const gitapi *g, git_repository *w, const char *nam
   git_index *idx = NULL;
   git_reference *head = NULL;
   int ret = 0;
-  if (gr_pending(g, &(gr_wd){w, NULL, NULL, NULL})) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
+  if (gr_pending(g, &(gr_wd){w, NULL, NULL, NULL, NULL})) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
   if (g->repository_head(&head, w) < 0) ret = gr_fail(e, "EINCONSISTENT", "%s: HEAD does not resolve", name);
   else if (g->repository_index(&idx, w) < 0 || g->index_read(idx, 1) < 0)
     ret = gr_fail(e, "EINCONSISTENT", "%s: the index cannot be read", name);
@@ -2762,7 +2815,7 @@ out:
 int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e) {
   const gitapi *g = &r->git;
   *updated = 0;
-  if (card == NULL) return gr_refresh_repo(g, &(gr_wd){r->repo, NULL, NULL, NULL}, updated, e);
+  if (card == NULL) return gr_refresh_repo(g, &(gr_wd){r->repo, NULL, NULL, NULL, &r->main_settled}, updated, e);
   gr_wd w;
   if (gr_open_card(r, card, &w, e) != 0) return -1;
   return gr_refresh_repo(g, &w, updated, e);

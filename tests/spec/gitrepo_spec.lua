@@ -172,6 +172,30 @@ describe("orket.c.gitrepo", function()
       assert.equal("S1's secret\n", H.read(a2 .. "/secret.txt"))
     end)
 
+    it("reads the next card's .gitattributes and .gitignore in a directory handed on, not the last card's", function()
+      local a = assert(att("G1"))
+      H.write(a .. "/g1.txt", "g1\n") -- staged through the attributes and ignore rules: read, and none there
+      assert(repo:commit("G1", { name = WHO.name, email = WHO.email, message = "G1: turn 1", turn = "1/G1/1" }))
+      assert(repo:merge_to_main("G1", GUARD))
+      assert.is_true(repo:detach("G1"))
+      hand_over("G1", "G2")
+      local b = assert(att("G2"))
+      H.write(b .. "/.gitattributes", "*.txt text eol=lf\n")
+      H.write(b .. "/.gitignore", "skip.txt\n")
+      H.write(b .. "/crlf.txt", "a\r\nb\r\n")
+      H.write(b .. "/skip.txt", "not committed\n")
+      assert(repo:commit("G2", { name = WHO.name, email = WHO.email, message = "G2: turn 1", turn = "1/G2/1",
+        paths = { ".gitattributes", ".gitignore", "crlf.txt", "skip.txt" } }))
+      local function git(cmd)
+        local f = assert(io.popen("git -C " .. H.quote(ws) .. " " .. cmd))
+        local out = f:read("a")
+        f:close()
+        return out
+      end
+      assert.equal("a\nb\n", git("cat-file blob orket/G2:crlf.txt")) -- normalized as G2's .gitattributes says
+      assert.equal(".gitattributes\n.gitignore\nREADME\ncrlf.txt\ng1.txt\n", git("ls-tree --name-only orket/G2"))
+    end)
+
     it("writes only the paths that differ when a directory changes hands, and keeps a file someone changed", function()
       local a = assert(att("P1"))
       H.write(a .. "/p1.txt", "p1\n")

@@ -296,7 +296,10 @@ function M.enter(r, job)
       message = string.format("%s: work left before merging main", job.card_id) })
     if not cid then return nil, cerr, ccode end
     local m, merr, mcode = repo:merge_from_main(job.card_id, ENGINE)
-    if not m then return nil, merr, mcode end
+    if not m then
+      known(r, job.card_id, false) -- its checkout may be left half done: the next commit looks
+      return nil, merr, mcode
+    end
     -- committed whole, then files and index moved together: the directory matches its index
     local before = known(r, job.card_id)
     known(r, job.card_id, { run = job.run, turn = job.turn - 1, paths = {}, all = before and before.all })
@@ -448,6 +451,12 @@ function M.commit(r, job)
     only = {}
     for p in pairs(k.paths) do only[#only + 1] = p end
     table.sort(only)
+    -- nothing touched since the directory last matched its tip, in this run: the commit would
+    -- find the tree unchanged ("clean"), which is all a reviewer's turn usually leaves
+    if #only == 0 and k.run == job.run then
+      k.turn = job.turn
+      return true
+    end
   end
   local id, kind, skipped = git.repo:commit(job.card_id, { name = who.name, email = who.email, turn = turn_key(job),
     message = string.format("%s: turn %d (%s, run %d)", job.card_id, job.turn, job.phase, job.run), paths = only })
