@@ -1631,6 +1631,15 @@ static int gr_dir_used(const char *dir) {
   return used;
 }
 
+/* git_repository_set_workdir, not called when w's working directory is dir already: libgit2
+ * then returns early without freeing the path it made. */
+static int gr_set_workdir(const gitapi *g, git_repository *w, const char *dir) {
+  const char *now = g->repository_workdir(w);
+  size_t n = strlen(dir);
+  if (now && strncmp(now, dir, n) == 0 && now[n] == '/' && now[n + 1] == '\0') return 0;
+  return g->repository_set_workdir(w, dir, 0);
+}
+
 int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *state, int *switched, gr_err *e) {
   const gitapi *g = &r->git;
   char adir[PATH_MAX], astate[PATH_MAX], bname[GR_CARD_MAX + 16], ip[PATH_MAX + 8];
@@ -1676,7 +1685,7 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     } else {
       rc = g->repository_open_ext(&w, r->path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
     }
-    if (rc < 0 || (rc = g->repository_set_workdir(w, adir, 0)) < 0 || (rc = g->index_open(&idx, ip)) < 0) {
+    if (rc < 0 || (rc = gr_set_workdir(g, w, adir)) < 0 || (rc = g->index_open(&idx, ip)) < 0) {
       gr_git(g, e, rc, adir);
       goto out;
     }
