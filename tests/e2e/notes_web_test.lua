@@ -161,10 +161,29 @@ describe("examples/notes-web", function()
 
     -- the sandbox serves main's tree: the API and the page
     local first = healthy(dir, {})
+    -- acceptance by use: the deploy's owner ran the checks of the cards it brought (WEB-2's
+    -- over HTTP, WEB-3's over HTTP and in Chromium where it is installed), and they passed.
+    -- They run beside the test once the sandbox is healthy, so they are waited for before the
+    -- requests below, whose notes must come after theirs
+    for _, id in ipairs { "WEB-2", "WEB-3" } do
+      local ev = H.wait_for(function() return history(dir, id, "sandbox_check")[1] end, id .. "'s checks", 3000)
+      assert.is_true(ev.data.passed, cjson.encode(ev.data))
+      assert.equal("passed", ev.data.outcome)
+      assert.equal(math.tointeger(first.id), math.tointeger(ev.data.sandbox))
+      assert.equal(id == "WEB-2" and 3 or 2, #ev.data.results)
+      if id == "WEB-3" and WD.available() then
+        local b = ev.data.results[2]
+        assert.equal("browser", b.kind)
+        assert.is_true(b.ok, b.detail)
+        local png = H.read(b.screenshot)
+        assert.truthy(png and png:sub(1, 8) == "\137PNG\r\n\26\n", "a PNG screenshot at " .. tostring(b.screenshot))
+      end
+    end
+
     local sock = first.socket
     local st, text = request(sock, "GET", "/health")
     assert.equal(200, st, text)
-    -- (the acceptance checks below added notes of their own first)
+    -- (the acceptance checks above added notes of their own first)
     st, text = request(sock, "POST", "/notes", { text = "buy <milk>" })
     assert.equal(201, st, text)
     local n = math.tointeger(cjson.decode(text).id)
@@ -209,23 +228,6 @@ describe("examples/notes-web", function()
       print("  skipped: the app's page in Chromium (" .. select(2, WD.available()) .. ")")
     end
     assert.equal(0, s.stop())
-
-    -- acceptance by use: the deploy's owner ran the checks of the cards it brought (WEB-2's
-    -- over HTTP, WEB-3's over HTTP and in Chromium where it is installed), and they passed
-    for _, id in ipairs { "WEB-2", "WEB-3" } do
-      local ev = H.wait_for(function() return history(dir, id, "sandbox_check")[1] end, id .. "'s checks", 3000)
-      assert.is_true(ev.data.passed, cjson.encode(ev.data))
-      assert.equal("passed", ev.data.outcome)
-      assert.equal(math.tointeger(first.id), math.tointeger(ev.data.sandbox))
-      assert.equal(id == "WEB-2" and 3 or 2, #ev.data.results)
-      if id == "WEB-3" and WD.available() then
-        local b = ev.data.results[2]
-        assert.equal("browser", b.kind)
-        assert.is_true(b.ok, b.detail)
-        local png = H.read(b.screenshot)
-        assert.truthy(png and png:sub(1, 8) == "\137PNG\r\n\26\n", "a PNG screenshot at " .. tostring(b.screenshot))
-      end
-    end
 
     -- the rock done opened its bug-fix phase; a person files the bug found above with
     -- `orket bug`, the next run works it, and its fix replaces the sandbox
