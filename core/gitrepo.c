@@ -771,6 +771,21 @@ static int gr_control_name(const char *base) {
   return strcmp(base, ".gitignore") == 0 || strcmp(base, ".gitattributes") == 0 || strcmp(base, ".gitmodules") == 0;
 }
 
+/* 1 when the index entry en already records the file at path (st: its lstat) as staging it
+ * would: the same mode and the same blob, hashed as libgit2 stages it (filters applied).
+ * Staging writes the blob first (a temporary object file, dropped when the object exists),
+ * which a detach's check of a card's committed files paid for every one. */
+static int gr_entry_holds(const gitapi *g, git_repository *repo, const git_index_entry *en, const char *path,
+                          const struct stat *st) {
+  char full[PATH_MAX];
+  git_oid id;
+  if (en == NULL || (en->mode != GIT_FILEMODE_BLOB && en->mode != GIT_FILEMODE_BLOB_EXECUTABLE) ||
+      (en->mode == GIT_FILEMODE_BLOB_EXECUTABLE) != ((st->st_mode & S_IXUSR) != 0) ||
+      (size_t)snprintf(full, sizeof full, "%s%s", g->repository_workdir(repo), path) >= sizeof full)
+    return 0;
+  return g->repository_hashfile(&id, repo, full, GIT_OBJECT_BLOB, path) == 0 && g->oid_equal(&id, &en->id);
+}
+
 /* Stages one path (valid: gitrepo_path_valid). 0 staged (or rightly left out), 1 the whole
  * walk is needed, -1 error (EUNSAFE as gr_scan's). */
 static int gr_stage_one(const gitapi *g, git_repository *repo, git_index *idx, int root, const char *path,
@@ -835,8 +850,9 @@ static int gr_stage_one(const gitapi *g, git_repository *repo, git_index *idx, i
     return gr_scan_skip(s, path, why, e);
   } else {
     int ignored = 0; /* as index_add_all: an ignored file is added only when already tracked */
-    if ((rc = g->ignore_path_is_ignored(&ignored, repo, path)) == 0 &&
-        (!ignored || g->index_get_bypath(idx, path, 0) != NULL))
+    const git_index_entry *en = g->index_get_bypath(idx, path, 0);
+    if ((rc = g->ignore_path_is_ignored(&ignored, repo, path)) == 0 && (!ignored || en != NULL) &&
+        !gr_entry_holds(g, repo, en, path, &st))
       rc = g->index_add_bypath(idx, path);
   }
   return rc < 0 ? gr_git(g, e, rc, path) : 0;

@@ -196,6 +196,27 @@ describe("orket.c.gitrepo", function()
       assert.equal(".gitattributes\n.gitignore\nREADME\ncrlf.txt\ng1.txt\n", git("ls-tree --name-only orket/G2"))
     end)
 
+    it("stages a touched path by what it holds: the same bytes are no change, a new mode or new bytes are", function()
+      local a = assert(att("H1"))
+      local function commit(turn)
+        return select(2, assert(repo:commit("H1", { name = WHO.name, email = WHO.email, message = "H1: " .. turn,
+          turn = "1/H1/" .. turn, paths = { "h.sh" } })))
+      end
+      H.write(a .. "/h.sh", "echo hi\n")
+      assert.equal("committed", commit(1))
+      H.write(a .. "/h.sh", "echo hi\n") -- written again, the same bytes: a new file stamp only
+      assert.equal("clean", commit(2))
+      sh("chmod +x " .. H.quote(a .. "/h.sh"))
+      assert.equal("committed", commit(3))
+      H.write(a .. "/h.sh", "echo bye\n")
+      assert.equal("committed", commit(4))
+      local f = assert(io.popen("git -C " .. H.quote(ws) .. " ls-tree orket/H1 h.sh"))
+      local line = f:read("a")
+      f:close()
+      assert.matches("^100755 blob ", line)
+      assert.is_true(repo:detach("H1", { paths = { "h.sh" } }))
+    end)
+
     it("writes only the paths that differ when a directory changes hands, and keeps a file someone changed", function()
       local a = assert(att("P1"))
       H.write(a .. "/p1.txt", "p1\n")
