@@ -2855,7 +2855,22 @@ typedef struct gr_push_state {
   const char *user, *password;
   int asked;
   char rejected[256];
+  const char *ref; /* the ref pushed, and the commit it was sent as (pushed: 1) */
+  git_oid sent;
+  int pushed;
 } gr_push_state;
+
+/* What the push sends, as libgit2 read the local ref: the id to report as pushed. */
+static int gr_push_negotiated(const git_push_update **updates, size_t len, void *payload) {
+  gr_push_state *s = payload;
+  for (size_t i = 0; i < len; i++) {
+    if (updates[i]->dst_refname && strcmp(updates[i]->dst_refname, s->ref) == 0) {
+      s->sent = updates[i]->dst;
+      s->pushed = 1;
+    }
+  }
+  return 0;
+}
 
 static int gr_push_cred(git_credential **out, const char *url, const char *user_from_url,
                         unsigned int allowed, void *payload) {
@@ -2890,7 +2905,7 @@ static int gr_remote_at(gitrepo *r, const char *url, git_remote **remote, gr_err
 }
 
 int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, const char *user,
-                 const char *password, gr_err *e) {
+                 const char *password, char *id_out, gr_err *e) {
   const gitapi *g = &r->git;
   char ref[GR_KEY_MAX + 16], spec[2 * (GR_KEY_MAX + 16) + 2];
   git_oid id;
@@ -2902,11 +2917,12 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
   git_remote *remote = NULL;
   int rc;
   if (gr_remote_at(r, url, &remote, e) != 0) return -1;
-  gr_push_state st = {.g = g, .user = user, .password = password};
+  gr_push_state st = {.g = g, .user = user, .password = password, .ref = ref};
   git_push_options po;
   g->push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
   po.callbacks.credentials = gr_push_cred;
   po.callbacks.push_update_reference = gr_push_ref;
+  po.callbacks.push_negotiation = gr_push_negotiated;
   po.callbacks.payload = &st;
   char *specs[] = {spec};
   git_strarray refspecs = {specs, 1};
@@ -2920,6 +2936,8 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
     return gr_fail(e, code, "pushing %s: %s", branch, le && le->message ? le->message : "unknown libgit2 error");
   }
   if (st.rejected[0]) return gr_fail(e, "EREJECTED", "the remote refused %s", st.rejected);
+  /* nothing negotiated: the remote's branch already was the local one, read above */
+  g->oid_tostr(id_out, GR_OID_HEX + 1, st.pushed ? &st.sent : &id);
   return 0;
 }
 

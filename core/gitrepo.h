@@ -208,9 +208,11 @@ int gitrepo_check(gitrepo *r, gr_err *e);
  * URL's or "orket"), is offered once when the remote asks for HTTP credentials; neither is
  * kept or written anywhere. ENOENT: no such branch; EAUTH: the remote refused the
  * credentials; EREJECTED: the remote refused the ref (not a fast-forward, a hook);
- * EREMOTE: it could not be reached or failed. The remote's ref moves atomically or not. */
+ * EREMOTE: it could not be reached or failed. The remote's ref moves atomically or not.
+ * id (40 hex + NUL): the commit pushed, as the push read the branch (another operation may
+ * move it between this call and the push reading it). */
 int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, const char *user,
-                 const char *password, gr_err *e);
+                 const char *password, char *id, gr_err *e);
 /* 1 when commit id (40 hex) is ref's tip or in its history ("refs/heads/main",
  * GR_REMOTE_MAIN), 0 when not (or the repository lacks it), -1 on error (ENOENT: no such ref;
  * EINVAL). */

@@ -463,7 +463,7 @@ typedef struct lgr_push_req {
   uv_work_t work;
   char *path, *url, *branch, *user, *token;
   int fetch, force, rc, cancelled;
-  char id[GR_OID_HEX + 1]; /* fetch: the remote's main */
+  char id[GR_OID_HEX + 1]; /* fetch: the remote's main; push: the commit pushed */
   gr_err e;
 } lgr_push_req;
 
@@ -484,15 +484,15 @@ static void lgr_push_work(uv_work_t *wk) {
   gitrepo *r = NULL;
   p->rc = gitrepo_open(p->path, &r, &p->e);
   if (p->rc == 0 && p->fetch) p->rc = gitrepo_fetch_main(r, p->url, p->user, p->token, p->id, &p->e);
-  else if (p->rc == 0) p->rc = gitrepo_push(r, p->url, p->branch, p->force, p->user, p->token, &p->e);
+  else if (p->rc == 0) p->rc = gitrepo_push(r, p->url, p->branch, p->force, p->user, p->token, p->id, &p->e);
   gitrepo_close(r);
 }
 
 static int lgr_push_results(lua_State *L, void *ud) {
   lgr_push_req *p = ud;
   if (p->rc < 0 || (!p->fetch && p->rc != 0)) return lgr_fail(L, &p->e);
-  if (p->fetch && p->rc == 1) lua_pushstring(L, p->id);
-  else lua_pushboolean(L, !p->fetch);
+  if (p->rc == 1 || !p->fetch) lua_pushstring(L, p->id);
+  else lua_pushboolean(L, 0);
   return 1;
 }
 

@@ -405,7 +405,7 @@ TEST(test_gitrepo_conflict_kinds) {
  * rewritten one needs force (EREJECTED otherwise), a missing branch, remote or URL fails by
  * code, and nothing is left open (ASan). */
 TEST(test_gitrepo_push) {
-  char base[] = "/tmp/orket-git-XXXXXX", ws[512], wt[512], bare[600], id[41], id2[41], url[700];
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], wt[512], bare[600], id[41], id2[41], url[700], pid[41];
   gr_err e;
   gitrepo *r = tg_setup(t, base, ws);
   if (r == NULL) return;
@@ -417,12 +417,15 @@ TEST(test_gitrepo_push) {
   tg_wt(base, "P1", wt);
   CHECK(t, gitrepo_worktree(r, "P1", wt, &created, &e) == 0);
   CHECK(t, tg_commit_file(r, wt, "P1", "a.txt", "a\n", "1/P1/1", id) == GR_COMMITTED);
-  CHECK(t, gitrepo_push(r, bare, "main", 0, NULL, NULL, &e) == 0);
+  CHECK(t, gitrepo_push(r, bare, "main", 0, NULL, NULL, pid, &e) == 0);
   snprintf(url, sizeof url, "file://%s", bare);
-  CHECK(t, gitrepo_push(r, url, "orket/P1", 0, NULL, "unused-token", &e) == 0);
+  CHECK(t, gitrepo_push(r, url, "orket/P1", 0, NULL, "unused-token", pid, &e) == 0);
+  CHECK_STR(t, pid, id); /* the commit pushed */
   git_oid oid;
   CHECK(t, git_reference_name_to_id(&oid, remote, "refs/heads/orket/P1") == 0);
   CHECK_STR(t, git_oid_tostr_s(&oid), id);
+  CHECK(t, gitrepo_push(r, url, "orket/P1", 0, NULL, NULL, pid, &e) == 0); /* nothing to send */
+  CHECK_STR(t, pid, id);
   /* the remote's branch moves elsewhere (main): a push that is not a fast-forward needs force */
   CHECK(t, gitrepo_head(r, "main", id2, &e) == 0);
   git_oid main_oid;
@@ -441,19 +444,20 @@ TEST(test_gitrepo_push) {
   git_signature_free(sig);
   git_tree_free(tree);
   git_commit_free(mc);
-  CHECK(t, gitrepo_push(r, bare, "orket/P1", 0, NULL, NULL, &e) == -1);
+  CHECK(t, gitrepo_push(r, bare, "orket/P1", 0, NULL, NULL, pid, &e) == -1);
   CHECK_STR(t, e.code, "EREJECTED");
-  CHECK(t, gitrepo_push(r, bare, "orket/P1", 1, NULL, NULL, &e) == 0);
+  CHECK(t, gitrepo_push(r, bare, "orket/P1", 1, NULL, NULL, pid, &e) == 0);
+  CHECK_STR(t, pid, id);
   CHECK(t, git_reference_name_to_id(&oid, remote, "refs/heads/orket/P1") == 0);
   CHECK_STR(t, git_oid_tostr_s(&oid), id);
-  CHECK(t, gitrepo_push(r, bare, "orket/none", 0, NULL, NULL, &e) == -1);
+  CHECK(t, gitrepo_push(r, bare, "orket/none", 0, NULL, NULL, pid, &e) == -1);
   CHECK_STR(t, e.code, "ENOENT");
   snprintf(url, sizeof url, "%s/missing.git", base);
-  CHECK(t, gitrepo_push(r, url, "main", 0, NULL, NULL, &e) == -1);
+  CHECK(t, gitrepo_push(r, url, "main", 0, NULL, NULL, pid, &e) == -1);
   CHECK_STR(t, e.code, "EREMOTE");
-  CHECK(t, gitrepo_push(r, "", "main", 0, NULL, NULL, &e) == -1);
+  CHECK(t, gitrepo_push(r, "", "main", 0, NULL, NULL, pid, &e) == -1);
   CHECK_STR(t, e.code, "EINVAL");
-  CHECK(t, gitrepo_push(r, bare, "bad..name", 0, NULL, NULL, &e) == -1);
+  CHECK(t, gitrepo_push(r, bare, "bad..name", 0, NULL, NULL, pid, &e) == -1);
   CHECK_STR(t, e.code, "EINVAL");
   /* what the remote advertises, and a second bare remote made by gitrepo_init_bare */
   gr_ref *refs = NULL;
@@ -468,7 +472,7 @@ TEST(test_gitrepo_push) {
   CHECK(t, gitrepo_init_bare(url, &e) == 0 && gitrepo_init_bare(url, &e) == 0);
   CHECK(t, gitrepo_ls_remote(url, NULL, NULL, &refs, &nrefs, &e) == 0 && nrefs == 0);
   gr_refs_free(refs, nrefs);
-  CHECK(t, gitrepo_push(r, url, "main", 0, NULL, NULL, &e) == 0);
+  CHECK(t, gitrepo_push(r, url, "main", 0, NULL, NULL, pid, &e) == 0);
   CHECK(t, gitrepo_ls_remote(url, NULL, NULL, &refs, &nrefs, &e) == 0 && nrefs == 2); /* HEAD, main */
   gr_refs_free(refs, nrefs);
   snprintf(url, sizeof url, "%s/missing.git", base);

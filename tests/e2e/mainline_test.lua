@@ -70,7 +70,7 @@ local function person(dir, path, text)
   H.write(dir .. "/person-wt/" .. card .. "/" .. path, text)
   assert(repo:commit(card, { name = WHO.name, email = WHO.email, message = "a person's change" }))
   assert(repo:merge_to_main(card, WHO))
-  assert.is_true(repo:push(dir .. "/remote.git", "main"))
+  assert.equal(repo:head("main"), repo:push(dir .. "/remote.git", "main"))
   return repo:head("main")
 end
 

@@ -150,7 +150,7 @@ describe("pull requests end", function()
     assert(person:fetch_main(dir .. "/remote.git"))
     assert(person:merge_remote_to_main(WHO))
     assert(person:merge_to_main("F-3", WHO))
-    assert.is_true(person:push(dir .. "/remote.git", "main"))
+    assert.equal(person:head("main"), person:push(dir .. "/remote.git", "main"))
     local theirs = person:head("main")
     -- a force-push to an orket/ branch by someone else, and a push of another repository: ignored
     st, doc = hook(s, "push", "p-0", push_body("refs/heads/orket/F-3", string.rep("b", 40)))

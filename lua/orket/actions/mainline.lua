@@ -79,10 +79,12 @@ function M.sync(o)
         head = m.id
         if head == rid then return { code = "uptodate", id = head, attempts = attempt } end
       end
-      local ok, perr, pcode = repo:push(g.remote, "main", auth)
-      if ok then
-        event(db, "push", o.card, o.run_id, { id = head, attempts = attempt })
-        return { code = "pushed", id = head, attempts = attempt }
+      -- the push waits on the thread pool, where a merge of this process may move main
+      -- meanwhile: what it sent is what it answers, not the head read above
+      local pushed, perr, pcode = repo:push(g.remote, "main", auth)
+      if pushed then
+        event(db, "push", o.card, o.run_id, { id = pushed, attempts = attempt })
+        return { code = "pushed", id = pushed, attempts = attempt }
       end
       err, code = perr, pcode
     end
