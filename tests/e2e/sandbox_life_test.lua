@@ -175,6 +175,17 @@ describe("orket sandbox up", function()
     assert.matches("needs a sandbox id", r.stderr, 1, true)
   end)
 
+  it("stops a sandbox whose project was removed, leaving nothing running", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = project(m)
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.truthy(#procs(m) > 0)
+    os.execute("rm -rf " .. H.quote(dir))
+    H.wait_for(function() return #procs(m) == 0 end, "the sandbox's processes to end")
+  end)
+
   it("runs three at once, each on its own loopback, and a kill -9 of an owner ends its sandbox", function()
     if skip then return pending(skip) end
     local m = mark()

@@ -407,7 +407,12 @@ local STOP = "stop"
 --- is taken: the file removed)
 function Sandbox:_stop_asked()
   local path = self.home .. "/" .. STOP
-  if not uv.fs_stat(path) then return nil end
+  if not uv.fs_stat(path) then
+    -- the sandbox's directory removed (its project deleted): no stop can be asked any more,
+    -- and the app's copy of the tree went with it
+    if not uv.fs_stat(self.home) then return "its directory was removed" end
+    return nil
+  end
   local f = io.open(path, "r")
   local why = f and f:read(512) or ""
   if f then f:close() end
