@@ -92,6 +92,10 @@ function M.fetch(o)
   return status, table.concat(parts), headers
 end
 
+-- Servers M.serve and M.fake_forge started that no test stopped (one failed half-way);
+-- M.kill_servers ends them.
+local servers = {}
+
 --- fake_forge() -> {url=, stop()}: tests/fake_forge_server.lua as a child process
 function M.fake_forge()
   local dir = M.tmpdir()
@@ -100,7 +104,11 @@ function M.fake_forge()
   local port = M.wait_for(function() return (M.read(dir .. "/out") or ""):match("listening http://127%.0%.0%.1:(%d+)") end,
     "the fake forge to listen")
   local pid = tonumber(M.read(dir .. "/pid"))
-  return { url = "http://127.0.0.1:" .. port, stop = function() os.execute("kill " .. pid .. " 2>/dev/null") end }
+  servers[pid] = true
+  return { url = "http://127.0.0.1:" .. port, stop = function()
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    servers[pid] = nil
+  end }
 end
 
 --- stream{url=, headers=, total_timeout_ms=} -> {status=, headers=, text(), done(), close()}:
@@ -302,9 +310,6 @@ function M.alive(pid)
   return st:match("^%d+ %b() (%a)") ~= "Z"
 end
 
--- Servers M.serve started that no test stopped (one failed half-way); M.kill_servers ends them.
-local servers = {}
-
 --- serve(dir [, {env=, listen=, args=}]) -> server {port, url, pid, log(), stop() -> exit status}:
 --- `orket serve` in dir on 127.0.0.1 (an ephemeral port unless listen says otherwise).
 function M.serve(dir, o)
@@ -336,7 +341,7 @@ function M.serve(dir, o)
   return s
 end
 
---- kill_servers(): SIGKILL to every server M.serve started and no test stopped
+--- kill_servers(): SIGKILL to every server M.serve or M.fake_forge started and no test stopped
 function M.kill_servers()
   for pid in pairs(servers) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
   servers = {}
