@@ -1938,7 +1938,9 @@ int gitrepo_detach(gitrepo *r, const char *card, const gr_paths *only, int *deta
   if (gr_refresh_repo(g, &wd, &updated, e) != 0) return -1;
   if (!whole && (whole = gr_clear_paths(g, &wd, card, only, e)) < 0) return -1;
   if (whole && gr_clear_for_next(g, &wd, card, e) != 0) return -1;
-  if (r->nspare < GR_SPARE_MAX) { /* kept for the next card (gitrepo_attach) */
+  if (r->nspare < GR_SPARE_MAX) { /* kept for the next card (gitrepo_attach), which gives it
+                                    * an index of its own: this one's entries go now */
+    g->repository_set_index(a->w, NULL);
     r->spare[r->nspare].w = a->w;
     r->spare[r->nspare++].index = a->settled;
     a->w = NULL;
