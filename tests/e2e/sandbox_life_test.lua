@@ -114,6 +114,15 @@ end
 
 local function mark() return "sbx" .. math.random(1, 1e9) end
 
+-- started() -> mark, dir, the command's result: a new project whose sandbox `up --detach` started
+local function started()
+  local m = mark()
+  local dir = project(m)
+  local r = H.orket("sandbox up --detach", { cwd = dir })
+  assert.equal(0, r.status, r.stdout .. r.stderr)
+  return m, dir, r
+end
+
 describe("orket sandbox up", function()
   local skip
   setup(function()
@@ -125,10 +134,7 @@ describe("orket sandbox up", function()
 
   it("serves main's tree through its socket until stopped, with its log, and leaves nothing running", function()
     if skip then return pending(skip) end
-    local m = mark()
-    local dir = project(m)
-    local r = H.orket("sandbox up --detach", { cwd = dir })
-    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local m, dir, r = started()
     assert.matches("sandbox 1 is healthy", r.stdout, 1, true)
     local rows = list(dir)
     assert.equal(1, #rows)
@@ -177,10 +183,7 @@ describe("orket sandbox up", function()
 
   it("stops a sandbox whose project was removed, leaving nothing running", function()
     if skip then return pending(skip) end
-    local m = mark()
-    local dir = project(m)
-    local r = H.orket("sandbox up --detach", { cwd = dir })
-    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local m, dir = started()
     assert.truthy(#procs(m) > 0)
     os.execute("rm -rf " .. H.quote(dir))
     H.wait_for(function() return #procs(m) == 0 end, "the sandbox's processes to end")
