@@ -66,7 +66,7 @@ typedef struct gr_att {
   char dir[PATH_MAX], state[PATH_MAX];
   struct stat dir_st, state_st;
   /* settled: this handle last left the directory's index matching the branch's tip; while
-   * neither has changed since, gr_refresh_repo has nothing to do (gr_settled) */
+   * neither has changed since, gr_refresh_repo has nothing to do (gr_mark_holds, gr_at_tip) */
   gr_mark settled;
   /* turns: the turn keys of the branch's commits not in main as of the branch's tip
    * turns_tip (turns_known), so that a commit need not walk the history to learn that its
@@ -777,13 +777,12 @@ static int gr_control_name(const char *base) {
  * which a detach's check of a card's committed files paid for every one. */
 static int gr_entry_holds(const gitapi *g, git_repository *repo, const git_index_entry *en, const char *path,
                           const struct stat *st) {
-  char full[PATH_MAX];
   git_oid id;
   if (en == NULL || (en->mode != GIT_FILEMODE_BLOB && en->mode != GIT_FILEMODE_BLOB_EXECUTABLE) ||
-      (en->mode == GIT_FILEMODE_BLOB_EXECUTABLE) != ((st->st_mode & S_IXUSR) != 0) ||
-      (size_t)snprintf(full, sizeof full, "%s%s", g->repository_workdir(repo), path) >= sizeof full)
+      (en->mode == GIT_FILEMODE_BLOB_EXECUTABLE) != ((st->st_mode & S_IXUSR) != 0))
     return 0;
-  return g->repository_hashfile(&id, repo, full, GIT_OBJECT_BLOB, path) == 0 && g->oid_equal(&id, &en->id);
+  /* a relative path is the working tree's; as_path names it for the filters */
+  return g->repository_hashfile(&id, repo, path, GIT_OBJECT_BLOB, path) == 0 && g->oid_equal(&id, &en->id);
 }
 
 /* Stages one path (valid: gitrepo_path_valid). 0 staged (or rightly left out), 1 the whole
@@ -1092,12 +1091,12 @@ static int gr_mark_holds(const gitapi *g, const gr_wd *w) {
          st.st_ctim.tv_sec == m->index.st_ctim.tv_sec && st.st_ctim.tv_nsec == m->index.st_ctim.tv_nsec;
 }
 
-/* A working tree whose index this handle left matching its branch's tip, with neither changed
- * since (another process's commit or merge changes one of them): nothing to settle. */
-static int gr_settled(const gitapi *g, const gr_wd *w) {
+/* 1 when w's branch still points where w->mark says: with gr_mark_holds, the index this
+ * handle left matching the tip still does, and neither changed since (another process's
+ * commit or merge changes one of them): nothing to settle. */
+static int gr_at_tip(const gitapi *g, const gr_wd *w) {
   git_oid tip;
-  return gr_mark_holds(g, w) && g->reference_name_to_id(&tip, w->repo, w->ref ? w->ref : "HEAD") == 0 &&
-         g->oid_equal(&tip, &w->mark->tip);
+  return g->reference_name_to_id(&tip, w->repo, w->ref ? w->ref : "HEAD") == 0 && g->oid_equal(&tip, &w->mark->tip);
 }
 
 /* Records that w's index now matches its branch's tip (callers: once it does); anything
@@ -1109,11 +1108,11 @@ static void gr_settle(const gitapi *g, const gr_wd *w) {
              g->reference_name_to_id(&m->tip, w->repo, w->ref ? w->ref : "HEAD") == 0;
 }
 
-/* The id of the tree w's index holds: the tree of the commit it was left matching while
- * gr_mark_holds (a commit's tree is read from the commit, cached), else built from the index,
- * which hashes every entry: as main grows, that made each checkout dearer. */
-static int gr_index_tree_id(const gitapi *g, const gr_wd *w, git_index *idx, git_oid *out) {
-  if (gr_mark_holds(g, w)) {
+/* The id of the tree w's index holds: the tree of the commit it was left matching when the
+ * mark holds (gr_mark_holds; a commit's tree is read from the commit, cached), else built
+ * from the index, which hashes every entry: as main grows, that made each checkout dearer. */
+static int gr_index_tree_id(const gitapi *g, const gr_wd *w, int holds, git_index *idx, git_oid *out) {
+  if (holds) {
     git_commit *c = NULL;
     if (g->commit_lookup(&c, w->repo, &w->mark->tip) == 0) {
       *out = *g->commit_tree_id(c);
@@ -1137,7 +1136,8 @@ static int gr_index_tree_id(const gitapi *g, const gr_wd *w, git_index *idx, git
 static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err *e) {
   git_repository *repo = w->repo;
   *updated = 0;
-  if (gr_settled(g, w)) return 0;
+  int holds = gr_mark_holds(g, w);
+  if (holds && gr_at_tip(g, w)) return 0;
   int pending = gr_pending(g, w);
   /* No index: a checkout that never finished. In a card's linked worktree that is its
    * creation (a turn only starts once the worktree is made), so every file there is our own
@@ -1158,7 +1158,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     gr_fail(e, "EDIRTY", "the index of %s has unresolved conflicts", g->repository_workdir(repo));
     goto out;
   }
-  rc = gr_index_tree_id(g, w, idx, &bid);
+  rc = gr_index_tree_id(g, w, holds, idx, &bid);
   if (w->mark) w->mark->known = 0; /* until it is settled again */
   if (rc < 0 || (rc = g->tree_lookup(&base, repo, &bid)) < 0 || (rc = gr_tip_tree(g, w, &target)) < 0 ||
       (rc = g->diff_tree_to_tree(&diff, repo, base, target, NULL)) < 0) {
@@ -1730,7 +1730,8 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     a->turns.full = 0;
   }
   gr_wd wd = {a->w, a->ref, a->state, a, &a->settled};
-  if (gr_settled(g, &wd)) { /* attached here already, and nothing moved since */
+  int holds = gr_mark_holds(g, &wd);
+  if (holds && gr_at_tip(g, &wd)) { /* attached here already, and nothing moved since */
     ret = 0;
     goto out;
   }
@@ -1744,7 +1745,7 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     int same = 0;
     rc = g->repository_index(&ci, a->w);
     if (rc == 0) rc = g->index_read(ci, 0);
-    if (rc == 0) rc = gr_index_tree_id(g, &wd, ci, &tid);
+    if (rc == 0) rc = gr_index_tree_id(g, &wd, holds, ci, &tid);
     if (rc == 0) rc = gr_tip_tree(g, &wd, &tip);
     if (rc == 0) same = g->oid_equal(&tid, g->tree_id(tip));
     g->tree_free(tip);
