@@ -850,9 +850,9 @@ static int gr_stage_one(const gitapi *g, git_repository *repo, git_index *idx, i
   } else {
     int ignored = 0; /* as index_add_all: an ignored file is added only when already tracked */
     const git_index_entry *en = g->index_get_bypath(idx, path, 0);
-    if ((rc = g->ignore_path_is_ignored(&ignored, repo, path)) == 0 && (!ignored || en != NULL) &&
-        !gr_entry_holds(g, repo, en, path, &st))
-      rc = g->index_add_bypath(idx, path);
+    /* so a tracked path's rules are not read (libgit2 reads the exclude files per call) */
+    if (en == NULL) rc = g->ignore_path_is_ignored(&ignored, repo, path);
+    if (rc == 0 && !ignored && !gr_entry_holds(g, repo, en, path, &st)) rc = g->index_add_bypath(idx, path);
   }
   return rc < 0 ? gr_git(g, e, rc, path) : 0;
 }
@@ -1631,6 +1631,11 @@ static int gr_empty_dir(const char *dir, gr_err *e) {
 }
 
 static int gr_mkdirs(const char *path, gr_err *e) {
+  /* the directory itself first: it is there at every attach but a card's first, and its
+   * parents are made only when it cannot be (a mkdir for each of them on every attach
+   * was ten system calls a card) */
+  if (mkdir(path, 0755) == 0 || errno == EEXIST) return 0;
+  if (errno != ENOENT) return gr_fail(e, "EIO", "cannot make %s: %s", path, strerror(errno));
   if (gr_mkparents(path, e) != 0) return -1;
   if (mkdir(path, 0755) != 0 && errno != EEXIST) return gr_fail(e, "EIO", "cannot make %s: %s", path, strerror(errno));
   return 0;

@@ -275,6 +275,12 @@ describe("orket.c.gitrepo", function()
       H.write(a .. "/.gitignore", "")
       assert.equal("committed", select(2, assert(commit({ ".gitignore" }))))
       assert.same({}, repo:status("N1")) -- build/out.o is committed now that nothing ignores it
+      -- a path ignored once it is tracked is still staged when named, as the whole walk does
+      H.write(a .. "/.gitignore", "build/\n")
+      assert.equal("committed", select(2, assert(commit({ ".gitignore" }))))
+      H.write(a .. "/build/out.o", "o2\n")
+      assert.equal("committed", select(2, assert(commit({ "build/out.o" }))))
+      assert.same({}, repo:status("N1"))
       -- the checks on the way still hold: a FIFO .gitignore in a named path's directory
       sh("mkfifo " .. a .. "/sub/.gitignore")
       H.write(a .. "/sub/d.txt", "d\n")

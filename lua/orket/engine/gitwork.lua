@@ -263,8 +263,8 @@ end
 function M.worktree(r, card_id)
   if not G.card_valid(card_id) then return nil, "card id " .. card_id .. " cannot name a git branch" end
   local git = r.git
-  uv.fs_mkdir(git.dir, 493)
-  uv.fs_mkdir(git.state, 493)
+  -- attach makes the directories (and their parents) it needs; a missing git.dir only
+  -- means nothing is parked there
   take_parked(git, card_id)
   local dir, state = paths(git, card_id)
   return git.repo:attach(card_id, dir, state)
