@@ -9,6 +9,7 @@ export ORKET_CURLFLOOR="$PWD/$BUILD/curlfloor"
 export ORKET_MHDFLOOR="$PWD/$BUILD/mhdfloor"
 export ORKET_PROXYFLOOR="$PWD/$BUILD/proxyfloor"
 export ORKET_GITFLOOR="$PWD/$BUILD/gitfloor"
+export ORKET_W2FLOOR="$PWD/$BUILD/w2floor"
 status=0
 for b in bench/*.lua; do
   echo "== $b"
