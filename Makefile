@@ -141,12 +141,12 @@ $(BUILD)/proxyfloor: bench/proxyfloor.c | deps
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(shell pkg-config --libs libmicrohttpd libcurl libuv 2>/dev/null) -o $@
 
 # The git benchmark's floor: the least libgit2 work per card (bench/gitfloor.c).
-$(BUILD)/gitfloor: bench/gitfloor.c | deps
+$(BUILD)/gitfloor: bench/gitfloor.c bench/floor.h | deps
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(shell pkg-config --libs libgit2 2>/dev/null) -o $@
 
 # With the journal floor, the C floor under the W2 figure: the run's model requests replayed
 # by a plain libcurl client and the cards' files written durably (bench/w2floor.c).
-$(BUILD)/w2floor: bench/w2floor.c | deps
+$(BUILD)/w2floor: bench/w2floor.c bench/floor.h | deps
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(shell pkg-config --libs libcurl 2>/dev/null) -o $@
 
 bench: bench-deps $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/curlfloor $(BUILD)/mhdfloor $(BUILD)/proxyfloor $(BUILD)/gitfloor $(BUILD)/w2floor

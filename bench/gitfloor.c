@@ -16,10 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "floor.h"
 
 static void check(int rc, const char *what) {
   if (rc < 0) {
@@ -27,18 +27,6 @@ static void check(int rc, const char *what) {
     fprintf(stderr, "gitfloor: %s: %s\n", what, g && g->message ? g->message : "?");
     exit(1);
   }
-}
-
-static long long now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static long long cpu_us(void) {
-  struct rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return (long long)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000000 + u.ru_utime.tv_usec + u.ru_stime.tv_usec;
 }
 
 static void write_file(const char *path, const char *text) {
@@ -133,7 +121,7 @@ int main(int argc, char **argv) {
   check(git_index_open(&cidx, idxpath), "index open");
   git_repository_set_index(card, cidx);
 
-  long long t0 = now_us(), c0 = cpu_us();
+  long long t0 = floor_now_us(), c0 = floor_cpu_us();
   for (int i = 1; i <= cards; i++) {
     char bname[64], ref[96], msg[128], fname[64];
     git_oid mid, nid;
@@ -183,7 +171,7 @@ int main(int argc, char **argv) {
     git_tree_free(mt);
     git_commit_free(mc);
   }
-  long long us = now_us() - t0, cpu = cpu_us() - c0;
+  long long us = floor_now_us() - t0, cpu = floor_cpu_us() - c0;
   printf("%.1f %.1f\n", (double)us / cards, (double)cpu / cards);
   git_index_free(cidx);
   git_repository_free(card);

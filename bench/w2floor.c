@@ -15,26 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "floor.h"
 
 typedef struct buf {
   char *p;
   size_t len, cap;
 } buf;
-
-static long long now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static long long cpu_us(void) {
-  struct rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return (long long)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000000 + u.ru_utime.tv_usec + u.ru_stime.tv_usec;
-}
 
 static int grow(buf *b, size_t need) {
   if (need <= b->cap) return 0;
@@ -132,7 +120,7 @@ int main(int argc, char **argv) {
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &answer);
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-  long long t0 = now_us(), c0 = cpu_us();
+  long long t0 = floor_now_us(), c0 = floor_cpu_us();
   size_t next = 0;
   for (int i = 1; i <= cards; i++) {
     size_t upto = n * (size_t)i / (size_t)cards; /* this card's share of the requests, in order */
@@ -152,7 +140,7 @@ int main(int argc, char **argv) {
     snprintf(text, sizeof text, "the change of card B-%d\n", i);
     write_durably(dfd, name, text);
   }
-  long long us = now_us() - t0, cpu = cpu_us() - c0;
+  long long us = floor_now_us() - t0, cpu = floor_cpu_us() - c0;
   printf("%.1f %.1f %.2f\n", (double)us / cards, (double)cpu / cards, (double)n / cards);
   curl_slist_free_all(hdr);
   curl_easy_cleanup(e);
