@@ -65,12 +65,24 @@ describe("the web board's actions in Chromium", function()
     local dir = project()
     assert.equal(3, H.orket("run CLEAN --json", { cwd = dir }).status)
     local key = H.api_key(dir, "ops", "operator")
-    local s = H.serve(dir)
+    -- this test's own reads of the API (card(), asked every 10 ms at first) come from the
+    -- page's address with the page's key: with the default budgets, a slow machine saw the
+    -- page's own action refused with 429 while the test waited for its effect
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "addr_rate=1000,addr_burst=2000,key_rate=1000,key_burst=2000" } })
     local _, x = H.api(s, "POST", "/v1/cards", key, { parent = "CLEAN", summary = "Extra work" })
     local _, y = H.api(s, "POST", "/v1/cards", key, { parent = "CLEAN", summary = "Not needed" })
     local X, Y = x.card.id, y.card.id
     local function card(id) return select(2, H.api(s, "GET", "/v1/cards/" .. id, key)) end
     with_browser(s, function(wd)
+      -- reached(id, status, what): waits for the card's status; an error the page shows for
+      -- the action fails the wait at once, saying it
+      local function reached(id, status, what)
+        H.wait_for(function()
+          local shown = wd:js("return document.getElementById('detail-error').textContent")
+          if shown and shown ~= "" then error(what .. ": the page says: " .. shown, 0) end
+          return card(id).card.status == status
+        end, what, 3000)
+      end
       sign_in(wd, s, key, "CLEAN-1")
       -- the held tool call: its badge and its pane say approval; no answer, no retry
       H.wait_for(function() return (badge(wd, "CLEAN-1") or {})[3] == "approval" end, "the approval badge", 3000)
@@ -98,7 +110,7 @@ describe("the web board's actions in Chromium", function()
       wd:press('#move-to option[value="blocked"]')
       wd:press('#move-reason option[value="resource"]')
       wd:press("#move-button")
-      H.wait_for(function() return card(X).card.status == "blocked" end, "the move to blocked", 3000)
+      reached(X, "blocked", "the move to blocked")
       assert.equal("resource", card(X).card.wait_reason)
       H.wait_for(function() return (badge(wd, X) or {})[1] == "blocked" end, "blocked in the tree", 3000)
       H.wait_for(function() return visible(wd, "#retry-button") end, "the retry button", 3000)
@@ -109,17 +121,17 @@ describe("the web board's actions in Chromium", function()
       wd:press('#move-to option[value="in_progress"]')
       wd:press('#move-reason option[value=""]')
       wd:press("#move-button")
-      H.wait_for(function() return card(X).card.status == "in_progress" end, "the move to in_progress", 3000)
+      reached(X, "in_progress", "the move to in_progress")
       H.wait_for(function() return wd:find('#move-to option[value="ready"]') end, "the move form again", 3000)
       wd:press('#move-to option[value="waiting_for_developer"]')
       wd:press('#move-reason option[value="input"]')
       wd:press("#move-button")
-      H.wait_for(function() return card(X).card.status == "waiting_for_developer" end, "waiting for input", 3000)
+      reached(X, "waiting_for_developer", "waiting for input")
       H.wait_for(function() return visible(wd, "#answer-button") end, "the answer form", 3000)
       assert.is_false(wd:find("#approvals .approval") ~= nil)
       wd:type(wd:find("#answer-text"), "Use the blue one.")
       wd:press("#answer-button")
-      H.wait_for(function() return card(X).card.status == "ready" end, "the answer", 3000)
+      reached(X, "ready", "the answer")
       -- a comment
       wd:type(wd:find("#comment-text"), "Looked at it in the browser.")
       wd:press("#comment-button")
@@ -135,7 +147,7 @@ describe("the web board's actions in Chromium", function()
       if not visible(wd, "#cancel-reason") then wd:press("#actions > summary") end
       wd:type(wd:find("#cancel-reason"), "not needed after all")
       wd:press("#cancel-button")
-      H.wait_for(function() return card(Y).card.status == "canceled" end, "the cancel", 3000)
+      reached(Y, "canceled", "the cancel")
       H.wait_for(function() return (badge(wd, Y) or {})[1] == "canceled" end, "canceled in the tree", 3000)
 
       -- the stalled run: resumed from the runs panel
