@@ -117,20 +117,23 @@ local function capture(n)
   local request = http.request
   local path = PARENT .. "/w2-bodies"
   local f = assert(io.open(path, "w"))
-  local count, url, bad = 0, nil, false
+  local count, url, bad = 0, nil, nil
   http.request = function(o)
-    if o.method == "POST" and o.body then
-      if o.body:find("\n", 1, true) then bad = true end
-      f:write(o.body, "\n")
+    -- the model's requests only: POSTs to the fake model server, all to one URL
+    if o.method == "POST" and o.body and o.url:sub(1, #fake.url + 1) == fake.url .. "/" then
+      if o.body:find("\n", 1, true) then bad = bad or "a request body holds a newline: the bodies cannot be kept one a line" end
+      if url and o.url ~= url then bad = bad or ("the model's requests went to two URLs: " .. url .. ", " .. o.url) end
+      if not f:write(o.body, "\n") then bad = bad or ("cannot write " .. path) end
       count, url = count + 1, url or o.url
     end
     return request(o)
   end
   local ok, err = pcall(run, n, 1)
   http.request = request
-  f:close()
+  local closed, cerr = f:close()
   if not ok then error(err, 0) end
-  if bad then error("a request body holds a newline: the bodies cannot be kept one a line", 0) end
+  if not closed then error("cannot write " .. path .. ": " .. tostring(cerr), 0) end
+  if bad then error(bad, 0) end
   if count == 0 then error("the capture run made no model request", 0) end
   return path, url
 end

@@ -299,7 +299,7 @@ orket_rt *rt_open(const char *home, char *err, size_t errlen) {
    * Marking costs what is live, so a lower pause pays it more often: at 120% (the setting
    * before) a W2 run spent 6.5% of its CPU marking and sweeping, at 160% 2.8% and at Lua's
    * default 200% 1.9% (perf, 400 cards), for 1.1 and 2.2 MB more at its peak, and 5 and 9
-   * MB more with 1,000 model requests in flight (docs/engine.md, *Peak RSS*). At 100%
+   * MB more at the transport benchmark's peak (VmHWM; docs/engine.md, *Peak RSS*). At 100%
    * cycles run back to back and the transport's CPU per request grows twentyfold. */
   lua_gc(rt->L, LUA_GCINC, 160, 0, 0);
   /* Lua leaves the main thread's extra space uninitialised and copies it into every new
