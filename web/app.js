@@ -311,6 +311,7 @@
     }
     $("transcript-box").hidden = true;
     $("bug-status").textContent = "";
+    $("detail-error").textContent = ""; // the last card's error is not this one's
     return showCard(id, false);
   }
 

@@ -93,6 +93,18 @@ describe("the web board's actions in Chromium", function()
       wd:wait("#approvals .approval button.deny", "the held tool call")
       assert.is_false(visible(wd, "#answer-button"))
       assert.is_false(visible(wd, "#retry-button"))
+      -- a denial without a reason is refused in the page; the message is this card's and
+      -- does not stay when another card is shown
+      wd:press("#approvals .approval button.deny")
+      H.wait_for(function() return wd:text_of("#detail-error") == "Say why to deny it." end, "the missing reason", 3000)
+      wd:press('#tree li[data-card="' .. X .. '"] > .card-link')
+      H.wait_for(function() return wd:js("return document.getElementById('detail').dataset.card") == X end,
+        "the other card's pane", 3000)
+      assert.equal("", wd:text_of("#detail-error"))
+      wd:press('#tree li[data-card="CLEAN-1"] > .card-link')
+      H.wait_for(function() return wd:js("return document.getElementById('detail').dataset.card") == "CLEAN-1" end,
+        "the held card's pane again", 3000)
+      wd:wait("#approvals .approval button.deny", "the held tool call again")
       -- deny it, with a reason typed in the page
       wd:type(wd:find("#approvals .approval input"), "keep old.txt")
       wd:press("#approvals .approval button.deny")
