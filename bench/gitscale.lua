@@ -138,16 +138,6 @@ local function capture(n)
   return path, url
 end
 
--- the C floor's requests and file writes at n cards (bench/w2floor.c) -> us, CPU us per card
-local function c_floor(bodies, url, n)
-  local dir = io.popen("mktemp -d " .. q(PARENT) .. "/orket-w2floor.XXXXXX"):read("l")
-  local p = io.popen(string.format("%s %s %s %s %d 2>&1", q(W2FLOOR), q(url), q(bodies), q(dir), n))
-  local out = p:read("a")
-  p:close()
-  local us, cpu = out:match("^(%S+) (%S+)")
-  if not tonumber(us) then error("the C floor failed: " .. out, 0) end
-  return tonumber(us), tonumber(cpu)
-end
 
 -- the journal floor of a run's store, per card (bench/engine.lua's, in a process of its own)
 local function journal_floor(r, n)
@@ -160,15 +150,26 @@ local function journal_floor(r, n)
   return tonumber(us) * r.turns / n, tonumber(cpu) * r.turns / n
 end
 
--- the git floor at n cards -> us, CPU us per card
-local function git_floor(n)
-  local dir = io.popen("mktemp -u " .. q(PARENT) .. "/orket-gitfloor.XXXXXX"):read("l")
-  local p = io.popen(string.format("%s %s %d", q(FLOOR), q(dir), n))
+-- a C floor program's answer, "us_per_card cpu_us_per_card ..." -> us, CPU us per card
+local function floor_program(what, cmd)
+  local p = io.popen(cmd .. " 2>&1")
   local out = p:read("a")
   p:close()
   local us, cpu = out:match("^(%S+) (%S+)")
-  if not us then error("the git floor failed: " .. out, 0) end
+  if not tonumber(us) then error("the " .. what .. " failed: " .. out, 0) end
   return tonumber(us), tonumber(cpu)
+end
+
+-- the git floor at n cards (bench/gitfloor.c, in a directory it makes)
+local function git_floor(n)
+  local dir = io.popen("mktemp -u " .. q(PARENT) .. "/orket-gitfloor.XXXXXX"):read("l")
+  return floor_program("git floor", string.format("%s %s %d", q(FLOOR), q(dir), n))
+end
+
+-- the C floor's requests and file writes at n cards (bench/w2floor.c)
+local function c_floor(bodies, url, n)
+  local dir = io.popen("mktemp -d " .. q(PARENT) .. "/orket-w2floor.XXXXXX"):read("l")
+  return floor_program("C floor", string.format("%s %s %s %s %d", q(W2FLOOR), q(url), q(bodies), q(dir), n))
 end
 
 local t = orket.spawn(function()

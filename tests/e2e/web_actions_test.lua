@@ -76,6 +76,11 @@ describe("the web board's actions in Chromium", function()
     with_browser(s, function(wd)
       -- reached(id, status, what): waits for the card's status; an error the page shows for
       -- the action fails the wait at once, saying it
+      -- show(id, what): the card's pane, opened from the tree
+      local function show(id, what)
+        wd:press('#tree li[data-card="' .. id .. '"] > .card-link')
+        H.wait_for(function() return wd:js("return document.getElementById('detail').dataset.card") == id end, what, 3000)
+      end
       local function reached(id, status, what)
         H.wait_for(function()
           local shown = wd:js("return document.getElementById('detail-error').textContent")
@@ -97,13 +102,9 @@ describe("the web board's actions in Chromium", function()
       -- does not stay when another card is shown
       wd:press("#approvals .approval button.deny")
       H.wait_for(function() return wd:text_of("#detail-error") == "Say why to deny it." end, "the missing reason", 3000)
-      wd:press('#tree li[data-card="' .. X .. '"] > .card-link')
-      H.wait_for(function() return wd:js("return document.getElementById('detail').dataset.card") == X end,
-        "the other card's pane", 3000)
+      show(X, "the other card's pane")
       assert.equal("", wd:text_of("#detail-error"))
-      wd:press('#tree li[data-card="CLEAN-1"] > .card-link')
-      H.wait_for(function() return wd:js("return document.getElementById('detail').dataset.card") == "CLEAN-1" end,
-        "the held card's pane again", 3000)
+      show("CLEAN-1", "the held card's pane again")
       wd:wait("#approvals .approval button.deny", "the held tool call again")
       -- deny it, with a reason typed in the page
       wd:type(wd:find("#approvals .approval input"), "keep old.txt")
@@ -116,8 +117,7 @@ describe("the web board's actions in Chromium", function()
       assert.equal("", badge(wd, "CLEAN-1")[3])
 
       -- another card: move it to blocked (resource), then retry it
-      wd:press('#tree li[data-card="' .. X .. '"] > .card-link')
-      H.wait_for(function() return wd:js("return document.getElementById('detail').dataset.card") == X end, "its pane", 3000)
+      show(X, "its pane")
       wd:press("#actions > summary")
       wd:press('#move-to option[value="blocked"]')
       wd:press('#move-reason option[value="resource"]')
@@ -154,8 +154,7 @@ describe("the web board's actions in Chromium", function()
         "the comment in the page", 3000)
 
       -- cancel the other card
-      wd:press('#tree li[data-card="' .. Y .. '"] > .card-link')
-      H.wait_for(function() return wd:js("return document.getElementById('detail').dataset.card") == Y end, "its pane", 3000)
+      show(Y, "its pane")
       if not visible(wd, "#cancel-reason") then wd:press("#actions > summary") end
       wd:type(wd:find("#cancel-reason"), "not needed after all")
       wd:press("#cancel-button")
