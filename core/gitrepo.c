@@ -1002,10 +1002,6 @@ static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, 
   return 0;
 }
 
-static int gr_pending_mark(const gitapi *g, const gr_wd *w, const char *stage, gr_err *e) {
-  return gr_pending_write(g, w, stage, 1, e);
-}
-
 static int gr_pending_clear(const gitapi *g, const gr_wd *w, gr_err *e) {
   char p[PATH_MAX];
   struct stat st;
@@ -1813,7 +1809,11 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     g->tree_free(tip);
     g->index_free(ci);
     if (rc < 0) { gr_git(g, e, rc, "the directory's index"); goto out; }
-    if (!same && gr_pending_mark(g, &wd, "planned", e) != 0) goto out;
+    /* not synced: after a restart a card's directory is reached only through attach
+     * (gr_open_card knows attached ones alone), which plans this same checkout again from
+     * the index and the tip whatever a power cut left of the mark; the mark only tells
+     * gr_refresh_repo, below, to write files rather than trust them */
+    if (!same && gr_pending_write(g, &wd, "planned", 0, e) != 0) goto out;
   }
   ret = gr_refresh_repo(g, &wd, switched, e);
   /* the index on disk is what says the directory is this card's: written at once (a tip

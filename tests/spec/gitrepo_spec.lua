@@ -245,6 +245,36 @@ describe("orket.c.gitrepo", function()
       end
     end)
 
+    it("finishes a hand-over a power cut interrupted, in the next process, whatever its mark says", function()
+      -- Q1's directory holds main as Q1 left it; R1 merges r1.txt after that
+      local q = assert(att("Q1"))
+      H.write(q .. "/q1.txt", "q1\n")
+      assert(repo:commit("Q1", { name = WHO.name, email = WHO.email, message = "Q1: turn 1", turn = "1/Q1/1" }))
+      assert(repo:merge_to_main("Q1", GUARD))
+      assert.is_true(repo:detach("Q1"))
+      local r = assert(att("R1"))
+      H.write(r .. "/r1.txt", "r1\n")
+      assert(repo:commit("R1", { name = WHO.name, email = WHO.email, message = "R1: turn 1", turn = "1/R1/1" }))
+      assert(repo:merge_to_main("R1", GUARD))
+      -- Q2 took Q1's directory and its branch was made at main; the power cut came before
+      -- r1.txt was written, and the unsynced "planned" did not reach the disk
+      hand_over("Q1", "Q2")
+      sh(string.format("git -C %s branch orket/Q2 main", ws))
+      H.write(base .. "/state/Q2/orket-checkout-pending", "idle   \n")
+      assert.is_nil(H.read(base .. "/cards/Q2/r1.txt"))
+      repo:close()
+      repo = assert(G.open(ws))
+      local d, switched = assert(att("Q2"))
+      assert.is_true(switched)
+      assert.equal("r1\n", H.read(d .. "/r1.txt"))
+      assert.equal("q1\n", H.read(d .. "/q1.txt"))
+      assert.same({}, repo:status("Q2"))
+      -- nothing of main is committed away as deleted
+      assert.equal("clean", select(2, assert(repo:commit("Q2", { name = WHO.name, email = WHO.email,
+        message = "Q2: turn 1", turn = "1/Q2/1" }))))
+      assert.truthy(repo:check())
+    end)
+
     it("stages only the paths a commit names, as the whole walk would stage them", function()
       local a = assert(att("N1"))
       local function commit(paths, msg)
