@@ -102,10 +102,6 @@ struct gitrepo {
   } spare[GR_SPARE_MAX];
   size_t nspare;
   gr_mark main_settled; /* main's working tree, as gr_att.settled for a card's */
-  /* libgit2 appends each move of main to main's reflog, synced, before it renames the ref
-   * (core.logAllRefUpdates unset or on, read when the repository is opened): a merge's
-   * "planned" mark need not be synced then (gr_move_ref, gr_main_move_ours) */
-  int main_logged;
 };
 
 /* A working directory as the functions below see it: a repository handle whose working
@@ -125,8 +121,6 @@ typedef struct gr_wd {
  * gitdir (a card directory's state), written before the ref moves and saying "idle" once the
  * files and index match HEAD (gr_pending_write). */
 #define GR_PENDING "orket-checkout-pending"
-/* how a merge into main begins its reflog entry (gr_main_move_ours reads it back) */
-#define GR_MERGE_WHY "orket: merge "
 #define GR_KEY_MAX 200
 
 /* ---- errors ------------------------------------------------------------------------------ */
@@ -667,22 +661,6 @@ static void gr_lib_release(gitapi *api) {
   gitapi_close(api);
 }
 
-/* 1 when libgit2 appends every move of main to main's reflog: core.logAllRefUpdates unset
- * (a repository with a working tree logs its branches), true or "always". Anything else,
- * or a config that cannot be read, is 0: merges then sync their mark as before. */
-static int gr_main_logged(const gitapi *g, git_repository *repo) {
-  git_config *cfg = NULL;
-  const char *v = NULL;
-  int on = 0;
-  if (g->repository_config_snapshot(&cfg, repo) < 0) return 0;
-  int rc = g->config_get_string(&v, cfg, "core.logAllRefUpdates");
-  if (rc == GIT_ENOTFOUND) on = !g->repository_is_bare(repo);
-  else if (rc == 0 && strcmp(v, "always") == 0) on = 1;
-  else if (rc == 0 && g->config_parse_bool(&on, v) < 0) on = 0;
-  g->config_free(cfg);
-  return on;
-}
-
 /* The context for repo, which takes over api and repo (both released on failure). */
 static int gr_new(gitapi *api, git_repository *repo, const char *path, gitrepo **out, gr_err *e) {
   gitrepo *r = calloc(1, sizeof *r);
@@ -694,7 +672,6 @@ static int gr_new(gitapi *api, git_repository *repo, const char *path, gitrepo *
   }
   r->git = *api;
   r->repo = repo;
-  r->main_logged = gr_main_logged(api, repo);
   *out = r;
   return 0;
 }
@@ -974,10 +951,9 @@ static int gr_pending_path(const gitapi *g, const gr_wd *w, char *buf, size_t ca
  * "writing" (every path passed the safety check and files are being written) or "idle"
  * (nothing pending; so is a missing marker). It is rewritten in place by one write of those 8
  * bytes, never replaced: a new file for every checkout cost an inode each, which the file
- * system grew dearer to find as the board grew. "planned" is synced before the ref moves,
- * unless the move is announced durably otherwise (main's reflog: gr_move_ref); "writing" and
- * "idle" are not (see their callers: a power cut that loses one leaves a stage that errs on
- * the safe side). */
+ * system grew dearer to find as the board grew. A stage is synced before what it announces
+ * happens, but "writing" and "idle" are not (see their callers: a power cut that loses one
+ * leaves a stage that errs on the safe side). */
 #define GR_STAGE_LEN 8
 static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, int sync, gr_err *e) {
   char p[PATH_MAX], line[GR_STAGE_LEN + 1], d[PATH_MAX];
@@ -1000,6 +976,10 @@ static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, 
     close(dfd);
   }
   return 0;
+}
+
+static int gr_pending_mark(const gitapi *g, const gr_wd *w, const char *stage, gr_err *e) {
+  return gr_pending_write(g, w, stage, 1, e);
 }
 
 static int gr_pending_clear(const gitapi *g, const gr_wd *w, gr_err *e) {
@@ -1143,37 +1123,10 @@ static int gr_index_tree_id(const gitapi *g, const gr_wd *w, int holds, git_inde
   return g->index_write_tree(out, idx);
 }
 
-/* 1 when main's last move, as its reflog tells, is one of our merges (gr_merge_into_main),
- * from a commit whose tree is base (what main's index still holds) to main's tip: the merge
- * whose checkout a power cut interrupted, taking its unsynced "planned" mark (gr_move_ref).
- * libgit2 syncs the reflog entry before it renames the ref, so a move that reached the disk
- * left its entry there. A move by anyone else (a person's reset), or an index that is not the
- * merge's starting point (a person's staged change), is not ours to check out over. */
-static int gr_main_move_ours(const gitapi *g, git_repository *repo, const git_oid *base) {
-  git_reflog *log = NULL;
-  git_oid tip;
-  int ours = 0;
-  if (g->reference_name_to_id(&tip, repo, "refs/heads/" GR_MAIN) < 0 ||
-      g->reflog_read(&log, repo, "refs/heads/" GR_MAIN) < 0)
-    return 0;
-  const git_reflog_entry *en = g->reflog_entrycount(log) > 0 ? g->reflog_entry_byindex(log, 0) : NULL;
-  const char *msg = en ? g->reflog_entry_message(en) : NULL;
-  if (msg && strncmp(msg, GR_MERGE_WHY, strlen(GR_MERGE_WHY)) == 0 && g->oid_equal(g->reflog_entry_id_new(en), &tip)) {
-    git_commit *c = NULL;
-    if (g->commit_lookup(&c, repo, g->reflog_entry_id_old(en)) == 0) {
-      ours = g->oid_equal(g->commit_tree_id(c), base);
-      g->commit_free(c);
-    }
-  }
-  g->reflog_free(log);
-  return ours;
-}
-
 /* Settles a working tree after whatever a crash interrupted. The index should always be
  * HEAD's tree (Orket never stages without committing). When it is not:
- * - a checkout is pending (the marker, main's reflog naming the merge that moved it, or no
- *   index at all: a worktree or the first commit killed before its checkout wrote one; a
- *   linked worktree's files are then all our own):
+ * - a checkout is pending (the marker, or no index at all: a worktree or the first commit
+ *   killed before its checkout wrote one; a linked worktree's files are then all our own):
  *   the files must follow HEAD. The baseline is the
  *   index (what the files were last checked out as). Each path that differs between
  *   baseline and HEAD must hold its old or its new content or be missing; then exactly those
@@ -1213,10 +1166,6 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     goto out;
   }
   size_t n = g->diff_num_deltas(diff);
-  /* main's mark lost to a power cut: its reflog still names the merge (gr_move_ref) */
-  if (n > 0 && !pending && w->ref == NULL && w->state == NULL && !g->repository_is_worktree(repo) &&
-      gr_main_move_ours(g, repo, &bid))
-    pending = 1;
   if (n > 0 && !pending) {
     if ((rc = g->index_read_tree(idx, target)) < 0 || (rc = g->index_write(idx)) < 0) {
       gr_git(g, e, rc, "setting the index to HEAD");
@@ -1267,13 +1216,11 @@ out:
 
 /* Moves ref from `from` to `to` (compare-and-swap) after announcing, with the pending marker,
  * the checkout that must follow into repo's working tree; a crash anywhere after this is
- * finished by gr_refresh_repo. sync 0: the mark need not reach the disk first, because the
- * move itself is announced durably (main's reflog, gr_main_move_ours): a kill leaves the
- * mark in the page cache, and a power cut that loses it leaves the reflog entry. */
+ * finished by gr_refresh_repo. */
 static int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const git_oid *from,
-                       const git_oid *to, const char *why, int sync, gr_err *e) {
+                       const git_oid *to, const char *why, gr_err *e) {
   git_repository *repo = w->repo;
-  if (gr_pending_write(g, w, "planned", sync, e) != 0) return -1;
+  if (gr_pending_mark(g, w, "planned", e) != 0) return -1;
   git_reference *out = NULL;
   int rc = g->reference_create_matching(&out, repo, ref, to, 1, from, why);
   g->reference_free(out);
@@ -1809,11 +1756,7 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     g->tree_free(tip);
     g->index_free(ci);
     if (rc < 0) { gr_git(g, e, rc, "the directory's index"); goto out; }
-    /* not synced: after a restart a card's directory is reached only through attach
-     * (gr_open_card knows attached ones alone), which plans this same checkout again from
-     * the index and the tip whatever a power cut left of the mark; the mark only tells
-     * gr_refresh_repo, below, to write files rather than trust them */
-    if (!same && gr_pending_write(g, &wd, "planned", 0, e) != 0) goto out;
+    if (!same && gr_pending_mark(g, &wd, "planned", e) != 0) goto out;
   }
   ret = gr_refresh_repo(g, &wd, switched, e);
   /* the index on disk is what says the directory is this card's: written at once (a tip
@@ -2474,9 +2417,9 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
     if (gr_commit_tree(g, r->repo, idx, who, msg, mc, bc, &target, e) != 0) goto out;
     *kind = GR_MERGED;
   }
-  snprintf(msg, sizeof msg, GR_MERGE_WHY "%s", bname);
+  snprintf(msg, sizeof msg, "orket: merge %s", bname);
   gr_wd mw = {r->repo, NULL, NULL, NULL, &r->main_settled};
-  if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, !r->main_logged, e) != 0) goto out;
+  if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, e) != 0) goto out;
   g->oid_tostr(id, GR_OID_HEX + 1, &target);
   /* main has moved: the merge stands even when its working tree cannot follow yet */
   int updated;
@@ -2619,7 +2562,7 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
     if (gr_commit_tree(g, w, idx, who, msg, bc, mc, &target, e) != 0) goto out;
   }
   snprintf(why, sizeof why, "orket: merge " GR_MAIN " into %s", bname);
-  if (gr_move_ref(g, &wd, ref, &bid, &target, why, 1, e) != 0 || gr_refresh_repo(g, &wd, &updated, e) != 0) goto out;
+  if (gr_move_ref(g, &wd, ref, &bid, &target, why, e) != 0 || gr_refresh_repo(g, &wd, &updated, e) != 0) goto out;
   g->oid_tostr(id, GR_OID_HEX + 1, &target);
   ret = 0;
 out:

@@ -245,7 +245,7 @@ describe("orket.c.gitrepo", function()
       end
     end)
 
-    it("finishes a hand-over a power cut interrupted, in the next process, whatever its mark says", function()
+    it("plans a hand-over again in the next process from the index and the tip, its mark lost", function()
       -- Q1's directory holds main as Q1 left it; R1 merges r1.txt after that
       local q = assert(att("Q1"))
       H.write(q .. "/q1.txt", "q1\n")
@@ -256,8 +256,8 @@ describe("orket.c.gitrepo", function()
       H.write(r .. "/r1.txt", "r1\n")
       assert(repo:commit("R1", { name = WHO.name, email = WHO.email, message = "R1: turn 1", turn = "1/R1/1" }))
       assert(repo:merge_to_main("R1", GUARD))
-      -- Q2 took Q1's directory and its branch was made at main; the power cut came before
-      -- r1.txt was written, and the unsynced "planned" did not reach the disk
+      -- Q2 took Q1's directory and its branch was made at main; the process stopped before
+      -- r1.txt was written, and the mark reads idle (attach must not trust it)
       hand_over("Q1", "Q2")
       sh(string.format("git -C %s branch orket/Q2 main", ws))
       H.write(base .. "/state/Q2/orket-checkout-pending", "idle   \n")
