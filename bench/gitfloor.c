@@ -55,6 +55,10 @@ static void switch_to(git_repository *repo, git_index *idx, git_tree *tree) {
   size_t n = git_diff_num_deltas(diff);
   if (n > 0) {
     char **paths = calloc(n, sizeof *paths);
+    if (paths == NULL) {
+      fprintf(stderr, "gitfloor: out of memory\n");
+      exit(1);
+    }
     for (size_t i = 0; i < n; i++) {
       const git_diff_delta *d = git_diff_get_delta(diff, i);
       paths[i] = (char *)(d->new_file.path ? d->new_file.path : d->old_file.path);
@@ -85,6 +89,7 @@ typedef struct flight {
   int card;
   git_oid base; /* main when it began */
   git_oid tip;  /* its commit */
+  git_oid tree; /* its commit's tree */
   char fname[64];
 } flight;
 
@@ -101,7 +106,6 @@ static void begin(floor_ctx *fc, slot *s, flight *f, int i) {
   git_commit *mc = NULL;
   git_tree *mt = NULL, *nt = NULL;
   git_reference *br = NULL;
-  git_oid tid;
   snprintf(bname, sizeof bname, "orket/B-%d", i);
   snprintf(ref, sizeof ref, "refs/heads/%s", bname);
   f->card = i;
@@ -118,8 +122,8 @@ static void begin(floor_ctx *fc, slot *s, flight *f, int i) {
   snprintf(text, sizeof text, "the change of card B-%d\n", i);
   write_file(p, text);
   check(git_index_add_bypath(s->idx, f->fname), "add");
-  check(git_index_write_tree(&tid, s->idx), "tree");
-  check(git_tree_lookup(&nt, s->repo, &tid), "tree");
+  check(git_index_write_tree(&f->tree, s->idx), "tree");
+  check(git_tree_lookup(&nt, s->repo, &f->tree), "tree");
   snprintf(msg, sizeof msg, "B-%d: turn 1\n\nOrket-Turn: 1/B-%d/1\n", i, i);
   const git_commit *parents[1] = {mc};
   check(git_commit_create(&f->tip, s->repo, ref, fc->sig, fc->sig, NULL, msg, nt, 1, parents), "commit");
@@ -135,16 +139,16 @@ static void begin(floor_ctx *fc, slot *s, flight *f, int i) {
  * at the card's path only. */
 static void merge(floor_ctx *fc, flight *f) {
   git_repository *repo = fc->repo;
-  git_oid mid, target;
+  git_oid mid, target, ttree;
   git_reference *moved = NULL;
   check(git_reference_name_to_id(&mid, repo, "refs/heads/main"), "main");
   if (git_oid_equal(&mid, &f->base)) {
     target = f->tip;
+    ttree = f->tree;
   } else {
     git_commit *bc = NULL, *mc = NULL, *cc = NULL;
     git_tree *bt = NULL, *mt = NULL, *ct = NULL, *tree = NULL;
     git_index *idx = NULL;
-    git_oid tid;
     char msg[96];
     check(git_commit_lookup(&bc, repo, &f->base), "base");
     check(git_commit_lookup(&mc, repo, &mid), "main commit");
@@ -154,8 +158,8 @@ static void merge(floor_ctx *fc, flight *f) {
     check(git_commit_tree(&ct, cc), "card tree");
     check(git_merge_trees(&idx, repo, bt, mt, ct, NULL), "merge");
     if (git_index_has_conflicts(idx)) check(-1, "merge conflict");
-    check(git_index_write_tree_to(&tid, idx, repo), "merged tree");
-    check(git_tree_lookup(&tree, repo, &tid), "merged tree");
+    check(git_index_write_tree_to(&ttree, idx, repo), "merged tree");
+    check(git_tree_lookup(&tree, repo, &ttree), "merged tree");
     snprintf(msg, sizeof msg, "Merge orket/B-%d into main\n", f->card);
     const git_commit *parents[2] = {mc, cc};
     check(git_commit_create(&target, repo, NULL, fc->sig, fc->sig, NULL, msg, tree, 2, parents), "merge commit");
@@ -171,10 +175,8 @@ static void merge(floor_ctx *fc, flight *f) {
   check(git_reference_create_matching(&moved, repo, "refs/heads/main", &target, 1, &mid, "merge"), "main");
   git_reference_free(moved);
   /* main's working tree follows at the merged paths only */
-  git_commit *tc = NULL;
-  git_tree *tt = NULL;
-  check(git_commit_lookup(&tc, repo, &target), "merged commit");
-  check(git_commit_tree(&tt, tc), "merged tree");
+  git_tree *tt = NULL; /* the merged tree, as main's handle sees it */
+  check(git_tree_lookup(&tt, repo, &ttree), "merged tree");
   git_checkout_options co;
   git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
   co.checkout_strategy = GIT_CHECKOUT_SAFE | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
@@ -184,7 +186,6 @@ static void merge(floor_ctx *fc, flight *f) {
   co.paths.count = 1;
   check(git_checkout_tree(repo, (git_object *)tt, &co), "main checkout");
   git_tree_free(tt);
-  git_commit_free(tc);
   f->card = 0;
 }
 
