@@ -19,7 +19,8 @@
   X(branch_iterator_free) X(branch_iterator_new) X(branch_lookup) X(branch_next)             \
   X(checkout_options_init) X(checkout_tree) X(commit_author) X(commit_create)                \
   X(commit_free) X(commit_id) X(commit_lookup) X(commit_message) X(commit_parent_id)         \
-  X(commit_parentcount) X(commit_tree) X(commit_tree_id)                                     \
+  X(commit_parentcount) X(commit_tree) X(commit_tree_id) X(config_free)                     \
+  X(config_get_string) X(config_parse_bool)                                                  \
   X(credential_userpass_plaintext_new) X(diff_free) X(diff_get_delta) X(diff_num_deltas)     \
   X(diff_tree_to_tree) X(error_last) X(fetch_options_init) X(graph_descendant_of)            \
   X(ignore_path_is_ignored) X(index_add) X(index_add_all) X(index_add_bypath)                \
@@ -34,10 +35,13 @@
   X(oid_fromstr) X(oid_tostr) X(oidarray_dispose)                                            \
   X(push_options_init) X(reference_create_matching) X(reference_delete) X(reference_free)    \
   X(reference_lookup) X(reference_name) X(reference_name_is_valid) X(reference_name_to_id)   \
-  X(reference_peel) X(reference_symbolic_target) X(reference_type) X(remote_connect)         \
+  X(reference_peel) X(reference_symbolic_target) X(reference_type) X(reflog_entry_byindex)   \
+  X(reflog_entry_id_new) X(reflog_entry_id_old) X(reflog_entry_message) X(reflog_entrycount) \
+  X(reflog_free) X(reflog_read) X(remote_connect)                                            \
   X(remote_create_detached) X(remote_create_options_init) X(remote_create_with_opts)         \
   X(remote_fetch) X(remote_free) X(remote_init_callbacks) X(remote_ls) X(remote_push)        \
-  X(repository_commondir) X(repository_free) X(repository_hashfile) X(repository_head)       \
+  X(repository_commondir) X(repository_config_snapshot) X(repository_free)                  \
+  X(repository_hashfile) X(repository_head)                                                  \
   X(repository_head_unborn) X(repository_index) X(repository_init_ext)                       \
   X(repository_init_options_init) X(repository_is_bare) X(repository_is_worktree)            \
   X(repository_odb) X(repository_open_ext) X(repository_path) X(repository_set_head)         \

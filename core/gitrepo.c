@@ -102,6 +102,10 @@ struct gitrepo {
   } spare[GR_SPARE_MAX];
   size_t nspare;
   gr_mark main_settled; /* main's working tree, as gr_att.settled for a card's */
+  /* libgit2 appends each move of main to main's reflog, synced, before it renames the ref
+   * (core.logAllRefUpdates unset or on, read when the repository is opened; checked again
+   * after each merge): a merge's "planned" need not be synced then (gr_merge_into_main) */
+  int main_logged;
 };
 
 /* A working directory as the functions below see it: a repository handle whose working
@@ -121,6 +125,8 @@ typedef struct gr_wd {
  * gitdir (a card directory's state), written before the ref moves and saying "idle" once the
  * files and index match HEAD (gr_pending_write). */
 #define GR_PENDING "orket-checkout-pending"
+/* how a merge into main begins its reflog entry (gr_main_merges_since reads it back) */
+#define GR_MERGE_WHY "orket: merge "
 #define GR_KEY_MAX 200
 
 /* ---- errors ------------------------------------------------------------------------------ */
@@ -661,6 +667,24 @@ static void gr_lib_release(gitapi *api) {
   gitapi_close(api);
 }
 
+/* 1 when libgit2 appends every move of main to main's reflog: core.logAllRefUpdates unset
+ * (a repository with a working tree logs its branches), true or "always" (in any case, as
+ * libgit2 reads it). Anything else, or a config that cannot be read, is 0: merges then sync
+ * their "planned" as before. */
+static int gr_main_logged(const gitapi *g, git_repository *repo) {
+  git_config *cfg = NULL;
+  const char *v = NULL;
+  int on = 0;
+  if (g->repository_is_bare(repo) || g->repository_config_snapshot(&cfg, repo) < 0) return 0;
+  int rc = g->config_get_string(&v, cfg, "core.logAllRefUpdates");
+  if (rc == GIT_ENOTFOUND) on = 1;
+  else if (rc == 0 && (v == NULL || *v == '\0')) on = 1; /* the key alone: true */
+  else if (rc == 0 && strcasecmp(v, "always") == 0) on = 1;
+  else if (rc == 0 && g->config_parse_bool(&on, v) < 0) on = 0;
+  g->config_free(cfg);
+  return on;
+}
+
 /* The context for repo, which takes over api and repo (both released on failure). */
 static int gr_new(gitapi *api, git_repository *repo, const char *path, gitrepo **out, gr_err *e) {
   gitrepo *r = calloc(1, sizeof *r);
@@ -672,6 +696,7 @@ static int gr_new(gitapi *api, git_repository *repo, const char *path, gitrepo *
   }
   r->git = *api;
   r->repo = repo;
+  r->main_logged = gr_main_logged(api, repo);
   *out = r;
   return 0;
 }
@@ -947,30 +972,85 @@ static int gr_pending_path(const gitapi *g, const gr_wd *w, char *buf, size_t ca
   return (size_t)snprintf(buf, cap, "%s%s", d, GR_PENDING) < cap ? 0 : -1;
 }
 
-/* The marker holds the checkout's stage in 8 bytes: "planned" (written before the ref moves),
- * "writing" (every path passed the safety check and files are being written) or "idle"
- * (nothing pending; so is a missing marker). It is rewritten in place by one write of those 8
- * bytes, never replaced: a new file for every checkout cost an inode each, which the file
- * system grew dearer to find as the board grew. A stage is synced before what it announces
- * happens, but "writing" and "idle" are not (see their callers: a power cut that loses one
- * leaves a stage that errs on the safe side). */
-#define GR_STAGE_LEN 8
-static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, int sync, gr_err *e) {
-  char p[PATH_MAX], line[GR_STAGE_LEN + 1], d[PATH_MAX];
+/* The marker holds the checkout's stage and the commit it is about, in one line of 49 bytes:
+ * "planned <id>" (written before the ref moves to id), "writing <id>" (every path passed
+ * the safety check and id's files are being written) or "idle <id>" (files and index match
+ * id, the tip when it was written; a missing marker is idle too). It is rewritten in place by
+ * one write (a write that small is never torn), never replaced: a new file for every
+ * checkout cost an inode each, which the file system grew dearer to find as the board grew.
+ * Markers of older versions hold the stage alone ("%-7s\n"); they are read as before.
+ *
+ * What a power cut can leave: a write that was not synced may be lost, so the disk holds
+ * that stage or any earlier one. Each stage errs on the safe side when it is read against
+ * the tip: "planned" checks every path; "writing" of a commit that is not the tip is an
+ * earlier checkout's and is read as "planned"; "idle" of a commit that is not the tip says
+ * the tip moved after the last settle, and only a move this library is known to have made
+ * counts as a checkout to finish (gr_main_merges_since). That holds only while the disk
+ * holds this format: so the marker is synced when made and whenever it does not yet hold
+ * this format (once), and a caller may ask for a sync (see gr_move_ref). */
+#define GR_MARK_LEN (8 + GIT_OID_HEXSZ + 1)
+typedef struct gr_stage {
+  int stage;   /* 0 idle (or no marker), 1 planned, 2 writing */
+  int has_oid; /* the marker names its commit (oid): this format, not an older one */
+  git_oid oid;
+} gr_stage;
+
+/* Reads the marker: a missing one is idle; an empty, unreadable or unknown one planned. */
+static void gr_stage_parse(const gitapi *g, const char *line, size_t n, gr_stage *out) {
+  out->stage = 1;
+  out->has_oid = 0;
+  if (n >= 4 && strncmp(line, "idle", 4) == 0) out->stage = 0;
+  else if (n >= 7 && strncmp(line, "writing", 7) == 0) out->stage = 2;
+  if (n >= GR_MARK_LEN && line[7] == ' ' && line[GR_MARK_LEN - 1] == '\n') {
+    char hex[GIT_OID_HEXSZ + 1];
+    memcpy(hex, line + 8, GIT_OID_HEXSZ);
+    hex[GIT_OID_HEXSZ] = '\0';
+    out->has_oid = strspn(hex, "0123456789abcdef") == GIT_OID_HEXSZ && g->oid_fromstr(&out->oid, hex) == 0;
+  }
+}
+
+static void gr_stage_read(const gitapi *g, const gr_wd *w, gr_stage *out) {
+  char p[PATH_MAX], line[GR_MARK_LEN + 8];
+  out->stage = 0;
+  out->has_oid = 0;
+  if (gr_pending_path(g, w, p, sizeof p) != 0) return;
+  int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT) out->stage = 1; /* unreadable: the safe reading */
+    return;
+  }
+  ssize_t n = pread(fd, line, sizeof line, 0);
+  close(fd);
+  gr_stage_parse(g, line, n > 0 ? (size_t)n : 0, out);
+}
+
+static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, const git_oid *oid, int sync,
+                            gr_err *e) {
+  char p[PATH_MAX], line[GR_MARK_LEN + 8], d[PATH_MAX], hex[GIT_OID_HEXSZ + 1];
   if (gr_pending_path(g, w, p, sizeof p) != 0 || gr_state_dir(g, w, d, sizeof d) != 0)
     return gr_fail(e, "EINVAL", "gitdir path too long");
-  snprintf(line, sizeof line, "%-7s\n", stage);
-  int made = 1, fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  g->oid_tostr(hex, sizeof hex, oid);
+  snprintf(line, sizeof line, "%-7s %s\n", stage, hex);
+  int made = 1, fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0 && errno == EEXIST) {
     made = 0;
-    fd = open(p, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    fd = open(p, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   }
   if (fd < 0) return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(errno));
-  int ok = pwrite(fd, line, GR_STAGE_LEN, 0) == GR_STAGE_LEN && (!sync || fsync(fd) == 0);
+  if (made) {
+    sync = 1;
+  } else if (!sync) { /* what the disk may hold is this format only once a write of it was synced */
+    char cur[GR_MARK_LEN + 8];
+    gr_stage was;
+    ssize_t n = pread(fd, cur, sizeof cur, 0);
+    gr_stage_parse(g, cur, n > 0 ? (size_t)n : 0, &was);
+    sync = !was.has_oid;
+  }
+  int ok = pwrite(fd, line, GR_MARK_LEN, 0) == GR_MARK_LEN && (!sync || fsync(fd) == 0);
   int err = errno;
   close(fd);
   if (!ok) return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(err));
-  int dfd = made && sync ? open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  int dfd = made ? open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
   if (dfd >= 0) {
     (void)fsync(dfd); /* best effort: the file's own fsync already happened */
     close(dfd);
@@ -978,28 +1058,13 @@ static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, 
   return 0;
 }
 
-static int gr_pending_mark(const gitapi *g, const gr_wd *w, const char *stage, gr_err *e) {
-  return gr_pending_write(g, w, stage, 1, e);
-}
-
-static int gr_pending_clear(const gitapi *g, const gr_wd *w, gr_err *e) {
-  char p[PATH_MAX];
-  struct stat st;
-  if (gr_pending_path(g, w, p, sizeof p) != 0) return gr_fail(e, "EINVAL", "gitdir path too long");
-  return lstat(p, &st) == 0 ? gr_pending_write(g, w, "idle", 0, e) : 0;
-}
-
-/* 0: no checkout pending; 1: planned; 2: writing (its safety check had passed). An empty or
- * unreadable marker counts as planned: the safe reading. */
-static int gr_pending(const gitapi *g, const gr_wd *w) {
-  char p[PATH_MAX], line[16] = {0};
-  if (gr_pending_path(g, w, p, sizeof p) != 0) return 0;
-  FILE *f = fopen(p, "re");
-  if (f == NULL) return 0;
-  size_t n = fread(line, 1, sizeof line - 1, f);
-  fclose(f);
-  line[n] = '\0';
-  return strncmp(line, "idle", 4) == 0 ? 0 : strncmp(line, "writing", 7) == 0 ? 2 : 1;
+/* 0: no checkout pending; 1: planned; 2: writing (its safety check had passed). A "writing"
+ * about a commit other than tip (when given) is an earlier checkout's: planned. */
+static int gr_pending(const gitapi *g, const gr_wd *w, const git_oid *tip) {
+  gr_stage st;
+  gr_stage_read(g, w, &st);
+  if (st.stage == 2 && st.has_oid && tip && !g->oid_equal(&st.oid, tip)) return 1;
+  return st.stage;
 }
 
 /* Checks that every path delta touches holds either its old (baseline) or its new content
@@ -1123,10 +1188,45 @@ static int gr_index_tree_id(const gitapi *g, const gr_wd *w, int holds, git_inde
   return g->index_write_tree(out, idx);
 }
 
+/* 1 when main's index holds the tree of a commit that main's reflog, newest first, shows
+ * main left through our merges alone (GR_MERGE_WHY), each starting where the one before it
+ * ended, up to its tip `tip`: the working tree last settled there (neither the index nor the
+ * marker is synced, so either may be older than the other), and every move since is a merge
+ * of ours whose checkout a power cut interrupted, its unsynced "planned" lost (gr_move_ref).
+ * libgit2 syncs a reflog entry before it renames the ref, so a move that reached the disk
+ * left its entry there. A move by anyone else met on the way (a person's reset, commit or
+ * merge), or an index that is none of those trees (a person's staged change), is not ours to
+ * check out over. Read only when settling finds main's index off its tip and the marker idle
+ * about another commit: after a power cut, or a person's git. */
+static int gr_main_merges_since(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *base) {
+  git_reflog *log = NULL;
+  int settled = 0;
+  if (g->reflog_read(&log, repo, "refs/heads/" GR_MAIN) < 0) return 0;
+  git_oid want = *tip;
+  size_t n = g->reflog_entrycount(log);
+  for (size_t i = 0; i < n && i < 4096 && !settled; i++) {
+    const git_reflog_entry *en = g->reflog_entry_byindex(log, i);
+    const char *msg = en ? g->reflog_entry_message(en) : NULL;
+    if (msg == NULL || strncmp(msg, GR_MERGE_WHY, strlen(GR_MERGE_WHY)) != 0 ||
+        !g->oid_equal(g->reflog_entry_id_new(en), &want))
+      break;
+    want = *g->reflog_entry_id_old(en);
+    git_commit *c = NULL;
+    if (g->commit_lookup(&c, repo, &want) == 0) {
+      settled = g->oid_equal(g->commit_tree_id(c), base);
+      g->commit_free(c);
+    }
+  }
+  g->reflog_free(log);
+  return settled;
+}
+
 /* Settles a working tree after whatever a crash interrupted. The index should always be
  * HEAD's tree (Orket never stages without committing). When it is not:
- * - a checkout is pending (the marker, or no index at all: a worktree or the first commit
- *   killed before its checkout wrote one; a linked worktree's files are then all our own):
+ * - a checkout is pending (the marker; in main's working tree, an idle marker about an
+ *   earlier commit and our merges since, gr_main_merges_since; or no index at all: a
+ *   worktree or the first commit killed before its checkout wrote one; a linked worktree's
+ *   files are then all our own):
  *   the files must follow HEAD. The baseline is the
  *   index (what the files were last checked out as). Each path that differs between
  *   baseline and HEAD must hold its old or its new content or be missing; then exactly those
@@ -1138,7 +1238,13 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
   *updated = 0;
   int holds = gr_mark_holds(g, w);
   if (holds && gr_at_tip(g, w)) return 0;
-  int pending = gr_pending(g, w);
+  git_oid tip;
+  int trc = g->reference_name_to_id(&tip, repo, w->ref ? w->ref : "HEAD");
+  if (trc < 0) return gr_git(g, e, trc, "comparing the index with HEAD");
+  gr_stage st;
+  gr_stage_read(g, w, &st);
+  int pending = st.stage;
+  if (pending == 2 && st.has_oid && !g->oid_equal(&st.oid, &tip)) pending = 1; /* an earlier checkout's */
   /* No index: a checkout that never finished. In a card's linked worktree that is its
    * creation (a turn only starts once the worktree is made), so every file there is our own
    * half-written checkout and is rewritten ("writing"). In the main working tree the files
@@ -1166,6 +1272,10 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     goto out;
   }
   size_t n = g->diff_num_deltas(diff);
+  int main_wt = w->ref == NULL && w->state == NULL && !g->repository_is_worktree(repo);
+  if (n > 0 && !pending && main_wt && st.has_oid && !g->oid_equal(&st.oid, &tip) &&
+      gr_main_merges_since(g, repo, &tip, &bid))
+    pending = 1;
   if (n > 0 && !pending) {
     if ((rc = g->index_read_tree(idx, target)) < 0 || (rc = g->index_write(idx)) < 0) {
       gr_git(g, e, rc, "setting the index to HEAD");
@@ -1185,7 +1295,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     /* not synced: after a kill the page cache still holds it; lost only to a power cut in
      * the middle of the checkout, when "planned" makes the check stop at our own half-written
      * file (EDIRTY, a person looks) rather than overwrite anything */
-    if (pending == 1 && gr_pending_write(g, w, "writing", 0, e) != 0) goto out;
+    if (pending == 1 && gr_pending_write(g, w, "writing", &tip, 0, e) != 0) goto out;
     git_checkout_options co;
     (void)g->checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
     co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
@@ -1201,7 +1311,13 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     }
     *updated = 1;
   }
-  if (pending && gr_pending_clear(g, w, e) != 0) goto out;
+  /* the marker says the tip now settled. In main's working tree it is synced when it named
+   * another commit (the tip moved some other way than our announced merge: a person's git),
+   * so that a later merge's lost "planned" is not read against a commit main left; a card
+   * directory's idle is never read against anything (attach plans from index and tip) */
+  int other = !(st.has_oid && g->oid_equal(&st.oid, &tip));
+  if ((pending || st.stage || (st.has_oid && other)) && gr_pending_write(g, w, "idle", &tip, main_wt && other, e) != 0)
+    goto out;
   ret = 0;
   gr_settle(g, w);
 out:
@@ -1216,18 +1332,22 @@ out:
 
 /* Moves ref from `from` to `to` (compare-and-swap) after announcing, with the pending marker,
  * the checkout that must follow into repo's working tree; a crash anywhere after this is
- * finished by gr_refresh_repo. */
+ * finished by gr_refresh_repo. sync 0: the marker need not reach the disk before the ref
+ * moves, because the move is announced durably otherwise (main's reflog: gr_merge_into_main,
+ * gr_main_merges_since); a kill leaves the marker in the page cache. */
 static int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const git_oid *from,
-                       const git_oid *to, const char *why, gr_err *e) {
+                       const git_oid *to, const char *why, int sync, gr_err *e) {
   git_repository *repo = w->repo;
-  if (gr_pending_mark(g, w, "planned", e) != 0) return -1;
+  if (gr_pending_write(g, w, "planned", to, sync, e) != 0) return -1;
   git_reference *out = NULL;
   int rc = g->reference_create_matching(&out, repo, ref, to, 1, from, why);
   g->reference_free(out);
   if (rc < 0) {
     gr_git(g, e, rc, ref);
     gr_err ignored;
-    (void)gr_pending_clear(g, w, &ignored); /* nothing moved: the marker announces nothing */
+    /* nothing moved: synced, since the reflog may hold an entry for the move that failed,
+     * which a later chain of merges must not be read across (gr_main_merges_since) */
+    (void)gr_pending_write(g, w, "idle", from, 1, &ignored);
     return -1;
   }
   return 0;
@@ -1743,7 +1863,12 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
   /* the directory holds what its index records (its last card's tree, or nothing): switched
    * to this card's tip as a checkout that follows a ref move is, so only the paths that
    * differ are written, each first checked to hold its old or new content */
-  if (gr_index_exists(g, &wd) && !gr_pending(g, &wd)) {
+  git_oid tip_id;
+  if ((rc = g->reference_name_to_id(&tip_id, a->w, a->ref)) < 0) {
+    gr_git(g, e, rc, a->ref);
+    goto out;
+  }
+  if (gr_index_exists(g, &wd) && !gr_pending(g, &wd, &tip_id)) {
     git_index *ci = NULL;
     git_tree *tip = NULL;
     git_oid tid;
@@ -1756,7 +1881,9 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     g->tree_free(tip);
     g->index_free(ci);
     if (rc < 0) { gr_git(g, e, rc, "the directory's index"); goto out; }
-    if (!same && gr_pending_mark(g, &wd, "planned", e) != 0) goto out;
+    /* synced: a card's branch starts at main's tip, so an earlier checkout's "writing" may
+     * name this very commit, and left on disk it would skip the check below */
+    if (!same && gr_pending_write(g, &wd, "planned", &tip_id, 1, e) != 0) goto out;
   }
   ret = gr_refresh_repo(g, &wd, switched, e);
   /* the index on disk is what says the directory is this card's: written at once (a tip
@@ -2417,9 +2544,30 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
     if (gr_commit_tree(g, r->repo, idx, who, msg, mc, bc, &target, e) != 0) goto out;
     *kind = GR_MERGED;
   }
-  snprintf(msg, sizeof msg, "orket: merge %s", bname);
+  snprintf(msg, sizeof msg, GR_MERGE_WHY "%s", bname);
   gr_wd mw = {r->repo, NULL, NULL, NULL, &r->main_settled};
-  if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, e) != 0) goto out;
+  /* main's reflog announces the move durably when it is written and already there (a new
+   * one's directories are made without syncing their parents); else "planned" is synced */
+  char lp[PATH_MAX];
+  struct stat before, after;
+  int logged = r->main_logged &&
+               (size_t)snprintf(lp, sizeof lp, "%slogs/refs/heads/" GR_MAIN, g->repository_commondir(r->repo)) <
+                   sizeof lp &&
+               lstat(lp, &before) == 0 && S_ISREG(before.st_mode);
+  if (logged) { /* and the marker names where main is: else main moved some other way since
+                 * it last settled here, and a lost "planned" would be read against that */
+    gr_stage now;
+    gr_stage_read(g, &mw, &now);
+    logged = now.has_oid && g->oid_equal(&now.oid, &mid);
+  }
+  if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, !logged, e) != 0) goto out;
+  if (logged && (lstat(lp, &after) != 0 || after.st_size <= before.st_size)) {
+    /* the config changed since it was read: no entry was written, so the marker is synced
+     * now, and from now on before the move */
+    r->main_logged = 0;
+    gr_err ignored;
+    (void)gr_pending_write(g, &mw, "planned", &target, 1, &ignored);
+  }
   g->oid_tostr(id, GR_OID_HEX + 1, &target);
   /* main has moved: the merge stands even when its working tree cannot follow yet */
   int updated;
@@ -2562,7 +2710,7 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
     if (gr_commit_tree(g, w, idx, who, msg, bc, mc, &target, e) != 0) goto out;
   }
   snprintf(why, sizeof why, "orket: merge " GR_MAIN " into %s", bname);
-  if (gr_move_ref(g, &wd, ref, &bid, &target, why, e) != 0 || gr_refresh_repo(g, &wd, &updated, e) != 0) goto out;
+  if (gr_move_ref(g, &wd, ref, &bid, &target, why, 1, e) != 0 || gr_refresh_repo(g, &wd, &updated, e) != 0) goto out;
   g->oid_tostr(id, GR_OID_HEX + 1, &target);
   ret = 0;
 out:
@@ -2781,7 +2929,7 @@ static int gr_check_worktree(const gitapi *g, git_repository *w, const char *nam
   git_index *idx = NULL;
   git_reference *head = NULL;
   int ret = 0;
-  if (gr_pending(g, &(gr_wd){w, NULL, NULL, NULL, NULL})) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
+  if (gr_pending(g, &(gr_wd){w, NULL, NULL, NULL, NULL}, NULL)) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
   if (g->repository_head(&head, w) < 0) ret = gr_fail(e, "EINCONSISTENT", "%s: HEAD does not resolve", name);
   else if (g->repository_index(&idx, w) < 0 || g->index_read(idx, 1) < 0)
     ret = gr_fail(e, "EINCONSISTENT", "%s: the index cannot be read", name);

@@ -427,6 +427,209 @@ done:
   tg_rmtree(base);
 }
 
+/* main's working tree as a power cut can leave merges into main that moved the ref: the
+ * index still the tree of commit from_hex, each of `remove` (NULL-ended) not yet written,
+ * and main's marker as stage (and hex, when given) say, whatever reached the disk. */
+static int tg_main_unchecked(const char *ws, const char *from_hex, const char *const *remove, const char *stage,
+                             const char *hex) {
+  git_repository *repo = NULL;
+  git_commit *c = NULL;
+  git_tree *tree = NULL;
+  git_index *idx = NULL;
+  git_oid oid;
+  char p[1024];
+  int rc = git_repository_open(&repo, ws);
+  if (rc == 0) rc = git_oid_fromstr(&oid, from_hex);
+  if (rc == 0) rc = git_commit_lookup(&c, repo, &oid);
+  if (rc == 0) rc = git_commit_tree(&tree, c);
+  if (rc == 0) rc = git_repository_index(&idx, repo);
+  if (rc == 0) rc = git_index_read_tree(idx, tree);
+  if (rc == 0) rc = git_index_write(idx);
+  git_index_free(idx);
+  git_tree_free(tree);
+  git_commit_free(c);
+  git_repository_free(repo);
+  for (size_t i = 0; remove && remove[i]; i++) {
+    snprintf(p, sizeof p, "%s/%s", ws, remove[i]);
+    if (unlink(p) != 0) rc = -1;
+  }
+  snprintf(p, sizeof p, "%s/.git/orket-checkout-pending", ws);
+  FILE *f = fopen(p, "w");
+  if (f == NULL || (hex ? fprintf(f, "%-7s %s\n", stage, hex) : fprintf(f, "%-7s\n", stage)) < 0) rc = -1;
+  if (f) fclose(f);
+  return rc;
+}
+
+/* main's marker as written: "stage <id>" */
+static const char *tg_main_mark(const char *ws, char *buf, size_t cap) {
+  char p[1024];
+  snprintf(p, sizeof p, "%s/.git/orket-checkout-pending", ws);
+  FILE *f = fopen(p, "r");
+  buf[0] = '\0';
+  if (f == NULL) return "(missing)";
+  if (fgets(buf, (int)cap, f) == NULL) buf[0] = '\0';
+  fclose(f);
+  buf[strcspn(buf, "\n")] = '\0';
+  return buf;
+}
+
+/* A merge into main does not sync its "planned" before main moves: libgit2 syncs main's
+ * reflog entry first. After a power cut that lost it, the marker on disk holds an earlier
+ * stage; settling finishes the merges' checkout when that stage names the commit the index
+ * or one of the merges since started from still holds and the reflog since is only our
+ * merges, and otherwise errs on the safe side: an earlier checkout's "writing" is checked as
+ * "planned", and a person's staged revert (the marker naming the tip) or reset keeps their
+ * files. */
+TEST(test_gitrepo_main_mark_lost) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], a[512], b[512], c[512], id[41], old[41], m1[41], m2[41],
+       m3[41], buf[256], want[64], p[1024];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  int created, removed;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  tg_wt(base, "A", a);
+  tg_wt(base, "B", b);
+  tg_wt(base, "C", c);
+  CHECK(t, gitrepo_head(r, "main", old, &e) == 0);
+  CHECK(t, gitrepo_worktree(r, "A", a, &created, &e) == 0);
+  CHECK(t, gitrepo_worktree(r, "B", b, &created, &e) == 0); /* both from `old`: B's is a merge commit */
+  CHECK(t, tg_commit_file(r, a, "A", "x.txt", "x1\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, tg_commit_file(r, b, "B", "y.txt", "y1\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, gitrepo_merge_to_main(r, "A", &tg_who, m1, &kind, &conf, &e) == 0 && kind == GR_FASTFORWARD);
+  CHECK(t, gitrepo_merge_to_main(r, "B", &tg_who, m2, &kind, &conf, &e) == 0 && kind == GR_MERGED);
+  snprintf(want, sizeof want, "idle    %s", m2);
+  CHECK_STR(t, tg_main_mark(ws, buf, sizeof buf), want);
+  gitrepo_close(r);
+  r = NULL;
+
+  /* both merges' files lost: the marker still says main settled at `old`, and the reflog
+   * since is our two merges, from old's tree, which the index holds */
+  const char *both[] = {"x.txt", "y.txt", NULL};
+  CHECK(t, tg_main_unchecked(ws, old, both, "idle", old) == 0);
+  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  if (r == NULL) goto done;
+  CHECK(t, gitrepo_check(r, &e) == -1);
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "x.txt", buf, sizeof buf), "x1\n");
+  CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
+  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_main_mark(ws, buf, sizeof buf), want);
+  gitrepo_close(r);
+  r = NULL;
+  /* neither index nor marker is synced: the index may be older than the marker's idle */
+  CHECK(t, tg_main_unchecked(ws, old, both, "idle", m1) == 0);
+  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  if (r == NULL) goto done;
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "x.txt", buf, sizeof buf), "x1\n");
+  CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
+  CHECK(t, gitrepo_check(r, &e) == 0);
+  gitrepo_close(r);
+  r = NULL;
+
+  /* a person's staged change, the marker back at `old`: the index is none of the trees the
+   * merges since started from, so no file is touched */
+  {
+    git_repository *repo = NULL;
+    git_index *idx = NULL;
+    tg_write(ws, "s.txt", "staged by hand\n");
+    CHECK(t, git_repository_open(&repo, ws) == 0 && git_repository_index(&idx, repo) == 0 &&
+             git_index_add_bypath(idx, "s.txt") == 0 && git_index_write(idx) == 0);
+    git_index_free(idx);
+    git_repository_free(repo);
+    snprintf(p, sizeof p, "%s/.git/orket-checkout-pending", ws);
+    FILE *f = fopen(p, "w");
+    CHECK(t, f != NULL && fprintf(f, "%-7s %s\n", "idle", old) > 0);
+    if (f) fclose(f);
+  }
+  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  if (r == NULL) goto done;
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
+  CHECK(t, gitrepo_check(r, &e) == 0);
+  gitrepo_close(r);
+  r = NULL;
+
+  /* an earlier checkout's "writing" on disk: checked as planned, so a file someone changed
+   * stops it and is kept */
+  CHECK(t, tg_main_unchecked(ws, old, NULL, "writing", old) == 0);
+  tg_write(ws, "x.txt", "edited by hand\n");
+  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  if (r == NULL) goto done;
+  CHECK(t, gitrepo_recover(r, &removed, &e) == -1);
+  CHECK_STR(t, e.code, "EDIRTY");
+  CHECK_STR(t, tg_read(ws, "x.txt", buf, sizeof buf), "edited by hand\n");
+  tg_write(ws, "x.txt", "x1\n");
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, gitrepo_check(r, &e) == 0);
+  gitrepo_close(r);
+  r = NULL;
+
+  /* a person's staged revert of B's merge, after it settled (the marker names main's tip):
+   * theirs, so only the index follows the tip and y.txt stays gone */
+  const char *y[] = {"y.txt", NULL};
+  CHECK(t, tg_main_unchecked(ws, m1, y, "idle", m2) == 0);
+  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  if (r == NULL) goto done;
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "(missing)");
+  CHECK(t, gitrepo_check(r, &e) == 0);
+  gitrepo_close(r);
+  r = NULL;
+  /* A's merge settled (index m1's tree), then B's moved main and the power cut took every
+   * later stage of the marker, leaving `old`: the merges since m1 are ours, so B's is
+   * finished (the same state as a person's staged revert of B under a marker a power cut
+   * took back to `old`: that one is not told apart, as it never was) */
+  CHECK(t, tg_main_unchecked(ws, m1, NULL, "idle", old) == 0);
+  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  if (r == NULL) goto done;
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
+  CHECK(t, gitrepo_check(r, &e) == 0);
+  gitrepo_close(r);
+  r = NULL;
+
+  /* a person's reset of main to m1: not our move, so no file is touched, and the marker now
+   * names m1, where main settled (synced: what a later lost "planned" is read against) */
+  {
+    git_repository *repo = NULL;
+    git_reference *ref = NULL;
+    git_oid oid;
+    CHECK(t, git_repository_open(&repo, ws) == 0 && git_oid_fromstr(&oid, m1) == 0 &&
+             git_reference_create(&ref, repo, "refs/heads/main", &oid, 1, "reset: moving to HEAD~1") == 0);
+    git_reference_free(ref);
+    git_repository_free(repo);
+  }
+  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  if (r == NULL) goto done;
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
+  snprintf(want, sizeof want, "idle    %s", m1);
+  CHECK_STR(t, tg_main_mark(ws, buf, sizeof buf), want);
+
+  /* then our merge of C, its file lost: read against m1, the chain is ours again */
+  CHECK(t, gitrepo_worktree(r, "C", c, &created, &e) == 0);
+  CHECK(t, tg_commit_file(r, c, "C", "z.txt", "z1\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, gitrepo_merge_to_main(r, "C", &tg_who, m3, &kind, &conf, &e) == 0);
+  gitrepo_close(r);
+  r = NULL;
+  const char *z[] = {"z.txt", NULL};
+  CHECK(t, tg_main_unchecked(ws, m1, z, "idle", m1) == 0);
+  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  if (r == NULL) goto done;
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "z.txt", buf, sizeof buf), "z1\n");
+  CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n"); /* untracked since the reset: kept */
+  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+done:
+  git_libgit2_shutdown();
+  gitrepo_close(r);
+  tg_rmtree(base);
+}
+
 /* Conflicts without text markers: a delete/modify keeps the modified file, a binary file the
  * card's version; both are named. */
 TEST(test_gitrepo_conflict_kinds) {
