@@ -1145,6 +1145,23 @@ static int gr_index_stamp(const gitapi *g, const gr_wd *w, struct stat *st) {
   return lstat(p, st);
 }
 
+/* Syncs w's index file and the directory that holds it (libgit2 writes an index without
+ * either): best effort, for the rare settles whose marker is synced too (gr_refresh_repo). */
+static void gr_index_sync(const gitapi *g, const gr_wd *w) {
+  char p[PATH_MAX + 8], d[PATH_MAX];
+  if (gr_state_dir(g, w, d, sizeof d) != 0 || (size_t)snprintf(p, sizeof p, "%sindex", d) >= sizeof p) return;
+  int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+  fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+}
+
 /* 1 when w's index is still the file this handle left holding the tree of w->mark->tip: the
  * same file (device, inode, size, change and modification times). */
 static int gr_mark_holds(const gitapi *g, const gr_wd *w) {
@@ -1274,8 +1291,12 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
   size_t n = g->diff_num_deltas(diff);
   int main_wt = w->ref == NULL && w->state == NULL && !g->repository_is_worktree(repo);
   if (n > 0 && !pending && main_wt && st.has_oid && !g->oid_equal(&st.oid, &tip) &&
-      gr_main_merges_since(g, repo, &tip, &bid))
+      gr_main_merges_since(g, repo, &tip, &bid)) {
+    /* recorded, synced, before any path is checked: a stop (EDIRTY) and a person's later
+     * git add must not turn it back into a mere index reset */
+    if (gr_pending_write(g, w, "planned", &tip, 1, e) != 0) goto out;
     pending = 1;
+  }
   if (n > 0 && !pending) {
     if ((rc = g->index_read_tree(idx, target)) < 0 || (rc = g->index_write(idx)) < 0) {
       gr_git(g, e, rc, "setting the index to HEAD");
@@ -1316,8 +1337,12 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
    * so that a later merge's lost "planned" is not read against a commit main left; a card
    * directory's idle is never read against anything (attach plans from index and tip) */
   int other = !(st.has_oid && g->oid_equal(&st.oid, &tip));
-  if ((pending || st.stage || (st.has_oid && other)) && gr_pending_write(g, w, "idle", &tip, main_wt && other, e) != 0)
-    goto out;
+  if (pending || st.stage || (st.has_oid && other)) {
+    /* with the index first: a synced idle about a tip the index on disk did not yet hold
+     * would leave the chain of merges after it nothing to start from */
+    if (main_wt && other) gr_index_sync(g, w);
+    if (gr_pending_write(g, w, "idle", &tip, main_wt && other, e) != 0) goto out;
+  }
   ret = 0;
   gr_settle(g, w);
 out:
@@ -1347,6 +1372,7 @@ static int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const g
     gr_err ignored;
     /* nothing moved: synced, since the reflog may hold an entry for the move that failed,
      * which a later chain of merges must not be read across (gr_main_merges_since) */
+    gr_index_sync(g, w);
     (void)gr_pending_write(g, w, "idle", from, 1, &ignored);
     return -1;
   }
@@ -2554,12 +2580,11 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
                (size_t)snprintf(lp, sizeof lp, "%slogs/refs/heads/" GR_MAIN, g->repository_commondir(r->repo)) <
                    sizeof lp &&
                lstat(lp, &before) == 0 && S_ISREG(before.st_mode);
-  if (logged) { /* and the marker names where main is: else main moved some other way since
-                 * it last settled here, and a lost "planned" would be read against that */
-    gr_stage now;
-    gr_stage_read(g, &mw, &now);
-    logged = now.has_oid && g->oid_equal(&now.oid, &mid);
-  }
+  /* and main is as this handle last settled it, index and tip (a person's git add or reset
+   * since, or an interrupted settle, leaves an index or a tip no merge of ours started from,
+   * and a lost "planned" would be read against it); a settle also left the marker naming
+   * that tip, or the write below finds an older format or none and syncs */
+  if (logged) logged = gr_mark_holds(g, &mw) && g->oid_equal(&r->main_settled.tip, &mid);
   if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, !logged, e) != 0) goto out;
   if (logged && (lstat(lp, &after) != 0 || after.st_size <= before.st_size)) {
     /* the config changed since it was read: no entry was written, so the marker is synced

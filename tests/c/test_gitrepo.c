@@ -16,6 +16,30 @@
 
 static const gr_sig tg_who = {"senior_developer (coder)", "senior_developer@orket.invalid"};
 
+/* fsync as the core calls it in this binary (linked with -Wl,--wrap=fsync): counts the syncs
+ * of the file tg_synced_path names, and of those the ones made while the ref file
+ * tg_ref_path still held tg_ref_before (before the ref moved), so a test sees which writes
+ * were made durable before what. */
+int __real_fsync(int fd);
+int __wrap_fsync(int fd);
+static char tg_synced_path[1024], tg_ref_path[1024], tg_ref_before[41];
+static int tg_synced, tg_synced_before;
+int __wrap_fsync(int fd) {
+  char link[64], path[1024], ref[48] = {0};
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, path, sizeof path - 1);
+  if (n > 0 && tg_synced_path[0]) {
+    path[n] = '\0';
+    if (strcmp(path, tg_synced_path) == 0) {
+      tg_synced++;
+      FILE *f = fopen(tg_ref_path, "r");
+      if (f && fgets(ref, sizeof ref, f) && strncmp(ref, tg_ref_before, 40) == 0) tg_synced_before++;
+      if (f) fclose(f);
+    }
+  }
+  return __real_fsync(fd);
+}
+
 static int tg_write(const char *dir, const char *name, const char *data) {
   char p[1024];
   snprintf(p, sizeof p, "%s/%s", dir, name);
@@ -519,6 +543,33 @@ TEST(test_gitrepo_main_mark_lost) {
   CHECK_STR(t, tg_main_mark(ws, buf, sizeof buf), want);
   gitrepo_close(r);
   r = NULL;
+  /* the same, with a file someone changed on the way: recovery stops (EDIRTY) and records
+   * the checkout as planned, so that a git add of theirs cannot turn it into an index reset
+   * that leaves y.txt unwritten (their staged file then counts as what was checked out, as
+   * it always has) */
+  CHECK(t, tg_main_unchecked(ws, old, both, "idle", old) == 0);
+  tg_write(ws, "x.txt", "edited by hand\n");
+  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  if (r == NULL) goto done;
+  CHECK(t, gitrepo_recover(r, &removed, &e) == -1);
+  CHECK_STR(t, e.code, "EDIRTY");
+  snprintf(want, sizeof want, "planned %s", m2);
+  CHECK_STR(t, tg_main_mark(ws, buf, sizeof buf), want);
+  {
+    git_repository *repo = NULL;
+    git_index *idx = NULL;
+    CHECK(t, git_repository_open(&repo, ws) == 0 && git_repository_index(&idx, repo) == 0 &&
+             git_index_add_bypath(idx, "x.txt") == 0 && git_index_write(idx) == 0);
+    git_index_free(idx);
+    git_repository_free(repo);
+  }
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
+  CHECK(t, gitrepo_check(r, &e) == 0);
+  snprintf(want, sizeof want, "idle    %s", m2);
+  gitrepo_close(r);
+  r = NULL;
+
   /* neither index nor marker is synced: the index may be older than the marker's idle */
   CHECK(t, tg_main_unchecked(ws, old, both, "idle", m1) == 0);
   CHECK(t, gitrepo_open(ws, &r, &e) == 0);
@@ -625,6 +676,91 @@ TEST(test_gitrepo_main_mark_lost) {
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n"); /* untracked since the reset: kept */
   CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
 done:
+  git_libgit2_shutdown();
+  gitrepo_close(r);
+  tg_rmtree(base);
+}
+
+/* Merges card (a file of its own, committed in its worktree under base) into main and returns
+ * how many times main's marker was synced before main moved, -1 on failure. */
+static int tg_merge_syncs(gitrepo *r, const char *base, const char *card, char *id) {
+  char wt[512], name[64];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  int created;
+  tg_wt(base, card, wt);
+  snprintf(name, sizeof name, "%s.txt", card);
+  if (gitrepo_worktree(r, card, wt, &created, &e) != 0 || tg_commit_file(r, wt, card, name, "work\n", NULL, id) < 0)
+    return -1;
+  if (gitrepo_head(r, "main", tg_ref_before, &e) != 0) return -1;
+  tg_synced = tg_synced_before = 0;
+  if (gitrepo_merge_to_main(r, card, &tg_who, id, &kind, &conf, &e) != 0) {
+    fprintf(stderr, "    merge %s: %s\n", card, e.msg);
+    return -1;
+  }
+  gr_paths_free(&conf);
+  return tg_synced_before;
+}
+
+/* Which merges into main sync their "planned" before main moves: none while main's reflog
+ * records the move and main is as this handle left it; every one when main's index or tip
+ * moved behind its back (a person's git add or reset) or logging is off. */
+TEST(test_gitrepo_main_mark_sync) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], prev[41], p[700];
+  gr_err e;
+  int removed, updated;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  snprintf(tg_synced_path, sizeof tg_synced_path, "%s/.git/orket-checkout-pending", ws);
+  snprintf(tg_ref_path, sizeof tg_ref_path, "%s/.git/refs/heads/main", ws);
+  CHECK(t, tg_merge_syncs(r, base, "A", id) == 1); /* the marker made: synced once */
+  CHECK(t, tg_merge_syncs(r, base, "B", prev) == 0);
+  CHECK(t, tg_merge_syncs(r, base, "C", id) == 0);
+  /* a person's git add in main: the index is not the one this handle left */
+  {
+    git_repository *repo = NULL;
+    git_index *idx = NULL;
+    tg_write(ws, "s.txt", "staged by hand\n");
+    CHECK(t, git_repository_open(&repo, ws) == 0 && git_repository_index(&idx, repo) == 0 &&
+             git_index_add_bypath(idx, "s.txt") == 0 && git_index_write(idx) == 0);
+    git_index_free(idx);
+    git_repository_free(repo);
+  }
+  CHECK(t, tg_merge_syncs(r, base, "D", id) == 1);
+  CHECK(t, tg_merge_syncs(r, base, "E", id) == 0);
+  /* a person's reset of main */
+  {
+    git_repository *repo = NULL;
+    git_reference *ref = NULL;
+    git_oid oid;
+    CHECK(t, git_repository_open(&repo, ws) == 0 && git_oid_fromstr(&oid, prev) == 0 &&
+             git_reference_create(&ref, repo, "refs/heads/main", &oid, 1, "reset: moving to HEAD~3") == 0);
+    git_reference_free(ref);
+    git_repository_free(repo);
+  }
+  CHECK(t, tg_merge_syncs(r, base, "F", id) == 1);
+  /* a new process: once main is settled by it, as before */
+  gitrepo_close(r);
+  r = NULL;
+  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  if (r == NULL) goto done;
+  CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0);
+  CHECK(t, tg_merge_syncs(r, base, "G", id) == 0);
+  /* logging off */
+  gitrepo_close(r);
+  r = NULL;
+  snprintf(p, sizeof p, "git -C '%s' config core.logAllRefUpdates false", ws);
+  CHECK(t, system(p) == 0);
+  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  if (r == NULL) goto done;
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0);
+  CHECK(t, tg_merge_syncs(r, base, "H", id) == 1);
+  CHECK(t, tg_merge_syncs(r, base, "I", id) == 1);
+  CHECK(t, gitrepo_check(r, &e) == 0);
+done:
+  tg_synced_path[0] = '\0';
   git_libgit2_shutdown();
   gitrepo_close(r);
   tg_rmtree(base);
