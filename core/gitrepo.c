@@ -119,6 +119,8 @@ typedef struct gr_wd {
   const char *state;
   gr_att *att;   /* an attached directory's (docs/git.md), else NULL */
   gr_mark *mark; /* what this process knows of its index (gr_settle), NULL: nothing kept */
+  int durable;   /* its next settle must reach the disk before its marker says so (files,
+                  * index, then marker: gr_refresh_repo) */
 } gr_wd;
 
 /* A checkout that follows a ref move is announced by this file in the working tree's own
@@ -947,7 +949,7 @@ int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *create
   int unborn = g->repository_head_unborn(repo), updated;
   /* settling finishes a first commit killed before it wrote the index */
   if (unborn < 0 || (unborn == 1 && gr_initial_commit(g, repo, who, e) != 0) ||
-      gr_check_shape(g, repo, e) != 0 || gr_refresh_repo(g, &(gr_wd){repo, NULL, NULL, NULL, NULL}, &updated, e) != 0) {
+      gr_check_shape(g, repo, e) != 0 || gr_refresh_repo(g, &(gr_wd){repo, NULL, NULL, NULL, NULL, 0}, &updated, e) != 0) {
     if (unborn < 0) gr_git(g, e, unborn, "HEAD");
     g->repository_free(repo);
     gr_lib_release(&api);
@@ -1145,6 +1147,32 @@ static int gr_index_stamp(const gitapi *g, const gr_wd *w, struct stat *st) {
   return lstat(p, st);
 }
 
+/* Syncs each of paths (n, relative to repo's working tree) and the directories holding
+ * them, as a checkout left them (libgit2 syncs none): best effort, for the rare settles whose
+ * marker is synced (gr_refresh_repo). A path gone (deleted) syncs its directory alone. */
+static void gr_paths_sync(const gitapi *g, git_repository *repo, char *const *paths, size_t n) {
+  const char *wd = g->repository_workdir(repo);
+  char p[PATH_MAX], last[PATH_MAX] = "";
+  for (size_t i = 0; wd && i < n; i++) {
+    if ((size_t)snprintf(p, sizeof p, "%s%s", wd, paths[i]) >= sizeof p) continue;
+    int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+      (void)fsync(fd);
+      close(fd);
+    }
+    char *slash = strrchr(p, '/');
+    if (slash == NULL) continue;
+    *slash = '\0';
+    if (strcmp(p, last) == 0) continue; /* paths come sorted: a directory's run once */
+    snprintf(last, sizeof last, "%s", p);
+    fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+      (void)fsync(fd);
+      close(fd);
+    }
+  }
+}
+
 /* Syncs w's index file and the directory that holds it (libgit2 writes an index without
  * either): best effort, for the rare settles whose marker is synced too (gr_refresh_repo). */
 static void gr_index_sync(const gitapi *g, const gr_wd *w) {
@@ -1332,16 +1360,21 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     }
     *updated = 1;
   }
-  /* the marker says the tip now settled. In main's working tree it is synced when it named
-   * another commit (the tip moved some other way than our announced merge: a person's git),
-   * so that a later merge's lost "planned" is not read against a commit main left; a card
-   * directory's idle is never read against anything (attach plans from index and tip) */
+  /* the marker says the tip now settled. In main's working tree the settle is made durable
+   * (files written, index, then the marker) when the marker named another commit (the tip
+   * moved some other way than our announced merge: a person's git, or recovery finishing a
+   * merge) or the caller asks (a merge that had to sync its "planned": the first since main
+   * moved behind this handle's back): the next merges skip their syncs and a power cut is
+   * read against this settle, which their chain of reflog entries reaches. A card directory's
+   * idle is never read against anything (attach plans from index and tip). */
   int other = !(st.has_oid && g->oid_equal(&st.oid, &tip));
   if (pending || st.stage || (st.has_oid && other)) {
-    /* with the index first: a synced idle about a tip the index on disk did not yet hold
-     * would leave the chain of merges after it nothing to start from */
-    if (main_wt && other) gr_index_sync(g, w);
-    if (gr_pending_write(g, w, "idle", &tip, main_wt && other, e) != 0) goto out;
+    int durable = main_wt && (other || w->durable);
+    if (durable) {
+      if (paths) gr_paths_sync(g, repo, paths, n);
+      gr_index_sync(g, w);
+    }
+    if (gr_pending_write(g, w, "idle", &tip, durable, e) != 0) goto out;
   }
   ret = 0;
   gr_settle(g, w);
@@ -1504,10 +1537,10 @@ static int gr_open_card(gitrepo *r, const char *card, gr_wd *wd, gr_err *e) {
   if (gr_check_card(card, e) != 0) return -1;
   gr_att *a = gr_attached(r, card);
   if (a) {
-    *wd = (gr_wd){a->w, a->ref, a->state, a, &a->settled};
+    *wd = (gr_wd){a->w, a->ref, a->state, a, &a->settled, 0};
     return 0;
   }
-  *wd = (gr_wd){NULL, NULL, NULL, NULL, NULL};
+  *wd = (gr_wd){NULL, NULL, NULL, NULL, NULL, 0};
   git_repository **wrepo = &wd->repo;
   if ((*wrepo = gr_kept(r, card, NULL)) != NULL) {
     if (gr_wt_gitdir_check(g, r->repo, card, e) == 0) return 0;
@@ -1615,7 +1648,7 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
       gr_forget(r, card);
       goto out;
     }
-    ret = gr_refresh_repo(g, &(gr_wd){w, NULL, NULL, NULL, NULL}, &updated, e);
+    ret = gr_refresh_repo(g, &(gr_wd){w, NULL, NULL, NULL, NULL, 0}, &updated, e);
     goto out;
   }
   rc = gr_wt_lookup(g, r->repo, card, &wt);
@@ -1650,7 +1683,7 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
     }
     *created = 1;
   }
-  if (gr_open_wt(r, card, abs, wt, &w, e) != 0 || gr_refresh_repo(g, &(gr_wd){w, NULL, NULL, NULL, NULL}, &updated, e) != 0) goto out;
+  if (gr_open_wt(r, card, abs, wt, &w, e) != 0 || gr_refresh_repo(g, &(gr_wd){w, NULL, NULL, NULL, NULL, 0}, &updated, e) != 0) goto out;
   ret = 0;
 out:
   g->worktree_free(wt);
@@ -1880,7 +1913,7 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     a->turns.len = a->turns.n = 0;
     a->turns.full = 0;
   }
-  gr_wd wd = {a->w, a->ref, a->state, a, &a->settled};
+  gr_wd wd = {a->w, a->ref, a->state, a, &a->settled, 0};
   int holds = gr_mark_holds(g, &wd);
   if (holds && gr_at_tip(g, &wd)) { /* attached here already, and nothing moved since */
     ret = 0;
@@ -2092,7 +2125,7 @@ int gitrepo_detach(gitrepo *r, const char *card, const gr_paths *only, int *deta
   }
   gr_att *a = gr_attached(r, card);
   if (a == NULL) return 0;
-  gr_wd wd = {a->w, a->ref, a->state, a, &a->settled};
+  gr_wd wd = {a->w, a->ref, a->state, a, &a->settled, 0};
   int updated;
   if (gr_refresh_repo(g, &wd, &updated, e) != 0) return -1;
   if (!whole && (whole = gr_clear_paths(g, &wd, card, only, e)) < 0) return -1;
@@ -2234,7 +2267,7 @@ int gitrepo_worktree_remove(gitrepo *r, const char *card, int *removed, gr_err *
       goto out;
     }
     if (w == NULL && gr_open_wt(r, card, NULL, wt, &w, e) != 0) goto out;
-    gr_wd wd = {w, NULL, NULL, NULL, NULL};
+    gr_wd wd = {w, NULL, NULL, NULL, NULL, 0};
     int st = gr_refresh_repo(g, &wd, &updated, e) == 0 ? gr_status_repo(g, &wd, &dirty, e) : -1;
     if (st == 0 && dirty.n)
       st = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, dirty.v[0],
@@ -2571,7 +2604,7 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
     *kind = GR_MERGED;
   }
   snprintf(msg, sizeof msg, GR_MERGE_WHY "%s", bname);
-  gr_wd mw = {r->repo, NULL, NULL, NULL, &r->main_settled};
+  gr_wd mw = {r->repo, NULL, NULL, NULL, &r->main_settled, 0};
   /* main's reflog announces the move durably when it is written and already there (a new
    * one's directories are made without syncing their parents); else "planned" is synced */
   char lp[PATH_MAX];
@@ -2585,6 +2618,10 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
    * and a lost "planned" would be read against it); a settle also left the marker naming
    * that tip, or the write below finds an older format or none and syncs */
   if (logged) logged = gr_mark_holds(g, &mw) && g->oid_equal(&r->main_settled.tip, &mid);
+  /* a merge that syncs its "planned" while main is logged is the first since main moved
+   * behind this handle's back (or of this process): its settle is made durable, as the
+   * point the next merges' reflog chain is read back to (gr_main_merges_since) */
+  mw.durable = r->main_logged && !logged;
   if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, !logged, e) != 0) goto out;
   if (logged && (lstat(lp, &after) != 0 || after.st_size <= before.st_size)) {
     /* the config changed since it was read: no entry was written, so the marker is synced
@@ -2880,7 +2917,7 @@ int gitrepo_recover(gitrepo *r, int *removed, gr_err *e) {
   gr_forget(r, NULL); /* after a crash: every worktree read afresh */
   if ((rc = g->worktree_list(&wts, r->repo)) < 0) return gr_git(g, e, rc, "worktrees");
   if (gr_clear_locks(r, &wts, removed, e) != 0) goto out;
-  if (gr_refresh_repo(g, &(gr_wd){r->repo, NULL, NULL, NULL, &r->main_settled}, &updated, e) != 0) goto out;
+  if (gr_refresh_repo(g, &(gr_wd){r->repo, NULL, NULL, NULL, &r->main_settled, 0}, &updated, e) != 0) goto out;
   for (size_t i = 0; i < wts.count; i++) {
     gr_wd w;
     if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
@@ -2954,7 +2991,7 @@ static int gr_check_worktree(const gitapi *g, git_repository *w, const char *nam
   git_index *idx = NULL;
   git_reference *head = NULL;
   int ret = 0;
-  if (gr_pending(g, &(gr_wd){w, NULL, NULL, NULL, NULL}, NULL)) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
+  if (gr_pending(g, &(gr_wd){w, NULL, NULL, NULL, NULL, 0}, NULL)) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
   if (g->repository_head(&head, w) < 0) ret = gr_fail(e, "EINCONSISTENT", "%s: HEAD does not resolve", name);
   else if (g->repository_index(&idx, w) < 0 || g->index_read(idx, 1) < 0)
     ret = gr_fail(e, "EINCONSISTENT", "%s: the index cannot be read", name);
@@ -3021,7 +3058,7 @@ out:
 int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e) {
   const gitapi *g = &r->git;
   *updated = 0;
-  if (card == NULL) return gr_refresh_repo(g, &(gr_wd){r->repo, NULL, NULL, NULL, &r->main_settled}, updated, e);
+  if (card == NULL) return gr_refresh_repo(g, &(gr_wd){r->repo, NULL, NULL, NULL, &r->main_settled, 0}, updated, e);
   gr_wd w;
   if (gr_open_card(r, card, &w, e) != 0) return -1;
   return gr_refresh_repo(g, &w, updated, e);

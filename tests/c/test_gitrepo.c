@@ -16,28 +16,42 @@
 
 static const gr_sig tg_who = {"senior_developer (coder)", "senior_developer@orket.invalid"};
 
-/* fsync as the core calls it in this binary (linked with -Wl,--wrap=fsync): counts the syncs
- * of the file tg_synced_path names, and of those the ones made while the ref file
- * tg_ref_path still held tg_ref_before (before the ref moved), so a test sees which writes
- * were made durable before what. */
+/* fsync as the core calls it in this binary (linked with -Wl,--wrap=fsync): while
+ * tg_sync_log is on, each synced file's path is logged in order, with whether the ref file
+ * tg_ref_path still held tg_ref_before (main had not moved yet), so a test sees which writes
+ * were made durable, and before what. */
 int __real_fsync(int fd);
 int __wrap_fsync(int fd);
-static char tg_synced_path[1024], tg_ref_path[1024], tg_ref_before[41];
-static int tg_synced, tg_synced_before;
+#define TG_SYNCS 256
+static struct {
+  char path[1024];
+  int before; /* main's ref still at tg_ref_before */
+} tg_syncs[TG_SYNCS];
+static int tg_nsyncs, tg_sync_log;
+static char tg_ref_path[1024], tg_ref_before[41];
 int __wrap_fsync(int fd) {
   char link[64], path[1024], ref[48] = {0};
   snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
   ssize_t n = readlink(link, path, sizeof path - 1);
-  if (n > 0 && tg_synced_path[0]) {
+  if (tg_sync_log && n > 0 && tg_nsyncs < TG_SYNCS) {
     path[n] = '\0';
-    if (strcmp(path, tg_synced_path) == 0) {
-      tg_synced++;
-      FILE *f = fopen(tg_ref_path, "r");
-      if (f && fgets(ref, sizeof ref, f) && strncmp(ref, tg_ref_before, 40) == 0) tg_synced_before++;
-      if (f) fclose(f);
-    }
+    snprintf(tg_syncs[tg_nsyncs].path, sizeof tg_syncs[tg_nsyncs].path, "%s", path);
+    FILE *f = fopen(tg_ref_path, "r");
+    tg_syncs[tg_nsyncs].before = f && fgets(ref, sizeof ref, f) && strncmp(ref, tg_ref_before, 40) == 0;
+    if (f) fclose(f);
+    tg_nsyncs++;
   }
   return __real_fsync(fd);
+}
+
+/* The position (from 1) of the last sync logged of dir/name (before main moved when before
+ * is 1, after when 0, either when -1), 0 when there is none. */
+static int tg_synced(const char *dir, const char *name, int before) {
+  char p[1100];
+  snprintf(p, sizeof p, "%s%s%s", dir, name[0] ? "/" : "", name);
+  for (int i = tg_nsyncs - 1; i >= 0; i--)
+    if (strcmp(tg_syncs[i].path, p) == 0 && (before < 0 || tg_syncs[i].before == before)) return i + 1;
+  return 0;
 }
 
 static int tg_write(const char *dir, const char *name, const char *data) {
@@ -536,11 +550,21 @@ TEST(test_gitrepo_main_mark_lost) {
   CHECK(t, gitrepo_open(ws, &r, &e) == 0);
   if (r == NULL) goto done;
   CHECK(t, gitrepo_check(r, &e) == -1);
+  tg_nsyncs = 0;
+  tg_sync_log = 1;
   CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  tg_sync_log = 0;
   CHECK_STR(t, tg_read(ws, "x.txt", buf, sizeof buf), "x1\n");
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
   CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK_STR(t, tg_main_mark(ws, buf, sizeof buf), want);
+  { /* the settle it made is durable: files, then index, then the marker */
+    char git[600];
+    snprintf(git, sizeof git, "%s/.git", ws);
+    int xf = tg_synced(ws, "x.txt", -1), yf = tg_synced(ws, "y.txt", -1), ix = tg_synced(git, "index", -1),
+        mk = tg_synced(git, "orket-checkout-pending", -1);
+    CHECK(t, xf && yf && ix && mk && xf < ix && yf < ix && ix < mk);
+  }
   gitrepo_close(r);
   r = NULL;
   /* the same, with a file someone changed on the way: recovery stops (EDIRTY) and records
@@ -681,9 +705,10 @@ done:
   tg_rmtree(base);
 }
 
-/* Merges card (a file of its own, committed in its worktree under base) into main and returns
- * how many times main's marker was synced before main moved, -1 on failure. */
-static int tg_merge_syncs(gitrepo *r, const char *base, const char *card, char *id) {
+/* Merges card (a file of its own, committed in its worktree under base) into main with the
+ * syncs logged (tg_synced); returns 1 when main's marker was synced before main moved, 0
+ * when not, -1 on failure. */
+static int tg_merge_syncs(gitrepo *r, const char *base, const char *ws, const char *card, char *id) {
   char wt[512], name[64];
   gr_err e;
   gr_paths conf;
@@ -694,13 +719,29 @@ static int tg_merge_syncs(gitrepo *r, const char *base, const char *card, char *
   if (gitrepo_worktree(r, card, wt, &created, &e) != 0 || tg_commit_file(r, wt, card, name, "work\n", NULL, id) < 0)
     return -1;
   if (gitrepo_head(r, "main", tg_ref_before, &e) != 0) return -1;
-  tg_synced = tg_synced_before = 0;
-  if (gitrepo_merge_to_main(r, card, &tg_who, id, &kind, &conf, &e) != 0) {
+  snprintf(tg_ref_path, sizeof tg_ref_path, "%s/.git/refs/heads/main", ws);
+  tg_nsyncs = 0;
+  tg_sync_log = 1;
+  int rc = gitrepo_merge_to_main(r, card, &tg_who, id, &kind, &conf, &e);
+  tg_sync_log = 0;
+  if (rc != 0) {
     fprintf(stderr, "    merge %s: %s\n", card, e.msg);
     return -1;
   }
   gr_paths_free(&conf);
-  return tg_synced_before;
+  char git[600];
+  snprintf(git, sizeof git, "%s/.git", ws);
+  return tg_synced(git, "orket-checkout-pending", 1) ? 1 : 0;
+}
+
+/* 1 when the last merge logged made its settle durable: the card's file in main, then main's
+ * index, then the marker, all after main moved. */
+static int tg_settle_durable(const char *ws, const char *card) {
+  char git[600], name[64];
+  snprintf(git, sizeof git, "%s/.git", ws);
+  snprintf(name, sizeof name, "%s.txt", card);
+  int file = tg_synced(ws, name, 0), idx = tg_synced(git, "index", 0), mark = tg_synced(git, "orket-checkout-pending", 0);
+  return file && idx && mark && file < idx && idx < mark;
 }
 
 /* Which merges into main sync their "planned" before main moves: none while main's reflog
@@ -713,11 +754,9 @@ TEST(test_gitrepo_main_mark_sync) {
   gitrepo *r = tg_setup(t, base, ws);
   if (r == NULL) return;
   git_libgit2_init();
-  snprintf(tg_synced_path, sizeof tg_synced_path, "%s/.git/orket-checkout-pending", ws);
-  snprintf(tg_ref_path, sizeof tg_ref_path, "%s/.git/refs/heads/main", ws);
-  CHECK(t, tg_merge_syncs(r, base, "A", id) == 1); /* the marker made: synced once */
-  CHECK(t, tg_merge_syncs(r, base, "B", prev) == 0);
-  CHECK(t, tg_merge_syncs(r, base, "C", id) == 0);
+  CHECK(t, tg_merge_syncs(r, base, ws, "A", id) == 1); /* the marker made: synced once */
+  CHECK(t, tg_merge_syncs(r, base, ws, "B", prev) == 0);
+  CHECK(t, tg_merge_syncs(r, base, ws, "C", id) == 0);
   /* a person's git add in main: the index is not the one this handle left */
   {
     git_repository *repo = NULL;
@@ -728,8 +767,10 @@ TEST(test_gitrepo_main_mark_sync) {
     git_index_free(idx);
     git_repository_free(repo);
   }
-  CHECK(t, tg_merge_syncs(r, base, "D", id) == 1);
-  CHECK(t, tg_merge_syncs(r, base, "E", id) == 0);
+  CHECK(t, tg_merge_syncs(r, base, ws, "D", id) == 1);
+  CHECK(t, tg_settle_durable(ws, "D")); /* what E's chain of reflog entries is read back to */
+  CHECK(t, tg_merge_syncs(r, base, ws, "E", id) == 0);
+  CHECK(t, !tg_settle_durable(ws, "E"));
   /* a person's reset of main */
   {
     git_repository *repo = NULL;
@@ -740,14 +781,15 @@ TEST(test_gitrepo_main_mark_sync) {
     git_reference_free(ref);
     git_repository_free(repo);
   }
-  CHECK(t, tg_merge_syncs(r, base, "F", id) == 1);
+  CHECK(t, tg_merge_syncs(r, base, ws, "F", id) == 1);
+  CHECK(t, tg_settle_durable(ws, "F"));
   /* a new process: once main is settled by it, as before */
   gitrepo_close(r);
   r = NULL;
   CHECK(t, gitrepo_open(ws, &r, &e) == 0);
   if (r == NULL) goto done;
   CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0);
-  CHECK(t, tg_merge_syncs(r, base, "G", id) == 0);
+  CHECK(t, tg_merge_syncs(r, base, ws, "G", id) == 0);
   /* logging off */
   gitrepo_close(r);
   r = NULL;
@@ -756,11 +798,10 @@ TEST(test_gitrepo_main_mark_sync) {
   CHECK(t, gitrepo_open(ws, &r, &e) == 0);
   if (r == NULL) goto done;
   CHECK(t, gitrepo_recover(r, &removed, &e) == 0);
-  CHECK(t, tg_merge_syncs(r, base, "H", id) == 1);
-  CHECK(t, tg_merge_syncs(r, base, "I", id) == 1);
+  CHECK(t, tg_merge_syncs(r, base, ws, "H", id) == 1);
+  CHECK(t, tg_merge_syncs(r, base, ws, "I", id) == 1);
   CHECK(t, gitrepo_check(r, &e) == 0);
 done:
-  tg_synced_path[0] = '\0';
   git_libgit2_shutdown();
   gitrepo_close(r);
   tg_rmtree(base);
