@@ -54,7 +54,18 @@ typedef struct gr_mark {
   int known;
   struct stat index;
   git_oid tip;
+  /* main's working tree: since this handle last settled it durably (files, index, marker),
+   * every settle was of a merge of ours that the marker announced (`since` of them), so a
+   * power cut leaves an index the reflog's chain of our merges reaches back to
+   * (gr_main_merges_since); a merge may then skip its sync (gr_merge_into_main) */
+  int chained;
+  unsigned since;
 } gr_mark;
+
+/* At most this many merges skip their sync before one settles durably again, well inside
+ * the reflog entries gr_main_merges_since reads back (GR_CHAIN_MAX). */
+#define GR_CHAIN_SKIP 1024
+#define GR_CHAIN_MAX 4096
 
 /* A card's attached directory (gitrepo_attach): the main repository opened again with the
  * directory as its working directory and an index of its own under state. Kept until
@@ -1147,47 +1158,54 @@ static int gr_index_stamp(const gitapi *g, const gr_wd *w, struct stat *st) {
   return lstat(p, st);
 }
 
-/* Syncs each of paths (n, relative to repo's working tree) and the directories holding
- * them, as a checkout left them (libgit2 syncs none): best effort, for the rare settles whose
- * marker is synced (gr_refresh_repo). A path gone (deleted) syncs its directory alone. */
-static void gr_paths_sync(const gitapi *g, git_repository *repo, char *const *paths, size_t n) {
+/* fsyncs the file or directory at path: 0, or -1 when it could not be (a path that is gone
+ * counts as done: its directory's sync records that) */
+static int gr_fsync_path(const char *path, int dir) {
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
+  if (fd < 0) return errno == ENOENT ? 0 : -1;
+  int rc = fsync(fd);
+  close(fd);
+  return rc == 0 ? 0 : -1;
+}
+
+/* Syncs each of paths (n, relative to repo's working tree, as a checkout left them: libgit2
+ * syncs none) and every directory from each one's up to the working tree's root, so that a
+ * file made in a new directory, or a directory removed, reaches the disk too: 0, or -1 when
+ * something could not be synced (gr_refresh_repo then settles without saying it durably). */
+static int gr_paths_sync(const gitapi *g, git_repository *repo, char *const *paths, size_t n) {
   const char *wd = g->repository_workdir(repo);
   char p[PATH_MAX], last[PATH_MAX] = "";
-  for (size_t i = 0; wd && i < n; i++) {
-    if ((size_t)snprintf(p, sizeof p, "%s%s", wd, paths[i]) >= sizeof p) continue;
-    int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd >= 0) {
-      (void)fsync(fd);
-      close(fd);
+  int ret = 0;
+  if (wd == NULL) return -1;
+  size_t wl = strlen(wd);
+  for (size_t i = 0; i < n; i++) {
+    if ((size_t)snprintf(p, sizeof p, "%s%s", wd, paths[i]) >= sizeof p) {
+      ret = -1;
+      continue;
     }
-    char *slash = strrchr(p, '/');
-    if (slash == NULL) continue;
-    *slash = '\0';
-    if (strcmp(p, last) == 0) continue; /* paths come sorted: a directory's run once */
-    snprintf(last, sizeof last, "%s", p);
-    fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-      (void)fsync(fd);
-      close(fd);
+    if (gr_fsync_path(p, 0) != 0) ret = -1;
+    /* its directories, innermost first, down to the root (wd ends in '/'); those this run
+     * of paths shares with the path before it were synced for that one */
+    for (char *slash = strrchr(p, '/'); slash && (size_t)(slash - p) + 1 >= wl; slash = strrchr(p, '/')) {
+      *slash = '\0';
+      size_t dl = strlen(p);
+      if (strncmp(last, p, dl) == 0 && (last[dl] == '\0' || last[dl] == '/')) break;
+      if (gr_fsync_path(p, 1) != 0) ret = -1;
+      if ((size_t)(slash - p) + 1 == wl) break; /* the root itself */
     }
+    if ((size_t)snprintf(last, sizeof last, "%s%s", wd, paths[i]) >= sizeof last) last[0] = '\0';
+    char *ls = strrchr(last, '/');
+    if (ls) *ls = '\0';
   }
+  return ret;
 }
 
 /* Syncs w's index file and the directory that holds it (libgit2 writes an index without
- * either): best effort, for the rare settles whose marker is synced too (gr_refresh_repo). */
-static void gr_index_sync(const gitapi *g, const gr_wd *w) {
+ * either): 0, or -1 when either could not be. */
+static int gr_index_sync(const gitapi *g, const gr_wd *w) {
   char p[PATH_MAX + 8], d[PATH_MAX];
-  if (gr_state_dir(g, w, d, sizeof d) != 0 || (size_t)snprintf(p, sizeof p, "%sindex", d) >= sizeof p) return;
-  int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-  fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
+  if (gr_state_dir(g, w, d, sizeof d) != 0 || (size_t)snprintf(p, sizeof p, "%sindex", d) >= sizeof p) return -1;
+  return gr_fsync_path(p, 0) == 0 && gr_fsync_path(d, 1) == 0 ? 0 : -1;
 }
 
 /* 1 when w's index is still the file this handle left holding the tree of w->mark->tip: the
@@ -1249,7 +1267,7 @@ static int gr_main_merges_since(const gitapi *g, git_repository *repo, const git
   if (g->reflog_read(&log, repo, "refs/heads/" GR_MAIN) < 0) return 0;
   git_oid want = *tip;
   size_t n = g->reflog_entrycount(log);
-  for (size_t i = 0; i < n && i < 4096 && !settled; i++) {
+  for (size_t i = 0; i < n && i < GR_CHAIN_MAX && !settled; i++) {
     const git_reflog_entry *en = g->reflog_entry_byindex(log, i);
     const char *msg = en ? g->reflog_entry_message(en) : NULL;
     if (msg == NULL || strncmp(msg, GR_MERGE_WHY, strlen(GR_MERGE_WHY)) != 0 ||
@@ -1367,17 +1385,23 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
    * moved behind this handle's back): the next merges skip their syncs and a power cut is
    * read against this settle, which their chain of reflog entries reaches. A card directory's
    * idle is never read against anything (attach plans from index and tip). */
-  int other = !(st.has_oid && g->oid_equal(&st.oid, &tip));
+  int other = !(st.has_oid && g->oid_equal(&st.oid, &tip)), durable = 0;
   if (pending || st.stage || (st.has_oid && other)) {
-    int durable = main_wt && (other || w->durable);
-    if (durable) {
-      if (paths) gr_paths_sync(g, repo, paths, n);
-      gr_index_sync(g, w);
-    }
+    durable = main_wt && (other || w->durable);
+    if (durable && ((paths && gr_paths_sync(g, repo, paths, n) != 0) || gr_index_sync(g, w) != 0))
+      durable = 0; /* not all of it reached the disk: not said to have */
     if (gr_pending_write(g, w, "idle", &tip, durable, e) != 0) goto out;
   }
   ret = 0;
   gr_settle(g, w);
+  if (w->mark && durable) {
+    w->mark->chained = 1;
+    w->mark->since = 0;
+  } else if (w->mark && pending && st.stage && !other) { /* a merge of ours, announced */
+    w->mark->since++;
+  } else if (w->mark) { /* the index set some other way: nothing durable to read back to */
+    w->mark->chained = 0;
+  }
 out:
   if (ret != 0 && idx) (void)g->index_read(idx, 1); /* nothing half-made stays in memory */
   free(paths);
@@ -1396,6 +1420,8 @@ out:
 static int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const git_oid *from,
                        const git_oid *to, const char *why, int sync, gr_err *e) {
   git_repository *repo = w->repo;
+  gr_stage was;
+  gr_stage_read(g, w, &was);
   if (gr_pending_write(g, w, "planned", to, sync, e) != 0) return -1;
   git_reference *out = NULL;
   int rc = g->reference_create_matching(&out, repo, ref, to, 1, from, why);
@@ -1403,10 +1429,13 @@ static int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const g
   if (rc < 0) {
     gr_git(g, e, rc, ref);
     gr_err ignored;
-    /* nothing moved: synced, since the reflog may hold an entry for the move that failed,
-     * which a later chain of merges must not be read across (gr_main_merges_since) */
-    gr_index_sync(g, w);
-    (void)gr_pending_write(g, w, "idle", from, 1, &ignored);
+    /* nothing moved: the marker goes back to what it said (a checkout to `from` still
+     * pending stays planned), synced after the index, since the reflog may hold an entry
+     * for the move that failed, which a later chain of merges must not be read across
+     * (gr_main_merges_since) */
+    (void)gr_index_sync(g, w);
+    (void)gr_pending_write(g, w, was.stage ? "planned" : "idle", from, 1, &ignored);
+    if (w->mark) w->mark->known = 0;
     return -1;
   }
   return 0;
@@ -2617,7 +2646,9 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
    * since, or an interrupted settle, leaves an index or a tip no merge of ours started from,
    * and a lost "planned" would be read against it); a settle also left the marker naming
    * that tip, or the write below finds an older format or none and syncs */
-  if (logged) logged = gr_mark_holds(g, &mw) && g->oid_equal(&r->main_settled.tip, &mid);
+  if (logged)
+    logged = gr_mark_holds(g, &mw) && g->oid_equal(&r->main_settled.tip, &mid) && r->main_settled.chained &&
+             r->main_settled.since < GR_CHAIN_SKIP;
   /* a merge that syncs its "planned" while main is logged is the first since main moved
    * behind this handle's back (or of this process): its settle is made durable, as the
    * point the next merges' reflog chain is read back to (gr_main_merges_since) */

@@ -748,9 +748,9 @@ static int tg_settle_durable(const char *ws, const char *card) {
  * records the move and main is as this handle left it; every one when main's index or tip
  * moved behind its back (a person's git add or reset) or logging is off. */
 TEST(test_gitrepo_main_mark_sync) {
-  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], prev[41], p[700];
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], prev[41], p[700], buf[256];
   gr_err e;
-  int removed, updated;
+  int removed, updated, created;
   gitrepo *r = tg_setup(t, base, ws);
   if (r == NULL) return;
   git_libgit2_init();
@@ -783,13 +783,59 @@ TEST(test_gitrepo_main_mark_sync) {
   }
   CHECK(t, tg_merge_syncs(r, base, ws, "F", id) == 1);
   CHECK(t, tg_settle_durable(ws, "F"));
-  /* a new process: once main is settled by it, as before */
+  /* a person's git add that this process's own settle then resets (the index set, no file
+   * written, nothing synced): the next merge syncs and settles durably */
+  {
+    git_repository *repo = NULL;
+    git_index *idx = NULL;
+    tg_write(ws, "t.txt", "staged by hand\n");
+    CHECK(t, git_repository_open(&repo, ws) == 0 && git_repository_index(&idx, repo) == 0 &&
+             git_index_add_bypath(idx, "t.txt") == 0 && git_index_write(idx) == 0);
+    git_index_free(idx);
+    git_repository_free(repo);
+  }
+  CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0);
+  CHECK(t, tg_merge_syncs(r, base, ws, "F2", id) == 1);
+  CHECK(t, tg_settle_durable(ws, "F2"));
+  /* a new process: its first merge syncs and settles durably (what it knows of main's
+   * index starts there), the next does not */
   gitrepo_close(r);
   r = NULL;
   CHECK(t, gitrepo_open(ws, &r, &e) == 0);
   if (r == NULL) goto done;
   CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0);
-  CHECK(t, tg_merge_syncs(r, base, ws, "G", id) == 0);
+  CHECK(t, tg_merge_syncs(r, base, ws, "G", id) == 1);
+  CHECK(t, tg_settle_durable(ws, "G"));
+  CHECK(t, tg_merge_syncs(r, base, ws, "G2", id) == 0);
+  /* a ref move that fails (a stale lock) while a checkout is pending (a file someone changed
+   * stopped it): the marker goes back to planned, and recovery finishes that checkout */
+  {
+    char wk[512], kid[41];
+    gr_paths conf;
+    gr_merge_kind kind;
+    tg_wt(base, "K", wk);
+    CHECK(t, gitrepo_worktree(r, "K", wk, &created, &e) == 0);
+    CHECK(t, tg_commit_file(r, wk, "K", "K.txt", "k\n", NULL, kid) == GR_COMMITTED);
+    tg_write(ws, "K.txt", "in the way\n");
+    CHECK(t, gitrepo_merge_to_main(r, "K", &tg_who, kid, &kind, &conf, &e) == 1); /* merged, files stopped */
+    gr_paths_free(&conf);
+    snprintf(p, sizeof p, "%s/.git/refs/heads/main.lock", ws);
+    FILE *lk = fopen(p, "w");
+    if (lk) fclose(lk);
+    char wl[512], lid[41];
+    tg_wt(base, "L", wl);
+    CHECK(t, gitrepo_worktree(r, "L", wl, &created, &e) == 0);
+    CHECK(t, tg_commit_file(r, wl, "L", "L.txt", "l\n", NULL, lid) == GR_COMMITTED);
+    CHECK(t, gitrepo_merge_to_main(r, "L", &tg_who, lid, &kind, &conf, &e) == -1);
+    CHECK_STR(t, e.code, "ELOCKED");
+    CHECK(t, unlink(p) == 0);
+    char mk[64];
+    snprintf(mk, sizeof mk, "planned %s", kid);
+    CHECK_STR(t, tg_main_mark(ws, buf, sizeof buf), mk);
+    tg_write(ws, "K.txt", "k\n");
+    CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+    CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  }
   /* logging off */
   gitrepo_close(r);
   r = NULL;
