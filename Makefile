@@ -85,10 +85,11 @@ $(BUILD)/orket-confine: $(BUILD)/core/confine_main.o $(BUILD)/core/confine.o $(B
 
 # The C tests also call libgit2 themselves (repositories set up behind gitrepo's back), so
 # they link it: gitrepo's dlopen then finds the very library already loaded. The core's
-# fsync calls go through the tests' own wrapper (--wrap), which notes the file synced: how
-# the git tests see which writes were made durable before what.
+# fsync and syncfs calls go through the tests' own wrappers (--wrap), which note what was
+# synced: how the git tests see which writes were made durable before what.
 $(BUILD)/test_core: $(CORE_OBJ) $(CTEST_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--wrap=fsync $^ $(LDLIBS) $(shell pkg-config --libs libgit2 2>/dev/null) -lutil -o $@
+	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--wrap=fsync -Wl,--wrap=syncfs $^ $(LDLIBS) \
+		$(shell pkg-config --libs libgit2 2>/dev/null) -lutil -o $@
 
 # Drives `orket repl` on a pseudo-terminal for the end-to-end tests.
 $(BUILD)/ptydrive: tests/tools/ptydrive.c | deps

@@ -3,6 +3,7 @@
  * trailer, in-memory merges, and recovery after a crash (stale locks, a checkout that did
  * not finish). libgit2 is called through the context's table (gitapi.h), loaded on first
  * use. See gitrepo.h and docs/git.md. */
+#define _GNU_SOURCE /* syncfs */
 #include "gitrepo.h"
 
 #include <dirent.h>
@@ -1158,46 +1159,27 @@ static int gr_index_stamp(const gitapi *g, const gr_wd *w, struct stat *st) {
   return lstat(p, st);
 }
 
-/* fsyncs the file or directory at path: 0, or -1 when it could not be (a path that is gone
- * counts as done: its directory's sync records that) */
+/* fsyncs the file or directory at path: 0, or -1 when it could not be */
 static int gr_fsync_path(const char *path, int dir) {
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
-  if (fd < 0) return errno == ENOENT ? 0 : -1;
+  if (fd < 0) return -1;
   int rc = fsync(fd);
   close(fd);
   return rc == 0 ? 0 : -1;
 }
 
-/* Syncs each of paths (n, relative to repo's working tree, as a checkout left them: libgit2
- * syncs none) and every directory from each one's up to the working tree's root, so that a
- * file made in a new directory, or a directory removed, reaches the disk too: 0, or -1 when
- * something could not be synced (gr_refresh_repo then settles without saying it durably). */
-static int gr_paths_sync(const gitapi *g, git_repository *repo, char *const *paths, size_t n) {
+/* Syncs the file system holding repo's working tree, whole: the files and directories this
+ * checkout wrote, and those the merges before it wrote without a sync, whichever process
+ * made them (libgit2 syncs no working-tree file), so that a durable settle's marker never
+ * says more than the disk holds. Only for the rare durable settles (gr_refresh_repo): it
+ * writes back whatever else is dirty there too. 0, or -1 when it failed. */
+static int gr_workdir_sync(const gitapi *g, git_repository *repo) {
   const char *wd = g->repository_workdir(repo);
-  char p[PATH_MAX], last[PATH_MAX] = "";
-  int ret = 0;
-  if (wd == NULL) return -1;
-  size_t wl = strlen(wd);
-  for (size_t i = 0; i < n; i++) {
-    if ((size_t)snprintf(p, sizeof p, "%s%s", wd, paths[i]) >= sizeof p) {
-      ret = -1;
-      continue;
-    }
-    if (gr_fsync_path(p, 0) != 0) ret = -1;
-    /* its directories, innermost first, down to the root (wd ends in '/'); those this run
-     * of paths shares with the path before it were synced for that one */
-    for (char *slash = strrchr(p, '/'); slash && (size_t)(slash - p) + 1 >= wl; slash = strrchr(p, '/')) {
-      *slash = '\0';
-      size_t dl = strlen(p);
-      if (strncmp(last, p, dl) == 0 && (last[dl] == '\0' || last[dl] == '/')) break;
-      if (gr_fsync_path(p, 1) != 0) ret = -1;
-      if ((size_t)(slash - p) + 1 == wl) break; /* the root itself */
-    }
-    if ((size_t)snprintf(last, sizeof last, "%s%s", wd, paths[i]) >= sizeof last) last[0] = '\0';
-    char *ls = strrchr(last, '/');
-    if (ls) *ls = '\0';
-  }
-  return ret;
+  int fd = wd ? open(wd, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  if (fd < 0) return -1;
+  int rc = syncfs(fd);
+  close(fd);
+  return rc == 0 ? 0 : -1;
 }
 
 /* Syncs w's index file and the directory that holds it (libgit2 writes an index without
@@ -1388,7 +1370,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
   int other = !(st.has_oid && g->oid_equal(&st.oid, &tip)), durable = 0;
   if (pending || st.stage || (st.has_oid && other)) {
     durable = main_wt && (other || w->durable);
-    if (durable && ((paths && gr_paths_sync(g, repo, paths, n) != 0) || gr_index_sync(g, w) != 0))
+    if (durable && (gr_workdir_sync(g, repo) != 0 || gr_index_sync(g, w) != 0))
       durable = 0; /* not all of it reached the disk: not said to have */
     if (gr_pending_write(g, w, "idle", &tip, durable, e) != 0) goto out;
   }
@@ -1397,7 +1379,8 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
   if (w->mark && durable) {
     w->mark->chained = 1;
     w->mark->since = 0;
-  } else if (w->mark && pending && st.stage && !other) { /* a merge of ours, announced */
+  } else if (w->mark && holds && pending && st.stage && !other) {
+    /* a merge of ours, announced, from the index this handle left */
     w->mark->since++;
   } else if (w->mark) { /* the index set some other way: nothing durable to read back to */
     w->mark->chained = 0;
@@ -1429,12 +1412,13 @@ static int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const g
   if (rc < 0) {
     gr_git(g, e, rc, ref);
     gr_err ignored;
-    /* nothing moved: the marker goes back to what it said (a checkout to `from` still
-     * pending stays planned), synced after the index, since the reflog may hold an entry
-     * for the move that failed, which a later chain of merges must not be read across
-     * (gr_main_merges_since) */
+    /* nothing moved: the marker goes back to what it said (a checkout still pending stays
+     * so, an idle about an earlier commit keeps the chain recovery may read back), synced
+     * after the index, since the reflog may hold an entry for the move that failed, which a
+     * later chain of merges must not be read across (gr_main_merges_since) */
     (void)gr_index_sync(g, w);
-    (void)gr_pending_write(g, w, was.stage ? "planned" : "idle", from, 1, &ignored);
+    (void)gr_pending_write(g, w, was.stage == 2 ? "writing" : was.stage ? "planned" : "idle",
+                           was.has_oid ? &was.oid : from, 1, &ignored);
     if (w->mark) w->mark->known = 0;
     return -1;
   }

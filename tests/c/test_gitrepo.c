@@ -22,6 +22,8 @@ static const gr_sig tg_who = {"senior_developer (coder)", "senior_developer@orke
  * were made durable, and before what. */
 int __real_fsync(int fd);
 int __wrap_fsync(int fd);
+int __real_syncfs(int fd);
+int __wrap_syncfs(int fd);
 #define TG_SYNCS 256
 static struct {
   char path[1024];
@@ -29,19 +31,28 @@ static struct {
 } tg_syncs[TG_SYNCS];
 static int tg_nsyncs, tg_sync_log;
 static char tg_ref_path[1024], tg_ref_before[41];
-int __wrap_fsync(int fd) {
-  char link[64], path[1024], ref[48] = {0};
+static void tg_log_sync(int fd, const char *prefix) {
+  char link[64], path[1000], ref[48] = {0};
   snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
   ssize_t n = readlink(link, path, sizeof path - 1);
   if (tg_sync_log && n > 0 && tg_nsyncs < TG_SYNCS) {
     path[n] = '\0';
-    snprintf(tg_syncs[tg_nsyncs].path, sizeof tg_syncs[tg_nsyncs].path, "%s", path);
+    snprintf(tg_syncs[tg_nsyncs].path, sizeof tg_syncs[tg_nsyncs].path, "%s%s", prefix, path);
     FILE *f = fopen(tg_ref_path, "r");
     tg_syncs[tg_nsyncs].before = f && fgets(ref, sizeof ref, f) && strncmp(ref, tg_ref_before, 40) == 0;
     if (f) fclose(f);
     tg_nsyncs++;
   }
+}
+int __wrap_fsync(int fd) {
+  tg_log_sync(fd, "");
   return __real_fsync(fd);
+}
+/* a whole file system's sync, logged as "syncfs:" and the path of the directory it was asked
+ * through */
+int __wrap_syncfs(int fd) {
+  tg_log_sync(fd, "syncfs:");
+  return __real_syncfs(fd);
 }
 
 /* The position (from 1) of the last sync logged of dir/name (before main moved when before
@@ -561,9 +572,10 @@ TEST(test_gitrepo_main_mark_lost) {
   { /* the settle it made is durable: files, then index, then the marker */
     char git[600];
     snprintf(git, sizeof git, "%s/.git", ws);
-    int xf = tg_synced(ws, "x.txt", -1), yf = tg_synced(ws, "y.txt", -1), ix = tg_synced(git, "index", -1),
-        mk = tg_synced(git, "orket-checkout-pending", -1);
-    CHECK(t, xf && yf && ix && mk && xf < ix && yf < ix && ix < mk);
+    char fs[600];
+    snprintf(fs, sizeof fs, "syncfs:%s", ws);
+    int files = tg_synced(fs, "", -1), ix = tg_synced(git, "index", -1), mk = tg_synced(git, "orket-checkout-pending", -1);
+    CHECK(t, files && ix && mk && files < ix && ix < mk);
   }
   gitrepo_close(r);
   r = NULL;
@@ -734,14 +746,14 @@ static int tg_merge_syncs(gitrepo *r, const char *base, const char *ws, const ch
   return tg_synced(git, "orket-checkout-pending", 1) ? 1 : 0;
 }
 
-/* 1 when the last merge logged made its settle durable: the card's file in main, then main's
- * index, then the marker, all after main moved. */
-static int tg_settle_durable(const char *ws, const char *card) {
-  char git[600], name[64];
+/* 1 when the last merge logged made its settle durable: the working tree's file system (the
+ * card's file in main among it), then main's index, then the marker, all after main moved. */
+static int tg_settle_durable(const char *ws) {
+  char git[600], fs[600];
   snprintf(git, sizeof git, "%s/.git", ws);
-  snprintf(name, sizeof name, "%s.txt", card);
-  int file = tg_synced(ws, name, 0), idx = tg_synced(git, "index", 0), mark = tg_synced(git, "orket-checkout-pending", 0);
-  return file && idx && mark && file < idx && idx < mark;
+  snprintf(fs, sizeof fs, "syncfs:%s", ws);
+  int files = tg_synced(fs, "", 0), idx = tg_synced(git, "index", 0), mark = tg_synced(git, "orket-checkout-pending", 0);
+  return files && idx && mark && files < idx && idx < mark;
 }
 
 /* Which merges into main sync their "planned" before main moves: none while main's reflog
@@ -768,9 +780,9 @@ TEST(test_gitrepo_main_mark_sync) {
     git_repository_free(repo);
   }
   CHECK(t, tg_merge_syncs(r, base, ws, "D", id) == 1);
-  CHECK(t, tg_settle_durable(ws, "D")); /* what E's chain of reflog entries is read back to */
+  CHECK(t, tg_settle_durable(ws)); /* what E's chain of reflog entries is read back to */
   CHECK(t, tg_merge_syncs(r, base, ws, "E", id) == 0);
-  CHECK(t, !tg_settle_durable(ws, "E"));
+  CHECK(t, !tg_settle_durable(ws));
   /* a person's reset of main */
   {
     git_repository *repo = NULL;
@@ -782,7 +794,7 @@ TEST(test_gitrepo_main_mark_sync) {
     git_repository_free(repo);
   }
   CHECK(t, tg_merge_syncs(r, base, ws, "F", id) == 1);
-  CHECK(t, tg_settle_durable(ws, "F"));
+  CHECK(t, tg_settle_durable(ws));
   /* a person's git add that this process's own settle then resets (the index set, no file
    * written, nothing synced): the next merge syncs and settles durably */
   {
@@ -796,7 +808,7 @@ TEST(test_gitrepo_main_mark_sync) {
   }
   CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0);
   CHECK(t, tg_merge_syncs(r, base, ws, "F2", id) == 1);
-  CHECK(t, tg_settle_durable(ws, "F2"));
+  CHECK(t, tg_settle_durable(ws));
   /* a new process: its first merge syncs and settles durably (what it knows of main's
    * index starts there), the next does not */
   gitrepo_close(r);
@@ -805,8 +817,30 @@ TEST(test_gitrepo_main_mark_sync) {
   if (r == NULL) goto done;
   CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0);
   CHECK(t, tg_merge_syncs(r, base, ws, "G", id) == 1);
-  CHECK(t, tg_settle_durable(ws, "G"));
+  CHECK(t, tg_settle_durable(ws));
   CHECK(t, tg_merge_syncs(r, base, ws, "G2", id) == 0);
+  /* a merge stopped by a file in its way, a person's git add of it and a settle of main:
+   * that settle did not start from the index this handle left, so the next merge syncs */
+  {
+    char wm[512], mid2[41];
+    gr_paths conf;
+    gr_merge_kind kind;
+    tg_wt(base, "M", wm);
+    CHECK(t, gitrepo_worktree(r, "M", wm, &created, &e) == 0);
+    CHECK(t, tg_commit_file(r, wm, "M", "M.txt", "m\n", NULL, mid2) == GR_COMMITTED);
+    tg_write(ws, "M.txt", "in the way\n");
+    CHECK(t, gitrepo_merge_to_main(r, "M", &tg_who, mid2, &kind, &conf, &e) == 1);
+    gr_paths_free(&conf);
+    git_repository *repo = NULL;
+    git_index *idx = NULL;
+    CHECK(t, git_repository_open(&repo, ws) == 0 && git_repository_index(&idx, repo) == 0 &&
+             git_index_add_bypath(idx, "M.txt") == 0 && git_index_write(idx) == 0);
+    git_index_free(idx);
+    git_repository_free(repo);
+    CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+    CHECK(t, tg_merge_syncs(r, base, ws, "N", id) == 1);
+    CHECK(t, tg_settle_durable(ws));
+  }
   /* a ref move that fails (a stale lock) while a checkout is pending (a file someone changed
    * stopped it): the marker goes back to planned, and recovery finishes that checkout */
   {
