@@ -1416,7 +1416,8 @@ static int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const g
      * so, an idle about an earlier commit keeps the chain recovery may read back), synced
      * after the index, since the reflog may hold an entry for the move that failed, which a
      * later chain of merges must not be read across (gr_main_merges_since) */
-    (void)gr_index_sync(g, w);
+    (void)gr_workdir_sync(g, repo); /* what the merges before wrote unsynced, as a durable */
+    (void)gr_index_sync(g, w);      /* settle does: the synced marker stands for it all */
     (void)gr_pending_write(g, w, was.stage == 2 ? "writing" : was.stage ? "planned" : "idle",
                            was.has_oid ? &was.oid : from, 1, &ignored);
     if (w->mark) w->mark->known = 0;

@@ -860,8 +860,18 @@ TEST(test_gitrepo_main_mark_sync) {
     tg_wt(base, "L", wl);
     CHECK(t, gitrepo_worktree(r, "L", wl, &created, &e) == 0);
     CHECK(t, tg_commit_file(r, wl, "L", "L.txt", "l\n", NULL, lid) == GR_COMMITTED);
+    tg_nsyncs = 0;
+    tg_sync_log = 1;
     CHECK(t, gitrepo_merge_to_main(r, "L", &tg_who, lid, &kind, &conf, &e) == -1);
+    tg_sync_log = 0;
     CHECK_STR(t, e.code, "ELOCKED");
+    { /* the marker put back synced, after the working tree's file system and main's index */
+      char git[600], fs[600];
+      snprintf(git, sizeof git, "%s/.git", ws);
+      snprintf(fs, sizeof fs, "syncfs:%s", ws);
+      int files = tg_synced(fs, "", -1), ix = tg_synced(git, "index", -1), mk = tg_synced(git, "orket-checkout-pending", -1);
+      CHECK(t, files && ix && mk && files < ix && ix < mk);
+    }
     CHECK(t, unlink(p) == 0);
     char mk[64];
     snprintf(mk, sizeof mk, "planned %s", kid);
