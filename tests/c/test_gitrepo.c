@@ -123,6 +123,43 @@ static int tg_commit_file(gitrepo *r, const char *wt, const char *card, const ch
   return (int)kind;
 }
 
+/* A restart: *r closed, the workspace ws opened again and recovered (gitrepo_recover): its
+ * result, -2 when ws could not be opened (*r NULL then). */
+static int tg_restart(gitrepo **r, const char *ws, gr_err *e) {
+  int removed;
+  gitrepo_close(*r);
+  *r = NULL;
+  if (gitrepo_open(ws, r, e) != 0) return -2;
+  return gitrepo_recover(*r, &removed, e);
+}
+
+/* A person's git add in main: name written with data and staged. 0 or -1. */
+static int tg_stage(const char *ws, const char *name, const char *data) {
+  git_repository *repo = NULL;
+  git_index *idx = NULL;
+  int rc = data ? tg_write(ws, name, data) : 0;
+  if (rc == 0) rc = git_repository_open(&repo, ws);
+  if (rc == 0) rc = git_repository_index(&idx, repo);
+  if (rc == 0) rc = git_index_add_bypath(idx, name);
+  if (rc == 0) rc = git_index_write(idx);
+  git_index_free(idx);
+  git_repository_free(repo);
+  return rc;
+}
+
+/* A person's move of main to the commit hex (a reset: why says so in the reflog). 0 or -1. */
+static int tg_move_main(const char *ws, const char *hex, const char *why) {
+  git_repository *repo = NULL;
+  git_reference *ref = NULL;
+  git_oid oid;
+  int rc = git_repository_open(&repo, ws);
+  if (rc == 0) rc = git_oid_fromstr(&oid, hex);
+  if (rc == 0) rc = git_reference_create(&ref, repo, "refs/heads/main", &oid, 1, why);
+  git_reference_free(ref);
+  git_repository_free(repo);
+  return rc;
+}
+
 TEST(test_gitrepo_init_worktree) {
   char base[] = "/tmp/orket-git-XXXXXX", ws[512], wt[512], buf[256], id[41], id2[41];
   gr_err e;
@@ -423,7 +460,7 @@ TEST(test_gitrepo_main_index_moved) {
   gr_err e;
   gr_paths conf;
   gr_merge_kind kind;
-  int created, removed;
+  int created;
   gitrepo *r = tg_setup(t, base, ws);
   if (r == NULL) return;
   git_libgit2_init();
@@ -437,18 +474,9 @@ TEST(test_gitrepo_main_index_moved) {
   r = NULL;
 
   /* a change a person staged in main */
-  {
-    git_repository *repo = NULL;
-    git_index *idx = NULL;
-    tg_write(ws, "y.txt", "staged by hand\n");
-    CHECK(t, git_repository_open(&repo, ws) == 0 && git_repository_index(&idx, repo) == 0 &&
-             git_index_add_bypath(idx, "y.txt") == 0 && git_index_write(idx) == 0);
-    git_index_free(idx);
-    git_repository_free(repo);
-  }
-  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  CHECK(t, tg_stage(ws, "y.txt", "staged by hand\n") == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   if (r == NULL) goto done;
-  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "staged by hand\n");
   CHECK_STR(t, tg_read(ws, "x.txt", buf, sizeof buf), "x1\n");
   CHECK(t, gitrepo_check(r, &e) == 0);
@@ -456,24 +484,26 @@ TEST(test_gitrepo_main_index_moved) {
   r = NULL;
 
   /* a person's reset of main to the commit before the merge: x.txt stays as it is */
-  {
-    git_repository *repo = NULL;
-    git_reference *ref = NULL;
-    git_oid oid;
-    CHECK(t, git_repository_open(&repo, ws) == 0 && git_oid_fromstr(&oid, old) == 0 &&
-             git_reference_create(&ref, repo, "refs/heads/main", &oid, 1, "reset: moving to HEAD~1") == 0);
-    git_reference_free(ref);
-    git_repository_free(repo);
-  }
-  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  CHECK(t, tg_move_main(ws, old, "reset: moving to HEAD~1") == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   if (r == NULL) goto done;
-  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK_STR(t, tg_read(ws, "x.txt", buf, sizeof buf), "x1\n");
   CHECK(t, gitrepo_check(r, &e) == 0);
 done:
   git_libgit2_shutdown();
   gitrepo_close(r);
   tg_rmtree(base);
+}
+
+/* main's marker made to say stage (about commit hex; the stage alone, as older versions
+ * wrote it, when hex is NULL). 0 or -1. */
+static int tg_write_mark(const char *ws, const char *stage, const char *hex) {
+  char p[1024];
+  snprintf(p, sizeof p, "%s/.git/orket-checkout-pending", ws);
+  FILE *f = fopen(p, "w");
+  int rc = f != NULL && (hex ? fprintf(f, "%-7s %s\n", stage, hex) : fprintf(f, "%-7s\n", stage)) > 0 ? 0 : -1;
+  if (f && fclose(f) != 0) rc = -1;
+  return rc;
 }
 
 /* main's working tree as a power cut can leave merges into main that moved the ref: the
@@ -502,11 +532,7 @@ static int tg_main_unchecked(const char *ws, const char *from_hex, const char *c
     snprintf(p, sizeof p, "%s/%s", ws, remove[i]);
     if (unlink(p) != 0) rc = -1;
   }
-  snprintf(p, sizeof p, "%s/.git/orket-checkout-pending", ws);
-  FILE *f = fopen(p, "w");
-  if (f == NULL || (hex ? fprintf(f, "%-7s %s\n", stage, hex) : fprintf(f, "%-7s\n", stage)) < 0) rc = -1;
-  if (f) fclose(f);
-  return rc;
+  return tg_write_mark(ws, stage, hex) == 0 ? rc : -1;
 }
 
 /* main's marker as written: "stage <id>" */
@@ -531,7 +557,7 @@ static const char *tg_main_mark(const char *ws, char *buf, size_t cap) {
  * files. */
 TEST(test_gitrepo_main_mark_lost) {
   char base[] = "/tmp/orket-git-XXXXXX", ws[512], a[512], b[512], c[512], id[41], old[41], m1[41], m2[41],
-       m3[41], buf[256], want[64], p[1024];
+       m3[41], buf[256], want[64];
   gr_err e;
   gr_paths conf;
   gr_merge_kind kind;
@@ -585,20 +611,12 @@ TEST(test_gitrepo_main_mark_lost) {
    * it always has) */
   CHECK(t, tg_main_unchecked(ws, old, both, "idle", old) == 0);
   tg_write(ws, "x.txt", "edited by hand\n");
-  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == -1);
   if (r == NULL) goto done;
-  CHECK(t, gitrepo_recover(r, &removed, &e) == -1);
   CHECK_STR(t, e.code, "EDIRTY");
   snprintf(want, sizeof want, "planned %s", m2);
   CHECK_STR(t, tg_main_mark(ws, buf, sizeof buf), want);
-  {
-    git_repository *repo = NULL;
-    git_index *idx = NULL;
-    CHECK(t, git_repository_open(&repo, ws) == 0 && git_repository_index(&idx, repo) == 0 &&
-             git_index_add_bypath(idx, "x.txt") == 0 && git_index_write(idx) == 0);
-    git_index_free(idx);
-    git_repository_free(repo);
-  }
+  CHECK(t, tg_stage(ws, "x.txt", NULL) == 0);
   CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
   CHECK(t, gitrepo_check(r, &e) == 0);
@@ -608,9 +626,8 @@ TEST(test_gitrepo_main_mark_lost) {
 
   /* neither index nor marker is synced: the index may be older than the marker's idle */
   CHECK(t, tg_main_unchecked(ws, old, both, "idle", m1) == 0);
-  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   if (r == NULL) goto done;
-  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK_STR(t, tg_read(ws, "x.txt", buf, sizeof buf), "x1\n");
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
   CHECK(t, gitrepo_check(r, &e) == 0);
@@ -619,22 +636,10 @@ TEST(test_gitrepo_main_mark_lost) {
 
   /* a person's staged change, the marker back at `old`: the index is none of the trees the
    * merges since started from, so no file is touched */
-  {
-    git_repository *repo = NULL;
-    git_index *idx = NULL;
-    tg_write(ws, "s.txt", "staged by hand\n");
-    CHECK(t, git_repository_open(&repo, ws) == 0 && git_repository_index(&idx, repo) == 0 &&
-             git_index_add_bypath(idx, "s.txt") == 0 && git_index_write(idx) == 0);
-    git_index_free(idx);
-    git_repository_free(repo);
-    snprintf(p, sizeof p, "%s/.git/orket-checkout-pending", ws);
-    FILE *f = fopen(p, "w");
-    CHECK(t, f != NULL && fprintf(f, "%-7s %s\n", "idle", old) > 0);
-    if (f) fclose(f);
-  }
-  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  CHECK(t, tg_stage(ws, "s.txt", "staged by hand\n") == 0);
+  CHECK(t, tg_write_mark(ws, "idle", old) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   if (r == NULL) goto done;
-  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK_STR(t, tg_read(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
   CHECK(t, gitrepo_check(r, &e) == 0);
   gitrepo_close(r);
@@ -644,9 +649,8 @@ TEST(test_gitrepo_main_mark_lost) {
    * stops it and is kept */
   CHECK(t, tg_main_unchecked(ws, old, NULL, "writing", old) == 0);
   tg_write(ws, "x.txt", "edited by hand\n");
-  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == -1);
   if (r == NULL) goto done;
-  CHECK(t, gitrepo_recover(r, &removed, &e) == -1);
   CHECK_STR(t, e.code, "EDIRTY");
   CHECK_STR(t, tg_read(ws, "x.txt", buf, sizeof buf), "edited by hand\n");
   tg_write(ws, "x.txt", "x1\n");
@@ -659,9 +663,8 @@ TEST(test_gitrepo_main_mark_lost) {
    * theirs, so only the index follows the tip and y.txt stays gone */
   const char *y[] = {"y.txt", NULL};
   CHECK(t, tg_main_unchecked(ws, m1, y, "idle", m2) == 0);
-  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   if (r == NULL) goto done;
-  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "(missing)");
   CHECK(t, gitrepo_check(r, &e) == 0);
   gitrepo_close(r);
@@ -671,9 +674,8 @@ TEST(test_gitrepo_main_mark_lost) {
    * finished (the same state as a person's staged revert of B under a marker a power cut
    * took back to `old`: that one is not told apart, as it never was) */
   CHECK(t, tg_main_unchecked(ws, m1, NULL, "idle", old) == 0);
-  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   if (r == NULL) goto done;
-  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
   CHECK(t, gitrepo_check(r, &e) == 0);
   gitrepo_close(r);
@@ -681,18 +683,9 @@ TEST(test_gitrepo_main_mark_lost) {
 
   /* a person's reset of main to m1: not our move, so no file is touched, and the marker now
    * names m1, where main settled (synced: what a later lost "planned" is read against) */
-  {
-    git_repository *repo = NULL;
-    git_reference *ref = NULL;
-    git_oid oid;
-    CHECK(t, git_repository_open(&repo, ws) == 0 && git_oid_fromstr(&oid, m1) == 0 &&
-             git_reference_create(&ref, repo, "refs/heads/main", &oid, 1, "reset: moving to HEAD~1") == 0);
-    git_reference_free(ref);
-    git_repository_free(repo);
-  }
-  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  CHECK(t, tg_move_main(ws, m1, "reset: moving to HEAD~1") == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   if (r == NULL) goto done;
-  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
   snprintf(want, sizeof want, "idle    %s", m1);
   CHECK_STR(t, tg_main_mark(ws, buf, sizeof buf), want);
@@ -705,9 +698,8 @@ TEST(test_gitrepo_main_mark_lost) {
   r = NULL;
   const char *z[] = {"z.txt", NULL};
   CHECK(t, tg_main_unchecked(ws, m1, z, "idle", m1) == 0);
-  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   if (r == NULL) goto done;
-  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK_STR(t, tg_read(ws, "z.txt", buf, sizeof buf), "z1\n");
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n"); /* untracked since the reset: kept */
   CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
@@ -770,42 +762,18 @@ TEST(test_gitrepo_main_mark_sync) {
   CHECK(t, tg_merge_syncs(r, base, ws, "B", prev) == 0);
   CHECK(t, tg_merge_syncs(r, base, ws, "C", id) == 0);
   /* a person's git add in main: the index is not the one this handle left */
-  {
-    git_repository *repo = NULL;
-    git_index *idx = NULL;
-    tg_write(ws, "s.txt", "staged by hand\n");
-    CHECK(t, git_repository_open(&repo, ws) == 0 && git_repository_index(&idx, repo) == 0 &&
-             git_index_add_bypath(idx, "s.txt") == 0 && git_index_write(idx) == 0);
-    git_index_free(idx);
-    git_repository_free(repo);
-  }
+  CHECK(t, tg_stage(ws, "s.txt", "staged by hand\n") == 0);
   CHECK(t, tg_merge_syncs(r, base, ws, "D", id) == 1);
   CHECK(t, tg_settle_durable(ws)); /* what E's chain of reflog entries is read back to */
   CHECK(t, tg_merge_syncs(r, base, ws, "E", id) == 0);
   CHECK(t, !tg_settle_durable(ws));
   /* a person's reset of main */
-  {
-    git_repository *repo = NULL;
-    git_reference *ref = NULL;
-    git_oid oid;
-    CHECK(t, git_repository_open(&repo, ws) == 0 && git_oid_fromstr(&oid, prev) == 0 &&
-             git_reference_create(&ref, repo, "refs/heads/main", &oid, 1, "reset: moving to HEAD~3") == 0);
-    git_reference_free(ref);
-    git_repository_free(repo);
-  }
+  CHECK(t, tg_move_main(ws, prev, "reset: moving to HEAD~3") == 0);
   CHECK(t, tg_merge_syncs(r, base, ws, "F", id) == 1);
   CHECK(t, tg_settle_durable(ws));
   /* a person's git add that this process's own settle then resets (the index set, no file
    * written, nothing synced): the next merge syncs and settles durably */
-  {
-    git_repository *repo = NULL;
-    git_index *idx = NULL;
-    tg_write(ws, "t.txt", "staged by hand\n");
-    CHECK(t, git_repository_open(&repo, ws) == 0 && git_repository_index(&idx, repo) == 0 &&
-             git_index_add_bypath(idx, "t.txt") == 0 && git_index_write(idx) == 0);
-    git_index_free(idx);
-    git_repository_free(repo);
-  }
+  CHECK(t, tg_stage(ws, "t.txt", "staged by hand\n") == 0);
   CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0);
   CHECK(t, tg_merge_syncs(r, base, ws, "F2", id) == 1);
   CHECK(t, tg_settle_durable(ws));
@@ -831,12 +799,7 @@ TEST(test_gitrepo_main_mark_sync) {
     tg_write(ws, "M.txt", "in the way\n");
     CHECK(t, gitrepo_merge_to_main(r, "M", &tg_who, mid2, &kind, &conf, &e) == 1);
     gr_paths_free(&conf);
-    git_repository *repo = NULL;
-    git_index *idx = NULL;
-    CHECK(t, git_repository_open(&repo, ws) == 0 && git_repository_index(&idx, repo) == 0 &&
-             git_index_add_bypath(idx, "M.txt") == 0 && git_index_write(idx) == 0);
-    git_index_free(idx);
-    git_repository_free(repo);
+    CHECK(t, tg_stage(ws, "M.txt", NULL) == 0);
     CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
     CHECK(t, tg_merge_syncs(r, base, ws, "N", id) == 1);
     CHECK(t, tg_settle_durable(ws));
