@@ -1416,8 +1416,9 @@ static int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const g
      * so, an idle about an earlier commit keeps the chain recovery may read back), synced
      * after the index, since the reflog may hold an entry for the move that failed, which a
      * later chain of merges must not be read across (gr_main_merges_since) */
-    (void)gr_workdir_sync(g, repo); /* what the merges before wrote unsynced, as a durable */
-    (void)gr_index_sync(g, w);      /* settle does: the synced marker stands for it all */
+    if (w->ref == NULL && w->state == NULL && !g->repository_is_worktree(repo))
+      (void)gr_workdir_sync(g, repo); /* main's: what the merges before wrote unsynced, */
+    (void)gr_index_sync(g, w);        /* as a durable settle does */
     (void)gr_pending_write(g, w, was.stage == 2 ? "writing" : was.stage ? "planned" : "idle",
                            was.has_oid ? &was.oid : from, 1, &ignored);
     if (w->mark) w->mark->known = 0;
@@ -2635,8 +2636,9 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
     logged = gr_mark_holds(g, &mw) && g->oid_equal(&r->main_settled.tip, &mid) && r->main_settled.chained &&
              r->main_settled.since < GR_CHAIN_SKIP;
   /* a merge that syncs its "planned" while main is logged is the first since main moved
-   * behind this handle's back (or of this process): its settle is made durable, as the
-   * point the next merges' reflog chain is read back to (gr_main_merges_since) */
+   * behind this handle's back (or of this process, unless its recovery settled durably):
+   * its settle is made durable, as the point the next merges' reflog chain is read back to
+   * (gr_main_merges_since) */
   mw.durable = r->main_logged && !logged;
   if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, !logged, e) != 0) goto out;
   if (logged && (lstat(lp, &after) != 0 || after.st_size <= before.st_size)) {
