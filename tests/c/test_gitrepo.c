@@ -787,6 +787,12 @@ TEST(test_gitrepo_main_mark_sync) {
   CHECK(t, tg_merge_syncs(r, base, ws, "G", id) == 1);
   CHECK(t, tg_settle_durable(ws));
   CHECK(t, tg_merge_syncs(r, base, ws, "G2", id) == 0);
+  /* main's reflog gone (a person's git reflog expire, say): nothing records the move, so the
+   * merge syncs, and the next (the reflog there again) does not */
+  snprintf(p, sizeof p, "%s/.git/logs/refs/heads/main", ws);
+  CHECK(t, unlink(p) == 0);
+  CHECK(t, tg_merge_syncs(r, base, ws, "G3", id) == 1);
+  CHECK(t, tg_merge_syncs(r, base, ws, "G4", id) == 0);
   /* a merge stopped by a file in its way, a person's git add of it and a settle of main:
    * that settle did not start from the index this handle left, so the next merge syncs */
   {
