@@ -135,6 +135,11 @@ typedef struct gr_wd {
                   * index, then marker: gr_refresh_repo) */
 } gr_wd;
 
+/* 1 when w is main's working tree (HEAD's, in the repository's own gitdir) */
+static int gr_is_main(const gitapi *g, const gr_wd *w) {
+  return w->ref == NULL && w->state == NULL && !g->repository_is_worktree(w->repo);
+}
+
 /* A checkout that follows a ref move is announced by this file in the working tree's own
  * gitdir (a card directory's state), written before the ref moves and saying "idle" once the
  * files and index match HEAD (gr_pending_write). */
@@ -986,6 +991,15 @@ static int gr_pending_path(const gitapi *g, const gr_wd *w, char *buf, size_t ca
   return (size_t)snprintf(buf, cap, "%s%s", d, GR_PENDING) < cap ? 0 : -1;
 }
 
+/* fsyncs the file or directory at path: 0, or -1 when it could not be */
+static int gr_fsync_path(const char *path, int dir) {
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
+  if (fd < 0) return -1;
+  int rc = fsync(fd);
+  close(fd);
+  return rc == 0 ? 0 : -1;
+}
+
 /* The marker holds the checkout's stage and the commit it is about, in one line of 49 bytes:
  * "planned <id>" (written before the ref moves to id), "writing <id>" (every path passed
  * the safety check and id's files are being written) or "idle <id>" (files and index match
@@ -1019,7 +1033,7 @@ static void gr_stage_parse(const gitapi *g, const char *line, size_t n, gr_stage
     char hex[GIT_OID_HEXSZ + 1];
     memcpy(hex, line + 8, GIT_OID_HEXSZ);
     hex[GIT_OID_HEXSZ] = '\0';
-    out->has_oid = strspn(hex, "0123456789abcdef") == GIT_OID_HEXSZ && g->oid_fromstr(&out->oid, hex) == 0;
+    out->has_oid = g->oid_fromstr(&out->oid, hex) == 0;
   }
 }
 
@@ -1038,8 +1052,10 @@ static void gr_stage_read(const gitapi *g, const gr_wd *w, gr_stage *out) {
   gr_stage_parse(g, line, n > 0 ? (size_t)n : 0, out);
 }
 
+/* Writes the marker: stage about oid, synced when sync asks (or the disk may not yet hold this
+ * format). was (when not NULL) is set to what it said before. */
 static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, const git_oid *oid, int sync,
-                            gr_err *e) {
+                            gr_stage *was, gr_err *e) {
   char p[PATH_MAX], line[GR_MARK_LEN + 8], d[PATH_MAX], hex[GIT_OID_HEXSZ + 1];
   if (gr_pending_path(g, w, p, sizeof p) != 0 || gr_state_dir(g, w, d, sizeof d) != 0)
     return gr_fail(e, "EINVAL", "gitdir path too long");
@@ -1051,24 +1067,20 @@ static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, 
     fd = open(p, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   }
   if (fd < 0) return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(errno));
-  if (made) {
-    sync = 1;
-  } else if (!sync) { /* what the disk may hold is this format only once a write of it was synced */
-    char cur[GR_MARK_LEN + 8];
-    gr_stage was;
-    ssize_t n = pread(fd, cur, sizeof cur, 0);
-    gr_stage_parse(g, cur, n > 0 ? (size_t)n : 0, &was);
-    sync = !was.has_oid;
+  gr_stage cur = {0, 0, {{0}}}; /* a new marker: there was none, idle */
+  if (!made && (!sync || was)) {
+    char line0[GR_MARK_LEN + 8];
+    ssize_t n = pread(fd, line0, sizeof line0, 0);
+    gr_stage_parse(g, line0, n > 0 ? (size_t)n : 0, &cur);
   }
+  if (was) *was = cur;
+  /* what the disk may hold is this format only once a write of it was synced */
+  if (made || !cur.has_oid) sync = 1;
   int ok = pwrite(fd, line, GR_MARK_LEN, 0) == GR_MARK_LEN && (!sync || fsync(fd) == 0);
   int err = errno;
   close(fd);
   if (!ok) return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(err));
-  int dfd = made ? open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-  if (dfd >= 0) {
-    (void)fsync(dfd); /* best effort: the file's own fsync already happened */
-    close(dfd);
-  }
+  if (made) (void)gr_fsync_path(d, 1); /* best effort: the file's own fsync already happened */
   return 0;
 }
 
@@ -1157,15 +1169,6 @@ static int gr_index_stamp(const gitapi *g, const gr_wd *w, struct stat *st) {
   char p[PATH_MAX + 8], d[PATH_MAX];
   if (gr_state_dir(g, w, d, sizeof d) != 0 || (size_t)snprintf(p, sizeof p, "%sindex", d) >= sizeof p) return -1;
   return lstat(p, st);
-}
-
-/* fsyncs the file or directory at path: 0, or -1 when it could not be */
-static int gr_fsync_path(const char *path, int dir) {
-  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
-  if (fd < 0) return -1;
-  int rc = fsync(fd);
-  close(fd);
-  return rc == 0 ? 0 : -1;
 }
 
 /* Syncs the file system holding repo's working tree, whole: the files and directories this
@@ -1311,18 +1314,21 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
   }
   rc = gr_index_tree_id(g, w, holds, idx, &bid);
   if (w->mark) w->mark->known = 0; /* until it is settled again */
-  if (rc < 0 || (rc = g->tree_lookup(&base, repo, &bid)) < 0 || (rc = gr_tip_tree(g, w, &target)) < 0 ||
+  git_commit *tc = NULL; /* the tip resolved above: its ref is not read again */
+  if (rc == 0 && (rc = g->commit_lookup(&tc, repo, &tip)) == 0) rc = g->commit_tree(&target, tc);
+  g->commit_free(tc);
+  if (rc < 0 || (rc = g->tree_lookup(&base, repo, &bid)) < 0 ||
       (rc = g->diff_tree_to_tree(&diff, repo, base, target, NULL)) < 0) {
     gr_git(g, e, rc, "comparing the index with HEAD");
     goto out;
   }
   size_t n = g->diff_num_deltas(diff);
-  int main_wt = w->ref == NULL && w->state == NULL && !g->repository_is_worktree(repo);
+  int main_wt = gr_is_main(g, w);
   if (n > 0 && !pending && main_wt && st.has_oid && !g->oid_equal(&st.oid, &tip) &&
       gr_main_merges_since(g, repo, &tip, &bid)) {
     /* recorded, synced, before any path is checked: a stop (EDIRTY) and a person's later
      * git add must not turn it back into a mere index reset */
-    if (gr_pending_write(g, w, "planned", &tip, 1, e) != 0) goto out;
+    if (gr_pending_write(g, w, "planned", &tip, 1, NULL, e) != 0) goto out;
     pending = 1;
   }
   if (n > 0 && !pending) {
@@ -1344,7 +1350,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     /* not synced: after a kill the page cache still holds it; lost only to a power cut in
      * the middle of the checkout, when "planned" makes the check stop at our own half-written
      * file (EDIRTY, a person looks) rather than overwrite anything */
-    if (pending == 1 && gr_pending_write(g, w, "writing", &tip, 0, e) != 0) goto out;
+    if (pending == 1 && gr_pending_write(g, w, "writing", &tip, 0, NULL, e) != 0) goto out;
     git_checkout_options co;
     (void)g->checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
     co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
@@ -1372,7 +1378,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     durable = main_wt && (other || w->durable);
     if (durable && (gr_workdir_sync(g, repo) != 0 || gr_index_sync(g, w) != 0))
       durable = 0; /* not all of it reached the disk: not said to have */
-    if (gr_pending_write(g, w, "idle", &tip, durable, e) != 0) goto out;
+    if (gr_pending_write(g, w, "idle", &tip, durable, NULL, e) != 0) goto out;
   }
   ret = 0;
   gr_settle(g, w);
@@ -1404,8 +1410,7 @@ static int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const g
                        const git_oid *to, const char *why, int sync, gr_err *e) {
   git_repository *repo = w->repo;
   gr_stage was;
-  gr_stage_read(g, w, &was);
-  if (gr_pending_write(g, w, "planned", to, sync, e) != 0) return -1;
+  if (gr_pending_write(g, w, "planned", to, sync, &was, e) != 0) return -1;
   git_reference *out = NULL;
   int rc = g->reference_create_matching(&out, repo, ref, to, 1, from, why);
   g->reference_free(out);
@@ -1416,11 +1421,10 @@ static int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const g
      * so, an idle about an earlier commit keeps the chain recovery may read back), synced
      * after the index, since the reflog may hold an entry for the move that failed, which a
      * later chain of merges must not be read across (gr_main_merges_since) */
-    if (w->ref == NULL && w->state == NULL && !g->repository_is_worktree(repo))
-      (void)gr_workdir_sync(g, repo); /* main's: what the merges before wrote unsynced, */
+    if (gr_is_main(g, w)) (void)gr_workdir_sync(g, repo); /* main's: what the merges before wrote unsynced, */
     (void)gr_index_sync(g, w);        /* as a durable settle does */
     (void)gr_pending_write(g, w, was.stage == 2 ? "writing" : was.stage ? "planned" : "idle",
-                           was.has_oid ? &was.oid : from, 1, &ignored);
+                           was.has_oid ? &was.oid : from, 1, NULL, &ignored);
     if (w->mark) w->mark->known = 0;
     return -1;
   }
@@ -1957,7 +1961,7 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     if (rc < 0) { gr_git(g, e, rc, "the directory's index"); goto out; }
     /* synced: a card's branch starts at main's tip, so an earlier checkout's "writing" may
      * name this very commit, and left on disk it would skip the check below */
-    if (!same && gr_pending_write(g, &wd, "planned", &tip_id, 1, e) != 0) goto out;
+    if (!same && gr_pending_write(g, &wd, "planned", &tip_id, 1, NULL, e) != 0) goto out;
   }
   ret = gr_refresh_repo(g, &wd, switched, e);
   /* the index on disk is what says the directory is this card's: written at once (a tip
@@ -2646,7 +2650,7 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
      * now, and from now on before the move */
     r->main_logged = 0;
     gr_err ignored;
-    (void)gr_pending_write(g, &mw, "planned", &target, 1, &ignored);
+    (void)gr_pending_write(g, &mw, "planned", &target, 1, NULL, &ignored);
   }
   g->oid_tostr(id, GR_OID_HEX + 1, &target);
   /* main has moved: the merge stands even when its working tree cannot follow yet */

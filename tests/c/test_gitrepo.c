@@ -110,6 +110,18 @@ static void tg_wt(const char *base, const char *card, char *out) {
   snprintf(out, 512, "%s/wt-%s", base, card);
 }
 
+/* 1 when what was logged last made main's settle durable: the working tree's file system,
+ * then main's index, then main's marker (all after main moved when before is 0; either when
+ * -1, as tg_synced) */
+static int tg_settle_durable(const char *ws, int before) {
+  char git[600], fs[600];
+  snprintf(git, sizeof git, "%s/.git", ws);
+  snprintf(fs, sizeof fs, "syncfs:%s", ws);
+  int files = tg_synced(fs, "", before), idx = tg_synced(git, "index", before),
+      mark = tg_synced(git, "orket-checkout-pending", before);
+  return files && idx && mark && files < idx && idx < mark;
+}
+
 /* Commits a file with content in card's worktree; returns the commit kind. */
 static int tg_commit_file(gitrepo *r, const char *wt, const char *card, const char *name,
                           const char *data, const char *key, char *id) {
@@ -470,8 +482,6 @@ TEST(test_gitrepo_main_index_moved) {
   CHECK(t, tg_commit_file(r, a, "A", "x.txt", "x1\n", NULL, id) == GR_COMMITTED);
   CHECK(t, gitrepo_merge_to_main(r, "A", &tg_who, merged, &kind, &conf, &e) == 0 && kind == GR_FASTFORWARD);
   CHECK_STR(t, tg_read(ws, "x.txt", buf, sizeof buf), "x1\n");
-  gitrepo_close(r);
-  r = NULL;
 
   /* a change a person staged in main */
   CHECK(t, tg_stage(ws, "y.txt", "staged by hand\n") == 0);
@@ -480,8 +490,6 @@ TEST(test_gitrepo_main_index_moved) {
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "staged by hand\n");
   CHECK_STR(t, tg_read(ws, "x.txt", buf, sizeof buf), "x1\n");
   CHECK(t, gitrepo_check(r, &e) == 0);
-  gitrepo_close(r);
-  r = NULL;
 
   /* a person's reset of main to the commit before the merge: x.txt stays as it is */
   CHECK(t, tg_move_main(ws, old, "reset: moving to HEAD~1") == 0);
@@ -595,16 +603,7 @@ TEST(test_gitrepo_main_mark_lost) {
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
   CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK_STR(t, tg_main_mark(ws, buf, sizeof buf), want);
-  { /* the settle it made is durable: files, then index, then the marker */
-    char git[600];
-    snprintf(git, sizeof git, "%s/.git", ws);
-    char fs[600];
-    snprintf(fs, sizeof fs, "syncfs:%s", ws);
-    int files = tg_synced(fs, "", -1), ix = tg_synced(git, "index", -1), mk = tg_synced(git, "orket-checkout-pending", -1);
-    CHECK(t, files && ix && mk && files < ix && ix < mk);
-  }
-  gitrepo_close(r);
-  r = NULL;
+  CHECK(t, tg_settle_durable(ws, -1)); /* the settle it made: files, then index, then the marker */
   /* the same, with a file someone changed on the way: recovery stops (EDIRTY) and records
    * the checkout as planned, so that a git add of theirs cannot turn it into an index reset
    * that leaves y.txt unwritten (their staged file then counts as what was checked out, as
@@ -620,9 +619,6 @@ TEST(test_gitrepo_main_mark_lost) {
   CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
   CHECK(t, gitrepo_check(r, &e) == 0);
-  snprintf(want, sizeof want, "idle    %s", m2);
-  gitrepo_close(r);
-  r = NULL;
 
   /* neither index nor marker is synced: the index may be older than the marker's idle */
   CHECK(t, tg_main_unchecked(ws, old, both, "idle", m1) == 0);
@@ -631,8 +627,6 @@ TEST(test_gitrepo_main_mark_lost) {
   CHECK_STR(t, tg_read(ws, "x.txt", buf, sizeof buf), "x1\n");
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
   CHECK(t, gitrepo_check(r, &e) == 0);
-  gitrepo_close(r);
-  r = NULL;
 
   /* a person's staged change, the marker back at `old`: the index is none of the trees the
    * merges since started from, so no file is touched */
@@ -642,8 +636,6 @@ TEST(test_gitrepo_main_mark_lost) {
   if (r == NULL) goto done;
   CHECK_STR(t, tg_read(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
   CHECK(t, gitrepo_check(r, &e) == 0);
-  gitrepo_close(r);
-  r = NULL;
 
   /* an earlier checkout's "writing" on disk: checked as planned, so a file someone changed
    * stops it and is kept */
@@ -656,8 +648,6 @@ TEST(test_gitrepo_main_mark_lost) {
   tg_write(ws, "x.txt", "x1\n");
   CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK(t, gitrepo_check(r, &e) == 0);
-  gitrepo_close(r);
-  r = NULL;
 
   /* a person's staged revert of B's merge, after it settled (the marker names main's tip):
    * theirs, so only the index follows the tip and y.txt stays gone */
@@ -667,8 +657,6 @@ TEST(test_gitrepo_main_mark_lost) {
   if (r == NULL) goto done;
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "(missing)");
   CHECK(t, gitrepo_check(r, &e) == 0);
-  gitrepo_close(r);
-  r = NULL;
   /* A's merge settled (index m1's tree), then B's moved main and the power cut took every
    * later stage of the marker, leaving `old`: the merges since m1 are ours, so B's is
    * finished (the same state as a person's staged revert of B under a marker a power cut
@@ -678,8 +666,6 @@ TEST(test_gitrepo_main_mark_lost) {
   if (r == NULL) goto done;
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
   CHECK(t, gitrepo_check(r, &e) == 0);
-  gitrepo_close(r);
-  r = NULL;
 
   /* a person's reset of main to m1: not our move, so no file is touched, and the marker now
    * names m1, where main settled (synced: what a later lost "planned" is read against) */
@@ -694,8 +680,6 @@ TEST(test_gitrepo_main_mark_lost) {
   CHECK(t, gitrepo_worktree(r, "C", c, &created, &e) == 0);
   CHECK(t, tg_commit_file(r, c, "C", "z.txt", "z1\n", NULL, id) == GR_COMMITTED);
   CHECK(t, gitrepo_merge_to_main(r, "C", &tg_who, m3, &kind, &conf, &e) == 0);
-  gitrepo_close(r);
-  r = NULL;
   const char *z[] = {"z.txt", NULL};
   CHECK(t, tg_main_unchecked(ws, m1, z, "idle", m1) == 0);
   CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
@@ -738,16 +722,6 @@ static int tg_merge_syncs(gitrepo *r, const char *base, const char *ws, const ch
   return tg_synced(git, "orket-checkout-pending", 1) ? 1 : 0;
 }
 
-/* 1 when the last merge logged made its settle durable: the working tree's file system (the
- * card's file in main among it), then main's index, then the marker, all after main moved. */
-static int tg_settle_durable(const char *ws) {
-  char git[600], fs[600];
-  snprintf(git, sizeof git, "%s/.git", ws);
-  snprintf(fs, sizeof fs, "syncfs:%s", ws);
-  int files = tg_synced(fs, "", 0), idx = tg_synced(git, "index", 0), mark = tg_synced(git, "orket-checkout-pending", 0);
-  return files && idx && mark && files < idx && idx < mark;
-}
-
 /* Which merges into main sync their "planned" before main moves: none while main's reflog
  * records the move and main is as this handle left it; every one when main's index or tip
  * moved behind its back (a person's git add or reset) or logging is off. */
@@ -764,19 +738,19 @@ TEST(test_gitrepo_main_mark_sync) {
   /* a person's git add in main: the index is not the one this handle left */
   CHECK(t, tg_stage(ws, "s.txt", "staged by hand\n") == 0);
   CHECK(t, tg_merge_syncs(r, base, ws, "D", id) == 1);
-  CHECK(t, tg_settle_durable(ws)); /* what E's chain of reflog entries is read back to */
+  CHECK(t, tg_settle_durable(ws, 0)); /* what E's chain of reflog entries is read back to */
   CHECK(t, tg_merge_syncs(r, base, ws, "E", id) == 0);
-  CHECK(t, !tg_settle_durable(ws));
+  CHECK(t, !tg_settle_durable(ws, 0));
   /* a person's reset of main */
   CHECK(t, tg_move_main(ws, prev, "reset: moving to HEAD~3") == 0);
   CHECK(t, tg_merge_syncs(r, base, ws, "F", id) == 1);
-  CHECK(t, tg_settle_durable(ws));
+  CHECK(t, tg_settle_durable(ws, 0));
   /* a person's git add that this process's own settle then resets (the index set, no file
    * written, nothing synced): the next merge syncs and settles durably */
   CHECK(t, tg_stage(ws, "t.txt", "staged by hand\n") == 0);
   CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0);
   CHECK(t, tg_merge_syncs(r, base, ws, "F2", id) == 1);
-  CHECK(t, tg_settle_durable(ws));
+  CHECK(t, tg_settle_durable(ws, 0));
   /* a new process: its first merge syncs and settles durably (what it knows of main's
    * index starts there), the next does not */
   gitrepo_close(r);
@@ -785,7 +759,7 @@ TEST(test_gitrepo_main_mark_sync) {
   if (r == NULL) goto done;
   CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0);
   CHECK(t, tg_merge_syncs(r, base, ws, "G", id) == 1);
-  CHECK(t, tg_settle_durable(ws));
+  CHECK(t, tg_settle_durable(ws, 0));
   CHECK(t, tg_merge_syncs(r, base, ws, "G2", id) == 0);
   /* main's reflog gone (a person's git reflog expire, say): nothing records the move, so the
    * merge syncs, and the next (the reflog there again) does not */
@@ -808,7 +782,7 @@ TEST(test_gitrepo_main_mark_sync) {
     CHECK(t, tg_stage(ws, "M.txt", NULL) == 0);
     CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
     CHECK(t, tg_merge_syncs(r, base, ws, "N", id) == 1);
-    CHECK(t, tg_settle_durable(ws));
+    CHECK(t, tg_settle_durable(ws, 0));
   }
   /* a ref move that fails (a stale lock) while a checkout is pending (a file someone changed
    * stopped it): the marker goes back to planned, and recovery finishes that checkout */
@@ -834,13 +808,8 @@ TEST(test_gitrepo_main_mark_sync) {
     CHECK(t, gitrepo_merge_to_main(r, "L", &tg_who, lid, &kind, &conf, &e) == -1);
     tg_sync_log = 0;
     CHECK_STR(t, e.code, "ELOCKED");
-    { /* the marker put back synced, after the working tree's file system and main's index */
-      char git[600], fs[600];
-      snprintf(git, sizeof git, "%s/.git", ws);
-      snprintf(fs, sizeof fs, "syncfs:%s", ws);
-      int files = tg_synced(fs, "", -1), ix = tg_synced(git, "index", -1), mk = tg_synced(git, "orket-checkout-pending", -1);
-      CHECK(t, files && ix && mk && files < ix && ix < mk);
-    }
+    /* the marker put back synced, after the working tree's file system and main's index */
+    CHECK(t, tg_settle_durable(ws, -1));
     CHECK(t, unlink(p) == 0);
     char mk[64];
     snprintf(mk, sizeof mk, "planned %s", kid);

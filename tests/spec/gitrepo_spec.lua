@@ -245,17 +245,22 @@ describe("orket.c.gitrepo", function()
       end
     end)
 
+    -- card's directory attached, a file of its own ("<name>.txt" holding "<name>\n")
+    -- committed in its first turn and merged into main -> the commit
+    local function merged(card, name)
+      local d = assert(att(card))
+      H.write(d .. "/" .. name .. ".txt", name .. "\n")
+      local id = assert(repo:commit(card, { name = WHO.name, email = WHO.email, message = card .. ": turn 1",
+        turn = "1/" .. card .. "/1" }))
+      assert(repo:merge_to_main(card, GUARD))
+      return id
+    end
+
     it("plans a hand-over again in the next process from the index and the tip, its mark lost", function()
       -- Q1's directory holds main as Q1 left it; R1 merges r1.txt after that
-      local q = assert(att("Q1"))
-      H.write(q .. "/q1.txt", "q1\n")
-      assert(repo:commit("Q1", { name = WHO.name, email = WHO.email, message = "Q1: turn 1", turn = "1/Q1/1" }))
-      assert(repo:merge_to_main("Q1", GUARD))
+      merged("Q1", "q1")
       assert.is_true(repo:detach("Q1"))
-      local r = assert(att("R1"))
-      H.write(r .. "/r1.txt", "r1\n")
-      assert(repo:commit("R1", { name = WHO.name, email = WHO.email, message = "R1: turn 1", turn = "1/R1/1" }))
-      assert(repo:merge_to_main("R1", GUARD))
+      merged("R1", "r1")
       -- Q2 took Q1's directory and its branch was made at main; the process stopped before
       -- r1.txt was written, and the mark reads idle (attach must not trust it)
       hand_over("Q1", "Q2")
@@ -276,15 +281,9 @@ describe("orket.c.gitrepo", function()
     end)
 
     it("reads an earlier checkout's writing in a handed-over directory as planned: a changed file stops it", function()
-      local w = assert(att("W1"))
-      H.write(w .. "/w1.txt", "w1\n")
-      local w1 = assert(repo:commit("W1", { name = WHO.name, email = WHO.email, message = "W1: turn 1", turn = "1/W1/1" }))
-      assert(repo:merge_to_main("W1", GUARD))
+      local w1 = merged("W1", "w1")
       assert.is_true(repo:detach("W1"))
-      local v = assert(att("V1"))
-      H.write(v .. "/v1.txt", "v1\n")
-      assert(repo:commit("V1", { name = WHO.name, email = WHO.email, message = "V1: turn 1", turn = "1/V1/1" }))
-      assert(repo:merge_to_main("V1", GUARD))
+      merged("V1", "v1")
       -- W2 took W1's directory; on disk its marker is still an old checkout's "writing" (the
       -- later stages lost), and someone put a v1.txt of their own there
       hand_over("W1", "W2")
