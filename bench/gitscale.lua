@@ -3,9 +3,9 @@
 -- merges its branch into main. The fake model server answers at once. Each round runs, one
 -- after another, Orket at SMALL and LARGE cards (concurrency 1), the git floor
 -- (bench/gitfloor.c, the least libgit2 work per card) at the same sizes, the journal floor
--- and the C floor at LARGE, then Orket and the git floor at SMALL cards with concurrency 8; peak RSS at
--- RSS_SMALL and RSS_LARGE cards last. Prints per round and then min/median/max over the
--- rounds:
+-- and the C floor at LARGE, then Orket and the git floor at SMALL cards with concurrency 8;
+-- peak RSS at RSS_SMALL and RSS_LARGE cards last. Prints per round and then min/median/max
+-- over the rounds:
 --   - W2 as the issue behind this benchmark sets its target: Orket's wall per card over the
 --     C floor "doing the same requests and durable writes" plus the git floor, at LARGE. The
 --     C floor is the journal floor (bench/engine.lua's: the rows the run wrote, written
