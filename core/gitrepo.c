@@ -133,6 +133,11 @@ typedef struct gr_wd {
   gr_mark *mark; /* what this process knows of its index (gr_settle), NULL: nothing kept */
   int durable;   /* its next settle must reach the disk before its marker says so (files,
                   * index, then marker: gr_refresh_repo) */
+  /* main's working tree, set by the merge that just moved main: the commit its files were
+   * checked out at (NULL: not known, a checkout was still pending). Unset (files_set 0),
+   * settling reads it from main's reflog (gr_main_files). */
+  const git_oid *files;
+  int files_set;
 } gr_wd;
 
 /* 1 when w is main's working tree (HEAD's, in the repository's own gitdir) */
@@ -966,7 +971,7 @@ int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *create
   int unborn = g->repository_head_unborn(repo), updated;
   /* settling finishes a first commit killed before it wrote the index */
   if (unborn < 0 || (unborn == 1 && gr_initial_commit(g, repo, who, e) != 0) ||
-      gr_check_shape(g, repo, e) != 0 || gr_refresh_repo(g, &(gr_wd){repo, NULL, NULL, NULL, NULL, 0}, &updated, e) != 0) {
+      gr_check_shape(g, repo, e) != 0 || gr_refresh_repo(g, &(gr_wd){.repo = repo}, &updated, e) != 0) {
     if (unborn < 0) gr_git(g, e, unborn, "HEAD");
     g->repository_free(repo);
     gr_lib_release(&api);
@@ -1269,6 +1274,71 @@ static int gr_main_merges_since(const gitapi *g, git_repository *repo, const git
   return settled;
 }
 
+/* 1 when commit id's tree is tree. */
+static int gr_commit_has_tree(const gitapi *g, git_repository *repo, const git_oid *id, const git_oid *tree) {
+  git_commit *c = NULL;
+  int same = g->commit_lookup(&c, repo, id) == 0 && g->oid_equal(g->commit_tree_id(c), tree);
+  g->commit_free(c);
+  return same;
+}
+
+/* The commit main's files were checked out at before the move a pending checkout follows:
+ * the merge's own word (w->files), else the move main's newest reflog entry records when it
+ * is a merge of ours to the tip. 1 and *out, or 0: not known. */
+static int gr_main_files(const gitapi *g, const gr_wd *w, const git_oid *tip, git_oid *out) {
+  if (w->files_set) {
+    if (w->files) *out = *w->files;
+    return w->files != NULL;
+  }
+  git_reflog *log = NULL;
+  int found = 0;
+  if (g->reflog_read(&log, w->repo, "refs/heads/" GR_MAIN) < 0) return 0;
+  const git_reflog_entry *en = g->reflog_entrycount(log) ? g->reflog_entry_byindex(log, 0) : NULL;
+  const char *msg = en ? g->reflog_entry_message(en) : NULL;
+  if (msg && strncmp(msg, GR_MERGE_WHY, strlen(GR_MERGE_WHY)) == 0 && g->oid_equal(g->reflog_entry_id_new(en), tip)) {
+    *out = *g->reflog_entry_id_old(en);
+    found = 1;
+  }
+  g->reflog_free(log);
+  return found;
+}
+
+/* 1 when main's index, holding tree itree, holds changes a person staged (git add, git rm):
+ * Orket only ever leaves there the tree of a commit main pointed to, so an index that is
+ * neither the tree of `files` (gr_main_files, when known) nor that of any commit main's
+ * reflog names (newest first, GR_CHAIN_MAX entries) is theirs. A person's staged revert to
+ * one of those trees is not told apart. 0 as well when there is nothing to compare with (no
+ * reflog, files not known). */
+static int gr_main_staged(const gitapi *g, git_repository *repo, const git_oid *itree, const git_oid *files) {
+  if (files && gr_commit_has_tree(g, repo, files, itree)) return 0;
+  git_reflog *log = NULL;
+  if (g->reflog_read(&log, repo, "refs/heads/" GR_MAIN) < 0) return files != NULL;
+  size_t n = g->reflog_entrycount(log);
+  int staged = files != NULL || n > 0;
+  for (size_t i = 0; staged && i < n && i < GR_CHAIN_MAX; i++) {
+    const git_reflog_entry *en = g->reflog_entry_byindex(log, i);
+    if (en == NULL) break;
+    if (gr_commit_has_tree(g, repo, g->reflog_entry_id_new(en), itree) ||
+        ((i + 1 == n || i + 1 == GR_CHAIN_MAX) && gr_commit_has_tree(g, repo, g->reflog_entry_id_old(en), itree)))
+      staged = 0;
+  }
+  g->reflog_free(log);
+  return staged;
+}
+
+/* For an index a person staged changes in: its entry for d's path (or its having none) must
+ * be the path's old or new content, as gr_delta_safe asks of the file: anything else is a
+ * change they staged that the update would undo. */
+static int gr_staged_safe(const gitapi *g, git_repository *repo, git_index *idx, const git_diff_delta *d, gr_err *e) {
+  const char *path = d->new_file.path ? d->new_file.path : d->old_file.path;
+  const git_index_entry *en = g->index_get_bypath(idx, path, 0);
+  int as_old = d->status == GIT_DELTA_ADDED ? en == NULL : en && g->oid_equal(&en->id, &d->old_file.id);
+  int as_new = d->status == GIT_DELTA_DELETED ? en == NULL : en && g->oid_equal(&en->id, &d->new_file.id);
+  if (as_old || as_new) return 0;
+  return gr_fail(e, "EDIRTY", "%s was staged by hand in %s, and the update to HEAD changes it too; keep or revert it by "
+                 "hand", path, g->repository_workdir(repo));
+}
+
 /* Settles a working tree after whatever a crash interrupted. The index should always be
  * HEAD's tree (Orket never stages without committing). When it is not:
  * - a checkout is pending (the marker; in main's working tree, an idle marker about an
@@ -1331,6 +1401,40 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     if (gr_pending_write(g, w, "planned", &tip, 1, NULL, e) != 0) goto out;
     pending = 1;
   }
+  /* an index a person staged changes in (never the one this handle left) is not what the
+   * files were checked out as: the commit they were is the baseline instead, and only the
+   * paths that differ between its tree and the tip's are written, their other staged
+   * changes kept (what `git checkout` does with local changes) */
+  int carried = 0;
+  if (n > 0 && pending && main_wt && !holds && gr_index_exists(g, w)) {
+    git_oid files;
+    int has_files = gr_main_files(g, w, &tip, &files);
+    if (gr_main_staged(g, repo, &bid, has_files ? &files : NULL)) {
+      git_commit *fc = NULL;
+      if (!has_files) {
+        gr_fail(e, "EDIRTY", "main's index in %s holds changes staged by hand, and the commit its files were "
+                "checked out at is not known; keep or revert them by hand", g->repository_workdir(repo));
+        goto out;
+      }
+      g->tree_free(base);
+      base = NULL;
+      g->diff_free(diff);
+      diff = NULL;
+      if ((rc = g->commit_lookup(&fc, repo, &files)) == 0) rc = g->commit_tree(&base, fc);
+      g->commit_free(fc);
+      if (rc < 0 || (rc = g->diff_tree_to_tree(&diff, repo, base, target, NULL)) < 0) {
+        gr_git(g, e, rc, "comparing main's files with HEAD");
+        goto out;
+      }
+      n = g->diff_num_deltas(diff);
+      carried = 1;
+    }
+  }
+  if (n > 0 && !pending && main_wt && !holds && st.has_oid && g->oid_equal(&st.oid, &tip) && gr_index_exists(g, w) &&
+      gr_main_staged(g, repo, &bid, NULL)) {
+    ret = 0; /* main settled at its tip, and a person staged changes since: theirs to keep */
+    goto out;
+  }
   if (n > 0 && !pending) {
     if ((rc = g->index_read_tree(idx, target)) < 0 || (rc = g->index_write(idx)) < 0) {
       gr_git(g, e, rc, "setting the index to HEAD");
@@ -1346,7 +1450,9 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
      * once the directories on those ways are checked as gr_scan checks them */
     if (gr_check_ways(g, repo, paths, n, e) != 0) goto out;
     for (size_t i = 0; pending == 1 && i < n; i++) /* once writing began, a path that is */
-      if (gr_delta_safe(g, repo, g->diff_get_delta(diff, i), e) != 0) goto out; /* neither is ours */
+      if (gr_delta_safe(g, repo, g->diff_get_delta(diff, i), e) != 0 || /* neither is ours */
+          (carried && gr_staged_safe(g, repo, idx, g->diff_get_delta(diff, i), e) != 0))
+        goto out;
     /* not synced: after a kill the page cache still holds it; lost only to a power cut in
      * the middle of the checkout, when "planned" makes the check stop at our own half-written
      * file (EDIRTY, a person looks) rather than overwrite anything */
@@ -1365,6 +1471,15 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
       goto out;
     }
     *updated = 1;
+  }
+  if (carried) {
+    /* durable (files, index, then idle): no chain of our merges in the reflog reaches an
+     * index holding a person's changes. Not settled (gr_settle): it is not the tip's tree */
+    int durable = gr_workdir_sync(g, repo) == 0 && gr_index_sync(g, w) == 0;
+    if (gr_pending_write(g, w, "idle", &tip, durable, NULL, e) != 0) goto out;
+    if (w->mark) w->mark->chained = 0;
+    ret = 0;
+    goto out;
   }
   /* the marker says the tip now settled. In main's working tree the settle is made durable
    * (files written, index, then the marker) when the marker named another commit (the tip
@@ -1407,10 +1522,11 @@ out:
  * moves, because the move is announced durably otherwise (main's reflog: gr_merge_into_main,
  * gr_main_merges_since); a kill leaves the marker in the page cache. */
 static int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const git_oid *from,
-                       const git_oid *to, const char *why, int sync, gr_err *e) {
+                       const git_oid *to, const char *why, int sync, gr_stage *before, gr_err *e) {
   git_repository *repo = w->repo;
   gr_stage was;
   if (gr_pending_write(g, w, "planned", to, sync, &was, e) != 0) return -1;
+  if (before) *before = was;
   git_reference *out = NULL;
   int rc = g->reference_create_matching(&out, repo, ref, to, 1, from, why);
   g->reference_free(out);
@@ -1556,10 +1672,10 @@ static int gr_open_card(gitrepo *r, const char *card, gr_wd *wd, gr_err *e) {
   if (gr_check_card(card, e) != 0) return -1;
   gr_att *a = gr_attached(r, card);
   if (a) {
-    *wd = (gr_wd){a->w, a->ref, a->state, a, &a->settled, 0};
+    *wd = (gr_wd){.repo = a->w, .ref = a->ref, .state = a->state, .att = a, .mark = &a->settled};
     return 0;
   }
-  *wd = (gr_wd){NULL, NULL, NULL, NULL, NULL, 0};
+  *wd = (gr_wd){.repo = NULL};
   git_repository **wrepo = &wd->repo;
   if ((*wrepo = gr_kept(r, card, NULL)) != NULL) {
     if (gr_wt_gitdir_check(g, r->repo, card, e) == 0) return 0;
@@ -1667,7 +1783,7 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
       gr_forget(r, card);
       goto out;
     }
-    ret = gr_refresh_repo(g, &(gr_wd){w, NULL, NULL, NULL, NULL, 0}, &updated, e);
+    ret = gr_refresh_repo(g, &(gr_wd){.repo = w}, &updated, e);
     goto out;
   }
   rc = gr_wt_lookup(g, r->repo, card, &wt);
@@ -1702,7 +1818,7 @@ int gitrepo_worktree(gitrepo *r, const char *card, const char *path, int *create
     }
     *created = 1;
   }
-  if (gr_open_wt(r, card, abs, wt, &w, e) != 0 || gr_refresh_repo(g, &(gr_wd){w, NULL, NULL, NULL, NULL, 0}, &updated, e) != 0) goto out;
+  if (gr_open_wt(r, card, abs, wt, &w, e) != 0 || gr_refresh_repo(g, &(gr_wd){.repo = w}, &updated, e) != 0) goto out;
   ret = 0;
 out:
   g->worktree_free(wt);
@@ -1932,7 +2048,7 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     a->turns.len = a->turns.n = 0;
     a->turns.full = 0;
   }
-  gr_wd wd = {a->w, a->ref, a->state, a, &a->settled, 0};
+  gr_wd wd = {.repo = a->w, .ref = a->ref, .state = a->state, .att = a, .mark = &a->settled};
   int holds = gr_mark_holds(g, &wd);
   if (holds && gr_at_tip(g, &wd)) { /* attached here already, and nothing moved since */
     ret = 0;
@@ -2144,7 +2260,7 @@ int gitrepo_detach(gitrepo *r, const char *card, const gr_paths *only, int *deta
   }
   gr_att *a = gr_attached(r, card);
   if (a == NULL) return 0;
-  gr_wd wd = {a->w, a->ref, a->state, a, &a->settled, 0};
+  gr_wd wd = {.repo = a->w, .ref = a->ref, .state = a->state, .att = a, .mark = &a->settled};
   int updated;
   if (gr_refresh_repo(g, &wd, &updated, e) != 0) return -1;
   if (!whole && (whole = gr_clear_paths(g, &wd, card, only, e)) < 0) return -1;
@@ -2286,7 +2402,7 @@ int gitrepo_worktree_remove(gitrepo *r, const char *card, int *removed, gr_err *
       goto out;
     }
     if (w == NULL && gr_open_wt(r, card, NULL, wt, &w, e) != 0) goto out;
-    gr_wd wd = {w, NULL, NULL, NULL, NULL, 0};
+    gr_wd wd = {.repo = w};
     int st = gr_refresh_repo(g, &wd, &updated, e) == 0 ? gr_status_repo(g, &wd, &dirty, e) : -1;
     if (st == 0 && dirty.n)
       st = gr_fail(e, "EDIRTY", "card %s has uncommitted changes (%s%s); commit them first", card, dirty.v[0],
@@ -2623,7 +2739,7 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
     *kind = GR_MERGED;
   }
   snprintf(msg, sizeof msg, GR_MERGE_WHY "%s", bname);
-  gr_wd mw = {r->repo, NULL, NULL, NULL, &r->main_settled, 0};
+  gr_wd mw = {.repo = r->repo, .mark = &r->main_settled};
   /* main's reflog announces the move durably when it is written and already there (a new
    * one's directories are made without syncing their parents); else "planned" is synced */
   char lp[PATH_MAX];
@@ -2644,7 +2760,12 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
    * its settle is made durable, as the point the next merges' reflog chain is read back to
    * (gr_main_merges_since) */
   mw.durable = r->main_logged && !logged;
-  if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, !logged, e) != 0) goto out;
+  gr_stage was;
+  if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, !logged, &was, e) != 0) goto out;
+  /* the files were checked out at mid, unless a checkout was still waiting (a file in its
+   * way): what a person staged is carried over from there (gr_carry_over) */
+  mw.files = was.stage == 0 ? &mid : NULL;
+  mw.files_set = 1;
   if (logged && (lstat(lp, &after) != 0 || after.st_size <= before.st_size)) {
     /* the config changed since it was read: no entry was written, so the marker is synced
      * now, and from now on before the move */
@@ -2794,7 +2915,8 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
     if (gr_commit_tree(g, w, idx, who, msg, bc, mc, &target, e) != 0) goto out;
   }
   snprintf(why, sizeof why, "orket: merge " GR_MAIN " into %s", bname);
-  if (gr_move_ref(g, &wd, ref, &bid, &target, why, 1, e) != 0 || gr_refresh_repo(g, &wd, &updated, e) != 0) goto out;
+  if (gr_move_ref(g, &wd, ref, &bid, &target, why, 1, NULL, e) != 0 || gr_refresh_repo(g, &wd, &updated, e) != 0)
+    goto out;
   g->oid_tostr(id, GR_OID_HEX + 1, &target);
   ret = 0;
 out:
@@ -2939,7 +3061,7 @@ int gitrepo_recover(gitrepo *r, int *removed, gr_err *e) {
   gr_forget(r, NULL); /* after a crash: every worktree read afresh */
   if ((rc = g->worktree_list(&wts, r->repo)) < 0) return gr_git(g, e, rc, "worktrees");
   if (gr_clear_locks(r, &wts, removed, e) != 0) goto out;
-  if (gr_refresh_repo(g, &(gr_wd){r->repo, NULL, NULL, NULL, &r->main_settled, 0}, &updated, e) != 0) goto out;
+  if (gr_refresh_repo(g, &(gr_wd){.repo = r->repo, .mark = &r->main_settled}, &updated, e) != 0) goto out;
   for (size_t i = 0; i < wts.count; i++) {
     gr_wd w;
     if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
@@ -3009,11 +3131,11 @@ static int gr_check_history(gitrepo *r, git_odb *odb, const char *ref, gr_err *e
   return ret;
 }
 
-static int gr_check_worktree(const gitapi *g, git_repository *w, const char *name, gr_err *e) {
+static int gr_check_worktree(const gitapi *g, git_repository *w, const char *name, int is_main, gr_err *e) {
   git_index *idx = NULL;
   git_reference *head = NULL;
   int ret = 0;
-  if (gr_pending(g, &(gr_wd){w, NULL, NULL, NULL, NULL, 0}, NULL)) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
+  if (gr_pending(g, &(gr_wd){.repo = w}, NULL)) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
   if (g->repository_head(&head, w) < 0) ret = gr_fail(e, "EINCONSISTENT", "%s: HEAD does not resolve", name);
   else if (g->repository_index(&idx, w) < 0 || g->index_read(idx, 1) < 0)
     ret = gr_fail(e, "EINCONSISTENT", "%s: the index cannot be read", name);
@@ -3024,8 +3146,8 @@ static int gr_check_worktree(const gitapi *g, git_repository *w, const char *nam
     git_tree *ht = NULL;
     if (g->index_write_tree(&tid, idx) < 0 || g->reference_peel((git_object **)&ht, head, GIT_OBJECT_TREE) < 0)
       ret = gr_fail(e, "EINCONSISTENT", "%s: the index or HEAD's tree cannot be read", name);
-    else if (!g->oid_equal(&tid, g->tree_id(ht)))
-      ret = gr_fail(e, "EINCONSISTENT", "%s: the index is not HEAD's tree (run recovery)", name);
+    else if (!g->oid_equal(&tid, g->tree_id(ht)) && (!is_main || !gr_main_staged(g, w, &tid, NULL)))
+      ret = gr_fail(e, "EINCONSISTENT", "%s: the index is not HEAD's tree (run recovery)", name); /* main's may hold a person's changes */
     g->tree_free(ht);
   }
   g->index_free(idx);
@@ -3042,7 +3164,7 @@ int gitrepo_check(gitrepo *r, gr_err *e) {
   git_branch_t bt;
   int rc, ret = -1;
   if ((rc = g->repository_odb(&odb, r->repo)) < 0) return gr_git(g, e, rc, "objects");
-  if (gr_check_worktree(g, r->repo, GR_MAIN, e) != 0) goto out;
+  if (gr_check_worktree(g, r->repo, GR_MAIN, 1, e) != 0) goto out;
   if ((rc = g->branch_iterator_new(&it, r->repo, GIT_BRANCH_LOCAL)) < 0) { gr_git(g, e, rc, "branches"); goto out; }
   while ((rc = g->branch_next(&ref, &bt, it)) == 0) {
     int bad = gr_check_history(r, odb, g->reference_name(ref), e);
@@ -3067,7 +3189,7 @@ int gitrepo_check(gitrepo *r, gr_err *e) {
       gr_fail(e, "EINCONSISTENT", "worktree %s cannot be opened", wts.strings[i]);
       goto out;
     }
-    if (w.ref == NULL && gr_check_worktree(g, w.repo, wts.strings[i], e)) goto out;
+    if (w.ref == NULL && gr_check_worktree(g, w.repo, wts.strings[i], 0, e)) goto out;
   }
   ret = 0;
 out:
@@ -3080,7 +3202,7 @@ out:
 int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e) {
   const gitapi *g = &r->git;
   *updated = 0;
-  if (card == NULL) return gr_refresh_repo(g, &(gr_wd){r->repo, NULL, NULL, NULL, &r->main_settled, 0}, updated, e);
+  if (card == NULL) return gr_refresh_repo(g, &(gr_wd){.repo = r->repo, .mark = &r->main_settled}, updated, e);
   gr_wd w;
   if (gr_open_card(r, card, &w, e) != 0) return -1;
   return gr_refresh_repo(g, &w, updated, e);

@@ -159,6 +159,36 @@ static int tg_stage(const char *ws, const char *name, const char *data) {
   return rc;
 }
 
+/* A person's git rm --cached in main: name's entry taken out of the index. 0 or -1. */
+static int tg_unstage(const char *ws, const char *name) {
+  git_repository *repo = NULL;
+  git_index *idx = NULL;
+  int rc = git_repository_open(&repo, ws);
+  if (rc == 0) rc = git_repository_index(&idx, repo);
+  if (rc == 0) rc = git_index_remove_bypath(idx, name);
+  if (rc == 0) rc = git_index_write(idx);
+  git_index_free(idx);
+  git_repository_free(repo);
+  return rc;
+}
+
+/* The content main's index holds for name, into buf ("(none)" when it holds none). */
+static const char *tg_index_blob(const char *ws, const char *name, char *buf, size_t cap) {
+  git_repository *repo = NULL;
+  git_index *idx = NULL;
+  git_blob *b = NULL;
+  snprintf(buf, cap, "(none)");
+  if (git_repository_open(&repo, ws) == 0 && git_repository_index(&idx, repo) == 0) {
+    const git_index_entry *en = git_index_get_bypath(idx, name, 0);
+    if (en && git_blob_lookup(&b, repo, &en->id) == 0)
+      snprintf(buf, cap, "%.*s", (int)git_blob_rawsize(b), (const char *)git_blob_rawcontent(b));
+  }
+  git_blob_free(b);
+  git_index_free(idx);
+  git_repository_free(repo);
+  return buf;
+}
+
 /* A person's move of main to the commit hex (a reset: why says so in the reflog). 0 or -1. */
 static int tg_move_main(const char *ws, const char *hex, const char *why) {
   git_repository *repo = NULL;
@@ -615,9 +645,16 @@ TEST(test_gitrepo_main_mark_lost) {
   CHECK_STR(t, e.code, "EDIRTY");
   snprintf(want, sizeof want, "planned %s", m2);
   CHECK_STR(t, tg_main_mark(ws, buf, sizeof buf), want);
+  /* their change staged: carried over (x.txt, which the merges since A's do not change,
+   * keeps it, staged), and y.txt written */
   CHECK(t, tg_stage(ws, "x.txt", NULL) == 0);
   CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
+  CHECK_STR(t, tg_read(ws, "x.txt", buf, sizeof buf), "edited by hand\n");
+  CHECK_STR(t, tg_index_blob(ws, "x.txt", buf, sizeof buf), "edited by hand\n");
+  CHECK(t, gitrepo_check(r, &e) == 0); /* main's index is not HEAD's tree, but theirs */
+  tg_write(ws, "x.txt", "x1\n");
+  CHECK(t, tg_stage(ws, "x.txt", NULL) == 0);
   CHECK(t, gitrepo_check(r, &e) == 0);
 
   /* neither index nor marker is synced: the index may be older than the marker's idle */
@@ -693,6 +730,107 @@ done:
   tg_rmtree(base);
 }
 
+/* A person's changes staged in main's index while merges land (a person working in main's
+ * working tree): each merge writes only the paths it changes and keeps what they staged,
+ * as `git checkout` does with local changes; a path both they and the merge change stops
+ * it (EDIRTY) with their file and entry kept; recovery carries them over the same way, and
+ * finishes a checkout a kill cut short. */
+TEST(test_gitrepo_main_staged_kept) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], a[512], b[512], c[512], id[41], before[41], tip[41], buf[256],
+       want[64];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  int created, updated, removed;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  tg_wt(base, "A", a);
+  tg_wt(base, "B", b);
+  tg_wt(base, "C", c);
+  CHECK(t, gitrepo_worktree(r, "A", a, &created, &e) == 0);
+  CHECK(t, gitrepo_worktree(r, "B", b, &created, &e) == 0);
+  CHECK(t, tg_commit_file(r, a, "A", "a.txt", "a\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, tg_commit_file(r, b, "B", "README", "b\n", NULL, id) == GR_COMMITTED);
+
+  /* a new file and an edit, staged: A's merge writes a.txt and keeps both */
+  CHECK(t, tg_stage(ws, "s.txt", "staged by hand\n") == 0);
+  CHECK(t, tg_stage(ws, "README", "mine\n") == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "A", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a\n");
+  CHECK_STR(t, tg_index_blob(ws, "a.txt", buf, sizeof buf), "a\n");
+  CHECK_STR(t, tg_read(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
+  CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
+  CHECK_STR(t, tg_read(ws, "README", buf, sizeof buf), "mine\n");
+  CHECK_STR(t, tg_index_blob(ws, "README", buf, sizeof buf), "mine\n");
+  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+
+  /* B's merge changes README too: it stands, main's working tree waits, theirs kept */
+  CHECK(t, gitrepo_merge_to_main(r, "B", &tg_who, id, &kind, &conf, &e) == 1 && kind == GR_MERGED);
+  gr_paths_free(&conf);
+  CHECK_STR(t, e.code, "EDIRTY");
+  CHECK(t, strstr(e.msg, "README") != NULL);
+  CHECK_STR(t, tg_read(ws, "README", buf, sizeof buf), "mine\n");
+  CHECK_STR(t, tg_index_blob(ws, "README", buf, sizeof buf), "mine\n");
+  CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == -1);
+  CHECK_STR(t, e.code, "EDIRTY");
+  /* staged back as it was, the file left theirs: still theirs */
+  CHECK(t, tg_stage(ws, "README", "hello\n") == 0);
+  tg_write(ws, "README", "mine\n");
+  CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == -1);
+  CHECK_STR(t, tg_read(ws, "README", buf, sizeof buf), "mine\n");
+  /* the file put back too: B's README written, s.txt still theirs */
+  tg_write(ws, "README", "hello\n");
+  CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "README", buf, sizeof buf), "b\n");
+  CHECK_STR(t, tg_index_blob(ws, "README", buf, sizeof buf), "b\n");
+  CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
+  CHECK(t, gitrepo_head(r, "main", tip, &e) == 0);
+  snprintf(want, sizeof want, "idle    %s", tip);
+  CHECK_STR(t, tg_main_mark(ws, buf, sizeof buf), want);
+  /* a restart keeps them */
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  if (r == NULL) goto done;
+  CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
+  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+
+  /* killed after C's merge moved main, before its checkout: recovery writes c.txt from the
+   * commit the reflog shows main left, and keeps s.txt */
+  CHECK(t, gitrepo_head(r, "main", before, &e) == 0);
+  CHECK(t, gitrepo_worktree(r, "C", c, &created, &e) == 0);
+  CHECK(t, tg_commit_file(r, c, "C", "c.txt", "c\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, gitrepo_merge_to_main(r, "C", &tg_who, tip, &kind, &conf, &e) == 0);
+  const char *cf[] = {"c.txt", NULL};
+  CHECK(t, tg_main_unchecked(ws, before, cf, "planned", tip) == 0);
+  CHECK(t, tg_stage(ws, "s.txt", NULL) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  if (r == NULL) goto done;
+  CHECK_STR(t, tg_read(ws, "c.txt", buf, sizeof buf), "c\n");
+  CHECK_STR(t, tg_index_blob(ws, "c.txt", buf, sizeof buf), "c\n");
+  CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
+  /* the same, killed once c.txt was written (the index not yet): it passes as the tip's */
+  CHECK(t, tg_main_unchecked(ws, before, NULL, "planned", tip) == 0);
+  CHECK(t, tg_stage(ws, "s.txt", NULL) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  if (r == NULL) goto done;
+  CHECK_STR(t, tg_index_blob(ws, "c.txt", buf, sizeof buf), "c\n");
+  CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
+  /* and with a file of theirs where c.txt goes: kept, named */
+  CHECK(t, tg_main_unchecked(ws, before, cf, "planned", tip) == 0);
+  CHECK(t, tg_stage(ws, "s.txt", NULL) == 0);
+  tg_write(ws, "c.txt", "theirs\n");
+  CHECK(t, tg_restart(&r, ws, &e) == -1);
+  if (r == NULL) goto done;
+  CHECK_STR(t, e.code, "EDIRTY");
+  CHECK(t, strstr(e.msg, "c.txt") != NULL);
+  CHECK_STR(t, tg_read(ws, "c.txt", buf, sizeof buf), "theirs\n");
+  CHECK(t, gitrepo_recover(r, &removed, &e) == -1);
+done:
+  git_libgit2_shutdown();
+  gitrepo_close(r);
+  tg_rmtree(base);
+}
+
 /* Merges card (a file of its own, committed in its worktree under base) into main with the
  * syncs logged (tg_synced); returns 1 when main's marker was synced before main moved, 0
  * when not, -1 on failure. */
@@ -735,20 +873,39 @@ TEST(test_gitrepo_main_mark_sync) {
   CHECK(t, tg_merge_syncs(r, base, ws, "A", id) == 1); /* the marker made: synced once */
   CHECK(t, tg_merge_syncs(r, base, ws, "B", prev) == 0);
   CHECK(t, tg_merge_syncs(r, base, ws, "C", id) == 0);
-  /* a person's git add in main: the index is not the one this handle left */
+  /* a person's git add in main: the index is not the one this handle left. Their change is
+   * carried over, and while it stays staged every merge syncs and settles durably */
   CHECK(t, tg_stage(ws, "s.txt", "staged by hand\n") == 0);
   CHECK(t, tg_merge_syncs(r, base, ws, "D", id) == 1);
-  CHECK(t, tg_settle_durable(ws, 0)); /* what E's chain of reflog entries is read back to */
+  CHECK(t, tg_settle_durable(ws, 0));
+  CHECK(t, tg_merge_syncs(r, base, ws, "D2", id) == 1);
+  CHECK(t, tg_settle_durable(ws, 0));
+  CHECK_STR(t, tg_read(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
+  CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
+  CHECK_STR(t, tg_index_blob(ws, "D2.txt", buf, sizeof buf), "work\n");
+  /* they unstage it: the next merge syncs (not the index this handle left), and its durable
+   * settle is what E's chain of reflog entries is read back to */
+  CHECK(t, tg_unstage(ws, "s.txt") == 0);
+  CHECK(t, tg_merge_syncs(r, base, ws, "D3", id) == 1);
+  CHECK(t, tg_settle_durable(ws, 0));
   CHECK(t, tg_merge_syncs(r, base, ws, "E", id) == 0);
   CHECK(t, !tg_settle_durable(ws, 0));
   /* a person's reset of main */
   CHECK(t, tg_move_main(ws, prev, "reset: moving to HEAD~3") == 0);
   CHECK(t, tg_merge_syncs(r, base, ws, "F", id) == 1);
   CHECK(t, tg_settle_durable(ws, 0));
-  /* a person's git add that this process's own settle then resets (the index set, no file
-   * written, nothing synced): the next merge syncs and settles durably */
+  /* a person's git add: a settle of main keeps it, theirs (nothing written or synced) */
   CHECK(t, tg_stage(ws, "t.txt", "staged by hand\n") == 0);
   CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0);
+  CHECK_STR(t, tg_index_blob(ws, "t.txt", buf, sizeof buf), "staged by hand\n");
+  CHECK(t, gitrepo_check(r, &e) == 0);
+  CHECK(t, tg_unstage(ws, "t.txt") == 0);
+  /* their staged revert of F's merge (the index main's tree before it, as a settle that was
+   * cut short leaves it): a settle of main sets the index to the tip (no file written,
+   * nothing synced), so the next merge syncs and settles durably */
+  CHECK(t, tg_unstage(ws, "F.txt") == 0);
+  CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0);
+  CHECK_STR(t, tg_index_blob(ws, "F.txt", buf, sizeof buf), "work\n");
   CHECK(t, tg_merge_syncs(r, base, ws, "F2", id) == 1);
   CHECK(t, tg_settle_durable(ws, 0));
   /* a new process: its first merge syncs and settles durably (what it knows of main's
@@ -779,8 +936,18 @@ TEST(test_gitrepo_main_mark_sync) {
     tg_write(ws, "M.txt", "in the way\n");
     CHECK(t, gitrepo_merge_to_main(r, "M", &tg_who, mid2, &kind, &conf, &e) == 1);
     gr_paths_free(&conf);
+    /* staged, their file is still theirs: kept, and named */
     CHECK(t, tg_stage(ws, "M.txt", NULL) == 0);
+    CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == -1);
+    CHECK_STR(t, e.code, "EDIRTY");
+    CHECK(t, strstr(e.msg, "M.txt") != NULL);
+    CHECK_STR(t, tg_read(ws, "M.txt", buf, sizeof buf), "in the way\n");
+    /* they take it away: the merge's file is written */
+    CHECK(t, tg_unstage(ws, "M.txt") == 0);
+    snprintf(p, sizeof p, "%s/M.txt", ws);
+    CHECK(t, unlink(p) == 0);
     CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+    CHECK_STR(t, tg_read(ws, "M.txt", buf, sizeof buf), "m\n");
     CHECK(t, tg_merge_syncs(r, base, ws, "N", id) == 1);
     CHECK(t, tg_settle_durable(ws, 0));
   }

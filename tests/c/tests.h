@@ -71,6 +71,7 @@
   X(test_gitrepo_merges)                   \
   X(test_gitrepo_recovery)                 \
   X(test_gitrepo_main_index_moved)         \
+  X(test_gitrepo_main_staged_kept)         \
   X(test_gitrepo_main_mark_lost)           \
   X(test_gitrepo_main_mark_sync)           \
   X(test_gitrepo_conflict_kinds)           \
