@@ -74,6 +74,7 @@
   X(test_gitrepo_main_staged_kept)         \
   X(test_gitrepo_main_mark_lost)           \
   X(test_gitrepo_main_mark_sync)           \
+  X(test_gitrepo_main_mark_chain)          \
   X(test_gitrepo_conflict_kinds)           \
   X(test_gitrepo_push)                     \
   X(test_hmac_vectors)                     \
