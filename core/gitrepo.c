@@ -133,11 +133,6 @@ typedef struct gr_wd {
   gr_mark *mark; /* what this process knows of its index (gr_settle), NULL: nothing kept */
   int durable;   /* its next settle must reach the disk before its marker says so (files,
                   * index, then marker: gr_refresh_repo) */
-  /* main's working tree, set by the merge that just moved main: the commit its files were
-   * checked out at (NULL: not known, a checkout was still pending). Unset (files_set 0),
-   * settling reads it from main's reflog (gr_main_files). */
-  const git_oid *files;
-  int files_set;
 } gr_wd;
 
 /* 1 when w is main's working tree (HEAD's, in the repository's own gitdir) */
@@ -761,6 +756,8 @@ static int gr_check_shape(const gitapi *g, git_repository *repo, gr_err *e) {
   return 0;
 }
 
+static void gr_mark_first(const gitapi *g, git_repository *repo);
+
 int gitrepo_open(const char *path, gitrepo **out, gr_err *e) {
   char abs[PATH_MAX];
   if (gr_abspath(path, abs, sizeof abs, e) != 0) return -1;
@@ -780,6 +777,7 @@ int gitrepo_open(const char *path, gitrepo **out, gr_err *e) {
     gr_lib_release(&api);
     return -1;
   }
+  gr_mark_first(g, repo);
   return gr_new(&api, repo, abs, out, e);
 }
 
@@ -978,6 +976,7 @@ int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *create
     return -1;
   }
   *created = unborn == 1;
+  gr_mark_first(g, repo);
   return gr_new(&api, repo, abs, out, e);
 }
 
@@ -1005,13 +1004,16 @@ static int gr_fsync_path(const char *path, int dir) {
   return rc == 0 ? 0 : -1;
 }
 
-/* The marker holds the checkout's stage and the commit it is about, in one line of 49 bytes:
- * "planned <id>" (written before the ref moves to id), "writing <id>" (every path passed
- * the safety check and id's files are being written) or "idle <id>" (files and index match
- * id, the tip when it was written; a missing marker is idle too). It is rewritten in place by
- * one write (a write that small is never torn), never replaced: a new file for every
- * checkout cost an inode each, which the file system grew dearer to find as the board grew.
- * Markers of older versions hold the stage alone ("%-7s\n"); they are read as before.
+/* The marker holds the checkout's stage, the commit it is about and the commit the files
+ * were checked out at, in one line of 90 bytes: "planned <id> <from>" (written before the ref
+ * moves to id), "writing <id> <from>" (every path passed the safety check and id's files are
+ * being written) or "idle <id> <id>" (files and index match id, the tip when it was written;
+ * a missing marker is idle too). `from` is carried over from the marker each write replaces
+ * (an idle one's id; a pending one's own `from`: its checkout never finished), all zeros when
+ * not known. It is rewritten in place by one write (a write that small is never torn), never
+ * replaced: a new file for every checkout cost an inode each, which the file system grew
+ * dearer to find as the board grew. Markers of older versions hold the stage alone
+ * ("%-7s\n"), or the stage and id (49 bytes); they are read as before, `from` not known.
  *
  * What a power cut can leave: a write that was not synced may be lost, so the disk holds
  * that stage or any earlier one. Each stage errs on the safe side when it is read against
@@ -1021,31 +1023,47 @@ static int gr_fsync_path(const char *path, int dir) {
  * counts as a checkout to finish (gr_main_merges_since). That holds only while the disk
  * holds this format: so the marker is synced when made and whenever it does not yet hold
  * this format (once), and a caller may ask for a sync (see gr_move_ref). */
-#define GR_MARK_LEN (8 + GIT_OID_HEXSZ + 1)
+#define GR_MARK_ID_LEN (8 + GIT_OID_HEXSZ + 1)            /* the stage and id: an older format */
+#define GR_MARK_LEN (GR_MARK_ID_LEN + GIT_OID_HEXSZ + 1) /* and `from` */
 typedef struct gr_stage {
-  int stage;   /* 0 idle (or no marker), 1 planned, 2 writing */
-  int has_oid; /* the marker names its commit (oid): this format, not an older one */
+  int stage;     /* 0 idle (or no marker), 1 planned, 2 writing */
+  int has_oid;   /* the marker names its commit (oid): not the oldest format */
   git_oid oid;
+  int has_from;  /* the marker holds `from` (this format) and it is known */
+  int this_format;
+  git_oid from;  /* the commit the files were checked out at (oid itself when idle) */
 } gr_stage;
 
 /* Reads the marker: a missing one is idle; an empty, unreadable or unknown one planned. */
 static void gr_stage_parse(const gitapi *g, const char *line, size_t n, gr_stage *out) {
+  static const char zeros[GIT_OID_HEXSZ + 1] = "0000000000000000000000000000000000000000";
   out->stage = 1;
-  out->has_oid = 0;
+  out->has_oid = out->has_from = out->this_format = 0;
   if (n >= 4 && strncmp(line, "idle", 4) == 0) out->stage = 0;
   else if (n >= 7 && strncmp(line, "writing", 7) == 0) out->stage = 2;
-  if (n >= GR_MARK_LEN && line[7] == ' ' && line[GR_MARK_LEN - 1] == '\n') {
+  int older = n >= GR_MARK_ID_LEN && line[GR_MARK_ID_LEN - 1] == '\n';
+  int this = n >= GR_MARK_LEN && line[GR_MARK_ID_LEN - 1] == ' ' && line[GR_MARK_LEN - 1] == '\n';
+  if ((older || this) && line[7] == ' ') {
     char hex[GIT_OID_HEXSZ + 1];
     memcpy(hex, line + 8, GIT_OID_HEXSZ);
     hex[GIT_OID_HEXSZ] = '\0';
     out->has_oid = g->oid_fromstr(&out->oid, hex) == 0;
+    if (this && out->has_oid) {
+      memcpy(hex, line + GR_MARK_ID_LEN, GIT_OID_HEXSZ);
+      out->this_format = 1;
+      out->has_from = memcmp(hex, zeros, GIT_OID_HEXSZ) != 0 && g->oid_fromstr(&out->from, hex) == 0;
+    }
+  }
+  if (out->has_oid && out->stage == 0) { /* idle: the files are its commit's */
+    out->from = out->oid;
+    out->has_from = 1;
   }
 }
 
 static void gr_stage_read(const gitapi *g, const gr_wd *w, gr_stage *out) {
   char p[PATH_MAX], line[GR_MARK_LEN + 8];
   out->stage = 0;
-  out->has_oid = 0;
+  out->has_oid = out->has_from = out->this_format = 0;
   if (gr_pending_path(g, w, p, sizeof p) != 0) return;
   int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
@@ -1058,35 +1076,64 @@ static void gr_stage_read(const gitapi *g, const gr_wd *w, gr_stage *out) {
 }
 
 /* Writes the marker: stage about oid, synced when sync asks (or the disk may not yet hold this
- * format). was (when not NULL) is set to what it said before. */
-static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, const git_oid *oid, int sync,
-                            gr_stage *was, gr_err *e) {
-  char p[PATH_MAX], line[GR_MARK_LEN + 8], d[PATH_MAX], hex[GIT_OID_HEXSZ + 1];
+ * format). Its `from` is oid's when idle, else carried over from the marker it replaces (an
+ * idle one's commit; a pending one's own `from`), or `files` when there was none (a new
+ * marker, or one holding the stage alone). was (when not NULL) is set to what it said before. */
+static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, const git_oid *oid,
+                            const git_oid *files, int sync, gr_stage *was, gr_err *e) {
+  char p[PATH_MAX], line[GR_MARK_LEN + 8], d[PATH_MAX], hex[GIT_OID_HEXSZ + 1], fhex[GIT_OID_HEXSZ + 1];
   if (gr_pending_path(g, w, p, sizeof p) != 0 || gr_state_dir(g, w, d, sizeof d) != 0)
     return gr_fail(e, "EINVAL", "gitdir path too long");
-  g->oid_tostr(hex, sizeof hex, oid);
-  snprintf(line, sizeof line, "%-7s %s\n", stage, hex);
   int made = 1, fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0 && errno == EEXIST) {
     made = 0;
     fd = open(p, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   }
   if (fd < 0) return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(errno));
-  gr_stage cur = {0, 0, {{0}}}; /* a new marker: there was none, idle */
-  if (!made && (!sync || was)) {
+  gr_stage cur = {0}; /* a new marker: there was none, idle */
+  if (!made) {
     char line0[GR_MARK_LEN + 8];
     ssize_t n = pread(fd, line0, sizeof line0, 0);
     gr_stage_parse(g, line0, n > 0 ? (size_t)n : 0, &cur);
   }
   if (was) *was = cur;
+  const git_oid *from = strcmp(stage, "idle") == 0 ? oid : cur.has_from ? &cur.from
+                        : cur.stage == 0 && !cur.has_oid ? files : NULL;
+  g->oid_tostr(hex, sizeof hex, oid);
+  if (from) g->oid_tostr(fhex, sizeof fhex, from);
+  else memset(fhex, '0', GIT_OID_HEXSZ), fhex[GIT_OID_HEXSZ] = '\0';
+  snprintf(line, sizeof line, "%-7s %s %s\n", stage, hex, fhex);
   /* what the disk may hold is this format only once a write of it was synced */
-  if (made || !cur.has_oid) sync = 1;
+  if (made || !cur.this_format) sync = 1;
   int ok = pwrite(fd, line, GR_MARK_LEN, 0) == GR_MARK_LEN && (!sync || fsync(fd) == 0);
   int err = errno;
   close(fd);
   if (!ok) return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(err));
   if (made) (void)gr_fsync_path(d, 1); /* best effort: the file's own fsync already happened */
   return 0;
+}
+
+/* Makes main's marker when there is none, saying idle at HEAD: no merge of ours ever began
+ * there (the first writes its "planned" before main moves), so the files are taken to be
+ * HEAD's. Once it exists, the commit the files were checked out at stays known even when
+ * main is moved by hand (git update-ref, a push) before the first merge. Never replaces a
+ * marker (a merge in another process may have just made one); best effort: a repository
+ * that cannot be written to still opens. */
+static void gr_mark_first(const gitapi *g, git_repository *repo) {
+  gr_wd w = {.repo = repo};
+  char p[PATH_MAX], d[PATH_MAX], hex[GIT_OID_HEXSZ + 1], line[GR_MARK_LEN + 8];
+  struct stat st;
+  git_oid head;
+  if (gr_pending_path(g, &w, p, sizeof p) != 0 || gr_state_dir(g, &w, d, sizeof d) != 0 || lstat(p, &st) == 0 ||
+      errno != ENOENT || g->reference_name_to_id(&head, repo, "HEAD") < 0)
+    return;
+  int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  g->oid_tostr(hex, sizeof hex, &head);
+  snprintf(line, sizeof line, "%-7s %s %s\n", "idle", hex, hex);
+  int ok = pwrite(fd, line, GR_MARK_LEN, 0) == GR_MARK_LEN && fsync(fd) == 0;
+  close(fd);
+  if (ok) (void)gr_fsync_path(d, 1);
 }
 
 /* 0: no checkout pending; 1: planned; 2: writing (its safety check had passed). A "writing"
@@ -1106,12 +1153,16 @@ static int gr_delta_safe(const gitapi *g, git_repository *repo, const git_diff_d
   struct stat st;
   if ((size_t)snprintf(full, sizeof full, "%s%s", g->repository_workdir(repo), path) >= sizeof full)
     return gr_fail(e, "EINVAL", "path too long: %s", path);
-  if (lstat(full, &st) != 0) return 0;
   git_oid have;
-  if (S_ISREG(st.st_mode) && g->repository_hashfile(&have, repo, full, GIT_OBJECT_BLOB, NULL) == 0 &&
-      ((d->status != GIT_DELTA_ADDED && g->oid_equal(&have, &d->old_file.id)) ||
-       (d->status != GIT_DELTA_DELETED && g->oid_equal(&have, &d->new_file.id))))
+  if (lstat(full, &st) != 0) {
+    /* missing; or a file where the path needs a directory (ENOTDIR): nothing to delete, but
+     * in the way of a write, which would fail half way through the checkout */
+    if (errno == ENOENT || (errno == ENOTDIR && d->status == GIT_DELTA_DELETED)) return 0;
+  } else if (S_ISREG(st.st_mode) && g->repository_hashfile(&have, repo, full, GIT_OBJECT_BLOB, NULL) == 0 &&
+             ((d->status != GIT_DELTA_ADDED && g->oid_equal(&have, &d->old_file.id)) ||
+              (d->status != GIT_DELTA_DELETED && g->oid_equal(&have, &d->new_file.id)))) {
     return 0;
+  }
   return gr_fail(e, "EDIRTY", "%s was changed in %s while an update to HEAD was pending; keep or revert it by hand",
                  path, g->repository_workdir(repo));
 }
@@ -1282,30 +1333,9 @@ static int gr_commit_has_tree(const gitapi *g, git_repository *repo, const git_o
   return same;
 }
 
-/* The commit main's files were checked out at before the move a pending checkout follows:
- * the merge's own word (w->files), else the move main's newest reflog entry records when it
- * is a merge of ours to the tip. 1 and *out, or 0: not known. */
-static int gr_main_files(const gitapi *g, const gr_wd *w, const git_oid *tip, git_oid *out) {
-  if (w->files_set) {
-    if (w->files) *out = *w->files;
-    return w->files != NULL;
-  }
-  git_reflog *log = NULL;
-  int found = 0;
-  if (g->reflog_read(&log, w->repo, "refs/heads/" GR_MAIN) < 0) return 0;
-  const git_reflog_entry *en = g->reflog_entrycount(log) ? g->reflog_entry_byindex(log, 0) : NULL;
-  const char *msg = en ? g->reflog_entry_message(en) : NULL;
-  if (msg && strncmp(msg, GR_MERGE_WHY, strlen(GR_MERGE_WHY)) == 0 && g->oid_equal(g->reflog_entry_id_new(en), tip)) {
-    *out = *g->reflog_entry_id_old(en);
-    found = 1;
-  }
-  g->reflog_free(log);
-  return found;
-}
-
 /* 1 when main's index, holding tree itree, holds changes a person staged (git add, git rm):
  * Orket only ever leaves there the tree of a commit main pointed to, so an index that is
- * neither the tree of `files` (gr_main_files, when known) nor that of any commit main's
+ * neither the tree of `files` (the marker's `from`, when known) nor that of any commit main's
  * reflog names (newest first, GR_CHAIN_MAX entries) is theirs. A person's staged revert to
  * one of those trees is not told apart. 0 as well when there is nothing to compare with (no
  * reflog, files not known). */
@@ -1346,7 +1376,9 @@ static int gr_staged_safe(const gitapi *g, git_repository *repo, git_index *idx,
  *   worktree or the first commit killed before its checkout wrote one; a linked worktree's
  *   files are then all our own):
  *   the files must follow HEAD. The baseline is the
- *   index (what the files were last checked out as). Each path that differs between
+ *   index (what the files were last checked out as; in main's working tree, the commit the
+ *   marker says they were checked out at when a person staged changes in the index or reset
+ *   it to the tip meanwhile: their staged changes are kept). Each path that differs between
  *   baseline and HEAD must hold its old or its new content or be missing; then exactly those
  *   paths are written. A path someone changed stops it (EDIRTY, marker kept, file kept).
  * - otherwise a commit moved HEAD and was killed before writing the index: the files are the
@@ -1398,29 +1430,27 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
       gr_main_merges_since(g, repo, &tip, &bid)) {
     /* recorded, synced, before any path is checked: a stop (EDIRTY) and a person's later
      * git add must not turn it back into a mere index reset */
-    if (gr_pending_write(g, w, "planned", &tip, 1, NULL, e) != 0) goto out;
+    if (gr_pending_write(g, w, "planned", &tip, NULL, 1, NULL, e) != 0) goto out;
     pending = 1;
   }
-  /* an index a person staged changes in (never the one this handle left) is not what the
-   * files were checked out as: the commit they were is the baseline instead, and only the
-   * paths that differ between its tree and the tip's are written, their other staged
-   * changes kept (what `git checkout` does with local changes) */
+  /* main's files are compared with the commit they were checked out at (the marker's `from`)
+   * rather than with the index when the index is not that commit's tree and either holds a
+   * person's staged changes or already is the tip's (a person's reset or stash after a stop,
+   * or a checkout of ours killed before its marker said idle): only the paths that differ
+   * between that commit and the tip are written, each holding its old or new content on disk
+   * and in the index, and every other entry they staged is kept (what `git checkout` does
+   * with local changes). The index this handle left is never a person's. */
   int carried = 0;
-  if (n > 0 && pending && main_wt && !holds && gr_index_exists(g, w)) {
-    git_oid files;
-    int has_files = gr_main_files(g, w, &tip, &files);
-    if (gr_main_staged(g, repo, &bid, has_files ? &files : NULL)) {
+  if (pending && main_wt && !holds && gr_index_exists(g, w)) {
+    int staged = 0;
+    if (st.has_from && !gr_commit_has_tree(g, repo, &st.from, &bid) &&
+        (n == 0 || (staged = gr_main_staged(g, repo, &bid, &st.from)) == 1)) {
       git_commit *fc = NULL;
-      if (!has_files) {
-        gr_fail(e, "EDIRTY", "main's index in %s holds changes staged by hand, and the commit its files were "
-                "checked out at is not known; keep or revert them by hand", g->repository_workdir(repo));
-        goto out;
-      }
       g->tree_free(base);
       base = NULL;
       g->diff_free(diff);
       diff = NULL;
-      if ((rc = g->commit_lookup(&fc, repo, &files)) == 0) rc = g->commit_tree(&base, fc);
+      if ((rc = g->commit_lookup(&fc, repo, &st.from)) == 0) rc = g->commit_tree(&base, fc);
       g->commit_free(fc);
       if (rc < 0 || (rc = g->diff_tree_to_tree(&diff, repo, base, target, NULL)) < 0) {
         gr_git(g, e, rc, "comparing main's files with HEAD");
@@ -1428,11 +1458,24 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
       }
       n = g->diff_num_deltas(diff);
       carried = 1;
+    } else if (!st.has_from && n > 0 && gr_main_staged(g, repo, &bid, NULL)) {
+      gr_fail(e, "EDIRTY", "main's index in %s holds changes staged by hand, and the commit its files were checked "
+              "out at is not known; keep or revert them by hand", g->repository_workdir(repo));
+      goto out;
     }
   }
-  if (n > 0 && !pending && main_wt && !holds && st.has_oid && g->oid_equal(&st.oid, &tip) && gr_index_exists(g, w) &&
-      gr_main_staged(g, repo, &bid, NULL)) {
-    ret = 0; /* main settled at its tip, and a person staged changes since: theirs to keep */
+  if (n > 0 && !pending && main_wt && !holds && gr_index_exists(g, w) &&
+      gr_main_staged(g, repo, &bid, st.has_from ? &st.from : NULL)) {
+    /* a person's staged changes, no checkout pending: theirs to keep, no file touched. A
+     * marker about another commit (main moved by their commit, or a reset) now says the tip,
+     * as the index reset this replaces said: what the next merge's checkout starts from */
+    int other = !(st.has_oid && g->oid_equal(&st.oid, &tip));
+    if (other) {
+      int durable = gr_workdir_sync(g, repo) == 0 && gr_index_sync(g, w) == 0;
+      if (gr_pending_write(g, w, "idle", &tip, NULL, durable, NULL, e) != 0) goto out;
+    }
+    if (w->mark) w->mark->chained = 0;
+    ret = 0;
     goto out;
   }
   if (n > 0 && !pending) {
@@ -1456,7 +1499,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     /* not synced: after a kill the page cache still holds it; lost only to a power cut in
      * the middle of the checkout, when "planned" makes the check stop at our own half-written
      * file (EDIRTY, a person looks) rather than overwrite anything */
-    if (pending == 1 && gr_pending_write(g, w, "writing", &tip, 0, NULL, e) != 0) goto out;
+    if (pending == 1 && gr_pending_write(g, w, "writing", &tip, NULL, 0, NULL, e) != 0) goto out;
     git_checkout_options co;
     (void)g->checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
     co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
@@ -1476,7 +1519,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     /* durable (files, index, then idle): no chain of our merges in the reflog reaches an
      * index holding a person's changes. Not settled (gr_settle): it is not the tip's tree */
     int durable = gr_workdir_sync(g, repo) == 0 && gr_index_sync(g, w) == 0;
-    if (gr_pending_write(g, w, "idle", &tip, durable, NULL, e) != 0) goto out;
+    if (gr_pending_write(g, w, "idle", &tip, NULL, durable, NULL, e) != 0) goto out;
     if (w->mark) w->mark->chained = 0;
     ret = 0;
     goto out;
@@ -1493,7 +1536,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     durable = main_wt && (other || w->durable);
     if (durable && (gr_workdir_sync(g, repo) != 0 || gr_index_sync(g, w) != 0))
       durable = 0; /* not all of it reached the disk: not said to have */
-    if (gr_pending_write(g, w, "idle", &tip, durable, NULL, e) != 0) goto out;
+    if (gr_pending_write(g, w, "idle", &tip, NULL, durable, NULL, e) != 0) goto out;
   }
   ret = 0;
   gr_settle(g, w);
@@ -1522,11 +1565,10 @@ out:
  * moves, because the move is announced durably otherwise (main's reflog: gr_merge_into_main,
  * gr_main_merges_since); a kill leaves the marker in the page cache. */
 static int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const git_oid *from,
-                       const git_oid *to, const char *why, int sync, gr_stage *before, gr_err *e) {
+                       const git_oid *to, const char *why, int sync, gr_err *e) {
   git_repository *repo = w->repo;
   gr_stage was;
-  if (gr_pending_write(g, w, "planned", to, sync, &was, e) != 0) return -1;
-  if (before) *before = was;
+  if (gr_pending_write(g, w, "planned", to, from, sync, &was, e) != 0) return -1;
   git_reference *out = NULL;
   int rc = g->reference_create_matching(&out, repo, ref, to, 1, from, why);
   g->reference_free(out);
@@ -1540,7 +1582,7 @@ static int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const g
     if (gr_is_main(g, w)) (void)gr_workdir_sync(g, repo); /* main's: what the merges before wrote unsynced, */
     (void)gr_index_sync(g, w);        /* as a durable settle does */
     (void)gr_pending_write(g, w, was.stage == 2 ? "writing" : was.stage ? "planned" : "idle",
-                           was.has_oid ? &was.oid : from, 1, NULL, &ignored);
+                           was.has_oid ? &was.oid : from, NULL, 1, NULL, &ignored);
     if (w->mark) w->mark->known = 0;
     return -1;
   }
@@ -2077,7 +2119,7 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     if (rc < 0) { gr_git(g, e, rc, "the directory's index"); goto out; }
     /* synced: a card's branch starts at main's tip, so an earlier checkout's "writing" may
      * name this very commit, and left on disk it would skip the check below */
-    if (!same && gr_pending_write(g, &wd, "planned", &tip_id, 1, NULL, e) != 0) goto out;
+    if (!same && gr_pending_write(g, &wd, "planned", &tip_id, NULL, 1, NULL, e) != 0) goto out;
   }
   ret = gr_refresh_repo(g, &wd, switched, e);
   /* the index on disk is what says the directory is this card's: written at once (a tip
@@ -2760,18 +2802,13 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
    * its settle is made durable, as the point the next merges' reflog chain is read back to
    * (gr_main_merges_since) */
   mw.durable = r->main_logged && !logged;
-  gr_stage was;
-  if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, !logged, &was, e) != 0) goto out;
-  /* the files were checked out at mid, unless a checkout was still waiting (a file in its
-   * way): what a person staged is carried over from there (gr_carry_over) */
-  mw.files = was.stage == 0 ? &mid : NULL;
-  mw.files_set = 1;
+  if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, !logged, e) != 0) goto out;
   if (logged && (lstat(lp, &after) != 0 || after.st_size <= before.st_size)) {
     /* the config changed since it was read: no entry was written, so the marker is synced
      * now, and from now on before the move */
     r->main_logged = 0;
     gr_err ignored;
-    (void)gr_pending_write(g, &mw, "planned", &target, 1, NULL, &ignored);
+    (void)gr_pending_write(g, &mw, "planned", &target, NULL, 1, NULL, &ignored);
   }
   g->oid_tostr(id, GR_OID_HEX + 1, &target);
   /* main has moved: the merge stands even when its working tree cannot follow yet */
@@ -2915,7 +2952,7 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
     if (gr_commit_tree(g, w, idx, who, msg, bc, mc, &target, e) != 0) goto out;
   }
   snprintf(why, sizeof why, "orket: merge " GR_MAIN " into %s", bname);
-  if (gr_move_ref(g, &wd, ref, &bid, &target, why, 1, NULL, e) != 0 || gr_refresh_repo(g, &wd, &updated, e) != 0)
+  if (gr_move_ref(g, &wd, ref, &bid, &target, why, 1, e) != 0 || gr_refresh_repo(g, &wd, &updated, e) != 0)
     goto out;
   g->oid_tostr(id, GR_OID_HEX + 1, &target);
   ret = 0;
@@ -3135,7 +3172,9 @@ static int gr_check_worktree(const gitapi *g, git_repository *w, const char *nam
   git_index *idx = NULL;
   git_reference *head = NULL;
   int ret = 0;
-  if (gr_pending(g, &(gr_wd){.repo = w}, NULL)) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
+  gr_stage st;
+  gr_stage_read(g, &(gr_wd){.repo = w}, &st);
+  if (st.stage) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
   if (g->repository_head(&head, w) < 0) ret = gr_fail(e, "EINCONSISTENT", "%s: HEAD does not resolve", name);
   else if (g->repository_index(&idx, w) < 0 || g->index_read(idx, 1) < 0)
     ret = gr_fail(e, "EINCONSISTENT", "%s: the index cannot be read", name);
@@ -3146,7 +3185,7 @@ static int gr_check_worktree(const gitapi *g, git_repository *w, const char *nam
     git_tree *ht = NULL;
     if (g->index_write_tree(&tid, idx) < 0 || g->reference_peel((git_object **)&ht, head, GIT_OBJECT_TREE) < 0)
       ret = gr_fail(e, "EINCONSISTENT", "%s: the index or HEAD's tree cannot be read", name);
-    else if (!g->oid_equal(&tid, g->tree_id(ht)) && (!is_main || !gr_main_staged(g, w, &tid, NULL)))
+    else if (!g->oid_equal(&tid, g->tree_id(ht)) && (!is_main || !gr_main_staged(g, w, &tid, st.has_from ? &st.from : NULL)))
       ret = gr_fail(e, "EINCONSISTENT", "%s: the index is not HEAD's tree (run recovery)", name); /* main's may hold a person's changes */
     g->tree_free(ht);
   }

@@ -536,11 +536,20 @@ done:
 
 /* main's marker made to say stage (about commit hex; the stage alone, as older versions
  * wrote it, when hex is NULL). 0 or -1. */
+static int tg_write_mark_from(const char *ws, const char *stage, const char *hex, const char *from_hex);
 static int tg_write_mark(const char *ws, const char *stage, const char *hex) {
+  return tg_write_mark_from(ws, stage, hex, NULL);
+}
+
+/* The same, in this version's format when from_hex (the commit the files were checked out at)
+ * is given. */
+static int tg_write_mark_from(const char *ws, const char *stage, const char *hex, const char *from_hex) {
   char p[1024];
   snprintf(p, sizeof p, "%s/.git/orket-checkout-pending", ws);
   FILE *f = fopen(p, "w");
-  int rc = f != NULL && (hex ? fprintf(f, "%-7s %s\n", stage, hex) : fprintf(f, "%-7s\n", stage)) > 0 ? 0 : -1;
+  int rc = f != NULL && (from_hex ? fprintf(f, "%-7s %s %s\n", stage, hex, from_hex)
+                         : hex    ? fprintf(f, "%-7s %s\n", stage, hex)
+                                  : fprintf(f, "%-7s\n", stage)) > 0 ? 0 : -1;
   if (f && fclose(f) != 0) rc = -1;
   return rc;
 }
@@ -571,7 +580,7 @@ static int tg_main_unchecked(const char *ws, const char *from_hex, const char *c
     snprintf(p, sizeof p, "%s/%s", ws, remove[i]);
     if (unlink(p) != 0) rc = -1;
   }
-  return tg_write_mark(ws, stage, hex) == 0 ? rc : -1;
+  return tg_write_mark_from(ws, stage, hex, from_hex) == 0 ? rc : -1;
 }
 
 /* main's marker as written: "stage <id>" */
@@ -583,6 +592,20 @@ static const char *tg_main_mark(const char *ws, char *buf, size_t cap) {
   if (f == NULL) return "(missing)";
   if (fgets(buf, (int)cap, f) == NULL) buf[0] = '\0';
   fclose(f);
+  buf[strcspn(buf, "\n")] = '\0';
+  if (strlen(buf) > 48) buf[48] = '\0'; /* the commit the files were at: tg_main_from */
+  return buf;
+}
+
+/* The commit main's marker says the files were checked out at ("(none)" in an older format,
+ * zeros when not known). */
+static const char *tg_main_from(const char *ws, char *buf, size_t cap) {
+  char p[1024], line[128] = "";
+  snprintf(p, sizeof p, "%s/.git/orket-checkout-pending", ws);
+  FILE *f = fopen(p, "r");
+  if (f && fgets(line, sizeof line, f) == NULL) line[0] = '\0';
+  if (f) fclose(f);
+  snprintf(buf, cap, "%s", strlen(line) == 90 ? line + 49 : "(none)\n");
   buf[strcspn(buf, "\n")] = '\0';
   return buf;
 }
@@ -596,7 +619,7 @@ static const char *tg_main_mark(const char *ws, char *buf, size_t cap) {
  * files. */
 TEST(test_gitrepo_main_mark_lost) {
   char base[] = "/tmp/orket-git-XXXXXX", ws[512], a[512], b[512], c[512], id[41], old[41], m1[41], m2[41],
-       m3[41], buf[256], want[64];
+       m3[41], buf[256], want[64], p[700];
   gr_err e;
   gr_paths conf;
   gr_merge_kind kind;
@@ -646,16 +669,21 @@ TEST(test_gitrepo_main_mark_lost) {
   CHECK_STR(t, e.code, "EDIRTY");
   snprintf(want, sizeof want, "planned %s", m2);
   CHECK_STR(t, tg_main_mark(ws, buf, sizeof buf), want);
-  /* their change staged: carried over (x.txt, which the merges since A's do not change,
-   * keeps it, staged), and y.txt written */
+  /* their change staged: the files are compared with `old` (the marker's record of where
+   * they were), where A's merge adds x.txt: still theirs, and named */
   CHECK(t, tg_stage(ws, "x.txt", NULL) == 0);
-  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
-  CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
+  CHECK(t, gitrepo_recover(r, &removed, &e) == -1);
+  CHECK_STR(t, e.code, "EDIRTY");
+  CHECK(t, strstr(e.msg, "x.txt") != NULL);
   CHECK_STR(t, tg_read(ws, "x.txt", buf, sizeof buf), "edited by hand\n");
   CHECK_STR(t, tg_index_blob(ws, "x.txt", buf, sizeof buf), "edited by hand\n");
-  CHECK(t, gitrepo_check(r, &e) == 0); /* main's index is not HEAD's tree, but theirs */
-  tg_write(ws, "x.txt", "x1\n");
-  CHECK(t, tg_stage(ws, "x.txt", NULL) == 0);
+  /* set aside (unstaged, removed): both merges' files written */
+  CHECK(t, tg_unstage(ws, "x.txt") == 0);
+  snprintf(p, sizeof p, "%s/x.txt", ws);
+  CHECK(t, unlink(p) == 0);
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "x.txt", buf, sizeof buf), "x1\n");
+  CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "y1\n");
   CHECK(t, gitrepo_check(r, &e) == 0);
 
   /* neither index nor marker is synced: the index may be older than the marker's idle */
@@ -789,6 +817,7 @@ TEST(test_gitrepo_main_staged_kept) {
   CHECK(t, gitrepo_head(r, "main", tip, &e) == 0);
   snprintf(want, sizeof want, "idle    %s", tip);
   CHECK_STR(t, tg_main_mark(ws, buf, sizeof buf), want);
+  CHECK_STR(t, tg_main_from(ws, buf, sizeof buf), tip);
   /* a restart keeps them */
   CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   if (r == NULL) goto done;
@@ -830,6 +859,243 @@ done:
   git_libgit2_shutdown();
   gitrepo_close(r);
   tg_rmtree(base);
+}
+
+/* A person's git reset (mixed) to HEAD in main: the index set to the tip's tree, no file
+ * touched. 0 or -1. */
+static int tg_reset_index(const char *ws) {
+  git_repository *repo = NULL;
+  git_object *head = NULL;
+  int rc = git_repository_open(&repo, ws);
+  if (rc == 0) rc = git_revparse_single(&head, repo, "HEAD");
+  if (rc == 0) rc = git_reset(repo, head, GIT_RESET_MIXED, NULL);
+  git_object_free(head);
+  git_repository_free(repo);
+  return rc;
+}
+
+/* A person's git commit of main's index. 0 or -1. */
+static int tg_commit_main(const char *ws) {
+  git_repository *repo = NULL;
+  git_index *idx = NULL;
+  git_tree *tree = NULL;
+  git_commit *parent = NULL;
+  git_signature *sig = NULL;
+  git_oid tid, pid, cid;
+  int rc = git_repository_open(&repo, ws);
+  if (rc == 0) rc = git_repository_index(&idx, repo);
+  if (rc == 0) rc = git_index_write_tree(&tid, idx);
+  if (rc == 0) rc = git_tree_lookup(&tree, repo, &tid);
+  if (rc == 0) rc = git_reference_name_to_id(&pid, repo, "HEAD");
+  if (rc == 0) rc = git_commit_lookup(&parent, repo, &pid);
+  if (rc == 0) rc = git_signature_now(&sig, "A person", "person@orket.invalid");
+  const git_commit *ps[1] = {parent};
+  if (rc == 0) rc = git_commit_create(&cid, repo, "HEAD", sig, sig, NULL, "by hand\n", tree, 1, ps);
+  git_signature_free(sig);
+  git_commit_free(parent);
+  git_tree_free(tree);
+  git_index_free(idx);
+  git_repository_free(repo);
+  return rc;
+}
+
+/* A repository under base with cards A (a.txt) and B (files as given: name, data, ...,
+ * NULL) committed, both from main's first commit; *m0 is that commit. */
+static gitrepo *tg_two_cards(check_ctx *t, char *base, char *ws, char *m0, const char *const *bfiles) {
+  char a[512], b[512], id[41];
+  gr_err e;
+  int created;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return NULL;
+  tg_wt(base, "A", a);
+  tg_wt(base, "B", b);
+  CHECK(t, gitrepo_head(r, "main", m0, &e) == 0);
+  CHECK(t, gitrepo_worktree(r, "A", a, &created, &e) == 0);
+  CHECK(t, gitrepo_worktree(r, "B", b, &created, &e) == 0);
+  CHECK(t, tg_commit_file(r, a, "A", "a.txt", "a\n", NULL, id) == GR_COMMITTED);
+  for (size_t i = 0; bfiles[i]; i += 2) {
+    const char *slash = strrchr(bfiles[i], '/');
+    if (slash) {
+      char d[700];
+      snprintf(d, sizeof d, "%s/%.*s", b, (int)(slash - bfiles[i]), bfiles[i]);
+      mkdir(d, 0755);
+    }
+    tg_write(b, bfiles[i], bfiles[i + 1]);
+  }
+  CHECK(t, tg_commit_file(r, b, "B", NULL, NULL, NULL, id) == GR_COMMITTED);
+  return r;
+}
+
+/* The ways a person's git in main meets Orket's checkouts there, each kept to what the files
+ * were checked out at (the marker's `from`): a person's staged changes are never undone, a
+ * merge's files are never left unwritten under a marker that says idle, and a path in the
+ * way stops the checkout before anything is written. */
+TEST(test_gitrepo_main_staged_ways) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], m0[41], id[41], tip[41], buf[256], p[1400];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  int updated, removed;
+  const char *bx[] = {"b.txt", "b\n", NULL};
+  const char *breadme[] = {"README", "b\n", "b2.txt", "b2\n", NULL};
+  const char *bdir[] = {"d/y", "card\n", "b2.txt", "b2\n", NULL};
+  git_libgit2_init();
+
+  /* killed after A's merge moved main, before its checkout; a person stages a file; another
+   * worker merges B without recovering first, then recovers: both merges' files written,
+   * from the files' commit the marker carried along, and theirs kept */
+  gitrepo *r = tg_two_cards(t, base, ws, m0, bx), *w2 = NULL;
+  if (r == NULL) goto done;
+  CHECK(t, gitrepo_merge_to_main(r, "A", &tg_who, tip, &kind, &conf, &e) == 0);
+  gitrepo_close(r);
+  r = NULL;
+  const char *af[] = {"a.txt", NULL};
+  CHECK(t, tg_main_unchecked(ws, m0, af, "planned", tip) == 0);
+  CHECK(t, tg_stage(ws, "s.txt", "staged by hand\n") == 0);
+  CHECK(t, gitrepo_open(ws, &w2, &e) == 0);
+  if (w2 == NULL) goto done;
+  CHECK(t, gitrepo_merge_to_main(w2, "B", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_main_from(ws, buf, sizeof buf), id);
+  CHECK(t, gitrepo_recover(w2, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a\n");
+  CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b\n");
+  CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
+  CHECK(t, gitrepo_check(w2, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  gitrepo_close(w2);
+  w2 = NULL;
+  tg_rmtree(base);
+
+  /* B's merge stops on a path they staged; A's lands meanwhile (still from the files' commit,
+   * and stopped on the same path); they take their change back with git reset, leaving their
+   * file: still theirs; once the file is as it was, both merges' files are written */
+  strcpy(base, "/tmp/orket-git-XXXXXX");
+  if ((r = tg_two_cards(t, base, ws, m0, breadme)) == NULL) goto done;
+  CHECK(t, tg_stage(ws, "README", "mine\n") == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "B", &tg_who, id, &kind, &conf, &e) == 1);
+  CHECK_STR(t, e.code, "EDIRTY");
+  CHECK(t, gitrepo_merge_to_main(r, "A", &tg_who, tip, &kind, &conf, &e) == 1);
+  CHECK(t, strstr(e.msg, "README") != NULL);
+  CHECK(t, tg_reset_index(ws) == 0);
+  CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == -1);
+  CHECK_STR(t, e.code, "EDIRTY");
+  CHECK_STR(t, tg_read(ws, "README", buf, sizeof buf), "mine\n");
+  CHECK_STR(t, tg_read(ws, "b2.txt", buf, sizeof buf), "(missing)");
+  tg_write(ws, "README", "hello\n");
+  CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "README", buf, sizeof buf), "b\n");
+  CHECK_STR(t, tg_read(ws, "b2.txt", buf, sizeof buf), "b2\n");
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a\n");
+  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  gitrepo_close(r);
+  r = NULL;
+  tg_rmtree(base);
+
+  /* main moved to A by hand (git update-ref, no checkout): the files are still at m0, so B's
+   * merge writes A's file too; with logging off and the index merely rewritten (git status),
+   * and with logging on and a file staged */
+  for (int nolog = 1; nolog >= 0; nolog--) {
+    char aid[41];
+    strcpy(base, "/tmp/orket-git-XXXXXX");
+    if ((r = tg_two_cards(t, base, ws, m0, bx)) == NULL) goto done;
+    if (nolog) {
+      snprintf(p, sizeof p, "git -C '%s' config core.logAllRefUpdates false && rm -rf '%s/.git/logs'", ws, ws);
+      CHECK(t, system(p) == 0);
+      gitrepo_close(r);
+      r = NULL;
+      CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+      if (r == NULL) goto done;
+    }
+    CHECK(t, gitrepo_head(r, "orket/A", aid, &e) == 0);
+    CHECK(t, tg_move_main(ws, aid, "update-ref by hand") == 0);
+    CHECK(t, nolog ? tg_stage(ws, "README", NULL) == 0 : tg_stage(ws, "s.txt", "staged by hand\n") == 0);
+    CHECK(t, gitrepo_merge_to_main(r, "B", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+    CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a\n");
+    CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b\n");
+    if (!nolog) CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
+    gitrepo_close(r);
+    r = NULL;
+    tg_rmtree(base);
+  }
+
+  /* logging off, killed after A's merge moved main, a file staged: recovery keeps it */
+  strcpy(base, "/tmp/orket-git-XXXXXX");
+  if ((r = tg_two_cards(t, base, ws, m0, bx)) == NULL) goto done;
+  snprintf(p, sizeof p, "git -C '%s' config core.logAllRefUpdates false && rm -rf '%s/.git/logs'", ws, ws);
+  CHECK(t, system(p) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0);
+  if (r == NULL) goto done;
+  CHECK(t, gitrepo_merge_to_main(r, "A", &tg_who, tip, &kind, &conf, &e) == 0);
+  CHECK(t, tg_main_unchecked(ws, m0, af, "planned", tip) == 0);
+  CHECK(t, tg_stage(ws, "s.txt", "staged by hand\n") == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  if (r == NULL) goto done;
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a\n");
+  CHECK_STR(t, tg_read(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
+  CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
+  gitrepo_close(r);
+  r = NULL;
+  tg_rmtree(base);
+
+  /* a person's own commit on main, then a change staged and edited again: neither a settle
+   * nor a restart resets it, and the next merge keeps it */
+  strcpy(base, "/tmp/orket-git-XXXXXX");
+  if ((r = tg_two_cards(t, base, ws, m0, bx)) == NULL) goto done;
+  CHECK(t, tg_stage(ws, "README", "committed by hand\n") == 0);
+  CHECK(t, tg_commit_main(ws) == 0);
+  CHECK(t, tg_stage(ws, "s.txt", "v1 staged\n") == 0);
+  tg_write(ws, "s.txt", "v2 on disk\n");
+  CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "v1 staged\n");
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  if (r == NULL) goto done;
+  CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "v1 staged\n");
+  CHECK(t, gitrepo_merge_to_main(r, "A", &tg_who, tip, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a\n");
+  CHECK_STR(t, tg_read(ws, "README", buf, sizeof buf), "committed by hand\n");
+  CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "v1 staged\n");
+  CHECK_STR(t, tg_read(ws, "s.txt", buf, sizeof buf), "v2 on disk\n");
+  gitrepo_close(r);
+  r = NULL;
+  tg_rmtree(base);
+
+  /* a file where the merge needs a directory (d, for d/y): stopped before anything is
+   * written, so a later edit of another path of that checkout is still checked */
+  strcpy(base, "/tmp/orket-git-XXXXXX");
+  if ((r = tg_two_cards(t, base, ws, m0, bdir)) == NULL) goto done;
+  tg_write(ws, "d", "mine\n");
+  CHECK(t, gitrepo_merge_to_main(r, "B", &tg_who, id, &kind, &conf, &e) == 1);
+  CHECK_STR(t, e.code, "EDIRTY");
+  CHECK(t, strstr(e.msg, "d/y") != NULL);
+  CHECK(t, strncmp(tg_main_mark(ws, buf, sizeof buf), "planned", 7) == 0);
+  CHECK_STR(t, tg_read(ws, "b2.txt", buf, sizeof buf), "(missing)");
+  tg_write(ws, "b2.txt", "their own b2\n");
+  snprintf(p, sizeof p, "%s/d", ws);
+  CHECK(t, unlink(p) == 0);
+  CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == -1);
+  CHECK(t, strstr(e.msg, "b2.txt") != NULL);
+  CHECK_STR(t, tg_read(ws, "b2.txt", buf, sizeof buf), "their own b2\n");
+  gitrepo_close(r);
+  r = NULL;
+  tg_rmtree(base);
+
+  /* a person's git add -N (intent to add) in main: the merge lands, their file kept */
+  strcpy(base, "/tmp/orket-git-XXXXXX");
+  if ((r = tg_two_cards(t, base, ws, m0, bx)) == NULL) goto done;
+  tg_write(ws, "n.txt", "new, intent to add\n");
+  snprintf(p, sizeof p, "git -C '%s' add -N n.txt", ws);
+  CHECK(t, system(p) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "A", &tg_who, tip, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a\n");
+  CHECK_STR(t, tg_read(ws, "n.txt", buf, sizeof buf), "new, intent to add\n");
+  gitrepo_close(r);
+  r = NULL;
+  tg_rmtree(base);
+  base[0] = '\0';
+done:
+  git_libgit2_shutdown();
+  gitrepo_close(r);
+  gitrepo_close(w2);
+  if (base[0] == '/' && strchr(base, 'X') == NULL) tg_rmtree(base);
 }
 
 /* Merges card (a file of its own, committed in its worktree under base) into main with the
