@@ -1369,6 +1369,19 @@ static int gr_staged_safe(const gitapi *g, git_repository *repo, git_index *idx,
                  "hand", path, g->repository_workdir(repo));
 }
 
+/* Ends a settle of main's working tree whose index keeps a person's staged changes: the
+ * marker (when `mark`) says idle at the tip, durably (files, index, then marker: no chain of
+ * our merges reaches an index like this one); it is not settled as the tip's tree (gr_settle),
+ * so this handle knows nothing of the index, and the next merge syncs its "planned". */
+static int gr_settle_theirs(const gitapi *g, const gr_wd *w, const git_oid *tip, int mark, gr_err *e) {
+  if (mark) {
+    int durable = gr_workdir_sync(g, w->repo) == 0 && gr_index_sync(g, w) == 0;
+    if (gr_pending_write(g, w, "idle", tip, NULL, durable, NULL, e) != 0) return -1;
+  }
+  if (w->mark) w->mark->chained = 0;
+  return 0;
+}
+
 /* Settles a working tree after whatever a crash interrupted. The index should always be
  * HEAD's tree (Orket never stages without committing). When it is not:
  * - a checkout is pending (the marker; in main's working tree, an idle marker about an
@@ -1469,13 +1482,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     /* a person's staged changes, no checkout pending: theirs to keep, no file touched. A
      * marker about another commit (main moved by their commit, or a reset) now says the tip,
      * as the index reset this replaces said: what the next merge's checkout starts from */
-    int other = !(st.has_oid && g->oid_equal(&st.oid, &tip));
-    if (other) {
-      int durable = gr_workdir_sync(g, repo) == 0 && gr_index_sync(g, w) == 0;
-      if (gr_pending_write(g, w, "idle", &tip, NULL, durable, NULL, e) != 0) goto out;
-    }
-    if (w->mark) w->mark->chained = 0;
-    ret = 0;
+    ret = gr_settle_theirs(g, w, &tip, !(st.has_oid && g->oid_equal(&st.oid, &tip)), e);
     goto out;
   }
   if (n > 0 && !pending) {
@@ -1516,12 +1523,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     *updated = 1;
   }
   if (carried) {
-    /* durable (files, index, then idle): no chain of our merges in the reflog reaches an
-     * index holding a person's changes. Not settled (gr_settle): it is not the tip's tree */
-    int durable = gr_workdir_sync(g, repo) == 0 && gr_index_sync(g, w) == 0;
-    if (gr_pending_write(g, w, "idle", &tip, NULL, durable, NULL, e) != 0) goto out;
-    if (w->mark) w->mark->chained = 0;
-    ret = 0;
+    ret = gr_settle_theirs(g, w, &tip, 1, e);
     goto out;
   }
   /* the marker says the tip now settled. In main's working tree the settle is made durable

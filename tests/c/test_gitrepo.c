@@ -899,6 +899,14 @@ static int tg_commit_main(const char *ws) {
   return rc;
 }
 
+/* Ends one scenario of a test: the repository closed and removed, base ready for the next. */
+static void tg_next(gitrepo **r, char *base) {
+  gitrepo_close(*r);
+  *r = NULL;
+  tg_rmtree(base);
+  strcpy(base, "/tmp/orket-git-XXXXXX");
+}
+
 /* A repository under base with cards A (a.txt) and B (files as given: name, data, ...,
  * NULL) committed, both from main's first commit; *m0 is that commit. */
 static gitrepo *tg_two_cards(check_ctx *t, char *base, char *ws, char *m0, const char *const *bfiles) {
@@ -963,12 +971,11 @@ TEST(test_gitrepo_main_staged_ways) {
   CHECK(t, gitrepo_check(w2, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   gitrepo_close(w2);
   w2 = NULL;
-  tg_rmtree(base);
+  tg_next(&r, base);
 
   /* B's merge stops on a path they staged; A's lands meanwhile (still from the files' commit,
    * and stopped on the same path); they take their change back with git reset, leaving their
    * file: still theirs; once the file is as it was, both merges' files are written */
-  strcpy(base, "/tmp/orket-git-XXXXXX");
   if ((r = tg_two_cards(t, base, ws, m0, breadme)) == NULL) goto done;
   CHECK(t, tg_stage(ws, "README", "mine\n") == 0);
   CHECK(t, gitrepo_merge_to_main(r, "B", &tg_who, id, &kind, &conf, &e) == 1);
@@ -986,16 +993,13 @@ TEST(test_gitrepo_main_staged_ways) {
   CHECK_STR(t, tg_read(ws, "b2.txt", buf, sizeof buf), "b2\n");
   CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a\n");
   CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
-  gitrepo_close(r);
-  r = NULL;
-  tg_rmtree(base);
+  tg_next(&r, base);
 
   /* main moved to A by hand (git update-ref, no checkout): the files are still at m0, so B's
    * merge writes A's file too; with logging off and the index merely rewritten (git status),
    * and with logging on and a file staged */
   for (int nolog = 1; nolog >= 0; nolog--) {
     char aid[41];
-    strcpy(base, "/tmp/orket-git-XXXXXX");
     if ((r = tg_two_cards(t, base, ws, m0, bx)) == NULL) goto done;
     if (nolog) {
       snprintf(p, sizeof p, "git -C '%s' config core.logAllRefUpdates false && rm -rf '%s/.git/logs'", ws, ws);
@@ -1012,13 +1016,10 @@ TEST(test_gitrepo_main_staged_ways) {
     CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a\n");
     CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b\n");
     if (!nolog) CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
-    gitrepo_close(r);
-    r = NULL;
-    tg_rmtree(base);
+    tg_next(&r, base);
   }
 
   /* logging off, killed after A's merge moved main, a file staged: recovery keeps it */
-  strcpy(base, "/tmp/orket-git-XXXXXX");
   if ((r = tg_two_cards(t, base, ws, m0, bx)) == NULL) goto done;
   snprintf(p, sizeof p, "git -C '%s' config core.logAllRefUpdates false && rm -rf '%s/.git/logs'", ws, ws);
   CHECK(t, system(p) == 0);
@@ -1032,13 +1033,10 @@ TEST(test_gitrepo_main_staged_ways) {
   CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a\n");
   CHECK_STR(t, tg_read(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
   CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
-  gitrepo_close(r);
-  r = NULL;
-  tg_rmtree(base);
+  tg_next(&r, base);
 
   /* a person's own commit on main, then a change staged and edited again: neither a settle
    * nor a restart resets it, and the next merge keeps it */
-  strcpy(base, "/tmp/orket-git-XXXXXX");
   if ((r = tg_two_cards(t, base, ws, m0, bx)) == NULL) goto done;
   CHECK(t, tg_stage(ws, "README", "committed by hand\n") == 0);
   CHECK(t, tg_commit_main(ws) == 0);
@@ -1054,13 +1052,10 @@ TEST(test_gitrepo_main_staged_ways) {
   CHECK_STR(t, tg_read(ws, "README", buf, sizeof buf), "committed by hand\n");
   CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "v1 staged\n");
   CHECK_STR(t, tg_read(ws, "s.txt", buf, sizeof buf), "v2 on disk\n");
-  gitrepo_close(r);
-  r = NULL;
-  tg_rmtree(base);
+  tg_next(&r, base);
 
   /* a file where the merge needs a directory (d, for d/y): stopped before anything is
    * written, so a later edit of another path of that checkout is still checked */
-  strcpy(base, "/tmp/orket-git-XXXXXX");
   if ((r = tg_two_cards(t, base, ws, m0, bdir)) == NULL) goto done;
   tg_write(ws, "d", "mine\n");
   CHECK(t, gitrepo_merge_to_main(r, "B", &tg_who, id, &kind, &conf, &e) == 1);
@@ -1074,12 +1069,9 @@ TEST(test_gitrepo_main_staged_ways) {
   CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == -1);
   CHECK(t, strstr(e.msg, "b2.txt") != NULL);
   CHECK_STR(t, tg_read(ws, "b2.txt", buf, sizeof buf), "their own b2\n");
-  gitrepo_close(r);
-  r = NULL;
-  tg_rmtree(base);
+  tg_next(&r, base);
 
   /* a person's git add -N (intent to add) in main: the merge lands, their file kept */
-  strcpy(base, "/tmp/orket-git-XXXXXX");
   if ((r = tg_two_cards(t, base, ws, m0, bx)) == NULL) goto done;
   tg_write(ws, "n.txt", "new, intent to add\n");
   snprintf(p, sizeof p, "git -C '%s' add -N n.txt", ws);
