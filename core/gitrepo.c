@@ -1004,16 +1004,18 @@ static int gr_fsync_path(const char *path, int dir) {
   return rc == 0 ? 0 : -1;
 }
 
-/* The marker holds the checkout's stage, the commit it is about and the commit the files
- * were checked out at, in one line of 90 bytes: "planned <id> <from>" (written before the ref
- * moves to id), "writing <id> <from>" (every path passed the safety check and id's files are
- * being written) or "idle <id> <id>" (files and index match id, the tip when it was written;
- * a missing marker is idle too). `from` is carried over from the marker each write replaces
- * (an idle one's id; a pending one's own `from`: its checkout never finished), all zeros when
- * not known. It is rewritten in place by one write (a write that small is never torn), never
+/* The marker holds the checkout's stage and the commit it is about on its first line, as
+ * older versions wrote it (49 bytes), and the commit the files were checked out at on a
+ * second ("<from> <id>", 82 bytes): "planned <id>" (written before the ref moves to id),
+ * "writing <id>" (every path passed the safety check and id's files are being written) or
+ * "idle <id>" (files and index match id, the tip when it was written; a missing marker is
+ * idle too). `from` is carried over from the marker each write replaces (an idle one's id; a
+ * pending one's own `from`: its checkout never finished), all zeros when not known. The
+ * whole is rewritten in place by one write (a write that small is never torn), never
  * replaced: a new file for every checkout cost an inode each, which the file system grew
- * dearer to find as the board grew. Markers of older versions hold the stage alone
- * ("%-7s\n"), or the stage and id (49 bytes); they are read as before, `from` not known.
+ * dearer to find as the board grew. An older version reads the first line as its own and
+ * writes it alone; markers it left (the stage alone, "%-7s\n", or the first line) are read
+ * as before, `from` not known.
  *
  * What a power cut can leave: a write that was not synced may be lost, so the disk holds
  * that stage or any earlier one. Each stage errs on the safe side when it is read against
@@ -1023,8 +1025,8 @@ static int gr_fsync_path(const char *path, int dir) {
  * counts as a checkout to finish (gr_main_merges_since). That holds only while the disk
  * holds this format: so the marker is synced when made and whenever it does not yet hold
  * this format (once), and a caller may ask for a sync (see gr_move_ref). */
-#define GR_MARK_ID_LEN (8 + GIT_OID_HEXSZ + 1)            /* the stage and id: an older format */
-#define GR_MARK_LEN (GR_MARK_ID_LEN + GIT_OID_HEXSZ + 1) /* and `from` */
+#define GR_MARK_ID_LEN (8 + GIT_OID_HEXSZ + 1)                 /* "<stage> <id>\n": older versions' */
+#define GR_MARK_LEN (GR_MARK_ID_LEN + 2 * GIT_OID_HEXSZ + 2) /* and "<from> <id>\n" */
 typedef struct gr_stage {
   int stage;     /* 0 idle (or no marker), 1 planned, 2 writing */
   int has_oid;   /* the marker names its commit (oid): not the oldest format */
@@ -1041,15 +1043,17 @@ static void gr_stage_parse(const gitapi *g, const char *line, size_t n, gr_stage
   out->has_oid = out->has_from = out->this_format = 0;
   if (n >= 4 && strncmp(line, "idle", 4) == 0) out->stage = 0;
   else if (n >= 7 && strncmp(line, "writing", 7) == 0) out->stage = 2;
-  int older = n >= GR_MARK_ID_LEN && line[GR_MARK_ID_LEN - 1] == '\n';
-  int this = n >= GR_MARK_LEN && line[GR_MARK_ID_LEN - 1] == ' ' && line[GR_MARK_LEN - 1] == '\n';
-  if ((older || this) && line[7] == ' ') {
+  if (n >= GR_MARK_ID_LEN && line[7] == ' ' && line[GR_MARK_ID_LEN - 1] == '\n') {
     char hex[GIT_OID_HEXSZ + 1];
     memcpy(hex, line + 8, GIT_OID_HEXSZ);
     hex[GIT_OID_HEXSZ] = '\0';
     out->has_oid = g->oid_fromstr(&out->oid, hex) == 0;
-    if (this && out->has_oid) {
-      memcpy(hex, line + GR_MARK_ID_LEN, GIT_OID_HEXSZ);
+    /* the second line names the id too: one an older version left under its own first line
+     * (it writes that alone) is about another checkout, and does not count */
+    const char *l2 = line + GR_MARK_ID_LEN;
+    if (out->has_oid && n >= GR_MARK_LEN && l2[GIT_OID_HEXSZ] == ' ' && line[GR_MARK_LEN - 1] == '\n' &&
+        memcmp(l2 + GIT_OID_HEXSZ + 1, line + 8, GIT_OID_HEXSZ) == 0) {
+      memcpy(hex, l2, GIT_OID_HEXSZ);
       out->this_format = 1;
       out->has_from = memcmp(hex, zeros, GIT_OID_HEXSZ) != 0 && g->oid_fromstr(&out->from, hex) == 0;
     }
@@ -1102,7 +1106,7 @@ static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, 
   g->oid_tostr(hex, sizeof hex, oid);
   if (from) g->oid_tostr(fhex, sizeof fhex, from);
   else memset(fhex, '0', GIT_OID_HEXSZ), fhex[GIT_OID_HEXSZ] = '\0';
-  snprintf(line, sizeof line, "%-7s %s %s\n", stage, hex, fhex);
+  snprintf(line, sizeof line, "%-7s %s\n%s %s\n", stage, hex, fhex, hex);
   /* what the disk may hold is this format only once a write of it was synced */
   if (made || !cur.this_format) sync = 1;
   int ok = pwrite(fd, line, GR_MARK_LEN, 0) == GR_MARK_LEN && (!sync || fsync(fd) == 0);
@@ -1130,7 +1134,7 @@ static void gr_mark_first(const gitapi *g, git_repository *repo) {
   int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return;
   g->oid_tostr(hex, sizeof hex, &head);
-  snprintf(line, sizeof line, "%-7s %s %s\n", "idle", hex, hex);
+  snprintf(line, sizeof line, "%-7s %s\n%s %s\n", "idle", hex, hex, hex);
   int ok = pwrite(fd, line, GR_MARK_LEN, 0) == GR_MARK_LEN && fsync(fd) == 0;
   close(fd);
   if (ok) (void)gr_fsync_path(d, 1);
@@ -1147,7 +1151,17 @@ static int gr_pending(const gitapi *g, const gr_wd *w, const git_oid *tip) {
 
 /* Checks that every path delta touches holds either its old (baseline) or its new content
  * or is missing: anything else was changed by someone and must not be overwritten. */
-static int gr_delta_safe(const gitapi *g, git_repository *repo, const git_diff_delta *d, gr_err *e) {
+/* 1 when a leading directory of path is a file that diff deletes (a file turned directory). */
+static int gr_way_deleted(const gitapi *g, git_diff *diff, const char *path) {
+  for (size_t i = 0, n = g->diff_num_deltas(diff); i < n; i++) {
+    const git_diff_delta *d = g->diff_get_delta(diff, i);
+    size_t l = d->status == GIT_DELTA_DELETED ? strlen(d->old_file.path) : 0;
+    if (l && strncmp(path, d->old_file.path, l) == 0 && path[l] == '/') return 1;
+  }
+  return 0;
+}
+
+static int gr_delta_safe(const gitapi *g, git_repository *repo, git_diff *diff, const git_diff_delta *d, gr_err *e) {
   const char *path = d->new_file.path ? d->new_file.path : d->old_file.path;
   char full[PATH_MAX];
   struct stat st;
@@ -1156,8 +1170,11 @@ static int gr_delta_safe(const gitapi *g, git_repository *repo, const git_diff_d
   git_oid have;
   if (lstat(full, &st) != 0) {
     /* missing; or a file where the path needs a directory (ENOTDIR): nothing to delete, but
-     * in the way of a write, which would fail half way through the checkout */
-    if (errno == ENOENT || (errno == ENOTDIR && d->status == GIT_DELTA_DELETED)) return 0;
+     * in the way of a write, which would fail half way through the checkout, unless this
+     * checkout deletes that file (checked as a path of its own) */
+    if (errno == ENOENT ||
+        (errno == ENOTDIR && (d->status == GIT_DELTA_DELETED || gr_way_deleted(g, diff, path))))
+      return 0;
   } else if (S_ISREG(st.st_mode) && g->repository_hashfile(&have, repo, full, GIT_OBJECT_BLOB, NULL) == 0 &&
              ((d->status != GIT_DELTA_ADDED && g->oid_equal(&have, &d->old_file.id)) ||
               (d->status != GIT_DELTA_DELETED && g->oid_equal(&have, &d->new_file.id)))) {
@@ -1325,12 +1342,20 @@ static int gr_main_merges_since(const gitapi *g, git_repository *repo, const git
   return settled;
 }
 
+/* The id of commit id's tree into *out: 0, or -1 when the commit cannot be read (a person's
+ * gc may have removed a commit a marker names). */
+static int gr_commit_tree_id(const gitapi *g, git_repository *repo, const git_oid *id, git_oid *out) {
+  git_commit *c = NULL;
+  if (g->commit_lookup(&c, repo, id) < 0) return -1;
+  *out = *g->commit_tree_id(c);
+  g->commit_free(c);
+  return 0;
+}
+
 /* 1 when commit id's tree is tree. */
 static int gr_commit_has_tree(const gitapi *g, git_repository *repo, const git_oid *id, const git_oid *tree) {
-  git_commit *c = NULL;
-  int same = g->commit_lookup(&c, repo, id) == 0 && g->oid_equal(g->commit_tree_id(c), tree);
-  g->commit_free(c);
-  return same;
+  git_oid t;
+  return gr_commit_tree_id(g, repo, id, &t) == 0 && g->oid_equal(&t, tree);
 }
 
 /* 1 when main's index, holding tree itree, holds changes a person staged (git add, git rm):
@@ -1439,8 +1464,11 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
   }
   size_t n = g->diff_num_deltas(diff);
   int main_wt = gr_is_main(g, w);
+  git_oid ftree; /* the tree of the commit the marker says the files were checked out at */
+  int known = main_wt && !holds && st.has_from && gr_commit_tree_id(g, repo, &st.from, &ftree) == 0;
   if (n > 0 && !pending && main_wt && st.has_oid && !g->oid_equal(&st.oid, &tip) &&
-      gr_main_merges_since(g, repo, &tip, &bid)) {
+      (gr_main_merges_since(g, repo, &tip, &bid) || /* or read from there, the index a person's: */
+       (known && gr_main_staged(g, repo, &bid, &st.from) && gr_main_merges_since(g, repo, &tip, &ftree)))) {
     /* recorded, synced, before any path is checked: a stop (EDIRTY) and a person's later
      * git add must not turn it back into a mere index reset */
     if (gr_pending_write(g, w, "planned", &tip, NULL, 1, NULL, e) != 0) goto out;
@@ -1455,23 +1483,21 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
    * with local changes). The index this handle left is never a person's. */
   int carried = 0;
   if (pending && main_wt && !holds && gr_index_exists(g, w)) {
-    int staged = 0;
-    if (st.has_from && !gr_commit_has_tree(g, repo, &st.from, &bid) &&
-        (n == 0 || (staged = gr_main_staged(g, repo, &bid, &st.from)) == 1)) {
-      git_commit *fc = NULL;
+    /* n == 0 only while planned: a "writing" whose index already is the tip's is our own
+     * checkout, finished but for its marker, and a person may have edited since */
+    if (known && !g->oid_equal(&ftree, &bid) &&
+        ((n == 0 && pending == 1) || (n > 0 && gr_main_staged(g, repo, &bid, &st.from)))) {
       g->tree_free(base);
       base = NULL;
       g->diff_free(diff);
       diff = NULL;
-      if ((rc = g->commit_lookup(&fc, repo, &st.from)) == 0) rc = g->commit_tree(&base, fc);
-      g->commit_free(fc);
-      if (rc < 0 || (rc = g->diff_tree_to_tree(&diff, repo, base, target, NULL)) < 0) {
+      if ((rc = g->tree_lookup(&base, repo, &ftree)) < 0 || (rc = g->diff_tree_to_tree(&diff, repo, base, target, NULL)) < 0) {
         gr_git(g, e, rc, "comparing main's files with HEAD");
         goto out;
       }
       n = g->diff_num_deltas(diff);
       carried = 1;
-    } else if (!st.has_from && n > 0 && gr_main_staged(g, repo, &bid, NULL)) {
+    } else if (!known && n > 0 && gr_main_staged(g, repo, &bid, NULL)) {
       gr_fail(e, "EDIRTY", "main's index in %s holds changes staged by hand, and the commit its files were checked "
               "out at is not known; keep or revert them by hand", g->repository_workdir(repo));
       goto out;
@@ -1500,7 +1526,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
      * once the directories on those ways are checked as gr_scan checks them */
     if (gr_check_ways(g, repo, paths, n, e) != 0) goto out;
     for (size_t i = 0; pending == 1 && i < n; i++) /* once writing began, a path that is */
-      if (gr_delta_safe(g, repo, g->diff_get_delta(diff, i), e) != 0 || /* neither is ours */
+      if (gr_delta_safe(g, repo, diff, g->diff_get_delta(diff, i), e) != 0 || /* neither is ours */
           (carried && gr_staged_safe(g, repo, idx, g->diff_get_delta(diff, i), e) != 0))
         goto out;
     /* not synced: after a kill the page cache still holds it; lost only to a power cut in

@@ -547,7 +547,7 @@ static int tg_write_mark_from(const char *ws, const char *stage, const char *hex
   char p[1024];
   snprintf(p, sizeof p, "%s/.git/orket-checkout-pending", ws);
   FILE *f = fopen(p, "w");
-  int rc = f != NULL && (from_hex ? fprintf(f, "%-7s %s %s\n", stage, hex, from_hex)
+  int rc = f != NULL && (from_hex ? fprintf(f, "%-7s %s\n%s %s\n", stage, hex, from_hex, hex)
                          : hex    ? fprintf(f, "%-7s %s\n", stage, hex)
                                   : fprintf(f, "%-7s\n", stage)) > 0 ? 0 : -1;
   if (f && fclose(f) != 0) rc = -1;
@@ -593,20 +593,20 @@ static const char *tg_main_mark(const char *ws, char *buf, size_t cap) {
   if (fgets(buf, (int)cap, f) == NULL) buf[0] = '\0';
   fclose(f);
   buf[strcspn(buf, "\n")] = '\0';
-  if (strlen(buf) > 48) buf[48] = '\0'; /* the commit the files were at: tg_main_from */
   return buf;
 }
 
 /* The commit main's marker says the files were checked out at ("(none)" in an older format,
  * zeros when not known). */
 static const char *tg_main_from(const char *ws, char *buf, size_t cap) {
-  char p[1024], line[128] = "";
+  char p[1024], line[256] = "";
   snprintf(p, sizeof p, "%s/.git/orket-checkout-pending", ws);
   FILE *f = fopen(p, "r");
-  if (f && fgets(line, sizeof line, f) == NULL) line[0] = '\0';
+  size_t n = f ? fread(line, 1, sizeof line - 1, f) : 0;
   if (f) fclose(f);
-  snprintf(buf, cap, "%s", strlen(line) == 90 ? line + 49 : "(none)\n");
-  buf[strcspn(buf, "\n")] = '\0';
+  line[n] = '\0';
+  if (n == 131) snprintf(buf, cap, "%.40s", line + 49);
+  else snprintf(buf, cap, "(none)");
   return buf;
 }
 
@@ -1087,6 +1087,115 @@ done:
   git_libgit2_shutdown();
   gitrepo_close(r);
   gitrepo_close(w2);
+  if (base[0] == '/' && strchr(base, 'X') == NULL) tg_rmtree(base);
+}
+
+/* The marker's record of the commit main's files were checked out at (`from`), at its
+ * limits: a kill after a checkout finished but for its marker, a `from` the repository no
+ * longer has, a power cut followed by a person's git add, an older version's write over the
+ * marker, and a file that a merge turns into a directory, in main and in a card. */
+TEST(test_gitrepo_main_mark_from) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], m0[41], m1[41], m2[41], id[41], buf[256], p[1400], wc[512],
+       wd[512];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  int removed, created;
+  gr_commit_kind ck;
+  const char *bx[] = {"b.txt", "b\n", NULL};
+  const char *bd[] = {"d", "file\n", NULL};
+  const char *ghost = "0123456789abcdef0123456789abcdef01234567";
+  gitrepo *r = NULL;
+  git_libgit2_init();
+
+  /* killed once A's checkout wrote files and index, its marker still "writing": finished;
+   * a person's edit since is kept. Still "planned" (a power cut took "writing"): every path
+   * is checked, so their edit stops it until they put the file back */
+  if ((r = tg_two_cards(t, base, ws, m0, bx)) == NULL) goto done;
+  CHECK(t, gitrepo_merge_to_main(r, "A", &tg_who, m1, &kind, &conf, &e) == 0);
+  CHECK(t, tg_write_mark_from(ws, "writing", m1, m0) == 0);
+  tg_write(ws, "a.txt", "edited after the kill\n");
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  if (r == NULL) goto done;
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "edited after the kill\n");
+  CHECK(t, tg_write_mark_from(ws, "planned", m1, m0) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == -1);
+  if (r == NULL) goto done;
+  CHECK(t, strstr(e.msg, "a.txt") != NULL);
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "edited after the kill\n");
+  tg_write(ws, "a.txt", "a\n");
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+
+  /* a `from` the repository does not have (a person's gc after rewinding main): not known.
+   * With the index at the tip's tree the checkout counts as done; with a change they staged
+   * it stops until they unstage it */
+  CHECK(t, tg_write_mark_from(ws, "planned", m1, ghost) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  if (r == NULL) goto done;
+  CHECK(t, tg_stage(ws, "s.txt", "staged by hand\n") == 0);
+  CHECK(t, tg_write_mark_from(ws, "planned", m1, ghost) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == -1);
+  if (r == NULL) goto done;
+  CHECK(t, strstr(e.msg, "not known") != NULL);
+  CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
+  CHECK(t, tg_unstage(ws, "s.txt") == 0);
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+
+  /* B merged after A on the path that skips syncing; a power cut leaves the marker idle at
+   * A's merge, the index its tree and b.txt unwritten; a person's git add before the
+   * restart: the chain of our merges is read from the marker's commit, b.txt written, their
+   * file kept */
+  CHECK(t, gitrepo_merge_to_main(r, "B", &tg_who, m2, &kind, &conf, &e) == 0);
+  const char *bf[] = {"b.txt", NULL};
+  CHECK(t, tg_main_unchecked(ws, m1, bf, "idle", m1) == 0);
+  CHECK(t, tg_stage(ws, "s.txt", "staged by hand\n") == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  if (r == NULL) goto done;
+  CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b\n");
+  CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
+  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+
+  /* an older version's write over the marker (its first line alone): the second line, about
+   * another commit, is not taken for where the files are */
+  CHECK(t, tg_write_mark_from(ws, "planned", m2, m0) == 0);
+  snprintf(p, sizeof p, "%s/.git/orket-checkout-pending", ws);
+  FILE *f = fopen(p, "r+");
+  CHECK(t, f != NULL && fprintf(f, "%-7s %s\n", "writing", m1) == 49);
+  if (f) fclose(f);
+  CHECK_STR(t, tg_main_from(ws, buf, sizeof buf), m0); /* the bytes are there... */
+  CHECK(t, tg_restart(&r, ws, &e) == -1);              /* ...but not read as `from` */
+  if (r == NULL) goto done;
+  CHECK(t, strstr(e.msg, "not known") != NULL);
+  CHECK(t, tg_unstage(ws, "s.txt") == 0);
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  tg_next(&r, base);
+
+  /* a merge that turns file d into directory d/y, in main and, through merge_from_main, in
+   * a card that still holds the file */
+  if ((r = tg_two_cards(t, base, ws, m0, bd)) == NULL) goto done;
+  CHECK(t, gitrepo_merge_to_main(r, "B", &tg_who, m1, &kind, &conf, &e) == 0);
+  CHECK_STR(t, tg_read(ws, "d", buf, sizeof buf), "file\n");
+  tg_wt(base, "C", wc);
+  tg_wt(base, "D", wd);
+  CHECK(t, gitrepo_worktree(r, "C", wc, &created, &e) == 0);
+  CHECK(t, gitrepo_worktree(r, "D", wd, &created, &e) == 0);
+  snprintf(p, sizeof p, "%s/d", wd);
+  CHECK(t, unlink(p) == 0 && mkdir(p, 0755) == 0);
+  tg_write(wd, "d/y", "now a directory\n");
+  ck = GR_CLEAN;
+  CHECK(t, gitrepo_commit(r, "D", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "D", &tg_who, m2, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "d/y", buf, sizeof buf), "now a directory\n");
+  CHECK(t, gitrepo_merge_from_main(r, "C", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(wc, "d/y", buf, sizeof buf), "now a directory\n");
+  CHECK(t, tg_commit_file(r, wc, "C", "c.txt", "c\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  tg_next(&r, base);
+  base[0] = '\0';
+done:
+  git_libgit2_shutdown();
+  gitrepo_close(r);
   if (base[0] == '/' && strchr(base, 'X') == NULL) tg_rmtree(base);
 }
 
