@@ -1149,8 +1149,24 @@ static int gr_pending(const gitapi *g, const gr_wd *w, const git_oid *tip) {
   return st.stage;
 }
 
-/* Checks that every path delta touches holds either its old (baseline) or its new content
- * or is missing: anything else was changed by someone and must not be overwritten. */
+/* The old and new sides of delta i's path in diff (NULL: the path is not there). A type change
+ * (a file turned symlink, or back) is listed as a deletion and an addition of the one path,
+ * next to each other in diff's path order: they are read as one change. */
+static void gr_delta_sides(const gitapi *g, git_diff *diff, size_t i, const git_diff_file **old,
+                           const git_diff_file **new) {
+  const git_diff_delta *d = g->diff_get_delta(diff, i);
+  *old = d->status == GIT_DELTA_ADDED ? NULL : &d->old_file;
+  *new = d->status == GIT_DELTA_DELETED ? NULL : &d->new_file;
+  const char *path = d->new_file.path ? d->new_file.path : d->old_file.path;
+  for (size_t k = i ? i - 1 : i + 1, n = g->diff_num_deltas(diff); k <= i + 1 && k < n; k += k < i ? 2 : 1) {
+    const git_diff_delta *x = g->diff_get_delta(diff, k);
+    const char *xp = x->new_file.path ? x->new_file.path : x->old_file.path;
+    if (k == i || strcmp(xp, path) != 0) continue;
+    if (x->status == GIT_DELTA_DELETED && *old == NULL) *old = &x->old_file;
+    if (x->status == GIT_DELTA_ADDED && *new == NULL) *new = &x->new_file;
+  }
+}
+
 /* 1 when a leading directory of path is a file that diff deletes (a file turned directory). */
 static int gr_way_deleted(const gitapi *g, git_diff *diff, const char *path) {
   for (size_t i = 0, n = g->diff_num_deltas(diff); i < n; i++) {
@@ -1161,23 +1177,71 @@ static int gr_way_deleted(const gitapi *g, git_diff *diff, const char *path) {
   return 0;
 }
 
-static int gr_delta_safe(const gitapi *g, git_repository *repo, git_diff *diff, const git_diff_delta *d, gr_err *e) {
+/* 1 when the directory full (rel, relative to the working tree) holds nothing but files that
+ * diff deletes, in directories of its own (a directory turned file): the deletions, each
+ * checked as a path of its own, leave it empty for the file. Anything else in it (a person's
+ * file, a socket) is in the way. */
+static int gr_dir_deleted(const gitapi *g, git_diff *diff, const char *full, const char *rel, int depth) {
+  DIR *dir = depth < 64 ? opendir(full) : NULL;
+  if (dir == NULL) return 0;
+  struct dirent *de;
+  int ok = 1;
+  while (ok && (de = readdir(dir)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    char f[PATH_MAX], r[PATH_MAX];
+    struct stat st;
+    if ((size_t)snprintf(f, sizeof f, "%s/%s", full, de->d_name) >= sizeof f ||
+        (size_t)snprintf(r, sizeof r, "%s/%s", rel, de->d_name) >= sizeof r || lstat(f, &st) != 0) {
+      ok = 0;
+    } else if (S_ISDIR(st.st_mode)) {
+      ok = gr_dir_deleted(g, diff, f, r, depth + 1);
+    } else {
+      ok = 0;
+      for (size_t i = 0, n = g->diff_num_deltas(diff); !ok && i < n; i++) {
+        const git_diff_delta *d = g->diff_get_delta(diff, i);
+        ok = d->status == GIT_DELTA_DELETED && strcmp(d->old_file.path, r) == 0;
+      }
+    }
+  }
+  closedir(dir);
+  return ok;
+}
+
+/* 1 when side (a blob of diff's, NULL: no file) is what have (the content found, of a symlink
+ * when link) stands for. */
+static int gr_side_is(const gitapi *g, const git_diff_file *side, const git_oid *have, int link) {
+  return side && (side->mode == GIT_FILEMODE_LINK) == link && g->oid_equal(have, &side->id);
+}
+
+/* Checks that delta i's path holds either its old (baseline) or its new content, or is
+ * missing: anything else was changed by someone and must not be overwritten. A symlink's
+ * content is its target. */
+static int gr_delta_safe(const gitapi *g, git_repository *repo, git_diff *diff, size_t i, gr_err *e) {
+  const git_diff_delta *d = g->diff_get_delta(diff, i);
+  const git_diff_file *old, *new;
+  gr_delta_sides(g, diff, i, &old, &new);
   const char *path = d->new_file.path ? d->new_file.path : d->old_file.path;
-  char full[PATH_MAX];
+  char full[PATH_MAX], target[PATH_MAX];
   struct stat st;
   if ((size_t)snprintf(full, sizeof full, "%s%s", g->repository_workdir(repo), path) >= sizeof full)
     return gr_fail(e, "EINVAL", "path too long: %s", path);
   git_oid have;
+  ssize_t tl;
   if (lstat(full, &st) != 0) {
     /* missing; or a file where the path needs a directory (ENOTDIR): nothing to delete, but
      * in the way of a write, which would fail half way through the checkout, unless this
      * checkout deletes that file (checked as a path of its own) */
-    if (errno == ENOENT ||
-        (errno == ENOTDIR && (d->status == GIT_DELTA_DELETED || gr_way_deleted(g, diff, path))))
+    if (errno == ENOENT || (errno == ENOTDIR && (new == NULL || gr_way_deleted(g, diff, path)))) return 0;
+  } else if (S_ISREG(st.st_mode)) {
+    if (g->repository_hashfile(&have, repo, full, GIT_OBJECT_BLOB, NULL) == 0 &&
+        (gr_side_is(g, old, &have, 0) || gr_side_is(g, new, &have, 0)))
       return 0;
-  } else if (S_ISREG(st.st_mode) && g->repository_hashfile(&have, repo, full, GIT_OBJECT_BLOB, NULL) == 0 &&
-             ((d->status != GIT_DELTA_ADDED && g->oid_equal(&have, &d->old_file.id)) ||
-              (d->status != GIT_DELTA_DELETED && g->oid_equal(&have, &d->new_file.id)))) {
+  } else if (S_ISLNK(st.st_mode)) {
+    if ((tl = readlink(full, target, sizeof target)) >= 0 && (size_t)tl < sizeof target &&
+        g->odb_hash(&have, target, (size_t)tl, GIT_OBJECT_BLOB) == 0 &&
+        (gr_side_is(g, old, &have, 1) || gr_side_is(g, new, &have, 1)))
+      return 0;
+  } else if (S_ISDIR(st.st_mode) && old == NULL && gr_dir_deleted(g, diff, full, path, 0)) {
     return 0;
   }
   return gr_fail(e, "EDIRTY", "%s was changed in %s while an update to HEAD was pending; keep or revert it by hand",
@@ -1384,11 +1448,14 @@ static int gr_main_staged(const gitapi *g, git_repository *repo, const git_oid *
 /* For an index a person staged changes in: its entry for d's path (or its having none) must
  * be the path's old or new content, as gr_delta_safe asks of the file: anything else is a
  * change they staged that the update would undo. */
-static int gr_staged_safe(const gitapi *g, git_repository *repo, git_index *idx, const git_diff_delta *d, gr_err *e) {
+static int gr_staged_safe(const gitapi *g, git_repository *repo, git_index *idx, git_diff *diff, size_t i, gr_err *e) {
+  const git_diff_delta *d = g->diff_get_delta(diff, i);
+  const git_diff_file *old, *new;
+  gr_delta_sides(g, diff, i, &old, &new);
   const char *path = d->new_file.path ? d->new_file.path : d->old_file.path;
   const git_index_entry *en = g->index_get_bypath(idx, path, 0);
-  int as_old = d->status == GIT_DELTA_ADDED ? en == NULL : en && g->oid_equal(&en->id, &d->old_file.id);
-  int as_new = d->status == GIT_DELTA_DELETED ? en == NULL : en && g->oid_equal(&en->id, &d->new_file.id);
+  int as_old = old == NULL ? en == NULL : en && en->mode == old->mode && g->oid_equal(&en->id, &old->id);
+  int as_new = new == NULL ? en == NULL : en && en->mode == new->mode && g->oid_equal(&en->id, &new->id);
   if (as_old || as_new) return 0;
   return gr_fail(e, "EDIRTY", "%s was staged by hand in %s, and the update to HEAD changes it too; keep or revert it by "
                  "hand", path, g->repository_workdir(repo));
@@ -1497,6 +1564,10 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
       }
       n = g->diff_num_deltas(diff);
       carried = 1;
+      /* checked again even when "writing": libgit2 writes the index last, and this index
+       * being a person's says nothing of whether that checkout finished, so a person's edit
+       * since may be on one of its paths */
+      pending = 1;
     } else if (!known && n > 0 && gr_main_staged(g, repo, &bid, NULL)) {
       gr_fail(e, "EDIRTY", "main's index in %s holds changes staged by hand, and the commit its files were checked "
               "out at is not known; keep or revert them by hand", g->repository_workdir(repo));
@@ -1526,8 +1597,8 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
      * once the directories on those ways are checked as gr_scan checks them */
     if (gr_check_ways(g, repo, paths, n, e) != 0) goto out;
     for (size_t i = 0; pending == 1 && i < n; i++) /* once writing began, a path that is */
-      if (gr_delta_safe(g, repo, diff, g->diff_get_delta(diff, i), e) != 0 || /* neither is ours */
-          (carried && gr_staged_safe(g, repo, idx, g->diff_get_delta(diff, i), e) != 0))
+      if (gr_delta_safe(g, repo, diff, i, e) != 0 || /* neither is ours */
+          (carried && gr_staged_safe(g, repo, idx, diff, i, e) != 0))
         goto out;
     /* not synced: after a kill the page cache still holds it; lost only to a power cut in
      * the middle of the checkout, when "planned" makes the check stop at our own half-written

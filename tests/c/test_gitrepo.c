@@ -6,6 +6,7 @@
 #include "gitrepo.h"
 #include "tests.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1191,6 +1192,110 @@ TEST(test_gitrepo_main_mark_from) {
   CHECK_STR(t, tg_read(wc, "d/y", buf, sizeof buf), "now a directory\n");
   CHECK(t, tg_commit_file(r, wc, "C", "c.txt", "c\n", NULL, id) == GR_COMMITTED);
   CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  tg_next(&r, base);
+  base[0] = '\0';
+done:
+  git_libgit2_shutdown();
+  gitrepo_close(r);
+  if (base[0] == '/' && strchr(base, 'X') == NULL) tg_rmtree(base);
+}
+
+/* Card's worktree under base: its files changed by hand as ops say ("rm PATH", "ln PATH
+ * TARGET", "dir PATH": the file replaced by a directory, "put PATH DATA"), then committed. */
+static int tg_card_change(gitrepo *r, const char *base, const char *card, const char *const *ops, char *id) {
+  char wt[512], p[1400];
+  gr_err e;
+  int created;
+  gr_commit_kind ck = GR_CLEAN;
+  tg_wt(base, card, wt);
+  if (gitrepo_worktree(r, card, wt, &created, &e) != 0) return -1;
+  for (size_t i = 0; ops[i]; i += 3) {
+    snprintf(p, sizeof p, "%s/%s", wt, ops[i + 1]);
+    if (strcmp(ops[i], "rm") == 0) (void)unlink(p);
+    else if (strcmp(ops[i], "ln") == 0 && (unlink(p) != 0 && errno != ENOENT)) return -1;
+    if (strcmp(ops[i], "ln") == 0 && symlink(ops[i + 2], p) != 0) return -1;
+    if (strcmp(ops[i], "dir") == 0 && (unlink(p) != 0 || mkdir(p, 0755) != 0)) return -1;
+    if (strcmp(ops[i], "put") == 0 && tg_write(wt, ops[i + 1], ops[i + 2]) != 0) return -1;
+  }
+  return gitrepo_commit(r, card, &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED ? 0 : -1;
+}
+
+/* Changes of a path's type reach main's working tree and a card's, each checked as one
+ * change: a symlink retargeted, a file turned symlink, a directory turned file (refused
+ * while it holds a file of someone's); and a carried checkout killed once written is
+ * checked again rather than rewritten over a person's edit. */
+TEST(test_gitrepo_main_types) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], m0[41], id[41], buf[256], p[1400], wd[512];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  int created, removed;
+  const char *bl[] = {"b.txt", "b\n", "e/z", "z\n", NULL};
+  gitrepo *r = NULL;
+  git_libgit2_init();
+  if ((r = tg_two_cards(t, base, ws, m0, bl)) == NULL) goto done;
+  CHECK(t, gitrepo_merge_to_main(r, "B", &tg_who, id, &kind, &conf, &e) == 0);
+  const char *mk_link[] = {"ln", "l", "b.txt", NULL};
+  CHECK(t, tg_card_change(r, base, "C", mk_link, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "C", &tg_who, id, &kind, &conf, &e) == 0);
+  tg_wt(base, "D", wd); /* a card holding l as it is now */
+  CHECK(t, gitrepo_worktree(r, "D", wd, &created, &e) == 0);
+
+  /* the link retargeted, then b.txt turned into a link: main follows, and so does D */
+  const char *retarget[] = {"ln", "l", "e/z", "ln", "b.txt", "e/z", NULL};
+  CHECK(t, tg_card_change(r, base, "E", retarget, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "E", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  snprintf(p, sizeof p, "%s/l", ws);
+  ssize_t k = readlink(p, buf, sizeof buf - 1);
+  buf[k > 0 ? k : 0] = '\0';
+  CHECK_STR(t, buf, "e/z");
+  snprintf(p, sizeof p, "%s/b.txt", ws);
+  k = readlink(p, buf, sizeof buf - 1);
+  buf[k > 0 ? k : 0] = '\0';
+  CHECK_STR(t, buf, "e/z");
+  CHECK(t, gitrepo_merge_from_main(r, "D", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  snprintf(p, sizeof p, "%s/l", wd);
+  k = readlink(p, buf, sizeof buf - 1);
+  buf[k > 0 ? k : 0] = '\0';
+  CHECK_STR(t, buf, "e/z");
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+
+  /* directory e turned into a file: refused while e holds a file of someone's, written
+   * once it holds only what the merge deletes */
+  const char *to_file[] = {"rm", "e/z", NULL, "rm", "l", NULL, "rm", "b.txt", NULL, NULL};
+  char we[512];
+  CHECK(t, tg_card_change(r, base, "F", to_file, id) == 0);
+  tg_wt(base, "F", we);
+  snprintf(p, sizeof p, "%s/e", we);
+  CHECK(t, rmdir(p) == 0);
+  CHECK(t, tg_write(we, "e", "now a file\n") == 0);
+  gr_commit_kind ck = GR_CLEAN;
+  CHECK(t, gitrepo_commit(r, "F", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  tg_write(ws, "e/mine.txt", "a person's\n");
+  CHECK(t, gitrepo_merge_to_main(r, "F", &tg_who, id, &kind, &conf, &e) == 1);
+  CHECK(t, strstr(e.msg, "e was changed") != NULL);
+  CHECK_STR(t, tg_read(ws, "e/mine.txt", buf, sizeof buf), "a person's\n");
+  snprintf(p, sizeof p, "%s/e/mine.txt", ws);
+  CHECK(t, unlink(p) == 0);
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "e", buf, sizeof buf), "now a file\n");
+  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+
+  /* a carried checkout (s.txt staged) killed once written, its marker still "writing"; a
+   * person's edit since of a file it wrote is checked, not rewritten */
+  char m1[41], m2[41];
+  CHECK(t, gitrepo_head(r, "main", m1, &e) == 0);
+  CHECK(t, tg_stage(ws, "s.txt", "staged by hand\n") == 0);
+  const char *put_g[] = {"put", "g.txt", "g\n", NULL};
+  CHECK(t, tg_card_change(r, base, "G", put_g, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "G", &tg_who, m2, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, tg_write_mark_from(ws, "writing", m2, m1) == 0);
+  tg_write(ws, "g.txt", "edited after the kill\n");
+  CHECK(t, tg_restart(&r, ws, &e) == -1);
+  if (r == NULL) goto done;
+  CHECK(t, strstr(e.msg, "g.txt") != NULL);
+  CHECK_STR(t, tg_read(ws, "g.txt", buf, sizeof buf), "edited after the kill\n");
+  CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
   tg_next(&r, base);
   base[0] = '\0';
 done:
