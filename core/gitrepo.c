@@ -1167,44 +1167,69 @@ static void gr_delta_sides(const gitapi *g, git_diff *diff, size_t i, const git_
   }
 }
 
-/* 1 when a leading directory of path is a file that diff deletes (a file turned directory). */
-static int gr_way_deleted(const gitapi *g, git_diff *diff, const char *path) {
-  for (size_t i = 0, n = g->diff_num_deltas(diff); i < n; i++) {
-    const git_diff_delta *d = g->diff_get_delta(diff, i);
-    size_t l = d->status == GIT_DELTA_DELETED ? strlen(d->old_file.path) : 0;
-    if (l && strncmp(path, d->old_file.path, l) == 0 && path[l] == '/') return 1;
+/* The path delta d is about. */
+static const char *gr_delta_path(const git_diff_delta *d) {
+  return d->new_file.path ? d->new_file.path : d->old_file.path;
+}
+
+/* 1 when diff holds a delta of `status` about path. Its deltas are in path order: a binary
+ * search, so a check of many paths costs what a sort does. */
+static int gr_diff_has(const gitapi *g, git_diff *diff, const char *path, git_delta_t status) {
+  size_t lo = 0, n = g->diff_num_deltas(diff), hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (strcmp(gr_delta_path(g->diff_get_delta(diff, mid)), path) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  for (; lo < n && strcmp(gr_delta_path(g->diff_get_delta(diff, lo)), path) == 0; lo++)
+    if (g->diff_get_delta(diff, lo)->status == status) return 1;
+  return 0;
+}
+
+/* How the leading directories of path stand under the working tree wd: 0 directories (or
+ * missing from some point on: so is everything below); 1 one is a file or symlink that diff
+ * deletes (checked as a path of its own; below it counts as missing); -1 one is a file or
+ * symlink that it does not: in the way, and a symlink would have a write land elsewhere. */
+static int gr_way(const gitapi *g, git_diff *diff, const char *wd, const char *path) {
+  char p[PATH_MAX];
+  for (const char *s = strchr(path, '/'); s; s = strchr(s + 1, '/')) {
+    int l = (int)(s - path);
+    struct stat st;
+    if ((size_t)snprintf(p, sizeof p, "%s%.*s", wd, l, path) >= sizeof p) return -1;
+    if (lstat(p, &st) != 0) return 0;
+    if (S_ISDIR(st.st_mode)) continue;
+    snprintf(p, sizeof p, "%.*s", l, path);
+    return gr_diff_has(g, diff, p, GIT_DELTA_DELETED) ? 1 : -1;
   }
   return 0;
 }
 
-/* 1 when the directory full (rel, relative to the working tree) holds nothing but files that
- * diff deletes, in directories of its own (a directory turned file): the deletions, each
- * checked as a path of its own, leave it empty for the file. Anything else in it (a person's
- * file, a socket) is in the way. */
-static int gr_dir_deleted(const gitapi *g, git_diff *diff, const char *full, const char *rel, int depth) {
+/* 1 when the directory full (rel, relative to the working tree) holds files and nothing else
+ * but paths of `status` in diff, in directories of its own, none of them empty: a directory
+ * turned file whose files the checkout deletes (it leaves the directory empty, for the
+ * file), or a file turned directory that the checkout already wrote. Anything else (a
+ * person's file or empty directory, a socket) is in the way. */
+static int gr_dir_only(const gitapi *g, git_diff *diff, const char *full, const char *rel, git_delta_t status,
+                       int depth) {
   DIR *dir = depth < 64 ? opendir(full) : NULL;
   if (dir == NULL) return 0;
   struct dirent *de;
-  int ok = 1;
+  int ok = 1, any = 0;
   while (ok && (de = readdir(dir)) != NULL) {
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
     char f[PATH_MAX], r[PATH_MAX];
     struct stat st;
+    any = 1;
     if ((size_t)snprintf(f, sizeof f, "%s/%s", full, de->d_name) >= sizeof f ||
-        (size_t)snprintf(r, sizeof r, "%s/%s", rel, de->d_name) >= sizeof r || lstat(f, &st) != 0) {
+        (size_t)snprintf(r, sizeof r, "%s/%s", rel, de->d_name) >= sizeof r || lstat(f, &st) != 0)
       ok = 0;
-    } else if (S_ISDIR(st.st_mode)) {
-      ok = gr_dir_deleted(g, diff, f, r, depth + 1);
-    } else {
-      ok = 0;
-      for (size_t i = 0, n = g->diff_num_deltas(diff); !ok && i < n; i++) {
-        const git_diff_delta *d = g->diff_get_delta(diff, i);
-        ok = d->status == GIT_DELTA_DELETED && strcmp(d->old_file.path, r) == 0;
-      }
-    }
+    else if (S_ISDIR(st.st_mode))
+      ok = gr_dir_only(g, diff, f, r, status, depth + 1);
+    else
+      ok = gr_diff_has(g, diff, r, status);
   }
   closedir(dir);
-  return ok;
+  return ok && any;
 }
 
 /* 1 when side (a blob of diff's, NULL: no file) is what have (the content found, of a symlink
@@ -1215,37 +1240,52 @@ static int gr_side_is(const gitapi *g, const git_diff_file *side, const git_oid 
 
 /* Checks that delta i's path holds either its old (baseline) or its new content, or is
  * missing: anything else was changed by someone and must not be overwritten. A symlink's
- * content is its target. */
+ * content is its target (a plain file holding it, where symlinks are not made). */
 static int gr_delta_safe(const gitapi *g, git_repository *repo, git_diff *diff, size_t i, gr_err *e) {
   const git_diff_delta *d = g->diff_get_delta(diff, i);
   const git_diff_file *old, *new;
   gr_delta_sides(g, diff, i, &old, &new);
-  const char *path = d->new_file.path ? d->new_file.path : d->old_file.path;
-  char full[PATH_MAX], target[PATH_MAX];
+  const char *path = gr_delta_path(d), *wd = g->repository_workdir(repo);
+  char full[PATH_MAX], buf[PATH_MAX];
   struct stat st;
-  if ((size_t)snprintf(full, sizeof full, "%s%s", g->repository_workdir(repo), path) >= sizeof full)
+  if ((size_t)snprintf(full, sizeof full, "%s%s", wd, path) >= sizeof full)
     return gr_fail(e, "EINVAL", "path too long: %s", path);
+  int way = gr_way(g, diff, wd, path);
+  if (way > 0) return 0;
+  if (way < 0)
+    return gr_fail(e, "EDIRTY", "%s in %s: a file or symlink of someone's is where a directory on its way should be; "
+                   "keep or revert it by hand", path, wd);
   git_oid have;
-  ssize_t tl;
+  ssize_t bl;
+  int fd;
   if (lstat(full, &st) != 0) {
-    /* missing; or a file where the path needs a directory (ENOTDIR): nothing to delete, but
-     * in the way of a write, which would fail half way through the checkout, unless this
-     * checkout deletes that file (checked as a path of its own) */
-    if (errno == ENOENT || (errno == ENOTDIR && (new == NULL || gr_way_deleted(g, diff, path)))) return 0;
+    if (errno == ENOENT) return 0;
   } else if (S_ISREG(st.st_mode)) {
     if (g->repository_hashfile(&have, repo, full, GIT_OBJECT_BLOB, NULL) == 0 &&
         (gr_side_is(g, old, &have, 0) || gr_side_is(g, new, &have, 0)))
       return 0;
+    /* where symlinks are not made (core.symlinks false), a file holds the target as is */
+    if ((old && old->mode == GIT_FILEMODE_LINK) || (new && new->mode == GIT_FILEMODE_LINK)) {
+      bl = -1;
+      if (st.st_size < (off_t)sizeof buf && (fd = open(full, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >= 0) {
+        bl = read(fd, buf, sizeof buf);
+        close(fd);
+      }
+      if (bl >= 0 && g->odb_hash(&have, buf, (size_t)bl, GIT_OBJECT_BLOB) == 0 &&
+          (gr_side_is(g, old, &have, 1) || gr_side_is(g, new, &have, 1)))
+        return 0;
+    }
   } else if (S_ISLNK(st.st_mode)) {
-    if ((tl = readlink(full, target, sizeof target)) >= 0 && (size_t)tl < sizeof target &&
-        g->odb_hash(&have, target, (size_t)tl, GIT_OBJECT_BLOB) == 0 &&
+    if ((bl = readlink(full, buf, sizeof buf)) >= 0 && (size_t)bl < sizeof buf &&
+        g->odb_hash(&have, buf, (size_t)bl, GIT_OBJECT_BLOB) == 0 &&
         (gr_side_is(g, old, &have, 1) || gr_side_is(g, new, &have, 1)))
       return 0;
-  } else if (S_ISDIR(st.st_mode) && old == NULL && gr_dir_deleted(g, diff, full, path, 0)) {
-    return 0;
+  } else if (S_ISDIR(st.st_mode) && (old == NULL) != (new == NULL) &&
+             gr_dir_only(g, diff, full, path, old ? GIT_DELTA_ADDED : GIT_DELTA_DELETED, 0)) {
+    return 0; /* a file turned directory, written already; or a directory turned file */
   }
   return gr_fail(e, "EDIRTY", "%s was changed in %s while an update to HEAD was pending; keep or revert it by hand",
-                 path, g->repository_workdir(repo));
+                 path, wd);
 }
 
 static int gr_index_exists(const gitapi *g, const gr_wd *w) {
@@ -1615,6 +1655,12 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     co.paths.count = n;
     if ((rc = g->checkout_tree(repo, (git_object *)target, &co)) < 0) {
       gr_git(g, e, rc, "updating the working tree to HEAD");
+      /* stopped half way by something the check let by: the next try checks every path
+       * again. A full disk keeps "writing": the file it cut short is our own, to rewrite */
+      if (strcmp(e->code, "ENOSPC") != 0) {
+        gr_err ignored;
+        (void)gr_pending_write(g, w, "planned", &tip, NULL, 0, NULL, &ignored);
+      }
       goto out;
     }
     *updated = 1;

@@ -1304,6 +1304,142 @@ done:
   if (base[0] == '/' && strchr(base, 'X') == NULL) tg_rmtree(base);
 }
 
+/* What may stand on a checkout's way, and what it then does: a person's empty directory in
+ * a directory turned file, or where a file goes, stops it before anything is written (so
+ * their later edit of another of its paths is still checked); a person's symlink where a
+ * directory was stops it, nothing written through it; a tracked symlink to a directory
+ * turned directory, a file turned directory already written by a killed carried checkout,
+ * and symlinks where the repository makes none (core.symlinks false) all pass. */
+TEST(test_gitrepo_main_in_the_way) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], m0[41], m1[41], m2[41], id[41], buf[256], p[1400], wt[512],
+       theirs[600];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  int removed, created;
+  gr_commit_kind ck;
+  struct stat st;
+  const char *bl[] = {"b.txt", "b\n", "e/z", "z\n", "e/s/w", "w\n", "z.txt", "old\n", "d", "file d\n", NULL};
+  gitrepo *r = NULL;
+  git_libgit2_init();
+  if ((r = tg_two_cards(t, base, ws, m0, bl)) == NULL) goto done;
+  CHECK(t, gitrepo_merge_to_main(r, "B", &tg_who, m1, &kind, &conf, &e) == 0);
+
+  /* e turned into a file, z.txt changed; a person's empty directory e/s/keep */
+  const char *to_file[] = {"rm", "e/z", NULL, "rm", "e/s/w", NULL, "put", "z.txt", "new\n", NULL};
+  CHECK(t, tg_card_change(r, base, "F", to_file, id) == 0);
+  tg_wt(base, "F", wt);
+  snprintf(p, sizeof p, "%s/e/s", wt);
+  CHECK(t, rmdir(p) == 0);
+  snprintf(p, sizeof p, "%s/e", wt);
+  CHECK(t, rmdir(p) == 0 && tg_write(wt, "e", "now a file\n") == 0);
+  ck = GR_CLEAN;
+  CHECK(t, gitrepo_commit(r, "F", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  snprintf(p, sizeof p, "%s/e/s/keep", ws);
+  CHECK(t, mkdir(p, 0755) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "F", &tg_who, id, &kind, &conf, &e) == 1);
+  CHECK(t, strstr(e.msg, "e was changed") != NULL);
+  CHECK(t, strncmp(tg_main_mark(ws, buf, sizeof buf), "planned", 7) == 0);
+  CHECK_STR(t, tg_read(ws, "z.txt", buf, sizeof buf), "old\n");
+  CHECK_STR(t, tg_read(ws, "e/z", buf, sizeof buf), "z\n");
+  tg_write(ws, "z.txt", "a person's edit\n");
+  CHECK(t, rmdir(p) == 0);
+  CHECK(t, gitrepo_recover(r, &removed, &e) == -1);
+  CHECK(t, strstr(e.msg, "z.txt") != NULL);
+  CHECK_STR(t, tg_read(ws, "z.txt", buf, sizeof buf), "a person's edit\n");
+  tg_write(ws, "z.txt", "old\n");
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "e", buf, sizeof buf), "now a file\n");
+
+  /* a person's empty directory where a merge adds a file: in the way, and kept */
+  snprintf(p, sizeof p, "%s/n", ws);
+  CHECK(t, mkdir(p, 0755) == 0);
+  const char *put_n[] = {"put", "n", "n\n", NULL};
+  CHECK(t, tg_card_change(r, base, "N", put_n, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "N", &tg_who, id, &kind, &conf, &e) == 1);
+  CHECK(t, lstat(p, &st) == 0 && S_ISDIR(st.st_mode));
+  CHECK(t, rmdir(p) == 0);
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+
+  /* a person's symlink where directory e/ was (now a file again: put one back first) */
+  const char *to_dir[] = {"rm", "e", NULL, NULL};
+  CHECK(t, tg_card_change(r, base, "P", to_dir, id) == 0);
+  tg_wt(base, "P", wt);
+  snprintf(p, sizeof p, "%s/e", wt);
+  CHECK(t, mkdir(p, 0755) == 0 && tg_write(wt, "e/z", "z\n") == 0);
+  ck = GR_CLEAN;
+  CHECK(t, gitrepo_commit(r, "P", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  CHECK(t, gitrepo_merge_to_main(r, "P", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  snprintf(theirs, sizeof theirs, "%s/theirs", base);
+  CHECK(t, mkdir(theirs, 0755) == 0);
+  snprintf(p, sizeof p, "%s/e/z", ws);
+  CHECK(t, unlink(p) == 0);
+  snprintf(p, sizeof p, "%s/e", ws);
+  CHECK(t, rmdir(p) == 0 && symlink(theirs, p) == 0);
+  const char *edit[] = {"put", "e/z", "z2\n", NULL};
+  CHECK(t, tg_card_change(r, base, "G", edit, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "G", &tg_who, id, &kind, &conf, &e) == 1);
+  CHECK(t, strstr(e.msg, "symlink") != NULL);
+  CHECK_STR(t, tg_read(theirs, "z", buf, sizeof buf), "(missing)");
+  CHECK(t, lstat(p, &st) == 0 && S_ISLNK(st.st_mode));
+  CHECK(t, unlink(p) == 0 && mkdir(p, 0755) == 0);
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "e/z", buf, sizeof buf), "z2\n");
+
+  /* a tracked symlink to a directory, turned into a directory of its own */
+  const char *mk_link[] = {"ln", "l", "e", NULL};
+  CHECK(t, tg_card_change(r, base, "C", mk_link, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "C", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  tg_wt(base, "L", wt);
+  CHECK(t, gitrepo_worktree(r, "L", wt, &created, &e) == 0);
+  snprintf(p, sizeof p, "%s/l", wt);
+  CHECK(t, unlink(p) == 0 && mkdir(p, 0755) == 0 && tg_write(wt, "l/z", "mine\n") == 0);
+  ck = GR_CLEAN;
+  CHECK(t, gitrepo_commit(r, "L", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  CHECK(t, gitrepo_merge_to_main(r, "L", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "l/z", buf, sizeof buf), "mine\n");
+  CHECK_STR(t, tg_read(ws, "e/z", buf, sizeof buf), "z2\n");
+
+  /* a file turned directory by a carried checkout (s.txt staged), killed once written */
+  CHECK(t, gitrepo_head(r, "main", m1, &e) == 0);
+  CHECK(t, tg_stage(ws, "s.txt", "staged by hand\n") == 0);
+  const char *d_dir[] = {"dir", "d", NULL, "put", "d/y", "y\n", NULL};
+  CHECK(t, tg_card_change(r, base, "H", d_dir, m2) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "H", &tg_who, m2, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, tg_write_mark_from(ws, "writing", m2, m1) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  if (r == NULL) goto done;
+  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
+  CHECK(t, tg_unstage(ws, "s.txt") == 0);
+
+  /* core.symlinks false: a symlink is a plain file holding its target, retargeted in main
+   * and in a card's directory */
+  snprintf(p, sizeof p, "git -C '%s' config core.symlinks false", ws);
+  CHECK(t, system(p) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  if (r == NULL) goto done;
+  const char *mk_k[] = {"ln", "k", "b.txt", NULL};
+  CHECK(t, tg_card_change(r, base, "K", mk_k, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "K", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  snprintf(p, sizeof p, "%s/k", ws);
+  CHECK(t, lstat(p, &st) == 0 && S_ISREG(st.st_mode));
+  tg_wt(base, "M", wt);
+  CHECK(t, gitrepo_worktree(r, "M", wt, &created, &e) == 0);
+  const char *re_k[] = {"ln", "k", "z.txt", NULL};
+  CHECK(t, tg_card_change(r, base, "R", re_k, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "R", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "k", buf, sizeof buf), "z.txt");
+  CHECK(t, gitrepo_merge_from_main(r, "M", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(wt, "k", buf, sizeof buf), "z.txt");
+  tg_next(&r, base);
+  base[0] = '\0';
+done:
+  git_libgit2_shutdown();
+  gitrepo_close(r);
+  if (base[0] == '/' && strchr(base, 'X') == NULL) tg_rmtree(base);
+}
+
 /* Merges card (a file of its own, committed in its worktree under base) into main with the
  * syncs logged (tg_synced); returns 1 when main's marker was synced before main moved, 0
  * when not, -1 on failure. */

@@ -75,6 +75,7 @@
   X(test_gitrepo_main_staged_ways)         \
   X(test_gitrepo_main_mark_from)           \
   X(test_gitrepo_main_types)               \
+  X(test_gitrepo_main_in_the_way)          \
   X(test_gitrepo_main_mark_lost)           \
   X(test_gitrepo_main_mark_sync)           \
   X(test_gitrepo_main_mark_chain)          \
