@@ -900,6 +900,14 @@ static int tg_commit_main(const char *ws) {
   return rc;
 }
 
+/* Ends a test of scenarios (tg_next): libgit2 let go, the repository closed, and base removed
+ * unless the last scenario did (base emptied) or it was never made (still a template). */
+static void tg_end(gitrepo *r, const char *base) {
+  git_libgit2_shutdown();
+  gitrepo_close(r);
+  if (base[0] == '/' && strchr(base, 'X') == NULL) tg_rmtree(base);
+}
+
 /* Ends one scenario of a test: the repository closed and removed, base ready for the next. */
 static void tg_next(gitrepo **r, char *base) {
   gitrepo_close(*r);
@@ -1085,10 +1093,8 @@ TEST(test_gitrepo_main_staged_ways) {
   tg_rmtree(base);
   base[0] = '\0';
 done:
-  git_libgit2_shutdown();
-  gitrepo_close(r);
   gitrepo_close(w2);
-  if (base[0] == '/' && strchr(base, 'X') == NULL) tg_rmtree(base);
+  tg_end(r, base);
 }
 
 /* The marker's record of the commit main's files were checked out at (`from`), at its
@@ -1195,9 +1201,7 @@ TEST(test_gitrepo_main_mark_from) {
   tg_next(&r, base);
   base[0] = '\0';
 done:
-  git_libgit2_shutdown();
-  gitrepo_close(r);
-  if (base[0] == '/' && strchr(base, 'X') == NULL) tg_rmtree(base);
+  tg_end(r, base);
 }
 
 /* Card's worktree under base: its files changed by hand as ops say ("rm PATH", "ln PATH
@@ -1299,9 +1303,7 @@ TEST(test_gitrepo_main_types) {
   tg_next(&r, base);
   base[0] = '\0';
 done:
-  git_libgit2_shutdown();
-  gitrepo_close(r);
-  if (base[0] == '/' && strchr(base, 'X') == NULL) tg_rmtree(base);
+  tg_end(r, base);
 }
 
 /* What may stand on a checkout's way, and what it then does: a person's empty directory in
@@ -1435,9 +1437,7 @@ TEST(test_gitrepo_main_in_the_way) {
   tg_next(&r, base);
   base[0] = '\0';
 done:
-  git_libgit2_shutdown();
-  gitrepo_close(r);
-  if (base[0] == '/' && strchr(base, 'X') == NULL) tg_rmtree(base);
+  tg_end(r, base);
 }
 
 /* Merges card (a file of its own, committed in its worktree under base) into main with the
