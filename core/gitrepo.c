@@ -1186,24 +1186,6 @@ static int gr_diff_has(const gitapi *g, git_diff *diff, const char *path, git_de
   return 0;
 }
 
-/* How the leading directories of path stand under the working tree wd: 0 directories (or
- * missing from some point on: so is everything below); 1 one is a file or symlink that diff
- * deletes (checked as a path of its own; below it counts as missing); -1 one is a file or
- * symlink that it does not: in the way, and a symlink would have a write land elsewhere. */
-static int gr_way(const gitapi *g, git_diff *diff, const char *wd, const char *path) {
-  char p[PATH_MAX];
-  for (const char *s = strchr(path, '/'); s; s = strchr(s + 1, '/')) {
-    int l = (int)(s - path);
-    struct stat st;
-    if ((size_t)snprintf(p, sizeof p, "%s%.*s", wd, l, path) >= sizeof p) return -1;
-    if (lstat(p, &st) != 0) return 0;
-    if (S_ISDIR(st.st_mode)) continue;
-    snprintf(p, sizeof p, "%.*s", l, path);
-    return gr_diff_has(g, diff, p, GIT_DELTA_DELETED) ? 1 : -1;
-  }
-  return 0;
-}
-
 /* 1 when the directory full (rel, relative to the working tree) holds files and nothing else
  * but paths of `status` in diff, in directories of its own, none of them empty: a directory
  * turned file whose files the checkout deletes (it leaves the directory empty, for the
@@ -1241,7 +1223,7 @@ static int gr_side_is(const gitapi *g, const git_diff_file *side, const git_oid 
 /* Checks that delta i's path holds either its old (baseline) or its new content, or is
  * missing: anything else was changed by someone and must not be overwritten. A symlink's
  * content is its target (a plain file holding it, where symlinks are not made). */
-static int gr_delta_safe(const gitapi *g, git_repository *repo, git_diff *diff, size_t i, gr_err *e) {
+static int gr_delta_safe(const gitapi *g, git_repository *repo, git_diff *diff, size_t i, size_t blocked, gr_err *e) {
   const git_diff_delta *d = g->diff_get_delta(diff, i);
   const git_diff_file *old, *new;
   gr_delta_sides(g, diff, i, &old, &new);
@@ -1250,11 +1232,17 @@ static int gr_delta_safe(const gitapi *g, git_repository *repo, git_diff *diff, 
   struct stat st;
   if ((size_t)snprintf(full, sizeof full, "%s%s", wd, path) >= sizeof full)
     return gr_fail(e, "EINVAL", "path too long: %s", path);
-  int way = gr_way(g, diff, wd, path);
-  if (way > 0) return 0;
-  if (way < 0)
+  /* a file or symlink where a leading directory should be (gr_check_ways): what is below it
+   * counts as missing when the checkout deletes it (a file turned directory) or, for a path
+   * it deletes, writes it (a directory turned file, written already); else it is in the way,
+   * and a symlink would have the write land elsewhere */
+  if (blocked) {
+    snprintf(buf, sizeof buf, "%.*s", (int)blocked, path);
+    if (gr_diff_has(g, diff, buf, GIT_DELTA_DELETED) || (new == NULL && gr_diff_has(g, diff, buf, GIT_DELTA_ADDED)))
+      return 0;
     return gr_fail(e, "EDIRTY", "%s in %s: a file or symlink of someone's is where a directory on its way should be; "
                    "keep or revert it by hand", path, wd);
+  }
   git_oid have;
   ssize_t bl;
   int fd;
@@ -1309,8 +1297,11 @@ static int gr_tip_tree(const gitapi *g, const gr_wd *w, git_tree **out) {
  * checks every directory: libgit2 reads the files named in gr_scan_controls there when it
  * writes the path. A directory missing (or not a directory: the checkout replaces it) ends
  * that way. The whole working tree is not walked: a checkout of a few paths costs what they
- * cost. 0, or -1 with EUNSAFE. */
-static int gr_check_ways(const gitapi *g, git_repository *repo, char *const *paths, size_t n, gr_err *e) {
+ * cost. blocked[i] is set to the length of paths[i]'s leading directory that is not one (a
+ * file or symlink there, or one that cannot be opened), 0 when none is. 0, or -1 with EUNSAFE. */
+static int gr_check_ways(const gitapi *g, git_repository *repo, char *const *paths, size_t n, size_t *blocked,
+                         gr_err *e) {
+  memset(blocked, 0, n * sizeof *blocked);
   int root = gr_workdir_fd(g, repo, e);
   if (root < 0) return root == -2 ? 0 : -1;
   char rel[PATH_MAX];
@@ -1320,7 +1311,10 @@ static int gr_check_ways(const gitapi *g, git_repository *repo, char *const *pat
     const char *p = paths[i], *end = strrchr(p, '/');
     size_t dl = end ? (size_t)(end - p) + 1 : 0;
     if (dl >= sizeof rel) continue; /* libgit2 cannot write it either */
-    if (i > 0 && dl == last && strncmp(p, paths[i - 1], dl) == 0) continue;
+    if (i > 0 && dl == last && strncmp(p, paths[i - 1], dl) == 0) {
+      blocked[i] = blocked[i - 1];
+      continue;
+    }
     last = dl;
     int dfd = dup(root);
     for (size_t at = 0; dfd >= 0;) { /* dfd: the directory p[0..at) */
@@ -1331,6 +1325,7 @@ static int gr_check_ways(const gitapi *g, git_repository *repo, char *const *pat
       memcpy(rel, p + at, cl);
       rel[cl] = '\0';
       int nfd = openat(dfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      if (nfd < 0 && errno != ENOENT) blocked[i] = at + cl; /* a file or symlink, or unreadable */
       close(dfd);
       dfd = nfd;
       at += cl + 1;
@@ -1514,6 +1509,33 @@ static int gr_settle_theirs(const gitapi *g, const gr_wd *w, const git_oid *tip,
   return 0;
 }
 
+/* The tree base without the paths diff deletes below a file or symlink (blocked, from
+ * gr_check_ways): gone already with their directory (a directory turned file, written before
+ * a stop). Given as the checkout's baseline, it keeps libgit2 from taking that file away
+ * to delete what was below it; libgit2 matches a path to the directory it names too, so
+ * leaving them out of its paths is not enough. Rare: it writes a tree. */
+static int gr_baseline_without(const gitapi *g, git_repository *repo, git_tree *base, git_diff *diff,
+                               const size_t *blocked, git_tree **out, gr_err *e) {
+  char p[PATH_MAX];
+  git_index *bi = NULL;
+  git_oid id;
+  int rc;
+  *out = NULL;
+  /* an index of its own, never written: its file name only has to be one nothing uses */
+  if ((size_t)snprintf(p, sizeof p, "%sorket-baseline-index-unused", g->repository_path(repo)) >= sizeof p)
+    return gr_fail(e, "EINVAL", "gitdir path too long");
+  if ((rc = g->index_open(&bi, p)) == 0) rc = g->index_read_tree(bi, base);
+  for (size_t i = 0, n = g->diff_num_deltas(diff); rc == 0 && i < n; i++) {
+    const git_diff_delta *d = g->diff_get_delta(diff, i);
+    if (blocked[i] && d->status == GIT_DELTA_DELETED && g->index_get_bypath(bi, gr_delta_path(d), 0))
+      rc = g->index_remove_bypath(bi, gr_delta_path(d));
+  }
+  if (rc == 0) rc = g->index_write_tree_to(&id, bi, repo);
+  if (rc == 0) rc = g->tree_lookup(out, repo, &id);
+  g->index_free(bi);
+  return rc < 0 ? gr_git(g, e, rc, "the checkout's baseline") : 0;
+}
+
 /* Settles a working tree after whatever a crash interrupted. The index should always be
  * HEAD's tree (Orket never stages without committing). When it is not:
  * - a checkout is pending (the marker; in main's working tree, an idle marker about an
@@ -1549,6 +1571,8 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
   git_tree *base = NULL, *target = NULL;
   git_diff *diff = NULL;
   char **paths = NULL;
+  size_t *blocked = NULL;
+  git_tree *lean = NULL; /* the baseline without paths gone already */
   git_oid bid;
   int rc, ret = -1;
   if ((rc = g->repository_index(&idx, repo)) < 0 || (rc = g->index_read(idx, 0)) < 0) {
@@ -1635,11 +1659,17 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     }
     /* the checkout reads .gitattributes on the way to each path (and hashes files): only
      * once the directories on those ways are checked as gr_scan checks them */
-    if (gr_check_ways(g, repo, paths, n, e) != 0) goto out;
+    if ((blocked = calloc(n, sizeof *blocked)) == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
+    if (gr_check_ways(g, repo, paths, n, blocked, e) != 0) goto out;
     for (size_t i = 0; pending == 1 && i < n; i++) /* once writing began, a path that is */
-      if (gr_delta_safe(g, repo, diff, i, e) != 0 || /* neither is ours */
+      if (gr_delta_safe(g, repo, diff, i, blocked[i], e) != 0 || /* neither is ours */
           (carried && gr_staged_safe(g, repo, idx, diff, i, e) != 0))
         goto out;
+    /* a path to delete below a file or symlink is gone already (a directory turned file,
+     * written before a stop): libgit2 would take that file away to delete it */
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+      if (!blocked[i] || g->diff_get_delta(diff, i)->status != GIT_DELTA_DELETED) paths[kept++] = paths[i];
     /* not synced: after a kill the page cache still holds it; lost only to a power cut in
      * the middle of the checkout, when "planned" makes the check stop at our own half-written
      * file (EDIRTY, a person looks) rather than overwrite anything */
@@ -1651,17 +1681,25 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
      * meanwhile, the write neither follows a symlink nor waits on a FIFO */
     co.file_open_flags = O_CREAT | O_TRUNC | O_WRONLY | O_NOFOLLOW | O_NONBLOCK;
     co.baseline = base;
+    if (kept < n && gr_baseline_without(g, repo, base, diff, blocked, &lean, e) != 0) goto out;
+    if (lean) co.baseline = lean;
     co.paths.strings = paths;
-    co.paths.count = n;
+    co.paths.count = kept;
     if ((rc = g->checkout_tree(repo, (git_object *)target, &co)) < 0) {
       gr_git(g, e, rc, "updating the working tree to HEAD");
-      /* stopped half way by something the check let by: the next try checks every path
-       * again. A full disk keeps "writing": the file it cut short is our own, to rewrite */
-      if (strcmp(e->code, "ENOSPC") != 0) {
-        gr_err ignored;
-        (void)gr_pending_write(g, w, "planned", &tip, NULL, 0, NULL, &ignored);
-      }
       goto out;
+    }
+    if (kept < n) { /* the paths left out: their index entries go too */
+      for (size_t i = 0; rc >= 0 && i < n; i++) {
+        const git_diff_delta *d = g->diff_get_delta(diff, i);
+        if (blocked[i] && d->status == GIT_DELTA_DELETED && g->index_get_bypath(idx, gr_delta_path(d), 0))
+          rc = g->index_remove_bypath(idx, gr_delta_path(d));
+      }
+      if (rc >= 0) rc = g->index_write(idx);
+      if (rc < 0) {
+        gr_git(g, e, rc, "updating the index to HEAD");
+        goto out;
+      }
     }
     *updated = 1;
   }
@@ -1697,6 +1735,8 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
 out:
   if (ret != 0 && idx) (void)g->index_read(idx, 1); /* nothing half-made stays in memory */
   free(paths);
+  free(blocked);
+  g->tree_free(lean);
   g->diff_free(diff);
   g->tree_free(target);
   g->tree_free(base);
@@ -3313,13 +3353,11 @@ static int gr_check_history(gitrepo *r, git_odb *odb, const char *ref, gr_err *e
   return ret;
 }
 
-static int gr_check_worktree(const gitapi *g, git_repository *w, const char *name, int is_main, gr_err *e) {
+static int gr_check_worktree(const gitapi *g, git_repository *w, const char *name, gr_err *e) {
   git_index *idx = NULL;
   git_reference *head = NULL;
   int ret = 0;
-  gr_stage st;
-  gr_stage_read(g, &(gr_wd){.repo = w}, &st);
-  if (st.stage) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
+  if (gr_pending(g, &(gr_wd){.repo = w}, NULL)) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
   if (g->repository_head(&head, w) < 0) ret = gr_fail(e, "EINCONSISTENT", "%s: HEAD does not resolve", name);
   else if (g->repository_index(&idx, w) < 0 || g->index_read(idx, 1) < 0)
     ret = gr_fail(e, "EINCONSISTENT", "%s: the index cannot be read", name);
@@ -3330,8 +3368,9 @@ static int gr_check_worktree(const gitapi *g, git_repository *w, const char *nam
     git_tree *ht = NULL;
     if (g->index_write_tree(&tid, idx) < 0 || g->reference_peel((git_object **)&ht, head, GIT_OBJECT_TREE) < 0)
       ret = gr_fail(e, "EINCONSISTENT", "%s: the index or HEAD's tree cannot be read", name);
-    else if (!g->oid_equal(&tid, g->tree_id(ht)) && (!is_main || !gr_main_staged(g, w, &tid, st.has_from ? &st.from : NULL)))
-      ret = gr_fail(e, "EINCONSISTENT", "%s: the index is not HEAD's tree (run recovery)", name); /* main's may hold a person's changes */
+    else if (!g->oid_equal(&tid, g->tree_id(ht)))
+      ret = gr_fail(e, "EINCONSISTENT", "%s: the index is not HEAD's tree (run recovery; or changes were staged by hand)",
+                    name);
     g->tree_free(ht);
   }
   g->index_free(idx);
@@ -3348,7 +3387,7 @@ int gitrepo_check(gitrepo *r, gr_err *e) {
   git_branch_t bt;
   int rc, ret = -1;
   if ((rc = g->repository_odb(&odb, r->repo)) < 0) return gr_git(g, e, rc, "objects");
-  if (gr_check_worktree(g, r->repo, GR_MAIN, 1, e) != 0) goto out;
+  if (gr_check_worktree(g, r->repo, GR_MAIN, e) != 0) goto out;
   if ((rc = g->branch_iterator_new(&it, r->repo, GIT_BRANCH_LOCAL)) < 0) { gr_git(g, e, rc, "branches"); goto out; }
   while ((rc = g->branch_next(&ref, &bt, it)) == 0) {
     int bad = gr_check_history(r, odb, g->reference_name(ref), e);
@@ -3373,7 +3412,7 @@ int gitrepo_check(gitrepo *r, gr_err *e) {
       gr_fail(e, "EINCONSISTENT", "worktree %s cannot be opened", wts.strings[i]);
       goto out;
     }
-    if (w.ref == NULL && gr_check_worktree(g, w.repo, wts.strings[i], 0, e)) goto out;
+    if (w.ref == NULL && gr_check_worktree(g, w.repo, wts.strings[i], e)) goto out;
   }
   ret = 0;
 out:

@@ -7,9 +7,11 @@
 #include "tests.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -189,6 +191,15 @@ static const char *tg_index_blob(const char *ws, const char *name, char *buf, si
   git_index_free(idx);
   git_repository_free(repo);
   return buf;
+}
+
+/* gitrepo_check of r, main's index taken for a moment without the new file name a person
+ * staged there (check counts any index other than HEAD's tree, theirs too). 0 or -1. */
+static int tg_check_theirs(gitrepo *r, const char *ws, const char *name) {
+  gr_err e;
+  int rc = tg_unstage(ws, name) == 0 ? gitrepo_check(r, &e) : -2;
+  if (rc == -1) fprintf(stderr, "    %s\n", e.msg);
+  return tg_stage(ws, name, NULL) == 0 ? rc : -1;
 }
 
 /* A person's move of main to the commit hex (a reset: why says so in the reflog). 0 or -1. */
@@ -497,8 +508,9 @@ TEST(test_gitrepo_recovery) {
   tg_rmtree(base);
 }
 
-/* main's index off its tip with no checkout pending (a person staged a change, or reset
- * main): the files are theirs, so settling sets the index to the tip and touches no file. */
+/* main's index off its tip with no checkout pending: a change a person staged is kept, and
+ * no file is touched; a reset of main by hand then leaves their index as it is, as a soft
+ * reset does. */
 TEST(test_gitrepo_main_index_moved) {
   char base[] = "/tmp/orket-git-XXXXXX", ws[512], a[512], id[41], old[41], merged[41], buf[256];
   gr_err e;
@@ -521,14 +533,17 @@ TEST(test_gitrepo_main_index_moved) {
   if (r == NULL) goto done;
   CHECK_STR(t, tg_read(ws, "y.txt", buf, sizeof buf), "staged by hand\n");
   CHECK_STR(t, tg_read(ws, "x.txt", buf, sizeof buf), "x1\n");
-  CHECK(t, gitrepo_check(r, &e) == 0);
+  CHECK_STR(t, tg_index_blob(ws, "y.txt", buf, sizeof buf), "staged by hand\n");
+  CHECK(t, tg_check_theirs(r, ws, "y.txt") == 0); /* all else consistent */
 
-  /* a person's reset of main to the commit before the merge: x.txt stays as it is */
+  /* a person's reset of main to the commit before the merge: x.txt stays as it is, and so
+   * does their index, x.txt in it too (what git reset --soft leaves) */
   CHECK(t, tg_move_main(ws, old, "reset: moving to HEAD~1") == 0);
   CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   if (r == NULL) goto done;
   CHECK_STR(t, tg_read(ws, "x.txt", buf, sizeof buf), "x1\n");
-  CHECK(t, gitrepo_check(r, &e) == 0);
+  CHECK_STR(t, tg_index_blob(ws, "x.txt", buf, sizeof buf), "x1\n");
+  CHECK_STR(t, tg_index_blob(ws, "y.txt", buf, sizeof buf), "staged by hand\n");
 done:
   git_libgit2_shutdown();
   gitrepo_close(r);
@@ -702,7 +717,7 @@ TEST(test_gitrepo_main_mark_lost) {
   CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   if (r == NULL) goto done;
   CHECK_STR(t, tg_read(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
-  CHECK(t, gitrepo_check(r, &e) == 0);
+  CHECK(t, tg_check_theirs(r, ws, "s.txt") == 0); /* all else consistent */
 
   /* an earlier checkout's "writing" on disk: checked as planned, so a file someone changed
    * stops it and is kept */
@@ -793,7 +808,8 @@ TEST(test_gitrepo_main_staged_kept) {
   CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
   CHECK_STR(t, tg_read(ws, "README", buf, sizeof buf), "mine\n");
   CHECK_STR(t, tg_index_blob(ws, "README", buf, sizeof buf), "mine\n");
-  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, gitrepo_check(r, &e) == -1); /* their staged changes: the index is not HEAD's tree */
+  CHECK(t, strstr(e.msg, "staged by hand") != NULL);
 
   /* B's merge changes README too: it stands, main's working tree waits, theirs kept */
   CHECK(t, gitrepo_merge_to_main(r, "B", &tg_who, id, &kind, &conf, &e) == 1 && kind == GR_MERGED);
@@ -823,7 +839,7 @@ TEST(test_gitrepo_main_staged_kept) {
   CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   if (r == NULL) goto done;
   CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
-  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, tg_check_theirs(r, ws, "s.txt") == 0); /* all else consistent */
 
   /* killed after C's merge moved main, before its checkout: recovery writes c.txt from the
    * commit the reflog shows main left, and keeps s.txt */
@@ -977,7 +993,7 @@ TEST(test_gitrepo_main_staged_ways) {
   CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a\n");
   CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b\n");
   CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
-  CHECK(t, gitrepo_check(w2, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, tg_check_theirs(w2, ws, "s.txt") == 0); /* all else consistent */
   gitrepo_close(w2);
   w2 = NULL;
   tg_next(&r, base);
@@ -1161,7 +1177,7 @@ TEST(test_gitrepo_main_mark_from) {
   if (r == NULL) goto done;
   CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b\n");
   CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
-  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, tg_check_theirs(r, ws, "s.txt") == 0); /* all else consistent */
 
   /* an older version's write over the marker (its first line alone): the second line, about
    * another commit, is not taken for where the files are */
@@ -1205,7 +1221,8 @@ done:
 }
 
 /* Card's worktree under base: its files changed by hand as ops say ("rm PATH", "ln PATH
- * TARGET", "dir PATH": the file replaced by a directory, "put PATH DATA"), then committed. */
+ * TARGET", "dir PATH": the file replaced by a directory, "put PATH DATA": its directories
+ * made as needed), then committed. */
 static int tg_card_change(gitrepo *r, const char *base, const char *card, const char *const *ops, char *id) {
   char wt[512], p[1400];
   gr_err e;
@@ -1219,6 +1236,11 @@ static int tg_card_change(gitrepo *r, const char *base, const char *card, const 
     else if (strcmp(ops[i], "ln") == 0 && (unlink(p) != 0 && errno != ENOENT)) return -1;
     if (strcmp(ops[i], "ln") == 0 && symlink(ops[i + 2], p) != 0) return -1;
     if (strcmp(ops[i], "dir") == 0 && (unlink(p) != 0 || mkdir(p, 0755) != 0)) return -1;
+    for (char *sl = strchr(p + strlen(wt) + 1, '/'); strcmp(ops[i], "put") == 0 && sl; sl = strchr(sl + 1, '/')) {
+      *sl = '\0'; /* its directories first */
+      (void)mkdir(p, 0755);
+      *sl = '/';
+    }
     if (strcmp(ops[i], "put") == 0 && tg_write(wt, ops[i + 1], ops[i + 2]) != 0) return -1;
   }
   return gitrepo_commit(r, card, &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED ? 0 : -1;
@@ -1411,7 +1433,7 @@ TEST(test_gitrepo_main_in_the_way) {
   CHECK(t, tg_write_mark_from(ws, "writing", m2, m1) == 0);
   CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   if (r == NULL) goto done;
-  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, tg_check_theirs(r, ws, "s.txt") == 0); /* all else consistent */
   CHECK_STR(t, tg_index_blob(ws, "s.txt", buf, sizeof buf), "staged by hand\n");
   CHECK(t, tg_unstage(ws, "s.txt") == 0);
 
@@ -1434,6 +1456,119 @@ TEST(test_gitrepo_main_in_the_way) {
   CHECK_STR(t, tg_read(ws, "k", buf, sizeof buf), "z.txt");
   CHECK(t, gitrepo_merge_from_main(r, "M", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK_STR(t, tg_read(wt, "k", buf, sizeof buf), "z.txt");
+  tg_next(&r, base);
+  base[0] = '\0';
+done:
+  tg_end(r, base);
+}
+
+/* Checkouts libgit2 stops half way: a directory turned file or symlink whose files were all
+ * written when the index could not be (a person's git holding index.lock), or when a kill
+ * came; a file cut short by a write error; and the same type changes in a reused card
+ * directory whose index is locked. Each finishes once what stopped it is gone, with every
+ * file there, and nothing is left pending. */
+TEST(test_gitrepo_checkout_cut_short) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], m0[41], id[41], buf[256], p[1400], pool[600], state[600];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  int removed, sw, det;
+  struct stat st;
+  const char *bl[] = {"b.txt", "b\n", NULL};
+  gitrepo *r = NULL;
+  git_libgit2_init();
+  if ((r = tg_two_cards(t, base, ws, m0, bl)) == NULL) goto done;
+  CHECK(t, gitrepo_merge_to_main(r, "B", &tg_who, id, &kind, &conf, &e) == 0);
+
+  for (int round = 0; round < 4; round++) { /* file, symlink; index locked, then killed */
+    int as_link = round % 2, killed = round >= 2;
+    char card[24], wt[512], dir[24], f[32];
+    snprintf(card, sizeof card, "E%d", round);
+    snprintf(dir, sizeof dir, "e%d", round);
+    snprintf(f, sizeof f, "e%d/z", round);
+    const char *mk[] = {"put", f, "z\n", NULL};
+    CHECK(t, tg_card_change(r, base, card, mk, id) == 0);
+    CHECK(t, gitrepo_merge_to_main(r, card, &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+    snprintf(card, sizeof card, "F%d", round);
+    const char *rm[] = {"rm", f, NULL, "put", "b.txt", "b2\n", NULL};
+    CHECK(t, tg_card_change(r, base, card, rm, id) == 0);
+    tg_wt(base, card, wt);
+    snprintf(p, sizeof p, "%s/%s", wt, dir);
+    CHECK(t, rmdir(p) == 0 && (as_link ? symlink("b.txt", p) : tg_write(wt, dir, "now a file\n")) == 0);
+    gr_commit_kind ck = GR_CLEAN;
+    CHECK(t, gitrepo_commit(r, card, &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+    snprintf(p, sizeof p, "%s/.git/index.lock", ws);
+    CHECK(t, tg_write(ws, ".git/index.lock", "") == 0);
+    CHECK(t, gitrepo_merge_to_main(r, card, &tg_who, id, &kind, &conf, &e) == 1);
+    CHECK_STR(t, e.code, "ELOCKED");
+    CHECK(t, unlink(p) == 0);
+    if (killed) {
+      gitrepo_close(r);
+      r = NULL;
+      CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+      if (r == NULL) goto done;
+    }
+    CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    round %d: %s\n", round, e.msg));
+    snprintf(p, sizeof p, "%s/%s", ws, dir);
+    CHECK(t, lstat(p, &st) == 0 && (as_link ? S_ISLNK(st.st_mode) : S_ISREG(st.st_mode)));
+    CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b2\n");
+    CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    round %d: %s\n", round, e.msg));
+    CHECK_STR(t, tg_index_blob(ws, f, buf, sizeof buf), "(none)");
+  }
+
+  /* a file cut short (a write error: the process's file size limit) is our own: rewritten */
+  static char big1[200001], big2[200001];
+  memset(big1, 'a', 200000);
+  memset(big2, 'b', 200000);
+  const char *b1[] = {"put", "big.txt", big1, NULL}, *b2[] = {"put", "big.txt", big2, NULL};
+  CHECK(t, tg_card_change(r, base, "G1", b1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "G1", &tg_who, id, &kind, &conf, &e) == 0);
+  CHECK(t, tg_card_change(r, base, "G2", b2, id) == 0);
+  struct rlimit was, lim;
+  CHECK(t, getrlimit(RLIMIT_FSIZE, &was) == 0);
+  lim = was;
+  lim.rlim_cur = 65536;
+  signal(SIGXFSZ, SIG_IGN);
+  CHECK(t, setrlimit(RLIMIT_FSIZE, &lim) == 0);
+  int rc = gitrepo_merge_to_main(r, "G2", &tg_who, id, &kind, &conf, &e);
+  setrlimit(RLIMIT_FSIZE, &was);
+  signal(SIGXFSZ, SIG_DFL);
+  CHECK(t, rc == 1);
+  snprintf(p, sizeof p, "%s/big.txt", ws);
+  CHECK(t, stat(p, &st) == 0 && st.st_size < 200000);
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, stat(p, &st) == 0 && st.st_size == 200000);
+
+  /* a reused card directory switched between cards whose trees differ in types, the switch
+   * cut short by a lock on its index */
+  snprintf(pool, sizeof pool, "%s/pool", base);
+  snprintf(state, sizeof state, "%s/state", base);
+  const char *m[] = {"put", "d", "file d\n", "put", "k/j/i", "i\n", NULL};
+  CHECK(t, tg_card_change(r, base, "M", m, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "M", &tg_who, id, &kind, &conf, &e) == 0);
+  CHECK(t, gitrepo_attach(r, "X", pool, state, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  snprintf(p, sizeof p, "%s/d", pool);
+  CHECK(t, unlink(p) == 0 && mkdir(p, 0755) == 0 && tg_write(pool, "d/z", "z\n") == 0);
+  snprintf(p, sizeof p, "%s/k/j/i", pool);
+  CHECK(t, unlink(p) == 0);
+  snprintf(p, sizeof p, "%s/k/j", pool);
+  CHECK(t, rmdir(p) == 0);
+  snprintf(p, sizeof p, "%s/k", pool);
+  CHECK(t, rmdir(p) == 0 && symlink("d/z", p) == 0);
+  gr_commit_kind ck = GR_CLEAN;
+  CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  CHECK(t, gitrepo_detach(r, "X", NULL, &det, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, tg_write(state, "index.lock", "") == 0);
+  CHECK(t, gitrepo_attach(r, "Y", pool, state, &sw, &e) == -1);
+  snprintf(p, sizeof p, "%s/index.lock", state);
+  CHECK(t, unlink(p) == 0);
+  CHECK(t, gitrepo_attach(r, "Y", pool, state, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(pool, "d", buf, sizeof buf), "file d\n");
+  CHECK_STR(t, tg_read(pool, "k/j/i", buf, sizeof buf), "i\n");
+  CHECK(t, gitrepo_detach(r, "Y", NULL, &det, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, gitrepo_attach(r, "X", pool, state, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(pool, "d/z", buf, sizeof buf), "z\n");
+  CHECK(t, gitrepo_detach(r, "X", NULL, &det, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   tg_next(&r, base);
   base[0] = '\0';
 done:
@@ -1507,7 +1642,7 @@ TEST(test_gitrepo_main_mark_sync) {
   CHECK(t, tg_stage(ws, "t.txt", "staged by hand\n") == 0);
   CHECK(t, gitrepo_refresh(r, NULL, &updated, &e) == 0);
   CHECK_STR(t, tg_index_blob(ws, "t.txt", buf, sizeof buf), "staged by hand\n");
-  CHECK(t, gitrepo_check(r, &e) == 0);
+  CHECK(t, tg_check_theirs(r, ws, "t.txt") == 0); /* all else consistent */
   CHECK(t, tg_unstage(ws, "t.txt") == 0);
   /* their staged revert of F's merge (the index main's tree before it, as a settle that was
    * cut short leaves it): a settle of main sets the index to the tip (no file written,

@@ -76,6 +76,7 @@
   X(test_gitrepo_main_mark_from)           \
   X(test_gitrepo_main_types)               \
   X(test_gitrepo_main_in_the_way)          \
+  X(test_gitrepo_checkout_cut_short)       \
   X(test_gitrepo_main_mark_lost)           \
   X(test_gitrepo_main_mark_sync)           \
   X(test_gitrepo_main_mark_chain)          \
