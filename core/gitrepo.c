@@ -1298,7 +1298,7 @@ static int gr_tip_tree(const gitapi *g, const gr_wd *w, git_tree **out) {
  * writes the path. A directory missing (or not a directory: the checkout replaces it) ends
  * that way. The whole working tree is not walked: a checkout of a few paths costs what they
  * cost. blocked[i] is set to the length of paths[i]'s leading directory that is not one (a
- * file or symlink there, or one that cannot be opened), 0 when none is. 0, or -1 with EUNSAFE. */
+ * file or symlink there), 0 when none is. 0, or -1 with EUNSAFE. */
 static int gr_check_ways(const gitapi *g, git_repository *repo, char *const *paths, size_t n, size_t *blocked,
                          gr_err *e) {
   memset(blocked, 0, n * sizeof *blocked);
@@ -1310,7 +1310,10 @@ static int gr_check_ways(const gitapi *g, git_repository *repo, char *const *pat
   for (size_t i = 0; ret == 0 && i < n; i++) {
     const char *p = paths[i], *end = strrchr(p, '/');
     size_t dl = end ? (size_t)(end - p) + 1 : 0;
-    if (dl >= sizeof rel) continue; /* libgit2 cannot write it either */
+    if (dl >= sizeof rel) { /* libgit2 cannot write it either */
+      last = (size_t)-1;
+      continue;
+    }
     if (i > 0 && dl == last && strncmp(p, paths[i - 1], dl) == 0) {
       blocked[i] = blocked[i - 1];
       continue;
@@ -1325,7 +1328,7 @@ static int gr_check_ways(const gitapi *g, git_repository *repo, char *const *pat
       memcpy(rel, p + at, cl);
       rel[cl] = '\0';
       int nfd = openat(dfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-      if (nfd < 0 && errno != ENOENT) blocked[i] = at + cl; /* a file or symlink, or unreadable */
+      if (nfd < 0 && (errno == ENOTDIR || errno == ELOOP)) blocked[i] = at + cl; /* a file or symlink */
       close(dfd);
       dfd = nfd;
       at += cl + 1;
@@ -1516,15 +1519,11 @@ static int gr_settle_theirs(const gitapi *g, const gr_wd *w, const git_oid *tip,
  * leaving them out of its paths is not enough. Rare: it writes a tree. */
 static int gr_baseline_without(const gitapi *g, git_repository *repo, git_tree *base, git_diff *diff,
                                const size_t *blocked, git_tree **out, gr_err *e) {
-  char p[PATH_MAX];
   git_index *bi = NULL;
   git_oid id;
   int rc;
   *out = NULL;
-  /* an index of its own, never written: its file name only has to be one nothing uses */
-  if ((size_t)snprintf(p, sizeof p, "%sorket-baseline-index-unused", g->repository_path(repo)) >= sizeof p)
-    return gr_fail(e, "EINVAL", "gitdir path too long");
-  if ((rc = g->index_open(&bi, p)) == 0) rc = g->index_read_tree(bi, base);
+  if ((rc = g->index_open(&bi, NULL)) == 0) rc = g->index_read_tree(bi, base); /* in memory only */
   for (size_t i = 0, n = g->diff_num_deltas(diff); rc == 0 && i < n; i++) {
     const git_diff_delta *d = g->diff_get_delta(diff, i);
     if (blocked[i] && d->status == GIT_DELTA_DELETED && g->index_get_bypath(bi, gr_delta_path(d), 0))
@@ -1661,9 +1660,10 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
      * once the directories on those ways are checked as gr_scan checks them */
     if ((blocked = calloc(n, sizeof *blocked)) == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
     if (gr_check_ways(g, repo, paths, n, blocked, e) != 0) goto out;
-    for (size_t i = 0; pending == 1 && i < n; i++) /* once writing began, a path that is */
-      if (gr_delta_safe(g, repo, diff, i, blocked[i], e) != 0 || /* neither is ours */
-          (carried && gr_staged_safe(g, repo, idx, diff, i, e) != 0))
+    for (size_t i = 0; i < n; i++) /* once writing began, a path that is neither is ours, */
+      if ((pending == 1 || blocked[i]) &&    /* but never what stands on a path's way */
+          (gr_delta_safe(g, repo, diff, i, blocked[i], e) != 0 ||
+           (pending == 1 && carried && gr_staged_safe(g, repo, idx, diff, i, e) != 0)))
         goto out;
     /* a path to delete below a file or symlink is gone already (a directory turned file,
      * written before a stop): libgit2 would take that file away to delete it */
@@ -1685,7 +1685,8 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     if (lean) co.baseline = lean;
     co.paths.strings = paths;
     co.paths.count = kept;
-    if ((rc = g->checkout_tree(repo, (git_object *)target, &co)) < 0) {
+    /* no path left (every one gone already): no checkout, as libgit2 takes no paths for all */
+    if (kept && (rc = g->checkout_tree(repo, (git_object *)target, &co)) < 0) {
       gr_git(g, e, rc, "updating the working tree to HEAD");
       goto out;
     }

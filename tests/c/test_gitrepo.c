@@ -7,12 +7,14 @@
 #include "tests.h"
 
 #include <errno.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <git2.h>
@@ -1462,6 +1464,20 @@ done:
   tg_end(r, base);
 }
 
+/* Permission checks on (1) or back off (0): as root the file permissions are not checked
+ * unless the capabilities that bypass them are dropped from the effective set. 0, or -1
+ * when that cannot be done here. */
+static int tg_read_only_dirs(int on) {
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  if (geteuid() != 0) return 0;
+  if (syscall(SYS_capget, &h, d) != 0) return -1;
+  unsigned bypass = (1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH);
+  if (on) d[0].effective &= ~bypass;
+  else d[0].effective |= bypass & d[0].permitted;
+  return (int)syscall(SYS_capset, &h, d);
+}
+
 /* Checkouts libgit2 stops half way: a directory turned file or symlink whose files were all
  * written when the index could not be (a person's git holding index.lock), or when a kill
  * came; a file cut short by a write error; and the same type changes in a reused card
@@ -1538,6 +1554,63 @@ TEST(test_gitrepo_checkout_cut_short) {
   CHECK(t, stat(p, &st) == 0 && st.st_size < 200000);
   CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK(t, stat(p, &st) == 0 && st.st_size == 200000);
+
+  /* a merge whose only change deletes e/x, stopped at a locked index once libgit2 removed
+   * e/x and e; a person then makes a file e and edits b.txt: with nothing of the checkout left
+   * to write, nothing is (libgit2 reads no paths as all of them), and their file in e/x's way
+   * stops it until they move it */
+  const char *mk_e[] = {"put", "e/x", "x\n", NULL}, *rm_e[] = {"rm", "e/x", NULL, NULL};
+  CHECK(t, tg_card_change(r, base, "H1", mk_e, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "H1", &tg_who, id, &kind, &conf, &e) == 0);
+  CHECK(t, tg_card_change(r, base, "H2", rm_e, id) == 0);
+  CHECK(t, tg_write(ws, ".git/index.lock", "") == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "H2", &tg_who, id, &kind, &conf, &e) == 1);
+  snprintf(p, sizeof p, "%s/.git/index.lock", ws);
+  CHECK(t, unlink(p) == 0);
+  snprintf(p, sizeof p, "%s/e", ws);
+  CHECK(t, lstat(p, &st) != 0);
+  CHECK(t, tg_write(ws, "e", "a person's notes\n") == 0 && tg_write(ws, "b.txt", "a person's edit\n") == 0);
+  CHECK(t, gitrepo_recover(r, &removed, &e) == -1);
+  CHECK(t, strstr(e.msg, "e/x") != NULL);
+  CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "a person's edit\n");
+  CHECK_STR(t, tg_read(ws, "e", buf, sizeof buf), "a person's notes\n");
+  CHECK(t, unlink(p) == 0);
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "a person's edit\n");
+  CHECK_STR(t, tg_index_blob(ws, "e/x", buf, sizeof buf), "(none)");
+  tg_write(ws, "b.txt", "b2\n");
+
+  /* a directory that cannot be read (mode 0300) holding a file a merge deletes, the marker
+   * saying writing (a kill once it did): not taken for something in the way whose paths are
+   * gone (the file left on disk, its entry dropped, the marker idle), but deleted, or the
+   * checkout left pending */
+  const char *mk_u[] = {"put", "u/x", "x\n", "put", "u/y", "y\n", NULL}, *rm_u[] = {"rm", "u/x", NULL, NULL};
+  CHECK(t, tg_card_change(r, base, "U1", mk_u, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "U1", &tg_who, id, &kind, &conf, &e) == 0);
+  CHECK(t, tg_card_change(r, base, "U2", rm_u, id) == 0);
+  CHECK(t, tg_write(ws, ".git/index.lock", "") == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "U2", &tg_who, id, &kind, &conf, &e) == 1); /* planned, stopped */
+  snprintf(p, sizeof p, "%s/.git/index.lock", ws);
+  CHECK(t, unlink(p) == 0);
+  char m3[41], ux[1400];
+  CHECK(t, gitrepo_head(r, "main", m3, &e) == 0);
+  CHECK(t, tg_write_mark_from(ws, "writing", m3, m3) == 0);
+  snprintf(p, sizeof p, "%s/u", ws);
+  snprintf(ux, sizeof ux, "%s/u/x", ws);
+  if (tg_read_only_dirs(1) == 0) {
+    CHECK(t, chmod(p, 0300) == 0);
+    rc = gitrepo_recover(r, &removed, &e);
+    CHECK(t, chmod(p, 0755) == 0);
+    tg_read_only_dirs(0);
+    if (rc == 0) {
+      CHECK(t, lstat(ux, &st) != 0);
+      CHECK_STR(t, tg_index_blob(ws, "u/x", buf, sizeof buf), "(none)");
+    } else { /* stopped: still pending, whatever libgit2 did first */
+      CHECK(t, strncmp(tg_main_mark(ws, buf, sizeof buf), "idle", 4) != 0);
+    }
+  }
+  CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, lstat(ux, &st) != 0);
 
   /* a reused card directory switched between cards whose trees differ in types, the switch
    * cut short by a lock on its index */
