@@ -1462,16 +1462,19 @@ static int gr_commit_has_tree(const gitapi *g, git_repository *repo, const git_o
 
 /* 1 when main's index, holding tree itree, holds changes a person staged (git add, git rm):
  * Orket only ever leaves there the tree of a commit main pointed to, so an index that is
- * neither the tree of `files` (the marker's `from`, when known) nor that of any commit main's
- * reflog names (newest first, GR_CHAIN_MAX entries) is theirs. A person's staged revert to
- * one of those trees is not told apart. 0 as well when there is nothing to compare with (no
- * reflog, files not known). */
-static int gr_main_staged(const gitapi *g, git_repository *repo, const git_oid *itree, const git_oid *files) {
+ * neither the tree of `files` (the marker's `from`, when known), nor that of any commit main's
+ * reflog names (newest first, GR_CHAIN_MAX entries), nor that of one of the tip's first
+ * GR_CHAIN_NEAR first parents (main's history, for when there is no reflog) is theirs. A
+ * person's staged revert to one of those trees is not told apart. 0 as well when there is
+ * nothing to compare with. */
+#define GR_CHAIN_NEAR 64
+static int gr_main_staged(const gitapi *g, git_repository *repo, const git_oid *itree, const git_oid *files,
+                          const git_oid *tip) {
   if (files && gr_commit_has_tree(g, repo, files, itree)) return 0;
   git_reflog *log = NULL;
-  if (g->reflog_read(&log, repo, "refs/heads/" GR_MAIN) < 0) return files != NULL;
-  size_t n = g->reflog_entrycount(log);
-  int staged = files != NULL || n > 0;
+  size_t n = 0;
+  if (g->reflog_read(&log, repo, "refs/heads/" GR_MAIN) == 0) n = g->reflog_entrycount(log);
+  int staged = 1, compared = files != NULL || n > 0;
   for (size_t i = 0; staged && i < n && i < GR_CHAIN_MAX; i++) {
     const git_reflog_entry *en = g->reflog_entry_byindex(log, i);
     if (en == NULL) break;
@@ -1480,7 +1483,18 @@ static int gr_main_staged(const gitapi *g, git_repository *repo, const git_oid *
       staged = 0;
   }
   g->reflog_free(log);
-  return staged;
+  git_oid at = *tip;
+  for (int k = 0; staged && k < GR_CHAIN_NEAR; k++) {
+    git_commit *c = NULL;
+    if (g->commit_lookup(&c, repo, &at) < 0) break;
+    compared = 1;
+    if (g->oid_equal(g->commit_tree_id(c), itree)) staged = 0;
+    int more = g->commit_parentcount(c) > 0;
+    if (more) at = *g->commit_parent_id(c, 0);
+    g->commit_free(c);
+    if (!more) break;
+  }
+  return staged && compared;
 }
 
 /* For an index a person staged changes in: its entry for d's path (or its having none) must
@@ -1533,6 +1547,42 @@ static int gr_baseline_without(const gitapi *g, git_repository *repo, git_tree *
   if (rc == 0) rc = g->tree_lookup(out, repo, &id);
   g->index_free(bi);
   return rc < 0 ? gr_git(g, e, rc, "the checkout's baseline") : 0;
+}
+
+/* After a checkout of target: each path of diff that target has must be on disk. libgit2,
+ * resuming a type change it was killed in the middle of (a directory turned file, removed
+ * but not yet written), can leave both sides unwritten and drop the path from the index.
+ * Those paths are checked out again against target itself, which reads their absence as a
+ * change to undo; one still missing after that is an error, the checkout still pending.
+ * paths: room for as many paths as diff has. */
+static int gr_checkout_missing(const gitapi *g, git_repository *repo, git_tree *target, git_diff *diff,
+                               char **paths, gr_err *e) {
+  const char *wd = g->repository_workdir(repo);
+  for (int round = 0; round < 2; round++) {
+    size_t missing = 0;
+    for (size_t i = 0, n = g->diff_num_deltas(diff); i < n; i++) {
+      const git_diff_delta *d = g->diff_get_delta(diff, i);
+      char full[PATH_MAX];
+      struct stat st;
+      if (d->status == GIT_DELTA_DELETED ||
+          (size_t)snprintf(full, sizeof full, "%s%s", wd, d->new_file.path) >= sizeof full ||
+          lstat(full, &st) == 0 || errno != ENOENT)
+        continue;
+      if (round == 1) return gr_fail(e, "EIO", "%s in %s was not written by the checkout of HEAD", d->new_file.path, wd);
+      paths[missing++] = (char *)d->new_file.path;
+    }
+    if (missing == 0) return 0;
+    git_checkout_options co;
+    (void)g->checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+    co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
+    co.file_open_flags = O_CREAT | O_TRUNC | O_WRONLY | O_NOFOLLOW | O_NONBLOCK;
+    co.baseline = target;
+    co.paths.strings = paths;
+    co.paths.count = missing;
+    int rc = g->checkout_tree(repo, (git_object *)target, &co);
+    if (rc < 0) return gr_git(g, e, rc, "updating the working tree to HEAD");
+  }
+  return 0;
 }
 
 /* Settles a working tree after whatever a crash interrupted. The index should always be
@@ -1598,7 +1648,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
   int known = main_wt && !holds && st.has_from && gr_commit_tree_id(g, repo, &st.from, &ftree) == 0;
   if (n > 0 && !pending && main_wt && st.has_oid && !g->oid_equal(&st.oid, &tip) &&
       (gr_main_merges_since(g, repo, &tip, &bid) || /* or read from there, the index a person's: */
-       (known && gr_main_staged(g, repo, &bid, &st.from) && gr_main_merges_since(g, repo, &tip, &ftree)))) {
+       (known && gr_main_staged(g, repo, &bid, &st.from, &tip) && gr_main_merges_since(g, repo, &tip, &ftree)))) {
     /* recorded, synced, before any path is checked: a stop (EDIRTY) and a person's later
      * git add must not turn it back into a mere index reset */
     if (gr_pending_write(g, w, "planned", &tip, NULL, 1, NULL, e) != 0) goto out;
@@ -1616,7 +1666,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     /* n == 0 only while planned: a "writing" whose index already is the tip's is our own
      * checkout, finished but for its marker, and a person may have edited since */
     if (known && !g->oid_equal(&ftree, &bid) &&
-        ((n == 0 && pending == 1) || (n > 0 && gr_main_staged(g, repo, &bid, &st.from)))) {
+        ((n == 0 && pending == 1) || (n > 0 && gr_main_staged(g, repo, &bid, &st.from, &tip)))) {
       g->tree_free(base);
       base = NULL;
       g->diff_free(diff);
@@ -1631,14 +1681,14 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
        * being a person's says nothing of whether that checkout finished, so a person's edit
        * since may be on one of its paths */
       pending = 1;
-    } else if (!known && n > 0 && gr_main_staged(g, repo, &bid, NULL)) {
+    } else if (!known && n > 0 && gr_main_staged(g, repo, &bid, NULL, &tip)) {
       gr_fail(e, "EDIRTY", "main's index in %s holds changes staged by hand, and the commit its files were checked "
               "out at is not known; keep or revert them by hand", g->repository_workdir(repo));
       goto out;
     }
   }
   if (n > 0 && !pending && main_wt && !holds && gr_index_exists(g, w) &&
-      gr_main_staged(g, repo, &bid, st.has_from ? &st.from : NULL)) {
+      gr_main_staged(g, repo, &bid, st.has_from ? &st.from : NULL, &tip)) {
     /* a person's staged changes, no checkout pending: theirs to keep, no file touched. A
      * marker about another commit (main moved by their commit, or a reset) now says the tip,
      * as the index reset this replaces said: what the next merge's checkout starts from */
@@ -1690,6 +1740,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
       gr_git(g, e, rc, "updating the working tree to HEAD");
       goto out;
     }
+    if (kept && gr_checkout_missing(g, repo, target, diff, paths, e) != 0) goto out;
     if (kept < n) { /* the paths left out: their index entries go too */
       for (size_t i = 0; rc >= 0 && i < n; i++) {
         const git_diff_delta *d = g->diff_get_delta(diff, i);

@@ -961,6 +961,32 @@ static gitrepo *tg_two_cards(check_ctx *t, char *base, char *ws, char *m0, const
   return r;
 }
 
+/* Card's worktree under base: its files changed by hand as ops say ("rm PATH", "ln PATH
+ * TARGET", "dir PATH": the file replaced by a directory, "put PATH DATA": its directories
+ * made as needed), then committed. */
+static int tg_card_change(gitrepo *r, const char *base, const char *card, const char *const *ops, char *id) {
+  char wt[512], p[1400];
+  gr_err e;
+  int created;
+  gr_commit_kind ck = GR_CLEAN;
+  tg_wt(base, card, wt);
+  if (gitrepo_worktree(r, card, wt, &created, &e) != 0) return -1;
+  for (size_t i = 0; ops[i]; i += 3) {
+    snprintf(p, sizeof p, "%s/%s", wt, ops[i + 1]);
+    if (strcmp(ops[i], "rm") == 0) (void)unlink(p);
+    else if (strcmp(ops[i], "ln") == 0 && (unlink(p) != 0 && errno != ENOENT)) return -1;
+    if (strcmp(ops[i], "ln") == 0 && symlink(ops[i + 2], p) != 0) return -1;
+    if (strcmp(ops[i], "dir") == 0 && (unlink(p) != 0 || mkdir(p, 0755) != 0)) return -1;
+    for (char *sl = strchr(p + strlen(wt) + 1, '/'); strcmp(ops[i], "put") == 0 && sl; sl = strchr(sl + 1, '/')) {
+      *sl = '\0'; /* its directories first */
+      (void)mkdir(p, 0755);
+      *sl = '/';
+    }
+    if (strcmp(ops[i], "put") == 0 && tg_write(wt, ops[i + 1], ops[i + 2]) != 0) return -1;
+  }
+  return gitrepo_commit(r, card, &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED ? 0 : -1;
+}
+
 /* The ways a person's git in main meets Orket's checkouts there, each kept to what the files
  * were checked out at (the marker's `from`): a person's staged changes are never undone, a
  * merge's files are never left unwritten under a marker that says idle, and a path in the
@@ -1196,6 +1222,29 @@ TEST(test_gitrepo_main_mark_from) {
   CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   tg_next(&r, base);
 
+  /* logging off; a worker killed once its merge of P wrote files and index (marker still
+   * "writing", from the commit before); another merges Q, which takes P's change back,
+   * before any recovery: main's index is P's tree, found in main's history though no reflog
+   * names it, so it is ours, not a person's, and b.txt follows Q */
+  if ((r = tg_two_cards(t, base, ws, m0, bx)) == NULL) goto done;
+  snprintf(p, sizeof p, "git -C '%s' config core.logAllRefUpdates false && rm -rf '%s/.git/logs'", ws, ws);
+  CHECK(t, system(p) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0);
+  if (r == NULL) goto done;
+  const char *to_p[] = {"put", "b.txt", "p\n", NULL}, *back[] = {"put", "b.txt", "b\n", NULL};
+  CHECK(t, tg_card_change(r, base, "P", to_p, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "P", &tg_who, m1, &kind, &conf, &e) == 0);
+  CHECK(t, tg_write_mark_from(ws, "writing", m1, m0) == 0);
+  gitrepo_close(r);
+  r = NULL;
+  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  if (r == NULL) goto done;
+  CHECK(t, tg_card_change(r, base, "Q", back, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "Q", &tg_who, m2, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b\n");
+  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  tg_next(&r, base);
+
   /* a merge that turns file d into directory d/y, in main and, through merge_from_main, in
    * a card that still holds the file */
   if ((r = tg_two_cards(t, base, ws, m0, bd)) == NULL) goto done;
@@ -1222,31 +1271,6 @@ done:
   tg_end(r, base);
 }
 
-/* Card's worktree under base: its files changed by hand as ops say ("rm PATH", "ln PATH
- * TARGET", "dir PATH": the file replaced by a directory, "put PATH DATA": its directories
- * made as needed), then committed. */
-static int tg_card_change(gitrepo *r, const char *base, const char *card, const char *const *ops, char *id) {
-  char wt[512], p[1400];
-  gr_err e;
-  int created;
-  gr_commit_kind ck = GR_CLEAN;
-  tg_wt(base, card, wt);
-  if (gitrepo_worktree(r, card, wt, &created, &e) != 0) return -1;
-  for (size_t i = 0; ops[i]; i += 3) {
-    snprintf(p, sizeof p, "%s/%s", wt, ops[i + 1]);
-    if (strcmp(ops[i], "rm") == 0) (void)unlink(p);
-    else if (strcmp(ops[i], "ln") == 0 && (unlink(p) != 0 && errno != ENOENT)) return -1;
-    if (strcmp(ops[i], "ln") == 0 && symlink(ops[i + 2], p) != 0) return -1;
-    if (strcmp(ops[i], "dir") == 0 && (unlink(p) != 0 || mkdir(p, 0755) != 0)) return -1;
-    for (char *sl = strchr(p + strlen(wt) + 1, '/'); strcmp(ops[i], "put") == 0 && sl; sl = strchr(sl + 1, '/')) {
-      *sl = '\0'; /* its directories first */
-      (void)mkdir(p, 0755);
-      *sl = '/';
-    }
-    if (strcmp(ops[i], "put") == 0 && tg_write(wt, ops[i + 1], ops[i + 2]) != 0) return -1;
-  }
-  return gitrepo_commit(r, card, &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED ? 0 : -1;
-}
 
 /* Changes of a path's type reach main's working tree and a card's, each checked as one
  * change: a symlink retargeted, a file turned symlink, a directory turned file (refused
@@ -1612,6 +1636,30 @@ TEST(test_gitrepo_checkout_cut_short) {
   CHECK(t, gitrepo_recover(r, &removed, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK(t, lstat(ux, &st) != 0);
 
+  /* a merge turning directory w/f into a file, killed once libgit2 removed the directory
+   * and before it wrote the file (index still the old tree, marker "writing"): finished with
+   * the file there */
+  char mw0[41], mw1[41], wt[512];
+  gr_commit_kind ck;
+  const char *mk_w[] = {"put", "w/f/in", "in\n", NULL};
+  CHECK(t, tg_card_change(r, base, "W1", mk_w, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "W1", &tg_who, mw0, &kind, &conf, &e) == 0);
+  const char *w_file[] = {"rm", "w/f/in", NULL, NULL};
+  CHECK(t, tg_card_change(r, base, "W2", w_file, id) == 0);
+  tg_wt(base, "W2", wt);
+  snprintf(p, sizeof p, "%s/w/f", wt);
+  CHECK(t, rmdir(p) == 0 && tg_write(wt, "w/f", "now a file\n") == 0);
+  ck = GR_CLEAN;
+  CHECK(t, gitrepo_commit(r, "W2", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  CHECK(t, gitrepo_merge_to_main(r, "W2", &tg_who, mw1, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  const char *wf[] = {"w/f", NULL};
+  CHECK(t, tg_main_unchecked(ws, mw0, wf, "writing", mw1) == 0);
+  CHECK(t, tg_write_mark_from(ws, "writing", mw1, mw0) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  if (r == NULL) goto done;
+  CHECK_STR(t, tg_read(ws, "w/f", buf, sizeof buf), "now a file\n");
+  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+
   /* a reused card directory switched between cards whose trees differ in types, the switch
    * cut short by a lock on its index */
   snprintf(pool, sizeof pool, "%s/pool", base);
@@ -1628,7 +1676,7 @@ TEST(test_gitrepo_checkout_cut_short) {
   CHECK(t, rmdir(p) == 0);
   snprintf(p, sizeof p, "%s/k", pool);
   CHECK(t, rmdir(p) == 0 && symlink("d/z", p) == 0);
-  gr_commit_kind ck = GR_CLEAN;
+  ck = GR_CLEAN;
   CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
   CHECK(t, gitrepo_detach(r, "X", NULL, &det, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK(t, tg_write(state, "index.lock", "") == 0);
