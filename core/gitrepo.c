@@ -1585,6 +1585,42 @@ static int gr_checkout_missing(const gitapi *g, git_repository *repo, git_tree *
   return 0;
 }
 
+/* Finishes a checkout of ours to target that libgit2 cannot resume (a kill in the middle of
+ * type changes leaves states its checkout fails on): every path diff writes is checked out
+ * against target itself (FORCE: what is there is ours, once "writing"), and every path it
+ * deletes, when still a file or symlink, is removed, its index entry with it. paths: room
+ * for as many paths as diff has. */
+static int gr_checkout_from_tip(const gitapi *g, git_repository *repo, git_tree *target, git_diff *diff,
+                                char **paths, git_index *idx, gr_err *e) {
+  const char *wd = g->repository_workdir(repo);
+  size_t k = 0, n = g->diff_num_deltas(diff);
+  for (size_t i = 0; i < n; i++) {
+    const git_diff_delta *d = g->diff_get_delta(diff, i);
+    if (d->status != GIT_DELTA_DELETED) paths[k++] = (char *)d->new_file.path;
+  }
+  git_checkout_options co;
+  (void)g->checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+  co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
+  co.file_open_flags = O_CREAT | O_TRUNC | O_WRONLY | O_NOFOLLOW | O_NONBLOCK;
+  co.baseline = target;
+  co.paths.strings = paths;
+  co.paths.count = k;
+  int rc = k ? g->checkout_tree(repo, (git_object *)target, &co) : 0;
+  if (rc == 0) rc = g->index_read(idx, 0); /* what the checkout wrote of it */
+  for (size_t i = 0; rc >= 0 && i < n; i++) {
+    const git_diff_delta *d = g->diff_get_delta(diff, i);
+    char full[PATH_MAX];
+    struct stat st;
+    if (d->status != GIT_DELTA_DELETED || gr_diff_has(g, diff, d->old_file.path, GIT_DELTA_ADDED)) continue;
+    if ((size_t)snprintf(full, sizeof full, "%s%s", wd, d->old_file.path) < sizeof full && lstat(full, &st) == 0 &&
+        (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) && unlink(full) != 0)
+      return gr_fail(e, "EIO", "cannot remove %s: %s", full, strerror(errno));
+    if (g->index_get_bypath(idx, d->old_file.path, 0)) rc = g->index_remove_bypath(idx, d->old_file.path);
+  }
+  if (rc >= 0) rc = g->index_write(idx);
+  return rc < 0 ? gr_git(g, e, rc, "updating the working tree to HEAD") : 0;
+}
+
 /* Settles a working tree after whatever a crash interrupted. The index should always be
  * HEAD's tree (Orket never stages without committing). When it is not:
  * - a checkout is pending (the marker; in main's working tree, an idle marker about an
@@ -1738,7 +1774,11 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     /* no path left (every one gone already): no checkout, as libgit2 takes no paths for all */
     if (kept && (rc = g->checkout_tree(repo, (git_object *)target, &co)) < 0) {
       gr_git(g, e, rc, "updating the working tree to HEAD");
-      goto out;
+      /* resuming one of ours that a kill cut short, libgit2 may fail on what it left (type
+       * changes half made): every path is ours, so it is finished from the tip alone */
+      if (pending != 2 || strcmp(e->code, "ELOCKED") == 0 || strcmp(e->code, "ENOSPC") == 0 ||
+          gr_checkout_from_tip(g, repo, target, diff, paths, idx, e) != 0)
+        goto out;
     }
     if (kept && gr_checkout_missing(g, repo, target, diff, paths, e) != 0) goto out;
     if (kept < n) { /* the paths left out: their index entries go too */
