@@ -1464,7 +1464,7 @@ static int gr_commit_has_tree(const gitapi *g, git_repository *repo, const git_o
  * Orket only ever leaves there the tree of a commit main pointed to, so an index that is
  * neither the tree of `files` (the marker's `from`, when known), nor that of any commit main's
  * reflog names (newest first, GR_CHAIN_MAX entries), nor that of one of the tip's first
- * GR_CHAIN_NEAR first parents (main's history, for when there is no reflog) is theirs. A
+ * GR_CHAIN_NEAR ancestors (main's history, for when there is no reflog) is theirs. A
  * person's staged revert to one of those trees is not told apart. 0 as well when there is
  * nothing to compare with. */
 #define GR_CHAIN_NEAR 64
@@ -1483,16 +1483,18 @@ static int gr_main_staged(const gitapi *g, git_repository *repo, const git_oid *
       staged = 0;
   }
   g->reflog_free(log);
-  git_oid at = *tip;
-  for (int k = 0; staged && k < GR_CHAIN_NEAR; k++) {
+  git_oid q[GR_CHAIN_NEAR]; /* breadth first: a fast-forward onto a card that merged main in
+                             * has main's earlier tips behind a second parent */
+  size_t head = 0, nq = 0;
+  q[nq++] = *tip;
+  while (staged && head < nq) {
     git_commit *c = NULL;
-    if (g->commit_lookup(&c, repo, &at) < 0) break;
+    if (g->commit_lookup(&c, repo, &q[head++]) < 0) continue;
     compared = 1;
     if (g->oid_equal(g->commit_tree_id(c), itree)) staged = 0;
-    int more = g->commit_parentcount(c) > 0;
-    if (more) at = *g->commit_parent_id(c, 0);
+    for (unsigned i = 0, np = g->commit_parentcount(c); i < np && nq < GR_CHAIN_NEAR; i++)
+      q[nq++] = *g->commit_parent_id(c, i);
     g->commit_free(c);
-    if (!more) break;
   }
   return staged && compared;
 }
@@ -1564,7 +1566,7 @@ static int gr_checkout_missing(const gitapi *g, git_repository *repo, git_tree *
       const git_diff_delta *d = g->diff_get_delta(diff, i);
       char full[PATH_MAX];
       struct stat st;
-      if (d->status == GIT_DELTA_DELETED ||
+      if (d->status == GIT_DELTA_DELETED || d->new_file.mode == GIT_FILEMODE_COMMIT || /* a submodule: no file */
           (size_t)snprintf(full, sizeof full, "%s%s", wd, d->new_file.path) >= sizeof full ||
           lstat(full, &st) == 0 || errno != ENOENT)
         continue;
@@ -1583,42 +1585,6 @@ static int gr_checkout_missing(const gitapi *g, git_repository *repo, git_tree *
     if (rc < 0) return gr_git(g, e, rc, "updating the working tree to HEAD");
   }
   return 0;
-}
-
-/* Finishes a checkout of ours to target that libgit2 cannot resume (a kill in the middle of
- * type changes leaves states its checkout fails on): every path diff writes is checked out
- * against target itself (FORCE: what is there is ours, once "writing"), and every path it
- * deletes, when still a file or symlink, is removed, its index entry with it. paths: room
- * for as many paths as diff has. */
-static int gr_checkout_from_tip(const gitapi *g, git_repository *repo, git_tree *target, git_diff *diff,
-                                char **paths, git_index *idx, gr_err *e) {
-  const char *wd = g->repository_workdir(repo);
-  size_t k = 0, n = g->diff_num_deltas(diff);
-  for (size_t i = 0; i < n; i++) {
-    const git_diff_delta *d = g->diff_get_delta(diff, i);
-    if (d->status != GIT_DELTA_DELETED) paths[k++] = (char *)d->new_file.path;
-  }
-  git_checkout_options co;
-  (void)g->checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
-  co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH;
-  co.file_open_flags = O_CREAT | O_TRUNC | O_WRONLY | O_NOFOLLOW | O_NONBLOCK;
-  co.baseline = target;
-  co.paths.strings = paths;
-  co.paths.count = k;
-  int rc = k ? g->checkout_tree(repo, (git_object *)target, &co) : 0;
-  if (rc == 0) rc = g->index_read(idx, 0); /* what the checkout wrote of it */
-  for (size_t i = 0; rc >= 0 && i < n; i++) {
-    const git_diff_delta *d = g->diff_get_delta(diff, i);
-    char full[PATH_MAX];
-    struct stat st;
-    if (d->status != GIT_DELTA_DELETED || gr_diff_has(g, diff, d->old_file.path, GIT_DELTA_ADDED)) continue;
-    if ((size_t)snprintf(full, sizeof full, "%s%s", wd, d->old_file.path) < sizeof full && lstat(full, &st) == 0 &&
-        (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) && unlink(full) != 0)
-      return gr_fail(e, "EIO", "cannot remove %s: %s", full, strerror(errno));
-    if (g->index_get_bypath(idx, d->old_file.path, 0)) rc = g->index_remove_bypath(idx, d->old_file.path);
-  }
-  if (rc >= 0) rc = g->index_write(idx);
-  return rc < 0 ? gr_git(g, e, rc, "updating the working tree to HEAD") : 0;
 }
 
 /* Settles a working tree after whatever a crash interrupted. The index should always be
@@ -1774,11 +1740,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     /* no path left (every one gone already): no checkout, as libgit2 takes no paths for all */
     if (kept && (rc = g->checkout_tree(repo, (git_object *)target, &co)) < 0) {
       gr_git(g, e, rc, "updating the working tree to HEAD");
-      /* resuming one of ours that a kill cut short, libgit2 may fail on what it left (type
-       * changes half made): every path is ours, so it is finished from the tip alone */
-      if (pending != 2 || strcmp(e->code, "ELOCKED") == 0 || strcmp(e->code, "ENOSPC") == 0 ||
-          gr_checkout_from_tip(g, repo, target, diff, paths, idx, e) != 0)
-        goto out;
+      goto out;
     }
     if (kept && gr_checkout_missing(g, repo, target, diff, paths, e) != 0) goto out;
     if (kept < n) { /* the paths left out: their index entries go too */
