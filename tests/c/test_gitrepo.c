@@ -934,6 +934,16 @@ static void tg_next(gitrepo **r, char *base) {
   strcpy(base, "/tmp/orket-git-XXXXXX");
 }
 
+/* main's reflog turned off (core.logAllRefUpdates false, its logs removed) behind *r's back,
+ * then *r opened again and recovered (tg_restart). 0, or what failed. */
+static int tg_nolog(gitrepo **r, const char *ws) {
+  char cmd[1200];
+  gr_err e;
+  snprintf(cmd, sizeof cmd, "git -C '%s' config core.logAllRefUpdates false && rm -rf '%s/.git/logs'", ws, ws);
+  if (system(cmd) != 0) return -3;
+  return tg_restart(r, ws, &e);
+}
+
 /* A repository under base with cards A (a.txt) and B (files as given: name, data, ...,
  * NULL) committed, both from main's first commit; *m0 is that commit. */
 static gitrepo *tg_two_cards(check_ctx *t, char *base, char *ws, char *m0, const char *const *bfiles) {
@@ -1055,11 +1065,7 @@ TEST(test_gitrepo_main_staged_ways) {
     char aid[41];
     if ((r = tg_two_cards(t, base, ws, m0, bx)) == NULL) goto done;
     if (nolog) {
-      snprintf(p, sizeof p, "git -C '%s' config core.logAllRefUpdates false && rm -rf '%s/.git/logs'", ws, ws);
-      CHECK(t, system(p) == 0);
-      gitrepo_close(r);
-      r = NULL;
-      CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+      CHECK(t, tg_nolog(&r, ws) == 0);
       if (r == NULL) goto done;
     }
     CHECK(t, gitrepo_head(r, "orket/A", aid, &e) == 0);
@@ -1074,9 +1080,7 @@ TEST(test_gitrepo_main_staged_ways) {
 
   /* logging off, killed after A's merge moved main, a file staged: recovery keeps it */
   if ((r = tg_two_cards(t, base, ws, m0, bx)) == NULL) goto done;
-  snprintf(p, sizeof p, "git -C '%s' config core.logAllRefUpdates false && rm -rf '%s/.git/logs'", ws, ws);
-  CHECK(t, system(p) == 0);
-  CHECK(t, tg_restart(&r, ws, &e) == 0);
+  CHECK(t, tg_nolog(&r, ws) == 0);
   if (r == NULL) goto done;
   CHECK(t, gitrepo_merge_to_main(r, "A", &tg_who, tip, &kind, &conf, &e) == 0);
   CHECK(t, tg_main_unchecked(ws, m0, af, "planned", tip) == 0);
@@ -1227,9 +1231,7 @@ TEST(test_gitrepo_main_mark_from) {
    * before any recovery: main's index is P's tree, found in main's history though no reflog
    * names it, so it is ours, not a person's, and b.txt follows Q */
   if ((r = tg_two_cards(t, base, ws, m0, bx)) == NULL) goto done;
-  snprintf(p, sizeof p, "git -C '%s' config core.logAllRefUpdates false && rm -rf '%s/.git/logs'", ws, ws);
-  CHECK(t, system(p) == 0);
-  CHECK(t, tg_restart(&r, ws, &e) == 0);
+  CHECK(t, tg_nolog(&r, ws) == 0);
   if (r == NULL) goto done;
   const char *to_p[] = {"put", "b.txt", "p\n", NULL}, *back[] = {"put", "b.txt", "b\n", NULL};
   CHECK(t, tg_card_change(r, base, "P", to_p, id) == 0);
@@ -1248,9 +1250,7 @@ TEST(test_gitrepo_main_mark_from) {
   /* the same, Q made before P's merge and then given main (merge_from_main), so that its
    * merge fast-forwards main onto it: P's tree is behind Q's second parent, and still found */
   if ((r = tg_two_cards(t, base, ws, m0, bx)) == NULL) goto done;
-  snprintf(p, sizeof p, "git -C '%s' config core.logAllRefUpdates false && rm -rf '%s/.git/logs'", ws, ws);
-  CHECK(t, system(p) == 0);
-  CHECK(t, tg_restart(&r, ws, &e) == 0);
+  CHECK(t, tg_nolog(&r, ws) == 0);
   if (r == NULL) goto done;
   const char *q_c[] = {"put", "c.txt", "q\n", NULL};
   CHECK(t, tg_card_change(r, base, "Q", q_c, id) == 0);
