@@ -1186,11 +1186,12 @@ static int gr_diff_has(const gitapi *g, git_diff *diff, const char *path, git_de
   return 0;
 }
 
-/* 1 when the directory full (rel, relative to the working tree) holds files and nothing else
- * but paths of `status` in diff, in directories of its own, none of them empty: a directory
- * turned file whose files the checkout deletes (it leaves the directory empty, for the
- * file), or a file turned directory that the checkout already wrote. Anything else (a
- * person's file or empty directory, a socket) is in the way. */
+/* 1 when the directory full (rel, relative to the working tree) holds nothing but paths of
+ * `status` in diff, in directories of its own: a directory turned file whose files the
+ * checkout deletes (it leaves the directory empty, for the file; an empty directory among
+ * them would not be, so none may be there), or a file turned directory that the checkout
+ * began to write (any of it, even none yet). Anything else (a person's file, a socket) is in
+ * the way. */
 static int gr_dir_only(const gitapi *g, git_diff *diff, const char *full, const char *rel, git_delta_t status,
                        int depth) {
   DIR *dir = depth < 64 ? opendir(full) : NULL;
@@ -1211,7 +1212,7 @@ static int gr_dir_only(const gitapi *g, git_diff *diff, const char *full, const 
       ok = gr_diff_has(g, diff, r, status);
   }
   closedir(dir);
-  return ok && any;
+  return ok && (any || status == GIT_DELTA_ADDED); /* a file turned directory, cut short: not empty of ours yet */
 }
 
 /* 1 when side (a blob of diff's, NULL: no file) is what have (the content found, of a symlink

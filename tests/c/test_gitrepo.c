@@ -1685,6 +1685,25 @@ TEST(test_gitrepo_checkout_cut_short) {
   CHECK_STR(t, tg_read(ws, "w/f", buf, sizeof buf), "now a file\n");
   CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
 
+  /* a file turned directory, killed once libgit2 replaced the file by the directory and
+   * before it wrote anything in it; the marker "planned" again (another worker's merge, or a
+   * power cut): the empty directory is the checkout's own beginning, not in its way */
+  char mv0[41], mv1[41];
+  const char *mk_v[] = {"put", "v", "v\n", NULL}, *v_dir[] = {"dir", "v", NULL, "put", "v/w/f", "f\n", NULL};
+  CHECK(t, tg_card_change(r, base, "V1", mk_v, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "V1", &tg_who, mv0, &kind, &conf, &e) == 0);
+  CHECK(t, tg_card_change(r, base, "V2", v_dir, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "V2", &tg_who, mv1, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  const char *vf[] = {"v/w/f", NULL};
+  CHECK(t, tg_main_unchecked(ws, mv0, vf, "planned", mv1) == 0);
+  snprintf(p, sizeof p, "%s/v/w", ws);
+  CHECK(t, rmdir(p) == 0);
+  CHECK(t, tg_write_mark_from(ws, "planned", mv1, mv0) == 0);
+  CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  if (r == NULL) goto done;
+  CHECK_STR(t, tg_read(ws, "v/w/f", buf, sizeof buf), "f\n");
+  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+
   /* a reused card directory switched between cards whose trees differ in types, the switch
    * cut short by a lock on its index */
   snprintf(pool, sizeof pool, "%s/pool", base);
