@@ -3041,6 +3041,15 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
    * behind this handle's back (or of this process, unless its recovery settled durably):
    * its settle is made durable, as the point the next merges' reflog chain is read back to
    * (gr_main_merges_since) */
+  /* a checkout of main still pending (a worker killed in the middle of one) is finished
+   * first, while its marker still says how far it got: after "writing", a file it cut short
+   * is its own to rewrite, where the "planned" of this move would have it stop there */
+  gr_stage ps;
+  if (!logged && (gr_stage_read(g, &mw, &ps), ps.stage)) {
+    int upd;
+    gr_err ignored;
+    (void)gr_refresh_repo(g, &mw, &upd, &ignored); /* should it stop, the move goes ahead as before */
+  }
   mw.durable = r->main_logged && !logged;
   if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, !logged, e) != 0) goto out;
   if (logged && (lstat(lp, &after) != 0 || after.st_size <= before.st_size)) {

@@ -1704,6 +1704,29 @@ TEST(test_gitrepo_checkout_cut_short) {
   CHECK_STR(t, tg_read(ws, "v/w/f", buf, sizeof buf), "f\n");
   CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
 
+  /* a worker killed in the middle of a checkout ("writing", a file it cut short); another
+   * worker's merge before any recovery finishes that checkout first, so the file cut short
+   * is rewritten as its own rather than taken for someone's */
+  char mk0[41], mk1[41];
+  const char *k1[] = {"put", "kk.txt", "first\n", NULL}, *k2[] = {"put", "kk.txt", "second version\n", NULL},
+             *k3[] = {"put", "kl.txt", "l\n", NULL};
+  CHECK(t, tg_card_change(r, base, "K1", k1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "K1", &tg_who, mk0, &kind, &conf, &e) == 0);
+  CHECK(t, tg_card_change(r, base, "K3", k3, id) == 0); /* from mk0 */
+  CHECK(t, tg_card_change(r, base, "K2", k2, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "K2", &tg_who, mk1, &kind, &conf, &e) == 0);
+  CHECK(t, tg_main_unchecked(ws, mk0, NULL, "writing", mk1) == 0);
+  CHECK(t, tg_write_mark_from(ws, "writing", mk1, mk0) == 0);
+  CHECK(t, tg_write(ws, "kk.txt", "sec") == 0); /* cut short */
+  gitrepo_close(r);
+  r = NULL;
+  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  if (r == NULL) goto done;
+  CHECK(t, gitrepo_merge_to_main(r, "K3", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "kk.txt", buf, sizeof buf), "second version\n");
+  CHECK_STR(t, tg_read(ws, "kl.txt", buf, sizeof buf), "l\n");
+  CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+
   /* a reused card directory switched between cards whose trees differ in types, the switch
    * cut short by a lock on its index */
   snprintf(pool, sizeof pool, "%s/pool", base);
