@@ -1064,19 +1064,35 @@ static void gr_stage_parse(const gitapi *g, const char *line, size_t n, gr_stage
   }
 }
 
+/* Reads the open marker fd into out. */
+static void gr_stage_pread(const gitapi *g, int fd, gr_stage *out) {
+  char line[GR_MARK_LEN + 8];
+  ssize_t n = pread(fd, line, sizeof line, 0);
+  gr_stage_parse(g, line, n > 0 ? (size_t)n : 0, out);
+}
+
 static void gr_stage_read(const gitapi *g, const gr_wd *w, gr_stage *out) {
-  char p[PATH_MAX], line[GR_MARK_LEN + 8];
-  out->stage = 0;
-  out->has_oid = out->has_from = out->this_format = 0;
+  char p[PATH_MAX];
+  *out = (gr_stage){0};
   if (gr_pending_path(g, w, p, sizeof p) != 0) return;
   int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     if (errno != ENOENT) out->stage = 1; /* unreadable: the safe reading */
     return;
   }
-  ssize_t n = pread(fd, line, sizeof line, 0);
+  gr_stage_pread(g, fd, out);
   close(fd);
-  gr_stage_parse(g, line, n > 0 ? (size_t)n : 0, out);
+}
+
+/* The marker's text for stage about oid, the files checked out at `from` (NULL: not known),
+ * into line (GR_MARK_LEN + 1 bytes at least). */
+static void gr_mark_format(const gitapi *g, char *line, size_t cap, const char *stage, const git_oid *oid,
+                           const git_oid *from) {
+  char hex[GIT_OID_HEXSZ + 1], fhex[GIT_OID_HEXSZ + 1];
+  g->oid_tostr(hex, sizeof hex, oid);
+  if (from) g->oid_tostr(fhex, sizeof fhex, from);
+  else memset(fhex, '0', GIT_OID_HEXSZ), fhex[GIT_OID_HEXSZ] = '\0';
+  snprintf(line, cap, "%-7s %s\n%s %s\n", stage, hex, fhex, hex);
 }
 
 /* Writes the marker: stage about oid, synced when sync asks (or the disk may not yet hold this
@@ -1085,7 +1101,7 @@ static void gr_stage_read(const gitapi *g, const gr_wd *w, gr_stage *out) {
  * marker, or one holding the stage alone). was (when not NULL) is set to what it said before. */
 static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, const git_oid *oid,
                             const git_oid *files, int sync, gr_stage *was, gr_err *e) {
-  char p[PATH_MAX], line[GR_MARK_LEN + 8], d[PATH_MAX], hex[GIT_OID_HEXSZ + 1], fhex[GIT_OID_HEXSZ + 1];
+  char p[PATH_MAX], line[GR_MARK_LEN + 8], d[PATH_MAX];
   if (gr_pending_path(g, w, p, sizeof p) != 0 || gr_state_dir(g, w, d, sizeof d) != 0)
     return gr_fail(e, "EINVAL", "gitdir path too long");
   int made = 1, fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -1095,18 +1111,11 @@ static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, 
   }
   if (fd < 0) return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(errno));
   gr_stage cur = {0}; /* a new marker: there was none, idle */
-  if (!made) {
-    char line0[GR_MARK_LEN + 8];
-    ssize_t n = pread(fd, line0, sizeof line0, 0);
-    gr_stage_parse(g, line0, n > 0 ? (size_t)n : 0, &cur);
-  }
+  if (!made) gr_stage_pread(g, fd, &cur);
   if (was) *was = cur;
   const git_oid *from = strcmp(stage, "idle") == 0 ? oid : cur.has_from ? &cur.from
                         : cur.stage == 0 && !cur.has_oid ? files : NULL;
-  g->oid_tostr(hex, sizeof hex, oid);
-  if (from) g->oid_tostr(fhex, sizeof fhex, from);
-  else memset(fhex, '0', GIT_OID_HEXSZ), fhex[GIT_OID_HEXSZ] = '\0';
-  snprintf(line, sizeof line, "%-7s %s\n%s %s\n", stage, hex, fhex, hex);
+  gr_mark_format(g, line, sizeof line, stage, oid, from);
   /* what the disk may hold is this format only once a write of it was synced */
   if (made || !cur.this_format) sync = 1;
   int ok = pwrite(fd, line, GR_MARK_LEN, 0) == GR_MARK_LEN && (!sync || fsync(fd) == 0);
@@ -1125,7 +1134,7 @@ static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, 
  * that cannot be written to still opens. */
 static void gr_mark_first(const gitapi *g, git_repository *repo) {
   gr_wd w = {.repo = repo};
-  char p[PATH_MAX], d[PATH_MAX], hex[GIT_OID_HEXSZ + 1], line[GR_MARK_LEN + 8];
+  char p[PATH_MAX], d[PATH_MAX], line[GR_MARK_LEN + 8];
   struct stat st;
   git_oid head;
   if (gr_pending_path(g, &w, p, sizeof p) != 0 || gr_state_dir(g, &w, d, sizeof d) != 0 || lstat(p, &st) == 0 ||
@@ -1133,8 +1142,7 @@ static void gr_mark_first(const gitapi *g, git_repository *repo) {
     return;
   int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return;
-  g->oid_tostr(hex, sizeof hex, &head);
-  snprintf(line, sizeof line, "%-7s %s\n%s %s\n", "idle", hex, hex, hex);
+  gr_mark_format(g, line, sizeof line, "idle", &head, &head);
   int ok = pwrite(fd, line, GR_MARK_LEN, 0) == GR_MARK_LEN && fsync(fd) == 0;
   close(fd);
   if (ok) (void)gr_fsync_path(d, 1);
@@ -1149,6 +1157,11 @@ static int gr_pending(const gitapi *g, const gr_wd *w, const git_oid *tip) {
   return st.stage;
 }
 
+/* The path delta d is about. */
+static const char *gr_delta_path(const git_diff_delta *d) {
+  return d->new_file.path ? d->new_file.path : d->old_file.path;
+}
+
 /* The old and new sides of delta i's path in diff (NULL: the path is not there). A type change
  * (a file turned symlink, or back) is listed as a deletion and an addition of the one path,
  * next to each other in diff's path order: they are read as one change. */
@@ -1157,19 +1170,13 @@ static void gr_delta_sides(const gitapi *g, git_diff *diff, size_t i, const git_
   const git_diff_delta *d = g->diff_get_delta(diff, i);
   *old = d->status == GIT_DELTA_ADDED ? NULL : &d->old_file;
   *new = d->status == GIT_DELTA_DELETED ? NULL : &d->new_file;
-  const char *path = d->new_file.path ? d->new_file.path : d->old_file.path;
+  const char *path = gr_delta_path(d);
   for (size_t k = i ? i - 1 : i + 1, n = g->diff_num_deltas(diff); k <= i + 1 && k < n; k += k < i ? 2 : 1) {
     const git_diff_delta *x = g->diff_get_delta(diff, k);
-    const char *xp = x->new_file.path ? x->new_file.path : x->old_file.path;
-    if (k == i || strcmp(xp, path) != 0) continue;
+    if (strcmp(gr_delta_path(x), path) != 0) continue;
     if (x->status == GIT_DELTA_DELETED && *old == NULL) *old = &x->old_file;
     if (x->status == GIT_DELTA_ADDED && *new == NULL) *new = &x->new_file;
   }
-}
-
-/* The path delta d is about. */
-static const char *gr_delta_path(const git_diff_delta *d) {
-  return d->new_file.path ? d->new_file.path : d->old_file.path;
 }
 
 /* 1 when diff holds a delta of `status` about path. Its deltas are in path order: a binary
@@ -1412,6 +1419,22 @@ static int gr_index_tree_id(const gitapi *g, const gr_wd *w, int holds, git_inde
   return g->index_write_tree(out, idx);
 }
 
+/* The id of commit id's tree into *out: 0, or -1 when the commit cannot be read (a person's
+ * gc may have removed a commit a marker names). */
+static int gr_commit_tree_id(const gitapi *g, git_repository *repo, const git_oid *id, git_oid *out) {
+  git_commit *c = NULL;
+  if (g->commit_lookup(&c, repo, id) < 0) return -1;
+  *out = *g->commit_tree_id(c);
+  g->commit_free(c);
+  return 0;
+}
+
+/* 1 when commit id's tree is tree. */
+static int gr_commit_has_tree(const gitapi *g, git_repository *repo, const git_oid *id, const git_oid *tree) {
+  git_oid t;
+  return gr_commit_tree_id(g, repo, id, &t) == 0 && g->oid_equal(&t, tree);
+}
+
 /* 1 when main's index holds the tree of a commit that main's reflog, newest first, shows
  * main left through our merges alone (GR_MERGE_WHY), each starting where the one before it
  * ended, up to its tip `tip`: the working tree last settled there (neither the index nor the
@@ -1435,30 +1458,10 @@ static int gr_main_merges_since(const gitapi *g, git_repository *repo, const git
         !g->oid_equal(g->reflog_entry_id_new(en), &want))
       break;
     want = *g->reflog_entry_id_old(en);
-    git_commit *c = NULL;
-    if (g->commit_lookup(&c, repo, &want) == 0) {
-      settled = g->oid_equal(g->commit_tree_id(c), base);
-      g->commit_free(c);
-    }
+    settled = gr_commit_has_tree(g, repo, &want, base);
   }
   g->reflog_free(log);
   return settled;
-}
-
-/* The id of commit id's tree into *out: 0, or -1 when the commit cannot be read (a person's
- * gc may have removed a commit a marker names). */
-static int gr_commit_tree_id(const gitapi *g, git_repository *repo, const git_oid *id, git_oid *out) {
-  git_commit *c = NULL;
-  if (g->commit_lookup(&c, repo, id) < 0) return -1;
-  *out = *g->commit_tree_id(c);
-  g->commit_free(c);
-  return 0;
-}
-
-/* 1 when commit id's tree is tree. */
-static int gr_commit_has_tree(const gitapi *g, git_repository *repo, const git_oid *id, const git_oid *tree) {
-  git_oid t;
-  return gr_commit_tree_id(g, repo, id, &t) == 0 && g->oid_equal(&t, tree);
 }
 
 /* 1 when main's index, holding tree itree, holds changes a person staged (git add, git rm):
@@ -1507,7 +1510,7 @@ static int gr_staged_safe(const gitapi *g, git_repository *repo, git_index *idx,
   const git_diff_delta *d = g->diff_get_delta(diff, i);
   const git_diff_file *old, *new;
   gr_delta_sides(g, diff, i, &old, &new);
-  const char *path = d->new_file.path ? d->new_file.path : d->old_file.path;
+  const char *path = gr_delta_path(d);
   const git_index_entry *en = g->index_get_bypath(idx, path, 0);
   int as_old = old == NULL ? en == NULL : en && en->mode == old->mode && g->oid_equal(&en->id, &old->id);
   int as_new = new == NULL ? en == NULL : en && en->mode == new->mode && g->oid_equal(&en->id, &new->id);
@@ -1664,8 +1667,8 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
    * between that commit and the tip are written, each holding its old or new content on disk
    * and in the index, and every other entry they staged is kept (what `git checkout` does
    * with local changes). The index this handle left is never a person's. */
-  int carried = 0;
-  if (pending && main_wt && !holds && gr_index_exists(g, w)) {
+  int carried = 0, indexed = main_wt && !holds && gr_index_exists(g, w); /* main's, not ours to trust */
+  if (pending && indexed) {
     /* n == 0 only while planned: a "writing" whose index already is the tip's is our own
      * checkout, finished but for its marker, and a person may have edited since */
     if (known && !g->oid_equal(&ftree, &bid) &&
@@ -1690,8 +1693,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
       goto out;
     }
   }
-  if (n > 0 && !pending && main_wt && !holds && gr_index_exists(g, w) &&
-      gr_main_staged(g, repo, &bid, st.has_from ? &st.from : NULL, &tip)) {
+  if (n > 0 && !pending && indexed && gr_main_staged(g, repo, &bid, st.has_from ? &st.from : NULL, &tip)) {
     /* a person's staged changes, no checkout pending: theirs to keep, no file touched. A
      * marker about another commit (main moved by their commit, or a reset) now says the tip,
      * as the index reset this replaces said: what the next merge's checkout starts from */
@@ -1707,7 +1709,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     if ((paths = calloc(n, sizeof *paths)) == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
     for (size_t i = 0; i < n; i++) {
       const git_diff_delta *d = g->diff_get_delta(diff, i);
-      paths[i] = (char *)(d->new_file.path ? d->new_file.path : d->old_file.path);
+      paths[i] = (char *)gr_delta_path(d);
     }
     /* the checkout reads .gitattributes on the way to each path (and hashes files): only
      * once the directories on those ways are checked as gr_scan checks them */
@@ -3037,10 +3039,6 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
   if (logged)
     logged = gr_mark_holds(g, &mw) && g->oid_equal(&r->main_settled.tip, &mid) && r->main_settled.chained &&
              r->main_settled.since < GR_CHAIN_SKIP;
-  /* a merge that syncs its "planned" while main is logged is the first since main moved
-   * behind this handle's back (or of this process, unless its recovery settled durably):
-   * its settle is made durable, as the point the next merges' reflog chain is read back to
-   * (gr_main_merges_since) */
   /* a checkout of main still pending (a worker killed in the middle of one) is finished
    * first, while its marker still says how far it got: after "writing", a file it cut short
    * is its own to rewrite, where the "planned" of this move would have it stop there */
@@ -3050,6 +3048,10 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
     gr_err ignored;
     (void)gr_refresh_repo(g, &mw, &upd, &ignored); /* should it stop, the move goes ahead as before */
   }
+  /* a merge that syncs its "planned" while main is logged is the first since main moved
+   * behind this handle's back (or of this process, unless its recovery settled durably):
+   * its settle is made durable, as the point the next merges' reflog chain is read back to
+   * (gr_main_merges_since) */
   mw.durable = r->main_logged && !logged;
   if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, !logged, e) != 0) goto out;
   if (logged && (lstat(lp, &after) != 0 || after.st_size <= before.st_size)) {

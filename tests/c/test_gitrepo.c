@@ -1679,7 +1679,6 @@ TEST(test_gitrepo_checkout_cut_short) {
   CHECK(t, gitrepo_merge_to_main(r, "W2", &tg_who, mw1, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   const char *wf[] = {"w/f", NULL};
   CHECK(t, tg_main_unchecked(ws, mw0, wf, "writing", mw1) == 0);
-  CHECK(t, tg_write_mark_from(ws, "writing", mw1, mw0) == 0);
   CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   if (r == NULL) goto done;
   CHECK_STR(t, tg_read(ws, "w/f", buf, sizeof buf), "now a file\n");
@@ -1698,7 +1697,6 @@ TEST(test_gitrepo_checkout_cut_short) {
   CHECK(t, tg_main_unchecked(ws, mv0, vf, "planned", mv1) == 0);
   snprintf(p, sizeof p, "%s/v/w", ws);
   CHECK(t, rmdir(p) == 0);
-  CHECK(t, tg_write_mark_from(ws, "planned", mv1, mv0) == 0);
   CHECK(t, tg_restart(&r, ws, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   if (r == NULL) goto done;
   CHECK_STR(t, tg_read(ws, "v/w/f", buf, sizeof buf), "f\n");
@@ -1716,7 +1714,6 @@ TEST(test_gitrepo_checkout_cut_short) {
   CHECK(t, tg_card_change(r, base, "K2", k2, id) == 0);
   CHECK(t, gitrepo_merge_to_main(r, "K2", &tg_who, mk1, &kind, &conf, &e) == 0);
   CHECK(t, tg_main_unchecked(ws, mk0, NULL, "writing", mk1) == 0);
-  CHECK(t, tg_write_mark_from(ws, "writing", mk1, mk0) == 0);
   CHECK(t, tg_write(ws, "kk.txt", "sec") == 0); /* cut short */
   gitrepo_close(r);
   r = NULL;
