@@ -321,220 +321,268 @@ static void cw_bodies_reset(cw_event *e) {
 /* The current body's malformed-piece record. */
 static cw_bad *cw_body_bad(cw_event *e) { return &e->body[e->cur_body].bad; }
 
+/* Each cw_*_value below: a value arrived under `key` in its context; returns 1 to go on, 0
+ * to stop the parse (out of memory). `table`: the value is an object or a list, whose
+ * context to push goes to *ctx_out (left C_SKIP to skip it). */
+
+/* The event itself: an object is read, anything else ends it. */
+static int cw_event_value(cw_event *e, int type, int *ctx_out) {
+  if (e->ended) {
+    e->abort = A_SECOND;
+    return 0;
+  }
+  if (type == V_MAP) *ctx_out = C_ROOT;
+  else if (type != V_ARR) { /* a list is skipped: it holds no field */
+    e->scalar_top = e->ended = 1;
+    e->end_off = yajl_get_bytes_consumed(e->h);
+  }
+  return 1;
+}
+
+/* The error field, kept as its text whatever its type. */
+static int cw_error_value(cw_event *e, int type, const unsigned char *s, size_t n) {
+  e->error = 1;
+  if (type == V_MAP || type == V_ARR) {
+    cw_watch_begin(e, type, NULL, &e->err);
+    return 1;
+  }
+  e->err_string = type == V_STR;
+  if (type == V_STR || type == V_NUM) return cw_keep(e, &e->err, s, n);
+  if (type == V_NULL) return cw_keep(e, &e->err, "null", 4);
+  return n ? cw_keep(e, &e->err, "true", 4) : cw_keep(e, &e->err, "false", 5);
+}
+
+/* The event's own fields (both formats). */
+static int cw_root_value(cw_event *e, int key, int type, const unsigned char *s, size_t n, int *ctx_out) {
+  switch (key) {
+  case K_ERROR: return cw_error_value(e, type, s, n);
+  case K_ID:
+  case K_MODEL:
+    if (type == V_STR) return cw_keep(e, key == K_ID ? &e->id : &e->model, s, n);
+    return 1; /* not a string: ignored */
+  case K_USAGE:
+    if (type == V_MAP || type == V_ARR) { /* a list is a usage without counts */
+      e->usage = 1;
+      e->prompt.set = e->completion.set = 0;
+      if (type == V_MAP) *ctx_out = C_USAGE;
+    }
+    return 1;
+  case K_CHOICES:
+    if (type == V_ARR) *ctx_out = C_CHOICES; /* an object holds no choices */
+    return 1;
+  case K_MESSAGE: /* Ollama */
+    if (type == V_MAP) {
+      e->cur_body = 1;
+      e->body[1].ops_start = e->nops;
+      *ctx_out = C_BODY;
+    }
+    return 1;
+  case K_DONE:
+    e->done = type == V_BOOL && n == 1;
+    return 1;
+  case K_DONE_REASON:
+    if (type == V_STR) return cw_keep(e, &e->finish, s, n);
+    return 1; /* another type is no reason */
+  case K_PROMPT_EVAL: e->prompt = cw_count(type, s, n); return 1;
+  case K_EVAL: e->completion = cw_count(type, s, n); return 1;
+  default: return 1;
+  }
+}
+
+/* One entry of choices: a choice; a list or a scalar holds none. */
+static void cw_choices_value(cw_event *e, int type, int *ctx_out) {
+  if (type != V_MAP) return;
+  e->choice_ops = e->nops;
+  e->choice_skip = 0;
+  e->cur_body = 0;
+  cw_bodies_reset(e);
+  e->choice_finish.set = 0;
+  *ctx_out = C_CHOICE;
+}
+
+/* A choice's fields (OpenAI). */
+static int cw_choice_value(cw_event *e, int key, int type, const unsigned char *s, size_t n, int *ctx_out) {
+  switch (key) {
+  case K_INDEX: /* only choice 0 (or none given) counts; "0", null, ... are not 0 */
+    if (type != V_NUM || cw_number_value((const char *)s, n) != 0.0) e->choice_skip = 1;
+    return 1;
+  case K_DELTA:
+  case K_MESSAGE: {
+    cw_body *b = &e->body[key == K_MESSAGE];
+    if (type == V_NULL) return 1; /* null is absent */
+    b->present = 1;
+    b->ops_start = b->ops_end = e->nops;
+    if (type == V_MAP) {
+      e->cur_body = key == K_MESSAGE;
+      *ctx_out = C_BODY;
+    } else if (type != V_ARR) {
+      b->scalar = cw_kind(type);
+    }
+    return 1;
+  }
+  case K_FINISH:
+    if (type == V_STR) return cw_keep(e, &e->choice_finish, s, n);
+    return 1;
+  default: return 1;
+  }
+}
+
+/* A piece of content: an op placed before the body's tool calls, wherever the key stands. */
+static int cw_content_piece(cw_event *e, const unsigned char *s, size_t n) {
+  cw_op *op = cw_op_new(e);
+  if (op == NULL || !cw_keep(e, &op->text, s, n)) return 0;
+  size_t at = e->body[e->cur_body].ops_start;
+  if (at < e->nops - 1) {
+    cw_op c = *op;
+    memmove(&e->ops[at + 1], &e->ops[at], (e->nops - 1 - at) * sizeof c);
+    e->ops[at] = c;
+  }
+  return 1;
+}
+
+/* A delta's or message's fields. */
+static int cw_body_value(cw_event *e, int key, int type, const unsigned char *s, size_t n, int *ctx_out) {
+  int oa = e->w->kind == CHATWIRE_OPENAI;
+  if (key == K_CONTENT) {
+    if (type == V_STR && n > 0) return cw_content_piece(e, s, n);
+    return 1;
+  }
+  if (key == K_TOOL_CALLS) {
+    if (type == V_ARR) {
+      e->tc.pos = 0;
+      *ctx_out = C_TCS;
+    } else if (type != V_MAP && type != V_NULL) {
+      cw_bad_set(cw_body_bad(e), "%stool_calls is %s, not a list", oa ? "" : "message.", cw_kind(type));
+    }
+    return 1; /* an object holds no calls */
+  }
+  return 1;
+}
+
+/* One entry of tool_calls: a call begins. */
+static int cw_calls_value(cw_event *e, int type, int *ctx_out) {
+  int oa = e->w->kind == CHATWIRE_OPENAI;
+  cw_tc *tc = &e->tc;
+  tc->pos++;
+  if (type != V_MAP && type != V_ARR) {
+    cw_bad_set(cw_body_bad(e), "%stool_calls[%lld] is %s, not an object", oa ? "" : "message.", tc->pos, cw_kind(type));
+    return 1;
+  }
+  tc->index_set = 0;
+  tc->index_k = tc->id_k = tc->name_k = tc->args_k = NULL;
+  tc->fn_k = oa ? NULL : "a nil";
+  if (!oa) tc->name_k = "a nil";
+  cw_op *op = cw_op_new(e);
+  if (op == NULL) return 0;
+  op->is_call = 1;
+  if (type == V_MAP) *ctx_out = C_TC;
+  /* a list: a call with no fields, closed by cw_close */
+  return 1;
+}
+
+/* A call's index (OpenAI): a whole number; the wrong type is noted for cw_close_call. */
+static void cw_call_index(cw_event *e, int type, const unsigned char *s, size_t n) {
+  cw_tc *tc = &e->tc;
+  if (type == V_NULL) return;
+  if (type == V_MAP || type == V_ARR) {
+    cw_watch_begin(e, type, &tc->index_k, NULL);
+    return;
+  }
+  if (type != V_NUM) {
+    tc->index_k = cw_kind(type);
+    return;
+  }
+  chatwire_int v = cw_int_of(cw_number_value((const char *)s, n));
+  if (!v.set) tc->index_k = cw_kind(type);
+  tc->index_set = v.set;
+  tc->index = v.v;
+}
+
+/* A call's fields. */
+static int cw_call_value(cw_event *e, int key, int type, const unsigned char *s, size_t n, int *ctx_out) {
+  int oa = e->w->kind == CHATWIRE_OPENAI;
+  cw_op *op = &e->ops[e->nops - 1];
+  cw_tc *tc = &e->tc;
+  switch (key) {
+  case K_INDEX: cw_call_index(e, type, s, n); return 1;
+  case K_ID:
+    if (type == V_STR) return cw_keep(e, &op->id, s, n);
+    if (type == V_MAP || type == V_ARR) cw_watch_begin(e, type, &tc->id_k, NULL);
+    else if (type != V_NULL) tc->id_k = cw_kind(type);
+    return 1;
+  case K_FUNCTION:
+    if (type == V_MAP) {
+      tc->fn_k = NULL;
+      *ctx_out = C_FN;
+    } else if (type == V_ARR) {
+      tc->fn_k = NULL; /* a list: a function without a name */
+    } else if (type != V_NULL || !oa) {
+      tc->fn_k = cw_kind(type);
+    }
+    return 1;
+  default: return 1;
+  }
+}
+
+/* A call's function name: a non-empty string. */
+static int cw_function_name(cw_event *e, int type, const unsigned char *s, size_t n) {
+  int oa = e->w->kind == CHATWIRE_OPENAI;
+  cw_tc *tc = &e->tc;
+  if (type == V_STR) {
+    if (n > 0) {
+      tc->name_k = NULL;
+      return cw_keep(e, &e->ops[e->nops - 1].name, s, n);
+    }
+    if (!oa) tc->name_k = "a string"; /* an empty name is no tool */
+    return 1;
+  }
+  if (type == V_MAP || type == V_ARR) cw_watch_begin(e, type, &tc->name_k, NULL);
+  else if (type != V_NULL || !oa) tc->name_k = cw_kind(type);
+  return 1;
+}
+
+/* A call's arguments: OpenAI's string of JSON, Ollama's JSON value. */
+static int cw_function_args(cw_event *e, int type, const unsigned char *s, size_t n) {
+  int oa = e->w->kind == CHATWIRE_OPENAI;
+  cw_op *op = &e->ops[e->nops - 1];
+  if (type == V_STR) return cw_keep(e, &op->args, s, n);
+  if (type == V_MAP || type == V_ARR) { /* OpenAI: an object where a string of JSON belongs is taken as its text */
+    op->args_json = 1;
+    cw_watch_begin(e, type, NULL, &op->args);
+    return 1;
+  }
+  if (type == V_NULL) {
+    if (oa) return 1;
+    op->args_json = 1; /* Ollama: arguments null (the gate refuses them) */
+    return cw_keep(e, &op->args, "null", 4);
+  }
+  e->tc.args_k = cw_kind(type);
+  return 1;
+}
+
 /* A value arrived in the current context: returns 1 to go on, 0 to stop the parse. For
  * maps and arrays `ctx_out` receives the context to push (C_SKIP to skip it). */
 static int cw_value(cw_event *e, int type, const unsigned char *s, size_t n, int *ctx_out) {
-  int oa = e->w->kind == CHATWIRE_OPENAI;
-  int table = type == V_MAP || type == V_ARR;
-  if (ctx_out) *ctx_out = C_SKIP;
+  int scratch = C_SKIP;
+  if (ctx_out == NULL) ctx_out = &scratch; /* scalars push nothing */
+  *ctx_out = C_SKIP;
   cw_frame *f = cw_top(e);
-  if (f == NULL) { /* the event itself */
-    if (e->ended) {
-      e->abort = A_SECOND;
-      return 0;
-    }
-    if (type == V_MAP) *ctx_out = C_ROOT;
-    else if (!table) { /* a list is skipped: it holds no field */
-      e->scalar_top = e->ended = 1;
-      e->end_off = yajl_get_bytes_consumed(e->h);
-    }
-    return 1;
-  }
-  int key = f->key;
+  if (f == NULL) return cw_event_value(e, type, ctx_out);
   switch (f->ctx) {
-  case C_ROOT:
-    switch (key) {
-    case K_ERROR:
-      e->error = 1;
-      if (table) {
-        cw_watch_begin(e, type, NULL, &e->err);
-        return 1;
-      }
-      e->err_string = type == V_STR;
-      if (type == V_STR || type == V_NUM) return cw_keep(e, &e->err, s, n);
-      if (type == V_NULL) return cw_keep(e, &e->err, "null", 4);
-      return n ? cw_keep(e, &e->err, "true", 4) : cw_keep(e, &e->err, "false", 5);
-    case K_ID:
-    case K_MODEL:
-      if (type == V_STR) return cw_keep(e, key == K_ID ? &e->id : &e->model, s, n);
-      return 1; /* not a string: ignored */
-    case K_USAGE:
-      if (table) { /* a list is a usage without counts */
-        e->usage = 1;
-        e->prompt.set = e->completion.set = 0;
-        if (type == V_MAP) *ctx_out = C_USAGE;
-      }
-      return 1;
-    case K_CHOICES:
-      if (type == V_ARR) *ctx_out = C_CHOICES; /* an object holds no choices */
-      return 1;
-    case K_MESSAGE: /* Ollama */
-      if (type == V_MAP) {
-        e->cur_body = 1;
-        e->body[1].ops_start = e->nops;
-        *ctx_out = C_BODY;
-      }
-      return 1;
-    case K_DONE:
-      e->done = type == V_BOOL && n == 1;
-      return 1;
-    case K_DONE_REASON:
-      if (type == V_STR) return cw_keep(e, &e->finish, s, n);
-      return 1; /* another type is no reason */
-    case K_PROMPT_EVAL: e->prompt = cw_count(type, s, n); return 1;
-    case K_EVAL: e->completion = cw_count(type, s, n); return 1;
-    default: return 1;
-    }
+  case C_ROOT: return cw_root_value(e, f->key, type, s, n, ctx_out);
   case C_USAGE:
-    if (key == K_PROMPT) e->prompt = cw_count(type, s, n);
-    else if (key == K_COMPLETION) e->completion = cw_count(type, s, n);
+    if (f->key == K_PROMPT) e->prompt = cw_count(type, s, n);
+    else if (f->key == K_COMPLETION) e->completion = cw_count(type, s, n);
     return 1;
-  case C_CHOICES: /* one choice; a list or a scalar holds none */
-    if (type == V_MAP) {
-      e->choice_ops = e->nops;
-      e->choice_skip = 0;
-      e->cur_body = 0;
-      cw_bodies_reset(e);
-      e->choice_finish.set = 0;
-      *ctx_out = C_CHOICE;
-    }
+  case C_CHOICES: cw_choices_value(e, type, ctx_out); return 1;
+  case C_CHOICE: return cw_choice_value(e, f->key, type, s, n, ctx_out);
+  case C_BODY: return cw_body_value(e, f->key, type, s, n, ctx_out);
+  case C_TCS: return cw_calls_value(e, type, ctx_out);
+  case C_TC: return cw_call_value(e, f->key, type, s, n, ctx_out);
+  case C_FN:
+    if (f->key == K_NAME) return cw_function_name(e, type, s, n);
+    if (f->key == K_ARGS) return cw_function_args(e, type, s, n);
     return 1;
-  case C_CHOICE:
-    switch (key) {
-    case K_INDEX: /* only choice 0 (or none given) counts; "0", null, ... are not 0 */
-      if (type != V_NUM || cw_number_value((const char *)s, n) != 0.0) e->choice_skip = 1;
-      return 1;
-    case K_DELTA:
-    case K_MESSAGE: {
-      cw_body *b = &e->body[key == K_MESSAGE];
-      if (type == V_NULL) return 1; /* null is absent */
-      b->present = 1;
-      b->ops_start = b->ops_end = e->nops;
-      if (!table) b->scalar = cw_kind(type);
-      else if (type == V_MAP) {
-        e->cur_body = key == K_MESSAGE;
-        *ctx_out = C_BODY;
-      }
-      return 1;
-    }
-    case K_FINISH:
-      if (type == V_STR) return cw_keep(e, &e->choice_finish, s, n);
-      return 1;
-    default: return 1;
-    }
-  case C_BODY:
-    if (key == K_CONTENT) {
-      if (type == V_STR && n > 0) {
-        cw_op *op = cw_op_new(e);
-        if (op == NULL || !cw_keep(e, &op->text, s, n)) return 0;
-        /* content is taken before the body's tool calls, wherever the key stands */
-        size_t at = e->body[e->cur_body].ops_start;
-        if (at < e->nops - 1) {
-          cw_op c = *op;
-          memmove(&e->ops[at + 1], &e->ops[at], (e->nops - 1 - at) * sizeof c);
-          e->ops[at] = c;
-        }
-      }
-      return 1;
-    }
-    if (key == K_TOOL_CALLS) {
-      if (type == V_ARR) {
-        e->tc.pos = 0;
-        *ctx_out = C_TCS;
-      } else if (!table && type != V_NULL) {
-        cw_bad_set(cw_body_bad(e), "%stool_calls is %s, not a list", oa ? "" : "message.", cw_kind(type));
-      }
-      return 1; /* an object holds no calls */
-    }
-    return 1;
-  case C_TCS: {
-    cw_tc *tc = &e->tc;
-    tc->pos++;
-    if (!table) {
-      cw_bad_set(cw_body_bad(e), "%stool_calls[%lld] is %s, not an object", oa ? "" : "message.", tc->pos, cw_kind(type));
-      return 1;
-    }
-    tc->index_set = 0;
-    tc->index_k = tc->id_k = tc->name_k = tc->args_k = NULL;
-    tc->fn_k = oa ? NULL : "a nil";
-    if (!oa) tc->name_k = "a nil";
-    cw_op *op = cw_op_new(e);
-    if (op == NULL) return 0;
-    op->is_call = 1;
-    if (type == V_MAP) *ctx_out = C_TC;
-    /* a list: a call with no fields, closed by cw_close */
-    return 1;
-  }
-  case C_TC: {
-    cw_op *op = &e->ops[e->nops - 1];
-    cw_tc *tc = &e->tc;
-    switch (key) {
-    case K_INDEX:
-      if (type == V_NULL) return 1;
-      if (table) {
-        cw_watch_begin(e, type, &tc->index_k, NULL);
-        return 1;
-      }
-      if (type != V_NUM) {
-        tc->index_k = cw_kind(type);
-        return 1;
-      }
-      chatwire_int v = cw_int_of(cw_number_value((const char *)s, n));
-      if (!v.set) tc->index_k = cw_kind(type);
-      tc->index_set = v.set;
-      tc->index = v.v;
-      return 1;
-    case K_ID:
-      if (type == V_STR) return cw_keep(e, &op->id, s, n);
-      if (table) cw_watch_begin(e, type, &tc->id_k, NULL);
-      else if (type != V_NULL) tc->id_k = cw_kind(type);
-      return 1;
-    case K_FUNCTION:
-      if (type == V_MAP) {
-        tc->fn_k = NULL;
-        *ctx_out = C_FN;
-      } else if (type == V_ARR) {
-        tc->fn_k = NULL; /* a list: a function without a name */
-      } else if (type != V_NULL || !oa) {
-        tc->fn_k = cw_kind(type);
-      }
-      return 1;
-    default: return 1;
-    }
-  }
-  case C_FN: {
-    cw_op *op = &e->ops[e->nops - 1];
-    cw_tc *tc = &e->tc;
-    if (key == K_NAME) {
-      if (type == V_STR) {
-        if (n > 0) {
-          tc->name_k = NULL;
-          return cw_keep(e, &op->name, s, n);
-        }
-        if (!oa) tc->name_k = "a string"; /* an empty name is no tool */
-        return 1;
-      }
-      if (table) cw_watch_begin(e, type, &tc->name_k, NULL);
-      else if (type != V_NULL || !oa) tc->name_k = cw_kind(type);
-      return 1;
-    }
-    if (key == K_ARGS) {
-      if (type == V_STR) return cw_keep(e, &op->args, s, n);
-      if (table) { /* OpenAI: an object where a string of JSON belongs is taken as its text */
-        op->args_json = 1;
-        cw_watch_begin(e, type, NULL, &op->args);
-        return 1;
-      }
-      if (type == V_NULL) {
-        if (oa) return 1;
-        op->args_json = 1; /* Ollama: arguments null (the gate refuses them) */
-        return cw_keep(e, &op->args, "null", 4);
-      }
-      tc->args_k = cw_kind(type);
-      return 1;
-    }
-    return 1;
-  }
   default: return 1;
   }
 }
