@@ -19,20 +19,21 @@
 
 /* Nesting deeper than this is refused, as lua-cjson refuses it. */
 #define CW_MAX_DEPTH 1000
-/* Contexts followed at once: root, choices, choice, delta, tool_calls, call, function. */
+/* Contexts followed at once: root, choices, choice, delta, tool_calls, call, function (or
+ * content's list and one of its parts). */
 #define CW_STACK 8
 /* OpenAI call indexes 0..CW_MAX_CALLS-1 */
 #define CW_MAX_CALLS 1024
 #define CW_BAD 200
 
 /* Where a value sits. */
-enum { C_SKIP, C_ROOT, C_USAGE, C_CHOICES, C_CHOICE, C_BODY, C_TCS, C_TC, C_FN };
+enum { C_SKIP, C_ROOT, C_USAGE, C_CHOICES, C_CHOICE, C_BODY, C_TCS, C_TC, C_FN, C_PARTS, C_PART };
 
 /* Keys the wire formats read (bit numbers for the repeated-key check). */
 enum {
   K_OTHER, K_ERROR, K_ID, K_MODEL, K_USAGE, K_CHOICES, K_PROMPT, K_COMPLETION, K_INDEX,
   K_DELTA, K_MESSAGE, K_FINISH, K_CONTENT, K_TOOL_CALLS, K_FUNCTION, K_NAME, K_ARGS,
-  K_DONE, K_DONE_REASON, K_PROMPT_EVAL, K_EVAL
+  K_DONE, K_DONE_REASON, K_PROMPT_EVAL, K_EVAL, K_TYPE, K_TEXT
 };
 
 /* Why the parse was stopped from a callback. */
@@ -80,6 +81,14 @@ typedef struct cw_tc {
   const char *index_k, *id_k, *fn_k, *name_k, *args_k;
 } cw_tc;
 
+/* The part of a content list being read: its type and text, or the kind of each when it is
+ * of the wrong type. */
+typedef struct cw_part {
+  long long pos;      /* 1-based position in content */
+  cw_str type, text;
+  const char *type_k, *text_k;
+} cw_part;
+
 /* A value being skipped whose kind or text is wanted when it closes. */
 typedef struct cw_watch {
   int on, is_arr, nonempty;
@@ -117,6 +126,7 @@ typedef struct cw_event {
   cw_body body[2];    /* delta, message; Ollama's message is body[1] */
   cw_str choice_finish;
   cw_tc tc;
+  cw_part part;
 } cw_event;
 
 /* ---- buffers --------------------------------------------------------------------------- */
@@ -220,6 +230,10 @@ static int cw_key_id(int ctx, const unsigned char *k, size_t n, chatwire_kind ki
   case C_FN:
     if (KEYIS("name")) return K_NAME;
     if (KEYIS("arguments")) return K_ARGS;
+    return K_OTHER;
+  case C_PART:
+    if (KEYIS("type")) return K_TYPE;
+    if (KEYIS("text")) return K_TEXT;
     return K_OTHER;
   default: return K_OTHER;
   }
@@ -427,11 +441,14 @@ static int cw_choice_value(cw_event *e, int key, int type, const unsigned char *
   }
 }
 
-/* A piece of content: an op placed before the body's tool calls, wherever the key stands. */
-static int cw_content_piece(cw_event *e, const unsigned char *s, size_t n) {
+/* A piece of content (kept text): an op placed after the body's earlier pieces and before
+ * its tool calls, wherever the key stands. */
+static int cw_content_piece(cw_event *e, cw_str text) {
   cw_op *op = cw_op_new(e);
-  if (op == NULL || !cw_keep(e, &op->text, s, n)) return 0;
+  if (op == NULL) return 0;
+  op->text = text;
   size_t at = e->body[e->cur_body].ops_start;
+  while (at < e->nops - 1 && !e->ops[at].is_call) at++;
   if (at < e->nops - 1) {
     cw_op c = *op;
     memmove(&e->ops[at + 1], &e->ops[at], (e->nops - 1 - at) * sizeof c);
@@ -440,13 +457,73 @@ static int cw_content_piece(cw_event *e, const unsigned char *s, size_t n) {
   return 1;
 }
 
+/* content: a string, or a list of parts (as some servers send it: the text parts joined);
+ * another type would lose the model's words without a word, so it is a malformed piece. */
+static int cw_content_value(cw_event *e, int type, const unsigned char *s, size_t n, int *ctx_out) {
+  const char *at = e->w->kind == CHATWIRE_OPENAI ? "" : "message.";
+  if (type == V_STR) {
+    cw_str text = {0, 0, 0};
+    if (n == 0) return 1;
+    return cw_keep(e, &text, s, n) && cw_content_piece(e, text);
+  }
+  if (type == V_ARR) {
+    e->part.pos = 0;
+    *ctx_out = C_PARTS;
+  } else if (type != V_NULL) {
+    cw_bad_set(cw_body_bad(e), "%scontent is %s, not a string or a list of text parts", at,
+               cw_kind(type));
+  }
+  return 1;
+}
+
+/* One entry of a content list: a part begins. */
+static void cw_parts_value(cw_event *e, int type, int *ctx_out) {
+  cw_part *pt = &e->part;
+  pt->pos++;
+  if (type != V_MAP) {
+    cw_bad_set(cw_body_bad(e), "%scontent[%lld] is %s, not a text part", e->w->kind == CHATWIRE_OPENAI ? "" : "message.",
+               pt->pos, cw_kind(type));
+    return;
+  }
+  pt->type.set = pt->text.set = 0;
+  pt->type_k = pt->text_k = NULL;
+  *ctx_out = C_PART;
+}
+
+/* A part's type or text: a string each; another kind is noted for cw_close_part. */
+static int cw_part_value(cw_event *e, int key, int type, const unsigned char *s, size_t n) {
+  cw_part *pt = &e->part;
+  if (key != K_TYPE && key != K_TEXT) return 1;
+  cw_str *str = key == K_TYPE ? &pt->type : &pt->text;
+  const char **kind = key == K_TYPE ? &pt->type_k : &pt->text_k;
+  if (type == V_STR) return cw_keep(e, str, s, n);
+  if (type == V_MAP || type == V_ARR) cw_watch_begin(e, type, kind, NULL);
+  else *kind = cw_kind(type);
+  return 1;
+}
+
+/* A part is complete: a text part's text becomes a piece; any other part is malformed (a
+ * refusal or an image dropped would change what the model said). */
+static int cw_close_part(cw_event *e) {
+  cw_part *pt = &e->part;
+  cw_bad *b = cw_body_bad(e);
+  const char *at = e->w->kind == CHATWIRE_OPENAI ? "" : "message.";
+  const char *type = pt->type.set ? e->scratch.p + pt->type.off : "";
+  if (pt->type_k) cw_bad_set(b, "%scontent[%lld].type is %s, not a string", at, pt->pos, pt->type_k);
+  else if (!pt->type.set) cw_bad_set(b, "%scontent[%lld] has no type", at, pt->pos);
+  else if (pt->type.len != 4 || memcmp(type, "text", 4) != 0)
+    cw_bad_set(b, "%scontent[%lld] is a part of type \"%.*s\", not text", at, pt->pos,
+               (int)(pt->type.len > 32 ? 32 : pt->type.len), type);
+  else if (pt->text_k) cw_bad_set(b, "%scontent[%lld].text is %s, not a string", at, pt->pos, pt->text_k);
+  else if (!pt->text.set) cw_bad_set(b, "%scontent[%lld] has no text", at, pt->pos);
+  else if (pt->text.len > 0) return cw_content_piece(e, pt->text);
+  return 1;
+}
+
 /* A delta's or message's fields. */
 static int cw_body_value(cw_event *e, int key, int type, const unsigned char *s, size_t n, int *ctx_out) {
   int oa = e->w->kind == CHATWIRE_OPENAI;
-  if (key == K_CONTENT) {
-    if (type == V_STR && n > 0) return cw_content_piece(e, s, n);
-    return 1;
-  }
+  if (key == K_CONTENT) return cw_content_value(e, type, s, n, ctx_out);
   if (key == K_TOOL_CALLS) {
     if (type == V_ARR) {
       e->tc.pos = 0;
@@ -583,6 +660,8 @@ static int cw_value(cw_event *e, int type, const unsigned char *s, size_t n, int
     if (f->key == K_NAME) return cw_function_name(e, type, s, n);
     if (f->key == K_ARGS) return cw_function_args(e, type, s, n);
     return 1;
+  case C_PARTS: cw_parts_value(e, type, ctx_out); return 1;
+  case C_PART: return cw_part_value(e, f->key, type, s, n);
   default: return 1;
   }
 }
@@ -720,6 +799,9 @@ static int cw_close(void *ctx) {
   case C_CHOICE: cw_close_choice(e); break;
   case C_BODY: e->body[e->cur_body].ops_end = e->nops; break;
   case C_TC: cw_close_call(e); break;
+  case C_PART:
+    if (!cw_close_part(e)) return 0; /* out of memory */
+    break;
   default: break;
   }
   e->depth--;

@@ -126,6 +126,44 @@ TEST(test_chatwire_pieces) {
   chatwire_free(&w);
 }
 
+/* content as a list of parts: the text parts joined, in order and before the calls; any other
+ * part, or content of another type, is a malformed piece rather than words dropped. */
+TEST(test_chatwire_content_parts) {
+  chatwire w;
+  tc_seen seen = {{0}, 0};
+  chatwire_init(&w, CHATWIRE_OPENAI);
+  w.piece = tc_piece;
+  w.piece_ud = &seen;
+  CHECK(t, tc_take(&w, "{\"choices\":[{\"index\":0,\"message\":{\"tool_calls\":[{\"id\":\"c\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}],"
+                       "\"content\":[{\"type\":\"text\",\"text\":\"one \"},{\"text\":\"\",\"type\":\"text\"},{\"text\":\"two\",\"type\":\"text\",\"x\":[1]}]}}]}") == 1);
+  CHECK(t, tc_eq(&w.content, "one two") && w.ncalls == 1);
+  CHECK(t, strcmp(seen.log, "text0:one ;text0:two;call0:{};") == 0);
+  chatwire_free(&w);
+  static const struct { chatwire_kind kind; const char *ev, *why; } bad[] = {
+      {CHATWIRE_OPENAI, "{\"choices\":[{\"message\":{\"content\":[{\"type\":\"refusal\",\"refusal\":\"no\"}]}}]}",
+       "content[1] is a part of type \"refusal\", not text"},
+      {CHATWIRE_OPENAI, "{\"choices\":[{\"delta\":{\"content\":[{\"type\":\"text\",\"text\":\"a\"},\"b\"]}}]}",
+       "content[2] is a string, not a text part"},
+      {CHATWIRE_OPENAI, "{\"choices\":[{\"delta\":{\"content\":[{\"type\":\"text\",\"text\":{}}]}}]}",
+       "content[1].text is an empty object or list, not a string"},
+      {CHATWIRE_OPENAI, "{\"choices\":[{\"delta\":{\"content\":[{\"text\":\"a\"}]}}]}", "content[1] has no type"},
+      {CHATWIRE_OPENAI, "{\"choices\":[{\"delta\":{\"content\":[{\"type\":\"text\"}]}}]}", "content[1] has no text"},
+      {CHATWIRE_OPENAI, "{\"choices\":[{\"delta\":{\"content\":[{\"type\":1}]}}]}", "content[1].type is a number, not a string"},
+      {CHATWIRE_OPENAI, "{\"choices\":[{\"delta\":{\"content\":7}}]}", "content is a number, not a string or a list of text parts"},
+      {CHATWIRE_OLLAMA, "{\"message\":{\"content\":{\"text\":\"a\"}}}", "message.content is an object, not a string or a list of text parts"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    chatwire_init(&w, bad[i].kind);
+    CHECK(t, tc_take(&w, bad[i].ev) == 0);
+    CHECK(t, w.failed == CHATWIRE_E_MALFORMED && tc_eq(&w.why, bad[i].why));
+    if (!tc_eq(&w.why, bad[i].why)) fprintf(stderr, "  %zu: %.*s\n", i, (int)w.why.len, w.why.p ? w.why.p : "");
+    chatwire_free(&w);
+  }
+  chatwire_init(&w, CHATWIRE_OLLAMA); /* null content is no content, as before */
+  CHECK(t, tc_take(&w, "{\"message\":{\"content\":null},\"done\":false}") == 1 && w.content.len == 0);
+  chatwire_free(&w);
+}
+
 TEST(test_chatwire_ollama) {
   chatwire w;
   chatwire_init(&w, CHATWIRE_OLLAMA);

@@ -56,6 +56,7 @@
   X(test_chatwire_failures)                \
   X(test_chatwire_depth)                   \
   X(test_chatwire_pieces)                  \
+  X(test_chatwire_content_parts)           \
   X(test_chatwire_ollama)                  \
   X(test_http_parse_date)                  \
   X(test_jsonout_strings)                  \

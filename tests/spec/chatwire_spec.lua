@@ -139,6 +139,10 @@ local OPENAI = {
   blank_event = { delta { content = "a" }, "  ", STOP },
   unclosed = { delta { content = "a" }, '{"choices":[', ']}', STOP },
   choice_not_table = { '{"choices":[1,"s",null,[{"delta":{"content":"no"}}],{"delta":{"content":"ok"}}]}', STOP },
+  -- content as a list of parts, as some compatible servers send it: the text parts joined
+  content_parts = { '{"choices":[{"message":{"content":[{"type":"text","text":"Hello, "},{"type":"text","text":"world"}]},"finish_reason":"stop"}]}' },
+  content_part_refusal = { '{"choices":[{"message":{"content":[{"type":"refusal","refusal":"no"}]},"finish_reason":"stop"}]}' },
+  content_number = { '{"choices":[{"delta":{"content":5}}]}', STOP },
 }
 
 local function line(t) return json.encode(t) end
@@ -191,6 +195,9 @@ WANT.openai = {
   content_after_calls = { calls = { { arguments = {  }, name = "f", raw_arguments = "" } }, content = "c", delivered = true, finish = "tool_calls", id = "chatcmpl-1", model = "gpt" },
   deep = { calls = {  }, content = "d", delivered = true, finish = "stop", id = "chatcmpl-1", model = "gpt" },
   deepest = { calls = {  }, content = "d", delivered = true, finish = "stop", id = "chatcmpl-1", model = "gpt" },
+  content_number = { failed = "transient: openai: malformed response: content is a number, not a string or a list of text parts" },
+  content_part_refusal = { failed = "transient: openai: malformed response: content[1] is a part of type \"refusal\", not text" },
+  content_parts = { calls = {  }, content = "Hello, world", delivered = true, finish = "stop" },
   delta_not_object = { failed = "transient: openai: malformed response: choices[1].delta is a number, not an object" },
   delta_over_message = { calls = {  }, content = "dM", delivered = true, finish = "stop", id = "chatcmpl-1", model = "gpt" },
   empty_event = { failed = "transient: openai: malformed stream event (no JSON value): " },

@@ -68,6 +68,19 @@ describe("wire formats and malformed tool calls", function()
 end)
 
 
+describe("openai request messages", function()
+  it("send a tool result as role, content and tool_call_id only, a user's name kept", function()
+    local openai = require "orket.llm.openai"
+    local _, body = openai.build({ base_url = "http://127.0.0.1:1/v1" }, "m", { messages = {
+      { role = "user", content = "hi", name = "alice" },
+      { role = "assistant", tool_calls = { { id = "c1", name = "read_file", arguments = { path = "a" } } } },
+      { role = "tool", content = "text", name = "read_file", tool_call_id = "c1" } } }, false)
+    assert.same({ role = "tool", content = "text", tool_call_id = "c1" }, body.messages[3])
+    assert.equal("alice", body.messages[1].name)
+    assert.equal("read_file", body.messages[2].tool_calls[1]["function"].name)
+  end)
+end)
+
 describe("wire formats and fixed tools", function()
   it("give the tools' text instead of body.tools, an option of the same name left out", function()
     local cjson = require "cjson"

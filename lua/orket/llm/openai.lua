@@ -15,7 +15,9 @@ local function tool_choice(tc)
 end
 
 local function message(m)
-  local out = { role = m.role, content = m.content, name = m.name, tool_call_id = m.tool_call_id }
+  -- a tool message is role, content and tool_call_id only (OpenAI's description; strict
+  -- relays refuse a name there); the tool's name travels in the assistant's call
+  local out = { role = m.role, content = m.content, name = m.role ~= "tool" and m.name or nil, tool_call_id = m.tool_call_id }
   if m.tool_calls and #m.tool_calls > 0 then
     out.tool_calls = {}
     for i, c in ipairs(m.tool_calls) do
