@@ -1,14 +1,16 @@
 -- tests.npm: real peers from npm for the tests (the official MCP SDK, the reference servers,
--- the GitHub Actions workflow validator), installed once into a cache (ORKET_TEST_NPM_CACHE, else $XDG_CACHE_HOME/orket-tests/npm,
+-- the GitHub Actions workflow validator, the MCP conformance suite, an OpenAPI 3.1
+-- validator), installed once into a cache (ORKET_TEST_NPM_CACHE, else $XDG_CACHE_HOME/orket-tests/npm,
 -- else build/test-npm) with `npm install --prefix`. When npm or its registry cannot be
 -- reached, ensure says why and the tests that need it are skipped with that reason printed.
 local H = require "tests.helpers"
 
 local M = {}
 
--- The packages, pinned to a major version: what the tests were written against.
+-- The packages, pinned to a major version: what the tests were written against (the
+-- conformance suite to 0.1.13, the last that runs on Node 20: later ones need fs.globSync).
 M.PACKAGES = { "@modelcontextprotocol/sdk@^1.25", "@modelcontextprotocol/server-everything@2026",
-  "@action-validator/cli@^0.6" }
+  "@action-validator/cli@^0.6", "@modelcontextprotocol/conformance@0.1.13", "@seriousme/openapi-schema-validator@^2" }
 
 local function cache_dir()
   local d = os.getenv("ORKET_TEST_NPM_CACHE")

@@ -53,6 +53,12 @@ describe("orket mcp serve (stdio)", function()
     assert.equal("2025-06-18", b[0].result.protocolVersion)
     local c = by_id(serve(dir, { (INIT:gsub("2025%-11%-25", "1999-01-01")) }))
     assert.equal("2025-11-25", c[0].result.protocolVersion)
+    -- the older published revisions too: their clients (SDK 1.11 and before) connect
+    for _, v in ipairs { "2025-03-26", "2024-11-05" } do
+      local d = by_id(serve(dir, { (INIT:gsub("2025%-11%-25", v)), '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' }))
+      assert.equal(v, d[0].result.protocolVersion)
+      assert.is_true(#d[1].result.tools >= 12)
+    end
   end)
 
   it("answers unknown methods, batches, garbage and bad ids with JSON-RPC errors", function()
@@ -97,7 +103,7 @@ describe("orket mcp serve (stdio)", function()
       '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"comment","arguments":{"id":"NOTES-1","body":"hi","x":1}}}',
       '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"answer","arguments":{"id":"NOTES-1","text":"yes"}}}',
       '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"get_card","arguments":{"id":"NOPE"}}}',
-      '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"create_issue","arguments":{"parent":"NOTES","summary":"s","priority":"Urgent"}}}',
+      '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"create_issue","arguments":{"parent":"NOTES","summary":"s","priority":"High"}}}',
     }))
     assert.is_nil(a[1].result.isError)
     assert.equal("hi", a[1].result.structuredContent.comments[1].body)
@@ -108,18 +114,26 @@ describe("orket mcp serve (stdio)", function()
     assert.equal("ESTATE", a[3].result.structuredContent.error.code)
     assert.equal(409, a[3].result.structuredContent.error.status)
     assert.equal("not_found", a[4].result.structuredContent.error.code)
-    assert.equal("EINVAL", a[5].result.structuredContent.error.code)
+    -- priority is a number in the tool's schema (one type: High/Medium/Low are the HTTP API's)
+    assert.equal("bad_request", a[5].result.structuredContent.error.code)
+    assert.matches("priority", a[5].result.content[1].text)
     local card = H.card_json(dir, "NOTES-1")
     assert.equal("hi", card.comments[1].body)
     assert.equal("local", card.comments[1].author)
   end)
 
-  it("--read-only refuses the writing tools", function()
+  it("--read-only neither lists nor runs the writing tools", function()
     local dir = H.example("notes")
     local a = by_id(serve(dir, { INIT,
       '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"comment","arguments":{"id":"NOTES-1","body":"hi"}}}',
       '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_card","arguments":{"id":"NOTES-1"}}}',
+      '{"jsonrpc":"2.0","id":3,"method":"tools/list"}',
     }, " --read-only"))
+    local names = {}
+    for _, t in ipairs(a[3].result.tools) do names[#names + 1] = t.name end
+    table.sort(names)
+    assert.same({ "board", "get_card", "get_run", "list_runs", "run_transcript" }, names)
+    assert.is_nil(a[0].result.instructions:find("file issues", 1, true))
     assert.equal("forbidden", a[1].result.structuredContent.error.code)
     assert.equal("NOTES-1", a[2].result.structuredContent.card.id)
     assert.equal(0, #H.card_json(dir, "NOTES-1").comments)
@@ -132,7 +146,7 @@ describe("orket mcp serve (stdio)", function()
       '{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}',
       '{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2030-01-01"}}}',
     }))
-    assert.same({ "2026-07-28", "2025-11-25", "2025-06-18" }, a[1].result.supportedVersions)
+    assert.same({ "2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05" }, a[1].result.supportedVersions)
     assert.equal("complete", a[2].result.resultType)
     assert.is_true(#a[2].result.tools >= 12)
     assert.equal(-32022, a[3].error.code)
@@ -215,12 +229,30 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     local bad_origin = { with[1], with[2], "Origin: https://evil.example" }
     assert.equal(403, (post(s, viewer, call("get_card", { id = "NOTES-1" }), bad_origin)))
     assert.equal(400, (post(s, viewer, call("get_card", { id = "NOTES-1" }), { with[1], "MCP-Protocol-Version: 1999-01-01" })))
+    -- every published version is one (SDK 1.11 and the conformance suite send 2025-03-26)
+    for _, v in ipairs { "2025-06-18", "2025-03-26", "2024-11-05" } do
+      assert.equal(200, (post(s, viewer, call("get_card", { id = "NOTES-1" }), { with[1], "MCP-Protocol-Version: " .. v })))
+    end
+    -- a viewer is offered what it may do: no writing tools, no subscriptions it would be refused
+    assert.is_nil(doc.result.instructions:find("subscribe", 1, true))
+    assert.is_nil(doc.result.instructions:find("comment", 1, true))
+    local _, listed = post(s, viewer, '{"jsonrpc":"2.0","id":8,"method":"tools/list"}', with)
+    assert.equal(5, #listed.result.tools)
+    for _, t in ipairs(listed.result.tools) do assert.is_true(t.annotations.readOnlyHint, t.name) end
     -- DELETE ends it
     local dst = H.fetch { url = s.url .. "/mcp", method = "DELETE", headers = { "Authorization: Bearer " .. viewer, with[1] } }
     assert.equal(204, dst)
     assert.equal(404, (post(s, viewer, call("get_card", { id = "NOTES-1" }), with)))
     -- an operator writes, as itself
-    local _, _, oh = post(s, op, INIT)
+    local _, odoc, oh = post(s, op, INIT)
+    assert.matches("file issues", odoc.result.instructions)
+    assert.is_nil(odoc.result.instructions:find("subscribe", 1, true))
+    local _, olisted = post(s, op, '{"jsonrpc":"2.0","id":8,"method":"tools/list"}', { "Mcp-Session-Id: " .. oh["mcp-session-id"] })
+    assert.equal(12, #olisted.result.tools)
+    for _, t in ipairs(olisted.result.tools) do
+      -- one type per property: a list of types is what some clients cannot map
+      for k, p in pairs(t.inputSchema.properties) do assert.equal("string", type(p.type), t.name .. "." .. k) end
+    end
     local _, ow = post(s, op, call("comment", { id = "NOTES-1", body = "over http" }), { "Mcp-Session-Id: " .. oh["mcp-session-id"] })
     assert.is_nil(ow.result.isError)
     local c = H.card_json(dir, "NOTES-1").comments[1]
@@ -230,15 +262,33 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     assert.equal(0, s.stop())
   end)
 
-  it("works with the official TypeScript SDK's Streamable HTTP client", function()
+  -- A peer from npm against /mcp with an operator's key: the project, the key and the
+  -- server, or nothing (the skip said) when npm cannot install the peer.
+  local function serve_for_peer(peer)
     local ndir, why = npm.ensure()
     if not ndir then
-      print("\nSKIPPED (the SDK from npm): " .. why)
-      return
+      print("\nSKIPPED (" .. peer .. " from npm): " .. why)
+      return nil
     end
     local dir = H.example("notes")
     local op = H.api_key(dir, "ops", "operator")
-    local s = H.serve(dir)
+    return dir, op, H.serve(dir)
+  end
+
+  it("passes the official conformance suite's scenario of concurrent streams", function()
+    local dir, op, s = serve_for_peer("the conformance suite")
+    if not dir then return end
+    -- three requests at once in one session, each saying MCP-Protocol-Version: 2025-03-26
+    local r = npm.node("conformance.mjs", { s.url .. "/mcp", op, "server-sse-multiple-streams" })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches('"status": "SUCCESS"', r.stdout)
+    assert.is_nil(r.stdout:find('"status": "FAILURE"', 1, true), r.stdout)
+    assert.equal(0, s.stop())
+  end)
+
+  it("works with the official TypeScript SDK's Streamable HTTP client", function()
+    local dir, op, s = serve_for_peer("the SDK")
+    if not dir then return end
     local r = npm.node("sdk_client.mjs", { "http", s.url .. "/mcp", op })
     assert.equal(0, r.status, r.stderr)
     local out = cjson.decode(r.stdout)

@@ -32,7 +32,7 @@ out.card_status = card.structuredContent.card.status;
 out.missing = await client.callTool({ name: "get_card", arguments: { id: "NOPE-9" } });
 out.bad_args = await client.callTool({ name: "comment", arguments: { id: "NOTES-1", text: "wrong field" } });
 out.unknown_tool = await attempt(() => client.callTool({ name: "no_such_tool", arguments: {} }));
-const created = await client.callTool({ name: "create_issue", arguments: { parent: "NOTES", summary: "Filed over MCP", priority: "Low" } });
+const created = await client.callTool({ name: "create_issue", arguments: { parent: "NOTES", summary: "Filed over MCP", priority: 1 } });
 out.created = created.isError ? text(created) : created.structuredContent.card.id;
 out.resources = (await client.listResources()).resources.map((r) => r.uri);
 const read = await client.readResource({ uri: "orket://cards/NOTES-1" });

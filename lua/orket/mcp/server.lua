@@ -22,9 +22,11 @@ local board = require "orket.board"
 local M = {}
 
 -- Newest first. 2026-07-28 is stateless (no initialize; the version rides in each request's
--- _meta); the two before it negotiate in initialize.
-M.VERSIONS = { "2026-07-28", "2025-11-25", "2025-06-18" }
-local HANDSHAKE = { ["2025-11-25"] = true, ["2025-06-18"] = true }
+-- _meta); the others negotiate in initialize. The older revisions' messages are a subset of
+-- what this server sends (fields they do not know, as structuredContent, are ignored by their
+-- clients), so a client of any of them is answered in its own.
+M.VERSIONS = { "2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05" }
+local HANDSHAKE = { ["2025-11-25"] = true, ["2025-06-18"] = true, ["2025-03-26"] = true, ["2024-11-05"] = true }
 local STATELESS = "2026-07-28"
 local META_VERSION = "io.modelcontextprotocol/protocolVersion"
 
@@ -99,12 +101,22 @@ local function input_schema(t, route)
     props[k] = copy(v)
     required[#required + 1] = k
   end
-  -- "priority" takes 3/2/1 or High/Medium/Low; an empty schema reads as any value
+  -- "priority" takes a number or High/Medium/Low over HTTP; an empty schema reads as any
+  -- value, and a schema of two types is one some clients cannot map: the number alone
   if props.priority and next(props.priority) == nil then
-    props.priority = { type = { "number", "string" }, description = "3 high, 2 medium, 1 low, or High/Medium/Low" }
+    props.priority = { type = "number", minimum = 0, maximum = 10, description = "3 high, 2 medium, 1 low (0 to 10)" }
   end
   table.sort(required)
   return { type = "object", properties = props, required = jsonout.array(required), additionalProperties = false }
+end
+
+--- session:allowed(def) -> whether the session's role may call the tool
+function M:allowed(def) return keys.allows(self.who.role, def.route.role) end
+
+--- session:may_write() -> whether any writing tool is the session's
+function M:may_write()
+  for _, d in ipairs(self.tools) do if not d.t.readonly and self:allowed(d) then return true end end
+  return false
 end
 
 local function tool_defs()
@@ -139,9 +151,16 @@ local function capabilities(self)
   return { tools = { listChanged = false }, resources = { subscribe = self.send ~= nil, listChanged = false } }
 end
 
-local INSTRUCTIONS = "Orket's board: read cards, the board and runs; file issues, comment, answer, approve "
-  .. "or deny a waiting tool call, retry a card, start a run. Resources: orket://cards/{id} and "
-  .. "orket://runs/{id}/transcript (subscribe for updates)."
+-- What the session may do, said as the session can do it: the writing tools only for a role
+-- that may write, subscriptions only where there is a stream to notify on.
+local function instructions(self)
+  local can = { "read cards, the board and runs" }
+  if self:may_write() then
+    can[#can + 1] = "file issues, comment, answer, approve or deny a waiting tool call, retry a card, start a run"
+  end
+  return "Orket's board: " .. table.concat(can, "; ") .. ". Resources: orket://cards/{id} and "
+    .. "orket://runs/{id}/transcript" .. (self.send and " (subscribe for updates)." or " (read them again for updates).")
+end
 
 -- ---- tools -----------------------------------------------------------------------------
 
@@ -153,7 +172,7 @@ end
 -- Calls the tool's route handler as the HTTP API would; the answer as a tool result.
 function M:call_tool(def, args)
   local t, route = def.t, def.route
-  if not keys.allows(self.who.role, route.role) then
+  if not self:allowed(def) then
     return tool_error("forbidden", "this needs the " .. route.role .. " role", 403)
   end
   local ok, msg = cschema.validate(def.schema, args)
@@ -285,19 +304,22 @@ function methods.initialize(self, p)
   local v = HANDSHAKE[p.protocolVersion] and p.protocolVersion or "2025-11-25"
   self.version, self.state = v, "initialized"
   self.client = type(p.clientInfo) == "table" and p.clientInfo or nil
-  return { protocolVersion = v, capabilities = capabilities(self), serverInfo = server_info(), instructions = INSTRUCTIONS }
+  return { protocolVersion = v, capabilities = capabilities(self), serverInfo = server_info(), instructions = instructions(self) }
 end
 
 methods["server/discover"] = function(self)
   return { supportedVersions = jsonout.array { table.unpack(M.VERSIONS) }, capabilities = capabilities(self),
-    serverInfo = server_info(), instructions = INSTRUCTIONS }
+    serverInfo = server_info(), instructions = instructions(self) }
 end
 
 methods["tools/list"] = function(self, p)
   local all = {}
   for _, d in ipairs(self.tools) do
-    all[#all + 1] = { name = d.t.name, description = d.t.description, inputSchema = d.schema,
-      annotations = { readOnlyHint = d.t.readonly == true, destructiveHint = false, openWorldHint = false } }
+    -- a tool the role may not call is not offered (a call still answers "forbidden")
+    if self:allowed(d) then
+      all[#all + 1] = { name = d.t.name, description = d.t.description, inputSchema = d.schema,
+        annotations = { readOnlyHint = d.t.readonly == true, destructiveHint = false, openWorldHint = false } }
+    end
   end
   local items, nxt = page(all, p.cursor, M.PAGE)
   if not items then return bad_params("invalid cursor") end
