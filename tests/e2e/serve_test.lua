@@ -123,6 +123,35 @@ describe("orket serve", function()
     assert.equal(0, s.stop())
   end)
 
+  it("describes its API in a document an independent OpenAPI 3.1 validator accepts", function()
+    local bin, why = require("tests.npm").bin("validate-api")
+    if not bin then
+      print("\nSKIPPED (the OpenAPI validator from npm): " .. why)
+      return
+    end
+    local dir = project()
+    local s = start(dir)
+    local st, text = get(s.url .. "/v1/openapi.json", { headers = bearer(key(dir, "look", "viewer")) })
+    assert.equal(200, st)
+    local file = H.tmpdir() .. "/openapi.json"
+    H.write(file, text)
+    local p = io.popen(H.quote(bin) .. " " .. H.quote(file) .. " 2>&1; echo \"rc=$?\"")
+    local out = p:read("a")
+    p:close()
+    assert.matches("rc=0%s*$", out, out)
+    assert.matches('"valid": true', out)
+    -- every response says what it is (3.1 requires a description): the errors' table too
+    local doc = cjson.decode(text)
+    for path, item in pairs(doc.paths) do
+      for method, op in pairs(item) do
+        for status, r in pairs(op.responses) do
+          assert.equal("string", type(r.description), method .. " " .. path .. " " .. status)
+        end
+      end
+    end
+    assert.equal(0, s.stop())
+  end)
+
   it("without keys serves loopback names only, and refuses to listen elsewhere", function()
     local dir = project()
     local s = start(dir)

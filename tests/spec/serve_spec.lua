@@ -126,6 +126,18 @@ describe("orket.serve.body", function()
     assert.equal("string", doc.properties.to.type)
     assert.equal("string", schema.properties.note.type) -- the route's own schema is left alone
   end)
+
+  it("describes every response of the API document, the statuses routes name themselves too", function()
+    local openapi = require "orket.serve.openapi"
+    local r = require("orket.serve.router").new()
+    r:add("POST", "/v1/x", { handler = function() end, role = "operator", name = "x", errors = { 422, 502, 418 },
+      schema = { type = "object", properties = {} }, body = "json" })
+    local doc = openapi.document(r)
+    local responses = doc.paths["/v1/x"].post.responses
+    for _, st in ipairs { "400", "409", "418", "422", "502" } do
+      assert.equal("string", type(responses[st] and responses[st].description), st)
+    end
+  end)
 end)
 
 describe("orket.serve.keys", function()

@@ -23,6 +23,8 @@ local ERRORS = {
   [409] = "the card is not in a state for that (the state machine's code)", [413] = "the body is too large",
   [429] = "rate limited (Retry-After)", [500] = "the server failed",
   [415] = "the body is not sent as the route's media type", [431] = "the request line and headers are too large",
+  [422] = "the request is well-formed but cannot be done (the error's code says why)",
+  [502] = "a server this one depends on failed (the forge, a sandbox)", [503] = "busy or unavailable; try again later",
 }
 
 -- The error statuses a route may answer, from what the router knows about it.
@@ -99,7 +101,8 @@ function M.document(router)
         content = content(resp.media or "application/json", resp.schema) }
     end
     for _, st in ipairs(error_statuses(r)) do
-      responses[tostring(st)] = responses[tostring(st)] or { description = ERRORS[st],
+      -- OpenAPI requires a description: a status a route names that the table lacks still has one
+      responses[tostring(st)] = responses[tostring(st)] or { description = ERRORS[st] or "an error (its code says which)",
         content = content("application/json", M.ERROR) }
     end
     op.responses = responses
