@@ -332,6 +332,22 @@ local FIELDS = {
   rock = field_set { "type", "epics" },
   rock_epic = { set = { epic = true, department = true }, text = "epic, department" },
 }
+
+-- The original Orket's fields that have no place on a card here: read, so its epics import
+-- as they are, and ignored with a note saying where Orket keeps the same thing (any value,
+-- as the original's own shapes vary). A near miss of a real field is still an error.
+M.IGNORED = {
+  team = "the seats are orket.lua's team",
+  environment = "agent code runs as orket.lua's verify section says",
+  iterations = "a card's turns are bounded by orket.lua's budgets.turns_per_card",
+  architecture_governance = "say such rules in requirements, or in a role's system prompt",
+  lessons_learned = "a card's comments and its runs' journal keep what was learnt",
+  params = "for model_overrides, give the seat a model in orket.lua (team.SEAT.model) or the role one in its file (model =)",
+  references = "give what to read in the description or requirements",
+}
+local IGNORED_ORDER = {}
+for k in pairs(M.IGNORED) do IGNORED_ORDER[#IGNORED_ORDER + 1] = k end
+table.sort(IGNORED_ORDER)
 local WHOSE = { issue = "an issue's", epic = "an epic's", rock = "a rock's", rock_epic = "a rock's epic entry's" }
 
 -- Records each field of t that `kind` does not have (sorted, so the output is stable) in
@@ -340,7 +356,9 @@ local WHOSE = { issue = "an issue's", epic = "an epic's", rock = "a rock's", roc
 function Ctx:unknown(t, path, kind)
   local f, extra = FIELDS[kind], {}
   for k in pairs(t) do
-    if not f.set[k] then
+    if M.IGNORED[k] and kind ~= "rock_epic" then
+      self:ignored(k)
+    elseif not f.set[k] then
       if type(k) == "string" then self:utf8(k, self:field(path, "(a field name)")) end
       extra[#extra + 1] = tostring(k)
     end
@@ -352,6 +370,30 @@ function Ctx:unknown(t, path, kind)
     self.unknowns[#self.unknowns + 1] = { message = string.format("%s%s: %s: unknown field (%s fields: %s)",
       self.file, line and (":" .. line) or "", where, WHOSE[kind], f.text), anchor = self.anchor }
   end
+end
+
+-- Counts a field of the original's that is read and ignored (one note per field and file,
+-- at its first line: Ctx:notes).
+function Ctx:ignored(k)
+  local n = self.ignored_seen[k]
+  if n then
+    n.count = n.count + 1
+    return
+  end
+  self.ignored_seen[k] = { count = 1, line = lines.of(self.source, k, self.anchor) or lines.of(self.source, k) }
+end
+
+-- The notes of the fields read and ignored: "file:line: field: read and ignored (...)".
+function Ctx:notes()
+  local out = {}
+  for _, k in ipairs(IGNORED_ORDER) do
+    local n = self.ignored_seen[k]
+    if n then
+      out[#out + 1] = string.format("%s%s: %s%s: read and ignored, as Orket has no such field (%s)", self.file,
+        n.line and (":" .. n.line) or "", k, n.count > 1 and string.format(" (%d times)", n.count) or "", M.IGNORED[k])
+    end
+  end
+  return out
 end
 
 local function common(ctx, t, path, card)
@@ -371,7 +413,8 @@ end
 
 -- One file's value -> list of card definitions (rock or epic first, then issues).
 local function shape(f, v)
-  local ctx = setmetatable({ file = f.rel, base = f.rel:match("%.lua$") and 1 or 0, unknowns = {}, seen = {}, source = f.text }, Ctx)
+  local ctx = setmetatable({ file = f.rel, base = f.rel:match("%.lua$") and 1 or 0, unknowns = {}, seen = {}, source = f.text,
+    ignored_seen = {} }, Ctx)
   if type(v) ~= "table" then ctx:fail("", "must hold an object (a rock or an epic), not %s", type(v)) end
   if v[1] ~= nil then ctx:fail("", "must hold an object (a rock or an epic), not an array") end
   local cards = {}
@@ -394,7 +437,7 @@ local function shape(f, v)
       rock.epics[i] = { epic = ctx:str(e, p, "epic", true), department = ctx:str(e, p, "department"), path = p }
     end
     cards[1] = rock
-    return cards, ctx.unknowns
+    return cards, ctx.unknowns, ctx:notes()
   end
   ctx:unknown(v, "", "epic")
   local epic = common(ctx, v, "", { type = "epic", department = f.department })
@@ -408,7 +451,7 @@ local function shape(f, v)
       key, list = k, v[k]
     end
   end
-  if list == nil then return cards, ctx.unknowns end
+  if list == nil then return cards, ctx.unknowns, ctx:notes() end
   if type(list) ~= "table" then ctx:fail(key, "must be an array of issues") end
   ctx:array(list, key, "issues")
   for i, t in ipairs(list) do
@@ -425,18 +468,19 @@ local function shape(f, v)
     ctx.anchor = nil
     cards[#cards + 1] = issue
   end
-  return cards, ctx.unknowns
+  return cards, ctx.unknowns, ctx:notes()
 end
 
 -- For `orket validate`, which checks each file on its own to report every broken file:
 -- list_files(dir) -> {rel=, path=, ...} | nil, msg, CODE;
--- check_file(f) -> cards, unknown fields ({message=, anchor=}, each a problem) | nil, msg.
+-- check_file(f) -> cards, unknown fields ({message=, anchor=}, each a problem), notes (the
+-- original's fields read and ignored, as text) | nil, msg, anchor.
 M.list_files = list_files
 function M.check_file(f)
   local v, perr = parse_file(f)
   if v == nil then return nil, perr end
-  local ok, cards, unknown = pcall(shape, f, v)
-  if ok then return cards, unknown end
+  local ok, cards, unknown, notes = pcall(shape, f, v)
+  if ok then return cards, unknown, notes end
   if type(cards) == "table" and cards.import_error then return nil, cards.import_error, cards.anchor end
   error(cards, 0)
 end
@@ -508,19 +552,20 @@ function M.link(parsed)
   return { cards = defs, by_id = by_id }, problems
 end
 
---- load(dir) -> {files=n, cards={def...}, warnings={...}} | nil, msg, CODE, anchor. (No check
---- warns at present: an unknown field, once a warning, is an error.) Validates everything that does not need the board (ids, duplicates,
+--- load(dir) -> {files=n, cards={def...}, warnings={...}} | nil, msg, CODE, anchor. warnings:
+--- the original Orket's fields read and ignored (an unknown field is an error). Validates
+--- everything that does not need the board (ids, duplicates,
 --- rock links, dependencies within the files, no card depending on its own epic or rock).
 --- anchor ({pattern, nth}, orket.lines) locates the card the message is about in its file.
 function M.load(dir)
   local files, err, code = list_files(dir)
   if not files then return nil, err, code end
-  local parsed, digests = {}, {}
+  local parsed, digests, warnings = {}, {}, {}
   for _, f in ipairs(files) do
     local v, perr = parse_file(f)
     if v == nil then return nil, perr, "EINVAL" end
     digests[#digests + 1] = { rel = f.rel, digest = f.digest }
-    local ok, cards, fw = pcall(shape, f, v)
+    local ok, cards, fw, notes = pcall(shape, f, v)
     if not ok then
       if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL", cards.anchor end
       error(cards, 0)
@@ -532,10 +577,11 @@ function M.load(dir)
       return nil, fw[1].message .. more, "EINVAL", fw[1].anchor
     end
     parsed[#parsed + 1] = { file = f, cards = cards }
+    table.move(notes, 1, #notes, #warnings + 1, warnings)
   end
   local set, problems = M.link(parsed)
   if #problems > 0 then return nil, problems[1].message, "EINVAL", problems[1].anchor end
-  return { files = #files, cards = set.cards, by_id = set.by_id, warnings = {}, digests = digests }
+  return { files = #files, cards = set.cards, by_id = set.by_id, warnings = warnings, digests = digests }
 end
 
 local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",

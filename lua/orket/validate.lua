@@ -199,13 +199,14 @@ local function check_epics(dir, out, warnings, summary, team)
   end
   local parsed, all = {}, {}
   for _, f in ipairs(files) do
-    local cards, cerr, anchor = import.check_file(f)
+    local cards, cerr, third = import.check_file(f)
     if not cards then
-      add(out, dir, cerr, f.rel, anchor)
+      add(out, dir, cerr, f.rel, third) -- third: the anchor of the card the message is about
     else
       parsed[#parsed + 1] = { file = f, cards = cards }
       for _, c in ipairs(cards) do all[#all + 1] = c end
       for _, u in ipairs(cerr) do add(out, dir, u.message, f.rel, u.anchor) end
+      for _, n in ipairs(third) do add(warnings, dir, n, f.rel) end -- third: the fields read and ignored
     end
   end
   local set, problems = import.link(parsed)

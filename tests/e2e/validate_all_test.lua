@@ -63,6 +63,34 @@ describe("orket validate", function()
     assert.matches("\n1 problem\n$", v.stdout)
   end)
 
+  it("takes an epic written for the original Orket, noting what it ignores, and names a typo", function()
+    local p = project()
+    H.write(p .. "/epics/legacy.json", table.concat({
+      '{ "id": "LEGACY", "name": "Legacy", "team": "standard", "environment": "standard", "iterations": 2,',
+      '  "architecture_governance": { "idesign": false, "pattern": "Standard" }, "lessons_learned": "none",',
+      '  "params": { "model_overrides": { "coder": "ollama:qwen" } }, "references": [ "a.md" ],',
+      '  "issues": [ { "id": "LEGACY-1", "summary": "Work", "seat": "senior_developer", "priority": "High" } ] }',
+    }, "\n"))
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(0, v.status, v.stdout)
+    assert.matches("warning: epics/legacy.json:1: team: read and ignored", v.stdout, 1, true)
+    assert.matches("warning: epics/legacy.json:3: params: read and ignored", v.stdout, 1, true)
+    assert.matches("(7 warnings)", v.stdout, 1, true)
+    local i = H.orket("import", { cwd = p })
+    assert.equal(0, i.status, i.stderr)
+    assert.matches("warning: epics/legacy.json:2: architecture_governance: read and ignored", i.stderr, 1, true)
+    assert.equal("Legacy", H.card_json(p, "LEGACY").card.name)
+    -- a real field misspelt is still refused, with the field it nearly is
+    H.write(p .. "/epics/legacy.json", H.read(p .. "/epics/legacy.json"):gsub('"priority"', '"depends_onn": [], "priority"'))
+    v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status, v.stdout)
+    assert.matches("epics/legacy.json:4: issues[0].depends_onn: unknown field", v.stdout, 1, true)
+    assert.matches("did you mean 'depends_on'?", v.stdout, 1, true)
+    i = H.orket("import", { cwd = p })
+    assert.equal(1, i.status)
+    assert.matches("did you mean 'depends_on'?", i.stderr, 1, true)
+  end)
+
   it("reports cross-file problems together with file-level ones, in one pass", function()
     local p = project()
     -- file-level: a broken epic, a broken budgets section, a broken role

@@ -130,7 +130,49 @@ describe("import", function()
     db:close()
   end)
 
+  -- an epic as the original Orket wrote them (its own field names and shapes)
+  local ORIGINAL = [[{
+  "id": "LEGACY",
+  "name": "Legacy epic",
+  "type": "epic",
+  "team": "standard",
+  "environment": "standard",
+  "iterations": 3,
+  "description": "Written for the original",
+  "requirements": "Keep it small.",
+  "architecture_governance": {"idesign": false, "pattern": "Standard"},
+  "lessons_learned": ["one", "two"],
+  "params": {"model_overrides": {"coder": "ollama:qwen2.5-coder"}},
+  "references": ["docs/a.md"],
+  "issues": [
+    {"id": "LEGACY-1", "summary": "Do work", "seat": "lead_architect", "priority": "High", "depends_on": [],
+     "params": {"model_overrides": {}}},
+    {"id": "LEGACY-2", "summary": "More", "params": {}}
+  ]
+}]]
+
+  it("imports an epic written for the original Orket, noting each field read and ignored", function()
+    local dir = project { ["legacy.json"] = ORIGINAL }
+    local db, b = open(dir)
+    local r = assert(import.import(db, dir))
+    assert.equal(3, r.created)
+    assert.equal("Keep it small.", b:get("LEGACY").requirements)
+    assert.equal(3, b:get("LEGACY-1").priority)
+    local notes = table.concat(r.warnings, "\n")
+    for _, k in ipairs { "architecture_governance", "environment", "iterations", "lessons_learned", "references", "team" } do
+      assert.matches("epics/legacy.json:%d+: " .. k .. ": read and ignored", notes)
+    end
+    -- one note per field and file, at its first line, saying where Orket keeps the same
+    assert.matches("epics/legacy.json:12: params %(3 times%): read and ignored, as Orket has no such field %(for "
+      .. "model_overrides, give the seat a model in orket.lua %(team.SEAT.model%)", notes)
+    assert.matches("team: read and ignored, as Orket has no such field %(the seats are orket.lua's team%)", notes)
+    assert.equal(7, #r.warnings)
+    db:close()
+  end)
+
   local cases = {
+    { "a misspelt field beside the original's", { ["a.json"] = [[{"id":"A","team":"standard","issues":[{"summary":"a","depends_onn":["A"]}]}]] },
+      "epics/a.json:1: issues[0].depends_onn: unknown field" },
     { "an unknown dependency", { ["web.json"] = [[{"id":"WEB","issues":[{"id":"W1","summary":"a"},{"id":"W2","summary":"b"},
         {"id":"W3","summary":"c"},{"id":"W4","summary":"d","depends_on":["API-9"]}]}]] },
       'epics/web.json: issues[3].depends_on[0]: unknown card "API-9"' },
