@@ -150,8 +150,10 @@ end
 
 --- unmatched(set, known) -> {"file:line: level.field: message"...}: each tool, role or seat
 --- glob of set's rules that matches none of known.tool, known.role or known.seat (arrays of
---- names; a field whose list is not given is not checked). Such a rule never applies: a
---- deny for "wirte_file" lets write_file through. For `orket validate`.
+--- names; a field whose list is not given is not checked; a tool glob beginning with one of
+--- known.tool_prefixes, an MCP server's whose tools could not be listed, is taken as
+--- matching). Such a rule never applies: a deny for "wirte_file" lets write_file through. For
+--- `orket validate`.
 function M.unmatched(set, known)
   local WHAT = { tool = "tool", role = "role", seat = "seat of the team" }
   local out = {}
@@ -160,6 +162,11 @@ function M.unmatched(set, known)
       local g, names = rule[field], known[field]
       if g and names then
         local hit = false
+        if field == "tool" then -- a tool of a server whose tools could not be listed
+          for _, prefix in ipairs(known.tool_prefixes or {}) do
+            if g:sub(1, #prefix) == prefix then hit = true break end
+          end
+        end
         for _, n in ipairs(names) do
           if cgate.glob(g, n) then hit = true break end
         end

@@ -3,7 +3,8 @@
 -- broken file is reported, then the links between them over whatever loaded (team roles
 -- exist, role tools exist, a reviewer seat, seat models name configured providers, policy
 -- rules name existing tools, roles and seats, cards name seats of the team and not the only
--- reviewer's, issue dependencies). Uses orket.config, orket.import,
+-- reviewer's, issue dependencies). orket.lua's MCP servers are started (orket.mcp.manager)
+-- to list the tools roles and policies may name. Uses orket.config, orket.import,
 -- orket.engine.{settings,roles,routing}, orket.tools and orket.policy. Prints nothing.
 local uv = require "luv"
 local config = require "orket.config"
@@ -20,6 +21,8 @@ local nearest = require "orket.nearest"
 local scripted = require "orket.llm.scripted"
 local rt = require "orket.c.runtime"
 local board = require "orket.board"
+local manager = require "orket.mcp.manager"
+local mcp_settings = require "orket.settings.mcp"
 
 local M = {}
 
@@ -74,7 +77,7 @@ end
 
 -- orket.lua: every problem of its settings (orket.settings.check), then the scripted
 -- models' files as a run would load them. -> cfg (nil when models are broken), team (nil
--- when the team section is).
+-- when the team section is), the mcp section (nil when it is broken).
 local function check_config(dir, out)
   local data, err, code = config.read(dir)
   if not data then
@@ -84,6 +87,7 @@ local function check_config(dir, out)
   for _, p in ipairs(settings.check(data)) do add(out, dir, p) end
   local cfg = config.finish(data, dir, function() return nil end) -- its problems are among check's
   local ts = settings.resolve { team = data.team }
+  local mok, msection = pcall(mcp_settings.section, data.mcp) -- its problems are among check's
   if cfg then
     -- The scripted models' files, loaded as a run would (a mistake there is the run's
     -- first failure otherwise); each problem with its file and line.
@@ -100,7 +104,24 @@ local function check_config(dir, out)
       end
     end
   end
-  return cfg, ts and ts.team
+  return cfg, ts and ts.team, mok and msection or nil
+end
+
+-- orket.lua's MCP servers, started as a run starts them (in workspace/, each request bound
+-- by the server's timeout_ms), listed, and stopped: a role or a policy naming SERVER__TOOL
+-- is checked against the tools the server has. -> {name -> {tools = {names}, why = msg}}
+-- (why: it could not be started; its tools are then taken on trust, as a run does until
+-- the server answers).
+local function start_mcp(dir, section)
+  if not section or #section.names == 0 then return {} end
+  local status, err = manager.probe(section, dir)
+  local out = {}
+  if not status then
+    for _, name in ipairs(section.names) do out[name] = { tools = {}, why = tostring(err) } end
+    return out
+  end
+  for _, e in ipairs(status) do out[e.name] = { tools = e.tools, why = e.why and tostring(e.why) or nil } end
+  return out
 end
 
 -- roles/, tools/, policies/ and routing.lua, each file on its own (a project's override the
@@ -149,7 +170,7 @@ end
 
 -- The links between orket.lua and the scripts: seats' and roles' models, the team's roles,
 -- a reviewer seat, the roles' tools, and the tools, roles and seats policy rules name.
-local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broken)
+local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broken, servers)
   if cfg then
     for _, m in ipairs(llm.check_models(cfg.models, team or {}, by_name)) do
       add(out, dir, m, "orket.lua", m:match("^orket%.lua: team%.([%w_%-]+)%.")
@@ -170,16 +191,29 @@ local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broke
       add(out, dir, "orket.lua: team: no seat holds the integrity_guard role, so nothing could be reviewed")
     end
   end
+  -- the MCP servers' tools: a started server's by name; one that could not start, any of
+  -- its names (SERVER__*), as a run takes them until the server answers
+  local unlisted = {}
+  for name, sv in pairs(servers) do
+    for _, t in ipairs(sv.tools) do tool_names[t] = true end
+    if sv.why then unlisted[#unlisted + 1] = name .. "__" end
+  end
+  table.sort(unlisted)
+  local function unlisted_tool(t)
+    for _, prefix in ipairs(unlisted) do if t:sub(1, #prefix) == prefix then return true end end
+    return false
+  end
   for _, n in ipairs(names_of(by_name)) do
     local r = by_name[n]
     for i, t in ipairs(r.tools) do
-      if not tool_names[t] and not broken[t] then
+      if not tool_names[t] and not broken[t] and not unlisted_tool(t) then
         add(out, dir, string.format("%s: tools[%d]: no tool named %q", r.file, i, t), r.file)
       end
     end
   end
   -- A broken file's stem stands in for the name it would have had: no second problem.
-  local known = { tool = names_of(tool_names), role = names_of(by_name), seat = s and settings.seats(s) }
+  local known = { tool = names_of(tool_names), role = names_of(by_name), seat = s and settings.seats(s),
+    tool_prefixes = unlisted }
   for stem in pairs(broken) do
     known.tool[#known.tool + 1] = stem
     known.role[#known.role + 1] = stem
@@ -259,16 +293,29 @@ local function check_epics(dir, out, warnings, summary, team)
 end
 
 --- check(dir) -> problems {{file=, line=|nil, message=}...}, summary {epics=, issues=, roles=,
---- tools=, policies=}, warnings (as problems: what is ignored, such as unknown epic fields).
+--- tools=, policies=, mcp = {{name=, tools=n}...} (the MCP servers started for the check)},
+--- warnings (as problems: what is ignored, such as the original's epic fields, and each MCP
+--- server that could not be started, whose tools are then not checked).
 --- Every problem in one pass: each file on its own, and the links between files checked
 --- over whatever loaded, so fixing one file never uncovers problems that were there before.
 function M.check(dir)
   dir = dir or "."
   local out, warnings = {}, {}
   local summary = { epics = 0, issues = 0, roles = 0, tools = 0, policies = 0 }
-  local cfg, team = check_config(dir, out)
+  local cfg, team, msection = check_config(dir, out)
   local by_name, tool_names, sets, broken = check_scripts(dir, out, summary)
-  check_links(dir, out, cfg, team, by_name, tool_names, sets, broken)
+  local servers = start_mcp(dir, msection)
+  summary.mcp = {}
+  for _, name in ipairs(msection and msection.names or {}) do
+    local sv = servers[name]
+    if sv.why then
+      add(warnings, dir, string.format("orket.lua: mcp.servers.%s: could not be started to list its tools (%s), so "
+        .. "the roles and policies naming them are not checked", name, sv.why:match("^[^\n]*")), nil, lines.table_set(name))
+    else
+      summary.mcp[#summary.mcp + 1] = { name = name, tools = #sv.tools }
+    end
+  end
+  check_links(dir, out, cfg, team, by_name, tool_names, sets, broken, servers)
   check_epics(dir, out, warnings, summary, team)
   return out, summary, warnings
 end

@@ -91,6 +91,38 @@ describe("orket validate", function()
     assert.matches("did you mean 'depends_on'?", i.stderr, 1, true)
   end)
 
+  it("checks roles and policies naming an MCP server's tools against the tools it lists", function()
+    local ndir, why = require("tests.npm").ensure()
+    if not ndir then
+      print("\nSKIPPED (server-everything from npm): " .. why)
+      return
+    end
+    local server = ndir .. "/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+    local p = project()
+    local cfg = H.read(p .. "/orket.lua") .. string.format(
+      'mcp = { servers = { everything = { command = { "node", %q, "stdio" }, read_only = { %q } } } }\n', server, ndir)
+    H.write(p .. "/orket.lua", cfg)
+    H.write(p .. "/roles/summer.lua", 'return { intent = "x", tools = { "everything__get_sum", "everything__nope" }, '
+      .. 'system = function() return "x" end }\n')
+    -- docs/mcp.md's example, and one that names no tool of the server
+    H.write(p .. "/policies/mcp.lua", 'ask { tool = "everything__get_*", reason = "a person looks first" }\n'
+      .. 'deny { tool = "everything__wirte_*" }\n')
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status, v.stdout)
+    assert.matches("mcp: everything started to list its tools: %d+ tools", v.stdout)
+    assert.matches('roles/summer.lua:1: tools[2]: no tool named "everything__nope"', v.stdout, 1, true)
+    assert.is_nil(v.stdout:find('no tool named "everything__get_sum"', 1, true), v.stdout)
+    assert.matches('policies/mcp.lua:2: deny.tool: "everything__wirte_*" matches no tool', v.stdout, 1, true)
+    assert.is_nil(v.stdout:find("policies/mcp.lua:1", 1, true), v.stdout)
+    -- a server that cannot start: said, and its tools taken on trust as a run takes them
+    H.write(p .. "/orket.lua", (cfg:gsub("dist/index%.js", "dist/nonexistent.js")))
+    v = H.orket("validate", { cwd = p })
+    assert.matches("warning: orket.lua:%d+: mcp.servers.everything: could not be started to list its tools", v.stdout)
+    assert.is_nil(v.stdout:find("no tool named", 1, true), v.stdout)
+    assert.is_nil(v.stdout:find("matches no tool", 1, true), v.stdout)
+    assert.equal(0, v.status, v.stdout)
+  end)
+
   it("reports cross-file problems together with file-level ones, in one pass", function()
     local p = project()
     -- file-level: a broken epic, a broken budgets section, a broken role

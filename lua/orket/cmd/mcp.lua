@@ -99,17 +99,9 @@ end
 local function list(dir, json, cli)
   local cfg, s = cli.project_settings(dir, false)
   if not cfg then return 1 end
-  local ws = dir .. "/workspace"
-  uv.fs_mkdir(ws, 493) -- as a run makes it: a stdio server runs in it
-  local m = manager.new(s.mcp, { cwd = manager.abspath(ws) })
-  local ok, status = task.spawn(function()
-    m:start()
-    local st = m:status()
-    m:close()
-    return st
-  end):join()
-  if not ok then
-    cli.err("%s", status)
+  local status, perr = manager.probe(s.mcp, dir)
+  if not status then
+    cli.err("%s", perr)
     return 1
   end
   if json then

@@ -12,7 +12,10 @@ exist, that a seat can review, that policy rules name existing tools, roles and 
 cards name seats of the team (and not the only reviewer's), and that card ids are unique and
 dependencies name known cards without cycles. Exit status 1 if anything is wrong.
 A field or setting Orket does not know (a misspelt "seet" or "depends_on ") is a problem,
-named with the known one nearest to it.]]
+named with the known one nearest to it. The MCP servers orket.lua names are started as a run
+starts them (each request bound by the server's timeout_ms), their tools listed for the
+roles and policies that name SERVER__TOOL, and stopped; the output says which were started,
+and a server that could not be is a warning (the tools it would have are then not checked).]]
 
 function cmd.run(args, cli)
   if #args > 1 then return cli.usage_error(cmd, "validate takes at most one directory") end
@@ -25,6 +28,10 @@ function cmd.run(args, cli)
   end
   local problems, s, warnings = validate.check(dir)
   for _, p in ipairs(problems) do io.stdout:write(validate.format(p), "\n") end
+  for _, m in ipairs(s.mcp) do
+    io.stdout:write(string.format("mcp: %s started to list its tools: %d tool%s (stopped again)\n", m.name, m.tools,
+      m.tools == 1 and "" or "s"))
+  end
   for _, w in ipairs(warnings) do io.stdout:write("warning: ", validate.format(w), "\n") end
   if #problems > 0 then
     io.stdout:write(string.format("%d problem%s\n", #problems, #problems == 1 and "" or "s"))

@@ -245,5 +245,22 @@ function M.abspath(dir)
   return (uv.cwd() .. "/" .. dir):gsub("/%./", "/"):gsub("/%.$", "")
 end
 
+--- probe(section, dir) -> status (as manager:status()) | nil, error: each server started as
+--- a run starts it (in DIR/workspace, made if missing), listed, and stopped; outside a task
+--- (it runs the loop until done). For `orket mcp list` and `orket validate`.
+function M.probe(section, dir)
+  local ws = dir .. "/workspace"
+  uv.fs_mkdir(ws, 493) -- as a run makes it: a stdio server runs in it
+  local m = M.new(section, { cwd = M.abspath(ws) })
+  local ok, status = task.spawn(function()
+    m:start()
+    local st = m:status()
+    m:close()
+    return st
+  end):join()
+  if not ok then return nil, status end
+  return status
+end
+
 M.now = rt.now
 return M
