@@ -85,6 +85,29 @@ describe("orket mcp serve (stdio)", function()
     assert.same({ -32600, -32700, -32600 }, nulls) -- the batch, the garbage, the object id
   end)
 
+  it("takes JSON-RPC batches in a 2025-03-26 session, the one revision that has them", function()
+    local dir = H.example("notes")
+    local answers = serve(dir, {
+      (INIT:gsub("2025%-11%-25", "2025-03-26")),
+      '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+      '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/x"},'
+        .. '{"jsonrpc":"2.0","id":2,"method":"tools/list"},{"jsonrpc":"2.0","id":3,"method":"initialize",'
+        .. '"params":{"protocolVersion":"2025-03-26"}},5]',
+      '[{"jsonrpc":"2.0","method":"notifications/x"}]',
+      "[]",
+    })
+    assert.equal(3, #answers) -- the answer to initialize, one array, one error (the notification: none)
+    local batch = answers[2]
+    assert.equal(4, #batch) -- ping, tools/list, initialize refused, the number refused
+    assert.same({}, batch[1].result)
+    assert.is_true(#batch[2].result.tools >= 12)
+    assert.equal(3, batch[3].id)
+    assert.equal(-32600, batch[3].error.code)
+    assert.equal(cjson.null, batch[4].id)
+    assert.equal(-32600, batch[4].error.code)
+    assert.equal(-32600, answers[3].error.code) -- an empty batch
+  end)
+
   it("drops a line over the cap with an error and reads the next", function()
     local dir = H.example("notes")
     local huge = '{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"' .. string.rep("a", 5 * 1024 * 1024) .. '"}}'
@@ -229,6 +252,17 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     local bad_origin = { with[1], with[2], "Origin: https://evil.example" }
     assert.equal(403, (post(s, viewer, call("get_card", { id = "NOTES-1" }), bad_origin)))
     assert.equal(400, (post(s, viewer, call("get_card", { id = "NOTES-1" }), { with[1], "MCP-Protocol-Version: 1999-01-01" })))
+    -- a batch is 2025-03-26's: refused in this 2025-11-25 session
+    assert.equal(400, (post(s, viewer, '[{"jsonrpc":"2.0","id":1,"method":"ping"}]', with)))
+    local _, old_doc, old_h = post(s, viewer, (INIT:gsub("2025%-11%-25", "2025-03-26")))
+    assert.equal("2025-03-26", old_doc.result.protocolVersion)
+    local old = { "Mcp-Session-Id: " .. old_h["mcp-session-id"], "MCP-Protocol-Version: 2025-03-26" }
+    local bst, answered = post(s, viewer, '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,'
+      .. '"method":"tools/list"}]', old)
+    assert.equal(200, bst)
+    assert.equal(2, #answered)
+    assert.equal(5, #answered[2].result.tools)
+    assert.equal(202, (post(s, viewer, '[{"jsonrpc":"2.0","method":"notifications/initialized"}]', old)))
     -- every published version is one (SDK 1.11 and the conformance suite send 2025-03-26)
     for _, v in ipairs { "2025-06-18", "2025-03-26", "2024-11-05" } do
       assert.equal(200, (post(s, viewer, call("get_card", { id = "NOTES-1" }), { with[1], "MCP-Protocol-Version: " .. v })))

@@ -1,5 +1,6 @@
 -- orket.mcp.http: the /mcp route of orket serve, MCP's Streamable HTTP transport. POST takes
--- one JSON-RPC message and answers a request with JSON (a notification or a response: 202);
+-- one JSON-RPC message (or, in a 2025-03-26 session, a batch) and answers a request with
+-- JSON (a notification or a response: 202);
 -- initialize starts a session (Mcp-Session-Id), bound to the API key that made it; DELETE
 -- ends it; GET is refused (405: server-to-client messages go only in answers here). The
 -- key's role decides what the tools may do (orket.mcp.server: a viewer cannot write);
@@ -70,6 +71,37 @@ local function rpc_reply(req, ctx, status, msg, headers)
   return reply(req, ctx, status, rpc.encode(msg), headers)
 end
 
+-- The session of this id and this key, its use noted | nil: another key's session is not
+-- found either (its id says nothing to anyone else).
+local function session_of(ctx, sid)
+  local entry = sessions_of(ctx.db).by_id[sid]
+  if not entry or entry.key ~= key_of(ctx) then return nil end
+  entry.used = now()
+  return entry
+end
+
+-- Nothing to answer (notifications and responses): 202.
+local function accepted(req, ctx)
+  ctx.status = 202
+  req:respond(202, ctx.headers or {}, "")
+end
+
+-- A JSON-RPC batch: only in a session that negotiated 2025-03-26, the one revision with
+-- batches; answered with the array of its answers (202 when it held none to answer).
+local function batch(req, ctx, text)
+  local sid = req.headers["mcp-session-id"]
+  local entry = sid and session_of(ctx, sid)
+  if sid and not entry then return rpc_reply(req, ctx, 404, rpc.error(nil, -32001, "no such MCP session; initialize again")) end
+  if not entry or not entry.s:takes_batches() then
+    return rpc_reply(req, ctx, 400, rpc.error(nil, rpc.INVALID_REQUEST,
+      "batches are not part of MCP since 2025-06-18: send one message at a time"))
+  end
+  ctx.note = "mcp batch"
+  local out = entry.s:handle_batch(text)
+  if not out then return accepted(req, ctx) end
+  return reply(req, ctx, 200, out)
+end
+
 local function post(req, ctx)
   if not origin_ok(req, ctx) then return err(403, "forbidden", "this Origin may not use /mcp") end
   local pv = req.headers["mcp-protocol-version"]
@@ -79,6 +111,7 @@ local function post(req, ctx)
   local text, berr = req:body()
   if not text then return err(400, "bad_request", tostring(berr)) end
   if #text > rpc.MAX_MESSAGE then return err(413, "too_large", "the message is too large") end
+  if rpc.is_batch(text) then return batch(req, ctx, text) end
   local msg, kind = rpc.decode(text)
   if not msg then return rpc_reply(req, ctx, 400, rpc.error(kind.id, kind.code, kind.message)) end
   local reg = sessions_of(ctx.db)
@@ -100,12 +133,8 @@ local function post(req, ctx)
   local meta_version = type(msg.params) == "table" and type(msg.params._meta) == "table"
     and msg.params._meta["io.modelcontextprotocol/protocolVersion"]
   if sid then
-    entry = reg.by_id[sid]
-    -- another key's session is not found either: its id says nothing to anyone else
-    if not entry or entry.key ~= key_of(ctx) then
-      return rpc_reply(req, ctx, 404, rpc.error(msg.id, -32001, "no such MCP session; initialize again"))
-    end
-    entry.used = now()
+    entry = session_of(ctx, sid)
+    if not entry then return rpc_reply(req, ctx, 404, rpc.error(msg.id, -32001, "no such MCP session; initialize again")) end
   elseif meta_version then
     -- the stateless revision: no session, each request says its version
     local who = ctx.who and { id = ctx.who.id, role = ctx.who.role } or { role = "operator" }
@@ -115,11 +144,7 @@ local function post(req, ctx)
   end
   ctx.note = kind == "request" and ("mcp " .. msg.method:sub(1, 64)) or nil
   local res = entry.s:handle(msg, kind)
-  if not res then
-    ctx.status = 202
-    req:respond(202, ctx.headers or {}, "")
-    return
-  end
+  if not res then return accepted(req, ctx) end
   return rpc_reply(req, ctx, 200, res)
 end
 

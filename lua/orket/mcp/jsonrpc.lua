@@ -1,6 +1,7 @@
 -- orket.mcp.jsonrpc: JSON-RPC 2.0 messages as MCP carries them (one JSON object per
--- message; no batches): decoding a message with its kind, the standard error codes, and
--- encoding one message as one line. Uses lua-cjson (cjson.safe) and orket.jsonout.
+-- message; a batch only where a 2025-03-26 session takes one): decoding a message with its
+-- kind, the standard error codes, and encoding one message as one line. Uses lua-cjson
+-- (cjson.safe) and orket.jsonout.
 local cjson = require "cjson.safe"
 local jsonout = require "orket.jsonout"
 
@@ -14,6 +15,8 @@ M.MAX_MESSAGE = 4 * 1024 * 1024
 -- Nesting deeper than this is refused (lua-cjson's own limit is 1000, and a hostile peer's
 -- deep arrays cost the walkers after it).
 M.MAX_DEPTH = 128
+-- The most messages one batch may hold.
+M.MAX_BATCH = 100
 
 local null = cjson.null
 M.null = null
@@ -28,20 +31,56 @@ local function norm_id(id)
   return type(id) == "number" and math.tointeger(id) or nil
 end
 
---- decode(text) -> msg, kind | nil, error object (with the id when one could be read).
---- kind: "request" (method, id), "notification" (method, no id), "response" (id, result or
---- error). An array (a batch) is refused: MCP since 2025-06-18 carries none.
-function M.decode(text)
-  if type(text) ~= "string" then error("bad argument #1 to 'decode' (string expected, got " .. type(text) .. ")", 2) end
+-- The JSON value of a message's text | nil, error object.
+local function parse(text)
   if #text > M.MAX_MESSAGE then
     return nil, { code = M.INVALID_REQUEST, message = "message larger than " .. M.MAX_MESSAGE .. " bytes" }
   end
   local v, derr = dec.decode(text)
   if v == nil then return nil, { code = M.PARSE_ERROR, message = "not JSON: " .. tostring(derr):sub(1, 200) } end
-  if type(v) ~= "table" then return nil, { code = M.INVALID_REQUEST, message = "a message is a JSON object" } end
-  if v[1] ~= nil or (next(v) == nil and text:match("^%s*%[")) then
+  return v
+end
+
+local classify
+
+--- decode(text) -> msg, kind | nil, error object (with the id when one could be read).
+--- kind: "request" (method, id), "notification" (method, no id), "response" (id, result or
+--- error). An array (a batch) is refused: MCP since 2025-06-18 carries none (decode_batch).
+function M.decode(text)
+  if type(text) ~= "string" then error("bad argument #1 to 'decode' (string expected, got " .. type(text) .. ")", 2) end
+  local v, perr = parse(text)
+  if v == nil then return nil, perr end
+  if type(v) == "table" and (v[1] ~= nil or (next(v) == nil and M.is_batch(text))) then
     return nil, { code = M.INVALID_REQUEST, message = "batches are not part of MCP: send one message at a time" }
   end
+  return classify(v)
+end
+
+--- is_batch(text) -> whether text is a JSON array (a batch), by its first character
+function M.is_batch(text) return text:match("^%s*%[") ~= nil end
+
+--- decode_batch(text) -> {{msg=, kind=} | {err = error object}...} | nil, error object: a
+--- JSON-RPC batch (2025-03-26), each entry decoded as decode does; an empty one, one of more
+--- than MAX_BATCH messages or not an array is an error for the whole.
+function M.decode_batch(text)
+  if type(text) ~= "string" then error("bad argument #1 to 'decode_batch' (string expected, got " .. type(text) .. ")", 2) end
+  local v, perr = parse(text)
+  if v == nil then return nil, perr end
+  if type(v) ~= "table" or v[1] == nil then return nil, { code = M.INVALID_REQUEST, message = "a batch is a non-empty JSON array" } end
+  if #v > M.MAX_BATCH then
+    return nil, { code = M.INVALID_REQUEST, message = "a batch holds at most " .. M.MAX_BATCH .. " messages" }
+  end
+  local out = {}
+  for i, x in ipairs(v) do
+    local msg, kind = classify(x)
+    out[i] = msg and { msg = msg, kind = kind } or { err = kind }
+  end
+  return out
+end
+
+-- One decoded value as a message: msg, kind | nil, error object.
+function classify(v)
+  if type(v) ~= "table" or v[1] ~= nil then return nil, { code = M.INVALID_REQUEST, message = "a message is a JSON object" } end
   local id = v.id
   if id ~= nil and id ~= null then
     id = norm_id(id)

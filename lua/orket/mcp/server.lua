@@ -420,8 +420,39 @@ function M:handle(msg, kind)
   return rpc.result(id, res)
 end
 
---- session:handle_text(line) -> response text | nil: one message as text in, one out
+-- JSON-RPC batches are 2025-03-26's alone (the revisions after it removed them): a session
+-- that negotiated it takes them, every other refuses them.
+local BATCHES = { ["2025-03-26"] = true }
+
+--- session:takes_batches() -> whether this session's version has JSON-RPC batches
+function M:takes_batches() return BATCHES[self.version] == true end
+
+--- session:handle_batch(text) -> response text | nil: a batch in (initialize may not be in
+--- one), the array of its answers out, in order; nil when it held only notifications and
+--- responses.
+function M:handle_batch(text)
+  local items, e = rpc.decode_batch(text)
+  if not items then return rpc.encode(rpc.error(e.id, e.code, e.message)) end
+  local out = {}
+  for _, it in ipairs(items) do
+    local res
+    if it.err then
+      res = rpc.error(it.err.id, it.err.code, it.err.message)
+    elseif it.kind == "request" and it.msg.method == "initialize" then
+      res = rpc.error(it.msg.id, rpc.INVALID_REQUEST, "initialize may not be part of a batch")
+    else
+      res = self:handle(it.msg, it.kind)
+    end
+    out[#out + 1] = res
+  end
+  if #out == 0 then return nil end
+  return jsonout.encode(jsonout.array(out))
+end
+
+--- session:handle_text(line) -> response text | nil: one message as text in, one out (a
+--- batch, where the session takes them: session:handle_batch)
 function M:handle_text(text)
+  if rpc.is_batch(text) and self:takes_batches() then return self:handle_batch(text) end
   local msg, kind = rpc.decode(text)
   if not msg then
     local e = kind
