@@ -333,9 +333,10 @@ local FIELDS = {
   rock_epic = { set = { epic = true, department = true }, text = "epic, department" },
 }
 
--- The original Orket's fields that have no place on a card here: read, so its epics import
--- as they are, and ignored with a note saying where Orket keeps the same thing (any value,
--- as the original's own shapes vary). A near miss of a real field is still an error.
+-- The original Orket's fields (its rocks', epics' and issues') that have no place on a card
+-- here: read, so its epics import as they are, and ignored with a note saying where Orket
+-- keeps the same thing (any value, as the original's own shapes vary). Any other field is
+-- still an error, so a near miss of a real one (depends_onn) is not lost.
 M.IGNORED = {
   team = "the seats are orket.lua's team",
   environment = "agent code runs as orket.lua's verify section says",
@@ -344,6 +345,19 @@ M.IGNORED = {
   lessons_learned = "a card's comments and its runs' journal keep what was learnt",
   params = "for model_overrides, give the seat a model in orket.lua (team.SEAT.model) or the role one in its file (model =)",
   references = "give what to read in the description or requirements",
+  handshake_enabled = "the gate and the policies decide what a role may do",
+  example_task = "give the task in the description",
+  task = "give the task in the description",
+  build_id = "a run's commits and branch say what was built",
+  metrics = "a run's figures are its own (orket log, GET /v1/metrics)",
+  labels = "a card has no labels here",
+  wait_reason = "a card waits through its transitions",
+  parent_id = "a card's parent is the epic or rock that holds it",
+  owner_department = "the department is the epics/ folder the file is in",
+  assignee = "the seat works the card",
+  sprint = "priorities and dependencies order the work",
+  retry_count = "retries are counted by the runs, within orket.lua's budgets",
+  max_retries = "retries are counted by the runs, within orket.lua's budgets",
 }
 local IGNORED_ORDER = {}
 for k in pairs(M.IGNORED) do IGNORED_ORDER[#IGNORED_ORDER + 1] = k end

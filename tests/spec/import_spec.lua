@@ -144,10 +144,11 @@ describe("import", function()
   "lessons_learned": ["one", "two"],
   "params": {"model_overrides": {"coder": "ollama:qwen2.5-coder"}},
   "references": ["docs/a.md"],
+  "handshake_enabled": false, "example_task": "Say hello.", "build_id": "b-1",
   "issues": [
     {"id": "LEGACY-1", "summary": "Do work", "seat": "lead_architect", "priority": "High", "depends_on": [],
      "params": {"model_overrides": {}}},
-    {"id": "LEGACY-2", "summary": "More", "params": {}}
+    {"id": "LEGACY-2", "summary": "More", "params": {}, "assignee": "x", "retry_count": 0, "max_retries": 3}
   ]
 }]]
 
@@ -159,14 +160,15 @@ describe("import", function()
     assert.equal("Keep it small.", b:get("LEGACY").requirements)
     assert.equal(3, b:get("LEGACY-1").priority)
     local notes = table.concat(r.warnings, "\n")
-    for _, k in ipairs { "architecture_governance", "environment", "iterations", "lessons_learned", "references", "team" } do
+    for _, k in ipairs { "architecture_governance", "environment", "iterations", "lessons_learned", "references", "team",
+      "handshake_enabled", "example_task", "build_id", "assignee", "retry_count", "max_retries" } do
       assert.matches("epics/legacy.json:%d+: " .. k .. ": read and ignored", notes)
     end
     -- one note per field and file, at its first line, saying where Orket keeps the same
     assert.matches("epics/legacy.json:12: params %(3 times%): read and ignored, as Orket has no such field %(for "
       .. "model_overrides, give the seat a model in orket.lua %(team.SEAT.model%)", notes)
     assert.matches("team: read and ignored, as Orket has no such field %(the seats are orket.lua's team%)", notes)
-    assert.equal(7, #r.warnings)
+    assert.equal(13, #r.warnings)
     db:close()
   end)
 
