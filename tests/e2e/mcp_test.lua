@@ -162,6 +162,34 @@ describe("orket mcp serve (stdio)", function()
     assert.equal(0, #H.card_json(dir, "NOTES-1").comments)
   end)
 
+  it("sends log messages at the level the client set (logging/setLevel)", function()
+    local dir = H.example("notes")
+    local out = serve(dir, { INIT, '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_card","arguments":{"id":"NOPE-9"}}}',
+      '{"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":"loud"}}',
+      '{"jsonrpc":"2.0","id":3,"method":"logging/setLevel","params":{"level":"warning"}}',
+      '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"comment","arguments":{"id":"NOTES-1","body":"hi"}}}',
+      '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get_card","arguments":{"id":"NOPE-9"}}}',
+      '{"jsonrpc":"2.0","id":6,"method":"logging/setLevel","params":{"level":"debug"}}',
+      '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_card","arguments":{"id":"NOTES-1"}}}',
+    })
+    local a, logged = {}, {}
+    for _, m in ipairs(out) do
+      if m.id == nil then logged[#logged + 1] = m else a[m.id] = m end
+    end
+    assert.same({}, a[0].result.capabilities.logging)
+    assert.equal(-32602, a[2].error.code)
+    assert.matches("debug, info, notice, warning", a[2].error.message)
+    assert.same({}, a[3].result)
+    assert.is_nil(a[4].result.isError)
+    -- before a level, nothing; at warning, the refusal and not the comment; at debug, a read
+    assert.equal(2, #logged, cjson.encode(logged))
+    assert.equal("notifications/message", logged[1].method)
+    assert.same({ "warning", "get_card", "not_found" },
+      { logged[1].params.level, logged[1].params.data.tool, logged[1].params.data.error.code })
+    assert.same({ "debug", "get_card" }, { logged[2].params.level, logged[2].params.data.tool })
+  end)
+
   it("speaks the stateless revision when a request carries its version", function()
     local dir = H.example("notes")
     local a = by_id(serve(dir, {

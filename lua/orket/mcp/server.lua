@@ -148,7 +148,23 @@ local function server_info()
 end
 
 local function capabilities(self)
-  return { tools = { listChanged = false }, resources = { subscribe = self.send ~= nil, listChanged = false } }
+  return { tools = { listChanged = false }, resources = { subscribe = self.send ~= nil, listChanged = false }, logging = {} }
+end
+
+-- ---- logging (notifications/message) ---------------------------------------------------
+
+-- RFC 5424's severities, least severe first, as MCP names them.
+M.LOG_LEVELS = { "debug", "info", "notice", "warning", "error", "critical", "alert", "emergency" }
+local SEVERITY = {}
+for i, l in ipairs(M.LOG_LEVELS) do SEVERITY[l] = i end
+
+--- session:notify_log(level, data): a notifications/message to the client, when it set a
+--- level (logging/setLevel) this one reaches and there is a stream to send on (stdio; over
+--- HTTP this server sends messages only in answers). Nothing is sent before the client asks:
+--- a client that never set a level is not sent lines it did not expect.
+function M:notify_log(level, data)
+  if not self.send or not self.log_level or SEVERITY[level] < self.log_level then return end
+  self.send(rpc.notification("notifications/message", { level = level, logger = "orket", data = data }))
 end
 
 -- What the session may do, said as the session can do it: the writing tools only for a role
@@ -191,6 +207,7 @@ function M:call_tool(def, args)
     self.log { event = "error", tool = t.name, message = tostring(status) }
     return tool_error("internal", "the server failed; its log says why", 500)
   end
+
   if status < 400 and jsonout.is_encoded(doc) then
     -- a kept answer already encoded (the board): its text as it is; decoding it again would
     -- lose which empty tables are arrays, and structuredContent is optional
@@ -312,6 +329,14 @@ methods["server/discover"] = function(self)
     serverInfo = server_info(), instructions = instructions(self) }
 end
 
+methods["logging/setLevel"] = function(self, p)
+  if not SEVERITY[p.level] then
+    return bad_params("logging/setLevel needs level, one of " .. table.concat(M.LOG_LEVELS, ", "))
+  end
+  self.log_level = SEVERITY[p.level]
+  return {}
+end
+
 methods["tools/list"] = function(self, p)
   local all = {}
   for _, d in ipairs(self.tools) do
@@ -332,7 +357,15 @@ methods["tools/call"] = function(self, p)
   if args == nil then args = {} end
   if type(args) ~= "table" then return bad_params("arguments must be an object") end
   for _, d in ipairs(self.tools) do
-    if d.t.name == p.name then return self:call_tool(d, args) end
+    if d.t.name == p.name then
+      local res = self:call_tool(d, args)
+      -- each call, for a client that set a level: refusals as warnings, the server's own
+      -- failures as errors, writes as info, reads as debug
+      local e = res.isError and res.structuredContent.error
+      local level = e and (e.code == "internal" and "error" or "warning") or (d.t.readonly and "debug" or "info")
+      self:notify_log(level, { tool = p.name, error = e or nil })
+      return res
+    end
   end
   return bad_params("unknown tool: " .. p.name:sub(1, 128))
 end
