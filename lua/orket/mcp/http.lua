@@ -4,7 +4,8 @@
 -- initialize starts a session (Mcp-Session-Id), bound to the API key that made it; DELETE
 -- ends it; GET is refused (405: server-to-client messages go only in answers here). The
 -- key's role decides what the tools may do (orket.mcp.server: a viewer cannot write);
--- MCP-Protocol-Version is checked, and a browser Origin must be loopback or in serve.cors.
+-- MCP-Protocol-Version is checked; before the key, a browser Origin must be loopback or in
+-- serve.cors, and so must the Host on a server listening on loopback (DNS rebinding).
 local crypto = require "orket.c.crypto"
 local rpc = require "orket.mcp.jsonrpc"
 local server = require "orket.mcp.server"
@@ -46,14 +47,38 @@ local function forget_idle(reg)
 end
 
 -- A browser's Origin (DNS rebinding): loopback origins and orket.lua's serve.cors only.
-local function origin_ok(req, ctx)
+local function origin_ok(req, server)
   local o = req.headers.origin
   if o == nil then return true end -- not a browser
   if type(o) ~= "string" then return false end
   local host = o:match("^https?://([^/]+)$")
   if host and auth.loopback_host(host) then return true end
-  local cors = ctx.server and ctx.server.cors
+  local cors = server and server.cors
   return cors ~= nil and cors[o:lower()] == true
+end
+
+-- The Host a server on loopback answers: a loopback name, or the host of an origin serve.cors
+-- lists. Under DNS rebinding the browser sends the attacker's name; a server listening on
+-- another address is reached by names this one cannot know, and its keys guard it.
+local function host_ok(req, server)
+  if not (server and server.auth and server.auth.loopback) then return true end
+  local h = req.headers.host
+  if auth.loopback_host(h) then return true end
+  if type(h) ~= "string" then return false end
+  h = h:lower()
+  for o in pairs(server.cors or {}) do
+    if o:match("^https?://(.+)$") == h then return true end
+  end
+  return false
+end
+
+--- guard(req, ctx) -> nil | status, code, message: what /mcp refuses before any key is
+--- checked, as MCP's transport asks (a foreign Origin is 403 whoever sends it)
+function M.guard(req, ctx)
+  if not origin_ok(req, ctx.server) then return 403, "forbidden", "this Origin may not use /mcp" end
+  if not host_ok(req, ctx.server) then
+    return 403, "forbidden", "this server listens on loopback: /mcp answers loopback host names only (or serve.cors's)"
+  end
 end
 
 local function key_of(ctx) return ctx.who and (ctx.who.id or (ctx.who.local_use and "local")) or "local" end
@@ -103,7 +128,6 @@ local function batch(req, ctx, text)
 end
 
 local function post(req, ctx)
-  if not origin_ok(req, ctx) then return err(403, "forbidden", "this Origin may not use /mcp") end
   local pv = req.headers["mcp-protocol-version"]
   if pv and not KNOWN[pv] then
     return rpc_reply(req, ctx, 400, rpc.error(nil, rpc.INVALID_REQUEST, "unsupported MCP-Protocol-Version: " .. tostring(pv):sub(1, 32)))
@@ -164,10 +188,10 @@ end
 
 --- add(router): POST, GET and DELETE /mcp (any key; the tools check the key's role)
 function M.add(router)
-  router:add("POST", "/mcp", { handler = post, role = "viewer", name = "mcp",
+  router:add("POST", "/mcp", { handler = post, guard = M.guard, role = "viewer", name = "mcp",
     summary = "MCP over Streamable HTTP: one JSON-RPC message (docs/mcp.md)", responses = { [200] = { schema = { type = "object" } } } })
-  router:add("DELETE", "/mcp", { handler = delete, role = "viewer", name = "mcp_end", summary = "End an MCP session" })
-  router:add("GET", "/mcp", { handler = get, role = "viewer", name = "mcp_stream",
+  router:add("DELETE", "/mcp", { handler = delete, guard = M.guard, role = "viewer", name = "mcp_end", summary = "End an MCP session" })
+  router:add("GET", "/mcp", { handler = get, guard = M.guard, role = "viewer", name = "mcp_stream",
     summary = "Not offered: this server sends messages only in answers (405)" })
 end
 

@@ -183,6 +183,10 @@ function Server:_dispatch(req, ctx)
     return fail(req, ctx, 404, "not_found", "no such route")
   end
   ctx.route = route.pattern
+  if route.guard then -- what a route refuses before any key (MCP's Origin and Host)
+    local gst, gcode, gmsg = route.guard(req, ctx)
+    if gst then return fail(req, ctx, gst, gcode, gmsg) end
+  end
   if route.role then
     -- failed authentication is limited apart, and checked before the key is: a guesser
     -- is slowed down whatever it sends
