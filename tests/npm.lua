@@ -3,6 +3,7 @@
 -- validator), installed once into a cache (ORKET_TEST_NPM_CACHE, else $XDG_CACHE_HOME/orket-tests/npm,
 -- else build/test-npm) with `npm install --prefix`. When npm or its registry cannot be
 -- reached, ensure says why and the tests that need it are skipped with that reason printed.
+-- A peer that needs a newer Node than the system's gets npm's (node_at_least).
 local H = require "tests.helpers"
 
 local M = {}
@@ -74,9 +75,46 @@ function M.bin(name)
   return dir .. "/node_modules/.bin/" .. name
 end
 
---- node(script, args, {cwd=, env=}) -> {status=, stdout=, stderr=}: runs a test script
+-- Node from npm, for a peer that needs a newer one than the system's (Debian 12 has 18):
+-- the registry's node-linux-ARCH package holds the official build; its own prefix beside
+-- the cache's, installed on first need.
+M.NODE_PACKAGE = "22"
+local ARCH = { x86_64 = "x64", aarch64 = "arm64" }
+
+local function version_of(program)
+  local _, out = sh(H.quote(program) .. " --version")
+  local a, b = out:match("^v(%d+)%.(%d+)")
+  return a and { tonumber(a), tonumber(b) } or nil, out:gsub("%s+$", "")
+end
+
+--- node_at_least(major, minor) -> a node program at least that version (the system's, else
+--- npm's node-linux-ARCH@NODE_PACKAGE, installed once) | nil, why not
+function M.node_at_least(major, minor)
+  local v = version_of("node")
+  if v and (v[1] > major or (v[1] == major and v[2] >= minor)) then return "node" end
+  local dir, why = M.ensure() -- the registry is known to answer before a large download
+  if not dir then return nil, why end
+  local _, machine = sh("uname -m")
+  local arch = ARCH[machine:gsub("%s+$", "")]
+  if not arch then return nil, "no Node build on npm for this machine (" .. machine:gsub("%s+$", "") .. ")" end
+  local prefix = dir .. "/node-" .. M.NODE_PACKAGE
+  local program = prefix .. "/node_modules/.bin/node"
+  local ok, out = sh(string.format("flock %s sh -c %s", H.quote(prefix .. ".lock"), H.quote(string.format(
+    "[ -x %s ] || timeout 600 npm install --prefix %s --no-audit --no-fund --loglevel=error %s",
+    H.quote(program), H.quote(prefix), H.quote("node-linux-" .. arch .. "@^" .. M.NODE_PACKAGE)))))
+  local got = ok and version_of(program)
+  if not got or got[1] < major or (got[1] == major and got[2] < minor) then
+    return nil, "Node " .. major .. "." .. minor .. " or later is needed, the system's is "
+      .. (v and table.concat(v, ".") or "missing") .. ", and npm's "
+      .. (got and "is " .. table.concat(got, ".") or "could not be installed: " .. out:sub(-300))
+  end
+  return program
+end
+
+--- node(script, args, {cwd=, env=, node=}) -> {status=, stdout=, stderr=}: runs a test script
 --- (tests/mcp/NAME) with the cache's node_modules on NODE_PATH-like resolution (the script
---- is copied next to them, as ES modules resolve from their own directory)
+--- is copied next to them, as ES modules resolve from their own directory); node: the
+--- program (node_at_least's), else the system's node
 function M.node(name, args, o)
   o = o or {}
   local dir = assert(M.ensure())
@@ -88,8 +126,8 @@ function M.node(name, args, o)
   for k, v in pairs(o.env or {}) do env = env .. k .. "=" .. H.quote(v) .. " " end
   local quoted = {}
   for i, a in ipairs(args or {}) do quoted[i] = H.quote(a) end
-  local cmd = string.format("cd %s && %s timeout %d node %s %s >%s/out 2>%s/err; echo $?", H.quote(o.cwd or dir), env,
-    o.timeout or 120, H.quote(dst), table.concat(quoted, " "), tmp, tmp)
+  local cmd = string.format("cd %s && %s timeout %d %s %s %s >%s/out 2>%s/err; echo $?", H.quote(o.cwd or dir), env,
+    o.timeout or 120, H.quote(o.node or "node"), H.quote(dst), table.concat(quoted, " "), tmp, tmp)
   local p = io.popen(cmd)
   local status = tonumber(p:read("a"))
   p:close()
