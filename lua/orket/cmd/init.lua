@@ -3,14 +3,17 @@
 -- first run works offline; imports the epic into the board and says what to run next.
 -- The files come from templates/project/ under Orket's home; --forge adds a CI workflow,
 -- checks.sh and a README with the workflow's badge from templates/forge/ (docs/git.md).
+-- On a terminal and without options it asks first (orket.terminal.ask): name, model,
+-- forge, example or empty.
 local uv = require "luv"
 local import = require "orket.import"
 local project = require "orket.project"
 local gitwork = require "orket.engine.gitwork"
 local rt = require "orket.c.runtime"
+local ask = require "orket.terminal.ask"
 
 local cmd = { summary = "create a new project",
-  usage = "orket init [DIR] [--forge gitea|github [--repo OWNER/NAME] [--forge-url URL]]" }
+  usage = "orket init [DIR] [--yes | --forge gitea|github [--repo OWNER/NAME] [--forge-url URL]]" }
 cmd.help = [[
 Creates DIR (default: the current directory) with orket.lua, epics/start.json (one epic of
 two issues), script.lua (an offline scripted model), and workspace/ (a git repository on
@@ -25,7 +28,13 @@ the project's acceptance checks, on each pull request and reports the outcome to
 API (secrets ORKET_URL and ORKET_API_KEY), checks.sh itself (orket.lua's verify.command
 runs it at each hand-in too) and README.md with the workflow's status badge; orket.lua gets
 a git section to fill in. --repo OWNER/NAME and --forge-url URL (Gitea's server; GitHub's
-is https://github.com) fill in the badge and that section; without them they say OWNER/NAME.]]
+is https://github.com) fill in the badge and that section; without them they say OWNER/NAME.
+
+On a terminal, without options, init asks first: the project's name (DIR's), the model's
+provider (scripted, the offline model; ollama; openai) and model, the forge (none, gitea,
+github, with its repository and, for gitea, its URL) and whether to start from the example
+epic or empty. Enter takes the answer in brackets; Ctrl-D cancels and changes nothing.
+--yes asks nothing and takes those answers, as init does without a terminal.]]
 
 -- The forges init writes a workflow for: where the workflow goes, the web address of a
 -- repository's server, and its workflow badge.
@@ -117,7 +126,17 @@ local function create(dir, texts, made, files)
   return r
 end
 
--- The options: dir, {forge=, repo=, url=} | nil, exit status (a usage error said).
+-- What a repository and a forge URL must look like: true | nil, why
+local function check_repo(v)
+  if v:match("^[%w_.%-]+/[%w_.%-]+$") then return true end
+  return nil, string.format("'%s' is not OWNER/NAME", v)
+end
+local function check_url(v)
+  if v:match("^https?://[%w_.%-]+[%w_.%-:/]*$") then return true end
+  return nil, string.format("'%s' is not an http(s) URL", v)
+end
+
+-- The options: dir, {forge=, repo=, url=, yes=} | nil, exit status (a usage error said).
 local function options(args, cli)
   local pos, o = {}, {}
   local VALUES = { ["--forge"] = { "forge", "gitea or github" }, ["--repo"] = { "repo", "OWNER/NAME" },
@@ -130,6 +149,8 @@ local function options(args, cli)
       if args[i + 1] == nil then return nil, cli.usage_error(cmd, "%s needs %s", a, v[2]) end
       o[v[1]] = args[i + 1]
       i = i + 1
+    elseif a == "--yes" then
+      o.yes = true
     elseif a:match("^%-") then
       return nil, cli.usage_error(cmd, "unknown option '%s'", a)
     else
@@ -144,15 +165,12 @@ local function options(args, cli)
   if (o.repo or o.url) and not o.forge then
     return nil, cli.usage_error(cmd, "%s needs --forge gitea|github", o.repo and "--repo" or "--forge-url")
   end
-  if o.repo and not o.repo:match("^[%w_.%-]+/[%w_.%-]+$") then
-    return nil, cli.usage_error(cmd, "--repo: '%s' is not OWNER/NAME", o.repo)
+  for _, v in ipairs { { "--repo", o.repo, check_repo }, { "--forge-url", o.url, check_url } } do
+    local ok, why = true, nil
+    if v[2] then ok, why = v[3](v[2]) end
+    if not ok then return nil, cli.usage_error(cmd, "%s: %s", v[1], why) end
   end
-  if o.url then
-    if not o.url:match("^https?://[%w_.%-]+[%w_.%-:/]*$") then
-      return nil, cli.usage_error(cmd, "--forge-url: '%s' is not an http(s) URL", o.url)
-    end
-    o.url = o.url:gsub("/+$", "")
-  end
+  if o.url then o.url = o.url:gsub("/+$", "") end
   return pos[1] or ".", o
 end
 
@@ -176,9 +194,11 @@ local function forge_texts(home, texts, o, name)
   texts["workspace/README.md"] = files["README.md"]:gsub("PROJECT", lit(name), 1):gsub("BADGE", lit(badge), 1)
     :gsub("WORKFLOW", lit(f.dir .. "/orket.yml"), 1)
   -- the offline model's README keeps the badge (its text is a Lua string in script.lua)
-  local n
-  texts["script.lua"], n = texts["script.lua"]:gsub('"# Project\\n\\n', lit('"# Project\\n\\n' .. badge .. '\\n\\n'), 1)
-  if n ~= 1 then return nil, "the project template script.lua has no README text for the badge" end
+  if texts["script.lua"] then -- not written for a project on a real model
+    local n
+    texts["script.lua"], n = texts["script.lua"]:gsub('"# Project\\n\\n', lit('"# Project\\n\\n' .. badge .. '\\n\\n'), 1)
+    if n ~= 1 then return nil, "the project template script.lua has no README text for the badge" end
+  end
   texts["orket.lua"] = texts["orket.lua"] .. string.format([[
 -- orket init --forge %s: checks.sh (in workspace/) holds the acceptance checks, run at each
 -- hand-in and by the forge's workflow on each pull request (%s/orket.yml; docs/git.md).
@@ -191,6 +211,128 @@ verify = { command = { "sh", "checks.sh" } }
   return { workflow, "workspace/checks.sh", "workspace/README.md" }
 end
 
+-- The model providers the wizard offers, each with the model it suggests and what
+-- orket.lua says of it (the built-in providers need no section: docs/llm.md).
+local PROVIDERS = { "scripted", "ollama", "openai" }
+local SUGGESTED = { ollama = "qwen2.5-coder:7b", openai = "gpt-4o-mini" }
+local ABOUT = {
+  ollama = "ollama is built in: a server at 127.0.0.1:11434, or at OLLAMA_HOST",
+  openai = "openai is built in: its key comes from OPENAI_API_KEY (never written here), and\n"
+    .. "-- OPENAI_BASE_URL points it at another OpenAI-compatible server",
+}
+
+local function check_name(v)
+  if v == "" or #v > 128 or v:find("%c") then return nil, "a name of 1 to 128 printable characters" end
+  return true
+end
+local function check_model(v)
+  if #v <= 128 and v:match("^[%w][%w._:/%-]*$") then return true end
+  return nil, "a model name such as " .. SUGGESTED.ollama .. " (letters, digits and . _ : / -)"
+end
+-- an answer that may be left empty, else checked
+local function optional(check)
+  return function(v)
+    if v == "" then return true end
+    return check(v)
+  end
+end
+
+-- The wizard (a terminal, no options): o gets name, provider, model, forge, repo, url and
+-- empty from the answers | nil when the person cancelled (Ctrl-D).
+local function wizard(o, name)
+  local q = ask.new(io.stdin, io.stdout)
+  io.stdout:write("orket init: Enter takes the answer in brackets, Ctrl-D cancels.\n")
+  o.name = q:line("Project name", name, check_name)
+  o.provider = o.name and q:choice("Model provider", PROVIDERS, "scripted")
+  if not o.provider then return nil end
+  if SUGGESTED[o.provider] then
+    o.model = q:line("Model", SUGGESTED[o.provider], check_model)
+    if not o.model then return nil end
+  end
+  local forge = q:choice("Forge", { "none", "gitea", "github" }, "none")
+  if not forge then return nil end
+  if forge ~= "none" then
+    o.forge = forge
+    local repo = q:line("Repository on " .. forge .. " (OWNER/NAME, Enter to fill in later)", nil, optional(check_repo))
+    if not repo then return nil end
+    o.repo = repo ~= "" and repo or nil
+    if forge == "gitea" then
+      local url = q:line("Gitea's URL (Enter to fill in later)", nil, optional(check_url))
+      if not url then return nil end
+      o.url = url ~= "" and url:gsub("/+$", "") or nil
+    end
+  end
+  local start = q:choice("Start from", { "example", "empty" }, "example")
+  if not start then return nil end
+  o.empty = start == "empty"
+  return o
+end
+
+-- orket.lua's models section for a real model: the template's scripted one replaced.
+-- true | nil, msg
+local function real_model(texts, provider, model)
+  local section = string.format("-- The model (docs/llm.md; `orket models` checks that it answers).\n-- %s.\n"
+    .. "models = { default = %q }\n", ABOUT[provider], provider .. ":" .. model)
+  local n
+  texts["orket.lua"], n = texts["orket.lua"]:gsub("%-%- The scripted model.-\nmodels = {.-\n}\n", function() return section end, 1)
+  if n ~= 1 then return nil, "the project template orket.lua has no models section" end
+  texts["script.lua"] = nil
+  return true
+end
+
+-- The texts init writes, by path, and the paths in the order they are written | nil, msg
+local function project_texts(home, dir, o, name)
+  local texts = {}
+  for _, f in ipairs(FILES) do
+    local text, err = read(home .. "/templates/project/" .. f)
+    if not text then return nil, string.format("cannot read the project template %s: %s", f, tostring(err)) end
+    texts[f] = text
+  end
+  -- a function, not a string: '%' in the name is not a capture reference
+  texts["orket.lua"] = texts["orket.lua"]:gsub('"PROJECT"', function() return string.format("%q", name) end, 1)
+  if o.model then
+    local ok, merr = real_model(texts, o.provider, o.model)
+    if not ok then return nil, merr end
+  end
+  if o.empty then texts["epics/start.json"] = nil end
+  local files = {}
+  for _, f in ipairs(FILES) do files[#files + 1] = texts[f] and f or nil end
+  if o.forge then
+    local extra, ferr = forge_texts(home, texts, o, name)
+    if not extra then return nil, ferr end
+    for _, f in ipairs(extra) do
+      -- a repository already in workspace/ keeps its own files: nothing is overwritten
+      if uv.fs_stat(dir .. "/" .. f) then return nil, string.format("%s/%s already exists; nothing was changed", dir, f) end
+      files[#files + 1] = f
+    end
+  end
+  return texts, files
+end
+
+-- What init made, and the command to run next.
+local function say_made(dir, o, texts, r, cli)
+  local cd = dir == "." and "" or ("cd " .. shell_quote(dir) .. " && ")
+  local said = { "orket.lua", texts["epics/start.json"] and string.format("epics/start.json (epic START, %d issues)", r.cards - 1)
+    or "epics/ (empty)" }
+  if texts["script.lua"] then said[#said + 1] = "script.lua (offline model)" end
+  said[#said + 1] = "workspace/ (git)"
+  io.stdout:write(string.format("created a project in %s: %s\n", dir, table.concat(said, ", ")))
+  if o.model then io.stdout:write(string.format("model: %s:%s (docs/llm.md)\n", o.provider, o.model)) end
+  if o.forge then
+    io.stdout:write(string.format("forge %s: workspace/%s/orket.yml runs workspace/checks.sh on pull requests and "
+      .. "reports to Orket (secrets ORKET_URL, ORKET_API_KEY); README.md has its badge; orket.lua's git section "
+      .. "is to fill in (docs/git.md)\n", o.forge, FORGES[o.forge].dir))
+  end
+  -- the binary as run (an absolute path unless `orket` on PATH is this one): the line works
+  -- as printed, in a shell where orket is not installed
+  if o.empty then
+    io.stdout:write("next: write an epic into " .. (dir == "." and "" or dir .. "/") .. "epics/ (docs/board.md), then "
+      .. cd .. cli.program() .. " import\n")
+  else
+    io.stdout:write("next: " .. cd .. cli.program() .. " run START\n")
+  end
+end
+
 function cmd.run(args, cli)
   local dir, o = options(args, cli)
   if not dir then return o end
@@ -200,36 +342,20 @@ function cmd.run(args, cli)
       return 1
     end
   end
-  local home = rt.home()
-  local texts = {}
-  for _, f in ipairs(FILES) do
-    local text, err = read(home .. "/templates/project/" .. f)
-    if not text then
-      cli.err("cannot read the project template %s: %s", f, tostring(err))
-      return 1
-    end
-    texts[f] = text
-  end
   local name = uv.fs_realpath(".") or "project"
   if dir ~= "." then name = dir end
   name = name:match("([^/]+)/*$") or "project"
-  -- a function, not a string: '%' in the name is not a capture reference
-  texts["orket.lua"] = texts["orket.lua"]:gsub('"PROJECT"', function() return string.format("%q", name) end, 1)
-  local files = { table.unpack(FILES) }
-  if o.forge then
-    local extra, ferr = forge_texts(home, texts, o, name)
-    if not extra then
-      cli.err("%s", ferr)
+  if not (o.forge or o.yes) and uv.guess_handle(0) == "tty" and uv.guess_handle(1) == "tty" then
+    if not wizard(o, name) then
+      cli.err("init cancelled; nothing was changed")
       return 1
     end
-    for _, f in ipairs(extra) do
-      -- a repository already in workspace/ keeps its own files: nothing is overwritten
-      if uv.fs_stat(dir .. "/" .. f) then
-        cli.err("%s/%s already exists; nothing was changed", dir, f)
-        return 1
-      end
-      files[#files + 1] = f
-    end
+    name = o.name
+  end
+  local texts, files = project_texts(rt.home(), dir, o, name)
+  if not texts then
+    cli.err("%s", files)
+    return 1
   end
   local made = undo_list()
   local r, err = create(dir, texts, made, files)
@@ -238,17 +364,7 @@ function cmd.run(args, cli)
     cli.err("%s; init removed what it had created in %s, so it can be run again", err, dir)
     return 1
   end
-  local cd = dir == "." and "" or ("cd " .. shell_quote(dir) .. " && ")
-  io.stdout:write(string.format("created a project in %s: orket.lua, epics/start.json (epic START, %d issues), "
-    .. "script.lua (offline model), workspace/ (git)\n", dir, r.cards - 1))
-  if o.forge then
-    io.stdout:write(string.format("forge %s: workspace/%s/orket.yml runs workspace/checks.sh on pull requests and "
-      .. "reports to Orket (secrets ORKET_URL, ORKET_API_KEY); README.md has its badge; orket.lua's git section "
-      .. "is to fill in (docs/git.md)\n", o.forge, FORGES[o.forge].dir))
-  end
-  -- the binary as run (an absolute path unless `orket` on PATH is this one): the line works
-  -- as printed, in a shell where orket is not installed
-  io.stdout:write("next: " .. cd .. cli.program() .. " run START\n")
+  say_made(dir, o, texts, r, cli)
   return 0
 end
 
