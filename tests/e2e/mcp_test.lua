@@ -190,6 +190,43 @@ describe("orket mcp serve (stdio)", function()
     assert.same({ "debug", "get_card" }, { logged[2].params.level, logged[2].params.data.tool })
   end)
 
+  it("offers prompts for a card and the board, and completes card ids", function()
+    local dir = H.example("notes")
+    local a = by_id(serve(dir, { INIT, '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+      '{"jsonrpc":"2.0","id":1,"method":"prompts/list"}',
+      '{"jsonrpc":"2.0","id":2,"method":"prompts/get","params":{"name":"review_card","arguments":{"id":"NOTES-2"}}}',
+      '{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"review_card","arguments":{}}}',
+      '{"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{"name":"review_card","arguments":{"id":"NOPE-1"}}}',
+      '{"jsonrpc":"2.0","id":5,"method":"prompts/get","params":{"name":"nope"}}',
+      '{"jsonrpc":"2.0","id":6,"method":"prompts/get","params":{"name":"triage"}}',
+      '{"jsonrpc":"2.0","id":7,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"review_card"},'
+        .. '"argument":{"name":"id","value":"notes-"}}}',
+      '{"jsonrpc":"2.0","id":8,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"orket://cards/{id}"},'
+        .. '"argument":{"name":"id","value":"ZZ"}}}',
+      '{"jsonrpc":"2.0","id":9,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"nope"},'
+        .. '"argument":{"name":"id","value":""}}}',
+    }))
+    assert.same({ listChanged = false }, a[0].result.capabilities.prompts)
+    assert.same({}, a[0].result.capabilities.completions)
+    local names = {}
+    for _, p in ipairs(a[1].result.prompts) do
+      names[#names + 1] = p.name
+      assert.is_string(p.description)
+    end
+    assert.same({ "review_card", "triage" }, names)
+    assert.same({ { name = "id", description = "the card id, such as NOTES-1", required = true } }, a[1].result.prompts[1].arguments)
+    local m = a[2].result.messages
+    assert.matches("Review Orket card NOTES%-2", m[1].content.text)
+    assert.equal("orket://cards/NOTES-2", m[2].content.resource.uri)
+    assert.equal("NOTES-2", cjson.decode(m[2].content.resource.text).card.id)
+    for i = 3, 5 do assert.equal(-32602, a[i].error.code, i) end
+    assert.matches("no card NOPE%-1", a[4].error.message)
+    assert.equal("NOTES", cjson.decode(a[6].result.messages[2].content.text).cards[1].id)
+    assert.same({ values = { "NOTES-1", "NOTES-2", "NOTES-3", "NOTES-4" }, total = 4, hasMore = false }, a[7].result.completion)
+    assert.same({ values = {}, total = 0, hasMore = false }, a[8].result.completion)
+    assert.equal(-32602, a[9].error.code)
+  end)
+
   it("speaks the stateless revision when a request carries its version", function()
     local dir = H.example("notes")
     local a = by_id(serve(dir, {
@@ -351,7 +388,7 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
   -- Orket; each of the others is named here with what of the suite's fixture server it needs,
   -- so that a scenario a new version of the suite adds is not passed over unseen.
   local FIXTURE_FREE = { "server-initialize", "logging-set-level", "ping", "tools-list", "resources-list",
-    "server-sse-multiple-streams", "dns-rebinding-protection" }
+    "prompts-list", "server-sse-multiple-streams", "dns-rebinding-protection" }
   local FIXTURE = {
     ["completion-complete"] = "prompt test_prompt_with_arguments",
     ["tools-call-simple-text"] = "tool test_simple_text",
@@ -373,7 +410,6 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     ["resources-templates-read"] = "resource template test://template/{id}/data",
     ["resources-subscribe"] = "resource test://watched-resource",
     ["resources-unsubscribe"] = "resource test://watched-resource",
-    ["prompts-list"] = "prompts (Orket offers none and declares no prompts capability)",
     ["prompts-get-simple"] = "prompt test_simple_prompt",
     ["prompts-get-with-args"] = "prompt test_prompt_with_arguments",
     ["prompts-get-embedded-resource"] = "prompt test_prompt_with_embedded_resource",

@@ -3,6 +3,7 @@
 -- (orket.serve.routes, .writes, .runs) called with the same ctx, so a tool call and the
 -- matching HTTP request run the same handler, checks and audit. Resources are cards and run
 -- transcripts; subscriptions are fed from the journal (orket.store.journal) on a timer.
+-- Prompts and completions: orket.mcp.prompts.
 local uv = require "luv"
 local cschema = require "orket.c.schema"
 local jsonout = require "orket.jsonout"
@@ -18,6 +19,7 @@ local runs = require "orket.serve.runs"
 local rt = require "orket.c.runtime"
 local store_runs = require "orket.store.runs"
 local board = require "orket.board"
+local prompts = require "orket.mcp.prompts"
 
 local M = {}
 
@@ -148,7 +150,8 @@ local function server_info()
 end
 
 local function capabilities(self)
-  return { tools = { listChanged = false }, resources = { subscribe = self.send ~= nil, listChanged = false }, logging = {} }
+  return { tools = { listChanged = false }, resources = { subscribe = self.send ~= nil, listChanged = false }, logging = {},
+    prompts = { listChanged = false }, completions = {} }
 end
 
 -- ---- logging (notifications/message) ---------------------------------------------------
@@ -219,6 +222,18 @@ function M:call_tool(def, args)
   end
   local text = jsonout.encode(doc)
   return { content = jsonout.array { { type = "text", text = text } }, structuredContent = doc }
+end
+
+--- session:tool_text(name, args) -> the text a tool call answers | nil, message (its error)
+function M:tool_text(name, args)
+  for _, d in ipairs(self.tools) do
+    if d.t.name == name then
+      local res = self:call_tool(d, args)
+      if res.isError then return nil, res.content[1].text end
+      return res.content[1].text
+    end
+  end
+  return nil, "no tool " .. name
 end
 
 -- ---- resources -------------------------------------------------------------------------
@@ -369,6 +384,16 @@ methods["tools/call"] = function(self, p)
   end
   return bad_params("unknown tool: " .. p.name:sub(1, 128))
 end
+
+methods["prompts/list"] = function(_, p)
+  local items, nxt = page(prompts.list(), p.cursor, M.PAGE)
+  if not items then return bad_params("invalid cursor") end
+  return { prompts = items, nextCursor = nxt }
+end
+
+methods["prompts/get"] = function(self, p) return prompts.get(self, p.name, p.arguments) end
+
+methods["completion/complete"] = function(self, p) return prompts.complete(self, p.ref, p.argument) end
 
 methods["resources/list"] = function(self, p)
   local items, nxt = page(self:resource_list(), p.cursor, M.PAGE)
