@@ -27,8 +27,9 @@ BENCH_PKGS="wrk"
 # libFuzzer ships in clang's runtime package.
 FUZZ_PKGS="clang libclang-rt-14-dev"
 # `make image-test`: podman (runc where crun refuses the host's cgroups, iptables for
-# published ports), debootstrap for a base image, curl for probes.
-IMAGE_PKGS="podman runc iptables debootstrap curl"
+# published ports, catatonit for the infra container of a pod that `podman kube play`
+# starts), debootstrap for a base image, curl for probes.
+IMAGE_PKGS="podman runc iptables catatonit debootstrap curl"
 
 case "${1:-}" in
   "") ;;

@@ -371,4 +371,23 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
     for pid in pairs(pids) do assert.is_false(alive(pid), "worker " .. pid .. " still runs") end
     for i = 1, 20 do assert.equal("W-" .. i .. "\n", H.read(dir .. "/workspace/W-" .. i .. ".line")) end
   end)
+
+  it("orket serve --workers 0 records the runs of POST /v1/runs for workers started apart", function()
+    -- serve and the workers as two Deployments (deploy/k8s/): the server runs nothing itself
+    local dir = project(fake.url, 4)
+    local key = H.api_key(dir, "op", "operator")
+    local s = H.serve(dir, { args = "--workers 0" })
+    local st, doc = H.api(s, "POST", "/v1/runs", key, { target = "W" })
+    assert.equal(201, st)
+    assert.is_false(doc.run.live)
+    orket.sleep(300)
+    local _, d = H.api(s, "GET", "/v1/runs/" .. math.tointeger(doc.run.id), key)
+    assert.equal("queued", d.run.state) -- no worker yet: nobody works it, not even the server
+    local r = H.orket("worker --drain --lease-ms 2500", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    _, d = H.api(s, "GET", "/v1/runs/" .. math.tointeger(doc.run.id), key)
+    assert.equal("done", d.run.state)
+    assert.equal(0, s.stop())
+    for i = 1, 4 do assert.equal("W-" .. i .. "\n", H.read(dir .. "/workspace/W-" .. i .. ".line")) end
+  end)
 end)

@@ -31,8 +31,9 @@ listens on is printed on stdout; one JSON line per request goes to stderr. SIGTE
 Ctrl-C stops it, and its runs as Ctrl-C stops
 'orket run' ('orket resume' continues them). --workers N starts N 'orket worker'
 processes beside the server (restarted when one dies, stopped with it): POST /v1/runs then
-leaves each run to them instead of executing it in the server. See docs/serve.md and
-docs/workers.md.]]
+leaves each run to them instead of executing it in the server; --workers 0 leaves them to
+'orket worker' processes started apart (on PostgreSQL, on other machines or pods). See
+docs/serve.md and docs/workers.md.]]
 
 -- The key a container is given (ORKET_KEY, or the file ORKET_KEY_FILE names, such as a
 -- mounted secret; the file wins): nil when neither is set | token, the variable's name |
@@ -59,7 +60,7 @@ function cmd.run(args, cli)
   if nworkers then
     local n = math.tointeger(tonumber(nworkers))
     if not n or n < 0 or n > 64 then return cli.usage_error(cmd, "--workers needs an integer from 0 to 64") end
-    nworkers = n > 0 and n or nil
+    nworkers = n
   end
   if #pos > 1 then return cli.usage_error(cmd, "serve takes one directory") end
   if pos[1] then dir = pos[1] end
@@ -128,8 +129,9 @@ function cmd.run(args, cli)
   runs.registry(db).log = function(fields) server:_log(fields) end
   local pool
   if nworkers then
+    -- --workers 0: the workers run apart (another container, a Deployment of their own)
     runs.registry(db).workers = true
-    pool = workers.start { dir = dir, n = nworkers, log = function(f) server:_log(f) end }
+    if nworkers > 0 then pool = workers.start { dir = dir, n = nworkers, log = function(f) server:_log(f) end } end
   end
   local signals = {}
   for _, name in ipairs { "sigint", "sigterm" } do
