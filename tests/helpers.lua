@@ -213,6 +213,14 @@ function M.processes(needle)
   return found
 end
 
+--- sh(cmd) -> exit status, output (stdout and stderr together): a shell command's result
+function M.sh(cmd)
+  local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
+  local out = p:read("a")
+  p:close()
+  return tonumber(out:match("rc=(%d+)%s*$")), (out:gsub("rc=%d+%s*$", ""))
+end
+
 --- orket(args, {stdin=, env=, cwd=, wrap=}) -> {status=, stdout=, stderr=}
 --- Runs the binary with args (a string of shell words, already quoted where needed); wrap
 --- is a command put before it (e.g. setpriv to run it as another user).

@@ -1,8 +1,9 @@
 -- tests.npm: real peers from npm for the tests (the official MCP SDK, the reference servers,
 -- the GitHub Actions workflow validator, the MCP conformance suite, an OpenAPI 3.1
--- validator), installed once into a cache (ORKET_TEST_NPM_CACHE, else $XDG_CACHE_HOME/orket-tests/npm,
--- else build/test-npm) with `npm install --prefix`. When npm or its registry cannot be
--- reached, ensure says why and the tests that need it are skipped with that reason printed.
+-- validator, the Kubernetes API's schema with a YAML reader), installed once into a cache
+-- (ORKET_TEST_NPM_CACHE, else $XDG_CACHE_HOME/orket-tests/npm, else build/test-npm) with
+-- `npm install --prefix`. When npm or its registry cannot be reached, ensure says why and
+-- the tests that need it are skipped with that reason printed.
 -- A peer that needs a newer Node than the system's gets npm's (node_at_least).
 local H = require "tests.helpers"
 
@@ -11,7 +12,8 @@ local M = {}
 -- The packages, pinned to a major version: what the tests were written against (the
 -- conformance suite to 0.1.13, the last that runs on Node 20: later ones need fs.globSync).
 M.PACKAGES = { "@modelcontextprotocol/sdk@^1.25", "@modelcontextprotocol/server-everything@2026",
-  "@action-validator/cli@^0.6", "@modelcontextprotocol/conformance@0.1.13", "@seriousme/openapi-schema-validator@^2" }
+  "@action-validator/cli@^0.6", "@modelcontextprotocol/conformance@0.1.13", "@seriousme/openapi-schema-validator@^2",
+  "kubernetes-models@^5", "yaml@^2" }
 
 local function cache_dir()
   local d = os.getenv("ORKET_TEST_NPM_CACHE")
@@ -111,14 +113,14 @@ function M.node_at_least(major, minor)
   return program
 end
 
---- node(script, args, {cwd=, env=, node=}) -> {status=, stdout=, stderr=}: runs a test script
---- (tests/mcp/NAME) with the cache's node_modules on NODE_PATH-like resolution (the script
---- is copied next to them, as ES modules resolve from their own directory); node: the
---- program (node_at_least's), else the system's node
+--- node(script, args, {cwd=, env=, node=, from=}) -> {status=, stdout=, stderr=}: runs a test
+--- script (tests/mcp/NAME, or FROM/NAME under the repository) with the cache's node_modules
+--- on NODE_PATH-like resolution (the script is copied next to them, as ES modules resolve
+--- from their own directory); node: the program (node_at_least's), else the system's node
 function M.node(name, args, o)
   o = o or {}
   local dir = assert(M.ensure())
-  local src = H.ROOT .. "/tests/mcp/" .. name
+  local src = H.ROOT .. "/" .. (o.from or "tests/mcp") .. "/" .. name
   local dst = dir .. "/" .. name
   H.write(dst, assert(H.read(src)))
   local tmp = H.tmpdir()

@@ -68,9 +68,10 @@ function M.reap_stale(wrap)
   p:close()
 end
 
---- start([{commits_survive_kill=}]) -> server {dir, url, conninfo(extra), password,
+--- start([{commits_survive_kill=, tcp_port=}]) -> server {dir, url, conninfo(extra), password,
 --- query(sql), kill(), restart(), stop()} | raises
 --- url: postgresql://orket@/postgres?host=DIR&passfile=DIR/pgpass (no password in it).
+--- tcp_port: it also listens on 127.0.0.1:PORT (for containers on the host's network).
 function M.start(o)
   o = o or {}
   local wrap = as_owner()
@@ -102,10 +103,11 @@ function M.start(o)
     error("initdb failed:\n" .. out)
   end
   os.remove(dir .. "/pwfile")
-  -- no TCP at all; the socket in our directory; durability is not what these tests test,
+  -- no TCP (unless o.tcp_port asks for loopback); the socket in our directory; durability is not what these tests test,
   -- but a server killed at once (kill()) keeps what it committed only with synchronous
   -- commits (o.commits_survive_kill): the machine does not crash, so no fsync is needed
-  local opts = string.format("-c listen_addresses='' -c unix_socket_directories='%s' -c fsync=off "
+  local listen = o.tcp_port and string.format("127.0.0.1' -c port='%d", o.tcp_port) or ""
+  local opts = string.format("-c listen_addresses='" .. listen .. "' -c unix_socket_directories='%s' -c fsync=off "
     .. "-c synchronous_commit=" .. (o.commits_survive_kill and "on" or "off") .. " -c full_page_writes=off -c shared_buffers=16MB -c max_connections=150 " .. (os.getenv("PGX") or ""), dir)
   local function pg_start()
     return sh(string.format("cd %s && %s%s/pg_ctl -D %s -l %s -w -t 60 -o %s start", q(dir), wrap, M.BIN,
@@ -128,6 +130,7 @@ function M.start(o)
   H.write(s.passfile, string.format("*:*:*:%s:%s\n", M.USER, password))
   os.execute("chmod 600 " .. q(s.passfile))
   s.url = string.format("postgresql://%s@/postgres?host=%s&passfile=%s", M.USER, dir, s.passfile)
+    .. (o.tcp_port and "&port=" .. o.tcp_port or "")
   return s
 end
 

@@ -4,13 +4,7 @@
 -- key file, workers, no password in the file; the unit's hardening).
 local H = require "tests.helpers"
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
-  local out = p:read("a")
-  p:close()
-  local rc = tonumber(out:match("rc=(%d+)%s*$"))
-  return rc, (out:gsub("rc=%d+%s*$", ""))
-end
+local sh = H.sh
 
 local function have(tool) return os.execute("command -v " .. tool .. " >/dev/null 2>&1") == true end
 
