@@ -32,6 +32,49 @@ describe("deploy/", function()
     assert.is_nil(text:find("ork_%x"), "a literal key in compose.yaml")
   end)
 
+  it("compose.yaml: Gitea only with the profile gitea, beside serve, workers and PostgreSQL", function()
+    local tool = have("docker-compose") and "docker-compose" or have("podman-compose") and "podman-compose"
+    assert(tool, "neither docker-compose nor podman-compose is installed (sh scripts/deps.sh installs docker-compose)")
+    local file = H.quote(H.ROOT .. "/deploy/compose.yaml")
+    local rc, out = sh("ORKET_PG_PASSWORD=secret-for-test " .. tool .. " -f " .. file .. " --profile gitea config")
+    assert.equal(0, rc, out)
+    local gitea = out:match("\n  gitea:\n(.-)\n  %w+:\n")
+    assert(gitea, out)
+    assert.matches("image: gitea/gitea:1.22", gitea, 1, true)
+    assert.matches("profiles:\n    %- gitea\n", gitea)
+    assert.matches("127.0.0.1:3000:3000", gitea, 1, true) -- loopback only, as serve's port
+    assert.matches("GITEA__webhook__ALLOWED_HOST_LIST: serve", gitea, 1, true)
+    -- the forge's token and webhook secret reach Orket from the environment, never the file
+    assert.matches("FORGE_TOKEN: ''", out, 1, true)
+    assert.matches("FORGE_HOOK_SECRET: ''", out, 1, true)
+    rc, out = sh("ORKET_PG_PASSWORD=secret-for-test FORGE_TOKEN=tok-for-test " .. tool .. " -f " .. file .. " config")
+    assert.equal(0, rc, out)
+    assert.matches("FORGE_TOKEN: tok%-for%-test", out)
+    -- each service the guide names, and no other
+    rc, out = sh("ORKET_PG_PASSWORD=secret-for-test " .. tool .. " -f " .. file .. " --profile gitea config --services")
+    assert.equal(0, rc, out)
+    local services = {}
+    for name in out:gmatch("[^\n]+") do services[#services + 1] = name end
+    table.sort(services)
+    assert.same({ "gitea", "postgres", "serve", "worker" }, services)
+    -- the stack itself is started only where its images can be had
+    if have("podman") then
+      local missing = {}
+      for _, image in ipairs { "docker.io/library/postgres:15", "docker.io/gitea/gitea:1.22" } do
+        if sh("podman image exists " .. image) ~= 0 then
+          local prc, pout = sh("timeout 60 podman pull -q " .. image)
+          if prc ~= 0 then missing[#missing + 1] = image .. ": " .. pout:gsub("%s+$", "") end
+        end
+      end
+      if #missing > 0 then
+        print("\nSKIPPED (compose up of the full stack): its images cannot be pulled here:\n  "
+          .. table.concat(missing, "\n  "))
+      else
+        print("\nSKIPPED (compose up of the full stack): the images are here, but starting the stack is not automated")
+      end
+    end
+  end)
+
   it("orket.service: systemd-analyze verify says nothing, and the hardening leaves the runner its namespaces", function()
     assert(have("systemd-analyze"), "systemd-analyze is not installed (sh scripts/deps.sh installs systemd)")
     local text = H.read(H.ROOT .. "/deploy/orket.service")
