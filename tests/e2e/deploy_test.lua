@@ -8,13 +8,18 @@ local sh = H.sh
 
 local function have(tool) return os.execute("command -v " .. tool .. " >/dev/null 2>&1") == true end
 
+-- the compose program installed, and deploy/compose.yaml quoted for the shell
+local function compose()
+  local tool = have("docker-compose") and "docker-compose" or have("podman-compose") and "podman-compose"
+  assert(tool, "neither docker-compose nor podman-compose is installed (sh scripts/deps.sh installs docker-compose)")
+  return tool, H.quote(H.ROOT .. "/deploy/compose.yaml")
+end
+
 describe("deploy/", function()
   after_each(H.cleanup)
 
   it("compose.yaml: a valid file with PostgreSQL 15, serve with its key file and workers", function()
-    local tool = have("docker-compose") and "docker-compose" or have("podman-compose") and "podman-compose"
-    assert(tool, "neither docker-compose nor podman-compose is installed (sh scripts/deps.sh installs docker-compose)")
-    local file = H.quote(H.ROOT .. "/deploy/compose.yaml")
+    local tool, file = compose()
     local rc, out = sh("ORKET_PG_PASSWORD=secret-for-test " .. tool .. " -f " .. file .. " config")
     assert.equal(0, rc, out)
     assert.matches("image: postgres:15", out, 1, true)
@@ -33,9 +38,7 @@ describe("deploy/", function()
   end)
 
   it("compose.yaml: Gitea only with the profile gitea, beside serve, workers and PostgreSQL", function()
-    local tool = have("docker-compose") and "docker-compose" or have("podman-compose") and "podman-compose"
-    assert(tool, "neither docker-compose nor podman-compose is installed (sh scripts/deps.sh installs docker-compose)")
-    local file = H.quote(H.ROOT .. "/deploy/compose.yaml")
+    local tool, file = compose()
     local rc, out = sh("ORKET_PG_PASSWORD=secret-for-test " .. tool .. " -f " .. file .. " --profile gitea config")
     assert.equal(0, rc, out)
     local gitea = out:match("\n  gitea:\n(.-)\n  %w+:\n")
