@@ -44,9 +44,10 @@ describe("orket init --forge", function()
   end)
 
   for _, case in ipairs {
-    { forge = "github", path = ".github/workflows/orket.yml", args = " --repo acme/notes",
+    { forge = "github", path = ".github/workflows/orket.yml", args = " --repo acme/notes", run = "github.run_id",
       badge = "https://github.com/acme/notes/actions/workflows/orket.yml/badge.svg" },
     { forge = "gitea", path = ".gitea/workflows/orket.yml", args = " --repo acme/notes --forge-url https://git.example.org/",
+      run = "github.run_number", -- Forgejo's and Gitea's (to 1.25) run pages; their run_id is a 404
       badge = "https://git.example.org/acme/notes/actions/workflows/orket.yml/badge.svg" },
   } do
     it("writes a " .. case.forge .. " workflow the validator accepts", function()
@@ -75,6 +76,10 @@ describe("orket init --forge", function()
       assert.matches("sh checks.sh", yml, 1, true)
       assert.matches("secrets.ORKET_URL", yml, 1, true)
       assert.matches("secrets.ORKET_API_KEY", yml, 1, true)
+      -- the link to the run in the comment on the card is the forge's own form
+      local _, links = yml:gsub("%$%{%{ github%.server_url %}%}/%$%{%{ github%.repository %}%}/actions/runs/%$%{%{ "
+        .. case.run:gsub("%p", "%%%0") .. " %}%}\n", "")
+      assert.equal(1, links, yml)
       assert.matches("[![orket](" .. case.badge .. ")", H.read(ws .. "/README.md"), 1, true)
       -- in main's first commit, so the first pull request already runs them
       local files = io.popen("git -C " .. H.quote(ws) .. " ls-tree -r --name-only main"):read("a")
