@@ -98,6 +98,60 @@ describe("deploy/", function()
     if skipped == "1" then assert.matches("SKIP: .*cannot verify: ", out) end
   end)
 
+  it("the image's HEALTHCHECK fails for a server without a key, which cannot be reached from outside", function()
+    local df = assert(H.read(H.ROOT .. "/Dockerfile"))
+    local check = assert(df:gsub("\\\n", " "):match("\nHEALTHCHECK [^\n]- CMD ([^\n]+)"), "no HEALTHCHECK CMD")
+    local addr = io.popen("hostname -I 2>/dev/null | tr ' ' '\\n' | grep -m1 -v :"):read("l")
+    if not addr or addr == "" then return pending("this machine has no IPv4 address but loopback to ask on") end
+    local function healthy(port)
+      -- as the image's shell runs it (CMD's shell form: /bin/sh -c), on the server's port
+      local rc = sh("/bin/sh -c " .. H.quote((check:gsub(":8765/", ":" .. port .. "/"))))
+      return rc == 0
+    end
+    local dir = H.example("notes")
+    -- no key: loopback only, unreachable from outside the container, so not healthy
+    local s = H.serve(dir, { listen = "127.0.0.1:0" })
+    assert.is_true(sh("curl -fsS -o /dev/null " .. s.url .. "/health") == 0)
+    assert.is_false(healthy(s.port), check)
+    s.stop()
+    os.remove(dir .. "/serve.out") -- the next server's line is waited for there
+    -- a key: every interface, healthy
+    local key = "ork_" .. string.rep("a1", 8) .. "_" .. string.rep("b2", 32)
+    s = H.serve(dir, { listen = "0.0.0.0:0", env = { ORKET_KEY = key } })
+    assert.is_true(healthy(s.port), check)
+    s.stop()
+  end)
+
+  it("the deploying guide's commands work for any uid, on Debian 12, without sudo", function()
+    local guide = assert(H.read(H.ROOT .. "/docs/guide/deploying.md"))
+    local cmds = {}
+    for body in guide:gmatch("\n```sh[^\n]*\n(.-)```") do
+      for line in body:gsub("\\\n", " "):gmatch("[^\n]+") do cmds[#cmds + 1] = line end
+    end
+    local runs, composes = 0, 0
+    for _, c in ipairs(cmds) do
+      -- a minimal Debian has no sudo
+      assert.is_nil(c:find("%f[%w]sudo%f[%W]"), c)
+      -- Debian 12 has docker-compose, not Docker's compose plugin
+      assert.is_nil(c:find("docker compose", 1, true), c)
+      if c:find("docker%-compose ") then composes = composes + 1 end
+      -- the key file is its maker's with mode 600: a container reads it as that user
+      if c:find("^docker run ") then
+        runs = runs + 1
+        assert.matches('--user "$(id -u):$(id -g)"', c, 1, true)
+      end
+    end
+    assert.is_true(runs >= 3 and composes >= 1, "the guide's container commands were not found")
+    -- and compose runs Orket's containers as the user the guide exports
+    local tool = have("docker-compose") and "docker-compose" or have("podman-compose") and "podman-compose"
+    if not tool then return pending("no docker-compose to read deploy/compose.yaml") end
+    local rc, out = sh("ORKET_PG_PASSWORD=x ORKET_UID=1234 ORKET_GID=99 " .. tool .. " -f "
+      .. H.quote(H.ROOT .. "/deploy/compose.yaml") .. " config")
+    assert.equal(0, rc, out)
+    local _, users = out:gsub("\n    user: '?1234:99'?\n", "")
+    assert.equal(2, users, out)
+  end)
+
   it("leaves out ProtectKernelTunables= for a reason: a read-only /proc/sys refuses the runner's fresh /proc", function()
     -- what the unit's comment says, shown on this kernel: a user and PID namespace may
     -- mount its own /proc, but not once part of the existing one is overmounted (as
