@@ -171,6 +171,26 @@ local function asks_help(cmd, args)
   return false
 end
 
+--- split_values(args [, upto]) -> args with each "--name=value" among the first upto words
+--- (default all) before any "--" made the two words "--name" "value": every command's
+--- parser, the shared one (words) and those of their own, takes both spellings of an
+--- option with a value. A flag given a value ("--json=1") leaves a stray word its parser
+--- refuses.
+function M.split_values(args, upto)
+  local out, last = {}, upto or #args
+  for i, a in ipairs(args) do
+    local name, value = a:match("^(%-%-%a[%w-]*)=(.*)$")
+    if i <= last and name then
+      out[#out + 1] = name
+      out[#out + 1] = value
+    else
+      out[#out + 1] = a
+      if a == "--" then last = 0 end
+    end
+  end
+  return out
+end
+
 --- shell_quote(s) -> the shell word for s: as is when it is plain, else in single quotes
 --- ('my project').
 function M.shell_quote(s)
@@ -217,6 +237,7 @@ function M.main(argv)
   end
   local args = {}
   for i = 2, #argv do args[#args + 1] = argv[i] end
+  args = M.split_values(args, cmd.words_after)
   args[0] = argv[0]
   M.argv0 = argv[0]
   if asks_help(cmd, args) then
