@@ -129,7 +129,7 @@ describe("orket sandbox", function()
     local srv = io.popen("cd " .. H.quote(dir .. "/workspace") .. " && exec python3 -m http.server " .. port
       .. " --bind 127.0.0.1 >/dev/null 2>&1 & echo $!"):read("l")
     local ok = false
-    for _ = 1, 100 do
+    for _ = 1, 600 do -- a minute at most for python3 to listen, on a busy machine
       ok = healthy()
       if ok then break end
       uv.sleep(100)
