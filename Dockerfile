@@ -30,7 +30,10 @@ WORKDIR /work
 # orket serve's port. It listens on every interface only with a key (ORKET_KEY, or a file
 # named by ORKET_KEY_FILE such as a mounted secret); without one it keeps to loopback.
 EXPOSE 8765
+# The check asks on the container's own address, not on loopback: a server without a key
+# keeps to loopback, where nothing outside the container reaches it, so it must not look
+# healthy. (hostname -I: the first IPv4 address; serve with a key listens on 0.0.0.0.)
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD curl -fsS -o /dev/null http://127.0.0.1:8765/health || exit 1
+  CMD addr=$(hostname -I | tr ' ' '\n' | grep -m1 -v :) && curl -fsS -o /dev/null "http://$addr:8765/health" || exit 1
 ENTRYPOINT ["/usr/local/bin/orket"]
 CMD ["help"]

@@ -102,7 +102,7 @@ $(BUILD)/nsdeny: tests/tools/nsdeny.c | deps
 TEST_BINS := $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/test_core $(BUILD)/ptydrive $(BUILD)/nsdeny
 
 # Every layer (each test file a process, several at a time: tests/run.sh), then one summary
-# line: "N passed, N failed". The soak tests (many killed and repeated runs) are make soak's.
+# line: "N passed, N failed, N skipped". The soak tests (many killed and repeated runs) are make soak's.
 # TEST_LAYERS="c spec e2e pg" (the default; "soak" adds make soak's) names the layers to run.
 test: test-deps $(TEST_BINS)
 	@TEST_LAYERS="$(TEST_LAYERS)" sh tests/run.sh $(BUILD)

@@ -18,10 +18,11 @@ libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev"
 # PostgreSQL backend's tests (each test run starts its own server in a temp dir); procps
 # for ps (not in a minimal Debian); nodejs and npm run the MCP peers from npm (docs/mcp.md);
 # docker-compose checks the compose files Orket writes (`orket sandbox compose`) and
-# deploy/compose.yaml (`config` needs no engine); systemd-analyze verifies
+# deploy/compose.yaml (`config` needs no engine), and podman-compose what becomes of the
+# generated health check (it runs podman, here a stand-in); systemd-analyze verifies
 # deploy/orket.service; curl is the HTTP client (over TCP and over orket serve's unix
 # socket) that serve's guard tests use from outside orket (not in a minimal Debian).
-TEST_PKGS="lua-busted prometheus chromium chromium-headless-shell chromium-driver postgresql procps nodejs npm docker-compose systemd curl"
+TEST_PKGS="lua-busted prometheus chromium chromium-headless-shell chromium-driver postgresql procps nodejs npm docker-compose podman-compose systemd curl"
 # The benchmarks: wrk loads orket serve.
 BENCH_PKGS="wrk"
 # libFuzzer ships in clang's runtime package.
@@ -52,11 +53,13 @@ done
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" = 0 ]; then
+  # apt's own progress, on stderr with the script's other words: a first install takes
+  # minutes, and a silent one looked hung
   echo "deps: installing$missing" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
+  apt-get update >&2
   # shellcheck disable=SC2086
-  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  apt-get install -y --no-install-recommends $missing >&2
 else
   # a minimal Debian has no sudo: the line is for root to run as it is
   echo "deps: missing Debian packages; as root, run:" >&2

@@ -10,7 +10,7 @@ local M = {}
 -- pattern that matches a module's name gives its layer; patterns are anchored Lua patterns.
 M.LAYERS = {
   { name = "commands", doc = "the CLI, the REPL and what a terminal shows: parse words, render results in the CLI's words",
-    match = { "^orket%.cmd$", "^orket%.cmd%.", "^orket%.cli$", "^orket%.terminal%.", "^orket%.validate$" } },
+    match = { "^orket%.cmd$", "^orket%.cmd%.", "^orket%.cli$", "^orket%.cmdline$", "^orket%.terminal%.", "^orket%.validate$" } },
   { name = "services", doc = "long-lived drivers: the HTTP server, the engine and its runs, MCP, sandboxes, and the documents they give",
     match = { "^orket%.serve$", "^orket%.serve%.", "^orket%.engine$", "^orket%.engine%.",
               "^orket%.mcp%.", "^orket%.sandboxes%.", "^orket%.views%.", "^orket$" } },

@@ -1,5 +1,6 @@
 -- A busted output handler: a line per failing test with its message and place, a dot per
--- passing one, and the closing "spec: N passed, N failed" line tests/run.sh adds up.
+-- passing one, a "SKIP:" line per skipped one (pending(why)), and the closing
+-- "spec: N passed, N failed, N skipped" line tests/run.sh adds up.
 -- ORKET_TEST_PROFILE=1 adds a line per test: its wall time and the whole machine's busy CPU
 -- meanwhile (its programs, servers and browsers included), to find the dear tests; it means
 -- something only when the file runs alone on an idle machine.
@@ -54,6 +55,7 @@ return function(options)
       pending = pending + 1
       local p = handler.pendings[#handler.pendings]
       local why = p and type(p.message) == "string" and p.message ~= "" and p.message or "skipped"
+      why = why:gsub("^[^\n:]+%.lua:%d+: ", "") -- the reason, not where pending was called
       io.write("\nSKIP: ", p and p.name or "?", " (", why, ")\n")
     elseif status == "failure" then
       failed = failed + 1
@@ -75,8 +77,7 @@ return function(options)
   end
 
   handler.suiteEnd = function()
-    io.write("\nspec: ", passed, " passed, ", failed, " failed",
-      pending > 0 and (", " .. pending .. " skipped") or "", "\n")
+    io.write("\nspec: ", passed, " passed, ", failed, " failed, ", pending, " skipped\n")
     io.flush()
     return nil, true
   end

@@ -3,7 +3,7 @@
 -- validator, the Kubernetes API's schema with a YAML reader), installed once into a cache
 -- (ORKET_TEST_NPM_CACHE, else $XDG_CACHE_HOME/orket-tests/npm, else build/test-npm) with
 -- `npm install --prefix`. When npm or its registry cannot be reached, ensure says why and
--- the tests that need it are skipped with that reason printed.
+-- the tests that need it are skipped (pending) with that reason.
 -- A peer that needs a newer Node than the system's gets npm's (node_at_least).
 local H = require "tests.helpers"
 
@@ -33,6 +33,22 @@ end
 
 local result -- once per process: {dir} or {reason}
 
+-- Whether the registry answers: one `npm ping` with a short timeout for the whole test run,
+-- its answer kept in ORKET_TEST_RUN_DIR (tests/run.sh's temp dir) under a lock, so the files
+-- that start together wait for one short probe instead of each waiting out npm's install
+-- timeout (minutes where the registry is unreachable); a file run alone probes once.
+-- -> true | nil, why not
+local function registry_reachable()
+  local run = os.getenv("ORKET_TEST_RUN_DIR")
+  local file = H.quote((run and run ~= "" and run or H.tmpdir()) .. "/npm-registry")
+  local probe = ("[ -s F ] || { out=$(timeout 20 npm ping --fetch-timeout=5000 --fetch-retries=0 2>&1) && echo ok >F "
+    .. "|| { printf '%s\\n' \"$out\" | grep -E 'PING|error code|reason:' | head -n 3; echo no answer; } >F; }; cat F"):gsub("F", file)
+  local _, out = sh("flock " .. file .. ".lock sh -c " .. H.quote(probe))
+  if out == "ok\n" then return true end
+  out = out:gsub("npm %a+ ", ""):gsub("%s+$", ""):gsub("\n", "; "):gsub("; no answer$", "")
+  return nil, "the npm registry cannot be reached (npm ping: " .. out .. ")"
+end
+
 --- ensure() -> prefix dir (its node_modules holds the packages) | nil, why not
 function M.ensure()
   if result then return result.dir, result.reason end
@@ -45,6 +61,11 @@ function M.ensure()
   end
   if not sh("command -v node && command -v npm") then
     result = { reason = "node and npm are not installed (Debian: apt-get install nodejs npm)" }
+    return nil, result.reason
+  end
+  local up, unreachable = registry_reachable()
+  if not up then
+    result = { reason = unreachable }
     return nil, result.reason
   end
   os.execute("mkdir -p " .. H.quote(dir))

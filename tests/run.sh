@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs Orket's test layers against BUILD (default build) and ends with one line:
-# "N passed, N failed". Exits non-zero when anything failed.
+# "N passed, N failed, N skipped" (a skipped test says why, and never counts as passed).
+# Exits non-zero when anything failed.
 #   tests/run.sh [--check | --soak] [BUILD]
 #   layer 1: C unit tests of the core's pure logic      (BUILD/test_core)
 #   layer 2: busted specs of the Lua modules, in-runtime (tests/spec)
@@ -18,7 +19,7 @@
 # a whole run's times kept in the repository). The spec, e2e and pg layers share one pool,
 # so that no layer waits for another's slowest file. A file's line gives its layer, its
 # counts and its time; each layer then reports the output of its failing files and adds its
-# files' counts into its "spec: N passed, N failed" line.
+# files' counts into its "spec: N passed, N failed, N skipped" line.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
@@ -81,7 +82,9 @@ fi
 # for another's slowest file, then reports each layer in turn. Under tests/with_pg.lua's
 # --or-without, ORKET_TEST_PG_SKIPPED drops the pg files and says so once.
 # A layer's report: each file's line as it ends, the output of those that failed, then the
-# layer's "spec: N passed, N failed" line. Exits 1 on a failure.
+# layer's "spec: N passed, N failed, N skipped" line. Exits 1 on a failure.
+# ORKET_TEST_RUN_DIR (the pool's own temp dir) is where a file leaves what the other files of
+# the same run reuse, such as tests/npm.lua's one probe of the registry.
 if [ "${1:-}" = "--files" ] || [ "${1:-}" = "--pool" ]; then
   pool=""
   if [ "$1" = "--files" ]; then
@@ -96,6 +99,7 @@ if [ "${1:-}" = "--files" ] || [ "${1:-}" = "--pool" ]; then
   if [ -n "${ORKET_TEST_PG_SKIPPED:-}" ]; then items=$(echo "$items" | grep -v '^pg:'); fi
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
+  export ORKET_TEST_RUN_DIR="$out"
   jobs=${TEST_JOBS:-$(($(nproc 2>/dev/null || echo 2) + 2))}
   [ "$jobs" -le 8 ] || jobs=8
   times=${TEST_TIMES:-/dev/null}
@@ -133,7 +137,7 @@ if [ "${1:-}" = "--files" ] || [ "${1:-}" = "--pool" ]; then
           if (l ~ san_re) reports++
         }
         close(lf)
-        split(line, w, " "); p = w[2] + 0; n = w[4] + 0
+        split(line, w, " "); p = w[2] + 0; n = w[4] + 0; s = w[6] + 0
         if (line == "") { print "== " f " did not finish (it crashed or was killed):"; n++ }
         else if (reports) { print "== " f ": " reports " sanitizer report(s):"; n++ }
         else if (n) print "== " f ": " n " failed:"
@@ -141,12 +145,12 @@ if [ "${1:-}" = "--files" ] || [ "${1:-}" = "--pool" ]; then
           if (line == "" || reports || n) print "    " text[i]
           else if (text[i] ~ /^(SKIP: |  note: |  skipped: )/) { t = text[i]; sub(/^ */, "", t); print "    " f ": " t }
         }
-        passed += p; failed += n; files++
+        passed += p; failed += n; skipped += s; files++
         if ((getline ms < (out "/" key ".ms")) > 0) print kind, f, ms >> (out "/times")
         close(out "/" key ".ms")
       }
       END {
-        print "spec: " passed + 0 " passed, " failed + 0 " failed (" kind ": " files + 0 " files)"
+        print "spec: " passed + 0 " passed, " failed + 0 " failed, " skipped + 0 " skipped (" kind ": " files + 0 " files)"
         exit (failed > 0)
       }' || status=1
   done
@@ -241,11 +245,12 @@ else
   if in_list soak "$layers"; then soak; fi
 fi
 
-# Each layer printed "<layer>: N passed, N failed"; a layer that printed nothing crashed.
+# Each layer printed "<layer>: N passed, N failed, N skipped"; a layer that printed nothing crashed.
 layers=$(grep -cE '^(c|spec): [0-9]+ passed, [0-9]+ failed' "$log")
 counts=$(grep -E '^(c|spec): [0-9]+ passed, [0-9]+ failed' "$log")
 passed=$(echo "$counts" | awk '{s+=$2} END {print s+0}')
 failed=$(echo "$counts" | awk '{s+=$4} END {print s+0}')
+skipped=$(echo "$counts" | awk '{s+=$6} END {print s+0}')
 if [ "$layers" -ne "$expected" ]; then
   echo "a test layer did not finish (it crashed or was killed): counted $layers of $expected"
   failed=$((failed + 1))
@@ -259,5 +264,5 @@ if [ "$reports" -ne 0 ]; then
   echo "$reports sanitizer report(s) above"
   failed=$((failed + 1))
 fi
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

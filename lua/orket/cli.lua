@@ -1,5 +1,7 @@
 -- orket.cli: the command line. Each command is a module under orket.cmd.<name> returning
--- { summary = "...", usage = "...", run = function(args, cli) -> exit status }.
+-- { name = "...", summary = "...", args = DECLARATION, run = function(args, cli) -> exit
+-- status }: its words are read by cli.parse against the declaration (orket.cmdline), which
+-- also makes its usage line and option list. (A hand-written usage = "..." still works.)
 -- Library code never prints or exits; this module and the commands decide what to show.
 local uv = require "luv"
 local nearest = require "orket.nearest"
@@ -8,6 +10,7 @@ local inert = require "orket.inert"
 local errors = require "orket.errors"
 local task = require "orket.task"
 local handles = require "orket.handles"
+local cmdline = require "orket.cmdline"
 
 local M = {}
 
@@ -97,11 +100,28 @@ function M.open_store_locked(dir)
   return db, lock
 end
 
+--- usage_of(cmd) -> its usage line: the hand-written one, else made from its declaration.
+function M.usage_of(cmd)
+  if cmd.usage then return cmd.usage end
+  if cmd.args and cmd.name then return cmdline.usage(cmd.name, cmd.args) end
+  return nil
+end
+
 -- A usage error: the message, the command's usage, exit status 2.
 function M.usage_error(cmd, fmt, ...)
   M.err(fmt, ...)
-  if cmd and cmd.usage then io.stderr:write("usage: ", cmd.usage, "\n") end
+  local usage = cmd and M.usage_of(cmd)
+  if usage then io.stderr:write("usage: ", usage, "\n") end
   return M.EXIT.usage
+end
+
+--- parse(cmd, args [, decl]) -> opts | nil, exit status: args read against the command's
+--- declaration (cmd.args, or decl for a subcommand's), as orket.cmdline.parse; a bad word
+--- is a usage error naming it, with the command's usage.
+function M.parse(cmd, args, decl)
+  local o, msg = cmdline.parse(decl or cmd.args, args)
+  if not o then return nil, M.usage_error(cmd, "%s", msg) end
+  return o
 end
 
 --- words(cmd, args, flags, text) -> dir, positional args | nil, exit status: the arguments
@@ -111,33 +131,29 @@ end
 --- text in the unknown-option error ("a note", say). values (optional): options that take
 --- a value, name -> {what = "HOST:PORT", set = fn(value)}; a missing value is a usage error.
 function M.words(cmd, args, flags, text, values)
-  local dir, pos = ".", {}
-  local i, options = 1, true
-  while i <= #args do
-    local a = args[i]
-    if not options then
-      pos[#pos + 1] = a
-    elseif a == "--" then
-      options = false
-    elseif a == "-C" then
-      if not args[i + 1] then return nil, M.usage_error(cmd, "-C needs a directory") end
-      dir = args[i + 1]
-      i = i + 1
-    elseif values and values[a] then
-      if args[i + 1] == nil then return nil, M.usage_error(cmd, "%s needs %s", a, values[a].what) end
-      values[a].set(args[i + 1])
-      i = i + 1
-    elseif flags[a] then
-      local st = flags[a](a)
-      if st then return nil, st end
-    elseif a:match("^%-.") then
-      return nil, M.usage_error(cmd, "unknown option '%s' (%s, put -- before it)", a, text)
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
+  -- the older call form, kept: a declaration made of its arguments, read by the one parser
+  local stop
+  local decl = { text = text, { "-C", value = "DIR", key = "dir", default = ".", what = "a directory" },
+    { "WORDS", many = true, key = "words" } }
+  for name, fn in pairs(flags) do
+    decl[#decl + 1] = { name, check = function(v)
+      stop = fn(name)
+      if stop then return nil end
+      return v
+    end }
   end
-  return dir, pos
+  for name, v in pairs(values or {}) do
+    decl[#decl + 1] = { name, value = v.what, check = function(x)
+      v.set(x)
+      return x
+    end }
+  end
+  local o, msg = cmdline.parse(decl, args)
+  if not o then
+    if stop then return nil, stop end
+    return nil, M.usage_error(cmd, "%s", msg)
+  end
+  return o.dir, o.words or {}
 end
 
 -- Reports task failures that nobody joined (errors in callbacks, background tasks).
@@ -152,8 +168,10 @@ end
 --- `orket NAME --help` print it.
 function M.help_text(name)
   local cmd = load_command(name)
-  local t = { "usage: ", cmd.usage, "\n\n", cmd.summary, "\n" }
+  local t = { "usage: ", M.usage_of(cmd), "\n\n", cmd.summary, "\n" }
   if cmd.help then t[#t + 1] = "\n" .. cmd.help .. "\n" end
+  local opts = cmd.args and cmdline.options_help(cmd.args)
+  if opts then t[#t + 1] = "\n" .. opts .. "\n" end
   return table.concat(t)
 end
 
@@ -169,6 +187,26 @@ local function asks_help(cmd, args)
     if a == "--help" or a == "-h" then return true end
   end
   return false
+end
+
+--- split_values(args [, upto]) -> args with each "--name=value" among the first upto words
+--- (default all) before any "--" made the two words "--name" "value": every command's
+--- parser, the shared one (words) and those of their own, takes both spellings of an
+--- option with a value. A flag given a value ("--json=1") leaves a stray word its parser
+--- refuses.
+function M.split_values(args, upto)
+  local out, last = {}, upto or #args
+  for i, a in ipairs(args) do
+    local name, value = a:match("^(%-%-%a[%w-]*)=(.*)$")
+    if i <= last and name then
+      out[#out + 1] = name
+      out[#out + 1] = value
+    else
+      out[#out + 1] = a
+      if a == "--" then last = 0 end
+    end
+  end
+  return out
 end
 
 --- shell_quote(s) -> the shell word for s: as is when it is plain, else in single quotes
@@ -217,6 +255,7 @@ function M.main(argv)
   end
   local args = {}
   for i = 2, #argv do args[#args + 1] = argv[i] end
+  args = M.split_values(args, cmd.words_after)
   args[0] = argv[0]
   M.argv0 = argv[0]
   if asks_help(cmd, args) then

@@ -6,6 +6,7 @@ local sandbox = require "orket.sandbox"
 local settings = require "orket.settings"
 local scriptfile = require "orket.scriptfile"
 local pgurl = require "orket.store.pgurl"
+local lines = require "orket.lines"
 
 local M = {}
 
@@ -94,6 +95,16 @@ function M.finish(data, dir, getenv)
   return cfg
 end
 
+-- A check's message "orket.lua: field.path: text" with the line that sets the field, as
+-- `orket validate` gives it (orket.lines.place): every command that loads orket.lua says
+-- where. Other messages, and a field not found, are left as they are.
+local function placed(dir, err)
+  if type(err) ~= "string" or not err:find("^orket%.lua: ") then return err end
+  local file, line, text = lines.place(err, function(f) return (scriptfile.read((dir or ".") .. "/" .. f)) end)
+  if not line then return err end
+  return string.format("%s:%d: %s", file, line, text)
+end
+
 --- read(dir) -> plain data of orket.lua before defaults and checks | nil, msg, code
 --- load(dir[, getenv]) -> cfg | nil, "orket.lua:LINE: ...", code
 --- orket.lua may set globals (models = {...}) or return a table. Missing file: ENOENT.
@@ -102,9 +113,12 @@ function M.load(dir, getenv)
   if not copy then return nil, err, code end
   local unknown = settings.unknown(copy)
   if #unknown > 0 then
-    return nil, "orket.lua: " .. unknown[1] .. ": unknown setting (settings: " .. settings.list() .. ")", "EINVAL"
+    return nil, placed(dir, "orket.lua: " .. unknown[1] .. ": unknown setting (settings: " .. settings.list() .. ")"),
+      "EINVAL"
   end
-  return M.finish(copy, dir, getenv)
+  local cfg, ferr, fcode = M.finish(copy, dir, getenv)
+  if not cfg then return nil, placed(dir, ferr), fcode end
+  return cfg
 end
 
 function M.read(dir)
@@ -152,7 +166,7 @@ function M.settings(dir, defaults)
   if defaults then cfg, err, code = M.load_or_defaults(dir) else cfg, err, code = M.load(dir) end
   if not cfg then return nil, err, code end
   local s, serr, scode = settings.resolve(cfg)
-  if not s then return nil, serr, scode end
+  if not s then return nil, placed(dir, serr), scode end
   return cfg, s
 end
 

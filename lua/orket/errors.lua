@@ -107,7 +107,8 @@ CODES.POLICY_ERROR = {
 CODES.POLICY_ASK = {
   verdict = "ask",
   means = "an `ask{}` rule matched: a person decides",
-  remedy = "`orket answer CARD yes` / `no`, or the web board",
+  -- plain text answers a question, not a held call (docs/policies.md)
+  remedy = "`orket answer CARD --approve` / `orket answer CARD --deny \"reason\"`, or the web board",
 }
 CODES.COMMAND_ASK = {
   verdict = "ask",

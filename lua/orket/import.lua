@@ -570,8 +570,9 @@ end
 --- the original Orket's fields read and ignored (an unknown field is an error). Validates
 --- everything that does not need the board (ids, duplicates,
 --- rock links, dependencies within the files, no card depending on its own epic or rock).
---- anchor ({pattern, nth}, orket.lines) locates the card the message is about in its file.
-function M.load(dir)
+--- anchor ({pattern, nth}, orket.lines) locates the card the message is about in its file,
+--- and the message says its line, as `orket validate` does (orket.lines.place).
+local function load_files(dir)
   local files, err, code = list_files(dir)
   if not files then return nil, err, code end
   local parsed, digests, warnings = {}, {}, {}
@@ -596,6 +597,15 @@ function M.load(dir)
   local set, problems = M.link(parsed)
   if #problems > 0 then return nil, problems[1].message, "EINVAL", problems[1].anchor end
   return { files = #files, cards = set.cards, by_id = set.by_id, warnings = warnings, digests = digests }
+end
+
+function M.load(dir)
+  local set, msg, code, anchor = load_files(dir)
+  if set or code ~= "EINVAL" then return set, msg, code, anchor end
+  local file, line, text = lines.place(msg, function(f) return (scriptfile.read(dir .. "/" .. f, M.MAX_FILE)) end,
+    nil, anchor)
+  if line then msg = string.format("%s:%d: %s", file, line, text) end
+  return nil, msg, code, anchor
 end
 
 local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",

@@ -63,6 +63,37 @@ function M.table_set(name)
   return "%f[%w_]" .. name:gsub("%p", "%%%0") .. "%s*=%s*{"
 end
 
+--- place(msg, read [, default_file, anchor]) -> file, line | nil, text: where a message
+--- "file:line: text" or "file: field.path: text" points. Without a line, the field's last
+--- name locates it in read(file)'s text, searched from the object where anchor matches or,
+--- for "a.b.c" in a Lua file, from the table `b = {`; a message naming no file is about
+--- default_file.
+function M.place(msg, read, default_file, anchor)
+  local file, line, text = msg:match("^([^:%s]+):(%d+): ?(.*)$")
+  if file then return file, tonumber(line), text end
+  file, text = msg:match("^([^:%s]+%.[%w]+): (.*)$")
+  if not file then file, text = default_file, msg end
+  local path = text:match("^([%w_%.%[%]]+)[: ]")
+  local key = path and (path:match("([%a_][%w_]*)[%[%d%]]*$"))
+  -- roles, tools and routing.lua name an unknown field in quotes
+  local quoted = text:match("unknown field '([%a_][%w_]*)'")
+  if quoted then key = quoted end
+  if not anchor and path and file and file:match("%.lua$") then
+    local parent = path:match("([%a_][%w_]*)%.[%a_][%w_]*[%[%d%]]*$")
+    if parent then anchor = M.table_set(parent) end
+  end
+  if path and path:match("^[%a_][%w_]*%[%d+%]$") and anchor and not quoted then
+    -- the message is about the object itself (issues[2]): the line of its id
+    line = M.at(file and read(file), anchor)
+  end
+  if key and not line then
+    local src = file and read(file)
+    line = M.of(src, key, anchor)
+    if not line and anchor then line = M.of(src, key) end
+  end
+  return file, line, text
+end
+
 --- read(path) -> the file's text | nil
 function M.read(path)
   local f = io.open(path, "rb")

@@ -32,34 +32,11 @@ M.KNOWN = settings.SETTINGS
 -- The text to find a line in: never a FIFO or a device (the problem may be that it is one).
 local function read(path) return (scriptfile.read(path, import.MAX_FILE)) end
 
--- Adds a problem from a message "file:line: text" or "file: field.path: text"; the field's
--- last name locates the line when the message has none, searched from the object where
--- anchor matches (orket.lines) or, for "a.b.c" in a Lua file, from the table `b = {`.
+-- Adds a problem from a message "file:line: text" or "file: field.path: text", its line
+-- found where the message has none (orket.lines.place).
 local function add(out, dir, msg, default_file, anchor)
   msg = nearest.hint(tostring(msg):match("^[^\n]*"))
-  local file, line, text = msg:match("^([^:%s]+):(%d+): ?(.*)$")
-  if not file then
-    file, text = msg:match("^([^:%s]+%.[%w]+): (.*)$")
-    if not file then file, text = default_file, msg end
-    local path = text:match("^([%w_%.%[%]]+)[: ]")
-    local key = path and (path:match("([%a_][%w_]*)[%[%d%]]*$"))
-    -- roles, tools and routing.lua name an unknown field in quotes
-    local quoted = text:match("unknown field '([%a_][%w_]*)'")
-    if quoted then key = quoted end
-    if not anchor and path and file and file:match("%.lua$") then
-      local parent = path:match("([%a_][%w_]*)%.[%a_][%w_]*[%[%d%]]*$")
-      if parent then anchor = lines.table_set(parent) end
-    end
-    if path and path:match("^[%a_][%w_]*%[%d+%]$") and anchor and not quoted then
-      -- the message is about the object itself (issues[2]): the line of its id
-      line = lines.at(read(dir .. "/" .. file) or read(file), anchor)
-    end
-    if key and not line then
-      local src = read(dir .. "/" .. file) or read(file)
-      line = lines.of(src, key, anchor)
-      if not line and anchor then line = lines.of(src, key) end
-    end
-  end
+  local file, line, text = lines.place(msg, function(f) return read(dir .. "/" .. f) or read(f) end, default_file, anchor)
   if file and file:sub(1, #dir + 1) == dir .. "/" then file = file:sub(#dir + 2) end
   if file then file = file:gsub("^%./", "") end
   out[#out + 1] = { file = file, line = tonumber(line), message = text }

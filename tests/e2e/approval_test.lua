@@ -49,6 +49,21 @@ end
 describe("approvals end to end", function()
   after_each(H.cleanup)
 
+  it("the troubleshooting guide's commands for POLICY_ASK decide a held call", function()
+    local text = assert(H.read(H.ROOT .. "/docs/guide/troubleshooting.md"))
+    local row = assert(text:match("\n| `POLICY_ASK` |[^\n]*"), "no POLICY_ASK row")
+    local n = 0
+    for form in row:gmatch("`orket (answer [^`]+)`") do
+      n = n + 1
+      local dir = project()
+      run_to_wait(dir)
+      local r = H.orket(form:gsub("CARD", "CLEAN-1"), { cwd = dir })
+      assert.equal(0, r.status, "orket " .. form .. ": " .. r.stderr)
+      assert.equal("ready", card(dir, "CLEAN-1").card.status)
+    end
+    assert.is_true(n >= 2, "the row names no `orket answer` to approve and to refuse: " .. row)
+  end)
+
   it("waits for approval, then deletes the file once approved and finishes the card", function()
     local dir = project()
     run_to_wait(dir)

@@ -106,6 +106,31 @@ describe("orket CLI", function()
     assert.equal("orket: no run to resume (every run is done)\n", r.stderr)
   end)
 
+  it("takes --opt=value wherever it takes --opt value, a command's own parser or the shared one", function()
+    local dir = H.tmpdir()
+    -- init's own parser
+    local r = H.orket("init p --forge=gitea --repo=acme/notes --forge-url=https://git.example.org", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local p = dir .. "/p"
+    assert.matches("https://git.example.org/acme/notes/", H.read(p .. "/workspace/README.md"), 1, true)
+    -- run's own parser
+    r = H.orket("run START --concurrency=1 --model=scripted:team --json", { cwd = p })
+    assert.equal(0, r.status, r.stderr)
+    -- the shared one (cli.words): sandbox compose --out=DIR, a value holding '='
+    H.write(p .. "/workspace/app.py", "print(1)\n")
+    r = H.orket("sandbox compose --out=" .. H.quote(dir .. "/a=b"), { cwd = p })
+    assert.equal(0, r.status, r.stderr)
+    assert.is_truthy(H.read(dir .. "/a=b/compose.yaml"))
+    -- a flag given a value is refused, not taken for the flag
+    r = H.orket("runs --json=yes", { cwd = p })
+    assert.equal(2, r.status)
+    assert.matches("unknown argument 'yes'", r.stderr, 1, true)
+    -- a script's own arguments are its own
+    H.write(dir .. "/args.lua", "print(table.concat({...}, ' '))\n")
+    r = H.orket("lua " .. H.quote(dir .. "/args.lua") .. " --a=b -- --c=d")
+    assert.equal("--a=b -- --c=d\n", r.stdout)
+  end)
+
   it("runs a script with arguments, like lua", function()
     local dir = H.tmpdir()
     H.write(dir .. "/s.lua", "#!/usr/bin/env orket\nprint(arg[0] == ..., select('#', ...), arg[1], arg[2], orket.version ~= nil)")

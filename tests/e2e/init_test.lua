@@ -189,7 +189,7 @@ describe("orket validate", function()
     assert.matches("roles/pilot.lua:3: unknown field 'sytem' (fields: name, intent, tools, model, dialect, system, build); "
       .. "did you mean 'system'?\n", r.stdout, 1, true)
     imp = H.orket("models", { cwd = p })
-    assert.matches("^orket: orket%.lua: concurency: unknown setting %(settings: [^\n]*%); did you mean 'concurrency'%?\n", imp.stderr)
+    assert.matches("^orket: orket%.lua:%d+: concurency: unknown setting %(settings: [^\n]*%); did you mean 'concurrency'%?\n", imp.stderr)
   end)
 
   it("finds a card's field line when its keys are sorted (depends_on before id)", function()

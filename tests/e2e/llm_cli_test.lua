@@ -59,7 +59,7 @@ describe("orket models", function()
     H.write(dir .. "/orket.lua", "models = { providers = { x = { kind = 'grpc' } } }")
     local r = H.orket("models", { cwd = dir })
     assert.equal(1, r.status)
-    assert.equal("orket: orket.lua: models.providers.x.kind must be one of openai, ollama, scripted, replay (got grpc)\n", r.stderr)
+    assert.equal("orket: orket.lua:1: models.providers.x.kind must be one of openai, ollama, scripted, replay (got grpc)\n", r.stderr)
   end)
 end)
 
@@ -101,7 +101,7 @@ describe("orket repl", function()
     H.write(dir .. "/orket.lua", "models = 1\n")
     r = H.orket("repl -C " .. H.quote(dir), { cwd = here,
       stdin = 'llm.chat{messages = {{role = "user", content = "hi"}}}\n' })
-    assert.matches('> nil\t"llm.chat: in ' .. dir:gsub("%p", "%%%0") .. ': orket.lua: models must be a table"\t"bad_request"\n', r.stdout)
+    assert.matches('> nil\t"llm.chat: in ' .. dir:gsub("%p", "%%%0") .. ': orket.lua:1: models must be a table"\t"bad_request"\n', r.stdout)
     assert.is_nil(r.stdout:find("traceback", 1, true))
   end)
 

@@ -1,7 +1,7 @@
 -- orket mcp serve end to end: the binary on stdin/stdout, talked to with raw JSON-RPC lines
 -- (what no polite client sends: calls before initialize, unknown methods, batches, garbage,
 -- long lines) and with the official TypeScript SDK from npm (tests.npm; skipped, with the
--- reason printed, only when npm cannot install it).
+-- reason, only when npm cannot install it).
 local H = require "tests.helpers"
 local cjson = require "cjson"
 local npm = require "tests.npm"
@@ -242,10 +242,7 @@ describe("orket mcp serve (stdio)", function()
 
   it("works with the official TypeScript SDK as the client", function()
     local dir, why = npm.ensure()
-    if not dir then
-      print("\nSKIPPED (the SDK from npm): " .. why)
-      return
-    end
+    if not dir then return pending("the SDK from npm: " .. why) end
     local proj = H.example("notes")
     local r = npm.node("sdk_client.mjs", { "stdio", H.BIN, proj })
     assert.equal(0, r.status, r.stderr)
@@ -375,10 +372,7 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
   -- server, or nothing (the skip said) when npm cannot install the peer.
   local function serve_for_peer(peer)
     local ndir, why = npm.ensure()
-    if not ndir then
-      print("\nSKIPPED (" .. peer .. " from npm): " .. why)
-      return nil
-    end
+    if not ndir then return pending(peer .. " from npm: " .. why) end
     local dir = H.example("notes")
     local op = H.api_key(dir, "ops", "operator")
     return dir, op, H.serve(dir)
@@ -421,8 +415,7 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     -- older (Debian 12 has 18), npm's is installed
     local node, why = npm.node_at_least(20, 18)
     if not node then
-      print("\nSKIPPED (the conformance suite from npm): " .. why)
-      return
+      return pending("the conformance suite from npm: " .. why)
     end
     local dir, op, s = serve_for_peer("the conformance suite")
     if not dir then return end

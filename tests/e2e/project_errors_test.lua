@@ -98,7 +98,7 @@ describe("orket.lua", function()
       assert.matches(field .. ": must be an integer from %d to 1000000000000", val.stdout)
       local r = H.orket("run START", { cwd = p })
       assert.equal(1, r.status, r.stderr)
-      assert.matches("^orket: orket.lua: " .. field:gsub("%p", "%%%0") .. ": must be an integer from", r.stderr)
+      assert.matches("^orket: orket%.lua:%d+: " .. field:gsub("%p", "%%%0") .. ": must be an integer from", r.stderr)
     end
   end)
 
@@ -117,7 +117,7 @@ describe("orket.lua", function()
     append(p .. "/orket.lua", "budgets = { turn = 4 }\n")
     local r = H.orket("models --no-check", { cwd = p })
     assert.equal(1, r.status)
-    assert.matches("orket: orket.lua: budgets.turn: unknown setting", r.stderr, 1, true)
+    assert.matches("orket: orket.lua:18: budgets.turn: unknown setting", r.stderr, 1, true)
   end)
 end)
 
@@ -144,9 +144,8 @@ describe("epics that validate and import must refuse", function()
       assert.matches(c[3], v.stdout, 1, true)
       local r = H.orket("import", { cwd = p })
       assert.equal(1, r.status)
-      -- import names the file and field; the line is validate's addition (a runtime error has its own)
-      local want = c[3]:find("attempt to index", 1, true) and c[3] or c[3]:gsub("^([^:]+):%d+:", "%1:")
-      assert.matches("orket: " .. want, r.stderr, 1, true)
+      -- import names the file, the line and the field as validate does
+      assert.matches("orket: " .. c[3], r.stderr, 1, true)
       assert.is_nil(r.stderr:find("traceback"))
       assert.is_nil(r.stderr:find("@"))
     end
@@ -234,5 +233,46 @@ describe("a budget error in orket.lua", function()
       assert.matches("orket%.lua:" .. line .. ": sandbox: instruction budget exceeded", r.stdout .. r.stderr)
     end
     untouched(p)
+  end)
+end)
+
+describe("a wrong setting in orket.lua", function()
+  after_each(H.cleanup)
+
+  -- the line of the field, as validate gives it, from every command that loads orket.lua
+  it("is named with its line by every command that loads orket.lua, not only validate", function()
+    local p = project()
+    local lines = select(2, H.read(p .. "/orket.lua"):gsub("\n", "")) -- the line the section starts after
+    append(p .. "/orket.lua", '\nsandbox = {\n  deploy = "sometimes",\n}\n')
+    local want = "orket.lua:" .. (lines + 3) .. ": sandbox.deploy: must be"
+    assert.matches(want, H.orket("validate", { cwd = p }).stdout, 1, true)
+    for _, c in ipairs { "run START", "sandbox plan", "models" } do
+      local r = H.orket(c, { cwd = p })
+      assert.is_not.equal(0, r.status, c)
+      assert.matches("orket: " .. want, r.stderr, 1, true)
+    end
+    untouched(p)
+    -- an unknown setting: the line that sets it
+    p = project()
+    append(p .. "/orket.lua", "\nverfy = {}\n")
+    local r = H.orket("run START", { cwd = p })
+    assert.equal(1, r.status)
+    assert.matches("orket: orket.lua:" .. (lines + 2) .. ": verfy: unknown setting", r.stderr, 1, true)
+  end)
+
+  it("an issue's bad priority is refused by import with its line", function()
+    local p = project()
+    local f = p .. "/epics/start.json"
+    local text = H.read(f):gsub('"priority": "High"', '"priority": "urgent"')
+    H.write(f, text)
+    local line
+    local n = 0
+    for l in (text .. "\n"):gmatch("([^\n]*)\n") do
+      n = n + 1
+      if l:find('"urgent"', 1, true) then line = n end
+    end
+    local r = H.orket("import", { cwd = p })
+    assert.equal(1, r.status)
+    assert.matches("orket: epics/start.json:" .. line .. ": issues[0].priority: unknown priority", r.stderr, 1, true)
   end)
 end)

@@ -51,7 +51,7 @@ describe("orket sandbox", function()
     dir = project({}, 'sandbox = { deploy = "sometimes" }')
     r = H.orket("sandbox plan", { cwd = dir })
     assert.equal(1, r.status)
-    assert.matches("orket.lua: sandbox.deploy: must be", r.stderr, 1, true)
+    assert.matches("orket: orket.lua:19: sandbox.deploy: must be", r.stderr, 1, true)
     r = H.orket("validate", { cwd = dir })
     assert.equal(1, r.status)
     assert.matches("sandbox.deploy", r.stdout, 1, true)
@@ -92,5 +92,77 @@ describe("orket sandbox", function()
     assert.matches("rc=0", out, 1, true)
     assert.matches("/health", out, 1, true)
     assert.matches("8080", out, 1, true)
+  end)
+
+  -- podman-compose (Debian 12's 1.0.3) turns the check into `podman run --healthcheck-command
+  -- STRING`, which podman runs as `/bin/sh -c STRING`: a stand-in podman notes that string,
+  -- and it is run here against the app's port, with nothing listening and then with a server
+  it("compose's health check survives podman-compose and passes once the app answers", function()
+    if os.execute("command -v podman-compose >/dev/null 2>&1") ~= true then
+      return pending("podman-compose is not installed (sh scripts/deps.sh --test installs it)")
+    end
+    local dir = project({ ["app.py"] = "print('hi')\n" }, 'sandbox = { health = { http = "/" } }')
+    assert.equal(0, H.orket("sandbox compose", { cwd = dir }).status)
+    local bin = H.tmpdir()
+    H.write(bin .. "/podman", '#!/bin/sh\ncase "$1" in\n  version|--version) echo "podman version 4.3.1" ;;\n'
+      .. '  run) printf "%s\\0" "$@" >"$(dirname "$0")/run.args" ;;\nesac\nexit 0\n')
+    assert(require("luv").fs_chmod(bin .. "/podman", tonumber("755", 8)))
+    local out = io.popen("cd " .. H.quote(dir .. "/deploy") .. " && podman-compose --podman-path " .. H.quote(bin .. "/podman")
+      .. " -f compose.yaml up -d 2>&1; echo rc=$?"):read("a")
+    assert.matches("rc=0", out, 1, true)
+    local args = {}
+    for a in assert(H.read(bin .. "/run.args"), out):gmatch("([^%z]*)%z") do args[#args + 1] = a end
+    local check
+    for i, a in ipairs(args) do if a == "--healthcheck-command" then check = args[i + 1] end end
+    assert(check, table.concat(args, " "))
+    -- the app's port here: one nothing listens on, then a server's
+    local uv = require "luv"
+    local s = uv.new_tcp()
+    assert(s:bind("127.0.0.1", 0))
+    local port = s:getsockname().port
+    s:close()
+    check = check:gsub("/8080", "/" .. port)
+    local function healthy()
+      return os.execute("cd / && /bin/sh -c " .. H.quote(check) .. " >/dev/null 2>&1") == true
+    end
+    assert.is_false(healthy(), check)
+    local srv = io.popen("cd " .. H.quote(dir .. "/workspace") .. " && exec python3 -m http.server " .. port
+      .. " --bind 127.0.0.1 >/dev/null 2>&1 & echo $!"):read("l")
+    local ok = false
+    for _ = 1, 600 do -- a minute at most for python3 to listen, on a busy machine
+      ok = healthy()
+      if ok then break end
+      uv.sleep(100)
+    end
+    os.execute("kill " .. srv)
+    assert.is_true(ok, "the health check never passed: " .. check)
+  end)
+
+  it("compose's Dockerfile runs the app as a user, and its context leaves .git out", function()
+    local dir = project({ ["app.py"] = "print('hi')\n" })
+    assert.equal(0, H.orket("sandbox compose", { cwd = dir }).status)
+    local d = assert(H.read(dir .. "/deploy/Dockerfile"))
+    assert.matches("\nUSER app\n", d, 1, true)
+    assert.matches("\nCOPY --chown=app:app . .\n", d, 1, true)
+    assert.is_truthy(d:find("COPY", 1, true) < d:find("USER app", 1, true))
+    -- the files docker-compose sends as the build context (its docker library's reading of
+    -- .dockerignore): the tree, not its history
+    local ignore = assert(H.read(dir .. "/workspace/.dockerignore"))
+    assert.matches("\n.git\n", ignore, 1, true)
+    local py = [[
+import os, sys
+from docker.utils.build import exclude_paths
+root = sys.argv[1]
+pats = [l.strip() for l in open(os.path.join(root, ".dockerignore")) if l.strip() and not l.startswith("#")]
+print("\n".join(sorted(exclude_paths(root, pats))))
+]]
+    local sent = io.popen("python3 -c " .. H.quote(py) .. " " .. H.quote(dir .. "/workspace") .. " 2>&1"):read("a")
+    if sent:find("No module named", 1, true) then return pending("no python3-docker (it comes with docker-compose)") end
+    assert.matches("app.py", sent, 1, true)
+    assert.is_nil(sent:find(".git/", 1, true), sent)
+    -- a tree's own ignore file is kept
+    H.write(dir .. "/workspace/.dockerignore", "mine\n")
+    assert.equal(0, H.orket("sandbox compose --force", { cwd = dir }).status)
+    assert.equal("mine\n", H.read(dir .. "/workspace/.dockerignore"))
   end)
 end)

@@ -24,7 +24,7 @@ describe("a project's orket.lua", function()
     for _, cmd in ipairs { "run START", "models --no-check" } do
       local r = H.orket(cmd, { cwd = p })
       assert.equal(1, r.status, cmd .. ": " .. r.stdout)
-      assert.matches("orket.lua: concurency: unknown setting", r.stderr, 1, true)
+      assert.matches("orket.lua:18: concurency: unknown setting", r.stderr, 1, true)
     end
     assert.is_nil(H.read(p .. "/workspace/hello.txt"))
     assert.matches("START%-1%s+ready", H.orket("board", { cwd = p }).stdout)

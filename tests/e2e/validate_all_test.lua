@@ -94,8 +94,7 @@ describe("orket validate", function()
   it("checks roles and policies naming an MCP server's tools against the tools it lists", function()
     local ndir, why = require("tests.npm").ensure()
     if not ndir then
-      print("\nSKIPPED (server-everything from npm): " .. why)
-      return
+      return pending("server-everything from npm: " .. why)
     end
     local server = ndir .. "/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
     local p = project()

@@ -59,26 +59,26 @@ describe("import of epics that would lose or stall cards", function()
 
   it("refuses issues given as an object or with a hole, naming file and field", function()
     refused({ ["x.json"] = '{"id":"X","issues":{"a":{"summary":"s"}}}' },
-      'epics/x.json: issues: must be an array of issues, not an object (it has the key "a")')
+      'epics/x.json:1: issues: must be an array of issues, not an object (it has the key "a")')
     refused({ ["x.lua"] = 'return { id = "L", issues = { {summary="a"}, nil, {summary="b"} } }' },
-      "epics/x.lua: issues[2]: is nil: a hole in the array of issues (everything after it would be dropped)")
+      "epics/x.lua:1: issues[2]: is nil: a hole in the array of issues (everything after it would be dropped)")
     refused({ ["x.json"] = '{"id":"X","issues":[{"summary":"a","depends_on":{"k":"X"}}]}' },
-      'epics/x.json: issues[0].depends_on: must be an array of card ids, not an object (it has the key "k")')
+      'epics/x.json:1: issues[0].depends_on: must be an array of card ids, not an object (it has the key "k")')
   end)
 
   it("refuses a dependency on the card's own epic or rock", function()
     refused({ ["x.json"] = '{"id":"X","issues":[{"id":"X-1","summary":"a","depends_on":["X"]}]}' },
-      'epics/x.json: issues[0].depends_on[0]: X-1 depends on "X", the epic it belongs to; it could never start')
+      'epics/x.json:1: issues[0].depends_on[0]: X-1 depends on "X", the epic it belongs to; it could never start')
     refused({
       ["r.json"] = '{"id":"R","type":"rock","epics":["E"]}',
       ["e.json"] = '{"id":"E","issues":[{"id":"E-1","summary":"a","depends_on":["R"]}]}',
-    }, 'epics/e.json: issues[0].depends_on[0]: E-1 depends on "R", the rock it belongs to; it could never start')
+    }, 'epics/e.json:1: issues[0].depends_on[0]: E-1 depends on "R", the rock it belongs to; it could never start')
   end)
 
   it("names the file of an empty Lua epic, a cyclic table and a runtime error, once", function()
     refused({ ["x.lua"] = "" }, "epics/x.lua: returns nothing; return a table (a rock or an epic)")
     refused({ ["x.lua"] = "return nil" }, "epics/x.lua: returns nothing; return a table (a rock or an epic)")
-    refused({ ["x.lua"] = "local t = {} t.self = t return t" }, "epics/x.lua: value.self: cycle")
+    refused({ ["x.lua"] = "local t = {} t.self = t return t" }, "epics/x.lua:1: value.self: cycle")
     refused({ ["x.lua"] = "local a\nreturn a.b\n" }, "epics/x.lua:2: attempt to index a nil value (local 'a')")
     refused({ ["x.lua"] = "return {\n id = \n" }, "epics/x.lua:3: unexpected symbol near <eof>")
   end)
@@ -163,11 +163,11 @@ describe("import of text that is not UTF-8", function()
       assert.equal(want, err)
     end
     refused({ ["x.json"] = '{"id":"X","issues":[{"summary":"caf\233"}]}' },
-      "epics/x.json: issues[0].summary: is not valid UTF-8 (byte 4); save the file as UTF-8")
+      "epics/x.json:1: issues[0].summary: is not valid UTF-8 (byte 4); save the file as UTF-8")
     refused({ ["x.lua"] = 'return { id = "X", requirements = { "ok", "\\255" } }' },
-      "epics/x.lua: requirements[2]: is not valid UTF-8 (byte 1); save the file as UTF-8")
+      "epics/x.lua:1: requirements[2]: is not valid UTF-8 (byte 1); save the file as UTF-8")
     refused({ ["x.json"] = '{"id":"X","note":"\192\175"}' },
-      "epics/x.json: note: is not valid UTF-8 (byte 1); save the file as UTF-8")
+      "epics/x.json:1: note: is not valid UTF-8 (byte 1); save the file as UTF-8")
     refused({ ["x.json"] = '{"id":"X","se\255t":"a"}' },
       "epics/x.json: (a field name): is not valid UTF-8 (byte 3); save the file as UTF-8")
     local set = assert(import.load(epics { ["x.json"] = '{"id":"X","summary":"caf\195\169 \226\156\147"}' }))

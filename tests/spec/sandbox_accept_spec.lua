@@ -235,12 +235,12 @@ describe("sandbox checks", function()
       { id = "WEB-1", summary = "a", sandbox_checks = { { http = { path = "/" } }, { browser = { selector = "#x", path = "x" } } } } } })
     local ok, err = require("orket.import").load(dir)
     assert.is_nil(ok)
-    assert.equal("epics/web.json: issues[0].sandbox_checks[1].browser.path: must start with / (a path on the app, never a URL)", err)
+    assert.equal("epics/web.json:1: issues[0].sandbox_checks[1].browser.path: must start with / (a path on the app, never a URL)", err)
     H.write(dir .. "/epics/web.json", cjson.encode { id = "WEB", name = "web", issues = {
       { id = "WEB-1", summary = "a", sandbox_checks = { http = { path = "/" } } } } })
     ok, err = require("orket.import").load(dir)
     assert.is_nil(ok)
-    assert.equal("epics/web.json: issues[0].sandbox_checks: must be an array of checks", err)
+    assert.equal("epics/web.json:1: issues[0].sandbox_checks: must be an array of checks", err)
     -- stored beside the verification, which keeps working on its own
     H.write(dir .. "/epics/web.json", cjson.encode { id = "WEB", name = "web", issues = {
       { id = "WEB-1", summary = "a", sandbox_checks = { { http = { path = "/n", status = 200 } } } },

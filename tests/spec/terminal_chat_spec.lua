@@ -45,7 +45,7 @@ describe("orket.terminal.chat", function()
     local r, err, class = s.chat(quiet { messages = USER })
     assert.is_nil(r)
     assert.equal("bad_request", class)
-    assert.matches("llm.chat: in .-: orket.lua: models must be a table", err)
+    assert.matches("llm.chat: in .-: orket.lua:1: models must be a table", err)
   end)
 
   it("blames a malformed request on its caller", function()

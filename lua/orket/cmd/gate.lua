@@ -13,116 +13,93 @@ local board = require "orket.board"
 local config = require "orket.config"
 local settings = require "orket.settings"
 local jsonout = require "orket.jsonout"
-local USAGE = "orket gate check --role ROLE --tool TOOL --args JSON [--seat SEAT] [--card ID | --card-status S]\n" ..
-  "                  [--allow-tools a,b,...] [--workspace DIR] [--json]"
+local cmdline = require "orket.cmdline"
 
-local HELP = [[
+local cmd = { name = "gate", summary = "ask the tool gate about a call (orket gate check ...)" }
+cmd.help = [[
 Decides one tool call as the gate would during a run, without running it.
-  --role ROLE          the role playing the turn: its tools are the ones it may call
-                       (built-in roles and the project's roles/); repeat it for the
-                       seat's other roles, which policies may also match
-  --seat SEAT          the actor's seat (default: the first role)
-  --tool TOOL          the tool name
-  --args JSON          the call's arguments, a JSON object (default {})
-  --card ID            the card being worked, read from the project's board: its status,
-                       type, who worked it and whether its dependencies are done, as a
-                       run would see them
-  --card-status S      instead of --card: the status of a card being worked (default
-                       in_progress)
-  --allow-tools LIST   the tools the role may use, comma-separated, instead of the
-                       role's own list
-  --workspace DIR      the project whose roles/, policies/ and tools/ apply (default .)
-  --json               print the decision as JSON
 Exit status: 0 allow, 1 deny, 4 ask, 2 usage error.]]
+cmd.args = {
+  usage = "orket gate check --role ROLE --tool TOOL --args JSON [--seat SEAT] [--card ID | --card-status S]\n" ..
+    "                  [--allow-tools a,b,...] [--workspace DIR] [--json]",
+  { "check", key = "subcommand", missing = "gate needs a subcommand (check)",
+    check = function(v) return v == "check" and v, "unknown gate subcommand '" .. v .. "'" end },
+  { "--role", value = "ROLE", what = "a value", many = true, required = true,
+    help = "the role playing the turn: its tools are the ones it may call\n(built-in roles and the project's roles/); "
+      .. "repeat it for the\nseat's other roles, which policies may also match" },
+  { "--seat", value = "SEAT", what = "a value", help = "the actor's seat (default: the first role)" },
+  { "--tool", value = "TOOL", what = "a value", required = true, help = "the tool name" },
+  { "--args", value = "JSON", what = "a value", help = "the call's arguments, a JSON object (default {})" },
+  { "--card", value = "ID", what = "a value", help = "the card being worked, read from the project's board: its status,\n"
+    .. "type, who worked it and whether its dependencies are done, as a\nrun would see them" },
+  { "--card-status", value = "S", what = "a value", key = "status",
+    help = "instead of --card: the status of a card being worked (default\nin_progress)" },
+  { "--allow-tools", value = "LIST", what = "a value", key = "allow",
+    help = "the tools the role may use, comma-separated, instead of the\nrole's own list" },
+  { "--workspace", value = "DIR", what = "a value", default = ".",
+    help = "the project whose roles/, policies/ and tools/ apply (default .)" },
+  { "--json", help = "print the decision as JSON" },
+}
 
-local function run(args, cli)
-  local cmd = { usage = USAGE }
-  if args[1] ~= "check" then
-    return cli.usage_error(cmd, args[1] and ("unknown gate subcommand '" .. args[1] .. "'") or "gate needs a subcommand (check)")
-  end
-  local o = { roles = {} }
-  local i = 2
-  local flags = { ["--role"] = "role", ["--seat"] = "seat", ["--tool"] = "tool", ["--args"] = "args",
-    ["--card-status"] = "status", ["--workspace"] = "workspace", ["--allow-tools"] = "allow", ["--card"] = "card" }
-  while args[i] do
-    local a = args[i]
-    if a == "--json" then
-      o.json = true
-      i = i + 1
-    elseif flags[a] then
-      local v = args[i + 1]
-      if v == nil then return cli.usage_error(cmd, "%s needs a value", a) end
-      if flags[a] == "role" then o.roles[#o.roles + 1] = v else o[flags[a]] = v end
-      i = i + 2
-    else
-      return cli.usage_error(cmd, "unknown option '%s'", a)
-    end
-  end
-  if #o.roles == 0 then return cli.usage_error(cmd, "--role is required") end
-  if not o.tool then return cli.usage_error(cmd, "--tool is required") end
-  if o.card and o.status then return cli.usage_error(cmd, "--card and --card-status exclude each other") end
+-- The call's arguments and the workspace, checked -> call_args | nil, exit status.
+local function checked_words(o, cli)
+  if o.card and o.status then return nil, cli.usage_error(cmd, "--card and --card-status exclude each other") end
   local call_args = {}
   if o.args then
     local err
     call_args, err = json.decode(o.args)
-    if call_args == nil then return cli.usage_error(cmd, "--args is not valid JSON: %s", err) end
-    if type(call_args) ~= "table" then return cli.usage_error(cmd, "--args must be a JSON object") end
+    if call_args == nil then return nil, cli.usage_error(cmd, "--args is not valid JSON: %s", err) end
+    if type(call_args) ~= "table" then return nil, cli.usage_error(cmd, "--args must be a JSON object") end
   end
-  local dir = o.workspace or "."
-  local st = uv.fs_stat(dir)
-  if not st then return cli.usage_error(cmd, "--workspace %s: no such directory", dir) end
-  if st.type ~= "directory" then return cli.usage_error(cmd, "--workspace %s: not a directory", dir) end
-  local home = rt.home()
+  local st = uv.fs_stat(o.workspace)
+  if not st then return nil, cli.usage_error(cmd, "--workspace %s: no such directory", o.workspace) end
+  if st.type ~= "directory" then return nil, cli.usage_error(cmd, "--workspace %s: not a directory", o.workspace) end
+  return call_args
+end
+
+-- Orket's roles, tools and policies and the workspace's, loaded as a run loads them
+-- -> { roles, tools, policies } | nil, exit status (the error printed).
+local function load_rules(o, cli)
+  local home, dir = rt.home(), o.workspace
   local role_set, rerr = roles_mod.load(roles_mod.dirs(dir))
   if not role_set then
     cli.err("%s", rerr)
-    return 1
+    return nil, 1
   end
-  for _, r in ipairs(o.roles) do
+  for _, r in ipairs(o.role) do
     if not role_set.by_name[r] then
-      return cli.usage_error(cmd, "--role %s: no role named %q (roles: %s)", r, r, table.concat(role_set.names, ", "))
+      return nil, cli.usage_error(cmd, "--role %s: no role named %q (roles: %s)", r, r, table.concat(role_set.names, ", "))
     end
   end
   local reg, terr = tools.load_dirs { home .. "/tools", dir .. "/tools" }
   if not reg then
     cli.err("%s", terr)
-    return 1
+    return nil, 1
   end
   local set, perr = policy.load(policy.files_in { home .. "/policies", dir .. "/policies" })
   if not set then
     cli.err("%s", perr)
-    return 1
+    return nil, 1
   end
-  -- a turn plays one role and may call that role's tools; --allow-tools replaces the list
-  local allowed = role_set.by_name[o.roles[1]].tools
-  if o.allow then
-    allowed = {}
-    for t in o.allow:gmatch("[^,%s]+") do allowed[#allowed + 1] = t end
-  end
-  -- the card's facts as a run gathers them (gate.card_facts), or a card in that status
-  local card = { id = "cli", status = o.status or "in_progress" }
-  if o.card then
-    local db = cli.open_store(dir, false, true)
-    if not db then return 1 end
-    local b = board.open(db)
-    local c, cerr = b:get(o.card)
-    if c then card = gate.card_facts(b, c) end
-    db:close()
-    if not c then
-      cli.err("--card %s: %s", o.card, cerr)
-      return 1
-    end
-  end
-  -- the programs run_command runs unasked: orket.lua's verify.commands, when it reads
-  local commands
-  local cfg = config.load(dir)
-  local s = cfg and settings.resolve(cfg)
-  if s then commands = s.verify.commands end
-  local d = gate.check {
-    actor = { seat = o.seat or o.roles[1], roles = o.roles }, tool = o.tool, args = call_args,
-    card = card, tools = reg, policies = set, allowed = allowed, commands = commands,
-  }
-  if o.json then
+  return { roles = role_set, tools = reg, policies = set }
+end
+
+-- The card's facts as a run gathers them (gate.card_facts), or a card in --card-status
+-- -> facts | nil (the error printed).
+local function card_facts(o, cli)
+  if not o.card then return { id = "cli", status = o.status or "in_progress" } end
+  local db = cli.open_store(o.workspace, false, true)
+  if not db then return nil end
+  local b = board.open(db)
+  local c, cerr = b:get(o.card)
+  local facts = c and gate.card_facts(b, c)
+  db:close()
+  if not c then cli.err("--card %s: %s", o.card, cerr) end
+  return facts
+end
+
+local function print_decision(d, as_json)
+  if as_json then
     -- jsonout: keys sorted (the same decision prints the same bytes) and paths plain
     io.stdout:write(jsonout.encode { verdict = d.verdict, code = d.code, reason = d.reason,
       remedy = d.remedy }, "\n")
@@ -130,7 +107,32 @@ local function run(args, cli)
     io.stdout:write(d.verdict, " (", d.code, ")\n", "reason: ", d.reason, "\n")
     if d.remedy ~= "" then io.stdout:write("remedy: ", d.remedy, "\n") end
   end
+end
+
+function cmd.run(args, cli)
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  local call_args, werr = checked_words(o, cli)
+  if not call_args then return werr end
+  local rules, lerr = load_rules(o, cli)
+  if not rules then return lerr end
+  -- a turn plays one role and may call that role's tools; --allow-tools replaces the list
+  local allowed = rules.roles.by_name[o.role[1]].tools
+  if o.allow then
+    allowed = {}
+    for t in o.allow:gmatch("[^,%s]+") do allowed[#allowed + 1] = t end
+  end
+  local card = card_facts(o, cli)
+  if not card then return 1 end
+  -- the programs run_command runs unasked: orket.lua's verify.commands, when it reads
+  local cfg = config.load(o.workspace)
+  local s = cfg and settings.resolve(cfg)
+  local d = gate.check {
+    actor = { seat = o.seat or o.role[1], roles = o.role }, tool = o.tool, args = call_args,
+    card = card, tools = rules.tools, policies = rules.policies, allowed = allowed, commands = s and s.verify.commands,
+  }
+  print_decision(d, o.json)
   return d.verdict == "allow" and 0 or d.verdict == "ask" and 4 or 1
 end
 
-return { summary = "ask the tool gate about a call (orket gate check ...)", usage = USAGE, help = HELP, run = run }
+return cmd

@@ -2,21 +2,23 @@
 -- which `orket COMMAND --help` prints too).
 local help
 help = {
+  name = "help",
   summary = "show commands, or one command's usage",
-  usage = "orket help [COMMAND]",
+  args = { extra = "help takes at most one command", { "COMMAND", optional = true } },
   run = function(args, cli)
-    if #args == 0 then
+    local o, st = cli.parse(help, args)
+    if not o then return st end
+    if not o.command then
       cli.usage(io.stdout)
       return 0
     end
-    if #args > 1 then return cli.usage_error(help, "help takes at most one command") end
-    local cmd = cli.load_command(args[1])
+    local cmd = cli.load_command(o.command)
     if not cmd then
-      cli.err("unknown command '%s'", args[1])
+      cli.err("unknown command '%s'", o.command)
       cli.usage(io.stderr)
       return cli.EXIT.usage
     end
-    io.stdout:write(cli.help_text(args[1]))
+    io.stdout:write(cli.help_text(o.command))
     return 0
   end,
 }

@@ -3,17 +3,17 @@ local import = require "orket.import"
 local project = require "orket.project"
 local uv = require "luv"
 
-local USAGE = "orket import [DIR]"
-local cmd = { summary = "load a project's epics/ into its board", usage = USAGE }
+local cmd = { name = "import", summary = "load a project's epics/ into its board",
+  args = { extra = "import takes at most one directory", { "DIR", optional = true, key = "dir", default = "." } } }
 cmd.help = [[
 Reads DIR/epics/*.json and *.lua (and one level of department folders), checks every file,
 then writes all cards in one transaction to DIR/.orket/orket.db. Re-importing updates
 definitions and keeps status, comments and history. DIR defaults to the current directory.]]
 
 function cmd.run(args, cli)
-  if #args > 1 then return cli.usage_error(cmd, "import takes at most one directory") end
-  if args[1] and args[1]:match("^%-") then return cli.usage_error(cmd, "unknown option '%s'", args[1]) end
-  local dir = args[1] or "."
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  local dir = o.dir
   -- Check the files before creating a store, so a typo'd DIR leaves nothing behind.
   local set, lerr = import.load(dir)
   if not set then

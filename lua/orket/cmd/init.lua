@@ -37,11 +37,15 @@ epic or empty. Enter takes the answer in brackets; Ctrl-D cancels and changes no
 --yes asks nothing and takes those answers, as init does without a terminal.]]
 
 -- The forges init writes a workflow for: where the workflow goes, the web address of a
--- repository's server, and its workflow badge.
+-- repository's server, its workflow badge, and what names a run in the address of its page:
+-- GitHub's run id; Forgejo and Gitea up to 1.25 number each repository's runs and address
+-- them by that number (their github.run_id is another, server-wide count: a 404).
 local FORGES = {
   github = { dir = ".github/workflows", url = "https://github.com", api = "https://api.github.com",
+    run = "github.run_id", run_note = "the run's page, by the run's id",
     badge = "[![orket](%s/%s/actions/workflows/orket.yml/badge.svg)](%s/%s/actions/workflows/orket.yml)" },
-  gitea = { dir = ".gitea/workflows", url = "https://gitea.example", api = nil,
+  gitea = { dir = ".gitea/workflows", url = "https://gitea.example", api = nil, run = "github.run_number",
+    run_note = "the run's page, by its number as Forgejo and Gitea up to 1.25 address it (Gitea 1.26 and later: github.run_id)",
     badge = "[![orket](%s/%s/actions/workflows/orket.yml/badge.svg)](%s/%s/actions?workflow=orket.yml)" },
 }
 
@@ -189,7 +193,7 @@ local function forge_texts(home, texts, o, name)
   end
   local workflow = "workspace/" .. f.dir .. "/orket.yml"
   local function lit(v) return function() return v end end -- '%' in a value is no capture
-  texts[workflow] = files["orket.yml"]:gsub("FORGE", o.forge)
+  texts[workflow] = files["orket.yml"]:gsub("FORGE", o.forge):gsub("RUN_NOTE", f.run_note):gsub("RUN_KEY", f.run)
   texts["workspace/checks.sh"] = files["checks.sh"]
   texts["workspace/README.md"] = files["README.md"]:gsub("PROJECT", lit(name), 1):gsub("BADGE", lit(badge), 1)
     :gsub("WORKFLOW", lit(f.dir .. "/orket.yml"), 1)

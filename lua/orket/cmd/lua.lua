@@ -5,51 +5,52 @@ local task = require "orket.task"
 local orket_api = require "orket"
 local rt = require "orket.c.runtime"
 
-local USAGE = "orket lua [-e CODE] FILE [ARGS...]   (FILE '-' reads standard input)"
+local cmd = { name = "lua", summary = "run a trusted Lua script with the runtime" }
+cmd.args = {
+  usage = "orket lua [-e CODE] FILE [ARGS...]   (FILE '-' reads standard input)",
+  { "-e", value = "CODE", key = "code", what = "a chunk of code", last = true },
+  -- a script's own arguments are its own, options too
+  { "FILE|ARGS", many = true, rest = true, key = "words" },
+}
+-- words_after: only the first word can ask for help
+cmd.words_after = 1
 
-local function run(args, cli)
-  local code, file, first = nil, nil, 1
-  if args[1] == "-e" then
-    code = args[2]
-    if code == nil then return cli.usage_error({ usage = USAGE }, "-e needs a chunk of code") end
-    first = 3
-  elseif args[1] and args[1]:match("^%-.") then
-    return cli.usage_error({ usage = USAGE }, "unknown option '%s'", args[1])
-  end
-  if code == nil then
-    file = args[first]
-    if file == nil then return cli.usage_error({ usage = USAGE }, "lua needs a script file") end
-    first = first + 1
-  end
+-- Reads a script's file (a shebang line allowed, precompiled chunks refused)
+-- -> chunk | nil, message.
+local function load_file(file)
+  local f, oerr = io.open(file, "rb")
+  if not f then return nil, "cannot open " .. oerr end
+  local src = f:read("a")
+  f:close()
+  if src:byte(1) == 27 then return nil, file .. ": precompiled chunks are not run" end
+  src = src:gsub("^#![^\n]*", "")
+  return load(src, "@" .. file, "t")
+end
 
-  local fn, err
-  if code then
-    fn, err = load(code, "=(command line)", "t")
-  elseif file == "-" then
-    fn, err = load(io.stdin:read("a"), "=stdin", "t")
-  else
-    local f, oerr = io.open(file, "rb")
-    if not f then
-      cli.err("cannot open %s", oerr)
-      return 1
-    end
-    local src = f:read("a")
-    f:close()
-    if src:byte(1) == 27 then
-      cli.err("%s: precompiled chunks are not run", file)
-      return 1
-    end
-    src = src:gsub("^#![^\n]*", "") -- allow a shebang line
-    fn, err = load(src, "@" .. file, "t")
+-- The chunk to run: -e CODE, standard input for '-', else the file -> fn | nil, message.
+local function load_chunk(code, file)
+  if code then return load(code, "=(command line)", "t") end
+  if file == "-" then return load(io.stdin:read("a"), "=stdin", "t") end
+  return load_file(file)
+end
+
+function cmd.run(args, cli)
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  local words = o.words or {}
+  local file
+  if not o.code then
+    file = table.remove(words, 1)
+    if file == nil then return cli.usage_error(cmd, "lua needs a script file") end
   end
+  local fn, err = load_chunk(o.code, file)
   if not fn then
     cli.err("%s", err)
     return 1
   end
-
   -- Like lua.c: arg[0] is the script, arg[1..] its arguments.
   local a = { [0] = file or "-e" }
-  for i = first, #args do a[#a + 1] = args[i] end
+  for _, w in ipairs(words) do a[#a + 1] = w end
   _G.arg = a
   _G.orket = orket_api
 
@@ -65,5 +66,4 @@ local function run(args, cli)
   return failures > 0 and 1 or 0
 end
 
--- words_after: only the first word can ask for help; the script's own arguments are its own.
-return { summary = "run a trusted Lua script with the runtime", usage = USAGE, words_after = 1, run = run }
+return cmd

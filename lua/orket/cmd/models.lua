@@ -6,37 +6,16 @@ local uv = require "luv"
 local llm = require "orket.llm"
 local task = require "orket.task"
 local inert = require "orket.inert"
-local USAGE = "orket models [--no-check] [-C DIR]"
+local cmdline = require "orket.cmdline"
 
-local function run(args, cli)
-  local check, dir = true, "."
-  local i = 1
-  while args[i] do
-    local a = args[i]
-    if a == "--no-check" then
-      check = false
-    elseif a == "-C" then
-      dir = args[i + 1]
-      if not dir then return cli.usage_error({ usage = USAGE }, "-C needs a directory") end
-      i = i + 1
-    else
-      return cli.usage_error({ usage = USAGE }, "unknown argument '%s'", a)
-    end
-    i = i + 1
-  end
-  local st = uv.fs_stat(dir)
-  if not st then return cli.usage_error({ usage = USAGE }, "-C %s: no such directory", dir) end
-  if st.type ~= "directory" then return cli.usage_error({ usage = USAGE }, "-C %s: not a directory", dir) end
-  -- The engine's sections too (budgets.turn = 4 is refused here as by run and validate).
-  local cfg, s = cli.project_settings(dir, true)
-  if not cfg then return 1 end
-  local client, lerr = llm.open(cfg)
-  if not client then
-    cli.err("%s", lerr)
-    return 1
-  end
-  local names = client:provider_names()
-  local used = {} -- provider -> the model names the project asks it for
+local cmd = { name = "models", args = {
+  { "--no-check", help = "list the providers without asking them for their models" },
+  cmdline.DIR,
+} }
+
+-- The providers' model names the project asks for: provider -> { model = true }.
+local function used_models(cfg, s)
+  local used = {}
   local function use(model)
     if type(model) ~= "string" then return end
     local p, m = model:match("^([^:]+):(.+)$")
@@ -47,67 +26,100 @@ local function run(args, cli)
   end
   use(cfg.models.default)
   for _, seat in pairs(s.team or {}) do use(seat.model) end
-  local results = {}
-  if check then
-    local tasks = {}
-    for _, name in ipairs(names) do
-      tasks[name] = task.spawn(function() return client:health(name) end)
-    end
-    for _, name in ipairs(names) do
-      local _, r, msg, class = tasks[name]:join()
-      results[name] = r and { ok = true, r = r } or { ok = false, msg = msg, class = class }
-    end
+  return used
+end
+
+-- Asks every provider for its model list at once: name -> { ok, r } | { ok = false, msg, class }.
+local function check_all(client, names)
+  local tasks, results = {}, {}
+  for _, name in ipairs(names) do
+    tasks[name] = task.spawn(function() return client:health(name) end)
   end
+  for _, name in ipairs(names) do
+    local _, r, msg, class = tasks[name]:join()
+    results[name] = r and { ok = true, r = r } or { ok = false, msg = msg, class = class }
+  end
+  return results
+end
+
+-- The models the project asks of a provider that its list lacks, sorted.
+local function missing_models(r, wanted)
+  local served, missing = {}, {}
+  for _, m in ipairs(r.models) do
+    served[m] = true
+    served[(m:gsub(":latest$", ""))] = true -- Ollama's "llama3" is "llama3:latest"
+  end
+  for m in pairs(wanted or {}) do
+    if #r.models > 0 and not served[m] then missing[#missing + 1] = m end
+  end
+  table.sort(missing)
+  return missing
+end
+
+-- What a provider's check adds to its line -> text, failed (a provider the project uses).
+local function health_text(res, wanted)
+  if res.ok and res.r.offline then return "  ok (offline)", false end
+  if res.ok then
+    local r = res.r
+    local line = string.format("  ok (%d ms, %d models%s)", math.floor(r.ms + 0.5), #r.models,
+      #r.models > 0 and (": " .. table.concat(r.models, ", ", 1, math.min(5, #r.models))) or "")
+    -- a model the project uses that the server does not list would fail every turn
+    local missing = missing_models(r, wanted)
+    if #missing == 0 then return line, false end
+    return line .. "\n" .. string.format("%-10s FAILED: not served here: %s", "", table.concat(missing, ", ")), true
+  end
+  if wanted then return "  FAILED " .. tostring(res.class) .. ": " .. tostring(res.msg), true end
+  return "  unavailable (not used here) " .. tostring(res.class) .. ": " .. tostring(res.msg), false
+end
+
+-- One provider's line: name, kind, where, key, and its check's result.
+local function provider_line(client, name, res, wanted)
+  local d = client:describe(name)
+  local where = d.base_url or (d.file and ("file " .. d.file)) or "(offline)"
+  local line = string.format("%-10s %-8s %s", name, d.kind, where)
+  if d.key_env then line = line .. string.format("  key: %s%s", d.key_env, d.key_set and "" or " (not set)") end
+  local failed = false
+  if res then
+    local more
+    more, failed = health_text(res, wanted)
+    line = line .. more
+  end
+  return line, failed
+end
+
+function cmd.run(args, cli)
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  local stat = uv.fs_stat(o.dir)
+  if not stat then return cli.usage_error(cmd, "-C %s: no such directory", o.dir) end
+  if stat.type ~= "directory" then return cli.usage_error(cmd, "-C %s: not a directory", o.dir) end
+  -- The engine's sections too (budgets.turn = 4 is refused here as by run and validate).
+  local cfg, s = cli.project_settings(o.dir, true)
+  if not cfg then return 1 end
+  local client, lerr = llm.open(cfg)
+  if not client then
+    cli.err("%s", lerr)
+    return 1
+  end
+  local names, used = client:provider_names(), used_models(cfg, s)
+  local results = o.no_check and {} or check_all(client, names)
   io.stdout:write("default: ", tostring(cfg.models.default), "\n")
   local failed = 0
   for _, name in ipairs(names) do
-    local d = client:describe(name)
-    local where = d.base_url or (d.file and ("file " .. d.file)) or "(offline)"
-    local line = string.format("%-10s %-8s %s", name, d.kind, where)
-    if d.key_env then line = line .. string.format("  key: %s%s", d.key_env, d.key_set and "" or " (not set)") end
-    local res = results[name]
-    if res then
-      if res.ok and res.r.offline then
-        line = line .. "  ok (offline)"
-      elseif res.ok then
-        line = line .. string.format("  ok (%d ms, %d models%s)", math.floor(res.r.ms + 0.5), #res.r.models,
-          #res.r.models > 0 and (": " .. table.concat(res.r.models, ", ", 1, math.min(5, #res.r.models))) or "")
-        -- a model the project uses that the server does not list would fail every turn
-        local served = {}
-        for _, m in ipairs(res.r.models) do
-          served[m] = true
-          served[(m:gsub(":latest$", ""))] = true -- Ollama's "llama3" is "llama3:latest"
-        end
-        local missing = {}
-        for m in pairs(used[name] or {}) do
-          if #res.r.models > 0 and not served[m] then missing[#missing + 1] = m end
-        end
-        table.sort(missing)
-        if #missing > 0 then
-          line = line .. "\n" .. string.format("%-10s FAILED: not served here: %s", "", table.concat(missing, ", "))
-          failed = failed + 1
-        end
-      elseif used[name] then
-        line = line .. "  FAILED " .. tostring(res.class) .. ": " .. tostring(res.msg)
-        failed = failed + 1
-      else
-        line = line .. "  unavailable (not used here) " .. tostring(res.class) .. ": " .. tostring(res.msg)
-      end
-    end
+    local line, bad = provider_line(client, name, results[name], used[name])
+    if bad then failed = failed + 1 end
     -- model names and error bodies come from the servers: inert on a terminal
     io.stdout:write(inert.text(line), "\n")
   end
   return failed > 0 and 1 or 0
 end
 
-return {
-  summary = "list configured models and check each endpoint",
-  usage = USAGE,
-  help = "Reads orket.lua in the current directory (or DIR), else the built-in providers\n" ..
-      "(ollama at OLLAMA_HOST, openai at OPENAI_BASE_URL), applies ORKET_MODEL, and asks\n" ..
-      "every HTTP provider for its model list. Keys are taken from the environment.\n" ..
-      "Exits 1 when a provider the project uses (the default model's, a seat's) fails,\n" ..
-      "or does not list a model the project asks it for;\n" ..
-      "a provider nothing uses is shown as unavailable without failing the check.",
-  run = run,
-}
+cmd.summary = "list configured models and check each endpoint"
+cmd.help = "Reads orket.lua in the current directory (or DIR), else the built-in providers\n" ..
+  "(ollama at OLLAMA_HOST, openai at OPENAI_BASE_URL), applies ORKET_MODEL, and asks\n" ..
+  "every HTTP provider for its model list. Keys are taken from the environment.\n" ..
+  "Exits 1 when a provider the project uses (the default model's, a seat's) fails,\n" ..
+  "or does not list a model the project asks it for;\n" ..
+  "a provider nothing uses is shown as unavailable without failing the check."
+
+return cmd

@@ -7,8 +7,9 @@ local uv = require "luv"
 local repl = require "orket.terminal.repl"
 
 local cmd = {
+  name = "repl",
   summary = "interactive prompt with the runtime loaded",
-  usage = "orket repl [-C DIR]",
+  args = { { "-C", value = "DIR", key = "dir", what = "a directory" } },
   help = "Expressions print their values; statements run. Incomplete input continues on\n" ..
       "the next line (>>). Ctrl-C interrupts a running chunk, Ctrl-D exits.\n" ..
       "History is kept in $ORKET_HISTORY (default ~/.orket_history; empty disables).\n" ..
@@ -19,12 +20,9 @@ local cmd = {
 }
 
 function cmd.run(args, cli)
-  local dir
-  if args[1] == "-C" and args[2] and #args == 2 then
-    dir = args[2]
-  elseif #args > 0 then
-    return cli.usage_error(cmd, "repl takes no arguments but -C DIR")
-  end
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  local dir = o.dir
   _G.orket = orket_api
   -- llm.chat{messages = {...}} streams to the prompt, with DIR's models as `project` has them
   _G.llm = chat.global(dir)

@@ -3,8 +3,9 @@
 local run_cmd = require "orket.cmd.run"
 local runs = require "orket.store.runs"
 
-local USAGE = "orket resume [RUN] [--json] [--concurrency N] [-C DIR]"
-local cmd = { summary = "continue an interrupted or stalled run", usage = USAGE }
+local cmd = { name = "resume", summary = "continue an interrupted or stalled run",
+  args = run_cmd.options { "RUN", optional = true, key = "target",
+    check = function(v) return math.tointeger(tonumber(v)) and v, "RUN must be a run number (see 'orket runs')" end } }
 cmd.help = [[
 Continues RUN (default: the latest run that is not done) where it stopped. Model responses
 and tool calls already in the journal are used as recorded, so nothing is asked or done twice.]]
@@ -16,12 +17,7 @@ function cmd.run(args, cli)
   if not db then return 1 end
   local row
   if o.target then
-    local id = math.tointeger(tonumber(o.target))
-    if not id then
-      db:close()
-      return cli.usage_error(cmd, "RUN must be a run number (see 'orket runs')")
-    end
-    row = runs.get(db, id)
+    row = runs.get(db, math.tointeger(tonumber(o.target)))
   else
     row = runs.latest_not_done(db)
   end

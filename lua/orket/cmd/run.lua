@@ -16,9 +16,21 @@ local recheck = require "orket.sandboxes.recheck"
 local lineedit = require "orket.c.lineedit"
 local runs = require "orket.store.runs"
 local rt = require "orket.c.runtime"
+local cmdline = require "orket.cmdline"
 
-local USAGE = "orket run EPIC|ROCK|CARD [--model M] [--json] [--concurrency N] [-C DIR]"
-local cmd = { summary = "run the team on an epic, a rock or a card", usage = USAGE }
+local cmd = { name = "run", summary = "run the team on an epic, a rock or a card" }
+
+--- options(target) -> the declaration of run's words with target (its positional), which
+--- orket resume shares.
+function cmd.options(target)
+  return { extra = "give one target", target,
+    { "--model", value = "M", what = "a value" },
+    { "--json", help = "print the engine's events as JSON Lines (the default when stdout is not a terminal)" },
+    { "--concurrency", value = "N", what = "a value", check = cmdline.at_least(1, "--concurrency needs a positive integer"),
+      help = "turns run at once (default: orket.lua's)" },
+    cmdline.DIR }
+end
+cmd.args = cmd.options { "EPIC|ROCK|CARD", key = "target", missing = "run needs an epic, rock or card id" }
 cmd.help = [[
 Works every issue under the target to done: each card gets turns from the seat routing
 chooses, review by a seat holding integrity_guard, escalation after repeated rejections.
@@ -49,28 +61,11 @@ local function json_lines(on_broken)
   end
 end
 
---- parse(args, cli, allow_target) -> opts | nil, status
+--- parse(args, cli, c) -> opts | nil, status: the words of run (or of c, which declares
+--- them with cmd.options); JSON Lines when stdout is not a terminal.
 function cmd.parse(args, cli, c)
-  local o = { dir = "." }
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--json" then o.json = true
-    elseif a == "--model" or a == "--concurrency" or a == "-C" then
-      i = i + 1
-      local v = args[i]
-      if not v then return nil, cli.usage_error(c, "%s needs a value", a) end
-      if a == "--model" then o.model = v
-      elseif a == "-C" then o.dir = v
-      else
-        o.concurrency = math.tointeger(tonumber(v))
-        if not o.concurrency or o.concurrency < 1 then return nil, cli.usage_error(c, "--concurrency needs a positive integer") end
-      end
-    elseif a:match("^%-") then return nil, cli.usage_error(c, "unknown option '%s'", a)
-    elseif o.target then return nil, cli.usage_error(c, "give one target")
-    else o.target = a end
-    i = i + 1
-  end
+  local o, st = cli.parse(c or cmd, args)
+  if not o then return nil, st end
   if o.json == nil and uv.guess_handle(1) ~= "tty" then o.json = true end
   return o
 end
@@ -240,7 +235,6 @@ end
 function cmd.run(args, cli)
   local o, st = cmd.parse(args, cli, cmd)
   if not o then return st end
-  if not o.target then return cli.usage_error(cmd, "run needs an epic, rock or card id") end
   return cmd.execute(o, cli, nil)
 end
 

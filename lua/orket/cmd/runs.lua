@@ -4,18 +4,17 @@ local inert = require "orket.inert"
 local store_runs = require "orket.store.runs"
 local lease = require "orket.engine.lease"
 local project = require "orket.project"
+local cmdline = require "orket.cmdline"
 
-local cmd = { summary = "list runs and their state", usage = "orket runs [--json] [-C DIR]" }
+local cmd = { name = "runs", summary = "list runs and their state", args = {
+  { "--json", help = "print the runs as one JSON document (orket.runs/1)" },
+  cmdline.DIR,
+} }
 
 function cmd.run(args, cli)
-  local dir, json = ".", false
-  local i = 1
-  while i <= #args do
-    if args[i] == "--json" then json = true
-    elseif args[i] == "-C" and args[i + 1] then dir = args[i + 1] i = i + 1
-    else return cli.usage_error(cmd, "unknown argument '%s'", args[i]) end
-    i = i + 1
-  end
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  local dir, json = o.dir, o.json
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
   local rows = store_runs.summaries(db)

@@ -154,6 +154,11 @@ local function write_compose(args, cli)
   if not write(cli, out_dir, "compose.yaml", text, force) then return 1 end
   local df = compose.dockerfile(p)
   if df and not write(cli, out_dir, "Dockerfile", df, force) then return 1 end
+  -- the ignore file must be at the build context's root: the tree's own one is kept
+  local ignore = dir .. "/workspace/.dockerignore"
+  if df and not uv.fs_stat(ignore) and not write(cli, dir .. "/workspace", ".dockerignore", compose.DOCKERIGNORE) then
+    return 1
+  end
   return 0
 end
 

@@ -3,7 +3,8 @@
 local validate = require "orket.validate"
 local uv = require "luv"
 
-local cmd = { summary = "check a project's config, epics, roles, tools and policies", usage = "orket validate [DIR]" }
+local cmd = { name = "validate", summary = "check a project's config, epics, roles, tools and policies",
+  args = { extra = "validate takes at most one directory", { "DIR", optional = true, key = "dir", default = "." } } }
 cmd.help = [[
 Loads every file the way 'orket run' would, each on its own, without running anything, and
 prints every problem found (file:line: message) in one pass, not only the first. Also checks,
@@ -18,9 +19,9 @@ roles and policies that name SERVER__TOOL, and stopped; the output says which we
 and a server that could not be is a warning (the tools it would have are then not checked).]]
 
 function cmd.run(args, cli)
-  if #args > 1 then return cli.usage_error(cmd, "validate takes at most one directory") end
-  if args[1] and args[1]:match("^%-") then return cli.usage_error(cmd, "unknown option '%s'", args[1]) end
-  local dir = args[1] or "."
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  local dir = o.dir
   local st = uv.fs_stat(dir)
   if not st or st.type ~= "directory" then
     cli.err("%s: not a directory", dir)

@@ -15,8 +15,25 @@ local lease_mod = require "orket.engine.lease"
 local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
 
-local USAGE = "orket worker [DIR] [--start TARGET] [--drain] [--with-parent] [--concurrency N] [--lease-ms MS] [--name NAME] [--model M]"
-local cmd = { summary = "work the runs left to workers, with other workers, on a shared board", usage = USAGE }
+local cmdline = require "orket.cmdline"
+
+local cmd = { name = "worker", summary = "work the runs left to workers, with other workers, on a shared board" }
+cmd.args = { extra = "give one project directory",
+  { "DIR", optional = true, key = "dir" },
+  { "--start", value = "TARGET", what = "a value", help = "leave a run of TARGET (an epic, a rock or a card) to the workers, unless\n"
+    .. "one is unfinished already, and work it" },
+  { "--drain", help = "exit once no run is left to the workers (else wait for new ones)" },
+  { "--with-parent", help = "stop as on SIGTERM when the process that started it ends (orket serve\n"
+    .. "--workers starts its workers so, even a server killed with SIGKILL)" },
+  { "--concurrency", value = "N", what = "a value", check = cmdline.at_least(1, "--concurrency needs a positive integer"),
+    help = "turns this worker runs at once (default: the run's, else orket.lua's)" },
+  { "--lease-ms", value = "MS", what = "a value", default = 30000,
+    check = cmdline.at_least(30, "--lease-ms needs an integer of at least 30"),
+    help = "how long a lease lives without renewal (renewed every third of it)" },
+  { "--name", value = "NAME", what = "a value", help = "this worker's name in the leases (default HOST:PID)" },
+  { "--model", value = "M", what = "a value" },
+  { "-C", value = "DIR", key = "dir", what = "a directory" },
+}
 cmd.help = [[
 Works the runs left to workers in the project DIR (default: the current directory), with
 any number of other workers on this machine (sharing DIR and its .orket/orket.db) or, on a
@@ -24,53 +41,10 @@ PostgreSQL store, on other machines. Each card is claimed with a lease the worke
 while it works; a worker that dies loses its leases when they expire (--lease-ms, default
 30000), and another worker takes its cards over, resuming them from the journal: recorded
 model responses and tool calls are not asked or done again.
-  --start TARGET   leave a run of TARGET (an epic, a rock or a card) to the workers, unless
-                   one is unfinished already, and work it
-  --drain          exit once no run is left to the workers (else wait for new ones)
-  --concurrency N  turns this worker runs at once (default: the run's, else orket.lua's)
-  --lease-ms MS    how long a lease lives without renewal (renewed every third of it)
-  --name NAME      this worker's name in the leases (default HOST:PID)
-  --with-parent    stop as on SIGTERM when the process that started it ends (orket serve
-                   --workers starts its workers so, even a server killed with SIGKILL)
 SIGTERM or SIGINT stops it cleanly: turns in flight are cancelled where they wait (their
 recorded steps stay), its leases are released, and the run is left to the other workers.
 Events are printed as JSON Lines.]]
 
-local function parse(args, cli)
-  local o = { dir = ".", lease_ms = 30000 }
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--drain" then o.drain = true
-    elseif a == "--with-parent" then o.with_parent = true
-    elseif a == "--start" or a == "--concurrency" or a == "--lease-ms" or a == "--name" or a == "--model"
-        or a == "-C" then
-      i = i + 1
-      local v = args[i]
-      if not v then return nil, cli.usage_error(cmd, "%s needs a value", a) end
-      if a == "--start" then o.start = v
-      elseif a == "--name" then o.name = v
-      elseif a == "--model" then o.model = v
-      elseif a == "-C" then o.dir = v
-      else
-        local n = math.tointeger(tonumber(v))
-        if a == "--concurrency" then
-          if not n or n < 1 then return nil, cli.usage_error(cmd, "--concurrency needs a positive integer") end
-          o.concurrency = n
-        else
-          if not n or n < 30 then return nil, cli.usage_error(cmd, "--lease-ms needs an integer of at least 30") end
-          o.lease_ms = n
-        end
-      end
-    elseif a:match("^%-") then return nil, cli.usage_error(cmd, "unknown option '%s'", a)
-    elseif o.dir_given then return nil, cli.usage_error(cmd, "give one project directory")
-    else
-      o.dir, o.dir_given = a, true
-    end
-    i = i + 1
-  end
-  return o
-end
 
 -- Leaves a run of target to the workers, unless one is unfinished already: under the
 -- claim section, so two workers started with the same --start make one run.
@@ -113,8 +87,9 @@ end
 function cmd.run(args, cli)
   -- the parent, read first thing: one that died while this process started is pid 1 already
   local parent = uv.os_getppid()
-  local o, st = parse(args, cli)
+  local o, st = cli.parse(cmd, args)
   if not o then return st end
+  o.dir = o.dir or "."
   local name = o.name or string.format("%s:%d", uv.os_gethostname(), uv.os_getpid())
   local emit = function(ev)
     ev.worker = name

@@ -7,7 +7,6 @@ local config = require "orket.config"
 local project = require "orket.project"
 local board_mod = require "orket.board"
 local memory_mod = require "orket.memory"
-local settings_mod = require "orket.settings"
 local routing = require "orket.engine.routing"
 local reload = require "orket.engine.reload"
 local engine = require "orket.engine"
@@ -39,10 +38,8 @@ local M = {}
 --- another engine's, instead of the project's files read again (the REPL's replay).
 function M.open(dir, opts)
   opts = opts or {}
-  local cfg, err, code = config.load(dir)
-  if not cfg then return nil, err, code end
-  local s, serr, scode = settings_mod.resolve(cfg)
-  if not s then return nil, serr, scode end
+  local cfg, s, code = config.settings(dir)
+  if not cfg then return nil, s, code end
   -- opts.yield, between the steps that take milliseconds (compiling the scripts, the model
   -- client, the repository): a server lets other requests through there
   local pause = opts.yield or function() end

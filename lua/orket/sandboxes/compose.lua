@@ -20,16 +20,21 @@ local function flow(list)
 end
 
 -- The health check as a command every image with bash can run: a TCP connect through
--- bash's /dev/tcp, and for HTTP a request whose status line must be 2xx or 3xx.
+-- bash's /dev/tcp, and for HTTP a request whose status line must be 2xx or 3xx. In the
+-- CMD-SHELL form, one string for /bin/sh: podman-compose (Debian 12's 1.0.3) joins a CMD
+-- list's words with quotes that break any word holding a space, so the check always failed.
+-- The script holds no single quote (the path keeps only what a URL path needs and no shell
+-- reads inside double quotes), so it goes between single quotes as it is.
 local function health_test(h, port)
   local script
   if h.kind == "http" then
-    script = string.format("exec 3<>/dev/tcp/127.0.0.1/%d && printf 'GET %s HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 "
-      .. "&& head -n 1 <&3 | grep -q ' [23][0-9][0-9]'", port, (h.path:gsub("'", ""):gsub("%%", "%%%%")))
+    local path = h.path:gsub("[^%w%-%._~/%?=&+:@,;%%]", ""):gsub("%%", "%%%%")
+    script = string.format("exec 3<>/dev/tcp/127.0.0.1/%d && printf \"GET %s HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n\" >&3 "
+      .. "&& head -n 1 <&3 | grep -q \" [23][0-9][0-9]\"", port, path)
   else
     script = string.format("exec 3<>/dev/tcp/127.0.0.1/%d", port)
   end
-  return { "CMD", "bash", "-c", script }
+  return { "CMD-SHELL", "exec bash -c '" .. script .. "'" }
 end
 
 local function seconds(ms) return string.format("%ds", math.max(1, (ms + 999) // 1000)) end
@@ -49,7 +54,7 @@ function M.yaml(p, o)
   local h = p.health
   local lines = {
     "# Written by `orket sandbox compose`: the service Orket runs in its sandbox, for deploying",
-    "# it elsewhere (`docker compose up` or `podman-compose up`). Stack: " .. p.stack .. ".",
+    "# it elsewhere (`docker-compose up`, `docker compose up` or `podman-compose up`). Stack: " .. p.stack .. ".",
     "services:",
     "  " .. q(name) .. ":",
     "    build:",
@@ -81,7 +86,13 @@ local BASES = {
   custom = "debian:12-slim",
 }
 
---- dockerfile(plan) -> the text of a Dockerfile | nil when the tree has its own
+-- What the image leaves out of the tree: the repository's history (.git holds every version
+-- of every file, secrets once committed and removed too).
+M.DOCKERIGNORE = "# Written by `orket sandbox compose`: what the image leaves out of the tree.\n"
+  .. ".git\n.gitignore\n.dockerignore\n"
+
+--- dockerfile(plan) -> the text of a Dockerfile | nil when the tree has its own. The tree
+--- is copied in owned by an unprivileged user, `app`, who runs the service.
 function M.dockerfile(p)
   if p.dockerfile then return nil end
   local lines = {
@@ -92,6 +103,9 @@ function M.dockerfile(p)
     lines[#lines + 1] = "RUN apt-get update && apt-get install -y --no-install-recommends make build-essential "
       .. "&& rm -rf /var/lib/apt/lists/*"
   end
+  -- the service runs as a user of its own, never as root; it may write its tree as it
+  -- does in a sandbox
+  lines[#lines + 1] = "RUN useradd --create-home --user-group --uid 10001 app"
   lines[#lines + 1] = "WORKDIR /app"
   if p.stack == "node" then
     lines[#lines + 1] = "COPY package*.json ./"
@@ -102,12 +116,13 @@ function M.dockerfile(p)
       lines[#lines + 1] = "RUN python3 -m pip install --no-cache-dir -r requirements.txt"
     end
   end
-  lines[#lines + 1] = "COPY . ."
+  lines[#lines + 1] = "COPY --chown=app:app . ."
   if p.stack == "python" and p.install and p.install[#p.install] == "." then
     lines[#lines + 1] = "RUN python3 -m pip install --no-cache-dir ."
   elseif p.stack == "go" then
     lines[#lines + 1] = "RUN go build ./..."
   end
+  lines[#lines + 1] = "USER app"
   lines[#lines + 1] = "EXPOSE " .. M.PORT
   lines[#lines + 1] = "CMD " .. flow(plan_mod.argv(p, "0.0.0.0", M.PORT))
   return table.concat(lines, "\n") .. "\n"

@@ -1,0 +1,188 @@
+-- orket.cmdline: the one parser of command-line words, fed a command's declaration (data:
+-- its options and positionals, each with its help), and the usage line and option list
+-- that `orket COMMAND --help` shows, made from the same declaration. Pure: it returns
+-- errors as messages; orket.cli prints them.
+--
+-- A declaration is a list of entries:
+--   { "--json", help = "..." }                          a flag: opts.json = true
+--   { "--model", value = "M", help = "..." }            an option with a value: opts.model
+--   { "--role", value = "ROLE", many = true }           repeatable: opts.role = { ... }
+--   { "-C", value = "DIR", key = "dir", default = "." } key names the field, default its value
+--   { "RUN", optional = true }                          a positional word: opts.run
+--   { "ARGS", many = true, rest = true }                the words left; rest: taken as they
+--                                                       are, options included (a script's)
+-- An option with last = true ends the options: every word after its value is positional.
+-- Any entry may carry check = fn(value) -> value | nil, message (a message naming the
+-- argument, as a usage error), and `what` (the missing-value error: "-C needs a directory").
+-- Positionals are required unless optional or many; an option is when required = true. The declaration's own fields:
+--   text  = "a note"  what free text is called in the unknown-option error ("put -- before it")
+--   extra = "give one run number, not '%s' as well"   a word no positional takes (%s: it)
+--   none  = "version takes no arguments"              any word at all, when nothing is declared
+--   usage = "..."     the usage line when the generated one would not say enough
+local M = {}
+
+-- -C DIR, which most commands take: the project's directory.
+M.DIR = { "-C", value = "DIR", key = "dir", default = ".", what = "a directory",
+  help = "the project's directory (default: the current one)" }
+
+--- at_least(flag, min, message) -> a check taking an integer of at least min, refusing
+--- anything else with message.
+function M.at_least(min, message)
+  return function(v)
+    local n = math.tointeger(tonumber(v))
+    if not n or n < min then return nil, message end
+    return n
+  end
+end
+
+local function is_option(e) return e[1]:sub(1, 1) == "-" end
+
+-- The field an entry's value is kept under: "--lease-ms" -> lease_ms, "RUN" -> run.
+function M.key(e)
+  return e.key or e[1]:gsub("^%-+", ""):gsub("[-|]", "_"):lower()
+end
+
+local function index(decl)
+  local opts, pos = {}, {}
+  for _, e in ipairs(decl) do
+    if is_option(e) then
+      opts[e[1]] = e
+      if e.alias then opts[e.alias] = e end
+    else
+      pos[#pos + 1] = e
+    end
+  end
+  return opts, pos
+end
+
+-- Applies an entry's check, then stores the value (appended when the entry repeats).
+local function store(o, e, v)
+  if e.check then
+    local got, msg = e.check(v)
+    if not got then return nil, msg end
+    v = got
+  end
+  local k = M.key(e)
+  if e.many then
+    o[k] = o[k] or {}
+    table.insert(o[k], v)
+  else
+    o[k] = v
+  end
+  return true
+end
+
+-- The positional a word goes to: the next one not yet filled, or one that takes many.
+local function next_positional(pos, filled)
+  local e = pos[filled + 1]
+  if e then return e, filled + 1 end
+  local last = pos[#pos]
+  if last and last.many then return last, filled end
+  return nil, filled
+end
+
+local function unknown_option(decl, a)
+  if decl.none then return decl.none end
+  if decl.text then return string.format("unknown option '%s' (%s, put -- before it)", a, decl.text) end
+  return string.format("unknown option '%s'", a)
+end
+
+-- Fills defaults and checks that every required positional was given.
+local function finish(decl, o, pos, filled)
+  for i = filled + 1, #pos do
+    local e = pos[i]
+    if not e.optional and not e.many then
+      return nil, e.missing or string.format("%s is required", e[1])
+    end
+  end
+  for _, e in ipairs(decl) do
+    local k = M.key(e)
+    if o[k] == nil and e.required then return nil, string.format("%s is required", e[1]) end
+    if o[k] == nil and e.default ~= nil then o[k] = e.default end
+  end
+  return o
+end
+
+--- parse(decl, args) -> opts | nil, message: args (a command's words, "--name=value"
+--- already split by orket.cli) read against decl. After "--" every word is positional.
+--- A value option takes the next word whatever it is; a missing one is an error naming it.
+function M.parse(decl, args)
+  local opts, pos = index(decl)
+  local o, filled, options = {}, 0, true
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local e = options and opts[a]
+    if options and a == "--" then
+      options = false
+    elseif e and e.value then
+      local v = args[i + 1]
+      if v == nil then return nil, string.format("%s needs %s", a, e.what or e.value) end
+      local ok, msg = store(o, e, v)
+      if not ok then return nil, msg end
+      i = i + 1
+      if e.last then options = false end
+    elseif e then
+      local ok, msg = store(o, e, true)
+      if not ok then return nil, msg end
+    elseif options and a:match("^%-.") then
+      return nil, unknown_option(decl, a)
+    else
+      local p
+      p, filled = next_positional(pos, filled)
+      if not p then return nil, decl.none or string.format(decl.extra or "unknown argument '%s'", a) end
+      if p.rest then
+        for j = i, #args do
+          local ok, msg = store(o, p, args[j])
+          if not ok then return nil, msg end
+        end
+        break
+      end
+      local ok, msg = store(o, p, a)
+      if not ok then return nil, msg end
+    end
+    i = i + 1
+  end
+  return finish(decl, o, pos, filled)
+end
+
+-- One entry as the usage line writes it: [--json], --tool TOOL, [RUN], [ARGS...].
+local function usage_word(e)
+  local w = e.value and (e[1] .. " " .. e.value) or e[1]
+  if e.many then w = w .. "..." end
+  if is_option(e) then return e.required and w or "[" .. w .. "]" end
+  return (e.optional or e.many) and "[" .. w .. "]" or w
+end
+
+--- usage(name, decl) -> "orket NAME POSITIONALS [OPTIONS]": decl.usage when it has one.
+function M.usage(name, decl)
+  if decl.usage then return decl.usage end
+  local t = { "orket " .. name }
+  for _, e in ipairs(decl) do if not is_option(e) then t[#t + 1] = usage_word(e) end end
+  for _, e in ipairs(decl) do if is_option(e) then t[#t + 1] = usage_word(e) end end
+  return table.concat(t, " ")
+end
+
+--- options_help(decl) -> text | nil: one aligned line per entry that has help
+--- ("  --json            print JSON"), continuation lines indented under it.
+function M.options_help(decl)
+  local rows, w = {}, 0
+  for _, e in ipairs(decl) do
+    if e.help then
+      local left = e.value and (e[1] .. " " .. e.value) or e[1]
+      if e.alias then left = e.alias .. ", " .. left end
+      rows[#rows + 1] = { left, e.help }
+      w = math.max(w, #left)
+    end
+  end
+  if #rows == 0 then return nil end
+  local out = {}
+  for _, r in ipairs(rows) do
+    local pad = string.rep(" ", w + 4)
+    local help = r[2]:gsub("\n", "\n" .. pad)
+    out[#out + 1] = string.format("  %-" .. w .. "s  %s", r[1], help)
+  end
+  return table.concat(out, "\n")
+end
+
+return M

@@ -1,0 +1,89 @@
+-- tests/run.sh's counts: a skipped test (busted's pending, the C tests' SKIP) is counted as
+-- skipped, in each layer's line and in the closing "N passed, N failed, N skipped" line,
+-- never as passed; and tests/npm.lua asks an unreachable registry once for the whole run,
+-- with one short probe, instead of each file waiting out npm's install timeout.
+local H = require "tests.helpers"
+local uv = require "luv"
+
+local function run(args, env)
+  local vars = ""
+  for k, v in pairs(env or {}) do vars = vars .. k .. "=" .. H.quote(v) .. " " end
+  local p = io.popen(string.format("cd %s && env %s sh tests/run.sh %s 2>&1; echo \"rc=$?\"", H.quote(H.ROOT), vars, args))
+  local out = p:read("a")
+  p:close()
+  return tonumber(out:match("rc=(%d+)%s*$")), (out:gsub("rc=%d+%s*$", ""))
+end
+
+-- a path from the repository's root to DIR, for run.sh's BUILD argument (taken from its root)
+local function from_root(dir)
+  local up = H.ROOT:gsub("/+$", ""):gsub("[^/]+", "..")
+  return up:sub(2) .. dir
+end
+
+describe("tests/run.sh", function()
+  after_each(H.cleanup)
+
+  it("counts a skipped test as skipped, in the layer's line and in the closing line", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/counts_test.lua", [[
+describe("x", function()
+  it("passes", function() end)
+  it("skips", function() pending("no widget here") end)
+  it("passes too", function() end)
+end)
+]])
+    local rc, out = run("--files e2e " .. H.quote(dir .. "/counts_test.lua"))
+    assert.equal(0, rc, out)
+    assert.matches("\nspec: 2 passed, 0 failed, 1 skipped (e2e: 1 files)\n", out, 1, true)
+    assert.matches("SKIP: x skips (no widget here)", out, 1, true)
+
+    -- the closing line adds the C tests' skips (a stand-in test_core in a build dir of its own)
+    local build = H.tmpdir()
+    H.write(build .. "/test_core", "#!/bin/sh\necho '  skip one'\necho 'c: 3 passed, 0 failed, 2 skipped'\n")
+    assert(uv.fs_chmod(build .. "/test_core", tonumber("755", 8)))
+    rc, out = run(H.quote(from_root(build)), { TEST_LAYERS = "c" })
+    assert.equal(0, rc, out)
+    assert.matches("\n3 passed, 0 failed, 2 skipped\n$", out)
+  end)
+
+  it("asks an unreachable npm registry once for the whole run, and skips what needs it", function()
+    local real = io.popen("command -v npm"):read("l")
+    if not real then return pending("npm is not installed: nothing to probe with") end
+    -- a port nothing listens on: bound, then closed
+    local s = uv.new_tcp()
+    assert(s:bind("127.0.0.1", 0))
+    local port = s:getsockname().port
+    s:close()
+    local dir = H.tmpdir()
+    -- every npm the tests start goes through this, which notes its arguments
+    H.write(dir .. "/npm", string.format("#!/bin/sh\necho \"$*\" >>%s\nexec %s \"$@\"\n",
+      H.quote(dir .. "/calls"), H.quote(real)))
+    assert(uv.fs_chmod(dir .. "/npm", tonumber("755", 8)))
+    local files = {}
+    for i = 1, 3 do
+      files[i] = H.quote(dir .. "/npm" .. i .. "_test.lua")
+      H.write(dir .. "/npm" .. i .. "_test.lua", [[
+local npm = require "tests.npm"
+describe("npm]] .. i .. [[", function()
+  it("needs npm", function()
+    local d, why = npm.ensure()
+    if not d then return pending(why) end
+  end)
+end)
+]])
+    end
+    local rc, out = run("--files e2e " .. table.concat(files, " "), {
+      PATH = dir .. ":" .. os.getenv("PATH"),
+      npm_config_registry = "http://127.0.0.1:" .. port .. "/",
+      ORKET_TEST_NPM_CACHE = dir .. "/cache",
+      TEST_JOBS = "3",
+    })
+    assert.equal(0, rc, out)
+    assert.matches("\nspec: 0 passed, 0 failed, 3 skipped (e2e: 3 files)\n", out, 1, true)
+    local _, skips = out:gsub("SKIP: npm%d needs npm %(the npm registry cannot be reached", "")
+    assert.equal(3, skips, out)
+    -- one probe, and no install tried
+    local calls = assert(H.read(dir .. "/calls"))
+    assert.matches("^ping [^\n]*\n$", calls)
+  end)
+end)

@@ -1,0 +1,74 @@
+-- orket.cmdline: a command's words read against its declaration, and the usage line and
+-- option list made from it.
+local cmdline = require "orket.cmdline"
+
+local DECL = {
+  extra = "give one target",
+  { "TARGET", missing = "run needs a target" },
+  { "--json", help = "print JSON" },
+  { "--model", value = "M", what = "a model" },
+  { "--role", value = "ROLE", many = true },
+  { "--lease-ms", value = "MS", default = 30000, check = cmdline.at_least(30, "--lease-ms needs at least 30") },
+  cmdline.DIR,
+}
+
+describe("cmdline.parse", function()
+  it("reads flags, values, repeats, defaults and a positional in any order", function()
+    local o = assert(cmdline.parse(DECL, { "--role", "a", "X-1", "--json", "--role", "b", "-C", "d", "--lease-ms", "40" }))
+    assert.same({ target = "X-1", json = true, role = { "a", "b" }, dir = "d", lease_ms = 40 }, o)
+    o = assert(cmdline.parse(DECL, { "X-1" }))
+    assert.same({ target = "X-1", dir = ".", lease_ms = 30000 }, o)
+  end)
+
+  it("takes every word after -- as positional, and a value however it looks", function()
+    local o = assert(cmdline.parse(DECL, { "--model", "--json", "--", "-X" }))
+    assert.equal("--json", o.model)
+    assert.equal("-X", o.target)
+    assert.is_nil(o.json)
+  end)
+
+  it("names the argument in each error", function()
+    local cases = {
+      { {}, "run needs a target" },
+      { { "X", "Y" }, "give one target" },
+      { { "X", "--bogus" }, "unknown option '--bogus'" },
+      { { "X", "--model" }, "--model needs a model" },
+      { { "X", "-C" }, "-C needs a directory" },
+      { { "X", "--lease-ms", "3" }, "--lease-ms needs at least 30" },
+      { { "X", "--role" }, "--role needs ROLE" },
+    }
+    for _, c in ipairs(cases) do
+      local o, msg = cmdline.parse(DECL, c[1])
+      assert.is_nil(o)
+      assert.equal(c[2], msg)
+    end
+  end)
+
+  it("says how to pass text that starts with '-', refuses words where nothing is declared", function()
+    local _, msg = cmdline.parse({ text = "a note", { "NOTE", optional = true } }, { "-x" })
+    assert.equal("unknown option '-x' (a note, put -- before it)", msg)
+    _, msg = cmdline.parse({ none = "version takes no arguments" }, { "--bogus" })
+    assert.equal("version takes no arguments", msg)
+    _, msg = cmdline.parse({}, { "yes" })
+    assert.equal("unknown argument 'yes'", msg)
+    _, msg = cmdline.parse({ { "--tool", value = "T", required = true } }, {})
+    assert.equal("--tool is required", msg)
+  end)
+
+  it("hands a script its words as they are after the first positional, or after an option marked last", function()
+    local decl = { { "-e", value = "CODE", key = "code", last = true }, { "ARGS", many = true, rest = true, key = "words" } }
+    assert.same({ words = { "f.lua", "-h", "--x", "--", "y" } }, cmdline.parse(decl, { "f.lua", "-h", "--x", "--", "y" }))
+    assert.same({ code = "print(1)", words = { "-x", "y" } }, cmdline.parse(decl, { "-e", "print(1)", "-x", "y" }))
+  end)
+end)
+
+describe("cmdline.usage and options_help", function()
+  it("make the usage line and the option list from the declaration", function()
+    assert.equal("orket run TARGET [--json] [--model M] [--role ROLE...] [--lease-ms MS] [-C DIR]", cmdline.usage("run", DECL))
+    assert.equal("orket x [N]", cmdline.usage("x", { { "N", optional = true } }))
+    assert.equal("given", cmdline.usage("x", { usage = "given" }))
+    assert.equal("  --json  print JSON\n  -C DIR  the project's directory (default: the current one)", cmdline.options_help(DECL))
+    assert.equal("  --a X  one\n         two", cmdline.options_help { { "--a", value = "X", help = "one\ntwo" } })
+    assert.is_nil(cmdline.options_help { { "--a" } })
+  end)
+end)
