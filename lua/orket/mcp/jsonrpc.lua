@@ -64,8 +64,13 @@ function M.decode(text)
   if (v.result == nil) == (v.error == nil) then
     return nil, { code = M.INVALID_REQUEST, message = "a response has a result or an error", id = id }
   end
-  if v.error ~= nil and (type(v.error) ~= "table" or math.type(v.error.code) ~= "integer") then
-    return nil, { code = M.INVALID_REQUEST, message = "a response's error needs an integer code", id = id }
+  if v.error ~= nil then
+    -- lua-cjson gives every number as a float: a whole one is the integer code it was sent as
+    local code = type(v.error) == "table" and type(v.error.code) == "number" and math.tointeger(v.error.code)
+    if not code then
+      return nil, { code = M.INVALID_REQUEST, message = "a response's error needs an integer code", id = id }
+    end
+    v.error.code = code
   end
   return v, "response"
 end
