@@ -36,6 +36,9 @@ function M.decode(text)
   if #text > M.MAX_MESSAGE then
     return nil, { code = M.INVALID_REQUEST, message = "message larger than " .. M.MAX_MESSAGE .. " bytes" }
   end
+  -- JSON is UTF-8 (RFC 8259 §8.1), and the HTTP API refuses a body that is not: lua-cjson
+  -- would pass the bytes through into the board
+  if not utf8.len(text) then return nil, { code = M.PARSE_ERROR, message = "not JSON: the message is not valid UTF-8" } end
   local v, derr = dec.decode(text)
   if v == nil then return nil, { code = M.PARSE_ERROR, message = "not JSON: " .. tostring(derr):sub(1, 200) } end
   if type(v) ~= "table" then return nil, { code = M.INVALID_REQUEST, message = "a message is a JSON object" } end
