@@ -12,6 +12,7 @@ local workers = require "orket.serve.workers"
 local phase = require "orket.sandboxes.phase"
 local sandboxes_recheck = require "orket.sandboxes.recheck"
 local sandboxes = require "orket.serve.sandboxes"
+local service = require "orket.sandboxes.service"
 
 local USAGE = "orket serve [DIR] [--listen HOST:PORT] [--workers N] [-C DIR]"
 local cmd = { summary = "serve the board and its events over HTTP", usage = USAGE }
@@ -149,6 +150,9 @@ function cmd.run(args, cli)
   -- sandboxes are stopped through their handles
   local ticker = phase.ticker { db = db, dir = dir, log = function(f) server:_log(f) end,
     stop = sandboxes.stop_sandbox, recheck = sandboxes_recheck.due }
+  -- the sandboxes a killed server owned ended with it: recorded so before anyone reads them
+  -- (the metrics and the board would show them healthy; their proxy could only answer 502)
+  task.spawn(service.reconcile, db):join()
   local ok, terr = task.spawn(server.run, server):join()
   ticker.close()
   runs.stop_all(db) -- the server failed: its runs stop too

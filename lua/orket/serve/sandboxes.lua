@@ -39,7 +39,7 @@ end
 
 local function named(ctx)
   local id = routes.whole(ctx.params.id or "")
-  local row = id and ops.get(ctx.db, id)
+  local row = id and service.get(ctx.db, id)
   if not row then return nil, err(404, "not_found", "no sandbox " .. tostring(ctx.params.id)) end
   return row
 end
