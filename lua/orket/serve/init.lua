@@ -20,6 +20,7 @@ local openapi = require "orket.serve.openapi"
 local session = require "orket.serve.session"
 local webhooks = require "orket.serve.webhooks"
 local sandboxes = require "orket.serve.sandboxes"
+local apps = require "orket.serve.apps"
 local bugs = require "orket.serve.bugs"
 local mcp_http = require "orket.mcp.http"
 local web = require "orket.serve.web"
@@ -133,17 +134,21 @@ function M.new(o)
   session.add(self.router)
   webhooks.add(self.router)
   sandboxes.add(self.router)
+  apps.add(self.router)
   bugs.add(self.router)
   mcp_http.add(self.router) -- /mcp (docs/mcp.md)
   self.metrics = metrics.new()
-  local cors, cerr = web.cors(o.dir)
-  if not cors then
+  local ss, cerr = web.settings(o.dir)
+  if not ss then
     srv:close()
     if usrv then usrv:close() end
     return nil, cerr, "EINVAL"
   end
-  self.cors = cors
+  self.cors = {}
+  for _, origin in ipairs(ss.cors) do self.cors[origin] = true end
+  self.apps = apps.new(ss.app_origin)
   self.auth = auth_mod.new(o.db, o.dir, httpd.is_loopback(o.host), o.local_token)
+  self.auth.cors = self.cors
   self.by_addr = ratelimit.new { rate = l.addr_rate, burst = l.addr_burst }
   self.by_key = ratelimit.new { rate = l.key_rate, burst = l.key_burst }
   self.auth_fails = ratelimit.new { rate = l.auth_fail_rate, burst = l.auth_fail_burst }
@@ -170,6 +175,13 @@ end
 function Server:_dispatch(req, ctx)
   local ok, retry = self.by_addr:take(req.remote, now_ms())
   if not ok then return too_many(req, ctx, retry, "requests from this address") end
+  -- a sandbox's app, on an origin of its own (its Host): never the API's routes
+  local app = self.apps:sandbox_of(req)
+  if app then
+    local astatus, adoc = self.apps:handle(req, ctx, app)
+    if astatus then return send(req, ctx, astatus, adoc) end
+    return
+  end
   if web.front(self, req, ctx) then return end -- the web board's files, CORS
   local segs, perr = router_mod.segments(req.path)
   if not segs then return fail(req, ctx, 400, "bad_path", perr) end
