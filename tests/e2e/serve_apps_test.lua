@@ -186,6 +186,33 @@ describe("a sandbox's app on an origin of its own", function()
     assert.equal(0, s.stop())
   end)
 
+  it("before any key: a ticket from the board with the local token writes, one without only reads", function()
+    if skip then return pending(skip) end
+    local mark = "sbl" .. math.random(1, 1e9)
+    local dir = H.node_project(SERVER, mark)
+    local s = H.serve(dir)
+    assert.truthy(s.token)
+    local st, doc, text = H.api(s, "POST", "/v1/sandboxes", s.token, {})
+    assert.equal(201, st, text)
+    local id = math.tointeger(doc.sandbox.id)
+    local with_token = opened(s, id, "orket_local=" .. s.token)
+    local without = opened(s, id, "other=1")
+    local post = { method = "POST", body = "x", headers = { "Content-Type: text/plain" } }
+    post.cookie = with_token
+    assert.equal(200, (app(s, id, "/notes", post)))
+    post.cookie = without
+    assert.equal(403, (app(s, id, "/notes", post)))
+    assert.equal(200, (app(s, id, "/", { cookie = without })))
+    -- a page of another origin reads nothing of the API either
+    assert.equal(403, (H.fetch { url = s.url .. "/v1/board", total_timeout_ms = 10000,
+      headers = { "Sec-Fetch-Site: same-site", "Sec-Fetch-Mode: cors", "Origin: http://" .. id .. ".sandbox.localhost:" .. s.port } }))
+    assert.equal(200, (H.fetch { url = s.url .. "/v1/board", total_timeout_ms = 10000 }))
+    -- a key made: local use, and the app sessions it made, end
+    H.api_key(dir, "op", "operator")
+    assert.equal(401, (app(s, id, "/", { cookie = with_token })))
+    assert.equal(0, s.stop())
+  end)
+
   it("in Chromium: the board's link opens the app on its origin, whose script the API refuses", function()
     if skip then return pending(skip) end
     local chromium, why = WD.available()

@@ -218,6 +218,8 @@ local function pass_in(req)
     end
     if #kept > 0 and not c:find("[\r\n]") then out[#out + 1] = "Cookie: " .. table.concat(kept, "; ") end
   end
+  -- behind an https proxy the app builds https links, as it would deployed behind one
+  if session.secure(req) then out[#out + 1] = "X-Forwarded-Proto: https" end
   return out
 end
 
@@ -283,6 +285,7 @@ function Apps:handle(req, ctx, id)
   if not SAFE[req.method] and not keys.allows(who.role, "operator") then
     return text(req, ctx, 403, "Writing to the app needs the operator role.")
   end
+  if req.too_large then return text(req, ctx, 413, "The request body is larger than the server accepts.") end
   if type(req.path) ~= "string" or #req.path > 4096 or not req.path:match(PATH_OK) then
     return text(req, ctx, 400, "The path has characters a URL may not hold.")
   end
