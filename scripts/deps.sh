@@ -20,8 +20,9 @@ libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev"
 # docker-compose checks the compose files Orket writes (`orket sandbox compose`) and
 # deploy/compose.yaml (`config` needs no engine); systemd-analyze verifies
 # deploy/orket.service; curl is the HTTP client (over TCP and over orket serve's unix
-# socket) that serve's guard tests use from outside orket (not in a minimal Debian).
-TEST_PKGS="lua-busted prometheus chromium chromium-headless-shell chromium-driver postgresql procps nodejs npm docker-compose systemd curl"
+# socket) that serve's guard tests use from outside orket (not in a minimal Debian); nginx
+# and caddy front orket serve as docs/serve.md configures them (tests/e2e/serve_apps_test.lua).
+TEST_PKGS="lua-busted prometheus chromium chromium-headless-shell chromium-driver postgresql procps nodejs npm docker-compose systemd curl nginx-light caddy"
 # The benchmarks: wrk loads orket serve.
 BENCH_PKGS="wrk"
 # libFuzzer ships in clang's runtime package.

@@ -41,10 +41,14 @@ local function lower(h)
   return out
 end
 
+-- The functions below take s, orket serve (H.serve) or a proxy in front of it: {url=, port=,
+-- base= the apps' base name (default sandbox.localhost), board= the board's Host (default
+-- the address's)}.
+
 -- app(s, id, path, o) -> status, text, headers: a request to sandbox id's origin on server s
 local function app(s, id, path, o)
   o = o or {}
-  local headers = { "Host: " .. id .. ".sandbox.localhost:" .. s.port }
+  local headers = { "Host: " .. id .. "." .. (s.base or "sandbox.localhost") .. ":" .. s.port }
   for _, h in ipairs(o.headers or {}) do headers[#headers + 1] = h end
   if o.cookie then headers[#headers + 1] = "Cookie: " .. o.cookie end
   local st, text, h = H.fetch { url = s.url .. path, method = o.method, body = o.body, headers = headers,
@@ -55,18 +59,19 @@ end
 -- signed_in(s, key) -> the board's cookie and CSRF token for key
 local function signed_in(s, key)
   local st, text, h = H.fetch { url = s.url .. "/v1/session", method = "POST", body = cjson.encode { key = key },
-    headers = { "Content-Type: application/json" }, total_timeout_ms = 10000 }
+    headers = { "Content-Type: application/json", s.board and ("Host: " .. s.board) or nil }, total_timeout_ms = 10000 }
   assert.equal(200, st, text)
   return lower(h)["set-cookie"]:match("^([^;]+)"), cjson.decode(text).csrf
 end
 
 -- opened(s, id, board_cookie) -> the app's cookie ("orket_app=..."), the redirect's headers
 local function opened(s, id, board)
-  local st, text, h = H.fetch { url = s.url .. "/v1/sandboxes/" .. id .. "/open", headers = { "Cookie: " .. board },
-    total_timeout_ms = 10000 }
+  local st, text, h = H.fetch { url = s.url .. "/v1/sandboxes/" .. id .. "/open",
+    headers = { "Cookie: " .. board, s.board and ("Host: " .. s.board) or nil }, total_timeout_ms = 10000 }
   assert.equal(303, st, text)
   local loc = lower(h).location
-  local t = loc:match("^http://" .. id .. "%.sandbox%.localhost:" .. s.port .. "/__orket/ticket%?t=(%x+)$")
+  local t = loc:match("^http://" .. id .. "%." .. (s.base or "sandbox.localhost"):gsub("%.", "%%.") .. ":" .. s.port
+    .. "/__orket/ticket%?t=(%x+)$")
   assert.truthy(t, loc)
   local rst, rtext, rh = app(s, id, "/__orket/ticket?t=" .. t)
   assert.equal(303, rst, rtext)
@@ -212,6 +217,138 @@ describe("a sandbox's app on an origin of its own", function()
     assert.equal(401, (app(s, id, "/", { cookie = with_token })))
     assert.equal(0, s.stop())
   end)
+
+  -- behind nginx and Caddy as docs/serve.md configures them (plain HTTP on a loopback port
+  -- here, the names under localhost: board.localhost, ID.apps.localhost)
+  local function free_port()
+    local t = require("luv").new_tcp()
+    assert(t:bind("127.0.0.1", 0))
+    local port = t:getsockname().port
+    t:close()
+    return port
+  end
+
+  local function nginx_conf(dir, port, upstream)
+    local loc = string.format([[
+    location / {
+      proxy_pass http://127.0.0.1:%d;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_buffering off;
+      proxy_read_timeout 130s;
+      client_max_body_size 1m;
+    }]], upstream)
+    local tmp = dir .. "/tmp"
+    return string.format([[
+daemon off;
+master_process off;
+pid %s/nginx.pid;
+error_log %s/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s; uwsgi_temp_path %s; scgi_temp_path %s;
+  server {
+    listen 127.0.0.1:%d;
+    server_name board.localhost;
+%s
+  }
+  server {
+    listen 127.0.0.1:%d;
+    server_name ~^[0-9]+\.apps\.localhost$;
+%s
+  }
+}
+]], dir, dir, tmp, tmp, tmp, tmp, tmp, port, loc, port, loc)
+  end
+
+  local function caddy_conf(port, upstream)
+    return string.format([[
+{
+  admin off
+  auto_https off
+}
+http://board.localhost:%d {
+  reverse_proxy 127.0.0.1:%d {
+    flush_interval -1
+  }
+}
+http://*.apps.localhost:%d {
+  reverse_proxy 127.0.0.1:%d {
+    flush_interval -1
+  }
+}
+]], port, upstream, port, upstream)
+  end
+
+  for _, front in ipairs { "nginx", "caddy" } do
+    it("behind " .. front .. " as docs/serve.md sets it up", function()
+      if skip then return pending(skip) end
+      if not os.execute("command -v " .. front .. " >/dev/null 2>&1") then
+        return pending(front .. " is not installed (scripts/deps.sh --test installs it)")
+      end
+      local mark = "sbp" .. math.random(1, 1e9)
+      local dir = H.node_project(SERVER, mark)
+      local pport = free_port()
+      H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua")
+        .. string.format('\nserve = { app_origin = "http://{id}.apps.localhost:%d" }\n', pport))
+      local op = H.api_key(dir, "op", "operator")
+      local s = H.serve(dir)
+      local st, doc, text = H.api(s, "POST", "/v1/sandboxes", op, {})
+      assert.equal(201, st, text)
+      local id = math.tointeger(doc.sandbox.id)
+      local pdir = H.tmpdir()
+      assert.truthy(os.execute("mkdir -p " .. H.quote(pdir .. "/tmp")))
+      local cmd
+      if front == "nginx" then
+        H.write(pdir .. "/nginx.conf", nginx_conf(pdir, pport, s.port))
+        cmd = string.format("nginx -p %s -c %s", H.quote(pdir), H.quote(pdir .. "/nginx.conf"))
+      else
+        H.write(pdir .. "/Caddyfile", caddy_conf(pport, s.port))
+        cmd = string.format("env HOME=%s XDG_DATA_HOME=%s XDG_CONFIG_HOME=%s caddy run --adapter caddyfile --config %s",
+          H.quote(pdir), H.quote(pdir), H.quote(pdir), H.quote(pdir .. "/Caddyfile"))
+      end
+      os.execute(string.format("%s >%s 2>&1 </dev/null & echo $! >%s", cmd, H.quote(pdir .. "/out"), H.quote(pdir .. "/pid")))
+      local pid = tonumber(H.wait_for(function() return (H.read(pdir .. "/pid") or ""):match("%d+") end, front .. "'s pid"))
+      local ok, err = pcall(function()
+        local f = { url = "http://127.0.0.1:" .. pport, port = pport, base = "apps.localhost", board = "board.localhost:" .. pport }
+        H.wait_for(function()
+          return H.fetch { url = f.url .. "/health", headers = { "Host: " .. f.board }, total_timeout_ms = 2000 } == 200
+        end, front .. " to pass requests on (" .. tostring(H.read(pdir .. "/out")) .. ")", 2000)
+        local board, csrf = signed_in(f, op)
+        local cookie = opened(f, id, board)
+        local ast, atext = app(f, id, "/echo?x=1", { cookie = cookie .. "; theme=light" })
+        assert.equal(200, ast, atext)
+        local echo = cjson.decode(atext)
+        assert.equal(mark, echo.mark)
+        assert.equal(id .. ".apps.localhost:" .. pport, echo.host)
+        assert.equal("theme=light", echo.cookie)
+        local gst, _, gh = app(f, id, "/go", { cookie = cookie })
+        assert.equal(302, gst)
+        assert.equal("http://" .. id .. ".apps.localhost:" .. pport .. "/landed", gh.location)
+        ast, atext = app(f, id, "/notes", { cookie = cookie, method = "POST", body = "text=hi",
+          headers = { "Content-Type: application/x-www-form-urlencoded" } })
+        assert.equal(200, ast, atext)
+        assert.equal("text=hi", cjson.decode(atext).body)
+        assert.equal(401, (app(f, id, "/", { cookie = board })))
+        -- the board's session from the app's page, through the proxy: refused
+        local hdr = { "Host: " .. f.board, "Cookie: " .. board, "X-CSRF-Token: " .. csrf, "Content-Type: application/json",
+          "Origin: http://" .. id .. ".apps.localhost:" .. pport, "Sec-Fetch-Site: same-site", "Sec-Fetch-Mode: cors" }
+        assert.equal(403, (H.fetch { url = f.url .. "/v1/board", headers = hdr, total_timeout_ms = 10000 }))
+        assert.equal(403, (H.fetch { url = f.url .. "/v1/cards/START-1/comments", method = "POST", body = '{"body":"x"}',
+          headers = hdr, total_timeout_ms = 10000 }))
+        -- and from the board's own page, allowed
+        assert.equal(200, (H.fetch { url = f.url .. "/v1/board", total_timeout_ms = 10000,
+          headers = { "Host: " .. f.board, "Cookie: " .. board, "Sec-Fetch-Site: same-origin", "Sec-Fetch-Mode: cors" } }))
+      end)
+      os.execute("kill " .. pid .. " 2>/dev/null")
+      H.wait_for(function() return not H.alive(pid) end, front .. " to end")
+      if not ok then error(err, 0) end
+      assert.equal(0, s.stop())
+    end)
+  end
 
   it("in Chromium: the board's link opens the app on its origin, whose script the API refuses", function()
     if skip then return pending(skip) end
