@@ -132,12 +132,13 @@ function cmd.run(args, cli)
     runs.registry(db).workers = true
     pool = workers.start { dir = dir, n = nworkers, log = function(f) server:_log(f) end }
   end
-  local signals = {}
+  local signals, ended = {}, false
   for _, name in ipairs { "sigint", "sigterm" } do
     local h = uv.new_signal()
     -- runs stop as `orket run` does on SIGINT (journal consistent, resumable) while the
     -- server stops accepting, ends the streams and drains
     h:start(name, function()
+      if ended then return end -- stopped already: what is left is the exit
       runs.stop_all(db)
       task.spawn(server.stop, server)
     end)
@@ -160,7 +161,10 @@ function cmd.run(args, cli)
   -- the sandboxes it started would end with it anyway: stopped, they are recorded so
   task.spawn(sandboxes.stop_all, db):join()
   if pool then task.spawn(pool.stop, pool):join() end
-  for _, h in ipairs(signals) do h:close() end
+  -- the signal handles stay until the process ends (the runtime closes them last): closed
+  -- here, the default action would be back, and a second SIGTERM a few ms after the first
+  -- would end the server with 143 instead of 0
+  ended = true
   if token then localuse.remove_token(dir, token) end
   db:close()
   cli.flush_unhandled()
