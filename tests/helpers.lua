@@ -96,6 +96,16 @@ end
 -- M.kill_servers ends them.
 local servers = {}
 
+--- store_file_holding(dir, text) -> the file of the project's SQLite store (the database or
+--- its write-ahead log) whose bytes hold text | nil: a secret must be in neither
+function M.store_file_holding(dir, text)
+  for _, f in ipairs { "/.orket/orket.db", "/.orket/orket.db-wal" } do
+    local data = M.read(dir .. f)
+    if data and data:find(text, 1, true) then return f end
+  end
+  return nil
+end
+
 --- sandbox_offered(program) -> whether sandboxes run here (network and user namespaces)
 --- with program (node, python3) installed
 function M.sandbox_offered(program)
