@@ -117,21 +117,11 @@ function cmd.run(args, cli)
     cli.err("%s", err)
     return 1
   end
-  local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
-  io.stdout:write(string.format("orket serve: listening on http://%s:%d\n", shown, server:port()))
-  if token then
-    io.stdout:write(string.format("orket serve: no API key yet; the web board with the local token: "
-      .. "http://%s:%d/?token=%s (also in %s; writes need it, or the unix socket %s)\n", shown, server:port(), token,
-      localuse.TOKEN_FILE, localuse.SOCKET))
-  end
-  io.stdout:flush()
-  -- the runs it executes (orket.serve.runs) log their failures as the server does
-  runs.registry(db).log = function(fields) server:_log(fields) end
-  local pool
-  if nworkers then
-    runs.registry(db).workers = true
-    pool = workers.start { dir = dir, n = nworkers, log = function(f) server:_log(f) end }
-  end
+  -- the sandboxes a killed server owned ended with it: recorded so before anyone reads them
+  -- (the metrics and the board would show them healthy; their proxy could only answer 502)
+  task.spawn(service.reconcile, db):join()
+  -- the signals are handled before the address is printed: a supervisor that stops the
+  -- server as soon as it is told the address gets the graceful stop, not the default action
   local signals, ended = {}, false
   for _, name in ipairs { "sigint", "sigterm" } do
     local h = uv.new_signal()
@@ -147,13 +137,25 @@ function cmd.run(args, cli)
   local pipe = uv.new_signal() -- a client gone mid-write is the server's business, not a signal's
   pipe:start("sigpipe", function() end)
   signals[#signals + 1] = pipe
+  local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
+  io.stdout:write(string.format("orket serve: listening on http://%s:%d\n", shown, server:port()))
+  if token then
+    io.stdout:write(string.format("orket serve: no API key yet; the web board with the local token: "
+      .. "http://%s:%d/?token=%s (also in %s; writes need it, or the unix socket %s)\n", shown, server:port(), token,
+      localuse.TOKEN_FILE, localuse.SOCKET))
+  end
+  io.stdout:flush()
+  -- the runs it executes (orket.serve.runs) log their failures as the server does
+  runs.registry(db).log = function(fields) server:_log(fields) end
+  local pool
+  if nworkers then
+    runs.registry(db).workers = true
+    pool = workers.start { dir = dir, n = nworkers, log = function(f) server:_log(f) end }
+  end
   -- the bug-fix phases tick on the loop (orket.sandboxes.phase); this server's own
   -- sandboxes are stopped through their handles
   local ticker = phase.ticker { db = db, dir = dir, log = function(f) server:_log(f) end,
     stop = sandboxes.stop_sandbox, recheck = sandboxes_recheck.due }
-  -- the sandboxes a killed server owned ended with it: recorded so before anyone reads them
-  -- (the metrics and the board would show them healthy; their proxy could only answer 502)
-  task.spawn(service.reconcile, db):join()
   local ok, terr = task.spawn(server.run, server):join()
   ticker.close()
   runs.stop_all(db) -- the server failed: its runs stop too
