@@ -146,6 +146,19 @@ describe("orket.mcp.client", function()
   end)
 end)
 
+describe("orket.mcp.client's redaction", function()
+  it("masks the values of a server's headers_env variables and env, bearer tokens and sk- keys", function()
+    local c = client.new({ name = "w", transport = "http", url = "http://127.0.0.1:9/mcp",
+      headers_env = { ["X-Api-Key"] = "W_KEY", Authorization = "W_AUTH" } },
+      { env = function(v) return ({ W_KEY = "k3y-value-77", W_AUTH = "Token zz9-auth" })[v] end })
+    assert.equal("bad [redacted] and [redacted]", c:redact("bad k3y-value-77 and Token zz9-auth"))
+    assert.equal("Bearer [redacted] sk-[redacted]", c:redact("Bearer abc.def sk-live123"))
+    local s = client.new({ name = "s", transport = "stdio", command = { "x" }, env = { TOKEN = "stdio-secret-1" } })
+    assert.equal("got [redacted]", s:redact("got stdio-secret-1"))
+    assert.equal("plain words", s:redact("plain words"))
+  end)
+end)
+
 describe("orket.mcp.manager", function()
   after_each(H.cleanup)
 
