@@ -29,7 +29,7 @@ M.GROUPS = {
   } },
   { name = "store", title = "The store (the board's database)", codes = {
     "EBUSY", "ECONSTRAINT", "ECORRUPT", "ECANTOPEN", "EREADONLY", "ENOSPC", "ESQL", "EVERSION", "ENOTSTORE",
-    "ETX", "ENOTCONN",
+    "ETX", "ENOTCONN", "ENOTSEALED", "EKEY", "ETAMPERED", "ETRUNCATED", "EPARAMS", "ENOTTY",
   } },
   { name = "commands", title = "Commands (`orket ...`)", codes = {
     "EUSAGE", "ENOREVIEWER", "EROLE", "ESEAT", "EUNFINISHED", "ECYCLE", "EGIT", "EUNSAFE", "ECONFLICT",
@@ -218,6 +218,30 @@ CODES.EVERSION = {
 CODES.ENOTSTORE = {
   means = "a file given to `orket restore` is not an orket store",
   remedy = "give the file `orket backup` wrote",
+}
+CODES.ENOTSEALED = {
+  means = "a file is not an encrypted orket backup (it has no ORKTSEAL header)",
+  remedy = "give the file `orket backup --encrypt` wrote",
+}
+CODES.EKEY = {
+  means = "an encrypted backup does not open: a wrong key file or passphrase, the other kind of key, or a changed start",
+  remedy = "give the key file or passphrase it was made with ([deploying.md](deploying.md#encrypted-backups))",
+}
+CODES.ETAMPERED = {
+  means = "an encrypted backup was changed after it was written: a chunk does not authenticate, or bytes follow its end",
+  remedy = "restore another copy of the backup; this one cannot be trusted",
+}
+CODES.ETRUNCATED = {
+  means = "an encrypted backup ends before its final tag: it was cut short",
+  remedy = "restore a whole copy of the backup",
+}
+CODES.EPARAMS = {
+  means = "an encrypted backup's header names an unknown format or Argon2id limits out of bounds",
+  remedy = "give a file `orket backup --encrypt` wrote, with an orket as new as the one that wrote it",
+}
+CODES.ENOTTY = {
+  means = "a passphrase was to be asked on the terminal, and there is none",
+  remedy = "give --key-file FILE or --passphrase-env NAME",
 }
 -- Commands (`orket ...`)
 CODES.EUSAGE = {

@@ -74,7 +74,7 @@ M.recent_row = named_recent
 
 local function audit(ctx, action)
   ctx.db:tx(function()
-    ctx.db:event { kind = "api_write", actor = writes.principal(ctx).seat, data = { action = action, route = ctx.route } }
+    writes.audited(ctx, { actor = writes.principal(ctx).seat, action = action })
     return true
   end)
 end

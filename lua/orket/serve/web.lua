@@ -56,9 +56,9 @@ end
 --- | nil, msg. A project without a readable orket.lua gets the defaults.
 function M.settings(dir)
   local data = config.read(dir)
-  local s, serr = settings.resolve { serve = data and data.serve or nil }
+  local s, serr = settings.resolve { serve = data and data.serve or nil, audit = data and data.audit or nil }
   if not s then return nil, serr end
-  return s.serve
+  return s.serve, nil, s.audit
 end
 
 --- cors(dir) -> set of allowed origins | nil, msg: serve.cors of the project's orket.lua

@@ -6,6 +6,7 @@
 local sandboxes = require "orket.sandboxes.settings"
 local proc = require "orket.c.proc"
 local mcp = require "orket.settings.mcp"
+local audit = require "orket.settings.audit"
 local pgurl = require "orket.store.pgurl"
 
 local M = {}
@@ -506,6 +507,7 @@ local SCHEMA = {
   { "sandbox", sandboxes.sandbox },
   { "bug_fix", sandboxes.bug_fix },
   { "mcp", function(d) return mcp.section(d.mcp) end }, -- docs/mcp.md
+  { "audit", function(d) return audit.section(d.audit) end }, -- docs/audit.md
   -- where the store is (docs/store.md, "Toward PostgreSQL"); checked here, not used yet
   { "store", function(d)
     local s, err = pgurl.section(d.store)
