@@ -8,6 +8,8 @@ const orket_module orket_modules[] = {
     {"orket.c.sandbox", luaopen_orket_sandbox},
     {"orket.c.lineedit", luaopen_orket_lineedit},
     {"orket.c.crypto", luaopen_orket_crypto},
+    {"orket.c.seal", luaopen_orket_seal},
+    {"orket.c.auditchain", luaopen_orket_auditchain},
     {"orket.c.statemachine", luaopen_orket_statemachine},
     {"orket.c.store", luaopen_orket_store},
     {"orket.c.workspace", luaopen_orket_workspace},

@@ -16,6 +16,8 @@ int luaopen_orket_runtime(lua_State *L);
 int luaopen_orket_sandbox(lua_State *L);
 int luaopen_orket_lineedit(lua_State *L);
 int luaopen_orket_crypto(lua_State *L);
+int luaopen_orket_seal(lua_State *L);
+int luaopen_orket_auditchain(lua_State *L);
 int luaopen_orket_statemachine(lua_State *L);
 int luaopen_orket_store(lua_State *L);
 int luaopen_orket_workspace(lua_State *L);

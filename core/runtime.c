@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -328,6 +329,11 @@ void rt_close(orket_rt *rt) {
    * close callback unrefs them in Lua, which after lua_close would touch freed memory. */
   lua_getfield(rt->L, LUA_REGISTRYINDEX, "orket.close_handles");
   if (lua_type(rt->L, -1) != LUA_TFUNCTION || lua_pcall(rt->L, 0, 0, 0) != LUA_OK) lua_pop(rt->L, 1);
+  /* The process is ending, its status decided. Closing the signal handles above gave
+   * SIGINT and SIGTERM their default action back: one arriving now (a second SIGTERM just
+   * after the one that stopped orket serve) would turn a clean exit into 130 or 143. */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
   /* Let close callbacks already queued (they may call into Lua) run while Lua is alive. */
   uv_run(&rt->loop, UV_RUN_NOWAIT);
   lua_close(rt->L); /* luv's __gc closes its handles; their callbacks do not touch Lua */

@@ -21,8 +21,9 @@ libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev"
 # deploy/compose.yaml (`config` needs no engine), and podman-compose what becomes of the
 # generated health check (it runs podman, here a stand-in); systemd-analyze verifies
 # deploy/orket.service; curl is the HTTP client (over TCP and over orket serve's unix
-# socket) that serve's guard tests use from outside orket (not in a minimal Debian).
-TEST_PKGS="lua-busted prometheus chromium chromium-headless-shell chromium-driver postgresql procps nodejs npm docker-compose podman-compose systemd curl"
+# socket) that serve's guard tests use from outside orket (not in a minimal Debian); nginx
+# and caddy front orket serve as docs/serve.md configures them (tests/e2e/serve_apps_test.lua).
+TEST_PKGS="lua-busted prometheus chromium chromium-headless-shell chromium-driver postgresql procps nodejs npm docker-compose podman-compose systemd curl nginx-light caddy"
 # The benchmarks: wrk loads orket serve.
 BENCH_PKGS="wrk"
 # libFuzzer ships in clang's runtime package.

@@ -18,7 +18,7 @@ M.LAYERS = {
     match = { "^orket%.actions%.", "^orket%.tools$", "^orket%.toolcalls$", "^orket%.import$",
               "^orket%.llm$", "^orket%.llm%.", "^orket%.forge$", "^orket%.project$", "^orket%.config$",
               "^orket%.gate$", "^orket%.policy$", "^orket%.profile$",
-              "^orket%.memory$", "^orket%.settings$", "^orket%.settings%." } },
+              "^orket%.memory$", "^orket%.settings$", "^orket%.settings%.", "^orket%.audit%." } },
   { name = "board", doc = "the board and its store: cards, their order, persistence, the workspace",
     match = { "^orket%.board$", "^orket%.ready$", "^orket%.store$", "^orket%.store%.", "^orket%.workspace$", "^orket%.card$" } },
   { name = "base", doc = "plain helpers over the runtime: tasks, clocks, text, sandboxed scripts, the error vocabulary",

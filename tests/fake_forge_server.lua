@@ -6,7 +6,8 @@
 -- Test controls (never called by Orket):
 --   GET /__log: every API request seen ({method=, path=, query=, authorization=, body=})
 --   GET /__prs, /__comments, /__statuses: what the forge holds
---   POST /__fail?status=N&times=K: the next K API calls answer N
+--   POST /__fail?status=N&times=K[&echo=1]: the next K API calls answer N (echo: the error
+--     message quotes the Authorization header, as some proxies and forges do)
 --   POST /__ratelimit?kind=primary|secondary&times=K: the next K API calls are refused for
 --     the rate limit (primary: 403 with x-ratelimit-remaining 0; secondary: 429, Retry-After)
 --   POST /__seed?repo=OWNER/NAME&count=N: N open pull requests from other people's branches
@@ -25,7 +26,7 @@ io.stdout:write("listening " .. base_url .. "\n")
 io.stdout:flush()
 
 local log, prs, comments, statuses = {}, {}, {}, {}
-local fail = { status = 0, times = 0 }
+local fail = { status = 0, times = 0, echo = false }
 local limited = { kind = nil, times = 0 }
 local next_number = 1
 local remote_path -- /__remote: where the branches live
@@ -154,6 +155,7 @@ local function handle(req)
   if path == "/__statuses" then return reply(req, 200, array(statuses)) end
   if path == "/__fail" then
     fail.status, fail.times = tonumber(query.status) or 500, tonumber(query.times) or 1
+    fail.echo = query.echo == "1"
     return reply(req, 200, {})
   end
   if path == "/__ratelimit" then
@@ -188,7 +190,9 @@ local function handle(req)
   local github = path:sub(1, 8) ~= "/api/v1/"
   if fail.times > 0 then
     fail.times = fail.times - 1
-    return reply(req, fail.status, { message = "the fake forge fails on purpose" })
+    local m = "the fake forge fails on purpose"
+    if fail.echo then m = m .. " (" .. tostring(req.headers.authorization) .. " was sent)" end
+    return reply(req, fail.status, { message = m })
   end
   if limited.times > 0 then
     limited.times = limited.times - 1

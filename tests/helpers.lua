@@ -96,6 +96,35 @@ end
 -- M.kill_servers ends them.
 local servers = {}
 
+--- store_file_holding(dir, text) -> the file of the project's SQLite store (the database or
+--- its write-ahead log) whose bytes hold text | nil: a secret must be in neither
+function M.store_file_holding(dir, text)
+  for _, f in ipairs { "/.orket/orket.db", "/.orket/orket.db-wal" } do
+    local data = M.read(dir .. f)
+    if data and data:find(text, 1, true) then return f end
+  end
+  return nil
+end
+
+--- sandbox_offered(program) -> whether sandboxes run here (network and user namespaces)
+--- with program (node, python3) installed
+function M.sandbox_offered(program)
+  local p = require("orket.c.proc").probe()
+  return p.netns and p.userns and os.execute("command -v " .. program .. " >/dev/null 2>&1")
+end
+
+--- node_project(server_js, mark) -> dir: a new project whose sandbox runs server_js (node,
+--- its first argument mark), healthy when / answers
+function M.node_project(server_js, mark)
+  local dir = M.tmpdir() .. "/p"
+  assert(M.orket("init " .. sh_quote(dir)).status == 0, "orket init failed")
+  M.write(dir .. "/workspace/server.js", server_js)
+  M.write(dir .. "/orket.lua", M.read(dir .. "/orket.lua") .. string.format(
+    '\nsandbox = { command = { "node", "server.js", %q }, health = { http = "/", interval_ms = 200 } }\n', mark))
+  require("tests.backends").project(dir)
+  return dir
+end
+
 --- fake_forge() -> {url=, stop()}: tests/fake_forge_server.lua as a child process
 function M.fake_forge()
   local dir = M.tmpdir()

@@ -19,6 +19,17 @@ function M.artifacts()
   return assert(require("luv").fs_mkdtemp("/tmp/orket-web-test.XXXXXX"))
 end
 
+--- with(o, fn): fn(wd) in a browser started with o (as start), stopped after it; a failure
+--- is raised with where the browser's logs are kept, which are removed otherwise
+function M.with(o, fn)
+  local art = M.artifacts()
+  local wd = M.start(art, o)
+  local ok, err = pcall(fn, wd)
+  wd:stop()
+  if not ok then error(tostring(err) .. "\n(the browser's logs are in " .. art .. ")", 0) end
+  os.execute("rm -rf " .. H.quote(art))
+end
+
 -- call(base, method, path [, body]) -> value (the answer's "value"); raises on a
 -- WebDriver error with its message
 local function call(base, method, path, body)
@@ -87,6 +98,11 @@ end
 
 --- js(script, ...) -> the script's return value (a function body; arguments[1..n])
 function Session:js(script, ...) return self:call("POST", "/execute/sync", { script = script, args = jsonout.array { ... } }) end
+
+--- js_async(script, ...) -> what the script passes to its callback (its last argument)
+function Session:js_async(script, ...)
+  return self:call("POST", "/execute/async", { script = script, args = jsonout.array { ... } })
+end
 
 --- find(css) -> element id | nil (no such element)
 function Session:find(css)

@@ -441,8 +441,8 @@
     }, 200);
   }
 
-  // renderSandboxes(list): the live ones with their health and a link to the app through the
-  // server's proxy (its pages run as an origin of their own), then the last few that ended
+  // renderSandboxes(list): the live ones with their health and a link that opens the app on
+  // its own origin (the server hands it a single-use ticket), then the last few that ended
   function renderSandboxes(list) {
     const live = list.filter((x) => LIVE_SANDBOX.has(x.status));
     const ended = list.filter((x) => !LIVE_SANDBOX.has(x.status)).slice(0, ENDED_SHOWN);
@@ -455,7 +455,7 @@
         el("span", { class: "sandbox-name", text: "Sandbox " + id + (x.target ? " · " + x.target : "") }),
         el("span", { class: "meta", text: "port " + x.port + (since ? " · since " + since : "") }));
       if (x.status === "healthy" || x.status === "unhealthy") {
-        li.append(el("a", { class: "sandbox-app", href: "/v1/sandboxes/" + encodeURIComponent(id) + "/app/",
+        li.append(el("a", { class: "sandbox-app", href: "/v1/sandboxes/" + encodeURIComponent(id) + "/open",
           target: "_blank", rel: "noopener noreferrer", text: "Open the app" }));
       }
       if (x.detail) li.append(el("span", { class: "sandbox-detail meta", text: x.detail }));

@@ -63,6 +63,7 @@ echo
 echo
 echo "project: $DIR"
 echo "reach it: curl --unix-socket '$DIR/.orket/sandboxes/$ID/app.sock' http://sandbox/"
-echo "or in a browser, through the web board: '$BIN' serve -C '$DIR' (docs/serve.md), then"
-echo "  /v1/sandboxes/$ID/app/ (sign in with a key: '$BIN' keys create me --role operator -C '$DIR')"
+echo "or in a browser, from the web board: '$BIN' serve -C '$DIR' (docs/serve.md), sign in"
+echo "  (a key: '$BIN' keys create me --role operator -C '$DIR'), and Sandboxes > Open the app:"
+echo "  the app on its own origin, http://$ID.sandbox.localhost:PORT/, where its form adds notes"
 echo "stop it: '$BIN' sandbox stop $ID -C '$DIR'"

@@ -29,7 +29,7 @@ M.GROUPS = {
   } },
   { name = "store", title = "The store (the board's database)", codes = {
     "EBUSY", "ECONSTRAINT", "ECORRUPT", "ECANTOPEN", "EREADONLY", "ENOSPC", "ESQL", "EVERSION", "ENOTSTORE",
-    "ETX", "ENOTCONN",
+    "ETX", "ENOTCONN", "ENOTSEALED", "EKEY", "ETAMPERED", "ETRUNCATED", "EPARAMS", "ENOTTY",
   } },
   { name = "commands", title = "Commands (`orket ...`)", codes = {
     "EUSAGE", "ENOREVIEWER", "EROLE", "ESEAT", "EUNFINISHED", "ECYCLE", "EGIT", "EUNSAFE", "ECONFLICT",
@@ -220,6 +220,30 @@ CODES.ENOTSTORE = {
   means = "a file given to `orket restore` is not an orket store",
   remedy = "give the file `orket backup` wrote",
 }
+CODES.ENOTSEALED = {
+  means = "a file is not an encrypted orket backup (it has no ORKTSEAL header)",
+  remedy = "give the file `orket backup --encrypt` wrote",
+}
+CODES.EKEY = {
+  means = "an encrypted backup does not open: a wrong key file or passphrase, the other kind of key, or a changed start",
+  remedy = "give the key file or passphrase it was made with ([deploying.md](deploying.md#encrypted-backups))",
+}
+CODES.ETAMPERED = {
+  means = "an encrypted backup was changed after it was written: a chunk does not authenticate, or bytes follow its end",
+  remedy = "restore another copy of the backup; this one cannot be trusted",
+}
+CODES.ETRUNCATED = {
+  means = "an encrypted backup ends before its final tag: it was cut short",
+  remedy = "restore a whole copy of the backup",
+}
+CODES.EPARAMS = {
+  means = "an encrypted backup's header names an unknown format or Argon2id limits out of bounds",
+  remedy = "give a file `orket backup --encrypt` wrote, with an orket as new as the one that wrote it",
+}
+CODES.ENOTTY = {
+  means = "a passphrase was to be asked on the terminal, and there is none",
+  remedy = "give --key-file FILE or --passphrase-env NAME",
+}
 -- Commands (`orket ...`)
 CODES.EUSAGE = {
   means = "a command was called wrongly (an unknown flag, a missing or malformed argument: exit status 2, "
@@ -352,8 +376,9 @@ CODES.no_secret = {
 }
 CODES.forbidden = {
   status = 403,
-  means = "the key's role may not do this, or a keyless server saw a foreign host or origin",
-  remedy = "a key with a higher role; `orket keys create`",
+  means = "the key's role may not do this, a keyless server saw a foreign host or origin, or a page of "
+    .. "another origin (a sandbox's app) used the board's session",
+  remedy = "a key with a higher role (`orket keys create`); the board's session acts only for the board's own page",
 }
 CODES.not_found = { status = 404, means = "no such route, card or run", remedy = "" }
 CODES.method_not_allowed = { status = 405, means = "the route exists with another method", remedy = "" }

@@ -6,6 +6,7 @@
 local http = require "orket.c.http"
 local crypto = require "orket.c.crypto"
 local cjson = require "cjson.safe"
+local common = require "orket.llm.common"
 
 local M = {}
 
@@ -61,7 +62,9 @@ end
 local function request(g, token, method, url, body)
   local where = (url:match("^https?://[^/]+") or "forge") .. ((url:match("^https?://[^/]+(/[^?]*)") or ""))
   local function fail(msg, code, info)
-    return nil, string.format("forge: %s %s: %s", method, where, msg), code, info or {}
+    -- a forge (or a proxy before it) may quote the request's Authorization header: its text
+    -- is masked as a provider's errors are before the journal or the output sees it
+    return nil, common.redact(string.format("forge: %s %s: %s", method, where, msg), { token }), code, info or {}
   end
   local hr <close>, err = http.request { url = url, method = method, headers = headers(g, token),
     body = body and cjson.encode(body) or nil, max_bytes = M.MAX_REPLY,

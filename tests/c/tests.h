@@ -85,6 +85,8 @@
   X(test_gitrepo_push)                     \
   X(test_hmac_vectors)                     \
   X(test_hmac_webhook_signature)         \
+  X(test_seal_round_trip_and_refusals)     \
+  X(test_auditchain_hash_and_signature)    \
   X(test_pg_mask_password)               \
   X(test_pg_scrub_conninfo)              \
   X(test_pg_sqlstate_codes)              \

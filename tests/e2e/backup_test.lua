@@ -136,6 +136,94 @@ db:close()
     assert.matches("schema version 999", r.stderr, 1, true)
   end)
 
+  -- orket backup --encrypt: the key file's case flips bytes all over the file and cuts it,
+  -- each refused before the store is touched; the passphrase's case checks Argon2id's
+  -- header round-trips and a wrong passphrase is refused the same way.
+  it("encrypts a backup that restores with its key and refuses every change to it", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    local key, file = tmp .. "/backup.key", tmp .. "/board.enc"
+    H.write(key, string.rep("k", 16) .. string.rep("7", 16))
+    os.execute("chmod 600 " .. H.quote(key))
+    local r = ok(H.orket("backup " .. H.quote(file) .. " --encrypt --key-file " .. H.quote(key), { cwd = dir }), "backup")
+    assert.matches("encrypted", r.stdout, 1, true)
+    local sealed_text = H.read(file)
+    assert.equal("ORKTSEAL", sealed_text:sub(1, 8))
+    assert.is_nil(sealed_text:find("API-2", 1, true)) -- nothing of the board in the clear
+    ok(H.orket('cancel API-2 "after the backup"', { cwd = dir }), "cancel")
+    local function refused(path, what, args)
+      r = H.orket("restore " .. H.quote(path) .. " " .. (args or ("--key-file " .. H.quote(key))), { cwd = dir })
+      assert.equal(1, r.status, what .. ": " .. r.stdout)
+      assert.matches("the store was not changed", r.stderr, 1, true)
+      assert.equal("canceled", status_of(dir, "API-2"), what)
+      return r.stderr
+    end
+    -- one flipped byte: in the clear header, the stream's header, the first chunk's length,
+    -- the middle, the final tag
+    local n = #sealed_text
+    for _, at in ipairs({ 1, 10, 20, 36, n // 2, n - 1, n }) do
+      local b = sealed_text:byte(at) ~ 0x20
+      H.write(tmp .. "/flip", sealed_text:sub(1, at - 1) .. string.char(b) .. sealed_text:sub(at + 1))
+      local e = refused(tmp .. "/flip", "byte " .. at)
+      assert.is_truthy(e:find("changed", 1, true) or e:find("not an encrypted", 1, true)
+        or e:find("unknown format", 1, true) or e:find("wrong key", 1, true), e)
+    end
+    -- cut: inside a chunk, at the end of the first chunk (a whole chunk, no final tag), one
+    -- byte short; and extended after the final tag
+    local cuts = { n // 2, n - 1 }
+    if n > 34 + 4 + 65536 + 17 then cuts[#cuts + 1] = 34 + 4 + 65536 + 17 end
+    for _, len in ipairs(cuts) do
+      H.write(tmp .. "/cut", sealed_text:sub(1, len))
+      assert.matches("truncated", refused(tmp .. "/cut", "cut at " .. len), 1, true)
+    end
+    H.write(tmp .. "/long", sealed_text .. "x")
+    assert.matches("follow the final tag", refused(tmp .. "/long", "extended"), 1, true)
+    -- a wrong key; no key at all (no terminal to ask on)
+    local other = tmp .. "/other.key"
+    H.write(other, string.rep("ab", 32) .. "\n")
+    os.execute("chmod 600 " .. H.quote(other))
+    assert.matches("wrong key", refused(file, "wrong key", "--key-file " .. H.quote(other)), 1, true)
+    assert.matches("--key-file", refused(file, "no key", ""), 1, true)
+    -- and nothing opened is left behind
+    assert.is_nil(io.popen("ls " .. H.quote(dir .. "/.orket") .. " | grep sealed-"):read("l"))
+    -- the good file restores
+    r = ok(H.orket("restore " .. H.quote(file) .. " --key-file " .. H.quote(key), { cwd = dir }), "restore")
+    assert.not_equal("canceled", status_of(dir, "API-2"))
+  end)
+
+  it("encrypts with a passphrase from a named variable and refuses a wrong one", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    local file = tmp .. "/board.enc"
+    local env = { BACKUP_PASS = "correct horse battery staple" }
+    ok(H.orket("backup " .. H.quote(file) .. " --encrypt --passphrase-env BACKUP_PASS", { cwd = dir, env = env }), "backup")
+    ok(H.orket('cancel API-2 "after the backup"', { cwd = dir }), "cancel")
+    local r = H.orket("restore " .. H.quote(file) .. " --passphrase-env BACKUP_PASS", { cwd = dir, env = { BACKUP_PASS = "wrong" } })
+    assert.equal(1, r.status)
+    assert.matches("wrong key or passphrase", r.stderr, 1, true)
+    assert.equal("canceled", status_of(dir, "API-2"))
+    r = H.orket("restore " .. H.quote(file) .. " --passphrase-env UNSET_VAR_X", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("UNSET_VAR_X: that environment variable is unset", r.stderr, 1, true)
+    ok(H.orket("restore --check " .. H.quote(file) .. " --passphrase-env BACKUP_PASS", { cwd = dir, env = env }), "check")
+    ok(H.orket("restore " .. H.quote(file) .. " --passphrase-env BACKUP_PASS", { cwd = dir, env = env }), "restore")
+    assert.not_equal("canceled", status_of(dir, "API-2"))
+  end)
+
+  it("refuses a key file others can read and key options without --encrypt", function()
+    local dir = H.example("webapp", { import = false })
+    local tmp = H.tmpdir()
+    H.write(tmp .. "/k", string.rep("k", 32))
+    os.execute("chmod 644 " .. H.quote(tmp .. "/k"))
+    local r = H.orket("backup " .. H.quote(tmp .. "/b") .. " --encrypt --key-file " .. H.quote(tmp .. "/k"), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("chmod 600", r.stderr, 1, true)
+    assert.is_nil(io.open(tmp .. "/b"))
+    r = H.orket("backup " .. H.quote(tmp .. "/b") .. " --key-file " .. H.quote(tmp .. "/k"), { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("go with --encrypt", r.stderr, 1, true)
+  end)
+
   it("says how to use both commands", function()
     local r = H.orket("backup", {})
     assert.equal(2, r.status)

@@ -1,7 +1,8 @@
 -- Orket's MCP client end to end: a scripted team uses the published reference server
 -- (@modelcontextprotocol/server-everything from npm, tests.npm) through orket.lua's mcp
 -- section, confined like agent code, to a done card; `orket mcp list` shows it. Skipped, with
--- the reason, only when npm cannot install the server.
+-- the reason, only when npm cannot install the server. Also a misbehaving stdio
+-- server (tests/mcp/hostile_server.lua) whose error quotes the secret it was given.
 local H = require "tests.helpers"
 local cjson = require "cjson"
 local npm = require "tests.npm"
@@ -152,5 +153,47 @@ return { intent = "x", tools = { "update_issue_status", "nosuch__echo" }, system
     end)
     os.execute("kill " .. pid)
     assert(ok, err)
+  end)
+
+  it("a server's JSON-RPC error reaches the model as EMCP_<code>, the secret it quotes masked everywhere", function()
+    local KEY = "hostile-secret-" .. math.random(1e6, 9e6)
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/epics") .. " " .. H.quote(dir .. "/roles"))
+    -- the server is a fixture run by the release build: a sanitizer build reserves terabytes
+    -- of shadow memory, which the data limit of a confined server does not allow
+    local bin = H.BIN:find("asan", 1, true) and H.ROOT .. "/build/orket" or H.BIN
+    H.write(dir .. "/orket.lua", string.format([[
+name = "mcpleak"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+mcp = { servers = { hostile = { command = { %q, "lua", %q, "good" }, read_only = { %q }, env = { HOSTILE_KEY = %q } } } }
+]], bin, H.ROOT .. "/tests/mcp/hostile_server.lua", H.ROOT, KEY))
+    H.write(dir .. "/epics/e.json", '{ "id": "E", "name": "Leak", "issues": [ { "id": "E-1", "summary": "Call it", '
+      .. '"seat": "senior_developer" } ] }')
+    H.write(dir .. "/roles/coder.lua", [[
+return { intent = "Call the tool, then hand in.", tools = { "update_issue_status", "hostile__ok" },
+  system = function(ctx) return "You are " .. ctx.seat .. "." end }
+]])
+    -- the model goes on only if it read the error as the server's code, with the key masked
+    H.write(dir .. "/script.lua", [[
+local function call(name, args) return { name = name, arguments = args } end
+return { rules = {
+  { role = "coder", match = "^Issue ", reply = { tool_calls = { call("hostile__ok", { m = "rpc_error" }) } } },
+  { role = "coder", match = "EMCP_%-32001.*refused key %[redacted%]", reply = { tool_calls = {
+    call("update_issue_status", { status = "code_review" }) } } },
+  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
+}, default = { content = "Nothing more to do." } }
+]])
+    require("tests.backends").project(dir)
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local r = H.orket("run E", { cwd = dir })
+    assert.equal(0, r.status, r.stderr .. r.stdout)
+    assert.equal("done", H.card_json(dir, "E-1").card.status, r.stdout)
+    local log = H.orket("log 1", { cwd = dir }).stdout
+    assert.matches("refused key [redacted]", log, 1, true)
+    for what, text in pairs { stdout = r.stdout, stderr = r.stderr, log = log } do
+      assert.is_nil(text:find(KEY, 1, true), what)
+    end
+    assert.is_nil(H.store_file_holding(dir, KEY))
   end)
 end)

@@ -364,6 +364,16 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     local c = H.card_json(dir, "NOTES-1").comments[1]
     assert.equal("over http", c.body)
     assert.matches("^%x+$", c.author) -- the key's id, never the key
+    -- bytes that are not UTF-8 are refused here as the REST route refuses them, not stored
+    local bad = call("comment", { id = "NOTES-1", body = "ok" }):gsub('"ok"', '"\255\254 latin1 caf\233"')
+    local bst, bdoc = post(s, op, bad, { "Mcp-Session-Id: " .. oh["mcp-session-id"] })
+    assert.equal(400, bst)
+    assert.equal(-32700, bdoc.error.code)
+    assert.matches("not valid UTF%-8", bdoc.error.message)
+    local rst = H.fetch { url = s.url .. "/v1/cards/NOTES-1/comments", method = "POST",
+      headers = { "Authorization: Bearer " .. op, "Content-Type: application/json" }, body = '{"body":"\255\254 latin1 caf\233"}' }
+    assert.equal(400, rst)
+    assert.equal(1, #H.card_json(dir, "NOTES-1").comments)
     assert.is_nil(s.log():find(op, 1, true))
     assert.equal(0, s.stop())
   end)

@@ -105,28 +105,52 @@ local function events(out)
   return evs
 end
 
--- browse_app(s, sb, key): a note with markup added through sb's socket, then the web board
--- of server s, signed in with key, follows sb's link to the app's page in Chromium, where
--- the note is the last one, as text
-local function browse_app(s, sb, key)
+-- browse_app(s, sb, key, dir): a note with markup added through sb's socket, then the web board
+-- of server s, signed in with key (an operator's), follows sb's link, which opens the app on
+-- its own origin (ID.sandbox.localhost) in Chromium, where the note is the last one, as
+-- text; the page's form adds a note there, as deployed; and the page's script calling
+-- Orket's API with the person's session is refused
+local function browse_app(s, sb, key, dir)
   local st, text = request(sb.socket, "POST", "/notes", { text = "<b>bold</b> & more" })
   assert.equal(201, st, text)
-  local art = WD.artifacts()
-  local wd = WD.start(art, { width = 1024, height = 800 })
-  local ok, err = pcall(function()
+  local id = math.tointeger(sb.id)
+  WD.with({ width = 1024, height = 800 }, function(wd)
     wd:sign_in(s.url, key)
-    local link = '#sandbox-list li[data-sandbox="' .. math.tointeger(sb.id) .. '"] a.sandbox-app'
+    local link = '#sandbox-list li[data-sandbox="' .. id .. '"] a.sandbox-app'
     wd:wait(link, "the sandbox's link on the board")
     local href = wd:js("return document.querySelector(arguments[0]).getAttribute('href')", link)
     wd:go(s.url .. href)
     wd:wait("#notes li", "the notes in the app's page")
+    assert.equal("http://" .. id .. ".sandbox.localhost:" .. s.port, wd:js("return location.origin"))
     assert.equal("<b>bold</b> & more", wd:text_of("#notes li:last-child"))
     assert.is_true(wd:js("return document.querySelector('#notes b') === null")) -- text, not markup
-    assert.is_true(wd:js("return !!document.querySelector('form[action=\"notes\"] input[name=\"text\"]')"))
+    -- the form posts to the app, which answers 303 back to its page
+    wd:type(wd:wait('form[action="notes"] input[name="text"]', "the form"), "added in the browser")
+    wd:press('form[action="notes"] button[type="submit"]')
+    H.wait_for(function() return wd:text_of("#notes li:last-child") == "added in the browser" end,
+      "the note the form added", 1000)
+    local _, all = request(sb.socket, "GET", "/notes")
+    local notes = cjson.decode(all)
+    assert.equal("added in the browser", notes[#notes].text)
+    -- its script with the person's session: the API refuses it
+    local got = wd:js_async([[
+      const api = arguments[0], done = arguments[arguments.length - 1];
+      const status = (p) => p.then((r) => r.status, (e) => 'failed: ' + e.name);
+      Promise.all([status(fetch(api + '/v1/board', { credentials: 'include' })),
+        status(fetch(api + '/v1/cards/WEB-1/comments', { method: 'POST', credentials: 'include', mode: 'no-cors',
+          headers: { 'Content-Type': 'text/plain' }, body: '{"body":"from the app"}' }))]).then(done);]], s.url)
+    assert.equal("failed: TypeError", got[1])
+    assert.equal(0, got[2])
+    local refused = 0
+    for line in s.log():gmatch("[^\n]+") do
+      local e = cjson.decode(line)
+      if (e.route == "/v1/board" or e.route == "/v1/cards/{id}/comments") and (e.status == 401 or e.status == 403) then
+        refused = refused + 1
+      end
+    end
+    assert.equal(2, refused)
   end)
-  wd:stop()
-  if not ok then error(tostring(err) .. "\n(the browser's logs are in " .. art .. ")", 0) end
-  os.execute("rm -rf " .. H.quote(art))
+  for _, c in ipairs(H.card_json(dir, "WEB-1").comments) do assert.are_not.equal("from the app", c.body) end
 end
 
 describe("examples/notes-web", function()
@@ -223,7 +247,7 @@ describe("examples/notes-web", function()
     assert.equal(401, (H.fetch { url = base .. "/notes", total_timeout_ms = 5000 }))
     -- the page in Chromium through the web board's link, a note's markup shown as text
     if WD.available() then
-      browse_app(s, first, viewer)
+      browse_app(s, first, op, dir)
     else
       print("  skipped: the app's page in Chromium (" .. select(2, WD.available()) .. ")")
     end

@@ -123,6 +123,17 @@ local function started()
   return m, dir, r
 end
 
+-- served() -> mark, dir, an operator's key, the server, the id of the sandbox it started
+local function served()
+  local m = mark()
+  local dir = project(m)
+  local op = H.api_key(dir, "op", "operator")
+  local s = H.serve(dir)
+  local st, doc, text = H.api(s, "POST", "/v1/sandboxes", op, {})
+  assert.equal(201, st, text)
+  return m, dir, op, s, math.tointeger(doc.sandbox.id)
+end
+
 describe("orket sandbox up", function()
   local skip
   setup(function()
@@ -226,6 +237,38 @@ describe("orket sandbox up", function()
     assert.truthy(io.open(dir .. "/.orket/sandboxes/2/app.log"))
     for _, row in ipairs(now) do assert.equal(0, H.orket("sandbox stop " .. math.tointeger(row.id), { cwd = dir }).status) end
     H.wait_for(function() return #procs(m) == 0 end, "every sandbox's processes to end: " .. table.concat(procs(m), " | "))
+  end)
+
+  it("a server killed with its sandbox and started again shows the sandbox ended, never healthy behind a 502", function()
+    if skip then return pending(skip) end
+    local m, dir, op, s, id = served()
+    local st, doc
+    -- killed: nothing records the end of the sandbox it owned, which dies with it
+    os.execute("kill -KILL " .. s.pid)
+    H.wait_for(function() return (H.read(dir .. "/serve.rc") or ""):match("^%d+") end, "the server to die")
+    H.wait_for(function() return #procs(m) == 0 end, "its sandbox to end with it")
+    for _, f in ipairs { "serve.rc", "serve.out", "serve.pid" } do os.remove(dir .. "/" .. f) end
+    local s2 = H.serve(dir)
+    local mst, mtext = H.fetch { url = s2.url .. "/metrics", headers = { "Authorization: Bearer " .. op }, total_timeout_ms = 10000 }
+    assert.equal(200, mst)
+    assert.matches('orket_sandboxes{status="healthy"} 0\n', mtext, 1, true)
+    st, doc = H.api(s2, "GET", "/v1/sandboxes/" .. id, op)
+    assert.equal(200, st)
+    assert.equal("exited", doc.sandbox.status)
+    assert.matches("its owner %(pid %d+%) ended", doc.sandbox.detail)
+    st = H.fetch { url = s2.url .. "/v1/sandboxes/" .. id .. "/app/", headers = { "Authorization: Bearer " .. op },
+      total_timeout_ms = 10000 }
+    assert.equal(409, st)
+    -- one whose owner dies while this server runs reads ended at the next look at it alone
+    local r = H.orket("sandbox up -d", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    st, doc = H.api(s2, "GET", "/v1/sandboxes/" .. (id + 1), op)
+    assert.equal("healthy", doc.sandbox.status)
+    os.execute("kill -9 " .. math.tointeger(doc.sandbox.owner_pid))
+    H.wait_for(function() return #procs(m) == 0 end, "the second sandbox to end with its owner")
+    st, doc = H.api(s2, "GET", "/v1/sandboxes/" .. (id + 1), op)
+    assert.equal("exited", doc.sandbox.status)
+    assert.equal(0, s2.stop())
   end)
 
   it("fails clearly, with the log's tail, when the app never gets healthy, exits, or is not there", function()
@@ -434,13 +477,8 @@ describe("orket serve's sandbox routes", function()
 
   it("passes an answer whole at once with its length, and streams one still coming", function()
     if skip then return pending(skip) end
-    local m = mark()
-    local dir = project(m)
-    local op = H.api_key(dir, "op", "operator")
-    local s = H.serve(dir)
-    local st, doc, text = H.api(s, "POST", "/v1/sandboxes", op, {})
-    assert.equal(201, st, text)
-    local app = s.url .. "/v1/sandboxes/" .. math.tointeger(doc.sandbox.id) .. "/app"
+    local m, _, op, s, id = served()
+    local app = s.url .. "/v1/sandboxes/" .. id .. "/app"
     local auth = { "Authorization: Bearer " .. op }
     -- complete when its headers arrive: sent in one piece, its length given
     local pst, ptext, phead = H.fetch { url = app .. "/", headers = auth, total_timeout_ms = 10000 }

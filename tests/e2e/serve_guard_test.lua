@@ -216,4 +216,17 @@ describe("orket serve's guards", function()
     assert.is_nil(H.read(dir .. "/.orket/serve.token"))
     assert.is_nil(require("luv").fs_stat(sock))
   end)
+
+  it("exits 0 when a second SIGTERM comes a few ms after the first", function()
+    -- the second one lands while the server ends: before, its default action came back as
+    -- the signal handles closed, and most of these runs ended with 143
+    local dir = H.example("notes")
+    for i = 1, 12 do
+      for _, f in ipairs { "serve.out", "serve.pid", "serve.rc" } do os.remove(dir .. "/" .. f) end
+      local s = H.serve(dir)
+      os.execute(string.format("kill -TERM %d; sleep 0.00%d; kill -TERM %d 2>/dev/null", s.pid, i % 4, s.pid))
+      local rc = H.wait_for(function() return (H.read(dir .. "/serve.rc") or ""):match("^%d+") end, "the server to exit")
+      assert.equal("0", rc, "run " .. i)
+    end
+  end)
 end)

@@ -1,6 +1,6 @@
 -- The web board's sandboxes in a real headless Chromium (tests/webdriver.lua): a sandbox
--- started from the CLI while the page is open appears with its health and a link to its
--- app through the server's proxy, which the signed-in browser opens; stopping it shows it
+-- started from the CLI while the page is open appears with its health and a link that
+-- opens its app on its own origin, which the signed-in browser follows; stopping it shows it
 -- stopped, live, with its reason; the list is fetched on sandbox events only, and nothing
 -- of the sandbox is left running. Needs network and user namespaces, node and Chromium.
 local H = require "tests.helpers"
@@ -14,16 +14,6 @@ require('http').createServer((req, res) => {
   res.end('<!doctype html><title>app</title><p id="hello">hello from ' + mark + ' at ' + req.url + '</p>');
 }).listen(Number(process.env.PORT), '127.0.0.1');
 ]]
-
-local function project(mark)
-  local dir = H.tmpdir() .. "/p"
-  assert.equal(0, H.orket("init " .. H.quote(dir)).status)
-  H.write(dir .. "/workspace/server.js", SERVER)
-  H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format(
-    '\nsandbox = { command = { "node", "server.js", %q }, health = { http = "/", interval_ms = 200 } }\n', mark))
-  require("tests.backends").project(dir)
-  return dir
-end
 
 local function procs(mark)
   local out = {}
@@ -53,7 +43,7 @@ describe("the web board's sandboxes in Chromium", function()
     H.cleanup()
   end)
 
-  it("shows each sandbox's health live, with a link to its app through the proxy", function()
+  it("shows each sandbox's health live, with a link that opens its app on its own origin", function()
     local chromium, why = WD.available()
     if not chromium then return pending("skipped: " .. why) end
     local p = proc.probe()
@@ -61,7 +51,7 @@ describe("the web board's sandboxes in Chromium", function()
       return pending("the kernel offers no network namespace here, or node is missing")
     end
     local mark = "sbw" .. math.random(1, 1e9)
-    local dir = project(mark)
+    local dir = H.node_project(SERVER, mark)
     assert.equal(0, H.orket("import", { cwd = dir }).status)
     local key = H.api_key(dir, "v", "viewer")
     local s = H.serve(dir)
@@ -84,7 +74,7 @@ describe("the web board's sandboxes in Chromium", function()
         local x = row(wd, "1")
         return x and x.status == "healthy" and x
       end, "sandbox 1 healthy in the page", 1000)
-      assert.equal("/v1/sandboxes/1/app/", shown.href)
+      assert.equal("/v1/sandboxes/1/open", shown.href)
       assert.equal("_blank", shown.target)
       assert.matches("port 8080", shown.text, 1, true)
       assert.is_true(wd:js("return document.getElementById('sandboxes-empty').hidden"))
@@ -103,17 +93,18 @@ describe("the web board's sandboxes in Chromium", function()
       assert.are_not.equal("", ended.detail) -- the end's reason
       H.wait_for(function() return #procs(mark) == 0 end, "the sandbox's processes to end")
 
-      -- a second one: its link opens the app through the server with the browser's session
+      -- a second one: its link opens the app on its own origin, with a sign-in of its own
       assert.equal(0, H.orket("sandbox up -d", { cwd = dir }).status)
       local second = H.wait_for(function()
         local x = row(wd, "2")
         return x and x.status == "healthy" and x
       end, "sandbox 2 healthy in the page", 1000)
       assert.equal("stopped", row(wd, "1").status) -- the ended one stays listed under it
-      wd:go(s.url .. second.href .. "notes?x=1")
-      local hello = wd:wait("#hello", "the app's page through the proxy")
+      wd:go(s.url .. second.href .. "?path=%2Fnotes%3Fx%3D1")
+      local hello = wd:wait("#hello", "the app's page on its origin")
       assert.truthy(hello)
       assert.equal("hello from " .. mark .. " at /notes?x=1", wd:text_of("#hello"))
+      assert.equal("http://2.sandbox.localhost:" .. s.port, wd:js("return location.origin"))
       -- the app's page runs as an origin of its own: it cannot read the board's cookies
       assert.equal("", wd:js("return (function () { try { return document.cookie; } catch (e) { return ''; } })()"))
     end)

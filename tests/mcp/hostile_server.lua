@@ -54,6 +54,12 @@ for line in io.lines() do
       send { jsonrpc = "2.0", id = msg.id, result = { isError = true, content = { { type = "text", text = "it broke" } } } }
     elseif m == "die" then
       os.exit(3)
+    elseif m == "rpc_error" then
+      -- a JSON-RPC error that quotes the secret the server was given
+      send { jsonrpc = "2.0", id = msg.id, error = { code = -32001, message = "refused key " .. tostring(os.getenv("HOSTILE_KEY")) } }
+    elseif m == "leak_die" then
+      io.stderr:write("fatal: bad key ", tostring(os.getenv("HOSTILE_KEY")), "\n")
+      os.exit(4)
     elseif m == "notify" then
       for _ = 1, 1000 do send { jsonrpc = "2.0", method = "notifications/progress", params = { progressToken = 1, progress = 1 } } end
       send { jsonrpc = "2.0", id = msg.id, result = { content = { { type = "text", text = "after the flood" } } } }

@@ -15,10 +15,10 @@ if LIMITS then client.LIMITS = LIMITS end -- every connection of this process, t
 
 local function in_task(fn) local ok, err = task.spawn(fn):join() assert(ok, err) end
 
-local function connect(mode, timeout)
+local function connect(mode, timeout, env)
   local logs = {}
   local c = client.new({ name = "h", transport = "stdio", command = { H.BIN, "lua", SERVER, mode },
-    read_only = { H.ROOT }, timeout_ms = 10000 }, { cwd = H.tmpdir(), log = function(f) logs[#logs + 1] = f end })
+    read_only = { H.ROOT }, timeout_ms = 10000, env = env }, { cwd = H.tmpdir(), log = function(f) logs[#logs + 1] = f end })
   local ok, err, code = c:start()
   c.spec.timeout_ms = timeout or 5000 -- the calls' (starting a confined process takes longer)
   return c, ok, err, code, logs
@@ -123,6 +123,39 @@ describe("orket.mcp.client", function()
       assert.equal("EDOWN", r.code)
       assert.matches("exited", r.error)
     end)
+  end)
+
+  it("reads a JSON-RPC error as EMCP_<code>, with the server's secret masked everywhere", function()
+    local KEY = "hostile-key-5f2a9c"
+    in_task(function()
+      local c, ok, err, _, logs = connect("good", nil, { HOSTILE_KEY = KEY })
+      assert.is_true(ok, err)
+      local r = c:call("ok", { m = "rpc_error" })
+      assert.is_false(r.ok)
+      -- lua-cjson decodes -32001 as a float: still the server's code, not a protocol error
+      assert.equal("EMCP_-32001", r.code)
+      assert.equal("refused key [redacted]", r.error)
+      assert.equal(0, c.bad)
+      local d = c:call("ok", { m = "leak_die" })
+      assert.equal("EDOWN", d.code)
+      assert.matches("bad key %[redacted%]", d.error)
+      assert.is_nil(d.error:find(KEY, 1, true))
+      assert.is_nil(c.why:find(KEY, 1, true))
+      for _, f in ipairs(logs) do assert.is_nil(tostring(f.message):find(KEY, 1, true)) end
+    end)
+  end)
+end)
+
+describe("orket.mcp.client's redaction", function()
+  it("masks the values of a server's headers_env variables and env, bearer tokens and sk- keys", function()
+    local c = client.new({ name = "w", transport = "http", url = "http://127.0.0.1:9/mcp",
+      headers_env = { ["X-Api-Key"] = "W_KEY", Authorization = "W_AUTH" } },
+      { env = function(v) return ({ W_KEY = "k3y-value-77", W_AUTH = "Token zz9-auth" })[v] end })
+    assert.equal("bad [redacted] and [redacted]", c:redact("bad k3y-value-77 and Token zz9-auth"))
+    assert.equal("Bearer [redacted] sk-[redacted]", c:redact("Bearer abc.def sk-live123"))
+    local s = client.new({ name = "s", transport = "stdio", command = { "x" }, env = { TOKEN = "stdio-secret-1" } })
+    assert.equal("got [redacted]", s:redact("got stdio-secret-1"))
+    assert.equal("plain words", s:redact("plain words"))
   end)
 end)
 

@@ -55,8 +55,12 @@ describe("orket.serve.web", function()
       assert.is_nil(set, b[1])
       assert.matches("orket.lua: " .. b[2], err, 1, true)
     end
-    for src, msg in pairs { ['serve = "x"'] = "orket.lua: serve: must be a table (fields: cors)",
-      ["serve = { cros = {} }"] = "orket.lua: serve.cros: unknown setting (known: cors)",
+    for src, msg in pairs { ['serve = "x"'] = "orket.lua: serve: must be a table (fields: cors, app_origin)",
+      ["serve = { cros = {} }"] = "orket.lua: serve.cros: unknown setting (known: cors, app_origin)",
+      ['serve = { app_origin = "https://apps.example" }'] = "orket.lua: serve.app_origin: must be an origin whose host starts with {id}",
+      ['serve = { app_origin = "https://{id}.apps.example/x" }'] = "orket.lua: serve.app_origin: must be an origin",
+      ['serve = { app_origin = "https://{id}..example" }'] = "orket.lua: serve.app_origin: must be an origin",
+      ['serve = { app_origin = 5 }'] = "orket.lua: serve.app_origin: must be an origin",
       ['serve = { cors = "https://x.example" }'] = "orket.lua: serve.cors: must be an array of origins",
       ['serve = { cors = { a = "https://x.example" } }'] = "orket.lua: serve.cors: must be an array (no named fields)" } do
       H.write(dir .. "/orket.lua", src .. "\n")
@@ -68,7 +72,10 @@ describe("orket.serve.web", function()
     local problems = settings.check { serve = { cors = { "*" } } }
     assert.equal(1, #problems)
     assert.matches("serve.cors[1]", problems[1], 1, true)
-    assert.same({ cors = {} }, settings.resolve({}).serve)
+    assert.same({ cors = {}, app_origin = "http://{id}.sandbox.localhost:{port}" }, settings.resolve({}).serve)
+    assert.equal("https://{id}.apps.example", settings.resolve({ serve = { app_origin = "https://{id}.Apps.example" } }).serve.app_origin)
+    assert.equal("http://{id}.sandbox.localhost:8443",
+      settings.resolve({ serve = { app_origin = "http://{id}.sandbox.localhost:8443" } }).serve.app_origin)
   end)
 end)
 
@@ -86,5 +93,55 @@ describe("orket.serve.session", function()
     assert.is_nil(csrf:find(t:sub(5), 1, true))
     assert.equal(csrf, session.csrf_of(t))
     assert.is_not.equal(csrf, session.csrf_of("ors_" .. string.rep("cd", 32)))
+  end)
+end)
+
+describe("orket.serve.session's foreign_page", function()
+  local function req(method, h) return { method = method, headers = h } end
+
+  it("is a page of another origin as the browser says, or by Origin on a write when it does not say", function()
+    -- the board's own page, a typed address
+    assert.is_false(session.foreign_page(req("GET", { ["sec-fetch-site"] = "same-origin", ["sec-fetch-mode"] = "cors" })))
+    assert.is_false(session.foreign_page(req("POST", { ["sec-fetch-site"] = "same-origin", host = "h:1", origin = "http://h:1" })))
+    assert.is_false(session.foreign_page(req("GET", { ["sec-fetch-site"] = "none", ["sec-fetch-mode"] = "navigate" })))
+    -- an app of the same site: its script's reads and writes, even with the board's host as Origin
+    assert.is_true(session.foreign_page(req("GET", { ["sec-fetch-site"] = "same-site", ["sec-fetch-mode"] = "cors" })))
+    assert.is_true(session.foreign_page(req("POST", { ["sec-fetch-site"] = "same-site", ["sec-fetch-mode"] = "no-cors" })))
+    assert.is_true(session.foreign_page(req("GET", { ["sec-fetch-site"] = "cross-site", ["sec-fetch-mode"] = "no-cors" })))
+    -- a link followed from there reads what the person may read; a form posted from there does not write
+    assert.is_false(session.foreign_page(req("GET", { ["sec-fetch-site"] = "same-site", ["sec-fetch-mode"] = "navigate" })))
+    assert.is_true(session.foreign_page(req("POST", { ["sec-fetch-site"] = "same-site", ["sec-fetch-mode"] = "navigate" })))
+    -- a browser that does not say: a write's Origin decides
+    assert.is_true(session.foreign_page(req("POST", { host = "h:1", origin = "http://1.sandbox.h:1" })))
+    assert.is_false(session.foreign_page(req("POST", { host = "h:1", origin = "http://h:1" })))
+    assert.is_false(session.foreign_page(req("GET", { host = "h:1" })))
+  end)
+end)
+
+describe("orket.serve.apps", function()
+  local apps = require "orket.serve.apps"
+
+  it("finds the sandbox a Host names under the base, and nothing else", function()
+    local a = apps.new("http://{id}.sandbox.localhost:{port}")
+    local function of(host) return a:sandbox_of { headers = { host = host } } end
+    assert.equal(3, of("3.sandbox.localhost:8765"))
+    assert.equal(3, of("3.Sandbox.LOCALHOST:8765"))
+    assert.equal(12, of("12.sandbox.localhost"))
+    for _, h in ipairs { "sandbox.localhost:1", "localhost:1", "127.0.0.1:1", "x.sandbox.localhost:1", "3.sandbox.localhost.evil:1",
+      "3.sandboxxlocalhost:1", "3.3.sandbox.localhost:1", "[::1]:1", "" } do
+      assert.is_nil(of(h), h)
+    end
+    assert.is_nil(a:sandbox_of { headers = {} })
+    assert.equal("http://3.sandbox.localhost:8765", a:origin(3, { headers = { host = "127.0.0.1:8765" } }))
+    assert.equal("http://3.sandbox.localhost", a:origin(3, { headers = { host = "board" } }))
+    local b = apps.new("https://{id}.apps.example")
+    assert.equal("https://7.apps.example", b:origin(7, { headers = { host = "board.example:443" } }))
+    assert.equal(7, b:sandbox_of { headers = { host = "7.apps.example" } })
+  end)
+
+  it("splits the Set-Cookie values the HTTP client joined, Expires dates kept whole", function()
+    assert.same({ "a=1; Path=/; Expires=Thu, 01 Jan 2037 00:00:00 GMT", "b=2", "c=3; HttpOnly" },
+      apps.set_cookies("a=1; Path=/; Expires=Thu, 01 Jan 2037 00:00:00 GMT, b=2, c=3; HttpOnly"))
+    assert.same({ "a=1" }, apps.set_cookies("a=1"))
   end)
 end)

@@ -1,8 +1,9 @@
 -- orket backup FILE: the project's store copied into FILE (orket.store.backup) while it keeps
 -- serving: SQLite's online backup, or one snapshot of a PostgreSQL database.
 local backup = require "orket.store.backup"
+local sealed = require "orket.store.sealed"
 
-local USAGE = "orket backup FILE [-C DIR]"
+local USAGE = "orket backup FILE [--encrypt [--key-file KEYFILE | --passphrase-env NAME]] [-C DIR]"
 local cmd = { summary = "copy the project's store into a file, while it runs", usage = USAGE }
 cmd.help = [[
 Copies the board, its journal, runs, keys' hashes and everything else in the store into
@@ -11,22 +12,60 @@ FILE, replaced atomically once the copy is whole and checked. A running 'orket s
 online backup); on PostgreSQL it is one consistent snapshot of every table as JSON Lines.
 Not in it: workspace/ (a git repository: back it up with git) and .orket/keys.pepper
 (the secret API keys are checked with; keep it apart, as a secret). 'orket restore FILE'
-puts it back. See docs/guide/deploying.md.]]
+puts it back. See docs/guide/deploying.md.
+
+--encrypt writes FILE as an authenticated encrypted stream (XChaCha20-Poly1305), so a
+changed or cut file is refused by 'orket restore'. Its key is a key file's 32 bytes
+(--key-file KEYFILE, mode 600: head -c 32 /dev/urandom > KEYFILE), or a passphrase through
+Argon2id, read from the environment variable --passphrase-env names or asked on the
+terminal (twice). A passphrase is never taken from the command line. Without the key or
+passphrase the backup cannot be restored.]]
+
+-- the plain copy goes to a private directory under .orket/, then is sealed into FILE
+local function encrypted(db, dir, file, secret)
+  local tmp, terr, tcode = sealed.private_dir(dir)
+  if not tmp then return nil, terr, tcode end
+  local info, err, code = backup.backup(db, tmp .. "/plain")
+  if info then
+    local ok
+    ok, err, code = sealed.seal_file(tmp .. "/plain", file, secret)
+    if not ok then info = nil end
+  end
+  sealed.remove_dir(tmp)
+  return info, err, code
+end
 
 function cmd.run(args, cli)
-  local dir, pos = cli.words(cmd, args, {}, "a file name")
+  local opts, encrypt = {}, false
+  local dir, pos = cli.words(cmd, args, { ["--encrypt"] = function() encrypt = true end }, "a file name", {
+    ["--key-file"] = { what = "a key file", set = function(v) opts.key_file = v end },
+    ["--passphrase-env"] = { what = "the name of an environment variable", set = function(v) opts.passphrase_env = v end },
+  })
   if not dir then return pos end
   if #pos ~= 1 then return cli.usage_error(cmd, "backup needs one FILE") end
+  if not encrypt and (opts.key_file or opts.passphrase_env) then
+    return cli.usage_error(cmd, "--key-file and --passphrase-env go with --encrypt")
+  end
+  local secret, serr, scode
+  if encrypt then
+    secret, serr, scode = sealed.secret(opts, true)
+    if not secret then
+      cli.fail(scode, "backup: %s", serr)
+      return 1
+    end
+  end
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
-  local info, err, code = backup.backup(db, pos[1])
+  local info, err, code
+  if secret then info, err, code = encrypted(db, dir, pos[1], secret)
+  else info, err, code = backup.backup(db, pos[1]) end
   db:close()
   if not info then
     cli.fail(code, "backup: %s", err)
     return 1
   end
-  io.stdout:write(string.format("backed up %d cards (schema version %d, %s) to %s\n", info.cards, info.version,
-    info.format == "pg" and "PostgreSQL export" or "SQLite store", pos[1]))
+  io.stdout:write(string.format("backed up %d cards (schema version %d, %s%s) to %s\n", info.cards, info.version,
+    info.format == "pg" and "PostgreSQL export" or "SQLite store", secret and ", encrypted" or "", pos[1]))
   return 0
 end
 

@@ -1,8 +1,10 @@
 -- orket restore FILE: the project's store replaced with a backup (orket backup), checked
 -- whole first and replaced in one transaction (orket.store.backup).
 local backup = require "orket.store.backup"
+local sealed = require "orket.store.sealed"
+local audit_key = require "orket.audit.key"
 
-local USAGE = "orket restore FILE [--check] [-C DIR]"
+local USAGE = "orket restore FILE [--check] [--key-file KEYFILE | --passphrase-env NAME] [-C DIR]"
 local cmd = { summary = "replace the project's store with a backup", usage = USAGE }
 cmd.help = [[
 Checks FILE first: that it is undamaged (SQLite's integrity check, or every line and count
@@ -11,15 +13,53 @@ orket knows. Only then it replaces the store's whole content, in one transaction
 reading the board sees the old content or the new, never a mix. --check only checks. Refused
 while a run works on the project; stop 'orket serve' and workers first, as their runs would
 continue on cards the restore changed. A SQLite backup restores into SQLite, a PostgreSQL
-export into PostgreSQL. See docs/guide/deploying.md.]]
+export into PostgreSQL. See docs/guide/deploying.md.
+
+An encrypted backup (orket backup --encrypt) needs its key file (--key-file KEYFILE) or its
+passphrase (from the environment variable --passphrase-env names, else asked on the
+terminal). The whole stream is checked and opened into a private file before anything
+else: a wrong key, a changed byte anywhere or a cut file is refused, the store untouched.]]
+
+-- plain(dir, file, opts) -> path of the backup to check and restore, cleanup | nil, msg,
+-- CODE: an encrypted FILE opened whole into a private directory first
+local function plain(dir, file, opts)
+  local kind, kerr, kcode = sealed.is_sealed(file)
+  if kind == nil then return nil, kerr, kcode end
+  if not kind then
+    if opts.key_file or opts.passphrase_env then
+      return nil, file .. ": it is not encrypted; --key-file and --passphrase-env are for an encrypted backup", "EINVAL"
+    end
+    return file, function() end
+  end
+  local secret, serr, scode = sealed.secret(opts, false)
+  if not secret then return nil, string.format("%s is encrypted with a %s: %s", file, kind == "key" and "key file" or "passphrase", serr), scode end
+  local tmp, terr, tcode = sealed.private_dir(dir)
+  if not tmp then return nil, terr, tcode end
+  local ok, oerr, ocode = sealed.open_file(file, secret, tmp .. "/plain")
+  if not ok then
+    sealed.remove_dir(tmp)
+    return nil, oerr, ocode
+  end
+  return tmp .. "/plain", function() sealed.remove_dir(tmp) end
+end
 
 function cmd.run(args, cli)
   local only_check
-  local dir, pos = cli.words(cmd, args, { ["--check"] = function() only_check = true end }, "a file name")
+  local opts = {}
+  local dir, pos = cli.words(cmd, args, { ["--check"] = function() only_check = true end }, "a file name", {
+    ["--key-file"] = { what = "a key file", set = function(v) opts.key_file = v end },
+    ["--passphrase-env"] = { what = "the name of an environment variable", set = function(v) opts.passphrase_env = v end },
+  })
   if not dir then return pos end
   if #pos ~= 1 then return cli.usage_error(cmd, "restore needs one FILE") end
+  local file, cleanup, pcode = plain(dir, pos[1], opts)
+  if not file then
+    cli.fail(pcode, "restore: %s (the store was not changed)", cleanup)
+    return 1
+  end
   if only_check then
-    local info, err, code = backup.check(pos[1])
+    local info, err, code = backup.check(file)
+    cleanup()
     if not info then
       cli.fail(code, "restore: %s", err)
       return 1
@@ -28,14 +68,21 @@ function cmd.run(args, cli)
     return 0
   end
   local db, lock = cli.open_store_locked(dir)
-  if not db then return 1 end
-  local info, err, code = backup.restore(db, pos[1])
+  if not db then
+    cleanup()
+    return 1
+  end
+  local info, err, code = backup.restore(db, file)
   db:close()
   lock:release()
+  cleanup()
   if not info then
     cli.fail(code, "restore: %s (the store was not changed)", err)
     return 1
   end
+  -- the store's audit chain is the backup's now: the newest checkpoint kept outside the
+  -- store named the old one's, and the next checkpoint names the new one's
+  audit_key.forget_head(dir)
   -- an older backup's schema is brought up to date now, not at the next command
   local again = cli.open_store(dir, false)
   if not again then return 1 end

@@ -12,6 +12,7 @@ local workers = require "orket.serve.workers"
 local phase = require "orket.sandboxes.phase"
 local sandboxes_recheck = require "orket.sandboxes.recheck"
 local sandboxes = require "orket.serve.sandboxes"
+local service = require "orket.sandboxes.service"
 
 local USAGE = "orket serve [DIR] [--listen HOST:PORT] [--workers N] [-C DIR]"
 local cmd = { summary = "serve the board and its events over HTTP", usage = USAGE }
@@ -117,6 +118,26 @@ function cmd.run(args, cli)
     cli.err("%s", err)
     return 1
   end
+  -- the sandboxes a killed server owned ended with it: recorded so before anyone reads them
+  -- (the metrics and the board would show them healthy; their proxy could only answer 502)
+  task.spawn(service.reconcile, db):join()
+  -- the signals are handled before the address is printed: a supervisor that stops the
+  -- server as soon as it is told the address gets the graceful stop, not the default action
+  local signals, ended = {}, false
+  for _, name in ipairs { "sigint", "sigterm" } do
+    local h = uv.new_signal()
+    -- runs stop as `orket run` does on SIGINT (journal consistent, resumable) while the
+    -- server stops accepting, ends the streams and drains
+    h:start(name, function()
+      if ended then return end -- stopped already: what is left is the exit
+      runs.stop_all(db)
+      task.spawn(server.stop, server)
+    end)
+    signals[#signals + 1] = h
+  end
+  local pipe = uv.new_signal() -- a client gone mid-write is the server's business, not a signal's
+  pipe:start("sigpipe", function() end)
+  signals[#signals + 1] = pipe
   local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
   io.stdout:write(string.format("orket serve: listening on http://%s:%d\n", shown, server:port()))
   if token then
@@ -133,20 +154,6 @@ function cmd.run(args, cli)
     runs.registry(db).workers = true
     if nworkers > 0 then pool = workers.start { dir = dir, n = nworkers, log = function(f) server:_log(f) end } end
   end
-  local signals = {}
-  for _, name in ipairs { "sigint", "sigterm" } do
-    local h = uv.new_signal()
-    -- runs stop as `orket run` does on SIGINT (journal consistent, resumable) while the
-    -- server stops accepting, ends the streams and drains
-    h:start(name, function()
-      runs.stop_all(db)
-      task.spawn(server.stop, server)
-    end)
-    signals[#signals + 1] = h
-  end
-  local pipe = uv.new_signal() -- a client gone mid-write is the server's business, not a signal's
-  pipe:start("sigpipe", function() end)
-  signals[#signals + 1] = pipe
   -- the bug-fix phases tick on the loop (orket.sandboxes.phase); this server's own
   -- sandboxes are stopped through their handles
   local ticker = phase.ticker { db = db, dir = dir, log = function(f) server:_log(f) end,
@@ -158,7 +165,10 @@ function cmd.run(args, cli)
   -- the sandboxes it started would end with it anyway: stopped, they are recorded so
   task.spawn(sandboxes.stop_all, db):join()
   if pool then task.spawn(pool.stop, pool):join() end
-  for _, h in ipairs(signals) do h:close() end
+  -- the signal handles stay until the process ends (the runtime closes them last): closed
+  -- here, the default action would be back, and a second SIGTERM a few ms after the first
+  -- would end the server with 143 instead of 0
+  ended = true
   if token then localuse.remove_token(dir, token) end
   db:close()
   cli.flush_unhandled()

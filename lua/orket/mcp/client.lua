@@ -16,6 +16,7 @@ local gate = require "orket.c.gate"
 local proc = require "orket.c.proc"
 local http = require "orket.c.http"
 local rt = require "orket.c.runtime"
+local common = require "orket.llm.common"
 
 local M = {}
 
@@ -149,9 +150,29 @@ end
 --- M.LIMITS}
 function M.new(spec, o)
   o = o or {}
-  return setmetatable({ spec = spec, name = spec.name, cwd = o.cwd, getenv = o.env or os.getenv, limits = o.limits,
-    log = o.log or function() end, on_notify = o.on_notify, on_close = o.on_close,
+  local self = setmetatable({ spec = spec, name = spec.name, cwd = o.cwd, getenv = o.env or os.getenv, limits = o.limits,
+    on_notify = o.on_notify, on_close = o.on_close,
     pending = {}, next_id = 0, bad = 0, state = "new", stderr_tail = "" }, Conn)
+  local log = o.log or function() end
+  -- a server's text (errors, stderr) may quote what it was given: never logged as it came
+  self.log = function(f)
+    if f.message ~= nil then f.message = self:redact(f.message) end
+    return log(f)
+  end
+  return self
+end
+
+--- conn:redact(text) -> text with the values this server was given (its headers_env
+--- variables, its env) masked, as the journal masks a provider's key: a server's error may
+--- quote them, and nothing it says reaches the model, a log or the output unmasked.
+function Conn:redact(text)
+  local secrets = {}
+  for _, var in pairs(self.spec.headers_env or {}) do
+    local v = self.getenv(var)
+    if v then secrets[#secrets + 1] = v end
+  end
+  for _, v in pairs(self.spec.env or {}) do secrets[#secrets + 1] = v end
+  return common.redact(text, secrets)
 end
 
 function Conn:_fail_pending(msg, code)
@@ -398,6 +419,7 @@ function Conn:request(method, params, timeout_ms)
     coroutine.yield()
   end
   self.pending[id] = nil
+  if w.res[1] == nil and w.res[2] ~= nil then w.res[2] = self:redact(w.res[2]) end
   return table.unpack(w.res, 1, w.res.n)
 end
 
@@ -465,7 +487,9 @@ end
 function Conn:call(tool, args, timeout_ms)
   local r, err, code = self:request("tools/call", { name = tool, arguments = args }, timeout_ms)
   if not r then return { ok = false, error = tostring(err), code = code or "EMCP" } end
-  return M.result_of(r)
+  local res = M.result_of(r)
+  if res.error then res.error = self:redact(res.error) end
+  return res
 end
 
 --- conn:close([why]): ends the connection (idempotent): waiting requests fail with EDOWN, a
@@ -473,7 +497,7 @@ end
 function Conn:close(why)
   if self.state == "closed" then return end
   self.state = "closed"
-  self.why = why or "closed"
+  self.why = self:redact(why or "closed")
   -- the owner hears first: a waiting task resumed below may call again at once
   if self.on_close then self.on_close(self, self.why) end
   self:_fail_pending("mcp." .. self.name .. ": " .. self.why, "EDOWN")

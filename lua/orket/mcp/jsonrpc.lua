@@ -36,6 +36,9 @@ local function parse(text)
   if #text > M.MAX_MESSAGE then
     return nil, { code = M.INVALID_REQUEST, message = "message larger than " .. M.MAX_MESSAGE .. " bytes" }
   end
+  -- JSON is UTF-8 (RFC 8259 §8.1), and the HTTP API refuses a body that is not: lua-cjson
+  -- would pass the bytes through into the board
+  if not utf8.len(text) then return nil, { code = M.PARSE_ERROR, message = "not JSON: the message is not valid UTF-8" } end
   local v, derr = dec.decode(text)
   if v == nil then return nil, { code = M.PARSE_ERROR, message = "not JSON: " .. tostring(derr):sub(1, 200) } end
   return v
@@ -103,8 +106,13 @@ function classify(v)
   if (v.result == nil) == (v.error == nil) then
     return nil, { code = M.INVALID_REQUEST, message = "a response has a result or an error", id = id }
   end
-  if v.error ~= nil and (type(v.error) ~= "table" or math.type(v.error.code) ~= "integer") then
-    return nil, { code = M.INVALID_REQUEST, message = "a response's error needs an integer code", id = id }
+  if v.error ~= nil then
+    -- lua-cjson gives every number as a float: a whole one is the integer code it was sent as
+    local code = type(v.error) == "table" and type(v.error.code) == "number" and math.tointeger(v.error.code)
+    if not code then
+      return nil, { code = M.INVALID_REQUEST, message = "a response's error needs an integer code", id = id }
+    end
+    v.error.code = code
   end
   return v, "response"
 end

@@ -26,7 +26,7 @@ local function in_tx(ctx, action, fn)
   local ok, e, code = db:tx(function()
     a, b, c = fn(by)
     if not a then return nil, b, c end
-    db:event { kind = "api_write", actor = by, data = { action = action, route = ctx.route } }
+    writes.audited(ctx, { actor = by, action = action })
     return true
   end)
   if not ok then return nil, e, code end

@@ -42,6 +42,12 @@ function Auth:check(req)
         .. "(orket keys create) to serve other names", "host"
     end
     if session.foreign_write(req) then return nil, 403, "forbidden", "a write from another web origin", "origin" end
+    -- a page of another origin (a sandbox's app among them) reads nothing either, but from
+    -- the origins serve.cors lists
+    local o = req.headers.origin
+    if session.foreign_page(req) and not (o and self.cors and self.cors[o:lower()]) then
+      return nil, 403, "forbidden", "a request from a page of another web origin", "origin"
+    end
     if not localuse.allows(req, self.token) then
       return nil, 401, "unauthorized", "without API keys a write needs the local token (" .. localuse.TOKEN_FILE
         .. ", as Authorization: Bearer) or the unix socket (" .. localuse.SOCKET .. ")", "token"
@@ -49,7 +55,14 @@ function Auth:check(req)
     return { role = "operator", local_use = true }
   end
   local h = req.headers.authorization
-  if not h and session.token_of(req) then return session.check(self.db, req) end -- the web board
+  if not h and session.token_of(req) then -- the web board
+    -- its cookie acts for the board's own page only: never for a page of another origin,
+    -- such as a sandbox's app on a host of the same site
+    if session.foreign_page(req) then
+      return nil, 403, "forbidden", "the board's session acts only for the board's own page", "origin"
+    end
+    return session.check(self.db, req)
+  end
   local token = h and h:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +(%S+) *$")
   if not token then
     return nil, 401, "unauthorized", "this needs an API key: send Authorization: Bearer <key>", h and "malformed" or "missing"

@@ -24,7 +24,7 @@ local function file(_, ctx)
     local cid, d, c = phase.file_bug(db, { rock = rock, title = b.title, body = b.body, fingerprint = b.fingerprint,
       author = who, source = "person" })
     if not cid then return nil, d, c end
-    db:event { kind = "api_write", card = cid, actor = who, data = { action = "bug", route = ctx.route } }
+    writes.audited(ctx, { card = cid, actor = who, action = "bug" })
     return cid, d
   end)
   if not id then

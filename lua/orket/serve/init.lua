@@ -7,6 +7,7 @@ local httpd = require "orket.c.httpd"
 local task = require "orket.task"
 local uv = require "luv"
 local jsonout = require "orket.jsonout"
+local audit_chain = require "orket.audit.chain"
 local router_mod = require "orket.serve.router"
 local routes = require "orket.serve.routes"
 local auth_mod = require "orket.serve.auth"
@@ -20,6 +21,7 @@ local openapi = require "orket.serve.openapi"
 local session = require "orket.serve.session"
 local webhooks = require "orket.serve.webhooks"
 local sandboxes = require "orket.serve.sandboxes"
+local apps = require "orket.serve.apps"
 local bugs = require "orket.serve.bugs"
 local mcp_http = require "orket.mcp.http"
 local web = require "orket.serve.web"
@@ -133,17 +135,22 @@ function M.new(o)
   session.add(self.router)
   webhooks.add(self.router)
   sandboxes.add(self.router)
+  apps.add(self.router)
   bugs.add(self.router)
   mcp_http.add(self.router) -- /mcp (docs/mcp.md)
   self.metrics = metrics.new()
-  local cors, cerr = web.cors(o.dir)
-  if not cors then
+  local ss, cerr, audit_s = web.settings(o.dir)
+  if not ss then
     srv:close()
     if usrv then usrv:close() end
     return nil, cerr, "EINVAL"
   end
-  self.cors = cors
+  self.audit = audit_s -- checkpoint_every, retention_days (orket.settings.audit)
+  self.cors = {}
+  for _, origin in ipairs(ss.cors) do self.cors[origin] = true end
+  self.apps = apps.new(ss.app_origin)
   self.auth = auth_mod.new(o.db, o.dir, httpd.is_loopback(o.host), o.local_token)
+  self.auth.cors = self.cors
   self.by_addr = ratelimit.new { rate = l.addr_rate, burst = l.addr_burst }
   self.by_key = ratelimit.new { rate = l.key_rate, burst = l.key_burst }
   self.auth_fails = ratelimit.new { rate = l.auth_fail_rate, burst = l.auth_fail_burst }
@@ -153,6 +160,19 @@ function M.new(o)
 end
 
 function Server:port() return self.srv:port() end
+
+--- server:checkpoint(force): the audit's checkpoint and retention (orket.audit.chain),
+--- after a request's audited write has committed, and at the stop (force: the tail
+--- signed, whatever its length). A failure is logged; the write it follows stands.
+function Server:checkpoint(force)
+  local a = self.audit or {}
+  local ok, perr = pcall(function()
+    local res, err = audit_chain.checkpoint(self.db, self.dir, { force = force, every = a.checkpoint_every,
+      retention_days = a.retention_days })
+    if not res then self:_log { event = "error", message = "audit checkpoint: " .. tostring(err) } end
+  end)
+  if not ok then self:_log { event = "error", message = "audit checkpoint: " .. tostring(perr) } end
+end
 
 function Server:_log(fields)
   fields.t = os.date("!%Y-%m-%dT%H:%M:%SZ")
@@ -170,6 +190,13 @@ end
 function Server:_dispatch(req, ctx)
   local ok, retry = self.by_addr:take(req.remote, now_ms())
   if not ok then return too_many(req, ctx, retry, "requests from this address") end
+  -- a sandbox's app, on an origin of its own (its Host): never the API's routes
+  local app = self.apps:sandbox_of(req)
+  if app then
+    local astatus, adoc = self.apps:handle(req, ctx, app)
+    if astatus then return send(req, ctx, astatus, adoc) end
+    return
+  end
   if web.front(self, req, ctx) then return end -- the web board's files, CORS
   local segs, perr = router_mod.segments(req.path)
   if not segs then return fail(req, ctx, 400, "bad_path", perr) end
@@ -236,6 +263,7 @@ function Server:_handle(req)
     self:_log { event = "error", route = ctx.route, message = tostring(err) }
     if not ctx.status then fail(req, ctx, 500, "internal", "the server failed; its log says why") end
   end
+  if ctx.audited then self:checkpoint(false) end
   local us = (uv.hrtime() - t0) // 1000
   self.metrics:request(ctx.route, ctx.status or 500, us / 1e6)
   self:_log { method = req.method, route = ctx.route, status = ctx.status or 500,
@@ -269,6 +297,7 @@ function Server:stop()
   self.hub:close()
   local deadline = uv.now() + self.limits.drain_ms
   while self.inflight > 0 and uv.now() < deadline do rt.sleep(10) end
+  self:checkpoint(true) -- the audit's tail signed before the server goes
   self.srv:close()
   if self.usrv then
     self.usrv:close()

@@ -68,8 +68,7 @@ end
 -- The write's audit record (orket.serve.writes: GET /v1/audit lists it).
 local function audit(ctx, action, row)
   assert(ctx.db:tx(function()
-    ctx.db:event { kind = "api_write", card = row.target, run = row.id, actor = writes.principal(ctx).seat,
-      data = { action = action, route = ctx.route } }
+    writes.audited(ctx, { card = row.target, run = row.id, actor = writes.principal(ctx).seat, action = action })
     return true
   end))
 end

@@ -39,7 +39,7 @@ end
 
 local function named(ctx)
   local id = routes.whole(ctx.params.id or "")
-  local row = id and ops.get(ctx.db, id)
+  local row = id and service.get(ctx.db, id)
   if not row then return nil, err(404, "not_found", "no sandbox " .. tostring(ctx.params.id)) end
   return row
 end
@@ -68,9 +68,13 @@ local function named_recent(ctx)
   return row, st, doc
 end
 
+--- recent_row(ctx) -> the row of sandbox ctx.params.id, read again after ROW_TTL_MS | nil,
+--- status, error document
+M.recent_row = named_recent
+
 local function audit(ctx, action)
   ctx.db:tx(function()
-    ctx.db:event { kind = "api_write", actor = writes.principal(ctx).seat, data = { action = action, route = ctx.route } }
+    writes.audited(ctx, { actor = writes.principal(ctx).seat, action = action })
     return true
   end)
 end
@@ -238,6 +242,15 @@ end
 local function proxy(req, ctx)
   local row, st, doc = named_recent(ctx)
   if not row then return st, doc end
+  return M.forward(req, ctx, row, target_url(ctx.params.path, ctx.query))
+end
+
+--- forward(req, ctx, row, url [, own]) -> as a handler: req passed to the app of sandbox
+--- row at url, its answer streamed back. own: the app is on an origin of its own
+--- (orket.serve.apps) and {pass_in = fn(req) -> more request headers, pass_out = fn(headers)
+--- -> more answer headers} add what crosses there (its cookies); without it the answer
+--- carries the CSP sandbox policy instead.
+function M.forward(req, ctx, row, url, own)
   if row.status ~= "healthy" and row.status ~= "unhealthy" then
     return err(409, "not_running", string.format("sandbox %d is %s", row.id, row.status))
   end
@@ -251,20 +264,22 @@ local function proxy(req, ctx)
   for k, v in pairs(req.headers or {}) do
     if PASS_IN[k:lower()] and not tostring(v):find("[\r\n]") then headers[#headers + 1] = k .. ": " .. v end
   end
-  local r, rerr = http.request { url = target_url(ctx.params.path, ctx.query), unix_socket = row.socket,
+  for _, h in ipairs(own and own.pass_in(req) or {}) do headers[#headers + 1] = h end
+  local r, rerr = http.request { url = url, unix_socket = row.socket,
     method = req.method == "HEAD" and "GET" or req.method, headers = headers, body = body, connect_timeout_ms = 5000,
     total_timeout_ms = M.PROXY_TIMEOUT_MS, max_bytes = M.PROXY_MAX_BYTES }
   if not r then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(rerr)) end
   local guard <close> = r
   local status, got = r:headers()
   if not status then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(got)) end
-  local out = { "X-Content-Type-Options: nosniff", "Content-Security-Policy: sandbox allow-scripts allow-forms",
-    "X-Orket-Sandbox: " .. row.id }
+  local out = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. row.id }
+  if not own then out[#out + 1] = "Content-Security-Policy: sandbox allow-scripts allow-forms" end
   for k, v in pairs(type(got) == "table" and got or {}) do
     local name = tostring(k):lower()
     local value = tostring(v)
     if PASS_OUT[name] and not value:find("[\r\n]") and #value < 4096 then out[#out + 1] = name .. ": " .. value end
   end
+  for _, h in ipairs(own and own.pass_out(got) or {}) do out[#out + 1] = h end
   if status < 200 then status = 502 end
   -- what has arrived already, never waiting for more: an answer whole by now (most are, a
   -- page or a JSON document arriving with its headers) goes out in one piece, with its

@@ -43,6 +43,7 @@ function M.token_of(req) return cookie.get(req, M.COOKIE) end
 local function secure(req)
   return (req.headers["x-forwarded-proto"] or ""):lower() == "https" and httpd.is_loopback(req.remote or "")
 end
+M.secure = secure
 
 local function cookie(req, value, max_age)
   return string.format("Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s", M.COOKIE, value,
@@ -87,6 +88,18 @@ function M.foreign_write(req)
   if SAFE[req.method] or origin == nil then return false end
   local host = req.headers.host or ""
   return origin ~= "http://" .. host and origin ~= "https://" .. host
+end
+
+--- foreign_page(req) -> whether a page of another origin sent req, as its browser says:
+--- Sec-Fetch-Site cross-site or same-site (but a link followed, a GET navigation), or,
+--- from a browser that does not say, an Origin on a write that is not this server's. A
+--- sandbox's app on ID.sandbox.HOST is same-site to a board on HOST, so its script's
+--- requests would carry the board's SameSite cookies: they are refused by this.
+function M.foreign_page(req)
+  local site = req.headers["sec-fetch-site"]
+  if site == nil then return M.foreign_write(req) end
+  if site == "same-origin" or site == "none" then return false end
+  return not (SAFE[req.method] and req.headers["sec-fetch-mode"] == "navigate")
 end
 
 local function expires_at(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end

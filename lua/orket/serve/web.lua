@@ -52,15 +52,21 @@ function M.read(dir, name)
   return data
 end
 
---- cors(dir) -> set of allowed origins | nil, msg: serve.cors of the project's orket.lua,
---- checked (orket.settings). A project without a readable orket.lua gets none.
-function M.cors(dir)
+--- settings(dir) -> the serve section of the project's orket.lua, checked (orket.settings)
+--- | nil, msg. A project without a readable orket.lua gets the defaults.
+function M.settings(dir)
   local data = config.read(dir)
-  if not data or data.serve == nil then return {} end
-  local s, serr = settings.resolve { serve = data.serve }
+  local s, serr = settings.resolve { serve = data and data.serve or nil, audit = data and data.audit or nil }
+  if not s then return nil, serr end
+  return s.serve, nil, s.audit
+end
+
+--- cors(dir) -> set of allowed origins | nil, msg: serve.cors of the project's orket.lua
+function M.cors(dir)
+  local s, serr = M.settings(dir)
   if not s then return nil, serr end
   local set = {}
-  for _, o in ipairs(s.serve.cors) do set[o] = true end
+  for _, o in ipairs(s.cors) do set[o] = true end
   return set
 end
 

@@ -16,6 +16,7 @@ local move_action = require "orket.actions.move"
 local webhooks = require "orket.serve.webhooks"
 local journal = require "orket.store.journal"
 local openapi = require "orket.serve.openapi"
+local audit_chain = require "orket.audit.chain"
 
 local M = {}
 
@@ -64,6 +65,16 @@ local function principal(ctx)
 end
 M.principal = principal
 
+--- audited(ctx, e): the write e {card=, run=, actor=, action=} journaled (an api_write
+--- event) and appended to the audit's hash chain (orket.audit.chain), in the caller's
+--- transaction; the server signs a checkpoint once the request is answered.
+function M.audited(ctx, e)
+  local db = ctx.db
+  db:event { kind = "api_write", card = e.card, run = e.run, actor = e.actor, data = { action = e.action, route = ctx.route } }
+  audit_chain.record(db, { actor = e.actor, action = e.action, card = e.card, route = ctx.route })
+  ctx.audited = true
+end
+
 local function card_doc(ctx, id)
   return (card_view.json_doc(ctx.db, id))
 end
@@ -83,8 +94,8 @@ local function do_write(ctx, action, card_id, fn, locked)
   local res, msg, code = db:tx(function()
     local r, m, c = fn(b, actor)
     if not r then return nil, m, c end
-    db:event { kind = "api_write", card = (type(r) == "table" and r.id and action == "create") and r.id or card_id,
-      actor = actor.seat, data = { action = action, route = ctx.route } }
+    M.audited(ctx, { card = (type(r) == "table" and r.id and action == "create") and r.id or card_id,
+      actor = actor.seat, action = action })
     return r
   end)
   if lock then lock:release() end

@@ -6,6 +6,7 @@
 local sandboxes = require "orket.sandboxes.settings"
 local proc = require "orket.c.proc"
 local mcp = require "orket.settings.mcp"
+local audit = require "orket.settings.audit"
 local pgurl = require "orket.store.pgurl"
 
 local M = {}
@@ -348,27 +349,49 @@ local function verify(d)
   return out
 end
 
--- orket serve (docs/serve.md): cors, the origins whose pages may call the API with a key.
+-- The origin a sandbox's app is served on (docs/serve.md, "Apps on their own origins"):
+-- {id} is the first label of its host; {port}, when given, the port the board was reached on.
+M.APP_ORIGIN = "http://{id}.sandbox.localhost:{port}"
+
+-- app_origin(v, p) -> v when it is an origin template: http(s)://{id}.BASE[:{port}|:N]
+local function app_origin(v, p)
+  local base, port
+  if type(v) == "string" then base, port = v:match("^https?://{id}%.([%w%-.]+)(.*)$") end
+  if not base or base:find("^[.-]") or base:find("[.-]$") or base:find("..", 1, true) or base:find("%.%-")
+      or not (port == "" or port == ":{port}" or port:match("^:%d+$")) then
+    fail(p, "must be an origin whose host starts with {id}: http(s)://{id}.BASE[:{port}|:PORT], e.g. "
+      .. "\"https://{id}.apps.example\" (got %s)", type(v) == "string" and string.format("%q", v) or type(v))
+  end
+  return v:lower()
+end
+
+-- orket serve (docs/serve.md): cors, the origins whose pages may call the API with a key;
+-- app_origin, the origin each sandbox's app is served on.
 local function serve(d)
-  local src, out = d.serve, { cors = {} }
+  local src, out = d.serve, { cors = {}, app_origin = M.APP_ORIGIN }
   if src == nil then return out end
-  if type(src) ~= "table" then fail("serve", "must be a table (fields: cors)") end
+  if type(src) ~= "table" then fail("serve", "must be a table (fields: cors, app_origin)") end
   for k, v in pairs(src) do
     local p = "serve." .. tostring(k)
-    if k ~= "cors" then fail(p, "unknown setting (known: cors)") end
-    if type(v) ~= "table" then fail(p, "must be an array of origins, e.g. {\"https://board.example\"}") end
-    for i in pairs(v) do
-      if math.type(i) ~= "integer" or i < 1 or i > #v then fail(p, "must be an array (no named fields)") end
-    end
-    for i, o in ipairs(v) do
-      local at = p .. "[" .. i .. "]"
-      -- an origin exactly as a browser sends it: scheme, host, optional port; no path, no "*"
-      if type(o) ~= "string" or not (o:match("^https?://[%w.-]+$") or o:match("^https?://[%w.-]+:%d+$")
-        or o:match("^https?://%[[%x:]+%]:?%d*$")) then
-        fail(at, "must be an origin: http(s)://host[:port], no path or wildcard, e.g. \"https://board.example\" (got %s)",
-          type(o) == "string" and string.format("%q", o) or type(o))
+    if k == "app_origin" then
+      out.app_origin = app_origin(v, p)
+    elseif k ~= "cors" then
+      fail(p, "unknown setting (known: cors, app_origin)")
+    else
+      if type(v) ~= "table" then fail(p, "must be an array of origins, e.g. {\"https://board.example\"}") end
+      for i in pairs(v) do
+        if math.type(i) ~= "integer" or i < 1 or i > #v then fail(p, "must be an array (no named fields)") end
       end
-      out.cors[i] = o:lower()
+      for i, o in ipairs(v) do
+        local at = p .. "[" .. i .. "]"
+        -- an origin exactly as a browser sends it: scheme, host, optional port; no path, no "*"
+        if type(o) ~= "string" or not (o:match("^https?://[%w.-]+$") or o:match("^https?://[%w.-]+:%d+$")
+          or o:match("^https?://%[[%x:]+%]:?%d*$")) then
+          fail(at, "must be an origin: http(s)://host[:port], no path or wildcard, e.g. \"https://board.example\" (got %s)",
+            type(o) == "string" and string.format("%q", o) or type(o))
+        end
+        out.cors[i] = o:lower()
+      end
     end
   end
   return out
@@ -484,6 +507,7 @@ local SCHEMA = {
   { "sandbox", sandboxes.sandbox },
   { "bug_fix", sandboxes.bug_fix },
   { "mcp", function(d) return mcp.section(d.mcp) end }, -- docs/mcp.md
+  { "audit", function(d) return audit.section(d.audit) end }, -- docs/audit.md
   -- where the store is (docs/store.md, "Toward PostgreSQL"); checked here, not used yet
   { "store", function(d)
     local s, err = pgurl.section(d.store)

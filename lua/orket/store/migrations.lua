@@ -468,4 +468,31 @@ CREATE INDEX bugs_phase ON bugs(phase_id);
 CREATE INDEX bugs_fingerprint ON bugs(fingerprint);
 ]],
   },
+  {
+    version = 18,
+    name = "the audit's hash chain",
+    -- One row per audited write, checkpoint and retention removal (orket.audit,
+    -- docs/audit.md). Every column but prev, hash and sig is text as hashed, so the bytes
+    -- read back are the bytes hashed on either backend. Rows are never changed; whole
+    -- rows leave only by retention, which appends a signed record of what left.
+    sql = [[
+CREATE TABLE audit_log (
+  seq     INTEGER PRIMARY KEY,
+  at      TEXT NOT NULL,
+  kind    TEXT NOT NULL,
+  actor   TEXT,
+  action  TEXT,
+  card_id TEXT,
+  route   TEXT,
+  detail  TEXT,
+  prev    TEXT NOT NULL,
+  hash    TEXT NOT NULL,
+  sig     TEXT
+);
+CREATE INDEX audit_log_at ON audit_log(at);
+CREATE INDEX audit_log_signed ON audit_log(seq) WHERE sig IS NOT NULL;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log
+  BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
+]],
+  },
 }

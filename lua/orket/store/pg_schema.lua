@@ -373,6 +373,36 @@ CREATE INDEX bugs_phase ON bugs(phase_id);
 CREATE INDEX bugs_fingerprint ON bugs(fingerprint);
 ]],
   },
+  {
+    version = 8,
+    sqlite = 18,
+    name = "the audit's hash chain (SQLite 18)",
+    -- text, not timestamptz: at is hashed, and must read back byte for byte
+    sql = [[
+CREATE TABLE audit_log (
+  seq     bigint PRIMARY KEY,
+  at      text NOT NULL,
+  kind    text NOT NULL,
+  actor   text,
+  action  text,
+  card_id text,
+  route   text,
+  detail  text,
+  prev    text NOT NULL,
+  hash    text NOT NULL,
+  sig     text
+);
+CREATE INDEX audit_log_at ON audit_log(at);
+CREATE INDEX audit_log_signed ON audit_log(seq) WHERE sig IS NOT NULL;
+CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'the audit is append-only';
+END
+$$;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log
+  FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.

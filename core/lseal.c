@@ -1,0 +1,120 @@
+/* lseal.c: Lua module `orket.c.seal`, encrypted backup files (seal.h): seal and open a file
+ * under a 32-byte key or a passphrase (Argon2id), tell a sealed file, and read a passphrase
+ * from the terminal with echo off. */
+#include <errno.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "modules.h"
+#include "seal.h"
+
+#define SEA_PASSMAX 1024
+
+static int sea_fail(lua_State *L, const char *msg, const char *code) {
+  lua_pushnil(L);
+  lua_pushstring(L, msg);
+  lua_pushstring(L, code);
+  return 3;
+}
+
+/* the key (arg 3, 32 bytes) or passphrase (arg 4) as a key for p; 0 or a pushed failure */
+static int sea_key(lua_State *L, unsigned char *key, seal_params *p) {
+  size_t klen = 0, plen = 0;
+  const char *k = luaL_optlstring(L, 3, NULL, &klen);
+  const char *pass = luaL_optlstring(L, 4, NULL, &plen);
+  luaL_argcheck(L, (k == NULL) != (pass == NULL), 3, "give a key or a passphrase, not both");
+  if (k) {
+    luaL_argcheck(L, klen == SEAL_KEYBYTES, 3, "the key must be 32 bytes");
+    if (p->kdf != SEAL_KDF_KEY) return sea_fail(L, "it was encrypted with a passphrase, not a key file", "EKEY");
+    memcpy(key, k, SEAL_KEYBYTES);
+    return 0;
+  }
+  luaL_argcheck(L, plen > 0, 4, "the passphrase is empty");
+  if (p->kdf != SEAL_KDF_ARGON2ID) return sea_fail(L, "it was encrypted with a key file, not a passphrase", "EKEY");
+  seal_result r = seal_derive_key(key, pass, plen, p);
+  if (r == SEAL_ENOMEM) return sea_fail(L, "Argon2id could not get the memory it needs", "ENOMEM");
+  if (r != SEAL_OK) return sea_fail(L, "the header's Argon2id limits are out of bounds", seal_code(r));
+  return 0;
+}
+
+/* seal(in_path, out_path, key|nil, passphrase|nil) -> true | nil, msg, CODE */
+static int sea_seal(lua_State *L) {
+  const char *in = luaL_checkstring(L, 1), *out = luaL_checkstring(L, 2);
+  seal_params p;
+  if (lua_isnoneornil(L, 3)) seal_params_passphrase(&p);
+  else memset(&p, 0, sizeof p);
+  unsigned char key[SEAL_KEYBYTES];
+  int n = sea_key(L, key, &p);
+  if (n) return n;
+  char err[512];
+  seal_result r = seal_file(in, out, key, &p, err, sizeof err);
+  sodium_memzero(key, sizeof key);
+  if (r != SEAL_OK) return sea_fail(L, err, seal_code(r));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* open(in_path, out_path, key|nil, passphrase|nil) -> true | nil, msg, CODE: the whole
+ * stream checked, out_path holding its plain text only when true */
+static int sea_open(lua_State *L) {
+  const char *in = luaL_checkstring(L, 1), *out = luaL_checkstring(L, 2);
+  seal_params p;
+  char err[512];
+  seal_result r = seal_read_params(in, &p, err, sizeof err);
+  if (r != SEAL_OK) return sea_fail(L, err, seal_code(r));
+  unsigned char key[SEAL_KEYBYTES];
+  int n = sea_key(L, key, &p);
+  if (n) return n;
+  r = seal_open_file(in, out, key, err, sizeof err);
+  sodium_memzero(key, sizeof key);
+  if (r != SEAL_OK) return sea_fail(L, err, seal_code(r));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* kind(path) -> "key" | "passphrase" | false (not sealed) | nil, msg, CODE */
+static int sea_kind(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  seal_params p;
+  char err[512];
+  seal_result r = seal_read_params(path, &p, err, sizeof err);
+  if (r == SEAL_NOT_SEALED) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (r != SEAL_OK) return sea_fail(L, err, seal_code(r));
+  lua_pushstring(L, p.kdf == SEAL_KDF_KEY ? "key" : "passphrase");
+  return 1;
+}
+
+/* read_tty(prompt) -> line | nil, msg, CODE (ENOTTY: no terminal) */
+static int sea_read_tty(lua_State *L) {
+  const char *prompt = luaL_checkstring(L, 1);
+  char buf[SEA_PASSMAX];
+  if (seal_read_tty(prompt, buf, sizeof buf) != 0) {
+    int e = errno;
+    return sea_fail(L, e == E2BIG ? "the passphrase is longer than 1023 bytes" : "there is no terminal to ask on",
+                    e == E2BIG ? "EINVAL" : "ENOTTY");
+  }
+  lua_pushstring(L, buf);
+  sodium_memzero(buf, sizeof buf);
+  return 1;
+}
+
+static const luaL_Reg sea_funcs[] = {
+    {"seal", sea_seal},
+    {"open", sea_open},
+    {"kind", sea_kind},
+    {"read_tty", sea_read_tty},
+    {NULL, NULL},
+};
+
+int luaopen_orket_seal(lua_State *L) {
+  if (sodium_init() < 0) return luaL_error(L, "seal: libsodium failed to initialise");
+  luaL_newlib(L, sea_funcs);
+  return 1;
+}

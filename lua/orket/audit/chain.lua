@@ -1,0 +1,115 @@
+-- orket.audit.chain: the audit as an append-only hash chain (docs/audit.md). Each entry's
+-- hash is BLAKE2b over the entry before's hash and the entry's fields, in a canonical
+-- encoding (orket.c.auditchain); checkpoints and retention records are entries too, and
+-- carry an Ed25519 signature of their own hash, under the project's key (orket.audit.key).
+-- The rows live in the store (orket.store.audit); entries are appended inside the
+-- transaction of the write they record, checkpoints after it commits.
+local ach = require "orket.c.auditchain"
+local ops = require "orket.store.audit"
+local clock_mod = require "orket.clock"
+local keyfile = require "orket.audit.key"
+
+local M = {}
+
+M.ZERO = string.rep("0", 64) -- the first entry's prev
+M.DEFAULT_CHECKPOINT_EVERY = require("orket.settings.audit").DEFAULT_CHECKPOINT_EVERY
+
+-- the fields hashed, in order; seq is hashed as its decimal text
+M.FIELDS = { "seq", "at", "kind", "actor", "action", "card", "route", "detail" }
+
+--- hash(row) -> hex: the entry's hash over row.prev and its fields
+function M.hash(row)
+  local f = {}
+  for i, k in ipairs(M.FIELDS) do
+    local v = row[k]
+    if k == "seq" then v = tostring(math.tointeger(tonumber(v))) elseif v ~= nil then v = tostring(v) end
+    f[i] = v
+  end
+  return ach.hash(row.prev, f, #M.FIELDS)
+end
+
+local function now_iso(clock)
+  local t = (clock or clock_mod.system()):now()
+  local s = math.floor(t)
+  return os.date("!%Y-%m-%dT%H:%M:%S", s) .. string.format(".%03dZ", math.floor((t - s) * 1000))
+end
+M.now_iso = now_iso
+
+-- appends row (its seq, prev and hash filled in here) after the head; in a transaction
+local function append(db, row, clock)
+  local head = ops.head(db)
+  row.seq = head and math.tointeger(tonumber(head.seq)) + 1 or 1
+  row.prev = head and head.hash or M.ZERO
+  row.at = row.at or now_iso(clock)
+  row.hash = M.hash(row)
+  return row
+end
+
+--- record(db, e): the write e {actor=, action=, card=, route=} appended to the chain. Call
+--- it inside the transaction of the write it records (serve's writes do, with their
+--- api_write event).
+function M.record(db, e)
+  local row = append(db, { kind = "write", actor = e.actor, action = e.action, card = e.card, route = e.route })
+  ops.insert(db, row)
+  return row
+end
+
+-- a signed entry (checkpoint or retention) appended in the caller's transaction
+local function signed(db, signer, kind, detail, clock)
+  local row = append(db, { kind = kind, detail = detail }, clock)
+  row.sig = ach.sign(signer.seed, row.hash)
+  ops.insert(db, row)
+  return row
+end
+
+--- checkpoint(db, dir, opts) -> {checkpoint=row|nil, removed=n|nil} | nil, msg, CODE.
+--- Run after the writes commit, never inside their transaction. Appends a signed
+--- checkpoint when opts.force, or when opts.every (16) entries or more follow the last
+--- signed one; with opts.retention_days, first removes the entries older than that, whole,
+--- and appends a signed record of the removal. The newest checkpoint goes to .orket/audit.head.
+function M.checkpoint(db, dir, opts)
+  opts = opts or {}
+  local every = opts.every or M.DEFAULT_CHECKPOINT_EVERY
+  local res, err, code = db:tx(function()
+    local out = {}
+    local head = ops.head(db)
+    if not head then return out end -- nothing to sign: no key is made yet
+    local signer, serr, scode = keyfile.signer(dir)
+    if not signer then return nil, serr, scode end
+    if opts.retention_days then
+      local cutoff = now_iso(clock_mod.new { offset = -opts.retention_days * clock_mod.DAY,
+        offset_file = os.getenv("ORKET_CLOCK_OFFSET_FILE") })
+      -- never the head itself: the chain goes on from it
+      local through = ops.older_than(db, cutoff, math.tointeger(tonumber(head.seq)))
+      if through then
+        local last = ops.get(db, through)
+        local n = ops.delete_through(db, through)
+        out.removed = n
+        out.retention = signed(db, signer, "retention", string.format("key=%s through=%d hash=%s removed=%d before=%s",
+          signer.pk, through, last.hash, n, cutoff), opts.clock)
+        head = out.retention
+      end
+    end
+    local since = math.tointeger(tonumber(head.seq)) - ops.last_signed(db)
+    if since > 0 and (opts.force or since >= every) then
+      out.checkpoint = signed(db, signer, "checkpoint", "key=" .. signer.pk, opts.clock)
+    end
+    return out
+  end)
+  if not res then return nil, err, code end
+  local newest = res.checkpoint or res.retention
+  if newest then
+    local ok, herr, hcode = keyfile.write_head(dir, newest)
+    if not ok then return nil, herr, hcode end
+  end
+  return res
+end
+
+--- detail(row) -> table of the key=value words of a signed entry's detail
+function M.detail(row)
+  local t = {}
+  for k, v in tostring(row.detail or ""):gmatch("(%w+)=(%S+)") do t[k] = v end
+  return t
+end
+
+return M

@@ -1,0 +1,110 @@
+-- orket.audit.key: the files in a project's .orket/ the audit's checkpoints rest on:
+-- audit.key, the Ed25519 signing key's 32-byte seed (mode 0600, made at the first
+-- checkpoint; never logged, never in the store); audit.pub, its public key, which verify
+-- trusts; audit.head, the newest checkpoint (seq, hash, signature), kept outside the store
+-- so that cutting the chain's tail, checkpoints and all, is seen.
+local ach = require "orket.c.auditchain"
+local uv = require "luv"
+local json = require "cjson.safe"
+local read = require("orket.lines").read
+
+local M = {}
+
+M.KEY = "audit.key"
+M.PUB = "audit.pub"
+M.HEAD = "audit.head"
+
+local function home(dir) return (dir or ".") .. "/.orket" end
+
+-- writes path whole (a part file renamed onto it) with mode
+local function write(path, text, mode)
+  local part = string.format("%s.part-%d", path, uv.os_getpid())
+  local fd, err = uv.fs_open(part, "w", mode)
+  if not fd then return nil, string.format("cannot write %s: %s", part, tostring(err)), "EIO" end
+  local ok, werr = uv.fs_write(fd, text, 0)
+  if ok then ok, werr = uv.fs_fsync(fd) end
+  uv.fs_close(fd)
+  if ok then ok, werr = os.rename(part, path) end
+  if not ok then
+    os.remove(part)
+    return nil, string.format("cannot write %s: %s", path, tostring(werr)), "EIO"
+  end
+  return true
+end
+
+--- signer(dir) -> {seed=, pk=} | nil, msg, CODE: the project's signing key, made on first
+--- use (with its audit.pub). A key file that is not 32 bytes, or that other users may
+--- read, is refused (EINVAL, EPERM).
+function M.signer(dir)
+  local path = home(dir) .. "/" .. M.KEY
+  local st = uv.fs_stat(path)
+  local seed
+  if st then
+    if st.mode & 0x3f ~= 0 then
+      return nil, string.format("%s: other users may read the audit's signing key; chmod 600 it", path), "EPERM"
+    end
+    seed = read(path)
+    if not seed or #seed ~= 32 then
+      return nil, string.format("%s: not an audit signing key (32 bytes)", path), "EINVAL"
+    end
+  else
+    uv.fs_mkdir(home(dir), 448)
+    seed = ach.new_seed()
+    -- O_EXCL: two processes making the first key at once keep one of them
+    local fd = uv.fs_open(path, "wx", 384)
+    if fd then
+      local ok = uv.fs_write(fd, seed, 0)
+      if ok then ok = uv.fs_fsync(fd) end
+      uv.fs_close(fd)
+      if not ok then return nil, "cannot write " .. path, "EIO" end
+    else
+      seed = read(path)
+      if not seed or #seed ~= 32 then return nil, "cannot create " .. path, "EIO" end
+    end
+  end
+  local pk = ach.public_key(seed)
+  local pub_path = home(dir) .. "/" .. M.PUB
+  if read(pub_path) ~= pk .. "\n" then
+    local ok, err, code = write(pub_path, pk .. "\n", 420)
+    if not ok then return nil, err, code end
+  end
+  return { seed = seed, pk = pk }
+end
+
+--- public_key(dir) -> hex | nil, msg, CODE: the key verify trusts (audit.pub)
+function M.public_key(dir)
+  local path = home(dir) .. "/" .. M.PUB
+  local text = read(path)
+  if not text then return nil, path .. ": no audit public key (no checkpoint was ever made here)", "ENOENT" end
+  local pk = text:match("^(%x+)\n?$")
+  if not pk or #pk ~= 64 then return nil, path .. ": not an audit public key (64 hex digits)", "EINVAL" end
+  return pk:lower()
+end
+
+--- read_head(dir) -> {seq=, hash=, sig=} | nil (none) | nil, msg, CODE (unreadable)
+function M.read_head(dir)
+  local path = home(dir) .. "/" .. M.HEAD
+  local text = read(path)
+  if not text then return nil end
+  local h = json.decode(text)
+  if type(h) ~= "table" or not math.tointeger(h.seq) or type(h.hash) ~= "string" or type(h.sig) ~= "string" then
+    return nil, path .. ": not an audit head (seq, hash, sig)", "EINVAL"
+  end
+  return h
+end
+
+--- write_head(dir, row) -> true | nil, msg, CODE: row (a checkpoint) as the newest
+--- signed; a head already newer (another process's) is kept
+function M.write_head(dir, row)
+  local cur = M.read_head(dir)
+  if cur and cur.seq >= row.seq then return true end
+  return write(home(dir) .. "/" .. M.HEAD, json.encode { seq = row.seq, hash = row.hash, sig = row.sig } .. "\n", 420)
+end
+
+--- forget_head(dir): after a restore the store's chain is another one; the next
+--- checkpoint writes the head again
+function M.forget_head(dir)
+  os.remove(home(dir) .. "/" .. M.HEAD)
+end
+
+return M

@@ -1,0 +1,135 @@
+-- orket audit verify|export|checkpoint: the audit's hash chain (orket.audit.chain) checked
+-- whole, exported as JSON Lines, or sealed with a signed checkpoint (and retention applied).
+local jsonout = require "orket.jsonout"
+
+local USAGE = "orket audit verify | audit export [--since TIME] [--format jsonl] | audit checkpoint  [-C DIR]"
+local cmd = { summary = "verify, export and sign the audit of the server's writes", usage = USAGE }
+cmd.help = [[
+The audit of 'orket serve' is a hash chain: each entry's hash covers the entry before, and
+checkpoints are signed with the project's Ed25519 key (.orket/audit.key, mode 600).
+
+verify reads the whole chain and names every entry changed, removed or reordered, every
+checkpoint whose signature fails, and a tail cut past the newest checkpoint; exit 1 when
+it finds one. export writes the entries as JSON Lines (--format jsonl, the only format),
+those at or after --since TIME (2026-11-01, 2026-11-01T12:00:00Z, or 7d / 12h ago).
+checkpoint signs the entries written since the last checkpoint and applies audit.
+retention_days of orket.lua (entries older are removed whole, with a signed record of the
+removal); 'orket serve' does this as it goes and when it stops. See docs/audit.md.]]
+
+local ROW = jsonout.shape({ "seq", "at", "kind", "actor", "action", "card", "route", "detail", "prev", "hash", "sig" })
+
+local PAGE = 1000
+
+-- --since TIME -> the ISO text entries are compared with | nil
+local function since_time(v, clock)
+  local n, unit = v:match("^(%d+)([dh])$")
+  if n then
+    local t = clock:now() - tonumber(n) * (unit == "d" and 86400 or 3600)
+    return os.date("!%Y-%m-%dT%H:%M:%S", math.floor(t)) .. ".000Z"
+  end
+  if v:match("^%d%d%d%d%-%d%d%-%d%d$") then return v .. "T00:00:00.000Z" end
+  local base = v:match("^(%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d)Z$")
+  if base then return base .. ".000Z" end
+  if v:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$") then return v end
+  return nil
+end
+
+local function verify(cli, dir, db)
+  local key = require "orket.audit.key" -- lazy: as the store, when the command runs
+  local pk, perr = key.public_key(dir)
+  local head, herr = key.read_head(dir)
+  local rep
+  if not pk then
+    -- no key here: the chain is still checked, its signatures cannot be
+    local ops = require "orket.store.audit" -- lazy: as the store
+    if ops.last_signed(db) > 0 or head then
+      db:close()
+      cli.err("audit: %s", perr)
+      return 1
+    end
+    pk = string.rep("0", 64)
+  end
+  rep = require("orket.audit.verify").verify(db, pk, head) -- lazy: as the store
+  db:close()
+  if herr then rep.problems[#rep.problems + 1] = herr end
+  for _, p in ipairs(rep.problems) do io.stdout:write("audit: ", p, "\n") end
+  if rep.entries == 0 and #rep.problems == 0 then
+    io.stdout:write("audit: empty (no write through orket serve yet)\n")
+    return 0
+  end
+  local tail = rep.last and rep.last > rep.last_signed and string.format("; entries %d to %d are not signed yet",
+    rep.last_signed + 1, rep.last) or ""
+  io.stdout:write(string.format("audit: %d entries (%s to %s), %d signed checkpoints%s: %s\n", rep.entries,
+    tostring(rep.first or "-"), tostring(rep.last or "-"), rep.signed, tail,
+    #rep.problems == 0 and "verified" or (#rep.problems .. " problems")))
+  return #rep.problems == 0 and 0 or 1
+end
+
+local function export(db, since)
+  local ops = require "orket.store.audit" -- lazy: as the store
+  local after, out = 0, io.stdout
+  while true do
+    local rows = ops.since(db, since, after, PAGE)
+    for _, r in ipairs(rows) do
+      r.seq = math.tointeger(tonumber(r.seq))
+      out:write(jsonout.encode(setmetatable(r, ROW)), "\n")
+    end
+    if #rows < PAGE then break end
+    after = rows[#rows].seq
+  end
+  db:close()
+  return 0
+end
+
+function cmd.run(args, cli)
+  local since, format
+  local dir, pos = cli.words(cmd, args, {}, "an audit command", {
+    ["--since"] = { what = "a time (2026-11-01, 2026-11-01T12:00:00Z, 7d)", set = function(v) since = v end },
+    ["--format"] = { what = "jsonl", set = function(v) format = v end },
+  })
+  if not dir then return pos end
+  local sub = pos[1]
+  if sub ~= "verify" and sub ~= "export" and sub ~= "checkpoint" then
+    return cli.usage_error(cmd, sub and ("unknown audit command '" .. sub .. "'") or "audit needs verify, export or checkpoint")
+  end
+  if #pos ~= 1 then return cli.usage_error(cmd, "audit %s takes no other word", sub) end
+  if (since or format) and sub ~= "export" then return cli.usage_error(cmd, "--since and --format go with audit export") end
+  if format and format ~= "jsonl" then return cli.usage_error(cmd, "--format %s: the only format is jsonl", format) end
+  local since_at = "0"
+  if since then
+    since_at = since_time(since, require("orket.clock").system()) -- lazy: as the store
+    if not since_at then
+      return cli.usage_error(cmd, "--since %s: give a date (2026-11-01), a UTC time (2026-11-01T12:00:00Z) or 7d / 12h", since)
+    end
+  end
+  local settings
+  if sub == "checkpoint" then
+    local cfg, s = cli.project_settings(dir)
+    if not cfg then return 1 end
+    settings = s.audit
+  end
+  local db = cli.open_store(dir, false, sub ~= "checkpoint")
+  if not db then return 1 end
+  if sub == "verify" then return verify(cli, dir, db) end
+  if sub == "export" then return export(db, since_at) end
+  local chain = require "orket.audit.chain" -- lazy: as the store
+  local res, err = chain.checkpoint(db, dir, { force = true, every = settings.checkpoint_every,
+    retention_days = settings.retention_days })
+  db:close()
+  if not res then
+    cli.err("audit: %s", err)
+    return 1
+  end
+  if res.retention then
+    io.stdout:write(string.format("audit: removed %d entries older than %d days (signed record %d)\n", res.removed,
+      settings.retention_days, res.retention.seq))
+  end
+  if res.checkpoint then
+    io.stdout:write(string.format("audit: checkpoint %d signed\n", res.checkpoint.seq))
+  elseif not res.retention then
+    io.stdout:write("audit: nothing new to sign\n")
+  end
+  return 0
+end
+
+return cmd

@@ -1,0 +1,321 @@
+-- orket.serve.apps: each sandbox's app on an origin of its own (docs/serve.md, "Apps on
+-- their own origins"). A request whose Host is ID.BASE (serve.app_origin) goes whole to
+-- sandbox ID's app (its path, query and cookies), never to the API. A person opens the app
+-- from the board: GET /v1/sandboxes/{id}/open hands a short-lived, single-use ticket to
+-- the app's origin, which trades it for a cookie of that host only, bound to the person's
+-- key (and board session) and to the sandbox; it never carries the board's session. The
+-- tickets and app sessions live in this server's memory. Uses orket.serve.sandboxes.forward.
+local crypto = require "orket.c.crypto"
+local cookie = require "orket.serve.cookie"
+local keys = require "orket.serve.keys"
+local localuse = require "orket.serve.localuse"
+local routes = require "orket.serve.routes"
+local sandboxes = require "orket.serve.sandboxes"
+local session = require "orket.serve.session"
+local keys_store = require "orket.store.keys"
+local sessions = require "orket.store.sessions"
+local uv = require "luv"
+
+local M = {}
+
+M.COOKIE = "orket_app"
+M.TICKET_PATH = "/__orket/ticket"
+M.TICKET_TTL_MS = 60 * 1000
+M.TTL_S = session.TTL_S -- an app session ends with the board's, and 8 hours after it began at most
+M.MAX_TICKETS = 1024
+M.MAX_SESSIONS = 4096
+
+local SAFE = { GET = true, HEAD = true, OPTIONS = true }
+-- Orket's own cookies: never passed to an app, never set by one
+local OWN = { [M.COOKIE] = true, [session.COOKIE] = true, [localuse.COOKIE] = true }
+-- what else crosses on the app's own origin, beyond orket.serve.sandboxes' lists: what a
+-- deployed app sees of a browser (Origin and Referer for its own CSRF checks) and sends
+-- back (its policies, Vary, a challenge); never the Authorization header (a key)
+local PASS_IN = { origin = true, referer = true, ["x-requested-with"] = true }
+local PASS_OUT = { vary = true, ["content-security-policy"] = true, ["x-frame-options"] = true,
+  ["referrer-policy"] = true, allow = true, ["retry-after"] = true, ["www-authenticate"] = true }
+
+local err = routes.err
+
+local function digest(token) return crypto.hash(token, 32) end
+local function now_ms() return uv.now() end
+
+local Apps = {}
+Apps.__index = Apps
+
+--- new(template) -> apps: template is serve.app_origin (orket.settings checked it):
+--- http(s)://{id}.BASE[:{port}|:PORT]
+function M.new(template)
+  local scheme, base, port = template:match("^(https?)://{id}%.([^:]+)(.*)$")
+  assert(scheme, "serve.app_origin: not an origin template")
+  return setmetatable({ scheme = scheme, base = base, port = port,
+    pattern = "^(%d+)%." .. base:gsub("%p", "%%%0") .. "$",
+    tickets = {}, ntickets = 0, sessions = {}, nsessions = 0 }, Apps)
+end
+
+--- apps:sandbox_of(req) -> the sandbox id the request's Host names | nil (the API's)
+function Apps:sandbox_of(req)
+  local host = req.headers.host
+  if type(host) ~= "string" or #host > 255 then return nil end
+  local id = host:lower():gsub(":%d+$", ""):match(self.pattern)
+  return id and math.tointeger(tonumber(id))
+end
+
+--- apps:origin(id, req) -> the origin of sandbox id's app, as the browser that sent req
+--- reaches it ({port}: the port req's Host names, none when it names none)
+function Apps:origin(id, req)
+  local port = self.port
+  if port == ":{port}" then
+    local p = (req.headers.host or ""):match(":(%d+)$")
+    port = p and (":" .. p) or ""
+  end
+  return self.scheme .. "://" .. id .. "." .. self.base .. port
+end
+
+-- Entries past their end are dropped when one is added: the maps stay bounded by their
+-- caps and by time, without a timer.
+local function sweep(map, dead)
+  local n = 0
+  for k, e in pairs(map) do
+    if dead(e) then map[k] = nil else n = n + 1 end
+  end
+  return n
+end
+
+local function ticket_dead(e) return e.expires_ms <= now_ms() end
+local function session_dead(e) return e.expires_s <= os.time() end
+
+-- ---- the board's side: the ticket ---------------------------------------------------------
+
+-- a path the app should open at: its own absolute path, never another origin ("//host")
+local function next_path(p)
+  if type(p) ~= "string" or #p > 2048 or p:sub(1, 1) ~= "/" or p:sub(2, 2) == "/" or p:sub(2, 2) == "\\"
+      or p:find("[%z\1-\32\127]") then
+    return nil
+  end
+  return p
+end
+
+-- GET /v1/sandboxes/{id}/open[?path=/x]: a ticket for the person, then 303 to the app's
+-- origin, which redeems it. Only the board's own page opens an app (a link another site or
+-- the app itself follows, as the browser says, gets 403).
+local function open(req, ctx)
+  local site = req.headers["sec-fetch-site"]
+  if site and site ~= "same-origin" and site ~= "none" then
+    return err(403, "forbidden", "an app is opened from the board's own page")
+  end
+  local apps = ctx.server.apps
+  local row, st, doc = sandboxes.recent_row(ctx)
+  if not row then return st, doc end
+  if row.status ~= "healthy" and row.status ~= "unhealthy" then
+    return err(409, "not_running", string.format("sandbox %d is %s", row.id, row.status))
+  end
+  local start = "/"
+  if ctx.query.path then
+    start = next_path(ctx.query.path)
+    if not start then return err(400, "bad_query", "path must be an absolute path on the app's origin, e.g. /notes") end
+  end
+  local who = ctx.who
+  local role = who.role
+  -- local use reads with no token at all: writing to the app needs what writing does
+  if who.local_use and not localuse.allows({ method = "POST", remote = req.remote, headers = req.headers },
+      ctx.server.auth.token) then
+    role = "viewer"
+  end
+  apps.ntickets = sweep(apps.tickets, ticket_dead)
+  if apps.ntickets >= M.MAX_TICKETS then return err(503, "busy", "too many app tickets waiting; retry in a minute") end
+  local token = crypto.random_id(32)
+  apps.tickets[digest(token)] = { sandbox = math.tointeger(row.id), key = who.id, local_use = who.local_use,
+    board = who.session, board_expires = who.expires, role = role, start = start,
+    expires_ms = now_ms() + M.TICKET_TTL_MS }
+  apps.ntickets = apps.ntickets + 1
+  local url = apps:origin(math.tointeger(row.id), req) .. M.TICKET_PATH .. "?t=" .. token
+  ctx.headers = ctx.headers or {}
+  table.insert(ctx.headers, "Location: " .. url)
+  table.insert(ctx.headers, "Referrer-Policy: no-referrer")
+  ctx.note = "app ticket for sandbox " .. math.tointeger(row.id)
+  return 303, { url = url, expires_in_s = M.TICKET_TTL_MS // 1000 }
+end
+
+-- ---- the app's side ----------------------------------------------------------------------
+
+local function text(req, ctx, status, msg, extra)
+  ctx.status = status
+  local h = { "Content-Type: text/plain; charset=utf-8", "Cache-Control: no-store", "X-Content-Type-Options: nosniff",
+    "Referrer-Policy: no-referrer" }
+  for _, x in ipairs(extra or {}) do h[#h + 1] = x end
+  req:respond(status, h, msg .. "\n")
+end
+
+-- GET /__orket/ticket?t=...: the ticket (used up whatever follows) for the app's cookie
+function Apps:_redeem(req, ctx, id)
+  local t = type(req.query) == "table" and req.query.t
+  local d = type(t) == "string" and #t == 64 and t:match("^%x+$") and digest(t)
+  local e = d and self.tickets[d]
+  if e then
+    self.tickets[d], self.ntickets = nil, self.ntickets - 1
+  end
+  if not e or ticket_dead(e) or e.sandbox ~= id then
+    ctx.auth = "app_ticket"
+    return text(req, ctx, 403, "This link to the app has expired or was used already: open the app again from Orket's board.")
+  end
+  self.nsessions = sweep(self.sessions, session_dead)
+  if self.nsessions >= M.MAX_SESSIONS then
+    return text(req, ctx, 503, "Too many people have this server's apps open; retry later.")
+  end
+  local token = crypto.random_id(32)
+  local expires_s = os.time() + M.TTL_S
+  if e.board_expires then expires_s = math.min(expires_s, e.board_expires) end
+  self.sessions[digest(token)] = { sandbox = id, key = e.key, local_use = e.local_use, board = e.board, role = e.role,
+    expires_s = expires_s }
+  self.nsessions = self.nsessions + 1
+  ctx.key = e.key
+  -- host-only (no Domain): the cookie goes to this app's host and nowhere else; Lax, so
+  -- that the redirect chain begun on the board's site carries it
+  local c = string.format("Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d%s", M.COOKIE, token,
+    math.max(0, expires_s - os.time()), session.secure(req) and "; Secure" or "")
+  return text(req, ctx, 303, "", { "Location: " .. e.start, c })
+end
+
+-- the person of the request's app cookie, still signed in, for sandbox id | nil, why
+function Apps:_person(req, db, id)
+  local token = cookie.get(req, M.COOKIE)
+  if type(token) ~= "string" or #token ~= 64 or not token:match("^%x+$") then return nil, "app_missing" end
+  local h = digest(token)
+  local e = self.sessions[h]
+  if not e or e.sandbox ~= id then return nil, "app_unknown" end
+  local why
+  if session_dead(e) then
+    why = "app_expired"
+  elseif e.board then -- the board's session signed out, expired or its key revoked: this ends too
+    local row = sessions.lookup(db, e.board)
+    if not row or row.revoked_at or row.expires <= os.time() then why = "app_board_ended" end
+  elseif e.key then
+    local k = keys_store.get(db, e.key)
+    if not k or k.revoked_at then why = "revoked" end
+  elseif e.local_use and keys.total_count(db) > 0 then
+    why = "app_local_ended" -- a key exists now: local use has ended
+  end
+  if why then
+    self.sessions[h], self.nsessions = nil, self.nsessions - 1
+    return nil, why
+  end
+  return e
+end
+
+-- The request's cookies but Orket's own, for the app
+local function pass_in(req)
+  local out = {}
+  for k, v in pairs(req.headers or {}) do
+    if PASS_IN[k] and not tostring(v):find("[\r\n]") then out[#out + 1] = k .. ": " .. v end
+  end
+  local c = req.headers.cookie
+  if type(c) == "string" then
+    local kept = {}
+    for pair in c:gmatch("[^;]+") do
+      local name = pair:match("^%s*([^=%s]+)=")
+      if name and not OWN[name] then kept[#kept + 1] = pair:match("^%s*(.-)%s*$") end
+    end
+    if #kept > 0 and not c:find("[\r\n]") then out[#out + 1] = "Cookie: " .. table.concat(kept, "; ") end
+  end
+  -- behind an https proxy the app builds https links, as it would deployed behind one
+  if session.secure(req) then out[#out + 1] = "X-Forwarded-Proto: https" end
+  return out
+end
+
+--- set_cookies(value) -> the Set-Cookie values in one header value as orket.c.http joins
+--- repeated ones (", "): a new cookie starts where ", " is followed by NAME=, which the
+--- comma of an Expires date ("Thu, 01 Jan ...") never is
+function M.set_cookies(value)
+  local out, start = {}, 1
+  local i = 1
+  while true do
+    local a = value:find(", ", i, true)
+    if not a then break end
+    if value:sub(a + 2):match("^[^%s=;,]+=") then
+      out[#out + 1] = value:sub(start, a - 1)
+      start = a + 2
+    end
+    i = a + 2
+  end
+  out[#out + 1] = value:sub(start)
+  return out
+end
+
+-- The app's answer headers that cross on its own origin: its cookies, each made host-only
+-- (a Domain attribute would reach the board's host) and never one of Orket's names
+local function pass_out(got)
+  local out = {}
+  for k, v in pairs(type(got) == "table" and got or {}) do
+    local name, value = tostring(k):lower(), tostring(v)
+    if value:find("[\r\n]") or #value > 8192 then
+      name = nil
+    end
+    if name == "set-cookie" then
+      for _, c in ipairs(M.set_cookies(value)) do
+        local cname = c:match("^%s*([^=%s;]+)=")
+        if cname and not OWN[cname] then
+          out[#out + 1] = "Set-Cookie: " .. c:gsub(";%s*[Dd][Oo][Mm][Aa][Ii][Nn]=[^;]*", "")
+        end
+      end
+    elseif name and PASS_OUT[name] then
+      out[#out + 1] = name .. ": " .. value
+    end
+  end
+  return out
+end
+
+local OWN_ORIGIN = { pass_in = pass_in, pass_out = pass_out }
+
+-- a raw path and query as they may go on to the app: RFC 3986's characters only
+local PATH_OK = "^/[%w%-%._~!$&'()*+,;=:@/%%]*$"
+local QUERY_OK = "^[%w%-%._~!$&'()*+,;=:@/?%%]*$"
+
+--- apps:handle(req, ctx, id) -> as a handler: a request to sandbox id's origin
+function Apps:handle(req, ctx, id)
+  ctx.route = "(app)"
+  if req.path == M.TICKET_PATH and req.method == "GET" then return self:_redeem(req, ctx, id) end
+  local who, why = self:_person(req, ctx.db, id)
+  if not who then
+    ctx.auth = why
+    return text(req, ctx, 401, "Open this app from Orket's board (its Sandboxes list: Open the app): "
+      .. "the app's origin takes no key, only the sign-in the board hands over.")
+  end
+  ctx.key = who.key
+  if not SAFE[req.method] and not keys.allows(who.role, "operator") then
+    return text(req, ctx, 403, "Writing to the app needs the operator role.")
+  end
+  if req.too_large then return text(req, ctx, 413, "The request body is larger than the server accepts.") end
+  if type(req.path) ~= "string" or #req.path > 4096 or not req.path:match(PATH_OK) then
+    return text(req, ctx, 400, "The path has characters a URL may not hold.")
+  end
+  local names = {}
+  for k in pairs(type(req.query) == "table" and req.query or {}) do names[#names + 1] = k end
+  table.sort(names)
+  local q = {}
+  for i, k in ipairs(names) do
+    local v = req.query[k]
+    q[i] = (v == "" and k) or (k .. "=" .. v)
+  end
+  local query = table.concat(q, "&")
+  if not query:match(QUERY_OK) then return text(req, ctx, 400, "The query has characters a URL may not hold.") end
+  ctx.params = { id = tostring(id) }
+  local row, st, doc = sandboxes.recent_row(ctx)
+  if not row then return st, doc end
+  -- the Host the browser sent (it named this app, so it is digits and the base): the app
+  -- builds its absolute links and redirects from it, as it would deployed
+  local url = "http://" .. req.headers.host:lower() .. req.path .. (#query > 0 and ("?" .. query) or "")
+  return sandboxes.forward(req, ctx, row, url, OWN_ORIGIN)
+end
+
+--- add(router): GET /v1/sandboxes/{id}/open
+function M.add(router)
+  router:add("GET", "/v1/sandboxes/{id}/open", { handler = open, role = "viewer", name = "sandbox_open",
+    errors = { 409 }, query = { { name = "path", description = "the app's path to open at (default /)" } },
+    summary = "Open the sandbox's app on its own origin: 303 to it with a single-use ticket, which the app's "
+      .. "origin trades for a cookie of its own (docs/serve.md, \"Apps on their own origins\")",
+    responses = { [303] = { schema = { type = "object", required = { "url" }, properties = {
+      url = { type = "string" }, expires_in_s = { type = "integer" } } } } } })
+end
+
+return M
