@@ -59,6 +59,15 @@ end
 
 M.read = require("orket.lines").read -- path -> the file's text | nil
 
+--- commit_main(dir [, message]): what the project's workspace/ holds committed on main, as a
+--- person lands a change (git's own CLI): a sandbox runs main's commits, never the view
+function M.commit_main(dir, message)
+  local ws = M.quote(dir .. "/workspace")
+  assert(os.execute("git -C " .. ws .. " add -A && git -C " .. ws .. " -c user.name=person "
+    .. "-c user.email=person@example.invalid commit -q --allow-empty -m " .. M.quote(message or "by hand")),
+    "commit_main: git commit failed in " .. dir)
+end
+
 -- The local token of each server M.serve started before any key existed, by port: a write
 -- to it needs the token (docs/serve.md), which M.fetch sends as the web board's cookie when
 -- the request brings no cookie of its own (a cookie is ignored once keys exist).

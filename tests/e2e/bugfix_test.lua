@@ -47,6 +47,7 @@ local function project(mark)
     .. '"summary": "Serve the notes", "seat": "senior_developer" } ] }\n')
   H.write(dir .. "/script.lua", SCRIPT)
   H.write(dir .. "/workspace/server.js", SERVER)
+  H.commit_main(dir, "the app")
   H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format([[
 
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
@@ -208,6 +209,7 @@ http.createServer((req, res) => {
   res.end('ok');
 }).listen(Number(process.env.PORT), '127.0.0.1');
 ]])
+    H.commit_main(dir, "an app that breaks")
     H.write(dir .. "/epics/e.json", cjson.encode { id = "E", name = "Serve notes", issues = { { id = "E-1",
       summary = "Serve the notes", seat = "senior_developer", sandbox_checks = { { http = { path = "/notes" } } } } } })
     H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua"):gsub("check_interval_ms = 1000 }",

@@ -19,6 +19,7 @@ local function project(mark)
   local dir = H.tmpdir() .. "/p"
   assert.equal(0, H.orket("init " .. H.quote(dir)).status)
   H.write(dir .. "/workspace/server.js", SERVER)
+  H.commit_main(dir, "the app")
   H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format(
     '\nsandbox = { command = { "node", "server.js", %q }, health = { http = "/", interval_ms = 200 } }\n', mark))
   require("tests.backends").project(dir)

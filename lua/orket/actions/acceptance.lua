@@ -26,9 +26,10 @@ local function clip(s, n)
   return s
 end
 
---- text(res, sandbox_id) -> the failure as a comment: each check's line, then the log's tail
-function M.text(res, sandbox_id)
-  local lines = { string.format("Sandbox %s: acceptance checks %s.", tostring(sandbox_id), res.ok and "passed" or "failed") }
+--- text(res, sandbox_id [, commit]) -> the failure as a comment: each check's line, then the log's tail
+function M.text(res, sandbox_id, commit)
+  local lines = { string.format("Sandbox %s%s: acceptance checks %s.", tostring(sandbox_id),
+    commit and (" (commit " .. commit:sub(1, 12) .. ")") or "", res.ok and "passed" or "failed") }
   for _, r in ipairs(res.results or {}) do
     lines[#lines + 1] = string.format("- %s %s: %s%s", r.ok and "pass" or "FAIL", r.name, r.detail or "",
       r.screenshot and (" (screenshot " .. r.screenshot .. ")") or "")
@@ -70,7 +71,8 @@ local function open_followup(board, epic, card_id)
   return nil
 end
 
---- record{db=, board=, card=, sandbox=, result=, run_id=, send_back=bool}
+--- record{db=, board=, card=, sandbox=, commit=, result=, run_id=, send_back=bool} (commit:
+--- what the sandbox runs, named in the event and the comment)
 --- -> {code = "passed" | "recorded" | "sent_back" | "bug" | "followup" | "commented", card=,
 ---     followup= (the bug or follow-up issue), duplicate= (a bug already open: commented)}
 ---  | nil, msg, CODE. In one transaction: a sandbox_check event; with send_back, a failure's
@@ -84,7 +86,7 @@ function M.record(o)
     if not card then return nil, "board: no card " .. tostring(id), "ENOENT" end
     local out = { code = res.ok and "passed" or "recorded", card = id }
     if not res.ok and o.send_back then
-      local body = M.text(res, o.sandbox)
+      local body = M.text(res, o.sandbox, o.commit)
       assert(board:comment(id, { author = "orket", body = body }))
       if not FINAL[card.status] and board:check_transition(id, "in_progress", { actor = board_mod.ENGINE }) then
         local t, terr, tcode = board:transition(id, "in_progress", { actor = board_mod.ENGINE,
@@ -128,7 +130,7 @@ function M.record(o)
       end
     end
     db:event { kind = "sandbox_check", card = id, run = o.run_id, actor = "orket",
-      data = event_data(res, o.sandbox, { outcome = out.code, followup = out.followup, why = out.why }) }
+      data = event_data(res, o.sandbox, { commit = o.commit, outcome = out.code, followup = out.followup, why = out.why }) }
     return out
   end)
 end

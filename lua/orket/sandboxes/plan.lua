@@ -1,4 +1,4 @@
--- orket.sandboxes.plan: what a sandbox runs, found from main's tree (workspace/) or taken
+-- orket.sandboxes.plan: what a sandbox runs, found from main's tree at a commit or taken
 -- from orket.lua's `sandbox.command`, with the reasons it was chosen: the answer of
 -- `orket sandbox plan`, and what the sandbox and the compose file are made from. The tree
 -- is agents' work, so it is read as hostile data through the confined workspace
@@ -141,7 +141,7 @@ function M.detect(ws, s)
   end
   if not p.command then
     why[#why + 1] = "nothing to run found: add sandbox = { command = {...} } to orket.lua"
-    return nil, "sandbox: nothing to run in workspace/ (no package.json script, Python entry point, go.mod or "
+    return nil, "sandbox: nothing to run in main's tree (no package.json script, Python entry point, go.mod or "
       .. "Makefile run target): add sandbox = { command = {...} } to orket.lua", "ENOENT", why
   end
   if p.install then

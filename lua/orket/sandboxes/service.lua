@@ -1,5 +1,5 @@
--- orket.sandboxes.service: a sandbox's life (docs/sandbox.md). main's tree, copied, runs
--- as a service under the confinement runner (orket.c.proc's helper, every layer agent code
+-- orket.sandboxes.service: a sandbox's life (docs/sandbox.md). main's tree at a recorded
+-- commit, written out of the repository's objects (orket.sandboxes.source), runs as a service under the confinement runner (orket.c.proc's helper, every layer agent code
 -- gets) in a network namespace of its own with its loopback up; the helper relays a unix
 -- socket (.orket/sandboxes/ID/app.sock) to the app's port inside, so nothing listens on the
 -- host. The process that starts a sandbox owns it: it writes the log, probes health and
@@ -13,17 +13,15 @@ local proc = require "orket.c.proc"
 local http = require "orket.c.http"
 local task = require "orket.task"
 local plan_mod = require "orket.sandboxes.plan"
+local source = require "orket.sandboxes.source"
 local ops = require "orket.store.sandboxes"
 local tree = require "orket.tree"
-local workspace = require "orket.workspace"
 local lockfile = require "orket.c.lockfile"
 
 local M = {}
 
 -- the app's limits: a day of CPU time (a service mostly waits), the memory agent code gets
 M.LIMITS = { cpu_seconds = 86400, memory = 2 * 1024 * 1024 * 1024, open_files = 1024, processes = 256 }
--- main's tree copied for the app: the agents chose its size
-M.TREE_CAPS = { files = 50000, bytes = 512 * 1024 * 1024, skip = { [".git"] = true } }
 -- the first port told to an app; each sandbox has its own loopback, so the number only has
 -- to differ between live sandboxes for the journal and the logs to tell them apart
 M.PORT_BASE = 8080
@@ -225,8 +223,10 @@ local function kernel()
   return offered_here
 end
 
---- up{dir=, db=, settings=, target=, replace=, stopping=, emit=, on_healthy=} -> sandbox |
---- nil, message, CODE, log tail. on_healthy(sandbox): called once it is healthy, before up
+--- up{dir=, db=, settings=, target=, commit=, replace=, stopping=, emit=, on_healthy=} ->
+--- sandbox | nil, message, CODE, log tail. commit: what to run (a commit id; default main's
+--- head now), its tree written from the repository's objects and named in the row, the
+--- journal and sandbox.commit. on_healthy(sandbox): called once it is healthy, before up
 --- returns (a deploy's acceptance checks, which the next deploy must not cut short).
 --- replace: the live sandboxes of the same target are stopped first;
 --- stopping(): a reason once the caller was asked to stop (the start ends, recorded stopped).
@@ -244,10 +244,15 @@ function M.up(o)
     return nil, "sandbox: this kernel refuses a network namespace to this user, and a sandbox needs one (its own "
       .. "loopback, reached only through its socket)", "ENOTSUP"
   end
-  local ws, werr = workspace.open(dir .. "/workspace")
-  if not ws then return nil, werr, "ENOENT" end
-  local p, perr = plan_mod.detect(ws, s)
-  ws:close()
+  -- main's tree at the commit, written before the row exists: what runs is what was planned
+  local staged = source.scratch(dir)
+  local _ <close> = setmetatable({}, { __close = function() if staged then tree.remove(staged) end end })
+  local commit, xerr, xcode = source.export(dir, o.commit, staged)
+  if not commit then
+    staged = nil -- (the export removed what it wrote)
+    return nil, xerr, xcode
+  end
+  local p, perr = source.plan_in(staged, s)
   if not p then return nil, perr, "EINVAL" end
   local db = o.db
   local lk
@@ -259,7 +264,7 @@ function M.up(o)
     lk, lerr, lcode = lockfile.wait(dir .. "/.orket/sandboxes/deploy.lock", "exclusive", 120000)
     if not lk then return nil, "sandbox: " .. tostring(lerr), lcode end
   end
-  local _ <close> = setmetatable({}, { __close = function() if lk then lk:release() end end })
+  local _l <close> = setmetatable({}, { __close = function() if lk then lk:release() end end })
   M.reconcile(db)
   if o.replace then
     -- a deploy: the live sandboxes of the same target make way (each through its owner)
@@ -273,11 +278,11 @@ function M.up(o)
   local me = math.tointeger(uv.os_getpid())
   local owner_start = M.start_time(me)
   local id = ops.insert(db, { target = o.target or "main", port = port, socket = "", command = cjson.encode(argv),
-    commit = o.commit, owner_pid = me, owner_start = owner_start })
+    commit = commit, owner_pid = me, owner_start = owner_start })
   local home = dir .. "/.orket/sandboxes/" .. id
   local sock = home .. "/app.sock"
   local sb = setmetatable({ id = id, db = db, dir = dir, home = home, socket = sock, port = port, plan = p,
-    target = o.target or "main", emit = o.emit or function() end, status = "starting" }, Sandbox)
+    commit = commit, target = o.target or "main", emit = o.emit or function() end, status = "starting" }, Sandbox)
   local function fail(msg, code)
     sb:_kill()
     while sb.handle and not sb.exited do rt.sleep(10) end
@@ -293,8 +298,9 @@ function M.up(o)
   -- .orket/ is the store's (or, on PostgreSQL, made with it)
   uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
   uv.fs_mkdir(home, 448)
-  local files, terr, tcode = tree.copy(dir .. "/workspace", home .. "/tree", M.TREE_CAPS)
-  if not files then return fail("sandbox: copying main's tree: " .. terr, tcode) end
+  local moved, merr = os.rename(staged, home .. "/tree")
+  if not moved then return fail("sandbox: placing main's tree: " .. tostring(merr), "EIO") end
+  staged = nil
   uv.fs_mkdir(home .. "/tmp", 448)
   sb.log = open_log(home .. "/app.log", s.log_max_bytes, s.log_keep)
   local env = {}
@@ -306,8 +312,8 @@ function M.up(o)
   if not ok then return fail("sandbox: " .. tostring(hargv), "EINVAL") end
   if not sb:_spawn(hargv) then return fail(sb.failure or "sandbox: the runner did not start", "ESPAWN") end
   assert(record(db, id, "starting", nil, nil, "sandbox_start", { id = id, target = sb.target, port = port,
-    command = argv, commit = o.commit }))
-  sb.emit { type = "sandbox", id = id, status = "starting" }
+    command = argv, commit = commit }))
+  sb.emit { type = "sandbox", id = id, status = "starting", commit = commit }
   -- healthy before the start timeout, or it is stopped
   local t0, h = uv.now(), p.health
   local last, pause = nil, M.start_pause(nil)
@@ -548,8 +554,8 @@ function M.stop(db, id, why)
   return nil, "sandbox " .. id .. ": its owner did not stop it within 5 s", "ETIMEDOUT"
 end
 
---- start_owner(dir, {replace=, card=, run=, on_exit=}) -> pid, path of its output | nil,
---- message: `orket sandbox up [--replace] [--card CARD [--run RUN]] -C DIR` in the
+--- start_owner(dir, {replace=, commit=, card=, run=, on_exit=}) -> pid, path of its output |
+--- nil, message: `orket sandbox up [--replace] [--commit ID] [--card CARD [--run RUN]] -C DIR` in the
 --- background, in its own session, its own output (not the app's: that is the sandbox's log)
 --- appended to .orket/sandboxes/owner.log; on_exit(code) hears it end. card: the merged card
 --- whose acceptance checks run once it is healthy (run: the run that merged it, for the
@@ -564,6 +570,10 @@ function M.start_owner(dir, o)
   local handle, pid
   local args = { "sandbox", "up", "-C", dir }
   if o.replace then args[#args + 1] = "--replace" end
+  if o.commit then
+    args[#args + 1] = "--commit"
+    args[#args + 1] = o.commit
+  end
   if o.card then
     args[#args + 1] = "--card"
     args[#args + 1] = o.card
