@@ -99,9 +99,7 @@ end
 local function list(dir, json, cli)
   local cfg, s = cli.project_settings(dir, false)
   if not cfg then return 1 end
-  local ws = dir .. "/workspace"
-  uv.fs_mkdir(ws, 493) -- as a run makes it: a stdio server runs in it
-  local m = manager.new(s.mcp, { cwd = manager.abspath(ws) })
+  local m = manager.new(s.mcp) -- each stdio server in a scratch directory of its own
   local ok, status = task.spawn(function()
     m:start()
     local st = m:status()

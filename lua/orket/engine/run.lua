@@ -564,6 +564,8 @@ function Run:take_turn(job)
   if not ok then self:git_broken(job.card_id, out, code) end
   if ok then
     ok, out = pcall(turn.run, self, job)
+    -- the MCP server processes of the card's turn end before its files are committed
+    if self.mcp then self.mcp:release(job.card_id) end
     if not ok and job.lease_lost then out = { ended = "lease_lost", detail = tostring(out) }
     elseif not ok then out = { ended = "engine_error", detail = tostring(out) } end
   else
