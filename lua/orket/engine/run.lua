@@ -18,7 +18,6 @@ local verify = require "orket.engine.verify"
 local pullreq = require "orket.engine.pullreq"
 local board_mod = require "orket.board"
 local gitwork = require "orket.engine.gitwork"
-local deploy = require "orket.sandboxes.deploy"
 local store_runs = require "orket.store.runs"
 local store_journal = require "orket.store.journal"
 local json = require "cjson.safe"
@@ -578,10 +577,7 @@ function Run:take_turn(job)
   end
   -- what follows a merge, outside the turn's transactions: its pull request ends, main is
   -- pushed, and a sandbox of the new main may be due (sandbox.deploy)
-  if job.merged then
-    gitwork.after_merge(self, job.card_id, job.merged)
-    deploy.after_merge(self, job.card_id)
-  end
+  if job.merged then gitwork.after_merge(self, job.card_id, job.merged) end
   return out
 end
 

@@ -60,13 +60,6 @@ function M.after_merge_at(dir, settings, board, card_id, run_id)
   return { reason = why, commit = commit, owner_pid = pid, error = not pid and out or nil }
 end
 
---- after_merge(run, card_id): as after_merge_at for a run's merge; says so in its events
-function M.after_merge(r, card_id)
-  local d = M.after_merge_at(r.project_dir, r.settings, r.board, card_id, r.run_id)
-  if d then r:emit { type = "sandbox", action = "deploy", card = card_id, reason = d.reason, commit = d.commit,
-    owner_pid = d.owner_pid, error = d.error } end
-end
-
 --- accepting(mode, board, card_id) -> the ids of the cards whose acceptance checks a deploy
 --- after card_id's merge runs: the card itself ("merge", or by hand), every done issue of
 --- its epic ("epic") or rock ("rock")

@@ -13,13 +13,10 @@
 local crypto = require "orket.c.crypto"
 local cjson = require "cjson.safe"
 local board_mod = require "orket.board"
-local deploy = require "orket.sandboxes.deploy"
 local forge = require "orket.forge"
 local move = require "orket.actions.move"
-local mainline = require "orket.actions.mainline"
-local pull_request = require "orket.actions.pull_request"
 local G = require "orket.c.gitrepo"
-local task = require "orket.task"
+local aftermerge = require "orket.engine.aftermerge"
 local sf = require "orket.store.forge"
 local cards = require "orket.store.cards"
 local review = require "orket.engine.review"
@@ -138,49 +135,21 @@ local function approve(ctx, board, c, ev, actor, delivery)
   return res.code
 end
 
--- What follows a merge, in a task of its own so the forge's delivery is answered at once:
--- the card's pull request ends (orket.actions.pull_request; by_person: merged on the forge),
--- then main is pushed (orket.actions.mainline, with its retries). One push at a time: a
--- merge while one goes asks it to go once more.
-local function after_merge(ctx, g, card, ev)
-  local server = ctx.server
-  task.spawn(function()
-    if g.forge then
-      local token, terr = forge.token(g)
-      pcall(pull_request.after_merge, { db = ctx.db, g = g, token = token, token_error = terr, card = card,
-        merge_id = ev.merge_id, by_person = ev.kind == "merged" })
-      token = nil
-    end
-    if server then
-      if server.main_push then
-        server.main_push.again = true
-        return
-      end
-      server.main_push = { again = true }
-    end
-    repeat
-      if server then server.main_push.again = false end
-      local repo = G.open(ctx.dir .. "/workspace")
-      if repo then
-        local auth, aerr = mainline.auth(g)
-        pcall(mainline.sync, { db = ctx.db, repo = repo, g = g, auth = auth, auth_error = aerr, card = card,
-          backoff_ms = g.backoff_ms })
-        repo:close()
-      end
-    until not (server and server.main_push.again)
-    if server then server.main_push = nil end
-  end)
+-- What follows a merge (orket.engine.aftermerge, in a task of its own so the forge's delivery
+-- is answered at once): the card's pull request ends (by_person: merged on the forge), main
+-- is pushed (one push at a time for the server), a sandbox of main is deployed (deploy =
+-- false: not for this card).
+local function after_merge(ctx, settings, card, ev, deploy)
+  aftermerge.later { owner = ctx.server, dir = ctx.dir, db = ctx.db, settings = settings, card = card,
+    merge_id = ev.merge_id, by_person = ev.kind == "merged", deploy = deploy }
 end
 
--- The remote's main, fetched before the transaction of an event that may merge: finish
--- merges it into main first, so what people merged on the forge is kept (ev.remote_main).
-local function fetch_remote(ctx, g, ev)
-  if not g.remote then return end
-  local repo = G.open(ctx.dir .. "/workspace")
-  if not repo then return end
-  local auth = mainline.auth(g)
-  ev.remote_main = mainline.fetch(repo, g, auth or {}) and true or false
-  repo:close()
+-- The remote's main fetched before the transaction of an event that may merge: finish
+-- merges it into main first, so what people merged on the forge is kept. -> true | false |
+-- nil (no remote)
+local function remote_main(ctx, g)
+  if not g.remote then return nil end
+  return aftermerge.fetch_main { g = g, dir = ctx.dir } and true or false
 end
 
 -- The seat a requirements review filed on a webhook goes to: the routing's escalation
@@ -281,11 +250,9 @@ on_push = function(ctx, name, d, doc, g, settings)
   local repo = G.open(ctx.dir .. "/workspace")
   if not repo then return ignored("the project has no repository") end
   local _ <close> = setmetatable({}, { __close = function() repo:close() end })
-  local auth, aerr = mainline.auth(g)
-  local rid, ferr = mainline.fetch(repo, g, auth or {})
+  local rid, ferr = aftermerge.fetch_main { g = g, repo = repo }
   if rid == nil then
-    return err(503, "busy", "the remote's main could not be fetched; deliver again: " .. tostring(ferr)
-      .. (aerr and (" (" .. aerr .. ")") or ""))
+    return err(503, "busy", "the remote's main could not be fetched; deliver again: " .. tostring(ferr))
   end
   if rid == false then return ignored("the remote has no main") end
   local board = board_mod.open(db)
@@ -322,13 +289,10 @@ on_push = function(ctx, name, d, doc, g, settings)
   ctx.note = outcome
   if outcome == "duplicate" then return 200, { delivery = d.id, outcome = "duplicate" } end
   local cards_done = {}
-  for _, pair in ipairs(evs) do
+  for i, pair in ipairs(evs) do
     cards_done[#cards_done + 1] = pair[1]
-    after_merge(ctx, g, pair[1], pair[2])
-  end
-  -- main moved: a sandbox of it may be due (sandbox.deploy), once for the push
-  if #cards_done > 0 then
-    deploy.after_merge_at(ctx.dir, settings, board, cards_done[#cards_done])
+    -- main moved: a sandbox of it may be due (sandbox.deploy), once for the push
+    after_merge(ctx, settings, pair[1], pair[2], i == #evs)
   end
   return 200, { delivery = d.id, outcome = #cards_done > 0 and "done" or "ignored", cards = cards_done,
     card = cards_done[1], reason = #cards_done == 0 and "no card in review could be finished" or nil }
@@ -412,7 +376,7 @@ local function handle(name)
       return 200, { delivery = d.id, outcome = "ignored", reason = why, card = card }
     end
     local actor = { seat = ev.reviewer, roles = { "integrity_guard" }, by = "person" }
-    if fn == approve then fetch_remote(ctx, g, ev) end
+    if fn == approve then ev.remote_main = remote_main(ctx, g) end
     local outcome, oerr, ocode = db:tx(function()
       if sf.delivery_seen(db, name, d.id, d.identity) then
         return "duplicate"
@@ -432,8 +396,7 @@ local function handle(name)
       end, card)
     end
     ctx.note = outcome
-    if outcome == "done" and g.remote then after_merge(ctx, g, card, ev) end
-    if outcome == "done" then deploy.after_merge_at(ctx.dir, settings, board_mod.open(ctx.db), card) end
+    if outcome == "done" then after_merge(ctx, settings, card, ev) end
     return 200, { delivery = d.id, outcome = outcome, card = card }
   end
 end
@@ -476,26 +439,6 @@ local BODY = { type = "object", description = "the forge's event; the fields Ork
 } }
 
 --- add(router): the two webhook routes (no role: the signature is their authentication)
---- remote_main(ctx) -> true when the remote's main was fetched, for a move to done to merge
---- it first (orket.actions.move's remote) | nil (no remote, or it could not be fetched)
-function M.remote_main(ctx)
-  local g = git_settings(ctx.dir)
-  if not g then return nil end
-  local ev = {}
-  fetch_remote(ctx, g, ev)
-  return ev.remote_main or nil
-end
-
---- finished(ctx, card, merge_id): what follows a card a person finished through the API, as
---- after a forge's approval: its pull request ends and main is pushed (when git.remote is
---- set), and a sandbox of main is deployed when sandbox.deploy asks for one
-function M.finished(ctx, card, merge_id)
-  local g, _, settings = git_settings(ctx.dir)
-  if not g then return end
-  if g.remote then after_merge(ctx, g, card, { merge_id = merge_id }) end
-  deploy.after_merge_at(ctx.dir, settings, board_mod.open(ctx.db), card)
-end
-
 function M.add(router)
   local ERROR = openapi.ERROR
   for _, name in ipairs { "gitea", "github" } do
