@@ -7,20 +7,17 @@
 -- board change it makes, so a redelivery, or the same body under a new delivery id (the id
 -- is not signed), finds it and changes nothing; an event older than webhook_max_age_s by its
 -- own timestamp is refused (422).
--- Events are read by orket.forge; moves go through the board's state machine, the reviewer
--- acting as a person holding integrity_guard. Rows: orket.store.forge. Contract:
--- docs/git.md, docs/serve.md.
+-- Events are read by orket.forge; what a review does to the card is orket.engine.forgereview's
+-- (the reviewer acting as a person holding integrity_guard), what follows a merge
+-- orket.engine.aftermerge's. Rows: orket.store.forge. Contract: docs/git.md, docs/serve.md.
 local crypto = require "orket.c.crypto"
 local cjson = require "cjson.safe"
 local board_mod = require "orket.board"
 local forge = require "orket.forge"
-local move = require "orket.actions.move"
 local G = require "orket.c.gitrepo"
 local aftermerge = require "orket.engine.aftermerge"
 local sf = require "orket.store.forge"
-local cards = require "orket.store.cards"
-local review = require "orket.engine.review"
-local routing = require "orket.engine.routing"
+local forgereview = require "orket.engine.forgereview"
 local config = require "orket.config"
 local body = require "orket.serve.body"
 local openapi = require "orket.serve.openapi"
@@ -30,8 +27,6 @@ local M = {}
 local on_push -- a push event (below)
 
 local err = require("orket.serve.routes").err
-
-M.COMMENT_MAX = 65536
 
 -- The project's git settings and all its settings, read for each delivery (orket.lua may
 -- change while serving).
@@ -87,54 +82,6 @@ local function stale(doc, max_age)
   return nil
 end
 
--- The card a pull request belongs to: by its number as Orket opened it, else by its branch.
-local function card_of(db, g, ev)
-  if ev.number then
-    local card = sf.card_of_pull_request(db, ev.number, g.repo)
-    if card then return card end
-  end
-  local id = ev.branch and ev.branch:match("^orket/(.+)$")
-  if id and cards.is_issue(db, id) then return id end
-  return nil
-end
-
--- The open review cycle gets the decision; without one (the card was reviewed by a seat
--- as well, or the forge acted before Orket handed it in) a decided cycle is added.
-local function decide_cycle(db, card, ev, delivery)
-  local open = sf.undecided_cycle(db, card)
-  local body = ev.body and ev.body:sub(1, M.COMMENT_MAX) or nil
-  if open then
-    sf.decide_cycle(db, open, ev.kind, ev.reviewer, body, delivery)
-  else
-    sf.add_decided_cycle(db, card, sf.next_cycle(db, card), ev.number, ev.kind, ev.reviewer, body, delivery)
-  end
-end
-
-local REVIEWABLE = { waiting_for_developer = true, code_review = true }
-
--- Brings a card waiting for people back to code_review, where a review's decision is taken.
-local function to_review(board, c, actor, note)
-  if c.status ~= "waiting_for_developer" then return true end
-  return board:transition(c.id, "code_review", { actor = actor, note = note })
-end
-
--- approved, or merged on the forge: the card is finished (orket.actions.finish: merged into
--- main and done; a conflict sends it back to in_progress as the engine does). Returns
--- outcome | nil, msg, CODE.
-local function approve(ctx, board, c, ev, actor, delivery)
-  local db = ctx.db
-  local ok, terr, tcode = to_review(board, c, actor, "approved on the forge")
-  if not ok then return nil, terr, tcode end
-  local opts = { actor = actor,
-    note = (ev.kind == "merged" and "merged on the forge by " or "approved on the forge by ") .. actor.seat }
-  local res, ferr, fcode = move.move { db = db, board = board, card = c.id, to = "done", opts = opts,
-    workspace = ctx.dir .. "/workspace", remote = ev.remote_main, event_actor = actor.seat }
-  if not res then return nil, ferr, fcode end
-  decide_cycle(db, c.id, ev, delivery)
-  ev.merge_id = res.merge and res.merge.id
-  return res.code
-end
-
 -- What follows a merge (orket.engine.aftermerge, in a task of its own so the forge's delivery
 -- is answered at once): the card's pull request ends (by_person: merged on the forge), main
 -- is pushed (one push at a time for the server), a sandbox of main is deployed (deploy =
@@ -150,71 +97,6 @@ end
 local function remote_main(ctx, g)
   if not g.remote then return nil end
   return aftermerge.fetch_main { g = g, dir = ctx.dir } and true or false
-end
-
--- The seat a requirements review filed on a webhook goes to: the routing's escalation
--- choice (the architect), as a run would choose it, else its worker choice, else the card's
--- seat. A broken routing.lua (the run will say so) does not cost the person's decision.
-local function architect(dir, s, c)
-  local r = routing.load(dir .. "/routing.lua")
-  for _, kind in ipairs { "escalation", "worker" } do
-    local seat = r and r:choose(kind, c, s.team)
-    if type(seat) == "string" and s.team[seat] then return seat end
-  end
-  return c.seat or "orket"
-end
-
--- changes requested: the card goes back to work; once it has been sent back
--- review.requirements_review_after times, it waits for a person at once, with the
--- reviewers' notes as its question (orket.engine.review), not at the next run.
-local function changes(ctx, board, c, ev, actor, delivery, s)
-  local ok, terr, tcode = to_review(board, c, actor, "changes requested on the forge")
-  if not ok then return nil, terr, tcode end
-  local text = ev.body and ev.body:find("%S") and ev.body:sub(1, M.COMMENT_MAX) or "(no text)"
-  assert(board:comment(c.id, { author = actor.seat, body = "Changes requested on the forge:\n\n" .. text }))
-  ok, terr, tcode = board:transition(c.id, "in_progress", { actor = actor, note = "changes requested on the forge" })
-  if not ok then return nil, terr, tcode end
-  decide_cycle(ctx.db, c.id, ev, delivery)
-  local now = board:get(c.id)
-  if not review.needs_requirements_review(s, now) then return "in_progress" end
-  local new, rerr, rcode = review.requirements_review({ db = ctx.db, board = board, settings = s }, now,
-    architect(ctx.dir, s, now), actor)
-  if not new then return nil, rerr, rcode end
-  return "waiting_for_input"
-end
-
-local function closed(ctx, board, c, ev, actor, delivery)
-  local ok, terr, tcode = to_review(board, c, actor, "pull request closed on the forge")
-  if not ok then return nil, terr, tcode end
-  local why = string.format("The pull request%s was closed on the forge by %s without being merged.",
-    ev.number and (" #" .. ev.number) or "", actor.seat)
-  assert(board:comment(c.id, { author = actor.seat, body = why }))
-  ok, terr, tcode = board:transition(c.id, "blocked", { actor = actor, reason = "review", note = why })
-  if not ok then return nil, terr, tcode end
-  -- that pull request is over: the card's next hand-in opens a new one
-  sf.forget_pull_request(ctx.db, c.id)
-  decide_cycle(ctx.db, c.id, ev, delivery)
-  return "blocked"
-end
-
--- What the event does to the card: fn, or nil plus why it changes nothing.
-local function action_for(c, ev)
-  if c.status == "done" then return nil, "the card is done already" end
-  if ev.kind == "closed" then
-    if c.status == "canceled" or c.status == "archived" or c.status == "blocked" then
-      return nil, "the card is " .. c.status
-    end
-    return closed
-  end
-  if not REVIEWABLE[c.status] then return nil, "the card is " .. c.status .. ", not in review" end
-  if c.status == "waiting_for_developer" and c.wait_reason ~= "review" then
-    return nil, "the card waits for " .. tostring(c.wait_reason) .. ", not for a review"
-  end
-  if ev.kind == "changes_requested" then return changes end
-  if ev.kind == "approved" and ev.author and ev.reviewer == ev.author then
-    return nil, "the pull request's author (" .. ev.author .. ", who pushed the card's work) cannot approve it"
-  end
-  return approve
 end
 
 local function login(v) return type(v) == "string" and v:match("^[%w][%w._%-]*$") and #v <= 100 and v or nil end
@@ -272,9 +154,9 @@ on_push = function(ctx, name, d, doc, g, settings)
       local c = board:get(id)
       local row = sf.pull_request(db, id)
       local ev = { kind = "merged", reviewer = who, remote_main = true, number = row and math.tointeger(row.number) }
-      local fn = action_for(c, ev)
-      if fn then
-        local out, ferr2, fcode = approve(ctx, board, c, ev, actor, d.id)
+      if forgereview.action_for(c, ev) then
+        local out, ferr2, fcode = forgereview.apply("approve", { db = db, dir = ctx.dir, board = board, card = c,
+          ev = ev, actor = actor, delivery = d.id })
         if not out then return nil, id .. ": " .. tostring(ferr2), fcode end
         db:event { kind = "webhook", card = id, actor = who,
           data = { forge = name, delivery = d.id, event = "push", number = ev.number, outcome = out } }
@@ -353,14 +235,14 @@ local function handle(name)
     -- forges treat owner/name case-insensitively
     if ev and (ev.repo or ""):lower() ~= (g.repo or ""):lower() then why, ev = "unknown repository " .. tostring(ev.repo), nil end
     if ev then
-      card = card_of(db, g, ev)
+      card = forgereview.card_of(db, g, ev)
       if not card then why, ev = "pull request " .. tostring(ev.number) .. " names no card", nil end
     end
     local board = board_mod.open(db)
     local c = card and board:get(card)
     local fn
     if ev then
-      fn, why = action_for(c, ev)
+      fn, why = forgereview.action_for(c, ev)
       if fn and not (ev.reviewer and ev.reviewer:match("^[%w][%w._%-]*$") and #ev.reviewer <= 100) then
         fn, why = nil, "the event names no person (a forge login)"
       end
@@ -376,12 +258,13 @@ local function handle(name)
       return 200, { delivery = d.id, outcome = "ignored", reason = why, card = card }
     end
     local actor = { seat = ev.reviewer, roles = { "integrity_guard" }, by = "person" }
-    if fn == approve then ev.remote_main = remote_main(ctx, g) end
+    if fn == "approve" then ev.remote_main = remote_main(ctx, g) end
     local outcome, oerr, ocode = db:tx(function()
       if sf.delivery_seen(db, name, d.id, d.identity) then
         return "duplicate"
       end
-      local out, ferr, fcode = fn(ctx, board, board:get(card), ev, actor, d.id, settings)
+      local out, ferr, fcode = forgereview.apply(fn, { db = db, dir = ctx.dir, board = board, card = board:get(card),
+        ev = ev, actor = actor, delivery = d.id, settings = settings })
       if not out then return nil, ferr, fcode end
       record(db, name, d, card, out)
       db:event { kind = "webhook", card = card, actor = ev.reviewer,
