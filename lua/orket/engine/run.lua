@@ -557,7 +557,7 @@ end
 function Run:take_turn(job)
   -- the worktree's view is closed however the turn ends (an error in finish_turn included)
   local _ <close> = setmetatable({}, { __close = function() gitwork.leave(job) end })
-  -- a server's runs make worktrees one per turn of its loop (orket.serve.pace)
+  -- a server's runs make worktrees one per turn of its loop (orket.engine.pace)
   if self.engine.pace then self.engine.pace() end
   local ok, out, code = gitwork.enter(self, job)
   if not ok then self:git_broken(job.card_id, out, code) end

@@ -127,7 +127,7 @@ function M.open(dir, opts)
     -- a worker's leases on the cards it works (orket worker)
     lease = opts.lease and lease_mod.new { db = db, worker = opts.lease.worker, ttl_ms = opts.lease.ttl_ms,
       on_event = opts.lease.on_event, poll_ms = opts.lease.poll_ms },
-    pace = opts.pace, -- a server's: one heavy step per turn of its loop (orket.serve.pace)
+    pace = opts.pace, -- a server's: one heavy step per turn of its loop (orket.engine.pace)
     -- A turn passes the tools and policies it started with; hot reload swaps e's.
     gate = function(input)
       input.tools, input.policies = input.tools or e.tools, input.policies or e.policies
