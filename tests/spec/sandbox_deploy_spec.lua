@@ -49,7 +49,7 @@ describe("sandbox deploys", function()
     -- main's commit holds nothing to run
     local repo = assert(require("orket.c.gitrepo").init(dir .. "/workspace", { name = "t", email = "t@orket.invalid" }))
     repo:close()
-    local settings = { sandbox = require("orket.sandboxes.settings").sandbox({}) }
+    local settings = { sandbox = require("orket.settings.sandbox").sandbox({}) }
     settings.sandbox.deploy = "merge"
     local d = deploy.after_merge_at(dir, settings, b, "E-1")
     assert.equal("E-1 merged", d.reason)

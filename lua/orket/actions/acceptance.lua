@@ -2,13 +2,13 @@
 -- *Acceptance checks*). Each result is journaled (sandbox_check); a failure after a deploy
 -- goes back to the card with the checks' output and the sandbox's last log lines: a card
 -- still open is sent back to in_progress; a done one (final) becomes a bug of its rock's
--- bug-fix phase when the rock has one (orket.sandboxes.phase), else a follow-up issue in
+-- bug-fix phase when the rock has one (orket.actions.bugs), else a follow-up issue in
 -- its epic, either carrying the same checks. The answer is data. Uses orket.board and
 -- orket.store.imports (the follow-up's checks).
 local board_mod = require "orket.board"
 local imports = require "orket.store.imports"
 local bugfix_rows = require "orket.store.bugfix"
-local phase = require "orket.sandboxes.phase"
+local bugs = require "orket.actions.bugs"
 local cjson = require "cjson.safe"
 local verifications = require "orket.store.verifications"
 
@@ -97,7 +97,7 @@ function M.record(o)
         -- the rock is in (or past) its bug-fix phase: the failure is one of its bugs, filed
         -- once while it is open (the same fingerprint again is a comment on it)
         local rock = phase_rock(db, board, card)
-        local bug, dup, bcode = phase.file_bug(db, { rock = rock, title = string.format(M.FOLLOWUP, id),
+        local bug, dup, bcode = bugs.file_bug(db, { rock = rock, title = string.format(M.FOLLOWUP, id),
           body = body, fingerprint = "sandbox_check:" .. id, source = "acceptance", seat = card.seat })
         if not bug then return nil, dup, bcode end
         if not dup then

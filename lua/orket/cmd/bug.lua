@@ -1,8 +1,8 @@
 -- orket bug ROCK "text" [--body TEXT]: a person files a bug under a rock (a ready issue in its
--- bugs epic: orket.sandboxes.phase.file_bug), counted in the rock's bug-fix phase. Prints
+-- bugs epic: orket.actions.bugs.file_bug), counted in the rock's bug-fix phase. Prints
 -- the card's id, or the open bug it was added to when --fingerprint matches one.
 local cjson = require "cjson"
-local phase = require "orket.sandboxes.phase"
+local bugs = require "orket.actions.bugs"
 
 local USAGE = "orket bug ROCK [--] \"what goes wrong\" [--body TEXT] [--fingerprint KEY] [--json] [-C DIR]"
 local cmd = { summary = "file a bug under a rock (its bug-fix phase)", usage = USAGE }
@@ -25,7 +25,7 @@ function cmd.run(args, cli)
   if #pos > 2 then return cli.usage_error(cmd, "give the text as one argument (quote it)") end
   local db = cli.open_store(dir, false)
   if not db then return 1 end
-  local id, dup, code = phase.file_bug(db, { rock = pos[1], title = pos[2], body = body, fingerprint = fp,
+  local id, dup, code = bugs.file_bug(db, { rock = pos[1], title = pos[2], body = body, fingerprint = fp,
     author = "developer", source = "person" })
   db:close()
   if not id then

@@ -1,12 +1,12 @@
 -- orket mcp serve | list: the Model Context Protocol. serve speaks MCP over stdio (one
 -- JSON-RPC message per line on stdin and stdout, logs on stderr) with the board's tools and
--- resources (orket.mcp.server); list shows the MCP servers orket.lua names (orket.mcp.client).
+-- resources (orket.serve.mcp_server); list shows the MCP servers orket.lua names (orket.mcp.client).
 local uv = require "luv"
 local task = require "orket.task"
 local jsonout = require "orket.jsonout"
 local rpc = require "orket.mcp.jsonrpc"
 local lines = require "orket.mcp.lines"
-local server = require "orket.mcp.server"
+local server = require "orket.serve.mcp_server"
 local executor = require "orket.engine.executor"
 local manager = require "orket.mcp.manager"
 local inert = require "orket.inert"

@@ -1,4 +1,4 @@
--- orket.sandboxes.settings: orket.lua's `sandbox` and `bug_fix` sections (docs/sandbox.md),
+-- orket.settings.sandbox: orket.lua's `sandbox` and `bug_fix` sections (docs/sandbox.md),
 -- checked and filled with their defaults. Errors are raised as orket.settings expects
 -- them ({settings_error = "orket.lua: field: message"}), so `orket validate` lists them with
 -- every other setting's.

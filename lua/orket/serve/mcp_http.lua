@@ -1,12 +1,12 @@
--- orket.mcp.http: the /mcp route of orket serve, MCP's Streamable HTTP transport. POST takes
+-- orket.serve.mcp_http: the /mcp route of orket serve, MCP's Streamable HTTP transport. POST takes
 -- one JSON-RPC message and answers a request with JSON (a notification or a response: 202);
 -- initialize starts a session (Mcp-Session-Id), bound to the API key that made it; DELETE
 -- ends it; GET is refused (405: server-to-client messages go only in answers here). The
--- key's role decides what the tools may do (orket.mcp.server: a viewer cannot write);
+-- key's role decides what the tools may do (orket.serve.mcp_server: a viewer cannot write);
 -- MCP-Protocol-Version is checked, and a browser Origin must be loopback or in serve.cors.
 local crypto = require "orket.c.crypto"
 local rpc = require "orket.mcp.jsonrpc"
-local server = require "orket.mcp.server"
+local server = require "orket.serve.mcp_server"
 local jsonout = require "orket.jsonout"
 local auth = require "orket.serve.auth"
 local routes = require "orket.serve.routes"
