@@ -31,12 +31,8 @@ M.LAYERS = {
 
 -- Edges a layer rule forbids that are still there, each a known debt with why.
 -- key: "from -> to"; value: the reason it stays for now. The test fails on an entry that
--- names no forbidden edge any more, so the list only shrinks.
-M.ALLOWED = {
-  -- sandboxes/ is being changed alongside; this waits until it settles
-  ["orket.import -> orket.sandboxes.accept"] =
-    "the epic file's sandbox_checks are read by accept.normalize_list, which belongs below the importer",
-}
+-- names no forbidden edge any more, so the list only shrinks. Empty: every debt is paid.
+M.ALLOWED = {}
 
 -- Edges between folders that still close a loop of folders (engine -> mcp -> serve ->
 -- engine once did), each a known debt with why; key: "engine -> mcp" (folder names, the
