@@ -1,7 +1,7 @@
 -- A stdio MCP server that writes files (tests/mcp/file_server.lua) used by a scripted team:
 -- during a card's turn it runs in the card's directory, so the file it writes is the card's
 -- change (committed with the turn, merged with the card), and main's view (workspace/) is
--- never its directory.
+-- never its directory; a sandbox of main then serves that file, not a person's edit of it.
 local H = require "tests.helpers"
 local cjson = require "cjson"
 
@@ -24,7 +24,15 @@ return { rules = {
 }, default = { content = "Nothing more to do." } }
 ]]
 
-local function project()
+-- An app that serves the files of the tree it runs in (a sandbox's), at /NAME.
+local APP = [[
+const http = require('http'), fs = require('fs');
+http.createServer((req, res) => {
+  try { res.end(fs.readFileSync('.' + req.url.replace(/\.\./g, ''))); } catch (e) { res.statusCode = 404; res.end('missing'); }
+}).listen(Number(process.env.PORT), '127.0.0.1');
+]]
+
+local function project(extra)
   local dir = H.tmpdir()
   os.execute("mkdir -p " .. H.quote(dir .. "/epics") .. " " .. H.quote(dir .. "/roles"))
   H.write(dir .. "/orket.lua", string.format([[
@@ -32,7 +40,7 @@ name = "mcpfiles"
 models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
 mcp = { servers = { files = { command = { %q, "lua", %q }, read_only = { %q } } } }
-]], H.BIN, SERVER, H.ROOT))
+]], H.BIN, SERVER, H.ROOT) .. (extra or ""))
   H.write(dir .. "/epics/e.json", '{ "id": "E", "name": "Files", "issues": [ { "id": "E-1", "summary": "Write a file", '
     .. '"seat": "senior_developer" } ] }')
   H.write(dir .. "/roles/coder.lua", [[
@@ -76,5 +84,39 @@ describe("an MCP server that writes files", function()
     -- main's view holds main's version (the merge's refresh), as main's, not as an untracked file
     assert.equal("written by the MCP server\n", H.read(dir .. "/workspace/from_server.txt"))
     assert.equal("", git(dir, "status --porcelain -- from_server.txt"))
+  end)
+
+  it("its file is what a sandbox of main serves, whatever a person's edit in workspace/ says", function()
+    if ASAN then return pending(ASAN) end
+    local offered = require("orket.c.proc").probe()
+    if not (offered.netns and offered.userns and os.execute("command -v node >/dev/null 2>&1")) then
+      return pending("the kernel offers no network namespace here, or node is missing")
+    end
+    local dir = project('sandbox = { command = { "node", "app.js" }, health = { http = "/app.js", interval_ms = 200 } }\n')
+    -- the app is main's from the start: the run makes the repository of what workspace/ holds
+    os.execute("mkdir -p " .. H.quote(dir .. "/workspace"))
+    H.write(dir .. "/workspace/app.js", APP)
+    local r = H.orket("run E", { cwd = dir })
+    assert.equal(0, r.status, r.stderr .. r.stdout)
+    assert.equal("done", H.card_json(dir, "E-1").card.status)
+    -- a person edits the merged file in main's view, without committing it
+    H.write(dir .. "/workspace/from_server.txt", "a person's draft\n")
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local row = H.sandboxes(dir)[1]
+    local http = require "orket.c.http"
+    local req = assert(http.request { url = "http://sandbox/from_server.txt", unix_socket = row.socket,
+      total_timeout_ms = 10000 })
+    assert.equal(200, req:headers())
+    local body = {}
+    while true do
+      local ev = req:read()
+      if not ev then break end
+      for _, x in ipairs(ev) do body[#body + 1] = x end
+    end
+    req:close()
+    assert.equal("written by the MCP server\n", table.concat(body))
+    assert.equal("a person's draft\n", H.read(dir .. "/workspace/from_server.txt"))
+    assert.equal(0, H.orket("sandbox stop " .. math.tointeger(row.id), { cwd = dir }).status)
   end)
 end)
