@@ -244,6 +244,38 @@ describe("orket sandbox up", function()
     assert.matches("needs a sandbox id", r.stderr, 1, true)
   end)
 
+  it("keeps a restore from orphaning it, and never gives its id again after a restore", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = project(m)
+    local bak = H.tmpdir() .. "/before.bak"
+    local r = H.orket("backup " .. H.quote(bak), { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("sandbox 1 is healthy", r.stdout, 1, true)
+    -- refused while it runs, naming it and how to stop it; nothing changed
+    r = H.orket("restore " .. H.quote(bak), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("restore: sandbox 1 (main, healthy) of this project is running; stop it first: "
+      .. "orket sandbox stop 1 (the store was not changed)", r.stderr, 1, true)
+    assert.equal(1, #list(dir))
+    assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
+    r = H.orket("restore " .. H.quote(bak), { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    -- the restored store never knew sandbox 1; its directory (the log) is still there
+    assert.same({}, list(dir, true))
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("sandbox 2 is healthy", r.stdout, 1, true)
+    local all = list(dir, true)
+    assert.equal(2, #all)
+    assert.equal("exited", all[2].status)
+    assert.matches("its id was taken before the store was restored", all[2].detail, 1, true)
+    assert.equal(0, H.orket("sandbox stop 2", { cwd = dir }).status)
+    H.wait_for(function() return #procs(m) == 0 end, "the sandbox's processes to end")
+  end)
+
   it("stops a sandbox whose project was removed, leaving nothing running", function()
     if skip then return pending(skip) end
     local m, dir = started()

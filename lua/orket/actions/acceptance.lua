@@ -11,6 +11,7 @@ local bugfix_rows = require "orket.store.bugfix"
 local bugs = require "orket.actions.bugs"
 local cjson = require "cjson.safe"
 local verifications = require "orket.store.verifications"
+local sandbox_checks = require "orket.actions.sandbox_checks"
 
 local M = {}
 
@@ -28,10 +29,12 @@ end
 
 --- text(res, sandbox_id [, commit]) -> the failure as a comment: each check's line, then the log's tail
 function M.text(res, sandbox_id, commit)
-  local lines = { string.format("Sandbox %s%s: acceptance checks %s.", tostring(sandbox_id),
-    commit and (" (commit " .. commit:sub(1, 12) .. ")") or "", res.ok and "passed" or "failed") }
+  local skipped = #sandbox_checks.skipped(res)
+  local lines = { string.format("Sandbox %s%s: acceptance checks %s%s.", tostring(sandbox_id),
+    commit and (" (commit " .. commit:sub(1, 12) .. ")") or "", res.ok and "passed" or "failed",
+    skipped > 0 and string.format(", %d skipped: they could not run here", skipped) or "") }
   for _, r in ipairs(res.results or {}) do
-    lines[#lines + 1] = string.format("- %s %s: %s%s", r.ok and "pass" or "FAIL", r.name, r.detail or "",
+    lines[#lines + 1] = string.format("- %s %s: %s%s", sandbox_checks.verdict(r), r.name, r.detail or "",
       r.screenshot and (" (screenshot " .. r.screenshot .. ")") or "")
   end
   if not res.ok and res.log and res.log ~= "" then
@@ -44,7 +47,7 @@ end
 local function event_data(res, sandbox_id, extra)
   local results = {}
   for i, r in ipairs(res.results or {}) do
-    results[i] = { kind = r.kind, name = r.name, ok = r.ok, detail = r.detail, status = r.status,
+    results[i] = { kind = r.kind, name = r.name, ok = r.ok, skipped = r.skipped, detail = r.detail, status = r.status,
       screenshot = r.screenshot, ms = r.ms }
   end
   local d = { sandbox = sandbox_id, passed = res.ok, results = results,
@@ -74,7 +77,9 @@ end
 --- record{db=, board=, card=, sandbox=, commit=, result=, run_id=, send_back=bool} (commit:
 --- what the sandbox runs, named in the event and the comment)
 --- -> {code = "passed" | "recorded" | "sent_back" | "bug" | "followup" | "commented", card=,
----     followup= (the bug or follow-up issue), duplicate= (a bug already open: commented)}
+---     followup= (the bug or follow-up issue), duplicate= (a bug already open: commented),
+---     skipped= (checks that could not run here, {{name=, why=}...}: never a failure; with
+---     send_back, said in a comment on the card)}
 ---  | nil, msg, CODE. In one transaction: a sandbox_check event; with send_back, a failure's
 --- comment on the card and then: an open card moved to in_progress (by the engine), a done
 --- one a bug of its rock's bug-fix phase when there is one, else a follow-up issue in its epic (or a comment on the open follow-up there), with the
@@ -84,7 +89,12 @@ function M.record(o)
   return db:tx(function()
     local card = board:get(id)
     if not card then return nil, "board: no card " .. tostring(id), "ENOENT" end
-    local out = { code = res.ok and "passed" or "recorded", card = id }
+    local out = { code = res.ok and "passed" or "recorded", card = id, skipped = sandbox_checks.skipped(res) }
+    if res.ok and o.send_back and #out.skipped > 0 then
+      -- checks that could not run (no browser here) are no failure of the card, and no bug:
+      -- the card says which were left unchecked, and why
+      assert(board:comment(id, { author = "orket", body = M.text(res, o.sandbox, o.commit) }))
+    end
     if not res.ok and o.send_back then
       local body = M.text(res, o.sandbox, o.commit)
       assert(board:comment(id, { author = "orket", body = body }))

@@ -45,6 +45,11 @@ local function bug_rock(db, id)
   return id, ops.get(db, id)
 end
 
+--- bug_rock(db, rock) -> the rock the bugs filed under rock go to (rock itself while it has
+--- no ended phase, else the phase-2 rock its phase handed them to, and so on), its phase |
+--- nil, msg, CODE for an unknown card or one not a rock
+M.bug_rock = bug_rock
+
 --- free_id(db, base [, keep [, sep]]) -> the first of base, base-2, base-3, ... (sep: "-")
 --- that names no card, or that names a card keep(c) accepts, and whether it exists
 function M.free_id(db, base, keep, sep)

@@ -209,4 +209,29 @@ function M.normalize_list(list)
   return out
 end
 
+-- ---- a result ------------------------------------------------------------------
+
+--- verdict(r) -> a check's result in a word: "pass", "skip" (it could not run here, r.skipped
+--- says why: no browser, no network namespace; never the app's failure) or "FAIL"
+function M.verdict(r)
+  return r.ok and "pass" or r.skipped and "skip" or "FAIL"
+end
+
+--- skipped(res) -> the checks of a run's result (or a journaled one's results) that could
+--- not run: {{name=, why=}...}
+function M.skipped(res)
+  local out = {}
+  for _, r in ipairs(res and res.results or {}) do
+    if r.skipped then out[#out + 1] = { name = r.name, why = r.skipped } end
+  end
+  return out
+end
+
+--- skipped_text(list) -> "name (why); name (why)" of skipped(...)'s list, one line
+function M.skipped_text(list)
+  local parts = {}
+  for i, s in ipairs(list) do parts[i] = string.format("%s (%s)", tostring(s.name), tostring(s.why)) end
+  return table.concat(parts, "; ")
+end
+
 return M

@@ -220,7 +220,8 @@ local function accept_deployed(dir, db, s, sb, card, run_id)
     io.stdout:write(string.format("sandbox %d: acceptance checks of %s %s%s\n", sb.id, o.card,
       o.result.ok and "passed" or "FAILED", o.outcome == "followup" and (" (follow-up " .. tostring(o.followup) .. ")")
       or o.outcome == "sent_back" and " (sent back to in_progress)" or ""))
-    if not o.result.ok then io.stdout:write(inert.text(accept.report(o.result)), "\n") end
+    local skipped = accept.skipped(o.result)
+    if not o.result.ok or #skipped > 0 then io.stdout:write(inert.text(accept.report(o.result)), "\n") end
     if o.error then cli_err_line(o.error) end
     if o.status and o.status.error then cli_err_line("the forge's status orket/sandbox: " .. tostring(o.status.error)) end
   end
@@ -467,7 +468,8 @@ local function check(args, cli)
     for i, o in ipairs(outs) do
       local results = {}
       for j, r in ipairs(o.result.results) do
-        results[j] = { kind = r.kind, name = r.name, ok = r.ok, detail = r.detail, status = r.status or cjson.null,
+        results[j] = { kind = r.kind, name = r.name, ok = r.ok, skipped = r.skipped or cjson.null, detail = r.detail,
+          status = r.status or cjson.null,
           screenshot = r.screenshot or cjson.null, console = r.console and jsonout.array(r.console) or cjson.null,
           ms = r.ms }
       end

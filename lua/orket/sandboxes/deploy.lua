@@ -96,14 +96,16 @@ end
 --- cards' browser checks share one browser, ended with the last card's. Runs in a task.
 function M.accept_after(o)
   local out = {}
-  local passed, total, ok, failing = 0, 0, true, {}
+  local passed, total, skipped, ok, failing = 0, 0, 0, true, {}
   local browsers = accept.browsers()
   local function accept_card(id, list)
     local res = accept.run { socket = o.sandbox.socket, home = o.sandbox.home, checks = list, browsers = browsers }
     local rec, err = acceptance.record { db = o.db, board = o.board, card = id, sandbox = o.sandbox.id,
       commit = o.sandbox.commit, result = res,
       run_id = o.run_id, send_back = o.send_back }
-    for _, r in ipairs(res.results) do if r.ok then passed = passed + 1 end end
+    for _, r in ipairs(res.results) do
+      if r.ok then passed = passed + 1 elseif r.skipped then skipped = skipped + 1 end
+    end
     total = total + #res.results
     if not res.ok then
       ok = false
@@ -127,7 +129,8 @@ function M.accept_after(o)
     local what = #out == 1 and out[1].card
       or string.format("%d cards%s", #out, #failing > 0 and (", failing " .. table.concat(failing, " ")) or "")
     local status = post_status(o.settings, o.sandbox.commit, ok,
-      string.format("%s: %d of %d checks passed", what, passed, total):sub(1, 140))
+      string.format("%s: %d of %d checks passed%s", what, passed, total,
+        skipped > 0 and string.format(", %d skipped", skipped) or ""):sub(1, 140))
     for _, x in ipairs(out) do x.status = status end
   end
   return out

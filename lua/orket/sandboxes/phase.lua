@@ -248,7 +248,8 @@ function M.tick(db, o)
 end
 
 --- at_start(db, settings, dir, emit [, recheck]): a tick at a run's or a worker's start, what
---- it did told as events {type="bugfix", action="start"|"bug"|"end"|"error", ...}; a failed
+--- it did told as events {type="bugfix", action="start"|"bug"|"end"|"error", ...} and
+--- {type="sandbox_check_skipped", card=, name=, why=, sandbox=}; a failed
 --- tick is an event too and the run goes on (the phases wait for the next tick)
 function M.at_start(db, settings, dir, emit, recheck)
   local ok, r = pcall(M.tick, db, { settings = settings, dir = dir, recheck = recheck })
@@ -259,6 +260,12 @@ function M.at_start(db, settings, dir, emit, recheck)
   for _, rock in ipairs(r.started) do emit { type = "bugfix", action = "start", rock = rock } end
   for _, f in ipairs(r.filed) do
     emit { type = "bugfix", action = "bug", card = f.card, duplicate = f.duplicate, rock = f.rock, source = f.source }
+  end
+  -- acceptance checks that could not run here (no browser): said, never a bug
+  for _, x in ipairs(r.rechecked or {}) do
+    for _, k in ipairs(x.skipped or {}) do
+      emit { type = "sandbox_check_skipped", card = k.card, name = k.name, why = k.why, sandbox = x.sandbox }
+    end
   end
   for _, e in ipairs(r.ended) do
     emit { type = "bugfix", action = "end", rock = e.rock, reason = e.reason, next_rock = e.next_rock,

@@ -222,6 +222,28 @@ local function kernel()
   offered_here = offered_here or proc.probe()
   return offered_here
 end
+--- offered() -> what the kernel offers this user (orket.c.proc's probe, asked once a process)
+M.offered = kernel
+
+--- highest_dir(dir) -> the highest sandbox id with a directory in dir's .orket/sandboxes (0 for none)
+function M.highest_dir(dir)
+  local top = 0
+  local it = uv.fs_scandir(dir .. "/.orket/sandboxes")
+  while it do
+    local name = uv.fs_scandir_next(it)
+    if not name then break end
+    local n = name:match("^%d+$") and math.tointeger(tonumber(name))
+    if n and n > top then top = n end
+  end
+  return top
+end
+
+--- running(db) -> the sandboxes of the store whose owner still runs them (rows, newest
+--- first): the others are marked ended first (reconcile)
+function M.running(db)
+  M.reconcile(db)
+  return ops.list(db, false)
+end
 
 --- up{dir=, db=, settings=, target=, commit=, replace=, stopping=, emit=, on_healthy=} ->
 --- sandbox | nil, message, CODE, log tail. commit: what to run (a commit id; default main's
@@ -277,8 +299,16 @@ function M.up(o)
   local argv = plan_mod.argv(p, "127.0.0.1", port)
   local me = math.tointeger(uv.os_getpid())
   local owner_start = M.start_time(me)
-  local id = ops.insert(db, { target = o.target or "main", port = port, socket = "", command = cjson.encode(argv),
-    commit = commit, owner_pid = me, owner_start = owner_start })
+  local row = { target = o.target or "main", port = port, socket = "", command = cjson.encode(argv),
+    commit = commit, owner_pid = me, owner_start = owner_start }
+  local id = ops.insert(db, row)
+  -- ids are never reused: a directory of this id was made by a sandbox the store no longer
+  -- holds (it was restored from a backup older than it). Its row stays, ended, to say so.
+  local used_dirs = M.highest_dir(dir)
+  while id <= used_dirs do
+    ops.set_status(db, id, "exited", "not started: its id was taken before the store was restored")
+    id = ops.insert(db, row)
+  end
   local home = dir .. "/.orket/sandboxes/" .. id
   local sock = home .. "/app.sock"
   local sb = setmetatable({ id = id, db = db, dir = dir, home = home, socket = sock, port = port, plan = p,
