@@ -25,7 +25,7 @@ ARG BROWSER
 # libmicrohttpd12 for orket serve and libedit2 for orket repl (all five with dlopen: no
 # NEEDED entry names them, so nothing but this list keeps them in the image).
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      liblua5.4-0 lua-luv lua-cjson libuv1 libsqlite3-0 libcurl4 libsodium23 libedit2 libyajl2 libgit2-1.5 libmicrohttpd12 libseccomp2 libpq5 \
+      liblua5.4-0 lua-luv lua-cjson lua-yaml libuv1 libsqlite3-0 libcurl4 libsodium23 libedit2 libyajl2 libgit2-1.5 libmicrohttpd12 libseccomp2 libpq5 \
       ca-certificates curl \
     && if [ "$BROWSER" = 1 ]; then apt-get install -y --no-install-recommends chromium-headless-shell chromium-driver; fi \
     && rm -rf /var/lib/apt/lists/* \

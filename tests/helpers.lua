@@ -356,4 +356,23 @@ function M.kill_servers()
   servers = {}
 end
 
+--- sandbox_request(sock, method, path [, json body]) -> status, text | nil, err: one
+--- exchange with a sandbox's app through its unix socket
+function M.sandbox_request(sock, method, path, body)
+  local r, err = require("orket.c.http").request { url = "http://sandbox" .. path, unix_socket = sock, method = method,
+    headers = body and { "Content-Type: application/json" } or nil,
+    body = body and require("cjson").encode(body) or nil, total_timeout_ms = 10000 }
+  if not r then return nil, err end
+  local guard <close> = r
+  local status, herr = r:headers()
+  if not status then return nil, herr end
+  local parts = {}
+  while true do
+    local ev = r:read()
+    if not ev then break end
+    for _, x in ipairs(ev) do parts[#parts + 1] = x end
+  end
+  return status, table.concat(parts)
+end
+
 return M

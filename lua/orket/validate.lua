@@ -6,6 +6,7 @@
 -- reviewer's, issue dependencies). Uses orket.config, orket.import,
 -- orket.engine.{settings,roles,routing}, orket.tools and orket.policy. Prints nothing.
 local uv = require "luv"
+local composefile = require "orket.sandboxes.composefile"
 local config = require "orket.config"
 local import = require "orket.import"
 local settings = require "orket.settings"
@@ -261,6 +262,24 @@ end
 --- tools=, policies=}, warnings (as problems: what is ignored, such as unknown epic fields).
 --- Every problem in one pass: each file on its own, and the links between files checked
 --- over whatever loaded, so fixing one file never uncovers problems that were there before.
+-- The repository's compose file (workspace/compose.yaml): each problem a sandbox's plan would
+-- refuse (docs/sandbox.md, *Several services*)
+local function check_compose(dir, out)
+  for _, name in ipairs(composefile.NAMES) do
+    local f = io.open(dir .. "/workspace/" .. name, "rb")
+    if f then
+      local text = f:read(composefile.MAX_READ) or ""
+      f:close()
+      local ok, err = composefile.read(text, "workspace/" .. name)
+      if not ok then
+        local file, line, msg = err:match("^(.-):(%d+): (.*)$")
+        out[#out + 1] = file and { file = file, line = tonumber(line), message = msg } or { file = "workspace/" .. name, message = err }
+      end
+      return
+    end
+  end
+end
+
 function M.check(dir)
   dir = dir or "."
   local out, warnings = {}, {}
@@ -269,6 +288,7 @@ function M.check(dir)
   local by_name, tool_names, sets, broken = check_scripts(dir, out, summary)
   check_links(dir, out, cfg, team, by_name, tool_names, sets, broken)
   check_epics(dir, out, warnings, summary, team)
+  check_compose(dir, out)
   return out, summary, warnings
 end
 

@@ -8,7 +8,6 @@
 local H = require "tests.helpers"
 local cjson = require "cjson"
 local backends = require "tests.backends"
-local http = require "orket.c.http"
 local proc = require "orket.c.proc"
 
 local SERVER = [[
@@ -96,20 +95,7 @@ local function procs(mark, apps)
   return out
 end
 
-local function get(sock, path)
-  local r, err = http.request { url = "http://sandbox" .. (path or "/"), unix_socket = sock, total_timeout_ms = 10000 }
-  if not r then return nil, err end
-  local guard <close> = r
-  local status, herr = r:headers()
-  if not status then return nil, herr end
-  local parts = {}
-  while true do
-    local ev = r:read()
-    if not ev then break end
-    for _, x in ipairs(ev) do parts[#parts + 1] = x end
-  end
-  return status, table.concat(parts)
-end
+local function get(sock, path) return H.sandbox_request(sock, "GET", path or "/") end
 
 local function list(dir, all)
   local r = H.orket("sandbox list --json" .. (all and " --all" or ""), { cwd = dir })

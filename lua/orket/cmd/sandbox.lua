@@ -17,6 +17,7 @@ local deploy = require "orket.sandboxes.deploy"
 local accept = require "orket.sandboxes.accept"
 local task = require "orket.task"
 local sv = require "orket.store.verifications"
+local supervise = require "orket.sandboxes.supervise"
 
 local cmd = { summary = "main's tree run as a service: plan, up, list, logs, check, stop, compose",
   usage = "orket sandbox plan [--json] | up [--detach] [--replace] [--commit ID] [--card CARD] | list [--all] [--json] | logs ID [--follow] | "
@@ -66,6 +67,28 @@ local function load(dir, cli, rev)
   return p, s, perr
 end
 
+-- The services of a plan as data: each one's name, folder, command, port as planned (the
+-- sandbox's first port, 8080, for the entry), health check and what it starts after.
+local function services_doc(p)
+  local ports = supervise.ports(p, service.PORT_BASE)
+  local out = {}
+  for i, one in ipairs(p.services) do
+    local after = {}
+    for j, d in ipairs(one.depends_on) do after[j] = d.name end
+    local h = one.health
+    local text = one.entry and ((p.health.kind == "http" and ("HTTP GET " .. p.health.path) or "TCP connect")
+        .. " through the socket, by the sandbox's owner")
+      or h and h.kind == "cmd" and ("the compose file's test: " .. table.concat(h.argv, " "))
+      or h and h.kind == "none" and "none (the compose file turns it off)"
+      or one.database and "the database answers (pg_isready)"
+      or ("TCP connect to port " .. ports[one.name])
+    out[i] = { name = one.name, dir = one.dir, entry = one.entry, command = one.command and jsonout.array(one.command) or nil,
+      database = one.database, port = ports[one.name], health_text = text, depends_on = jsonout.array(after),
+      reasons = jsonout.array(one.reasons) }
+  end
+  return out
+end
+
 local function plan(args, cli)
   local as_json = false
   local dir, pos = cli.words(cmd, args, { ["--json"] = function() as_json = true end }, "an argument")
@@ -80,7 +103,7 @@ local function plan(args, cli)
       health = { kind = p.health.kind, path = p.health.path or cjson.null, interval_ms = p.health.interval_ms,
         timeout_ms = p.health.timeout_ms, failures = p.health.failures, start_timeout_ms = p.health.start_timeout_ms },
       deploy = s.sandbox.deploy, network = s.sandbox.network, dockerfile = p.dockerfile,
-      reasons = jsonout.array(p.reasons),
+      reasons = jsonout.array(p.reasons), dir = p.dir, services = p.services and jsonout.array(services_doc(p)) or cjson.null,
     }, "\n")
     return 0
   end
@@ -97,6 +120,18 @@ local function plan(args, cli)
     .. (s.sandbox.deploy == "merge" and "merged card" or s.sandbox.deploy .. " done") .. ")", "\n")
   out:write("why:\n")
   for _, w in ipairs(p.reasons) do out:write("  - ", w, "\n") end
+  if p.services then
+    out:write("services (in the order they start):\n")
+    for _, d in ipairs(services_doc(p)) do
+      out:write(string.format("  %s%s\n", d.name, d.entry and " (reached through the sandbox's socket)" or ""))
+      out:write("    folder:   ", d.dir ~= "" and (d.dir .. "/") or "the root", "\n")
+      out:write("    command:  ", d.command and table.concat(d.command, " ") or ("Debian's " .. tostring(d.database)), "\n")
+      out:write("    port:     ", d.port, d.entry and " (the sandbox's port)" or "", "\n")
+      out:write("    health:   ", d.health_text, "\n")
+      if #d.depends_on > 0 then out:write("    after:    ", table.concat(d.depends_on, ", "), " (each healthy first)\n") end
+      for _, w in ipairs(d.reasons) do out:write("    - ", w, "\n") end
+    end
+  end
   return 0
 end
 

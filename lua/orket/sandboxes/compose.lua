@@ -19,8 +19,9 @@ local function flow(list)
   return "[" .. table.concat(out, ", ") .. "]"
 end
 
--- The health check as a command every image with bash can run: a TCP connect through
--- bash's /dev/tcp, and for HTTP a request whose status line must be 2xx or 3xx.
+--- health_test(health, port) -> the health check as a command every image with bash can
+--- run (also a sandbox's services' own check, orket.sandboxes.supervise): a TCP connect
+--- through bash's /dev/tcp, and for HTTP a request whose status line must be 2xx or 3xx.
 local function health_test(h, port)
   local script
   if h.kind == "http" then
@@ -31,6 +32,8 @@ local function health_test(h, port)
   end
   return { "CMD", "bash", "-c", script }
 end
+
+M.health_test = health_test
 
 local function seconds(ms) return string.format("%ds", math.max(1, (ms + 999) // 1000)) end
 

@@ -15,6 +15,9 @@ local task = require "orket.task"
 local plan_mod = require "orket.sandboxes.plan"
 local source = require "orket.sandboxes.source"
 local ops = require "orket.store.sandboxes"
+local supervise = require "orket.sandboxes.supervise"
+local database = require "orket.sandboxes.database"
+local bugfix_rows = require "orket.store.bugfix"
 local tree = require "orket.tree"
 local lockfile = require "orket.c.lockfile"
 
@@ -296,10 +299,20 @@ function M.up(o)
   end
   local used, port = ops.ports(db), M.PORT_BASE
   while used[port] do port = port + 1 end
-  local argv = plan_mod.argv(p, "127.0.0.1", port)
+  local argv, shown = plan_mod.argv(p, "127.0.0.1", port), nil
+  if p.services then
+    -- several services: one program (a script of orket.sandboxes.supervise) starts them in
+    -- the sandbox's namespace; the row names each service's command
+    shown = {}
+    local ports = supervise.ports(p, port)
+    for _, sv in ipairs(p.services) do
+      shown[#shown + 1] = string.format("%s:%d=%s", sv.name, ports[sv.name],
+        sv.command and table.concat(sv.command, " ") or tostring(sv.database))
+    end
+  end
   local me = math.tointeger(uv.os_getpid())
   local owner_start = M.start_time(me)
-  local row = { target = o.target or "main", port = port, socket = "", command = cjson.encode(argv),
+  local row = { target = o.target or "main", port = port, socket = "", command = cjson.encode(shown or argv),
     commit = commit, owner_pid = me, owner_start = owner_start }
   local id = ops.insert(db, row)
   -- ids are never reused: a directory of this id was made by a sandbox the store no longer
@@ -335,14 +348,35 @@ function M.up(o)
   sb.log = open_log(home .. "/app.log", s.log_max_bytes, s.log_keep)
   local env = {}
   for k, v in pairs(s.env or {}) do env[k] = v end
-  env[p.port_env] = tostring(port)
   env.HOST = "127.0.0.1"
-  local ok, hargv = pcall(proc.helper_argv, { argv = argv, cwd = home .. "/tree", tmpdir = home .. "/tmp", env = env,
-    limits = M.LIMITS, loopback = true, layers = { landlock_net = false }, relay = { path = sock, port = port } })
+  local cwd = home .. "/tree" .. (p.dir ~= "" and ("/" .. p.dir) or "")
+  if p.services then
+    -- its databases: the kept ones of an open bug-fix phase moved in (sandbox.database =
+    -- "bugfix"), else made fresh; SQLite's made now, PostgreSQL's by the script
+    local keep = s.database == "bugfix" and #bugfix_rows.list(db, true) > 0
+    database.take_kept(dir, sb.target, home, keep)
+    local dok, derr = database.prepare(home, home .. "/tree", p.services)
+    if not dok then return fail("sandbox: " .. derr, "EINVAL") end
+    sb.databases = true
+    local aerr
+    argv, aerr = supervise.argv(p, port, env, p.health.start_timeout_ms, { home = home, tree = home .. "/tree" })
+    if not argv then return fail("sandbox: " .. aerr, "ENOENT") end
+    cwd = home .. "/tree"
+  end
+  env[p.port_env] = tostring(port)
+  local layers = { landlock_net = false }
+  -- PostgreSQL's server processes each call setsid(), which the seccomp layer refuses (it
+  -- keeps the process group whole): a sandbox running one goes without that layer, said
+  -- in its plan; its namespaces, view and Landlock stay
+  for _, one in ipairs(p.services or {}) do
+    if one.database == "postgresql" then layers.seccomp = false end
+  end
+  local ok, hargv = pcall(proc.helper_argv, { argv = argv, cwd = cwd, tmpdir = home .. "/tmp", env = env,
+    limits = M.LIMITS, loopback = true, layers = layers, relay = { path = sock, port = port } })
   if not ok then return fail("sandbox: " .. tostring(hargv), "EINVAL") end
   if not sb:_spawn(hargv) then return fail(sb.failure or "sandbox: the runner did not start", "ESPAWN") end
   assert(record(db, id, "starting", nil, nil, "sandbox_start", { id = id, target = sb.target, port = port,
-    command = argv, commit = commit }))
+    command = shown or argv, commit = commit }))
   sb.emit { type = "sandbox", id = id, status = "starting", commit = commit }
   -- healthy before the start timeout, or it is stopped
   local t0, h = uv.now(), p.health
@@ -492,6 +526,8 @@ function Sandbox:_finish()
   end
   if self.log then self.log:close() end
   tree.remove(self.home .. "/tree")
+  -- its databases wait for the next sandbox of its target, which keeps or drops them
+  if self.databases then database.put_kept(self.dir, self.target, self.home) end
   tree.remove(self.home .. "/tmp")
   if self.stopping then self:_end("stopped", self.stopping)
   else self:_end("exited", string.format("the app exited (%s)", self:_exit_text())) end

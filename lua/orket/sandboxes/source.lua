@@ -17,6 +17,9 @@ local scratch_n = 0
 
 --- scratch(dir) -> a path under the project's .orket/sandboxes/ that does not exist yet
 function M.scratch(dir)
+  -- absolute: the export writes a tree's folders below it, which a relative path ("./")
+  -- failed to open
+  dir = uv.fs_realpath(dir) or dir
   uv.fs_mkdir(dir .. "/.orket", 448)
   uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
   scratch_n = scratch_n + 1
