@@ -375,4 +375,14 @@ function M.sandbox_request(sock, method, path, body)
   return status, table.concat(parts)
 end
 
+--- healthy_sandbox(dir, old) -> the live sandbox of the project in dir once it is healthy
+--- and not one of those in old (a set of ids): the one a deploy started
+function M.healthy_sandbox(dir, old)
+  return M.wait_for(function()
+    for _, row in ipairs(M.sandboxes(dir)) do
+      if row.status == "healthy" and not old[math.tointeger(row.id)] then return row end
+    end
+  end, "a new sandbox to be healthy", 3000)
+end
+
 return M

@@ -24,14 +24,7 @@ local function list(dir, all)
   return cjson.decode(r.stdout)
 end
 
--- the live sandbox once it is healthy and not one of those in `old` (ids)
-local function healthy(dir, old)
-  return H.wait_for(function()
-    for _, row in ipairs(H.sandboxes(dir)) do
-      if row.status == "healthy" and not old[math.tointeger(row.id)] then return row end
-    end
-  end, "a new sandbox to be healthy", 3000)
-end
+local healthy = H.healthy_sandbox
 
 -- pids of the processes whose command line names dir (the runner and its helper), with
 -- every descendant of theirs (the app itself, which runs as plain `python3 app.py`)
