@@ -2,6 +2,11 @@
 # only the runtime libraries (docs/guide/deploying.md). BASE: the Debian 12 image to start
 # from; `make image-test` passes one it made from Debian's archive where none can be pulled.
 ARG BASE=debian:12-slim
+# BROWSER=1 adds Debian's headless Chromium and its WebDriver (chromium-headless-shell,
+# chromium-driver; about 300 MB) so sandboxes' browser checks run in the image. Without
+# them (the default) those checks are skipped with their reason, never failed
+# (docs/sandbox.md, *Acceptance checks*): docker build --build-arg BROWSER=1 .
+ARG BROWSER=0
 FROM ${BASE} AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential pkg-config liblua5.4-dev lua-luv-dev libuv1-dev libsqlite3-dev \
@@ -14,13 +19,15 @@ COPY . .
 RUN make -o deps -j"$(nproc)" && make -o deps install PREFIX=/usr/local
 
 FROM ${BASE}
+ARG BROWSER
 # curl: the HEALTHCHECK's client; libcurl4 is what orket itself loads to reach its models,
 # libpq5 what it loads for a PostgreSQL store, libgit2-1.5 for the workspace's repository,
 # libmicrohttpd12 for orket serve and libedit2 for orket repl (all five with dlopen: no
 # NEEDED entry names them, so nothing but this list keeps them in the image).
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      liblua5.4-0 lua-luv lua-cjson libuv1 libsqlite3-0 libcurl4 libsodium23 libedit2 libyajl2 libgit2-1.5 libmicrohttpd12 libseccomp2 libpq5 \
+      liblua5.4-0 lua-luv lua-cjson lua-yaml libuv1 libsqlite3-0 libcurl4 libsodium23 libedit2 libyajl2 libgit2-1.5 libmicrohttpd12 libseccomp2 libpq5 \
       ca-certificates curl \
+    && if [ "$BROWSER" = 1 ]; then apt-get install -y --no-install-recommends chromium-headless-shell chromium-driver; fi \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 1000 orket \
     && mkdir -p /work && chown orket:orket /work

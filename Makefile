@@ -44,6 +44,7 @@ deps:
 # after deps: two apt-get runs at once would fight over dpkg's lock
 test-deps: deps
 	@sh scripts/deps.sh --test
+	@echo "test-deps: Chromium for sandboxes' browser checks is chromium-headless-shell and chromium-driver (installed here; plain make installs neither, and without them browser checks are skipped)"
 
 $(BUILD)/core/%.o: core/%.c $(HEADERS) | deps
 	@mkdir -p $(dir $@)

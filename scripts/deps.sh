@@ -8,10 +8,11 @@
 set -eu
 
 # Building and running: the compiler and the -dev packages of the libraries orket links or
-# loads with dlopen (libcurl, libpq, libgit2, libmicrohttpd; their runtime libraries come with them).
+# loads with dlopen (libcurl, libpq, libgit2, libmicrohttpd; their runtime libraries come with them);
+# lua-yaml (LibYAML's binding) reads a repository's compose file for its sandbox.
 PKGS="build-essential pkg-config liblua5.4-dev lua-luv-dev libuv1-dev \
 libsqlite3-dev libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev \
-libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev"
+libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev lua-yaml"
 # The tests: busted runs the specs; prometheus for its promtool, which checks orket serve's
 # /metrics; chromium's headless shell and its WebDriver for the browser tests and browser
 # checks (chromium itself comes with chromium-driver); postgresql for the

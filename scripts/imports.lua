@@ -1,7 +1,7 @@
 -- The import graph of orket's Lua library, read statically from lua/orket/: each module's
 -- requires (top level or inside functions), the layer rules, cycles and forbidden edges.
 -- Used by tests/spec/imports_spec.lua; run it to see the report:
---   build/orket lua scripts/imports.lua [ROOT]   cycles, forbidden edges and unexplained lazy
+--   build/orket lua scripts/imports.lua [ROOT]   cycles (of modules and of folders), forbidden edges and unexplained lazy
 --                                                requires (exit 1 if any), ROOT default: orket's home
 local M = {}
 
@@ -31,16 +31,14 @@ M.LAYERS = {
 
 -- Edges a layer rule forbids that are still there, each a known debt with why.
 -- key: "from -> to"; value: the reason it stays for now. The test fails on an entry that
--- names no forbidden edge any more, so the list only shrinks.
-M.ALLOWED = {
-  -- sandboxes/ is being changed alongside; these three wait until it settles
-  ["orket.actions.acceptance -> orket.sandboxes.phase"] =
-    "filing a bug on a rock is a card action: phase.file_bug moves to actions/",
-  ["orket.import -> orket.sandboxes.accept"] =
-    "the epic file's sandbox_checks are read by accept.normalize_list, which belongs below the importer",
-  ["orket.settings -> orket.sandboxes.settings"] =
-    "the sandbox and bug_fix sections' checks join settings/ as settings.mcp did",
-}
+-- names no forbidden edge any more, so the list only shrinks. Empty: every debt is paid.
+M.ALLOWED = {}
+
+-- Edges between folders that still close a loop of folders (engine -> mcp -> serve ->
+-- engine once did), each a known debt with why; key: "engine -> mcp" (folder names, the
+-- first name under orket.). The test fails on an entry no loop needs any more, so the
+-- list only shrinks. Empty: no folder imports one that imports it back.
+M.FOLDER_ALLOWED = {}
 
 ---------------------------------------------------------------------------------------
 -- Reading requires
@@ -293,6 +291,55 @@ function M.stale(edges, layers, allowed)
   return out
 end
 
+--- folder_of(name) -> the folder a module sits in: the first name under orket. ("engine"
+--- for orket.engine.run and for orket.engine itself; "board" for orket.board), "orket" for
+--- orket itself
+function M.folder_of(name)
+  return name:match("^orket%.([%w_]+)") or name
+end
+
+--- folder_edges(edges) -> the edges between folders, each once ({from=, to=, via = "a -> b",
+--- one module edge that makes it})
+function M.folder_edges(edges)
+  local out, seen = {}, {}
+  for _, e in ipairs(edges) do
+    local a, b = M.folder_of(e.from), M.folder_of(e.to)
+    local key = a .. " -> " .. b
+    if a ~= b and not seen[key] then
+      seen[key] = true
+      out[#out + 1] = { from = a, to = b, via = e.from .. " -> " .. e.to }
+    end
+  end
+  return out
+end
+
+--- folder_cycles(edges, allowed) -> the loops among folders (as cycles gives them) once the
+--- allowed folder edges ("a -> b", default FOLDER_ALLOWED) are left out; and the allowed
+--- entries that are stale (no such folder edge, or it closes no loop any more: remove them)
+function M.folder_cycles(edges, allowed)
+  allowed = allowed or M.FOLDER_ALLOWED
+  local all, kept = M.folder_edges(edges), {}
+  for _, fe in ipairs(all) do
+    if not allowed[fe.from .. " -> " .. fe.to] then kept[#kept + 1] = fe end
+  end
+  local stale = {}
+  for key in pairs(allowed) do
+    -- it closes a loop when the edge is there and its head reaches its tail back
+    local from, to = key:match("^(.-) %-> (.+)$")
+    local exists, reach, todo = false, { [to] = true }, { to }
+    while #todo > 0 do
+      local v = table.remove(todo)
+      for _, fe in ipairs(all) do
+        if fe.from == v and not reach[fe.to] then reach[fe.to], todo[#todo + 1] = true, fe.to end
+      end
+    end
+    for _, fe in ipairs(all) do if fe.from == from and fe.to == to then exists = true end end
+    if not (exists and reach[from]) then stale[#stale + 1] = key end
+  end
+  table.sort(stale)
+  return M.cycles(kept), stale
+end
+
 --- unexplained(root, mods) -> sorted array of { file, line, name }: each require inside a
 --- function with no comment saying why it is lazy ("lazy" in a comment on its line or in
 --- the comment lines just above). Requires belong at the top, where a reader sees them.
@@ -340,6 +387,15 @@ if MAIN then
   end
   for _, key in ipairs(M.stale(edges)) do
     print("stale allow-list entry: " .. key)
+    bad = bad + 1
+  end
+  local fcycles, fstale = M.folder_cycles(edges)
+  for _, c in ipairs(fcycles) do
+    print("folder loop: " .. table.concat(c, " -> "))
+    bad = bad + 1
+  end
+  for _, key in ipairs(fstale) do
+    print("stale folder allow-list entry: " .. key)
     bad = bad + 1
   end
   for _, u in ipairs(M.unexplained(root, mods)) do

@@ -59,6 +59,15 @@ end
 
 M.read = require("orket.lines").read -- path -> the file's text | nil
 
+--- commit_main(dir [, message]): what the project's workspace/ holds committed on main, as a
+--- person lands a change (git's own CLI): a sandbox runs main's commits, never the view
+function M.commit_main(dir, message)
+  local ws = M.quote(dir .. "/workspace")
+  assert(os.execute("git -C " .. ws .. " add -A && git -C " .. ws .. " -c user.name=person "
+    .. "-c user.email=person@example.invalid commit -q --allow-empty -m " .. M.quote(message or "by hand")),
+    "commit_main: git commit failed in " .. dir)
+end
+
 -- The local token of each server M.serve started before any key existed, by port: a write
 -- to it needs the token (docs/serve.md), which M.fetch sends as the web board's cookie when
 -- the request brings no cookie of its own (a cookie is ignored once keys exist).
@@ -119,6 +128,7 @@ function M.node_project(server_js, mark)
   local dir = M.tmpdir() .. "/p"
   assert(M.orket("init " .. sh_quote(dir)).status == 0, "orket init failed")
   M.write(dir .. "/workspace/server.js", server_js)
+  M.commit_main(dir, "the app") -- a sandbox deploys main's commit, not the view
   M.write(dir .. "/orket.lua", M.read(dir .. "/orket.lua") .. string.format(
     '\nsandbox = { command = { "node", "server.js", %q }, health = { http = "/", interval_ms = 200 } }\n', mark))
   require("tests.backends").project(dir)
@@ -382,6 +392,35 @@ end
 function M.kill_servers()
   for pid in pairs(servers) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
   servers = {}
+end
+
+--- sandbox_request(sock, method, path [, json body]) -> status, text | nil, err: one
+--- exchange with a sandbox's app through its unix socket
+function M.sandbox_request(sock, method, path, body)
+  local r, err = require("orket.c.http").request { url = "http://sandbox" .. path, unix_socket = sock, method = method,
+    headers = body and { "Content-Type: application/json" } or nil,
+    body = body and require("cjson").encode(body) or nil, total_timeout_ms = 10000 }
+  if not r then return nil, err end
+  local guard <close> = r
+  local status, herr = r:headers()
+  if not status then return nil, herr end
+  local parts = {}
+  while true do
+    local ev = r:read()
+    if not ev then break end
+    for _, x in ipairs(ev) do parts[#parts + 1] = x end
+  end
+  return status, table.concat(parts)
+end
+
+--- healthy_sandbox(dir, old) -> the live sandbox of the project in dir once it is healthy
+--- and not one of those in old (a set of ids): the one a deploy started
+function M.healthy_sandbox(dir, old)
+  return M.wait_for(function()
+    for _, row in ipairs(M.sandboxes(dir)) do
+      if row.status == "healthy" and not old[math.tointeger(row.id)] then return row end
+    end
+  end, "a new sandbox to be healthy", 3000)
 end
 
 return M

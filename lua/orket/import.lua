@@ -8,7 +8,7 @@ local uv = require "luv"
 local json = require "cjson.safe"
 local board_mod = require "orket.board"
 local imports = require "orket.store.imports"
-local accept = require "orket.sandboxes.accept"
+local sandbox_checks = require "orket.actions.sandbox_checks"
 local scriptfile = require "orket.scriptfile"
 local crypto = require "orket.c.crypto"
 local sandbox = require "orket.sandbox"
@@ -255,12 +255,12 @@ function Ctx:verification(t, path)
 end
 
 -- An issue's checks against its running sandbox (docs/sandbox.md): an array of {http={...}}
--- or {browser={...}}, in the normal form of orket.sandboxes.accept (which owns their shape).
+-- or {browser={...}}, in the normal form of orket.actions.sandbox_checks (which owns their shape).
 function Ctx:sandbox_checks(t, path)
   local v = t.sandbox_checks
   if v == nil or v == json.null then return nil end
   local p = self:field(path, "sandbox_checks")
-  local checks, i, f, why = accept.normalize_list(v)
+  local checks, i, f, why = sandbox_checks.normalize_list(v)
   if not checks then
     local at = i and self:idx(p, i) or p
     if f and f ~= "" then at = at .. "." .. f end

@@ -7,6 +7,7 @@
 -- to list the tools roles and policies may name. Uses orket.config, orket.import,
 -- orket.engine.{settings,roles,routing}, orket.tools and orket.policy. Prints nothing.
 local uv = require "luv"
+local composefile = require "orket.sandboxes.composefile"
 local config = require "orket.config"
 local import = require "orket.import"
 local settings = require "orket.settings"
@@ -84,14 +85,14 @@ local function check_config(dir, out)
   return cfg, ts and ts.team, mok and msection or nil
 end
 
--- orket.lua's MCP servers, started as a run starts them (in workspace/, each request bound
--- by the server's timeout_ms), listed, and stopped: a role or a policy naming SERVER__TOOL
+-- orket.lua's MCP servers, started as a run's listing starts them (a stdio server in a
+-- scratch directory of its own, each request bound by the server's timeout_ms), listed, and stopped: a role or a policy naming SERVER__TOOL
 -- is checked against the tools the server has. -> {name -> {tools = {names}, why = msg}}
 -- (why: it could not be started; its tools are then taken on trust, as a run does until
 -- the server answers).
 local function start_mcp(dir, section)
   if not section or #section.names == 0 then return {} end
-  local status, err = manager.probe(section, dir)
+  local status, err = manager.probe(section)
   local out = {}
   if not status then
     for _, name in ipairs(section.names) do out[name] = { tools = {}, why = tostring(err) } end
@@ -275,6 +276,24 @@ end
 --- server that could not be started, whose tools are then not checked).
 --- Every problem in one pass: each file on its own, and the links between files checked
 --- over whatever loaded, so fixing one file never uncovers problems that were there before.
+-- The repository's compose file (workspace/compose.yaml): each problem a sandbox's plan would
+-- refuse (docs/sandbox.md, *Several services*)
+local function check_compose(dir, out)
+  for _, name in ipairs(composefile.NAMES) do
+    local f = io.open(dir .. "/workspace/" .. name, "rb")
+    if f then
+      local text = f:read(composefile.MAX_READ) or ""
+      f:close()
+      local ok, err = composefile.read(text, "workspace/" .. name)
+      if not ok then
+        local file, line, msg = err:match("^(.-):(%d+): (.*)$")
+        out[#out + 1] = file and { file = file, line = tonumber(line), message = msg } or { file = "workspace/" .. name, message = err }
+      end
+      return
+    end
+  end
+end
+
 function M.check(dir)
   dir = dir or "."
   local out, warnings = {}, {}
@@ -294,6 +313,7 @@ function M.check(dir)
   end
   check_links(dir, out, cfg, team, by_name, tool_names, sets, broken, servers)
   check_epics(dir, out, warnings, summary, team)
+  check_compose(dir, out)
   return out, summary, warnings
 end
 

@@ -47,6 +47,7 @@ local function project(mark)
     .. '"summary": "Serve the notes", "seat": "senior_developer" } ] }\n')
   H.write(dir .. "/script.lua", SCRIPT)
   H.write(dir .. "/workspace/server.js", SERVER)
+  H.commit_main(dir, "the app")
   H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format([[
 
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
@@ -191,10 +192,23 @@ describe("the bug-fix phase", function()
     t = json(dir, "bugfix status", env)
     assert.equal("ended", t.phases[1].status)
     assert.equal("R-2", t.phases[1].next_rock)
-    -- the next run of the phase-2 rock works the bug that moved
+    -- a bug filed under the old rock goes to the phase-2 rock, and says whose run works it
+    r = H.orket("bug R 'The title is cut at 20 characters'", { cwd = dir, env = env })
+    assert.equal(0, r.status, r.stderr)
+    local late = r.stdout:match("^(R%-2%-bugs%-%d+) filed")
+    assert.truthy(late, r.stdout)
+    assert.equal(late .. " filed under R-2 (R's bug-fix phase ended); 'orket run R-2' works it\n", r.stdout)
+    assert.equal("R-2-bugs", card(dir, late).parent)
+    -- a run of the old rock says where its work went (its JSON lines here: no terminal)
+    r = H.orket("run R", { cwd = dir, env = env })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("R's bug-fix phase has ended; its open bugs and new ones went to R-2: run 'orket run R-2'",
+      r.stdout, 1, true)
+    -- the next run of the phase-2 rock works the bugs that moved
     r = H.orket("run R-2", { cwd = dir, env = env })
     assert.equal(0, r.status, r.stderr)
     assert.equal("done", card(dir, hb.id).status)
+    assert.equal("done", card(dir, late).status)
   end)
 
   it("runs the rock's acceptance checks again while its phase is open: a regression is one bug", function()
@@ -208,6 +222,7 @@ http.createServer((req, res) => {
   res.end('ok');
 }).listen(Number(process.env.PORT), '127.0.0.1');
 ]])
+    H.commit_main(dir, "an app that breaks")
     H.write(dir .. "/epics/e.json", cjson.encode { id = "E", name = "Serve notes", issues = { { id = "E-1",
       summary = "Serve the notes", seat = "senior_developer", sandbox_checks = { { http = { path = "/notes" } } } } } })
     H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua"):gsub("check_interval_ms = 1000 }",

@@ -13,9 +13,9 @@ local function init(args)
   return r, dir
 end
 
--- the shell script of the workflow's "Report to Orket" step (its `run: |` block)
-local function report_script(yml)
-  local at = assert(yml:find("- name: Report to Orket", 1, true))
+-- the shell script of a workflow's step (its `run: |` block; the "Report to Orket" one by default)
+local function report_script(yml, step)
+  local at = assert(yml:find("- name: " .. (step or "Report to Orket"), 1, true))
   local body = assert(yml:match("\n        run: |\n(.-)$", at))
   local lines = {}
   for line in (body .. "\n"):gmatch("([^\n]*)\n") do
@@ -58,6 +58,10 @@ describe("orket init --forge", function()
       local path = dir .. "/x/workspace/" .. case.path
       local rc, out = sh("exec " .. H.quote(validator) .. " " .. H.quote(path) .. "\n", {})
       assert.equal(0, rc, out)
+      -- and the deploy workflow beside it
+      local deploy = path:gsub("orket%.yml$", "deploy.yml")
+      rc, out = sh("exec " .. H.quote(validator) .. " " .. H.quote(deploy) .. "\n", {})
+      assert.equal(0, rc, out)
       -- the validator can say no: the same workflow without its runner is refused
       local broken = H.tmpdir() .. "/orket.yml"
       H.write(broken, (assert(H.read(path)):gsub("    runs%-on: ubuntu%-latest\n", "    runs-of: ubuntu-latest\n")))
@@ -85,6 +89,20 @@ describe("orket init --forge", function()
       local files = io.popen("git -C " .. H.quote(ws) .. " ls-tree -r --name-only main"):read("a")
       for _, f in ipairs { case.path, "checks.sh", "README.md" } do assert.matches(f, files, 1, true) end
       assert.equal(0, H.orket("validate", { cwd = dir }).status)
+
+      -- the deploy workflow beside it, and for Gitea a runner's config that is YAML with the
+      -- label the workflows ask for
+      local deploy_path = case.path:gsub("orket%.yml$", "deploy.yml")
+      local deploy_yml = assert(H.read(ws .. "/" .. deploy_path))
+      assert.matches("branches: [main]", deploy_yml, 1, true)
+      assert.matches("/v1/sandboxes", deploy_yml, 1, true)
+      assert.matches(deploy_path, files, 1, true)
+      if case.forge == "gitea" then
+        local runner = assert(require("orket.sandboxes.yamldoc").parse(assert(H.read(dir .. "/act_runner.yaml")), "act_runner.yaml"))
+        assert.matches("^ubuntu%-latest:docker://", runner.runner.labels[1])
+      else
+        assert.is_nil(H.read(dir .. "/act_runner.yaml"))
+      end
 
       -- the scaffold still runs to done offline, its checks passing, the badge kept
       r = H.orket("run START --json", { cwd = dir })
@@ -137,6 +155,56 @@ describe("orket init --forge", function()
     assert.is_not.equal(0, rc)
     assert.equal(1, #comments())
     assert.equal(0, s.stop())
+  end)
+
+  it("the deploy workflow asks orket serve to deploy and posts the outcome as a commit status", function()
+    local r, dir = init("x --forge gitea")
+    assert.equal(0, r.status, r.stderr)
+    dir = dir .. "/x"
+    local script = report_script(H.read(dir .. "/workspace/.gitea/workflows/deploy.yml"), "Deploy the sandbox")
+    local forge = H.fake_forge()
+    local s = H.serve(dir)
+    local key = H.api_key(dir, "ci", "operator")
+    local sha = string.rep("ab", 20)
+    local env = { ORKET_URL = s.url .. "/", ORKET_API_KEY = key, STATUS_TOKEN = "t0ken", STATUS_API = forge.url .. "/api/v1",
+      REPO = "acme/notes", SHA = sha, RUN_URL = "https://git.example.org/acme/notes/actions/runs/3" }
+    local function statuses()
+      local status, text = H.fetch { url = forge.url .. "/__statuses", total_timeout_ms = 5000 }
+      assert.equal(200, status)
+      return cjson.decode(text)
+    end
+    -- the scaffold's tree runs nothing yet: Orket refuses it, the status says so and the job fails
+    local rc, out = sh(script, env)
+    assert.is_not.equal(0, rc)
+    assert.matches("nothing to run", out, 1, true)
+    local st = statuses()
+    assert.equal(1, #st)
+    assert.same({ "acme/notes", sha, "failure", "orket/deploy", "Orket cannot run this tree (HTTP 422)" },
+      { st[1].repo, st[1].sha, st[1].state, st[1].context, st[1].description })
+    assert.equal(env.RUN_URL, st[1].target_url)
+    -- a tree that runs: deployed, healthy, success
+    local proc = require "orket.c.proc"
+    if proc.probe().netns and os.execute("command -v python3 >/dev/null 2>&1") then
+      H.write(dir .. "/workspace/app.py", "import http.server, os\n"
+        .. "http.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), http.server.SimpleHTTPRequestHandler).serve_forever()\n")
+      H.commit_main(dir, "an app")
+      rc, out = sh(script, env)
+      assert.equal(0, rc, out)
+      st = statuses()
+      assert.equal(2, #st)
+      assert.same({ "success", "the sandbox of main is healthy" }, { st[2].state, st[2].description })
+      local rows = cjson.decode(H.orket("sandbox list --json", { cwd = dir }).stdout)
+      assert.equal(1, #rows)
+    else
+      print("\nSKIPPED (a deploy that starts): the kernel offers no network namespace here, or python3 is missing")
+    end
+    -- without the secrets: nothing deployed, nothing posted
+    env.ORKET_API_KEY = ""
+    rc, out = sh(script, env)
+    assert.equal(0, rc, out)
+    assert.matches("nothing is deployed", out, 1, true)
+    assert.equal(0, s.stop())
+    forge.stop()
   end)
 
   it("names a bad argument and creates nothing", function()

@@ -8,7 +8,6 @@
 -- example's service is Python's standard library); the browser part, Chromium.
 local H = require "tests.helpers"
 local cjson = require "cjson"
-local http = require "orket.c.http"
 local proc = require "orket.c.proc"
 local WD = require "tests.webdriver"
 
@@ -17,24 +16,7 @@ local function offered()
   return p.netns and p.userns and os.execute("command -v python3 >/dev/null 2>&1")
 end
 
--- request(sock, method, path [, json body]) -> status, text: one exchange with the app
--- through the sandbox's socket
-local function request(sock, method, path, body)
-  local r, err = http.request { url = "http://sandbox" .. path, unix_socket = sock, method = method,
-    headers = body and { "Content-Type: application/json" } or nil, body = body and cjson.encode(body) or nil,
-    total_timeout_ms = 10000 }
-  if not r then return nil, err end
-  local guard <close> = r
-  local status, herr = r:headers()
-  if not status then return nil, herr end
-  local parts = {}
-  while true do
-    local ev = r:read()
-    if not ev then break end
-    for _, x in ipairs(ev) do parts[#parts + 1] = x end
-  end
-  return status, table.concat(parts)
-end
+local request = H.sandbox_request
 
 local function list(dir, all)
   local r = H.orket("sandbox list --json" .. (all and " --all" or ""), { cwd = dir })
@@ -42,14 +24,7 @@ local function list(dir, all)
   return cjson.decode(r.stdout)
 end
 
--- the live sandbox once it is healthy and not one of those in `old` (ids)
-local function healthy(dir, old)
-  return H.wait_for(function()
-    for _, row in ipairs(H.sandboxes(dir)) do
-      if row.status == "healthy" and not old[math.tointeger(row.id)] then return row end
-    end
-  end, "a new sandbox to be healthy", 3000)
-end
+local healthy = H.healthy_sandbox
 
 -- pids of the processes whose command line names dir (the runner and its helper), with
 -- every descendant of theirs (the app itself, which runs as plain `python3 app.py`)

@@ -10,6 +10,7 @@ local function project(files, orket_lua)
   local r = H.orket("init " .. H.quote(dir))
   assert.equal(0, r.status, r.stderr)
   for name, text in pairs(files) do H.write(dir .. "/workspace/" .. name, text) end
+  H.commit_main(dir, "the app")
   if orket_lua then
     local cfg = H.read(dir .. "/orket.lua")
     H.write(dir .. "/orket.lua", cfg .. "\n" .. orket_lua .. "\n")

@@ -8,7 +8,6 @@
 local H = require "tests.helpers"
 local cjson = require "cjson"
 local backends = require "tests.backends"
-local http = require "orket.c.http"
 local proc = require "orket.c.proc"
 
 local SERVER = [[
@@ -38,6 +37,10 @@ const s = http.createServer((req, res) => {
     return;
   }
   if (req.url === '/big') return res.end('y'.repeat(20 * 1024 * 1024));
+  if (req.url.startsWith('/file/')) {
+    // a file of the tree it runs in, or "missing"
+    try { return res.end(require('fs').readFileSync(req.url.slice(6))); } catch (e) { return res.end('missing'); }
+  }
   if (req.url === '/slow') {
     res.write('first');
     held.push(res);
@@ -68,6 +71,7 @@ local function project(mark, extra)
   local r = H.orket("init " .. H.quote(dir))
   assert.equal(0, r.status, r.stderr)
   H.write(dir .. "/workspace/server.js", SERVER)
+  H.commit_main(dir, "the app")
   H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format(
     '\nsandbox = { command = { "node", "server.js", %q }, health = { http = "/health", interval_ms = 200, '
     .. 'timeout_ms = 1000, failures = 2, start_timeout_ms = %d }%s }\n', mark, extra and extra.start_ms or 15000,
@@ -91,20 +95,7 @@ local function procs(mark, apps)
   return out
 end
 
-local function get(sock, path)
-  local r, err = http.request { url = "http://sandbox" .. (path or "/"), unix_socket = sock, total_timeout_ms = 10000 }
-  if not r then return nil, err end
-  local guard <close> = r
-  local status, herr = r:headers()
-  if not status then return nil, herr end
-  local parts = {}
-  while true do
-    local ev = r:read()
-    if not ev then break end
-    for _, x in ipairs(ev) do parts[#parts + 1] = x end
-  end
-  return status, table.concat(parts)
-end
+local function get(sock, path) return H.sandbox_request(sock, "GET", path or "/") end
 
 local function list(dir, all)
   local r = H.orket("sandbox list --json" .. (all and " --all" or ""), { cwd = dir })
@@ -141,6 +132,64 @@ describe("orket sandbox up", function()
   end)
   after_each(function()
     H.cleanup()
+  end)
+
+  it("runs main's tree at a commit, never a person's edits in workspace/", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = project(m)
+    local function head()
+      local p = io.popen("git -C " .. H.quote(dir .. "/workspace") .. " rev-parse main")
+      local id = p:read("l")
+      p:close()
+      return id
+    end
+    H.write(dir .. "/workspace/hello.txt", "main's first\n")
+    H.commit_main(dir, "hello")
+    local first = head()
+    H.write(dir .. "/workspace/hello.txt", "main's second\n")
+    H.commit_main(dir, "hello again")
+    local second = head()
+    -- a person's edit and a new file in main's view, neither committed
+    H.write(dir .. "/workspace/hello.txt", "a person's draft\n")
+    H.write(dir .. "/workspace/draft.txt", "not main's\n")
+    local r = H.orket("sandbox plan --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal(second, cjson.decode(r.stdout).commit)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("commit " .. second, r.stdout, 1, true)
+    local row = list(dir)[1]
+    assert.equal(second, row.commit)
+    assert.equal("main's second\n", select(2, get(row.socket, "/file/hello.txt")))
+    assert.equal("missing", select(2, get(row.socket, "/file/draft.txt")))
+    assert.equal("missing", select(2, get(row.socket, "/file/.git/HEAD")))
+    -- the text list names the commit too
+    r = H.orket("sandbox list", { cwd = dir })
+    assert.matches(second:sub(1, 7), r.stdout, 1, true)
+    -- an earlier commit, named
+    r = H.orket("sandbox up --detach --replace --commit " .. first, { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    row = list(dir)[1]
+    assert.equal(first, row.commit)
+    assert.equal("main's first\n", select(2, get(row.socket, "/file/hello.txt")))
+    -- the journal names it
+    local db = assert(require("orket.project").open_store(dir, false))
+    local starts = {}
+    for _, e in ipairs(db:events { after = 0, limit = 1000 }) do
+      if e.kind == "sandbox_start" then starts[#starts + 1] = e.data.commit end
+    end
+    db:close()
+    assert.same({ second, first }, starts)
+    -- the person's edit is theirs still
+    assert.equal("a person's draft\n", H.read(dir .. "/workspace/hello.txt"))
+    -- a commit that is not there is a clear error
+    r = H.orket("sandbox up --detach --commit " .. string.rep("0", 40), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("no commit", r.stderr, 1, true)
+    r = H.orket("sandbox stop " .. math.tointeger(row.id), { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    H.wait_for(function() return #procs(m) == 0 end, "the sandbox's processes to end")
   end)
 
   it("serves main's tree through its socket until stopped, with its log, and leaves nothing running", function()
@@ -190,6 +239,38 @@ describe("orket sandbox up", function()
     r = H.orket("sandbox stop x", { cwd = dir })
     assert.equal(2, r.status)
     assert.matches("needs a sandbox id", r.stderr, 1, true)
+  end)
+
+  it("keeps a restore from orphaning it, and never gives its id again after a restore", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = project(m)
+    local bak = H.tmpdir() .. "/before.bak"
+    local r = H.orket("backup " .. H.quote(bak), { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("sandbox 1 is healthy", r.stdout, 1, true)
+    -- refused while it runs, naming it and how to stop it; nothing changed
+    r = H.orket("restore " .. H.quote(bak), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("restore: sandbox 1 (main, healthy) of this project is running; stop it first: "
+      .. "orket sandbox stop 1 (the store was not changed)", r.stderr, 1, true)
+    assert.equal(1, #list(dir))
+    assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
+    r = H.orket("restore " .. H.quote(bak), { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    -- the restored store never knew sandbox 1; its directory (the log) is still there
+    assert.same({}, list(dir, true))
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("sandbox 2 is healthy", r.stdout, 1, true)
+    local all = list(dir, true)
+    assert.equal(2, #all)
+    assert.equal("exited", all[2].status)
+    assert.matches("its id was taken before the store was restored", all[2].detail, 1, true)
+    assert.equal(0, H.orket("sandbox stop 2", { cwd = dir }).status)
+    H.wait_for(function() return #procs(m) == 0 end, "the sandbox's processes to end")
   end)
 
   it("stops a sandbox whose project was removed, leaving nothing running", function()
@@ -286,6 +367,7 @@ describe("orket sandbox up", function()
     -- exits at once
     dir = project(m, { more = ', env = { NO_LISTEN = "1" }' })
     H.write(dir .. "/workspace/server.js", "console.error('no config for " .. m .. "'); process.exit(3)\n")
+    H.commit_main(dir, "an app that exits")
     r = H.orket("sandbox up", { cwd = dir })
     assert.equal(1, r.status, r.stdout)
     assert.matches("the app exited %(status 3%) before it was healthy", r.stderr)
@@ -293,14 +375,16 @@ describe("orket sandbox up", function()
     -- in the background too: what cannot run is said at once, and a start that fails says why
     local plain = project(m)
     os.remove(plain .. "/workspace/server.js")
+    H.commit_main(plain, "nothing to run")
     H.write(plain .. "/orket.lua", H.read(plain .. "/orket.lua") .. "\nsandbox = {}\n")
     local t0 = require("luv").now()
     r = H.orket("sandbox up -d", { cwd = plain })
     assert.equal(1, r.status, r.stdout)
-    assert.matches("nothing to run in workspace/", r.stderr, 1, true)
+    assert.matches("nothing to run in main's tree", r.stderr, 1, true)
     assert.is_true(require("luv").now() - t0 < 10000)
     dir = project(m, { more = ', env = { NO_LISTEN = "1" }' })
     H.write(dir .. "/workspace/server.js", "console.error('no config for " .. m .. "'); process.exit(3)\n")
+    H.commit_main(dir, "an app that exits")
     r = H.orket("sandbox up -d", { cwd = dir })
     assert.equal(1, r.status, r.stdout)
     assert.matches("sandbox 1 exited: .*the app exited %(status 3%) before it was healthy", r.stderr)

@@ -2,7 +2,7 @@
 -- default, extended a day at a time while bugs keep coming, never past max_days.
 local bugfix = require "orket.sandboxes.bugfix"
 local clock = require "orket.clock"
-local ss = require "orket.sandboxes.settings"
+local ss = require "orket.settings.sandbox"
 
 local DAY = clock.DAY
 local S = ss.bug_fix {}

@@ -1,5 +1,5 @@
 -- The Lua library's imports, read from the sources (scripts/imports.lua): no cycle among
--- orket's modules, no edge a layer rule forbids beyond the named debts, requires at the top
+-- orket's modules nor among its folders, no edge a layer rule forbids beyond the named debts, requires at the top
 -- unless a comment says why one is lazy, and the README's map as scripts/tree-map.lua
 -- writes it. The checks are also fed made-up graphs, so they are seen to fail.
 local H = require "tests.helpers"
@@ -37,6 +37,19 @@ describe("the Lua library's imports", function()
   it("form no cycle", function()
     local cycles = I.cycles(edges)
     assert(#cycles == 0, "import cycles:\n" .. lines_of(cycles, function(c) return table.concat(c, " -> ") end))
+  end)
+
+  it("form no loop of folders, but for the named debts, and keep no paid one", function()
+    local cycles, stale = I.folder_cycles(edges)
+    local via = {}
+    for _, fe in ipairs(I.folder_edges(edges)) do via[fe.from .. " -> " .. fe.to] = fe.via end
+    assert(#cycles == 0, "folder loops:\n" .. lines_of(cycles, function(c)
+      local steps = {}
+      for i = 1, #c - 1 do steps[#steps + 1] = via[c[i] .. " -> " .. c[i + 1]] end
+      return table.concat(c, " -> ") .. " (" .. table.concat(steps, ", ") .. ")"
+    end))
+    assert(#stale == 0, "folder allow-list entries closing no loop (remove them):\n" .. table.concat(stale, "\n"))
+    for key, why in pairs(I.FOLDER_ALLOWED) do assert(type(why) == "string" and #why > 20, key .. " needs its reason") end
   end)
 
   it("follow the layers, but for the named debts", function()
@@ -102,6 +115,25 @@ describe("the import checks on made-up graphs", function()
     }
     assert.same({ { "orket.a", "orket.b", "orket.c", "orket.a" } }, cycles)
     assert.same({}, I.cycles { edge("orket.a", "orket.b"), edge("orket.b", "orket.c"), edge("orket.a", "orket.c") })
+  end)
+
+  it("find a loop of folders, with the module edges that make it, unless it is a named debt", function()
+    local g = { edge("orket.engine.run", "orket.mcp.manager"), edge("orket.mcp.server", "orket.serve.runs"),
+      edge("orket.serve.runs", "orket.engine.setup"), edge("orket.serve.runs", "orket.board"),
+      edge("orket.engine", "orket.engine.run") }
+    assert.equal("engine", I.folder_of("orket.engine"))
+    assert.equal("board", I.folder_of("orket.board"))
+    local cycles, stale = I.folder_cycles(g, {})
+    assert.same({ { "engine", "mcp", "serve", "engine" } }, cycles)
+    assert.same({}, stale)
+    -- a named debt lets the loop be; once the loop is broken elsewhere the debt is stale
+    cycles, stale = I.folder_cycles(g, { ["mcp -> serve"] = "the board's MCP server borrows the API's routes" })
+    assert.same({}, cycles)
+    assert.same({}, stale)
+    g[2] = edge("orket.serve.mcp_server", "orket.serve.runs")
+    cycles, stale = I.folder_cycles(g, { ["mcp -> serve"] = "the board's MCP server borrows the API's routes" })
+    assert.same({}, cycles)
+    assert.same({ "mcp -> serve" }, stale)
   end)
 
   it("refuse an edge up the layers, and a module with no layer", function()

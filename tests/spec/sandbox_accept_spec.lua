@@ -328,19 +328,24 @@ describe("a failing sandbox check on the board", function()
   end)
 end)
 
+-- A store and its board with rock R > epic E > issue E-1, all done, E-1 carrying checks
+local function done_rock(checks)
+  local db = require("tests.backends").open_store()
+  imports.insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
+  imports.insert_card(db, { id = "E", type = "epic", parent = "R", name = "E", priority = 2, seat = "developer" })
+  imports.insert_card(db, { id = "E-1", type = "issue", parent = "E", name = "E1", summary = "E1", priority = 2,
+    seat = "developer" })
+  imports.set_verification(db, "E-1", cjson.encode { sandbox_checks = checks })
+  local cards = require "orket.store.cards"
+  for _, id in ipairs { "E-1", "E", "R" } do cards.set_status(db, id, "done", nil, "developer", 0) end
+  return db, board_mod.open(db)
+end
+
 describe("a failing sandbox check in a rock's bug-fix phase", function()
   after_each(H.cleanup)
 
   it("files a bug of the rock carrying the card's checks, once while it is open", function()
-    local db = require("tests.backends").open_store()
-    imports.insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
-    imports.insert_card(db, { id = "E", type = "epic", parent = "R", name = "E", priority = 2, seat = "developer" })
-    imports.insert_card(db, { id = "E-1", type = "issue", parent = "E", name = "E1", summary = "E1", priority = 2,
-      seat = "developer" })
-    imports.set_verification(db, "E-1", cjson.encode { sandbox_checks = { { kind = "http", path = "/", method = "GET" } } })
-    local b = board_mod.open(db)
-    local cards = require "orket.store.cards"
-    for _, id in ipairs { "E-1", "E", "R" } do cards.set_status(db, id, "done", nil, "developer", 0) end
+    local db, b = done_rock { { kind = "http", path = "/", method = "GET" } }
     local failed = { ok = false, results = { { kind = "http", name = "GET /", ok = false, detail = "GET /: HTTP 500" } },
       log = "Traceback: boom" }
     -- no phase: the epic being done, the card only says it
@@ -455,6 +460,47 @@ describe("a deploy's acceptance checks", function()
     assert.equal(2, #posted)
     assert.equal("failure", posted[2].state)
     assert.equal("2 cards, failing E-1: 2 of 3 checks passed", posted[2].description)
+    db:close()
+  end)
+end)
+
+describe("a browser check where no browser can run", function()
+  after_each(H.cleanup)
+
+  it("is skipped with its reason: no failure, no bug, said on the card", function()
+    local db, b = done_rock {
+      assert(accept.normalize { http = { path = "/x" } }),
+      assert(accept.normalize { browser = { path = "/", selector = "#notes", name = "the notes show" } }) }
+    -- the rock in its bug-fix phase: a failure would be filed as its bug
+    assert(require("orket.sandboxes.phase").start(db, "R", {}))
+    -- a machine without Chromium
+    local real = accept.browser_available
+    accept.browser_available = function() return nil, "chromium is not installed here" end
+    finally(function() accept.browser_available = real end)
+    local home = H.tmpdir()
+    H.write(home .. "/app.log", "")
+    local stop = serve(home .. "/app.sock", '{"ok": true}')
+    local outs = require("orket.sandboxes.deploy").accept_after { db = db, board = b, settings = {}, cards = { "E-1" },
+      sandbox = { id = 7, socket = home .. "/app.sock", home = home }, send_back = true }
+    stop()
+    local o = outs[1]
+    assert.is_true(o.result.ok)
+    assert.is_true(o.result.results[1].ok)
+    local r = o.result.results[2]
+    assert.equal("chromium is not installed here", r.skipped)
+    assert.equal("skip", accept.verdict(r))
+    assert.matches("skip the notes show: skipped: chromium is not installed here", accept.report(o.result), 1, true)
+    assert.equal("passed", o.outcome)
+    assert.is_nil(o.followup)
+    assert.same({}, b:list { type = "issue", epic = "R-bugs" } or {})
+    assert.equal("done", b:get("E-1").status)
+    local said = b:comments("E-1")[1].body
+    assert.matches("acceptance checks passed, 1 skipped: they could not run here", said, 1, true)
+    assert.matches("- skip the notes show: skipped: chromium is not installed here", said, 1, true)
+    local ev
+    for _, e in ipairs(b:history("E-1")) do if e.kind == "sandbox_check" then ev = e end end
+    assert.is_true(ev.data.passed)
+    assert.equal("chromium is not installed here", ev.data.results[2].skipped)
     db:close()
   end)
 end)

@@ -46,12 +46,15 @@ describe("sandbox deploys", function()
     local dir = H.tmpdir()
     assert(os.execute("mkdir -p " .. dir .. "/workspace"))
     H.write(dir .. "/workspace/notes.txt", "nothing to run\n")
-    local settings = { sandbox = require("orket.sandboxes.settings").sandbox({}) }
+    -- main's commit holds nothing to run
+    local repo = assert(require("orket.c.gitrepo").init(dir .. "/workspace", { name = "t", email = "t@orket.invalid" }))
+    repo:close()
+    local settings = { sandbox = require("orket.settings.sandbox").sandbox({}) }
     settings.sandbox.deploy = "merge"
     local d = deploy.after_merge_at(dir, settings, b, "E-1")
     assert.equal("E-1 merged", d.reason)
     assert.is_nil(d.owner_pid)
-    assert.matches("^no sandbox started: ", d.error)
+    assert.matches("^no sandbox started: sandbox: nothing to run in main's tree", d.error)
     settings.sandbox.deploy = "manual"
     assert.is_nil(deploy.after_merge_at(dir, settings, b, "E-1"))
     db:close()

@@ -2,7 +2,7 @@
 -- tree with its reasons (orket.sandboxes.plan), read as hostile data, and the compose file
 -- and Dockerfile written for it (orket.sandboxes.compose).
 local settings = require "orket.settings"
-local ss = require "orket.sandboxes.settings"
+local ss = require "orket.settings.sandbox"
 local plan = require "orket.sandboxes.plan"
 local compose = require "orket.sandboxes.compose"
 local workspace = require "orket.workspace"

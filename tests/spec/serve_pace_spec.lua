@@ -1,10 +1,10 @@
--- orket.serve.pace: one heavy step per turn of the loop, in the order asked, and cancellable.
-local pace = require "orket.serve.pace"
+-- orket.engine.pace: one heavy step per turn of the loop, in the order asked, and cancellable.
+local pace = require "orket.engine.pace"
 local task = require "orket.task"
 local uv = require "luv"
 local H = require "tests.helpers"
 
-describe("orket.serve.pace", function()
+describe("orket.engine.pace", function()
   it("lets the first caller go at once and the others one per turn of the loop, in order", function()
     local turns = 0
     local check = uv.new_check()

@@ -2,15 +2,16 @@
 -- *Acceptance checks*). Each result is journaled (sandbox_check); a failure after a deploy
 -- goes back to the card with the checks' output and the sandbox's last log lines: a card
 -- still open is sent back to in_progress; a done one (final) becomes a bug of its rock's
--- bug-fix phase when the rock has one (orket.sandboxes.phase), else a follow-up issue in
+-- bug-fix phase when the rock has one (orket.actions.bugs), else a follow-up issue in
 -- its epic, either carrying the same checks. The answer is data. Uses orket.board and
 -- orket.store.imports (the follow-up's checks).
 local board_mod = require "orket.board"
 local imports = require "orket.store.imports"
 local bugfix_rows = require "orket.store.bugfix"
-local phase = require "orket.sandboxes.phase"
+local bugs = require "orket.actions.bugs"
 local cjson = require "cjson.safe"
 local verifications = require "orket.store.verifications"
+local sandbox_checks = require "orket.actions.sandbox_checks"
 
 local M = {}
 
@@ -26,11 +27,14 @@ local function clip(s, n)
   return s
 end
 
---- text(res, sandbox_id) -> the failure as a comment: each check's line, then the log's tail
-function M.text(res, sandbox_id)
-  local lines = { string.format("Sandbox %s: acceptance checks %s.", tostring(sandbox_id), res.ok and "passed" or "failed") }
+--- text(res, sandbox_id [, commit]) -> the failure as a comment: each check's line, then the log's tail
+function M.text(res, sandbox_id, commit)
+  local skipped = #sandbox_checks.skipped(res)
+  local lines = { string.format("Sandbox %s%s: acceptance checks %s%s.", tostring(sandbox_id),
+    commit and (" (commit " .. commit:sub(1, 12) .. ")") or "", res.ok and "passed" or "failed",
+    skipped > 0 and string.format(", %d skipped: they could not run here", skipped) or "") }
   for _, r in ipairs(res.results or {}) do
-    lines[#lines + 1] = string.format("- %s %s: %s%s", r.ok and "pass" or "FAIL", r.name, r.detail or "",
+    lines[#lines + 1] = string.format("- %s %s: %s%s", sandbox_checks.verdict(r), r.name, r.detail or "",
       r.screenshot and (" (screenshot " .. r.screenshot .. ")") or "")
   end
   if not res.ok and res.log and res.log ~= "" then
@@ -43,7 +47,7 @@ end
 local function event_data(res, sandbox_id, extra)
   local results = {}
   for i, r in ipairs(res.results or {}) do
-    results[i] = { kind = r.kind, name = r.name, ok = r.ok, detail = r.detail, status = r.status,
+    results[i] = { kind = r.kind, name = r.name, ok = r.ok, skipped = r.skipped, detail = r.detail, status = r.status,
       screenshot = r.screenshot, ms = r.ms }
   end
   local d = { sandbox = sandbox_id, passed = res.ok, results = results,
@@ -70,9 +74,12 @@ local function open_followup(board, epic, card_id)
   return nil
 end
 
---- record{db=, board=, card=, sandbox=, result=, run_id=, send_back=bool}
+--- record{db=, board=, card=, sandbox=, commit=, result=, run_id=, send_back=bool} (commit:
+--- what the sandbox runs, named in the event and the comment)
 --- -> {code = "passed" | "recorded" | "sent_back" | "bug" | "followup" | "commented", card=,
----     followup= (the bug or follow-up issue), duplicate= (a bug already open: commented)}
+---     followup= (the bug or follow-up issue), duplicate= (a bug already open: commented),
+---     skipped= (checks that could not run here, {{name=, why=}...}: never a failure; with
+---     send_back, said in a comment on the card)}
 ---  | nil, msg, CODE. In one transaction: a sandbox_check event; with send_back, a failure's
 --- comment on the card and then: an open card moved to in_progress (by the engine), a done
 --- one a bug of its rock's bug-fix phase when there is one, else a follow-up issue in its epic (or a comment on the open follow-up there), with the
@@ -82,9 +89,14 @@ function M.record(o)
   return db:tx(function()
     local card = board:get(id)
     if not card then return nil, "board: no card " .. tostring(id), "ENOENT" end
-    local out = { code = res.ok and "passed" or "recorded", card = id }
+    local out = { code = res.ok and "passed" or "recorded", card = id, skipped = sandbox_checks.skipped(res) }
+    if res.ok and o.send_back and #out.skipped > 0 then
+      -- checks that could not run (no browser here) are no failure of the card, and no bug:
+      -- the card says which were left unchecked, and why
+      assert(board:comment(id, { author = "orket", body = M.text(res, o.sandbox, o.commit) }))
+    end
     if not res.ok and o.send_back then
-      local body = M.text(res, o.sandbox)
+      local body = M.text(res, o.sandbox, o.commit)
       assert(board:comment(id, { author = "orket", body = body }))
       if not FINAL[card.status] and board:check_transition(id, "in_progress", { actor = board_mod.ENGINE }) then
         local t, terr, tcode = board:transition(id, "in_progress", { actor = board_mod.ENGINE,
@@ -95,7 +107,7 @@ function M.record(o)
         -- the rock is in (or past) its bug-fix phase: the failure is one of its bugs, filed
         -- once while it is open (the same fingerprint again is a comment on it)
         local rock = phase_rock(db, board, card)
-        local bug, dup, bcode = phase.file_bug(db, { rock = rock, title = string.format(M.FOLLOWUP, id),
+        local bug, dup, bcode = bugs.file_bug(db, { rock = rock, title = string.format(M.FOLLOWUP, id),
           body = body, fingerprint = "sandbox_check:" .. id, source = "acceptance", seat = card.seat })
         if not bug then return nil, dup, bcode end
         if not dup then
@@ -128,7 +140,7 @@ function M.record(o)
       end
     end
     db:event { kind = "sandbox_check", card = id, run = o.run_id, actor = "orket",
-      data = event_data(res, o.sandbox, { outcome = out.code, followup = out.followup, why = out.why }) }
+      data = event_data(res, o.sandbox, { commit = o.commit, outcome = out.code, followup = out.followup, why = out.why }) }
     return out
   end)
 end

@@ -1,8 +1,8 @@
 -- orket bug ROCK "text" [--body TEXT]: a person files a bug under a rock (a ready issue in its
--- bugs epic: orket.sandboxes.phase.file_bug), counted in the rock's bug-fix phase. Prints
+-- bugs epic: orket.actions.bugs.file_bug), counted in the rock's bug-fix phase. Prints
 -- the card's id, or the open bug it was added to when --fingerprint matches one.
 local cjson = require "cjson"
-local phase = require "orket.sandboxes.phase"
+local bugs = require "orket.actions.bugs"
 
 local USAGE = "orket bug ROCK [--] \"what goes wrong\" [--body TEXT] [--fingerprint KEY] [--json] [-C DIR]"
 local cmd = { summary = "file a bug under a rock (its bug-fix phase)", usage = USAGE }
@@ -11,8 +11,9 @@ Files a bug as an issue in the rock's bugs epic (ROCK-bugs, made when needed), r
 team: the next 'orket run ROCK', or a worker, works it like any card. The text is its summary
 (at most 500 bytes), --body its description (at most 64 KiB). While the rock's bug-fix phase
 is open the bug counts in its rate; once the phase ended, bugs go to the phase-2 rock it
-handed its open bugs to. With --fingerprint, an open bug with the same fingerprint gets the
-report as a comment instead of a second card. --json prints {"card": ID, "duplicate": BOOL}.]]
+handed its open bugs to, and the command that works them names that rock. With
+--fingerprint, an open bug with the same fingerprint gets the report as a comment instead of
+a second card. --json prints {"card": ID, "duplicate": BOOL, "rock": the rock whose run works it}.]]
 
 function cmd.run(args, cli)
   local body, fp, as_json
@@ -25,19 +26,23 @@ function cmd.run(args, cli)
   if #pos > 2 then return cli.usage_error(cmd, "give the text as one argument (quote it)") end
   local db = cli.open_store(dir, false)
   if not db then return 1 end
-  local id, dup, code = phase.file_bug(db, { rock = pos[1], title = pos[2], body = body, fingerprint = fp,
+  local id, dup, code = bugs.file_bug(db, { rock = pos[1], title = pos[2], body = body, fingerprint = fp,
     author = "developer", source = "person" })
+  -- the rock whose run works it: after the rock's phase ended, its phase-2 rock
+  local rock = id and bugs.bug_rock(db, pos[1])
   db:close()
   if not id then
     cli.err("%s", (tostring(dup):gsub("^bug: ", "")))
     return code == "EINVAL" and 2 or 1
   end
+  local moved = rock ~= pos[1] and string.format(" under %s (%s's bug-fix phase ended)", rock, pos[1]) or ""
   if as_json then
-    io.stdout:write(cjson.encode { card = id, duplicate = dup }, "\n")
+    io.stdout:write(cjson.encode { card = id, duplicate = dup, rock = rock }, "\n")
   elseif dup then
-    io.stdout:write(string.format("%s is open with the same fingerprint; the report is a comment on it\n", id))
+    io.stdout:write(string.format("%s is open with the same fingerprint%s; the report is a comment on it; "
+      .. "'orket run %s' works it\n", id, moved, rock))
   else
-    io.stdout:write(string.format("%s filed; 'orket run %s' works it\n", id, pos[1]))
+    io.stdout:write(string.format("%s filed%s; 'orket run %s' works it\n", id, moved, rock))
   end
   return 0
 end

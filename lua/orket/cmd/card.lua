@@ -131,12 +131,14 @@ local function event_text(e)
     return d.created and ("imported from " .. tostring(d.source)) or ("re-imported: " .. table.concat(d.changed or {}, ", ") .. " changed")
   elseif e.kind == "sandbox_check" then
     -- a run of its acceptance checks against a sandbox (docs/sandbox.md)
-    local failed = {}
+    local failed, skipped = {}, {}
     for _, r in ipairs(d.results or {}) do
-      if not r.ok then failed[#failed + 1] = tostring(r.name) end
+      if r.skipped then skipped[#skipped + 1] = string.format("%s (%s)", tostring(r.name), tostring(r.skipped))
+      elseif not r.ok then failed[#failed + 1] = tostring(r.name) end
     end
-    return string.format("sandbox checks %s on sandbox %s%s%s", d.passed and "passed" or "FAILED",
+    return string.format("sandbox checks %s on sandbox %s%s%s%s", d.passed and "passed" or "FAILED",
       tostring(math.tointeger(d.sandbox) or d.sandbox), #failed > 0 and (": " .. table.concat(failed, ", ")) or "",
+      #skipped > 0 and ("; skipped (could not run here): " .. table.concat(skipped, ", ")) or "",
       d.followup and ("; follow-up " .. tostring(d.followup)) or "")
   end
   return e.kind

@@ -29,6 +29,10 @@ API (secrets ORKET_URL and ORKET_API_KEY), checks.sh itself (orket.lua's verify.
 runs it at each hand-in too) and README.md with the workflow's status badge; orket.lua gets
 a git section to fill in. --repo OWNER/NAME and --forge-url URL (Gitea's server; GitHub's
 is https://github.com) fill in the badge and that section; without them they say OWNER/NAME.
+It also writes a deploy workflow (deploy.yml beside orket.yml): on each push to main it asks
+Orket (the same two secrets) to deploy the sandbox of main and reports the outcome as the
+commit status orket/deploy; for Gitea, act_runner.yaml in DIR configures a runner for both
+(docs/sandbox.md, *CI that deploys*).
 
 On a terminal, without options, init asks first: the project's name (DIR's), the model's
 provider (scripted, the offline model; ollama; openai) and model, the forge (none, gitea,
@@ -186,7 +190,7 @@ local function forge_texts(home, texts, o, name)
   local url, repo = o.url or f.url, o.repo or "OWNER/NAME"
   local badge = string.format(f.badge, url, repo, url, repo)
   local files = {}
-  for _, t in ipairs { "orket.yml", "checks.sh", "README.md" } do
+  for _, t in ipairs { "orket.yml", "deploy.yml", "checks.sh", "README.md", "act_runner.yaml" } do
     local text, err = read(home .. "/templates/forge/" .. t)
     if not text then return nil, string.format("cannot read the forge template %s: %s", t, tostring(err)) end
     files[t] = text
@@ -194,6 +198,14 @@ local function forge_texts(home, texts, o, name)
   local workflow = "workspace/" .. f.dir .. "/orket.yml"
   local function lit(v) return function() return v end end -- '%' in a value is no capture
   texts[workflow] = files["orket.yml"]:gsub("FORGE", o.forge):gsub("RUN_NOTE", f.run_note):gsub("RUN_KEY", f.run)
+  -- the deploy workflow (docs/sandbox.md, *CI that deploys*), and for Gitea its runner's config
+  local deploy_wf = "workspace/" .. f.dir .. "/deploy.yml"
+  texts[deploy_wf] = files["deploy.yml"]:gsub("FORGE", o.forge)
+  local extra = { workflow, deploy_wf }
+  if o.forge == "gitea" then
+    texts["act_runner.yaml"] = files["act_runner.yaml"]
+    extra[#extra + 1] = "act_runner.yaml"
+  end
   texts["workspace/checks.sh"] = files["checks.sh"]
   texts["workspace/README.md"] = files["README.md"]:gsub("PROJECT", lit(name), 1):gsub("BADGE", lit(badge), 1)
     :gsub("WORKFLOW", lit(f.dir .. "/orket.yml"), 1)
@@ -212,7 +224,9 @@ verify = { command = { "sh", "checks.sh" } }
 --   api_url = "%s", token_env = "FORGE_TOKEN", webhook_secret_env = "FORGE_HOOK_SECRET" }
 -- review = { human = true }
 ]], o.forge, f.dir, url, repo, o.forge, repo, f.api or url)
-  return { workflow, "workspace/checks.sh", "workspace/README.md" }
+  extra[#extra + 1] = "workspace/checks.sh"
+  extra[#extra + 1] = "workspace/README.md"
+  return extra
 end
 
 -- The model providers the wizard offers, each with the model it suggests and what
@@ -326,6 +340,9 @@ local function say_made(dir, o, texts, r, cli)
     io.stdout:write(string.format("forge %s: workspace/%s/orket.yml runs workspace/checks.sh on pull requests and "
       .. "reports to Orket (secrets ORKET_URL, ORKET_API_KEY); README.md has its badge; orket.lua's git section "
       .. "is to fill in (docs/git.md)\n", o.forge, FORGES[o.forge].dir))
+    io.stdout:write(string.format("deploy: workspace/%s/deploy.yml deploys the sandbox of main on each push to main "
+      .. "and reports it as the commit status orket/deploy%s (docs/sandbox.md)\n", FORGES[o.forge].dir,
+      o.forge == "gitea" and "; act_runner.yaml configures a Gitea runner for both" or ""))
   end
   -- the binary as run (an absolute path unless `orket` on PATH is this one): the line works
   -- as printed, in a shell where orket is not installed

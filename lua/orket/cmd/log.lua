@@ -191,7 +191,8 @@ function cmd.run(args, cli)
         d.passed and "passed" or "FAILED", num(d.sandbox), d.followup and ("; follow-up " .. one(d.followup))
         or (d.outcome == "sent_back" and "; sent back to in_progress" or ""))
       for _, r in ipairs(d.results or {}) do
-        out[#out + 1] = string.format("   %s %s: %s", r.ok and "pass" or "FAIL", one(r.name), clip(r.detail, n))
+        out[#out + 1] = string.format("   %s %s: %s", r.ok and "pass" or r.skipped and "skip" or "FAIL", one(r.name),
+          clip(r.detail, n))
       end
       if d.log and d.log ~= "" then out[#out + 1] = "   [log] " .. clip(d.log, n) end
     elseif ev.kind == "reload" then

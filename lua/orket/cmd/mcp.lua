@@ -1,13 +1,13 @@
 -- orket mcp serve | list: the Model Context Protocol. serve speaks MCP over stdio (one
 -- JSON-RPC message per line on stdin and stdout, logs on stderr) with the board's tools and
--- resources (orket.mcp.server); list shows the MCP servers orket.lua names (orket.mcp.client).
+-- resources (orket.serve.mcp_server); list shows the MCP servers orket.lua names (orket.mcp.client).
 local uv = require "luv"
 local task = require "orket.task"
 local jsonout = require "orket.jsonout"
 local rpc = require "orket.mcp.jsonrpc"
 local lines = require "orket.mcp.lines"
-local server = require "orket.mcp.server"
-local runs = require "orket.serve.runs"
+local server = require "orket.serve.mcp_server"
+local executor = require "orket.engine.executor"
 local manager = require "orket.mcp.manager"
 local inert = require "orket.inert"
 
@@ -56,7 +56,7 @@ local function serve(dir, read_only, cli)
   end
   local session = server.new { db = db, dir = dir, send = send, log = log,
     who = { role = read_only and "viewer" or "admin" } }
-  runs.registry(db).log = log
+  executor.registry(db).log = log
   local reader = lines.reader(input, rpc.MAX_MESSAGE)
   local sig = uv.new_signal()
   sig:start("sigterm", function() reader:close() end)
@@ -84,8 +84,8 @@ local function serve(dir, read_only, cli)
   reader:close()
   sig:close()
   session:close()
-  runs.stop_all(db)
-  runs.wait_all(db)
+  executor.stop_all(db)
+  executor.wait_all(db)
   db:close()
   cli.flush_unhandled()
   if not ok then
@@ -99,7 +99,7 @@ end
 local function list(dir, json, cli)
   local cfg, s = cli.project_settings(dir, false)
   if not cfg then return 1 end
-  local status, perr = manager.probe(s.mcp, dir)
+  local status, perr = manager.probe(s.mcp)
   if not status then
     cli.err("%s", perr)
     return 1

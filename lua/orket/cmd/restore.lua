@@ -3,6 +3,7 @@
 local backup = require "orket.store.backup"
 local sealed = require "orket.store.sealed"
 local audit_key = require "orket.audit.key"
+local service = require "orket.sandboxes.service"
 
 local USAGE = "orket restore FILE [--check] [--key-file KEYFILE | --passphrase-env NAME] [-C DIR]"
 local cmd = { summary = "replace the project's store with a backup", usage = USAGE }
@@ -12,7 +13,8 @@ of a PostgreSQL export), that it is an orket store, and that its schema version 
 orket knows. Only then it replaces the store's whole content, in one transaction: anyone
 reading the board sees the old content or the new, never a mix. --check only checks. Refused
 while a run works on the project; stop 'orket serve' and workers first, as their runs would
-continue on cards the restore changed. A SQLite backup restores into SQLite, a PostgreSQL
+continue on cards the restore changed. Refused too while a sandbox of the project runs
+(orket sandbox list): stop it first with 'orket sandbox stop ID'. A SQLite backup restores into SQLite, a PostgreSQL
 export into PostgreSQL. See docs/guide/deploying.md.
 
 An encrypted backup (orket backup --encrypt) needs its key file (--key-file KEYFILE) or its
@@ -70,6 +72,22 @@ function cmd.run(args, cli)
   local db, lock = cli.open_store_locked(dir)
   if not db then
     cleanup()
+    return 1
+  end
+  -- a running sandbox's row would vanish with the old content: it would run on, owned by
+  -- no row the board shows. It is stopped first, by the person who knows what it serves.
+  local live = service.running(db)
+  if #live > 0 then
+    db:close()
+    lock:release()
+    cleanup()
+    local names, ids = {}, {}
+    for i, row in ipairs(live) do
+      names[i] = string.format("sandbox %d (%s, %s)", math.tointeger(row.id), tostring(row.target), tostring(row.status))
+      ids[i] = "orket sandbox stop " .. math.tointeger(row.id)
+    end
+    cli.fail("EBUSY", "restore: %s of this project %s running; stop %s first: %s (the store was not changed)",
+      table.concat(names, ", "), #live == 1 and "is" or "are", #live == 1 and "it" or "them", table.concat(ids, ", "))
     return 1
   end
   local info, err, code = backup.restore(db, file)

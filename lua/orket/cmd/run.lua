@@ -13,6 +13,7 @@ local journal = require "orket.engine.journal"
 local claims = require "orket.engine.claims"
 local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
+local bugs = require "orket.actions.bugs"
 local lineedit = require "orket.c.lineedit"
 local runs = require "orket.store.runs"
 local rt = require "orket.c.runtime"
@@ -197,6 +198,17 @@ function cmd.execute(o, cli, resume_id)
     -- the bug-fix phases (docs/sandbox.md): bugs the sandboxes' health checks found are
     -- filed before the run reads its scope, so this run works them
     phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
+    -- a rock whose bug-fix phase ended has handed its open bugs (and new ones) to a phase-2
+    -- rock: said, so a run of the old one that finds nothing to do is not a mystery
+    if o.target then
+      local went = bugs.bug_rock(e.db, o.target)
+      if went and went ~= o.target then
+        local msg = string.format("%s's bug-fix phase has ended; its open bugs and new ones went to %s: "
+          .. "run 'orket run %s'", o.target, went, went)
+        -- (the live view says an event's message as a note)
+        emit { type = "bugfix", action = "moved", rock = o.target, next_rock = went, message = msg }
+      end
+    end
     local id = resume_id
     if not id then
       local rid, serr, scode = e:start(o.target, { concurrency = o.concurrency, model = o.model })

@@ -6,30 +6,30 @@
 local cjson = require "cjson"
 local rt = require "orket.c.runtime"
 local jsonout = require "orket.jsonout"
-local plan_mod = require "orket.sandboxes.plan"
+local source = require "orket.sandboxes.source"
 local compose = require "orket.sandboxes.compose"
-local workspace = require "orket.workspace"
 local uv = require "luv"
 local ops = require "orket.store.sandboxes"
 local service = require "orket.sandboxes.service"
 local inert = require "orket.inert"
-local gitrepo = require "orket.c.gitrepo"
 local board_mod = require "orket.board"
 local deploy = require "orket.sandboxes.deploy"
 local accept = require "orket.sandboxes.accept"
 local task = require "orket.task"
 local sv = require "orket.store.verifications"
+local supervise = require "orket.sandboxes.supervise"
 
 local cmd = { summary = "main's tree run as a service: plan, up, list, logs, check, stop, compose",
-  usage = "orket sandbox plan [--json] | up [--detach] [--replace] [--card CARD] | list [--all] [--json] | logs ID [--follow] | "
+  usage = "orket sandbox plan [--json] | up [--detach] [--replace] [--commit ID] [--card CARD] | list [--all] [--json] | logs ID [--follow] | "
     .. "check [ID] [--card CARD] [--json] | stop ID | "
     .. "compose [--out DIR] [--force]   (each takes -C DIR)" }
 cmd.help = [[
-plan      says what a sandbox would run from main's tree (workspace/): orket.lua's
+plan      says what a sandbox would run from main's tree at main's head (its commit): orket.lua's
           sandbox.command when it is set, else what was detected (a package.json script, a
           Python entry point and its framework, go.mod, a Makefile run/serve/start target),
           with the reasons, the port variable and the health check. --json for a program.
-up        starts main's tree (a copy) as a service in a sandbox: every confinement layer agent
+up        starts main's tree at a commit (main's head, or --commit ID), written out of the
+          repository (never workspace/, which may hold a person's edits), as a service in a sandbox: every confinement layer agent
           code gets, plus a network namespace of its own with its loopback up. The app is
           told its port ($PORT) and reached only through a unix socket the runner relays to
           that port (.orket/sandboxes/ID/app.sock), e.g.
@@ -41,7 +41,7 @@ up        starts main's tree (a copy) as a service in a sandbox: every confineme
           runs the acceptance checks (sandbox_checks) of that merged card once it is
           healthy (of its epic's or rock's done issues with sandbox.deploy = epic or rock),
           and a failure goes back to the card with the checks' output and the log's tail.
-list      the live sandboxes (--all: the ended ones too): id, status, port, socket, since.
+list      the live sandboxes (--all: the ended ones too): id, status, port, commit, socket, since.
           A sandbox whose owner ended is marked exited first.
 logs      the app's output (stdout and stderr, rotated at sandbox.log_max_bytes);
           --follow keeps printing until the sandbox ends or Ctrl-C.
@@ -54,20 +54,39 @@ compose   writes compose.yaml (and a Dockerfile when the tree has none) for the 
           into --out DIR (default: the project's deploy/), its build context the project's
           workspace/; existing files are not replaced without --force.]]
 
--- The project's sandbox settings and a confined view of main's tree: plan | nil (printed).
-local function load(dir, cli)
+-- What a sandbox of main's head (or rev) would run: plan, settings, commit | nil (printed).
+local function load(dir, cli, rev)
   local cfg, s = cli.project_settings(dir, true)
   if not cfg then return nil end
-  local ws, werr = workspace.open(dir .. "/workspace")
-  if not ws then cli.err("%s", werr) return nil end
-  local p, perr, _, why = plan_mod.detect(ws, s.sandbox)
-  ws:close()
+  local p, perr, _, why = source.plan(dir, s.sandbox, rev)
   if not p then
     cli.err("%s", perr)
     for _, w in ipairs(why or {}) do io.stderr:write("  - ", w, "\n") end
     return nil
   end
-  return p, s
+  return p, s, perr
+end
+
+-- The services of a plan as data: each one's name, folder, command, port as planned (the
+-- sandbox's first port, 8080, for the entry), health check and what it starts after.
+local function services_doc(p)
+  local ports = supervise.ports(p, service.PORT_BASE)
+  local out = {}
+  for i, one in ipairs(p.services) do
+    local after = {}
+    for j, d in ipairs(one.depends_on) do after[j] = d.name end
+    local h = one.health
+    local text = one.entry and ((p.health.kind == "http" and ("HTTP GET " .. p.health.path) or "TCP connect")
+        .. " through the socket, by the sandbox's owner")
+      or h and h.kind == "cmd" and ("the compose file's test: " .. table.concat(h.argv, " "))
+      or h and h.kind == "none" and "none (the compose file turns it off)"
+      or one.database and "the database answers (pg_isready)"
+      or ("TCP connect to port " .. ports[one.name])
+    out[i] = { name = one.name, dir = one.dir, entry = one.entry, command = one.command and jsonout.array(one.command) or nil,
+      database = one.database, port = ports[one.name], health_text = text, depends_on = jsonout.array(after),
+      reasons = jsonout.array(one.reasons) }
+  end
+  return out
 end
 
 local function plan(args, cli)
@@ -75,20 +94,21 @@ local function plan(args, cli)
   local dir, pos = cli.words(cmd, args, { ["--json"] = function() as_json = true end }, "an argument")
   if not dir then return pos end
   if #pos > 0 then return cli.usage_error(cmd, "sandbox plan takes no argument ('%s')", pos[1]) end
-  local p, s = load(dir, cli)
+  local p, s, commit = load(dir, cli)
   if not p then return 1 end
   if as_json then
     io.stdout:write(cjson.encode {
-      stack = p.stack, explicit = p.explicit or false, command = jsonout.array(p.command),
+      commit = commit, stack = p.stack, explicit = p.explicit or false, command = jsonout.array(p.command),
       install = p.install and jsonout.array(p.install) or cjson.null, port_env = p.port_env,
       health = { kind = p.health.kind, path = p.health.path or cjson.null, interval_ms = p.health.interval_ms,
         timeout_ms = p.health.timeout_ms, failures = p.health.failures, start_timeout_ms = p.health.start_timeout_ms },
       deploy = s.sandbox.deploy, network = s.sandbox.network, dockerfile = p.dockerfile,
-      reasons = jsonout.array(p.reasons),
+      reasons = jsonout.array(p.reasons), dir = p.dir, services = p.services and jsonout.array(services_doc(p)) or cjson.null,
     }, "\n")
     return 0
   end
   local out = io.stdout
+  out:write("commit:   ", commit, " (main's head)\n")
   out:write("stack:    ", p.stack, p.explicit and " (command from orket.lua)" or "", "\n")
   out:write("command:  ", table.concat(p.command, " "), "\n")
   if p.install then out:write("install:  ", table.concat(p.install, " "), "\n") end
@@ -100,6 +120,18 @@ local function plan(args, cli)
     .. (s.sandbox.deploy == "merge" and "merged card" or s.sandbox.deploy .. " done") .. ")", "\n")
   out:write("why:\n")
   for _, w in ipairs(p.reasons) do out:write("  - ", w, "\n") end
+  if p.services then
+    out:write("services (in the order they start):\n")
+    for _, d in ipairs(services_doc(p)) do
+      out:write(string.format("  %s%s\n", d.name, d.entry and " (reached through the sandbox's socket)" or ""))
+      out:write("    folder:   ", d.dir ~= "" and (d.dir .. "/") or "the root", "\n")
+      out:write("    command:  ", d.command and table.concat(d.command, " ") or ("Debian's " .. tostring(d.database)), "\n")
+      out:write("    port:     ", d.port, d.entry and " (the sandbox's port)" or "", "\n")
+      out:write("    health:   ", d.health_text, "\n")
+      if #d.depends_on > 0 then out:write("    after:    ", table.concat(d.depends_on, ", "), " (each healthy first)\n") end
+      for _, w in ipairs(d.reasons) do out:write("    - ", w, "\n") end
+    end
+  end
   return 0
 end
 
@@ -171,13 +203,15 @@ local function sock_hint(row)
 end
 
 -- The child a detached `up` leaves running; the parent waits for its sandbox's row.
-local function detach(dir, cli, replace, card, run_id)
-  -- what would run is checked here, where its error can still be printed
-  if not load(dir, cli) then return 1 end
+local function detach(dir, cli, replace, card, run_id, rev)
+  -- what would run is checked here, where its error can still be printed; the owner runs
+  -- the very commit checked, whatever main holds by then
+  local p, _, commit = load(dir, cli, rev)
+  if not p then return 1 end
   local db = cli.open_store(dir, false)
   if not db then return 1 end
   local exited
-  local pid, out_path = service.start_owner(dir, { replace = replace, card = card, run = run_id,
+  local pid, out_path = service.start_owner(dir, { replace = replace, commit = commit, card = card, run = run_id,
     on_exit = function(code) exited = code end })
   if not pid then
     db:close()
@@ -212,18 +246,9 @@ local function detach(dir, cli, replace, card, run_id)
     io.stderr:write("its log: orket sandbox logs ", row.id, "\n")
     return 1
   end
-  io.stdout:write(string.format("sandbox %d is healthy (port %d, owner pid %d)\nreach it: %s\nstop it: orket sandbox stop %d\n",
-    row.id, row.port, pid, sock_hint(row), row.id))
+  io.stdout:write(string.format("sandbox %d is healthy (port %d, owner pid %d, commit %s)\nreach it: %s\nstop it: orket sandbox stop %d\n",
+    row.id, row.port, pid, tostring(row.commit_id), sock_hint(row), row.id))
   return 0
-end
-
--- main's head in the project's repository (the commit a sandbox runs) | nil
-local function main_commit(dir)
-  local repo = gitrepo.open(dir .. "/workspace")
-  if not repo then return nil end
-  local sha = repo:head("main")
-  repo:close()
-  return sha
 end
 
 -- A card's acceptance checks after a deploy (--card): run, journaled, a failure sent back.
@@ -235,7 +260,8 @@ local function accept_deployed(dir, db, s, sb, card, run_id)
     io.stdout:write(string.format("sandbox %d: acceptance checks of %s %s%s\n", sb.id, o.card,
       o.result.ok and "passed" or "FAILED", o.outcome == "followup" and (" (follow-up " .. tostring(o.followup) .. ")")
       or o.outcome == "sent_back" and " (sent back to in_progress)" or ""))
-    if not o.result.ok then io.stdout:write(inert.text(accept.report(o.result)), "\n") end
+    local skipped = accept.skipped(o.result)
+    if not o.result.ok or #skipped > 0 then io.stdout:write(inert.text(accept.report(o.result)), "\n") end
     if o.error then cli_err_line(o.error) end
     if o.status and o.status.error then cli_err_line("the forge's status orket/sandbox: " .. tostring(o.status.error)) end
   end
@@ -243,16 +269,17 @@ local function accept_deployed(dir, db, s, sb, card, run_id)
 end
 
 local function up(args, cli)
-  local detached, replace, card, run_id = false, false, nil, nil
+  local detached, replace, card, run_id, rev = false, false, nil, nil, nil
   local dir, pos = cli.words(cmd, args, { ["--detach"] = function() detached = true end,
     ["-d"] = function() detached = true end, ["--replace"] = function() replace = true end }, "an argument",
     { ["--card"] = { what = "a card id", set = function(v) card = v end },
-      ["--run"] = { what = "a run number", set = function(v) run_id = math.tointeger(tonumber(v)) end } })
+      ["--run"] = { what = "a run number", set = function(v) run_id = math.tointeger(tonumber(v)) end },
+      ["--commit"] = { what = "a commit id", set = function(v) rev = v end } })
   if not dir then return pos end
   if #pos > 0 then return cli.usage_error(cmd, "sandbox up takes no argument ('%s')", pos[1]) end
   local _, s = cli.project_settings(dir, true)
   if not s then return 1 end
-  if detached then return detach(dir, cli, replace, card, run_id) end
+  if detached then return detach(dir, cli, replace, card, run_id, rev) end
   local db = cli.open_store(dir, false)
   if not db then return 1 end
   -- a signal while it starts ends the start; once it runs, it stops the sandbox
@@ -268,11 +295,9 @@ local function up(args, cli)
   end
   local function close_signals() for _, h in ipairs(signals) do h:close() end end
   local err, _, tail
-  local commit = main_commit(dir)
-  sb, err, _, tail = service.up { dir = dir, db = db, settings = s, replace = replace, commit = commit,
+  sb, err, _, tail = service.up { dir = dir, db = db, settings = s, replace = replace, commit = rev,
     on_healthy = card and function(h)
       if asked then return end
-      h.commit = commit
       accept_deployed(dir, db, s, h, card, run_id)
     end,
     stopping = function() return asked end, emit = function(ev)
@@ -290,8 +315,8 @@ local function up(args, cli)
     db:close()
     return 1
   end
-  io.stdout:write(string.format("sandbox %d is healthy (port %d)\nreach it: %s\nCtrl-C stops it\n", sb.id, sb.port,
-    sock_hint { socket = sb.socket }))
+  io.stdout:write(string.format("sandbox %d is healthy (port %d, commit %s)\nreach it: %s\nCtrl-C stops it\n", sb.id,
+    sb.port, sb.commit, sock_hint { socket = sb.socket }))
   io.stdout:flush()
   if asked then task.spawn(sb.stop, sb, asked) end -- asked as it got healthy
   sb:wait()
@@ -315,7 +340,7 @@ local function list(args, cli)
   if as_json then
     local out = {}
     for i, r in ipairs(rows) do
-      out[i] = { id = r.id, status = r.status, target = r.target, port = r.port, socket = r.socket,
+      out[i] = { id = r.id, status = r.status, target = r.target, commit = r.commit_id or cjson.null, port = r.port, socket = r.socket,
         command = cjson.decode(r.command), owner_pid = r.owner_pid, started_at = r.started_at,
         healthy_at = r.healthy_at or cjson.null, ended_at = r.ended_at or cjson.null, detail = r.detail or cjson.null,
         exit_code = r.exit_code or cjson.null, exit_signal = r.exit_signal or cjson.null }
@@ -327,10 +352,11 @@ local function list(args, cli)
     io.stdout:write(all and "no sandboxes\n" or "no live sandboxes (--all lists the ended ones)\n")
     return 0
   end
-  io.stdout:write(string.format("%-4s %-10s %-6s %-24s %s\n", "ID", "STATUS", "PORT", "SINCE", "SOCKET / DETAIL"))
+  io.stdout:write(string.format("%-4s %-10s %-6s %-8s %-24s %s\n", "ID", "STATUS", "PORT", "COMMIT", "SINCE",
+    "SOCKET / DETAIL"))
   for _, r in ipairs(rows) do
     local live = r.status == "starting" or r.status == "healthy" or r.status == "unhealthy"
-    io.stdout:write(string.format("%-4d %-10s %-6d %-24s %s\n", r.id, r.status, r.port,
+    io.stdout:write(string.format("%-4d %-10s %-6d %-8s %-24s %s\n", r.id, r.status, r.port, (r.commit_id or "-"):sub(1, 7),
       live and (r.healthy_at or r.started_at) or (r.ended_at or ""),
       live and r.socket .. (r.detail and ("  (" .. inert.text(r.detail) .. ")") or "") or inert.text(r.detail or "")))
   end
@@ -482,7 +508,8 @@ local function check(args, cli)
     for i, o in ipairs(outs) do
       local results = {}
       for j, r in ipairs(o.result.results) do
-        results[j] = { kind = r.kind, name = r.name, ok = r.ok, detail = r.detail, status = r.status or cjson.null,
+        results[j] = { kind = r.kind, name = r.name, ok = r.ok, skipped = r.skipped or cjson.null, detail = r.detail,
+          status = r.status or cjson.null,
           screenshot = r.screenshot or cjson.null, console = r.console and jsonout.array(r.console) or cjson.null,
           ms = r.ms }
       end

@@ -4,7 +4,7 @@
 local serve = require "orket.serve"
 local keys = require "orket.serve.keys"
 local localuse = require "orket.serve.localuse"
-local runs = require "orket.serve.runs"
+local executor = require "orket.engine.executor"
 local httpd = require "orket.c.httpd"
 local task = require "orket.task"
 local uv = require "luv"
@@ -130,7 +130,7 @@ function cmd.run(args, cli)
     -- server stops accepting, ends the streams and drains
     h:start(name, function()
       if ended then return end -- stopped already: what is left is the exit
-      runs.stop_all(db)
+      executor.stop_all(db)
       task.spawn(server.stop, server)
     end)
     signals[#signals + 1] = h
@@ -146,12 +146,12 @@ function cmd.run(args, cli)
       localuse.TOKEN_FILE, localuse.SOCKET))
   end
   io.stdout:flush()
-  -- the runs it executes (orket.serve.runs) log their failures as the server does
-  runs.registry(db).log = function(fields) server:_log(fields) end
+  -- the runs it executes (orket.engine.executor) log their failures as the server does
+  executor.registry(db).log = function(fields) server:_log(fields) end
   local pool
   if nworkers then
     -- --workers 0: the workers run apart (another container, a Deployment of their own)
-    runs.registry(db).workers = true
+    executor.registry(db).workers = true
     if nworkers > 0 then pool = workers.start { dir = dir, n = nworkers, log = function(f) server:_log(f) end } end
   end
   -- the bug-fix phases tick on the loop (orket.sandboxes.phase); this server's own
@@ -160,8 +160,8 @@ function cmd.run(args, cli)
     stop = sandboxes.stop_sandbox, recheck = sandboxes_recheck.due }
   local ok, terr = task.spawn(server.run, server):join()
   ticker.close()
-  runs.stop_all(db) -- the server failed: its runs stop too
-  runs.wait_all(db)
+  executor.stop_all(db) -- the server failed: its runs stop too
+  executor.wait_all(db)
   -- the sandboxes it started would end with it anyway: stopped, they are recorded so
   task.spawn(sandboxes.stop_all, db):join()
   if pool then task.spawn(pool.stop, pool):join() end

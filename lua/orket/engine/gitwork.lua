@@ -5,9 +5,9 @@
 -- Contract: docs/git.md.
 local G = require "orket.c.gitrepo"
 local finish = require "orket.actions.finish"
-local mainline = require "orket.actions.mainline"
 local pull_request = require "orket.actions.pull_request"
 local forge = require "orket.forge"
+local aftermerge = require "orket.engine.aftermerge"
 local fault = require "orket.engine.fault"
 local sj = require "orket.store.journal"
 local uv = require "luv"
@@ -317,32 +317,39 @@ function M.enter(r, job)
   -- transaction, and finish merges it into main before the card (a conflict with what people
   -- merged on the forge is then the card's, sent back as any conflict)
   local g = remote_settings(r)
-  if g and job.phase == "review" then
-    local auth = mainline.auth(g)
-    job.remote_main = mainline.fetch(repo, g, auth or {}) and true or false
-  end
+  if g and job.phase == "review" then job.remote_main = aftermerge.fetch_main { g = g, repo = repo } and true or false end
   local fs, ferr = workspace.open(path)
   if not fs then return nil, ferr end
   job.fs = fs
   return true
 end
 
---- after_merge(run, card, merge): what follows a card's merge into main, in a task outside
---- any transaction: its pull request ends on the forge (orket.actions.pull_request), then
---- main is pushed (push_main).
-function M.after_merge(r, card, merge)
-  local g = remote_settings(r)
-  if g and g.forge then
-    local token, terr = forge.token(g)
-    local out = pull_request.after_merge { db = r.db, g = g, token = token, token_error = terr, card = card,
-      merge_id = merge and merge.id, run_id = r.run_id }
-    token = nil
-    if out then
-      r:emit { type = "git", card = card, action = "pull_request_end", outcome = out.code, number = out.number,
-        error = out.error }
-    end
+--- said(run, card, out): a run's events for what followed a card's merge
+--- (orket.engine.aftermerge's outcome: the pull request's end, main's push, a deploy)
+function M.said(r, card, out)
+  local pr, push, d = out.pull_request, out.push, out.deploy
+  if pr then
+    r:emit { type = "git", card = card, action = "pull_request_end", outcome = pr.code, number = pr.number,
+      error = pr.error }
   end
-  return M.push_main(r, card)
+  if push and push.code ~= "uptodate" then
+    r:emit { type = "git", card = card, action = "push_main", outcome = push.code, id = push.id, error = push.error,
+      paths = push.paths }
+  end
+  if d then
+    r:emit { type = "sandbox", action = "deploy", card = card, reason = d.reason, commit = d.commit,
+      owner_pid = d.owner_pid, error = d.error }
+  end
+end
+
+--- after_merge(run, card, merge): what follows a card's merge into main, in a task outside
+--- any transaction (orket.engine.aftermerge: its pull request ends, main is pushed, a
+--- sandbox may be deployed), said in the run's events
+function M.after_merge(r, card, merge)
+  local out = aftermerge.after_merge { owner = r, dir = r.project_dir, db = r.db, board = r.board,
+    settings = r.settings, repo = r.git and r.git.repo, card = card, merge_id = merge and merge.id, run_id = r.run_id }
+  M.said(r, card, out)
+  return out
 end
 
 --- catch_up(run): when a run starts, what an earlier merge left undone (the forge or the
@@ -357,44 +364,14 @@ function M.catch_up(r)
       if pull_request.pending(r.db, c.id) then
         if not token and not terr then token, terr = forge.token(g) end
         local m = sj.last_merge(r.db, c.id)
-        local out = pull_request.after_merge { db = r.db, g = g, token = token, token_error = terr, card = c.id,
-          merge_id = m and m.id, run_id = r.run_id }
-        if out then
-          r:emit { type = "git", card = c.id, action = "pull_request_end", outcome = out.code, number = out.number,
-            error = out.error }
-        end
+        M.said(r, c.id, { pull_request = aftermerge.end_pull_request { db = r.db, g = g, token = token,
+          token_error = terr, card = c.id, merge_id = m and m.id, run_id = r.run_id } })
       end
     end
     token = nil
   end
-  M.push_main(r)
-end
-
---- push_main(run [, card]) -> the outcome of orket.actions.mainline.sync | nil (no remote,
---- or a push of this run already going, which is asked to go once more): main made the
---- remote's main. In a task, outside any transaction: after a card's merge, and when a run
---- starts (a push that failed before is made then).
-function M.push_main(r, card)
-  local g = remote_settings(r)
-  if not g then return nil end
-  if r.main_push then
-    r.main_push.again = true
-    return nil
-  end
-  r.main_push = { again = true }
-  local out
-  while r.main_push.again do
-    r.main_push.again = false
-    local auth, aerr = mainline.auth(g)
-    out = mainline.sync { db = r.db, repo = r.git.repo, g = g, auth = auth, auth_error = aerr, card = card,
-      run_id = r.run_id, backoff_ms = r.settings.budgets.backoff_ms }
-  end
-  r.main_push = nil
-  if out.code ~= "uptodate" then
-    r:emit { type = "git", card = card, action = "push_main", outcome = out.code, id = out.id, error = out.error,
-      paths = out.paths }
-  end
-  return out
+  M.said(r, nil, { push = aftermerge.push_main { owner = r, db = r.db, g = g, repo = r.git.repo, run_id = r.run_id,
+    backoff_ms = r.settings.budgets.backoff_ms } })
 end
 
 --- leave(job): closes the turn's workspace view

@@ -18,7 +18,6 @@ local verify = require "orket.engine.verify"
 local pullreq = require "orket.engine.pullreq"
 local board_mod = require "orket.board"
 local gitwork = require "orket.engine.gitwork"
-local deploy = require "orket.sandboxes.deploy"
 local store_runs = require "orket.store.runs"
 local store_journal = require "orket.store.journal"
 local json = require "cjson.safe"
@@ -558,12 +557,14 @@ end
 function Run:take_turn(job)
   -- the worktree's view is closed however the turn ends (an error in finish_turn included)
   local _ <close> = setmetatable({}, { __close = function() gitwork.leave(job) end })
-  -- a server's runs make worktrees one per turn of its loop (orket.serve.pace)
+  -- a server's runs make worktrees one per turn of its loop (orket.engine.pace)
   if self.engine.pace then self.engine.pace() end
   local ok, out, code = gitwork.enter(self, job)
   if not ok then self:git_broken(job.card_id, out, code) end
   if ok then
     ok, out = pcall(turn.run, self, job)
+    -- the MCP server processes of the card's turn end before its files are committed
+    if self.mcp then self.mcp:release(job.card_id) end
     if not ok and job.lease_lost then out = { ended = "lease_lost", detail = tostring(out) }
     elseif not ok then out = { ended = "engine_error", detail = tostring(out) } end
   else
@@ -576,10 +577,7 @@ function Run:take_turn(job)
   end
   -- what follows a merge, outside the turn's transactions: its pull request ends, main is
   -- pushed, and a sandbox of the new main may be due (sandbox.deploy)
-  if job.merged then
-    gitwork.after_merge(self, job.card_id, job.merged)
-    deploy.after_merge(self, job.card_id)
-  end
+  if job.merged then gitwork.after_merge(self, job.card_id, job.merged) end
   return out
 end
 

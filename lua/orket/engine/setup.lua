@@ -100,7 +100,7 @@ function M.open(dir, opts)
   local e
   local mcp
   if s.mcp and #s.mcp.names > 0 then -- orket.lua's MCP servers, started once the engine is made (docs/mcp.md)
-    mcp = manager.new(s.mcp, { cwd = manager.abspath(ws_dir),
+    mcp = manager.new(s.mcp, {
       log = function(f) -- a server ready, down, restarted, misbehaving: in the run's stream
         e:emit { type = "mcp", event = f.event, server = f.server, message = f.message, tool = f.tool, tools = f.tools }
       end })
@@ -124,7 +124,7 @@ function M.open(dir, opts)
     -- a worker's leases on the cards it works (orket worker)
     lease = opts.lease and lease_mod.new { db = db, worker = opts.lease.worker, ttl_ms = opts.lease.ttl_ms,
       on_event = opts.lease.on_event, poll_ms = opts.lease.poll_ms },
-    pace = opts.pace, -- a server's: one heavy step per turn of its loop (orket.serve.pace)
+    pace = opts.pace, -- a server's: one heavy step per turn of its loop (orket.engine.pace)
     -- A turn passes the tools and policies it started with; hot reload swaps e's.
     gate = function(input)
       input.tools, input.policies = input.tools or e.tools, input.policies or e.policies

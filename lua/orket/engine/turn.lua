@@ -284,7 +284,11 @@ local function run_effect(e, job, p, counters)
   local function run()
     if def and def.effect == "mcp" and e.mcp then -- an MCP server's tool (orket.mcp.manager)
       local _, left = wall_left(e, job)
-      return e.mcp:call(call.name, call.arguments, left)
+      -- a stdio server runs in the card's directory for the turn: what it writes is the
+      -- card's change (verify.cwd: the next commit looks at the whole directory)
+      local cwd, cerr = verify.cwd(e, job.card_id)
+      if not cwd then return { ok = false, error = "engine: " .. tostring(cerr), code = "EIO" } end
+      return e.mcp:call(call.name, call.arguments, left, { key = job.card_id, cwd = cwd })
     end
     if def and def.effect == "sandbox" then -- the project's live sandbox (orket.engine.sandboxtool)
       local req = tools:run(call.name, call.arguments, ctx)

@@ -145,7 +145,8 @@ end
 -- ---- the connection ----------------------------------------------------------------------
 
 --- new(spec, o) -> conn (not started). spec: a server of orket.settings.mcp; o: {cwd=
---- absolute dir a stdio server runs in, env=fn(name) for headers_env, log=fn(fields),
+--- absolute dir a stdio server runs in and may write (default: its own temp dir, a scratch
+--- directory nothing else reads), env=fn(name) for headers_env, log=fn(fields),
 --- on_notify=fn(conn, msg), on_close=fn(conn, why), limits= the runner's limits instead of
 --- M.LIMITS}
 function M.new(spec, o)
@@ -234,7 +235,7 @@ function Conn:_start_stdio()
   self.tmpdir = tmp
   local s = self.spec
   local layers = s.network and { netns = false, landlock_net = false } or nil
-  local ok, argv = pcall(proc.helper_argv, { argv = s.command, cwd = self.cwd, tmpdir = tmp, env = s.env or {},
+  local ok, argv = pcall(proc.helper_argv, { argv = s.command, cwd = self.cwd or tmp, tmpdir = tmp, env = s.env or {},
     limits = self.limits or M.LIMITS, layers = layers, read_only = s.read_only })
   if not ok or type(argv) ~= "table" then return nil, "mcp." .. self.name .. ": " .. tostring(argv), "ESPAWN" end
   local pin, pout, perr, prep = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)

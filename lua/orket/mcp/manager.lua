@@ -4,6 +4,10 @@
 -- restarted with backoff while its tools answer EUNAVAILABLE. wrap(registry) puts the MCP
 -- tools beside the tool files' (orket.tools) for the gate and the roles; the engine runs
 -- their calls as effects (orket.engine.turn), through the gate, policies and approvals.
+-- Where a stdio server may write: the connection that lists its tools runs in a scratch
+-- directory of its own; a card's calls go to a process of the server started in that
+-- card's directory for the card's turn (release ends it), so what it writes is the card's
+-- change, never main's view (workspace/).
 local uv = require "luv"
 local task = require "orket.task"
 local client = require "orket.mcp.client"
@@ -19,10 +23,10 @@ M.BACKOFF_MS = { 500, 1000, 2000, 5000, 10000, 30000 }
 local Manager = {}
 Manager.__index = Manager
 
---- new(section, {cwd=, log=}) -> manager (servers not started); section: settings.mcp
+--- new(section, {log=}) -> manager (servers not started); section: settings.mcp
 function M.new(section, o)
   o = o or {}
-  local self = setmetatable({ servers = {}, names = {}, cwd = o.cwd, log = o.log or function() end, closed = false,
+  local self = setmetatable({ servers = {}, names = {}, log = o.log or function() end, closed = false,
     by_tool = {}, defs = {} }, Manager)
   for _, name in ipairs(section and section.names or {}) do
     self.names[#self.names + 1] = name
@@ -52,7 +56,7 @@ function Manager:_connect(name)
   local s = self.servers[name]
   if self.closed then return end
   s.state = "starting"
-  local conn = client.new(s.spec, { cwd = self.cwd, log = self.log,
+  local conn = client.new(s.spec, { log = self.log,
     on_notify = function(c, msg)
       if msg.method == "notifications/tools/list_changed" and c == s.conn and not s.relisting then
         s.relisting = true
@@ -115,11 +119,60 @@ end
 --- manager:get(name) -> the MCP tool's definition | nil
 function Manager:get(name) return self.defs[name] end
 
---- manager:call(name, args [, left_ms]) -> {ok=, result= | error=, code=} (inside a task)
-function Manager:call(name, args, left_ms)
+-- Closes the connections of s for one card (key), or all of them (key nil).
+local function close_cards(s, key, why)
+  for k, c in pairs(s.cards or {}) do
+    if key == nil or k == key then
+      s.cards[k] = nil
+      c:close(why)
+    end
+  end
+end
+
+-- The connection of stdio server s for a card's turn: a process of its own whose working
+-- directory (the only place it may write) is the card's, started at the turn's first call.
+-- -> conn | nil, why
+function Manager:_card_conn(s, where)
+  s.cards = s.cards or {}
+  local c = s.cards[where.key]
+  if c and c.cwd ~= where.cwd then -- the card's directory moved: not this process's any more
+    close_cards(s, where.key, "the card's directory changed")
+    c = nil
+  end
+  if not c then
+    c = client.new(s.spec, { cwd = where.cwd, log = self.log, on_close = function(conn)
+      if s.cards and s.cards[where.key] == conn then s.cards[where.key] = nil end
+    end })
+    s.cards[where.key] = c
+    local ok, err = c:start()
+    if not ok then
+      if s.cards[where.key] == c then s.cards[where.key] = nil end
+      return nil, err
+    end
+  end
+  -- a second call while the first started it waits for the start
+  while c.state ~= "ready" and c.state ~= "closed" do rt.sleep(10) end
+  if c.state ~= "ready" then return nil, "it ended" end
+  return c
+end
+
+--- manager:call(name, args [, left_ms [, where]]) -> {ok=, result= | error=, code=} (inside
+--- a task). where = {key=CARD, cwd=the card's directory}: a stdio server's call runs in a
+--- process of its own there, for the card's turn (release(key) ends it)
+function Manager:call(name, args, left_ms, where)
   local d = self.defs[name]
   if not d then return { ok = false, error = "no MCP tool named " .. tostring(name), code = "ENOENT" } end
   local s = self.servers[d.mcp.server]
+  if where and s.spec.transport == "stdio" and not self.closed then
+    local c, why = self:_card_conn(s, where)
+    if not c then
+      return { ok = false, code = "EUNAVAILABLE", error = string.format("the MCP server %s did not start in %s's "
+        .. "directory: %s", d.mcp.server, tostring(where.key), tostring(why):sub(1, 300)) }
+    end
+    local timeout = s.spec.timeout_ms
+    if left_ms and left_ms < timeout then timeout = math.max(1, math.floor(left_ms)) end
+    return c:call(d.mcp.tool, args, timeout)
+  end
   if not s.conn or s.state ~= "ready" or s.conn.state ~= "ready" then
     return { ok = false, code = "EUNAVAILABLE", error = string.format("the MCP server %s is %s%s; its tools are unavailable until it is back",
       d.mcp.server, s.state, s.why and (" (" .. tostring(s.why):sub(1, 300) .. ")") or "") }
@@ -127,6 +180,12 @@ function Manager:call(name, args, left_ms)
   local timeout = s.spec.timeout_ms
   if left_ms and left_ms < timeout then timeout = math.max(1, math.floor(left_ms)) end
   return s.conn:call(d.mcp.tool, args, timeout)
+end
+
+--- manager:release(key): the card's turn ended: the server processes started for it end
+--- (before its files are committed, so nothing they write comes after)
+function Manager:release(key)
+  for _, name in ipairs(self.names) do close_cards(self.servers[name], key, "the card's turn ended") end
 end
 
 --- manager:status() -> {{name=, transport=, state=, why=, tools={names}, refused={{name=, why=}}}...}
@@ -149,6 +208,7 @@ function Manager:close()
   for _, name in ipairs(self.names) do
     local s = self.servers[name]
     if s.timer then s.timer:close() s.timer = nil end
+    close_cards(s, nil, "stopped")
     local c = s.conn
     s.conn, s.state = nil, "stopped"
     if c then c:close("stopped") end
@@ -203,6 +263,7 @@ function Manager:reconfigure(section)
     local w = want[name]
     if not w or jsonout.encode(w) ~= jsonout.encode(s.spec) then
       if s.timer then s.timer:close() s.timer = nil end
+      close_cards(s, nil, "orket.lua changed")
       local c = s.conn
       s.conn = nil
       if c then c:close("orket.lua changed") end
@@ -231,7 +292,7 @@ function M.reload(e)
   e.settings.mcp = s.mcp
   if not e.mcp then
     if not (s.mcp and #s.mcp.names > 0) then return true end
-    e:swap_scripts { mcp = M.new(nil, { cwd = M.abspath(e.workspace_dir or (e.dir .. "/workspace")), log = function(f)
+    e:swap_scripts { mcp = M.new(nil, { log = function(f)
       e:emit { type = "mcp", event = f.event, server = f.server, message = f.message, tool = f.tool, tools = f.tools }
     end }) }
   end
@@ -239,19 +300,12 @@ function M.reload(e)
   return true
 end
 
---- abspath(dir) -> dir made absolute (a stdio server's working directory must be)
-function M.abspath(dir)
-  if dir:sub(1, 1) == "/" then return dir end
-  return (uv.cwd() .. "/" .. dir):gsub("/%./", "/"):gsub("/%.$", "")
-end
-
---- probe(section, dir) -> status (as manager:status()) | nil, error: each server started as
---- a run starts it (in DIR/workspace, made if missing), listed, and stopped; outside a task
---- (it runs the loop until done). For `orket mcp list` and `orket validate`.
-function M.probe(section, dir)
-  local ws = dir .. "/workspace"
-  uv.fs_mkdir(ws, 493) -- as a run makes it: a stdio server runs in it
-  local m = M.new(section, { cwd = M.abspath(ws) })
+--- probe(section) -> status (as manager:status()) | nil, error: each server started as a
+--- run's listing starts it (a stdio server in a scratch directory of its own), listed, and
+--- stopped; outside a task (it runs the loop until done). For `orket mcp list` and `orket
+--- validate`.
+function M.probe(section)
+  local m = M.new(section)
   local ok, status = task.spawn(function()
     m:start()
     local st = m:status()

@@ -14,14 +14,11 @@ local jsonout = require "orket.jsonout"
 local tree = require "orket.tree"
 local inert = require "orket.inert"
 local service = require "orket.sandboxes.service"
+local checks = require "orket.actions.sandbox_checks"
 
 local M = {}
 
-M.MAX_CHECKS = 32           -- checks of one card
 M.MAX_BODY = 1048576        -- bytes of an answer read (more fails the check)
-M.MAX_SENT = 65536          -- bytes of a request's body
-M.TIMEOUT_MS = 10000        -- a check's default time
-M.MAX_TIMEOUT_MS = 120000
 M.LOG_LINES = 40            -- the sandbox log's last lines kept with a result
 M.LOG_SETTLE_MS = 100     -- the log quiet this long before its tail is read
 M.DETAIL = 2000             -- bytes of an answer quoted in a failure's detail
@@ -29,203 +26,13 @@ M.NOBODY = 65534            -- the user (and group) a browser runs as when Orket
 M.DRIVER_PORT = 9515        -- chromedriver's, inside the browser's own network namespace
 M.APP_PORT = 8080           -- the app as the page sees it there: http://127.0.0.1:8080
 M.BROWSER_LIMITS = { cpu_seconds = 600, memory = 8 * 1073741824, file_size = 1073741824, open_files = 4096 }
-M.METHODS = { GET = true, HEAD = true, POST = true, PUT = true, PATCH = true, DELETE = true, OPTIONS = true }
 
--- ---- the checks' shape -------------------------------------------------------------------
+-- ---- the checks' shape: orket.actions.sandbox_checks ------------------------------------
 
-local HTTP_FIELDS = { name = true, method = true, path = true, body = true, headers = true, status = true, json = true,
-  contains = true, timeout_ms = true }
-local BROWSER_FIELDS = { name = true, path = true, selector = true, text = true, console_errors = true,
-  screenshot = true, timeout_ms = true }
-local HTTP_LIST = "name, method, path, body, headers, status, json, contains, timeout_ms"
-local BROWSER_LIST = "name, path, selector, text, console_errors, screenshot, timeout_ms"
-
--- a path on the app: absolute, no scheme or host, nothing a request line cannot hold
-local function bad_path(p)
-  if type(p) ~= "string" then return "must be a string starting with /" end
-  if p:sub(1, 1) ~= "/" or p:sub(1, 2) == "//" then return "must start with / (a path on the app, never a URL)" end
-  if #p > 2048 then return "is longer than 2048 bytes" end
-  if p:find("[%c%s]") then return "must not hold blanks or control characters" end
-  return nil
-end
-M.bad_path = bad_path
-
-local function is_array(t)
-  if type(t) ~= "table" then return false end
-  local n = 0
-  for k in pairs(t) do
-    if math.type(k) ~= "integer" then return false end
-    n = n + 1
-  end
-  return n == #t
-end
-
--- header name and value: the name a token, the value one line
-local function bad_headers(h)
-  if type(h) ~= "table" or (next(h) ~= nil and is_array(h)) then return nil, "must be an object {\"Name\": \"value\"}" end
-  local n = 0
-  for k, v in pairs(h) do
-    n = n + 1
-    if type(k) ~= "string" or not k:match("^[%w!#$%%&'*+.^_`|~-]+$") then
-      return tostring(k), "is not a header name"
-    end
-    if type(v) ~= "string" or v:find("[\r\n%z]") or #v > 4096 then
-      return k, "must be a string of one line (at most 4096 bytes)"
-    end
-    local low = k:lower()
-    if low == "host" or low == "content-length" or low == "transfer-encoding" or low == "connection" then
-      return k, "is set by Orket"
-    end
-  end
-  if n > 32 then return nil, "has more than 32 headers" end
-  return nil
-end
-
-local function timeout_of(v, field)
-  if v == nil or v == cjson.null then return M.TIMEOUT_MS end
-  if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) or v < 1 or v > M.MAX_TIMEOUT_MS then
-    return nil, field, "must be an integer between 1 and " .. M.MAX_TIMEOUT_MS
-  end
-  return math.tointeger(v)
-end
-
-local function unknown(t, known, list)
-  local keys = {}
-  for k in pairs(t) do
-    if not known[k] then keys[#keys + 1] = tostring(k) end
-  end
-  table.sort(keys)
-  if keys[1] then return keys[1], "unknown field (fields: " .. list .. ")" end
-end
-
-local function opt_str(t, k, max)
-  local v = t[k]
-  if v == nil or v == cjson.null then return true, nil end
-  if type(v) ~= "string" or #v > max then return false, string.format("must be a string of at most %d bytes", max) end
-  if not utf8.len(v) then return false, "is not valid UTF-8" end
-  return true, v
-end
-
-local function normalize_http(h)
-  local f, why = unknown(h, HTTP_FIELDS, HTTP_LIST)
-  if f then return nil, f, why end
-  local c = { kind = "http" }
-  local method = h.method == nil and "GET" or h.method
-  if type(method) ~= "string" or not M.METHODS[method:upper()] then
-    return nil, "method", "must be GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS"
-  end
-  c.method = method:upper()
-  local perr = bad_path(h.path)
-  if perr then return nil, "path", perr end
-  c.path = h.path
-  if h.body ~= nil and h.body ~= cjson.null then
-    if type(h.body) == "string" then
-      c.body = h.body
-    else
-      local text = cjson.encode(h.body)
-      if not text then return nil, "body", "must be a string or JSON" end
-      c.body, c.body_json = text, true
-    end
-    if #c.body > M.MAX_SENT then return nil, "body", "is longer than " .. M.MAX_SENT .. " bytes" end
-  end
-  if h.headers ~= nil and h.headers ~= cjson.null then
-    local k, herr = bad_headers(h.headers)
-    if herr then return nil, k and ("headers." .. k) or "headers", herr end
-    c.headers = h.headers
-  end
-  if h.status ~= nil and h.status ~= cjson.null then
-    if math.type(h.status) ~= "integer" and not (type(h.status) == "number" and h.status == math.floor(h.status))
-      or h.status < 100 or h.status > 599 then
-      return nil, "status", "must be an HTTP status between 100 and 599"
-    end
-    c.status = math.tointeger(h.status)
-  end
-  if h.json ~= nil and h.json ~= cjson.null then
-    if type(h.json) ~= "table" or (next(h.json) ~= nil and is_array(h.json)) then
-      return nil, "json", "must be an object {\"dotted.path\": expected value}"
-    end
-    for k in pairs(h.json) do
-      if type(k) ~= "string" or k == "" or #k > 256 then return nil, "json", "its keys must be dotted paths (\"a.b.0\")" end
-    end
-    c.json = h.json
-  end
-  local ok, v = opt_str(h, "contains", 4096)
-  if not ok then return nil, "contains", v end
-  c.contains = v
-  ok, v = opt_str(h, "name", 200)
-  if not ok then return nil, "name", v end
-  c.name = v or (c.method .. " " .. c.path)
-  local t, tf, terr = timeout_of(h.timeout_ms, "timeout_ms")
-  if not t then return nil, tf, terr end
-  c.timeout_ms = t
-  return c
-end
-
-local function normalize_browser(b)
-  local f, why = unknown(b, BROWSER_FIELDS, BROWSER_LIST)
-  if f then return nil, f, why end
-  local c = { kind = "browser" }
-  local perr = bad_path(b.path == nil and "/" or b.path)
-  if perr then return nil, "path", perr end
-  c.path = b.path or "/"
-  local ok, v = opt_str(b, "selector", 1024)
-  if not ok then return nil, "selector", v end
-  if not v or v == "" then return nil, "selector", "is required: the CSS selector of an element the page must show" end
-  c.selector = v
-  ok, v = opt_str(b, "text", 4096)
-  if not ok then return nil, "text", v end
-  c.text = v
-  for _, k in ipairs { "console_errors", "screenshot" } do
-    if b[k] ~= nil and b[k] ~= cjson.null and type(b[k]) ~= "boolean" then return nil, k, "must be true or false" end
-  end
-  c.console_errors = b.console_errors == true -- false (the default): any console error fails the check
-  c.screenshot = b.screenshot ~= false
-  ok, v = opt_str(b, "name", 200)
-  if not ok then return nil, "name", v end
-  c.name = v or ("browser " .. c.path .. " " .. c.selector)
-  local t, tf, terr = timeout_of(b.timeout_ms, "timeout_ms")
-  if not t then return nil, tf, terr end
-  c.timeout_ms = t
-  return c
-end
-
---- normalize(check) -> the check in its normal form ({kind="http"|"browser", name=, ...,
---- timeout_ms=}) | nil, field (relative to the check: "http.status"), message. A check is
---- {http = {...}} or {browser = {...}} (docs/sandbox.md); anything else is named.
-function M.normalize(check)
-  if type(check) ~= "table" or is_array(check) and next(check) ~= nil then
-    return nil, "", "must be an object {\"http\": {...}} or {\"browser\": {...}}"
-  end
-  local kinds = {}
-  for k in pairs(check) do kinds[#kinds + 1] = tostring(k) end
-  table.sort(kinds)
-  if #kinds ~= 1 or (kinds[1] ~= "http" and kinds[1] ~= "browser") then
-    return nil, "", string.format("a check is an object with one key, http or browser (this one has %s)",
-      #kinds == 0 and "none" or table.concat(kinds, ", "))
-  end
-  local kind = kinds[1]
-  local body = check[kind]
-  if type(body) ~= "table" or (next(body) ~= nil and is_array(body)) then
-    return nil, kind, "must be an object"
-  end
-  local c, f, why
-  if kind == "http" then c, f, why = normalize_http(body) else c, f, why = normalize_browser(body) end
-  if not c then return nil, kind .. "." .. f, why end
-  return c
-end
-
---- normalize_list(list) -> checks | nil, index (1-based, nil for the list), field, message
-function M.normalize_list(list)
-  if not is_array(list) then return nil, nil, "", "must be an array of checks" end
-  if #list > M.MAX_CHECKS then return nil, nil, "", "holds more than " .. M.MAX_CHECKS .. " checks" end
-  local out = {}
-  for i, check in ipairs(list) do
-    local c, f, why = M.normalize(check)
-    if not c then return nil, i, f, why end
-    out[i] = c
-  end
-  return out
-end
+M.MAX_CHECKS, M.MAX_SENT, M.TIMEOUT_MS, M.MAX_TIMEOUT_MS, M.METHODS =
+  checks.MAX_CHECKS, checks.MAX_SENT, checks.TIMEOUT_MS, checks.MAX_TIMEOUT_MS, checks.METHODS
+M.bad_path, M.normalize, M.normalize_list = checks.bad_path, checks.normalize, checks.normalize_list
+local is_array = checks.is_array
 
 -- ---- judging answers -----------------------------------------------------------------------
 
@@ -607,6 +414,10 @@ end
 local function open_browser(socket, timeout_ms)
   local chromium, driver, name = M.browser_available()
   if not chromium then return nil, driver end
+  -- the browser runs only inside a network namespace of its own (the page is the agents' code)
+  if not service.offered().netns then
+    return nil, "the kernel offers no network namespace to this user, and the browser must run in one"
+  end
   local d, why = start_driver(driver, chromium, name, socket, timeout_ms)
   if why and d and not d.session and not d.failure then
     -- Chromium's sandbox refused (no user namespaces for this user): once more without it,
@@ -694,10 +505,15 @@ function M.run(o)
       else
         local browser, berr = browsers.get(o.socket, c.timeout_ms)
         if browser then r = run_browser(c, browser, o.home, i)
-        else r = { kind = "browser", name = c.name, ok = false, detail = "browser " .. c.path .. ": " .. tostring(berr) } end
+        else
+          -- no browser could start here: the page was never asked for, so the app neither
+          -- passed nor failed. Skipped with the reason, never a failure (docs/sandbox.md)
+          r = { kind = "browser", name = c.name, ok = false, skipped = tostring(berr),
+            detail = "skipped: " .. tostring(berr) }
+        end
       end
       results[i] = r
-      ok = ok and r.ok
+      ok = ok and (r.ok or r.skipped ~= nil)
     end
   end)
   -- the browser and its driver end even when a check raised (misuse): none is left running
@@ -718,11 +534,14 @@ function M.run(o)
   return { ok = ok, results = results, log = M.log_tail(log_path, M.LOG_LINES) }
 end
 
+M.verdict = checks.verdict
+M.skipped = checks.skipped
+
 --- report(res) -> the result as text: one line per check, then the log's tail on a failure
 function M.report(res)
   local out = {}
   for _, r in ipairs(res.results) do
-    out[#out + 1] = string.format("%s %s: %s%s", r.ok and "pass" or "FAIL", r.name, r.detail,
+    out[#out + 1] = string.format("%s %s: %s%s", M.verdict(r), r.name, r.detail,
       r.screenshot and (" (screenshot " .. r.screenshot .. ")") or "")
   end
   if not res.ok and res.log and res.log ~= "" then

@@ -19,12 +19,13 @@ local function flow(list)
   return "[" .. table.concat(out, ", ") .. "]"
 end
 
--- The health check as a command every image with bash can run: a TCP connect through
--- bash's /dev/tcp, and for HTTP a request whose status line must be 2xx or 3xx. In the
--- CMD-SHELL form, one string for /bin/sh: podman-compose (Debian 12's 1.0.3) joins a CMD
--- list's words with quotes that break any word holding a space, so the check always failed.
--- The script holds no single quote (the path keeps only what a URL path needs and no shell
--- reads inside double quotes), so it goes between single quotes as it is.
+--- health_test(health, port) -> the health check as a command every image with bash can
+--- run (also a sandbox's services' own check, orket.sandboxes.supervise): a TCP connect
+--- through bash's /dev/tcp, and for HTTP a request whose status line must be 2xx or 3xx. In
+--- the CMD-SHELL form, one string for /bin/sh: podman-compose (Debian 12's 1.0.3) joins a
+--- CMD list's words with quotes that break any word holding a space, so the check always
+--- failed. The script holds no single quote (the path keeps only what a URL path needs and
+--- no shell reads inside double quotes), so it goes between single quotes as it is.
 local function health_test(h, port)
   local script
   if h.kind == "http" then
@@ -36,6 +37,8 @@ local function health_test(h, port)
   end
   return { "CMD-SHELL", "exec bash -c '" .. script .. "'" }
 end
+
+M.health_test = health_test
 
 local function seconds(ms) return string.format("%ds", math.max(1, (ms + 999) // 1000)) end
 

@@ -4,14 +4,13 @@
 -- one of main and is owned by a process of its own (`orket sandbox up --replace` in the
 -- background), so it outlives the run that merged. A merge that finishes a rock also
 -- opens its bug-fix phase (orket.sandboxes.phase). Uses orket.sandboxes.plan and service.
-local plan = require "orket.sandboxes.plan"
+local source = require "orket.sandboxes.source"
 local service = require "orket.sandboxes.service"
 local accept = require "orket.sandboxes.accept"
 local acceptance = require "orket.actions.acceptance"
 local checks = require "orket.actions.checks"
 local sv = require "orket.store.verifications"
 local phase = require "orket.sandboxes.phase"
-local workspace = require "orket.workspace"
 local forge = require "orket.forge"
 
 local M = {}
@@ -38,10 +37,11 @@ function M.due(mode, board, card_id)
   return nil
 end
 
---- after_merge_at(dir, settings, board, card_id [, run_id]) -> {reason=, owner_pid=, error=}
---- | nil: starts a sandbox of the project in dir when settings.sandbox.deploy says one is
---- due after card_id's merge (by a run, a worker, or `orket serve` on a forge's webhook);
---- once healthy, its owner runs the acceptance checks of the cards it brings (accept_after)
+--- after_merge_at(dir, settings, board, card_id [, run_id]) -> {reason=, commit=, owner_pid=,
+--- error=} | nil: starts a sandbox of the project in dir when settings.sandbox.deploy says one
+--- is due after card_id's merge (by a run, a worker, or `orket serve` on a forge's webhook),
+--- of main's head now (commit); once healthy, its owner runs the acceptance checks of the
+--- cards it brings (accept_after)
 function M.after_merge_at(dir, settings, board, card_id, run_id)
   -- the merge that finishes a rock opens its bug-fix phase; a failure waits for the next
   -- tick (orket serve's, the next run's), which opens it too
@@ -52,23 +52,12 @@ function M.after_merge_at(dir, settings, board, card_id, run_id)
   if not why then return nil end
   -- what would run is checked here, where the run can say so: the owner in the background
   -- has no one to tell
-  local ws, werr = workspace.open(dir .. "/workspace")
-  local p, perr = nil, werr
-  if ws then
-    p, perr = plan.detect(ws, s)
-    ws:close()
-  end
-  if not p then return { reason = why, error = "no sandbox started: " .. tostring(perr) } end
+  local p, commit = source.plan(dir, s)
+  if not p then return { reason = why, error = "no sandbox started: " .. tostring(commit) } end
+  -- the owner runs the commit checked here, whatever main holds by the time it starts.
   -- start_owner answers pid, the owner's output path | nil, message: only the latter is an error
-  local pid, out = service.start_owner(dir, { replace = true, card = card_id, run = run_id })
-  return { reason = why, owner_pid = pid, error = not pid and out or nil }
-end
-
---- after_merge(run, card_id): as after_merge_at for a run's merge; says so in its events
-function M.after_merge(r, card_id)
-  local d = M.after_merge_at(r.project_dir, r.settings, r.board, card_id, r.run_id)
-  if d then r:emit { type = "sandbox", action = "deploy", card = card_id, reason = d.reason, owner_pid = d.owner_pid,
-    error = d.error } end
+  local pid, out = service.start_owner(dir, { replace = true, commit = commit, card = card_id, run = run_id })
+  return { reason = why, commit = commit, owner_pid = pid, error = not pid and out or nil }
 end
 
 --- accepting(mode, board, card_id) -> the ids of the cards whose acceptance checks a deploy
@@ -107,13 +96,16 @@ end
 --- cards' browser checks share one browser, ended with the last card's. Runs in a task.
 function M.accept_after(o)
   local out = {}
-  local passed, total, ok, failing = 0, 0, true, {}
+  local passed, total, skipped, ok, failing = 0, 0, 0, true, {}
   local browsers = accept.browsers()
   local function accept_card(id, list)
     local res = accept.run { socket = o.sandbox.socket, home = o.sandbox.home, checks = list, browsers = browsers }
-    local rec, err = acceptance.record { db = o.db, board = o.board, card = id, sandbox = o.sandbox.id, result = res,
+    local rec, err = acceptance.record { db = o.db, board = o.board, card = id, sandbox = o.sandbox.id,
+      commit = o.sandbox.commit, result = res,
       run_id = o.run_id, send_back = o.send_back }
-    for _, r in ipairs(res.results) do if r.ok then passed = passed + 1 end end
+    for _, r in ipairs(res.results) do
+      if r.ok then passed = passed + 1 elseif r.skipped then skipped = skipped + 1 end
+    end
     total = total + #res.results
     if not res.ok then
       ok = false
@@ -137,7 +129,8 @@ function M.accept_after(o)
     local what = #out == 1 and out[1].card
       or string.format("%d cards%s", #out, #failing > 0 and (", failing " .. table.concat(failing, " ")) or "")
     local status = post_status(o.settings, o.sandbox.commit, ok,
-      string.format("%s: %d of %d checks passed", what, passed, total):sub(1, 140))
+      string.format("%s: %d of %d checks passed%s", what, passed, total,
+        skipped > 0 and string.format(", %d skipped", skipped) or ""):sub(1, 140))
     for _, x in ipairs(out) do x.status = status end
   end
   return out

@@ -1,7 +1,7 @@
 -- orket.sandboxes.phase: a rock's bug-fix phase (docs/sandbox.md). It opens when the rock is
--- done; bugs are issue cards in a "bugs" epic under the rock, filed by people, by the
--- sandboxes' failing health checks (with their last log lines) and by anyone calling
--- file_bug, an open bug with the same fingerprint getting a comment instead of a twin. A
+-- done; bugs are issue cards in a "bugs" epic under the rock (orket.actions.bugs), filed by
+-- people, by the sandboxes' failing health checks (with their last log lines) and by
+-- acceptance checks, an open bug with the same fingerprint getting a comment instead of a twin. A
 -- tick (orket serve's loop, each run and worker at its start, `orket bugfix tick`) opens
 -- the phases due, files what the health checks found and ends a phase by
 -- orket.sandboxes.bugfix's rule: its sandboxes stop and its open bugs move to a new
@@ -19,13 +19,11 @@ local sandboxes = require "orket.store.sandboxes"
 local rule = require "orket.sandboxes.bugfix"
 local service = require "orket.sandboxes.service"
 local accept = require "orket.sandboxes.accept"
-local DEFAULTS = require("orket.sandboxes.settings").DEFAULTS.bug_fix
+local filing = require "orket.actions.bugs"
+local DEFAULTS = require("orket.settings.sandbox").DEFAULTS.bug_fix
 
 local M = {}
 
-M.TITLE_MAX = 500        -- bytes of a bug's title (its card's summary)
-M.BODY_MAX = 65536       -- bytes of its body (the card's description)
-M.FINGERPRINT_MAX = 256
 M.LOG_LINES = 30         -- the log lines a health bug carries ...
 M.LOG_BYTES = 8192       -- ... from at most this many of the log's last bytes
 M.EVENTS_MAX = 200       -- sandbox events turned into bugs per tick
@@ -33,125 +31,9 @@ M.EVENTS_MAX = 200       -- sandbox events turned into bugs per tick
 local FINAL = board_mod.FINAL
 local ENGINE = board_mod.ENGINE
 
-local function iso(t) return t and os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) or nil end
+local iso = filing.iso
 M.iso = iso
-
-local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
-
-local function check_store(db, fname)
-  if type(db) ~= "table" or type(db.rows) ~= "function" then
-    error(string.format("bad argument #1 to '%s' (store expected)", fname), 3)
-  end
-end
-
--- The rock bugs of `id` go to: the rock itself, or the phase-2 rock its ended phase handed
--- its open bugs to (and so on). nil, msg, CODE for an unknown card or one not a rock.
-local function bug_rock(db, id)
-  local c = cards.head(db, id)
-  if not c then return nil, string.format("bug: no rock %q", id), "ENOENT" end
-  if c.type ~= "rock" then
-    return nil, string.format("bug: %s is an %s; bugs are filed under a rock", id, c.type), "EINVAL"
-  end
-  for _ = 1, 64 do
-    local p = ops.get(db, id)
-    if not (p and p.status == "ended" and p.next_rock) then return id, p end
-    id = p.next_rock
-  end
-  return id, ops.get(db, id)
-end
-
--- The first of base, base-2, base-3, ... (sep: "-") that names no card, or that names a
--- card keep(c) accepts.
-local function free_id(db, base, keep, sep)
-  for n = 1, 1000 do
-    local id = n == 1 and base or (base .. (sep or "-") .. n)
-    local c = cards.head(db, id)
-    if not c then return id, false end
-    if keep and keep(c) then return id, true end
-  end
-  error("no free card id after " .. base .. "-1000")
-end
-
-local function new_card(db, c)
-  ops.insert_card(db, c)
-  db:event { kind = "create", card = c.id, actor = "orket", data = { parent = c.parent, by = "bugfix" } }
-end
-
--- The epic the rock's bugs go to now: an unfinished "ROCK-bugs" epic under it, else a new
--- one (a finished epic takes no new issue): ROCK-bugs.2, ... (its issues are ROCK-bugs-N).
-local function bug_epic(db, rock, p)
-  local id, exists = free_id(db, rock .. "-bugs", function(c)
-    return c.type == "epic" and c.parent == rock and not FINAL[c.status]
-  end, ".")
-  if not exists then
-    new_card(db, { id = id, type = "epic", parent = rock, name = "Bugs",
-      summary = "Bugs found in " .. rock .. (p and "'s bug-fix phase" or "") })
-  end
-  if p and p.epic_id ~= id then ops.set_epic(db, p.id, id) end
-  return id
-end
-
---- file_bug(db, {rock=, title=, body=, fingerprint=, source=, author=, seat=, clock=})
----   -> card_id, duplicate | nil, msg, CODE
---- Files a bug under the rock (an issue in its bugs epic, ready for the team), counted in
---- the rock's bug-fix phase when one is open. A rock whose phase ended hands it to the
---- phase-2 rock. With a fingerprint, an open bug that has the same one gets the report as
---- a comment instead (duplicate = true). source: who found it ("person" by default,
---- "health", "acceptance"); author: the name its card and comments carry. EINVAL for an
---- empty or too long title, a too long body or fingerprint; ENOENT for an unknown rock.
-function M.file_bug(db, o)
-  check_store(db, "file_bug")
-  if type(o) ~= "table" then error("bad argument #2 to 'file_bug' (table expected)", 2) end
-  for _, f in ipairs { "rock", "title" } do
-    if type(o[f]) ~= "string" then error(string.format("bad argument #2 to 'file_bug' (field '%s' must be a string)", f), 2) end
-  end
-  for _, f in ipairs { "body", "fingerprint", "source", "author", "seat" } do
-    if o[f] ~= nil and type(o[f]) ~= "string" then
-      error(string.format("bad argument #2 to 'file_bug' (field '%s' must be a string)", f), 2)
-    end
-  end
-  local title = trim(o.title)
-  if title == "" then return nil, "bug: a bug needs a title (what goes wrong)", "EINVAL" end
-  if #title > M.TITLE_MAX then
-    return nil, string.format("bug: the title is %d bytes, more than %d; put the details in the body", #title,
-      M.TITLE_MAX), "EINVAL"
-  end
-  local body = o.body and o.body:find("%S") and o.body or nil
-  if body and #body > M.BODY_MAX then
-    return nil, string.format("bug: the body is %d bytes, more than %d", #body, M.BODY_MAX), "EINVAL"
-  end
-  local fp = o.fingerprint and o.fingerprint:find("%S") and o.fingerprint or nil
-  if fp and #fp > M.FINGERPRINT_MAX then
-    return nil, string.format("bug: the fingerprint is %d bytes, more than %d", #fp, M.FINGERPRINT_MAX), "EINVAL"
-  end
-  local at = (o.clock or clock_mod.system()):now()
-  local author = o.author or "orket"
-  local b = board_mod.open(db)
-  return db:tx(function()
-    local rock, p, code = bug_rock(db, o.rock)
-    if not rock then return nil, p, code end
-    if fp then
-      local same = ops.open_by_fingerprint(db, fp)
-      if same then
-        local c, cerr, ccode = b:comment(same.card_id, { author = author,
-          body = "Seen again (" .. iso(at) .. "): " .. title .. (body and ("\n\n" .. body) or "") })
-        if not c then return nil, cerr, ccode end
-        ops.seen_again(db, same.card_id, at)
-        return same.card_id, true
-      end
-    end
-    local epic = bug_epic(db, rock, p)
-    local card, cerr, ccode = b:create { parent = epic, summary = title, description = body, name = "bug",
-      seat = o.seat or ops.last_seat(db, rock), actor = { seat = author } }
-    if not card then return nil, cerr, ccode end
-    local open = p and p.status == "open" and p or nil
-    ops.insert_bug(db, { card = card.id, rock = rock, phase = open and open.id, source = o.source or "person",
-      fingerprint = fp, at = at })
-    db:event { kind = "bug_filed", card = card.id, actor = author, data = { rock = rock, phase = open and open.id,
-      source = o.source or "person", fingerprint = fp } }
-    return card.id, false
-  end)
-end
+local check_store, free_id, new_card = filing.check_store, filing.free_id, filing.new_card
 
 -- ---- the phase's life ---------------------------------------------------------------------
 
@@ -207,10 +89,10 @@ local function health_report(db, ev, at)
   local what = ev.kind == "sandbox_exit" and "ended" or "failed its health check"
   local body = string.format("Sandbox %s (%s) %s at %s: %s\n", tostring(d.id), target, what, iso(at), detail)
   if tail and tail ~= "" then body = body .. "\nIts last log lines:\n\n```\n" .. tail .. "\n```\n" end
-  return { title = string.format("sandbox %s: %s", target, detail), body = body:sub(1, M.BODY_MAX),
+  return { title = string.format("sandbox %s: %s", target, detail), body = body:sub(1, filing.BODY_MAX),
     -- the same failure again is the same bug: numbers that change between runs (ports,
     -- pids, sizes) are left out
-    fingerprint = ("health " .. target .. " " .. ev.kind .. " " .. detail:gsub("%d%d%d%d+", "#")):sub(1, M.FINGERPRINT_MAX) }
+    fingerprint = ("health " .. target .. " " .. ev.kind .. " " .. detail:gsub("%d%d%d%d+", "#")):sub(1, filing.FINGERPRINT_MAX) }
 end
 
 -- Files what the sandboxes' health checks found since the phase last looked.
@@ -223,7 +105,7 @@ local function file_health(db, p, at, filed)
   local ok, err = db:tx(function()
     if not ops.take_events(db, p.id, p.seen_event, evs[#evs].id) then return false end
     for _, r in ipairs(reports) do
-      local id, dup_or_err, code = M.file_bug(db, { rock = p.rock_id, title = r.title, body = r.body,
+      local id, dup_or_err, code = filing.file_bug(db, { rock = p.rock_id, title = r.title, body = r.body,
         fingerprint = r.fingerprint, source = "health", clock = { now = function() return at end } })
       if not id then return nil, dup_or_err, code end
       filed[#filed + 1] = { card = id, duplicate = dup_or_err, rock = p.rock_id, source = "health" }
@@ -366,7 +248,8 @@ function M.tick(db, o)
 end
 
 --- at_start(db, settings, dir, emit [, recheck]): a tick at a run's or a worker's start, what
---- it did told as events {type="bugfix", action="start"|"bug"|"end"|"error", ...}; a failed
+--- it did told as events {type="bugfix", action="start"|"bug"|"end"|"error", ...} and
+--- {type="sandbox_check_skipped", card=, name=, why=, sandbox=}; a failed
 --- tick is an event too and the run goes on (the phases wait for the next tick)
 function M.at_start(db, settings, dir, emit, recheck)
   local ok, r = pcall(M.tick, db, { settings = settings, dir = dir, recheck = recheck })
@@ -377,6 +260,12 @@ function M.at_start(db, settings, dir, emit, recheck)
   for _, rock in ipairs(r.started) do emit { type = "bugfix", action = "start", rock = rock } end
   for _, f in ipairs(r.filed) do
     emit { type = "bugfix", action = "bug", card = f.card, duplicate = f.duplicate, rock = f.rock, source = f.source }
+  end
+  -- acceptance checks that could not run here (no browser): said, never a bug
+  for _, x in ipairs(r.rechecked or {}) do
+    for _, k in ipairs(x.skipped or {}) do
+      emit { type = "sandbox_check_skipped", card = k.card, name = k.name, why = k.why, sandbox = x.sandbox }
+    end
   end
   for _, e in ipairs(r.ended) do
     emit { type = "bugfix", action = "end", rock = e.rock, reason = e.reason, next_rock = e.next_rock,

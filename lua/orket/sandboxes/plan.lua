@@ -1,10 +1,12 @@
--- orket.sandboxes.plan: what a sandbox runs, found from main's tree (workspace/) or taken
--- from orket.lua's `sandbox.command`, with the reasons it was chosen: the answer of
+-- orket.sandboxes.plan: what a sandbox runs, found from main's tree at a commit (its
+-- compose file, its root, or the services in its folders) or taken from orket.lua's
+-- `sandbox.command`, with the reasons it was chosen: the answer of
 -- `orket sandbox plan`, and what the sandbox and the compose file are made from. The tree
 -- is agents' work, so it is read as hostile data through the confined workspace
 -- (orket.workspace: no symlink out, no FIFO waited on), each file capped.
 -- Contract: docs/sandbox.md.
 local cjson = require "cjson.safe"
+local composefile = require "orket.sandboxes.composefile"
 
 local M = {}
 
@@ -24,19 +26,22 @@ local function exists(ws, path)
   return st ~= nil and st.type == "file"
 end
 
--- The first of names that is a file of the tree.
-local function first_file(ws, names)
+-- The first of names that is a file of the tree (under the folder at: "" is the root);
+-- the name relative to at.
+local function first_file(ws, names, at)
   for _, n in ipairs(names) do
-    if exists(ws, n) then return n end
+    if exists(ws, (at or "") .. n) then return n end
   end
 end
 
-local function node(ws, why)
-  local text = read(ws, "package.json")
+-- Each detector(ws, why, at) looks in the folder at ("" for the root, else "dir/"), its
+-- reasons naming files by their path in the tree.
+local function node(ws, why, at)
+  local text = read(ws, at .. "package.json")
   if not text then return nil end
   local doc = cjson.decode(text)
   if type(doc) ~= "table" then
-    why[#why + 1] = "package.json is not a JSON object: skipped"
+    why[#why + 1] = at .. "package.json is not a JSON object: skipped"
     return nil
   end
   local scripts = type(doc.scripts) == "table" and doc.scripts or {}
@@ -44,22 +49,22 @@ local function node(ws, why)
   for _, s in ipairs { "start", "serve", "dev" } do
     if type(scripts[s]) == "string" then
       p.command = s == "start" and { "npm", "start" } or { "npm", "run", s }
-      why[#why + 1] = string.format("package.json has a %q script (%s)", s, scripts[s]:sub(1, 120))
+      why[#why + 1] = string.format("%spackage.json has a %q script (%s)", at, s, scripts[s]:sub(1, 120))
       break
     end
   end
   if not p.command then
     local main = type(doc.main) == "string" and doc.main:match("^[%w._/-]+%.[mc]?js$") and not doc.main:find("%.%.")
-      and exists(ws, doc.main) and doc.main or first_file(ws, { "server.js", "app.js", "index.js" })
+      and exists(ws, at .. doc.main) and doc.main or first_file(ws, { "server.js", "app.js", "index.js" }, at)
     if not main then
-      why[#why + 1] = "package.json has no start, serve or dev script and no main file: skipped"
+      why[#why + 1] = at .. "package.json has no start, serve or dev script and no main file: skipped"
       return nil
     end
     p.command = { "node", main }
-    why[#why + 1] = "package.json has no start script; " .. main .. " is its entry point"
+    why[#why + 1] = at .. "package.json has no start script; " .. at .. main .. " is its entry point"
   end
   local deps = type(doc.dependencies) == "table" and next(doc.dependencies) ~= nil
-  if deps and not ws:stat("node_modules") then p.install = { "npm", "install", "--omit=dev" } end
+  if deps and not ws:stat(at .. "node_modules") then p.install = { "npm", "install", "--omit=dev" } end
   return p
 end
 
@@ -67,47 +72,51 @@ end
 -- framework named in the requirements chooses how it is served.
 local PY_ENTRIES = { "app.py", "main.py", "server.py", "wsgi.py" }
 
-local function python(ws, why)
-  local reqs = (read(ws, "requirements.txt") or "") .. "\n" .. (read(ws, "pyproject.toml") or "")
-  local has_reqs = exists(ws, "requirements.txt") or exists(ws, "pyproject.toml")
-  local entry = first_file(ws, PY_ENTRIES)
+local function python(ws, why, at)
+  local reqs = (read(ws, at .. "requirements.txt") or "") .. "\n" .. (read(ws, at .. "pyproject.toml") or "")
+  local has_reqs = exists(ws, at .. "requirements.txt") or exists(ws, at .. "pyproject.toml")
+  local entry = first_file(ws, PY_ENTRIES, at)
   local lower = reqs:lower()
   local p = { stack = "python", runtime = "python3" }
-  if exists(ws, "manage.py") and lower:find("django", 1, true) then
+  if exists(ws, at .. "manage.py") and lower:find("django", 1, true) then
     p.command = { "python3", "manage.py", "runserver", "--noreload", "{host}:{port}" }
-    why[#why + 1] = "manage.py and django in the requirements: Django's server"
+    why[#why + 1] = at .. "manage.py and django in the requirements: Django's server"
   elseif entry and lower:find("fastapi", 1, true) or entry and lower:find("uvicorn", 1, true) then
     p.command = { "python3", "-m", "uvicorn", entry:gsub("%.py$", "") .. ":app", "--host", "{host}", "--port", "{port}" }
-    why[#why + 1] = entry .. " with fastapi/uvicorn in the requirements: served by uvicorn"
+    why[#why + 1] = at .. entry .. " with fastapi/uvicorn in the requirements: served by uvicorn"
   elseif entry and lower:find("flask", 1, true) then
     p.command = { "python3", "-m", "flask", "--app", entry, "run", "--host", "{host}", "--port", "{port}" }
-    why[#why + 1] = entry .. " with flask in the requirements: Flask's server"
+    why[#why + 1] = at .. entry .. " with flask in the requirements: Flask's server"
   elseif entry then
     p.command = { "python3", entry }
-    why[#why + 1] = entry .. " is a Python entry point" .. (has_reqs and "" or " (no requirements: the standard library)")
+    why[#why + 1] = at .. entry .. " is a Python entry point" .. (has_reqs and "" or " (no requirements: the standard library)")
   else
-    if has_reqs then why[#why + 1] = "Python requirements but none of " .. table.concat(PY_ENTRIES, ", ") .. ": skipped" end
+    if has_reqs then
+      why[#why + 1] = (at ~= "" and (at .. ": ") or "") .. "Python requirements but none of "
+        .. table.concat(PY_ENTRIES, ", ") .. ": skipped"
+    end
     return nil
   end
-  if exists(ws, "requirements.txt") then
+  if exists(ws, at .. "requirements.txt") then
     p.install = { "python3", "-m", "pip", "install", "-r", "requirements.txt" }
-  elseif exists(ws, "pyproject.toml") then
+  elseif exists(ws, at .. "pyproject.toml") then
     p.install = { "python3", "-m", "pip", "install", "." }
   end
   return p
 end
 
-local function go(ws, why)
-  if not exists(ws, "go.mod") then return nil end
-  why[#why + 1] = "go.mod: the module's main package"
+local function go(ws, why, at)
+  if not exists(ws, at .. "go.mod") then return nil end
+  why[#why + 1] = at .. "go.mod: the module's main package"
   return { stack = "go", runtime = "go", command = { "go", "run", "." } }
 end
 
 -- A Makefile target that serves: the first of run, serve, start defined at a line's start.
-local function make(ws, why)
-  local name = first_file(ws, { "Makefile", "makefile", "GNUmakefile" })
+local function make(ws, why, at)
+  local name = first_file(ws, { "Makefile", "makefile", "GNUmakefile" }, at)
   if not name then return nil end
-  local text = read(ws, name) or ""
+  local text = read(ws, at .. name) or ""
+  name = at .. name
   for _, t in ipairs { "run", "serve", "start" } do
     for line in text:gmatch("[^\n]+") do
       if line:match("^" .. t .. "%s*:") and not line:match("^" .. t .. "%s*:=") then
@@ -122,27 +131,173 @@ end
 
 M.DETECTORS = { { "node", node }, { "python", python }, { "go", go }, { "make", make } }
 
---- detect(ws, sandbox_settings) -> plan | nil, msg, "ENOENT"
---- plan = {stack=, command={argv}, explicit=bool, port_env=, health={...}, env={...},
---- install={argv}|nil, dockerfile=bool, reasons={...}}. An explicit sandbox.command in
---- orket.lua always wins; the stack is still detected for the compose file's base image.
+-- the first detector's plan for the folder at ("" or "dir/")
+local function detect_at(ws, why, at)
+  for _, d in ipairs(M.DETECTORS) do
+    local found = d[2](ws, why, at)
+    if found then return found end
+  end
+end
+
+-- folders never searched for services: dependencies, builds, tools' caches
+M.SKIP_DIRS = { node_modules = true, vendor = true, dist = true, build = true, target = true, venv = true,
+  [".venv"] = true, __pycache__ = true, docs = true, tests = true, test = true, spec = true, examples = true }
+M.WALK_MAX = 64 -- folders looked at
+-- the service reached from outside when none is published: the first of these names
+M.ENTRY_NAMES = { "frontend", "web", "client", "ui", "app", "site" }
+
+local function dirs(ws, at)
+  local list = ws:list(at == "" and "." or at) or {}
+  local out = {}
+  for _, e in ipairs(list) do
+    if e.type == "directory" and not e.name:match("^%.") and not M.SKIP_DIRS[e.name] then out[#out + 1] = e.name end
+  end
+  return out
+end
+
+-- a service's name from its folder: its last part, as a name
+local function name_of(dir)
+  local n = (dir:match("([^/]+)$") or dir):gsub("[^%w_-]", "-")
+  if not n:match("^%a") then n = "s-" .. n end
+  return n:sub(1, 64)
+end
+
+-- The services in the folders below the root (one and two levels down), each the first
+-- detector's plan of its folder, in the folders' order.
+local function walk(ws, why)
+  local out, looked = {}, 0
+  local function look(dir)
+    looked = looked + 1
+    if looked > M.WALK_MAX then return end
+    local w = {}
+    local found = detect_at(ws, w, dir .. "/")
+    if found then
+      found.dir, found.name, found.reasons = dir, name_of(dir), w
+      out[#out + 1] = found
+      return
+    end
+    for _, x in ipairs(w) do why[#why + 1] = x end
+    if not dir:find("/", 1, true) then
+      for _, sub in ipairs(dirs(ws, dir)) do look(dir .. "/" .. sub) end
+    end
+  end
+  for _, d in ipairs(dirs(ws, "")) do look(d) end
+  return out
+end
+
+-- the entry: the one published service, or the first named like a frontend, or the last to start
+local function pick_entry(list)
+  local published, apps = {}, {}
+  for _, sv in ipairs(list) do
+    if not sv.database then
+      apps[#apps + 1] = sv
+      if sv.published then published[#published + 1] = sv end
+    end
+  end
+  local pool = #published > 0 and published or apps
+  for _, n in ipairs(M.ENTRY_NAMES) do
+    for _, sv in ipairs(pool) do if sv.name == n then return sv end end
+  end
+  return pool[#pool]
+end
+
+-- the repository's compose file, read: services | nil, error | nil (none)
+local function from_compose(ws, why)
+  local name = first_file(ws, composefile.NAMES)
+  if not name then return nil end
+  local text = read(ws, name)
+  if not text then return nil, string.format("%s: unreadable or larger than %d bytes", name, M.READ_MAX) end
+  local doc, err = composefile.read(text, name)
+  if not doc then return nil, err end
+  why[#why + 1] = string.format("%s: %d service%s, started in the order of their depends_on", name, #doc.services,
+    #doc.services == 1 and "" or "s")
+  for _, sv in ipairs(doc.services) do
+    if not sv.command and not sv.database then
+      local w = {}
+      local found = detect_at(ws, w, sv.dir == "" and "" or (sv.dir .. "/"))
+      if not found then
+        return nil, string.format("%s:%d: services.%s has no command, and nothing in %s runs (%s)", name, sv.line, sv.name,
+          sv.dir == "" and "the root" or sv.dir, table.concat(w, "; "))
+      end
+      sv.command, sv.stack = found.command, found.stack
+      for _, r in ipairs(w) do sv.reasons[#sv.reasons + 1] = r end
+    end
+  end
+  doc.services.from_compose = name
+  return doc.services
+end
+
+--- detect(ws, sandbox_settings) -> plan | nil, msg, "ENOENT" | "EINVAL"
+--- plan = {stack=, command={argv}, dir= (its folder, "" the root), explicit=bool, port_env=,
+--- health={...}, env={...}, install={argv}|nil, dockerfile=bool, reasons={...},
+--- services={{name=, dir=, command=, env=, depends_on={{name=}...}, health=, database=,
+--- reasons=, entry=bool}...} in start order | nil for one service}. What runs is, first
+--- to last: orket.lua's sandbox.command; the repository's compose file (each service);
+--- what the root's files say; the services in the folders below it. The top level
+--- describes the entry: the service reached through the sandbox's socket.
 function M.detect(ws, s)
   local why = {}
-  local found
-  for _, d in ipairs(M.DETECTORS) do
-    found = d[2](ws, why)
-    if found then break end
+  local found, services
+  if not s.command then
+    local cerr
+    services, cerr = from_compose(ws, why)
+    if cerr then return nil, "sandbox: " .. cerr, "EINVAL", why end
+    if not services then
+      found = detect_at(ws, why, "")
+      if not found then
+        services = walk(ws, why)
+        if #services == 1 then
+          found, services = services[1], nil
+          why[#why + 1] = "nothing to run at the root: " .. found.dir .. "/ is the one folder that has something"
+        elseif #services == 0 then
+          services = nil
+        else
+          local names = {}
+          for i, sv in ipairs(services) do names[i] = sv.dir .. "/" end
+          why[#why + 1] = "nothing to run at the root; the folders " .. table.concat(names, ", ") .. " each run a service"
+        end
+      end
+    end
+  else
+    found = detect_at(ws, {}, "")
+  end
+  if services then
+    for _, sv in ipairs(services) do
+      sv.reasons = sv.reasons or {}
+      sv.depends_on = sv.depends_on or {}
+      sv.env = sv.env or {}
+    end
+    local entry = pick_entry(services)
+    if not entry then
+      return nil, "sandbox: " .. tostring(services.from_compose) .. ": every service is a database: nothing to reach", "EINVAL", why
+    end
+    if not services.from_compose then
+      -- found in folders (no depends_on): the one reached from outside starts last, once
+      -- the others are healthy
+      for i, one in ipairs(services) do
+        if one == entry then table.remove(services, i) break end
+      end
+      services[#services + 1] = entry
+    end
+    for _, sv in ipairs(services) do sv.entry = sv == entry end
+    found = { stack = entry.stack or (entry.database or "compose"), command = entry.command, dir = entry.dir,
+      install = nil }
+    why[#why + 1] = string.format("%s is reached through the sandbox's socket (%s)", entry.name,
+      entry.published and "its port is published" or "no other is published")
   end
   local p = found or { stack = "custom" }
+  p.services = services
+  p.dir = p.dir or ""
   if s.command then
-    p.command, p.explicit = s.command, true
+    p.command, p.explicit, p.dir = s.command, true, ""
     table.insert(why, 1, "orket.lua's sandbox.command (it always wins)")
     p.install = nil
   end
   if not p.command then
     why[#why + 1] = "nothing to run found: add sandbox = { command = {...} } to orket.lua"
-    return nil, "sandbox: nothing to run in workspace/ (no package.json script, Python entry point, go.mod or "
-      .. "Makefile run target): add sandbox = { command = {...} } to orket.lua", "ENOENT", why
+    return nil, "sandbox: nothing to run in main's tree (no compose file, package.json script, Python entry point, "
+      .. "go.mod or Makefile run target, at the root or in a folder): add sandbox = { command = {...} } to orket.lua",
+      "ENOENT", why
   end
   if p.install then
     why[#why + 1] = string.format("its dependencies install with `%s`%s", table.concat(p.install, " "),

@@ -11,6 +11,7 @@ local journal = require "orket.store.journal"
 local sandboxes = require "orket.store.sandboxes"
 local sv = require "orket.store.verifications"
 local deploy = require "orket.sandboxes.deploy"
+local checks = require "orket.actions.sandbox_checks"
 local service = require "orket.sandboxes.service"
 
 local M = {}
@@ -46,7 +47,7 @@ local function checked_cards(db, board, rock)
 end
 
 --- due(db, phases, {settings=bug_fix, clock=, now=, filed=, project=}) -> {{rock=, sandbox=,
---- cards=, failing=}...}: for each open phase whose pass is due, the checks of its rock's
+--- cards=, failing=, skipped={{card=, name=, why=}...} (checks that could not run here)}...}: for each open phase whose pass is due, the checks of its rock's
 --- done issues against the newest healthy sandbox; what they filed is added to filed
 --- ({card=, duplicate=, rock=, source="acceptance"}). A phase with no healthy sandbox or no
 --- checked card waits (its health checks speak for it). Runs in a task; raises on a store
@@ -63,9 +64,12 @@ function M.due(db, phases, o)
       if #ids > 0 then
         local res = deploy.accept_after { db = db, board = board, settings = o.project or {}, sandbox = sb, cards = ids,
           send_back = true }
-        local failing = {}
+        local failing, skipped = {}, {}
         for _, r in ipairs(res) do
           if not (r.result and r.result.ok) then failing[#failing + 1] = r.card end
+          for _, k in ipairs(checks.skipped(r.result)) do
+            skipped[#skipped + 1] = { card = r.card, name = k.name, why = k.why }
+          end
           if r.outcome == "bug" and r.followup then
             o.filed[#o.filed + 1] = { card = r.followup, duplicate = r.duplicate and true or false, rock = p.rock_id,
               source = "acceptance" }
@@ -73,7 +77,7 @@ function M.due(db, phases, o)
         end
         db:event { kind = "bugfix_recheck", card = p.rock_id, actor = "orket", data = { t = o.now, at = iso(o.now),
           sandbox = sb.id, cards = ids, failing = failing } }
-        out[#out + 1] = { rock = p.rock_id, sandbox = sb.id, cards = ids, failing = failing }
+        out[#out + 1] = { rock = p.rock_id, sandbox = sb.id, cards = ids, failing = failing, skipped = skipped }
       end
     end
   end

@@ -1,5 +1,5 @@
--- orket.sandboxes.service: a sandbox's life (docs/sandbox.md). main's tree, copied, runs
--- as a service under the confinement runner (orket.c.proc's helper, every layer agent code
+-- orket.sandboxes.service: a sandbox's life (docs/sandbox.md). main's tree at a recorded
+-- commit, written out of the repository's objects (orket.sandboxes.source), runs as a service under the confinement runner (orket.c.proc's helper, every layer agent code
 -- gets) in a network namespace of its own with its loopback up; the helper relays a unix
 -- socket (.orket/sandboxes/ID/app.sock) to the app's port inside, so nothing listens on the
 -- host. The process that starts a sandbox owns it: it writes the log, probes health and
@@ -13,17 +13,18 @@ local proc = require "orket.c.proc"
 local http = require "orket.c.http"
 local task = require "orket.task"
 local plan_mod = require "orket.sandboxes.plan"
+local source = require "orket.sandboxes.source"
 local ops = require "orket.store.sandboxes"
+local supervise = require "orket.sandboxes.supervise"
+local database = require "orket.sandboxes.database"
+local bugfix_rows = require "orket.store.bugfix"
 local tree = require "orket.tree"
-local workspace = require "orket.workspace"
 local lockfile = require "orket.c.lockfile"
 
 local M = {}
 
 -- the app's limits: a day of CPU time (a service mostly waits), the memory agent code gets
 M.LIMITS = { cpu_seconds = 86400, memory = 2 * 1024 * 1024 * 1024, open_files = 1024, processes = 256 }
--- main's tree copied for the app: the agents chose its size
-M.TREE_CAPS = { files = 50000, bytes = 512 * 1024 * 1024, skip = { [".git"] = true } }
 -- the first port told to an app; each sandbox has its own loopback, so the number only has
 -- to differ between live sandboxes for the journal and the logs to tell them apart
 M.PORT_BASE = 8080
@@ -224,9 +225,33 @@ local function kernel()
   offered_here = offered_here or proc.probe()
   return offered_here
 end
+--- offered() -> what the kernel offers this user (orket.c.proc's probe, asked once a process)
+M.offered = kernel
 
---- up{dir=, db=, settings=, target=, replace=, stopping=, emit=, on_healthy=} -> sandbox |
---- nil, message, CODE, log tail. on_healthy(sandbox): called once it is healthy, before up
+--- highest_dir(dir) -> the highest sandbox id with a directory in dir's .orket/sandboxes (0 for none)
+function M.highest_dir(dir)
+  local top = 0
+  local it = uv.fs_scandir(dir .. "/.orket/sandboxes")
+  while it do
+    local name = uv.fs_scandir_next(it)
+    if not name then break end
+    local n = name:match("^%d+$") and math.tointeger(tonumber(name))
+    if n and n > top then top = n end
+  end
+  return top
+end
+
+--- running(db) -> the sandboxes of the store whose owner still runs them (rows, newest
+--- first): the others are marked ended first (reconcile)
+function M.running(db)
+  M.reconcile(db)
+  return ops.list(db, false)
+end
+
+--- up{dir=, db=, settings=, target=, commit=, replace=, stopping=, emit=, on_healthy=} ->
+--- sandbox | nil, message, CODE, log tail. commit: what to run (a commit id; default main's
+--- head now), its tree written from the repository's objects and named in the row, the
+--- journal and sandbox.commit. on_healthy(sandbox): called once it is healthy, before up
 --- returns (a deploy's acceptance checks, which the next deploy must not cut short).
 --- replace: the live sandboxes of the same target are stopped first;
 --- stopping(): a reason once the caller was asked to stop (the start ends, recorded stopped).
@@ -244,10 +269,15 @@ function M.up(o)
     return nil, "sandbox: this kernel refuses a network namespace to this user, and a sandbox needs one (its own "
       .. "loopback, reached only through its socket)", "ENOTSUP"
   end
-  local ws, werr = workspace.open(dir .. "/workspace")
-  if not ws then return nil, werr, "ENOENT" end
-  local p, perr = plan_mod.detect(ws, s)
-  ws:close()
+  -- main's tree at the commit, written before the row exists: what runs is what was planned
+  local staged = source.scratch(dir)
+  local _ <close> = setmetatable({}, { __close = function() if staged then tree.remove(staged) end end })
+  local commit, xerr, xcode = source.export(dir, o.commit, staged)
+  if not commit then
+    staged = nil -- (the export removed what it wrote)
+    return nil, xerr, xcode
+  end
+  local p, perr = source.plan_in(staged, s)
   if not p then return nil, perr, "EINVAL" end
   local db = o.db
   local lk
@@ -259,7 +289,7 @@ function M.up(o)
     lk, lerr, lcode = lockfile.wait(dir .. "/.orket/sandboxes/deploy.lock", "exclusive", 120000)
     if not lk then return nil, "sandbox: " .. tostring(lerr), lcode end
   end
-  local _ <close> = setmetatable({}, { __close = function() if lk then lk:release() end end })
+  local _l <close> = setmetatable({}, { __close = function() if lk then lk:release() end end })
   M.reconcile(db)
   if o.replace then
     -- a deploy: the live sandboxes of the same target make way (each through its owner)
@@ -269,15 +299,33 @@ function M.up(o)
   end
   local used, port = ops.ports(db), M.PORT_BASE
   while used[port] do port = port + 1 end
-  local argv = plan_mod.argv(p, "127.0.0.1", port)
+  local argv, shown = plan_mod.argv(p, "127.0.0.1", port), nil
+  if p.services then
+    -- several services: one program (a script of orket.sandboxes.supervise) starts them in
+    -- the sandbox's namespace; the row names each service's command
+    shown = {}
+    local ports = supervise.ports(p, port)
+    for _, sv in ipairs(p.services) do
+      shown[#shown + 1] = string.format("%s:%d=%s", sv.name, ports[sv.name],
+        sv.command and table.concat(sv.command, " ") or tostring(sv.database))
+    end
+  end
   local me = math.tointeger(uv.os_getpid())
   local owner_start = M.start_time(me)
-  local id = ops.insert(db, { target = o.target or "main", port = port, socket = "", command = cjson.encode(argv),
-    commit = o.commit, owner_pid = me, owner_start = owner_start })
+  local row = { target = o.target or "main", port = port, socket = "", command = cjson.encode(shown or argv),
+    commit = commit, owner_pid = me, owner_start = owner_start }
+  local id = ops.insert(db, row)
+  -- ids are never reused: a directory of this id was made by a sandbox the store no longer
+  -- holds (it was restored from a backup older than it). Its row stays, ended, to say so.
+  local used_dirs = M.highest_dir(dir)
+  while id <= used_dirs do
+    ops.set_status(db, id, "exited", "not started: its id was taken before the store was restored")
+    id = ops.insert(db, row)
+  end
   local home = dir .. "/.orket/sandboxes/" .. id
   local sock = home .. "/app.sock"
   local sb = setmetatable({ id = id, db = db, dir = dir, home = home, socket = sock, port = port, plan = p,
-    target = o.target or "main", emit = o.emit or function() end, status = "starting" }, Sandbox)
+    commit = commit, target = o.target or "main", emit = o.emit or function() end, status = "starting" }, Sandbox)
   local function fail(msg, code)
     sb:_kill()
     while sb.handle and not sb.exited do rt.sleep(10) end
@@ -293,21 +341,43 @@ function M.up(o)
   -- .orket/ is the store's (or, on PostgreSQL, made with it)
   uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
   uv.fs_mkdir(home, 448)
-  local files, terr, tcode = tree.copy(dir .. "/workspace", home .. "/tree", M.TREE_CAPS)
-  if not files then return fail("sandbox: copying main's tree: " .. terr, tcode) end
+  local moved, merr = os.rename(staged, home .. "/tree")
+  if not moved then return fail("sandbox: placing main's tree: " .. tostring(merr), "EIO") end
+  staged = nil
   uv.fs_mkdir(home .. "/tmp", 448)
   sb.log = open_log(home .. "/app.log", s.log_max_bytes, s.log_keep)
   local env = {}
   for k, v in pairs(s.env or {}) do env[k] = v end
-  env[p.port_env] = tostring(port)
   env.HOST = "127.0.0.1"
-  local ok, hargv = pcall(proc.helper_argv, { argv = argv, cwd = home .. "/tree", tmpdir = home .. "/tmp", env = env,
-    limits = M.LIMITS, loopback = true, layers = { landlock_net = false }, relay = { path = sock, port = port } })
+  local cwd = home .. "/tree" .. (p.dir ~= "" and ("/" .. p.dir) or "")
+  if p.services then
+    -- its databases: the kept ones of an open bug-fix phase moved in (sandbox.database =
+    -- "bugfix"), else made fresh; SQLite's made now, PostgreSQL's by the script
+    local keep = s.database == "bugfix" and #bugfix_rows.list(db, true) > 0
+    database.take_kept(dir, sb.target, home, keep)
+    local dok, derr = database.prepare(home, home .. "/tree", p.services)
+    if not dok then return fail("sandbox: " .. derr, "EINVAL") end
+    sb.databases = true
+    local aerr
+    argv, aerr = supervise.argv(p, port, env, p.health.start_timeout_ms, { home = home, tree = home .. "/tree" })
+    if not argv then return fail("sandbox: " .. aerr, "ENOENT") end
+    cwd = home .. "/tree"
+  end
+  env[p.port_env] = tostring(port)
+  local layers = { landlock_net = false }
+  -- PostgreSQL's server processes each call setsid(), which the seccomp layer refuses (it
+  -- keeps the process group whole): a sandbox running one goes without that layer, said
+  -- in its plan; its namespaces, view and Landlock stay
+  for _, one in ipairs(p.services or {}) do
+    if one.database == "postgresql" then layers.seccomp = false end
+  end
+  local ok, hargv = pcall(proc.helper_argv, { argv = argv, cwd = cwd, tmpdir = home .. "/tmp", env = env,
+    limits = M.LIMITS, loopback = true, layers = layers, relay = { path = sock, port = port } })
   if not ok then return fail("sandbox: " .. tostring(hargv), "EINVAL") end
   if not sb:_spawn(hargv) then return fail(sb.failure or "sandbox: the runner did not start", "ESPAWN") end
   assert(record(db, id, "starting", nil, nil, "sandbox_start", { id = id, target = sb.target, port = port,
-    command = argv, commit = o.commit }))
-  sb.emit { type = "sandbox", id = id, status = "starting" }
+    command = shown or argv, commit = commit }))
+  sb.emit { type = "sandbox", id = id, status = "starting", commit = commit }
   -- healthy before the start timeout, or it is stopped
   local t0, h = uv.now(), p.health
   local last, pause = nil, M.start_pause(nil)
@@ -456,6 +526,8 @@ function Sandbox:_finish()
   end
   if self.log then self.log:close() end
   tree.remove(self.home .. "/tree")
+  -- its databases wait for the next sandbox of its target, which keeps or drops them
+  if self.databases then database.put_kept(self.dir, self.target, self.home) end
   tree.remove(self.home .. "/tmp")
   if self.stopping then self:_end("stopped", self.stopping)
   else self:_end("exited", string.format("the app exited (%s)", self:_exit_text())) end
@@ -548,8 +620,8 @@ function M.stop(db, id, why)
   return nil, "sandbox " .. id .. ": its owner did not stop it within 5 s", "ETIMEDOUT"
 end
 
---- start_owner(dir, {replace=, card=, run=, on_exit=}) -> pid, path of its output | nil,
---- message: `orket sandbox up [--replace] [--card CARD [--run RUN]] -C DIR` in the
+--- start_owner(dir, {replace=, commit=, card=, run=, on_exit=}) -> pid, path of its output |
+--- nil, message: `orket sandbox up [--replace] [--commit ID] [--card CARD [--run RUN]] -C DIR` in the
 --- background, in its own session, its own output (not the app's: that is the sandbox's log)
 --- appended to .orket/sandboxes/owner.log; on_exit(code) hears it end. card: the merged card
 --- whose acceptance checks run once it is healthy (run: the run that merged it, for the
@@ -564,6 +636,10 @@ function M.start_owner(dir, o)
   local handle, pid
   local args = { "sandbox", "up", "-C", dir }
   if o.replace then args[#args + 1] = "--replace" end
+  if o.commit then
+    args[#args + 1] = "--commit"
+    args[#args + 1] = o.commit
+  end
   if o.card then
     args[#args + 1] = "--card"
     args[#args + 1] = o.card

@@ -1,8 +1,9 @@
 -- orket.serve.bugs: the bug-fix phase over HTTP (docs/serve.md): POST /v1/rocks/{id}/bugs
--- files a bug under a rock as the key's person (orket.sandboxes.phase.file_bug), audited
+-- files a bug under a rock as the key's person (orket.actions.bugs.file_bug), audited
 -- like every write; GET /v1/bugfix lists the phases (orket bugfix status --json's shape).
 local jsonout = require "orket.jsonout"
 local phase = require "orket.sandboxes.phase"
+local bugs = require "orket.actions.bugs"
 local writes = require "orket.serve.writes"
 local routes = require "orket.serve.routes"
 local card_view = require "orket.views.card"
@@ -12,16 +13,16 @@ local err = routes.err
 local M = {}
 
 M.SCHEMA = { type = "object", additionalProperties = false, required = { "title" }, properties = {
-  title = { type = "string", minLength = 1, maxLength = phase.TITLE_MAX },
-  body = { type = "string", maxLength = phase.BODY_MAX },
-  fingerprint = { type = "string", minLength = 1, maxLength = phase.FINGERPRINT_MAX } } }
+  title = { type = "string", minLength = 1, maxLength = bugs.TITLE_MAX },
+  body = { type = "string", maxLength = bugs.BODY_MAX },
+  fingerprint = { type = "string", minLength = 1, maxLength = bugs.FINGERPRINT_MAX } } }
 
 local function file(_, ctx)
   local rock, b = ctx.params.id, ctx.body
   local who = writes.principal(ctx).seat
   local db = ctx.db
   local id, dup, code = db:tx(function()
-    local cid, d, c = phase.file_bug(db, { rock = rock, title = b.title, body = b.body, fingerprint = b.fingerprint,
+    local cid, d, c = bugs.file_bug(db, { rock = rock, title = b.title, body = b.body, fingerprint = b.fingerprint,
       author = who, source = "person" })
     if not cid then return nil, d, c end
     writes.audited(ctx, { card = cid, actor = who, action = "bug" })

@@ -1,20 +1,12 @@
 -- orket.serve.runs: runs over the API (POST /v1/runs, list, get, transcript, stop, resume).
--- Each run executes inside the server, on its loop, with an engine of its own over the
--- server's store (orket.engine.setup with keep_db: its own board and memory views, scripts,
--- model client and hot reload), so several runs on disjoint cards go at once.
--- orket.engine.claims keeps overlapping runs apart, in this process and against `orket
--- run` in others. A stop is the engine's (as SIGINT on `orket run`): the journal stays
--- consistent and the run can be resumed. Every write is journaled as an api_write event
--- with the key's id as actor (orket.serve.writes). Contract: docs/serve.md, "Runs".
+-- The runs execute inside the server (orket.engine.executor, on its loop, each with an
+-- engine of its own); these routes say its answers over HTTP. Every write is journaled as an
+-- api_write event with the key's id as actor (orket.serve.writes). Contract: docs/serve.md,
+-- "Runs".
 local cjson = require "cjson.safe"
-local rt = require "orket.c.runtime"
-local pace = require "orket.serve.pace"
-local task = require "orket.task"
 local jsonout = require "orket.jsonout"
-local setup = require "orket.engine.setup"
-local reload = require "orket.engine.reload"
+local executor = require "orket.engine.executor"
 local claims = require "orket.engine.claims"
-local journal = require "orket.engine.journal"
 local routes = require "orket.serve.routes"
 local runs_store = require "orket.store.runs"
 local log_view = require "orket.views.log"
@@ -28,19 +20,8 @@ local err, whole = routes.err, routes.whole
 
 M.LIST_MAX = 200
 
--- The runs this server executes, by server (its store handle): {live = {id -> entry}, closing=,
--- pacer = orket.serve.pace: their heavy steps, one per turn of the loop}.
-local registries = setmetatable({}, { __mode = "k" })
-
---- registry(db) -> the live runs of the server using store db
-function M.registry(db)
-  local r = registries[db]
-  if not r then
-    r = { live = {}, pacer = pace.new() }
-    registries[db] = r
-  end
-  return r
-end
+--- registry(db) -> the live runs of the server using store db (orket.engine.executor)
+M.registry = executor.registry
 
 local null = cjson.null
 local function or_null(v) if v == nil then return null end return v end
@@ -73,111 +54,36 @@ local function audit(ctx, action, row)
   end))
 end
 
--- An engine for one run over the server's store. nil, status, doc on failure.
-local function engine(ctx, model, concurrency)
-  -- one heavy step of it per turn of the loop, across all runs starting (orket.serve.pace):
-  -- ten runs started at once let other requests through between their steps
-  local pacer = M.registry(ctx.db).pacer
-  local function pass() pacer:pass() end
-  -- and each turn's worktree (orket.engine.run)
-  local e, msg, code = setup.open(ctx.dir, { db = ctx.db, keep_db = true, model = model, concurrency = concurrency,
-    yield = pass, pace = pass })
-  if e then return e end
-  if code == "EUSAGE" then return nil, err(400, "bad_request", (tostring(msg):gsub("^%-%-model", "body.model"))) end
-  return nil, err(409, "project_error", tostring(msg))
-end
-
--- Runs e's run id in a task of its own (it starts once this request's answer is on its
--- way); when it ends, its scripts watcher, engine and lock go.
-local function launch(ctx, e, id, lk)
-  local reg, dir = M.registry(ctx.db), ctx.dir
-  local entry = { id = id, e = e, lock = lk, watcher = reload.watch(e) }
-  reg.live[id] = entry
-  entry.task = task.spawn(function()
-    rt.sleep(1)
-    local ok, res = pcall(e.execute, e, id)
-    entry.watcher:close()
-    e.close_all()
-    claims.release(dir, id, lk)
-    reg.live[id] = nil
-    if not ok and reg.log then reg.log { event = "error", run = id, message = tostring(res) } end
-  end)
-  return entry
-end
-
--- Claims target for a run (claims.enter; nothing overlapping is live, no half-done turn of
--- a killed run is in the way unless resuming), then make() -> id | nil, msg, CODE records it
--- and its lock is taken. -> id, lock | nil, status, doc
-local function claim_and(ctx, e, target, resuming, make, no_hold)
-  local claim, cerr = claims.enter(ctx.dir, rt.sleep)
-  if not claim then return nil, err(409, "conflict", cerr) end
-  local other, why = claims.conflict(ctx.dir, ctx.db, e.board, target)
-  if not other and not resuming then other, why = journal.unfinished_overlap(ctx.db, e.board, target) end
-  if other then
-    claim:release()
-    return nil, err(409, "conflict", why)
-  end
-  -- another run's git work may be in flight: a crash's leftovers are not taken now
-  if claims.live(ctx.dir)[1] then e.no_git_recover = true end
-  local id, merr, mcode = make()
-  if not id then
-    claim:release()
-    return nil, err(409, mcode or "conflict", tostring(merr))
-  end
-  if no_hold then -- left to the workers (orket serve --workers), which hold it as they work it
-    claim:release()
-    return id
-  end
-  local lk, lerr = claims.hold(ctx.dir, id)
-  claim:release()
-  if not lk then return nil, err(409, "conflict", lerr) end
-  return id, lk
+-- The executor's refusal as an answer: kind -> its status
+local STATUS = { stopping = 503, bad_request = 400, project_error = 409, conflict = 409 }
+local function refused(kind, msg)
+  return err(STATUS[kind] or 409, STATUS[kind] and kind or tostring(kind), tostring(msg))
 end
 
 -- POST /v1/runs {target, model?, concurrency?}
 local function start(_, ctx)
-  local reg, body = M.registry(ctx.db), ctx.body
-  if reg.closing then return err(503, "stopping", "the server is stopping") end
+  local body = ctx.body
+  if M.registry(ctx.db).closing then return refused("stopping", "the server is stopping") end
   local target, model = body.target, body.model ~= "" and body.model or nil
   if not board.open(ctx.db):get(target) then return err(404, "not_found", 'no card "' .. target .. '"') end
-  local e, st, doc = engine(ctx, model, body.concurrency)
-  if not e then return st, doc end
-  local id, lk, edoc = claim_and(ctx, e, target, false, function()
-    return e:start(target, { concurrency = body.concurrency, model = model, workers = reg.workers })
-  end, reg.workers)
-  if not id then
-    e.close_all()
-    return lk, edoc
-  end
+  local id, go, msg = executor.start { dir = ctx.dir, db = ctx.db, target = target, model = model,
+    concurrency = body.concurrency }
+  if not id then return refused(go, msg) end
   local row = row_of(ctx.db, id)
-  if reg.workers then
-    -- the server's workers (orket.serve.workers) take it up
-    e.close_all()
-    audit(ctx, "run", row)
-    return 201, { run = M.doc(ctx.db, ctx.dir, row) }
-  end
   audit(ctx, "run", row)
-  launch(ctx, e, id, lk)
+  if go then go() end -- (else the server's workers, orket.serve.workers, take it up)
   return 201, { run = M.doc(ctx.db, ctx.dir, row) }
 end
 
 -- POST /v1/runs/{id}/resume
 local function resume(_, ctx)
-  local reg = M.registry(ctx.db)
-  if reg.closing then return err(503, "stopping", "the server is stopping") end
+  if M.registry(ctx.db).closing then return refused("stopping", "the server is stopping") end
   local row, st, doc = named(ctx)
   if not row then return st, doc end
-  if reg.live[row.id] then return err(409, "conflict", string.format("run %d is going in this server", row.id)) end
-  if row.status == "done" then return err(409, "conflict", string.format("run %d is done; nothing to resume", row.id)) end
-  local e, est, edoc = engine(ctx)
-  if not e then return est, edoc end
-  local id, lk, cdoc = claim_and(ctx, e, row.target, true, function() return row.id end)
-  if not id then
-    e.close_all()
-    return lk, cdoc
-  end
+  local id, go, msg = executor.resume { dir = ctx.dir, db = ctx.db, row = row }
+  if not id then return refused(go, msg) end
   audit(ctx, "resume", row)
-  launch(ctx, e, id, lk)
+  go()
   return 202, { run = M.doc(ctx.db, ctx.dir, row_of(ctx.db, id)) }
 end
 
@@ -185,16 +91,8 @@ end
 local function stop(_, ctx)
   local row, st, doc = named(ctx)
   if not row then return st, doc end
-  local entry = M.registry(ctx.db).live[row.id]
-  if not entry then
-    local pid = claims.is_live(ctx.dir, row.id)
-    if pid then
-      return err(409, "conflict", string.format("run %d is going in another process (%d); stop it there", row.id, pid))
-    end
-    return err(409, "conflict", string.format("run %d is not going (%s)", row.id,
-      project.run_state(ctx.dir, row.status, row.id)))
-  end
-  entry.e:stop()
+  local ok, kind, msg = executor.stop(ctx.dir, ctx.db, row)
+  if not ok then return refused(kind, msg) end
   audit(ctx, "stop", row)
   return 202, { run = M.doc(ctx.db, ctx.dir, row) }
 end
@@ -226,24 +124,6 @@ local function list(_, ctx)
     if #out >= limit then break end
   end
   return 200, { runs = jsonout.array(out) }
-end
-
---- stop_all(db): no new runs; every live run of the server using db is stopped (as stop)
-function M.stop_all(db)
-  local reg = M.registry(db)
-  reg.closing = true
-  for _, entry in pairs(reg.live) do entry.e:stop() end
-end
-
---- wait_all(db): waits for the live runs to end (inside a task or from the main thread)
-function M.wait_all(db)
-  local reg = M.registry(db)
-  while true do
-    local _, entry = next(reg.live)
-    if not entry then break end
-    entry.task:join()
-    reg.live[entry.id] = nil
-  end
 end
 
 --- shown_states(db, dir) -> {[stored status] = {[shown state] = n}} for the runs whose

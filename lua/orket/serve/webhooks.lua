@@ -7,23 +7,17 @@
 -- board change it makes, so a redelivery, or the same body under a new delivery id (the id
 -- is not signed), finds it and changes nothing; an event older than webhook_max_age_s by its
 -- own timestamp is refused (422).
--- Events are read by orket.forge; moves go through the board's state machine, the reviewer
--- acting as a person holding integrity_guard. Rows: orket.store.forge. Contract:
--- docs/git.md, docs/serve.md.
+-- Events are read by orket.forge; what a review does to the card is orket.engine.forgereview's
+-- (the reviewer acting as a person holding integrity_guard), what follows a merge
+-- orket.engine.aftermerge's. Rows: orket.store.forge. Contract: docs/git.md, docs/serve.md.
 local crypto = require "orket.c.crypto"
 local cjson = require "cjson.safe"
 local board_mod = require "orket.board"
-local deploy = require "orket.sandboxes.deploy"
 local forge = require "orket.forge"
-local move = require "orket.actions.move"
-local mainline = require "orket.actions.mainline"
-local pull_request = require "orket.actions.pull_request"
 local G = require "orket.c.gitrepo"
-local task = require "orket.task"
+local aftermerge = require "orket.engine.aftermerge"
 local sf = require "orket.store.forge"
-local cards = require "orket.store.cards"
-local review = require "orket.engine.review"
-local routing = require "orket.engine.routing"
+local forgereview = require "orket.engine.forgereview"
 local config = require "orket.config"
 local body = require "orket.serve.body"
 local openapi = require "orket.serve.openapi"
@@ -33,8 +27,6 @@ local M = {}
 local on_push -- a push event (below)
 
 local err = require("orket.serve.routes").err
-
-M.COMMENT_MAX = 65536
 
 -- The project's git settings and all its settings, read for each delivery (orket.lua may
 -- change while serving).
@@ -90,162 +82,21 @@ local function stale(doc, max_age)
   return nil
 end
 
--- The card a pull request belongs to: by its number as Orket opened it, else by its branch.
-local function card_of(db, g, ev)
-  if ev.number then
-    local card = sf.card_of_pull_request(db, ev.number, g.repo)
-    if card then return card end
-  end
-  local id = ev.branch and ev.branch:match("^orket/(.+)$")
-  if id and cards.is_issue(db, id) then return id end
-  return nil
+-- What follows a merge (orket.engine.aftermerge, in a task of its own so the forge's delivery
+-- is answered at once): the card's pull request ends (by_person: merged on the forge), main
+-- is pushed (one push at a time for the server), a sandbox of main is deployed (deploy =
+-- false: not for this card).
+local function after_merge(ctx, settings, card, ev, deploy)
+  aftermerge.later { owner = ctx.server, dir = ctx.dir, db = ctx.db, settings = settings, card = card,
+    merge_id = ev.merge_id, by_person = ev.kind == "merged", deploy = deploy }
 end
 
--- The open review cycle gets the decision; without one (the card was reviewed by a seat
--- as well, or the forge acted before Orket handed it in) a decided cycle is added.
-local function decide_cycle(db, card, ev, delivery)
-  local open = sf.undecided_cycle(db, card)
-  local body = ev.body and ev.body:sub(1, M.COMMENT_MAX) or nil
-  if open then
-    sf.decide_cycle(db, open, ev.kind, ev.reviewer, body, delivery)
-  else
-    sf.add_decided_cycle(db, card, sf.next_cycle(db, card), ev.number, ev.kind, ev.reviewer, body, delivery)
-  end
-end
-
-local REVIEWABLE = { waiting_for_developer = true, code_review = true }
-
--- Brings a card waiting for people back to code_review, where a review's decision is taken.
-local function to_review(board, c, actor, note)
-  if c.status ~= "waiting_for_developer" then return true end
-  return board:transition(c.id, "code_review", { actor = actor, note = note })
-end
-
--- approved, or merged on the forge: the card is finished (orket.actions.finish: merged into
--- main and done; a conflict sends it back to in_progress as the engine does). Returns
--- outcome | nil, msg, CODE.
-local function approve(ctx, board, c, ev, actor, delivery)
-  local db = ctx.db
-  local ok, terr, tcode = to_review(board, c, actor, "approved on the forge")
-  if not ok then return nil, terr, tcode end
-  local opts = { actor = actor,
-    note = (ev.kind == "merged" and "merged on the forge by " or "approved on the forge by ") .. actor.seat }
-  local res, ferr, fcode = move.move { db = db, board = board, card = c.id, to = "done", opts = opts,
-    workspace = ctx.dir .. "/workspace", remote = ev.remote_main, event_actor = actor.seat }
-  if not res then return nil, ferr, fcode end
-  decide_cycle(db, c.id, ev, delivery)
-  ev.merge_id = res.merge and res.merge.id
-  return res.code
-end
-
--- What follows a merge, in a task of its own so the forge's delivery is answered at once:
--- the card's pull request ends (orket.actions.pull_request; by_person: merged on the forge),
--- then main is pushed (orket.actions.mainline, with its retries). One push at a time: a
--- merge while one goes asks it to go once more.
-local function after_merge(ctx, g, card, ev)
-  local server = ctx.server
-  task.spawn(function()
-    if g.forge then
-      local token, terr = forge.token(g)
-      pcall(pull_request.after_merge, { db = ctx.db, g = g, token = token, token_error = terr, card = card,
-        merge_id = ev.merge_id, by_person = ev.kind == "merged" })
-      token = nil
-    end
-    if server then
-      if server.main_push then
-        server.main_push.again = true
-        return
-      end
-      server.main_push = { again = true }
-    end
-    repeat
-      if server then server.main_push.again = false end
-      local repo = G.open(ctx.dir .. "/workspace")
-      if repo then
-        local auth, aerr = mainline.auth(g)
-        pcall(mainline.sync, { db = ctx.db, repo = repo, g = g, auth = auth, auth_error = aerr, card = card,
-          backoff_ms = g.backoff_ms })
-        repo:close()
-      end
-    until not (server and server.main_push.again)
-    if server then server.main_push = nil end
-  end)
-end
-
--- The remote's main, fetched before the transaction of an event that may merge: finish
--- merges it into main first, so what people merged on the forge is kept (ev.remote_main).
-local function fetch_remote(ctx, g, ev)
-  if not g.remote then return end
-  local repo = G.open(ctx.dir .. "/workspace")
-  if not repo then return end
-  local auth = mainline.auth(g)
-  ev.remote_main = mainline.fetch(repo, g, auth or {}) and true or false
-  repo:close()
-end
-
--- The seat a requirements review filed on a webhook goes to: the routing's escalation
--- choice (the architect), as a run would choose it, else its worker choice, else the card's
--- seat. A broken routing.lua (the run will say so) does not cost the person's decision.
-local function architect(dir, s, c)
-  local r = routing.load(dir .. "/routing.lua")
-  for _, kind in ipairs { "escalation", "worker" } do
-    local seat = r and r:choose(kind, c, s.team)
-    if type(seat) == "string" and s.team[seat] then return seat end
-  end
-  return c.seat or "orket"
-end
-
--- changes requested: the card goes back to work; once it has been sent back
--- review.requirements_review_after times, it waits for a person at once, with the
--- reviewers' notes as its question (orket.engine.review), not at the next run.
-local function changes(ctx, board, c, ev, actor, delivery, s)
-  local ok, terr, tcode = to_review(board, c, actor, "changes requested on the forge")
-  if not ok then return nil, terr, tcode end
-  local text = ev.body and ev.body:find("%S") and ev.body:sub(1, M.COMMENT_MAX) or "(no text)"
-  assert(board:comment(c.id, { author = actor.seat, body = "Changes requested on the forge:\n\n" .. text }))
-  ok, terr, tcode = board:transition(c.id, "in_progress", { actor = actor, note = "changes requested on the forge" })
-  if not ok then return nil, terr, tcode end
-  decide_cycle(ctx.db, c.id, ev, delivery)
-  local now = board:get(c.id)
-  if not review.needs_requirements_review(s, now) then return "in_progress" end
-  local new, rerr, rcode = review.requirements_review({ db = ctx.db, board = board, settings = s }, now,
-    architect(ctx.dir, s, now), actor)
-  if not new then return nil, rerr, rcode end
-  return "waiting_for_input"
-end
-
-local function closed(ctx, board, c, ev, actor, delivery)
-  local ok, terr, tcode = to_review(board, c, actor, "pull request closed on the forge")
-  if not ok then return nil, terr, tcode end
-  local why = string.format("The pull request%s was closed on the forge by %s without being merged.",
-    ev.number and (" #" .. ev.number) or "", actor.seat)
-  assert(board:comment(c.id, { author = actor.seat, body = why }))
-  ok, terr, tcode = board:transition(c.id, "blocked", { actor = actor, reason = "review", note = why })
-  if not ok then return nil, terr, tcode end
-  -- that pull request is over: the card's next hand-in opens a new one
-  sf.forget_pull_request(ctx.db, c.id)
-  decide_cycle(ctx.db, c.id, ev, delivery)
-  return "blocked"
-end
-
--- What the event does to the card: fn, or nil plus why it changes nothing.
-local function action_for(c, ev)
-  if c.status == "done" then return nil, "the card is done already" end
-  if ev.kind == "closed" then
-    if c.status == "canceled" or c.status == "archived" or c.status == "blocked" then
-      return nil, "the card is " .. c.status
-    end
-    return closed
-  end
-  if not REVIEWABLE[c.status] then return nil, "the card is " .. c.status .. ", not in review" end
-  if c.status == "waiting_for_developer" and c.wait_reason ~= "review" then
-    return nil, "the card waits for " .. tostring(c.wait_reason) .. ", not for a review"
-  end
-  if ev.kind == "changes_requested" then return changes end
-  if ev.kind == "approved" and ev.author and ev.reviewer == ev.author then
-    return nil, "the pull request's author (" .. ev.author .. ", who pushed the card's work) cannot approve it"
-  end
-  return approve
+-- The remote's main fetched before the transaction of an event that may merge: finish
+-- merges it into main first, so what people merged on the forge is kept. -> true | false |
+-- nil (no remote)
+local function remote_main(ctx, g)
+  if not g.remote then return nil end
+  return aftermerge.fetch_main { g = g, dir = ctx.dir } and true or false
 end
 
 local function login(v) return type(v) == "string" and v:match("^[%w][%w._%-]*$") and #v <= 100 and v or nil end
@@ -281,11 +132,9 @@ on_push = function(ctx, name, d, doc, g, settings)
   local repo = G.open(ctx.dir .. "/workspace")
   if not repo then return ignored("the project has no repository") end
   local _ <close> = setmetatable({}, { __close = function() repo:close() end })
-  local auth, aerr = mainline.auth(g)
-  local rid, ferr = mainline.fetch(repo, g, auth or {})
+  local rid, ferr = aftermerge.fetch_main { g = g, repo = repo }
   if rid == nil then
-    return err(503, "busy", "the remote's main could not be fetched; deliver again: " .. tostring(ferr)
-      .. (aerr and (" (" .. aerr .. ")") or ""))
+    return err(503, "busy", "the remote's main could not be fetched; deliver again: " .. tostring(ferr))
   end
   if rid == false then return ignored("the remote has no main") end
   local board = board_mod.open(db)
@@ -305,9 +154,9 @@ on_push = function(ctx, name, d, doc, g, settings)
       local c = board:get(id)
       local row = sf.pull_request(db, id)
       local ev = { kind = "merged", reviewer = who, remote_main = true, number = row and math.tointeger(row.number) }
-      local fn = action_for(c, ev)
-      if fn then
-        local out, ferr2, fcode = approve(ctx, board, c, ev, actor, d.id)
+      if forgereview.action_for(c, ev) then
+        local out, ferr2, fcode = forgereview.apply("approve", { db = db, dir = ctx.dir, board = board, card = c,
+          ev = ev, actor = actor, delivery = d.id })
         if not out then return nil, id .. ": " .. tostring(ferr2), fcode end
         db:event { kind = "webhook", card = id, actor = who,
           data = { forge = name, delivery = d.id, event = "push", number = ev.number, outcome = out } }
@@ -322,13 +171,10 @@ on_push = function(ctx, name, d, doc, g, settings)
   ctx.note = outcome
   if outcome == "duplicate" then return 200, { delivery = d.id, outcome = "duplicate" } end
   local cards_done = {}
-  for _, pair in ipairs(evs) do
+  for i, pair in ipairs(evs) do
     cards_done[#cards_done + 1] = pair[1]
-    after_merge(ctx, g, pair[1], pair[2])
-  end
-  -- main moved: a sandbox of it may be due (sandbox.deploy), once for the push
-  if #cards_done > 0 then
-    deploy.after_merge_at(ctx.dir, settings, board, cards_done[#cards_done])
+    -- main moved: a sandbox of it may be due (sandbox.deploy), once for the push
+    after_merge(ctx, settings, pair[1], pair[2], i == #evs)
   end
   return 200, { delivery = d.id, outcome = #cards_done > 0 and "done" or "ignored", cards = cards_done,
     card = cards_done[1], reason = #cards_done == 0 and "no card in review could be finished" or nil }
@@ -389,14 +235,14 @@ local function handle(name)
     -- forges treat owner/name case-insensitively
     if ev and (ev.repo or ""):lower() ~= (g.repo or ""):lower() then why, ev = "unknown repository " .. tostring(ev.repo), nil end
     if ev then
-      card = card_of(db, g, ev)
+      card = forgereview.card_of(db, g, ev)
       if not card then why, ev = "pull request " .. tostring(ev.number) .. " names no card", nil end
     end
     local board = board_mod.open(db)
     local c = card and board:get(card)
     local fn
     if ev then
-      fn, why = action_for(c, ev)
+      fn, why = forgereview.action_for(c, ev)
       if fn and not (ev.reviewer and ev.reviewer:match("^[%w][%w._%-]*$") and #ev.reviewer <= 100) then
         fn, why = nil, "the event names no person (a forge login)"
       end
@@ -412,12 +258,13 @@ local function handle(name)
       return 200, { delivery = d.id, outcome = "ignored", reason = why, card = card }
     end
     local actor = { seat = ev.reviewer, roles = { "integrity_guard" }, by = "person" }
-    if fn == approve then fetch_remote(ctx, g, ev) end
+    if fn == "approve" then ev.remote_main = remote_main(ctx, g) end
     local outcome, oerr, ocode = db:tx(function()
       if sf.delivery_seen(db, name, d.id, d.identity) then
         return "duplicate"
       end
-      local out, ferr, fcode = fn(ctx, board, board:get(card), ev, actor, d.id, settings)
+      local out, ferr, fcode = forgereview.apply(fn, { db = db, dir = ctx.dir, board = board, card = board:get(card),
+        ev = ev, actor = actor, delivery = d.id, settings = settings })
       if not out then return nil, ferr, fcode end
       record(db, name, d, card, out)
       db:event { kind = "webhook", card = card, actor = ev.reviewer,
@@ -432,8 +279,7 @@ local function handle(name)
       end, card)
     end
     ctx.note = outcome
-    if outcome == "done" and g.remote then after_merge(ctx, g, card, ev) end
-    if outcome == "done" then deploy.after_merge_at(ctx.dir, settings, board_mod.open(ctx.db), card) end
+    if outcome == "done" then after_merge(ctx, settings, card, ev) end
     return 200, { delivery = d.id, outcome = outcome, card = card }
   end
 end
@@ -476,26 +322,6 @@ local BODY = { type = "object", description = "the forge's event; the fields Ork
 } }
 
 --- add(router): the two webhook routes (no role: the signature is their authentication)
---- remote_main(ctx) -> true when the remote's main was fetched, for a move to done to merge
---- it first (orket.actions.move's remote) | nil (no remote, or it could not be fetched)
-function M.remote_main(ctx)
-  local g = git_settings(ctx.dir)
-  if not g then return nil end
-  local ev = {}
-  fetch_remote(ctx, g, ev)
-  return ev.remote_main or nil
-end
-
---- finished(ctx, card, merge_id): what follows a card a person finished through the API, as
---- after a forge's approval: its pull request ends and main is pushed (when git.remote is
---- set), and a sandbox of main is deployed when sandbox.deploy asks for one
-function M.finished(ctx, card, merge_id)
-  local g, _, settings = git_settings(ctx.dir)
-  if not g then return end
-  if g.remote then after_merge(ctx, g, card, { merge_id = merge_id }) end
-  deploy.after_merge_at(ctx.dir, settings, board_mod.open(ctx.db), card)
-end
-
 function M.add(router)
   local ERROR = openapi.ERROR
   for _, name in ipairs { "gitea", "github" } do

@@ -13,7 +13,7 @@ local setup = require "orket.engine.setup"
 local answer_action = require "orket.actions.answer"
 local retry_action = require "orket.actions.retry"
 local move_action = require "orket.actions.move"
-local webhooks = require "orket.serve.webhooks"
+local aftermerge = require "orket.engine.aftermerge"
 local journal = require "orket.store.journal"
 local openapi = require "orket.serve.openapi"
 local audit_chain = require "orket.audit.chain"
@@ -131,18 +131,21 @@ local function card_action(action, locked, fn)
 end
 
 -- A move to done finishes the card as the engine does (orket.actions.move: its branch merged
--- into main, a conflict sending it back: 409 ECONFLICT, the card in in_progress), then what
--- follows a merge (webhooks.finished: the pull request, main pushed, a sandbox).
+-- into main, the remote's main fetched first; a conflict sending it back: 409 ECONFLICT, the
+-- card in in_progress), then what follows a merge (orket.engine.aftermerge: the pull
+-- request, main pushed, a sandbox).
 local function move(_, ctx)
   local id, body = ctx.params.id, ctx.body
-  local remote = body.to == "done" and webhooks.remote_main(ctx) or nil
+  local remote = body.to == "done" and aftermerge.fetch_main { dir = ctx.dir } and true or nil
   local st, r = do_write(ctx, "move", id, function(b, actor)
     return move_action.move { db = ctx.db, board = b, card = id, to = body.to, workspace = ctx.dir .. "/workspace",
       opts = { actor = actor, reason = body.reason, note = body.note }, remote = remote, event_actor = actor.seat }
   end, true)
   if st ~= 200 then return st, r end
   if r.code == "merge_conflict" then return err(409, "ECONFLICT", r.why) end
-  if r.code == "done" then webhooks.finished(ctx, id, r.merge and r.merge.id) end
+  if r.code == "done" then
+    aftermerge.later { owner = ctx.server, dir = ctx.dir, db = ctx.db, card = id, merge_id = r.merge and r.merge.id }
+  end
   return 200, card_doc(ctx, id)
 end
 

@@ -3,7 +3,7 @@
 -- their defaults (the engine's sections, the built-in model providers) and their validation.
 -- orket.config reads the file and applies the environment; `orket validate` reports every
 -- problem at once (check); the engine runs with resolve's result. docs/engine.md, docs/llm.md.
-local sandboxes = require "orket.sandboxes.settings"
+local sandboxes = require "orket.settings.sandbox"
 local proc = require "orket.c.proc"
 local mcp = require "orket.settings.mcp"
 local audit = require "orket.settings.audit"

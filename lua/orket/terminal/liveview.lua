@@ -130,6 +130,12 @@ function View:event(ev)
     -- a deploy after a merge (sandbox.deploy): started in the background, or why not
     self:note(ev.error and string.format("sandbox not deployed after %s: %s", tostring(ev.reason), tostring(ev.error))
       or string.format("sandbox deploying (%s): orket sandbox list shows it", tostring(ev.reason)))
+  elseif t == "sandbox_check_skipped" then
+    -- an acceptance check that could not run here (no browser): kept for the summary
+    self.skipped_checks = self.skipped_checks or {}
+    local line = string.format("%s %s: %s", tostring(ev.card), tostring(ev.name), tostring(ev.why))
+    self.skipped_checks[#self.skipped_checks + 1] = line
+    self:note("sandbox check skipped: " .. line)
   elseif t == "bugfix" then
     -- the bug-fix phases ticked at the run's start (orket.sandboxes.phase)
     self:note(ev.action == "start" and string.format("%s: its bug-fix phase started", tostring(ev.rock))
@@ -331,6 +337,10 @@ function View:finish()
   if self.canceled and #self.canceled > 0 then
     lines[#lines + 1] = string.format("not done: %d card%s canceled:", #self.canceled, #self.canceled == 1 and "" or "s")
     for _, s in ipairs(self.canceled) do lines[#lines + 1] = "  " .. s end
+  end
+  if self.skipped_checks and #self.skipped_checks > 0 then
+    lines[#lines + 1] = "sandbox checks skipped (they could not run here; no bug filed):"
+    for _, s in ipairs(self.skipped_checks) do lines[#lines + 1] = "  " .. s end
   end
   if self.stuck and #self.stuck > 0 then
     lines[#lines + 1] = "stuck cards:"

@@ -1,14 +1,14 @@
--- orket.mcp.http: the /mcp route of orket serve, MCP's Streamable HTTP transport. POST takes
+-- orket.serve.mcp_http: the /mcp route of orket serve, MCP's Streamable HTTP transport. POST takes
 -- one JSON-RPC message (or, in a 2025-03-26 session, a batch) and answers a request with
 -- JSON (a notification or a response: 202);
 -- initialize starts a session (Mcp-Session-Id), bound to the API key that made it; DELETE
 -- ends it; GET is refused (405: server-to-client messages go only in answers here). The
--- key's role decides what the tools may do (orket.mcp.server: a viewer cannot write);
+-- key's role decides what the tools may do (orket.serve.mcp_server: a viewer cannot write);
 -- MCP-Protocol-Version is checked; before the key, a browser Origin must be loopback or in
 -- serve.cors, and so must the Host on a server listening on loopback (DNS rebinding).
 local crypto = require "orket.c.crypto"
 local rpc = require "orket.mcp.jsonrpc"
-local server = require "orket.mcp.server"
+local server = require "orket.serve.mcp_server"
 local jsonout = require "orket.jsonout"
 local auth = require "orket.serve.auth"
 local routes = require "orket.serve.routes"

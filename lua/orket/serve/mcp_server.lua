@@ -1,4 +1,4 @@
--- orket.mcp.server: Orket's board as an MCP server, independent of the transport. A session
+-- orket.serve.mcp_server: Orket's board as an MCP server, independent of the transport. A session
 -- takes decoded JSON-RPC messages and answers them; its tools are the HTTP API's routes
 -- (orket.serve.routes, .writes, .runs) called with the same ctx, so a tool call and the
 -- matching HTTP request run the same handler, checks and audit. Resources are cards and run

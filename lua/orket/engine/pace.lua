@@ -1,5 +1,5 @@
--- orket.serve.pace: one heavy step per turn of the loop, across every task that asks. The
--- runs the server starts (orket.serve.runs) pass here before each step that takes
+-- orket.engine.pace: one heavy step per turn of the loop, across every task that asks. The
+-- runs a server executes (orket.engine.executor) pass here before each step that takes
 -- milliseconds of the loop (compiling the scripts, opening the repository, making a card's
 -- worktree): ten runs started at once then take their steps one per turn of the loop, with
 -- as much time left to other requests after each long one, and a request waits for about

@@ -1,4 +1,4 @@
--- orket.sandboxes.settings: orket.lua's `sandbox` and `bug_fix` sections (docs/sandbox.md),
+-- orket.settings.sandbox: orket.lua's `sandbox` and `bug_fix` sections (docs/sandbox.md),
 -- checked and filled with their defaults. Errors are raised as orket.settings expects
 -- them ({settings_error = "orket.lua: field: message"}), so `orket validate` lists them with
 -- every other setting's.
@@ -7,13 +7,13 @@ local M = {}
 M.DEPLOY = { manual = true, merge = true, epic = true, rock = true }
 
 M.DEFAULTS = {
-  sandbox = { deploy = "manual", port_env = "PORT", log_max_bytes = 1 << 20, log_keep = 3, network = false,
+  sandbox = { deploy = "manual", database = "bugfix", port_env = "PORT", log_max_bytes = 1 << 20, log_keep = 3, network = false,
     health = { kind = "tcp", path = nil, interval_ms = 2000, timeout_ms = 1000, failures = 3,
       start_timeout_ms = 30000 } },
   bug_fix = { days = 7, extend_above = 1.0, max_days = 28, check_interval_ms = 60000, recheck_interval_ms = 3600000 },
 }
 
-local SANDBOX_KEYS = "command, deploy, env, health, log_keep, log_max_bytes, network, port_env"
+local SANDBOX_KEYS = "command, database, deploy, env, health, log_keep, log_max_bytes, network, port_env"
 local HEALTH_KEYS = "failures, http, interval_ms, start_timeout_ms, tcp, timeout_ms"
 local BUG_FIX_KEYS = "check_interval_ms, days, extend_above, max_days, recheck_interval_ms"
 
@@ -88,7 +88,7 @@ end
 function M.sandbox(d)
   local src, D = d.sandbox, M.DEFAULTS.sandbox
   local out = { deploy = D.deploy, port_env = D.port_env, log_max_bytes = D.log_max_bytes, log_keep = D.log_keep,
-    network = D.network, env = {}, health = health(nil, "sandbox.health") }
+    network = D.network, env = {}, health = health(nil, "sandbox.health"), database = D.database }
   if src == nil then return out end
   if type(src) ~= "table" then fail("sandbox", "must be a table (fields: %s)", SANDBOX_KEYS) end
   for k, v in pairs(src) do
@@ -98,6 +98,11 @@ function M.sandbox(d)
       if not M.DEPLOY[v] then fail(p, "must be \"manual\", \"merge\", \"epic\" or \"rock\" (got %s)", tostring(v)) end
       out.deploy = v
     elseif k == "port_env" then out.port_env = env_name(v, p)
+    elseif k == "database" then
+      -- a sandbox's databases: made fresh at each deploy, kept across the redeploys of an
+      -- open bug-fix phase ("bugfix") or never kept ("fresh")
+      if v ~= "bugfix" and v ~= "fresh" then fail(p, "must be \"bugfix\" or \"fresh\" (got %s)", tostring(v)) end
+      out.database = v
     elseif k == "env" then
       if type(v) ~= "table" then fail(p, "must map variable names to strings") end
       for name, val in pairs(v) do

@@ -1,0 +1,175 @@
+/* gitexport.c: a commit's tree exported into a new directory (see gitexport.h): the sizes
+ * summed from the object database's headers first, then libgit2's checkout aimed at the
+ * directory (target_directory), which writes blobs and links and refuses unsafe names. */
+#define _GNU_SOURCE
+#include "gitexport.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dlapi.h"
+#include "gitapi.h"
+
+/* The entry point gitapi.h's table does not hold, bound from the same loaded library:
+ * an object's size without reading (inflating) the object. */
+typedef struct gx_more {
+  __typeof__(git_odb_read_header) *odb_read_header;
+} gx_more;
+
+static const dlapi_sym gx_more_syms[] = {
+    {"git_odb_read_header", offsetof(gx_more, odb_read_header)},
+};
+
+typedef struct gx_ctx {
+  const gitapi *g;
+  const gx_more *m;
+  git_odb *odb;
+  const gx_caps *caps;
+  size_t files;
+  unsigned long long bytes;
+  int failed; /* 1: too large; 2: an object could not be read */
+  gx_err *e;
+} gx_ctx;
+
+static int gx_fail(gx_err *e, const char *code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+  va_end(ap);
+  e->code = code;
+  return -1;
+}
+
+static int gx_git(const gitapi *g, gx_err *e, const char *what) {
+  const git_error *ge = g->error_last();
+  return gx_fail(e, "EGIT", "%s: %s", what, ge && ge->message ? ge->message : "libgit2 failed");
+}
+
+/* tree_walk's callback: counts each blob (files and links) and its size; past a cap, stops
+ * the walk. Submodules (commits) are not exported, so not counted. */
+static int gx_count(const char *root, const git_tree_entry *entry, void *payload) {
+  gx_ctx *c = payload;
+  if (c->g->tree_entry_type(entry) != GIT_OBJECT_BLOB) return 0;
+  size_t len = 0;
+  git_object_t type;
+  if (c->m->odb_read_header(&len, &type, c->odb, c->g->tree_entry_id(entry)) < 0) {
+    gx_git(c->g, c->e, "reading an object's header");
+    c->failed = 2;
+    return -1;
+  }
+  c->files++;
+  c->bytes += len;
+  if (c->files > c->caps->files || c->bytes > c->caps->bytes) {
+    gx_fail(c->e, "ETOOLARGE", "the tree holds more than %zu files or %llu bytes (at %s%s)", c->caps->files,
+            c->caps->bytes, root, c->g->tree_entry_name(entry));
+    c->failed = 1;
+    return -1;
+  }
+  return 0;
+}
+
+/* The commit rev names: a full id, else the branch refs/heads/<rev>. */
+static int gx_resolve(const gitapi *g, git_repository *repo, const char *rev, git_oid *id, gx_err *e) {
+  if (strlen(rev) == GX_OID_HEX && strspn(rev, "0123456789abcdef") == GX_OID_HEX) {
+    if (g->oid_fromstr(id, rev) < 0) return gx_git(g, e, rev);
+    return 0;
+  }
+  char ref[256];
+  if (snprintf(ref, sizeof ref, "refs/heads/%s", rev) >= (int)sizeof ref)
+    return gx_fail(e, "EINVAL", "not a branch name: %s", rev);
+  int valid = 0;
+  if (g->reference_name_is_valid(&valid, ref) < 0 || !valid) return gx_fail(e, "EINVAL", "not a branch name: %s", rev);
+  if (g->reference_name_to_id(id, repo, ref) < 0) return gx_fail(e, "ENOENT", "no branch %s", rev);
+  return 0;
+}
+
+static int gx_export(const gitapi *g, const gx_more *m, git_repository *repo, const char *rev, const char *dest,
+                     const gx_caps *caps, gx_result *out, gx_err *e) {
+  git_oid id;
+  if (gx_resolve(g, repo, rev, &id, e) != 0) return -1;
+  git_commit *commit = NULL;
+  git_tree *tree = NULL;
+  git_odb *odb = NULL;
+  int rc = -1;
+  if (g->commit_lookup(&commit, repo, &id) < 0) {
+    gx_fail(e, "ENOENT", "no commit %s", rev);
+    goto done;
+  }
+  if (g->commit_tree(&tree, commit) < 0 || g->repository_odb(&odb, repo) < 0) {
+    gx_git(g, e, "the commit's tree");
+    goto done;
+  }
+  gx_ctx c = {.g = g, .m = m, .odb = odb, .caps = caps, .e = e};
+  if (g->tree_walk(tree, GIT_TREEWALK_PRE, gx_count, &c) < 0) {
+    if (!c.failed) gx_git(g, e, "walking the tree");
+    goto done;
+  }
+  if (mkdir(dest, 0755) != 0) {
+    gx_fail(e, errno == EEXIST ? "EEXIST" : "EIO", "%s: %s", dest, strerror(errno));
+    goto done;
+  }
+  git_checkout_options co;
+  if (g->checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION) < 0) {
+    gx_git(g, e, "checkout options");
+    goto done;
+  }
+  /* FORCE: everything the tree holds is written into the empty directory; the repository's
+   * own index and working tree are neither read nor touched. */
+  co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_DONT_UPDATE_INDEX;
+  co.target_directory = dest;
+  if (g->checkout_tree(repo, (const git_object *)tree, &co) < 0) {
+    gx_git(g, e, dest);
+    goto done;
+  }
+  g->oid_tostr(out->commit, sizeof out->commit, &id);
+  out->files = c.files;
+  out->bytes = c.bytes;
+  rc = 0;
+done:
+  if (odb) g->odb_free(odb);
+  if (tree) g->tree_free(tree);
+  if (commit) g->commit_free(commit);
+  return rc;
+}
+
+int gitexport_tree(const char *repo_path, const char *rev, const char *dest, const gx_caps *caps, gx_result *out,
+                   gx_err *e) {
+  memset(out, 0, sizeof *out);
+  e->msg[0] = '\0';
+  e->code = NULL;
+  gitapi api;
+  char err[512];
+  if (gitapi_open(&api, err, sizeof err) != 0) return gx_fail(e, "EGIT", "%s", err);
+  gx_more more;
+  if (dlapi_bind(api.lib, &more, gx_more_syms, sizeof gx_more_syms / sizeof gx_more_syms[0], "libgit2",
+                 "not the libgit2 orket was built with", err, sizeof err) != 0) {
+    gitapi_close(&api);
+    return gx_fail(e, "EGIT", "%s", err);
+  }
+  const gitapi *g = &api;
+  if (g->libgit2_init() < 0) {
+    gx_git(g, e, "libgit2 init");
+    gitapi_close(&api);
+    return -1;
+  }
+  /* no user or system git config: an export is the same on every machine (a process-wide
+   * setting gitrepo.c makes too) */
+  static const int levels[] = {GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL,
+                               GIT_CONFIG_LEVEL_PROGRAMDATA};
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < sizeof levels / sizeof levels[0]; i++)
+    rc = g->libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
+  git_repository *repo = NULL;
+  if (rc < 0) rc = gx_git(g, e, "libgit2 options");
+  else if (g->repository_open_ext(&repo, repo_path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
+    rc = gx_fail(e, "ENOENT", "%s: no repository", repo_path);
+  else
+    rc = gx_export(g, &more, repo, rev, dest, caps, out, e);
+  if (repo) g->repository_free(repo);
+  g->libgit2_shutdown();
+  gitapi_close(&api);
+  return rc;
+}

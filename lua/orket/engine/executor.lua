@@ -1,0 +1,169 @@
+-- orket.engine.executor: runs executed inside a long-lived process (`orket serve`, its MCP
+-- endpoint), on its loop, each with an engine of its own over the process's store
+-- (orket.engine.setup with keep_db: its own board and memory views, scripts, model client
+-- and hot reload), so several runs on disjoint cards go at once. orket.engine.claims keeps
+-- overlapping runs apart, in this process and against `orket run` in others. A stop is the
+-- engine's (as SIGINT on `orket run`): the journal stays consistent and the run can be
+-- resumed. Answers are data; the routes (orket.serve.runs) say them over HTTP.
+local rt = require "orket.c.runtime"
+local pace = require "orket.engine.pace"
+local task = require "orket.task"
+local setup = require "orket.engine.setup"
+local reload = require "orket.engine.reload"
+local claims = require "orket.engine.claims"
+local journal = require "orket.engine.journal"
+local project = require "orket.project"
+
+local M = {}
+
+-- The runs each process executes, by its store handle: {live = {id -> entry}, closing=,
+-- workers= (runs are left to the process's workers), log=fn(fields), pacer = orket.engine.pace:
+-- their heavy steps, one per turn of the loop}.
+local registries = setmetatable({}, { __mode = "k" })
+
+--- registry(db) -> the live runs of the process using store db
+function M.registry(db)
+  local r = registries[db]
+  if not r then
+    r = { live = {}, pacer = pace.new() }
+    registries[db] = r
+  end
+  return r
+end
+
+-- An engine for one run over the process's store: e | nil, kind ("bad_request",
+-- "project_error"), msg.
+local function engine(dir, db, model, concurrency)
+  -- one heavy step of it per turn of the loop, across all runs starting (orket.engine.pace):
+  -- ten runs started at once let other requests through between their steps
+  local pacer = M.registry(db).pacer
+  local function pass() pacer:pass() end
+  -- and each turn's worktree (orket.engine.run)
+  local e, msg, code = setup.open(dir, { db = db, keep_db = true, model = model, concurrency = concurrency,
+    yield = pass, pace = pass })
+  if e then return e end
+  if code == "EUSAGE" then return nil, "bad_request", (tostring(msg):gsub("^%-%-model", "body.model")) end
+  return nil, "project_error", tostring(msg)
+end
+
+-- Runs e's run id in a task of its own (it starts on the loop's next turn); when it ends,
+-- its scripts watcher, engine and lock go.
+local function launch(dir, db, e, id, lk)
+  local reg = M.registry(db)
+  local entry = { id = id, e = e, lock = lk, watcher = reload.watch(e) }
+  reg.live[id] = entry
+  entry.task = task.spawn(function()
+    rt.sleep(1)
+    local ok, res = pcall(e.execute, e, id)
+    entry.watcher:close()
+    e.close_all()
+    claims.release(dir, id, lk)
+    reg.live[id] = nil
+    if not ok and reg.log then reg.log { event = "error", run = id, message = tostring(res) } end
+  end)
+  return entry
+end
+
+-- Claims target for a run (claims.enter; nothing overlapping is live, no half-done turn of
+-- a killed run is in the way unless resuming), then make() -> id | nil, msg, CODE records it
+-- and its lock is taken. -> id, lock | nil, kind ("conflict" or make's CODE), msg
+local function claim_and(dir, db, e, target, resuming, make, no_hold)
+  local claim, cerr = claims.enter(dir, rt.sleep)
+  if not claim then return nil, "conflict", cerr end
+  local other, why = claims.conflict(dir, db, e.board, target)
+  if not other and not resuming then other, why = journal.unfinished_overlap(db, e.board, target) end
+  if other then
+    claim:release()
+    return nil, "conflict", why
+  end
+  -- another run's git work may be in flight: a crash's leftovers are not taken now
+  if claims.live(dir)[1] then e.no_git_recover = true end
+  local id, merr, mcode = make()
+  if not id then
+    claim:release()
+    return nil, mcode or "conflict", tostring(merr)
+  end
+  if no_hold then -- left to the workers (orket serve --workers), which hold it as they work it
+    claim:release()
+    return id
+  end
+  local lk, lerr = claims.hold(dir, id)
+  claim:release()
+  if not lk then return nil, "conflict", lerr end
+  return id, lk
+end
+
+--- start{dir=, db=, target=, model=, concurrency=} -> run id, go | nil, kind, msg. go():
+--- the run starts in this process (nil: the process's workers take it up). kind: "stopping"
+--- (the process is stopping), "bad_request", "project_error", "conflict" (its cards overlap a
+--- live run) or the store's CODE.
+function M.start(o)
+  local reg = M.registry(o.db)
+  if reg.closing then return nil, "stopping", "the server is stopping" end
+  local e, kind, msg = engine(o.dir, o.db, o.model, o.concurrency)
+  if not e then return nil, kind, msg end
+  local id, lk, cmsg = claim_and(o.dir, o.db, e, o.target, false, function()
+    return e:start(o.target, { concurrency = o.concurrency, model = o.model, workers = reg.workers })
+  end, reg.workers)
+  if not id then
+    e.close_all()
+    return nil, lk, cmsg
+  end
+  if reg.workers then
+    e.close_all()
+    return id, nil
+  end
+  return id, function() launch(o.dir, o.db, e, id, lk) end
+end
+
+--- resume{dir=, db=, row= (the run's row)} -> run id, go | nil, kind, msg: as start, for a
+--- run interrupted, stalled or killed
+function M.resume(o)
+  local reg, row = M.registry(o.db), o.row
+  if reg.closing then return nil, "stopping", "the server is stopping" end
+  if reg.live[row.id] then return nil, "conflict", string.format("run %d is going in this server", row.id) end
+  if row.status == "done" then return nil, "conflict", string.format("run %d is done; nothing to resume", row.id) end
+  local e, kind, msg = engine(o.dir, o.db)
+  if not e then return nil, kind, msg end
+  local id, lk, cmsg = claim_and(o.dir, o.db, e, row.target, true, function() return row.id end)
+  if not id then
+    e.close_all()
+    return nil, lk, cmsg
+  end
+  return id, function() launch(o.dir, o.db, e, id, lk) end
+end
+
+--- stop(dir, db, row) -> true | nil, "conflict", msg: the engine of a run this process
+--- executes is asked to stop (resumable)
+function M.stop(dir, db, row)
+  local entry = M.registry(db).live[row.id]
+  if not entry then
+    local pid = claims.is_live(dir, row.id)
+    if pid then
+      return nil, "conflict", string.format("run %d is going in another process (%d); stop it there", row.id, pid)
+    end
+    return nil, "conflict", string.format("run %d is not going (%s)", row.id, project.run_state(dir, row.status, row.id))
+  end
+  entry.e:stop()
+  return true
+end
+
+--- stop_all(db): no new runs; every live run of the process using db is stopped (as stop)
+function M.stop_all(db)
+  local reg = M.registry(db)
+  reg.closing = true
+  for _, entry in pairs(reg.live) do entry.e:stop() end
+end
+
+--- wait_all(db): waits for the live runs to end (inside a task or from the main thread)
+function M.wait_all(db)
+  local reg = M.registry(db)
+  while true do
+    local _, entry = next(reg.live)
+    if not entry then break end
+    entry.task:join()
+    reg.live[entry.id] = nil
+  end
+end
+
+return M

@@ -1,0 +1,148 @@
+-- orket.engine.forgereview: what a person's decision on a card's pull request does to the
+-- card: an approval (or a merge on the forge) finishes it (orket.actions.move: merged into
+-- main, done; a conflict sends it back), changes requested send it back to work (to a
+-- requirements review once it was sent back review.requirements_review_after times:
+-- orket.engine.review, its seat chosen by routing.lua), and a closed pull request blocks it.
+-- Each runs in the caller's transaction and records the decision in the card's review cycle.
+-- The webhook routes (orket.serve.webhooks) check and read deliveries, then call this.
+-- Rows: orket.store.forge. Contract: docs/git.md.
+local move = require "orket.actions.move"
+local sf = require "orket.store.forge"
+local cards = require "orket.store.cards"
+local review = require "orket.engine.review"
+local routing = require "orket.engine.routing"
+
+local M = {}
+
+-- the most of a review's text kept (a comment, the cycle's note)
+M.COMMENT_MAX = 65536
+
+--- card_of(db, g, ev) -> the card a pull request belongs to: by its number as Orket opened
+--- it, else by its branch | nil
+function M.card_of(db, g, ev)
+  if ev.number then
+    local card = sf.card_of_pull_request(db, ev.number, g.repo)
+    if card then return card end
+  end
+  local id = ev.branch and ev.branch:match("^orket/(.+)$")
+  if id and cards.is_issue(db, id) then return id end
+  return nil
+end
+
+-- The open review cycle gets the decision; without one (the card was reviewed by a seat
+-- as well, or the forge acted before Orket handed it in) a decided cycle is added.
+local function decide_cycle(db, card, ev, delivery)
+  local open = sf.undecided_cycle(db, card)
+  local body = ev.body and ev.body:sub(1, M.COMMENT_MAX) or nil
+  if open then
+    sf.decide_cycle(db, open, ev.kind, ev.reviewer, body, delivery)
+  else
+    sf.add_decided_cycle(db, card, sf.next_cycle(db, card), ev.number, ev.kind, ev.reviewer, body, delivery)
+  end
+end
+
+local REVIEWABLE = { waiting_for_developer = true, code_review = true }
+
+-- Brings a card waiting for people back to code_review, where a review's decision is taken.
+local function to_review(board, c, actor, note)
+  if c.status ~= "waiting_for_developer" then return true end
+  return board:transition(c.id, "code_review", { actor = actor, note = note })
+end
+
+-- approved, or merged on the forge: the card is finished (orket.actions.finish: merged into
+-- main and done; a conflict sends it back to in_progress as the engine does). Returns
+-- outcome | nil, msg, CODE.
+local function approve(o)
+  local db, board, c, ev, actor = o.db, o.board, o.card, o.ev, o.actor
+  local ok, terr, tcode = to_review(board, c, actor, "approved on the forge")
+  if not ok then return nil, terr, tcode end
+  local opts = { actor = actor,
+    note = (ev.kind == "merged" and "merged on the forge by " or "approved on the forge by ") .. actor.seat }
+  local res, ferr, fcode = move.move { db = db, board = board, card = c.id, to = "done", opts = opts,
+    workspace = o.dir .. "/workspace", remote = ev.remote_main, event_actor = actor.seat }
+  if not res then return nil, ferr, fcode end
+  decide_cycle(db, c.id, ev, o.delivery)
+  ev.merge_id = res.merge and res.merge.id
+  return res.code
+end
+
+-- The seat a requirements review filed on a webhook goes to: the routing's escalation
+-- choice (the architect), as a run would choose it, else its worker choice, else the card's
+-- seat. A broken routing.lua (the run will say so) does not cost the person's decision.
+local function architect(dir, s, c)
+  local r = routing.load(dir .. "/routing.lua")
+  for _, kind in ipairs { "escalation", "worker" } do
+    local seat = r and r:choose(kind, c, s.team)
+    if type(seat) == "string" and s.team[seat] then return seat end
+  end
+  return c.seat or "orket"
+end
+
+-- changes requested: the card goes back to work; once it has been sent back
+-- review.requirements_review_after times, it waits for a person at once, with the
+-- reviewers' notes as its question (orket.engine.review), not at the next run.
+local function changes(o)
+  local board, c, ev, actor, s = o.board, o.card, o.ev, o.actor, o.settings
+  local ok, terr, tcode = to_review(board, c, actor, "changes requested on the forge")
+  if not ok then return nil, terr, tcode end
+  local text = ev.body and ev.body:find("%S") and ev.body:sub(1, M.COMMENT_MAX) or "(no text)"
+  assert(board:comment(c.id, { author = actor.seat, body = "Changes requested on the forge:\n\n" .. text }))
+  ok, terr, tcode = board:transition(c.id, "in_progress", { actor = actor, note = "changes requested on the forge" })
+  if not ok then return nil, terr, tcode end
+  decide_cycle(o.db, c.id, ev, o.delivery)
+  local now = board:get(c.id)
+  if not review.needs_requirements_review(s, now) then return "in_progress" end
+  local new, rerr, rcode = review.requirements_review({ db = o.db, board = board, settings = s }, now,
+    architect(o.dir, s, now), actor)
+  if not new then return nil, rerr, rcode end
+  return "waiting_for_input"
+end
+
+local function closed(o)
+  local board, c, ev, actor = o.board, o.card, o.ev, o.actor
+  local ok, terr, tcode = to_review(board, c, actor, "pull request closed on the forge")
+  if not ok then return nil, terr, tcode end
+  local why = string.format("The pull request%s was closed on the forge by %s without being merged.",
+    ev.number and (" #" .. ev.number) or "", actor.seat)
+  assert(board:comment(c.id, { author = actor.seat, body = why }))
+  ok, terr, tcode = board:transition(c.id, "blocked", { actor = actor, reason = "review", note = why })
+  if not ok then return nil, terr, tcode end
+  -- that pull request is over: the card's next hand-in opens a new one
+  sf.forget_pull_request(o.db, c.id)
+  decide_cycle(o.db, c.id, ev, o.delivery)
+  return "blocked"
+end
+
+local ACTIONS = { approve = approve, changes = changes, closed = closed }
+
+--- action_for(card, ev) -> what the forge's event does to the card ("approve": finished,
+--- "changes": back to work, "closed": blocked) | nil, why it changes nothing
+function M.action_for(c, ev)
+  if c.status == "done" then return nil, "the card is done already" end
+  if ev.kind == "closed" then
+    if c.status == "canceled" or c.status == "archived" or c.status == "blocked" then
+      return nil, "the card is " .. c.status
+    end
+    return "closed"
+  end
+  if not REVIEWABLE[c.status] then return nil, "the card is " .. c.status .. ", not in review" end
+  if c.status == "waiting_for_developer" and c.wait_reason ~= "review" then
+    return nil, "the card waits for " .. tostring(c.wait_reason) .. ", not for a review"
+  end
+  if ev.kind == "changes_requested" then return "changes" end
+  if ev.kind == "approved" and ev.author and ev.reviewer == ev.author then
+    return nil, "the pull request's author (" .. ev.author .. ", who pushed the card's work) cannot approve it"
+  end
+  return "approve"
+end
+
+
+--- apply(action, {db=, dir=, board=, card= (its row), ev=, actor=, delivery=, settings=}) ->
+--- outcome ("done", "merge_conflict", "in_progress", "waiting_for_input", "blocked") | nil,
+--- msg, CODE: action_for's answer done to the card, inside the caller's transaction; the
+--- decision is recorded in the card's review cycle (ev.merge_id set by a merge)
+function M.apply(action, o)
+  return assert(ACTIONS[action], "no forge review action " .. tostring(action))(o)
+end
+
+return M

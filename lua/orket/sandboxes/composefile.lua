@@ -1,0 +1,325 @@
+-- orket.sandboxes.composefile: a repository's own compose file (compose.yaml) read as the
+-- services of one sandbox: each service's command, folder (its build context), ports,
+-- environment, depends_on and health check, in the order they start. Orket runs each as a
+-- process, never an image: a service with only an image is an error, but for the database
+-- images it runs itself (docs/sandbox.md, *Several services*). Each error names the file
+-- and the line. Pure data: it reads text given to it (orket.sandboxes.yamldoc).
+local yamldoc = require "orket.sandboxes.yamldoc"
+
+local M = {}
+
+M.NAMES = { "compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml" }
+M.MAX_SERVICES = 16
+M.MAX_READ = 256 * 1024 -- bytes read of the file (yamldoc refuses a larger one)
+M.FIELDS = { command = true, build = true, image = true, ports = true, environment = true, depends_on = true,
+  healthcheck = true, working_dir = true, expose = true, container_name = true, restart = true, volumes = true,
+  entrypoint = true, env_file = true, networks = true, labels = true, ["x-orket"] = true }
+M.UNUSED = { container_name = true, restart = true, volumes = true, networks = true, labels = true, expose = true }
+
+local function err(name, line, fmt, ...)
+  return string.format("%s:%s: %s", name, line and tostring(line) or "?", string.format(fmt, ...))
+end
+
+-- a compose duration ("1m30s", "500ms", "10s") -> ms | nil
+local function duration(v)
+  if type(v) ~= "string" then return nil end
+  local total, rest = 0, v
+  if rest == "" then return nil end
+  while rest ~= "" do
+    local n, unit, more = rest:match("^(%d+%.?%d*)(%a+)(.*)$")
+    if not n then return nil end
+    local mult = ({ ms = 1, s = 1000, m = 60000, h = 3600000 })[unit]
+    if not mult then return nil end
+    total, rest = total + tonumber(n) * mult, more
+  end
+  return math.floor(total)
+end
+
+-- a command: a list of strings, or a string run by sh -c (Compose splits it like a shell)
+local function argv_of(v)
+  if type(v) == "string" then
+    if v:match("^%s*$") then return nil end
+    return { "sh", "-c", v }
+  end
+  if not yamldoc.is_list(v) or #v == 0 then return nil end
+  local out = {}
+  for i, a in ipairs(v) do
+    if type(a) ~= "string" then return nil end
+    out[i] = a
+  end
+  return out
+end
+
+-- environment: a mapping, or a list of KEY=VALUE
+local function env_of(v)
+  local out = {}
+  if yamldoc.is_map(v) then
+    for _, k in ipairs(yamldoc.keys(v)) do
+      if type(v[k]) ~= "string" then return nil, k end
+      out[k] = v[k]
+    end
+  elseif yamldoc.is_list(v) then
+    for _, kv in ipairs(v) do
+      local k, val = type(kv) == "string" and kv:match("^([%w_]+)=(.*)$")
+      if not k then return nil, tostring(kv) end
+      out[k] = val
+    end
+  else
+    return nil, ""
+  end
+  for k in pairs(out) do
+    if not k:match("^[%a_][%w_]*$") then return nil, k end
+  end
+  return out
+end
+
+-- a port entry -> the port the service listens on, the host port asked for | nil
+local function port_of(v)
+  if type(v) ~= "string" then return nil end
+  local body = v:gsub("/tcp$", "")
+  local parts = {}
+  for x in body:gmatch("[^:]+") do parts[#parts + 1] = x end
+  local inner = tonumber(parts[#parts])
+  local host = #parts >= 2 and tonumber(parts[#parts - 1]) or inner
+  if not inner or inner < 1 or inner > 65535 or math.type(inner) ~= "integer" then return nil end
+  return math.tointeger(inner), math.tointeger(host)
+end
+
+-- the health check: test as ["CMD", ...], ["CMD-SHELL", "..."] or a string
+local function health_of(h, name, line)
+  if not yamldoc.is_map(h) then return nil, err(name, line, "healthcheck must be a mapping (test, interval, timeout, retries, start_period)") end
+  if h.disable == "true" then return { kind = "none" } end
+  local t = h.test
+  local argv
+  if type(t) == "string" then
+    argv = { "sh", "-c", t }
+  elseif yamldoc.is_list(t) and #t >= 1 then
+    if t[1] == "NONE" then return { kind = "none" } end
+    if t[1] == "CMD-SHELL" and type(t[2]) == "string" then argv = { "sh", "-c", t[2] }
+    elseif t[1] == "CMD" and #t >= 2 then argv = { table.unpack(t, 2) } end
+  end
+  if not argv then
+    return nil, err(name, yamldoc.line(h, "test") or line, "healthcheck.test must be [\"CMD\", ...], [\"CMD-SHELL\", \"...\"] or a string")
+  end
+  local out = { kind = "cmd", argv = argv, interval_ms = 1000, retries = 30 }
+  for _, k in ipairs { "interval", "timeout", "start_period" } do
+    if h[k] ~= nil then
+      local ms = duration(h[k])
+      if not ms then return nil, err(name, yamldoc.line(h, k), "healthcheck.%s must be a duration (\"10s\", \"500ms\")", k) end
+      out[k .. "_ms"] = ms
+    end
+  end
+  if h.retries ~= nil then
+    local n = math.tointeger(tonumber(h.retries))
+    if not n or n < 1 then return nil, err(name, yamldoc.line(h, "retries"), "healthcheck.retries must be a positive integer") end
+    out.retries = n
+  end
+  return out
+end
+
+-- The database images Orket runs itself as processes (orket.sandboxes.database)
+M.DATABASES = { postgres = "postgresql", postgresql = "postgresql" }
+
+local function image_kind(image)
+  local base = image:match("([^/:@]+)[:@]?[^/]*$") or image
+  return M.DATABASES[base]
+end
+
+-- one service -> {name=, dir=, command=, ports=, env=, depends_on=, health=, line=, reasons=}
+local function service_of(sname, v, name, line)
+  if not yamldoc.is_map(v) then return nil, err(name, line, "services.%s must be a mapping", sname) end
+  for _, k in ipairs(yamldoc.keys(v)) do
+    if not M.FIELDS[k] then
+      return nil, err(name, yamldoc.line(v, k), "services.%s.%s: not a field Orket reads (it reads command, build, "
+        .. "image, ports, environment, depends_on, healthcheck, working_dir, x-orket)", sname, k)
+    end
+  end
+  local sv = { name = sname, line = line, dir = "", env = {}, depends_on = {}, reasons = {} }
+  if not sname:match("^[%a][%w_-]*$") or #sname > 64 then
+    return nil, err(name, line, "services.%s: a service's name is a letter then letters, digits, _ or - (at most 64)", sname)
+  end
+  -- its folder: the build context (a folder of the tree), else the root
+  local ctx = v.build
+  if yamldoc.is_map(ctx) then ctx = ctx.context end
+  if ctx ~= nil then
+    if type(ctx) ~= "string" or ctx:find("%.%.") or ctx:sub(1, 1) == "/" or ctx:find("://", 1, true) then
+      return nil, err(name, yamldoc.line(v, "build"), "services.%s.build: a folder of the repository (no .., no absolute path)", sname)
+    end
+    sv.dir = ctx:gsub("^%./", ""):gsub("/+$", ""):gsub("^%.$", "")
+  end
+  if type(v.working_dir) == "string" and not v.working_dir:find("%.%.") and v.working_dir:sub(1, 1) ~= "/" then
+    sv.dir = v.working_dir:gsub("^%./", ""):gsub("/+$", "")
+  end
+  if v.entrypoint ~= nil then
+    return nil, err(name, yamldoc.line(v, "entrypoint"), "services.%s.entrypoint: give the whole command in command", sname)
+  end
+  local xo = v["x-orket"]
+  if xo ~= nil then
+    local xl = yamldoc.line(v, "x-orket")
+    if not yamldoc.is_map(xo) then return nil, err(name, xl, "services.%s.x-orket must be a mapping (database, seed, seed_command)", sname) end
+    for _, k in ipairs(yamldoc.keys(xo)) do
+      if k ~= "database" and k ~= "seed" and k ~= "seed_command" then
+        return nil, err(name, yamldoc.line(xo, k), "services.%s.x-orket.%s: unknown (database, seed, seed_command)", sname, k)
+      end
+    end
+    if xo.database ~= nil then
+      if xo.database ~= "sqlite" and xo.database ~= "postgresql" then
+        return nil, err(name, yamldoc.line(xo, "database"), "services.%s.x-orket.database must be sqlite or postgresql", sname)
+      end
+      sv.database = xo.database
+    end
+    if xo.seed ~= nil then
+      if type(xo.seed) ~= "string" or xo.seed:find("%.%.") or xo.seed:sub(1, 1) == "/" or xo.seed == "" then
+        return nil, err(name, yamldoc.line(xo, "seed"), "services.%s.x-orket.seed: a SQL file of the repository (no .., no absolute path)", sname)
+      end
+      sv.seed = xo.seed:gsub("^%./", "")
+    end
+    if xo.seed_command ~= nil then
+      sv.seed_command = argv_of(xo.seed_command)
+      if not sv.seed_command then
+        return nil, err(name, yamldoc.line(xo, "seed_command"), "services.%s.x-orket.seed_command must be a string or a list of strings", sname)
+      end
+    end
+    if sv.seed and sv.seed_command then
+      return nil, err(name, xl, "services.%s.x-orket: seed or seed_command, not both", sname)
+    end
+  end
+  if sv.database == "sqlite" then
+    if v.command ~= nil or v.image ~= nil then
+      return nil, err(name, line, "services.%s: a SQLite database is a file Orket makes: no command or image", sname)
+    end
+    sv.reasons[#sv.reasons + 1] = string.format("%s:%d: x-orket.database: sqlite, a file made fresh%s", name, line,
+      sv.seed and (" from " .. sv.seed) or "")
+  elseif v.command ~= nil then
+    sv.command = argv_of(v.command)
+    if not sv.command then
+      return nil, err(name, yamldoc.line(v, "command"), "services.%s.command must be a string or a list of strings", sname)
+    end
+    sv.reasons[#sv.reasons + 1] = string.format("%s:%d: its command", name, yamldoc.line(v, "command"))
+  elseif type(v.image) == "string" and image_kind(v.image) or sv.database == "postgresql" then
+    sv.database = "postgresql"
+    sv.reasons[#sv.reasons + 1] = string.format("%s:%d: %s: Debian's PostgreSQL, run by Orket as a process%s",
+      name, yamldoc.line(v, "image") or line, v.image and ("image " .. tostring(v.image)) or "x-orket.database",
+      sv.seed and (", seeded from " .. sv.seed) or sv.seed_command and ", seeded by its seed_command" or "")
+    -- (the server's processes call setsid(), which the sandbox's seccomp layer refuses)
+    sv.reasons[#sv.reasons + 1] = "the sandbox runs without its seccomp layer: PostgreSQL's processes call setsid()"
+  elseif v.image ~= nil and v.build == nil then
+    return nil, err(name, yamldoc.line(v, "image"), "services.%s: image %s only, which Orket cannot run as a process: "
+      .. "give it a command (and build: its folder), or run it elsewhere", sname, tostring(v.image))
+  end
+  if v.environment ~= nil then
+    local env, bad = env_of(v.environment)
+    if not env then
+      return nil, err(name, yamldoc.line(v, "environment"), "services.%s.environment: a mapping of names to strings, or a list of NAME=value (%s)",
+        sname, bad)
+    end
+    sv.env = env
+  end
+  if v.ports ~= nil then
+    if not yamldoc.is_list(v.ports) or #v.ports == 0 then
+      return nil, err(name, yamldoc.line(v, "ports"), "services.%s.ports must be a list (\"8000:8000\")", sname)
+    end
+    local inner, host = port_of(v.ports[1])
+    if not inner then
+      return nil, err(name, yamldoc.line(v, "ports"), "services.%s.ports: %q is not a port (\"8000\" or \"8080:8000\")", sname,
+        tostring(v.ports[1]))
+    end
+    sv.listens, sv.published, sv.ports_line = inner, host, yamldoc.line(v, "ports")
+  end
+  if v.depends_on ~= nil then
+    local d = v.depends_on
+    local dl = yamldoc.line(v, "depends_on")
+    if yamldoc.is_list(d) then
+      for _, x in ipairs(d) do
+        if type(x) ~= "string" then return nil, err(name, dl, "services.%s.depends_on: a list of service names", sname) end
+        sv.depends_on[#sv.depends_on + 1] = { name = x, line = dl }
+      end
+    elseif yamldoc.is_map(d) then
+      for _, x in ipairs(yamldoc.keys(d)) do sv.depends_on[#sv.depends_on + 1] = { name = x, line = yamldoc.line(d, x) } end
+    else
+      return nil, err(name, dl, "services.%s.depends_on: a list of service names, or a mapping", sname)
+    end
+  end
+  if v.healthcheck ~= nil then
+    local h, herr = health_of(v.healthcheck, name, yamldoc.line(v, "healthcheck"))
+    if not h then return nil, herr end
+    sv.health = h
+  end
+  return sv
+end
+
+--- order(services, name) -> the services in the order they start (each after those it
+--- depends on) | nil, "name:LINE: ..." for an unknown service or a cycle
+function M.order(list, name)
+  local by = {}
+  for _, sv in ipairs(list) do by[sv.name] = sv end
+  for _, sv in ipairs(list) do
+    for _, d in ipairs(sv.depends_on) do
+      if not by[d.name] then
+        return nil, err(name, d.line, "services.%s.depends_on: no service %s", sv.name, d.name)
+      end
+    end
+  end
+  local out, state = {}, {}
+  local function visit(sv, path)
+    if state[sv.name] == "done" then return true end
+    if state[sv.name] == "on" then
+      local cyc = {}
+      local from
+      for i, x in ipairs(path) do if x.name == sv.name then from = i end end
+      for i = from, #path do cyc[#cyc + 1] = path[i].name end
+      cyc[#cyc + 1] = sv.name
+      local last = path[#path]
+      local line
+      for _, d in ipairs(last.depends_on) do if d.name == sv.name then line = d.line end end
+      return nil, err(name, line, "depends_on goes round in a cycle: %s", table.concat(cyc, " -> "))
+    end
+    state[sv.name] = "on"
+    path[#path + 1] = sv
+    for _, d in ipairs(sv.depends_on) do
+      local ok, e = visit(by[d.name], path)
+      if not ok then return nil, e end
+    end
+    path[#path] = nil
+    state[sv.name] = "done"
+    out[#out + 1] = sv
+    return true
+  end
+  for _, sv in ipairs(list) do
+    local ok, e = visit(sv, {})
+    if not ok then return nil, e end
+  end
+  return out
+end
+
+--- read(text, name) -> {services = {...} in start order, entry = the name reached from
+--- outside} | nil, "name:LINE: message". A service without a command takes what its
+--- folder's files say (the caller detects it: sv.command nil, sv.dir its folder).
+function M.read(text, name)
+  local doc, perr = yamldoc.parse(text, name)
+  if not doc then return nil, perr end
+  if not yamldoc.is_map(doc) or not yamldoc.is_map(doc.services) then
+    return nil, err(name, doc and yamldoc.line(doc) or 1, "a compose file needs services: a mapping of services")
+  end
+  local list, hosts = {}, {}
+  for _, sname in ipairs(yamldoc.keys(doc.services)) do
+    local sv, serr = service_of(sname, doc.services[sname], name, yamldoc.line(doc.services, sname))
+    if not sv then return nil, serr end
+    if sv.published then
+      local other = hosts[sv.published]
+      if other then
+        return nil, err(name, sv.ports_line, "services %s and %s both ask for port %d (line %d)", other.name, sname,
+          sv.published, other.ports_line)
+      end
+      hosts[sv.published] = sv
+    end
+    list[#list + 1] = sv
+    if #list > M.MAX_SERVICES then return nil, err(name, sv.line, "more than %d services", M.MAX_SERVICES) end
+  end
+  if #list == 0 then return nil, err(name, yamldoc.line(doc, "services"), "services is empty") end
+  local ordered, oerr = M.order(list, name)
+  if not ordered then return nil, oerr end
+  return { services = ordered }
+end
+
+return M

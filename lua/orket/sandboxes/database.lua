@@ -1,0 +1,179 @@
+-- orket.sandboxes.database: a sandbox's databases (docs/sandbox.md, *A database per
+-- sandbox*). PostgreSQL is Debian's server, run by the sandbox's script as one of its
+-- services (a process, never an image): its cluster made by initdb in the sandbox's temp
+-- folder, listening on its port on the sandbox's loopback only, then seeded from the
+-- repository (a SQL file through psql, or a command). SQLite is a file in the same folder,
+-- made here before the sandbox starts (the seed's SQL run by Orket's own SQLite) or by a
+-- seed command in the sandbox. Each is made fresh for a deploy and, unless orket.lua's
+-- sandbox.database says "fresh", kept for the redeploys of an open bug-fix phase: the
+-- folder moves out of an ending sandbox and into the next. Uses orket.c.store for SQLite.
+local uv = require "luv"
+local cstore = require "orket.c.store"
+local tree = require "orket.tree"
+
+local M = {}
+
+M.USER = "app"   -- PostgreSQL's user and database in a sandbox (trust on its own loopback)
+M.SEED_MAX = 16 * 1024 * 1024 -- bytes of a SQLite seed file
+M.MARK = ".orket-seed" -- in a database's folder while its seed has not run
+
+--- pg_bin() -> the folder of the newest installed PostgreSQL's programs | nil
+function M.pg_bin()
+  local best, best_v
+  local it = uv.fs_scandir("/usr/lib/postgresql")
+  while it do
+    local name = uv.fs_scandir_next(it)
+    if not name then break end
+    local v = tonumber(name)
+    if v and uv.fs_access("/usr/lib/postgresql/" .. name .. "/bin/postgres", "X") and (not best_v or v > best_v) then
+      best, best_v = "/usr/lib/postgresql/" .. name .. "/bin", v
+    end
+  end
+  return best
+end
+
+--- folder(home) -> where a sandbox's databases live (its temp folder's db/)
+function M.folder(home) return home .. "/tmp/db" end
+
+--- sqlite_path(home, sv) -> the SQLite file of service sv
+function M.sqlite_path(home, sv) return M.folder(home) .. "/" .. sv.name .. ".sqlite" end
+
+--- url(home, sv, port) -> how the others reach database sv: postgresql://app@127.0.0.1:PORT/app,
+--- or sqlite:////path/NAME.sqlite
+function M.url(home, sv, port)
+  if sv.database == "postgresql" then return string.format("postgresql://%s@127.0.0.1:%d/%s", M.USER, port, M.USER) end
+  return "sqlite:///" .. M.sqlite_path(home, sv)
+end
+
+--- kept_path(dir, target) -> where the databases wait between two sandboxes of target
+function M.kept_path(dir, target)
+  return dir .. "/.orket/sandboxes/db." .. target:gsub("[^%w_-]", "_")
+end
+
+--- take_kept(dir, target, home, keep) -> whether the kept databases moved into home (keep
+--- false: any kept ones are dropped, and every database is made fresh)
+function M.take_kept(dir, target, home, keep)
+  local kept = M.kept_path(dir, target)
+  if not uv.fs_stat(kept) then return false end
+  if not keep then
+    tree.remove(kept)
+    return false
+  end
+  return os.rename(kept, M.folder(home)) and true or false
+end
+
+--- put_kept(dir, target, home): an ending sandbox's databases moved aside for the next one
+function M.put_kept(dir, target, home)
+  local from = M.folder(home)
+  if not uv.fs_stat(from) then return end
+  local kept = M.kept_path(dir, target)
+  tree.remove(kept)
+  os.rename(from, kept)
+end
+
+-- the seed's SQL file, read from the tree: text | nil, message
+local function seed_text(tree_dir, sv)
+  local path = tree_dir .. "/" .. sv.seed
+  local st = uv.fs_lstat(path)
+  if not st or st.type ~= "file" then return nil, string.format("%s: the seed %s is not a file of the repository", sv.name, sv.seed) end
+  if st.size > M.SEED_MAX then return nil, string.format("%s: the seed %s is larger than %d bytes", sv.name, sv.seed, M.SEED_MAX) end
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+--- prepare(home, tree_dir, services) -> true | nil, message: the SQLite files made that are
+--- not there yet (fresh), their seed SQL run; one with a seed command gets the mark its
+--- first start runs it by
+function M.prepare(home, tree_dir, services)
+  uv.fs_mkdir(home .. "/tmp", 448)
+  uv.fs_mkdir(M.folder(home), 448)
+  for _, sv in ipairs(services) do
+    if sv.database == "sqlite" and not uv.fs_stat(M.sqlite_path(home, sv)) then
+      local db, err = cstore.open(M.sqlite_path(home, sv))
+      if not db then return nil, sv.name .. ": " .. tostring(err) end
+      if sv.seed then
+        local text, terr = seed_text(tree_dir, sv)
+        local ok, eerr = false, terr
+        if text then ok, eerr = db:exec(text) end
+        db:close()
+        if not ok then
+          os.remove(M.sqlite_path(home, sv))
+          return nil, string.format("%s: its seed %s failed: %s", sv.name, sv.seed, tostring(eerr))
+        end
+      else
+        db:close()
+        if sv.seed_command then
+          local f = assert(io.open(M.folder(home) .. "/" .. sv.name .. M.MARK, "w"))
+          f:close()
+        end
+      end
+    end
+  end
+  return true
+end
+
+-- bash, given the database's folder, PostgreSQL's programs' folder and its port as $1 $2
+-- $3: a cluster made where none is (then marked to be seeded)
+local PG_INIT = [[
+d=$1; bin=$2
+[ -f "$d/PG_VERSION" ] && exit 0
+mkdir -p "$d" && "$bin/initdb" -D "$d" -U app --auth=trust -E UTF8 --no-sync >/dev/null && touch "$d/.orket-seed"
+]]
+
+-- the same arguments, then the seed's command: once the server answers, a cluster still
+-- marked gets its database and its seed
+local PG_SEED = [[
+d=$1; bin=$2; port=$3; shift 3
+[ -f "$d/.orket-seed" ] || exit 0
+"$bin/createdb" -h 127.0.0.1 -p "$port" -U app app || exit 1
+if [ "$#" -gt 0 ]; then "$@" || exit 1; fi
+rm -f "$d/.orket-seed"
+]]
+
+-- a SQLite database's seed command, once
+local SQLITE_SEED = [[
+mark=$1; shift
+[ -f "$mark" ] || exit 0
+"$@" && rm -f "$mark"
+]]
+
+--- runs(home, tree_dir, sv, port) -> what the sandbox's script runs for database sv:
+--- {before={{what=, argv=}...}, argv= (the server; nil for SQLite), health=argv,
+--- after={{what=, argv=}...}} | nil, message
+function M.runs(home, tree_dir, sv, port)
+  if sv.database == "sqlite" then
+    local out = { before = {} }
+    if sv.seed_command then
+      local argv = { "bash", "-c", SQLITE_SEED, "seed", M.folder(home) .. "/" .. sv.name .. M.MARK }
+      for _, a in ipairs(sv.seed_command) do argv[#argv + 1] = a end
+      out.before[1] = { what = "its seed command", argv = argv }
+    end
+    return out
+  end
+  local bin = M.pg_bin()
+  if not bin then
+    return nil, sv.name .. ": PostgreSQL is not installed (Debian: apt-get install postgresql)"
+  end
+  local d = M.folder(home) .. "/" .. sv.name
+  local seed = {}
+  if sv.seed then
+    seed = { bin .. "/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", tostring(port), "-U", M.USER,
+      "-d", M.USER, "-f", tree_dir .. "/" .. sv.seed }
+  elseif sv.seed_command then
+    seed = sv.seed_command
+  end
+  local after = { "bash", "-c", PG_SEED, "seed", d, bin, tostring(port) }
+  for _, a in ipairs(seed) do after[#after + 1] = a end
+  return {
+    before = { { what = "initdb", argv = { "bash", "-c", PG_INIT, "init", d, bin } } },
+    -- no unix socket (the sandbox may not make one there); fsync off: a sandbox's data
+    -- outlives a crash only as far as the server's recovery takes it
+    argv = { bin .. "/postgres", "-D", d, "-h", "127.0.0.1", "-p", tostring(port), "-k", "", "-c", "fsync=off" },
+    health = { bin .. "/pg_isready", "-q", "-h", "127.0.0.1", "-p", tostring(port), "-U", M.USER },
+    after = { { what = "its seed", argv = after } },
+  }
+end
+
+return M

@@ -1,0 +1,177 @@
+-- orket.sandboxes.supervise: a sandbox of several services (docs/sandbox.md, *Several
+-- services*). They share the sandbox's network namespace, each on a port Orket gives it,
+-- and each is told every other's address in its environment (BACKEND_URL, BACKEND_PORT,
+-- BACKEND_HOST for a service named backend), so the frontend finds the backend. The
+-- confinement runner starts one program; here that program is a bash script written
+-- from the plan, which starts the services in dependency order, each once those before
+-- it answer their health check (the compose file's, else a TCP connect to its port),
+-- prefixes each line a service writes with its name, and, when any service ends, stops
+-- the others and ends with its status, so the sandbox's owner sees the app end. Every
+-- value from the tree reaches the script single-quoted: data, never code.
+local compose = require "orket.sandboxes.compose"
+local plan_mod = require "orket.sandboxes.plan"
+local database = require "orket.sandboxes.database"
+
+local M = {}
+
+M.PROBE_MS = 100 -- between two health checks of a service while it starts, unless its own says
+
+local function q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function words(list)
+  local out = {}
+  for i, a in ipairs(list) do out[i] = q(a) end
+  return table.concat(out, " ")
+end
+
+--- var(name) -> the environment prefix of a service's name: "backend-api" -> "BACKEND_API"
+function M.var(name)
+  return (name:upper():gsub("[^%w]", "_"))
+end
+
+--- ports(plan, port) -> {name -> port}: the entry on the sandbox's port (the one its socket
+--- reaches), the others on the ports after it
+function M.ports(p, port)
+  local out, next_port = {}, port + 1
+  for _, sv in ipairs(p.services) do
+    if sv.entry then out[sv.name] = port
+    else
+      out[sv.name] = next_port
+      next_port = next_port + 1
+    end
+  end
+  return out
+end
+
+--- handed(plan, ports [, home]) -> the variables every service is given: each service's
+--- URL, port and host (a database's URL its connection string, orket.sandboxes.database,
+--- which needs the sandbox's folder home), and DATABASE_URL when there is one database
+function M.handed(p, ports, home)
+  local env, dbs = {}, {}
+  for _, sv in ipairs(p.services) do
+    local v = M.var(sv.name)
+    env[v .. "_URL"] = string.format("http://127.0.0.1:%d", ports[sv.name])
+    if sv.database then
+      env[v .. "_URL"] = database.url(home or "", sv, ports[sv.name])
+      dbs[#dbs + 1] = env[v .. "_URL"]
+    end
+    env[v .. "_PORT"] = tostring(ports[sv.name])
+    env[v .. "_HOST"] = "127.0.0.1"
+  end
+  if #dbs == 1 then env.DATABASE_URL = dbs[1] end
+  return env
+end
+
+-- ${NAME} and $NAME in a compose value, for the variables Orket hands over (others stay)
+local function interpolate(v, known)
+  v = v:gsub("%${([%w_]+)}", function(k) return known[k] end)
+  return (v:gsub("%$([%a_][%w_]*)", function(k) return known[k] end))
+end
+
+--- env_of(plan, sv, ports, base [, home]) -> the service's environment: base (orket.lua's env,
+--- HOST), every service's address, its own port in $port_env, then its compose
+--- environment (which may name the others' as ${BACKEND_URL})
+function M.env_of(p, sv, ports, base, home)
+  local env = {}
+  for k, v in pairs(base) do env[k] = v end
+  for k, v in pairs(M.handed(p, ports, home)) do env[k] = v end
+  env[p.port_env] = tostring(ports[sv.name])
+  for k, v in pairs(sv.env or {}) do env[k] = interpolate(v, env) end
+  return env
+end
+
+local function env_words(env)
+  local keys = {}
+  for k in pairs(env) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local out = {}
+  for i, k in ipairs(keys) do out[i] = q(k .. "=" .. env[k]) end
+  return table.concat(out, " ")
+end
+
+-- the command that tells a started service healthy, run in its folder with its environment
+local function health_argv(sv, port)
+  local h = sv.health
+  if h and h.kind == "cmd" then return h.argv end
+  if h and h.kind == "none" then return nil end
+  -- compose's form ["CMD-SHELL", text]: the text, for /bin/sh
+  local test = compose.health_test(h and h.kind == "http" and h or { kind = "tcp" }, port)
+  return { "/bin/sh", "-c", test[2] }
+end
+
+-- a step run in the service's folder with its environment; its failure stops the start
+local function step(L, dir, env, sv, st)
+  L[#L + 1] = string.format("( cd -- %s && exec env %s %s ) > >(sed -u %s) 2>&1 || { say %s; stop_all; exit 1; }",
+    q(dir), env, words(st.argv), q("s/^/[" .. sv.name .. "] /"), q(sv.name .. ": " .. st.what .. " failed"))
+end
+
+--- script(plan, ports, base_env, start_timeout_ms [, {home=, tree=}]) -> the bash script
+--- that runs the services (a database's as orket.sandboxes.database says) | nil, message
+function M.script(p, ports, base, start_timeout_ms, o)
+  o = o or {}
+  local L = {
+    "set -u",
+    "pids=''",
+    "stop_all() { for p in $pids; do kill -TERM \"$p\" 2>/dev/null; done; sleep 0.5; "
+      .. "for p in $pids; do kill -KILL \"$p\" 2>/dev/null; done; }",
+    "trap 'stop_all; exit 143' TERM INT HUP",
+    "say() { printf 'orket: %s\\n' \"$*\"; }",
+  }
+  local names = {}
+  for i, sv in ipairs(p.services) do
+    local port = ports[sv.name]
+    local env = env_words(M.env_of(p, sv, ports, base, o.home))
+    local dir = sv.dir ~= "" and sv.dir or "."
+    local run = { argv = sv.command and plan_mod.argv(sv, "127.0.0.1", port) }
+    if sv.database then
+      local r, rerr = database.runs(o.home or "", o.tree or ".", sv, port)
+      if not r then return nil, rerr end
+      run = r
+    end
+    L[#L + 1] = string.format("say %s", q(string.format("starting %s%s (%s)", sv.name,
+      run.argv and (" on port " .. port) or "", sv.dir ~= "" and (sv.dir .. "/") or "the root")))
+    for _, pre in ipairs(run.before or {}) do step(L, dir, env, sv, pre) end
+    if run.argv then
+      names[#names + 1] = string.format("\"$pid_%d\") n=%s ;;", i, q(sv.name))
+      L[#L + 1] = string.format("( cd -- %s && exec env %s %s ) > >(sed -u %s) 2>&1 &", q(dir), env, words(run.argv),
+        q("s/^/[" .. sv.name .. "] /"))
+      L[#L + 1] = string.format("pid_%d=$!; pids=\"$pids $pid_%d\"", i, i)
+      local test = run.health or health_argv(sv, port)
+      if test and not sv.entry then
+        local h = sv.health or {}
+        local every = h.interval_ms or M.PROBE_MS
+        local tries = h.retries and h.kind == "cmd" and h.interval_ms and h.retries
+          or math.max(1, start_timeout_ms // every)
+        L[#L + 1] = "n=0"
+        L[#L + 1] = string.format("until ( cd -- %s && exec env %s %s ) >/dev/null 2>&1; do", q(dir), env, words(test))
+        L[#L + 1] = string.format("  kill -0 \"$pid_%d\" 2>/dev/null || { say %s; stop_all; exit 1; }", i,
+          q(sv.name .. " ended before it was healthy"))
+        L[#L + 1] = "  n=$((n+1))"
+        L[#L + 1] = string.format("  [ \"$n\" -lt %d ] || { say %s; stop_all; exit 1; }", tries,
+          q(string.format("%s was not healthy after %d checks, %d ms apart", sv.name, tries, every)))
+        L[#L + 1] = string.format("  sleep %s", string.format("%.3f", every / 1000))
+        L[#L + 1] = "done"
+        L[#L + 1] = string.format("say %s", q(sv.name .. " is healthy"))
+      end
+    end
+    for _, post in ipairs(run.after or {}) do step(L, dir, env, sv, post) end
+  end
+  L[#L + 1] = "wait -n -p ended $pids; st=$?"
+  L[#L + 1] = "n=unknown; case \"$ended\" in " .. table.concat(names, " ") .. " esac"
+  L[#L + 1] = "say \"$n ended (status $st): the other services are stopped\""
+  L[#L + 1] = "stop_all"
+  L[#L + 1] = "exit \"$st\""
+  return table.concat(L, "\n") .. "\n"
+end
+
+--- argv(plan, port, base_env, start_timeout_ms [, {home=, tree=}]) -> the sandbox's
+--- program: bash running the script | nil, message
+function M.argv(p, port, base, start_timeout_ms, o)
+  local text, err = M.script(p, M.ports(p, port), base, start_timeout_ms, o)
+  if not text then return nil, err end
+  return { "bash", "-c", text, "orket-services" }
+end
+
+return M

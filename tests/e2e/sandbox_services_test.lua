@@ -1,0 +1,254 @@
+-- A sandbox of several services: a backend/ and a frontend/ found in the tree (the
+-- seeds' layout), planned, started in one network namespace with the frontend told the
+-- backend's address, reached through the sandbox's socket and stopped whole; a compose
+-- file's service that never gets healthy stops the others and says so.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local proc = require "orket.c.proc"
+local backends = require "tests.backends"
+
+local BACKEND = [[
+import http.server, json, os, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"from": "backend", "mark": sys.argv[1]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        print("backend got", self.path, flush=True)
+print("backend on", os.environ["PORT"], flush=True)
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+]]
+
+-- the frontend finds the backend only through what it is told
+local FRONTEND = [[
+import http.server, os, sys, urllib.request
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        with urllib.request.urlopen(os.environ["BACKEND_URL"] + "/api") as r:
+            body = ("front sees " + r.read().decode()).encode()
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+]]
+
+local function offered()
+  local p = proc.probe()
+  return p.netns and p.userns and os.execute("command -v python3 >/dev/null 2>&1")
+end
+
+local function project(files, mark)
+  local dir = H.tmpdir() .. "/p"
+  local r = H.orket("init " .. H.quote(dir))
+  assert.equal(0, r.status, r.stderr)
+  for name, text in pairs(files) do
+    os.execute("mkdir -p " .. H.quote(dir .. "/workspace/" .. (name:match("^(.*)/") or ".")))
+    H.write(dir .. "/workspace/" .. name, text)
+  end
+  H.commit_main(dir, "the app")
+  H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nsandbox = { env = { MARK = %q } }\n", mark))
+  backends.project(dir)
+  return dir
+end
+
+-- the processes whose environment holds mark (orket.lua's sandbox.env gives it to each
+-- service; their command lines are the tree's own)
+local function procs(mark)
+  local out = {}
+  local p = io.popen("grep -l " .. H.quote("MARK=" .. mark) .. " /proc/[0-9]*/environ 2>/dev/null")
+  for line in p:lines() do out[#out + 1] = line end
+  p:close()
+  return out
+end
+
+local function get(sock, path) return H.sandbox_request(sock, "GET", path or "/") end
+
+describe("a sandbox of several services", function()
+  local skip
+  setup(function()
+    if not offered() then skip = "the kernel offers no network namespace here, or python3 is missing" end
+  end)
+  after_each(H.cleanup)
+
+  it("runs a backend/ and a frontend/ in one namespace, the frontend told where the backend is", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = project({
+      ["backend/app.py"] = (BACKEND:gsub("sys.argv%[1%]", 'os.environ["MARK"]')),
+      ["frontend/app.py"] = FRONTEND,
+    }, mark)
+    local r = H.orket("sandbox plan", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("services (in the order they start):\n  backend\n    folder:   backend/\n    command:  python3 app.py\n"
+      .. "    port:     8081\n    health:   TCP connect to port 8081\n", r.stdout, 1, true)
+    assert.matches("  frontend (reached through the sandbox's socket)\n    folder:   frontend/\n", r.stdout, 1, true)
+    r = H.orket("sandbox plan --json", { cwd = dir })
+    local doc = cjson.decode(r.stdout)
+    assert.equal("backend", doc.services[1].name)
+    assert.equal(8081, doc.services[1].port)
+    assert.is_true(doc.services[2].entry)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("sandbox 1 is healthy", r.stdout, 1, true)
+    local sock = dir .. "/.orket/sandboxes/1/app.sock"
+    local status, body = get(sock, "/")
+    assert.equal(200, status, body)
+    assert.equal('front sees {"from": "backend", "mark": "' .. mark .. '"}', body)
+    r = H.orket("sandbox logs 1", { cwd = dir })
+    assert.matches("orket: starting backend on port 8081 (backend/)\n[backend] backend on 8081\norket: backend is healthy\n"
+      .. "orket: starting frontend on port 8080 (frontend/)\n", r.stdout, 1, true)
+    assert.matches("[backend] backend got /api", r.stdout, 1, true)
+    local rows = cjson.decode(H.orket("sandbox list --json", { cwd = dir }).stdout)
+    assert.same({ "backend:8081=python3 app.py", "frontend:8080=python3 app.py" }, rows[1].command)
+    assert.is_true(#procs(mark) >= 2) -- both services (and the processes around them) run
+    assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  it("stops the others, with every service's log, when one never gets healthy", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = project({
+      ["compose.yaml"] = string.format([[
+services:
+  web:
+    build: web
+    command: ["python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+    ports: ["8080"]
+    depends_on: [api]
+  api:
+    build: api
+    command: ["python3", "app.py"]
+    healthcheck:
+      test: ["CMD", "false"]
+      interval: 100ms
+      retries: 3
+]]),
+      ["web/index.html"] = "hi\n",
+      ["api/app.py"] = "import sys, time\nprint('api up', flush=True)\ntime.sleep(3600)\n",
+    }, mark)
+    local r = H.orket("sandbox up", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("orket: starting api on port 8081 (api/)", r.stderr, 1, true)
+    assert.matches("[api] api up", r.stderr, 1, true)
+    assert.matches("orket: api was not healthy after 3 checks, 100 ms apart", r.stderr, 1, true)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    local rows = cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)
+    assert.equal("exited", rows[1].status)
+  end)
+
+  it("runs a PostgreSQL of its own, seeded from the repository, fresh at each deploy and kept in a bug-fix phase", function()
+    if skip then return pending(skip) end
+    local bin = require("orket.sandboxes.database").pg_bin()
+    if not bin then return pending("skipped: PostgreSQL is not installed (scripts/deps.sh --test installs it)") end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = project({
+      ["compose.yaml"] = [[
+services:
+  db:
+    image: postgres:15
+    x-orket:
+      seed: db/seed.sql
+  web:
+    command: ["python3", "web.py"]
+    depends_on: [db]
+]],
+      ["db/seed.sql"] = "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);\n"
+        .. "INSERT INTO items (name) VALUES ('seeded');\n",
+      -- the app asks the database through psql, with the address it was told
+      ["web.py"] = string.format([[
+import http.server, os, subprocess
+PSQL = [%q, os.environ["DATABASE_URL"], "-XAtq", "-v", "ON_ERROR_STOP=1"]
+class H(http.server.BaseHTTPRequestHandler):
+    def answer(self, text):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(text.encode())
+    def do_GET(self):
+        r = subprocess.run(PSQL + ["-c", "SELECT string_agg(name, ',' ORDER BY id) FROM items"], capture_output=True, text=True)
+        self.answer(r.stdout.strip() + r.stderr)
+    def do_POST(self):
+        name = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        r = subprocess.run(PSQL + ["-v", "v=" + name], input="INSERT INTO items (name) VALUES (:'v');", capture_output=True, text=True)
+        self.answer("added" + r.stderr)
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+]], bin .. "/psql"),
+    }, mark)
+    local r = H.orket("sandbox plan", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("  db\n    folder:   the root\n    command:  Debian's postgresql\n    port:     8081\n"
+      .. "    health:   the database answers (pg_isready)\n", r.stdout, 1, true)
+    assert.matches("compose.yaml:3: image postgres:15: Debian's PostgreSQL, run by Orket as a process, seeded from db/seed.sql",
+      r.stdout, 1, true)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr .. H.orket("sandbox logs 1", { cwd = dir }).stdout)
+    local function sock(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end
+    assert.equal("seeded", select(2, H.sandbox_request(sock(1), "GET", "/")))
+    -- (the body goes as JSON: the row is the JSON text)
+    assert.equal("added", select(2, H.sandbox_request(sock(1), "POST", "/", "from the app")))
+    assert.equal('seeded,"from the app"', select(2, H.sandbox_request(sock(1), "GET", "/")))
+    -- a deploy: made fresh, from the seed
+    r = H.orket("sandbox up --detach --replace", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("seeded", select(2, H.sandbox_request(sock(2), "GET", "/")))
+    assert.equal("added", select(2, H.sandbox_request(sock(2), "POST", "/", "a bug's data")))
+    -- while a bug-fix phase is open, a redeploy keeps it
+    local db = assert(require("orket.project").open_store(dir, false))
+    require("orket.store.imports").insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
+    assert(require("orket.sandboxes.phase").start(db, "R", {}))
+    db:close()
+    r = H.orket("sandbox up --detach --replace", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal('seeded,"a bug\'s data"', select(2, H.sandbox_request(sock(3), "GET", "/")))
+    r = H.orket("sandbox logs 3", { cwd = dir })
+    assert.matches("orket: starting db on port 8081 (the root)", r.stdout, 1, true)
+    assert.matches("orket: db is healthy", r.stdout, 1, true)
+    assert.equal(0, H.orket("sandbox stop 3", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  it("makes a SQLite database from the repository's seed, and a failing seed stops the start", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    local files = {
+      ["compose.yaml"] = [[
+services:
+  store:
+    x-orket:
+      database: sqlite
+      seed: seed.sql
+  api:
+    build: api
+    depends_on: [store]
+]],
+      ["seed.sql"] = "CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('from the seed');\n",
+      ["api/app.py"] = [[
+import http.server, os, sqlite3
+path = os.environ["STORE_URL"][len("sqlite:///"):]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        v = sqlite3.connect(path).execute("SELECT v FROM t").fetchone()[0]
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write((v + " " + os.environ["DATABASE_URL"][:10]).encode())
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+]],
+    }
+    local dir = project(files, mark)
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("from the seed sqlite:///", select(2, H.sandbox_request(dir .. "/.orket/sandboxes/1/app.sock", "GET", "/")))
+    assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    files["seed.sql"] = "CREATE TABLE t (v TEXT); INSERT INTO nowhere VALUES (1);\n"
+    dir = project(files, mark)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("sandbox: store: its seed seed.sql failed: ", r.stderr, 1, true)
+    assert.matches("no such table: nowhere", r.stderr, 1, true)
+    assert.same({}, procs(mark))
+  end)
+end)

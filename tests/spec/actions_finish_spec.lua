@@ -1,0 +1,113 @@
+-- orket.actions.finish: a card finished in the caller's transaction: the move to done alone
+-- without a branch, its branch merged into main first with one, a refused move that merges
+-- nothing, and a conflict that sends the card back with its comment and journal event.
+local finish = require "orket.actions.finish"
+local G = require "orket.c.gitrepo"
+local H = require "tests.helpers"
+local F = require "tests.engine_fakes"
+
+local DEV = { seat = "senior_developer", roles = { "coder" } }
+local GUARD = { seat = "integrity_guard", roles = { "integrity_guard" } }
+local WHO = { name = "senior_developer", email = "senior_developer@orket.invalid" }
+
+local function sh(cmd) assert(os.execute(cmd), cmd) end
+
+-- A board with E-1 and E-2 in code_review, and a repository whose main holds a.txt.
+local function fixture()
+  local base = H.tmpdir()
+  local db, b = F.fixture(base .. "/o.db", { { id = "E-1", summary = "one" }, { id = "E-2", summary = "two" } })
+  for _, id in ipairs { "E-1", "E-2" } do
+    assert(b:transition(id, "in_progress", { actor = DEV }))
+    assert(b:transition(id, "code_review", { actor = DEV }))
+  end
+  sh("mkdir -p " .. base .. "/ws")
+  H.write(base .. "/ws/a.txt", "main\n")
+  local repo = assert(G.init(base .. "/ws", WHO))
+  return db, b, repo, base
+end
+
+-- The card's branch with a.txt changed to text.
+local function work(repo, base, card, text)
+  local wt = assert(repo:worktree(card, base .. "/wt/" .. card))
+  H.write(wt .. "/a.txt", text)
+  assert(repo:commit(card, { name = WHO.name, email = WHO.email, message = card .. ": work" }))
+end
+
+local function in_tx(db, fn) return db:tx(fn) end
+
+local function kinds(db, card)
+  local out = {}
+  for _, e in ipairs(db:events { card = card }) do out[#out + 1] = e.kind end
+  return out
+end
+
+describe("actions.finish", function()
+  local db, b, repo, base
+  before_each(function() db, b, repo, base = fixture() end)
+  after_each(function()
+    repo:close()
+    db:close()
+    H.cleanup()
+  end)
+
+  it("only moves a card without a branch", function()
+    local before = repo:head("main")
+    local out = assert(in_tx(db, function() return finish.finish { db = db, board = b, card = "E-1", opts = { actor = GUARD } } end))
+    assert.equal("done", out.code)
+    assert.equal("done", out.card.status)
+    assert.is_nil(out.merge)
+    assert.equal(before, repo:head("main"))
+    assert.is_nil(kinds(db, "E-1")[#kinds(db, "E-1")]:match("^merge"))
+  end)
+
+  it("merges the card's branch into main before the move, journaled, with the kill point handed in", function()
+    work(repo, base, "E-1", "card\n")
+    local hits = {}
+    local out = assert(in_tx(db, function()
+      return finish.finish { db = db, board = b, card = "E-1", opts = { actor = GUARD }, repo = repo, run_id = nil,
+        event_actor = "integrity_guard", hit = function(name) hits[#hits + 1] = name end }
+    end))
+    assert.equal("done", out.code)
+    assert.equal("done", b:get("E-1").status)
+    assert.equal(repo:head("main"), out.merge.id)
+    assert.same({ "after_git_merge" }, hits)
+    local evs = db:events { card = "E-1" }
+    local merge = evs[#evs]
+    assert.equal("merge", merge.kind)
+    assert.equal("orket/E-1", merge.data.branch)
+    assert.equal(out.merge.id, merge.data.id)
+    assert.equal("integrity_guard", merge.actor)
+  end)
+
+  it("merges nothing when the move is refused", function()
+    work(repo, base, "E-1", "card\n")
+    local before = repo:head("main")
+    local out, err, code = in_tx(db, function()
+      return finish.finish { db = db, board = b, card = "E-1", opts = { actor = DEV }, repo = repo }
+    end)
+    assert.is_nil(out)
+    assert.equal("EREVIEWER", code)
+    assert.matches("integrity_guard", err)
+    assert.equal(before, repo:head("main"))
+    assert.equal("code_review", b:get("E-1").status)
+  end)
+
+  it("sends a conflicting card back to in_progress with a comment and a merge_conflict event", function()
+    work(repo, base, "E-1", "one\n")
+    work(repo, base, "E-2", "two\n")
+    assert(in_tx(db, function() return finish.finish { db = db, board = b, card = "E-1", opts = { actor = GUARD }, repo = repo } end))
+    local before = repo:head("main")
+    local out = assert(in_tx(db, function()
+      return finish.finish { db = db, board = b, card = "E-2", opts = { actor = GUARD }, repo = repo,
+        conflict_actor = { seat = "integrity_guard", roles = { "integrity_guard" }, by = "engine" } }
+    end))
+    assert.equal("merge_conflict", out.code)
+    assert.same({ "a.txt" }, out.paths)
+    assert.matches("conflicts in: a.txt", out.why, 1, true)
+    assert.equal("in_progress", b:get("E-2").status)
+    assert.equal(out.why, b:comments("E-2")[#b:comments("E-2")].body)
+    local k = kinds(db, "E-2")
+    assert.equal("merge_conflict", k[#k])
+    assert.equal(before, repo:head("main"))
+  end)
+end)

@@ -1,0 +1,150 @@
+-- Several services in one sandbox: the services found in the tree's folders or read from
+-- the repository's compose file (orket.sandboxes.plan, composefile, yamldoc), each error
+-- naming the file and line, and what each service is told (orket.sandboxes.supervise).
+local ss = require "orket.settings.sandbox"
+local plan = require "orket.sandboxes.plan"
+local composefile = require "orket.sandboxes.composefile"
+local supervise = require "orket.sandboxes.supervise"
+local workspace = require "orket.workspace"
+local H = require "tests.helpers"
+
+local function detect(files, sandbox)
+  local dir = H.tmpdir()
+  for name, text in pairs(files) do
+    os.execute("mkdir -p " .. H.quote(dir .. "/" .. (name:match("^(.*)/") or ".")))
+    H.write(dir .. "/" .. name, text)
+  end
+  local ws = assert(workspace.open(dir))
+  local p, err, code, why = plan.detect(ws, ss.sandbox { sandbox = sandbox })
+  ws:close()
+  return p, err, code, why
+end
+
+local function names(p)
+  local out = {}
+  for i, sv in ipairs(p.services) do out[i] = sv.name .. (sv.entry and "*" or "") end
+  return out
+end
+
+describe("services found in the tree's folders", function()
+  after_each(H.cleanup)
+
+  it("plan a backend/ and a frontend/ (a FastAPI app and a Vite one), the frontend reached from outside", function()
+    local p = assert(detect {
+      ["backend/main.py"] = "from fastapi import FastAPI\napp = FastAPI()\n",
+      ["backend/requirements.txt"] = "fastapi\nuvicorn\n",
+      ["frontend/package.json"] = '{"name": "web", "scripts": {"dev": "vite"}}',
+      ["README.md"] = "the seeds\n",
+    })
+    assert.same({ "backend", "frontend*" }, names(p))
+    local back, front = p.services[1], p.services[2]
+    assert.equal("backend", back.dir)
+    assert.same({ "python3", "-m", "uvicorn", "main:app", "--host", "{host}", "--port", "{port}" }, back.command)
+    assert.matches("backend/main.py with fastapi/uvicorn in the requirements", back.reasons[1], 1, true)
+    assert.same({ "npm", "run", "dev" }, front.command)
+    -- the top level says what the socket reaches
+    assert.equal("frontend", p.dir)
+    assert.same({ "npm", "run", "dev" }, p.command)
+    assert.matches("the folders backend/, frontend/ each run a service", table.concat(p.reasons, "\n"), 1, true)
+  end)
+
+  it("keep the root first: a tree that runs at its root is one service; one folder is that folder's", function()
+    local p = assert(detect { ["app.py"] = "", ["tools/go.mod"] = "module x\n" })
+    assert.is_nil(p.services)
+    assert.equal("", p.dir)
+    p = assert(detect { ["server/go.mod"] = "module x\n", ["node_modules/x/package.json"] = '{"main": "a.js"}' })
+    assert.is_nil(p.services)
+    assert.equal("server", p.dir)
+    assert.same({ "go", "run", "." }, p.command)
+    -- two levels down, and never in dependencies' folders
+    p = assert(detect { ["apps/api/app.py"] = "", ["apps/site/Makefile"] = "run:\n\tpython3 -m http.server\n" })
+    assert.same({ "api", "site*" }, names(p))
+    assert.equal("apps/site", p.services[2].dir)
+  end)
+end)
+
+local COMPOSE = [[
+x-common: &common
+  LOG_LEVEL: debug
+services:
+  web:
+    build: ./web
+    command: ["node", "server.js"]
+    ports: ["8080:3000"]
+    environment:
+      <<: *common
+      API: "${API_URL}/v1"
+    depends_on:
+      api:
+        condition: service_healthy
+  api:
+    build:
+      context: api
+    command: python3 app.py --port {port}
+    healthcheck:
+      test: ["CMD", "python3", "check.py"]
+      interval: 200ms
+      retries: 5
+    depends_on: [db]
+  db:
+    image: postgres:15
+]]
+
+describe("a repository's compose file", function()
+  after_each(H.cleanup)
+
+  it("is read: services in dependency order, commands, ports, environment, health checks", function()
+    local doc = assert(composefile.read(COMPOSE, "compose.yaml"))
+    local order = {}
+    for i, sv in ipairs(doc.services) do order[i] = sv.name end
+    assert.same({ "db", "api", "web" }, order)
+    local db, api, web = table.unpack(doc.services)
+    assert.equal("postgresql", db.database)
+    assert.equal("api", api.dir)
+    assert.same({ "sh", "-c", "python3 app.py --port {port}" }, api.command)
+    assert.same({ kind = "cmd", argv = { "python3", "check.py" }, interval_ms = 200, retries = 5 }, api.health)
+    assert.equal("web", web.dir)
+    assert.equal(3000, web.listens)
+    assert.equal(8080, web.published)
+    assert.same({ LOG_LEVEL = "debug", API = "${API_URL}/v1" }, web.env)
+    assert.equal("api", web.depends_on[1].name)
+    -- what web is told: every service's address, its own port, its compose environment
+    local p = assert(detect({ ["compose.yaml"] = COMPOSE, ["web/server.js"] = "", ["api/app.py"] = "" }))
+    assert.same({ "db", "api", "web*" }, names(p))
+    local ports = supervise.ports(p, 8080)
+    assert.same({ web = 8080, db = 8081, api = 8082 }, ports)
+    local env = supervise.env_of(p, p.services[3], ports, { HOST = "127.0.0.1" })
+    assert.equal("8080", env.PORT)
+    assert.equal("http://127.0.0.1:8082", env.API_URL)
+    assert.equal("http://127.0.0.1:8082/v1", env.API)
+    assert.equal("8081", env.DB_PORT)
+    assert.equal("debug", env.LOG_LEVEL)
+  end)
+
+  it("names the file and the line of each thing Orket cannot run", function()
+    local function refused(text)
+      local doc, err = composefile.read(text, "compose.yaml")
+      assert.is_nil(doc)
+      return err
+    end
+    assert.equal("compose.yaml:7: depends_on goes round in a cycle: a -> b -> a",
+      refused "services:\n  a:\n    command: [x]\n    depends_on: [b]\n  b:\n    command: [y]\n    depends_on: [a]\n")
+    assert.equal("compose.yaml:4: services.a.depends_on: no service cache",
+      refused "services:\n  a:\n    command: [x]\n    depends_on: [cache]\n")
+    assert.equal("compose.yaml:3: services.q: image rabbitmq:3 only, which Orket cannot run as a process: give it a "
+      .. "command (and build: its folder), or run it elsewhere", refused "services:\n  q:\n    image: rabbitmq:3\n")
+    assert.equal("compose.yaml:6: services a and b both ask for port 8000 (line 3)",
+      refused "services:\n  a:\n    ports: ['8000:80']\n    command: [x]\n  b:\n    ports: ['8000']\n    command: [y]\n")
+    assert.equal("compose.yaml:3: services.a.comand: not a field Orket reads (it reads command, build, image, ports, "
+      .. "environment, depends_on, healthcheck, working_dir, x-orket)", refused "services:\n  a:\n    comand: [x]\n")
+    assert.equal('compose.yaml:3: the key "a" is there twice', refused "services:\n  a: {command: [x]}\n  a: {command: [y]}\n")
+    assert.equal("compose.yaml:1: the alias *nope names no anchor", refused "services: *nope\n")
+    assert.matches("^compose.yaml:%d+: did not find expected", refused "services:\n  a: [x\n")
+    assert.equal("compose.yaml:1: a compose file needs services: a mapping of services", refused "version: '3'\n")
+    -- a plan says it too, and runs nothing
+    local p, err, code = detect { ["compose.yaml"] = "services:\n  q:\n    image: redis\n" }
+    assert.is_nil(p)
+    assert.equal("EINVAL", code)
+    assert.matches("sandbox: compose.yaml:3: services.q: image redis only", err, 1, true)
+  end)
+end)
