@@ -63,6 +63,7 @@ struct httpd {
   size_t live;
   unsigned port;
   int is_unix; /* listening on a unix socket: peers are checked by their uid */
+  unsigned mhd_conns; /* libmicrohttpd's count of connections after the last run */
 };
 
 struct httpd_req {
@@ -608,11 +609,26 @@ static void hd_dispatch(httpd *h, int may_accept) {
 
 static void hd_on_timer(uv_timer_t *t);
 
+/* libmicrohttpd's count of open connections (suspended ones among them). */
+static unsigned hd_mhd_conns(const httpd *h) {
+  const union MHD_DaemonInfo *di = h->mhd.get_daemon_info(h->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+  return di ? di->num_connections : 0;
+}
+
 static void hd_run(httpd *h, int may_accept) {
   if (h->stopped || h->in_run) return;
   h->in_run = 1;
   h->mhd.run(h->d);
   h->in_run = 0;
+  /* At its connection limit (or out of descriptors) libmicrohttpd takes the listening
+   * socket out of its epoll set, and puts it back only at the start of a later run, once
+   * under the limit. The closes that bring it under happen at the end of a run; after
+   * that nothing is ready on the epoll descriptor and no timeout is due, so no later run
+   * came and new connections waited in the backlog for good. A run that closed
+   * connections is followed by one more. */
+  unsigned conns = hd_mhd_conns(h);
+  if (conns < h->mhd_conns) hd_kick(h);
+  h->mhd_conns = conns;
   hd_dispatch(h, may_accept);
   if (h->stopped) return;
   MHD_UNSIGNED_LONG_LONG ms;

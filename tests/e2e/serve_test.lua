@@ -21,7 +21,7 @@ local function bearer(key) return { "Authorization: Bearer " .. key } end
 -- local address to connect from (127.0.0.x: another client address on loopback)
 local sockets = {} -- every raw socket, closed after each test (an open luv handle at exit crashes)
 
-local function raw(port, text, from)
+local function raw(port, text, from, later)
   local c = uv.new_tcp()
   sockets[#sockets + 1] = c
   if from then assert(c:bind(from, 0)) end
@@ -38,7 +38,8 @@ local function raw(port, text, from)
   function conn.got() return table.concat(st.data), st.closed end
   function conn.write(s) if not c:is_closing() then c:write(s) end end
   function conn.close() if not c:is_closing() then c:close() end end
-  wait_for(function() return st.connected or st.closed end, "a connection")
+  function conn.connected() return st.connected or st.closed end
+  if not later then wait_for(conn.connected, "a connection") end
   return conn
 end
 
@@ -243,6 +244,25 @@ describe("orket serve", function()
       c.close()
     end
     assert.equal(500, open) -- they were all still there while the board was served
+    assert.equal(0, s.stop())
+  end)
+
+  it("answers again once a flood past the connection cap has closed", function()
+    -- the default limits: 512 connections, 64 per address, headers within 10 s
+    local s = start(project())
+    local conns = {}
+    -- past the cap, 50 from each loopback address, all at once (the server then drops them
+    -- at one pass of its deadlines): 8 wait in the backlog
+    for i = 1, 520 do conns[i] = raw(s.port, nil, "127.0.0." .. (2 + (i - 1) // 50), true) end
+    wait_for(function()
+      for _, c in ipairs(conns) do if not c.connected() then return false end end
+      return true
+    end, "520 connections")
+    orket.sleep(14000) -- past the header deadline: the server drops the 512 it took
+    for _, c in ipairs(conns) do c.close() end
+    -- within one header deadline, not for good
+    local st = H.fetch { url = s.url .. "/health", total_timeout_ms = 10000 }
+    assert.equal(200, st)
     assert.equal(0, s.stop())
   end)
 
