@@ -74,6 +74,7 @@ struct httpd_req {
   int streaming, stream_closed, stream_dead, reader_waiting;
   int body_state;
   int notified_drain;
+  size_t drain_at;              /* drained at this many bytes queued or fewer (0: half the cap) */
   int header_call_due; /* MHD repeats the headers call once a suspended request resumes */
   long long content_length;
   int has_body;                 /* a Content-Length above 0, or Transfer-Encoding */
@@ -570,7 +571,7 @@ static ssize_t hd_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     memcpy(buf, r->q + r->q_off, n);
     r->q_off += n;
     if (r->q_off == r->q_len) r->q_off = r->q_len = 0;
-    if (!r->notified_drain && r->q_len - r->q_off <= r->h->o.max_stream_queue / 2) {
+    if (!r->notified_drain && httpd_stream_drained(r)) {
       r->notified_drain = 1;
       hd_news(r);
     }
@@ -1103,7 +1104,8 @@ int httpd_stream_send(httpd_req *r, const char *data, size_t len) {
     hd_kick(r->h);
     return -3;
   }
-  if (r->q_off > 0 && r->q_off >= r->q_len / 2) { /* compact */
+  /* compact before the buffer would grow, so it holds no more than is queued */
+  if (r->q_off > 0 && (r->q_off >= r->q_len / 2 || r->q_len + len > r->q_cap)) {
     memmove(r->q, r->q + r->q_off, queued);
     r->q_off = 0;
     r->q_len = queued;
@@ -1118,15 +1120,25 @@ int httpd_stream_send(httpd_req *r, const char *data, size_t len) {
   }
   memcpy(r->q + r->q_len, data, len);
   r->q_len += len;
-  if (r->q_len - r->q_off > r->h->o.max_stream_queue / 2) r->notified_drain = 0;
+  if (!httpd_stream_drained(r)) r->notified_drain = 0;
   if (r->reader_waiting) hd_resume(r);
   return 0;
 }
 
 size_t httpd_stream_queued(const httpd_req *r) { return r->q_len - r->q_off; }
 
+static size_t hd_drain_at(const httpd_req *r) {
+  size_t half = r->h->o.max_stream_queue / 2;
+  return r->drain_at && r->drain_at < half ? r->drain_at : half;
+}
+
 int httpd_stream_drained(const httpd_req *r) {
-  return r->h == NULL || r->q_len - r->q_off <= r->h->o.max_stream_queue / 2;
+  return r->h == NULL || r->q_len - r->q_off <= hd_drain_at(r);
+}
+
+void httpd_stream_drain_at(httpd_req *r, size_t bytes) {
+  r->drain_at = bytes;
+  if (r->h && !httpd_stream_drained(r)) r->notified_drain = 0;
 }
 
 void httpd_stream_close(httpd_req *r) {

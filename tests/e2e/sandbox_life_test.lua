@@ -467,6 +467,52 @@ describe("orket serve's sandbox routes", function()
     assert.equal(0, s.stop())
     H.wait_for(function() return #procs(m) == 0 end, "the server's sandbox to stop with it")
   end)
+
+  it("holds a bounded queue for clients that never read a large answer", function()
+    if skip then return pending(skip) end
+    local uv = require "luv"
+    local m = mark()
+    local dir = project(m)
+    local op = H.api_key(dir, "op", "operator")
+    local viewer = H.api_key(dir, "v", "viewer")
+    local s = H.serve(dir)
+    local st, doc, text = H.api(s, "POST", "/v1/sandboxes", op, {})
+    assert.equal(201, st, text)
+    local app = "/v1/sandboxes/" .. math.tointeger(doc.sandbox.id) .. "/app"
+    local function rss()
+      return tonumber(H.read("/proc/" .. s.pid .. "/status"):match("VmRSS:%s*(%d+) kB")) * 1024
+    end
+    -- one large answer read whole first: what the proxy needs once is in the baseline
+    local pst = H.fetch { url = s.url .. app .. "/big", headers = { "Authorization: Bearer " .. viewer },
+      total_timeout_ms = 30000 }
+    assert.equal(200, pst)
+    local base = rss()
+    -- ten clients ask for 20 MB each and never read a byte of it
+    local socks = {}
+    for i = 1, 10 do
+      local c = uv.new_tcp()
+      socks[i] = c
+      c:connect("127.0.0.1", s.port, function(err)
+        if not err then
+          c:write("GET " .. app .. "/big HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " .. viewer .. "\r\n\r\n")
+        end
+      end)
+    end
+    -- the app has its answers out by then; a proxy that buffered them grew by 200 MB
+    local peak = 0
+    for _ = 1, 30 do
+      orket.sleep(200)
+      peak = math.max(peak, rss())
+    end
+    for _, c in ipairs(socks) do c:close() end
+    assert.is_true(peak - base < 10 * 1024 * 1024,
+      string.format("the server grew from %.1f MB to %.1f MB", base / 1048576, peak / 1048576))
+    -- and it serves on, the slow clients gone
+    pst = H.fetch { url = s.url .. app .. "/", headers = { "Authorization: Bearer " .. viewer }, total_timeout_ms = 10000 }
+    assert.equal(200, pst)
+    assert.equal(0, s.stop())
+    H.wait_for(function() return #procs(m) == 0 end, "the server's sandbox to stop with it")
+  end)
 end)
 
 describe("sandbox.deploy = \"merge\"", function()
