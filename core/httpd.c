@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -303,19 +304,76 @@ static size_t hd_head_size(const mhdapi *mhd, struct MHD_Connection *conn, const
   return n;
 }
 
-/* 431 as every other error is: JSON (MHD's own answer, past its memory, is a page of its
- * own; its memory is a multiple of the cap so that a request over the cap reaches here). */
-static enum MHD_Result hd_refuse_head(const mhdapi *mhd, struct MHD_Connection *conn) {
-  static const char body[] = "{\"error\":{\"code\":\"too_large\",\"message\":\"the request line and headers are "
-                             "larger than the server accepts\"}}\n";
-  struct MHD_Response *resp = mhd->create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+/* An answer before any handler runs, as every other error is: JSON, and the connection
+ * closed after it (MHD then reads no body of the request). The 431: MHD's own answer, past
+ * its memory, is a page of its own; its memory is a multiple of the cap so that a request
+ * over the cap reaches here. */
+static enum MHD_Result hd_refuse_early(const mhdapi *mhd, struct MHD_Connection *conn, unsigned status,
+                                       const char *code, const char *message) {
+  char body[512];
+  int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n", code, message);
+  if (n < 0 || (size_t)n >= sizeof body) return MHD_NO;
+  struct MHD_Response *resp = mhd->create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
   if (resp == NULL) return MHD_NO;
   mhd->add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
   mhd->add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   mhd->add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-  enum MHD_Result ok = mhd->queue_response(conn, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, resp);
+  enum MHD_Result ok = mhd->queue_response(conn, status, resp);
   mhd->destroy_response(resp);
   return ok;
+}
+
+/* The request's framing headers, counted: libmicrohttpd takes the first Content-Length
+ * of several, and reads a body as chunked when Content-Length comes with it, so the rest
+ * would be read as another request on the connection (smuggled past whoever framed it
+ * otherwise). */
+typedef struct hd_framing {
+  unsigned cl, te;
+  int cl_bad, te_bad;
+} hd_framing;
+
+static int hd_token_is(const char *v, const char *token) {
+  while (*v == ' ' || *v == '\t') v++;
+  size_t n = strlen(token);
+  if (strncasecmp(v, token, n) != 0) return 0;
+  for (v += n; *v == ' ' || *v == '\t'; v++) {}
+  return *v == '\0';
+}
+
+static enum MHD_Result hd_count_framing(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
+  (void)kind;
+  hd_framing *f = cls;
+  if (k == NULL) return MHD_YES;
+  if (strcasecmp(k, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+    f->cl++;
+    const char *p = v ? v : "";
+    while (*p == ' ' || *p == '\t') p++;
+    size_t digits = strspn(p, "0123456789");
+    const char *q = p + digits;
+    while (*q == ' ' || *q == '\t') q++;
+    if (digits == 0 || digits > 18 || *q != '\0') f->cl_bad = 1; /* a list ("5, 5") among them */
+  } else if (strcasecmp(k, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+    f->te++;
+    if (v == NULL || !hd_token_is(v, "chunked")) f->te_bad = 1;
+  }
+  return MHD_YES;
+}
+
+/* RFC 9112 6.1 and 6.3: framing that could be read two ways gets a 400 and a close, before
+ * any handler runs; a transfer coding other than chunked alone, a 501. NULL when sound. */
+static const char *hd_framing_error(const mhdapi *mhd, struct MHD_Connection *conn, unsigned *status) {
+  hd_framing f = {0};
+  mhd->get_connection_values(conn, MHD_HEADER_KIND, hd_count_framing, &f);
+  *status = 400;
+  if (f.cl && f.te) return "the request has both Content-Length and Transfer-Encoding";
+  if (f.cl > 1) return "the request has more than one Content-Length";
+  if (f.te > 1) return "the request has more than one Transfer-Encoding";
+  if (f.cl_bad) return "the request's Content-Length is not a number";
+  if (f.te_bad) {
+    *status = 501;
+    return "the server reads no transfer coding but chunked alone";
+  }
+  return NULL;
 }
 
 /* Copies what the owner reads into one block, so nothing points into MHD's pool. */
@@ -432,7 +490,12 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     /* A request read during httpd_free's last MHD_run (a client that had sent it before the
      * stop) would stay suspended, which MHD_stop_daemon refuses (a fatal error): close it. */
     if (h->stopped) return MHD_NO;
-    if (hd_head_size(&h->mhd, conn, method, url) > h->o.max_header_bytes) return hd_refuse_head(&h->mhd, conn);
+    if (hd_head_size(&h->mhd, conn, method, url) > h->o.max_header_bytes)
+      return hd_refuse_early(&h->mhd, conn, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "too_large",
+                             "the request line and headers are larger than the server accepts");
+    unsigned fstatus;
+    const char *ferr = hd_framing_error(&h->mhd, conn, &fstatus);
+    if (ferr) return hd_refuse_early(&h->mhd, conn, fstatus, fstatus == 400 ? "bad_request" : "not_implemented", ferr);
     r = calloc(1, sizeof *r);
     if (r == NULL) return MHD_NO;
     r->h = h;
