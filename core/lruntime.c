@@ -169,6 +169,19 @@ static int rtl_read_script(lua_State *L) {
   return 3;
 }
 
+/* hold_stop_signals() -> true | nil, message: SIGINT and SIGTERM stay pending from now
+ * on, to end with the process (see rt_hold_stop_signals) */
+static int rtl_hold_stop_signals(lua_State *L) {
+  int e = rt_hold_stop_signals();
+  if (e != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, strerror(e));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg rtl_funcs[] = {
     {"version", rtl_version},
     {"now", rtl_now},
@@ -180,6 +193,7 @@ static const luaL_Reg rtl_funcs[] = {
     {"stats", rtl_stats},
     {"home", rtl_home},
     {"read_script", rtl_read_script},
+    {"hold_stop_signals", rtl_hold_stop_signals},
     {NULL, NULL},
 };
 

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -314,6 +316,14 @@ orket_rt *rt_open(const char *home, char *err, size_t errlen) {
     return NULL;
   }
   return rt;
+}
+
+int rt_hold_stop_signals(void) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
 static void rt_close_walk(uv_handle_t *h, void *arg) {

@@ -34,6 +34,12 @@ typedef struct orket_rt {
  * Returns NULL and writes a message into err on failure. */
 orket_rt *rt_open(const char *home, char *err, size_t errlen);
 
+/* Blocks SIGINT and SIGTERM in this thread for the rest of the process: one that comes
+ * while it ends stays pending and goes with it, rather than killing it once the loop's
+ * signal handles are closed (which puts back the default action). Children started
+ * afterwards by libuv get an empty mask. 0, or an errno. */
+int rt_hold_stop_signals(void);
+
 /* Cancels pending waits, closes the Lua state and every loop handle, frees the context. */
 void rt_close(orket_rt *rt);
 

@@ -327,6 +327,18 @@ describe("orket serve", function()
     assert.equal(0, s.stop())
   end)
 
+  it("ends with 0 however many SIGTERMs come while it stops", function()
+    for _ = 1, 6 do
+      local dir = project()
+      local s = start(dir)
+      -- SIGTERM after SIGTERM, as fast as the shell sends them, until the process is gone: one lands
+      -- in every moment of its stop, the last ones too
+      os.execute(string.format("while kill -TERM %d 2>/dev/null; do :; done", s.pid))
+      local rc = wait_for(function() return (H.read(dir .. "/serve.rc") or ""):match("^%d+") end, "the server's end")
+      assert.equal("0", rc)
+    end
+  end)
+
   it("answers again once a flood past the connection cap has closed", function()
     -- the default limits: 512 connections, 64 per address, headers within 10 s
     local s = start(project())

@@ -156,6 +156,9 @@ function cmd.run(args, cli)
   -- the sandboxes it started would end with it anyway: stopped, they are recorded so
   task.spawn(sandboxes.stop_all, db):join()
   if pool then task.spawn(pool.stop, pool):join() end
+  -- a second SIGTERM or Ctrl-C a moment after the first must not end it with 143 once the
+  -- handles below are closed (the default action comes back): held, it ends with it
+  require("orket.c.runtime").hold_stop_signals()
   for _, h in ipairs(signals) do h:close() end
   if token then localuse.remove_token(dir, token) end
   db:close()
