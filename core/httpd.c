@@ -848,30 +848,25 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
   h->on_accept = on_accept;
   h->ud = ud;
   unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0);
-  /* the unix socket: MHD takes the listening descriptor (no per-address limit: one user) */
-  if (h->is_unix)
-    h->d = h->mhd.start_daemon(flags, 0, NULL, NULL, hd_on_request, h,
-                            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)ufd,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes * HD_POOL_FACTOR,
-                            MHD_OPTION_CONNECTION_LIMIT, h->o.max_connections,
-                            MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
-                            MHD_OPTION_NOTIFY_COMPLETED, hd_on_completed, h,
-                            MHD_OPTION_NOTIFY_CONNECTION, hd_on_connection, h,
-                            MHD_OPTION_UNESCAPE_CALLBACK, hd_unescape_none, h,
-                            MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
-                            MHD_OPTION_END);
-  else
-  h->d = h->mhd.start_daemon(flags, (uint16_t)o->port, NULL, NULL, hd_on_request, h,
-                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes * HD_POOL_FACTOR,
-                          MHD_OPTION_CONNECTION_LIMIT, h->o.max_connections,
-                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->o.max_per_ip,
-                          MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
-                          MHD_OPTION_NOTIFY_COMPLETED, hd_on_completed, h,
-                          MHD_OPTION_NOTIFY_CONNECTION, hd_on_connection, h,
-                          MHD_OPTION_UNESCAPE_CALLBACK, hd_unescape_none, h,
-                          MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
-                          MHD_OPTION_END);
+  /* Where it listens, the one difference between the two kinds of server: on the unix
+   * socket MHD takes the listening descriptor (no per-address limit: one user). */
+  struct MHD_OptionItem where[3] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
+  if (h->is_unix) {
+    where[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, (intptr_t)ufd, NULL};
+  } else {
+    where[0] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+    where[1] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)h->o.max_per_ip, NULL};
+  }
+  h->d = h->mhd.start_daemon(flags, h->is_unix ? 0 : (uint16_t)o->port, NULL, NULL, hd_on_request, h,
+                             MHD_OPTION_ARRAY, where,
+                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes * HD_POOL_FACTOR,
+                             MHD_OPTION_CONNECTION_LIMIT, h->o.max_connections,
+                             MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
+                             MHD_OPTION_NOTIFY_COMPLETED, hd_on_completed, h,
+                             MHD_OPTION_NOTIFY_CONNECTION, hd_on_connection, h,
+                             MHD_OPTION_UNESCAPE_CALLBACK, hd_unescape_none, h,
+                             MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+                             MHD_OPTION_END);
   if (h->d == NULL) {
     int e = errno;
     if (h->is_unix) {
