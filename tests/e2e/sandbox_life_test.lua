@@ -505,6 +505,8 @@ describe("orket serve's sandbox routes", function()
 
   it("holds a bounded queue for clients that never read a large answer", function()
     if skip then return pending(skip) end
+    -- ASan keeps freed memory in its quarantine: the server's RSS says nothing there
+    if H.sanitized() then return pending("a sanitizer build's RSS holds its quarantine") end
     local uv = require "luv"
     local m, s, _, viewer, app = served()
     local function rss()
