@@ -6,6 +6,7 @@ local keys = require "orket.serve.keys"
 local localuse = require "orket.serve.localuse"
 local runs = require "orket.serve.runs"
 local httpd = require "orket.c.httpd"
+local runtime = require "orket.c.runtime"
 local task = require "orket.task"
 local uv = require "luv"
 local workers = require "orket.serve.workers"
@@ -158,7 +159,7 @@ function cmd.run(args, cli)
   if pool then task.spawn(pool.stop, pool):join() end
   -- a second SIGTERM or Ctrl-C a moment after the first must not end it with 143 once the
   -- handles below are closed (the default action comes back): held, it ends with it
-  require("orket.c.runtime").hold_stop_signals()
+  runtime.hold_stop_signals()
   for _, h in ipairs(signals) do h:close() end
   if token then localuse.remove_token(dir, token) end
   db:close()
