@@ -57,7 +57,8 @@ local function write(path, text)
 end
 
 local stats = require "bench.stats"
-local run = require("bench.spawn").run -- a program run to its end
+local spawn = require "bench.spawn"
+local run = spawn.run -- a program run to its end
 local pct = stats.pct
 local spread = stats.line
 
@@ -239,25 +240,10 @@ end
 -- 2. SSE fan-out
 local function sse_part(dir, db)
   local run_id = assert(db:record_run { target = "S", kind = "bench" })
-  local env = { "ORKET_SERVE_LIMITS=max_connections=" .. (SUBS + 64) .. ",max_per_ip=" .. (SUBS + 64)
-    .. ",addr_rate=1000000000,addr_burst=1000000000", "PATH=" .. os.getenv("PATH"), "NO_COLOR=1", "ORKET_HISTORY=" }
+  local srv = spawn.serve(ORKET, dir, "max_connections=" .. (SUBS + 64) .. ",max_per_ip=" .. (SUBS + 64)
+    .. ",addr_rate=1000000000,addr_burst=1000000000")
+  local port, pid = srv.port, srv.pid
   local co = coroutine.running()
-  local out = uv.new_pipe(false)
-  local errp = uv.new_pipe(false)
-  local h, pid = assert(uv.spawn(ORKET, { args = { "serve", dir, "--listen", "127.0.0.1:0" }, env = env,
-    stdio = { nil, out, errp } }, function() end))
-  errp:read_start(function() end) -- the request log
-  local buf, port = ""
-  out:read_start(function(_, data)
-    if port or not data then return end
-    buf = buf .. data
-    local p = buf:match("listening on http://[%d.]+:(%d+)")
-    if p then
-      port = tonumber(p)
-      task.resume(co)
-    end
-  end)
-  coroutine.yield()
   -- warm: a board read and one subscriber come and gone, so the baseline holds what the
   -- first request loads
   run("wrk", { "-t", "1", "-c", "4", "-d", "1s", "http://127.0.0.1:" .. port .. "/v1/board" })
@@ -312,10 +298,7 @@ local function sse_part(dir, db)
     require("orket.c.runtime").sleep(50 + (k * 37) % 200) -- commits at times unrelated to the poll's
   end
   for _, c in ipairs(clients) do c.tcp:close() end
-  h:kill("sigterm")
-  out:close()
-  errp:close()
-  h:close()
+  srv.stop()
   local per = (after - before) / SUBS
   print(string.format("SSE fan-out: %d subscribers to run %d's events (one orket serve process), %d commits from another",
     SUBS, run_id, COMMITS))

@@ -11,7 +11,7 @@
 #define SYM(field) {"curl_" #field, offsetof(curlapi, field)},
 static const dlapi_sym curl_syms[] = {
     SYM(global_init) SYM(global_cleanup) SYM(easy_init) SYM(easy_setopt) SYM(easy_getinfo)
-    SYM(easy_cleanup) SYM(easy_reset) SYM(easy_strerror) SYM(multi_init) SYM(multi_setopt)
+    SYM(easy_cleanup) SYM(easy_reset) SYM(easy_pause) SYM(easy_strerror) SYM(multi_init) SYM(multi_setopt)
     SYM(multi_add_handle) SYM(multi_remove_handle) SYM(multi_socket_action) SYM(multi_info_read)
     SYM(multi_cleanup) SYM(multi_strerror) SYM(slist_append) SYM(slist_free_all)
 };

@@ -17,6 +17,7 @@ typedef struct curlapi {
   CURLcode (*easy_getinfo)(CURL *e, CURLINFO info, ...);
   void (*easy_cleanup)(CURL *e);
   void (*easy_reset)(CURL *e);
+  CURLcode (*easy_pause)(CURL *e, int bitmask);
   const char *(*easy_strerror)(CURLcode rc);
   CURLM *(*multi_init)(void);
   CURLMcode (*multi_setopt)(CURLM *m, CURLMoption opt, ...);

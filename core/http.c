@@ -101,6 +101,8 @@ struct http_req {
   size_t *ev_off;       /* ev_n + 1 offsets */
   size_t ev_n, ev_offcap;
   size_t received, max_bytes;
+  size_t max_queued;    /* 0: no bound; else the transfer pauses past it (paused) */
+  int paused;
   uint64_t start, last_rx;
   long first_byte_ms, idle_ms, total_ms;
   int got_byte;
@@ -285,8 +287,11 @@ static void http_detach(http_req *r) {
   if (r->starting) http_unstart(r);
   if (r->easy) {
     r->c->api.multi_remove_handle(r->c->multi, r->easy);
-    http_easy_put(r->c, r->easy);
+    /* a paused handle keeps its pause and the piece it held: not one to reuse */
+    if (r->paused) r->c->api.easy_cleanup(r->easy);
+    else http_easy_put(r->c, r->easy);
     r->easy = NULL;
+    r->paused = 0;
   }
   http_hdrs_unref(r->c, r->hdrs);
   r->hdrs = NULL;
@@ -391,6 +396,12 @@ static size_t http_on_body(char *p, size_t size, size_t n, void *ud) {
   size_t len = size * n;
   if (r->c) http_touch(r);
   if (r->fr.done) return len; /* after [DONE]: drain what the server still sends */
+  if (r->max_queued && r->ev_len > 0 && r->ev_len + len > r->max_queued) {
+    /* the owner is behind: stop reading from the server (libcurl keeps this piece and
+     * hands it over again when http_events_clear resumes the transfer) */
+    r->paused = 1;
+    return CURL_WRITEFUNC_PAUSE;
+  }
   r->received += len;
   if (r->received > r->max_bytes) {
     char msg[96];
@@ -783,6 +794,7 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   r->take_ud = o->take_ud;
   frame_init(&r->fr, o->framing, o->max_event);
   r->max_bytes = o->max_bytes ? o->max_bytes : HTTP_DEFAULT_MAX_BYTES;
+  r->max_queued = o->max_queued;
   r->first_byte_ms = o->first_byte_timeout_ms > 0 ? o->first_byte_timeout_ms : 0;
   r->idle_ms = o->idle_timeout_ms > 0 ? o->idle_timeout_ms : 0;
   r->total_ms = o->total_timeout_ms > 0 ? o->total_timeout_ms : 0;
@@ -896,6 +908,19 @@ void http_event_at(const http_req *r, size_t i, const char **data, size_t *len) 
 void http_events_clear(http_req *r) {
   r->ev_n = 0;
   r->ev_len = 0;
+  if (r->paused && r->easy && r->c) {
+    http_client *c = r->c;
+    r->paused = 0;
+    /* libcurl hands the kept piece over from inside this call (queued as an event) */
+    c->api.easy_pause(r->easy, CURLPAUSE_CONT);
+    /* and what has arrived meanwhile is read now, not at libcurl's next timeout, so an
+     * owner taking what is ready (a relay sending an answer whole) sees it all. Owners
+     * hear of news from the starter's next pass, never from inside this call. */
+    int running;
+    c->api.multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    http_read_done(c);
+    if (c->ready.head && !uv_is_active((uv_handle_t *)&c->starter)) uv_idle_start(&c->starter, http_on_starter);
+  }
 }
 
 int http_finished(const http_req *r) { return r->finished || r->fr.done; }

@@ -32,6 +32,9 @@ typedef struct http_opts {
   long total_timeout_ms;
   size_t max_bytes;            /* body size cap (0: 64 MiB) */
   size_t max_event;            /* longest SSE event / NDJSON line (0: 1 MiB) */
+  size_t max_queued;           /* bytes of events queued for the owner past which the
+                                  transfer pauses (nothing more is read from the server)
+                                  until the owner takes them; 0: no bound */
   const char *unix_socket;     /* connect to this unix socket's path instead of the URL's
                                   host and port (NULL: over TCP); the URL still names the
                                   Host header and the path */
@@ -73,7 +76,8 @@ size_t http_header_count(const http_req *r);
 /* name is lower-cased; returns 0, or -1 past the end. */
 int http_header_at(const http_req *r, size_t i, const char **name, const char **value);
 
-/* Queued events not yet taken: count, each one, then clear. */
+/* Queued events not yet taken: count, each one, then clear (which resumes a transfer
+ * paused at max_queued). */
 size_t http_event_count(const http_req *r);
 void http_event_at(const http_req *r, size_t i, const char **data, size_t *len);
 void http_events_clear(http_req *r);

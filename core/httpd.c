@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -63,6 +64,7 @@ struct httpd {
   size_t live;
   unsigned port;
   int is_unix; /* listening on a unix socket: peers are checked by their uid */
+  unsigned mhd_conns; /* libmicrohttpd's count of connections after the last run */
 };
 
 struct httpd_req {
@@ -73,6 +75,7 @@ struct httpd_req {
   int streaming, stream_closed, stream_dead, reader_waiting;
   int body_state;
   int notified_drain;
+  size_t drain_at;              /* drained at this many bytes queued or fewer (0: half the cap) */
   int header_call_due; /* MHD repeats the headers call once a suspended request resumes */
   long long content_length;
   int has_body;                 /* a Content-Length above 0, or Transfer-Encoding */
@@ -301,19 +304,76 @@ static size_t hd_head_size(const mhdapi *mhd, struct MHD_Connection *conn, const
   return n;
 }
 
-/* 431 as every other error is: JSON (MHD's own answer, past its memory, is a page of its
- * own; its memory is a multiple of the cap so that a request over the cap reaches here). */
-static enum MHD_Result hd_refuse_head(const mhdapi *mhd, struct MHD_Connection *conn) {
-  static const char body[] = "{\"error\":{\"code\":\"too_large\",\"message\":\"the request line and headers are "
-                             "larger than the server accepts\"}}\n";
-  struct MHD_Response *resp = mhd->create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+/* An answer before any handler runs, as every other error is: JSON, and the connection
+ * closed after it (MHD then reads no body of the request). The 431: MHD's own answer, past
+ * its memory, is a page of its own; its memory is a multiple of the cap so that a request
+ * over the cap reaches here. */
+static enum MHD_Result hd_refuse_early(const mhdapi *mhd, struct MHD_Connection *conn, unsigned status,
+                                       const char *code, const char *message) {
+  char body[512];
+  int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n", code, message);
+  if (n < 0 || (size_t)n >= sizeof body) return MHD_NO;
+  struct MHD_Response *resp = mhd->create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
   if (resp == NULL) return MHD_NO;
   mhd->add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
   mhd->add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   mhd->add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-  enum MHD_Result ok = mhd->queue_response(conn, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, resp);
+  enum MHD_Result ok = mhd->queue_response(conn, status, resp);
   mhd->destroy_response(resp);
   return ok;
+}
+
+/* The request's framing headers, counted: libmicrohttpd takes the first Content-Length
+ * of several, and reads a body as chunked when Content-Length comes with it, so the rest
+ * would be read as another request on the connection (smuggled past whoever framed it
+ * otherwise). */
+typedef struct hd_framing {
+  unsigned cl, te;
+  int cl_bad, te_bad;
+} hd_framing;
+
+static int hd_token_is(const char *v, const char *token) {
+  while (*v == ' ' || *v == '\t') v++;
+  size_t n = strlen(token);
+  if (strncasecmp(v, token, n) != 0) return 0;
+  for (v += n; *v == ' ' || *v == '\t'; v++) {}
+  return *v == '\0';
+}
+
+static enum MHD_Result hd_count_framing(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
+  (void)kind;
+  hd_framing *f = cls;
+  if (k == NULL) return MHD_YES;
+  if (strcasecmp(k, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+    f->cl++;
+    const char *p = v ? v : "";
+    while (*p == ' ' || *p == '\t') p++;
+    size_t digits = strspn(p, "0123456789");
+    const char *q = p + digits;
+    while (*q == ' ' || *q == '\t') q++;
+    if (digits == 0 || digits > 18 || *q != '\0') f->cl_bad = 1; /* a list ("5, 5") among them */
+  } else if (strcasecmp(k, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+    f->te++;
+    if (v == NULL || !hd_token_is(v, "chunked")) f->te_bad = 1;
+  }
+  return MHD_YES;
+}
+
+/* RFC 9112 6.1 and 6.3: framing that could be read two ways gets a 400 and a close, before
+ * any handler runs; a transfer coding other than chunked alone, a 501. NULL when sound. */
+static const char *hd_framing_error(const mhdapi *mhd, struct MHD_Connection *conn, unsigned *status) {
+  hd_framing f = {0};
+  mhd->get_connection_values(conn, MHD_HEADER_KIND, hd_count_framing, &f);
+  *status = 400;
+  if (f.cl && f.te) return "the request has both Content-Length and Transfer-Encoding";
+  if (f.cl > 1) return "the request has more than one Content-Length";
+  if (f.te > 1) return "the request has more than one Transfer-Encoding";
+  if (f.cl_bad) return "the request's Content-Length is not a number";
+  if (f.te_bad) {
+    *status = 501;
+    return "the server reads no transfer coding but chunked alone";
+  }
+  return NULL;
 }
 
 /* Copies what the owner reads into one block, so nothing points into MHD's pool. */
@@ -430,7 +490,12 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     /* A request read during httpd_free's last MHD_run (a client that had sent it before the
      * stop) would stay suspended, which MHD_stop_daemon refuses (a fatal error): close it. */
     if (h->stopped) return MHD_NO;
-    if (hd_head_size(&h->mhd, conn, method, url) > h->o.max_header_bytes) return hd_refuse_head(&h->mhd, conn);
+    if (hd_head_size(&h->mhd, conn, method, url) > h->o.max_header_bytes)
+      return hd_refuse_early(&h->mhd, conn, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "too_large",
+                             "the request line and headers are larger than the server accepts");
+    unsigned fstatus;
+    const char *ferr = hd_framing_error(&h->mhd, conn, &fstatus);
+    if (ferr) return hd_refuse_early(&h->mhd, conn, fstatus, fstatus == 400 ? "bad_request" : "not_implemented", ferr);
     r = calloc(1, sizeof *r);
     if (r == NULL) return MHD_NO;
     r->h = h;
@@ -569,7 +634,7 @@ static ssize_t hd_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     memcpy(buf, r->q + r->q_off, n);
     r->q_off += n;
     if (r->q_off == r->q_len) r->q_off = r->q_len = 0;
-    if (!r->notified_drain && r->q_len - r->q_off <= r->h->o.max_stream_queue / 2) {
+    if (!r->notified_drain && httpd_stream_drained(r)) {
       r->notified_drain = 1;
       hd_news(r);
     }
@@ -608,11 +673,26 @@ static void hd_dispatch(httpd *h, int may_accept) {
 
 static void hd_on_timer(uv_timer_t *t);
 
+/* libmicrohttpd's count of open connections (suspended ones among them). */
+static unsigned hd_mhd_conns(const httpd *h) {
+  const union MHD_DaemonInfo *di = h->mhd.get_daemon_info(h->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+  return di ? di->num_connections : 0;
+}
+
 static void hd_run(httpd *h, int may_accept) {
   if (h->stopped || h->in_run) return;
   h->in_run = 1;
   h->mhd.run(h->d);
   h->in_run = 0;
+  /* At its connection limit (or out of descriptors) libmicrohttpd takes the listening
+   * socket out of its epoll set, and puts it back only at the start of a later run, once
+   * under the limit. The closes that bring it under happen at the end of a run; after
+   * that nothing is ready on the epoll descriptor and no timeout is due, so no later run
+   * came and new connections waited in the backlog for good. A run that closed
+   * connections is followed by one more. */
+  unsigned conns = hd_mhd_conns(h);
+  if (conns < h->mhd_conns) hd_kick(h);
+  h->mhd_conns = conns;
   hd_dispatch(h, may_accept);
   if (h->stopped) return;
   MHD_UNSIGNED_LONG_LONG ms;
@@ -768,30 +848,25 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
   h->on_accept = on_accept;
   h->ud = ud;
   unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0);
-  /* the unix socket: MHD takes the listening descriptor (no per-address limit: one user) */
-  if (h->is_unix)
-    h->d = h->mhd.start_daemon(flags, 0, NULL, NULL, hd_on_request, h,
-                            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)ufd,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes * HD_POOL_FACTOR,
-                            MHD_OPTION_CONNECTION_LIMIT, h->o.max_connections,
-                            MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
-                            MHD_OPTION_NOTIFY_COMPLETED, hd_on_completed, h,
-                            MHD_OPTION_NOTIFY_CONNECTION, hd_on_connection, h,
-                            MHD_OPTION_UNESCAPE_CALLBACK, hd_unescape_none, h,
-                            MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
-                            MHD_OPTION_END);
-  else
-  h->d = h->mhd.start_daemon(flags, (uint16_t)o->port, NULL, NULL, hd_on_request, h,
-                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes * HD_POOL_FACTOR,
-                          MHD_OPTION_CONNECTION_LIMIT, h->o.max_connections,
-                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->o.max_per_ip,
-                          MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
-                          MHD_OPTION_NOTIFY_COMPLETED, hd_on_completed, h,
-                          MHD_OPTION_NOTIFY_CONNECTION, hd_on_connection, h,
-                          MHD_OPTION_UNESCAPE_CALLBACK, hd_unescape_none, h,
-                          MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
-                          MHD_OPTION_END);
+  /* Where it listens, the one difference between the two kinds of server: on the unix
+   * socket MHD takes the listening descriptor (no per-address limit: one user). */
+  struct MHD_OptionItem where[3] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
+  if (h->is_unix) {
+    where[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, (intptr_t)ufd, NULL};
+  } else {
+    where[0] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+    where[1] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)h->o.max_per_ip, NULL};
+  }
+  h->d = h->mhd.start_daemon(flags, h->is_unix ? 0 : (uint16_t)o->port, NULL, NULL, hd_on_request, h,
+                             MHD_OPTION_ARRAY, where,
+                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes * HD_POOL_FACTOR,
+                             MHD_OPTION_CONNECTION_LIMIT, h->o.max_connections,
+                             MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
+                             MHD_OPTION_NOTIFY_COMPLETED, hd_on_completed, h,
+                             MHD_OPTION_NOTIFY_CONNECTION, hd_on_connection, h,
+                             MHD_OPTION_UNESCAPE_CALLBACK, hd_unescape_none, h,
+                             MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+                             MHD_OPTION_END);
   if (h->d == NULL) {
     int e = errno;
     if (h->is_unix) {
@@ -1087,7 +1162,8 @@ int httpd_stream_send(httpd_req *r, const char *data, size_t len) {
     hd_kick(r->h);
     return -3;
   }
-  if (r->q_off > 0 && r->q_off >= r->q_len / 2) { /* compact */
+  /* compact before the buffer would grow, so it holds no more than is queued */
+  if (r->q_off > 0 && (r->q_off >= r->q_len / 2 || r->q_len + len > r->q_cap)) {
     memmove(r->q, r->q + r->q_off, queued);
     r->q_off = 0;
     r->q_len = queued;
@@ -1102,15 +1178,25 @@ int httpd_stream_send(httpd_req *r, const char *data, size_t len) {
   }
   memcpy(r->q + r->q_len, data, len);
   r->q_len += len;
-  if (r->q_len - r->q_off > r->h->o.max_stream_queue / 2) r->notified_drain = 0;
+  if (!httpd_stream_drained(r)) r->notified_drain = 0;
   if (r->reader_waiting) hd_resume(r);
   return 0;
 }
 
 size_t httpd_stream_queued(const httpd_req *r) { return r->q_len - r->q_off; }
 
+static size_t hd_drain_at(const httpd_req *r) {
+  size_t half = r->h->o.max_stream_queue / 2;
+  return r->drain_at && r->drain_at < half ? r->drain_at : half;
+}
+
 int httpd_stream_drained(const httpd_req *r) {
-  return r->h == NULL || r->q_len - r->q_off <= r->h->o.max_stream_queue / 2;
+  return r->h == NULL || r->q_len - r->q_off <= hd_drain_at(r);
+}
+
+void httpd_stream_drain_at(httpd_req *r, size_t bytes) {
+  r->drain_at = bytes;
+  if (r->h && !httpd_stream_drained(r)) r->notified_drain = 0;
 }
 
 void httpd_stream_close(httpd_req *r) {

@@ -108,8 +108,12 @@ int httpd_stream(httpd_req *r, unsigned status, const char *const *headers, size
 int httpd_stream_send(httpd_req *r, const char *data, size_t len);
 /* Bytes queued and not yet handed to the socket. */
 size_t httpd_stream_queued(const httpd_req *r);
-/* 1 when at most half the queue's cap is queued (notify says when it drains to that). */
+/* 1 when at most half the queue's cap is queued, or fewer bytes as httpd_stream_drain_at
+ * set (notify says when it drains to that). */
 int httpd_stream_drained(const httpd_req *r);
+/* Drained means at most this many bytes queued (0, or more than half the cap: half). A
+ * relay keeps a small queue with it, however large the cap. */
+void httpd_stream_drain_at(httpd_req *r, size_t bytes);
 /* Ends the stream once its queue is sent. */
 void httpd_stream_close(httpd_req *r);
 /* The owner is done: an unanswered request gets 500, a stream is ended; freed once the

@@ -364,7 +364,7 @@ static size_t lh_opt_size(lua_State *L, const char *field) {
 
 /* request{url=, method=, headers={"Name: value", ...}, body=, framing="sse"|"ndjson"|"raw",
  *   connect_timeout_ms=, first_byte_timeout_ms=, idle_timeout_ms=, total_timeout_ms=,
- *   max_bytes=, max_event=, unix_socket="/abs/path"} -> req | nil, message, code
+ *   max_bytes=, max_event=, max_queued=, unix_socket="/abs/path"} -> req | nil, message, code
  * Starts the transfer now; read it with req:headers() and req:read(). unix_socket: connect
  * there instead of the URL's host (a sandbox's relay); the URL still gives Host and path. */
 static int lh_request(lua_State *L) {
@@ -391,6 +391,7 @@ static int lh_request(lua_State *L) {
   o.total_timeout_ms = lh_opt_ms(L, "total_timeout_ms");
   o.max_bytes = lh_opt_size(L, "max_bytes");
   o.max_event = lh_opt_size(L, "max_event");
+  o.max_queued = lh_opt_size(L, "max_queued");
   int ut = lua_getfield(L, 1, "unix_socket");
   if (ut != LUA_TNIL) {
     size_t ulen;

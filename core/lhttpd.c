@@ -261,9 +261,15 @@ static int lhd_queued(lua_State *L) {
   return 1;
 }
 
-/* stream:drain() -> gone: waits until at most half the queue's cap is queued, or the
- * client is gone */
-static int lhd_drain(lua_State *L) { return lhd_wait(L, lhd_check(L), LHD_WAIT_DRAIN, lhd_push_gone); }
+/* stream:drain([bytes]) -> gone: waits until at most half the queue's cap is queued (or
+ * at most bytes, when fewer), or the client is gone */
+static int lhd_drain(lua_State *L) {
+  lhd_req *q = lhd_check(L);
+  lua_Integer at = luaL_optinteger(L, 2, 0);
+  luaL_argcheck(L, at >= 0, 2, "must not be negative");
+  httpd_stream_drain_at(q->r, (size_t)at);
+  return lhd_wait(L, q, LHD_WAIT_DRAIN, lhd_push_gone);
+}
 
 /* req:wait_gone() -> true: waits until the client is gone or the response is sent */
 static int lhd_wait_gone(lua_State *L) { return lhd_wait(L, lhd_check(L), LHD_WAIT_GONE, lhd_push_gone); }

@@ -388,6 +388,15 @@ function M.serve(dir, o)
   return s
 end
 
+--- sanitized() -> whether the binary under test is a sanitizer build (make asan): it cannot
+--- run without /proc, and its memory figures hold the sanitizer's own (freed memory is kept)
+function M.sanitized()
+  local p = io.popen("readelf -d " .. sh_quote(M.BIN) .. " 2>/dev/null")
+  local needed = p:read("a")
+  p:close()
+  return needed:find("lib[aubltsan]*san%.so") ~= nil
+end
+
 --- kill_servers(): SIGKILL to every server M.serve or M.fake_forge started and no test stopped
 function M.kill_servers()
   for pid in pairs(servers) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end

@@ -21,7 +21,7 @@ local function bearer(key) return { "Authorization: Bearer " .. key } end
 -- local address to connect from (127.0.0.x: another client address on loopback)
 local sockets = {} -- every raw socket, closed after each test (an open luv handle at exit crashes)
 
-local function raw(port, text, from)
+local function raw(port, text, from, later)
   local c = uv.new_tcp()
   sockets[#sockets + 1] = c
   if from then assert(c:bind(from, 0)) end
@@ -38,7 +38,8 @@ local function raw(port, text, from)
   function conn.got() return table.concat(st.data), st.closed end
   function conn.write(s) if not c:is_closing() then c:write(s) end end
   function conn.close() if not c:is_closing() then c:close() end end
-  wait_for(function() return st.connected or st.closed end, "a connection")
+  function conn.connected() return st.connected or st.closed end
+  if not later then wait_for(conn.connected, "a connection") end
   return conn
 end
 
@@ -271,6 +272,117 @@ describe("orket serve", function()
       c.close()
     end
     assert.equal(500, open) -- they were all still there while the board was served
+    assert.equal(0, s.stop())
+  end)
+
+  it("refuses framing that could be read two ways with a 400 and a close, before any handler (RFC 9112)", function()
+    local dir = project()
+    local op = key(dir, "ops", "operator")
+    local s = start(dir)
+    local head = "POST /v1/cards/API-2/comments HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " .. op
+      .. "\r\nContent-Type: application/json\r\n"
+    local smuggled = "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    local function once(text, status, mhd)
+      local c = raw(s.port, text)
+      wait_for(function() local _, closed = c.got(); return closed end, "the close")
+      local got = c.got()
+      c.close()
+      assert.matches("^HTTP/1%.1 " .. status, got)
+      assert.matches("\r\n[Cc]onnection: close\r\n", got)
+      if mhd then return end -- refused by libmicrohttpd itself, with its own page, before us
+      assert.matches('"error":{"code":"', got, 1, true)
+      local _, answers = got:gsub("HTTP/1%.1 %d%d%d", "")
+      assert.equal(1, answers, got) -- what followed was never read as a request
+    end
+    -- Content-Length with Transfer-Encoding (6.1): the body read as chunked left a request behind
+    local chunked = "d\r\n{\"body\":\"x\"}\r\n0\r\n\r\n" .. smuggled
+    once(head .. "Content-Length: " .. #chunked .. "\r\nTransfer-Encoding: chunked\r\n\r\n" .. chunked, 400)
+    once(head .. "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n" .. chunked, 400)
+    -- two lengths (6.3), different or the same, and a list
+    once(head .. "Content-Length: 13\r\nContent-Length: 60\r\n\r\n{\"body\":\"x\"}" .. smuggled, 400)
+    once(head .. "Content-Length: 13\r\nContent-Length: 13\r\n\r\n{\"body\":\"x\"}", 400)
+    once(head .. "Content-Length: 13, 13\r\n\r\n{\"body\":\"x\"}", 400, "libmicrohttpd")
+    -- on every route, a GET's too
+    once("GET /health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+      .. smuggled, 400)
+    -- two transfer codings, or one it does not read
+    once(head .. "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n" .. chunked, 400)
+    once(head .. "Transfer-Encoding: gzip, chunked\r\n\r\n" .. chunked, 501)
+    -- and sound framing still works, both ways
+    local st = get(s.url .. "/v1/cards/API-2/comments", { method = "POST", headers = { "Authorization: Bearer " .. op,
+      "Content-Type: application/json", "Transfer-Encoding: chunked" }, body = cjson.encode { body = "chunked" } })
+    assert.equal(200, st)
+    st = get(s.url .. "/v1/cards/API-2/comments", { method = "POST", headers = { "Authorization: Bearer " .. op,
+      "Content-Type: application/json" }, body = cjson.encode { body = "sized" } })
+    assert.equal(200, st)
+    assert.equal(0, s.stop())
+  end)
+
+  it("answers pipelined requests in order", function()
+    local dir = project()
+    local v = key(dir, "v", "viewer")
+    local s = start(dir)
+    local paths = { "/v1/cards/API-1", "/health", "/v1/cards/API-2", "/v1/board", "/v1/cards/API-1", "/nope" }
+    local text = {}
+    for i, p in ipairs(paths) do
+      text[i] = "GET " .. p .. " HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " .. v .. "\r\n\r\n"
+    end
+    local c = raw(s.port, table.concat(text))
+    local function statuses()
+      local out = {}
+      for st in (c.got()):gmatch("HTTP/1%.1 (%d%d%d)") do out[#out + 1] = tonumber(st) end
+      return out
+    end
+    wait_for(function() local _, closed = c.got(); return closed or #statuses() == 6 end, "six answers or a close")
+    orket.sleep(100) -- nothing more comes
+    local got = c.got()
+    c.close()
+    local st = statuses()
+    if #st < 6 then -- the only other way: one answer that says it closes
+      assert.equal(1, #st, got)
+      assert.matches("\r\n[Cc]onnection: close\r\n", got)
+    else
+      assert.same({ 200, 200, 200, 200, 200, 404 }, st)
+      local ids = {}
+      for id in got:gmatch('"card":{[^}]-"id":"(API%-%d)"') do ids[#ids + 1] = id end
+      local order = {}
+      for piece in got:gmatch("HTTP/1%.1 %d%d%d.-\r\n\r\n[^\n]*") do
+        order[#order + 1] = piece:match('"format":"(orket%.%a+)/1"') or piece:match('"status":"ok"') and "health"
+          or piece:match('"not_found"') and "nope"
+      end
+      assert.same({ "orket.card", "health", "orket.card", "orket.board", "orket.card", "nope" }, order)
+    end
+    assert.equal(0, s.stop())
+  end)
+
+  it("ends with 0 however many SIGTERMs come while it stops", function()
+    for _ = 1, 6 do
+      local dir = project()
+      local s = start(dir)
+      -- SIGTERM after SIGTERM, as fast as the shell sends them, until the process is gone: one lands
+      -- in every moment of its stop, the last ones too
+      os.execute(string.format("while kill -TERM %d 2>/dev/null; do :; done", s.pid))
+      local rc = wait_for(function() return (H.read(dir .. "/serve.rc") or ""):match("^%d+") end, "the server's end")
+      assert.equal("0", rc)
+    end
+  end)
+
+  it("answers again once a flood past the connection cap has closed", function()
+    -- the default limits: 512 connections, 64 per address, headers within 10 s
+    local s = start(project())
+    local conns = {}
+    -- past the cap, 50 from each loopback address, all at once (the server then drops them
+    -- at one pass of its deadlines): 8 wait in the backlog
+    for i = 1, 520 do conns[i] = raw(s.port, nil, "127.0.0." .. (2 + (i - 1) // 50), true) end
+    wait_for(function()
+      for _, c in ipairs(conns) do if not c.connected() then return false end end
+      return true
+    end, "520 connections")
+    orket.sleep(14000) -- past the header deadline: the server drops the 512 it took
+    for _, c in ipairs(conns) do c.close() end
+    -- within one header deadline, not for good
+    local st = H.fetch { url = s.url .. "/health", total_timeout_ms = 10000 }
+    assert.equal(200, st)
     assert.equal(0, s.stop())
   end)
 

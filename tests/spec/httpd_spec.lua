@@ -195,6 +195,46 @@ describe("orket.c.httpd", function()
     srv:close()
   end)
 
+  it("lets a client read no further ahead than max_queued, and a stream wait for a small queue", function()
+    local sent, waited = 0, 0
+    local srv, base = serve({}, function(req)
+      local s = assert(req:stream(200, {}))
+      local piece = string.rep("q", 8 * 1024)
+      for _ = 1, 512 do -- 4 MiB
+        -- drain(bytes): waits until at most bytes are queued, far below half the cap
+        if s:queued() > 16 * 1024 then
+          waited = waited + 1
+          assert.is_false(s:drain(8 * 1024))
+          assert.is_true(s:queued() <= 8 * 1024)
+        end
+        assert(s:send(piece))
+        sent = sent + #piece
+      end
+      s:close()
+    end)
+    local r <close> = assert(require("orket.c.http").request { url = base .. "/", total_timeout_ms = 30000,
+      max_queued = 64 * 1024 })
+    assert.equal(200, (r:headers()))
+    -- not read for a while: the transfer pauses at max_queued (a piece past it at most)
+    H.wait_for(function() return r:ready() end, "a first part")
+    orket.sleep(300)
+    assert.is_true(r:received() <= 64 * 1024, "received " .. r:received())
+    assert.is_true(sent < 4 * 1024 * 1024) -- the server waited with it
+    -- then read: all of it arrives, in order
+    local n = 0
+    while true do
+      local ev = assert.is_not_nil(r:read())
+      if ev == false then break end
+      for _, x in ipairs(ev) do
+        assert.equal(string.rep("q", #x), x)
+        n = n + #x
+      end
+    end
+    assert.equal(4 * 1024 * 1024, n)
+    assert.is_true(waited > 0)
+    srv:close()
+  end)
+
   it("disconnects a stream's client that falls behind instead of buffering", function()
     local result
     local srv = serve({ max_stream_queue = 64 * 1024 }, function(req)

@@ -207,8 +207,11 @@ end
 -- an answer from the app carries at most this much, and takes at most this long
 M.PROXY_MAX_BYTES = 64 * 1024 * 1024
 M.PROXY_TIMEOUT_MS = 120000
--- bytes queued to the client before the proxy waits for it (half the server's stream cap)
-M.QUEUE_HIGH = 512 * 1024
+-- bytes queued to the client before the proxy waits for it to take half of them; and bytes
+-- read from the app ahead of the proxy, past which nothing more is read from it until the
+-- proxy takes them: a client that does not read costs about these two, not the answer
+M.QUEUE_HIGH = 128 * 1024
+M.APP_AHEAD = 32 * 1024
 -- an answer complete when its headers are read, and at most this long, is sent in one
 -- piece; any other is streamed
 M.WHOLE_MAX = 256 * 1024
@@ -268,7 +271,7 @@ function M.forward(req, ctx, row, url, own)
   for _, h in ipairs(own and own.pass_in(req) or {}) do headers[#headers + 1] = h end
   local r, rerr = http.request { url = url, unix_socket = row.socket,
     method = req.method == "HEAD" and "GET" or req.method, headers = headers, body = body, connect_timeout_ms = 5000,
-    total_timeout_ms = M.PROXY_TIMEOUT_MS, max_bytes = M.PROXY_MAX_BYTES }
+    total_timeout_ms = M.PROXY_TIMEOUT_MS, max_bytes = M.PROXY_MAX_BYTES, max_queued = M.APP_AHEAD }
   if not r then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(rerr)) end
   local guard <close> = r
   local status, got = r:headers()
@@ -317,8 +320,8 @@ function M.forward(req, ctx, row, url, own)
     if not ev then break end
     for _, piece in ipairs(ev) do
       -- within the stream's queue: a slow client is waited for here, never dropped for
-      -- the app's speed (what the app sends meanwhile waits in the transfer, capped)
-      if stream:queued() + #piece > M.QUEUE_HIGH and stream:drain() then return end
+      -- the app's speed (meanwhile the transfer pauses at APP_AHEAD: the app waits)
+      if stream:queued() + #piece > M.QUEUE_HIGH and stream:drain(M.QUEUE_HIGH // 2) then return end
       if not stream:send(piece) then return end -- the client is gone
     end
   end
