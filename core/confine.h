@@ -34,7 +34,9 @@ enum {
   CONFINE_SECCOMP = 1u << 13,   /* seccomp deny-list (see confine.c) */
   CONFINE_VIEW = 1u << 14,      /* mount namespace: a minimal root (system dirs read-only, the
                                    workspace, private /tmp, /proc, /dev), the host's unmounted */
-  CONFINE_NLAYERS = 15
+  CONFINE_PIDS = 1u << 15,      /* a pids cgroup of the run's own holds its process count,
+                                   root's too (RLIMIT_NPROC exempts root) */
+  CONFINE_NLAYERS = 16
 };
 
 /* Spec flags: grants beyond the default. */
@@ -61,7 +63,9 @@ typedef struct confine_limits {
   uint64_t address_space; /* RLIMIT_AS bytes (0: leave) */
   uint64_t file_size;     /* RLIMIT_FSIZE bytes (0: leave) */
   uint64_t open_files;    /* RLIMIT_NOFILE (0: leave) */
-  uint64_t processes;     /* RLIMIT_NPROC (0: leave; the kernel ignores it for root) */
+  uint64_t processes;     /* tasks at once: the pids cgroup's pids.max (plus the helper's
+                             own), else RLIMIT_NPROC, which the kernel ignores for root
+                             (0: no limit) */
 } confine_limits;
 
 typedef struct confine_spec {

@@ -97,7 +97,8 @@
   X(test_confine_spec_relay)               \
   X(test_confine_path_ok)                  \
   X(test_confine_view_plan)                \
-  X(test_confine_strip_accounts)
+  X(test_confine_strip_accounts)           \
+  X(test_confine_pids_paths)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)
