@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -134,49 +135,48 @@ int confine_pids_dir(const char *mnt, const char *root, const char *own, char *o
   return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
-/* The helper's cgroup directory in one hierarchy, checked to offer pids to a child.
- * Returns 0 with base filled, or -1 with why. */
-static int cp_base(int v2, char *base, size_t baselen, char *why, size_t whylen) {
+/* The helper's cgroup directory in one hierarchy, and the mount point above which it has
+ * no parent. Returns 0, or -1 with why. */
+static int cp_own(int v2, char *own, size_t ownlen, char *mnt, size_t mntlen, char *why, size_t whylen) {
   const char *what = v2 ? "cgroup2" : "cgroup v1 pids";
-  char text[65536], mnt[PATH_MAX], root[PATH_MAX], own[PATH_MAX];
+  char text[65536], root[PATH_MAX], path[PATH_MAX];
   if (cp_read("/proc/self/mountinfo", text, sizeof text) < 0) {
     snprintf(why, whylen, "%s: /proc/self/mountinfo: %s", what, strerror(errno));
     return -1;
   }
-  if (confine_pids_mount(text, v2, mnt, sizeof mnt, root, sizeof root) != 0) {
+  if (confine_pids_mount(text, v2, mnt, mntlen, root, sizeof root) != 0) {
     snprintf(why, whylen, "%s: not mounted", what);
     return -1;
   }
-  if (cp_read("/proc/self/cgroup", text, sizeof text) < 0 || confine_pids_own(text, v2, own, sizeof own) != 0) {
+  if (cp_read("/proc/self/cgroup", text, sizeof text) < 0 || confine_pids_own(text, v2, path, sizeof path) != 0) {
     snprintf(why, whylen, "%s at %.200s: this process has no cgroup there", what, mnt);
     return -1;
   }
-  if (confine_pids_dir(mnt, root, own, base, baselen) != 0) {
-    snprintf(why, whylen, "%s at %.100s: cgroup %.100s lies outside the mounted %.60s", what, mnt, own, root);
+  if (confine_pids_dir(mnt, root, path, own, ownlen) != 0) {
+    snprintf(why, whylen, "%s at %.100s: cgroup %.100s lies outside the mounted %.60s", what, mnt, path, root);
     return -1;
-  }
-  if (v2) {
-    /* A child gets pids.max only when its parent enables pids for its children; a cgroup
-     * holding processes (other than the root) cannot enable it itself, so none is forced
-     * here: whoever runs Orket delegates it (systemd: Delegate=pids). */
-    char path[PATH_MAX + 32], ctl[512];
-    snprintf(path, sizeof path, "%s/cgroup.subtree_control", base);
-    ssize_t n = cp_read(path, ctl, sizeof ctl);
-    if (n < 0) {
-      snprintf(why, whylen, "%s: %.200s: %s", what, path, strerror(errno));
-      return -1;
-    }
-    if (!cp_has_word(ctl, ctl + n, "pids")) {
-      snprintf(why, whylen, "%s: %.160s does not delegate pids to its children (cgroup.subtree_control: \"%.*s\")",
-               what, base, (int)(strcspn(ctl, "\n") > 80 ? 80 : strcspn(ctl, "\n")), ctl);
-      return -1;
-    }
   }
   return 0;
 }
 
-/* Makes base/orket-run-PID with pids.max and moves this process in. */
-static int cp_make(confine_pids *p, const char *base, uint64_t max, char *why, size_t whylen) {
+/* cgroup v2: 1 when dir enables pids for its children (cgroup.subtree_control), else 0
+ * with why. */
+static int cp_delegates(const char *dir, char *why, size_t whylen) {
+  char path[PATH_MAX + 32], ctl[512];
+  snprintf(path, sizeof path, "%s/cgroup.subtree_control", dir);
+  ssize_t n = cp_read(path, ctl, sizeof ctl);
+  if (n < 0) {
+    snprintf(why, whylen, "cgroup2: %.200s: %s", path, strerror(errno));
+    return 0;
+  }
+  if (cp_has_word(ctl, ctl + n, "pids")) return 1;
+  snprintf(why, whylen, "cgroup2: %.160s does not delegate pids to its children (cgroup.subtree_control: \"%.*s\")",
+           dir, (int)(strcspn(ctl, "\n") > 80 ? 80 : strcspn(ctl, "\n")), ctl);
+  return 0;
+}
+
+/* Makes base/orket-run-PID with pids.max and moves this process in from own. */
+static int cp_make(confine_pids *p, const char *base, const char *own, uint64_t max, char *why, size_t whylen) {
   char path[PATH_MAX + 32], num[32];
   int n = snprintf(p->dir, sizeof p->dir, "%s/orket-run-%d", base, (int)getpid());
   if (n < 0 || (size_t)n >= sizeof p->dir) {
@@ -184,7 +184,7 @@ static int cp_make(confine_pids *p, const char *base, uint64_t max, char *why, s
     p->dir[0] = '\0';
     return -1;
   }
-  snprintf(p->back, sizeof p->back, "%s/cgroup.procs", base);
+  snprintf(p->back, sizeof p->back, "%s/cgroup.procs", own);
   /* one of a helper that was killed outright, under a pid used again: empty, so removable */
   if (mkdir(p->dir, 0755) != 0 && !(errno == EEXIST && rmdir(p->dir) == 0 && mkdir(p->dir, 0755) == 0)) {
     snprintf(why, whylen, "mkdir %.200s: %s", p->dir, strerror(errno));
@@ -211,13 +211,38 @@ static int cp_make(confine_pids *p, const char *base, uint64_t max, char *why, s
   return 0;
 }
 
+/* cgroup v2: a child of the helper's own cgroup where that delegates pids; else a child of
+ * its parent, beside it, where the parent does: a process's own cgroup seldom can (the
+ * kernel lets no cgroup that holds processes enable controllers for children), while
+ * systemd enables pids for its slices and for a unit's delegated subtree, so that a
+ * service, a login session or a user's manager finds it one level up. */
+static int cp_v2(confine_pids *p, uint64_t max, char *why, size_t whylen) {
+  char own[PATH_MAX], mnt[PATH_MAX], w[300];
+  if (cp_own(1, own, sizeof own, mnt, sizeof mnt, why, whylen) != 0) return -1;
+  if (cp_delegates(own, w, sizeof w)) return cp_make(p, own, own, max, why, whylen);
+  char parent[PATH_MAX];
+  snprintf(parent, sizeof parent, "%s", own);
+  char *slash = strrchr(parent, '/');
+  if (strlen(own) <= strlen(mnt) || slash == NULL || slash - parent < (ptrdiff_t)strlen(mnt)) {
+    snprintf(why, whylen, "%s", w);
+    return -1;
+  }
+  *slash = '\0';
+  if (!cp_delegates(parent, w, sizeof w)) {
+    snprintf(why, whylen, "cgroup2: neither %.200s nor its parent delegates pids to its children", own);
+    return -1;
+  }
+  return cp_make(p, parent, own, max, why, whylen);
+}
+
 int confine_pids_open(confine_pids *p, uint64_t max, char *why, size_t whylen) {
   p->dir[0] = p->back[0] = '\0';
-  char base[PATH_MAX], w2[320], w1[320];
+  char own[PATH_MAX], mnt[PATH_MAX], w2[320], w1[320];
   /* v2 first, the layout of current systems; a hybrid layout's unified tree seldom has
    * the pids controller, and its v1 pids hierarchy serves instead */
-  if (cp_base(1, base, sizeof base, w2, sizeof w2) == 0 && cp_make(p, base, max, w2, sizeof w2) == 0) return 0;
-  if (cp_base(0, base, sizeof base, w1, sizeof w1) == 0 && cp_make(p, base, max, w1, sizeof w1) == 0) return 0;
+  if (cp_v2(p, max, w2, sizeof w2) == 0) return 0;
+  if (cp_own(0, own, sizeof own, mnt, sizeof mnt, w1, sizeof w1) == 0 && cp_make(p, own, own, max, w1, sizeof w1) == 0)
+    return 0;
   snprintf(why, whylen, "no pids cgroup: %s; %s", w2, w1);
   return -1;
 }
