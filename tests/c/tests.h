@@ -39,6 +39,8 @@
   X(test_schema_validate)                \
   X(test_gate_order)                     \
   X(test_gate_nested_paths)              \
+  X(test_gate_effects)                   \
+  X(test_gate_command_ask)               \
   X(test_pattern_cases)                  \
   X(test_pattern_depth)                  \
   X(test_pattern_budget)                 \
