@@ -1122,6 +1122,7 @@ static void cf_pids(const confine_spec *s, int root, confine_pids *p, unsigned *
   uint64_t max = s->lim.processes ? s->lim.processes + CONFINE_PIDS_OVERHEAD : 0;
   if (confine_pids_open(p, max, why, sizeof why) == 0) {
     *applied |= CONFINE_PIDS;
+    cf_say("C %s", p->dir); /* the runner removes it if this helper cannot */
     return;
   }
   /* what holds the count first: the reasons after it may be cut to fit a report line */

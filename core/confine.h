@@ -102,7 +102,8 @@ char **confine_encode(const char *helper, const confine_spec *s, char *scratch, 
 int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t errlen);
 
 /* The helper: never returns. Exits 127 after writing "F <layer> <message>" on fd 3 when the
- * spec is bad or a required layer cannot be applied. Otherwise writes on fd 3 "P <pid>" (the
+ * spec is bad or a required layer cannot be applied. Otherwise writes on fd 3 "C <dir>" (the
+ * run's pids cgroup, which it removes when it ends), "P <pid>" (the
  * program's process group), "W <layer> <why>" for each optional layer missing, "N <layer>
  * <what>" for one that held with less (the view without /proc), "L <applied
  * mask> <landlock abi>", execs the program in a child ("E <errno> <program>" if that

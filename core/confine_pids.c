@@ -5,7 +5,10 @@
 #include "confine_pids.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -175,6 +178,26 @@ static int cp_delegates(const char *dir, char *why, size_t whylen) {
   return 0;
 }
 
+/* Removes the empty cgroups that helpers killed outright left in base (their runner gone
+ * too, so nobody else will): orket-run-PID of a pid no process has now. A live helper's is
+ * never touched, even in the moment before it moves in; rmdir takes only empty ones. */
+static void cp_sweep(const char *base) {
+  DIR *d = opendir(base);
+  if (d == NULL) return;
+  struct dirent *e;
+  char path[PATH_MAX + 300];
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, "orket-run-", 10) != 0) continue;
+    char *end;
+    long pid = strtol(e->d_name + 10, &end, 10);
+    if (*end != '\0' || pid <= 0 || pid > INT_MAX) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    snprintf(path, sizeof path, "%s/%s", base, e->d_name);
+    (void)rmdir(path);
+  }
+  closedir(d);
+}
+
 /* Makes base/orket-run-PID with pids.max and moves this process in from own. */
 static int cp_make(confine_pids *p, const char *base, const char *own, uint64_t max, char *why, size_t whylen) {
   char path[PATH_MAX + 32], num[32];
@@ -185,6 +208,7 @@ static int cp_make(confine_pids *p, const char *base, const char *own, uint64_t 
     return -1;
   }
   snprintf(p->back, sizeof p->back, "%s/cgroup.procs", own);
+  cp_sweep(base);
   /* one of a helper that was killed outright, under a pid used again: empty, so removable */
   if (mkdir(p->dir, 0755) != 0 && !(errno == EEXIST && rmdir(p->dir) == 0 && mkdir(p->dir, 0755) == 0)) {
     snprintf(why, whylen, "mkdir %.200s: %s", p->dir, strerror(errno));

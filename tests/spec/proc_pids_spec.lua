@@ -5,15 +5,18 @@
 -- (the `pids` layer) holds it. No bomb is ever started that nothing would hold: where the
 -- runner has no such layer the test fails before any bomb, and as root where the machine
 -- offers no pids cgroup it is skipped, saying why (unheld, a bomb as root reached 32,000
--- tasks, the whole process table, before a 10 ms watchdog could stop it). As another user RLIMIT_NPROC holds it too:
--- counted per user, in the run's own user namespace where there is one (kernel 5.14+), so
--- the bomb stops at the limit either way, and this process, whose own limit is its
--- caller's, still forks. The test is bounded whatever happens: a watchdog on the loop
--- counts the bomb's processes (the helper's session) every 10 ms and, past twice the
--- limit, kills the helper (its PID namespace's init dies with it, and with that every
--- process in the namespace, in one step) and then the rest of the session; the program ends 5 s after it started (it execs sleep
--- after starting the bomb, so no fork is needed to end it, and the helper then sweeps
--- the rest), the run's timeout is 30 s, and the session is killed again at the end.
+-- tasks, the whole process table, before a 10 ms watchdog could stop it). As another
+-- user RLIMIT_NPROC holds it too: counted per user, in the run's own user namespace where
+-- there is one (kernel 5.14+), so the bomb stops at the limit either way, and this
+-- process, whose own limit is its caller's, still forks.
+--
+-- The test is bounded whatever happens: a watchdog on the loop counts the bomb's
+-- processes (the helper's session) every 10 ms and, past twice the limit, kills the
+-- helper (its PID namespace's init dies with it, and with that every process in the
+-- namespace, in one step) and then the rest of the session; the test ends the program
+-- (it execs sleep after starting the bomb, so ending needs no fork) 50 samples after the
+-- bomb first came near its limit, the helper then sweeping the rest; and the session is
+-- killed again at the end.
 local proc = require "orket.c.proc"
 local uv = require "luv"
 local H = require "tests.helpers"
@@ -87,24 +90,38 @@ describe("orket.c.proc.run under a fork bomb", function()
       return
     end
 
-    local sid, max, forked, watchdog = nil, 0, nil, false
+    -- The program starts the bomb and waits; the test ends it (SIGTERM to its sleep) 50
+    -- samples after the bomb first came near its limit, or after 1000 whatever it did.
+    local sid, max, forked, watchdog, ticks, full = nil, 0, nil, false, 0, 0
+    local function stop_program()
+      for _, pid in ipairs(session(sid)) do
+        local f = io.open("/proc/" .. pid .. "/comm")
+        local comm = f and f:read("l")
+        if f then f:close() end
+        if comm == "sleep" then uv.kill(pid, "sigterm") end
+      end
+    end
     local t = uv.new_timer()
     t:start(10, 10, function()
       sid = sid or helper_pid()
       if not sid then return end
+      ticks = ticks + 1
       local n = #session(sid)
       if n > max then max = n end
-      if n > 2 * LIMIT then -- not held: stop it now rather than at the timeout
+      if n > 2 * LIMIT then -- not held: stop it now
         watchdog = true
         kill_session(sid)
+        return
       end
       if forked == nil and n >= LIMIT / 2 then
         -- a fork and exec of this process while the bomb runs at its limit
         forked = os.execute("true") == true
       end
+      if max >= LIMIT - 8 then full = full + 1 end
+      if full == 50 or ticks == 1000 then stop_program() end
     end)
-    local r, err = proc.run { argv = { "sh", "-c", "b() { b | b & }; b & exec sleep 5" }, cwd = ws,
-      timeout_ms = 30000, limits = { processes = LIMIT } }
+    local r, err = proc.run { argv = { "sh", "-c", "b() { b | b & }; b & exec sleep 120" }, cwd = ws,
+      timeout_ms = 120000, limits = { processes = LIMIT } }
     t:stop()
     t:close()
     if sid then kill_session(sid) end
@@ -112,9 +129,10 @@ describe("orket.c.proc.run under a fork bomb", function()
     assert.is_false(watchdog, "the bomb grew past twice the limit: " .. max .. " tasks")
     -- the helper and the PID namespace's init share the cgroup with the program
     assert.is_true(max <= LIMIT + 2, max .. " tasks at once")
-    assert.is_true(max >= LIMIT / 2, "the bomb never ran: " .. max .. " tasks")
+    assert.is_true(max >= LIMIT / 2, string.format("the bomb never ran: at most %d tasks in %d samples (%s %s; %s)",
+      max, ticks, r.reason, tostring(r.signal or r.code), r.stderr:sub(1, 200)))
     assert.is_true(forked, "this process could not fork while the bomb ran")
-    assert.equal("exit", r.reason)
+    assert.equal("SIGTERM", r.signal)
     if held then
       -- the run's cgroup went with it
       local left = io.popen("find /sys/fs/cgroup -maxdepth 4 -name 'orket-run-" .. sid .. "' 2>/dev/null"):read("a")
@@ -122,5 +140,44 @@ describe("orket.c.proc.run under a fork bomb", function()
     end
     io.write("\n  fork bomb: at most ", max, " tasks at once (limit ", LIMIT, ", ",
       held and "pids cgroup" or "RLIMIT_NPROC", ")\n")
+  end)
+
+  it("leaves no pids cgroup behind when the helper is killed outright, nor one left before", function()
+    local ws = H.tmpdir()
+    local probe = assert(proc.run { argv = { "true" }, cwd = ws, timeout_ms = 10000 })
+    if probe.missing.pids then
+      pending("no pids cgroup here: " .. tostring(probe.missing.pids))
+      return
+    end
+    local sid, base
+    local t, later = uv.new_timer(), uv.new_timer()
+    t:start(20, 20, function()
+      sid = sid or helper_pid()
+      if sid then
+        t:stop()
+        -- once the program runs (its cgroup made), what the runner's backstop does
+        later:start(300, 0, function()
+          base = io.popen("find /sys/fs/cgroup -maxdepth 4 -name 'orket-run-" .. sid .. "' 2>/dev/null"):read("l")
+          uv.kill(sid, "sigkill")
+        end)
+      end
+    end)
+    proc.run { argv = { "sleep", "20" }, cwd = ws, timeout_ms = 15000 }
+    t:close()
+    later:close()
+    assert.is_number(sid)
+    kill_session(sid)
+    base = assert(base, "the run's cgroup was not found")
+    -- the runner removed it once the helper was gone, unless the killed tree had not left
+    -- it yet (rmdir takes only an empty cgroup); then the next run beside it does, since no
+    -- process has that pid any more. So does one that a helper killed with its runner
+    -- left, with nobody to remove it (a pid above pid_max: no process ever has it).
+    local stale = base:match("^(.*)/[^/]+$") .. "/orket-run-" .. math.tointeger(2 ^ 22 + 1)
+    assert(uv.fs_mkdir(stale, 493))
+    local gone_at_once = uv.fs_stat(base) == nil
+    assert(proc.run { argv = { "true" }, cwd = ws, timeout_ms = 10000 })
+    assert.is_nil(uv.fs_stat(stale))
+    assert.is_nil(uv.fs_stat(base))
+    io.write("\n  a helper killed outright: its cgroup removed ", gone_at_once and "by the runner" or "by the next run", "\n")
   end)
 end)
