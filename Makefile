@@ -81,7 +81,7 @@ $(BUILD)/orket: $(CORE_OBJ) $(BUILD)/core/main.o $(BUILD)/core/bytecode_data.o
 
 # The process runner's helper (core/confine_main.c), found next to orket: static (no
 # dynamic loader at each run's exec), except in sanitizer builds, which cannot be.
-$(BUILD)/orket-confine: $(BUILD)/core/confine_main.o $(BUILD)/core/confine.o $(BUILD)/core/confine_relay.o
+$(BUILD)/orket-confine: $(BUILD)/core/confine_main.o $(BUILD)/core/confine.o $(BUILD)/core/confine_relay.o $(BUILD)/core/confine_pids.o
 	$(CC) $(CFLAGS) $(LDFLAGS) $(if $(findstring sanitize,$(LDFLAGS)),,-static) $^ -lseccomp -o $@
 
 # The C tests also call libgit2 themselves (repositories set up behind gitrepo's back), so

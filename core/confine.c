@@ -5,6 +5,7 @@
  * left when the program ends. Uses Linux syscalls and libseccomp. */
 #define _GNU_SOURCE
 #include "confine.h"
+#include "confine_pids.h"
 #include "confine_relay.h"
 
 #include <dirent.h>
@@ -62,7 +63,7 @@ struct cf_ruleset_attr {
 static const char *const cf_names[CONFINE_NLAYERS] = {
     "session", "fds",   "env",      "cwd",          "rlimits",        "no_new_privs", "caps",
     "userns",  "netns", "pidns",    "landlock",     "landlock_net",   "landlock_scope", "seccomp",
-    "view",
+    "view",    "pids",
 };
 
 const char *confine_layer_name(unsigned bit) {
@@ -348,14 +349,17 @@ static int cf_rlimit(int res, uint64_t want, uint64_t slack) {
   return setrlimit(res, &r);
 }
 
-static int cf_rlimits(const confine_limits *l) {
+/* RLIMIT_NPROC only without the pids cgroup: the kernel counts it per user (in its user
+ * namespace), so where the cgroup counts this run alone it would only add a count of the
+ * user's other processes. */
+static int cf_rlimits(const confine_limits *l, int pids_held) {
   int rc = 0;
   rc |= cf_rlimit(RLIMIT_CPU, l->cpu_seconds, 1);
   rc |= cf_rlimit(RLIMIT_DATA, l->memory, 0);
   rc |= cf_rlimit(RLIMIT_AS, l->address_space, 0);
   rc |= cf_rlimit(RLIMIT_FSIZE, l->file_size, 0);
   rc |= cf_rlimit(RLIMIT_NOFILE, l->open_files, 0);
-  rc |= cf_rlimit(RLIMIT_NPROC, l->processes, 0);
+  if (!pids_held) rc |= cf_rlimit(RLIMIT_NPROC, l->processes, 0);
   struct rlimit none = {0, 0};
   rc |= setrlimit(RLIMIT_CORE, &none);
   return rc;
@@ -1079,7 +1083,7 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
   }
   /* The limits come last: nothing here allocates after them (a sanitizer build of this
    * helper could not, under the program's memory limit). */
-  if (cf_rlimits(&s->lim) != 0) cf_fail("rlimits", "setrlimit: %s", strerror(errno));
+  if (cf_rlimits(&s->lim, (applied & CONFINE_PIDS) != 0) != 0) cf_fail("rlimits", "setrlimit: %s", strerror(errno));
   applied |= CONFINE_RLIMITS;
   if (s->require & ~applied)
     cf_fail("require", "required layers are missing (mask %u)", s->require & ~applied);
@@ -1102,6 +1106,32 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
     }
     if (r < 0 && errno != EINTR) _exit(0);
   }
+}
+
+/* The run's pids cgroup (confine_pids.h), entered by the helper before it forks. Missing,
+ * the report says what holds the count instead: RLIMIT_NPROC for any user but root, and
+ * for root nothing (the kernel exempts it), so that a run as root says so. A require of
+ * "pids" fails here, before anything runs. */
+static void cf_pids(const confine_spec *s, int root, confine_pids *p, unsigned *applied) {
+  p->dir[0] = p->back[0] = '\0';
+  if (!(s->want & CONFINE_PIDS)) {
+    cf_missing(s, CONFINE_PIDS, "switched off");
+    return;
+  }
+  char why[400], msg[480];
+  uint64_t max = s->lim.processes ? s->lim.processes + CONFINE_PIDS_OVERHEAD : 0;
+  if (confine_pids_open(p, max, why, sizeof why) == 0) {
+    *applied |= CONFINE_PIDS;
+    cf_say("C %s", p->dir); /* the runner removes it if this helper cannot */
+    return;
+  }
+  /* what holds the count first: the reasons after it may be cut to fit a report line */
+  snprintf(msg, sizeof msg, "%s: %s",
+           !s->lim.processes ? "no process limit was asked"
+           : root            ? "root is exempt from RLIMIT_NPROC, so nothing holds the process count"
+                             : "RLIMIT_NPROC holds the process count (per user)",
+           why);
+  cf_missing(s, CONFINE_PIDS, msg);
 }
 
 /* ---- the helper: supervise, sweep, pass the status on --------------------------------------------- */
@@ -1216,6 +1246,7 @@ void confine_main(int argc, char **argv) {
   prctl(PR_SET_CHILD_SUBREAPER, 1);
 
   unsigned applied = 0;
+  int root = geteuid() == 0; /* before the user namespace, where root shows as uid 1000 */
   if (getsid(0) == getpid()) applied |= CONFINE_SESSION;
   else cf_fail("session", "the helper does not lead its own session");
   char why[300];
@@ -1268,9 +1299,14 @@ void confine_main(int argc, char **argv) {
     }
   }
 
+  /* The pids cgroup last before the fork, so that every failure above leaves none
+   * behind; from here on every way out passes the sweep and its removal below. */
+  confine_pids pids;
+  cf_pids(&s, root, &pids, &applied);
   pid_t prog = fork();
   if (prog < 0) {
     confine_relay_close(relay);
+    confine_pids_close(&pids);
     cf_fail("session", "fork: %s", strerror(errno));
   }
   if (prog == 0) {
@@ -1306,6 +1342,7 @@ void confine_main(int argc, char **argv) {
   }
   /* The program ended: nothing it started may outlive it. */
   cf_sweep(prog, &prog_status, &prog_done);
+  confine_pids_close(&pids);
   if (status[0] >= 0) {
     int inner;
     if (read(status[0], &inner, sizeof inner) == (ssize_t)sizeof inner) prog_status = inner;
@@ -1361,6 +1398,15 @@ static int cf_try_view(void) {
   return mount("tmpfs", CF_STAGE, "tmpfs", MS_NOSUID | MS_NODEV, "size=4k");
 }
 
+/* As in a run: a pids cgroup made, entered and removed. */
+static int cf_try_pids(void) {
+  confine_pids p;
+  char why[400];
+  if (confine_pids_open(&p, 0, why, sizeof why) != 0) return -1;
+  confine_pids_close(&p);
+  return 0;
+}
+
 unsigned confine_probe(int *landlock_abi) {
   unsigned offered = CONFINE_NNP;
   int abi = cf_landlock_abi();
@@ -1374,5 +1420,6 @@ unsigned confine_probe(int *landlock_abi) {
   if (cf_try(cf_try_seccomp)) offered |= CONFINE_SECCOMP;
   if (cf_try(cf_try_caps)) offered |= CONFINE_CAPS;
   if (cf_try(cf_try_view)) offered |= CONFINE_VIEW;
+  if (cf_try(cf_try_pids)) offered |= CONFINE_PIDS;
   return offered;
 }

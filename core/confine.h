@@ -34,7 +34,9 @@ enum {
   CONFINE_SECCOMP = 1u << 13,   /* seccomp deny-list (see confine.c) */
   CONFINE_VIEW = 1u << 14,      /* mount namespace: a minimal root (system dirs read-only, the
                                    workspace, private /tmp, /proc, /dev), the host's unmounted */
-  CONFINE_NLAYERS = 15
+  CONFINE_PIDS = 1u << 15,      /* a pids cgroup of the run's own holds its process count,
+                                   root's too (RLIMIT_NPROC exempts root) */
+  CONFINE_NLAYERS = 16
 };
 
 /* Spec flags: grants beyond the default. */
@@ -61,7 +63,9 @@ typedef struct confine_limits {
   uint64_t address_space; /* RLIMIT_AS bytes (0: leave) */
   uint64_t file_size;     /* RLIMIT_FSIZE bytes (0: leave) */
   uint64_t open_files;    /* RLIMIT_NOFILE (0: leave) */
-  uint64_t processes;     /* RLIMIT_NPROC (0: leave; the kernel ignores it for root) */
+  uint64_t processes;     /* tasks at once: the pids cgroup's pids.max (plus the helper's
+                             own), else RLIMIT_NPROC, which the kernel ignores for root
+                             (0: no limit) */
 } confine_limits;
 
 typedef struct confine_spec {
@@ -98,7 +102,8 @@ char **confine_encode(const char *helper, const confine_spec *s, char *scratch, 
 int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t errlen);
 
 /* The helper: never returns. Exits 127 after writing "F <layer> <message>" on fd 3 when the
- * spec is bad or a required layer cannot be applied. Otherwise writes on fd 3 "P <pid>" (the
+ * spec is bad or a required layer cannot be applied. Otherwise writes on fd 3 "C <dir>" (the
+ * run's pids cgroup, which it removes when it ends), "P <pid>" (the
  * program's process group), "W <layer> <why>" for each optional layer missing, "N <layer>
  * <what>" for one that held with less (the view without /proc), "L <applied
  * mask> <landlock abi>", execs the program in a child ("E <errno> <program>" if that

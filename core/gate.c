@@ -76,6 +76,31 @@ int gate_glob(const char *pattern, const char *s, size_t n) {
   return res;
 }
 
+/* ---- effect kinds ----------------------------------------------------------------------- */
+
+static const gate_effect gate_effect_table[] = {
+    {"read", GATE_EFFECT_DECLARED},
+    {"board", GATE_EFFECT_DECLARED},
+    {"write", GATE_EFFECT_DECLARED | GATE_EFFECT_WRITES | GATE_EFFECT_OUTSIDE | GATE_EFFECT_RECOVER},
+    {"process", GATE_EFFECT_DECLARED | GATE_EFFECT_PROGRAM | GATE_EFFECT_OUTSIDE | GATE_EFFECT_RECOVER},
+    {"sandbox", GATE_EFFECT_DECLARED | GATE_EFFECT_OUTSIDE | GATE_EFFECT_RECOVER},
+    {"mcp", GATE_EFFECT_OUTSIDE},
+    {NULL, 0},
+};
+
+const gate_effect *gate_effects(void) { return gate_effect_table; }
+
+int gate_effect_flags(const char *name, unsigned *flags) {
+  if (name == NULL) name = "read";
+  for (const gate_effect *e = gate_effect_table; e->name; e++)
+    if (strcmp(e->name, name) == 0) {
+      *flags = e->flags;
+      return 0;
+    }
+  *flags = 0;
+  return -1;
+}
+
 /* ---- decisions -------------------------------------------------------------------------- */
 
 static void gd_set(gate_decision *d, gate_verdict v, const char *code, const char *remedy,
@@ -112,6 +137,7 @@ typedef struct gate_walk {
   long long bytes;
   char where[256]; /* the argument being looked at: "path", "edits[2].path" */
   size_t wlen;
+  int writes;      /* the tool's effect writes: its paths must be writable */
 } gate_walk;
 
 /* Appends ".key" ("key" at the top) or "[i]" to w->where; returns the old length for
@@ -148,7 +174,7 @@ static int gw_path(gate_walk *w, const jv *s) {
            "%s: argument '%s' %s", in->tool, w->where, e.msg + strlen("workspace: "));
     return -1;
   }
-  if (in->tool_writes && ws_path_protected(p->norm[p->n])) {
+  if (w->writes && ws_path_protected(p->norm[p->n])) {
     gd_set(w->d, GATE_DENY, "PATH_PROTECTED",
            "Control files (.git/, .orket/, roles/, tools/, policies/, orket.lua) are read-only to agents; write elsewhere or ask the developer with request_input.",
            "%s: argument '%s' names a protected path: %s", in->tool, w->where, p->norm[p->n]);
@@ -323,6 +349,28 @@ static const char *const gate_level_codes[] = {"POLICY_DENY", "POLICY_ASK", "POL
 static const gate_verdict gate_level_verdicts[] = {GATE_DENY, GATE_ASK, GATE_ALLOW};
 
 /* Returns 1 when a rule decided (d filled). */
+/* A tool that runs a program (GATE_EFFECT_PROGRAM), allowed by every check before and by no
+ * policy: asked about unless args.argv[0] is one of the project's commands as written.
+ * Arguments without an argv array have no program to ask about (run_tests runs the
+ * project's own command). Returns 1 when it decided. */
+static int gate_program(const gate_input *in, const jv *args, gate_decision *d) {
+  const jv *argv = jv_get(args, "argv");
+  if (argv == NULL || argv->type != JV_ARR) return 0;
+  const jv *prog = argv->n > 0 ? &argv->u.items[0] : NULL;
+  if (prog && prog->type == JV_STR)
+    for (size_t i = 0; i < in->n_commands; i++)
+      if (strlen(in->commands[i]) == prog->n && memcmp(in->commands[i], prog->u.s, prog->n) == 0) return 0;
+  char buf[160];
+  const char *name = prog == NULL ? "nil" : prog->type == JV_STR ? gate_cstr(prog, buf, sizeof buf) : "?";
+  if (name == buf) /* the model's text, shown quoted on one line */
+    for (char *c = buf; *c; c++)
+      if ((unsigned char)*c < 0x20 || *c == '"' || *c == '\\') *c = '?';
+  gd_set(d, GATE_ASK, "COMMAND_ASK",
+         "Wait for a developer's approval, or use run_tests or a program the project allows.",
+         "program \"%s\" is not in verify.commands and no policy allows it", name);
+  return 1;
+}
+
 static int gate_policies(const gate_input *in, const gate_paths *p, gate_decision *d) {
   for (int level = GATE_RULE_DENY; level <= GATE_RULE_ALLOW; level++) {
     for (size_t i = 0; i < in->n_rules; i++) {
@@ -354,14 +402,17 @@ static int gate_policies(const gate_input *in, const gate_paths *p, gate_decisio
   return 0;
 }
 
-void gate_measure(const jv *schema, const jv *args, int writes, long long *bytes, long long *files) {
+void gate_measure(const jv *schema, const jv *args, const char *effect, long long *bytes, long long *files) {
   *bytes = *files = 0;
+  unsigned flags;
+  (void)gate_effect_flags(effect, &flags);
+  int writes = (flags & GATE_EFFECT_WRITES) != 0;
   gate_paths *p = malloc(sizeof *p);
   if (p == NULL) return;
   p->n = 0;
-  gate_input in = {.tool = "", .tool_writes = writes};
+  gate_input in = {.tool = "", .effect = effect};
   gate_decision d;
-  gate_walk w = {.in = &in, .p = p, .d = &d, .bytes = 0, .where = "", .wlen = 0};
+  gate_walk w = {.in = &in, .p = p, .d = &d, .bytes = 0, .where = "", .wlen = 0, .writes = writes};
   (void)gw_value(&w, schema, args, 0); /* an allowed call's walk finishes; counts so far otherwise */
   *bytes = w.bytes;
   *files = writes ? (long long)p->n : 0;
@@ -374,6 +425,12 @@ void gate_check(const gate_input *in, gate_decision *d) {
   if (!in->tool_known) {
     gd_set(d, GATE_DENY, "TOOL_UNKNOWN", "Call one of the tools listed in your instructions.",
            "no tool named '%.100s'", tool);
+    return;
+  }
+  unsigned effect;
+  if (gate_effect_flags(in->effect, &effect) != 0) { /* the registry lets none through */
+    gd_set(d, GATE_DENY, "INTERNAL", "Call another tool; this one is misdeclared.",
+           "%s: unknown effect kind '%.40s'", tool, in->effect);
     return;
   }
   if (in->restrict_tools) {
@@ -413,11 +470,12 @@ void gate_check(const gate_input *in, gate_decision *d) {
     gd_set(d, GATE_DENY, "INTERNAL", "Retry the call.", "%s: out of memory in the gate", tool);
     return;
   }
-  gate_walk w = {.in = in, .p = p, .d = d, .bytes = 0, .where = "", .wlen = 0};
+  gate_walk w = {.in = in, .p = p, .d = d, .bytes = 0, .where = "", .wlen = 0,
+                 .writes = (effect & GATE_EFFECT_WRITES) != 0};
   p->n = 0;
   if (gw_value(&w, in->schema, args, 0) != 0) goto done;
   long long bytes = w.bytes;
-  long long files = in->tool_writes ? (long long)p->n : 0;
+  long long files = w.writes ? (long long)p->n : 0;
   if (gate_limit(in, d, "tool call", in->turn.calls, 1, in->limits.calls_turn, "turn") ||
       gate_limit(in, d, "tool call", in->run.calls, 1, in->limits.calls_run, "run") ||
       gate_limit(in, d, "bytes written", in->turn.bytes, bytes, in->limits.bytes_turn, "turn") ||
@@ -436,6 +494,7 @@ void gate_check(const gate_input *in, gate_decision *d) {
   }
   if (to && gate_transition(in, to, to == &fixed, d) != 0) goto done;
   if (gate_policies(in, p, d)) goto done;
+  if ((effect & GATE_EFFECT_PROGRAM) && gate_program(in, args, d)) goto done;
   gd_set(d, GATE_ALLOW, "ALLOWED", "", "%s: allowed (no rule refused it)", tool);
 done:
   free(p);

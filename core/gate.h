@@ -5,7 +5,9 @@
  * writable (PATH_PROTECTED); per-turn and per-run limits (LIMIT_EXCEEDED); a status change is
  * legal for this actor on this card (statemachine.c's sm_check, its own code); operator
  * policy rules, deny -> ask -> allow, first match within a level (POLICY_DENY/ASK/ALLOW, or
- * POLICY_ERROR when a predicate fails). Otherwise ALLOWED. Pure C over schema.h values. */
+ * POLICY_ERROR when a predicate fails); a program a tool would run that the project does
+ * not list is asked about (COMMAND_ASK). Otherwise ALLOWED. Pure C over schema.h values.
+ * Also the one table of tool effect kinds, which the engine reads through the binding. */
 #ifndef ORKET_GATE_H
 #define ORKET_GATE_H
 
@@ -14,6 +16,31 @@
 #include "schema.h"
 
 typedef enum { GATE_ALLOW = 0, GATE_DENY, GATE_ASK } gate_verdict;
+
+/* What a tool's effect kind means, to the gate and to the engine. */
+enum {
+  GATE_EFFECT_WRITES = 1u << 0,  /* changes the workspace: its paths must be writable and
+                                    count as files touched */
+  GATE_EFFECT_OUTSIDE = 1u << 1, /* acts outside the store: the engine journals its intent
+                                    and runs it between two transactions of the step */
+  GATE_EFFECT_PROGRAM = 1u << 2, /* runs the program args.argv names: asked about unless the
+                                    project lists it (COMMAND_ASK) */
+  GATE_EFFECT_RECOVER = 1u << 3, /* may say how to recover after a crash cut it short
+                                    (idempotent, recover) */
+  GATE_EFFECT_DECLARED = 1u << 4, /* a tool file may declare it (the others are given by
+                                     the runtime: an MCP server's tools) */
+};
+
+typedef struct gate_effect {
+  const char *name; /* "read", "write", "board", "process", "sandbox", "mcp" */
+  unsigned flags;   /* GATE_EFFECT_* */
+} gate_effect;
+
+/* The table of effect kinds, ending with a NULL name. */
+const gate_effect *gate_effects(void);
+
+/* The flags of an effect kind (NULL: "read"); -1 for a name not in the table. */
+int gate_effect_flags(const char *name, unsigned *flags);
 
 typedef struct gate_decision {
   gate_verdict verdict;
@@ -58,7 +85,7 @@ typedef struct gate_input {
   const char *tool;
   int tool_known;                    /* the registry holds this tool */
   const jv *schema;                  /* its parameters (checked with schema_check) */
-  int tool_writes;                   /* it changes the workspace: paths must be writable */
+  const char *effect;                /* its effect kind (gate_effects; NULL: "read") */
   const char *fixed_status;          /* the status the tool always moves the card to, or NULL */
   const char *const *allowed;        /* tools the actor's roles may use */
   size_t n_allowed;
@@ -78,6 +105,10 @@ typedef struct gate_input {
   schema_limits schema_limits;
   const gate_rule *rules;
   size_t n_rules;
+  /* The programs a tool with GATE_EFFECT_PROGRAM runs unasked: args.argv[0] exactly as
+   * written (no PATH lookup), the project's verify.commands. */
+  const char *const *commands;
+  size_t n_commands;
   /* Rules with predicate set: 1 matches, 0 does not, -1 failed (d->reason filled). */
   int (*predicate)(void *ud, size_t rule, gate_decision *d);
   void *ud;
@@ -89,8 +120,9 @@ typedef struct gate_input {
 void gate_check(const gate_input *in, gate_decision *d);
 
 /* What a call of a tool with this schema adds to the counters: the bytes of its "content"
- * strings and, when writes, its path arguments; by the same walk gate_check uses. */
-void gate_measure(const jv *schema, const jv *args, int writes, long long *bytes, long long *files);
+ * strings and, for an effect that writes, its path arguments; by the same walk gate_check
+ * uses. */
+void gate_measure(const jv *schema, const jv *args, const char *effect, long long *bytes, long long *files);
 
 /* Glob match: '*' any run without '/', '**' any run, '**' followed by '/' zero or more whole
  * directories, '?' one byte other than '/'; a trailing slash-double-star also matches the directory. Linear in

@@ -295,7 +295,8 @@ static const jv *lg_schema_at(lua_State *L, int idx, jv_arena *a) {
 }
 
 /* check(input) -> {verdict=, code=, reason=, remedy=, rule=}
- * input: seat, roles, tool, tool_known, schema, tool_writes, fixed_status, fixed_reason,
+ * input: seat, roles, tool, tool_known, schema, effect (the tool's effect kind), commands
+ * (programs an effect that runs one runs unasked), fixed_status, fixed_reason,
  * allowed (list or nil), args, args_error, card_id, card_status, card_type, card_worked_by,
  * card_deps_done (nil: done), turn/run {calls, bytes, files}, limits {calls_turn, calls_run,
  * bytes_turn, bytes_run, files_turn, files_run}, schema_limits, rules, predicate. */
@@ -317,9 +318,9 @@ static int lg_check(lua_State *L) {
   luaL_argcheck(L, in.tool != NULL, 1, "tool must be a string");
   lua_getfield(L, 1, "tool_known");
   in.tool_known = lua_toboolean(L, -1);
-  lua_getfield(L, 1, "tool_writes");
-  in.tool_writes = lua_toboolean(L, -1);
-  lua_pop(L, 2);
+  lua_pop(L, 1);
+  in.effect = lg_optstr(L, 1, "effect");
+  in.commands = lg_strlist(L, 1, "commands", a, &in.n_commands);
   lua_getfield(L, 1, "schema");
   in.schema = lg_schema_at(L, -1, a);
   lua_pop(L, 1); /* a compiled schema stays alive in input.schema */
@@ -383,23 +384,45 @@ static int lg_check(lua_State *L) {
   return 1;
 }
 
-/* measure(schema, args, writes) -> bytes, files: what a call adds to the counters (the
+/* measure(schema, args, effect) -> bytes, files: what a call adds to the counters (the
  * gate's own walk; for a call whose decision is not at hand, e.g. one resumed after a crash) */
 static int lg_measure(lua_State *L) {
   luaL_checkany(L, 1);
   luaL_checkany(L, 2);
+  const char *effect = luaL_optstring(L, 3, NULL);
   lua_settop(L, 3);
-  int writes = lua_toboolean(L, 3);
   jv_arena *a = ljv_arena(L); /* [4] */
   const jv *schema = lg_schema_at(L, 1, a);
   ljv_conv c = {a, 0, {0}};
   jv *args = jv_alloc(a, sizeof *args);
   long long bytes = 0, files = 0;
-  if (args && ljv_tojv(L, 2, args, &c, 0, "args") == 0) gate_measure(schema, args, writes, &bytes, &files);
+  if (args && ljv_tojv(L, 2, args, &c, 0, "args") == 0) gate_measure(schema, args, effect, &bytes, &files);
   jv_arena_free(a);
   lua_pushinteger(L, (lua_Integer)bytes);
   lua_pushinteger(L, (lua_Integer)files);
   return 2;
+}
+
+/* Pushes effects: {name = {writes =, outside =, program =, recover =, declared =}} for
+ * each kind of gate_effects(), the one table the engine and the registry read. */
+static void lg_push_effects(lua_State *L) {
+  static const struct {
+    const char *key;
+    unsigned bit;
+  } flags[] = {{"writes", GATE_EFFECT_WRITES},
+               {"outside", GATE_EFFECT_OUTSIDE},
+               {"program", GATE_EFFECT_PROGRAM},
+               {"recover", GATE_EFFECT_RECOVER},
+               {"declared", GATE_EFFECT_DECLARED}};
+  lua_newtable(L);
+  for (const gate_effect *e = gate_effects(); e->name; e++) {
+    lua_createtable(L, 0, 5);
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+      lua_pushboolean(L, (e->flags & flags[i].bit) != 0);
+      lua_setfield(L, -2, flags[i].key);
+    }
+    lua_setfield(L, -2, e->name);
+  }
 }
 
 static const luaL_Reg lg_funcs[] = {
@@ -437,5 +460,7 @@ int luaopen_orket_gate(lua_State *L) {
   luaL_setmetatable(L, LG_POOL);
   lua_pushcclosure(L, lg_check, 1);
   lua_setfield(L, -2, "check");
+  lg_push_effects(L);
+  lua_setfield(L, -2, "effects");
   return 1;
 }

@@ -18,6 +18,9 @@
 #define LP_CTX "orket.proc.ctx"
 #define LP_MAX_ARGS 4096
 #define LP_MAX_ENV 256
+/* limits.processes when a run gives none: tasks at once (threads count), far above a
+ * build's needs, far below a machine's process table */
+#define LP_PROCESSES 1024
 
 static const char LP_CTX_KEY = 'p'; /* registry key: the runtime's runner context box */
 
@@ -333,7 +336,8 @@ static int lp_opts(lua_State *L, proc_opts *o, const char **env, const char **bi
     o->lim.address_space = lp_opt_u64(L, lt, "address_space", 0, UINT64_MAX >> 1);
     o->lim.file_size = lp_opt_u64(L, lt, "file_size", 1ull << 30, UINT64_MAX >> 1);
     o->lim.open_files = lp_opt_u64(L, lt, "open_files", 256, 1u << 20);
-    o->lim.processes = lp_opt_u64(L, lt, "processes", 0, 1u << 22);
+    /* a default, so that no run of hostile code can fill the machine's process table */
+    o->lim.processes = lp_opt_u64(L, lt, "processes", LP_PROCESSES, 1u << 22);
   } else {
     luaL_argerror(L, 1, "limits must be a table");
   }
@@ -504,7 +508,8 @@ static int lp_helper_argv(lua_State *L) {
 }
 
 /* probe() -> {userns = bool, netns = bool, pidns = bool, landlock = bool, landlock_net =
- * bool, landlock_scope = bool, seccomp = bool, no_new_privs = bool, caps = bool, view = bool, landlock_abi = n}:
+ * bool, landlock_scope = bool, seccomp = bool, no_new_privs = bool, caps = bool, view = bool, pids = bool,
+ * landlock_abi = n}:
  * what this kernel offers, tried in throw-away processes. */
 static int lp_probe(lua_State *L) {
   int abi = 0;

@@ -65,6 +65,7 @@ struct proc_run {
   char rep_line[512];
   size_t rep_len;
   char tmpdir[64];
+  char *cgroup;        /* the run's pids cgroup ("C" line), removed after the helper if left */
   char readbuf[2][PROC_READ_BUF];
   char repbuf[256];
 };
@@ -168,8 +169,21 @@ static int proc_rm_one(const char *path, const struct stat *st, int flag, struct
   return 0;
 }
 
+/* The run's pids cgroup, when the helper did not remove it (killed outright: by the
+ * backstop, or with Orket). Only a directory the helper names as its own is touched, and
+ * rmdir removes only an empty cgroup: one whose tasks are still exiting stays for the
+ * next helper of the same pid, which replaces it. */
+static void proc_rm_cgroup(proc_run *r) {
+  if (r->cgroup == NULL) return;
+  const char *base = strrchr(r->cgroup, '/');
+  if (r->cgroup[0] == '/' && base && strncmp(base + 1, "orket-run-", 10) == 0) (void)rmdir(r->cgroup);
+  free(r->cgroup);
+  r->cgroup = NULL;
+}
+
 static void proc_free(proc_run *r) {
   proc_ctx *c = r->ctx;
+  proc_rm_cgroup(r);
   if (r->prev) r->prev->next = r->next;
   else c->live = r->next;
   if (r->next) r->next->prev = r->prev;
@@ -248,6 +262,7 @@ static void proc_check_done(proc_run *r) {
     nftw(r->tmpdir, proc_rm_one, 16, FTW_DEPTH | FTW_PHYS);
     r->tmpdir[0] = '\0';
   }
+  proc_rm_cgroup(r);
   if (r->done) r->done(r, r->ud);
 }
 
@@ -392,6 +407,8 @@ static void proc_report_line(proc_run *r, char *line) {
       if (strcmp(rest, "require") == 0) r->failure_code = "ELAYER";
       if (strcmp(rest, "cwd") == 0) r->failure_code = "ENOENT";
     }
+  } else if (kind == 'C') {
+    if (r->cgroup == NULL) r->cgroup = strdup(rest);
   } else if (kind == 'N') {
     if (!r->note[0]) snprintf(r->note, sizeof r->note, "%s", rest);
   } else if (kind == 'X') {

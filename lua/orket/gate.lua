@@ -11,6 +11,16 @@ local cjson = require "cjson.safe"
 
 local M = {}
 
+-- The kinds of effect a tool declares and what each means (writes, outside, program,
+-- recover, declared): core/gate.c's one table, read here by the engine and the registry.
+M.EFFECTS = cgate.effects
+local NO_EFFECT = {}
+
+--- effect(def) -> the flags of a tool definition's effect kind ({} for none or unknown)
+function M.effect(def)
+  return def and M.EFFECTS[def.effect] or NO_EFFECT
+end
+
 M.DEFAULT_LIMITS = {
   calls_turn = 50, calls_run = 1000,
   bytes_turn = 4 * 1024 * 1024, bytes_run = 64 * 1024 * 1024,
@@ -41,7 +51,8 @@ end
 --- check{actor={seat=, roles={}}, tool=, args=, args_error=, raw_args=, card=,
 ---       counters={turn=, run=}, limits=, tools=registry, policies=set, allowed={tool names},
 ---       record=fn, commands={program names}} -> {verdict="allow"|"deny"|"ask", code=, reason=, remedy=, rule=}
---- The decision is core/gate.c's alone, this only gathers its input: the card's facts
+--- The decision is core/gate.c's alone, this only gathers its input (commands: the
+--- programs a tool that runs one runs unasked, orket.lua's verify.commands): the card's facts
 --- (card.id, status, type, worked_by, deps_done; nil deps_done counts as done) for the
 --- state machine, which gate.c asks itself; args_error (why the model's argument text is not
 --- a JSON object) for ARGS_MALFORMED; raw_args (that text) is what the records show in
@@ -73,7 +84,7 @@ function M.check(input)
   local d = cgate.check {
     seat = actor.seat, roles = roles, tool = input.tool,
     tool_known = def ~= nil, schema = def and (def.compiled_schema or def.parameters),
-    tool_writes = def ~= nil and def.effect == "write",
+    effect = def and def.effect, commands = input.commands and list_of_strings(input.commands, "commands") or nil,
     fixed_status = def and def.status, fixed_reason = def and def.wait_reason,
     allowed = input.allowed and list_of_strings(input.allowed, "allowed") or nil,
     args = input.args == nil and {} or input.args, args_error = args_error,
@@ -84,7 +95,6 @@ function M.check(input)
     rules = policies and (policies.compiled or policies.rules) or nil,
     predicate = policies and function(i) return policies:predicate(i, call) end or nil,
   }
-  d = M.program_check(d, def, input.args, input.commands)
   local record = input.record
   if record then
     -- args (the arguments' JSON, cut at 500 bytes) is encoded only when the recorder
@@ -109,23 +119,6 @@ function M.check(input)
   return d
 end
 
---- program_check(d, def, args, commands) -> d, or an "ask" decision: a call of a tool that
---- runs a program (effect "process", argv argument) that nothing else decided (ALLOWED) is
---- asked about unless argv[1] is one of commands (orket.lua's verify.commands). A policy's
---- allow (POLICY_ALLOW), ask or deny has already decided and stands.
-function M.program_check(d, def, args, commands)
-  if d.verdict ~= "allow" or d.code ~= "ALLOWED" or not def or def.effect ~= "process" then return d end
-  local argv = type(args) == "table" and args.argv
-  if type(argv) ~= "table" then return d end
-  local prog = argv[1]
-  for _, c in ipairs(commands or {}) do
-    if c == prog then return d end
-  end
-  return { verdict = "ask", code = "COMMAND_ASK",
-    reason = string.format("program %q is not in verify.commands and no policy allows it", tostring(prog)),
-    remedy = "Wait for a developer's approval, or use run_tests or a program the project allows." }
-end
-
 --- card_facts(board, card) -> {id=, status=, type=, worked_by=, deps_done=}: what the gate
 --- needs to know of the card a call is made on, read the same way for a run and for
 --- `orket gate check --card` (deps_done: every card it or its epic depends on is done).
@@ -142,7 +135,7 @@ end
 function M.counters_add(counters, def, args)
   local bytes, files = 0, 0
   if def and type(args) == "table" then
-    bytes, files = cgate.measure(def.compiled_schema or def.parameters or {}, args, def.effect == "write")
+    bytes, files = cgate.measure(def.compiled_schema or def.parameters or {}, args, def.effect)
   end
   for _, scope in ipairs { "turn", "run" } do
     local c = counters[scope] or {}

@@ -18,7 +18,9 @@ local M = {}
 -- Budget for one handler call: searches walk many files, so more than a policy predicate.
 M.BUDGET = { instructions = 200000000, timeout_ms = 10000, memory = 256 * 1024 * 1024 }
 
-local EFFECTS = { read = true, write = true, board = true, process = true, sandbox = true }
+-- The effect kinds a tool file may declare, and which may say how to recover after a
+-- crash: the gate's one table (core/gate.c).
+local EFFECTS = cgate.effects
 local KEYS = { name = true, description = true, parameters = true, effect = true, status = true,
   wait_reason = true, handler = true, idempotent = true, recover = true }
 local WAIT_REASONS = { resource = true, dependency = true, review = true, input = true, system = true }
@@ -50,7 +52,7 @@ local function validate(def, file)
   if type(def.description) ~= "string" or def.description == "" then
     bad("description must be a non-empty string")
   end
-  if not EFFECTS[def.effect] then bad("effect must be \"read\", \"write\", \"board\" or \"process\" (runs a program), or \"sandbox\" "
+  if not (EFFECTS[def.effect] and EFFECTS[def.effect].declared) then bad("effect must be \"read\", \"write\", \"board\" or \"process\" (runs a program), or \"sandbox\" "
     .. "(reaches the live sandbox)") end
   if def.status ~= nil and type(def.status) ~= "string" then bad("status must be a string") end
   if def.wait_reason ~= nil then
@@ -67,8 +69,7 @@ local function validate(def, file)
   if def.recover ~= nil and type(def.recover) ~= "function" then
     bad("recover must be a function(args, ctx) -> result | nil")
   end
-  if (def.idempotent ~= nil or def.recover ~= nil) and def.effect ~= "write" and def.effect ~= "process"
-      and def.effect ~= "sandbox" then
+  if (def.idempotent ~= nil or def.recover ~= nil) and not (EFFECTS[def.effect] or {}).recover then
     bad("idempotent and recover apply only to tools with effect = \"write\", \"process\" or \"sandbox\" (effects "
       .. "outside the store)")
   end

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "confine.h"
+#include "confine_pids.h"
 #include "proc.h"
 #include "tests.h"
 
@@ -336,4 +337,52 @@ TEST(test_confine_spec_relay) {
   char *short_[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8 2 0 80", "/w", "", "/a.sock", "0", NULL};
   CHECK(t, confine_decode(7, short_, &d, err, sizeof err) == -1);
   CHECK(t, confine_relay_path_ok("/srv/a.sock") && !confine_relay_path_ok("/srv/") && !confine_relay_path_ok(NULL));
+}
+
+/* Where the run's pids cgroup goes: this process's cgroup in the hierarchy with pids,
+ * read from /proc/self/cgroup and /proc/self/mountinfo as a hybrid, a pure v2 and a
+ * container's layout give them. */
+TEST(test_confine_pids_paths) {
+  char own[256], mnt[256], root[256], dir[256];
+  const char *hybrid_cg = "9:name=systemd:/\n8:pids:/user.slice\n4:memory:/a/b\n0::/\n";
+  CHECK(t, confine_pids_own(hybrid_cg, 0, own, sizeof own) == 0);
+  CHECK_STR(t, own, "/user.slice");
+  CHECK(t, confine_pids_own(hybrid_cg, 1, own, sizeof own) == 0);
+  CHECK_STR(t, own, "/");
+  /* "pids" must be a whole controller name, not part of one */
+  CHECK(t, confine_pids_own("3:notpids,cpu:/x\n", 0, own, sizeof own) == -1);
+  CHECK(t, confine_pids_own("3:cpu,pids:/x\n", 0, own, sizeof own) == 0);
+  CHECK_STR(t, own, "/x");
+  CHECK(t, confine_pids_own("", 1, own, sizeof own) == -1);
+  CHECK(t, confine_pids_own("0::/a\n", 1, own, 2) == -1); /* does not fit */
+
+  const char *mi =
+      "24 30 0:22 / /sys rw,nosuid shared:7 - sysfs sysfs rw\n"
+      "35 24 0:30 / /sys/fs/cgroup/pids rw,relatime shared:15 - cgroup cgroup rw,pids\n"
+      "36 24 0:31 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
+      "37 24 0:32 / /sys/fs/cgroup/un\\040ified rw,relatime - cgroup2 cgroup2 rw\n";
+  CHECK(t, confine_pids_mount(mi, 0, mnt, sizeof mnt, root, sizeof root) == 0);
+  CHECK_STR(t, mnt, "/sys/fs/cgroup/pids");
+  CHECK_STR(t, root, "/");
+  CHECK(t, confine_pids_mount(mi, 1, mnt, sizeof mnt, root, sizeof root) == 0);
+  CHECK_STR(t, mnt, "/sys/fs/cgroup/un ified"); /* the kernel's \040 undone */
+  CHECK(t, confine_pids_mount("36 24 0:31 / /c rw - cgroup cgroup rw,cpu\n", 0, mnt, sizeof mnt, root,
+                              sizeof root) == -1);
+  /* optional fields before the separator; a container's mount of a subtree */
+  const char *ct = "50 40 0:33 /docker/abc /sys/fs/cgroup rw master:9 shared:2 - cgroup2 cgroup2 rw\n";
+  CHECK(t, confine_pids_mount(ct, 1, mnt, sizeof mnt, root, sizeof root) == 0);
+  CHECK_STR(t, root, "/docker/abc");
+
+  CHECK(t, confine_pids_dir("/sys/fs/cgroup/pids", "/", "/", dir, sizeof dir) == 0);
+  CHECK_STR(t, dir, "/sys/fs/cgroup/pids");
+  CHECK(t, confine_pids_dir("/sys/fs/cgroup/pids", "/", "/user.slice", dir, sizeof dir) == 0);
+  CHECK_STR(t, dir, "/sys/fs/cgroup/pids/user.slice");
+  CHECK(t, confine_pids_dir("/sys/fs/cgroup", "/docker/abc", "/docker/abc/init", dir, sizeof dir) == 0);
+  CHECK_STR(t, dir, "/sys/fs/cgroup/init");
+  CHECK(t, confine_pids_dir("/sys/fs/cgroup", "/docker/abc", "/docker/abc", dir, sizeof dir) == 0);
+  CHECK_STR(t, dir, "/sys/fs/cgroup");
+  /* outside the mounted subtree, or a sibling sharing its prefix */
+  CHECK(t, confine_pids_dir("/sys/fs/cgroup", "/docker/abc", "/other", dir, sizeof dir) == -1);
+  CHECK(t, confine_pids_dir("/sys/fs/cgroup", "/docker/abc", "/docker/abcd", dir, sizeof dir) == -1);
+  CHECK(t, confine_pids_dir("/sys/fs/cgroup", "/", "/x", dir, 8) == -1);
 }

@@ -146,7 +146,7 @@ TEST(test_gate_order) {
   in.n_roles = 1;
   in.tool = "write_file";
   in.tool_known = 1;
-  in.tool_writes = 1;
+  in.effect = "write";
   in.schema = &schema;
   in.args = &args;
   gate_decision d;
@@ -184,9 +184,9 @@ TEST(test_gate_order) {
   gate_check(&in, &d);
   CHECK_STR(t, d.code, "ALLOWED");
   long long bytes = -1, files = -1;
-  gate_measure(&schema, &args, 1, &bytes, &files); /* what the call adds once it ran */
+  gate_measure(&schema, &args, "write", &bytes, &files); /* what the call adds once it ran */
   CHECK(t, bytes == 0 && files == 1);
-  gate_measure(&schema, &args, 0, &bytes, &files);
+  gate_measure(&schema, &args, "read", &bytes, &files);
   CHECK(t, bytes == 0 && files == 0);
   in.fixed_reason = NULL;
   in.card_status = "ready";
@@ -326,7 +326,7 @@ TEST(test_gate_nested_paths) {
   in.n_roles = 1;
   in.tool = "apply_edits";
   in.tool_known = 1;
-  in.tool_writes = 1;
+  in.effect = "write";
   in.schema = &schema;
   in.args = &args;
   gate_decision d;
@@ -353,10 +353,10 @@ TEST(test_gate_nested_paths) {
   gate_check(&in, &d);
   CHECK_STR(t, d.code, "PATH_PROTECTED");
   CHECK(t, strstr(d.reason, "argument 'target.dirs[2]' names a protected path: .orket/orket.db") != NULL);
-  in.tool_writes = 0; /* a reader may name control files, never escape */
+  in.effect = "read"; /* a reader may name control files, never escape */
   gate_check(&in, &d);
   CHECK_STR(t, d.code, "ALLOWED");
-  in.tool_writes = 1;
+  in.effect = "write";
   dir_items[1] = jstr("lib");
 
   /* four paths and five content bytes, wherever they sit */
@@ -395,4 +395,94 @@ TEST(test_gate_nested_paths) {
   dir_items[1] = jstr("src/x");
   gate_check(&in, &d);
   CHECK_STR(t, d.code, "ALLOWED");
+}
+
+/* The one table of effect kinds: what each means to the gate and the engine. */
+TEST(test_gate_effects) {
+  unsigned f;
+  CHECK(t, gate_effect_flags("write", &f) == 0);
+  CHECK(t, f == (GATE_EFFECT_DECLARED | GATE_EFFECT_WRITES | GATE_EFFECT_OUTSIDE | GATE_EFFECT_RECOVER));
+  CHECK(t, gate_effect_flags("process", &f) == 0);
+  CHECK(t, (f & GATE_EFFECT_PROGRAM) && (f & GATE_EFFECT_OUTSIDE) && !(f & GATE_EFFECT_WRITES));
+  CHECK(t, gate_effect_flags("mcp", &f) == 0);
+  CHECK(t, f == GATE_EFFECT_OUTSIDE); /* given by the runtime, never declared by a tool file */
+  CHECK(t, gate_effect_flags(NULL, &f) == 0 && f == GATE_EFFECT_DECLARED); /* "read" */
+  CHECK(t, gate_effect_flags("board", &f) == 0 && f == GATE_EFFECT_DECLARED);
+  CHECK(t, gate_effect_flags("Write", &f) == -1 && f == 0);
+  size_t n = 0;
+  for (const gate_effect *e = gate_effects(); e->name; e++) n++;
+  CHECK(t, n == 6);
+}
+
+/* A tool that runs a program, allowed by every check and no policy: asked about unless
+ * argv[0] is one of the project's commands as written; decided in the gate itself. */
+TEST(test_gate_command_ask) {
+  const char *ak[] = {"argv"};
+  size_t al[1];
+  jv prog[] = {jstr("make"), jstr("test")};
+  jv argv;
+  memset(&argv, 0, sizeof argv);
+  argv.type = JV_ARR;
+  argv.n = 2;
+  argv.u.items = prog;
+  jv av[] = {argv};
+  jv args = jobj(ak, al, av, 1);
+  jv schema;
+  memset(&schema, 0, sizeof schema);
+  schema.type = JV_OBJ; /* {}: any arguments */
+  gate_input in;
+  memset(&in, 0, sizeof in);
+  schema_limits lim = SCHEMA_DEFAULT_LIMITS;
+  in.schema_limits = lim;
+  in.seat = "dev";
+  in.tool = "run_command";
+  in.tool_known = 1;
+  in.effect = "process";
+  in.schema = &schema;
+  in.args = &args;
+  gate_decision d;
+  gate_check(&in, &d);
+  CHECK(t, d.verdict == GATE_ASK);
+  CHECK_STR(t, d.code, "COMMAND_ASK");
+  CHECK_STR(t, d.reason, "program \"make\" is not in verify.commands and no policy allows it");
+  const char *commands[] = {"lua", "make"};
+  in.commands = commands;
+  in.n_commands = 2;
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "ALLOWED");
+  /* argv[0] exactly: no PATH lookup, no prefix */
+  prog[0] = jstr("/usr/bin/make");
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "COMMAND_ASK");
+  prog[0] = jstr("mak");
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "COMMAND_ASK");
+  /* the model's text stays on one quoted line */
+  prog[0] = jstr("a\"b\nc");
+  gate_check(&in, &d);
+  CHECK_STR(t, d.reason, "program \"a?b?c\" is not in verify.commands and no policy allows it");
+  /* a policy's allow stands */
+  gate_rule allow = {.level = GATE_RULE_ALLOW, .name = "p.lua:1", .tool = "run_command"};
+  in.rules = &allow;
+  in.n_rules = 1;
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "POLICY_ALLOW");
+  in.rules = NULL;
+  in.n_rules = 0;
+  /* no argv: nothing to ask (run_tests runs the project's own command) */
+  jv none = jobj(NULL, NULL, NULL, 0);
+  in.args = &none;
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "ALLOWED");
+  /* another effect never asks; an effect the table does not know is refused */
+  in.args = &args;
+  in.n_commands = 0;
+  in.effect = "write";
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "ALLOWED");
+  in.effect = "exec";
+  gate_check(&in, &d);
+  CHECK(t, d.verdict == GATE_DENY);
+  CHECK_STR(t, d.code, "INTERNAL");
+  CHECK(t, strstr(d.reason, "unknown effect kind 'exec'") != NULL);
 }

@@ -39,6 +39,8 @@
   X(test_schema_validate)                \
   X(test_gate_order)                     \
   X(test_gate_nested_paths)              \
+  X(test_gate_effects)                   \
+  X(test_gate_command_ask)               \
   X(test_pattern_cases)                  \
   X(test_pattern_depth)                  \
   X(test_pattern_budget)                 \
@@ -100,7 +102,8 @@
   X(test_confine_spec_relay)               \
   X(test_confine_path_ok)                  \
   X(test_confine_view_plan)                \
-  X(test_confine_strip_accounts)
+  X(test_confine_strip_accounts)           \
+  X(test_confine_pids_paths)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)

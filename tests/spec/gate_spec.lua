@@ -202,6 +202,46 @@ describe("gate.check", function()
     assert.equal("ARGS_INVALID", d.code)
   end)
 
+  it("decides COMMAND_ASK in core/gate.c itself, from the tool's effect kind and the commands", function()
+    local cgate = require "orket.c.gate"
+    local input = { tool = "run_command", tool_known = true, effect = "process", args = { argv = { "make" } } }
+    local d = cgate.check(input)
+    assert.equal("ask", d.verdict)
+    assert.equal("COMMAND_ASK", d.code)
+    input.commands = { "make" }
+    assert.equal("ALLOWED", cgate.check(input).code)
+    -- a tool of another kind runs no program: nothing to ask
+    assert.equal("ALLOWED", cgate.check { tool = "x", tool_known = true, effect = "board", args = { argv = { "rm" } } }.code)
+    assert.equal("INTERNAL", cgate.check { tool = "x", tool_known = true, effect = "exec", args = {} }.code)
+    assert.is_nil(gate.program_check) -- no second decision left in Lua
+  end)
+
+  it("reads the effect kinds from one table, the gate's, as the registry and the engine do", function()
+    local kinds = {}
+    for k in pairs(gate.EFFECTS) do kinds[#kinds + 1] = k end
+    table.sort(kinds)
+    assert.same({ "board", "mcp", "process", "read", "sandbox", "write" }, kinds)
+    assert.same({ writes = true, outside = true, program = false, recover = true, declared = true }, gate.EFFECTS.write)
+    assert.is_true(gate.effect { effect = "process" }.program)
+    assert.is_true(gate.effect { effect = "mcp" }.outside)
+    assert.is_nil(gate.effect { effect = "read" }.outside and true or nil)
+    assert.same({}, gate.effect(nil))
+    -- the registry refuses a kind no tool file may declare, and recover where the kind has none
+    local dir = H.tmpdir()
+    H.write(dir .. "/t.lua", 'return { name = "t", description = "d", effect = "mcp", handler = function() end }\n')
+    local r, err = tools.load_dirs { dir }
+    assert.is_nil(r)
+    assert.matches("effect must be", err)
+    H.write(dir .. "/t.lua", 'return { name = "t", description = "d", effect = "board", idempotent = true, '
+      .. 'handler = function() end }\n')
+    r, err = tools.load_dirs { dir }
+    assert.is_nil(r)
+    assert.matches("idempotent and recover apply only", err)
+    H.write(dir .. "/t.lua", 'return { name = "t", description = "d", effect = "sandbox", idempotent = true, '
+      .. 'handler = function() end }\n')
+    assert.is_table((tools.load_dirs { dir }))
+  end)
+
   it("runs predicates under the script budget; a failing predicate denies", function()
     local set = policies [[
       deny { tool = "write_file", when = function(call) return #call.args.content > 10 end, reason = "too long" }
@@ -320,7 +360,7 @@ describe("gate.check", function()
     local cgate = require "orket.c.gate"
     local schema = reg:get("write_file").compiled_schema
     local function input(path, extra)
-      local t = { tool = "write_file", tool_known = true, tool_writes = true, schema = schema,
+      local t = { tool = "write_file", tool_known = true, effect = "write", schema = schema,
         args = { path = path, content = string.rep("x", 300) } }
       for k, v in pairs(extra or {}) do t[k] = v end
       return t

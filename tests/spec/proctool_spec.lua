@@ -104,6 +104,20 @@ describe("orket.engine.proctool.run", function()
     assert.equal(0, drained())
   end)
 
+  it("runs under the project's verify.limits, and a tool's own from verify.tool_limits", function()
+    -- a 4 KiB file under a 1 KiB file size limit: SIGXFSZ; the tool's own limit lets it through
+    local write = { steps = { { command = { "sh", "-c", "head -c 4096 /dev/zero > big; wc -c < big" } } } }
+    local e = engine { timeout_ms = 20000, limits = { file_size = 1024 }, tool_limits = { run_tests = { file_size = 8192 } } }
+    local r = proctool.run(e, "C-1", "run_command", write)
+    assert.is_true(r.ok, r.error)
+    assert.is_not.equal("4096\n", r.result.stdout)
+    assert.matches("File size limit exceeded", r.result.stderr)
+    r = proctool.run(e, "C-1", "run_tests", write)
+    assert.is_true(r.ok, r.error)
+    assert.equal("4096\n", r.result.stdout)
+    assert.equal(0, drained())
+  end)
+
   it("cuts the timeout to what is left of the wall budgets", function()
     local e = engine()
     local r = proctool.run(e, "C-1", "run_command", { steps = { { command = { "sleep", "30" } } }, timeout_ms = 60000 }, 50)

@@ -73,6 +73,39 @@ describe("engine settings", function()
     assert.matches("more than 64 extra paths", err)
   end)
 
+  it("verify.limits and verify.tool_limits: the programs' limits, within the server's ceilings", function()
+    local runlimits = require "orket.settings.runlimits"
+    local s = assert(settings.resolve { verify = { limits = { processes = 64, memory = 1073741824, cpu_seconds = 30 },
+      tool_limits = { run_tests = { processes = 512 } } } })
+    assert.same({ processes = 64, memory = 1073741824, cpu_seconds = 30 }, s.verify.limits)
+    -- the checks get the project's, a tool its own over them, the rest the server's defaults
+    local checks = runlimits.limits(s.verify)
+    assert.equal(64, checks.processes)
+    assert.equal(runlimits.CEILINGS.open_files.default, checks.open_files)
+    assert.equal(512, runlimits.limits(s.verify, "run_tests").processes)
+    assert.equal(30, runlimits.limits(s.verify, "run_tests").cpu_seconds)
+    assert.equal(64, runlimits.limits(s.verify, "run_command").processes)
+    assert.equal(runlimits.CEILINGS.processes.default, runlimits.limits(assert(settings.resolve {}).verify).processes)
+    local cases = {
+      { { limits = { processes = 100000 } },
+        "orket.lua: verify.limits.processes: must be from 8 to 4096 tasks at once (processes and threads), "
+          .. "the server's ceiling (got 100000)" },
+      { { limits = { memory = 1.5 } }, "orket.lua: verify.limits.memory: must be an integer, not 1.5" },
+      { { limits = { procs = 5 } }, "orket.lua: verify.limits.procs: unknown limit (limits: cpu_seconds, file_size, "
+          .. "memory, open_files, processes)" },
+      { { limits = 5 }, "orket.lua: verify.limits: must be a table such as {processes = 256} (limits: cpu_seconds, "
+          .. "file_size, memory, open_files, processes)" },
+      { { tool_limits = { run_tests = { cpu_seconds = 0 } } },
+        "orket.lua: verify.tool_limits.run_tests.cpu_seconds: must be from 1 to 86400 CPU seconds of each process, "
+          .. "the server's ceiling (got 0)" },
+      { { tool_limits = { ["Run Tests"] = {} } }, "orket.lua: verify.tool_limits.Run Tests: must name a tool (snake_case)" },
+    }
+    for _, c in ipairs(cases) do
+      local _, err = settings.resolve { verify = c[1] }
+      assert.equal(c[2], err)
+    end
+  end)
+
   it("are one schema: check reports every problem of orket.lua at once, resolve the first", function()
     assert.matches("^audit, budgets, bug_fix, concurrency, context, git, ", settings.list())
     assert.matches(", sandbox, serve, store, team, verify, vision$", settings.list())

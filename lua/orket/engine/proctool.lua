@@ -69,7 +69,7 @@ function M.run(e, card_id, name, req, left_ms)
   local v = e.settings.verify or {}
   local cwd, cerr = verify.cwd(e, card_id)
   if not cwd then return { ok = false, error = name .. ": no workspace to run in: " .. tostring(cerr), code = "ESPAWN" } end
-  local o, oerr = verify.run_opts(e, v, cwd)
+  local o, oerr = verify.run_opts(e, v, cwd, name)
   if not o then return { ok = false, error = name .. ": " .. oerr, code = "ESPAWN" } end
   -- a number from JSON (an issue's verification) may be a float: 200.0
   local t = type(req.timeout_ms) == "number" and req.timeout_ms >= 1 and req.timeout_ms < 2 ^ 31 and req.timeout_ms

@@ -252,7 +252,7 @@ local function execute(e, job, turn_id, key, call, counters, card)
       res = asked
     elseif decision.verdict == "allow" then
       local def = tools:get(call.name)
-      if def and (def.effect == "write" or def.effect == "process" or def.effect == "sandbox" or def.effect == "mcp") then
+      if gate_mod.effect(def).outside then
         res = { effect = true, id = assert(e.db:start_tool_call { turn = turn_id, call_id = key, tool = call.name,
           arguments = call.arguments, gate_code = allowed_by, run = job.run, card = job.card_id, seat = job.seat }) }
         return true
@@ -280,7 +280,7 @@ local function run_effect(e, job, p, counters)
   local tools = job.tools or e.tools
   local call, ctx = p.call, tool_ctx(e, job, p.card)
   local def = tools:get(call.name)
-  local process = def and def.effect == "process"
+  local process = gate_mod.effect(def).program
   local function run()
     if def and def.effect == "mcp" and e.mcp then -- an MCP server's tool (orket.mcp.manager)
       local _, left = wall_left(e, job)

@@ -14,6 +14,7 @@ local gitwork = require "orket.engine.gitwork"
 local uv = require "luv"
 local proc = require "orket.c.proc"
 local fault = require "orket.engine.fault"
+local runlimits = require "orket.settings.runlimits"
 
 local M = {}
 
@@ -62,15 +63,18 @@ end
 -- a is b or lies under it
 local function under(a, b) return a == b or a:sub(1, #b + 1) == b .. "/" end
 
---- run_opts(run, v, cwd) -> the confinement fields of a proc.run request for the project's
---- verify settings v (layers, require, the view's extra paths, unix sockets), or nil, msg
+--- run_opts(run, v, cwd, tool) -> the confinement fields of a proc.run request for the
+--- project's verify settings v (layers, require, the view's extra paths, unix sockets, and
+--- the limits: verify.limits, with tool's own from verify.tool_limits over them; tool nil
+--- for the acceptance checks), or nil, msg
 --- when an extra path would show the project's .orket (its store, keys and other cards'
 --- worktrees) to agent code: a path inside it or holding it is refused at run time, since
 --- orket.lua's check cannot know where the project lies. run_command, run_tests and the
 --- verification all build their runs here.
-function M.run_opts(run, v, cwd)
+function M.run_opts(run, v, cwd, tool)
   local o = { require = v.require and #v.require > 0 and v.require or nil, layers = v.layers,
-    read_only = v.read_only, read_write = v.read_write, unix_sockets = v.unix_sockets or nil }
+    read_only = v.read_only, read_write = v.read_write, unix_sockets = v.unix_sockets or nil,
+    limits = runlimits.limits(v, tool) }
   local dot = run.dir and (run.dir .. "/.orket")
   for _, k in ipairs { "read_only", "read_write" } do
     for i, p in ipairs(v[k] or {}) do

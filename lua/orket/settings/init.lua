@@ -7,6 +7,7 @@ local sandboxes = require "orket.settings.sandbox"
 local proc = require "orket.c.proc"
 local mcp = require "orket.settings.mcp"
 local audit = require "orket.settings.audit"
+local runlimits = require "orket.settings.runlimits"
 local pgurl = require "orket.store.pgurl"
 
 local M = {}
@@ -184,6 +185,9 @@ M.DEFAULTS = {
     unix_sockets = false, -- socket(AF_UNIX) allowed (socketpair always is)
     timeout_ms = 120000,
     output_cap = 65536, -- bytes kept of stdout and of stderr
+    limits = {},        -- the programs' limits, e.g. {processes = 256, memory = 1073741824},
+                        -- within the server's ceilings (orket.settings.runlimits)
+    tool_limits = {},   -- one tool's own over them, e.g. {run_tests = {processes = 512}}
   },
   team = {
     lead_architect = { roles = { "architect" } },
@@ -290,7 +294,8 @@ local function names(v, path)
   return out
 end
 
-local VERIFY_KEYS = "command, commands, layers, output_cap, read_only, read_write, require, timeout_ms, unix_sockets"
+local VERIFY_KEYS = "command, commands, layers, limits, output_cap, read_only, read_write, require, timeout_ms, "
+  .. "tool_limits, unix_sockets"
 
 -- verify.read_only / read_write: absolute, clean paths (the runner's own rule), never "/".
 local function view_paths(v, p)
@@ -306,7 +311,7 @@ end
 local function verify(d)
   local src, D = d.verify, M.DEFAULTS.verify
   local out = { require = {}, layers = {}, commands = {}, timeout_ms = D.timeout_ms, output_cap = D.output_cap,
-    read_only = {}, read_write = {}, unix_sockets = false }
+    read_only = {}, read_write = {}, unix_sockets = false, limits = {}, tool_limits = {} }
   if src == nil then return out end
   if type(src) ~= "table" then fail("verify", "must be a table (fields: %s)", VERIFY_KEYS) end
   for k, v in pairs(src) do
@@ -328,6 +333,8 @@ local function verify(d)
       end
     elseif k == "output_cap" then out[k] = int(v, p, 256)
     elseif k == "read_only" or k == "read_write" then out[k] = view_paths(v, p)
+    elseif k == "limits" then out[k] = runlimits.check(v, p, fail)
+    elseif k == "tool_limits" then out[k] = runlimits.tools(v, p, fail)
     elseif k == "unix_sockets" then
       if type(v) ~= "boolean" then fail(p, "must be true or false") end
       out[k] = v
