@@ -19,127 +19,7 @@
 #include <unistd.h>
 
 #include "gitapi.h"
-
-/* A card's linked worktree, kept open between calls: opening one costs libgit2 some 75
- * system calls (its .git file, gitdir, commondir, config, a realpath of each), and a turn
- * asked for it several times (making or finding it, each commit, the status). An entry is
- * reused only while the two files that name the worktree, its metadata's gitdir and its
- * working tree's .git, are the very files it was opened from (device, inode, size, change
- * time): a worktree removed or made again, here or by another process, is opened afresh.
- * What the repository object caches of the files (index, config, refs, packs) it checks
- * against the disk itself, and every index use here reads it again first. */
-#define GR_OPEN_MAX 8
-#define GR_SPARE_MAX 16
-
-typedef struct gr_open {
-  git_repository *w; /* NULL: a free slot */
-  char card[GR_CARD_MAX + 1];
-  char path[PATH_MAX]; /* where gitrepo_worktree was asked to have it (the fast path's key) */
-  struct stat meta, dotgit;
-  unsigned long long used;
-} gr_open;
-
-/* Keys gathered by a walk: each value of one trailer, NUL-ended, one after another; at most
- * GR_TURNS_MAX of them (more: full, and the gathering stops counting). */
-#define GR_TURNS_MAX 256
-typedef struct gr_keys {
-  char *v;
-  size_t len, n;
-  int full;
-} gr_keys;
-
-/* What a handle knows of a working tree's index: it last left the index file (known: this
- * very file, by its stamp) holding the tree of commit tip. libgit2 replaces an index whole by
- * a rename, so another writer (a process, a handle) changes the stamp. */
-typedef struct gr_mark {
-  int known;
-  struct stat index;
-  git_oid tip;
-  /* main's working tree: since this handle last settled it durably (files, index, marker),
-   * every settle was of a merge of ours that the marker announced (`since` of them), so a
-   * power cut leaves an index the reflog's chain of our merges reaches back to
-   * (gr_main_merges_since); a merge may then skip its sync (gr_merge_into_main) */
-  int chained;
-  unsigned since;
-} gr_mark;
-
-/* At most this many merges skip their sync before one settles durably again, well inside
- * the reflog entries gr_main_merges_since reads back (GR_CHAIN_MAX). */
-#define GR_CHAIN_SKIP 1024
-#define GR_CHAIN_MAX 4096
-
-/* A card's attached directory (gitrepo_attach): the main repository opened again with the
- * directory as its working directory and an index of its own under state. Kept until
- * gitrepo_detach; used only while the directory and state are the very ones attached. */
-typedef struct gr_att {
-  git_repository *w;
-  char card[GR_CARD_MAX + 1];
-  char ref[GR_CARD_MAX + 32];
-  char dir[PATH_MAX], state[PATH_MAX];
-  struct stat dir_st, state_st;
-  /* settled: this handle last left the directory's index matching the branch's tip; while
-   * neither has changed since, gr_refresh_repo has nothing to do (gr_mark_holds, gr_at_tip) */
-  gr_mark settled;
-  /* turns: the turn keys of the branch's commits not in main as of the branch's tip
-   * turns_tip (turns_known), so that a commit need not walk the history to learn that its
-   * turn is new (gr_turn_seen). main only moves forward, so as it moves on the list can
-   * only hold keys no longer counted, never miss one: a key absent from it is absent from
-   * the branch. Kept up as this handle commits; any other move of the tip (another
-   * process, a merge from main) makes the next commit walk again. */
-  int turns_known;
-  git_oid turns_tip;
-  gr_keys turns;
-} gr_att;
-
-struct gitrepo {
-  gitapi git; /* libgit2, loaded when the first repository is opened */
-  git_repository *repo;
-  /* the same repository again, only for merge-base searches (gr_ancestry), opened when
-   * first needed. libgit2 keeps a commit such a search reads in the handle's cache only if
-   * that handle never parsed the commit as an object; on repo, which does, every search
-   * read each commit again from its file, and a merge's search crosses every card merged
-   * since the card began (eight or so at concurrency 8) */
-  git_repository *walk;
-  char *path;
-  gr_open open[GR_OPEN_MAX];
-  unsigned long long tick;
-  gr_att *att; /* the attached cards (natt of them) */
-  size_t natt;
-  /* handles of directories detached to be handed on (gitrepo_detach), for the next attach
-   * of a card without one: opening a repository (its config read, its caches cold) cost more
-   * than anything else a card's directory asks of git at this size */
-  struct {
-    git_repository *w;
-    gr_mark index; /* what it knew of its directory's index, which moves with the directory */
-  } spare[GR_SPARE_MAX];
-  size_t nspare;
-  gr_mark main_settled; /* main's working tree, as gr_att.settled for a card's */
-  /* libgit2 appends each move of main to main's reflog, synced, before it renames the ref
-   * (core.logAllRefUpdates unset or on, read when the repository is opened; checked again
-   * after each merge): a merge's "planned" need not be synced then (gr_merge_into_main) */
-  int main_logged;
-};
-
-/* A working directory as the functions below see it: a repository handle whose working
- * directory and index are the directory's, the branch it holds (NULL: HEAD's), and where its
- * own state lives (the index's directory and the pending marker; NULL: the gitdir). main's
- * working tree and a linked worktree use HEAD and their gitdir; a card's attached directory
- * (gitrepo_attach) has no gitdir of its own, so both are named. */
-typedef struct gr_wd {
-  git_repository *repo;
-  const char *ref;
-  const char *state;
-  gr_att *att;   /* an attached directory's (docs/git.md), else NULL */
-  gr_mark *mark; /* what this process knows of its index (gr_settle), NULL: nothing kept */
-  int durable;   /* its next settle must reach the disk before its marker says so (files,
-                  * index, then marker: gr_refresh_repo) */
-} gr_wd;
-
-/* 1 when w is main's working tree (HEAD's, in the repository's own gitdir) */
-static int gr_is_main(const gitapi *g, const gr_wd *w) {
-  return w->ref == NULL && w->state == NULL && !g->repository_is_worktree(w->repo);
-}
-
+#include "gitrepo/internal.h"
 /* A checkout that follows a ref move is announced by this file in the working tree's own
  * gitdir (a card directory's state), written before the ref moves and saying "idle" once the
  * files and index match HEAD (gr_pending_write). */
@@ -150,7 +30,7 @@ static int gr_is_main(const gitapi *g, const gr_wd *w) {
 
 /* ---- errors ------------------------------------------------------------------------------ */
 
-static int gr_fail(gr_err *e, const char *code, const char *fmt, ...) {
+int gr_fail(gr_err *e, const char *code, const char *fmt, ...) {
   va_list ap;
   e->code = code;
   int n = snprintf(e->msg, sizeof e->msg, "git: ");
@@ -166,7 +46,7 @@ static int gr_fail(gr_err *e, const char *code, const char *fmt, ...) {
 }
 
 /* Reports a libgit2 failure rc of `what`, with a code chosen from rc. */
-static int gr_git(const gitapi *g, gr_err *e, int rc, const char *what) {
+int gr_git(const gitapi *g, gr_err *e, int rc, const char *what) {
   const git_error *le = g->error_last();
   const char *code = rc == GIT_ENOTFOUND ? "ENOENT"
                      : rc == GIT_ELOCKED  ? "ELOCKED"
@@ -194,7 +74,7 @@ void gr_commits_free(gr_commit *v, size_t n) {
   free(v);
 }
 
-static int gr_paths_add(gr_paths *p, const char *path) {
+int gr_paths_add(gr_paths *p, const char *path) {
   for (size_t i = 0; i < p->n; i++)
     if (strcmp(p->v[i], path) == 0) return 0;
   char **v = realloc(p->v, (p->n + 1) * sizeof *v);
@@ -205,7 +85,7 @@ static int gr_paths_add(gr_paths *p, const char *path) {
   return 0;
 }
 
-static int gr_cmp_str(const void *a, const void *b) {
+int gr_cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
@@ -686,24 +566,6 @@ static void gr_lib_release(gitapi *api) {
   gitapi_close(api);
 }
 
-/* 1 when libgit2 appends every move of main to main's reflog: core.logAllRefUpdates unset
- * (a repository with a working tree logs its branches), true or "always" (in any case, as
- * libgit2 reads it). Anything else, or a config that cannot be read, is 0: merges then sync
- * their "planned" as before. */
-static int gr_main_logged(const gitapi *g, git_repository *repo) {
-  git_config *cfg = NULL;
-  const char *v = NULL;
-  int on = 0;
-  if (g->repository_is_bare(repo) || g->repository_config_snapshot(&cfg, repo) < 0) return 0;
-  int rc = g->config_get_string(&v, cfg, "core.logAllRefUpdates");
-  if (rc == GIT_ENOTFOUND) on = 1;
-  else if (rc == 0 && (v == NULL || *v == '\0')) on = 1; /* the key alone: true */
-  else if (rc == 0 && strcasecmp(v, "always") == 0) on = 1;
-  else if (rc == 0 && g->config_parse_bool(&on, v) < 0) on = 0;
-  g->config_free(cfg);
-  return on;
-}
-
 /* The context for repo, which takes over api and repo (both released on failure). */
 static int gr_new(gitapi *api, git_repository *repo, const char *path, gitrepo **out, gr_err *e) {
   gitrepo *r = calloc(1, sizeof *r);
@@ -715,7 +577,6 @@ static int gr_new(gitapi *api, git_repository *repo, const char *path, gitrepo *
   }
   r->git = *api;
   r->repo = repo;
-  r->main_logged = gr_main_logged(api, repo);
   *out = r;
   return 0;
 }
@@ -756,8 +617,6 @@ static int gr_check_shape(const gitapi *g, git_repository *repo, gr_err *e) {
   return 0;
 }
 
-static void gr_mark_first(const gitapi *g, git_repository *repo);
-
 int gitrepo_open(const char *path, gitrepo **out, gr_err *e) {
   char abs[PATH_MAX];
   if (gr_abspath(path, abs, sizeof abs, e) != 0) return -1;
@@ -777,7 +636,6 @@ int gitrepo_open(const char *path, gitrepo **out, gr_err *e) {
     gr_lib_release(&api);
     return -1;
   }
-  gr_mark_first(g, repo);
   return gr_new(&api, repo, abs, out, e);
 }
 
@@ -918,18 +776,18 @@ static int gr_stage_paths(const gitapi *g, git_repository *repo, git_index *idx,
   return ret;
 }
 
-static int gr_initial_commit(const gitapi *g, git_repository *repo, const gr_sig *who, gr_err *e) {
+static int gr_initial_commit(const gitapi *g, git_repository *repo, const gr_sig *who, git_oid *tid, gr_err *e) {
   git_signature *sig = NULL;
   git_index *idx = NULL;
   git_tree *tree = NULL;
-  git_oid tid, cid;
+  git_oid cid;
   gr_scan scan = {0};
   int rc, ret = -1;
   if (gr_make_sig(g, who, &sig, e) != 0) return -1;
   if ((rc = g->repository_set_head(repo, "refs/heads/" GR_MAIN)) < 0) { gr_git(g, e, rc, "HEAD"); goto out; }
   if ((rc = g->repository_index(&idx, repo)) < 0) { gr_git(g, e, rc, "index"); goto out; }
   if (gr_scan_run(g, repo, &scan, e) != 0 || gr_stage_all(g, idx, &scan, e) != 0) goto out;
-  if ((rc = g->index_write_tree(&tid, idx)) < 0 || (rc = g->tree_lookup(&tree, repo, &tid)) < 0) {
+  if ((rc = g->index_write_tree(tid, idx)) < 0 || (rc = g->tree_lookup(&tree, repo, tid)) < 0) {
     gr_git(g, e, rc, "tree");
     goto out;
   }
@@ -966,18 +824,25 @@ int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *create
     gr_lib_release(&api);
     return -1;
   }
-  int unborn = g->repository_head_unborn(repo), updated;
-  /* settling finishes a first commit killed before it wrote the index */
-  if (unborn < 0 || (unborn == 1 && gr_initial_commit(g, repo, who, e) != 0) ||
-      gr_check_shape(g, repo, e) != 0 || gr_refresh_repo(g, &(gr_wd){.repo = repo}, &updated, e) != 0) {
+  int unborn = g->repository_head_unborn(repo);
+  git_oid tree;
+  if (unborn < 0 || (unborn == 1 && gr_initial_commit(g, repo, who, &tree, e) != 0) ||
+      gr_check_shape(g, repo, e) != 0) {
     if (unborn < 0) gr_git(g, e, unborn, "HEAD");
     g->repository_free(repo);
     gr_lib_release(&api);
     return -1;
   }
   *created = unborn == 1;
-  gr_mark_first(g, repo);
-  return gr_new(&api, repo, abs, out, e);
+  if (gr_new(&api, repo, abs, out, e) != 0) return -1;
+  /* the view holds the first commit's files; an older repository's view finds its base at
+   * its first refresh (view.c) */
+  if (*created && gr_view_reset(*out, &tree, e) != 0) {
+    gitrepo_close(*out);
+    *out = NULL;
+    return -1;
+  }
+  return 0;
 }
 
 /* ---- pending checkouts ------------------------------------------------------------------- */
@@ -1124,28 +989,6 @@ static int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, 
   if (!ok) return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(err));
   if (made) (void)gr_fsync_path(d, 1); /* best effort: the file's own fsync already happened */
   return 0;
-}
-
-/* Makes main's marker when there is none, saying idle at HEAD: no merge of ours ever began
- * there (the first writes its "planned" before main moves), so the files are taken to be
- * HEAD's. Once it exists, the commit the files were checked out at stays known even when
- * main is moved by hand (git update-ref, a push) before the first merge. Never replaces a
- * marker (a merge in another process may have just made one); best effort: a repository
- * that cannot be written to still opens. */
-static void gr_mark_first(const gitapi *g, git_repository *repo) {
-  gr_wd w = {.repo = repo};
-  char p[PATH_MAX], d[PATH_MAX], line[GR_MARK_LEN + 8];
-  struct stat st;
-  git_oid head;
-  if (gr_pending_path(g, &w, p, sizeof p) != 0 || gr_state_dir(g, &w, d, sizeof d) != 0 || lstat(p, &st) == 0 ||
-      errno != ENOENT || g->reference_name_to_id(&head, repo, "HEAD") < 0)
-    return;
-  int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) return;
-  gr_mark_format(g, line, sizeof line, "idle", &head, &head);
-  int ok = pwrite(fd, line, GR_MARK_LEN, 0) == GR_MARK_LEN && fsync(fd) == 0;
-  close(fd);
-  if (ok) (void)gr_fsync_path(d, 1);
 }
 
 /* 0: no checkout pending; 1: planned; 2: writing (its safety check had passed). A "writing"
@@ -1354,28 +1197,6 @@ static int gr_index_stamp(const gitapi *g, const gr_wd *w, struct stat *st) {
   return lstat(p, st);
 }
 
-/* Syncs the file system holding repo's working tree, whole: the files and directories this
- * checkout wrote, and those the merges before it wrote without a sync, whichever process
- * made them (libgit2 syncs no working-tree file), so that a durable settle's marker never
- * says more than the disk holds. Only for the rare durable settles (gr_refresh_repo): it
- * writes back whatever else is dirty there too. 0, or -1 when it failed. */
-static int gr_workdir_sync(const gitapi *g, git_repository *repo) {
-  const char *wd = g->repository_workdir(repo);
-  int fd = wd ? open(wd, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-  if (fd < 0) return -1;
-  int rc = syncfs(fd);
-  close(fd);
-  return rc == 0 ? 0 : -1;
-}
-
-/* Syncs w's index file and the directory that holds it (libgit2 writes an index without
- * either): 0, or -1 when either could not be. */
-static int gr_index_sync(const gitapi *g, const gr_wd *w) {
-  char p[PATH_MAX + 8], d[PATH_MAX];
-  if (gr_state_dir(g, w, d, sizeof d) != 0 || (size_t)snprintf(p, sizeof p, "%sindex", d) >= sizeof p) return -1;
-  return gr_fsync_path(p, 0) == 0 && gr_fsync_path(d, 1) == 0 ? 0 : -1;
-}
-
 /* 1 when w's index is still the file this handle left holding the tree of w->mark->tip: the
  * same file (device, inode, size, change and modification times). */
 static int gr_mark_holds(const gitapi *g, const gr_wd *w) {
@@ -1417,119 +1238,6 @@ static int gr_index_tree_id(const gitapi *g, const gr_wd *w, int holds, git_inde
     }
   }
   return g->index_write_tree(out, idx);
-}
-
-/* The id of commit id's tree into *out: 0, or -1 when the commit cannot be read (a person's
- * gc may have removed a commit a marker names). */
-static int gr_commit_tree_id(const gitapi *g, git_repository *repo, const git_oid *id, git_oid *out) {
-  git_commit *c = NULL;
-  if (g->commit_lookup(&c, repo, id) < 0) return -1;
-  *out = *g->commit_tree_id(c);
-  g->commit_free(c);
-  return 0;
-}
-
-/* 1 when commit id's tree is tree. */
-static int gr_commit_has_tree(const gitapi *g, git_repository *repo, const git_oid *id, const git_oid *tree) {
-  git_oid t;
-  return gr_commit_tree_id(g, repo, id, &t) == 0 && g->oid_equal(&t, tree);
-}
-
-/* 1 when main's index holds the tree of a commit that main's reflog, newest first, shows
- * main left through our merges alone (GR_MERGE_WHY), each starting where the one before it
- * ended, up to its tip `tip`: the working tree last settled there (neither the index nor the
- * marker is synced, so either may be older than the other), and every move since is a merge
- * of ours whose checkout a power cut interrupted, its unsynced "planned" lost (gr_move_ref).
- * libgit2 syncs a reflog entry before it renames the ref, so a move that reached the disk
- * left its entry there. A move by anyone else met on the way (a person's reset, commit or
- * merge), or an index that is none of those trees (a person's staged change), is not ours to
- * check out over. Read only when settling finds main's index off its tip and the marker idle
- * about another commit: after a power cut, or a person's git. */
-static int gr_main_merges_since(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *base) {
-  git_reflog *log = NULL;
-  int settled = 0;
-  if (g->reflog_read(&log, repo, "refs/heads/" GR_MAIN) < 0) return 0;
-  git_oid want = *tip;
-  size_t n = g->reflog_entrycount(log);
-  for (size_t i = 0; i < n && i < GR_CHAIN_MAX && !settled; i++) {
-    const git_reflog_entry *en = g->reflog_entry_byindex(log, i);
-    const char *msg = en ? g->reflog_entry_message(en) : NULL;
-    if (msg == NULL || strncmp(msg, GR_MERGE_WHY, strlen(GR_MERGE_WHY)) != 0 ||
-        !g->oid_equal(g->reflog_entry_id_new(en), &want))
-      break;
-    want = *g->reflog_entry_id_old(en);
-    settled = gr_commit_has_tree(g, repo, &want, base);
-  }
-  g->reflog_free(log);
-  return settled;
-}
-
-/* 1 when main's index, holding tree itree, holds changes a person staged (git add, git rm):
- * Orket only ever leaves there the tree of a commit main pointed to, so an index that is
- * neither the tree of `files` (the marker's `from`, when known), nor that of any commit main's
- * reflog names (newest first, GR_CHAIN_MAX entries), nor that of one of the tip's first
- * GR_CHAIN_NEAR ancestors (main's history, for when there is no reflog) is theirs. A
- * person's staged revert to one of those trees is not told apart. 0 as well when there is
- * nothing to compare with. */
-#define GR_CHAIN_NEAR 64
-static int gr_main_staged(const gitapi *g, git_repository *repo, const git_oid *itree, const git_oid *files,
-                          const git_oid *tip) {
-  if (files && gr_commit_has_tree(g, repo, files, itree)) return 0;
-  git_reflog *log = NULL;
-  size_t n = 0;
-  if (g->reflog_read(&log, repo, "refs/heads/" GR_MAIN) == 0) n = g->reflog_entrycount(log);
-  int staged = 1, compared = files != NULL || n > 0;
-  for (size_t i = 0; staged && i < n && i < GR_CHAIN_MAX; i++) {
-    const git_reflog_entry *en = g->reflog_entry_byindex(log, i);
-    if (en == NULL) break;
-    if (gr_commit_has_tree(g, repo, g->reflog_entry_id_new(en), itree) ||
-        ((i + 1 == n || i + 1 == GR_CHAIN_MAX) && gr_commit_has_tree(g, repo, g->reflog_entry_id_old(en), itree)))
-      staged = 0;
-  }
-  g->reflog_free(log);
-  git_oid q[GR_CHAIN_NEAR]; /* breadth first: a fast-forward onto a card that merged main in
-                             * has main's earlier tips behind a second parent */
-  size_t head = 0, nq = 0;
-  q[nq++] = *tip;
-  while (staged && head < nq) {
-    git_commit *c = NULL;
-    if (g->commit_lookup(&c, repo, &q[head++]) < 0) continue;
-    compared = 1;
-    if (g->oid_equal(g->commit_tree_id(c), itree)) staged = 0;
-    for (unsigned i = 0, np = g->commit_parentcount(c); i < np && nq < GR_CHAIN_NEAR; i++)
-      q[nq++] = *g->commit_parent_id(c, i);
-    g->commit_free(c);
-  }
-  return staged && compared;
-}
-
-/* For an index a person staged changes in: its entry for d's path (or its having none) must
- * be the path's old or new content, as gr_delta_safe asks of the file: anything else is a
- * change they staged that the update would undo. */
-static int gr_staged_safe(const gitapi *g, git_repository *repo, git_index *idx, git_diff *diff, size_t i, gr_err *e) {
-  const git_diff_delta *d = g->diff_get_delta(diff, i);
-  const git_diff_file *old, *new;
-  gr_delta_sides(g, diff, i, &old, &new);
-  const char *path = gr_delta_path(d);
-  const git_index_entry *en = g->index_get_bypath(idx, path, 0);
-  int as_old = old == NULL ? en == NULL : en && en->mode == old->mode && g->oid_equal(&en->id, &old->id);
-  int as_new = new == NULL ? en == NULL : en && en->mode == new->mode && g->oid_equal(&en->id, &new->id);
-  if (as_old || as_new) return 0;
-  return gr_fail(e, "EDIRTY", "%s was staged by hand in %s, and the update to HEAD changes it too; keep or revert it by "
-                 "hand", path, g->repository_workdir(repo));
-}
-
-/* Ends a settle of main's working tree whose index keeps a person's staged changes: the
- * marker (when `mark`) says idle at the tip, durably (files, index, then marker: no chain of
- * our merges reaches an index like this one); it is not settled as the tip's tree (gr_settle),
- * so this handle knows nothing of the index, and the next merge syncs its "planned". */
-static int gr_settle_theirs(const gitapi *g, const gr_wd *w, const git_oid *tip, int mark, gr_err *e) {
-  if (mark) {
-    int durable = gr_workdir_sync(g, w->repo) == 0 && gr_index_sync(g, w) == 0;
-    if (gr_pending_write(g, w, "idle", tip, NULL, durable, NULL, e) != 0) return -1;
-  }
-  if (w->mark) w->mark->chained = 0;
-  return 0;
 }
 
 /* The tree base without the paths diff deletes below a file or symlink (blocked, from
@@ -1649,57 +1357,6 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     goto out;
   }
   size_t n = g->diff_num_deltas(diff);
-  int main_wt = gr_is_main(g, w);
-  git_oid ftree; /* the tree of the commit the marker says the files were checked out at */
-  int known = main_wt && !holds && st.has_from && gr_commit_tree_id(g, repo, &st.from, &ftree) == 0;
-  if (n > 0 && !pending && main_wt && st.has_oid && !g->oid_equal(&st.oid, &tip) &&
-      (gr_main_merges_since(g, repo, &tip, &bid) || /* or read from there, the index a person's: */
-       (known && gr_main_staged(g, repo, &bid, &st.from, &tip) && gr_main_merges_since(g, repo, &tip, &ftree)))) {
-    /* recorded, synced, before any path is checked: a stop (EDIRTY) and a person's later
-     * git add must not turn it back into a mere index reset */
-    if (gr_pending_write(g, w, "planned", &tip, NULL, 1, NULL, e) != 0) goto out;
-    pending = 1;
-  }
-  /* main's files are compared with the commit they were checked out at (the marker's `from`)
-   * rather than with the index when the index is not that commit's tree and either holds a
-   * person's staged changes or already is the tip's (a person's reset or stash after a stop,
-   * or a checkout of ours killed before its marker said idle): only the paths that differ
-   * between that commit and the tip are written, each holding its old or new content on disk
-   * and in the index, and every other entry they staged is kept (what `git checkout` does
-   * with local changes). The index this handle left is never a person's. */
-  int carried = 0, indexed = main_wt && !holds && gr_index_exists(g, w); /* main's, not ours to trust */
-  if (pending && indexed) {
-    /* n == 0 only while planned: a "writing" whose index already is the tip's is our own
-     * checkout, finished but for its marker, and a person may have edited since */
-    if (known && !g->oid_equal(&ftree, &bid) &&
-        ((n == 0 && pending == 1) || (n > 0 && gr_main_staged(g, repo, &bid, &st.from, &tip)))) {
-      g->tree_free(base);
-      base = NULL;
-      g->diff_free(diff);
-      diff = NULL;
-      if ((rc = g->tree_lookup(&base, repo, &ftree)) < 0 || (rc = g->diff_tree_to_tree(&diff, repo, base, target, NULL)) < 0) {
-        gr_git(g, e, rc, "comparing main's files with HEAD");
-        goto out;
-      }
-      n = g->diff_num_deltas(diff);
-      carried = 1;
-      /* checked again even when "writing": libgit2 writes the index last, and this index
-       * being a person's says nothing of whether that checkout finished, so a person's edit
-       * since may be on one of its paths */
-      pending = 1;
-    } else if (!known && n > 0 && gr_main_staged(g, repo, &bid, NULL, &tip)) {
-      gr_fail(e, "EDIRTY", "main's index in %s holds changes staged by hand, and the commit its files were checked "
-              "out at is not known; keep or revert them by hand", g->repository_workdir(repo));
-      goto out;
-    }
-  }
-  if (n > 0 && !pending && indexed && gr_main_staged(g, repo, &bid, st.has_from ? &st.from : NULL, &tip)) {
-    /* a person's staged changes, no checkout pending: theirs to keep, no file touched. A
-     * marker about another commit (main moved by their commit, or a reset) now says the tip,
-     * as the index reset this replaces said: what the next merge's checkout starts from */
-    ret = gr_settle_theirs(g, w, &tip, !(st.has_oid && g->oid_equal(&st.oid, &tip)), e);
-    goto out;
-  }
   if (n > 0 && !pending) {
     if ((rc = g->index_read_tree(idx, target)) < 0 || (rc = g->index_write(idx)) < 0) {
       gr_git(g, e, rc, "setting the index to HEAD");
@@ -1717,8 +1374,7 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     if (gr_check_ways(g, repo, paths, n, blocked, e) != 0) goto out;
     for (size_t i = 0; i < n; i++) /* once writing began, a path that is neither is ours, */
       if ((pending == 1 || blocked[i]) &&    /* but never what stands on a path's way */
-          (gr_delta_safe(g, repo, diff, i, blocked[i], e) != 0 ||
-           (pending == 1 && carried && gr_staged_safe(g, repo, idx, diff, i, e) != 0)))
+          gr_delta_safe(g, repo, diff, i, blocked[i], e) != 0)
         goto out;
     /* a path to delete below a file or symlink is gone already (a directory turned file,
      * written before a stop): libgit2 would take that file away to delete it */
@@ -1760,35 +1416,13 @@ static int gr_refresh_repo(const gitapi *g, const gr_wd *w, int *updated, gr_err
     }
     *updated = 1;
   }
-  if (carried) {
-    ret = gr_settle_theirs(g, w, &tip, 1, e);
-    goto out;
-  }
-  /* the marker says the tip now settled. In main's working tree the settle is made durable
-   * (files written, index, then the marker) when the marker named another commit (the tip
-   * moved some other way than our announced merge: a person's git, or recovery finishing a
-   * merge) or the caller asks (a merge that had to sync its "planned": the first since main
-   * moved behind this handle's back): the next merges skip their syncs and a power cut is
-   * read against this settle, which their chain of reflog entries reaches. A card directory's
-   * idle is never read against anything (attach plans from index and tip). */
-  int other = !(st.has_oid && g->oid_equal(&st.oid, &tip)), durable = 0;
-  if (pending || st.stage || (st.has_oid && other)) {
-    durable = main_wt && (other || w->durable);
-    if (durable && (gr_workdir_sync(g, repo) != 0 || gr_index_sync(g, w) != 0))
-      durable = 0; /* not all of it reached the disk: not said to have */
-    if (gr_pending_write(g, w, "idle", &tip, NULL, durable, NULL, e) != 0) goto out;
+  /* the marker says the tip now settled: never read against anything (attach plans from
+   * index and tip), so not synced */
+  if (pending || st.stage || (st.has_oid && !g->oid_equal(&st.oid, &tip))) {
+    if (gr_pending_write(g, w, "idle", &tip, NULL, 0, NULL, e) != 0) goto out;
   }
   ret = 0;
   gr_settle(g, w);
-  if (w->mark && durable) {
-    w->mark->chained = 1;
-    w->mark->since = 0;
-  } else if (w->mark && holds && pending && st.stage && !other) {
-    /* a merge of ours, announced, from the index this handle left */
-    w->mark->since++;
-  } else if (w->mark) { /* the index set some other way: nothing durable to read back to */
-    w->mark->chained = 0;
-  }
 out:
   if (ret != 0 && idx) (void)g->index_read(idx, 1); /* nothing half-made stays in memory */
   free(paths);
@@ -1801,28 +1435,21 @@ out:
   return ret;
 }
 
-/* Moves ref from `from` to `to` (compare-and-swap) after announcing, with the pending marker,
- * the checkout that must follow into repo's working tree; a crash anywhere after this is
- * finished by gr_refresh_repo. sync 0: the marker need not reach the disk before the ref
- * moves, because the move is announced durably otherwise (main's reflog: gr_merge_into_main,
- * gr_main_merges_since); a kill leaves the marker in the page cache. */
+/* Moves a card's ref from `from` to `to` (compare-and-swap) after announcing, with the
+ * pending marker (synced), the checkout that must follow into its working directory; a crash
+ * anywhere after this is finished by gr_refresh_repo. */
 static int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const git_oid *from,
-                       const git_oid *to, const char *why, int sync, gr_err *e) {
+                       const git_oid *to, const char *why, gr_err *e) {
   git_repository *repo = w->repo;
   gr_stage was;
-  if (gr_pending_write(g, w, "planned", to, from, sync, &was, e) != 0) return -1;
+  if (gr_pending_write(g, w, "planned", to, from, 1, &was, e) != 0) return -1;
   git_reference *out = NULL;
   int rc = g->reference_create_matching(&out, repo, ref, to, 1, from, why);
   g->reference_free(out);
   if (rc < 0) {
     gr_git(g, e, rc, ref);
     gr_err ignored;
-    /* nothing moved: the marker goes back to what it said (a checkout still pending stays
-     * so, an idle about an earlier commit keeps the chain recovery may read back), synced
-     * after the index, since the reflog may hold an entry for the move that failed, which a
-     * later chain of merges must not be read across (gr_main_merges_since) */
-    if (gr_is_main(g, w)) (void)gr_workdir_sync(g, repo); /* main's: what the merges before wrote unsynced, */
-    (void)gr_index_sync(g, w);        /* as a durable settle does */
+    /* nothing moved: the marker goes back to what it said (a checkout still pending stays so) */
     (void)gr_pending_write(g, w, was.stage == 2 ? "writing" : was.stage ? "planned" : "idle",
                            was.has_oid ? &was.oid : from, NULL, 1, NULL, &ignored);
     if (w->mark) w->mark->known = 0;
@@ -2990,6 +2617,7 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
   git_commit *mc = NULL, *bc = NULL;
   git_index *idx = NULL;
   int rc, ret = -1, has_base;
+  r->view_diverged = 0;
   if (gr_ref_id(g, r->repo, "refs/heads/" GR_MAIN, &mid, e) != 0 || gr_ref_id(g, r->repo, ref, &bid, e) != 0) return -1;
   if (r->walk == NULL && (rc = g->repository_open_ext(&r->walk, r->path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL)) < 0) {
     r->walk = NULL;
@@ -3023,48 +2651,19 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
     *kind = GR_MERGED;
   }
   snprintf(msg, sizeof msg, GR_MERGE_WHY "%s", bname);
-  gr_wd mw = {.repo = r->repo, .mark = &r->main_settled};
-  /* main's reflog announces the move durably when it is written and already there (a new
-   * one's directories are made without syncing their parents); else "planned" is synced */
-  char lp[PATH_MAX];
-  struct stat before, after;
-  int logged = r->main_logged &&
-               (size_t)snprintf(lp, sizeof lp, "%slogs/refs/heads/" GR_MAIN, g->repository_commondir(r->repo)) <
-                   sizeof lp &&
-               lstat(lp, &before) == 0 && S_ISREG(before.st_mode);
-  /* and main is as this handle last settled it, index and tip (a person's git add or reset
-   * since, or an interrupted settle, leaves an index or a tip no merge of ours started from,
-   * and a lost "planned" would be read against it); a settle also left the marker naming
-   * that tip, or the write below finds an older format or none and syncs */
-  if (logged)
-    logged = gr_mark_holds(g, &mw) && g->oid_equal(&r->main_settled.tip, &mid) && r->main_settled.chained &&
-             r->main_settled.since < GR_CHAIN_SKIP;
-  /* a checkout of main still pending (a worker killed in the middle of one) is finished
-   * first, while its marker still says how far it got: after "writing", a file it cut short
-   * is its own to rewrite, where the "planned" of this move would have it stop there */
-  gr_stage ps;
-  if (!logged && (gr_stage_read(g, &mw, &ps), ps.stage)) {
-    int upd;
-    gr_err ignored;
-    (void)gr_refresh_repo(g, &mw, &upd, &ignored); /* should it stop, the move goes ahead as before */
-  }
-  /* a merge that syncs its "planned" while main is logged is the first since main moved
-   * behind this handle's back (or of this process, unless its recovery settled durably):
-   * its settle is made durable, as the point the next merges' reflog chain is read back to
-   * (gr_main_merges_since) */
-  mw.durable = r->main_logged && !logged;
-  if (gr_move_ref(g, &mw, "refs/heads/" GR_MAIN, &mid, &target, msg, !logged, e) != 0) goto out;
-  if (logged && (lstat(lp, &after) != 0 || after.st_size <= before.st_size)) {
-    /* the config changed since it was read: no entry was written, so the marker is synced
-     * now, and from now on before the move */
-    r->main_logged = 0;
-    gr_err ignored;
-    (void)gr_pending_write(g, &mw, "planned", &target, NULL, 1, NULL, &ignored);
+  /* the commit point: main moves by compare-and-swap, or not at all (EAGAIN) */
+  git_reference *moved = NULL;
+  rc = g->reference_create_matching(&moved, r->repo, "refs/heads/" GR_MAIN, &target, 1, &mid, msg);
+  g->reference_free(moved);
+  if (rc < 0) {
+    gr_git(g, e, rc, "refs/heads/" GR_MAIN);
+    goto out;
   }
   g->oid_tostr(id, GR_OID_HEX + 1, &target);
-  /* main has moved: the merge stands even when its working tree cannot follow yet */
-  int updated;
-  ret = gr_refresh_repo(g, &mw, &updated, e) == 0 ? 0 : 1;
+  /* the merge stands whatever the view does: a person's paths are recorded, not an error,
+   * and a view that cannot be written at all is caught up by the next refresh */
+  size_t diverged;
+  ret = gr_view_refresh(r, &diverged, e) == 0 ? 0 : 1;
 out:
   g->index_free(idx);
   g->commit_free(mc);
@@ -3203,7 +2802,7 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
     if (gr_commit_tree(g, w, idx, who, msg, bc, mc, &target, e) != 0) goto out;
   }
   snprintf(why, sizeof why, "orket: merge " GR_MAIN " into %s", bname);
-  if (gr_move_ref(g, &wd, ref, &bid, &target, why, 1, e) != 0 || gr_refresh_repo(g, &wd, &updated, e) != 0)
+  if (gr_move_ref(g, &wd, ref, &bid, &target, why, e) != 0 || gr_refresh_repo(g, &wd, &updated, e) != 0)
     goto out;
   g->oid_tostr(id, GR_OID_HEX + 1, &target);
   ret = 0;
@@ -3349,7 +2948,6 @@ int gitrepo_recover(gitrepo *r, int *removed, gr_err *e) {
   gr_forget(r, NULL); /* after a crash: every worktree read afresh */
   if ((rc = g->worktree_list(&wts, r->repo)) < 0) return gr_git(g, e, rc, "worktrees");
   if (gr_clear_locks(r, &wts, removed, e) != 0) goto out;
-  if (gr_refresh_repo(g, &(gr_wd){.repo = r->repo, .mark = &r->main_settled}, &updated, e) != 0) goto out;
   for (size_t i = 0; i < wts.count; i++) {
     gr_wd w;
     if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
@@ -3361,6 +2959,11 @@ int gitrepo_recover(gitrepo *r, int *removed, gr_err *e) {
     if (gr_open_card(r, wts.strings[i], &w, &ignored) != 0) continue; /* broken: gitrepo_worktree remakes it */
     if (gr_refresh_repo(g, &w, &updated, e) != 0) goto out;
   }
+  /* main's view last: what a crash left between a merge's ref move and its refresh is
+   * finished here, and a view that cannot follow never stops a resume */
+  size_t diverged;
+  gr_err ignored;
+  (void)gr_view_refresh(r, &diverged, &ignored);
   ret = 0;
 out:
   g->strarray_dispose(&wts);
@@ -3453,7 +3056,12 @@ int gitrepo_check(gitrepo *r, gr_err *e) {
   git_branch_t bt;
   int rc, ret = -1;
   if ((rc = g->repository_odb(&odb, r->repo)) < 0) return gr_git(g, e, rc, "objects");
-  if (gr_check_worktree(g, r->repo, GR_MAIN, e) != 0) goto out;
+  git_reference *head = NULL;
+  if (g->repository_head(&head, r->repo) < 0) {
+    gr_fail(e, "EINCONSISTENT", GR_MAIN ": HEAD does not resolve");
+    goto out;
+  }
+  g->reference_free(head);
   if ((rc = g->branch_iterator_new(&it, r->repo, GIT_BRANCH_LOCAL)) < 0) { gr_git(g, e, rc, "branches"); goto out; }
   while ((rc = g->branch_next(&ref, &bt, it)) == 0) {
     int bad = gr_check_history(r, odb, g->reference_name(ref), e);
@@ -3491,7 +3099,10 @@ out:
 int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e) {
   const gitapi *g = &r->git;
   *updated = 0;
-  if (card == NULL) return gr_refresh_repo(g, &(gr_wd){.repo = r->repo, .mark = &r->main_settled}, updated, e);
+  if (card == NULL) {
+    size_t diverged;
+    return gr_view_refresh(r, &diverged, e);
+  }
   gr_wd w;
   if (gr_open_card(r, card, &w, e) != 0) return -1;
   return gr_refresh_repo(g, &w, updated, e);

@@ -9,6 +9,7 @@ local jsonout = require "orket.jsonout"
 local liveview = require "orket.terminal.liveview"
 local scheduler = require "orket.engine.scheduler"
 local import = require "orket.import"
+local status_view = require "orket.views.status"
 local journal = require "orket.engine.journal"
 local claims = require "orket.engine.claims"
 local phase = require "orket.sandboxes.phase"
@@ -216,6 +217,16 @@ function cmd.execute(o, cli, resume_id)
     lock:tag(id) -- so `orket runs` can tell this run from one that was killed
     claim:release()
     status = e:execute(id)
+    -- a person's file the merges could not take is named here, once, as `orket status` does
+    local vdoc = status_view.of_project(o.dir)
+    local vnote = status_view.note(vdoc)
+    if vnote and o.json then
+      local paths = {}
+      for i, d in ipairs(vdoc.diverged) do paths[i] = d.path end
+      emit { type = "view_diverged", run_id = id, paths = paths, message = vnote }
+    elseif vnote then
+      cli.err("note: %s", vnote)
+    end
   end)
   local ok, terr = t:join()
   claim:release() -- the run could not start
