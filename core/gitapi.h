@@ -10,7 +10,7 @@
 #include <git2.h>
 #include <git2/sys/repository.h> /* git_repository_set_index */
 
-/* The functions gitrepo.c uses, each named without its git_ prefix. One list makes both the
+/* The functions the git layer (core/gitrepo/) uses, each named without its git_ prefix. One list makes both the
  * table and its loader, and each field takes its type from libgit2's own declaration, so
  * the two cannot disagree. */
 #define GITAPI_FUNCS(X) \

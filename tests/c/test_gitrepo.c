@@ -1,4 +1,4 @@
-/* test_gitrepo.c: the workspace repository of gitrepo.c: init with main, a worktree per card,
+/* test_gitrepo.c: the workspace repository of gitrepo.h: init with main, a worktree per card,
  * idempotent commits with the turn trailer, fast-forward / merge commit / conflict merges in
  * both directions, and recovery from the states a crash leaves (stale locks, a checkout that
  * did not finish), built here with libgit2 directly. */
