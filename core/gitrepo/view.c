@@ -229,7 +229,6 @@ typedef struct vw_item {
   const char *path;
   vw_side b, m;
   int index_ok; /* main's index held B's or M's entry */
-  int cleared;  /* pass 1 removed B's (or found nothing) for a change of kind */
   int diverged;
   int done; /* the disk holds M's */
 } vw_item;
@@ -316,17 +315,18 @@ static int vw_index_set(const gitapi *g, git_index *idx, int root, const vw_item
   return g->index_add(idx, &en) < 0 ? -1 : 1;
 }
 
-/* Pass 1, deepest first: what B had and M has not (or has as another kind) goes, where it
- * still is B's. */
+/* Pass 1, deepest first: what B had and M has not goes, where it still is B's. (A file
+ * turned symlink, or back, is one write in pass 2, a rename over it: removed here and
+ * written there, a crash in between would leave nothing, which reads as a person's
+ * deletion.) The directories it leaves empty go too, so that a file can take their place. */
 static void vw_clear(const gitapi *g, int root, vw_item *it) {
   const char *leaf;
   int dfd = vw_parent(root, it->path, 0, &leaf);
   vw_side d;
   vw_disk(g, dfd, leaf, &d);
-  if (d.kind == VW_NONE || vw_holds(g, &d, &it->m, 1)) {
-    it->cleared = 1;
+  if (d.kind == VW_NONE) {
+    vw_prune_dirs(root, it->path);
   } else if (it->index_ok && vw_holds(g, &d, &it->b, 0) && unlinkat(dfd, leaf, 0) == 0) {
-    it->cleared = 1;
     vw_prune_dirs(root, it->path);
   } else {
     it->diverged = 1;
@@ -334,7 +334,7 @@ static void vw_clear(const gitapi *g, int root, vw_item *it) {
   if (dfd >= 0) close(dfd);
 }
 
-/* Pass 2, in path order: M's content where the view holds B's (or nothing left of it). */
+/* Pass 2, in path order: M's content where the view holds B's. */
 static void vw_write_m(const gitapi *g, git_repository *repo, int root, vw_item *it) {
   const char *leaf;
   int dfd = vw_parent(root, it->path, 0, &leaf);
@@ -344,7 +344,7 @@ static void vw_write_m(const gitapi *g, git_repository *repo, int root, vw_item 
     it->done = 1;
   } else if (it->m.kind == VW_OTHER) {
     it->done = 1; /* a submodule's commit: nothing to write */
-  } else if (!it->index_ok || !(vw_holds(g, &d, &it->b, 0) || (it->cleared && d.kind == VW_NONE))) {
+  } else if (!it->index_ok || !vw_holds(g, &d, &it->b, 0)) {
     it->diverged = 1;
   } else {
     if (dfd < 0) dfd = vw_parent(root, it->path, 1, &leaf); /* directories M brings */
@@ -427,8 +427,7 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
     items[i].index_ok = vw_index_is(g, ie, &items[i].b) || vw_index_is(g, ie, &items[i].m);
   }
   for (size_t i = n; i-- > 0;)
-    if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER &&
-        (items[i].m.kind == VW_NONE || (items[i].m.kind == VW_LINK) != (items[i].b.kind == VW_LINK)))
+    if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER && items[i].m.kind == VW_NONE)
       vw_clear(g, root, &items[i]);
   for (size_t i = 0; i < n; i++) {
     if (items[i].diverged) continue;

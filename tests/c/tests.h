@@ -74,6 +74,7 @@
   X(test_gitrepo_view)                     \
   X(test_gitrepo_conflict_kinds)           \
   X(test_gitrepo_push)                     \
+  X(test_gitcrash)                         \
   X(test_hmac_vectors)                     \
   X(test_hmac_webhook_signature)         \
   X(test_pg_mask_password)               \
