@@ -38,7 +38,7 @@
   X(reference_peel) X(reference_symbolic_target) X(reference_type) X(reflog_entry_byindex)   \
   X(reflog_entry_id_new) X(reflog_entry_id_old) X(reflog_entry_message) X(reflog_entrycount) \
   X(reflog_free) X(reflog_read) X(remote_connect)                                            \
-  X(remote_create_detached) X(remote_create_options_init) X(remote_create_with_opts)         \
+  X(remote_create_detached) X(remote_create_options_init) X(remote_create_with_opts) X(remote_download) X(remote_update_tips)         \
   X(remote_fetch) X(remote_free) X(remote_init_callbacks) X(remote_ls) X(remote_push)        \
   X(repository_commondir) X(repository_config_snapshot) X(repository_free)                  \
   X(repository_hashfile) X(repository_head)                                                  \

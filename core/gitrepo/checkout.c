@@ -537,10 +537,11 @@ int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const git_oid 
                        const git_oid *to, const char *why, gr_err *e) {
   git_repository *repo = w->repo;
   gr_stage was;
-  if (gr_pending_write(g, w, "planned", to, 1, &was, e) != 0) return -1;
+  if (gr_pending_write(g, w, "planned", to, 1, &was, e) != 0 || gr_sync(g, repo, e) != 0) return -1;
   git_reference *out = NULL;
   int rc = g->reference_create_matching(&out, repo, ref, to, 1, from, why);
   g->reference_free(out);
+  if (rc == 0 && gr_sync(g, repo, e) != 0) return -1;
   if (rc < 0) {
     gr_git(g, e, rc, ref);
     gr_err ignored;

@@ -279,11 +279,20 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
   } else {
     if ((rc = g->tree_lookup(&tree, w, &tid)) < 0) { gr_git(g, e, rc, "tree"); goto out; }
     if ((msg = gr_message(message, turn_key)) == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
-    /* objects first, then HEAD's branch moves in one locked rename; libgit2 refuses when
-     * the branch no longer points at the parent */
+    /* objects first, made durable, then the branch moves by compare-and-swap (refused when
+     * it no longer points at the parent), made durable before the caller records it */
     const git_commit *parents[1] = {parent};
-    rc = g->commit_create(&cid, w, wd.ref ? wd.ref : "HEAD", sig, sig, NULL, msg, tree, 1, parents);
+    git_reference *moved = NULL;
+    char why[96];
+    snprintf(why, sizeof why, "commit: %.80s", msg);
+    why[strcspn(why, "\n")] = '\0';
+    rc = g->commit_create(&cid, w, NULL, sig, sig, NULL, msg, tree, 1, parents);
     if (rc < 0) { gr_git(g, e, rc, "commit"); goto out; }
+    if (gr_sync(g, w, e) != 0) goto out;
+    rc = g->reference_create_matching(&moved, w, ref, &cid, 1, g->commit_id(parent), why);
+    g->reference_free(moved);
+    if (rc < 0) { gr_git(g, e, rc, "commit"); goto out; }
+    if (gr_sync(g, w, e) != 0) goto out;
     if (turn_key) gr_turn_committed(g, &wd, g->commit_id(parent), &cid, turn_key);
     *kind = GR_COMMITTED;
     g->oid_tostr(id, GR_OID_HEX + 1, &cid);

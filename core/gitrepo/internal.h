@@ -119,6 +119,11 @@ int gr_git(const gitapi *g, gr_err *e, int rc, const char *what);
 /* Adds path to p unless it is there: 0, or -1 out of memory. */
 /* strcmp for qsort over char * */
 
+/* Makes durable, in one syncfs of the file system holding repo's common gitdir, what was
+ * written there unsynced (libgit2's syncs are off: repo.c): called before a ref move (the
+ * objects it will name) and after it (the move, its reflog). 0, or -1 with e set (EIO). */
+int gr_sync(const gitapi *g, git_repository *repo, gr_err *e);
+
 /* ---- the view (view.c) ---- */
 
 /* Brings main's working tree towards main's tip (invariants at the top of view.c): writes

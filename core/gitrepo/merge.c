@@ -182,7 +182,10 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
     *kind = GR_MERGED;
   }
   snprintf(msg, sizeof msg, GR_MERGE_WHY "%s", bname);
-  /* the commit point: main moves by compare-and-swap, or not at all (EAGAIN) */
+  /* the commit point: main moves by compare-and-swap, or not at all (EAGAIN); what it names
+   * is durable before, the move itself after */
+  /* (a fast-forward names commits made durable already, by their own commit or fetch) */
+  if (*kind != GR_FASTFORWARD && gr_sync(g, r->repo, e) != 0) goto out;
   git_reference *moved = NULL;
   rc = g->reference_create_matching(&moved, r->repo, "refs/heads/" GR_MAIN, &target, 1, &mid, msg);
   g->reference_free(moved);
@@ -190,6 +193,7 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
     gr_git(g, e, rc, "refs/heads/" GR_MAIN);
     goto out;
   }
+  if (gr_sync(g, r->repo, e) != 0) goto out;
   g->oid_tostr(id, GR_OID_HEX + 1, &target);
   /* the merge stands whatever the view does: a person's paths are recorded, not an error,
    * and a view that cannot be written at all is caught up by the next refresh */

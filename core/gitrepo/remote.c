@@ -128,7 +128,20 @@ int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char
   fo.update_fetchhead = 0;
   char *specs[] = {"+refs/heads/" GR_MAIN ":" GR_REMOTE_MAIN};
   git_strarray refspecs = {specs, 1};
-  rc = g->remote_fetch(remote, &refspecs, &fo, "orket: fetch main");
+  /* the pack first, made durable, then the tracking ref, made durable (gr_sync) */
+  gr_err serr;
+  rc = g->remote_download(remote, &refspecs, &fo);
+  if (rc == 0 && gr_sync(g, r->repo, &serr) != 0) {
+    g->remote_free(remote);
+    *e = serr;
+    return -1;
+  }
+  if (rc == 0) rc = g->remote_update_tips(remote, &fo.callbacks, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE, "orket: fetch main");
+  if (rc == 0 && gr_sync(g, r->repo, &serr) != 0) {
+    g->remote_free(remote);
+    *e = serr;
+    return -1;
+  }
   if (rc < 0) {
     const git_error *le = g->error_last();
     gr_fail(e, rc == GIT_EAUTH ? "EAUTH" : "EREMOTE", "fetching main: %s",

@@ -170,7 +170,10 @@ static int gr_lib_acquire(gitapi *api, gr_err *e) {
   const gitapi *g = api;
   static const int levels[] = {GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL,
                                GIT_CONFIG_LEVEL_PROGRAMDATA};
-  int rc = g->libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+  /* libgit2 writes objects, refs and the index unsynced; each ref move is made durable by
+   * gr_sync, before (what it will name) and after (the move itself): git's
+   * core.fsyncMethod=batch, two calls where libgit2's own syncs took two for each file */
+  int rc = g->libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 0);
   /* A tree written from an index is not checked object by object: every blob in it was
    * written (or read) by libgit2 here. Strict creation opens each of the tree's objects, so
    * every commit and merge cost as much as main's whole tree held. */
@@ -239,6 +242,18 @@ static int gr_check_shape(const gitapi *g, git_repository *repo, gr_err *e) {
   return 0;
 }
 
+int gr_sync(const gitapi *g, git_repository *repo, gr_err *e) {
+  const char *dir = g->repository_commondir(repo);
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || syncfs(fd) != 0) {
+    int err = errno;
+    if (fd >= 0) close(fd);
+    return gr_fail(e, "EIO", "cannot sync %s: %s", dir, strerror(err));
+  }
+  close(fd);
+  return 0;
+}
+
 int gitrepo_open(const char *path, gitrepo **out, gr_err *e) {
   char abs[PATH_MAX];
   if (gr_abspath(path, abs, sizeof abs, e) != 0) return -1;
@@ -286,8 +301,14 @@ static int gr_initial_commit(const gitapi *g, git_repository *repo, const gr_sig
     gr_git(g, e, rc, "tree");
     goto out;
   }
-  rc = g->commit_create(&cid, repo, "HEAD", sig, sig, NULL, "Initial commit\n", tree, 0, NULL);
+  git_reference *made = NULL;
+  rc = g->commit_create(&cid, repo, NULL, sig, sig, NULL, "Initial commit\n", tree, 0, NULL);
   if (rc < 0) { gr_git(g, e, rc, "initial commit"); goto out; }
+  if (gr_sync(g, repo, e) != 0) goto out;
+  rc = g->reference_create_matching(&made, repo, "refs/heads/" GR_MAIN, &cid, 0, NULL, "commit (initial): Initial commit");
+  g->reference_free(made);
+  if (rc < 0) { gr_git(g, e, rc, "initial commit"); goto out; }
+  if (gr_sync(g, repo, e) != 0) goto out;
   if ((rc = g->index_write(idx)) < 0) { gr_git(g, e, rc, "index write"); goto out; }
   ret = 0;
 out:
