@@ -408,7 +408,15 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
     ret = 0;
     goto out;
   }
-  if ((rc = g->tree_lookup(&base, repo, &s.base)) < 0 || (rc = g->tree_lookup(&target, repo, &tip_tree)) < 0 ||
+  /* a base gone from the object database (a person's gc): the index's tree stands in, as
+   * for a repository with no state yet */
+  if (g->tree_lookup(&base, repo, &s.base) < 0 &&
+      (g->index_has_conflicts(idx) || g->index_write_tree(&s.base, idx) < 0 || g->oid_equal(&s.base, &tip_tree))) {
+    s.base = tip_tree; /* nothing to go by: the view is taken to hold main */
+    ret = 0;
+    goto out;
+  }
+  if ((!base && (rc = g->tree_lookup(&base, repo, &s.base)) < 0) || (rc = g->tree_lookup(&target, repo, &tip_tree)) < 0 ||
       (rc = g->diff_tree_to_tree(&diff, repo, base, target, NULL)) < 0) {
     gr_git(g, e, rc, "main's change since the view's last refresh");
     goto out;

@@ -652,6 +652,14 @@ TEST(test_gitrepo_view) {
   CHECK(t, gitrepo_view_refresh(r, &dv, &e) == 0 && dv == 0);
   CHECK_STR(t, tg_read(ws, "README", buf, sizeof buf), "mine\n");
   CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+
+  /* a base the object database no longer has (a person's gc): the index's tree stands in */
+  CHECK(t, tg_write(ws, ".git/orket-view", "orket-view 1 1111111111111111111111111111111111111111\n") == 0);
+  const char *c7[] = {"put", "m.txt", "m\n", NULL};
+  CHECK(t, tg_card_change(r, base, "C7", c7, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "C7", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "m.txt", buf, sizeof buf), "m\n");
+  CHECK_STR(t, tg_read(ws, "README", buf, sizeof buf), "mine\n");
 done:
   tg_end(r, base);
 }
