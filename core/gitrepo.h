@@ -1,8 +1,9 @@
 /* gitrepo.h: the workspace as a git repository, over libgit2 (no `git` process): a main
  * branch, a working directory per card on branch orket/<CARD> (attached: the repository
  * opened on it with an index of its own; or a linked worktree), commits with a turn trailer
- * so a resume never commits twice, and merges done in memory so main is never half-merged.
- * Knows nothing of Lua. The crash-safety model is in docs/git.md. */
+ * so a resume never commits twice, merges done in the object database so main is never
+ * half-merged, and main's working tree as a view for people. Implemented by the units of
+ * core/gitrepo/. Knows nothing of Lua. The crash-safety model is in docs/git.md. */
 #ifndef ORKET_GITREPO_H
 #define ORKET_GITREPO_H
 
