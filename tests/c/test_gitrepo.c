@@ -664,6 +664,61 @@ done:
   tg_end(r, base);
 }
 
+/* Notes ref (a loose ref file under ws/.git) and where it points now, so that each sync
+ * logged from here on says whether it came before the ref moved (tg_log_sync). 0 or -1. */
+static int tg_note_ref(const char *ws, const char *ref, gitrepo *r) {
+  gr_err e;
+  snprintf(tg_ref_path, sizeof tg_ref_path, "%s/.git/%s", ws, ref);
+  tg_nsyncs = 0;
+  return gitrepo_head(r, ref + strlen("refs/heads/"), tg_ref_before, &e);
+}
+
+/* Durable writes (docs/git.md): libgit2 syncs nothing itself; a commit is made durable by a
+ * syncfs before its branch moves (the objects) and one after (the move); a merge commit into
+ * main the same; a fast-forward of main by one after (the commits it names were synced). */
+TEST(test_gitrepo_durable) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], wt[512], id[41];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  int created;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  tg_wt(base, "D1", wt);
+  CHECK(t, gitrepo_worktree(r, "D1", wt, &created, &e) == 0);
+  CHECK(t, tg_write(wt, "d.txt", "d\n") == 0);
+  CHECK(t, tg_note_ref(ws, "refs/heads/orket/D1", r) == 0);
+  tg_sync_log = 1;
+  gr_commit_kind ck = GR_CLEAN;
+  CHECK(t, gitrepo_commit(r, "D1", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  tg_sync_log = 0;
+  CHECK(t, tg_nsyncs == 2 || !fprintf(stderr, "    a commit: %d syncs\n", tg_nsyncs));
+  CHECK(t, tg_nsyncs == 2 && strncmp(tg_syncs[0].path, "syncfs:", 7) == 0 && tg_syncs[0].before == 1 &&
+               tg_syncs[1].before == 0);
+  /* a fast-forward of main */
+  char mref[] = "refs/heads/main";
+  CHECK(t, tg_note_ref(ws, mref, r) == 0);
+  tg_sync_log = 1;
+  CHECK(t, gitrepo_merge_to_main(r, "D1", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_FASTFORWARD);
+  tg_sync_log = 0;
+  CHECK(t, tg_nsyncs == 1 && tg_syncs[0].before == 0);
+  /* a merge commit: main moved since D2 began */
+  char wt2[512], wt3[512];
+  tg_wt(base, "D2", wt2);
+  tg_wt(base, "D3", wt3);
+  CHECK(t, gitrepo_worktree(r, "D2", wt2, &created, &e) == 0 && gitrepo_worktree(r, "D3", wt3, &created, &e) == 0);
+  CHECK(t, tg_commit_file(r, wt2, "D2", "e.txt", "e\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, tg_commit_file(r, wt3, "D3", "f.txt", "f\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, gitrepo_merge_to_main(r, "D2", &tg_who, id, &kind, &conf, &e) == 0);
+  CHECK(t, tg_note_ref(ws, mref, r) == 0);
+  tg_sync_log = 1;
+  CHECK(t, gitrepo_merge_to_main(r, "D3", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_MERGED);
+  tg_sync_log = 0;
+  CHECK(t, tg_nsyncs == 2 && tg_syncs[0].before == 1 && tg_syncs[1].before == 0);
+  tg_end(r, base);
+}
+
 /* A reused card directory switched between cards whose trees differ in types, the switch
  * cut short by a lock on its index: it finishes once the lock is gone, every file there. */
 TEST(test_gitrepo_card_dir_cut_short) {
