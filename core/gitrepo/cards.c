@@ -25,8 +25,6 @@ static void gr_wt_meta(const gitapi *g, git_repository *repo, const char *card, 
   snprintf(buf, cap, "%sworktrees/%s", g->repository_commondir(repo), card);
 }
 
-/* git_worktree_lookup, but GIT_ENOTFOUND when there is no metadata at all (libgit2 answers
- * a bare -1 both for that and for metadata a crash left half written). */
 int gr_wt_lookup(const gitapi *g, git_repository *repo, const char *card, git_worktree **wt) {
   char meta[PATH_MAX];
   struct stat st;
@@ -53,7 +51,6 @@ static int gr_open_stat(gitrepo *r, const char *card, git_repository *w, struct 
   return 0;
 }
 
-/* Closes the kept worktree of card, or every one (card NULL). */
 void gr_forget(gitrepo *r, const char *card) {
   const gitapi *g = &r->git;
   for (int i = 0; i < GR_OPEN_MAX; i++) {
@@ -65,8 +62,6 @@ void gr_forget(gitrepo *r, const char *card) {
   }
 }
 
-/* card's kept worktree when it is still the one on disk (and, with path, kept for that
- * path), else NULL (and forgotten). */
 git_repository *gr_kept(gitrepo *r, const char *card, const char *path) {
   const gitapi *g = &r->git;
   for (int i = 0; i < GR_OPEN_MAX; i++) {
@@ -111,8 +106,6 @@ static git_repository *gr_keep(gitrepo *r, const char *card, const char *path, g
   return w;
 }
 
-/* card's repository opened from wt (looked up, valid) and kept for path (NULL: not known):
- * *w is borrowed, as gr_open_card's. */
 int gr_open_wt(gitrepo *r, const char *card, const char *path, git_worktree *wt, git_repository **w,
                       gr_err *e) {
   const gitapi *g = &r->git;
@@ -134,8 +127,6 @@ int gr_open_wt(gitrepo *r, const char *card, const char *path, git_worktree *wt,
   return 0;
 }
 
-/* card's working directory: its attached directory (gitrepo_attach), else its linked
- * worktree; borrowed: kept open by r, never freed by the caller. */
 int gr_open_card(gitrepo *r, const char *card, gr_wd *wd, gr_err *e) {
   const gitapi *g = &r->git;
   if (gr_check_card(card, e) != 0) return -1;
@@ -295,8 +286,6 @@ out:
   return ret;
 }
 
-/* The changed paths of wd's working tree, leaving out what gr_scan does (run first:
- * libgit2's status reads .gitignore files). */
 int gr_status_repo(const gitapi *g, const gr_wd *wd, gr_paths *out, gr_err *e) {
   gr_scan scan;
   if (gr_scan_run(g, wd->repo, &scan, e) != 0) return -1;

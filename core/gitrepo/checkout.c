@@ -71,8 +71,6 @@ static void gr_stage_read(const gitapi *g, const gr_wd *w, gr_stage *out) {
   close(fd);
 }
 
-/* Writes the marker: stage about oid, synced when sync asks (and when made, with its
- * directory). was (when not NULL) is set to what it said before. */
 int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, const git_oid *oid, int sync,
                             gr_stage *was, gr_err *e) {
   char p[PATH_MAX], line[GR_MARK_LEN + 8], d[PATH_MAX], hex[GIT_OID_HEXSZ + 1];
@@ -98,8 +96,6 @@ int gr_pending_write(const gitapi *g, const gr_wd *w, const char *stage, const g
   return 0;
 }
 
-/* 0: no checkout pending; 1: planned; 2: writing (its safety check had passed). A "writing"
- * about a commit other than tip (when given) is an earlier checkout's: planned. */
 int gr_pending(const gitapi *g, const gr_wd *w, const git_oid *tip) {
   gr_stage st;
   gr_stage_read(g, w, &st);
@@ -242,7 +238,6 @@ int gr_index_exists(const gitapi *g, const gr_wd *w) {
   return lstat(p, &st) == 0;
 }
 
-/* The tree of w's branch (HEAD's when w names none). */
 int gr_tip_tree(const gitapi *g, const gr_wd *w, git_tree **out) {
   git_reference *head = NULL;
   int rc = w->ref ? g->reference_lookup(&head, w->repo, w->ref) : g->repository_head(&head, w->repo);
@@ -304,8 +299,6 @@ static int gr_index_stamp(const gitapi *g, const gr_wd *w, struct stat *st) {
   return lstat(p, st);
 }
 
-/* 1 when w's index is still the file this handle left holding the tree of w->mark->tip: the
- * same file (device, inode, size, change and modification times). */
 int gr_mark_holds(const gitapi *g, const gr_wd *w) {
   const gr_mark *m = w->mark;
   struct stat st;
@@ -315,16 +308,11 @@ int gr_mark_holds(const gitapi *g, const gr_wd *w) {
          st.st_ctim.tv_sec == m->index.st_ctim.tv_sec && st.st_ctim.tv_nsec == m->index.st_ctim.tv_nsec;
 }
 
-/* 1 when w's branch still points where w->mark says: with gr_mark_holds, the index this
- * handle left matching the tip still does, and neither changed since (another process's
- * commit or merge changes one of them): nothing to settle. */
 int gr_at_tip(const gitapi *g, const gr_wd *w) {
   git_oid tip;
   return g->reference_name_to_id(&tip, w->repo, w->ref ? w->ref : "HEAD") == 0 && g->oid_equal(&tip, &w->mark->tip);
 }
 
-/* Records that w's index now matches its branch's tip (callers: once it does); anything
- * unreadable leaves nothing known. */
 void gr_settle(const gitapi *g, const gr_wd *w) {
   gr_mark *m = w->mark;
   if (m == NULL) return;
@@ -332,9 +320,6 @@ void gr_settle(const gitapi *g, const gr_wd *w) {
              g->reference_name_to_id(&m->tip, w->repo, w->ref ? w->ref : "HEAD") == 0;
 }
 
-/* The id of the tree w's index holds: the tree of the commit it was left matching when the
- * mark holds (gr_mark_holds; a commit's tree is read from the commit, cached), else built
- * from the index, which hashes every entry: as main grows, that made each checkout dearer. */
 int gr_index_tree_id(const gitapi *g, const gr_wd *w, int holds, git_index *idx, git_oid *out) {
   if (holds) {
     git_commit *c = NULL;
@@ -530,9 +515,6 @@ out:
   return ret;
 }
 
-/* Moves a card's ref from `from` to `to` (compare-and-swap) after announcing, with the
- * pending marker (synced), the checkout that must follow into its working directory; a crash
- * anywhere after this is finished by gr_refresh_repo. */
 int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const git_oid *from,
                        const git_oid *to, const char *why, gr_err *e) {
   git_repository *repo = w->repo;

@@ -201,7 +201,6 @@ int gitrepo_path_valid(const char *path) {
   return 1;
 }
 
-/* 1 when a component of path is .git in any case: never staged by name (docs/git.md) */
 int gr_names_dotgit(const char *path) {
   for (const char *c = path; *c;) {
     size_t cl = strcspn(c, "/");

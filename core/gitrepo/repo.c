@@ -110,7 +110,6 @@ int gr_make_sig(const gitapi *g, const gr_sig *who, git_signature **out, gr_err 
   return rc < 0 ? gr_git(g, e, rc, "signature") : 0;
 }
 
-/* refs/heads/<branch> into buf; EINVAL when it is not a valid ref name. */
 int gr_branch_ref(const gitapi *g, const char *branch, char *buf, size_t cap, gr_err *e) {
   int valid = 0;
   if (branch == NULL || (size_t)snprintf(buf, cap, "refs/heads/%s", branch) >= cap ||
@@ -130,7 +129,6 @@ int gr_ref_id(const gitapi *g, git_repository *repo, const char *ref, git_oid *i
   return rc < 0 ? gr_git(g, e, rc, ref) : 0;
 }
 
-/* An absolute form of path (not resolving symlinks of a missing leaf) into buf. */
 int gr_abspath(const char *path, char *buf, size_t cap, gr_err *e) {
   if (path == NULL || *path == '\0') return gr_fail(e, "EINVAL", "empty path");
   if (path[0] == '/') {
@@ -189,7 +187,6 @@ static int gr_lib_acquire(gitapi *api, gr_err *e) {
   return 0;
 }
 
-/* Drops what gr_lib_acquire took; api must not be used afterwards. */
 void gr_lib_release(gitapi *api) {
   api->libgit2_shutdown();
   gitapi_close(api);
@@ -276,9 +273,6 @@ int gitrepo_open(const char *path, gitrepo **out, gr_err *e) {
   return gr_new(&api, repo, abs, out, e);
 }
 
-/* Adds every file of the working tree to idx (honouring .gitignore) and drops entries whose
- * files are gone: `git add -A`, leaving out what gr_scan put on its skip list (run first:
- * the scan also made sure libgit2 can read the working tree without blocking). */
 int gr_stage_all(const gitapi *g, git_index *idx, const gr_scan *scan, gr_err *e) {
   void *skip = (void *)&scan->skip;
   int rc = g->index_add_all(idx, NULL, GIT_INDEX_ADD_DEFAULT, gr_stage_filter, skip);

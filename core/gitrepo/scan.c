@@ -55,8 +55,6 @@ static int gr_scan_skip(gr_scan *s, const char *path, const char *why, gr_err *e
   return gr_paths_add(&s->notes, note) != 0 ? gr_fail(e, "ENOMEM", "out of memory") : 0;
 }
 
-/* The files libgit2 reads by name in directory dfd (rel: its path, "" or ending in '/')
- * must be small regular files or absent. */
 int gr_scan_controls(int dfd, const char *rel, gr_err *e) {
   static const char *const names[] = {".gitignore", ".gitattributes", ".gitmodules", NULL};
   for (const char *const *n = names; *n; n++) {
@@ -139,8 +137,6 @@ static int gr_scan_dir(const gitapi *g, gr_scan *s, int dfd, char *rel, size_t r
   return ret;
 }
 
-/* repo's working tree opened for a walk of our own (no-follow, never blocking): a
- * descriptor, -2 when repo has none, -1 with e set. */
 int gr_workdir_fd(const gitapi *g, git_repository *repo, gr_err *e) {
   const char *wd = g->repository_workdir(repo);
   if (wd == NULL) return -2;
@@ -148,7 +144,6 @@ int gr_workdir_fd(const gitapi *g, git_repository *repo, gr_err *e) {
   return fd >= 0 ? fd : gr_fail(e, "EIO", "cannot open %s: %s", wd, strerror(errno));
 }
 
-/* Scans repo's working tree (see above) into *s; EUNSAFE when libgit2 must not read it. */
 int gr_scan_run(const gitapi *g, git_repository *repo, gr_scan *s, gr_err *e) {
   memset(s, 0, sizeof *s);
   s->repo = repo;
@@ -186,8 +181,6 @@ static int gr_scan_skips(const gr_paths *skip, const char *path) {
   return 0;
 }
 
-/* Status entry i's path when it is a change a commit would record (not current, not
- * ignored, not beneath a path the scan left out, which is never committed); else NULL. */
 const char *gr_status_change(const gitapi *g, git_status_list *sl, size_t i, const gr_paths *skip) {
   const git_status_entry *s = g->status_byindex(sl, i);
   if (s->status == GIT_STATUS_CURRENT || (s->status & GIT_STATUS_IGNORED)) return NULL;
@@ -196,7 +189,6 @@ const char *gr_status_change(const gitapi *g, git_status_list *sl, size_t i, con
   return gr_scan_skips(skip, p) ? NULL : p;
 }
 
-/* git_index_add_all / update_all's filter: > 0 leaves the path out. */
 int gr_stage_filter(const char *path, const char *matched, void *payload) {
   (void)matched;
   return gr_scan_skips(payload, path);
@@ -284,10 +276,6 @@ static void gr_dotgit_restore(const char *wd, const char *meta) {
   close(dfd);
 }
 
-/* Checks card's worktree (registered, its metadata whole) against what the engine made:
- * <meta>/gitdir names <wd>/.git, and <wd>/.git is a small regular file saying
- * "gitdir: <meta>". EUNSAFE otherwise (and the .git put back, see above), or when an earlier
- * visit put one back and this is the first operation since. */
 int gr_wt_gitdir_check(const gitapi *g, git_repository *repo, const char *card, gr_err *e) {
   char meta[PATH_MAX], link[PATH_MAX], dotgit[GR_DOTGIT_MAX], wd[PATH_MAX];
   mode_t mode;
@@ -332,8 +320,6 @@ int gr_wt_gitdir_check(const gitapi *g, git_repository *repo, const char *card, 
                  card, found, card, meta);
 }
 
-/* gr_wt_gitdir_check for a worktree libgit2 is about to visit on its own (git_worktree_add
- * opens every one): a refusal is kept in its gitdir for the card's next operation to report. */
 void gr_wt_gitdir_sweep(const gitapi *g, git_repository *repo, const char *card) {
   gr_err e;
   if (gr_wt_gitdir_check(g, repo, card, &e) == 0 || strcmp(e.code, "EUNSAFE") != 0) return;
@@ -350,7 +336,6 @@ void gr_wt_gitdir_sweep(const gitapi *g, git_repository *repo, const char *card)
   else (void)unlink(tmp);
 }
 
-/* 1 when a refusal of card's .git waits in its gitdir for the card's next operation. */
 int gr_wt_refused(const gitapi *g, git_repository *repo, const char *card) {
   char p[PATH_MAX];
   struct stat st;
@@ -358,7 +343,6 @@ int gr_wt_refused(const gitapi *g, git_repository *repo, const char *card) {
          lstat(p, &st) == 0;
 }
 
-/* Sweeps every registered card worktree but `except` (see gr_wt_gitdir_sweep). */
 void gr_wt_gitdir_sweep_all(const gitapi *g, git_repository *repo, const char *except) {
   git_strarray wts = {0};
   if (g->worktree_list(&wts, repo) < 0) return;
@@ -483,7 +467,6 @@ static int gr_stage_one(const gitapi *g, git_repository *repo, git_index *idx, i
   return rc < 0 ? gr_git(g, e, rc, path) : 0;
 }
 
-/* Stages the paths only (above): 0, 1 when the whole walk is needed instead, -1 error. */
 int gr_stage_paths(const gitapi *g, git_repository *repo, git_index *idx, const gr_paths *only, gr_scan *s,
                           gr_err *e) {
   memset(s, 0, sizeof *s);
