@@ -184,7 +184,7 @@ function cmd.execute(o, cli, resume_id)
   local pipe = uv.new_signal() -- a closed stdout is a failed write, seen by json_lines
   pipe:start("sigpipe", function() end)
   signals[#signals + 1] = pipe
-  local status
+  local status, view_note
   local t = task.spawn(function()
     -- edits to epics/ reach the board only through `orket import`: say so, and run the
     -- board as it is (said even when the run cannot start: an epic added and not imported
@@ -224,8 +224,8 @@ function cmd.execute(o, cli, resume_id)
       local paths = {}
       for i, d in ipairs(vdoc.diverged) do paths[i] = d.path end
       emit { type = "view_diverged", run_id = id, paths = paths, message = vnote }
-    elseif vnote then
-      cli.err("note: %s", vnote)
+    else
+      view_note = vnote -- said once the live view is done with the terminal
     end
   end)
   local ok, terr = t:join()
@@ -236,6 +236,7 @@ function cmd.execute(o, cli, resume_id)
     if view.frames > 0 then view:finish() end
     stop_view()
   end
+  if view_note then cli.err("note: %s", view_note) end
   rt.run("nowait")
   e.close_all()
   lock:release()
