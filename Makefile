@@ -27,11 +27,11 @@ override CFLAGS += -DORKET_PREFIX='"$(PREFIX)"'
 
 LDLIBS  += $(shell pkg-config --libs $(LINKPKGS) 2>/dev/null) -lm -ldl -lpthread
 
-CORE_SRC := $(filter-out core/main.c core/confine_main.c,$(wildcard core/*.c))
+CORE_SRC := $(filter-out core/main.c core/confine_main.c,$(wildcard core/*.c)) $(wildcard core/gitrepo/*.c)
 CORE_OBJ := $(CORE_SRC:core/%.c=$(BUILD)/core/%.o)
 CTEST_SRC := $(wildcard tests/c/*.c)
 CTEST_OBJ := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%.o)
-HEADERS  := $(wildcard core/*.h) $(wildcard tests/c/*.h)
+HEADERS  := $(wildcard core/*.h) $(wildcard core/gitrepo/*.h) $(wildcard tests/c/*.h)
 
 .PHONY: all deps test-deps bench-deps test check soak asan run bench install clean check-deps fuzz image-test
 

@@ -10,12 +10,12 @@
 #include <git2.h>
 #include <git2/sys/repository.h> /* git_repository_set_index */
 
-/* The functions gitrepo.c uses, each named without its git_ prefix. One list makes both the
+/* The functions the git layer (core/gitrepo/) uses, each named without its git_ prefix. One list makes both the
  * table and its loader, and each field takes its type from libgit2's own declaration, so
  * the two cannot disagree. */
 #define GITAPI_FUNCS(X) \
   X(attr_cache_flush)                                                                        \
-  X(blob_create_from_buffer) X(blob_free) X(blob_is_binary) X(blob_lookup) X(branch_create)  \
+  X(blob_create_from_buffer) X(blob_free) X(blob_rawcontent) X(blob_rawsize) X(blob_is_binary) X(blob_lookup) X(branch_create)  \
   X(branch_iterator_free) X(branch_iterator_new) X(branch_lookup) X(branch_next)             \
   X(checkout_options_init) X(checkout_tree) X(commit_author) X(commit_create)                \
   X(commit_free) X(commit_id) X(commit_lookup) X(commit_message) X(commit_parent_id)         \
@@ -38,7 +38,7 @@
   X(reference_peel) X(reference_symbolic_target) X(reference_type) X(reflog_entry_byindex)   \
   X(reflog_entry_id_new) X(reflog_entry_id_old) X(reflog_entry_message) X(reflog_entrycount) \
   X(reflog_free) X(reflog_read) X(remote_connect)                                            \
-  X(remote_create_detached) X(remote_create_options_init) X(remote_create_with_opts)         \
+  X(remote_create_detached) X(remote_create_options_init) X(remote_create_with_opts) X(remote_download) X(remote_update_tips)         \
   X(remote_fetch) X(remote_free) X(remote_init_callbacks) X(remote_ls) X(remote_push)        \
   X(repository_commondir) X(repository_config_snapshot) X(repository_free)                  \
   X(repository_hashfile) X(repository_head)                                                  \
@@ -50,7 +50,7 @@
   X(revwalk_sorting)                                                                         \
   X(signature_free) X(signature_now) X(status_byindex) X(status_list_entrycount)             \
   X(status_list_free) X(status_list_new) X(status_options_init) X(strarray_dispose)          \
-  X(tree_entry_id) X(tree_entry_name) X(tree_entry_type) X(tree_free) X(tree_id)             \
+  X(tree_entry_bypath) X(tree_entry_filemode) X(tree_entry_free) X(tree_entry_id) X(tree_entry_name) X(tree_entry_type) X(tree_free) X(tree_id)             \
   X(tree_lookup) X(tree_walk) X(worktree_add) X(worktree_add_options_init) X(worktree_free)  \
   X(worktree_list) X(worktree_lookup) X(worktree_path) X(worktree_prune)                     \
   X(worktree_prune_options_init) X(worktree_validate)

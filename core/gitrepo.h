@@ -1,8 +1,9 @@
 /* gitrepo.h: the workspace as a git repository, over libgit2 (no `git` process): a main
  * branch, a working directory per card on branch orket/<CARD> (attached: the repository
  * opened on it with an index of its own; or a linked worktree), commits with a turn trailer
- * so a resume never commits twice, and merges done in memory so main is never half-merged.
- * Knows nothing of Lua. The crash-safety model is in docs/git.md. */
+ * so a resume never commits twice, merges done in the object database so main is never
+ * half-merged, and main's working tree as a view for people. Implemented by the units of
+ * core/gitrepo/. Knows nothing of Lua. The crash-safety model is in docs/git.md. */
 #ifndef ORKET_GITREPO_H
 #define ORKET_GITREPO_H
 
@@ -147,12 +148,13 @@ int gitrepo_find_trailer(gitrepo *r, const char *branch, const char *key, const 
                          int since_main, char *id, gr_err *e);
 
 /* Merges orket/<card> into main: up to date, fast-forward when main is an ancestor, else a
- * merge commit by who (parents: main, the card's tip). On a conflict nothing is written:
- * *kind = GR_CONFLICT, conflicts lists the paths, and the call returns 0. main moves by one
- * compare-and-swap of its ref (EAGAIN if it moved meanwhile); then main's working tree is
- * refreshed. id gets main's new tip. Returns 0, -1 on error, or 1 when main moved but its
- * working tree could not follow (a file there was changed by hand; e says which): the merge
- * stands, and gitrepo_refresh/gitrepo_recover retry the files. */
+ * merge commit by who (parents: main, the card's tip), computed in the object database. On a
+ * conflict nothing is written: *kind = GR_CONFLICT, conflicts lists the paths, and the call
+ * returns 0. main moves by one compare-and-swap of its ref (EAGAIN if it moved meanwhile):
+ * the merge's commit point. Then main's view is refreshed (gitrepo_view_refresh). id gets
+ * main's new tip. Returns 0, -1 on error, or 1 when main moved but the view could not be
+ * refreshed (e says why): the merge stands, and the next refresh catches up. Paths the view
+ * could not take because they are a person's are not an error: gitrepo_view_status. */
 int gitrepo_merge_to_main(gitrepo *r, const char *card, const gr_sig *who, char *id,
                           gr_merge_kind *kind, gr_paths *conflicts, gr_err *e);
 
@@ -178,28 +180,27 @@ int gitrepo_log(gitrepo *r, const char *branch, size_t max, gr_commit **out, siz
 /* The id branch points at ("main", "orket/X1"); ENOENT when it does not exist. */
 int gitrepo_head(gitrepo *r, const char *branch, char *id, gr_err *e);
 
-/* Settles card's worktree (main's when card is NULL) after whatever a crash interrupted.
- * The index is always meant to be HEAD's tree. A ref move whose files must follow (a merge)
- * first writes a marker in that working tree's gitdir ("planned", then "writing" once every
- * path passed the check below). While a checkout is pending (the marker, or no index at
- * all): each path that differs between the index (what the files were last checked out as)
- * and HEAD must hold its old or new content or be missing, else EDIRTY (a file changed by
- * someone is kept, the marker too); then exactly those paths are written and the index
- * follows. Without a marker, an index that is not HEAD's tree is a commit killed before it
- * wrote the index: the index is set to HEAD's tree and no file is touched. Other files are
- * never touched. *updated is 1 when files were written. gitrepo_worktree, gitrepo_status,
- * gitrepo_commit and gitrepo_merge_from_main call it first. */
+/* Settles card's worktree after whatever a crash interrupted (card NULL: refreshes main's
+ * view, gitrepo_view_refresh). The index is always meant to be HEAD's tree. A ref move whose
+ * files must follow (a merge from main) first writes a marker in the card's state
+ * ("planned", then "writing" once every path passed the check below). While a checkout is
+ * pending (the marker, or no index at all): each path that differs between the index and
+ * HEAD must hold its old or new content or be missing, else EDIRTY; then exactly those paths
+ * are written and the index follows. Without a marker, an index that is not HEAD's tree is a
+ * commit killed before it wrote the index: the index is set to HEAD's tree and no file is
+ * touched. *updated is 1 when files were written. */
 int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e);
 
 /* Recovery after a crash, for resume: removes lock files a killed process left (index.lock,
- * HEAD.lock, *.lock under refs/, packed-refs.lock, config.lock, per worktree too) and refreshes
- * main's and every card worktree. Call it only while holding the run lock, when no other
+ * HEAD.lock, *.lock under refs/, packed-refs.lock, config.lock, per worktree too), refreshes
+ * every card worktree and main's view (whose failure is never this call's). Call it only while holding the run lock, when no other
  * process works on the repository: a live git process's locks would be taken too.
  * *removed counts the lock files removed. */
 int gitrepo_recover(gitrepo *r, int *removed, gr_err *e);
 
 /* Consistency check: HEAD, main and every orket/ branch resolve to commits whose trees and
- * blobs exist (full walk of each tree), and each working tree's index matches its HEAD tree.
+ * blobs exist (full walk of each tree), and each card worktree's index matches its HEAD tree
+ * (main's working tree is a person's view: not checked).
  * Returns 0 when consistent, -1 with e saying what is wrong ("EINCONSISTENT"). */
 int gitrepo_check(gitrepo *r, gr_err *e);
 
@@ -239,5 +240,37 @@ int gitrepo_ls_remote(const char *url, const char *user, const char *password, g
  * set-up): a module that hands work to pool threads calls it once, before its first use of
  * libgit2. 0, or -1 with e set when libgit2 cannot be loaded or cannot start. */
 int gitrepo_hold_library(gr_err *e);
+
+/* ---- main's view (core/gitrepo/view.c) ----------------------------------------------------
+ * main's working tree is a view for people, derived from main; nothing in a run reads it.
+ * After each merge it follows main at the paths the merge changed, where it still holds
+ * what it last held; anything else there is a person's, kept, and recorded as diverged. */
+
+/* Refreshes main's view to main's tip (idempotent; cheap when nothing changed since the last
+ * refresh). *diverged counts the paths recorded as diverged by this call. 0, or -1 with e
+ * set when the view could not be read or written (main itself is never affected). */
+int gitrepo_view_refresh(gitrepo *r, size_t *diverged, gr_err *e);
+
+/* How many paths the last merge into main through r found a person's in the view (0 when
+ * the last merge moved nothing). */
+size_t gitrepo_view_last(const gitrepo *r);
+
+/* A path where the view differs from main, as gitrepo_view_status lists it. Kinds: "none",
+ * "file", "executable", "symlink", "directory", "other". */
+typedef struct gr_view_path {
+  char *path;                    /* malloc'd */
+  const char *main_kind;         /* what main's tip has there */
+  char main_id[GR_OID_HEX + 1];  /* its blob id ("" when not a blob) */
+  int64_t main_size;             /* its size, -1 when not a blob */
+  const char *view_kind;         /* what the view (the disk) has there */
+  char view_id[GR_OID_HEX + 1];  /* the blob id its content would have ("" when not a file or symlink) */
+  int64_t view_size;             /* -1 when nothing is there */
+} gr_view_path;
+void gr_view_paths_free(gr_view_path *v, size_t n);
+
+/* The recorded diverged paths that still differ from main's tip, sorted (*out malloc'd:
+ * gr_view_paths_free); those that no longer differ are forgotten. Reads, and never writes,
+ * the view's files. */
+int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *n, gr_err *e);
 
 #endif

@@ -318,9 +318,9 @@ static int lgr_find_trailer(lua_State *L) {
 
 static const char *const lgr_merge_kinds[] = {"uptodate", "fastforward", "merged", "conflict"};
 
-/* The answer of a merge into main: {kind=, id= [, stale=msg]} | nil, msg, "ECONFLICT", paths
+/* The answer of a merge into main: {kind=, id=, diverged=n [, stale=msg]} | nil, msg, "ECONFLICT", paths
  * (what: how the message names the merged side). */
-static int lgr_merge_answer(lua_State *L, int rc, const char *what, const char *id, gr_merge_kind kind,
+static int lgr_merge_answer(lua_State *L, lgr *o, int rc, const char *what, const char *id, gr_merge_kind kind,
                             gr_paths *conf, gr_err *e) {
   if (rc < 0) return lgr_fail(L, e);
   if (kind == GR_CONFLICT) {
@@ -349,6 +349,8 @@ static int lgr_merge_answer(lua_State *L, int rc, const char *what, const char *
     lua_pushstring(L, e->msg);
     lua_setfield(L, -2, "stale");
   }
+  lua_pushinteger(L, (lua_Integer)gitrepo_view_last(o->r));
+  lua_setfield(L, -2, "diverged");
   return 1;
 }
 
@@ -364,7 +366,7 @@ static int lgr_merge_to_main(lua_State *L) {
   gr_err e;
   int rc = gitrepo_merge_to_main(o->r, card, &who, id, &kind, &conf, &e);
   snprintf(what, sizeof what, "orket/%s", card);
-  return lgr_merge_answer(L, rc, what, id, kind, &conf, &e);
+  return lgr_merge_answer(L, o, rc, what, id, kind, &conf, &e);
 }
 
 /* repo:merge_remote_to_main(who) -> as merge_to_main, for the remote's main as fetch_main
@@ -377,7 +379,7 @@ static int lgr_merge_remote_to_main(lua_State *L) {
   gr_paths conf;
   gr_err e;
   int rc = gitrepo_merge_remote_to_main(o->r, &who, id, &kind, &conf, &e);
-  return lgr_merge_answer(L, rc, "the remote's main", id, kind, &conf, &e);
+  return lgr_merge_answer(L, o, rc, "the remote's main", id, kind, &conf, &e);
 }
 
 /* repo:merge_from_main(card, who) -> {kind=, id=, conflicts={paths}} | nil, msg, CODE
@@ -566,6 +568,56 @@ static int lgr_fetch_main(lua_State *L) {
   return lgr_remote_op(L, o, 1, url, GR_MAIN, 3);
 }
 
+/* Pushes one side of a diverged path: {kind=, id=, size=} (id and size absent when none). */
+static void lgr_push_side(lua_State *L, const char *kind, const char *id, int64_t size) {
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, kind);
+  lua_setfield(L, -2, "kind");
+  if (*id) {
+    lua_pushstring(L, id);
+    lua_setfield(L, -2, "id");
+  }
+  if (size >= 0) {
+    lua_pushinteger(L, (lua_Integer)size);
+    lua_setfield(L, -2, "size");
+  }
+}
+
+/* repo:view_status() -> {{path=, main={kind=, id=, size=}, view={kind=, id=, size=}}...}:
+ * the paths where main's view holds a person's version rather than main's (gitrepo.h) */
+static int lgr_view_status(lua_State *L) {
+  lgr *o = lgr_check(L);
+  gr_view_path *v = NULL;
+  size_t n = 0;
+  gr_err e;
+  if (gitrepo_view_status(o->r, &v, &n, &e) != 0) return lgr_fail(L, &e);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    luaL_checkstack(L, 4, "view status");
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, v[i].path);
+    lua_setfield(L, -2, "path");
+    lgr_push_side(L, v[i].main_kind, v[i].main_id, v[i].main_size);
+    lua_setfield(L, -2, "main");
+    lgr_push_side(L, v[i].view_kind, v[i].view_id, v[i].view_size);
+    lua_setfield(L, -2, "view");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  gr_view_paths_free(v, n);
+  return 1;
+}
+
+/* repo:view_refresh() -> diverged: main's view brought to main's tip (idempotent); the
+ * number of paths this refresh found a person's */
+static int lgr_view_refresh(lua_State *L) {
+  lgr *o = lgr_check(L);
+  size_t diverged = 0;
+  gr_err e;
+  if (gitrepo_view_refresh(o->r, &diverged, &e) != 0) return lgr_fail(L, &e);
+  lua_pushinteger(L, (lua_Integer)diverged);
+  return 1;
+}
+
 /* repo:refresh([card]) -> updated: finishes a checkout a crash interrupted */
 static int lgr_refresh(lua_State *L) {
   lgr *o = lgr_check(L);
@@ -615,6 +667,8 @@ static const luaL_Reg lgr_methods[] = {
     {"contains", lgr_contains},
     {"merge_remote_to_main", lgr_merge_remote_to_main},
     {"refresh", lgr_refresh},
+    {"view_status", lgr_view_status},
+    {"view_refresh", lgr_view_refresh},
     {"recover", lgr_recover},
     {"check", lgr_check_repo},
     {"close", lgr_close},

@@ -8,8 +8,9 @@
 #   layer 3: end-to-end tests of the orket binary        (tests/e2e, but the SOAK files)
 #   layer 4: the store's suites again on PostgreSQL      (PG_TESTS, under tests/with_pg.lua,
 #            which starts the tests' own server; skipped, and said so, without PostgreSQL 15)
-# --check (make check): layers 1 and 2. --soak (make soak): the SOAK files, long runs of many
-# killed or repeated runs, on SQLite and again on PostgreSQL for those in PG_TESTS.
+# --check (make check): layers 1 and 2. --soak (make soak): the git layer's crash test over
+# more seeds, and the SOAK files, long runs of many killed or repeated runs, on SQLite and
+# again on PostgreSQL for those in PG_TESTS.
 # TEST_LAYERS (words of "c spec e2e pg soak"; default "c spec e2e pg") runs those layers:
 # CI runs the PostgreSQL layer as a step of its own; "soak" adds what --soak runs.
 # Each spec or e2e file runs as a process of its own, TEST_JOBS at a time (default: the
@@ -195,6 +196,10 @@ pg_layer() { # pg_layer FILE...: the files again on the tests' own PostgreSQL se
 }
 
 soak() {
+  # the git layer's crash test (tests/c/test_gitcrash.c) over more seeds than make test's
+  expected=$((expected + 1))
+  echo "== The git layer's crash test, ${ORKET_GITCRASH_SEEDS:-40} more seeds"
+  ORKET_GITCRASH_SEEDS=${ORKET_GITCRASH_SEEDS:-40} timeout "$LAYER_TIMEOUT" "$BUILD/test_core" test_gitcrash 2>&1 | tee -a "$log"
   # shellcheck disable=SC2086
   layer "End-to-end soak tests" e2e $SOAK
   pg=""

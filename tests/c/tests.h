@@ -73,18 +73,12 @@
   X(test_gitrepo_commit_idempotent)        \
   X(test_gitrepo_merges)                   \
   X(test_gitrepo_recovery)                 \
-  X(test_gitrepo_main_index_moved)         \
-  X(test_gitrepo_main_staged_kept)         \
-  X(test_gitrepo_main_staged_ways)         \
-  X(test_gitrepo_main_mark_from)           \
-  X(test_gitrepo_main_types)               \
-  X(test_gitrepo_main_in_the_way)          \
-  X(test_gitrepo_checkout_cut_short)       \
-  X(test_gitrepo_main_mark_lost)           \
-  X(test_gitrepo_main_mark_sync)           \
-  X(test_gitrepo_main_mark_chain)          \
+  X(test_gitrepo_card_dir_cut_short)       \
+  X(test_gitrepo_view)                     \
+  X(test_gitrepo_durable)                  \
   X(test_gitrepo_conflict_kinds)           \
   X(test_gitrepo_push)                     \
+  X(test_gitcrash)                         \
   X(test_hmac_vectors)                     \
   X(test_hmac_webhook_signature)         \
   X(test_seal_round_trip_and_refusals)     \

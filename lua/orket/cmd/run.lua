@@ -9,6 +9,7 @@ local jsonout = require "orket.jsonout"
 local liveview = require "orket.terminal.liveview"
 local scheduler = require "orket.engine.scheduler"
 local import = require "orket.import"
+local status_view = require "orket.views.status"
 local journal = require "orket.engine.journal"
 local claims = require "orket.engine.claims"
 local phase = require "orket.sandboxes.phase"
@@ -179,7 +180,7 @@ function cmd.execute(o, cli, resume_id)
   local pipe = uv.new_signal() -- a closed stdout is a failed write, seen by json_lines
   pipe:start("sigpipe", function() end)
   signals[#signals + 1] = pipe
-  local status
+  local status, view_note
   local t = task.spawn(function()
     -- edits to epics/ reach the board only through `orket import`: say so, and run the
     -- board as it is (said even when the run cannot start: an epic added and not imported
@@ -223,6 +224,16 @@ function cmd.execute(o, cli, resume_id)
     lock:tag(id) -- so `orket runs` can tell this run from one that was killed
     claim:release()
     status = e:execute(id)
+    -- a person's file the merges could not take is named here, once, as `orket status` does
+    local vdoc = status_view.of_project(o.dir)
+    local vnote = status_view.note(vdoc)
+    if vnote and o.json then
+      local paths = {}
+      for i, d in ipairs(vdoc.diverged) do paths[i] = d.path end
+      emit { type = "view_diverged", run_id = id, paths = paths, message = vnote }
+    else
+      view_note = vnote -- said once the live view is done with the terminal
+    end
   end)
   local ok, terr = t:join()
   claim:release() -- the run could not start
@@ -232,6 +243,7 @@ function cmd.execute(o, cli, resume_id)
     if view.frames > 0 then view:finish() end
     stop_view()
   end
+  if view_note then cli.err("note: %s", view_note) end
   rt.run("nowait")
   e.close_all()
   lock:release()

@@ -15,6 +15,11 @@ M.CARD = { type = "object", additionalProperties = true, required = { "format", 
   properties = { format = { type = "string", enum = { "orket.card/1" } }, card = { type = "object" },
     comments = { type = "array" }, history = { type = "array" }, children = { type = "array" },
     approvals = { type = "array" }, violations = { type = "array" } } }
+M.STATUS = { type = "object", additionalProperties = true, required = { "format", "main", "diverged" },
+  properties = { format = { type = "string", enum = { "orket.status/1" } }, main = { type = "string" },
+    diverged = { type = "array", items = { type = "object", required = { "path", "main", "view", "take_main", "keep_view" },
+      properties = { path = { type = "string" }, main = { type = "object" }, view = { type = "object" },
+        take_main = { type = "array" }, keep_view = { type = "array" } } } } } }
 M.BOARD = { type = "object", additionalProperties = true, required = { "format" }, properties = { format = { type = "string", enum = { "orket.board/1" } } } }
 
 local ERRORS = {

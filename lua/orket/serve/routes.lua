@@ -1,4 +1,4 @@
--- orket.serve.routes: the read-only API of orket serve: probes, the board, one card, the
+-- orket.serve.routes: the read-only API of orket serve: probes, the board, one card, main's view, the
 -- journal as Server-Sent Events. Each handler gets (req, ctx) and returns status, document
 -- (sent as JSON), or answers the request itself (streams). Documents are the same as the
 -- CLI's --json (orket.cmd.board / orket.cmd.card build them: one implementation).
@@ -8,6 +8,7 @@ local store_keys = require "orket.store.keys"
 local store_runs = require "orket.store.runs"
 local board_view = require "orket.views.board"
 local card_view = require "orket.views.card"
+local status_view = require "orket.views.status"
 local config = require "orket.config"
 local oa = require "orket.serve.openapi"
 local errors = require "orket.errors"
@@ -116,6 +117,14 @@ local function run_events(req, ctx)
   return stream(req, ctx, { run = id, card = ctx.query.card })
 end
 
+-- main's view: where workspace/ keeps a person's version (the same document as `orket status --json`)
+local function view_status(_, ctx)
+  local doc, derr, dcode = status_view.of_project(ctx.dir)
+  if not doc and dcode == "ENOENT" then return err(404, "not_found", derr) end
+  if not doc then return err(500, "internal", derr) end
+  return 200, doc
+end
+
 local function json(schema, description) return { schema = schema, description = description } end
 local SSE = { media = "text/event-stream", schema = { type = "string" }, description = "the journal as Server-Sent Events" }
 local AFTER = { name = "after", type = "integer", description = "replay the events after this journal id" }
@@ -135,6 +144,9 @@ function M.add(router)
     query = { { name = "root", description = "an epic or rock to show alone" } }, responses = { [200] = json(oa.BOARD) } })
   router:add("GET", "/v1/cards/{id}", { handler = card, role = "viewer", name = "card", summary = "One card (orket.card/1)",
     responses = { [200] = json(oa.CARD) } })
+  router:add("GET", "/v1/status", { handler = view_status, role = "viewer", name = "status",
+    summary = "Where workspace/ keeps a person's version rather than main's (orket.status/1)",
+    responses = { [200] = json(oa.STATUS) } })
   router:add("GET", "/v1/events", { handler = all_events, role = "viewer", name = "events", summary = "The journal, live",
     query = { { name = "run", type = "integer", description = "only this run's events" }, CARD_Q, AFTER, LAST },
     responses = { [200] = SSE } })

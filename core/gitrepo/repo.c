@@ -1,0 +1,648 @@
+/* repo.c: the git layer's context: libgit2 loaded and set up, init and open of the
+ * repository, errors, names, reading (heads, logs), recovery after a crash and the
+ * consistency check. See gitrepo.h and docs/git.md. */
+#define _GNU_SOURCE /* syncfs */
+#include "internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+int gr_fail(gr_err *e, const char *code, const char *fmt, ...) {
+  va_list ap;
+  e->code = code;
+  int n = snprintf(e->msg, sizeof e->msg, "git: ");
+  va_start(ap, fmt);
+  vsnprintf(e->msg + n, sizeof e->msg - (size_t)n, fmt, ap);
+  va_end(ap);
+  /* a full disk is the machine's state, not the repository's: the engine stops the run and
+   * a resume carries on once there is room (libgit2 reports it only in its message) */
+  if ((strcmp(code, "EIO") == 0 || strcmp(code, "EGIT") == 0) &&
+      (strstr(e->msg, strerror(ENOSPC)) || strstr(e->msg, strerror(EDQUOT))))
+    e->code = "ENOSPC";
+  return -1;
+}
+
+/* Reports a libgit2 failure rc of `what`, with a code chosen from rc. */
+int gr_git(const gitapi *g, gr_err *e, int rc, const char *what) {
+  const git_error *le = g->error_last();
+  const char *code = rc == GIT_ENOTFOUND ? "ENOENT"
+                     : rc == GIT_ELOCKED  ? "ELOCKED"
+                     : rc == GIT_EMODIFIED ? "EAGAIN"
+                     : rc == GIT_ECONFLICT ? "EDIRTY"
+                     : rc == GIT_EEXISTS   ? "EEXIST"
+                     : rc == GIT_EOWNER    ? "EPERM" /* owned by another user: libgit2 refuses */
+                                           : "EGIT";
+  return gr_fail(e, code, "%s: %s", what, le && le->message ? le->message : "unknown libgit2 error");
+}
+
+void gr_paths_free(gr_paths *p) {
+  for (size_t i = 0; i < p->n; i++) free(p->v[i]);
+  free(p->v);
+  p->v = NULL;
+  p->n = 0;
+}
+
+void gr_commits_free(gr_commit *v, size_t n) {
+  for (size_t i = 0; v && i < n; i++) {
+    free(v[i].summary);
+    free(v[i].author_name);
+    free(v[i].author_email);
+  }
+  free(v);
+}
+
+int gr_paths_add(gr_paths *p, const char *path) {
+  for (size_t i = 0; i < p->n; i++)
+    if (strcmp(p->v[i], path) == 0) return 0;
+  char **v = realloc(p->v, (p->n + 1) * sizeof *v);
+  if (v == NULL) return -1;
+  p->v = v;
+  if ((v[p->n] = strdup(path)) == NULL) return -1;
+  p->n++;
+  return 0;
+}
+
+int gr_cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* ---- names and checks -------------------------------------------------------------------- */
+
+int gitrepo_card_valid(const char *card) {
+  size_t n = card ? strlen(card) : 0;
+  if (n == 0 || n > GR_CARD_MAX || card[0] == '.' || card[0] == '-') return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = card[i];
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '.' || c == '_' || c == '-';
+    if (!ok) return 0;
+  }
+  if (strstr(card, "..")) return 0;
+  return !(n >= 5 && strcmp(card + n - 5, ".lock") == 0);
+}
+
+int gr_check_card(const char *card, gr_err *e) {
+  if (!gitrepo_card_valid(card))
+    return gr_fail(e, "EINVAL", "not a usable card id: \"%.120s\"", card ? card : "");
+  return 0;
+}
+
+static int gr_sig_field_ok(const char *s) {
+  if (s == NULL || *s == '\0' || strlen(s) > 256) return 0;
+  return strpbrk(s, "<>\n\r") == NULL;
+}
+
+int gr_make_sig(const gitapi *g, const gr_sig *who, git_signature **out, gr_err *e) {
+  if (who == NULL || !gr_sig_field_ok(who->name) || !gr_sig_field_ok(who->email))
+    return gr_fail(e, "EINVAL", "author name and email must be non-empty, without '<', '>' or newlines");
+  int rc = g->signature_now(out, who->name, who->email);
+  return rc < 0 ? gr_git(g, e, rc, "signature") : 0;
+}
+
+int gr_branch_ref(const gitapi *g, const char *branch, char *buf, size_t cap, gr_err *e) {
+  int valid = 0;
+  if (branch == NULL || (size_t)snprintf(buf, cap, "refs/heads/%s", branch) >= cap ||
+      g->reference_name_is_valid(&valid, buf) < 0 || !valid)
+    return gr_fail(e, "EINVAL", "not a valid branch name: \"%.120s\"", branch ? branch : "");
+  return 0;
+}
+
+void gr_card_branch(const char *card, char *buf, size_t cap) {
+  snprintf(buf, cap, GR_CARD_PREFIX "%s", card);
+}
+
+int gr_ref_id(const gitapi *g, git_repository *repo, const char *ref, git_oid *id, gr_err *e) {
+  int rc = g->reference_name_to_id(id, repo, ref);
+  if (rc == GIT_ENOTFOUND)
+    return gr_fail(e, "ENOENT", "no branch %s", strncmp(ref, "refs/heads/", 11) == 0 ? ref + 11 : ref);
+  return rc < 0 ? gr_git(g, e, rc, ref) : 0;
+}
+
+int gr_abspath(const char *path, char *buf, size_t cap, gr_err *e) {
+  if (path == NULL || *path == '\0') return gr_fail(e, "EINVAL", "empty path");
+  if (path[0] == '/') {
+    if (strlen(path) >= cap) return gr_fail(e, "EINVAL", "path too long");
+    snprintf(buf, cap, "%s", path);
+  } else {
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd) == NULL) return gr_fail(e, "EIO", "cannot read the current directory: %s", strerror(errno));
+    if ((size_t)snprintf(buf, cap, "%s/%s", cwd, path) >= cap) return gr_fail(e, "EINVAL", "path too long");
+  }
+  size_t n = strlen(buf);
+  while (n > 1 && buf[n - 1] == '/') buf[--n] = '\0';
+  return 0;
+}
+
+/* ---- the context ------------------------------------------------------------------------- */
+
+/* gr_lib_load loads libgit2's table into api (gitapi.h) and takes a reference of libgit2's
+ * set-up (git_libgit2_init/shutdown are counted); gr_lib_acquire also makes the
+ * process-wide settings Orket relies on:
+ * objects and refs fsync'd (a power cut after a commit keeps it), and no user or system git
+ * config (the workspace must behave the same on every machine). Idempotent, so every
+ * context sets them. gr_lib_release undoes it. */
+int gr_lib_load(gitapi *api, gr_err *e) {
+  char err[512];
+  if (gitapi_open(api, err, sizeof err) != 0) return gr_fail(e, "EGIT", "%s", err);
+  if (api->libgit2_init() < 0) {
+    gr_git(api, e, -1, "libgit2 init");
+    gitapi_close(api);
+    return -1;
+  }
+  return 0;
+}
+
+static int gr_lib_acquire(gitapi *api, gr_err *e) {
+  if (gr_lib_load(api, e) != 0) return -1;
+  const gitapi *g = api;
+  static const int levels[] = {GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL,
+                               GIT_CONFIG_LEVEL_PROGRAMDATA};
+  /* libgit2 writes objects, refs and the index unsynced; each ref move is made durable by
+   * gr_sync, before (what it will name) and after (the move itself): git's
+   * core.fsyncMethod=batch, two calls where libgit2's own syncs took two for each file */
+  int rc = g->libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 0);
+  /* A tree written from an index is not checked object by object: every blob in it was
+   * written (or read) by libgit2 here. Strict creation opens each of the tree's objects, so
+   * every commit and merge cost as much as main's whole tree held. */
+  if (rc == 0) rc = g->libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
+  for (size_t i = 0; rc == 0 && i < sizeof levels / sizeof levels[0]; i++)
+    rc = g->libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
+  if (rc < 0) {
+    gr_git(g, e, rc, "libgit2 options");
+    g->libgit2_shutdown();
+    gitapi_close(api);
+    return -1;
+  }
+  return 0;
+}
+
+void gr_lib_release(gitapi *api) {
+  api->libgit2_shutdown();
+  gitapi_close(api);
+}
+
+/* The context for repo, which takes over api and repo (both released on failure). */
+static int gr_new(gitapi *api, git_repository *repo, const char *path, gitrepo **out, gr_err *e) {
+  gitrepo *r = calloc(1, sizeof *r);
+  if (r == NULL || (r->path = strdup(path)) == NULL) {
+    free(r);
+    api->repository_free(repo);
+    gr_lib_release(api);
+    return gr_fail(e, "ENOMEM", "out of memory");
+  }
+  r->git = *api;
+  r->repo = repo;
+  *out = r;
+  return 0;
+}
+
+void gitrepo_close(gitrepo *r) {
+  if (r == NULL) return;
+  const gitapi *g = &r->git;
+  gr_forget(r, NULL);
+  while (r->natt) gr_att_drop(r, r->natt - 1);
+  free(r->att);
+  while (r->nspare) g->repository_free(r->spare[--r->nspare].w);
+  g->repository_free(r->walk);
+  g->repository_free(r->repo);
+  free(r->path);
+  gitapi api = r->git; /* released last: the calls above are libgit2's */
+  free(r);
+  gr_lib_release(&api);
+}
+
+const char *gitrepo_path(const gitrepo *r) { return r->path; }
+
+/* Refuses a repository gitrepo cannot work with: bare, or HEAD on a branch other than main. */
+static int gr_check_shape(const gitapi *g, git_repository *repo, gr_err *e) {
+  if (g->repository_is_bare(repo)) return gr_fail(e, "EINVAL", "the repository is bare; the workspace needs a working tree");
+  git_reference *head = NULL;
+  int rc = g->reference_lookup(&head, repo, "HEAD");
+  if (rc < 0) return gr_git(g, e, rc, "HEAD");
+  const char *t = g->reference_type(head) == GIT_REFERENCE_SYMBOLIC ? g->reference_symbolic_target(head) : NULL;
+  int ok = t && strcmp(t, "refs/heads/" GR_MAIN) == 0;
+  char target[256];
+  snprintf(target, sizeof target, "%s", t ? t : "a detached commit");
+  g->reference_free(head);
+  if (!ok) return gr_fail(e, "EINVAL", "HEAD is on %s, not refs/heads/" GR_MAIN "; check out main in %s", target, "the workspace");
+  return 0;
+}
+
+int gr_sync(const gitapi *g, git_repository *repo, gr_err *e) {
+  const char *dir = g->repository_commondir(repo);
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || syncfs(fd) != 0) {
+    int err = errno;
+    if (fd >= 0) close(fd);
+    return gr_fail(e, "EIO", "cannot sync %s: %s", dir, strerror(err));
+  }
+  close(fd);
+  return 0;
+}
+
+int gitrepo_open(const char *path, gitrepo **out, gr_err *e) {
+  char abs[PATH_MAX];
+  if (gr_abspath(path, abs, sizeof abs, e) != 0) return -1;
+  gitapi api;
+  if (gr_lib_acquire(&api, e) != 0) return -1;
+  const gitapi *g = &api;
+  git_repository *repo = NULL;
+  int rc = g->repository_open_ext(&repo, abs, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+  if (rc < 0) {
+    if (rc == GIT_ENOTFOUND) gr_fail(e, "ENOENT", "no git repository at %s (run orket init)", abs);
+    else gr_git(g, e, rc, abs);
+    gr_lib_release(&api);
+    return -1;
+  }
+  if (gr_check_shape(g, repo, e) != 0) {
+    g->repository_free(repo);
+    gr_lib_release(&api);
+    return -1;
+  }
+  return gr_new(&api, repo, abs, out, e);
+}
+
+int gr_stage_all(const gitapi *g, git_index *idx, const gr_scan *scan, gr_err *e) {
+  void *skip = (void *)&scan->skip;
+  int rc = g->index_add_all(idx, NULL, GIT_INDEX_ADD_DEFAULT, gr_stage_filter, skip);
+  if (rc == 0) rc = g->index_update_all(idx, NULL, gr_stage_filter, skip);
+  return rc < 0 ? gr_git(g, e, rc, "staging the working tree") : 0;
+}
+
+static int gr_initial_commit(const gitapi *g, git_repository *repo, const gr_sig *who, git_oid *tid, gr_err *e) {
+  git_signature *sig = NULL;
+  git_index *idx = NULL;
+  git_tree *tree = NULL;
+  git_oid cid;
+  gr_scan scan = {0};
+  int rc, ret = -1;
+  if (gr_make_sig(g, who, &sig, e) != 0) return -1;
+  if ((rc = g->repository_set_head(repo, "refs/heads/" GR_MAIN)) < 0) { gr_git(g, e, rc, "HEAD"); goto out; }
+  if ((rc = g->repository_index(&idx, repo)) < 0) { gr_git(g, e, rc, "index"); goto out; }
+  if (gr_scan_run(g, repo, &scan, e) != 0 || gr_stage_all(g, idx, &scan, e) != 0) goto out;
+  if ((rc = g->index_write_tree(tid, idx)) < 0 || (rc = g->tree_lookup(&tree, repo, tid)) < 0) {
+    gr_git(g, e, rc, "tree");
+    goto out;
+  }
+  git_reference *made = NULL;
+  rc = g->commit_create(&cid, repo, NULL, sig, sig, NULL, "Initial commit\n", tree, 0, NULL);
+  if (rc < 0) { gr_git(g, e, rc, "initial commit"); goto out; }
+  if (gr_sync(g, repo, e) != 0) goto out;
+  rc = g->reference_create_matching(&made, repo, "refs/heads/" GR_MAIN, &cid, 0, NULL, "commit (initial): Initial commit");
+  g->reference_free(made);
+  if (rc < 0) { gr_git(g, e, rc, "initial commit"); goto out; }
+  if (gr_sync(g, repo, e) != 0) goto out;
+  if ((rc = g->index_write(idx)) < 0) { gr_git(g, e, rc, "index write"); goto out; }
+  ret = 0;
+out:
+  gr_scan_free(&scan);
+  g->tree_free(tree);
+  g->index_free(idx);
+  g->signature_free(sig);
+  return ret;
+}
+
+int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *created, gr_err *e) {
+  char abs[PATH_MAX];
+  *created = 0;
+  if (gr_abspath(path, abs, sizeof abs, e) != 0) return -1;
+  gitapi api;
+  if (gr_lib_acquire(&api, e) != 0) return -1;
+  const gitapi *g = &api;
+  git_repository *repo = NULL;
+  int rc = g->repository_open_ext(&repo, abs, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+  if (rc == GIT_ENOTFOUND) {
+    git_repository_init_options o;
+    (void)g->repository_init_options_init(&o, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+    o.flags = GIT_REPOSITORY_INIT_MKPATH;
+    o.initial_head = GR_MAIN;
+    rc = g->repository_init_ext(&repo, abs, &o);
+  }
+  if (rc < 0) {
+    gr_git(g, e, rc, abs);
+    gr_lib_release(&api);
+    return -1;
+  }
+  int unborn = g->repository_head_unborn(repo);
+  git_oid tree;
+  if (unborn < 0 || (unborn == 1 && gr_initial_commit(g, repo, who, &tree, e) != 0) ||
+      gr_check_shape(g, repo, e) != 0) {
+    if (unborn < 0) gr_git(g, e, unborn, "HEAD");
+    g->repository_free(repo);
+    gr_lib_release(&api);
+    return -1;
+  }
+  *created = unborn == 1;
+  if (gr_new(&api, repo, abs, out, e) != 0) return -1;
+  /* the view holds the first commit's files; an older repository's view finds its base at
+   * its first refresh (view.c) */
+  if (*created && gr_view_reset(*out, &tree, e) != 0) {
+    gitrepo_close(*out);
+    *out = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- reading ------------------------------------------------------------------------------ */
+
+int gitrepo_head(gitrepo *r, const char *branch, char *id, gr_err *e) {
+  const gitapi *g = &r->git;
+  char ref[GR_CARD_MAX + 64];
+  git_oid oid;
+  if (gr_branch_ref(g, branch, ref, sizeof ref, e) != 0 || gr_ref_id(g, r->repo, ref, &oid, e) != 0) return -1;
+  g->oid_tostr(id, GR_OID_HEX + 1, &oid);
+  return 0;
+}
+
+static char *gr_dup_line(const char *s) {
+  if (s == NULL) s = "";
+  size_t n = strcspn(s, "\n");
+  char *d = malloc(n + 1);
+  if (d) {
+    memcpy(d, s, n);
+    d[n] = '\0';
+  }
+  return d;
+}
+
+int gitrepo_log(gitrepo *r, const char *branch, size_t max, gr_commit **out, size_t *n, gr_err *e) {
+  const gitapi *g = &r->git;
+  char ref[GR_CARD_MAX + 64];
+  git_revwalk *walk = NULL;
+  git_oid oid;
+  int rc;
+  *out = NULL;
+  *n = 0;
+  if (gr_branch_ref(g, branch, ref, sizeof ref, e) != 0) return -1;
+  if ((rc = g->revwalk_new(&walk, r->repo)) < 0) return gr_git(g, e, rc, "revwalk");
+  g->revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
+  rc = g->revwalk_push_ref(walk, ref);
+  if (rc == 0 && strcmp(ref, "refs/heads/" GR_MAIN) != 0) rc = g->revwalk_hide_ref(walk, "refs/heads/" GR_MAIN);
+  if (rc < 0) {
+    g->revwalk_free(walk);
+    return rc == GIT_ENOTFOUND ? gr_fail(e, "ENOENT", "no branch %s", branch) : gr_git(g, e, rc, ref);
+  }
+  gr_commit *v = NULL;
+  size_t cnt = 0;
+  while (cnt < max && (rc = g->revwalk_next(&oid, walk)) == 0) {
+    git_commit *c = NULL;
+    if ((rc = g->commit_lookup(&c, r->repo, &oid)) < 0) break;
+    gr_commit *nv = realloc(v, (cnt + 1) * sizeof *v);
+    if (nv == NULL) {
+      g->commit_free(c);
+      rc = -1;
+      break;
+    }
+    v = nv;
+    gr_commit *k = &v[cnt++];
+    const git_signature *a = g->commit_author(c);
+    g->oid_tostr(k->id, sizeof k->id, &oid);
+    k->summary = gr_dup_line(g->commit_message(c));
+    k->author_name = gr_dup_line(a->name);
+    k->author_email = gr_dup_line(a->email);
+    k->time = (int64_t)a->when.time;
+    k->parents = g->commit_parentcount(c);
+    g->commit_free(c);
+    if (!k->summary || !k->author_name || !k->author_email) {
+      rc = -1;
+      break;
+    }
+  }
+  g->revwalk_free(walk);
+  if (rc != 0 && rc != GIT_ITEROVER) {
+    gr_commits_free(v, cnt);
+    return rc == -1 ? gr_fail(e, "ENOMEM", "out of memory") : gr_git(g, e, rc, "log");
+  }
+  *out = v;
+  *n = cnt;
+  return 0;
+}
+
+/* ---- recovery ----------------------------------------------------------------------------- */
+
+static int gr_unlink_lock(const char *path, int *removed, gr_err *e) {
+  if (unlink(path) == 0) {
+    (*removed)++;
+    return 0;
+  }
+  return errno == ENOENT ? 0 : gr_fail(e, "EIO", "cannot remove %s: %s", path, strerror(errno));
+}
+
+/* Removes *.lock files under dir (refs/), depth-limited. */
+static int gr_unlink_locks_under(const char *dir, int depth, int *removed, gr_err *e) {
+  if (depth > 32) return 0;
+  DIR *d = opendir(dir);
+  if (d == NULL) return errno == ENOENT ? 0 : gr_fail(e, "EIO", "cannot list %s: %s", dir, strerror(errno));
+  struct dirent *de;
+  int ret = 0;
+  while (ret == 0 && (de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    char p[PATH_MAX];
+    if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= sizeof p) continue;
+    struct stat st;
+    if (lstat(p, &st) != 0) continue;
+    size_t n = strlen(de->d_name);
+    if (S_ISDIR(st.st_mode)) ret = gr_unlink_locks_under(p, depth + 1, removed, e);
+    else if (n > 5 && strcmp(de->d_name + n - 5, ".lock") == 0) ret = gr_unlink_lock(p, removed, e);
+  }
+  closedir(d);
+  return ret;
+}
+
+static int gr_clear_locks(gitrepo *r, const git_strarray *wts, int *removed, gr_err *e) {
+  const gitapi *g = &r->git;
+  static const char *const files[] = {"index.lock", "HEAD.lock", "packed-refs.lock", "config.lock", NULL};
+  const char *common = g->repository_commondir(r->repo); /* ends in '/' */
+  char p[PATH_MAX];
+  for (const char *const *f = files; *f; f++) {
+    snprintf(p, sizeof p, "%s%s", common, *f);
+    if (gr_unlink_lock(p, removed, e) != 0) return -1;
+  }
+  for (size_t i = 0; i < wts->count; i++)
+    for (int k = 0; k < 2; k++) {
+      snprintf(p, sizeof p, "%sworktrees/%s/%s", common, wts->strings[i], files[k]);
+      if (gr_unlink_lock(p, removed, e) != 0) return -1;
+    }
+  snprintf(p, sizeof p, "%srefs", common);
+  return gr_unlink_locks_under(p, 0, removed, e);
+}
+
+int gitrepo_recover(gitrepo *r, int *removed, gr_err *e) {
+  const gitapi *g = &r->git;
+  git_strarray wts = {0};
+  int rc, updated, ret = -1;
+  *removed = 0;
+  gr_forget(r, NULL); /* after a crash: every worktree read afresh */
+  if ((rc = g->worktree_list(&wts, r->repo)) < 0) return gr_git(g, e, rc, "worktrees");
+  if (gr_clear_locks(r, &wts, removed, e) != 0) goto out;
+  for (size_t i = 0; i < wts.count; i++) {
+    gr_wd w;
+    if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
+    /* a rewritten .git is put back and its refusal kept for the card's next operation to
+     * report (recover's own errors go nowhere) */
+    gr_wt_gitdir_sweep(g, r->repo, wts.strings[i]);
+    if (gr_wt_refused(g, r->repo, wts.strings[i])) continue;
+    gr_err ignored;
+    if (gr_open_card(r, wts.strings[i], &w, &ignored) != 0) continue; /* broken: gitrepo_worktree remakes it */
+    if (gr_refresh_repo(g, &w, &updated, e) != 0) goto out;
+  }
+  /* main's view last: what a crash left between a merge's ref move and its refresh is
+   * finished here, and a view that cannot follow never stops a resume */
+  size_t diverged;
+  gr_err ignored;
+  (void)gr_view_refresh(r, &diverged, &ignored);
+  ret = 0;
+out:
+  g->strarray_dispose(&wts);
+  return ret;
+}
+
+typedef struct gr_walkctx {
+  const gitapi *g;
+  git_odb *odb;
+  const char *missing;
+  char where[256];
+} gr_walkctx;
+
+static int gr_check_entry(const char *root, const git_tree_entry *te, void *payload) {
+  gr_walkctx *c = payload;
+  const gitapi *g = c->g;
+  if (g->tree_entry_type(te) == GIT_OBJECT_COMMIT) return 0; /* a submodule: not ours */
+  if (!g->odb_exists(c->odb, g->tree_entry_id(te))) {
+    c->missing = "object";
+    snprintf(c->where, sizeof c->where, "%s%s", root, g->tree_entry_name(te));
+    return -1;
+  }
+  return 0;
+}
+
+/* Every commit reachable from ref, its tree and each tree's entries exist (at most max commits). */
+static int gr_check_history(gitrepo *r, git_odb *odb, const char *ref, gr_err *e) {
+  const gitapi *g = &r->git;
+  git_revwalk *walk = NULL;
+  git_oid oid;
+  int rc;
+  if ((rc = g->revwalk_new(&walk, r->repo)) < 0) return gr_git(g, e, rc, "revwalk");
+  if ((rc = g->revwalk_push_ref(walk, ref)) < 0) {
+    g->revwalk_free(walk);
+    return gr_fail(e, "EINCONSISTENT", "%s does not resolve to a commit", ref);
+  }
+  int ret = 0;
+  while (ret == 0 && (rc = g->revwalk_next(&oid, walk)) == 0) {
+    git_commit *c = NULL;
+    git_tree *t = NULL;
+    char hex[GR_OID_HEX + 1];
+    g->oid_tostr(hex, sizeof hex, &oid);
+    if (g->commit_lookup(&c, r->repo, &oid) < 0 || g->commit_tree(&t, c) < 0) {
+      ret = gr_fail(e, "EINCONSISTENT", "commit %s of %s or its tree is missing", hex, ref);
+    } else {
+      gr_walkctx wc = {g, odb, NULL, {0}};
+      if (g->tree_walk(t, GIT_TREEWALK_PRE, gr_check_entry, &wc) != 0 || wc.missing)
+        ret = gr_fail(e, "EINCONSISTENT", "commit %s of %s: %s %s is missing", hex, ref,
+                      wc.missing ? wc.missing : "tree", wc.where);
+    }
+    g->tree_free(t);
+    g->commit_free(c);
+  }
+  g->revwalk_free(walk);
+  if (ret == 0 && rc != GIT_ITEROVER) return gr_fail(e, "EINCONSISTENT", "walking %s failed", ref);
+  return ret;
+}
+
+static int gr_check_worktree(const gitapi *g, git_repository *w, const char *name, gr_err *e) {
+  git_index *idx = NULL;
+  git_reference *head = NULL;
+  int ret = 0;
+  if (gr_pending(g, &(gr_wd){.repo = w}, NULL)) return gr_fail(e, "EINCONSISTENT", "%s: a checkout is pending (run recovery)", name);
+  if (g->repository_head(&head, w) < 0) ret = gr_fail(e, "EINCONSISTENT", "%s: HEAD does not resolve", name);
+  else if (g->repository_index(&idx, w) < 0 || g->index_read(idx, 1) < 0)
+    ret = gr_fail(e, "EINCONSISTENT", "%s: the index cannot be read", name);
+  else if (g->index_has_conflicts(idx))
+    ret = gr_fail(e, "EINCONSISTENT", "%s: the index has conflicts", name);
+  else {
+    git_oid tid;
+    git_tree *ht = NULL;
+    if (g->index_write_tree(&tid, idx) < 0 || g->reference_peel((git_object **)&ht, head, GIT_OBJECT_TREE) < 0)
+      ret = gr_fail(e, "EINCONSISTENT", "%s: the index or HEAD's tree cannot be read", name);
+    else if (!g->oid_equal(&tid, g->tree_id(ht)))
+      ret = gr_fail(e, "EINCONSISTENT", "%s: the index is not HEAD's tree (run recovery; or changes were staged by hand)",
+                    name);
+    g->tree_free(ht);
+  }
+  g->index_free(idx);
+  g->reference_free(head);
+  return ret;
+}
+
+int gitrepo_check(gitrepo *r, gr_err *e) {
+  const gitapi *g = &r->git;
+  git_odb *odb = NULL;
+  git_branch_iterator *it = NULL;
+  git_strarray wts = {0};
+  git_reference *ref = NULL;
+  git_branch_t bt;
+  int rc, ret = -1;
+  if ((rc = g->repository_odb(&odb, r->repo)) < 0) return gr_git(g, e, rc, "objects");
+  git_reference *head = NULL;
+  if (g->repository_head(&head, r->repo) < 0) {
+    gr_fail(e, "EINCONSISTENT", GR_MAIN ": HEAD does not resolve");
+    goto out;
+  }
+  g->reference_free(head);
+  if ((rc = g->branch_iterator_new(&it, r->repo, GIT_BRANCH_LOCAL)) < 0) { gr_git(g, e, rc, "branches"); goto out; }
+  while ((rc = g->branch_next(&ref, &bt, it)) == 0) {
+    int bad = gr_check_history(r, odb, g->reference_name(ref), e);
+    g->reference_free(ref);
+    if (bad) goto out;
+  }
+  if (rc != GIT_ITEROVER) {
+    gr_fail(e, "EINCONSISTENT", "a branch ref cannot be read");
+    goto out;
+  }
+  if ((rc = g->worktree_list(&wts, r->repo)) < 0) { gr_git(g, e, rc, "worktrees"); goto out; }
+  for (size_t i = 0; i < wts.count; i++) {
+    gr_wd w;
+    if (!gitrepo_card_valid(wts.strings[i])) continue; /* not one of ours */
+    gr_wt_gitdir_sweep(g, r->repo, wts.strings[i]);
+    if (gr_wt_refused(g, r->repo, wts.strings[i])) {
+      gr_fail(e, "EINCONSISTENT", "worktree %s: its .git file was refused (the card's next operation says why)",
+              wts.strings[i]);
+      goto out;
+    }
+    if (gr_open_card(r, wts.strings[i], &w, e) != 0) {
+      gr_fail(e, "EINCONSISTENT", "worktree %s cannot be opened", wts.strings[i]);
+      goto out;
+    }
+    if (w.ref == NULL && gr_check_worktree(g, w.repo, wts.strings[i], e)) goto out;
+  }
+  ret = 0;
+out:
+  g->strarray_dispose(&wts);
+  g->branch_iterator_free(it);
+  g->odb_free(odb);
+  return ret;
+}
+
+int gitrepo_refresh(gitrepo *r, const char *card, int *updated, gr_err *e) {
+  const gitapi *g = &r->git;
+  *updated = 0;
+  if (card == NULL) {
+    size_t diverged;
+    return gr_view_refresh(r, &diverged, e);
+  }
+  gr_wd w;
+  if (gr_open_card(r, card, &w, e) != 0) return -1;
+  return gr_refresh_repo(g, &w, updated, e);
+}

@@ -1,0 +1,481 @@
+/* scan.c: what libgit2 is let near in a card's working tree (the walk that refuses or
+ * skips what it must not read, the engine's own .git file) and staging, whole or only the
+ * paths a turn touched. See gitrepo.h and docs/git.md. */
+#define _GNU_SOURCE /* syncfs */
+#include "internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- what libgit2 is let near in a working tree --------------------------------------------
+
+ * A card's working tree is written by agent code, so it is data, never trusted. libgit2's
+ * own walk skips FIFOs, sockets and devices, but it opens some files by name, following
+ * symlinks and without O_NONBLOCK: each directory's .gitignore and .gitattributes, the
+ * root's .gitmodules, and a nested repository's .git (an untracked directory holding one is
+ * added as a submodule: its repository opened wherever its .git points). A FIFO there
+ * blocks the engine for good; a symlink reads a file outside. So before libgit2 reads a
+ * working tree, gr_scan walks it itself (no-follow, non-blocking) and:
+ * - refuses (EUNSAFE) when one of those by-name files is not a regular file or is large;
+ * - lists what is not handed to libgit2's staging (skip: a FIFO, socket or device, a file
+ *   over GR_FILE_MAX, a directory holding a nested .git), each with a note saying why. */
+#define GR_FILE_MAX ((off_t)64 << 20)   /* a larger regular file is not committed */
+#define GR_CONTROL_MAX ((off_t)1 << 20) /* a larger .gitignore/.gitattributes is refused */
+#define GR_SCAN_DEPTH 128
+#define GR_NOTES_MAX 50 /* notes kept per scan (the skip list itself is whole) */
+
+void gr_scan_free(gr_scan *s) {
+  gr_paths_free(&s->skip);
+  gr_paths_free(&s->notes);
+  s->unnoted = 0;
+}
+
+static const char *gr_kind(mode_t m) {
+  return S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : S_ISCHR(m) ? "a character device"
+       : S_ISBLK(m) ? "a block device" : S_ISLNK(m) ? "a symlink" : S_ISDIR(m) ? "a directory" : "not a regular file";
+}
+
+static int gr_scan_skip(gr_scan *s, const char *path, const char *why, gr_err *e) {
+  char note[PATH_MAX + 96];
+  if (gr_paths_add(&s->skip, path) != 0) return gr_fail(e, "ENOMEM", "out of memory");
+  if (s->notes.n >= GR_NOTES_MAX) {
+    s->unnoted++;
+    return 0;
+  }
+  snprintf(note, sizeof note, "%s (%s)", path, why);
+  return gr_paths_add(&s->notes, note) != 0 ? gr_fail(e, "ENOMEM", "out of memory") : 0;
+}
+
+int gr_scan_controls(int dfd, const char *rel, gr_err *e) {
+  static const char *const names[] = {".gitignore", ".gitattributes", ".gitmodules", NULL};
+  for (const char *const *n = names; *n; n++) {
+    struct stat st;
+    if (fstatat(dfd, *n, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (!S_ISREG(st.st_mode) || st.st_size > GR_CONTROL_MAX)
+      return gr_fail(e, "EUNSAFE",
+                     "%s%s is %s%s; git reads that file by name, so no git work is done on this working tree "
+                     "until it is removed or made a regular file of at most 1 MiB",
+                     rel, *n, S_ISREG(st.st_mode) ? "larger than 1 MiB" : gr_kind(st.st_mode),
+                     S_ISREG(st.st_mode) ? "" : " (never opened)");
+  }
+  return 0;
+}
+
+/* Walks directory dfd (closed here, whatever happens), whose path is rel. */
+static int gr_scan_dir(const gitapi *g, gr_scan *s, int dfd, char *rel, size_t rlen, int depth, gr_err *e) {
+  if (gr_scan_controls(dfd, rel, e) != 0) {
+    close(dfd);
+    return -1;
+  }
+  if (rlen > 0) { /* an ignored directory is not walked by libgit2 either */
+    int ignored = 0;
+    if (g->ignore_path_is_ignored(&ignored, s->repo, rel) == 0 && ignored) {
+      close(dfd);
+      return 0;
+    }
+  }
+  DIR *d = fdopendir(dfd);
+  if (d == NULL) {
+    int err = errno;
+    close(dfd);
+    return gr_fail(e, "EIO", "cannot list %s: %s", rlen ? rel : "the working tree", strerror(err));
+  }
+  struct dirent *de;
+  int ret = 0;
+  while (ret == 0 && (de = readdir(d)) != NULL) {
+    const char *name = de->d_name;
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) continue;
+    if (rlen == 0 && strcmp(name, ".git") == 0) continue; /* the engine's own: gr_wt_gitdir_check */
+    size_t nl = strlen(name);
+    if (rlen + nl + 2 >= PATH_MAX) continue; /* libgit2 cannot name it either */
+    memcpy(rel + rlen, name, nl + 1);
+    struct stat st;
+    if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      rel[rlen] = '\0';
+      continue; /* gone since readdir */
+    }
+    if (strcmp(name, ".git") == 0) { /* a nested repository: its .git may point anywhere */
+      rel[rlen] = '\0';
+      ret = gr_scan_skip(s, rel, "holds a nested .git: a repository of its own, not committed", e);
+      break;
+    }
+    if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+      char why[64];
+      snprintf(why, sizeof why, "%s: never opened, not committed", gr_kind(st.st_mode));
+      ret = gr_scan_skip(s, rel, why, e);
+    } else if (S_ISREG(st.st_mode) && st.st_size > GR_FILE_MAX) {
+      char why[96];
+      snprintf(why, sizeof why, "%lld bytes, over the %lld MiB cap: not committed", (long long)st.st_size,
+               (long long)(GR_FILE_MAX >> 20));
+      ret = gr_scan_skip(s, rel, why, e);
+    } else if (S_ISDIR(st.st_mode)) {
+      if (depth >= GR_SCAN_DEPTH) {
+        rel[rlen + nl] = '/';
+        rel[rlen + nl + 1] = '\0';
+        ret = gr_scan_skip(s, rel, "nested too deep: not committed", e);
+      } else {
+        int cfd = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (cfd >= 0) {
+          rel[rlen + nl] = '/';
+          rel[rlen + nl + 1] = '\0';
+          ret = gr_scan_dir(g, s, cfd, rel, rlen + nl + 1, depth + 1, e); /* closes cfd */
+        }
+      }
+    }
+    rel[rlen] = '\0';
+  }
+  closedir(d);
+  return ret;
+}
+
+int gr_workdir_fd(const gitapi *g, git_repository *repo, gr_err *e) {
+  const char *wd = g->repository_workdir(repo);
+  if (wd == NULL) return -2;
+  int fd = open(wd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  return fd >= 0 ? fd : gr_fail(e, "EIO", "cannot open %s: %s", wd, strerror(errno));
+}
+
+int gr_scan_run(const gitapi *g, git_repository *repo, gr_scan *s, gr_err *e) {
+  memset(s, 0, sizeof *s);
+  s->repo = repo;
+  int fd = gr_workdir_fd(g, repo, e);
+  if (fd < 0) return fd == -2 ? 0 : -1;
+  char rel[PATH_MAX] = "";
+  if (gr_scan_dir(g, s, fd, rel, 0, 0, e) != 0) {
+    gr_scan_free(s);
+    return -1;
+  }
+  if (s->unnoted) {
+    char more[64];
+    snprintf(more, sizeof more, "... and %zu more", s->unnoted);
+    if (gr_paths_add(&s->notes, more) != 0) {
+      gr_scan_free(s);
+      return gr_fail(e, "ENOMEM", "out of memory");
+    }
+  }
+  return 0;
+}
+
+/* 1 when path (as libgit2 names it: a file, or a directory with or without its '/') is one
+ * the scan left out, or lies beneath one. */
+static int gr_scan_skips(const gr_paths *skip, const char *path) {
+  size_t pl = strlen(path);
+  for (size_t i = 0; i < skip->n; i++) {
+    const char *s = skip->v[i];
+    size_t sl = strlen(s);
+    if (sl > 0 && s[sl - 1] == '/') {
+      if (strncmp(path, s, sl) == 0 || (pl == sl - 1 && strncmp(path, s, pl) == 0)) return 1;
+    } else if (strcmp(path, s) == 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+const char *gr_status_change(const gitapi *g, git_status_list *sl, size_t i, const gr_paths *skip) {
+  const git_status_entry *s = g->status_byindex(sl, i);
+  if (s->status == GIT_STATUS_CURRENT || (s->status & GIT_STATUS_IGNORED)) return NULL;
+  const git_diff_delta *d = s->index_to_workdir ? s->index_to_workdir : s->head_to_index;
+  const char *p = d->new_file.path ? d->new_file.path : d->old_file.path;
+  return gr_scan_skips(skip, p) ? NULL : p;
+}
+
+int gr_stage_filter(const char *path, const char *matched, void *payload) {
+  (void)matched;
+  return gr_scan_skips(payload, path);
+}
+
+/* ---- the worktree's .git is the engine's ----------------------------------------------------
+
+ * A card's working tree holds the .git file naming its gitdir, and agent code can write
+ * there. libgit2 follows that file when it opens the worktree by its directory: rewritten,
+ * commits would land in whatever repository it names and a FIFO there would block. So the
+ * engine opens a card's repository from its gitdir (<commondir>/worktrees/<card>, never
+ * agent-writable; the working tree comes from its gitdir file), and before each operation
+ * checks that the .git file is still what git_worktree_add wrote. A .git found otherwise is
+ * refused (EUNSAFE, once) and put back: the one found is moved into the gitdir as
+ * dotgit.refused-N (never deleted) and the right file written, so that libgit2's own visits to every
+ * worktree (making another card's) never follow it; the refusal is kept in the gitdir
+ * (GR_REFUSED) until the card's next operation reports it. */
+#define GR_DOTGIT_MAX 4096
+#define GR_REFUSED "orket-gitdir-refused"
+
+/* Reads a small regular file at dirfd/name (at most cap-1 bytes) into buf without following
+ * a symlink, opening a FIFO, socket or device (lstat first; the open is O_NOFOLLOW|O_NONBLOCK
+ * and checked again, so a swap in between cannot block). 0, or -1 with errno: EINVAL when
+ * it is not a regular file (*mode says what it is), EFBIG when it is too large. */
+static int gr_read_small(int dirfd, const char *name, char *buf, size_t cap, mode_t *mode) {
+  struct stat st;
+  *mode = 0;
+  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return -1;
+  *mode = st.st_mode;
+  if (!S_ISREG(st.st_mode) || (size_t)st.st_size >= cap) {
+    errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+    return -1;
+  }
+  int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  ssize_t n = ok ? read(fd, buf, cap - 1) : -1;
+  int err = ok ? errno : EINVAL;
+  close(fd);
+  if (n < 0) {
+    errno = err;
+    return -1;
+  }
+  buf[n] = '\0';
+  return 0;
+}
+
+static void gr_chomp(char *s) {
+  size_t n = strlen(s);
+  while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == '/')) s[--n] = '\0';
+}
+
+/* Puts card's .git back: whatever is there moved into the card's gitdir (meta) as
+ * dotgit.refused-N (kept for a person to look at until the worktree is removed, and out of
+ * the working tree so it is never committed), then the file git_worktree_add writes written in its place.
+ * Best effort: the refusal stands either way. */
+static void gr_dotgit_restore(const char *wd, const char *meta) {
+  int dfd = open(wd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) return;
+  int mfd = open(meta, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (mfd >= 0 && fstatat(dfd, ".git", &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    char aside[64];
+    int moved = 0;
+    for (int i = 1; i < 1000 && !moved; i++) {
+      snprintf(aside, sizeof aside, "dotgit.refused-%d", i);
+      if (fstatat(mfd, aside, &st, AT_SYMLINK_NOFOLLOW) == 0) continue;
+      moved = renameat(dfd, ".git", mfd, aside) == 0;
+      if (!moved) break;
+    }
+    if (!moved) {
+      close(mfd);
+      close(dfd);
+      return;
+    }
+  }
+  if (mfd >= 0) close(mfd);
+  char line[PATH_MAX + 16];
+  int n = snprintf(line, sizeof line, "gitdir: %s/\n", meta);
+  int fd = openat(dfd, ".git", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    if (write(fd, line, (size_t)n) != n) { /* best effort: checked again next time */ }
+    close(fd);
+  }
+  close(dfd);
+}
+
+int gr_wt_gitdir_check(const gitapi *g, git_repository *repo, const char *card, gr_err *e) {
+  char meta[PATH_MAX], link[PATH_MAX], dotgit[GR_DOTGIT_MAX], wd[PATH_MAX];
+  mode_t mode;
+  if ((size_t)snprintf(meta, sizeof meta, "%sworktrees/%s", g->repository_commondir(repo), card) >= sizeof meta)
+    return gr_fail(e, "EINVAL", "path too long");
+  int mfd = open(meta, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (mfd < 0) return gr_fail(e, "ENOENT", "card %s has no worktree", card);
+  char refused[1024];
+  if (gr_read_small(mfd, GR_REFUSED, refused, sizeof refused, &mode) == 0) {
+    (void)unlinkat(mfd, GR_REFUSED, 0);
+    close(mfd);
+    return gr_fail(e, "EUNSAFE", "%s", refused);
+  }
+  int rc = gr_read_small(mfd, "gitdir", link, sizeof link, &mode);
+  close(mfd);
+  if (rc != 0) return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
+  gr_chomp(link);
+  size_t ll = strlen(link);
+  if (ll < 5 || strcmp(link + ll - 5, "/.git") != 0)
+    return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
+  snprintf(wd, sizeof wd, "%.*s", (int)(ll - 5), link);
+  int wfd = open(wd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (wfd < 0) return gr_fail(e, "EINVAL", "the worktree of card %s is broken; make it again", card);
+  rc = gr_read_small(wfd, ".git", dotgit, sizeof dotgit, &mode);
+  int err = errno;
+  close(wfd);
+  char found[PATH_MAX + 64];
+  if (rc != 0) {
+    if (err == ENOENT) snprintf(found, sizeof found, "is missing");
+    else if (err == EFBIG) snprintf(found, sizeof found, "is too large for a .git file");
+    else if (err == EINVAL && mode) snprintf(found, sizeof found, "is %s", gr_kind(mode));
+    else snprintf(found, sizeof found, "cannot be read (%s)", strerror(err));
+  } else {
+    gr_chomp(dotgit);
+    if (strncmp(dotgit, "gitdir: ", 8) == 0 && strcmp(dotgit + 8, meta) == 0) return 0;
+    snprintf(found, sizeof found, "points to \"%.*s\"", 200, strncmp(dotgit, "gitdir: ", 8) == 0 ? dotgit + 8 : dotgit);
+  }
+  gr_dotgit_restore(wd, meta);
+  return gr_fail(e, "EUNSAFE",
+                 "the .git file of card %s's worktree %s, not the repository's worktrees/%s: refused, never "
+                 "followed (the engine alone writes it: it was put back, and what was there kept as %s/dotgit.refused-N)",
+                 card, found, card, meta);
+}
+
+void gr_wt_gitdir_sweep(const gitapi *g, git_repository *repo, const char *card) {
+  gr_err e;
+  if (gr_wt_gitdir_check(g, repo, card, &e) == 0 || strcmp(e.code, "EUNSAFE") != 0) return;
+  char p[PATH_MAX], tmp[PATH_MAX + 8];
+  if ((size_t)snprintf(p, sizeof p, "%sworktrees/%s/" GR_REFUSED, g->repository_commondir(repo), card) >= sizeof p)
+    return;
+  snprintf(tmp, sizeof tmp, "%s.tmp", p);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  size_t n = strlen(e.msg + 5); /* without "git: ": gr_fail adds it again */
+  int ok = write(fd, e.msg + 5, n) == (ssize_t)n && fsync(fd) == 0;
+  close(fd);
+  if (ok) (void)rename(tmp, p);
+  else (void)unlink(tmp);
+}
+
+int gr_wt_refused(const gitapi *g, git_repository *repo, const char *card) {
+  char p[PATH_MAX];
+  struct stat st;
+  return (size_t)snprintf(p, sizeof p, "%sworktrees/%s/" GR_REFUSED, g->repository_commondir(repo), card) < sizeof p &&
+         lstat(p, &st) == 0;
+}
+
+void gr_wt_gitdir_sweep_all(const gitapi *g, git_repository *repo, const char *except) {
+  git_strarray wts = {0};
+  if (g->worktree_list(&wts, repo) < 0) return;
+  for (size_t i = 0; i < wts.count; i++)
+    if (gitrepo_card_valid(wts.strings[i]) && strcmp(wts.strings[i], except) != 0)
+      gr_wt_gitdir_sweep(g, repo, wts.strings[i]);
+  g->strarray_dispose(&wts);
+}
+
+/* The index is read with a soft read (git_index_read's force 0): reloaded only when the file
+ * on disk changed since this handle last read or wrote it (libgit2 compares its stamp), so
+ * a turn's several operations do not each parse and checksum main's whole index again. Every
+ * change made in memory is written, or dropped by a hard read when the operation fails. */
+
+/* ---- staging only the paths a turn touched -------------------------------------------------
+
+ * A turn that changed a file or two should not cost a walk of every file main holds. When
+ * the caller knows every path changed since the working tree last matched its index (the
+ * engine does while only its file tools wrote there: docs/git.md), only those are staged,
+ * with the same rules as the whole walk: each directory on the way is checked as gr_scan
+ * checks it (the files libgit2 reads by name there, a nested repository), and the path is
+ * staged as index_add_all and index_update_all would stage it. Anything that is not a plain
+ * file or a missing one (a directory, a symlink, a control file whose rules reach other
+ * paths, a nested repository, a path deeper than the scan goes) is left to the whole walk:
+ * gr_stage_paths answers 1 and stages nothing more. */
+
+/* 1 when idx holds an entry beneath directory path */
+static int gr_index_has_under(const gitapi *g, git_index *idx, const char *path) {
+  char pre[PATH_MAX + 2];
+  size_t at;
+  if ((size_t)snprintf(pre, sizeof pre, "%s/", path) >= sizeof pre) return 1;
+  return g->index_find_prefix(&at, idx, pre) == 0;
+}
+
+static int gr_control_name(const char *base) {
+  return strcmp(base, ".gitignore") == 0 || strcmp(base, ".gitattributes") == 0 || strcmp(base, ".gitmodules") == 0;
+}
+
+/* 1 when the index entry en already records the file at path (st: its lstat) as staging it
+ * would: the same mode and the same blob, hashed as libgit2 stages it (filters applied).
+ * Staging writes the blob first (a temporary object file, dropped when the object exists),
+ * which a detach's check of a card's committed files paid for every one. */
+static int gr_entry_holds(const gitapi *g, git_repository *repo, const git_index_entry *en, const char *path,
+                          const struct stat *st) {
+  git_oid id;
+  if (en == NULL || (en->mode != GIT_FILEMODE_BLOB && en->mode != GIT_FILEMODE_BLOB_EXECUTABLE) ||
+      (en->mode == GIT_FILEMODE_BLOB_EXECUTABLE) != ((st->st_mode & S_IXUSR) != 0))
+    return 0;
+  /* a relative path is the working tree's; as_path names it for the filters */
+  return g->repository_hashfile(&id, repo, path, GIT_OBJECT_BLOB, path) == 0 && g->oid_equal(&id, &en->id);
+}
+
+/* Stages one path (valid: gitrepo_path_valid). 0 staged (or rightly left out), 1 the whole
+ * walk is needed, -1 error (EUNSAFE as gr_scan's). */
+static int gr_stage_one(const gitapi *g, git_repository *repo, git_index *idx, int root, const char *path,
+                        gr_scan *s, gr_err *e) {
+  char rel[PATH_MAX];
+  size_t depth = 0;
+  int dfd = dup(root), full = 0;
+  if (dfd < 0) return gr_fail(e, "EIO", "cannot open the working tree: %s", strerror(errno));
+  const char *base = path;
+  /* each directory on the way: what gr_scan_dir checks before it walks one */
+  for (const char *slash; dfd >= 0 && (slash = strchr(base, '/')) != NULL; base = slash + 1) {
+    size_t rl = (size_t)(base - path);
+    memcpy(rel, path, rl);
+    rel[rl] = '\0';
+    struct stat dst;
+    if (gr_scan_controls(dfd, rel, e) != 0) {
+      close(dfd);
+      return -1;
+    }
+    if (++depth > GR_SCAN_DEPTH || (rl > 0 && fstatat(dfd, ".git", &dst, AT_SYMLINK_NOFOLLOW) == 0)) {
+      full = 1;
+      break;
+    }
+    memcpy(rel, base, (size_t)(slash - base));
+    rel[slash - base] = '\0';
+    int nfd = openat(dfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int err = errno;
+    close(dfd);
+    dfd = nfd;
+    if (nfd < 0 && err != ENOENT) full = 1; /* not a directory (a symlink, a file) on the way */
+    if (nfd < 0) break;
+  }
+  struct stat st;
+  int gone = 0;
+  if (!full && dfd >= 0) {
+    memcpy(rel, path, (size_t)(base - path));
+    rel[base - path] = '\0';
+    if (gr_scan_controls(dfd, rel, e) != 0) { /* the path's own directory */
+      close(dfd);
+      return -1;
+    }
+    if (base != path && fstatat(dfd, ".git", &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      full = 1; /* a nested repository: the whole walk leaves it out */
+    } else if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      gone = 1;
+      full = errno != ENOENT;
+    }
+  } else if (!full) {
+    gone = 1; /* a directory on its way is gone */
+  }
+  if (dfd >= 0) close(dfd);
+  if (full || gr_control_name(base) || gr_index_has_under(g, idx, path)) return 1;
+  int rc = 0;
+  if (gone) {
+    rc = g->index_remove_bypath(idx, path);
+  } else if (!S_ISREG(st.st_mode)) {
+    return 1;
+  } else if (st.st_size > GR_FILE_MAX) {
+    char why[96];
+    snprintf(why, sizeof why, "%lld bytes, over the %lld MiB cap: not committed", (long long)st.st_size,
+             (long long)(GR_FILE_MAX >> 20));
+    return gr_scan_skip(s, path, why, e);
+  } else {
+    int ignored = 0; /* as index_add_all: an ignored file is added only when already tracked */
+    const git_index_entry *en = g->index_get_bypath(idx, path, 0);
+    /* so a tracked path's rules are not read (libgit2 reads the exclude files per call) */
+    if (en == NULL) rc = g->ignore_path_is_ignored(&ignored, repo, path);
+    if (rc == 0 && !ignored && !gr_entry_holds(g, repo, en, path, &st)) rc = g->index_add_bypath(idx, path);
+  }
+  return rc < 0 ? gr_git(g, e, rc, path) : 0;
+}
+
+int gr_stage_paths(const gitapi *g, git_repository *repo, git_index *idx, const gr_paths *only, gr_scan *s,
+                          gr_err *e) {
+  memset(s, 0, sizeof *s);
+  s->repo = repo;
+  int root = gr_workdir_fd(g, repo, e);
+  if (root < 0) return root == -2 ? 1 : -1;
+  int ret = 0;
+  for (size_t i = 0; ret == 0 && i < only->n; i++) ret = gr_stage_one(g, repo, idx, root, only->v[i], s, e);
+  close(root);
+  if (ret != 0) gr_scan_free(s);
+  return ret;
+}

@@ -1,0 +1,587 @@
+/* view.c: main's working tree (the workspace folder) as a view for people, derived from main.
+ * Uses libgit2 through the context's table for trees, blobs and main's index, and plain
+ * POSIX calls (each directory opened without following symlinks) for the files.
+ *
+ * The view's invariants:
+ * 1. Nothing in a run needs the view. main is its ref and its objects; a merge moves the ref
+ *    (its commit point) and only then asks the view to follow. A view that cannot follow is
+ *    reported, never raised: the merge stands.
+ * 2. The view's state is one small file in the gitdir, GR_VIEW_STATE: the tree the view last
+ *    held (its base) and the paths recorded as diverged. It is replaced whole by a rename and
+ *    never synced: losing it to a power cut only makes the next refresh start from an older
+ *    base, and 3 and 4 then err on the person's side.
+ * 3. A refresh from base B to main's tip M looks only at the paths of diff(B, M). It writes a
+ *    path only where the disk holds what B had there (nothing, where B had nothing) and
+ *    main's index holds B's or M's entry: the view still holds what it last held. A path
+ *    that already holds M's is done. So the refresh is idempotent, and costs what the merge
+ *    changed, not what main holds.
+ * 4. Anything else at such a path is the person's: never written, moved or deleted. It is
+ *    recorded as diverged, and its index entry is set to M's only where the index held B's,
+ *    so that `git status` shows the person's file as a change against main.
+ * 5. Files are written under a temporary name and renamed into place in their directory;
+ *    a directory on the way is opened with O_NOFOLLOW (a symlink of someone's is never
+ *    followed); a directory is removed only when empty.
+ * 6. The base moves to M only once every path of diff(B, M) was written or recorded: a crash
+ *    before that leaves base B, and the same refresh runs again (on the next merge, or at
+ *    recovery), finishing what is left (3).
+ * 7. A recorded path stays diverged until the disk holds what main holds there (the person
+ *    took main's version, or committed theirs to main); gitrepo_view_status checks each one
+ *    again and forgets those that no longer differ. */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define GR_VIEW_STATE "orket-view"       /* in main's gitdir */
+#define GR_VIEW_MAGIC "orket-view 1 "    /* then the base tree's hex id and a newline */
+#define GR_VIEW_STATE_MAX ((size_t)8 << 20)
+#define GR_VIEW_FILE_MAX ((size_t)64 << 20) /* a larger file on disk is compared by size only */
+#define GR_VIEW_TMP ".orket-view.tmp"
+
+enum { VW_NONE, VW_FILE, VW_EXEC, VW_LINK, VW_DIR, VW_OTHER };
+static const char *const vw_kinds[] = {"none", "file", "executable", "symlink", "directory", "other"};
+
+/* One side of a path: what a tree or the disk holds there. */
+typedef struct vw_side {
+  int kind;
+  int hashed; /* id is known (a blob, or the disk's content hashed) */
+  git_oid id;
+  int64_t size;
+} vw_side;
+
+typedef struct vw_state {
+  int has_base;
+  git_oid base;
+  gr_paths diverged;
+} vw_state;
+
+/* ---- the state file ---- */
+
+static int vw_state_path(const gitrepo *r, char *buf, size_t cap, const char *suffix) {
+  return (size_t)snprintf(buf, cap, "%s%s%s", r->git.repository_path(r->repo), GR_VIEW_STATE, suffix) < cap ? 0 : -1;
+}
+
+/* Reads the state (a missing or unreadable file: no base, nothing recorded). */
+static void vw_read(const gitrepo *r, vw_state *s) {
+  char p[PATH_MAX];
+  *s = (vw_state){0};
+  if (vw_state_path(r, p, sizeof p, "") != 0) return;
+  int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st;
+  char *buf = NULL;
+  size_t n = 0;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size <= GR_VIEW_STATE_MAX &&
+      (buf = malloc((size_t)st.st_size + 1)) != NULL) {
+    ssize_t k;
+    while (n < (size_t)st.st_size && (k = read(fd, buf + n, (size_t)st.st_size - n)) > 0) n += (size_t)k;
+    buf[n] = '\0';
+  }
+  close(fd);
+  size_t m = strlen(GR_VIEW_MAGIC);
+  if (buf && n >= m + GIT_OID_HEXSZ + 1 && memcmp(buf, GR_VIEW_MAGIC, m) == 0 && buf[m + GIT_OID_HEXSZ] == '\n') {
+    char hex[GIT_OID_HEXSZ + 1];
+    memcpy(hex, buf + m, GIT_OID_HEXSZ);
+    hex[GIT_OID_HEXSZ] = '\0';
+    s->has_base = r->git.oid_fromstr(&s->base, hex) == 0;
+    /* then each diverged path, NUL-ended (a path may hold a newline) */
+    for (size_t i = m + GIT_OID_HEXSZ + 1; s->has_base && i < n;) {
+      size_t len = strnlen(buf + i, n - i);
+      if (i + len >= n) break; /* cut short: the rest is lost, as if never recorded */
+      if (len && gitrepo_path_valid(buf + i) && gr_paths_add(&s->diverged, buf + i) != 0) break;
+      i += len + 1;
+    }
+  }
+  free(buf);
+}
+
+/* Replaces the state file whole (invariant 2: not synced). */
+static int vw_write(const gitrepo *r, const vw_state *s, gr_err *e) {
+  char p[PATH_MAX], tmp[PATH_MAX], hex[GIT_OID_HEXSZ + 1], sfx[32];
+  snprintf(sfx, sizeof sfx, ".%ld", (long)getpid());
+  if (vw_state_path(r, p, sizeof p, "") != 0 || vw_state_path(r, tmp, sizeof tmp, sfx) != 0)
+    return gr_fail(e, "EINVAL", "gitdir path too long");
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return gr_fail(e, "EIO", "cannot write %s: %s", tmp, strerror(errno));
+  r->git.oid_tostr(hex, sizeof hex, &s->base);
+  FILE *f = fdopen(fd, "w");
+  if (f == NULL) {
+    close(fd);
+    unlink(tmp);
+    return gr_fail(e, "EIO", "cannot write %s: %s", tmp, strerror(errno));
+  }
+  fprintf(f, "%s%s\n", GR_VIEW_MAGIC, hex);
+  for (size_t i = 0; i < s->diverged.n; i++) fwrite(s->diverged.v[i], 1, strlen(s->diverged.v[i]) + 1, f);
+  int bad = ferror(f);
+  if (fclose(f) != 0) bad = 1;
+  if (bad || rename(tmp, p) != 0) {
+    int err = errno;
+    unlink(tmp);
+    return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(err));
+  }
+  return 0;
+}
+
+int gr_view_reset(gitrepo *r, const git_oid *tree, gr_err *e) {
+  vw_state s = {.has_base = 1, .base = *tree};
+  return vw_write(r, &s, e);
+}
+
+/* ---- the disk ---- */
+
+/* Opens the directory that holds path's last component, below root (a directory fd): each
+ * component opened with O_NOFOLLOW, made when missing and mk is set. *leaf points into
+ * path at the last component. -1 with errno: ENOENT (missing), ENOTDIR or ELOOP (a file or
+ * symlink in the way). */
+static int vw_parent(int root, const char *path, int mk, const char **leaf) {
+  const char *p = path, *slash;
+  int fd = dup(root);
+  while (fd >= 0 && (slash = strchr(p, '/')) != NULL) {
+    char comp[NAME_MAX + 1];
+    size_t len = (size_t)(slash - p);
+    if (len == 0 || len > NAME_MAX) {
+      close(fd);
+      errno = EINVAL;
+      return -1;
+    }
+    memcpy(comp, p, len);
+    comp[len] = '\0';
+    int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0 && errno == ENOENT && mk && mkdirat(fd, comp, 0777) == 0)
+      next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int err = errno;
+    close(fd);
+    errno = err;
+    fd = next;
+    p = slash + 1;
+  }
+  *leaf = p;
+  return fd;
+}
+
+/* What the disk holds at leaf in dfd (dfd < 0: the way there is missing or blocked, so
+ * nothing is there as far as this path goes; blocked says which). */
+static void vw_disk(const gitapi *g, int dfd, const char *leaf, vw_side *d) {
+  struct stat st;
+  *d = (vw_side){.kind = VW_NONE, .size = -1};
+  if (dfd < 0 || fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) return;
+  d->size = st.st_size;
+  if (S_ISDIR(st.st_mode)) d->kind = VW_DIR;
+  else if (S_ISLNK(st.st_mode)) {
+    char t[PATH_MAX];
+    ssize_t n = readlinkat(dfd, leaf, t, sizeof t);
+    d->kind = VW_LINK;
+    d->hashed = n >= 0 && g->odb_hash(&d->id, t, (size_t)n, GIT_OBJECT_BLOB) == 0;
+  } else if (S_ISREG(st.st_mode)) {
+    d->kind = (st.st_mode & 0100) ? VW_EXEC : VW_FILE;
+    if ((size_t)st.st_size > GR_VIEW_FILE_MAX) return;
+    int fd = openat(dfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return;
+    char *buf = malloc((size_t)st.st_size + 1);
+    size_t n = 0;
+    ssize_t k = 0;
+    while (buf && n < (size_t)st.st_size && (k = read(fd, buf + n, (size_t)st.st_size - n)) > 0) n += (size_t)k;
+    close(fd);
+    if (buf && k >= 0 && n == (size_t)st.st_size) d->hashed = g->odb_hash(&d->id, buf, n, GIT_OBJECT_BLOB) == 0;
+    free(buf);
+  } else {
+    d->kind = VW_OTHER;
+  }
+}
+
+static int vw_kind_of_mode(uint32_t mode) {
+  switch (mode) {
+  case 0: return VW_NONE;
+  case GIT_FILEMODE_BLOB: return VW_FILE;
+  case GIT_FILEMODE_BLOB_EXECUTABLE: return VW_EXEC;
+  case GIT_FILEMODE_LINK: return VW_LINK;
+  case GIT_FILEMODE_TREE: return VW_DIR;
+  default: return VW_OTHER;
+  }
+}
+
+/* 1 when the disk's d is what side s stands for: both nothing, or the same content of the
+ * same kind (exec: the executable bit too; otherwise a file is a file either way). */
+static int vw_holds(const gitapi *g, const vw_side *d, const vw_side *s, int exec) {
+  if (s->kind == VW_NONE) return d->kind == VW_NONE;
+  if (!s->hashed || !d->hashed) return 0;
+  int sf = s->kind == VW_FILE || s->kind == VW_EXEC, df = d->kind == VW_FILE || d->kind == VW_EXEC;
+  if (sf != df || (!sf && s->kind != d->kind)) return 0;
+  if (exec && sf && s->kind != d->kind) return 0;
+  return g->oid_equal(&d->id, &s->id);
+}
+
+/* 1 when the index entry ie (NULL: none) is side s's. */
+static int vw_index_is(const gitapi *g, const git_index_entry *ie, const vw_side *s) {
+  if (s->kind == VW_NONE) return ie == NULL;
+  return ie && s->hashed && g->oid_equal(&ie->id, &s->id) && vw_kind_of_mode(ie->mode) == s->kind;
+}
+
+/* ---- one refresh ---- */
+
+/* A path of diff(B, M): its two sides, the index's entry at the start, and what happened. */
+typedef struct vw_item {
+  const char *path;
+  vw_side b, m;
+  int index_ok; /* main's index held B's or M's entry */
+  int diverged;
+  int done; /* the disk holds M's */
+} vw_item;
+
+static void vw_side_of(const git_diff_file *f, vw_side *s) {
+  s->kind = vw_kind_of_mode(f->mode);
+  s->hashed = s->kind == VW_FILE || s->kind == VW_EXEC || s->kind == VW_LINK;
+  s->id = f->id;
+  s->size = (int64_t)f->size;
+}
+
+/* Writes side m's blob at leaf in dfd: a temporary name, then a rename (invariant 5). */
+static int vw_put(const gitapi *g, git_repository *repo, int dfd, const char *leaf, const vw_side *m) {
+  git_blob *blob = NULL;
+  if (g->blob_lookup(&blob, repo, &m->id) < 0) return -1;
+  const char *data = g->blob_rawcontent(blob);
+  size_t len = (size_t)g->blob_rawsize(blob);
+  int ok;
+  (void)unlinkat(dfd, GR_VIEW_TMP, 0);
+  if (m->kind == VW_LINK) {
+    char t[PATH_MAX];
+    ok = len < sizeof t;
+    if (ok) {
+      memcpy(t, data, len);
+      t[len] = '\0';
+      ok = symlinkat(t, dfd, GR_VIEW_TMP) == 0;
+    }
+  } else {
+    int fd = openat(dfd, GR_VIEW_TMP, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                    m->kind == VW_EXEC ? 0777 : 0666);
+    ok = fd >= 0;
+    for (size_t off = 0; ok && off < len;) {
+      ssize_t k = write(fd, data + off, len - off);
+      if (k <= 0) ok = 0;
+      else off += (size_t)k;
+    }
+    if (fd >= 0 && close(fd) != 0) ok = 0;
+  }
+  g->blob_free(blob);
+  if (ok && renameat(dfd, GR_VIEW_TMP, dfd, leaf) == 0) return 0;
+  (void)unlinkat(dfd, GR_VIEW_TMP, 0);
+  return -1;
+}
+
+/* Removes the directories above path that our deletions left empty (invariant 5). */
+static void vw_prune_dirs(int root, const char *path) {
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "%s", path);
+  for (char *slash = strrchr(p, '/'); slash; slash = strrchr(p, '/')) {
+    *slash = '\0';
+    if (unlinkat(root, p, AT_REMOVEDIR) != 0) break;
+  }
+}
+
+/* Sets the index entry of it's path to side m (removed when m is nothing), its stat data
+ * from the disk when the disk holds m (done), else none: git then compares the content. */
+static int vw_index_set(const gitapi *g, git_index *idx, int root, const vw_item *it) {
+  if (it->m.kind == VW_NONE || it->m.kind == VW_DIR || it->m.kind == VW_OTHER) {
+    if (g->index_get_bypath(idx, it->path, 0) == NULL) return 0;
+    return g->index_remove_bypath(idx, it->path) < 0 ? -1 : 1;
+  }
+  git_index_entry en;
+  memset(&en, 0, sizeof en);
+  en.path = it->path;
+  en.id = it->m.id;
+  en.mode = it->m.kind == VW_LINK ? GIT_FILEMODE_LINK : it->m.kind == VW_EXEC ? GIT_FILEMODE_BLOB_EXECUTABLE
+                                                                               : GIT_FILEMODE_BLOB;
+  struct stat st;
+  if (it->done && fstatat(root, it->path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    en.ctime.seconds = (int32_t)st.st_ctim.tv_sec;
+    en.ctime.nanoseconds = (uint32_t)st.st_ctim.tv_nsec;
+    en.mtime.seconds = (int32_t)st.st_mtim.tv_sec;
+    en.mtime.nanoseconds = (uint32_t)st.st_mtim.tv_nsec;
+    en.dev = (uint32_t)st.st_dev;
+    en.ino = (uint32_t)st.st_ino;
+    en.uid = (uint32_t)st.st_uid;
+    en.gid = (uint32_t)st.st_gid;
+    en.file_size = (uint32_t)st.st_size;
+  }
+  const git_index_entry *cur = g->index_get_bypath(idx, it->path, 0);
+  if (cur && g->oid_equal(&cur->id, &en.id) && cur->mode == en.mode && cur->file_size == en.file_size &&
+      cur->mtime.seconds == en.mtime.seconds && cur->mtime.nanoseconds == en.mtime.nanoseconds)
+    return 0;
+  return g->index_add(idx, &en) < 0 ? -1 : 1;
+}
+
+/* Pass 1, deepest first: what B had and M has not goes, where it still is B's. (A file
+ * turned symlink, or back, is one write in pass 2, a rename over it: removed here and
+ * written there, a crash in between would leave nothing, which reads as a person's
+ * deletion.) The directories it leaves empty go too, so that a file can take their place. */
+static void vw_clear(const gitapi *g, int root, vw_item *it) {
+  const char *leaf;
+  int dfd = vw_parent(root, it->path, 0, &leaf);
+  vw_side d;
+  vw_disk(g, dfd, leaf, &d);
+  if (d.kind == VW_NONE) {
+    vw_prune_dirs(root, it->path);
+  } else if (it->index_ok && vw_holds(g, &d, &it->b, 0) && unlinkat(dfd, leaf, 0) == 0) {
+    vw_prune_dirs(root, it->path);
+  } else {
+    it->diverged = 1;
+  }
+  if (dfd >= 0) close(dfd);
+}
+
+/* Pass 2, in path order: M's content where the view holds B's. */
+static void vw_write_m(const gitapi *g, git_repository *repo, int root, vw_item *it) {
+  const char *leaf;
+  int dfd = vw_parent(root, it->path, 0, &leaf);
+  vw_side d;
+  vw_disk(g, dfd, leaf, &d);
+  if (vw_holds(g, &d, &it->m, 1)) {
+    it->done = 1;
+  } else if (it->m.kind == VW_OTHER) {
+    it->done = 1; /* a submodule's commit: nothing to write */
+  } else if (!it->index_ok || !vw_holds(g, &d, &it->b, 0)) {
+    it->diverged = 1;
+  } else {
+    if (dfd < 0) dfd = vw_parent(root, it->path, 1, &leaf); /* directories M brings */
+    if (dfd >= 0 && vw_put(g, repo, dfd, leaf, &it->m) == 0) it->done = 1;
+    else it->diverged = 1; /* something of someone's on the way */
+  }
+  if (dfd >= 0) close(dfd);
+}
+
+/* The items of diff (a change of kind comes as a deletion and an addition of one path,
+ * next to each other: one item). */
+static vw_item *vw_items(const gitapi *g, git_diff *diff, size_t *count) {
+  size_t n = g->diff_num_deltas(diff), k = 0;
+  vw_item *v = calloc(n ? n : 1, sizeof *v);
+  if (v == NULL) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    const git_diff_delta *d = g->diff_get_delta(diff, i);
+    const char *path = d->new_file.path ? d->new_file.path : d->old_file.path;
+    vw_item *it = (k && strcmp(v[k - 1].path, path) == 0) ? &v[k - 1] : &v[k++];
+    it->path = path;
+    if (d->status != GIT_DELTA_ADDED) vw_side_of(&d->old_file, &it->b);
+    if (d->status != GIT_DELTA_DELETED) vw_side_of(&d->new_file, &it->m);
+  }
+  *count = k;
+  return v;
+}
+
+int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
+  const gitapi *g = &r->git;
+  git_repository *repo = r->repo;
+  vw_state s;
+  git_oid tip_tree;
+  git_tree *base = NULL, *target = NULL;
+  git_diff *diff = NULL;
+  git_index *idx = NULL;
+  vw_item *items = NULL;
+  size_t n = 0;
+  int root = -1, rc, ret = -1;
+  *diverged = 0;
+  vw_read(r, &s);
+  git_commit *tc = NULL;
+  git_oid tip;
+  if ((rc = g->reference_name_to_id(&tip, repo, "refs/heads/" GR_MAIN)) < 0 ||
+      (rc = g->commit_lookup(&tc, repo, &tip)) < 0) {
+    gr_git(g, e, rc, "main");
+    goto out;
+  }
+  tip_tree = *g->commit_tree_id(tc);
+  g->commit_free(tc);
+  if ((rc = g->repository_index(&idx, repo)) < 0 || (rc = g->index_read(idx, 0)) < 0) {
+    gr_git(g, e, rc, "main's index");
+    goto out;
+  }
+  if (!s.has_base) {
+    /* a repository from before the view had a state: its index was kept at what the files
+     * were last checked out as; else (no index that can say) main's tree */
+    if (g->index_has_conflicts(idx) || g->index_write_tree(&s.base, idx) < 0) s.base = tip_tree;
+    s.has_base = 1;
+  }
+  if (g->oid_equal(&s.base, &tip_tree)) {
+    ret = 0;
+    goto out;
+  }
+  /* a base gone from the object database (a person's gc): the index's tree stands in, as
+   * for a repository with no state yet */
+  if (g->tree_lookup(&base, repo, &s.base) < 0 &&
+      (g->index_has_conflicts(idx) || g->index_write_tree(&s.base, idx) < 0 || g->oid_equal(&s.base, &tip_tree))) {
+    s.base = tip_tree; /* nothing to go by: the view is taken to hold main */
+    ret = 0;
+    goto out;
+  }
+  if ((!base && (rc = g->tree_lookup(&base, repo, &s.base)) < 0) || (rc = g->tree_lookup(&target, repo, &tip_tree)) < 0 ||
+      (rc = g->diff_tree_to_tree(&diff, repo, base, target, NULL)) < 0) {
+    gr_git(g, e, rc, "main's change since the view's last refresh");
+    goto out;
+  }
+  if ((items = vw_items(g, diff, &n)) == NULL) {
+    gr_fail(e, "ENOMEM", "out of memory");
+    goto out;
+  }
+  const char *wd = g->repository_workdir(repo);
+  if (wd == NULL || (root = open(wd, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+    gr_fail(e, "EIO", "cannot open main's working tree %s: %s", wd ? wd : "(none)", strerror(errno));
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const git_index_entry *ie = g->index_get_bypath(idx, items[i].path, 0);
+    items[i].index_ok = vw_index_is(g, ie, &items[i].b) || vw_index_is(g, ie, &items[i].m);
+  }
+  for (size_t i = n; i-- > 0;)
+    if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER && items[i].m.kind == VW_NONE)
+      vw_clear(g, root, &items[i]);
+  for (size_t i = 0; i < n; i++) {
+    if (items[i].diverged) continue;
+    if (items[i].m.kind == VW_NONE) items[i].done = 1;
+    else vw_write_m(g, repo, root, &items[i]);
+  }
+  int changed = 0;
+  for (size_t i = 0; i < n; i++) {
+    vw_item *it = &items[i];
+    const git_index_entry *ie = g->index_get_bypath(idx, it->path, 0);
+    /* the person's staging is theirs (invariant 4): only B's or M's entry is replaced */
+    if (vw_index_is(g, ie, &it->b) || (it->done && vw_index_is(g, ie, &it->m))) {
+      int k = vw_index_set(g, idx, root, it);
+      if (k < 0) {
+        gr_git(g, e, -1, "main's index");
+        goto out;
+      }
+      changed |= k;
+    }
+    if (it->diverged) {
+      if (gr_paths_add(&s.diverged, it->path) != 0) {
+        gr_fail(e, "ENOMEM", "out of memory");
+        goto out;
+      }
+      ++*diverged;
+    } else {
+      for (size_t j = 0; j < s.diverged.n; j++) /* resolved by main's own change */
+        if (strcmp(s.diverged.v[j], it->path) == 0) {
+          free(s.diverged.v[j]);
+          s.diverged.v[j] = s.diverged.v[--s.diverged.n];
+          break;
+        }
+    }
+  }
+  if (changed && (rc = g->index_write(idx)) < 0) {
+    gr_git(g, e, rc, "main's index");
+    goto out;
+  }
+  s.base = tip_tree;
+  ret = 0;
+out:
+  if (ret == 0) ret = vw_write(r, &s, e);
+  if (root >= 0) close(root);
+  free(items);
+  gr_paths_free(&s.diverged);
+  g->diff_free(diff);
+  g->tree_free(base);
+  g->tree_free(target);
+  if (ret != 0 && idx) (void)g->index_read(idx, 1); /* nothing half-made stays in memory */
+  g->index_free(idx);
+  r->view_diverged = *diverged;
+  return ret;
+}
+
+/* ---- what the view shows a person ---- */
+
+void gr_view_paths_free(gr_view_path *v, size_t n) {
+  for (size_t i = 0; v && i < n; i++) free(v[i].path);
+  free(v);
+}
+
+static void vw_hex(const gitapi *g, const vw_side *s, char *out) {
+  if (s->hashed) g->oid_tostr(out, GR_OID_HEX + 1, &s->id);
+  else out[0] = '\0';
+}
+
+int gitrepo_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) { return gr_view_refresh(r, diverged, e); }
+
+size_t gitrepo_view_last(const gitrepo *r) { return r->view_diverged; }
+
+int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, gr_err *e) {
+  const gitapi *g = &r->git;
+  vw_state s;
+  git_commit *tc = NULL;
+  git_tree *tree = NULL;
+  git_oid tip;
+  int rc, root = -1, ret = -1, dropped = 0;
+  *out = NULL;
+  *count = 0;
+  vw_read(r, &s);
+  if ((rc = g->reference_name_to_id(&tip, r->repo, "refs/heads/" GR_MAIN)) < 0 ||
+      (rc = g->commit_lookup(&tc, r->repo, &tip)) < 0 || (rc = g->commit_tree(&tree, tc)) < 0) {
+    gr_git(g, e, rc, "main");
+    goto out;
+  }
+  const char *wd = g->repository_workdir(r->repo);
+  if (wd == NULL || (root = open(wd, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+    gr_fail(e, "EIO", "cannot open main's working tree %s: %s", wd ? wd : "(none)", strerror(errno));
+    goto out;
+  }
+  gr_view_path *v = calloc(s.diverged.n ? s.diverged.n : 1, sizeof *v);
+  if (v == NULL) {
+    gr_fail(e, "ENOMEM", "out of memory");
+    goto out;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < s.diverged.n; i++) {
+    const char *path = s.diverged.v[i];
+    vw_side m = {.kind = VW_NONE, .size = -1}, d;
+    git_tree_entry *te = NULL;
+    if (g->tree_entry_bypath(&te, tree, path) == 0) {
+      m.kind = vw_kind_of_mode((uint32_t)g->tree_entry_filemode(te));
+      m.id = *g->tree_entry_id(te);
+      m.hashed = m.kind == VW_FILE || m.kind == VW_EXEC || m.kind == VW_LINK;
+      git_blob *b = NULL;
+      if (m.hashed && g->blob_lookup(&b, r->repo, &m.id) == 0) m.size = (int64_t)g->blob_rawsize(b);
+      g->blob_free(b);
+      g->tree_entry_free(te);
+    }
+    const char *leaf;
+    int dfd = vw_parent(root, path, 0, &leaf);
+    vw_disk(g, dfd, leaf, &d);
+    if (dfd >= 0) close(dfd);
+    if (vw_holds(g, &d, &m, 1) || (m.kind == VW_DIR && d.kind == VW_DIR)) { /* invariant 7 */
+      dropped = 1;
+      continue;
+    }
+    if ((v[k].path = strdup(path)) == NULL) {
+      gr_view_paths_free(v, k);
+      gr_fail(e, "ENOMEM", "out of memory");
+      goto out;
+    }
+    v[k].main_kind = vw_kinds[m.kind];
+    vw_hex(g, &m, v[k].main_id);
+    v[k].main_size = m.size;
+    v[k].view_kind = vw_kinds[d.kind];
+    vw_hex(g, &d, v[k].view_id);
+    v[k].view_size = d.kind == VW_NONE ? -1 : d.size;
+    k++;
+  }
+  if (k > 1) qsort(v, k, sizeof *v, gr_cmp_str); /* path is the first field */
+  *out = v;
+  *count = k;
+  ret = 0;
+  if (dropped && s.has_base) {
+    gr_paths keep = {0};
+    for (size_t i = 0; i < k; i++) (void)gr_paths_add(&keep, v[i].path);
+    gr_paths_free(&s.diverged);
+    s.diverged = keep;
+    gr_err ignored;
+    (void)vw_write(r, &s, &ignored); /* best effort: the next status drops them again */
+  }
+out:
+  if (root >= 0) close(root);
+  gr_paths_free(&s.diverged);
+  g->tree_free(tree);
+  g->commit_free(tc);
+  return ret;
+}

@@ -1,0 +1,69 @@
+-- orket.views.status: main's view (the workspace folder) as data, the orket.status/1
+-- document that `orket status --json` and GET /v1/status give: each path where the view
+-- holds a person's version rather than main's, what main has there, and the commands that
+-- take main's version or keep the person's (docs/git.md). Uses orket.c.gitrepo.
+local jsonout = require "orket.jsonout"
+local gitrepo = require "orket.c.gitrepo"
+
+local M = {}
+
+M.FORMAT = "orket.status/1"
+
+-- The commands, as argument lists run from the project's directory (a person's shell
+-- quotes them; a client shows them as it likes).
+local function take_main(path, main)
+  if main.kind == "none" then return { { "rm", "-r", "--", "workspace/" .. path } } end
+  return { { "git", "-C", "workspace", "checkout", "main", "--", path } }
+end
+
+local function keep_view(path)
+  return {
+    { "git", "-C", "workspace", "add", "-A", "--", path },
+    { "git", "-C", "workspace", "commit", "-m", "Keep my version of " .. path, "--", path },
+  }
+end
+
+local function commands(list)
+  local out = {}
+  for i, argv in ipairs(list) do out[i] = jsonout.array(argv) end
+  return jsonout.array(out)
+end
+
+--- of_repo(repo) -> the orket.status/1 document | nil, msg, CODE: repo an open
+--- orket.c.gitrepo handle on the project's workspace
+function M.of_repo(repo)
+  local main, herr, hcode = repo:head("main")
+  if not main then return nil, herr, hcode end
+  local paths, err, code = repo:view_status()
+  if not paths then return nil, err, code end
+  local diverged = {}
+  for i, p in ipairs(paths) do
+    diverged[i] = { path = p.path, main = p.main, view = p.view,
+      take_main = commands(take_main(p.path, p.main)), keep_view = commands(keep_view(p.path)) }
+  end
+  return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged) }
+end
+
+--- of_project(dir) -> the document | nil, msg, CODE: the project at dir (ENOENT: its
+--- workspace is not a repository)
+function M.of_project(dir)
+  local repo, err, code = gitrepo.open(dir .. "/workspace")
+  if not repo then return nil, err, code end
+  local doc, derr, dcode = M.of_repo(repo)
+  repo:close()
+  return doc, derr, dcode
+end
+
+--- note(doc) -> one line naming the diverged paths, or nil when there are none: what a
+--- run's output says after its merges
+function M.note(doc)
+  local n = doc and #doc.diverged or 0
+  if n == 0 then return nil end
+  local names = {}
+  for i = 1, math.min(n, 5) do names[i] = doc.diverged[i].path end
+  return string.format("workspace/ keeps your version of %s where main has another (%d path%s); "
+    .. "'orket status' shows both and how to take main's or keep yours",
+    table.concat(names, ", ") .. (n > 5 and ", ..." or ""), n, n == 1 and "" or "s")
+end
+
+return M

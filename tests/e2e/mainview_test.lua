@@ -1,0 +1,71 @@
+-- main is a commit, workspace/ a view of it for people: a person's file at a path a card
+-- then adds is kept, never stops the next run, and is named with both versions by `orket
+-- status` (and --json, and GET /v1/status) with the commands that settle it.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+
+describe("workspace/ as a view of main", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("keeps a person's file a card's merge adds, and the next run works", function()
+    local root = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = root }).status)
+    local dir = root .. "/p"
+    H.write(dir .. "/workspace/hello.txt", "draft\n")
+    local r1 = H.orket("run START-1", { cwd = dir })
+    assert.equal(0, r1.status, r1.stderr)
+    assert.matches('"status":"done"', r1.stdout)
+    -- the run's output names the path the merge left the person's
+    assert.matches('"type":"view_diverged"', r1.stdout, 1, true)
+    assert.matches("hello.txt", r1.stdout:match('[^\n]*view_diverged[^\n]*'), 1, true)
+    assert.equal("draft\n", H.read(dir .. "/workspace/hello.txt"))
+
+    -- the second run works: no traceback, no killed run
+    local r2 = H.orket("run START", { cwd = dir })
+    assert.equal(0, r2.status, r2.stderr)
+    assert.is_nil(r2.stderr:find("traceback", 1, true), r2.stderr)
+    assert.matches('"status":"done"', r2.stdout)
+    assert.equal("draft\n", H.read(dir .. "/workspace/hello.txt"))
+
+    -- orket status names hello.txt with both versions and the commands
+    local s = H.orket("status", { cwd = dir })
+    assert.equal(0, s.status, s.stderr)
+    assert.matches("hello.txt", s.stdout, 1, true)
+    assert.matches("main has:%s+file %x+ %(%d+ bytes%)", s.stdout)
+    assert.matches("yours:%s+file %x+ %(6 bytes%)", s.stdout)
+    assert.matches("git -C workspace checkout main -- hello.txt", s.stdout, 1, true)
+    local j = H.orket("status --json", { cwd = dir })
+    assert.equal(0, j.status, j.stderr)
+    local doc = cjson.decode(j.stdout)
+    assert.equal("orket.status/1", doc.format)
+    assert.equal(1, #doc.diverged)
+    local d = doc.diverged[1]
+    assert.equal("hello.txt", d.path)
+    assert.equal("file", d.main.kind)
+    assert.equal(6, d.view.size)
+    assert.are_not.equal(d.main.id, d.view.id)
+    -- main's version is what main's tree holds there
+    local repo <close> = assert(require("orket.c.gitrepo").open(dir .. "/workspace"))
+    assert.equal(doc.main, repo:head("main"))
+
+    -- GET /v1/status gives the same document
+    local srv = H.serve(dir)
+    local key = H.api_key(dir, "viewer1", "viewer")
+    local status, body = H.api(srv, "GET", "/v1/status", key)
+    assert.equal(200, status)
+    assert.same(doc, body)
+    srv.stop()
+
+    -- taking main's version ends it
+    local take = {}
+    for i, w in ipairs(d.take_main[1]) do take[i] = H.quote(w) end
+    assert(os.execute("cd " .. H.quote(dir) .. " && " .. table.concat(take, " ") .. " >/dev/null 2>&1"))
+    assert.are_not.equal("draft\n", H.read(dir .. "/workspace/hello.txt"))
+    local after = cjson.decode(H.orket("status --json", { cwd = dir }).stdout)
+    assert.equal(0, #after.diverged)
+    assert.matches("nothing of yours differs", H.orket("status", { cwd = dir }).stdout, 1, true)
+  end)
+end)
