@@ -125,7 +125,7 @@ describe("deploy/", function()
       return
     end
     local uv = require "luv"
-    local id = "orket-unit-test-" .. uv.os_getpid() .. "-" .. math.random(1e6)
+    local id = string.format("orket-unit-test-%d-%d", uv.os_getpid(), math.random(1e6))
     local conf = dir .. "/containers.conf"
     H.write(conf, '[containers]\ndefault_ulimits = ["nofile=1024:4096", "nproc=4096:4096"]\n')
     local podman = "CONTAINERS_CONF=" .. H.quote(conf) .. " podman "
