@@ -1,6 +1,8 @@
 # A headless Orket: built in one stage with only the build packages, run in Debian 12 with
 # only the runtime libraries (docs/guide/deploying.md). BASE: the Debian 12 image to start
 # from; `make image-test` passes one it made from Debian's archive where none can be pulled.
+# Run by systemd with the label io.containers.autoupdate, `podman auto-update` keeps a
+# container of it on the newest image (deploy/orket-podman.service).
 ARG BASE=debian:12-slim
 # BROWSER=1 adds Debian's headless Chromium and its WebDriver (chromium-headless-shell,
 # chromium-driver; about 300 MB) so sandboxes' browser checks run in the image. Without

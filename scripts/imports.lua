@@ -16,7 +16,7 @@ M.LAYERS = {
               "^orket%.mcp%.", "^orket%.sandboxes%.", "^orket%.views%.", "^orket$" } },
   { name = "actions", doc = "what can be done to a card or the project, each rule once with its result as data; the project's configuration and its outside world",
     match = { "^orket%.actions%.", "^orket%.tools$", "^orket%.toolcalls$", "^orket%.import$",
-              "^orket%.llm$", "^orket%.llm%.", "^orket%.forge$", "^orket%.project$", "^orket%.config$",
+              "^orket%.llm$", "^orket%.llm%.", "^orket%.forge$", "^orket%.updates$", "^orket%.project$", "^orket%.config$",
               "^orket%.gate$", "^orket%.policy$", "^orket%.profile$",
               "^orket%.memory$", "^orket%.settings$", "^orket%.settings%.", "^orket%.audit%." } },
   { name = "board", doc = "the board and its store: cards, their order, persistence, the workspace",

@@ -13,6 +13,8 @@
 --   POST /__seed?repo=OWNER/NAME&count=N: N open pull requests from other people's branches
 --   POST /__merge?repo=OWNER/NAME&number=N&sha=S: a person merges pull request N as commit S
 --   POST /__head?repo=OWNER/NAME&number=N&sha=S: pull request N's head is now commit S
+--   POST /__release?repo=OWNER/NAME&tag=T[&draft=1][&prerelease=1][&url=U]: a release is
+--     published (listed newest first by GET /repos/OWNER/NAME/releases)
 --   POST /__remote?path=P: the git repository the forge hosts is P: as a forge does, each
 --     open pull request's head is then its branch's tip there (read on every API call)
 local httpd = require "orket.c.httpd"
@@ -25,7 +27,7 @@ local base_url = "http://127.0.0.1:" .. srv:port()
 io.stdout:write("listening " .. base_url .. "\n")
 io.stdout:flush()
 
-local log, prs, comments, statuses = {}, {}, {}, {}
+local log, prs, comments, statuses, releases = {}, {}, {}, {}, {}
 local fail = { status = 0, times = 0, echo = false }
 local limited = { kind = nil, times = 0 }
 local next_number = 1
@@ -175,6 +177,13 @@ local function handle(req)
     pr.head.sha = query.sha
     return reply(req, 200, pr)
   end
+  if path == "/__release" then
+    local r = { id = #releases + 1, repo = query.repo, tag_name = query.tag, name = "Release " .. tostring(query.tag),
+      draft = query.draft == "1", prerelease = query.prerelease == "1",
+      html_url = query.url or ("http://forge.invalid/" .. tostring(query.repo) .. "/releases/tag/" .. tostring(query.tag)) }
+    table.insert(releases, 1, r) -- newest first, as both forges list them
+    return reply(req, 200, r)
+  end
   if path == "/__remote" then
     remote_path = query.path
     return reply(req, 200, {})
@@ -215,6 +224,13 @@ local function handle(req)
   local doc = body ~= "" and json.decode(body) or nil
   local m = req.method
   if tail == "/pulls" and m == "GET" then return list_prs(req, github, repo, query, path) end
+  if tail == "/releases" and m == "GET" then
+    local items = {}
+    for _, r in ipairs(releases) do
+      if r.repo == repo then items[#items + 1] = r end
+    end
+    return paged(req, github, items, query, path)
+  end
   if tail == "/pulls" and m == "POST" then return create_pr(req, github, repo, doc) end
   local n, sub = tail:match("^/pulls/(%d+)(.*)$")
   if n then

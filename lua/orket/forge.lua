@@ -19,12 +19,13 @@ local function api(g)
   return g.api_url
 end
 
+-- token nil: no Authorization (a public repository's releases need none)
 local function headers(g, token)
   local h = { "Accept: application/json", "Content-Type: application/json", "User-Agent: orket" }
   if g.forge == "github" then
-    h[#h + 1] = "Authorization: Bearer " .. token
+    if token then h[#h + 1] = "Authorization: Bearer " .. token end
     h[#h + 1] = "X-GitHub-Api-Version: 2022-11-28"
-  else
+  elseif token then
     h[#h + 1] = "Authorization: token " .. token
   end
   return h
@@ -222,6 +223,19 @@ function M.comment(g, token, number, body)
     { body = body })
   if not st then return nil, err, code end
   return true
+end
+
+--- releases(g, token) -> array of {tag_name=, name=, html_url=, draft=, prerelease=, ...} |
+--- nil, msg, CODE: the first page of the repository's releases (newest first on both
+--- forges; enough to find a newer one). token may be nil.
+function M.releases(g, token)
+  local size = g.forge == "github" and "per_page" or "limit"
+  local st, doc, code = call(g, token, "GET", string.format("/repos/%s/releases?%s=%d", g.repo, size, M.PAGE_SIZE))
+  if not st then return nil, doc, code end
+  if type(doc) ~= "table" or (doc[1] == nil and next(doc) ~= nil) then
+    return nil, "forge: GET /repos/" .. g.repo .. "/releases: the answer is not a JSON array", "EFORGE"
+  end
+  return doc
 end
 
 --- merge_pr(g, token, number, {head=, title=, message=}) -> {merged=true, sha=} | nil, msg,

@@ -79,22 +79,12 @@ describe("deploy/", function()
     for name in out:gmatch("[^\n]+") do services[#services + 1] = name end
     table.sort(services)
     assert.same({ "gitea", "postgres", "serve", "worker" }, services)
-    -- the stack itself is started only where its images can be had
-    if have("podman") then
-      local missing = {}
-      for _, image in ipairs { "docker.io/library/postgres:15", "docker.io/gitea/gitea:1.22" } do
-        if sh("podman image exists " .. image) ~= 0 then
-          local prc, pout = sh("timeout 60 podman pull -q " .. image)
-          if prc ~= 0 then missing[#missing + 1] = image .. ": " .. pout:gsub("%s+$", "") end
-        end
-      end
-      if #missing > 0 then
-        print("\nSKIPPED (compose up of the full stack): its images cannot be pulled here:\n  "
-          .. table.concat(missing, "\n  "))
-      else
-        print("\nSKIPPED (compose up of the full stack): the images are here, but starting the stack is not automated")
-      end
-    end
+  end)
+
+  it("compose.yaml: the full stack started with compose up", function()
+    -- its images (postgres:15, gitea/gitea:1.22) come from a container registry, which the
+    -- tests never reach; the file itself is checked above
+    return pending("compose up of the full stack: its images come from a registry the tests do not reach")
   end)
 
   it("orket.service: systemd-analyze verify says nothing, and the hardening leaves the runner its namespaces", function()
@@ -190,6 +180,70 @@ describe("deploy/", function()
     assert.equal(0, rc, out)
     local _, users = out:gsub("\n    user: '?1234:99'?\n", "")
     assert.equal(2, users, out)
+  end)
+
+  it("orket-podman.service: a valid unit whose container carries podman auto-update's label, and serves", function()
+    assert(have("systemd-analyze"), "systemd-analyze is not installed (sh scripts/deps.sh installs systemd)")
+    local text = H.read(H.ROOT .. "/deploy/orket-podman.service")
+    local dir = H.tmpdir()
+    -- verify checks that ExecStart's program exists: podman, where it is not installed, is stood in for
+    local unit = have("podman") and text or text:gsub("/usr/bin/podman", "/bin/true")
+    H.write(dir .. "/orket-podman.service", unit)
+    local rc, out = sh("systemd-analyze verify " .. H.quote(dir .. "/orket-podman.service"))
+    assert.equal(0, rc, out)
+    assert.equal("", out)
+    local run = text:match("\nExecStart=(.-[^\\])\n"):gsub("\\\n%s*", "")
+    assert.matches("--label io.containers.autoupdate=local ", run, 1, true)
+    assert.is_truthy(text:find("\nEnvironment=PODMAN_SYSTEMD_UNIT=%n\n", 1, true))
+    assert.is_truthy(text:find("\nType=notify\n", 1, true))
+    -- its podman command, run as systemd would run it (with this test's names, port and
+    -- image), starts a server that answers; the image is the one `make image-test` builds
+    local image = os.getenv("ORKET_IMAGE") or "localhost/orket:test"
+    if not have("podman") or sh("podman image exists " .. image) ~= 0 then
+      return pending("running orket-podman.service's container: no podman or no image " .. image
+        .. " (make image-test builds it)")
+    end
+    local uv = require "luv"
+    local id = string.format("orket-unit-test-%d-%d", uv.os_getpid(), math.random(1e6))
+    local conf = dir .. "/containers.conf"
+    H.write(conf, '[containers]\ndefault_ulimits = ["nofile=1024:4096", "nproc=4096:4096"]\n')
+    local podman = "CONTAINERS_CONF=" .. H.quote(conf) .. " podman "
+    if sh(podman .. "run --rm --network none " .. image .. " version") ~= 0 then podman = podman .. "--runtime runc " end
+    local t = uv.new_tcp()
+    t:bind("127.0.0.1", 0)
+    local port = t:getsockname().port
+    t:close()
+    local function cleanup()
+      sh(podman .. "rm -f -t 0 " .. id)
+      sh("podman volume rm -f " .. id)
+      sh("podman secret rm " .. id)
+    end
+    local ok, err = pcall(function()
+      local key = dir .. "/key"
+      H.write(key, "ork_" .. string.rep("ab", 8) .. "_" .. string.rep("cd", 32) .. "\n")
+      assert.equal(0, (sh("podman secret create " .. id .. " " .. H.quote(key))))
+      assert.equal(0, (sh("podman volume create " .. id)))
+      rc, out = sh(podman .. "run --rm -v " .. id .. ":/work " .. image .. " init project")
+      assert.equal(0, rc, out)
+      local cmd = run:gsub("^/usr/bin/podman ", podman):gsub("%%t", dir):gsub("%%n", id .. ".service")
+        :gsub("%-%-name orket ", "--name " .. id .. " "):gsub("127%.0%.0%.1:8765:", "127.0.0.1:" .. port .. ":")
+        :gsub("orket%-project:/work", id .. ":/work"):gsub("%-%-secret orket_key,", "--secret " .. id .. ",target=orket_key,")
+        :gsub("localhost/orket:latest", image)
+      rc, out = sh("NOTIFY_SOCKET= " .. cmd)
+      assert.equal(0, rc, cmd .. "\n" .. out)
+      local up = pcall(H.wait_for, function()
+        return H.fetch { url = "http://127.0.0.1:" .. port .. "/health", total_timeout_ms = 2000 } == 200
+      end, "the unit's server", 2000)
+      assert(up, select(2, sh("podman logs " .. id)))
+      local _, label = sh("podman inspect --format '{{index .Config.Labels \"io.containers.autoupdate\"}}' " .. id)
+      assert.equal("local", label:gsub("%s+$", ""))
+      local stop = text:match("\nExecStop=/usr/bin/podman (.-)\n"):gsub("%%t", dir):gsub("%%n", id .. ".service")
+      rc, out = sh(podman .. stop)
+      assert.equal(0, rc, out)
+    end)
+    cleanup()
+    assert(ok, err)
+    -- podman auto-update itself restarts units through systemd, which these tests do not run
   end)
 
   it("leaves out ProtectKernelTunables= for a reason: a read-only /proc/sys refuses the runner's fresh /proc", function()

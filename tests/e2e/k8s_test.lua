@@ -14,8 +14,9 @@
 -- - The Secret is made with `podman secret create` (kube play 4.3 has no kind Secret, and
 --   reads a secretKeyRef from a podman secret holding {"KEY": base64}), with secret.yaml's keys.
 -- - The pods share the host's network (kube play --network host), so that they reach that
---   server and the test reaches serve; serve's port 8765 becomes a free one, and the image
---   the one `make image-test` tagged. These are the only changes made to the files.
+--   server and the test reaches serve; serve's port 8765 becomes a free one, the image the
+--   one `make image-test` tagged, and each object's name gets the test's own suffix. These
+--   are the only changes made to the files.
 local H = require "tests.helpers"
 local npm = require "tests.npm"
 local pg = require "tests.pg"
@@ -49,10 +50,7 @@ describe("deploy/k8s/", function()
     local paths = {}
     for i, f in ipairs(FILES) do paths[i] = K8S .. "/" .. f end
     local r, why = validate(paths)
-    if not r then
-      print("\nSKIPPED (the Kubernetes schema from npm): " .. why)
-      return
-    end
+    if not r then return pending("the Kubernetes schema from npm: " .. why) end
     assert.equal(0, r.status, r.stdout .. r.stderr)
     for _, doc in ipairs { "config.yaml: ConfigMap/orket-config ok", "config.yaml: ConfigMap/orket-roles ok",
       "config.yaml: ConfigMap/orket-policies ok", "secret.yaml: Secret/orket ok",
@@ -84,7 +82,7 @@ describe("deploy/k8s/", function()
   end)
 
   it("runs an epic to done through the serve and worker pods under podman kube play", function()
-    local function skip(why) print("\nSKIPPED (podman kube play): " .. why) end
+    local function skip(why) return pending("podman kube play: " .. why) end
     if H.sh("command -v podman") ~= 0 then return skip("podman is not installed (sh scripts/deps.sh --image)") end
     if H.sh("podman image exists " .. q(IMAGE)) ~= 0 then
       return skip("the image " .. IMAGE .. " is not here: `make image-test` builds it")
@@ -110,8 +108,13 @@ describe("deploy/k8s/", function()
     end
     if not podman then return skip("podman cannot start a container on this kernel (namespaces or cgroups refused)") end
 
-    local names = { pods = { "orket-serve-pod-0", "orket-worker-pod-0", "orket-worker-pod-1" },
-      volumes = { "orket-project", "orket-config", "orket-roles", "orket-policies" }, secret = "orket" }
+    -- the objects' names, each with this test's own suffix: test runs of other checkouts may
+    -- play the same files on this machine at the same time
+    local tag = string.format("-t%d", uv.os_getpid())
+    local names = { pods = { "orket-serve" .. tag .. "-pod-0", "orket-worker" .. tag .. "-pod-0",
+      "orket-worker" .. tag .. "-pod-1" }, secret = "orket" .. tag,
+      volumes = { "orket-project" .. tag, "orket-config" .. tag, "orket-roles" .. tag, "orket-policies" .. tag } }
+    local serve_ctr, worker_ctrs = names.pods[1] .. "-serve", { names.pods[2] .. "-worker", names.pods[3] .. "-worker" }
     for _, v in ipairs(names.volumes) do
       assert.is_not.equal(0, (H.sh("podman volume exists " .. v)), "a volume " .. v .. " is here already: whose?")
     end
@@ -157,6 +160,11 @@ describe("deploy/k8s/", function()
       sub("image: orket:latest", "image: " .. IMAGE)
       sub("database_url: postgresql://orket@postgres:5432/orket", "database_url: postgresql://orket@127.0.0.1:" .. port .. "/orket")
       sub("8765", tostring(http))
+      for _, obj in ipairs { "orket-serve", "orket-worker", "orket-project", "orket-config", "orket-roles", "orket-policies" } do
+        sub("name: " .. obj .. "\n", "name: " .. obj .. tag .. "\n")
+        yaml = yaml:gsub("claimName: " .. obj:gsub("%p", "%%%0") .. "\n", "claimName: " .. obj .. tag .. "\n")
+      end
+      sub("name: orket\n", "name: orket" .. tag .. "\n") -- the Secret, in each secretKeyRef
       H.write(all, yaml)
       rc, out = H.sh(podman .. "kube play --network host " .. q(all))
       assert.equal(0, rc, out)
@@ -166,10 +174,10 @@ describe("deploy/k8s/", function()
       local ready, why_not = pcall(H.wait_for, function()
         return H.fetch { url = s.url .. "/health", total_timeout_ms = 2000 } == 200
       end, "serve's /health", 3000)
-      assert(ready, tostring(why_not) .. ": " .. select(2, H.sh("podman logs orket-serve-pod-0-serve")))
+      assert(ready, tostring(why_not) .. ": " .. select(2, H.sh("podman logs " .. serve_ctr)))
       -- the config from the ConfigMaps is the project's: orket validate counted its files
       assert.matches("ok: orket.lua, 1 epic %(2 issues%), 4 roles, %d+ tools, 2 policies",
-        select(2, H.sh("podman logs orket-serve-pod-0-serve")))
+        select(2, H.sh("podman logs " .. serve_ctr)))
       local st, doc = H.api(s, "POST", "/v1/runs", key, { target = "START" })
       assert.equal(201, st)
       assert.is_false(doc.run.live) -- left to the workers' pods
@@ -179,7 +187,7 @@ describe("deploy/k8s/", function()
         state = d and d.run and d.run.state
         return state == "done" or state == "failed"
       end, "the workers to finish the run", 3000)
-      local logs = select(2, H.sh("podman logs orket-worker-pod-0-worker; podman logs orket-worker-pod-1-worker"))
+      local logs = select(2, H.sh("podman logs " .. worker_ctrs[1] .. "; podman logs " .. worker_ctrs[2]))
       assert(fin and state == "done", tostring(ferr) .. " (state " .. tostring(state) .. "): " .. logs:sub(-3000))
       local _, board = H.api(s, "GET", "/v1/board", key)
       local status = {}
@@ -190,12 +198,12 @@ describe("deploy/k8s/", function()
       for line in logs:gmatch("[^\n]+") do
         local ev = cjson.decode(line:match("^{.*}$") or "null")
         if type(ev) == "table" and ev.card then
-          assert.matches("^orket%-worker%-pod%-[01]$", ev.worker)
+          assert.matches("^orket%-worker%-t%d+%-pod%-[01]$", ev.worker)
           worked[ev.card] = true
         end
       end
       assert.is_true(worked["START-1"] and worked["START-2"], logs:sub(-2000))
-      local _, slog = H.sh("podman logs orket-serve-pod-0-serve")
+      local _, slog = H.sh("podman logs " .. serve_ctr)
       assert.is_nil(slog:find(key:sub(22), 1, true), "the key's secret is in serve's log")
       rc, out = H.sh(podman .. "kube down " .. q(all))
       assert.equal(0, rc, out)

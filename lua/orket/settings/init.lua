@@ -417,6 +417,27 @@ local function env_name(v, path)
   return v
 end
 
+-- A forge's fields, shared by git and updates: true when k is one (checked, into out).
+local function forge_field(out, k, v, p)
+  if k == "forge" then
+    if not M.FORGES[v] then fail(p, "must be \"gitea\" or \"github\" (got %s)", tostring(v)) end
+    out.forge = v
+  elseif k == "repo" then
+    text(v, p)
+    if not v:match("^[%w][%w._-]*/[%w._-]+$") or #v > 200 then fail(p, "must be \"owner/name\" (got %q)", v) end
+    out.repo = v
+  elseif k == "api_url" then
+    text(v, p)
+    if not v:match("^https?://[^/%s]+[^%s]*$") then fail(p, "must be an http:// or https:// URL (got %q)", v) end
+    out.api_url = v:gsub("/+$", "")
+  elseif k == "token_env" then
+    out.token_env = env_name(v, p)
+  else
+    return false
+  end
+  return true
+end
+
 local function git(d)
   local src = d.git
   if src == nil then return nil end
@@ -428,20 +449,9 @@ local function git(d)
       text(v, p)
       if v == "" or v:find("[%c]") then fail(p, "must be a path or URL of the remote repository") end
       out.remote = v
-    elseif k == "forge" then
-      if not M.FORGES[v] then fail(p, "must be \"gitea\" or \"github\" (got %s)", tostring(v)) end
-      out.forge = v
-    elseif k == "repo" then
-      text(v, p)
-      if not v:match("^[%w][%w._-]*/[%w._-]+$") or #v > 200 then fail(p, "must be \"owner/name\" (got %q)", v) end
-      out.repo = v
-    elseif k == "api_url" then
-      text(v, p)
-      if not v:match("^https?://[^/%s]+[^%s]*$") then fail(p, "must be an http:// or https:// URL (got %q)", v) end
-      out.api_url = v:gsub("/+$", "")
-    elseif k == "token_env" or k == "webhook_secret_env" then
+    elseif k == "webhook_secret_env" then
       out[k] = env_name(v, p)
-    else
+    elseif not forge_field(out, k, v, p) then
       fail(p, "unknown setting (known: %s)", GIT_KEYS)
     end
   end
@@ -454,6 +464,34 @@ local function git(d)
   elseif out.repo or out.token_env or out.api_url then
     fail("git.forge", "is needed with git.repo, git.token_env or git.api_url: \"gitea\" or \"github\"")
   end
+  return out
+end
+
+-- The updates section: where `orket version --check` looks for a newer release of Orket
+-- (docs/guide/deploying.md, "Update checks"); nothing asks unless that command runs. The
+-- forge and its URL default to the git section's; the token is optional (public releases).
+local UPDATES_KEYS = "api_url, forge, repo, token_env"
+local function updates(d)
+  local src = d.updates
+  if src == nil then return nil end
+  if type(src) ~= "table" then fail("updates", "must be a table (fields: %s)", UPDATES_KEYS) end
+  local out = {}
+  for k, v in pairs(src) do
+    if not forge_field(out, k, v, "updates." .. tostring(k)) then
+      fail("updates." .. tostring(k), "unknown setting (known: %s)", UPDATES_KEYS)
+    end
+  end
+  local g = type(d.git) == "table" and M.FORGES[d.git.forge] and d.git or {}
+  if not out.repo then fail("updates.repo", "is needed: \"owner/name\" of the repository whose releases are Orket's") end
+  if not out.forge and not g.forge then
+    fail("updates.forge", "is needed without git.forge: \"gitea\" or \"github\"")
+  end
+  out.forge = out.forge or g.forge
+  if not out.api_url and out.forge == g.forge and type(g.api_url) == "string" then
+    out.api_url = g.api_url:gsub("/+$", "")
+  end
+  if out.forge == "github" then out.api_url = out.api_url or GITHUB_API end
+  if not out.api_url then fail("updates.api_url", "is needed with forge \"gitea\": the server's URL") end
   return out
 end
 
@@ -510,6 +548,7 @@ local SCHEMA = {
   { "verify", verify },
   { "serve", serve },
   { "git", git },
+  { "updates", updates },
   -- a sandbox running main's tree, and the bug-fix phase after a rock (docs/sandbox.md)
   { "sandbox", sandboxes.sandbox },
   { "bug_fix", sandboxes.bug_fix },
