@@ -148,3 +148,27 @@ describe("a repository's compose file", function()
     assert.matches("sandbox: compose.yaml:3: services.q: image redis only", err, 1, true)
   end)
 end)
+
+describe("a sandbox's SQLite database", function()
+  after_each(H.cleanup)
+
+  it("is made from the repository's seed, never from a file a symbolic link leads out to", function()
+    local database = require "orket.sandboxes.database"
+    local home, tree, outside = H.tmpdir(), H.tmpdir(), H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(tree .. "/db"))
+    H.write(tree .. "/db/seed.sql", "CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('seeded');")
+    local sv = { name = "store", database = "sqlite", seed = "db/seed.sql" }
+    assert(database.prepare(home, tree, { sv }))
+    local db = assert(require("orket.c.store").open(database.sqlite_path(home, sv)))
+    assert.equal("seeded", db:row("SELECT v FROM t").v)
+    db:close()
+    -- the seed's folder a link to a folder of the host's
+    H.write(outside .. "/seed.sql", "CREATE TABLE secret (v TEXT);")
+    os.execute("ln -s " .. H.quote(outside) .. " " .. H.quote(tree .. "/host"))
+    local other = { name = "other", database = "sqlite", seed = "host/seed.sql" }
+    local ok, err = database.prepare(home, tree, { other })
+    assert.is_nil(ok)
+    assert.matches("other: the seed host/seed.sql is not a file of the repository", err, 1, true)
+    assert.is_nil(io.open(database.sqlite_path(home, other)))
+  end)
+end)
