@@ -172,3 +172,19 @@ describe("a sandbox's SQLite database", function()
     assert.is_nil(io.open(database.sqlite_path(home, other)))
   end)
 end)
+
+describe("orket validate", function()
+  after_each(H.cleanup)
+
+  it("names a compose file's problem with its file and line", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/workspace"))
+    H.write(dir .. "/workspace/compose.yaml", "services:\n  a:\n    command: [x]\n    depends_on: [nope]\n")
+    local problems = require("orket.validate").check(dir)
+    local found
+    for _, p in ipairs(problems) do
+      if p.file == "workspace/compose.yaml" then found = p end
+    end
+    assert.same({ file = "workspace/compose.yaml", line = 4, message = "services.a.depends_on: no service nope" }, found)
+  end)
+end)
