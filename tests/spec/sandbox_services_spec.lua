@@ -42,6 +42,8 @@ describe("services found in the tree's folders", function()
     assert.same({ "python3", "-m", "uvicorn", "main:app", "--host", "{host}", "--port", "{port}" }, back.command)
     assert.matches("backend/main.py with fastapi/uvicorn in the requirements", back.reasons[1], 1, true)
     assert.same({ "npm", "run", "dev" }, front.command)
+    assert.equal("its dependencies install with `python3 -m pip install -r requirements.txt` in backend/, which a "
+      .. "sandbox without network cannot do: carry them in the tree", back.reasons[2])
     -- the top level says what the socket reaches
     assert.equal("frontend", p.dir)
     assert.same({ "npm", "run", "dev" }, p.command)
