@@ -16,8 +16,15 @@
 --    The server's CPU time per request is printed too: it moves far less with the machine's load.
 -- 3. Three at once: three service.up started together until all are healthy, each then
 --    answering through its own socket, against three bare spawns and probes together.
+-- 4. Three services in one sandbox (a compose file: db, then backend, then frontend, each
+--    started once the one before answers): service.up until the frontend is healthy,
+--    against the same three commands spawned bare in that order, each waited for by a TCP
+--    connect every 10 ms, then the frontend's GET /health. The services are the same small
+--    node app (a database's own start, initdb, is not what this measures).
+--    Target: figure <= 1.5x the floor (median).
 --   build/orket lua bench/sandbox.lua [ROUNDS] [SECONDS] [PARTS]
--- PARTS: the figures to measure, comma-separated names of start, proxy, three (default: all)
+-- PARTS: the figures to measure, comma-separated names of start, proxy, three, services
+-- (default: all)
 package.path = package.orket_home .. "/?.lua;" .. package.path
 local uv = require "luv"
 local task = require "orket.task"
@@ -31,7 +38,7 @@ local ROUNDS = tonumber(arg and arg[1]) or 5
 local SECONDS = tonumber(arg and arg[2]) or 2
 local CONNS = 32
 local PARTS = {}
-for name in ((arg and arg[3]) or "start,proxy,three"):gmatch("[^,]+") do PARTS[name] = true end
+for name in ((arg and arg[3]) or "start,proxy,three,services"):gmatch("[^,]+") do PARTS[name] = true end
 local ORKET = os.getenv("ORKET_BIN") or (package.orket_home .. "/build/orket")
 local MHDFLOOR = os.getenv("ORKET_MHDFLOOR") or (package.orket_home .. "/build/mhdfloor")
 local PROXYFLOOR = os.getenv("ORKET_PROXYFLOOR") or (package.orket_home .. "/build/proxyfloor")
@@ -54,14 +61,24 @@ local function offered()
   local p = proc.probe()
   if not (p.netns and p.userns) then return nil, "the kernel offers no network or user namespace here" end
   if not os.execute("command -v node >/dev/null 2>&1") then return nil, "node is not installed" end
-  if not os.execute("command -v wrk >/dev/null 2>&1") then return nil, "wrk is not installed (make bench-deps)" end
+  -- (wrk only loads the proxy)
+  if PARTS.proxy and not os.execute("command -v wrk >/dev/null 2>&1") then
+    return nil, "wrk is not installed (make bench-deps)"
+  end
   return true
+end
+
+-- main's tree is what a sandbox runs: the workspace a repository with it committed
+local function commit_main(dir)
+  assert(os.execute("cd '" .. dir .. "/workspace' && git init -q -b main && git add -A && "
+    .. "git -c user.name=bench -c user.email=bench@localhost commit -qm bench"))
 end
 
 local function project()
   local dir = io.popen("mktemp -d /tmp/orket-bench.XXXXXX"):read("l")
   uv.fs_mkdir(dir .. "/workspace", 493)
   write(dir .. "/workspace/server.js", APP)
+  commit_main(dir)
   write(dir .. "/orket.lua", [[
 name = "sandbench"
 sandbox = { command = { "node", "server.js" },
@@ -326,6 +343,92 @@ local t = task.spawn(function()
     print("  floor:  " .. stats.line(f3) .. " ms")
     print("  figure: " .. stats.line(g3) .. " ms")
     print("  ratio:  " .. stats.line(r3) .. "  (three sandboxes at once, each answering on its own socket)")
+  end
+  -- 4. three services in one sandbox
+  if PARTS.services then
+    local sdir = io.popen("mktemp -d /tmp/orket-bench.XXXXXX"):read("l")
+    uv.fs_mkdir(sdir .. "/workspace", 493)
+    write(sdir .. "/workspace/server.js", APP)
+    write(sdir .. "/workspace/compose.yaml", [[
+services:
+  db:
+    command: ["node", "server.js"]
+  backend:
+    command: ["node", "server.js"]
+    depends_on: [db]
+  frontend:
+    command: ["node", "server.js"]
+    ports: ["8080"]
+    depends_on: [backend]
+]])
+    write(sdir .. "/orket.lua", [[
+name = "servicebench"
+sandbox = { health = { http = "/health", interval_ms = 100, timeout_ms = 1000, start_timeout_ms = 20000 } }
+]])
+    commit_main(sdir)
+    local sdb = assert(require("orket.store").open(sdir .. "/.orket/orket.db"))
+    local _, ss = assert(require("orket.config").settings(sdir, true))
+    -- the floor: the three in order, each waited for by a connect, then the last one's GET
+    local function bare_three()
+      local t0 = uv.hrtime()
+      local hs, stops = {}, {}
+      for i = 1, 3 do
+        local port = free_port()
+        local exited = false
+        local h
+        h = assert(uv.spawn("node", { args = { "server.js" }, cwd = sdir .. "/workspace",
+          env = { "PORT=" .. port, "HOST=127.0.0.1", "PATH=" .. os.getenv("PATH") }, stdio = { nil, nil, 2 } },
+          function()
+            exited = true
+            h:close()
+          end))
+        hs[i] = h
+        stops[i] = function()
+          h:kill("sigterm")
+          while not exited do rt.sleep(5) end
+        end
+        if i < 3 then
+          while true do
+            local c = uv.new_tcp()
+            local done, okc = false, false
+            c:connect("127.0.0.1", port, function(e) done, okc = true, not e end)
+            while not done do rt.sleep(1) end
+            c:close()
+            if okc then break end
+            assert(not exited, "a bare service exited")
+            rt.sleep(10)
+          end
+        else
+          while true do
+            local st = get("http://127.0.0.1:" .. port .. "/health")
+            if st and st >= 200 and st < 400 then break end
+            rt.sleep(10)
+          end
+        end
+      end
+      local ms = (uv.hrtime() - t0) / 1e6
+      for _, stop_one in ipairs(stops) do stop_one() end
+      return ms
+    end
+    print(string.format("4. three services in one sandbox, to healthy (ms), %d rounds alternated:", ROUNDS))
+    local sb0 = assert(service.up { dir = sdir, db = sdb, settings = ss }) -- warm
+    sb0:stop("bench")
+    local f4, g4, r4 = {}, {}, {}
+    for round = 1, ROUNDS do
+      local f = bare_three()
+      local t0 = uv.hrtime()
+      local sbx, err = service.up { dir = sdir, db = sdb, settings = ss }
+      assert(sbx, err)
+      local g = (uv.hrtime() - t0) / 1e6
+      sbx:stop("bench")
+      f4[round], g4[round], r4[round] = f, g, g / f
+      print(string.format("  round %d: floor (3 bare, in order) %7.2f ms  sandbox of 3 %7.2f ms  ratio %5.2f", round, f, g, g / f))
+    end
+    print("  floor:  " .. stats.line(f4) .. " ms")
+    print("  figure: " .. stats.line(g4) .. " ms")
+    print("  ratio:  " .. stats.line(r4) .. "  (target <= 1.5x) -> " .. (stats.pct(r4, 0.5) <= 1.5 and "met" or "MISSED"))
+    sdb:close()
+    os.execute("rm -rf '" .. sdir .. "'")
   end
   db:close()
   os.execute("rm -rf '" .. dir .. "'")

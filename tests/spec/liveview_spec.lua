@@ -150,6 +150,23 @@ describe("live view", function()
       last(t))
   end)
 
+  it("notes a sandbox check that could not run, and lists it in the summary", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 5, target = "N", concurrency = 1 }
+    t.ms = 500
+    v:event { type = "sandbox_check_skipped", card = "N-3", name = "the page", sandbox = 2,
+      why = "chromium and chromedriver are not installed" }
+    assert.matches("^sandbox check skipped: N%-3 the page: chromium and chromedriver are not installed\n", last(t))
+    v:event { type = "run_end", run_id = 5, status = "done", tokens = 0 }
+    assert.equal(table.concat({
+      "run 5 N done in 00:00, 0 tokens, 0 turns",
+      "cards (3): ready 2  done 1",
+      "sandbox checks skipped (they could not run here; no bug filed):",
+      "  N-3 the page: chromium and chromedriver are not installed",
+    }, "\n") .. "\n", last(t))
+  end)
+
   it("says in the summary why a run stopped itself", function()
     local t = fake()
     local v = t.view

@@ -42,6 +42,8 @@ describe("services found in the tree's folders", function()
     assert.same({ "python3", "-m", "uvicorn", "main:app", "--host", "{host}", "--port", "{port}" }, back.command)
     assert.matches("backend/main.py with fastapi/uvicorn in the requirements", back.reasons[1], 1, true)
     assert.same({ "npm", "run", "dev" }, front.command)
+    assert.equal("its dependencies install with `python3 -m pip install -r requirements.txt` in backend/, which a "
+      .. "sandbox without network cannot do: carry them in the tree", back.reasons[2])
     -- the top level says what the socket reaches
     assert.equal("frontend", p.dir)
     assert.same({ "npm", "run", "dev" }, p.command)
@@ -146,5 +148,45 @@ describe("a repository's compose file", function()
     assert.is_nil(p)
     assert.equal("EINVAL", code)
     assert.matches("sandbox: compose.yaml:3: services.q: image redis only", err, 1, true)
+  end)
+end)
+
+describe("a sandbox's SQLite database", function()
+  after_each(H.cleanup)
+
+  it("is made from the repository's seed, never from a file a symbolic link leads out to", function()
+    local database = require "orket.sandboxes.database"
+    local home, tree, outside = H.tmpdir(), H.tmpdir(), H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(tree .. "/db"))
+    H.write(tree .. "/db/seed.sql", "CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('seeded');")
+    local sv = { name = "store", database = "sqlite", seed = "db/seed.sql" }
+    assert(database.prepare(home, tree, { sv }))
+    local db = assert(require("orket.c.store").open(database.sqlite_path(home, sv)))
+    assert.equal("seeded", db:row("SELECT v FROM t").v)
+    db:close()
+    -- the seed's folder a link to a folder of the host's
+    H.write(outside .. "/seed.sql", "CREATE TABLE secret (v TEXT);")
+    os.execute("ln -s " .. H.quote(outside) .. " " .. H.quote(tree .. "/host"))
+    local other = { name = "other", database = "sqlite", seed = "host/seed.sql" }
+    local ok, err = database.prepare(home, tree, { other })
+    assert.is_nil(ok)
+    assert.matches("other: the seed host/seed.sql is not a file of the repository", err, 1, true)
+    assert.is_nil(io.open(database.sqlite_path(home, other)))
+  end)
+end)
+
+describe("orket validate", function()
+  after_each(H.cleanup)
+
+  it("names a compose file's problem with its file and line", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/workspace"))
+    H.write(dir .. "/workspace/compose.yaml", "services:\n  a:\n    command: [x]\n    depends_on: [nope]\n")
+    local problems = require("orket.validate").check(dir)
+    local found
+    for _, p in ipairs(problems) do
+      if p.file == "workspace/compose.yaml" then found = p end
+    end
+    assert.same({ file = "workspace/compose.yaml", line = 4, message = "services.a.depends_on: no service nope" }, found)
   end)
 end)

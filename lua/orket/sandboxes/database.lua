@@ -10,6 +10,7 @@
 local uv = require "luv"
 local cstore = require "orket.c.store"
 local tree = require "orket.tree"
+local workspace = require "orket.workspace"
 
 local M = {}
 
@@ -71,15 +72,20 @@ function M.put_kept(dir, target, home)
   os.rename(from, kept)
 end
 
--- the seed's SQL file, read from the tree: text | nil, message
+-- the seed's SQL file, read from the tree through the confined workspace (the tree is the
+-- agents' work: no symbolic link leads out of it): text | nil, message
 local function seed_text(tree_dir, sv)
-  local path = tree_dir .. "/" .. sv.seed
-  local st = uv.fs_lstat(path)
+  local ws, werr = workspace.open(tree_dir)
+  if not ws then return nil, sv.name .. ": " .. tostring(werr) end
+  local st = ws:stat(sv.seed)
+  local text, info
+  if st and st.type == "file" and st.size <= M.SEED_MAX then text, info = ws:read(sv.seed, { limit = M.SEED_MAX }) end
+  ws:close()
   if not st or st.type ~= "file" then return nil, string.format("%s: the seed %s is not a file of the repository", sv.name, sv.seed) end
-  if st.size > M.SEED_MAX then return nil, string.format("%s: the seed %s is larger than %d bytes", sv.name, sv.seed, M.SEED_MAX) end
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("a")
-  f:close()
+  if st.size > M.SEED_MAX or (info and info.truncated) then
+    return nil, string.format("%s: the seed %s is larger than %d bytes", sv.name, sv.seed, M.SEED_MAX)
+  end
+  if not text then return nil, string.format("%s: the seed %s cannot be read: %s", sv.name, sv.seed, tostring(info)) end
   return text
 end
 

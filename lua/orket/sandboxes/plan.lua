@@ -173,6 +173,11 @@ local function walk(ws, why)
     local found = detect_at(ws, w, dir .. "/")
     if found then
       found.dir, found.name, found.reasons = dir, name_of(dir), w
+      if found.install then
+        -- (the sandbox has no outbound network: what a service needs must be in the tree)
+        w[#w + 1] = string.format("its dependencies install with `%s` in %s/, which a sandbox without network "
+          .. "cannot do: carry them in the tree", table.concat(found.install, " "), dir)
+      end
       out[#out + 1] = found
       return
     end

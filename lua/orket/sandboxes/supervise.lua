@@ -14,7 +14,7 @@ local database = require "orket.sandboxes.database"
 
 local M = {}
 
-M.PROBE_MS = 100 -- between two health checks of a service while it starts, unless its own says
+M.PROBE_MS = 100 -- the longest pause between two health checks of a starting service, unless its own says
 
 local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -141,17 +141,28 @@ function M.script(p, ports, base, start_timeout_ms, o)
       local test = run.health or health_argv(sv, port)
       if test and not sv.entry then
         local h = sv.health or {}
-        local every = h.interval_ms or M.PROBE_MS
-        local tries = h.retries and h.kind == "cmd" and h.interval_ms and h.retries
-          or math.max(1, start_timeout_ms // every)
-        L[#L + 1] = "n=0"
-        L[#L + 1] = string.format("until ( cd -- %s && exec env %s %s ) >/dev/null 2>&1; do", q(dir), env, words(test))
+        -- the check: a TCP connect made by this bash itself (no process started), or the
+        -- service's own command in its folder with its environment
+        local check = (not run.health and not sv.health)
+          and string.format("(exec 3<>/dev/tcp/127.0.0.1/%d) 2>/dev/null", port)
+          or string.format("( cd -- %s && exec env %s %s ) >/dev/null 2>&1", q(dir), env, words(test))
+        L[#L + 1] = string.format("n=0; pause=10; deadline=$(( ${EPOCHREALTIME/./} + %d000 ))", start_timeout_ms)
+        L[#L + 1] = string.format("until %s; do", check)
         L[#L + 1] = string.format("  kill -0 \"$pid_%d\" 2>/dev/null || { say %s; stop_all; exit 1; }", i,
           q(sv.name .. " ended before it was healthy"))
-        L[#L + 1] = "  n=$((n+1))"
-        L[#L + 1] = string.format("  [ \"$n\" -lt %d ] || { say %s; stop_all; exit 1; }", tries,
-          q(string.format("%s was not healthy after %d checks, %d ms apart", sv.name, tries, every)))
-        L[#L + 1] = string.format("  sleep %s", string.format("%.3f", every / 1000))
+        if h.kind == "cmd" and h.interval_ms and h.retries then
+          -- the compose file's own pace: retries checks, interval apart
+          L[#L + 1] = "  n=$((n+1))"
+          L[#L + 1] = string.format("  [ \"$n\" -lt %d ] || { say %s; stop_all; exit 1; }", h.retries,
+            q(string.format("%s was not healthy after %d checks, %d ms apart", sv.name, h.retries, h.interval_ms)))
+          L[#L + 1] = string.format("  sleep %.3f", h.interval_ms / 1000)
+        else
+          -- 10 ms after the start, then pauses doubling up to PROBE_MS, within the start's time
+          L[#L + 1] = string.format("  [ \"${EPOCHREALTIME/./}\" -lt \"$deadline\" ] || { say %s; stop_all; exit 1; }",
+            q(string.format("%s was not healthy within %d ms (health.start_timeout_ms)", sv.name, start_timeout_ms)))
+          L[#L + 1] = "  sleep \"$(printf '0.%03d' \"$pause\")\""
+          L[#L + 1] = string.format("  pause=$(( pause * 2 > %d ? %d : pause * 2 ))", M.PROBE_MS, M.PROBE_MS)
+        end
         L[#L + 1] = "done"
         L[#L + 1] = string.format("say %s", q(sv.name .. " is healthy"))
       end
