@@ -105,7 +105,9 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
 /* Detaches card's directory (*detached 1; 0 when it has none attached): EDIRTY while it holds
  * uncommitted changes; what its commits left out (files .gitignore kept out, FIFOs, files
  * over the cap, nested repositories) is removed, so the directory holds exactly its
- * index's tree and can be attached to another card. dir and state stay on disk. only, when
+ * index's tree and can be attached to another card (directories left empty go too: git
+ * tracks none, and one stood in the way of a file the next card writes). dir and state stay
+ * on disk. only, when
  * not NULL, vouches that nothing but those paths changed since the directory last matched
  * its index as a whole (attached fresh, or settled by a whole walk): only they are checked
  * and cleared, unless one is not a plain case (as gitrepo_commit's only), when the whole

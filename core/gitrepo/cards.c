@@ -573,6 +573,40 @@ static int gr_remove_rel(const char *wd, const char *rel, gr_err *e) {
   return 0;
 }
 
+/* Removes the empty directories below dfd, deepest first (depth: how far down this is),
+ * never following a symlink and leaving any .git alone: git tracks no directory, so one a
+ * card emptied (its last file deleted) is not in its tree, and left behind it stood in the
+ * way of a file the next card's switch writes there (a directory turned file: EDIRTY). */
+static void gr_prune_empty(int dfd, int depth) {
+  int fd = depth < 128 ? dup(dfd) : -1; /* as deep as a scan goes */
+  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+  if (d == NULL) {
+    if (fd >= 0) close(fd);
+    return;
+  }
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 || strcasecmp(de->d_name, ".git") == 0) continue;
+    int sub = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (sub < 0) continue;
+    gr_prune_empty(sub, depth + 1);
+    close(sub);
+    (void)unlinkat(dfd, de->d_name, AT_REMOVEDIR); /* fails, and is left, unless empty now */
+  }
+  closedir(d);
+}
+
+/* Removes the directories above rel (a path in the working tree root) that are empty now. */
+static void gr_prune_above(const char *root, const char *rel) {
+  char p[PATH_MAX];
+  if ((size_t)snprintf(p, sizeof p, "%s%s", root, rel) >= sizeof p) return;
+  size_t rl = strlen(root);
+  for (char *slash = strrchr(p + rl, '/'); slash; slash = strrchr(p + rl, '/')) {
+    *slash = '\0';
+    if (rmdir(p) != 0) break;
+  }
+}
+
 /* Readies a done card's directory for the next card, in one walk of it: EDIRTY while it holds
  * uncommitted changes; otherwise what its commits left out goes, so the next card to use the
  * directory sees exactly the tree its index records: the files .gitignore kept out (build
@@ -628,6 +662,11 @@ static int gr_clear_for_next(const gitapi *g, const gr_wd *wd, const char *card,
   g->index_free(idx);
   g->status_list_free(sl);
   gr_scan_free(&scan);
+  int rfd = ret == 0 ? open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  if (rfd >= 0) {
+    gr_prune_empty(rfd, 0);
+    close(rfd);
+  }
   return ret;
 }
 
@@ -693,7 +732,8 @@ static int gr_clear_paths(const gitapi *g, const gr_wd *wd, const char *card, co
   const char *root = g->repository_workdir(wd->repo);
   ret = 0;
   for (size_t i = 0; ret == 0 && i < only->n; i++)
-    if (g->index_get_bypath(idx, only->v[i], 0) == NULL) ret = gr_remove_rel(root, only->v[i], e);
+    if (g->index_get_bypath(idx, only->v[i], 0) == NULL && (ret = gr_remove_rel(root, only->v[i], e)) == 0)
+      gr_prune_above(root, only->v[i]);
   for (size_t i = 0; ret == 0 && i < scan.skip.n; i++) ret = gr_remove_rel(root, scan.skip.v[i], e);
 out:
   /* what was staged here stays in memory no longer; after a clean pass there is nothing to

@@ -221,15 +221,14 @@ static int tc_same(const tc_entry *a, const tc_entry *b) {
   return a->kind == b->kind && (a->kind == TC_NONE || strcmp(a->data, b->data) == 0);
 }
 
-/* main's tree as the repository holds it, read into t; -1 when it cannot be read or holds a
- * path the model does not know. */
-static int tc_main_tree(const char *ws, tc_tree *t) {
+/* The tree refname names as the repository holds it, read into t; -1 when it cannot be read. */
+static int tc_ref_tree(const char *ws, const char *refname, tc_tree *t) {
   git_repository *repo = NULL;
   git_reference *ref = NULL;
   git_tree *tree = NULL;
   int ret = -1;
   memset(t, 0, sizeof *t);
-  if (git_repository_open(&repo, ws) != 0 || git_reference_lookup(&ref, repo, "refs/heads/main") != 0 ||
+  if (git_repository_open(&repo, ws) != 0 || git_reference_lookup(&ref, repo, refname) != 0 ||
       git_reference_peel((git_object **)&tree, ref, GIT_OBJECT_TREE) != 0)
     goto out;
   ret = 0;
@@ -254,6 +253,8 @@ out:
   git_repository_free(repo);
   return ret;
 }
+
+static int tc_main_tree(const char *ws, tc_tree *t) { return tc_ref_tree(ws, "refs/heads/main", t); }
 
 /* The view against main's tree m and the person's paths: 0, or -1 with what differs said. */
 static int tc_check_view(const char *ws, const tc_tree *m, const tc_person *pp, const char *when) {
@@ -296,6 +297,7 @@ static int tc_check_view(const char *ws, const tc_tree *m, const tc_person *pp, 
 
 typedef struct tc_card {
   char id[16];
+  int pool; /* the reused directory it works in: another card's before it */
   size_t n;
   size_t path[4];
   tc_entry to[4];
@@ -352,8 +354,8 @@ static int tc_run_card(const char *ws, const tc_card *c, const gr_sig *who) {
   gr_commit_kind ck;
   gr_merge_kind mk;
   gr_paths conf = {0};
-  snprintf(dir, sizeof dir, "%s/cards/%s", tc_root, c->id);
-  snprintf(state, sizeof state, "%s/state/%s", tc_root, c->id);
+  snprintf(dir, sizeof dir, "%s/pool/%d", tc_root, c->pool);
+  snprintf(state, sizeof state, "%s/state/%d", tc_root, c->pool);
   if (gitrepo_open(ws, &r, &e) != 0 || gitrepo_attach(r, c->id, dir, state, &sw, &e) != 0) goto out;
   for (size_t i = 0; i < c->n; i++)
     if (tc_put(dir, tc_paths[c->path[i]], &c->to[i]) != 0) {
@@ -366,6 +368,8 @@ static int tc_run_card(const char *ws, const tc_card *c, const gr_sig *who) {
     snprintf(e.msg, sizeof e.msg, "the merge conflicts");
     goto out;
   }
+  int det; /* handed on: the next card in this directory switches it */
+  if (gitrepo_detach(r, c->id, NULL, &det, &e) != 0) goto out;
   ret = 0;
 out:
   if (ret != 0) fprintf(stderr, "    card %s: %s\n", c->id, e.msg);
@@ -374,14 +378,37 @@ out:
   return ret;
 }
 
-/* After a crash: the repository reopened and recovered, as `orket resume` does. */
-static int tc_restart(const char *ws) {
+/* After a crash: the repository reopened and recovered, as `orket resume` does, and the
+ * card's directory attached again (the engine's recovery does): it then holds its branch's
+ * tree, whatever switch or checkout the crash cut short, but for the card's own changes
+ * written before the crash and not committed yet. */
+static int tc_restart(const char *ws, const tc_card *c) {
   gitrepo *r = NULL;
   gr_err e;
-  int removed, ret = 0;
-  if (gitrepo_open(ws, &r, &e) != 0 || gitrepo_recover(r, &removed, &e) != 0 || gitrepo_check(r, &e) != 0) {
+  int removed, sw, ret = 0;
+  char dir[400], state[400], ref[64];
+  snprintf(dir, sizeof dir, "%s/pool/%d", tc_root, c->pool);
+  snprintf(state, sizeof state, "%s/state/%d", tc_root, c->pool);
+  snprintf(ref, sizeof ref, "refs/heads/orket/%s", c->id);
+  char lock[420]; /* a kill's index lock in the directory's state: the engine's recovery clears it */
+  snprintf(lock, sizeof lock, "%s/index.lock", state);
+  (void)unlink(lock);
+  if (gitrepo_open(ws, &r, &e) != 0 || gitrepo_recover(r, &removed, &e) != 0 || gitrepo_check(r, &e) != 0 ||
+      gitrepo_attach(r, c->id, dir, state, &sw, &e) != 0) {
     fprintf(stderr, "    restart: %s\n", e.msg);
     ret = -1;
+  }
+  tc_tree want;
+  for (size_t i = 0; ret == 0 && tc_ref_tree(ws, ref, &want) == 0 && i < TC_N; i++) {
+    tc_entry d;
+    int mine = 0; /* the card's own change, written before the crash and not committed yet */
+    for (size_t j = 0; j < c->n; j++)
+      if (c->path[j] == i && tc_read(dir, tc_paths[i], &d) == 0 && tc_same(&d, &c->to[j])) mine = 1;
+    if (!mine && (tc_read(dir, tc_paths[i], &d) != 0 || !tc_same(&d, &want.e[i]))) {
+      fprintf(stderr, "    restart: the card's directory holds \"%s\" at %s, its branch \"%s\"\n", d.data, tc_paths[i],
+              want.e[i].data);
+      ret = -1;
+    }
   }
   gitrepo_close(r);
   return ret;
@@ -474,6 +501,7 @@ static void tc_sequence(check_ctx *t, uint64_t seed, int cards, long *steps) {
     tc_tree after = m;
     tc_card c;
     snprintf(c.id, sizeof c.id, "C%d", k);
+    c.pool = k % 2;
     tc_plan(&seed, &after, &c);
     for (size_t i = 0; trace && i < c.n; i++)
       fprintf(stderr, "    card %d: %s -> %d \"%s\"\n", k, tc_paths[c.path[i]], c.to[i].kind, c.to[i].data);
@@ -501,7 +529,7 @@ static void tc_sequence(check_ctx *t, uint64_t seed, int cards, long *steps) {
       }
       ++*steps;
       tc_tree now;
-      CHECK(t, tc_restart(ws) == 0 || !fprintf(stderr, "    %s\n", when));
+      CHECK(t, tc_restart(ws, &c) == 0 || !fprintf(stderr, "    %s\n", when));
       CHECK(t, tc_main_tree(ws, &now) == 0);
       int before = memcmp(&now, &m, sizeof now) == 0, done = memcmp(&now, &after, sizeof now) == 0;
       CHECK(t, before || done || !fprintf(stderr, "    %s: main's tree is neither the one before nor after\n", when));

@@ -719,6 +719,62 @@ TEST(test_gitrepo_durable) {
   tg_end(r, base);
 }
 
+/* A directory a card emptied (its last file deleted) is not in its tree: detach removes it,
+ * so that the next card switched into the directory can write a file there (a directory
+ * turned file on main meanwhile), rather than stop at it (EDIRTY). */
+TEST(test_gitrepo_card_dir_emptied) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], p[1400], pool[600], state[600];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  int sw, det;
+  gr_commit_kind ck;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  snprintf(pool, sizeof pool, "%s/pool", base);
+  snprintf(state, sizeof state, "%s/state", base);
+  const char *m[] = {"put", "t/u/v", "v\n", NULL};
+  CHECK(t, tg_card_change(r, base, "M", m, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "M", &tg_who, id, &kind, &conf, &e) == 0);
+  /* X, in the reused directory, deletes t/u/v: t/u stays on disk, empty */
+  CHECK(t, gitrepo_attach(r, "X", pool, state, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  snprintf(p, sizeof p, "%s/t/u/v", pool);
+  CHECK(t, unlink(p) == 0);
+  ck = GR_CLEAN;
+  CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  CHECK(t, gitrepo_detach(r, "X", NULL, &det, &e) == 0 && det == 1);
+  snprintf(p, sizeof p, "%s/t", pool);
+  struct stat st;
+  CHECK(t, lstat(p, &st) != 0);
+  /* main meanwhile turns t into a file; Y starts from it in the same directory */
+  const char *n[] = {"rm", "t/u/v", NULL, NULL};
+  CHECK(t, tg_card_change(r, base, "N", n, id) == 0);
+  char wtn[512];
+  tg_wt(base, "N", wtn);
+  snprintf(p, sizeof p, "%s/t/u", wtn);
+  CHECK(t, rmdir(p) == 0);
+  snprintf(p, sizeof p, "%s/t", wtn);
+  CHECK(t, rmdir(p) == 0 && tg_commit_file(r, wtn, "N", "t", "now a file\n", NULL, id) == GR_COMMITTED);
+  CHECK(t, gitrepo_merge_to_main(r, "N", &tg_who, id, &kind, &conf, &e) == 0);
+  CHECK(t, gitrepo_attach(r, "Y", pool, state, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(pool, "t", buf, sizeof buf), "now a file\n");
+  /* the same with only the paths the turn touched (the engine's usual detach) */
+  snprintf(p, sizeof p, "%s/t", pool);
+  CHECK(t, unlink(p) == 0 && mkdir(p, 0755) == 0 && mkdir(strcat(p, "/w"), 0755) == 0 && tg_write(p, "x", "x\n") == 0);
+  ck = GR_CLEAN;
+  CHECK(t, gitrepo_commit(r, "Y", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  strcat(p, "/x");
+  CHECK(t, unlink(p) == 0);
+  char *only_v[] = {"t/w/x"};
+  gr_paths only = {only_v, 1};
+  CHECK(t, gitrepo_commit(r, "Y", &tg_who, "work", NULL, &only, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  CHECK(t, gitrepo_detach(r, "Y", &only, &det, &e) == 0 && det == 1);
+  snprintf(p, sizeof p, "%s/t", pool);
+  CHECK(t, lstat(p, &st) != 0);
+  tg_end(r, base);
+}
+
 /* A reused card directory switched between cards whose trees differ in types, the switch
  * cut short by a lock on its index: it finishes once the lock is gone, every file there. */
 TEST(test_gitrepo_card_dir_cut_short) {

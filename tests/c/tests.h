@@ -74,6 +74,7 @@
   X(test_gitrepo_merges)                   \
   X(test_gitrepo_recovery)                 \
   X(test_gitrepo_card_dir_cut_short)       \
+  X(test_gitrepo_card_dir_emptied)         \
   X(test_gitrepo_view)                     \
   X(test_gitrepo_durable)                  \
   X(test_gitrepo_conflict_kinds)           \
