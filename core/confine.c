@@ -1118,8 +1118,12 @@ static void cf_pids(const confine_spec *s, int root, confine_pids *p, unsigned *
     cf_missing(s, CONFINE_PIDS, "switched off");
     return;
   }
+  if (!s->lim.processes) { /* nothing to hold: a cgroup would only count */
+    cf_missing(s, CONFINE_PIDS, "no process limit was asked (limits.processes = 0)");
+    return;
+  }
   char why[400], msg[480];
-  uint64_t max = s->lim.processes ? s->lim.processes + CONFINE_PIDS_OVERHEAD : 0;
+  uint64_t max = s->lim.processes + CONFINE_PIDS_OVERHEAD;
   if (confine_pids_open(p, max, why, sizeof why) == 0) {
     *applied |= CONFINE_PIDS;
     cf_say("C %s", p->dir); /* the runner removes it if this helper cannot */
@@ -1127,9 +1131,8 @@ static void cf_pids(const confine_spec *s, int root, confine_pids *p, unsigned *
   }
   /* what holds the count first: the reasons after it may be cut to fit a report line */
   snprintf(msg, sizeof msg, "%s: %s",
-           !s->lim.processes ? "no process limit was asked"
-           : root            ? "root is exempt from RLIMIT_NPROC, so nothing holds the process count"
-                             : "RLIMIT_NPROC holds the process count (per user)",
+           root ? "root is exempt from RLIMIT_NPROC, so nothing holds the process count"
+                : "RLIMIT_NPROC holds the process count (per user)",
            why);
   cf_missing(s, CONFINE_PIDS, msg);
 }
