@@ -12,7 +12,7 @@ ARG BROWSER=0
 FROM ${BASE} AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential pkg-config liblua5.4-dev lua-luv-dev libuv1-dev libsqlite3-dev \
-      libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev libyajl-dev libmicrohttpd-dev libseccomp-dev lua-busted libgit2-dev libpq-dev \
+      libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev libyajl-dev libmicrohttpd-dev libseccomp-dev lua-busted libgit2-dev libpq-dev lua-yaml \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -82,7 +82,7 @@ describe("scripts/deps.sh", function()
     local listed = {}
     for _, p in ipairs(test) do if p ~= "npm" then listed[#listed + 1] = p end end
     assert.same({ "lua-busted", "prometheus", "chromium", "chromium-headless-shell", "chromium-driver", "postgresql", "procps", "nodejs",
-      "docker-compose", "podman-compose", "systemd", "curl" }, listed)
+      "docker-compose", "podman-compose", "systemd", "curl", "nginx-light", "caddy" }, listed)
     assert.equal(#all, #build + #test)
     r = deps(bin, "--test", 1000, table.concat(all, " "))
     assert.equal(0, r.status)
