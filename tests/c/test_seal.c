@@ -1,9 +1,11 @@
 /* test_seal.c: sealed backup files (seal.c) round-trip and refuse a flipped byte, a cut at
  * a chunk's end, a wrong key and a changed header; the audit chain's hash (auditchain.c)
  * matches a value computed independently (Python's hashlib.blake2b over the documented
- * encoding) and its signatures verify only for their own hash. */
+ * encoding) and its signatures verify only for their own hash; passwords (password.c) hash
+ * to Argon2id strings that verify only the same password. */
 #include "auditchain.h"
 #include "check.h"
+#include "password.h"
 #include "seal.h"
 #include "tests.h"
 
@@ -118,4 +120,21 @@ TEST(test_auditchain_hash_and_signature) {
   CHECK(t, auditchain_verify(sig, h2, pk) == 0);
   sig[0] ^= 1;
   CHECK(t, auditchain_verify(sig, h, pk) == 0);
+}
+
+TEST(test_password_hash_and_verify) {
+  CHECK(t, sodium_init() >= 0);
+  char h[PASSWORD_HASHMAX];
+  CHECK(t, password_hash(h, "correct horse", 13) == 0);
+  CHECK(t, strncmp(h, "$argon2id$", 10) == 0);
+  CHECK(t, password_verify(h, strlen(h), "correct horse", 13) == 1);
+  CHECK(t, password_verify(h, strlen(h), "correct horsf", 13) == 0);
+  /* a changed row is data: another scheme, an empty or overlong string, a NUL inside */
+  CHECK(t, password_verify("$2y$10$abc", 10, "x", 1) == 0);
+  CHECK(t, password_verify("", 0, "x", 1) == 0);
+  char big[PASSWORD_HASHMAX + 8];
+  memset(big, 'a', sizeof big);
+  CHECK(t, password_verify(big, sizeof big, "x", 1) == 0);
+  char nul[] = "$argon2id$\0rest";
+  CHECK(t, password_verify(nul, sizeof nul - 1, "x", 1) == 0);
 }
