@@ -96,6 +96,40 @@ done:
   free(raw);
 }
 
+/* every byte of a small sealed file flipped in turn: not one change opens */
+TEST(test_seal_every_byte) {
+  CHECK(t, sodium_init() >= 0);
+  char dir[] = "/tmp/orket-seal-XXXXXX", plain[64], sealed[64], out[64], bad[64], err[256];
+  CHECK(t, mkdtemp(dir) != NULL);
+  snprintf(plain, sizeof plain, "%s/plain", dir);
+  snprintf(sealed, sizeof sealed, "%s/sealed", dir);
+  snprintf(out, sizeof out, "%s/out", dir);
+  snprintf(bad, sizeof bad, "%s/bad", dir);
+  CHECK(t, ts_write(plain, (const unsigned char *)"a small board", 13) == 0);
+  unsigned char key[SEAL_KEYBYTES];
+  memset(key, 3, sizeof key);
+  seal_params p;
+  memset(&p, 0, sizeof p);
+  CHECK(t, seal_file(plain, sealed, key, &p, err, sizeof err) == SEAL_OK);
+  unsigned char raw[512];
+  size_t n = ts_read(sealed, raw, sizeof raw);
+  CHECK(t, n > 13 && n < sizeof raw);
+  int opened = 0;
+  for (size_t i = 0; i < n; i++) {
+    raw[i] ^= 0x01;
+    CHECK(t, ts_write(bad, raw, n) == 0);
+    if (seal_open_file(bad, out, key, err, sizeof err) == SEAL_OK) opened++;
+    raw[i] ^= 0x01;
+  }
+  CHECK(t, opened == 0);
+  CHECK(t, seal_open_file(sealed, out, key, err, sizeof err) == SEAL_OK);
+  unlink(plain);
+  unlink(sealed);
+  unlink(out);
+  unlink(bad);
+  rmdir(dir);
+}
+
 TEST(test_auditchain_hash_and_signature) {
   CHECK(t, sodium_init() >= 0);
   unsigned char prev[AUDITCHAIN_HASHBYTES] = {0}, h[AUDITCHAIN_HASHBYTES], h2[AUDITCHAIN_HASHBYTES];
