@@ -1,6 +1,7 @@
 /* lcrypto.c: Lua module `orket.c.crypto`, the few primitives Orket needs from libsodium:
  * content hashes (BLAKE2b) for journal and resume identities, random ids and bytes from
- * the kernel's generator, and constant-time comparison for secrets and signatures. */
+ * the kernel's generator, constant-time comparison for secrets and signatures, webhook
+ * signatures (hmac.h) and local accounts' password hashes (password.h). */
 #include <sodium.h>
 
 #include <lauxlib.h>
@@ -8,6 +9,7 @@
 
 #include "hmac.h"
 #include "modules.h"
+#include "password.h"
 
 #define CRY_MAX_HASH crypto_generichash_BYTES_MAX
 
@@ -123,6 +125,33 @@ static int cry_verify_webhook(lua_State *L) {
   return 3;
 }
 
+/* ---- local accounts' passwords (password.h) ---- */
+
+/* password_hash(pass) -> the encoded Argon2id hash | nil, msg, "ENOMEM" */
+static int cry_password_hash(lua_State *L) {
+  size_t len;
+  const char *pass = luaL_checklstring(L, 1, &len);
+  luaL_argcheck(L, len > 0 && len <= PASSWORD_MAXLEN, 1, "a password must be 1 to 1024 bytes");
+  char out[PASSWORD_HASHMAX];
+  if (password_hash(out, pass, len) != 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "password_hash: Argon2id could not get the memory it needs");
+    lua_pushliteral(L, "ENOMEM");
+    return 3;
+  }
+  lua_pushstring(L, out);
+  return 1;
+}
+
+/* password_verify(hash, pass) -> whether pass matches hash (false for a hash that is not one) */
+static int cry_password_verify(lua_State *L) {
+  size_t hlen, len;
+  const char *hash = luaL_checklstring(L, 1, &hlen);
+  const char *pass = luaL_checklstring(L, 2, &len);
+  lua_pushboolean(L, len <= PASSWORD_MAXLEN && password_verify(hash, hlen, pass, len));
+  return 1;
+}
+
 static const luaL_Reg cry_funcs[] = {
     {"hash", cry_hash},
     {"random_bytes", cry_random_bytes},
@@ -132,6 +161,8 @@ static const luaL_Reg cry_funcs[] = {
     {"base64_decode", cry_base64_decode},
     {"hmac_sha256", cry_hmac_sha256},
     {"verify_webhook", cry_verify_webhook},
+    {"password_hash", cry_password_hash},
+    {"password_verify", cry_password_verify},
     {NULL, NULL},
 };
 

@@ -1,4 +1,4 @@
-// The Orket web board: signs in with an API key (POST /v1/session sets an HttpOnly cookie
+// The Orket web board: signs in with a name and password or an API key (POST /v1/session sets an HttpOnly cookie
 // and returns the CSRF token), shows the rock > epic > issue tree, follows the journal over
 // Server-Sent Events (/v1/events) and fetches again only the cards an event names (the whole
 // board only for new cards or a lost stream); a 429 pauses it for the Retry-After. Operators get
@@ -100,7 +100,7 @@
     $("signin").hidden = true;
     $("app").hidden = false;
     $("who").hidden = false;
-    $("who").textContent = (doc.local ? "local use" : (doc.key ? doc.key.name : "key")) + " · " + doc.role;
+    $("who").textContent = (doc.local ? "local use" : doc.user ? doc.user.name : (doc.key ? doc.key.name : "key")) + " · " + doc.role;
     $("signout").hidden = !doc.csrf;
     for (const e of document.querySelectorAll(".operator")) e.hidden = !isOperator();
     $("answer-form").hidden = true;
@@ -591,8 +591,12 @@
     ev.preventDefault();
     $("signin-error").textContent = "";
     try {
-      const doc = await api("POST", "/v1/session", { key: $("key").value.trim() });
+      // a person's name and password, else an API key
+      const user = $("user").value.trim();
+      const body = user ? { user, password: $("password").value } : { key: $("key").value.trim() };
+      const doc = await api("POST", "/v1/session", body);
       $("key").value = "";
+      $("password").value = "";
       signedIn(doc);
     } catch (e) {
       $("signin-error").textContent = e.message;

@@ -1,9 +1,11 @@
 /* test_seal.c: sealed backup files (seal.c) round-trip and refuse a flipped byte, a cut at
  * a chunk's end, a wrong key and a changed header; the audit chain's hash (auditchain.c)
  * matches a value computed independently (Python's hashlib.blake2b over the documented
- * encoding) and its signatures verify only for their own hash. */
+ * encoding) and its signatures verify only for their own hash; passwords (password.c) hash
+ * to Argon2id strings that verify only the same password. */
 #include "auditchain.h"
 #include "check.h"
+#include "password.h"
 #include "seal.h"
 #include "tests.h"
 
@@ -94,6 +96,40 @@ done:
   free(raw);
 }
 
+/* every byte of a small sealed file flipped in turn: not one change opens */
+TEST(test_seal_every_byte) {
+  CHECK(t, sodium_init() >= 0);
+  char dir[] = "/tmp/orket-seal-XXXXXX", plain[64], sealed[64], out[64], bad[64], err[256];
+  CHECK(t, mkdtemp(dir) != NULL);
+  snprintf(plain, sizeof plain, "%s/plain", dir);
+  snprintf(sealed, sizeof sealed, "%s/sealed", dir);
+  snprintf(out, sizeof out, "%s/out", dir);
+  snprintf(bad, sizeof bad, "%s/bad", dir);
+  CHECK(t, ts_write(plain, (const unsigned char *)"a small board", 13) == 0);
+  unsigned char key[SEAL_KEYBYTES];
+  memset(key, 3, sizeof key);
+  seal_params p;
+  memset(&p, 0, sizeof p);
+  CHECK(t, seal_file(plain, sealed, key, &p, err, sizeof err) == SEAL_OK);
+  unsigned char raw[512];
+  size_t n = ts_read(sealed, raw, sizeof raw);
+  CHECK(t, n > 13 && n < sizeof raw);
+  int opened = 0;
+  for (size_t i = 0; i < n; i++) {
+    raw[i] ^= 0x01;
+    CHECK(t, ts_write(bad, raw, n) == 0);
+    if (seal_open_file(bad, out, key, err, sizeof err) == SEAL_OK) opened++;
+    raw[i] ^= 0x01;
+  }
+  CHECK(t, opened == 0);
+  CHECK(t, seal_open_file(sealed, out, key, err, sizeof err) == SEAL_OK);
+  unlink(plain);
+  unlink(sealed);
+  unlink(out);
+  unlink(bad);
+  rmdir(dir);
+}
+
 TEST(test_auditchain_hash_and_signature) {
   CHECK(t, sodium_init() >= 0);
   unsigned char prev[AUDITCHAIN_HASHBYTES] = {0}, h[AUDITCHAIN_HASHBYTES], h2[AUDITCHAIN_HASHBYTES];
@@ -118,4 +154,21 @@ TEST(test_auditchain_hash_and_signature) {
   CHECK(t, auditchain_verify(sig, h2, pk) == 0);
   sig[0] ^= 1;
   CHECK(t, auditchain_verify(sig, h, pk) == 0);
+}
+
+TEST(test_password_hash_and_verify) {
+  CHECK(t, sodium_init() >= 0);
+  char h[PASSWORD_HASHMAX];
+  CHECK(t, password_hash(h, "correct horse", 13) == 0);
+  CHECK(t, strncmp(h, "$argon2id$", 10) == 0);
+  CHECK(t, password_verify(h, strlen(h), "correct horse", 13) == 1);
+  CHECK(t, password_verify(h, strlen(h), "correct horsf", 13) == 0);
+  /* a changed row is data: another scheme, an empty or overlong string, a NUL inside */
+  CHECK(t, password_verify("$2y$10$abc", 10, "x", 1) == 0);
+  CHECK(t, password_verify("", 0, "x", 1) == 0);
+  char big[PASSWORD_HASHMAX + 8];
+  memset(big, 'a', sizeof big);
+  CHECK(t, password_verify(big, sizeof big, "x", 1) == 0);
+  char nul[] = "$argon2id$\0rest";
+  CHECK(t, password_verify(nul, sizeof nul - 1, "x", 1) == 0);
 }

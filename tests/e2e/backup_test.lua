@@ -210,6 +210,35 @@ db:close()
     assert.not_equal("canceled", status_of(dir, "API-2"))
   end)
 
+  it("asks the passphrase on the terminal, twice when sealing, without echoing it", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    local pty = H.BIN:gsub("orket$", "ptydrive")
+    local function drive(steps, args)
+      H.write(tmp .. "/steps", steps)
+      local p = io.popen(string.format("cd %s && env NO_COLOR=1 TERM=xterm %s -t 60 -- %s %s <%s 2>&1", H.quote(dir),
+        H.quote(pty), H.quote(H.BIN), args, H.quote(tmp .. "/steps")))
+      local out = p:read("a")
+      p:close()
+      return out
+    end
+    local pass = "tty passphrase 42"
+    local out = drive("expect passphrase: \nsend " .. pass .. "\nexpect passphrase again: \nsend " .. pass
+      .. "\nexpect backed up\n", "backup " .. H.quote(tmp .. "/b.enc") .. " --encrypt")
+    assert.matches("backed up %d+ cards %(schema version %d+, SQLite store, encrypted%)", (out:gsub("PostgreSQL export", "SQLite store")))
+    assert.is_nil(out:find(pass, 1, true)) -- echo off
+    -- two different answers seal nothing
+    out = drive("expect passphrase: \nsend one passphrase\nexpect passphrase again: \nsend another one\n"
+      .. "expect the two passphrases differ\n", "backup " .. H.quote(tmp .. "/c.enc") .. " --encrypt")
+    assert.matches("the two passphrases differ", out, 1, true)
+    assert.is_nil(io.open(tmp .. "/c.enc"))
+    ok(H.orket('cancel API-2 "after the backup"', { cwd = dir }), "cancel")
+    out = drive("expect passphrase: \nsend " .. pass .. "\nexpect restored\n", "restore " .. H.quote(tmp .. "/b.enc"))
+    assert.matches("restored", out, 1, true)
+    assert.is_nil(out:find(pass, 1, true))
+    assert.not_equal("canceled", status_of(dir, "API-2"))
+  end)
+
   it("refuses a key file others can read and key options without --encrypt", function()
     local dir = H.example("webapp", { import = false })
     local tmp = H.tmpdir()

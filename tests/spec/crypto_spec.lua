@@ -44,4 +44,16 @@ describe("orket.c.crypto", function()
     assert.has_error(function() crypto.random_bytes(-1) end, "bad argument #1 to 'random_bytes' (must be between 0 and 4096)")
     assert.has_error(function() crypto.random_uniform(0) end)
   end)
+
+  it("hashes passwords with Argon2id and verifies only the same password", function()
+    local h = crypto.password_hash("correct horse")
+    assert.matches("^%$argon2id%$", h)
+    assert.are_not.equal(h, crypto.password_hash("correct horse")) -- a salt of its own
+    assert.is_true(crypto.password_verify(h, "correct horse"))
+    assert.is_false(crypto.password_verify(h, "correct horsE"))
+    assert.is_false(crypto.password_verify("not a hash", "x")) -- a changed row is data
+    assert.has_error(function() crypto.password_hash("") end,
+      "bad argument #1 to 'password_hash' (a password must be 1 to 1024 bytes)")
+    assert.has_error(function() crypto.password_hash(string.rep("x", 1025)) end)
+  end)
 end)

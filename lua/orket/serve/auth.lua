@@ -1,10 +1,11 @@
--- orket.serve.auth: who a request is. Once any key was ever made, every request but the
+-- orket.serve.auth: who a request is. Once any key (or local account) was ever made, every request but the
 -- probes needs "Authorization: Bearer ork_..." (orket.serve.keys checks it); revoking the
 -- last key does not open the server again. Before that, a server on loopback serves local
 -- use with the operator role, if the Host is a loopback name (a web page cannot reach the
 -- board through DNS rebinding); orket serve refuses other addresses without a key. Its
 -- writes need this user's unix socket or the local token (orket.serve.localuse).
 local keys = require "orket.serve.keys"
+local accounts = require "orket.serve.accounts"
 local session = require "orket.serve.session"
 local localuse = require "orket.serve.localuse"
 
@@ -35,7 +36,9 @@ end
 function Auth:check(req)
   -- keys are never deleted (revoking keeps the row), so once one exists it always will:
   -- the count is asked until then, not on every request after
-  if self.loopback and not self.keyed then self.keyed = keys.total_count(self.db) > 0 end
+  if self.loopback and not self.keyed then
+    self.keyed = keys.total_count(self.db) > 0 or accounts.count(self.db) > 0
+  end
   if self.loopback and not self.keyed then
     if not M.loopback_host(req.headers.host) then
       return nil, 403, "forbidden", "without API keys only loopback host names are served; create a key "

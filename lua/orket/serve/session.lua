@@ -1,16 +1,18 @@
 -- orket.serve.session: sign-in for browsers (the web board). POST /v1/session trades an API
--- key for a session cookie (HttpOnly, SameSite=Strict), since EventSource cannot send an
--- Authorization header. The token is random (orket.c.crypto); the store keeps only its
+-- key, or a local account's name and password (orket.serve.accounts), for a session cookie
+-- (HttpOnly, SameSite=Strict), since EventSource cannot send an Authorization header. The token is random (orket.c.crypto); the store keeps only its
 -- BLAKE2b (orket.store.sessions, migration 12). A write made with the cookie must carry the CSRF token
 -- the sign-in returned (X-CSRF-Token, compared in constant time). orket.serve.auth asks
 -- check() when a request has the cookie and no Authorization header. Signing in and out are
--- journaled (session_start, session_end) with the key's id as the actor.
+-- journaled (session_start, session_end) with the key's id (or "user:NAME") as the actor.
+local accounts = require "orket.serve.accounts"
 local cookie = require "orket.serve.cookie"
 local crypto = require "orket.c.crypto"
 local httpd = require "orket.c.httpd"
 local keys = require "orket.serve.keys"
 local routes = require "orket.serve.routes"
 local sessions = require "orket.store.sessions"
+local users = require "orket.store.users"
 local uv = require "luv"
 local openapi = require "orket.serve.openapi"
 
@@ -50,6 +52,13 @@ local function cookie(req, value, max_age)
     max_age, secure(req) and "; Secure" or "")
 end
 
+-- a write carries the session's CSRF token (a read needs none)
+local function csrf_ok(req, token)
+  if SAFE[req.method] then return true end
+  local sent = req.headers["x-csrf-token"]
+  return type(sent) == "string" and crypto.equal(sent, M.csrf_of(token))
+end
+
 --- check(db, req) -> identity {id, name, role, session} | nil, status, code, message, why:
 --- the session of the request's cookie. A write (not GET/HEAD/OPTIONS) must also carry its
 --- CSRF token, else 403.
@@ -60,7 +69,7 @@ function M.check(db, req)
   end
   local h = digest(token)
   local row = sessions.lookup(db, h)
-  if not row then return nil, 401, "unauthorized", "the session is not valid; sign in again", "session_unknown" end
+  if not row then return M.check_person(db, req, token, h) end
   if row.revoked_at then
     sessions.delete_for_key(db, row.key_id)
     return nil, 401, "unauthorized", "the session's key was revoked; sign in again", "revoked"
@@ -69,15 +78,35 @@ function M.check(db, req)
     sessions.delete(db, h)
     return nil, 401, "unauthorized", "the session has expired; sign in again", "session_expired"
   end
-  if not SAFE[req.method] then
-    local sent = req.headers["x-csrf-token"]
-    if type(sent) ~= "string" or not crypto.equal(sent, M.csrf_of(token)) then
-      return nil, 403, "forbidden", "a write made with a session cookie needs the X-CSRF-Token header that "
-        .. "signing in returned", "csrf"
-    end
+  if not csrf_ok(req, token) then
+    return nil, 403, "forbidden", "a write made with a session cookie needs the X-CSRF-Token header that "
+      .. "signing in returned", "csrf"
   end
   return { id = row.key_id, name = row.name, role = row.role, session = h, csrf = M.csrf_of(token),
     expires = row.expires }
+end
+
+--- check_person(db, req, token, h) -> identity | nil, status, code, message, why: the
+--- session of a local account (orket.serve.accounts), checked as a key's is; a person
+--- disabled meanwhile is refused at once, and their sessions end.
+function M.check_person(db, req, token, h)
+  local row = users.session_lookup(db, h)
+  if not row then return nil, 401, "unauthorized", "the session is not valid; sign in again", "session_unknown" end
+  if row.disabled_at then
+    db:tx(function() users.sessions_end(db, row.name) return true end)
+    return nil, 401, "unauthorized", "this person was disabled; their sessions have ended", "disabled"
+  end
+  if row.expires <= os.time() then
+    db:tx(function() users.session_delete(db, h) return true end)
+    return nil, 401, "unauthorized", "the session has expired; sign in again", "session_expired"
+  end
+  if not csrf_ok(req, token) then
+    return nil, 403, "forbidden", "a write made with a session cookie needs the X-CSRF-Token header that "
+      .. "signing in returned", "csrf"
+  end
+  local who = accounts.identity(row.name, row.role)
+  who.session, who.csrf, who.expires = h, M.csrf_of(token), row.expires
+  return who
 end
 
 --- foreign_write(req) -> whether req is a write a page of another origin sent (its Origin
@@ -104,8 +133,25 @@ end
 
 local function expires_at(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end
 
--- POST /v1/session {key}: a key for a session. A wrong key counts as a failed
--- authentication (the same limit as a wrong Bearer key).
+-- the session cookie for who, made now: token, CSRF token and expiry in the answer
+local function start(req, ctx, who, insert)
+  local token, db = "ors_" .. crypto.random_id(32), ctx.db
+  local expires = os.time() + M.TTL_S
+  local ok, terr = db:tx(function()
+    insert(db, digest(token), expires)
+    -- who signed in: its id and name, never the key, the password or the token
+    db:event { kind = "session_start", actor = who.id, data = { name = who.name, expires_at = expires_at(expires) } }
+    return true
+  end)
+  if not ok then error(terr) end
+  ctx.headers = ctx.headers or {}
+  table.insert(ctx.headers, cookie(req, token, M.TTL_S))
+  return token, expires
+end
+
+-- POST /v1/session {key} | {user, password}: a key, or a person's name and password, for
+-- a session. A wrong one counts as a failed authentication (the same limit as a wrong
+-- Bearer key).
 local function sign_in(req, ctx)
   -- JSON only (the route's media, checked before the body: else a form on another site
   -- could sign a browser in with that site's key)
@@ -116,30 +162,39 @@ local function sign_in(req, ctx)
     table.insert(ctx.headers, "Retry-After: " .. wait)
     return err(429, "rate_limited", "too many failed authentications from this address; retry after " .. wait .. " s")
   end
-  local pepper = keys.pepper(ctx.dir, false)
-  local who, why = nil, "no pepper"
-  if pepper then who, why = keys.verify(ctx.db, pepper, ctx.body.key) end
+  local b = ctx.body
+  if (b.key == nil) == (b.user == nil) or (b.user ~= nil) ~= (b.password ~= nil) then
+    return err(400, "bad_request", "send {\"key\"} or {\"user\", \"password\"}")
+  end
+  -- a person's name and password, else a key; either way the same refusal and limit
+  local who, why, refusal, insert
+  if b.user then
+    who, why = accounts.verify(ctx.db, b.user, b.password)
+    refusal = "the name or password is not valid"
+    insert = function(db, h, exp)
+      users.sessions_trim(db, who.name, M.MAX_PER_KEY - 1, os.time())
+      users.session_insert(db, h, who.name, exp)
+    end
+  else
+    local pepper = keys.pepper(ctx.dir, false)
+    why = "no pepper"
+    if pepper then who, why = keys.verify(ctx.db, pepper, b.key) end
+    refusal = "the API key is not valid"
+    insert = function(db, h, exp)
+      assert(sessions.delete_expired(db, os.time()))
+      assert(sessions.keep_newest(db, who.id, M.MAX_PER_KEY - 1))
+      assert(sessions.insert(db, h, who.id, exp))
+    end
+  end
   if not who then
     fails:take(req.remote, now)
     ctx.auth = why
-    return err(401, "unauthorized", "the API key is not valid")
+    return err(401, "unauthorized", refusal)
   end
   ctx.key = who.id
-  local token, db = "ors_" .. crypto.random_id(32), ctx.db
-  local expires = os.time() + M.TTL_S
-  local ok, terr = db:tx(function()
-    assert(sessions.delete_expired(db, os.time()))
-    assert(sessions.keep_newest(db, who.id, M.MAX_PER_KEY - 1))
-    assert(sessions.insert(db, digest(token), who.id, expires))
-    -- who signed in, with which key: its id and name, never the key or the token
-    db:event { kind = "session_start", actor = who.id, data = { name = who.name, expires_at = expires_at(expires) } }
-    return true
-  end)
-  if not ok then error(terr) end
-  ctx.headers = ctx.headers or {}
-  table.insert(ctx.headers, cookie(req, token, M.TTL_S))
-  return 200, { role = who.role, key = { id = who.id, name = who.name }, csrf = M.csrf_of(token),
-    expires_at = expires_at(expires) }
+  local token, expires = start(req, ctx, who, insert)
+  return 200, { role = who.role, key = not who.user and { id = who.id, name = who.name } or nil,
+    user = who.user and { name = who.user } or nil, csrf = M.csrf_of(token), expires_at = expires_at(expires) }
 end
 
 -- GET /v1/session: who the request is (the page asks on load: a session cookie it cannot
@@ -147,6 +202,9 @@ end
 local function whoami(_, ctx)
   local who = ctx.who
   if who.local_use then return 200, { role = who.role, ["local"] = true } end
+  if who.user then
+    return 200, { role = who.role, user = { name = who.user }, csrf = who.csrf, expires_at = expires_at(who.expires) }
+  end
   return 200, { role = who.role, key = { id = who.id, name = who.name }, csrf = who.csrf,
     expires_at = who.expires and expires_at(who.expires) or nil }
 end
@@ -158,7 +216,7 @@ local function sign_out(req, ctx)
   end
   local db, who = ctx.db, ctx.who
   local ok, terr = db:tx(function()
-    assert(sessions.delete(db, who.session))
+    if who.user then users.session_delete(db, who.session) else assert(sessions.delete(db, who.session)) end
     db:event { kind = "session_end", actor = who.id, data = { name = who.name } }
     return true
   end)
@@ -171,10 +229,14 @@ end
 local SESSION = { type = "object", additionalProperties = false, required = { "role" }, properties = {
   role = { enum = { "viewer", "operator", "admin" } }, ["local"] = { type = "boolean" },
   key = { type = "object", required = { "id", "name" }, properties = { id = { type = "string" }, name = { type = "string" } } },
+  user = { type = "object", required = { "name" }, properties = { name = { type = "string" } } },
   csrf = { type = "string" }, expires_at = { type = "string" } } }
 
-M.SCHEMA = { type = "object", additionalProperties = false, required = { "key" },
-  properties = { key = { type = "string", minLength = 1, maxLength = 256 } } }
+-- {key} or {user, password} (the handler says which is missing)
+M.SCHEMA = { type = "object", additionalProperties = false,
+  properties = { key = { type = "string", minLength = 1, maxLength = 256 },
+    user = { type = "string", minLength = 1, maxLength = 64 },
+    password = { type = "string", minLength = 1, maxLength = 1024 } } }
 
 --- add(router): POST, GET and DELETE /v1/session
 function M.add(router)
@@ -182,9 +244,10 @@ function M.add(router)
   -- cannot send it without a preflight, which only the origins of serve.cors pass
   router:add("POST", "/v1/session", { handler = sign_in, body = "json", media = "application/json", schema = M.SCHEMA,
     name = "session_create",
-    summary = "Sign in with an API key: sets the session cookie, returns the role and the CSRF token",
+    summary = "Sign in with an API key or a person's name and password: sets the session cookie, returns the role and the CSRF token",
     responses = { [200] = { schema = SESSION, description = "signed in (Set-Cookie: orket_session=...)" },
-      [401] = { schema = openapi.ERROR, description = "the key is not valid" },
+      [400] = { schema = openapi.ERROR, description = "neither a key nor a name and password" },
+      [401] = { schema = openapi.ERROR, description = "the key, or the name or password, is not valid" },
       [415] = { schema = openapi.ERROR, description = "the body is not sent as application/json" },
       [429] = { schema = openapi.ERROR, description = "too many failed authentications" } } })
   router:add("GET", "/v1/session", { handler = whoami, role = "viewer", name = "session", summary = "Who this is",

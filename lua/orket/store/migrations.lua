@@ -495,4 +495,28 @@ CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log
   BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
 ]],
   },
+  {
+    version = 19,
+    name = "local accounts and their sessions",
+    -- A person who signs in to the web board with a name and a password (orket.serve.
+    -- accounts, docs/serve.md): only the password's Argon2id hash is kept. A disabled
+    -- person's row stays (the audit names them); their sessions end at once. A person's
+    -- sessions are apart from keys' (sessions.key_id refers to a key).
+    sql = [[
+CREATE TABLE users (
+  name        TEXT PRIMARY KEY,
+  role        TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+  hash        TEXT NOT NULL,
+  created_at  TEXT NOT NULL,
+  disabled_at TEXT
+);
+CREATE TABLE user_sessions (
+  hash       TEXT PRIMARY KEY,
+  user_name  TEXT NOT NULL REFERENCES users(name),
+  created_at TEXT NOT NULL,
+  expires    INTEGER NOT NULL
+);
+CREATE INDEX user_sessions_user ON user_sessions(user_name);
+]],
+  },
 }

@@ -403,6 +403,27 @@ CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log
   FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
 ]],
   },
+  {
+    version = 9,
+    sqlite = 19,
+    name = "local accounts and their sessions (SQLite 19)",
+    sql = [[
+CREATE TABLE users (
+  name        text PRIMARY KEY,
+  role        text NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+  hash        text NOT NULL,
+  created_at  timestamptz NOT NULL,
+  disabled_at timestamptz
+);
+CREATE TABLE user_sessions (
+  hash       text PRIMARY KEY,
+  user_name  text NOT NULL REFERENCES users(name),
+  created_at timestamptz NOT NULL,
+  expires    bigint NOT NULL
+);
+CREATE INDEX user_sessions_user ON user_sessions(user_name);
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.

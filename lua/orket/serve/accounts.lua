@@ -1,0 +1,96 @@
+-- orket.serve.accounts: local accounts, for a server without an identity provider: a
+-- person with a name, a role (viewer, operator, admin) and a password, of which only its
+-- Argon2id hash is stored (orket.c.crypto's password_hash; rows: orket.store.users). A
+-- person signs in to the web board with name and password (orket.serve.session) and acts
+-- as "user:NAME", which the journal and the audit record. A disabled person's sessions
+-- end at once, and they cannot sign in until enabled again.
+local crypto = require "orket.c.crypto"
+local keys = require "orket.serve.keys"
+local users = require "orket.store.users"
+
+local M = {}
+
+M.PREFIX = "user:" -- an actor that is a person, as the journal and the audit name them
+M.MAX_PASSWORD = 1024
+M.MIN_PASSWORD = 8
+
+--- check_name(name) -> true | nil, msg
+function M.check_name(name)
+  if type(name) ~= "string" or not name:match("^[a-z][a-z0-9._-]*$") or #name > 64 then
+    return nil, "a person's name is 1 to 64 lowercase letters, digits, '.', '_' or '-', starting with a letter"
+  end
+  return true
+end
+
+--- check(name, role, password) -> true | nil, msg: a new person's fields
+function M.check(name, role, password)
+  local ok, nerr = M.check_name(name)
+  if not ok then return nil, nerr end
+  if not keys.ROLES[role] then return nil, "unknown role '" .. tostring(role) .. "': use viewer, operator or admin" end
+  if type(password) ~= "string" or #password < M.MIN_PASSWORD or #password > M.MAX_PASSWORD then
+    return nil, string.format("a password must be %d to %d bytes", M.MIN_PASSWORD, M.MAX_PASSWORD)
+  end
+  return true
+end
+
+--- add(db, name, role, password, actor) -> {name, role} | nil, msg, CODE (EUSAGE, EEXIST)
+function M.add(db, name, role, password, actor)
+  local ok, cerr = M.check(name, role, password)
+  if not ok then return nil, cerr, "EUSAGE" end
+  -- hashed before the transaction: Argon2id takes a good fraction of a second
+  local hash, herr, hcode = crypto.password_hash(password)
+  if not hash then return nil, herr, hcode end
+  return db:tx(function()
+    if users.get(db, name) then return nil, "a person named '" .. name .. "' exists already", "EEXIST" end
+    users.insert(db, name, role, hash)
+    db:event { kind = "user_add", actor = actor or "cli", data = { name = name, role = role } }
+    return { name = name, role = role }
+  end)
+end
+
+--- set_disabled(db, name, disabled, actor) -> {name, role, changed} | nil, msg, "ENOENT".
+--- Disabling ends every session of the person in the same transaction.
+function M.set_disabled(db, name, disabled, actor)
+  return db:tx(function()
+    local row = users.get(db, name)
+    if not row then return nil, "no person named '" .. tostring(name) .. "'", "ENOENT" end
+    local changed = users.set_disabled(db, name, disabled) > 0
+    if disabled then users.sessions_end(db, name) end
+    if changed then
+      db:event { kind = disabled and "user_disable" or "user_enable", actor = actor or "cli", data = { name = name } }
+    end
+    return { name = name, role = row.role, changed = changed }
+  end)
+end
+
+--- list(db) -> array of {name, role, created_at, disabled_at}
+function M.list(db) return users.list(db) end
+
+--- count(db) -> people ever added
+function M.count(db) return users.count(db) end
+
+-- an unknown name is checked against this, so that it takes as long as a known one's wrong
+-- password (the time would otherwise tell which names exist); made at first need
+local decoy
+
+--- verify(db, name, password) -> identity {id, name, role, user} | nil, why (unknown,
+--- wrong, disabled: for the server's log only; the answer says the same for each)
+function M.verify(db, name, password)
+  if type(name) ~= "string" or type(password) ~= "string" then return nil, "malformed" end
+  local row = M.check_name(name) and users.get(db, name) or nil
+  if not row then
+    decoy = decoy or crypto.password_hash(crypto.random_id(16))
+    crypto.password_verify(decoy or "", password)
+    return nil, "unknown"
+  end
+  if not crypto.password_verify(row.hash, password) then return nil, "wrong" end
+  if row.disabled_at then return nil, "disabled" end
+  return M.identity(row.name, row.role)
+end
+
+--- identity(name, role) -> the identity a person's requests carry
+function M.identity(name, role)
+  return { id = M.PREFIX .. name, name = name, role = role, user = name }
+end
+
+return M

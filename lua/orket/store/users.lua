@@ -1,0 +1,70 @@
+-- orket.store.users: the users and user_sessions tables (local accounts, orket.serve.
+-- accounts) as named operations op(db, ...) -> plain Lua values; a store error raises.
+-- Only a password's Argon2id hash is stored, and a BLAKE2b of each session token. Written
+-- once for both backends (orket.store.dialect).
+local M = {}
+
+--- insert(db, name, role, hash): a person added now
+function M.insert(db, name, role, hash)
+  assert(db:run("INSERT INTO users (name, role, hash, created_at) VALUES (?, ?, ?, " .. db.dialect.now .. ")",
+    name, role, hash))
+end
+
+--- get(db, name) -> {name, role, hash, created_at, disabled_at} | nil
+function M.get(db, name)
+  local d = db.dialect
+  return db:row("SELECT name, role, hash, " .. d.time("created_at") .. ", " .. d.time("disabled_at")
+    .. " FROM users WHERE name = ?", name)
+end
+
+--- list(db) -> array of {name, role, created_at, disabled_at}, by name
+function M.list(db)
+  local d = db.dialect
+  return assert(db:rows("SELECT name, role, " .. d.time("created_at") .. ", " .. d.time("disabled_at")
+    .. " FROM users ORDER BY name"))
+end
+
+--- count(db) -> people ever added, disabled or not
+function M.count(db)
+  return assert(db:row("SELECT count(*) AS n FROM users")).n
+end
+
+--- set_disabled(db, name, disabled) -> changes: disabled now, or enabled again
+function M.set_disabled(db, name, disabled)
+  if disabled then
+    return (assert(db:run("UPDATE users SET disabled_at = " .. db.dialect.now .. " WHERE name = ? AND disabled_at IS NULL", name)))
+  end
+  return (assert(db:run("UPDATE users SET disabled_at = NULL WHERE name = ? AND disabled_at IS NOT NULL", name)))
+end
+
+--- session_insert(db, hash, name, expires): a person's session created now
+function M.session_insert(db, hash, name, expires)
+  assert(db:run("INSERT INTO user_sessions (hash, user_name, created_at, expires) VALUES (?, ?, " .. db.dialect.now
+    .. ", ?)", hash, name, expires))
+end
+
+--- session_lookup(db, hash) -> {name, expires, role, disabled_at} | nil
+function M.session_lookup(db, hash)
+  return db:row("SELECT s.user_name AS name, s.expires, u.role, " .. db.dialect.time("u.disabled_at", "disabled_at")
+    .. " FROM user_sessions s JOIN users u ON u.name = s.user_name WHERE s.hash = ?", hash)
+end
+
+--- session_delete(db, hash): one session ends
+function M.session_delete(db, hash)
+  assert(db:run("DELETE FROM user_sessions WHERE hash = ?", hash))
+end
+
+--- sessions_end(db, name) -> changes: every session of the person ends
+function M.sessions_end(db, name)
+  return (assert(db:run("DELETE FROM user_sessions WHERE user_name = ?", name)))
+end
+
+--- sessions_trim(db, name, keep, now): expired sessions end, and all but the person's keep
+--- sessions that expire last
+function M.sessions_trim(db, name, keep, now)
+  assert(db:run("DELETE FROM user_sessions WHERE expires <= ?", now))
+  assert(db:run([[DELETE FROM user_sessions WHERE user_name = ?1 AND hash NOT IN
+    (SELECT hash FROM user_sessions WHERE user_name = ?1 ORDER BY expires DESC LIMIT ?2)]], name, keep))
+end
+
+return M
