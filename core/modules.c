@@ -20,6 +20,7 @@ const orket_module orket_modules[] = {
     {"orket.c.pattern", luaopen_orket_pattern},
     {"orket.c.lockfile", luaopen_orket_lockfile},
     {"orket.c.gitrepo", luaopen_orket_gitrepo},
+    {"orket.c.gitdiff", luaopen_orket_gitdiff},
     {"orket.c.proc", luaopen_orket_proc},
     {"orket.c.pg", luaopen_orket_pg},
     {"orket.c.jsonout", luaopen_orket_jsonout},

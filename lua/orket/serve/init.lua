@@ -21,6 +21,7 @@ local session = require "orket.serve.session"
 local webhooks = require "orket.serve.webhooks"
 local sandboxes = require "orket.serve.sandboxes"
 local bugs = require "orket.serve.bugs"
+local changes = require "orket.serve.changes"
 local mcp_http = require "orket.mcp.http"
 local web = require "orket.serve.web"
 local body_mod = require "orket.serve.body"
@@ -134,6 +135,7 @@ function M.new(o)
   webhooks.add(self.router)
   sandboxes.add(self.router)
   bugs.add(self.router)
+  changes.add(self.router) -- a card's diff, the violations
   mcp_http.add(self.router) -- /mcp (docs/mcp.md)
   self.metrics = metrics.new()
   local cors, cerr = web.cors(o.dir)
