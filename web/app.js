@@ -15,7 +15,8 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   const state = { csrf: null, role: null, selected: null, events: null, cards: new Map(), held: new Set(),
-    dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map() };
+    dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map(),
+    violationCounts: new Map() };
   // what the page asked for, read by the tests (a run must not cost a board per event)
   const stats = window.orketBoardStats = { board: 0, card: 0, runs: 0, sandboxes: 0, bugfix: 0, limited: 0, early: 0,
     violations: 0, diff: 0 };
@@ -297,7 +298,7 @@
         onclick: () => select(c.id) },
         el("span", { class: "card-type", text: c.type }), el("span", { class: "card-id", text: c.id }),
         el("span", { class: "card-title", text: c.summary || c.name || "" }));
-      const li = el("li", { "data-card": c.id, class: "card " + c.type }, open, statusBadge(c));
+      const li = el("li", { "data-card": c.id, class: "card " + c.type }, open, statusBadge(c), violationLabel(c.id));
       if (c.type === "rock") {
         li.append(phaseBadge(c.id));
         if (isOperator()) li.append(el("button", { type: "button", class: "small file-bug", text: "File a bug",
@@ -331,7 +332,7 @@
       const list = el("ul", { class: "column-cards" }, ...mine.map((c) => el("li", { "data-card": c.id, class: "card issue" },
         el("button", { type: "button", class: "card-link", "aria-pressed": String(c.id === state.selected),
           onclick: () => select(c.id) }, el("span", { class: "card-id", text: c.id }),
-          el("span", { class: "card-title", text: c.summary || c.name || "" })), statusBadge(c))));
+          el("span", { class: "card-title", text: c.summary || c.name || "" })), statusBadge(c), violationLabel(c.id))));
       return el("section", { class: "column", "data-column": key, "aria-label": title },
         el("h3", {}, document.createTextNode(title + " "), el("span", { class: "count", text: String(mine.length) })), list);
     }));
@@ -379,8 +380,22 @@
     }, 200);
   }
 
+  // violationLabel(id): "N violations" beside a card the gate refused something for
+  function violationLabel(id) {
+    const n = state.violationCounts.get(id) || 0;
+    const b = el("span", { class: "status rule violation-label", "data-violations": String(n),
+      text: n + (n === 1 ? " violation" : " violations") });
+    b.hidden = n === 0;
+    return b;
+  }
+
   function renderViolations(doc) {
     const list = doc.violations || [];
+    state.violationCounts = new Map((doc.by_card || []).map((x) => [x.card, x.n]));
+    for (const li of document.querySelectorAll("#tree li.card, #columns li.card")) {
+      const old = li.querySelector(":scope > .violation-label");
+      if (old) old.replaceWith(violationLabel(li.dataset.card));
+    }
     $("violation-rules").replaceChildren(...(doc.by_rule || []).map((r) =>
       el("span", { class: "status rule", "data-rule": r.rule, text: r.rule + " · " + r.n })));
     $("violation-list").replaceChildren(...list.map((v) => {

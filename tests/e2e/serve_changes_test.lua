@@ -75,6 +75,7 @@ describe("orket serve: a card's change and the violations", function()
     assert.matches('"path":".git/config"', v.attempt, 1, true) -- "/" as written, not "\/"
     assert.is_string(v.remedy)
     assert.same({ { rule = "PATH_PROTECTED", n = 1 } }, doc.by_rule)
+    assert.same({ { card = "CHG-1", n = 1 } }, doc.by_card)
     assert.equal(require("cjson").null, doc.next_before)
     st, doc = H.api(s, "GET", "/v1/violations?card=CHG-2", key)
     assert.same({}, doc.violations)

@@ -153,6 +153,10 @@ describe("the web board in Chromium", function()
       assert.matches("PATH_PROTECTED", v)
       assert.matches("protected path: .git/config", v, 1, true)
       assert.matches("PATH_PROTECTED · 1", wd:text_of("#violation-rules"), 1, true)
+      -- and a label on the card, in the tree (none on a card without violations)
+      wd:wait('#tree li[data-card="CHG-1"] > .violation-label', "CHG-1's violation label")
+      assert.equal("1 violation", wd:text_of('#tree li[data-card="CHG-1"] > .violation-label'))
+      assert.equal("", wd:text_of('#tree li[data-card="CHG-2"] > .violation-label')) -- there, hidden
       wd:press("#violation-list li.violation button.violation-card")
       H.wait_for(function() return wd:js("return document.getElementById('detail').dataset.card") == "CHG-1" end,
         "CHG-1's pane from the violation", 3000)
@@ -171,6 +175,7 @@ describe("the web board in Chromium", function()
       wd:press("#view-columns")
       wd:wait('#columns [data-column="done"] li[data-card="CHG-1"]', "CHG-1 in done")
       wd:wait('#columns [data-column="waiting"] li[data-card="CHG-2"]', "CHG-2 in blocked or waiting")
+      wd:wait('#columns li[data-card="CHG-1"] > .violation-label', "the label in the columns too")
       wd:wait('#columns [data-column="ready"] li[data-card="' .. made.id .. '"]', "the new card in ready")
       assert.is_false(wd:js("return !!document.querySelector('#columns li[data-card=\"CHG\"]')")) -- issues only
       assert.is_true(wd:js("return document.getElementById('tree').hidden"))

@@ -52,9 +52,11 @@ local function list(_, ctx)
   end
   local counts = {}
   for i, r in ipairs(violations.by_rule(ctx.db) or {}) do counts[i] = { rule = r.rule, n = r.n } end
+  local cards = {}
+  for i, r in ipairs(violations.by_card(ctx.db) or {}) do cards[i] = { card = r.card_id, n = r.n } end
   local limit = math.min(opts.limit or 50, violations.MAX)
   return 200, { format = "orket.violations/1", violations = jsonout.array(out), by_rule = jsonout.array(counts),
-    next_before = #out == limit and out[#out].id or cjson.null }
+    by_card = jsonout.array(cards), next_before = #out == limit and out[#out].id or cjson.null }
 end
 
 local STR, INT = { type = "string" }, { type = "integer" }
@@ -75,6 +77,7 @@ M.VIOLATIONS = { type = "object", required = { "format", "violations", "by_rule"
       id = INT, card = NSTR, run = NINT, turn = NINT, seat = NSTR, rule = STR, attempt = NSTR, reason = NSTR,
       remedy = NSTR, created_at = STR } } },
     by_rule = { type = "array", items = { type = "object", properties = { rule = STR, n = INT } } },
+    by_card = { type = "array", items = { type = "object", properties = { card = STR, n = INT } } },
     next_before = NINT } }
 
 --- add(router): the two routes, for viewers
@@ -89,7 +92,7 @@ function M.add(router)
     query = { { name = "card", description = "only this card's" }, { name = "rule", description = "only this rule's" },
       { name = "before", type = "integer", description = "only ids below this (the next page: next_before)" },
       { name = "limit", type = "integer", description = "at most this many (50; 200 at most)" } },
-    responses = { [200] = { schema = M.VIOLATIONS, description = "the violations, and how many each rule has" } } })
+    responses = { [200] = { schema = M.VIOLATIONS, description = "the violations, and how many each rule and card has" } } })
 end
 
 return M

@@ -38,4 +38,12 @@ function M.by_rule(db)
   return db:rows("SELECT rule, COUNT(*) AS n FROM violations GROUP BY rule ORDER BY n DESC, rule LIMIT ?", M.MAX)
 end
 
+M.MAX_CARDS = 1000 -- cards by_card counts at most (those with the most violations)
+
+--- by_card(db) -> array of {card_id, n}: how many violations each card has, most first
+function M.by_card(db)
+  return db:rows([[SELECT card_id, COUNT(*) AS n FROM violations WHERE card_id IS NOT NULL GROUP BY card_id
+    ORDER BY n DESC, card_id LIMIT ?]], M.MAX_CARDS)
+end
+
 return M
