@@ -13,7 +13,7 @@ return { rules = {
   { role = "coder", card = "CHG-1", match = "^Issue ", reply = { tool_calls = {
     call("write_file", { path = ".git/config", content = "[core]\n" }),
     call("write_file", { path = "notes.txt", content = "hello\nworld\n" }),
-    call("write_file", { path = "data.bin", content = "\0\1\2\255" }) } } },
+    call("write_file", { path = "data.bin", content = "\0\1\2binary" }) } } },
   { role = "coder", card = "CHG-2", match = "^Issue ", reply = { tool_calls = {
     call("write_file", { path = "b.txt", content = "from B\n" }) } } },
   { role = "coder", match = '"path"', reply = { tool_calls = {
