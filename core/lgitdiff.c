@@ -11,6 +11,7 @@
 #include "modules.h"
 
 #define LGD_META "orket.gitdiff"
+#define LGD_RESULT "orket.gitdiff.result" /* a diff's C memory while it is made into Lua */
 #define LGD_FILES_DEFAULT 300
 #define LGD_FILES_MAX 5000
 #define LGD_BYTES_DEFAULT (256 * 1024)
@@ -138,14 +139,15 @@ static int lgd_diff(lua_State *L) {
   const char *base = luaL_checkstring(L, 2), *tip = luaL_checkstring(L, 3);
   size_t max_files = lgd_opt(L, 4, "max_files", LGD_FILES_DEFAULT, LGD_FILES_MAX);
   size_t max_bytes = lgd_opt(L, 4, "max_bytes", LGD_BYTES_DEFAULT, LGD_BYTES_MAX);
-  gd_result r;
+  /* the result lives in a userdata whose __gc frees it: a memory error while the table
+   * is built below leaks nothing */
+  gd_result *rp = lua_newuserdatauv(L, sizeof *rp, 0);
+  memset(rp, 0, sizeof *rp);
+  luaL_setmetatable(L, LGD_RESULT);
   gd_err e = {0};
-  if (gitdiff_between(o->g, base, tip, max_files, max_bytes, &r, &e) != 0) return lgd_fail(L, &e);
-  /* the result's C memory is freed before anything here can raise: pushed first, then freed */
-  if (!lua_checkstack(L, 6)) {
-    gitdiff_result_free(&r);
-    return luaL_error(L, "diff: stack overflow");
-  }
+  if (gitdiff_between(o->g, base, tip, max_files, max_bytes, rp, &e) != 0) return lgd_fail(L, &e);
+  const gd_result r = *rp;
+  luaL_checkstack(L, 6, "diff");
   lua_createtable(L, 0, 4);
   lua_createtable(L, (int)r.n, 0);
   for (size_t i = 0; i < r.n; i++) {
@@ -159,8 +161,13 @@ static int lgd_diff(lua_State *L) {
   lua_setfield(L, -2, "bytes");
   lua_pushboolean(L, r.truncated);
   lua_setfield(L, -2, "truncated");
-  gitdiff_result_free(&r);
+  gitdiff_result_free(rp);
   return 1;
+}
+
+static int lgd_result_gc(lua_State *L) {
+  gitdiff_result_free(luaL_checkudata(L, 1, LGD_RESULT));
+  return 0;
 }
 
 static int lgd_close(lua_State *L) {
@@ -199,6 +206,10 @@ static const luaL_Reg lgd_funcs[] = {
 };
 
 int luaopen_orket_gitdiff(lua_State *L) {
+  luaL_newmetatable(L, LGD_RESULT);
+  lua_pushcfunction(L, lgd_result_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
   luaL_newmetatable(L, LGD_META);
   luaL_setfuncs(L, lgd_meta, 0);
   luaL_newlibtable(L, lgd_methods);
