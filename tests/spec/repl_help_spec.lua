@@ -63,6 +63,25 @@ describe("REPL help", function()
     end
   end)
 
+  it("is what docs/engine.md's table of project's fields says (scripts/repl-doc.lua)", function()
+    local function check(root)
+      local p = io.popen(string.format("%s lua %s --check %s 2>&1", H.quote(H.BIN),
+        H.quote(H.ROOT .. "/scripts/repl-doc.lua"), H.quote(root)))
+      local out = p:read("a")
+      return p:close(), out
+    end
+    local ok, out = check(H.ROOT)
+    assert.is_true(ok, out)
+    -- and the check fails on a table that differs
+    local root = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(root .. "/docs"))
+    local text = H.read(H.ROOT .. "/docs/engine.md")
+    H.write(root .. "/docs/engine.md", (text:gsub("| `project.board` | [^\n]*", "| `project.board` | stale |", 1)))
+    ok, out = check(root)
+    assert.is_nil(ok)
+    assert.matches("differs from the contract comments", out, 1, true)
+  end)
+
   it("prints an overview of what is at hand, and the whole comment of one thing", function()
     local env = { orket = require "orket" }
     env.help = help.new(env)
