@@ -441,6 +441,24 @@
     renderCard(doc, quiet);
   }
 
+  // an amount in micro-units of its currency (docs/cost.md), exact: integers, no floats
+  function money(micros, currency) {
+    let frac = String(micros % 1000000).padStart(6, "0").replace(/0+$/, "");
+    while (frac.length < 2) frac += "0";
+    return Math.floor(micros / 1000000) + "." + frac + " " + currency;
+  }
+
+  // the card's model calls (an epic's or a rock's: its cards' too): tokens by kind and,
+  // when known, the cost
+  function usageText(u) {
+    if (!u || !u.calls) return null;
+    let s = u.calls + (u.calls === 1 ? " call, " : " calls, ") + u.input + " prompt tokens" +
+      (u.cached ? " (" + u.cached + " cached)" : "") + ", " + u.output + " output tokens";
+    const cs = Object.keys(u.cost || {}).sort().map((c) => money(u.cost[c], c));
+    if (cs.length) s += ", cost " + cs.join(" + ");
+    return s;
+  }
+
   function renderCard(doc, quiet) {
     const id = doc.card.id;
     if (state.selected !== id) return;
@@ -453,7 +471,7 @@
     $("detail").dataset.card = c.id;
     $("detail-title").textContent = c.id + (c.summary || c.name ? ": " + (c.summary || c.name) : "");
     const rows = [["Status", statusBadge(c)], ["Type", c.type], ["Parent", c.parent], ["Seat", c.seat],
-      ["Worked by", c.worked_by], ["Priority", c.priority], ["Description", c.description],
+      ["Worked by", c.worked_by], ["Model use", usageText(doc.usage)], ["Priority", c.priority], ["Description", c.description],
       ["Requirements", c.requirements], ["Acceptance", c.acceptance], ["Note", c.note]];
     const dl = [];
     for (const [k, v] of rows) {

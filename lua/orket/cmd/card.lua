@@ -1,4 +1,5 @@
 -- orket card ID [--json]: one card in full, with its dependencies, comments and history.
+local cost = require "orket.cost"
 local jsonout = require "orket.jsonout"
 local board_cmd = require "orket.cmd.board"
 local view = require "orket.views.card"
@@ -45,6 +46,7 @@ function cmd.run(args, cli)
   line("priority", string.format("%s (%g)", board_cmd.priority_name(c.priority), c.priority))
   line("seat", c.seat)
   line("worked by", c.worked_by)
+  if g.usage and g.usage.calls > 0 then line("model", (cost.usage_text(g.usage):gsub("^usage: ", ""))) end
   line("retries", c.retries > 0 and c.retries or nil)
   line("depends on", #c.depends_on > 0 and table.concat(c.depends_on, ", ") or nil)
   if #kids > 0 then

@@ -5,6 +5,7 @@ local inert = require "orket.inert"
 local jsonout = require "orket.jsonout"
 local runs = require "orket.store.runs"
 local view = require "orket.views.log"
+local cost = require "orket.cost"
 
 local cmd = { summary = "print the transcript of a run", usage = "orket log [RUN] [--full] [--json] [-C DIR]" }
 cmd.help = "Prints run RUN (the latest run when RUN is left out) from the journal: each turn, the\n"
@@ -80,7 +81,7 @@ function cmd.run(args, cli)
   local n = 400 -- characters of a message shown; --full shows them whole
   if full then n = nil end
   local out = { string.format("run %d: %s %s, %s, started %s", run.id, run.kind, one(run.target), run.state,
-    run.started_at) }
+    run.started_at), cost.usage_text(doc.usage) }
   -- the open turn of each card (its turn_begin's data), and the card whose header is last
   local open_turn, shown = {}, nil
   for _, ev in ipairs(doc.events) do
@@ -105,9 +106,10 @@ function cmd.run(args, cli)
       local resp = t.response
       local msgs = t.messages
       local last = msgs[#msgs]
-      out[#out + 1] = string.format("-- step %s, model %s, provider %s, %s+%s tokens",
+      out[#out + 1] = string.format("-- step %s, model %s, provider %s, %s+%s tokens%s%s",
         num(t.step), one(t.model), one(t.provider or "?"), tostring(t.prompt_tokens),
-        tostring(t.completion_tokens))
+        tostring(t.completion_tokens), t.cached_tokens and string.format(" (%d cached)", t.cached_tokens) or "",
+        t.cost and (", " .. cost.format(t.cost, t.currency)) or "")
       if full then
         for _, m in ipairs(msgs) do out[#out + 1] = "   [" .. one(m.role) .. "] " .. clip(m.content, n) end
       elseif last then

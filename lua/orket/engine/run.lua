@@ -47,7 +47,7 @@ end
 
 -- every field of a run: those new sets and those it leaves nil until the run needs them
 for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skipped", "stopping", "halted",
-  "journal_failed", "git_failed", "tokens_used", "card_tokens_used", "card_clock", "run_deadline", "round_after",
+  "journal_failed", "git_failed", "tokens_used", "card_tokens_used", "spend", "card_clock", "run_deadline", "round_after",
   "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known" } do
   FIELDS[k] = true
 end
@@ -96,12 +96,12 @@ end
 -- transaction (a savepoint of the caller's). true | nil, msg, CODE.
 -- The move is the engine's (a reviewer's own moves out of code_review are only done or in_progress),
 -- journaled under the seat whose turn it ends.
-local function block_records(e, card, actor, reason, why)
+local function block_records(e, card, actor, reason, why, to)
   return e.db:tx(function()
     local c = e.board:get(card.id)
     if c.status ~= "in_progress" and c.status ~= "code_review" then return true end
     assert(e.board:comment(card.id, { author = "orket", body = why }))
-    local t, terr, tcode = e.board:transition(card.id, "blocked",
+    local t, terr, tcode = e.board:transition(card.id, to or "blocked",
       { actor = { seat = actor.seat, roles = actor.roles, by = "engine" }, reason = reason, note = why })
     if not t then return nil, terr, tcode end
     return true
@@ -420,8 +420,11 @@ function Run:end_turn_records(job, out)
     assert(self:begin_records(job))
   end
   local card = assert(self.board:get(job.card_id))
-  local reason, why
-  if out.ended == "budget" then
+  local reason, why, to
+  if out.ended == "budget" and out.money then
+    -- a money budget waits for a person: `orket answer` approves going on (docs/cost.md)
+    reason, why, to = "input", "Turn stopped: " .. out.detail .. ". Answer the card to approve going on, or raise the budget.", "waiting_for_developer"
+  elseif out.ended == "budget" then
     reason, why = "resource", "Turn stopped: " .. out.detail .. "."
   elseif out.ended == "model_error" then
     reason, why = "system", string.format("The model failed (%s): %s", tostring(out.class), tostring(out.detail))
@@ -429,8 +432,8 @@ function Run:end_turn_records(job, out)
     reason, why = "system", "The turn failed: " .. tostring(out.detail)
   end
   if reason then
-    local ok, err = block_records(self, card, job.actor, reason, why)
-    out.blocked = { reason = reason, detail = why, error = not ok and err or nil }
+    local ok, err = block_records(self, card, job.actor, reason, why, to)
+    out.blocked = { reason = reason, detail = why, error = not ok and err or nil, money = out.money }
   end
   if job.phase == "escalation" then
     self.db:event { kind = "escalated", card = job.card_id, run = self.run_id, data = { key = card.retries or 0 } }

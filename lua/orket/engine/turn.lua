@@ -22,6 +22,7 @@ local verify = require "orket.engine.verify"
 local sandboxtool = require "orket.engine.sandboxtool"
 local proctool = require "orket.engine.proctool"
 local lease = require "orket.engine.lease"
+local spend = require "orket.engine.spend"
 
 local M = {}
 
@@ -175,6 +176,9 @@ local function call_model(e, job, req)
     local over, left = wall_left(e, job)
     if over then return nil, over.detail, "budget", over end
     req.timeout_ms = left and math.max(1, math.ceil(left)) or nil
+    -- a call that could pass a money budget is not sent (docs/cost.md)
+    over = spend.check(e, job, req)
+    if over then return nil, over.detail, "budget", over end
     local res, msg, class, failure = e.llm:chat(req)
     if res then return res end
     class = class or "transient"
@@ -436,6 +440,7 @@ local function step_response(sp)
     response, sp.turn_id = sp.rec.response, sp.rec.id
   else
     local res, usage = model.res, model.res.usage or {}
+    local money = spend.record(e, job, res.usage)
     response = {
       content = res.content or "", tool_calls = res.tool_calls or {}, finish_reason = res.finish_reason,
       usage = res.usage, model = res.model, provider = res.provider,
@@ -443,11 +448,13 @@ local function step_response(sp)
     sp.turn_id = assert(e.db:record_turn { run = job.run, card = job.card_id, seat = job.seat, role = job.role.name,
       turn = job.turn, model = res.model or job.model, request = { model = job.model, messages = model.msgs },
       response = response, prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
-      data = { step = sp.n, phase = job.phase, latency_ms = model.latency_ms } })
+      data = { step = sp.n, phase = job.phase, latency_ms = model.latency_ms, cached_tokens = money.cached_tokens,
+        cost = money.cost, currency = money.currency } })
     sp.tokens = (usage.prompt_tokens or 0) + (usage.completion_tokens or 0)
     e:add_tokens(sp.tokens, job.card_id)
     sp.events[#sp.events + 1] = { type = "model", card = job.card_id, seat = job.seat, turn = job.turn, step = sp.n,
-      prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens }
+      prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
+      cached_tokens = money.cached_tokens, cost = money.cost, currency = money.currency }
   end
   local calls, perr = calls_of(e, job, response)
   if not calls then
@@ -585,6 +592,7 @@ function M.run(e, job)
       local req = {
         model = job.model, messages = msgs, tools = job.role.dialect == "native" and job.tool_specs or nil,
         fixed_tools = true, -- the registry's own entries (tools.lua: specs), never changed
+        max_tokens = e.settings.budgets.max_output_tokens > 0 and e.settings.budgets.max_output_tokens or nil,
         meta = { run = job.run, card = job.card_id, role = job.role.name, seat = job.seat, turn = job.turn,
           step = step, phase = job.phase },
       }

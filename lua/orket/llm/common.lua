@@ -357,9 +357,12 @@ function M.tool_call(id, name, raw, args)
   return call
 end
 
---- finish_usage(usage, messages, content, calls) -> usage, flagged estimated when needed
+--- finish_usage(usage, messages, content, calls) -> usage, flagged estimated when needed.
+--- cached_tokens (of prompt_tokens, served from the provider's prompt cache) only when
+--- the provider said so: an estimate of it would be a guess at a price.
 function M.finish_usage(u, messages, content, calls)
-  local out = { prompt_tokens = u and u.prompt_tokens, completion_tokens = u and u.completion_tokens, estimated = false }
+  local out = { prompt_tokens = u and u.prompt_tokens, completion_tokens = u and u.completion_tokens,
+    cached_tokens = u and math.tointeger(u.cached_tokens), estimated = false }
   if out.prompt_tokens == nil then
     out.prompt_tokens = M.estimate_tokens(M.messages_chars(messages))
     out.estimated = true

@@ -7,6 +7,7 @@ local turns = require "orket.store.turns"
 local runs = require "orket.store.runs"
 local journal = require "orket.store.journal"
 local project = require "orket.project"
+local costs = require "orket.store.costs"
 
 local M = {}
 
@@ -14,9 +15,11 @@ local M = {}
 --- `orket log RUN --json` prints and GET /v1/runs/{id}/transcript answers (format
 --- orket.log/1, docs/cli.md): run {id, target, kind, state, started_at, ended_at}, events
 --- (the run's journal, oldest first: id, at, kind, card, actor, data; a "turn" event also
---- carries turn {step, model, provider, prompt_tokens, completion_tokens, messages,
---- response}, a "tool_call" event result: the result as the JSON text the journal holds)
---- and transitions (the board moves the run made: at, card, actor, from, to).
+--- carries turn {step, model, provider, prompt_tokens, completion_tokens, cached_tokens,
+--- cost (micro-units), currency, messages, response}, a "tool_call" event result: the
+--- result as the JSON text the journal holds), transitions (the board moves the run made:
+--- at, card, actor, from, to) and usage (the run's tokens by kind and cost by currency,
+--- docs/cost.md: {calls, priced, input, cached, output, cost = {CURRENCY = micro-units}}).
 function M.json_doc(db, dir, id)
   local run = runs.get(db, id)
   if not run then return nil, string.format("no run %s (see 'orket runs')", tostring(id)) end
@@ -28,7 +31,9 @@ function M.json_doc(db, dir, id)
       local t = turns.get(db, d.id) or {}
       local req = cjson.decode(t.request or "{}") or {}
       local resp = cjson.decode(t.response or "{}") or {}
-      item.turn = { step = (cjson.decode(t.data or "{}") or {}).step, model = t.model,
+      local td = cjson.decode(t.data or "{}") or {}
+      item.turn = { step = td.step, model = t.model, cached_tokens = td.cached_tokens, cost = td.cost,
+        currency = td.currency,
         -- the provider that answered (older records: the one the request named, "provider:model")
         provider = resp.provider or (type(req.model) == "string" and req.model:match("^([^:]+):")) or nil,
         prompt_tokens = t.prompt_tokens, completion_tokens = t.completion_tokens,
@@ -49,7 +54,7 @@ function M.json_doc(db, dir, id)
   return { format = "orket.log/1",
     run = { id = run.id, target = run.target, kind = run.kind, state = project.run_state(dir, run.status,
       run.id), started_at = run.started_at, ended_at = run.ended_at },
-    events = jsonout.array(events), transitions = jsonout.array(moves) }
+    events = jsonout.array(events), transitions = jsonout.array(moves), usage = costs.totals(db, { run = run.id }) }
 end
 
 return M
