@@ -22,6 +22,7 @@ local deploy = require "orket.sandboxes.deploy"
 local store_runs = require "orket.store.runs"
 local store_journal = require "orket.store.journal"
 local json = require "cjson.safe"
+local roles_mod = require "orket.engine.roles"
 
 local M = {}
 local Run = {}
@@ -321,7 +322,8 @@ function Run:turn_job(card, open, turns, merge_mark, phase, seat, role)
   }
   -- The turn keeps the scripts it starts with: a hot reload swaps self's, not the job's.
   job.tools, job.policies = self.tools, self.policies
-  job.tool_specs = job.tools:specs(role.tools)
+  -- one order for every seat's tools, the shared ones first (a prompt cache's prefix)
+  job.tool_specs = job.tools:specs(roles_mod.tool_order(self.roles, role.tools))
   if not self.model then
     local merr
     job.model, merr = route(self, "model", { seat = seat, role = role.name, card = card, phase = phase,

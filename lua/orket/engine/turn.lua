@@ -87,11 +87,14 @@ local function make_context(e, job, card, history)
   end
   local comments = {}
   for _, c in ipairs(e.board:comments(card.id)) do comments[#comments + 1] = { author = c.author, body = c.body } end
+  local window
+  -- the steps folded into the summary: recorded with the call (docs/cost.md, orket log --cache)
+  window, job.summarized = context.window(history, e.settings.context)
   return {
     card = card, deps = deps, comments = comments, seat = job.seat, role = job.role.name,
     phase = job.phase, turn = job.turn, tools = job.tool_specs,
     memory = context.recall(e.memory, card, e.settings.context),
-    history = context.window(history, e.settings.context),
+    history = window,
     project = { name = e.settings.name, vision = e.settings.vision },
     -- the reviewer sees the engine's last check of the work it judges (engine/verify.lua)
     verification = job.phase == "review" and verify.last(e.db, card.id) or nil,
@@ -421,7 +424,8 @@ end
 
 local function after_call(sp, call, res)
   local job = sp.job
-  sp.events[#sp.events + 1] = { type = "tool", card = job.card_id, seat = job.seat, tool = call.name, ok = res.ok,
+  sp.events[#sp.events + 1] = { type = "tool", card = job.card_id, seat = job.seat, turn = job.turn, call_id = call.id,
+    tool = call.name, ok = res.ok,
     code = res.code, denied = res.denied or nil }
   if res.held then
     sp.events[#sp.events + 1] = { type = "approval_requested", card = job.card_id, seat = job.seat, tool = call.name,
@@ -449,12 +453,14 @@ local function step_response(sp)
       turn = job.turn, model = res.model or job.model, request = { model = job.model, messages = model.msgs },
       response = response, prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
       data = { step = sp.n, phase = job.phase, latency_ms = model.latency_ms, cached_tokens = money.cached_tokens,
+        summarized = job.summarized ~= 0 and job.summarized or nil,
         cost = money.cost, currency = money.currency } })
     sp.tokens = (usage.prompt_tokens or 0) + (usage.completion_tokens or 0)
     e:add_tokens(sp.tokens, job.card_id)
     sp.events[#sp.events + 1] = { type = "model", card = job.card_id, seat = job.seat, turn = job.turn, step = sp.n,
       prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
-      cached_tokens = money.cached_tokens, cost = money.cost, currency = money.currency }
+      cached_tokens = money.cached_tokens, cost = money.cost, currency = money.currency,
+      latency_ms = model.latency_ms, response_model = res.model }
   end
   local calls, perr = calls_of(e, job, response)
   if not calls then

@@ -2,6 +2,7 @@
 -- classification, secret redaction, token estimates and the normalized result.
 local json = require "cjson.safe"
 local http = require "orket.c.http"
+local jsonout = require "orket.jsonout"
 
 local M = {}
 
@@ -91,7 +92,11 @@ function M.wire_tools(req)
     for i, t in ipairs(tools) do
       local text = tool_texts[t]
       if not text then
-        text = json.encode(wire_tool(t))
+        -- keys sorted: the same tools are the same bytes in every process (lua-cjson's
+        -- order follows the table's hash, which differs between processes), so a server's
+        -- prompt cache keeps them across restarts, resumes and workers
+        local ok, enc = pcall(jsonout.encode, wire_tool(t))
+        text = ok and enc or nil
         if not text then break end
         tool_texts[t] = text
       end
