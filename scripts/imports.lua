@@ -17,7 +17,7 @@ M.LAYERS = {
   { name = "actions", doc = "what can be done to a card or the project, each rule once with its result as data; the project's configuration and its outside world",
     match = { "^orket%.actions%.", "^orket%.tools$", "^orket%.toolcalls$", "^orket%.import$",
               "^orket%.llm$", "^orket%.llm%.", "^orket%.forge$", "^orket%.project$", "^orket%.config$",
-              "^orket%.gate$", "^orket%.policy$", "^orket%.profile$",
+              "^orket%.gate$", "^orket%.policy$", "^orket%.profile$", "^orket%.otel$",
               "^orket%.memory$", "^orket%.settings$", "^orket%.settings%." } },
   { name = "board", doc = "the board and its store: cards, their order, persistence, the workspace",
     match = { "^orket%.board$", "^orket%.ready$", "^orket%.store$", "^orket%.store%.", "^orket%.workspace$", "^orket%.card$" } },

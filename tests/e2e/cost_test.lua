@@ -17,20 +17,13 @@ local PRICE = [[{ input = "2.50", cached_input = "1.25", output = 10, currency =
 
 -- A one-issue project whose model is the fake server's `model` through a provider of `kind`.
 local function project(kind, model, extra)
-  local dir = H.tmpdir()
-  os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
   local base = kind == "openai" and (fake.url .. "/v1") or fake.url
-  H.write(dir .. "/orket.lua", string.format([[
+  return fake.one_issue(string.format([[
 models = { default = "fake:%s", providers = { fake = { kind = %q, base_url = %q } },
   prices = { ["fake:%s"] = %s } }
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
 %s
 ]], model, kind, base, model, PRICE, extra or "budgets = { turns_per_card = 1 }"))
-  H.write(dir .. "/epics/m.json", [[
-{ "id": "M", "name": "Model", "issues": [ { "id": "M-1", "summary": "Do it", "seat": "senior_developer" } ] }
-]])
-  assert.equal(0, H.orket("import", { cwd = dir }).status)
-  return dir
 end
 
 local function run(dir)

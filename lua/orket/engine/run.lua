@@ -84,6 +84,8 @@ end
 
 function Run:emit(ev)
   ev.run_id = self.run_id
+  local tracer = self.engine.tracer -- spans of the run (orket.otel), before the stream's handler
+  if tracer then tracer:event(ev) end
   local fn = self.engine.emit_fn
   if fn then fn(ev) end
 end

@@ -518,6 +518,24 @@ local SCHEMA = {
   { "sandbox", sandboxes.sandbox },
   { "bug_fix", sandboxes.bug_fix },
   { "mcp", function(d) return mcp.section(d.mcp) end }, -- docs/mcp.md
+  -- traces over OTLP/HTTP (docs/observability.md); the OTEL_* variables win over it
+  { "telemetry", function(d)
+    local t = d.telemetry
+    if t == nil then return {} end
+    if type(t) ~= "table" then fail("telemetry", "must be a table") end
+    for k, v in pairs(t) do
+      if k == "endpoint" then
+        if type(v) ~= "string" or not v:match("^https?://[^/]") then
+          fail("telemetry.endpoint", "must be an http:// or https:// URL (the collector's base; /v1/traces is added)")
+        end
+      elseif k == "service_name" then
+        text(v, "telemetry.service_name")
+      else
+        fail("telemetry." .. tostring(k), "unknown setting (known: endpoint, service_name)")
+      end
+    end
+    return t
+  end },
   -- where the store is (docs/store.md, "Toward PostgreSQL"); checked here, not used yet
   { "store", function(d)
     local s, err = pgurl.section(d.store)
