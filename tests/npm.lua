@@ -8,7 +8,9 @@ local M = {}
 
 -- The packages, pinned to a major version: what the tests were written against.
 M.PACKAGES = { "@modelcontextprotocol/sdk@^1.25", "@modelcontextprotocol/server-everything@2026",
-  "@action-validator/cli@^0.6" }
+  "@action-validator/cli@^0.6",
+  -- the OTLP protobuf definitions; 0.57 is the last line whose engines a Debian 12 node takes
+  "@opentelemetry/otlp-transformer@~0.57.2" }
 
 local function cache_dir()
   local d = os.getenv("ORKET_TEST_NPM_CACHE")
@@ -73,12 +75,13 @@ function M.bin(name)
 end
 
 --- node(script, args, {cwd=, env=}) -> {status=, stdout=, stderr=}: runs a test script
---- (tests/mcp/NAME) with the cache's node_modules on NODE_PATH-like resolution (the script
+--- (tests/mcp/NAME; a NAME with a directory, such as otel/otlp_check.js, is under tests/) with the cache's node_modules on NODE_PATH-like resolution (the script
 --- is copied next to them, as ES modules resolve from their own directory)
 function M.node(name, args, o)
   o = o or {}
   local dir = assert(M.ensure())
-  local src = H.ROOT .. "/tests/mcp/" .. name
+  local src = H.ROOT .. "/tests/" .. (name:find("/", 1, true) and name or ("mcp/" .. name))
+  name = name:match("[^/]+$")
   local dst = dir .. "/" .. name
   H.write(dst, assert(H.read(src)))
   local tmp = H.tmpdir()

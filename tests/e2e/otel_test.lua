@@ -1,9 +1,12 @@
 -- Traces over OTLP/HTTP with JSON (docs/observability.md), against the fake server's
 -- loopback collector, which keeps every export's decoded body: the GenAI conventions' span
 -- names and attributes, one trace per run with its parents, the standard OTEL_* variables;
--- a collector that is down or refuses costs counted drops, never the run.
+-- a collector that is down or refuses costs counted drops, never the run. The exports are
+-- also read through the official OTLP protobuf definitions (npm, tests/otel/otlp_check.js),
+-- skipped with the reason printed when npm cannot install them.
 local H = require "tests.helpers"
 local cjson = require "cjson"
+local npm = require "tests.npm"
 
 local fake = require("tests.fake_server").start()
 teardown(function()
@@ -106,6 +109,37 @@ describe("traces", function()
       assert.equal(base.status, r.status, r.stderr)
       assert.matches("warning: traces: 0 spans exported, %d+ dropped %(.*" .. case.why .. ".*%)", r.stderr)
       if case.tries then assert.equal(case.tries, #exports()) end -- 503 is sent again, 500 and 413 not
+    end
+  end)
+
+  it("read back the same through the official OTLP protobuf definitions (npm)", function()
+    local ndir, why = npm.ensure()
+    if not ndir then
+      print("\nSKIPPED (@opentelemetry/otlp-transformer from npm): " .. why)
+      return
+    end
+    local dir = project()
+    H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url } })
+    local bodies = {}
+    for i, e in ipairs(exports()) do bodies[i] = e.request end
+    assert.is_true(#bodies >= 1)
+    H.write(dir .. "/bodies.json", cjson.encode(bodies))
+    local r = npm.node("otel/otlp_check.js", { dir .. "/bodies.json" })
+    assert.equal(0, r.status, r.stderr)
+    local names, keys, seen = {}, {}, {}
+    for _, sp in ipairs(cjson.decode(r.stdout).spans) do
+      if not seen[sp.name] then names[#names + 1] = sp.name end
+      seen[sp.name] = true
+      for _, k in ipairs(sp.attributes) do keys[k] = true end
+    end
+    table.sort(names)
+    -- the two model calls (the tool call, then the turn's end), the tool, the turn, the run
+    assert.same({ "chat " .. MODEL, "execute_tool write_file", "invoke_agent coder", "orket run M" }, names)
+    -- the GenAI conventions' attribute names
+    for _, k in ipairs { "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
+      "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.agent.name", "gen_ai.tool.name",
+      "gen_ai.conversation.id" } do
+      assert.is_true(keys[k], k)
     end
   end)
 
