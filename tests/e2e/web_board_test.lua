@@ -161,6 +161,12 @@ describe("the web board in Chromium", function()
       H.wait_for(function() return wd:js("return document.getElementById('detail').dataset.card") == "CHG-1" end,
         "CHG-1's pane from the violation", 3000)
 
+      -- what CHG-1's model calls used (docs/cost.md): tokens by kind; no cost without a price
+      local fields = wd:text_of("#fields")
+      assert.matches("Model use", fields, 1, true)
+      assert.matches("%d+ calls?, %d+ prompt tokens, %d+ output tokens", fields)
+      assert.is_nil(fields:find("cost", 1, true))
+
       -- CHG-1's change: its files against main, the binary one named, the diff, the commit
       wd:wait('#change-files li[data-path="notes.txt"]', "the change's files")
       assert.matches("added", wd:text_of('#change-files li[data-path="notes.txt"]'))
