@@ -134,7 +134,17 @@ describe("a money budget", function()
     evs = run(dir)
     assert.equal(4, requests())
     assert.equal(2, #evs.model)
-    assert.equal("budget_reached", evs.budget_reached and "budget_reached")
+    -- one budget's worth more: two calls, then the card waits again, the amounts since the answer
+    assert.equal(16500, evs.budget_reached[1].spent)
+    assert.equal("waiting_for_developer", evs.turn_end[#evs.turn_end].status)
+    -- the API's answer (the web board's) approves as the CLI's does
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local st = H.api(s, "POST", "/v1/cards/M-1/answer", op, { text = "approved" })
+    assert.equal(200, st)
+    assert.equal(0, s.stop())
+    evs = run(dir)
+    assert.equal(6, requests())
   end)
 
   it("warns at 80%, ends the run at its budget and never passes it by more than a call", function()
