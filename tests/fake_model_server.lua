@@ -49,8 +49,8 @@
 --   nolog                       leave the request out of /__log (benchmarks: a log of tens of
 --                               thousands of requests made this server's collector pause for
 --                               milliseconds between the stamp and the rest of an answer)
--- POST /v1/traces is an OTLP/HTTP collector taking JSON (POST /status/CODE/v1/traces answers
--- CODE): each export is logged with its decoded body.
+-- POST /v1/traces and /v1/metrics are an OTLP/HTTP collector taking JSON (under
+-- /status/CODE/ it answers CODE): each export is logged with its decoded body.
 -- GET /__log returns every request seen (path, model, time, authorization present, conn:
 -- the number of the connection it came on);
 -- POST /__reset forgets the log and the failure counters; any path under /moved/ answers 302
@@ -324,8 +324,8 @@ local function handle(c, method, path, headers, body)
     return c:send(200, {}, json.encode { models = { { name = "fake-model", model = "fake-model" } } })
   end
   -- an OTLP/HTTP collector (JSON): logs each export; under /status/CODE/ it answers CODE
-  local otlp_status = path:match("^/status/(%d+)/v1/traces$")
-  if method == "POST" and (path == "/v1/traces" or otlp_status) then
+  local otlp_status = path:match("^/status/(%d+)/v1/traces$") or path:match("^/status/(%d+)/v1/metrics$")
+  if method == "POST" and (path == "/v1/traces" or path == "/v1/metrics" or otlp_status) then
     log[#log + 1] = { t = now_ms(), path = path, request = json.decode(body), conn = c.serial,
       content_type = headers["content-type"], authorization = headers["authorization"] }
     local st = tonumber(otlp_status) or 200

@@ -26,9 +26,9 @@ budgets = { turns_per_card = 1 }
 ]], MODEL, fake.url .. "/v1"))
 end
 
-local function exports()
+local function exports(kind)
   local out = {}
-  for _, e in ipairs(fake.log()) do if e.path:match("/v1/traces$") then out[#out + 1] = e end end
+  for _, e in ipairs(fake.log()) do if e.path:match("/v1/" .. (kind or "traces") .. "$") then out[#out + 1] = e end end
   return out
 end
 
@@ -92,6 +92,25 @@ describe("traces", function()
     assert.equal(a["orket.run.id"], c["orket.run.id"])
     -- no prompt or answer text leaves
     assert.is_nil(cjson.encode(ex[1].request):find("Do it", 1, true))
+
+    -- the GenAI client metrics, once at the run's end: tokens by type, call durations
+    local mx = exports("metrics")
+    assert.equal(1, #mx)
+    local rm = mx[1].request.resourceMetrics[1]
+    assert.equal("orket-test", attrs(rm.resource.attributes)["service.name"])
+    local points = {}
+    for _, m in ipairs(rm.scopeMetrics[1].metrics) do
+      for _, dp in ipairs(m.histogram.dataPoints) do
+        local pa = attrs(dp.attributes)
+        points[m.name .. "/" .. tostring(pa["gen_ai.token.type"])] = dp
+        assert.same({ "chat", "fake", MODEL }, { pa["gen_ai.operation.name"], pa["gen_ai.provider.name"], pa["gen_ai.request.model"] })
+        assert.equal(2, m.histogram.aggregationTemporality) -- cumulative
+      end
+    end
+    -- two model calls: 50 prompt tokens and 3 output tokens each
+    assert.same({ "2", 100 }, { points["gen_ai.client.token.usage/input"].count, points["gen_ai.client.token.usage/input"].sum })
+    assert.same({ "2", 6 }, { points["gen_ai.client.token.usage/output"].count, points["gen_ai.client.token.usage/output"].sum })
+    assert.equal("2", points["gen_ai.client.operation.duration/nil"].count)
   end)
 
   it("cost a counted drop, never the run, when the collector is down or refuses", function()
@@ -123,6 +142,7 @@ describe("traces", function()
     local bodies = {}
     for i, e in ipairs(exports()) do bodies[i] = e.request end
     assert.is_true(#bodies >= 1)
+    bodies[#bodies + 1] = exports("metrics")[1].request
     H.write(dir .. "/bodies.json", cjson.encode(bodies))
     local r = npm.node("otel/otlp_check.js", { dir .. "/bodies.json" })
     assert.equal(0, r.status, r.stderr)
@@ -141,6 +161,9 @@ describe("traces", function()
       "gen_ai.conversation.id" } do
       assert.is_true(keys[k], k)
     end
+    local ms = {}
+    for _, m in ipairs(cjson.decode(r.stdout).metrics) do ms[m.name .. " " .. m.unit] = true end
+    assert.same({ ["gen_ai.client.token.usage {token}"] = true, ["gen_ai.client.operation.duration s"] = true }, ms)
   end)
 
   it("are off without a collector, and OTEL_SDK_DISABLED turns them off", function()

@@ -226,6 +226,7 @@ function cmd.execute(o, cli, resume_id)
     if st.dropped > 0 then
       cli.err("warning: traces: %d spans exported, %d dropped (%s)", st.exported, st.dropped, tostring(st.last_error or "queue full"))
     end
+    if st.metrics_dropped > 0 then cli.err("warning: metrics: not exported (%s)", tostring(st.last_error)) end
   end
   for _, h in ipairs(signals) do h:close() end
   watcher:close()

@@ -422,10 +422,11 @@ end
 -- "started") the call is recovered, never run twice; after_tool, with its result
 -- committed, goes on at the next call.
 
-local function after_call(sp, call, res)
+local function after_call(sp, call, res, t0)
   local job = sp.job
+  -- ms: the call's wall time (its span's, orket.otel), from its gate check to its result
   sp.events[#sp.events + 1] = { type = "tool", card = job.card_id, seat = job.seat, turn = job.turn, call_id = call.id,
-    tool = call.name, ok = res.ok,
+    ms = t0 and math.floor(rt.now() - t0) or nil, tool = call.name, ok = res.ok,
     code = res.code, denied = res.denied or nil }
   if res.held then
     sp.events[#sp.events + 1] = { type = "approval_requested", card = job.card_id, seat = job.seat, tool = call.name,
@@ -482,7 +483,7 @@ local function step_pending_result(sp)
   sp.pending = nil
   assert(sp.e.db:finish_tool_call(p.id, { result = p.res, ok = p.res.ok, error_code = p.res.code, turn = sp.turn_id,
     tool = p.call.name, run = job.run, card = job.card_id, seat = job.seat }))
-  after_call(sp, p.call, p.res)
+  after_call(sp, p.call, p.res, p.t0)
   sp.st.history[#sp.st.history + 1] = result_message(job, p.call, p.res)
 end
 
@@ -510,12 +511,13 @@ local function step_calls(sp)
       end
       fault.hit("before_tool")
       local card = assert(e.board:get(job.card_id))
+      local t0 = rt.now()
       res = execute(e, job, sp.turn_id, key, call, st.counters, card)
       if res.effect then
-        sp.pending = { call = call, id = res.id, card = card }
+        sp.pending = { call = call, id = res.id, card = card, t0 = t0 }
         return true
       end
-      after_call(sp, call, res)
+      after_call(sp, call, res, t0)
     end
     -- a held call ends the turn (recorded or replayed): the card waits for the developer
     if res.held then
