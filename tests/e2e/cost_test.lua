@@ -127,6 +127,10 @@ describe("a money budget", function()
     assert.equal("input", blocked.reason)
     assert.matches("money budget: the card M%-1 spent 0.0165 USD of its 0.06 USD %(budgets.cost_per_card%)", blocked.detail)
     assert.equal("waiting_for_developer", evs.turn_end[#evs.turn_end].status)
+    local stuck = evs.stall[1].cards[1]
+    assert.same({ "M-1", "budget" }, { stuck.card, stuck.waits_for })
+    assert.equal("orket answer M-1 \"go on\" to approve one budget more, or raise it in orket.lua", stuck.next)
+    assert.same({ "M-1" }, evs.run_end[1].waiting)
     -- without a person nothing more is spent
     run(dir)
     assert.equal(2, requests())

@@ -34,6 +34,10 @@ local function waits_on_requirements_review(db, id) return waits_with(db, id, "^
 -- note): answering it approves going on, one budget's worth more (docs/cost.md).
 local function waits_on_money(db, id) return waits_with(db, id, "^Turn stopped: money budget:") end
 
+--- waits_on_budget(db, id) -> true when the card waits because a money budget would be
+--- passed (a person's answer approves going on)
+M.waits_on_budget = waits_on_money
+
 --- answer(db, board, card_id, text, actor) -> true | nil, msg, CODE, detail: answers a card
 --- waiting for input (a question, a requirements review) in one transaction. EUSAGE, with
 --- detail {approval = the pending request}, when it waits for an approval instead (the

@@ -894,7 +894,7 @@ function Run:conclude(target)
   -- the cards that wait for a person's answer or approval: a stalled run may be only that
   local waiting = {}
   for _, s in ipairs(stuck) do
-    if s.waits_for == "input" or s.waits_for == "approval" then waiting[#waiting + 1] = s.card end
+    if s.waits_for == "input" or s.waits_for == "approval" or s.waits_for == "budget" then waiting[#waiting + 1] = s.card end
   end
   self:emit { type = "run_end", status = status, reason = reason, tokens = journal.tokens(self.db, self.run_id, nil),
     canceled = #canceled > 0 and canceled or nil, waiting = #waiting > 0 and waiting or nil }
