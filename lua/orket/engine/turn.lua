@@ -85,15 +85,37 @@ local function make_context(e, job, card, history)
     end
     job.deps_ctx, job.deps_ids = deps, ids
   end
-  local comments = {}
-  for _, c in ipairs(e.board:comments(card.id)) do comments[#comments + 1] = { author = c.author, body = c.body } end
+  -- The brief holds the comments and the memory as the turn's first step saw them: a
+  -- comment made during the turn joins the history as a message at its end, instead of
+  -- rewriting the brief and with it every later token a prompt cache kept (docs/cost.md).
+  local comments = job.comments_ctx
+  if not comments then
+    comments = {}
+    for _, c in ipairs(e.board:comments(card.id)) do
+      comments[#comments + 1] = { author = c.author, body = c.body }
+      job.comments_seen = math.max(job.comments_seen or 0, c.id or 0)
+    end
+    job.comments_ctx = comments
+    job.recall_ctx = context.recall(e.memory, card, e.settings.context)
+  else
+    for _, c in ipairs(e.board:comments(card.id)) do
+      if (c.id or 0) > (job.comments_seen or 0) then
+        -- the seat's own comments are in the history already, as its tool calls
+        if c.author ~= job.seat then
+          history[#history + 1] = { role = "user", content = string.format("A new comment on %s from %s:\n%s",
+            card.id, tostring(c.author), tostring(c.body)) }
+        end
+        job.comments_seen = c.id
+      end
+    end
+  end
   local window
   -- the steps folded into the summary: recorded with the call (docs/cost.md, orket log --cache)
   window, job.summarized = context.window(history, e.settings.context)
   return {
     card = card, deps = deps, comments = comments, seat = job.seat, role = job.role.name,
     phase = job.phase, turn = job.turn, tools = job.tool_specs,
-    memory = context.recall(e.memory, card, e.settings.context),
+    memory = job.recall_ctx,
     history = window,
     project = { name = e.settings.name, vision = e.settings.vision },
     -- the reviewer sees the engine's last check of the work it judges (engine/verify.lua)
