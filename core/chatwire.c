@@ -27,13 +27,13 @@
 #define CW_BAD 200
 
 /* Where a value sits. */
-enum { C_SKIP, C_ROOT, C_USAGE, C_CHOICES, C_CHOICE, C_BODY, C_TCS, C_TC, C_FN, C_PARTS, C_PART };
+enum { C_SKIP, C_ROOT, C_USAGE, C_UDETAIL, C_TIMINGS, C_CHOICES, C_CHOICE, C_BODY, C_TCS, C_TC, C_FN, C_PARTS, C_PART };
 
 /* Keys the wire formats read (bit numbers for the repeated-key check). */
 enum {
   K_OTHER, K_ERROR, K_ID, K_MODEL, K_USAGE, K_CHOICES, K_PROMPT, K_COMPLETION, K_INDEX,
   K_DELTA, K_MESSAGE, K_FINISH, K_CONTENT, K_TOOL_CALLS, K_FUNCTION, K_NAME, K_ARGS,
-  K_DONE, K_DONE_REASON, K_PROMPT_EVAL, K_EVAL, K_TYPE, K_TEXT
+  K_DONE, K_DONE_REASON, K_PROMPT_EVAL, K_EVAL, K_TYPE, K_TEXT, K_PDETAILS, K_CACHED, K_TIMINGS, K_CACHE_N
 };
 
 /* Why the parse was stopped from a callback. */
@@ -118,6 +118,9 @@ typedef struct cw_event {
   int err_string;
   int usage;          /* a usage object (OpenAI) */
   chatwire_int prompt, completion;
+  chatwire_int cached; /* usage.prompt_tokens_details.cached_tokens (OpenAI) */
+  int timings;         /* a timings object (llama.cpp's server) */
+  chatwire_int cache_n; /* timings.cache_n: prompt tokens taken from its cache */
   int done;           /* Ollama */
   cw_bad bad;         /* the first malformed piece */
   /* the choice being read (OpenAI) */
@@ -200,6 +203,7 @@ static int cw_key_id(int ctx, const unsigned char *k, size_t n, chatwire_kind ki
       if (KEYIS("id")) return K_ID;
       if (KEYIS("usage")) return K_USAGE;
       if (KEYIS("choices")) return K_CHOICES;
+      if (KEYIS("timings")) return K_TIMINGS;
     } else {
       if (KEYIS("message")) return K_MESSAGE;
       if (KEYIS("done")) return K_DONE;
@@ -211,6 +215,13 @@ static int cw_key_id(int ctx, const unsigned char *k, size_t n, chatwire_kind ki
   case C_USAGE:
     if (KEYIS("prompt_tokens")) return K_PROMPT;
     if (KEYIS("completion_tokens")) return K_COMPLETION;
+    if (KEYIS("prompt_tokens_details")) return K_PDETAILS;
+    return K_OTHER;
+  case C_UDETAIL:
+    if (KEYIS("cached_tokens")) return K_CACHED;
+    return K_OTHER;
+  case C_TIMINGS:
+    if (KEYIS("cache_n")) return K_CACHE_N;
     return K_OTHER;
   case C_CHOICE:
     if (KEYIS("index")) return K_INDEX;
@@ -377,8 +388,15 @@ static int cw_root_value(cw_event *e, int key, int type, const unsigned char *s,
   case K_USAGE:
     if (type == V_MAP || type == V_ARR) { /* a list is a usage without counts */
       e->usage = 1;
-      e->prompt.set = e->completion.set = 0;
+      e->prompt.set = e->completion.set = e->cached.set = 0;
       if (type == V_MAP) *ctx_out = C_USAGE;
+    }
+    return 1;
+  case K_TIMINGS: /* llama.cpp */
+    if (type == V_MAP) {
+      e->timings = 1;
+      e->cache_n.set = 0;
+      *ctx_out = C_TIMINGS;
     }
     return 1;
   case K_CHOICES:
@@ -650,6 +668,13 @@ static int cw_value(cw_event *e, int type, const unsigned char *s, size_t n, int
   case C_USAGE:
     if (f->key == K_PROMPT) e->prompt = cw_count(type, s, n);
     else if (f->key == K_COMPLETION) e->completion = cw_count(type, s, n);
+    else if (f->key == K_PDETAILS && type == V_MAP) *ctx_out = C_UDETAIL;
+    return 1;
+  case C_UDETAIL:
+    if (f->key == K_CACHED) e->cached = cw_count(type, s, n);
+    return 1;
+  case C_TIMINGS:
+    if (f->key == K_CACHE_N) e->cache_n = cw_count(type, s, n);
     return 1;
   case C_CHOICES: cw_choices_value(e, type, ctx_out); return 1;
   case C_CHOICE: return cw_choice_value(e, f->key, type, s, n, ctx_out);
@@ -926,7 +951,10 @@ static int cw_apply(chatwire *w, const cw_event *e) {
       w->has_usage = 1;
       w->prompt = e->prompt;
       w->completion = e->completion;
+      w->cached = e->cached;
     }
+    /* llama.cpp's server reports its prompt cache in timings, beside an OpenAI usage */
+    if (e->timings && e->cache_n.set && !w->cached.set) w->cached = e->cache_n;
     if (e->finish.set) rc |= cw_set(&w->finish, &w->has_finish, e, e->finish);
   } else if (e->done) {
     w->done = 1;
@@ -1017,7 +1045,7 @@ int chatwire_take(chatwire *w, const char *data, size_t len) {
   e->depth = e->skip = e->abort = e->ended = e->scalar_top = 0;
   e->watch.on = 0;
   e->id.set = e->model.set = e->finish.set = e->err.set = 0;
-  e->error = e->err_string = e->usage = e->done = 0;
+  e->error = e->err_string = e->usage = e->timings = e->done = 0;
   e->prompt.set = e->completion.set = 0;
   e->bad.set = 0;
   e->cur_body = 1;

@@ -65,6 +65,7 @@ struct chatwire {
   int has_id, has_model, has_finish;
   int has_usage;          /* OpenAI: a usage object arrived; Ollama: the done line */
   chatwire_int prompt, completion;
+  chatwire_int cached;    /* prompt tokens served from the provider's cache, when it says */
   int done;               /* Ollama: the done line arrived */
   int deltas;             /* events that carried content or tool-call pieces */
   chatwire_failure failed; /* sticky: this and later events are not taken */

@@ -10,9 +10,13 @@
 
 #include <editline/readline.h>
 
-/* The functions used. One list makes both the table and its loader, and each field takes
+/* The functions used, and the variables completion is set up through (a field holds the
+ * variable's address). One list makes both the table and its loader, and each field takes
  * its type from libedit's own declaration, so the two cannot disagree. */
-#define EDITAPI_FUNCS(X) X(readline) X(add_history) X(using_history) X(read_history) X(write_history) X(stifle_history)
+#define EDITAPI_FUNCS(X)                                                                                      \
+  X(readline) X(add_history) X(using_history) X(read_history) X(write_history) X(stifle_history)              \
+  X(rl_attempted_completion_function) X(rl_attempted_completion_over) X(rl_basic_word_break_characters)        \
+  X(rl_completion_append_character)
 
 typedef struct editapi {
   void *lib;

@@ -229,6 +229,10 @@ static void lh_push_decoded(lua_State *L, const chatwire *w, uint64_t first_delt
       lua_pushinteger(L, (lua_Integer)w->completion.v);
       lua_setfield(L, -2, "completion");
     }
+    if (w->cached.set) {
+      lua_pushinteger(L, (lua_Integer)w->cached.v);
+      lua_setfield(L, -2, "cached");
+    }
     lua_setfield(L, -2, "usage");
   }
   if (w->has_id) {

@@ -20,8 +20,9 @@
 #define LE_WATCH "orket.lineedit.interrupts"
 
 /* ---- interrupts -----------------------------------------------------------------------
- * A signal handler can reach nothing but globals, so this is the one place with
- * file-scope mutable state, and it is only written by the object below (one at a time). */
+ * A signal handler can reach nothing but globals, so this and the completion hook's below
+ * are the places with file-scope mutable state; it is only written by the object below
+ * (one at a time). */
 typedef struct le_watch {
   uv_async_t *wake;         /* wakes the loop when it is waiting */
   lua_State *target;        /* the coroutine running the chunk, or NULL */
@@ -45,14 +46,86 @@ static const editapi *le_api(lua_State *L) {
   return api;
 }
 
-/* readline(prompt) -> line | nil at end of input | "", "interrupted" after Ctrl-C.
- * On a terminal this is libedit (editing, history keys); otherwise a plain read, so the
- * REPL can be driven through a pipe. */
+/* ---- completion ------------------------------------------------------------------------
+ * libedit calls its completion hook with no pointer of ours, so the Lua state and the
+ * completer reach it through here: set by le_readline for the length of one readline call,
+ * cleared before it returns. */
+static struct {
+  lua_State *L;
+  int fn; /* the completer's stack index in L, 0: none */
+  const editapi *api;
+} le_comp;
+
+/* Characters that end the word Tab completes: everything that cannot be part of a path of
+ * names such as `project:mes` ('.' and ':' are missing on purpose). */
+static const char le_breaks[] = " \t\n\"\\'`@$><=;|&{}()[],+-*/%^~#";
+
+/* The matches array libedit wants: [0] the longest prefix all matches share (what replaces
+ * the word), then each match, then NULL; every string and the array from malloc (libedit
+ * frees them). NULL when there is no match or no memory. */
+static char **le_matches(lua_State *L, int list) {
+  size_t n = lua_rawlen(L, list), count = 0, common = 0;
+  if (n == 0 || n > 10000) return NULL;
+  char **m = calloc(n + 2, sizeof *m);
+  if (m == NULL) return NULL;
+  for (size_t i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, list, (lua_Integer)i) == LUA_TSTRING) {
+      const char *s = lua_tostring(L, -1);
+      char *copy = strdup(s);
+      if (copy == NULL) break;
+      if (count == 0) common = strlen(s);
+      else
+        for (size_t k = 0; k < common; k++)
+          if (m[1][k] != s[k]) common = k;
+      m[++count] = copy;
+    }
+    lua_pop(L, 1);
+  }
+  if (count > 0) m[0] = strndup(m[1], common);
+  if (count == 0 || m[0] == NULL) {
+    for (size_t i = 1; i <= count; i++) free(m[i]);
+    free(m);
+    return NULL;
+  }
+  return m;
+}
+
+/* libedit's hook: completer(word) -> {whole words}. An error in the completer completes
+ * nothing (the line being typed must survive it); file names are never offered. */
+static char **le_complete(const char *text, int start, int end) {
+  (void)start;
+  (void)end;
+  lua_State *L = le_comp.L;
+  if (le_comp.api) *le_comp.api->rl_attempted_completion_over = 1;
+  if (L == NULL || le_comp.fn == 0 || !lua_checkstack(L, 3)) return NULL;
+  int top = lua_gettop(L);
+  lua_pushvalue(L, le_comp.fn);
+  lua_pushstring(L, text);
+  char **m = NULL;
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) m = le_matches(L, lua_gettop(L));
+  lua_settop(L, top);
+  return m;
+}
+
+/* readline(prompt[, completer]) -> line | nil at end of input | "", "interrupted" after
+ * Ctrl-C. On a terminal this is libedit (editing, history keys, and Tab: completer(word)
+ * returns the whole words that complete the word before the cursor); otherwise a plain
+ * read, so the REPL can be driven through a pipe. */
 static int le_readline(lua_State *L) {
   const char *prompt = luaL_optstring(L, 1, "> ");
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
   if (isatty(STDIN_FILENO)) {
     sig_atomic_t before = le_sig.hits;
-    char *line = le_api(L)->readline(prompt);
+    const editapi *api = le_api(L);
+    *api->rl_attempted_completion_function = le_complete;
+    *api->rl_basic_word_break_characters = le_breaks;
+    *api->rl_completion_append_character = '\0';
+    le_comp.L = L;
+    le_comp.fn = lua_isnoneornil(L, 2) ? 0 : 2;
+    le_comp.api = api;
+    char *line = api->readline(prompt);
+    le_comp.L = NULL;
+    le_comp.fn = 0;
     if (line == NULL && le_sig.hits != before) {
       /* libedit gives up its read when our SIGINT handler runs: that is Ctrl-C, not EOF */
       lua_pushliteral(L, "");

@@ -23,6 +23,7 @@ const orket_module orket_modules[] = {
     {"orket.c.lockfile", luaopen_orket_lockfile},
     {"orket.c.gitrepo", luaopen_orket_gitrepo},
     {"orket.c.gitexport", luaopen_orket_gitexport},
+    {"orket.c.gitdiff", luaopen_orket_gitdiff},
     {"orket.c.proc", luaopen_orket_proc},
     {"orket.c.pg", luaopen_orket_pg},
     {"orket.c.jsonout", luaopen_orket_jsonout},

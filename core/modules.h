@@ -31,6 +31,7 @@ int luaopen_orket_pattern(lua_State *L);
 int luaopen_orket_lockfile(lua_State *L);
 int luaopen_orket_gitrepo(lua_State *L);
 int luaopen_orket_gitexport(lua_State *L);
+int luaopen_orket_gitdiff(lua_State *L);
 int luaopen_orket_proc(lua_State *L);
 int luaopen_orket_pg(lua_State *L);
 int luaopen_orket_jsonout(lua_State *L);

@@ -11,6 +11,7 @@ if mode ~= "--check" and mode ~= "--write" then
 end
 local root = args[1] or package.orket_home or "."
 local errors = require "orket.errors"
+local markers = dofile(arg[0]:gsub("[^/]*$", "") .. "doc-markers.lua")
 
 local PATH = root .. "/docs/guide/troubleshooting.md"
 
@@ -49,31 +50,13 @@ f:close()
 
 local out, missing = text, {}
 for _, group in ipairs(errors.GROUPS) do
-  local open = "<!-- errors: " .. group.name .. " -->\n"
-  local close = "\n<!-- errors: end -->"
-  local a, b = out:find(open, 1, true)
-  local c = b and out:find(close, b + 1, true)
-  if not c then
-    missing[#missing + 1] = group.name
-  else
-    out = out:sub(1, b) .. table_of(group) .. out:sub(c)
-  end
+  local replaced = markers.between(out, "<!-- errors: " .. group.name .. " -->\n", "\n<!-- errors: end -->", table_of(group))
+  if replaced then out = replaced else missing[#missing + 1] = group.name end
 end
 if #missing > 0 then
   io.stderr:write(PATH, ": no markers for the groups ", table.concat(missing, ", "),
     " (<!-- errors: NAME --> ... <!-- errors: end -->)\n")
   os.exit(1)
 end
-if mode == "--write" then
-  if out ~= text then
-    local w = assert(io.open(PATH, "wb"))
-    w:write(out)
-    w:close()
-  end
-  os.exit(0)
-end
-if out ~= text then
-  io.stderr:write(PATH, ": its tables differ from orket.errors; run build/orket lua scripts/errors-doc.lua --write\n")
-  os.exit(1)
-end
-os.exit(0)
+os.exit(markers.settle(PATH, text, out, mode,
+  "its tables differ from orket.errors; run build/orket lua scripts/errors-doc.lua --write"))

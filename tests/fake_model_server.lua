@@ -30,6 +30,12 @@
 --   tool_times=N                with tool=: only the first N answers to this model call the
 --                               tool; later ones are plain content (the model ends its turn)
 --   no_usage                    send no token counts
+--   prompt=N                    the prompt's token count (default 11; Ollama's prompt_eval_count 13)
+--   cached=N                    of them, N served from the prompt cache: OpenAI's
+--                               usage.prompt_tokens_details.cached_tokens (Ollama: its
+--                               prompt_eval_count is N fewer, as it evaluates only the rest)
+--   cache_n                     with cached=: said as llama.cpp's server says it, in
+--                               timings.cache_n beside the usage, not in the usage
 --   comments                    SSE keep-alive comments and CRLF line ends
 --   done_gap_ms=MS              wait MS between [DONE] and the end of the chunked body
 --   echo_key                    the answer (or, with tool=, the call's "note" argument) repeats the
@@ -43,6 +49,8 @@
 --   nolog                       leave the request out of /__log (benchmarks: a log of tens of
 --                               thousands of requests made this server's collector pause for
 --                               milliseconds between the stamp and the rest of an answer)
+-- POST /v1/traces and /v1/metrics are an OTLP/HTTP collector taking JSON (under
+-- /status/CODE/ it answers CODE): each export is logged with its decoded body.
 -- GET /__log returns every request seen (path, model, time, authorization present, conn:
 -- the number of the connection it came on);
 -- POST /__reset forgets the log and the failure counters; any path under /moved/ answers 302
@@ -194,7 +202,11 @@ local function openai_chat(c, req, s)
   local stream = req.stream == true
   local model = s.field_echo or req.model
   local id = s.field_echo or ("chatcmpl-fake" .. #log)
-  local usage = { prompt_tokens = 11, completion_tokens = s.chunks or 5, total_tokens = 11 + (s.chunks or 5) }
+  local prompt = s.prompt or 11
+  local usage = { prompt_tokens = prompt, completion_tokens = s.chunks or 5, total_tokens = prompt + (s.chunks or 5) }
+  local timings
+  if s.cached and s.cache_n then timings = { cache_n = s.cached, prompt_n = prompt - s.cached }
+  elseif s.cached then usage.prompt_tokens_details = { cached_tokens = s.cached } end
   local base_headers = { ["x-request-id"] = "req-" .. #log }
   if not stream then
     local msg = { role = "assistant", content = table.concat(pieces(s)) }
@@ -208,7 +220,7 @@ local function openai_chat(c, req, s)
     end
     local body = { id = id, object = "chat.completion", model = model,
       choices = { { index = 0, message = msg, finish_reason = finish } },
-      usage = not s.no_usage and usage or nil }
+      usage = not s.no_usage and usage or nil, timings = timings }
     if s.malformed then return c:send(200, base_headers, '{"id": "broken", "choices": [') end
     return c:send(200, base_headers, json.encode(body))
   end
@@ -250,7 +262,7 @@ local function openai_chat(c, req, s)
   end
   event(delta({}, s.tool and "tool_calls" or "stop"))
   if req.stream_options and req.stream_options.include_usage and not s.no_usage then
-    event({ id = id, object = "chat.completion.chunk", model = model, choices = {}, usage = usage })
+    event({ id = id, object = "chat.completion.chunk", model = model, choices = {}, usage = usage, timings = timings })
   end
   event("[DONE]")
   if s.done_gap_ms then orket.sleep(s.done_gap_ms) end
@@ -263,7 +275,7 @@ local function ollama_chat(c, req, s)
   local stream = req.stream ~= false -- Ollama streams unless told not to
   local model = s.field_echo or req.model
   local final = { model = model, created_at = "2024-01-01T00:00:00Z", done = true,
-    done_reason = "stop", total_duration = 1000, prompt_eval_count = not s.no_usage and 13 or nil,
+    done_reason = "stop", total_duration = 1000, prompt_eval_count = not s.no_usage and (s.prompt or 13) - (s.cached or 0) or nil,
     eval_count = not s.no_usage and (s.chunks or 5) or nil,
     message = { role = "assistant", content = "" } }
   local tool_calls = s.tool and { { ["function"] = { name = s.tool, arguments = (tool_args(s)) } } } or nil
@@ -310,6 +322,14 @@ local function handle(c, method, path, headers, body)
   end
   if method == "GET" and path == "/api/tags" then
     return c:send(200, {}, json.encode { models = { { name = "fake-model", model = "fake-model" } } })
+  end
+  -- an OTLP/HTTP collector (JSON): logs each export; under /status/CODE/ it answers CODE
+  local otlp_status = path:match("^/status/(%d+)/v1/traces$") or path:match("^/status/(%d+)/v1/metrics$")
+  if method == "POST" and (path == "/v1/traces" or path == "/v1/metrics" or otlp_status) then
+    log[#log + 1] = { t = now_ms(), path = path, request = json.decode(body), conn = c.serial,
+      content_type = headers["content-type"], authorization = headers["authorization"] }
+    local st = tonumber(otlp_status) or 200
+    return c:send(st, { ["Content-Type"] = "application/json" }, st == 200 and "{}" or '{"message":"fake"}')
   end
   local ollama = path == "/api/chat"
   local openai = path == "/v1/chat/completions" or path == "/chat/completions"

@@ -41,6 +41,19 @@ function M.start()
     os.execute("kill " .. pid .. " 2>/dev/null")
     os.execute("rm -rf " .. q(dir))
   end
+  --- one_issue(orket_lua) -> dir: a project with that orket.lua and one epic M holding one
+  --- issue M-1 for senior_developer, imported
+  function s.one_issue(orket_lua)
+    local H = require "tests.helpers"
+    local pdir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(pdir .. "/epics"))
+    H.write(pdir .. "/orket.lua", orket_lua)
+    H.write(pdir .. "/epics/m.json", [[
+{ "id": "M", "name": "Model", "issues": [ { "id": "M-1", "summary": "Do it", "seat": "senior_developer" } ] }
+]])
+    assert(H.orket("import", { cwd = pdir }).status == 0, "the project did not import")
+    return pdir
+  end
   return s
 end
 

@@ -13,7 +13,9 @@ local M = {}
 -- conformance suite to 0.1.13, the last that runs on Node 20: later ones need fs.globSync).
 M.PACKAGES = { "@modelcontextprotocol/sdk@^1.25", "@modelcontextprotocol/server-everything@2026",
   "@action-validator/cli@^0.6", "@modelcontextprotocol/conformance@0.1.13", "@seriousme/openapi-schema-validator@^2",
-  "kubernetes-models@^5", "yaml@^2" }
+  "kubernetes-models@^5", "yaml@^2",
+  -- the OTLP protobuf definitions; 0.57 is the last line whose engines a Debian 12 node takes
+  "@opentelemetry/otlp-transformer@~0.57.2" }
 
 local function cache_dir()
   local d = os.getenv("ORKET_TEST_NPM_CACHE")
@@ -135,13 +137,15 @@ function M.node_at_least(major, minor)
 end
 
 --- node(script, args, {cwd=, env=, node=, from=}) -> {status=, stdout=, stderr=}: runs a test
---- script (tests/mcp/NAME, or FROM/NAME under the repository) with the cache's node_modules
+--- script (tests/mcp/NAME; a NAME with a directory, such as otel/otlp_check.js, under tests/;
+--- or FROM/NAME under the repository) with the cache's node_modules
 --- on NODE_PATH-like resolution (the script is copied next to them, as ES modules resolve
 --- from their own directory); node: the program (node_at_least's), else the system's node
 function M.node(name, args, o)
   o = o or {}
   local dir = assert(M.ensure())
-  local src = H.ROOT .. "/" .. (o.from or "tests/mcp") .. "/" .. name
+  local src = H.ROOT .. "/" .. (o.from or (name:find("/", 1, true) and "tests" or "tests/mcp")) .. "/" .. name
+  name = name:match("[^/]+$")
   local dst = dir .. "/" .. name
   H.write(dst, assert(H.read(src)))
   local tmp = H.tmpdir()

@@ -6,15 +6,20 @@
 // retry, cancel) and start, stop and resume runs. Each sandbox shows its health and a link to
 // its app through the server's proxy, fetched again on the journal's sandbox events. Each
 // rock shows its bug-fix phase (fetched again on the journal's bug events), and operators
-// file bugs under it. Plain DOM, no framework; text set as text.
+// file bugs under it. The board shows as a tree or as status columns (both live); operators
+// create cards under an epic or rock. A card's pane shows its change (the files its branch
+// changed against main, a unified diff, the commit of each turn); a panel lists the gate's
+// policy violations. Plain DOM, no framework; text set as text.
 "use strict";
 
 (function () {
   const $ = (id) => document.getElementById(id);
   const state = { csrf: null, role: null, selected: null, events: null, cards: new Map(), held: new Set(),
-    dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map() };
+    dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map(),
+    violationCounts: new Map() };
   // what the page asked for, read by the tests (a run must not cost a board per event)
-  const stats = window.orketBoardStats = { board: 0, card: 0, runs: 0, sandboxes: 0, bugfix: 0, limited: 0, early: 0 };
+  const stats = window.orketBoardStats = { board: 0, card: 0, runs: 0, sandboxes: 0, bugfix: 0, limited: 0, early: 0,
+    violations: 0, diff: 0 };
   const STATUSES = ["ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing", "code_review",
     "done", "canceled", "archived"];
   // Events that change what the tree shows of the card they name
@@ -58,7 +63,9 @@
       for (let wait; (wait = state.pauseUntil - Date.now()) > 0;) await sleep(wait + 5);
       if (Date.now() < state.pauseUntil) stats.early++; // (the tests check it stays 0)
       if (method === "GET" && path === "/v1/board") stats.board++;
+      else if (method === "GET" && path.startsWith("/v1/cards/") && path.endsWith("/diff")) stats.diff++;
       else if (method === "GET" && path.startsWith("/v1/cards/")) stats.card++;
+      else if (method === "GET" && path.startsWith("/v1/violations")) stats.violations++;
       else if (method === "GET" && path.startsWith("/v1/runs?")) stats.runs++;
       else if (method === "GET" && path.startsWith("/v1/sandboxes?")) stats.sandboxes++;
       else if (method === "GET" && path === "/v1/bugfix") stats.bugfix++;
@@ -85,7 +92,7 @@
     stopEvents();
     state.boardSig = state.cardSig = null;
     state.csrf = state.role = null;
-    state.sandboxesShown = state.bugfixShown = false;
+    state.sandboxesShown = state.bugfixShown = state.violationsShown = false;
     state.phases = new Map();
     $("app").hidden = true;
     $("who").hidden = $("signout").hidden = true;
@@ -150,6 +157,8 @@
     if (e.kind === "run_start" || e.kind === "run_end") loadRuns();
     if (e.kind.startsWith("sandbox_")) loadSandboxes();
     if (e.kind.startsWith("bugfix_") || e.kind.startsWith("bug_")) loadBugfix();
+    if (e.kind === "violation") loadViolations();
+    if ((e.kind === "commit" || e.kind === "merge") && e.card && e.card === state.selected) loadChange(e.card);
     if (e.kind === "create" || e.kind === "import") state.needBoard = true;
     if (e.kind === "approval_requested" && e.card) state.held.add(e.card);
     if (e.card) {
@@ -220,6 +229,7 @@
     // the sandboxes once the board is shown (one request after another, not a burst at sign-in)
     if (!state.sandboxesShown) loadSandboxes();
     if (!state.bugfixShown) loadBugfix();
+    if (!state.violationsShown) loadViolations();
     for (const c of cards) {
       if (c.status === "waiting_for_developer" && c.wait_reason === "input" && !state.held.has(c.id) && c.id !== state.selected) {
         await refreshCard(c.id);
@@ -246,6 +256,7 @@
       if (title) title.textContent = c.summary || c.name || "";
       state.boardSig = null;
     } else state.needBoard = true;
+    if (state.view === "columns") renderColumns();
     if (id === state.selected) renderCard(doc, true);
   }
 
@@ -287,7 +298,7 @@
         onclick: () => select(c.id) },
         el("span", { class: "card-type", text: c.type }), el("span", { class: "card-id", text: c.id }),
         el("span", { class: "card-title", text: c.summary || c.name || "" }));
-      const li = el("li", { "data-card": c.id, class: "card " + c.type }, open, statusBadge(c));
+      const li = el("li", { "data-card": c.id, class: "card " + c.type }, open, statusBadge(c), violationLabel(c.id));
       if (c.type === "rock") {
         li.append(phaseBadge(c.id));
         if (isOperator()) li.append(el("button", { type: "button", class: "small file-bug", text: "File a bug",
@@ -299,7 +310,110 @@
     }
     $("tree").replaceChildren(...roots.map(item));
     $("board-empty").hidden = cards.length > 0;
+    renderColumns();
+    fillParents(cards);
   }
+
+  // ---- the board by status ------------------------------------------------------------
+
+  // The columns every tracker has; a card's status picks its column (canceled and archived
+  // cards are in none). Issues only: epics and rocks are the tree's.
+  const COLUMNS = [["ready", "Ready", ["ready"]], ["in_progress", "In progress", ["in_progress"]],
+    ["review", "Review", ["code_review", "ready_for_testing"]],
+    ["waiting", "Blocked or waiting", ["blocked", "waiting_for_developer"]], ["done", "Done", ["done"]]];
+
+  // renderColumns(): the issues of state.cards in their columns, when that view is shown
+  // (called on every change the tree sees, so it is as live as the tree)
+  function renderColumns() {
+    if (state.view !== "columns") return;
+    const issues = [...state.cards.values()].filter((c) => c.type === "issue");
+    $("columns").replaceChildren(...COLUMNS.map(([key, title, statuses]) => {
+      const mine = issues.filter((c) => statuses.includes(c.status));
+      const list = el("ul", { class: "column-cards" }, ...mine.map((c) => el("li", { "data-card": c.id, class: "card issue" },
+        el("button", { type: "button", class: "card-link", "aria-pressed": String(c.id === state.selected),
+          onclick: () => select(c.id) }, el("span", { class: "card-id", text: c.id }),
+          el("span", { class: "card-title", text: c.summary || c.name || "" })), statusBadge(c), violationLabel(c.id))));
+      return el("section", { class: "column", "data-column": key, "aria-label": title },
+        el("h3", {}, document.createTextNode(title + " "), el("span", { class: "count", text: String(mine.length) })), list);
+    }));
+  }
+
+  function setView(view) {
+    state.view = view === "columns" ? "columns" : "tree";
+    try { localStorage.setItem("orket.view", state.view); } catch (e) { /* private mode: not kept */ }
+    $("view-tree").setAttribute("aria-pressed", String(state.view === "tree"));
+    $("view-columns").setAttribute("aria-pressed", String(state.view === "columns"));
+    $("tree").hidden = state.view !== "tree";
+    $("columns").hidden = state.view !== "columns";
+    renderColumns();
+  }
+
+  // ---- creating a card ----------------------------------------------------------------
+
+  // fillParents(cards): what a new card may go under (epics and rocks), keeping the choice
+  function fillParents(cards) {
+    const sel = $("create-parent"), keep = sel.value;
+    const parents = cards.filter((c) => c.type === "epic" || c.type === "rock");
+    sel.replaceChildren(...parents.map((c) => el("option", { value: c.id,
+      text: c.id + " (" + c.type + ")" + (c.summary || c.name ? ": " + (c.summary || c.name) : "") })));
+    if (keep && parents.some((c) => c.id === keep)) sel.value = keep;
+    $("create-box").hidden = !isOperator() || parents.length === 0;
+  }
+
+  // ---- policy violations -------------------------------------------------------------
+
+  let violationsTimer = null;
+  // loadViolations(): the newest violations again, a moment later (a turn's burst of
+  // refusals costs one fetch); a failure other than the session's end asks again 2 s on
+  function loadViolations() {
+    if (violationsTimer) return;
+    violationsTimer = setTimeout(async () => {
+      violationsTimer = null;
+      try {
+        const doc = await api("GET", "/v1/violations?limit=50");
+        state.violationsShown = true;
+        renderViolations(doc);
+      } catch (e) {
+        if (e.status === 401) return;
+        setTimeout(loadViolations, Math.max(2000, state.pauseUntil - Date.now()));
+      }
+    }, 200);
+  }
+
+  // violationLabel(id): "N violations" beside a card the gate refused something for
+  function violationLabel(id) {
+    const n = state.violationCounts.get(id) || 0;
+    const b = el("span", { class: "status rule violation-label", "data-violations": String(n),
+      text: n + (n === 1 ? " violation" : " violations") });
+    b.hidden = n === 0;
+    return b;
+  }
+
+  function renderViolations(doc) {
+    const list = doc.violations || [];
+    state.violationCounts = new Map((doc.by_card || []).map((x) => [x.card, x.n]));
+    for (const li of document.querySelectorAll("#tree li.card, #columns li.card")) {
+      const old = li.querySelector(":scope > .violation-label");
+      if (old) old.replaceWith(violationLabel(li.dataset.card));
+    }
+    $("violation-rules").replaceChildren(...(doc.by_rule || []).map((r) =>
+      el("span", { class: "status rule", "data-rule": r.rule, text: r.rule + " · " + r.n })));
+    $("violation-list").replaceChildren(...list.map((v) => {
+      const li = el("li", { "data-violation": String(v.id), class: "violation" },
+        el("span", { class: "status rule", text: v.rule }));
+      if (v.card) li.append(el("button", { type: "button", class: "small violation-card", text: v.card,
+        onclick: () => select(v.card) }));
+      li.append(el("span", { class: "meta", text: [v.seat, v.run ? "run " + v.run : null, v.turn ? "turn " + v.turn : null,
+        v.created_at].filter(Boolean).join(" · ") }));
+      if (v.reason) li.append(el("p", { class: "violation-reason", text: v.reason }));
+      if (v.attempt) li.append(el("p", { class: "meta violation-attempt", text: "tried: " + clip(v.attempt, 300) }));
+      if (v.remedy) li.append(el("p", { class: "meta", text: "fix: " + v.remedy }));
+      return li;
+    }));
+    $("violations-empty").hidden = list.length > 0;
+  }
+
+  const clip = (t, n) => (t.length > n ? t.slice(0, n) + "…" : t);
 
   // ---- one card ---------------------------------------------------------------------
 
@@ -311,7 +425,9 @@
     }
     $("transcript-box").hidden = true;
     $("bug-status").textContent = "";
-    $("detail-error").textContent = ""; // the last card's error is not this one's
+    $("detail-error").textContent = $("move-error").textContent = ""; // the last card's error is not this one's
+    $("change-box").hidden = true;
+    state.changeFor = null;
     return showCard(id, false);
   }
 
@@ -323,6 +439,24 @@
     }
     noteHeld(doc);
     renderCard(doc, quiet);
+  }
+
+  // an amount in micro-units of its currency (docs/cost.md), exact: integers, no floats
+  function money(micros, currency) {
+    let frac = String(micros % 1000000).padStart(6, "0").replace(/0+$/, "");
+    while (frac.length < 2) frac += "0";
+    return Math.floor(micros / 1000000) + "." + frac + " " + currency;
+  }
+
+  // the card's model calls (an epic's or a rock's: its cards' too): tokens by kind and,
+  // when known, the cost
+  function usageText(u) {
+    if (!u || !u.calls) return null;
+    let s = u.calls + (u.calls === 1 ? " call, " : " calls, ") + u.input + " prompt tokens" +
+      (u.cached ? " (" + u.cached + " cached)" : "") + ", " + u.output + " output tokens";
+    const cs = Object.keys(u.cost || {}).sort().map((c) => money(u.cost[c], c));
+    if (cs.length) s += ", cost " + cs.join(" + ");
+    return s;
   }
 
   function renderCard(doc, quiet) {
@@ -337,7 +471,7 @@
     $("detail").dataset.card = c.id;
     $("detail-title").textContent = c.id + (c.summary || c.name ? ": " + (c.summary || c.name) : "");
     const rows = [["Status", statusBadge(c)], ["Type", c.type], ["Parent", c.parent], ["Seat", c.seat],
-      ["Worked by", c.worked_by], ["Priority", c.priority], ["Description", c.description],
+      ["Worked by", c.worked_by], ["Model use", usageText(doc.usage)], ["Priority", c.priority], ["Description", c.description],
       ["Requirements", c.requirements], ["Acceptance", c.acceptance], ["Note", c.note]];
     const dl = [];
     for (const [k, v] of rows) {
@@ -351,6 +485,11 @@
     const li = document.querySelector('#tree li[data-card="' + CSS.escape(id) + '"] > .status');
     if (li) li.replaceWith(statusBadge(c));
     renderApprovals(c, doc.approvals || []);
+    if (state.changeFor !== c.id) {
+      state.changeFor = c.id;
+      if (c.type === "issue" && doc.git && doc.git.branch) loadChange(c.id);
+      else $("change-box").hidden = true;
+    }
     // a card held on a tool call is decided (approve or deny), never answered or retried
     const held = pendingOf(doc).length > 0;
     const waiting = c.status === "waiting_for_developer";
@@ -363,6 +502,7 @@
     to.replaceChildren(...STATUSES.filter((st) => st !== c.status).map((st) =>
       el("option", { value: st, text: st.replace(/_/g, " ") })));
     if (keep && keep !== c.status) to.value = keep;
+    reasonFits();
     $("comments").replaceChildren(...(doc.comments || []).map((m) =>
       el("li", {}, el("span", { class: "meta", text: (m.author || "?") + " · " + (m.created_at || "") }),
         el("p", { text: m.body || "" }))));
@@ -406,17 +546,62 @@
 
   // act(id, action, body) -> whether it was done: a write to a card; the answer is the card
   // now, shown at once (the journal's events update the rest)
-  async function act(id, action, body) {
-    $("detail-error").textContent = "";
+  // A refusal shows next to what was pressed (where: the form's own error line, else the
+  // pane's), scrolled into view: a phone shows little of the pane at once.
+  async function act(id, action, body, where) {
+    const shown = where || $("detail-error");
+    shown.textContent = "";
     try {
       await api("POST", "/v1/cards/" + encodeURIComponent(id) + "/" + action, body);
       state.dirty.add(id);
       schedule();
       return true;
     } catch (e) {
-      $("detail-error").textContent = e.status === 429 ? "Too many requests; try again in a moment." : e.message;
+      shown.textContent = e.status === 429 ? "Too many requests; try again in a moment." : e.message;
+      shown.scrollIntoView({ block: "nearest" });
       return false;
     }
+  }
+
+  // ---- a card's change ----------------------------------------------------------------
+
+  // loadChange(id): what the card's branch changed against main, shown under its fields
+  async function loadChange(id) {
+    let doc;
+    try { doc = await api("GET", "/v1/cards/" + encodeURIComponent(id) + "/diff"); } catch (e) {
+      if (id === state.selected) $("change-box").hidden = true;
+      return;
+    }
+    if (id !== state.selected) return;
+    renderChange(doc);
+  }
+
+  const STATUS_WORD = { A: "added", D: "deleted", M: "modified", R: "renamed", T: "type changed" };
+  const short = (x) => String(x || "").slice(0, 12);
+
+  function renderChange(doc) {
+    const files = doc.files || [];
+    let adds = 0, dels = 0;
+    for (const f of files) { adds += f.additions || 0; dels += f.deletions || 0; }
+    $("change-summary").textContent = (doc.changed ?? files.length) + (doc.changed === 1 ? " file" : " files") +
+      " changed against main (since " + short(doc.base) + ") · +" + adds + " −" + dels +
+      (doc.merged ? " · merged into main" : "") + (doc.truncated ? " · cut short: not every file or diff is shown" : "");
+    $("change-commits").replaceChildren(...(doc.commits || []).map((c) => el("li", { class: "meta", "data-commit": c.id },
+      el("code", { text: short(c.id) }), document.createTextNode(" turn " + c.turn + (c.run ? " · run " + c.run : "") +
+        (c.seat ? " · " + c.seat : "")))));
+    $("change-files").replaceChildren(...files.map((f) => {
+      const li = el("li", { "data-path": f.path, "data-status": f.status },
+        el("span", { class: "file-status", text: STATUS_WORD[f.status] || f.status }),
+        el("code", { text: (f.old_path ? f.old_path + " → " : "") + f.path }));
+      if (f.binary) li.append(el("span", { class: "meta", text: "binary: not shown" }));
+      else if (f.omitted) li.append(el("span", { class: "meta", text: "+" + f.additions + " −" + f.deletions + " · too large to show" }));
+      else li.append(el("span", { class: "meta", text: "+" + f.additions + " −" + f.deletions }));
+      return li;
+    }));
+    const text = files.filter((f) => f.patch).map((f) => f.patch).join("");
+    $("change-diff").textContent = text;
+    $("change-diff").hidden = text === "";
+    $("change-box").hidden = false;
   }
 
   // ---- sandboxes ----------------------------------------------------------------------
@@ -642,14 +827,55 @@
 
   $("retry-button").addEventListener("click", () => { if (state.selected) act(state.selected, "retry", {}); });
 
+  // A wait reason goes only with a move to blocked or waiting, and is cleared after each
+  // move: kept, it went with the next move to another status, which the API refuses.
+  const WAITS = new Set(["blocked", "waiting_for_developer"]);
+  function reasonFits() {
+    const waits = WAITS.has($("move-to").value);
+    if (!waits) $("move-reason").value = "";
+    $("move-reason").disabled = !waits;
+  }
+  $("move-to").addEventListener("change", reasonFits);
+
   $("move-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     if (!state.selected) return;
     const body = { to: $("move-to").value };
-    if ($("move-reason").value) body.reason = $("move-reason").value;
+    if ($("move-reason").value && WAITS.has(body.to)) body.reason = $("move-reason").value;
     if ($("move-note").value.trim()) body.note = $("move-note").value.trim();
-    act(state.selected, "move", body).then((ok) => { if (ok) $("move-note").value = ""; });
+    act(state.selected, "move", body, $("move-error")).then((ok) => {
+      if (!ok) return;
+      $("move-note").value = "";
+      $("move-reason").value = "";
+    });
   });
+
+  $("create-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = { parent: $("create-parent").value, summary: $("create-summary").value.trim() };
+    if (!body.parent || !body.summary) return;
+    if ($("create-description").value.trim()) body.description = $("create-description").value;
+    if ($("create-priority").value) body.priority = $("create-priority").value;
+    $("create-status").textContent = "creating…";
+    $("create-status").className = "";
+    try {
+      const doc = await api("POST", "/v1/cards", body);
+      const id = ((doc || {}).card || {}).id;
+      $("create-status").textContent = (id || "The card") + " created.";
+      $("create-summary").value = $("create-description").value = "";
+      state.needBoard = true;
+      schedule();
+      if (id) select(id);
+    } catch (e) {
+      $("create-status").textContent = e.status === 429 ? "Too many requests; try again in a moment." : e.message;
+      $("create-status").className = "error";
+      $("create-status").scrollIntoView({ block: "nearest" });
+    }
+  });
+
+  $("view-tree").addEventListener("click", () => setView("tree"));
+  $("view-columns").addEventListener("click", () => setView("columns"));
+  try { setView(localStorage.getItem("orket.view")); } catch (e) { setView("tree"); }
 
   $("comment-form").addEventListener("submit", (ev) => {
     ev.preventDefault();

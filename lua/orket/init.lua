@@ -3,21 +3,33 @@
 local rt = require "orket.c.runtime"
 local task = require "orket.task"
 
+-- The fields' contract comments are also what `help(orket)` shows in the REPL.
 local orket = {
+  --- orket.version: Orket's version ("X.Y.Z")
   version = rt.version(),
-  now = rt.now,          -- monotonic milliseconds
-  sleep = rt.sleep,      -- suspends the calling task
-  spawn = task.spawn,    -- starts a task
+  --- orket.now() -> ms: a monotonic clock in milliseconds
+  now = rt.now,
+  --- orket.sleep(ms): suspends the calling task (a REPL line is one) for ms
+  sleep = rt.sleep,
+  --- orket.spawn(fn, ...) -> task: starts fn(...) as a task (task:join(), task:cancel())
+  spawn = task.spawn,
+  --- orket.task: tasks (orket.task.spawn, orket.task.new)
   task = task,
-  stats = rt.stats,      -- memory and pending-wait counts
-  home = rt.home(),      -- where Orket's own lua/, roles/, tools/ live
+  --- orket.stats() -> memory and pending-wait counts
+  stats = rt.stats,
+  --- orket.home: where Orket's own lua/, roles/ and tools/ live
+  home = rt.home(),
 }
 
 -- Loaded on first use, so `orket version` does not pay for what it does not touch.
 local lazy = {
+  --- orket.sandbox: run a program confined (docs/sandbox.md)
   sandbox = "orket.sandbox",
+  --- orket.pretty.render(v) -> the text the REPL prints for v
   pretty = "orket.pretty",
+  --- orket.json.encode(v), orket.json.decode(text): JSON (lua-cjson's safe variant)
   json = "cjson.safe",
+  --- orket.llm: the model clients (orket.llm.open(config)); docs/llm.md
   llm = "orket.llm",
 }
 

@@ -27,7 +27,7 @@ describe("orket log, runs and card read well", function()
     local runs = H.orket("runs", { cwd = dir })
     assert.equal(0, runs.status, runs.stderr)
     local head, row = runs.stdout:match("^([^\n]*)\n([^\n]*)\n$")
-    assert.matches("^%s*RUN%s+STATE%s+TARGET%s+KIND%s+STEPS%s+TOKENS%s+STARTED$", head)
+    assert.matches("^%s*RUN%s+STATE%s+TARGET%s+KIND%s+STEPS%s+TOKENS%s+STARTED%s+COST$", head)
     assert.matches("^%s+1%s+done%s+NOTES%s+epic%s+%d+%s+%d+%s+%d%d%d%d%-", row)
     -- the columns line up: each heading ends where its numbers end
     assert.equal(head:find("STEPS") + 4, select(2, row:find("^%s+1%s+done%s+NOTES%s+epic%s+%d+")))

@@ -29,6 +29,18 @@ describe("orket repl in a project", function()
     assert.matches("1  stopped", runs.stdout)
   end)
 
+  it("lists the project's helpers under help, from their contract comments", function()
+    local dir = H.example("notes")
+    local r = H.orket("repl", { cwd = dir, stdin = "help\nhelp(project.replay)\nhelp(project.board)\n" })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("\nproject: the project of this folder[^\n]*scripts\n", r.stdout) -- opened: no "(not opened here)"
+    for _, m in ipairs { "messages", "turn", "replay", "approvals", "reload" } do
+      assert.matches("\n  project:" .. m .. "%(", r.stdout)
+    end
+    assert.matches("\n> project:replay%(run_id.-\nprovider from the recorded run", r.stdout)
+    assert.matches("\n> project.board: the board", r.stdout)
+  end)
+
   it("works outside a project, and says why a project could not be opened", function()
     local r = H.orket("repl", { cwd = H.tmpdir(), stdin = "print(project)\n" })
     assert.equal(0, r.status)

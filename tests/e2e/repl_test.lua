@@ -61,6 +61,17 @@ describe("orket repl through a pipe", function()
     assert.matches('"slept"', r.stdout)
   end)
 
+  it("answers help with what is at hand, and help(x) with x's contract", function()
+    local r = H.orket("repl", { stdin = "help\nhelp(orket.sleep)\nhelp(nothing)\nhelp()\n" })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("> At hand %(help%(x%)", r.stdout)
+    assert.matches("\n  orket.now%(%) %-> ms: a monotonic clock in milliseconds\n", r.stdout)
+    assert.matches("\n  project:turn%(card_id", r.stdout)
+    assert.matches("\n> orket.sleep%(ms%): suspends the calling task", r.stdout)
+    assert.matches("\n> no help for this nil; help%(%) lists what is at hand\n", r.stdout)
+    assert.not_matches("> nil\n", r.stdout)
+  end)
+
   it("has the runtime at hand", function()
     local r = H.orket("repl", { stdin = "orket.version\n" })
     assert.matches('"%d+%.%d+%.%d+"', r.stdout)
@@ -149,6 +160,31 @@ describe("orket repl on a terminal", function()
     })
     assert.matches("%[ptydrive: ok, exit 0%]", out)
     assert.is_nil(out:find("undefined", 1, true))
+  end)
+
+  it("completes names, fields and methods with Tab", function()
+    local out = pty({
+      "expect > ",
+      "keys orket.ver\\t", "sleep 300", "keys \\n", -- one match: completed in place
+      "expect \"",
+      "expect > ",
+      "keys x = {alpha = 1, beta = function() end}\\n",
+      "expect > ",
+      "keys x:\\t", "sleep 300", "keys ()\\n", -- after ':' only the method: x:beta()
+      "expect > ",
+      "keys print(#x.al\\t", "sleep 300", "keys ) -- \\n",
+      "expect 1",
+      "expect > ",
+      "keys orket.s\\t\\t", "sleep 300", -- several: the second Tab lists them
+      "expect orket.spawn",
+      "keys \\x15\\n",
+      "expect > ",
+      "eof",
+    }, { ORKET_HISTORY = "" })
+    assert.matches("%[ptydrive: ok, exit 0%]", out)
+    assert.matches("orket.version\r?\n\"%d+%.%d+%.%d+\"", out)
+    assert.matches("x:beta%(%)\r?\n", out)
+    assert.matches("orket.sleep +orket.spawn", out)
   end)
 
   it("continues multi-line input on a terminal", function()

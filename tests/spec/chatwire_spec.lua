@@ -101,6 +101,11 @@ local OPENAI = {
   usage_bad_strings = { '{"usage":{"prompt_tokens":"1.5","completion_tokens":"nan"}}', STOP },
   usage_array = { delta { content = "a" }, '{"usage":[]}', STOP },
   usage_replaced = { '{"usage":{"prompt_tokens":1,"completion_tokens":2}}', '{"usage":{"completion_tokens":9}}', STOP },
+  usage_cached = { '{"usage":{"prompt_tokens":90,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":64}}}', STOP },
+  usage_cached_bad = { '{"usage":{"prompt_tokens":90,"prompt_tokens_details":{"cached_tokens":"x"}}}', STOP },
+  usage_cached_list = { '{"usage":{"prompt_tokens":90,"prompt_tokens_details":[64]}}', STOP },
+  usage_llamacpp = { '{"usage":{"prompt_tokens":90,"completion_tokens":2},"timings":{"prompt_n":26,"cache_n":64}}', STOP },
+  usage_cached_wins = { '{"usage":{"prompt_tokens":90,"prompt_tokens_details":{"cached_tokens":60}},"timings":{"cache_n":64}}', STOP },
   ids_not_strings = { '{"id":5,"model":null,"choices":[{"delta":{"content":"a"},"finish_reason":3}]}', STOP },
   arguments_object = { tc '[{"index":0,"function":{"name":"f","arguments":{"a":1}}}]', TOOLS },
   arguments_list = { tc '[{"index":0,"function":{"name":"f","arguments":[1, 2]}}]', TOOLS },
@@ -261,6 +266,11 @@ WANT.openai = {
   usage_replaced = { calls = {  }, content = "", delivered = false, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = { completion_tokens = 9 } },
   usage_strings = { calls = {  }, content = "", delivered = false, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = { completion_tokens = 2, prompt_tokens = 11 } },
   usage_variants = { calls = {  }, content = "a", delivered = true, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = { prompt_tokens = 7 } },
+  usage_cached = { calls = {  }, content = "", delivered = false, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = { cached_tokens = 64, completion_tokens = 2, prompt_tokens = 90 } },
+  usage_cached_bad = { calls = {  }, content = "", delivered = false, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = { prompt_tokens = 90 } },
+  usage_cached_list = { calls = {  }, content = "", delivered = false, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = { prompt_tokens = 90 } },
+  usage_llamacpp = { calls = {  }, content = "", delivered = false, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = { cached_tokens = 64, completion_tokens = 2, prompt_tokens = 90 } },
+  usage_cached_wins = { calls = {  }, content = "", delivered = false, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = { cached_tokens = 60, prompt_tokens = 90 } },
 }
 WANT.ollama = {
   bad_json = { failed = "transient: ollama: malformed stream line (parse error: premature EOF): {\"message\":" },

@@ -108,7 +108,7 @@ describe("engine settings", function()
 
   it("are one schema: check reports every problem of orket.lua at once, resolve the first", function()
     assert.matches("^audit, budgets, bug_fix, concurrency, context, git, ", settings.list())
-    assert.matches(", sandbox, serve, store, team, updates, verify, vision$", settings.list())
+    assert.matches(", sandbox, serve, store, team, telemetry, updates, verify, vision$", settings.list())
     local data = { teams = {}, name = "caf\233", budgets = { turns = 1 }, concurrency = 0,
       review = { escalate_after = 5, requirements_review_after = 1 },
       models = { providers = { x = { kind = "nope" } } } }
@@ -117,7 +117,7 @@ describe("engine settings", function()
       "orket.lua: name: is not valid UTF-8 (byte 4)",
       "orket.lua: models.providers.x.kind must be one of openai, ollama, scripted, replay (got nope)",
       "orket.lua: concurrency: must be an integer from 1 to 1000000000000 (got 0)",
-      "orket.lua: budgets.turns: unknown setting (known: backoff_ms, model_retries, steps_per_turn, tokens_per_card, "
+      "orket.lua: budgets.turns: unknown setting (known: backoff_ms, max_output_tokens, model_retries, steps_per_turn, tokens_per_card, "
         .. "tokens_per_run, tool_calls_per_turn, turns_per_card, wall_ms_per_card, wall_ms_per_run)",
       "orket.lua: review.requirements_review_after: must not be below review.escalate_after",
     }, settings.check(data))

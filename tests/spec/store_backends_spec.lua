@@ -362,8 +362,14 @@ describe("store on " .. B.name(), function()
 
     local run = db:record_run { target = "E", kind = "epic" }
     db:record_turn { run = run, card = "E-1", seat = "dev", turn = 1, model = "m", prompt_tokens = 2,
-      data = { latency_ms = 12 } }
-    assert.same({ { model = "m", n = 1, tin = 2, tout = 0 } }, smx.models(db, 10))
+      data = { latency_ms = 12, cached_tokens = 1, cost = 5, currency = "USD" } }
+    assert.same({ { model = "m", n = 1, tin = 2, tout = 0, tcached = 1 } }, smx.models(db, 10))
+    assert.same({ { model = "m", currency = "USD", micros = 5 } }, smx.costs(db, 10))
+    -- a scope's tokens by kind and cost (docs/cost.md), by run, card and since a time
+    local sums = { cost = { USD = 5 }, calls = 1, priced = 1, input = 2, cached = 1, output = 0 }
+    assert.same(sums, require("orket.store.costs").totals(db, { run = run, card = "E-1", since = "2000-01-01T00:00:00.000Z" }))
+    assert.same({ cost = {}, calls = 0, priced = 0, input = 0, cached = 0, output = 0 },
+      require("orket.store.costs").totals(db, { run = run, after_turn = require("orket.store.costs").last_turn(db) }))
     assert.same({ { model = "m", ms = 12 } }, smx.model_latencies(db))
     assert.equal(1, smx.card_turns(db))
     assert.equal(0, smx.approvals_waiting(db))

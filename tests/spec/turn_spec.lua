@@ -36,3 +36,32 @@ describe("turn_start", function()
     assert.is_true(starts > 0)
   end)
 end)
+
+describe("a turn's brief", function()
+  after_each(H.cleanup)
+
+  it("keeps the comments it started with; a comment made during the turn joins the history at its end", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local e = F.engine(db, b, {})
+    local function comment(author, body)
+      assert(db:tx(function() return b:comment("E-1", { author = author, body = body }) end))
+    end
+    comment("dev", "first")
+    local card = assert(b:get("E-1"))
+    local job = { role = { name = "coder" }, seat = "dev", phase = "work", turn = 1 }
+    local history = {}
+    local c1 = turn.context(e, job, card, history)
+    assert.equal(1, #c1.comments)
+    comment("pm", "second")
+    local c2 = turn.context(e, job, card, history)
+    -- the brief (a prompt cache's prefix) is as the turn's first step saw it
+    assert.same(c1.comments, c2.comments)
+    assert.equal(1, #history)
+    assert.same({ role = "user", content = "A new comment on E-1 from pm:\nsecond" }, c2.history[#c2.history])
+    turn.context(e, job, card, history)
+    assert.equal(1, #history) -- said once
+    comment("dev", "mine") -- the seat's own comment: in the history as its tool call already
+    turn.context(e, job, card, history)
+    assert.equal(1, #history)
+  end)
+end)

@@ -6,6 +6,7 @@
 -- decided, not answered).
 local approvals = require "orket.actions.approvals"
 local journal = require "orket.store.journal"
+local costs = require "orket.store.costs"
 
 local M = {}
 
@@ -17,14 +18,25 @@ function M.reviewed_card(db, id)
   return nil
 end
 
--- Whether the card's wait is a requirements review's (engine/review.lua moves it there
--- with the note "requirements review ID").
-local function waits_on_requirements_review(db, id)
+-- Whether the card waits for a person with a note matching `pattern` on its move there.
+local function waits_with(db, id, pattern)
   local m = journal.last_transition(db, id)
   local d = m and m.data
   return type(d) == "table" and d.to == "waiting_for_developer" and type(d.note) == "string"
-    and d.note:match("^requirements review ") ~= nil
+    and d.note:match(pattern) ~= nil
 end
+
+-- Whether the card's wait is a requirements review's (engine/review.lua moves it there
+-- with the note "requirements review ID").
+local function waits_on_requirements_review(db, id) return waits_with(db, id, "^requirements review ") end
+
+-- Whether the card waits because a money budget would be passed (orket.engine.spend's
+-- note): answering it approves going on, one budget's worth more (docs/cost.md).
+local function waits_on_money(db, id) return waits_with(db, id, "^Turn stopped: money budget:") end
+
+--- waits_on_budget(db, id) -> true when the card waits because a money budget would be
+--- passed (a person's answer approves going on)
+M.waits_on_budget = waits_on_money
 
 --- answer(db, board, card_id, text, actor) -> true | nil, msg, CODE, detail: answers a card
 --- waiting for input (a question, a requirements review) in one transaction. EUSAGE, with
@@ -57,6 +69,10 @@ function M.answer(db, b, card_id, text, actor)
       local t, terr, tcode = b:retry(c.id, { actor = actor, note = text })
       if not t then return nil, terr, tcode end
       return true
+    end
+    if waits_on_money(db, c.id) then
+      -- the card's money budgets count the calls after this mark
+      db:event { kind = "budget_approved", card = c.id, actor = actor.seat, data = { turn = costs.last_turn(db), note = text } }
     end
     assert(b:comment(c.id, { author = actor.seat, body = text }))
     local t, terr, tcode = b:transition(c.id, "ready", { actor = actor, note = "answered" })

@@ -1,4 +1,5 @@
 -- orket card ID [--json]: one card in full, with its dependencies, comments and history.
+local cost = require "orket.cost"
 local jsonout = require "orket.jsonout"
 local board_cmd = require "orket.cmd.board"
 local cmdline = require "orket.cmdline"
@@ -35,6 +36,7 @@ local function fields(w, g)
   line(w, "priority", string.format("%s (%g)", board_cmd.priority_name(c.priority), c.priority))
   line(w, "seat", c.seat)
   line(w, "worked by", c.worked_by)
+  if g.usage and g.usage.calls > 0 then line(w, "model", (cost.usage_text(g.usage):gsub("^usage: ", ""))) end
   line(w, "retries", c.retries > 0 and c.retries or nil)
   line(w, "depends on", #c.depends_on > 0 and table.concat(c.depends_on, ", ") or nil)
   if #g.kids > 0 then

@@ -5,13 +5,16 @@ local inert = require "orket.inert"
 local jsonout = require "orket.jsonout"
 local runs = require "orket.store.runs"
 local view = require "orket.views.log"
+local cost = require "orket.cost"
 
-local cmd = { summary = "print the transcript of a run", usage = "orket log [RUN] [--full] [--json] [-C DIR]" }
+local cmd = { summary = "print the transcript of a run", usage = "orket log [RUN] [--full] [--json] [--cache] [-C DIR]" }
 cmd.help = "Prints run RUN (the latest run when RUN is left out) from the journal: each turn, the\n"
   .. "last message and the response of every model step (clipped to 400 characters; --full\n"
   .. "prints every message in full), tool calls with results, token usage and the board\n"
   .. "moves the run made (transitions). --json prints the same as one JSON document\n"
-  .. "(orket.log/1), as GET /v1/runs/RUN/transcript answers."
+  .. "(orket.log/1), as GET /v1/runs/RUN/transcript answers. --cache prints, per model call,\n"
+  .. "how much of its prompt repeated the start of the call before on the same card and seat\n"
+  .. "(what a prompt cache reuses), and where the history's summary moved."
 
 -- Cut at n bytes, backed off to the start of a UTF-8 character (a cut inside one would
 -- show as stray bytes); made inert for the terminal, its continuation lines indented under
@@ -42,13 +45,36 @@ local function num(v) return tostring(math.tointeger(v) or v) end
 local TURN_PART = { turn = true, gate_decision = true, approval_requested = true, approval_used = true,
   tool_call = true, model_failure = true, violation = true, turn_end = true }
 
+-- orket log --cache: each call's prompt against the call before on its card and seat
+local function cache_report(doc, json)
+  local rows, total = view.cache(doc)
+  if json then
+    io.stdout:write(jsonout.encode { format = "orket.log.cache/1", run = doc.run.id, calls = jsonout.array(rows),
+      total = total }, "\n")
+    return 0
+  end
+  local function pct(a, b) return b > 0 and string.format("%.1f%%", 100 * a / b) or "-" end
+  local out = { string.format("run %d: each call's prompt against the call before on its card and seat", doc.run.id),
+    string.format("%-12s %-18s %4s %4s %9s %9s %6s  %s", "CARD", "SEAT", "TURN", "STEP", "PROMPT", "PREFIX", "SHARE", "NOTE") }
+  for _, r in ipairs(rows) do
+    out[#out + 1] = string.format("%-12s %-18s %4s %4s %9d %9d %6s  %s", one(r.card), one(r.seat), num(r.turn or "-"),
+      num(r.step or "-"), r.chars, r.prefix, pct(r.prefix, r.chars),
+      r.moved and string.format("summary moved (%d steps)", r.summarized) or "")
+  end
+  out[#out + 1] = string.format("total: %s of the prompt characters of %d calls after a card and seat's first repeated the call before",
+    pct(total.prefix, total.chars), total.calls)
+  io.stdout:write(table.concat(out, "\n"), "\n")
+  return 0
+end
+
 function cmd.run(args, cli)
-  local dir, full, id, json = ".", false, nil, false
+  local dir, full, id, json, cache = ".", false, nil, false, false
   local i = 1
   while i <= #args do
     local a = args[i]
     if a == "--full" then full = true
     elseif a == "--json" then json = true
+    elseif a == "--cache" then cache = true
     elseif a == "-C" then
       dir = args[i + 1]
       if not dir then return cli.usage_error(cmd, "-C needs a directory") end
@@ -72,6 +98,7 @@ function cmd.run(args, cli)
     cli.err("%s", derr)
     return 1
   end
+  if cache then return cache_report(doc, json) end
   if json then
     io.stdout:write(jsonout.encode(doc), "\n")
     return 0
@@ -80,7 +107,7 @@ function cmd.run(args, cli)
   local n = 400 -- characters of a message shown; --full shows them whole
   if full then n = nil end
   local out = { string.format("run %d: %s %s, %s, started %s", run.id, run.kind, one(run.target), run.state,
-    run.started_at) }
+    run.started_at), cost.usage_text(doc.usage) }
   -- the open turn of each card (its turn_begin's data), and the card whose header is last
   local open_turn, shown = {}, nil
   for _, ev in ipairs(doc.events) do
@@ -105,9 +132,10 @@ function cmd.run(args, cli)
       local resp = t.response
       local msgs = t.messages
       local last = msgs[#msgs]
-      out[#out + 1] = string.format("-- step %s, model %s, provider %s, %s+%s tokens",
+      out[#out + 1] = string.format("-- step %s, model %s, provider %s, %s+%s tokens%s%s",
         num(t.step), one(t.model), one(t.provider or "?"), tostring(t.prompt_tokens),
-        tostring(t.completion_tokens))
+        tostring(t.completion_tokens), t.cached_tokens and string.format(" (%d cached)", t.cached_tokens) or "",
+        t.cost and (", " .. cost.format(t.cost, t.currency)) or "")
       if full then
         for _, m in ipairs(msgs) do out[#out + 1] = "   [" .. one(m.role) .. "] " .. clip(m.content, n) end
       elseif last then

@@ -5,6 +5,7 @@ local orket_api = require "orket"
 local chat = require "orket.terminal.chat"
 local uv = require "luv"
 local repl = require "orket.terminal.repl"
+local help = require "orket.terminal.help"
 
 local cmd = {
   name = "repl",
@@ -12,6 +13,7 @@ local cmd = {
   args = { { "-C", value = "DIR", key = "dir", what = "a directory" } },
   help = "Expressions print their values; statements run. Incomplete input continues on\n" ..
       "the next line (>>). Ctrl-C interrupts a running chunk, Ctrl-D exits.\n" ..
+      "`help` lists what is at hand, help(x) says more about x; Tab completes names.\n" ..
       "History is kept in $ORKET_HISTORY (default ~/.orket_history; empty disables).\n" ..
       "In a project (DIR, default the current folder, has orket.lua) `project` holds its\n" ..
       "board, db, llm, gate, tools, roles, engine and the helpers project:messages(CARD),\n" ..
@@ -24,6 +26,7 @@ function cmd.run(args, cli)
   if not o then return st end
   local dir = o.dir
   _G.orket = orket_api
+  _G.help = help.new(_G) -- what is at hand, from the contract comments of its modules
   -- llm.chat{messages = {...}} streams to the prompt, with DIR's models as `project` has them
   _G.llm = chat.global(dir)
   local p

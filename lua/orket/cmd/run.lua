@@ -237,6 +237,15 @@ function cmd.execute(o, cli, resume_id)
   end)
   local ok, terr = t:join()
   claim:release() -- the run could not start
+  if e.tracer then
+    -- the last spans leave before the process does (bounded by the exporter's timeouts);
+    -- what a collector did not take is said, never a failure of the run
+    local st = e.tracer:drain()
+    if st.dropped > 0 then
+      cli.err("warning: traces: %d spans exported, %d dropped (%s)", st.exported, st.dropped, tostring(st.last_error or "queue full"))
+    end
+    if st.metrics_dropped > 0 then cli.err("warning: metrics: not exported (%s)", tostring(st.last_error)) end
+  end
   for _, h in ipairs(signals) do h:close() end
   watcher:close()
   if view then

@@ -5,6 +5,8 @@ local store_runs = require "orket.store.runs"
 local lease = require "orket.engine.lease"
 local project = require "orket.project"
 local cmdline = require "orket.cmdline"
+local costs = require "orket.store.costs"
+local cost = require "orket.cost"
 
 local cmd = { name = "runs", summary = "list runs and their state", args = {
   { "--json", help = "print the runs as one JSON document (orket.runs/1)" },
@@ -18,6 +20,11 @@ function cmd.run(args, cli)
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
   local rows = store_runs.summaries(db)
+  for _, r in ipairs(rows) do
+    local t = costs.totals(db, { run = r.id })
+    -- tokens by kind and the cost by currency in micro-units (docs/cost.md); none known: no cost
+    r.tokens_cached, r.cost = t.cached, next(t.cost) and t.cost or nil
+  end
   local left = {} -- runs left to workers (orket worker)
   for _, r in ipairs(lease.ops(db).queued(db)) do left[r.id] = true end
   db:close()
@@ -37,11 +44,11 @@ function cmd.run(args, cli)
     r.target = inert.line(r.target)
     w = math.max(w, #r.target)
   end
-  local fmt = "%4s  %-18s %-" .. w .. "s %-6s %6s %8s  %s\n"
-  local out = { string.format(fmt, "RUN", "STATE", "TARGET", "KIND", "STEPS", "TOKENS", "STARTED") }
+  local fmt = "%4s  %-18s %-" .. w .. "s %-6s %6s %8s  %-24s  %s\n"
+  local out = { string.format(fmt, "RUN", "STATE", "TARGET", "KIND", "STEPS", "TOKENS", "STARTED", "COST") }
   for _, r in ipairs(rows) do
     out[#out + 1] = string.format(fmt, r.id, inert.line(r.status), r.target, inert.line(r.kind), r.steps, r.tokens,
-      inert.line(r.started_at))
+      inert.line(r.started_at), r.cost and cost.text(r.cost) or "-")
   end
   io.stdout:write(table.concat(out))
   return 0

@@ -44,34 +44,40 @@ local function summarize(step)
   return table.concat(out, "; ")
 end
 
---- window(history, {max_chars=, recent_steps=}) -> history to send. Unchanged while it fits;
---- otherwise the oldest steps (never the last recent_steps) become one summary message.
+-- The summarized steps' count: chosen points, replayed the same way from the turn's first
+-- step, so a history that only grows keeps its cut (and its summary) until the steps after
+-- the cut pass max_chars; the cut then moves so they are at most half of it (never into the
+-- last recent_steps). Between moves the prompt only grows at its end, which is what a
+-- provider's prompt cache (a local server's KV cache) reuses.
+local function cut_of(steps, opts)
+  local cut, tail = 1, 0
+  for i, st in ipairs(steps) do
+    for _, m in ipairs(st) do tail = tail + size(m) end
+    if tail > opts.max_chars then
+      while cut <= i - opts.recent_steps and tail > opts.max_chars // 2 do
+        for _, m in ipairs(steps[cut]) do tail = tail - size(m) end
+        cut = cut + 1
+      end
+    end
+  end
+  return cut
+end
+
+--- window(history, {max_chars=, recent_steps=}) -> history to send, summarized: the
+--- oldest steps folded into one summary message once the steps after it passed max_chars
+--- (the last recent_steps never are), at points chosen so the summary changes rarely
+--- (cut_of); summarized is how many steps the summary holds (0: none).
 function M.window(history, opts)
-  local total = 0
-  for _, m in ipairs(history) do total = total + size(m) end
-  if total <= opts.max_chars then return history end
   local steps = steps_of(history)
-  local keep_from = math.max(1, #steps - opts.recent_steps + 1)
-  -- Keep more than the minimum when the budget allows, newest first.
-  local kept = 0
-  for i = #steps, keep_from, -1 do
-    for _, m in ipairs(steps[i]) do kept = kept + size(m) end
-  end
-  while keep_from > 1 do
-    local s = 0
-    for _, m in ipairs(steps[keep_from - 1]) do s = s + size(m) end
-    if kept + s > opts.max_chars * 3 // 4 then break end
-    kept = kept + s
-    keep_from = keep_from - 1
-  end
-  if keep_from == 1 then return history end
+  local cut = cut_of(steps, opts)
+  if cut == 1 then return history, 0 end
   local lines = { "Summary of your earlier steps in this turn (older details were dropped to save space):" }
-  for i = 1, keep_from - 1 do lines[#lines + 1] = string.format("%d. %s", i, summarize(steps[i])) end
+  for i = 1, cut - 1 do lines[#lines + 1] = string.format("%d. %s", i, summarize(steps[i])) end
   local out = { { role = "user", content = table.concat(lines, "\n") } }
-  for i = keep_from, #steps do
+  for i = cut, #steps do
     for _, m in ipairs(steps[i]) do out[#out + 1] = m end
   end
-  return out
+  return out, cut - 1
 end
 
 local function age_days(created_at, now)

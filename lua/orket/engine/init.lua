@@ -26,6 +26,7 @@ local FIXED = {
   db = true, board = true, memory = true, settings = true, llm = true, gate = true, workspace = true,
   workspace_dir = true, project_dir = true, toolcalls = true, count = true, emit_fn = true, concurrency = true,
   model = true, dir = true, git = true, models = true, lease = true, pace = true, close_all = true,
+  tracer = true, -- orket.otel's, when traces are exported (docs/observability.md)
 }
 local SCRIPTS = { roles = true, tools = true, policies = true, routing = true, mcp = true }
 local STATE = { current = true, run_id = true, stop_requested = true, started_runs = true, reloads = true,
@@ -112,6 +113,8 @@ end
 --- emit(ev): an event for the current run's stream (the hot reload's, between runs too)
 function Engine:emit(ev)
   ev.run_id = self.run_id
+  -- spans first: the stream's own handler may keep or change ev
+  if self.tracer then self.tracer:event(ev) end
   if self.emit_fn then self.emit_fn(ev) end
 end
 

@@ -1,8 +1,8 @@
 -- orket.engine.prompt: the role author's toolkit, handed to every role script as the
 -- global `prompt` (frozen). Pure functions from the plain context object to text and
 -- messages; nothing here reaches the store. Documented in docs/roles.md.
-local cjson = require "cjson.safe"
 local schemas = require "orket.engine.schemas"
+local jsonout = require "orket.jsonout"
 
 local M = {}
 
@@ -64,7 +64,8 @@ function M.tool_dialect(tools)
     .. "Reply without any JSON object when you are finished.", "" }
   for _, t in ipairs(tools or {}) do
     out[#out + 1] = string.format("- %s: %s\n  parameters: %s", t.name, t.description or "",
-      cjson.encode(schemas.plain(t.parameters or {})) or "{}")
+      -- keys sorted: the same bytes in every process (a prompt cache keeps them)
+      jsonout.encode(schemas.plain(t.parameters or {})) or "{}")
   end
   return table.concat(out, "\n")
 end

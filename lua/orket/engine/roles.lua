@@ -141,4 +141,24 @@ function M.messages(role, ctx)
   return m
 end
 
+--- tool_order(roles, names) -> names (a role's tools) in the one order every seat's list
+--- follows: the tools more of the project's roles have first, then by name. Seats whose
+--- roles share tools then send the same first tools, a prefix a one-slot local server
+--- keeps between their calls. nil (all the registry's tools, sorted) stays nil.
+function M.tool_order(roles, names)
+  if names == nil then return nil end
+  local uses = {}
+  for _, rn in ipairs(roles and roles.names or {}) do
+    local r = roles.by_name[rn]
+    for _, t in ipairs(r and r.tools or {}) do uses[t] = (uses[t] or 0) + 1 end
+  end
+  local out = table.move(names, 1, #names, 1, {})
+  table.sort(out, function(a, b)
+    local ua, ub = uses[a] or 0, uses[b] or 0
+    if ua ~= ub then return ua > ub end
+    return a < b
+  end)
+  return out
+end
+
 return M

@@ -21,6 +21,7 @@ local gitwork = require "orket.engine.gitwork"
 local store_runs = require "orket.store.runs"
 local store_journal = require "orket.store.journal"
 local json = require "cjson.safe"
+local roles_mod = require "orket.engine.roles"
 
 local M = {}
 local Run = {}
@@ -46,7 +47,7 @@ end
 
 -- every field of a run: those new sets and those it leaves nil until the run needs them
 for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skipped", "stopping", "halted",
-  "journal_failed", "git_failed", "tokens_used", "card_tokens_used", "card_clock", "run_deadline", "round_after",
+  "journal_failed", "git_failed", "tokens_used", "card_tokens_used", "spend", "card_clock", "run_deadline", "round_after",
   "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known" } do
   FIELDS[k] = true
 end
@@ -82,6 +83,8 @@ end
 
 function Run:emit(ev)
   ev.run_id = self.run_id
+  local tracer = self.engine.tracer -- spans of the run (orket.otel), before the stream's handler
+  if tracer then tracer:event(ev) end
   local fn = self.engine.emit_fn
   if fn then fn(ev) end
 end
@@ -95,12 +98,12 @@ end
 -- transaction (a savepoint of the caller's). true | nil, msg, CODE.
 -- The move is the engine's (a reviewer's own moves out of code_review are only done or in_progress),
 -- journaled under the seat whose turn it ends.
-local function block_records(e, card, actor, reason, why)
+local function block_records(e, card, actor, reason, why, to)
   return e.db:tx(function()
     local c = e.board:get(card.id)
     if c.status ~= "in_progress" and c.status ~= "code_review" then return true end
     assert(e.board:comment(card.id, { author = "orket", body = why }))
-    local t, terr, tcode = e.board:transition(card.id, "blocked",
+    local t, terr, tcode = e.board:transition(card.id, to or "blocked",
       { actor = { seat = actor.seat, roles = actor.roles, by = "engine" }, reason = reason, note = why })
     if not t then return nil, terr, tcode end
     return true
@@ -320,7 +323,8 @@ function Run:turn_job(card, open, turns, merge_mark, phase, seat, role)
   }
   -- The turn keeps the scripts it starts with: a hot reload swaps self's, not the job's.
   job.tools, job.policies = self.tools, self.policies
-  job.tool_specs = job.tools:specs(role.tools)
+  -- one order for every seat's tools, the shared ones first (a prompt cache's prefix)
+  job.tool_specs = job.tools:specs(roles_mod.tool_order(self.roles, role.tools))
   if not self.model then
     local merr
     job.model, merr = route(self, "model", { seat = seat, role = role.name, card = card, phase = phase,
@@ -419,8 +423,11 @@ function Run:end_turn_records(job, out)
     assert(self:begin_records(job))
   end
   local card = assert(self.board:get(job.card_id))
-  local reason, why
-  if out.ended == "budget" then
+  local reason, why, to
+  if out.ended == "budget" and out.money then
+    -- a money budget waits for a person: `orket answer` approves going on (docs/cost.md)
+    reason, why, to = "input", "Turn stopped: " .. out.detail .. ". Answer the card to approve going on, or raise the budget.", "waiting_for_developer"
+  elseif out.ended == "budget" then
     reason, why = "resource", "Turn stopped: " .. out.detail .. "."
   elseif out.ended == "model_error" then
     reason, why = "system", string.format("The model failed (%s): %s", tostring(out.class), tostring(out.detail))
@@ -428,8 +435,8 @@ function Run:end_turn_records(job, out)
     reason, why = "system", "The turn failed: " .. tostring(out.detail)
   end
   if reason then
-    local ok, err = block_records(self, card, job.actor, reason, why)
-    out.blocked = { reason = reason, detail = why, error = not ok and err or nil }
+    local ok, err = block_records(self, card, job.actor, reason, why, to)
+    out.blocked = { reason = reason, detail = why, error = not ok and err or nil, money = out.money }
   end
   if job.phase == "escalation" then
     self.db:event { kind = "escalated", card = job.card_id, run = self.run_id, data = { key = card.retries or 0 } }
@@ -885,7 +892,7 @@ function Run:conclude(target)
   -- the cards that wait for a person's answer or approval: a stalled run may be only that
   local waiting = {}
   for _, s in ipairs(stuck) do
-    if s.waits_for == "input" or s.waits_for == "approval" then waiting[#waiting + 1] = s.card end
+    if s.waits_for == "input" or s.waits_for == "approval" or s.waits_for == "budget" then waiting[#waiting + 1] = s.card end
   end
   self:emit { type = "run_end", status = status, reason = reason, tokens = journal.tokens(self.db, self.run_id, nil),
     canceled = #canceled > 0 and canceled or nil, waiting = #waiting > 0 and waiting or nil }

@@ -6,6 +6,7 @@
 local uv = require "luv"
 local task = require "orket.task"
 local approvals = require "orket.actions.approvals"
+local answer = require "orket.actions.answer"
 local review = require "orket.engine.review"
 local ready = require "orket.ready"
 
@@ -193,8 +194,8 @@ end
 --- stuck(board, cards [, why]) -> array of {card=, status=, wait_reason=, reason=, next=,
 --- waits_for=, approval=} for every unfinished card; next: the command that gets it moving
 --- (for a card waiting for a dependency, the dependency's); a card held for an approval has
---- waits_for "approval" and approval = the request's id (else waits_for "input" when it
---- waits). why: what the run knows, {skipped = {id = the reason the card was skipped},
+--- waits_for "approval" and approval = the request's id, one stopped by a money budget
+--- waits_for "budget" (docs/cost.md), else waits_for "input" when it waits. why: what the run knows, {skipped = {id = the reason the card was skipped},
 --- halted = the run budget that ended the run, run = the run's id}, so a card that could
 --- have taken a turn says why it did not.
 function M.stuck(board, cards, why_run)
@@ -212,6 +213,10 @@ function M.stuck(board, cards, why_run)
           .. "'orket answer %s --approve' or --deny \"reason\"", approvals.describe(pending), pending.id,
           tostring(pending.reason or pending.rule), c.id) or "waiting for input from a person"
         _, next_step = unstick(board, c)
+        if waits_for == "input" and answer.waits_on_budget(board.db, c.id) then
+          waits_for, why = "budget", "waiting for a person: a money budget would be passed (its comment gives the amounts)"
+          next_step = string.format("orket answer %s \"go on\" to approve one budget more, or raise it in orket.lua", c.id)
+        end
       elseif c.status == "blocked" then
         why = "blocked (" .. tostring(c.wait_reason) .. ")"
         _, next_step = unstick(board, c)

@@ -21,6 +21,8 @@ local lockfile = require "orket.c.lockfile"
 local claims = require "orket.engine.claims"
 local lease_mod = require "orket.engine.lease"
 
+local otel = require "orket.otel"
+
 local M = {}
 
 --- open(dir, {model=, concurrency=, emit=, db=, keep_db=, workspace=, llm=, lease=, pace=,
@@ -125,6 +127,11 @@ function M.open(dir, opts)
     lease = opts.lease and lease_mod.new { db = db, worker = opts.lease.worker, ttl_ms = opts.lease.ttl_ms,
       on_event = opts.lease.on_event, poll_ms = opts.lease.poll_ms },
     pace = opts.pace, -- a server's: one heavy step per turn of its loop (orket.engine.pace)
+    -- traces over OTLP when the environment or orket.lua's telemetry names a collector
+    tracer = (function()
+      local cfg = otel.config(opts.getenv or os.getenv, s.telemetry)
+      return cfg and otel.new(cfg, s.name) or nil
+    end)(),
     -- A turn passes the tools and policies it started with; hot reload swaps e's.
     gate = function(input)
       input.tools, input.policies = input.tools or e.tools, input.policies or e.policies

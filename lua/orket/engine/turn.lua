@@ -22,6 +22,7 @@ local verify = require "orket.engine.verify"
 local sandboxtool = require "orket.engine.sandboxtool"
 local proctool = require "orket.engine.proctool"
 local lease = require "orket.engine.lease"
+local spend = require "orket.engine.spend"
 
 local M = {}
 
@@ -84,13 +85,38 @@ local function make_context(e, job, card, history)
     end
     job.deps_ctx, job.deps_ids = deps, ids
   end
-  local comments = {}
-  for _, c in ipairs(e.board:comments(card.id)) do comments[#comments + 1] = { author = c.author, body = c.body } end
+  -- The brief holds the comments and the memory as the turn's first step saw them: a
+  -- comment made during the turn joins the history as a message at its end, instead of
+  -- rewriting the brief and with it every later token a prompt cache kept (docs/cost.md).
+  local comments = job.comments_ctx
+  if not comments then
+    comments = {}
+    for _, c in ipairs(e.board:comments(card.id)) do
+      comments[#comments + 1] = { author = c.author, body = c.body }
+      job.comments_seen = math.max(job.comments_seen or 0, c.id or 0)
+    end
+    job.comments_ctx = comments
+    job.recall_ctx = context.recall(e.memory, card, e.settings.context)
+  else
+    for _, c in ipairs(e.board:comments(card.id)) do
+      if (c.id or 0) > (job.comments_seen or 0) then
+        -- the seat's own comments are in the history already, as its tool calls
+        if c.author ~= job.seat then
+          history[#history + 1] = { role = "user", content = string.format("A new comment on %s from %s:\n%s",
+            card.id, tostring(c.author), tostring(c.body)) }
+        end
+        job.comments_seen = c.id
+      end
+    end
+  end
+  local window
+  -- the steps folded into the summary: recorded with the call (docs/cost.md, orket log --cache)
+  window, job.summarized = context.window(history, e.settings.context)
   return {
     card = card, deps = deps, comments = comments, seat = job.seat, role = job.role.name,
     phase = job.phase, turn = job.turn, tools = job.tool_specs,
-    memory = context.recall(e.memory, card, e.settings.context),
-    history = context.window(history, e.settings.context),
+    memory = job.recall_ctx,
+    history = window,
     project = { name = e.settings.name, vision = e.settings.vision },
     -- the reviewer sees the engine's last check of the work it judges (engine/verify.lua)
     verification = job.phase == "review" and verify.last(e.db, card.id) or nil,
@@ -175,6 +201,9 @@ local function call_model(e, job, req)
     local over, left = wall_left(e, job)
     if over then return nil, over.detail, "budget", over end
     req.timeout_ms = left and math.max(1, math.ceil(left)) or nil
+    -- a call that could pass a money budget is not sent (docs/cost.md)
+    over = spend.check(e, job, req)
+    if over then return nil, over.detail, "budget", over end
     local res, msg, class, failure = e.llm:chat(req)
     if res then return res end
     class = class or "transient"
@@ -419,9 +448,11 @@ end
 -- "started") the call is recovered, never run twice; after_tool, with its result
 -- committed, goes on at the next call.
 
-local function after_call(sp, call, res)
+local function after_call(sp, call, res, t0)
   local job = sp.job
-  sp.events[#sp.events + 1] = { type = "tool", card = job.card_id, seat = job.seat, tool = call.name, ok = res.ok,
+  -- ms: the call's wall time (its span's, orket.otel), from its gate check to its result
+  sp.events[#sp.events + 1] = { type = "tool", card = job.card_id, seat = job.seat, turn = job.turn, call_id = call.id,
+    ms = t0 and math.floor(rt.now() - t0) or nil, tool = call.name, ok = res.ok,
     code = res.code, denied = res.denied or nil }
   if res.held then
     sp.events[#sp.events + 1] = { type = "approval_requested", card = job.card_id, seat = job.seat, tool = call.name,
@@ -440,6 +471,7 @@ local function step_response(sp)
     response, sp.turn_id = sp.rec.response, sp.rec.id
   else
     local res, usage = model.res, model.res.usage or {}
+    local money = spend.record(e, job, res.usage)
     response = {
       content = res.content or "", tool_calls = res.tool_calls or {}, finish_reason = res.finish_reason,
       usage = res.usage, model = res.model, provider = res.provider,
@@ -447,11 +479,15 @@ local function step_response(sp)
     sp.turn_id = assert(e.db:record_turn { run = job.run, card = job.card_id, seat = job.seat, role = job.role.name,
       turn = job.turn, model = res.model or job.model, request = { model = job.model, messages = model.msgs },
       response = response, prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
-      data = { step = sp.n, phase = job.phase, latency_ms = model.latency_ms } })
+      data = { step = sp.n, phase = job.phase, latency_ms = model.latency_ms, cached_tokens = money.cached_tokens,
+        summarized = job.summarized ~= 0 and job.summarized or nil,
+        cost = money.cost, currency = money.currency } })
     sp.tokens = (usage.prompt_tokens or 0) + (usage.completion_tokens or 0)
     e:add_tokens(sp.tokens, job.card_id)
     sp.events[#sp.events + 1] = { type = "model", card = job.card_id, seat = job.seat, turn = job.turn, step = sp.n,
-      prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens }
+      prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
+      cached_tokens = money.cached_tokens, cost = money.cost, currency = money.currency,
+      latency_ms = model.latency_ms, response_model = res.model }
   end
   local calls, perr = calls_of(e, job, response)
   if not calls then
@@ -473,7 +509,7 @@ local function step_pending_result(sp)
   sp.pending = nil
   assert(sp.e.db:finish_tool_call(p.id, { result = p.res, ok = p.res.ok, error_code = p.res.code, turn = sp.turn_id,
     tool = p.call.name, run = job.run, card = job.card_id, seat = job.seat }))
-  after_call(sp, p.call, p.res)
+  after_call(sp, p.call, p.res, p.t0)
   sp.st.history[#sp.st.history + 1] = result_message(job, p.call, p.res)
 end
 
@@ -501,12 +537,13 @@ local function step_calls(sp)
       end
       fault.hit("before_tool")
       local card = assert(e.board:get(job.card_id))
+      local t0 = rt.now()
       res = execute(e, job, sp.turn_id, key, call, st.counters, card)
       if res.effect then
-        sp.pending = { call = call, id = res.id, card = card }
+        sp.pending = { call = call, id = res.id, card = card, t0 = t0 }
         return true
       end
-      after_call(sp, call, res)
+      after_call(sp, call, res, t0)
     end
     -- a held call ends the turn (recorded or replayed): the card waits for the developer
     if res.held then
@@ -589,6 +626,7 @@ function M.run(e, job)
       local req = {
         model = job.model, messages = msgs, tools = job.role.dialect == "native" and job.tool_specs or nil,
         fixed_tools = true, -- the registry's own entries (tools.lua: specs), never changed
+        max_tokens = e.settings.budgets.max_output_tokens > 0 and e.settings.budgets.max_output_tokens or nil,
         meta = { run = job.run, card = job.card_id, role = job.role.name, seat = job.seat, turn = job.turn,
           step = step, phase = job.phase },
       }

@@ -2,6 +2,7 @@
 -- classification, secret redaction, token estimates and the normalized result.
 local json = require "cjson.safe"
 local http = require "orket.c.http"
+local jsonout = require "orket.jsonout"
 
 local M = {}
 
@@ -91,7 +92,11 @@ function M.wire_tools(req)
     for i, t in ipairs(tools) do
       local text = tool_texts[t]
       if not text then
-        text = json.encode(wire_tool(t))
+        -- keys sorted: the same tools are the same bytes in every process (lua-cjson's
+        -- order follows the table's hash, which differs between processes), so a server's
+        -- prompt cache keeps them across restarts, resumes and workers
+        local ok, enc = pcall(jsonout.encode, wire_tool(t))
+        text = ok and enc or nil
         if not text then break end
         tool_texts[t] = text
       end
@@ -357,9 +362,12 @@ function M.tool_call(id, name, raw, args)
   return call
 end
 
---- finish_usage(usage, messages, content, calls) -> usage, flagged estimated when needed
+--- finish_usage(usage, messages, content, calls) -> usage, flagged estimated when needed.
+--- cached_tokens (of prompt_tokens, served from the provider's prompt cache) only when
+--- the provider said so: an estimate of it would be a guess at a price.
 function M.finish_usage(u, messages, content, calls)
-  local out = { prompt_tokens = u and u.prompt_tokens, completion_tokens = u and u.completion_tokens, estimated = false }
+  local out = { prompt_tokens = u and u.prompt_tokens, completion_tokens = u and u.completion_tokens,
+    cached_tokens = u and math.tointeger(u.cached_tokens), estimated = false }
   if out.prompt_tokens == nil then
     out.prompt_tokens = M.estimate_tokens(M.messages_chars(messages))
     out.estimated = true

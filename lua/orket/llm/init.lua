@@ -153,6 +153,9 @@ local function check_request(req, level)
   end
   if req.stream ~= nil and type(req.stream) ~= "boolean" then bad("stream must be true or false") end
   if req.options ~= nil and type(req.options) ~= "table" then bad("options must be a table") end
+  if req.max_tokens ~= nil and (math.type(req.max_tokens) ~= "integer" or req.max_tokens < 1) then
+    bad("max_tokens must be a positive integer")
+  end
   if req.meta ~= nil and type(req.meta) ~= "table" then bad("meta must be a table") end
 end
 

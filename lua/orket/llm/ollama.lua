@@ -28,6 +28,10 @@ function M.build(p, model, req, stream)
   body.tools, tools_text = common.wire_tools(req)
   -- Ollama has no tool_choice; model options (temperature, num_ctx, ...) go in `options`.
   if req.options then body.options = req.options end
+  if req.max_tokens then -- Ollama's name for it, among the model options
+    body.options = body.options or {}
+    if body.options.num_predict == nil then body.options.num_predict = req.max_tokens end
+  end
   return common.endpoint(p, "/api/chat"), body, tools_text
 end
 

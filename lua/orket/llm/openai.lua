@@ -35,6 +35,7 @@ function M.build(p, model, req, stream)
   local body = { model = model, stream = stream, messages = {} }
   for i, m in ipairs(req.messages) do body.messages[i] = message(m) end
   if stream then body.stream_options = { include_usage = true } end
+  body.max_tokens = req.max_tokens
   local tools_text
   body.tools, tools_text = common.wire_tools(req)
   if body.tools or tools_text then body.tool_choice = tool_choice(req.tool_choice) end
@@ -70,7 +71,8 @@ function M.finish(st, streamed)
     if c.name then calls[#calls + 1] = common.tool_call(c.id, c.name, c.arguments) end
   end
   local finish = d.finish or (#calls > 0 and "tool_calls" or "stop")
-  local u = d.usage and { prompt_tokens = d.usage.prompt, completion_tokens = d.usage.completion }
+  local u = d.usage and { prompt_tokens = d.usage.prompt, completion_tokens = d.usage.completion,
+    cached_tokens = d.usage.cached }
   return d.content, calls, finish, u, d.model, d.id
 end
 

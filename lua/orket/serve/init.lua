@@ -23,6 +23,7 @@ local webhooks = require "orket.serve.webhooks"
 local sandboxes = require "orket.serve.sandboxes"
 local apps = require "orket.serve.apps"
 local bugs = require "orket.serve.bugs"
+local changes = require "orket.serve.changes"
 local mcp_http = require "orket.serve.mcp_http"
 local web = require "orket.serve.web"
 local body_mod = require "orket.serve.body"
@@ -137,6 +138,7 @@ function M.new(o)
   sandboxes.add(self.router)
   apps.add(self.router)
   bugs.add(self.router)
+  changes.add(self.router) -- a card's diff, the violations
   mcp_http.add(self.router) -- /mcp (docs/mcp.md)
   self.metrics = metrics.new()
   local ss, cerr, audit_s = web.settings(o.dir)

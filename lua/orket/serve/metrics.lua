@@ -2,6 +2,7 @@
 -- runs' and model's figures are counted from the store at scrape time (aggregate queries,
 -- at most MAX_SERIES label values each); the HTTP ones come from the server's own counters
 -- (orket.serve.metrics.new, fed by each request's log line). Queries: orket.store.metrics.
+local cost = require "orket.cost"
 local counts = require "orket.store.metrics"
 local sandboxes = require "orket.store.sandboxes"
 local runs = require "orket.serve.runs"
@@ -33,6 +34,7 @@ local function labels(l)
 end
 
 local function num(v)
+  if type(v) == "string" then return v end -- an exact decimal already (a cost)
   if math.type(v) == "integer" then return tostring(v) end
   if v == math.huge then return "+Inf" end
   return string.format("%.17g", v)
@@ -154,6 +156,15 @@ function M.render(db, counters, sse_clients, shown, reads)
   for _, s in ipairs(calls) do b.sample("orket_model_calls_total", s[1], s[2]) end
   b.family("orket_model_tokens_total", "counter", "Tokens by model and direction (in: prompt, out: completion).")
   for _, s in ipairs(tokens) do b.sample("orket_model_tokens_total", s[1], s[2]) end
+  b.family("orket_model_cached_tokens_total", "counter",
+    "Prompt tokens the provider served from its prompt cache (of direction in), by model, where it says so.")
+  for _, r in ipairs(models) do b.sample("orket_model_cached_tokens_total", { "model", r.model }, r.tcached or 0) end
+  -- the exact sum of micro-units, written as a decimal (docs/cost.md); calls without a
+  -- price or a reported usage have no cost and are not in it
+  b.family("orket_cost_total", "counter", "What model calls cost, by model and currency (units of the currency).")
+  for _, r in ipairs(counts.costs(db, lim)) do
+    b.sample("orket_cost_total", { "model", r.model, "currency", r.currency }, cost.format(r.micros))
+  end
 
   -- latency as the engine records it in a turn's data (latency_ms); calls without it are
   -- left out of the histogram

@@ -14,6 +14,7 @@ local project = require "orket.project"
 local writes = require "orket.serve.writes"
 local board = require "orket.board"
 local oa = require "orket.serve.openapi"
+local costs = require "orket.store.costs"
 
 local M = {}
 local err, whole = routes.err, routes.whole
@@ -97,10 +98,17 @@ local function stop(_, ctx)
   return 202, { run = M.doc(ctx.db, ctx.dir, row) }
 end
 
+-- A run's document with its model calls' tokens by kind and cost (docs/cost.md): for the
+-- API's reads of runs, not for /metrics' states, which needs no sums.
+local function with_usage(db, d)
+  d.usage = costs.totals(db, { run = d.id })
+  return d
+end
+
 local function get(_, ctx)
   local row, st, doc = named(ctx)
   if not row then return st, doc end
-  return 200, { run = M.doc(ctx.db, ctx.dir, row) }
+  return 200, { run = with_usage(ctx.db, M.doc(ctx.db, ctx.dir, row)) }
 end
 
 local function transcript(_, ctx)
@@ -120,7 +128,7 @@ local function list(_, ctx)
   -- a state filter looks further back: the shown state is worked out per run
   for _, r in ipairs(runs_store.recent(ctx.db, want and 10000 or limit)) do
     local d = M.doc(ctx.db, ctx.dir, r)
-    if not want or d.state == want then out[#out + 1] = d end
+    if not want or d.state == want then out[#out + 1] = with_usage(ctx.db, d) end
     if #out >= limit then break end
   end
   return 200, { runs = jsonout.array(out) }
@@ -168,7 +176,9 @@ M.RUN = { type = "object", additionalProperties = false,
     started_at = { type = "string" }, ended_at = { description = "a time, or null while it goes" },
     model = { description = "the model it was started with (null: each seat's)" },
     concurrency = { description = "turns at once it was started with (null: orket.lua's)" },
-    live = { type = "boolean", description = "this server executes it now" } } }
+    live = { type = "boolean", description = "this server executes it now" },
+    usage = { type = "object", description = "its model calls (GET only): calls, priced (with a cost), input, cached and "
+      .. "output tokens, cost {CURRENCY = micro-units} (docs/cost.md)" } } }
 local ONE = { type = "object", additionalProperties = false, required = { "run" }, properties = { run = M.RUN } }
 local MANY = { type = "object", additionalProperties = false, required = { "runs" },
   properties = { runs = { type = "array", items = M.RUN } } }

@@ -9,6 +9,7 @@ local mcp = require "orket.settings.mcp"
 local audit = require "orket.settings.audit"
 local runlimits = require "orket.settings.runlimits"
 local pgurl = require "orket.store.pgurl"
+local cost = require "orket.cost"
 
 local M = {}
 
@@ -99,6 +100,9 @@ function M.validate_models(models)
       return mfail("models.default", "names provider '" .. prov .. "', which is not configured")
     end
   end
+  -- prices (docs/cost.md): each "provider:model" priced per million tokens
+  local _, perr = cost.prices(models.prices)
+  if perr then return nil, "orket.lua: " .. perr, "EINVAL" end
   return true
 end
 
@@ -155,6 +159,8 @@ M.DEFAULTS = {
     tokens_per_run = 2000000,  -- a run budget: ends the run (stalled), blocks no card
     wall_ms_per_card = 0,      -- 0: no limit
     wall_ms_per_run = 0,       -- a run budget, as tokens_per_run
+    max_output_tokens = 0,     -- the most tokens one model call may answer with (0: the
+                               -- provider's limit); what a money budget's estimate assumes
     model_retries = 3,         -- the engine asks the model again (for a failure the client did
                                -- not retry) while the call's attempts are at most this many
     backoff_ms = 200,          -- first delay before asking again (the model; a push of main to
@@ -241,6 +247,34 @@ local function section(cfg, name, defaults)
     end
     out[k] = int(v, name .. "." .. k, 0)
   end
+  return out
+end
+
+-- Money budgets (docs/cost.md): "AMOUNT CURRENCY" text, beside the token budgets. None
+-- by default; 0 is refused, since it would stop every priced call (leave it out instead).
+M.MONEY_BUDGETS = { cost_per_card = true, cost_per_epic = true, cost_per_rock = true, cost_per_run = true,
+  cost_per_day = true }
+
+local function money(v, path)
+  if type(v) ~= "string" then fail(path, "must be an amount and a currency, e.g. \"5.00 USD\" (got %s)", type(v)) end
+  local amount, currency = v:match("^%s*(%S+)%s+(%u%u%u)%s*$")
+  if not amount then fail(path, "must be an amount and a currency, e.g. \"5.00 USD\" (got \"%s\")", v) end
+  if not cost.CURRENCIES[currency] then fail(path, "names %s, not an ISO 4217 currency such as USD", currency) end
+  local m, why = cost.micros(amount)
+  if not m then fail(path, "%s", why) end
+  if m == 0 then fail(path, "must be more than 0 (leave it out for no budget)") end
+  return { micros = m, currency = currency, text = v }
+end
+
+local function budgets(cfg)
+  local src, plain = cfg.budgets, {}
+  if type(src) ~= "table" then return section(cfg, "budgets", M.DEFAULTS.budgets) end
+  local spent = {}
+  for k, v in pairs(src) do
+    if M.MONEY_BUDGETS[k] then spent[k] = money(v, "budgets." .. k) else plain[k] = v end
+  end
+  local out = section({ budgets = plain }, "budgets", M.DEFAULTS.budgets)
+  for k, v in pairs(spent) do out[k] = v end
   return out
 end
 
@@ -541,7 +575,7 @@ local SCHEMA = {
   { "concurrency", function(d)
     return d.concurrency == nil and M.DEFAULTS.concurrency or int(d.concurrency, "concurrency", 1)
   end },
-  { "budgets", function(d) return section(d, "budgets", M.DEFAULTS.budgets) end },
+  { "budgets", budgets },
   { "limits", function(d) return section(d, "limits", M.DEFAULTS.limits) end },
   { "review", review },
   { "context", function(d) return section(d, "context", M.DEFAULTS.context) end },
@@ -554,6 +588,24 @@ local SCHEMA = {
   { "bug_fix", sandboxes.bug_fix },
   { "mcp", function(d) return mcp.section(d.mcp) end }, -- docs/mcp.md
   { "audit", function(d) return audit.section(d.audit) end }, -- docs/audit.md
+  -- traces over OTLP/HTTP (docs/observability.md); the OTEL_* variables win over it
+  { "telemetry", function(d)
+    local t = d.telemetry
+    if t == nil then return {} end
+    if type(t) ~= "table" then fail("telemetry", "must be a table") end
+    for k, v in pairs(t) do
+      if k == "endpoint" then
+        if type(v) ~= "string" or not v:match("^https?://[^/]") then
+          fail("telemetry.endpoint", "must be an http:// or https:// URL (the collector's base; /v1/traces is added)")
+        end
+      elseif k == "service_name" then
+        text(v, "telemetry.service_name")
+      else
+        fail("telemetry." .. tostring(k), "unknown setting (known: endpoint, service_name)")
+      end
+    end
+    return t
+  end },
   -- where the store is (docs/store.md, "Toward PostgreSQL"); checked here, not used yet
   { "store", function(d)
     local s, err = pgurl.section(d.store)

@@ -28,6 +28,9 @@ M.sqlite = {
   flag = function(col) return col end, -- a true/false column, read as 1/0
   bool = function(v) return v and 1 or 0 end, -- a Lua boolean, written to such a column
   json_param = "?",             -- a parameter written to a JSON column
+  -- a JSON column's top-level member, as an integer or as text (NULL when absent)
+  json_int = function(col, key) return "json_extract(" .. col .. ", '$." .. key .. "')" end,
+  json_text = function(col, key) return "json_extract(" .. col .. ", '$." .. key .. "')" end,
   order = "rowid",              -- after created_at: the order rows were written in
 }
 
@@ -43,6 +46,8 @@ M.pg = {
   flag = function(col) return col .. "::int AS " .. col:match("[%w_]+$") end,
   bool = function(v) return v and true or false end,
   json_param = "?::jsonb",
+  json_int = function(col, key) return "(" .. col .. "->>'" .. key .. "')::int8" end,
+  json_text = function(col, key) return "(" .. col .. "->>'" .. key .. "')" end,
   order = "id",                 -- created (clock_timestamp()) already tells rows apart
 }
 

@@ -22,10 +22,20 @@ end
 -- a turn recorded without one)
 local MODEL = [[COALESCE(json_extract(response, '$.provider') || ':', '') || COALESCE(model, '')]]
 
---- models(db, limit) -> {model ("provider:model"; '' when none), n (calls), tin, tout (tokens)} by model
+--- models(db, limit) -> {model ("provider:model"; '' when none), n (calls), tin, tout, tcached
+--- (tokens)} by model
 function M.models(db, limit)
   return db:rows([[SELECT ]] .. MODEL .. [[ AS model, COUNT(*) AS n, COALESCE(SUM(prompt_tokens), 0) AS tin,
-    COALESCE(SUM(completion_tokens), 0) AS tout FROM turns GROUP BY 1 ORDER BY 1 LIMIT ?]], limit)
+    COALESCE(SUM(completion_tokens), 0) AS tout, COALESCE(SUM(json_extract(data, '$.cached_tokens')), 0) AS tcached
+    FROM turns GROUP BY 1 ORDER BY 1 LIMIT ?]], limit)
+end
+
+--- costs(db, limit) -> {model, currency, micros} by model and currency: the calls with a
+--- cost (docs/cost.md)
+function M.costs(db, limit)
+  return db:rows([[SELECT ]] .. MODEL .. [[ AS model, json_extract(data, '$.currency') AS currency,
+    SUM(json_extract(data, '$.cost')) AS micros FROM turns WHERE json_extract(data, '$.cost') IS NOT NULL
+    GROUP BY 1, 2 ORDER BY 1, 2 LIMIT ?]], limit)
 end
 
 --- model_latencies(db) -> {model ('' when none), ms} of the last 10,000 turns whose data

@@ -14,6 +14,9 @@ function M.new(dir)
   local s = { dir = dir or "." }
   local client
 
+  --- llm.chat{messages = {...}[, model=, tools=, on_delta=]} -> a reply from the folder's models
+  --- (or nil, msg, CLASS). Without on_delta its tokens stream to standard output as they
+  --- come; model defaults to orket.lua's models.default.
   function s.chat(req)
     llm.check_request(req) -- here, so a mistake is blamed on the caller (a REPL line), not on this file
     if not client then
@@ -49,10 +52,10 @@ function M.new(dir)
     return nil, err, class
   end
 
-  --- reset(): forget the client chat built (after editing orket.lua)
+  --- llm.reset(): forget the client chat built (after editing orket.lua)
   function s.reset() client = nil end
 
-  --- use_dir(dir): chat reads DIR's orket.lua from now on; nil goes back to the current directory
+  --- llm.use_dir(dir): chat reads DIR's orket.lua from now on; nil goes back to the current directory
   function s.use_dir(d)
     s.dir = d or "."
     client = nil

@@ -29,9 +29,21 @@ Project.__index = function(p, k)
   return Project[k]
 end
 
---- open(dir[, {emit=, model=}]) -> project | nil, msg, CODE
---- project fields: dir, engine, board, db, memory, llm, gate, tools, policies, roles,
---- routing, settings, workspace, events (the last 200 engine events).
+--- open(dir[, {emit=, model=}]) -> project | nil, msg, CODE: the fields below, and the helpers.
+--- project.dir: the project's folder
+--- project.board: the board (board:get(ID), board:children(ID); docs/board.md)
+--- project.db: the store (db:row(SQL, ...), db:rows(SQL, ...); docs/store.md)
+--- project.memory: project memory (what roles recall)
+--- project.llm: the model client (llm:chat{model=, messages=}; docs/llm.md)
+--- project.gate: the gate as the engine calls it, deciding each tool call (docs/policies.md)
+--- project.tools: the tool registry (tools.names, tools:specs(NAMES); docs/tools.md)
+--- project.policies: the policy set the gate applies
+--- project.roles: the loaded roles (roles.by_name.coder; docs/roles.md)
+--- project.routing: who takes a card and with which model (routing.lua)
+--- project.settings: orket.lua as resolved (team, budgets, limits, models)
+--- project.workspace: the workspace the agents write in (confined)
+--- project.engine: the engine (engine:start, engine:execute, engine:prepare; docs/engine.md)
+--- project.events: the engine's last 200 events, oldest first
 function M.open(dir, opts)
   opts = opts or {}
   local p = { dir = dir, events = {} }

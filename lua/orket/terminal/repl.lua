@@ -6,6 +6,8 @@ local le = require "orket.c.lineedit"
 local rt = require "orket.c.runtime"
 local task = require "orket.task"
 local pretty = require "orket.pretty"
+local help = require "orket.terminal.help"
+local complete = require "orket.terminal.complete"
 
 local M = {}
 
@@ -30,7 +32,10 @@ end
 function M.format_results(n, ...)
   if n == 0 then return nil end
   local out = {}
-  for i = 1, n do out[i] = pretty.render((select(i, ...))) end
+  for i = 1, n do
+    local v = (select(i, ...))
+    out[i] = help.text_of(v) or pretty.render(v) -- `help` and its pages print as text
+  end
   return table.concat(out, "\t")
 end
 
@@ -61,8 +66,10 @@ end
 function M.run(opts)
   opts = opts or {}
   local out = opts.output or io.stdout
-  local readline = opts.input or le.readline
   local env = opts.env or _G
+  -- Tab completes the path of names before the cursor against env (on a terminal)
+  local function completer(word) return complete.complete(env, word) end
+  local readline = opts.input or function(prompt) return le.readline(prompt, completer) end
   local hist = history_path()
   if hist and not opts.input then le.load_history(hist) end
   local watch <close> = le.interrupts()

@@ -10,6 +10,7 @@ local approvals = require "orket.actions.approvals"
 local gitwork = require "orket.engine.gitwork"
 local verify = require "orket.engine.verify"
 local pullreq = require "orket.engine.pullreq"
+local costs = require "orket.store.costs"
 
 local M = {}
 
@@ -28,7 +29,7 @@ function M.gather(db, id, dir)
   end
   return { card = c, verifications = verify.results(db, id), comments = b:comments(id), history = b:history(id), kids = b:children(id),
     violations = db:violations(id), asks = approvals.list(db, c.id), git = git,
-    forge = pullreq.info(db, c.id) }
+    forge = pullreq.info(db, c.id), usage = costs.totals(db, { [c.type == "issue" and "card" or c.type] = c.id }) }
 end
 
 --- doc_of(parts) -> the orket.card/1 document of gathered parts.
@@ -71,7 +72,10 @@ function M.doc_of(g)
     children = jsonout.array(ch), comments = jsonout.array(cm), history = jsonout.array(hist),
     violations = jsonout.array(vs), approvals = jsonout.array(as), verifications = jsonout.array(vf), git = git and {
       branch = git.branch, merged = git.merged or cjson.null, commits = jsonout.array(git.commits) } or nil,
-    forge = g.forge and { pull_request = g.forge.pull_request, reviews = jsonout.array(g.forge.reviews) } or nil }
+    forge = g.forge and { pull_request = g.forge.pull_request, reviews = jsonout.array(g.forge.reviews) } or nil,
+    -- the model calls of the card (an epic's or a rock's: of the cards under it too), every
+    -- run: tokens by kind, cost by currency in micro-units (docs/cost.md)
+    usage = g.usage }
 end
 
 --- json_doc(db, id [, dir]) -> the orket.card/1 document (what --json prints) | nil, msg

@@ -10,7 +10,14 @@ local MODEL = [[COALESCE((response->>'provider') || ':', '') || COALESCE(model, 
 
 function M.models(db, limit)
   return db:rows([[SELECT ]] .. MODEL .. [[ AS model, COUNT(*) AS n, COALESCE(SUM(prompt_tokens), 0)::int8 AS tin,
-    COALESCE(SUM(completion_tokens), 0)::int8 AS tout FROM turns GROUP BY 1 ORDER BY 1 LIMIT $1]], limit)
+    COALESCE(SUM(completion_tokens), 0)::int8 AS tout, COALESCE(SUM((data->>'cached_tokens')::int8), 0)::int8 AS tcached
+    FROM turns GROUP BY 1 ORDER BY 1 LIMIT $1]], limit)
+end
+
+function M.costs(db, limit)
+  return db:rows([[SELECT ]] .. MODEL .. [[ AS model, data->>'currency' AS currency,
+    SUM((data->>'cost')::int8)::int8 AS micros FROM turns WHERE data->>'cost' IS NOT NULL
+    GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $1]], limit)
 end
 
 -- latency_ms as the number the JSON holds (jsonb numbers come back as text: tonumber)

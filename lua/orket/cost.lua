@@ -1,0 +1,147 @@
+-- orket.cost: what model calls cost (docs/cost.md). Prices come from orket.lua's
+-- models.prices, per "provider:model", per million tokens; amounts are kept as integers
+-- of micro-units of the currency (1 USD = 1,000,000), so sums over a day of calls are
+-- exact and never drift as floats would. A call's cost is rounded once, to the nearest
+-- micro-unit. A call whose provider reported no usage has no cost ("unknown"), never 0.
+local M = {}
+
+M.UNIT = 1000000 -- micro-units in one unit of a currency; also tokens in a price's million
+
+-- ISO 4217 codes a price may name: the currencies model providers bill in, and the
+-- common ones a team's own accounting may use. Anything else is a typo.
+M.CURRENCIES = {}
+for c in ([[USD EUR GBP JPY CNY CHF CAD AUD NZD INR KRW SEK NOK DKK PLN CZK HUF BRL MXN
+  SGD HKD TWD ZAR ILS TRY AED SAR THB IDR MYR PHP VND]]):gmatch("%u%u%u") do M.CURRENCIES[c] = true end
+
+local FIELDS = { input = true, cached_input = true, output = true, currency = true }
+local AMOUNTS = { "input", "cached_input", "output" }
+
+-- An amount in micro-units: a number or decimal text of at most 6 decimals, >= 0 and
+-- below a billion. nil plus why otherwise.
+function M.micros(v)
+  local s
+  if math.type(v) == "integer" then
+    s = tostring(v)
+  elseif math.type(v) == "float" then
+    if v ~= v or v < 0 or v >= 1e9 then return nil, "must be from 0 to 999999999" end
+    s = string.format("%.6f", v)
+    -- a float written with more than 6 decimals would be silently rounded
+    if math.abs(tonumber(s) - v) > 1e-9 * math.max(1, v) then return nil, "has more than 6 decimals" end
+  elseif type(v) == "string" then
+    s = v
+  else
+    return nil, "must be a number or decimal text such as \"0.15\" (got " .. type(v) .. ")"
+  end
+  if s:sub(1, 1) == "-" then return nil, "must not be negative (got " .. s .. ")" end
+  local int, frac = s:match("^(%d+)%.?(%d*)$")
+  if not int then return nil, "must be a decimal number (got \"" .. s .. "\")" end
+  frac = frac:gsub("0+$", "")
+  if #frac > 6 then return nil, "has more than 6 decimals (got " .. s .. ")" end
+  if #int > 9 then return nil, "must be from 0 to 999999999" end
+  return math.tointeger(tonumber(int) * M.UNIT + tonumber((frac .. "000000"):sub(1, 6)))
+end
+
+--- price(v, at) -> {input=, cached_input=, output= (micro-units per million tokens),
+--- currency=} | nil, "at.field message"
+function M.price(v, at)
+  if type(v) ~= "table" then return nil, at .. " must be a table {input=, cached_input=, output=, currency=}" end
+  for k in pairs(v) do
+    if not FIELDS[k] then
+      return nil, at .. "." .. tostring(k) .. " is not a price field (input, cached_input, output, currency)"
+    end
+  end
+  local out = {}
+  for _, k in ipairs(AMOUNTS) do
+    if v[k] == nil then return nil, at .. "." .. k .. " is missing (a price per million tokens)" end
+    local m, why = M.micros(v[k])
+    if not m then return nil, at .. "." .. k .. " " .. why end
+    out[k] = m
+  end
+  if v.currency == nil then return nil, at .. ".currency is missing (an ISO 4217 code such as \"USD\")" end
+  if type(v.currency) ~= "string" or not M.CURRENCIES[v.currency] then
+    return nil, at .. ".currency must be an ISO 4217 code such as \"USD\" (got " .. tostring(v.currency) .. ")"
+  end
+  out.currency = v.currency
+  return out
+end
+
+--- prices(models_prices) -> {["provider:model"] = price} | nil, message: the whole section
+--- (orket.lua's models.prices) checked; messages name the field, as "models.prices[...]".
+function M.prices(t)
+  if t == nil then return {} end
+  if type(t) ~= "table" then return nil, "models.prices must be a table of \"provider:model\" = {...}" end
+  local out = {}
+  for spec, v in pairs(t) do
+    local at = string.format("models.prices[%q]", tostring(spec))
+    if type(spec) ~= "string" or not spec:match("^[%w_%-%.]+:.+$") then
+      return nil, at .. " must name a model as \"provider:model\""
+    end
+    local p, err = M.price(v, at)
+    if not p then return nil, err end
+    out[spec] = p
+  end
+  return out
+end
+
+-- (a * b) / UNIT, rounded half up, on integers
+local function scaled(n) return (n + M.UNIT // 2) // M.UNIT end
+
+--- of(price, usage) -> micro-units | nil: a call's cost from the provider's usage
+--- {prompt_tokens (cached included), cached_tokens, completion_tokens, estimated}. nil
+--- when there is no price or the usage was estimated (the provider reported none).
+function M.of(price, u)
+  if not price or not u or u.estimated then return nil end
+  local prompt = math.tointeger(u.prompt_tokens) or 0
+  local cached = math.min(math.tointeger(u.cached_tokens) or 0, prompt)
+  local out = math.tointeger(u.completion_tokens) or 0
+  return scaled((prompt - cached) * price.input + cached * price.cached_input + out * price.output)
+end
+
+--- estimate(price, prompt_tokens, max_output_tokens) -> micro-units | nil: the most a call
+--- not yet sent may cost: its whole prompt uncached, its whole allowance of output.
+function M.estimate(price, prompt, max_out)
+  if not price then return nil end
+  return (prompt * price.input + max_out * price.output + M.UNIT - 1) // M.UNIT
+end
+
+--- format(micros, currency) -> "0.0042 USD": at least two decimals, at most six
+function M.format(micros, currency)
+  if micros == nil then return "unknown" end
+  local neg = micros < 0 and "-" or ""
+  micros = math.abs(micros)
+  local frac = string.format("%06d", micros % M.UNIT):gsub("0+$", "")
+  if #frac < 2 then frac = frac .. string.rep("0", 2 - #frac) end
+  return string.format("%s%d.%s%s", neg, micros // M.UNIT, frac, currency and (" " .. currency) or "")
+end
+
+--- add(sums, currency, micros): sums[currency] += micros (nil: nothing known to add)
+function M.add(sums, currency, micros)
+  if micros and currency then sums[currency] = (sums[currency] or 0) + micros end
+  return sums
+end
+
+--- text(sums) -> "0.12 USD" | "0.12 USD + 3.00 EUR" | nil (no cost known)
+function M.text(sums)
+  local cs = {}
+  for c in pairs(sums or {}) do cs[#cs + 1] = c end
+  if #cs == 0 then return nil end
+  table.sort(cs)
+  for i, c in ipairs(cs) do cs[i] = M.format(sums[c], c) end
+  return table.concat(cs, " + ")
+end
+
+--- usage_text(totals) -> "usage: 2 calls, 8000 prompt tokens (6000 cached), 400 output
+--- tokens, cost 0.0165 USD": orket.store.costs.totals as a line. The cost says how many
+--- calls it leaves out (no price, no usage), and is left out when none is known.
+function M.usage_text(t)
+  local s = string.format("usage: %d call%s, %d prompt tokens%s, %d output tokens", t.calls, t.calls == 1 and "" or "s",
+    t.input, t.cached > 0 and string.format(" (%d cached)", t.cached) or "", t.output)
+  local c = M.text(t.cost)
+  if c then
+    s = s .. ", cost " .. c
+    if t.priced < t.calls then s = s .. string.format(" (%d call%s of unknown cost)", t.calls - t.priced, t.calls - t.priced == 1 and "" or "s") end
+  end
+  return s
+end
+
+return M

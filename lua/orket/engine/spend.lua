@@ -1,0 +1,128 @@
+-- orket.engine.spend: the money side of model calls (docs/cost.md). After a call: its
+-- tokens by kind and its cost from the provider's usage and the model's price (record).
+-- Before a call: the money budgets (budgets.cost_per_card, _epic, _rock, _run, _day),
+-- checked against what the scope spent plus the most the call may cost, so a run never
+-- spends more than one call past a budget (check). A card's budget that would be passed
+-- makes the card wait for a person, the run's or the day's ends the run, as the token
+-- budgets do. Totals are read from the journal once per scope and kept running.
+local cjson = require "cjson.safe"
+local cost = require "orket.cost"
+local costs = require "orket.store.costs"
+local common = require "orket.llm.common"
+
+local M = {}
+
+-- the most tokens a call may answer with when budgets.max_output_tokens is 0 (the
+-- provider's own limit, unknown here): what the estimate before a call assumes
+M.DEFAULT_MAX_OUTPUT = 4096
+
+M.SCOPES = { "card", "epic", "rock", "run", "day" }
+-- the scopes whose budget makes the card wait (the others end the run)
+M.CARD_SCOPES = { card = true, epic = true, rock = true }
+
+--- price(e, spec) -> the price of "provider:model" | nil (none set)
+function M.price(e, spec)
+  local models = e.settings.models
+  local t = models and models.prices
+  if type(t) ~= "table" or spec == nil or t[spec] == nil then return nil end
+  return (cost.price(t[spec], "models.prices")) -- checked when orket.lua was read
+end
+
+--- record(e, job, usage) -> {cached_tokens=, cost=, currency=}: what a turns row's data
+--- holds of a call's money (cost nil: no price, or no usage reported)
+function M.record(e, job, usage)
+  local price = M.price(e, job.model)
+  local micros = cost.of(price, usage)
+  local out = { cached_tokens = usage and usage.cached_tokens, cost = micros, currency = micros and price.currency or nil }
+  if micros and e.spend then
+    -- the running totals of this card's scopes grow by the call
+    for key, t in pairs(e.spend.totals) do
+      if t.applies[job.card_id] and t.currency == price.currency then t.micros = t.micros + micros end
+    end
+  end
+  return out
+end
+
+-- The cards a scope's total covers, as a set, and the scope's id for this card.
+local function scope_of(e, scope, card)
+  if scope == "card" then return card.id end
+  if scope == "run" then return e.run_id end
+  if scope == "day" then return os.date("!%Y-%m-%d") end -- the UTC day
+  local parent = card.parent and e.board:get(card.parent)
+  if scope == "epic" then return parent and parent.type == "epic" and parent.id or nil end
+  if parent and parent.type == "rock" then return parent.id end
+  local grand = parent and parent.parent and e.board:get(parent.parent)
+  return grand and grand.type == "rock" and grand.id or nil
+end
+
+-- The scope's running total, read once.
+local function total(e, scope, id, mark, currency, card_id)
+  e.spend = e.spend or { totals = {}, warned = {} }
+  local key = string.format("%s:%s@%d:%s", scope, tostring(id), mark, currency)
+  local t = e.spend.totals[key]
+  if not t then
+    local f = { after_turn = mark }
+    if scope == "day" then f.since = id .. "T00:00:00.000Z" else f[scope] = id end
+    t = { micros = costs.totals(e.db, f).cost[currency] or 0, currency = currency, applies = {} }
+    e.spend.totals[key] = t
+  end
+  t.applies[card_id] = true
+  return t, key
+end
+
+-- The most the request may cost: its whole prompt uncached (estimated from its bytes) and
+-- its whole allowance of output.
+local function estimate(price, req)
+  local n = common.messages_chars(req.messages)
+  for _, t in ipairs(req.tools or {}) do n = n + #(cjson.encode(t) or "") end
+  local max_out = req.max_tokens or M.DEFAULT_MAX_OUTPUT
+  return cost.estimate(price, common.estimate_tokens(n), max_out)
+end
+
+--- check(e, job, req) -> nil | outcome {ended = "budget", detail=, money = {scope=, id=,
+--- spent=, estimate=, budget=, currency=}} for a card's scope, or {ended = "canceled"}
+--- when the run's or the day's budget would be passed (e.halted says why). Emits a
+--- budget_warning event once per scope when 80% of it is spent.
+function M.check(e, job, req)
+  local b = e.settings.budgets
+  local any = false
+  for _, s in ipairs(M.SCOPES) do any = any or b["cost_per_" .. s] ~= nil end
+  if not any then return nil end
+  local price = M.price(e, job.model)
+  if not price then return nil end -- an unpriced call's cost is unknown: no money budget counts it
+  local card = assert(e.board:get(job.card_id))
+  local mark = costs.approved_after(e.db, card.id)
+  local est = estimate(price, req)
+  for _, s in ipairs(M.SCOPES) do
+    local budget = b["cost_per_" .. s]
+    local id = budget and budget.currency == price.currency and scope_of(e, s, card)
+    if id then
+      local t, key = total(e, s, id, M.CARD_SCOPES[s] and mark or 0, price.currency, card.id)
+      local money = { scope = s, id = id, spent = t.micros, estimate = est, budget = budget.micros, currency = price.currency }
+      if t.micros * 5 >= budget.micros * 4 and not e.spend.warned[key] then
+        e.spend.warned[key] = true
+        assert(e.db:tx(function()
+          e.db:event { kind = "budget_warning", card = card.id, run = e.run_id, data = money }
+          return true
+        end))
+        e:emit { type = "budget_warning", card = card.id, seat = job.seat, scope = s, id = id, spent = t.micros,
+          budget = budget.micros, currency = price.currency }
+      end
+      if t.micros + est > budget.micros then
+        local detail = string.format("money budget: the %s %s spent %s of its %s (budgets.cost_per_%s); the next call may cost up to %s",
+          s, tostring(id), cost.format(t.micros, price.currency), cost.format(budget.micros, price.currency), s,
+          cost.format(est, price.currency))
+        e:emit { type = "budget_reached", card = card.id, seat = job.seat, scope = s, id = id, spent = t.micros,
+          estimate = est, budget = budget.micros, currency = price.currency }
+        if not M.CARD_SCOPES[s] then
+          e.halted = e.halted or detail
+          return { ended = "canceled", detail = detail }
+        end
+        return { ended = "budget", detail = detail, money = money }
+      end
+    end
+  end
+  return nil
+end
+
+return M

@@ -1,0 +1,338 @@
+-- orket.otel: traces (and the GenAI client metrics) of runs, over OTLP/HTTP with JSON encoding
+-- (docs/observability.md). A tracer turns the engine's events into spans named and
+-- described by the OpenTelemetry GenAI semantic conventions: one `invoke_agent` span per
+-- agent turn, one `chat` span per model call, one `execute_tool` span per tool call, under
+-- one span of the run; the card, run and project are attributes. Spans wait in a bounded
+-- queue and leave in batches from a task of their own: export never blocks a run or fails
+-- it. A full queue or a collector that is down or refuses a batch costs counted drops.
+-- Prompt and answer text are never exported.
+local cjson = require "cjson.safe"
+local uv = require "luv"
+local http = require "orket.c.http"
+local crypto = require "orket.c.crypto"
+local task = require "orket.task"
+local rt = require "orket.c.runtime"
+
+local M = {}
+
+M.QUEUE_MAX = 2048 -- spans held while the exporter is busy or the collector away; more are dropped
+M.BATCH = 256      -- spans sent in one request
+M.RETRIES = 2      -- times a batch answered 429 or 503 is sent again (backoff below)
+M.BACKOFF_MS = 200
+M.TIMEOUTS = { connect_timeout_ms = 1000, total_timeout_ms = 5000 }
+
+local function hex(n)
+  return (crypto.random_bytes(n):gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+-- the wall clock in nanoseconds (an integer), and as OTLP's JSON writes 64-bit integers (text)
+local function now_int()
+  local s, us = uv.gettimeofday()
+  return s * 1000000000 + us * 1000
+end
+local function now_ns() return string.format("%d", now_int()) end
+
+-- "k1=v1,k2=v2" (OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES): values
+-- percent-decoded, as the specification writes them
+local function pairs_of(text)
+  local out = {}
+  for part in (text or ""):gmatch("[^,]+") do
+    local k, v = part:match("^%s*([^=]-)%s*=%s*(.-)%s*$")
+    if k and k ~= "" then
+      out[#out + 1] = { k, (v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)) }
+    end
+  end
+  return out
+end
+
+--- config(getenv, telemetry) -> {url=, metrics_url=, headers=, resource=} | nil (no export).
+--- The standard variables win over orket.lua's `telemetry` section: OTEL_SDK_DISABLED,
+--- OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the whole URL), OTEL_EXPORTER_OTLP_ENDPOINT (a base
+--- URL: /v1/traces is added), OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME,
+--- OTEL_RESOURCE_ATTRIBUTES.
+function M.config(getenv, telemetry)
+  getenv = getenv or os.getenv
+  telemetry = telemetry or {}
+  if (getenv("OTEL_SDK_DISABLED") or ""):lower() == "true" then return nil end
+  local base = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+  if not base or base == "" then base = telemetry.endpoint end
+  base = base and base:gsub("/+$", "")
+  local url = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+  if not url or url == "" then url = base and (base .. "/v1/traces") end
+  local murl = getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+  if not murl or murl == "" then murl = base and (base .. "/v1/metrics") end
+  if url and not url:match("^https?://[^/]") then url = nil end
+  if murl and not murl:match("^https?://[^/]") then murl = nil end
+  if not url and not murl then return nil end
+  local headers = { "Content-Type: application/json" }
+  for _, kv in ipairs(pairs_of(getenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or getenv("OTEL_EXPORTER_OTLP_HEADERS"))) do
+    if not (kv[1] .. kv[2]):find("[\r\n]") then headers[#headers + 1] = kv[1] .. ": " .. kv[2] end
+  end
+  local resource = {}
+  for _, kv in ipairs(pairs_of(getenv("OTEL_RESOURCE_ATTRIBUTES"))) do resource[kv[1]] = kv[2] end
+  local service = getenv("OTEL_SERVICE_NAME")
+  if not service or service == "" then service = resource["service.name"] or telemetry.service_name or "orket" end
+  resource["service.name"] = service
+  return { url = url, metrics_url = murl, headers = headers, resource = resource }
+end
+
+-- An OTLP attribute list from a table (strings, integers, floats, booleans), keys sorted.
+local function attributes(t)
+  local keys = {}
+  for k, v in pairs(t) do if v ~= nil then keys[#keys + 1] = k end end
+  table.sort(keys)
+  local out = {}
+  for i, k in ipairs(keys) do
+    local v, value = t[k], nil
+    if math.type(v) == "integer" then value = { intValue = string.format("%d", v) }
+    elseif type(v) == "number" then value = { doubleValue = v }
+    elseif type(v) == "boolean" then value = { boolValue = v }
+    else value = { stringValue = tostring(v) } end
+    out[i] = { key = k, value = value }
+  end
+  return out
+end
+
+local Tracer = {}
+Tracer.__index = Tracer
+
+--- new(cfg, project) -> tracer: spans from the engine's events (tracer:event(ev)), exported
+--- as cfg (config's) says. project: the project's name, an attribute of every span.
+function M.new(cfg, project)
+  return setmetatable({ cfg = cfg, project = project, queue = {}, dropped = 0, exported = 0, failed = 0,
+    open = {}, busy = false, hists = {}, points = {} }, Tracer)
+end
+
+-- The GenAI conventions' client metrics and their advised bucket boundaries.
+M.TOKEN_BUCKETS = { 1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864 }
+M.DURATION_BUCKETS = { 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92 }
+
+-- Adds v to the histogram of metric `name` for the attributes `attrs`.
+function Tracer:observe(name, buckets, attrs, v)
+  local parts = {}
+  for _, k in ipairs { "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.token.type" } do
+    parts[#parts + 1] = tostring(attrs[k])
+  end
+  local key = name .. "\0" .. table.concat(parts, "\0")
+  local h = self.hists[key]
+  if not h then
+    h = { name = name, buckets = buckets, attrs = attrs, counts = {}, count = 0, sum = 0 }
+    for i = 1, #buckets + 1 do h.counts[i] = 0 end
+    self.hists[key] = h
+    self.points[#self.points + 1] = h
+  end
+  local i = 1
+  while i <= #buckets and v > buckets[i] do i = i + 1 end
+  h.counts[i] = h.counts[i] + 1
+  h.count, h.sum = h.count + 1, h.sum + v
+  h.min = h.min and math.min(h.min, v) or v
+  h.max = h.max and math.max(h.max, v) or v
+end
+
+-- A span begun now (or at start_ns), not yet queued.
+function Tracer:begin(name, parent, attrs, start_ns)
+  local a = attrs or {}
+  a["orket.project"] = a["orket.project"] or self.project
+  return { name = name, traceId = parent and parent.traceId or hex(16), spanId = hex(8),
+    parentSpanId = parent and parent.spanId or nil, kind = 1, startTimeUnixNano = start_ns or now_ns(), attrs = a }
+end
+
+-- Ends a span and queues it; a full queue drops it (counted).
+function Tracer:finish(sp, failed, message)
+  sp.endTimeUnixNano = now_ns()
+  if failed then sp.status = { code = 2, message = message } end
+  if #self.queue >= M.QUEUE_MAX then
+    self.dropped = self.dropped + 1
+    return
+  end
+  sp.attributes = attributes(sp.attrs)
+  sp.attrs = nil
+  self.queue[#self.queue + 1] = sp
+  if #self.queue >= M.BATCH then self:flush() end
+end
+
+-- The key of a turn's span.
+local function turn_key(ev) return tostring(ev.card) .. "\0" .. tostring(ev.turn) end
+
+local function split_model(spec)
+  local p, m = tostring(spec or ""):match("^([^:]+):(.+)$")
+  return p, m or spec
+end
+
+--- tracer:event(ev): the engine's event ev (orket run --json's) as spans
+function Tracer:event(ev)
+  local t = ev.type
+  if t == "run_start" then
+    self.run = self:begin("orket run " .. tostring(ev.target or ""), nil, { ["orket.run.id"] = ev.run_id,
+      ["orket.run.target"] = ev.target })
+  elseif t == "turn_start" and self.run then
+    local provider, model = split_model(ev.model)
+    self.open[turn_key(ev)] = self:begin("invoke_agent " .. tostring(ev.role), self.run, {
+      ["gen_ai.operation.name"] = "invoke_agent", ["gen_ai.agent.name"] = ev.role,
+      ["gen_ai.provider.name"] = provider, ["gen_ai.request.model"] = model,
+      ["gen_ai.conversation.id"] = string.format("%s/%s/%s", tostring(ev.run_id), tostring(ev.card), tostring(ev.turn)),
+      ["orket.card.id"] = ev.card, ["orket.run.id"] = ev.run_id, ["orket.seat"] = ev.seat, ["orket.phase"] = ev.phase,
+      ["orket.turn"] = ev.turn, ["orket.model"] = ev.model })
+  elseif t == "model" then
+    local parent = self.open[turn_key(ev)]
+    if not parent then return end
+    local pa = parent.attrs
+    -- the call began latency_ms before its event
+    local ms = math.tointeger(ev.latency_ms)
+    local start = ms and string.format("%d", now_int() - ms * 1000000) or nil
+    local sp = self:begin("chat " .. tostring(pa["gen_ai.request.model"]), parent, {
+      ["gen_ai.operation.name"] = "chat", ["gen_ai.provider.name"] = pa["gen_ai.provider.name"],
+      ["gen_ai.request.model"] = pa["gen_ai.request.model"], ["gen_ai.response.model"] = ev.response_model,
+      ["gen_ai.usage.input_tokens"] = math.tointeger(ev.prompt_tokens),
+      ["gen_ai.usage.output_tokens"] = math.tointeger(ev.completion_tokens),
+      ["gen_ai.usage.cache_read.input_tokens"] = math.tointeger(ev.cached_tokens),
+      ["gen_ai.conversation.id"] = pa["gen_ai.conversation.id"],
+      ["orket.card.id"] = ev.card, ["orket.run.id"] = ev.run_id, ["orket.step"] = ev.step,
+      ["orket.cost.micros"] = math.tointeger(ev.cost), ["orket.cost.currency"] = ev.currency }, start)
+    sp.kind = 3 -- client
+    self:finish(sp)
+    local ma = { ["gen_ai.operation.name"] = "chat", ["gen_ai.provider.name"] = pa["gen_ai.provider.name"],
+      ["gen_ai.request.model"] = pa["gen_ai.request.model"] }
+    for kind, n in pairs { input = ev.prompt_tokens, output = ev.completion_tokens } do
+      if math.tointeger(n) then
+        local a = { ["gen_ai.token.type"] = kind }
+        for k, v in pairs(ma) do a[k] = v end
+        self:observe("gen_ai.client.token.usage", M.TOKEN_BUCKETS, a, math.tointeger(n))
+      end
+    end
+    if ms then self:observe("gen_ai.client.operation.duration", M.DURATION_BUCKETS, ma, ms / 1000) end
+  elseif t == "tool" then
+    local parent = self.open[turn_key(ev)]
+    if not parent then return end
+    local sp = self:begin("execute_tool " .. tostring(ev.tool), parent, {
+      ["gen_ai.operation.name"] = "execute_tool", ["gen_ai.tool.name"] = ev.tool, ["gen_ai.tool.call.id"] = ev.call_id,
+      ["orket.card.id"] = ev.card, ["orket.run.id"] = ev.run_id, ["orket.tool.code"] = ev.code,
+      ["orket.tool.denied"] = ev.denied }, math.tointeger(ev.ms) and string.format("%d", now_int() - ev.ms * 1000000) or nil)
+    self:finish(sp, not ev.ok, ev.code)
+  elseif t == "turn_end" then
+    local k = turn_key(ev)
+    local sp = self.open[k]
+    if not sp then return end
+    self.open[k] = nil
+    sp.attrs["orket.outcome"] = ev.outcome
+    self:finish(sp, ev.outcome == "model_error" or ev.outcome == "engine_error" or ev.outcome == "role_error", ev.outcome)
+  elseif t == "run_end" and self.run then
+    for k, sp in pairs(self.open) do -- turns cut short (a stop): ended with the run
+      self.open[k] = nil
+      self:finish(sp, true, "the run ended")
+    end
+    self.run.attrs["orket.run.status"] = ev.status
+    self:finish(self.run, ev.status == "failed", ev.status)
+    self.metrics_body = self:metrics(self.run.startTimeUnixNano)
+    self.run = nil
+    self:flush()
+  end
+end
+
+-- One batch's request body (OTLP's ExportTraceServiceRequest in its JSON mapping).
+function Tracer:body(spans)
+  return cjson.encode { resourceSpans = { {
+    resource = { attributes = attributes(self.cfg.resource) },
+    scopeSpans = { { scope = { name = "orket" }, spans = spans } } } } }
+end
+
+-- The run's client metrics (OTLP's ExportMetricsServiceRequest in its JSON mapping):
+-- cumulative histograms from the run's start | nil when there are none.
+function Tracer:metrics(start_ns)
+  if #self.points == 0 or not self.cfg.metrics_url then return nil end
+  local now, by_name, list = now_ns(), {}, {}
+  local DESC = { ["gen_ai.client.token.usage"] = { "Measures number of input and output tokens used", "{token}" },
+    ["gen_ai.client.operation.duration"] = { "GenAI operation duration", "s" } }
+  for _, h in ipairs(self.points) do
+    local m = by_name[h.name]
+    if not m then
+      m = { name = h.name, description = DESC[h.name][1], unit = DESC[h.name][2],
+        histogram = { aggregationTemporality = 2, dataPoints = {} } }
+      by_name[h.name] = m
+      list[#list + 1] = m
+    end
+    local counts = {}
+    for i, c in ipairs(h.counts) do counts[i] = string.format("%d", c) end
+    local dp = { attributes = attributes(h.attrs), startTimeUnixNano = start_ns, timeUnixNano = now,
+      count = string.format("%d", h.count), sum = h.sum, bucketCounts = counts, explicitBounds = h.buckets,
+      min = h.min, max = h.max }
+    table.insert(m.histogram.dataPoints, dp)
+  end
+  self.hists, self.points = {}, {}
+  return cjson.encode { resourceMetrics = { {
+    resource = { attributes = attributes(self.cfg.resource) },
+    scopeMetrics = { { scope = { name = "orket" }, metrics = list } } } } }
+end
+
+-- Sends one batch of spans (or a body given): true | false, why. 429 and 503 are sent
+-- again after a backoff.
+function Tracer:send(spans, url, body)
+  body = body or self:body(spans)
+  for attempt = 0, M.RETRIES do
+    local hr <close>, err = http.request { url = url or self.cfg.url, method = "POST", headers = self.cfg.headers,
+      body = body, max_bytes = 65536, connect_timeout_ms = M.TIMEOUTS.connect_timeout_ms,
+      total_timeout_ms = M.TIMEOUTS.total_timeout_ms }
+    if not hr then return false, tostring(err) end
+    local status, h = hr:headers()
+    if not status then return false, tostring(h) end
+    while true do -- the answer's body is read and left
+      local ev = hr:read()
+      if not ev then break end
+    end
+    if status >= 200 and status < 300 then return true end
+    if (status ~= 429 and status ~= 503) or attempt == M.RETRIES then return false, "HTTP " .. status end
+    rt.sleep(M.BACKOFF_MS * (1 << attempt))
+  end
+  return false, "retries spent"
+end
+
+--- tracer:flush(): sends what is queued, in batches, from a task of its own (one at a
+--- time); returns at once. A batch that cannot be sent is dropped and counted.
+function Tracer:flush()
+  if self.busy or (#self.queue == 0 and not self.metrics_body) then return end
+  self.busy = true
+  self.flusher = task.spawn(function()
+    if not self.cfg.url then self.queue = {} end -- metrics only
+    while #self.queue > 0 or self.metrics_body do
+      if #self.queue == 0 then -- the run's metrics, after its spans
+        local body = self.metrics_body
+        self.metrics_body = nil
+        local ok, sent, why = pcall(self.send, self, nil, self.cfg.metrics_url, body)
+        if ok and sent then self.metrics_exported = (self.metrics_exported or 0) + 1
+        else
+          self.metrics_dropped = (self.metrics_dropped or 0) + 1
+          self.last_error = ok and why or tostring(sent)
+        end
+        goto continue
+      end
+      local q = self.queue
+      local batch = table.move(q, 1, math.min(#q, M.BATCH), 1, {})
+      self.queue = table.move(q, #batch + 1, #q, 1, {})
+      local ok, sent, why = pcall(self.send, self, batch)
+      if ok and sent then
+        self.exported = self.exported + #batch
+      else
+        self.dropped, self.failed = self.dropped + #batch, self.failed + 1
+        self.last_error = ok and why or tostring(sent)
+      end
+      ::continue::
+    end
+    self.busy = false
+  end)
+end
+
+--- tracer:drain() -> stats: waits for the spans queued to be sent (or dropped)
+function Tracer:drain()
+  self:flush()
+  while self.busy and self.flusher do self.flusher:join() end
+  return self:stats()
+end
+
+--- tracer:stats() -> {exported=, dropped=, queued=, failed= (batches), last_error=}
+function Tracer:stats()
+  return { exported = self.exported, dropped = self.dropped, queued = #self.queue, failed = self.failed,
+    last_error = self.last_error, metrics_exported = self.metrics_exported or 0,
+    metrics_dropped = self.metrics_dropped or 0 }
+end
+
+return M

@@ -1,0 +1,174 @@
+-- Traces over OTLP/HTTP with JSON (docs/observability.md), against the fake server's
+-- loopback collector, which keeps every export's decoded body: the GenAI conventions' span
+-- names and attributes, one trace per run with its parents, the standard OTEL_* variables;
+-- a collector that is down or refuses costs counted drops, never the run. The exports are
+-- also read through the official OTLP protobuf definitions (npm, tests/otel/otlp_check.js),
+-- skipped with the reason printed when npm cannot install them.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local npm = require "tests.npm"
+
+local fake = require("tests.fake_server").start()
+teardown(function()
+  fake.stop()
+  H.cleanup()
+end)
+
+-- the coder calls write_file once, then ends its turn
+local MODEL = "tool=write_file,tool_times=1,prompt=50,cached=20,chunks=3"
+
+local function project()
+  return fake.one_issue(string.format([[
+name = "traced"
+models = { default = "fake:%s", providers = { fake = { kind = "openai", base_url = %q } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { turns_per_card = 1 }
+]], MODEL, fake.url .. "/v1"))
+end
+
+local function exports(kind)
+  local out = {}
+  for _, e in ipairs(fake.log()) do if e.path:match("/v1/" .. (kind or "traces") .. "$") then out[#out + 1] = e end end
+  return out
+end
+
+local function attrs(list)
+  local t = {}
+  for _, a in ipairs(list or {}) do
+    local v = a.value
+    t[a.key] = v.stringValue or v.intValue or v.boolValue or v.doubleValue
+  end
+  return t
+end
+
+describe("traces", function()
+  before_each(function() fake.reset() end)
+
+  it("follow the GenAI conventions: a run, its agent turns, model calls and tool calls", function()
+    local dir = project()
+    local r = H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url,
+      OTEL_SERVICE_NAME = "orket-test", OTEL_EXPORTER_OTLP_HEADERS = "authorization=Bearer%20t0ken",
+      OTEL_RESOURCE_ATTRIBUTES = "deployment.environment=test" } })
+    assert.is_true(r.status == 0 or r.status == 1 or r.status == 3, r.stderr)
+    assert.is_nil(r.stderr:find("traces:", 1, true), r.stderr)
+    local ex = exports()
+    assert.is_true(#ex >= 1)
+    assert.equal("application/json", ex[1].content_type)
+    assert.equal("Bearer t0ken", ex[1].authorization)
+    local spans, by_name, trace = {}, {}, nil
+    for _, e in ipairs(ex) do
+      local rs = e.request.resourceSpans[1]
+      local res = attrs(rs.resource.attributes)
+      assert.same({ "orket-test", "test" }, { res["service.name"], res["deployment.environment"] })
+      assert.equal("orket", rs.scopeSpans[1].scope.name)
+      for _, sp in ipairs(rs.scopeSpans[1].spans) do
+        spans[#spans + 1] = sp
+        by_name[sp.name] = sp
+        assert.matches("^%x+$", sp.traceId)
+        assert.equal(32, #sp.traceId)
+        assert.equal(16, #sp.spanId)
+        trace = trace or sp.traceId
+        assert.equal(trace, sp.traceId) -- one trace for the run
+        assert.matches("^%d+$", sp.startTimeUnixNano)
+        assert.matches("^%d+$", sp.endTimeUnixNano)
+        assert.is_true(#sp.startTimeUnixNano < #sp.endTimeUnixNano or sp.startTimeUnixNano <= sp.endTimeUnixNano)
+      end
+    end
+    local run, agent = by_name["orket run M"], by_name["invoke_agent coder"]
+    local chat, tool = by_name["chat " .. MODEL], by_name["execute_tool write_file"]
+    assert.truthy(run and agent and chat and tool, cjson.encode(spans))
+    assert.is_nil(run.parentSpanId)
+    assert.equal(run.spanId, agent.parentSpanId)
+    assert.equal(agent.spanId, chat.parentSpanId)
+    assert.equal(agent.spanId, tool.parentSpanId)
+    local a, c, t = attrs(agent.attributes), attrs(chat.attributes), attrs(tool.attributes)
+    assert.same({ "invoke_agent", "coder", "M-1", "traced" },
+      { a["gen_ai.operation.name"], a["gen_ai.agent.name"], a["orket.card.id"], a["orket.project"] })
+    assert.same({ "chat", "fake", MODEL, "50", "3", "20", "M-1" }, { c["gen_ai.operation.name"], c["gen_ai.provider.name"],
+      c["gen_ai.request.model"], c["gen_ai.usage.input_tokens"], c["gen_ai.usage.output_tokens"],
+      c["gen_ai.usage.cache_read.input_tokens"], c["orket.card.id"] })
+    assert.equal(3, chat.kind) -- a client span
+    assert.same({ "execute_tool", "write_file", "M-1" }, { t["gen_ai.operation.name"], t["gen_ai.tool.name"], t["orket.card.id"] })
+    assert.equal(a["orket.run.id"], c["orket.run.id"])
+    -- no prompt or answer text leaves
+    assert.is_nil(cjson.encode(ex[1].request):find("Do it", 1, true))
+
+    -- the GenAI client metrics, once at the run's end: tokens by type, call durations
+    local mx = exports("metrics")
+    assert.equal(1, #mx)
+    local rm = mx[1].request.resourceMetrics[1]
+    assert.equal("orket-test", attrs(rm.resource.attributes)["service.name"])
+    local points = {}
+    for _, m in ipairs(rm.scopeMetrics[1].metrics) do
+      for _, dp in ipairs(m.histogram.dataPoints) do
+        local pa = attrs(dp.attributes)
+        points[m.name .. "/" .. tostring(pa["gen_ai.token.type"])] = dp
+        assert.same({ "chat", "fake", MODEL }, { pa["gen_ai.operation.name"], pa["gen_ai.provider.name"], pa["gen_ai.request.model"] })
+        assert.equal(2, m.histogram.aggregationTemporality) -- cumulative
+      end
+    end
+    -- two model calls: 50 prompt tokens and 3 output tokens each
+    assert.same({ "2", 100 }, { points["gen_ai.client.token.usage/input"].count, points["gen_ai.client.token.usage/input"].sum })
+    assert.same({ "2", 6 }, { points["gen_ai.client.token.usage/output"].count, points["gen_ai.client.token.usage/output"].sum })
+    assert.equal("2", points["gen_ai.client.operation.duration/nil"].count)
+  end)
+
+  it("cost a counted drop, never the run, when the collector is down or refuses", function()
+    local dir = project()
+    local base = H.orket("run M", { cwd = dir })
+    for _, case in ipairs {
+      { env = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9" }, why = "" }, -- nothing listens
+      { env = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = fake.url .. "/status/500/v1/traces" }, why = "HTTP 500", tries = 1 },
+      { env = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = fake.url .. "/status/413/v1/traces" }, why = "HTTP 413", tries = 1 },
+      { env = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = fake.url .. "/status/503/v1/traces" }, why = "HTTP 503", tries = 3 },
+    } do
+      fake.reset()
+      H.orket("retry M-1", { cwd = dir })
+      local r = H.orket("run M", { cwd = dir, env = case.env })
+      assert.equal(base.status, r.status, r.stderr)
+      assert.matches("warning: traces: 0 spans exported, %d+ dropped %(.*" .. case.why .. ".*%)", r.stderr)
+      if case.tries then assert.equal(case.tries, #exports()) end -- 503 is sent again, 500 and 413 not
+    end
+  end)
+
+  it("read back the same through the official OTLP protobuf definitions (npm)", function()
+    local ndir, why = npm.ensure()
+    if not ndir then
+      print("\nSKIPPED (@opentelemetry/otlp-transformer from npm): " .. why)
+      return
+    end
+    local dir = project()
+    H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url } })
+    local bodies = {}
+    for i, e in ipairs(exports()) do bodies[i] = e.request end
+    assert.is_true(#bodies >= 1)
+    bodies[#bodies + 1] = exports("metrics")[1].request
+    H.write(dir .. "/bodies.json", cjson.encode(bodies))
+    local r = npm.node("otel/otlp_check.js", { dir .. "/bodies.json" })
+    assert.equal(0, r.status, r.stderr)
+    local names, keys, seen = {}, {}, {}
+    for _, sp in ipairs(cjson.decode(r.stdout).spans) do
+      if not seen[sp.name] then names[#names + 1] = sp.name end
+      seen[sp.name] = true
+      for _, k in ipairs(sp.attributes) do keys[k] = true end
+    end
+    table.sort(names)
+    -- the two model calls (the tool call, then the turn's end), the tool, the turn, the run
+    assert.same({ "chat " .. MODEL, "execute_tool write_file", "invoke_agent coder", "orket run M" }, names)
+    -- the GenAI conventions' attribute names
+    for _, k in ipairs { "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
+      "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.agent.name", "gen_ai.tool.name",
+      "gen_ai.conversation.id" } do
+      assert.is_true(keys[k], k)
+    end
+    local ms = {}
+    for _, m in ipairs(cjson.decode(r.stdout).metrics) do ms[m.name .. " " .. m.unit] = true end
+    assert.same({ ["gen_ai.client.token.usage {token}"] = true, ["gen_ai.client.operation.duration s"] = true }, ms)
+  end)
+
+  it("are off without a collector, and OTEL_SDK_DISABLED turns them off", function()
+    local dir = project()
+    H.orket("run M", { cwd = dir, env = { OTEL_SDK_DISABLED = "true", OTEL_EXPORTER_OTLP_ENDPOINT = fake.url } })
+    assert.equal(0, #exports())
+  end)
+end)

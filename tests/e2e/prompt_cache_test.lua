@@ -1,0 +1,63 @@
+-- Prompts built for a prompt cache (docs/cost.md): the same tools and tool instructions are
+-- the same bytes in every process (lua-cjson's key order follows a per-process hash seed),
+-- and `orket log --cache` shows, per call, how much of the prompt repeated the call before
+-- on the same card and seat.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+
+describe("prompts built for the cache", function()
+  after_each(H.cleanup)
+
+  it("are byte-identical across processes: the tools as sent, the json dialect's instructions", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/print.lua", string.format([[
+local tools = require "orket.tools"
+local common = require "orket.llm.common"
+local prompt = require "orket.engine.prompt"
+local reg = assert(tools.load_dirs { %q })
+local specs = reg:specs()
+local _, text = common.wire_tools { tools = specs, fixed_tools = true }
+-- lua-cjson's own text of the same schemas: differs between processes (the check can fail)
+local raw = {}
+for i, s in ipairs(specs) do raw[i] = require("cjson").encode(s.parameters) end
+io.write(text, "\n", prompt.tool_dialect(specs), "\n=RAW=\n", table.concat(raw), "\n")
+]], H.ROOT .. "/tools"))
+    local outs, raws = {}, {}
+    for i = 1, 3 do
+      local r = H.orket("lua print.lua", { cwd = dir })
+      assert.equal(0, r.status, r.stderr)
+      outs[i], raws[i] = r.stdout:match("^(.*)\n=RAW=\n(.*)$")
+      assert.truthy(outs[i])
+    end
+    assert.equal(outs[1], outs[2])
+    assert.equal(outs[1], outs[3])
+    assert.truthy(outs[1]:find('"parameters":{', 1, true))
+    -- the processes did differ in their hash order: what the sorted encoding guards against
+    assert.is_true(raws[1] ~= raws[2] or raws[1] ~= raws[3], "three processes encoded alike with lua-cjson")
+  end)
+
+  it("orket log --cache shows each call's prefix shared with the call before on its card and seat", function()
+    local dir = H.example("notes")
+    assert.equal(0, H.orket("run NOTES", { cwd = dir }).status)
+    local r = H.orket("log 1 --cache", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("^run 1: each call's prompt against the call before on its card and seat\nCARD +SEAT +TURN +STEP +PROMPT +PREFIX +SHARE +NOTE\n", r.stdout)
+    assert.matches("\ntotal: [%d%.]+%% of the prompt characters of %d+ calls after a card and seat's first repeated the call before\n$", r.stdout)
+    local doc = cjson.decode(H.orket("log 1 --cache --json", { cwd = dir }).stdout)
+    assert.equal("orket.log.cache/1", doc.format)
+    local firsts, later = {}, 0
+    for _, c in ipairs(doc.calls) do
+      local key = c.card .. "/" .. c.seat
+      if not firsts[key] then
+        firsts[key] = true
+        assert.equal(0, c.prefix)
+      else
+        later = later + 1
+        assert.is_true(c.prefix <= c.chars)
+      end
+    end
+    assert.equal(later, doc.total.calls)
+    -- within a card and seat's turn a step only appends: most of each later prompt repeats
+    assert.is_true(doc.total.prefix * 2 > doc.total.chars, cjson.encode(doc.total))
+  end)
+end)

@@ -1,0 +1,201 @@
+-- The web board in a real headless Chromium (tests/webdriver.lua): moves one after another
+-- (the wait reason does not stay) with refusals shown where one looks, titles that wrap
+-- between words on a phone, the "new card" form, the policy violations, a card's change
+-- (files, diff, commits) and the board by status columns, live.
+local H = require "tests.helpers"
+local WD = require "tests.webdriver"
+local project = require("tests.changes_project").make
+
+local browser -- { wd =, art = } | nil: one Chromium for the file's tests
+
+local function stop_browser(keep)
+  if not browser then return end
+  browser.wd:stop()
+  if not keep then os.execute("rm -rf " .. H.quote(browser.art)) end
+  browser = nil
+end
+
+-- with_browser(w, h, fn(wd)): Chromium at that size for fn; when fn fails the browser is
+-- stopped and its artifacts kept (the next test starts another)
+local function with_browser(w, h, fn)
+  if not browser then
+    local art = WD.artifacts()
+    browser = { wd = WD.start(art, { width = w, height = h }), art = art }
+  else
+    browser.wd:resize(w, h)
+  end
+  local ok, err = pcall(fn, browser.wd)
+  if not ok then
+    local art = browser.art
+    pcall(browser.wd.screenshot, browser.wd, art .. "/failed.png")
+    stop_browser(true)
+    error(tostring(err) .. "\n(screenshots and the browser's logs are in " .. art .. ")", 0)
+  end
+end
+
+local function sign_in(wd, s, key)
+  wd:sign_in(s.url, key)
+  wd:wait('#tree li[data-card="CHG-1"]', "the board's tree")
+  H.wait_for(function() return wd:js("return document.getElementById('live').textContent") == "live" end,
+    "the event stream to open", 3000)
+end
+
+local function show(wd, id)
+  wd:press('#tree li[data-card="' .. id .. '"] > .card-link')
+  H.wait_for(function() return wd:js("return document.getElementById('detail').dataset.card") == id end,
+    id .. "'s pane", 3000)
+end
+
+-- Whether the element's box is inside the window (what the person sees without scrolling)
+local function in_view(wd, css)
+  return wd:js([[var e = document.querySelector(arguments[0]); if (!e || e.offsetParent === null) return false;
+    var r = e.getBoundingClientRect(); return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight;]], css)
+end
+
+describe("the web board in Chromium", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+  teardown(function() stop_browser() end)
+
+  it("on a phone: moves one after another, refusals in view, titles wrapped between words", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    local key = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local title = "Internationalize configuration subsystem notifications everywhere"
+    local _, x = H.api(s, "POST", "/v1/cards", key, { parent = "CHG", summary = title })
+    local X = x.card.id
+    local function status(id) return select(2, H.api(s, "GET", "/v1/cards/" .. id, key)).card.status end
+    with_browser(390, 800, function(wd)
+      sign_in(wd, s, key)
+      wd:wait('#tree li[data-card="' .. X .. '"]', "the new card in the tree")
+      -- no title on the board is broken inside a word: each word's text lies on one line
+      local split = wd:js([[
+        var out = [];
+        for (const t of document.querySelectorAll('#tree .card-title')) {
+          const text = t.firstChild; if (!text) continue;
+          const re = /\S+/g; let m;
+          while ((m = re.exec(text.data))) {
+            const r = document.createRange(); r.setStart(text, m.index); r.setEnd(text, m.index + m[0].length);
+            const tops = new Set([...r.getClientRects()].map((b) => Math.round(b.top)));
+            if (tops.size > 1) out.push(m[0]);
+          }
+        }
+        return out;]])
+      assert.same({}, split)
+      -- and the long title did wrap (the test would prove nothing on one line)
+      assert.is_true(wd:js([[var t = document.querySelector('#tree li[data-card="' + arguments[0] + '"] .card-title');
+        return t.getClientRects().length > 0 && t.getBoundingClientRect().height > 1.5 * parseFloat(getComputedStyle(t).lineHeight);]], X))
+
+      show(wd, X)
+      wd:press("#actions > summary")
+      wd:press('#move-to option[value="blocked"]')
+      wd:press('#move-reason option[value="resource"]')
+      wd:press("#move-button")
+      H.wait_for(function() return status(X) == "blocked" end, "the move to blocked", 3000)
+      -- the reason went with that move only: the next move, to ready, carries none
+      H.wait_for(function() return wd:js("return document.getElementById('move-reason').value") == "" end,
+        "the wait reason cleared", 3000)
+      H.wait_for(function() return not wd:find('#move-to option[value="blocked"]') end, "the form for blocked", 3000)
+      wd:press('#move-to option[value="ready"]')
+      wd:press("#move-button")
+      H.wait_for(function()
+        local shown = wd:text_of("#move-error")
+        if shown and shown ~= "" then error("the move to ready was refused: " .. shown, 0) end
+        return status(X) == "ready"
+      end, "the move to ready", 3000)
+      -- a refused move (blocked needs a reason) says why next to the button, in view
+      H.wait_for(function() return not wd:find('#move-to option[value="ready"]') end, "the form for ready", 3000)
+      wd:js("window.scrollTo(0, 0)")
+      wd:press('#move-to option[value="blocked"]')
+      wd:press("#move-button")
+      H.wait_for(function() return (wd:text_of("#move-error") or "") ~= "" end, "the refusal", 3000)
+      assert.matches("reason", wd:text_of("#move-error"))
+      H.wait_for(function() return in_view(wd, "#move-error") end, "the refusal in view", 3000)
+      assert.equal("ready", status(X))
+    end)
+    assert.equal(0, s.stop())
+  end)
+
+  it("creates a card, lists violations, shows a card's change and the board by status, live", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    local key = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    with_browser(1280, 1000, function(wd)
+      sign_in(wd, s, key)
+      -- a new card, from the form under the board
+      wd:press("#create-box > summary")
+      wd:press('#create-parent option[value="CHG"]')
+      wd:type(wd:find("#create-summary"), "Made in the browser")
+      wd:press('#create-priority option[value="High"]')
+      wd:press("#create-button")
+      local made
+      H.wait_for(function()
+        local _, b = H.api(s, "GET", "/v1/board", key)
+        for _, c in ipairs(b.cards) do if c.summary == "Made in the browser" then made = c end end
+        return made
+      end, "the card created", 3000)
+      assert.equal("CHG", made.parent)
+      assert.equal("ready", made.status)
+      H.wait_for(function() return wd:js("return document.getElementById('detail').dataset.card") == made.id end,
+        "the new card's pane", 3000)
+      assert.matches(made.id .. " created", wd:text_of("#create-status"), 1, true)
+      wd:wait('#tree li[data-card="' .. made.id .. '"]', "the new card in the tree")
+
+      -- the violations panel: the refused write, and its card one click away
+      wd:wait('#violation-list li.violation', "a violation")
+      local v = wd:text_of("#violation-list li.violation")
+      assert.matches("PATH_PROTECTED", v)
+      assert.matches("protected path: .git/config", v, 1, true)
+      assert.matches("PATH_PROTECTED · 1", wd:text_of("#violation-rules"), 1, true)
+      -- and a label on the card, in the tree (none on a card without violations)
+      wd:wait('#tree li[data-card="CHG-1"] > .violation-label', "CHG-1's violation label")
+      assert.equal("1 violation", wd:text_of('#tree li[data-card="CHG-1"] > .violation-label'))
+      assert.equal("", wd:text_of('#tree li[data-card="CHG-2"] > .violation-label')) -- there, hidden
+      wd:press("#violation-list li.violation button.violation-card")
+      H.wait_for(function() return wd:js("return document.getElementById('detail').dataset.card") == "CHG-1" end,
+        "CHG-1's pane from the violation", 3000)
+
+      -- what CHG-1's model calls used (docs/cost.md): tokens by kind; no cost without a price
+      local fields = wd:text_of("#fields")
+      assert.matches("Model use", fields, 1, true)
+      assert.matches("%d+ calls?, %d+ prompt tokens, %d+ output tokens", fields)
+      assert.is_nil(fields:find("cost", 1, true))
+
+      -- CHG-1's change: its files against main, the binary one named, the diff, the commit
+      wd:wait('#change-files li[data-path="notes.txt"]', "the change's files")
+      assert.matches("added", wd:text_of('#change-files li[data-path="notes.txt"]'))
+      assert.matches("+2", wd:text_of('#change-files li[data-path="notes.txt"]'), 1, true)
+      assert.matches("binary: not shown", wd:text_of('#change-files li[data-path="data.bin"]'), 1, true)
+      assert.matches("\n%+hello\n%+world", wd:js("return document.getElementById('change-diff').textContent"))
+      local _, diff = H.api(s, "GET", "/v1/cards/CHG-1/diff", key)
+      assert.matches("^" .. diff.tip:sub(1, 12) .. " turn 1 · run 1", wd:text_of("#change-commits li"))
+      assert.matches("2 files changed against main", wd:text_of("#change-summary"))
+
+      -- by status: each issue in its column; a move made elsewhere moves it here
+      wd:press("#view-columns")
+      wd:wait('#columns [data-column="done"] li[data-card="CHG-1"]', "CHG-1 in done")
+      wd:wait('#columns [data-column="waiting"] li[data-card="CHG-2"]', "CHG-2 in blocked or waiting")
+      wd:wait('#columns li[data-card="CHG-1"] > .violation-label', "the label in the columns too")
+      wd:wait('#columns [data-column="ready"] li[data-card="' .. made.id .. '"]', "the new card in ready")
+      assert.is_false(wd:js("return !!document.querySelector('#columns li[data-card=\"CHG\"]')")) -- issues only
+      assert.is_true(wd:js("return document.getElementById('tree').hidden"))
+      local boards = wd:js("return window.orketBoardStats.board")
+      assert.equal(200, (H.api(s, "POST", "/v1/cards/" .. made.id .. "/move", key, { to = "in_progress" })))
+      wd:wait('#columns [data-column="in_progress"] li[data-card="' .. made.id .. '"]', "the moved card in progress")
+      assert.is_nil(wd:find('#columns [data-column="ready"] li[data-card="' .. made.id .. '"]'))
+      assert.equal(boards, wd:js("return window.orketBoardStats.board")) -- the card alone was fetched
+      -- the choice is kept across a reload
+      wd:go(s.url .. "/")
+      wd:wait('#columns [data-column="done"] li[data-card="CHG-1"]', "the columns after a reload")
+      wd:press("#view-tree")
+      wd:wait('#tree li[data-card="CHG-1"]', "the tree again")
+    end)
+    assert.equal(0, s.stop())
+  end)
+end)

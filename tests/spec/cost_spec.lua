@@ -1,0 +1,113 @@
+-- Prices and the cost of model calls (orket.cost, docs/cost.md): exact amounts in
+-- micro-units, prices checked field by field, no cost without a reported usage.
+local cost = require "orket.cost"
+local settings = require "orket.settings"
+
+local USD = { input = "2.50", cached_input = 1.25, output = 10, currency = "USD" }
+
+describe("a price", function()
+  it("is read exactly, in micro-units per million tokens", function()
+    assert.same({ input = 2500000, cached_input = 1250000, output = 10000000, currency = "USD" }, cost.price(USD, "p"))
+    assert.equal(150000, cost.micros(0.15))
+    assert.equal(150000, cost.micros("0.150000"))
+    assert.equal(1, cost.micros("0.000001"))
+    assert.equal(0, cost.micros(0))
+  end)
+
+  it("refuses what is negative, vague, of an unknown currency or missing a field", function()
+    local function err(v) return select(2, cost.price(v, "models.prices[\"openai:m\"]")) end
+    assert.equal("models.prices[\"openai:m\"].input must not be negative (got -1)",
+      err { input = "-1", cached_input = 0, output = 1, currency = "USD" })
+    assert.equal("models.prices[\"openai:m\"].input must be from 0 to 999999999",
+      err { input = -0.5, cached_input = 0, output = 1, currency = "USD" })
+    assert.equal("models.prices[\"openai:m\"].output has more than 6 decimals (got 0.0000001)",
+      err { input = 1, cached_input = 0, output = "0.0000001", currency = "USD" })
+    assert.equal("models.prices[\"openai:m\"].output has more than 6 decimals",
+      err { input = 1, cached_input = 0, output = 1e-7, currency = "USD" })
+    assert.equal("models.prices[\"openai:m\"].cached_input is missing (a price per million tokens)",
+      err { input = 1, output = 1, currency = "USD" })
+    assert.equal("models.prices[\"openai:m\"].currency must be an ISO 4217 code such as \"USD\" (got usd)",
+      err { input = 1, cached_input = 0, output = 1, currency = "usd" })
+    assert.equal("models.prices[\"openai:m\"].currency must be an ISO 4217 code such as \"USD\" (got XYZ)",
+      err { input = 1, cached_input = 0, output = 1, currency = "XYZ" })
+    assert.equal("models.prices[\"openai:m\"].currency is missing (an ISO 4217 code such as \"USD\")",
+      err { input = 1, cached_input = 0, output = 1 })
+    assert.equal("models.prices[\"openai:m\"].per is not a price field (input, cached_input, output, currency)",
+      err { input = 1, cached_input = 0, output = 1, currency = "USD", per = 1 })
+    assert.equal("models.prices[\"openai:m\"].input must be a decimal number (got \"1e3\")",
+      err { input = "1e3", cached_input = 0, output = 1, currency = "USD" })
+  end)
+
+  it("is checked with orket.lua's other settings, naming the field", function()
+    local problems = settings.check { models = { prices = { ["openai:gpt-4o"] = { input = 1, output = 1, currency = "USD" } } } }
+    assert.same({ "orket.lua: models.prices[\"openai:gpt-4o\"].cached_input is missing (a price per million tokens)" }, problems)
+    problems = settings.check { models = { prices = { gpt4 = USD } } }
+    assert.same({ "orket.lua: models.prices[\"gpt4\"] must name a model as \"provider:model\"" }, problems)
+    assert.same({}, settings.check { models = { prices = { ["openai:gpt-4o"] = USD } } })
+  end)
+end)
+
+describe("a call's cost", function()
+  local p = cost.price(USD, "p")
+
+  it("bills cached prompt tokens at their own price, rounded once to a micro-unit", function()
+    -- 1000 uncached * 2.5 + 3000 cached * 1.25 + 200 out * 10 = 2500 + 3750 + 2000 micro-units
+    assert.equal(8250, cost.of(p, { prompt_tokens = 4000, cached_tokens = 3000, completion_tokens = 200 }))
+    -- 1 token at 2.5 per million is 2.5 micro-units: rounded half up
+    assert.equal(3, cost.of(p, { prompt_tokens = 1, completion_tokens = 0 }))
+    -- more cached than the prompt is a provider's slip: no more than the prompt is cached
+    assert.equal(1250, cost.of(p, { prompt_tokens = 1000, cached_tokens = 5000, completion_tokens = 0 }))
+  end)
+
+  it("is unknown, never 0, when the provider reported no usage or there is no price", function()
+    assert.is_nil(cost.of(p, { prompt_tokens = 10, completion_tokens = 5, estimated = true }))
+    assert.is_nil(cost.of(nil, { prompt_tokens = 10, completion_tokens = 5 }))
+    assert.equal("unknown", cost.format(nil))
+  end)
+
+  it("sums exactly where floats drift", function()
+    local sums = {}
+    local f = 0.0
+    for _ = 1, 100000 do
+      cost.add(sums, "USD", cost.of(cost.price({ input = 0.1, cached_input = 0, output = 0, currency = "USD" }, "p"),
+        { prompt_tokens = 1000000, completion_tokens = 0 }))
+      f = f + 0.1
+    end
+    assert.equal(10000 * cost.UNIT, sums.USD)
+    assert.are_not.equal(10000, f) -- the float sum is off
+    assert.equal("10000.00 USD", cost.text(sums))
+  end)
+
+  it("is estimated before a call as the most it may cost", function()
+    assert.equal(2500 + 10000, cost.estimate(p, 1000, 1000))
+    assert.equal(1, cost.estimate(p, 0, 0) + 1)
+    assert.is_nil(cost.estimate(nil, 10, 10))
+  end)
+
+  it("is written with two to six decimals, currencies apart", function()
+    assert.equal("0.00825 USD", cost.format(8250, "USD"))
+    assert.equal("1.50 EUR", cost.format(1500000, "EUR"))
+    assert.equal("0.01 EUR + 0.000003 USD", cost.text { USD = 3, EUR = 10000 })
+    assert.is_nil(cost.text {})
+  end)
+end)
+
+describe("a money budget", function()
+  it("is an amount and a currency, beside the token budgets", function()
+    local s = assert(settings.resolve { budgets = { cost_per_card = "0.50 USD", tokens_per_card = 10 } })
+    assert.same({ micros = 500000, currency = "USD", text = "0.50 USD" }, s.budgets.cost_per_card)
+    assert.equal(10, s.budgets.tokens_per_card)
+    assert.is_nil(s.budgets.cost_per_run)
+  end)
+
+  it("refuses 0, a bare number and an unknown currency, naming the field", function()
+    assert.same({ "orket.lua: budgets.cost_per_card: must be more than 0 (leave it out for no budget)" },
+      settings.check { budgets = { cost_per_card = "0 USD" } })
+    assert.same({ "orket.lua: budgets.cost_per_day: must be an amount and a currency, e.g. \"5.00 USD\" (got number)" },
+      settings.check { budgets = { cost_per_day = 5 } })
+    assert.same({ "orket.lua: budgets.cost_per_run: names XYZ, not an ISO 4217 currency such as USD" },
+      settings.check { budgets = { cost_per_run = "1 XYZ" } })
+    assert.same({ "orket.lua: budgets.cost_per_epic: must not be negative (got -1)" },
+      settings.check { budgets = { cost_per_epic = "-1 EUR" } })
+  end)
+end)
