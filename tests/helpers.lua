@@ -34,9 +34,13 @@ end
 --- tmpdir() -> a fresh directory (mode 0700, as mktemp -d makes), removed by cleanup().
 --- Made in this process and removed by one rm per hundred: a test may make hundreds (one
 --- per M.orket), and a process started for each was a good part of the suite's time.
+--- Named ORKET_TEST_PREFIX.XXXXXX (tests/run.sh gives each file a prefix of its own, as long
+--- as "orket-test", so that what a file leaves is known to be its own, and paths do not grow).
 local made = {}
+local PREFIX = os.getenv("ORKET_TEST_PREFIX") or ""
+if PREFIX == "" then PREFIX = "orket-test" end
 function M.tmpdir()
-  local dir = assert(uv.fs_mkdtemp(M.scratch() .. "/orket-test.XXXXXX"))
+  local dir = assert(uv.fs_mkdtemp(M.scratch() .. "/" .. PREFIX .. ".XXXXXX"))
   made[#made + 1] = dir
   return dir
 end

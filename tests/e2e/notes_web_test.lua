@@ -7,8 +7,8 @@
 -- from the web board's link. Needs a kernel with network and user namespaces and python3 (the
 -- example's service is Python's standard library); the browser part, Chromium.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local cjson = require "cjson"
-local http = require "orket.c.http"
 local proc = require "orket.c.proc"
 local WD = require "tests.webdriver"
 
@@ -20,27 +20,9 @@ end
 -- request(sock, method, path [, json body]) -> status, text: one exchange with the app
 -- through the sandbox's socket
 local function request(sock, method, path, body)
-  local r, err = http.request { url = "http://sandbox" .. path, unix_socket = sock, method = method,
-    headers = body and { "Content-Type: application/json" } or nil, body = body and cjson.encode(body) or nil,
-    total_timeout_ms = 10000 }
-  if not r then return nil, err end
-  local guard <close> = r
-  local status, herr = r:headers()
-  if not status then return nil, herr end
-  local parts = {}
-  while true do
-    local ev = r:read()
-    if not ev then break end
-    for _, x in ipairs(ev) do parts[#parts + 1] = x end
-  end
-  return status, table.concat(parts)
+  return F.sandbox_request(sock, path, { method = method, body = body })
 end
-
-local function list(dir, all)
-  local r = H.orket("sandbox list --json" .. (all and " --all" or ""), { cwd = dir })
-  assert.equal(0, r.status, r.stderr)
-  return cjson.decode(r.stdout)
-end
+local list = F.sandbox_list
 
 -- the live sandbox once it is healthy and not one of those in `old` (ids)
 local function healthy(dir, old)
