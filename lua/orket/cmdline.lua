@@ -35,6 +35,15 @@ function M.at_least(min, message)
   end
 end
 
+--- one_of(choices, message) -> a check taking one of the words in choices, refusing any
+--- other with message (%s: the word), as a subcommand's.
+function M.one_of(choices, message)
+  return function(v)
+    for _, c in ipairs(choices) do if c == v then return v end end
+    return nil, string.format(message, v)
+  end
+end
+
 local function is_option(e) return e[1]:sub(1, 1) == "-" end
 
 -- The field an entry's value is kept under: "--lease-ms" -> lease_ms, "RUN" -> run.
