@@ -46,6 +46,26 @@ local function open_stream(fd)
   return s
 end
 
+-- Answers each line of stdin (a JSON-RPC message) on stdout until it ends; an overlong
+-- message is refused, a read error logged.
+local function answer_lines(reader, session, send, log)
+  while true do
+    local line, err = reader:next()
+    if line then
+      local out = session:handle_text(line)
+      if out then
+        io.stdout:write(out, "\n")
+        io.stdout:flush()
+      end
+    elseif err == "too_long" then
+      send(rpc.error(nil, rpc.INVALID_REQUEST, "message longer than " .. rpc.MAX_MESSAGE .. " bytes"))
+    else
+      if err ~= "eof" then log { event = "error", message = "stdin: " .. tostring(err) } end
+      return
+    end
+  end
+end
+
 local function serve(dir, read_only, cli)
   local db = cli.open_store(dir, false, read_only)
   if not db then return 1 end
@@ -69,27 +89,7 @@ local function serve(dir, read_only, cli)
   local reader = lines.reader(input, rpc.MAX_MESSAGE)
   local sig = uv.new_signal()
   sig:start("sigterm", function() reader:close() end)
-  local ok, terr = task.spawn(function()
-    while true do
-      local line, err = reader:next()
-      if not line then
-        if err == "too_long" then
-          send(rpc.error(nil, rpc.INVALID_REQUEST, "message longer than " .. rpc.MAX_MESSAGE .. " bytes"))
-        elseif err == "eof" then
-          break
-        else
-          log { event = "error", message = "stdin: " .. tostring(err) }
-          break
-        end
-      else
-        local out = session:handle_text(line)
-        if out then
-          io.stdout:write(out, "\n")
-          io.stdout:flush()
-        end
-      end
-    end
-  end):join()
+  local ok, terr = task.spawn(answer_lines, reader, session, send, log):join()
   reader:close()
   sig:close()
   session:close()
