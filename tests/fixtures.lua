@@ -1,5 +1,5 @@
 -- tests.fixtures: the project set-ups several end-to-end files share, written once: a
--- project `orket init` made, the appender team (a role and a tool whose effect, a line per card, shows when it is applied
+-- project `orket init` made, the scripted team, the appender team (a role and a tool whose effect, a line per card, shows when it is applied
 -- twice), the scripted team that writes a file per card and hands it in (the forge files),
 -- the forge's test secrets, and a request to a sandbox's app through its socket.
 local H = require "tests.helpers"
@@ -22,6 +22,34 @@ function F.append(path, text)
   local f = assert(io.open(path, "ab"))
   f:write(text)
   f:close()
+end
+
+-- The scripted team: a coder and a reviewer seat, both played by the model file script.lua.
+F.SCRIPTED_TEAM = [[
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+]]
+
+--- scripted_project{name =, script =, epics = {FILE = json text}, settings = orket.lua text}
+--- -> dir: a project of the scripted team (script: the text of its script.lua), its epics
+--- imported (the command checked), on the test's backend (tests.backends).
+function F.scripted_project(o)
+  local dir = H.tmpdir()
+  os.execute("mkdir -p " .. H.quote(dir .. "/epics") .. " " .. H.quote(dir .. "/workspace"))
+  H.write(dir .. "/orket.lua", string.format("name = %q\n", o.name) .. F.SCRIPTED_TEAM .. (o.settings or ""))
+  H.write(dir .. "/script.lua", o.script)
+  for file, text in pairs(o.epics) do H.write(dir .. "/epics/" .. file, text) end
+  require("tests.backends").project(dir)
+  local r = H.orket("import", { cwd = dir })
+  assert(r.status == 0, r.stderr)
+  return dir
+end
+
+--- card(dir, id) -> the card as `orket card --json` shows it, with its comments and history.
+function F.card(dir, id)
+  local doc = H.card_json(dir, id)
+  doc.card.comments, doc.card.history = doc.comments, doc.history
+  return doc.card
 end
 
 -- What the forge files sign their deliveries with and the token their fake forge expects.
