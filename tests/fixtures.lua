@@ -1,7 +1,8 @@
 -- tests.fixtures: the project set-ups several end-to-end files share, written once: a
--- project `orket init` made, the scripted team, the appender team (a role and a tool whose effect, a line per card, shows when it is applied
--- twice), the scripted team that writes a file per card and hands it in (the forge files),
--- the forge's test secrets, and a request to a sandbox's app through its socket.
+-- project `orket init` made; the scripted team (a coder and a reviewer played by script.lua),
+-- and its script that writes a file per card and hands it in (the forge files); the appender
+-- team (a role and a tool whose effect, a line per card, shows when it is applied twice); the
+-- forge's test secrets; a request to a sandbox's app through its socket.
 local H = require "tests.helpers"
 
 local F = {}
