@@ -34,9 +34,13 @@ end
 --- tmpdir() -> a fresh directory (mode 0700, as mktemp -d makes), removed by cleanup().
 --- Made in this process and removed by one rm per hundred: a test may make hundreds (one
 --- per M.orket), and a process started for each was a good part of the suite's time.
+--- Named ORKET_TEST_PREFIX.XXXXXX (tests/run.sh gives each file a prefix of its own, as long
+--- as "orket-test", so that what a file leaves is known to be its own, and paths do not grow).
 local made = {}
+local PREFIX = os.getenv("ORKET_TEST_PREFIX") or ""
+if PREFIX == "" then PREFIX = "orket-test" end
 function M.tmpdir()
-  local dir = assert(uv.fs_mkdtemp(M.scratch() .. "/orket-test.XXXXXX"))
+  local dir = assert(uv.fs_mkdtemp(M.scratch() .. "/" .. PREFIX .. ".XXXXXX"))
   made[#made + 1] = dir
   return dir
 end
@@ -401,25 +405,6 @@ end
 function M.kill_servers()
   for pid in pairs(servers) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
   servers = {}
-end
-
---- sandbox_request(sock, method, path [, json body]) -> status, text | nil, err: one
---- exchange with a sandbox's app through its unix socket
-function M.sandbox_request(sock, method, path, body)
-  local r, err = require("orket.c.http").request { url = "http://sandbox" .. path, unix_socket = sock, method = method,
-    headers = body and { "Content-Type: application/json" } or nil,
-    body = body and require("cjson").encode(body) or nil, total_timeout_ms = 10000 }
-  if not r then return nil, err end
-  local guard <close> = r
-  local status, herr = r:headers()
-  if not status then return nil, herr end
-  local parts = {}
-  while true do
-    local ev = r:read()
-    if not ev then break end
-    for _, x in ipairs(ev) do parts[#parts + 1] = x end
-  end
-  return status, table.concat(parts)
 end
 
 --- healthy_sandbox(dir, old) -> the live sandbox of the project in dir once it is healthy

@@ -69,10 +69,20 @@ if [ "${1:-}" = "--one-of" ]; then
     pg) set -- tests/busted.lua -o tests/busted_output.lua --pattern=_spec --pattern=_test \
           --filter-out="at every fault point" --filter-out="at random moments" "$f" ;;
   esac
+  # The file's temp trees (tests/helpers.lua's tmpdir) are named with a prefix of its own,
+  # reserved by the empty directory of that name, so that what it leaves, and the processes
+  # and mounts it leaves there, are known to be its own: tests/leaks.lua fails the file for
+  # each. timeout makes the file a process group of its own.
+  [ -n "${ORKET_TEST_SCRATCH:-}" ] ||
+    ORKET_TEST_SCRATCH=$("$ORKET_BIN" lua -e 'print(require("tests.helpers").scratch())')
+  mine=$(mktemp -d "$ORKET_TEST_SCRATCH/orket-XXXX")
   start=$(date +%s%N)
-  timeout "$LAYER_TIMEOUT" "$ORKET_BIN" lua "$@" >"$out/$key.log" 2>&1
+  ORKET_TEST_PREFIX=${mine##*/} timeout "$LAYER_TIMEOUT" "$ORKET_BIN" lua "$@" >"$out/$key.log" 2>&1 </dev/null &
+  group=$!
+  wait "$group"
   ms=$((($(date +%s%N) - start) / 1000000))
   echo "$ms" >"$out/$key.ms"
+  "$ORKET_BIN" lua tests/leaks.lua "$mine" "$group" "$out/$key.log"
   awk -v re="$COUNT" -v kind="$kind" -v f="$f" -v ms="$ms" '$0 ~ re { counts = substr($0, 7) }
     END { printf "  %-4s %-44s %s  %d.%ds\n", kind, f, counts == "" ? "did not finish" : counts, ms / 1000, ms % 1000 / 100 }' \
     "$out/$key.log"
@@ -102,6 +112,9 @@ if [ "${1:-}" = "--files" ] || [ "${1:-}" = "--pool" ]; then
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
   export ORKET_TEST_RUN_DIR="$out"
+  # where each file's temp trees are made (--one-of), found once for the pool
+  ORKET_TEST_SCRATCH=$("${ORKET_BIN:-$PWD/build/orket}" lua -e 'print(require("tests.helpers").scratch())')
+  export ORKET_TEST_SCRATCH
   jobs=${TEST_JOBS:-$(($(nproc 2>/dev/null || echo 2) + 2))}
   [ "$jobs" -le 8 ] || jobs=8
   times=${TEST_TIMES:-/dev/null}

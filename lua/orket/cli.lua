@@ -190,9 +190,8 @@ local function asks_help(cmd, args)
 end
 
 --- split_values(args [, upto]) -> args with each "--name=value" among the first upto words
---- (default all) before any "--" made the two words "--name" "value": every command's
---- parser, the shared one (words) and those of their own, takes both spellings of an
---- option with a value. A flag given a value ("--json=1") leaves a stray word its parser
+--- (default all) before any "--" made the two words "--name" "value": the one parser
+--- (orket.cmdline) and the few commands' own take both spellings of an option with a value. A flag given a value ("--json=1") leaves a stray word its parser
 --- refuses.
 function M.split_values(args, upto)
   local out, last = {}, upto or #args

@@ -11,10 +11,12 @@
 --   { "RUN", optional = true }                          a positional word: opts.run
 --   { "ARGS", many = true, rest = true }                the words left; rest: taken as they
 --                                                       are, options included (a script's)
--- An option with last = true ends the options: every word after its value is positional.
--- Any entry may carry check = fn(value) -> value | nil, message (a message naming the
--- argument, as a usage error), and `what` (the missing-value error: "-C needs a directory").
--- Positionals are required unless optional or many; an option is when required = true. The declaration's own fields:
+-- An option with last = true ends the options: every word after its value is positional;
+-- alias = "-j" is another name of it. Any entry may carry check = fn(value) -> value | nil,
+-- message (a message naming the argument, as a usage error), and `what` (the missing-value
+-- error: "-C needs a directory"). Positionals are required unless optional or many (missing
+-- = the error when one is not given); an option is when required = true.
+-- The declaration's own fields:
 --   text  = "a note"  what free text is called in the unknown-option error ("put -- before it")
 --   extra = "give one run number, not '%s' as well"   a word no positional takes (%s: it)
 --   none  = "version takes no arguments"              any word at all, when nothing is declared
@@ -25,13 +27,22 @@ local M = {}
 M.DIR = { "-C", value = "DIR", key = "dir", default = ".", what = "a directory",
   help = "the project's directory (default: the current one)" }
 
---- at_least(flag, min, message) -> a check taking an integer of at least min, refusing
+--- at_least(min, message) -> a check taking an integer of at least min, refusing
 --- anything else with message.
 function M.at_least(min, message)
   return function(v)
     local n = math.tointeger(tonumber(v))
     if not n or n < min then return nil, message end
     return n
+  end
+end
+
+--- one_of(choices, message) -> a check taking one of the words in choices, refusing any
+--- other with message (%s: the word), as a subcommand's.
+function M.one_of(choices, message)
+  return function(v)
+    for _, c in ipairs(choices) do if c == v then return v end end
+    return nil, string.format(message, v)
   end
 end
 

@@ -1,13 +1,10 @@
 -- orket cancel end to end: a person ends a card without review, journaled as theirs with
 -- the reason; the run whose target holds it says so; an agent's cancel is refused.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local cjson = require "cjson"
 
-local function card(dir, id)
-  local doc = H.card_json(dir, id)
-  doc.card.comments, doc.card.history = doc.comments, doc.history
-  return doc.card
-end
+local card = F.card
 
 local function call(name, args) return string.format("{ name = %q, arguments = %s }", name, args) end
 
@@ -21,22 +18,11 @@ local SCRIPT = [[return { rules = {
 ]]
 
 local function project()
-  local dir = H.tmpdir()
-  os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
-  H.write(dir .. "/orket.lua", [[
-name = "cancel"
-models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
-team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
-]])
-  H.write(dir .. "/script.lua", SCRIPT)
-  H.write(dir .. "/epics/c.json", [[
+  return F.scripted_project { name = "cancel", script = SCRIPT, epics = { ["c.json"] = [[
 { "id": "C", "name": "Cancel", "issues": [
   { "id": "C-1", "summary": "Do it", "seat": "senior_developer" },
   { "id": "C-2", "summary": "Drop it", "seat": "senior_developer" } ] }
-]])
-  require("tests.backends").project(dir)
-  assert.equal(0, H.orket("import", { cwd = dir }).status)
-  return dir
+]] } }
 end
 
 describe("orket cancel", function()

@@ -5,12 +5,12 @@
 -- stalled, saying it waits for a person (not failed by a budget); 'orket answer' starts the
 -- card over and closes the review.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local G = require "orket.c.gitrepo"
 local crypto = require "orket.c.crypto"
 local cjson = require "cjson"
 
-local SECRET = "s3cret-for-tests"
-local TOKEN = "forge-token-for-tests"
+local SECRET, TOKEN = F.FORGE_SECRET, F.FORGE_TOKEN
 
 -- the coder writes a different a.txt each run and hands it in; the architect comments on
 -- anything it is given and never hands it in (the model that used to be worked to its budget)

@@ -4,12 +4,12 @@
 -- merged; bad deliveries are refused before the body is read as JSON; a redelivery changes
 -- nothing.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local G = require "orket.c.gitrepo"
 local crypto = require "orket.c.crypto"
 local cjson = require "cjson"
 
-local SECRET = "s3cret-for-tests"
-local TOKEN = "forge-token-for-tests"
+local SECRET, TOKEN = F.FORGE_SECRET, F.FORGE_TOKEN
 local FIX = H.ROOT .. "/tests/fixtures/forge/"
 
 local function fixture(name) return assert(H.read(FIX .. name), name) end
@@ -67,20 +67,11 @@ local function state(dir, id)
   return c.card.status, c
 end
 
-local SCRIPT = [[
-local function call(name, args) return { name = name, arguments = args } end
-local rules = {
-  { role = "coder", card = "F-1", run = 2, match = "^Issue ", reply = { tool_calls = {
-    call("write_file", { path = "b.txt", content = "rework\n" }) } } },
-  { role = "coder", card = "F-1", match = "^Issue ", reply = { tool_calls = {
-    call("write_file", { path = "a.txt", content = "first\n" }) } } },
-  { role = "coder", card = "F-2", match = "^Issue ", reply = { tool_calls = {
-    call("write_file", { path = "c.txt", content = "two\n" }) } } },
-  { match = '"path"', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
-  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
+local SCRIPT = F.writer_script {
+  { card = "F-1", path = "b.txt", content = "rework\n", run = 2 },
+  { card = "F-1", path = "a.txt", content = "first\n" },
+  { card = "F-2", path = "c.txt", content = "two\n" },
 }
-return { rules = rules, default = { content = "Nothing more to do." } }
-]]
 
 -- A project whose cards are reviewed by people on forge (gitea or github) at api_url; git:
 -- another git section (orket.lua text) and the reviewer seat instead of people.

@@ -7,6 +7,7 @@
 -- and redeployed, the database kept across the redeploy. Needs a kernel with network and
 -- user namespaces and python3; the browser part, Chromium.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local cjson = require "cjson"
 local proc = require "orket.c.proc"
 local WD = require "tests.webdriver"
@@ -16,7 +17,10 @@ local function offered()
   return p.netns and p.userns and os.execute("command -v python3 >/dev/null 2>&1")
 end
 
-local request = H.sandbox_request
+-- request(sock, method, path [, json body]) -> status, text
+local function request(sock, method, path, body)
+  return F.sandbox_request(sock, path, { method = method, body = body })
+end
 
 local healthy = H.healthy_sandbox
 

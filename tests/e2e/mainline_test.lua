@@ -4,26 +4,18 @@
 -- merges a webhook makes are pushed too, and a conflict with the remote's main becomes a
 -- rework of the card.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local G = require "orket.c.gitrepo"
 local crypto = require "orket.c.crypto"
 local cjson = require "cjson"
 
-local SECRET = "s3cret-for-tests"
-local TOKEN = "forge-token-for-tests"
+local SECRET, TOKEN = F.FORGE_SECRET, F.FORGE_TOKEN
 local WHO = { name = "person", email = "person@example.invalid" }
 
-local SCRIPT = [[
-local function call(name, args) return { name = name, arguments = args } end
-local rules = {
-  { role = "coder", card = "F-1", match = "^Issue ", reply = { tool_calls = {
-    call("write_file", { path = "a.txt", content = "first\n" }) } } },
-  { role = "coder", card = "F-2", match = "^Issue ", reply = { tool_calls = {
-    call("write_file", { path = "c.txt", content = "two\n" }) } } },
-  { match = '"path"', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
-  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
+local SCRIPT = F.writer_script {
+  { card = "F-1", path = "a.txt", content = "first\n" },
+  { card = "F-2", path = "c.txt", content = "two\n" },
 }
-return { rules = rules, default = { content = "Nothing more to do." } }
-]]
 
 -- project(git) -> dir: two cards, each written by the coder and merged by the reviewer seat
 -- (or by people, with git naming a forge); REMOTE in git is the project's remote.git

@@ -7,6 +7,7 @@
 -- from the web board's link. Needs a kernel with network and user namespaces and python3 (the
 -- example's service is Python's standard library); the browser part, Chromium.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local cjson = require "cjson"
 local proc = require "orket.c.proc"
 local WD = require "tests.webdriver"
@@ -16,13 +17,12 @@ local function offered()
   return p.netns and p.userns and os.execute("command -v python3 >/dev/null 2>&1")
 end
 
-local request = H.sandbox_request
-
-local function list(dir, all)
-  local r = H.orket("sandbox list --json" .. (all and " --all" or ""), { cwd = dir })
-  assert.equal(0, r.status, r.stderr)
-  return cjson.decode(r.stdout)
+-- request(sock, method, path [, json body]) -> status, text: one exchange with the app
+-- through the sandbox's socket
+local function request(sock, method, path, body)
+  return F.sandbox_request(sock, path, { method = method, body = body })
 end
+local list = F.sandbox_list
 
 local healthy = H.healthy_sandbox
 

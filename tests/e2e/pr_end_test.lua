@@ -4,28 +4,19 @@
 -- push to main holding the card's branch) the card is done once; deliveries for what is not
 -- Orket's change nothing.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local G = require "orket.c.gitrepo"
 local crypto = require "orket.c.crypto"
 local cjson = require "cjson"
 
-local SECRET = "s3cret-for-tests"
-local TOKEN = "forge-token-for-tests"
+local SECRET, TOKEN = F.FORGE_SECRET, F.FORGE_TOKEN
 local WHO = { name = "carol", email = "carol@example.invalid" }
 
-local SCRIPT = [[
-local function call(name, args) return { name = name, arguments = args } end
-local rules = {
-  { role = "coder", card = "F-1", match = "^Issue ", reply = { tool_calls = {
-    call("write_file", { path = "a.txt", content = "first\n" }) } } },
-  { role = "coder", card = "F-2", match = "^Issue ", reply = { tool_calls = {
-    call("write_file", { path = "c.txt", content = "two\n" }) } } },
-  { role = "coder", card = "F-3", match = "^Issue ", reply = { tool_calls = {
-    call("write_file", { path = "d.txt", content = "three\n" }) } } },
-  { match = '"path"', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
-  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
+local SCRIPT = F.writer_script {
+  { card = "F-1", path = "a.txt", content = "first\n" },
+  { card = "F-2", path = "c.txt", content = "two\n" },
+  { card = "F-3", path = "d.txt", content = "three\n" },
 }
-return { rules = rules, default = { content = "Nothing more to do." } }
-]]
 
 local function project(forge_name, forge_url, human)
   local dir = H.tmpdir()

@@ -2,18 +2,11 @@
 -- files: validate reports them with file and line, run/models/import refuse them with a
 -- plain "orket: file:line: message" (no traceback) before any card is touched.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 
-local function project()
-  local dir = H.tmpdir()
-  assert.equal(0, H.orket("init p", { cwd = dir }).status)
-  return dir .. "/p"
-end
+local project = F.initialized
 
-local function append(path, text)
-  local f = assert(io.open(path, "ab"))
-  f:write(text)
-  f:close()
-end
+local append = F.append
 
 local function untouched(p)
   assert.is_nil(H.read(p .. "/workspace/hello.txt"))

@@ -2,6 +2,7 @@
 -- with the card waiting for input (exit 3), 'orket answer CARD "text"' answers it, and
 -- 'orket resume' finishes the card with the model reading the answer in its brief.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local cjson = require "cjson"
 
 local SCRIPT = [[
@@ -20,24 +21,10 @@ return { rules = {
 ]]
 
 local function project()
-  local dir = H.tmpdir()
-  for _, d in ipairs { "epics", "workspace" } do os.execute("mkdir -p " .. H.quote(dir .. "/" .. d)) end
-  H.write(dir .. "/orket.lua", [[
-name = "ask"
-models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
-team = {
-  senior_developer = { roles = { "coder" } },
-  integrity_guard = { roles = { "integrity_guard" } },
-}
-]])
-  H.write(dir .. "/script.lua", SCRIPT)
-  H.write(dir .. "/epics/ask.json", [[
+  return F.scripted_project { name = "ask", script = SCRIPT, epics = { ["ask.json"] = [[
 { "id": "ASK", "name": "Pick a database", "issues": [
   { "id": "ASK-1", "summary": "Write the chosen database to db.txt", "seat": "senior_developer" } ] }
-]])
-  require("tests.backends").project(dir)
-  assert.equal(0, H.orket("import", { cwd = dir }).status)
-  return dir
+]] } }
 end
 
 local card = H.card_json

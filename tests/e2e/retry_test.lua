@@ -1,20 +1,11 @@
 -- orket retry end to end: a card blocked by a failing model or a spent budget goes back to
 -- ready and the next run (or the resumed one) finishes it; what retry refuses.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 
 -- the card, with its comments and history
-local function card(dir, id)
-  local doc = H.card_json(dir, id)
-  doc.card.comments, doc.card.history = doc.comments, doc.history
-  return doc.card
-end
+local card = F.card
 
-local ORKET_LUA = [[
-name = "retry"
-models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
-team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
-budgets = { backoff_ms = 1 }
-]]
 
 local function call(name, args) return string.format("{ name = %q, arguments = %s }", name, args) end
 
@@ -32,16 +23,10 @@ local function script(broken)
 end
 
 local function project()
-  local dir = H.tmpdir()
-  os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
-  H.write(dir .. "/orket.lua", ORKET_LUA)
-  H.write(dir .. "/script.lua", script(true))
-  H.write(dir .. "/epics/r.json", [[
+  return F.scripted_project { name = "retry", script = script(true), settings = "budgets = { backoff_ms = 1 }\n",
+    epics = { ["r.json"] = [[
 { "id": "R", "name": "Retry", "issues": [ { "id": "R-1", "summary": "Do it", "seat": "senior_developer" } ] }
-]])
-  require("tests.backends").project(dir)
-  assert.equal(0, H.orket("import", { cwd = dir }).status)
-  return dir
+]] } }
 end
 
 describe("orket retry", function()

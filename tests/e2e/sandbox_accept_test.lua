@@ -5,6 +5,7 @@
 -- after a merge whose failing checks go back to the card with the log, and the agents'
 -- sandbox_status and http_request tools. The process table holds no browser afterwards.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local uv = require "luv"
 local cjson = require "cjson"
 local backends = require "tests.backends"
@@ -318,7 +319,7 @@ describe("a deploy's acceptance checks", function()
     local m = mark()
     local dir = H.tmpdir() .. "/p"
     projects[#projects + 1] = dir
-    os.execute(string.format("mkdir -p %s/epics %s/roles %s/tools %s/workspace", dir, dir, dir, dir))
+    F.appender(dir, fake.url, "deploy")
     H.write(dir .. "/workspace/app.py", (APP:gsub("MARK", m)))
     H.write(dir .. "/epics/d.json", cjson.encode { id = "D", name = "Deploy", issues = {
       { id = "D-1", summary = "Notes", seat = "senior_developer", sandbox_checks = {
@@ -326,33 +327,7 @@ describe("a deploy's acceptance checks", function()
         { http = { path = "/notes/7", status = 200 } } } },
       -- keeps the epic open, so the follow-up can be filed in it (not run: the run is D-1's)
       { id = "D-2", summary = "Later", seat = "senior_developer", depends_on = { "D-1" } } } })
-    H.write(dir .. "/roles/appender.lua", [[
-return {
-  intent = "Append the issue's line, then hand it in.",
-  tools = { "append_line", "update_issue_status" },
-  system = function(ctx) return "You are " .. ctx.seat .. "." end,
-}
-]])
-    H.write(dir .. "/tools/append_line.lua", [[
-return {
-  name = "append_line", description = "Append this issue's id to its file.", effect = "write",
-  parameters = { type = "object", properties = { note = { type = "string" } } },
-  handler = function(args, ctx)
-    local n, err, code = ctx.fs:append(ctx.card.id .. ".line", ctx.card.id .. "\n")
-    if not n then return nil, err, code end
-    return { appended = ctx.card.id }
-  end,
-}
-]])
-    H.write(dir .. "/orket.lua", string.format([[
-name = "deploy"
-models = { default = "fake:chunks=1", providers = { fake = { kind = "openai", base_url = %q } } }
-team = {
-  senior_developer = { roles = { "appender" },
-    model = "fake:chunks=1,nolog,tool=append_line,arg_note=x,then=update_issue_status,then_arg_status=code_review" },
-  integrity_guard = { roles = { "integrity_guard" }, model = "fake:chunks=1,nolog,tool=update_issue_status,arg_status=done" },
-}
-]], fake.url .. "/v1") .. SANDBOX:format(m, 'deploy = "merge",'))
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. SANDBOX:format(m, 'deploy = "merge",'))
     backends.project(dir)
     assert.equal(0, H.orket("import", { cwd = dir }).status)
     local r = H.orket("run D-1", { cwd = dir })

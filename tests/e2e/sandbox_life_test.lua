@@ -6,6 +6,7 @@
 -- not exist. After each, the process table holds nothing of it. A node app (node is
 -- installed for the tests); on PostgreSQL each project names a database of its own.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local cjson = require "cjson"
 local backends = require "tests.backends"
 local proc = require "orket.c.proc"
@@ -95,13 +96,7 @@ local function procs(mark, apps)
   return out
 end
 
-local function get(sock, path) return H.sandbox_request(sock, "GET", path or "/") end
-
-local function list(dir, all)
-  local r = H.orket("sandbox list --json" .. (all and " --all" or ""), { cwd = dir })
-  assert.equal(0, r.status, r.stderr)
-  return cjson.decode(r.stdout)
-end
+local get, list = F.sandbox_request, F.sandbox_list
 
 local function mark() return "sbx" .. math.random(1, 1e9) end
 
@@ -687,40 +682,15 @@ describe("sandbox.deploy = \"merge\"", function()
     if skip then return pending(skip) end
     local m = mark()
     local dir = H.tmpdir() .. "/p"
-    os.execute(string.format("mkdir -p %s/epics %s/roles %s/tools %s/workspace", dir, dir, dir, dir))
+    F.appender(dir, fake.url, "deploy")
     H.write(dir .. "/workspace/server.js", SERVER)
     H.write(dir .. "/epics/d.json", cjson.encode { id = "D", name = "Deploy", issues = {
       { id = "D-1", summary = "One", seat = "senior_developer" },
       { id = "D-2", summary = "Two", seat = "senior_developer", depends_on = { "D-1" } } } })
-    H.write(dir .. "/roles/appender.lua", [[
-return {
-  intent = "Append the issue's line, then hand it in.",
-  tools = { "append_line", "update_issue_status" },
-  system = function(ctx) return "You are " .. ctx.seat .. "." end,
-}
-]])
-    H.write(dir .. "/tools/append_line.lua", [[
-return {
-  name = "append_line", description = "Append this issue's id to its file.", effect = "write",
-  parameters = { type = "object", properties = { note = { type = "string" } } },
-  handler = function(args, ctx)
-    local n, err, code = ctx.fs:append(ctx.card.id .. ".line", ctx.card.id .. "\n")
-    if not n then return nil, err, code end
-    return { appended = ctx.card.id }
-  end,
-}
-]])
-    H.write(dir .. "/orket.lua", string.format([[
-name = "deploy"
-models = { default = "fake:chunks=1", providers = { fake = { kind = "openai", base_url = %q } } }
-team = {
-  senior_developer = { roles = { "appender" },
-    model = "fake:chunks=1,nolog,tool=append_line,arg_note=x,then=update_issue_status,then_arg_status=code_review" },
-  integrity_guard = { roles = { "integrity_guard" }, model = "fake:chunks=1,nolog,tool=update_issue_status,arg_status=done" },
-}
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format([[
 sandbox = { command = { "node", "server.js", %q }, deploy = "merge",
   health = { http = "/health", interval_ms = 200, start_timeout_ms = 15000 } }
-]], fake.url .. "/v1", m))
+]], m))
     backends.project(dir)
     assert.equal(0, H.orket("import", { cwd = dir }).status)
     local r = H.orket("run D", { cwd = dir })

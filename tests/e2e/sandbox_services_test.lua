@@ -3,6 +3,7 @@
 -- backend's address, reached through the sandbox's socket and stopped whole; a compose
 -- file's service that never gets healthy stops the others and says so.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local cjson = require "cjson"
 local proc = require "orket.c.proc"
 local backends = require "tests.backends"
@@ -64,7 +65,7 @@ local function procs(mark)
   return out
 end
 
-local function get(sock, path) return H.sandbox_request(sock, "GET", path or "/") end
+local function get(sock, path) return F.sandbox_request(sock, path) end
 
 describe("a sandbox of several services", function()
   local skip
@@ -186,15 +187,15 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     r = H.orket("sandbox up --detach", { cwd = dir })
     assert.equal(0, r.status, r.stdout .. r.stderr .. H.orket("sandbox logs 1", { cwd = dir }).stdout)
     local function sock(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end
-    assert.equal("seeded", select(2, H.sandbox_request(sock(1), "GET", "/")))
+    assert.equal("seeded", select(2, F.sandbox_request(sock(1), "/")))
     -- (the body goes as JSON: the row is the JSON text)
-    assert.equal("added", select(2, H.sandbox_request(sock(1), "POST", "/", "from the app")))
-    assert.equal('seeded,"from the app"', select(2, H.sandbox_request(sock(1), "GET", "/")))
+    assert.equal("added", select(2, F.sandbox_request(sock(1), "/", { method = "POST", body = "from the app" })))
+    assert.equal('seeded,"from the app"', select(2, F.sandbox_request(sock(1), "/")))
     -- a deploy: made fresh, from the seed
     r = H.orket("sandbox up --detach --replace", { cwd = dir })
     assert.equal(0, r.status, r.stdout .. r.stderr)
-    assert.equal("seeded", select(2, H.sandbox_request(sock(2), "GET", "/")))
-    assert.equal("added", select(2, H.sandbox_request(sock(2), "POST", "/", "a bug's data")))
+    assert.equal("seeded", select(2, F.sandbox_request(sock(2), "/")))
+    assert.equal("added", select(2, F.sandbox_request(sock(2), "/", { method = "POST", body = "a bug's data" })))
     -- while a bug-fix phase is open, a redeploy keeps it
     local db = assert(require("orket.project").open_store(dir, false))
     require("orket.store.imports").insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
@@ -202,7 +203,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     db:close()
     r = H.orket("sandbox up --detach --replace", { cwd = dir })
     assert.equal(0, r.status, r.stdout .. r.stderr)
-    assert.equal('seeded,"a bug\'s data"', select(2, H.sandbox_request(sock(3), "GET", "/")))
+    assert.equal('seeded,"a bug\'s data"', select(2, F.sandbox_request(sock(3), "/")))
     r = H.orket("sandbox logs 3", { cwd = dir })
     assert.matches("orket: starting db on port 8081 (the root)", r.stdout, 1, true)
     assert.matches("orket: db is healthy", r.stdout, 1, true)
@@ -240,7 +241,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     local dir = project(files, mark)
     local r = H.orket("sandbox up --detach", { cwd = dir })
     assert.equal(0, r.status, r.stdout .. r.stderr)
-    assert.equal("from the seed sqlite:///", select(2, H.sandbox_request(dir .. "/.orket/sandboxes/1/app.sock", "GET", "/")))
+    assert.equal("from the seed sqlite:///", select(2, F.sandbox_request(dir .. "/.orket/sandboxes/1/app.sock", "/")))
     assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
     files["seed.sql"] = "CREATE TABLE t (v TEXT); INSERT INTO nowhere VALUES (1);\n"

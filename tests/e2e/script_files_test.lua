@@ -4,14 +4,9 @@
 -- refuse each by name and never block. Every command runs under `timeout`, so a read that
 -- blocks fails the test (status 124) instead of hanging the suite.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 
-local function project()
-  local dir = H.tmpdir()
-  assert.equal(0, H.orket("init p", { cwd = dir }).status)
-  local p = dir .. "/p"
-  os.execute("mkdir -p " .. H.quote(p .. "/roles") .. " " .. H.quote(p .. "/tools") .. " " .. H.quote(p .. "/policies"))
-  return p
-end
+local function project() return F.initialized { "roles", "tools", "policies" } end
 
 local function sh(cmd) assert(os.execute(cmd), cmd) end
 

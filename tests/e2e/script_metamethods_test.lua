@@ -4,6 +4,7 @@
 -- finish with an error naming the file. Each command runs under `timeout`: a host that
 -- runs such a metamethod outside the script's budget fails the test (124) instead of hanging.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 
 local LOOP = "local function loop() while true do end end\n"
 -- A table 2^30 tables wide when copied, a few hundred bytes in the script.
@@ -30,13 +31,7 @@ local CASES = {
 ]], "deny: value: a table with a metatable" },
 }
 
-local function project()
-  local dir = H.tmpdir()
-  assert.equal(0, H.orket("init p", { cwd = dir }).status)
-  local p = dir .. "/p"
-  os.execute("mkdir -p " .. H.quote(p .. "/roles") .. " " .. H.quote(p .. "/tools") .. " " .. H.quote(p .. "/policies"))
-  return p
-end
+local function project() return F.initialized { "roles", "tools", "policies" } end
 
 local function pat(s) return (s:gsub("%p", "%%%0")) end
 local function refusal(c) return pat(c[1]) .. "[:%d]*: " .. pat(c[3]) end

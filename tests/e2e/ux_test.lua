@@ -2,18 +2,11 @@
 -- command that reads them (not only by validate), with the file, field and exit status
 -- the docs promise.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 
-local function project()
-  local dir = H.tmpdir()
-  assert.equal(0, H.orket("init p", { cwd = dir }).status)
-  return dir .. "/p"
-end
+local project = F.initialized
 
-local function append(path, text)
-  local f = assert(io.open(path, "ab"))
-  f:write(text)
-  f:close()
-end
+local append = F.append
 
 describe("a project's orket.lua", function()
   after_each(H.cleanup)

@@ -2,14 +2,9 @@
 -- policy rules that name no tool, role or seat (they would never apply), cards seated at a
 -- seat the team lacks or at the only reviewer seat; each with file and line.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 
-local function project()
-  local dir = H.tmpdir()
-  assert.equal(0, H.orket("init p", { cwd = dir }).status)
-  local p = dir .. "/p"
-  os.execute("mkdir -p " .. H.quote(p .. "/roles") .. " " .. H.quote(p .. "/policies"))
-  return p
-end
+local function project() return F.initialized { "roles", "policies" } end
 
 local function lines_of(out)
   local t = {}

@@ -5,6 +5,7 @@
 -- the board and each card's turns are those of a one-worker run of the same epic. On
 -- PostgreSQL (tests/with_pg.lua) each project names a fresh database of the test server.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local cjson = require "cjson"
 local backends = require "tests.backends"
 local project_mod = require "orket.project"
@@ -25,33 +26,18 @@ local function project(url, n, slow)
       depends_on = (i % 10 == 0) and { "W-" .. (i - 1) } or nil }
   end
   H.write(dir .. "/epics/w.json", cjson.encode { id = "W", name = "Workers", issues = issues })
-  H.write(dir .. "/roles/appender.lua", [[
-return {
-  intent = "Append the issue's line, then hand it in.",
-  tools = { "append_line", "update_issue_status" },
-  system = function(ctx) return "You are " .. ctx.seat .. ". Append your line, then hand the issue in." end,
-}
-]])
+  H.write(dir .. "/roles/appender.lua", F.APPENDER_ROLE)
   -- an effect outside the store that shows when it is applied twice: a second append is a
-  -- second line in the card's file
-  H.write(dir .. "/tools/append_line.lua", [[
-return {
-  name = "append_line",
-  description = "Append this issue's id to its file.",
-  effect = "write",
-  parameters = { type = "object", properties = { note = { type = "string" } } },
-  handler = function(args, ctx)
-    local n, err, code = ctx.fs:append(ctx.card.id .. ".line", ctx.card.id .. "\n")
-    if not n then return nil, err, code end
-    return { appended = ctx.card.id }
-  end,
-  -- a process stopped after the append: the line is there, the call is done
+  -- second line in the card's file; a process stopped after the append: the line is there,
+  -- the call is done
+  H.write(dir .. "/tools/append_line.lua", (F.APPEND_LINE_TOOL:gsub("\n}\n$", [[
+
   recover = function(args, ctx)
     if (ctx.fs:read(ctx.card.id .. ".line") or "") ~= "" then return { appended = ctx.card.id } end
     return nil
   end,
 }
-]])
+]])))
   H.write(dir .. "/orket.lua", string.format([[
 name = "workers"
 models = { default = "fake:chunks=1",

@@ -4,6 +4,7 @@
 local errors = require "orket.errors"
 local routes = require "orket.serve.routes"
 local H = require "tests.helpers"
+teardown(function() H.cleanup() end)
 
 -- every file under dir whose name ends in one of exts
 local function files(dir, exts)

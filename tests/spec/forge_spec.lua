@@ -4,6 +4,7 @@ local settings = require "orket.settings"
 local forge = require "orket.forge"
 local G = require "orket.c.gitrepo"
 local H = require "tests.helpers"
+teardown(function() H.cleanup() end)
 local cjson = require "cjson"
 
 local GOOD = { remote = "file:///srv/r.git", forge = "gitea", repo = "acme/notes", api_url = "https://gitea.example/",

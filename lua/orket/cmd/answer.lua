@@ -7,8 +7,18 @@ local board_mod = require "orket.board"
 local approvals = require "orket.actions.approvals"
 local answer = require "orket.actions.answer"
 
-local USAGE = "orket answer CARD [--] \"text\" | CARD --approve [\"note\"] | CARD --deny \"reason\" [-C DIR]"
-local cmd = { summary = "answer a card that waits for input or approval", usage = USAGE }
+local cmdline = require "orket.cmdline"
+
+local cmd = { name = "answer", summary = "answer a card that waits for input or approval" }
+cmd.args = {
+  usage = "orket answer CARD [--] \"text\" | CARD --approve [\"note\"] | CARD --deny \"reason\" [-C DIR]",
+  text = "to answer text that starts with '-'",
+  { "CARD", key = "card", missing = "answer needs a card id" },
+  { "TEXT", many = true, key = "text" },
+  { "--approve", help = "let the call the card waits on run once (the note goes to the model)" },
+  { "--deny", help = "refuse the call, with the reason the model reads" },
+  cmdline.DIR,
+}
 cmd.help = [[
 A card waiting for input has a question in its comments: answer it with text. A card waiting
 for an approval holds a tool call a policy asked about ('orket card CARD' shows it): --approve
@@ -16,49 +26,52 @@ lets exactly that call run once on the card's next turn (the note is passed on t
 --deny tells the model the call is refused and why. Continue with 'orket resume' or 'orket run'.
 Text that starts with '-' goes after -- (orket answer CARD -- "-1 is fine").]]
 
-function cmd.run(args, cli)
-  local decision
-  local function decide(a)
-    local d = a:sub(3)
-    if decision and decision ~= d then return cli.usage_error(cmd, "give --approve or --deny, not both") end
-    decision = d
-  end
-  local dir, pos = cli.words(cmd, args, { ["--approve"] = decide, ["--deny"] = decide },
-    "to answer text that starts with '-'")
-  if not dir then return pos end
-  if #pos == 0 then return cli.usage_error(cmd, "answer needs a card id") end
+-- The words beyond the card, checked -> decision ("approve", "deny" or nil for an answer),
+-- text | nil, exit status.
+local function checked(o, cli)
+  if o.approve and o.deny then return nil, nil, cli.usage_error(cmd, "give --approve or --deny, not both") end
+  local decision = o.approve and "approve" or o.deny and "deny" or nil
+  local words = o.text or {}
   if decision then
-    if #pos > 2 then return cli.usage_error(cmd, "give the %s text as one argument (quote it)", decision == "approve" and "note" or "reason") end
-    if decision == "deny" and not (pos[2] and pos[2]:find("%S")) then
-      return cli.usage_error(cmd, "--deny needs a reason the model can act on, e.g. --deny \"keep old.txt, it is still used\"")
+    if #words > 1 then return nil, nil, cli.usage_error(cmd, "give the %s text as one argument (quote it)", decision == "approve" and "note" or "reason") end
+    if decision == "deny" and not (words[1] and words[1]:find("%S")) then
+      return nil, nil, cli.usage_error(cmd, "--deny needs a reason the model can act on, e.g. --deny \"keep old.txt, it is still used\"")
     end
-  else
-    if #pos ~= 2 then return cli.usage_error(cmd, "answer needs a card id and the answer text") end
-    if not pos[2]:find("%S") then return cli.usage_error(cmd, "the answer is empty") end
+    return decision, words[1]
   end
-  local db = cli.open_store(dir, false)
-  if not db then return 1 end
+  if #words ~= 1 then return nil, nil, cli.usage_error(cmd, "answer needs a card id and the answer text") end
+  if not words[1]:find("%S") then return nil, nil, cli.usage_error(cmd, "the answer is empty") end
+  return nil, words[1]
+end
+
+-- The decision or the answer, in the store -> ok | nil, message, code.
+local function apply(db, card, decision, text)
   local b = board_mod.open(db)
-  local ok, aerr, acode
-  if decision then
-    ok, aerr, acode = approvals.decide(db, b, pos[1], { decision = decision, note = pos[2], by = "developer" })
-  else
-    local detail
-    ok, aerr, acode, detail = answer.answer(db, b, pos[1], pos[2], { seat = "developer", roles = {} })
-    if detail and detail.approval then
-      aerr = string.format("%s; use 'orket answer %s --approve [\"note\"]' or --deny \"reason\"", aerr, detail.card)
-    end
+  if decision then return approvals.decide(db, b, card, { decision = decision, note = text, by = "developer" }) end
+  local ok, aerr, acode, detail = answer.answer(db, b, card, text, { seat = "developer", roles = {} })
+  if detail and detail.approval then
+    aerr = string.format("%s; use 'orket answer %s --approve [\"note\"]' or --deny \"reason\"", aerr, detail.card)
   end
-  local usage = acode == "EUSAGE" and aerr or nil
+  return ok, aerr, acode
+end
+
+function cmd.run(args, cli)
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  local decision, text, cst = checked(o, cli)
+  if cst then return cst end
+  local db = cli.open_store(o.dir, false)
+  if not db then return 1 end
+  local ok, aerr, acode = apply(db, o.card, decision, text)
   db:close()
-  if usage then return cli.usage_error(cmd, "%s", usage) end
+  if acode == "EUSAGE" then return cli.usage_error(cmd, "%s", aerr) end
   if not ok then
     cli.fail(acode, "%s", aerr)
     return 1
   end
   local what = decision == "approve" and "approved" or decision == "deny" and "refused" or "answered"
   if decision then what = string.format("%s request #%d of", what, ok.id) end
-  io.stdout:write(string.format("%s %s; continue with 'orket resume' or 'orket run'\n", what, pos[1]))
+  io.stdout:write(string.format("%s %s; continue with 'orket resume' or 'orket run'\n", what, o.card))
   return 0
 end
 

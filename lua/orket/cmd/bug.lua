@@ -4,8 +4,19 @@
 local cjson = require "cjson"
 local bugs = require "orket.actions.bugs"
 
-local USAGE = "orket bug ROCK [--] \"what goes wrong\" [--body TEXT] [--fingerprint KEY] [--json] [-C DIR]"
-local cmd = { summary = "file a bug under a rock (its bug-fix phase)", usage = USAGE }
+local cmdline = require "orket.cmdline"
+
+local cmd = { name = "bug", summary = "file a bug under a rock (its bug-fix phase)" }
+cmd.args = {
+  usage = "orket bug ROCK [--] \"what goes wrong\" [--body TEXT] [--fingerprint KEY] [--json] [-C DIR]",
+  text = "for text that starts with '-'", extra = "give the text as one argument (quote it)",
+  { "ROCK", key = "rock", missing = "bug needs a rock id" },
+  { "TEXT", key = "text", optional = true },
+  { "--body", value = "TEXT", what = "the bug's description", help = "its description (at most 64 KiB)" },
+  { "--fingerprint", value = "KEY", what = "a key", help = "an open bug with the same key gets the report as a comment" },
+  { "--json", help = "print {\"card\": ID, \"duplicate\": BOOL, \"rock\": the rock whose run works it}" },
+  cmdline.DIR,
+}
 cmd.help = [[
 Files a bug as an issue in the rock's bugs epic (ROCK-bugs, made when needed), ready for the
 team: the next 'orket run ROCK', or a worker, works it like any card. The text is its summary
@@ -16,27 +27,22 @@ handed its open bugs to, and the command that works them names that rock. With
 a second card. --json prints {"card": ID, "duplicate": BOOL, "rock": the rock whose run works it}.]]
 
 function cmd.run(args, cli)
-  local body, fp, as_json
-  local dir, pos = cli.words(cmd, args, { ["--json"] = function() as_json = true end }, "for text that starts with '-'",
-    { ["--body"] = { what = "the bug's description", set = function(v) body = v end },
-      ["--fingerprint"] = { what = "a key", set = function(v) fp = v end } })
-  if not dir then return pos end
-  if #pos == 0 then return cli.usage_error(cmd, "bug needs a rock id") end
-  if #pos == 1 then return cli.usage_error(cmd, "bug needs the text, e.g. orket bug %s \"saving a note fails\"", pos[1]) end
-  if #pos > 2 then return cli.usage_error(cmd, "give the text as one argument (quote it)") end
-  local db = cli.open_store(dir, false)
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  if not o.text then return cli.usage_error(cmd, "bug needs the text, e.g. orket bug %s \"saving a note fails\"", o.rock) end
+  local db = cli.open_store(o.dir, false)
   if not db then return 1 end
-  local id, dup, code = bugs.file_bug(db, { rock = pos[1], title = pos[2], body = body, fingerprint = fp,
+  local id, dup, code = bugs.file_bug(db, { rock = o.rock, title = o.text, body = o.body, fingerprint = o.fingerprint,
     author = "developer", source = "person" })
   -- the rock whose run works it: after the rock's phase ended, its phase-2 rock
-  local rock = id and bugs.bug_rock(db, pos[1])
+  local rock = id and bugs.bug_rock(db, o.rock)
   db:close()
   if not id then
     cli.err("%s", (tostring(dup):gsub("^bug: ", "")))
     return code == "EINVAL" and 2 or 1
   end
-  local moved = rock ~= pos[1] and string.format(" under %s (%s's bug-fix phase ended)", rock, pos[1]) or ""
-  if as_json then
+  local moved = rock ~= o.rock and string.format(" under %s (%s's bug-fix phase ended)", rock, o.rock) or ""
+  if o.json then
     io.stdout:write(cjson.encode { card = id, duplicate = dup, rock = rock }, "\n")
   elseif dup then
     io.stdout:write(string.format("%s is open with the same fingerprint%s; the report is a comment on it; "

@@ -6,9 +6,16 @@ local jsonout = require "orket.jsonout"
 local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
 local task = require "orket.task"
+local cmdline = require "orket.cmdline"
 
-local USAGE = "orket bugfix status|tick [--json] [-C DIR]"
-local cmd = { summary = "the rocks' bug-fix phases: status, or tick now", usage = USAGE }
+local cmd = { name = "bugfix", summary = "the rocks' bug-fix phases: status, or tick now" }
+cmd.args = {
+  text = "an argument", extra = "status and tick take no other argument",
+  { "status|tick", key = "sub", missing = "bugfix needs status or tick",
+    check = cmdline.one_of({ "status", "tick" }, "unknown subcommand '%s'") },
+  { "--json", help = "print the phases (and for tick what it did) as JSON" },
+  cmdline.DIR,
+}
 cmd.help = [[
 A rock's bug-fix phase opens when the rock is done and lasts bug_fix.days; it is extended a
 day at a time while more than bug_fix.extend_above bugs came in the last day, up to
@@ -32,56 +39,57 @@ local function show(p)
   return line
 end
 
-function cmd.run(args, cli)
-  local as_json = false
-  local dir, pos = cli.words(cmd, args, { ["--json"] = function() as_json = true end }, "an argument")
-  if not dir then return pos end
-  local sub = pos[1]
-  if sub ~= "status" and sub ~= "tick" then
-    return cli.usage_error(cmd, sub and ("unknown subcommand '" .. sub .. "'") or "bugfix needs status or tick")
+-- tick's result as JSON arrays where it holds lists (an empty one is [], not {}).
+local function as_arrays(r)
+  r.phases = jsonout.array(r.phases)
+  if not r.started then return r end
+  r.started, r.filed, r.ended = jsonout.array(r.started), jsonout.array(r.filed), jsonout.array(r.ended)
+  r.rechecked = jsonout.array(r.rechecked or {})
+  for _, x in ipairs(r.rechecked) do x.cards, x.failing = jsonout.array(x.cards), jsonout.array(x.failing) end
+  for _, e in ipairs(r.ended) do
+    e.moved, e.sandboxes, e.stopped = jsonout.array(e.moved), jsonout.array(e.sandboxes), jsonout.array(e.stopped)
   end
-  if #pos > 1 then return cli.usage_error(cmd, "%s takes no argument", sub) end
-  local cfg, s = cli.project_settings(dir, true)
+  return r
+end
+
+-- What tick did, a line each.
+local function print_tick(r)
+  for _, rock in ipairs(r.started) do io.stdout:write(string.format("%s: its bug-fix phase started\n", rock)) end
+  for _, f in ipairs(r.filed) do
+    io.stdout:write(string.format("%s: %s (%s)\n", f.card, f.duplicate and "seen again" or "filed",
+      f.source == "acceptance" and "failing acceptance checks" or "a failing health check"))
+  end
+  for _, x in ipairs(r.rechecked or {}) do
+    io.stdout:write(string.format("%s: acceptance checks of %d card(s) run again on sandbox %d: %s\n", x.rock, #x.cards,
+      x.sandbox, #x.failing == 0 and "all pass" or ("failing " .. table.concat(x.failing, " "))))
+  end
+  for _, e in ipairs(r.ended) do
+    io.stdout:write(string.format("%s: its bug-fix phase ended (%s)%s; %d sandbox(es) stopped\n", e.rock, e.reason,
+      e.next_rock and string.format("; %d open bug(s) moved to %s", #e.moved, e.next_rock) or "", #e.stopped))
+  end
+end
+
+function cmd.run(args, cli)
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  local cfg, s = cli.project_settings(o.dir, true)
   if not cfg then return 1 end
-  local db = cli.open_store(dir, false, sub == "status")
+  local db = cli.open_store(o.dir, false, o.sub == "status")
   if not db then return 1 end
   local ok, r = task.spawn(function()
-    if sub == "status" then return { phases = phase.status(db, { settings = s }) } end
-    return phase.tick(db, { settings = s, dir = dir, recheck = recheck.due })
+    if o.sub == "status" then return { phases = phase.status(db, { settings = s }) } end
+    return phase.tick(db, { settings = s, dir = o.dir, recheck = recheck.due })
   end):join()
   db:close()
   if not ok then
     cli.err("%s", tostring(r))
     return 1
   end
-  if as_json then
-    r.phases = jsonout.array(r.phases)
-    if r.started then
-      r.started, r.filed, r.ended = jsonout.array(r.started), jsonout.array(r.filed), jsonout.array(r.ended)
-      r.rechecked = jsonout.array(r.rechecked or {})
-      for _, x in ipairs(r.rechecked) do x.cards, x.failing = jsonout.array(x.cards), jsonout.array(x.failing) end
-      for _, e in ipairs(r.ended) do
-        e.moved, e.sandboxes, e.stopped = jsonout.array(e.moved), jsonout.array(e.sandboxes), jsonout.array(e.stopped)
-      end
-    end
-    io.stdout:write(jsonout.encode(r), "\n")
+  if o.json then
+    io.stdout:write(jsonout.encode(as_arrays(r)), "\n")
     return 0
   end
-  if sub == "tick" then
-    for _, rock in ipairs(r.started) do io.stdout:write(string.format("%s: its bug-fix phase started\n", rock)) end
-    for _, f in ipairs(r.filed) do
-      io.stdout:write(string.format("%s: %s (%s)\n", f.card, f.duplicate and "seen again" or "filed",
-        f.source == "acceptance" and "failing acceptance checks" or "a failing health check"))
-    end
-    for _, x in ipairs(r.rechecked or {}) do
-      io.stdout:write(string.format("%s: acceptance checks of %d card(s) run again on sandbox %d: %s\n", x.rock, #x.cards,
-        x.sandbox, #x.failing == 0 and "all pass" or ("failing " .. table.concat(x.failing, " "))))
-    end
-    for _, e in ipairs(r.ended) do
-      io.stdout:write(string.format("%s: its bug-fix phase ended (%s)%s; %d sandbox(es) stopped\n", e.rock, e.reason,
-        e.next_rock and string.format("; %d open bug(s) moved to %s", #e.moved, e.next_rock) or "", #e.stopped))
-    end
-  end
+  if o.sub == "tick" then print_tick(r) end
   if #r.phases == 0 then io.stdout:write("no bug-fix phase yet: one opens when a rock is done\n") end
   for _, p in ipairs(r.phases) do io.stdout:write(show(p), "\n") end
   return 0

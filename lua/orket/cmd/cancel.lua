@@ -3,8 +3,16 @@
 -- the reason, and an epic or rock takes every unfinished card under it along.
 local board_mod = require "orket.board"
 
-local USAGE = "orket cancel CARD [--] \"reason\" [-C DIR]"
-local cmd = { summary = "end a card without review, with the reason", usage = USAGE }
+local cmdline = require "orket.cmdline"
+
+local cmd = { name = "cancel", summary = "end a card without review, with the reason" }
+cmd.args = {
+  usage = "orket cancel CARD [--] \"reason\" [-C DIR]",
+  text = "for a reason that starts with '-'", extra = "give the reason as one argument (quote it)",
+  { "CARD", key = "card", missing = "cancel needs a card id" },
+  { "REASON", key = "reason", optional = true },
+  cmdline.DIR,
+}
 cmd.help = [[
 Moves the card to canceled as the developer's decision, with the reason as a comment and in
 its history; for an epic or a rock every unfinished card under it is canceled too. A
@@ -14,17 +22,15 @@ ever: cancel them too, or drop the dependency and 'orket import'. Refused while 
 on the project.]]
 
 function cmd.run(args, cli)
-  local dir, pos = cli.words(cmd, args, {}, "for a reason that starts with '-'")
-  if not dir then return pos end
-  if #pos == 0 then return cli.usage_error(cmd, "cancel needs a card id") end
-  if #pos == 1 or not pos[2]:find("%S") then
-    return cli.usage_error(cmd, "cancel needs a reason, e.g. orket cancel %s \"no longer needed\"", pos[1])
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  if not (o.reason and o.reason:find("%S")) then
+    return cli.usage_error(cmd, "cancel needs a reason, e.g. orket cancel %s \"no longer needed\"", o.card)
   end
-  if #pos > 2 then return cli.usage_error(cmd, "give the reason as one argument (quote it)") end
-  local db, lock = cli.open_store_locked(dir)
+  local db, lock = cli.open_store_locked(o.dir)
   if not db then return 1 end
   local b = board_mod.open(db)
-  local card, err, code = b:cancel(pos[1], { actor = { seat = "developer", roles = {}, by = "person" }, reason = pos[2] })
+  local card, err, code = b:cancel(o.card, { actor = { seat = "developer", roles = {}, by = "person" }, reason = o.reason })
   local n = 0
   if card and card.type ~= "issue" then
     n = #assert(b:list { [card.type] = card.id, status = "canceled", type = "issue" })

@@ -2,77 +2,90 @@
 -- key is printed once, on stdout; only its id, name, role and keyed hash are stored.
 local jsonout = require "orket.jsonout"
 local keys = require "orket.serve.keys"
+local cmdline = require "orket.cmdline"
 
-local USAGE = "orket keys create NAME --role viewer|operator|admin | keys list [--json] | keys revoke ID|NAME  [-C DIR]"
-local cmd = { summary = "create, list and revoke API keys for orket serve", usage = USAGE }
+local cmd = { name = "keys", summary = "create, list and revoke API keys for orket serve" }
+cmd.args = {
+  usage = "orket keys create NAME --role viewer|operator|admin | keys list [--json] | keys revoke ID|NAME  [-C DIR]",
+  text = "a key's name",
+  { "create|list|revoke", key = "sub", missing = "keys needs create, list or revoke",
+    check = cmdline.one_of({ "create", "list", "revoke" }, "unknown keys command '%s'") },
+  { "NAME|ID", key = "words", many = true },
+  { "--role", value = "ROLE", what = "viewer, operator or admin", help = "the new key's role: viewer, operator or admin" },
+  { "--json", help = "list the keys as JSON" },
+  cmdline.DIR,
+}
 cmd.help = [[
 create prints a new key once (ork_<id>_<secret>); keep it: it cannot be shown again. A
 viewer reads the board and its events, an operator may also run and answer, an admin may
 also manage keys. list shows every key's id, name, role and state, never a secret; revoke
 stops a key at once, also in a running 'orket serve'. See docs/serve.md.]]
 
-function cmd.run(args, cli)
-  local role, json
-  local flags = {
-    ["--json"] = function() json = true end,
-  }
-  local dir, pos = cli.words(cmd, args, flags, "a key's name",
-    { ["--role"] = { what = "viewer, operator or admin", set = function(v) role = v end } })
-  if not dir then return pos end
-  local sub = pos[1]
-  if sub ~= "create" and sub ~= "list" and sub ~= "revoke" then
-    return cli.usage_error(cmd, sub and ("unknown keys command '" .. sub .. "'") or "keys needs create, list or revoke")
-  end
-  if sub == "create" then
-    if #pos ~= 2 then return cli.usage_error(cmd, "keys create needs one NAME") end
-    if not role then return cli.usage_error(cmd, "keys create needs --role viewer, operator or admin") end
-    if not keys.ROLES[role] then return cli.usage_error(cmd, "unknown role '%s': use viewer, operator or admin", role) end
-  elseif sub == "revoke" then
-    if #pos ~= 2 then return cli.usage_error(cmd, "keys revoke needs one key id or name") end
-  elseif #pos ~= 1 then
+-- The words of each subcommand, checked -> exit status when they are wrong.
+local function misused(o, cli)
+  local n = #(o.words or {})
+  if o.sub == "create" then
+    if n ~= 1 then return cli.usage_error(cmd, "keys create needs one NAME") end
+    if not o.role then return cli.usage_error(cmd, "keys create needs --role viewer, operator or admin") end
+    if not keys.ROLES[o.role] then return cli.usage_error(cmd, "unknown role '%s': use viewer, operator or admin", o.role) end
+  elseif o.sub == "revoke" then
+    if n ~= 1 then return cli.usage_error(cmd, "keys revoke needs one key id or name") end
+  elseif n ~= 0 then
     return cli.usage_error(cmd, "keys list takes no other word")
   end
-  if role and sub ~= "create" then return cli.usage_error(cmd, "--role goes with keys create") end
-  local db = cli.open_store(dir, false, sub == "list")
-  if not db then return 1 end
-  if sub == "create" then
-    local key, info, code = keys.create(db, dir, pos[2], role)
-    db:close()
-    if not key then
-      if code == "EUSAGE" then return cli.usage_error(cmd, "%s", info) end
-      cli.err("%s", info)
-      return 1
-    end
-    io.stderr:write(string.format("created key %s (%s, %s); it is shown once, keep it now:\n", info.id, info.name, info.role))
-    io.stdout:write(key, "\n")
-    return 0
-  elseif sub == "revoke" then
-    local info, err = keys.revoke(db, pos[2])
-    db:close()
-    if not info then
-      cli.err("%s", err)
-      return 1
-    end
-    io.stdout:write(string.format("revoked key %s (%s, %s)\n", info.id, info.name, info.role))
+  if o.role and o.sub ~= "create" then return cli.usage_error(cmd, "--role goes with keys create") end
+  return nil
+end
+
+local function create(db, o, cli)
+  local key, info, code = keys.create(db, o.dir, o.words[1], o.role)
+  if not key then
+    if code == "EUSAGE" then return cli.usage_error(cmd, "%s", info) end
+    cli.err("%s", info)
+    return 1
+  end
+  io.stderr:write(string.format("created key %s (%s, %s); it is shown once, keep it now:\n", info.id, info.name, info.role))
+  io.stdout:write(key, "\n")
+  return 0
+end
+
+local function revoke(db, o, cli)
+  local info, err = keys.revoke(db, o.words[1])
+  if not info then
+    cli.err("%s", err)
+    return 1
+  end
+  io.stdout:write(string.format("revoked key %s (%s, %s)\n", info.id, info.name, info.role))
+  return 0
+end
+
+local function list(db, o)
+  if o.json then
+    io.stdout:write(jsonout.encode(keys.list_doc(db)), "\n")
     return 0
   end
-  if json then
-    local doc = keys.list_doc(db)
-    db:close()
-    io.stdout:write(jsonout.encode(doc), "\n")
-    return 0
-  end
-  local list = keys.list(db)
-  db:close()
-  if #list == 0 then
+  local rows = keys.list(db)
+  if #rows == 0 then
     io.stdout:write("no keys; create one with 'orket keys create NAME --role viewer'\n")
     return 0
   end
-  for _, k in ipairs(list) do
+  for _, k in ipairs(rows) do
     io.stdout:write(string.format("%s  %-20s %-8s created %s%s\n", k.id, k.name, k.role, k.created_at,
       k.revoked_at and ("  revoked " .. k.revoked_at) or ""))
   end
   return 0
+end
+
+function cmd.run(args, cli)
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  local bad = misused(o, cli)
+  if bad then return bad end
+  local db = cli.open_store(o.dir, false, o.sub == "list")
+  if not db then return 1 end
+  local status = ({ create = create, revoke = revoke, list = list })[o.sub](db, o, cli)
+  db:close()
+  return status
 end
 
 return cmd

@@ -10,9 +10,18 @@ local server = require "orket.serve.mcp_server"
 local executor = require "orket.engine.executor"
 local manager = require "orket.mcp.manager"
 local inert = require "orket.inert"
+local cmdline = require "orket.cmdline"
 
-local USAGE = "orket mcp serve [--read-only] [-C DIR] | orket mcp list [--json] [-C DIR]"
-local cmd = { summary = "serve the board over MCP (stdio), list orket.lua's MCP servers", usage = USAGE }
+local cmd = { name = "mcp", summary = "serve the board over MCP (stdio), list orket.lua's MCP servers" }
+cmd.args = {
+  usage = "orket mcp serve [--read-only] [-C DIR] | orket mcp list [--json] [-C DIR]",
+  text = "a directory", extra = "mcp serve and mcp list take no other word",
+  { "serve|list", key = "sub", missing = "mcp needs serve or list",
+    check = cmdline.one_of({ "serve", "list" }, "unknown mcp command '%s'") },
+  { "--read-only", help = "serve: the reading tools only" },
+  { "--json", help = "list: the servers as JSON" },
+  cmdline.DIR,
+}
 cmd.help = [[
 serve: an MCP server on stdin/stdout for an MCP client that starts it (a desktop assistant,
 an editor, an agent). Its tools read the board, cards and runs, file issues, comment,
@@ -35,6 +44,26 @@ local function open_stream(fd)
     end
   end
   return s
+end
+
+-- Answers each line of stdin (a JSON-RPC message) on stdout until it ends; an overlong
+-- message is refused, a read error logged.
+local function answer_lines(reader, session, send, log)
+  while true do
+    local line, err = reader:next()
+    if line then
+      local out = session:handle_text(line)
+      if out then
+        io.stdout:write(out, "\n")
+        io.stdout:flush()
+      end
+    elseif err == "too_long" then
+      send(rpc.error(nil, rpc.INVALID_REQUEST, "message longer than " .. rpc.MAX_MESSAGE .. " bytes"))
+    else
+      if err ~= "eof" then log { event = "error", message = "stdin: " .. tostring(err) } end
+      return
+    end
+  end
 end
 
 local function serve(dir, read_only, cli)
@@ -60,27 +89,7 @@ local function serve(dir, read_only, cli)
   local reader = lines.reader(input, rpc.MAX_MESSAGE)
   local sig = uv.new_signal()
   sig:start("sigterm", function() reader:close() end)
-  local ok, terr = task.spawn(function()
-    while true do
-      local line, err = reader:next()
-      if not line then
-        if err == "too_long" then
-          send(rpc.error(nil, rpc.INVALID_REQUEST, "message longer than " .. rpc.MAX_MESSAGE .. " bytes"))
-        elseif err == "eof" then
-          break
-        else
-          log { event = "error", message = "stdin: " .. tostring(err) }
-          break
-        end
-      else
-        local out = session:handle_text(line)
-        if out then
-          io.stdout:write(out, "\n")
-          io.stdout:flush()
-        end
-      end
-    end
-  end):join()
+  local ok, terr = task.spawn(answer_lines, reader, session, send, log):join()
   reader:close()
   sig:close()
   session:close()
@@ -128,21 +137,14 @@ local function list(dir, json, cli)
 end
 
 function cmd.run(args, cli)
-  local read_only, json
-  local dir, pos = cli.words(cmd, args, { ["--read-only"] = function() read_only = true end,
-    ["--json"] = function() json = true end }, "a directory")
-  if not dir then return pos end
-  local sub = pos[1]
-  if sub == "serve" then
-    if #pos > 1 then return cli.usage_error(cmd, "mcp serve takes no other word") end
-    if json then return cli.usage_error(cmd, "--json goes with mcp list") end
-    return serve(dir, read_only, cli)
-  elseif sub == "list" then
-    if #pos > 1 then return cli.usage_error(cmd, "mcp list takes no other word") end
-    if read_only then return cli.usage_error(cmd, "--read-only goes with mcp serve") end
-    return list(dir, json, cli)
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  if o.sub == "serve" then
+    if o.json then return cli.usage_error(cmd, "--json goes with mcp list") end
+    return serve(o.dir, o.read_only, cli)
   end
-  return cli.usage_error(cmd, sub and ("unknown mcp command '" .. sub .. "'") or "mcp needs serve or list")
+  if o.read_only then return cli.usage_error(cmd, "--read-only goes with mcp serve") end
+  return list(o.dir, o.json, cli)
 end
 
 return cmd

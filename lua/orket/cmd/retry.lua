@@ -7,8 +7,16 @@ local board_mod = require "orket.board"
 local approvals = require "orket.actions.approvals"
 local retry = require "orket.actions.retry"
 
-local USAGE = "orket retry CARD [--] [\"note\"] [-C DIR]"
-local cmd = { summary = "get a blocked, waiting or handed-in card moving again", usage = USAGE }
+local cmdline = require "orket.cmdline"
+
+local cmd = { name = "retry", summary = "get a blocked, waiting or handed-in card moving again" }
+cmd.args = {
+  usage = "orket retry CARD [--] [\"note\"] [-C DIR]",
+  text = "for a note that starts with '-'", extra = "give the note as one argument (quote it)",
+  { "CARD", key = "card", missing = "retry needs a card id" },
+  { "NOTE", key = "note", optional = true },
+  cmdline.DIR,
+}
 cmd.help = [[
 For a card that is blocked (a model error, a spent budget) or waits for the developer: moves
 it to ready and starts its turn and token budgets and its count of review rejections over
@@ -20,14 +28,12 @@ for an approval is decided with 'orket answer CARD --approve' or --deny instead.
 while a run works on the project. Continue with 'orket resume' or 'orket run'.]]
 
 function cmd.run(args, cli)
-  local dir, pos = cli.words(cmd, args, {}, "for a note that starts with '-'")
-  if not dir then return pos end
-  if #pos == 0 then return cli.usage_error(cmd, "retry needs a card id") end
-  if #pos > 2 then return cli.usage_error(cmd, "give the note as one argument (quote it)") end
-  local db, lock = cli.open_store_locked(dir)
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  local db, lock = cli.open_store_locked(o.dir)
   if not db then return 1 end
   local b = board_mod.open(db)
-  local card, err, code, detail = retry.retry(db, b, pos[1], { seat = "developer", roles = {}, by = "person" }, pos[2])
+  local card, err, code, detail = retry.retry(db, b, o.card, { seat = "developer", roles = {}, by = "person" }, o.note)
   if detail and detail.approval then
     local p = detail.approval
     err = string.format("%s waits for approval of %s (request #%d); decide it with 'orket answer %s --approve "

@@ -117,125 +117,151 @@ local function live(get_engine, resume)
   end
 end
 
-function cmd.execute(o, cli, resume_id)
-  local e, view, stop_view
+-- Where the run's events go -> emit, view | nil, stop_view | nil: JSON Lines, or the live
+-- view on a terminal. held.e is the engine once it is open (the view and a broken pipe
+-- reach it through held).
+local function output(o, cli, held)
   -- stopped from the loop, as a signal would: the write that failed may be inside a turn
   -- (which stop() cancels) or inside a transaction
   local emit = json_lines(function()
     local later = uv.new_timer()
     later:start(0, 0, function()
       later:close()
-      if e then e:stop() end
+      if held.e then held.e:stop() end
     end)
   end)
-  if not o.json then
-    -- the exact line that continues this run: this binary, this project
-    local where = o.dir ~= "." and (" -C " .. cli.shell_quote(o.dir)) or ""
-    view, stop_view = live(function() return e end, function(id) return cli.program() .. " resume " .. id .. where end)
-    emit = function(ev) view:event(ev) end
-  end
-  local err
-  local code
-  e, err, code = setup.open(o.dir, { model = o.model, concurrency = o.concurrency, emit = emit })
-  if not e then
-    if stop_view then stop_view() end
-    if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end -- a bad --model
-    cli.fail(code, "%s", err)
-    return 1
-  end
+  if o.json then return emit end
+  -- the exact line that continues this run: this binary, this project
+  local where = o.dir ~= "." and (" -C " .. cli.shell_quote(o.dir)) or ""
+  local view, stop_view = live(function() return held.e end,
+    function(id) return cli.program() .. " resume " .. id .. where end)
+  return function(ev) view:event(ev) end, view, stop_view
+end
+
+-- The run lock, and the claim that no other run overlaps this one: runs of orket serve may
+-- go meanwhile, on other cards; under the claim (released once the run is recorded and the
+-- lock tagged) none may overlap it (orket.engine.claims) -> lock, claim | nil, message.
+local function take_lock(e, o, resume_id)
   local lock, lerr = setup.lock(o.dir, { runs_ok = true })
-  -- runs of orket serve may go meanwhile, on other cards: under the claim (released once
-  -- the run is recorded and the lock tagged) none may overlap this one (orket.engine.claims)
-  local claim
-  if lock then
-    claim, lerr = claims.enter(o.dir)
-    local target = o.target
-    if claim and resume_id then target = (runs.get(e.db, resume_id) or {}).target end
-    local other, why
-    if claim and target then other, why = claims.conflict(o.dir, e.db, e.board, target, { own_run_lock = true }) end
-    if not other and claim and not resume_id then other, why = journal.unfinished_overlap(e.db, e.board, o.target) end
-    if other then lerr = why end
-    if not claim or other then
-      if claim then claim:release() end
-      lock:release()
-      lock = nil
-    elseif claims.live(o.dir, { own_run_lock = true })[1] then
-      e.no_git_recover = true -- another run's git work may be in flight: nothing is taken for a crash's leftovers
-    end
+  if not lock then return nil, lerr end
+  local claim, cerr = claims.enter(o.dir)
+  if not claim then
+    lock:release()
+    return nil, cerr
   end
-  if not lock then
-    if stop_view then stop_view() end
-    e.close_all()
-    cli.err("%s", lerr)
-    return 1
+  local target = o.target
+  if resume_id then target = (runs.get(e.db, resume_id) or {}).target end
+  local other, why
+  if target then other, why = claims.conflict(o.dir, e.db, e.board, target, { own_run_lock = true }) end
+  if not other and not resume_id then other, why = journal.unfinished_overlap(e.db, e.board, o.target) end
+  if other then
+    claim:release()
+    lock:release()
+    return nil, why
   end
-  -- Edits to roles/, tools/, policies/ and routing.lua apply from the next turn on.
-  local watcher = reload.watch(e)
+  if claims.live(o.dir, { own_run_lock = true })[1] then
+    e.no_git_recover = true -- another run's git work may be in flight: nothing is taken for a crash's leftovers
+  end
+  return lock, claim
+end
+
+-- SIGINT and SIGTERM stop the run; a closed stdout is a failed write, seen by json_lines.
+local function on_signals(e)
   local signals = {}
   for _, name in ipairs { "sigint", "sigterm" } do
     local h = uv.new_signal()
     h:start(name, function() e:stop() end)
     signals[#signals + 1] = h
   end
-  local pipe = uv.new_signal() -- a closed stdout is a failed write, seen by json_lines
+  local pipe = uv.new_signal()
   pipe:start("sigpipe", function() end)
   signals[#signals + 1] = pipe
-  local status, view_note
-  local t = task.spawn(function()
-    -- edits to epics/ reach the board only through `orket import`: say so, and run the
-    -- board as it is (said even when the run cannot start: an epic added and not imported
-    -- yet is the likeliest reason for "no card")
-    local changed = import.changed(e.db, o.dir)
-    local function warn(run_id)
-      if #changed == 0 then return end
-      local msg = string.format("%s changed since the last import; this run works the board as imported: "
-        .. "run 'orket import' to apply them", table.concat(changed, ", "))
-      if o.json then
-        emit { type = "epics_changed", run_id = run_id, files = changed, message = msg }
-      else
-        cli.err("warning: %s", msg)
-      end
-    end
-    -- the bug-fix phases (docs/sandbox.md): bugs the sandboxes' health checks found are
-    -- filed before the run reads its scope, so this run works them
-    phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
-    -- a rock whose bug-fix phase ended has handed its open bugs (and new ones) to a phase-2
-    -- rock: said, so a run of the old one that finds nothing to do is not a mystery
-    if o.target then
-      local went = bugs.bug_rock(e.db, o.target)
-      if went and went ~= o.target then
-        local msg = string.format("%s's bug-fix phase has ended; its open bugs and new ones went to %s: "
-          .. "run 'orket run %s'", o.target, went, went)
-        -- (the live view says an event's message as a note)
-        emit { type = "bugfix", action = "moved", rock = o.target, next_rock = went, message = msg }
-      end
-    end
-    local id = resume_id
-    if not id then
-      local rid, serr, scode = e:start(o.target, { concurrency = o.concurrency, model = o.model })
-      if not rid then
-        warn(nil)
-        cli.fail(scode, "%s", serr)
-        return
-      end
-      id = rid
-    end
-    warn(id)
-    lock:tag(id) -- so `orket runs` can tell this run from one that was killed
-    claim:release()
-    status = e:execute(id)
-    -- a person's file the merges could not take is named here, once, as `orket status` does
-    local vdoc = status_view.of_project(o.dir)
-    local vnote = status_view.note(vdoc)
-    if vnote and o.json then
-      local paths = {}
-      for i, d in ipairs(vdoc.diverged) do paths[i] = d.path end
-      emit { type = "view_diverged", run_id = id, paths = paths, message = vnote }
+  return signals
+end
+
+-- Edits to epics/ reach the board only through `orket import`: a function that says so
+-- (an event, or a warning on a terminal), the run working the board as it is. Said even
+-- when the run cannot start: an epic added and not imported yet is the likeliest reason
+-- for "no card".
+local function epics_warning(e, o, emit, cli)
+  local changed = import.changed(e.db, o.dir)
+  return function(run_id)
+    if #changed == 0 then return end
+    local msg = string.format("%s changed since the last import; this run works the board as imported: "
+      .. "run 'orket import' to apply them", table.concat(changed, ", "))
+    if o.json then
+      emit { type = "epics_changed", run_id = run_id, files = changed, message = msg }
     else
-      view_note = vnote -- said once the live view is done with the terminal
+      cli.err("warning: %s", msg)
     end
-  end)
-  local ok, terr = t:join()
+  end
+end
+
+-- The run itself, in a task: started (or resumed), recorded, worked -> its status, the
+-- view's note for a terminal | nil.
+local function work(e, o, resume_id, lock, claim, emit, cli)
+  local warn = epics_warning(e, o, emit, cli)
+  -- the bug-fix phases (docs/sandbox.md): bugs the sandboxes' health checks found are
+  -- filed before the run reads its scope, so this run works them
+  phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
+  -- a rock whose bug-fix phase ended has handed its open bugs (and new ones) to a phase-2
+  -- rock: said, so a run of the old one that finds nothing to do is not a mystery
+  if o.target then
+    local went = bugs.bug_rock(e.db, o.target)
+    if went and went ~= o.target then
+      local msg = string.format("%s's bug-fix phase has ended; its open bugs and new ones went to %s: "
+        .. "run 'orket run %s'", o.target, went, went)
+      -- (the live view says an event's message as a note)
+      emit { type = "bugfix", action = "moved", rock = o.target, next_rock = went, message = msg }
+    end
+  end
+  local id = resume_id
+  if not id then
+    local rid, serr, scode = e:start(o.target, { concurrency = o.concurrency, model = o.model })
+    if not rid then
+      warn(nil)
+      cli.fail(scode, "%s", serr)
+      return nil
+    end
+    id = rid
+  end
+  warn(id)
+  lock:tag(id) -- so `orket runs` can tell this run from one that was killed
+  claim:release()
+  local status = e:execute(id)
+  -- a person's file the merges could not take is named here, once, as `orket status` does
+  local vdoc = status_view.of_project(o.dir)
+  local vnote = status_view.note(vdoc)
+  if vnote and o.json then
+    local paths = {}
+    for i, d in ipairs(vdoc.diverged) do paths[i] = d.path end
+    emit { type = "view_diverged", run_id = id, paths = paths, message = vnote }
+    vnote = nil
+  end
+  return status, vnote -- a terminal's note is said once the live view is done with it
+end
+
+function cmd.execute(o, cli, resume_id)
+  local held = {}
+  local emit, view, stop_view = output(o, cli, held)
+  local e, err, code = setup.open(o.dir, { model = o.model, concurrency = o.concurrency, emit = emit })
+  held.e = e
+  if not e then
+    if stop_view then stop_view() end
+    if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end -- a bad --model
+    cli.fail(code, "%s", err)
+    return 1
+  end
+  local lock, claim = take_lock(e, o, resume_id)
+  if not lock then
+    if stop_view then stop_view() end
+    e.close_all()
+    cli.err("%s", claim)
+    return 1
+  end
+  -- Edits to roles/, tools/, policies/ and routing.lua apply from the next turn on.
+  local watcher, signals = reload.watch(e), on_signals(e)
+  local ok, status, view_note = task.spawn(work, e, o, resume_id, lock, claim, emit, cli):join()
   claim:release() -- the run could not start
   if e.tracer then
     -- the last spans leave before the process does (bounded by the exporter's timeouts);
@@ -258,11 +284,10 @@ function cmd.execute(o, cli, resume_id)
   lock:release()
   cli.flush_unhandled()
   if not ok then
-    cli.err("%s", terr)
+    cli.err("%s", status)
     return 1
   end
-  if not status then return 1 end
-  return EXIT[status] or 1
+  return status and EXIT[status] or 1
 end
 
 function cmd.run(args, cli)

@@ -13,9 +13,21 @@ local phase = require "orket.sandboxes.phase"
 local sandboxes_recheck = require "orket.sandboxes.recheck"
 local sandboxes = require "orket.serve.sandboxes"
 local service = require "orket.sandboxes.service"
+local cmdline = require "orket.cmdline"
 
-local USAGE = "orket serve [DIR] [--listen HOST:PORT] [--workers N] [-C DIR]"
-local cmd = { summary = "serve the board and its events over HTTP", usage = USAGE }
+local cmd = { name = "serve", summary = "serve the board and its events over HTTP" }
+cmd.args = {
+  text = "a directory", extra = "serve takes one directory",
+  { "DIR", optional = true, key = "project" },
+  { "--listen", value = "HOST:PORT", what = "HOST:PORT" },
+  { "--workers", value = "N", what = "a number",
+    check = function(v)
+      local n = math.tointeger(tonumber(v))
+      if not n or n < 0 or n > 64 then return nil, "--workers needs an integer from 0 to 64" end
+      return n
+    end },
+  cmdline.DIR,
+}
 cmd.help = [[
 Serves the project in DIR (default: here) on --listen (default 127.0.0.1:8765; port 0
 picks a free one). The web board is at / (sign in with a key). Routes: /health, /ready,
@@ -52,63 +64,109 @@ local function given_key()
   if key and key ~= "" then return key, "ORKET_KEY" end
 end
 
-function cmd.run(args, cli)
-  local listen, nworkers = nil, nil
-  local dir, pos = cli.words(cmd, args, {}, "a directory",
-    { ["--listen"] = { what = "HOST:PORT", set = function(v) listen = v end },
-      ["--workers"] = { what = "a number", set = function(v) nworkers = v end } })
-  if not dir then return pos end
-  if nworkers then
-    local n = math.tointeger(tonumber(nworkers))
-    if not n or n < 0 or n > 64 then return cli.usage_error(cmd, "--workers needs an integer from 0 to 64") end
-    nworkers = n
+-- The store, with the given key adopted and, before any key, the local token made
+-- (writes then need this user's unix socket or that token: localuse) -> db, local token |
+-- nil (the error printed).
+local function open_keyed(dir, host, given, source, cli)
+  local db = cli.open_store(dir, false, true)
+  if not db then return nil end
+  local function fail(fmt, ...)
+    db:close()
+    cli.err(fmt, ...)
+    return nil
   end
-  if #pos > 1 then return cli.usage_error(cmd, "serve takes one directory") end
-  if pos[1] then dir = pos[1] end
-  local token, source = given_key()
-  if not token and source then
+  if given then
+    local info, aerr = keys.adopt(db, dir, given, "given", "operator")
+    if not info then return fail("%s: %s", source, aerr) end
+    if info.adopted then
+      io.stderr:write(string.format("orket serve: stored the given key %s as '%s' (%s)\n", info.id, info.name, info.role))
+    end
+  end
+  if not httpd.is_loopback(host) and keys.active_count(db) == 0 then
+    return fail("refusing to listen on %s without an API key: create one first ('orket keys create NAME --role viewer'), "
+      .. "or listen on a loopback address (127.0.0.1)", host)
+  end
+  if keys.total_count(db) > 0 then return db end
+  local token, terr = localuse.create_token(dir)
+  if not token then return fail("%s", terr) end
+  return db, token
+end
+
+local function announce(server, host, token)
+  local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
+  io.stdout:write(string.format("orket serve: listening on http://%s:%d\n", shown, server:port()))
+  if token then
+    io.stdout:write(string.format("orket serve: no API key yet; the web board with the local token: "
+      .. "http://%s:%d/?token=%s (also in %s; writes need it, or the unix socket %s)\n", shown, server:port(), token,
+      localuse.TOKEN_FILE, localuse.SOCKET))
+  end
+  io.stdout:flush()
+end
+
+-- SIGINT and SIGTERM stop the runs as `orket run` does on SIGINT (journal consistent,
+-- resumable) while the server stops accepting, ends the streams and drains; a client gone
+-- mid-write is the server's business, not a signal's -> {ended=}: set once the server has
+-- stopped, after which a signal changes nothing. The handles stay until the process ends
+-- (the runtime closes them last): closed earlier, the default action would be back, and a
+-- second SIGTERM a few ms after the first would end the server with 143 instead of 0.
+local function on_signals(server, db)
+  local state = { ended = false }
+  for _, name in ipairs { "sigint", "sigterm" } do
+    local h = uv.new_signal()
+    h:start(name, function()
+      if state.ended then return end -- stopped already: what is left is the exit
+      executor.stop_all(db)
+      task.spawn(server.stop, server)
+    end)
+  end
+  local pipe = uv.new_signal()
+  pipe:start("sigpipe", function() end)
+  return state
+end
+
+-- Serves until stopped: the runs it executes (orket.engine.executor) and its workers log as
+-- the server does (--workers 0: the workers run apart, another container or a Deployment of
+-- their own); the bug-fix phases tick on the loop (orket.sandboxes.phase), this server's
+-- own sandboxes stopped through their handles -> ok, err.
+local function serve_until_stopped(server, db, dir, nworkers, signals)
+  local log = function(f) server:_log(f) end
+  executor.registry(db).log = log
+  local pool
+  if nworkers then
+    executor.registry(db).workers = true
+    if nworkers > 0 then pool = workers.start { dir = dir, n = nworkers, log = log } end
+  end
+  local ticker = phase.ticker { db = db, dir = dir, log = log, stop = sandboxes.stop_sandbox, recheck = sandboxes_recheck.due }
+  local ok, terr = task.spawn(server.run, server):join()
+  ticker.close()
+  executor.stop_all(db) -- the server failed: its runs stop too
+  executor.wait_all(db)
+  -- the sandboxes it started would end with it anyway: stopped, they are recorded so
+  task.spawn(sandboxes.stop_all, db):join()
+  if pool then task.spawn(pool.stop, pool):join() end
+  signals.ended = true
+  return ok, terr
+end
+
+function cmd.run(args, cli)
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  local dir = o.project or o.dir
+  local given, source = given_key()
+  if not given and source then
     cli.err("%s", source)
     return 1
   end
   -- with a key given it serves every interface (a container's port), never unkeyed
-  listen = listen or (token and "0.0.0.0:8765" or "127.0.0.1:8765")
-  local host, port = httpd.parse_listen(listen)
+  local host, port = httpd.parse_listen(o.listen or (given and "0.0.0.0:8765" or "127.0.0.1:8765"))
   if not host then return cli.usage_error(cmd, "--listen %s", port) end
   local limits, lerr = serve.limits(os.getenv("ORKET_SERVE_LIMITS"))
   if not limits then
     cli.err("ORKET_SERVE_LIMITS: %s", lerr)
     return 1
   end
-  local db = cli.open_store(dir, false, true)
+  local db, token = open_keyed(dir, host, given, source, cli)
   if not db then return 1 end
-  if token then
-    local info, aerr = keys.adopt(db, dir, token, "given", "operator")
-    if not info then
-      db:close()
-      cli.err("%s: %s", source, aerr)
-      return 1
-    end
-    if info.adopted then
-      io.stderr:write(string.format("orket serve: stored the given key %s as '%s' (%s)\n", info.id, info.name, info.role))
-    end
-  end
-  if not httpd.is_loopback(host) and keys.active_count(db) == 0 then
-    db:close()
-    cli.err("refusing to listen on %s without an API key: create one first ('orket keys create NAME --role viewer'), "
-      .. "or listen on a loopback address (127.0.0.1)", host)
-    return 1
-  end
-  -- before any key: writes need this user's unix socket or a token made now (localuse)
-  local token
-  if keys.total_count(db) == 0 then
-    local terr
-    token, terr = localuse.create_token(dir)
-    if not token then
-      db:close()
-      cli.err("%s", terr)
-      return 1
-    end
-  end
   -- stderr is unbuffered: the line and its newline in one write, one system call a request
   local server, err = serve.new { dir = dir, db = db, host = host, port = port, limits = limits,
     unix = dir .. "/" .. localuse.SOCKET, local_token = token, log = function(line) io.stderr:write(line .. "\n") end }
@@ -123,52 +181,9 @@ function cmd.run(args, cli)
   task.spawn(service.reconcile, db):join()
   -- the signals are handled before the address is printed: a supervisor that stops the
   -- server as soon as it is told the address gets the graceful stop, not the default action
-  local signals, ended = {}, false
-  for _, name in ipairs { "sigint", "sigterm" } do
-    local h = uv.new_signal()
-    -- runs stop as `orket run` does on SIGINT (journal consistent, resumable) while the
-    -- server stops accepting, ends the streams and drains
-    h:start(name, function()
-      if ended then return end -- stopped already: what is left is the exit
-      executor.stop_all(db)
-      task.spawn(server.stop, server)
-    end)
-    signals[#signals + 1] = h
-  end
-  local pipe = uv.new_signal() -- a client gone mid-write is the server's business, not a signal's
-  pipe:start("sigpipe", function() end)
-  signals[#signals + 1] = pipe
-  local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
-  io.stdout:write(string.format("orket serve: listening on http://%s:%d\n", shown, server:port()))
-  if token then
-    io.stdout:write(string.format("orket serve: no API key yet; the web board with the local token: "
-      .. "http://%s:%d/?token=%s (also in %s; writes need it, or the unix socket %s)\n", shown, server:port(), token,
-      localuse.TOKEN_FILE, localuse.SOCKET))
-  end
-  io.stdout:flush()
-  -- the runs it executes (orket.engine.executor) log their failures as the server does
-  executor.registry(db).log = function(fields) server:_log(fields) end
-  local pool
-  if nworkers then
-    -- --workers 0: the workers run apart (another container, a Deployment of their own)
-    executor.registry(db).workers = true
-    if nworkers > 0 then pool = workers.start { dir = dir, n = nworkers, log = function(f) server:_log(f) end } end
-  end
-  -- the bug-fix phases tick on the loop (orket.sandboxes.phase); this server's own
-  -- sandboxes are stopped through their handles
-  local ticker = phase.ticker { db = db, dir = dir, log = function(f) server:_log(f) end,
-    stop = sandboxes.stop_sandbox, recheck = sandboxes_recheck.due }
-  local ok, terr = task.spawn(server.run, server):join()
-  ticker.close()
-  executor.stop_all(db) -- the server failed: its runs stop too
-  executor.wait_all(db)
-  -- the sandboxes it started would end with it anyway: stopped, they are recorded so
-  task.spawn(sandboxes.stop_all, db):join()
-  if pool then task.spawn(pool.stop, pool):join() end
-  -- the signal handles stay until the process ends (the runtime closes them last): closed
-  -- here, the default action would be back, and a second SIGTERM a few ms after the first
-  -- would end the server with 143 instead of 0
-  ended = true
+  local signals = on_signals(server, db)
+  announce(server, host, token)
+  local ok, terr = serve_until_stopped(server, db, dir, o.workers, signals)
   if token then localuse.remove_token(dir, token) end
   db:close()
   cli.flush_unhandled()

@@ -84,14 +84,9 @@ local function join(e, dir, r)
   return hold
 end
 
-function cmd.run(args, cli)
-  -- the parent, read first thing: one that died while this process started is pid 1 already
-  local parent = uv.os_getppid()
-  local o, st = cli.parse(cmd, args)
-  if not o then return st end
-  o.dir = o.dir or "."
-  local name = o.name or string.format("%s:%d", uv.os_gethostname(), uv.os_getpid())
-  local emit = function(ev)
+-- This worker's events: JSON Lines on stdout, each naming the worker.
+local function emitter(name)
+  return function(ev)
     ev.worker = name
     local ok, line = pcall(jsonout.encode, ev)
     if ok then
@@ -99,91 +94,111 @@ function cmd.run(args, cli)
       io.stdout:flush()
     end
   end
-  -- other workers use the same repository: each operation on it under .orket/git.lock
+end
+
+-- The engine, with the lease keeper and the repository lock other workers share (each
+-- operation on the repository under .orket/git.lock), checked -> e | nil, exit status.
+local function open_engine(o, name, emit, cli)
   local e, err, code = setup.open(o.dir, { model = o.model, concurrency = o.concurrency, emit = emit,
     git_lock = (o.dir == "." and "" or o.dir .. "/") .. ".orket/git.lock",
     lease = { worker = name, ttl_ms = o.lease_ms, on_event = emit, poll_ms = math.min(200, math.max(10, o.lease_ms // 10)) } })
   if not e then
-    if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
+    if code == "EUSAGE" then return nil, cli.usage_error(cmd, "%s", err) end
     cli.fail(code, "%s", err)
-    return 1
+    return nil, 1
   end
   local ok_check, cherr, chcode = e:check()
   if not ok_check then
     e.close_all()
     cli.fail(chcode, "%s", cherr)
-    return 1
+    return nil, 1
   end
-  local keeper = e.lease
-  keeper:start()
-  local watcher = reload.watch(e)
-  local stopping = false
-  local signals = {}
+  return e
+end
+
+-- What stops the worker: SIGINT, SIGTERM and, with --with-parent, the end of the process
+-- that started it (parent: its pid, read first thing) -> the handles; state.stopping is set.
+local function stoppers(e, o, parent, state)
+  local function stop()
+    state.stopping = true
+    e:stop()
+  end
+  local handles = {}
   for _, sig in ipairs { "sigint", "sigterm" } do
     local h = uv.new_signal()
-    h:start(sig, function()
-      stopping = true
-      e:stop()
-    end)
-    signals[#signals + 1] = h
+    h:start(sig, stop)
+    handles[#handles + 1] = h
   end
   if o.with_parent then
     local watch = uv.new_timer()
     watch:start(0, 500, function()
-      if (parent == 1 or uv.os_getppid() ~= parent) and not stopping then
-        stopping = true
-        e:stop()
-      end
+      if (parent == 1 or uv.os_getppid() ~= parent) and not state.stopping then stop() end
     end)
     watch:unref()
-    signals[#signals + 1] = watch
+    handles[#handles + 1] = watch
   end
-  local failure
-  local t = task.spawn(function()
-    if o.start then
-      local id, serr = start_run(e, o.dir, o)
-      if not id then
-        failure = serr
-        return
-      end
-    end
-    emit { type = "worker_start", lease_ms = o.lease_ms }
-    phase.at_start(e.db, e.settings, o.dir, emit, recheck.due) -- the bug-fix phases (docs/sandbox.md)
-    local ops = lease_mod.ops(e.db)
-    while not stopping do
-      local runs = ops.queued(e.db)
-      if #runs == 0 and o.drain then break end
-      local worked = false
-      for _, r in ipairs(runs) do
-        if stopping then break end
-        local hold = join(e, o.dir, r)
-        if hold then
-          worked = true
-          local ok, res = pcall(e.execute, e, r.id)
-          claims.release_worker(hold)
-          if not ok then
-            failure = tostring(res)
-            stopping = true
-          end
+  return handles
+end
+
+-- The worker's loop, in a task: works each run left to workers that it can join, until
+-- stopped (or, with --drain, none is left) -> failure message | nil.
+local function work(e, o, emit, state)
+  if o.start then
+    local id, serr = start_run(e, o.dir, o)
+    if not id then return serr end
+  end
+  emit { type = "worker_start", lease_ms = o.lease_ms }
+  phase.at_start(e.db, e.settings, o.dir, emit, recheck.due) -- the bug-fix phases (docs/sandbox.md)
+  local ops, keeper = lease_mod.ops(e.db), e.lease
+  while not state.stopping do
+    local queued = ops.queued(e.db)
+    if #queued == 0 and o.drain then break end
+    local worked = false
+    for _, r in ipairs(queued) do
+      if state.stopping then break end
+      local hold = join(e, o.dir, r)
+      if hold then
+        worked = true
+        local ok, res = pcall(e.execute, e, r.id)
+        claims.release_worker(hold)
+        if not ok then
+          state.stopping = true
+          return tostring(res)
         end
       end
-      if not worked and not stopping then keeper:idle(keeper.poll_ms * 2) end
     end
-  end)
-  local ok, terr = t:join()
-  for _, h in ipairs(signals) do h:close() end
+    if not worked and not state.stopping then keeper:idle(keeper.poll_ms * 2) end
+  end
+  return nil
+end
+
+function cmd.run(args, cli)
+  -- the parent, read first thing: one that died while this process started is pid 1 already
+  local parent = uv.os_getppid()
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  o.dir = o.dir or "."
+  local name = o.name or string.format("%s:%d", uv.os_gethostname(), uv.os_getpid())
+  local emit = emitter(name)
+  local e, est = open_engine(o, name, emit, cli)
+  if not e then return est end
+  local keeper = e.lease
+  keeper:start()
+  local watcher, state = reload.watch(e), { stopping = false }
+  local handles = stoppers(e, o, parent, state)
+  local ok, failure = task.spawn(work, e, o, emit, state):join()
+  for _, h in ipairs(handles) do h:close() end
   watcher:close()
   keeper:close()
   emit { type = "worker_end" }
   rt.run("nowait")
   e.close_all()
   cli.flush_unhandled()
-  if not ok then failure = failure or terr end
   if failure then
     cli.err("%s", failure)
     return 1
   end
-  return 0
+  return ok and 0 or 1
 end
 
 return cmd
