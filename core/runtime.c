@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -327,11 +328,18 @@ void rt_close(orket_rt *rt) {
   if (rt->cancel_waits) rt->cancel_waits(rt); /* set by await.c once anything waited */
   /* luv handles still open are closed while Lua is alive (lua/orket/handles.lua): luv's
    * close callback unrefs them in Lua, which after lua_close would touch freed memory. */
+  /* The process is ending, its status decided. Closing the signal handles below gives
+   * SIGINT and SIGTERM their default action back: one arriving then (a second SIGTERM just
+   * after the one that stopped orket serve) would turn a clean exit into 130 or 143. They
+   * are blocked first, so that one stays pending through the close, then ignored, which
+   * discards it. */
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, NULL);
   lua_getfield(rt->L, LUA_REGISTRYINDEX, "orket.close_handles");
   if (lua_type(rt->L, -1) != LUA_TFUNCTION || lua_pcall(rt->L, 0, 0, 0) != LUA_OK) lua_pop(rt->L, 1);
-  /* The process is ending, its status decided. Closing the signal handles above gave
-   * SIGINT and SIGTERM their default action back: one arriving now (a second SIGTERM just
-   * after the one that stopped orket serve) would turn a clean exit into 130 or 143. */
   signal(SIGINT, SIG_IGN);
   signal(SIGTERM, SIG_IGN);
   /* Let close callbacks already queued (they may call into Lua) run while Lua is alive. */

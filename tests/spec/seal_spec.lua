@@ -7,6 +7,8 @@ local ach = require "orket.c.auditchain"
 local H = require "tests.helpers"
 
 describe("orket.c.seal", function()
+  after_each(H.cleanup)
+
   it("seals and opens under a key or a passphrase, and tells a sealed file", function()
     local dir = H.tmpdir()
     H.write(dir .. "/plain", string.rep("board ", 30000))
@@ -44,6 +46,8 @@ describe("orket.c.seal", function()
 end)
 
 describe("orket.c.auditchain", function()
+  after_each(H.cleanup)
+
   local ZERO = string.rep("0", 64)
 
   it("hashes the canonical encoding (known answer) and tells absent from empty", function()

@@ -81,37 +81,8 @@ local function export(db, since)
   return 0
 end
 
-function cmd.run(args, cli)
-  local since, format
-  local dir, pos = cli.words(cmd, args, {}, "an audit command", {
-    ["--since"] = { what = "a time (2026-11-01, 2026-11-01T12:00:00Z, 7d)", set = function(v) since = v end },
-    ["--format"] = { what = "jsonl", set = function(v) format = v end },
-  })
-  if not dir then return pos end
-  local sub = pos[1]
-  if sub ~= "verify" and sub ~= "export" and sub ~= "checkpoint" then
-    return cli.usage_error(cmd, sub and ("unknown audit command '" .. sub .. "'") or "audit needs verify, export or checkpoint")
-  end
-  if #pos ~= 1 then return cli.usage_error(cmd, "audit %s takes no other word", sub) end
-  if (since or format) and sub ~= "export" then return cli.usage_error(cmd, "--since and --format go with audit export") end
-  if format and format ~= "jsonl" then return cli.usage_error(cmd, "--format %s: the only format is jsonl", format) end
-  local since_at = "0"
-  if since then
-    since_at = since_time(since, require("orket.clock").system()) -- lazy: as the store
-    if not since_at then
-      return cli.usage_error(cmd, "--since %s: give a date (2026-11-01), a UTC time (2026-11-01T12:00:00Z) or 7d / 12h", since)
-    end
-  end
-  local settings
-  if sub == "checkpoint" then
-    local cfg, s = cli.project_settings(dir)
-    if not cfg then return 1 end
-    settings = s.audit
-  end
-  local db = cli.open_store(dir, false, sub ~= "checkpoint")
-  if not db then return 1 end
-  if sub == "verify" then return verify(cli, dir, db) end
-  if sub == "export" then return export(db, since_at) end
+-- audit checkpoint: retention applied and a checkpoint signed now -> exit status
+local function checkpoint(cli, dir, db, settings)
   local chain = require "orket.audit.chain" -- lazy: as the store
   local res, err = chain.checkpoint(db, dir, { force = true, every = settings.checkpoint_every,
     retention_days = settings.retention_days })
@@ -130,6 +101,45 @@ function cmd.run(args, cli)
     io.stdout:write("audit: nothing new to sign\n")
   end
   return 0
+end
+
+-- The words: dir, sub, since (a store time, "0" for all) | nil, exit status (said)
+local function words(args, cli)
+  local since, format
+  local dir, pos = cli.words(cmd, args, {}, "an audit command", {
+    ["--since"] = { what = "a time (2026-11-01, 2026-11-01T12:00:00Z, 7d)", set = function(v) since = v end },
+    ["--format"] = { what = "jsonl", set = function(v) format = v end },
+  })
+  if not dir then return nil, pos end
+  local sub = pos[1]
+  if sub ~= "verify" and sub ~= "export" and sub ~= "checkpoint" then
+    return nil, cli.usage_error(cmd, sub and ("unknown audit command '" .. sub .. "'") or "audit needs verify, export or checkpoint")
+  end
+  if #pos ~= 1 then return nil, cli.usage_error(cmd, "audit %s takes no other word", sub) end
+  if (since or format) and sub ~= "export" then return nil, cli.usage_error(cmd, "--since and --format go with audit export") end
+  if format and format ~= "jsonl" then return nil, cli.usage_error(cmd, "--format %s: the only format is jsonl", format) end
+  if not since then return dir, sub, "0" end
+  local at = since_time(since, require("orket.clock").system()) -- lazy: as the store
+  if not at then
+    return nil, cli.usage_error(cmd, "--since %s: give a date (2026-11-01), a UTC time (2026-11-01T12:00:00Z) or 7d / 12h", since)
+  end
+  return dir, sub, at
+end
+
+function cmd.run(args, cli)
+  local dir, sub, since_at = words(args, cli)
+  if not dir then return sub end
+  local settings
+  if sub == "checkpoint" then
+    local cfg, s = cli.project_settings(dir)
+    if not cfg then return 1 end
+    settings = s.audit
+  end
+  local db = cli.open_store(dir, false, sub ~= "checkpoint")
+  if not db then return 1 end
+  if sub == "verify" then return verify(cli, dir, db) end
+  if sub == "export" then return export(db, since_at) end
+  return checkpoint(cli, dir, db, settings)
 end
 
 return cmd

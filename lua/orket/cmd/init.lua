@@ -182,6 +182,19 @@ local function options(args, cli)
   return pos[1] or ".", o
 end
 
+-- The deploy workflow (docs/sandbox.md, *CI that deploys*), and for Gitea its runner's
+-- config, put in texts -> their paths
+local function deploy_texts(texts, files, f, o)
+  local deploy_wf = "workspace/" .. f.dir .. "/deploy.yml"
+  texts[deploy_wf] = files["deploy.yml"]:gsub("FORGE", o.forge)
+  local paths = { deploy_wf }
+  if o.forge == "gitea" then
+    texts["act_runner.yaml"] = files["act_runner.yaml"]
+    paths[#paths + 1] = "act_runner.yaml"
+  end
+  return paths
+end
+
 -- The forge's texts: the workflow, checks.sh and README.md in workspace/, the script's
 -- README with the badge (its START-2 writes README.md), and orket.lua's verify and git
 -- sections. nil, msg when a template cannot be read.
@@ -198,14 +211,8 @@ local function forge_texts(home, texts, o, name)
   local workflow = "workspace/" .. f.dir .. "/orket.yml"
   local function lit(v) return function() return v end end -- '%' in a value is no capture
   texts[workflow] = files["orket.yml"]:gsub("FORGE", o.forge):gsub("RUN_NOTE", f.run_note):gsub("RUN_KEY", f.run)
-  -- the deploy workflow (docs/sandbox.md, *CI that deploys*), and for Gitea its runner's config
-  local deploy_wf = "workspace/" .. f.dir .. "/deploy.yml"
-  texts[deploy_wf] = files["deploy.yml"]:gsub("FORGE", o.forge)
-  local extra = { workflow, deploy_wf }
-  if o.forge == "gitea" then
-    texts["act_runner.yaml"] = files["act_runner.yaml"]
-    extra[#extra + 1] = "act_runner.yaml"
-  end
+  local extra = deploy_texts(texts, files, f, o)
+  table.insert(extra, 1, workflow)
   texts["workspace/checks.sh"] = files["checks.sh"]
   texts["workspace/README.md"] = files["README.md"]:gsub("PROJECT", lit(name), 1):gsub("BADGE", lit(badge), 1)
     :gsub("WORKFLOW", lit(f.dir .. "/orket.yml"), 1)

@@ -67,7 +67,8 @@ local function cache_report(doc, json)
   return 0
 end
 
-function cmd.run(args, cli)
+-- The words -> dir, full, id, json, cache | nil, exit status (the usage error said)
+local function words(args, cli)
   local dir, full, id, json, cache = ".", false, nil, false, false
   local i = 1
   while i <= #args do
@@ -77,13 +78,19 @@ function cmd.run(args, cli)
     elseif a == "--cache" then cache = true
     elseif a == "-C" then
       dir = args[i + 1]
-      if not dir then return cli.usage_error(cmd, "-C needs a directory") end
+      if not dir then return nil, cli.usage_error(cmd, "-C needs a directory") end
       i = i + 1
-    elseif a:match("^%-") then return cli.usage_error(cmd, "unknown option '%s'", a)
-    elseif id then return cli.usage_error(cmd, "give one run number, not '%s' as well", a)
-    else id = math.tointeger(tonumber(a)) if not id then return cli.usage_error(cmd, "RUN must be a run number") end end
+    elseif a:match("^%-") then return nil, cli.usage_error(cmd, "unknown option '%s'", a)
+    elseif id then return nil, cli.usage_error(cmd, "give one run number, not '%s' as well", a)
+    else id = math.tointeger(tonumber(a)) if not id then return nil, cli.usage_error(cmd, "RUN must be a run number") end end
     i = i + 1
   end
+  return dir, full, id, json, cache
+end
+
+function cmd.run(args, cli)
+  local dir, full, id, json, cache = words(args, cli)
+  if not dir then return full end
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
   id = id or runs.latest_id(db)

@@ -45,6 +45,60 @@ local function plain(dir, file, opts)
   return tmp .. "/plain", function() sealed.remove_dir(tmp) end
 end
 
+-- --check: FILE checked whole, nothing changed -> exit status
+local function check_only(file, name, cli)
+  local info, err, code = backup.check(file)
+  if not info then
+    cli.fail(code, "restore: %s", err)
+    return 1
+  end
+  io.stdout:write(string.format("%s: a good backup of %d cards (schema version %d)\n", name, info.cards, info.version))
+  return 0
+end
+
+-- A running sandbox's row would vanish with the old content: it would run on, owned by no
+-- row the board shows. It is stopped first, by the person who knows what it serves.
+-- -> the refusal's text | nil when none runs
+local function running_sandboxes(db)
+  local live = service.running(db)
+  if #live == 0 then return nil end
+  local names, ids = {}, {}
+  for i, row in ipairs(live) do
+    names[i] = string.format("sandbox %d (%s, %s)", math.tointeger(row.id), tostring(row.target), tostring(row.status))
+    ids[i] = "orket sandbox stop " .. math.tointeger(row.id)
+  end
+  return string.format("%s of this project %s running; stop %s first: %s", table.concat(names, ", "),
+    #live == 1 and "is" or "are", #live == 1 and "it" or "them", table.concat(ids, ", "))
+end
+
+-- The store replaced with FILE's content, under the project's lock -> exit status
+local function replace(dir, file, name, cli)
+  local db, lock = cli.open_store_locked(dir)
+  if not db then return 1 end
+  local busy = running_sandboxes(db)
+  local info, err, code
+  if busy then
+    err, code = busy, "EBUSY"
+  else
+    info, err, code = backup.restore(db, file)
+  end
+  db:close()
+  lock:release()
+  if not info then
+    cli.fail(code, "restore: %s (the store was not changed)", err)
+    return 1
+  end
+  -- the store's audit chain is the backup's now: the newest checkpoint kept outside the
+  -- store named the old one's, and the next checkpoint names the new one's
+  audit_key.forget_head(dir)
+  -- an older backup's schema is brought up to date now, not at the next command
+  local again = cli.open_store(dir, false)
+  if not again then return 1 end
+  again:close()
+  io.stdout:write(string.format("restored %d cards (schema version %d) from %s\n", info.cards, info.version, name))
+  return 0
+end
+
 function cmd.run(args, cli)
   local only_check
   local opts = {}
@@ -59,54 +113,14 @@ function cmd.run(args, cli)
     cli.fail(pcode, "restore: %s (the store was not changed)", cleanup)
     return 1
   end
+  local status
   if only_check then
-    local info, err, code = backup.check(file)
-    cleanup()
-    if not info then
-      cli.fail(code, "restore: %s", err)
-      return 1
-    end
-    io.stdout:write(string.format("%s: a good backup of %d cards (schema version %d)\n", pos[1], info.cards, info.version))
-    return 0
+    status = check_only(file, pos[1], cli)
+  else
+    status = replace(dir, file, pos[1], cli)
   end
-  local db, lock = cli.open_store_locked(dir)
-  if not db then
-    cleanup()
-    return 1
-  end
-  -- a running sandbox's row would vanish with the old content: it would run on, owned by
-  -- no row the board shows. It is stopped first, by the person who knows what it serves.
-  local live = service.running(db)
-  if #live > 0 then
-    db:close()
-    lock:release()
-    cleanup()
-    local names, ids = {}, {}
-    for i, row in ipairs(live) do
-      names[i] = string.format("sandbox %d (%s, %s)", math.tointeger(row.id), tostring(row.target), tostring(row.status))
-      ids[i] = "orket sandbox stop " .. math.tointeger(row.id)
-    end
-    cli.fail("EBUSY", "restore: %s of this project %s running; stop %s first: %s (the store was not changed)",
-      table.concat(names, ", "), #live == 1 and "is" or "are", #live == 1 and "it" or "them", table.concat(ids, ", "))
-    return 1
-  end
-  local info, err, code = backup.restore(db, file)
-  db:close()
-  lock:release()
   cleanup()
-  if not info then
-    cli.fail(code, "restore: %s (the store was not changed)", err)
-    return 1
-  end
-  -- the store's audit chain is the backup's now: the newest checkpoint kept outside the
-  -- store named the old one's, and the next checkpoint names the new one's
-  audit_key.forget_head(dir)
-  -- an older backup's schema is brought up to date now, not at the next command
-  local again = cli.open_store(dir, false)
-  if not again then return 1 end
-  again:close()
-  io.stdout:write(string.format("restored %d cards (schema version %d) from %s\n", info.cards, info.version, pos[1]))
-  return 0
+  return status
 end
 
 return cmd

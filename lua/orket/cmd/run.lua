@@ -197,6 +197,19 @@ local function epics_warning(e, o, emit, cli)
   end
 end
 
+-- A rock whose bug-fix phase ended has handed its open bugs (and new ones) to a phase-2
+-- rock: said, so a run of the old one that finds nothing to do is not a mystery (the live
+-- view says an event's message as a note).
+local function say_phase_moved(e, o, emit)
+  if not o.target then return end
+  local went = bugs.bug_rock(e.db, o.target)
+  if went and went ~= o.target then
+    local msg = string.format("%s's bug-fix phase has ended; its open bugs and new ones went to %s: "
+      .. "run 'orket run %s'", o.target, went, went)
+    emit { type = "bugfix", action = "moved", rock = o.target, next_rock = went, message = msg }
+  end
+end
+
 -- The run itself, in a task: started (or resumed), recorded, worked -> its status, the
 -- view's note for a terminal | nil.
 local function work(e, o, resume_id, lock, claim, emit, cli)
@@ -204,17 +217,7 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
   -- the bug-fix phases (docs/sandbox.md): bugs the sandboxes' health checks found are
   -- filed before the run reads its scope, so this run works them
   phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
-  -- a rock whose bug-fix phase ended has handed its open bugs (and new ones) to a phase-2
-  -- rock: said, so a run of the old one that finds nothing to do is not a mystery
-  if o.target then
-    local went = bugs.bug_rock(e.db, o.target)
-    if went and went ~= o.target then
-      local msg = string.format("%s's bug-fix phase has ended; its open bugs and new ones went to %s: "
-        .. "run 'orket run %s'", o.target, went, went)
-      -- (the live view says an event's message as a note)
-      emit { type = "bugfix", action = "moved", rock = o.target, next_rock = went, message = msg }
-    end
-  end
+  say_phase_moved(e, o, emit)
   local id = resume_id
   if not id then
     local rid, serr, scode = e:start(o.target, { concurrency = o.concurrency, model = o.model })
@@ -241,6 +244,17 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
   return status, vnote -- a terminal's note is said once the live view is done with it
 end
 
+-- The last spans leave before the process does (bounded by the exporter's timeouts); what
+-- a collector did not take is said, never a failure of the run.
+local function drain_traces(e, cli)
+  if not e.tracer then return end
+  local st = e.tracer:drain()
+  if st.dropped > 0 then
+    cli.err("warning: traces: %d spans exported, %d dropped (%s)", st.exported, st.dropped, tostring(st.last_error or "queue full"))
+  end
+  if st.metrics_dropped > 0 then cli.err("warning: metrics: not exported (%s)", tostring(st.last_error)) end
+end
+
 function cmd.execute(o, cli, resume_id)
   local held = {}
   local emit, view, stop_view = output(o, cli, held)
@@ -263,15 +277,7 @@ function cmd.execute(o, cli, resume_id)
   local watcher, signals = reload.watch(e), on_signals(e)
   local ok, status, view_note = task.spawn(work, e, o, resume_id, lock, claim, emit, cli):join()
   claim:release() -- the run could not start
-  if e.tracer then
-    -- the last spans leave before the process does (bounded by the exporter's timeouts);
-    -- what a collector did not take is said, never a failure of the run
-    local st = e.tracer:drain()
-    if st.dropped > 0 then
-      cli.err("warning: traces: %d spans exported, %d dropped (%s)", st.exported, st.dropped, tostring(st.last_error or "queue full"))
-    end
-    if st.metrics_dropped > 0 then cli.err("warning: metrics: not exported (%s)", tostring(st.last_error)) end
-  end
+  drain_traces(e, cli)
   for _, h in ipairs(signals) do h:close() end
   watcher:close()
   if view then

@@ -89,6 +89,32 @@ local function services_doc(p)
   return out
 end
 
+-- The plan as the documented JSON document.
+local function plan_json(p, s, commit)
+  io.stdout:write(cjson.encode {
+    commit = commit, stack = p.stack, explicit = p.explicit or false, command = jsonout.array(p.command),
+    install = p.install and jsonout.array(p.install) or cjson.null, port_env = p.port_env,
+    health = { kind = p.health.kind, path = p.health.path or cjson.null, interval_ms = p.health.interval_ms,
+      timeout_ms = p.health.timeout_ms, failures = p.health.failures, start_timeout_ms = p.health.start_timeout_ms },
+    deploy = s.sandbox.deploy, network = s.sandbox.network, dockerfile = p.dockerfile,
+    reasons = jsonout.array(p.reasons), dir = p.dir, services = p.services and jsonout.array(services_doc(p)) or cjson.null,
+  }, "\n")
+end
+
+-- Each service of a plan that has several, in the order they start.
+local function plan_services(out, p)
+  out:write("services (in the order they start):\n")
+  for _, d in ipairs(services_doc(p)) do
+    out:write(string.format("  %s%s\n", d.name, d.entry and " (reached through the sandbox's socket)" or ""))
+    out:write("    folder:   ", d.dir ~= "" and (d.dir .. "/") or "the root", "\n")
+    out:write("    command:  ", d.command and table.concat(d.command, " ") or ("Debian's " .. tostring(d.database)), "\n")
+    out:write("    port:     ", d.port, d.entry and " (the sandbox's port)" or "", "\n")
+    out:write("    health:   ", d.health_text, "\n")
+    if #d.depends_on > 0 then out:write("    after:    ", table.concat(d.depends_on, ", "), " (each healthy first)\n") end
+    for _, w in ipairs(d.reasons) do out:write("    - ", w, "\n") end
+  end
+end
+
 local function plan(args, cli)
   local as_json = false
   local dir, pos = cli.words(cmd, args, { ["--json"] = function() as_json = true end }, "an argument")
@@ -97,14 +123,7 @@ local function plan(args, cli)
   local p, s, commit = load(dir, cli)
   if not p then return 1 end
   if as_json then
-    io.stdout:write(cjson.encode {
-      commit = commit, stack = p.stack, explicit = p.explicit or false, command = jsonout.array(p.command),
-      install = p.install and jsonout.array(p.install) or cjson.null, port_env = p.port_env,
-      health = { kind = p.health.kind, path = p.health.path or cjson.null, interval_ms = p.health.interval_ms,
-        timeout_ms = p.health.timeout_ms, failures = p.health.failures, start_timeout_ms = p.health.start_timeout_ms },
-      deploy = s.sandbox.deploy, network = s.sandbox.network, dockerfile = p.dockerfile,
-      reasons = jsonout.array(p.reasons), dir = p.dir, services = p.services and jsonout.array(services_doc(p)) or cjson.null,
-    }, "\n")
+    plan_json(p, s, commit)
     return 0
   end
   local out = io.stdout
@@ -120,18 +139,7 @@ local function plan(args, cli)
     .. (s.sandbox.deploy == "merge" and "merged card" or s.sandbox.deploy .. " done") .. ")", "\n")
   out:write("why:\n")
   for _, w in ipairs(p.reasons) do out:write("  - ", w, "\n") end
-  if p.services then
-    out:write("services (in the order they start):\n")
-    for _, d in ipairs(services_doc(p)) do
-      out:write(string.format("  %s%s\n", d.name, d.entry and " (reached through the sandbox's socket)" or ""))
-      out:write("    folder:   ", d.dir ~= "" and (d.dir .. "/") or "the root", "\n")
-      out:write("    command:  ", d.command and table.concat(d.command, " ") or ("Debian's " .. tostring(d.database)), "\n")
-      out:write("    port:     ", d.port, d.entry and " (the sandbox's port)" or "", "\n")
-      out:write("    health:   ", d.health_text, "\n")
-      if #d.depends_on > 0 then out:write("    after:    ", table.concat(d.depends_on, ", "), " (each healthy first)\n") end
-      for _, w in ipairs(d.reasons) do out:write("    - ", w, "\n") end
-    end
-  end
+  if p.services then plan_services(out, p) end
   return 0
 end
 

@@ -148,6 +148,18 @@ local function serve_until_stopped(server, db, dir, nworkers, signals)
   return ok, terr
 end
 
+-- The server made live -> its signals' state (on_signals). The sandboxes a killed server
+-- owned ended with it: recorded so before anyone reads them (the metrics and the board
+-- would show them healthy; their proxy could only answer 502). The signals are handled
+-- before the address is printed: a supervisor that stops the server as soon as it is told
+-- the address gets the graceful stop, not the default action.
+local function go_live(server, db, host, token)
+  task.spawn(service.reconcile, db):join()
+  local signals = on_signals(server, db)
+  announce(server, host, token)
+  return signals
+end
+
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
   if not o then return st end
@@ -176,13 +188,7 @@ function cmd.run(args, cli)
     cli.err("%s", err)
     return 1
   end
-  -- the sandboxes a killed server owned ended with it: recorded so before anyone reads them
-  -- (the metrics and the board would show them healthy; their proxy could only answer 502)
-  task.spawn(service.reconcile, db):join()
-  -- the signals are handled before the address is printed: a supervisor that stops the
-  -- server as soon as it is told the address gets the graceful stop, not the default action
-  local signals = on_signals(server, db)
-  announce(server, host, token)
+  local signals = go_live(server, db, host, token)
   local ok, terr = serve_until_stopped(server, db, dir, o.workers, signals)
   if token then localuse.remove_token(dir, token) end
   db:close()

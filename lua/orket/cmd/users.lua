@@ -30,63 +30,67 @@ local function password(env)
   return p
 end
 
-function cmd.run(args, cli)
-  local role, env, json
-  local dir, pos = cli.words(cmd, args, { ["--json"] = function() json = true end }, "a person's name", {
-    ["--role"] = { what = "viewer, operator or admin", set = function(v) role = v end },
-    ["--password-env"] = { what = "the name of an environment variable", set = function(v) env = v end },
+-- The words: {dir, sub, name, role, env, json} | nil, exit status (the usage error said)
+local function words(args, cli)
+  local o = {}
+  local dir, pos = cli.words(cmd, args, { ["--json"] = function() o.json = true end }, "a person's name", {
+    ["--role"] = { what = "viewer, operator or admin", set = function(v) o.role = v end },
+    ["--password-env"] = { what = "the name of an environment variable", set = function(v) o.env = v end },
   })
-  if not dir then return pos end
-  local sub = pos[1]
+  if not dir then return nil, pos end
+  o.dir, o.sub, o.name = dir, pos[1], pos[2]
   local known = { add = 2, list = 1, disable = 2, enable = 2 }
-  if not known[sub] then
-    return cli.usage_error(cmd, sub and ("unknown users command '" .. sub .. "'") or "users needs add, list, disable or enable")
+  if not known[o.sub] then
+    return nil, cli.usage_error(cmd, o.sub and ("unknown users command '" .. o.sub .. "'") or "users needs add, list, disable or enable")
   end
-  if #pos ~= known[sub] then
-    return cli.usage_error(cmd, known[sub] == 2 and "users %s needs one NAME" or "users %s takes no other word", sub)
+  if #pos ~= known[o.sub] then
+    return nil, cli.usage_error(cmd, known[o.sub] == 2 and "users %s needs one NAME" or "users %s takes no other word", o.sub)
   end
-  if (role or env) and sub ~= "add" then return cli.usage_error(cmd, "--role and --password-env go with users add") end
-  if json and sub ~= "list" then return cli.usage_error(cmd, "--json goes with users list") end
-  if sub == "add" and not role then return cli.usage_error(cmd, "users add needs --role viewer, operator or admin") end
-  local accounts = require "orket.serve.accounts" -- lazy: as the store
-  local pass
-  if sub == "add" then
-    -- the name and role before the password is asked, the password's length after
-    local ok, cerr = accounts.check(pos[2], role, string.rep("x", accounts.MIN_PASSWORD))
-    if not ok then return cli.usage_error(cmd, "%s", cerr) end
-    local perr
-    pass, perr = password(env)
-    if not pass then
-      cli.err("users: %s", perr)
-      return 1
-    end
-    ok, cerr = accounts.check(pos[2], role, pass)
-    if not ok then return cli.usage_error(cmd, "%s", cerr) end
+  if (o.role or o.env) and o.sub ~= "add" then return nil, cli.usage_error(cmd, "--role and --password-env go with users add") end
+  if o.json and o.sub ~= "list" then return nil, cli.usage_error(cmd, "--json goes with users list") end
+  if o.sub == "add" and not o.role then return nil, cli.usage_error(cmd, "users add needs --role viewer, operator or admin") end
+  return o
+end
+
+-- users add's password, the name and role checked before it is asked and its length after
+-- -> password | nil, exit status (the error said)
+local function new_password(accounts, o, cli)
+  local ok, cerr = accounts.check(o.name, o.role, string.rep("x", accounts.MIN_PASSWORD))
+  if not ok then return nil, cli.usage_error(cmd, "%s", cerr) end
+  local pass, perr = password(o.env)
+  if not pass then
+    cli.err("users: %s", perr)
+    return nil, 1
   end
-  local db = cli.open_store(dir, false, sub == "list")
-  if not db then return 1 end
-  if sub == "list" then
-    local list = accounts.list(db)
-    db:close()
-    if json then
-      for _, u in ipairs(list) do setmetatable(u, nil) end
-      io.stdout:write(jsonout.encode { users = jsonout.array(list) }, "\n")
-    elseif #list == 0 then
-      io.stdout:write("no people; add one with 'orket users add NAME --role operator'\n")
-    end
-    if not json then
-      for _, u in ipairs(list) do
-        io.stdout:write(string.format("%-24s %-8s added %s%s\n", u.name, u.role, u.created_at,
-          u.disabled_at and ("  disabled " .. u.disabled_at) or ""))
-      end
-    end
+  ok, cerr = accounts.check(o.name, o.role, pass)
+  if not ok then return nil, cli.usage_error(cmd, "%s", cerr) end
+  return pass
+end
+
+-- users list -> exit status
+local function list_people(accounts, db, json)
+  local list = accounts.list(db)
+  db:close()
+  if json then
+    for _, u in ipairs(list) do setmetatable(u, nil) end
+    io.stdout:write(jsonout.encode { users = jsonout.array(list) }, "\n")
     return 0
   end
+  if #list == 0 then io.stdout:write("no people; add one with 'orket users add NAME --role operator'\n") end
+  for _, u in ipairs(list) do
+    io.stdout:write(string.format("%-24s %-8s added %s%s\n", u.name, u.role, u.created_at,
+      u.disabled_at and ("  disabled " .. u.disabled_at) or ""))
+  end
+  return 0
+end
+
+-- users add, disable or enable -> exit status
+local function change(accounts, db, o, pass, cli)
   local res, err, code
-  if sub == "add" then
-    res, err, code = accounts.add(db, pos[2], role, pass)
+  if o.sub == "add" then
+    res, err, code = accounts.add(db, o.name, o.role, pass)
   else
-    res, err, code = accounts.set_disabled(db, pos[2], sub == "disable")
+    res, err, code = accounts.set_disabled(db, o.name, o.sub == "disable")
   end
   db:close()
   if not res then
@@ -94,13 +98,28 @@ function cmd.run(args, cli)
     cli.fail(code, "users: %s", err)
     return 1
   end
-  if sub == "add" then
+  if o.sub == "add" then
     io.stdout:write(string.format("added %s (%s)\n", res.name, res.role))
   else
-    io.stdout:write(string.format("%s %s (%s)%s\n", sub == "disable" and "disabled" or "enabled", res.name, res.role,
+    io.stdout:write(string.format("%s %s (%s)%s\n", o.sub == "disable" and "disabled" or "enabled", res.name, res.role,
       res.changed and "" or ", as it was already"))
   end
   return 0
+end
+
+function cmd.run(args, cli)
+  local o, st = words(args, cli)
+  if not o then return st end
+  local accounts = require "orket.serve.accounts" -- lazy: as the store
+  local pass
+  if o.sub == "add" then
+    pass, st = new_password(accounts, o, cli)
+    if not pass then return st end
+  end
+  local db = cli.open_store(o.dir, false, o.sub == "list")
+  if not db then return 1 end
+  if o.sub == "list" then return list_people(accounts, db, o.json) end
+  return change(accounts, db, o, pass, cli)
 end
 
 return cmd
