@@ -28,9 +28,12 @@
 #define HD_DEF_HEADER_MS 10000u
 #define HD_DEF_BODY_MS 30000u
 #define HD_DEF_QUEUE ((size_t)1 << 20)
-/* MHD's memory per connection, as a multiple of the header cap: a request over the cap
- * (up to this many times it) is read whole and refused by us, as JSON. */
-#define HD_POOL_FACTOR 4
+/* MHD's memory per connection: three times the header cap and room for its own records,
+ * so that a request over the cap (up to three times it) is read whole and refused by us,
+ * as JSON. No larger: libmicrohttpd zeroes all of it after every request, and an event
+ * stream keeps half of it (its first read buffer, zeroed when shrunk) for its life. */
+#define HD_POOL_FACTOR 3
+#define HD_POOL_SLACK ((size_t)4 << 10)
 /* How long a refused upload is still read (and dropped) before the connection closes. */
 #define HD_LINGER_MS 2000
 
@@ -85,8 +88,11 @@ struct httpd_req {
   const char **hv, **av;        /* name, value pointers into info */
   char *body;
   size_t body_len, body_cap;
-  char *q;                      /* stream bytes not yet handed to MHD */
-  size_t q_off, q_len, q_cap;
+  /* A stream's queue: references to shared blobs (one event, encoded once, queued on
+   * every subscriber), a ring; q_off bytes of the first are sent already. */
+  struct httpd_blob **q;
+  size_t q_head, q_n, q_cap, q_off;
+  size_t q_bytes;               /* queued and not yet handed to MHD */
   struct hd_watch *watch;       /* a stream's socket, watched for the client's close */
   httpd_notify_fn notify;
   void *ud;
@@ -161,6 +167,19 @@ static void hd_unlink_accept(httpd_req *r) {
   r->in_accept = 0;
 }
 
+struct httpd_blob {
+  size_t refs, len;
+  char data[];
+};
+
+/* Drops a stream's queue and its references. */
+static void hd_q_clear(httpd_req *r) {
+  for (size_t i = 0; i < r->q_n; i++) httpd_blob_unref(r->q[(r->q_head + i) % r->q_cap]);
+  free(r->q);
+  r->q = NULL;
+  r->q_head = r->q_n = r->q_cap = r->q_off = r->q_bytes = 0;
+}
+
 static void hd_req_free(httpd_req *r) {
   httpd *h = r->h;
   hd_unwatch(r);
@@ -175,7 +194,7 @@ static void hd_req_free(httpd_req *r) {
   free(r->info);
   free(r->hv);
   free(r->body);
-  free(r->q);
+  hd_q_clear(r);
   free(r);
 }
 
@@ -628,12 +647,23 @@ static ssize_t hd_reader(void *cls, uint64_t pos, char *buf, size_t max) {
   (void)pos;
   httpd_req *r = cls;
   if (r->stream_dead) return MHD_CONTENT_READER_END_WITH_ERROR;
-  size_t avail = r->q_len - r->q_off;
-  if (avail > 0) {
-    size_t n = avail < max ? avail : max;
-    memcpy(buf, r->q + r->q_off, n);
-    r->q_off += n;
-    if (r->q_off == r->q_len) r->q_off = r->q_len = 0;
+  if (r->q_bytes > 0) {
+    size_t n = 0;
+    while (n < max && r->q_n > 0) {
+      httpd_blob *b = r->q[r->q_head];
+      size_t take = b->len - r->q_off;
+      if (take > max - n) take = max - n;
+      memcpy(buf + n, b->data + r->q_off, take);
+      n += take;
+      r->q_off += take;
+      if (r->q_off == b->len) { /* sent whole: its reference goes */
+        httpd_blob_unref(b);
+        r->q_head = (r->q_head + 1) % r->q_cap;
+        r->q_n--;
+        r->q_off = 0;
+      }
+    }
+    r->q_bytes -= n;
     if (!r->notified_drain && httpd_stream_drained(r)) {
       r->notified_drain = 1;
       hd_news(r);
@@ -859,7 +889,8 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
   }
   h->d = h->mhd.start_daemon(flags, h->is_unix ? 0 : (uint16_t)o->port, NULL, NULL, hd_on_request, h,
                              MHD_OPTION_ARRAY, where,
-                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->o.max_header_bytes * HD_POOL_FACTOR,
+                             MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                             h->o.max_header_bytes * HD_POOL_FACTOR + HD_POOL_SLACK,
                              MHD_OPTION_CONNECTION_LIMIT, h->o.max_connections,
                              MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
                              MHD_OPTION_NOTIFY_COMPLETED, hd_on_completed, h,
@@ -1086,11 +1117,6 @@ int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, siz
   return hd_answer(r, status, resp, headers, nheaders);
 }
 
-struct httpd_blob {
-  size_t refs, len;
-  char data[];
-};
-
 httpd_blob *httpd_blob_new(const char *data, size_t len) {
   httpd_blob *b = malloc(sizeof *b + (len ? len : 1));
   if (b == NULL) return NULL;
@@ -1147,43 +1173,48 @@ int httpd_stream(httpd_req *r, unsigned status, const char *const *headers, size
   return rc;
 }
 
-int httpd_stream_send(httpd_req *r, const char *data, size_t len) {
+int httpd_stream_send_blob(httpd_req *r, httpd_blob *b) {
   if (!r->streaming || r->stream_closed || r->stream_dead || httpd_gone(r)) return -1;
-  size_t queued = r->q_len - r->q_off;
-  if (queued + len > r->h->o.max_stream_queue) {
+  if (r->q_bytes + b->len > r->h->o.max_stream_queue) {
     /* the client fell behind: drop it rather than buffer without bound */
     r->stream_dead = 1;
-    free(r->q);
-    r->q = NULL;
-    r->q_off = r->q_len = r->q_cap = 0;
+    hd_q_clear(r);
     const union MHD_ConnectionInfo *ci = r->h->mhd.get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (ci) shutdown(ci->connect_fd, SHUT_RDWR);
     hd_resume(r);
     hd_kick(r->h);
     return -3;
   }
-  /* compact before the buffer would grow, so it holds no more than is queued */
-  if (r->q_off > 0 && (r->q_off >= r->q_len / 2 || r->q_len + len > r->q_cap)) {
-    memmove(r->q, r->q + r->q_off, queued);
-    r->q_off = 0;
-    r->q_len = queued;
-  }
-  if (r->q_len + len > r->q_cap) {
-    size_t cap = r->q_cap ? r->q_cap : 1024;
-    while (cap < r->q_len + len) cap *= 2;
-    char *nq = realloc(r->q, cap);
+  if (b->len == 0) return 0;
+  if (r->q_n == r->q_cap) { /* grow the ring, its entries made contiguous from 0 */
+    size_t cap = r->q_cap ? r->q_cap * 2 : 4;
+    httpd_blob **nq = malloc(cap * sizeof *nq);
     if (nq == NULL) return -3;
+    for (size_t i = 0; i < r->q_n; i++) nq[i] = r->q[(r->q_head + i) % r->q_cap];
+    free(r->q);
     r->q = nq;
     r->q_cap = cap;
+    r->q_head = 0;
   }
-  memcpy(r->q + r->q_len, data, len);
-  r->q_len += len;
+  r->q[(r->q_head + r->q_n) % r->q_cap] = b;
+  r->q_n++;
+  b->refs++; /* the queue's, dropped once the bytes are handed to MHD */
+  r->q_bytes += b->len;
   if (!httpd_stream_drained(r)) r->notified_drain = 0;
   if (r->reader_waiting) hd_resume(r);
   return 0;
 }
 
-size_t httpd_stream_queued(const httpd_req *r) { return r->q_len - r->q_off; }
+int httpd_stream_send(httpd_req *r, const char *data, size_t len) {
+  if (!r->streaming || r->stream_closed || r->stream_dead || httpd_gone(r)) return -1;
+  httpd_blob *b = httpd_blob_new(data, len);
+  if (b == NULL) return -3;
+  int rc = httpd_stream_send_blob(r, b);
+  httpd_blob_unref(b);
+  return rc;
+}
+
+size_t httpd_stream_queued(const httpd_req *r) { return r->q_bytes; }
 
 static size_t hd_drain_at(const httpd_req *r) {
   size_t half = r->h->o.max_stream_queue / 2;
@@ -1191,7 +1222,7 @@ static size_t hd_drain_at(const httpd_req *r) {
 }
 
 int httpd_stream_drained(const httpd_req *r) {
-  return r->h == NULL || r->q_len - r->q_off <= hd_drain_at(r);
+  return r->h == NULL || r->q_bytes <= hd_drain_at(r);
 }
 
 void httpd_stream_drain_at(httpd_req *r, size_t bytes) {

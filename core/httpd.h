@@ -106,6 +106,10 @@ int httpd_stream(httpd_req *r, unsigned status, const char *const *headers, size
 /* Queues bytes on the stream: 0; -1 when the stream is closed or the client gone; -3 when
  * the queue would exceed its cap: the client is disconnected (it fell behind). */
 int httpd_stream_send(httpd_req *r, const char *data, size_t len);
+/* As httpd_stream_send, the bytes being the blob's, not copied: the queue holds a
+ * reference until they are handed to the socket, so one event encoded once is queued on
+ * every subscriber without a copy each. */
+int httpd_stream_send_blob(httpd_req *r, httpd_blob *b);
 /* Bytes queued and not yet handed to the socket. */
 size_t httpd_stream_queued(const httpd_req *r);
 /* 1 when at most half the queue's cap is queued, or fewer bytes as httpd_stream_drain_at

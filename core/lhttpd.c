@@ -234,12 +234,20 @@ static int lhd_stream(lua_State *L) {
 }
 
 /* stream:send(text) -> true | nil, message, code (EPIPE: closed or gone; ESLOW: the client
- * fell behind and was disconnected) */
+ * fell behind and was disconnected); text: a string (copied) or a blob (shared: an event
+ * sent to many streams) */
 static int lhd_send(lua_State *L) {
   lhd_req *q = lhd_check(L);
-  size_t len;
-  const char *s = luaL_checklstring(L, 2, &len);
-  int rc = httpd_stream_send(q->r, s, len);
+  lhd_blob *blob = luaL_testudata(L, 2, LHD_BLOB);
+  int rc;
+  if (blob) {
+    luaL_argcheck(L, blob->b != NULL, 2, "the blob is collected");
+    rc = httpd_stream_send_blob(q->r, blob->b);
+  } else {
+    size_t len;
+    const char *s = luaL_checklstring(L, 2, &len);
+    rc = httpd_stream_send(q->r, s, len);
+  }
   if (rc == 0) {
     lua_pushboolean(L, 1);
     return 1;

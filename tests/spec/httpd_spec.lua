@@ -168,6 +168,33 @@ describe("orket.c.httpd", function()
     srv:close()
   end)
 
+  it("queues one shared blob on many streams, sent after its Lua value is gone", function()
+    local streams, sent = {}, false
+    local srv, base = serve({}, function(req)
+      local s = assert(req:sse())
+      streams[#streams + 1] = s
+      H.wait_for(function() return sent end, "the event")
+      s:close()
+    end)
+    local got = {}
+    for i = 1, 2 do
+      task.spawn(function() got[i] = select(2, fetch(base .. "/e" .. i)) end)
+    end
+    H.wait_for(function() return #streams == 2 end, "two subscribers")
+    do -- one event, encoded once: its bytes are queued on both without a copy each
+      local b = httpd.blob("id: 1\ndata: shared\n\n")
+      for _, s in ipairs(streams) do assert(s:send(b)) end
+    end
+    collectgarbage()
+    collectgarbage() -- the queues keep the bytes alive
+    assert(streams[1]:send("id: 2\ndata: own\n\n")) -- a string still works, after a blob
+    sent = true
+    H.wait_for(function() return got[1] and got[2] end, "both bodies")
+    assert.equal("id: 1\ndata: shared\n\nid: 2\ndata: own\n\n", got[1])
+    assert.equal("id: 1\ndata: shared\n\n", got[2])
+    srv:close()
+  end)
+
   it("lets the client ask whether a read answers at once: a part arrived, or the end", function()
     local go = false
     local srv, base = serve({}, function(req)

@@ -236,4 +236,29 @@ describe("orket.serve limits and messages", function()
       .. '"data":{"path":"a/b"}}\n\n', m)
     assert.matches("event: a_b\n", events.message { id = 1, at = "t", kind = "a\nb" })
   end)
+
+  it("answers GET /health before the router, as the router's route answers it", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = require("tests.backends").open_store()
+    local task = require "orket.task"
+    local srv = assert(serve.new { dir = dir, db = db, host = "127.0.0.1", port = 0 })
+    local running = task.spawn(srv.run, srv)
+    local match, matched = srv.router.match, 0
+    srv.router.match = function(...) matched = matched + 1 return match(...) end
+    local url = "http://127.0.0.1:" .. srv:port() .. "/health"
+    local st, text, headers = H.fetch { url = url }
+    assert.equal(200, st)
+    assert.equal('{"status":"ok"}\n', text)
+    assert.matches("^application/json", headers["content-type"])
+    assert.equal("no-store", headers["cache-control"])
+    assert.equal(0, matched) -- settled before the router
+    local st2, text2 = H.fetch { url = url .. "?verbose=1" } -- anything else goes the router's way
+    assert.equal(200, st2)
+    assert.equal(text, text2)
+    assert.equal(1, matched)
+    task.spawn(srv.stop, srv):join()
+    running:join()
+    db:close()
+  end)
 end)

@@ -9,6 +9,7 @@ local jsonout = require "orket.jsonout"
 local sj = require "orket.store.journal"
 local task = require "orket.task"
 local pglisten = require "orket.store.pglisten"
+local httpd = require "orket.c.httpd"
 
 local M = {}
 
@@ -128,10 +129,10 @@ function Hub:poll()
   while true do
     local rows = M.fetch(self.db, self.last, {}, BATCH)
     for _, r in ipairs(rows) do
-      local msg
+      local msg -- encoded once, one shared copy queued on every subscriber's stream
       for stream, sub in pairs(self.subs) do
         if r.id > sub.cursor and matches(sub, r) then
-          msg = msg or M.message(r)
+          msg = msg or httpd.blob(M.message(r))
           sub.cursor = r.id
           if not stream:send(msg) then self:_drop(stream) end
         end
@@ -144,6 +145,7 @@ end
 
 --- hub:broadcast(text): to every subscriber (heartbeats)
 function Hub:broadcast(text)
+  text = httpd.blob(text) -- one copy, shared by every stream's queue
   for stream in pairs(self.subs) do
     if not stream:send(text) then self:_drop(stream) end
   end

@@ -94,6 +94,8 @@ local function send(req, ctx, status, doc, extra)
   return req:respond(status, headers, body)
 end
 
+local HEALTH = jsonout.encoded(jsonout.encode(routes.health_doc) .. "\n")
+
 local function fail(req, ctx, status, code, message, extra)
   local _, doc = errors.answer(status, code, message)
   return send(req, ctx, status, doc, extra)
@@ -200,6 +202,11 @@ function Server:_dispatch(req, ctx)
     return
   end
   if web.front(self, req, ctx) then return end -- the web board's files, CORS
+  -- the liveness probe, settled before the router: its answer is one kept blob
+  if req.path == "/health" and req.method == "GET" and next(req.query) == nil then
+    ctx.route = "/health"
+    return send(req, ctx, 200, HEALTH)
+  end
   local segs, perr = router_mod.segments(req.path)
   if not segs then return fail(req, ctx, 400, "bad_path", perr) end
   local route, status_or_params, allowed = self.router:match(req.method, segs)

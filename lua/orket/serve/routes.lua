@@ -23,7 +23,9 @@ M.err = err
 local function whole(s) return math.tointeger(tonumber(s:match("^%d+$") or "")) end
 M.whole = whole
 
-local function health() return 200, { status = "ok" } end
+-- /health's answer (orket.serve settles the plain GET before the router, from this)
+M.health_doc = { status = "ok" }
+local function health() return 200, M.health_doc end
 
 -- ready: the store takes a write (a write lock, rolled back) and orket.lua loads
 local function ready(_, ctx)
