@@ -220,6 +220,8 @@ describe("orket.serve.auth", function()
 end)
 
 describe("orket.serve limits and messages", function()
+  after_each(H.cleanup)
+
   it("reads ORKET_SERVE_LIMITS", function()
     local l = assert(serve.limits("heartbeat_ms=100, max_body_bytes=10"))
     assert.equal(100, l.heartbeat_ms)
