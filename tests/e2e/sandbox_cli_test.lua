@@ -175,6 +175,30 @@ services:
     assert.matches("set POSTGRES_PASSWORD to the database's password", out, 1, true)
   end)
 
+  it("compose writes services found in folders, the one reached from outside after the others", function()
+    local dir = project({
+      ["web/package.json"] = '{"name":"w","scripts":{"start":"node server.js"}}', ["web/server.js"] = "",
+      ["api/requirements.txt"] = "flask\n", ["api/app.py"] = "print(1)\n",
+    })
+    local r = H.orket("sandbox compose", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    -- the folder's requirements installed in its image
+    assert.matches("pip install --no-cache-dir -r requirements.txt", assert(H.read(dir .. "/deploy/api.Dockerfile")), 1, true)
+    assert.matches("FROM node:20", assert(H.read(dir .. "/deploy/web.Dockerfile")), 1, true)
+    local doc, out = compose_config(dir .. "/deploy")
+    if doc == nil and out == nil then return pending("docker-compose is not installed (scripts/deps.sh --test installs it)") end
+    assert.is_table(doc, out)
+    local web, api = doc.services.web, doc.services.api
+    assert.same({ api = { condition = "service_healthy" } }, web.depends_on)
+    assert.is_nil(api.depends_on)
+    assert.equal("http://api:8080", web.environment.API_URL)
+    assert.equal("api", web.environment.API_HOST)
+    assert.equal("8080", web.environment.API_PORT)
+    assert.matches("/dev/tcp/127.0.0.1/8080", api.healthcheck.test[2], 1, true)
+    assert.equal(8080, web.ports[1].published)
+    assert.is_nil(api.ports)
+  end)
+
   -- podman-compose (Debian 12's 1.0.3) turns the check into `podman run --healthcheck-command
   -- STRING`, which podman runs as `/bin/sh -c STRING`: a stand-in podman notes that string,
   -- and it is run here against the app's port, with nothing listening and then with a server

@@ -179,7 +179,7 @@ local function write_services(cli, dir, out_dir, ctx, p, force)
     end
     if not sv.database and not uv.fs_stat(folder .. "/Dockerfile") then
       local name = sv.name .. ".Dockerfile"
-      local df = compose.dockerfile { stack = compose.stack_of(sv), command = sv.command, data = sqlite }
+      local df = compose.dockerfile { stack = compose.stack_of(sv), command = sv.command, install = sv.install, data = sqlite }
       if not write(cli, out_dir, name, df, force) then return 1 end
       dockerfiles[sv.name] = relative(uv.fs_realpath(folder), uv.fs_realpath(out_dir)) .. "/" .. name
       if not uv.fs_stat(folder .. "/.dockerignore") and not write(cli, folder, ".dockerignore", compose.DOCKERIGNORE) then

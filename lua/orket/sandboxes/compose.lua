@@ -237,6 +237,13 @@ function services_yaml(p, o)
       for _, d in ipairs(sv.depends_on or {}) do
         if condition[d.name] then deps[#deps + 1] = d.name end
       end
+      if sv.entry and not p.services.from_compose then
+        -- services found in folders name no depends_on: as in the sandbox, the one reached
+        -- from outside starts once the others are healthy
+        for _, other in ipairs(p.services) do
+          if other ~= sv and condition[other.name] then deps[#deps + 1] = other.name end
+        end
+      end
       if #deps > 0 then
         L[#L + 1] = "    depends_on:"
         for _, d in ipairs(deps) do
