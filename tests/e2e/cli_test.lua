@@ -121,6 +121,7 @@ describe("orket CLI", function()
     assert.equal(0, r.status, r.stderr)
     -- the shared one (cli.words): sandbox compose --out=DIR, a value holding '='
     H.write(p .. "/workspace/app.py", "print(1)\n")
+    H.commit_main(p, "an app") -- the sandbox's plan reads main's tree
     r = H.orket("sandbox compose --out=" .. H.quote(dir .. "/a=b"), { cwd = p })
     assert.equal(0, r.status, r.stderr)
     assert.is_truthy(H.read(dir .. "/a=b/compose.yaml"))
