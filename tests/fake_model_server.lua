@@ -21,8 +21,9 @@
 --                               the default {"path": "notes.txt", "text": "hi"}; "%n" in V is
 --                               a number counted up at each such answer (a file per call)
 --   bad_args=KIND               with tool=: the call's arguments text is not a JSON object:
---                               truncated ('{"body": '), string ('"hi"'), array ('[1]') or
---                               deep (objects nested 5,000 levels)
+--                               truncated ('{"body": '), string ('"hi"'), array ('[1]'),
+--                               deep (objects nested 5,000 levels) or bytes (an object
+--                               whose string holds the byte 0xff, not UTF-8)
 --   then=NAME                   with tool=: once the request holds a tool result (the
 --                               conversation's last message is one), call tool NAME instead,
 --                               with then_arg_K=V arguments; a turn of two calls whatever
@@ -138,6 +139,7 @@ local TOOL_ARGS = { '{"path":', '"notes.txt",', '"text":"hi"}' }
 local BAD_ARGS = {
   truncated = '{"body": ', string = '"hi"', array = "[1]",
   deep = string.rep('{"a":', 5000) .. "1" .. string.rep("}", 5000),
+  bytes = '{"body": "caf\255"}', -- JSON, with a byte that is not UTF-8 in its string
 }
 
 -- The tool call's arguments: a table, and its JSON text in three streamed parts.

@@ -86,6 +86,34 @@ function M.indented(v, pad)
   return (M.text(v):gsub("\n([^\n])", rep))
 end
 
+--- bytes(s) -> s | s with every byte that is not part of valid UTF-8 written as \xNN, and
+--- the position of the first such byte. For hostile text a store must keep (both stores
+--- hold UTF-8 text; PostgreSQL refuses anything else): the bytes stay readable, and the
+--- caller records that they were escaped, since a literal "\xff" reads the same.
+function M.bytes(s)
+  local first = select(2, utf8.len(s))
+  if not first then return s end
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local b = byte(s, i)
+    if b < 0x80 then
+      local j = s:find("[\128-\255]", i) or n + 1
+      out[#out + 1] = s:sub(i, j - 1)
+      i = j
+    else
+      local len = decode(s, i)
+      if len then
+        out[#out + 1] = s:sub(i, i + len - 1)
+        i = i + len
+      else
+        out[#out + 1] = string.format("\\x%02x", b)
+        i = i + 1
+      end
+    end
+  end
+  return table.concat(out), first
+end
+
 --- copy(v[, depth]) -> v with every string in it (keys and values, nested tables to depth
 --- 8) made inert with line(); tables are copied, other values kept. For a whole event.
 function M.copy(v, depth)

@@ -1,5 +1,5 @@
 -- A model whose tool-call arguments are not a JSON object (cut short, a bare string, an
--- array, nested too deep), end to end against the fake model server: the gate refuses the
+-- array, nested too deep) or hold a byte that is not UTF-8, end to end against the fake model server: the gate refuses the
 -- call with ARGS_MALFORMED and the parse error, the model reads that as the call's result,
 -- the refusal is recorded like any other, and 'orket log' shows the text the model sent.
 -- A tool with no required argument (list_directory) does not run on {} instead.
@@ -34,6 +34,8 @@ local CASES = {
   { tool = "list_directory", kind = "string", text = '"hi"', why = "arguments are a JSON string, not an object" },
   { tool = "list_directory", kind = "array", text = "[1]", why = "arguments are a JSON array, not an object" },
   { tool = "search_files", kind = "deep", text = '{"a":{"a":{"a":', why = "arguments are not valid JSON %(.-nested" },
+  -- the byte kept escaped, as the journal holds it on either store
+  { tool = "add_issue_comment", kind = "bytes", text = '{"body": "caf\\xff"}', why = "arguments are not valid UTF%-8 %(byte 14 " },
 }
 
 describe("tool-call arguments that are not a JSON object", function()

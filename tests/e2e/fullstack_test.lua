@@ -180,6 +180,40 @@ describe("examples/fullstack", function()
     assert.equal(0, H.orket("sandbox stop " .. math.tointeger(second.id), { cwd = dir }).status)
   end)
 
+  it("is written for Compose whole: every service, its addresses, health checks and depends_on", function()
+    if os.execute("command -v docker-compose >/dev/null 2>&1") ~= true then
+      return pending("docker-compose is not installed (scripts/deps.sh --test installs it)")
+    end
+    local dir = H.example("fullstack")
+    -- the cards that write the three services (the epic's deploy is not needed here)
+    for _, id in ipairs { "APP-1", "APP-2", "APP-3" } do
+      local r = H.orket("run " .. id, { cwd = dir })
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+    end
+    local r = H.orket("sandbox compose", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local p = io.popen("cd " .. H.quote(dir .. "/deploy") .. " && docker-compose -f compose.yaml config 2>&1 | python3 -c "
+      .. H.quote("import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))"))
+    local doc = cjson.decode(p:read("a"))
+    p:close()
+    local sv = doc.services
+    -- db: the SQLite file made from the seed, once, before the backend starts
+    assert.same({ db = { condition = "service_completed_successfully" } }, sv.backend.depends_on)
+    assert.same({ backend = { condition = "service_healthy" } }, sv.frontend.depends_on)
+    assert.equal("sqlite:////data/db.sqlite", sv.backend.environment.DB_URL)
+    assert.equal("http://backend:8080", sv.frontend.environment.BACKEND_URL)
+    assert.equal("8080", sv.frontend.environment.PORT)
+    assert.equal(8080, sv.frontend.ports[1].published)
+    assert.is_nil(sv.backend.ports)
+    -- each app's own check as the compose file said, the entry's orket.lua's
+    assert.equal("CMD-SHELL", sv.backend.healthcheck.test[1])
+    assert.matches("urllib.request.urlopen", sv.backend.healthcheck.test[2], 1, true)
+    assert.equal("200ms", sv.backend.healthcheck.interval)
+    assert.matches("GET /api/health", sv.frontend.healthcheck.test[2], 1, true)
+    assert.same({ "python3", "app.py" }, sv.backend.command)
+    assert.matches("/db/seed.sql:/seed/seed.sql:ro", table.concat(sv.db.volumes, " "), 1, true)
+  end)
+
   it("validates clean, and run.sh shows the loop as a newcomer runs it", function()
     if skip then return pending(skip) end
     local v = H.orket("validate " .. H.quote(H.ROOT .. "/examples/fullstack"))

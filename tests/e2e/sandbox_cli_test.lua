@@ -9,7 +9,11 @@ local function project(files, orket_lua)
   local dir = H.tmpdir() .. "/p"
   local r = H.orket("init " .. H.quote(dir))
   assert.equal(0, r.status, r.stderr)
-  for name, text in pairs(files) do H.write(dir .. "/workspace/" .. name, text) end
+  for name, text in pairs(files) do
+    local folder = name:match("^(.*)/")
+    if folder then os.execute("mkdir -p " .. H.quote(dir .. "/workspace/" .. folder)) end
+    H.write(dir .. "/workspace/" .. name, text)
+  end
   H.commit_main(dir, "the app")
   if orket_lua then
     local cfg = H.read(dir .. "/orket.lua")
@@ -22,6 +26,27 @@ local function compose_tool()
   for _, c in ipairs { "docker-compose", "podman-compose" } do
     if os.execute("command -v " .. c .. " >/dev/null 2>&1") then return c end
   end
+end
+
+-- compose_config(deploy_dir [, env]) -> what Debian's docker-compose makes of the written
+-- compose.yaml, as a table (its own YAML read by the PyYAML docker-compose runs on) | nil,
+-- its output | nil when docker-compose is not installed
+local function compose_config(deploy, env)
+  if os.execute("command -v docker-compose >/dev/null 2>&1") ~= true then return nil end
+  local p = io.popen("cd " .. H.quote(deploy) .. " && " .. (env or "") .. " docker-compose -f compose.yaml config 2>&1")
+  local out = p:read("a")
+  if not p:close() then return nil, out end
+  local f = assert(io.popen("python3 -c " .. H.quote("import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))")
+    .. " <<'EOF'\n" .. out .. "\nEOF\n"))
+  local text = f:read("a")
+  f:close()
+  return cjson.decode(text)
+end
+
+-- a Node.js project with an HTTP health check
+local function node_project()
+  return project({ ["package.json"] = '{"name":"n","scripts":{"start":"node server.js"}}', ["server.js"] = "" },
+    'sandbox = { health = { http = "/health" } }')
 end
 
 describe("orket sandbox", function()
@@ -71,9 +96,8 @@ describe("orket sandbox", function()
     assert.matches("unknown sandbox subcommand 'launch'", r.stderr, 1, true)
   end)
 
-  it("compose writes a file Compose accepts, and never replaces one unasked", function()
-    local dir = project({ ["package.json"] = '{"name":"n","scripts":{"start":"node server.js"}}', ["server.js"] = "" },
-      'sandbox = { health = { http = "/health" } }')
+  it("compose writes the file and a Dockerfile, and never replaces one unasked", function()
+    local dir = node_project()
     local r = H.orket("sandbox compose", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     local y = assert(H.read(dir .. "/deploy/compose.yaml"))
@@ -84,15 +108,95 @@ describe("orket sandbox", function()
     assert.equal(1, r.status)
     assert.matches("compose.yaml exists: not replaced (use --force)", r.stderr, 1, true)
     assert.equal(0, H.orket("sandbox compose --force", { cwd = dir }).status)
+  end)
+
+  it("compose's file is accepted by a Compose implementation", function()
     local tool = compose_tool()
-    if not tool then
-      print("\n  skipped: the Compose check (neither docker-compose nor podman-compose is installed)")
-      return
-    end
+    if not tool then return pending("neither docker-compose nor podman-compose is installed") end
+    local dir = node_project()
+    assert.equal(0, H.orket("sandbox compose", { cwd = dir }).status)
     local out = io.popen("cd " .. H.quote(dir .. "/deploy") .. " && " .. tool .. " -f compose.yaml config 2>&1; echo rc=$?"):read("a")
     assert.matches("rc=0", out, 1, true)
     assert.matches("/health", out, 1, true)
     assert.matches("8080", out, 1, true)
+  end)
+
+  it("compose writes every service of a plan, with its addresses, database, health and depends_on", function()
+    local dir = project({
+      ["compose.yaml"] = [[
+services:
+  api:
+    build: api
+    command: ["python3", "app.py", "--port", "{port}"]
+    depends_on: [db]
+    environment:
+      DSN: ${DB_URL}
+      PRICE: "5$ each"
+    ports: ["8000"]
+  db:
+    x-orket: { database: postgresql, seed: db/seed.sql }
+]],
+      ["db/seed.sql"] = "CREATE TABLE t (id int);\n",
+      ["api/app.py"] = "print('api')\n",
+    })
+    local r = H.orket("sandbox compose", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("wrote ./deploy/api.Dockerfile", r.stdout, 1, true)
+    assert.matches("FROM python:3.11", assert(H.read(dir .. "/deploy/api.Dockerfile")), 1, true)
+    local doc, out = compose_config(dir .. "/deploy", "POSTGRES_PASSWORD=s3cret")
+    if doc == nil and out == nil then return pending("docker-compose is not installed (scripts/deps.sh --test installs it)") end
+    assert.is_table(doc, out)
+    local db, api = doc.services.db, doc.services.api
+    assert.equal("postgres:15-bookworm", db.image)
+    assert.equal("s3cret", db.environment.POSTGRES_PASSWORD)
+    local seeded = false
+    for _, v in ipairs(db.volumes) do
+      local m = type(v) == "table" and v.target or v
+      seeded = seeded or tostring(m):find("/docker-entrypoint-initdb.d/seed.sql", 1, true) ~= nil
+    end
+    assert.is_true(seeded, cjson.encode(db.volumes))
+    assert.equal("CMD-SHELL", db.healthcheck.test[1])
+    assert.same({ db = { condition = "service_healthy" } }, api.depends_on)
+    assert.same({ "python3", "app.py", "--port", "8080" }, api.command)
+    -- the addresses the sandbox hands over, with the compose network's names
+    assert.equal("postgresql://app:s3cret@db:5432/app", api.environment.DB_URL)
+    assert.equal("postgresql://app:s3cret@db:5432/app", api.environment.DATABASE_URL)
+    assert.equal("postgresql://app:s3cret@db:5432/app", api.environment.DSN)
+    assert.equal("http://api:8080", api.environment.API_URL)
+    assert.equal("8080", api.environment.PORT)
+    -- a dollar from the tree stays a dollar (config prints it escaped again, as $$)
+    assert.equal("5$$ each", api.environment.PRICE)
+    assert.equal("CMD-SHELL", api.healthcheck.test[1])
+    assert.equal(8080, api.ports[1].target)
+    -- the database's password is asked for, never written
+    assert.is_nil(assert(H.read(dir .. "/deploy/compose.yaml")):find("s3cret", 1, true))
+    doc, out = compose_config(dir .. "/deploy", "env -u POSTGRES_PASSWORD")
+    assert.is_nil(doc)
+    assert.matches("set POSTGRES_PASSWORD to the database's password", out, 1, true)
+  end)
+
+  it("compose writes services found in folders, the one reached from outside after the others", function()
+    local dir = project({
+      ["web/package.json"] = '{"name":"w","scripts":{"start":"node server.js"}}', ["web/server.js"] = "",
+      ["api/requirements.txt"] = "flask\n", ["api/app.py"] = "print(1)\n",
+    })
+    local r = H.orket("sandbox compose", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    -- the folder's requirements installed in its image
+    assert.matches("pip install --no-cache-dir -r requirements.txt", assert(H.read(dir .. "/deploy/api.Dockerfile")), 1, true)
+    assert.matches("FROM node:20", assert(H.read(dir .. "/deploy/web.Dockerfile")), 1, true)
+    local doc, out = compose_config(dir .. "/deploy")
+    if doc == nil and out == nil then return pending("docker-compose is not installed (scripts/deps.sh --test installs it)") end
+    assert.is_table(doc, out)
+    local web, api = doc.services.web, doc.services.api
+    assert.same({ api = { condition = "service_healthy" } }, web.depends_on)
+    assert.is_nil(api.depends_on)
+    assert.equal("http://api:8080", web.environment.API_URL)
+    assert.equal("api", web.environment.API_HOST)
+    assert.equal("8080", web.environment.API_PORT)
+    assert.matches("/dev/tcp/127.0.0.1/8080", api.healthcheck.test[2], 1, true)
+    assert.equal(8080, web.ports[1].published)
+    assert.is_nil(api.ports)
   end)
 
   -- podman-compose (Debian 12's 1.0.3) turns the check into `podman run --healthcheck-command

@@ -115,4 +115,26 @@ describe("jsonout and pretty keep hostile text exact but inert", function()
     assert.has_error(function() cinert.decode({}, 1) end)
     assert.has_error(function() cinert.invisible("x") end)
   end)
+  it("bytes() escapes only what is not UTF-8, and says where it began", function()
+    assert.same({ "plain é \u{202e}" }, { inert.bytes("plain é \u{202e}") })
+    assert.same({ "caf\\xff \\xc3( \\xed\\xa0\\x80 é", 4 }, { inert.bytes("caf\255 \195( \237\160\128 é") })
+    local out = inert.bytes(string.rep("\255", 3))
+    assert.equal("\\xff\\xff\\xff", out)
+    assert.is_truthy(utf8.len(out))
+  end)
+
+  it("an LLM result's non-UTF-8 text is escaped and its call refused (orket.llm.common.utf8_result)", function()
+    local common = require "orket.llm.common"
+    local r = common.utf8_result { content = "ok\255", tool_calls = {
+      common.tool_call("c1", "write_file", '{"path":"a","content":"\255"}'),
+      common.tool_call("c2", "read_file", '{"path":"b"}') } }
+    assert.equal("ok\\xff", r.content)
+    assert.same({ "content (byte 3)", "tool_calls[1].arguments (byte 24)" }, r.escaped)
+    assert.same({}, r.tool_calls[1].arguments)
+    assert.equal('{"path":"a","content":"\\xff"}', r.tool_calls[1].raw_arguments)
+    assert.matches("^arguments are not valid UTF%-8 %(byte 24 ", r.tool_calls[1].arguments_error)
+    assert.same({ path = "b" }, r.tool_calls[2].arguments)
+    assert.is_nil(r.tool_calls[2].arguments_error)
+    assert.is_nil(common.utf8_result({ content = "fine", tool_calls = {} }).escaped)
+  end)
 end)

@@ -267,6 +267,29 @@ describe("store on " .. B.name(), function()
     db:close()
   end)
 
+  it("keeps text with bytes that are not UTF-8 escaped and noted, in records and events alike", function()
+    local db = open()
+    local sj = require "orket.store.journal"
+    local run = db:record_run { target = "E", kind = "epic" }
+    -- a tool's result read from a binary file, and a read cut inside a character (é cut)
+    local t1 = db:record_turn { run = run, card = "E-1", seat = "dev", turn = 1, response = { content = "ok" },
+      request = { messages = { { role = "tool", content = "caf\195" } } } }
+    db:record_tool_call { turn = t1, call_id = "k", tool = "read_file", arguments = { path = "bin\255" },
+      result = { content = "\255\254PNG", list = { "\128" } }, ok = true, run = run, card = "E-1" }
+    db:event { kind = "tool", card = "E-1", run = run, data = { out = "x\255" } }
+    local res = cjson.decode(sj.tool_call(db, t1, "k").result)
+    assert.same({ content = "\\xff\\xfePNG", list = { "\\x80" }, escaped_bytes = "bytes that are not UTF-8 are written as \\xNN" }, res)
+    local req = cjson.decode(db:row("SELECT request FROM turns WHERE id = " .. math.tointeger(t1)).request)
+    assert.equal("caf\\xc3", req.messages[1].content)
+    assert.is_string(req.escaped_bytes)
+    local ev = sj.event_data(db, run, "E-1", "tool")[1]
+    assert.same({ out = "x\\xff", escaped_bytes = "bytes that are not UTF-8 are written as \\xNN" }, ev)
+    -- text that is UTF-8 is stored as it is, with no note
+    db:event { kind = "tool", card = "E-2", run = run, data = { out = "café" } }
+    assert.same({ { out = "café" } }, sj.event_data(db, run, "E-2", "tool"))
+    db:close()
+  end)
+
   it("runs: summaries with steps and tokens as integers, times as ISO text", function()
     local db = open()
     local sr = require "orket.store.runs"

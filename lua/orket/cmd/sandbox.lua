@@ -174,6 +174,32 @@ local function relative(from, to)
   return #out == 0 and "." or table.concat(out, "/")
 end
 
+-- Several services: compose.yaml, and for each service's folder without a Dockerfile one
+-- beside compose.yaml (NAME.Dockerfile) and the folder's .dockerignore when it has none.
+local function write_services(cli, dir, out_dir, ctx, p, force)
+  local dockerfiles, sqlite = {}, false
+  for _, sv in ipairs(p.services) do sqlite = sqlite or sv.database == "sqlite" end
+  for _, sv in ipairs(p.services) do
+    local folder = dir .. "/workspace" .. (sv.dir ~= "" and ("/" .. sv.dir) or "")
+    if not sv.database and not uv.fs_stat(folder) then
+      cli.err("%s: the folder of service %s is not in main's tree", folder, sv.name)
+      return 1
+    end
+    if not sv.database and not uv.fs_stat(folder .. "/Dockerfile") then
+      local name = sv.name .. ".Dockerfile"
+      local df = compose.dockerfile { stack = compose.stack_of(sv), command = sv.command, install = sv.install, data = sqlite }
+      if not write(cli, out_dir, name, df, force) then return 1 end
+      dockerfiles[sv.name] = relative(uv.fs_realpath(folder), uv.fs_realpath(out_dir)) .. "/" .. name
+      if not uv.fs_stat(folder .. "/.dockerignore") and not write(cli, folder, ".dockerignore", compose.DOCKERIGNORE) then
+        return 1
+      end
+    end
+  end
+  local text = compose.yaml(p, { context = ctx, dockerfiles = dockerfiles })
+  if not write(cli, out_dir, "compose.yaml", text, force) then return 1 end
+  return 0
+end
+
 local function write_compose(args, cli)
   local force, out_dir = false, nil
   local dir, pos = cli.words(cmd, args, { ["--force"] = function() force = true end }, "an argument",
@@ -189,6 +215,7 @@ local function write_compose(args, cli)
   end
   -- the build context is the tree; a Dockerfile Orket writes goes beside compose.yaml
   local ctx = relative(uv.fs_realpath(out_dir), uv.fs_realpath(dir .. "/workspace"))
+  if p.services then return write_services(cli, dir, out_dir, ctx, p, force) end
   local text = compose.yaml(p, { name = s.name or "app", context = ctx,
     dockerfile = not p.dockerfile and relative(uv.fs_realpath(dir .. "/workspace"), uv.fs_realpath(out_dir)) .. "/Dockerfile" or nil })
   if not write(cli, out_dir, "compose.yaml", text, force) then return 1 end

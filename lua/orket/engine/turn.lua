@@ -425,6 +425,14 @@ local function calls_of(e, job, response)
   local calls = response.tool_calls or {}
   if #calls == 0 and job.role.dialect == "json" and e.toolcalls then
     local parsed, perr = e.toolcalls.from_text(response.content or "")
+    if parsed and response.escaped then
+      -- calls read from text whose bytes were escaped (orket.llm.common.utf8_result) are
+      -- refused as a native call's would be, never run on the escaped text
+      for _, c in ipairs(parsed) do
+        c.arguments, c.arguments_error = {}, "the reply is not valid UTF-8 (" .. table.concat(response.escaped, ", ")
+          .. "); send the text as UTF-8"
+      end
+    end
     if parsed then return parsed end
     if perr then return nil, perr end
   end
@@ -474,7 +482,7 @@ local function step_response(sp)
     local money = spend.record(e, job, res.usage)
     response = {
       content = res.content or "", tool_calls = res.tool_calls or {}, finish_reason = res.finish_reason,
-      usage = res.usage, model = res.model, provider = res.provider,
+      usage = res.usage, model = res.model, provider = res.provider, escaped = res.escaped,
     }
     sp.turn_id = assert(e.db:record_turn { run = job.run, card = job.card_id, seat = job.seat, role = job.role.name,
       turn = job.turn, model = res.model or job.model, request = { model = job.model, messages = model.msgs },

@@ -3,6 +3,7 @@
 local json = require "cjson.safe"
 local http = require "orket.c.http"
 local jsonout = require "orket.jsonout"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -360,6 +361,36 @@ function M.tool_call(id, name, raw, args)
     call.arguments_error = "arguments are " .. what
   end
   return call
+end
+
+--- utf8_result(result) -> result with the model's text made storable: both stores keep text
+--- as UTF-8 (PostgreSQL refuses other bytes), and the model's output is hostile. Content,
+--- call ids and names with bytes that are not UTF-8 keep them as \xNN (result.escaped
+--- lists the fields, for the journal); a call whose arguments hold such bytes is refused
+--- through arguments_error (the model sees why and can send it again), its raw_arguments
+--- kept escaped the same way. The one place every provider's reply passes.
+function M.utf8_result(r)
+  local escaped = {}
+  local function fix(s, what)
+    if type(s) ~= "string" then return s end
+    local out, at = inert.bytes(s)
+    if at then escaped[#escaped + 1] = string.format("%s (byte %d)", what, at) end
+    return out
+  end
+  r.content = fix(r.content, "content")
+  for i, c in ipairs(r.tool_calls or {}) do
+    local at = "tool_calls[" .. i .. "]"
+    c.id, c.name = fix(c.id, at .. ".id"), fix(c.name, at .. ".name")
+    local raw, bad = inert.bytes(c.raw_arguments or "")
+    if bad then
+      escaped[#escaped + 1] = string.format("%s.arguments (byte %d)", at, bad)
+      c.raw_arguments, c.arguments = raw, {}
+      c.arguments_error = string.format("arguments are not valid UTF-8 (byte %d of the arguments' JSON is "
+        .. "not part of a UTF-8 character, shown here as \\xNN); send the text as UTF-8", bad)
+    end
+  end
+  if #escaped > 0 then r.escaped = escaped end
+  return r
 end
 
 --- finish_usage(usage, messages, content, calls) -> usage, flagged estimated when needed.

@@ -201,9 +201,12 @@ function Client:chat(req)
   check_request(req)
   local p, model = self:resolve(req.model)
   if not p then return nil, model, "bad_request" end
-  if p.kind == "scripted" then return scripted.chat(p.script, p.name, model, req) end
-  if p.kind == "replay" then return replay.chat(p.replay, p.name, model, req) end
-  return transport.chat(p, model, req)
+  local r, msg, class, failure
+  if p.kind == "scripted" then r, msg, class, failure = scripted.chat(p.script, p.name, model, req)
+  elseif p.kind == "replay" then r, msg, class, failure = replay.chat(p.replay, p.name, model, req)
+  else r, msg, class, failure = transport.chat(p, model, req) end
+  if not r then return nil, msg, class, failure end
+  return common.utf8_result(r)
 end
 
 --- client:observe{model=, messages=, meta=}: tells a provider that keeps state between

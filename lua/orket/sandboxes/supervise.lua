@@ -8,7 +8,6 @@
 -- prefixes each line a service writes with its name, and, when any service ends, stops
 -- the others and ends with its status, so the sandbox's owner sees the app end. Every
 -- value from the tree reaches the script single-quoted: data, never code.
-local compose = require "orket.sandboxes.compose"
 local plan_mod = require "orket.sandboxes.plan"
 local database = require "orket.sandboxes.database"
 
@@ -45,23 +44,31 @@ function M.ports(p, port)
   return out
 end
 
---- handed(plan, ports [, home]) -> the variables every service is given: each service's
---- URL, port and host (a database's URL its connection string, orket.sandboxes.database,
---- which needs the sandbox's folder home), and DATABASE_URL when there is one database
-function M.handed(p, ports, home)
+--- addresses(plan, at) -> the variables every service is given, each service's place as
+--- at(sv) -> url, host, port says: NAME_URL, NAME_PORT, NAME_HOST, and DATABASE_URL when
+--- there is one database. The sandbox's (handed) and a compose file's (orket.sandboxes.compose)
+--- places differ; the names are the same.
+function M.addresses(p, at)
   local env, dbs = {}, {}
   for _, sv in ipairs(p.services) do
     local v = M.var(sv.name)
-    env[v .. "_URL"] = string.format("http://127.0.0.1:%d", ports[sv.name])
-    if sv.database then
-      env[v .. "_URL"] = database.url(home or "", sv, ports[sv.name])
-      dbs[#dbs + 1] = env[v .. "_URL"]
-    end
-    env[v .. "_PORT"] = tostring(ports[sv.name])
-    env[v .. "_HOST"] = "127.0.0.1"
+    local url, host, port = at(sv)
+    env[v .. "_URL"], env[v .. "_HOST"], env[v .. "_PORT"] = url, host, tostring(port)
+    if sv.database then dbs[#dbs + 1] = url end
   end
   if #dbs == 1 then env.DATABASE_URL = dbs[1] end
   return env
+end
+
+--- handed(plan, ports [, home]) -> the variables every service is given in a sandbox: each
+--- service on 127.0.0.1 at its port (a database's URL its connection string,
+--- orket.sandboxes.database, which needs the sandbox's folder home)
+function M.handed(p, ports, home)
+  return M.addresses(p, function(sv)
+    local port = ports[sv.name]
+    local url = sv.database and database.url(home or "", sv, port) or string.format("http://127.0.0.1:%d", port)
+    return url, "127.0.0.1", port
+  end)
 end
 
 -- ${NAME} and $NAME in a compose value, for the variables Orket hands over (others stay)
@@ -74,10 +81,15 @@ end
 --- HOST), every service's address, its own port in $port_env, then its compose
 --- environment (which may name the others' as ${BACKEND_URL})
 function M.env_of(p, sv, ports, base, home)
+  return M.env_with(p, sv, ports[sv.name], base, M.handed(p, ports, home))
+end
+
+--- env_with(plan, sv, port, base, addresses) -> as env_of, with the addresses given
+function M.env_with(p, sv, port, base, addresses)
   local env = {}
   for k, v in pairs(base) do env[k] = v end
-  for k, v in pairs(M.handed(p, ports, home)) do env[k] = v end
-  env[p.port_env] = tostring(ports[sv.name])
+  for k, v in pairs(addresses) do env[k] = v end
+  env[p.port_env] = tostring(port)
   for k, v in pairs(sv.env or {}) do env[k] = interpolate(v, env) end
   return env
 end
@@ -91,13 +103,33 @@ local function env_words(env)
   return table.concat(out, " ")
 end
 
+--- health_test(health, port) -> the health check as a command every image with bash can
+--- run (also a compose file's, orket.sandboxes.compose): a TCP connect
+--- through bash's /dev/tcp, and for HTTP a request whose status line must be 2xx or 3xx. In
+--- the CMD-SHELL form, one string for /bin/sh: podman-compose (Debian 12's 1.0.3) joins a
+--- CMD list's words with quotes that break any word holding a space, so the check always
+--- failed. The script holds no single quote (the path keeps only what a URL path needs and
+--- no shell reads inside double quotes), so it goes between single quotes as it is.
+function M.health_test(h, port)
+  local script
+  if h.kind == "http" then
+    local path = h.path:gsub("[^%w%-%._~/%?=&+:@,;%%]", ""):gsub("%%", "%%%%")
+    script = string.format("exec 3<>/dev/tcp/127.0.0.1/%d && printf \"GET %s HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n\" >&3 "
+      .. "&& head -n 1 <&3 | grep -q \" [23][0-9][0-9]\"", port, path)
+  else
+    script = string.format("exec 3<>/dev/tcp/127.0.0.1/%d", port)
+  end
+  return { "CMD-SHELL", "exec bash -c '" .. script .. "'" }
+end
+
+
 -- the command that tells a started service healthy, run in its folder with its environment
 local function health_argv(sv, port)
   local h = sv.health
   if h and h.kind == "cmd" then return h.argv end
   if h and h.kind == "none" then return nil end
   -- compose's form ["CMD-SHELL", text]: the text, for /bin/sh
-  local test = compose.health_test(h and h.kind == "http" and h or { kind = "tcp" }, port)
+  local test = M.health_test(h and h.kind == "http" and h or { kind = "tcp" }, port)
   return { "/bin/sh", "-c", test[2] }
 end
 

@@ -7,6 +7,7 @@
 -- commits or rolls back, so no later id becomes visible before N. Ids stay a safe cursor;
 -- a rollback leaves a gap, never a late arrival.
 local json = require "cjson.safe"
+local records = require "orket.store.records"
 
 local M = {}
 
@@ -28,8 +29,7 @@ end
 --- item(e) -> the event as one element of the JSON array the store's batched insert reads
 --- ({"k": kind, "c": card, "r": run, "a": actor, "d": data}); raises on data that is not JSON
 function M.item(e)
-  local data, jerr = json.encode(e.data == nil and {} or e.data)
-  if not data then error("pgjournal: event data is not JSON data: " .. tostring(jerr), 3) end
+  local data = records.encode(e.data, "event data")
   local run = e.run
   if run ~= nil and math.type(run) ~= "integer" then run = math.tointeger(run) or error("pgjournal: event run is not an integer", 3) end
   return string.format('{"k":%s,"c":%s,"r":%s,"a":%s,"d":%s}', json.encode(e.kind), e.card == nil and "null" or json.encode(e.card),
@@ -39,8 +39,7 @@ end
 --- insert(q, e) -> id | nil, message, code: append's insert alone, for a transaction that
 --- already holds the lock (the PostgreSQL store's write transactions take it at BEGIN)
 function M.insert(q, e)
-  local data, jerr = json.encode(e.data == nil and {} or e.data)
-  if not data then error("pgjournal: event data is not JSON data: " .. tostring(jerr), 2) end
+  local data = records.encode(e.data, "event data")
   local rows, err, code, state = q:query([[INSERT INTO events (at, kind, card_id, run_id, actor, data)
     VALUES (now(), $1, $2, $3, $4, $5::jsonb) RETURNING id]], e.kind, e.card, e.run, e.actor, data)
   if not rows then return nil, err, code, state end

@@ -5,16 +5,38 @@
 -- same text) and how it stores a boolean. The DB must have run, rows, tx, event,
 -- conn:depth() and conn:run().
 local json = require "cjson.safe"
+local inert = require "orket.inert"
 
 local M = {}
 
+-- The note a stored object carries when its text had bytes that are not UTF-8
+M.ESCAPED_NOTE = "escaped_bytes"
+
+-- v with every string in it (names too) as inert.bytes writes it; tables copied, their
+-- metatables (cjson's array marks) kept
+local function utf8_copy(v)
+  if type(v) == "string" then return (inert.bytes(v)) end
+  if type(v) ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do out[utf8_copy(k)] = utf8_copy(x) end
+  return setmetatable(out, getmetatable(v))
+end
+
 --- encode(v, what) -> JSON text of v ("{}" for nil); raises naming what when v is not
---- JSON data (at the level of the record method's caller)
+--- JSON data (at the level of the record method's caller). Both stores keep UTF-8 text
+--- (PostgreSQL refuses other bytes) and what is recorded holds hostile text (a tool's
+--- result from a binary file, a read cut inside a character): bytes that are not UTF-8 are
+--- written as \xNN, and an object says so in its escaped_bytes field, the same on both.
 local function encode(v, what)
   if v == nil then return "{}" end
   local s, err = json.encode(v)
   if not s then error(string.format("store: %s is not JSON data: %s", what, err), 3) end
-  return s
+  if utf8.len(s) then return s end
+  local c = utf8_copy(v)
+  if type(c) == "table" and next(c) ~= nil and rawlen(c) == 0 then
+    c[M.ESCAPED_NOTE] = "bytes that are not UTF-8 are written as \\xNN"
+  end
+  return (json.encode(c))
 end
 M.encode = encode
 
