@@ -494,5 +494,25 @@ CREATE INDEX audit_log_signed ON audit_log(seq) WHERE sig IS NOT NULL;
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log
   BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
 ]],
+  },  {
+    version = 19,
+    name = "app grants: sandbox apps' tickets and sessions",
+    -- orket.store.app_grants: in the store, not one server's memory, so that a ticket
+    -- made by one `orket serve` is redeemed by another on the same database
+    sql = [[
+CREATE TABLE app_grants (
+  hash          TEXT PRIMARY KEY,
+  kind          TEXT NOT NULL CHECK (kind IN ('ticket', 'session')),
+  sandbox_id    INTEGER NOT NULL,
+  key_id        TEXT,
+  local_use     INTEGER NOT NULL DEFAULT 0,
+  board         TEXT,
+  board_expires INTEGER,
+  role          TEXT NOT NULL,
+  start         TEXT,
+  expires       INTEGER NOT NULL
+);
+CREATE INDEX app_grants_expires ON app_grants(expires);
+]],
   },
 }

@@ -402,6 +402,25 @@ $$;
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log
   FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
 ]],
+  },  {
+    version = 9,
+    sqlite = 19,
+    name = "app grants: sandbox apps' tickets and sessions (SQLite 19)",
+    sql = [[
+CREATE TABLE app_grants (
+  hash          text PRIMARY KEY,
+  kind          text NOT NULL CHECK (kind IN ('ticket', 'session')),
+  sandbox_id    bigint NOT NULL,
+  key_id        text,
+  local_use     integer NOT NULL DEFAULT 0,
+  board         text,
+  board_expires bigint,
+  role          text NOT NULL,
+  start         text,
+  expires       bigint NOT NULL
+);
+CREATE INDEX app_grants_expires ON app_grants(expires);
+]],
   },
 }
 
