@@ -67,4 +67,44 @@ describe("a store whose primary fails over to its standby", function()
     assert.equal(0, s.stop())
     live.close()
   end)
+
+  it("keeps `orket worker` working: it waits for the store, then the board ends as without the failover", function()
+    local ok, why = PG.available()
+    if not ok then return pending("skipped: " .. why) end
+    local ref = H.example("notes")
+    assert.equal(0, H.orket("run NOTES", { cwd = ref }).status)
+    local want = H.board_state(ref)
+    local primary = PG.start { commits_survive_kill = true }
+    local standby
+    local dir = H.example("notes", { import = false })
+    finally(function()
+      local pid = tonumber(H.read(dir .. "/w.pid") or "")
+      if pid then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+      if standby then standby.stop() end
+      primary.stop()
+    end)
+    standby = PG.standby(primary)
+    local url = primary.url:gsub("host=([^&]*)", "host=%1," .. standby.dir) .. "&target_session_attrs=read-write"
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nstore = { url = %q }\n", url))
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    -- every answer takes 0.7 s: the primary goes while a turn is out
+    local script = H.read(dir .. "/script.lua")
+    H.write(dir .. "/script.lua", (script:gsub("return { rules",
+      "for _, r in ipairs(rules) do r.reply.delay_ms = 700 end\nreturn { rules", 1)))
+    os.execute(string.format("cd %s && { %s worker --start NOTES --drain >w.out 2>w.err & echo $! >w.pid; wait $!; "
+      .. "echo $? >w.rc; } >/dev/null 2>&1 &", H.quote(dir), H.quote(H.BIN)))
+    H.wait_for(function() return (H.read(dir .. "/w.out") or ""):find('"turn_start"', 1, true) end, "the first turn", 600)
+    orket.sleep(1000)
+    primary.kill()
+    orket.sleep(300)
+    standby.promote()
+    local rc = H.wait_for(function() return (H.read(dir .. "/w.rc") or ""):match("%d+") end, "the worker to end", 6000)
+    local out = H.read(dir .. "/w.out")
+    assert.equal("0", rc, out .. (H.read(dir .. "/w.err") or ""))
+    assert.matches('"type":"store_lost"', out)
+    assert.matches('"type":"store_back"', out)
+    assert.matches('"status":"done","tokens":%d+,"type":"run_end"', out)
+    H.write(dir .. "/script.lua", script)
+    assert.equal(want, H.board_state(dir))
+  end)
 end)

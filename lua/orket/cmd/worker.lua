@@ -150,8 +150,24 @@ function cmd.run(args, cli)
     emit { type = "worker_start", lease_ms = o.lease_ms }
     phase.at_start(e.db, e.settings, o.dir, emit, recheck.due) -- the bug-fix phases (docs/sandbox.md)
     local ops = lease_mod.ops(e.db)
+    -- The store lost (PostgreSQL's primary gone, a standby not yet promoted): said once,
+    -- then the worker asks again every second until the store answers, and works on. A
+    -- transaction in flight was rolled back whole; the run is left running for all.
+    local lost = false
+    local function store_lost(why)
+      if not lost then emit { type = "store_lost", error = tostring(why) } end
+      lost = true
+      e.db:clear_journal_error()
+      rt.sleep(1000)
+    end
     while not stopping do
-      local runs = ops.queued(e.db)
+      local qok, runs = pcall(ops.queued, e.db)
+      if not qok then
+        store_lost(runs)
+        goto continue
+      end
+      if lost then emit { type = "store_back" } end
+      lost = false
       if #runs == 0 and o.drain then break end
       local worked = false
       for _, r in ipairs(runs) do
@@ -161,13 +177,19 @@ function cmd.run(args, cli)
           worked = true
           local ok, res = pcall(e.execute, e, r.id)
           claims.release_worker(hold)
+          local gone = e.db:journal_error()
+          if gone then
+            store_lost(gone)
+            break
+          end
           if not ok then
             failure = tostring(res)
             stopping = true
           end
         end
       end
-      if not worked and not stopping then keeper:idle(keeper.poll_ms * 2) end
+      if not worked and not stopping and not lost then keeper:idle(keeper.poll_ms * 2) end
+      ::continue::
     end
   end)
   local ok, terr = t:join()
