@@ -135,6 +135,21 @@ function M.start(o)
   return s
 end
 
+--- on(dir, url[, delay_ms]) -> the project's script.lua as it was: the project in dir (an
+--- example with a scripted model) names the store at url and is imported there; delay_ms:
+--- every scripted answer takes that long (a server can then be stopped while a turn is out)
+function M.on(dir, url, delay_ms)
+  H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nstore = { url = %q }\n", url))
+  local r = H.orket("import", { cwd = dir })
+  assert(r.status == 0, "orket import failed: " .. tostring(r.stderr))
+  local script = H.read(dir .. "/script.lua")
+  if delay_ms and script then
+    H.write(dir .. "/script.lua", (script:gsub("return { rules",
+      "for _, r in ipairs(rules) do r.reply.delay_ms = " .. delay_ms .. " end\nreturn { rules", 1)))
+  end
+  return script
+end
+
 --- standby(primary) -> server {dir, url, promote(), stop()} | raises: a streaming standby
 --- of a server M.start made (docs/workers.md, "A database that fails over"): pg_basebackup
 --- -R copies the primary's data and writes standby.signal with its connection settings;

@@ -24,9 +24,7 @@ describe("a store whose primary fails over to its standby", function()
     standby = PG.standby(primary)
     local url = primary.url:gsub("host=([^&]*)", "host=%1," .. standby.dir) .. "&target_session_attrs=read-write"
     local dir = H.example("notes", { import = false })
-    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nstore = { url = %q }\n", url))
-    local r = H.orket("import", { cwd = dir })
-    assert.equal(0, r.status, r.stderr)
+    PG.on(dir, url)
     local admin = H.api_key(dir, "admin", "admin")
     -- (the test asks often while it waits: no rate limit in the way)
     local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000" } })
@@ -85,12 +83,8 @@ describe("a store whose primary fails over to its standby", function()
     end)
     standby = PG.standby(primary)
     local url = primary.url:gsub("host=([^&]*)", "host=%1," .. standby.dir) .. "&target_session_attrs=read-write"
-    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nstore = { url = %q }\n", url))
-    assert.equal(0, H.orket("import", { cwd = dir }).status)
     -- every answer takes 0.7 s: the primary goes while a turn is out
-    local script = H.read(dir .. "/script.lua")
-    H.write(dir .. "/script.lua", (script:gsub("return { rules",
-      "for _, r in ipairs(rules) do r.reply.delay_ms = 700 end\nreturn { rules", 1)))
+    local script = PG.on(dir, url, 700)
     os.execute(string.format("cd %s && { %s worker --start NOTES --drain >w.out 2>w.err & echo $! >w.pid; wait $!; "
       .. "echo $? >w.rc; } >/dev/null 2>&1 &", H.quote(dir), H.quote(H.BIN)))
     H.wait_for(function() return (H.read(dir .. "/w.out") or ""):find('"turn_start"', 1, true) end, "the first turn", 600)
