@@ -84,6 +84,53 @@ local function join(e, dir, r)
   return hold
 end
 
+-- The store lost (PostgreSQL's primary gone, a standby not yet promoted): said once, then
+-- the worker asks again every second until the store answers, and works on. A transaction
+-- in flight was rolled back whole; the run is left running for all. st.lost: said already.
+local function store_lost(e, emit, st, why)
+  if not st.lost then emit { type = "store_lost", error = tostring(why) } end
+  st.lost = true
+  e.db:clear_journal_error()
+  rt.sleep(1000)
+end
+
+-- Works the runs left to workers until stopping() (or, with --drain, none is left):
+-- -> nil | the error that ended a run (stop() was called then)
+local function work(e, o, emit, keeper, stopping, stop)
+  local ops, st = lease_mod.ops(e.db), { lost = false }
+  while not stopping() do
+    local qok, runs = pcall(ops.queued, e.db)
+    if not qok then
+      store_lost(e, emit, st, runs)
+      goto continue
+    end
+    if st.lost then emit { type = "store_back" } end
+    st.lost = false
+    if #runs == 0 and o.drain then break end
+    local worked = false
+    for _, r in ipairs(runs) do
+      if stopping() then break end
+      local hold = join(e, o.dir, r)
+      if hold then
+        worked = true
+        local ok, res = pcall(e.execute, e, r.id)
+        claims.release_worker(hold)
+        local gone = e.db:journal_error()
+        if gone then
+          store_lost(e, emit, st, gone)
+          break
+        end
+        if not ok then
+          stop()
+          return tostring(res)
+        end
+      end
+    end
+    if not worked and not stopping() and not st.lost then keeper:idle(keeper.poll_ms * 2) end
+    ::continue::
+  end
+end
+
 function cmd.run(args, cli)
   -- the parent, read first thing: one that died while this process started is pid 1 already
   local parent = uv.os_getppid()
@@ -149,48 +196,7 @@ function cmd.run(args, cli)
     end
     emit { type = "worker_start", lease_ms = o.lease_ms }
     phase.at_start(e.db, e.settings, o.dir, emit, recheck.due) -- the bug-fix phases (docs/sandbox.md)
-    local ops = lease_mod.ops(e.db)
-    -- The store lost (PostgreSQL's primary gone, a standby not yet promoted): said once,
-    -- then the worker asks again every second until the store answers, and works on. A
-    -- transaction in flight was rolled back whole; the run is left running for all.
-    local lost = false
-    local function store_lost(why)
-      if not lost then emit { type = "store_lost", error = tostring(why) } end
-      lost = true
-      e.db:clear_journal_error()
-      rt.sleep(1000)
-    end
-    while not stopping do
-      local qok, runs = pcall(ops.queued, e.db)
-      if not qok then
-        store_lost(runs)
-        goto continue
-      end
-      if lost then emit { type = "store_back" } end
-      lost = false
-      if #runs == 0 and o.drain then break end
-      local worked = false
-      for _, r in ipairs(runs) do
-        if stopping then break end
-        local hold = join(e, o.dir, r)
-        if hold then
-          worked = true
-          local ok, res = pcall(e.execute, e, r.id)
-          claims.release_worker(hold)
-          local gone = e.db:journal_error()
-          if gone then
-            store_lost(gone)
-            break
-          end
-          if not ok then
-            failure = tostring(res)
-            stopping = true
-          end
-        end
-      end
-      if not worked and not stopping and not lost then keeper:idle(keeper.poll_ms * 2) end
-      ::continue::
-    end
+    failure = work(e, o, emit, keeper, function() return stopping end, function() stopping = true end)
   end)
   local ok, terr = t:join()
   for _, h in ipairs(signals) do h:close() end
