@@ -506,7 +506,7 @@ describe("orket serve", function()
       .. "token_env = \"FORGE_TOKEN\", api_url = \"http://127.0.0.1:9\", "
       .. "webhook_secret_env = \"FORGE_HOOK_SECRET\" }\n")
     local admin = key(dir, "admin", "admin")
-    local env = { FORGE_HOOK_SECRET = "s3cret", ORKET_SERVE_LIMITS = "heartbeat_ms=600000" }
+    local env = { FORGE_HOOK_SECRET = "s3cret", ORKET_SERVE_LIMITS = "heartbeat_ms=600000,auth_fail_rate=0.01,auth_fail_burst=2" }
     local a = start(dir, { env = env })
     local dir2 = H.tmpdir()
     os.execute("cp -R " .. H.quote(dir .. "/.") .. " " .. H.quote(dir2) .. " && rm -f " .. H.quote(dir2) .. "/serve.*")
@@ -572,6 +572,11 @@ describe("orket serve", function()
     db:close()
     assert.equal(2, #rows)
     assert.same({ "d-1", "d-2" }, { rows[1].delivery, rows[2].delivery })
+    -- failed authentications count over both servers: two on A, and B refuses the address
+    local bad = "ork_0000000000000000_" .. string.rep("0", 43)
+    assert.equal(401, (get(a.url .. "/v1/board", { headers = bearer(bad) })))
+    assert.equal(401, (get(a.url .. "/v1/board", { headers = bearer(bad) })))
+    assert.equal(429, (get(b.url .. "/v1/board", { headers = bearer(admin) })))
     assert.equal(0, b.stop())
     assert.equal(0, a.stop())
     on_b.close()

@@ -514,5 +514,19 @@ CREATE TABLE app_grants (
 );
 CREATE INDEX app_grants_expires ON app_grants(expires);
 ]],
+  },  {
+    version = 20,
+    name = "rate buckets: limits shared by every server",
+    -- orket.store.rate_buckets: failed authentications per address, counted over every
+    -- `orket serve` on the database
+    sql = [[
+CREATE TABLE rate_buckets (
+  scope  TEXT NOT NULL,
+  name   TEXT NOT NULL,
+  tokens REAL NOT NULL,
+  at_ms  INTEGER NOT NULL,
+  PRIMARY KEY (scope, name)
+);
+]],
   },
 }

@@ -421,6 +421,19 @@ CREATE TABLE app_grants (
 );
 CREATE INDEX app_grants_expires ON app_grants(expires);
 ]],
+  },  {
+    version = 10,
+    sqlite = 20,
+    name = "rate buckets: limits shared by every server (SQLite 20)",
+    sql = [[
+CREATE TABLE rate_buckets (
+  scope  text NOT NULL,
+  name   text NOT NULL,
+  tokens double precision NOT NULL,
+  at_ms  bigint NOT NULL,
+  PRIMARY KEY (scope, name)
+);
+]],
   },
 }
 
