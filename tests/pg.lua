@@ -131,6 +131,63 @@ function M.start(o)
   os.execute("chmod 600 " .. q(s.passfile))
   s.url = string.format("postgresql://%s@/postgres?host=%s&passfile=%s", M.USER, dir, s.passfile)
     .. (o.tcp_port and "&port=" .. o.tcp_port or "")
+  s.opts, s.wrap = opts, wrap
+  return s
+end
+
+--- on(dir, url[, delay_ms]) -> the project's script.lua as it was: the project in dir (an
+--- example with a scripted model) names the store at url and is imported there; delay_ms:
+--- every scripted answer takes that long (a server can then be stopped while a turn is out)
+function M.on(dir, url, delay_ms)
+  H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nstore = { url = %q }\n", url))
+  local r = H.orket("import", { cwd = dir })
+  assert(r.status == 0, "orket import failed: " .. tostring(r.stderr))
+  local script = H.read(dir .. "/script.lua")
+  if delay_ms and script then
+    H.write(dir .. "/script.lua", (script:gsub("return { rules",
+      "for _, r in ipairs(rules) do r.reply.delay_ms = " .. delay_ms .. " end\nreturn { rules", 1)))
+  end
+  return script
+end
+
+--- standby(primary) -> server {dir, url, promote(), stop()} | raises: a streaming standby
+--- of a server M.start made (docs/workers.md, "A database that fails over"): pg_basebackup
+--- -R copies the primary's data and writes standby.signal with its connection settings;
+--- the standby listens on a socket in a directory of its own. promote() makes it the primary.
+function M.standby(primary)
+  local wrap = primary.wrap
+  local dir = assert(uv.fs_mkdtemp(H.scratch() .. "/orket-pg.XXXXXX"))
+  H.write(dir .. "/owner", tostring(uv.os_getpid()) .. " " .. pid_ns() .. "\n")
+  if wrap ~= "" then assert(sh("chown -R nobody " .. q(dir) .. " && chmod 700 " .. q(dir))) end
+  -- the server reads the password from a passfile it owns (the one pg_basebackup -R names)
+  local passfile = dir .. "/replica.pgpass"
+  H.write(passfile, string.format("*:*:*:%s:%s\n", M.USER, primary.password))
+  os.execute("chmod 600 " .. q(passfile) .. (wrap ~= "" and " && chown nobody " .. q(passfile) or ""))
+  local s = { dir = dir }
+  function s.stop()
+    if s.stopped then return end
+    s.stopped = true
+    sh(string.format("cd %s && %s%s/pg_ctl -D %s -m immediate -w stop", q(dir), wrap, M.BIN, q(dir .. "/data")))
+    os.execute("rm -rf " .. q(dir))
+  end
+  local ok, out = sh(string.format("cd %s && PGPASSFILE=%s %s%s/pg_basebackup -R -X stream -D %s -h %s -U %s",
+    q(dir), q(passfile), wrap, M.BIN, q(dir .. "/data"), q(primary.dir), M.USER))
+  if ok then
+    -- its own socket directory; the rest of the primary's settings
+    local opts = primary.opts:gsub("unix_socket_directories='[^']*'", "unix_socket_directories='" .. dir .. "'")
+    ok, out = sh(string.format("cd %s && PGPASSFILE=%s %s%s/pg_ctl -D %s -l %s -w -t 60 -o %s start", q(dir), q(passfile),
+      wrap, M.BIN, q(dir .. "/data"), q(dir .. "/server.log"), q(opts)))
+  end
+  if not ok then
+    local log = H.read(dir .. "/server.log") or ""
+    s.stop()
+    error("the standby did not start:\n" .. out .. log)
+  end
+  function s.promote()
+    local pok, pout = sh(string.format("cd %s && %s%s/pg_ctl -D %s -w -t 60 promote", q(dir), wrap, M.BIN, q(dir .. "/data")))
+    assert(pok, "pg_ctl promote failed:\n" .. pout)
+  end
+  s.url = primary.url:gsub("host=[^&]*", "host=" .. dir)
   return s
 end
 

@@ -26,12 +26,8 @@ describe("a run on PostgreSQL", function()
       if pid then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
       server.stop()
     end)
-    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nstore = { url = %q }\n", server.url))
-    assert.equal(0, H.orket("import", { cwd = dir }).status)
     -- every answer takes 1.5 s: the server is killed while a model call is out
-    local script = H.read(dir .. "/script.lua")
-    H.write(dir .. "/script.lua", (script:gsub("return { rules",
-      "for _, r in ipairs(rules) do r.reply.delay_ms = 1500 end\nreturn { rules", 1)))
+    local script = PG.on(dir, server.url, 1500)
     os.execute(string.format("cd %s && { %s run NOTES --json >out.jsonl 2>err.txt & echo $! >run.pid; wait $!; "
       .. "echo $? >status.txt; } >/dev/null 2>&1 &", H.quote(dir), H.quote(H.BIN)))
     H.wait_for(function() return (H.read(dir .. "/out.jsonl") or ""):find('"turn_start"', 1, true) end,

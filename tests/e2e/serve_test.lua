@@ -495,4 +495,90 @@ describe("orket serve", function()
     wait_for(live.done, "the stream's end")
     live.close()
   end)
+
+  -- Two servers on one database are one service: what a client made on one (a session, a
+  -- cursor in the journal, a webhook delivery's id) holds on the other.
+  pg_it("on PostgreSQL, serves any request on any of two servers: a session, a stream moved with Last-Event-ID, "
+    .. "a webhook delivered to both", function()
+    local crypto = require "orket.c.crypto"
+    local dir = project()
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "\ngit = { remote = \"file://" .. dir .. "/remote.git\", forge = \"gitea\", repo = \"acme/notes\", "
+      .. "token_env = \"FORGE_TOKEN\", api_url = \"http://127.0.0.1:9\", "
+      .. "webhook_secret_env = \"FORGE_HOOK_SECRET\" }\n")
+    local admin = key(dir, "admin", "admin")
+    local env = { FORGE_HOOK_SECRET = "s3cret", ORKET_SERVE_LIMITS = "heartbeat_ms=600000,auth_fail_rate=0.01,auth_fail_burst=2" }
+    local a = start(dir, { env = env })
+    local dir2 = H.tmpdir()
+    os.execute("cp -R " .. H.quote(dir .. "/.") .. " " .. H.quote(dir2) .. " && rm -f " .. H.quote(dir2) .. "/serve.*")
+    local b = start(dir2, { env = env })
+    -- a session made on A reads and writes on B; signed out on B, it is gone on A too
+    local st, text, hs = get(a.url .. "/v1/session", { method = "POST", headers = { "Content-Type: application/json" },
+      body = cjson.encode { key = admin } })
+    assert.equal(200, st, text)
+    local cookie = assert(hs["set-cookie"]):match("^([^;]+)")
+    local csrf = cjson.decode(text).csrf
+    assert.equal(200, (get(b.url .. "/v1/board", { headers = { "Cookie: " .. cookie } })))
+    st, text = get(b.url .. "/v1/cards/API-2/comments", { method = "POST", headers = { "Cookie: " .. cookie,
+      "X-CSRF-Token: " .. csrf, "Content-Type: application/json" }, body = '{"body":"Through B with a session from A."}' })
+    assert.equal(200, st, text)
+    -- a stream on A, ended; the client goes on at B from its last id: nothing lost, nothing twice
+    local function ids(t)
+      local out = {}
+      for id in t:gmatch("\nid: (%d+)") do out[#out + 1] = tonumber(id) end
+      return out
+    end
+    local on_a = H.stream { url = a.url .. "/v1/events?after=0", headers = bearer(admin), total_timeout_ms = 60000 }
+    wait_for(function() return on_a.text():find("Through B", 1, true) or on_a.text():find("event: comment\n", 1, true) end,
+      "the replay on A")
+    orket.sleep(100)
+    local seen_a = ids(on_a.text())
+    on_a.close()
+    local last = seen_a[#seen_a]
+    -- written while the client is away, through A
+    assert.equal(200, (get(a.url .. "/v1/cards/API-2/comments", { method = "POST", headers = bearer(admin),
+      body = '{"body":"While the client moved."}' })))
+    local on_b = H.stream { url = b.url .. "/v1/events", headers = { "Authorization: Bearer " .. admin,
+      "Last-Event-ID: " .. last }, total_timeout_ms = 60000 }
+    wait_for(function() return select(2, on_b.text():gsub("event: comment\n", "")) >= 1 end, "the missed event on B")
+    -- and live: written through A, seen on B
+    assert.equal(200, (get(a.url .. "/v1/cards/API-2/comments", { method = "POST", headers = bearer(admin),
+      body = '{"body":"Live through A."}' })))
+    wait_for(function() return select(2, on_b.text():gsub("event: comment\n", "")) >= 2 end, "A's live event on B")
+    orket.sleep(100)
+    local all = seen_a
+    for _, id in ipairs(ids(on_b.text())) do all[#all + 1] = id end
+    local db = assert(require("orket.project").open_store(dir, false))
+    local journal = {}
+    for _, r in ipairs(assert(db:rows("SELECT id FROM events ORDER BY id"))) do journal[#journal + 1] = r.id end
+    assert.same(journal, all) -- every event once, in order, across the move
+    -- one delivery sent to both servers (in turn, then at once) acts once: one row, the
+    -- other answer a duplicate
+    local body = H.read(H.ROOT .. "/tests/fixtures/forge/gitea_review_rejected.json"):gsub('"number": 1,', '"number": 99,')
+    local function deliver(s, id)
+      local dst, dtext = H.fetch { url = s.url .. "/v1/webhooks/gitea", method = "POST", body = body,
+        headers = { "Content-Type: application/json", "X-Gitea-Event: pull_request", "X-Gitea-Event-Type: pull_request_review_rejected",
+          "X-Gitea-Delivery: " .. id, "X-Gitea-Signature: " .. crypto.hmac_sha256("s3cret", body) }, total_timeout_ms = 20000 }
+      assert.equal(200, dst, dtext)
+      return cjson.decode(dtext).outcome
+    end
+    assert.equal("ignored", deliver(a, "d-1"))
+    assert.equal("duplicate", deliver(b, "d-1"))
+    local outs = {}
+    local t1 = orket.spawn(function() outs[1] = deliver(a, "d-2") end)
+    local t2 = orket.spawn(function() outs[2] = deliver(b, "d-2") end)
+    assert(t1:join())
+    assert(t2:join())
+    local rows = assert(db:rows("SELECT delivery FROM webhook_deliveries ORDER BY delivery"))
+    db:close()
+    assert.equal(2, #rows)
+    assert.same({ "d-1", "d-2" }, { rows[1].delivery, rows[2].delivery })
+    -- failed authentications count over both servers: two on A, and B refuses the address
+    local bad = "ork_0000000000000000_" .. string.rep("0", 43)
+    assert.equal(401, (get(a.url .. "/v1/board", { headers = bearer(bad) })))
+    assert.equal(401, (get(a.url .. "/v1/board", { headers = bearer(bad) })))
+    assert.equal(429, (get(b.url .. "/v1/board", { headers = bearer(admin) })))
+    assert.equal(0, b.stop())
+    assert.equal(0, a.stop())
+    on_b.close()
+  end)
 end)

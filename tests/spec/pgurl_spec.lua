@@ -25,6 +25,20 @@ describe("orket.store.pgurl", function()
     assert.is_nil(msg:find("s3cret", 1, true))
   end)
 
+  it("takes several hosts only with target_session_attrs=read-write (or primary)", function()
+    local multi = "postgresql://orket@db1:5432,db2:5433/orket?target_session_attrs=read-write"
+    assert.equal(multi, pgurl.resolve({ url = multi }, env {}))
+    assert.is_true(pgurl.check("postgresql://orket@/orket?host=/a,/b&target_session_attrs=primary", "x"))
+    assert.is_true(pgurl.check("postgresql://orket@db/orket?target_session_attrs=any", "x")) -- one host: any
+    local ok, msg = pgurl.resolve({ url = "postgresql://orket@db1,db2/orket" }, env {})
+    assert.is_nil(ok)
+    assert.equal("orket.lua: store.url: names several hosts, so it must say target_session_attrs=read-write (or primary), "
+      .. "or a standby may be taken for the primary (got none)", msg)
+    ok, msg = pgurl.check("postgresql://orket@/orket?host=/a,/b&target_session_attrs=any", "ORKET_DATABASE_URL")
+    assert.is_nil(ok)
+    assert.matches("^ORKET_DATABASE_URL names several hosts.*%(got target_session_attrs=any%)$", msg)
+  end)
+
   it("names the field of a bad store section", function()
     assert.same({ nil, "orket.lua: store: must be a table such as {url = \"postgresql://...\"}" }, { pgurl.section("x") })
     assert.same({ nil, "orket.lua: store.host: unknown setting (known: url)" }, { pgurl.section { host = "db" } })

@@ -147,6 +147,25 @@ describe("store operations", function()
     assert.equal(0, sk.total_count(db))
     db:close()
   end)
+
+  it("app grants: a ticket made through one handle of the store is taken once, through another", function()
+    local db = open()
+    local store = require "orket.store"
+    local other = db.url and assert(store.open_url(db.url)) or assert(store.open(db.path))
+    local grants = require "orket.store.app_grants"
+    local now = os.time()
+    grants.insert(db, "h1", "ticket", { sandbox = 3, key = nil, local_use = true, role = "viewer", start = "/x",
+      expires_s = now + 60 })
+    grants.insert(db, "h0", "ticket", { sandbox = 3, role = "viewer", expires_s = now - 1 }) -- ended
+    assert.is_nil(grants.get(other, "h1", "session")) -- a ticket is not a session
+    assert.equal(1, grants.live(other, "ticket", now))
+    assert.same({ sandbox = 3, local_use = true, role = "viewer", start = "/x", expires_s = now + 60 },
+      grants.take(other, "h1", "ticket"))
+    assert.is_nil(grants.take(db, "h1", "ticket")) -- used up
+    assert.equal(0, grants.live(db, "ticket", now))
+    other:close()
+    db:close()
+  end)
 end)
 
 describe("SQL outside the store", function()

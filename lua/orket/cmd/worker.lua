@@ -84,6 +84,16 @@ local function join(e, dir, r)
   return hold
 end
 
+-- The store lost (PostgreSQL's primary gone, a standby not yet promoted): said once, then
+-- the worker asks again every second until the store answers, and works on. A transaction
+-- in flight was rolled back whole; the run is left running for all. st.lost: said already.
+local function store_lost(e, emit, st, why)
+  if not st.lost then emit { type = "store_lost", error = tostring(why) } end
+  st.lost = true
+  e.db:clear_journal_error()
+  rt.sleep(1000)
+end
+
 -- This worker's events: JSON Lines on stdout, each naming the worker.
 local function emitter(name)
   return function(ev)
@@ -149,9 +159,15 @@ local function work(e, o, emit, state)
   end
   emit { type = "worker_start", lease_ms = o.lease_ms }
   phase.at_start(e.db, e.settings, o.dir, emit, recheck.due) -- the bug-fix phases (docs/sandbox.md)
-  local ops, keeper = lease_mod.ops(e.db), e.lease
+  local ops, keeper, st = lease_mod.ops(e.db), e.lease, { lost = false }
   while not state.stopping do
-    local queued = ops.queued(e.db)
+    local qok, queued = pcall(ops.queued, e.db)
+    if not qok then
+      store_lost(e, emit, st, queued)
+      goto continue
+    end
+    if st.lost then emit { type = "store_back" } end
+    st.lost = false
     if #queued == 0 and o.drain then break end
     local worked = false
     for _, r in ipairs(queued) do
@@ -161,13 +177,19 @@ local function work(e, o, emit, state)
         worked = true
         local ok, res = pcall(e.execute, e, r.id)
         claims.release_worker(hold)
+        local gone = e.db:journal_error()
+        if gone then
+          store_lost(e, emit, st, gone)
+          break
+        end
         if not ok then
           state.stopping = true
           return tostring(res)
         end
       end
     end
-    if not worked and not state.stopping then keeper:idle(keeper.poll_ms * 2) end
+    if not worked and not state.stopping and not st.lost then keeper:idle(keeper.poll_ms * 2) end
+    ::continue::
   end
   return nil
 end

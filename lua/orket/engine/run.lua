@@ -881,9 +881,13 @@ function Run:conclude(target)
       if c.status == "canceled" then canceled[#canceled + 1] = canceled_note(self, c) end
     end
   end
-  -- a worker that stops leaves the run to the others (and to itself when it comes back)
+  -- a worker that stops leaves the run to the others (and to itself when it comes back);
+  -- so does one that lost the store (a failover): the others may still write, and it
+  -- carries on itself once the store answers again (orket worker)
   local fok, ferr = true, nil
-  if not (self.lease and status == "interrupted") then fok, ferr = self.db:finish_run(self.run_id, status) end
+  if not (self.lease and (status == "interrupted" or self.journal_failed)) then
+    fok, ferr = self.db:finish_run(self.run_id, status)
+  end
   if not fok then
     -- the run's row stays "running" (it shows as killed): said, not raised
     if not self.journal_failed then error(ferr, 0) end

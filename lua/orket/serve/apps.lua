@@ -4,7 +4,8 @@
 -- from the board: GET /v1/sandboxes/{id}/open hands a short-lived, single-use ticket to
 -- the app's origin, which trades it for a cookie of that host only, bound to the person's
 -- key (and board session) and to the sandbox; it never carries the board's session. The
--- tickets and app sessions live in this server's memory. Uses orket.serve.sandboxes.forward.
+-- tickets and app sessions live in the store (orket.store.app_grants), so any `orket
+-- serve` on one database redeems and honours them. Uses orket.serve.sandboxes.forward.
 local crypto = require "orket.c.crypto"
 local cookie = require "orket.serve.cookie"
 local keys = require "orket.serve.keys"
@@ -14,13 +15,13 @@ local sandboxes = require "orket.serve.sandboxes"
 local session = require "orket.serve.session"
 local keys_store = require "orket.store.keys"
 local sessions = require "orket.store.sessions"
-local uv = require "luv"
+local grants = require "orket.store.app_grants"
 
 local M = {}
 
 M.COOKIE = "orket_app"
 M.TICKET_PATH = "/__orket/ticket"
-M.TICKET_TTL_MS = 60 * 1000
+M.TICKET_TTL_S = 60
 M.TTL_S = session.TTL_S -- an app session ends with the board's, and 8 hours after it began at most
 M.MAX_TICKETS = 1024
 M.MAX_SESSIONS = 4096
@@ -38,7 +39,6 @@ local PASS_OUT = { vary = true, ["content-security-policy"] = true, ["x-frame-op
 local err = routes.err
 
 local function digest(token) return crypto.hash(token, 32) end
-local function now_ms() return uv.now() end
 
 local Apps = {}
 Apps.__index = Apps
@@ -49,8 +49,7 @@ function M.new(template)
   local scheme, base, port = template:match("^(https?)://{id}%.([^:]+)(.*)$")
   assert(scheme, "serve.app_origin: not an origin template")
   return setmetatable({ scheme = scheme, base = base, port = port,
-    pattern = "^(%d+)%." .. base:gsub("%p", "%%%0") .. "$",
-    tickets = {}, ntickets = 0, sessions = {}, nsessions = 0 }, Apps)
+    pattern = "^(%d+)%." .. base:gsub("%p", "%%%0") .. "$" }, Apps)
 end
 
 --- apps:sandbox_of(req) -> the sandbox id the request's Host names | nil (the API's)
@@ -72,18 +71,7 @@ function Apps:origin(id, req)
   return self.scheme .. "://" .. id .. "." .. self.base .. port
 end
 
--- Entries past their end are dropped when one is added: the maps stay bounded by their
--- caps and by time, without a timer.
-local function sweep(map, dead)
-  local n = 0
-  for k, e in pairs(map) do
-    if dead(e) then map[k] = nil else n = n + 1 end
-  end
-  return n
-end
-
-local function ticket_dead(e) return e.expires_ms <= now_ms() end
-local function session_dead(e) return e.expires_s <= os.time() end
+local function dead(e) return e.expires_s <= os.time() end
 
 -- ---- the board's side: the ticket ---------------------------------------------------------
 
@@ -122,19 +110,19 @@ local function open(req, ctx)
       ctx.server.auth.token) then
     role = "viewer"
   end
-  apps.ntickets = sweep(apps.tickets, ticket_dead)
-  if apps.ntickets >= M.MAX_TICKETS then return err(503, "busy", "too many app tickets waiting; retry in a minute") end
+  local db = ctx.db
+  if grants.live(db, "ticket", os.time()) >= M.MAX_TICKETS then
+    return err(503, "busy", "too many app tickets waiting; retry in a minute")
+  end
   local token = crypto.random_id(32)
-  apps.tickets[digest(token)] = { sandbox = math.tointeger(row.id), key = who.id, local_use = who.local_use,
-    board = who.session, board_expires = who.expires, role = role, start = start,
-    expires_ms = now_ms() + M.TICKET_TTL_MS }
-  apps.ntickets = apps.ntickets + 1
+  grants.insert(db, digest(token), "ticket", { sandbox = math.tointeger(row.id), key = who.id, local_use = who.local_use,
+    board = who.session, board_expires = who.expires, role = role, start = start, expires_s = os.time() + M.TICKET_TTL_S })
   local url = apps:origin(math.tointeger(row.id), req) .. M.TICKET_PATH .. "?t=" .. token
   ctx.headers = ctx.headers or {}
   table.insert(ctx.headers, "Location: " .. url)
   table.insert(ctx.headers, "Referrer-Policy: no-referrer")
   ctx.note = "app ticket for sandbox " .. math.tointeger(row.id)
-  return 303, { url = url, expires_in_s = M.TICKET_TTL_MS // 1000 }
+  return 303, { url = url, expires_in_s = M.TICKET_TTL_S }
 end
 
 -- ---- the app's side ----------------------------------------------------------------------
@@ -151,24 +139,19 @@ end
 function Apps:_redeem(req, ctx, id)
   local t = type(req.query) == "table" and req.query.t
   local d = type(t) == "string" and #t == 64 and t:match("^%x+$") and digest(t)
-  local e = d and self.tickets[d]
-  if e then
-    self.tickets[d], self.ntickets = nil, self.ntickets - 1
-  end
-  if not e or ticket_dead(e) or e.sandbox ~= id then
+  local e = d and grants.take(ctx.db, d, "ticket")
+  if not e or dead(e) or e.sandbox ~= id then
     ctx.auth = "app_ticket"
     return text(req, ctx, 403, "This link to the app has expired or was used already: open the app again from Orket's board.")
   end
-  self.nsessions = sweep(self.sessions, session_dead)
-  if self.nsessions >= M.MAX_SESSIONS then
+  if grants.live(ctx.db, "session", os.time()) >= M.MAX_SESSIONS then
     return text(req, ctx, 503, "Too many people have this server's apps open; retry later.")
   end
   local token = crypto.random_id(32)
   local expires_s = os.time() + M.TTL_S
   if e.board_expires then expires_s = math.min(expires_s, e.board_expires) end
-  self.sessions[digest(token)] = { sandbox = id, key = e.key, local_use = e.local_use, board = e.board, role = e.role,
-    expires_s = expires_s }
-  self.nsessions = self.nsessions + 1
+  grants.insert(ctx.db, digest(token), "session", { sandbox = id, key = e.key, local_use = e.local_use, board = e.board,
+    role = e.role, expires_s = expires_s })
   ctx.key = e.key
   -- host-only (no Domain): the cookie goes to this app's host and nowhere else; Lax, so
   -- that the redirect chain begun on the board's site carries it
@@ -182,10 +165,10 @@ function Apps:_person(req, db, id)
   local token = cookie.get(req, M.COOKIE)
   if type(token) ~= "string" or #token ~= 64 or not token:match("^%x+$") then return nil, "app_missing" end
   local h = digest(token)
-  local e = self.sessions[h]
+  local e = grants.get(db, h, "session")
   if not e or e.sandbox ~= id then return nil, "app_unknown" end
   local why
-  if session_dead(e) then
+  if dead(e) then
     why = "app_expired"
   elseif e.board then -- the board's session signed out, expired or its key revoked: this ends too
     local row = sessions.lookup(db, e.board)
@@ -197,7 +180,7 @@ function Apps:_person(req, db, id)
     why = "app_local_ended" -- a key exists now: local use has ended
   end
   if why then
-    self.sessions[h], self.nsessions = nil, self.nsessions - 1
+    grants.delete(db, h)
     return nil, why
   end
   return e

@@ -32,7 +32,8 @@ function M.loopback_host(h)
 end
 
 --- auth:check(req) -> identity {id=, name=, role=} | nil, status, code, message, why
---- (why: for the server's log only: malformed, unknown, wrong, revoked, missing)
+--- (why: for the server's log only: malformed, unknown, wrong, revoked, missing, store: ...;
+--- 503 when the store cannot be read)
 function Auth:check(req)
   -- keys are never deleted (revoking keeps the row), so once one exists it always will:
   -- the count is asked until then, not on every request after
@@ -71,8 +72,9 @@ function Auth:check(req)
     return nil, 401, "unauthorized", "this needs an API key: send Authorization: Bearer <key>", h and "malformed" or "missing"
   end
   if not self.pepper then self.pepper = keys.pepper(self.dir, false) end
-  local who, why = nil, "no pepper"
-  if self.pepper then who, why = keys.verify(self.db, self.pepper, token) end
+  local who, why, serr = nil, "no pepper", nil
+  if self.pepper then who, why, serr = keys.verify(self.db, self.pepper, token) end
+  if why == "store" then return session.unavailable(serr) end
   if not who then return nil, 401, "unauthorized", "the API key is not valid", why end
   return who
 end

@@ -157,7 +157,8 @@ function M.new(o)
   self.auth.cors = self.cors
   self.by_addr = ratelimit.new { rate = l.addr_rate, burst = l.addr_burst }
   self.by_key = ratelimit.new { rate = l.key_rate, burst = l.key_burst }
-  self.auth_fails = ratelimit.new { rate = l.auth_fail_rate, burst = l.auth_fail_burst }
+  -- in the store: a guesser gains nothing by spreading its tries over several servers
+  self.auth_fails = ratelimit.shared(o.db, "auth_fail", { rate = l.auth_fail_rate, burst = l.auth_fail_burst })
   self.hub = routes.events.new(o.db, { poll_ms = l.poll_ms, listen_poll_ms = l.listen_poll_ms, heartbeat_ms = l.heartbeat_ms,
     on_error = function(msg) self:_log { event = "error", message = msg } end })
   return self

@@ -158,14 +158,16 @@ function M.revoke(db, which, actor)
   return { id = found.id, name = found.name, role = found.role }
 end
 
---- verify(db, pepper, token) -> {id, name, role} | nil, reason: an active key matching the
---- token. The reason is for the operator's log, never for the client.
+--- verify(db, pepper, token) -> {id, name, role} | nil, reason[, store message]: an active
+--- key matching the token. The reason is for the operator's log, never for the client;
+--- "store": the store could not be read, which says nothing of the token.
 function M.verify(db, pepper, token)
   local id, secret = M.parse(token)
   if not id then return nil, "malformed" end
-  local row = sk.get(db, id)
+  local row, rerr = sk.get(db, id)
   -- the hash is computed whether or not the id exists, so both take the same time
   local h = digest(secret, pepper)
+  if not row and rerr then return nil, "store", rerr end -- not the key's fault (a failover)
   if not row then return nil, "unknown" end
   if not crypto.equal(h, row.hash) then return nil, "wrong" end
   if row.revoked_at then return nil, "revoked" end

@@ -2,10 +2,16 @@
 -- holds up to `burst` tokens and gains `rate` a second; a request takes one. The table of
 -- buckets is bounded: past `max` names, the full ones (idle clients) are forgotten, and if
 -- none is full the oldest half goes, so a flood of addresses cannot grow it without end.
+local buckets = require "orket.store.rate_buckets"
+local uv = require "luv"
+
 local M = {}
 
 local Limiter = {}
 Limiter.__index = Limiter
+
+-- the whole seconds (at least 1) until a bucket of `tokens` has one again
+local function retry_after(tokens, rate) return math.max(1, math.ceil((1 - tokens) / rate)) end
 
 --- new{rate=, burst=, max=} -> limiter (rate: tokens a second; max: names kept, 10000)
 function M.new(o)
@@ -54,7 +60,7 @@ function Limiter:take(name, now)
     b.tokens = b.tokens - 1
     return true
   end
-  return false, math.max(1, math.ceil((1 - b.tokens) / self.rate))
+  return false, retry_after(b.tokens, self.rate)
 end
 
 --- limiter:empty(name, now_ms) -> false | retry_after_seconds: whether a take would fail,
@@ -64,7 +70,42 @@ function Limiter:empty(name, now)
   if not b then return false end
   refill(self, b, now)
   if b.tokens >= 1 then return false end
-  return math.max(1, math.ceil((1 - b.tokens) / self.rate))
+  return retry_after(b.tokens, self.rate)
+end
+
+-- ---- shared by every server: the buckets in the store -----------------------------------
+
+local Shared = {}
+Shared.__index = Shared
+
+--- shared(db, scope, {rate=, burst=}) -> a limiter with take and empty as above, its buckets
+--- in the store (orket.store.rate_buckets) under scope, so every `orket serve` on one
+--- database counts together. The now_ms its methods are given is ignored: the store's
+--- buckets need the wall clock, the same on every server.
+function M.shared(db, scope, o)
+  assert(type(o) == "table" and o.rate and o.rate > 0 and o.burst and o.burst >= 1,
+    "bad argument #3 to 'shared' (rate > 0 and burst >= 1 expected)")
+  return setmetatable({ db = db, scope = scope, rate = o.rate, burst = o.burst }, Shared)
+end
+
+local function wall_ms()
+  local s, us = uv.gettimeofday()
+  return s * 1000 + us // 1000
+end
+
+-- When the store cannot be reached (a failover) the limit lets requests through: the key
+-- or session they carry cannot be checked either, and they get 503 for that.
+
+--- limiter:take(name): a token taken when there is one
+function Shared:take(name)
+  buckets.take(self.db, self.scope, name, wall_ms(), self.rate, self.burst)
+end
+
+--- limiter:empty(name) -> false | retry_after_seconds
+function Shared:empty(name)
+  local tokens = buckets.tokens(self.db, self.scope, name, wall_ms(), self.rate, self.burst)
+  if not tokens or tokens >= 1 then return false end
+  return retry_after(tokens, self.rate)
 end
 
 return M

@@ -62,13 +62,20 @@ end
 --- check(db, req) -> identity {id, name, role, session} | nil, status, code, message, why:
 --- the session of the request's cookie. A write (not GET/HEAD/OPTIONS) must also carry its
 --- CSRF token, else 403.
+--- unavailable(err) -> nil, 503, ...: the store could not be read (its primary lost, say),
+--- which says nothing of the credential: not a 401, which would count against the address
+function M.unavailable(err)
+  return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(err)
+end
+
 function M.check(db, req)
   local token = M.token_of(req)
   if not well_formed(token) then
     return nil, 401, "unauthorized", "the session cookie is not valid; sign in again", "session_malformed"
   end
   local h = digest(token)
-  local row = sessions.lookup(db, h)
+  local row, rerr = sessions.lookup(db, h)
+  if not row and rerr then return M.unavailable(rerr) end
   if not row then return M.check_person(db, req, token, h) end
   if row.revoked_at then
     sessions.delete_for_key(db, row.key_id)

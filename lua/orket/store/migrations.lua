@@ -519,4 +519,40 @@ CREATE TABLE user_sessions (
 CREATE INDEX user_sessions_user ON user_sessions(user_name);
 ]],
   },
+  {
+    version = 20,
+    name = "app grants: sandbox apps' tickets and sessions",
+    -- orket.store.app_grants: in the store, not one server's memory, so that a ticket
+    -- made by one `orket serve` is redeemed by another on the same database
+    sql = [[
+CREATE TABLE app_grants (
+  hash          TEXT PRIMARY KEY,
+  kind          TEXT NOT NULL CHECK (kind IN ('ticket', 'session')),
+  sandbox_id    INTEGER NOT NULL,
+  key_id        TEXT,
+  local_use     INTEGER NOT NULL DEFAULT 0,
+  board         TEXT,
+  board_expires INTEGER,
+  role          TEXT NOT NULL,
+  start         TEXT,
+  expires       INTEGER NOT NULL
+);
+CREATE INDEX app_grants_expires ON app_grants(expires);
+]],
+  },
+  {
+    version = 21,
+    name = "rate buckets: limits shared by every server",
+    -- orket.store.rate_buckets: failed authentications per address, counted over every
+    -- `orket serve` on the database
+    sql = [[
+CREATE TABLE rate_buckets (
+  scope  TEXT NOT NULL,
+  name   TEXT NOT NULL,
+  tokens REAL NOT NULL,
+  at_ms  INTEGER NOT NULL,
+  PRIMARY KEY (scope, name)
+);
+]],
+  },
 }

@@ -424,6 +424,40 @@ CREATE TABLE user_sessions (
 CREATE INDEX user_sessions_user ON user_sessions(user_name);
 ]],
   },
+  {
+    version = 10,
+    sqlite = 20,
+    name = "app grants: sandbox apps' tickets and sessions (SQLite 20)",
+    sql = [[
+CREATE TABLE app_grants (
+  hash          text PRIMARY KEY,
+  kind          text NOT NULL CHECK (kind IN ('ticket', 'session')),
+  sandbox_id    bigint NOT NULL,
+  key_id        text,
+  local_use     integer NOT NULL DEFAULT 0,
+  board         text,
+  board_expires bigint,
+  role          text NOT NULL,
+  start         text,
+  expires       bigint NOT NULL
+);
+CREATE INDEX app_grants_expires ON app_grants(expires);
+]],
+  },
+  {
+    version = 11,
+    sqlite = 21,
+    name = "rate buckets: limits shared by every server (SQLite 21)",
+    sql = [[
+CREATE TABLE rate_buckets (
+  scope  text NOT NULL,
+  name   text NOT NULL,
+  tokens double precision NOT NULL,
+  at_ms  bigint NOT NULL,
+  PRIMARY KEY (scope, name)
+);
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.

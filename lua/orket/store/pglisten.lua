@@ -70,7 +70,9 @@ function Listener:wait(timeout_ms)
         if self.closed then break end
         last_error = err
         if left and left <= 0 then return {}, { error = last_error } end
-        orket.sleep(left and math.min(left, self.retry_ms) or self.retry_ms)
+        -- the runtime's own sleep: `orket serve` has no global `orket`, and the listener's
+        -- task died there at its first failed reconnect
+        rt.sleep(left and math.min(left, self.retry_ms) or self.retry_ms)
         goto continue
       end
       if self.wake_on_connect then

@@ -26,6 +26,17 @@ function M.check(url, where)
   if (userinfo and userinfo:find(":", 1, true)) or ("&" .. query):find("&password=", 1, true) then
     return nil, where .. " must not contain the password: put it in PGPASSWORD or ~/.pgpass"
   end
+  -- Several hosts (a primary and its standbys): libpq takes the first that answers, and
+  -- without target_session_attrs that may be a read-only standby, where every write fails.
+  local hostparam = ("&" .. query):match("&host=([^&]*)")
+  local hosts = authority:gsub("^.*@", "")
+  if hosts:find(",", 1, true) or (hostparam and hostparam:find(",", 1, true)) then
+    local tsa = ("&" .. query):match("&target_session_attrs=([^&]*)")
+    if tsa ~= "read-write" and tsa ~= "primary" then
+      return nil, where .. " names several hosts, so it must say target_session_attrs=read-write (or primary), "
+        .. "or a standby may be taken for the primary (got " .. (tsa and "target_session_attrs=" .. tsa or "none") .. ")"
+    end
+  end
   return true
 end
 

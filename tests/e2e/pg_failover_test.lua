@@ -1,0 +1,104 @@
+-- A database that fails over: the store's URL names a primary and its streaming standby
+-- (target_session_attrs=read-write); `orket serve` runs on it; the primary is stopped at
+-- once and the standby promoted. Writes made meanwhile are refused whole (the request says
+-- so), never half-applied; the server's next connection lands on the new primary and its
+-- event stream goes on. The test's own servers (tests.pg), as docs/workers.md sets them up.
+local H = require "tests.helpers"
+local PG = require "tests.pg"
+
+describe("a store whose primary fails over to its standby", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("keeps `orket serve` writing and streaming, nothing half-applied", function()
+    local ok, why = PG.available()
+    if not ok then return pending("skipped: " .. why) end
+    local primary = PG.start { commits_survive_kill = true }
+    local standby
+    finally(function()
+      if standby then standby.stop() end
+      primary.stop()
+    end)
+    standby = PG.standby(primary)
+    local url = primary.url:gsub("host=([^&]*)", "host=%1," .. standby.dir) .. "&target_session_attrs=read-write"
+    local dir = H.example("notes", { import = false })
+    PG.on(dir, url)
+    local admin = H.api_key(dir, "admin", "admin")
+    -- (the test asks often while it waits: no rate limit in the way)
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000" } })
+    local live = H.stream { url = s.url .. "/v1/events", headers = { "Authorization: Bearer " .. admin }, total_timeout_ms = 120000 }
+    assert.equal(200, live.status)
+    local function comment(body)
+      return (H.api(s, "POST", "/v1/cards/NOTES-1/comments", admin, { body = body }))
+    end
+    assert.equal(200, comment("before the failover"))
+    local function comments_seen() return select(2, live.text():gsub("event: comment\n", "")) end
+    H.wait_for(function() return comments_seen() == 1 end, "the first comment's event")
+    -- the standby has it before the primary goes
+    local sc = assert(require("orket.c.pg").connect(standby.url))
+    H.wait_for(function()
+      local rows = sc:query("SELECT count(*) AS n FROM comments WHERE body = 'before the failover'")
+      return rows and rows[1].n == 1
+    end, "the standby to replay the first comment")
+    sc:close()
+
+    primary.kill()
+    -- while there is no primary, a write is refused whole
+    local st = comment("while no primary")
+    assert.equal(503, st) -- not a 401: the key is good, the store is away
+    standby.promote()
+    -- the server connects again, to the new primary, and writes
+    local n = 0
+    H.wait_for(function()
+      n = n + 1
+      return comment("after the failover " .. n) == 200
+    end, "a write after the promotion", 3000)
+    H.wait_for(function() return comments_seen() == 2 end, "the event stream after the promotion")
+    -- each comment once; the refused ones not at all
+    local bodies = {}
+    for _, c in ipairs(H.card_json(dir, "NOTES-1").comments) do bodies[#bodies + 1] = c.body end
+    assert.same({ "before the failover", "after the failover " .. n }, bodies)
+    orket.sleep(200)
+    assert.equal(2, comments_seen()) -- each event once, across the listener's reconnect
+    assert.equal(0, s.stop())
+    live.close()
+  end)
+
+  it("keeps `orket worker` working: it waits for the store, then the board ends as without the failover", function()
+    local ok, why = PG.available()
+    if not ok then return pending("skipped: " .. why) end
+    local ref = H.example("notes")
+    assert.equal(0, H.orket("run NOTES", { cwd = ref }).status)
+    local want = H.board_state(ref)
+    local primary = PG.start { commits_survive_kill = true }
+    local standby
+    local dir = H.example("notes", { import = false })
+    finally(function()
+      local pid = tonumber(H.read(dir .. "/w.pid") or "")
+      if pid then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+      if standby then standby.stop() end
+      primary.stop()
+    end)
+    standby = PG.standby(primary)
+    local url = primary.url:gsub("host=([^&]*)", "host=%1," .. standby.dir) .. "&target_session_attrs=read-write"
+    -- every answer takes 0.7 s: the primary goes while a turn is out
+    local script = PG.on(dir, url, 700)
+    os.execute(string.format("cd %s && { %s worker --start NOTES --drain >w.out 2>w.err & echo $! >w.pid; wait $!; "
+      .. "echo $? >w.rc; } >/dev/null 2>&1 &", H.quote(dir), H.quote(H.BIN)))
+    H.wait_for(function() return (H.read(dir .. "/w.out") or ""):find('"turn_start"', 1, true) end, "the first turn", 600)
+    orket.sleep(1000)
+    primary.kill()
+    orket.sleep(300)
+    standby.promote()
+    local rc = H.wait_for(function() return (H.read(dir .. "/w.rc") or ""):match("%d+") end, "the worker to end", 6000)
+    local out = H.read(dir .. "/w.out")
+    assert.equal("0", rc, out .. (H.read(dir .. "/w.err") or ""))
+    assert.matches('"type":"store_lost"', out)
+    assert.matches('"type":"store_back"', out)
+    assert.matches('"status":"done","tokens":%d+,"type":"run_end"', out)
+    H.write(dir .. "/script.lua", script)
+    assert.equal(want, H.board_state(dir))
+  end)
+end)
