@@ -150,15 +150,22 @@ local function stoppers(e, o, parent, state)
   return handles
 end
 
--- The worker's loop, in a task: works each run left to workers that it can join, until
--- stopped (or, with --drain, none is left) -> failure message | nil.
-local function work(e, o, emit, state)
+-- The worker's start: the run --start names left to workers, said, the bug-fix phases
+-- (docs/sandbox.md) ticked -> nil | failure message
+local function begin(e, o, emit)
   if o.start then
     local id, serr = start_run(e, o.dir, o)
     if not id then return serr end
   end
   emit { type = "worker_start", lease_ms = o.lease_ms }
-  phase.at_start(e.db, e.settings, o.dir, emit, recheck.due) -- the bug-fix phases (docs/sandbox.md)
+  phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
+end
+
+-- The worker's loop, in a task: works each run left to workers that it can join, until
+-- stopped (or, with --drain, none is left) -> failure message | nil.
+local function work(e, o, emit, state)
+  local failed = begin(e, o, emit)
+  if failed then return failed end
   local ops, keeper, st = lease_mod.ops(e.db), e.lease, { lost = false }
   while not state.stopping do
     local qok, queued = pcall(ops.queued, e.db)
