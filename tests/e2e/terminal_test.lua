@@ -15,7 +15,9 @@ local EVIL_SRC = [["csi\27[2J\27[H osc\27]0;PWNED\7 st\27]52;c;ZXZpbA==\27\\ dcs
 local EVIL = load("return " .. EVIL_SRC)()
 local LINE_SRC = [["card\27[31mred\226\128\174\n== FAKE"]]
 
--- NOTES-1's first step: every place model text goes; NOTES-2: a server error body.
+-- NOTES-1's first step: every place model text goes; NOTES-2: a server error body. A call
+-- whose arguments hold a byte that is not UTF-8 (EVIL's raw \155) is refused whole, so the
+-- card it files (NOTES-5) is given text that is hostile but UTF-8.
 local HOSTILE_RULES = [[
 local EVIL = ]] .. EVIL_SRC .. [[
 
@@ -24,7 +26,7 @@ local EVIL_LINE = ]] .. LINE_SRC .. [[
 local rules = {
   { role = "architect", card = "NOTES-1", turn = 1, match = "^Issue ", reply = { content = EVIL, tool_calls = {
     call("add_issue_comment", { body = EVIL }),
-    call("create_issue", { summary = EVIL_LINE, description = EVIL, seat = "senior_developer" }),
+    call("create_issue", { summary = EVIL_LINE, description = EVIL_LINE, seat = "senior_developer" }),
     call("evil\27]0;t\7tool", { x = EVIL }),
     call("write_file", { path = "schema.sql", content = EVIL }) } } },
   { card = "NOTES-2", reply = { error = { class = "bad_request", message = "HTTP 400: " .. EVIL } } },
