@@ -17,16 +17,18 @@ local LINE_SRC = [["card\27[31mred\226\128\174\n== FAKE"]]
 
 -- NOTES-1's first step: every place model text goes; NOTES-2: a server error body. A call
 -- whose arguments hold a byte that is not UTF-8 (EVIL's raw \155) is refused whole, so the
--- card it files (NOTES-5) is given text that is hostile but UTF-8.
+-- comment it writes and the card it files (NOTES-5) are given text that is hostile but UTF-8.
 local HOSTILE_RULES = [[
 local EVIL = ]] .. EVIL_SRC .. [[
 
 local EVIL_LINE = ]] .. LINE_SRC .. [[
 
+local EVIL_UTF8 = EVIL:gsub("raw\155", "raw")
+
 local rules = {
   { role = "architect", card = "NOTES-1", turn = 1, match = "^Issue ", reply = { content = EVIL, tool_calls = {
-    call("add_issue_comment", { body = EVIL }),
-    call("create_issue", { summary = EVIL_LINE, description = EVIL_LINE, seat = "senior_developer" }),
+    call("add_issue_comment", { body = EVIL_UTF8 }),
+    call("create_issue", { summary = EVIL_LINE, description = EVIL_UTF8, seat = "senior_developer" }),
     call("evil\27]0;t\7tool", { x = EVIL }),
     call("write_file", { path = "schema.sql", content = EVIL }) } } },
   { card = "NOTES-2", reply = { error = { class = "bad_request", message = "HTTP 400: " .. EVIL } } },
@@ -81,7 +83,7 @@ describe("hostile model text on a terminal", function()
     assert.is_nil(H.orket("board", { cwd = dir }).stdout:find("\n== FAKE", 1, true))
     -- --json keeps the text exact: the same string decodes back
     local card = cjson.decode(H.orket("card NOTES-1 --json", { cwd = dir }).stdout)
-    local body = EVIL:gsub("raw\155", "raw\239\191\189") -- a byte that is not UTF-8: U+FFFD
+    local body = EVIL:gsub("raw\155", "raw") -- a call with a byte that is not UTF-8 is refused
     assert.equal(body, card.comments[1].body)
     -- an error that quotes a card id: inert on stderr
     local bad = H.orket("card " .. H.quote("X\27]0;PWNED\7"), { cwd = dir })
