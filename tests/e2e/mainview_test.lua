@@ -22,6 +22,11 @@ describe("workspace/ as a view of main", function()
     assert.matches('"type":"view_diverged"', r1.stdout, 1, true)
     assert.matches("hello.txt", r1.stdout:match('[^\n]*view_diverged[^\n]*'), 1, true)
     assert.equal("draft\n", H.read(dir .. "/workspace/hello.txt"))
+    -- the journal's merge event counts and names it, and `orket log` shows it
+    local log = H.orket("log 1", { cwd = dir })
+    assert.equal(0, log.status, log.stderr)
+    assert.matches("START%-1 merged orket/START%-1 into main %(fastforward, %x+%)\n   %[git%] workspace/ kept your "
+      .. "version of 1 path: hello%.txt; 'orket status' shows both", log.stdout)
 
     -- the second run works: no traceback, no killed run
     local r2 = H.orket("run START", { cwd = dir })
