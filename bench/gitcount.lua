@@ -13,7 +13,7 @@
 -- Each size's run is made in this process (untimed) and executed in a child under the
 -- counting tool; Orket and the floor alternate.
 --   build/orket lua bench/gitcount.lua [ROUNDS [SIZES]]   (defaults 3, "50,200,400"; the
---   syncs counted at the first size). About 15 minutes on a shared 2-core machine.
+--   syncs counted at the first size). About 10 minutes on a shared 2-core machine.
 --   build/orket lua bench/gitcount.lua --run DIR  (the child: DIR's epic B run to the end)
 package.path = package.orket_home .. "/?.lua;" .. package.path
 
