@@ -257,6 +257,11 @@ int gitrepo_view_refresh(gitrepo *r, size_t *diverged, gr_err *e);
  * the last merge moved nothing). */
 size_t gitrepo_view_last(const gitrepo *r);
 
+/* The first GR_VIEW_NAMED of those paths, in the merge's order (owned by r: valid until its
+ * next merge, refresh or close). */
+#define GR_VIEW_NAMED 20
+const gr_paths *gitrepo_view_last_paths(const gitrepo *r);
+
 /* A path where the view differs from main, as gitrepo_view_status lists it. Kinds: "none",
  * "file", "executable", "symlink", "directory", "other". */
 typedef struct gr_view_path {

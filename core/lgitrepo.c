@@ -318,7 +318,7 @@ static int lgr_find_trailer(lua_State *L) {
 
 static const char *const lgr_merge_kinds[] = {"uptodate", "fastforward", "merged", "conflict"};
 
-/* The answer of a merge into main: {kind=, id=, diverged=n [, stale=msg]} | nil, msg, "ECONFLICT", paths
+/* The answer of a merge into main: {kind=, id=, diverged=n, diverged_paths={first GR_VIEW_NAMED} [, stale=msg]} | nil, msg, "ECONFLICT", paths
  * (what: how the message names the merged side). */
 static int lgr_merge_answer(lua_State *L, lgr *o, int rc, const char *what, const char *id, gr_merge_kind kind,
                             gr_paths *conf, gr_err *e) {
@@ -351,6 +351,8 @@ static int lgr_merge_answer(lua_State *L, lgr *o, int rc, const char *what, cons
   }
   lua_pushinteger(L, (lua_Integer)gitrepo_view_last(o->r));
   lua_setfield(L, -2, "diverged");
+  lgr_push_paths(L, gitrepo_view_last_paths(o->r));
+  lua_setfield(L, -2, "diverged_paths");
   return 1;
 }
 

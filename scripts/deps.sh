@@ -25,8 +25,9 @@ libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev lua-yaml"
 # socket) that serve's guard tests use from outside orket (not in a minimal Debian); nginx
 # and caddy front orket serve as docs/serve.md configures them (tests/e2e/serve_apps_test.lua).
 TEST_PKGS="lua-busted prometheus chromium chromium-headless-shell chromium-driver postgresql procps nodejs npm docker-compose podman-compose systemd curl nginx-light caddy"
-# The benchmarks: wrk loads orket serve.
-BENCH_PKGS="wrk"
+# The benchmarks: wrk loads orket serve; valgrind (callgrind) and strace count git's work
+# (bench/gitcount.lua).
+BENCH_PKGS="wrk valgrind strace"
 # libFuzzer ships in clang's runtime package.
 FUZZ_PKGS="clang libclang-rt-14-dev"
 # `make image-test`: podman (runc where crun refuses the host's cgroups, iptables for

@@ -126,6 +126,14 @@ function M.sandbox_offered(program)
   return p.netns and p.userns and os.execute("command -v " .. program .. " >/dev/null 2>&1")
 end
 
+--- no_node_sandbox() -> why | nil: why a node app cannot run in a sandbox here (no network
+--- or user namespace from the kernel, or no node), for pending(); nil when it can
+function M.no_node_sandbox()
+  local p = require("orket.c.proc").probe()
+  if p.netns and p.userns and os.execute("command -v node >/dev/null 2>&1") then return nil end
+  return "the kernel offers no network namespace here, or node is missing"
+end
+
 --- node_project(server_js, mark) -> dir: a new project whose sandbox runs server_js (node,
 --- its first argument mark), healthy when / answers
 function M.node_project(server_js, mark)

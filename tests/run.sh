@@ -36,6 +36,7 @@ PG_TESTS="tests/spec/store_backends_spec.lua tests/spec/store_board_ops_spec.lua
   tests/e2e/run_test.lua tests/e2e/approval_test.lua tests/e2e/question_test.lua tests/e2e/retry_test.lua tests/e2e/model_bytes_test.lua
   tests/e2e/cancel_test.lua tests/e2e/workers_test.lua tests/e2e/git_test.lua tests/e2e/verify_test.lua
   tests/e2e/liveview_test.lua tests/e2e/backup_test.lua tests/e2e/sandbox_life_test.lua tests/e2e/notes_web_test.lua
+  tests/e2e/mainview_test.lua
   tests/spec/sandbox_accept_spec.lua tests/e2e/sandbox_accept_test.lua
   tests/spec/bugfix_life_spec.lua tests/e2e/bugfix_test.lua
   tests/e2e/audit_test.lua tests/e2e/users_test.lua"

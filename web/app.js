@@ -18,8 +18,8 @@
     dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map(),
     violationCounts: new Map() };
   // what the page asked for, read by the tests (a run must not cost a board per event)
-  const stats = window.orketBoardStats = { board: 0, card: 0, runs: 0, sandboxes: 0, bugfix: 0, limited: 0, early: 0,
-    violations: 0, diff: 0 };
+  const stats = window.orketBoardStats = { board: 0, card: 0, runs: 0, sandboxes: 0, view: 0, bugfix: 0, limited: 0,
+    early: 0, violations: 0, diff: 0 };
   const STATUSES = ["ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing", "code_review",
     "done", "canceled", "archived"];
   // Events that change what the tree shows of the card they name
@@ -29,7 +29,7 @@
   const KINDS = ["transition", "create", "import", "comment", "approval_requested", "approval_decided",
     "approval_used", "retry", "run_start", "run_end", "turn", "turn_begin", "turn_end", "tool_call",
     "gate_decision", "violation", "escalated", "requirements_review", "verification", "api_write",
-    "merge", "merge_conflict", "commit", "reload", "reload_error", "model_failure", "memory", "message",
+    "merge", "merge_conflict", "merge_remote", "commit", "reload", "reload_error", "model_failure", "memory", "message",
     "sandbox_start", "sandbox_healthy", "sandbox_unhealthy", "sandbox_stop", "sandbox_exit",
     "bugfix_start", "bugfix_end", "bug_filed", "bug_moved"];
 
@@ -68,6 +68,7 @@
       else if (method === "GET" && path.startsWith("/v1/violations")) stats.violations++;
       else if (method === "GET" && path.startsWith("/v1/runs?")) stats.runs++;
       else if (method === "GET" && path.startsWith("/v1/sandboxes?")) stats.sandboxes++;
+      else if (method === "GET" && path === "/v1/status") stats.view++;
       else if (method === "GET" && path === "/v1/bugfix") stats.bugfix++;
       r = await fetch(path, { method, headers, credentials: "same-origin",
         body: body === undefined ? undefined : JSON.stringify(body) });
@@ -92,7 +93,7 @@
     stopEvents();
     state.boardSig = state.cardSig = null;
     state.csrf = state.role = null;
-    state.sandboxesShown = state.bugfixShown = state.violationsShown = false;
+    state.sandboxesShown = state.bugfixShown = state.violationsShown = state.viewShown = false;
     state.phases = new Map();
     $("app").hidden = true;
     $("who").hidden = $("signout").hidden = true;
@@ -156,6 +157,7 @@
     try { e = JSON.parse(ev.data); } catch (x) { return; }
     if (e.kind === "run_start" || e.kind === "run_end") loadRuns();
     if (e.kind.startsWith("sandbox_")) loadSandboxes();
+    if (VIEW_KINDS.has(e.kind)) loadView();
     if (e.kind.startsWith("bugfix_") || e.kind.startsWith("bug_")) loadBugfix();
     if (e.kind === "violation") loadViolations();
     if ((e.kind === "commit" || e.kind === "merge") && e.card && e.card === state.selected) loadChange(e.card);
@@ -228,6 +230,7 @@
     renderBoard(cards);
     // the sandboxes once the board is shown (one request after another, not a burst at sign-in)
     if (!state.sandboxesShown) loadSandboxes();
+    if (!state.viewShown) loadView();
     if (!state.bugfixShown) loadBugfix();
     if (!state.violationsShown) loadViolations();
     for (const c of cards) {
@@ -604,27 +607,35 @@
     $("change-box").hidden = false;
   }
 
+  // panelLoader(path, flag, render[, again]) -> load(): a panel's fetch of path, a moment
+  // after it is asked for, so a burst of events costs one fetch; state[flag] is set once it
+  // was shown. A failure other than the session's end is asked again 2 s on (or after a
+  // 429's pause), when again(error) says so (by default, always).
+  function panelLoader(path, flag, render, again) {
+    let timer = null;
+    const load = () => {
+      if (timer) return;
+      timer = setTimeout(async () => {
+        timer = null;
+        try {
+          const doc = await api("GET", path);
+          state[flag] = true;
+          render(doc);
+        } catch (e) {
+          if (e.status === 401 || (again && !again(e))) return;
+          setTimeout(load, Math.max(2000, state.pauseUntil - Date.now()));
+        }
+      }, 200);
+    };
+    return load;
+  }
+
   // ---- sandboxes ----------------------------------------------------------------------
 
   const LIVE_SANDBOX = new Set(["starting", "healthy", "unhealthy"]);
   const ENDED_SHOWN = 3;
-  let sandboxesTimer = null;
-  // loadSandboxes(): the list again, a moment later (a deploy's burst of events costs one
-  // fetch); a failure other than the session's end asks again 2 s on
-  function loadSandboxes() {
-    if (sandboxesTimer) return;
-    sandboxesTimer = setTimeout(async () => {
-      sandboxesTimer = null;
-      try {
-        const doc = await api("GET", "/v1/sandboxes?all=1");
-        state.sandboxesShown = true;
-        renderSandboxes(doc.sandboxes || []);
-      } catch (e) {
-        if (e.status === 401) return;
-        setTimeout(loadSandboxes, Math.max(2000, state.pauseUntil - Date.now()));
-      }
-    }, 200);
-  }
+  // the list again on the journal's sandbox events (a deploy's burst of events costs one fetch)
+  const loadSandboxes = panelLoader("/v1/sandboxes?all=1", "sandboxesShown", (doc) => renderSandboxes(doc.sandboxes || []));
 
   // renderSandboxes(list): the live ones with their health and a link that opens the app on
   // its own origin (the server hands it a single-use ticket), then the last few that ended
@@ -649,25 +660,45 @@
     $("sandboxes-empty").hidden = list.length > 0;
   }
 
+  // ---- main's view: a person's files in workspace/ (docs/git.md, *main's view*) ---------
+
+  // Only a merge moves main, so only a merge changes what the view diverges in
+  const VIEW_KINDS = new Set(["merge", "merge_remote"]);
+  // a project whose workspace is not a repository (404) has no view: the hint stays
+  const loadView = panelLoader("/v1/status", "viewShown", (doc) => renderView(doc.diverged || []),
+    (e) => e.status >= 500 || e.status === 429);
+
+  // shellWord(w): one argument as a person's shell reads it
+  function shellWord(w) {
+    return /^[A-Za-z0-9_@%+=:,.\/-]+$/.test(w) ? w : "'" + w.replace(/'/g, "'\\''") + "'";
+  }
+
+  function sideText(x) {
+    if (!x || x.kind === "none") return "nothing";
+    return x.kind + (x.id ? " " + x.id.slice(0, 12) : "") + (x.size !== undefined ? " (" + x.size + " bytes)" : "");
+  }
+
+  function commandsBlock(label, cls, list) {
+    return el("div", { class: "view-cmds " + cls }, el("span", { class: "meta", text: label }),
+      ...(list || []).map((argv) => el("code", { text: argv.map(shellWord).join(" ") })));
+  }
+
+  // renderView(list): each path where workspace/ holds the person's version, both versions,
+  // and the commands that take main's or keep theirs (run from the project's directory)
+  function renderView(list) {
+    $("view-list").replaceChildren(...list.map((d) => el("li", { class: "view-path", "data-path": d.path },
+      el("div", { class: "view-name", text: "workspace/" + d.path }),
+      el("div", { class: "view-side view-main", text: "main has: " + sideText(d.main) }),
+      el("div", { class: "view-side view-yours", text: "yours: " + sideText(d.view) }),
+      commandsBlock("Take main's version:", "take-main", d.take_main),
+      commandsBlock("Keep yours (commits it to main):", "keep-view", d.keep_view))));
+    $("view-empty").hidden = list.length > 0;
+  }
+
   // ---- bug-fix phases ----------------------------------------------------------------
 
-  let bugfixTimer = null;
-  // loadBugfix(): the phases again, a moment later (a tick's burst of events costs one fetch);
-  // a failure other than the session's end asks again 2 s on
-  function loadBugfix() {
-    if (bugfixTimer) return;
-    bugfixTimer = setTimeout(async () => {
-      bugfixTimer = null;
-      try {
-        const doc = await api("GET", "/v1/bugfix");
-        state.bugfixShown = true;
-        renderPhases(doc.phases || []);
-      } catch (e) {
-        if (e.status === 401) return;
-        setTimeout(loadBugfix, Math.max(2000, state.pauseUntil - Date.now()));
-      }
-    }, 200);
-  }
+  // the phases again on the bug-fix events (a tick's burst of events costs one fetch)
+  const loadBugfix = panelLoader("/v1/bugfix", "bugfixShown", (doc) => renderPhases(doc.phases || []));
 
   // phaseText(p): a rock's phase in a line
   function phaseText(p) {

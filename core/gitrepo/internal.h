@@ -95,6 +95,7 @@ struct gitrepo {
   } spare[GR_SPARE_MAX];
   size_t nspare;
   size_t view_diverged; /* paths the view's last refresh recorded as diverged (view.c) */
+  gr_paths view_named;  /* the first GR_VIEW_NAMED of them, for the merge's journal event */
 };
 
 /* A working directory as the functions below see it: a repository handle whose working

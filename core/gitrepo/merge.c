@@ -149,6 +149,7 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
   git_index *idx = NULL;
   int rc, ret = -1, has_base;
   r->view_diverged = 0;
+  gr_paths_free(&r->view_named);
   if (gr_ref_id(g, r->repo, "refs/heads/" GR_MAIN, &mid, e) != 0 || gr_ref_id(g, r->repo, ref, &bid, e) != 0) return -1;
   if (r->walk == NULL && (rc = g->repository_open_ext(&r->walk, r->path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL)) < 0) {
     r->walk = NULL;

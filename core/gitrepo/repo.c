@@ -216,6 +216,7 @@ void gitrepo_close(gitrepo *r) {
   while (r->nspare) g->repository_free(r->spare[--r->nspare].w);
   g->repository_free(r->walk);
   g->repository_free(r->repo);
+  gr_paths_free(&r->view_named);
   free(r->path);
   gitapi api = r->git; /* released last: the calls above are libgit2's */
   free(r);

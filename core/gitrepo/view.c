@@ -384,6 +384,7 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   size_t n = 0;
   int root = -1, rc, ret = -1;
   *diverged = 0;
+  gr_paths_free(&r->view_named);
   vw_read(r, &s);
   git_commit *tc = NULL;
   git_oid tip;
@@ -461,6 +462,8 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
         goto out;
       }
       ++*diverged;
+      /* a name the journal cannot have is no failure of the refresh: the count stands */
+      if (r->view_named.n < GR_VIEW_NAMED) (void)gr_paths_add(&r->view_named, it->path);
     } else {
       for (size_t j = 0; j < s.diverged.n; j++) /* resolved by main's own change */
         if (strcmp(s.diverged.v[j], it->path) == 0) {
@@ -505,6 +508,8 @@ static void vw_hex(const gitapi *g, const vw_side *s, char *out) {
 int gitrepo_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) { return gr_view_refresh(r, diverged, e); }
 
 size_t gitrepo_view_last(const gitrepo *r) { return r->view_diverged; }
+
+const gr_paths *gitrepo_view_last_paths(const gitrepo *r) { return &r->view_named; }
 
 int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, gr_err *e) {
   const gitapi *g = &r->git;

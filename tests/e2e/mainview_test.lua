@@ -3,6 +3,26 @@
 -- status` (and --json, and GET /v1/status) with the commands that settle it.
 local H = require "tests.helpers"
 local cjson = require "cjson"
+local backends = require "tests.backends"
+
+-- an app that serves the files of the tree it runs in (/file/PATH), and / for its health
+local SERVER = [[
+require('http').createServer((req, res) => {
+  if (!req.url.startsWith('/file/')) return res.end('ok');
+  try { res.end(require('fs').readFileSync(req.url.slice(6))); } catch (e) { res.end('missing'); }
+}).listen(Number(process.env.PORT), '127.0.0.1');
+]]
+
+-- the scenario: a person's hello.txt in workspace/, then a run whose card adds it
+local function scenario(dir)
+  -- on PostgreSQL the project's database starts empty: the starter's epics imported into it
+  if backends.name() == "pg" then assert.equal(0, H.orket("import", { cwd = dir }).status) end
+  H.write(dir .. "/workspace/hello.txt", "draft\n")
+  local r = H.orket("run START-1", { cwd = dir })
+  assert.equal(0, r.status, r.stderr)
+  assert.matches('"status":"done"', r.stdout)
+  return r
+end
 
 describe("workspace/ as a view of main", function()
   after_each(function()
@@ -13,15 +33,17 @@ describe("workspace/ as a view of main", function()
   it("keeps a person's file a card's merge adds, and the next run works", function()
     local root = H.tmpdir()
     assert.equal(0, H.orket("init p", { cwd = root }).status)
-    local dir = root .. "/p"
-    H.write(dir .. "/workspace/hello.txt", "draft\n")
-    local r1 = H.orket("run START-1", { cwd = dir })
-    assert.equal(0, r1.status, r1.stderr)
-    assert.matches('"status":"done"', r1.stdout)
+    local dir = backends.project(root .. "/p")
+    local r1 = scenario(dir)
     -- the run's output names the path the merge left the person's
     assert.matches('"type":"view_diverged"', r1.stdout, 1, true)
     assert.matches("hello.txt", r1.stdout:match('[^\n]*view_diverged[^\n]*'), 1, true)
     assert.equal("draft\n", H.read(dir .. "/workspace/hello.txt"))
+    -- the journal's merge event counts and names it, and `orket log` shows it
+    local log = H.orket("log 1", { cwd = dir })
+    assert.equal(0, log.status, log.stderr)
+    assert.matches("START%-1 merged orket/START%-1 into main %(fastforward, %x+%)\n   %[git%] workspace/ kept your "
+      .. "version of 1 path: hello%.txt; 'orket status' shows both", log.stdout)
 
     -- the second run works: no traceback, no killed run
     local r2 = H.orket("run START", { cwd = dir })
@@ -67,5 +89,40 @@ describe("workspace/ as a view of main", function()
     local after = cjson.decode(H.orket("status --json", { cwd = dir }).stdout)
     assert.equal(0, #after.diverged)
     assert.matches("nothing of yours differs", H.orket("status", { cwd = dir }).stdout, 1, true)
+  end)
+
+  it("serves main's hello.txt from `orket sandbox up`, not the person's", function()
+    local skip = H.no_node_sandbox()
+    if skip then return pending(skip) end
+    local mark = "mv" .. math.random(1, 1e9)
+    local dir = H.node_project(SERVER, mark)
+    scenario(dir)
+    assert.equal("draft\n", H.read(dir .. "/workspace/hello.txt"))
+    local repo <close> = assert(require("orket.c.gitrepo").open(dir .. "/workspace"))
+    local main = repo:head("main")
+    local git = io.popen("git -C " .. H.quote(dir .. "/workspace") .. " show main:hello.txt")
+    local want = git:read("a")
+    git:close()
+    assert.are_not.equal("draft\n", want)
+    assert.is_true(#want > 0)
+
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("commit " .. main, r.stdout, 1, true)
+    local ok, err = pcall(function()
+      local l = H.orket("sandbox list --json", { cwd = dir })
+      assert.equal(0, l.status, l.stderr)
+      local row = cjson.decode(l.stdout)[1]
+      assert.equal(main, row.commit)
+      assert.equal(want, select(2, H.sandbox_request(row.socket, "GET", "/file/hello.txt")))
+    end)
+    H.orket("sandbox stop 1", { cwd = dir })
+    H.wait_for(function()
+      local ps = io.popen("ps -eo args=")
+      local all = ps:read("a")
+      ps:close()
+      return not all:find(mark, 1, true)
+    end, "the sandbox's processes to end")
+    if not ok then error(err, 0) end
   end)
 end)

@@ -5,7 +5,6 @@
 -- of the sandbox is left running. Needs network and user namespaces, node and Chromium.
 local H = require "tests.helpers"
 local WD = require "tests.webdriver"
-local proc = require "orket.c.proc"
 
 local SERVER = [[
 const mark = process.argv[2];
@@ -46,10 +45,8 @@ describe("the web board's sandboxes in Chromium", function()
   it("shows each sandbox's health live, with a link that opens its app on its own origin", function()
     local chromium, why = WD.available()
     if not chromium then return pending("skipped: " .. why) end
-    local p = proc.probe()
-    if not (p.netns and p.userns and os.execute("command -v node >/dev/null 2>&1")) then
-      return pending("the kernel offers no network namespace here, or node is missing")
-    end
+    local skip = H.no_node_sandbox()
+    if skip then return pending(skip) end
     local mark = "sbw" .. math.random(1, 1e9)
     local dir = H.node_project(SERVER, mark)
     assert.equal(0, H.orket("import", { cwd = dir }).status)

@@ -32,6 +32,16 @@ function M.send_back(db, board, id, paths, actor, run_id)
   return why
 end
 
+--- view_data(data, m) -> data: a merge event's data with what main's view kept of a
+--- person's (m a merge answer of orket.c.gitrepo): `diverged`, the count, and
+--- `diverged_paths`, its first paths (capped in the core), when there were any
+function M.view_data(data, m)
+  if (m.diverged or 0) > 0 then
+    data.diverged, data.diverged_paths = m.diverged, m.diverged_paths
+  end
+  return data
+end
+
 -- The remote's main, fetched before the transaction (orket.actions.mainline), merged into
 -- main first so the card merges onto what the remote holds. A conflict there is main's, not
 -- the card's: it is journaled (push_failed) and the card merges onto local main; the push
@@ -39,7 +49,7 @@ end
 local function take_remote(o)
   local m, err, code, paths = o.repo:merge_remote_to_main(M.ENGINE)
   if m and m.kind ~= "uptodate" then
-    o.db:event { kind = "merge_remote", card = o.card, run = o.run_id, data = { id = m.id, kind = m.kind } }
+    o.db:event { kind = "merge_remote", card = o.card, run = o.run_id, data = M.view_data({ id = m.id, kind = m.kind }, m) }
   elseif not m and code == "ECONFLICT" then
     o.db:event { kind = "push_failed", card = o.card, run = o.run_id,
       data = { error = err, code = code, paths = paths } }
@@ -50,7 +60,7 @@ local function take_remote(o)
 end
 
 --- finish{db=, board=, card=, opts=, repo=, remote=, run_id=, event_actor=, conflict_actor=, hit=}
---- -> {code = "done", card = moved, merge = {id=, kind=, stale=} | nil}
+--- -> {code = "done", card = moved, merge = {id=, kind=, stale=, diverged=, diverged_paths=} | nil}
 ---  | {code = "merge_conflict", paths = {...}, why = text}
 ---  | nil, msg, CODE (the move refused, a git failure: EAGAIN when main kept moving)
 --- Moves card to done with opts (the board's transition options: actor, note), merging
@@ -86,7 +96,7 @@ function M.finish(o)
   if not moved then return nil, terr, tcode end
   if res then
     o.db:event { kind = "merge", card = id, run = o.run_id, actor = o.event_actor,
-      data = { id = res.id, kind = res.kind, branch = "orket/" .. id, stale = res.stale } }
+      data = M.view_data({ id = res.id, kind = res.kind, branch = "orket/" .. id, stale = res.stale }, res) }
   end
   return { code = "done", card = moved, merge = res }
 end

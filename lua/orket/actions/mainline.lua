@@ -74,7 +74,7 @@ function M.sync(o)
           return { code = "failed", error = merr, attempts = attempt }
         end
         if m.kind ~= "uptodate" then
-          event(db, "merge_remote", o.card, o.run_id, { id = m.id, kind = m.kind })
+          event(db, "merge_remote", o.card, o.run_id, finish.view_data({ id = m.id, kind = m.kind }, m))
         end
         head = m.id
         if head == rid then return { code = "uptodate", id = head, attempts = attempt } end

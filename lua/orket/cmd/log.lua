@@ -41,6 +41,19 @@ end
 -- ids read back from JSON are floats: print 1, not 1.0
 local function num(v) return tostring(math.tointeger(v) or v) end
 
+-- What a merge's event says main's view kept of a person's (docs/git.md, *main's view*):
+-- appended to its line, with the paths the event names (capped where it was written).
+local function view_kept(d, n)
+  local out = ""
+  if type(d.stale) == "string" then out = "\n   [git] workspace/ could not follow: " .. clip(d.stale, n) end
+  local count = math.tointeger(d.diverged)
+  if not count or count <= 0 then return out end
+  local names = {}
+  for i, p in ipairs(type(d.diverged_paths) == "table" and d.diverged_paths or {}) do names[i] = one(p) end
+  return out .. string.format("\n   [git] workspace/ kept your version of %d path%s: %s%s; 'orket status' shows both",
+    count, count == 1 and "" or "s", clip(table.concat(names, ", "), n), count > #names and ", ..." or "")
+end
+
 -- The events that belong to a card's turn, printed under its header.
 local TURN_PART = { turn = true, gate_decision = true, approval_requested = true, approval_used = true,
   tool_call = true, model_failure = true, violation = true, turn_end = true }
@@ -193,7 +206,7 @@ function cmd.run(args, cli)
         d.kind == "exists" and " (made before a restart)" or "")
     elseif ev.kind == "merge" then
       out[#out + 1] = string.format("\n** %s merged %s into main (%s, %s)", one(ev.card), one(d.branch), one(d.kind),
-        one(d.id))
+        one(d.id)) .. view_kept(d, n)
     elseif ev.kind == "merge_conflict" then
       local paths = {}
       for i, p in ipairs(d.paths or {}) do paths[i] = one(p) end
@@ -213,6 +226,7 @@ function cmd.run(args, cli)
           num(d.attempts or 1), clip(d.error, n))
     elseif ev.kind == "merge_remote" then
       out[#out + 1] = string.format("\n** the remote's main merged into main (%s, %s)", one(d.kind), one(d.id))
+        .. view_kept(d, n)
     elseif ev.kind == "pull_request" then
       out[#out + 1] = string.format("\n** %s pushed (%s)%s", one(ev.card), one(d.head),
         d.number and string.format("; pull request #%s %s", num(d.number), one(d.url)) or "")
