@@ -2,6 +2,7 @@
 -- then adds is kept, never stops the next run, and is named with both versions by `orket
 -- status` (and --json, and GET /v1/status) with the commands that settle it.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local cjson = require "cjson"
 local backends = require "tests.backends"
 
@@ -114,7 +115,7 @@ describe("workspace/ as a view of main", function()
       assert.equal(0, l.status, l.stderr)
       local row = cjson.decode(l.stdout)[1]
       assert.equal(main, row.commit)
-      assert.equal(want, select(2, H.sandbox_request(row.socket, "GET", "/file/hello.txt")))
+      assert.equal(want, select(2, F.sandbox_request(row.socket, "/file/hello.txt")))
     end)
     H.orket("sandbox stop 1", { cwd = dir })
     H.wait_for(function()
