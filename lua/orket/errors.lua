@@ -42,7 +42,7 @@ M.GROUPS = {
     "bad_request", "bad_json", "bad_path", "bad_query", "unauthorized", "bad_signature", "no_secret",
     "forbidden", "not_found", "method_not_allowed", "timeout", "conflict", "project_error", "not_running",
     "too_large", "unsupported_media_type", "bad_config", "not_started", "stale", "rate_limited", "internal",
-    "unhealthy", "not_stopped", "bad_gateway", "busy", "stopping",
+    "unhealthy", "not_stopped", "bad_gateway", "busy", "stopping", "unavailable",
   } },
 }
 
@@ -446,6 +446,8 @@ CODES.bad_gateway = {
 }
 CODES.busy = { status = 503, means = "the store stayed locked", remedy = "retry" }
 CODES.stopping = { status = 503, means = "the server is shutting down", remedy = "retry against the next one" }
+CODES.unavailable = { status = 503, means = "the store cannot be reached just now (PostgreSQL's primary lost, a standby not yet promoted)",
+  remedy = "retry; servers and workers reconnect by themselves once a primary answers (docs/workers.md)" }
 
 CODES.ELOOP = { means = "a path has too many symbolic links, or one where none may be", remedy = "" }
 CODES.ENAMETOOLONG = { means = "a path or a name is too long", remedy = "" }
