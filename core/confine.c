@@ -81,19 +81,23 @@ unsigned confine_layer_bit(const char *name) {
 /* ---- the spec in argv --------------------------------------------------------------- */
 
 /* argv: helper, CONFINE_ARG, "want require cpu mem as fsize nofile nproc flags nbinds
- * [relay_port [inward_port run_as]]", cwd, tmpdir, [relay_path,] [inward_path,] nenv,
- * env..., binds..., program argv... ("flags nbinds" may be left out: 0 0; the long form's
- * ports are 0 for a relay not there, and each path comes only with its port). */
+ * [relay_port [inward_port run_as]]", cwd, tmpdir, [relay_path,] [inward_path,]
+ * [service ports "P,P,...",] nenv, env..., binds..., program argv... ("flags nbinds" may be
+ * left out: 0 0; the long form's ports are 0 for a relay not there, each path comes only
+ * with its port, and the service ports only with CONFINE_F_SERVICES in flags). */
 char **confine_encode(const char *helper, const confine_spec *s, char *scratch, size_t scratchlen) {
   size_t nenv = 0, nargv = 0;
   while (s->env && s->env[nenv]) nenv++;
   while (s->argv && s->argv[nargv]) nargv++;
   const confine_limits *l = &s->lim;
   int relay = s->relay_path != NULL, inward = s->inward_path != NULL;
+  int services = relay && s->nservices > 0;
+  if (s->nservices > CONFINE_MAX_SERVICES) return NULL;
+  unsigned flags = services ? s->flags | CONFINE_F_SERVICES : s->flags & ~(unsigned)CONFINE_F_SERVICES;
   int n = snprintf(scratch, scratchlen, "%u %u %llu %llu %llu %llu %llu %llu %u %zu", s->want, s->require,
                    (unsigned long long)l->cpu_seconds, (unsigned long long)l->memory,
                    (unsigned long long)l->address_space, (unsigned long long)l->file_size,
-                   (unsigned long long)l->open_files, (unsigned long long)l->processes, s->flags, s->nbinds);
+                   (unsigned long long)l->open_files, (unsigned long long)l->processes, flags, s->nbinds);
   if (n >= 0 && (size_t)n < scratchlen) {
     if (inward || s->run_as)
       n += snprintf(scratch + n, scratchlen - (size_t)n, " %u %u %u", relay ? s->relay_port : 0u,
@@ -101,10 +105,14 @@ char **confine_encode(const char *helper, const confine_spec *s, char *scratch, 
     else if (relay)
       n += snprintf(scratch + n, scratchlen - (size_t)n, " %u", s->relay_port);
   }
-  if (n < 0 || (size_t)n + 24 > scratchlen) return NULL;
+  if (n < 0 || (size_t)n + 24 + (services ? 7u * CONFINE_MAX_SERVICES : 0u) > scratchlen) return NULL;
   char *count = scratch + n + 1;
   snprintf(count, 22, "%zu", nenv);
-  char **out = malloc((9 + nenv + s->nbinds + nargv) * sizeof *out);
+  char *ports = count + 23; /* "P,P,..." : at most 16 ports of 5 digits and a comma each */
+  ports[0] = '\0';
+  for (size_t i = 0, m = 0; services && i < s->nservices; i++)
+    m += (size_t)snprintf(ports + m, 7, i ? ",%u" : "%u", s->service_ports[i] % 100000u);
+  char **out = malloc((10 + nenv + s->nbinds + nargv) * sizeof *out);
   if (out == NULL) return NULL;
   size_t k = 0;
   out[k++] = (char *)helper;
@@ -114,6 +122,7 @@ char **confine_encode(const char *helper, const confine_spec *s, char *scratch, 
   out[k++] = (char *)(s->tmpdir ? s->tmpdir : "");
   if (relay) out[k++] = (char *)s->relay_path;
   if (inward) out[k++] = (char *)s->inward_path;
+  if (services) out[k++] = ports;
   out[k++] = count;
   for (size_t i = 0; i < nenv; i++) out[k++] = s->env[i];
   for (size_t i = 0; i < s->nbinds; i++) out[k++] = s->binds[i];
@@ -143,6 +152,33 @@ int confine_relay_path_ok(const char *p) {
 
 int confine_inward_path_ok(const char *p) {
   return confine_path_ok(p) && strlen(p) <= CONFINE_INWARD_PATH_MAX;
+}
+
+_Static_assert(CONFINE_MAX_SERVICES == CONFINE_RELAY_MAX_SERVICES, "one cap on a relay's services");
+
+/* The service ports' list "P,P,..." into s: each 1..65535, none the relay's port, none
+ * twice, at most CONFINE_MAX_SERVICES. */
+static int cf_service_ports(const char *list, unsigned relay_port, confine_spec *s, char *err, size_t errlen) {
+  const char *c = list;
+  s->nservices = 0;
+  for (;;) {
+    char *end;
+    errno = 0;
+    unsigned long v = (*c >= '0' && *c <= '9') ? strtoul(c, &end, 10) : 0;
+    if (errno || v < 1 || v > 65535 || v == relay_port || s->nservices >= CONFINE_MAX_SERVICES ||
+        (*end != ',' && *end != '\0')) {
+      snprintf(err, errlen, "bad service ports: %s", list);
+      return -1;
+    }
+    for (size_t i = 0; i < s->nservices; i++)
+      if (s->service_ports[i] == v) {
+        snprintf(err, errlen, "bad service ports: %s (%lu twice)", list, v);
+        return -1;
+      }
+    s->service_ports[s->nservices++] = (unsigned)v;
+    if (*end == '\0') return 0;
+    c = end + 1;
+  }
 }
 
 int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t errlen) {
@@ -191,6 +227,14 @@ int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t err
   if (s->inward_path && !s->relay_path) {
     snprintf(err, errlen, "an inward relay comes only with a relay");
     return -1;
+  }
+  if (s->flags & CONFINE_F_SERVICES) {
+    if (!s->relay_path || argc < b + 3) {
+      snprintf(err, errlen, "service ports come only with a relay");
+      return -1;
+    }
+    if (cf_service_ports(argv[b], port, s, err, errlen) != 0) return -1;
+    b++;
   }
   s->relay_port = port;
   s->inward_port = inport;
@@ -1296,7 +1340,10 @@ void confine_main(int argc, char **argv) {
     if (sigfd < 0) cf_fail("relay", "signalfd: %s", strerror(errno));
     relay = confine_relay_open(s.relay_path, s.relay_port, why, sizeof why);
     if (relay == NULL) cf_fail("relay", "%s", why);
-    if (s.inward_path && confine_relay_inward(relay, s.inward_port, s.inward_path, why, sizeof why) != 0) {
+    int bad = s.inward_path && confine_relay_inward(relay, s.inward_port, s.inward_path, why, sizeof why) != 0;
+    for (size_t i = 0; !bad && i < s.nservices; i++)
+      bad = confine_relay_service(relay, s.service_ports[i], why, sizeof why) != 0;
+    if (bad) {
       confine_relay_close(relay);
       cf_fail("relay", "%s", why);
     }

@@ -44,7 +44,12 @@ enum {
   CONFINE_F_UNIX = 1u << 0, /* socket(AF_UNIX) allowed (seccomp refuses it otherwise) */
   CONFINE_F_LOOPBACK = 1u << 1, /* the network namespace's loopback brought up (it starts down);
                                    for programs that serve on 127.0.0.1 inside the sandbox */
+  CONFINE_F_SERVICES = 1u << 2, /* set by confine_encode only: the argv carries service ports */
 };
+
+/* The most further services a relay serves (its path ".PORT" each); confine_relay.h's
+ * CONFINE_RELAY_MAX_SERVICES is the same number. */
+#define CONFINE_MAX_SERVICES 16
 
 /* The most extra paths a spec carries (read-only and read-write together). */
 #define CONFINE_MAX_BINDS 64
@@ -84,6 +89,8 @@ typedef struct confine_spec {
   const char *inward_path; /* the way in reversed (NULL: none; needs a relay): the helper */
   unsigned inward_port;    /* listens on 127.0.0.1:inward_port inside and connects each
                               client to the unix socket inward_path outside */
+  size_t nservices;        /* further ports relayed, each from relay_path ".PORT" (needs a */
+  unsigned service_ports[CONFINE_MAX_SERVICES]; /* relay; none is relay_port, none twice) */
   unsigned run_as;        /* started by root, the program becomes this uid and gid (0: stays
                              root; ignored when not root); the helper stays root */
 } confine_spec;
@@ -93,7 +100,7 @@ typedef struct confine_spec {
 #define CONFINE_RELAY_PATH_MAX 101
 
 /* Builds the helper's argv: {helper, CONFINE_ARG, ...spec..., NULL}. The strings point into
- * the spec except a few numbers kept in `scratch` (at least 240 bytes). Returns a malloc'd
+ * the spec except a few numbers kept in `scratch` (at least 240 bytes; 360 with services). Returns a malloc'd
  * array to free (not its strings), or NULL when out of memory. */
 char **confine_encode(const char *helper, const confine_spec *s, char *scratch, size_t scratchlen);
 
@@ -118,7 +125,9 @@ int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t err
  * connection attempt, then closed). It writes "R <relay_path>" after "P" once both listen,
  * and removes both files when it ends. A stale socket file at either path is replaced;
  * anything else there fails the run ("F relay ..."), as does a relay without the network
- * namespace ("F netns ..."). With inward_path too, the same loop listens on
+ * namespace ("F netns ..."). Each of service_ports gets a socket of its own beside them,
+ * relay_path ".PORT", relayed to 127.0.0.1:PORT the same way (no probe), so every service of
+ * a sandbox is reached from outside on its own socket. With inward_path too, the same loop listens on
  * 127.0.0.1:inward_port inside the namespace and joins each client to a new connection to
  * the unix socket inward_path: a browser in the namespace reaches one service outside it
  * and nothing else.

@@ -1,5 +1,5 @@
-/* confine_relay.c: the helper's relay (see confine_relay.h). One poll loop serves the two
- * listening sockets, every relayed connection (a client and its upstream on the sandbox's
+/* confine_relay.c: the helper's relay (see confine_relay.h). One poll loop serves the
+ * listening sockets (the relay's, its probe's, one per further service, inward's), every relayed connection (a client and its upstream on the sandbox's
  * loopback) and the probes in flight, so a slow side never stalls the others. Uses Linux
  * sockets only. */
 #define _GNU_SOURCE
@@ -44,17 +44,22 @@ typedef struct rl_probe {
   int done;
 } rl_probe;
 
+/* The listening unix sockets' slots: the relay's, its probe's, then one per service. */
+#define RL_SLOTS (2 + CONFINE_RELAY_MAX_SERVICES)
+
 struct confine_relay {
-  int lfd, pfd, ifd; /* the listening sockets: the relay's, the probe's, inward's (or -1) */
-  unsigned port;
-  char path[2][112];
-  dev_t dev[2];
-  ino_t ino[2];
+  int fd[RL_SLOTS];         /* slot 0: the relay's, 1: the probe's, 2..: the services' */
+  unsigned port[RL_SLOTS];  /* where a slot's clients are connected (the probe's: unused) */
+  int nslots;
+  int ifd;                  /* inward's listening socket (or -1) */
+  char path[RL_SLOTS][112];
+  dev_t dev[RL_SLOTS];
+  ino_t ino[RL_SLOTS];
   struct sockaddr_un inward; /* where inward's clients are joined to */
   int npairs, nprobes;
   rl_pair pairs[CONFINE_RELAY_MAX_PAIRS];
   rl_probe probes[RL_MAX_PROBES];
-  struct pollfd pfds[4 + 2 * CONFINE_RELAY_MAX_PAIRS + RL_MAX_PROBES];
+  struct pollfd pfds[2 + RL_SLOTS + 2 * CONFINE_RELAY_MAX_PAIRS + RL_MAX_PROBES];
 };
 
 static uint64_t rl_now_ms(void) {
@@ -126,8 +131,7 @@ static int rl_listen(confine_relay *r, int i, char *why, size_t whylen) {
   }
   r->dev[i] = st.st_dev;
   r->ino[i] = st.st_ino;
-  if (i == 0) r->lfd = fd;
-  else r->pfd = fd;
+  r->fd[i] = fd;
   return 0;
 }
 
@@ -137,8 +141,10 @@ confine_relay *confine_relay_open(const char *path, unsigned port, char *why, si
     snprintf(why, whylen, "out of memory");
     return NULL;
   }
-  r->lfd = r->pfd = r->ifd = -1;
-  r->port = port;
+  for (int i = 0; i < RL_SLOTS; i++) r->fd[i] = -1;
+  r->ifd = -1;
+  r->nslots = 2;
+  r->port[0] = port;
   if (port < 1 || port > 65535 || snprintf(r->path[0], sizeof r->path[0], "%s", path) >= (int)sizeof r->path[0] ||
       snprintf(r->path[1], sizeof r->path[1], "%s.probe", path) >= (int)sizeof r->path[1]) {
     snprintf(why, whylen, "bad relay %s, port %u", path, port);
@@ -154,6 +160,32 @@ confine_relay *confine_relay_open(const char *path, unsigned port, char *why, si
     return NULL;
   }
   return r;
+}
+
+int confine_relay_service(confine_relay *r, unsigned port, char *why, size_t whylen) {
+  if (port < 1 || port > 65535) {
+    snprintf(why, whylen, "bad service port %u", port);
+    return -1;
+  }
+  if (r->nslots >= RL_SLOTS) {
+    snprintf(why, whylen, "more than %d services to relay", CONFINE_RELAY_MAX_SERVICES);
+    return -1;
+  }
+  for (int i = 0; i < r->nslots; i++)
+    if (i != 1 && r->port[i] == port) {
+      snprintf(why, whylen, "port %u is relayed twice", port);
+      return -1;
+    }
+  int i = r->nslots;
+  /* path[0] is at most CONFINE_RELAY_PATH_MAX bytes, so "PATH.65535" fits like "PATH.probe" */
+  if (snprintf(r->path[i], sizeof r->path[i], "%s.%u", r->path[0], port) >= (int)sizeof r->path[i]) {
+    snprintf(why, whylen, "socket path too long: %s.%u", r->path[0], port);
+    return -1;
+  }
+  if (rl_listen(r, i, why, whylen) != 0) return -1;
+  r->port[i] = port;
+  r->nslots++;
+  return 0;
 }
 
 int confine_relay_inward(confine_relay *r, unsigned port, const char *path, char *why, size_t whylen) {
@@ -239,9 +271,9 @@ static void rl_pair_free(rl_pair *p) {
   }
 }
 
-/* Takes the clients waiting on lfd (the relay's) or ifd (inward's), each joined to its
- * upstream. */
-static void rl_accept_pairs(confine_relay *r, int lfd) {
+/* Takes the clients waiting on lfd (a relay slot's, whose clients go to port) or ifd
+ * (inward's), each joined to its upstream. */
+static void rl_accept_pairs(confine_relay *r, int lfd, unsigned port) {
   for (int n = 0; n < RL_ACCEPTS; n++) {
     int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (c < 0) return; /* EAGAIN, or out of descriptors: the rest wait in the backlog */
@@ -256,7 +288,7 @@ static void rl_accept_pairs(confine_relay *r, int lfd) {
     p->d[1].buf = malloc(CONFINE_RELAY_BUF);
     p->fd[1] = !p->d[0].buf || !p->d[1].buf ? -1
                : lfd == r->ifd ? rl_connect_inward(r, &p->connecting)
-                               : rl_connect(r->port, &p->connecting);
+                               : rl_connect(port, &p->connecting);
     if (p->fd[1] < 0) { /* nothing listens (yet): the client is closed */
       rl_pair_free(p);
       continue;
@@ -334,14 +366,14 @@ static void rl_probe_down(int client, int err) {
 
 static void rl_accept_probes(confine_relay *r) {
   for (int n = 0; n < RL_ACCEPTS; n++) {
-    int c = accept4(r->pfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int c = accept4(r->fd[1], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (c < 0) return;
     if (r->nprobes >= RL_MAX_PROBES) {
       rl_probe_answer(c, "down busy\n");
       continue;
     }
     int pending;
-    int up = rl_connect(r->port, &pending);
+    int up = rl_connect(r->port[0], &pending);
     if (up < 0) {
       rl_probe_down(c, errno);
     } else if (!pending) {
@@ -374,8 +406,7 @@ int confine_relay_run(confine_relay *r, int wake_fd) {
     struct pollfd *f = r->pfds;
     int n = 0;
     f[n++] = (struct pollfd){.fd = wake_fd, .events = POLLIN};
-    f[n++] = (struct pollfd){.fd = r->lfd, .events = POLLIN};
-    f[n++] = (struct pollfd){.fd = r->pfd, .events = POLLIN};
+    for (int i = 0; i < r->nslots; i++) f[n++] = (struct pollfd){.fd = r->fd[i], .events = POLLIN};
     f[n++] = (struct pollfd){.fd = r->ifd, .events = POLLIN}; /* -1 without inward: ignored */
     for (int i = 0; i < r->npairs; i++)
       for (int k = 0; k < 2; k++) {
@@ -396,7 +427,7 @@ int confine_relay_run(confine_relay *r, int wake_fd) {
       return -1;
     }
     now = rl_now_ms();
-    int k = 4;
+    int k = 2 + r->nslots;
     for (int i = 0; i < r->npairs; i++, k += 2) rl_pair_step(&r->pairs[i], f[k].revents, f[k + 1].revents);
     for (int j = 0; j < r->nprobes; j++, k++) rl_probe_step(&r->probes[j], f[k].revents, now);
     /* drop the finished ones, then take new clients: the poll slots above stay in order */
@@ -410,9 +441,12 @@ int confine_relay_run(confine_relay *r, int wake_fd) {
     for (int j = 0; j < r->nprobes; j++)
       if (!r->probes[j].done) r->probes[m++] = r->probes[j];
     r->nprobes = m;
-    if (f[1].revents) rl_accept_pairs(r, r->lfd);
-    if (f[2].revents) rl_accept_probes(r);
-    if (f[3].revents) rl_accept_pairs(r, r->ifd);
+    for (int i = 0; i < r->nslots; i++) {
+      if (!f[1 + i].revents) continue;
+      if (i == 1) rl_accept_probes(r);
+      else rl_accept_pairs(r, r->fd[i], r->port[i]);
+    }
+    if (f[1 + r->nslots].revents) rl_accept_pairs(r, r->ifd, 0);
     if (f[0].revents) return 0;
   }
 }
@@ -425,10 +459,9 @@ void confine_relay_close(confine_relay *r) {
     close(r->probes[j].up);
   }
   if (r->ifd >= 0) close(r->ifd);
-  int fds[2] = {r->lfd, r->pfd};
-  for (int i = 0; i < 2; i++) {
-    if (fds[i] < 0) continue;
-    close(fds[i]);
+  for (int i = 0; i < RL_SLOTS; i++) {
+    if (r->fd[i] < 0) continue;
+    close(r->fd[i]);
     /* only the file this relay made: another may have replaced it since */
     struct stat st;
     if (lstat(r->path[i], &st) == 0 && st.st_dev == r->dev[i] && st.st_ino == r->ino[i]) unlink(r->path[i]);

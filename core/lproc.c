@@ -279,6 +279,29 @@ static void lp_socket_end(lua_State *L, int t, const char *what, size_t max, con
   *port = (unsigned)v;
 }
 
+/* relay.services of the relay table at t: a list of further ports, each relayed from the
+ * relay's path ".PORT"; none the relay's own port, none twice. */
+static void lp_service_ports(lua_State *L, int t, proc_opts *o) {
+  int ft = lua_getfield(L, t, "services");
+  if (ft == LUA_TNIL) return;
+  if (ft != LUA_TTABLE) luaL_argerror(L, 1, "relay.services must be a list of ports");
+  lua_Integer n = luaL_len(L, -1);
+  if (n > CONFINE_MAX_SERVICES) luaL_argerror(L, 1, "relay.services holds at most 16 ports");
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    int ok;
+    lua_Integer v = lua_tointegerx(L, -1, &ok);
+    lua_pop(L, 1);
+    int twice = 0;
+    for (size_t k = 0; ok && k < o->nservices; k++) twice |= o->service_ports[k] == (unsigned)v;
+    if (!ok || v < 1 || v > 65535 || (unsigned)v == o->relay_port || twice) {
+      lua_pushfstring(L, "relay.services[%I] must be a port between 1 and 65535, not relay.port and not named twice", i);
+      luaL_argerror(L, 1, lua_tostring(L, -1));
+    }
+    o->service_ports[o->nservices++] = (unsigned)v;
+  }
+}
+
 /* The options of run{} and helper_argv{} from the table at 1, into o; env receives the
  * "NAME=value" strings and binds the extra paths (both anchored on the Lua stack). Misuse
  * raises; returns 0, or 3 with nil, message, code pushed (a required layer switched off). */
@@ -409,8 +432,9 @@ static int lp_opts(lua_State *L, proc_opts *o, const char **env, const char **bi
     if (ft == LUA_TTABLE) lp_socket_end(L, lua_gettop(L), "relay.inward", CONFINE_INWARD_PATH_MAX, &o->inward_path,
                                         &o->inward_port);
     else if (ft != LUA_TNIL) luaL_argerror(L, 1, "relay.inward must be a table {path =, port =}");
+    lp_service_ports(L, rt, o);
   } else if (ft != LUA_TNIL) {
-    luaL_argerror(L, 1, "relay must be a table {path =, port =[, inward = {path =, port =}]}");
+    luaL_argerror(L, 1, "relay must be a table {path =, port =[, inward = {path =, port =}, services = {port, ...}]}");
   }
   o->run_as = (unsigned)lp_opt_u64(L, 1, "run_as", 0, 4294967294u);
   return 0;
@@ -427,7 +451,7 @@ static int lp_opts(lua_State *L, proc_opts *o, const char **env, const char **bi
  * relay makes the helper listen on path (and path ".probe") and connect each client to
  * 127.0.0.1:port inside the namespace (needs loopback and the netns layer; confine.h);
  * relay.inward = {port =, path =} also joins 127.0.0.1:port inside to the unix socket path
- * outside. run_as: started by root, the program becomes that uid and gid (the helper stays
+ * outside; relay.services = {port, ...} relays each further port from path ".PORT". run_as: started by root, the program becomes that uid and gid (the helper stays
  * root).
  * -> result | nil, message, code. Waits in the calling task. */
 static int lp_run(lua_State *L) {
@@ -494,8 +518,10 @@ static int lp_helper_argv(lua_State *L) {
                        .tmpdir = tmpdir, .env = (char *const *)env, .argv = o.argv,
                        .flags = o.flags, .nbinds = o.nbinds, .binds = o.binds,
                        .relay_path = o.relay_path, .relay_port = o.relay_port,
-                       .inward_path = o.inward_path, .inward_port = o.inward_port, .run_as = o.run_as};
-  char scratch[256];
+                       .inward_path = o.inward_path, .inward_port = o.inward_port, .run_as = o.run_as,
+                       .nservices = o.nservices};
+  memcpy(spec.service_ports, o.service_ports, sizeof spec.service_ports);
+  char scratch[384];
   char **args = confine_encode(proc_ctx_helper(lp_ctx(L, 1)), &spec, scratch, sizeof scratch);
   if (args == NULL) return luaL_error(L, "proc: out of memory");
   lua_newtable(L);

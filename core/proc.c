@@ -571,8 +571,10 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
       .flags = o->flags, .nbinds = o->nbinds, .binds = o->binds,
       .relay_path = o->relay_path, .relay_port = o->relay_port,
       .inward_path = o->inward_path, .inward_port = o->inward_port, .run_as = o->run_as,
+      .nservices = o->nservices,
   };
-  char scratch[256];
+  memcpy(spec.service_ports, o->service_ports, sizeof spec.service_ports);
+  char scratch[384];
   const char *helper = o->helper ? o->helper : c->helper;
   char **args = confine_encode(helper, &spec, scratch, sizeof scratch);
   if (args == NULL) {

@@ -42,6 +42,9 @@ typedef struct proc_opts {
   const char *inward_path;   /* with a relay: 127.0.0.1:inward_port inside joined to this
                                 unix socket outside (NULL: none) */
   unsigned inward_port;
+  size_t nservices;          /* with a relay: further ports, each relayed from relay_path
+                                ".PORT" (confine.h) */
+  unsigned service_ports[CONFINE_MAX_SERVICES];
   unsigned run_as;           /* started by root, the program becomes this uid and gid (0: no) */
 } proc_opts;
 

@@ -100,7 +100,9 @@
   X(test_confine_path_ok)                  \
   X(test_confine_view_plan)                \
   X(test_confine_strip_accounts)           \
-  X(test_confine_pids_paths)
+  X(test_confine_pids_paths)              \
+  X(test_confine_relay_services)           \
+  X(test_confine_spec_services)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)

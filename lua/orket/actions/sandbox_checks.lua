@@ -15,11 +15,21 @@ M.METHODS = { GET = true, HEAD = true, POST = true, PUT = true, PATCH = true, DE
 -- ---- the checks -------------------------------------------------------------------
 
 local HTTP_FIELDS = { name = true, method = true, path = true, body = true, headers = true, status = true, json = true,
-  contains = true, timeout_ms = true }
+  contains = true, timeout_ms = true, service = true }
 local BROWSER_FIELDS = { name = true, path = true, selector = true, text = true, console_errors = true,
-  screenshot = true, timeout_ms = true }
-local HTTP_LIST = "name, method, path, body, headers, status, json, contains, timeout_ms"
-local BROWSER_LIST = "name, path, selector, text, console_errors, screenshot, timeout_ms"
+  screenshot = true, timeout_ms = true, service = true }
+local HTTP_LIST = "name, method, path, body, headers, status, json, contains, timeout_ms, service"
+local BROWSER_LIST = "name, path, selector, text, console_errors, screenshot, timeout_ms, service"
+
+-- the service a check runs against (nil: the sandbox's entry): a compose service's name
+local function service_of(t)
+  local v = t.service
+  if v == nil or v == cjson.null then return true, nil end
+  if type(v) ~= "string" or not v:match("^[%w][%w_.-]*$") or #v > 64 then
+    return false, "must be a service's name (letters, digits, '_', '.', '-'; at most 64 bytes)"
+  end
+  return true, v
+end
 
 -- a path on the app: absolute, no scheme or host, nothing a request line cannot hold
 local function bad_path(p)
@@ -137,6 +147,9 @@ local function normalize_http(h)
   ok, v = opt_str(h, "name", 200)
   if not ok then return nil, "name", v end
   c.name = v or (c.method .. " " .. c.path)
+  ok, v = service_of(h)
+  if not ok then return nil, "service", v end
+  c.service = v
   local t, tf, terr = timeout_of(h.timeout_ms, "timeout_ms")
   if not t then return nil, tf, terr end
   c.timeout_ms = t
@@ -165,6 +178,9 @@ local function normalize_browser(b)
   ok, v = opt_str(b, "name", 200)
   if not ok then return nil, "name", v end
   c.name = v or ("browser " .. c.path .. " " .. c.selector)
+  ok, v = service_of(b)
+  if not ok then return nil, "service", v end
+  c.service = v
   local t, tf, terr = timeout_of(b.timeout_ms, "timeout_ms")
   if not t then return nil, tf, terr end
   c.timeout_ms = t

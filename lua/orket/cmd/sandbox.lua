@@ -534,7 +534,8 @@ local function check(args, cli)
   end
   local home = row.socket:gsub("/app%.sock$", "")
   local outs = deploy.accept_after { db = db, board = board, settings = s,
-    sandbox = { id = row.id, socket = row.socket, home = home, commit = row.commit_id }, cards = cards, send_back = false }
+    sandbox = { id = row.id, socket = row.socket, home = home, commit = row.commit_id, services = service.sockets(row) },
+    cards = cards, send_back = false }
   db:close()
   local ok = true
   for _, o in ipairs(outs) do ok = ok and o.result.ok end

@@ -450,19 +450,26 @@ local function run_browser(c, b, home, n)
 end
 
 --- browsers() -> the browser that runs of checks against one sandbox share (run's browsers):
---- {get(socket, timeout_ms) -> browser | nil, why, close()}. It starts at the first browser
---- check any of them makes, and once failing to start it fails the others the same way.
---- Chromium's start costs seconds of CPU, so a deploy's cards share one; the holder's
---- owner closes it once its last run is done.
+--- {get(socket, timeout_ms) -> browser | nil, why, close()}. One per socket (a browser's one
+--- way out is the socket it was started with: the sandbox's, or a service's), started at the
+--- first browser check that socket's checks make; once one fails to start it fails the
+--- others the same way. Chromium's start costs seconds of CPU, so a deploy's cards share
+--- them; the holder's owner closes them once its last run is done.
 function M.browsers()
-  local h = {}
+  local h, open = {}, {}
   function h.get(socket, timeout_ms)
-    if not h.browser and not h.why then h.browser, h.why = open_browser(socket, timeout_ms) end
-    return h.browser, h.why
+    if h.why then return nil, h.why end
+    if not open[socket] then
+      local b, why = open_browser(socket, timeout_ms)
+      if not b then h.why = why; return nil, why end
+      open[socket] = b
+      h.browser = h.browser or b -- the first: the sandbox's, in the usual run
+    end
+    return open[socket]
   end
   function h.close()
-    if h.browser then h.browser.close() end
-    h.browser, h.why = nil, "closed"
+    for _, b in pairs(open) do b.close() end
+    open, h.browser, h.why = {}, nil, "closed"
   end
   return h
 end
@@ -487,10 +494,27 @@ function M.log_tail(path, lines, max_bytes)
   return inert.text(table.concat(all, "\n", from))
 end
 
---- run{socket=, home=, checks= [, browsers=]} -> {ok=bool, results={{kind=, name=, ok=,
---- detail=, ms=, status=, screenshot=, console=}...}, log=the sandbox log's last lines}: each
---- check (the normal form) against the live sandbox whose unix socket and directory are
---- given, one after another. Runs in a task. Its browser is browsers' (M.browsers, left
+-- the socket a check runs against: the sandbox's (its entry's), or that of the service the
+-- check names (o.services: name -> socket, orket.sandboxes.service.sockets) | nil, why
+-- naming the card, the check and the service
+local function socket_of(o, c, i)
+  if not c.service then return o.socket end
+  local services = o.services or {}
+  if services[c.service] then return services[c.service] end
+  local names = {}
+  for name in pairs(services) do names[#names + 1] = name end
+  table.sort(names)
+  return nil, string.format("%scheck %d (%s) names the service %q, which sandbox %s does not run (%s)",
+    o.card and ("card " .. tostring(o.card) .. ": ") or "", i, tostring(c.name), c.service, tostring(o.sandbox or "?"),
+    names[1] and ("its services: " .. table.concat(names, ", ")) or "it runs one service; leave `service` out")
+end
+
+--- run{socket=, home=, checks= [, browsers=, services=, card=, sandbox=]} -> {ok=bool,
+--- results={{kind=, name=, ok=, detail=, ms=, status=, screenshot=, console=}...}, log=the
+--- sandbox log's last lines}: each check (the normal form) against the live sandbox whose
+--- unix socket and directory are given, one after another; a check naming a service
+--- (`service`) against that service's socket in services (name -> socket), and one naming
+--- a service not there fails, saying so with the card and the sandbox's id. Runs in a task. Its browser is browsers' (M.browsers, left
 --- open for the next run) when given; else its own, and then it leaves no browser or
 --- driver running.
 function M.run(o)
@@ -500,10 +524,13 @@ function M.run(o)
   local done, raised = pcall(function()
     for i, c in ipairs(o.checks or {}) do
       local r
-      if c.kind == "http" then
-        r = run_http(c, o.socket)
+      local socket, why = socket_of(o, c, i)
+      if not socket then
+        r = { kind = c.kind, name = c.name, ok = false, detail = why }
+      elseif c.kind == "http" then
+        r = run_http(c, socket)
       else
-        local browser, berr = browsers.get(o.socket, c.timeout_ms)
+        local browser, berr = browsers.get(socket, c.timeout_ms)
         if browser then r = run_browser(c, browser, o.home, i)
         else
           -- no browser could start here: the page was never asked for, so the app neither

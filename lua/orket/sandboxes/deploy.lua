@@ -87,7 +87,7 @@ local function post_status(settings, commit, passed, description)
   return out or { error = err }
 end
 
---- accept_after{db=, board=, settings=, sandbox={id=, socket=, home=, commit=}, cards={ids},
+--- accept_after{db=, board=, settings=, sandbox={id=, socket=, home=, commit=, services=}, cards={ids},
 --- run_id=, send_back=} -> {{card=, result=, outcome=, followup=, duplicate=, error=, status=}...}: the
 --- acceptance checks of each card that has them, against the live sandbox
 --- (orket.sandboxes.accept); each result journaled and, with send_back (a deploy), a
@@ -99,7 +99,8 @@ function M.accept_after(o)
   local passed, total, skipped, ok, failing = 0, 0, 0, true, {}
   local browsers = accept.browsers()
   local function accept_card(id, list)
-    local res = accept.run { socket = o.sandbox.socket, home = o.sandbox.home, checks = list, browsers = browsers }
+    local res = accept.run { socket = o.sandbox.socket, home = o.sandbox.home, checks = list, browsers = browsers,
+      services = o.sandbox.services or {}, card = id, sandbox = o.sandbox.id }
     local rec, err = acceptance.record { db = o.db, board = o.board, card = id, sandbox = o.sandbox.id,
       commit = o.sandbox.commit, result = res,
       run_id = o.run_id, send_back = o.send_back }

@@ -31,7 +31,9 @@ end
 local function serving(db)
   for _, r in ipairs(sandboxes.list(db, false)) do
     local home = r.status == "healthy" and service.dir_of(r)
-    if home then return { id = r.id, socket = r.socket, home = home, commit = r.commit_id } end
+    if home then
+      return { id = r.id, socket = r.socket, home = home, commit = r.commit_id, services = service.sockets(r) }
+    end
   end
   return nil
 end

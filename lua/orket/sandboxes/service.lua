@@ -33,6 +33,23 @@ local SUN_MAX = 107 - #".probe"
 
 -- ---- processes named by pid and start time ----------------------------------------------
 
+--- sockets(row) -> {name -> socket path} of a sandbox of several services (row: its
+--- socket, port and command as the store keeps them, the command a JSON list of
+--- "name:port=command"): the entry's the sandbox's socket, each other's socket.PORT, which
+--- the runner's helper relays to that port. {} for a sandbox of one service.
+function M.sockets(row)
+  local out, list = {}, type(row.command) == "string" and cjson.decode(row.command) or nil
+  if type(list) ~= "table" or type(row.socket) ~= "string" then return out end
+  for _, item in ipairs(list) do
+    if type(item) ~= "string" then return {} end
+    local name, port = item:match("^([%w][%w_.-]*):(%d+)=")
+    if not name then return {} end -- a single service's argv
+    port = math.tointeger(tonumber(port))
+    out[name] = port == row.port and row.socket or (row.socket .. "." .. port)
+  end
+  return out
+end
+
 --- start_time(pid) -> the process's start time (clock ticks since boot, as text) | nil when
 --- there is no such process: with the pid it names one process, never a later one that
 --- reused the number
@@ -310,6 +327,15 @@ function M.up(o)
         sv.command and table.concat(sv.command, " ") or tostring(sv.database))
     end
   end
+  -- every service but the entry is relayed from a socket of its own, app.sock.PORT, so
+  -- checks (and people) reach each one from outside
+  local relayed = {}
+  if p.services then
+    local ports = supervise.ports(p, port)
+    for _, sv in ipairs(p.services) do
+      if ports[sv.name] ~= port then relayed[#relayed + 1] = ports[sv.name] end
+    end
+  end
   local me = math.tointeger(uv.os_getpid())
   local owner_start = M.start_time(me)
   local row = { target = o.target or "main", port = port, socket = "", command = cjson.encode(shown or argv),
@@ -325,6 +351,7 @@ function M.up(o)
   local home = dir .. "/.orket/sandboxes/" .. id
   local sock = home .. "/app.sock"
   local sb = setmetatable({ id = id, db = db, dir = dir, home = home, socket = sock, port = port, plan = p,
+    services = M.sockets { socket = sock, port = port, command = row.command },
     commit = commit, target = o.target or "main", emit = o.emit or function() end, status = "starting" }, Sandbox)
   local function fail(msg, code)
     sb:_kill()
@@ -372,7 +399,8 @@ function M.up(o)
     if one.database == "postgresql" then layers.seccomp = false end
   end
   local ok, hargv = pcall(proc.helper_argv, { argv = argv, cwd = cwd, tmpdir = home .. "/tmp", env = env,
-    limits = M.LIMITS, loopback = true, layers = layers, relay = { path = sock, port = port } })
+    limits = M.LIMITS, loopback = true, layers = layers, relay = { path = sock, port = port,
+    services = relayed[1] and relayed or nil } })
   if not ok then return fail("sandbox: " .. tostring(hargv), "EINVAL") end
   if not sb:_spawn(hargv) then return fail(sb.failure or "sandbox: the runner did not start", "ESPAWN") end
   assert(record(db, id, "starting", nil, nil, "sandbox_start", { id = id, target = sb.target, port = port,
