@@ -3,6 +3,7 @@
 -- an issue's checks that name a service (`service = "backend"`) run against that service;
 -- one naming a service the sandbox does not run fails, naming the card, check and service.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local cjson = require "cjson"
 local proc = require "orket.c.proc"
 local backends = require "tests.backends"
@@ -86,10 +87,10 @@ describe("acceptance checks per service", function()
     r = H.orket("sandbox up --detach", { cwd = dir })
     assert.equal(0, r.status, r.stdout .. r.stderr)
     -- the backend's own socket, beside the sandbox's
-    local status, body = H.sandbox_request(dir .. "/.orket/sandboxes/1/app.sock.8081", "GET", "/api")
+    local status, body = F.sandbox_request(dir .. "/.orket/sandboxes/1/app.sock.8081", "/api")
     assert.equal(200, status, body)
     assert.matches(mark, body, 1, true)
-    status, body = H.sandbox_request(dir .. "/.orket/sandboxes/1/app.sock", "GET", "/")
+    status, body = F.sandbox_request(dir .. "/.orket/sandboxes/1/app.sock", "/")
     assert.equal(200, status, body)
     assert.equal("the frontend", body)
     -- a check naming the backend passes against it; the unnamed one is the entry's
