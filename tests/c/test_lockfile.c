@@ -63,8 +63,17 @@ TEST(test_lockfile_shared_exclusive) {
   lf_taker x = {path, 0, 5000, -1, 0};
   pthread_t th;
   CHECK(t, pthread_create(&th, NULL, lf_take_thread, &x) == 0);
-  usleep(50000);
-  CHECK(t, lockfile_wait(path, 1, 0, err, sizeof err, &code) < 0);
+  /* (asked until the taker is seen waiting: on a loaded machine, or under a sanitizer, the
+   * thread may take longer than any fixed pause to get there; a shared lock taken before
+   * it does is given back at once) */
+  int early = -1;
+  for (int i = 0; i < 500; i++) {
+    early = lockfile_wait(path, 1, 0, err, sizeof err, &code);
+    if (early < 0) break;
+    lockfile_release(early);
+    usleep(10000);
+  }
+  CHECK(t, early < 0);
   lockfile_release(s1);
   usleep(20000);
   long left = lf_now_ms();
