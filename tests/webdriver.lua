@@ -114,8 +114,13 @@ function Session:find(css)
   return v[ELEMENT]
 end
 
--- stale(err): the element was replaced meanwhile (the page draws parts of itself again)
-local function stale(err) return tostring(err):find("stale element", 1, true) ~= nil end
+-- stale(err): the element was replaced meanwhile (the page draws parts of itself again).
+-- chromedriver says so as "stale element", or, when the node left the page between its
+-- look-up and the read, as an inspector error that the node is no longer in the document.
+local function stale(err)
+  local e = tostring(err)
+  return e:find("stale element", 1, true) ~= nil or e:find("does not belong to the document", 1, true) ~= nil
+end
 
 -- attempt(fn): fn() | false when the element it used went stale; other errors raise
 local function attempt(fn)
