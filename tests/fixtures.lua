@@ -148,4 +148,14 @@ function F.sandbox_list(dir, all)
   return require("cjson").decode(r.stdout)
 end
 
+--- marked_procs(mark) -> the /proc/PID/environ paths of the processes whose environment
+--- holds MARK=mark (orket.lua's sandbox.env gives it to each service of a sandbox)
+function F.marked_procs(mark)
+  local out = {}
+  local p = io.popen("grep -l " .. H.quote("MARK=" .. mark) .. " /proc/[0-9]*/environ 2>/dev/null")
+  for line in p:lines() do out[#out + 1] = line end
+  p:close()
+  return out
+end
+
 return F

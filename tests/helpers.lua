@@ -129,8 +129,7 @@ end
 --- no_node_sandbox() -> why | nil: why a node app cannot run in a sandbox here (no network
 --- or user namespace from the kernel, or no node), for pending(); nil when it can
 function M.no_node_sandbox()
-  local p = require("orket.c.proc").probe()
-  if p.netns and p.userns and os.execute("command -v node >/dev/null 2>&1") then return nil end
+  if M.sandbox_offered("node") then return nil end
   return "the kernel offers no network namespace here, or node is missing"
 end
 

@@ -9,13 +9,9 @@
 local H = require "tests.helpers"
 local F = require "tests.fixtures"
 local cjson = require "cjson"
-local proc = require "orket.c.proc"
 local WD = require "tests.webdriver"
 
-local function offered()
-  local p = proc.probe()
-  return p.netns and p.userns and os.execute("command -v python3 >/dev/null 2>&1")
-end
+local function offered() return H.sandbox_offered("python3") end
 
 -- request(sock, method, path [, json body]) -> status, text: one exchange with the app
 -- through the sandbox's socket

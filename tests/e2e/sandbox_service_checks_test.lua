@@ -5,7 +5,6 @@
 local H = require "tests.helpers"
 local F = require "tests.fixtures"
 local cjson = require "cjson"
-local proc = require "orket.c.proc"
 local backends = require "tests.backends"
 
 -- /api answers with the mark; anything else is 404
@@ -38,18 +37,9 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 ]]
 
-local function offered()
-  local p = proc.probe()
-  return p.netns and p.userns and os.execute("command -v python3 >/dev/null 2>&1")
-end
+local function offered() return H.sandbox_offered("python3") end
 
-local function procs(mark)
-  local out = {}
-  local p = io.popen("grep -l " .. H.quote("MARK=" .. mark) .. " /proc/[0-9]*/environ 2>/dev/null")
-  for line in p:lines() do out[#out + 1] = line end
-  p:close()
-  return out
-end
+local procs = F.marked_procs
 
 describe("acceptance checks per service", function()
   local skip

@@ -5,7 +5,6 @@
 local H = require "tests.helpers"
 local F = require "tests.fixtures"
 local cjson = require "cjson"
-local proc = require "orket.c.proc"
 local backends = require "tests.backends"
 
 local BACKEND = [[
@@ -36,10 +35,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 ]]
 
-local function offered()
-  local p = proc.probe()
-  return p.netns and p.userns and os.execute("command -v python3 >/dev/null 2>&1")
-end
+local function offered() return H.sandbox_offered("python3") end
 
 local function project(files, mark)
   local dir = H.tmpdir() .. "/p"
@@ -57,13 +53,7 @@ end
 
 -- the processes whose environment holds mark (orket.lua's sandbox.env gives it to each
 -- service; their command lines are the tree's own)
-local function procs(mark)
-  local out = {}
-  local p = io.popen("grep -l " .. H.quote("MARK=" .. mark) .. " /proc/[0-9]*/environ 2>/dev/null")
-  for line in p:lines() do out[#out + 1] = line end
-  p:close()
-  return out
-end
+local procs = F.marked_procs
 
 local function get(sock, path) return F.sandbox_request(sock, path) end
 
