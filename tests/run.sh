@@ -284,5 +284,10 @@ if [ "$reports" -ne 0 ]; then
   echo "$reports sanitizer report(s) above"
   failed=$((failed + 1))
 fi
+# What failed, again just above the summary: a long run's log is often read from its tail only.
+if [ "$failed" -ne 0 ]; then
+  echo "== What failed (each file's output is above)"
+  grep -E '^== .*( failed:| did not finish | sanitizer report)|^    (FAIL|ERROR): |^  FAIL ' "$log" | sed 's/^ */  /'
+fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
