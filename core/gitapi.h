@@ -10,7 +10,7 @@
 #include <git2.h>
 #include <git2/sys/repository.h> /* git_repository_set_index */
 
-/* The functions the git layer (core/gitrepo/) uses, each named without its git_ prefix. One list makes both the
+/* The functions the git layer (core/gitrepo/, gitdiff.c, gitexport.c) uses, each named without its git_ prefix. One list makes both the
  * table and its loader, and each field takes its type from libgit2's own declaration, so
  * the two cannot disagree. */
 #define GITAPI_FUNCS(X) \
@@ -53,7 +53,10 @@
   X(tree_entry_bypath) X(tree_entry_filemode) X(tree_entry_free) X(tree_entry_id) X(tree_entry_name) X(tree_entry_type) X(tree_free) X(tree_id)             \
   X(tree_lookup) X(tree_walk) X(worktree_add) X(worktree_add_options_init) X(worktree_free)  \
   X(worktree_list) X(worktree_lookup) X(worktree_path) X(worktree_prune)                     \
-  X(worktree_prune_options_init) X(worktree_validate)
+  X(worktree_prune_options_init) X(worktree_validate)                                        \
+  X(revparse_single) X(object_peel) X(object_free) X(object_id) X(merge_base)                \
+  X(diff_options_init) X(diff_find_similar) X(patch_from_diff) X(patch_get_delta)            \
+  X(patch_line_stats) X(patch_to_buf) X(patch_free) X(buf_dispose) X(odb_read_header)
 
 typedef struct gitapi {
   void *lib;

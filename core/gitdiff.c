@@ -1,10 +1,9 @@
-/* gitdiff.c: a branch's change as files and unified diffs (see gitdiff.h). libgit2 is
- * loaded with dlopen, as gitapi.c loads it, into a table of the few read-only entry points
- * used here, so that this capability stays apart from the repository one (gitrepo.c). */
+/* gitdiff.c: a branch's change as files and unified diffs (see gitdiff.h). It reads through
+ * gitapi.h's table of libgit2's entry points, and opens its own handle on the repository, so
+ * that this read-only capability stays apart from the repository one (core/gitrepo/). */
 #define _GNU_SOURCE
 #include "gitdiff.h"
 
-#include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,29 +11,10 @@
 
 #include <git2.h>
 
-#include "dlapi.h"
-
-#define GD_FUNCS(X)                                                                             \
-  X(libgit2_init) X(libgit2_shutdown) X(error_last) X(repository_open_ext) X(repository_free)   \
-  X(revparse_single) X(object_peel) X(object_free) X(object_id) X(commit_tree)                  \
-  X(commit_parentcount) X(commit_parent_id) X(tree_free) X(merge_base) X(oid_tostr)             \
-  X(diff_options_init) X(diff_tree_to_tree) X(diff_find_similar) X(diff_num_deltas) X(diff_free) \
-  X(patch_from_diff) X(patch_get_delta) X(patch_line_stats) X(patch_to_buf) X(patch_free)       \
-  X(buf_dispose)
-
-typedef struct gd_api {
-  void *lib;
-#define GD_FIELD(name) __typeof__(git_##name) *name;
-  GD_FUNCS(GD_FIELD)
-#undef GD_FIELD
-} gd_api;
-
-#define GD_SYM(name) {"git_" #name, offsetof(gd_api, name)},
-static const dlapi_sym gd_syms[] = {GD_FUNCS(GD_SYM)};
-#undef GD_SYM
+#include "gitapi.h"
 
 struct gitdiff {
-  gd_api api;
+  gitapi api;
   git_repository *repo;
 };
 
@@ -60,24 +40,15 @@ int gitdiff_open(const char *path, gitdiff **out, gd_err *e) {
   if (path == NULL || *path == '\0') return gd_fail(e, "EINVAL", "empty path");
   gitdiff *g = calloc(1, sizeof *g);
   if (g == NULL) return gd_fail(e, "ENOMEM", "out of memory");
-  /* RTLD_NODELETE, as gitapi.c: libgit2's process-wide state outlives any handle */
-  g->api.lib = dlopen("libgit2.so." LIBGIT2_SOVERSION, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-  if (g->api.lib == NULL) {
-    gd_fail(e, "EGIT", "cannot load libgit2 (install the libgit2-%s package): %s", LIBGIT2_SOVERSION, dlerror());
-    free(g);
-    return -1;
-  }
   char err[256];
-  if (dlapi_bind(g->api.lib, &g->api, gd_syms, sizeof gd_syms / sizeof gd_syms[0], "libgit2",
-                 "not the libgit2 " LIBGIT2_VERSION " orket was built with", err, sizeof err) != 0) {
+  if (gitapi_open(&g->api, err, sizeof err) != 0) {
     gd_fail(e, "EGIT", "%s", err);
-    dlclose(g->api.lib);
     free(g);
     return -1;
   }
   if (g->api.libgit2_init() < 0) {
     gd_fail(e, "EGIT", "libgit2 init failed");
-    dlclose(g->api.lib);
+    gitapi_close(&g->api);
     free(g);
     return -1;
   }
@@ -95,7 +66,7 @@ void gitdiff_close(gitdiff *g) {
   if (g == NULL) return;
   if (g->repo) g->api.repository_free(g->repo);
   g->api.libgit2_shutdown();
-  dlclose(g->api.lib);
+  gitapi_close(&g->api);
   free(g);
 }
 

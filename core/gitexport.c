@@ -10,22 +10,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "dlapi.h"
 #include "gitapi.h"
-
-/* The entry point gitapi.h's table does not hold, bound from the same loaded library:
- * an object's size without reading (inflating) the object. */
-typedef struct gx_more {
-  __typeof__(git_odb_read_header) *odb_read_header;
-} gx_more;
-
-static const dlapi_sym gx_more_syms[] = {
-    {"git_odb_read_header", offsetof(gx_more, odb_read_header)},
-};
 
 typedef struct gx_ctx {
   const gitapi *g;
-  const gx_more *m;
   git_odb *odb;
   const gx_caps *caps;
   size_t files;
@@ -55,7 +43,7 @@ static int gx_count(const char *root, const git_tree_entry *entry, void *payload
   if (c->g->tree_entry_type(entry) != GIT_OBJECT_BLOB) return 0;
   size_t len = 0;
   git_object_t type;
-  if (c->m->odb_read_header(&len, &type, c->odb, c->g->tree_entry_id(entry)) < 0) {
+  if (c->g->odb_read_header(&len, &type, c->odb, c->g->tree_entry_id(entry)) < 0) {
     gx_git(c->g, c->e, "reading an object's header");
     c->failed = 2;
     return -1;
@@ -86,7 +74,7 @@ static int gx_resolve(const gitapi *g, git_repository *repo, const char *rev, gi
   return 0;
 }
 
-static int gx_export(const gitapi *g, const gx_more *m, git_repository *repo, const char *rev, const char *dest,
+static int gx_export(const gitapi *g, git_repository *repo, const char *rev, const char *dest,
                      const gx_caps *caps, gx_result *out, gx_err *e) {
   git_oid id;
   if (gx_resolve(g, repo, rev, &id, e) != 0) return -1;
@@ -102,7 +90,7 @@ static int gx_export(const gitapi *g, const gx_more *m, git_repository *repo, co
     gx_git(g, e, "the commit's tree");
     goto done;
   }
-  gx_ctx c = {.g = g, .m = m, .odb = odb, .caps = caps, .e = e};
+  gx_ctx c = {.g = g, .odb = odb, .caps = caps, .e = e};
   if (g->tree_walk(tree, GIT_TREEWALK_PRE, gx_count, &c) < 0) {
     if (!c.failed) gx_git(g, e, "walking the tree");
     goto done;
@@ -143,12 +131,6 @@ int gitexport_tree(const char *repo_path, const char *rev, const char *dest, con
   gitapi api;
   char err[512];
   if (gitapi_open(&api, err, sizeof err) != 0) return gx_fail(e, "EGIT", "%s", err);
-  gx_more more;
-  if (dlapi_bind(api.lib, &more, gx_more_syms, sizeof gx_more_syms / sizeof gx_more_syms[0], "libgit2",
-                 "not the libgit2 orket was built with", err, sizeof err) != 0) {
-    gitapi_close(&api);
-    return gx_fail(e, "EGIT", "%s", err);
-  }
   const gitapi *g = &api;
   if (g->libgit2_init() < 0) {
     gx_git(g, e, "libgit2 init");
@@ -167,7 +149,7 @@ int gitexport_tree(const char *repo_path, const char *rev, const char *dest, con
   else if (g->repository_open_ext(&repo, repo_path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
     rc = gx_fail(e, "ENOENT", "%s: no repository", repo_path);
   else
-    rc = gx_export(g, &more, repo, rev, dest, caps, out, e);
+    rc = gx_export(g, repo, rev, dest, caps, out, e);
   if (repo) g->repository_free(repo);
   g->libgit2_shutdown();
   gitapi_close(&api);
