@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct check_ctx {
   int failures; /* within the current test */
@@ -43,5 +44,21 @@ typedef struct check_case {
 } check_case;
 
 #define TEST(name) void name(check_ctx *t)
+
+/* The build directory the tests run from (build, or build-asan under make asan), named as a
+ * path relative to the source tree: the test binary's own directory, read from /proc. Writes
+ * "" when it cannot be told. */
+static inline void check_build_dir(char *out, size_t outlen) {
+  char exe[4096], cwd[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  out[0] = '\0';
+  if (n <= 0 || getcwd(cwd, sizeof cwd) == NULL) return;
+  exe[n] = '\0';
+  char *slash = strrchr(exe, '/');
+  size_t c = strlen(cwd);
+  if (slash == NULL || strncmp(exe, cwd, c) != 0 || exe[c] != '/') return;
+  *slash = '\0';
+  snprintf(out, outlen, "%s", exe + c + 1);
+}
 
 #endif

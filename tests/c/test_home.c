@@ -15,23 +15,25 @@
 #define NO_PROC "/nonexistent/proc/self/exe" /* what a missing /proc looks like */
 
 TEST(test_home_exe_dir_without_proc) {
-  char cwd[PATH_MAX], out[PATH_MAX], want[PATH_MAX + 16], path[PATH_MAX + 64];
-  CHECK(t, getcwd(cwd, sizeof cwd) != NULL); /* tests run from the source tree: build/orket */
-  snprintf(want, sizeof want, "%s/build", cwd);
+  char cwd[PATH_MAX], out[PATH_MAX], want[PATH_MAX + 300], path[PATH_MAX + 600], build[256];
+  CHECK(t, getcwd(cwd, sizeof cwd) != NULL); /* tests run from the source tree: BUILD/test_core */
+  check_build_dir(build, sizeof build);
+  snprintf(want, sizeof want, "%s/%s", cwd, build);
   char *real = realpath(want, NULL);
   CHECK(t, real != NULL);
   if (!real) return;
   /* /proc works: the link is read, argv[0] does not matter */
   CHECK(t, home_exe_dir("/proc/self/exe", "nonsense", NULL, out, sizeof out) == 0);
-  /* no /proc: argv[0] as a path, relative or absolute */
-  CHECK(t, home_exe_dir(NO_PROC, "build/orket", NULL, out, sizeof out) == 0);
+  /* no /proc: argv[0] as a path, relative or absolute (this test's own program) */
+  snprintf(path, sizeof path, "%s/test_core", build);
+  CHECK(t, home_exe_dir(NO_PROC, path, NULL, out, sizeof out) == 0);
   CHECK_STR(t, out, real);
-  snprintf(path, sizeof path, "%s/build/orket", cwd);
+  snprintf(path, sizeof path, "%s/%s/test_core", cwd, build);
   CHECK(t, home_exe_dir(NO_PROC, path, NULL, out, sizeof out) == 0);
   CHECK_STR(t, out, real);
   /* no /proc: a bare name, looked up on PATH in order (missing and empty entries pass) */
-  snprintf(path, sizeof path, "/nonexistent::%s/build:/usr/bin", cwd);
-  CHECK(t, home_exe_dir(NO_PROC, "orket", path, out, sizeof out) == 0);
+  snprintf(path, sizeof path, "/nonexistent::%s/%s:/usr/bin", cwd, build);
+  CHECK(t, home_exe_dir(NO_PROC, "test_core", path, out, sizeof out) == 0);
   CHECK_STR(t, out, real);
   /* a directory or a file that is not executable is not the program */
   CHECK(t, home_exe_dir(NO_PROC, "core", cwd, out, sizeof out) == -1);

@@ -91,10 +91,11 @@ TEST(test_runtime_pcall_hostile_errors) {
 }
 
 TEST(test_runtime_find_home) {
-  char out[4096], err[512], cwd[4096], bin[4200];
+  char out[4096], err[512], cwd[4096], bin[4400], build[256];
   CHECK(t, getcwd(cwd, sizeof cwd) != NULL);
   unsetenv("ORKET_HOME");
-  snprintf(bin, sizeof bin, "%s/build", cwd); /* build/orket in the source tree */
+  check_build_dir(build, sizeof build);
+  snprintf(bin, sizeof bin, "%s/%s", cwd, build); /* build/orket in the source tree */
   CHECK(t, rt_find_home(bin, out, sizeof out, err, sizeof err) == 0);
   CHECK_STR(t, out, cwd);
   CHECK(t, rt_find_home("/nonexistent/bin", out, sizeof out, err, sizeof err) == -1);

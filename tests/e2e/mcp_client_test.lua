@@ -162,6 +162,9 @@ return { intent = "x", tools = { "update_issue_status", "nosuch__echo" }, system
     -- the server is a fixture run by the release build: a sanitizer build reserves terabytes
     -- of shadow memory, which the data limit of a confined server does not allow
     local bin = H.BIN:find("asan", 1, true) and H.ROOT .. "/build/orket" or H.BIN
+    local exe = io.open(bin, "rb")
+    if not exe then return pending("the server fixture needs the release build, " .. bin .. " (make)") end
+    exe:close()
     H.write(dir .. "/orket.lua", string.format([[
 name = "mcpleak"
 models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
