@@ -22,6 +22,7 @@ local store_runs = require "orket.store.runs"
 local store_journal = require "orket.store.journal"
 local json = require "cjson.safe"
 local roles_mod = require "orket.engine.roles"
+local spend = require "orket.engine.spend"
 
 local M = {}
 local Run = {}
@@ -425,8 +426,10 @@ function Run:end_turn_records(job, out)
   local card = assert(self.board:get(job.card_id))
   local reason, why, to
   if out.ended == "budget" and out.money then
-    -- a money budget waits for a person: `orket answer` approves going on (docs/cost.md)
-    reason, why, to = "input", "Turn stopped: " .. out.detail .. ". Answer the card to approve going on, or raise the budget.", "waiting_for_developer"
+    -- a money budget waits for a person: `orket answer` approves going on, a raised
+    -- budget lets it go on at the next run (docs/cost.md); the amounts are journaled with it
+    reason, why, to = "budget", "Turn stopped: " .. out.detail .. ". Answer the card to approve going on, or raise the budget.", "waiting_for_developer"
+    self.db:event { kind = "budget_reached", card = job.card_id, run = self.run_id, data = out.money }
   elseif out.ended == "budget" then
     reason, why = "resource", "Turn stopped: " .. out.detail .. "."
   elseif out.ended == "model_error" then
@@ -679,6 +682,9 @@ function Run:open_execution()
   -- what an earlier merge left undone (the remote or the forge was down) is done now
   gitwork.catch_up(self)
   self:settle(st.target)
+  -- a card a money budget stopped goes on when orket.lua raised that budget since;
+  -- crash point: one transaction, done again by a resume
+  spend.release_raised(self, st.target)
   self.engine:observe_journal(run_id)
   self:emit { type = "run_start", target = st.target.id, concurrency = st.conc,
     resumed = not (self.started_runs and self.started_runs[run_id]) }

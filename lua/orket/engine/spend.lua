@@ -4,11 +4,15 @@
 -- checked against what the scope spent plus the most the call may cost, so a run never
 -- spends more than one call past a budget (check). A card's budget that would be passed
 -- makes the card wait for a person, the run's or the day's ends the run, as the token
--- budgets do. Totals are read from the journal once per scope and kept running.
+-- budgets do. Totals are read from the journal once per scope and kept running. A card
+-- waiting on its budget goes on once a person approves (orket.actions.answer) or raises
+-- the budget (release_raised).
 local cjson = require "cjson.safe"
 local cost = require "orket.cost"
 local costs = require "orket.store.costs"
 local common = require "orket.llm.common"
+local journal = require "orket.store.journal"
+local board_mod = require "orket.board"
 
 local M = {}
 
@@ -123,6 +127,43 @@ function M.check(e, job, req)
     end
   end
   return nil
+end
+
+-- The cards under target (itself for an issue) that wait on a money budget.
+local function waiting_on_budget(e, target)
+  local list = { target }
+  if target.type ~= "issue" then
+    list = assert(e.board:list { status = "waiting_for_developer", type = "issue", [target.type] = target.id })
+  end
+  local out = {}
+  for _, c in ipairs(list) do
+    if c.status == "waiting_for_developer" and c.wait_reason == "budget" then out[#out + 1] = c end
+  end
+  return out
+end
+
+--- release_raised(e, target) -> ids of the cards moved back to ready: each card under
+--- target waiting on a money budget whose budget orket.lua has since raised or removed
+--- (the scope and amount its last budget_reached event recorded), in one transaction.
+--- A raise is a person's approval given in orket.lua; the next check measures it again.
+function M.release_raised(e, target)
+  local b, moved = e.settings.budgets, {}
+  assert(e.db:tx(function()
+    for _, c in ipairs(waiting_on_budget(e, target)) do
+      local evs = journal.card_event_data(e.db, c.id, "budget_reached")
+      local last = evs[#evs]
+      local now = last and type(last.scope) == "string" and b["cost_per_" .. last.scope]
+      if last and type(last.budget) == "number"
+        and (not now or now.currency ~= last.currency or now.micros > last.budget) then
+        local note = string.format("budgets.cost_per_%s was raised from %s: going on", last.scope,
+          cost.format(last.budget, tostring(last.currency)))
+        assert(e.board:transition(c.id, "ready", { actor = board_mod.ENGINE, note = note }))
+        moved[#moved + 1] = c.id
+      end
+    end
+    return true
+  end))
+  return moved
 end
 
 return M

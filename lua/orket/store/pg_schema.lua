@@ -457,6 +457,16 @@ CREATE TABLE rate_buckets (
   PRIMARY KEY (scope, name)
 );
 ]],
+  },  {
+    version = 12,
+    sqlite = 22,
+    name = "wait reason budget (SQLite 22)",
+    -- cards_wait_reason_check is the name PostgreSQL gave the column's CHECK in migration 1
+    sql = [[
+ALTER TABLE cards DROP CONSTRAINT cards_wait_reason_check;
+ALTER TABLE cards ADD CONSTRAINT cards_wait_reason_check CHECK (wait_reason IS NULL OR wait_reason IN
+  ('resource', 'dependency', 'review', 'input', 'system', 'budget'));
+]],
   },
 }
 
