@@ -23,6 +23,8 @@ local store_journal = require "orket.store.journal"
 local json = require "cjson.safe"
 local roles_mod = require "orket.engine.roles"
 local spend = require "orket.engine.spend"
+local experiments = require "orket.engine.experiments"
+local store_experiments = require "orket.store.experiments"
 
 local M = {}
 local Run = {}
@@ -386,7 +388,17 @@ function Run:prepare(card)
   done, a, b = self:turn_role(card, open, phase, seat, chooser)
   if done then return a, b end
   role = a
-  return self:turn_job(card, open, turns, merge_mark, phase, seat, role)
+  -- an experiment's variant plays its own role and model on the card's work turns
+  local arm, arms, xerr = experiments.variant(self, card, phase)
+  if xerr then return self:skip(card, xerr) end
+  if arm and arm.role then role = self.roles.by_name[arm.role] end
+  local job, changed = self:turn_job(card, open, turns, merge_mark, phase, seat, role)
+  if job then
+    job.arms, job.experiment = arms, arm and arm.experiment
+    -- a run's own --model is a person's choice for every card and wins
+    if arm and arm.model and not self.model then job.model = arm.model end
+  end
+  return job, changed
 end
 
 --- begin_records(job) -> true | nil, msg, CODE: writes a fresh turn's begin once: the
@@ -404,7 +416,9 @@ function Run:begin_records(job)
       end
     end
     self.db:event { kind = "turn_begin", card = job.card_id, run = self.run_id, actor = job.seat,
-      data = { turn = job.turn, phase = job.phase, seat = job.seat, role = job.role.name } }
+      data = { turn = job.turn, phase = job.phase, seat = job.seat, role = job.role.name, experiment = job.experiment } }
+    -- the card's arms, chosen as its first turn was prepared, are fixed from here on
+    if job.arms then store_experiments.record(self.db, job.card_id, job.arms) end
     return true
   end)
   if not ok then return nil, err, code end

@@ -582,4 +582,25 @@ CREATE TABLE rate_buckets (
       widen_check(conn, "cards", "'review', 'input', 'system'))", "'review', 'input', 'system', 'budget'))")
     end,
   },
+  {
+    version = 23,
+    name = "experiments: each card's variant",
+    -- orket.store.experiments (docs/cost.md, "Experiments"): the arm a card runs in for
+    -- each experiment, written with its first work turn and never changed after, so a
+    -- share or an experiment changed in orket.lua moves only cards not started yet. A card
+    -- in one experiment's variant has that row alone; a card in none is every
+    -- experiment's control.
+    sql = [[
+CREATE TABLE experiment_cards (
+  experiment  TEXT NOT NULL,
+  card_id     TEXT NOT NULL REFERENCES cards(id) ON DELETE CASCADE,
+  arm         TEXT NOT NULL CHECK (arm IN ('control', 'variant')),
+  model       TEXT,
+  role        TEXT,
+  assigned_at TEXT NOT NULL,
+  PRIMARY KEY (experiment, card_id)
+);
+CREATE INDEX experiment_cards_card ON experiment_cards(card_id);
+]],
+  },
 }
