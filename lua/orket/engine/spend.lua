@@ -157,8 +157,8 @@ function M.release_raised(e, target)
         and (not now or now.currency ~= last.currency or now.micros > last.budget) then
         local note = string.format("budgets.cost_per_%s was raised from %s: going on", last.scope,
           cost.format(last.budget, tostring(last.currency)))
-        assert(e.board:transition(c.id, "ready", { actor = board_mod.ENGINE, note = note }))
-        moved[#moved + 1] = c.id
+        -- another worker opening a run may have moved it first: then it is not waiting
+        if e.board:transition(c.id, "ready", { actor = board_mod.ENGINE, note = note }) then moved[#moved + 1] = c.id end
       end
     end
     return true
