@@ -19,16 +19,25 @@ local PRICE = [[{ input = "2.50", cached_input = "1.25", output = 10, currency =
 -- whole allowance of output, 4096 tokens, at 10 USD a million)
 local MODEL = "prompt=4000,cached=3000,chunks=200"
 
--- A one-issue project on the backend under test, its model the fake server's through an
--- OpenAI-compatible provider, with `budgets`.
-local function project(budgets)
+-- A one-issue project (epic M, issue M-1) on the backend under test, its model the fake
+-- server's (`model`, default MODEL) through an OpenAI-compatible provider, with `budgets`;
+-- `issues` more issues M-2... when given.
+local function project(budgets, model, issues)
+  model = model or MODEL
   local store = B.name() == "pg" and string.format("store = { url = %q }\n", B.fresh_url()) or ""
-  return fake.one_issue(string.format([[
+  local dir = fake.one_issue(string.format([[
 models = { default = "fake:%s", providers = { fake = { kind = "openai", base_url = %q } },
   prices = { ["fake:%s"] = %s } }
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
 budgets = %s
-%s]], MODEL, fake.url .. "/v1", MODEL, PRICE, budgets, store))
+%s]], model, fake.url .. "/v1", model, PRICE, budgets, store))
+  if issues then
+    local list = {}
+    for i = 1, issues do list[i] = { id = "M-" .. i, summary = "Do it " .. i, seat = "senior_developer" } end
+    H.write(dir .. "/epics/m.json", cjson.encode { id = "M", name = "Model", issues = list })
+    assert(H.orket("import", { cwd = dir }).status == 0)
+  end
+  return dir
 end
 
 local function run(dir) return fake.run_events(dir) end
@@ -100,6 +109,21 @@ describe("a money budget (" .. B.name() .. ")", function()
     assert.equal(3, requests())
     assert.same({ reached.spent + 8250, raised }, { evs.budget_reached[1].spent, evs.budget_reached[1].budget })
     assert.same({ "waiting_for_developer", "budget" }, { card(dir, "M-1").status, card(dir, "M-1").wait_reason })
+  end)
+
+  it("counts the calls in flight: turns running at once never pass the epic's budget together", function()
+    -- each call's output is about its whole allowance (4096 tokens, 0.041 USD), so it costs
+    -- about its estimate: three turns at once, each seeing the 0.06 USD unspent, would pass
+    -- the budget by two calls; held against it while in flight, the second and third wait
+    -- for the first, and then find it spent
+    local dir = project([[{ turns_per_card = 3, cost_per_epic = "0.06 USD" }]], "prompt=1,chunks=4096", 3)
+    local evs = run(dir)
+    assert.equal(1, requests())
+    local spent = 0
+    for _, m in ipairs(evs.model) do spent = spent + m.cost end
+    assert.is_true(spent <= 60000, tostring(spent))
+    for _, r in ipairs(evs.budget_reached) do assert.equal("epic", r.scope) end
+    assert.same({ "M-1", "M-2", "M-3" }, evs.run_end[1].waiting)
   end)
 
   it("warns at 80%, ends the run at its budget and never passes it by more than a call", function()
