@@ -120,6 +120,28 @@ describe("an experiment (" .. B.name() .. ")", function()
     assert.equal(0, s.stop())
   end)
 
+  it("plays the variant's role on the work turns, the reviewer's on reviews", function()
+    local dir = project(0.5)
+    -- the appender's twin under another name: the variant's role
+    H.write(dir .. "/roles/twin.lua", F.APPENDER_ROLE)
+    local lua = H.read(dir .. "/orket.lua")
+    H.write(dir .. "/orket.lua", (lua:gsub("experiments = {[^\n]*", 'experiments = { twin = { share = 1, role = "twin" } }')))
+    local r = H.orket("run X --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    -- every card's work turn played the twin, its review the reviewer's role
+    local db = assert(require("orket.project").open_store(dir, false, true))
+    local by_phase = {}
+    for _, ev in ipairs(db:events { limit = 5000 }) do
+      if ev.kind == "turn_begin" then
+        by_phase[ev.data.phase .. ":" .. ev.data.role .. ":" .. tostring(ev.data.experiment)] = true
+      end
+    end
+    db:close()
+    assert.same({ ["work:twin:twin"] = true, ["review:integrity_guard:nil"] = true }, by_phase)
+    local doc = cjson.decode(H.orket("experiments report twin --json", { cwd = dir }).stdout)
+    assert.same({ 0, N, N }, { doc.arms.control.cards, doc.arms.variant.cards, doc.arms.variant.done })
+  end)
+
   it("refuses a share out of range, an unknown field and a variant's unknown role, naming the line", function()
     local dir = project(0.5)
     local lua = H.read(dir .. "/orket.lua")
