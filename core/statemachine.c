@@ -12,7 +12,7 @@ static const char *const sm_status_names[SM_NSTATUS] = {
     "ready",       "in_progress", "blocked", "waiting_for_developer", "ready_for_testing",
     "code_review", "done",        "canceled", "archived"};
 static const char *const sm_reason_names[SM_NREASON] = {"resource", "dependency", "review",
-                                                        "input", "system"};
+                                                        "input", "system", "budget"};
 static const char *const sm_by_names[SM_NBY] = {"agent", "engine", "person"};
 
 const char *const sm_codes[] = {
@@ -188,6 +188,12 @@ int sm_check(const sm_request *rq, sm_verdict *v) {
    * finish blocks the card with a reason or asks. Anything but a known engine or person is
    * judged as an agent. */
   int agent = rq->by != SM_BY_ENGINE && rq->by != SM_BY_PERSON;
+  /* A card waits on money only when the engine measured the spend; a model claiming it
+   * would hold the card for a person's approval that no amount explains. */
+  if (agent && rq->reason != NULL && sm_reason_parse(rq->reason) == SM_REASON_BUDGET)
+    return sm_refuse(v, "EREASON_INVALID",
+                     "the wait reason budget is the engine's, set when a money budget would be "
+                     "passed; use resource, dependency, review, input or system");
   if (agent && (to == SM_CANCELED || to == SM_ARCHIVED))
     return sm_refuse(v, "EPERSON",
                      "only a person cancels or archives a card ('orket cancel ID \"reason\"'); "

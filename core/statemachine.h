@@ -28,6 +28,7 @@ typedef enum {
   SM_REASON_REVIEW,
   SM_REASON_INPUT,
   SM_REASON_SYSTEM,
+  SM_REASON_BUDGET, /* a money budget would be passed: the engine's alone (docs/cost.md) */
   SM_NREASON
 } sm_reason;
 

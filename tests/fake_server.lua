@@ -54,6 +54,19 @@ function M.start()
     assert(H.orket("import", { cwd = pdir }).status == 0, "the project did not import")
     return pdir
   end
+  --- run_events(dir [, target]) -> events of `orket run TARGET --json` (default M) by type
+  --- ({type = array of events}), and the command's result
+  function s.run_events(dir, target)
+    local H = require "tests.helpers"
+    local r = H.orket("run " .. (target or "M") .. " --json", { cwd = dir })
+    local out = {}
+    for line in r.stdout:gmatch("[^\n]+") do
+      local ev = require("cjson").decode(line)
+      out[ev.type] = out[ev.type] or {}
+      table.insert(out[ev.type], ev)
+    end
+    return out, r
+  end
   return s
 end
 

@@ -497,7 +497,9 @@
     const held = pendingOf(doc).length > 0;
     const waiting = c.status === "waiting_for_developer";
     const closed = c.status === "done" || c.status === "canceled" || c.status === "archived";
-    $("answer-form").hidden = !(isOperator() && waiting && c.wait_reason === "input" && !held);
+    // a question is answered; a money budget's wait is approved the same way (docs/cost.md)
+    const answerable = c.wait_reason === "input" || c.wait_reason === "budget";
+    $("answer-form").hidden = !(isOperator() && waiting && answerable && !held);
     $("retry-button").parentElement.hidden = !(isOperator() && (c.status === "blocked" || waiting) && !held);
     $("actions").hidden = !isOperator();
     $("cancel-form").hidden = closed;

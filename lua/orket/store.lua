@@ -57,7 +57,7 @@ local function migrate(conn, path, list, upto)
     local m = list[i]
     local ok, merr, mcode = conn:tx(function()
       if conn:version() >= m.version then return true end
-      assert(conn:exec(m.sql))
+      if m.apply then m.apply(conn) else assert(conn:exec(m.sql)) end
       assert(conn:set_version(m.version))
       return true
     end)

@@ -24,6 +24,7 @@ local rt = require "orket.c.runtime"
 local board = require "orket.board"
 local manager = require "orket.mcp.manager"
 local mcp_settings = require "orket.settings.mcp"
+local experiments = require "orket.settings.experiments"
 
 local M = {}
 
@@ -169,6 +170,10 @@ local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broke
       add(out, dir, "orket.lua: team: no seat holds the integrity_guard role, so nothing could be reviewed")
     end
   end
+  -- a variant's role (docs/cost.md, "Experiments"), once orket.lua's section checked out
+  local ok_x, xs = pcall(experiments.section, cfg and cfg.experiments, cfg and cfg.models)
+  local xerr = ok_x and experiments.check_roles(xs, by_name) or nil
+  if xerr then add(out, dir, xerr) end
   -- the MCP servers' tools: a started server's by name; one that could not start, any of
   -- its names (SERVER__*), as a run takes them until the server answers
   local unlisted = {}

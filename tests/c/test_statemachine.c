@@ -125,6 +125,16 @@ TEST(test_statemachine_wait_reasons) {
   CHECK(t, !sm_check(&rq, &v));
   CHECK_STR(t, v.code, "EREASON_UNEXPECTED");
   CHECK(t, sm_reason_parse("system") == SM_REASON_SYSTEM && sm_reason_parse("x") == -1);
+  /* budget: the engine's reason for a card a money budget stopped; a model may not claim it */
+  CHECK(t, sm_reason_parse("budget") == SM_REASON_BUDGET);
+  rq = permissive(SM_ISSUE, SM_IN_PROGRESS, SM_WAITING_FOR_DEVELOPER);
+  rq.reason = "budget";
+  rq.by = SM_BY_ENGINE;
+  CHECK(t, sm_check(&rq, &v));
+  rq.by = SM_BY_AGENT;
+  CHECK(t, !sm_check(&rq, &v));
+  CHECK_STR(t, v.code, "EREASON_INVALID");
+  CHECK(t, strstr(v.message, "the wait reason budget is the engine's") != NULL);
 }
 
 TEST(test_statemachine_dependencies) {

@@ -181,6 +181,38 @@ describe("the web board's actions in Chromium", function()
     assert.equal(0, s.stop())
   end)
 
+  it("answers a card a money budget stopped from its pane, approving going on", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    local key = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local _, x = H.api(s, "POST", "/v1/cards", key, { parent = "CLEAN", summary = "Costly work" })
+    local X = x.card.id
+    -- the engine's stop, as a run makes it when the card's money budget would be passed
+    local db = assert(require("orket.project").open_store(dir, false))
+    local b = require("orket.board").open(db)
+    local engine = require("orket.board").ENGINE
+    assert(b:transition(X, "in_progress", { actor = engine }))
+    assert(b:transition(X, "waiting_for_developer", { actor = engine, reason = "budget",
+      note = "Turn stopped: money budget: the card spent 0.06 USD of its 0.06 USD (budgets.cost_per_card)" }))
+    db:close()
+    local function card(id) return select(2, H.api(s, "GET", "/v1/cards/" .. id, key)) end
+    with_browser(s, function(wd)
+      sign_in(wd, s, key, "CLEAN-1")
+      wd:press('#tree li[data-card="' .. X .. '"] > .card-link')
+      H.wait_for(function() return wd:js("return document.getElementById('detail').dataset.card") == X end, "its pane", 3000)
+      H.wait_for(function() return visible(wd, "#answer-button") end, "the answer form", 3000)
+      wd:type(wd:find("#answer-text"), "Go on, it is worth it.")
+      wd:press("#answer-button")
+      H.wait_for(function() return card(X).card.status == "ready" end, "the answer", 3000)
+    end)
+    local kinds = {}
+    for _, h in ipairs(card(X).history) do kinds[h.kind or h.type or "?"] = true end
+    assert.is_true(kinds.budget_approved, "the answer approved one budget more")
+    assert.equal(0, s.stop())
+  end)
+
   it("starts a run from the page and stops it with the runs panel's button", function()
     local chromium, why = WD.available()
     if not chromium then return pending("skipped: " .. why) end

@@ -30,13 +30,10 @@ end
 -- with the note "requirements review ID").
 local function waits_on_requirements_review(db, id) return waits_with(db, id, "^requirements review ") end
 
--- Whether the card waits because a money budget would be passed (orket.engine.spend's
--- note): answering it approves going on, one budget's worth more (docs/cost.md).
-local function waits_on_money(db, id) return waits_with(db, id, "^Turn stopped: money budget:") end
-
---- waits_on_budget(db, id) -> true when the card waits because a money budget would be
---- passed (a person's answer approves going on)
-M.waits_on_budget = waits_on_money
+--- waits_on_budget(c) -> true when the card waits because a money budget would be passed
+--- (its wait reason `budget`): a person's answer approves going on, one budget's worth
+--- more (docs/cost.md)
+function M.waits_on_budget(c) return c.status == "waiting_for_developer" and c.wait_reason == "budget" end
 
 --- answer(db, board, card_id, text, actor) -> true | nil, msg, CODE, detail: answers a card
 --- waiting for input (a question, a requirements review) in one transaction. EUSAGE, with
@@ -70,7 +67,7 @@ function M.answer(db, b, card_id, text, actor)
       if not t then return nil, terr, tcode end
       return true
     end
-    if waits_on_money(db, c.id) then
+    if M.waits_on_budget(c) then
       -- the card's money budgets count the calls after this mark
       db:event { kind = "budget_approved", card = c.id, actor = actor.seat, data = { turn = costs.last_turn(db), note = text } }
     end

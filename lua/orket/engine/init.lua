@@ -9,6 +9,7 @@ local run_mod = require "orket.engine.run"
 local json = require "cjson.safe"
 local journal = require "orket.store.journal"
 local runs = require "orket.store.runs"
+local experiments = require "orket.settings.experiments"
 
 local M = {}
 local Engine = {}
@@ -132,6 +133,8 @@ function Engine:check()
       end
     end
   end
+  local xerr = experiments.check_roles(self.settings.experiments, self.roles.by_name)
+  if xerr then return nil, xerr .. " (roles: " .. table.concat(self.roles.names, ", ") .. ")", "EROLE" end
   return true
 end
 

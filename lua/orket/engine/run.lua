@@ -22,6 +22,9 @@ local store_runs = require "orket.store.runs"
 local store_journal = require "orket.store.journal"
 local json = require "cjson.safe"
 local roles_mod = require "orket.engine.roles"
+local spend = require "orket.engine.spend"
+local experiments = require "orket.engine.experiments"
+local store_experiments = require "orket.store.experiments"
 
 local M = {}
 local Run = {}
@@ -385,7 +388,17 @@ function Run:prepare(card)
   done, a, b = self:turn_role(card, open, phase, seat, chooser)
   if done then return a, b end
   role = a
-  return self:turn_job(card, open, turns, merge_mark, phase, seat, role)
+  -- an experiment's variant plays its own role and model on the card's work turns
+  local arm, arms, xerr = experiments.variant(self, card, phase)
+  if xerr then return self:skip(card, xerr) end
+  if arm and arm.role then role = self.roles.by_name[arm.role] end
+  local job, changed = self:turn_job(card, open, turns, merge_mark, phase, seat, role)
+  if job then
+    job.arms, job.experiment = arms, arm and arm.experiment
+    -- a run's own --model is a person's choice for every card and wins
+    if arm and arm.model and not self.model then job.model = arm.model end
+  end
+  return job, changed
 end
 
 --- begin_records(job) -> true | nil, msg, CODE: writes a fresh turn's begin once: the
@@ -403,7 +416,9 @@ function Run:begin_records(job)
       end
     end
     self.db:event { kind = "turn_begin", card = job.card_id, run = self.run_id, actor = job.seat,
-      data = { turn = job.turn, phase = job.phase, seat = job.seat, role = job.role.name } }
+      data = { turn = job.turn, phase = job.phase, seat = job.seat, role = job.role.name, experiment = job.experiment } }
+    -- the card's arms, chosen as its first turn was prepared, are fixed from here on
+    if job.arms then store_experiments.record(self.db, job.card_id, job.arms) end
     return true
   end)
   if not ok then return nil, err, code end
@@ -425,8 +440,10 @@ function Run:end_turn_records(job, out)
   local card = assert(self.board:get(job.card_id))
   local reason, why, to
   if out.ended == "budget" and out.money then
-    -- a money budget waits for a person: `orket answer` approves going on (docs/cost.md)
-    reason, why, to = "input", "Turn stopped: " .. out.detail .. ". Answer the card to approve going on, or raise the budget.", "waiting_for_developer"
+    -- a money budget waits for a person: `orket answer` approves going on, a raised
+    -- budget lets it go on at the next run (docs/cost.md); the amounts are journaled with it
+    reason, why, to = "budget", "Turn stopped: " .. out.detail .. ". Answer the card to approve going on, or raise the budget.", "waiting_for_developer"
+    self.db:event { kind = "budget_reached", card = job.card_id, run = self.run_id, data = out.money }
   elseif out.ended == "budget" then
     reason, why = "resource", "Turn stopped: " .. out.detail .. "."
   elseif out.ended == "model_error" then
@@ -679,6 +696,9 @@ function Run:open_execution()
   -- what an earlier merge left undone (the remote or the forge was down) is done now
   gitwork.catch_up(self)
   self:settle(st.target)
+  -- a card a money budget stopped goes on when orket.lua raised that budget since;
+  -- crash point: one transaction, done again by a resume
+  spend.release_raised(self, st.target)
   self.engine:observe_journal(run_id)
   self:emit { type = "run_start", target = st.target.id, concurrency = st.conc,
     resumed = not (self.started_runs and self.started_runs[run_id]) }

@@ -6,7 +6,6 @@
 local uv = require "luv"
 local task = require "orket.task"
 local approvals = require "orket.actions.approvals"
-local answer = require "orket.actions.answer"
 local review = require "orket.engine.review"
 local ready = require "orket.ready"
 
@@ -145,6 +144,10 @@ local function unstick(board, c)
   if c.status == "waiting_for_developer" then
     local p = approvals.pending(board.db, id)
     if p then return "waiting for approval", string.format("orket answer %s --approve (or --deny \"reason\")", id) end
+    if c.wait_reason == "budget" then
+      return "waiting for a person: a money budget would be passed (its comment gives the amounts)",
+        string.format("orket answer %s \"go on\" to approve one budget more, or raise it in orket.lua", id)
+    end
     if c.wait_reason == "review" then
       return "waiting for review on the forge", "review its pull request (orket card " .. id .. "); the forge's webhook moves it"
     end
@@ -208,15 +211,13 @@ function M.stuck(board, cards, why_run)
       local why, waits_for, pending, next_step
       if c.status == "waiting_for_developer" then
         pending = approvals.pending(board.db, c.id)
-        waits_for = pending and "approval" or (c.wait_reason == "review" and "review") or "input"
+        waits_for = pending and "approval" or (c.wait_reason == "review" or c.wait_reason == "budget") and c.wait_reason or "input"
         why = (not pending and c.wait_reason == "review") and "waiting for review on the forge" or pending and string.format("waiting for approval of %s (request #%d): %s; answer with "
           .. "'orket answer %s --approve' or --deny \"reason\"", approvals.describe(pending), pending.id,
           tostring(pending.reason or pending.rule), c.id) or "waiting for input from a person"
-        _, next_step = unstick(board, c)
-        if waits_for == "input" and answer.waits_on_budget(board.db, c.id) then
-          waits_for, why = "budget", "waiting for a person: a money budget would be passed (its comment gives the amounts)"
-          next_step = string.format("orket answer %s \"go on\" to approve one budget more, or raise it in orket.lua", c.id)
-        end
+        local words
+        words, next_step = unstick(board, c)
+        if waits_for == "budget" then why = words end
       elseif c.status == "blocked" then
         why = "blocked (" .. tostring(c.wait_reason) .. ")"
         _, next_step = unstick(board, c)

@@ -4,11 +4,20 @@
 -- checked against what the scope spent plus the most the call may cost, so a run never
 -- spends more than one call past a budget (check). A card's budget that would be passed
 -- makes the card wait for a person, the run's or the day's ends the run, as the token
--- budgets do. Totals are read from the journal once per scope and kept running.
+-- budgets do. Totals are read from the journal once per scope and kept running. A call
+-- in flight holds its estimate against its scopes until its cost is recorded, so turns
+-- running at once (concurrency) cannot each pass the check on the same room: a call that
+-- fits only once those in flight end waits for them (wait_room). A card
+-- waiting on its budget goes on once a person approves (orket.actions.answer) or raises
+-- the budget (release_raised).
 local cjson = require "cjson.safe"
 local cost = require "orket.cost"
 local costs = require "orket.store.costs"
 local common = require "orket.llm.common"
+local journal = require "orket.store.journal"
+local board_mod = require "orket.board"
+local task = require "orket.task"
+local uv = require "luv"
 
 local M = {}
 
@@ -28,9 +37,43 @@ function M.price(e, spec)
   return (cost.price(t[spec], "models.prices")) -- checked when orket.lua was read
 end
 
+--- release(e, job): the job's call in flight no longer holds its estimate (its cost is
+--- recorded, or it failed); the turns waiting for room look again. Idempotent.
+function M.release(e, job)
+  local h = job.money_hold
+  if not h then return end
+  job.money_hold = nil
+  for _, t in ipairs(h.totals) do t.held = t.held - h.est end
+  local waiters = e.spend.waiters
+  e.spend.waiters = {}
+  for _, co in ipairs(waiters) do
+    -- from the loop, not from inside the releasing task
+    local timer = uv.new_timer()
+    timer:start(0, 0, function()
+      timer:close()
+      if coroutine.status(co) == "suspended" then task.resume(co) end
+    end)
+  end
+end
+
+--- wait_room(e): suspends the calling turn until a call in flight releases its hold
+function M.wait_room(e)
+  local w = e.spend.waiters
+  w[#w + 1] = coroutine.running()
+  coroutine.yield()
+end
+
+--- guard(e, job) -> a to-be-closed value releasing the job's hold when the turn ends in any
+--- way (returned, raised, or its task cancelled while the call was in flight)
+function M.guard(e, job)
+  return setmetatable({}, { __close = function() M.release(e, job) end })
+end
+
 --- record(e, job, usage) -> {cached_tokens=, cost=, currency=}: what a turns row's data
---- holds of a call's money (cost nil: no price, or no usage reported)
+--- holds of a call's money (cost nil: no price, or no usage reported); the call's hold goes
+--- as its cost comes in
 function M.record(e, job, usage)
+  M.release(e, job)
   local price = M.price(e, job.model)
   local micros = cost.of(price, usage)
   local out = { cached_tokens = usage and usage.cached_tokens, cost = micros, currency = micros and price.currency or nil }
@@ -57,13 +100,13 @@ end
 
 -- The scope's running total, read once.
 local function total(e, scope, id, mark, currency, card_id)
-  e.spend = e.spend or { totals = {}, warned = {} }
+  e.spend = e.spend or { totals = {}, warned = {}, waiters = {} }
   local key = string.format("%s:%s@%d:%s", scope, tostring(id), mark, currency)
   local t = e.spend.totals[key]
   if not t then
     local f = { after_turn = mark }
     if scope == "day" then f.since = id .. "T00:00:00.000Z" else f[scope] = id end
-    t = { micros = costs.totals(e.db, f).cost[currency] or 0, currency = currency, applies = {} }
+    t = { micros = costs.totals(e.db, f).cost[currency] or 0, held = 0, currency = currency, applies = {} }
     e.spend.totals[key] = t
   end
   t.applies[card_id] = true
@@ -81,7 +124,9 @@ end
 
 --- check(e, job, req) -> nil | outcome {ended = "budget", detail=, money = {scope=, id=,
 --- spent=, estimate=, budget=, currency=}} for a card's scope, or {ended = "canceled"}
---- when the run's or the day's budget would be passed (e.halted says why). Emits a
+--- when the run's or the day's budget would be passed (e.halted says why), or {room =
+--- true} when the call fits only once the calls in flight end (wait_room, then check
+--- again). nil: the call may go, and holds its estimate until release. Emits a
 --- budget_warning event once per scope when 80% of it is spent.
 function M.check(e, job, req)
   local b = e.settings.budgets
@@ -93,6 +138,7 @@ function M.check(e, job, req)
   local card = assert(e.board:get(job.card_id))
   local mark = costs.approved_after(e.db, card.id)
   local est = estimate(price, req)
+  local held, room = {}, false
   for _, s in ipairs(M.SCOPES) do
     local budget = b["cost_per_" .. s]
     local id = budget and budget.currency == price.currency and scope_of(e, s, card)
@@ -120,9 +166,53 @@ function M.check(e, job, req)
         end
         return { ended = "budget", detail = detail, money = money }
       end
+      room = room or t.micros + t.held + est > budget.micros
+      held[#held + 1] = t
     end
   end
+  if room then return { room = true } end
+  if #held > 0 then
+    for _, t in ipairs(held) do t.held = t.held + est end
+    job.money_hold = { totals = held, est = est }
+  end
   return nil
+end
+
+-- The cards under target (itself for an issue) that wait on a money budget.
+local function waiting_on_budget(e, target)
+  local list = { target }
+  if target.type ~= "issue" then
+    list = assert(e.board:list { status = "waiting_for_developer", type = "issue", [target.type] = target.id })
+  end
+  local out = {}
+  for _, c in ipairs(list) do
+    if c.status == "waiting_for_developer" and c.wait_reason == "budget" then out[#out + 1] = c end
+  end
+  return out
+end
+
+--- release_raised(e, target) -> ids of the cards moved back to ready: each card under
+--- target waiting on a money budget whose budget orket.lua has since raised or removed
+--- (the scope and amount its last budget_reached event recorded), in one transaction.
+--- A raise is a person's approval given in orket.lua; the next check measures it again.
+function M.release_raised(e, target)
+  local b, moved = e.settings.budgets, {}
+  assert(e.db:tx(function()
+    for _, c in ipairs(waiting_on_budget(e, target)) do
+      local evs = journal.card_event_data(e.db, c.id, "budget_reached")
+      local last = evs[#evs]
+      local now = last and type(last.scope) == "string" and b["cost_per_" .. last.scope]
+      if last and type(last.budget) == "number"
+        and (not now or now.currency ~= last.currency or now.micros > last.budget) then
+        local note = string.format("budgets.cost_per_%s was raised from %s: going on", last.scope,
+          cost.format(last.budget, tostring(last.currency)))
+        -- another worker opening a run may have moved it first: then it is not waiting
+        if e.board:transition(c.id, "ready", { actor = board_mod.ENGINE, note = note }) then moved[#moved + 1] = c.id end
+      end
+    end
+    return true
+  end))
+  return moved
 end
 
 return M

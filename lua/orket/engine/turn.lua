@@ -201,11 +201,17 @@ local function call_model(e, job, req)
     local over, left = wall_left(e, job)
     if over then return nil, over.detail, "budget", over end
     req.timeout_ms = left and math.max(1, math.ceil(left)) or nil
-    -- a call that could pass a money budget is not sent (docs/cost.md)
+    -- a call that could pass a money budget is not sent (docs/cost.md); one that fits
+    -- only once the calls in flight end waits for them
     over = spend.check(e, job, req)
+    while over and over.room do
+      spend.wait_room(e)
+      over = spend.check(e, job, req)
+    end
     if over then return nil, over.detail, "budget", over end
     local res, msg, class, failure = e.llm:chat(req)
     if res then return res end
+    spend.release(e, job)
     class = class or "transient"
     record_failure(e, job, req, class, msg)
     if left then
@@ -609,6 +615,8 @@ end
 --- job: {run=, card_id=, seat=, actor=, role=, phase=, turn=, model=, tool_specs=, start_status=,
 ---   tools=, policies=} (the scripts the turn started with; absent: the engine's)
 function M.run(e, job)
+  -- a call in flight's hold on the money budgets ends with the turn, however it ends
+  local _ <close> = spend.guard(e, job)
   local st = { history = {}, calls_in_turn = 0, counters = { turn = {}, run = e.run_counters } }
   local step = 1
   -- The first step's checks and its messages share one read transaction (the later steps'

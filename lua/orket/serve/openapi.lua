@@ -21,6 +21,15 @@ M.STATUS = { type = "object", additionalProperties = true, required = { "format"
       properties = { path = { type = "string" }, main = { type = "object" }, view = { type = "object" },
         take_main = { type = "array" }, keep_view = { type = "array" } } } } } }
 M.BOARD = { type = "object", additionalProperties = true, required = { "format" }, properties = { format = { type = "string", enum = { "orket.board/1" } } } }
+-- an experiment's report (docs/cost.md, "Experiments"): its variant against its control
+local ARM = { type = "object", additionalProperties = true, required = { "cards", "done", "rejections", "turns", "tokens", "cost", "wall" },
+  properties = { cards = { type = "integer" }, done = { type = "integer" }, rejections = { type = "integer" },
+    turns = { type = "integer" }, tokens = { type = "object" }, cost = { type = "object" }, wall = { type = "object" },
+    models = { type = "array", items = { type = "string" } } } }
+M.EXPERIMENT = { type = "object", additionalProperties = true, required = { "format", "experiment", "arms" },
+  properties = { format = { type = "string", enum = { "orket.experiment/1" } }, experiment = { type = "string" },
+    configured = { type = "object" },
+    arms = { type = "object", required = { "control", "variant" }, properties = { control = ARM, variant = ARM } } } }
 
 local ERRORS = {
   [400] = "bad path, query or body", [401] = "no valid API key", [403] = "the key's role may not",

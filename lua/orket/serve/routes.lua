@@ -9,6 +9,7 @@ local store_runs = require "orket.store.runs"
 local board_view = require "orket.views.board"
 local card_view = require "orket.views.card"
 local status_view = require "orket.views.status"
+local experiments_view = require "orket.views.experiments"
 local config = require "orket.config"
 local oa = require "orket.serve.openapi"
 local errors = require "orket.errors"
@@ -82,6 +83,14 @@ local function card(_, ctx)
   return 200, doc
 end
 
+-- An experiment's report, with orket.lua's experiments as they are now.
+local function experiment(_, ctx)
+  local _, st = config.settings(ctx.dir, true)
+  local doc, e = experiments_view.doc(ctx.db, ctx.params.name, st and st.experiments)
+  if not doc then return err(404, "not_found", e) end
+  return 200, doc
+end
+
 -- The id to replay after: Last-Event-ID, else ?after=; nil: live only.
 local function after_of(req, ctx)
   local v = req.headers["last-event-id"] or ctx.query.after
@@ -146,6 +155,8 @@ function M.add(router)
     query = { { name = "root", description = "an epic or rock to show alone" } }, responses = { [200] = json(oa.BOARD) } })
   router:add("GET", "/v1/cards/{id}", { handler = card, role = "viewer", name = "card", summary = "One card (orket.card/1)",
     responses = { [200] = json(oa.CARD) } })
+  router:add("GET", "/v1/experiments/{name}", { handler = experiment, role = "viewer", name = "experiment",
+    summary = "An experiment's variant against its control (orket.experiment/1)", responses = { [200] = json(oa.EXPERIMENT) } })
   router:add("GET", "/v1/status", { handler = view_status, role = "viewer", name = "status",
     summary = "Where workspace/ keeps a person's version rather than main's (orket.status/1)",
     responses = { [200] = json(oa.STATUS) } })

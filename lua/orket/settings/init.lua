@@ -6,6 +6,7 @@
 local sandboxes = require "orket.settings.sandbox"
 local proc = require "orket.c.proc"
 local mcp = require "orket.settings.mcp"
+local experiments = require "orket.settings.experiments"
 local audit = require "orket.settings.audit"
 local runlimits = require "orket.settings.runlimits"
 local pgurl = require "orket.store.pgurl"
@@ -588,6 +589,8 @@ local SCHEMA = {
   { "bug_fix", sandboxes.bug_fix },
   { "mcp", function(d) return mcp.section(d.mcp) end }, -- docs/mcp.md
   { "audit", function(d) return audit.section(d.audit) end }, -- docs/audit.md
+  -- a share of the cards on another model or role (docs/cost.md, "Experiments")
+  { "experiments", function(d) return experiments.section(d.experiments, (M.merge_models(d))) end },
   -- traces over OTLP/HTTP (docs/observability.md); the OTEL_* variables win over it
   { "telemetry", function(d)
     local t = d.telemetry

@@ -32,6 +32,8 @@ M.sqlite = {
   json_int = function(col, key) return "json_extract(" .. col .. ", '$." .. key .. "')" end,
   json_text = function(col, key) return "json_extract(" .. col .. ", '$." .. key .. "')" end,
   order = "rowid",              -- after created_at: the order rows were written in
+  -- the milliseconds from stored time a to stored time b, as an integer
+  ms_between = function(a, b) return "CAST(ROUND((julianday(" .. b .. ") - julianday(" .. a .. ")) * 86400000) AS INTEGER)" end,
 }
 
 M.pg = {
@@ -49,6 +51,7 @@ M.pg = {
   json_int = function(col, key) return "(" .. col .. "->>'" .. key .. "')::int8" end,
   json_text = function(col, key) return "(" .. col .. "->>'" .. key .. "')" end,
   order = "id",                 -- created (clock_timestamp()) already tells rows apart
+  ms_between = function(a, b) return "round(EXTRACT(EPOCH FROM (" .. b .. " - " .. a .. ")) * 1000)::int8" end,
 }
 
 -- SQL text -> the same with each `?` (in order) or `?N` as PostgreSQL's `$N`; quoted text,

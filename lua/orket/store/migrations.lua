@@ -2,6 +2,24 @@
 -- applies every migration newer than the file's PRAGMA user_version, each in its own
 -- transaction. Never edit a released migration: append a new one (version = #list + 1).
 -- Timestamps are ISO 8601 UTC text with milliseconds; `data` columns hold JSON objects.
+-- A migration is `sql`, or `apply(conn)` for what SQL alone cannot say.
+
+-- Widens a CHECK constraint of `tbl` in place: `old` becomes `new` in its CREATE text.
+-- SQLite cannot alter a constraint, and rebuilding `cards` would need foreign keys off
+-- (which a transaction cannot do) or fire its children's ON DELETE CASCADE. Accepting more
+-- values changes no stored row, which is the case SQLite documents editing sqlite_schema
+-- for; the schema cookie is bumped so this connection and every other reads the new text.
+local function widen_check(conn, tbl, old, new)
+  local row = assert(conn:row("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", tbl))
+  local at = assert(row.sql:find(old, 1, true), "migration: the CHECK to widen is not in " .. tbl)
+  local sql = row.sql:sub(1, at - 1) .. new .. row.sql:sub(at + #old)
+  local cookie = assert(conn:row("PRAGMA schema_version")).schema_version
+  assert(conn:exec("PRAGMA writable_schema = ON"))
+  assert(conn:run("UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = ?", sql, tbl))
+  assert(conn:exec(string.format("PRAGMA schema_version = %d", cookie + 1)))
+  assert(conn:exec("PRAGMA writable_schema = OFF"))
+end
+
 return {
   {
     version = 1,
@@ -553,6 +571,36 @@ CREATE TABLE rate_buckets (
   at_ms  INTEGER NOT NULL,
   PRIMARY KEY (scope, name)
 );
+]],
+  },
+  {
+    version = 22,
+    name = "wait reason budget",
+    -- A card a money budget stopped waits with the reason `budget` (docs/cost.md), told
+    -- apart from a question's `input` by the store itself.
+    apply = function(conn)
+      widen_check(conn, "cards", "'review', 'input', 'system'))", "'review', 'input', 'system', 'budget'))")
+    end,
+  },
+  {
+    version = 23,
+    name = "experiments: each card's variant",
+    -- orket.store.experiments (docs/cost.md, "Experiments"): the arm a card runs in for
+    -- each experiment, written with its first work turn and never changed after, so a
+    -- share or an experiment changed in orket.lua moves only cards not started yet. A card
+    -- in one experiment's variant has that row alone; a card in none is every
+    -- experiment's control.
+    sql = [[
+CREATE TABLE experiment_cards (
+  experiment  TEXT NOT NULL,
+  card_id     TEXT NOT NULL REFERENCES cards(id) ON DELETE CASCADE,
+  arm         TEXT NOT NULL CHECK (arm IN ('control', 'variant')),
+  model       TEXT,
+  role        TEXT,
+  assigned_at TEXT NOT NULL,
+  PRIMARY KEY (experiment, card_id)
+);
+CREATE INDEX experiment_cards_card ON experiment_cards(card_id);
 ]],
   },
 }

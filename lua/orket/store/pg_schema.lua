@@ -457,6 +457,32 @@ CREATE TABLE rate_buckets (
   PRIMARY KEY (scope, name)
 );
 ]],
+  },  {
+    version = 12,
+    sqlite = 22,
+    name = "wait reason budget (SQLite 22)",
+    -- cards_wait_reason_check is the name PostgreSQL gave the column's CHECK in migration 1
+    sql = [[
+ALTER TABLE cards DROP CONSTRAINT cards_wait_reason_check;
+ALTER TABLE cards ADD CONSTRAINT cards_wait_reason_check CHECK (wait_reason IS NULL OR wait_reason IN
+  ('resource', 'dependency', 'review', 'input', 'system', 'budget'));
+]],
+  },  {
+    version = 13,
+    sqlite = 23,
+    name = "experiments: each card's variant (SQLite 23)",
+    sql = [[
+CREATE TABLE experiment_cards (
+  experiment  text NOT NULL,
+  card_id     text NOT NULL REFERENCES cards(id) ON DELETE CASCADE,
+  arm         text NOT NULL CHECK (arm IN ('control', 'variant')),
+  model       text,
+  role        text,
+  assigned_at timestamptz NOT NULL,
+  PRIMARY KEY (experiment, card_id)
+);
+CREATE INDEX experiment_cards_card ON experiment_cards(card_id);
+]],
   },
 }
 

@@ -1,0 +1,146 @@
+-- Money budgets end to end (docs/cost.md), against the fake model server, on SQLite and on
+-- PostgreSQL (tests/backends.lua): a budget that a call could pass stops the card before
+-- the call is sent, the card waits with the reason `budget`, and a person's answer (the
+-- CLI's, the API's) or a raised budget lets it go on; the run's budget ends the run.
+local H = require "tests.helpers"
+local B = require "tests.backends"
+local cjson = require "cjson"
+
+local fake = require("tests.fake_server").start()
+teardown(function()
+  fake.stop()
+  H.kill_servers()
+  H.cleanup()
+end)
+after_each(H.cleanup)
+
+local PRICE = [[{ input = "2.50", cached_input = "1.25", output = 10, currency = "USD" }]]
+-- each call costs 0.00825 USD and is estimated at about 0.045 USD before it is sent (its
+-- whole allowance of output, 4096 tokens, at 10 USD a million)
+local MODEL = "prompt=4000,cached=3000,chunks=200"
+
+-- A one-issue project (epic M, issue M-1) on the backend under test, its model the fake
+-- server's (`model`, default MODEL) through an OpenAI-compatible provider, with `budgets`;
+-- `issues` more issues M-2... when given.
+local function project(budgets, model, issues)
+  model = model or MODEL
+  local store = B.name() == "pg" and string.format("store = { url = %q }\n", B.fresh_url()) or ""
+  local dir = fake.one_issue(string.format([[
+models = { default = "fake:%s", providers = { fake = { kind = "openai", base_url = %q } },
+  prices = { ["fake:%s"] = %s } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = %s
+%s]], model, fake.url .. "/v1", model, PRICE, budgets, store))
+  if issues then
+    local list = {}
+    for i = 1, issues do list[i] = { id = "M-" .. i, summary = "Do it " .. i, seat = "senior_developer" } end
+    H.write(dir .. "/epics/m.json", cjson.encode { id = "M", name = "Model", issues = list })
+    assert(H.orket("import", { cwd = dir }).status == 0)
+  end
+  return dir
+end
+
+local function run(dir) return fake.run_events(dir) end
+
+local function requests() return #fake.log() end
+
+local function card(dir, id)
+  return cjson.decode(H.orket("card " .. id .. " --json", { cwd = dir }).stdout).card
+end
+
+describe("a money budget (" .. B.name() .. ")", function()
+  before_each(function() fake.reset() end)
+
+  it("stops the card before a call that could pass it; it waits with the reason budget and the amounts", function()
+    local dir = project([[{ turns_per_card = 3, cost_per_card = "0.06 USD" }]])
+    local evs = run(dir)
+    assert.equal(2, requests())
+    local reached = evs.budget_reached[1]
+    assert.same({ "card", "M-1", 16500, 60000, "USD" }, { reached.scope, reached.id, reached.spent, reached.budget, reached.currency })
+    assert.is_true(reached.spent + reached.estimate > reached.budget)
+    local blocked = evs.card_blocked[1]
+    assert.equal("budget", blocked.reason)
+    assert.matches("money budget: the card M%-1 spent 0.0165 USD of its 0.06 USD %(budgets.cost_per_card%)", blocked.detail)
+    assert.equal("waiting_for_developer", evs.turn_end[#evs.turn_end].status)
+    local c = card(dir, "M-1")
+    assert.same({ "waiting_for_developer", "budget" }, { c.status, c.wait_reason })
+    local stuck = evs.stall[1].cards[1]
+    assert.same({ "M-1", "budget", "budget" }, { stuck.card, stuck.waits_for, stuck.wait_reason })
+    assert.equal("orket answer M-1 \"go on\" to approve one budget more, or raise it in orket.lua", stuck.next)
+    assert.same({ "M-1" }, evs.run_end[1].waiting)
+    -- without a person nothing more is spent
+    run(dir)
+    assert.equal(2, requests())
+  end)
+
+  it("goes on after a person's approval: orket answer, then the API's answer (the web board's)", function()
+    local dir = project([[{ turns_per_card = 3, cost_per_card = "0.06 USD" }]])
+    run(dir)
+    assert.equal(2, requests())
+    assert.equal(0, H.orket("answer M-1 'go on'", { cwd = dir }).status)
+    assert.equal("ready", card(dir, "M-1").status)
+    local evs = run(dir)
+    assert.equal(4, requests())
+    assert.equal(2, #evs.model)
+    -- one budget's worth more: two calls, then the card waits again, the amounts since the answer
+    assert.equal(16500, evs.budget_reached[1].spent)
+    assert.equal("budget", card(dir, "M-1").wait_reason)
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local st = H.api(s, "POST", "/v1/cards/M-1/answer", op, { text = "approved" })
+    assert.equal(200, st)
+    assert.equal(0, s.stop())
+    run(dir)
+    assert.equal(6, requests())
+  end)
+
+  it("goes on once the budget is raised in orket.lua, and stops again at the new one", function()
+    local dir = project([[{ turns_per_card = 9, cost_per_card = "0.06 USD" }]])
+    local reached = run(dir).budget_reached[1]
+    assert.equal(2, requests())
+    -- a run with the same budget leaves the card waiting
+    run(dir)
+    assert.equal(2, requests())
+    -- room for the call refused and a little more: one call, then the next is refused
+    local raised = reached.spent + reached.estimate + 1000
+    local text = H.read(dir .. "/orket.lua")
+    H.write(dir .. "/orket.lua", (text:gsub('"0%.06 USD"', string.format('"%.6f USD"', raised / 1e6))))
+    local evs = run(dir)
+    assert.equal(3, requests())
+    assert.same({ reached.spent + 8250, raised }, { evs.budget_reached[1].spent, evs.budget_reached[1].budget })
+    assert.same({ "waiting_for_developer", "budget" }, { card(dir, "M-1").status, card(dir, "M-1").wait_reason })
+  end)
+
+  it("counts the calls in flight: turns running at once never pass the epic's budget together", function()
+    -- each call's output is about its whole allowance (4096 tokens, 0.041 USD), so it costs
+    -- about its estimate: three turns at once, each seeing the 0.06 USD unspent, would pass
+    -- the budget by two calls; held against it while in flight, the second and third wait
+    -- for the first, and then find it spent
+    local dir = project([[{ turns_per_card = 3, cost_per_epic = "0.06 USD" }]], "prompt=1,chunks=4096", 3)
+    local evs = run(dir)
+    assert.equal(1, requests())
+    local spent = 0
+    for _, m in ipairs(evs.model) do spent = spent + m.cost end
+    assert.is_true(spent <= 60000, tostring(spent))
+    for _, r in ipairs(evs.budget_reached) do assert.equal("epic", r.scope) end
+    assert.same({ "M-1", "M-2", "M-3" }, evs.run_end[1].waiting)
+  end)
+
+  it("warns at 80%, ends the run at its budget and never passes it by more than a call", function()
+    -- max_output_tokens bounds the estimate: a call is estimated below its real cost here
+    -- (the fake server reports 4000 prompt tokens, far more than the request holds)
+    local dir = project([[{ turns_per_card = 9, cost_per_run = "0.03 USD", max_output_tokens = 200 }]])
+    local evs = run(dir)
+    assert.equal(200, fake.log()[1].request.max_tokens)
+    assert.equal(1, #evs.budget_warning)
+    assert.equal("run", evs.budget_warning[1].scope)
+    assert.is_true(evs.budget_warning[1].spent * 5 >= 30000 * 4)
+    local spent = 0
+    for _, m in ipairs(evs.model) do spent = spent + m.cost end
+    assert.is_true(spent > 30000 * 4 / 5 and spent <= 30000 + 8250, tostring(spent))
+    -- the run's budget ends the run, blocking no card
+    assert.equal("run", evs.budget_reached[1].scope)
+    assert.is_nil(evs.card_blocked)
+    assert.equal("stalled", evs.run_end[1].status)
+  end)
+end)
