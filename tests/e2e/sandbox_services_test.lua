@@ -151,14 +151,29 @@ services:
         .. "INSERT INTO items (name) VALUES ('seeded');\n",
       -- the app asks the database through psql, with the address it was told
       ["web.py"] = string.format([[
-import http.server, os, subprocess
+import glob, http.server, os, subprocess
 PSQL = [%q, os.environ["DATABASE_URL"], "-XAtq", "-v", "ON_ERROR_STOP=1"]
+# the seccomp mode (2: a filter) of this process and of each of PostgreSQL's
+def layers():
+    out = []
+    for st in ["/proc/self/status"] + glob.glob("/proc/[0-9]*/status"):
+        try:
+            text = open(st).read()
+            cmd = open(st[:-len("status")] + "cmdline", "rb").read().split(b"\0")[0].decode()
+        except OSError:
+            continue
+        if st == "/proc/self/status" or cmd.endswith("/postgres") or cmd.startswith("postgres:"):
+            mode = [l.split()[1] for l in text.splitlines() if l.startswith("Seccomp:")][0]
+            out.append(("self" if st == "/proc/self/status" else "postgres") + "=" + mode)
+    return " ".join(sorted(set(out)))
 class H(http.server.BaseHTTPRequestHandler):
     def answer(self, text):
         self.send_response(200)
         self.end_headers()
         self.wfile.write(text.encode())
     def do_GET(self):
+        if self.path == "/layers":
+            return self.answer(layers())
         r = subprocess.run(PSQL + ["-c", "SELECT string_agg(name, ',' ORDER BY id) FROM items"], capture_output=True, text=True)
         self.answer(r.stdout.strip() + r.stderr)
     def do_POST(self):
@@ -178,6 +193,8 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     assert.equal(0, r.status, r.stdout .. r.stderr .. H.orket("sandbox logs 1", { cwd = dir }).stdout)
     local function sock(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end
     assert.equal("seeded", select(2, F.sandbox_request(sock(1), "/")))
+    -- the seccomp layer is on for every process, PostgreSQL's too (their setsid() passes it)
+    assert.equal("postgres=2 self=2", select(2, F.sandbox_request(sock(1), "/layers")))
     -- (the body goes as JSON: the row is the JSON text)
     assert.equal("added", select(2, F.sandbox_request(sock(1), "/", { method = "POST", body = "from the app" })))
     assert.equal('seeded,"from the app"', select(2, F.sandbox_request(sock(1), "/")))

@@ -391,16 +391,13 @@ function M.up(o)
     cwd = home .. "/tree"
   end
   env[p.port_env] = tostring(port)
-  local layers = { landlock_net = false }
-  -- PostgreSQL's server processes each call setsid(), which the seccomp layer refuses (it
-  -- keeps the process group whole): a sandbox running one goes without that layer, said
-  -- in its plan; its namespaces, view and Landlock stay
-  for _, one in ipairs(p.services or {}) do
-    if one.database == "postgresql" then layers.seccomp = false end
-  end
+  -- sessions: setsid passes seccomp (PostgreSQL's server processes each call it). The
+  -- seccomp layer refuses it elsewhere so that no process leaves the group a kill reaches;
+  -- here the sandbox's PID namespace ends every process with it, whatever its session, and
+  -- the helper lets it through only when that namespace is there.
   local ok, hargv = pcall(proc.helper_argv, { argv = argv, cwd = cwd, tmpdir = home .. "/tmp", env = env,
-    limits = M.LIMITS, loopback = true, layers = layers, relay = { path = sock, port = port,
-    services = relayed[1] and relayed or nil } })
+    limits = M.LIMITS, loopback = true, sessions = true, layers = { landlock_net = false },
+    relay = { path = sock, port = port, services = relayed[1] and relayed or nil } })
   if not ok then return fail("sandbox: " .. tostring(hargv), "EINVAL") end
   if not sb:_spawn(hargv) then return fail(sb.failure or "sandbox: the runner did not start", "ESPAWN") end
   assert(record(db, id, "starting", nil, nil, "sandbox_start", { id = id, target = sb.target, port = port,
