@@ -99,7 +99,7 @@ describe("a sandbox of several services", function()
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
-  it("stops the others, with every service's log, when one never gets healthy", function()
+  it("stops the others, with every service's log, when one never gets healthy; a deploy sends its card back", function()
     if skip then return pending(skip) end
     local mark = "svc" .. math.random(1, 1e9)
     local dir = project({
@@ -113,22 +113,42 @@ services:
   api:
     build: api
     command: ["python3", "app.py"]
+    depends_on: [db]
     healthcheck:
       test: ["CMD", "false"]
       interval: 100ms
       retries: 3
+  db:
+    command: ["sh", "-c", "echo db up; exec python3 -m http.server {port} --bind 127.0.0.1"]
 ]]),
       ["web/index.html"] = "hi\n",
       ["api/app.py"] = "import sys, time\nprint('api up', flush=True)\ntime.sleep(3600)\n",
     }, mark)
     local r = H.orket("sandbox up", { cwd = dir })
     assert.equal(1, r.status)
-    assert.matches("orket: starting api on port 8081 (api/)", r.stderr, 1, true)
+    assert.matches("orket: starting api on port 8082 (api/)", r.stderr, 1, true)
+    assert.matches("[db] db up", r.stderr, 1, true)
     assert.matches("[api] api up", r.stderr, 1, true)
     assert.matches("orket: api was not healthy after 3 checks, 100 ms apart", r.stderr, 1, true)
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
     local rows = cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)
     assert.equal("exited", rows[1].status)
+    -- a deploy of a card: the card goes back with the failure and every service's lines
+    H.write(dir .. "/epics/w.json", cjson.encode { id = "W", name = "Web", issues = { { id = "W-1", summary = "Serve",
+      seat = "senior_developer", sandbox_checks = { { http = { path = "/" } } } } } })
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    r = H.orket("sandbox up --card W-1", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("W-1: sent_back (the sandbox did not start)", r.stdout, 1, true)
+    local c = H.card_json(dir, "W-1")
+    assert.equal("in_progress", c.card.status)
+    local said = c.comments[#c.comments].body
+    assert.matches("acceptance checks failed.", said, 1, true)
+    assert.matches("- FAIL the sandbox starts: sandbox 2: the app exited", said, 1, true)
+    assert.matches("[db] db up", said, 1, true)
+    assert.matches("[api] api up", said, 1, true)
+    assert.matches("orket: api was not healthy after 3 checks", said, 1, true)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
   it("runs a PostgreSQL of its own, seeded from the repository, fresh at each deploy and kept in a bug-fix phase", function()
@@ -215,6 +235,26 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     assert.matches("orket: starting db on port 8081 (the root)", r.stdout, 1, true)
     assert.matches("orket: db is healthy", r.stdout, 1, true)
     assert.equal(0, H.orket("sandbox stop 3", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  it("stops a PostgreSQL's start whose seed fails, saying why, nothing left running", function()
+    if skip then return pending(skip) end
+    if not require("orket.sandboxes.database").pg_bin() then
+      return pending("skipped: PostgreSQL is not installed (scripts/deps.sh --test installs it)")
+    end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = project({
+      ["compose.yaml"] = "services:\n  db:\n    image: postgres:15\n    x-orket:\n      seed: seed.sql\n"
+        .. "  web:\n    command: [\"python3\", \"-m\", \"http.server\", \"{port}\", \"--bind\", \"127.0.0.1\"]\n"
+        .. "    depends_on: [db]\n",
+      ["seed.sql"] = "CREATE TABLE t (v text);\nINSERT INTO nowhere VALUES (1);\n",
+    }, mark)
+    local r = H.orket("sandbox up", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("orket: db: its seed failed", r.stderr, 1, true)
+    assert.matches('relation "nowhere" does not exist', r.stderr, 1, true)
+    assert.is_nil(r.stderr:find("orket: starting web", 1, true))
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 

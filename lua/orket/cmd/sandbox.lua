@@ -349,6 +349,21 @@ local function run_foreground(sb, state)
   return stopped and 0 or 1
 end
 
+-- A foreground sandbox that did not get healthy: said with the app's last output; a deploy
+-- (--card) sends its cards back with it, unless it was stopped (replaced by the next).
+local function start_failed(o, cli, db, s, failure)
+  cli.err("%s", failure.message)
+  local tail = failure.log
+  if tail and tail ~= "" then io.stderr:write("the app's last output:\n", inert.text(tail:sub(-2000)), "\n") end
+  if not o.card or failure.code == "ECANCELED" then return end
+  local outs = deploy.start_failed { db = db, board = board_mod.open(db), settings = s, card = o.card, run_id = o.run,
+    sandbox = failure.id, commit = o.commit, message = failure.message, log = tail }
+  for _, x in ipairs(outs) do
+    if x.error then cli_err_line(x.error)
+    else io.stdout:write(string.format("%s: %s (the sandbox did not start)\n", x.card, x.outcome)) end
+  end
+end
+
 local function up(o, cli)
   local _, s = cli.project_settings(o.dir, true)
   if not s then return 1 end
@@ -358,7 +373,7 @@ local function up(o, cli)
   -- a signal while it starts ends the start; once it runs, it stops the sandbox
   local state = {}
   local close_signals = on_signals(state)
-  local sb, err, _, tail = service.up { dir = o.dir, db = db, settings = s, replace = o.replace, commit = o.commit,
+  local sb, err, code, tail, id = service.up { dir = o.dir, db = db, settings = s, replace = o.replace, commit = o.commit,
     on_healthy = o.card and function(h)
       if not state.asked then accept_deployed(db, s, h, o.card, o.run) end
     end,
@@ -368,8 +383,7 @@ local function up(o, cli)
   if sb then
     status = run_foreground(sb, state)
   else
-    cli.err("%s", err)
-    if tail and tail ~= "" then io.stderr:write("the app's last output:\n", inert.text(tail:sub(-2000)), "\n") end
+    start_failed(o, cli, db, s, { message = err, code = code, log = tail, id = id })
   end
   close_signals()
   db:close()

@@ -141,6 +141,30 @@ function M.accept_after(o)
   return out
 end
 
+--- start_failed{db=, board=, settings=, card=, run_id=, sandbox=, commit=, message=, log=} ->
+--- {{card=, outcome=, followup=, error=}...}: a deploy whose sandbox did not get healthy (a
+--- service never healthy or ended, a seed that failed) is the failure of the cards it
+--- brought, as a failed check is: each card whose checks it would have run (else the merged
+--- card) gets the message and the log's tail (every service's lines), journaled and sent
+--- back (orket.actions.acceptance). sandbox: its id, when it had one.
+function M.start_failed(o)
+  local cards = {}
+  for _, id in ipairs(M.accepting(o.settings.sandbox.deploy, o.board, o.card)) do
+    if sv.sandbox_checks(o.db, id) then cards[#cards + 1] = id end
+  end
+  if #cards == 0 then cards = { o.card } end
+  local res = { ok = false, log = o.log, results = { { kind = "start", name = "the sandbox starts", ok = false,
+    detail = o.message } } }
+  local out = {}
+  for _, id in ipairs(cards) do
+    local rec, err = acceptance.record { db = o.db, board = o.board, card = id, sandbox = o.sandbox, commit = o.commit,
+      result = res, run_id = o.run_id, send_back = true }
+    out[#out + 1] = { card = id, outcome = rec and rec.code, followup = rec and rec.followup,
+      error = not rec and err or nil }
+  end
+  return out
+end
+
 -- ---- a run's deploys, at its end --------------------------------------------------------
 
 -- What a deploy's checks may take once its sandbox is healthy (a browser's start costs

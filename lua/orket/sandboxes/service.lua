@@ -269,7 +269,7 @@ function M.running(db)
 end
 
 --- up{dir=, db=, settings=, target=, commit=, replace=, stopping=, emit=, on_healthy=} ->
---- sandbox | nil, message, CODE, log tail. commit: what to run (a commit id; default main's
+--- sandbox | nil, message, CODE, log tail, its id (once it had one). commit: what to run (a commit id; default main's
 --- head now), its tree written from the repository's objects and named in the row, the
 --- journal and sandbox.commit. on_healthy(sandbox): called once it is healthy, before up
 --- returns (a deploy's acceptance checks, which the next deploy must not cut short).
@@ -361,7 +361,7 @@ function M.up(o)
     while sb.handle and not sb.exited do rt.sleep(10) end
     sb:_end("exited", msg)
     sb:_finish()
-    return nil, msg, code, sb.log and sb.log.tail or ""
+    return nil, msg, code, sb.log and sb.log.tail or "", id
   end
   if #sock > SUN_MAX then
     return fail(string.format("sandbox: the socket path %s is longer than a unix socket allows (%d bytes); move the "
