@@ -588,6 +588,7 @@ local function id_entry(what, optional)
     missing = string.format("sandbox %s needs a sandbox id (a number, see orket sandbox list)", what) }
 end
 
+-- a subcommand's declaration: -C DIR and its entries; a word none takes is named in the error
 local function takes(what, ...)
   local d = { text = "an argument", extra = "sandbox " .. what .. " takes no argument ('%s')", cmdline.DIR, ... }
   if d[2] and d[2][1] == "ID" then d.extra = "sandbox " .. what .. " takes one sandbox id ('%s')" end
