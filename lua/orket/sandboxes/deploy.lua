@@ -183,25 +183,28 @@ end
 -- whether the cards' checks are journaled in run_id against sandbox id
 local function journaled(db, run_id, cards, id)
   for _, card in ipairs(cards) do
-    if sv.sandbox_checks(db, card) then
-      local found = false
-      for _, data in ipairs(journal.event_data(db, run_id, card, "sandbox_check")) do
-        if data.sandbox == id then found = true end
-      end
-      if not found then return false end
+    local found = false
+    for _, data in ipairs(journal.event_data(db, run_id, card, "sandbox_check")) do
+      if data.sandbox == id then found = true end
     end
+    if not found then return false end
   end
   return true
 end
 
--- whether deploy d ({card=, owner_pid=}) has nothing left to check: its cards' checks
--- journaled, or its owner or its sandbox ended (a later deploy replaced it, or it failed)
+-- whether deploy d ({card=, owner_pid=}) has nothing left to check: none of its cards has
+-- checks, their checks are journaled, or its owner or its sandbox ended (a later deploy
+-- replaced it, or it failed)
 local function settled(db, board, mode, d, run_id)
-  if not service.start_time(d.owner_pid) then return true end
+  local cards = {}
+  for _, id in ipairs(M.accepting(mode, board, d.card)) do
+    if sv.sandbox_checks(db, id) then cards[#cards + 1] = id end
+  end
+  if #cards == 0 or not service.start_time(d.owner_pid) then return true end
   local row = owned(db, d.owner_pid)
   if not row then return false end
   if not ops.LIVE[row.status] then return true end
-  return row.status ~= "starting" and journaled(db, run_id, M.accepting(mode, board, d.card), row.id)
+  return row.status ~= "starting" and journaled(db, run_id, cards, row.id)
 end
 
 --- await_checks{db=, board=, settings=, deploys={{card=, owner_pid=}...}, run_id=} -> the
