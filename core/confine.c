@@ -537,7 +537,8 @@ static int cf_landlock(const confine_spec *s, int abi, int in_view, unsigned *go
 
 /* Calls a confined program has no use for and that reach the kernel's attack surface or
  * out of the sandbox: refused with EPERM. io_uring goes too, since its operations bypass
- * seccomp; setsid, so the process group stays whole. */
+ * seccomp; setsid, so the process group stays whole (unless CONFINE_F_SESSIONS: in a PID
+ * namespace of its own no session outlives the namespace's init). */
 static const char *const cf_denied[] = {
     "ptrace", "process_vm_readv", "process_vm_writev", "mount", "umount2", "pivot_root",
     "move_mount", "open_tree", "fsopen", "fsmount", "fsconfig", "fspick", "mount_setattr",
@@ -561,6 +562,7 @@ static int cf_seccomp(unsigned flags, char *why, size_t whylen) {
   /* the kernel's own error when loading fails (EACCES without no_new_privs), not ECANCELED */
   rc |= seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
   for (const char *const *n = cf_denied; *n && rc == 0; n++) {
+    if ((flags & CONFINE_F_SESSIONS) && strcmp(*n, "setsid") == 0) continue;
     int nr = seccomp_syscall_resolve_name(*n);
     if (nr == __NR_SCMP_ERROR) continue; /* not on this architecture */
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
@@ -1111,6 +1113,8 @@ static _Noreturn void cf_child(const confine_spec *s, unsigned applied, int stat
      * its loopback up (a sandbox serving on 127.0.0.1): they reach nothing else there */
     unsigned sflags = s->flags;
     if (!(applied & CONFINE_NETNS)) sflags &= ~(unsigned)CONFINE_F_LOOPBACK;
+    /* a new session escapes the group kill: allowed only where the namespace's end takes it */
+    if (!(applied & CONFINE_PIDNS)) sflags &= ~(unsigned)CONFINE_F_SESSIONS;
     if (cf_seccomp(sflags, why, sizeof why) == 0) applied |= CONFINE_SECCOMP;
     else {
       cf_privs_why(why, sizeof why, errno, applied);

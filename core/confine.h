@@ -45,6 +45,9 @@ enum {
   CONFINE_F_LOOPBACK = 1u << 1, /* the network namespace's loopback brought up (it starts down);
                                    for programs that serve on 127.0.0.1 inside the sandbox */
   CONFINE_F_SERVICES = 1u << 2, /* set by confine_encode only: the argv carries service ports */
+  CONFINE_F_SESSIONS = 1u << 3, /* setsid allowed through seccomp, only when the PID namespace
+                                   applied: its processes all end with it, whatever their
+                                   session (PostgreSQL's server processes each call setsid) */
 };
 
 /* The most further services a relay serves (its path ".PORT" each); confine_relay.h's

@@ -422,6 +422,9 @@ static int lp_opts(lua_State *L, proc_opts *o, const char **env, const char **bi
   ft = lua_getfield(L, 1, "loopback");
   if (ft != LUA_TNIL && ft != LUA_TBOOLEAN) luaL_argerror(L, 1, "loopback must be a boolean");
   if (lua_toboolean(L, -1)) o->flags |= CONFINE_F_LOOPBACK;
+  ft = lua_getfield(L, 1, "sessions");
+  if (ft != LUA_TNIL && ft != LUA_TBOOLEAN) luaL_argerror(L, 1, "sessions must be a boolean");
+  if (lua_toboolean(L, -1)) o->flags |= CONFINE_F_SESSIONS;
   ft = lua_getfield(L, 1, "relay");
   if (ft == LUA_TTABLE) {
     int rt = lua_gettop(L);
@@ -443,11 +446,12 @@ static int lp_opts(lua_State *L, proc_opts *o, const char **env, const char **bi
 /* run{argv = {...}, cwd =, env = {NAME = value}, timeout_ms =, limits = {cpu_seconds =,
  *   memory =, address_space =, file_size =, open_files =, processes =}, layers = {name =
  *   false}, require = {name, ...}, output_cap =, output_limit =, read_only = {path, ...},
- *   read_write = {path, ...}, unix_sockets = bool, loopback = bool, relay = {path =, port =
- *   [, inward = {path =, port =}]}, run_as = uid}
+ *   read_write = {path, ...}, unix_sockets = bool, loopback = bool, sessions = bool,
+ *   relay = {path =, port = [, inward = {path =, port =}]}, run_as = uid}
  * read_only and read_write are shown in the view and allowed by Landlock beside the
  * workspace; unix_sockets lets socket(AF_UNIX) through seccomp; loopback brings the network
  * namespace's lo up (seccomp and Landlock still refuse IP sockets unless switched off);
+ * sessions lets setsid through seccomp when the run has its PID namespace (confine.h);
  * relay makes the helper listen on path (and path ".probe") and connect each client to
  * 127.0.0.1:port inside the namespace (needs loopback and the netns layer; confine.h);
  * relay.inward = {port =, path =} also joins 127.0.0.1:port inside to the unix socket path
@@ -491,7 +495,7 @@ static int lp_env_has(const char **env, const char *name) {
 }
 
 /* helper_argv{argv =, cwd =, tmpdir =, env =, limits =, layers =, require =, read_only =,
- *   read_write =, unix_sockets =, loopback =, relay =, run_as =} -> {helper,
+ *   read_write =, unix_sockets =, loopback =, sessions =, relay =, run_as =} -> {helper,
  *   ...} | nil, message, code: the confinement helper's command line for a long-lived
  * program its caller spawns with pipes of its own (an MCP server on stdio), confined as
  * run{} confines one: the same layers, limits and environment rules (PATH, HOME and TMPDIR,

@@ -31,6 +31,13 @@ models = { default = "scripted:team", providers = { scripted = { kind = "scripte
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
 ]]
 
+-- A script.lua for the scripted team: the coder hands each card in, the reviewer marks it done.
+F.HAND_IN_SCRIPT = [[return { rules = {
+  { role = "coder", reply = { tool_calls = { { name = "update_issue_status", arguments = { status = "code_review" } } } } },
+  { role = "integrity_guard", reply = { tool_calls = { { name = "update_issue_status", arguments = { status = "done" } } } } },
+}, default = { content = "Nothing more to do." } }
+]]
+
 --- scripted_project{name =, script =, epics = {FILE = json text}, settings = orket.lua text}
 --- -> dir: a project of the scripted team (script: the text of its script.lua), its epics
 --- imported (the command checked), on the test's backend (tests.backends).

@@ -11,7 +11,8 @@
 --   { "RUN", optional = true }                          a positional word: opts.run
 --   { "ARGS", many = true, rest = true }                the words left; rest: taken as they
 --                                                       are, options included (a script's)
--- An option with last = true ends the options: every word after its value is positional;
+-- An option with last = true ends the options: every word after its value is positional
+-- (a positional with last = true, a subcommand's name, ends them after it likewise);
 -- alias = "-j" is another name of it. Any entry may carry check = fn(value) -> value | nil,
 -- message (a message naming the argument, as a usage error), and `what` (the missing-value
 -- error: "-C needs a directory"). Positionals are required unless optional or many (missing
@@ -151,6 +152,7 @@ function M.parse(decl, args)
       end
       local ok, msg = store(o, p, a)
       if not ok then return nil, msg end
+      if p.last then options = false end
     end
     i = i + 1
   end

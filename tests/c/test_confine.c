@@ -117,7 +117,8 @@ TEST(test_confine_spec_paths) {
   char *argv[] = {"true", NULL};
   char *binds[] = {"r/opt/jdk", "w/var/cache/x"};
   confine_spec s = {.want = CONFINE_ALL, .cwd = "/w", .tmpdir = "/tmp/x", .env = env, .argv = argv,
-                    .flags = CONFINE_F_UNIX | CONFINE_F_LOOPBACK, .nbinds = 2, .binds = binds};
+                    .flags = CONFINE_F_UNIX | CONFINE_F_LOOPBACK | CONFINE_F_SESSIONS, .nbinds = 2,
+                    .binds = binds};
   char scratch[200];
   char **enc = confine_encode("/bin/orket", &s, scratch, sizeof scratch);
   CHECK(t, enc != NULL);
@@ -128,7 +129,7 @@ TEST(test_confine_spec_paths) {
   confine_spec d;
   char err[128];
   CHECK(t, confine_decode(argc, enc, &d, err, sizeof err) == 0);
-  CHECK(t, d.flags == (CONFINE_F_UNIX | CONFINE_F_LOOPBACK) && d.nbinds == 2);
+  CHECK(t, d.flags == (CONFINE_F_UNIX | CONFINE_F_LOOPBACK | CONFINE_F_SESSIONS) && d.nbinds == 2);
   CHECK_STR(t, d.binds[0], "r/opt/jdk");
   CHECK_STR(t, d.binds[1], "w/var/cache/x");
   CHECK_STR(t, d.env[0], "PATH=/bin");

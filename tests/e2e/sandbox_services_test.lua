@@ -99,7 +99,7 @@ describe("a sandbox of several services", function()
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
-  it("stops the others, with every service's log, when one never gets healthy", function()
+  it("stops the others, with every service's log, when one never gets healthy; a deploy sends its card back", function()
     if skip then return pending(skip) end
     local mark = "svc" .. math.random(1, 1e9)
     local dir = project({
@@ -113,22 +113,42 @@ services:
   api:
     build: api
     command: ["python3", "app.py"]
+    depends_on: [db]
     healthcheck:
       test: ["CMD", "false"]
       interval: 100ms
       retries: 3
+  db:
+    command: ["sh", "-c", "echo db up; exec python3 -m http.server {port} --bind 127.0.0.1"]
 ]]),
       ["web/index.html"] = "hi\n",
       ["api/app.py"] = "import sys, time\nprint('api up', flush=True)\ntime.sleep(3600)\n",
     }, mark)
     local r = H.orket("sandbox up", { cwd = dir })
     assert.equal(1, r.status)
-    assert.matches("orket: starting api on port 8081 (api/)", r.stderr, 1, true)
+    assert.matches("orket: starting api on port 8082 (api/)", r.stderr, 1, true)
+    assert.matches("[db] db up", r.stderr, 1, true)
     assert.matches("[api] api up", r.stderr, 1, true)
     assert.matches("orket: api was not healthy after 3 checks, 100 ms apart", r.stderr, 1, true)
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
     local rows = cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)
     assert.equal("exited", rows[1].status)
+    -- a deploy of a card: the card goes back with the failure and every service's lines
+    H.write(dir .. "/epics/w.json", cjson.encode { id = "W", name = "Web", issues = { { id = "W-1", summary = "Serve",
+      seat = "senior_developer", sandbox_checks = { { http = { path = "/" } } } } } })
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    r = H.orket("sandbox up --card W-1", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("W-1: sent_back (the sandbox did not start)", r.stdout, 1, true)
+    local c = H.card_json(dir, "W-1")
+    assert.equal("in_progress", c.card.status)
+    local said = c.comments[#c.comments].body
+    assert.matches("acceptance checks failed.", said, 1, true)
+    assert.matches("- FAIL the sandbox starts: sandbox 2: the app exited", said, 1, true)
+    assert.matches("[db] db up", said, 1, true)
+    assert.matches("[api] api up", said, 1, true)
+    assert.matches("orket: api was not healthy after 3 checks", said, 1, true)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
   it("runs a PostgreSQL of its own, seeded from the repository, fresh at each deploy and kept in a bug-fix phase", function()
@@ -151,14 +171,29 @@ services:
         .. "INSERT INTO items (name) VALUES ('seeded');\n",
       -- the app asks the database through psql, with the address it was told
       ["web.py"] = string.format([[
-import http.server, os, subprocess
+import glob, http.server, os, subprocess
 PSQL = [%q, os.environ["DATABASE_URL"], "-XAtq", "-v", "ON_ERROR_STOP=1"]
+# the seccomp mode (2: a filter) of this process and of each of PostgreSQL's
+def layers():
+    out = []
+    for st in ["/proc/self/status"] + glob.glob("/proc/[0-9]*/status"):
+        try:
+            text = open(st).read()
+            cmd = open(st[:-len("status")] + "cmdline", "rb").read().split(b"\0")[0].decode()
+        except OSError:
+            continue
+        if st == "/proc/self/status" or cmd.endswith("/postgres") or cmd.startswith("postgres:"):
+            mode = [l.split()[1] for l in text.splitlines() if l.startswith("Seccomp:")][0]
+            out.append(("self" if st == "/proc/self/status" else "postgres") + "=" + mode)
+    return " ".join(sorted(set(out)))
 class H(http.server.BaseHTTPRequestHandler):
     def answer(self, text):
         self.send_response(200)
         self.end_headers()
         self.wfile.write(text.encode())
     def do_GET(self):
+        if self.path == "/layers":
+            return self.answer(layers())
         r = subprocess.run(PSQL + ["-c", "SELECT string_agg(name, ',' ORDER BY id) FROM items"], capture_output=True, text=True)
         self.answer(r.stdout.strip() + r.stderr)
     def do_POST(self):
@@ -178,6 +213,8 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     assert.equal(0, r.status, r.stdout .. r.stderr .. H.orket("sandbox logs 1", { cwd = dir }).stdout)
     local function sock(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end
     assert.equal("seeded", select(2, F.sandbox_request(sock(1), "/")))
+    -- the seccomp layer is on for every process, PostgreSQL's too (their setsid() passes it)
+    assert.equal("postgres=2 self=2", select(2, F.sandbox_request(sock(1), "/layers")))
     -- (the body goes as JSON: the row is the JSON text)
     assert.equal("added", select(2, F.sandbox_request(sock(1), "/", { method = "POST", body = "from the app" })))
     assert.equal('seeded,"from the app"', select(2, F.sandbox_request(sock(1), "/")))
@@ -198,6 +235,26 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     assert.matches("orket: starting db on port 8081 (the root)", r.stdout, 1, true)
     assert.matches("orket: db is healthy", r.stdout, 1, true)
     assert.equal(0, H.orket("sandbox stop 3", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  it("stops a PostgreSQL's start whose seed fails, saying why, nothing left running", function()
+    if skip then return pending(skip) end
+    if not require("orket.sandboxes.database").pg_bin() then
+      return pending("skipped: PostgreSQL is not installed (scripts/deps.sh --test installs it)")
+    end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = project({
+      ["compose.yaml"] = "services:\n  db:\n    image: postgres:15\n    x-orket:\n      seed: seed.sql\n"
+        .. "  web:\n    command: [\"python3\", \"-m\", \"http.server\", \"{port}\", \"--bind\", \"127.0.0.1\"]\n"
+        .. "    depends_on: [db]\n",
+      ["seed.sql"] = "CREATE TABLE t (v text);\nINSERT INTO nowhere VALUES (1);\n",
+    }, mark)
+    local r = H.orket("sandbox up", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("orket: db: its seed failed", r.stderr, 1, true)
+    assert.matches('relation "nowhere" does not exist', r.stderr, 1, true)
+    assert.is_nil(r.stderr:find("orket: starting web", 1, true))
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 

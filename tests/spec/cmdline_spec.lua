@@ -60,6 +60,14 @@ describe("cmdline.parse", function()
     assert.same({ words = { "f.lua", "-h", "--x", "--", "y" } }, cmdline.parse(decl, { "f.lua", "-h", "--x", "--", "y" }))
     assert.same({ code = "print(1)", words = { "-x", "y" } }, cmdline.parse(decl, { "-e", "print(1)", "-x", "y" }))
   end)
+
+  it("hands a subcommand its words, options included, after a positional marked last", function()
+    local decl = { { "SUB", key = "sub", last = true }, { "ARGS", many = true, rest = true, key = "words" },
+      { "--json" } }
+    assert.same({ sub = "up", words = { "--detach", "-C", "d" } }, cmdline.parse(decl, { "up", "--detach", "-C", "d" }))
+    assert.same({ sub = "list", json = true }, cmdline.parse(decl, { "--json", "list" }))
+    assert.same({ sub = "plan" }, cmdline.parse(decl, { "plan" }))
+  end)
 end)
 
 describe("cmdline.usage and options_help", function()

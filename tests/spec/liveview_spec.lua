@@ -167,6 +167,21 @@ describe("live view", function()
     }, "\n") .. "\n", last(t))
   end)
 
+  it("says in the summary whose deploy's checks were still running when the run ended", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 6, target = "N", concurrency = 1 }
+    t.ms = 500
+    v:event { type = "sandbox", action = "checks_pending", card = "N-1", owner_pid = 42 }
+    assert.matches("^sandbox checks after N%-1 still running: orket card N%-1 shows them\n", last(t))
+    v:event { type = "run_end", run_id = 6, status = "done", tokens = 0 }
+    assert.equal(table.concat({
+      "run 6 N done in 00:00, 0 tokens, 0 turns",
+      "cards (3): ready 2  done 1",
+      "sandbox checks still running after: N-1 (orket card CARD shows them)",
+    }, "\n") .. "\n", last(t))
+  end)
+
   it("says in the summary why a run stopped itself", function()
     local t = fake()
     local v = t.view

@@ -60,3 +60,50 @@ describe("sandbox deploys", function()
     db:close()
   end)
 end)
+
+describe("a run's end", function()
+  after_each(H.cleanup)
+
+  it("waits for its deploys' checks, and finds those that could not run here", function()
+    local cjson = require "cjson"
+    local ops = require "orket.store.sandboxes"
+    local uv = require "luv"
+    local db, b = board()
+    imports.set_verification(db, "E-1", cjson.encode { sandbox_checks = { { kind = "http", path = "/" } } })
+    local run = assert(db:record_run { target = "E", kind = "epic" })
+    local settings = { sandbox = require("orket.settings.sandbox").sandbox({}) }
+    settings.sandbox.deploy = "merge"
+    settings.sandbox.health.start_timeout_ms = 300
+    local me = math.tointeger(uv.os_getpid()) -- a live owner: this process
+    local function wait(deploys, ms)
+      deploy.CHECKS_WAIT_MS = ms
+      local t0 = uv.now()
+      local left = deploy.await_checks { db = db, board = b, settings = settings, deploys = deploys, run_id = run }
+      return left, uv.now() - t0
+    end
+    local real = deploy.CHECKS_WAIT_MS
+    finally(function() deploy.CHECKS_WAIT_MS = real end)
+    -- a card without checks, an owner gone: nothing to wait for
+    local left, took = wait({ { card = "E-2", owner_pid = me }, { card = "E-1", owner_pid = 2 ^ 22 + 1 } }, 0)
+    assert.same({}, left)
+    assert.is_true(took < 300, took)
+    -- its sandbox healthy but its checks not journaled yet: waited for, then said pending
+    local id = ops.insert(db, { target = "main", port = 8080, socket = "", command = "[]", owner_pid = me })
+    ops.set_status(db, id, "healthy")
+    left = wait({ { card = "E-1", owner_pid = me } }, 0)
+    assert.same({ { card = "E-1", owner_pid = me } }, left)
+    -- journaled for its sandbox: settled; the skipped check found, once
+    local data = { sandbox = id, passed = true, results = { { kind = "http", name = "GET /", ok = true },
+      { kind = "browser", name = "the page", ok = false, skipped = "no browser here" } } }
+    db:event { kind = "sandbox_check", card = "E-1", run = run, actor = "orket", data = data }
+    db:event { kind = "sandbox_check", card = "E-1", run = run, actor = "orket", data = data }
+    assert.same({}, (wait({ { card = "E-1", owner_pid = me } }, 0)))
+    assert.same({ { card = "E-1", name = "the page", why = "no browser here", sandbox = id } },
+      deploy.skipped_of(db, { "E-1", "E-2" }, run))
+    -- a sandbox ended (replaced by a later deploy) has nothing left to check either
+    local other = ops.insert(db, { target = "main", port = 8081, socket = "", command = "[]", owner_pid = me })
+    ops.set_status(db, other, "stopped", "replaced")
+    assert.same({}, (wait({ { card = "E-1", owner_pid = me } }, 0)))
+    db:close()
+  end)
+end)

@@ -189,4 +189,33 @@ describe("orket validate", function()
     end
     assert.same({ file = "workspace/compose.yaml", line = 4, message = "services.a.depends_on: no service nope" }, found)
   end)
+
+  it("and sandbox plan name each bad compose file alike: a cycle, an unknown service, an image only, a port twice",
+    function()
+      local cases = {
+        { "services:\n  a:\n    command: [x]\n    depends_on: [b]\n  b:\n    command: [y]\n    depends_on: [a]\n", 7,
+          "depends_on goes round in a cycle: a -> b -> a" },
+        { "services:\n  a:\n    command: [x]\n    depends_on: [cache]\n", 4, "services.a.depends_on: no service cache" },
+        { "services:\n  q:\n    image: rabbitmq:3\n", 3, "services.q: image rabbitmq:3 only, which Orket cannot run" },
+        { "services:\n  a:\n    ports: ['8000:80']\n    command: [x]\n  b:\n    ports: ['8000']\n    command: [y]\n", 6,
+          "services a and b both ask for port 8000 (line 3)" },
+      }
+      for _, c in ipairs(cases) do
+        local text, line, message = table.unpack(c)
+        local dir = H.tmpdir()
+        os.execute("mkdir -p " .. H.quote(dir .. "/workspace"))
+        H.write(dir .. "/workspace/compose.yaml", text)
+        local found
+        for _, p in ipairs(require("orket.validate").check(dir)) do
+          if p.file == "workspace/compose.yaml" then found = p end
+        end
+        assert(found, "orket validate says nothing of: " .. message)
+        assert.equal(line, found.line)
+        assert.matches(message, found.message, 1, true)
+        local p, err, code = detect { ["compose.yaml"] = text }
+        assert.is_nil(p)
+        assert.equal("EINVAL", code)
+        assert.matches("compose.yaml:" .. line .. ": " .. message, err, 1, true)
+      end
+    end)
 end)

@@ -22,3 +22,26 @@ describe("a starting sandbox's probe pauses", function()
     end
   end)
 end)
+
+describe("a starting sandbox of several services", function()
+  it("is probed every 10 ms while a service starts", function()
+    assert.equal(10, service.start_pause(50, true))
+    assert.equal(10, service.start_pause(nil, true))
+    assert.equal(50, service.start_pause(50, false))
+  end)
+
+  it("is started by a script whose waits and connects start no process", function()
+    -- a pause was a `sleep` (and a $(printf) for its length) and a check a ( subshell )
+    -- each time: a process or two every few ms while a service started
+    local supervise = require "orket.sandboxes.supervise"
+    local p = { port_env = "PORT", services = {
+      { name = "db", dir = "", command = { "node", "db.js" } },
+      { name = "web", dir = "", command = { "node", "web.js" }, entry = true, depends_on = { { name = "db" } } } } }
+    local text = supervise.script(p, supervise.ports(p, 8080), { HOST = "127.0.0.1" }, 20000)
+    assert.is_nil(text:find("sleep", 1, true))
+    assert.is_nil(text:find("%$%([^(]")) -- a command substitution (arithmetic $(( )) starts none)
+    assert.is_nil(text:find("exec env", 1, true))
+    assert.matches("until { : 3<>/dev/tcp/127.0.0.1/8081; } 2>/dev/null; do", text, 1, true)
+    assert.matches("  nap 0.010\n", text, 1, true)
+  end)
+end)

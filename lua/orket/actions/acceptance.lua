@@ -30,7 +30,8 @@ end
 --- text(res, sandbox_id [, commit]) -> the failure as a comment: each check's line, then the log's tail
 function M.text(res, sandbox_id, commit)
   local skipped = #sandbox_checks.skipped(res)
-  local lines = { string.format("Sandbox %s%s: acceptance checks %s%s.", tostring(sandbox_id),
+  local lines = { string.format("%s%s: acceptance checks %s%s.", sandbox_id and ("Sandbox " .. tostring(sandbox_id))
+    or "The sandbox",
     commit and (" (commit " .. commit:sub(1, 12) .. ")") or "", res.ok and "passed" or "failed",
     skipped > 0 and string.format(", %d skipped: they could not run here", skipped) or "") }
   for _, r in ipairs(res.results or {}) do

@@ -117,6 +117,21 @@ local function live(get_engine, resume)
   end
 end
 
+-- The sandbox checks the run skipped (sandbox_check_skipped: its start's rechecks, its
+-- deploys' checks) listed again in run_end as skipped_checks, the end summary of JSON Lines
+-- (the live view keeps its own list).
+local function with_skipped(emit)
+  local skipped = {}
+  return function(ev)
+    if ev.type == "sandbox_check_skipped" then
+      skipped[#skipped + 1] = { card = ev.card, name = ev.name, why = ev.why, sandbox = ev.sandbox }
+    elseif ev.type == "run_end" and #skipped > 0 then
+      ev.skipped_checks = skipped
+    end
+    emit(ev)
+  end
+end
+
 -- Where the run's events go -> emit, view | nil, stop_view | nil: JSON Lines, or the live
 -- view on a terminal. held.e is the engine once it is open (the view and a broken pipe
 -- reach it through held).
@@ -130,7 +145,7 @@ local function output(o, cli, held)
       if held.e then held.e:stop() end
     end)
   end)
-  if o.json then return emit end
+  if o.json then return with_skipped(emit) end
   -- the exact line that continues this run: this binary, this project
   local where = o.dir ~= "." and (" -C " .. cli.shell_quote(o.dir)) or ""
   local view, stop_view = live(function() return held.e end,

@@ -18,11 +18,20 @@ local accept = require "orket.sandboxes.accept"
 local task = require "orket.task"
 local sv = require "orket.store.verifications"
 local supervise = require "orket.sandboxes.supervise"
+local cmdline = require "orket.cmdline"
 
-local cmd = { summary = "main's tree run as a service: plan, up, list, logs, check, stop, compose",
-  usage = "orket sandbox plan [--json] | up [--detach] [--replace] [--commit ID] [--card CARD] | list [--all] [--json] | logs ID [--follow] | "
-    .. "check [ID] [--card CARD] [--json] | stop ID | "
-    .. "compose [--out DIR] [--force]   (each takes -C DIR)" }
+local cmd = { name = "sandbox", summary = "main's tree run as a service: plan, up, list, logs, check, stop, compose" }
+local SUBCOMMANDS = { "plan", "up", "list", "logs", "check", "stop", "compose" }
+-- the subcommand, then its own words, read against its declaration (DECL below)
+cmd.args = {
+  usage = "orket sandbox plan [--json] | up [--detach] [--replace] [--commit ID] [--card CARD] | list [--all] [--json] "
+    .. "| logs ID [--follow] | check [ID] [--card CARD] [--json] | stop ID | compose [--out DIR] [--force]   "
+    .. "(each takes -C DIR)",
+  { "plan|up|list|logs|check|stop|compose", key = "sub", last = true,
+    missing = "sandbox needs a subcommand: plan, up, list, logs, check, stop or compose",
+    check = cmdline.one_of(SUBCOMMANDS, "unknown sandbox subcommand '%s' (plan, up, list, logs, check, stop, compose)") },
+  { "ARGS", key = "words", many = true, rest = true },
+}
 cmd.help = [[
 plan      says what a sandbox would run from main's tree at main's head (its commit): orket.lua's
           sandbox.command when it is set, else what was detected (a package.json script, a
@@ -115,14 +124,10 @@ local function plan_services(out, p)
   end
 end
 
-local function plan(args, cli)
-  local as_json = false
-  local dir, pos = cli.words(cmd, args, { ["--json"] = function() as_json = true end }, "an argument")
-  if not dir then return pos end
-  if #pos > 0 then return cli.usage_error(cmd, "sandbox plan takes no argument ('%s')", pos[1]) end
-  local p, s, commit = load(dir, cli)
+local function plan(o, cli)
+  local p, s, commit = load(o.dir, cli)
   if not p then return 1 end
-  if as_json then
+  if o.json then
     plan_json(p, s, commit)
     return 0
   end
@@ -200,12 +205,8 @@ local function write_services(cli, dir, out_dir, ctx, p, force)
   return 0
 end
 
-local function write_compose(args, cli)
-  local force, out_dir = false, nil
-  local dir, pos = cli.words(cmd, args, { ["--force"] = function() force = true end }, "an argument",
-    { ["--out"] = { what = "a directory", set = function(v) out_dir = v end } })
-  if not dir then return pos end
-  if #pos > 0 then return cli.usage_error(cmd, "sandbox compose takes no argument ('%s')", pos[1]) end
+local function write_compose(o, cli)
+  local dir, force, out_dir = o.dir, o.force, o.out
   local p, s = load(dir, cli)
   if not p then return 1 end
   out_dir = out_dir or (dir .. "/deploy")
@@ -237,36 +238,25 @@ local function sock_hint(row)
   return string.format("curl --unix-socket %s http://sandbox/", row.socket)
 end
 
--- The child a detached `up` leaves running; the parent waits for its sandbox's row.
-local function detach(dir, cli, replace, card, run_id, rev)
-  -- what would run is checked here, where its error can still be printed; the owner runs
-  -- the very commit checked, whatever main holds by then
-  local p, _, commit = load(dir, cli, rev)
-  if not p then return 1 end
-  local db = cli.open_store(dir, false)
-  if not db then return 1 end
-  local exited
-  local pid, out_path = service.start_owner(dir, { replace = replace, commit = commit, card = card, run = run_id,
-    on_exit = function(code) exited = code end })
-  if not pid then
-    db:close()
-    cli.err("cannot start the sandbox's owner: %s", out_path)
-    return 1
-  end
-  local row
+-- The row of the sandbox the owner pid started, once it is past starting; nil when the
+-- owner ended without one (exited() its status once it has) or wrote none within 30 s.
+local function owner_row(db, pid, exited)
   local t0 = uv.now()
   while true do
-    row = nil
+    local row
     for _, r in ipairs(ops.list(db, true)) do
       if r.owner_pid == pid then row = r break end
     end
-    if row and row.status ~= "starting" then break end
+    if row and row.status ~= "starting" then return row end
     -- the owner ended without a sandbox (or before it was healthy), or never wrote one
-    if exited ~= nil and not (row and row.status == "starting") then break end
-    if not row and uv.now() - t0 > 30000 then break end
+    if exited() ~= nil and not (row and row.status == "starting") then return row end
+    if not row and uv.now() - t0 > 30000 then return nil end
     rt.sleep(50)
   end
-  db:close()
+end
+
+-- What a detached `up` says of the sandbox its owner started -> exit status.
+local function say_detached(cli, row, pid, exited, out_path)
   if not row or row.status == "starting" then
     local f = io.open(out_path, "r")
     local tail = f and f:read("a") or ""
@@ -286,8 +276,29 @@ local function detach(dir, cli, replace, card, run_id, rev)
   return 0
 end
 
+-- The child a detached `up` leaves running; the parent waits for its sandbox's row.
+local function detach(o, cli)
+  -- what would run is checked here, where its error can still be printed; the owner runs
+  -- the very commit checked, whatever main holds by then
+  local p, _, commit = load(o.dir, cli, o.commit)
+  if not p then return 1 end
+  local db = cli.open_store(o.dir, false)
+  if not db then return 1 end
+  local exited
+  local pid, out_path = service.start_owner(o.dir, { replace = o.replace, commit = commit, card = o.card, run = o.run,
+    on_exit = function(code) exited = code end })
+  if not pid then
+    db:close()
+    cli.err("cannot start the sandbox's owner: %s", out_path)
+    return 1
+  end
+  local row = owner_row(db, pid, function() return exited end)
+  db:close()
+  return say_detached(cli, row, pid, exited, out_path)
+end
+
 -- A card's acceptance checks after a deploy (--card): run, journaled, a failure sent back.
-local function accept_deployed(dir, db, s, sb, card, run_id)
+local function accept_deployed(db, s, sb, card, run_id)
   local board = board_mod.open(db)
   local outs = deploy.accept_after { db = db, board = board, settings = s, sandbox = sb,
     cards = deploy.accepting(s.sandbox.deploy, board, card), run_id = run_id, send_back = true }
@@ -303,76 +314,88 @@ local function accept_deployed(dir, db, s, sb, card, run_id)
   io.stdout:flush()
 end
 
-local function up(args, cli)
-  local detached, replace, card, run_id, rev = false, false, nil, nil, nil
-  local dir, pos = cli.words(cmd, args, { ["--detach"] = function() detached = true end,
-    ["-d"] = function() detached = true end, ["--replace"] = function() replace = true end }, "an argument",
-    { ["--card"] = { what = "a card id", set = function(v) card = v end },
-      ["--run"] = { what = "a run number", set = function(v) run_id = math.tointeger(tonumber(v)) end },
-      ["--commit"] = { what = "a commit id", set = function(v) rev = v end } })
-  if not dir then return pos end
-  if #pos > 0 then return cli.usage_error(cmd, "sandbox up takes no argument ('%s')", pos[1]) end
-  local _, s = cli.project_settings(dir, true)
-  if not s then return 1 end
-  if detached then return detach(dir, cli, replace, card, run_id, rev) end
-  local db = cli.open_store(dir, false)
-  if not db then return 1 end
-  -- a signal while it starts ends the start; once it runs, it stops the sandbox
-  local asked, sb
+-- SIGINT, SIGTERM and SIGHUP while `up` runs in the foreground: the first one's reason is
+-- kept (state.asked); once the sandbox is there (state.sb) it is stopped. -> close()
+local function on_signals(state)
   local signals = {}
   for _, name in ipairs { "sigint", "sigterm", "sighup" } do
     local h = uv.new_signal()
     h:start(name, function()
-      asked = asked or ("stopped by " .. name:upper())
-      if sb then task.spawn(sb.stop, sb, asked) end
+      state.asked = state.asked or ("stopped by " .. name:upper())
+      if state.sb then task.spawn(state.sb.stop, state.sb, state.asked) end
     end)
     signals[#signals + 1] = h
   end
-  local function close_signals() for _, h in ipairs(signals) do h:close() end end
-  local err, _, tail
-  sb, err, _, tail = service.up { dir = dir, db = db, settings = s, replace = replace, commit = rev,
-    on_healthy = card and function(h)
-      if asked then return end
-      accept_deployed(dir, db, s, h, card, run_id)
-    end,
-    stopping = function() return asked end, emit = function(ev)
-    if ev.status ~= "starting" and ev.status ~= "healthy" or ev.detail then
-      io.stdout:write(string.format("sandbox %d: %s%s\n", ev.id, ev.status, ev.detail and (": " .. ev.detail) or ""))
-      io.stdout:flush()
-    end
-  end }
-  if not sb then
-    close_signals()
-    cli.err("%s", err)
-    if tail and tail ~= "" then
-      io.stderr:write("the app's last output:\n", inert.text(tail:sub(-2000)), "\n")
-    end
-    db:close()
-    return 1
+  return function() for _, h in ipairs(signals) do h:close() end end
+end
+
+-- Each change of a foreground sandbox but its start and its health, as a line.
+local function say_change(ev)
+  if ev.status ~= "starting" and ev.status ~= "healthy" or ev.detail then
+    io.stdout:write(string.format("sandbox %d: %s%s\n", ev.id, ev.status, ev.detail and (": " .. ev.detail) or ""))
+    io.stdout:flush()
   end
+end
+
+-- A foreground sandbox, healthy: said, then waited for until it ends -> exit status.
+local function run_foreground(sb, state)
   io.stdout:write(string.format("sandbox %d is healthy (port %d, commit %s)\nreach it: %s\nCtrl-C stops it\n", sb.id,
     sb.port, sb.commit, sock_hint { socket = sb.socket }))
   io.stdout:flush()
-  if asked then task.spawn(sb.stop, sb, asked) end -- asked as it got healthy
+  if state.asked then task.spawn(sb.stop, sb, state.asked) end -- asked as it got healthy
   sb:wait()
-  close_signals()
   local stopped = sb.status == "stopped"
   io.stdout:write(string.format("sandbox %d %s\n", sb.id, stopped and "stopped" or ("exited: " .. sb:_exit_text())))
-  db:close()
   return stopped and 0 or 1
 end
 
-local function list(args, cli)
-  local all, as_json = false, false
-  local dir, pos = cli.words(cmd, args, { ["--all"] = function() all = true end,
-    ["--json"] = function() as_json = true end }, "an argument")
-  if not dir then return pos end
-  if #pos > 0 then return cli.usage_error(cmd, "sandbox list takes no argument ('%s')", pos[1]) end
-  local db = cli.open_store(dir, false, true)
+-- A foreground sandbox that did not get healthy: said with the app's last output; a deploy
+-- (--card) sends its cards back with it, unless it was stopped (replaced by the next).
+local function start_failed(o, cli, db, s, failure)
+  cli.err("%s", failure.message)
+  local tail = failure.log
+  if tail and tail ~= "" then io.stderr:write("the app's last output:\n", inert.text(tail:sub(-2000)), "\n") end
+  if not o.card or failure.code == "ECANCELED" then return end
+  local outs = deploy.start_failed { db = db, board = board_mod.open(db), settings = s, card = o.card, run_id = o.run,
+    sandbox = failure.id, commit = o.commit, message = failure.message, log = tail }
+  for _, x in ipairs(outs) do
+    if x.error then cli_err_line(x.error)
+    else io.stdout:write(string.format("%s: %s (the sandbox did not start)\n", x.card, x.outcome)) end
+  end
+end
+
+local function up(o, cli)
+  local _, s = cli.project_settings(o.dir, true)
+  if not s then return 1 end
+  if o.detach then return detach(o, cli) end
+  local db = cli.open_store(o.dir, false)
   if not db then return 1 end
-  local rows = service.list(db, all)
+  -- a signal while it starts ends the start; once it runs, it stops the sandbox
+  local state = {}
+  local close_signals = on_signals(state)
+  local sb, err, code, tail, id = service.up { dir = o.dir, db = db, settings = s, replace = o.replace, commit = o.commit,
+    on_healthy = o.card and function(h)
+      if not state.asked then accept_deployed(db, s, h, o.card, o.run) end
+    end,
+    stopping = function() return state.asked end, emit = say_change }
+  state.sb = sb
+  local status = 1
+  if sb then
+    status = run_foreground(sb, state)
+  else
+    start_failed(o, cli, db, s, { message = err, code = code, log = tail, id = id })
+  end
+  close_signals()
   db:close()
-  if as_json then
+  return status
+end
+
+local function list(o, cli)
+  local db = cli.open_store(o.dir, false, true)
+  if not db then return 1 end
+  local rows = service.list(db, o.all)
+  db:close()
+  if o.json then
     local out = {}
     for i, r in ipairs(rows) do
       out[i] = { id = r.id, status = r.status, target = r.target, commit = r.commit_id or cjson.null, port = r.port, socket = r.socket,
@@ -384,7 +407,7 @@ local function list(args, cli)
     return 0
   end
   if #rows == 0 then
-    io.stdout:write(all and "no sandboxes\n" or "no live sandboxes (--all lists the ended ones)\n")
+    io.stdout:write(o.all and "no sandboxes\n" or "no live sandboxes (--all lists the ended ones)\n")
     return 0
   end
   io.stdout:write(string.format("%-4s %-10s %-6s %-8s %-24s %s\n", "ID", "STATUS", "PORT", "COMMIT", "SINCE",
@@ -398,32 +421,33 @@ local function list(args, cli)
   return 0
 end
 
-local function sandbox_id(cli, word, what)
-  local id = word and tonumber(word)
-  if not id or math.type(id) ~= "integer" or id < 1 then
-    return nil, cli.usage_error(cmd, "sandbox %s needs a sandbox id (a number, see orket sandbox list), got '%s'", what,
-      tostring(word))
+-- Follows a live sandbox's log (drain() prints what is new) until it ends or Ctrl-C.
+local function follow(db, id, drain)
+  local stop = false
+  local h = uv.new_signal()
+  h:start("sigint", function() stop = true end)
+  while not stop do
+    rt.sleep(200)
+    drain()
+    local r = service.get(db, id)
+    if not r or not ops.LIVE[r.status] then
+      drain()
+      break
+    end
   end
-  return id
+  h:close()
 end
 
-local function logs(args, cli)
-  local follow = false
-  local dir, pos = cli.words(cmd, args, { ["--follow"] = function() follow = true end,
-    ["-f"] = function() follow = true end }, "an argument")
-  if not dir then return pos end
-  local id, st = sandbox_id(cli, pos[1], "logs")
-  if not id then return st end
-  local db = cli.open_store(dir, false, true)
+local function logs(o, cli)
+  local db = cli.open_store(o.dir, false, true)
   if not db then return 1 end
-  local row = service.get(db, id)
-  if not row then
+  local id = o.id
+  if not service.get(db, id) then
     db:close()
     cli.err("sandbox %d: no such sandbox (orket sandbox list --all)", id)
     return 1
   end
-  local path = (uv.fs_realpath(dir) or dir) .. "/.orket/sandboxes/" .. id .. "/app.log"
-  local reader = service.log_reader(path)
+  local reader = service.log_reader((uv.fs_realpath(o.dir) or o.dir) .. "/.orket/sandboxes/" .. id .. "/app.log")
   local function drain()
     while true do
       local chunk = reader.read()
@@ -433,40 +457,22 @@ local function logs(args, cli)
     io.stdout:flush()
   end
   drain()
-  if follow then
-    local stop = false
-    local h = uv.new_signal()
-    h:start("sigint", function() stop = true end)
-    while not stop do
-      rt.sleep(200)
-      drain()
-      local r = service.get(db, id)
-      if not r or not ops.LIVE[r.status] then
-        drain()
-        break
-      end
-    end
-    h:close()
-  end
+  if o.follow then follow(db, id, drain) end
   reader.close()
   db:close()
   return 0
 end
 
-local function stop(args, cli)
-  local dir, pos = cli.words(cmd, args, {}, "an argument")
-  if not dir then return pos end
-  local id, st = sandbox_id(cli, pos[1], "stop")
-  if not id then return st end
-  local db = cli.open_store(dir, false)
+local function stop(o, cli)
+  local db = cli.open_store(o.dir, false)
   if not db then return 1 end
-  local ok, err = service.stop(db, id)
+  local ok, err = service.stop(db, o.id)
   db:close()
   if not ok then
     cli.err("%s", err)
     return 1
   end
-  io.stdout:write("sandbox ", id, " stopped\n")
+  io.stdout:write("sandbox ", o.id, " stopped\n")
   return 0
 end
 
@@ -486,96 +492,131 @@ local function live_sandbox(db, id)
   return best
 end
 
-local function check(args, cli)
-  local as_json, card = false, nil
-  local dir, pos = cli.words(cmd, args, { ["--json"] = function() as_json = true end }, "an argument",
-    { ["--card"] = { what = "a card id", set = function(v) card = v end } })
-  if not dir then return pos end
-  local id
-  if pos[1] then
-    local st
-    id, st = sandbox_id(cli, pos[1], "check")
-    if not id then return st end
+-- The cards to check: card (which must have sandbox_checks), else every issue that has
+-- them -> ids | nil, message.
+local function cards_to_check(db, board, card)
+  if card then
+    if not board:get(card) then return nil, "no card " .. card end
+    if not sv.sandbox_checks(db, card) then
+      return nil, card .. " has no sandbox_checks (its epic file's issue sets them; docs/sandbox.md)"
+    end
+    return { card }
   end
-  if pos[2] then return cli.usage_error(cmd, "sandbox check takes one sandbox id ('%s')", pos[2]) end
-  local _, s = cli.project_settings(dir, true)
-  if not s then return 1 end
-  local db = cli.open_store(dir, false)
-  if not db then return 1 end
-  local row, rerr = live_sandbox(db, id)
+  local cards = {}
+  for _, c in ipairs(board:list { type = "issue" } or {}) do
+    if sv.sandbox_checks(db, c.id) then cards[#cards + 1] = c.id end
+  end
+  if #cards == 0 then return nil, "no card has sandbox_checks (an issue's field in its epic file; docs/sandbox.md)" end
+  return cards
+end
+
+-- The checks' results as the documented JSON document.
+local function check_json(ok, row, outs)
+  local doc = { ok = ok, sandbox = row.id, cards = {} }
+  for i, o in ipairs(outs) do
+    local results = {}
+    for j, r in ipairs(o.result.results) do
+      results[j] = { kind = r.kind, name = r.name, ok = r.ok, skipped = r.skipped or cjson.null, detail = r.detail,
+        status = r.status or cjson.null,
+        screenshot = r.screenshot or cjson.null, console = r.console and jsonout.array(r.console) or cjson.null,
+        ms = r.ms }
+    end
+    doc.cards[i] = { card = o.card, ok = o.result.ok, results = jsonout.array(results), log = o.result.log }
+  end
+  doc.cards = jsonout.array(doc.cards)
+  io.stdout:write(jsonout.encode(doc), "\n")
+end
+
+-- The live sandbox and the cards to check in it -> row, board, cards | nil (said).
+local function check_targets(db, o, cli)
+  local row, rerr = live_sandbox(db, o.id)
   if not row then
-    db:close()
     cli.err("%s", rerr)
-    return 1
+    return nil
   end
   local board = board_mod.open(db)
-  local cards = {}
-  if card then
-    if not board:get(card) then
-      db:close()
-      cli.err("no card %s", card)
-      return 1
-    end
-    if not sv.sandbox_checks(db, card) then
-      db:close()
-      cli.err("%s has no sandbox_checks (its epic file's issue sets them; docs/sandbox.md)", card)
-      return 1
-    end
-    cards = { card }
-  else
-    for _, c in ipairs(board:list { type = "issue" } or {}) do
-      if sv.sandbox_checks(db, c.id) then cards[#cards + 1] = c.id end
-    end
-    if #cards == 0 then
-      db:close()
-      cli.err("no card has sandbox_checks (an issue's field in its epic file; docs/sandbox.md)")
-      return 1
-    end
+  local cards, cerr = cards_to_check(db, board, o.card)
+  if not cards then
+    cli.err("%s", cerr)
+    return nil
   end
-  local home = row.socket:gsub("/app%.sock$", "")
+  return row, board, cards
+end
+
+local function check(o, cli)
+  local _, s = cli.project_settings(o.dir, true)
+  if not s then return 1 end
+  local db = cli.open_store(o.dir, false)
+  if not db then return 1 end
+  local row, board, cards = check_targets(db, o, cli)
+  if not row then
+    db:close()
+    return 1
+  end
   local outs = deploy.accept_after { db = db, board = board, settings = s,
-    sandbox = { id = row.id, socket = row.socket, home = home, commit = row.commit_id, services = service.sockets(row) },
-    cards = cards, send_back = false }
+    sandbox = { id = row.id, socket = row.socket, home = row.socket:gsub("/app%.sock$", ""), commit = row.commit_id,
+      services = service.sockets(row) }, cards = cards, send_back = false }
   db:close()
   local ok = true
-  for _, o in ipairs(outs) do ok = ok and o.result.ok end
-  if as_json then
-    local doc = { ok = ok, sandbox = row.id, cards = {} }
-    for i, o in ipairs(outs) do
-      local results = {}
-      for j, r in ipairs(o.result.results) do
-        results[j] = { kind = r.kind, name = r.name, ok = r.ok, skipped = r.skipped or cjson.null, detail = r.detail,
-          status = r.status or cjson.null,
-          screenshot = r.screenshot or cjson.null, console = r.console and jsonout.array(r.console) or cjson.null,
-          ms = r.ms }
-      end
-      doc.cards[i] = { card = o.card, ok = o.result.ok, results = jsonout.array(results), log = o.result.log }
-    end
-    doc.cards = jsonout.array(doc.cards)
-    io.stdout:write(jsonout.encode(doc), "\n")
+  for _, x in ipairs(outs) do ok = ok and x.result.ok end
+  if o.json then
+    check_json(ok, row, outs)
   else
-    for _, o in ipairs(outs) do
-      io.stdout:write(string.format("%s (sandbox %d): %s\n", o.card, row.id, o.result.ok and "passed" or "FAILED"))
-      io.stdout:write(inert.text(accept.report(o.result)), "\n")
+    for _, x in ipairs(outs) do
+      io.stdout:write(string.format("%s (sandbox %d): %s\n", x.card, row.id, x.result.ok and "passed" or "FAILED"))
+      io.stdout:write(inert.text(accept.report(x.result)), "\n")
     end
   end
   return ok and 0 or 1
 end
 
+-- ---- the words of each subcommand -------------------------------------------------------
+
+-- a sandbox id: a positive integer, else the error naming the subcommand
+local function id_word(what)
+  return function(v)
+    local id = math.tointeger(tonumber(v))
+    if not id or id < 1 then
+      return nil, string.format("sandbox %s needs a sandbox id (a number, see orket sandbox list), got '%s'", what, v)
+    end
+    return id
+  end
+end
+
+local function id_entry(what, optional)
+  return { "ID", key = "id", optional = optional, check = id_word(what),
+    missing = string.format("sandbox %s needs a sandbox id (a number, see orket sandbox list)", what) }
+end
+
+-- a subcommand's declaration: -C DIR and its entries; a word none takes is named in the error
+local function takes(what, ...)
+  local d = { text = "an argument", extra = "sandbox " .. what .. " takes no argument ('%s')", cmdline.DIR, ... }
+  if d[2] and d[2][1] == "ID" then d.extra = "sandbox " .. what .. " takes one sandbox id ('%s')" end
+  return d
+end
+
+local DECL = {
+  plan = takes("plan", { "--json" }),
+  compose = takes("compose", { "--force" }, { "--out", value = "DIR", what = "a directory" }),
+  up = takes("up", { "--detach", alias = "-d" }, { "--replace" }, { "--card", value = "CARD", what = "a card id" },
+    { "--run", value = "RUN", what = "a run number", check = cmdline.at_least(1, "--run needs a run number") },
+    { "--commit", value = "ID", what = "a commit id" }),
+  list = takes("list", { "--all" }, { "--json" }),
+  logs = takes("logs", id_entry("logs"), { "--follow", alias = "-f" }),
+  check = takes("check", id_entry("check", true), { "--json" }, { "--card", value = "CARD", what = "a card id" }),
+  stop = takes("stop", id_entry("stop")),
+}
 local SUBS = { check = check, plan = plan, compose = write_compose, up = up, list = list, logs = logs, stop = stop }
 
 function cmd.run(args, cli)
-  local sub = args[1]
-  local rest = {}
-  for i = 2, #args do rest[#rest + 1] = args[i] end
-  if sub and SUBS[sub] then
-    -- up, logs --follow and stop wait on the loop: each runs as a task
-    local ok, st = task.spawn(SUBS[sub], rest, cli):join()
-    if not ok then error(st, 0) end
-    return st
-  end
-  if sub == nil then return cli.usage_error(cmd, "sandbox needs a subcommand: plan, up, list, logs, check, stop or compose") end
-  return cli.usage_error(cmd, "unknown sandbox subcommand '%s' (plan, up, list, logs, check, stop, compose)", sub)
+  local top, st = cli.parse(cmd, args)
+  if not top then return st end
+  local o, sst = cli.parse(cmd, top.words or {}, DECL[top.sub])
+  if not o then return sst end
+  -- up, logs --follow and stop wait on the loop: each runs as a task
+  local ok, status = task.spawn(SUBS[top.sub], o, cli):join()
+  if not ok then error(status, 0) end
+  return status
 end
 
 return cmd

@@ -8,6 +8,7 @@ local finish = require "orket.actions.finish"
 local pull_request = require "orket.actions.pull_request"
 local forge = require "orket.forge"
 local aftermerge = require "orket.engine.aftermerge"
+local deploy = require "orket.sandboxes.deploy"
 local fault = require "orket.engine.fault"
 local sj = require "orket.store.journal"
 local uv = require "luv"
@@ -339,6 +340,37 @@ function M.said(r, card, out)
   if d then
     r:emit { type = "sandbox", action = "deploy", card = card, reason = d.reason, commit = d.commit,
       owner_pid = d.owner_pid, error = d.error }
+    -- its checks are waited for at the run's end (deploys_end)
+    if d.owner_pid then
+      r.deploys = r.deploys or {}
+      r.deploys[#r.deploys + 1] = { card = card, owner_pid = d.owner_pid }
+    end
+  end
+end
+
+--- deploys_end(run): at the run's end, the acceptance checks of the sandboxes it deployed
+--- (run by their owners in the background) are waited for, within a bound
+--- (orket.sandboxes.deploy.await_checks); those that could not run here are said as
+--- sandbox_check_skipped events, so the run's summary lists them with their reasons, and
+--- a deploy whose checks had not ended as {type="sandbox", action="checks_pending"}
+function M.deploys_end(r)
+  if not (r.deploys and #r.deploys > 0 and r.settings and r.settings.sandbox) then return end
+  local left = deploy.await_checks { db = r.db, board = r.board, settings = r.settings, deploys = r.deploys,
+    run_id = r.run_id }
+  for _, d in ipairs(left) do
+    r:emit { type = "sandbox", action = "checks_pending", card = d.card, owner_pid = d.owner_pid }
+  end
+  local cards, seen = {}, {}
+  for _, d in ipairs(r.deploys) do
+    for _, id in ipairs(deploy.accepting(r.settings.sandbox.deploy, r.board, d.card)) do
+      if not seen[id] then
+        seen[id] = true
+        cards[#cards + 1] = id
+      end
+    end
+  end
+  for _, k in ipairs(deploy.skipped_of(r.db, cards, r.run_id)) do
+    r:emit { type = "sandbox_check_skipped", card = k.card, name = k.name, why = k.why, sandbox = k.sandbox }
   end
 end
 

@@ -51,7 +51,7 @@ end
 -- every field of a run: those new sets and those it leaves nil until the run needs them
 for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skipped", "stopping", "halted",
   "journal_failed", "git_failed", "tokens_used", "card_tokens_used", "spend", "card_clock", "run_deadline", "round_after",
-  "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known" } do
+  "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known", "deploys" } do
   FIELDS[k] = true
 end
 
@@ -81,6 +81,7 @@ function M.new(engine, id)
     forge_publishing = nil, -- true while pull requests are published (orket.engine.pullreq)
     forge_failed = nil, -- card id -> the forge's last failure for it (orket.engine.pullreq)
     verify_held = nil, -- card id -> why its verification could not run (orket.engine.verify)
+    deploys = nil,     -- {{card=, owner_pid=}...}: sandboxes deployed after its merges (gitwork.deploys_end)
   }, class_of(engine))
 end
 
@@ -912,6 +913,8 @@ function Run:conclude(target)
     -- the run's row stays "running" (it shows as killed): said, not raised
     if not self.journal_failed then error(ferr, 0) end
   end
+  -- the checks of the sandboxes this run deployed: waited for, their skipped ones said
+  gitwork.deploys_end(self)
   if #stuck > 0 then self:emit { type = "stall", cards = stuck, reason = reason } end
   -- the cards that wait for a person's answer or approval: a stalled run may be only that
   local waiting = {}

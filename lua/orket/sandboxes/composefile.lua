@@ -201,8 +201,6 @@ local function service_of(sname, v, name, line)
     sv.reasons[#sv.reasons + 1] = string.format("%s:%d: %s: Debian's PostgreSQL, run by Orket as a process%s",
       name, yamldoc.line(v, "image") or line, v.image and ("image " .. tostring(v.image)) or "x-orket.database",
       sv.seed and (", seeded from " .. sv.seed) or sv.seed_command and ", seeded by its seed_command" or "")
-    -- (the server's processes call setsid(), which the sandbox's seccomp layer refuses)
-    sv.reasons[#sv.reasons + 1] = "the sandbox runs without its seccomp layer: PostgreSQL's processes call setsid()"
   elseif v.image ~= nil and v.build == nil then
     return nil, err(name, yamldoc.line(v, "image"), "services.%s: image %s only, which Orket cannot run as a process: "
       .. "give it a command (and build: its folder), or run it elsewhere", sname, tostring(v.image))

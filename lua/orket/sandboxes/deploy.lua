@@ -12,6 +12,10 @@ local checks = require "orket.actions.checks"
 local sv = require "orket.store.verifications"
 local phase = require "orket.sandboxes.phase"
 local forge = require "orket.forge"
+local ops = require "orket.store.sandboxes"
+local journal = require "orket.store.journal"
+local rt = require "orket.c.runtime"
+local uv = require "luv"
 
 local M = {}
 
@@ -133,6 +137,113 @@ function M.accept_after(o)
       string.format("%s: %d of %d checks passed%s", what, passed, total,
         skipped > 0 and string.format(", %d skipped", skipped) or ""):sub(1, 140))
     for _, x in ipairs(out) do x.status = status end
+  end
+  return out
+end
+
+--- start_failed{db=, board=, settings=, card=, run_id=, sandbox=, commit=, message=, log=} ->
+--- {{card=, outcome=, followup=, error=}...}: a deploy whose sandbox did not get healthy (a
+--- service never healthy or ended, a seed that failed) is the failure of the cards it
+--- brought, as a failed check is: each card whose checks it would have run (else the merged
+--- card) gets the message and the log's tail (every service's lines), journaled and sent
+--- back (orket.actions.acceptance). sandbox: its id, when it had one.
+function M.start_failed(o)
+  local cards = {}
+  for _, id in ipairs(M.accepting(o.settings.sandbox.deploy, o.board, o.card)) do
+    if sv.sandbox_checks(o.db, id) then cards[#cards + 1] = id end
+  end
+  if #cards == 0 then cards = { o.card } end
+  local res = { ok = false, log = o.log, results = { { kind = "start", name = "the sandbox starts", ok = false,
+    detail = o.message } } }
+  local out = {}
+  for _, id in ipairs(cards) do
+    local rec, err = acceptance.record { db = o.db, board = o.board, card = id, sandbox = o.sandbox, commit = o.commit,
+      result = res, run_id = o.run_id, send_back = true }
+    out[#out + 1] = { card = id, outcome = rec and rec.code, followup = rec and rec.followup,
+      error = not rec and err or nil }
+  end
+  return out
+end
+
+-- ---- a run's deploys, at its end --------------------------------------------------------
+
+-- What a deploy's checks may take once its sandbox is healthy (a browser's start costs
+-- seconds), beyond the start's own health.start_timeout_ms.
+M.CHECKS_WAIT_MS = 60000
+
+-- the sandbox the owner pid started (the newest of its rows) | nil
+local function owned(db, pid)
+  local row
+  for _, r in ipairs(ops.list(db, true)) do
+    if math.tointeger(r.owner_pid) == math.tointeger(pid) and (not row or r.id > row.id) then row = r end
+  end
+  return row
+end
+
+-- whether the cards' checks are journaled in run_id against sandbox id
+local function journaled(db, run_id, cards, id)
+  for _, card in ipairs(cards) do
+    local found = false
+    for _, data in ipairs(journal.event_data(db, run_id, card, "sandbox_check")) do
+      if data.sandbox == id then found = true end
+    end
+    if not found then return false end
+  end
+  return true
+end
+
+-- whether deploy d ({card=, owner_pid=}) has nothing left to check: none of its cards has
+-- checks, their checks are journaled, or its owner or its sandbox ended (a later deploy
+-- replaced it, or it failed)
+local function settled(db, board, mode, d, run_id)
+  local cards = {}
+  for _, id in ipairs(M.accepting(mode, board, d.card)) do
+    if sv.sandbox_checks(db, id) then cards[#cards + 1] = id end
+  end
+  if #cards == 0 or not service.start_time(d.owner_pid) then return true end
+  local row = owned(db, d.owner_pid)
+  if not row then return false end
+  if not ops.LIVE[row.status] then return true end
+  return row.status ~= "starting" and journaled(db, run_id, cards, row.id)
+end
+
+--- await_checks{db=, board=, settings=, deploys={{card=, owner_pid=}...}, run_id=} -> the
+--- deploys whose checks had not ended within health.start_timeout_ms + CHECKS_WAIT_MS:
+--- a run waits at its end for the acceptance checks of the sandboxes it deployed (their
+--- owners run them in the background), so its summary can say what they skipped. Runs in a task.
+function M.await_checks(o)
+  local s = o.settings.sandbox
+  local deadline = uv.now() + s.health.start_timeout_ms + M.CHECKS_WAIT_MS
+  local left = {}
+  for _, d in ipairs(o.deploys) do
+    if d.owner_pid then left[#left + 1] = d end
+  end
+  while #left > 0 do
+    local still = {}
+    for _, d in ipairs(left) do
+      if not settled(o.db, o.board, s.deploy, d, o.run_id) then still[#still + 1] = d end
+    end
+    left = still
+    if #left == 0 or uv.now() >= deadline then break end
+    rt.sleep(100)
+  end
+  return left
+end
+
+--- skipped_of(db, cards, run_id) -> the acceptance checks journaled in run_id for the cards
+--- that could not run here (no browser): {{card=, name=, why=, sandbox=}...}, each once
+function M.skipped_of(db, cards, run_id)
+  local out, seen = {}, {}
+  for _, card in ipairs(cards) do
+    for _, data in ipairs(journal.event_data(db, run_id, card, "sandbox_check")) do
+      for _, r in ipairs(data.results or {}) do
+        local key = card .. "\0" .. tostring(r.name) .. "\0" .. tostring(r.skipped)
+        if r.skipped and not seen[key] then
+          seen[key] = true
+          out[#out + 1] = { card = card, name = r.name, why = r.skipped, sandbox = data.sandbox }
+        end
+      end
+    end
   end
   return out
 end

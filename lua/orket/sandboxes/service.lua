@@ -223,14 +223,17 @@ end
 local Sandbox = {}
 Sandbox.__index = Sandbox
 
--- Until a sandbox is healthy, probes come 10 ms apart, doubling up to START_PROBE_MAX_MS: a
--- failed probe costs a connect through the relay, and a start is not rounded up by 100 ms.
+-- Until a sandbox is healthy, probes come 10 ms apart for START_FAST_MS after its runner
+-- starts and after the runner says a service starts (the entry of several is started last,
+-- and answers within tens of ms), then at pauses doubling up to START_PROBE_MAX_MS: a failed
+-- probe costs a connect through the relay, and a start is not rounded up by 100 ms.
 M.START_PROBE_MAX_MS = 50
+M.START_FAST_MS = 250
 
---- start_pause(previous) -> the pause before the next probe while a sandbox starts (the
---- first: start_pause(nil)), in ms
-function M.start_pause(previous)
-  if not previous then return 10 end
+--- start_pause(previous [, fast]) -> the pause before the next probe while a sandbox starts
+--- (the first: start_pause(nil); fast: within START_FAST_MS of a service's start), in ms
+function M.start_pause(previous, fast)
+  if not previous or fast then return 10 end
   return math.min(previous * 2, M.START_PROBE_MAX_MS)
 end
 
@@ -266,7 +269,7 @@ function M.running(db)
 end
 
 --- up{dir=, db=, settings=, target=, commit=, replace=, stopping=, emit=, on_healthy=} ->
---- sandbox | nil, message, CODE, log tail. commit: what to run (a commit id; default main's
+--- sandbox | nil, message, CODE, log tail, its id (once it had one). commit: what to run (a commit id; default main's
 --- head now), its tree written from the repository's objects and named in the row, the
 --- journal and sandbox.commit. on_healthy(sandbox): called once it is healthy, before up
 --- returns (a deploy's acceptance checks, which the next deploy must not cut short).
@@ -358,7 +361,7 @@ function M.up(o)
     while sb.handle and not sb.exited do rt.sleep(10) end
     sb:_end("exited", msg)
     sb:_finish()
-    return nil, msg, code, sb.log and sb.log.tail or ""
+    return nil, msg, code, sb.log and sb.log.tail or "", id
   end
   if #sock > SUN_MAX then
     return fail(string.format("sandbox: the socket path %s is longer than a unix socket allows (%d bytes); move the "
@@ -391,50 +394,22 @@ function M.up(o)
     cwd = home .. "/tree"
   end
   env[p.port_env] = tostring(port)
-  local layers = { landlock_net = false }
-  -- PostgreSQL's server processes each call setsid(), which the seccomp layer refuses (it
-  -- keeps the process group whole): a sandbox running one goes without that layer, said
-  -- in its plan; its namespaces, view and Landlock stay
-  for _, one in ipairs(p.services or {}) do
-    if one.database == "postgresql" then layers.seccomp = false end
-  end
+  -- sessions: setsid passes seccomp (PostgreSQL's server processes each call it). The
+  -- seccomp layer refuses it elsewhere so that no process leaves the group a kill reaches;
+  -- here the sandbox's PID namespace ends every process with it, whatever its session, and
+  -- the helper lets it through only when that namespace is there.
   local ok, hargv = pcall(proc.helper_argv, { argv = argv, cwd = cwd, tmpdir = home .. "/tmp", env = env,
-    limits = M.LIMITS, loopback = true, layers = layers, relay = { path = sock, port = port,
-    services = relayed[1] and relayed or nil } })
+    limits = M.LIMITS, loopback = true, sessions = true, layers = { landlock_net = false },
+    relay = { path = sock, port = port, services = relayed[1] and relayed or nil } })
   if not ok then return fail("sandbox: " .. tostring(hargv), "EINVAL") end
   if not sb:_spawn(hargv) then return fail(sb.failure or "sandbox: the runner did not start", "ESPAWN") end
   assert(record(db, id, "starting", nil, nil, "sandbox_start", { id = id, target = sb.target, port = port,
     command = shown or argv, commit = commit }))
   sb.emit { type = "sandbox", id = id, status = "starting", commit = commit }
   -- healthy before the start timeout, or it is stopped
-  local t0, h = uv.now(), p.health
-  local last, pause = nil, M.start_pause(nil)
-  while true do
-    local asked = (o.stopping and o.stopping()) or sb:_stop_asked()
-    if asked then
-      -- stopped while it started (a signal to its owner, a deploy replacing it)
-      sb.stopping = asked
-      sb:_kill()
-      while not sb.exited do rt.sleep(10) end
-      sb:_finish()
-      return nil, string.format("sandbox %d: %s before it was healthy", id, asked), "ECANCELED", sb.log.tail
-    end
-    if sb.exited then
-      return fail(sb.failure or string.format("sandbox %d: the app exited (%s) before it was healthy", id,
-        sb:_exit_text()), "EEXIT")
-    end
-    if sb.relay_ready then
-      local good, why = probe(sb)
-      if good then break end
-      last = why
-    end
-    if uv.now() - t0 >= h.start_timeout_ms then
-      return fail(string.format("sandbox %d: not healthy within %d ms (health.start_timeout_ms)%s", id,
-        h.start_timeout_ms, last and (": " .. last) or ""), "ETIMEDOUT")
-    end
-    rt.sleep(math.min(pause, h.interval_ms)) -- (or the interval, when shorter)
-    pause = M.start_pause(pause)
-  end
+  local failed, ferr, fcode = sb:_await_healthy(o.stopping, p.health)
+  if failed == "stopped" then return nil, ferr, fcode, sb.log.tail end
+  if failed then return fail(ferr, fcode) end
   sb:_set("healthy", nil, "sandbox_healthy")
   sb.watch = task.spawn(function() sb:_watch() end)
   -- still under the deploy lock: the next deploy cannot replace it while this runs
@@ -444,6 +419,46 @@ function M.up(o)
     if not ok then sb.emit { type = "sandbox", id = id, status = "healthy", detail = "after it was healthy: " .. tostring(err) } end
   end
   return sb
+end
+
+-- sb:_await_healthy(stopping, health) -> nil once healthy | "stopped", message, CODE (asked
+-- to stop while it started: ended and recorded) | "failed", message, CODE (to be failed).
+-- Probes pace as start_pause says; the sleep between is cut short when the runner says a
+-- service starts, so the entry is asked soon after it was started.
+function Sandbox:_await_healthy(stopping, h)
+  local t0 = uv.now()
+  local last, pause, next_probe, fast_until = nil, nil, t0, t0 + M.START_FAST_MS
+  while true do
+    local asked = (stopping and stopping()) or self:_stop_asked()
+    if asked then
+      -- stopped while it started (a signal to its owner, a deploy replacing it)
+      self.stopping = asked
+      self:_kill()
+      while not self.exited do rt.sleep(10) end
+      self:_finish()
+      return "stopped", string.format("sandbox %d: %s before it was healthy", self.id, asked), "ECANCELED"
+    end
+    if self.exited then
+      return "failed", self.failure or string.format("sandbox %d: the app exited (%s) before it was healthy",
+        self.id, self:_exit_text()), "EEXIT"
+    end
+    if self.progressed then
+      self.progressed = false
+      fast_until, next_probe = uv.now() + M.START_FAST_MS, math.min(next_probe, uv.now() + 10)
+    end
+    if self.relay_ready and uv.now() >= next_probe then
+      local good, why = probe(self)
+      if good then return nil end
+      last = why
+      pause = M.start_pause(pause, uv.now() < fast_until)
+      next_probe = uv.now() + math.min(pause, h.interval_ms) -- (or the interval, when shorter)
+    end
+    if uv.now() - t0 >= h.start_timeout_ms then
+      return "failed", string.format("sandbox %d: not healthy within %d ms (health.start_timeout_ms)%s", self.id,
+        h.start_timeout_ms, last and (": " .. last) or ""), "ETIMEDOUT"
+    end
+    rt.sleep(math.max(1, math.min(10, next_probe - uv.now())))
+  end
 end
 
 --- dir_of(row) -> the directory of a sandbox row's socket (its home, holding app.log) | nil
@@ -489,7 +504,12 @@ function Sandbox:_spawn(hargv)
     return false
   end
   self.handle, self.pid = handle, pid
-  local function to_log(_, data) if data then self.log:write(data) end end
+  local function to_log(_, data)
+    if not data then return end
+    self.log:write(data)
+    -- the runner of several services says each start: the start's probes come soon again
+    if data:find("orket: starting ", 1, true) then self.progressed = true end
+  end
   pout:read_start(to_log)
   perr:read_start(to_log)
   M.read_report(prep, self, "sandbox: the runner refused", "sandbox: ")

@@ -13,7 +13,10 @@ local database = require "orket.sandboxes.database"
 
 local M = {}
 
-M.PROBE_MS = 100 -- the longest pause between two health checks of a starting service, unless its own says
+-- The pause between two health checks of a starting service, unless its own says: what a
+-- person starting it by hand would wait between two tries. A check is a connect made by
+-- this bash itself and the pause a read that times out, so neither starts a process.
+M.PROBE_MS = 10
 
 local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -135,8 +138,9 @@ end
 
 -- a step run in the service's folder with its environment; its failure stops the start
 local function step(L, dir, env, sv, st)
-  L[#L + 1] = string.format("( cd -- %s && exec env %s %s ) > >(sed -u %s) 2>&1 || { say %s; stop_all; exit 1; }",
-    q(dir), env, words(st.argv), q("s/^/[" .. sv.name .. "] /"), q(sv.name .. ": " .. st.what .. " failed"))
+  L[#L + 1] = string.format("( cd -- %s && export %s && exec %s {nap}<&- ) > >(sed -u %s) 2>&1 "
+    .. "|| { say %s; stop_all; exit 1; }", q(dir), env, words(st.argv), q("s/^/[" .. sv.name .. "] /"),
+    q(sv.name .. ": " .. st.what .. " failed"))
 end
 
 --- script(plan, ports, base_env, start_timeout_ms [, {home=, tree=}]) -> the bash script
@@ -146,7 +150,10 @@ function M.script(p, ports, base, start_timeout_ms, o)
   local L = {
     "set -u",
     "pids=''",
-    "stop_all() { for p in $pids; do kill -TERM \"$p\" 2>/dev/null; done; sleep 0.5; "
+    -- a pipe nobody writes: read -t on it waits its whole timeout, a sleep without a process
+    "exec {nap}<> <(:)",
+    "nap() { read -r -t \"$1\" -u \"$nap\" _ || :; }",
+    "stop_all() { for p in $pids; do kill -TERM \"$p\" 2>/dev/null; done; nap 0.5; "
       .. "for p in $pids; do kill -KILL \"$p\" 2>/dev/null; done; }",
     "trap 'stop_all; exit 143' TERM INT HUP",
     "say() { printf 'orket: %s\\n' \"$*\"; }",
@@ -167,8 +174,8 @@ function M.script(p, ports, base, start_timeout_ms, o)
     for _, pre in ipairs(run.before or {}) do step(L, dir, env, sv, pre) end
     if run.argv then
       names[#names + 1] = string.format("\"$pid_%d\") n=%s ;;", i, q(sv.name))
-      L[#L + 1] = string.format("( cd -- %s && exec env %s %s ) > >(sed -u %s) 2>&1 &", q(dir), env, words(run.argv),
-        q("s/^/[" .. sv.name .. "] /"))
+      L[#L + 1] = string.format("( cd -- %s && export %s && exec %s {nap}<&- ) > >(sed -u %s) 2>&1 &", q(dir), env,
+        words(run.argv), q("s/^/[" .. sv.name .. "] /"))
       L[#L + 1] = string.format("pid_%d=$!; pids=\"$pids $pid_%d\"", i, i)
       local test = run.health or health_argv(sv, port)
       if test and not sv.entry then
@@ -176,9 +183,9 @@ function M.script(p, ports, base, start_timeout_ms, o)
         -- the check: a TCP connect made by this bash itself (no process started), or the
         -- service's own command in its folder with its environment
         local check = (not run.health and not sv.health)
-          and string.format("(exec 3<>/dev/tcp/127.0.0.1/%d) 2>/dev/null", port)
-          or string.format("( cd -- %s && exec env %s %s ) >/dev/null 2>&1", q(dir), env, words(test))
-        L[#L + 1] = string.format("n=0; pause=10; deadline=$(( ${EPOCHREALTIME/./} + %d000 ))", start_timeout_ms)
+          and string.format("{ : 3<>/dev/tcp/127.0.0.1/%d; } 2>/dev/null", port)
+          or string.format("( cd -- %s && export %s && exec %s {nap}<&- ) >/dev/null 2>&1", q(dir), env, words(test))
+        L[#L + 1] = string.format("n=0; deadline=$(( ${EPOCHREALTIME/./} + %d000 ))", start_timeout_ms)
         L[#L + 1] = string.format("until %s; do", check)
         L[#L + 1] = string.format("  kill -0 \"$pid_%d\" 2>/dev/null || { say %s; stop_all; exit 1; }", i,
           q(sv.name .. " ended before it was healthy"))
@@ -187,13 +194,12 @@ function M.script(p, ports, base, start_timeout_ms, o)
           L[#L + 1] = "  n=$((n+1))"
           L[#L + 1] = string.format("  [ \"$n\" -lt %d ] || { say %s; stop_all; exit 1; }", h.retries,
             q(string.format("%s was not healthy after %d checks, %d ms apart", sv.name, h.retries, h.interval_ms)))
-          L[#L + 1] = string.format("  sleep %.3f", h.interval_ms / 1000)
+          L[#L + 1] = string.format("  nap %.3f", h.interval_ms / 1000)
         else
-          -- 10 ms after the start, then pauses doubling up to PROBE_MS, within the start's time
+          -- every PROBE_MS, within the start's time
           L[#L + 1] = string.format("  [ \"${EPOCHREALTIME/./}\" -lt \"$deadline\" ] || { say %s; stop_all; exit 1; }",
             q(string.format("%s was not healthy within %d ms (health.start_timeout_ms)", sv.name, start_timeout_ms)))
-          L[#L + 1] = "  sleep \"$(printf '0.%03d' \"$pause\")\""
-          L[#L + 1] = string.format("  pause=$(( pause * 2 > %d ? %d : pause * 2 ))", M.PROBE_MS, M.PROBE_MS)
+          L[#L + 1] = string.format("  nap %.3f", M.PROBE_MS / 1000)
         end
         L[#L + 1] = "done"
         L[#L + 1] = string.format("say %s", q(sv.name .. " is healthy"))

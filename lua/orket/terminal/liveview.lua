@@ -130,6 +130,12 @@ function View:event(ev)
     -- a deploy after a merge (sandbox.deploy): started in the background, or why not
     self:note(ev.error and string.format("sandbox not deployed after %s: %s", tostring(ev.reason), tostring(ev.error))
       or string.format("sandbox deploying (%s): orket sandbox list shows it", tostring(ev.reason)))
+  elseif t == "sandbox" and ev.action == "checks_pending" then
+    -- a deploy's checks still running when the run ended: where they will show
+    self.pending_checks = self.pending_checks or {}
+    self.pending_checks[#self.pending_checks + 1] = tostring(ev.card)
+    self:note(string.format("sandbox checks after %s still running: orket card %s shows them", tostring(ev.card),
+      tostring(ev.card)))
   elseif t == "sandbox_check_skipped" then
     -- an acceptance check that could not run here (no browser): kept for the summary
     self.skipped_checks = self.skipped_checks or {}
@@ -341,6 +347,10 @@ function View:finish()
   if self.skipped_checks and #self.skipped_checks > 0 then
     lines[#lines + 1] = "sandbox checks skipped (they could not run here; no bug filed):"
     for _, s in ipairs(self.skipped_checks) do lines[#lines + 1] = "  " .. s end
+  end
+  if self.pending_checks and #self.pending_checks > 0 then
+    lines[#lines + 1] = "sandbox checks still running after: " .. table.concat(self.pending_checks, ", ")
+      .. " (orket card CARD shows them)"
   end
   if self.stuck and #self.stuck > 0 then
     lines[#lines + 1] = "stuck cards:"
