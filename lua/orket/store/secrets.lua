@@ -65,7 +65,6 @@ end
 
 -- writes the document whole (0600, flushed to the disk, then renamed over the store)
 local function save(dir, doc)
-  uv.fs_mkdir((dir or ".") .. "/.orket", 448)
   local list = {}
   for name, s in pairs(doc.secrets) do list[name] = { value = s.value, set_at = s.set_at, rotated_at = s.rotated_at } end
   return write_whole(M.paths(dir), jsonout.encode { version = VERSION, key_id = doc.key_id, secrets = list }, 384)
@@ -146,6 +145,7 @@ function M.set(dir, name, value, getenv)
   end
   local doc, err, code = load(dir)
   if not doc then return nil, err, code end
+  uv.fs_mkdir((dir or ".") .. "/.orket", 448) -- the key's home, on a store that has none yet
   local key, kerr, kcode = key_for(dir, doc, getenv, true)
   if not key then return nil, kerr, kcode end
   local replaced = doc.secrets[name] ~= nil
