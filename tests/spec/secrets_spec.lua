@@ -85,6 +85,21 @@ describe("the secret store", function()
     assert.equal(VALUE, store.reveal(dir, "A", function(k) return k == store.KEY_ENV and other or nil end))
   end)
 
+  it("makes one change at a time: another waits for the store's lock", function()
+    local dir = project()
+    assert(store.set(dir, "A", "alpha", no_env))
+    local held = assert(require("orket.c.lockfile").acquire(dir .. "/.orket/secrets.lock"))
+    local wait = store.LOCK_WAIT_MS
+    store.LOCK_WAIT_MS = 50
+    local ok, _, code = store.set(dir, "B", "beta", no_env)
+    local rok, _, rcode = store.rotate(dir, no_env)
+    store.LOCK_WAIT_MS = wait
+    held:release()
+    assert.same({ nil, "EBUSY", nil, "EBUSY" }, { ok, code, rok, rcode })
+    assert(store.set(dir, "B", "beta", no_env))
+    assert.equal(2, #store.list(dir))
+  end)
+
   it("refuses a value moved under another name", function()
     local dir = project()
     assert(store.set(dir, "A", "value of a", no_env))

@@ -22,8 +22,9 @@ is asked with echo off) and seals it under the project's key file, made (mode 60
 first set; a value is never an argument, which other users could read in the process list.
 list shows names and when each was set and rotated, never a value. rotate seals every value
 under a new key and replaces the key file. rm removes one. orket.lua names a secret as
-secret "NAME" (git.token, git.webhook_secret, updates.token, a provider's api_key). Each
-change is in the journal and the audit, with its name and who made it. See docs/secrets.md.]]
+secret "NAME" (git.token, git.webhook_secret, updates.token, a provider's api_key, an MCP
+server's env and headers). Each change is in the journal and the audit, with its name and
+who made it. See docs/secrets.md.]]
 
 local MAX_READ = 65536
 

@@ -8,6 +8,7 @@ local crypto = require "orket.c.crypto"
 local cjson = require "cjson.safe"
 local jsonout = require "orket.jsonout"
 local uv = require "luv"
+local lockfile = require "orket.c.lockfile"
 local sealed = require "orket.store.sealed"
 local read = require("orket.lines").read
 local write_whole = require("orket.lines").write_whole
@@ -135,9 +136,22 @@ function M.has(dir, name)
   return doc.secrets[name] ~= nil
 end
 
+-- fn(...) under the store's lock (.orket/secrets.lock): two changes at once would each
+-- write back the document it read, and the first one's would be lost. EBUSY when another
+-- change holds it past LOCK_WAIT_MS.
+M.LOCK_WAIT_MS = 10000
+local function locked(fn)
+  return function(dir, ...)
+    uv.fs_mkdir((dir or ".") .. "/.orket", 448) -- the lock's and the key's home, on a store that has none yet
+    local lock <close>, err, code = lockfile.wait((dir or ".") .. "/.orket/secrets.lock", "exclusive", M.LOCK_WAIT_MS)
+    if not lock then return nil, err, code end
+    return fn(dir, ...)
+  end
+end
+
 --- set(dir, name, value[, getenv]) -> {name=, set_at=, replaced=bool} | nil, msg, CODE. The
 --- key file is made (0600) when the store has none yet.
-function M.set(dir, name, value, getenv)
+M.set = locked(function(dir, name, value, getenv)
   local ok, nerr = M.check_name(name)
   if not ok then return nil, nerr, "EINVAL" end
   if type(value) ~= "string" or value == "" or #value > M.MAX_VALUE then
@@ -145,7 +159,6 @@ function M.set(dir, name, value, getenv)
   end
   local doc, err, code = load(dir)
   if not doc then return nil, err, code end
-  uv.fs_mkdir((dir or ".") .. "/.orket", 448) -- the key's home, on a store that has none yet
   local key, kerr, kcode = key_for(dir, doc, getenv, true)
   if not key then return nil, kerr, kcode end
   local replaced = doc.secrets[name] ~= nil
@@ -154,16 +167,16 @@ function M.set(dir, name, value, getenv)
   local sok, serr, scode = save(dir, doc)
   if not sok then return nil, serr, scode end
   return { name = name, set_at = doc.secrets[name].set_at, replaced = replaced }
-end
+end)
 
 --- remove(dir, name) -> true | nil, msg, CODE (ENOENT: no such secret). No key needed.
-function M.remove(dir, name)
+M.remove = locked(function(dir, name)
   local doc, err, code = load(dir)
   if not doc then return nil, err, code end
   if not doc.secrets[name] then return nil, string.format("no secret named %s", name), "ENOENT" end
   doc.secrets[name] = nil
   return save(dir, doc)
-end
+end)
 
 --- reveal(dir, name[, getenv]) -> the value | nil, msg, CODE (ENOENT: no such secret; EKEY:
 --- the wrong key; ETAMPERED: a changed value)
@@ -182,7 +195,7 @@ end
 --- written beside the old (KEY.next), then the store sealed under it replaces the old
 --- store, then the new key replaces the old; a rotation cut after the store's rename is
 --- finished by the next use (key_for), one cut before leaves the old store and key whole.
-function M.rotate(dir, getenv)
+M.rotate = locked(function(dir, getenv)
   local doc, err, code = load(dir)
   if not doc then return nil, err, code end
   local key, kerr, kcode = key_for(dir, doc, getenv, false)
@@ -207,8 +220,12 @@ function M.rotate(dir, getenv)
     return nil, serr, scode
   end
   ok, serr = os.rename(path .. ".next", path)
-  if not ok then return nil, serr, "EIO" end
+  if not ok then
+    -- a reader may have finished the rotation first (key_for): then the new key is in place
+    local now_key = sealed.read_key_file(path, "the secret key file")
+    if not (now_key and key_id(now_key) == doc.key_id) then return nil, serr, "EIO" end
+  end
   return n
-end
+end)
 
 return M
