@@ -111,6 +111,12 @@ describe("the secret store", function()
     local v, err, code = store.reveal(dir, "B", no_env)
     assert.same({ nil, "ETAMPERED" }, { v, code })
     assert.matches("sealed under another name", err)
+    -- an edited document is refused whole, naming the file
+    doc.secrets.B.rotated_at = require("cjson").null
+    H.write(file, require("cjson").encode(doc))
+    local list, lerr, lcode = store.list(dir)
+    assert.same({ nil, "EINVAL" }, { list, lcode })
+    assert.equal(file .. ": not a secret store of this version (was it edited?)", lerr)
   end)
 
   it("rotates every value under a new key, and finishes a rotation cut short", function()

@@ -56,7 +56,7 @@ local function load(dir)
   local bad = type(doc) ~= "table" or doc.version ~= VERSION or type(doc.secrets) ~= "table"
   for name, s in pairs(not bad and doc.secrets or {}) do
     if not M.check_name(name) or type(s) ~= "table" or type(s.value) ~= "string" or not s.value:match("^%x+$")
-        or type(s.set_at) ~= "string" then
+        or type(s.set_at) ~= "string" or (s.rotated_at ~= nil and type(s.rotated_at) ~= "string") then
       bad = true
     end
   end
