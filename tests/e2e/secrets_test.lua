@@ -4,7 +4,8 @@
 -- "NAME" in the Authorization header only, and the value is not in a model request's body,
 -- the traces, the journal, `orket log`, `orket validate` or `orket models`; each set,
 -- rotate and rm is in the journal and the audit's hash chain with the local operator and
--- the name; an unknown name is orket.lua's error with its line and field. On both backends
+-- the name; an unknown name is orket.lua's error with its line and field; orket serve
+-- checks a forge's webhooks with git.webhook_secret = secret "NAME". On both backends
 -- (the audit is in the store; the secrets are files of the project).
 local H = require "tests.helpers"
 local cjson = require "cjson"
@@ -50,6 +51,11 @@ local function use_key(dir, setting)
 end
 
 local function has(text, what) return text:find(what, 1, true) ~= nil end
+
+after_each(function()
+  H.kill_servers()
+  H.cleanup()
+end)
 
 local function run_ok(r, what)
   assert(r.status == 0, what .. " failed: " .. r.stderr .. r.stdout)
@@ -144,6 +150,37 @@ describe("orket secrets", function()
       "secret_rm cli: secrets rm MODEL_KEY" }, acts)
     run_ok(H.orket("audit verify", { cwd = dir }), "audit verify")
     assert.is_nil(H.store_file_holding(dir, VALUE))
+  end)
+
+  it("check a forge's webhooks with git.webhook_secret = secret \"NAME\" in orket serve", function()
+    local crypto = require "orket.c.crypto"
+    local HOOK = "hook-e2e-5b0c1d-secret"
+    local dir = H.example("webapp")
+    -- appended: on PostgreSQL the file already names the test's database
+    H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. '\ngit = { remote = "file:///nowhere.git", '
+      .. 'forge = "github", repo = "acme/notes", api_url = "http://forge.invalid", token = secret "FORGE_TOKEN", '
+      .. 'webhook_secret = secret "HOOK" }\n')
+    run_ok(H.orket("secrets set HOOK", { cwd = dir, stdin = HOOK }), "set HOOK")
+    run_ok(H.orket("secrets set FORGE_TOKEN", { cwd = dir, stdin = VALUE }), "set FORGE_TOKEN")
+    local s = H.serve(dir)
+    local body = cjson.encode { action = "closed", repository = { full_name = "acme/notes" }, sender = { login = "bob" },
+      pull_request = { number = 7, merged = false, updated_at = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+        user = { login = "orket-bot" }, head = { ref = "orket/API-2", sha = ("ab"):rep(20) } } }
+    local function deliver(key, id)
+      local st, text = H.fetch { url = s.url .. "/v1/webhooks/github", method = "POST", body = body,
+        headers = { "X-GitHub-Event: pull_request", "X-GitHub-Delivery: " .. id,
+          "X-Hub-Signature-256: sha256=" .. crypto.hmac_sha256(key, body) } }
+      return st, cjson.decode(text)
+    end
+    local st, doc = deliver("not the secret", "d-0")
+    assert.same({ 401, "bad_signature" }, { st, doc.error.code })
+    st, doc = deliver(HOOK, "d-1")
+    assert.equal(200, st, cjson.encode(doc))
+    assert.equal("blocked", doc.outcome)
+    assert.equal(0, s.stop())
+    local out = H.read(dir .. "/serve.out") or ""
+    assert.is_false(has(out, HOOK) or has(out, VALUE))
+    assert.is_nil(H.store_file_holding(dir, HOOK))
   end)
 
   it("refuse a key file others may read or of the wrong size, changing nothing", function()
