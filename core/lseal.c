@@ -1,7 +1,8 @@
 /* lseal.c: Lua module `orket.c.seal`, encrypted backup files (seal.h): seal and open a file
  * under a 32-byte key or a passphrase (Argon2id), tell a sealed file, and read a passphrase
- * from the terminal with echo off. */
+ * from the terminal with echo off; seal and open a short text in memory (a secret). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -91,6 +92,36 @@ static int sea_kind(lua_State *L) {
   return 1;
 }
 
+/* the 32-byte key at arg 2 */
+static const unsigned char *sea_check_key(lua_State *L) {
+  size_t klen;
+  const char *k = luaL_checklstring(L, 2, &klen);
+  luaL_argcheck(L, klen == SEAL_KEYBYTES, 2, "the key must be 32 bytes");
+  return (const unsigned char *)k;
+}
+
+/* seal_string(text, key) / open_string(sealed, key) -> bytes | nil, msg, CODE: a short
+ * text (a secret) sealed in memory in the backups' format; nothing touches the disk */
+static int sea_buffer(lua_State *L, int opening) {
+  size_t len;
+  const unsigned char *in = (const unsigned char *)luaL_checklstring(L, 1, &len);
+  const unsigned char *key = sea_check_key(L);
+  luaL_argcheck(L, opening || (len > 0 && len <= SEAL_BUFMAX), 1, "the text must be 1 to 262144 bytes");
+  unsigned char *out;
+  size_t outlen;
+  char err[512];
+  seal_result r = opening ? seal_open_buffer(in, len, &out, &outlen, key, err, sizeof err)
+                          : seal_buffer(in, len, &out, &outlen, key, err, sizeof err);
+  if (r != SEAL_OK) return sea_fail(L, err, seal_code(r));
+  lua_pushlstring(L, (const char *)out, outlen);
+  sodium_memzero(out, outlen);
+  free(out);
+  return 1;
+}
+
+static int sea_seal_string(lua_State *L) { return sea_buffer(L, 0); }
+static int sea_open_string(lua_State *L) { return sea_buffer(L, 1); }
+
 /* read_tty(prompt) -> line | nil, msg, CODE (ENOTTY: no terminal) */
 static int sea_read_tty(lua_State *L) {
   const char *prompt = luaL_checkstring(L, 1);
@@ -109,6 +140,8 @@ static const luaL_Reg sea_funcs[] = {
     {"seal", sea_seal},
     {"open", sea_open},
     {"kind", sea_kind},
+    {"seal_string", sea_seal_string},
+    {"open_string", sea_open_string},
     {"read_tty", sea_read_tty},
     {NULL, NULL},
 };

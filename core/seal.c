@@ -139,35 +139,10 @@ static int seal_close_out(FILE *out) {
   return (fclose(out) != 0) | bad;
 }
 
-/* the end of seal_file and seal_open_file: buffers and state freed, files closed (out
- * flushed to the disk); r, or SEAL_EIO when out could not be written whole */
-static seal_result seal_finish(seal_result r, unsigned char *plain, unsigned char *cipher,
-                               crypto_secretstream_xchacha20poly1305_state *st, FILE *in, FILE *out,
-                               const char *out_path, char *err, size_t errlen) {
-  sodium_free(plain);
-  sodium_free(cipher);
-  sodium_memzero(st, sizeof *st);
-  fclose(in);
-  if (seal_close_out(out) != 0 && r == SEAL_OK) {
-    seal_err(err, errlen, "cannot write %s: %s", out_path, strerror(errno));
-    r = SEAL_EIO;
-  }
-  return r;
-}
+/* Both directions over open streams; in and out stay open (the callers close them). */
 
-seal_result seal_file(const char *in_path, const char *out_path, const unsigned char *key,
-                      const seal_params *p, char *err, size_t errlen) {
-  FILE *in = fopen(in_path, "rb");
-  if (!in) {
-    seal_err(err, errlen, "cannot open %s: %s", in_path, strerror(errno));
-    return SEAL_EIO;
-  }
-  FILE *out = seal_create(out_path);
-  if (!out) {
-    seal_err(err, errlen, "cannot create %s: %s", out_path, strerror(errno));
-    fclose(in);
-    return SEAL_EIO;
-  }
+static seal_result seal_stream(FILE *in, FILE *out, const unsigned char *key, const seal_params *p, char *err,
+                               size_t errlen) {
   unsigned char hdr[SEAL_HDRMAX + crypto_secretstream_xchacha20poly1305_HEADERBYTES];
   size_t hlen = seal_encode_params(hdr, p);
   crypto_secretstream_xchacha20poly1305_state st;
@@ -201,44 +176,20 @@ seal_result seal_file(const char *in_path, const char *out_path, const unsigned 
                             (unsigned char)clen};
     if (fwrite(len, 1, 4, out) != 4 || fwrite(cipher, 1, clen, out) != clen) r = SEAL_EIO;
   }
-  if (r != SEAL_OK) seal_err(err, errlen, "cannot seal %s into %s: read or write failed", in_path, out_path);
-  return seal_finish(r, plain, cipher, &st, in, out, out_path, err, errlen);
+  if (r != SEAL_OK) seal_err(err, errlen, "read or write failed");
+  sodium_free(plain);
+  sodium_free(cipher);
+  sodium_memzero(&st, sizeof st);
+  return r;
 }
 
-seal_result seal_open_file(const char *in_path, const char *out_path, const unsigned char *key, char *err,
-                           size_t errlen) {
-  FILE *in = fopen(in_path, "rb");
-  if (!in) {
-    seal_err(err, errlen, "cannot open %s: %s", in_path, strerror(errno));
-    return SEAL_EIO;
-  }
-  seal_params p;
-  unsigned char hdr[SEAL_HDRMAX];
-  size_t hlen;
-  seal_result r = seal_read_header(in, &p, hdr, &hlen, err, errlen);
-  if (r != SEAL_OK) {
-    fclose(in);
-    return r;
-  }
-  unsigned char sshdr[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
-  crypto_secretstream_xchacha20poly1305_state st;
-  if (fread(sshdr, 1, sizeof sshdr, in) != sizeof sshdr) {
-    seal_err(err, errlen, "the file ends inside its header: truncated");
-    fclose(in);
-    return SEAL_ETRUNCATED;
-  }
-  crypto_secretstream_xchacha20poly1305_init_pull(&st, sshdr, key);
-  FILE *out = seal_create(out_path);
-  if (!out) {
-    seal_err(err, errlen, "cannot create %s: %s", out_path, strerror(errno));
-    fclose(in);
-    return SEAL_EIO;
-  }
+/* the chunks after the headers, each checked; r of the first failure */
+static seal_result seal_pull_chunks(FILE *in, FILE *out, crypto_secretstream_xchacha20poly1305_state *st,
+                                    const unsigned char *hdr, size_t hlen, long long off, char *err, size_t errlen) {
   static const size_t cap = SEAL_CHUNK + SEAL_ABYTES;
   unsigned char *plain = sodium_malloc(SEAL_CHUNK), *cipher = sodium_malloc(cap);
-  long long off = (long long)(hlen + sizeof sshdr);
   int first = 1;
-  r = (plain && cipher) ? SEAL_OK : SEAL_EIO;
+  seal_result r = (plain && cipher) ? SEAL_OK : SEAL_EIO;
   for (unsigned char tag = 0; r == SEAL_OK && tag != crypto_secretstream_xchacha20poly1305_TAG_FINAL;) {
     unsigned char len[4];
     size_t got = fread(len, 1, 4, in);
@@ -260,7 +211,7 @@ seal_result seal_open_file(const char *in_path, const char *out_path, const unsi
       break;
     }
     unsigned long long plen;
-    if (crypto_secretstream_xchacha20poly1305_pull(&st, plain, &plen, &tag, cipher, clen, first ? hdr : NULL,
+    if (crypto_secretstream_xchacha20poly1305_pull(st, plain, &plen, &tag, cipher, clen, first ? hdr : NULL,
                                                    first ? hlen : 0) != 0) {
       r = first ? SEAL_EKEY : SEAL_ETAMPERED;
       seal_err(err, errlen,
@@ -273,14 +224,125 @@ seal_result seal_open_file(const char *in_path, const char *out_path, const unsi
     off += 4 + (long long)clen;
     if (fwrite(plain, 1, plen, out) != plen) {
       r = SEAL_EIO;
-      seal_err(err, errlen, "cannot write %s: %s", out_path, strerror(errno));
+      seal_err(err, errlen, "cannot write the opened text: %s", strerror(errno));
     }
   }
   if (r == SEAL_OK && getc(in) != EOF) {
     r = SEAL_ETAMPERED;
     seal_err(err, errlen, "bytes follow the final tag at byte %lld: the file was changed", off);
   }
-  return seal_finish(r, plain, cipher, &st, in, out, out_path, err, errlen);
+  sodium_free(plain);
+  sodium_free(cipher);
+  return r;
+}
+
+static seal_result seal_open_stream(FILE *in, FILE *out, const unsigned char *key, char *err, size_t errlen) {
+  seal_params p;
+  unsigned char hdr[SEAL_HDRMAX];
+  size_t hlen;
+  seal_result r = seal_read_header(in, &p, hdr, &hlen, err, errlen);
+  if (r != SEAL_OK) return r;
+  unsigned char sshdr[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
+  if (fread(sshdr, 1, sizeof sshdr, in) != sizeof sshdr) {
+    seal_err(err, errlen, "the file ends inside its header: truncated");
+    return SEAL_ETRUNCATED;
+  }
+  crypto_secretstream_xchacha20poly1305_state st;
+  crypto_secretstream_xchacha20poly1305_init_pull(&st, sshdr, key);
+  r = seal_pull_chunks(in, out, &st, hdr, hlen, (long long)(hlen + sizeof sshdr), err, errlen);
+  sodium_memzero(&st, sizeof st);
+  return r;
+}
+
+/* opens in_path and creates out_path (0600), or says which failed */
+static seal_result seal_open_pair(const char *in_path, const char *out_path, FILE **in, FILE **out, char *err,
+                                  size_t errlen) {
+  *in = fopen(in_path, "rb");
+  if (!*in) {
+    seal_err(err, errlen, "cannot open %s: %s", in_path, strerror(errno));
+    return SEAL_EIO;
+  }
+  *out = seal_create(out_path);
+  if (!*out) {
+    seal_err(err, errlen, "cannot create %s: %s", out_path, strerror(errno));
+    fclose(*in);
+    return SEAL_EIO;
+  }
+  return SEAL_OK;
+}
+
+/* closes both files (out flushed to the disk); r, or SEAL_EIO when out was not written whole */
+static seal_result seal_close_pair(seal_result r, FILE *in, FILE *out, const char *out_path, char *err,
+                                   size_t errlen) {
+  fclose(in);
+  if (seal_close_out(out) != 0 && r == SEAL_OK) {
+    seal_err(err, errlen, "cannot write %s: %s", out_path, strerror(errno));
+    r = SEAL_EIO;
+  }
+  return r;
+}
+
+seal_result seal_file(const char *in_path, const char *out_path, const unsigned char *key,
+                      const seal_params *p, char *err, size_t errlen) {
+  FILE *in, *out;
+  seal_result r = seal_open_pair(in_path, out_path, &in, &out, err, errlen);
+  if (r != SEAL_OK) return r;
+  r = seal_stream(in, out, key, p, err, errlen);
+  if (r != SEAL_OK) seal_err(err, errlen, "cannot seal %s into %s: read or write failed", in_path, out_path);
+  return seal_close_pair(r, in, out, out_path, err, errlen);
+}
+
+seal_result seal_open_file(const char *in_path, const char *out_path, const unsigned char *key, char *err,
+                           size_t errlen) {
+  FILE *in, *out;
+  seal_result r = seal_open_pair(in_path, out_path, &in, &out, err, errlen);
+  if (r != SEAL_OK) return r;
+  r = seal_open_stream(in, out, key, err, errlen);
+  return seal_close_pair(r, in, out, out_path, err, errlen);
+}
+
+/* Memory as streams (fmemopen, open_memstream), so a buffer is sealed by the same code as
+ * a file. The output buffer is wiped and freed on failure. */
+static seal_result seal_buffer_with(int opening, const unsigned char *in, size_t inlen, unsigned char **out,
+                                    size_t *outlen, const unsigned char *key, const seal_params *p, char *err,
+                                    size_t errlen) {
+  *out = NULL;
+  *outlen = 0;
+  if (inlen == 0 || inlen > SEAL_BUFMAX) {
+    seal_err(err, errlen, "the text must be 1 to %d bytes (got %zu)", SEAL_BUFMAX, inlen);
+    return SEAL_EPARAMS;
+  }
+  char *buf = NULL;
+  size_t size = 0;
+  FILE *fin = fmemopen((void *)in, inlen, "rb"), *fout = fin ? open_memstream(&buf, &size) : NULL;
+  if (!fin || !fout) {
+    if (fin) fclose(fin);
+    seal_err(err, errlen, "out of memory");
+    return SEAL_ENOMEM;
+  }
+  seal_result r = opening ? seal_open_stream(fin, fout, key, err, errlen) : seal_stream(fin, fout, key, p, err, errlen);
+  fclose(fin);
+  if (fclose(fout) != 0 && r == SEAL_OK) r = SEAL_ENOMEM;
+  if (r != SEAL_OK) {
+    if (buf) sodium_memzero(buf, size);
+    free(buf);
+    return r;
+  }
+  *out = (unsigned char *)buf;
+  *outlen = size;
+  return SEAL_OK;
+}
+
+seal_result seal_buffer(const unsigned char *in, size_t inlen, unsigned char **out, size_t *outlen,
+                        const unsigned char *key, char *err, size_t errlen) {
+  seal_params p;
+  memset(&p, 0, sizeof p);
+  return seal_buffer_with(0, in, inlen, out, outlen, key, &p, err, errlen);
+}
+
+seal_result seal_open_buffer(const unsigned char *in, size_t inlen, unsigned char **out, size_t *outlen,
+                             const unsigned char *key, char *err, size_t errlen) {
+  return seal_buffer_with(1, in, inlen, out, outlen, key, NULL, err, errlen);
 }
 
 const char *seal_code(seal_result r) {

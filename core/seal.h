@@ -57,6 +57,21 @@ seal_result seal_file(const char *in_path, const char *out_path, const unsigned 
 seal_result seal_open_file(const char *in_path, const char *out_path, const unsigned char *key,
                            char *err, size_t errlen);
 
+/* The longest text seal_buffer and seal_open_buffer take. */
+#define SEAL_BUFMAX (4 * SEAL_CHUNK)
+
+/* Seals the inlen bytes at in (1 to SEAL_BUFMAX) under key, in the file format above (a key,
+ * not a passphrase), into *out (malloc'd, *outlen bytes; the caller frees it). SEAL_OK,
+ * SEAL_EPARAMS (a length out of bounds) or SEAL_ENOMEM. */
+seal_result seal_buffer(const unsigned char *in, size_t inlen, unsigned char **out, size_t *outlen,
+                        const unsigned char *key, char *err, size_t errlen);
+
+/* Opens a sealed buffer as seal_open_file opens a file, every chunk checked, into *out
+ * (malloc'd, *outlen bytes; the caller wipes and frees it), which is NULL on failure. A
+ * passphrase-sealed buffer fails as a wrong key does (SEAL_EKEY). */
+seal_result seal_open_buffer(const unsigned char *in, size_t inlen, unsigned char **out, size_t *outlen,
+                             const unsigned char *key, char *err, size_t errlen);
+
 /* A short code for r ("EKEY", "ETAMPERED", ...). */
 const char *seal_code(seal_result r);
 

@@ -7,6 +7,7 @@ local settings = require "orket.settings"
 local scriptfile = require "orket.scriptfile"
 local pgurl = require "orket.store.pgurl"
 local lines = require "orket.lines"
+local secret = require "orket.settings.secret"
 
 local M = {}
 
@@ -72,8 +73,12 @@ function M.apply_env(cfg, getenv)
 end
 
 --- finish(data, dir, getenv) -> cfg | nil, message, code: merges defaults into plain config
---- data, validates, resolves relative files against dir, applies the environment.
+--- data, validates, resolves relative files against dir, applies the environment, binds
+--- each secret "NAME" to the project (orket.settings.secret; data's are bound in place).
 function M.finish(data, dir, getenv)
+  -- each secret "NAME" bound to this project; a name nothing gives is orket.lua's error
+  local missing = secret.problems(secret.bind_all(data, dir), dir, getenv)
+  if missing[1] then return nil, missing[1], "EINVAL" end
   local cfg = {}
   for k, v in pairs(data) do cfg[k] = v end
   local models, merr, mcode = settings.merge_models(data)
@@ -131,7 +136,7 @@ function M.read(dir)
     end
     return nil, "orket.lua: " .. rerr:sub(#path + 3), rcode
   end
-  local box = sandbox.new { name = "orket.lua" }
+  local box = sandbox.new { name = "orket.lua", globals = { secret = secret.global } }
   local before = {}
   for k in next, box.env do before[k] = true end
   local fn, err, code = box:load(src, "orket.lua")

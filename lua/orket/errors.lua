@@ -192,8 +192,8 @@ CODES.EUNAVAILABLE = {
 }
 -- The store (the board's database)
 CODES.EBUSY = {
-  means = "the database stayed locked for 5 s",
-  remedy = "another process holds a long transaction; retry",
+  means = "the database stayed locked for 5 s, or the secret store's lock for 10 s",
+  remedy = "another process holds a long transaction or is changing the secrets; retry",
 }
 CODES.ECONSTRAINT = {
   means = "a write broke a rule of the schema (a duplicate id, a missing parent)",
@@ -225,12 +225,14 @@ CODES.ENOTSEALED = {
   remedy = "give the file `orket backup --encrypt` wrote",
 }
 CODES.EKEY = {
-  means = "an encrypted backup does not open: a wrong key file or passphrase, the other kind of key, or a changed start",
-  remedy = "give the key file or passphrase it was made with ([deploying.md](deploying.md#encrypted-backups))",
+  means = "an encrypted backup or a secret does not open: a wrong key file or passphrase, the other kind of key, or a changed start",
+  remedy = "give the key file or passphrase it was made with ([deploying.md](deploying.md#encrypted-backups)); "
+    .. "for a secret, the key file it was sealed under ([secrets.md](../secrets.md))",
 }
 CODES.ETAMPERED = {
-  means = "an encrypted backup was changed after it was written: a chunk does not authenticate, or bytes follow its end",
-  remedy = "restore another copy of the backup; this one cannot be trusted",
+  means = "an encrypted backup or a secret was changed after it was written: a chunk does not authenticate, "
+    .. "bytes follow its end, or a secret's value was moved to another name",
+  remedy = "restore another copy of the backup, or set the secret again; this one cannot be trusted",
 }
 CODES.ETRUNCATED = {
   means = "an encrypted backup ends before its final tag: it was cut short",

@@ -7,6 +7,7 @@ local http = require "orket.c.http"
 local crypto = require "orket.c.crypto"
 local cjson = require "cjson.safe"
 local common = require "orket.llm.common"
+local secret = require "orket.settings.secret"
 
 local M = {}
 
@@ -148,13 +149,14 @@ function M.list(g, token, path)
   return nil, string.format("%s: more than %d pages", what, M.MAX_PAGES), "EFORGE"
 end
 
---- token(g [, getenv]) -> the forge token | nil, msg (the variable git.token_env names)
+--- token(g [, getenv]) -> the forge token | nil, msg: the variable git.token_env names when
+--- set, else git.token's secret (orket.settings.secret)
 function M.token(g, getenv)
-  local v = (getenv or os.getenv)(g.token_env)
-  if not v or v == "" then
-    return nil, "forge: the environment variable " .. g.token_env .. " (git.token_env) is not set"
-  end
-  return v
+  local v, err = secret.value(g.token, g.token_env, getenv)
+  if v then return v end
+  if err then return nil, "forge: git.token: " .. err end
+  if not g.token_env then return nil, "forge: no token: set git.token = secret \"NAME\" or git.token_env" end
+  return nil, "forge: the environment variable " .. g.token_env .. " (git.token_env) is not set"
 end
 
 local function owner(g) return (g.repo:match("^([^/]+)/")) end

@@ -1,7 +1,7 @@
 -- orket.lines: finds the line of a field in a file's text, for messages that name a field
 -- path but no line (checks run on plain data copied out of a script or a JSON document,
 -- which keeps no positions). A text search, so it can be fooled by a key in a comment; it
--- only ever points a person at a line.
+-- only ever points a person at a line. Also a file's text read whole, and written whole.
 local M = {}
 
 --- of(text, key[, anchor]) -> the line where `key` is set (Lua `key =` or JSON `"key":`),
@@ -101,6 +101,25 @@ function M.read(path)
   local s = f:read("a")
   f:close()
   return s
+end
+
+--- write_whole(path, text, mode) -> true | nil, msg, "EIO": path replaced whole, with mode:
+--- a part file beside it (path.part-PID), flushed to the disk, then renamed onto it, so a
+--- reader or a crash sees the old text or the new, never half of one
+function M.write_whole(path, text, mode)
+  local uv = require "luv" -- lazy: only writers need the loop's file calls
+  local part = string.format("%s.part-%d", path, uv.os_getpid())
+  local fd, err = uv.fs_open(part, "w", mode)
+  if not fd then return nil, string.format("cannot write %s: %s", part, tostring(err)), "EIO" end
+  local ok, werr = uv.fs_write(fd, text, 0)
+  if ok then ok, werr = uv.fs_fsync(fd) end
+  uv.fs_close(fd)
+  if ok then ok, werr = os.rename(part, path) end
+  if not ok then
+    os.remove(part)
+    return nil, string.format("cannot write %s: %s", path, tostring(werr)), "EIO"
+  end
+  return true
 end
 
 return M

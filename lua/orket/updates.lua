@@ -3,6 +3,7 @@
 -- --check` calls it: nothing else asks a forge about Orket, and never a run.
 -- docs/guide/deploying.md, "Update checks".
 local forge = require "orket.forge"
+local secret = require "orket.settings.secret"
 
 local M = {}
 
@@ -29,17 +30,15 @@ local function page(url)
 end
 
 --- check(u, current[, getenv]) -> {latest = {tag=, url=} | nil, newer = bool} | nil, msg, CODE
---- u: the updates section (forge, api_url, repo, token_env); current: this Orket's version.
+--- u: the updates section (forge, api_url, repo, token_env, token); current: this Orket's version.
 --- Drafts and pre-releases are passed over; latest is the highest version released.
 function M.check(u, current, getenv)
   local cur = M.parse(current)
   if not cur then return nil, "updates: this orket's version " .. tostring(current) .. " is not MAJOR.MINOR.PATCH", "EINVAL" end
-  local token
-  if u.token_env then
-    token = (getenv or os.getenv)(u.token_env)
-    if not token or token == "" then
-      return nil, "updates: the environment variable " .. u.token_env .. " (updates.token_env) is not set", "EINVAL"
-    end
+  local token, terr, tcode = secret.value(u.token, u.token_env, getenv)
+  if terr then return nil, "updates.token: " .. terr, tcode end
+  if not token and u.token_env then
+    return nil, "updates: the environment variable " .. u.token_env .. " (updates.token_env) is not set", "EINVAL"
   end
   local list, err, code = forge.releases(u, token)
   if not list then return nil, err, code end

@@ -25,6 +25,7 @@ local board = require "orket.board"
 local manager = require "orket.mcp.manager"
 local mcp_settings = require "orket.settings.mcp"
 local experiments = require "orket.settings.experiments"
+local secret = require "orket.settings.secret"
 
 local M = {}
 
@@ -64,7 +65,10 @@ local function check_config(dir, out)
     return nil, nil
   end
   for _, p in ipairs(settings.check(data)) do add(out, dir, p) end
-  local cfg = config.finish(data, dir, function() return nil end) -- its problems are among check's
+  -- each secret "NAME" the store or the environment must give (orket.settings.secret)
+  for _, p in ipairs(secret.problems(secret.bind_all(data, dir), dir)) do add(out, dir, p) end
+  -- its problems are among those above; of the environment, only what gives a secret
+  local cfg = config.finish(data, dir, function(k) return k:find("^" .. secret.ENV_PREFIX) and os.getenv(k) or nil end)
   local ts = settings.resolve { team = data.team }
   local mok, msection = pcall(mcp_settings.section, data.mcp) -- its problems are among check's
   if cfg then

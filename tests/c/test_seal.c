@@ -172,3 +172,27 @@ TEST(test_password_hash_and_verify) {
   char nul[] = "$argon2id$\0rest";
   CHECK(t, password_verify(nul, sizeof nul - 1, "x", 1) == 0);
 }
+
+/* a secret sealed in memory: the same format as a file, opened only by its key, whole */
+TEST(test_seal_buffer_round_trip_and_refusals) {
+  CHECK(t, sodium_init() >= 0);
+  unsigned char key[SEAL_KEYBYTES], other[SEAL_KEYBYTES], *sealed = NULL, *back = NULL;
+  memset(key, 3, sizeof key);
+  memset(other, 4, sizeof other);
+  const unsigned char text[] = "ghp_notreallyatoken";
+  size_t sn = 0, bn = 0;
+  char err[256];
+  CHECK(t, seal_buffer(text, sizeof text - 1, &sealed, &sn, key, err, sizeof err) == SEAL_OK);
+  CHECK(t, sealed && sn > sizeof text && memcmp(sealed, "ORKTSEAL", 8) == 0);
+  if (!sealed) return;
+  CHECK(t, seal_open_buffer(sealed, sn, &back, &bn, key, err, sizeof err) == SEAL_OK);
+  CHECK(t, back && bn == sizeof text - 1 && memcmp(back, text, bn) == 0);
+  free(back);
+  CHECK(t, seal_open_buffer(sealed, sn, &back, &bn, other, err, sizeof err) == SEAL_EKEY && back == NULL);
+  sealed[sn - 1] ^= 1;
+  CHECK(t, seal_open_buffer(sealed, sn, &back, &bn, key, err, sizeof err) == SEAL_EKEY && back == NULL);
+  sealed[sn - 1] ^= 1;
+  CHECK(t, seal_open_buffer(sealed, sn - 1, &back, &bn, key, err, sizeof err) == SEAL_ETRUNCATED && back == NULL);
+  CHECK(t, seal_buffer(text, 0, &back, &bn, key, err, sizeof err) == SEAL_EPARAMS && back == NULL);
+  free(sealed);
+}

@@ -83,6 +83,7 @@
   X(test_hmac_vectors)                     \
   X(test_hmac_webhook_signature)         \
   X(test_seal_round_trip_and_refusals)     \
+  X(test_seal_buffer_round_trip_and_refusals) \
   X(test_seal_every_byte)                  \
   X(test_auditchain_hash_and_signature)    \
   X(test_password_hash_and_verify)         \

@@ -1,6 +1,6 @@
 -- What agent code sees of the machine (docs/verify.md, "What agent code can see and do"):
 -- the scripted coder runs an attacker's script through run_command. It reads the project's
--- store and pepper, /etc/shadow, another project, a home directory and /run, connects to a
+-- store, pepper and secret store with its key, /etc/shadow, another project, a home directory and /run, connects to a
 -- world-writable unix socket outside the workspace and plants a .git in its card's directory.
 -- Each read and connect fails, the planted .git is only data (a card's directory holds no
 -- .git of the engine's: docs/git.md), and the result names the layers that held. Under nsdeny (namespaces
@@ -20,6 +20,8 @@ local function attack_script(o)
     "try() { n=$1; shift; if out=$(\"$@\" 2>&1); then echo \"$n GOT $(printf %s \"$out\" | head -c 60 | tr '\\n' ' ')\"; else echo \"$n HELD\"; fi; }",
     "try db cat " .. H.quote(o.dir .. "/.orket/orket.db"),
     "try pepper cat " .. H.quote(o.dir .. "/.orket/keys.pepper"),
+    "try secretkey cat " .. H.quote(o.dir .. "/.orket/secrets.key"),
+    "try secretstore cat " .. H.quote(o.dir .. "/.orket/secrets.json"),
     "try worktrees cat " .. H.quote(o.dir .. "/.orket/worktrees/OTHER-9/secret.txt"),
     "try shadow cat /etc/shadow",
     "try other cat " .. H.quote(o.other .. "/secret.txt"),
@@ -77,6 +79,8 @@ return { rules = {
   assert.equal(0, H.orket("import", { cwd = dir }).status)
   -- a pepper to steal, should the project not have made one yet, and another card's work
   if not uv.fs_stat(dir .. "/.orket/keys.pepper") then H.write(dir .. "/.orket/keys.pepper", "pepper-secret\n") end
+  -- and a secret of the project's store, with its key (docs/secrets.md)
+  assert.equal(0, H.orket("secrets set BAIT", { cwd = dir, stdin = "bait-secret-value" }).status)
   os.execute("mkdir -p " .. H.quote(dir .. "/.orket/worktrees/OTHER-9"))
   H.write(dir .. "/.orket/worktrees/OTHER-9/secret.txt", "another card's work\n")
   return dir, server, py
@@ -108,7 +112,8 @@ describe("agent code's view of the machine", function()
         (log:match('"view":"([^"]*)"') or "?"))
       return
     end
-    for _, name in ipairs { "db", "pepper", "worktrees", "shadow", "other", "home", "run", "varrun" } do
+    for _, name in ipairs { "db", "pepper", "secretkey", "secretstore", "worktrees", "shadow", "other", "home", "run",
+        "varrun" } do
       assert.matches("\n?" .. name .. " HELD\n", "\n" .. out, nil, false)
     end
     assert.is_nil(out:find("pepper-secret", 1, true))
@@ -163,7 +168,8 @@ describe("agent code's view of the machine", function()
       print("\nagent_view_test: SKIPPED the Landlock-only reads: Landlock did not apply here either")
       return
     end
-    for _, name in ipairs { "db", "pepper", "worktrees", "shadow", "other", "home", "run", "varrun" } do
+    for _, name in ipairs { "db", "pepper", "secretkey", "secretstore", "worktrees", "shadow", "other", "home", "run",
+        "varrun" } do
       assert.matches("\n" .. name .. " HELD\n", "\n" .. out)
     end
     assert.matches("usr GOT /usr/bin/env", out)

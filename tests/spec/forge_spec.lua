@@ -41,7 +41,8 @@ describe("orket.lua's git section", function()
       { with { remote = false }, "orket.lua: git.remote: is needed with git.forge" },
       { with { api_url = false }, "orket.lua: git.api_url: is needed with git.forge = \"gitea\"" },
       { with { api_url = "ftp://x" }, "orket.lua: git.api_url: must be an http:// or https:// URL" },
-      { with { token = "abc" }, "orket.lua: git.token: unknown setting (known: api_url, forge, remote, repo, token_env, webhook_secret_env)" },
+      { with { token = "abc" }, "orket.lua: git.token: must be secret \"NAME\" (the value is kept with 'orket secrets set NAME'" },
+      { with { tokne = "abc" }, "orket.lua: git.tokne: unknown setting (known: api_url, forge, remote, repo, token, token_env, webhook_secret, webhook_secret_env)" },
       { { remote = "/r", repo = "a/b" }, "orket.lua: git.forge: is needed with git.repo" },
     } do
       local s, err, code = settings.resolve { git = c[1] }

@@ -239,7 +239,9 @@ team = { "lead" }
     assert.equal("orket.lua:1: models.providers.x.base_url must be an http:// or https:// URL (got ftp://h)", err)
     H.write(dir .. "/orket.lua", "models = { providers = { x = { kind = 'openai', base_url = 'http://h', api_key = 'sk-1' } } }")
     cfg, err = config.load(dir)
-    assert.equal("orket.lua:1: models.providers.x.api_key is not a provider setting", err)
+    -- a key is never text in orket.lua: it is a secret of the project's store (docs/secrets.md)
+    assert.equal("orket.lua:1: models.providers.x.api_key must be secret \"NAME\" (the key is kept with "
+      .. "'orket secrets set NAME', never written in orket.lua)", err)
     H.write(dir .. "/orket.lua", "models = { providers = { x = { kind = 'openai', base_url = 'http://h', headers = { Authorization = 'Bearer k' } } } }")
     cfg, err = config.load(dir)
     assert.matches("api_key_env", err)

@@ -125,6 +125,27 @@ describe("orket.mcp.client", function()
     end)
   end)
 
+  it("gives a server env = { NAME = secret \"S\" } from the project's store, masked, or refuses to start", function()
+    local KEY = "store-key-8d1e0b"
+    local dir = H.tmpdir()
+    assert(require("orket.store.secrets").set(dir, "S", KEY, function() return nil end))
+    local sec = require "orket.settings.secret"
+    local env = { HOSTILE_KEY = { secret = "S" }, OTHER = { secret = "MISSING" } }
+    sec.bind_all(env, dir)
+    in_task(function()
+      local c, ok, err, code = connect("good", nil, { HOSTILE_KEY = env.HOSTILE_KEY })
+      assert.is_true(ok, err)
+      -- the server was given the value (it quotes it back), and what it says is masked
+      local r = c:call("ok", { m = "rpc_error" })
+      assert.equal("refused key [redacted]", r.error)
+      c:close()
+      c, ok, err, code = connect("good", nil, { OTHER = env.OTHER })
+      assert.is_nil(ok)
+      assert.equal("EINVAL", code)
+      assert.matches("^mcp%.h: env%.OTHER: no secret named MISSING", err)
+    end)
+  end)
+
   it("reads a JSON-RPC error as EMCP_<code>, with the server's secret masked everywhere", function()
     local KEY = "hostile-key-5f2a9c"
     in_task(function()
@@ -234,6 +255,7 @@ describe("orket.lua's mcp section on a hot reload", function()
 end)
 
 describe("orket.lua's mcp section", function()
+  after_each(H.cleanup)
   local function check(mcp)
     local _, err = settings.resolve { team = { a = { roles = { "coder" } } }, mcp = mcp }
     return err
@@ -245,6 +267,23 @@ describe("orket.lua's mcp section", function()
     assert.same({ "fs", "web" }, s.mcp.names)
     assert.equal("stdio", s.mcp.servers.fs.transport)
     assert.equal("http", s.mcp.servers.web.transport)
+    -- a credential as secret "NAME" (docs/secrets.md), in env or headers
+    s = assert(settings.resolve { mcp = { servers = {
+      fs = { command = { "x" }, env = { TOKEN = { secret = "FS_TOKEN" } } },
+      web = { url = "https://mcp.example/mcp", headers = { Authorization = { secret = "WEB" } } } } } })
+    assert.equal("FS_TOKEN", s.mcp.servers.fs.env.TOKEN.secret)
+    assert.equal("WEB", s.mcp.servers.web.headers.Authorization.secret)
+  end)
+  it("sends a header given as secret \"NAME\", masked in what the server says", function()
+    local dir = H.tmpdir()
+    assert(require("orket.store.secrets").set(dir, "WEB", "Bearer web-77f3", function() return nil end))
+    local spec = { name = "w", transport = "http", url = "http://127.0.0.1:9/mcp", headers = { Authorization = { secret = "WEB" } } }
+    require("orket.settings.secret").bind_all(spec, dir)
+    local c = client.new(spec, { env = function() return nil end })
+    assert.is_true(c:_given())
+    local h = table.concat(c:_headers(), "\n")
+    assert.matches("Authorization: Bearer web-77f3", h, 1, true)
+    assert.equal("no [redacted] here", c:redact("no Bearer web-77f3 here"))
   end)
   it("names the field of each mistake", function()
     assert.matches("orket.lua: mcp.servers.x: needs command", check { servers = { x = {} } })
@@ -254,6 +293,9 @@ describe("orket.lua's mcp section", function()
     assert.matches("mcp.servers.a__b", check { servers = { a__b = { command = { "x" } } } })
     assert.matches("mcp.servers.x.headers_env.Auth", check { servers = { x = { url = "http://h", headers_env = { Auth = "not a var" } } } })
     assert.matches("mcp.servers.x.env", check { servers = { x = { command = { "x" }, env = { ORKET_KEY = "1" } } } })
+    assert.matches("mcp.servers.x.headers.Authorization: must be secret \"NAME\"",
+      check { servers = { x = { url = "http://h", headers = { Authorization = "Bearer plain" } } } })
+    assert.matches("mcp.servers.x.headers: goes with url", check { servers = { x = { command = { "x" }, headers = {} } } })
     assert.matches("mcp.servers.x.bogus: unknown setting", check { servers = { x = { command = { "x" }, bogus = 1 } } })
     assert.matches("mcp.other", check { other = 1 })
   end)

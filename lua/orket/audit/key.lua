@@ -17,20 +17,7 @@ M.HEAD = "audit.head"
 local function home(dir) return (dir or ".") .. "/.orket" end
 
 -- writes path whole (a part file renamed onto it) with mode
-local function write(path, text, mode)
-  local part = string.format("%s.part-%d", path, uv.os_getpid())
-  local fd, err = uv.fs_open(part, "w", mode)
-  if not fd then return nil, string.format("cannot write %s: %s", part, tostring(err)), "EIO" end
-  local ok, werr = uv.fs_write(fd, text, 0)
-  if ok then ok, werr = uv.fs_fsync(fd) end
-  uv.fs_close(fd)
-  if ok then ok, werr = os.rename(part, path) end
-  if not ok then
-    os.remove(part)
-    return nil, string.format("cannot write %s: %s", path, tostring(werr)), "EIO"
-  end
-  return true
-end
+local write = require("orket.lines").write_whole
 
 --- signer(dir) -> {seed=, pk=} | nil, msg, CODE: the project's signing key, made on first
 --- use (with its audit.pub). A key file that is not 32 bytes, or that other users may

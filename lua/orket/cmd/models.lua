@@ -77,7 +77,10 @@ local function provider_line(client, name, res, wanted)
   local d = client:describe(name)
   local where = d.base_url or (d.file and ("file " .. d.file)) or "(offline)"
   local line = string.format("%-10s %-8s %s", name, d.kind, where)
-  if d.key_env then line = line .. string.format("  key: %s%s", d.key_env, d.key_set and "" or " (not set)") end
+  -- where the key comes from, never the key (docs/secrets.md)
+  local from = d.key_env and d.key_secret and (d.key_env .. " or secret:" .. d.key_secret)
+    or d.key_env or (d.key_secret and "secret:" .. d.key_secret)
+  if from then line = line .. string.format("  key: %s%s", from, d.key_set and "" or " (not set)") end
   local failed = false
   if res then
     local more

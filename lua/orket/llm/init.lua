@@ -8,6 +8,7 @@ local transport = require "orket.llm.transport"
 local scripted = require "orket.llm.scripted"
 local replay = require "orket.llm.replay"
 local common = require "orket.llm.common"
+local secret = require "orket.settings.secret"
 local semaphore = require "orket.semaphore"
 local lines = require "orket.lines"
 
@@ -38,8 +39,9 @@ function M.open(cfg, opts)
   for name, conf in pairs(models.providers) do
     local p = { name = name, conf = conf, kind = conf.kind }
     if conf.kind == "openai" or conf.kind == "ollama" then
-      local key = conf.api_key_env and getenv(conf.api_key_env)
-      if key == "" then key = nil end
+      -- api_key_env's variable when set, else api_key's secret (orket.settings.secret)
+      local key, kerr = secret.value(conf.api_key, conf.api_key_env, getenv)
+      if kerr then return nil, "models.providers." .. name .. ".api_key: " .. kerr, "EINVAL" end
       -- the key lives in a closure-private table: not in conf, not in results or errors
       p.key = key
       p.secrets = { key }
@@ -238,6 +240,7 @@ function Client:describe(name)
   local p = self.providers[name]
   if not p then return nil end
   return { kind = p.kind, base_url = p.conf.base_url, file = p.conf.file, key_env = p.conf.api_key_env,
+    key_secret = p.conf.api_key and p.conf.api_key.secret,
     key_set = p.key ~= nil, max_concurrency = p.conf.max_concurrency, models = p.conf.models }
 end
 

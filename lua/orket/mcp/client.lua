@@ -17,6 +17,7 @@ local proc = require "orket.c.proc"
 local http = require "orket.c.http"
 local rt = require "orket.c.runtime"
 local common = require "orket.llm.common"
+local secret = require "orket.settings.secret"
 
 local M = {}
 
@@ -172,7 +173,13 @@ function Conn:redact(text)
     local v = self.getenv(var)
     if v then secrets[#secrets + 1] = v end
   end
-  for _, v in pairs(self.spec.env or {}) do secrets[#secrets + 1] = v end
+  for _, v in pairs(self.spec.env or {}) do
+    if type(v) == "string" then secrets[#secrets + 1] = v end
+  end
+  -- and what secret "NAME" gave it, once read (_given)
+  for _, given in ipairs { self.env or {}, self.headers or {} } do
+    for _, v in pairs(given) do secrets[#secrets + 1] = v end
+  end
   return common.redact(text, secrets)
 end
 
@@ -235,7 +242,7 @@ function Conn:_start_stdio()
   self.tmpdir = tmp
   local s = self.spec
   local layers = s.network and { netns = false, landlock_net = false } or nil
-  local ok, argv = pcall(proc.helper_argv, { argv = s.command, cwd = self.cwd or tmp, tmpdir = tmp, env = s.env or {},
+  local ok, argv = pcall(proc.helper_argv, { argv = s.command, cwd = self.cwd or tmp, tmpdir = tmp, env = self.env,
     limits = self.limits or M.LIMITS, layers = layers, read_only = s.read_only })
   if not ok or type(argv) ~= "table" then return nil, "mcp." .. self.name .. ": " .. tostring(argv), "ESPAWN" end
   local pin, pout, perr, prep = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
@@ -315,6 +322,9 @@ function Conn:_headers()
   for name, var in pairs(self.spec.headers_env or {}) do
     local v = self.getenv(var)
     if v and not v:find("[\r\n]") then h[#h + 1] = name .. ": " .. v end
+  end
+  for name, v in pairs(self.headers or {}) do
+    if not v:find("[\r\n]") then h[#h + 1] = name .. ": " .. v end
   end
   return h
 end
@@ -428,10 +438,30 @@ function Conn:notify(method, params)
   return self:_send(rpc.notification(method, params))
 end
 
+-- The server's env and headers with each secret "NAME" read (orket.settings.secret), kept on
+-- the connection only (and masked by redact) -> true | nil, msg
+function Conn:_given()
+  self.env, self.headers = {}, {}
+  for _, part in ipairs { "env", "headers" } do
+    for k, v in pairs(self.spec[part] or {}) do
+      local value, err = v, nil
+      if secret.name_of(v) then value, err = secret.value(v, nil, self.getenv) end
+      if not value then return nil, string.format("%s.%s: %s", part, k, err or ("secret " .. v.secret .. " is not set")) end
+      self[part][k] = value
+    end
+  end
+  return true
+end
+
 --- conn:start() -> true | nil, message, CODE (inside a task): spawns or reaches the server,
 --- initializes, and lists its tools (conn.tools, conn.refused)
 function Conn:start()
   self.state = "starting"
+  local given, gerr = self:_given()
+  if not given then
+    self:close(gerr)
+    return nil, "mcp." .. self.name .. ": " .. gerr, "EINVAL"
+  end
   if self.spec.transport == "stdio" then
     local ok, err, code = self:_start_stdio()
     if not ok then

@@ -21,6 +21,7 @@ local forgereview = require "orket.engine.forgereview"
 local config = require "orket.config"
 local body = require "orket.serve.body"
 local openapi = require "orket.serve.openapi"
+local secret_setting = require "orket.settings.secret"
 
 local M = {}
 
@@ -196,13 +197,15 @@ local function handle(name)
     end
     local g, gerr, settings = git_settings(ctx.dir)
     if not g then return err(500, "internal", gerr) end
-    local secret = g.webhook_secret_env and os.getenv(g.webhook_secret_env) or nil
+    -- git.webhook_secret_env's variable, else git.webhook_secret's (orket.settings.secret)
+    local secret, serr = secret_setting.value(g.webhook_secret, g.webhook_secret_env)
+    if serr then return err(500, "internal", "webhooks: the webhook secret cannot be read: " .. serr) end
     local ok, verr, vcode = crypto.verify_webhook(secret, text, sig)
     secret = nil
     if not ok then
       ctx.note = vcode
       if vcode == "NO_SECRET" then
-        return err(401, "no_secret", "webhooks are refused: no secret is set (git.webhook_secret_env in orket.lua)")
+        return err(401, "no_secret", "webhooks are refused: no secret is set (git.webhook_secret or git.webhook_secret_env in orket.lua)")
       end
       return err(401, "bad_signature", "the signature does not match the body")
     end

@@ -11,6 +11,7 @@ local audit = require "orket.settings.audit"
 local runlimits = require "orket.settings.runlimits"
 local pgurl = require "orket.store.pgurl"
 local cost = require "orket.cost"
+local secret = require "orket.settings.secret"
 
 local M = {}
 
@@ -24,7 +25,7 @@ local function mfail(path, msg) return nil, "orket.lua: " .. path .. " " .. msg,
 local function is_nonneg(v) return type(v) == "number" and v >= 0 and v == v and v < 1e12 end
 
 local FIELDS = {
-  kind = "string", base_url = "string", base_url_env = "string", api_key_env = "string",
+  kind = "string", base_url = "string", base_url_env = "string", api_key_env = "string", api_key = "secret",
   max_concurrency = "count", timeouts = "table", retry = "table", max_response_bytes = "count",
   headers = "table", stream = "boolean", file = "string", rules = "table", models = "table",
   default = "table", sequence = "table",
@@ -43,6 +44,11 @@ local function check_provider(name, p)
     if want == nil then return mfail(at .. "." .. tostring(k), "is not a provider setting") end
     if want == "count" then
       if math.type(v) ~= "integer" or v < 1 then return mfail(at .. "." .. k, "must be a positive integer") end
+    elseif want == "secret" then
+      if not secret.name_of(v) then
+        return mfail(at .. "." .. k, "must be secret \"NAME\" (the key is kept with 'orket secrets set NAME', never "
+          .. "written in orket.lua)")
+      end
     elseif type(v) ~= want then
       return mfail(at .. "." .. k, "must be a " .. want .. " (got " .. type(v) .. ")")
     end
@@ -65,7 +71,7 @@ local function check_provider(name, p)
       return mfail(at .. ".headers", "must map header names to single-line strings")
     end
     if k:lower() == "authorization" or k:lower() == "api-key" then
-      return mfail(at .. ".headers." .. k, "must not be in orket.lua: name the variable holding the key with api_key_env")
+      return mfail(at .. ".headers." .. k, "must not be in orket.lua: name the key with api_key = secret \"NAME\" or api_key_env")
     end
   end
   if p.kind == "scripted" and p.file == nil and p.rules == nil then
@@ -441,8 +447,9 @@ end
 
 -- The git section (docs/git.md): a remote the cards' branches are pushed to, and the forge
 -- whose pull requests and webhooks carry people's reviews. Tokens and secrets are never in
--- orket.lua: it names the environment variables that hold them.
-local GIT_KEYS = "api_url, forge, remote, repo, token_env, webhook_secret_env"
+-- orket.lua: it names the environment variables that hold them, or their names in the
+-- project's secret store (secret "NAME", docs/secrets.md); the variable wins when set.
+local GIT_KEYS = "api_url, forge, remote, repo, token, token_env, webhook_secret, webhook_secret_env"
 M.FORGES = { gitea = true, github = true }
 local GITHUB_API = "https://api.github.com"
 
@@ -467,6 +474,8 @@ local function forge_field(out, k, v, p)
     out.api_url = v:gsub("/+$", "")
   elseif k == "token_env" then
     out.token_env = env_name(v, p)
+  elseif k == "token" then
+    out.token = secret.check(v, p)
   else
     return false
   end
@@ -486,6 +495,8 @@ local function git(d)
       out.remote = v
     elseif k == "webhook_secret_env" then
       out[k] = env_name(v, p)
+    elseif k == "webhook_secret" then
+      out[k] = secret.check(v, p)
     elseif not forge_field(out, k, v, p) then
       fail(p, "unknown setting (known: %s)", GIT_KEYS)
     end
@@ -493,10 +504,12 @@ local function git(d)
   if out.forge then
     if not out.remote then fail("git.remote", "is needed with git.forge: the remote the branches are pushed to") end
     if not out.repo then fail("git.repo", "is needed with git.forge: \"owner/name\" of the repository on the forge") end
-    if not out.token_env then fail("git.token_env", "is needed with git.forge: the variable holding the forge's API token") end
+    if not out.token_env and not out.token then
+      fail("git.token_env", "is needed with git.forge: the variable holding the forge's API token (or git.token = secret \"NAME\")")
+    end
     if out.forge == "github" then out.api_url = out.api_url or GITHUB_API end
     if not out.api_url then fail("git.api_url", "is needed with git.forge = \"gitea\": the server's URL, e.g. \"https://gitea.example\"") end
-  elseif out.repo or out.token_env or out.api_url then
+  elseif out.repo or out.token_env or out.token or out.api_url then
     fail("git.forge", "is needed with git.repo, git.token_env or git.api_url: \"gitea\" or \"github\"")
   end
   return out
@@ -505,7 +518,7 @@ end
 -- The updates section: where `orket version --check` looks for a newer release of Orket
 -- (docs/guide/deploying.md, "Update checks"); nothing asks unless that command runs. The
 -- forge and its URL default to the git section's; the token is optional (public releases).
-local UPDATES_KEYS = "api_url, forge, repo, token_env"
+local UPDATES_KEYS = "api_url, forge, repo, token, token_env"
 local function updates(d)
   local src = d.updates
   if src == nil then return nil end

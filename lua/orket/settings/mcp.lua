@@ -1,7 +1,11 @@
 -- orket.settings.mcp: orket.lua's mcp section, the MCP servers a project's agents may use:
 --   mcp = { servers = { NAME = { command = {argv...}, env = {NAME = "value"}, network = false,
---     timeout_ms = 30000 } or { url = "https://...", headers_env = {Header = "ENV_VAR"} } } }
+--     timeout_ms = 30000 } or { url = "https://...", headers_env = {Header = "ENV_VAR"},
+--     headers = {Header = secret "NAME"} } } }
+-- An env value may be secret "NAME" too (orket.settings.secret): read when the server starts.
 -- Checked as every other section (orket.settings): "orket.lua: mcp.servers.x.url: ...".
+local secret = require "orket.settings.secret"
+
 local M = {}
 
 M.DEFAULT_TIMEOUT_MS = 30000
@@ -11,7 +15,7 @@ local function fail(path, fmt, ...)
   error({ settings_error = "orket.lua: " .. path .. ": " .. string.format(fmt, ...) }, 0)
 end
 
-local SERVER_KEYS = "command, env, network, read_only, timeout_ms (stdio) or url, headers_env, timeout_ms (HTTP)"
+local SERVER_KEYS = "command, env, network, read_only, timeout_ms (stdio) or url, headers, headers_env, timeout_ms (HTTP)"
 
 local function str(v, path)
   if type(v) ~= "string" or v == "" or v:find("[%z\r\n]") or not utf8.len(v) then
@@ -43,7 +47,9 @@ local function server(name, src)
         if type(ek) ~= "string" or not ek:match("^[%a_][%w_]*$") or ek:match("^ORKET_") then
           fail(kp, "%s is not a variable name a server may be given", tostring(ek))
         end
-        if type(ev) ~= "string" or ev:find("%z") then fail(kp .. "." .. ek, "must be a string") end
+        if not secret.name_of(ev) and (type(ev) ~= "string" or ev:find("%z")) then
+          fail(kp .. "." .. ek, "must be a string or secret \"NAME\"")
+        end
         out.env[ek] = ev
       end
     elseif k == "network" then
@@ -78,6 +84,13 @@ local function server(name, src)
         end
         out.headers_env[hk] = hv
       end
+    elseif k == "headers" then
+      if type(v) ~= "table" then fail(kp, "must map header names to secret \"NAME\"") end
+      out.headers = {}
+      for hk, hv in pairs(v) do
+        if type(hk) ~= "string" or not hk:match("^[%w-]+$") then fail(kp, "%s is not a header name", tostring(hk)) end
+        out.headers[hk] = secret.check(hv, kp .. "." .. hk)
+      end
     elseif k == "timeout_ms" then
       if math.type(v) ~= "integer" or v < 100 or v > 3600000 then fail(kp, "must be a whole number from 100 to 3600000") end
       out.timeout_ms = v
@@ -90,6 +103,7 @@ local function server(name, src)
     fail(p, "env, network and read_only go with command, not url")
   end
   if out.command and out.headers_env then fail(p .. ".headers_env", "goes with url, not command") end
+  if out.command and out.headers then fail(p .. ".headers", "goes with url, not command") end
   out.transport = out.command and "stdio" or "http"
   return out
 end

@@ -13,24 +13,26 @@ local M = {}
 
 local KEY_BYTES = 32
 
---- read_key_file(path) -> 32-byte key | nil, msg, CODE: the file holds the key's 32 bytes,
---- or them as 64 hex digits (a line break after them allowed). Refused when other users may
---- read it (EPERM), as ssh refuses such a private key.
-function M.read_key_file(path)
+--- read_key_file(path[, what]) -> 32-byte key | nil, msg, CODE: the file holds the key's 32
+--- bytes, or them as 64 hex digits (a line break after them allowed). Refused when other
+--- users may read it (EPERM), as ssh refuses such a private key. what names the file in
+--- messages ("--key-file" by default).
+function M.read_key_file(path, what)
+  what = what or "--key-file"
   local st = uv.fs_stat(path)
-  if not st then return nil, string.format("--key-file %s: no such file", path), "ENOENT" end
+  if not st then return nil, string.format("%s %s: no such file", what, path), "ENOENT" end
   if st.mode & 0x3f ~= 0 then
-    return nil, string.format("--key-file %s: its mode lets other users read it; chmod 600 it", path), "EPERM"
+    return nil, string.format("%s %s: its mode lets other users read it; chmod 600 it", what, path), "EPERM"
   end
   local data = read(path)
-  if not data then return nil, string.format("--key-file %s: cannot read it", path), "EIO" end
+  if not data then return nil, string.format("%s %s: cannot read it", what, path), "EIO" end
   if #data == KEY_BYTES then return data end
   local hex = data:match("^(%x+)\r?\n?$")
   if hex and #hex == 2 * KEY_BYTES then
     return (hex:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end))
   end
-  return nil, string.format("--key-file %s: must hold 32 bytes, or 64 hex digits (it has %d bytes); "
-    .. "make one with: head -c 32 /dev/urandom > %s", path, #data, path), "EINVAL"
+  return nil, string.format("%s %s: must hold 32 bytes, or 64 hex digits (it has %d bytes); "
+    .. "make one with: head -c 32 /dev/urandom > %s", what, path, #data, path), "EINVAL"
 end
 
 --- secret(opts, confirm) -> {key=} | {pass=} | nil, msg, CODE: opts.key_file, or
