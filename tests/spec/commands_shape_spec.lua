@@ -9,12 +9,11 @@ local LIMIT = 40
 
 -- Commands whose files others are changing at the moment (their own parsers to be folded
 -- into cmdline when that work lands): exempt from the hand-parsing check, by name.
-local OWN_PARSER = { init = true, log = true, version = true, sandbox = true }
+local OWN_PARSER = { sandbox = true }
 
 -- Functions not yet split into steps, each with the length it may not exceed: the list may
 -- only shrink (a function split below LIMIT must leave it, which the last test checks).
 local LONG = {
-  ["log.lua:run"] = 163,
   ["sandbox.lua:detach"] = 47, ["sandbox.lua:up"] = 59, ["sandbox.lua:logs"] = 45, ["sandbox.lua:check"] = 75,
 }
 
