@@ -24,6 +24,12 @@ local function healthy()
 end
 
 describe("script environment", function()
+  it("is the host API's orket.scriptenv, and orket.sandbox, its name before, for scripts written then", function()
+    local api = require "orket"
+    assert.equal(scriptenv, api.scriptenv)
+    assert.equal(scriptenv, api.sandbox)
+  end)
+
   it("has exactly the allow-listed globals", function()
     local box = scriptenv.new {}
     assert.same({

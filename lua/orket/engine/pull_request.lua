@@ -78,10 +78,10 @@ local function failed(run, job, msg)
   run:emit { type = "git", card = job.card_id, action = "pull_request", error = msg }
 end
 
-local function run(r, job)
-  local g = git_settings(r)
-  local card = r.board:get(job.card_id)
-  local function fail(msg) return failed(r, job, msg) end
+local function publish_and_record(run, job)
+  local g = git_settings(run)
+  local card = run.board:get(job.card_id)
+  local function fail(msg) return failed(run, job, msg) end
   if not card or card.status ~= "code_review" then return end
   local token
   if g.forge then
@@ -89,28 +89,28 @@ local function run(r, job)
     token, terr = forge.token(g)
     if not token then return fail(terr) end
   end
-  local pr, err = publish(r, g, card, token)
+  local pr, err = publish(run, g, card, token)
   token = nil
   if not pr then return fail(err) end
   fault.hit("after_pull_request")
-  local human = r.settings.review.human
-  local ok, werr = r.db:tx(function()
-    local db = r.db
+  local human = run.settings.review.human
+  local ok, werr = run.db:tx(function()
+    local db = run.db
     -- a worker that lost the card meanwhile records nothing for it (another works it now)
-    r:check_lease(job)
+    run:check_lease(job)
     sf.save_pull_request(db, card.id, g.forge, g.repo, pr.number, pr.url, job.head)
-    db:event { kind = "pull_request", card = card.id, run = r.run_id,
+    db:event { kind = "pull_request", card = card.id, run = run.run_id,
       data = { number = pr.number, url = pr.url, head = job.head, remote = g.forge and g.repo or nil } }
     if human then
       sf.open_cycle(db, card.id, sf.next_cycle(db, card.id), pr.number, job.head)
-      local t, terr, tcode = r.board:transition(card.id, "waiting_for_developer", { actor = board_mod.ENGINE,
+      local t, terr, tcode = run.board:transition(card.id, "waiting_for_developer", { actor = board_mod.ENGINE,
         reason = "review", note = "review by people on the forge" .. (pr.url and (": " .. pr.url) or "") })
       if not t then return nil, terr, tcode end
     end
     return true
   end)
   if not ok then return fail(werr) end
-  r:emit { type = "git", card = card.id, action = "pull_request", number = pr.number, url = pr.url, id = job.head,
+  run:emit { type = "git", card = card.id, action = "pull_request", number = pr.number, url = pr.url, id = job.head,
     waiting = human or nil }
 end
 
@@ -125,10 +125,10 @@ end
 
 --- run(run, job): the job prepare made: publish, then record (and, with review.human, hand
 --- the card to people) in one transaction. Errors are emitted and remembered for the run.
-function M.run(r, job)
-  local ok, err = pcall(run, r, job)
-  r.forge_publishing = nil
-  if not ok then failed(r, job, tostring(err)) end
+function M.run(run, job)
+  local ok, err = pcall(publish_and_record, run, job)
+  run.forge_publishing = nil
+  if not ok then failed(run, job, tostring(err)) end
 end
 
 return M

@@ -186,20 +186,20 @@ local function project_filter(w)
   end
 end
 
---- watch(e[, {debounce_ms=}]) -> watcher with :trigger(), :close(), .handles
---- Watches e.dir (for routing.lua and new folders) and its roles/, tools/, policies/.
+--- watch(engine[, {debounce_ms=}]) -> watcher with :trigger(), :close(), .handles
+--- Watches engine.dir (for routing.lua and new folders) and its roles/, tools/, policies/.
 --- A burst of events (an editor's save is several) becomes one apply() after debounce_ms
 --- of quiet. The watcher only reads the scripts; it never writes to the project.
-function M.watch(e, opts)
-  if type(e) ~= "table" or type(e.dir) ~= "string" then
+function M.watch(engine, opts)
+  if type(engine) ~= "table" or type(engine.dir) ~= "string" then
     error("bad argument #1 to 'watch' (an engine from orket.engine.setup expected)", 2)
   end
   opts = opts or {}
-  local w = setmetatable({ e = e, dir = e.dir, handles = {}, changed = {},
+  local w = setmetatable({ engine = engine, dir = engine.dir, handles = {}, changed = {},
     debounce_ms = opts.debounce_ms or M.DEBOUNCE_MS }, Watcher)
   w.timer = uv.new_timer()
-  watch_dir(w, e.dir, project_filter(w))
-  for name in pairs(M.DIRS) do watch_dir(w, e.dir .. "/" .. name, is_script) end
+  watch_dir(w, engine.dir, project_filter(w))
+  for name in pairs(M.DIRS) do watch_dir(w, engine.dir .. "/" .. name, is_script) end
   return w
 end
 
@@ -220,9 +220,9 @@ function Watcher:trigger()
   self.timer:stop()
   local files = self.changed
   self.changed = {}
-  local ok, res, err, code = pcall(M.apply, self.e, files)
+  local ok, res, err, code = pcall(M.apply, self.engine, files)
   if not ok then
-    self.e:emit { type = "reload_error", error = tostring(res), files = file_list(files) }
+    self.engine:emit { type = "reload_error", error = tostring(res), files = file_list(files) }
     return nil, tostring(res), "ERUNTIME"
   end
   return res, err, code

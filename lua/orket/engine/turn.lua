@@ -155,7 +155,7 @@ end
 
 -- The wall-clock budgets a turn runs under: what ends it, or nil plus the ms left of the
 -- card's and the run's (nil: no limit). The run's ends the run, as a stop does (the turn is
--- cancelled, its card keeps its status: e.halted says why); the card's blocks the card.
+-- cancelled, its card keeps its status: run.halted says why); the card's blocks the card.
 -- The card's clock starts at its first model call of this process (like the run's, it
 -- restarts when a killed run is resumed). A timer may fire up to a millisecond before the
 -- monotonic clock says its time is up, so the last millisecond counts as spent.
@@ -305,27 +305,27 @@ end
 -- recovering=}; recovering: the journal holds the call's intent but no result, so a
 -- process stopped while it ran: re-run only when the tool says that is safe. A "process"
 -- tool's handler returns what to run; the program runs here (orket.engine.proctool).
-local function run_effect(e, job, p, counters)
-  local tools = job.tools or e.tools
-  local call, ctx = p.call, tool_ctx(e, job, p.card)
+local function run_effect(run, job, p, counters)
+  local tools = job.tools or run.tools
+  local call, ctx = p.call, tool_ctx(run, job, p.card)
   local def = tools:get(call.name)
   local process = gate_mod.effect(def).program
-  local function run()
-    if def and def.effect == "mcp" and e.mcp then -- an MCP server's tool (orket.mcp.manager)
-      local _, left = wall_left(e, job)
+  local function effect()
+    if def and def.effect == "mcp" and run.mcp then -- an MCP server's tool (orket.mcp.manager)
+      local _, left = wall_left(run, job)
       -- a stdio server runs in the card's directory for the turn: what it writes is the
       -- card's change (verify.cwd: the next commit looks at the whole directory)
-      local cwd, cerr = verify.cwd(e, job.card_id)
+      local cwd, cerr = verify.cwd(run, job.card_id)
       if not cwd then return { ok = false, error = "engine: " .. tostring(cerr), code = "EIO" } end
-      return e.mcp:call(call.name, call.arguments, left, { key = job.card_id, cwd = cwd })
+      return run.mcp:call(call.name, call.arguments, left, { key = job.card_id, cwd = cwd })
     end
     if def and def.effect == "sandbox" then -- the project's live sandbox (orket.engine.sandboxtool)
       local req = tools:run(call.name, call.arguments, ctx)
       if not req.ok then return req end
-      return sandboxtool.run(e, job.card_id, call.name, req.result)
+      return sandboxtool.run(run, job.card_id, call.name, req.result)
     end
     if not process then return tools:run(call.name, call.arguments, ctx) end
-    local checks = verify.checks(e, p.card)
+    local checks = verify.checks(run, p.card)
     ctx.tests = checks and checks.steps or nil
     local req = tools:run(call.name, call.arguments, ctx)
     if not req.ok then return req end
@@ -333,12 +333,12 @@ local function run_effect(e, job, p, counters)
     if checks and type(req.result) == "table" and req.result.timeout_ms == nil then
       req.result.timeout_ms = checks.timeout_ms
     end
-    local _, left = wall_left(e, job)
-    return proctool.run(e, job.card_id, call.name, req.result, left)
+    local _, left = wall_left(run, job)
+    return proctool.run(run, job.card_id, call.name, req.result, left)
   end
   -- a worker starts no effect on a card it may have lost (the worker that takes the card
   -- over finds the intent without a result and recovers it)
-  if e.lease and not e.lease:fresh(job.card_id) then
+  if run.lease and not run.lease:fresh(job.card_id) then
     job.lease_lost = true
     error(lease.LOST, 0)
   end
@@ -348,7 +348,7 @@ local function run_effect(e, job, p, counters)
     if verdict == "done" then
       res = r
     elseif verdict == "rerun" then
-      res = run()
+      res = effect()
     else
       res = { ok = false, code = "EINTERRUPTED",
         error = "the runtime stopped while " .. call.name .. " ran, so its effect on the workspace is unknown ("
@@ -357,9 +357,9 @@ local function run_effect(e, job, p, counters)
     end
   else
     fault.hit("before_effect")
-    res = run()
+    res = effect()
   end
-  if res.ok and e.count then e.count(counters, tools:get(call.name), call.arguments) end
+  if res.ok and run.count then run.count(counters, tools:get(call.name), call.arguments) end
   fault.hit("after_effect")
   return res
 end
@@ -472,32 +472,32 @@ end
 -- the claim of the card, turn_begin), or read back from its record; its calls read and
 -- the history told.
 local function step_response(sp)
-  local e, job, st, model = sp.e, sp.job, sp.st, sp.model
-  assert(e:begin_records(job))
+  local run, job, st, model = sp.run, sp.job, sp.st, sp.model
+  assert(run:begin_records(job))
   local response
   if sp.rec then
     response, sp.turn_id = sp.rec.response, sp.rec.id
   else
     local res, usage = model.res, model.res.usage or {}
-    local money = spend.record(e, job, res.usage)
+    local money = spend.record(run, job, res.usage)
     response = {
       content = res.content or "", tool_calls = res.tool_calls or {}, finish_reason = res.finish_reason,
       usage = res.usage, model = res.model, provider = res.provider, escaped = res.escaped,
     }
-    sp.turn_id = assert(e.db:record_turn { run = job.run, card = job.card_id, seat = job.seat, role = job.role.name,
+    sp.turn_id = assert(run.db:record_turn { run = job.run, card = job.card_id, seat = job.seat, role = job.role.name,
       turn = job.turn, model = res.model or job.model, request = { model = job.model, messages = model.msgs },
       response = response, prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
       data = { step = sp.n, phase = job.phase, latency_ms = model.latency_ms, cached_tokens = money.cached_tokens,
         summarized = job.summarized ~= 0 and job.summarized or nil,
         cost = money.cost, currency = money.currency } })
     sp.tokens = (usage.prompt_tokens or 0) + (usage.completion_tokens or 0)
-    e:add_tokens(sp.tokens, job.card_id)
+    run:add_tokens(sp.tokens, job.card_id)
     sp.events[#sp.events + 1] = { type = "model", card = job.card_id, seat = job.seat, turn = job.turn, step = sp.n,
       prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
       cached_tokens = money.cached_tokens, cost = money.cost, currency = money.currency,
       latency_ms = model.latency_ms, response_model = res.model }
   end
-  local calls, perr = calls_of(e, job, response)
+  local calls, perr = calls_of(run, job, response)
   if not calls then
     sp.calls = {}
     st.history[#st.history + 1] = { role = "assistant", content = response.content }
@@ -515,7 +515,7 @@ end
 local function step_pending_result(sp)
   local p, job = sp.pending, sp.job
   sp.pending = nil
-  assert(sp.e.db:finish_tool_call(p.id, { result = p.res, ok = p.res.ok, error_code = p.res.code, turn = sp.turn_id,
+  assert(sp.run.db:finish_tool_call(p.id, { result = p.res, ok = p.res.ok, error_code = p.res.code, turn = sp.turn_id,
     tool = p.call.name, run = job.run, card = job.card_id, seat = job.seat }))
   after_call(sp, p.call, p.res, p.t0)
   sp.st.history[#sp.st.history + 1] = result_message(job, p.call, p.res)
@@ -525,17 +525,17 @@ end
 -- record on a resumed turn). -> true when one with an effect outside the store must commit
 -- its intent first (sp.pending), false when the calls are done or the turn ended.
 local function step_calls(sp)
-  local e, job, st = sp.e, sp.job, sp.st
-  local limit = e.settings.budgets.tool_calls_per_turn
+  local run, job, st = sp.run, sp.job, sp.st
+  local limit = run.settings.budgets.tool_calls_per_turn
   while not sp.out and sp.i <= #sp.calls do
     local call, key = sp.calls[sp.i], tostring(sp.i)
     sp.i = sp.i + 1
     local res, started
-    if not job.fresh then res, started = recorded.tool_call(e.db, sp.turn_id, key) end
+    if not job.fresh then res, started = recorded.tool_call(run.db, sp.turn_id, key) end
     st.calls_in_turn = st.calls_in_turn + 1
     if started then
       -- the process stopped between this call's intent and its result
-      sp.pending = { call = call, id = started, card = assert(e.board:get(job.card_id)), recovering = true }
+      sp.pending = { call = call, id = started, card = assert(run.board:get(job.card_id)), recovering = true }
       return true
     end
     if not res then
@@ -544,9 +544,9 @@ local function step_calls(sp)
         break
       end
       fault.hit("before_tool")
-      local card = assert(e.board:get(job.card_id))
+      local card = assert(run.board:get(job.card_id))
       local t0 = rt.now()
-      res = execute(e, job, sp.turn_id, key, call, st.counters, card)
+      res = execute(run, job, sp.turn_id, key, call, st.counters, card)
       if res.effect then
         sp.pending = { call = call, id = res.id, card = card, t0 = t0 }
         return true
@@ -566,28 +566,28 @@ end
 -- One transaction of the step: the response (first), a pending result, the calls, and when
 -- they are done the next step's checks and, when the turn ends, its end records.
 local function step_segment(sp)
-  sp.e:check_lease(sp.job)
+  sp.run:check_lease(sp.job)
   if not sp.turn_id then step_response(sp) end
   if sp.pending then step_pending_result(sp) end
   if step_calls(sp) then return true end
-  if not sp.out then sp.out, sp.next_card, sp.next_rec = before_step(sp.e, sp.job, sp.n + 1) end
+  if not sp.out then sp.out, sp.next_card, sp.next_rec = before_step(sp.run, sp.job, sp.n + 1) end
   -- a canceled turn (a run budget ran out) stays open, as a stopped run leaves it
-  if sp.out and sp.out.ended ~= "canceled" then sp.e:end_turn_records(sp.job, sp.out) end
+  if sp.out and sp.out.ended ~= "canceled" then sp.run:end_turn_records(sp.job, sp.out) end
   return true
 end
 
 -- Returns the turn's outcome (its records written, out.recorded), or nil plus the next
 -- step's card and record.
-local function commit_step(e, job, st, n, model, rec)
-  local sp = { e = e, job = job, st = st, n = n, model = model, rec = rec, i = 1, events = {}, tokens = 0 }
+local function commit_step(run, job, st, n, model, rec)
+  local sp = { run = run, job = job, st = st, n = n, model = model, rec = rec, i = 1, events = {}, tokens = 0 }
   local begun, first_done = job.begun, false
   while true do
-    local ok, err = e.db:tx(step_segment, sp)
+    local ok, err = run.db:tx(step_segment, sp)
     if not ok then
       -- the first transaction rolled back: the turn's begin and its tokens with it
       if not first_done then
         job.begun = begun
-        if sp.tokens > 0 then e:add_tokens(-sp.tokens, job.card_id) end
+        if sp.tokens > 0 then run:add_tokens(-sp.tokens, job.card_id) end
       end
       error(err, 0)
     end
@@ -595,11 +595,11 @@ local function commit_step(e, job, st, n, model, rec)
     -- after_model and after_tool are where the response and each result are durable
     for k, ev in ipairs(sp.events) do
       sp.events[k] = nil
-      e:emit(ev)
+      run:emit(ev)
       if ev.type == "model" then fault.hit("after_model") elseif ev.type == "tool" then fault.hit("after_tool") end
     end
     if not sp.pending then return sp.out, sp.next_card, sp.next_rec end
-    sp.pending.res = run_effect(e, job, sp.pending, st.counters)
+    sp.pending.res = run_effect(run, job, sp.pending, st.counters)
   end
 end
 
