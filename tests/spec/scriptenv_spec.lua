@@ -24,7 +24,7 @@ local function healthy()
 end
 
 describe("script environment", function()
-  it("is the host API's orket.scriptenv, and orket.sandbox, its name before, for scripts written then", function()
+  it("is the host API's orket.scriptenv, and its field sandbox, the name before, for scripts written then", function()
     local api = require "orket"
     assert.equal(scriptenv, api.scriptenv)
     assert.equal(scriptenv, api.sandbox)
