@@ -6,7 +6,7 @@
 local ach = require "orket.c.auditchain"
 local uv = require "luv"
 local json = require "cjson.safe"
-local read = require("orket.lines").read
+local read = require("orket.fieldline").read
 
 local M = {}
 
@@ -17,7 +17,7 @@ M.HEAD = "audit.head"
 local function home(dir) return (dir or ".") .. "/.orket" end
 
 -- writes path whole (a part file renamed onto it) with mode
-local write = require("orket.lines").write_whole
+local write = require("orket.fieldline").write_whole
 
 --- signer(dir) -> {seed=, pk=} | nil, msg, CODE: the project's signing key, made on first
 --- use (with its audit.pub). A key file that is not 32 bytes, or that other users may

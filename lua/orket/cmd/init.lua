@@ -12,8 +12,7 @@ local gitwork = require "orket.engine.gitwork"
 local rt = require "orket.c.runtime"
 local ask = require "orket.terminal.ask"
 
-local cmd = { summary = "create a new project",
-  usage = "orket init [DIR] [--yes | --forge gitea|github [--repo OWNER/NAME] [--forge-url URL]]" }
+local cmd = { name = "init", summary = "create a new project" }
 cmd.help = [[
 Creates DIR (default: the current directory) with orket.lua, epics/start.json (one epic of
 two issues), script.lua (an offline scripted model), and workspace/ (a git repository on
@@ -144,42 +143,37 @@ local function check_url(v)
   return nil, string.format("'%s' is not an http(s) URL", v)
 end
 
+-- A parser check from one of the above: the value, or the option named in the refusal.
+local function checked(name, check)
+  return function(v)
+    local ok, why = check(v)
+    if not ok then return nil, name .. ": " .. why end
+    return v
+  end
+end
+
+-- The words: [DIR], --yes, or --forge with its repository and URL (checked as given).
+cmd.args = { usage = "orket init [DIR] [--yes | --forge gitea|github [--repo OWNER/NAME] [--forge-url URL]]",
+  extra = "init takes at most one directory",
+  { "DIR", optional = true },
+  { "--yes" },
+  { "--forge", value = "gitea|github", what = "gitea or github", check = function(v)
+    if FORGES[v] then return v end
+    return nil, string.format("--forge: unknown forge '%s' (gitea or github)", v)
+  end },
+  { "--repo", value = "OWNER/NAME", check = checked("--repo", check_repo) },
+  { "--forge-url", value = "URL", key = "url", what = "the forge's URL", check = checked("--forge-url", check_url) },
+}
+
 -- The options: dir, {forge=, repo=, url=, yes=} | nil, exit status (a usage error said).
 local function options(args, cli)
-  local pos, o = {}, {}
-  local VALUES = { ["--forge"] = { "forge", "gitea or github" }, ["--repo"] = { "repo", "OWNER/NAME" },
-    ["--forge-url"] = { "url", "the forge's URL" } }
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local v = VALUES[a]
-    if v then
-      if args[i + 1] == nil then return nil, cli.usage_error(cmd, "%s needs %s", a, v[2]) end
-      o[v[1]] = args[i + 1]
-      i = i + 1
-    elseif a == "--yes" then
-      o.yes = true
-    elseif a:match("^%-") then
-      return nil, cli.usage_error(cmd, "unknown option '%s'", a)
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
-  end
-  if #pos > 1 then return nil, cli.usage_error(cmd, "init takes at most one directory") end
-  if o.forge and not FORGES[o.forge] then
-    return nil, cli.usage_error(cmd, "--forge: unknown forge '%s' (gitea or github)", o.forge)
-  end
+  local o, st = cli.parse(cmd, args)
+  if not o then return nil, st end
   if (o.repo or o.url) and not o.forge then
     return nil, cli.usage_error(cmd, "%s needs --forge gitea|github", o.repo and "--repo" or "--forge-url")
   end
-  for _, v in ipairs { { "--repo", o.repo, check_repo }, { "--forge-url", o.url, check_url } } do
-    local ok, why = true, nil
-    if v[2] then ok, why = v[3](v[2]) end
-    if not ok then return nil, cli.usage_error(cmd, "%s: %s", v[1], why) end
-  end
   if o.url then o.url = o.url:gsub("/+$", "") end
-  return pos[1] or ".", o
+  return o.dir or ".", o
 end
 
 -- The deploy workflow (docs/sandbox.md, *CI that deploys*), and for Gitea its runner's

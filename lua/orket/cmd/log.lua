@@ -6,8 +6,9 @@ local jsonout = require "orket.jsonout"
 local runs = require "orket.store.runs"
 local view = require "orket.views.log"
 local cost = require "orket.cost"
+local cmdline = require "orket.cmdline"
 
-local cmd = { summary = "print the transcript of a run", usage = "orket log [RUN] [--full] [--json] [--cache] [-C DIR]" }
+local cmd = { name = "log", summary = "print the transcript of a run" }
 cmd.help = "Prints run RUN (the latest run when RUN is left out) from the journal: each turn, the\n"
   .. "last message and the response of every model step (clipped to 400 characters; --full\n"
   .. "prints every message in full), tool calls with results, token usage and the board\n"
@@ -80,188 +81,229 @@ local function cache_report(doc, json)
   return 0
 end
 
--- The words -> dir, full, id, json, cache | nil, exit status (the usage error said)
-local function words(args, cli)
-  local dir, full, id, json, cache = ".", false, nil, false, false
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--full" then full = true
-    elseif a == "--json" then json = true
-    elseif a == "--cache" then cache = true
-    elseif a == "-C" then
-      dir = args[i + 1]
-      if not dir then return nil, cli.usage_error(cmd, "-C needs a directory") end
-      i = i + 1
-    elseif a:match("^%-") then return nil, cli.usage_error(cmd, "unknown option '%s'", a)
-    elseif id then return nil, cli.usage_error(cmd, "give one run number, not '%s' as well", a)
-    else id = math.tointeger(tonumber(a)) if not id then return nil, cli.usage_error(cmd, "RUN must be a run number") end end
-    i = i + 1
-  end
-  return dir, full, id, json, cache
+-- A run number: an integer, else the usage error RUN's.
+local function run_number(v)
+  local id = math.tointeger(tonumber(v))
+  if not id then return nil, "RUN must be a run number" end
+  return id
 end
 
-function cmd.run(args, cli)
-  local dir, full, id, json, cache = words(args, cli)
-  if not dir then return full end
+cmd.args = { extra = "give one run number, not '%s' as well",
+  { "RUN", optional = true, check = run_number },
+  { "--full" }, { "--json" }, { "--cache" }, cmdline.DIR,
+}
+
+-- ---- the transcript: one line maker per kind of event --------------------------------
+-- Each is fn(ev, d, n, st) -> nil, appending to st.out: ev the event, d its data, n the
+-- characters of a message shown (nil: whole), st the transcript's state (out, full, and
+-- the open turn of each card).
+
+local function list_of(t)
+  local names = {}
+  for i, p in ipairs(type(t) == "table" and t or {}) do names[i] = one(p) end
+  return names
+end
+
+local function add(st, line) st.out[#st.out + 1] = line end
+
+-- A model step's call as the model wrote it: its arguments, or the text the gate refused.
+local function call_line(c, n)
+  if c.arguments_error then
+    -- the model's own text, which the gate refused (clipped even with --full: it can be huge)
+    return "   [call] " .. one(c.name) .. " " .. clip(c.raw_arguments, n or 4000) .. "  (" .. clip(c.arguments_error) .. ")"
+  end
+  return "   [call] " .. one(c.name) .. " " .. clip(plain(cjson.encode(c.arguments or {})), n)
+end
+
+local function model_step(ev, _, n, st)
+  local t = ev.turn
+  local resp, msgs = t.response, t.messages
+  local last = msgs[#msgs]
+  add(st, string.format("-- step %s, model %s, provider %s, %s+%s tokens%s%s",
+    num(t.step), one(t.model), one(t.provider or "?"), tostring(t.prompt_tokens),
+    tostring(t.completion_tokens), t.cached_tokens and string.format(" (%d cached)", t.cached_tokens) or "",
+    t.cost and (", " .. cost.format(t.cost, t.currency)) or ""))
+  if st.full then
+    for _, m in ipairs(msgs) do add(st, "   [" .. one(m.role) .. "] " .. clip(m.content, n)) end
+  elseif last then
+    add(st, "   [" .. one(last.role) .. "] " .. clip(last.content, n))
+  end
+  if resp.content and resp.content ~= "" then add(st, "   [assistant] " .. clip(resp.content, n)) end
+  for _, c in ipairs(resp.tool_calls or {}) do add(st, call_line(c, n)) end
+end
+
+local function turn_end(ev, d, n, st)
+  add(st, string.format("   turn ended: %s", one(d.outcome)))
+  if type(d.git_error) == "string" then add(st, "   [git] not committed: " .. clip(d.git_error, n)) end
+  if type(d.git_skipped) == "table" then
+    add(st, "   [git] left out: " .. clip(table.concat(list_of(d.git_skipped), ", "), n))
+  end
+  st.open_turn[ev.card] = nil
+end
+
+local function push_failed(_, d, n, st)
+  local paths = list_of(d.paths)
+  add(st, #paths > 0 and string.format("\n** main NOT pushed: the remote's main conflicts with it in: %s; "
+    .. "merge them by hand", table.concat(paths, ", "))
+    or string.format("\n** main NOT pushed after %s tries: %s (the next merge or run tries again)",
+      num(d.attempts or 1), clip(d.error, n)))
+end
+
+local function verification(ev, d, n, st)
+  add(st, string.format("\n** %s verification %s: %s: %s: %s%s", one(ev.card),
+    d.passed and "passed" or "FAILED", one(d.step), clip(d.command, n), one(d.reason),
+    d.code and (" " .. num(d.code)) or (d.signal and (" " .. one(d.signal)) or "")))
+  if d.output and d.output ~= "" then add(st, "   [output] " .. clip(d.output, n)) end
+end
+
+local function sandbox_check(ev, d, n, st)
+  add(st, string.format("\n** %s sandbox checks %s on sandbox %s%s", one(ev.card),
+    d.passed and "passed" or "FAILED", num(d.sandbox), d.followup and ("; follow-up " .. one(d.followup))
+    or (d.outcome == "sent_back" and "; sent back to in_progress" or "")))
+  for _, r in ipairs(d.results or {}) do
+    add(st, string.format("   %s %s: %s", r.ok and "pass" or r.skipped and "skip" or "FAIL", one(r.name),
+      clip(r.detail, n)))
+  end
+  if d.log and d.log ~= "" then add(st, "   [log] " .. clip(d.log, n)) end
+end
+
+-- kind -> the lines of an event of that kind (turn_begin's header is the turn's own)
+local EVENT = {
+  turn = model_step,
+  turn_end = turn_end,
+  push_failed = push_failed,
+  verification = verification,
+  sandbox_check = sandbox_check,
+  gate_decision = function(_, d, _, st)
+    if d.verdict ~= "allow" or d.code == "APPROVED" then
+      add(st, string.format("   [gate] %s %s: %s", one(d.tool), one(d.verdict), one(d.code)))
+    end
+  end,
+  approval_requested = function(ev, d, n, st)
+    add(st, string.format("   [ask] %s waits for approval #%s: %s %s (%s)", one(ev.card), num(d.id),
+      one(d.tool), clip(plain(d.arguments), n), clip(d.reason or d.rule)))
+  end,
+  approval_decided = function(ev, d, n, st)
+    add(st, string.format("\n** %s %s %s approval #%s (%s)%s", ev.at, one(ev.actor),
+      d.decision == "approve" and "approved" or "refused", num(d.id), one(d.tool),
+      d.note and (": " .. clip(d.note, n)) or ""))
+  end,
+  approval_used = function(_, d, _, st)
+    add(st, string.format("   [approved] %s runs as approved in #%s", one(d.tool), num(d.id)))
+  end,
+  tool_call = function(ev, d, n, st)
+    add(st, string.format("   [result] %s %s %s", one(d.tool), d.ok and "ok" or "failed", clip(plain(ev.result), n)))
+  end,
+  model_failure = function(_, d, n, st)
+    add(st, string.format("   [model failed] step %s: %s: %s", num(d.step), one(d.class), clip(d.error, n)))
+  end,
+  violation = function(_, d, _, st)
+    add(st, string.format("   [violation] %s: %s", one(d.rule), clip(d.detail)))
+  end,
+  commit = function(_, d, _, st)
+    add(st, string.format("   [git] commit %s on %s%s", one(d.id), one(d.branch),
+      d.kind == "exists" and " (made before a restart)" or ""))
+  end,
+  merge = function(ev, d, n, st)
+    add(st, string.format("\n** %s merged %s into main (%s, %s)", one(ev.card), one(d.branch), one(d.kind),
+      one(d.id)) .. view_kept(d, n))
+  end,
+  merge_conflict = function(ev, d, _, st)
+    add(st, string.format("\n** %s conflicts with main in: %s; sent back to in_progress", one(ev.card),
+      table.concat(list_of(d.paths or {}), ", ")))
+  end,
+  merge_main = function(ev, d, _, st)
+    add(st, string.format("\n** main merged into orket/%s (%s, %s)", one(ev.card), one(d.kind), one(d.id)))
+  end,
+  push = function(_, d, _, st)
+    add(st, string.format("\n** main pushed to the remote (%s)%s", one(d.id),
+      (math.tointeger(d.attempts) or 1) > 1 and string.format(" after %s tries", num(d.attempts)) or ""))
+  end,
+  merge_remote = function(_, d, n, st)
+    add(st, string.format("\n** the remote's main merged into main (%s, %s)", one(d.kind), one(d.id))
+      .. view_kept(d, n))
+  end,
+  pull_request = function(ev, d, _, st)
+    add(st, string.format("\n** %s pushed (%s)%s", one(ev.card), one(d.head),
+      d.number and string.format("; pull request #%s %s", num(d.number), one(d.url)) or ""))
+  end,
+  reload = function(_, d, _, st)
+    add(st, "\n** scripts reloaded: " .. table.concat(list_of(d.files or {}), ", "))
+  end,
+  reload_error = function(_, d, _, st)
+    add(st, "\n** reload refused, old scripts kept: " .. clip(d.error))
+  end,
+  run_end = function(_, d, _, st) add(st, "\nrun " .. one(d.status)) end,
+}
+
+-- A turn's header: at its turn_begin, and again before a step of a card other than the
+-- last header's (turns of several cards run at once and their steps interleave in the
+-- journal).
+local function header(ev, st)
+  local d = ev.data
+  if ev.kind == "turn_begin" then
+    st.open_turn[ev.card] = d
+    st.shown = ev.card
+    add(st, string.format("\n== %s turn %d: %s as %s (%s)", one(ev.card), d.turn, one(d.seat), one(d.role),
+      one(d.phase)))
+  elseif TURN_PART[ev.kind] and ev.card and ev.card ~= st.shown and st.open_turn[ev.card] then
+    local t = st.open_turn[ev.card]
+    st.shown = ev.card
+    add(st, string.format("\n== %s turn %d (continued): %s as %s (%s)", one(ev.card), t.turn, one(t.seat),
+      one(t.role), one(t.phase)))
+  end
+end
+
+--- transcript(doc, full) -> the text of run doc (orket.log/1) for the terminal
+local function transcript(doc, full)
+  local run = doc.run
+  local n = not full and 400 or nil -- characters of a message shown; --full shows them whole
+  local st = { full = full, open_turn = {}, shown = nil, out = {
+    string.format("run %d: %s %s, %s, started %s", run.id, run.kind, one(run.target), run.state, run.started_at),
+    cost.usage_text(doc.usage) } }
+  for _, ev in ipairs(doc.events) do
+    header(ev, st)
+    local f = EVENT[ev.kind]
+    if f then f(ev, ev.data, n, st) end
+  end
+  if #doc.transitions > 0 then
+    add(st, "\ntransitions:")
+    for _, m in ipairs(doc.transitions) do
+      add(st, string.format("  %s %-8s %s -> %s by %s", m.at, one(m.card), one(m.from), one(m.to), one(m.actor)))
+    end
+  end
+  return table.concat(st.out, "\n")
+end
+
+--- document(dir, id) -> doc | nil: run id (nil: the latest) of dir's journal as
+--- orket.log/1; the failure said
+local function document(dir, id, cli)
   local db = cli.open_store(dir, false, true)
-  if not db then return 1 end
+  if not db then return nil end
   id = id or runs.latest_id(db)
   if not id then
     db:close()
     cli.err("no runs yet; start one with 'orket run EPIC'")
-    return 1
+    return nil
   end
   local doc, derr = view.json_doc(db, dir, id)
   db:close()
-  if not doc then
-    cli.err("%s", derr)
-    return 1
-  end
-  if cache then return cache_report(doc, json) end
-  if json then
+  if not doc then cli.err("%s", derr) end
+  return doc
+end
+
+function cmd.run(args, cli)
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  local doc = document(o.dir, o.run, cli)
+  if not doc then return 1 end
+  if o.cache then return cache_report(doc, o.json) end
+  if o.json then
     io.stdout:write(jsonout.encode(doc), "\n")
     return 0
   end
-  local run = doc.run
-  local n = 400 -- characters of a message shown; --full shows them whole
-  if full then n = nil end
-  local out = { string.format("run %d: %s %s, %s, started %s", run.id, run.kind, one(run.target), run.state,
-    run.started_at), cost.usage_text(doc.usage) }
-  -- the open turn of each card (its turn_begin's data), and the card whose header is last
-  local open_turn, shown = {}, nil
-  for _, ev in ipairs(doc.events) do
-    local d = ev.data
-    if ev.kind == "turn_begin" then
-      open_turn[ev.card] = d
-      shown = ev.card
-      out[#out + 1] = string.format("\n== %s turn %d: %s as %s (%s)", one(ev.card), d.turn, one(d.seat), one(d.role),
-        one(d.phase))
-    elseif TURN_PART[ev.kind] and ev.card and ev.card ~= shown and open_turn[ev.card] then
-      -- turns of several cards run at once and their steps interleave in the journal: a
-      -- step of another card than the last header's gets its card's header again
-      local t = open_turn[ev.card]
-      shown = ev.card
-      out[#out + 1] = string.format("\n== %s turn %d (continued): %s as %s (%s)", one(ev.card), t.turn, one(t.seat),
-        one(t.role), one(t.phase))
-    end
-    if ev.kind == "turn_begin" then
-      -- printed above
-    elseif ev.kind == "turn" then
-      local t = ev.turn
-      local resp = t.response
-      local msgs = t.messages
-      local last = msgs[#msgs]
-      out[#out + 1] = string.format("-- step %s, model %s, provider %s, %s+%s tokens%s%s",
-        num(t.step), one(t.model), one(t.provider or "?"), tostring(t.prompt_tokens),
-        tostring(t.completion_tokens), t.cached_tokens and string.format(" (%d cached)", t.cached_tokens) or "",
-        t.cost and (", " .. cost.format(t.cost, t.currency)) or "")
-      if full then
-        for _, m in ipairs(msgs) do out[#out + 1] = "   [" .. one(m.role) .. "] " .. clip(m.content, n) end
-      elseif last then
-        out[#out + 1] = "   [" .. one(last.role) .. "] " .. clip(last.content, n)
-      end
-      if resp.content and resp.content ~= "" then out[#out + 1] = "   [assistant] " .. clip(resp.content, n) end
-      for _, c in ipairs(resp.tool_calls or {}) do
-        if c.arguments_error then
-          -- the model's own text, which the gate refused (clipped even with --full: it can be huge)
-          out[#out + 1] = "   [call] " .. one(c.name) .. " " .. clip(c.raw_arguments, n or 4000)
-            .. "  (" .. clip(c.arguments_error) .. ")"
-        else
-          out[#out + 1] = "   [call] " .. one(c.name) .. " " .. clip(plain(cjson.encode(c.arguments or {})), n)
-        end
-      end
-    elseif ev.kind == "gate_decision" then
-      if d.verdict ~= "allow" or d.code == "APPROVED" then
-        out[#out + 1] = string.format("   [gate] %s %s: %s", one(d.tool), one(d.verdict), one(d.code))
-      end
-    elseif ev.kind == "approval_requested" then
-      out[#out + 1] = string.format("   [ask] %s waits for approval #%s: %s %s (%s)", one(ev.card), num(d.id),
-        one(d.tool), clip(plain(d.arguments), n), clip(d.reason or d.rule))
-    elseif ev.kind == "approval_decided" then
-      out[#out + 1] = string.format("\n** %s %s %s approval #%s (%s)%s", ev.at, one(ev.actor),
-        d.decision == "approve" and "approved" or "refused", num(d.id), one(d.tool),
-        d.note and (": " .. clip(d.note, n)) or "")
-    elseif ev.kind == "approval_used" then
-      out[#out + 1] = string.format("   [approved] %s runs as approved in #%s", one(d.tool), num(d.id))
-    elseif ev.kind == "tool_call" then
-      out[#out + 1] = string.format("   [result] %s %s %s", one(d.tool), d.ok and "ok" or "failed",
-        clip(plain(ev.result), n))
-    elseif ev.kind == "model_failure" then
-      out[#out + 1] = string.format("   [model failed] step %s: %s: %s", num(d.step), one(d.class),
-        clip(d.error, n))
-    elseif ev.kind == "violation" then
-      out[#out + 1] = string.format("   [violation] %s: %s", one(d.rule), clip(d.detail))
-    elseif ev.kind == "turn_end" then
-      out[#out + 1] = string.format("   turn ended: %s", one(d.outcome))
-      if type(d.git_error) == "string" then out[#out + 1] = "   [git] not committed: " .. clip(d.git_error, n) end
-      if type(d.git_skipped) == "table" then
-        local notes = {}
-        for i, p in ipairs(d.git_skipped) do notes[i] = one(p) end
-        out[#out + 1] = "   [git] left out: " .. clip(table.concat(notes, ", "), n)
-      end
-      open_turn[ev.card] = nil
-    elseif ev.kind == "commit" then
-      out[#out + 1] = string.format("   [git] commit %s on %s%s", one(d.id), one(d.branch),
-        d.kind == "exists" and " (made before a restart)" or "")
-    elseif ev.kind == "merge" then
-      out[#out + 1] = string.format("\n** %s merged %s into main (%s, %s)", one(ev.card), one(d.branch), one(d.kind),
-        one(d.id)) .. view_kept(d, n)
-    elseif ev.kind == "merge_conflict" then
-      local paths = {}
-      for i, p in ipairs(d.paths or {}) do paths[i] = one(p) end
-      out[#out + 1] = string.format("\n** %s conflicts with main in: %s; sent back to in_progress", one(ev.card),
-        table.concat(paths, ", "))
-    elseif ev.kind == "merge_main" then
-      out[#out + 1] = string.format("\n** main merged into orket/%s (%s, %s)", one(ev.card), one(d.kind), one(d.id))
-    elseif ev.kind == "push" then
-      out[#out + 1] = string.format("\n** main pushed to the remote (%s)%s", one(d.id),
-        (math.tointeger(d.attempts) or 1) > 1 and string.format(" after %s tries", num(d.attempts)) or "")
-    elseif ev.kind == "push_failed" then
-      local paths = {}
-      for i, p in ipairs(type(d.paths) == "table" and d.paths or {}) do paths[i] = one(p) end
-      out[#out + 1] = #paths > 0 and string.format("\n** main NOT pushed: the remote's main conflicts with it in: %s; "
-        .. "merge them by hand", table.concat(paths, ", "))
-        or string.format("\n** main NOT pushed after %s tries: %s (the next merge or run tries again)",
-          num(d.attempts or 1), clip(d.error, n))
-    elseif ev.kind == "merge_remote" then
-      out[#out + 1] = string.format("\n** the remote's main merged into main (%s, %s)", one(d.kind), one(d.id))
-        .. view_kept(d, n)
-    elseif ev.kind == "pull_request" then
-      out[#out + 1] = string.format("\n** %s pushed (%s)%s", one(ev.card), one(d.head),
-        d.number and string.format("; pull request #%s %s", num(d.number), one(d.url)) or "")
-    elseif ev.kind == "verification" then
-      out[#out + 1] = string.format("\n** %s verification %s: %s: %s: %s%s", one(ev.card),
-        d.passed and "passed" or "FAILED", one(d.step), clip(d.command, n), one(d.reason),
-        d.code and (" " .. num(d.code)) or (d.signal and (" " .. one(d.signal)) or ""))
-      if d.output and d.output ~= "" then out[#out + 1] = "   [output] " .. clip(d.output, n) end
-    elseif ev.kind == "sandbox_check" then
-      out[#out + 1] = string.format("\n** %s sandbox checks %s on sandbox %s%s", one(ev.card),
-        d.passed and "passed" or "FAILED", num(d.sandbox), d.followup and ("; follow-up " .. one(d.followup))
-        or (d.outcome == "sent_back" and "; sent back to in_progress" or ""))
-      for _, r in ipairs(d.results or {}) do
-        out[#out + 1] = string.format("   %s %s: %s", r.ok and "pass" or r.skipped and "skip" or "FAIL", one(r.name),
-          clip(r.detail, n))
-      end
-      if d.log and d.log ~= "" then out[#out + 1] = "   [log] " .. clip(d.log, n) end
-    elseif ev.kind == "reload" then
-      local files = {}
-      for i, f in ipairs(d.files or {}) do files[i] = one(f) end
-      out[#out + 1] = "\n** scripts reloaded: " .. table.concat(files, ", ")
-    elseif ev.kind == "reload_error" then
-      out[#out + 1] = "\n** reload refused, old scripts kept: " .. clip(d.error)
-    elseif ev.kind == "run_end" then
-      out[#out + 1] = "\nrun " .. one(d.status)
-    end
-  end
-  if #doc.transitions > 0 then
-    out[#out + 1] = "\ntransitions:"
-    for _, m in ipairs(doc.transitions) do
-      out[#out + 1] = string.format("  %s %-8s %s -> %s by %s", m.at, one(m.card), one(m.from), one(m.to), one(m.actor))
-    end
-  end
   -- everything above is inert already; this is the net for what a later edit forgets
-  io.stdout:write(inert.text(table.concat(out, "\n")), "\n")
+  io.stdout:write(inert.text(transcript(doc, o.full)), "\n")
   return 0
 end
 

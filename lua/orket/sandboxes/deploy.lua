@@ -13,7 +13,7 @@ local sv = require "orket.store.verifications"
 local phase = require "orket.sandboxes.phase"
 local forge = require "orket.forge"
 local ops = require "orket.store.sandboxes"
-local journal = require "orket.store.journal"
+local sj = require "orket.store.journal_reads"
 local rt = require "orket.c.runtime"
 local uv = require "luv"
 
@@ -184,7 +184,7 @@ end
 local function journaled(db, run_id, cards, id)
   for _, card in ipairs(cards) do
     local found = false
-    for _, data in ipairs(journal.event_data(db, run_id, card, "sandbox_check")) do
+    for _, data in ipairs(sj.event_data(db, run_id, card, "sandbox_check")) do
       if data.sandbox == id then found = true end
     end
     if not found then return false end
@@ -235,7 +235,7 @@ end
 function M.skipped_of(db, cards, run_id)
   local out, seen = {}, {}
   for _, card in ipairs(cards) do
-    for _, data in ipairs(journal.event_data(db, run_id, card, "sandbox_check")) do
+    for _, data in ipairs(sj.event_data(db, run_id, card, "sandbox_check")) do
       for _, r in ipairs(data.results or {}) do
         local key = card .. "\0" .. tostring(r.name) .. "\0" .. tostring(r.skipped)
         if r.skipped and not seen[key] then

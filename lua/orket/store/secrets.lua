@@ -10,8 +10,8 @@ local jsonout = require "orket.jsonout"
 local uv = require "luv"
 local lockfile = require "orket.c.lockfile"
 local sealed = require "orket.store.sealed"
-local read = require("orket.lines").read
-local write_whole = require("orket.lines").write_whole
+local read = require("orket.fieldline").read
+local write_whole = require("orket.fieldline").write_whole
 
 local M = {}
 
