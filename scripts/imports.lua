@@ -24,7 +24,8 @@ M.LAYERS = {
   { name = "base", doc = "plain helpers over the runtime: tasks, clocks, text, sandboxed scripts, the error vocabulary",
     match = { "^orket%.task$", "^orket%.clock$", "^orket%.handles$", "^orket%.inert$", "^orket%.jsonout$",
               "^orket%.lines$", "^orket%.nearest$", "^orket%.pretty$", "^orket%.sandbox$",
-              "^orket%.scriptfile$", "^orket%.tree$", "^orket%.semaphore$", "^orket%.errors$", "^orket%.cost$" } },
+              "^orket%.scriptfile$", "^orket%.tree$", "^orket%.semaphore$", "^orket%.errors$", "^orket%.cost$",
+              "^orket%.urlencode$" } },
   { name = "core", doc = "the C bindings",
     match = { "^orket%.c%." } },
 }

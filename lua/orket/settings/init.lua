@@ -7,6 +7,7 @@ local sandboxes = require "orket.settings.sandbox"
 local proc = require "orket.c.proc"
 local mcp = require "orket.settings.mcp"
 local audit = require "orket.settings.audit"
+local signin = require "orket.settings.signin"
 local runlimits = require "orket.settings.runlimits"
 local pgurl = require "orket.store.pgurl"
 local cost = require "orket.cost"
@@ -588,6 +589,7 @@ local SCHEMA = {
   { "bug_fix", sandboxes.bug_fix },
   { "mcp", function(d) return mcp.section(d.mcp) end }, -- docs/mcp.md
   { "audit", function(d) return audit.section(d.audit) end }, -- docs/audit.md
+  { "sign_in", function(d) return signin.section(d.sign_in) end }, -- docs/teams.md
   -- traces over OTLP/HTTP (docs/observability.md); the OTEL_* variables win over it
   { "telemetry", function(d)
     local t = d.telemetry

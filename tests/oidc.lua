@@ -1,0 +1,113 @@
+-- tests.oidc: npm's oidc-provider (a certified OpenID Connect provider) started on loopback
+-- by a test (tests/oidc/provider.mjs), and a browser's way through its sign-in driven over
+-- HTTP with a cookie jar per origin. start{mode=, redirect_uri=, accounts=, jwks=} -> {issuer,
+-- port, stop()} | nil, why (npm unreachable: the test is pending with that reason).
+local H = require "tests.helpers"
+local npm = require "tests.npm"
+local cjson = require "cjson"
+local jose = require "orket.c.jose"
+
+local M = {}
+
+M.CLIENT_ID, M.CLIENT_SECRET = "orket", "client-secret-for-tests"
+
+local started = {} -- pid -> true: providers no test stopped
+
+--- key(kid) -> a private RSA JWK (table) for the provider to sign with
+function M.key(kid)
+  local k = cjson.decode(jose.keygen("RSA"))
+  k.kid, k.use, k.alg = kid, "sig", "RS256"
+  return k
+end
+
+function M.start(o)
+  local dir, why = npm.ensure()
+  if not dir then return nil, "oidc-provider from npm: " .. why end
+  local tmp = H.tmpdir()
+  local script = dir .. "/oidc-provider-test.mjs"
+  H.write(script, assert(H.read(H.ROOT .. "/tests/oidc/provider.mjs")))
+  local cfg = { port_file = tmp .. "/port", mode = o.mode or "provider", id_token_ttl = o.id_token_ttl,
+    client = { client_id = M.CLIENT_ID, client_secret = M.CLIENT_SECRET, redirect_uris = { o.redirect_uri } },
+    jwks = { keys = o.keys or { M.key("k1") } }, accounts = o.accounts or { alice = { groups = { "devs" } } } }
+  H.write(tmp .. "/config.json", cjson.encode(cfg))
+  os.execute(string.format("cd %s && node %s %s >%s/out 2>%s/err & echo $! >%s/pid", H.quote(dir), H.quote(script),
+    H.quote(tmp .. "/config.json"), tmp, tmp, tmp))
+  local pid = H.wait_for(function() return tonumber((H.read(tmp .. "/pid") or ""):match("%d+")) end, "the provider's pid")
+  local port = H.wait_for(function()
+    if not H.alive(pid) then error("the provider did not start: " .. tostring(H.read(tmp .. "/err"))) end
+    return tonumber(H.read(tmp .. "/port") or "")
+  end, "the provider to listen")
+  local p = { issuer = "http://127.0.0.1:" .. port, port = port, pid = pid, dir = tmp }
+  started[pid] = true
+  function p.stop()
+    started[pid] = nil
+    os.execute("kill -TERM " .. pid)
+    H.wait_for(function() return not H.alive(pid) end, "the provider to stop")
+  end
+  function p.log() return H.read(tmp .. "/err") or "" end
+  return p
+end
+
+--- stop_all(): ends every provider a test started and did not stop (one failed half-way)
+function M.stop_all()
+  for pid in pairs(started) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+  started = {}
+end
+
+local function origin_of(url) return url:match("^(https?://[^/]+)") end
+
+--- jar() -> a cookie jar: jar:header(url) -> "Cookie: ..." | nil; jar:take(url, headers)
+function M.jar()
+  local j = { by = {} }
+  function j:take(url, h)
+    local sc = h and h["set-cookie"]
+    if not sc then return end
+    local o = origin_of(url)
+    self.by[o] = self.by[o] or {}
+    -- set-cookie lines arrive joined by ", " (and an Expires date holds one): each cookie
+    -- is a name=value that follows the start or ", " and runs to its first ";"
+    for piece in (", " .. sc):gmatch(", ([^;]+)") do
+      local name, value = piece:match("^%s*([^=%s,]+)=(.*)$")
+      if name then self.by[o][name] = value ~= "" and value or nil end
+    end
+  end
+  function j:header(url)
+    local c, parts = self.by[origin_of(url)], {}
+    for k, v in pairs(c or {}) do parts[#parts + 1] = k .. "=" .. v end
+    table.sort(parts)
+    return #parts > 0 and ("Cookie: " .. table.concat(parts, "; ")) or nil
+  end
+  return j
+end
+
+--- get(jar, url) -> status, body, headers: one GET with the jar's cookies for url's origin
+function M.get(jar, url, extra)
+  local headers = { jar:header(url), extra }
+  local status, body, h = H.fetch { url = url, headers = headers, total_timeout_ms = 20000 }
+  jar:take(url, h)
+  return status, body, h or {}
+end
+
+local function absolute(base, loc)
+  if loc:match("^https?://") then return loc end
+  return origin_of(base) .. loc
+end
+
+--- through(jar, url, stop_at, user) -> the first redirect to a URL starting with stop_at
+--- (orket's callback), following the provider's redirects from url as a browser would; its
+--- login signs in user
+function M.through(jar, url, stop_at, user)
+  for _ = 1, 12 do
+    local status, body, h = M.get(jar, url)
+    if status < 300 or status >= 400 or not h.location then
+      error("the provider answered " .. status .. " at " .. url .. ": " .. body:sub(1, 300))
+    end
+    local loc = absolute(url, h.location)
+    if loc:sub(1, #stop_at) == stop_at then return loc end
+    if loc:find("/interaction/", 1, true) then loc = loc .. (loc:find("?", 1, true) and "&" or "?") .. "user=" .. user end
+    url = loc
+  end
+  error("too many redirects through the provider")
+end
+
+return M
