@@ -110,4 +110,28 @@ function M.through(jar, url, stop_at, user)
   error("too many redirects through the provider")
 end
 
+--- id_token(p, redirect_uri, user) -> an ID token of provider p for user, got as a script
+--- would: its own sign-in (PKCE) through the provider, the code traded at the token endpoint
+function M.id_token(p, redirect_uri, user)
+  local urlencode = require "orket.urlencode"
+  local verifier = require("orket.c.crypto").random_id(32)
+  local url = p.issuer .. "/auth?" .. urlencode.form { response_type = "code", client_id = M.CLIENT_ID,
+    redirect_uri = redirect_uri, scope = "openid profile", state = "test-state", nonce = "test-nonce",
+    code_challenge = jose.pkce_challenge(verifier), code_challenge_method = "S256" }
+  local back = M.through(M.jar(), url, redirect_uri, user)
+  local code = require("orket.serve.router").decode(assert(back:match("[?&]code=([^&]+)")), true)
+  local status, body = H.fetch { url = p.issuer .. "/token", method = "POST",
+    headers = { "Content-Type: application/x-www-form-urlencoded" }, total_timeout_ms = 20000,
+    body = urlencode.form { grant_type = "authorization_code", code = code, redirect_uri = redirect_uri,
+      client_id = M.CLIENT_ID, client_secret = M.CLIENT_SECRET, code_verifier = verifier } }
+  assert(status == 200, "the token endpoint answered " .. status .. ": " .. body)
+  return cjson.decode(body).id_token
+end
+
+--- mint(key, claims) -> a token signed with key (a private JWK table, as M.key makes) under
+--- its kid: what the provider would sign, with the claims a test wants
+function M.mint(key, claims)
+  return assert(jose.sign(cjson.encode(key), "RS256", key.kid, cjson.encode(claims)))
+end
+
 return M

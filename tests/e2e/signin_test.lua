@@ -108,6 +108,11 @@ describe("sign-in through an OpenID Connect provider", function()
     assert.same({ "user:alice", "comment", "API-2" }, { last.actor, last.action, last.card })
     assert.same({ "alice:operator" }, users_of(dir))
 
+    -- signing out is a write: without the session's CSRF token it is refused
+    st = req(s, "DELETE", "/v1/session", { "Cookie: " .. session })
+    assert.equal(403, st)
+    assert.equal(200, (req(s, "GET", "/v1/session", { "Cookie: " .. session })))
+
     -- a person none of whose groups has a role is refused, and not kept
     jar, url2 = begin(s)
     back = oidc.through(jar, url2, callback, "zed")
@@ -129,5 +134,148 @@ describe("sign-in through an OpenID Connect provider", function()
     assert.is_nil(s.log():find(oidc.CLIENT_SECRET, 1, true)) -- the secret never logged
     s.stop()
     p.stop()
+  end)
+
+  it("takes the provider's tokens as API bearers, and refuses an expired one, another audience's, "
+    .. "one signed by a key not in the JWKS, an unsigned one, a tampered one", function()
+    local port = H.free_port()
+    local callback = "http://127.0.0.1:" .. port .. "/v1/sign-in/oidc/callback"
+    local key = oidc.key("k1")
+    local p, why = oidc.start { redirect_uri = callback, keys = { key },
+      accounts = { alice = { groups = { "devs" } }, root = { groups = { "admins" } } } }
+    if not p then return pending(why) end
+    local dir = project(p.issuer, port)
+    local s = serve(dir, port)
+    local function bearer(t) return { "Authorization: Bearer " .. t } end
+
+    local t = oidc.id_token(p, callback, "root")
+    local st, doc = req(s, "GET", "/v1/session", bearer(t))
+    assert.same({ 200, "admin", "root" }, { st, doc.role, doc.user.name })
+    assert.equal(200, (req(s, "GET", "/v1/board", bearer(t))))
+    local viewer = oidc.id_token(p, callback, "alice")
+    assert.equal("operator", select(2, req(s, "GET", "/v1/session", bearer(viewer))).role)
+
+    local now = os.time()
+    local good = { iss = p.issuer, aud = oidc.CLIENT_ID, sub = "root", preferred_username = "root",
+      groups = { "admins" }, exp = now + 300, iat = now }
+    local function with(over)
+      local c = {}
+      for k, v in pairs(good) do c[k] = v end
+      for k, v in pairs(over) do c[k] = v end
+      return c
+    end
+    assert.equal(200, (req(s, "GET", "/v1/board", bearer(oidc.mint(key, good)))))
+    local function refused(token, pattern)
+      local rst, rdoc = req(s, "GET", "/v1/board", bearer(token))
+      assert.equal(401, rst, pattern)
+      assert.matches(pattern, rdoc.error.message)
+    end
+    refused(oidc.mint(key, with { exp = now - 600 }), "the token expired at")
+    refused(oidc.mint(key, with { aud = "someone-else" }), "another audience")
+    refused(oidc.mint(key, with { iss = "http://127.0.0.1:1" }), "another issuer")
+    refused(oidc.mint(oidc.key("k9"), good), "'k9' is not in the provider's JWKS")
+    local stranger = oidc.key("k1") -- the provider's kid, another key
+    refused(oidc.mint(stranger, good), "signature does not verify")
+    local body = oidc.mint(key, good):match("^[^.]+%.([^.]+)%.")
+    refused("eyJhbGciOiJub25lIn0." .. body .. ".", "'none' is not accepted")
+    local parts = { t:match("^([^.]+)%.([^.]+)%.([^.]+)$") }
+    refused(parts[1] .. "." .. oidc.mint(key, with { groups = { "admins" }, sub = "eve" }):match("^[^.]+%.([^.]+)%.")
+      .. "." .. parts[3], "signature does not verify")
+    -- a person disabled here is refused with a good token
+    ok(H.orket("users add root --role viewer --password-env PW", { cwd = dir, env = { PW = "long enough pw" } }), "add")
+    ok(H.orket("users disable root", { cwd = dir }), "disable")
+    refused(t, "disabled")
+    s.stop()
+    p.stop()
+  end)
+
+  it("answers 502 when the provider is down, slow, answers garbage or names another issuer, changing nothing", function()
+    local dir0 = nil
+    for _, mode in ipairs { "down", "garbage", "slow", "wrong_issuer" } do
+      local port = H.free_port()
+      local issuer, p, why
+      if mode == "down" then
+        issuer = "http://127.0.0.1:" .. H.free_port()
+      else
+        p, why = oidc.start { mode = mode, redirect_uri = "http://127.0.0.1:" .. port .. "/v1/sign-in/oidc/callback" }
+        if not p then return pending(why) end
+        issuer = p.issuer
+      end
+      local dir = project(issuer, port)
+      dir0 = dir0 or dir
+      local s = serve(dir, port)
+      local st, doc, h = req(s, "GET", "/v1/sign-in/oidc")
+      assert.equal(502, st, mode)
+      assert.equal("provider_unavailable", doc.error.code, mode)
+      assert.matches(({ down = "cannot be reached", garbage = "not a JSON object", slow = "did not answer",
+        wrong_issuer = "another issuer" })[mode], doc.error.message)
+      assert.is_nil(h["set-cookie"], mode)
+      -- a bearer token cannot be checked either: 502, not 401
+      local key = oidc.key("k1")
+      st, doc = req(s, "GET", "/v1/board", { "Authorization: Bearer " .. oidc.mint(key, { iss = issuer,
+        aud = oidc.CLIENT_ID, sub = "x", exp = os.time() + 60 }) })
+      assert.same({ 502, "provider_unavailable" }, { st, doc.error.code }, mode)
+      -- a callback with a made-up state: refused before the provider is asked
+      st = req(s, "GET", "/v1/sign-in/oidc/callback?code=abc&state=" .. string.rep("a", 64))
+      assert.equal(401, st)
+      assert.same({}, users_of(dir))
+      s.stop()
+      if p then p.stop() end
+    end
+  end)
+end)
+
+describe("sign-in through an LDAP directory", function()
+  local d, why
+  setup(function() d, why = slapd.start() end)
+  teardown(function()
+    if d then d.stop() end
+    H.cleanup()
+  end)
+  after_each(function() H.kill_servers() end)
+
+  it("signs a person in with the directory's password and groups, refuses an injected name, "
+    .. "says when the directory is down, and ends a disabled person's session", function()
+    if not d then return pending(why) end
+    local dir = H.example("webapp")
+    H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. string.format([[
+
+sign_in = {
+  ldap = { url = %q, base_dn = %q, group_base_dn = %q, bind_dn = %q, bind_password_env = "LDAP_PW",
+    timeout_ms = 2000 },
+  roles = { devs = "operator", admins = "admin" },
+}
+]], d.url, slapd.PEOPLE, slapd.GROUPS, slapd.ADMIN_DN))
+    ok(H.orket("users add carol --role viewer --password-env PW", { cwd = dir, env = { PW = "local password" } }), "add")
+    local s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW } })
+    local function sign_in(user, pw) return req(s, "POST", "/v1/session", { JSON }, { user = user, password = pw }) end
+
+    local st, doc, h = sign_in("alice", "alice-pw")
+    assert.same({ 200, "operator", "alice" }, { st, doc.role, doc.user.name })
+    local session = "Cookie: " .. h["set-cookie"]:match("(orket_session=ors_%x+)")
+    st, doc = sign_in("bob", "bob-pw")
+    assert.same({ 200, "admin" }, { st, doc.role })
+    -- a local account is checked as one: the directory's carol does not sign in as her
+    st = sign_in("carol", "carol-pw")
+    assert.equal(401, st)
+    assert.equal(200, (sign_in("carol", "local password")))
+    for _, name in ipairs { "al*", "*", "alice)(uid=*" } do
+      st, doc = sign_in(name, "alice-pw")
+      assert.same({ 401, "the name or password is not valid" }, { st, doc.error.message }, name)
+    end
+    st = sign_in("alice", "wrong")
+    assert.equal(401, st)
+    assert.same({ "alice:operator", "bob:admin", "carol:viewer" }, users_of(dir))
+
+    ok(H.orket("users disable alice", { cwd = dir }), "disable")
+    assert.equal(401, (req(s, "GET", "/v1/board", { session })))
+    st, doc = sign_in("alice", "alice-pw")
+    assert.equal(401, st)
+
+    d.stop()
+    st, doc = sign_in("bob", "bob-pw")
+    assert.same({ 502, "provider_unavailable" }, { st, doc.error.code })
+    d = nil
+    s.stop()
   end)
 end)

@@ -39,8 +39,13 @@ function Provider:fetch(url, o)
   local r <close>, err = http.request { url = url, method = o.method or "GET", headers = o.headers, body = o.body,
     connect_timeout_ms = t, total_timeout_ms = t, max_bytes = M.MAX_BYTES }
   if not r then return nil, "the provider cannot be reached: " .. tostring(err), "EUNAVAILABLE" end
-  local status, h = r:headers()
-  if not status then return nil, "the provider did not answer (" .. url .. "): " .. tostring(h), "EUNAVAILABLE" end
+  local status, h, hcode = r:headers()
+  if not status then
+    if hcode == "timeout" then
+      return nil, string.format("the provider did not answer within %d ms (%s)", t, url), "EUNAVAILABLE"
+    end
+    return nil, "the provider cannot be reached (" .. url .. "): " .. tostring(h), "EUNAVAILABLE"
+  end
   local parts = {}
   while true do
     local ev, rerr = r:read()
