@@ -7,6 +7,7 @@
 -- token signed by a key not in the JWKS or unsigned, a provider down, slow or answering
 -- garbage, an LDAP filter injected through a name, a disabled person's live session.
 local H = require "tests.helpers"
+local WD = require "tests.webdriver"
 local cjson = require "cjson"
 local jose = require "orket.c.jose"
 local oidc = require "tests.oidc"
@@ -222,6 +223,40 @@ describe("sign-in through an OpenID Connect provider", function()
       s.stop()
       if p then p.stop() end
     end
+  end)
+end)
+
+describe("sign-in through an OpenID Connect provider in Chromium", function()
+  after_each(function()
+    H.kill_servers()
+    oidc.stop_all()
+    H.cleanup()
+  end)
+
+  it("goes to the provider and back to the board, signed in, and signs out", function()
+    local chromium, cwhy = WD.available()
+    if not chromium then return pending("skipped: " .. cwhy) end
+    local port = H.free_port()
+    -- the provider's interaction page signs in alice (tests/oidc/provider.mjs)
+    local p, why = oidc.start { redirect_uri = "http://127.0.0.1:" .. port .. "/v1/sign-in/oidc/callback" }
+    if not p then return pending(why) end
+    local s = serve(project(p.issuer, port), port)
+    WD.with({ width = 1280, height = 900 }, function(wd)
+      wd:go(s.url .. "/v1/sign-in/oidc")
+      wd:wait('#tree li[data-card="API-2"]', "the board's tree, signed in")
+      assert.matches("alice · operator", wd:text_of("#who"))
+      -- the session is an HttpOnly cookie the page cannot read; the sign-in's cookie is spent
+      assert.equal("", wd:js("return document.cookie"))
+      assert.equal(s.url .. "/", wd:js("return location.href"))
+      local function session_status()
+        return wd:js("var x = new XMLHttpRequest(); x.open('GET', '/v1/session', false); x.send(); return x.status")
+      end
+      assert.equal(200, session_status())
+      wd:press("#signout")
+      H.wait_for(function() return session_status() == 401 end, "the session to end")
+    end)
+    s.stop()
+    p.stop()
   end)
 end)
 

@@ -42,6 +42,9 @@ function M.federated(db, name, role, source)
   end)
 end
 
+--- identity(name, role) -> the identity a person's requests carry (orket.serve.accounts')
+M.identity = accounts.identity
+
 --- verify(db, signin, name, password) -> identity | nil, why (for the log only)[, code]: a
 --- name and password, checked by the local account of that name, else by the LDAP
 --- directory when sign_in.ldap is set (signin: orket.settings.signin's section); code

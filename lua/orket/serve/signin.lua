@@ -114,8 +114,7 @@ function M.bearer(db, provider, token)
   end
   local row = users.get(db, person.name)
   if row and row.disabled_at then return nil, 401, "unauthorized", "this person was disabled", "disabled" end
-  local who = { id = "user:" .. person.name, name = person.name, role = person.role, user = person.name, bearer = true }
-  return who
+  return people.identity(person.name, person.role)
 end
 
 --- add(router): the sign-in routes
