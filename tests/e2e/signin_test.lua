@@ -69,6 +69,8 @@ describe("sign-in through an OpenID Connect provider", function()
     local dir = project(p.issuer, port)
     local s = serve(dir, port)
 
+    local st0, ways = req(s, "GET", "/v1/sign-in")
+    assert.same({ 200, true, false }, { st0, ways.oidc, ways.ldap })
     local jar, auth_url = begin(s)
     -- the request to the provider: code flow, S256 challenge, state and nonce, our client
     assert.matches("^" .. p.issuer:gsub("%p", "%%%0") .. "/auth%?", auth_url)
@@ -242,7 +244,11 @@ describe("sign-in through an OpenID Connect provider in Chromium", function()
     if not p then return pending(why) end
     local s = serve(project(p.issuer, port), port)
     WD.with({ width = 1280, height = 900 }, function(wd)
-      wd:go(s.url .. "/v1/sign-in/oidc")
+      wd:go(s.url .. "/")
+      wd:wait("#signin-oidc", "the provider's link")
+      H.wait_for(function() return wd:js("return !document.getElementById('signin-provider').hidden") end,
+        "the provider's link shown")
+      wd:press("#signin-oidc")
       wd:wait('#tree li[data-card="API-2"]', "the board's tree, signed in")
       assert.matches("alice · operator", wd:text_of("#who"))
       -- the session is an HttpOnly cookie the page cannot read; the sign-in's cookie is spent
@@ -285,7 +291,9 @@ sign_in = {
     local s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW } })
     local function sign_in(user, pw) return req(s, "POST", "/v1/session", { JSON }, { user = user, password = pw }) end
 
-    local st, doc, h = sign_in("alice", "alice-pw")
+    local st, doc, h = req(s, "GET", "/v1/sign-in")
+    assert.same({ 200, false, true }, { st, doc.oidc, doc.ldap })
+    st, doc, h = sign_in("alice", "alice-pw")
     assert.same({ 200, "operator", "alice" }, { st, doc.role, doc.user.name })
     local session = "Cookie: " .. h["set-cookie"]:match("(orket_session=ors_%x+)")
     st, doc = sign_in("bob", "bob-pw")

@@ -117,8 +117,19 @@ function M.bearer(db, provider, token)
   return people.identity(person.name, person.role)
 end
 
+-- GET /v1/sign-in: which ways of signing in the server offers besides keys and local
+-- accounts (the sign-in page shows the provider's link); no secret in it
+local function ways(_, ctx)
+  local s = ctx.server.signin or {}
+  return 200, { oidc = s.oidc ~= nil, ldap = s.ldap ~= nil }
+end
+
 --- add(router): the sign-in routes
 function M.add(router)
+  router:add("GET", "/v1/sign-in", { handler = ways, name = "sign_in_ways",
+    summary = "The ways of signing in this server offers: an OpenID Connect provider, an LDAP directory",
+    responses = { [200] = { schema = { type = "object", required = { "oidc", "ldap" },
+      properties = { oidc = { type = "boolean" }, ldap = { type = "boolean" } } } } } })
   router:add("GET", M.PATH, { handler = begin, name = "sign_in_oidc",
     summary = "Sign in through the OpenID Connect provider: redirects there (authorization code with PKCE)",
     responses = { [303] = { schema = { type = "object", properties = { location = { type = "string" } } },
