@@ -184,8 +184,12 @@ describe("sign-in through an OpenID Connect provider", function()
     local parts = { t:match("^([^.]+)%.([^.]+)%.([^.]+)$") }
     refused(parts[1] .. "." .. oidc.mint(key, with { groups = { "admins" }, sub = "eve" }):match("^[^.]+%.([^.]+)%.")
       .. "." .. parts[3], "signature does not verify")
+    -- the name is bound to the subject that first gave it: another subject naming itself
+    -- root (a name a person may choose at some providers) is refused, as is a local account's
+    refused(oidc.mint(key, with { sub = "someone-else" }), "the name 'root' belongs to another oidc subject")
+    ok(H.orket("users add carol --role viewer --password-env PW", { cwd = dir, env = { PW = "long enough pw" } }), "add")
+    refused(oidc.mint(key, with { sub = "carol", preferred_username = "carol" }), "signs in another way %(local%)")
     -- a person disabled here is refused with a good token
-    ok(H.orket("users add root --role viewer --password-env PW", { cwd = dir, env = { PW = "long enough pw" } }), "add")
     ok(H.orket("users disable root", { cwd = dir }), "disable")
     refused(t, "disabled")
     s.stop()

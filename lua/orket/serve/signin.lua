@@ -12,7 +12,6 @@ local people = require "orket.serve.people"
 local routes = require "orket.serve.routes"
 local session = require "orket.serve.session"
 local settings = require "orket.settings"
-local users = require "orket.store.users"
 local uv = require "luv"
 
 local err = routes.err
@@ -85,7 +84,7 @@ local function callback(req, ctx)
   end
   local person, perr = p:person(claims)
   local who, ferr
-  if person then who, ferr = people.federated(ctx.db, person.name, person.role, "oidc") end
+  if person then who, ferr = people.federated(ctx.db, person.name, person.role, "oidc", p.cfg.issuer .. " " .. claims.sub) end
   if not who then
     fails:take(req.remote, now)
     return provider_failed(ctx, perr or ferr, "EAUTH")
@@ -98,7 +97,8 @@ local function callback(req, ctx)
 end
 
 --- bearer(db, provider, token) -> identity | nil, status, code, message, why: an API token
---- of the provider. Its person, when kept here (signed in once), must not be disabled.
+--- of the provider, for its person as a sign-in would be (kept here at the first, bound to
+--- the token's subject, refused when disabled)
 function M.bearer(db, provider, token)
   local claims, msg, code = provider:bearer(token)
   if not claims then
@@ -112,9 +112,12 @@ function M.bearer(db, provider, token)
   if not person or not person.name then
     return nil, 403, "forbidden", tostring(perr or "the token names no person"), "jwt: no role"
   end
-  local row = users.get(db, person.name)
-  if row and row.disabled_at then return nil, 401, "unauthorized", "this person was disabled", "disabled" end
-  return people.identity(person.name, person.role)
+  local who, ferr, fcode = people.federated(db, person.name, person.role, "oidc", provider.cfg.issuer .. " " .. claims.sub)
+  if not who then
+    if fcode == "EAUTH" then return nil, 401, "unauthorized", tostring(ferr), "jwt: " .. tostring(ferr) end
+    return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(ferr)
+  end
+  return who
 end
 
 -- GET /v1/sign-in: which ways of signing in the server offers besides keys and local
