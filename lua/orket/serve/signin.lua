@@ -77,6 +77,12 @@ local function callback(req, ctx)
   ctx.headers = ctx.headers or {}
   table.insert(ctx.headers, browser_cookie(req, "", 0)) -- used once, whatever follows
   local fails, now = ctx.server.auth_fails, uv.now()
+  -- an address that failed too often is held off as for any sign-in (the state stays unused)
+  local wait = fails:empty(req.remote, now)
+  if wait then
+    table.insert(ctx.headers, "Retry-After: " .. wait)
+    return err(429, "rate_limited", "too many failed authentications from this address; retry after " .. wait .. " s")
+  end
   local claims, msg, code = p:finish(ctx.query, cookie.get(req, M.COOKIE))
   if not claims then
     if code == "EAUTH" then fails:take(req.remote, now) end
