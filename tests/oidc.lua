@@ -27,6 +27,7 @@ function M.start(o)
   local script = dir .. "/oidc-provider-test.mjs"
   H.write(script, assert(H.read(H.ROOT .. "/tests/oidc/provider.mjs")))
   local cfg = { port_file = tmp .. "/port", mode = o.mode or "provider", id_token_ttl = o.id_token_ttl,
+    token_file = tmp .. "/id_token",
     client = { client_id = M.CLIENT_ID, client_secret = M.CLIENT_SECRET, redirect_uris = { o.redirect_uri } },
     jwks = { keys = o.keys or { M.key("k1") } }, accounts = o.accounts or { alice = { groups = { "devs" } } } }
   H.write(tmp .. "/config.json", cjson.encode(cfg))
@@ -38,6 +39,8 @@ function M.start(o)
     return tonumber(H.read(tmp .. "/port") or "")
   end, "the provider to listen")
   local p = { issuer = "http://127.0.0.1:" .. port, port = port, pid = pid, dir = tmp }
+  -- forger: the ID token its token endpoint answers with next
+  function p.answer(token) H.write(tmp .. "/id_token", token) end
   started[pid] = true
   function p.stop()
     started[pid] = nil

@@ -196,6 +196,59 @@ describe("sign-in through an OpenID Connect provider", function()
     p.stop()
   end)
 
+  it("refuses at the callback an ID token with a wrong nonce, for another audience, expired, unsigned, "
+    .. "signed by a key not in the JWKS, or not a token, keeping nothing", function()
+    local port = H.free_port()
+    local key = oidc.key("k1")
+    local pub = cjson.decode(jose.public(cjson.encode(key)))
+    pub.kid, pub.use, pub.alg = "k1", "sig", "RS256"
+    -- a provider that answers at its token endpoint whatever ID token the test wrote
+    local p, why = oidc.start { mode = "forger", keys = { pub },
+      redirect_uri = "http://127.0.0.1:" .. port .. "/v1/sign-in/oidc/callback" }
+    if not p then return pending(why) end
+    local dir = project(p.issuer, port)
+    local s = serve(dir, port)
+    local now = os.time()
+    local function claims(nonce, over)
+      local c = { iss = p.issuer, aud = oidc.CLIENT_ID, sub = "alice", preferred_username = "alice",
+        groups = { "devs" }, exp = now + 300, iat = now, nonce = nonce }
+      for k, v in pairs(over or {}) do c[k] = v end
+      return c
+    end
+    -- attempt(make) -> status, answer, headers: a sign-in whose ID token is make(nonce)
+    local function attempt(make)
+      local jar, url = begin(s)
+      local state, nonce = url:match("[?&]state=(%x+)"), url:match("[?&]nonce=(%x+)")
+      p.answer(make(nonce))
+      local st, body, h = oidc.get(jar, s.url .. "/v1/sign-in/oidc/callback?code=c0de&state=" .. state)
+      return st, cjson.decode(body), h
+    end
+    local cases = {
+      { function() return oidc.mint(key, claims("0123abcd")) end, "nonce is not the one this sign%-in sent" },
+      { function(n) return oidc.mint(key, claims(n, { aud = "another-client" })) end, "another audience" },
+      { function(n) return oidc.mint(key, claims(n, { exp = now - 3600 })) end, "the token expired at" },
+      { function(n) return "eyJhbGciOiJub25lIn0." .. oidc.mint(key, claims(n)):match("^[^.]+%.([^.]+)%.") .. "." end,
+        "'none' is not accepted" },
+      { function(n) return oidc.mint(oidc.key("k9"), claims(n)) end, "'k9' is not in the provider's JWKS" },
+      { function(n) return oidc.mint(oidc.key("k1"), claims(n)) end, "signature does not verify" },
+      { function() return "not-a-token" end, "not a JSON Web Token" },
+    }
+    for _, c in ipairs(cases) do
+      local st, doc, h = attempt(c[1])
+      assert.equal(401, st, c[2])
+      assert.matches(c[2], doc.error.message)
+      assert.is_nil((h["set-cookie"] or ""):find("orket_session=ors_", 1, true), c[2])
+    end
+    assert.same({}, users_of(dir))
+    -- the same provider telling the truth signs alice in
+    local st, _, h = attempt(function(n) return oidc.mint(key, claims(n)) end)
+    assert.equal(303, st)
+    assert.matches("orket_session=ors_%x+", h["set-cookie"])
+    assert.same({ "alice:operator" }, users_of(dir))
+    s.stop()
+    p.stop()
+  end)
+
   it("answers 502 when the provider is down, slow, answers garbage or names another issuer, changing nothing", function()
     local dir0 = nil
     for _, mode in ipairs { "down", "garbage", "slow", "wrong_issuer" } do

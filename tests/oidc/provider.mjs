@@ -4,7 +4,8 @@
 //          accounts: {NAME: {groups: [...]}}, id_token_ttl}
 // mode "provider" serves the provider; "garbage" answers every request with text that is not
 // JSON; "slow" answers nothing for a minute; "wrong_issuer" serves a discovery document that
-// names another issuer. Its login has no form: the interaction page signs in the account that
+// names another issuer; "forger" serves discovery, the public keys of jwks, and at its token
+// endpoint the ID token the test last wrote to token_file (a provider that lies). Its login has no form: the interaction page signs in the account that
 // its query names (?user=NAME) and grants what the client asked.
 import fs from "node:fs";
 import http from "node:http";
@@ -20,6 +21,19 @@ if (cfg.mode === "garbage") {
   server.on("request", (req, res) => { res.writeHead(200, { "content-type": "application/json" }); res.end("<html>not json"); });
 } else if (cfg.mode === "slow") {
   server.on("request", () => {}); // never answers
+} else if (cfg.mode === "forger") {
+  server.on("request", (req, res) => {
+    const send = (doc) => { res.writeHead(200, { "content-type": "application/json" }); res.end(JSON.stringify(doc)); };
+    if (req.url === "/.well-known/openid-configuration") {
+      send({ issuer, authorization_endpoint: issuer + "/auth", token_endpoint: issuer + "/token", jwks_uri: issuer + "/jwks",
+        code_challenge_methods_supported: ["S256"] });
+    } else if (req.url === "/jwks") {
+      send(cfg.jwks);
+    } else {
+      req.resume();
+      req.on("end", () => send({ token_type: "Bearer", access_token: "x", id_token: fs.readFileSync(cfg.token_file, "utf8") }));
+    }
+  });
 } else if (cfg.mode === "wrong_issuer") {
   server.on("request", (req, res) => {
     res.writeHead(200, { "content-type": "application/json" });
