@@ -20,10 +20,10 @@ local function with(over)
 end
 
 describe("sign_in settings", function()
-  it("takes a provider, a directory and a group map; the issuer without its last slash", function()
+  it("takes a provider, a directory and a group map; the issuer exactly as written", function()
     local s = assert(settings.resolve { sign_in = { oidc = OIDC, ldap = { url = "ldap://127.0.0.1:389",
       base_dn = "ou=people,dc=example,dc=org" }, roles = { devs = "operator" } } }).sign_in
-    assert.equal("https://id.example", s.oidc.issuer)
+    assert.equal("https://id.example/", s.oidc.issuer)
     assert.equal("ldap://127.0.0.1:389", s.ldap.url)
     assert.same({ devs = "operator" }, s.roles)
     assert.same({ roles = {} }, assert(settings.resolve {}).sign_in)

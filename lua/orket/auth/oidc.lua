@@ -72,7 +72,9 @@ function Provider:json(url, o)
   local body, err, code = self:fetch(url, o)
   if not body then return nil, err, code end
   local doc = cjson.decode(body)
-  if type(doc) ~= "table" then return nil, "the provider answered something that is not a JSON object (" .. url .. ")", "EPROTO" end
+  if type(doc) ~= "table" or doc[1] ~= nil then -- (an array decodes to a table too)
+    return nil, "the provider answered something that is not a JSON object (" .. url .. ")", "EPROTO"
+  end
   return doc
 end
 
@@ -83,7 +85,8 @@ local function http_url(v) return type(v) == "string" and v:match("^https?://[^/
 function Provider:discover()
   local now = self.now()
   if self.doc and now < self.doc_until then return self.doc end
-  local doc, err, code = self:json(self.cfg.issuer .. "/.well-known/openid-configuration")
+  -- the issuer's path, its trailing slash removed, then the well-known path (Discovery 4.1)
+  local doc, err, code = self:json(self.cfg.issuer:gsub("/$", "") .. "/.well-known/openid-configuration")
   if not doc then return nil, err, code end
   if doc.issuer ~= self.cfg.issuer then
     return nil, "the provider's discovery document names another issuer than " .. self.cfg.issuer, "EPROTO"
@@ -102,18 +105,19 @@ function Provider:discover()
 end
 
 --- provider:keys(again) -> the JWKS's keys | nil, msg, code; again: a token named a kid
---- not in the kept set, so fetch anew (at most once a REFETCH_S)
+--- not in the kept set (the provider may have rotated its keys), so fetch anew; at most once
+--- a REFETCH_S, or made-up kids would make every request a fetch
 function Provider:keys(again)
   local now = self.now()
-  if self.jwks and now < self.jwks_until and not (again and now >= self.jwks_at + M.REFETCH_S) then
-    return self.jwks
-  end
+  local refetch = again and (self.refetched_at == nil or now >= self.refetched_at + M.REFETCH_S)
+  if self.jwks and now < self.jwks_until and not refetch then return self.jwks end
+  if refetch then self.refetched_at = now end
   local doc, derr, dcode = self:discover()
   if not doc then return nil, derr, dcode end
   local set, err, code = self:json(doc.jwks_uri)
   if not set then return nil, err, code end
   if type(set.keys) ~= "table" then return nil, "the provider's JWKS has no keys", "EPROTO" end
-  self.jwks, self.jwks_at, self.jwks_until = set.keys, now, now + M.KEEP_S
+  self.jwks, self.jwks_until = set.keys, now + M.KEEP_S
   return self.jwks
 end
 

@@ -60,7 +60,8 @@ end
 
 -- each field: its check (value, path) -> value
 local OIDC = {
-  issuer = function(v, p) return url(v, p, { "https", "http" }):gsub("/$", "") end,
+  -- kept as written: the ID token's iss must be it exactly, trailing slash and all (Auth0's has one)
+  issuer = function(v, p) return url(v, p, { "https", "http" }) end,
   client_id = function(v, p) return str(v, p, 256) end,
   client_secret_env = env_name,
   redirect_uri = function(v, p) return url(v, p, { "https", "http" }) end,
