@@ -6,6 +6,7 @@ local H = require "tests.helpers"
 local ldap = require "orket.c.ldap"
 local auth_ldap = require "orket.auth.ldap"
 local slapd = require "tests.slapd"
+local task = require "orket.task"
 
 describe("LDAP sign-in", function()
   local s, why
@@ -69,6 +70,26 @@ describe("LDAP sign-in", function()
       local who, msg, code = ldap.verify(opts(), name, "alice-pw")
       assert.is_nil(who, name)
       assert.is_true(code == "EAUTH" or code == "EINVAL", name .. ": " .. tostring(code))
+      assert.is_truthy(msg)
+    end
+  end)
+
+  it("waits for a directory that does not answer without holding up the loop, then says it is down", function()
+    if not s then return pending(why) end
+    os.execute("kill -STOP " .. s.pid)
+    local done, who, msg, code = false, nil, nil, nil
+    local t = task.spawn(function()
+      who, msg, code = ldap.verify(opts { timeout_ms = 1500 }, "alice", "alice-pw")
+      done = true
+    end)
+    -- the check runs on the thread pool: this task goes on while it waits
+    orket.sleep(1)
+    local waited = not done
+    os.execute("kill -CONT " .. s.pid)
+    t:join()
+    assert.is_true(waited)
+    if who == nil then -- slapd, woken, may still have answered within the timeout
+      assert.equal("EUNAVAILABLE", code)
       assert.is_truthy(msg)
     end
   end)
