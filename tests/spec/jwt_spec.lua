@@ -26,6 +26,29 @@ end
 local WANT = { issuer = ISS, audience = AUD, nonce = "n-1", now = NOW, skew_s = 60 }
 
 describe("orket.c.jose", function()
+  after_each(function() require("tests.helpers").cleanup() end)
+
+  it("loads libcjose (and libldap) only on first use, never at start", function()
+    local H = require "tests.helpers"
+    local script = H.tmpdir() .. "/lazy.lua"
+    H.write(script, [[
+local function mapped(pat)
+  local f = assert(io.open("/proc/self/maps"))
+  local m = f:read("a")
+  f:close()
+  return m:find(pat) ~= nil
+end
+require "orket.c.jose"
+require "orket.c.ldap"
+local before = mapped("/libcjose%.so") or mapped("/libldap")
+require("orket.c.jose").peek("a.b.c")
+print(tostring(before) .. " " .. tostring(mapped("/libcjose%.so")))
+]])
+    local r = H.orket("lua " .. H.quote(script))
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("false true\n", r.stdout)
+  end)
+
   it("computes RFC 7636's S256 challenge (its appendix B vector)", function()
     assert.equal("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
       jose.pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"))
