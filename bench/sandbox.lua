@@ -89,13 +89,7 @@ sandbox = { command = { "node", "server.js" },
   return dir, db, s
 end
 
-local function free_port()
-  local t = uv.new_tcp()
-  assert(t:bind("127.0.0.1", 0))
-  local port = t:getsockname().port
-  t:close()
-  return port
-end
+local free_port = require("tests.helpers").free_port
 
 -- GET url (through sock when given) -> status | nil
 local function get(url, sock, headers)

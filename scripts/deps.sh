@@ -8,11 +8,13 @@
 set -eu
 
 # Building and running: the compiler and the -dev packages of the libraries orket links or
-# loads with dlopen (libcurl, libpq, libgit2, libmicrohttpd; their runtime libraries come with them);
-# lua-yaml (LibYAML's binding) reads a repository's compose file for its sandbox.
+# loads with dlopen (libcurl, libpq, libgit2, libmicrohttpd, libcjose, libldap; their runtime
+# libraries come with them); lua-yaml (LibYAML's binding) reads a repository's compose file for
+# its sandbox. libcjose checks sign-in tokens against a provider's JWKS, libldap binds people
+# to a directory (docs/teams.md).
 PKGS="build-essential pkg-config liblua5.4-dev lua-luv-dev libuv1-dev \
 libsqlite3-dev libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev \
-libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev lua-yaml"
+libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev lua-yaml libcjose-dev libldap-dev"
 # The tests: busted runs the specs; prometheus for its promtool, which checks orket serve's
 # /metrics; chromium's headless shell and its WebDriver for the browser tests and browser
 # checks (chromium itself comes with chromium-driver); postgresql for the
@@ -23,8 +25,9 @@ libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev lua-yaml"
 # generated health check (it runs podman, here a stand-in); systemd-analyze verifies
 # deploy/orket.service; curl is the HTTP client (over TCP and over orket serve's unix
 # socket) that serve's guard tests use from outside orket (not in a minimal Debian); nginx
-# and caddy front orket serve as docs/serve.md configures them (tests/e2e/serve_apps_test.lua).
-TEST_PKGS="lua-busted prometheus chromium chromium-headless-shell chromium-driver postgresql procps nodejs npm docker-compose podman-compose systemd curl nginx-light caddy"
+# and caddy front orket serve as docs/serve.md configures them (tests/e2e/serve_apps_test.lua);
+# slapd is the directory the LDAP sign-in tests start in a temp dir.
+TEST_PKGS="lua-busted prometheus chromium chromium-headless-shell chromium-driver postgresql procps nodejs npm docker-compose podman-compose systemd curl nginx-light caddy slapd"
 # The benchmarks: wrk loads orket serve; valgrind (callgrind) and strace count git's work
 # (bench/gitcount.lua).
 BENCH_PKGS="wrk valgrind strace"

@@ -13,7 +13,7 @@ M.LAYERS = {
     match = { "^orket%.cmd$", "^orket%.cmd%.", "^orket%.cli$", "^orket%.cmdline$", "^orket%.terminal%.", "^orket%.validate$" } },
   { name = "services", doc = "long-lived drivers: the HTTP server, the engine and its runs, MCP, sandboxes, and the documents they give",
     match = { "^orket%.serve$", "^orket%.serve%.", "^orket%.engine$", "^orket%.engine%.",
-              "^orket%.mcp%.", "^orket%.sandboxes%.", "^orket%.views%.", "^orket$" } },
+              "^orket%.mcp%.", "^orket%.sandboxes%.", "^orket%.views%.", "^orket$", "^orket%.auth%." } },
   { name = "actions", doc = "what can be done to a card or the project, each rule once with its result as data; the project's configuration and its outside world",
     match = { "^orket%.actions%.", "^orket%.tools$", "^orket%.toolcalls$", "^orket%.import$",
               "^orket%.llm$", "^orket%.llm%.", "^orket%.forge$", "^orket%.updates$", "^orket%.project$", "^orket%.config$",
@@ -24,7 +24,8 @@ M.LAYERS = {
   { name = "base", doc = "plain helpers over the runtime: tasks, clocks, text, script environments, the error vocabulary",
     match = { "^orket%.task$", "^orket%.clock$", "^orket%.handles$", "^orket%.inert$", "^orket%.jsonout$",
               "^orket%.fieldline$", "^orket%.nearest$", "^orket%.pretty$", "^orket%.scriptenv$",
-              "^orket%.scriptfile$", "^orket%.tree$", "^orket%.semaphore$", "^orket%.errors$", "^orket%.cost$" } },
+              "^orket%.scriptfile$", "^orket%.tree$", "^orket%.semaphore$", "^orket%.errors$", "^orket%.cost$",
+              "^orket%.urlencode$" } },
   { name = "core", doc = "the C bindings",
     match = { "^orket%.c%." } },
 }

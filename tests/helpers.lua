@@ -189,6 +189,31 @@ function M.api(s, method, path, key, body)
   return status, text ~= "" and require("cjson.safe").decode(text) or nil, text
 end
 
+--- request(server, method, path, headers, body) -> status, the decoded answer (nil when
+--- empty), headers: one call to an orket serve with the headers given (a cookie, a CSRF
+--- token) and body (a table) as JSON
+function M.request(s, method, path, headers, body)
+  local status, text, hs = M.fetch { url = s.url .. path, method = method, headers = headers or {},
+    body = body and require("cjson").encode(body) or nil, total_timeout_ms = 20000 }
+  return status, text ~= "" and require("cjson.safe").decode(text) or nil, hs or {}
+end
+
+--- ok(r, what) -> r, an H.orket result, once its status is 0 (else raises naming what)
+function M.ok(r, what)
+  if r.status ~= 0 then error(what .. " failed: " .. tostring(r.stderr), 2) end
+  return r
+end
+
+--- free_port() -> a loopback port nothing listens on just now (for a server whose URL must
+--- be known before it starts)
+function M.free_port()
+  local t = uv.new_tcp()
+  assert(t:bind("127.0.0.1", 0))
+  local port = t:getsockname().port
+  t:close()
+  return port
+end
+
 --- api_key(dir, name, role) -> key, its id, the command's result: `orket keys create`
 function M.api_key(dir, name, role)
   local r = M.orket("keys create " .. name .. " --role " .. role, { cwd = dir })

@@ -15,7 +15,9 @@ M.PACKAGES = { "@modelcontextprotocol/sdk@^1.25", "@modelcontextprotocol/server-
   "@action-validator/cli@^0.6", "@modelcontextprotocol/conformance@0.1.13", "@seriousme/openapi-schema-validator@^2",
   "kubernetes-models@^5", "yaml@^2",
   -- the OTLP protobuf definitions; 0.57 is the last line whose engines a Debian 12 node takes
-  "@opentelemetry/otlp-transformer@~0.57.2" }
+  "@opentelemetry/otlp-transformer@~0.57.2",
+  -- a certified OpenID provider for the sign-in tests (8.x: ESM, runs on Node 18 and 20)
+  "oidc-provider@~8.8" }
 
 local function cache_dir()
   local d = os.getenv("ORKET_TEST_NPM_CACHE")

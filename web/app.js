@@ -100,6 +100,8 @@
     $("signin").hidden = false;
     $("signin-error").textContent = message || "";
     $("key").focus();
+    // the provider's link, when the server has one (sign_in.oidc: docs/teams.md)
+    api("GET", "/v1/sign-in").then((doc) => { $("signin-provider").hidden = !doc.oidc; }, () => {});
   }
 
   function signedIn(doc) {

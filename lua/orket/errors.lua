@@ -42,7 +42,7 @@ M.GROUPS = {
     "bad_request", "bad_json", "bad_path", "bad_query", "unauthorized", "bad_signature", "no_secret",
     "forbidden", "not_found", "method_not_allowed", "timeout", "conflict", "project_error", "not_running",
     "too_large", "unsupported_media_type", "bad_config", "not_started", "stale", "rate_limited", "internal",
-    "unhealthy", "not_stopped", "bad_gateway", "busy", "stopping", "unavailable",
+    "unhealthy", "not_stopped", "bad_gateway", "busy", "stopping", "unavailable", "provider_unavailable",
   } },
 }
 
@@ -445,6 +445,11 @@ CODES.bad_gateway = {
   status = 502,
   means = "the sandbox's app did not answer the proxied request",
   remedy = "`orket sandbox logs ID`",
+}
+CODES.provider_unavailable = {
+  status = 502,
+  means = "the identity provider (OpenID Connect or LDAP) is down, too slow, or answered something unusable",
+  remedy = "check `sign_in.oidc.issuer` or `sign_in.ldap.url` in orket.lua; the server's log says what failed (docs/teams.md)",
 }
 CODES.busy = { status = 503, means = "the store stayed locked", remedy = "retry" }
 CODES.stopping = { status = 503, means = "the server is shutting down", remedy = "retry against the next one" }

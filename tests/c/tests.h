@@ -81,6 +81,8 @@
   X(test_gitrepo_push)                     \
   X(test_gitcrash)                         \
   X(test_hmac_vectors)                     \
+  X(test_jose_alg_pinning)               \
+  X(test_jose_sign_verify)               \
   X(test_hmac_webhook_signature)         \
   X(test_seal_round_trip_and_refusals)     \
   X(test_seal_buffer_round_trip_and_refusals) \

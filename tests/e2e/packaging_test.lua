@@ -57,6 +57,9 @@ describe("packaging", function()
     end
     assert.is_true(has(runtime, "libcurl4"), "Dockerfile runtime stage lacks libcurl4 (loaded with dlopen)")
     assert.is_true(has(runtime, "libpq5"), "Dockerfile runtime stage lacks libpq5 (loaded with dlopen)")
+    -- signing people in: JOSE and LDAP (docs/teams.md)
+    assert.is_true(has(runtime, "libcjose0"), "Dockerfile runtime stage lacks libcjose0 (loaded with dlopen)")
+    assert.is_true(has(runtime, "libldap-2.5-0"), "Dockerfile runtime stage lacks libldap-2.5-0 (loaded with dlopen)")
   end)
 
   it("installs every build package of scripts/deps.sh in the image's build stage", function()

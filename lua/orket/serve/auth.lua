@@ -8,6 +8,8 @@ local keys = require "orket.serve.keys"
 local accounts = require "orket.serve.accounts"
 local session = require "orket.serve.session"
 local localuse = require "orket.serve.localuse"
+local jwt = require "orket.auth.jwt"
+local signin = require "orket.serve.signin"
 
 local M = {}
 
@@ -38,7 +40,8 @@ function Auth:check(req)
   -- keys are never deleted (revoking keeps the row), so once one exists it always will:
   -- the count is asked until then, not on every request after
   if self.loopback and not self.keyed then
-    self.keyed = keys.total_count(self.db) > 0 or accounts.count(self.db) > 0
+    -- a provider set up (sign_in.oidc) means people sign in: no local use either
+    self.keyed = self.oidc ~= nil or keys.total_count(self.db) > 0 or accounts.count(self.db) > 0
   end
   if self.loopback and not self.keyed then
     if not M.loopback_host(req.headers.host) then
@@ -71,6 +74,8 @@ function Auth:check(req)
   if not token then
     return nil, 401, "unauthorized", "this needs an API key: send Authorization: Bearer <key>", h and "malformed" or "missing"
   end
+  -- a JWT (three base64url parts; an API key has none of its dots) of the provider
+  if self.oidc and jwt.looks_like(token) then return signin.bearer(self.db, self.oidc, token) end
   if not self.pepper then self.pepper = keys.pepper(self.dir, false) end
   local who, why, serr = nil, "no pepper", nil
   if self.pepper then who, why, serr = keys.verify(self.db, self.pepper, token) end

@@ -19,6 +19,7 @@ local metrics = require "orket.serve.metrics"
 local runs = require "orket.serve.runs"
 local openapi = require "orket.serve.openapi"
 local session = require "orket.serve.session"
+local signin = require "orket.serve.signin"
 local webhooks = require "orket.serve.webhooks"
 local sandboxes = require "orket.serve.sandboxes"
 local apps = require "orket.serve.apps"
@@ -136,6 +137,7 @@ function M.new(o)
   runs.add(self.router)
   openapi.add(self.router)
   session.add(self.router)
+  signin.add(self.router) -- /v1/sign-in/oidc (docs/teams.md)
   webhooks.add(self.router)
   sandboxes.add(self.router)
   apps.add(self.router)
@@ -155,6 +157,12 @@ function M.new(o)
   self.apps = apps.new(ss.app_origin)
   self.auth = auth_mod.new(o.db, o.dir, httpd.is_loopback(o.host), o.local_token)
   self.auth.cors = self.cors
+  local sok, serr = signin.attach(self, o.dir)
+  if not sok then
+    srv:close()
+    if usrv then usrv:close() end
+    return nil, serr, "EINVAL"
+  end
   self.by_addr = ratelimit.new { rate = l.addr_rate, burst = l.addr_burst }
   self.by_key = ratelimit.new { rate = l.key_rate, burst = l.key_burst }
   -- in the store: a guesser gains nothing by spreading its tries over several servers

@@ -6,6 +6,7 @@ local service = require "orket.sandboxes.service"
 local ops = require "orket.store.sandboxes"
 local jsonout = require "orket.jsonout"
 local routes = require "orket.serve.routes"
+local urlencode = require "orket.urlencode"
 local writes = require "orket.serve.writes"
 local cjson = require "cjson.safe"
 local http = require "orket.c.http"
@@ -225,9 +226,7 @@ local PASS_OUT = { ["content-type"] = true, ["cache-control"] = true, etag = tru
   location = true, ["content-language"] = true, ["content-disposition"] = true, ["accept-ranges"] = true,
   ["content-range"] = true }
 
-local function enc(seg)
-  return (seg:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
-end
+local enc = urlencode.encode
 
 local function target_url(path, query)
   local segs = {}

@@ -6,6 +6,7 @@
 -- check() when a request has the cookie and no Authorization header. Signing in and out are
 -- journaled (session_start, session_end) with the key's id (or "user:NAME") as the actor.
 local accounts = require "orket.serve.accounts"
+local people = require "orket.serve.people"
 local cookie = require "orket.serve.cookie"
 local crypto = require "orket.c.crypto"
 local httpd = require "orket.c.httpd"
@@ -156,6 +157,15 @@ local function start(req, ctx, who, insert)
   return token, expires
 end
 
+--- start_person(req, ctx, who) -> token, expires: a person's session cookie, made now
+--- (their oldest sessions beyond MAX_PER_KEY end)
+function M.start_person(req, ctx, who)
+  return start(req, ctx, who, function(db, h, exp)
+    users.sessions_trim(db, who.name, M.MAX_PER_KEY - 1, os.time())
+    users.session_insert(db, h, who.name, exp)
+  end)
+end
+
 -- POST /v1/session {key} | {user, password}: a key, or a person's name and password, for
 -- a session. A wrong one counts as a failed authentication (the same limit as a wrong
 -- Bearer key).
@@ -174,13 +184,14 @@ local function sign_in(req, ctx)
     return err(400, "bad_request", "send {\"key\"} or {\"user\", \"password\"}")
   end
   -- a person's name and password, else a key; either way the same refusal and limit
-  local who, why, refusal, insert
+  local who, why, refusal, insert, down
   if b.user then
-    who, why = accounts.verify(ctx.db, b.user, b.password)
+    -- a local account, else the directory of sign_in.ldap (orket.serve.people)
+    who, why, down = people.verify(ctx.db, ctx.server.signin, b.user, b.password)
     refusal = "the name or password is not valid"
-    insert = function(db, h, exp)
-      users.sessions_trim(db, who.name, M.MAX_PER_KEY - 1, os.time())
-      users.session_insert(db, h, who.name, exp)
+    if down then -- the directory's failure, not the person's: no failed authentication counted
+      ctx.auth = why
+      return err(502, "provider_unavailable", "the directory cannot be asked just now; try again")
     end
   else
     local pepper = keys.pepper(ctx.dir, false)
@@ -199,7 +210,8 @@ local function sign_in(req, ctx)
     return err(401, "unauthorized", refusal)
   end
   ctx.key = who.id
-  local token, expires = start(req, ctx, who, insert)
+  local token, expires
+  if who.user then token, expires = M.start_person(req, ctx, who) else token, expires = start(req, ctx, who, insert) end
   return 200, { role = who.role, key = not who.user and { id = who.id, name = who.name } or nil,
     user = who.user and { name = who.user } or nil, csrf = M.csrf_of(token), expires_at = expires_at(expires) }
 end

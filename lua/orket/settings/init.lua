@@ -8,6 +8,7 @@ local proc = require "orket.c.proc"
 local mcp = require "orket.settings.mcp"
 local experiments = require "orket.settings.experiments"
 local audit = require "orket.settings.audit"
+local signin = require "orket.settings.signin"
 local runlimits = require "orket.settings.runlimits"
 local pgurl = require "orket.store.pgurl"
 local cost = require "orket.cost"
@@ -604,6 +605,7 @@ local SCHEMA = {
   { "audit", function(d) return audit.section(d.audit) end }, -- docs/audit.md
   -- a share of the cards on another model or role (docs/cost.md, "Experiments")
   { "experiments", function(d) return experiments.section(d.experiments, (M.merge_models(d))) end },
+  { "sign_in", function(d) return signin.section(d.sign_in) end }, -- docs/teams.md
   -- traces over OTLP/HTTP (docs/observability.md); the OTEL_* variables win over it
   { "telemetry", function(d)
     local t = d.telemetry

@@ -37,6 +37,11 @@ function M.set_disabled(db, name, disabled)
   return (assert(db:run("UPDATE users SET disabled_at = NULL WHERE name = ? AND disabled_at IS NOT NULL", name)))
 end
 
+--- set_role(db, name, role) -> changes: the person's role, as their provider's groups now give it
+function M.set_role(db, name, role)
+  return (assert(db:run("UPDATE users SET role = ? WHERE name = ? AND role <> ?", role, name, role)))
+end
+
 --- session_insert(db, hash, name, expires): a person's session created now
 function M.session_insert(db, hash, name, expires)
   assert(db:run("INSERT INTO user_sessions (hash, user_name, created_at, expires) VALUES (?, ?, " .. db.dialect.now

@@ -1,0 +1,123 @@
+/* ldapbind.c: a name and password checked by an LDAP directory (see ldapbind.h). One
+ * connection per check: a search bound as the service, a bind as the person on the same
+ * connection, then the groups, searched as the person. Each step has the timeout. */
+#include "ldapbind.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+/* a filter "(ATTR=VALUE)" with VALUE escaped by libldap; 0, or -1 */
+static int lb_filter(const ldapapi *api, char *out, size_t outlen, const char *attr, const char *value, size_t len) {
+  struct berval in = {(ber_len_t)len, (char *)value}, esc = {0, NULL};
+  if (api->ldap_bv2escaped_filter_value(&in, &esc) != 0 || esc.bv_val == NULL) return -1;
+  int n = snprintf(out, outlen, "(%s=%s)", attr, esc.bv_val);
+  api->ldap_memfree(esc.bv_val);
+  return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+static int lb_fail(char *err, size_t errlen, int rc, const char *what, const char *why) {
+  snprintf(err, errlen, "%s: %s", what, why);
+  return rc;
+}
+
+static int lb_bind(const ldapapi *api, LDAP *ld, const char *dn, const char *pw, size_t pwlen) {
+  struct berval cred = {(ber_len_t)pwlen, (char *)pw};
+  return api->ldap_sasl_bind_s(ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+}
+
+/* the groups under o->group_base_dn listing dn (member) or name (memberUid) */
+static int lb_groups(const ldapapi *api, LDAP *ld, const ldapbind_opts *o, const char *dn, const char *name,
+                     size_t namelen, struct timeval *tv, ldapbind_group_fn on_group, void *ud, char *err,
+                     size_t errlen) {
+  char f1[1200], f2[600], filter[1900];
+  if (lb_filter(api, f1, sizeof f1, "member", dn, strlen(dn)) != 0 ||
+      lb_filter(api, f2, sizeof f2, "memberUid", name, namelen) != 0)
+    return lb_fail(err, errlen, LDAPBIND_BAD, "groups", "the filter cannot be made");
+  snprintf(filter, sizeof filter, "(|%s%s)", f1, f2);
+  char *attrs[] = {"cn", NULL};
+  LDAPMessage *res = NULL;
+  int rc = api->ldap_search_ext_s(ld, o->group_base_dn, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL, tv,
+                                  LDAPBIND_MAX_GROUPS, &res);
+  if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
+    if (res) api->ldap_msgfree(res);
+    return lb_fail(err, errlen, LDAPBIND_DOWN, "the group search failed", api->ldap_err2string(rc));
+  }
+  for (LDAPMessage *e = api->ldap_first_entry(ld, res); e != NULL; e = api->ldap_next_entry(ld, e)) {
+    struct berval **v = api->ldap_get_values_len(ld, e, "cn");
+    int stop = 0;
+    for (int i = 0; v && v[i] && !stop; i++) {
+      char cn[257];
+      if (v[i]->bv_len >= sizeof cn || memchr(v[i]->bv_val, '\0', v[i]->bv_len)) continue;
+      memcpy(cn, v[i]->bv_val, v[i]->bv_len);
+      cn[v[i]->bv_len] = '\0';
+      stop = on_group(ud, cn);
+    }
+    if (v) api->ldap_value_free_len(v);
+    if (stop) break;
+  }
+  api->ldap_msgfree(res);
+  return LDAPBIND_OK;
+}
+
+/* finds the one entry whose user_attr is name: its DN into dn */
+static int lb_find(const ldapapi *api, LDAP *ld, const ldapbind_opts *o, const char *name, size_t namelen,
+                   struct timeval *tv, char *dn, size_t dnlen, char *err, size_t errlen) {
+  char filter[1200];
+  if (lb_filter(api, filter, sizeof filter, o->user_attr, name, namelen) != 0)
+    return lb_fail(err, errlen, LDAPBIND_BAD, "search", "the filter cannot be made");
+  char *attrs[] = {LDAP_NO_ATTRS, NULL};
+  LDAPMessage *res = NULL;
+  /* size limit 2: one entry is the person, a second says the name is ambiguous */
+  int rc = api->ldap_search_ext_s(ld, o->base_dn, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL, tv, 2, &res);
+  int n = res ? api->ldap_count_entries(ld, res) : 0;
+  if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
+    if (res) api->ldap_msgfree(res);
+    return lb_fail(err, errlen, rc == LDAP_NO_SUCH_OBJECT ? LDAPBIND_REFUSED : LDAPBIND_DOWN, "the search failed",
+                   api->ldap_err2string(rc));
+  }
+  if (n != 1) {
+    if (res) api->ldap_msgfree(res);
+    return lb_fail(err, errlen, LDAPBIND_REFUSED, "search", n == 0 ? "no such person" : "several people have this name");
+  }
+  char *d = api->ldap_get_dn(ld, api->ldap_first_entry(ld, res));
+  int ok = d != NULL && strlen(d) < dnlen;
+  if (ok) memcpy(dn, d, strlen(d) + 1);
+  if (d) api->ldap_memfree(d);
+  api->ldap_msgfree(res);
+  return ok ? LDAPBIND_OK : lb_fail(err, errlen, LDAPBIND_DOWN, "search", "the entry's DN cannot be read");
+}
+
+int ldapbind_verify(const ldapapi *api, const ldapbind_opts *o, const char *name, size_t namelen, const char *password,
+                    size_t pwlen, char *dn, size_t dnlen, ldapbind_group_fn on_group, void *ud, char *err,
+                    size_t errlen) {
+  /* an empty password would be an unauthenticated bind, which succeeds (RFC 4513 5.1.2) */
+  if (pwlen == 0) return lb_fail(err, errlen, LDAPBIND_BAD, "bind", "an empty password is refused");
+  if (namelen == 0 || namelen > LDAPBIND_MAX_NAME || memchr(name, '\0', namelen))
+    return lb_fail(err, errlen, LDAPBIND_BAD, "name", "empty, too long or holding a NUL");
+  LDAP *ld = NULL;
+  int rc = api->ldap_initialize(&ld, o->url);
+  if (rc != LDAP_SUCCESS) return lb_fail(err, errlen, LDAPBIND_DOWN, "the directory's URL", api->ldap_err2string(rc));
+  int v3 = LDAP_VERSION3;
+  struct timeval tv = {o->timeout_ms / 1000, (o->timeout_ms % 1000) * 1000};
+  api->ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
+  api->ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
+  api->ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
+  api->ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+  int out = LDAPBIND_OK;
+  if (o->bind_dn != NULL) {
+    const char *spw = o->bind_password ? o->bind_password : "";
+    rc = lb_bind(api, ld, o->bind_dn, spw, strlen(spw));
+    if (rc != LDAP_SUCCESS) out = lb_fail(err, errlen, LDAPBIND_DOWN, "the service's bind failed", api->ldap_err2string(rc));
+  }
+  if (out == LDAPBIND_OK) out = lb_find(api, ld, o, name, namelen, &tv, dn, dnlen, err, errlen);
+  if (out == LDAPBIND_OK) {
+    rc = lb_bind(api, ld, dn, password, pwlen);
+    if (rc == LDAP_INVALID_CREDENTIALS) out = lb_fail(err, errlen, LDAPBIND_REFUSED, "bind", "wrong password");
+    else if (rc != LDAP_SUCCESS) out = lb_fail(err, errlen, LDAPBIND_DOWN, "the bind failed", api->ldap_err2string(rc));
+  }
+  if (out == LDAPBIND_OK && o->group_base_dn != NULL)
+    out = lb_groups(api, ld, o, dn, name, namelen, &tv, on_group, ud, err, errlen);
+  api->ldap_unbind_ext_s(ld, NULL, NULL);
+  return out;
+}

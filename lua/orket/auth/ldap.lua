@@ -1,0 +1,26 @@
+-- orket.auth.ldap: a person's name and password checked by the LDAP directory of
+-- sign_in.ldap (orket.c.ldap: libldap finds their entry with the name escaped by its own
+-- filter escaping, binds as it, lists their groups), and the role their groups give
+-- (sign_in.roles). The service's bind password is named by an environment variable.
+local ldap = require "orket.c.ldap"
+local signin = require "orket.settings.signin"
+
+local M = {}
+
+M.TIMEOUT_MS = 5000
+
+--- verify(cfg, roles, name, password) -> {name, role, dn, groups} | nil, msg, code: cfg is
+--- sign_in.ldap; EAUTH for no such person, a wrong password or no role; EUNAVAILABLE when
+--- the directory cannot be reached; EINVAL for an empty password
+function M.verify(cfg, roles, name, password)
+  local opts = { url = cfg.url, base_dn = cfg.base_dn, user_attr = cfg.user_attr or "uid", bind_dn = cfg.bind_dn,
+    bind_password = cfg.bind_password_env and os.getenv(cfg.bind_password_env) or nil,
+    group_base_dn = cfg.group_base_dn, timeout_ms = cfg.timeout_ms or M.TIMEOUT_MS }
+  local who, err, code = ldap.verify(opts, name, password)
+  if not who then return nil, err, code end
+  local role = signin.role_of(who.groups, roles or {}, cfg.default_role)
+  if not role then return nil, "none of this person's groups has a role on this server", "EAUTH" end
+  return { name = name, role = role, dn = who.dn, groups = who.groups }
+end
+
+return M

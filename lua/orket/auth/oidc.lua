@@ -1,0 +1,212 @@
+-- orket.auth.oidc: one OpenID Connect provider, named by its issuer URL. Its settings come
+-- from discovery (ISSUER/.well-known/openid-configuration) and its keys from its JWKS, each
+-- fetched with orket.c.http (libcurl), capped and timed out, and kept for an hour. A
+-- browser signs in with the authorization code flow and PKCE (S256): begin() makes the
+-- state, nonce and verifier, finish() checks the state, trades the code for tokens and
+-- checks the ID token (orket.auth.jwt). bearer() checks an API token from the same
+-- provider. Group claims give the role (orket.settings.signin.role_of).
+local cjson = require "cjson.safe"
+local crypto = require "orket.c.crypto"
+local http = require "orket.c.http"
+local jose = require "orket.c.jose"
+local jwt = require "orket.auth.jwt"
+local urlencode = require "orket.urlencode"
+local signin = require "orket.settings.signin"
+
+local M = {}
+
+M.MAX_BYTES = 256 * 1024   -- a discovery document, a JWKS or a token answer: larger is refused
+M.TIMEOUT_MS = 5000        -- each fetch from the provider, connect to last byte
+M.KEEP_S = 3600            -- discovery and keys are fetched again after this
+M.REFETCH_S = 60           -- an unknown kid fetches the keys again at most this often
+M.PENDING_S = 600          -- a sign-in begun must finish within this
+M.MAX_PENDING = 1024       -- sign-ins begun and not finished, at most (oldest dropped)
+
+local Provider = {}
+Provider.__index = Provider
+
+--- new(cfg[, now]) -> provider; cfg: sign_in.oidc checked by orket.settings.signin, with
+--- roles (sign_in.roles); now: a clock (tests), default os.time
+function M.new(cfg, roles, now)
+  return setmetatable({ cfg = cfg, roles = roles or {}, now = now or os.time, pending = {}, npending = 0 }, Provider)
+end
+
+-- fetch(url, o) -> body | nil, msg, code: one exchange with the provider, its answer
+-- capped; anything but a 200 is the provider's refusal, quoted briefly
+function Provider:fetch(url, o)
+  o = o or {}
+  local t = self.cfg.timeout_ms or M.TIMEOUT_MS
+  local r <close>, err = http.request { url = url, method = o.method or "GET", headers = o.headers, body = o.body,
+    connect_timeout_ms = t, total_timeout_ms = t, max_bytes = M.MAX_BYTES }
+  if not r then return nil, "the provider cannot be reached: " .. tostring(err), "EUNAVAILABLE" end
+  local status, h, hcode = r:headers()
+  if not status then
+    if hcode == "timeout" then
+      return nil, string.format("the provider did not answer within %d ms (%s)", t, url), "EUNAVAILABLE"
+    end
+    return nil, "the provider cannot be reached (" .. url .. "): " .. tostring(h), "EUNAVAILABLE"
+  end
+  local parts = {}
+  while true do
+    local ev, rerr = r:read()
+    if ev == false then break end
+    if ev == nil then
+      if r:received() > M.MAX_BYTES then
+        return nil, string.format("the provider's answer is larger than %d bytes", M.MAX_BYTES), "EPROTO"
+      end
+      return nil, "the provider's answer broke off: " .. tostring(rerr), "EUNAVAILABLE"
+    end
+    for _, s in ipairs(ev) do parts[#parts + 1] = s end
+  end
+  local body = table.concat(parts)
+  if status ~= 200 then
+    local doc = cjson.decode(body)
+    local why = type(doc) == "table" and type(doc.error) == "string" and doc.error:sub(1, 100) or ("HTTP " .. status)
+    return nil, "the provider refused (" .. why .. ")", "EAUTH"
+  end
+  return body
+end
+
+-- json(url, o) -> table | nil, msg, code: a JSON object from the provider
+function Provider:json(url, o)
+  local body, err, code = self:fetch(url, o)
+  if not body then return nil, err, code end
+  local doc = cjson.decode(body)
+  if type(doc) ~= "table" or doc[1] ~= nil then -- (an array decodes to a table too)
+    return nil, "the provider answered something that is not a JSON object (" .. url .. ")", "EPROTO"
+  end
+  return doc
+end
+
+local function http_url(v) return type(v) == "string" and v:match("^https?://[^/]") ~= nil and #v <= 2048 end
+
+--- provider:discover() -> the discovery document | nil, msg, code. Its issuer must be the
+--- configured one exactly (OpenID Connect Discovery 4.3), its endpoints http(s) URLs.
+function Provider:discover()
+  local now = self.now()
+  if self.doc and now < self.doc_until then return self.doc end
+  -- the issuer's path, its trailing slash removed, then the well-known path (Discovery 4.1)
+  local doc, err, code = self:json(self.cfg.issuer:gsub("/$", "") .. "/.well-known/openid-configuration")
+  if not doc then return nil, err, code end
+  if doc.issuer ~= self.cfg.issuer then
+    return nil, "the provider's discovery document names another issuer than " .. self.cfg.issuer, "EPROTO"
+  end
+  for _, k in ipairs { "authorization_endpoint", "token_endpoint", "jwks_uri" } do
+    if not http_url(doc[k]) then return nil, "the provider's discovery document has no usable " .. k, "EPROTO" end
+  end
+  local methods = doc.code_challenge_methods_supported
+  if type(methods) == "table" then
+    local s256 = false
+    for _, m in ipairs(methods) do s256 = s256 or m == "S256" end
+    if not s256 then return nil, "the provider does not support PKCE with S256", "EPROTO" end
+  end
+  self.doc, self.doc_until = doc, now + M.KEEP_S
+  return doc
+end
+
+--- provider:keys(again) -> the JWKS's keys | nil, msg, code; again: a token named a kid
+--- not in the kept set (the provider may have rotated its keys), so fetch anew; at most once
+--- a REFETCH_S, or made-up kids would make every request a fetch
+function Provider:keys(again)
+  local now = self.now()
+  local refetch = again and (self.refetched_at == nil or now >= self.refetched_at + M.REFETCH_S)
+  if self.jwks and now < self.jwks_until and not refetch then return self.jwks end
+  if refetch then self.refetched_at = now end
+  local doc, derr, dcode = self:discover()
+  if not doc then return nil, derr, dcode end
+  local set, err, code = self:json(doc.jwks_uri)
+  if not set then return nil, err, code end
+  if type(set.keys) ~= "table" then return nil, "the provider's JWKS has no keys", "EPROTO" end
+  self.jwks, self.jwks_until = set.keys, now + M.KEEP_S
+  return self.jwks
+end
+
+-- check(token, audience, nonce) -> claims | nil, msg, code: against the kept keys, then
+-- once more against keys fetched anew when the token's kid is not among them
+function Provider:check(token, audience, nonce)
+  local want = { issuer = self.cfg.issuer, audience = audience, nonce = nonce, skew_s = self.cfg.clock_skew_s,
+    now = self.now() }
+  local keys, kerr, kcode = self:keys(false)
+  if not keys then return nil, kerr, kcode end
+  local claims, err, code, why = jwt.verify(token, keys, want)
+  if why == "unknown_kid" then
+    keys, kerr, kcode = self:keys(true)
+    if not keys then return nil, kerr, kcode end
+    claims, err, code = jwt.verify(token, keys, want)
+  end
+  return claims, err, code
+end
+
+--- provider:begin() -> authorization URL, browser secret: a sign-in started. The secret
+--- goes into the browser's cookie; finish() wants it back with the state, so that only the
+--- browser that began a sign-in can finish it (no sign-in CSRF).
+function Provider:begin()
+  local doc, err, code = self:discover()
+  if not doc then return nil, err, code end
+  local state, nonce, verifier, browser = crypto.random_id(32), crypto.random_id(32), crypto.random_id(32),
+    crypto.random_id(32)
+  local now = self.now()
+  -- expired ones go; past the cap, all of them (a flood of begun sign-ins ends its own)
+  for s, p in pairs(self.pending) do
+    if p.expires <= now then self.pending[s], self.npending = nil, self.npending - 1 end
+  end
+  if self.npending >= M.MAX_PENDING then self.pending, self.npending = {}, 0 end
+  self.pending[state] = { nonce = nonce, verifier = verifier, browser = crypto.hash(browser, 32), expires = now + M.PENDING_S }
+  self.npending = self.npending + 1
+  local cfg = self.cfg
+  local q = urlencode.form { response_type = "code", client_id = cfg.client_id, redirect_uri = cfg.redirect_uri,
+    scope = table.concat(cfg.scopes or { "openid", "profile", "email" }, " "), state = state, nonce = nonce,
+    code_challenge = jose.pkce_challenge(verifier), code_challenge_method = "S256" }
+  local ep = doc.authorization_endpoint
+  return ep .. (ep:find("?", 1, true) and "&" or "?") .. q, browser
+end
+
+--- provider:finish(query, browser) -> claims | nil, msg, code: the callback's query {code,
+--- state} (or {error}) and the browser's secret. The state is used once, whatever follows.
+function Provider:finish(query, browser)
+  local state = query.state
+  local p = type(state) == "string" and self.pending[state] or nil
+  if not p then return nil, "the sign-in's state is unknown or was used already; sign in again", "EAUTH" end
+  self.pending[state], self.npending = nil, self.npending - 1
+  if p.expires <= self.now() then return nil, "the sign-in took too long; sign in again", "EAUTH" end
+  if type(browser) ~= "string" or not crypto.equal(crypto.hash(browser, 32), p.browser) then
+    return nil, "the sign-in was begun by another browser", "EAUTH"
+  end
+  if query.error then return nil, "the provider refused the sign-in (" .. tostring(query.error):sub(1, 100) .. ")", "EAUTH" end
+  if type(query.code) ~= "string" or query.code == "" or #query.code > 2048 then
+    return nil, "the provider sent no authorization code", "EAUTH"
+  end
+  local doc, derr, dcode = self:discover()
+  if not doc then return nil, derr, dcode end
+  local cfg = self.cfg
+  local form = { grant_type = "authorization_code", code = query.code, redirect_uri = cfg.redirect_uri,
+    client_id = cfg.client_id, code_verifier = p.verifier }
+  local secret = cfg.client_secret_env and os.getenv(cfg.client_secret_env)
+  if secret and secret ~= "" then form.client_secret = secret end
+  local tokens, terr, tcode = self:json(doc.token_endpoint, { method = "POST", body = urlencode.form(form),
+    headers = { "Content-Type: application/x-www-form-urlencoded", "Accept: application/json" } })
+  if not tokens then return nil, terr, tcode end
+  if type(tokens.id_token) ~= "string" then return nil, "the provider's answer has no ID token", "EPROTO" end
+  return self:check(tokens.id_token, cfg.client_id, p.nonce)
+end
+
+--- provider:bearer(token) -> claims | nil, msg, code: an API token of this provider, for
+--- api_audience (default: the client id); no nonce
+function Provider:bearer(token)
+  return self:check(token, self.cfg.api_audience or self.cfg.client_id, nil)
+end
+
+--- provider:person(claims) -> {name, role, groups} | nil, msg, "EAUTH": who the claims
+--- name (name_claim, default preferred_username, else sub) and the role their groups give
+function Provider:person(claims)
+  local name = claims[self.cfg.name_claim or "preferred_username"]
+  if type(name) ~= "string" then name = claims.sub end
+  local groups = claims[self.cfg.groups_claim or "groups"]
+  if type(groups) == "string" then groups = { groups } end
+  if type(groups) ~= "table" then groups = {} end
+  local role = signin.role_of(groups, self.roles, self.cfg.default_role)
+  if not role then return nil, "none of this person's groups has a role on this server", "EAUTH" end
+  return { name = type(name) == "string" and name:lower() or nil, role = role, groups = groups }
+end
+
+return M

@@ -1,0 +1,155 @@
+-- orket.serve.signin: signing people in through the identity provider of orket.lua's
+-- sign_in section (orket.settings.signin, docs/teams.md). GET /v1/sign-in/oidc sends the
+-- browser to the provider (authorization code with PKCE, orket.auth.oidc) with a cookie that
+-- binds the sign-in to that browser; GET /v1/sign-in/oidc/callback checks state, cookie and
+-- ID token, keeps the person (orket.serve.people) and starts their board session
+-- (orket.serve.session). API bearer tokens of the same provider are checked by bearer().
+local config = require "orket.config"
+local cookie = require "orket.serve.cookie"
+local oidc = require "orket.auth.oidc"
+local openapi = require "orket.serve.openapi"
+local people = require "orket.serve.people"
+local routes = require "orket.serve.routes"
+local session = require "orket.serve.session"
+local settings = require "orket.settings"
+local uv = require "luv"
+
+local err = routes.err
+
+local M = {}
+
+M.COOKIE = "orket_oidc"
+M.PATH = "/v1/sign-in/oidc"
+
+--- load(dir) -> the sign_in section of dir's orket.lua | nil, msg (its path and field)
+function M.load(dir)
+  local data = config.read(dir)
+  local s, serr = settings.resolve { sign_in = data and data.sign_in or nil }
+  if not s then return nil, serr end
+  return s.sign_in
+end
+
+--- attach(server, dir) -> true | nil, msg: the server's sign-in section and provider
+function M.attach(server, dir)
+  local s, serr = M.load(dir)
+  if not s then return nil, serr end
+  server.signin = s
+  server.oidc = s.oidc and oidc.new(s.oidc, s.roles) or nil
+  server.auth.oidc = server.oidc
+  return true
+end
+
+-- the provider's failure as an answer: its being down or unusable is not the person's
+-- fault (502), a refusal is (401)
+local function provider_failed(ctx, msg, code)
+  ctx.auth = "oidc: " .. tostring(msg)
+  if code == "EUNAVAILABLE" or code == "EPROTO" then
+    return err(502, "provider_unavailable", "the identity provider cannot be used just now: " .. tostring(msg))
+  end
+  return err(401, "unauthorized", "sign-in refused: " .. tostring(msg))
+end
+
+local function browser_cookie(req, value, max_age)
+  return string.format("Set-Cookie: %s=%s; Path=%s; HttpOnly; SameSite=Lax; Max-Age=%d%s", M.COOKIE, value, M.PATH,
+    max_age, session.secure(req) and "; Secure" or "")
+end
+
+-- GET /v1/sign-in/oidc: to the provider. The cookie is SameSite=Lax, not Strict: the
+-- provider's redirect back is a navigation from its site, which must carry it.
+local function begin(req, ctx)
+  local p = ctx.server.oidc
+  if not p then
+    return err(404, "not_found", "sign-in through a provider is not set up: add sign_in.oidc to orket.lua (docs/teams.md)")
+  end
+  local url, browser, code = p:begin()
+  if not url then return provider_failed(ctx, browser, code) end
+  ctx.headers = ctx.headers or {}
+  table.insert(ctx.headers, "Location: " .. url)
+  table.insert(ctx.headers, browser_cookie(req, browser, oidc.PENDING_S))
+  table.insert(ctx.headers, "Referrer-Policy: no-referrer")
+  return 303, { location = url }
+end
+
+-- GET /v1/sign-in/oidc/callback?code=&state=: back from the provider
+local function callback(req, ctx)
+  local p = ctx.server.oidc
+  if not p then return err(404, "not_found", "sign-in through a provider is not set up") end
+  ctx.headers = ctx.headers or {}
+  table.insert(ctx.headers, browser_cookie(req, "", 0)) -- used once, whatever follows
+  local fails, now = ctx.server.auth_fails, uv.now()
+  -- an address that failed too often is held off as for any sign-in (the state stays unused)
+  local wait = fails:empty(req.remote, now)
+  if wait then
+    table.insert(ctx.headers, "Retry-After: " .. wait)
+    return err(429, "rate_limited", "too many failed authentications from this address; retry after " .. wait .. " s")
+  end
+  local claims, msg, code = p:finish(ctx.query, cookie.get(req, M.COOKIE))
+  if not claims then
+    if code == "EAUTH" then fails:take(req.remote, now) end
+    return provider_failed(ctx, msg, code)
+  end
+  local person, perr = p:person(claims)
+  local who, ferr
+  if person then who, ferr = people.federated(ctx.db, person.name, person.role, "oidc", p.cfg.issuer .. " " .. claims.sub) end
+  if not who then
+    fails:take(req.remote, now)
+    return provider_failed(ctx, perr or ferr, "EAUTH")
+  end
+  ctx.key = who.id
+  session.start_person(req, ctx, who)
+  table.insert(ctx.headers, "Location: /")
+  table.insert(ctx.headers, "Referrer-Policy: no-referrer")
+  return 303, { signed_in = true, user = { name = who.name }, role = who.role }
+end
+
+--- bearer(db, provider, token) -> identity | nil, status, code, message, why: an API token
+--- of the provider, for its person as a sign-in would be (kept here at the first, bound to
+--- the token's subject, refused when disabled)
+function M.bearer(db, provider, token)
+  local claims, msg, code = provider:bearer(token)
+  if not claims then
+    if code == "EUNAVAILABLE" or code == "EPROTO" then
+      return nil, 502, "provider_unavailable", "the identity provider cannot be used just now to check the token",
+        "oidc: " .. tostring(msg)
+    end
+    return nil, 401, "unauthorized", "the token is not valid: " .. tostring(msg), "jwt: " .. tostring(msg)
+  end
+  local person, perr = provider:person(claims)
+  if not person or not person.name then
+    return nil, 403, "forbidden", tostring(perr or "the token names no person"), "jwt: no role"
+  end
+  local who, ferr, fcode = people.federated(db, person.name, person.role, "oidc", provider.cfg.issuer .. " " .. claims.sub)
+  if not who then
+    if fcode == "EAUTH" then return nil, 401, "unauthorized", tostring(ferr), "jwt: " .. tostring(ferr) end
+    return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(ferr)
+  end
+  return who
+end
+
+-- GET /v1/sign-in: which ways of signing in the server offers besides keys and local
+-- accounts (the sign-in page shows the provider's link); no secret in it
+local function ways(_, ctx)
+  local s = ctx.server.signin or {}
+  return 200, { oidc = s.oidc ~= nil, ldap = s.ldap ~= nil }
+end
+
+--- add(router): the sign-in routes
+function M.add(router)
+  router:add("GET", "/v1/sign-in", { handler = ways, name = "sign_in_ways",
+    summary = "The ways of signing in this server offers: an OpenID Connect provider, an LDAP directory",
+    responses = { [200] = { schema = { type = "object", required = { "oidc", "ldap" },
+      properties = { oidc = { type = "boolean" }, ldap = { type = "boolean" } } } } } })
+  router:add("GET", M.PATH, { handler = begin, name = "sign_in_oidc",
+    summary = "Sign in through the OpenID Connect provider: redirects there (authorization code with PKCE)",
+    responses = { [303] = { schema = { type = "object", properties = { location = { type = "string" } } },
+      description = "to the provider's authorization endpoint" },
+      [404] = { schema = openapi.ERROR, description = "no provider is set up (sign_in.oidc)" },
+      [502] = { schema = openapi.ERROR, description = "the provider is down, slow or answers garbage" } } })
+  router:add("GET", M.PATH .. "/callback", { handler = callback, name = "sign_in_oidc_callback",
+    summary = "Where the provider sends the browser back: checks state and ID token, sets the session cookie",
+    responses = { [303] = { schema = { type = "object" }, description = "signed in (Set-Cookie: orket_session=...)" },
+      [401] = { schema = openapi.ERROR, description = "the state, the browser, the code or the ID token is refused" },
+      [502] = { schema = openapi.ERROR, description = "the provider is down, slow or answers garbage" } } })
+end
+
+return M

@@ -1,0 +1,21 @@
+-- orket.urlencode: percent-encoding (RFC 3986) for what orket sends: a URL's path segment,
+-- a query, an application/x-www-form-urlencoded body. Decoding what it receives is
+-- orket.serve.router's, which also refuses what could change a route.
+local M = {}
+
+--- encode(s) -> s percent-encoded but for RFC 3986's unreserved characters
+function M.encode(s)
+  return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+--- form(fields) -> "a=1&b=2": fields (name -> string) encoded as a query or a form body,
+--- in name order
+function M.form(fields)
+  local names, parts = {}, {}
+  for k in pairs(fields) do names[#names + 1] = k end
+  table.sort(names)
+  for i, k in ipairs(names) do parts[i] = M.encode(k) .. "=" .. M.encode(fields[k]) end
+  return table.concat(parts, "&")
+end
+
+return M

@@ -1,0 +1,386 @@
+-- Signing people in through an identity provider, end to end on the backend the suite runs
+-- on: npm's oidc-provider (a certified OpenID Connect provider, tests.oidc) on loopback, the
+-- browser's way through it driven over HTTP; Debian's slapd (tests.slapd) for LDAP. A person
+-- signs in with the authorization code flow and PKCE, their groups give their role, the
+-- journal names them; the same provider's tokens work as API bearers. Each bad input is a
+-- clear refusal with nothing changed: a state used twice or begun in another browser, a
+-- token signed by a key not in the JWKS or unsigned, a provider down, slow or answering
+-- garbage, an LDAP filter injected through a name, a disabled person's live session.
+local H = require "tests.helpers"
+local WD = require "tests.webdriver"
+local cjson = require "cjson"
+local jose = require "orket.c.jose"
+local oidc = require "tests.oidc"
+local slapd = require "tests.slapd"
+local urlencode = require "orket.urlencode"
+
+local JSON = "Content-Type: application/json"
+
+local ok, req = H.ok, H.request
+
+-- a project whose orket.lua signs people in through the provider at issuer; orket serve on port
+local function project(issuer, port, extra)
+  local dir = H.example("webapp")
+  H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. string.format([[
+
+sign_in = {
+  oidc = { issuer = %q, client_id = %q, client_secret_env = "OIDC_SECRET",
+    redirect_uri = "http://127.0.0.1:%d/v1/sign-in/oidc/callback", timeout_ms = 2000 },
+  roles = { devs = "operator", admins = "admin" },
+}
+]], issuer, oidc.CLIENT_ID, port) .. (extra or ""))
+  return dir
+end
+
+local function serve(dir, port)
+  return H.serve(dir, { listen = "127.0.0.1:" .. port, env = { OIDC_SECRET = oidc.CLIENT_SECRET } })
+end
+
+-- begin(s) -> jar, the provider's authorization URL: GET /v1/sign-in/oidc as a browser
+local function begin(s, jar)
+  jar = jar or oidc.jar()
+  local st, body, h = oidc.get(jar, s.url .. "/v1/sign-in/oidc")
+  assert.equal(303, st, body)
+  assert.matches("orket_oidc=%x+; Path=/v1/sign%-in/oidc; HttpOnly; SameSite=Lax", h["set-cookie"])
+  return jar, h.location
+end
+
+local function users_of(dir)
+  local list = cjson.decode(ok(H.orket("users list --json", { cwd = dir }), "users list").stdout).users
+  local names = {}
+  for i, u in ipairs(list) do names[i] = u.name .. ":" .. u.role end
+  return names
+end
+
+describe("sign-in through an OpenID Connect provider", function()
+  after_each(function()
+    H.kill_servers()
+    oidc.stop_all()
+    H.cleanup()
+  end)
+
+  it("signs a person in with PKCE, maps their groups, names them, refuses a replayed or foreign sign-in, "
+    .. "and ends a disabled person's session", function()
+    local port = H.free_port()
+    local callback = "http://127.0.0.1:" .. port .. "/v1/sign-in/oidc/callback"
+    local p, why = oidc.start { redirect_uri = callback,
+      accounts = { alice = { groups = { "devs", "unknown-group" } }, zed = { groups = { "nobody" } } } }
+    if not p then return pending(why) end
+    local dir = project(p.issuer, port)
+    local s = serve(dir, port)
+
+    local st0, ways = req(s, "GET", "/v1/sign-in")
+    assert.same({ 200, true, false }, { st0, ways.oidc, ways.ldap })
+    local jar, auth_url = begin(s)
+    -- the request to the provider: code flow, S256 challenge, state and nonce, our client
+    assert.matches("^" .. p.issuer:gsub("%p", "%%%0") .. "/auth%?", auth_url)
+    for _, want in ipairs { "response_type=code", "code_challenge_method=S256", "client_id=orket",
+      "scope=openid%%20profile%%20email", "state=%x+", "nonce=%x+", "code_challenge=[%w_-]+" } do
+      assert.matches(want, auth_url)
+    end
+    local back = oidc.through(jar, auth_url, callback, "alice")
+    -- the callback in another browser (no orket_oidc cookie) is refused, and spends the state
+    local st, doc = req(s, "GET", back:sub(#s.url + 1))
+    assert.same({ 401, "unauthorized" }, { st, doc.error.code })
+    assert.matches("another browser", doc.error.message)
+    st, doc = oidc.get(jar, back)
+    assert.equal(401, st)
+    assert.matches("unknown or was used already", cjson.decode(doc).error.message)
+    assert.same({}, users_of(dir)) -- nothing kept
+
+    -- a whole sign-in: the session cookie, the role from the groups
+    jar = begin(s, jar)
+    local _, url2 = begin(s, jar)
+    back = oidc.through(jar, url2, callback, "alice")
+    local body, h
+    st, body, h = oidc.get(jar, back)
+    assert.equal(303, st, body)
+    assert.equal("/", h.location)
+    local session = assert(h["set-cookie"]:match("(orket_session=ors_%x+)"))
+    st, doc = req(s, "GET", "/v1/session", { "Cookie: " .. session })
+    assert.same({ 200, "alice", "operator" }, { st, doc.user.name, doc.role })
+    -- the same callback again: its state was used
+    st = oidc.get(oidc.jar(), back)
+    assert.equal(401, st)
+    -- a write with the CSRF token is the person's, in the journal's words
+    st = req(s, "POST", "/v1/cards/API-2/comments", { JSON, "Cookie: " .. session, "X-CSRF-Token: " .. doc.csrf },
+      { body = "signed in through the provider" })
+    assert.equal(200, st)
+    st, doc = req(s, "GET", "/v1/audit", { "Cookie: " .. session })
+    local last = doc.entries[#doc.entries]
+    assert.same({ "user:alice", "comment", "API-2" }, { last.actor, last.action, last.card })
+    assert.same({ "alice:operator" }, users_of(dir))
+
+    -- signing out is a write: without the session's CSRF token it is refused
+    st = req(s, "DELETE", "/v1/session", { "Cookie: " .. session })
+    assert.equal(403, st)
+    assert.equal(200, (req(s, "GET", "/v1/session", { "Cookie: " .. session })))
+
+    -- a person none of whose groups has a role is refused, and not kept
+    jar, url2 = begin(s)
+    back = oidc.through(jar, url2, callback, "zed")
+    st, body = oidc.get(jar, back)
+    assert.equal(401, st)
+    assert.matches("none of this person's groups has a role", cjson.decode(body).error.message)
+    assert.same({ "alice:operator" }, users_of(dir))
+
+    -- disabled: the live session ends at once, and signing in again is refused
+    ok(H.orket("users disable alice", { cwd = dir }), "disable")
+    st, doc = req(s, "GET", "/v1/board", { "Cookie: " .. session })
+    assert.equal(401, st)
+    assert.matches("sign in again", doc.error.message, 1, true)
+    jar, url2 = begin(s)
+    back = oidc.through(jar, url2, callback, "alice")
+    st, body = oidc.get(jar, back)
+    assert.equal(401, st)
+    assert.matches("disabled", cjson.decode(body).error.message)
+    assert.is_nil(s.log():find(oidc.CLIENT_SECRET, 1, true)) -- the secret never logged
+    s.stop()
+    p.stop()
+  end)
+
+  it("takes the provider's tokens as API bearers, and refuses an expired one, another audience's, "
+    .. "one signed by a key not in the JWKS, an unsigned one, a tampered one", function()
+    local port = H.free_port()
+    local callback = "http://127.0.0.1:" .. port .. "/v1/sign-in/oidc/callback"
+    local key = oidc.key("k1")
+    local p, why = oidc.start { redirect_uri = callback, keys = { key },
+      accounts = { alice = { groups = { "devs" } }, root = { groups = { "admins" } } } }
+    if not p then return pending(why) end
+    local dir = project(p.issuer, port)
+    local s = serve(dir, port)
+    local function bearer(t) return { "Authorization: Bearer " .. t } end
+
+    local t = oidc.id_token(p, callback, "root")
+    local st, doc = req(s, "GET", "/v1/session", bearer(t))
+    assert.same({ 200, "admin", "root" }, { st, doc.role, doc.user.name })
+    assert.equal(200, (req(s, "GET", "/v1/board", bearer(t))))
+    local viewer = oidc.id_token(p, callback, "alice")
+    assert.equal("operator", select(2, req(s, "GET", "/v1/session", bearer(viewer))).role)
+
+    local now = os.time()
+    local good = { iss = p.issuer, aud = oidc.CLIENT_ID, sub = "root", preferred_username = "root",
+      groups = { "admins" }, exp = now + 300, iat = now }
+    local function with(over)
+      local c = {}
+      for k, v in pairs(good) do c[k] = v end
+      for k, v in pairs(over) do c[k] = v end
+      return c
+    end
+    assert.equal(200, (req(s, "GET", "/v1/board", bearer(oidc.mint(key, good)))))
+    local function refused(token, pattern)
+      local rst, rdoc = req(s, "GET", "/v1/board", bearer(token))
+      assert.equal(401, rst, pattern)
+      assert.matches(pattern, rdoc.error.message)
+    end
+    refused(oidc.mint(key, with { exp = now - 600 }), "the token expired at")
+    refused(oidc.mint(key, with { aud = "someone-else" }), "another audience")
+    refused(oidc.mint(key, with { iss = "http://127.0.0.1:1" }), "another issuer")
+    refused(oidc.mint(oidc.key("k9"), good), "'k9' is not in the provider's JWKS")
+    local stranger = oidc.key("k1") -- the provider's kid, another key
+    refused(oidc.mint(stranger, good), "signature does not verify")
+    local body = oidc.mint(key, good):match("^[^.]+%.([^.]+)%.")
+    refused("eyJhbGciOiJub25lIn0." .. body .. ".", "'none' is not accepted")
+    local parts = { t:match("^([^.]+)%.([^.]+)%.([^.]+)$") }
+    refused(parts[1] .. "." .. oidc.mint(key, with { groups = { "admins" }, sub = "eve" }):match("^[^.]+%.([^.]+)%.")
+      .. "." .. parts[3], "signature does not verify")
+    -- the name is bound to the subject that first gave it: another subject naming itself
+    -- root (a name a person may choose at some providers) is refused, as is a local account's
+    refused(oidc.mint(key, with { sub = "someone-else" }), "the name 'root' belongs to another oidc subject")
+    ok(H.orket("users add carol --role viewer --password-env PW", { cwd = dir, env = { PW = "long enough pw" } }), "add")
+    refused(oidc.mint(key, with { sub = "carol", preferred_username = "carol" }), "signs in another way %(local%)")
+    -- a person disabled here is refused with a good token
+    ok(H.orket("users disable root", { cwd = dir }), "disable")
+    refused(t, "disabled")
+    s.stop()
+    p.stop()
+  end)
+
+  it("refuses at the callback an ID token with a wrong nonce, for another audience, expired, unsigned, "
+    .. "signed by a key not in the JWKS, or not a token, keeping nothing", function()
+    local port = H.free_port()
+    local key = oidc.key("k1")
+    local pub = cjson.decode(jose.public(cjson.encode(key)))
+    pub.kid, pub.use, pub.alg = "k1", "sig", "RS256"
+    -- a provider that answers at its token endpoint whatever ID token the test wrote
+    local p, why = oidc.start { mode = "forger", keys = { pub },
+      redirect_uri = "http://127.0.0.1:" .. port .. "/v1/sign-in/oidc/callback" }
+    if not p then return pending(why) end
+    local dir = project(p.issuer, port)
+    local s = serve(dir, port)
+    local now = os.time()
+    local function claims(nonce, over)
+      local c = { iss = p.issuer, aud = oidc.CLIENT_ID, sub = "alice", preferred_username = "alice",
+        groups = { "devs" }, exp = now + 300, iat = now, nonce = nonce }
+      for k, v in pairs(over or {}) do c[k] = v end
+      return c
+    end
+    -- attempt(make) -> status, answer, headers: a sign-in whose ID token is make(nonce)
+    local function attempt(make)
+      local jar, url = begin(s)
+      local state, nonce = url:match("[?&]state=(%x+)"), url:match("[?&]nonce=(%x+)")
+      p.answer(make(nonce))
+      local st, body, h = oidc.get(jar, s.url .. "/v1/sign-in/oidc/callback?code=c0de&state=" .. state)
+      return st, cjson.decode(body), h
+    end
+    local cases = {
+      { function() return oidc.mint(key, claims("0123abcd")) end, "nonce is not the one this sign%-in sent" },
+      { function(n) return oidc.mint(key, claims(n, { aud = "another-client" })) end, "another audience" },
+      { function(n) return oidc.mint(key, claims(n, { exp = now - 3600 })) end, "the token expired at" },
+      { function(n) return "eyJhbGciOiJub25lIn0." .. oidc.mint(key, claims(n)):match("^[^.]+%.([^.]+)%.") .. "." end,
+        "'none' is not accepted" },
+      { function(n) return oidc.mint(oidc.key("k9"), claims(n)) end, "'k9' is not in the provider's JWKS" },
+      { function(n) return oidc.mint(oidc.key("k1"), claims(n)) end, "signature does not verify" },
+      { function() return "not-a-token" end, "not a JSON Web Token" },
+    }
+    for _, c in ipairs(cases) do
+      local st, doc, h = attempt(c[1])
+      assert.equal(401, st, c[2])
+      assert.matches(c[2], doc.error.message)
+      assert.is_nil((h["set-cookie"] or ""):find("orket_session=ors_", 1, true), c[2])
+    end
+    assert.same({}, users_of(dir))
+    -- the same provider telling the truth signs alice in
+    local st, _, h = attempt(function(n) return oidc.mint(key, claims(n)) end)
+    assert.equal(303, st)
+    assert.matches("orket_session=ors_%x+", h["set-cookie"])
+    assert.same({ "alice:operator" }, users_of(dir))
+    s.stop()
+    p.stop()
+  end)
+
+  it("answers 502 when the provider is down, slow, answers garbage or names another issuer, changing nothing", function()
+    local dir0 = nil
+    for _, mode in ipairs { "down", "garbage", "slow", "wrong_issuer" } do
+      local port = H.free_port()
+      local issuer, p, why
+      if mode == "down" then
+        issuer = "http://127.0.0.1:" .. H.free_port()
+      else
+        p, why = oidc.start { mode = mode, redirect_uri = "http://127.0.0.1:" .. port .. "/v1/sign-in/oidc/callback" }
+        if not p then return pending(why) end
+        issuer = p.issuer
+      end
+      local dir = project(issuer, port)
+      dir0 = dir0 or dir
+      local s = serve(dir, port)
+      local st, doc, h = req(s, "GET", "/v1/sign-in/oidc")
+      assert.equal(502, st, mode)
+      assert.equal("provider_unavailable", doc.error.code, mode)
+      assert.matches(({ down = "cannot be reached", garbage = "not a JSON object", slow = "did not answer",
+        wrong_issuer = "another issuer" })[mode], doc.error.message)
+      assert.is_nil(h["set-cookie"], mode)
+      -- a bearer token cannot be checked either: 502, not 401
+      local key = oidc.key("k1")
+      st, doc = req(s, "GET", "/v1/board", { "Authorization: Bearer " .. oidc.mint(key, { iss = issuer,
+        aud = oidc.CLIENT_ID, sub = "x", exp = os.time() + 60 }) })
+      assert.same({ 502, "provider_unavailable" }, { st, doc.error.code }, mode)
+      -- a callback with a made-up state: refused before the provider is asked
+      st = req(s, "GET", "/v1/sign-in/oidc/callback?code=abc&state=" .. string.rep("a", 64))
+      assert.equal(401, st)
+      if mode == "down" then -- and a guesser of states is held off as any failed sign-in
+        H.wait_for(function()
+          return (req(s, "GET", "/v1/sign-in/oidc/callback?code=abc&state=" .. string.rep("b", 64))) == 429
+        end, "the callback to be rate limited", 40)
+      end
+      assert.same({}, users_of(dir))
+      s.stop()
+      if p then p.stop() end
+    end
+  end)
+end)
+
+describe("sign-in through an OpenID Connect provider in Chromium", function()
+  after_each(function()
+    H.kill_servers()
+    oidc.stop_all()
+    H.cleanup()
+  end)
+
+  it("goes to the provider and back to the board, signed in, and signs out", function()
+    local chromium, cwhy = WD.available()
+    if not chromium then return pending("skipped: " .. cwhy) end
+    local port = H.free_port()
+    -- the provider's interaction page signs in alice (tests/oidc/provider.mjs)
+    local p, why = oidc.start { redirect_uri = "http://127.0.0.1:" .. port .. "/v1/sign-in/oidc/callback" }
+    if not p then return pending(why) end
+    local s = serve(project(p.issuer, port), port)
+    WD.with({ width = 1280, height = 900 }, function(wd)
+      wd:go(s.url .. "/")
+      wd:wait("#signin-oidc", "the provider's link")
+      H.wait_for(function() return wd:js("return !document.getElementById('signin-provider').hidden") end,
+        "the provider's link shown")
+      wd:press("#signin-oidc")
+      wd:wait('#tree li[data-card="API-2"]', "the board's tree, signed in")
+      assert.matches("alice · operator", wd:text_of("#who"))
+      -- the session is an HttpOnly cookie the page cannot read; the sign-in's cookie is spent
+      assert.equal("", wd:js("return document.cookie"))
+      assert.equal(s.url .. "/", wd:js("return location.href"))
+      local function session_status()
+        return wd:js("var x = new XMLHttpRequest(); x.open('GET', '/v1/session', false); x.send(); return x.status")
+      end
+      assert.equal(200, session_status())
+      wd:press("#signout")
+      H.wait_for(function() return session_status() == 401 end, "the session to end")
+    end)
+    s.stop()
+    p.stop()
+  end)
+end)
+
+describe("sign-in through an LDAP directory", function()
+  local d, why
+  setup(function() d, why = slapd.start() end)
+  teardown(function()
+    if d then d.stop() end
+    H.cleanup()
+  end)
+  after_each(function() H.kill_servers() end)
+
+  it("signs a person in with the directory's password and groups, refuses an injected name, "
+    .. "says when the directory is down, and ends a disabled person's session", function()
+    if not d then return pending(why) end
+    local dir = H.example("webapp")
+    H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. string.format([[
+
+sign_in = {
+  ldap = { url = %q, base_dn = %q, group_base_dn = %q, bind_dn = %q, bind_password_env = "LDAP_PW",
+    timeout_ms = 2000 },
+  roles = { devs = "operator", admins = "admin" },
+}
+]], d.url, slapd.PEOPLE, slapd.GROUPS, slapd.ADMIN_DN))
+    ok(H.orket("users add carol --role viewer --password-env PW", { cwd = dir, env = { PW = "local password" } }), "add")
+    local s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW } })
+    local function sign_in(user, pw) return req(s, "POST", "/v1/session", { JSON }, { user = user, password = pw }) end
+
+    local st, doc, h = req(s, "GET", "/v1/sign-in")
+    assert.same({ 200, false, true }, { st, doc.oidc, doc.ldap })
+    st, doc, h = sign_in("alice", "alice-pw")
+    assert.same({ 200, "operator", "alice" }, { st, doc.role, doc.user.name })
+    local session = "Cookie: " .. h["set-cookie"]:match("(orket_session=ors_%x+)")
+    st, doc = sign_in("bob", "bob-pw")
+    assert.same({ 200, "admin" }, { st, doc.role })
+    -- a local account is checked as one: the directory's carol does not sign in as her
+    st = sign_in("carol", "carol-pw")
+    assert.equal(401, st)
+    assert.equal(200, (sign_in("carol", "local password")))
+    for _, name in ipairs { "al*", "*", "alice)(uid=*" } do
+      st, doc = sign_in(name, "alice-pw")
+      assert.same({ 401, "the name or password is not valid" }, { st, doc.error.message }, name)
+    end
+    st = sign_in("alice", "wrong")
+    assert.equal(401, st)
+    assert.same({ "alice:operator", "bob:admin", "carol:viewer" }, users_of(dir))
+
+    ok(H.orket("users disable alice", { cwd = dir }), "disable")
+    assert.equal(401, (req(s, "GET", "/v1/board", { session })))
+    st, doc = sign_in("alice", "alice-pw")
+    assert.equal(401, st)
+
+    d.stop()
+    st, doc = sign_in("bob", "bob-pw")
+    assert.same({ 502, "provider_unavailable" }, { st, doc.error.code })
+    d = nil
+    s.stop()
+  end)
+end)

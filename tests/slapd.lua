@@ -1,0 +1,118 @@
+-- tests.slapd: Debian's slapd, started by a test in a temp dir on a unix socket (ldapi), with
+-- a small directory: people alice and bob (passwords "alice-pw", "bob-pw") and carol (a
+-- person in no group), under ou=people,dc=example,dc=org; groups devs (groupOfNames, alice)
+-- and admins (posixGroup, memberUid bob) under ou=groups. start() -> {url, dir, stop()} | nil,
+-- why (slapd not installed: the test is pending with that reason).
+local H = require "tests.helpers"
+
+local M = {}
+
+M.SUFFIX = "dc=example,dc=org"
+M.PEOPLE = "ou=people," .. M.SUFFIX
+M.GROUPS = "ou=groups," .. M.SUFFIX
+M.ADMIN_DN, M.ADMIN_PW = "cn=admin," .. M.SUFFIX, "admin-pw"
+
+local LDIF = [[
+dn: dc=example,dc=org
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+
+dn: ou=people,dc=example,dc=org
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,dc=example,dc=org
+objectClass: organizationalUnit
+ou: groups
+
+dn: uid=alice,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: alice
+cn: Alice
+sn: A
+userPassword: alice-pw
+
+dn: uid=bob,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: bob
+cn: Bob
+sn: B
+userPassword: bob-pw
+
+dn: uid=carol,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: carol
+cn: Carol
+sn: C
+userPassword: carol-pw
+
+dn: cn=devs,ou=groups,dc=example,dc=org
+objectClass: groupOfNames
+cn: devs
+member: uid=alice,ou=people,dc=example,dc=org
+
+dn: cn=admins,ou=groups,dc=example,dc=org
+objectClass: posixGroup
+cn: admins
+gidNumber: 500
+memberUid: bob
+]]
+
+local CONF = [[
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile DIR/slapd.pid
+database mdb
+maxsize 10485760
+suffix "dc=example,dc=org"
+rootdn "cn=admin,dc=example,dc=org"
+rootpw admin-pw
+directory DIR/db
+access to attrs=userPassword by anonymous auth by * none
+access to * by * read
+]]
+
+--- url_of(socket) -> the ldapi:// URL of a unix socket path
+function M.url_of(path)
+  return "ldapi://" .. path:gsub("/", "%%2F")
+end
+
+function M.start()
+  if H.sh("test -x /usr/sbin/slapd && test -x /usr/sbin/slapadd") ~= 0 then
+    return nil, "slapd is not installed (Debian: apt-get install slapd)"
+  end
+  local dir = H.tmpdir()
+  os.execute("mkdir -p " .. H.quote(dir .. "/db"))
+  H.write(dir .. "/slapd.conf", (CONF:gsub("DIR", dir)))
+  H.write(dir .. "/data.ldif", LDIF)
+  local rc, out = H.sh(string.format("/usr/sbin/slapadd -f %s -l %s", H.quote(dir .. "/slapd.conf"), H.quote(dir .. "/data.ldif")))
+  if rc ~= 0 then error("slapadd failed: " .. out) end
+  local sock = dir .. "/ldapi"
+  local url = M.url_of(sock)
+  -- -d 0: in the foreground (its pid is the one started), logging nothing
+  os.execute(string.format("/usr/sbin/slapd -f %s -h %s -d 0 >%s 2>&1 & echo $! >%s", H.quote(dir .. "/slapd.conf"),
+    H.quote(url), H.quote(dir .. "/slapd.log"), H.quote(dir .. "/run.pid")))
+  local pid = H.wait_for(function() return tonumber((H.read(dir .. "/run.pid") or ""):match("%d+")) end, "slapd's pid")
+  H.wait_for(function() return require("luv").fs_stat(sock) ~= nil or not H.alive(pid) end, "slapd's socket")
+  if not H.alive(pid) then error("slapd did not start: " .. tostring(H.read(dir .. "/slapd.log"))) end
+  -- the socket is made before slapd answers on it: ready once a search is answered at all
+  local ldap = require "orket.c.ldap"
+  H.wait_for(function()
+    local _, _, code = ldap.verify({ url = url, base_dn = M.PEOPLE, timeout_ms = 1000 }, "nobody", "x")
+    return code ~= "EUNAVAILABLE" or not H.alive(pid)
+  end, "slapd to answer")
+  local s = { url = url, dir = dir, pid = pid }
+  function s.stop()
+    os.execute("kill -TERM " .. pid)
+    H.wait_for(function() return not H.alive(pid) end, "slapd to stop")
+  end
+  return s
+end
+
+return M

@@ -1,0 +1,160 @@
+-- orket.auth.oidc against a provider stand-in served in this process (orket.c.httpd): the
+-- discovery URL of an issuer with a trailing slash, the authorization request it makes, the
+-- state spent once and bound to the browser, a begun sign-in that expires, the cap on begun
+-- sign-ins, keys fetched again for an unknown kid but not more than once a minute, answers
+-- over the cap, and groups made a role.
+local cjson = require "cjson"
+local httpd = require "orket.c.httpd"
+local jose = require "orket.c.jose"
+local oidc = require "orket.auth.oidc"
+local task = require "orket.task"
+
+local srv_base -- the stand-in's URL, for documents that name it
+
+-- a stand-in provider: routes path -> function(req) -> status, body; counts each path asked
+local function provider(routes)
+  local srv = assert(httpd.listen { host = "127.0.0.1", port = 0 })
+  local asked = {}
+  task.spawn(function()
+    while true do
+      local req = srv:accept()
+      if not req then return end
+      task.spawn(function()
+        asked[req.path] = (asked[req.path] or 0) + 1
+        local route = routes[req.path]
+        if not route then return req:respond(404, nil, "{}") end
+        local status, body = route(req)
+        req:respond(status, { "Content-Type: application/json" }, body)
+      end)
+    end
+  end)
+  return srv, "http://127.0.0.1:" .. srv:port(), asked
+end
+
+local function discovery(issuer, base)
+  return cjson.encode { issuer = issuer, authorization_endpoint = base .. "/auth?tenant=t1",
+    token_endpoint = base .. "/token", jwks_uri = base .. "/jwks", code_challenge_methods_supported = { "S256" } }
+end
+
+local CFG = { client_id = "orket", redirect_uri = "http://board.example/v1/sign-in/oidc/callback" }
+local function cfg(issuer, over)
+  local c = { issuer = issuer }
+  for k, v in pairs(CFG) do c[k] = v end
+  for k, v in pairs(over or {}) do c[k] = v end
+  return c
+end
+
+describe("orket.auth.oidc", function()
+  it("discovers an issuer with a trailing slash, and asks for a code with PKCE, state and nonce", function()
+    local issuer
+    local srv, base, asked = provider {
+      ["/.well-known/openid-configuration"] = function() return 200, discovery(issuer, srv_base) end }
+    srv_base = base
+    issuer = base .. "/"
+    local p = oidc.new(cfg(issuer))
+    local url, browser = p:begin()
+    assert.is_string(url, browser)
+    assert.equal(1, asked["/.well-known/openid-configuration"])
+    assert.matches("^" .. base:gsub("%p", "%%%0") .. "/auth%?tenant=t1&", url)
+    local q = {}
+    for k, v in url:match("%?(.*)$"):gmatch("([^&=]+)=([^&]*)") do q[k] = v end
+    assert.same({ "code", "orket", "S256", "openid%20profile%20email" },
+      { q.response_type, q.client_id, q.code_challenge_method, q.scope })
+    assert.equal("http%3A%2F%2Fboard.example%2Fv1%2Fsign-in%2Foidc%2Fcallback", q.redirect_uri)
+    assert.matches("^%x+$", q.state)
+    assert.matches("^%x+$", q.nonce)
+    assert.equal(43, #q.code_challenge)
+    -- kept: a second sign-in does not ask again
+    p:begin()
+    assert.equal(1, asked["/.well-known/openid-configuration"])
+    srv:close()
+  end)
+
+  it("spends a state once, binds it to its browser, and lets it expire", function()
+    local srv, base = provider {}
+    srv_base = base
+    local clock = 1000
+    local p = oidc.new(cfg(base), {}, function() return clock end)
+    p.doc, p.doc_until = cjson.decode(discovery(base, base)), math.huge -- no fetch needed
+    local url, browser = p:begin()
+    local state = url:match("[?&]state=(%x+)")
+    local c, msg, code = p:finish({ state = state, code = "x" }, "another-browser")
+    assert.same({ nil, "EAUTH" }, { c, code })
+    assert.matches("another browser", msg)
+    c, msg = p:finish({ state = state, code = "x" }, browser)
+    assert.is_nil(c)
+    assert.matches("used already", msg)
+    url, browser = p:begin()
+    state = url:match("[?&]state=(%x+)")
+    clock = clock + oidc.PENDING_S + 1
+    c, msg = p:finish({ state = state, code = "x" }, browser)
+    assert.is_nil(c)
+    assert.matches("took too long", msg)
+    -- the provider's own refusal, once state and browser are right
+    url, browser = p:begin()
+    c, msg = p:finish({ state = url:match("[?&]state=(%x+)"), error = "access_denied" }, browser)
+    assert.is_nil(c)
+    assert.matches("refused the sign%-in %(access_denied%)", msg)
+    -- begun sign-ins are capped: past the cap, the oldest are forgotten, not the memory
+    for _ = 1, oidc.MAX_PENDING + 10 do p:begin() end
+    assert.is_true(p.npending <= oidc.MAX_PENDING)
+    srv:close()
+  end)
+
+  it("fetches the keys again for an unknown kid, at most once a minute", function()
+    local key = cjson.decode(jose.keygen("RSA"))
+    local pub = cjson.decode(jose.public(cjson.encode(key)))
+    pub.kid = "old"
+    local srv, base, asked = provider {
+      ["/.well-known/openid-configuration"] = function() return 200, discovery(srv_base, srv_base) end,
+      ["/jwks"] = function() return 200, cjson.encode { keys = { pub } } end }
+    srv_base = base
+    local clock = os.time()
+    local p = oidc.new(cfg(base), { devs = "operator" }, function() return clock end)
+    local function token(kid)
+      return jose.sign(cjson.encode(key), "RS256", kid, cjson.encode { iss = base, aud = "orket", sub = "a",
+        exp = clock + 60, groups = { "devs" } })
+    end
+    assert.equal("a", assert(p:bearer(token("old"))).sub)
+    assert.equal(1, asked["/jwks"])
+    -- the provider rotates: the new kid fetches the set again, and finds it
+    pub.kid = "new"
+    assert.equal("a", assert(p:bearer(token("new"))).sub)
+    assert.equal(2, asked["/jwks"])
+    -- a kid it does not have fetches again only after a minute
+    local c, msg = p:bearer(token("nobody"))
+    assert.is_nil(c)
+    assert.matches("'nobody' is not in the provider's JWKS", msg)
+    assert.equal(2, asked["/jwks"])
+    clock = clock + oidc.REFETCH_S
+    assert.is_nil(p:bearer(token("nobody")))
+    assert.equal(3, asked["/jwks"])
+    assert.same({ name = "a", role = "operator", groups = { "devs" } }, p:person { sub = "A", groups = { "devs" } })
+    assert.same({ nil, "none of this person's groups has a role on this server", "EAUTH" }, { p:person { sub = "b" } })
+    srv:close()
+  end)
+
+  it("refuses a discovery document of another issuer, without endpoints, or over the cap", function()
+    local docs = {
+      cjson.encode { issuer = "http://elsewhere" },
+      "[1, 2]",
+      "{" .. string.rep(" ", oidc.MAX_BYTES) .. "}",
+    }
+    local i = 0
+    local srv, base = provider { ["/.well-known/openid-configuration"] = function() return 200, docs[i] end }
+    for n, want in ipairs { "another issuer", "not a JSON object", "larger than" } do
+      i = n
+      local doc, msg, code = oidc.new(cfg(base)):discover()
+      assert.is_nil(doc)
+      assert.equal("EPROTO", code)
+      assert.matches(want, msg)
+    end
+    docs[4] = cjson.encode { issuer = base, authorization_endpoint = "javascript:alert(1)", token_endpoint = base,
+      jwks_uri = base }
+    i = 4
+    local doc, msg = oidc.new(cfg(base)):discover()
+    assert.is_nil(doc)
+    assert.matches("no usable authorization_endpoint", msg)
+    srv:close()
+  end)
+end)
