@@ -73,3 +73,24 @@ describe("the tools' order", function()
     assert.is_nil(roles.tool_order(rs, nil))
   end)
 end)
+
+describe("the messages' layout", function()
+  local prompt = require "orket.engine.prompt"
+  local function ctx(seat)
+    return { seat = seat, project = { name = "notes", vision = "A tiny notes service." },
+      card = { id = "N-1", summary = "Store notes" }, history = { { role = "assistant", content = "ok" } } }
+  end
+
+  it("gives every seat the same system message, and the role's text after the card's brief", function()
+    local coder = prompt.messages(ctx("dev"), "You are dev, a developer.")
+    local reviewer = prompt.messages(ctx("rev"), "You are rev, the reviewer.")
+    -- a chat template renders the tools after the system message: seats that share their
+    -- first tools then share everything up to them in a one-slot cache
+    assert.equal("system", coder[1].role)
+    assert.equal(coder[1].content, reviewer[1].content)
+    assert.matches("Project: notes %- A tiny notes service%.$", coder[1].content)
+    assert.equal("Issue N-1: Store notes\n\nYou are dev, a developer.", coder[2].content)
+    assert.equal("Issue N-1: Store notes\n\nYou are rev, the reviewer.", reviewer[2].content)
+    assert.same({ role = "assistant", content = "ok" }, coder[3])
+  end)
+end)
