@@ -93,6 +93,9 @@ function M.load(path)
 end
 
 local function record(out, comment, argv)
+  if out == "-" then -- no record: the command's CPU time alone
+    return M.run(argv)
+  end
   local f = assert(io.open(out, "w"))
   local scripted = require "orket.llm.scripted"
   local common = require "orket.llm.common"
@@ -124,15 +127,24 @@ local function record(out, comment, argv)
     f:flush()
     return chat(s, pname, model, req)
   end
+  local status = M.run(argv)
+  f:close()
+  return status
+end
+
+--- run(argv) -> status: runs the orket command argv in this process and writes its CPU
+--- time ("bench cpu SECONDS", from the process's clock, in microseconds) to stderr
+function M.run(argv)
   local cli = require "orket.cli"
   -- the command runs inside `orket lua`'s loop, which then finishes what it left running:
   -- the command's own turn of the loop at its end would be a second one
   local rt = require "orket.c.runtime"
   local run = rt.run
   rt.run = function(mode) if mode ~= "nowait" then return run(mode) end end
+  local t0 = os.clock()
   local status = cli.main(argv)
+  io.stderr:write(string.format("bench cpu %.6f\n", os.clock() - t0))
   rt.run = run
-  f:close()
   return status
 end
 

@@ -21,8 +21,14 @@ M.RETRIES = 2      -- times a batch answered 429 or 503 is sent again (backoff b
 M.BACKOFF_MS = 200
 M.TIMEOUTS = { connect_timeout_ms = 1000, total_timeout_ms = 5000 }
 
-local function hex(n)
-  return (crypto.random_bytes(n):gsub(".", function(c) return string.format("%02x", c:byte()) end))
+-- n random bytes as hex, from a pool drawn 512 bytes at a time (a span takes 8 or 24: one
+-- draw and one format per id made every span cost a system call and a closure per byte)
+local POOL = 512
+local function hex(tr, n)
+  if #tr.pool - tr.pool_at + 1 < n then tr.pool, tr.pool_at = crypto.random_bytes(POOL), 1 end
+  local at = tr.pool_at
+  tr.pool_at = at + n
+  return string.format(string.rep("%02x", n), tr.pool:byte(at, at + n - 1))
 end
 
 -- the wall clock in nanoseconds (an integer), and as OTLP's JSON writes 64-bit integers (text)
@@ -76,19 +82,65 @@ function M.config(getenv, telemetry)
   return { url = url, metrics_url = murl, headers = headers, resource = resource }
 end
 
+local function value_of(v)
+  if math.type(v) == "integer" then return { intValue = string.format("%d", v) }
+  elseif type(v) == "number" then return { doubleValue = v }
+  elseif type(v) == "boolean" then return { boolValue = v } end
+  return { stringValue = tostring(v) }
+end
+
 -- An OTLP attribute list from a table (strings, integers, floats, booleans), keys sorted.
 local function attributes(t)
   local keys = {}
   for k, v in pairs(t) do if v ~= nil then keys[#keys + 1] = k end end
   table.sort(keys)
   local out = {}
-  for i, k in ipairs(keys) do
-    local v, value = t[k], nil
-    if math.type(v) == "integer" then value = { intValue = string.format("%d", v) }
-    elseif type(v) == "number" then value = { doubleValue = v }
-    elseif type(v) == "boolean" then value = { boolValue = v }
-    else value = { stringValue = tostring(v) } end
-    out[i] = { key = k, value = value }
+  for i, k in ipairs(keys) do out[i] = { key = k, value = value_of(t[k]) } end
+  return out
+end
+
+-- Each span kind's attributes, in the order they are exported: a fixed list, where sorting
+-- each span's keys was most of what a span cost.
+local KEYS = {
+  run = { "orket.project", "orket.run.id", "orket.run.status", "orket.run.target" },
+  turn = { "gen_ai.agent.name", "gen_ai.conversation.id", "gen_ai.operation.name", "gen_ai.provider.name",
+    "gen_ai.request.model", "orket.card.id", "orket.model", "orket.outcome", "orket.phase", "orket.project",
+    "orket.run.id", "orket.seat", "orket.turn" },
+  chat = { "gen_ai.conversation.id", "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
+    "gen_ai.response.model", "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens", "orket.card.id", "orket.cost.currency", "orket.cost.micros", "orket.project",
+    "orket.run.id", "orket.step" },
+  tool = { "gen_ai.operation.name", "gen_ai.tool.call.id", "gen_ai.tool.name", "orket.card.id", "orket.project",
+    "orket.run.id", "orket.tool.code", "orket.tool.denied" },
+}
+
+M.ENTRIES_MAX = 4096 -- attribute entries kept for reuse; past it new ones are made each time
+
+-- A span's attributes in its kind's order. A string value's entry is made once and reused
+-- (the operation, model, provider, project, run and card repeat across spans), up to
+-- ENTRIES_MAX of them; the encoder only reads them.
+local function span_attributes(tr, keys, t)
+  local out, cache = {}, tr.entries
+  for _, k in ipairs(keys) do
+    local v = t[k]
+    if v ~= nil then
+      local e
+      if type(v) == "string" then
+        local by = cache[k]
+        e = by and by[v]
+        if not e then
+          e = { key = k, value = { stringValue = v } }
+          if tr.nentries < M.ENTRIES_MAX then
+            if not by then by = {} cache[k] = by end
+            by[v] = e
+            tr.nentries = tr.nentries + 1
+          end
+        end
+      else
+        e = { key = k, value = value_of(v) }
+      end
+      out[#out + 1] = e
+    end
   end
   return out
 end
@@ -100,7 +152,7 @@ Tracer.__index = Tracer
 --- as cfg (config's) says. project: the project's name, an attribute of every span.
 function M.new(cfg, project)
   return setmetatable({ cfg = cfg, project = project, queue = {}, dropped = 0, exported = 0, failed = 0,
-    open = {}, busy = false, hists = {}, points = {} }, Tracer)
+    open = {}, busy = false, hists = {}, points = {}, pool = "", pool_at = 1, entries = {}, nentries = 0 }, Tracer)
 end
 
 -- The GenAI conventions' client metrics and their advised bucket boundaries.
@@ -129,12 +181,13 @@ function Tracer:observe(name, buckets, attrs, v)
   h.max = h.max and math.max(h.max, v) or v
 end
 
--- A span begun now (or at start_ns), not yet queued.
-function Tracer:begin(name, parent, attrs, start_ns)
+-- A span of kind `kind` (KEYS') begun now (or at start_ns), not yet queued.
+function Tracer:begin(kind, name, parent, attrs, start_ns)
   local a = attrs or {}
   a["orket.project"] = a["orket.project"] or self.project
-  return { name = name, traceId = parent and parent.traceId or hex(16), spanId = hex(8),
-    parentSpanId = parent and parent.spanId or nil, kind = 1, startTimeUnixNano = start_ns or now_ns(), attrs = a }
+  return { name = name, traceId = parent and parent.traceId or hex(self, 16), spanId = hex(self, 8),
+    parentSpanId = parent and parent.spanId or nil, kind = 1, startTimeUnixNano = start_ns or now_ns(), attrs = a,
+    keys = KEYS[kind] }
 end
 
 -- Ends a span and queues it; a full queue drops it (counted).
@@ -145,8 +198,8 @@ function Tracer:finish(sp, failed, message)
     self.dropped = self.dropped + 1
     return
   end
-  sp.attributes = attributes(sp.attrs)
-  sp.attrs = nil
+  sp.attributes = span_attributes(self, sp.keys, sp.attrs)
+  sp.attrs, sp.keys = nil, nil
   self.queue[#self.queue + 1] = sp
   if #self.queue >= M.BATCH then self:flush() end
 end
@@ -163,11 +216,11 @@ end
 function Tracer:event(ev)
   local t = ev.type
   if t == "run_start" then
-    self.run = self:begin("orket run " .. tostring(ev.target or ""), nil, { ["orket.run.id"] = ev.run_id,
+    self.run = self:begin("run", "orket run " .. tostring(ev.target or ""), nil, { ["orket.run.id"] = ev.run_id,
       ["orket.run.target"] = ev.target })
   elseif t == "turn_start" and self.run then
     local provider, model = split_model(ev.model)
-    self.open[turn_key(ev)] = self:begin("invoke_agent " .. tostring(ev.role), self.run, {
+    self.open[turn_key(ev)] = self:begin("turn", "invoke_agent " .. tostring(ev.role), self.run, {
       ["gen_ai.operation.name"] = "invoke_agent", ["gen_ai.agent.name"] = ev.role,
       ["gen_ai.provider.name"] = provider, ["gen_ai.request.model"] = model,
       ["gen_ai.conversation.id"] = string.format("%s/%s/%s", tostring(ev.run_id), tostring(ev.card), tostring(ev.turn)),
@@ -180,7 +233,7 @@ function Tracer:event(ev)
     -- the call began latency_ms before its event
     local ms = math.tointeger(ev.latency_ms)
     local start = ms and string.format("%d", now_int() - ms * 1000000) or nil
-    local sp = self:begin("chat " .. tostring(pa["gen_ai.request.model"]), parent, {
+    local sp = self:begin("chat", "chat " .. tostring(pa["gen_ai.request.model"]), parent, {
       ["gen_ai.operation.name"] = "chat", ["gen_ai.provider.name"] = pa["gen_ai.provider.name"],
       ["gen_ai.request.model"] = pa["gen_ai.request.model"], ["gen_ai.response.model"] = ev.response_model,
       ["gen_ai.usage.input_tokens"] = math.tointeger(ev.prompt_tokens),
@@ -204,7 +257,7 @@ function Tracer:event(ev)
   elseif t == "tool" then
     local parent = self.open[turn_key(ev)]
     if not parent then return end
-    local sp = self:begin("execute_tool " .. tostring(ev.tool), parent, {
+    local sp = self:begin("tool", "execute_tool " .. tostring(ev.tool), parent, {
       ["gen_ai.operation.name"] = "execute_tool", ["gen_ai.tool.name"] = ev.tool, ["gen_ai.tool.call.id"] = ev.call_id,
       ["orket.card.id"] = ev.card, ["orket.run.id"] = ev.run_id, ["orket.tool.code"] = ev.code,
       ["orket.tool.denied"] = ev.denied }, math.tointeger(ev.ms) and string.format("%d", now_int() - ev.ms * 1000000) or nil)
