@@ -60,4 +60,52 @@ io.write(text, "\n", prompt.tool_dialect(specs), "\n=RAW=\n", table.concat(raw),
     -- within a card and seat's turn a step only appends: most of each later prompt repeats
     assert.is_true(doc.total.prefix * 2 > doc.total.chars, cjson.encode(doc.total))
   end)
+
+  describe("with a provider that needs cache marks", function()
+    local fake
+    setup(function() fake = require("tests.fake_server").start() end)
+    teardown(function()
+      fake.stop()
+      H.kill_servers()
+    end)
+    before_each(function() fake.reset() end)
+
+    local function sent(marks)
+      local dir = fake.one_issue(string.format([[
+models = { default = "fake:tool=write_file,then=update_issue_status,then_arg_status=code_review",
+  providers = { fake = { kind = "openai", base_url = %q, cache_marks = %q } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { turns_per_card = 1 }
+]], fake.url .. "/v1", marks))
+      H.orket("run M", { cwd = dir })
+      local log = fake.log()
+      assert.is_true(#log >= 2, cjson.encode(log))
+      return log
+    end
+
+    it("marks the system message, the brief and the last message for cache_control", function()
+      local log = sent("cache_control")
+      local req = log[2].request -- the second step: a call and its result after the brief
+      local msgs = req.messages
+      local function marked(m)
+        return type(m.content) == "table" and m.content[1].type == "text"
+          and type(m.content[1].text) == "string" and m.content[1].cache_control.type == "ephemeral"
+      end
+      assert.equal("system", msgs[1].role)
+      assert.is_true(marked(msgs[1]), cjson.encode(msgs[1]))
+      assert.is_true(marked(msgs[2]), cjson.encode(msgs[2]))
+      assert.matches("^Issue M%-1: Do it", msgs[2].content[1].text)
+      assert.equal("tool", msgs[#msgs].role)
+      assert.is_true(marked(msgs[#msgs]), cjson.encode(msgs[#msgs]))
+      for i = 3, #msgs - 1 do assert.is_false(marked(msgs[i]), i) end
+      assert.is_true(#req.tools > 0) -- the tools' text joined into the body stays valid JSON
+      assert.is_nil(req.cache_prompt)
+    end)
+
+    it("asks llama.cpp's server to keep its cache with cache_prompt", function()
+      local req = sent("cache_prompt")[1].request
+      assert.is_true(req.cache_prompt)
+      assert.equal("string", type(req.messages[1].content))
+    end)
+  end)
 end)
