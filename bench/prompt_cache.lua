@@ -58,14 +58,14 @@ local function record(d, epic, comment)
   return wire.load(out)
 end
 
--- A one-card epic whose coder takes `steps` steps: it writes a file at each of the first
--- half, reads them back in the second, then hands in.
-local function one_card(id, steps, extra)
+-- A one-card epic whose coder takes `steps` steps: it writes a file of `lines` lines (30
+-- characters each) at each of the first half, reads them back in the second, then hands in.
+local function one_card(id, steps, lines, extra)
   local seq, half = {}, (steps - 1) // 2
   for i = 1, steps - 1 do
     if i <= half then
       seq[#seq + 1] = string.format("{ tool_calls = { call('write_file', { path = 'notes/%d.txt', "
-        .. "content = string.rep('note %d: a line of the notes\\n', 20) }) } }", i, i)
+        .. "content = string.rep('note %d: a line of the notes\\n', %d) }) } }", i, i, lines)
     else
       seq[#seq + 1] = string.format("{ tool_calls = { call('read_file', { path = 'notes/%d.txt' }) } }", i - half)
     end
@@ -94,10 +94,12 @@ end
 
 local workloads = {
   { name = "agent (notes example)", calls = record(project { example = "notes" }, "NOTES") },
-  { name = "long turn (25 steps, context.max_chars = 8000)",
-    calls = record(project(one_card("LONG", 25, "context = { max_chars = 8000, recent_steps = 6 }")), "LONG") },
+  -- the default context settings (max_chars 32000, recent_steps 6): steps of about 1,700
+  -- characters pass the window at about the 19th
+  { name = "long turn (25 steps of about 1,700 characters, past context.max_chars)",
+    calls = record(project(one_card("LONG", 25, 53)), "LONG") },
   { name = "a comment during a turn (at step 4 of 8)",
-    calls = record(project(one_card("COM", 8)), "COM", "comment=COM-1@4") },
+    calls = record(project(one_card("COM", 8, 20)), "COM", "comment=COM-1@4") },
 }
 
 local function pct(a, b) return b > 0 and 100 * a / b or 0 / 0 end

@@ -54,6 +54,18 @@ describe("the history window", function()
     assert.is_true(moves >= 1 and moves <= 60 // 4, "moves: " .. moves)
   end)
 
+  it("moves its cut up to the last recent_steps, the fewest steps a move re-sends", function()
+    -- steps of about 1,017 characters: the 8th passes 8000; all but the last 2 are folded,
+    -- and the 9th only appends (keeping half the window re-sent 3 more steps at each move)
+    local o = { max_chars = 8000, recent_steps = 2 }
+    local w8, n8 = context.window(history(8, 1000), o)
+    assert.equal(6, n8)
+    assert.equal(1 + 2 * 2, #w8)
+    local w9, n9 = context.window(history(9, 1000), o)
+    assert.equal(6, n9)
+    assert.is_true(starts_with(w9, w8))
+  end)
+
   it("never folds the last recent_steps", function()
     local w, n = context.window(history(4, 5000), opts)
     assert.equal(1, n)
