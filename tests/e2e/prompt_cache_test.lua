@@ -36,6 +36,36 @@ io.write(text, "\n", prompt.tool_dialect(specs), "\n=RAW=\n", table.concat(raw),
     assert.is_true(raws[1] ~= raws[2] or raws[1] ~= raws[3], "three processes encoded alike with lua-cjson")
   end)
 
+  it("send each seat the same system text and brief in every process", function()
+    -- three processes run the same board; each call's system message and first user
+    -- message (the card's brief and the role's text), as the journal recorded them, are
+    -- compared byte for byte (a tool's later results hold times, which differ)
+    local texts = {}
+    for i = 1, 3 do
+      local dir = H.example("notes")
+      assert.equal(0, H.orket("run NOTES", { cwd = dir }).status)
+      local doc = cjson.decode(H.orket("log 1 --json", { cwd = dir }).stdout)
+      local calls, systems = {}, {}
+      for _, ev in ipairs(doc.events) do
+        if ev.turn and ev.turn.messages then
+          local m = ev.turn.messages
+          calls[#calls + 1] = table.concat({ ev.card, tostring(ev.actor), tostring(ev.turn.step), m[1].role,
+            m[1].content, m[2].role, m[2].content }, "\0")
+          systems[m[1].content] = true
+        end
+      end
+      table.sort(calls)
+      texts[i] = table.concat(calls, "\1")
+      -- one system message for every seat: a model server's cache keeps it across seats
+      local n = 0
+      for _ in pairs(systems) do n = n + 1 end
+      assert.equal(1, n)
+    end
+    assert.is_true(#texts[1] > 1000)
+    assert.equal(texts[1], texts[2])
+    assert.equal(texts[1], texts[3])
+  end)
+
   it("orket log --cache shows each call's prefix shared with the call before on its card and seat", function()
     local dir = H.example("notes")
     assert.equal(0, H.orket("run NOTES", { cwd = dir }).status)
