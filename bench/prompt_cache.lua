@@ -178,6 +178,39 @@ for _ = 1, ROUNDS do
     runs.card_on[#runs.card_on + 1] = (b - e) / (LARGE - SMALL)
   end
 end
+-- the tracer's own CPU per card, in this process: the events of a run of LARGE cards (its
+-- --json stream) turned into spans and encoded in batches as the exporter sends them (the
+-- sending left out), against the CPU per card of a run without traces (runs.card_off)
+local events = {}
+do
+  local d = board(LARGE)
+  local out = sh(string.format("cd %s && %s import >/dev/null 2>&1 && %s %s run M --json 2>/dev/null", q(d), q(bin), OFF, q(bin)))
+  for line in out:gmatch("[^\n]+") do
+    local ok, ev = pcall(cjson.decode, line)
+    if ok and type(ev) == "table" and ev.type then
+      -- lua-cjson reads every number as a float; the engine's ids, steps and tokens are integers
+      for k, v in pairs(ev) do
+        if type(v) == "number" then ev[k] = math.tointeger(v) or v end
+      end
+      events[#events + 1] = ev
+    end
+  end
+end
+local otel = require "orket.otel"
+local ocfg = otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return "http://127.0.0.1:9" end end)
+local tracer_card = {}
+for _ = 1, ROUNDS do
+  local t0, reps = os.clock(), 20
+  for _ = 1, reps do
+    local tr = otel.new(ocfg, "many")
+    tr.flush = function(self) -- encode each batch, as the exporter's task does, and drop it
+      if #self.queue > 0 then self:body(self.queue) end
+      self.queue, self.metrics_body = {}, nil
+    end
+    for _, ev in ipairs(events) do tr:event(ev) end
+  end
+  tracer_card[#tracer_card + 1] = (os.clock() - t0) / reps / LARGE
+end
 if not os.getenv("KEEP") then for _, d in ipairs(dirs) do os.execute("rm -rf " .. q(d)) end end
 
 print(string.format("each seat's tools and system text across 3 processes: %s (target: identical)",
@@ -193,6 +226,10 @@ if #runs.on > 0 then
   print(string.format("CPU per card (%d cards against %d): without traces (floor) %s ms; with traces %s ms; "
     .. "ratio %.3f (target <= 1.05)", LARGE, SMALL, stats.line(ms(runs.card_off), "%.2f"),
     stats.line(ms(runs.card_on), "%.2f"), con / coff))
+  local _, tcard = stats.spread(tracer_card)
+  print(string.format("the tracer's own CPU per card (%d events of a %d-card run, spans built and encoded): %s ms; "
+    .. "with the run's per card without traces (floor, median %.2f ms): ratio %.3f (target <= 1.05)", #events, LARGE,
+    stats.line(ms(tracer_card), "%.3f"), coff * 1000, (coff + tcard) / coff))
 else
   print("a run's CPU with and without traces: not measured")
 end

@@ -62,6 +62,24 @@ describe("otel spans", function()
     assert.same({ boolValue = true }, t["orket.tool.denied"])
   end)
 
+  it("keep an integer's and a float's attribute apart though they are one table key", function()
+    local tr, spans = tracer()
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = 1, prompt_tokens = 5 }
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = 1.0, prompt_tokens = 5 }
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = 1, prompt_tokens = 5 }
+    tr:flush()
+    local steps = {}
+    for _, sp in ipairs(spans) do
+      for _, a in ipairs(sp.attributes) do
+        if a.key == "orket.step" then steps[#steps + 1] = a.value end
+      end
+    end
+    assert.same({ { intValue = "1" }, { doubleValue = 1.0 }, { intValue = "1" } }, steps)
+    assert.equal("float", math.type(steps[2].doubleValue))
+  end)
+
   it("draw their ids from a pool of random bytes, distinct hex of 16 and 8 bytes", function()
     local draws, draw = 0, crypto.random_bytes
     crypto.random_bytes = function(n)
