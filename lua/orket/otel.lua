@@ -271,7 +271,7 @@ function Tracer:event(ev)
     -- the call began latency_ms before its event
     local ms = math.tointeger(ev.latency_ms)
     local input, output = math.tointeger(ev.prompt_tokens), math.tointeger(ev.completion_tokens)
-    -- a span that ends as it begins: its attributes made at once, in KEYS.chat's order
+    -- a span that ends as it begins: its attributes made at once, keys sorted
     local a = {}
     put(self, a, "gen_ai.conversation.id", pa["gen_ai.conversation.id"])
     put(self, a, "gen_ai.operation.name", "chat")
@@ -294,7 +294,7 @@ function Tracer:event(ev)
   elseif t == "tool" then
     local parent = self.open[turn_key(ev)]
     if not parent then return end
-    local a = {} -- in KEYS.tool's order
+    local a = {} -- keys sorted, as a chat span's
     put(self, a, "gen_ai.operation.name", "execute_tool")
     put(self, a, "gen_ai.tool.call.id", ev.call_id)
     put(self, a, "gen_ai.tool.name", ev.tool)
