@@ -173,12 +173,12 @@ end
 
 local function add(h, v)
   local buckets = h.buckets
-  local i = 1
-  while i <= #buckets and v > buckets[i] do i = i + 1 end
+  local i, n = 1, #buckets
+  while i <= n and v > buckets[i] do i = i + 1 end
   h.counts[i] = h.counts[i] + 1
   h.count, h.sum = h.count + 1, h.sum + v
-  h.min = h.min and math.min(h.min, v) or v
-  h.max = h.max and math.max(h.max, v) or v
+  if not h.min or v < h.min then h.min = v end
+  if not h.max or v > h.max then h.max = v end
 end
 
 local function call_attrs(provider, model, kind)
