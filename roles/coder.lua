@@ -6,7 +6,7 @@ return {
     "recall", "remember", "request_input", "run_tests", "run_command", "sandbox_status",
     "http_request", "update_issue_status" },
   system = function(ctx)
-    local s = "You are " .. ctx.seat .. ", a careful software developer. Implement the issue below "
+    local s = "You are " .. ctx.seat .. ", a careful software developer. Implement the issue above "
       .. "in the workspace with the tools you have. Read before you change, keep changes small, "
       .. "and meet every acceptance criterion. When the work is complete, add a comment saying "
       .. "what you did, then call update_issue_status with status \"code_review\". If you cannot "

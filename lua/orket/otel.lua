@@ -21,8 +21,15 @@ M.RETRIES = 2      -- times a batch answered 429 or 503 is sent again (backoff b
 M.BACKOFF_MS = 200
 M.TIMEOUTS = { connect_timeout_ms = 1000, total_timeout_ms = 5000 }
 
-local function hex(n)
-  return (crypto.random_bytes(n):gsub(".", function(c) return string.format("%02x", c:byte()) end))
+-- n random bytes as hex, from a pool drawn 512 bytes at a time (a span takes 8 or 24: one
+-- draw and one format per id made every span cost a system call and a closure per byte)
+local POOL = 512
+local HEX = { [8] = string.rep("%02x", 8), [16] = string.rep("%02x", 16) }
+local function hex(tr, n)
+  if #tr.pool - tr.pool_at + 1 < n then tr.pool, tr.pool_at = crypto.random_bytes(POOL), 1 end
+  local at = tr.pool_at
+  tr.pool_at = at + n
+  return string.format(HEX[n], tr.pool:byte(at, at + n - 1))
 end
 
 -- the wall clock in nanoseconds (an integer), and as OTLP's JSON writes 64-bit integers (text)
@@ -30,7 +37,7 @@ local function now_int()
   local s, us = uv.gettimeofday()
   return s * 1000000000 + us * 1000
 end
-local function now_ns() return string.format("%d", now_int()) end
+local function now_ns() return tostring(now_int()) end
 
 -- "k1=v1,k2=v2" (OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES): values
 -- percent-decoded, as the specification writes them
@@ -76,20 +83,69 @@ function M.config(getenv, telemetry)
   return { url = url, metrics_url = murl, headers = headers, resource = resource }
 end
 
+local function value_of(v)
+  if math.type(v) == "integer" then return { intValue = string.format("%d", v) }
+  elseif type(v) == "number" then return { doubleValue = v }
+  elseif type(v) == "boolean" then return { boolValue = v } end
+  return { stringValue = tostring(v) }
+end
+
 -- An OTLP attribute list from a table (strings, integers, floats, booleans), keys sorted.
 local function attributes(t)
   local keys = {}
   for k, v in pairs(t) do if v ~= nil then keys[#keys + 1] = k end end
   table.sort(keys)
   local out = {}
-  for i, k in ipairs(keys) do
-    local v, value = t[k], nil
-    if math.type(v) == "integer" then value = { intValue = string.format("%d", v) }
-    elseif type(v) == "number" then value = { doubleValue = v }
-    elseif type(v) == "boolean" then value = { boolValue = v }
-    else value = { stringValue = tostring(v) } end
-    out[i] = { key = k, value = value }
+  for i, k in ipairs(keys) do out[i] = { key = k, value = value_of(t[k]) } end
+  return out
+end
+
+-- The attributes of the spans that stay open (a run, a turn) in the order they are
+-- exported: a fixed list, where sorting each span's keys was most of what a span cost. A
+-- model call's and a tool call's spans make their list at once, in the same order.
+local KEYS = {
+  run = { "orket.project", "orket.run.id", "orket.run.status", "orket.run.target" },
+  turn = { "gen_ai.agent.name", "gen_ai.conversation.id", "gen_ai.operation.name", "gen_ai.provider.name",
+    "gen_ai.request.model", "orket.card.id", "orket.model", "orket.outcome", "orket.phase", "orket.project",
+    "orket.run.id", "orket.seat", "orket.turn" },
+}
+
+M.ENTRIES_MAX = 4096 -- attribute entries kept for reuse; past it new ones are made each time
+
+-- The OTLP attribute of key k and value v. An entry of a string, an integer or a boolean
+-- is made once and reused (the operation, model, provider, project, run, card and step
+-- repeat across spans), up to ENTRIES_MAX of them; the encoder only reads them. Integers
+-- are kept apart: 1 and 1.0 are one key of a table, and the one is intValue, the other
+-- doubleValue.
+local function entry(tr, k, v)
+  local kinds
+  if type(v) == "string" or type(v) == "boolean" then kinds = tr.entries
+  elseif math.type(v) == "integer" then kinds = tr.ints
+  else return { key = k, value = value_of(v) } end
+  local by = kinds[k]
+  local e = by and by[v]
+  if e then return e end
+  e = { key = k, value = value_of(v) }
+  if tr.nentries < M.ENTRIES_MAX then
+    if not by then
+      by = {}
+      kinds[k] = by
+    end
+    by[v] = e
+    tr.nentries = tr.nentries + 1
   end
+  return e
+end
+
+-- Appends the attribute k = v to the list out, unless v is nil.
+local function put(tr, out, k, v)
+  if v ~= nil then out[#out + 1] = entry(tr, k, v) end
+end
+
+-- A span's attributes (the table t) in its kind's order (keys).
+local function span_attributes(tr, keys, t)
+  local out = {}
+  for _, k in ipairs(keys) do put(tr, out, k, t[k]) end
   return out
 end
 
@@ -100,41 +156,73 @@ Tracer.__index = Tracer
 --- as cfg (config's) says. project: the project's name, an attribute of every span.
 function M.new(cfg, project)
   return setmetatable({ cfg = cfg, project = project, queue = {}, dropped = 0, exported = 0, failed = 0,
-    open = {}, busy = false, hists = {}, points = {} }, Tracer)
+    open = {}, busy = false, hists = {}, points = {}, pool = "", pool_at = 1, entries = {}, ints = {}, nentries = 0 }, Tracer)
 end
 
 -- The GenAI conventions' client metrics and their advised bucket boundaries.
 M.TOKEN_BUCKETS = { 1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864 }
 M.DURATION_BUCKETS = { 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92 }
 
--- Adds v to the histogram of metric `name` for the attributes `attrs`.
-function Tracer:observe(name, buckets, attrs, v)
-  local parts = {}
-  for _, k in ipairs { "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.token.type" } do
-    parts[#parts + 1] = tostring(attrs[k])
-  end
-  local key = name .. "\0" .. table.concat(parts, "\0")
-  local h = self.hists[key]
-  if not h then
-    h = { name = name, buckets = buckets, attrs = attrs, counts = {}, count = 0, sum = 0 }
-    for i = 1, #buckets + 1 do h.counts[i] = 0 end
-    self.hists[key] = h
-    self.points[#self.points + 1] = h
-  end
-  local i = 1
-  while i <= #buckets and v > buckets[i] do i = i + 1 end
-  h.counts[i] = h.counts[i] + 1
-  h.count, h.sum = h.count + 1, h.sum + v
-  h.min = h.min and math.min(h.min, v) or v
-  h.max = h.max and math.max(h.max, v) or v
+-- A new histogram of metric `name` for the attributes `attrs`, among the run's points.
+local function histogram(tr, name, buckets, attrs)
+  local h = { name = name, buckets = buckets, attrs = attrs, counts = {}, count = 0, sum = 0 }
+  for i = 1, #buckets + 1 do h.counts[i] = 0 end
+  tr.points[#tr.points + 1] = h
+  return h
 end
 
--- A span begun now (or at start_ns), not yet queued.
-function Tracer:begin(name, parent, attrs, start_ns)
-  local a = attrs or {}
-  a["orket.project"] = a["orket.project"] or self.project
-  return { name = name, traceId = parent and parent.traceId or hex(16), spanId = hex(8),
-    parentSpanId = parent and parent.spanId or nil, kind = 1, startTimeUnixNano = start_ns or now_ns(), attrs = a }
+local function add(h, v)
+  local buckets = h.buckets
+  local i, n = 1, #buckets
+  while i <= n and v > buckets[i] do i = i + 1 end
+  h.counts[i] = h.counts[i] + 1
+  h.count, h.sum = h.count + 1, h.sum + v
+  if not h.min or v < h.min then h.min = v end
+  if not h.max or v > h.max then h.max = v end
+end
+
+local function call_attrs(provider, model, kind)
+  return { ["gen_ai.operation.name"] = "chat", ["gen_ai.provider.name"] = provider,
+    ["gen_ai.request.model"] = model, ["gen_ai.token.type"] = kind }
+end
+
+-- Adds a model call's tokens (integers or nil) and wall time (seconds or nil) to its
+-- provider and model's histograms, each made at its first use: one lookup a call.
+function Tracer:observe_call(provider, model, input, output, seconds)
+  local key = tostring(provider) .. "\0" .. tostring(model)
+  local mh = self.hists[key]
+  if not mh then
+    mh = {}
+    self.hists[key] = mh
+  end
+  if input then
+    mh.input = mh.input or histogram(self, "gen_ai.client.token.usage", M.TOKEN_BUCKETS, call_attrs(provider, model, "input"))
+    add(mh.input, input)
+  end
+  if output then
+    mh.output = mh.output or histogram(self, "gen_ai.client.token.usage", M.TOKEN_BUCKETS, call_attrs(provider, model, "output"))
+    add(mh.output, output)
+  end
+  if seconds then
+    mh.duration = mh.duration or histogram(self, "gen_ai.client.operation.duration", M.DURATION_BUCKETS,
+      call_attrs(provider, model, nil))
+    add(mh.duration, seconds)
+  end
+end
+
+-- A span of kind `kind` (KEYS') begun now (or at start_ns), not yet queued, with the
+-- attributes attrs (a table, turned into the list at its end); or, kind nil, with the
+-- list `attrs` already made (a span that ends as it begins, its keys in order).
+function Tracer:begin(kind, name, parent, attrs, start_ns)
+  local sp = { name = name, traceId = parent and parent.traceId or hex(self, 16), spanId = hex(self, 8),
+    parentSpanId = parent and parent.spanId or nil, kind = 1, startTimeUnixNano = start_ns or now_ns() }
+  if kind then
+    attrs["orket.project"] = attrs["orket.project"] or self.project
+    sp.attrs, sp.keys = attrs, KEYS[kind]
+  else
+    sp.attributes = attrs
+  end
+  return sp
 end
 
 -- Ends a span and queues it; a full queue drops it (counted).
@@ -145,8 +233,10 @@ function Tracer:finish(sp, failed, message)
     self.dropped = self.dropped + 1
     return
   end
-  sp.attributes = attributes(sp.attrs)
-  sp.attrs = nil
+  if sp.attrs then
+    sp.attributes = span_attributes(self, sp.keys, sp.attrs)
+    sp.attrs, sp.keys = nil, nil
+  end
   self.queue[#self.queue + 1] = sp
   if #self.queue >= M.BATCH then self:flush() end
 end
@@ -163,11 +253,11 @@ end
 function Tracer:event(ev)
   local t = ev.type
   if t == "run_start" then
-    self.run = self:begin("orket run " .. tostring(ev.target or ""), nil, { ["orket.run.id"] = ev.run_id,
+    self.run = self:begin("run", "orket run " .. tostring(ev.target or ""), nil, { ["orket.run.id"] = ev.run_id,
       ["orket.run.target"] = ev.target })
   elseif t == "turn_start" and self.run then
     local provider, model = split_model(ev.model)
-    self.open[turn_key(ev)] = self:begin("invoke_agent " .. tostring(ev.role), self.run, {
+    self.open[turn_key(ev)] = self:begin("turn", "invoke_agent " .. tostring(ev.role), self.run, {
       ["gen_ai.operation.name"] = "invoke_agent", ["gen_ai.agent.name"] = ev.role,
       ["gen_ai.provider.name"] = provider, ["gen_ai.request.model"] = model,
       ["gen_ai.conversation.id"] = string.format("%s/%s/%s", tostring(ev.run_id), tostring(ev.card), tostring(ev.turn)),
@@ -177,37 +267,44 @@ function Tracer:event(ev)
     local parent = self.open[turn_key(ev)]
     if not parent then return end
     local pa = parent.attrs
+    local provider, model = pa["gen_ai.provider.name"], pa["gen_ai.request.model"]
     -- the call began latency_ms before its event
     local ms = math.tointeger(ev.latency_ms)
-    local start = ms and string.format("%d", now_int() - ms * 1000000) or nil
-    local sp = self:begin("chat " .. tostring(pa["gen_ai.request.model"]), parent, {
-      ["gen_ai.operation.name"] = "chat", ["gen_ai.provider.name"] = pa["gen_ai.provider.name"],
-      ["gen_ai.request.model"] = pa["gen_ai.request.model"], ["gen_ai.response.model"] = ev.response_model,
-      ["gen_ai.usage.input_tokens"] = math.tointeger(ev.prompt_tokens),
-      ["gen_ai.usage.output_tokens"] = math.tointeger(ev.completion_tokens),
-      ["gen_ai.usage.cache_read.input_tokens"] = math.tointeger(ev.cached_tokens),
-      ["gen_ai.conversation.id"] = pa["gen_ai.conversation.id"],
-      ["orket.card.id"] = ev.card, ["orket.run.id"] = ev.run_id, ["orket.step"] = ev.step,
-      ["orket.cost.micros"] = math.tointeger(ev.cost), ["orket.cost.currency"] = ev.currency }, start)
+    local input, output = math.tointeger(ev.prompt_tokens), math.tointeger(ev.completion_tokens)
+    -- a span that ends as it begins: its attributes made at once, keys sorted
+    local a = {}
+    put(self, a, "gen_ai.conversation.id", pa["gen_ai.conversation.id"])
+    put(self, a, "gen_ai.operation.name", "chat")
+    put(self, a, "gen_ai.provider.name", provider)
+    put(self, a, "gen_ai.request.model", model)
+    put(self, a, "gen_ai.response.model", ev.response_model)
+    put(self, a, "gen_ai.usage.cache_read.input_tokens", math.tointeger(ev.cached_tokens))
+    put(self, a, "gen_ai.usage.input_tokens", input)
+    put(self, a, "gen_ai.usage.output_tokens", output)
+    put(self, a, "orket.card.id", ev.card)
+    put(self, a, "orket.cost.currency", ev.currency)
+    put(self, a, "orket.cost.micros", math.tointeger(ev.cost))
+    put(self, a, "orket.project", self.project)
+    put(self, a, "orket.run.id", ev.run_id)
+    put(self, a, "orket.step", ev.step)
+    local sp = self:begin(nil, "chat " .. tostring(model), parent, a, ms and tostring(now_int() - ms * 1000000) or nil)
     sp.kind = 3 -- client
     self:finish(sp)
-    local ma = { ["gen_ai.operation.name"] = "chat", ["gen_ai.provider.name"] = pa["gen_ai.provider.name"],
-      ["gen_ai.request.model"] = pa["gen_ai.request.model"] }
-    for kind, n in pairs { input = ev.prompt_tokens, output = ev.completion_tokens } do
-      if math.tointeger(n) then
-        local a = { ["gen_ai.token.type"] = kind }
-        for k, v in pairs(ma) do a[k] = v end
-        self:observe("gen_ai.client.token.usage", M.TOKEN_BUCKETS, a, math.tointeger(n))
-      end
-    end
-    if ms then self:observe("gen_ai.client.operation.duration", M.DURATION_BUCKETS, ma, ms / 1000) end
+    self:observe_call(provider, model, input, output, ms and ms / 1000)
   elseif t == "tool" then
     local parent = self.open[turn_key(ev)]
     if not parent then return end
-    local sp = self:begin("execute_tool " .. tostring(ev.tool), parent, {
-      ["gen_ai.operation.name"] = "execute_tool", ["gen_ai.tool.name"] = ev.tool, ["gen_ai.tool.call.id"] = ev.call_id,
-      ["orket.card.id"] = ev.card, ["orket.run.id"] = ev.run_id, ["orket.tool.code"] = ev.code,
-      ["orket.tool.denied"] = ev.denied }, math.tointeger(ev.ms) and string.format("%d", now_int() - ev.ms * 1000000) or nil)
+    local a = {} -- keys sorted, as a chat span's
+    put(self, a, "gen_ai.operation.name", "execute_tool")
+    put(self, a, "gen_ai.tool.call.id", ev.call_id)
+    put(self, a, "gen_ai.tool.name", ev.tool)
+    put(self, a, "orket.card.id", ev.card)
+    put(self, a, "orket.project", self.project)
+    put(self, a, "orket.run.id", ev.run_id)
+    put(self, a, "orket.tool.code", ev.code)
+    put(self, a, "orket.tool.denied", ev.denied)
+    local ms = math.tointeger(ev.ms)
+    local sp = self:begin(nil, "execute_tool " .. tostring(ev.tool), parent, a, ms and tostring(now_int() - ms * 1000000) or nil)
     self:finish(sp, not ev.ok, ev.code)
   elseif t == "turn_end" then
     local k = turn_key(ev)

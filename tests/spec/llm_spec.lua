@@ -81,6 +81,61 @@ describe("openai request messages", function()
   end)
 end)
 
+describe("openai cache marks", function()
+  local openai = require "orket.llm.openai"
+  local cjson = require "cjson"
+  local msgs = {
+    { role = "system", content = "team" },
+    { role = "user", content = "Issue A-1: brief" },
+    { role = "assistant", tool_calls = { { id = "c1", name = "read_file", arguments = { path = "a" } } } },
+    { role = "tool", content = "text", tool_call_id = "c1" } }
+  local function part(text) return { { type = "text", text = text, cache_control = { type = "ephemeral" } } } end
+
+  it("are none by default", function()
+    local _, body = openai.build({ base_url = "http://127.0.0.1:1/v1" }, "m", { messages = msgs }, false)
+    assert.is_nil(body.cache_prompt)
+    assert.equal("team", body.messages[1].content)
+    assert.equal("text", body.messages[4].content)
+  end)
+
+  it("ask llama.cpp's server to keep its cache with cache_prompt", function()
+    local _, body = openai.build({ base_url = "http://127.0.0.1:1/v1", cache_marks = "cache_prompt" }, "m",
+      { messages = msgs }, false)
+    assert.is_true(cjson.decode(cjson.encode(body)).cache_prompt)
+    assert.equal("team", body.messages[1].content)
+  end)
+
+  it("mark the system message, the brief and the last message with cache_control", function()
+    local _, body = openai.build({ base_url = "http://127.0.0.1:1/v1", cache_marks = "cache_control" }, "m",
+      { messages = msgs }, false)
+    local wire = cjson.decode(cjson.encode(body))
+    assert.same(part("team"), wire.messages[1].content)
+    assert.same(part("Issue A-1: brief"), wire.messages[2].content)
+    assert.equal(cjson.null, wire.messages[3].content) -- a call without text carries no mark
+    assert.same(part("text"), wire.messages[4].content)
+    assert.equal("c1", wire.messages[4].tool_call_id)
+    assert.equal("text", msgs[4].content) -- the caller's messages are left as they were
+    assert.is_nil(wire.cache_prompt)
+    -- one message both first and last is marked once
+    local _, one = openai.build({ base_url = "http://127.0.0.1:1/v1", cache_marks = "cache_control" }, "m",
+      { messages = { { role = "user", content = "hi" } } }, false)
+    assert.same(part("hi"), cjson.decode(cjson.encode(one)).messages[1].content)
+  end)
+
+  it("are checked with the provider's settings", function()
+    local config = require "orket.config"
+    local ok, err = config.validate_models { providers = { x = { kind = "openai", base_url = "http://h", cache_marks = "yes" } } }
+    assert.is_nil(ok)
+    assert.equal('orket.lua: models.providers.x.cache_marks must be "cache_prompt" (llama.cpp\'s server) or '
+      .. '"cache_control" (Anthropic\'s models behind an OpenAI-compatible relay) (got yes)', err)
+    ok, err = config.validate_models { providers = { x = { kind = "ollama", base_url = "http://h", cache_marks = "cache_prompt" } } }
+    assert.is_nil(ok)
+    assert.matches("models.providers.x.cache_marks is for kind openai only", err)
+    assert.is_true(config.validate_models { providers = { x = { kind = "openai", base_url = "http://h",
+      cache_marks = "cache_control" } } })
+  end)
+end)
+
 describe("wire formats and fixed tools", function()
   it("give the tools' text instead of body.tools, an option of the same name left out", function()
     local cjson = require "cjson"

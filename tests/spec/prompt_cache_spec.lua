@@ -54,6 +54,18 @@ describe("the history window", function()
     assert.is_true(moves >= 1 and moves <= 60 // 4, "moves: " .. moves)
   end)
 
+  it("moves its cut up to the last recent_steps, the fewest steps a move re-sends", function()
+    -- steps of about 1,017 characters: the 8th passes 8000; all but the last 2 are folded,
+    -- and the 9th only appends (keeping half the window re-sent 3 more steps at each move)
+    local o = { max_chars = 8000, recent_steps = 2 }
+    local w8, n8 = context.window(history(8, 1000), o)
+    assert.equal(6, n8)
+    assert.equal(1 + 2 * 2, #w8)
+    local w9, n9 = context.window(history(9, 1000), o)
+    assert.equal(6, n9)
+    assert.is_true(starts_with(w9, w8))
+  end)
+
   it("never folds the last recent_steps", function()
     local w, n = context.window(history(4, 5000), opts)
     assert.equal(1, n)
@@ -71,5 +83,26 @@ describe("the tools' order", function()
     assert.same({ "list_files", "read_file", "update_issue_status", "add_issue_comment" },
       roles.tool_order(rs, rs.by_name.reviewer.tools))
     assert.is_nil(roles.tool_order(rs, nil))
+  end)
+end)
+
+describe("the messages' layout", function()
+  local prompt = require "orket.engine.prompt"
+  local function ctx(seat)
+    return { seat = seat, project = { name = "notes", vision = "A tiny notes service." },
+      card = { id = "N-1", summary = "Store notes" }, history = { { role = "assistant", content = "ok" } } }
+  end
+
+  it("gives every seat the same system message, and the role's text after the card's brief", function()
+    local coder = prompt.messages(ctx("dev"), "You are dev, a developer.")
+    local reviewer = prompt.messages(ctx("rev"), "You are rev, the reviewer.")
+    -- a chat template renders the tools after the system message: seats that share their
+    -- first tools then share everything up to them in a one-slot cache
+    assert.equal("system", coder[1].role)
+    assert.equal(coder[1].content, reviewer[1].content)
+    assert.matches("Project: notes %- A tiny notes service%.$", coder[1].content)
+    assert.equal("Issue N-1: Store notes\n\nYou are dev, a developer.", coder[2].content)
+    assert.equal("Issue N-1: Store notes\n\nYou are rev, the reviewer.", reviewer[2].content)
+    assert.same({ role = "assistant", content = "ok" }, coder[3])
   end)
 end)

@@ -55,7 +55,8 @@ return {
 }
 ]]
 
-local function system_of(req) return req.messages[1].content end
+-- the role's text ends the first user message (after the card's brief, docs/cost.md)
+local function system_of(req) return req.messages[2].content end
 
 local function count(events, ty)
   local n = 0
@@ -98,7 +99,7 @@ describe("hot reload", function()
         assert.matches("careful software developer", system_of(req))
       elseif m.role == "coder" and m.card == "NOTES-4" then
         later = later + 1
-        assert.matches("^RELOADED%-CODER for senior_developer", system_of(req))
+        assert.matches("\n\nRELOADED%-CODER for senior_developer$", system_of(req))
       end
     end
     assert.is_true(in_flight >= 2) -- the write and the hand-in, on the old role

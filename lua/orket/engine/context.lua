@@ -46,15 +46,17 @@ end
 
 -- The summarized steps' count: chosen points, replayed the same way from the turn's first
 -- step, so a history that only grows keeps its cut (and its summary) until the steps after
--- the cut pass max_chars; the cut then moves so they are at most half of it (never into the
--- last recent_steps). Between moves the prompt only grows at its end, which is what a
--- provider's prompt cache (a local server's KV cache) reuses.
+-- the cut pass max_chars; the cut then moves up to the last recent_steps. Between moves the
+-- prompt only grows at its end, which is what a provider's prompt cache (a local server's
+-- KV cache) reuses. A move re-sends the steps it keeps (the summary's start stays: its
+-- earlier lines do not change), so it keeps the fewest it may: keeping half of max_chars
+-- re-sent that half every half window, twice the new tokens of a long turn.
 local function cut_of(steps, opts)
   local cut, tail = 1, 0
   for i, st in ipairs(steps) do
     for _, m in ipairs(st) do tail = tail + size(m) end
     if tail > opts.max_chars then
-      while cut <= i - opts.recent_steps and tail > opts.max_chars // 2 do
+      while cut <= i - opts.recent_steps do
         for _, m in ipairs(steps[cut]) do tail = tail - size(m) end
         cut = cut + 1
       end
@@ -65,8 +67,8 @@ end
 
 --- window(history, {max_chars=, recent_steps=}) -> history to send, summarized: the
 --- oldest steps folded into one summary message once the steps after it passed max_chars
---- (the last recent_steps never are), at points chosen so the summary changes rarely
---- (cut_of); summarized is how many steps the summary holds (0: none).
+--- (all but the last recent_steps, which never are), at points chosen so the summary
+--- changes rarely (cut_of); summarized is how many steps the summary holds (0: none).
 function M.window(history, opts)
   local steps = steps_of(history)
   local cut = cut_of(steps, opts)

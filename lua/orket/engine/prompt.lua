@@ -88,15 +88,26 @@ function M.user_brief(ctx)
   return table.concat(parts, "\n\n")
 end
 
---- messages(ctx, system_text) -> {system, user brief, history...}: the usual shape.
---- With ctx.dialect == "json" the tool instructions are added to the system message.
-function M.messages(ctx, system)
-  local sys = system
+-- What every seat's system message says, before the project's name: the same for every
+-- role, so seats share it (and the tools a template renders after it) in a prompt cache.
+M.TEAM = "You are a member of a software team that works through a board of issues with "
+  .. "tools. The issue you work on and your part in it follow."
+
+--- messages(ctx, role_text) -> {system, user, history...}, laid out for a prompt cache
+--- (docs/cost.md): the system message holds only what every seat of the project shares
+--- (M.TEAM, the project's name and vision; with ctx.dialect == "json" the tool
+--- instructions), so a chat template's tools, rendered after it, follow a start that is
+--- the same for every seat; the user message is the card's brief, then the role's text;
+--- then the turn's history.
+function M.messages(ctx, role_text)
+  local sys = M.TEAM
   if ctx.project and ctx.project.name then
     sys = sys .. "\n\nProject: " .. ctx.project.name .. (ctx.project.vision and (" - " .. ctx.project.vision) or "")
   end
   if ctx.dialect == "json" then sys = sys .. "\n\n" .. M.tool_dialect(ctx.tools) end
-  local msgs = { { role = "system", content = sys }, { role = "user", content = M.user_brief(ctx) } }
+  local user = M.user_brief(ctx)
+  if type(role_text) == "string" and role_text:find("%S") then user = user .. "\n\n" .. role_text end
+  local msgs = { { role = "system", content = sys }, { role = "user", content = user } }
   for _, m in ipairs(ctx.history or {}) do msgs[#msgs + 1] = m end
   return msgs
 end

@@ -29,11 +29,40 @@ local function message(m)
   return out
 end
 
+-- Anthropic's cache breakpoint, as relays that serve its models over this format take it
+local EPHEMERAL = { type = "ephemeral" }
+
+-- cache_control marks (docs/cost.md): the first system message (Anthropic's order puts the
+-- tools before it, so one mark covers both), the first user message (the card's brief and
+-- the role's text) and the last message (the history so far, read from the cache at the
+-- next step): three of the four breakpoints Anthropic allows. A marked message's text
+-- becomes one text part carrying the mark; an empty text cannot carry one.
+local function mark_cache(msgs)
+  local sys, user
+  for i, m in ipairs(msgs) do
+    if not sys and m.role == "system" then sys = i end
+    if not user and m.role == "user" then user = i end
+  end
+  local function mark(i)
+    local m = i and msgs[i]
+    if m and type(m.content) == "string" and m.content ~= "" then
+      m.content = { { type = "text", text = m.content, cache_control = EPHEMERAL } }
+    end
+  end
+  mark(sys)
+  mark(user)
+  mark(#msgs)
+end
+
 --- build(provider, model, req, stream) -> url, body (a table to encode)[, tools: the JSON
---- text of body.tools, given instead of it (common.wire_tools)]
+--- text of body.tools, given instead of it (common.wire_tools)]. The provider's
+--- cache_marks: "cache_prompt" asks llama.cpp's server to keep its cache (older servers
+--- do not by default); "cache_control" marks the prompt's stable parts (mark_cache).
 function M.build(p, model, req, stream)
   local body = { model = model, stream = stream, messages = {} }
   for i, m in ipairs(req.messages) do body.messages[i] = message(m) end
+  if p.cache_marks == "cache_prompt" then body.cache_prompt = true
+  elseif p.cache_marks == "cache_control" then mark_cache(body.messages) end
   if stream then body.stream_options = { include_usage = true } end
   body.max_tokens = req.max_tokens
   local tools_text

@@ -29,8 +29,10 @@ local FIELDS = {
   kind = "string", base_url = "string", base_url_env = "string", api_key_env = "string", api_key = "secret",
   max_concurrency = "count", timeouts = "table", retry = "table", max_response_bytes = "count",
   headers = "table", stream = "boolean", file = "string", rules = "table", models = "table",
-  default = "table", sequence = "table",
+  default = "table", sequence = "table", cache_marks = "string",
 }
+-- Explicit prompt-cache marks an OpenAI-compatible server may need (docs/cost.md)
+M.CACHE_MARKS = { cache_prompt = true, cache_control = true }
 local TIMEOUTS = { connect_ms = true, first_byte_ms = true, idle_ms = true, total_ms = true }
 local RETRY = { max_attempts = true, base_ms = true, max_ms = true }
 
@@ -57,6 +59,15 @@ local function check_provider(name, p)
   if p.kind == "openai" or p.kind == "ollama" then
     if type(p.base_url) ~= "string" or not p.base_url:match("^https?://[^/]") then
       return mfail(at .. ".base_url", "must be an http:// or https:// URL (got " .. tostring(p.base_url) .. ")")
+    end
+  end
+  if p.cache_marks ~= nil then
+    if p.kind ~= "openai" then
+      return mfail(at .. ".cache_marks", "is for kind openai only (Ollama's server keeps its cache without marks)")
+    end
+    if not M.CACHE_MARKS[p.cache_marks] then
+      return mfail(at .. ".cache_marks", "must be \"cache_prompt\" (llama.cpp's server) or \"cache_control\" "
+        .. "(Anthropic's models behind an OpenAI-compatible relay) (got " .. tostring(p.cache_marks) .. ")")
     end
   end
   for k, v in pairs(p.timeouts or {}) do

@@ -1,0 +1,105 @@
+-- orket.otel's spans as built from the engine's events (docs/observability.md): every
+-- attribute an event gives is exported, keys in order, and ids are random hex drawn from a
+-- pool (a system call per id made each span cost more than its own work).
+local otel = require "orket.otel"
+local crypto = require "orket.c.crypto"
+
+-- A tracer whose flush keeps the queued spans instead of sending them.
+local function tracer()
+  local cfg = otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return "http://127.0.0.1:9" end end)
+  local tr = otel.new(cfg, "proj")
+  local spans = {}
+  tr.flush = function(self)
+    for _, sp in ipairs(self.queue) do spans[#spans + 1] = sp end
+    self.queue = {}
+  end
+  return tr, spans
+end
+
+local function keys(sp)
+  local out = {}
+  for i, a in ipairs(sp.attributes) do out[i] = a.key end
+  return out
+end
+
+local function run_events(tr, cards)
+  tr:event { type = "run_start", run_id = 7, target = "M" }
+  for i = 1, cards do
+    local card = "M-" .. i
+    tr:event { type = "turn_start", run_id = 7, card = card, turn = 1, role = "coder", seat = "dev", phase = "work",
+      model = "fake:m1" }
+    tr:event { type = "model", run_id = 7, card = card, turn = 1, step = 1, latency_ms = 12, prompt_tokens = 50,
+      completion_tokens = 3, cached_tokens = 20, cost = 1500, currency = "USD", response_model = "m1-2024" }
+    tr:event { type = "tool", run_id = 7, card = card, turn = 1, tool = "write_file", call_id = "call_1", ok = false,
+      code = "EACCES", denied = true, ms = 2 }
+    tr:event { type = "turn_end", run_id = 7, card = card, turn = 1, outcome = "handed_in" }
+  end
+  tr:event { type = "run_end", run_id = 7, status = "done" }
+end
+
+describe("otel spans", function()
+  it("export every attribute their event gives, keys sorted", function()
+    local tr, spans = tracer()
+    run_events(tr, 1)
+    local by = {}
+    for _, sp in ipairs(spans) do by[sp.name] = sp end
+    assert.same({ "gen_ai.conversation.id", "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
+      "gen_ai.response.model", "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.input_tokens",
+      "gen_ai.usage.output_tokens", "orket.card.id", "orket.cost.currency", "orket.cost.micros", "orket.project",
+      "orket.run.id", "orket.step" }, keys(by["chat m1"]))
+    assert.same({ "gen_ai.operation.name", "gen_ai.tool.call.id", "gen_ai.tool.name", "orket.card.id", "orket.project",
+      "orket.run.id", "orket.tool.code", "orket.tool.denied" }, keys(by["execute_tool write_file"]))
+    assert.same({ "gen_ai.agent.name", "gen_ai.conversation.id", "gen_ai.operation.name", "gen_ai.provider.name",
+      "gen_ai.request.model", "orket.card.id", "orket.model", "orket.outcome", "orket.phase", "orket.project",
+      "orket.run.id", "orket.seat", "orket.turn" }, keys(by["invoke_agent coder"]))
+    assert.same({ "orket.project", "orket.run.id", "orket.run.status", "orket.run.target" }, keys(by["orket run M"]))
+    local v = {}
+    for _, a in ipairs(by["chat m1"].attributes) do v[a.key] = a.value end
+    assert.same({ intValue = "50" }, v["gen_ai.usage.input_tokens"])
+    assert.same({ stringValue = "USD" }, v["orket.cost.currency"])
+    local t = {}
+    for _, a in ipairs(by["execute_tool write_file"].attributes) do t[a.key] = a.value end
+    assert.same({ boolValue = true }, t["orket.tool.denied"])
+  end)
+
+  it("keep an integer's and a float's attribute apart though they are one table key", function()
+    local tr, spans = tracer()
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = 1, prompt_tokens = 5 }
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = 1.0, prompt_tokens = 5 }
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = 1, prompt_tokens = 5 }
+    tr:flush()
+    local steps = {}
+    for _, sp in ipairs(spans) do
+      for _, a in ipairs(sp.attributes) do
+        if a.key == "orket.step" then steps[#steps + 1] = a.value end
+      end
+    end
+    assert.same({ { intValue = "1" }, { doubleValue = 1.0 }, { intValue = "1" } }, steps)
+    assert.equal("float", math.type(steps[2].doubleValue))
+  end)
+
+  it("draw their ids from a pool of random bytes, distinct hex of 16 and 8 bytes", function()
+    local draws, draw = 0, crypto.random_bytes
+    crypto.random_bytes = function(n)
+      draws = draws + 1
+      return draw(n)
+    end
+    local tr, spans = tracer()
+    local ok, err = pcall(run_events, tr, 100)
+    crypto.random_bytes = draw
+    assert(ok, err)
+    assert.equal(301, #spans)
+    local seen = {}
+    for _, sp in ipairs(spans) do
+      assert.matches("^" .. string.rep("%x", 16) .. "$", sp.spanId)
+      assert.matches("^" .. string.rep("%x", 32) .. "$", sp.traceId)
+      assert.is_nil(seen[sp.spanId])
+      seen[sp.spanId] = true
+      assert.equal(spans[#spans].traceId, sp.traceId)
+    end
+    -- 301 spans of 8 bytes and one trace id of 16: a few draws, not one per id
+    assert.is_true(draws <= 10, "draws: " .. draws)
+  end)
+end)
