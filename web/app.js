@@ -14,7 +14,7 @@
 
 (function () {
   const $ = (id) => document.getElementById(id);
-  const state = { csrf: null, role: null, selected: null, events: null, cards: new Map(), held: new Set(),
+  const state = { csrf: null, role: null, project: "default", projects: [], selected: null, events: null, cards: new Map(), held: new Set(),
     dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map(),
     violationCounts: new Map() };
   // what the page asked for, read by the tests (a run must not cost a board per event)
@@ -70,7 +70,7 @@
       else if (method === "GET" && path.startsWith("/v1/sandboxes?")) stats.sandboxes++;
       else if (method === "GET" && path === "/v1/status") stats.view++;
       else if (method === "GET" && path === "/v1/bugfix") stats.bugfix++;
-      r = await fetch(path, { method, headers, credentials: "same-origin",
+      r = await fetch(scoped(path), { method, headers, credentials: "same-origin",
         body: body === undefined ? undefined : JSON.stringify(body) });
       if (r.status !== 429) break;
       stats.limited++;
@@ -87,7 +87,33 @@
     return doc;
   }
 
-  const isOperator = () => state.role === "operator" || state.role === "admin";
+  const isOperator = () => state.role === "operator" || state.role === "developer" || state.role === "admin";
+
+  // The server's own routes (people, keys, sign-in, the projects) are not a project's.
+  const SERVER_PATHS = ["/v1/session", "/v1/projects", "/v1/users", "/v1/me", "/v1/keys", "/v1/branding"];
+  // scoped(path) -> the path in the chosen project (docs/teams.md): /v1/X is /v1/projects/P/X
+  function scoped(path) {
+    if (state.project === "default" || !path.startsWith("/v1/")) return path;
+    if (SERVER_PATHS.some((p) => path === p || path.startsWith(p + "/") || path.startsWith(p + "?"))) return path;
+    return "/v1/projects/" + encodeURIComponent(state.project) + path.slice(3);
+  }
+
+  // The projects this person is a member of, in the switcher; the board shows the chosen
+  // one (kept in the address's #project=NAME) with the person's role in it.
+  async function loadProjects(doc) {
+    let list = [];
+    try { list = (await api("GET", "/v1/projects")).projects || []; } catch (e) { list = []; }
+    if (list.length === 0 && doc.local) list = [{ name: "default", role: doc.role, default: true }];
+    state.projects = list;
+    const wanted = (location.hash.match(/project=([a-z][a-z0-9_-]*)/) || [])[1];
+    const chosen = list.find((p) => p.name === wanted) || list[0];
+    state.project = chosen ? chosen.name : "default";
+    state.role = chosen ? chosen.role : null;
+    $("project").replaceChildren(...list.map((p) => el("option", { value: p.name, text: p.name + " · " + p.role })));
+    $("project").value = state.project;
+    $("project-box").hidden = list.length < 2;
+    $("no-project").hidden = list.length > 0;
+  }
 
   function showSignin(message) {
     stopEvents();
@@ -97,19 +123,22 @@
     state.phases = new Map();
     $("app").hidden = true;
     $("who").hidden = $("signout").hidden = true;
+    $("project-box").hidden = $("no-project").hidden = true;
     $("signin").hidden = false;
     $("signin-error").textContent = message || "";
     $("key").focus();
   }
 
-  function signedIn(doc) {
-    state.role = doc.role;
+  async function signedIn(doc) {
     state.csrf = doc.csrf || null;
+    state.account = doc;
+    await loadProjects(doc);
     $("signin").hidden = true;
-    $("app").hidden = false;
+    $("app").hidden = !state.role;
     $("who").hidden = false;
-    $("who").textContent = (doc.local ? "local use" : doc.user ? doc.user.name : (doc.key ? doc.key.name : "key")) + " · " + doc.role;
+    $("who").textContent = (doc.local ? "local use" : doc.user ? doc.user.name : (doc.key ? doc.key.name : "key")) + " · " + state.role;
     $("signout").hidden = !doc.csrf;
+    if (!state.role) return;
     for (const e of document.querySelectorAll(".operator")) e.hidden = !isOperator();
     $("answer-form").hidden = true;
     state.streams = 0;
@@ -127,7 +156,7 @@
 
   function startEvents() {
     stopEvents();
-    const es = new EventSource("/v1/events", { withCredentials: true });
+    const es = new EventSource(scoped("/v1/events"), { withCredentials: true });
     state.events = es;
     // a reconnecting EventSource sends Last-Event-ID and the server replays what was missed,
     // so only a stream made anew (the page's own, after one closed) needs the board again
@@ -651,7 +680,7 @@
         el("span", { class: "sandbox-name", text: "Sandbox " + id + (x.target ? " · " + x.target : "") }),
         el("span", { class: "meta", text: "port " + x.port + (since ? " · since " + since : "") }));
       if (x.status === "healthy" || x.status === "unhealthy") {
-        li.append(el("a", { class: "sandbox-app", href: "/v1/sandboxes/" + encodeURIComponent(id) + "/open",
+        li.append(el("a", { class: "sandbox-app", href: scoped("/v1/sandboxes/" + encodeURIComponent(id) + "/open"),
           target: "_blank", rel: "noopener noreferrer", text: "Open the app" }));
       }
       if (x.detail) li.append(el("span", { class: "sandbox-detail meta", text: x.detail }));
@@ -817,6 +846,18 @@
     } catch (e) {
       $("signin-error").textContent = e.message;
     }
+  });
+
+  // another project: the page starts over on it, as after signing in
+  $("project").addEventListener("change", () => {
+    location.hash = "project=" + $("project").value;
+    stopEvents();
+    state.boardSig = state.cardSig = null;
+    state.selected = null;
+    state.cards = new Map();
+    state.sandboxesShown = state.bugfixShown = state.violationsShown = state.viewShown = false;
+    state.phases = new Map();
+    signedIn(state.account);
   });
 
   $("signout").addEventListener("click", async () => {

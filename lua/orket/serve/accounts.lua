@@ -7,6 +7,7 @@
 local crypto = require "orket.c.crypto"
 local keys = require "orket.serve.keys"
 local users = require "orket.store.users"
+local projects = require "orket.store.projects"
 
 local M = {}
 
@@ -33,8 +34,9 @@ function M.check(name, role, password)
   return true
 end
 
---- add(db, name, role, password, actor) -> {name, role} | nil, msg, CODE (EUSAGE, EEXIST)
-function M.add(db, name, role, password, actor)
+--- add(db, name, role, password, actor[, project]) -> {name, role} | nil, msg, CODE
+--- (EUSAGE, EEXIST): the person, a member of project (default: "default") with role
+function M.add(db, name, role, password, actor, project)
   local ok, cerr = M.check(name, role, password)
   if not ok then return nil, cerr, "EUSAGE" end
   -- hashed before the transaction: Argon2id takes a good fraction of a second
@@ -43,7 +45,10 @@ function M.add(db, name, role, password, actor)
   return db:tx(function()
     if users.get(db, name) then return nil, "a person named '" .. name .. "' exists already", "EEXIST" end
     users.insert(db, name, role, hash)
-    db:event { kind = "user_add", actor = actor or "cli", data = { name = name, role = role } }
+    -- a member of the server's own project with that role (docs/teams.md); an admin is
+    -- also the server's
+    projects.set_role(db, project or "default", name, role == "operator" and "developer" or role)
+    db:event { kind = "user_add", actor = actor or "cli", data = { name = name, role = role, project = project } }
     return { name = name, role = role }
   end)
 end

@@ -68,14 +68,14 @@ M.SCHEMA = { type = "object", additionalProperties = false, required = { "name",
 
 --- add(router): the key routes (admin role)
 function M.add(router)
-  router:add("GET", "/v1/keys", { handler = list, role = "admin", name = "keys_list",
+  router:add("GET", "/v1/keys", { handler = list, role = "admin", server = true, name = "keys_list",
     summary = "The API keys: id, name, role, created, revoked (never a secret)", responses = { [200] = { schema = LIST } } })
-  router:add("POST", "/v1/keys", { handler = create, role = "admin", body = "json", schema = M.SCHEMA, name = "keys_create",
+  router:add("POST", "/v1/keys", { handler = create, role = "admin", server = true, body = "json", schema = M.SCHEMA, name = "keys_create",
     errors = { 409 },
     summary = "Create an API key (shown once, in this answer)",
     responses = { [201] = { schema = CREATED, description = "the new key, shown once" } } })
   for _, r in ipairs { { "DELETE", "/v1/keys/{id}", "keys_delete" }, { "POST", "/v1/keys/{id}/revoke", "keys_revoke" } } do
-    router:add(r[1], r[2], { handler = revoke, role = "admin", name = r[3], errors = { 409 },
+    router:add(r[1], r[2], { handler = revoke, role = "admin", server = true, name = r[3], errors = { 409 },
       summary = "Revoke an API key (by id or name), at once", responses = { [200] = { schema = REVOKED,
         description = "the key revoked" } } })
   end

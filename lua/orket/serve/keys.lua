@@ -14,6 +14,8 @@ local M = {}
 
 -- Each role may do what the roles below it may.
 M.ROLES = { viewer = 1, operator = 2, admin = 3 }
+-- A project's roles (docs/teams.md): a developer may what an operator may.
+M.RANK = { viewer = 1, operator = 2, developer = 2, admin = 3 }
 
 local PEPPER_BYTES = 32
 
@@ -175,6 +177,6 @@ function M.verify(db, pepper, token)
 end
 
 --- allows(role, need) -> whether role may do what need may
-function M.allows(role, need) return (M.ROLES[role] or 0) >= (M.ROLES[need] or math.huge) end
+function M.allows(role, need) return (M.RANK[role] or 0) >= (M.RANK[need] or math.huge) end
 
 return M

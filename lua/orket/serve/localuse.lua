@@ -76,4 +76,13 @@ end
 --- matches(given, token) -> whether given is the token (constant time)
 M.matches = matches
 
+--- operator() -> the actor a command run on this machine writes as: "local:" and the
+--- user running it (docs/teams.md). Whoever can run orket here can read the store anyway;
+--- the name says who it was, and that it was the local operator, not a signed-in person.
+function M.operator()
+  local pw = uv.os_get_passwd()
+  local name = pw and pw.username or os.getenv("USER") or tostring(pw and pw.uid or "?")
+  return "local:" .. tostring(name):gsub("[^%w._-]", "_")
+end
+
 return M

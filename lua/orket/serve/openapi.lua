@@ -126,7 +126,7 @@ end
 
 --- add(router): GET /v1/openapi.json
 function M.add(router)
-  router:add("GET", "/v1/openapi.json", { role = "viewer", name = "openapi", summary = "This document (OpenAPI 3.1)",
+  router:add("GET", "/v1/openapi.json", { role = "viewer", server = true, name = "openapi", summary = "This document (OpenAPI 3.1)",
     responses = { [200] = { schema = { type = "object", required = { "openapi", "paths" } } } },
     handler = function() return 200, M.document(router) end })
 end

@@ -249,7 +249,7 @@ M.SCHEMA = { type = "object", additionalProperties = false,
 function M.add(router)
   -- media: JSON only, checked before the body is read (orket.serve): a form on another site
   -- cannot send it without a preflight, which only the origins of serve.cors pass
-  router:add("POST", "/v1/session", { handler = sign_in, body = "json", media = "application/json", schema = M.SCHEMA,
+  router:add("POST", "/v1/session", { handler = sign_in, server = true, body = "json", media = "application/json", schema = M.SCHEMA,
     name = "session_create",
     summary = "Sign in with an API key or a person's name and password: sets the session cookie, returns the role and the CSRF token",
     responses = { [200] = { schema = SESSION, description = "signed in (Set-Cookie: orket_session=...)" },
@@ -257,9 +257,9 @@ function M.add(router)
       [401] = { schema = openapi.ERROR, description = "the key, or the name or password, is not valid" },
       [415] = { schema = openapi.ERROR, description = "the body is not sent as application/json" },
       [429] = { schema = openapi.ERROR, description = "too many failed authentications" } } })
-  router:add("GET", "/v1/session", { handler = whoami, role = "viewer", name = "session", summary = "Who this is",
+  router:add("GET", "/v1/session", { handler = whoami, role = "viewer", server = true, name = "session", summary = "Who this is",
     responses = { [200] = { schema = SESSION } } })
-  router:add("DELETE", "/v1/session", { handler = sign_out, role = "viewer", name = "session_delete",
+  router:add("DELETE", "/v1/session", { handler = sign_out, role = "viewer", server = true, name = "session_delete",
     summary = "Sign out (a write: needs X-CSRF-Token)", responses = { [200] = { schema = { type = "object",
       required = { "signed_out" }, properties = { signed_out = { type = "boolean" } } } } } })
 end

@@ -458,6 +458,32 @@ CREATE TABLE rate_buckets (
 );
 ]],
   },
+  -- 12 to 14 are another change's; kept empty here so that the numbers line up
+  { version = 12, sqlite = 22, name = "reserved", sql = "SELECT 1;" },
+  { version = 13, sqlite = 23, name = "reserved", sql = "SELECT 1;" },
+  { version = 14, sqlite = 24, name = "reserved", sql = "SELECT 1;" },
+  {
+    version = 15,
+    sqlite = 25,
+    name = "projects and their members; personal API keys (SQLite 25)",
+    sql = [[
+CREATE TABLE projects (
+  name     text PRIMARY KEY,
+  dir      text NOT NULL UNIQUE,
+  added_at timestamptz NOT NULL
+);
+CREATE TABLE project_members (
+  project   text NOT NULL,
+  user_name text NOT NULL REFERENCES users(name),
+  role      text NOT NULL CHECK (role IN ('viewer', 'developer', 'admin')),
+  PRIMARY KEY (project, user_name)
+);
+CREATE INDEX project_members_user ON project_members(user_name);
+INSERT INTO project_members (project, user_name, role)
+  SELECT 'default', name, CASE role WHEN 'operator' THEN 'developer' ELSE role END FROM users;
+ALTER TABLE api_keys ADD COLUMN user_name text REFERENCES users(name);
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.

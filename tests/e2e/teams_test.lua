@@ -1,0 +1,132 @@
+-- One server, many projects, end to end on the backend the suite runs on (SQLite, or
+-- PostgreSQL under tests/with_pg.lua): `orket projects add` hosts a second project; each
+-- person sees only the projects they are members of, and reaching another's by its name,
+-- in every route the router serves (enumerated here, so that a new route cannot escape the
+-- check), answers 404; a viewer's write is refused; writes are named by their person.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+
+local PASS = "correct horse battery"
+local JSON = "Content-Type: application/json"
+
+local function ok(r, what)
+  assert(r.status == 0, what .. " failed: " .. tostring(r.stderr) .. tostring(r.stdout))
+  return r
+end
+
+local function add(dir, name, role)
+  return ok(H.orket("users add " .. name .. " --role " .. role .. " --password-env PW", { cwd = dir,
+    env = { PW = PASS } }), "users add " .. name)
+end
+
+local function req(s, method, path, headers, body)
+  local status, text, hs = H.fetch { url = s.url .. path, method = method, headers = headers or {},
+    body = body and cjson.encode(body) or nil, total_timeout_ms = 20000 }
+  return status, text ~= "" and require("cjson.safe").decode(text) or nil, hs or {}
+end
+
+-- a person signed in: {cookie header, csrf header}
+local function sign_in(s, user)
+  local st, doc, h = req(s, "POST", "/v1/session", { JSON }, { user = user, password = PASS })
+  assert(st == 200, "sign-in of " .. user .. ": " .. tostring(st))
+  return { "Cookie: " .. h["set-cookie"]:match("^(orket_session=ors_%x+);"), "X-CSRF-Token: " .. doc.csrf, JSON }
+end
+
+-- two projects: "default" (webapp) where alice develops, and "notes" where bob develops
+local function two_projects()
+  local dir = H.example("webapp")
+  local other = H.example("notes")
+  local r = ok(H.orket("projects add " .. other .. " --name notes", { cwd = dir }), "projects add")
+  assert.matches("added project notes", r.stdout, 1, true)
+  assert.matches("as the local operator, local:", r.stdout, 1, true)
+  add(dir, "alice", "operator")
+  add(dir, "bob", "viewer")
+  ok(H.orket("projects revoke default bob", { cwd = dir }), "revoke")
+  ok(H.orket("projects grant notes bob developer", { cwd = dir }), "grant")
+  return dir, other
+end
+
+-- a route's pattern with its parameters filled, under project p
+local function scoped(p, pattern)
+  local path = pattern:gsub("{[%w_]+%*}", "x/y"):gsub("{[%w_]+}", "1")
+  return "/v1/projects/" .. p .. (path:match("^/v1(/.*)$") or path)
+end
+
+-- the routes that need no key: each says nothing of a project, or checks its own secret
+local OPEN = { health = true, ready = true, session_create = true, webhook_gitea = true, webhook_github = true }
+
+describe("one server, many projects", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("shows each person only their projects, and every route of another's answers 404", function()
+    local dir = two_projects()
+    local r = ok(H.orket("projects list --json", { cwd = dir }), "list")
+    local listed = cjson.decode(r.stdout).projects
+    assert.same({ "default", "notes" }, { listed[1].name, listed[2].name })
+    assert.same({ { name = "bob", role = "developer" } }, listed[2].members)
+    local s = H.serve(dir)
+    local alice, bob = sign_in(s, "alice"), sign_in(s, "bob")
+
+    local st, doc = req(s, "GET", "/v1/projects", alice)
+    assert.same({ 200, 1, "default", "developer" }, { st, #doc.projects, doc.projects[1].name, doc.projects[1].role })
+    st, doc = req(s, "GET", "/v1/projects", bob)
+    assert.same({ 200, 1, "notes" }, { st, #doc.projects, doc.projects[1].name })
+
+    -- each reads their own, under the project's path (and alice under the old path too)
+    st, doc = req(s, "GET", "/v1/projects/notes/board", bob)
+    assert.equal(200, st)
+    assert.matches("NOTES%-1", cjson.encode(doc))
+    assert.equal(200, (req(s, "GET", "/v1/board", alice)))
+    assert.equal(200, (req(s, "GET", "/v1/projects/default/cards/API-2", alice)))
+    -- by id through one's own project, another's card does not exist
+    assert.equal(404, (req(s, "GET", "/v1/cards/NOTES-1", alice)))
+    assert.equal(404, (req(s, "GET", "/v1/board", bob)))
+
+    -- every route of the router, inside the project the person is not a member of
+    local routes = require("orket.serve").router().routes
+    assert.is_true(#routes > 40)
+    local seen = 0
+    for _, route in ipairs(routes) do
+      if route.role then
+        for who, creds in pairs { alice = { alice, "notes" }, bob = { bob, "default" } } do
+          local path = scoped(creds[2], route.pattern)
+          st, doc = req(s, route.method, path, creds[1], route.method ~= "GET" and {} or nil)
+          assert(st == 404 or st == 403, string.format("%s %s as %s: %d", route.method, path, who, st))
+          seen = seen + 1
+        end
+      else
+        assert(OPEN[route.name], "a route without a key: " .. route.name .. "; say here why it is safe")
+      end
+    end
+    assert.is_true(seen > 80)
+    -- a project that does not exist answers as one that is not yours
+    st, doc = req(s, "GET", "/v1/projects/nope/board", alice)
+    assert.same({ 404, "no such project, or not yours" }, { st, doc.error.message })
+    assert.equal(0, s.stop())
+  end)
+
+  it("names the person behind a write in the project's journal and audit; a viewer's write is refused", function()
+    local dir, other = two_projects()
+    add(dir, "viv", "viewer")
+    ok(H.orket("projects grant notes viv viewer", { cwd = dir }), "grant")
+    local s = H.serve(dir)
+    local bob, viv = sign_in(s, "bob"), sign_in(s, "viv")
+    local st = req(s, "POST", "/v1/projects/notes/cards/NOTES-1/comments", bob, { body = "on it" })
+    assert.equal(200, st)
+    st = req(s, "POST", "/v1/projects/notes/cards/NOTES-1/comments", viv, { body = "me too" })
+    assert.equal(403, st)
+    local doc
+    st, doc = req(s, "GET", "/v1/projects/notes/audit", bob)
+    assert.equal(200, st)
+    local last = doc.entries[#doc.entries]
+    assert.same({ "user:bob", "comment", "NOTES-1" }, { last.actor, last.action, last.card })
+    assert.equal(0, s.stop())
+    -- in the notes project's own store and its CLI
+    local r = ok(H.orket("card NOTES-1", { cwd = other }), "card")
+    assert.matches("user:bob", r.stdout, 1, true)
+    r = ok(H.orket("audit verify", { cwd = other }), "verify")
+  end)
+end)
