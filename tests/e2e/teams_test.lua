@@ -8,6 +8,8 @@ local cjson = require "cjson"
 
 local PASS = "correct horse battery"
 local JSON = "Content-Type: application/json"
+-- many requests from one address in a few seconds: the limits out of the way
+local ROOMY = { env = { ORKET_SERVE_LIMITS = "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000" } }
 
 local function ok(r, what)
   assert(r.status == 0, what .. " failed: " .. tostring(r.stderr) .. tostring(r.stdout))
@@ -67,7 +69,7 @@ describe("one server, many projects", function()
     local listed = cjson.decode(r.stdout).projects
     assert.same({ "default", "notes" }, { listed[1].name, listed[2].name })
     assert.same({ { name = "bob", role = "developer" } }, listed[2].members)
-    local s = H.serve(dir)
+    local s = H.serve(dir, ROOMY)
     local alice, bob = sign_in(s, "alice"), sign_in(s, "bob")
 
     local st, doc = req(s, "GET", "/v1/projects", alice)
@@ -128,5 +130,72 @@ describe("one server, many projects", function()
     local r = ok(H.orket("card NOTES-1", { cwd = other }), "card")
     assert.matches("user:bob", r.stdout, 1, true)
     r = ok(H.orket("audit verify", { cwd = other }), "verify")
+  end)
+
+  it("gives each person their own keys, and the server's admins the people API", function()
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    local r = ok(H.orket("keys create bob-cli --role viewer --for bob", { cwd = dir }), "keys create --for")
+    local cli_key = { "Authorization: Bearer " .. r.stdout:gsub("%s+$", "") }
+    assert.matches("of bob", r.stderr, 1, true)
+    local s = H.serve(dir)
+    assert.equal(200, (req(s, "GET", "/v1/projects/notes/board", cli_key)))
+    assert.equal(404, (req(s, "GET", "/v1/board", cli_key)))
+    local bob, root = sign_in(s, "bob"), sign_in(s, "root")
+    -- bob's personal key acts as bob, in bob's projects only; shown once, stored hashed
+    local st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "bob-ci", role = "operator" })
+    assert.same({ 201, "bob" }, { st, doc.user })
+    local key, key_id = doc.key, doc.id
+    assert.is_nil(H.store_file_holding(dir, key:match("_(%x+)$")))
+    local kh = { "Authorization: Bearer " .. key, JSON }
+    assert.equal(200, (req(s, "GET", "/v1/projects/notes/board", kh)))
+    assert.equal(404, (req(s, "GET", "/v1/board", kh)))
+    assert.equal(200, (req(s, "POST", "/v1/projects/notes/cards/NOTES-2/comments", kh, { body = "from CI" })))
+    st, doc = req(s, "GET", "/v1/projects/notes/audit", kh)
+    assert.same({ "user:bob", "comment", "NOTES-2" }, { doc.entries[#doc.entries].actor, doc.entries[#doc.entries].action,
+      doc.entries[#doc.entries].card })
+    -- a viewer key never writes, whatever its person may
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "bob-ro", role = "viewer" })
+    assert.equal(201, st)
+    local ro = { "Authorization: Bearer " .. doc.key, JSON }
+    assert.equal(403, (req(s, "POST", "/v1/projects/notes/cards/NOTES-2/comments", ro, { body = "no" })))
+    st, doc = req(s, "GET", "/v1/me/keys", bob)
+    assert.same({ 200, 3, "bob-ci" }, { st, #doc.keys, doc.keys[2].name })
+    assert.is_nil(doc.keys[2].key)
+
+    -- the people API is for the server's admins
+    assert.equal(403, (req(s, "GET", "/v1/users", bob)))
+    st, doc = req(s, "GET", "/v1/users", root)
+    assert.equal(200, st)
+    local people = {}
+    for _, u in ipairs(doc.users) do people[u.name] = u end
+    assert.same({ { name = "notes", role = "developer" } }, people.bob.projects)
+    assert.equal(3, #people.bob.keys)
+    assert.is_true(people.root.admin)
+    -- disabling bob ends his session and stops his keys at once
+    assert.equal(200, (req(s, "POST", "/v1/users/bob/disable", root)))
+    assert.equal(401, (req(s, "GET", "/v1/projects", bob)))
+    assert.equal(401, (req(s, "GET", "/v1/projects/notes/board", kh)))
+    assert.equal(200, (req(s, "POST", "/v1/users/bob/enable", root)))
+    assert.equal(200, (req(s, "GET", "/v1/projects/notes/board", kh)))
+    -- a role in another project, then a key revoked by an admin
+    st, doc = req(s, "PUT", "/v1/users/bob/projects/default", root, { role = "viewer" })
+    assert.same({ 200, "viewer" }, { st, doc.role })
+    assert.equal(200, (req(s, "GET", "/v1/board", kh)))
+    assert.equal(403, (req(s, "POST", "/v1/cards/API-2/comments", kh, { body = "viewer here" })))
+    assert.equal(404, (req(s, "PUT", "/v1/users/bob/projects/nope", root, { role = "viewer" })))
+    assert.equal(200, (req(s, "DELETE", "/v1/users/bob/keys/" .. key_id, root)))
+    assert.equal(401, (req(s, "GET", "/v1/projects/notes/board", kh)))
+    assert.equal(404, (req(s, "DELETE", "/v1/me/keys/" .. key_id, sign_in(s, "alice"))))
+    -- each change is audited under its person's name
+    st, doc = req(s, "GET", "/v1/audit", root)
+    local acts = {}
+    for _, e in ipairs(doc.entries) do acts[#acts + 1] = e.actor .. " " .. e.action end
+    local all = table.concat(acts, "\n")
+    for _, want in ipairs { "user:bob key_create", "user:root user_disable", "user:root user_enable",
+      "user:root member_grant", "user:root key_revoke" } do
+      assert.matches(want, all, 1, true)
+    end
+    assert.equal(0, s.stop())
   end)
 end)

@@ -64,14 +64,16 @@ local function change(db, o, cli)
   local team = require "orket.serve.team" -- lazy: as known_projects
   local actor = localuse.operator()
   local res, err, code
-  if o.sub == "add" then
-    res, err, code = team.add_project(db, uv.fs_realpath(o.dir) or o.dir, o.words[1], o.name, actor)
-  else
-    local known = {}
-    for _, p in ipairs(known_projects(o, db) or {}) do known[p.name] = true end
-    if o.sub == "grant" then res, err, code = team.grant(db, known, o.words[1], o.words[2], o.words[3], actor)
-    else res, err, code = team.revoke(db, o.words[1], o.words[2], actor) end
-  end
+  local known = {}
+  for _, p in ipairs(known_projects(o, db) or {}) do known[p.name] = true end
+  local w = o.words
+  local acts = {
+    add = function() return team.add_project(db, uv.fs_realpath(o.dir) or o.dir, w[1], o.name, actor) end,
+    grant = function() return team.grant(db, known, w[1], w[2], w[3], actor) end,
+    revoke = function() return team.revoke(db, w[1], w[2], actor) end,
+  }
+  local kinds = { add = "project_add", grant = "member_grant", revoke = "member_revoke" }
+  res, err, code = team.audited(db, actor, kinds[o.sub], acts[o.sub])
   if not res then
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
     cli.fail(code, "projects: %s", err)

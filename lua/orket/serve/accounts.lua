@@ -71,6 +71,9 @@ end
 --- list(db) -> array of {name, role, created_at, disabled_at}
 function M.list(db) return users.list(db) end
 
+--- exists(db, name) -> whether a person of that name was added
+function M.exists(db, name) return users.get(db, name) ~= nil end
+
 --- count(db) -> people ever added
 function M.count(db) return users.count(db) end
 
@@ -96,6 +99,18 @@ end
 --- identity(name, role) -> the identity a person's requests carry
 function M.identity(name, role)
   return { id = M.PREFIX .. name, name = name, role = role, user = name }
+end
+
+--- of_key(db, key) -> identity | nil, why: a valid key {id, name, role, user} as who it
+--- acts for. A personal key (docs/teams.md) acts as its person, named user:NAME, with
+--- their roles but never more than its own (cap); a disabled person's keys are refused.
+function M.of_key(db, k)
+  if not k.user then return k end
+  local row = users.get(db, k.user)
+  if not row or row.disabled_at then return nil, "disabled" end
+  local who = M.identity(row.name, row.role)
+  who.key_id, who.key_name, who.cap = k.id, k.name, k.role
+  return who
 end
 
 return M

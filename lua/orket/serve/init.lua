@@ -26,6 +26,7 @@ local bugs = require "orket.serve.bugs"
 local changes = require "orket.serve.changes"
 local mcp_http = require "orket.serve.mcp_http"
 local projects = require "orket.serve.projects"
+local people = require "orket.serve.people"
 local web = require "orket.serve.web"
 local body_mod = require "orket.serve.body"
 local cjson = require "cjson"
@@ -116,7 +117,7 @@ function M.router()
   for _, m in ipairs { routes, writes, admin, metrics, runs, openapi, session, webhooks, sandboxes, apps, bugs,
     changes, -- a card's diff, the violations
     mcp_http, -- /mcp (docs/mcp.md)
-    projects } do
+    projects, people } do
     m.add(r)
   end
   return r

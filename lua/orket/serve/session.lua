@@ -89,8 +89,13 @@ function M.check(db, req)
     return nil, 403, "forbidden", "a write made with a session cookie needs the X-CSRF-Token header that "
       .. "signing in returned", "csrf"
   end
-  return { id = row.key_id, name = row.name, role = row.role, session = h, csrf = M.csrf_of(token),
-    expires = row.expires }
+  local who = accounts.of_key(db, { id = row.key_id, name = row.name, role = row.role, user = row.user_name })
+  if not who then
+    sessions.delete_for_key(db, row.key_id)
+    return nil, 401, "unauthorized", "this person was disabled; their sessions have ended", "disabled"
+  end
+  who.session, who.csrf, who.expires, who.key_session = h, M.csrf_of(token), row.expires, true
+  return who
 end
 
 --- check_person(db, req, token, h) -> identity | nil, status, code, message, why: the
@@ -186,11 +191,12 @@ local function sign_in(req, ctx)
     local pepper = keys.pepper(ctx.dir, false)
     why = "no pepper"
     if pepper then who, why = keys.verify(ctx.db, pepper, b.key) end
+    if who then who, why = accounts.of_key(ctx.db, who) end
     refusal = "the API key is not valid"
     insert = function(db, h, exp)
       assert(sessions.delete_expired(db, os.time()))
-      assert(sessions.keep_newest(db, who.id, M.MAX_PER_KEY - 1))
-      assert(sessions.insert(db, h, who.id, exp))
+      assert(sessions.keep_newest(db, who.key_id or who.id, M.MAX_PER_KEY - 1))
+      assert(sessions.insert(db, h, who.key_id or who.id, exp))
     end
   end
   if not who then
@@ -223,7 +229,8 @@ local function sign_out(req, ctx)
   end
   local db, who = ctx.db, ctx.who
   local ok, terr = db:tx(function()
-    if who.user then users.session_delete(db, who.session) else assert(sessions.delete(db, who.session)) end
+    if who.user and not who.key_session then users.session_delete(db, who.session)
+    else assert(sessions.delete(db, who.session)) end
     db:event { kind = "session_end", actor = who.id, data = { name = who.name } }
     return true
   end)

@@ -1,7 +1,7 @@
 -- orket.serve.team: the server's projects and who is a member of which, with what role
 -- (docs/teams.md): adding a project, granting and revoking a person's role in one. Each
--- change is journaled and audited in the default project's store, named by its actor,
--- in one transaction. `orket projects` and the people API (orket.serve.people) call these.
+-- change is journaled in the default project's store, named by its actor; the caller
+-- audits it. `orket projects` and the people API (orket.serve.people) call these.
 local sp = require "orket.store.projects"
 local users = require "orket.store.users"
 local audit_chain = require "orket.audit.chain"
@@ -15,12 +15,25 @@ M.ROLES = { viewer = true, developer = true, admin = true }
 --- project_role(role) -> a project's role for an account's role (operator: developer)
 function M.project_role(role) return role == "operator" and "developer" or role end
 
--- the change journaled and audited, in the caller's transaction
+-- the change journaled, in the caller's transaction (the caller audits it: audited, or
+-- the API's own audit of its writes)
 local function record(db, kind, actor, data)
   db:event { kind = kind, actor = actor, data = data }
-  audit_chain.record(db, { actor = actor, action = kind })
 end
-M.record = record
+
+--- audited(db, actor, action, fn) -> fn's results: fn() in one transaction with an entry
+--- of the audit's hash chain naming actor (a command's write: docs/teams.md)
+function M.audited(db, actor, action, fn)
+  local a, b, c
+  local ok, e, code = db:tx(function()
+    a, b, c = fn()
+    if not a then return nil, b, c end
+    audit_chain.record(db, { actor = actor, action = action })
+    return true
+  end)
+  if not ok then return nil, e, code end
+  return a, b, c
+end
 
 --- add_project(db, base, dir, name, actor) -> {name, dir} | nil, msg, CODE (EUSAGE,
 --- EEXIST, ENOENT): a project directory (an orket project: orket.lua or .orket/) this
