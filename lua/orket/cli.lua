@@ -37,6 +37,18 @@ function M.err(fmt, ...)
   io.stderr:write("orket: ", inert.text(msg), "\n")
 end
 
+--- operator() -> the actor of a command's write (the local operator), orket.serve.localuse
+function M.operator()
+  local localuse = require "orket.serve.localuse" -- lazy: only writing commands need it
+  return localuse.as_operator(), localuse
+end
+
+--- say_operator(): after a command's write, on stderr, whose name the journal and the
+--- audit gave it (docs/teams.md)
+function M.say_operator()
+  io.stderr:write("orket: acting as the local operator (", M.operator().seat, ")\n")
+end
+
 --- fail(code, fmt, ...): err's message, then what to do about code on a line of its own
 --- ("hint: ..."), from the vocabulary every surface shares (orket.errors), when the code
 --- has a remedy and the message does not already say it. The hint is for a person: only

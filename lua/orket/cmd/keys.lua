@@ -42,12 +42,16 @@ local function misused(o, cli)
 end
 
 local function create(db, o, cli)
-  local key, info, code = keys.create(db, o.dir, o.words[1], o.role, localuse.operator(), o.person)
+  local actor = cli.operator().seat
+  local key, info, code = localuse.audited(db, "key_create", nil, function()
+    return keys.create(db, o.dir, o.words[1], o.role, actor, o.person)
+  end)
   if not key then
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", info) end
     cli.err("%s", info)
     return 1
   end
+  cli.say_operator()
   io.stderr:write(string.format("created key %s (%s, %s%s); it is shown once, keep it now:\n", info.id, info.name, info.role,
     info.user and (", of " .. info.user) or ""))
   io.stdout:write(key, "\n")
@@ -55,11 +59,13 @@ local function create(db, o, cli)
 end
 
 local function revoke(db, o, cli)
-  local info, err = keys.revoke(db, o.words[1], localuse.operator())
+  local actor = cli.operator().seat
+  local info, err = localuse.audited(db, "key_revoke", nil, function() return keys.revoke(db, o.words[1], actor) end)
   if not info then
     cli.err("%s", err)
     return 1
   end
+  cli.say_operator()
   io.stdout:write(string.format("revoked key %s (%s, %s)\n", info.id, info.name, info.role))
   return 0
 end

@@ -62,7 +62,7 @@ end
 
 local function change(db, o, cli)
   local team = require "orket.serve.team" -- lazy: as known_projects
-  local actor = localuse.operator()
+  local actor = cli.operator().seat
   local res, err, code
   local known = {}
   for _, p in ipairs(known_projects(o, db) or {}) do known[p.name] = true end
@@ -73,17 +73,18 @@ local function change(db, o, cli)
     revoke = function() return team.revoke(db, w[1], w[2], actor) end,
   }
   local kinds = { add = "project_add", grant = "member_grant", revoke = "member_revoke" }
-  res, err, code = team.audited(db, actor, kinds[o.sub], acts[o.sub])
+  res, err, code = localuse.audited(db, kinds[o.sub], nil, acts[o.sub])
   if not res then
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
     cli.fail(code, "projects: %s", err)
     return 1
   end
+  cli.say_operator()
   local said = { add = { "added project %s (%s); served from the next start", res.name, res.dir },
     grant = { "%s: %s is %s now", res.project, res.user, res.role },
     revoke = { "%s: %s is no longer a member", res.project, res.user } }
   local s = said[o.sub]
-  io.stdout:write(string.format(s[1], table.unpack(s, 2)), string.format(" (as the local operator, %s)\n", actor))
+  io.stdout:write(string.format(s[1], table.unpack(s, 2)), "\n")
   return 0
 end
 

@@ -4,7 +4,6 @@
 -- audits it. `orket projects` and the people API (orket.serve.people) call these.
 local sp = require "orket.store.projects"
 local users = require "orket.store.users"
-local audit_chain = require "orket.audit.chain"
 local team_settings = require "orket.settings.team"
 local uv = require "luv"
 
@@ -15,24 +14,10 @@ M.ROLES = { viewer = true, developer = true, admin = true }
 --- project_role(role) -> a project's role for an account's role (operator: developer)
 function M.project_role(role) return role == "operator" and "developer" or role end
 
--- the change journaled, in the caller's transaction (the caller audits it: audited, or
--- the API's own audit of its writes)
+-- the change journaled, in the caller's transaction (the caller audits it: the API's
+-- audit of its writes, or a command's: orket.serve.localuse.audited)
 local function record(db, kind, actor, data)
   db:event { kind = kind, actor = actor, data = data }
-end
-
---- audited(db, actor, action, fn) -> fn's results: fn() in one transaction with an entry
---- of the audit's hash chain naming actor (a command's write: docs/teams.md)
-function M.audited(db, actor, action, fn)
-  local a, b, c
-  local ok, e, code = db:tx(function()
-    a, b, c = fn()
-    if not a then return nil, b, c end
-    audit_chain.record(db, { actor = actor, action = action })
-    return true
-  end)
-  if not ok then return nil, e, code end
-  return a, b, c
 end
 
 --- add_project(db, base, dir, name, actor) -> {name, dir} | nil, msg, CODE (EUSAGE,
