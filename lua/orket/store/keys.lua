@@ -19,8 +19,10 @@ end
 --- first: every key, or the person's
 function M.list(db, user)
   local d = db.dialect
-  return assert(db:rows("SELECT id, name, role, user_name, " .. d.time("created_at") .. ", " .. d.time("revoked_at")
-    .. " FROM api_keys WHERE ? IS NULL OR user_name = ? ORDER BY api_keys.created_at, id", user, user))
+  local sql = "SELECT id, name, role, user_name, " .. d.time("created_at") .. ", " .. d.time("revoked_at")
+    .. " FROM api_keys" .. (user and " WHERE user_name = ?" or "") .. " ORDER BY api_keys.created_at, id"
+  if user then return assert(db:rows(sql, user)) end
+  return assert(db:rows(sql))
 end
 
 --- active_count(db) -> keys not revoked
