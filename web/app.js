@@ -124,6 +124,7 @@
     $("app").hidden = true;
     $("who").hidden = $("signout").hidden = true;
     $("project-box").hidden = $("no-project").hidden = true;
+    $("people").hidden = true;
     $("signin").hidden = false;
     $("signin-error").textContent = message || "";
     $("key").focus();
@@ -138,6 +139,7 @@
     $("who").hidden = false;
     $("who").textContent = (doc.local ? "local use" : doc.user ? doc.user.name : (doc.key ? doc.key.name : "key")) + " · " + state.role;
     $("signout").hidden = !doc.csrf;
+    loadPeople();
     if (!state.role) return;
     for (const e of document.querySelectorAll(".operator")) e.hidden = !isOperator();
     $("answer-form").hidden = true;
@@ -848,6 +850,70 @@
     }
   });
 
+  // ---- people (the server's admins: docs/teams.md) -------------------------------------
+
+  // loadPeople(): the people with their projects, roles and keys, when this is an admin
+  // (anyone else is refused, and the panel stays hidden)
+  async function loadPeople() {
+    let doc;
+    try { doc = await api("GET", "/v1/users"); } catch (e) { $("people").hidden = true; return; }
+    $("people").hidden = false;
+    const users = doc.users || [];
+    $("people-list").replaceChildren(...users.map(personRow));
+    $("grant-user").replaceChildren(...users.map((u) => el("option", { value: u.name, text: u.name })));
+    $("grant-project").replaceChildren(...(doc.projects || []).map((p) => el("option", { value: p, text: p })));
+  }
+
+  // one change, then the list again; its refusal said in the panel
+  async function peopleChange(method, path, body, done) {
+    $("people-status").textContent = "";
+    try {
+      await api(method, path, body);
+      $("people-status").textContent = done;
+    } catch (e) {
+      $("people-status").textContent = e.message;
+    }
+    loadPeople();
+  }
+
+  function personRow(u) {
+    const who = "/v1/users/" + encodeURIComponent(u.name);
+    const projects = el("ul", { class: "plain" }, ...u.projects.map((p) => el("li", { "data-project": p.name },
+      el("span", { text: p.name + " · " + p.role + " " }),
+      el("button", { type: "button", class: "small link", text: "Remove",
+        onclick: () => peopleChange("DELETE", who + "/projects/" + encodeURIComponent(p.name), undefined,
+          u.name + " is no longer in " + p.name) }))));
+    const live = u.keys.filter((k) => !k.revoked_at);
+    const keyList = el("ul", { class: "plain" }, ...live.map((k) => el("li", { "data-key": k.id },
+      el("span", { text: k.name + " · " + k.role + " " }),
+      el("button", { type: "button", class: "small link", text: "Revoke",
+        onclick: () => peopleChange("DELETE", who + "/keys/" + encodeURIComponent(k.id), undefined,
+          "revoked " + k.name) }))));
+    const disabled = u.disabled_at !== null && u.disabled_at !== undefined;
+    const toggle = el("button", { type: "button", class: "small", text: disabled ? "Enable" : "Disable",
+      onclick: () => peopleChange("POST", who + (disabled ? "/enable" : "/disable"), undefined,
+        (disabled ? "enabled " : "disabled ") + u.name) });
+    return el("tr", { "data-person": u.name },
+      el("th", { scope: "row", text: u.name + (u.admin ? " (server admin)" : "") }),
+      el("td", {}, projects), el("td", {}, keyList),
+      el("td", {}, el("span", { class: "state", text: disabled ? "disabled" : "active" }), " ", toggle));
+  }
+
+  $("grant-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const user = $("grant-user").value, project = $("grant-project").value, role = $("grant-role").value;
+    peopleChange("PUT", "/v1/users/" + encodeURIComponent(user) + "/projects/" + encodeURIComponent(project),
+      { role }, user + " is " + role + " in " + project);
+  });
+
+  $("add-person-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const name = $("new-name").value.trim();
+    const body = { name, role: $("new-role").value, password: $("new-password").value };
+    $("new-password").value = "";
+    peopleChange("POST", "/v1/users", body, "added " + name);
+  });
+
   // another project: the page starts over on it, as after signing in
   $("project").addEventListener("change", () => {
     location.hash = "project=" + $("project").value;
@@ -978,6 +1044,22 @@
       $("run-status").textContent = e.message;
     }
   });
+
+  // The server's name, logo and colours (serve.branding, docs/teams.md), on the sign-in page
+  // and the board: set as text, an image address and CSS variables, never as markup
+  async function brand() {
+    let b;
+    try { b = await api("GET", "/v1/branding"); } catch (e) { return; }
+    document.title = b.name + " board";
+    $("brand-name").textContent = b.name + " board";
+    $("signin-title").textContent = "Sign in to " + b.name;
+    if (b.logo) $("brand-logo").src = b.logo;
+    const vars = { accent: "--accent", background: "--bg", text: "--fg" };
+    for (const [k, v] of Object.entries(b.colors || {})) {
+      if (vars[k]) document.documentElement.style.setProperty(vars[k], v);
+    }
+  }
+  brand();
 
   // On load: a session cookie may be there already (or the server may need no key)
   api("GET", "/v1/session").then(signedIn, () => showSignin(""));

@@ -4,6 +4,7 @@
 -- in every route the router serves (enumerated here, so that a new route cannot escape the
 -- check), answers 404; a viewer's write is refused; writes are named by their person.
 local H = require "tests.helpers"
+local WD = require "tests.webdriver"
 local cjson = require "cjson"
 
 local PASS = "correct horse battery"
@@ -55,7 +56,8 @@ local function scoped(p, pattern)
 end
 
 -- the routes that need no key: each says nothing of a project, or checks its own secret
-local OPEN = { health = true, ready = true, session_create = true, webhook_gitea = true, webhook_github = true }
+local OPEN = { health = true, ready = true, session_create = true, webhook_gitea = true, webhook_github = true,
+  branding = true }
 
 describe("one server, many projects", function()
   after_each(function()
@@ -200,6 +202,65 @@ describe("one server, many projects", function()
       "user:root member_grant", "user:root key_revoke" } do
       assert.matches(want, all, 1, true)
     end
+    assert.equal(0, s.stop())
+  end)
+
+  it("shows two people of two projects only theirs in Chromium, and an admin the people page, branded", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "")
+      .. '\nserve = { branding = { name = "Acme Works", colors = { accent = "#aa3300" } } }\n')
+    local s = H.serve(dir, ROOMY)
+    WD.with({ width = 1280, height = 900 }, function(wd)
+      local function sign_in_as(name)
+        wd:go(s.url .. "/")
+        wd:type(wd:wait("#user", "the sign-in form"), name)
+        wd:type(wd:find("#password"), PASS)
+        wd:press("#signin-button")
+      end
+      local function sign_out()
+        wd:press("#signout")
+        wd:wait("#user", "the sign-in form again")
+      end
+      local function cards() return wd:js("return [...document.querySelectorAll('#tree li[data-card]')].map(e => e.dataset.card).join(' ')") end
+      -- the branding, on the sign-in page
+      wd:go(s.url .. "/")
+      wd:wait("#user", "the sign-in form")
+      H.wait_for(function() return wd:text_of("#signin-title") == "Sign in to Acme Works" end, "the server's name")
+      assert.equal("Acme Works board", wd:text_of("#brand-name"))
+      assert.equal("#aa3300", wd:js("return getComputedStyle(document.documentElement).getPropertyValue('--accent').trim()"))
+
+      -- alice: the default project only, no switcher, no people page
+      sign_in_as("alice")
+      wd:wait('#tree li[data-card="API-2"]', "alice's board")
+      assert.is_nil(cards():find("NOTES", 1, true))
+      assert.is_true(wd:js("return document.getElementById('project-box').hidden"))
+      assert.is_true(wd:js("return document.getElementById('people').hidden"))
+      sign_out()
+      -- bob: the notes project only
+      sign_in_as("bob")
+      wd:wait('#tree li[data-card="NOTES-1"]', "bob's board")
+      assert.is_nil(cards():find("API", 1, true))
+      assert.matches("bob · developer", wd:text_of("#who"))
+      sign_out()
+
+      -- root, a server admin: both projects through the switcher, and the people page
+      sign_in_as("root")
+      wd:wait('#tree li[data-card="API-2"]', "root's default board")
+      wd:wait("#project-box", "the project switcher")
+      wd:js("const p = document.getElementById('project'); p.value = 'notes'; p.dispatchEvent(new Event('change'))")
+      wd:wait('#tree li[data-card="NOTES-1"]', "the notes project's board")
+      H.wait_for(function() return not cards():find("API", 1, true) end, "the default project's cards gone")
+      wd:wait('#people-list tr[data-person="bob"]', "the people page")
+      assert.matches("notes · developer", wd:text_of('#people-list tr[data-person="bob"]'))
+      wd:press('#people-list tr[data-person="bob"] button.small:not(.link)', "bob's Disable button")
+      H.wait_for(function() return wd:text_of('#people-list tr[data-person="bob"] .state') == "disabled" end,
+        "bob disabled")
+    end)
+    -- disabled on the page: refused at once
+    assert.equal(401, (req(s, "POST", "/v1/session", { JSON }, { user = "bob", password = PASS })))
     assert.equal(0, s.stop())
   end)
 end)

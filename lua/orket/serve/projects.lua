@@ -9,6 +9,7 @@ local sp = require "orket.store.projects"
 local users = require "orket.store.users"
 local keys = require "orket.serve.keys"
 local jsonout = require "orket.jsonout"
+local cjson = require "cjson"
 local uv = require "luv"
 
 local M = {}
@@ -95,8 +96,22 @@ local PROJECT = { type = "object", additionalProperties = false, required = { "n
   properties = { name = { type = "string" }, role = { enum = { "viewer", "operator", "developer", "admin" } },
     default = { type = "boolean" } } }
 
---- add(router): GET /v1/projects, the caller's projects
+-- GET /v1/branding: what the sign-in page shows before anyone signs in
+local function branding(_, ctx)
+  local b = ctx.server.branding or {}
+  return 200, { name = b.name or "Orket", logo = b.logo or cjson.null, colors = b.colors or {} } -- {} is an object
+end
+
+local COLOR = { type = "string", pattern = "^#[0-9a-f]{3}([0-9a-f]{3})?$" }
+
+--- add(router): GET /v1/projects, the caller's projects; GET /v1/branding
 function M.add(router)
+  router:add("GET", "/v1/branding", { handler = branding, server = true, name = "branding",
+    summary = "The server's name, logo and colours (serve.branding), for the sign-in page: needs no key",
+    responses = { [200] = { schema = { type = "object", additionalProperties = false, required = { "name", "logo", "colors" },
+      properties = { name = { type = "string" }, logo = { type = { "string", "null" } },
+        colors = { type = "object", additionalProperties = false,
+          properties = { accent = COLOR, background = COLOR, text = COLOR } } } } } } })
   router:add("GET", "/v1/projects", { handler = list, role = "viewer", server = true, name = "projects",
     summary = "The projects this caller is a member of, with their role in each",
     responses = { [200] = { schema = { type = "object", additionalProperties = false, required = { "format", "projects" },
