@@ -682,7 +682,9 @@
         el("span", { class: "sandbox-name", text: "Sandbox " + id + (x.target ? " · " + x.target : "") }),
         el("span", { class: "meta", text: "port " + x.port + (since ? " · since " + since : "") }));
       if (x.status === "healthy" || x.status === "unhealthy") {
-        li.append(el("a", { class: "sandbox-app", href: scoped("/v1/sandboxes/" + encodeURIComponent(id) + "/open"),
+        // an app on its own origin is the default project's; another project's goes through its proxy
+        const app = state.project === "default" ? "/open" : "/app/";
+        li.append(el("a", { class: "sandbox-app", href: scoped("/v1/sandboxes/" + encodeURIComponent(id) + app),
           target: "_blank", rel: "noopener noreferrer", text: "Open the app" }));
       }
       if (x.detail) li.append(el("span", { class: "sandbox-detail meta", text: x.detail }));

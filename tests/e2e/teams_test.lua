@@ -10,7 +10,8 @@ local cjson = require "cjson"
 local PASS = "correct horse battery"
 local JSON = "Content-Type: application/json"
 -- many requests from one address in a few seconds: the limits out of the way
-local ROOMY = { env = { ORKET_SERVE_LIMITS = "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000" } }
+local ROOMY = { env = { ORKET_SERVE_LIMITS = "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000,"
+  .. "auth_fail_rate=100,auth_fail_burst=1000" } } -- each page load without a session asks once and is refused
 
 local function ok(r, what)
   assert(r.status == 0, what .. " failed: " .. tostring(r.stderr) .. tostring(r.stdout))

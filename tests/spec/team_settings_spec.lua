@@ -35,6 +35,7 @@ describe("serve.projects and serve.branding", function()
       [{ logo = "javascript:alert(1)" }] = "serve.branding.logo: must be an https:// address",
       [{ logo = "data:image/svg+xml,<svg/>" }] = "serve.branding.logo: must be an https:// address",
       [{ logo = "http://acme.example/l.png" }] = "serve.branding.logo: must be an https:// address",
+      [{ logo = "//evil.example/l.png" }] = "serve.branding.logo: must be an https:// address",
       [{ logo = "https://a.example/x\" onload=\"y" }] = "serve.branding.logo: must be an https:// address",
       [{ colors = { accent = "red" } }] = "serve.branding.colors.accent: must be a colour #rgb or #rrggbb",
       [{ colors = { accent = "#12345g" } }] = "serve.branding.colors.accent: must be a colour",

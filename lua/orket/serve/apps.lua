@@ -93,6 +93,12 @@ local function open(req, ctx)
     return err(403, "forbidden", "an app is opened from the board's own page")
   end
   local apps = ctx.server.apps
+  if ctx.project and ctx.project ~= "default" then
+    -- an app's origin names a sandbox by its id, which only the default project's store
+    -- settles (docs/teams.md); another project's app goes through its proxy route
+    return err(409, "conflict", "apps on their own origin are the default project's; open this one at "
+      .. "/v1/projects/" .. ctx.project .. "/sandboxes/" .. tostring(ctx.params.id) .. "/app/")
+  end
   local row, st, doc = sandboxes.recent_row(ctx)
   if not row then return st, doc end
   if row.status ~= "healthy" and row.status ~= "unhealthy" then

@@ -115,7 +115,9 @@ function M.document(router)
   end
   return {
     openapi = "3.1.0",
-    info = { title = "orket serve", version = "1", description = "The HTTP API of an Orket project (docs/serve.md)." },
+    info = { title = "orket serve", version = "1", description = "The HTTP API of an Orket server (docs/serve.md). Each route of a project "
+      .. "(all but /v1/session, /v1/projects, /v1/keys, /v1/users, /v1/me and /v1/branding) is also served as "
+      .. "/v1/projects/{p}/... for project p, to its members only (docs/teams.md)." },
     paths = paths,
     components = { securitySchemes = { bearer = { type = "http", scheme = "bearer",
       description = "an API key: ork_<id>_<secret> (orket keys create)" },

@@ -68,7 +68,7 @@ function M.branding(src)
     elseif k == "logo" then
       -- an https address, or a path on this server: never a data: or javascript: URL
       if type(v) ~= "string" or #v > 2048 or v:find("[%s\"'<>\\]")
-        or not (v:match("^https://[%w.-]+[:/]?") or v:match("^/[%w._/-]+$")) then
+        or not (v:match("^https://[%w.-]+[:/]?") or (v:match("^/[%w._/-]+$") and not v:find("^//"))) then
         fail(p, "must be an https:// address or an absolute path on this server (got %s)", shown(v))
       end
       out.logo = v
