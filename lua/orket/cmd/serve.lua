@@ -50,7 +50,9 @@ Ctrl-C stops it, and its runs as Ctrl-C stops
 processes beside the server (restarted when one dies, stopped with it): POST /v1/runs then
 leaves each run to them instead of executing it in the server; --workers 0 leaves them to
 'orket worker' processes started apart (on PostgreSQL, on other machines or pods). See
-docs/serve.md and docs/workers.md.]]
+docs/serve.md and docs/workers.md. The projects named in orket.lua's serve.projects or added
+with 'orket projects add' are served too, each under /v1/projects/NAME/ to its members
+(docs/teams.md).]]
 
 -- The key a container is given (ORKET_KEY, or the file ORKET_KEY_FILE names, such as a
 -- mounted secret; the file wins): nil when neither is set | token, the variable's name |
@@ -160,7 +162,7 @@ end
 -- before the address is printed: a supervisor that stops the server as soon as it is told
 -- the address gets the graceful stop, not the default action.
 local function go_live(server, db, host, token)
-  task.spawn(service.reconcile, db):join()
+  for _, p in pairs(server.projects) do task.spawn(service.reconcile, p.db):join() end
   local signals = on_signals(server, db)
   announce(server, host, token)
   return signals

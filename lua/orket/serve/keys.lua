@@ -7,6 +7,7 @@ local crypto = require "orket.c.crypto"
 local jsonout = require "orket.jsonout"
 local sk = require "orket.store.keys"
 local sessions = require "orket.store.sessions"
+local users = require "orket.store.users"
 local uv = require "luv"
 local project = require "orket.project"
 
@@ -87,7 +88,7 @@ function M.create(db, dir, name, role, actor, user)
     if sk.name_taken(db, name) then
       return nil, "a key named '" .. name .. "' exists already; revoke it first or choose another name", "EEXIST"
     end
-    if user and not db:row("SELECT 1 AS x FROM users WHERE name = ?", user) then
+    if user and not users.get(db, user) then
       return nil, "no person named '" .. tostring(user) .. "'", "ENOENT"
     end
     sk.insert(db, id, name, role, digest(secret, pepper), user)
