@@ -50,9 +50,12 @@ local function two_projects()
   return dir, other
 end
 
--- a route's pattern with its parameters filled, under project p
+-- a route's pattern with its parameters filled
+local function filled(pattern) return (pattern:gsub("{[%w_]+%*}", "x/y"):gsub("{[%w_]+}", "1")) end
+
+-- the same, under project p
 local function scoped(p, pattern)
-  local path = pattern:gsub("{[%w_]+%*}", "x/y"):gsub("{[%w_]+}", "1")
+  local path = filled(pattern)
   return "/v1/projects/" .. p .. (path:match("^/v1(/.*)$") or path)
 end
 
@@ -105,6 +108,10 @@ describe("one server, many projects", function()
           st, doc = req(s, route.method, path, creds[1], route.method ~= "GET" and {} or nil)
           assert(st == 404 or st == 403, string.format("%s %s as %s: %d", route.method, path, who, st))
           seen = seen + 1
+        end
+        if not route.server then -- bob reaches the default project by its old paths no more
+          st = req(s, route.method, filled(route.pattern), bob, route.method ~= "GET" and {} or nil)
+          assert(st == 404 or st == 403, string.format("%s %s as bob: %d", route.method, route.pattern, st))
         end
       else
         assert(OPEN[route.name], "a route without a key: " .. route.name .. "; say here why it is safe")
