@@ -81,8 +81,8 @@ local function list(db, o)
     return 0
   end
   for _, k in ipairs(rows) do
-    io.stdout:write(string.format("%s  %-20s %-8s created %s%s\n", k.id, k.name, k.role, k.created_at,
-      k.revoked_at and ("  revoked " .. k.revoked_at) or ""))
+    io.stdout:write(string.format("%s  %-20s %-8s created %s%s%s\n", k.id, k.name, k.role, k.created_at,
+      k.user_name and ("  of " .. k.user_name) or "", k.revoked_at and ("  revoked " .. k.revoked_at) or ""))
   end
   return 0
 end
