@@ -173,6 +173,14 @@ describe("one server, many projects", function()
     assert.equal(201, st)
     local ro = { "Authorization: Bearer " .. doc.key, JSON }
     assert.equal(403, (req(s, "POST", "/v1/projects/notes/cards/NOTES-2/comments", ro, { body = "no" })))
+    -- nor mints a stronger key; and a server admin's viewer key is no admin
+    assert.equal(403, (req(s, "POST", "/v1/me/keys", ro, { name = "bob-up", role = "operator" })))
+    st, doc = req(s, "POST", "/v1/me/keys", root, { name = "root-ro", role = "viewer" })
+    assert.equal(201, st)
+    local root_ro = { "Authorization: Bearer " .. doc.key, JSON }
+    assert.equal(403, (req(s, "GET", "/v1/users", root_ro)))
+    assert.equal(403, (req(s, "POST", "/v1/cards/API-2/comments", root_ro, { body = "no" })))
+    assert.equal(200, (req(s, "GET", "/v1/projects/notes/board", root_ro)))
     st, doc = req(s, "GET", "/v1/me/keys", bob)
     assert.same({ 200, 3, "bob-ci" }, { st, #doc.keys, doc.keys[2].name })
     assert.is_nil(doc.keys[2].key)

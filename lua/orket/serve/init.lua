@@ -257,6 +257,7 @@ function Server:_dispatch(req, ctx)
     local role = who.role
     if route.server then
       role = projects.server_admin(self.db, who) and "admin" or "viewer"
+      if who.cap then role = projects.lower(role, who.cap) end -- a personal key never exceeds its role
     else
       -- a project's route: the caller's role in it; one they are not a member of is
       -- answered as one that does not exist

@@ -50,6 +50,11 @@ end
 local function my_key_create(_, ctx)
   local user, st, doc = me(ctx)
   if not user then return st, doc end
+  local cap = ctx.who.cap
+  if cap and not keys.allows(cap, ctx.body.role) then
+    -- a key makes no key stronger than itself: a viewer key cannot mint an operator key
+    return err(403, "forbidden", "a " .. cap .. " key makes keys of its role or lower")
+  end
   return key_create(ctx, user)
 end
 
