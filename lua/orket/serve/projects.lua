@@ -50,7 +50,9 @@ end
 
 --- server_admin(db, who) -> whether the identity may act on every project and on people
 function M.server_admin(db, who)
-  if who.local_use then return true end
+  -- local use (before any key or person) keeps the operator's role, as before projects:
+  -- its first key or person is made on the command line
+  if who.local_use then return false end
   if who.user then
     local row = users.get(db, who.user)
     return row ~= nil and row.role == "admin" and not row.disabled_at
