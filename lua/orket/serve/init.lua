@@ -254,7 +254,7 @@ function Server:_dispatch(req, ctx)
       return fail(req, ctx, st, code, msg, st == 401 and { 'WWW-Authenticate: Bearer realm="orket"' } or nil)
     end
     ctx.key, ctx.who = who.key_id or who.id, who
-    local role = who.role
+    local role
     if route.server then
       role = projects.server_admin(self.db, who) and "admin" or "viewer"
       if who.cap then role = projects.lower(role, who.cap) end -- a personal key never exceeds its role
