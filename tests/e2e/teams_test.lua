@@ -301,4 +301,29 @@ describe("one server, many projects", function()
     assert.equal(1, r.status)
     assert.matches("serve.branding.colors.accent", r.stderr, 1, true)
   end)
+
+  it("ends a person's open event stream once they leave the project or are disabled", function()
+    local dir = two_projects()
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = ROOMY.env.ORKET_SERVE_LIMITS .. ",heartbeat_ms=100" } })
+    local bob = sign_in(s, "bob")
+    local key = ok(H.orket("keys create bob-ci --role viewer --for bob", { cwd = dir }), "key").stdout:gsub("%s+$", "")
+    local by_cookie = H.stream { url = s.url .. "/v1/projects/notes/events", headers = { bob[1] }, total_timeout_ms = 60000 }
+    local by_key = H.stream { url = s.url .. "/v1/projects/notes/events", total_timeout_ms = 60000,
+      headers = { "Authorization: Bearer " .. key } }
+    assert.same({ 200, 200 }, { by_cookie.status, by_key.status })
+    H.wait_for(function() return by_key.text():find("heartbeat", 1, true) end, "a heartbeat")
+    ok(H.orket("projects revoke notes bob", { cwd = dir }), "revoke")
+    H.wait_for(function() return by_cookie.done() and by_key.done() end, "bob's streams to end", 3000)
+    by_cookie.close()
+    by_key.close()
+    -- a member again, then disabled: the same
+    ok(H.orket("projects grant notes bob viewer", { cwd = dir }), "grant")
+    local again = H.stream { url = s.url .. "/v1/projects/notes/events", total_timeout_ms = 60000,
+      headers = { "Authorization: Bearer " .. key } }
+    assert.equal(200, again.status)
+    ok(H.orket("users disable bob", { cwd = dir }), "disable")
+    H.wait_for(function() return again.done() end, "the stream of a disabled person to end", 3000)
+    again.close()
+    assert.equal(0, s.stop())
+  end)
 end)

@@ -294,6 +294,15 @@ function Server:_dispatch(req, ctx)
   if hstatus then return send(req, ctx, hstatus, doc) end
 end
 
+--- server:still_allowed(req, ctx) -> whether the caller of a request answered with a
+--- stream may still read it: their key or session still valid, and still a member of the
+--- project (asked again at each heartbeat: orket.serve.events)
+function Server:still_allowed(req, ctx)
+  if ctx.who.local_use then return true end
+  local who = self.auth:check(req)
+  return who ~= nil and projects.role_in(self.db, who, ctx.project or projects.DEFAULT) ~= nil
+end
+
 -- The route of a request's segments -> route, params | nil, 404/405, allowed; then whether
 -- it came under /v1/projects/{p}/ and its project (nil: none of that name). Inside a
 -- project a route is its /v1/ route, else the route as it is (/mcp, /metrics).
