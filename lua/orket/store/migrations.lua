@@ -555,12 +555,8 @@ CREATE TABLE rate_buckets (
 );
 ]],
   },
-  -- 22 to 24 are another change's; kept empty here so that the numbers line up
-  { version = 22, name = "reserved", sql = "SELECT 1;" },
-  { version = 23, name = "reserved", sql = "SELECT 1;" },
-  { version = 24, name = "reserved", sql = "SELECT 1;" },
   {
-    version = 25,
+    version = 24,
     name = "projects and their members; personal API keys",
     -- One server, many projects (docs/teams.md). The default project's store holds the
     -- server's people: the projects added with `orket projects add`, each person's role

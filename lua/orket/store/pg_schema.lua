@@ -458,14 +458,10 @@ CREATE TABLE rate_buckets (
 );
 ]],
   },
-  -- 12 to 14 are another change's; kept empty here so that the numbers line up
-  { version = 12, sqlite = 22, name = "reserved", sql = "SELECT 1;" },
-  { version = 13, sqlite = 23, name = "reserved", sql = "SELECT 1;" },
-  { version = 14, sqlite = 24, name = "reserved", sql = "SELECT 1;" },
   {
-    version = 15,
-    sqlite = 25,
-    name = "projects and their members; personal API keys (SQLite 25)",
+    version = 14,
+    sqlite = 24,
+    name = "projects and their members; personal API keys (SQLite 24)",
     sql = [[
 CREATE TABLE projects (
   name     text PRIMARY KEY,
