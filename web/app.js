@@ -14,7 +14,7 @@
 
 (function () {
   const $ = (id) => document.getElementById(id);
-  const state = { csrf: null, role: null, selected: null, events: null, cards: new Map(), held: new Set(),
+  const state = { csrf: null, role: null, project: "default", projects: [], selected: null, events: null, cards: new Map(), held: new Set(),
     dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map(),
     violationCounts: new Map() };
   // what the page asked for, read by the tests (a run must not cost a board per event)
@@ -70,7 +70,7 @@
       else if (method === "GET" && path.startsWith("/v1/sandboxes?")) stats.sandboxes++;
       else if (method === "GET" && path === "/v1/status") stats.view++;
       else if (method === "GET" && path === "/v1/bugfix") stats.bugfix++;
-      r = await fetch(path, { method, headers, credentials: "same-origin",
+      r = await fetch(scoped(path), { method, headers, credentials: "same-origin",
         body: body === undefined ? undefined : JSON.stringify(body) });
       if (r.status !== 429) break;
       stats.limited++;
@@ -87,7 +87,33 @@
     return doc;
   }
 
-  const isOperator = () => state.role === "operator" || state.role === "admin";
+  const isOperator = () => state.role === "operator" || state.role === "developer" || state.role === "admin";
+
+  // The server's own routes (people, keys, sign-in, the projects) are not a project's.
+  const SERVER_PATHS = ["/v1/session", "/v1/projects", "/v1/users", "/v1/me", "/v1/keys", "/v1/branding"];
+  // scoped(path) -> the path in the chosen project (docs/teams.md): /v1/X is /v1/projects/P/X
+  function scoped(path) {
+    if (state.project === "default" || !path.startsWith("/v1/")) return path;
+    if (SERVER_PATHS.some((p) => path === p || path.startsWith(p + "/") || path.startsWith(p + "?"))) return path;
+    return "/v1/projects/" + encodeURIComponent(state.project) + path.slice(3);
+  }
+
+  // The projects this person is a member of, in the switcher; the board shows the chosen
+  // one (kept in the address's #project=NAME) with the person's role in it.
+  async function loadProjects(doc) {
+    let list = [];
+    try { list = (await api("GET", "/v1/projects")).projects || []; } catch (e) { list = []; }
+    if (list.length === 0 && doc.local) list = [{ name: "default", role: doc.role, default: true }];
+    state.projects = list;
+    const wanted = (location.hash.match(/project=([a-z][a-z0-9_-]*)/) || [])[1];
+    const chosen = list.find((p) => p.name === wanted) || list[0];
+    state.project = chosen ? chosen.name : "default";
+    state.role = chosen ? chosen.role : null;
+    $("project").replaceChildren(...list.map((p) => el("option", { value: p.name, text: p.name + " · " + p.role })));
+    $("project").value = state.project;
+    $("project-box").hidden = list.length < 2;
+    $("no-project").hidden = list.length > 0;
+  }
 
   function showSignin(message) {
     stopEvents();
@@ -97,6 +123,8 @@
     state.phases = new Map();
     $("app").hidden = true;
     $("who").hidden = $("signout").hidden = true;
+    $("project-box").hidden = $("no-project").hidden = true;
+    $("people").hidden = true;
     $("signin").hidden = false;
     $("signin-error").textContent = message || "";
     $("key").focus();
@@ -104,14 +132,17 @@
     api("GET", "/v1/sign-in").then((doc) => { $("signin-provider").hidden = !doc.oidc; }, () => {});
   }
 
-  function signedIn(doc) {
-    state.role = doc.role;
+  async function signedIn(doc) {
     state.csrf = doc.csrf || null;
+    state.account = doc;
+    await loadProjects(doc);
     $("signin").hidden = true;
-    $("app").hidden = false;
+    $("app").hidden = !state.role;
     $("who").hidden = false;
-    $("who").textContent = (doc.local ? "local use" : doc.user ? doc.user.name : (doc.key ? doc.key.name : "key")) + " · " + doc.role;
+    $("who").textContent = (doc.local ? "local use" : doc.user ? doc.user.name : (doc.key ? doc.key.name : "key")) + " · " + state.role;
     $("signout").hidden = !doc.csrf;
+    loadPeople();
+    if (!state.role) return;
     for (const e of document.querySelectorAll(".operator")) e.hidden = !isOperator();
     $("answer-form").hidden = true;
     state.streams = 0;
@@ -129,7 +160,7 @@
 
   function startEvents() {
     stopEvents();
-    const es = new EventSource("/v1/events", { withCredentials: true });
+    const es = new EventSource(scoped("/v1/events"), { withCredentials: true });
     state.events = es;
     // a reconnecting EventSource sends Last-Event-ID and the server replays what was missed,
     // so only a stream made anew (the page's own, after one closed) needs the board again
@@ -655,7 +686,9 @@
         el("span", { class: "sandbox-name", text: "Sandbox " + id + (x.target ? " · " + x.target : "") }),
         el("span", { class: "meta", text: "port " + x.port + (since ? " · since " + since : "") }));
       if (x.status === "healthy" || x.status === "unhealthy") {
-        li.append(el("a", { class: "sandbox-app", href: "/v1/sandboxes/" + encodeURIComponent(id) + "/open",
+        // an app on its own origin is the default project's; another project's goes through its proxy
+        const app = state.project === "default" ? "/open" : "/app/";
+        li.append(el("a", { class: "sandbox-app", href: scoped("/v1/sandboxes/" + encodeURIComponent(id) + app),
           target: "_blank", rel: "noopener noreferrer", text: "Open the app" }));
       }
       if (x.detail) li.append(el("span", { class: "sandbox-detail meta", text: x.detail }));
@@ -823,6 +856,82 @@
     }
   });
 
+  // ---- people (the server's admins: docs/teams.md) -------------------------------------
+
+  // loadPeople(): the people with their projects, roles and keys, when this is an admin
+  // (anyone else is refused, and the panel stays hidden)
+  async function loadPeople() {
+    let doc;
+    try { doc = await api("GET", "/v1/users"); } catch (e) { $("people").hidden = true; return; }
+    $("people").hidden = false;
+    const users = doc.users || [];
+    $("people-list").replaceChildren(...users.map(personRow));
+    $("grant-user").replaceChildren(...users.map((u) => el("option", { value: u.name, text: u.name })));
+    $("grant-project").replaceChildren(...(doc.projects || []).map((p) => el("option", { value: p, text: p })));
+  }
+
+  // one change, then the list again; its refusal said in the panel
+  async function peopleChange(method, path, body, done) {
+    $("people-status").textContent = "";
+    try {
+      await api(method, path, body);
+      $("people-status").textContent = done;
+    } catch (e) {
+      $("people-status").textContent = e.message;
+    }
+    loadPeople();
+  }
+
+  function personRow(u) {
+    const who = "/v1/users/" + encodeURIComponent(u.name);
+    const projects = el("ul", { class: "plain" }, ...u.projects.map((p) => el("li", { "data-project": p.name },
+      el("span", { text: p.name + " · " + p.role + " " }),
+      el("button", { type: "button", class: "small link", text: "Remove",
+        onclick: () => peopleChange("DELETE", who + "/projects/" + encodeURIComponent(p.name), undefined,
+          u.name + " is no longer in " + p.name) }))));
+    const live = u.keys.filter((k) => !k.revoked_at);
+    const keyList = el("ul", { class: "plain" }, ...live.map((k) => el("li", { "data-key": k.id },
+      el("span", { text: k.name + " · " + k.role + " " }),
+      el("button", { type: "button", class: "small link", text: "Revoke",
+        onclick: () => peopleChange("DELETE", who + "/keys/" + encodeURIComponent(k.id), undefined,
+          "revoked " + k.name) }))));
+    const disabled = u.disabled_at !== null && u.disabled_at !== undefined;
+    const toggle = el("button", { type: "button", class: "small", text: disabled ? "Enable" : "Disable",
+      onclick: () => peopleChange("POST", who + (disabled ? "/enable" : "/disable"), undefined,
+        (disabled ? "enabled " : "disabled ") + u.name) });
+    return el("tr", { "data-person": u.name },
+      el("th", { scope: "row", text: u.name + (u.admin ? " (server admin)" : "") }),
+      el("td", {}, projects), el("td", {}, keyList),
+      el("td", {}, el("span", { class: "state", text: disabled ? "disabled" : "active" }), " ", toggle));
+  }
+
+  $("grant-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const user = $("grant-user").value, project = $("grant-project").value, role = $("grant-role").value;
+    peopleChange("PUT", "/v1/users/" + encodeURIComponent(user) + "/projects/" + encodeURIComponent(project),
+      { role }, user + " is " + role + " in " + project);
+  });
+
+  $("add-person-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const name = $("new-name").value.trim();
+    const body = { name, role: $("new-role").value, password: $("new-password").value };
+    $("new-password").value = "";
+    peopleChange("POST", "/v1/users", body, "added " + name);
+  });
+
+  // another project: the page starts over on it, as after signing in
+  $("project").addEventListener("change", () => {
+    location.hash = "project=" + $("project").value;
+    stopEvents();
+    state.boardSig = state.cardSig = null;
+    state.selected = null;
+    state.cards = new Map();
+    state.sandboxesShown = state.bugfixShown = state.violationsShown = state.viewShown = false;
+    state.phases = new Map();
+    signedIn(state.account);
+  });
+
   $("signout").addEventListener("click", async () => {
     try { await api("DELETE", "/v1/session"); } catch (e) { /* signed out either way */ }
     showSignin("Signed out.");
@@ -941,6 +1050,22 @@
       $("run-status").textContent = e.message;
     }
   });
+
+  // The server's name, logo and colours (serve.branding, docs/teams.md), on the sign-in page
+  // and the board: set as text, an image address and CSS variables, never as markup
+  async function brand() {
+    let b;
+    try { b = await api("GET", "/v1/branding"); } catch (e) { return; }
+    document.title = b.name + " board";
+    $("brand-name").textContent = b.name + " board";
+    $("signin-title").textContent = "Sign in to " + b.name;
+    if (b.logo) $("brand-logo").src = b.logo;
+    const vars = { accent: "--accent", background: "--bg", text: "--fg" };
+    for (const [k, v] of Object.entries(b.colors || {})) {
+      if (vars[k]) document.documentElement.style.setProperty(vars[k], v);
+    }
+  }
+  brand();
 
   // On load: a session cookie may be there already (or the server may need no key)
   api("GET", "/v1/session").then(signedIn, () => showSignin(""));

@@ -15,7 +15,7 @@ local cmdline = require "orket.cmdline"
 local M = {}
 
 -- Commands in the order `orket help` lists them.
-M.COMMANDS = { "version", "help", "lua", "repl", "init", "validate", "import", "board", "card", "gate", "models", "run", "resume", "worker", "runs", "status", "log", "answer", "retry", "cancel", "serve", "keys", "backup", "restore", "sandbox", "bug", "bugfix", "mcp", "audit", "users", "experiments", "secrets" }
+M.COMMANDS = { "version", "help", "lua", "repl", "init", "validate", "import", "board", "card", "gate", "models", "run", "resume", "worker", "runs", "status", "log", "answer", "retry", "cancel", "serve", "keys", "backup", "restore", "sandbox", "bug", "bugfix", "mcp", "audit", "users", "experiments", "secrets", "projects" }
 
 M.EXIT = { ok = 0, failed = 1, usage = 2, stalled = 3, internal = 70, interrupted = 130 }
 
@@ -35,6 +35,18 @@ function M.err(fmt, ...)
   end
   -- messages quote card ids, model text and servers' error bodies: inert on a terminal
   io.stderr:write("orket: ", inert.text(msg), "\n")
+end
+
+--- operator() -> the actor of a command's write (the local operator), orket.serve.localuse
+function M.operator()
+  local localuse = require "orket.serve.localuse" -- lazy: only writing commands need it
+  return localuse.as_operator(), localuse
+end
+
+--- say_operator(): after a command's write, on stderr, whose name the journal and the
+--- audit gave it (docs/teams.md)
+function M.say_operator()
+  io.stderr:write("orket: acting as the local operator (", M.operator().seat, ")\n")
 end
 
 --- fail(code, fmt, ...): err's message, then what to do about code on a line of its own

@@ -31,9 +31,10 @@ end
 --- Without create, a missing
 --- store is an error that says to import first (reading commands never create files).
 --- reading: the command only reads, so a store it cannot open for writing (a read-only
---- file system, a file it may not write) is opened read-only instead.
-function M.open_store(dir, create, reading)
-  local url, uerr, ucode = M.database_url(dir)
+--- file system, a file it may not write) is opened read-only instead. getenv: as
+--- database_url's (orket serve opens its other projects without ORKET_DATABASE_URL).
+function M.open_store(dir, create, reading, getenv)
+  local url, uerr, ucode = M.database_url(dir, getenv)
   if url == nil then return nil, uerr, ucode end
   if url then
     -- the project's machine-local files (the run lock, worktrees, the keys' pepper) stay

@@ -93,7 +93,7 @@ describe("approvals end to end", function()
     assert.equal(0, log.status, log.stderr)
     assert.matches("%[gate%] delete_file ask: POLICY_ASK", log.stdout)
     assert.matches('%[ask%] CLEAN%-1 waits for approval #1: delete_file {"path":"old.txt"}', log.stdout)
-    assert.matches("developer approved approval #1 %(delete_file%): it is unused", log.stdout)
+    assert.matches("local:[%w._-]+ approved approval #1 %(delete_file%): it is unused", log.stdout)
     assert.matches("%[gate%] delete_file allow: APPROVED", log.stdout)
     assert.matches("%[result%] delete_file ok", log.stdout)
     r = H.orket("answer CLEAN-1 --approve", { cwd = dir })
@@ -118,7 +118,7 @@ describe("approvals end to end", function()
     local bodies = {}
     for _, m in ipairs(c.comments) do bodies[#bodies + 1] = m.author .. ": " .. m.body end
     bodies = table.concat(bodies, "\n")
-    assert.matches("developer: Refused request #1: delete_file {\"path\":\"old.txt\"}%. Reason: keep it, the importer reads it", bodies)
+    assert.matches("local:[%w._-]+: Refused request #1: delete_file {\"path\":\"old.txt\"}%. Reason: keep it, the importer reads it", bodies)
     assert.matches("senior_developer: Left old.txt in place as the developer asked%.", bodies)
   end)
 

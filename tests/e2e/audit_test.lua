@@ -67,16 +67,18 @@ describe("orket audit", function()
     end
     assert.equal(0, s.stop())
     local r = ok(verify(dir), "verify")
-    -- the key's creation (orket keys create is not through the API) is not in it; the three comments and a checkpoint are
-    assert.matches("audit: 4 entries (1 to 4), 1 signed checkpoints: verified", r.stdout, 1, true)
+    -- the key's creation by the local operator (orket keys create), the three comments and a checkpoint
+    assert.matches("audit: 5 entries (1 to 5), 1 signed checkpoints: verified", r.stdout, 1, true)
     r = ok(H.orket("audit export --since 1d --format jsonl", { cwd = dir }), "export")
     local lines = {}
     for l in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = require("cjson").decode(l) end
-    assert.equal(4, #lines)
+    assert.equal(5, #lines)
+    assert.same({ "write", "key_create", "cli" }, { lines[1].kind, lines[1].action, lines[1].route })
+    assert.matches("^local:", lines[1].actor)
     assert.same({ "write", id, "comment", "API-2", "/v1/cards/{id}/comments" },
-      { lines[1].kind, lines[1].actor, lines[1].action, lines[1].card, lines[1].route })
-    assert.equal("checkpoint", lines[4].kind)
-    assert.equal(lines[3].hash, lines[4].prev)
+      { lines[2].kind, lines[2].actor, lines[2].action, lines[2].card, lines[2].route })
+    assert.equal("checkpoint", lines[5].kind)
+    assert.equal(lines[4].hash, lines[5].prev)
     -- --since in the future: nothing
     r = ok(H.orket("audit export --since 2999-01-01", { cwd = dir }), "export")
     assert.equal("", r.stdout)

@@ -194,7 +194,7 @@ describe("a card whose requirements are unclear", function()
     c = card(dir, "F-1")
     assert.equal("ready", c.card.status)
     assert.equal(0, math.tointeger(c.card.retries))
-    assert.equal("developer", c.comments[#c.comments].author)
+    assert.matches("^local:", c.comments[#c.comments].author) -- the local operator answered
     assert.equal("archived", card(dir, rr.id).card.status)
     -- and the card is worked again and goes back to the forge's review
     r = run(dir)

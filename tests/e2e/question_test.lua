@@ -9,7 +9,7 @@ local SCRIPT = [[
 local function call(name, args) return { name = name, arguments = args } end
 return { rules = {
   -- the question and then the answer are in the brief of the turn after it: the model acts
-  { role = "coder", card = "ASK-1", match = "Question: Which database should I use%?.-developer: use sqlite", reply = { tool_calls = {
+  { role = "coder", card = "ASK-1", match = "Question: Which database should I use%?.-local:[%w._-]+: use sqlite", reply = { tool_calls = {
     call("write_file", { path = "db.txt", content = "sqlite\n" }) } } },
   { role = "coder", card = "ASK-1", match = "^Issue ", reply = { tool_calls = {
     call("request_input", { question = "Which database should I use?" }) } } },
@@ -63,7 +63,7 @@ describe("request_input end to end", function()
     assert.equal("done", c.card.status)
     local bodies = {}
     for _, k in ipairs(c.comments) do bodies[#bodies + 1] = k.author .. ": " .. k.body end
-    assert.matches("developer: use sqlite", table.concat(bodies, "\n"))
+    assert.matches("local:[%w._-]+: use sqlite", table.concat(bodies, "\n"))
   end)
 
   it("answering a requirements review starts the card's rejection count over", function()

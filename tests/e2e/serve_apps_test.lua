@@ -409,4 +409,36 @@ http://*.apps.localhost:%d {
     end)
     assert.equal(0, s.stop())
   end)
+
+  it("opens an app for a person signed in with a password, and ends it when they are disabled or leave", function()
+    if skip then return pending(skip) end
+    local mark = "sbp" .. math.random(1, 1e9)
+    local dir = H.node_project(SERVER, mark)
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local op = H.api_key(dir, "op", "operator")
+    local r = H.orket("users add alice --role operator --password-env PW", { cwd = dir, env = { PW = "correct horse battery" } })
+    assert.equal(0, r.status, r.stderr)
+    local s = H.serve(dir)
+    local st, doc, text = H.api(s, "POST", "/v1/sandboxes", op, {})
+    assert.equal(201, st, text)
+    local id = math.tointeger(doc.sandbox.id)
+    local function person_board()
+      local pst, ptext, ph = H.fetch { url = s.url .. "/v1/session", method = "POST", total_timeout_ms = 20000,
+        body = cjson.encode { user = "alice", password = "correct horse battery" }, headers = { "Content-Type: application/json" } }
+      assert.equal(200, pst, ptext)
+      return lower(ph)["set-cookie"]:match("^([^;]+)")
+    end
+    local cookie = opened(s, id, person_board())
+    assert.equal(200, (app(s, id, "/echo", { cookie = cookie })))
+    -- disabled: the app's session ends at once, as the board's
+    assert.equal(0, H.orket("users disable alice", { cwd = dir }).status)
+    assert.equal(401, (app(s, id, "/echo", { cookie = cookie })))
+    assert.equal(0, H.orket("users enable alice", { cwd = dir }).status)
+    cookie = opened(s, id, person_board())
+    assert.equal(200, (app(s, id, "/echo", { cookie = cookie })))
+    -- no longer a member of the project the sandbox is of: the same
+    assert.equal(0, H.orket("projects revoke default alice", { cwd = dir }).status)
+    assert.equal(401, (app(s, id, "/echo", { cookie = cookie })))
+    assert.equal(0, s.stop())
+  end)
 end)

@@ -142,7 +142,8 @@ describe("local accounts", function()
       wd:type(wd:find("#password"), PASS)
       wd:press("#signin-button")
       wd:wait('#tree li[data-card="API-2"]', "the board's tree")
-      assert.matches("alice · operator", wd:text_of("#who"))
+      -- the header names the role in the project shown: an operator account develops in the default project
+      assert.matches("alice · developer", wd:text_of("#who"))
       -- the password is not kept by the page; the session is an HttpOnly cookie it cannot read
       assert.equal("", wd:js("return document.getElementById('password').value"))
       assert.equal("", wd:js("return document.cookie"))

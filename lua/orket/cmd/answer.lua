@@ -45,10 +45,17 @@ local function checked(o, cli)
 end
 
 -- The decision or the answer, in the store -> ok | nil, message, code.
-local function apply(db, card, decision, text)
+local function apply(db, card, decision, text, cli)
   local b = board_mod.open(db)
-  if decision then return approvals.decide(db, b, card, { decision = decision, note = text, by = "developer" }) end
-  local ok, aerr, acode, detail = answer.answer(db, b, card, text, { seat = "developer", roles = {} })
+  local actor, localuse = cli.operator()
+  if decision then
+    return localuse.audited(db, decision, card, function()
+      return approvals.decide(db, b, card, { decision = decision, note = text, by = actor.seat })
+    end)
+  end
+  local ok, aerr, acode, detail = localuse.audited(db, "answer", card, function()
+    return answer.answer(db, b, card, text, actor)
+  end)
   if detail and detail.approval then
     aerr = string.format("%s; use 'orket answer %s --approve [\"note\"]' or --deny \"reason\"", aerr, detail.card)
   end
@@ -62,13 +69,14 @@ function cmd.run(args, cli)
   if cst then return cst end
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end
-  local ok, aerr, acode = apply(db, o.card, decision, text)
+  local ok, aerr, acode = apply(db, o.card, decision, text, cli)
   db:close()
   if acode == "EUSAGE" then return cli.usage_error(cmd, "%s", aerr) end
   if not ok then
     cli.fail(acode, "%s", aerr)
     return 1
   end
+  cli.say_operator()
   local what = decision == "approve" and "approved" or decision == "deny" and "refused" or "answered"
   if decision then what = string.format("%s request #%d of", what, ok.id) end
   io.stdout:write(string.format("%s %s; continue with 'orket resume' or 'orket run'\n", what, o.card))

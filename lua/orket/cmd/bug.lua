@@ -32,8 +32,11 @@ function cmd.run(args, cli)
   if not o.text then return cli.usage_error(cmd, "bug needs the text, e.g. orket bug %s \"saving a note fails\"", o.rock) end
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end
-  local id, dup, code = bugs.file_bug(db, { rock = o.rock, title = o.text, body = o.body, fingerprint = o.fingerprint,
-    author = "developer", source = "person" })
+  local actor, localuse = cli.operator()
+  local id, dup, code = localuse.audited(db, "bug", o.rock, function()
+    return bugs.file_bug(db, { rock = o.rock, title = o.text, body = o.body, fingerprint = o.fingerprint,
+      author = actor.seat, source = "person" })
+  end)
   -- the rock whose run works it: after the rock's phase ended, its phase-2 rock
   local rock = id and bugs.bug_rock(db, o.rock)
   db:close()
@@ -41,6 +44,7 @@ function cmd.run(args, cli)
     cli.err("%s", (tostring(dup):gsub("^bug: ", "")))
     return code == "EINVAL" and 2 or 1
   end
+  cli.say_operator()
   local moved = rock ~= o.rock and string.format(" under %s (%s's bug-fix phase ended)", rock, o.rock) or ""
   if o.json then
     io.stdout:write(cjson.encode { card = id, duplicate = dup, rock = rock }, "\n")

@@ -30,7 +30,10 @@ function cmd.run(args, cli)
   local db, lock = cli.open_store_locked(o.dir)
   if not db then return 1 end
   local b = board_mod.open(db)
-  local card, err, code = b:cancel(o.card, { actor = { seat = "developer", roles = {}, by = "person" }, reason = o.reason })
+  local actor, localuse = cli.operator()
+  local card, err, code = localuse.audited(db, "cancel", o.card, function()
+    return b:cancel(o.card, { actor = actor, reason = o.reason })
+  end)
   local n = 0
   if card and card.type ~= "issue" then
     n = #assert(b:list { [card.type] = card.id, status = "canceled", type = "issue" })
@@ -41,6 +44,7 @@ function cmd.run(args, cli)
     cli.fail(code, "%s", (tostring(err):gsub("^board: ", "")))
     return 1
   end
+  cli.say_operator()
   io.stdout:write(string.format("%s is canceled%s\n", card.id,
     card.type ~= "issue" and string.format(", and the %d issues under it", n) or ""))
   return 0

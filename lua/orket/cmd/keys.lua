@@ -3,22 +3,26 @@
 local jsonout = require "orket.jsonout"
 local keys = require "orket.serve.keys"
 local cmdline = require "orket.cmdline"
+local localuse = require "orket.serve.localuse"
 
 local cmd = { name = "keys", summary = "create, list and revoke API keys for orket serve" }
 cmd.args = {
-  usage = "orket keys create NAME --role viewer|operator|admin | keys list [--json] | keys revoke ID|NAME  [-C DIR]",
+  usage = "orket keys create NAME --role viewer|operator|admin [--for PERSON] | keys list [--json] | keys revoke ID|NAME  [-C DIR]",
   text = "a key's name",
   { "create|list|revoke", key = "sub", missing = "keys needs create, list or revoke",
     check = cmdline.one_of({ "create", "list", "revoke" }, "unknown keys command '%s'") },
   { "NAME|ID", key = "words", many = true },
   { "--role", value = "ROLE", what = "viewer, operator or admin", help = "the new key's role: viewer, operator or admin" },
   { "--json", help = "list the keys as JSON" },
+  { "--for", value = "PERSON", key = "person", what = "a person's name", help = "a personal key of that person (docs/teams.md)" },
   cmdline.DIR,
 }
 cmd.help = [[
 create prints a new key once (ork_<id>_<secret>); keep it: it cannot be shown again. A
 viewer reads the board and its events, an operator may also run and answer, an admin may
-also manage keys. list shows every key's id, name, role and state, never a secret; revoke
+also manage keys. --for PERSON makes a personal key: it acts as that person (user:NAME),
+in their projects with their roles, never more than its own role, and stops while they are
+disabled. list shows every key's id, name, role and state, never a secret; revoke
 stops a key at once, also in a running 'orket serve'. See docs/serve.md.]]
 
 -- The words of each subcommand, checked -> exit status when they are wrong.
@@ -33,28 +37,35 @@ local function misused(o, cli)
   elseif n ~= 0 then
     return cli.usage_error(cmd, "keys list takes no other word")
   end
-  if o.role and o.sub ~= "create" then return cli.usage_error(cmd, "--role goes with keys create") end
+  if (o.role or o.person) and o.sub ~= "create" then return cli.usage_error(cmd, "--role and --for go with keys create") end
   return nil
 end
 
 local function create(db, o, cli)
-  local key, info, code = keys.create(db, o.dir, o.words[1], o.role)
+  local actor = cli.operator().seat
+  local key, info, code = localuse.audited(db, "key_create", nil, function()
+    return keys.create(db, o.dir, o.words[1], o.role, actor, o.person)
+  end)
   if not key then
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", info) end
     cli.err("%s", info)
     return 1
   end
-  io.stderr:write(string.format("created key %s (%s, %s); it is shown once, keep it now:\n", info.id, info.name, info.role))
+  cli.say_operator()
+  io.stderr:write(string.format("created key %s (%s, %s%s); it is shown once, keep it now:\n", info.id, info.name, info.role,
+    info.user and (", of " .. info.user) or ""))
   io.stdout:write(key, "\n")
   return 0
 end
 
 local function revoke(db, o, cli)
-  local info, err = keys.revoke(db, o.words[1])
+  local actor = cli.operator().seat
+  local info, err = localuse.audited(db, "key_revoke", nil, function() return keys.revoke(db, o.words[1], actor) end)
   if not info then
     cli.err("%s", err)
     return 1
   end
+  cli.say_operator()
   io.stdout:write(string.format("revoked key %s (%s, %s)\n", info.id, info.name, info.role))
   return 0
 end
@@ -70,8 +81,8 @@ local function list(db, o)
     return 0
   end
   for _, k in ipairs(rows) do
-    io.stdout:write(string.format("%s  %-20s %-8s created %s%s\n", k.id, k.name, k.role, k.created_at,
-      k.revoked_at and ("  revoked " .. k.revoked_at) or ""))
+    io.stdout:write(string.format("%s  %-20s %-8s created %s%s%s\n", k.id, k.name, k.role, k.created_at,
+      k.user_name and ("  of " .. k.user_name) or "", k.revoked_at and ("  revoked " .. k.revoked_at) or ""))
   end
   return 0
 end

@@ -33,7 +33,10 @@ function cmd.run(args, cli)
   local db, lock = cli.open_store_locked(o.dir)
   if not db then return 1 end
   local b = board_mod.open(db)
-  local card, err, code, detail = retry.retry(db, b, o.card, { seat = "developer", roles = {}, by = "person" }, o.note)
+  local actor, localuse = cli.operator()
+  local card, err, code, detail = localuse.audited(db, "retry", o.card, function()
+    return retry.retry(db, b, o.card, actor, o.note)
+  end)
   if detail and detail.approval then
     local p = detail.approval
     err = string.format("%s waits for approval of %s (request #%d); decide it with 'orket answer %s --approve "
@@ -47,6 +50,7 @@ function cmd.run(args, cli)
     cli.fail(code, "%s", (tostring(err):gsub("^board: ", "")))
     return 1
   end
+  cli.say_operator()
   io.stdout:write(string.format("%s is %s; continue with 'orket resume' or 'orket run'\n", card.id, card.status))
   return 0
 end

@@ -14,6 +14,10 @@ local sandboxes_recheck = require "orket.sandboxes.recheck"
 local sandboxes = require "orket.serve.sandboxes"
 local service = require "orket.sandboxes.service"
 local cmdline = require "orket.cmdline"
+local projects = require "orket.serve.projects"
+local project = require "orket.project"
+local pgurl = require "orket.store.pgurl"
+local web = require "orket.serve.web"
 
 local cmd = { name = "serve", summary = "serve the board and its events over HTTP" }
 cmd.args = {
@@ -46,7 +50,9 @@ Ctrl-C stops it, and its runs as Ctrl-C stops
 processes beside the server (restarted when one dies, stopped with it): POST /v1/runs then
 leaves each run to them instead of executing it in the server; --workers 0 leaves them to
 'orket worker' processes started apart (on PostgreSQL, on other machines or pods). See
-docs/serve.md and docs/workers.md.]]
+docs/serve.md and docs/workers.md. The projects named in orket.lua's serve.projects or added
+with 'orket projects add' are served too, each under /v1/projects/NAME/ to its members
+(docs/teams.md).]]
 
 -- The key a container is given (ORKET_KEY, or the file ORKET_KEY_FILE names, such as a
 -- mounted secret; the file wins): nil when neither is set | token, the variable's name |
@@ -115,7 +121,7 @@ local function on_signals(server, db)
     local h = uv.new_signal()
     h:start(name, function()
       if state.ended then return end -- stopped already: what is left is the exit
-      executor.stop_all(db)
+      for _, p in pairs(server.projects) do executor.stop_all(p.db) end
       task.spawn(server.stop, server)
     end)
   end
@@ -130,7 +136,7 @@ end
 -- own sandboxes stopped through their handles -> ok, err.
 local function serve_until_stopped(server, db, dir, nworkers, signals)
   local log = function(f) server:_log(f) end
-  executor.registry(db).log = log
+  for _, p in pairs(server.projects) do executor.registry(p.db).log = log end
   local pool
   if nworkers then
     executor.registry(db).workers = true
@@ -139,10 +145,12 @@ local function serve_until_stopped(server, db, dir, nworkers, signals)
   local ticker = phase.ticker { db = db, dir = dir, log = log, stop = sandboxes.stop_sandbox, recheck = sandboxes_recheck.due }
   local ok, terr = task.spawn(server.run, server):join()
   ticker.close()
-  executor.stop_all(db) -- the server failed: its runs stop too
-  executor.wait_all(db)
-  -- the sandboxes it started would end with it anyway: stopped, they are recorded so
-  task.spawn(sandboxes.stop_all, db):join()
+  for _, p in pairs(server.projects) do
+    executor.stop_all(p.db) -- the server failed: its runs stop too
+    executor.wait_all(p.db)
+    -- the sandboxes it started would end with it anyway: stopped, they are recorded so
+    task.spawn(sandboxes.stop_all, p.db):join()
+  end
   if pool then task.spawn(pool.stop, pool):join() end
   signals.ended = true
   return ok, terr
@@ -154,10 +162,52 @@ end
 -- before the address is printed: a supervisor that stops the server as soon as it is told
 -- the address gets the graceful stop, not the default action.
 local function go_live(server, db, host, token)
-  task.spawn(service.reconcile, db):join()
+  for _, p in pairs(server.projects) do task.spawn(service.reconcile, p.db):join() end
   local signals = on_signals(server, db)
   announce(server, host, token)
   return signals
+end
+
+local function close_all(list)
+  for _, p in ipairs(list) do p.db:close() end
+end
+
+-- The other projects this server hosts (orket.serve.projects), their stores opened: each
+-- its own SQLite file, or its orket.lua's store.url (ORKET_DATABASE_URL names the default
+-- project's) -> array of {name, dir, db} | nil, msg
+local function open_projects(dir, db)
+  local names, nerr = projects.named(db, uv.fs_realpath(dir) or dir, (web.settings(dir) or {}).projects)
+  if not names then return nil, nerr end
+  local out = {}
+  local function own_env(name) if name ~= pgurl.ENV then return os.getenv(name) end end
+  for _, p in ipairs(names) do
+    local pdb, perr = project.open_store(p.dir, false, false, own_env)
+    if not pdb then
+      close_all(out)
+      return nil, "project '" .. p.name .. "' (" .. p.dir .. "): " .. tostring(perr)
+    end
+    out[#out + 1] = { name = p.name, dir = p.dir, db = pdb }
+  end
+  return out
+end
+
+-- The server, on its projects -> server, the other projects | nil (the error said, the
+-- default project's store closed)
+local function new_server(dir, db, token, where, cli)
+  local others, err = open_projects(dir, db)
+  local server
+  if others then
+    -- stderr is unbuffered: the line and its newline in one write, one system call a request
+    server, err = serve.new { dir = dir, db = db, host = where.host, port = where.port, limits = where.limits,
+      unix = dir .. "/" .. localuse.SOCKET, local_token = token, projects = others,
+      log = function(line) io.stderr:write(line .. "\n") end }
+  end
+  if server then return server, others end
+  if others then close_all(others) end
+  if token then localuse.remove_token(dir, token) end
+  db:close()
+  cli.err("%s", err)
+  return nil
 end
 
 function cmd.run(args, cli)
@@ -179,18 +229,12 @@ function cmd.run(args, cli)
   end
   local db, token = open_keyed(dir, host, given, source, cli)
   if not db then return 1 end
-  -- stderr is unbuffered: the line and its newline in one write, one system call a request
-  local server, err = serve.new { dir = dir, db = db, host = host, port = port, limits = limits,
-    unix = dir .. "/" .. localuse.SOCKET, local_token = token, log = function(line) io.stderr:write(line .. "\n") end }
-  if not server then
-    if token then localuse.remove_token(dir, token) end
-    db:close()
-    cli.err("%s", err)
-    return 1
-  end
+  local server, others = new_server(dir, db, token, { host = host, port = port, limits = limits }, cli)
+  if not server then return 1 end
   local signals = go_live(server, db, host, token)
   local ok, terr = serve_until_stopped(server, db, dir, o.workers, signals)
   if token then localuse.remove_token(dir, token) end
+  close_all(others)
   db:close()
   cli.flush_unhandled()
   if not ok then

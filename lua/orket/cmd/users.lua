@@ -86,18 +86,18 @@ end
 
 -- users add, disable or enable -> exit status
 local function change(accounts, db, o, pass, cli)
-  local res, err, code
-  if o.sub == "add" then
-    res, err, code = accounts.add(db, o.name, o.role, pass)
-  else
-    res, err, code = accounts.set_disabled(db, o.name, o.sub == "disable")
-  end
+  local actor, localuse = cli.operator()
+  local res, err, code = localuse.audited(db, "user_" .. o.sub, nil, function()
+    if o.sub == "add" then return accounts.add(db, o.name, o.role, pass, actor.seat) end
+    return accounts.set_disabled(db, o.name, o.sub == "disable", actor.seat)
+  end)
   db:close()
   if not res then
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
     cli.fail(code, "users: %s", err)
     return 1
   end
+  cli.say_operator()
   if o.sub == "add" then
     io.stdout:write(string.format("added %s (%s)\n", res.name, res.role))
   else

@@ -7,6 +7,7 @@
 local crypto = require "orket.c.crypto"
 local keys = require "orket.serve.keys"
 local users = require "orket.store.users"
+local projects = require "orket.store.projects"
 
 local M = {}
 
@@ -33,8 +34,9 @@ function M.check(name, role, password)
   return true
 end
 
---- add(db, name, role, password, actor) -> {name, role} | nil, msg, CODE (EUSAGE, EEXIST)
-function M.add(db, name, role, password, actor)
+--- add(db, name, role, password, actor[, project]) -> {name, role} | nil, msg, CODE
+--- (EUSAGE, EEXIST): the person, a member of project (default: "default") with role
+function M.add(db, name, role, password, actor, project)
   local ok, cerr = M.check(name, role, password)
   if not ok then return nil, cerr, "EUSAGE" end
   -- hashed before the transaction: Argon2id takes a good fraction of a second
@@ -43,7 +45,10 @@ function M.add(db, name, role, password, actor)
   return db:tx(function()
     if users.get(db, name) then return nil, "a person named '" .. name .. "' exists already", "EEXIST" end
     users.insert(db, name, role, hash)
-    db:event { kind = "user_add", actor = actor or "cli", data = { name = name, role = role } }
+    -- a member of the server's own project with that role (docs/teams.md); an admin is
+    -- also the server's
+    projects.set_role(db, project or "default", name, role == "operator" and "developer" or role)
+    db:event { kind = "user_add", actor = actor or "cli", data = { name = name, role = role, project = project } }
     return { name = name, role = role }
   end)
 end
@@ -65,6 +70,9 @@ end
 
 --- list(db) -> array of {name, role, created_at, disabled_at}
 function M.list(db) return users.list(db) end
+
+--- exists(db, name) -> whether a person of that name was added
+function M.exists(db, name) return users.get(db, name) ~= nil end
 
 --- count(db) -> people ever added
 function M.count(db) return users.count(db) end
@@ -91,6 +99,18 @@ end
 --- identity(name, role) -> the identity a person's requests carry
 function M.identity(name, role)
   return { id = M.PREFIX .. name, name = name, role = role, user = name }
+end
+
+--- of_key(db, key) -> identity | nil, why: a valid key {id, name, role, user} as who it
+--- acts for. A personal key (docs/teams.md) acts as its person, named user:NAME, with
+--- their roles but never more than its own (cap); a disabled person's keys are refused.
+function M.of_key(db, k)
+  if not k.user then return k end
+  local row = users.get(db, k.user)
+  if not row or row.disabled_at then return nil, "disabled" end
+  local who = M.identity(row.name, row.role)
+  who.key_id, who.key_name, who.cap = k.id, k.name, k.role
+  return who
 end
 
 return M

@@ -10,17 +10,17 @@ local M = {}
 
 local err = routes.err
 
--- A keys refusal as an answer
+--- refused(msg, code) -> a keys or people refusal as an answer
 local STATUS = { EUSAGE = 400, EEXIST = 409, ENOENT = 404, EALREADY = 409 }
 local CODES = { EUSAGE = "bad_request", EEXIST = "conflict", ENOENT = "not_found", EALREADY = "conflict" }
-local function refused(msg, code)
+function M.refused(msg, code)
   if STATUS[code] then return err(STATUS[code], CODES[code], msg) end
   return err(500, "internal", msg)
 end
 
--- in_tx(ctx, action, fn) -> fn's results: fn() runs in one transaction with the audit
+--- in_tx(ctx, action, fn) -> fn's results: fn() runs in one transaction with the audit
 -- event (its journal event is nested in it, so both or neither are kept)
-local function in_tx(ctx, action, fn)
+function M.in_tx(ctx, action, fn)
   local db, by = ctx.db, writes.principal(ctx).seat
   local a, b, c
   local ok, e, code = db:tx(function()
@@ -36,30 +36,30 @@ end
 local function list(_, ctx) return 200, keys.list_doc(ctx.db) end
 
 local function create(_, ctx)
-  local key, info, code = in_tx(ctx, "key_create", function(by)
+  local key, info, code = M.in_tx(ctx, "key_create", function(by)
     return keys.create(ctx.db, ctx.dir, ctx.body.name, ctx.body.role, by)
   end)
-  if not key then return refused(info, code) end
-  return 201, { id = info.id, name = info.name, role = info.role, key = key }
+  if not key then return M.refused(info, code) end
+  return 201, { id = info.id, name = info.name, role = info.role, user = info.user, key = key }
 end
 
 local function revoke(_, ctx)
-  local info, msg, code = in_tx(ctx, "key_revoke", function(by)
+  local info, msg, code = M.in_tx(ctx, "key_revoke", function(by)
     return keys.revoke(ctx.db, ctx.params.id, by)
   end)
-  if not info then return refused(msg, code) end
+  if not info then return M.refused(msg, code) end
   return 200, { id = info.id, name = info.name, role = info.role, revoked = true }
 end
 
-local KEY = { type = "object", additionalProperties = false, required = { "id", "name", "role", "created_at", "revoked_at" },
+M.KEY = { type = "object", additionalProperties = false, required = { "id", "name", "role", "created_at", "revoked_at" },
   properties = { id = { type = "string" }, name = { type = "string" }, role = { enum = { "viewer", "operator", "admin" } },
-    created_at = { type = "string" }, revoked_at = { type = { "string", "null" } } } }
-local LIST = { type = "object", additionalProperties = false, required = { "format", "keys" },
-  properties = { format = { type = "string", enum = { "orket.keys/1" } }, keys = { type = "array", items = KEY } } }
-local CREATED = { type = "object", additionalProperties = false, required = { "id", "name", "role", "key" },
-  properties = { id = { type = "string" }, name = { type = "string" }, role = { type = "string" },
+    user = { type = { "string", "null" }, description = "the person of a personal key (docs/teams.md)" }, created_at = { type = "string" }, revoked_at = { type = { "string", "null" } } } }
+M.LIST = { type = "object", additionalProperties = false, required = { "format", "keys" },
+  properties = { format = { type = "string", enum = { "orket.keys/1" } }, keys = { type = "array", items = M.KEY } } }
+M.CREATED = { type = "object", additionalProperties = false, required = { "id", "name", "role", "key" },
+  properties = { id = { type = "string" }, name = { type = "string" }, role = { type = "string" }, user = { type = "string" },
     key = { type = "string", description = "ork_<id>_<secret>: shown this once, never again" } } }
-local REVOKED = { type = "object", additionalProperties = false, required = { "id", "name", "role", "revoked" },
+M.REVOKED = { type = "object", additionalProperties = false, required = { "id", "name", "role", "revoked" },
   properties = { id = { type = "string" }, name = { type = "string" }, role = { type = "string" },
     revoked = { type = "boolean" } } }
 
@@ -68,15 +68,15 @@ M.SCHEMA = { type = "object", additionalProperties = false, required = { "name",
 
 --- add(router): the key routes (admin role)
 function M.add(router)
-  router:add("GET", "/v1/keys", { handler = list, role = "admin", name = "keys_list",
-    summary = "The API keys: id, name, role, created, revoked (never a secret)", responses = { [200] = { schema = LIST } } })
-  router:add("POST", "/v1/keys", { handler = create, role = "admin", body = "json", schema = M.SCHEMA, name = "keys_create",
+  router:add("GET", "/v1/keys", { handler = list, role = "admin", server = true, name = "keys_list",
+    summary = "The API keys: id, name, role, created, revoked (never a secret)", responses = { [200] = { schema = M.LIST } } })
+  router:add("POST", "/v1/keys", { handler = create, role = "admin", server = true, body = "json", schema = M.SCHEMA, name = "keys_create",
     errors = { 409 },
     summary = "Create an API key (shown once, in this answer)",
-    responses = { [201] = { schema = CREATED, description = "the new key, shown once" } } })
+    responses = { [201] = { schema = M.CREATED, description = "the new key, shown once" } } })
   for _, r in ipairs { { "DELETE", "/v1/keys/{id}", "keys_delete" }, { "POST", "/v1/keys/{id}/revoke", "keys_revoke" } } do
-    router:add(r[1], r[2], { handler = revoke, role = "admin", name = r[3], errors = { 409 },
-      summary = "Revoke an API key (by id or name), at once", responses = { [200] = { schema = REVOKED,
+    router:add(r[1], r[2], { handler = revoke, role = "admin", server = true, name = r[3], errors = { 409 },
+      summary = "Revoke an API key (by id or name), at once", responses = { [200] = { schema = M.REVOKED,
         description = "the key revoked" } } })
   end
 end

@@ -16,6 +16,9 @@ local session = require "orket.serve.session"
 local keys_store = require "orket.store.keys"
 local sessions = require "orket.store.sessions"
 local grants = require "orket.store.app_grants"
+local users = require "orket.store.users"
+local accounts = require "orket.serve.accounts"
+local projects = require "orket.serve.projects"
 
 local M = {}
 
@@ -93,6 +96,12 @@ local function open(req, ctx)
     return err(403, "forbidden", "an app is opened from the board's own page")
   end
   local apps = ctx.server.apps
+  if ctx.project and ctx.project ~= "default" then
+    -- an app's origin names a sandbox by its id, which only the default project's store
+    -- settles (docs/teams.md); another project's app goes through its proxy route
+    return err(409, "conflict", "apps on their own origin are the default project's; open this one at "
+      .. "/v1/projects/" .. ctx.project .. "/sandboxes/" .. tostring(ctx.params.id) .. "/app/")
+  end
   local row, st, doc = sandboxes.recent_row(ctx)
   if not row then return st, doc end
   if row.status ~= "healthy" and row.status ~= "unhealthy" then
@@ -115,7 +124,8 @@ local function open(req, ctx)
     return err(503, "busy", "too many app tickets waiting; retry in a minute")
   end
   local token = crypto.random_id(32)
-  grants.insert(db, digest(token), "ticket", { sandbox = math.tointeger(row.id), key = who.id, local_use = who.local_use,
+  grants.insert(db, digest(token), "ticket", { sandbox = math.tointeger(row.id), key = who.key_id or who.id,
+    local_use = who.local_use,
     board = who.session, board_expires = who.expires, role = role, start = start, expires_s = os.time() + M.TICKET_TTL_S })
   local url = apps:origin(math.tointeger(row.id), req) .. M.TICKET_PATH .. "?t=" .. token
   ctx.headers = ctx.headers or {}
@@ -160,6 +170,36 @@ function Apps:_redeem(req, ctx, id)
   return text(req, ctx, 303, "", { "Location: " .. e.start, c })
 end
 
+-- the person behind a grant, if a person: still active and a member of the default
+-- project, whose sandboxes apps are (docs/teams.md) -> why not | nil
+local function person_gone(db, name)
+  if not name then return nil end
+  local u = users.get(db, name)
+  if not u or u.disabled_at then return "disabled" end
+  if not projects.role_in(db, accounts.identity(u.name, u.role), projects.DEFAULT) then return "not_member" end
+end
+
+-- why a grant's person may act no more | nil: the board's session signed out, expired or
+-- its key revoked; the key revoked; local use ended; the person disabled or out of the project
+local function ended(db, e)
+  if e.board then
+    local row = sessions.lookup(db, e.board) -- a key's session, else a person's
+    if row then
+      if row.revoked_at or row.expires <= os.time() then return "app_board_ended" end
+      return person_gone(db, row.user_name)
+    end
+    local p = users.session_lookup(db, e.board)
+    if not p or p.expires <= os.time() then return "app_board_ended" end
+    return person_gone(db, p.name)
+  elseif e.key then
+    local k = keys_store.get(db, e.key)
+    if not k or k.revoked_at then return "revoked" end
+    return person_gone(db, k.user_name)
+  elseif e.local_use and keys.total_count(db) > 0 then
+    return "app_local_ended" -- a key exists now: local use has ended
+  end
+end
+
 -- the person of the request's app cookie, still signed in, for sandbox id | nil, why
 function Apps:_person(req, db, id)
   local token = cookie.get(req, M.COOKIE)
@@ -167,18 +207,7 @@ function Apps:_person(req, db, id)
   local h = digest(token)
   local e = grants.get(db, h, "session")
   if not e or e.sandbox ~= id then return nil, "app_unknown" end
-  local why
-  if dead(e) then
-    why = "app_expired"
-  elseif e.board then -- the board's session signed out, expired or its key revoked: this ends too
-    local row = sessions.lookup(db, e.board)
-    if not row or row.revoked_at or row.expires <= os.time() then why = "app_board_ended" end
-  elseif e.key then
-    local k = keys_store.get(db, e.key)
-    if not k or k.revoked_at then why = "revoked" end
-  elseif e.local_use and keys.total_count(db) > 0 then
-    why = "app_local_ended" -- a key exists now: local use has ended
-  end
+  local why = dead(e) and "app_expired" or ended(db, e)
   if why then
     grants.delete(db, h)
     return nil, why

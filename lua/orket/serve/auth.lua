@@ -81,6 +81,8 @@ function Auth:check(req)
   if self.pepper then who, why, serr = keys.verify(self.db, self.pepper, token) end
   if why == "store" then return session.unavailable(serr) end
   if not who then return nil, 401, "unauthorized", "the API key is not valid", why end
+  who, why = accounts.of_key(self.db, who)
+  if not who then return nil, 401, "unauthorized", "the key's person was disabled", why end
   return who
 end
 

@@ -64,7 +64,12 @@ function M.new(db, o)
     reads = { timer = 0, notify = 0, reconnect = 0, fallback = 0 } }, Hub)
   self.beat_timer = uv.new_timer()
   local poll_ms, beat_ms = o.poll_ms or M.POLL_MS, o.heartbeat_ms or 15000
-  self.beat_timer:start(beat_ms, beat_ms, function() self:broadcast(": heartbeat\n\n") end)
+  self.beat_timer:start(beat_ms, beat_ms, function()
+    self:broadcast(": heartbeat\n\n")
+    -- in a task: the checks ask the store (docs/teams.md: a person disabled or taken out
+    -- of the project loses their streams by the next heartbeat)
+    if not self.checking then task.spawn(self.recheck, self) end
+  end)
   if db.backend == "pg" then
     self:_listen(o.listen_poll_ms or M.LISTEN_POLL_MS)
     return self
@@ -143,6 +148,21 @@ function Hub:poll()
   end
 end
 
+--- hub:recheck(): ends each stream whose still() no longer holds (the caller who opened
+--- it can no longer read it), one check at a time
+function Hub:recheck()
+  self.checking = true
+  local list = {}
+  for stream, sub in pairs(self.subs) do
+    if sub.still then list[#list + 1] = { stream, sub.still } end
+  end
+  for _, x in ipairs(list) do
+    local ok, allowed = pcall(x[2])
+    if ok and not allowed and not self.closed then self:_drop(x[1]) end
+  end
+  self.checking = false
+end
+
 --- hub:broadcast(text): to every subscriber (heartbeats)
 function Hub:broadcast(text)
   text = httpd.blob(text) -- one copy, shared by every stream's queue
@@ -151,10 +171,11 @@ function Hub:broadcast(text)
   end
 end
 
---- hub:follow(stream, filter, after): replays rows after id `after` (waiting for the client
---- to take each batch, so a long replay is never queued whole), then subscribes the stream
---- for live rows. `after` nil: live only, from now. Returns false when the client left.
-function Hub:follow(stream, filter, after)
+--- hub:follow(stream, filter, after[, still]): replays rows after id `after` (waiting for
+--- the client to take each batch, so a long replay is never queued whole), then subscribes
+--- the stream for live rows. `after` nil: live only, from now. Returns false when the
+--- client left. still() -> whether its caller may still read it, asked at each heartbeat.
+function Hub:follow(stream, filter, after, still)
   local cursor = after
   if cursor == nil then
     cursor = M.latest(self.db)
@@ -170,7 +191,7 @@ function Hub:follow(stream, filter, after)
     end
   end
   -- No wait between the last (empty) fetch and here: nothing can slip between the two.
-  self.subs[stream] = { run = filter.run, card = filter.card, cursor = cursor }
+  self.subs[stream] = { run = filter.run, card = filter.card, cursor = cursor, still = still }
   return true
 end
 

@@ -26,6 +26,8 @@ local apps = require "orket.serve.apps"
 local bugs = require "orket.serve.bugs"
 local changes = require "orket.serve.changes"
 local mcp_http = require "orket.serve.mcp_http"
+local projects = require "orket.serve.projects"
+local people = require "orket.serve.people"
 local web = require "orket.serve.web"
 local body_mod = require "orket.serve.body"
 local cjson = require "cjson"
@@ -110,9 +112,25 @@ local function listen(l, where)
   return httpd.listen(opts)
 end
 
---- new{dir=, db=, host=, port=, limits=, log=fn(line), unix=, local_token=} -> server | nil,
---- msg, CODE. unix: a path where this user's processes are served too (a unix socket, mode
---- 0600); local_token: what a write needs before any key exists (orket.serve.localuse)
+--- router() -> the router of every route the server serves (tests enumerate it)
+function M.router()
+  local r = router_mod.new()
+  for _, m in ipairs { routes, writes, admin, metrics, runs, openapi, session, webhooks, sandboxes, apps, bugs,
+    changes, -- a card's diff, the violations
+    mcp_http, -- /mcp (docs/mcp.md)
+    signin, -- /v1/sign-in/oidc (docs/teams.md)
+    projects, people } do
+    m.add(r)
+  end
+  return r
+end
+
+--- new{dir=, db=, host=, port=, limits=, log=fn(line), unix=, local_token=, projects=} ->
+--- server | nil, msg, CODE. unix: a path where this user's processes are served too (a unix
+--- socket, mode 0600); local_token: what a write needs before any key exists
+--- (orket.serve.localuse); projects: the other projects served, {name, dir, db} each (their
+--- stores opened and closed by the caller), dir and db being the default project's
+--- (orket.serve.projects)
 function M.new(o)
   local l = o.limits or M.limits()
   local srv, err, code = listen(l, { host = o.host, port = o.port })
@@ -129,21 +147,7 @@ function M.new(o)
     log = o.log or function() end, inflight = 0, blobs = {}, nblobs = 0,
     main_push = nil, -- {again=} while main is pushed after a webhook's merge (orket.serve.webhooks)
   }, Server)
-  self.router = router_mod.new()
-  routes.add(self.router)
-  writes.add(self.router)
-  admin.add(self.router)
-  metrics.add(self.router)
-  runs.add(self.router)
-  openapi.add(self.router)
-  session.add(self.router)
-  signin.add(self.router) -- /v1/sign-in/oidc (docs/teams.md)
-  webhooks.add(self.router)
-  sandboxes.add(self.router)
-  apps.add(self.router)
-  bugs.add(self.router)
-  changes.add(self.router) -- a card's diff, the violations
-  mcp_http.add(self.router) -- /mcp (docs/mcp.md)
+  self.router = M.router()
   self.metrics = metrics.new()
   local ss, cerr, audit_s = web.settings(o.dir)
   if not ss then
@@ -167,8 +171,17 @@ function M.new(o)
   self.by_key = ratelimit.new { rate = l.key_rate, burst = l.key_burst }
   -- in the store: a guesser gains nothing by spreading its tries over several servers
   self.auth_fails = ratelimit.shared(o.db, "auth_fail", { rate = l.auth_fail_rate, burst = l.auth_fail_burst })
-  self.hub = routes.events.new(o.db, { poll_ms = l.poll_ms, listen_poll_ms = l.listen_poll_ms, heartbeat_ms = l.heartbeat_ms,
-    on_error = function(msg) self:_log { event = "error", message = msg } end })
+  local hub_opts = { poll_ms = l.poll_ms, listen_poll_ms = l.listen_poll_ms, heartbeat_ms = l.heartbeat_ms,
+    on_error = function(msg) self:_log { event = "error", message = msg } end }
+  self.hub = routes.events.new(o.db, hub_opts)
+  self.branding = ss.branding
+  -- each project with its own store, directory and journal's hub
+  self.projects = { [projects.DEFAULT] = { name = projects.DEFAULT, dir = o.dir, db = o.db, hub = self.hub } }
+  self.project_names = { projects.DEFAULT }
+  for _, p in ipairs(o.projects or {}) do
+    self.projects[p.name] = { name = p.name, dir = p.dir, db = p.db, hub = routes.events.new(p.db, hub_opts) }
+    self.project_names[#self.project_names + 1] = p.name
+  end
   return self
 end
 
@@ -177,10 +190,10 @@ function Server:port() return self.srv:port() end
 --- server:checkpoint(force): the audit's checkpoint and retention (orket.audit.chain),
 --- after a request's audited write has committed, and at the stop (force: the tail
 --- signed, whatever its length). A failure is logged; the write it follows stands.
-function Server:checkpoint(force)
+function Server:checkpoint(force, db, dir)
   local a = self.audit or {}
   local ok, perr = pcall(function()
-    local res, err = audit_chain.checkpoint(self.db, self.dir, { force = force, every = a.checkpoint_every,
+    local res, err = audit_chain.checkpoint(db or self.db, dir or self.dir, { force = force, every = a.checkpoint_every,
       retention_days = a.retention_days })
     if not res then self:_log { event = "error", message = "audit checkpoint: " .. tostring(err) } end
   end)
@@ -218,7 +231,7 @@ function Server:_dispatch(req, ctx)
   end
   local segs, perr = router_mod.segments(req.path)
   if not segs then return fail(req, ctx, 400, "bad_path", perr) end
-  local route, status_or_params, allowed = self.router:match(req.method, segs)
+  local route, status_or_params, allowed, scoped, proj = self:_route(req, segs)
   if not route then
     local status = status_or_params
     if status == 405 then
@@ -227,7 +240,12 @@ function Server:_dispatch(req, ctx)
     end
     return fail(req, ctx, 404, "not_found", "no such route")
   end
-  ctx.route = route.pattern
+  ctx.route = scoped and ("/v1/projects/{p}" .. route.pattern:gsub("^/v1", "")) or route.pattern
+  -- the server's own routes (people, keys, sign-in) are not a project's; a project's route
+  -- without a key answers only for a project that exists (with one: after the key, below)
+  if scoped and (route.server or (not proj and not route.role)) then
+    return fail(req, ctx, 404, "not_found", "no such project, or not yours")
+  end
   if route.guard then -- what a route refuses before any key (MCP's Origin and Host)
     local gst, gcode, gmsg = route.guard(req, ctx)
     if gst then return fail(req, ctx, gst, gcode, gmsg) end
@@ -243,8 +261,19 @@ function Server:_dispatch(req, ctx)
       ctx.auth = why
       return fail(req, ctx, st, code, msg, st == 401 and { 'WWW-Authenticate: Bearer realm="orket"' } or nil)
     end
-    ctx.key, ctx.who = who.id, who
-    if not keys.allows(who.role, route.role) then
+    ctx.key, ctx.who = who.key_id or who.id, who
+    local role
+    if route.server then
+      role = projects.server_admin(self.db, who) and "admin" or "viewer"
+      if who.cap then role = projects.lower(role, who.cap) end -- a personal key never exceeds its role
+    else
+      -- a project's route: the caller's role in it; one they are not a member of is
+      -- answered as one that does not exist
+      role = proj and projects.role_in(self.db, who, proj.name)
+      if not role then return fail(req, ctx, 404, "not_found", "no such project, or not yours") end
+      ctx.who = setmetatable({ role = role, project = proj.name }, { __index = who })
+    end
+    if not keys.allows(role, route.role) then
       return fail(req, ctx, 403, "forbidden", "this needs the " .. route.role .. " role")
     end
     if who.id then
@@ -256,6 +285,7 @@ function Server:_dispatch(req, ctx)
   local query, bad = router_mod.query(req.query)
   if not query then return fail(req, ctx, 400, "bad_query", "the query has an invalid escape or a control character") end
   ctx.query, ctx.params = query, status_or_params
+  if proj then ctx.db, ctx.dir, ctx.hub, ctx.project = proj.db, proj.dir, proj.hub, proj.name end
   if route.media and not (req.headers["content-type"] or ""):lower():find("^" .. route.media) then
     -- before the body: a form's body is not JSON either, and 415 says what to send
     return fail(req, ctx, 415, "unsupported_media_type", "send the body with Content-Type: " .. route.media)
@@ -272,6 +302,29 @@ function Server:_dispatch(req, ctx)
   if hstatus then return send(req, ctx, hstatus, doc) end
 end
 
+--- server:still_allowed(req, ctx) -> whether the caller of a request answered with a
+--- stream may still read it: their key or session still valid, and still a member of the
+--- project (asked again at each heartbeat: orket.serve.events)
+function Server:still_allowed(req, ctx)
+  if ctx.who.local_use then return true end
+  local who = self.auth:check(req)
+  return who ~= nil and projects.role_in(self.db, who, ctx.project or projects.DEFAULT) ~= nil
+end
+
+-- The route of a request's segments -> route, params | nil, 404/405, allowed; then whether
+-- it came under /v1/projects/{p}/ and its project (nil: none of that name). Inside a
+-- project a route is its /v1/ route, else the route as it is (/mcp, /metrics).
+function Server:_route(req, segs)
+  local pname, inner, bare = projects.scope(segs)
+  if not pname then
+    local r, p, a = self.router:match(req.method, segs)
+    return r, p, a, false, self.projects[projects.DEFAULT]
+  end
+  local r, p, a = self.router:match(req.method, inner)
+  if not r and p == 404 then r, p, a = self.router:match(req.method, bare) end
+  return r, p, a, true, self.projects[pname]
+end
+
 function Server:_handle(req)
   self.inflight = self.inflight + 1
   local t0 = uv.hrtime()
@@ -281,7 +334,7 @@ function Server:_handle(req)
     self:_log { event = "error", route = ctx.route, message = tostring(err) }
     if not ctx.status then fail(req, ctx, 500, "internal", "the server failed; its log says why") end
   end
-  if ctx.audited then self:checkpoint(false) end
+  if ctx.audited then self:checkpoint(false, ctx.db, ctx.dir) end
   local us = (uv.hrtime() - t0) // 1000
   self.metrics:request(ctx.route, ctx.status or 500, us / 1e6)
   self:_log { method = req.method, route = ctx.route, status = ctx.status or 500,
@@ -312,10 +365,10 @@ function Server:stop()
   self.stopping = true
   self.srv:stop_accepting()
   if self.usrv then self.usrv:stop_accepting() end
-  self.hub:close()
+  for _, p in pairs(self.projects) do p.hub:close() end
   local deadline = uv.now() + self.limits.drain_ms
   while self.inflight > 0 and uv.now() < deadline do rt.sleep(10) end
-  self:checkpoint(true) -- the audit's tail signed before the server goes
+  for _, p in pairs(self.projects) do self:checkpoint(true, p.db, p.dir) end -- each audit's tail signed before the server goes
   self.srv:close()
   if self.usrv then
     self.usrv:close()

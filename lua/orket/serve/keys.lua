@@ -7,6 +7,7 @@ local crypto = require "orket.c.crypto"
 local jsonout = require "orket.jsonout"
 local sk = require "orket.store.keys"
 local sessions = require "orket.store.sessions"
+local users = require "orket.store.users"
 local uv = require "luv"
 local project = require "orket.project"
 
@@ -14,6 +15,8 @@ local M = {}
 
 -- Each role may do what the roles below it may.
 M.ROLES = { viewer = 1, operator = 2, admin = 3 }
+-- A project's roles (docs/teams.md): a developer may what an operator may.
+M.RANK = { viewer = 1, operator = 2, developer = 2, admin = 3 }
 
 local PEPPER_BYTES = 32
 
@@ -70,9 +73,10 @@ end
 
 local function digest(secret, pepper) return crypto.hash(secret, 32, pepper) end
 
---- create(db, dir, name, role[, actor]) -> key, {id, name, role} | nil, msg, CODE; actor:
---- who the journal's key_create names ("cli" unless given: the API gives the admin key's id)
-function M.create(db, dir, name, role, actor)
+--- create(db, dir, name, role[, actor[, user]]) -> key, {id, name, role, user} | nil, msg,
+--- CODE; actor: who the journal's key_create names ("cli" unless given: the API gives the
+--- caller's); user: the person whose personal key it is (docs/teams.md), who must exist
+function M.create(db, dir, name, role, actor, user)
   if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") or #name > 64 then
     return nil, "a key's name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", "EUSAGE"
   end
@@ -84,12 +88,15 @@ function M.create(db, dir, name, role, actor)
     if sk.name_taken(db, name) then
       return nil, "a key named '" .. name .. "' exists already; revoke it first or choose another name", "EEXIST"
     end
-    sk.insert(db, id, name, role, digest(secret, pepper))
-    db:event { kind = "key_create", actor = actor or "cli", data = { id = id, name = name, role = role } }
+    if user and not users.get(db, user) then
+      return nil, "no person named '" .. tostring(user) .. "'", "ENOENT"
+    end
+    sk.insert(db, id, name, role, digest(secret, pepper), user)
+    db:event { kind = "key_create", actor = actor or "cli", data = { id = id, name = name, role = role, user = user } }
     return true
   end)
   if not ok then return nil, err, code end
-  return "ork_" .. id .. "_" .. secret, { id = id, name = name, role = role }
+  return "ork_" .. id .. "_" .. secret, { id = id, name = name, role = role, user = user }
 end
 
 --- adopt(db, dir, token, name, role) -> {id, name, role, adopted} | nil, msg, CODE: a key
@@ -125,12 +132,14 @@ end
 --- list(db) -> array of {id, name, role, created_at, revoked_at}, oldest first
 M.list = sk.list
 
---- list_doc(db) -> the keys as a document (orket.keys/1: id, name, role, created_at,
---- revoked_at or null; never a hash or secret), for `orket keys list --json` and GET /v1/keys
-function M.list_doc(db)
+--- list_doc(db[, user]) -> the keys (every one, or the person's) as a document
+--- (orket.keys/1: id, name, role, user or null, created_at, revoked_at or null; never a
+--- hash or secret), for `orket keys list --json`, GET /v1/keys and the personal keys' routes
+function M.list_doc(db, user)
   local out = {}
-  for n, k in ipairs(sk.list(db)) do
-    out[n] = { id = k.id, name = k.name, role = k.role, created_at = k.created_at, revoked_at = k.revoked_at or cjson.null }
+  for n, k in ipairs(sk.list(db, user)) do
+    out[n] = { id = k.id, name = k.name, role = k.role, user = k.user_name or cjson.null, created_at = k.created_at,
+      revoked_at = k.revoked_at or cjson.null }
   end
   return { format = "orket.keys/1", keys = jsonout.array(out) }
 end
@@ -171,10 +180,10 @@ function M.verify(db, pepper, token)
   if not row then return nil, "unknown" end
   if not crypto.equal(h, row.hash) then return nil, "wrong" end
   if row.revoked_at then return nil, "revoked" end
-  return { id = row.id, name = row.name, role = row.role }
+  return { id = row.id, name = row.name, role = row.role, user = row.user_name }
 end
 
 --- allows(role, need) -> whether role may do what need may
-function M.allows(role, need) return (M.ROLES[role] or 0) >= (M.ROLES[need] or math.huge) end
+function M.allows(role, need) return (M.RANK[role] or 0) >= (M.RANK[need] or math.huge) end
 
 return M

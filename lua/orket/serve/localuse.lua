@@ -6,6 +6,7 @@
 local crypto = require "orket.c.crypto"
 local uv = require "luv"
 local cookie = require "orket.serve.cookie"
+local audit_chain = require "orket.audit.chain"
 
 local M = {}
 
@@ -75,5 +76,32 @@ end
 
 --- matches(given, token) -> whether given is the token (constant time)
 M.matches = matches
+
+--- operator() -> the actor a command run on this machine writes as: "local:" and the
+--- user running it (docs/teams.md). Whoever can run orket here can read the store anyway;
+--- the name says who it was, and that it was the local operator, not a signed-in person.
+function M.operator()
+  local pw = uv.os_get_passwd()
+  local name = pw and pw.username or os.getenv("USER") or tostring(pw and pw.uid or "?")
+  return "local:" .. tostring(name):gsub("[^%w._-]", "_")
+end
+
+--- as_operator() -> the actor of a command's write to cards: the local operator, a person
+function M.as_operator() return { seat = M.operator(), roles = {}, by = "person" } end
+
+--- audited(db, action, card, fn) -> fn's results: fn() in one transaction with an entry of
+--- the audit's hash chain naming the local operator (a command's write, as the server's
+--- writes are audited: docs/audit.md)
+function M.audited(db, action, card, fn)
+  local a, b, c, d
+  local ok, e, code = db:tx(function()
+    a, b, c, d = fn()
+    if not a then return nil, b, c end
+    audit_chain.record(db, { actor = M.operator(), action = action, card = card, route = "cli" })
+    return true
+  end)
+  if not ok and a then return nil, e, code end -- the audit failed: the write was rolled back with it
+  return a, b, c, d
+end
 
 return M

@@ -124,7 +124,9 @@ function M.document(router)
   end
   return {
     openapi = "3.1.0",
-    info = { title = "orket serve", version = "1", description = "The HTTP API of an Orket project (docs/serve.md)." },
+    info = { title = "orket serve", version = "1", description = "The HTTP API of an Orket server (docs/serve.md). Each route of a project "
+      .. "(all but /v1/session, /v1/projects, /v1/keys, /v1/users, /v1/me and /v1/branding) is also served as "
+      .. "/v1/projects/{p}/... for project p, to its members only (docs/teams.md)." },
     paths = paths,
     components = { securitySchemes = { bearer = { type = "http", scheme = "bearer",
       description = "an API key: ork_<id>_<secret> (orket keys create)" },
@@ -135,7 +137,7 @@ end
 
 --- add(router): GET /v1/openapi.json
 function M.add(router)
-  router:add("GET", "/v1/openapi.json", { role = "viewer", name = "openapi", summary = "This document (OpenAPI 3.1)",
+  router:add("GET", "/v1/openapi.json", { role = "viewer", server = true, name = "openapi", summary = "This document (OpenAPI 3.1)",
     responses = { [200] = { schema = { type = "object", required = { "openapi", "paths" } } } },
     handler = function() return 200, M.document(router) end })
 end

@@ -1,75 +1,193 @@
--- orket.serve.people: who a person is, whichever way they sign in. A local account checks
--- its Argon2id hash (orket.serve.accounts); a person of an OpenID Connect provider or an
--- LDAP directory is kept in the same users table, under the name the provider gives, with
--- no password: the hash column holds "!oidc:" or "!ldap:" and a BLAKE2b of who the provider
--- says they are (the issuer and subject, the directory's DN). No password verifies it; it
--- says where the person comes from, and binds the name to that one subject: a name is not
--- unique at every provider (a person may choose their preferred_username), so another
--- subject giving the same name is refused, never taken for them. Their role follows their
--- groups at each sign-in. So `orket users disable NAME` ends a federated person's sessions
--- at once too, and the journal names every person "user:NAME" alike.
+-- orket.serve.people: the people API (docs/teams.md). A person's own keys under /v1/me/keys
+-- (any person signed in); for the server's admins, the people with their projects, roles
+-- and keys under /v1/users: add, disable and enable (ending their sessions at once), grant
+-- and revoke a role in a project, create and revoke their keys. The work is
+-- orket.serve.accounts, orket.serve.keys and orket.serve.team, which the CLI calls too;
+-- every change is journaled and audited under the caller's name. A new key is in the
+-- answer once, nowhere else.
+local cjson = require "cjson"
+local jsonout = require "orket.jsonout"
 local accounts = require "orket.serve.accounts"
-local crypto = require "orket.c.crypto"
-local ldap = require "orket.auth.ldap"
-local users = require "orket.store.users"
+local keys = require "orket.serve.keys"
+local team = require "orket.serve.team"
+local admin = require "orket.serve.admin"
+local routes = require "orket.serve.routes"
+local sp = require "orket.store.projects"
+local sk = require "orket.store.keys"
 
 local M = {}
 
---- mark(source, subject) -> what the hash column holds for a person of source ("oidc",
---- "ldap") whom the provider calls subject
-function M.mark(source, subject) return "!" .. source .. ":" .. crypto.hash(source .. "\0" .. subject, 16) end
+local err = routes.err
 
-local function source_of(row)
-  return row.hash:match("^!(%l+):") or "local"
+-- the person a /v1/me route is about | nil, status, doc
+local function me(ctx)
+  if not ctx.who.user then return nil, err(400, "bad_request", "only a person has personal keys: sign in as one") end
+  return ctx.who.user
 end
 
---- federated(db, name, role, source, subject) -> identity | nil, msg, code: the person a
---- provider (source "oidc" or "ldap") vouched for as subject, added or given their groups'
---- role now. Refused: a name that is not a valid person's name, a name kept for another
---- way of signing in or another subject, a disabled person.
-function M.federated(db, name, role, source, subject)
-  local ok, nerr = accounts.check_name(name)
-  if not ok then return nil, "the provider's name for this person is not usable here: " .. nerr, "EAUTH" end
-  local mark = M.mark(source, subject)
-  local function refusal(row)
-    if source_of(row) ~= source then
-      return "a person named '" .. name .. "' signs in another way (" .. source_of(row) .. ")"
-    end
-    if not crypto.equal(row.hash, mark) then return "the name '" .. name .. "' belongs to another " .. source .. " subject" end
-    if row.disabled_at then return "this person was disabled" end
-  end
-  -- the common case read without a write: known, bound to this subject, role unchanged
-  local seen = users.get(db, name)
-  if seen and refusal(seen) then return nil, refusal(seen), "EAUTH" end
-  if seen and seen.role == role then return accounts.identity(name, role) end
-  return db:tx(function()
-    local row = users.get(db, name)
-    if row and refusal(row) then return nil, refusal(row), "EAUTH" end
-    if not row then
-      users.insert(db, name, role, mark)
-      db:event { kind = "user_add", actor = source, data = { name = name, role = role } }
-    elseif users.set_role(db, name, role) > 0 then
-      db:event { kind = "user_role", actor = source, data = { name = name, role = role, was = row.role } }
-    end
-    return accounts.identity(name, role)
+local function key_create(ctx, user)
+  local key, info, code = admin.in_tx(ctx, "key_create", function(by)
+    return keys.create(ctx.db, ctx.dir, ctx.body.name, ctx.body.role, by, user)
   end)
+  if not key then return admin.refused(info, code) end
+  return 201, { id = info.id, name = info.name, role = info.role, user = user, key = key }
 end
 
---- verify(db, signin, name, password) -> identity | nil, why (for the log only)[, code]: a
---- name and password, checked by the local account of that name, else by the LDAP
---- directory when sign_in.ldap is set (signin: orket.settings.signin's section); code
---- EUNAVAILABLE when the directory could not be asked (not the person's failure)
-function M.verify(db, signin, name, password)
-  if type(name) ~= "string" or type(password) ~= "string" then return nil, "malformed" end
-  local row = accounts.check_name(name) and users.get(db, name) or nil
-  if not (signin and signin.ldap) or (row and source_of(row) ~= "ldap") then
-    return accounts.verify(db, name, password)
+local function key_revoke(ctx, user, id)
+  local row = sk.get(ctx.db, id)
+  if not row or row.user_name ~= user then return err(404, "not_found", "no key " .. tostring(id) .. " of " .. user) end
+  local info, msg, code = admin.in_tx(ctx, "key_revoke", function(by) return keys.revoke(ctx.db, id, by) end)
+  if not info then return admin.refused(msg, code) end
+  return 200, { id = info.id, name = info.name, role = info.role, revoked = true }
+end
+
+local function my_keys(_, ctx)
+  local user, st, doc = me(ctx)
+  if not user then return st, doc end
+  return 200, keys.list_doc(ctx.db, user)
+end
+
+local function my_key_create(_, ctx)
+  local user, st, doc = me(ctx)
+  if not user then return st, doc end
+  local cap = ctx.who.cap
+  if cap and not keys.allows(cap, ctx.body.role) then
+    -- a key makes no key stronger than itself: a viewer key cannot mint an operator key
+    return err(403, "forbidden", "a " .. cap .. " key makes keys of its role or lower")
   end
-  local who, err, code = ldap.verify(signin.ldap, signin.roles, name, password)
-  if not who then return nil, "ldap: " .. tostring(err), code == "EUNAVAILABLE" and code or nil end
-  local id, ferr = M.federated(db, name, who.role, "ldap", who.dn)
-  if not id then return nil, "ldap: " .. tostring(ferr) end
-  return id
+  return key_create(ctx, user)
+end
+
+local function my_key_revoke(_, ctx)
+  local user, st, doc = me(ctx)
+  if not user then return st, doc end
+  return key_revoke(ctx, user, ctx.params.id)
+end
+
+-- GET /v1/users: each person with their projects and keys
+local function list(_, ctx)
+  local db, by = ctx.db, {}
+  local out = {}
+  for i, u in ipairs(accounts.list(db)) do
+    out[i] = { name = u.name, role = u.role, admin = u.role == "admin", created_at = u.created_at,
+      disabled_at = u.disabled_at or cjson.null, projects = {}, keys = keys.list_doc(db, u.name).keys }
+    by[u.name] = out[i]
+  end
+  for _, m in ipairs(sp.members(db)) do
+    local p = by[m.user_name] and by[m.user_name].projects
+    if p then p[#p + 1] = { name = m.project, role = m.role } end
+  end
+  for _, u in ipairs(out) do u.projects = jsonout.array(u.projects) end
+  return 200, { format = "orket.users/1", users = jsonout.array(out), projects = jsonout.array(ctx.server.project_names) }
+end
+
+local function refused(msg, code)
+  if code == "EUSAGE" then return err(400, "bad_request", msg) end
+  return admin.refused(msg, code)
+end
+
+local function add(_, ctx)
+  local b = ctx.body
+  local known = ctx.server.projects
+  if b.project and not known[b.project] then return err(404, "not_found", "no project named '" .. b.project .. "'") end
+  local res, msg, code = admin.in_tx(ctx, "user_add", function(by)
+    return accounts.add(ctx.db, b.name, b.role, b.password, by, b.project)
+  end)
+  if not res then return refused(msg, code) end
+  return 201, { name = res.name, role = res.role }
+end
+
+local function set_disabled(disabled)
+  return function(_, ctx)
+    local res, msg, code = admin.in_tx(ctx, disabled and "user_disable" or "user_enable", function(by)
+      return accounts.set_disabled(ctx.db, ctx.params.name, disabled, by)
+    end)
+    if not res then return refused(msg, code) end
+    return 200, { name = res.name, role = res.role, disabled = disabled, changed = res.changed }
+  end
+end
+
+local function grant(_, ctx)
+  local p = ctx.params
+  local res, msg, code = admin.in_tx(ctx, "member_grant", function(by)
+    return team.grant(ctx.db, ctx.server.projects, p.project, p.name, ctx.body.role, by)
+  end)
+  if not res then return refused(msg, code) end
+  return 200, { project = res.project, user = res.user, role = res.role }
+end
+
+local function revoke(_, ctx)
+  local p = ctx.params
+  local res, msg, code = admin.in_tx(ctx, "member_revoke", function(by) return team.revoke(ctx.db, p.project, p.name, by) end)
+  if not res then return refused(msg, code) end
+  return 200, { project = res.project, user = res.user, revoked = true }
+end
+
+local function user_keys(_, ctx)
+  if not accounts.exists(ctx.db, ctx.params.name) then return err(404, "not_found", "no person named '" .. ctx.params.name .. "'") end
+  return 200, keys.list_doc(ctx.db, ctx.params.name)
+end
+local function user_key_create(_, ctx) return key_create(ctx, ctx.params.name) end
+local function user_key_revoke(_, ctx) return key_revoke(ctx, ctx.params.name, ctx.params.id) end
+
+local ROLE = { type = "string", enum = { "viewer", "operator", "admin" } }
+local PROJECT_ROLE = { type = "string", enum = { "viewer", "developer", "operator", "admin" } }
+local KEY_BODY = { type = "object", additionalProperties = false, required = { "name", "role" }, properties = {
+  name = { type = "string", minLength = 1, maxLength = 64 }, role = ROLE } }
+local PERSON = { type = "object", additionalProperties = false, required = { "name", "role", "admin", "created_at",
+  "disabled_at", "projects", "keys" }, properties = { name = { type = "string" }, role = ROLE, admin = { type = "boolean" },
+  created_at = { type = "string" }, disabled_at = { type = { "string", "null" } },
+  projects = { type = "array", items = { type = "object", additionalProperties = false, required = { "name", "role" },
+    properties = { name = { type = "string" }, role = PROJECT_ROLE } } },
+  keys = { type = "array", items = admin.KEY } } }
+local USERS = { type = "object", additionalProperties = false, required = { "format", "users", "projects" }, properties = {
+  format = { enum = { "orket.users/1" } }, users = { type = "array", items = PERSON },
+  projects = { type = "array", items = { type = "string" } } } }
+local ADDED = { type = "object", additionalProperties = false, required = { "name", "role" },
+  properties = { name = { type = "string" }, role = ROLE } }
+local SWITCHED = { type = "object", additionalProperties = false, required = { "name", "role", "disabled", "changed" },
+  properties = { name = { type = "string" }, role = ROLE, disabled = { type = "boolean" }, changed = { type = "boolean" } } }
+local MEMBER = { type = "object", additionalProperties = false, required = { "project", "user" },
+  properties = { project = { type = "string" }, user = { type = "string" }, role = PROJECT_ROLE, revoked = { type = "boolean" } } }
+
+local function ok(schema, description) return { [200] = { schema = schema, description = description } } end
+local function made(schema) return { [201] = { schema = schema, description = "the new key, shown once" } } end
+
+--- add(router): /v1/me/keys (a person) and /v1/users (the server's admins)
+function M.add(router)
+  local function r(method, pattern, spec)
+    spec.server, spec.role = true, spec.role or "admin"
+    router:add(method, pattern, spec)
+  end
+  r("GET", "/v1/me/keys", { handler = my_keys, role = "viewer", name = "my_keys", summary = "My personal API keys",
+    responses = ok(admin.LIST) })
+  r("POST", "/v1/me/keys", { handler = my_key_create, role = "viewer", body = "json", schema = KEY_BODY, name = "my_keys_create",
+    errors = { 409 }, summary = "Create a personal API key, acting as me (shown once)", responses = made(admin.CREATED) })
+  r("DELETE", "/v1/me/keys/{id}", { handler = my_key_revoke, role = "viewer", name = "my_keys_delete", errors = { 409 },
+    summary = "Revoke one of my keys", responses = ok(admin.REVOKED) })
+  r("GET", "/v1/users", { handler = list, name = "users", summary = "The people: their projects, roles and keys",
+    responses = ok(USERS) })
+  r("POST", "/v1/users", { handler = add, body = "json", name = "users_create", errors = { 409 },
+    schema = { type = "object", additionalProperties = false, required = { "name", "role", "password" }, properties = {
+      name = { type = "string", minLength = 1, maxLength = 64 }, role = ROLE,
+      password = { type = "string", minLength = 1, maxLength = 1024 }, project = { type = "string", maxLength = 40 } } },
+    summary = "Add a person (a member of project, default \"default\", with role)",
+    responses = { [201] = { schema = ADDED, description = "the person added" } } })
+  r("POST", "/v1/users/{name}/disable", { handler = set_disabled(true), name = "users_disable",
+    summary = "Disable a person: their sessions end at once, their keys stop", responses = ok(SWITCHED) })
+  r("POST", "/v1/users/{name}/enable", { handler = set_disabled(false), name = "users_enable",
+    summary = "Enable a person again", responses = ok(SWITCHED) })
+  r("PUT", "/v1/users/{name}/projects/{project}", { handler = grant, body = "json", name = "users_grant",
+    schema = { type = "object", additionalProperties = false, required = { "role" }, properties = { role = PROJECT_ROLE } },
+    summary = "Give a person a role in a project", responses = ok(MEMBER) })
+  r("DELETE", "/v1/users/{name}/projects/{project}", { handler = revoke, name = "users_revoke",
+    summary = "Take a person out of a project", responses = ok(MEMBER) })
+  r("GET", "/v1/users/{name}/keys", { handler = user_keys, name = "users_keys", summary = "A person's keys",
+    responses = ok(admin.LIST) })
+  r("POST", "/v1/users/{name}/keys", { handler = user_key_create, body = "json", schema = KEY_BODY, errors = { 409 },
+    name = "users_keys_create", summary = "Create a key for a person (shown once)", responses = made(admin.CREATED) })
+  r("DELETE", "/v1/users/{name}/keys/{id}", { handler = user_key_revoke, name = "users_keys_delete", errors = { 409 },
+    summary = "Revoke a person's key", responses = ok(admin.REVOKED) })
 end
 
 return M

@@ -107,7 +107,9 @@ local function stream(req, ctx, filter)
   if not s then return err(500, "internal", serr) end
   ctx.status = 200
   s:send("retry: 2000\n\n")
-  if ctx.hub:follow(s, filter, after) then s:wait_gone() end
+  local srv = ctx.server
+  local still = srv and ctx.who and function() return srv:still_allowed(req, ctx) end
+  if ctx.hub:follow(s, filter, after, still) then s:wait_gone() end
   ctx.hub:forget(s)
 end
 

@@ -6,7 +6,7 @@
 -- check() when a request has the cookie and no Authorization header. Signing in and out are
 -- journaled (session_start, session_end) with the key's id (or "user:NAME") as the actor.
 local accounts = require "orket.serve.accounts"
-local people = require "orket.serve.people"
+local identity = require "orket.serve.identity"
 local cookie = require "orket.serve.cookie"
 local crypto = require "orket.c.crypto"
 local httpd = require "orket.c.httpd"
@@ -90,8 +90,13 @@ function M.check(db, req)
     return nil, 403, "forbidden", "a write made with a session cookie needs the X-CSRF-Token header that "
       .. "signing in returned", "csrf"
   end
-  return { id = row.key_id, name = row.name, role = row.role, session = h, csrf = M.csrf_of(token),
-    expires = row.expires }
+  local who = accounts.of_key(db, { id = row.key_id, name = row.name, role = row.role, user = row.user_name })
+  if not who then
+    sessions.delete_for_key(db, row.key_id)
+    return nil, 401, "unauthorized", "this person was disabled; their sessions have ended", "disabled"
+  end
+  who.session, who.csrf, who.expires, who.key_session = h, M.csrf_of(token), row.expires, true
+  return who
 end
 
 --- check_person(db, req, token, h) -> identity | nil, status, code, message, why: the
@@ -186,8 +191,8 @@ local function sign_in(req, ctx)
   -- a person's name and password, else a key; either way the same refusal and limit
   local who, why, refusal, insert, down
   if b.user then
-    -- a local account, else the directory of sign_in.ldap (orket.serve.people)
-    who, why, down = people.verify(ctx.db, ctx.server.signin, b.user, b.password)
+    -- a local account, else the directory of sign_in.ldap (orket.serve.identity)
+    who, why, down = identity.verify(ctx.db, ctx.server.signin, b.user, b.password)
     refusal = "the name or password is not valid"
     if down then -- the directory's failure, not the person's: no failed authentication counted
       ctx.auth = why
@@ -197,11 +202,12 @@ local function sign_in(req, ctx)
     local pepper = keys.pepper(ctx.dir, false)
     why = "no pepper"
     if pepper then who, why = keys.verify(ctx.db, pepper, b.key) end
+    if who then who, why = accounts.of_key(ctx.db, who) end
     refusal = "the API key is not valid"
     insert = function(db, h, exp)
       assert(sessions.delete_expired(db, os.time()))
-      assert(sessions.keep_newest(db, who.id, M.MAX_PER_KEY - 1))
-      assert(sessions.insert(db, h, who.id, exp))
+      assert(sessions.keep_newest(db, who.key_id or who.id, M.MAX_PER_KEY - 1))
+      assert(sessions.insert(db, h, who.key_id or who.id, exp))
     end
   end
   if not who then
@@ -235,7 +241,8 @@ local function sign_out(req, ctx)
   end
   local db, who = ctx.db, ctx.who
   local ok, terr = db:tx(function()
-    if who.user then users.session_delete(db, who.session) else assert(sessions.delete(db, who.session)) end
+    if who.user and not who.key_session then users.session_delete(db, who.session)
+    else assert(sessions.delete(db, who.session)) end
     db:event { kind = "session_end", actor = who.id, data = { name = who.name } }
     return true
   end)
@@ -261,7 +268,7 @@ M.SCHEMA = { type = "object", additionalProperties = false,
 function M.add(router)
   -- media: JSON only, checked before the body is read (orket.serve): a form on another site
   -- cannot send it without a preflight, which only the origins of serve.cors pass
-  router:add("POST", "/v1/session", { handler = sign_in, body = "json", media = "application/json", schema = M.SCHEMA,
+  router:add("POST", "/v1/session", { handler = sign_in, server = true, body = "json", media = "application/json", schema = M.SCHEMA,
     name = "session_create",
     summary = "Sign in with an API key or a person's name and password: sets the session cookie, returns the role and the CSRF token",
     responses = { [200] = { schema = SESSION, description = "signed in (Set-Cookie: orket_session=...)" },
@@ -269,9 +276,9 @@ function M.add(router)
       [401] = { schema = openapi.ERROR, description = "the key, or the name or password, is not valid" },
       [415] = { schema = openapi.ERROR, description = "the body is not sent as application/json" },
       [429] = { schema = openapi.ERROR, description = "too many failed authentications" } } })
-  router:add("GET", "/v1/session", { handler = whoami, role = "viewer", name = "session", summary = "Who this is",
+  router:add("GET", "/v1/session", { handler = whoami, role = "viewer", server = true, name = "session", summary = "Who this is",
     responses = { [200] = { schema = SESSION } } })
-  router:add("DELETE", "/v1/session", { handler = sign_out, role = "viewer", name = "session_delete",
+  router:add("DELETE", "/v1/session", { handler = sign_out, role = "viewer", server = true, name = "session_delete",
     summary = "Sign out (a write: needs X-CSRF-Token)", responses = { [200] = { schema = { type = "object",
       required = { "signed_out" }, properties = { signed_out = { type = "boolean" } } } } } })
 end

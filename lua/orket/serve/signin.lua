@@ -2,13 +2,13 @@
 -- sign_in section (orket.settings.signin, docs/teams.md). GET /v1/sign-in/oidc sends the
 -- browser to the provider (authorization code with PKCE, orket.auth.oidc) with a cookie that
 -- binds the sign-in to that browser; GET /v1/sign-in/oidc/callback checks state, cookie and
--- ID token, keeps the person (orket.serve.people) and starts their board session
+-- ID token, keeps the person (orket.serve.identity) and starts their board session
 -- (orket.serve.session). API bearer tokens of the same provider are checked by bearer().
 local config = require "orket.config"
 local cookie = require "orket.serve.cookie"
 local oidc = require "orket.auth.oidc"
 local openapi = require "orket.serve.openapi"
-local people = require "orket.serve.people"
+local identity = require "orket.serve.identity"
 local routes = require "orket.serve.routes"
 local session = require "orket.serve.session"
 local settings = require "orket.settings"
@@ -90,7 +90,7 @@ local function callback(req, ctx)
   end
   local person, perr = p:person(claims)
   local who, ferr
-  if person then who, ferr = people.federated(ctx.db, person.name, person.role, "oidc", p.cfg.issuer .. " " .. claims.sub) end
+  if person then who, ferr = identity.federated(ctx.db, person.name, person.role, "oidc", p.cfg.issuer .. " " .. claims.sub) end
   if not who then
     fails:take(req.remote, now)
     return provider_failed(ctx, perr or ferr, "EAUTH")
@@ -118,7 +118,7 @@ function M.bearer(db, provider, token)
   if not person or not person.name then
     return nil, 403, "forbidden", tostring(perr or "the token names no person"), "jwt: no role"
   end
-  local who, ferr, fcode = people.federated(db, person.name, person.role, "oidc", provider.cfg.issuer .. " " .. claims.sub)
+  local who, ferr, fcode = identity.federated(db, person.name, person.role, "oidc", provider.cfg.issuer .. " " .. claims.sub)
   if not who then
     if fcode == "EAUTH" then return nil, 401, "unauthorized", tostring(ferr), "jwt: " .. tostring(ferr) end
     return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(ferr)

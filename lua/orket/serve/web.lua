@@ -29,6 +29,14 @@ M.HEADERS = {
   "Cache-Control: no-cache",
 }
 
+--- csp(branding) -> the Content-Security-Policy header: M.HEADERS' own, with images also
+--- from the origin of the logo serve.branding names (an https address: orket.settings.team)
+function M.csp(branding)
+  local origin = branding and branding.logo and branding.logo:match("^(https://[%w.-]+[:%d]*)")
+  if not origin then return M.HEADERS[1] end
+  return (M.HEADERS[1]:gsub("default%-src 'self';", "default-src 'self'; img-src 'self' " .. origin .. ";"))
+end
+
 --- dir() -> the web board's directory: web/ in the Orket home (the repository, or the
 --- install's share/orket), found as lua/ is
 function M.dir() return package.orket_home .. "/web" end
@@ -80,6 +88,7 @@ local function static(req, ctx, name)
   end
   local etag = '"' .. crypto.hash(body, 16) .. '"'
   local headers = { "Content-Type: " .. TYPES[name:match("%.(%w+)$")], "ETag: " .. etag, table.unpack(M.HEADERS) }
+  headers[3] = M.csp(ctx.server.branding) -- the logo's origin, when branding names one
   if req.headers["if-none-match"] == etag then
     ctx.status = 304
     return req:respond(304, headers, "")

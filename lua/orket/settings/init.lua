@@ -9,6 +9,7 @@ local mcp = require "orket.settings.mcp"
 local experiments = require "orket.settings.experiments"
 local audit = require "orket.settings.audit"
 local signin = require "orket.settings.signin"
+local serve_team = require "orket.settings.team"
 local runlimits = require "orket.settings.runlimits"
 local pgurl = require "orket.store.pgurl"
 local cost = require "orket.cost"
@@ -428,15 +429,17 @@ end
 -- orket serve (docs/serve.md): cors, the origins whose pages may call the API with a key;
 -- app_origin, the origin each sandbox's app is served on.
 local function serve(d)
-  local src, out = d.serve, { cors = {}, app_origin = M.APP_ORIGIN }
+  local src, out = d.serve, { cors = {}, app_origin = M.APP_ORIGIN, projects = {}, branding = serve_team.branding(nil) }
   if src == nil then return out end
-  if type(src) ~= "table" then fail("serve", "must be a table (fields: cors, app_origin)") end
+  if type(src) ~= "table" then fail("serve", "must be a table (fields: cors, app_origin, projects, branding)") end
   for k, v in pairs(src) do
     local p = "serve." .. tostring(k)
     if k == "app_origin" then
       out.app_origin = app_origin(v, p)
+    elseif k == "projects" or k == "branding" then -- docs/teams.md
+      out[k] = serve_team[k](v)
     elseif k ~= "cors" then
-      fail(p, "unknown setting (known: cors, app_origin)")
+      fail(p, "unknown setting (known: cors, app_origin, projects, branding)")
     else
       if type(v) ~= "table" then fail(p, "must be an array of origins, e.g. {\"https://board.example\"}") end
       for i in pairs(v) do

@@ -9,17 +9,20 @@ function M.name_taken(db, name)
   return db:row("SELECT 1 AS x FROM api_keys WHERE name = ? AND revoked_at IS NULL", name) ~= nil
 end
 
---- insert(db, id, name, role, hash): a key created now
-function M.insert(db, id, name, role, hash)
-  assert(db:run("INSERT INTO api_keys (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, " .. db.dialect.now .. ")",
-    id, name, role, hash))
+--- insert(db, id, name, role, hash[, user]): a key created now (user: the person it is of)
+function M.insert(db, id, name, role, hash, user)
+  assert(db:run("INSERT INTO api_keys (id, name, role, hash, created_at, user_name) VALUES (?, ?, ?, ?, "
+    .. db.dialect.now .. ", ?)", id, name, role, hash, user))
 end
 
---- list(db) -> array of {id, name, role, created_at, revoked_at}, oldest first
-function M.list(db)
+--- list(db[, user]) -> array of {id, name, role, user_name, created_at, revoked_at}, oldest
+--- first: every key, or the person's
+function M.list(db, user)
   local d = db.dialect
-  return assert(db:rows("SELECT id, name, role, " .. d.time("created_at") .. ", " .. d.time("revoked_at")
-    .. " FROM api_keys ORDER BY api_keys.created_at, id"))
+  local sql = "SELECT id, name, role, user_name, " .. d.time("created_at") .. ", " .. d.time("revoked_at")
+    .. " FROM api_keys" .. (user and " WHERE user_name = ?" or "") .. " ORDER BY api_keys.created_at, id"
+  if user then return assert(db:rows(sql, user)) end
+  return assert(db:rows(sql))
 end
 
 --- active_count(db) -> keys not revoked
@@ -32,14 +35,15 @@ function M.total_count(db)
   return assert(db:row("SELECT count(*) AS n FROM api_keys")).n
 end
 
---- get(db, id) -> {id, name, role, hash, revoked_at} | nil
+--- get(db, id) -> {id, name, role, hash, user_name, revoked_at} | nil
 function M.get(db, id)
-  return db:row("SELECT id, name, role, hash, " .. db.dialect.time("revoked_at") .. " FROM api_keys WHERE id = ?", id)
+  return db:row("SELECT id, name, role, hash, user_name, " .. db.dialect.time("revoked_at")
+    .. " FROM api_keys WHERE id = ?", id)
 end
 
---- active_named(db, name) -> {id, name, role, hash, revoked_at} of the key not revoked of that name | nil
+--- active_named(db, name) -> {id, name, role, hash, user_name, revoked_at} of the key not revoked of that name | nil
 function M.active_named(db, name)
-  return db:row("SELECT id, name, role, hash, " .. db.dialect.time("revoked_at")
+  return db:row("SELECT id, name, role, hash, user_name, " .. db.dialect.time("revoked_at")
     .. " FROM api_keys WHERE name = ? AND revoked_at IS NULL", name)
 end
 

@@ -603,4 +603,30 @@ CREATE TABLE experiment_cards (
 CREATE INDEX experiment_cards_card ON experiment_cards(card_id);
 ]],
   },
+  {
+    version = 24,
+    name = "projects and their members; personal API keys",
+    -- One server, many projects (docs/teams.md). The default project's store holds the
+    -- server's people: the projects added with `orket projects add`, each person's role
+    -- in each project (viewer, developer, admin), and the person a key belongs to. Each
+    -- person keeps their role in the one project a server served so far (operator is
+    -- developer now).
+    sql = [[
+CREATE TABLE projects (
+  name     TEXT PRIMARY KEY,
+  dir      TEXT NOT NULL UNIQUE,
+  added_at TEXT NOT NULL
+);
+CREATE TABLE project_members (
+  project   TEXT NOT NULL,
+  user_name TEXT NOT NULL REFERENCES users(name),
+  role      TEXT NOT NULL CHECK (role IN ('viewer', 'developer', 'admin')),
+  PRIMARY KEY (project, user_name)
+);
+CREATE INDEX project_members_user ON project_members(user_name);
+INSERT INTO project_members (project, user_name, role)
+  SELECT 'default', name, CASE role WHEN 'operator' THEN 'developer' ELSE role END FROM users;
+ALTER TABLE api_keys ADD COLUMN user_name TEXT REFERENCES users(name);
+]],
+  },
 }

@@ -484,6 +484,28 @@ CREATE TABLE experiment_cards (
 CREATE INDEX experiment_cards_card ON experiment_cards(card_id);
 ]],
   },
+  {
+    version = 14,
+    sqlite = 24,
+    name = "projects and their members; personal API keys (SQLite 24)",
+    sql = [[
+CREATE TABLE projects (
+  name     text PRIMARY KEY,
+  dir      text NOT NULL UNIQUE,
+  added_at timestamptz NOT NULL
+);
+CREATE TABLE project_members (
+  project   text NOT NULL,
+  user_name text NOT NULL REFERENCES users(name),
+  role      text NOT NULL CHECK (role IN ('viewer', 'developer', 'admin')),
+  PRIMARY KEY (project, user_name)
+);
+CREATE INDEX project_members_user ON project_members(user_name);
+INSERT INTO project_members (project, user_name, role)
+  SELECT 'default', name, CASE role WHEN 'operator' THEN 'developer' ELSE role END FROM users;
+ALTER TABLE api_keys ADD COLUMN user_name text REFERENCES users(name);
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.

@@ -4,9 +4,9 @@
 -- for both backends (orket.store.dialect).
 local M = {}
 
---- lookup(db, hash) -> {key_id, expires, name, role, revoked_at} of the session and its key | nil
+--- lookup(db, hash) -> {key_id, expires, name, role, user_name, revoked_at} of the session and its key | nil
 function M.lookup(db, hash)
-  return db:row("SELECT s.key_id, s.expires, k.name, k.role, " .. db.dialect.time("k.revoked_at", "revoked_at")
+  return db:row("SELECT s.key_id, s.expires, k.name, k.role, k.user_name, " .. db.dialect.time("k.revoked_at", "revoked_at")
     .. " FROM sessions s JOIN api_keys k ON k.id = s.key_id WHERE s.hash = ?", hash)
 end
 

@@ -59,8 +59,10 @@ function M.session_delete(db, hash)
   assert(db:run("DELETE FROM user_sessions WHERE hash = ?", hash))
 end
 
---- sessions_end(db, name) -> changes: every session of the person ends
+--- sessions_end(db, name) -> changes: every session of the person ends, those signed in
+--- with one of their personal keys too
 function M.sessions_end(db, name)
+  assert(db:run("DELETE FROM sessions WHERE key_id IN (SELECT id FROM api_keys WHERE user_name = ?)", name))
   return (assert(db:run("DELETE FROM user_sessions WHERE user_name = ?", name)))
 end
 

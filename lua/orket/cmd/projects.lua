@@ -1,0 +1,108 @@
+-- orket projects [list|add|grant|revoke]: the projects one `orket serve` hosts and who is
+-- a member of each (orket.serve.team, docs/teams.md). Run in the server's own project
+-- (the default one), whose store holds the people; changes take effect at the next start
+-- for projects, at once for members. Writes act as the local operator, and say so.
+local jsonout = require "orket.jsonout"
+local cmdline = require "orket.cmdline"
+local localuse = require "orket.serve.localuse"
+local uv = require "luv"
+
+local cmd = { name = "projects", summary = "list and add the projects orket serve hosts; grant roles in them" }
+cmd.args = {
+  usage = "orket projects [list [--json] | add DIR [--name NAME] | grant PROJECT PERSON ROLE | revoke PROJECT PERSON]  [-C DIR]",
+  text = "a word",
+  { "list|add|grant|revoke", key = "sub", optional = true,
+    check = cmdline.one_of({ "list", "add", "grant", "revoke" }, "unknown projects command '%s'") },
+  { "WORDS", key = "words", many = true },
+  { "--name", value = "NAME", what = "a project's name", help = "the added project's name (default: its directory's)" },
+  { "--json", help = "list the projects as JSON" },
+  cmdline.DIR,
+}
+cmd.help = [[
+Without a word, or with list, shows the projects this server hosts: "default" (the
+project orket serve runs in), those named in orket.lua's serve.projects, and those added
+with add, each with its members and their roles. add DIR hosts the project in DIR from
+the server's next start. grant PROJECT PERSON ROLE makes a person (orket users add) a
+viewer, developer or admin of a project; revoke takes that away. See docs/teams.md.]]
+
+local WORDS = { list = 0, add = 1, grant = 3, revoke = 2 }
+
+local function known_projects(o, db)
+  local projects = require "orket.serve.projects" -- lazy: these load the store and settings
+  local ss = require("orket.serve.web").settings(o.dir) or {} -- lazy: as the line above
+  local list, err = projects.named(db, uv.fs_realpath(o.dir) or o.dir, ss.projects)
+  if not list then return nil, err end
+  table.insert(list, 1, { name = projects.DEFAULT, dir = uv.fs_realpath(o.dir) or o.dir })
+  return list
+end
+
+local function list(db, o, cli)
+  local all, err = known_projects(o, db)
+  if not all then
+    cli.err("projects: %s", err)
+    return 1
+  end
+  local members = {}
+  for _, m in ipairs(require("orket.store.projects").members(db)) do -- lazy: as known_projects
+    members[m.project] = members[m.project] or {}
+    table.insert(members[m.project], { name = m.user_name, role = m.role })
+  end
+  if o.json then
+    for _, p in ipairs(all) do p.members = jsonout.array(members[p.name] or {}) end
+    io.stdout:write(jsonout.encode { format = "orket.projects/1", projects = jsonout.array(all) }, "\n")
+    return 0
+  end
+  for _, p in ipairs(all) do
+    local names = {}
+    for _, m in ipairs(members[p.name] or {}) do names[#names + 1] = m.name .. " (" .. m.role .. ")" end
+    io.stdout:write(string.format("%-16s %s\n  members: %s\n", p.name, p.dir, #names > 0 and table.concat(names, ", ") or "none"))
+  end
+  return 0
+end
+
+local function change(db, o, cli)
+  local team = require "orket.serve.team" -- lazy: as known_projects
+  local actor = cli.operator().seat
+  local res, err, code
+  local known = {}
+  for _, p in ipairs(known_projects(o, db) or {}) do known[p.name] = true end
+  local w = o.words
+  local acts = {
+    add = function() return team.add_project(db, uv.fs_realpath(o.dir) or o.dir, w[1], o.name, actor) end,
+    grant = function() return team.grant(db, known, w[1], w[2], w[3], actor) end,
+    revoke = function() return team.revoke(db, w[1], w[2], actor) end,
+  }
+  local kinds = { add = "project_add", grant = "member_grant", revoke = "member_revoke" }
+  res, err, code = localuse.audited(db, kinds[o.sub], nil, acts[o.sub])
+  if not res then
+    if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
+    cli.fail(code, "projects: %s", err)
+    return 1
+  end
+  cli.say_operator()
+  local said = { add = { "added project %s (%s); served from the next start", res.name, res.dir },
+    grant = { "%s: %s is %s now", res.project, res.user, res.role },
+    revoke = { "%s: %s is no longer a member", res.project, res.user } }
+  local s = said[o.sub]
+  io.stdout:write(string.format(s[1], table.unpack(s, 2)), "\n")
+  return 0
+end
+
+function cmd.run(args, cli)
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  o.sub, o.words = o.sub or "list", o.words or {}
+  if #o.words ~= WORDS[o.sub] then
+    return cli.usage_error(cmd, "projects %s takes %d word(s) after it", o.sub, WORDS[o.sub])
+  end
+  if (o.name and o.sub ~= "add") or (o.json and o.sub ~= "list") then
+    return cli.usage_error(cmd, "--name goes with projects add, --json with projects list")
+  end
+  local db = cli.open_store(o.dir, false, o.sub == "list")
+  if not db then return 1 end
+  local status = (o.sub == "list" and list or change)(db, o, cli)
+  db:close()
+  return status
+end
+
+return cmd

@@ -1,0 +1,75 @@
+-- orket.serve.identity: who a person is, whichever way they sign in. A local account checks
+-- its Argon2id hash (orket.serve.accounts); a person of an OpenID Connect provider or an
+-- LDAP directory is kept in the same users table, under the name the provider gives, with
+-- no password: the hash column holds "!oidc:" or "!ldap:" and a BLAKE2b of who the provider
+-- says they are (the issuer and subject, the directory's DN). No password verifies it; it
+-- says where the person comes from, and binds the name to that one subject: a name is not
+-- unique at every provider (a person may choose their preferred_username), so another
+-- subject giving the same name is refused, never taken for them. Their role follows their
+-- groups at each sign-in. So `orket users disable NAME` ends a federated person's sessions
+-- at once too, and the journal names every person "user:NAME" alike.
+local accounts = require "orket.serve.accounts"
+local crypto = require "orket.c.crypto"
+local ldap = require "orket.auth.ldap"
+local users = require "orket.store.users"
+
+local M = {}
+
+--- mark(source, subject) -> what the hash column holds for a person of source ("oidc",
+--- "ldap") whom the provider calls subject
+function M.mark(source, subject) return "!" .. source .. ":" .. crypto.hash(source .. "\0" .. subject, 16) end
+
+local function source_of(row)
+  return row.hash:match("^!(%l+):") or "local"
+end
+
+--- federated(db, name, role, source, subject) -> identity | nil, msg, code: the person a
+--- provider (source "oidc" or "ldap") vouched for as subject, added or given their groups'
+--- role now. Refused: a name that is not a valid person's name, a name kept for another
+--- way of signing in or another subject, a disabled person.
+function M.federated(db, name, role, source, subject)
+  local ok, nerr = accounts.check_name(name)
+  if not ok then return nil, "the provider's name for this person is not usable here: " .. nerr, "EAUTH" end
+  local mark = M.mark(source, subject)
+  local function refusal(row)
+    if source_of(row) ~= source then
+      return "a person named '" .. name .. "' signs in another way (" .. source_of(row) .. ")"
+    end
+    if not crypto.equal(row.hash, mark) then return "the name '" .. name .. "' belongs to another " .. source .. " subject" end
+    if row.disabled_at then return "this person was disabled" end
+  end
+  -- the common case read without a write: known, bound to this subject, role unchanged
+  local seen = users.get(db, name)
+  if seen and refusal(seen) then return nil, refusal(seen), "EAUTH" end
+  if seen and seen.role == role then return accounts.identity(name, role) end
+  return db:tx(function()
+    local row = users.get(db, name)
+    if row and refusal(row) then return nil, refusal(row), "EAUTH" end
+    if not row then
+      users.insert(db, name, role, mark)
+      db:event { kind = "user_add", actor = source, data = { name = name, role = role } }
+    elseif users.set_role(db, name, role) > 0 then
+      db:event { kind = "user_role", actor = source, data = { name = name, role = role, was = row.role } }
+    end
+    return accounts.identity(name, role)
+  end)
+end
+
+--- verify(db, signin, name, password) -> identity | nil, why (for the log only)[, code]: a
+--- name and password, checked by the local account of that name, else by the LDAP
+--- directory when sign_in.ldap is set (signin: orket.settings.signin's section); code
+--- EUNAVAILABLE when the directory could not be asked (not the person's failure)
+function M.verify(db, signin, name, password)
+  if type(name) ~= "string" or type(password) ~= "string" then return nil, "malformed" end
+  local row = accounts.check_name(name) and users.get(db, name) or nil
+  if not (signin and signin.ldap) or (row and source_of(row) ~= "ldap") then
+    return accounts.verify(db, name, password)
+  end
+  local who, err, code = ldap.verify(signin.ldap, signin.roles, name, password)
+  if not who then return nil, "ldap: " .. tostring(err), code == "EUNAVAILABLE" and code or nil end
+  local id, ferr = M.federated(db, name, who.role, "ldap", who.dn)
+  if not id then return nil, "ldap: " .. tostring(ferr) end
+  return id
+end
+
+return M

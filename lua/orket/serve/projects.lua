@@ -1,0 +1,123 @@
+-- orket.serve.projects: one server, many projects (docs/teams.md). The project orket serve
+-- runs in is "default" (its routes are /v1/... as before); the others come from its
+-- orket.lua's serve.projects and from `orket projects add` (orket.store.projects). Every
+-- route is also served under /v1/projects/{p}/..., on that project's store, directory and
+-- journal; a project is visible only to its members (role_in), and a project that does
+-- not exist answers as one the caller may not see.
+local team = require "orket.settings.team"
+local sp = require "orket.store.projects"
+local users = require "orket.store.users"
+local keys = require "orket.serve.keys"
+local jsonout = require "orket.jsonout"
+local cjson = require "cjson"
+local uv = require "luv"
+
+local M = {}
+
+M.DEFAULT = team.DEFAULT_PROJECT
+
+-- a directory as the server names it: relative ones from the default project's
+local function absolute(base, dir)
+  if dir:sub(1, 1) == "/" then return dir end
+  return (uv.fs_realpath(base .. "/" .. dir) or (base .. "/" .. dir))
+end
+
+--- named(db, base, configured) -> array of {name, dir}, by name | nil, msg: the projects
+--- besides the default one (orket.lua's serve.projects, then those added to the store)
+function M.named(db, base, configured)
+  local by, list = {}, {}
+  for name, dir in pairs(configured or {}) do by[name] = absolute(base, dir) end
+  for _, r in ipairs(sp.list(db)) do
+    if by[r.name] and by[r.name] ~= r.dir then
+      return nil, "project '" .. r.name .. "' is named both in orket.lua's serve.projects and by 'orket projects add'"
+    end
+    by[r.name] = r.dir
+  end
+  for name, dir in pairs(by) do list[#list + 1] = { name = name, dir = dir } end
+  table.sort(list, function(a, b) return a.name < b.name end)
+  return list
+end
+
+--- scope(segs) -> project name, the segments of the route inside it | nil: a path of the
+--- form /v1/projects/{p}/REST is REST's route (under /v1 first, else as it is: /mcp)
+function M.scope(segs)
+  if segs[1] ~= "v1" or segs[2] ~= "projects" or #segs < 4 then return nil end
+  local rest = { "v1" }
+  for i = 4, #segs do rest[#rest + 1] = segs[i] end
+  local bare = { table.unpack(segs, 4) }
+  return segs[3], rest, bare
+end
+
+--- server_admin(db, who) -> whether the identity may act on every project and on people
+function M.server_admin(db, who)
+  -- local use (before any key or person) keeps the operator's role, as before projects:
+  -- its first key or person is made on the command line
+  if who.local_use then return false end
+  if who.user then
+    local row = users.get(db, who.user)
+    return row ~= nil and row.role == "admin" and not row.disabled_at
+  end
+  return who.role == "admin" -- a key of the server's own (no person): as before, its role
+end
+
+--- role_in(db, who, project) -> the identity's role in the project | nil (not a member).
+--- Local use acts as the operator everywhere; a server admin is admin everywhere; a key
+--- without a person acts in the default project only, with its own role; a person has the
+--- role their membership gives, and a personal key never more than its own role.
+function M.role_in(db, who, project)
+  if who.local_use then return "operator" end
+  if M.server_admin(db, who) then return who.cap and M.lower(who.cap, "admin") or "admin" end
+  if not who.user then return project == M.DEFAULT and who.role or nil end
+  local role = sp.role_of(db, project, who.user)
+  if role and who.cap then role = M.lower(role, who.cap) end
+  return role
+end
+
+--- lower(a, b) -> the lesser of two roles
+function M.lower(a, b)
+  return (keys.RANK[a] or 0) <= (keys.RANK[b] or 0) and a or b
+end
+
+--- visible(db, who, all) -> array of {name, role, default}: the projects of `all` (names)
+--- the identity is a member of
+function M.visible(db, who, all)
+  local out = {}
+  for _, name in ipairs(all) do
+    local role = M.role_in(db, who, name)
+    if role then out[#out + 1] = { name = name, role = role, default = name == M.DEFAULT } end
+  end
+  return jsonout.array(out)
+end
+
+local function list(_, ctx)
+  local srv = ctx.server
+  return 200, { format = "orket.projects/1", projects = M.visible(srv.db, ctx.who, srv.project_names) }
+end
+
+local PROJECT = { type = "object", additionalProperties = false, required = { "name", "role", "default" },
+  properties = { name = { type = "string" }, role = { enum = { "viewer", "operator", "developer", "admin" } },
+    default = { type = "boolean" } } }
+
+-- GET /v1/branding: what the sign-in page shows before anyone signs in
+local function branding(_, ctx)
+  local b = ctx.server.branding or {}
+  return 200, { name = b.name or "Orket", logo = b.logo or cjson.null, colors = b.colors or {} } -- {} is an object
+end
+
+local COLOR = { type = "string", pattern = "^#[0-9a-f]{3}([0-9a-f]{3})?$" }
+
+--- add(router): GET /v1/projects, the caller's projects; GET /v1/branding
+function M.add(router)
+  router:add("GET", "/v1/branding", { handler = branding, server = true, name = "branding",
+    summary = "The server's name, logo and colours (serve.branding), for the sign-in page: needs no key",
+    responses = { [200] = { schema = { type = "object", additionalProperties = false, required = { "name", "logo", "colors" },
+      properties = { name = { type = "string" }, logo = { type = { "string", "null" } },
+        colors = { type = "object", additionalProperties = false,
+          properties = { accent = COLOR, background = COLOR, text = COLOR } } } } } } })
+  router:add("GET", "/v1/projects", { handler = list, role = "viewer", server = true, name = "projects",
+    summary = "The projects this caller is a member of, with their role in each",
+    responses = { [200] = { schema = { type = "object", additionalProperties = false, required = { "format", "projects" },
+      properties = { format = { enum = { "orket.projects/1" } }, projects = { type = "array", items = PROJECT } } } } } })
+end
+
+return M

@@ -1,0 +1,70 @@
+-- orket.serve.team: the server's projects and who is a member of which, with what role
+-- (docs/teams.md): adding a project, granting and revoking a person's role in one. Each
+-- change is journaled in the default project's store, named by its actor; the caller
+-- audits it. `orket projects` and the people API (orket.serve.people) call these.
+local sp = require "orket.store.projects"
+local users = require "orket.store.users"
+local team_settings = require "orket.settings.team"
+local uv = require "luv"
+
+local M = {}
+
+M.ROLES = { viewer = true, developer = true, admin = true }
+
+--- project_role(role) -> a project's role for an account's role (operator: developer)
+function M.project_role(role) return role == "operator" and "developer" or role end
+
+-- the change journaled, in the caller's transaction (the caller audits it: the API's
+-- audit of its writes, or a command's: orket.serve.localuse.audited)
+local function record(db, kind, actor, data)
+  db:event { kind = kind, actor = actor, data = data }
+end
+
+--- add_project(db, base, dir, name, actor) -> {name, dir} | nil, msg, CODE (EUSAGE,
+--- EEXIST, ENOENT): a project directory (an orket project: orket.lua or .orket/) this
+--- server hosts from its next start; name defaults to the directory's own
+function M.add_project(db, base, dir, name, actor)
+  local real = uv.fs_realpath(dir:sub(1, 1) == "/" and dir or (base .. "/" .. dir))
+  if not real or not (uv.fs_stat(real .. "/orket.lua") or uv.fs_stat(real .. "/.orket")) then
+    return nil, dir .. " is not a project directory (no orket.lua or .orket/ there)", "ENOENT"
+  end
+  if real == uv.fs_realpath(base) then return nil, dir .. " is the default project, which the server serves already", "EEXIST" end
+  name = name or real:match("([^/]+)$"):lower()
+  local ok, nerr = team_settings.project_name(name)
+  if not ok then return nil, nerr .. " (give one with --name)", "EUSAGE" end
+  if name == team_settings.DEFAULT_PROJECT then return nil, "\"default\" names the server's own project", "EUSAGE" end
+  return db:tx(function()
+    if sp.get(db, name) then return nil, "a project named '" .. name .. "' exists already", "EEXIST" end
+    if sp.by_dir(db, real) then return nil, real .. " is served already", "EEXIST" end
+    sp.insert(db, name, real)
+    record(db, "project_add", actor, { name = name, dir = real })
+    return { name = name, dir = real }
+  end)
+end
+
+--- grant(db, known, project, user, role, actor) -> {project, user, role} | nil, msg, CODE:
+--- the person's role in the project (known: set of project names this server hosts)
+function M.grant(db, known, project, user, role, actor)
+  role = M.project_role(role)
+  if not M.ROLES[role] then return nil, "unknown role '" .. tostring(role) .. "': use viewer, developer or admin", "EUSAGE" end
+  if not known[project] then return nil, "no project named '" .. tostring(project) .. "'", "ENOENT" end
+  return db:tx(function()
+    if not users.get(db, user) then return nil, "no person named '" .. tostring(user) .. "'", "ENOENT" end
+    sp.set_role(db, project, user, role)
+    record(db, "member_grant", actor, { project = project, name = user, role = role })
+    return { project = project, user = user, role = role }
+  end)
+end
+
+--- revoke(db, project, user, actor) -> {project, user} | nil, msg, "ENOENT"
+function M.revoke(db, project, user, actor)
+  return db:tx(function()
+    if sp.remove(db, project, user) == 0 then
+      return nil, "'" .. tostring(user) .. "' is not a member of '" .. tostring(project) .. "'", "ENOENT"
+    end
+    record(db, "member_revoke", actor, { project = project, name = user })
+    return { project = project, user = user }
+  end)
+end
+
+return M

@@ -1,0 +1,50 @@
+-- orket.store.projects: the projects and project_members tables (one server, many
+-- projects: docs/teams.md) as named operations op(db, ...) -> plain Lua values; a store
+-- error raises. They live in the store of the project `orket serve` runs in, beside the
+-- people (orket.store.users). Written once for both backends (orket.store.dialect).
+local M = {}
+
+--- list(db) -> array of {name, dir, added_at}, by name: the projects added with `orket projects add`
+function M.list(db)
+  return assert(db:rows("SELECT name, dir, " .. db.dialect.time("added_at") .. " FROM projects ORDER BY name"))
+end
+
+--- get(db, name) -> {name, dir} | nil
+function M.get(db, name) return db:row("SELECT name, dir FROM projects WHERE name = ?", name) end
+
+--- by_dir(db, dir) -> {name, dir} | nil
+function M.by_dir(db, dir) return db:row("SELECT name, dir FROM projects WHERE dir = ?", dir) end
+
+--- insert(db, name, dir): a project added now
+function M.insert(db, name, dir)
+  assert(db:run("INSERT INTO projects (name, dir, added_at) VALUES (?, ?, " .. db.dialect.now .. ")", name, dir))
+end
+
+--- role_of(db, project, user) -> the person's role in the project | nil
+function M.role_of(db, project, user)
+  local r = db:row("SELECT role FROM project_members WHERE project = ? AND user_name = ?", project, user)
+  return r and r.role
+end
+
+--- of_user(db, user) -> array of {project, role}, by project
+function M.of_user(db, user)
+  return assert(db:rows("SELECT project, role FROM project_members WHERE user_name = ? ORDER BY project", user))
+end
+
+--- members(db) -> array of {project, user_name, role}, by person then project
+function M.members(db)
+  return assert(db:rows("SELECT project, user_name, role FROM project_members ORDER BY user_name, project"))
+end
+
+--- set_role(db, project, user, role): the person's role in the project, added or changed
+function M.set_role(db, project, user, role)
+  assert(db:run("DELETE FROM project_members WHERE project = ? AND user_name = ?", project, user))
+  assert(db:run("INSERT INTO project_members (project, user_name, role) VALUES (?, ?, ?)", project, user, role))
+end
+
+--- remove(db, project, user) -> changes: the person is no longer a member
+function M.remove(db, project, user)
+  return (assert(db:run("DELETE FROM project_members WHERE project = ? AND user_name = ?", project, user)))
+end
+
+return M

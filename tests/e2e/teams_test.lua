@@ -1,0 +1,329 @@
+-- One server, many projects, end to end on the backend the suite runs on (SQLite, or
+-- PostgreSQL under tests/with_pg.lua): `orket projects add` hosts a second project; each
+-- person sees only the projects they are members of, and reaching another's by its name,
+-- in every route the router serves (enumerated here, so that a new route cannot escape the
+-- check), answers 404; a viewer's write is refused; writes are named by their person.
+local H = require "tests.helpers"
+local WD = require "tests.webdriver"
+local cjson = require "cjson"
+
+local PASS = "correct horse battery"
+local JSON = "Content-Type: application/json"
+-- many requests from one address in a few seconds: the limits out of the way
+local ROOMY = { env = { ORKET_SERVE_LIMITS = "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000,"
+  .. "auth_fail_rate=100,auth_fail_burst=1000" } } -- each page load without a session asks once and is refused
+
+local function ok(r, what)
+  assert(r.status == 0, what .. " failed: " .. tostring(r.stderr) .. tostring(r.stdout))
+  return r
+end
+
+local function add(dir, name, role)
+  return ok(H.orket("users add " .. name .. " --role " .. role .. " --password-env PW", { cwd = dir,
+    env = { PW = PASS } }), "users add " .. name)
+end
+
+local function req(s, method, path, headers, body)
+  local status, text, hs = H.fetch { url = s.url .. path, method = method, headers = headers or {},
+    body = body and cjson.encode(body) or nil, total_timeout_ms = 20000 }
+  return status, text ~= "" and require("cjson.safe").decode(text) or nil, hs or {}
+end
+
+-- a person signed in: {cookie header, csrf header}
+local function sign_in(s, user)
+  local st, doc, h = req(s, "POST", "/v1/session", { JSON }, { user = user, password = PASS })
+  assert(st == 200, "sign-in of " .. user .. ": " .. tostring(st))
+  return { "Cookie: " .. h["set-cookie"]:match("^(orket_session=ors_%x+);"), "X-CSRF-Token: " .. doc.csrf, JSON }
+end
+
+-- two projects: "default" (webapp) where alice develops, and "notes" where bob develops
+local function two_projects()
+  local dir = H.example("webapp")
+  local other = H.example("notes")
+  local r = ok(H.orket("projects add " .. other .. " --name notes", { cwd = dir }), "projects add")
+  assert.matches("added project notes", r.stdout, 1, true)
+  assert.matches("acting as the local operator (local:", r.stderr, 1, true)
+  add(dir, "alice", "operator")
+  add(dir, "bob", "viewer")
+  ok(H.orket("projects revoke default bob", { cwd = dir }), "revoke")
+  ok(H.orket("projects grant notes bob developer", { cwd = dir }), "grant")
+  return dir, other
+end
+
+-- a route's pattern with its parameters filled
+local function filled(pattern) return (pattern:gsub("{[%w_]+%*}", "x/y"):gsub("{[%w_]+}", "1")) end
+
+-- the same, under project p
+local function scoped(p, pattern)
+  local path = filled(pattern)
+  return "/v1/projects/" .. p .. (path:match("^/v1(/.*)$") or path)
+end
+
+-- the routes that need no key: each says nothing of a project, or checks its own secret
+local OPEN = { health = true, ready = true, session_create = true, webhook_gitea = true, webhook_github = true,
+  branding = true }
+
+describe("one server, many projects", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("shows each person only their projects, and every route of another's answers 404", function()
+    local dir = two_projects()
+    -- the commands' writes are in the audit's hash chain, named by the local operator
+    local r = ok(H.orket("audit export", { cwd = dir }), "audit export")
+    assert.matches('"action":"member_grant","actor":"local:[%w._-]+"', r.stdout)
+    assert.matches('"action":"project_add","actor":"local:[%w._-]+"', r.stdout)
+    r = ok(H.orket("projects list --json", { cwd = dir }), "list")
+    local listed = cjson.decode(r.stdout).projects
+    assert.same({ "default", "notes" }, { listed[1].name, listed[2].name })
+    assert.same({ { name = "bob", role = "developer" } }, listed[2].members)
+    local s = H.serve(dir, ROOMY)
+    local alice, bob = sign_in(s, "alice"), sign_in(s, "bob")
+
+    local st, doc = req(s, "GET", "/v1/projects", alice)
+    assert.same({ 200, 1, "default", "developer" }, { st, #doc.projects, doc.projects[1].name, doc.projects[1].role })
+    st, doc = req(s, "GET", "/v1/projects", bob)
+    assert.same({ 200, 1, "notes" }, { st, #doc.projects, doc.projects[1].name })
+
+    -- each reads their own, under the project's path (and alice under the old path too)
+    st, doc = req(s, "GET", "/v1/projects/notes/board", bob)
+    assert.equal(200, st)
+    assert.matches("NOTES%-1", cjson.encode(doc))
+    assert.equal(200, (req(s, "GET", "/v1/board", alice)))
+    assert.equal(200, (req(s, "GET", "/v1/projects/default/cards/API-2", alice)))
+    -- by id through one's own project, another's card does not exist
+    assert.equal(404, (req(s, "GET", "/v1/cards/NOTES-1", alice)))
+    assert.equal(404, (req(s, "GET", "/v1/board", bob)))
+
+    -- every route of the router, inside the project the person is not a member of
+    local routes = require("orket.serve").router().routes
+    assert.is_true(#routes > 40)
+    local seen = 0
+    for _, route in ipairs(routes) do
+      if route.role then
+        for who, creds in pairs { alice = { alice, "notes" }, bob = { bob, "default" } } do
+          local path = scoped(creds[2], route.pattern)
+          st, doc = req(s, route.method, path, creds[1], route.method ~= "GET" and {} or nil)
+          assert(st == 404 or st == 403, string.format("%s %s as %s: %d", route.method, path, who, st))
+          seen = seen + 1
+        end
+        if not route.server then -- bob reaches the default project by its old paths no more
+          st = req(s, route.method, filled(route.pattern), bob, route.method ~= "GET" and {} or nil)
+          assert(st == 404 or st == 403, string.format("%s %s as bob: %d", route.method, route.pattern, st))
+        end
+      else
+        assert(OPEN[route.name], "a route without a key: " .. route.name .. "; say here why it is safe")
+      end
+    end
+    assert.is_true(seen > 80)
+    -- a project that does not exist answers as one that is not yours
+    st, doc = req(s, "GET", "/v1/projects/nope/board", alice)
+    assert.same({ 404, "no such project, or not yours" }, { st, doc.error.message })
+    assert.equal(0, s.stop())
+  end)
+
+  it("names the person behind a write in the project's journal and audit; a viewer's write is refused", function()
+    local dir, other = two_projects()
+    add(dir, "viv", "viewer")
+    ok(H.orket("projects grant notes viv viewer", { cwd = dir }), "grant")
+    local s = H.serve(dir)
+    local bob, viv = sign_in(s, "bob"), sign_in(s, "viv")
+    local st = req(s, "POST", "/v1/projects/notes/cards/NOTES-1/comments", bob, { body = "on it" })
+    assert.equal(200, st)
+    st = req(s, "POST", "/v1/projects/notes/cards/NOTES-1/comments", viv, { body = "me too" })
+    assert.equal(403, st)
+    local doc
+    st, doc = req(s, "GET", "/v1/projects/notes/audit", bob)
+    assert.equal(200, st)
+    local last = doc.entries[#doc.entries]
+    assert.same({ "user:bob", "comment", "NOTES-1" }, { last.actor, last.action, last.card })
+    assert.equal(0, s.stop())
+    -- in the notes project's own store and its CLI
+    local r = ok(H.orket("card NOTES-1", { cwd = other }), "card")
+    assert.matches("user:bob", r.stdout, 1, true)
+    r = ok(H.orket("audit verify", { cwd = other }), "verify")
+  end)
+
+  it("gives each person their own keys, and the server's admins the people API", function()
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    local r = ok(H.orket("keys create bob-cli --role viewer --for bob", { cwd = dir }), "keys create --for")
+    local cli_key = { "Authorization: Bearer " .. r.stdout:gsub("%s+$", "") }
+    assert.matches("of bob", r.stderr, 1, true)
+    local s = H.serve(dir)
+    assert.equal(200, (req(s, "GET", "/v1/projects/notes/board", cli_key)))
+    assert.equal(404, (req(s, "GET", "/v1/board", cli_key)))
+    local bob, root = sign_in(s, "bob"), sign_in(s, "root")
+    -- bob's personal key acts as bob, in bob's projects only; shown once, stored hashed
+    local st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "bob-ci", role = "operator" })
+    assert.same({ 201, "bob" }, { st, doc.user })
+    local key, key_id = doc.key, doc.id
+    assert.is_nil(H.store_file_holding(dir, key:match("_(%x+)$")))
+    local kh = { "Authorization: Bearer " .. key, JSON }
+    assert.equal(200, (req(s, "GET", "/v1/projects/notes/board", kh)))
+    assert.equal(404, (req(s, "GET", "/v1/board", kh)))
+    assert.equal(200, (req(s, "POST", "/v1/projects/notes/cards/NOTES-2/comments", kh, { body = "from CI" })))
+    st, doc = req(s, "GET", "/v1/projects/notes/audit", kh)
+    assert.same({ "user:bob", "comment", "NOTES-2" }, { doc.entries[#doc.entries].actor, doc.entries[#doc.entries].action,
+      doc.entries[#doc.entries].card })
+    -- a viewer key never writes, whatever its person may
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "bob-ro", role = "viewer" })
+    assert.equal(201, st)
+    local ro = { "Authorization: Bearer " .. doc.key, JSON }
+    assert.equal(403, (req(s, "POST", "/v1/projects/notes/cards/NOTES-2/comments", ro, { body = "no" })))
+    -- nor mints a stronger key; and a server admin's viewer key is no admin
+    assert.equal(403, (req(s, "POST", "/v1/me/keys", ro, { name = "bob-up", role = "operator" })))
+    st, doc = req(s, "POST", "/v1/me/keys", root, { name = "root-ro", role = "viewer" })
+    assert.equal(201, st)
+    local root_ro = { "Authorization: Bearer " .. doc.key, JSON }
+    assert.equal(403, (req(s, "GET", "/v1/users", root_ro)))
+    assert.equal(403, (req(s, "POST", "/v1/cards/API-2/comments", root_ro, { body = "no" })))
+    assert.equal(200, (req(s, "GET", "/v1/projects/notes/board", root_ro)))
+    st, doc = req(s, "GET", "/v1/me/keys", bob)
+    assert.same({ 200, 3, "bob-ci" }, { st, #doc.keys, doc.keys[2].name })
+    assert.is_nil(doc.keys[2].key)
+
+    -- the people API is for the server's admins
+    assert.equal(403, (req(s, "GET", "/v1/users", bob)))
+    st, doc = req(s, "GET", "/v1/users", root)
+    assert.equal(200, st)
+    local people = {}
+    for _, u in ipairs(doc.users) do people[u.name] = u end
+    assert.same({ { name = "notes", role = "developer" } }, people.bob.projects)
+    assert.equal(3, #people.bob.keys)
+    assert.is_true(people.root.admin)
+    -- disabling bob ends his session and stops his keys at once
+    assert.equal(200, (req(s, "POST", "/v1/users/bob/disable", root)))
+    assert.equal(401, (req(s, "GET", "/v1/projects", bob)))
+    assert.equal(401, (req(s, "GET", "/v1/projects/notes/board", kh)))
+    assert.equal(200, (req(s, "POST", "/v1/users/bob/enable", root)))
+    assert.equal(200, (req(s, "GET", "/v1/projects/notes/board", kh)))
+    -- a role in another project, then a key revoked by an admin
+    st, doc = req(s, "PUT", "/v1/users/bob/projects/default", root, { role = "viewer" })
+    assert.same({ 200, "viewer" }, { st, doc.role })
+    assert.equal(200, (req(s, "GET", "/v1/board", kh)))
+    assert.equal(403, (req(s, "POST", "/v1/cards/API-2/comments", kh, { body = "viewer here" })))
+    assert.equal(404, (req(s, "PUT", "/v1/users/bob/projects/nope", root, { role = "viewer" })))
+    assert.equal(200, (req(s, "DELETE", "/v1/users/bob/keys/" .. key_id, root)))
+    assert.equal(401, (req(s, "GET", "/v1/projects/notes/board", kh)))
+    assert.equal(404, (req(s, "DELETE", "/v1/me/keys/" .. key_id, sign_in(s, "alice"))))
+    -- each change is audited under its person's name
+    st, doc = req(s, "GET", "/v1/audit", root)
+    local acts = {}
+    for _, e in ipairs(doc.entries) do acts[#acts + 1] = e.actor .. " " .. e.action end
+    local all = table.concat(acts, "\n")
+    for _, want in ipairs { "user:bob key_create", "user:root user_disable", "user:root user_enable",
+      "user:root member_grant", "user:root key_revoke" } do
+      assert.matches(want, all, 1, true)
+    end
+    assert.equal(0, s.stop())
+  end)
+
+  it("shows two people of two projects only theirs in Chromium, and an admin the people page, branded", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "")
+      .. '\nserve = { branding = { name = "Acme Works", colors = { accent = "#aa3300" } } }\n')
+    local s = H.serve(dir, ROOMY)
+    WD.with({ width = 1280, height = 900 }, function(wd)
+      local function sign_in_as(name)
+        wd:go(s.url .. "/")
+        wd:type(wd:wait("#user", "the sign-in form"), name)
+        wd:type(wd:find("#password"), PASS)
+        wd:press("#signin-button")
+      end
+      local function sign_out()
+        wd:press("#signout")
+        wd:wait("#user", "the sign-in form again")
+      end
+      local function cards() return wd:js("return [...document.querySelectorAll('#tree li[data-card]')].map(e => e.dataset.card).join(' ')") end
+      -- the branding, on the sign-in page
+      wd:go(s.url .. "/")
+      wd:wait("#user", "the sign-in form")
+      H.wait_for(function() return wd:text_of("#signin-title") == "Sign in to Acme Works" end, "the server's name")
+      assert.equal("Acme Works board", wd:text_of("#brand-name"))
+      assert.equal("#aa3300", wd:js("return getComputedStyle(document.documentElement).getPropertyValue('--accent').trim()"))
+
+      -- alice: the default project only, no switcher, no people page
+      sign_in_as("alice")
+      wd:wait('#tree li[data-card="API-2"]', "alice's board")
+      assert.is_nil(cards():find("NOTES", 1, true))
+      assert.is_true(wd:js("return document.getElementById('project-box').hidden"))
+      assert.is_true(wd:js("return document.getElementById('people').hidden"))
+      sign_out()
+      -- bob: the notes project only
+      sign_in_as("bob")
+      wd:wait('#tree li[data-card="NOTES-1"]', "bob's board")
+      assert.is_nil(cards():find("API", 1, true))
+      assert.matches("bob · developer", wd:text_of("#who"))
+      sign_out()
+
+      -- root, a server admin: both projects through the switcher, and the people page
+      sign_in_as("root")
+      wd:wait('#tree li[data-card="API-2"]', "root's default board")
+      wd:wait("#project-box", "the project switcher")
+      wd:js("const p = document.getElementById('project'); p.value = 'notes'; p.dispatchEvent(new Event('change'))")
+      wd:wait('#tree li[data-card="NOTES-1"]', "the notes project's board")
+      H.wait_for(function() return not cards():find("API", 1, true) end, "the default project's cards gone")
+      wd:wait('#people-list tr[data-person="bob"]', "the people page")
+      assert.matches("notes · developer", wd:text_of('#people-list tr[data-person="bob"]'))
+      wd:press('#people-list tr[data-person="bob"] button.small:not(.link)', "bob's Disable button")
+      H.wait_for(function() return wd:text_of('#people-list tr[data-person="bob"] .state') == "disabled" end,
+        "bob disabled")
+    end)
+    -- disabled on the page: refused at once
+    assert.equal(401, (req(s, "POST", "/v1/session", { JSON }, { user = "bob", password = PASS })))
+    assert.equal(0, s.stop())
+  end)
+
+  it("serves local use every project as the operator, and no people's routes", function()
+    local dir = H.example("webapp")
+    local other = H.example("notes")
+    ok(H.orket("projects add " .. other .. " --name notes", { cwd = dir }), "projects add")
+    local s = H.serve(dir)
+    local st, doc = req(s, "GET", "/v1/projects", {})
+    assert.same({ 200, 2 }, { st, #doc.projects })
+    assert.same({ "operator", "operator" }, { doc.projects[1].role, doc.projects[2].role })
+    assert.equal(200, (req(s, "GET", "/v1/projects/notes/board", {})))
+    assert.equal(403, (req(s, "GET", "/v1/users", {})))
+    assert.equal(403, (req(s, "POST", "/v1/users", { JSON }, { name = "eve", role = "admin", password = PASS })))
+    assert.equal(0, s.stop())
+    -- a bad branding is a bad setting: named, and the server does not start on it
+    H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. '\nserve = { branding = { colors = { accent = "red" } } }\n')
+    local r = H.orket("validate", { cwd = dir })
+    assert.is_true(r.status ~= 0)
+    assert.matches("serve.branding.colors.accent: must be a colour #rgb or #rrggbb", r.stdout .. r.stderr, 1, true)
+    r = H.orket("serve --listen 127.0.0.1:0", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("serve.branding.colors.accent", r.stderr, 1, true)
+  end)
+
+  it("ends a person's open event stream once they leave the project or are disabled", function()
+    local dir = two_projects()
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = ROOMY.env.ORKET_SERVE_LIMITS .. ",heartbeat_ms=100" } })
+    local bob = sign_in(s, "bob")
+    local key = ok(H.orket("keys create bob-ci --role viewer --for bob", { cwd = dir }), "key").stdout:gsub("%s+$", "")
+    local by_cookie = H.stream { url = s.url .. "/v1/projects/notes/events", headers = { bob[1] }, total_timeout_ms = 60000 }
+    local by_key = H.stream { url = s.url .. "/v1/projects/notes/events", total_timeout_ms = 60000,
+      headers = { "Authorization: Bearer " .. key } }
+    assert.same({ 200, 200 }, { by_cookie.status, by_key.status })
+    H.wait_for(function() return by_key.text():find("heartbeat", 1, true) end, "a heartbeat")
+    ok(H.orket("projects revoke notes bob", { cwd = dir }), "revoke")
+    H.wait_for(function() return by_cookie.done() and by_key.done() end, "bob's streams to end", 3000)
+    by_cookie.close()
+    by_key.close()
+    -- a member again, then disabled: the same
+    ok(H.orket("projects grant notes bob viewer", { cwd = dir }), "grant")
+    local again = H.stream { url = s.url .. "/v1/projects/notes/events", total_timeout_ms = 60000,
+      headers = { "Authorization: Bearer " .. key } }
+    assert.equal(200, again.status)
+    ok(H.orket("users disable bob", { cwd = dir }), "disable")
+    H.wait_for(function() return again.done() end, "the stream of a disabled person to end", 3000)
+    again.close()
+    assert.equal(0, s.stop())
+  end)
+end)
