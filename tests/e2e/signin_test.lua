@@ -312,7 +312,7 @@ describe("sign-in through an OpenID Connect provider in Chromium", function()
         "the provider's link shown")
       wd:press("#signin-oidc")
       wd:wait('#tree li[data-card="API-2"]', "the board's tree, signed in")
-      assert.matches("alice · operator", wd:text_of("#who"))
+      assert.matches("alice · developer", wd:text_of("#who")) -- the role in the project: operator is developer
       -- the session is an HttpOnly cookie the page cannot read; the sign-in's cookie is spent
       assert.equal("", wd:js("return document.cookie"))
       assert.equal(s.url .. "/", wd:js("return location.href"))

@@ -61,7 +61,10 @@ end
 
 -- the routes that need no key: each says nothing of a project, or checks its own secret
 local OPEN = { health = true, ready = true, session_create = true, webhook_gitea = true, webhook_github = true,
-  branding = true }
+  branding = true,
+  -- the server's ways of signing in, and the provider's redirect and callback: a session is
+  -- the server's, and the callback checks its own state, nonce and ID token
+  sign_in_ways = true, sign_in_oidc = true, sign_in_oidc_callback = true }
 
 describe("one server, many projects", function()
   after_each(function()

@@ -33,6 +33,20 @@ describe("LDAP sign-in", function()
     assert.same({ "admins" }, bob.groups)
   end)
 
+  it("binds as the service with a password from the secret store (secret \"NAME\")", function()
+    if not s then return pending(why) end
+    local dir = H.tmpdir()
+    local no_env = function() return nil end
+    assert(require("orket.store.secrets").set(dir, "LDAP_BIND", slapd.ADMIN_PW, no_env))
+    local data = { ldap = { url = s.url, base_dn = slapd.PEOPLE, group_base_dn = slapd.GROUPS,
+      bind_dn = slapd.ADMIN_DN, bind_password = { secret = "LDAP_BIND" } } }
+    require("orket.settings.secret").bind_all(data, dir)
+    assert.equal("admin", assert(auth_ldap.verify(data.ldap, ROLES, "bob", "bob-pw")).role)
+    -- the wrong one in the store: the service's bind is refused, and no one is signed in
+    assert(require("orket.store.secrets").set(dir, "LDAP_BIND", "not-the-password", no_env))
+    assert.is_nil((auth_ldap.verify(data.ldap, ROLES, "bob", "bob-pw")))
+  end)
+
   it("maps groups to roles, and refuses a person in no group with a role", function()
     if not s then return pending(why) end
     local cfg = { url = s.url, base_dn = slapd.PEOPLE, group_base_dn = slapd.GROUPS }

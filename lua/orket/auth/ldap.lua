@@ -3,6 +3,7 @@
 -- filter escaping, binds as it, lists their groups), and the role their groups give
 -- (sign_in.roles). The service's bind password is named by an environment variable.
 local ldap = require "orket.c.ldap"
+local secret = require "orket.settings.secret"
 local signin = require "orket.settings.signin"
 
 local M = {}
@@ -13,8 +14,11 @@ M.TIMEOUT_MS = 5000
 --- sign_in.ldap; EAUTH for no such person, a wrong password or no role; EUNAVAILABLE when
 --- the directory cannot be reached; EINVAL for an empty password
 function M.verify(cfg, roles, name, password)
+  -- the environment variable bind_password_env, else secret "NAME" (orket.settings.secret)
+  local bind_password, perr, pcode = secret.value(cfg.bind_password, cfg.bind_password_env)
+  if perr then return nil, perr, pcode end
   local opts = { url = cfg.url, base_dn = cfg.base_dn, user_attr = cfg.user_attr or "uid", bind_dn = cfg.bind_dn,
-    bind_password = cfg.bind_password_env and os.getenv(cfg.bind_password_env) or nil,
+    bind_password = bind_password,
     group_base_dn = cfg.group_base_dn, timeout_ms = cfg.timeout_ms or M.TIMEOUT_MS }
   local who, err, code = ldap.verify(opts, name, password)
   if not who then return nil, err, code end

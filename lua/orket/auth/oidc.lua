@@ -11,6 +11,7 @@ local http = require "orket.c.http"
 local jose = require "orket.c.jose"
 local jwt = require "orket.auth.jwt"
 local urlencode = require "orket.urlencode"
+local secret = require "orket.settings.secret"
 local signin = require "orket.settings.signin"
 
 local M = {}
@@ -181,8 +182,10 @@ function Provider:finish(query, browser)
   local cfg = self.cfg
   local form = { grant_type = "authorization_code", code = query.code, redirect_uri = cfg.redirect_uri,
     client_id = cfg.client_id, code_verifier = p.verifier }
-  local secret = cfg.client_secret_env and os.getenv(cfg.client_secret_env)
-  if secret and secret ~= "" then form.client_secret = secret end
+  -- the environment variable client_secret_env, else secret "NAME" (orket.settings.secret)
+  local client_secret, serr, scode = secret.value(cfg.client_secret, cfg.client_secret_env)
+  if serr then return nil, serr, scode end
+  if client_secret and client_secret ~= "" then form.client_secret = client_secret end
   local tokens, terr, tcode = self:json(doc.token_endpoint, { method = "POST", body = urlencode.form(form),
     headers = { "Content-Type: application/x-www-form-urlencoded", "Accept: application/json" } })
   if not tokens then return nil, terr, tcode end

@@ -11,6 +11,8 @@
 local accounts = require "orket.serve.accounts"
 local crypto = require "orket.c.crypto"
 local ldap = require "orket.auth.ldap"
+local projects = require "orket.store.projects"
+local team = require "orket.serve.team"
 local users = require "orket.store.users"
 
 local M = {}
@@ -39,9 +41,14 @@ function M.federated(db, name, role, source, subject)
     if row.disabled_at then return "this person was disabled" end
   end
   -- the common case read without a write: known, bound to this subject, role unchanged
+  -- (their groups' role is their role in the default project, as a local account's is:
+  -- docs/teams.md; other projects' roles are granted there)
+  local in_default = team.project_role(role)
   local seen = users.get(db, name)
   if seen and refusal(seen) then return nil, refusal(seen), "EAUTH" end
-  if seen and seen.role == role then return accounts.identity(name, role) end
+  if seen and seen.role == role and projects.role_of(db, "default", name) == in_default then
+    return accounts.identity(name, role)
+  end
   return db:tx(function()
     local row = users.get(db, name)
     if row and refusal(row) then return nil, refusal(row), "EAUTH" end
@@ -51,6 +58,7 @@ function M.federated(db, name, role, source, subject)
     elseif users.set_role(db, name, role) > 0 then
       db:event { kind = "user_role", actor = source, data = { name = name, role = role, was = row.role } }
     end
+    if projects.role_of(db, "default", name) ~= in_default then projects.set_role(db, "default", name, in_default) end
     return accounts.identity(name, role)
   end)
 end

@@ -135,17 +135,17 @@ end
 
 --- add(router): the sign-in routes
 function M.add(router)
-  router:add("GET", "/v1/sign-in", { handler = ways, name = "sign_in_ways",
+  router:add("GET", "/v1/sign-in", { handler = ways, server = true, name = "sign_in_ways",
     summary = "The ways of signing in this server offers: an OpenID Connect provider, an LDAP directory",
     responses = { [200] = { schema = { type = "object", required = { "oidc", "ldap" },
       properties = { oidc = { type = "boolean" }, ldap = { type = "boolean" } } } } } })
-  router:add("GET", M.PATH, { handler = begin, name = "sign_in_oidc",
+  router:add("GET", M.PATH, { handler = begin, server = true, name = "sign_in_oidc",
     summary = "Sign in through the OpenID Connect provider: redirects there (authorization code with PKCE)",
     responses = { [303] = { schema = { type = "object", properties = { location = { type = "string" } } },
       description = "to the provider's authorization endpoint" },
       [404] = { schema = openapi.ERROR, description = "no provider is set up (sign_in.oidc)" },
       [502] = { schema = openapi.ERROR, description = "the provider is down, slow or answers garbage" } } })
-  router:add("GET", M.PATH .. "/callback", { handler = callback, name = "sign_in_oidc_callback",
+  router:add("GET", M.PATH .. "/callback", { handler = callback, server = true, name = "sign_in_oidc_callback",
     summary = "Where the provider sends the browser back: checks state and ID token, sets the session cookie",
     responses = { [303] = { schema = { type = "object" }, description = "signed in (Set-Cookie: orket_session=...)" },
       [401] = { schema = openapi.ERROR, description = "the state, the browser, the code or the ID token is refused" },

@@ -8,6 +8,8 @@
 --     ldap = { url = "ldap://127.0.0.1:389", base_dn = "ou=people,dc=example,dc=org" },
 --     roles = { ["orket-admins"] = "admin", developers = "operator", everyone = "viewer" },
 --   }
+local secret = require "orket.settings.secret"
+
 local M = {}
 
 M.ROLES = { viewer = 1, operator = 2, admin = 3 }
@@ -39,6 +41,9 @@ local function env_name(v, p)
   return v
 end
 
+-- a credential: secret "NAME" from the project's secret store (docs/secrets.md), never text
+local function credential(v, p) return secret.check(v, "sign_in." .. p) end
+
 local function whole(v, p, lo, hi)
   if math.type(v) ~= "integer" or v < lo or v > hi then fail(p, "must be a whole number from %d to %d", lo, hi) end
   return v
@@ -64,6 +69,7 @@ local OIDC = {
   issuer = function(v, p) return url(v, p, { "https", "http" }) end,
   client_id = function(v, p) return str(v, p, 256) end,
   client_secret_env = env_name,
+  client_secret = credential,
   redirect_uri = function(v, p) return url(v, p, { "https", "http" }) end,
   scopes = strings,
   groups_claim = function(v, p) return str(v, p, 64) end,
@@ -79,6 +85,7 @@ local LDAP = {
   url = function(v, p) return url(v, p, { "ldap", "ldaps", "ldapi" }) end,
   bind_dn = function(v, p) return str(v, p) end,
   bind_password_env = env_name,
+  bind_password = credential,
   base_dn = function(v, p) return str(v, p) end,
   user_attr = function(v, p)
     if type(v) ~= "string" or not v:match("^%a[%w-]*$") then fail(p, "must be an attribute name such as uid") end
@@ -111,10 +118,10 @@ function M.section(src)
   if type(src) ~= "table" then fail("", "must be a table (fields: oidc, ldap, roles)") end
   for k, v in pairs(src) do
     if k == "oidc" then
-      out.oidc = fields(v, "oidc", OIDC, OIDC_REQUIRED, "issuer, client_id, client_secret_env, redirect_uri, scopes, "
+      out.oidc = fields(v, "oidc", OIDC, OIDC_REQUIRED, "issuer, client_id, client_secret, client_secret_env, redirect_uri, scopes, "
         .. "groups_claim, name_claim, api_audience, clock_skew_s, timeout_ms, default_role")
     elseif k == "ldap" then
-      out.ldap = fields(v, "ldap", LDAP, LDAP_REQUIRED, "url, bind_dn, bind_password_env, base_dn, user_attr, "
+      out.ldap = fields(v, "ldap", LDAP, LDAP_REQUIRED, "url, bind_dn, bind_password, bind_password_env, base_dn, user_attr, "
         .. "group_base_dn, timeout_ms, default_role")
     elseif k == "roles" then
       if type(v) ~= "table" then fail("roles", "must map group names to roles, e.g. { developers = \"operator\" }") end
