@@ -21,8 +21,6 @@
  * against the disk itself, and every index use here reads it again first. */
 #define GR_OPEN_MAX 8
 #define GR_SPARE_MAX 16
-/* the largest tree libgit2 keeps in its object cache (repo.c, gr_lib_acquire) */
-#define GR_TREE_CACHE_MAX ((size_t)16 << 20)
 
 typedef struct gr_open {
   git_repository *w; /* NULL: a free slot */

@@ -176,10 +176,6 @@ static int gr_lib_acquire(gitapi *api, gr_err *e) {
    * written (or read) by libgit2 here. Strict creation opens each of the tree's objects, so
    * every commit and merge cost as much as main's whole tree held. */
   if (rc == 0) rc = g->libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
-  /* Trees are cached whatever their size (libgit2 keeps none over 4 KB): main's root tree
-   * grows with the board, and each card read it several times, each read inflating,
-   * hashing and parsing all of it again. Objects never change under their id. */
-  if (rc == 0) rc = g->libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, (int)GIT_OBJECT_TREE, GR_TREE_CACHE_MAX);
   for (size_t i = 0; rc == 0 && i < sizeof levels / sizeof levels[0]; i++)
     rc = g->libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
   if (rc < 0) {

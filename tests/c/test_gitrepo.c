@@ -225,36 +225,6 @@ TEST(test_gitrepo_init_worktree) {
   tg_rmtree(base);
 }
 
-/* A tree larger than libgit2's default cache limit (4 KB: main's root tree at a few hundred
- * files) is kept in the object cache once a context is open, so reading main's tree again,
- * as every card's commit and the view's refresh do, is not a fresh inflate, hash and parse. */
-TEST(test_gitrepo_tree_cache) {
-  char base[] = "/tmp/orket-git-XXXXXX", ws[512];
-  gitrepo *r = tg_setup(t, base, ws);
-  if (r == NULL) return;
-  git_repository *repo = NULL;
-  git_treebuilder *tb = NULL;
-  git_oid blob, tid;
-  git_tree *a = NULL, *b = NULL;
-  CHECK(t, git_repository_open(&repo, ws) == 0);
-  CHECK(t, git_blob_create_from_buffer(&blob, repo, "x\n", 2) == 0);
-  CHECK(t, git_treebuilder_new(&tb, repo, NULL) == 0);
-  for (int i = 0; i < 300; i++) { /* about 12 KB */
-    char name[32];
-    snprintf(name, sizeof name, "file-%04d.txt", i);
-    CHECK(t, git_treebuilder_insert(NULL, tb, name, &blob, GIT_FILEMODE_BLOB) == 0);
-  }
-  CHECK(t, git_treebuilder_write(&tid, tb) == 0);
-  CHECK(t, git_tree_lookup(&a, repo, &tid) == 0 && git_tree_lookup(&b, repo, &tid) == 0);
-  CHECK(t, a != NULL && a == b); /* the second lookup is the cached object */
-  git_tree_free(b);
-  git_tree_free(a);
-  git_treebuilder_free(tb);
-  git_repository_free(repo);
-  gitrepo_close(r);
-  tg_rmtree(base);
-}
-
 TEST(test_gitrepo_commit_idempotent) {
   char base[] = "/tmp/orket-git-XXXXXX", ws[512], wt[512], id[41], id2[41], id3[41];
   gr_err e;

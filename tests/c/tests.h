@@ -70,7 +70,6 @@
   X(test_workspace_dotgit)                 \
   X(test_lockfile_shared_exclusive)        \
   X(test_gitrepo_init_worktree)            \
-  X(test_gitrepo_tree_cache)               \
   X(test_gitrepo_commit_idempotent)        \
   X(test_gitrepo_merges)                   \
   X(test_gitrepo_recovery)                 \
