@@ -692,7 +692,7 @@ TEST(test_gitrepo_view_base_kept) {
   git_libgit2_init();
   /* a tree over libgit2's cache limit (4 KB), which the library's own cache does not keep */
   enum { K1_FILES = 200 };
-  static char names[K1_FILES][16];
+  static char names[K1_FILES][24];
   const char *c1[K1_FILES * 3 + 4];
   size_t k = 0;
   for (int i = 0; i < K1_FILES; i++) {
