@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include <git2.h>
+#include <git2/sys/commit.h>     /* git_commit_create_from_ids */
 #include <git2/sys/repository.h> /* git_repository_set_index */
 
 /* The functions the git layer (core/gitrepo/, gitdiff.c, gitexport.c) uses, each named without its git_ prefix. One list makes both the
@@ -17,7 +18,7 @@
   X(attr_cache_flush)                                                                        \
   X(blob_create_from_buffer) X(blob_free) X(blob_rawcontent) X(blob_rawsize) X(blob_is_binary) X(blob_lookup) X(branch_create)  \
   X(branch_iterator_free) X(branch_iterator_new) X(branch_lookup) X(branch_next)             \
-  X(checkout_options_init) X(checkout_tree) X(commit_author) X(commit_create)                \
+  X(checkout_options_init) X(checkout_tree) X(commit_author) X(commit_create) X(commit_create_from_ids) \
   X(commit_free) X(commit_id) X(commit_lookup) X(commit_message) X(commit_parent_id)         \
   X(commit_parentcount) X(commit_tree) X(commit_tree_id) X(config_free)                     \
   X(config_get_string) X(config_parse_bool)                                                  \

@@ -221,7 +221,6 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
   git_index *idx = NULL;
   git_reference *head = NULL;
   git_commit *parent = NULL;
-  git_tree *tree = NULL;
   char *msg = NULL;
   git_oid tid, cid;
   gr_scan scan = {0};
@@ -276,16 +275,17 @@ int gitrepo_commit(gitrepo *r, const char *card, const gr_sig *who, const char *
     *kind = GR_CLEAN;
     g->oid_tostr(id, GR_OID_HEX + 1, g->commit_id(parent));
   } else {
-    if ((rc = g->tree_lookup(&tree, w, &tid)) < 0) { gr_git(g, e, rc, "tree"); goto out; }
     if ((msg = gr_message(message, turn_key)) == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
     /* objects first, made durable, then the branch moves by compare-and-swap (refused when
      * it no longer points at the parent), made durable before the caller records it */
-    const git_commit *parents[1] = {parent};
     git_reference *moved = NULL;
     char why[96];
     snprintf(why, sizeof why, "commit: %.80s", msg);
     why[strcspn(why, "\n")] = '\0';
-    rc = g->commit_create(&cid, w, NULL, sig, sig, NULL, msg, tree, 1, parents);
+    /* by ids: the tree was just written from the index, and reading it back to name it
+     * would inflate, hash and parse all of main's root tree (it grows with the board) */
+    const git_oid *parent_ids[1] = {g->commit_id(parent)};
+    rc = g->commit_create_from_ids(&cid, w, NULL, sig, sig, NULL, msg, &tid, 1, parent_ids);
     if (rc < 0) { gr_git(g, e, rc, "commit"); goto out; }
     if (gr_sync(g, w, e) != 0) goto out;
     rc = g->reference_create_matching(&moved, w, ref, &cid, 1, g->commit_id(parent), why);
@@ -312,7 +312,6 @@ out:
   if (ret != 0 && idx) (void)g->index_read(idx, 1); /* what was staged goes with the failure */
   gr_scan_free(&scan);
   free(msg);
-  g->tree_free(tree);
   g->commit_free(parent);
   g->reference_free(head);
   g->index_free(idx);

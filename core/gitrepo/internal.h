@@ -96,6 +96,7 @@ struct gitrepo {
   size_t nspare;
   size_t view_diverged; /* paths the view's last refresh recorded as diverged (view.c) */
   gr_paths view_named;  /* the first GR_VIEW_NAMED of them, for the merge's journal event */
+  git_tree *view_tip;   /* the tree the view's last refresh went to: the next one's base (view.c) */
 };
 
 /* A working directory as the functions below see it: a repository handle whose working

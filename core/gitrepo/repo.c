@@ -215,6 +215,7 @@ void gitrepo_close(gitrepo *r) {
   free(r->att);
   while (r->nspare) g->repository_free(r->spare[--r->nspare].w);
   g->repository_free(r->walk);
+  g->tree_free(r->view_tip);
   g->repository_free(r->repo);
   gr_paths_free(&r->view_named);
   free(r->path);

@@ -409,9 +409,16 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
     ret = 0;
     goto out;
   }
+  /* the base is most often the tree the last refresh here went to, kept in memory: main's
+   * root tree grows with the board, and reading it again inflated, hashed and parsed all of
+   * it at every merge. An object never changes under its id, so the id alone decides. */
+  if (r->view_tip && g->oid_equal(g->tree_id(r->view_tip), &s.base)) {
+    base = r->view_tip;
+    r->view_tip = NULL;
+  }
   /* a base gone from the object database (a person's gc): the index's tree stands in, as
    * for a repository with no state yet */
-  if (g->tree_lookup(&base, repo, &s.base) < 0 &&
+  if (!base && g->tree_lookup(&base, repo, &s.base) < 0 &&
       (g->index_has_conflicts(idx) || g->index_write_tree(&s.base, idx) < 0 || g->oid_equal(&s.base, &tip_tree))) {
     s.base = tip_tree; /* nothing to go by: the view is taken to hold main */
     ret = 0;
@@ -481,6 +488,11 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   ret = 0;
 out:
   if (ret == 0) ret = vw_write(r, &s, e);
+  if (ret == 0 && target && g->oid_equal(&s.base, g->tree_id(target))) { /* the next refresh's base */
+    g->tree_free(r->view_tip);
+    r->view_tip = target;
+    target = NULL;
+  }
   if (root >= 0) close(root);
   free(items);
   gr_paths_free(&s.diverged);

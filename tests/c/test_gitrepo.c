@@ -676,6 +676,54 @@ static int tg_note_ref(const char *ws, const char *ref, gitrepo *r) {
 /* Durable writes (docs/git.md): libgit2 syncs nothing itself; a commit is made durable by a
  * syncfs before its branch moves (the objects) and one after (the move); a merge commit into
  * main the same; a fast-forward of main by one after (the commits it names were synced). */
+/* The view's refresh takes its base, the tree its last refresh went to, from memory, not
+ * from the object database again: main's root tree grows with the board, and each read
+ * inflated, hashed and parsed all of it at every merge. Seen here by removing that tree's
+ * object before the next merge: read from the database, it would be missing, and the
+ * fallback (the index's tree, written again) would put it back. */
+TEST(test_gitrepo_view_base_kept) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], obj[1400];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  struct stat st;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  /* a tree over libgit2's cache limit (4 KB), which the library's own cache does not keep */
+  enum { K1_FILES = 200 };
+  static char names[K1_FILES][24];
+  const char *c1[K1_FILES * 3 + 4];
+  size_t k = 0;
+  for (int i = 0; i < K1_FILES; i++) {
+    snprintf(names[i], sizeof names[i], "f-%03d.txt", i);
+    c1[k++] = "put", c1[k++] = names[i], c1[k++] = "f\n";
+  }
+  c1[k++] = "put", c1[k++] = "one.txt", c1[k++] = "1\n", c1[k] = NULL;
+  CHECK(t, tg_card_change(r, base, "K1", c1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "K1", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  const char *c2[] = {"put", "two.txt", "2\n", NULL};
+  CHECK(t, tg_card_change(r, base, "K2", c2, id) == 0);
+  /* main's tree now, the view's base: its object goes */
+  git_repository *repo = NULL;
+  git_object *tree = NULL;
+  char hex[41] = "";
+  CHECK(t, git_repository_open(&repo, ws) == 0 && git_revparse_single(&tree, repo, "main^{tree}") == 0);
+  if (tree) git_oid_tostr(hex, sizeof hex, git_object_id(tree));
+  git_object_free(tree);
+  git_repository_free(repo);
+  snprintf(obj, sizeof obj, "%s/.git/objects/%.2s/%s", ws, hex, hex + 2);
+  CHECK(t, strlen(hex) == 40 && unlink(obj) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "K2", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, gitrepo_view_last(r) == 0);
+  CHECK_STR(t, tg_read(ws, "two.txt", buf, sizeof buf), "2\n");
+  CHECK_STR(t, tg_read(ws, "one.txt", buf, sizeof buf), "1\n");
+  CHECK(t, lstat(obj, &st) != 0); /* the base was not looked for: not written back either */
+  gitrepo_close(r);
+  git_libgit2_shutdown();
+  tg_rmtree(base);
+}
+
 TEST(test_gitrepo_durable) {
   char base[] = "/tmp/orket-git-XXXXXX", ws[512], wt[512], id[41];
   gr_err e;
