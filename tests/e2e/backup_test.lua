@@ -57,7 +57,7 @@ db:close()
     assert.equal("canceled", status_of(dir, "API-2"))
     ok(H.orket("restore --check " .. H.quote(file), { cwd = dir }), "restore --check")
     assert.equal("canceled", status_of(dir, "API-2"))
-    r = ok(H.orket("restore " .. H.quote(file), { cwd = dir }), "restore")
+    local r = ok(H.orket("restore " .. H.quote(file), { cwd = dir }), "restore")
     assert.matches("restored %d+ cards", r.stdout)
     assert.equal("ready", status_of(dir, "API-2"))
     -- the journal came back too, and new events go on after it

@@ -342,8 +342,8 @@ function M.said(run, card, out)
       owner_pid = d.owner_pid, error = d.error }
     -- its checks are waited for at the run's end (deploys_end)
     if d.owner_pid then
-      r.deploys = r.deploys or {}
-      r.deploys[#r.deploys + 1] = { card = card, owner_pid = d.owner_pid }
+      run.deploys = run.deploys or {}
+      run.deploys[#run.deploys + 1] = { card = card, owner_pid = d.owner_pid }
     end
   end
 end
