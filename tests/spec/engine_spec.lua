@@ -269,6 +269,23 @@ describe("engine", function()
     assert.equal(2, db:row("SELECT count(DISTINCT turn) AS n FROM turns WHERE role = 'integrity_guard'").n)
   end)
 
+  it("ends the run failed when Orket's own code errors in a turn, rather than waiting for that turn", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", F.STANDARD)
+    local e, events = F.engine(db, b, { concurrency = 2 })
+    local id = assert(e:start("E"))
+    local real = run_mod.Run.take_turn
+    finally(function() run_mod.Run.take_turn = real end)
+    run_mod.Run.take_turn = function(self, job)
+      if job.card_id == "E-2" then error("a bug in the engine") end
+      return real(self, job)
+    end
+    local status, report = e:execute(id)
+    assert.equal("failed", status)
+    assert.matches("an internal error ended the run %(E%-2: .*a bug in the engine", report.reason)
+    assert.equal("run_end", events[#events].type)
+    assert.equal("failed", require("orket.store.runs").get(db, id).status)
+  end)
+
   it("ends the run when tokens_per_run runs out, leaving every card as it was, and resume goes on", function()
     local path = H.tmpdir() .. "/o.db"
     local db, b = F.fixture(path, F.STANDARD)

@@ -51,7 +51,7 @@ end
 -- every field of a run: those new sets and those it leaves nil until the run needs them
 for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skipped", "stopping", "halted",
   "journal_failed", "git_failed", "tokens_used", "card_tokens_used", "spend", "card_clock", "run_deadline", "round_after",
-  "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known", "deploys" } do
+  "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known", "deploys", "internal_failed" } do
   FIELDS[k] = true
 end
 
@@ -71,6 +71,7 @@ function M.new(engine, id)
     halted = nil,      -- the run budget that ended the run (run_budget_spent)
     journal_failed = nil, -- the store's file error that ended the run (journal_broken)
     git_failed = nil, -- the repository's disk full, which ended the run (git_broken)
+    internal_failed = nil, -- an error in Orket's own code that ended a turn's task (start_jobs)
     tokens_used = nil, -- running total of the run's tokens (run_tokens)
     card_tokens_used = nil, -- card id -> running total (card_tokens)
     card_clock = nil,  -- card id -> when its wall budget started (turn.lua)
@@ -792,9 +793,19 @@ function Run:start_jobs(st, jobs)
       self:emit { type = "turn_start", card = job.card_id, seat = job.seat, role = job.role.name, phase = job.phase,
         turn = job.turn, model = job.model }
       t = task.new(function()
-        local out = self:take_turn(job)
-        if st.lease then self:after_lease(job, out) end
+        -- an error here is Orket's own (a turn's failures are its outcomes): it ends the
+        -- run failed, said on stderr with its traceback, rather than leaving the run waiting
+        -- for a task that is gone
+        local ok, terr = xpcall(function()
+          local out = self:take_turn(job)
+          if st.lease then self:after_lease(job, out) end
+        end, debug.traceback)
+        if not ok then
+          io.stderr:write("orket: internal error in ", job.card_id, "'s turn: ", tostring(terr), "\n")
+          self.internal_failed = self.internal_failed or (job.card_id .. ": " .. tostring(terr):match("^[^\n]*"))
+        end
         done(t, job)
+        if not ok then self:stop() end
       end)
     end
     self.tasks[t] = true
@@ -875,6 +886,10 @@ function Run:conclude(target)
     status = "failed"
     reason = string.format("the journal could not be written (%s); once the store can be written "
       .. "(free space, fix its permissions), 'orket resume %d' carries on", self.journal_failed, self.run_id)
+  elseif self.internal_failed then
+    status = "failed"
+    reason = string.format("an internal error ended the run (%s; its traceback is on stderr): please report it; "
+      .. "'orket resume %d' carries on", self.internal_failed, self.run_id)
   elseif self.git_failed then
     status = "failed"
     reason = string.format("the repository could not be written (%s); once there is room on its disk, "
