@@ -207,7 +207,6 @@ describe("the chaos soak", function()
     local homes = { dir, F.server_copy(dir) }
     local servers = {}
     local function serve(i)
-      for _, f in ipairs { "out", "err", "pid", "rc" } do os.remove(homes[i] .. "/serve." .. f) end
       servers[i] = H.serve(homes[i], { args = "--workers 0", env = { ORKET_SERVE_LIMITS = LIMITS } })
       pids[servers[i].pid] = true
     end
