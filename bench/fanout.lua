@@ -65,7 +65,7 @@ local function measure(k)
   for s = 1, SUBS do base[s] = count(s) end
   local pids = {}
   for i = 1, k do pids[#pids + 1] = servers[i].pid end
-  local c0 = procstat.cpu_us(pids, server.dir .. "/data/postmaster.pid")
+  local c0, p0 = procstat.cpu_us(pids, server.dir .. "/data/postmaster.pid")
   for e = 1, EVENTS do
     assert(db:tx(function()
       db:event { kind = "comment", card = "NOTES-1", actor = "bench", data = { n = e } }
@@ -77,14 +77,16 @@ local function measure(k)
     for s = 1, SUBS do if count(s) - base[s] < EVENTS then return false end end
     return true
   end, "every subscriber's events", 20000)
-  local c1 = procstat.cpu_us(pids, server.dir .. "/data/postmaster.pid")
+  local c1, p1 = procstat.cpu_us(pids, server.dir .. "/data/postmaster.pid")
   for s = 1, SUBS do
     assert(count(s) - base[s] == EVENTS, "a subscriber saw an event twice")
     subs[s].t:cancel()
     subs[s].r:close()
   end
   for i = 1, k do assert(servers[i].stop() == 0) end
-  return (c1 - c0) / (EVENTS * SUBS)
+  local n = EVENTS * SUBS
+  return (c1 - c0) / n, string.format("servers %.1f, PostgreSQL %.1f, writer and subscribers %.1f",
+    (p1.servers - p0.servers) / n, (p1.postgres - p0.postgres) / n, (p1.self - p0.self) / n)
 end
 
 local one, two, ratio = {}, {}, {}
@@ -96,11 +98,12 @@ local done <close> = setmetatable({}, { __close = function()
   H.cleanup()
 end })
 for r = 1, ROUNDS do
-  one[r] = measure(1)
-  two[r] = measure(2)
+  local parts1, parts2
+  one[r], parts1 = measure(1)
+  two[r], parts2 = measure(2)
   ratio[r] = two[r] / one[r]
-  print(string.format("round %d: CPU per delivered event, 1 server %.1f us, 2 servers %.1f us (ratio %.2f)", r, one[r],
-    two[r], ratio[r]))
+  print(string.format("round %d: CPU per delivered event, 1 server %.1f us (%s), 2 servers %.1f us (%s); ratio %.2f",
+    r, one[r], parts1, two[r], parts2, ratio[r]))
 end
 print(string.format("fan-out across servers, %d subscribers, %d events, %d rounds (CPU of every process):", SUBS, EVENTS,
   ROUNDS))

@@ -29,25 +29,27 @@ local function children(pid)
   return out
 end
 
---- cpu_us(pids, postmaster_pid_file) -> microseconds: the CPU of the processes pids (and of
---- their children that ended), of the PostgreSQL server whose postmaster.pid is named (its
---- processes alive and ended) and of this process
+--- cpu_us(pids, postmaster_pid_file) -> microseconds, and {servers =, postgres =, self =}:
+--- the CPU of the processes pids (and of their children that ended), of the PostgreSQL
+--- server whose postmaster.pid is named (its processes alive and ended) and of this
+--- process; the parts apart
 function M.cpu_us(pids, pidfile)
-  local total = 0
+  local parts = { servers = 0, postgres = 0, self = 0 }
   for _, pid in ipairs(pids) do
     local own, kids = times(pid)
-    total = total + own + kids
+    parts.servers = parts.servers + own + kids
   end
   local f = io.open(pidfile)
   local pm = f and tonumber(f:read("l"))
   if f then f:close() end
   if pm then
     local own, kids = times(pm)
-    total = total + own + kids
-    for _, c in ipairs(children(pm)) do total = total + (times(c)) end
+    parts.postgres = own + kids
+    for _, c in ipairs(children(pm)) do parts.postgres = parts.postgres + (times(c)) end
   end
   local u = uv.getrusage()
-  return total + (u.utime.sec + u.stime.sec) * 1e6 + u.utime.usec + u.stime.usec
+  parts.self = (u.utime.sec + u.stime.sec) * 1e6 + u.utime.usec + u.stime.usec
+  return parts.servers + parts.postgres + parts.self, parts
 end
 
 return M
