@@ -2,7 +2,7 @@
 -- cost of the string metatable's dispatch for host code, and how soon a pathological
 -- pattern in a script is stopped. Run: build/orket lua bench/pattern.lua
 local P = require "orket.c.pattern"
-local sandbox = require "orket.sandbox"
+local scriptenv = require "orket.scriptenv"
 
 local function bench(name, n, fn)
   local t0 = orket.now()
@@ -27,7 +27,7 @@ bench("host string.find (direct)", 500000, function() return string.find(s, "o w
 bench("host s:find (metatable dispatch)", 500000, function() return s:find("o w", 1, true) end)
 
 -- scripts: a pathological pattern, stopped by the default budget
-local box = sandbox.new { name = "bench.lua" }
+local box = scriptenv.new { name = "bench.lua" }
 local fn = assert(box:load([[return (("a"):rep(200000)):find(".-.-.-.-b")]], "bench.lua"))
 local t0 = orket.now()
 local ok, _, code = box:pcall(fn)

@@ -2,7 +2,7 @@
  * Pending waits are indexed in a registry table keyed by coroutine, so a cancelled task's
  * operation can be found and stopped. */
 #include "await.h"
-#include "sandbox.h"
+#include "scriptenv.h"
 
 #include <stdint.h>
 
@@ -24,7 +24,7 @@ void rt_wait_require(lua_State *L) {
     luaL_error(L, "this operation waits, so it must run inside a task (orket.spawn) or a "
                   "script run by 'orket lua'");
   /* The loop would resume it behind the script's back, in the middle of something else. */
-  if (sb_thread_is_script(L))
+  if (senv_thread_is_script(L))
     luaL_error(L, "this operation waits, so it cannot run inside a coroutine a script made");
 }
 

@@ -25,14 +25,14 @@ struct rt_wait {
   orket_rt *rt;
   int co_ref;              /* registry reference to the coroutine; LUA_NOREF when over */
   rt_wait_cancel_fn cancel;
-  size_t mem_headroom;     /* the sandbox memory ceiling, lifted while suspended */
+  size_t mem_headroom;     /* the script memory ceiling, lifted while suspended */
 };
 
 /* Raises unless L is a coroutine that can yield (the same error rt_wait_begin raises);
  * call it before allocating a request so the error leaks nothing. */
 void rt_wait_require(lua_State *L);
 
-/* Raises unless L is a coroutine that can yield. Anchors it; lifts any sandbox memory
+/* Raises unless L is a coroutine that can yield. Anchors it; lifts any script memory
  * ceiling while suspended (other coroutines run meanwhile). */
 void rt_wait_begin(lua_State *L, rt_wait *w, rt_wait_cancel_fn cancel);
 

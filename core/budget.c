@@ -1,4 +1,4 @@
-/* budget.c: instruction, deadline and per-call accounting for sandboxed calls (see
+/* budget.c: instruction, deadline and per-call accounting for script calls (see
  * budget.h). Plain C and the C library's clock. */
 #define _GNU_SOURCE /* CLOCK_MONOTONIC_COARSE */
 #include "budget.h"

@@ -1,13 +1,13 @@
-/* budget.h: the accounting behind a sandboxed call's limits: an instruction count, a
+/* budget.h: the accounting behind a script call's limits: an instruction count, a
  * monotonic wall-clock deadline, and a cap on the work one C call may do. Pure C;
- * sandbox.c drives it from Lua hooks and from the functions that charge their work. */
+ * scriptenv.c drives it from Lua hooks and from the functions that charge their work. */
 #ifndef ORKET_BUDGET_H
 #define ORKET_BUDGET_H
 
 #include <stdint.h>
 
 /* The most units of work (elements moved, repetitions made, ...) one call of a C function
- * may do inside a sandbox, budget or not: about a tenth of a second at worst. */
+ * may do inside a script environment, budget or not: about a tenth of a second at worst. */
 #define BUDGET_CALL_CAP (UINT64_C(1) << 22)
 
 typedef enum budget_verdict {

@@ -353,7 +353,7 @@ static int cf_userns(char *why, size_t whylen) {
 }
 
 /* Brings the new network namespace's loopback up (asked for by CONFINE_F_LOOPBACK): the
- * namespace is still the sandbox's alone, so 127.0.0.1 reaches only its own processes. */
+ * namespace is still the confined program's alone, so 127.0.0.1 reaches only its own processes. */
 static int cf_loopback_up(char *why, size_t whylen) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -448,7 +448,7 @@ static int cf_landlock_rule(int ruleset, const char *path, uint64_t access) {
 /* Read and execute only what the view holds (the same list, see confine_view_plan), write
  * only in the workspace, the run's temp dir, the extra read-write paths, the safe devices
  * and, in the view, its private /dev/shm; no TCP (ABI 4); no signals or abstract
- * sockets beyond the sandbox (ABI 6). Where the view did not apply these are the host's
+ * sockets beyond the confinement (ABI 6). Where the view did not apply these are the host's
  * paths, so reads are narrowed all the same. Adds the bits it applied to *got. */
 static int cf_landlock(const confine_spec *s, int abi, int in_view, unsigned *got, char *why, size_t whylen) {
   if (abi < 1) {
@@ -536,7 +536,7 @@ static int cf_landlock(const confine_spec *s, int abi, int in_view, unsigned *go
 }
 
 /* Calls a confined program has no use for and that reach the kernel's attack surface or
- * out of the sandbox: refused with EPERM. io_uring goes too, since its operations bypass
+ * out of the confinement: refused with EPERM. io_uring goes too, since its operations bypass
  * seccomp; setsid, so the process group stays whole. */
 static const char *const cf_denied[] = {
     "ptrace", "process_vm_readv", "process_vm_writev", "mount", "umount2", "pivot_root",
@@ -995,7 +995,7 @@ out:
 }
 
 /* pid 1 of a new PID namespace: a private mount namespace with a /proc of its own, so
- * /proc/PID and tools like ps see the sandbox's processes and not the host's. Best effort:
+ * /proc/PID and tools like ps see the confined processes and not the host's. Best effort:
  * the namespace holds without it. */
 static void cf_mount_proc(void) {
   if (unshare(CLONE_NEWNS) != 0) return;

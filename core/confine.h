@@ -43,7 +43,7 @@ enum {
 enum {
   CONFINE_F_UNIX = 1u << 0, /* socket(AF_UNIX) allowed (seccomp refuses it otherwise) */
   CONFINE_F_LOOPBACK = 1u << 1, /* the network namespace's loopback brought up (it starts down);
-                                   for programs that serve on 127.0.0.1 inside the sandbox */
+                                   for programs that serve on 127.0.0.1 inside the namespace */
   CONFINE_F_SERVICES = 1u << 2, /* set by confine_encode only: the argv carries service ports */
 };
 
@@ -118,7 +118,7 @@ int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t err
  * <cpu ms>" and exits with the program's status (the same signal when a signal ended it).
  *
  * With a relay (relay_path set; needs the network namespace and the loopback flag) the
- * helper, which is in the sandbox's network namespace but under none of the program's
+ * helper, which is in the program's network namespace but under none of the program's
  * other layers, listens on two unix sockets before it starts the program: relay_path
  * (each client connected to 127.0.0.1:relay_port inside the namespace, bytes copied both
  * ways) and relay_path ".probe" (each client told "up\n" or "down <reason>\n" after one

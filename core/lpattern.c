@@ -1,6 +1,6 @@
 /* lpattern.c: Lua module `orket.c.pattern`: find, match, gmatch and gsub with the results
  * and messages of Lua 5.4's, on pattern.c's compiled, step-counted matcher. Inside a
- * sandbox call the steps are charged to the call's budget (sandbox.h); every call is also
+ * script call the steps are charged to the call's budget (scriptenv.h); every call is also
  * capped at step_limit() steps. methods(string) gives the string metatable's dispatchers. */
 #define _GNU_SOURCE /* memmem */
 #include <stdalign.h>
@@ -12,7 +12,7 @@
 
 #include "modules.h"
 #include "pattern.h"
-#include "sandbox.h"
+#include "scriptenv.h"
 
 #define LP_DEFAULT_STEPS 100000000 /* about a second of matching */
 #define LP_SMALL 2048              /* compiled programs up to this size live on the C stack */
@@ -25,12 +25,12 @@ typedef struct lp_config {
 static lp_config *lp_cfg(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
 
 static int lp_charge_budget(void *ud, uint64_t steps, char *why, size_t whylen) {
-  return sb_charge((lua_State *)ud, steps, why, whylen);
+  return senv_charge((lua_State *)ud, steps, why, whylen);
 }
 
 static void lp_run_init(lua_State *L, pat_run *r) {
   pat_run_init(r, (uint64_t)lp_cfg(L)->max_steps,
-               sb_thread_budgeted(L) ? lp_charge_budget : NULL, L);
+               senv_thread_budgeted(L) ? lp_charge_budget : NULL, L);
 }
 
 static int lp_fail(lua_State *L, pat_run *r) { return luaL_error(L, "%s", r->msg); }
@@ -278,7 +278,7 @@ static int lp_gsub(lua_State *L) {
 /* Upvalues: config, the stock function, the budgeted one. Both run as this very call, so
  * argument errors read exactly as the stock ones do. */
 static int lp_dispatch(lua_State *L) {
-  lua_CFunction f = lua_tocfunction(L, lua_upvalueindex(sb_thread_budgeted(L) ? 3 : 2));
+  lua_CFunction f = lua_tocfunction(L, lua_upvalueindex(senv_thread_budgeted(L) ? 3 : 2));
   return f(L);
 }
 
@@ -291,7 +291,7 @@ static const luaL_Reg lp_funcs[] = {
 };
 
 /* methods(string) -> {find=, match=, gmatch=, gsub=}: for the string metatable's __index,
- * so s:find(...) is budgeted while a sandbox budget runs and stock otherwise.
+ * so s:find(...) is budgeted while a script budget runs and stock otherwise.
  * `string` must hold Lua's own C functions under those names. */
 static int lp_methods(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);

@@ -1,5 +1,5 @@
 /* lplain.c: Lua module `orket.c.plain`: copy(v [, max_depth]), the plain-data copy behind
- * sandbox.copy, and detach(v [, max_depth]), the same walk keeping functions, for what a
+ * scriptenv.copy, and detach(v [, max_depth]), the same walk keeping functions, for what a
  * script file returns (a role, a tool, routing). Tables are walked with raw access
  * (lua_next, lua_rawset), so no metamethod of a script runs, and the copy has no
  * metatables; only strings, numbers, booleans and tables of them are data. It runs

@@ -128,7 +128,7 @@ static int lws_read(lua_State *L) {
   luaL_checkstack(L, 4, "ws:read");
   if (ws_read(&o->w, path, len, (uint64_t)offset, (size_t)limit, &buf, &n, &size, &e) != 0)
     return lws_fail(L, &e);
-  /* Copying into Lua may fail under a sandbox's memory ceiling: copy in a protected call,
+  /* Copying into Lua may fail under a script's memory ceiling: copy in a protected call,
    * free the C buffer whatever happens, then pass the error on. */
   lws_span span = {buf, n};
   lua_pushcfunction(L, lws_push_span);

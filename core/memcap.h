@@ -1,5 +1,5 @@
 /* memcap.h: a counting allocator for a Lua state, with an adjustable ceiling.
- * Used by the runtime so a sandboxed script's memory bomb fails its own allocation
+ * Used by the runtime so a script's memory bomb fails its own allocation
  * (Lua turns that into an ordinary "not enough memory" error) instead of the process. */
 #ifndef ORKET_MEMCAP_H
 #define ORKET_MEMCAP_H

@@ -5,7 +5,7 @@
 
 const orket_module orket_modules[] = {
     {"orket.c.runtime", luaopen_orket_runtime},
-    {"orket.c.sandbox", luaopen_orket_sandbox},
+    {"orket.c.scriptenv", luaopen_orket_scriptenv},
     {"orket.c.lineedit", luaopen_orket_lineedit},
     {"orket.c.crypto", luaopen_orket_crypto},
     {"orket.c.seal", luaopen_orket_seal},

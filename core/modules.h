@@ -13,7 +13,7 @@ typedef struct orket_module {
 extern const orket_module orket_modules[];
 
 int luaopen_orket_runtime(lua_State *L);
-int luaopen_orket_sandbox(lua_State *L);
+int luaopen_orket_scriptenv(lua_State *L);
 int luaopen_orket_lineedit(lua_State *L);
 int luaopen_orket_crypto(lua_State *L);
 int luaopen_orket_seal(lua_State *L);

@@ -240,7 +240,7 @@ static int rt_panic(lua_State *L) {
  * escape. Stack: [1] = home (string). */
 static int rt_setup(lua_State *L) {
   const char *home = lua_tostring(L, 1);
-  luaL_openlibs(L); /* the host is trusted; operator scripts get sandbox.lua's allow-list */
+  luaL_openlibs(L); /* the host is trusted; operator scripts get scriptenv.lua's allow-list */
 
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   luv_set_loop(L, &rt_get(L)->loop);
@@ -305,7 +305,7 @@ orket_rt *rt_open(const char *home, char *err, size_t errlen) {
    * cycles run back to back and the transport's CPU per request grows twentyfold. */
   lua_gc(rt->L, LUA_GCINC, 160, 0, 0);
   /* Lua leaves the main thread's extra space uninitialised and copies it into every new
-   * thread; sandbox.c keeps a thread's budget there, NULL meaning none. */
+   * thread; scriptenv.c keeps a thread's budget there, NULL meaning none. */
   memset(lua_getextraspace(rt->L), 0, LUA_EXTRASPACE);
   lua_atpanic(rt->L, rt_panic);
   lua_pushcfunction(rt->L, rt_setup);

@@ -12,7 +12,7 @@ if mode ~= "--check" and mode ~= "--write" then
 end
 local root = args[1] or package.orket_home or "."
 local help = require "orket.terminal.help"
-local lines = require "orket.lines"
+local fieldline = require "orket.fieldline"
 local markers = dofile(arg[0]:gsub("[^/]*$", "") .. "doc-markers.lua")
 
 local PATH = root .. "/docs/engine.md"
@@ -31,7 +31,7 @@ for _, m in ipairs(help.members(topic("project"))) do
 end
 local table_text = table.concat(rows, "\n")
 
-local text = lines.read(PATH)
+local text = fieldline.read(PATH)
 if not text then
   io.stderr:write(PATH, ": cannot read it\n")
   os.exit(1)

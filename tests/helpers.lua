@@ -61,7 +61,7 @@ function M.write(path, text)
   f:close()
 end
 
-M.read = require("orket.lines").read -- path -> the file's text | nil
+M.read = require("orket.fieldline").read -- path -> the file's text | nil
 
 --- commit_main(dir [, message]): what the project's workspace/ holds committed on main, as a
 --- person lands a change (git's own CLI): a sandbox runs main's commits, never the view

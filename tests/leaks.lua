@@ -11,7 +11,7 @@ local mine, pgid, log = arg[1], tonumber(arg[2]), arg[3]
 assert(mine and mine:match("^/.+/orket%-[^/]+$") and pgid and log, "usage: tests/leaks.lua MINE PGID LOG")
 local parent, prefix = mine:match("^(.*)/([^/]+)$")
 
-local read = require("orket.lines").read -- path -> text | nil
+local read = require("orket.fieldline").read -- path -> text | nil
 
 local function inside(path)
   if path == nil then return false end

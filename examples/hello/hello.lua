@@ -13,7 +13,7 @@ for _, t in ipairs(tasks) do t:join() end
 print(string.format("three tasks slept concurrently: finished in order %s after %.0f ms",
   table.concat(done, ", "), orket.now() - start))
 
-local box = orket.sandbox.new { name = "example-role.lua", instructions = 1000000 }
+local box = orket.scriptenv.new { name = "example-role.lua", instructions = 1000000 }
 local fn = assert(box:load([[
   local n = 0
   while true do pcall(function() n = n + 1 end) end

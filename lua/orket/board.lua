@@ -10,7 +10,7 @@ local sm = require "orket.c.statemachine"
 local card_value = require "orket.card"
 local cards = require "orket.store.cards"
 local comments = require "orket.store.comments"
-local sj = require "orket.store.journal"
+local sj = require "orket.store.journal_reads"
 local ready = require "orket.ready"
 local json = require "cjson.safe"
 

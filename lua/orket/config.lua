@@ -1,12 +1,12 @@
--- orket.config: loads a project's orket.lua (operator-written, so it runs in a sandbox and
+-- orket.config: loads a project's orket.lua (operator-written, so it runs in a script environment and
 -- only plain data comes out), refuses unknown settings, merges the built-in model providers,
 -- applies the environment's overrides and checks the models section. What orket.lua may
 -- contain (schema, defaults, checks) is orket.settings'; this module reads the file.
-local sandbox = require "orket.sandbox"
+local scriptenv = require "orket.scriptenv"
 local settings = require "orket.settings"
 local scriptfile = require "orket.scriptfile"
 local pgurl = require "orket.store.pgurl"
-local lines = require "orket.lines"
+local fieldline = require "orket.fieldline"
 
 local M = {}
 
@@ -96,11 +96,11 @@ function M.finish(data, dir, getenv)
 end
 
 -- A check's message "orket.lua: field.path: text" with the line that sets the field, as
--- `orket validate` gives it (orket.lines.place): every command that loads orket.lua says
+-- `orket validate` gives it (orket.fieldline.place): every command that loads orket.lua says
 -- where. Other messages, and a field not found, are left as they are.
 local function placed(dir, err)
   if type(err) ~= "string" or not err:find("^orket%.lua: ") then return err end
-  local file, line, text = lines.place(err, function(f) return (scriptfile.read((dir or ".") .. "/" .. f)) end)
+  local file, line, text = fieldline.place(err, function(f) return (scriptfile.read((dir or ".") .. "/" .. f)) end)
   if not line then return err end
   return string.format("%s:%d: %s", file, line, text)
 end
@@ -131,7 +131,7 @@ function M.read(dir)
     end
     return nil, "orket.lua: " .. rerr:sub(#path + 3), rcode
   end
-  local box = sandbox.new { name = "orket.lua" }
+  local box = scriptenv.new { name = "orket.lua" }
   local before = {}
   for k in next, box.env do before[k] = true end
   local fn, err, code = box:load(src, "orket.lua")
@@ -146,7 +146,7 @@ function M.read(dir)
   elseif type(data) ~= "table" then
     return nil, "orket.lua: returns a " .. type(data) .. "; return a table or set globals", "EINVAL"
   end
-  local copy, cerr = sandbox.copy(data)
+  local copy, cerr = scriptenv.copy(data)
   if not copy then return nil, "orket.lua: " .. cerr, "EINVAL" end
   return copy
 end

@@ -11,8 +11,8 @@ local imports = require "orket.store.imports"
 local sandbox_checks = require "orket.actions.sandbox_checks"
 local scriptfile = require "orket.scriptfile"
 local crypto = require "orket.c.crypto"
-local sandbox = require "orket.sandbox"
-local lines = require "orket.lines"
+local scriptenv = require "orket.scriptenv"
+local fieldline = require "orket.fieldline"
 
 local M = {}
 M.MAX_FILE = 16 * 1024 * 1024
@@ -93,13 +93,13 @@ local function parse_file(f)
     end
     return v
   end
-  local box = sandbox.new { name = f.rel }
+  local box = scriptenv.new { name = f.rel }
   local fn, err = box:load(text, f.rel) -- box:load adds the "@"
   if not fn then return nil, err end
   local ok, v = box:pcall(fn)
   if not ok then return nil, scriptfile.message(v, f.rel) end
   if v == nil then return nil, f.rel .. ": returns nothing; return a table (a rock or an epic)" end
-  local copy, cerr = sandbox.copy(v)
+  local copy, cerr = scriptenv.copy(v)
   if copy == nil then return nil, string.format("%s: %s", f.rel, tostring(cerr)) end
   return copy
 end
@@ -120,10 +120,10 @@ end
 function Ctx:anchor_of(t)
   local pat
   if type(t) == "table" then
-    if type(t.id) == "string" then pat = lines.id_set(t.id)
-    elseif type(t.summary) == "string" then pat = lines.key_set("summary", t.summary)
-    elseif type(t.name) == "string" then pat = lines.key_set("name", t.name)
-    elseif type(t.epic) == "string" then pat = lines.key_set("epic", t.epic) end
+    if type(t.id) == "string" then pat = fieldline.id_set(t.id)
+    elseif type(t.summary) == "string" then pat = fieldline.key_set("summary", t.summary)
+    elseif type(t.name) == "string" then pat = fieldline.key_set("name", t.name)
+    elseif type(t.epic) == "string" then pat = fieldline.key_set("epic", t.epic) end
   end
   if not pat then return nil end
   self.seen[pat] = (self.seen[pat] or 0) + 1
@@ -380,7 +380,7 @@ function Ctx:unknown(t, path, kind)
   table.sort(extra)
   for _, k in ipairs(extra) do
     local where = k:match("^[%a_][%w_]*$") and self:field(path, k) or string.format("%s[%q]", path, k)
-    local line = lines.of(self.source, k, self.anchor) or lines.of(self.source, k)
+    local line = fieldline.of(self.source, k, self.anchor) or fieldline.of(self.source, k)
     self.unknowns[#self.unknowns + 1] = { message = string.format("%s%s: %s: unknown field (%s fields: %s)",
       self.file, line and (":" .. line) or "", where, WHOSE[kind], f.text), anchor = self.anchor }
   end
@@ -394,7 +394,7 @@ function Ctx:ignored(k)
     n.count = n.count + 1
     return
   end
-  self.ignored_seen[k] = { count = 1, line = lines.of(self.source, k, self.anchor) or lines.of(self.source, k) }
+  self.ignored_seen[k] = { count = 1, line = fieldline.of(self.source, k, self.anchor) or fieldline.of(self.source, k) }
 end
 
 -- The notes of the fields read and ignored: "file:line: field: read and ignored (...)".
@@ -570,8 +570,8 @@ end
 --- the original Orket's fields read and ignored (an unknown field is an error). Validates
 --- everything that does not need the board (ids, duplicates,
 --- rock links, dependencies within the files, no card depending on its own epic or rock).
---- anchor ({pattern, nth}, orket.lines) locates the card the message is about in its file,
---- and the message says its line, as `orket validate` does (orket.lines.place).
+--- anchor ({pattern, nth}, orket.fieldline) locates the card the message is about in its file,
+--- and the message says its line, as `orket validate` does (orket.fieldline.place).
 local function load_files(dir)
   local files, err, code = list_files(dir)
   if not files then return nil, err, code end
@@ -602,7 +602,7 @@ end
 function M.load(dir)
   local set, msg, code, anchor = load_files(dir)
   if set or code ~= "EINVAL" then return set, msg, code, anchor end
-  local file, line, text = lines.place(msg, function(f) return (scriptfile.read(dir .. "/" .. f, M.MAX_FILE)) end,
+  local file, line, text = fieldline.place(msg, function(f) return (scriptfile.read(dir .. "/" .. f, M.MAX_FILE)) end,
     nil, anchor)
   if line then msg = string.format("%s:%d: %s", file, line, text) end
   return nil, msg, code, anchor

@@ -1,9 +1,9 @@
 -- orket.policy: operator rules for the gate, loaded from policies/*.lua in a restricted
--- environment (orket.sandbox). A policy file calls deny{...}, ask{...} and allow{...}; the
+-- environment (orket.scriptenv). A policy file calls deny{...}, ask{...} and allow{...}; the
 -- gate (core/gate.c) matches them deny -> ask -> allow, first match within a level.
 -- Loading builds a whole new set and only returns it when every file loaded, so a caller
 -- swaps sets atomically and keeps the old one on error. Contract: docs/policies.md.
-local sandbox = require "orket.sandbox"
+local scriptenv = require "orket.scriptenv"
 local scriptfile = require "orket.scriptfile"
 local cgate = require "orket.c.gate"
 local rt = require "orket.c.runtime"
@@ -114,7 +114,7 @@ function M.load(files)
         set.predicates[#set.rules] = pred and { fn = pred, box = box } or nil
       end
     end
-    box = sandbox.new {
+    box = scriptenv.new {
       name = path,
       globals = { deny = adder("deny"), ask = adder("ask"), allow = adder("allow"), glob = cgate.glob },
     }
@@ -185,9 +185,9 @@ end
 function Set:predicate(i, call)
   local p = self.predicates[i]
   if not p then return nil, "rule " .. i .. " has no predicate" end
-  local copy = sandbox.copy(call) or {}
+  local copy = scriptenv.copy(call) or {}
   local ok, res, code = p.box:pcall(p.fn, copy)
-  if not ok then return nil, sandbox.first_line(res) .. " (" .. tostring(code) .. ")" end
+  if not ok then return nil, scriptenv.first_line(res) .. " (" .. tostring(code) .. ")" end
   return res and true or false
 end
 

@@ -1,9 +1,9 @@
 -- orket.profile: a sampling profiler for the Lua side, for benchmarks and investigations.
 -- A count hook samples the running thread every `every` VM instructions and charges the
 -- wall time since the previous sample (luv's hrtime) to the sampled stack, so time spent in
--- C functions (SQLite, cjson, the sandbox) lands on the Lua line that called them.
+-- C functions (SQLite, cjson, the script environment) lands on the Lua line that called them.
 -- debug.sethook keeps a Lua hook per thread, so coroutines created while it runs are hooked
--- through a wrapped coroutine.create; sandboxed calls swap in their budget hook and restore
+-- through a wrapped coroutine.create; script calls swap in their budget hook and restore
 -- ours, so their time goes to the caller's line.
 local uv = require "luv"
 

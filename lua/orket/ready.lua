@@ -16,7 +16,7 @@ local M = {}
 
 local card_value = require "orket.card"
 local cards_op = require "orket.store.cards"
-local sj = require "orket.store.journal"
+local sj = require "orket.store.journal_reads"
 
 local FINAL = card_value.FINAL
 

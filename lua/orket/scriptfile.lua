@@ -1,6 +1,6 @@
 -- orket.scriptfile: how the host reads an operator's files (roles, tools, policies,
 -- routing.lua, orket.lua, epics): only regular files under a size cap, never blocking
--- (orket.c.runtime.read_script); scripts run in a sandbox box with errors that name the file;
+-- (orket.c.runtime.read_script); scripts run in a script environment with errors that name the file;
 -- what a script returns is detached (orket.c.plain.detach), so the host then reads it with
 -- ordinary indexing and pairs and no script metamethod runs. Contract: docs/roles.md.
 local uv = require "luv"
@@ -36,7 +36,7 @@ function M.list(dir)
 end
 
 --- message(err, chunk) -> "chunk[:line]: message", the first line of a script's error. A
---- budget error ("sandbox: instruction budget exceeded ...") names no file: the chunk is
+--- budget error ("script: instruction budget exceeded ...") names no file: the chunk is
 --- put in front, with the line of the script's innermost frame in the traceback.
 function M.message(err, chunk)
   err = tostring(err)

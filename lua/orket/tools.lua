@@ -2,12 +2,12 @@
 --   { name=, description=, parameters=<schema>, effect="read"|"write"|"board"|"process"|"sandbox",
 --     status=<fixed target status or nil>, wait_reason=<the reason that status is entered with>, handler=function(args, ctx) -> result | nil, msg, code,
 --     idempotent=bool, recover=function(args, ctx) -> result | nil }  (the last two: "write" only)
--- and is loaded in its own restricted environment (orket.sandbox). Handlers reach the world
+-- and is loaded in its own restricted environment (orket.scriptenv). Handlers reach the world
 -- only through ctx (ctx.fs, and ctx.board / ctx.memory: views bound to the card and the
 -- engine's actor, never the host objects; ctx.card, ctx.actor: copies) and run under the
 -- script budget. Loading is all-or-nothing, so a reload swaps registries atomically.
 -- Contract: docs/tools.md.
-local sandbox = require "orket.sandbox"
+local scriptenv = require "orket.scriptenv"
 local cgate = require "orket.c.gate"
 local cschema = require "orket.c.schema"
 local policy = require "orket.policy"
@@ -92,10 +92,10 @@ function M.load(files)
   local reg = setmetatable({ by_name = {}, names = {}, files = {} }, Registry)
   for _, path in ipairs(files) do
     -- The file's top level only defines the tool: it runs under the load budget of every
-    -- operator script (sandbox.DEFAULTS, as roles, policies and orket.lua do), so a file
+    -- operator script (scriptenv.DEFAULTS, as roles, policies and orket.lua do), so a file
     -- that loops fails its load in about 50 ms of CPU rather than a handler's second; the
     -- box's calls of the handler get the tool budget afterwards.
-    local box = sandbox.new { name = path, globals = { glob = cgate.glob } }
+    local box = scriptenv.new { name = path, globals = { glob = cgate.glob } }
     local ok, def, code = scriptfile.run(box, path) -- detached: no script metamethod runs below
     if not ok then return nil, def, code, { def } end
     box.instructions, box.timeout_ms, box.memory = M.BUDGET.instructions, M.BUDGET.timeout_ms, M.BUDGET.memory
@@ -103,7 +103,7 @@ function M.load(files)
     if not vok then return nil, verr, "EINVAL", problems end
     local copy = {}
     for k, v in pairs(def) do copy[k] = v end -- rawly: the definition cannot change later
-    copy.parameters = sandbox.copy(def.parameters or { type = "object", properties = {} })
+    copy.parameters = scriptenv.copy(def.parameters or { type = "object", properties = {} })
     -- converted for the gate once here, not at every call (a reload builds a new registry)
     local cok, compiled = pcall(cgate.compile_schema, copy.parameters)
     if not cok then return nil, path .. ": parameters: " .. tostring(compiled), "EINVAL" end
@@ -201,14 +201,14 @@ local function out(v, msg, code)
   if v == nil then
     return nil, type(msg) == "string" and msg or nil, type(code) == "string" and code or nil
   end
-  if type(v) == "table" then return (sandbox.copy(v)) end
+  if type(v) == "table" then return (scriptenv.copy(v)) end
   return v
 end
 
 local function plain_opts(opts, op, fields)
   if opts == nil then return {} end
   if type(opts) ~= "table" then error("bad argument #2 to '" .. op .. "' (options table expected)", 3) end
-  local copy, perr = sandbox.copy(opts)
+  local copy, perr = scriptenv.copy(opts)
   if not copy then error("bad argument #2 to '" .. op .. "' (" .. tostring(perr) .. ")", 3) end
   for k in pairs(copy) do
     if not fields[k] then
@@ -334,21 +334,21 @@ local function tool_ctx(ctx)
   if ctx == nil then return {} end
   local card, actor = ctx.card, ctx.actor
   local card_id = type(card) == "table" and card.id or nil
-  local host_actor = type(actor) == "table" and { seat = actor.seat, roles = sandbox.copy(actor.roles) } or nil
+  local host_actor = type(actor) == "table" and { seat = actor.seat, roles = scriptenv.copy(actor.roles) } or nil
   local epic = type(card) == "table" and (card.type == "epic" and card.id or card.parent) or nil
   local board, memory
   if ctx.board and card_id and host_actor then
     board = view_of(BOARD_MT, { what = "board", board = ctx.board, move = ctx.move, card_id = card_id,
-      actor = host_actor, epic = epic, seats = ctx.seats and sandbox.copy(ctx.seats) })
+      actor = host_actor, epic = epic, seats = ctx.seats and scriptenv.copy(ctx.seats) })
   end
   if ctx.memory and card_id then
     memory = view_of(MEMORY_MT, { what = "memory", memory = ctx.memory, card_id = card_id, actor = host_actor })
   end
   return {
     fs = ctx.fs and tool_fs(ctx.fs, ctx.may_read), board = board, memory = memory,
-    card = card and sandbox.copy(card), actor = actor and sandbox.copy(actor),
-    seats = ctx.seats and sandbox.copy(ctx.seats),
-    tests = ctx.tests and sandbox.copy(ctx.tests),
+    card = card and scriptenv.copy(card), actor = actor and scriptenv.copy(actor),
+    seats = ctx.seats and scriptenv.copy(ctx.seats),
+    tests = ctx.tests and scriptenv.copy(ctx.tests),
   }
 end
 
@@ -359,9 +359,9 @@ end
 function Registry:run(name, args, ctx)
   local d = self.by_name[name]
   if not d then return { ok = false, error = "no tool named '" .. tostring(name) .. "'", code = "ENOENT" } end
-  local ok, res, msg, code = d.box:pcall(d.handler, sandbox.copy(args) or {}, tool_ctx(ctx))
+  local ok, res, msg, code = d.box:pcall(d.handler, scriptenv.copy(args) or {}, tool_ctx(ctx))
   if not ok then
-    return { ok = false, error = name .. ": the tool failed: " .. sandbox.first_line(res), code = "ETOOL" }
+    return { ok = false, error = name .. ": the tool failed: " .. scriptenv.first_line(res), code = "ETOOL" }
   end
   if res == nil then
     -- only strings leave: a value made by the script could run its metamethods later,
@@ -369,7 +369,7 @@ function Registry:run(name, args, ctx)
     return { ok = false, error = type(msg) == "string" and msg or (name .. " failed"),
       code = type(code) == "string" and code or "EFAIL" }
   end
-  local plain, perr = sandbox.copy(res)
+  local plain, perr = scriptenv.copy(res)
   if perr then return { ok = false, error = name .. ": result is not plain data: " .. perr, code = "ETOOL" } end
   return { ok = true, result = plain }
 end
@@ -384,10 +384,10 @@ function Registry:recover(name, args, ctx)
   if not d then return "unknown", "no tool named '" .. tostring(name) .. "' is loaded now" end
   if d.idempotent then return "rerun" end
   if not d.recover then return "unknown", name .. " is neither idempotent nor has recover" end
-  local ok, res = d.box:pcall(d.recover, sandbox.copy(args) or {}, tool_ctx(ctx))
-  if not ok then return "unknown", name .. ": recover failed: " .. sandbox.first_line(res) end
+  local ok, res = d.box:pcall(d.recover, scriptenv.copy(args) or {}, tool_ctx(ctx))
+  if not ok then return "unknown", name .. ": recover failed: " .. scriptenv.first_line(res) end
   if res == nil then return "rerun" end
-  local plain, perr = sandbox.copy(res)
+  local plain, perr = scriptenv.copy(res)
   if perr then return "unknown", name .. ": recover's result is not plain data: " .. perr end
   return "done", { ok = true, result = plain }
 end

@@ -16,7 +16,7 @@ local routing = require "orket.engine.routing"
 local tools = require "orket.tools"
 local policy = require "orket.policy"
 local scriptfile = require "orket.scriptfile"
-local lines = require "orket.lines"
+local fieldline = require "orket.fieldline"
 local llm = require "orket.llm"
 local nearest = require "orket.nearest"
 local scripted = require "orket.llm.scripted"
@@ -35,10 +35,10 @@ M.KNOWN = settings.SETTINGS
 local function read(path) return (scriptfile.read(path, import.MAX_FILE)) end
 
 -- Adds a problem from a message "file:line: text" or "file: field.path: text", its line
--- found where the message has none (orket.lines.place).
+-- found where the message has none (orket.fieldline.place).
 local function add(out, dir, msg, default_file, anchor)
   msg = nearest.hint(tostring(msg):match("^[^\n]*"))
-  local file, line, text = lines.place(msg, function(f) return read(dir .. "/" .. f) or read(f) end, default_file, anchor)
+  local file, line, text = fieldline.place(msg, function(f) return read(dir .. "/" .. f) or read(f) end, default_file, anchor)
   if file and file:sub(1, #dir + 1) == dir .. "/" then file = file:sub(#dir + 2) end
   if file then file = file:gsub("^%./", "") end
   out[#out + 1] = { file = file, line = tonumber(line), message = text }
@@ -153,7 +153,7 @@ local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broke
   if cfg then
     for _, m in ipairs(llm.check_models(cfg.models, team or {}, by_name)) do
       add(out, dir, m, "orket.lua", m:match("^orket%.lua: team%.([%w_%-]+)%.")
-        and lines.table_set(m:match("^orket%.lua: team%.([%w_%-]+)%.")) or nil)
+        and fieldline.table_set(m:match("^orket%.lua: team%.([%w_%-]+)%.")) or nil)
     end
   end
   local s = team and { team = team }
@@ -162,7 +162,7 @@ local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broke
       for i, r in ipairs(team[seat].roles) do
         if not by_name[r] and not broken[r] then
           add(out, dir, string.format("orket.lua: team.%s.roles[%d]: no role named %q", seat, i, r), nil,
-            lines.table_set(seat))
+            fieldline.table_set(seat))
         end
       end
     end
@@ -311,7 +311,7 @@ function M.check(dir)
     local sv = servers[name]
     if sv.why then
       add(warnings, dir, string.format("orket.lua: mcp.servers.%s: could not be started to list its tools (%s), so "
-        .. "the roles and policies naming them are not checked", name, sv.why:match("^[^\n]*")), nil, lines.table_set(name))
+        .. "the roles and policies naming them are not checked", name, sv.why:match("^[^\n]*")), nil, fieldline.table_set(name))
     else
       summary.mcp[#summary.mcp + 1] = { name = name, tools = #sv.tools }
     end

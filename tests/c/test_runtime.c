@@ -111,7 +111,7 @@ TEST(test_runtime_memory_bomb_contained) {
   if (!rt) return;
   lua_State *L = rt->L;
   const char *src =
-      "local sb = require 'orket.c.sandbox'\n"
+      "local sb = require 'orket.c.scriptenv'\n"
       "local ok, msg, code = sb.pcall(0, 0, 8 << 20, function() return string.rep('x', 1 << 30) end)\n"
       "assert(not ok and code == 'ENOMEM', tostring(msg) .. ' ' .. tostring(code))\n"
       "return #string.rep('y', 16 << 20)"; /* healthy again afterwards */

@@ -223,7 +223,7 @@ describe("a budget error in orket.lua", function()
     for _, cmd in ipairs { "run START", "validate", "models --no-check" } do
       local r = H.orket(cmd, { cwd = p })
       assert.equal(1, r.status, cmd)
-      assert.matches("orket%.lua:" .. line .. ": sandbox: instruction budget exceeded", r.stdout .. r.stderr)
+      assert.matches("orket%.lua:" .. line .. ": script: instruction budget exceeded", r.stdout .. r.stderr)
     end
     untouched(p)
   end)

@@ -18,7 +18,7 @@ local LONG = {
   ["sandbox.lua:detach"] = 47, ["sandbox.lua:up"] = 59, ["sandbox.lua:logs"] = 45, ["sandbox.lua:check"] = 75,
 }
 
-local function read(path) return assert(require("orket.lines").read(path)) end
+local function read(path) return assert(require("orket.fieldline").read(path)) end
 
 local function lines_of(src)
   local t = {}

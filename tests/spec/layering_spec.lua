@@ -45,7 +45,7 @@ describe("the core's layering", function()
     table.sort(names)
     for _, n in ipairs(names) do visit(n, {}) end
     assert.is_nil(g.runtime.await, "runtime needs await")
-    assert.is_true(g.await.runtime and g.await.sandbox)
+    assert.is_true(g.await.runtime and g.await.scriptenv)
   end)
 
   it("keeps the accounting and the matcher free of Lua", function()

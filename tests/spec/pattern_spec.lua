@@ -3,7 +3,7 @@
 -- replacement forms of gsub, argument errors, and the budget inside sandboxed scripts: the
 -- pathological patterns end quickly with a budget error and the host stays healthy.
 local P = require "orket.c.pattern"
-local sandbox = require "orket.sandbox"
+local scriptenv = require "orket.scriptenv"
 
 -- Results of a protected call as one comparable value.
 local function outcome(f, ...)
@@ -274,7 +274,7 @@ end)
 
 describe("patterns in scripts", function()
   local function run(src, opts)
-    local box = sandbox.new(opts or { name = "attempt.lua" })
+    local box = scriptenv.new(opts or { name = "attempt.lua" })
     local fn = assert(box:load(src, "attempt.lua"))
     local t0 = orket.now()
     local r = table.pack(box:pcall(fn))
@@ -288,7 +288,7 @@ describe("patterns in scripts", function()
   end
 
   it("gives scripts the budgeted functions", function()
-    local box = sandbox.new {}
+    local box = scriptenv.new {}
     for _, k in ipairs { "find", "match", "gmatch", "gsub" } do
       assert.equal(P[k], box.env.string[k])
     end

@@ -18,7 +18,7 @@ end
 local pg = require "orket.c.pg"
 local pgpool = require "orket.store.pgpool"
 local pg_schema = require "orket.store.pg_schema"
-local pgjournal = require "orket.store.pgjournal"
+local pgevents = require "orket.store.pgevents"
 local pglisten = require "orket.store.pglisten"
 local store = require "orket.store"
 local uv = require "luv"
@@ -771,7 +771,7 @@ print(table.concat(seen, " "))
       local a, b = connect(), connect()
       local function ids(cursor)
         local out = {}
-        for _, e in ipairs(assert(pgjournal.after(pool, cursor))) do out[#out + 1] = e.id end
+        for _, e in ipairs(assert(pgevents.after(pool, cursor))) do out[#out + 1] = e.id end
         return out
       end
       -- a plain INSERT shows the hazard: the later id commits first, and a reader whose
@@ -787,10 +787,10 @@ print(table.concat(seen, " "))
       local cursor = late
       -- append() serializes: the second writer waits until the first commits
       assert(a:exec("BEGIN"))
-      local first = assert(pgjournal.append(a, { kind = "first", card = "C-1", data = { n = 1 } }))
+      local first = assert(pgevents.append(a, { kind = "first", card = "C-1", data = { n = 1 } }))
       local second_writer = orket.spawn(function()
         assert(b:exec("BEGIN"))
-        local id = assert(pgjournal.append(b, { kind = "second" }))
+        local id = assert(pgevents.append(b, { kind = "second" }))
         assert(b:exec("COMMIT"))
         return id
       end)
@@ -802,7 +802,7 @@ print(table.concat(seen, " "))
       assert.is_true(ok)
       assert.is_true(second > first)
       assert.same({ first, second }, ids(cursor))
-      local ev = assert(pgjournal.after(pool, cursor, 1))[1]
+      local ev = assert(pgevents.after(pool, cursor, 1))[1]
       assert.same({ id = first, kind = "first", card = "C-1", data = { n = 1 } },
         { id = ev.id, kind = ev.kind, card = ev.card, data = ev.data })
       assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$", ev.at)

@@ -4,10 +4,10 @@
 local H = require "tests.helpers"
 local import = require "orket.import"
 local settings = require "orket.settings"
-local sandbox = require "orket.sandbox"
+local scriptenv = require "orket.scriptenv"
 local config = require "orket.config"
 local llm = require "orket.llm"
-local lines = require "orket.lines"
+local fieldline = require "orket.fieldline"
 
 local function epics(files)
   local dir = H.tmpdir()
@@ -40,11 +40,11 @@ describe("script errors from loading a file", function()
     local data, err = config.read(dir)
     assert.is_nil(data)
     assert.equal("orket.lua:2: attempt to index a nil value (local 'a')", err)
-    local ok, derr, code = sandbox.new { name = "f.lua" }:dofile(dir .. "/orket.lua")
+    local ok, derr, code = scriptenv.new { name = "f.lua" }:dofile(dir .. "/orket.lua")
     assert.is_false(ok)
     assert.equal(dir .. "/orket.lua:2: attempt to index a nil value (local 'a')", derr)
     assert.equal("ERUNTIME", code)
-    assert.equal("a:1: b", sandbox.first_line("a:1: b\nstack traceback:\n\tx"))
+    assert.equal("a:1: b", scriptenv.first_line("a:1: b\nstack traceback:\n\tx"))
   end)
 end)
 
@@ -90,7 +90,7 @@ describe("import of epics that would lose or stall cards", function()
     local cards, err, anchor = import.check_file { path = dir .. "/epics/x.json", rel = "epics/x.json", stem = "x" }
     assert.is_nil(cards)
     assert.matches("^epics/x.json: issues%[1%].priority: unknown priority", err)
-    assert.equal(8, lines.of(text, "priority", anchor))
+    assert.equal(8, fieldline.of(text, "priority", anchor))
   end)
 end)
 

@@ -113,7 +113,7 @@ describe("REPL completion", function()
     local env = setmetatable({ orket = require "orket", thing = { alpha = 1, beta = function() end, _c = 2 },
       s = "text" }, { __index = _G })
     assert.same({ "print" }, complete.complete(env, "pri"))
-    assert.same({ "orket.sandbox", "orket.sleep", "orket.spawn", "orket.stats" }, complete.complete(env, "orket.s"))
+    assert.same({ "orket.scriptenv", "orket.sleep", "orket.spawn", "orket.stats" }, complete.complete(env, "orket.s"))
     assert.same({ "thing._c", "thing.alpha", "thing.beta" }, complete.complete(env, "thing."))
     assert.same({ "thing:beta" }, complete.complete(env, "thing:"))
     assert.same({ "s:upper" }, complete.complete(env, "s:up")) -- a string's methods

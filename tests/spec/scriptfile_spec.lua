@@ -5,7 +5,7 @@
 -- tests/e2e/script_files_test.lua, under a timeout.)
 local H = require "tests.helpers"
 local scriptfile = require "orket.scriptfile"
-local sandbox = require "orket.sandbox"
+local scriptenv = require "orket.scriptenv"
 local plain = require "orket.c.plain"
 
 describe("scriptfile.read", function()
@@ -77,23 +77,23 @@ describe("budget errors", function()
     local role, rerr, rcode = require("orket.engine.roles").load_file(dir .. "/roles/spin.lua")
     assert.is_nil(role)
     assert.equal("EBUDGET", rcode)
-    assert.matches("^" .. dir:gsub("%p", "%%%0") .. "/roles/spin%.lua:2: sandbox: instruction budget exceeded", rerr)
+    assert.matches("^" .. dir:gsub("%p", "%%%0") .. "/roles/spin%.lua:2: script: instruction budget exceeded", rerr)
     H.write(dir .. "/orket.lua", spin)
     local data, cerr = require("orket.config").read(dir)
     assert.is_nil(data)
-    assert.matches("^orket%.lua:2: sandbox: instruction budget exceeded", cerr)
+    assert.matches("^orket%.lua:2: script: instruction budget exceeded", cerr)
     H.write(dir .. "/epics/spin.lua", spin)
     local set, ierr = require("orket.import").load(dir)
     assert.is_nil(set)
-    assert.matches("^epics/spin%.lua:2: sandbox: instruction budget exceeded", ierr)
+    assert.matches("^epics/spin%.lua:2: script: instruction budget exceeded", ierr)
   end)
 
   it("keep a message that already names the file as it is", function()
     assert.equal("x.lua:3: boom", scriptfile.message("x.lua:3: boom\nstack traceback:\n\tx.lua:3: in main chunk", "x.lua"))
     assert.equal("x.lua: out of memory", scriptfile.message("out of memory", "x.lua"))
     local long = "/a/very/long/folder/name/that/goes/on/and/on/for/a/while/roles/coder.lua"
-    assert.equal(long .. ":7: sandbox: instruction budget exceeded",
-      scriptfile.message("sandbox: instruction budget exceeded\nstack traceback:\n\t[C]: in ?\n\t..."
+    assert.equal(long .. ":7: script: instruction budget exceeded",
+      scriptfile.message("script: instruction budget exceeded\nstack traceback:\n\t[C]: in ?\n\t..."
         .. long:sub(-50) .. ":7: in main chunk", long))
   end)
 end)
@@ -104,12 +104,12 @@ describe("scriptfile.run", function()
   it("hands back a detached copy: plain tables, the script's functions", function()
     local dir = H.tmpdir()
     H.write(dir .. "/r.lua", "local function f() return 1 end\nreturn { f = f, list = { 'a', { b = f } } }\n")
-    local ok, v = scriptfile.run(sandbox.new {}, dir .. "/r.lua")
+    local ok, v = scriptfile.run(scriptenv.new {}, dir .. "/r.lua")
     assert.is_true(ok)
     assert.equal("a", v.list[1])
     assert.equal(v.f, v.list[2].b)
     H.write(dir .. "/m.lua", "return { t = setmetatable({}, { __index = function() return 1 end }) }\n")
-    local ok2, err, code = scriptfile.run(sandbox.new {}, dir .. "/m.lua")
+    local ok2, err, code = scriptfile.run(scriptenv.new {}, dir .. "/m.lua")
     assert.is_false(ok2)
     assert.equal("EINVAL", code)
     assert.equal(dir .. "/m.lua: value.t: a table with a metatable; return plain tables", err)

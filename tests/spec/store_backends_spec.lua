@@ -215,7 +215,7 @@ describe("store on " .. B.name(), function()
 
   it("journal reads: turn marks, open turns, recorded steps, tokens and transitions", function()
     local db = open()
-    local sj, st = require "orket.store.journal", require "orket.store.turns"
+    local sj, st = require "orket.store.journal_reads", require "orket.store.turns"
     local run = db:record_run { target = "E", kind = "epic" }
     db:event { kind = "turn_begin", card = "E-1", run = run, data = { turn = 1 } }
     assert.is_true(sj.has_open_turn(db, run))
@@ -269,7 +269,7 @@ describe("store on " .. B.name(), function()
 
   it("keeps text with bytes that are not UTF-8 escaped and noted, in records and events alike", function()
     local db = open()
-    local sj = require "orket.store.journal"
+    local sj = require "orket.store.journal_reads"
     local run = db:record_run { target = "E", kind = "epic" }
     -- a tool's result read from a binary file, and a read cut inside a character (é cut)
     local t1 = db:record_turn { run = run, card = "E-1", seat = "dev", turn = 1, response = { content = "ok" },

@@ -117,7 +117,7 @@ describe("board operations on " .. B.name(), function()
 
   it("journal: the newest id, what follows an id, a card's commits, merges and cancel", function()
     local db = open()
-    local sj = require "orket.store.journal"
+    local sj = require "orket.store.journal_reads"
     local before = sj.latest_id(db)
     local run = assert(db:record_run { target = "E", kind = "epic" })
     local c1 = db:event { kind = "commit", card = "E-1", run = run, actor = "developer", data = { id = "abc", turn = 1 } }

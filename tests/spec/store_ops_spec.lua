@@ -17,7 +17,7 @@ describe("store operations", function()
 
   it("journal: the last transition with its data decoded, the hand-in and a run's moves", function()
     local db, b = open()
-    local sj = require "orket.store.journal"
+    local sj = require "orket.store.journal_reads"
     assert.is_nil(sj.last_transition(db, "E-1"))
     assert.equal(0, sj.last_handin(db, "E-1"))
     local run = assert(db:record_run { target = "E", kind = "epic" })
@@ -41,7 +41,7 @@ describe("store operations", function()
 
   it("journal: api_write entries after a cursor, data decoded", function()
     local db = open()
-    local sj = require "orket.store.journal"
+    local sj = require "orket.store.journal_reads"
     local first = db:event { kind = "api_write", card = "E-1", actor = "k1", data = { action = "move", route = "/x" } }
     db:event { kind = "comment", card = "E-1", data = {} }
     local second = db:event { kind = "api_write", card = "E-1", actor = "k2", data = { action = "comment" } }

@@ -358,12 +358,12 @@ describe("store queries and transactions", function()
     local turn = assert(db:record_turn { run = run, card = "E1", seat = "dev", turn = 1 })
     local id = assert(db:start_tool_call { turn = turn, call_id = "1", tool = "move_file",
       arguments = { from = "a", to = "b" }, run = run, card = "E1", seat = "dev" })
-    local journal = require "orket.engine.journal"
-    assert.same({ nil, id }, { journal.tool_call(db, turn, "1") })
-    assert.is_nil(journal.tool_call(db, turn, "2"))
+    local recorded = require "orket.engine.recorded"
+    assert.same({ nil, id }, { recorded.tool_call(db, turn, "1") })
+    assert.is_nil(recorded.tool_call(db, turn, "2"))
     assert.is_true(db:finish_tool_call(id, { result = { ok = true, result = { moved = true } }, ok = true,
       turn = turn, tool = "move_file", run = run, card = "E1", seat = "dev" }))
-    assert.same({ ok = true, result = { moved = true } }, journal.tool_call(db, turn, "1"))
+    assert.same({ ok = true, result = { moved = true } }, recorded.tool_call(db, turn, "1"))
     -- a result is recorded once
     assert.same({ nil, "store: no started tool call " .. id .. " without a result", "ENOENT" },
       { db:finish_tool_call(id, { result = {}, ok = false, tool = "move_file" }) })

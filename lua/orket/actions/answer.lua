@@ -2,17 +2,17 @@
 -- becomes a comment and the card goes back to ready; a requirements review waiting for a
 -- person is answered on the card it reviews, which starts over. One transaction. The
 -- answer is data; the CLI and the HTTP API say it in their own words. Uses orket.board,
--- orket.store.journal and orket.actions.approvals (a card waiting for an approval is
+-- orket.store.journal_reads and orket.actions.approvals (a card waiting for an approval is
 -- decided, not answered).
 local approvals = require "orket.actions.approvals"
-local journal = require "orket.store.journal"
+local sj = require "orket.store.journal_reads"
 local costs = require "orket.store.costs"
 
 local M = {}
 
 --- reviewed_card(db, id) -> the card a requirements review card reviews | nil
 function M.reviewed_card(db, id)
-  for _, d in ipairs(journal.card_event_data(db, id, "requirements_review_of")) do
+  for _, d in ipairs(sj.card_event_data(db, id, "requirements_review_of")) do
     if type(d.card) == "string" then return d.card end
   end
   return nil
@@ -20,7 +20,7 @@ end
 
 -- Whether the card waits for a person with a note matching `pattern` on its move there.
 local function waits_with(db, id, pattern)
-  local m = journal.last_transition(db, id)
+  local m = sj.last_transition(db, id)
   local d = m and m.data
   return type(d) == "table" and d.to == "waiting_for_developer" and type(d.note) == "string"
     and d.note:match(pattern) ~= nil

@@ -7,7 +7,7 @@
 -- outside any transaction. Rows: orket.store.forge. Contract: docs/git.md.
 local forge = require "orket.forge"
 local sf = require "orket.store.forge"
-local sj = require "orket.store.journal"
+local sj = require "orket.store.journal_reads"
 
 local M = {}
 

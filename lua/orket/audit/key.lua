@@ -6,7 +6,7 @@
 local ach = require "orket.c.auditchain"
 local uv = require "luv"
 local json = require "cjson.safe"
-local read = require("orket.lines").read
+local read = require("orket.fieldline").read
 
 local M = {}
 

@@ -5,7 +5,7 @@ local uv = require "luv"
 local task = require "orket.task"
 local jsonout = require "orket.jsonout"
 local rpc = require "orket.mcp.jsonrpc"
-local lines = require "orket.mcp.lines"
+local linestream = require "orket.mcp.linestream"
 local server = require "orket.serve.mcp_server"
 local executor = require "orket.engine.executor"
 local manager = require "orket.mcp.manager"
@@ -34,7 +34,7 @@ with their state and tools. See docs/mcp.md.]]
 
 local function open_stream(fd)
   local kind = uv.guess_handle(fd)
-  if kind == "file" then return lines.file_stream(fd) end
+  if kind == "file" then return linestream.file_stream(fd) end
   local s = kind == "tty" and uv.new_tty(fd, fd == 0) or uv.new_pipe(false)
   if kind ~= "tty" then
     local ok, err = s:open(fd)
@@ -86,7 +86,7 @@ local function serve(dir, read_only, cli)
   local session = server.new { db = db, dir = dir, send = send, log = log,
     who = { role = read_only and "viewer" or "admin" } }
   executor.registry(db).log = log
-  local reader = lines.reader(input, rpc.MAX_MESSAGE)
+  local reader = linestream.reader(input, rpc.MAX_MESSAGE)
   local sig = uv.new_signal()
   sig:start("sigterm", function() reader:close() end)
   local ok, terr = task.spawn(answer_lines, reader, session, send, log):join()

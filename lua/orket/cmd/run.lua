@@ -10,7 +10,7 @@ local liveview = require "orket.terminal.liveview"
 local scheduler = require "orket.engine.scheduler"
 local import = require "orket.import"
 local status_view = require "orket.views.status"
-local journal = require "orket.engine.journal"
+local recorded = require "orket.engine.recorded"
 local claims = require "orket.engine.claims"
 local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
@@ -153,7 +153,7 @@ local function take_lock(e, o, resume_id)
   if resume_id then target = (runs.get(e.db, resume_id) or {}).target end
   local other, why
   if target then other, why = claims.conflict(o.dir, e.db, e.board, target, { own_run_lock = true }) end
-  if not other and not resume_id then other, why = journal.unfinished_overlap(e.db, e.board, o.target) end
+  if not other and not resume_id then other, why = recorded.unfinished_overlap(e.db, e.board, o.target) end
   if other then
     claim:release()
     lock:release()

@@ -10,7 +10,7 @@ local setup = require "orket.engine.setup"
 local reload = require "orket.engine.reload"
 local jsonout = require "orket.jsonout"
 local claims = require "orket.engine.claims"
-local journal = require "orket.engine.journal"
+local recorded = require "orket.engine.recorded"
 local lease_mod = require "orket.engine.lease"
 local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
@@ -56,7 +56,7 @@ local function start_run(e, dir, o)
   local id = ops.queued_for(e.db, o.start)
   if not id then
     local other, why = claims.conflict(dir, e.db, e.board, o.start)
-    if not other then other, why = journal.unfinished_overlap(e.db, e.board, o.start) end
+    if not other then other, why = recorded.unfinished_overlap(e.db, e.board, o.start) end
     if other then
       claim:release()
       return nil, why

@@ -11,7 +11,7 @@ local task = require "orket.task"
 local setup = require "orket.engine.setup"
 local reload = require "orket.engine.reload"
 local claims = require "orket.engine.claims"
-local journal = require "orket.engine.journal"
+local recorded = require "orket.engine.recorded"
 local project = require "orket.project"
 
 local M = {}
@@ -71,7 +71,7 @@ local function claim_and(dir, db, e, target, resuming, make, no_hold)
   local claim, cerr = claims.enter(dir, rt.sleep)
   if not claim then return nil, "conflict", cerr end
   local other, why = claims.conflict(dir, db, e.board, target)
-  if not other and not resuming then other, why = journal.unfinished_overlap(db, e.board, target) end
+  if not other and not resuming then other, why = recorded.unfinished_overlap(db, e.board, target) end
   if other then
     claim:release()
     return nil, "conflict", why

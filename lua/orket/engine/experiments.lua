@@ -11,24 +11,24 @@ local M = {}
 -- the phases whose turns a variant changes
 M.PHASES = { work = true, rework = true }
 
---- variant(e, card, phase) -> arm | nil, arms_to_record | nil, why: the card's variant
+--- variant(run, card, phase) -> arm | nil, arms_to_record | nil, why: the card's variant
 --- arm ({experiment=, arm = "variant", model=, role=}) when this phase's turn runs on one;
 --- arms_to_record: what the turn's begin writes when the card has no arms yet; why: the
 --- card cannot run (a variant's role the project lacks).
-function M.variant(e, card, phase)
+function M.variant(run, card, phase)
   if card.type ~= "issue" or not M.PHASES[phase] then return nil end
-  local arms, fresh = store.of(e.db, card.id), nil
+  local arms, fresh = store.of(run.db, card.id), nil
   if #arms == 0 then
     -- a card that started before the experiments were set keeps out of them
-    if next(e.settings.experiments or {}) == nil or store.started(e.db, card.id) then return nil end
-    arms = rules.arms(e.settings.experiments, card.id)
+    if next(run.settings.experiments or {}) == nil or store.started(run.db, card.id) then return nil end
+    arms = rules.arms(run.settings.experiments, card.id)
     fresh = arms
   end
   local v = arms[1]
   if not (v and v.arm == "variant") then return nil, fresh end
-  if v.role and not e.roles.by_name[v.role] then
+  if v.role and not run.roles.by_name[v.role] then
     return nil, nil, string.format("experiment %s's variant plays role %q, which the project has no longer (roles: %s)",
-      v.experiment, v.role, table.concat(e.roles.names, ", "))
+      v.experiment, v.role, table.concat(run.roles.names, ", "))
   end
   return v, fresh
 end

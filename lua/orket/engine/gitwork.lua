@@ -9,7 +9,7 @@ local pull_request = require "orket.actions.pull_request"
 local forge = require "orket.forge"
 local aftermerge = require "orket.engine.aftermerge"
 local fault = require "orket.engine.fault"
-local sj = require "orket.store.journal"
+local sj = require "orket.store.journal_reads"
 local uv = require "luv"
 local lockfile = require "orket.c.lockfile"
 local workspace = require "orket.workspace"
@@ -146,9 +146,9 @@ function M.open(ws_dir, worktrees)
 end
 
 -- The git section when main has a remote to be pushed to.
-local function remote_settings(r)
-  local g = r.settings and r.settings.git
-  if not r.git or not g or not g.remote then return nil end
+local function remote_settings(run)
+  local g = run.settings and run.settings.git
+  if not run.git or not g or not g.remote then return nil end
   return g
 end
 
@@ -243,26 +243,26 @@ end
 -- committed or not: what detaching must check and clear (an ignored file a tool wrote).
 -- A program run in the directory (verify.cwd) may change anything: known() forgets it, and
 -- the next commit walks the whole directory.
-local function known(r, card, v)
+local function known(run, card, v)
   if v ~= nil then
-    r.git_known = r.git_known or {}
-    r.git_known[card] = v or nil
+    run.git_known = run.git_known or {}
+    run.git_known[card] = v or nil
   end
-  return r.git_known and r.git_known[card]
+  return run.git_known and run.git_known[card]
 end
 
 --- forget(run, card_id): what this process knew of the card's directory is no longer true
 --- (a program runs there): its next commit walks it whole
-function M.forget(r, card_id)
-  known(r, card_id, false)
+function M.forget(run, card_id)
+  known(run, card_id, false)
 end
 
 --- worktree(run, card_id) -> the path of the card's working directory, attached to its
 --- branch (made from main when it has none yet) | nil, msg (the one place that names where
 --- a card's directory lives)
-function M.worktree(r, card_id)
+function M.worktree(run, card_id)
   if not G.card_valid(card_id) then return nil, "card id " .. card_id .. " cannot name a git branch" end
-  local git = r.git
+  local git = run.git
   -- attach makes the directories (and their parents) it needs; a missing git.dir only
   -- means nothing is parked there
   take_parked(git, card_id)
@@ -273,23 +273,23 @@ end
 --- enter(run, job) -> true | nil, msg, CODE: makes (or finds) the card's worktree, merges main into
 --- it when the card's last merge conflicted, and opens the turn's workspace view on it
 --- (job.fs, closed by leave).
-function M.enter(r, job)
-  local git = r.git
+function M.enter(run, job)
+  local git = run.git
   if not git then return true end
   local repo = git.repo
   local existed = uv.fs_stat((paths(git, job.card_id)))
-  local path, err, code = M.worktree(r, job.card_id)
+  local path, err, code = M.worktree(run, job.card_id)
   if not path then return nil, err, code end
-  local k = known(r, job.card_id)
+  local k = known(run, job.card_id)
   if not existed then
-    known(r, job.card_id, { run = job.run, turn = job.turn - 1, paths = {}, all = {} })
+    known(run, job.card_id, { run = job.run, turn = job.turn - 1, paths = {}, all = {} })
   elseif k and not (job.fresh and k.run == job.run and k.turn == job.turn - 1) then
-    known(r, job.card_id, false)
+    known(run, job.card_id, false)
   end
   -- prepare read the card's merge marks with its turns (job.needs_main); a job made
   -- elsewhere has them read here
   local needs = job.needs_main
-  if needs == nil then needs = needs_main(r.db, job.card_id) end
+  if needs == nil then needs = needs_main(run.db, job.card_id) end
   if needs then
     -- whatever an interrupted turn left is committed first (merge_from_main wants a clean tree)
     local cid, cerr, ccode = repo:commit(job.card_id, { name = ENGINE.name, email = ENGINE.email,
@@ -297,26 +297,26 @@ function M.enter(r, job)
     if not cid then return nil, cerr, ccode end
     local m, merr, mcode = repo:merge_from_main(job.card_id, ENGINE)
     if not m then
-      known(r, job.card_id, false) -- its checkout may be left half done: the next commit looks
+      known(run, job.card_id, false) -- its checkout may be left half done: the next commit looks
       return nil, merr, mcode
     end
     -- committed whole, then files and index moved together: the directory matches its index
-    local before = known(r, job.card_id)
-    known(r, job.card_id, { run = job.run, turn = job.turn - 1, paths = {}, all = before and before.all })
+    local before = known(run, job.card_id)
+    known(run, job.card_id, { run = job.run, turn = job.turn - 1, paths = {}, all = before and before.all })
     fault.hit("after_git_merge_main")
-    local ok, werr = r.db:tx(function()
-      r.db:event { kind = "merge_main", card = job.card_id, run = r.run_id,
+    local ok, werr = run.db:tx(function()
+      run.db:event { kind = "merge_main", card = job.card_id, run = run.run_id,
         data = { id = m.id, kind = m.kind, conflicts = #m.conflicts > 0 and m.conflicts or nil } }
       return true
     end)
     if not ok then return nil, werr end
-    r:emit { type = "git", card = job.card_id, action = "merge_main", kind = m.kind, id = m.id,
+    run:emit { type = "git", card = job.card_id, action = "merge_main", kind = m.kind, id = m.id,
       paths = #m.conflicts > 0 and m.conflicts or nil }
   end
   -- a review may end in a merge: the remote's main is fetched now, outside the step's
   -- transaction, and finish merges it into main before the card (a conflict with what people
   -- merged on the forge is then the card's, sent back as any conflict)
-  local g = remote_settings(r)
+  local g = remote_settings(run)
   if g and job.phase == "review" then job.remote_main = aftermerge.fetch_main { g = g, repo = repo } and true or false end
   local fs, ferr = workspace.open(path)
   if not fs then return nil, ferr end
@@ -326,18 +326,18 @@ end
 
 --- said(run, card, out): a run's events for what followed a card's merge
 --- (orket.engine.aftermerge's outcome: the pull request's end, main's push, a deploy)
-function M.said(r, card, out)
+function M.said(run, card, out)
   local pr, push, d = out.pull_request, out.push, out.deploy
   if pr then
-    r:emit { type = "git", card = card, action = "pull_request_end", outcome = pr.code, number = pr.number,
+    run:emit { type = "git", card = card, action = "pull_request_end", outcome = pr.code, number = pr.number,
       error = pr.error }
   end
   if push and push.code ~= "uptodate" then
-    r:emit { type = "git", card = card, action = "push_main", outcome = push.code, id = push.id, error = push.error,
+    run:emit { type = "git", card = card, action = "push_main", outcome = push.code, id = push.id, error = push.error,
       paths = push.paths }
   end
   if d then
-    r:emit { type = "sandbox", action = "deploy", card = card, reason = d.reason, commit = d.commit,
+    run:emit { type = "sandbox", action = "deploy", card = card, reason = d.reason, commit = d.commit,
       owner_pid = d.owner_pid, error = d.error }
   end
 end
@@ -345,33 +345,33 @@ end
 --- after_merge(run, card, merge): what follows a card's merge into main, in a task outside
 --- any transaction (orket.engine.aftermerge: its pull request ends, main is pushed, a
 --- sandbox may be deployed), said in the run's events
-function M.after_merge(r, card, merge)
-  local out = aftermerge.after_merge { owner = r, dir = r.project_dir, db = r.db, board = r.board,
-    settings = r.settings, repo = r.git and r.git.repo, card = card, merge_id = merge and merge.id, run_id = r.run_id }
-  M.said(r, card, out)
+function M.after_merge(run, card, merge)
+  local out = aftermerge.after_merge { owner = run, dir = run.project_dir, db = run.db, board = run.board,
+    settings = run.settings, repo = run.git and run.git.repo, card = card, merge_id = merge and merge.id, run_id = run.run_id }
+  M.said(run, card, out)
   return out
 end
 
 --- catch_up(run): when a run starts, what an earlier merge left undone (the forge or the
 --- remote down, a kill): the pull requests of done cards that have not ended end now, then
 --- main is pushed.
-function M.catch_up(r)
-  local g = remote_settings(r)
+function M.catch_up(run)
+  local g = remote_settings(run)
   if not g then return end
   if g.forge then
     local token, terr
-    for _, c in ipairs(r.board:list { status = "done", type = "issue" } or {}) do
-      if pull_request.pending(r.db, c.id) then
+    for _, c in ipairs(run.board:list { status = "done", type = "issue" } or {}) do
+      if pull_request.pending(run.db, c.id) then
         if not token and not terr then token, terr = forge.token(g) end
-        local m = sj.last_merge(r.db, c.id)
-        M.said(r, c.id, { pull_request = aftermerge.end_pull_request { db = r.db, g = g, token = token,
-          token_error = terr, card = c.id, merge_id = m and m.id, run_id = r.run_id } })
+        local m = sj.last_merge(run.db, c.id)
+        M.said(run, c.id, { pull_request = aftermerge.end_pull_request { db = run.db, g = g, token = token,
+          token_error = terr, card = c.id, merge_id = m and m.id, run_id = run.run_id } })
       end
     end
     token = nil
   end
-  M.said(r, nil, { push = aftermerge.push_main { owner = r, db = r.db, g = g, repo = r.git.repo, run_id = r.run_id,
-    backoff_ms = r.settings.budgets.backoff_ms } })
+  M.said(run, nil, { push = aftermerge.push_main { owner = run, db = run.db, g = g, repo = run.git.repo, run_id = run.run_id,
+    backoff_ms = run.settings.budgets.backoff_ms } })
 end
 
 --- leave(job): closes the turn's workspace view
@@ -386,12 +386,12 @@ end
 --- turn is recorded, for the next card without one (its branch, merged into main, stays; a
 --- later turn attaches a directory again). Its ignored files are removed first; uncommitted
 --- changes (a commit that failed) keep it where it is (EDIRTY).
-function M.retire(r, job)
-  if not r.git then return true end
+function M.retire(run, job)
+  if not run.git then return true end
   -- the turn's own last changes (after its commit) count too: the view notes them until closed
-  local k, changes = known(r, job.card_id), job.fs and job.fs:take_changes()
+  local k, changes = known(run, job.card_id), job.fs and job.fs:take_changes()
   M.leave(job)
-  known(r, job.card_id, false)
+  known(run, job.card_id, false)
   local only
   if k and k.all and changes ~= false then
     for _, p in ipairs(changes or {}) do k.all[p] = true end
@@ -399,9 +399,9 @@ function M.retire(r, job)
     for p in pairs(k.all) do only[#only + 1] = p end
     table.sort(only)
   end
-  local ok, err, code = r.git.repo:detach(job.card_id, only and { paths = only })
+  local ok, err, code = run.git.repo:detach(job.card_id, only and { paths = only })
   if ok == nil then return nil, err, code end
-  if ok then park(r.git, job.card_id) end
+  if ok then park(run.git, job.card_id) end
   return true
 end
 
@@ -412,13 +412,13 @@ end
 --- ("exists") and never commits twice. skipped: what was left out ({"path (why)"...}: FIFOs,
 --- sockets, devices, files over the cap, nested repositories), nil when nothing was.
 --- EUNSAFE: the worktree is not one git may read (a special .gitignore, a rewritten .git).
-function M.commit(r, job)
-  local git = r.git
+function M.commit(run, job)
+  local git = run.git
   if not git or not job.fs then return true end
   local who = author(job)
   -- the paths the turn's file tools touched join those not yet committed (known(), above)
-  local k, changes = known(r, job.card_id), job.fs:take_changes()
-  if k and not changes then k = known(r, job.card_id, false) end
+  local k, changes = known(run, job.card_id), job.fs:take_changes()
+  if k and not changes then k = known(run, job.card_id, false) end
   local only
   if k then
     for _, p in ipairs(changes) do
@@ -439,14 +439,14 @@ function M.commit(r, job)
     message = string.format("%s: turn %d (%s, run %d)", job.card_id, job.turn, job.phase, job.run), paths = only })
   if not id then return nil, kind, skipped end
   if kind ~= "exists" then
-    known(r, job.card_id, { run = job.run, turn = job.turn, paths = {}, all = k and k.all })
+    known(run, job.card_id, { run = job.run, turn = job.turn, paths = {}, all = k and k.all })
   elseif k then -- this turn was committed before (a resumed turn): what it touched since waits for the next
     k.run, k.turn = job.run, job.turn
   end
   if #skipped == 0 then skipped = nil end
   fault.hit("after_git_commit")
   if kind ~= "clean" and id ~= job.commit then
-    r.db:event { kind = "commit", card = job.card_id, run = r.run_id, actor = job.seat,
+    run.db:event { kind = "commit", card = job.card_id, run = run.run_id, actor = job.seat,
       data = { id = id, turn = job.turn, branch = "orket/" .. job.card_id, kind = kind } }
     job.commit = id
   end
@@ -465,23 +465,23 @@ M.send_back = finish.send_back
 --- move is the board's. On a conflict nothing is merged: in the same transaction the card
 --- goes back to in_progress with a comment naming the files, and the tool is told why.
 --- job.merged or job.conflict says what happened, for the turn's end. nil without git.
-function M.mover(r, job)
-  local board = r.board
-  if not r.git or not job.fs then return nil end
+function M.mover(run, job)
+  local board = run.board
+  if not run.git or not job.fs then return nil end
   return function(id, to, opts)
     if to ~= "done" or id ~= job.card_id then return board:transition(id, to, opts) end
     local ok, err, code = board:check_transition(id, to, opts)
     if not ok then return nil, err, code end
-    local cok, cerr, ccode = M.commit(r, job)
-    if not cok and r.git_broken then r:git_broken(id, cerr, ccode) end
+    local cok, cerr, ccode = M.commit(run, job)
+    if not cok and run.git_broken then run:git_broken(id, cerr, ccode) end
     if not cok then
       return nil, "board: " .. id .. ": " .. tostring(cerr), (ccode == "EUNSAFE" or ccode == "ENOSPC") and ccode or "EGIT"
     end
-    local res, ferr, fcode = finish.finish { db = r.db, board = board, card = id, opts = opts, repo = r.git.repo,
-      remote = job.remote_main, run_id = r.run_id, hit = fault.hit,
+    local res, ferr, fcode = finish.finish { db = run.db, board = board, card = id, opts = opts, repo = run.git.repo,
+      remote = job.remote_main, run_id = run.run_id, hit = fault.hit,
       conflict_actor = { seat = job.seat, roles = job.actor.roles, by = "engine" } }
     if not res then
-      if r.git_broken then r:git_broken(id, ferr, fcode) end
+      if run.git_broken then run:git_broken(id, ferr, fcode) end
       if tostring(ferr):find("^git: ") then return nil, "board: " .. id .. ": " .. tostring(ferr), fcode end
       return nil, ferr, fcode
     end
@@ -497,19 +497,19 @@ end
 --- recover(run) -> true | nil, msg: at the start of a run, under the project's run lock:
 --- stale locks a killed process left are removed and every working tree settled; not
 --- while another run goes (engine.no_git_recover), whose git work may be in flight.
-function M.recover(r)
+function M.recover(run)
   -- another run is going (orket.engine.claims): its git work may be in flight
-  if not r.git or r.no_git_recover then return true end
-  local n, err = r.git.repo:recover()
+  if not run.git or run.no_git_recover then return true end
+  local n, err = run.git.repo:recover()
   if not n then return nil, err end
   -- an index lock a kill left in a card's (or a parked directory's) state is stale: no other
   -- run is going, and each directory is one process's at a time
-  M.clear_index_locks(r.git.state)
+  M.clear_index_locks(run.git.state)
   -- every card's directory is settled too (a checkout a kill interrupted); a directory whose
   -- state is missing (killed while it changed hands) is emptied and written again
-  for _, name in ipairs(names(r.git.dir)) do
-    if G.card_valid(name) and uv.fs_stat(r.git.state .. "/" .. name) then
-      local ok, aerr = r.git.repo:attach(name, paths(r.git, name))
+  for _, name in ipairs(names(run.git.dir)) do
+    if G.card_valid(name) and uv.fs_stat(run.git.state .. "/" .. name) then
+      local ok, aerr = run.git.repo:attach(name, paths(run.git, name))
       if not ok then return nil, aerr end
     end
   end

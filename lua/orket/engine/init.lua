@@ -7,7 +7,7 @@
 local settings_mod = require "orket.settings"
 local run_mod = require "orket.engine.run"
 local json = require "cjson.safe"
-local journal = require "orket.store.journal"
+local sj = require "orket.store.journal_reads"
 local runs = require "orket.store.runs"
 local experiments = require "orket.settings.experiments"
 
@@ -154,18 +154,18 @@ function Engine:start(target_id, opts)
 end
 
 -- Picks the role a seat plays for a phase.
-local function role_for(e, seat, phase)
-  local s = e.settings.team[seat]
+local function role_for(engine, seat, phase)
+  local s = engine.settings.team[seat]
   if not s then return nil end
   local want = (phase == "review" and "integrity_guard") or (phase == "escalation" and "architect") or nil
   for _, r in ipairs(s.roles) do
-    if want and r == want then return e.roles.by_name[r] end
+    if want and r == want then return engine.roles.by_name[r] end
   end
   if want then return nil end
   for _, r in ipairs(s.roles) do
-    if r ~= "integrity_guard" then return e.roles.by_name[r] end
+    if r ~= "integrity_guard" then return engine.roles.by_name[r] end
   end
-  return e.roles.by_name[s.roles[1]]
+  return engine.roles.by_name[s.roles[1]]
 end
 
 --- role_for(seat, phase) -> the role a seat plays for a phase ("work", "rework", "review",
@@ -191,7 +191,7 @@ function Engine:observe_journal(run_id)
   -- whole events table)
   if self.started_runs and self.started_runs[run_id] then return end
   -- responses (turns rows, through their "turn" events) and failed calls, in journal order
-  for _, r in ipairs(journal.model_exchanges(self.db, run_id)) do
+  for _, r in ipairs(sj.model_exchanges(self.db, run_id)) do
     local req, meta
     if r.kind == "turn" then
       local data = json.decode(r.tdata or "null") or {}

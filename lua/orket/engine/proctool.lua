@@ -56,20 +56,20 @@ local function shape(step, r)
   return out
 end
 
---- run(e, card_id, name, req, left_ms) -> {ok=true, result=} | {ok=false, error=, code=}
+--- run(run, card_id, name, req, left_ms) -> {ok=true, result=} | {ok=false, error=, code=}
 --- Runs the request's steps in order, each confined in the card's workspace (verify.cwd),
 --- with verify's layers, require and view paths (verify.run_opts), until one ends other than with its expect_exit
 --- (when it gives one). The timeout is the request's, else verify.timeout_ms, cut to what
 --- is left of the turn's wall budgets (left_ms, nil: none). A program that ran and failed
 --- is a result (ok = true, exit and output); one that could not run is a failure: ENOENT
 --- (no such program), ELAYER (a required layer missing), ESPAWN.
-function M.run(e, card_id, name, req, left_ms)
+function M.run(run, card_id, name, req, left_ms)
   local steps, why = steps_of(req)
   if not steps then return { ok = false, error = name .. ": " .. why, code = "ETOOL" } end
-  local v = e.settings.verify or {}
-  local cwd, cerr = verify.cwd(e, card_id)
+  local v = run.settings.verify or {}
+  local cwd, cerr = verify.cwd(run, card_id)
   if not cwd then return { ok = false, error = name .. ": no workspace to run in: " .. tostring(cerr), code = "ESPAWN" } end
-  local o, oerr = verify.run_opts(e, v, cwd, name)
+  local o, oerr = verify.run_opts(run, v, cwd, name)
   if not o then return { ok = false, error = name .. ": " .. oerr, code = "ESPAWN" } end
   -- a number from JSON (an issue's verification) may be a float: 200.0
   local t = type(req.timeout_ms) == "number" and req.timeout_ms >= 1 and req.timeout_ms < 2 ^ 31 and req.timeout_ms

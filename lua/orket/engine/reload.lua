@@ -11,7 +11,7 @@ local policy = require "orket.policy"
 local jsonout = require "orket.jsonout"
 local settings_mod = require "orket.settings"
 local llm = require "orket.llm"
-local lines = require "orket.lines"
+local fieldline = require "orket.fieldline"
 local scriptfile = require "orket.scriptfile"
 local manager = require "orket.mcp.manager"
 local task = require "orket.task"
@@ -78,7 +78,7 @@ function M.check_tools(s, mcp)
       local server = t:match("^([a-z][a-z0-9_]-)__")
       if not s.tools:get(t) and not (server and mcp and mcp.servers[server]) then
         local file = (r.file or ("roles/" .. name .. ".lua")):gsub("^%./", "")
-        local line = lines.of(scriptfile.read(r.file or file), "tools")
+        local line = fieldline.of(scriptfile.read(r.file or file), "tools")
         return nil, string.format("%s%s: tools[%d]: no tool named %q", file, line and (":" .. line) or "", i, t), "ENOENT"
       end
     end
@@ -103,38 +103,38 @@ end
 --- files=}). files: every changed file given (project-relative, sorted), an array even
 --- when empty.
 --- Turns already started keep the role, tools and policies they captured (see turn.lua).
-function M.apply(e, files)
-  if type(e) ~= "table" or type(e.dir) ~= "string" then
+function M.apply(engine, files)
+  if type(engine) ~= "table" or type(engine.dir) ~= "string" then
     error("bad argument #1 to 'apply' (an engine from orket.engine.setup expected)", 2)
   end
-  local s, err, code = M.load(e.dir)
+  local s, err, code = M.load(engine.dir)
   if s and files and files["orket.lua"] then
     -- the MCP servers are the one part of orket.lua a run takes up again (docs/mcp.md)
-    local ok, merr, mcode = manager.reload(e)
+    local ok, merr, mcode = manager.reload(engine)
     if not ok then s, err, code = nil, merr, mcode end
   end
   if s then
     local ok
-    ok, err, code = M.validate(s, e.settings, e.models)
+    ok, err, code = M.validate(s, engine.settings, engine.models)
     if not ok then s = nil end
   end
   local names = file_list(files)
   if not s then
     -- named relative to the project, as in `files` ("roles/x.lua", not "./roles/x.lua")
-    local prefix = e.dir == "." and "./" or (e.dir .. "/")
+    local prefix = engine.dir == "." and "./" or (engine.dir .. "/")
     if type(err) == "string" and err:sub(1, #prefix) == prefix then err = err:sub(#prefix + 1) end
     local file, line = M.where(err)
-    e.db:event { kind = "reload_error", run = e.run_id,
+    engine.db:event { kind = "reload_error", run = engine.run_id,
       data = { file = file, line = line, error = err, code = code, files = names } }
-    e:emit { type = "reload_error", file = file, line = line, error = err, code = code, files = names }
+    engine:emit { type = "reload_error", file = file, line = line, error = err, code = code, files = names }
     return nil, err, code
   end
   -- the MCP servers' tools beside the files'
-  e:swap_scripts { roles = s.roles, tools = e.mcp and e.mcp:wrap(s.tools) or s.tools, policies = s.policies,
+  engine:swap_scripts { roles = s.roles, tools = engine.mcp and engine.mcp:wrap(s.tools) or s.tools, policies = s.policies,
     routing = s.routing }
-  e.reloads = (e.reloads or 0) + 1
-  e.db:event { kind = "reload", run = e.run_id, data = { files = names, roles = s.roles.names, tools = s.tools.names } }
-  e:emit { type = "reload", files = names }
+  engine.reloads = (engine.reloads or 0) + 1
+  engine.db:event { kind = "reload", run = engine.run_id, data = { files = names, roles = s.roles.names, tools = s.tools.names } }
+  engine:emit { type = "reload", files = names }
   return true
 end
 

@@ -1,7 +1,7 @@
 -- orket.engine.roles: role scripts (roles/*.lua) loaded into restricted environments
--- (orket.sandbox) with the prompt toolkit; a project's roles/ overrides the built-ins by
+-- (orket.scriptenv) with the prompt toolkit; a project's roles/ overrides the built-ins by
 -- name. A set is loaded all or nothing, so a reload swaps it atomically. docs/roles.md.
-local sandbox = require "orket.sandbox"
+local scriptenv = require "orket.scriptenv"
 local scriptfile = require "orket.scriptfile"
 local prompt = require "orket.engine.prompt"
 local schemas = require "orket.engine.schemas"
@@ -63,7 +63,7 @@ end
 --- load_file(path) -> role | nil, "file:line: message", CODE, {every problem...}
 function M.load_file(path)
   local stem = path:match("([^/]+)%.lua$")
-  local box = sandbox.new { name = path, globals = { prompt = prompt } }
+  local box = scriptenv.new { name = path, globals = { prompt = prompt } }
   local ok, def, code = scriptfile.run(box, path)
   if not ok then return nil, def, code, { def } end
   local role, err, problems = validate(def, path, stem)
@@ -114,7 +114,7 @@ end
 function M.messages(role, ctx)
   local specs = ctx.tools
   ctx.tools = nil
-  local arg, aerr = sandbox.copy(ctx)
+  local arg, aerr = scriptenv.copy(ctx)
   ctx.tools = specs
   if not arg then error("bad argument #2 to 'messages' (" .. tostring(aerr) .. ")", 2) end
   if type(specs) == "table" then arg.tools = schemas.tools(specs) end
@@ -126,15 +126,15 @@ function M.messages(role, ctx)
     local sys = role.system
     if type(sys) == "function" then
       ok, sys, code = role.box:pcall(sys, arg)
-      if not ok then return nil, sandbox.first_line(sys), code end
+      if not ok then return nil, scriptenv.first_line(sys), code end
       if type(sys) ~= "string" then return nil, role.file .. ": system(ctx) must return a string", "EINVAL" end
     end
     ok, res = true, prompt.messages(arg, sys)
   end
   -- "file:line: message" alone: the card's comment and the run's events are for the
   -- operator, and the script's frames below it say nothing the line does not
-  if not ok then return nil, sandbox.first_line(res), code end
-  local msgs, cerr = sandbox.copy(res)
+  if not ok then return nil, scriptenv.first_line(res), code end
+  local msgs, cerr = scriptenv.copy(res)
   if cerr then return nil, role.file .. ": messages are not plain data: " .. cerr, "EINVAL" end
   local m, err = check_messages(msgs, role.file)
   if not m then return nil, err, "EINVAL" end

@@ -2,7 +2,7 @@
 -- built-in rules can be replaced function by function by a project's routing.lua (loaded in
 -- a restricted environment, hot-reloadable); the run's --model and ORKET_MODEL override
 -- every model choice. docs/engine.md.
-local sandbox = require "orket.sandbox"
+local scriptenv = require "orket.scriptenv"
 local scriptfile = require "orket.scriptfile"
 local settings = require "orket.settings"
 local uv = require "luv"
@@ -70,7 +70,7 @@ function M.load(path)
   for k, f in pairs(M.builtin) do r.fns[k] = f end
   -- lstat: a link that leads nowhere is a mistake to report, not a missing file
   if not path or not uv.fs_lstat(path) then return setmetatable(r, { __index = M }) end
-  local box = sandbox.new { name = path }
+  local box = scriptenv.new { name = path }
   local ok, def, code = scriptfile.run(box, path) -- detached: reading it runs no script code
   if not ok then return nil, def, code end
   if type(def) ~= "table" then return nil, path .. ": must return a table of routing functions", "EINVAL" end
@@ -102,7 +102,7 @@ function M:choose(kind, ...)
   end
   local args = table.pack(...)
   for i = 1, args.n do
-    if type(args[i]) == "table" then args[i] = sandbox.copy(args[i]) end
+    if type(args[i]) == "table" then args[i] = scriptenv.copy(args[i]) end
   end
   local ok, v = pcall(self.fns[kind], table.unpack(args, 1, args.n))
   if not ok then return nil, "routing " .. kind .. ": " .. tostring(v) end

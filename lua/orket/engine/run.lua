@@ -11,15 +11,15 @@ local task = require "orket.task"
 local settings_mod = require "orket.settings"
 local scheduler = require "orket.engine.scheduler"
 local turn = require "orket.engine.turn"
-local journal = require "orket.engine.journal"
+local recorded = require "orket.engine.recorded"
 local review = require "orket.engine.review"
 local fault = require "orket.engine.fault"
 local verify = require "orket.engine.verify"
-local pullreq = require "orket.engine.pullreq"
+local pull_request = require "orket.engine.pull_request"
 local board_mod = require "orket.board"
 local gitwork = require "orket.engine.gitwork"
 local store_runs = require "orket.store.runs"
-local store_journal = require "orket.store.journal"
+local store_journal = require "orket.store.journal_reads"
 local json = require "cjson.safe"
 local roles_mod = require "orket.engine.roles"
 local spend = require "orket.engine.spend"
@@ -78,8 +78,8 @@ function M.new(engine, id)
     round_after = nil, -- inside a scheduling round: what runs after it commits (after_commit)
     waker = nil,       -- the scheduler's waker while execute loops
     main_push = nil,   -- {again=} while main is pushed to git.remote (gitwork.push_main)
-    forge_publishing = nil, -- true while pull requests are published (orket.engine.pullreq)
-    forge_failed = nil, -- card id -> the forge's last failure for it (orket.engine.pullreq)
+    forge_publishing = nil, -- true while pull requests are published (orket.engine.pull_request)
+    forge_failed = nil, -- card id -> the forge's last failure for it (orket.engine.pull_request)
     verify_held = nil, -- card id -> why its verification could not run (orket.engine.verify)
   }, class_of(engine))
 end
@@ -92,8 +92,8 @@ function Run:emit(ev)
   if fn then fn(ev) end
 end
 
-local function seat_actor(e, seat)
-  local s = e.settings.team[seat]
+local function seat_actor(run, seat)
+  local s = run.settings.team[seat]
   return { seat = seat, roles = s and { table.unpack(s.roles) } or {} }
 end
 
@@ -101,12 +101,12 @@ end
 -- transaction (a savepoint of the caller's). true | nil, msg, CODE.
 -- The move is the engine's (a reviewer's own moves out of code_review are only done or in_progress),
 -- journaled under the seat whose turn it ends.
-local function block_records(e, card, actor, reason, why, to)
-  return e.db:tx(function()
-    local c = e.board:get(card.id)
+local function block_records(run, card, actor, reason, why, to)
+  return run.db:tx(function()
+    local c = run.board:get(card.id)
     if c.status ~= "in_progress" and c.status ~= "code_review" then return true end
-    assert(e.board:comment(card.id, { author = "orket", body = why }))
-    local t, terr, tcode = e.board:transition(card.id, to or "blocked",
+    assert(run.board:comment(card.id, { author = "orket", body = why }))
+    local t, terr, tcode = run.board:transition(card.id, to or "blocked",
       { actor = { seat = actor.seat, roles = actor.roles, by = "engine" }, reason = reason, note = why })
     if not t then return nil, terr, tcode end
     return true
@@ -135,11 +135,11 @@ end
 
 -- A routing choice: the value, or nil plus why the card cannot be scheduled when a
 -- project's routing.lua raised an error (its first line: routing.lua:LINE: message).
-local function route(e, kind, ...)
-  local v, err = e.routing:choose(kind, ...)
+local function route(run, kind, ...)
+  local v, err = run.routing:choose(kind, ...)
   if err == nil then return v end
   local msg = tostring(err):gsub("^routing " .. kind .. ": ", ""):match("^[^\n]*")
-  local file = e.routing.file
+  local file = run.routing.file
   if file then
     local dir = file:match("^(.*/)routing%.lua$")
     if dir and msg:sub(1, #dir) == dir then msg = msg:sub(#dir + 1) end
@@ -161,7 +161,7 @@ end
 -- not use up the workers' budget, so a card rejected again and again reaches escalation and
 -- the requirements review with the default budgets; a reviewer that never decides is still
 -- bounded. The retry event is read only when a count reaches the budget.
-local function turns_used(e, card, turns, review_phase)
+local function turns_used(run, card, turns, review_phase)
   local function count(since)
     local n = 0
     for _, t in ipairs(turns) do
@@ -170,7 +170,7 @@ local function turns_used(e, card, turns, review_phase)
     return n
   end
   local used = count(0)
-  if used >= e.settings.budgets.turns_per_card then used = count(journal.last_retry(e.db, card.id)) end
+  if used >= run.settings.budgets.turns_per_card then used = count(recorded.last_retry(run.db, card.id)) end
   return used
 end
 
@@ -181,7 +181,7 @@ end
 -- again from the same journal.
 
 -- What comes before a new turn: a hand-in verified (verify.lua), pushed with its pull
--- request (pullreq.lua), or a requirements review left to a person. -> true, answer... |
+-- request (pull_request.lua), or a requirements review left to a person. -> true, answer... |
 -- false, card (as now read)
 function Run:before_turn(card, turns)
   -- a hand-in with acceptance checks is verified before review (engine/verify.lua)
@@ -190,7 +190,7 @@ function Run:before_turn(card, turns)
   if verr then return true, self:skip(card, verr) end
   card = now
   -- a hand-in on a project with a remote is pushed (and its pull request opened) first
-  local fjob, ferr, fwait = pullreq.prepare(self, card)
+  local fjob, ferr, fwait = pull_request.prepare(self, card)
   if fjob then return true, fjob end
   if ferr then return true, self:skip(card, ferr) end
   if fwait then return true, nil, false end
@@ -249,8 +249,8 @@ function Run:turns_spent(card, turns, phase)
   if used < self.settings.budgets.turns_per_card then return false end
   local worker = card.worked_by or route(self, "worker", card, self.settings.team) or "orket"
   local why
-  if not journal.called_tools(self.db, self.run_id, card.id, phase == "review",
-      journal.last_retry(self.db, card.id)) then
+  if not recorded.called_tools(self.db, self.run_id, card.id, phase == "review",
+      recorded.last_retry(self.db, card.id)) then
     -- more turns would not help a model that answers in prose
     why = string.format("Stopped after %d %s turns " .. scheduler.NO_TOOL .. ", so it could not "
       .. "hand the card in; raising budgets.turns_per_card would not help. Check that the model can call "
@@ -359,7 +359,7 @@ end
 -- Decides the next turn for a card: job, or nil plus whether the board changed. An open
 -- turn (a killed run's) goes on as it was; a new one passes the steps above in order.
 function Run:prepare(card)
-  local turns, merge_mark = journal.turns(self.db, self.run_id, card.id)
+  local turns, merge_mark = recorded.turns(self.db, self.run_id, card.id)
   if #turns == 0 then
     -- no turn of this run on the card: it has spent none of the run's tokens on it (a
     -- response is journaled only inside a begun turn), so card_tokens need not sum them
@@ -620,7 +620,7 @@ end
 --- run_tokens() -> tokens the run has spent: read from the journal once, then kept as a
 --- running total (add_tokens), so the per-step budget check does not sum every turn.
 function Run:run_tokens()
-  if not self.tokens_used then self.tokens_used = journal.tokens(self.db, self.run_id, nil) end
+  if not self.tokens_used then self.tokens_used = recorded.tokens(self.db, self.run_id, nil) end
   return self.tokens_used
 end
 
@@ -633,7 +633,7 @@ function Run:card_tokens(card_id)
     self.card_tokens_used = t
   end
   if not t[card_id] then
-    t[card_id] = journal.tokens(self.db, self.run_id, card_id, journal.last_retry(self.db, card_id))
+    t[card_id] = recorded.tokens(self.db, self.run_id, card_id, recorded.last_retry(self.db, card_id))
   end
   return t[card_id]
 end
@@ -769,7 +769,7 @@ function Run:pick_round(st)
 end
 
 -- Starts each picked job in a task of its own: a verification or a push (verify.lua,
--- pullreq.lua), else a turn (take_turn). Each frees its card and wakes the loop when it
+-- pull_request.lua), else a turn (take_turn). Each frees its card and wakes the loop when it
 -- ends. Crash point: none here; each task's writes are its own steps' transactions.
 function Run:start_jobs(st, jobs)
   local function done(t, job)
@@ -783,7 +783,7 @@ function Run:start_jobs(st, jobs)
     local t
     if job.verify or job.forge then
       t = task.new(function()
-        local tok, terr = pcall(job.verify and verify.run or pullreq.run, self, job)
+        local tok, terr = pcall(job.verify and verify.run or pull_request.run, self, job)
         if not tok then self:emit { type = "verify_end", card = job.card_id, passed = false, error = tostring(terr) } end
         done(t, job)
       end)
@@ -862,8 +862,8 @@ function Run:execute()
 end
 
 -- "E-2 (canceled by developer: out of scope)": who canceled a card and why, from its last move.
-local function canceled_note(e, c)
-  local h = store_journal.last_cancel(e.db, c.id)
+local function canceled_note(run, c)
+  local h = store_journal.last_cancel(run.db, c.id)
   if not h then return c.id end
   return string.format("%s (canceled by %s%s)", c.id, tostring(h.actor), h.note and (": " .. h.note) or "")
 end
@@ -918,7 +918,7 @@ function Run:conclude(target)
   for _, s in ipairs(stuck) do
     if s.waits_for == "input" or s.waits_for == "approval" or s.waits_for == "budget" then waiting[#waiting + 1] = s.card end
   end
-  self:emit { type = "run_end", status = status, reason = reason, tokens = journal.tokens(self.db, self.run_id, nil),
+  self:emit { type = "run_end", status = status, reason = reason, tokens = recorded.tokens(self.db, self.run_id, nil),
     canceled = #canceled > 0 and canceled or nil, waiting = #waiting > 0 and waiting or nil }
   return status, { stuck = stuck, reason = reason, canceled = canceled, waiting = waiting }
 end

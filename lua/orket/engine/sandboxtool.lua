@@ -33,13 +33,13 @@ end
 
 local function fail(name, msg, code) return { ok = false, error = name .. ": " .. msg, code = code } end
 
---- run(e, card_id, name, req) -> {ok=true, result=} | {ok=false, error=, code=}: req is the
+--- run(run, card_id, name, req) -> {ok=true, result=} | {ok=false, error=, code=}: req is the
 --- handler's {op="status", lines=} or {op="http", method=, path=, body=, headers=}.
 --- ENOSANDBOX when no sandbox of main is live, EINVAL for a request refused, EUNAVAILABLE
 --- when the app does not answer; an answer past the read cap is cut (truncated = true).
-function M.run(e, card_id, name, req)
+function M.run(run, card_id, name, req)
   if type(req) ~= "table" then return fail(name, "the request must be a table", "ETOOL") end
-  local row, why = M.live(e.db)
+  local row, why = M.live(run.db)
   if not row then return fail(name, why, "ENOSANDBOX") end
   local home = row.socket:gsub("/app%.sock$", "")
   if req.op == "status" then

@@ -1,7 +1,7 @@
 -- orket.engine.schemas: read-only views of the tool registry's parameter schemas for role
--- scripts (orket.sandbox.freeze), and the way back to plain tables for trusted code. Roles
+-- scripts (orket.scriptenv.freeze), and the way back to plain tables for trusted code. Roles
 -- see ctx.tools every step; copying fourteen schemas was most of the cost of a role's call.
-local sandbox = require "orket.sandbox"
+local scriptenv = require "orket.scriptenv"
 
 local M = {}
 
@@ -11,7 +11,7 @@ local plain_of = setmetatable({}, { __mode = "kv" })
 
 --- view(schema) -> a read-only view of schema (the same view every time)
 function M.view(schema)
-  local v = sandbox.freeze(schema)
+  local v = scriptenv.freeze(schema)
   plain_of[v] = schema
   return v
 end
@@ -34,7 +34,7 @@ function M.plain(v)
   if type(v) ~= "table" then return v end
   local p = plain_of[v]
   if p then return p end
-  if sandbox.is_frozen(v) then return thaw(v, 1) end
+  if scriptenv.is_frozen(v) then return thaw(v, 1) end
   return v
 end
 

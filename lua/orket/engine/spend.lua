@@ -14,7 +14,7 @@ local cjson = require "cjson.safe"
 local cost = require "orket.cost"
 local costs = require "orket.store.costs"
 local common = require "orket.llm.common"
-local journal = require "orket.store.journal"
+local sj = require "orket.store.journal_reads"
 local board_mod = require "orket.board"
 local task = require "orket.task"
 local uv = require "luv"
@@ -29,23 +29,23 @@ M.SCOPES = { "card", "epic", "rock", "run", "day" }
 -- the scopes whose budget makes the card wait (the others end the run)
 M.CARD_SCOPES = { card = true, epic = true, rock = true }
 
---- price(e, spec) -> the price of "provider:model" | nil (none set)
-function M.price(e, spec)
-  local models = e.settings.models
+--- price(run, spec) -> the price of "provider:model" | nil (none set)
+function M.price(run, spec)
+  local models = run.settings.models
   local t = models and models.prices
   if type(t) ~= "table" or spec == nil or t[spec] == nil then return nil end
   return (cost.price(t[spec], "models.prices")) -- checked when orket.lua was read
 end
 
---- release(e, job): the job's call in flight no longer holds its estimate (its cost is
+--- release(run, job): the job's call in flight no longer holds its estimate (its cost is
 --- recorded, or it failed); the turns waiting for room look again. Idempotent.
-function M.release(e, job)
+function M.release(run, job)
   local h = job.money_hold
   if not h then return end
   job.money_hold = nil
   for _, t in ipairs(h.totals) do t.held = t.held - h.est end
-  local waiters = e.spend.waiters
-  e.spend.waiters = {}
+  local waiters = run.spend.waiters
+  run.spend.waiters = {}
   for _, co in ipairs(waiters) do
     -- from the loop, not from inside the releasing task
     local timer = uv.new_timer()
@@ -56,30 +56,30 @@ function M.release(e, job)
   end
 end
 
---- wait_room(e): suspends the calling turn until a call in flight releases its hold
-function M.wait_room(e)
-  local w = e.spend.waiters
+--- wait_room(run): suspends the calling turn until a call in flight releases its hold
+function M.wait_room(run)
+  local w = run.spend.waiters
   w[#w + 1] = coroutine.running()
   coroutine.yield()
 end
 
---- guard(e, job) -> a to-be-closed value releasing the job's hold when the turn ends in any
+--- guard(run, job) -> a to-be-closed value releasing the job's hold when the turn ends in any
 --- way (returned, raised, or its task cancelled while the call was in flight)
-function M.guard(e, job)
-  return setmetatable({}, { __close = function() M.release(e, job) end })
+function M.guard(run, job)
+  return setmetatable({}, { __close = function() M.release(run, job) end })
 end
 
---- record(e, job, usage) -> {cached_tokens=, cost=, currency=}: what a turns row's data
+--- record(run, job, usage) -> {cached_tokens=, cost=, currency=}: what a turns row's data
 --- holds of a call's money (cost nil: no price, or no usage reported); the call's hold goes
 --- as its cost comes in
-function M.record(e, job, usage)
-  M.release(e, job)
-  local price = M.price(e, job.model)
+function M.record(run, job, usage)
+  M.release(run, job)
+  local price = M.price(run, job.model)
   local micros = cost.of(price, usage)
   local out = { cached_tokens = usage and usage.cached_tokens, cost = micros, currency = micros and price.currency or nil }
-  if micros and e.spend then
+  if micros and run.spend then
     -- the running totals of this card's scopes grow by the call
-    for key, t in pairs(e.spend.totals) do
+    for key, t in pairs(run.spend.totals) do
       if t.applies[job.card_id] and t.currency == price.currency then t.micros = t.micros + micros end
     end
   end
@@ -87,27 +87,27 @@ function M.record(e, job, usage)
 end
 
 -- The cards a scope's total covers, as a set, and the scope's id for this card.
-local function scope_of(e, scope, card)
+local function scope_of(run, scope, card)
   if scope == "card" then return card.id end
-  if scope == "run" then return e.run_id end
+  if scope == "run" then return run.run_id end
   if scope == "day" then return os.date("!%Y-%m-%d") end -- the UTC day
-  local parent = card.parent and e.board:get(card.parent)
+  local parent = card.parent and run.board:get(card.parent)
   if scope == "epic" then return parent and parent.type == "epic" and parent.id or nil end
   if parent and parent.type == "rock" then return parent.id end
-  local grand = parent and parent.parent and e.board:get(parent.parent)
+  local grand = parent and parent.parent and run.board:get(parent.parent)
   return grand and grand.type == "rock" and grand.id or nil
 end
 
 -- The scope's running total, read once.
-local function total(e, scope, id, mark, currency, card_id)
-  e.spend = e.spend or { totals = {}, warned = {}, waiters = {} }
+local function total(run, scope, id, mark, currency, card_id)
+  run.spend = run.spend or { totals = {}, warned = {}, waiters = {} }
   local key = string.format("%s:%s@%d:%s", scope, tostring(id), mark, currency)
-  local t = e.spend.totals[key]
+  local t = run.spend.totals[key]
   if not t then
     local f = { after_turn = mark }
     if scope == "day" then f.since = id .. "T00:00:00.000Z" else f[scope] = id end
-    t = { micros = costs.totals(e.db, f).cost[currency] or 0, held = 0, currency = currency, applies = {} }
-    e.spend.totals[key] = t
+    t = { micros = costs.totals(run.db, f).cost[currency] or 0, held = 0, currency = currency, applies = {} }
+    run.spend.totals[key] = t
   end
   t.applies[card_id] = true
   return t, key
@@ -122,46 +122,46 @@ local function estimate(price, req)
   return cost.estimate(price, common.estimate_tokens(n), max_out)
 end
 
---- check(e, job, req) -> nil | outcome {ended = "budget", detail=, money = {scope=, id=,
+--- check(run, job, req) -> nil | outcome {ended = "budget", detail=, money = {scope=, id=,
 --- spent=, estimate=, budget=, currency=}} for a card's scope, or {ended = "canceled"}
 --- when the run's or the day's budget would be passed (e.halted says why), or {room =
 --- true} when the call fits only once the calls in flight end (wait_room, then check
 --- again). nil: the call may go, and holds its estimate until release. Emits a
 --- budget_warning event once per scope when 80% of it is spent.
-function M.check(e, job, req)
-  local b = e.settings.budgets
+function M.check(run, job, req)
+  local b = run.settings.budgets
   local any = false
   for _, s in ipairs(M.SCOPES) do any = any or b["cost_per_" .. s] ~= nil end
   if not any then return nil end
-  local price = M.price(e, job.model)
+  local price = M.price(run, job.model)
   if not price then return nil end -- an unpriced call's cost is unknown: no money budget counts it
-  local card = assert(e.board:get(job.card_id))
-  local mark = costs.approved_after(e.db, card.id)
+  local card = assert(run.board:get(job.card_id))
+  local mark = costs.approved_after(run.db, card.id)
   local est = estimate(price, req)
   local held, room = {}, false
   for _, s in ipairs(M.SCOPES) do
     local budget = b["cost_per_" .. s]
-    local id = budget and budget.currency == price.currency and scope_of(e, s, card)
+    local id = budget and budget.currency == price.currency and scope_of(run, s, card)
     if id then
-      local t, key = total(e, s, id, M.CARD_SCOPES[s] and mark or 0, price.currency, card.id)
+      local t, key = total(run, s, id, M.CARD_SCOPES[s] and mark or 0, price.currency, card.id)
       local money = { scope = s, id = id, spent = t.micros, estimate = est, budget = budget.micros, currency = price.currency }
-      if t.micros * 5 >= budget.micros * 4 and not e.spend.warned[key] then
-        e.spend.warned[key] = true
-        assert(e.db:tx(function()
-          e.db:event { kind = "budget_warning", card = card.id, run = e.run_id, data = money }
+      if t.micros * 5 >= budget.micros * 4 and not run.spend.warned[key] then
+        run.spend.warned[key] = true
+        assert(run.db:tx(function()
+          run.db:event { kind = "budget_warning", card = card.id, run = run.run_id, data = money }
           return true
         end))
-        e:emit { type = "budget_warning", card = card.id, seat = job.seat, scope = s, id = id, spent = t.micros,
+        run:emit { type = "budget_warning", card = card.id, seat = job.seat, scope = s, id = id, spent = t.micros,
           budget = budget.micros, currency = price.currency }
       end
       if t.micros + est > budget.micros then
         local detail = string.format("money budget: the %s %s spent %s of its %s (budgets.cost_per_%s); the next call may cost up to %s",
           s, tostring(id), cost.format(t.micros, price.currency), cost.format(budget.micros, price.currency), s,
           cost.format(est, price.currency))
-        e:emit { type = "budget_reached", card = card.id, seat = job.seat, scope = s, id = id, spent = t.micros,
+        run:emit { type = "budget_reached", card = card.id, seat = job.seat, scope = s, id = id, spent = t.micros,
           estimate = est, budget = budget.micros, currency = price.currency }
         if not M.CARD_SCOPES[s] then
-          e.halted = e.halted or detail
+          run.halted = run.halted or detail
           return { ended = "canceled", detail = detail }
         end
         return { ended = "budget", detail = detail, money = money }
@@ -179,10 +179,10 @@ function M.check(e, job, req)
 end
 
 -- The cards under target (itself for an issue) that wait on a money budget.
-local function waiting_on_budget(e, target)
+local function waiting_on_budget(run, target)
   local list = { target }
   if target.type ~= "issue" then
-    list = assert(e.board:list { status = "waiting_for_developer", type = "issue", [target.type] = target.id })
+    list = assert(run.board:list { status = "waiting_for_developer", type = "issue", [target.type] = target.id })
   end
   local out = {}
   for _, c in ipairs(list) do
@@ -191,15 +191,15 @@ local function waiting_on_budget(e, target)
   return out
 end
 
---- release_raised(e, target) -> ids of the cards moved back to ready: each card under
+--- release_raised(run, target) -> ids of the cards moved back to ready: each card under
 --- target waiting on a money budget whose budget orket.lua has since raised or removed
 --- (the scope and amount its last budget_reached event recorded), in one transaction.
 --- A raise is a person's approval given in orket.lua; the next check measures it again.
-function M.release_raised(e, target)
-  local b, moved = e.settings.budgets, {}
-  assert(e.db:tx(function()
-    for _, c in ipairs(waiting_on_budget(e, target)) do
-      local evs = journal.card_event_data(e.db, c.id, "budget_reached")
+function M.release_raised(run, target)
+  local b, moved = run.settings.budgets, {}
+  assert(run.db:tx(function()
+    for _, c in ipairs(waiting_on_budget(run, target)) do
+      local evs = sj.card_event_data(run.db, c.id, "budget_reached")
       local last = evs[#evs]
       local now = last and type(last.scope) == "string" and b["cost_per_" .. last.scope]
       if last and type(last.budget) == "number"
@@ -207,7 +207,7 @@ function M.release_raised(e, target)
         local note = string.format("budgets.cost_per_%s was raised from %s: going on", last.scope,
           cost.format(last.budget, tostring(last.currency)))
         -- another worker opening a run may have moved it first: then it is not waiting
-        if e.board:transition(c.id, "ready", { actor = board_mod.ENGINE, note = note }) then moved[#moved + 1] = c.id end
+        if run.board:transition(c.id, "ready", { actor = board_mod.ENGINE, note = note }) then moved[#moved + 1] = c.id end
       end
     end
     return true

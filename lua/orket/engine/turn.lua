@@ -9,7 +9,7 @@ local cjson = require "cjson.safe"
 local rt = require "orket.c.runtime"
 local roles = require "orket.engine.roles"
 local context = require "orket.engine.context"
-local journal = require "orket.engine.journal"
+local recorded = require "orket.engine.recorded"
 local fault = require "orket.engine.fault"
 local approvals = require "orket.actions.approvals"
 local common = require "orket.llm.common"
@@ -66,19 +66,19 @@ local function encode_result(v)
 end
 M.encode_result = encode_result
 
---- context(e, job, card, history) -> the plain context object a role builds its messages from
+--- context(run, job, card, history) -> the plain context object a role builds its messages from
 --- The dependencies' part is read once per turn (job.deps_ctx): they are finished work, and
 --- a turn of several steps asked the store for each one's comments at every step. The role
 --- gets a copy, so the cached table cannot be changed through it.
-local function make_context(e, job, card, history)
+local function make_context(run, job, card, history)
   local ids = table.concat(card.depends_on or {}, "\0")
   local deps = job.deps_ctx
   if not deps or job.deps_ids ~= ids then
     deps = {}
     for _, id in ipairs(card.depends_on or {}) do
-      local d = e.board:get(id)
+      local d = run.board:get(id)
       if d then
-        local cs = e.board:comments(id)
+        local cs = run.board:comments(id)
         local last = cs[#cs]
         deps[#deps + 1] = { id = d.id, summary = d.summary, status = d.status, outcome = last and last.body or nil }
       end
@@ -91,14 +91,14 @@ local function make_context(e, job, card, history)
   local comments = job.comments_ctx
   if not comments then
     comments = {}
-    for _, c in ipairs(e.board:comments(card.id)) do
+    for _, c in ipairs(run.board:comments(card.id)) do
       comments[#comments + 1] = { author = c.author, body = c.body }
       job.comments_seen = math.max(job.comments_seen or 0, c.id or 0)
     end
     job.comments_ctx = comments
-    job.recall_ctx = context.recall(e.memory, card, e.settings.context)
+    job.recall_ctx = context.recall(run.memory, card, run.settings.context)
   else
-    for _, c in ipairs(e.board:comments(card.id)) do
+    for _, c in ipairs(run.board:comments(card.id)) do
       if (c.id or 0) > (job.comments_seen or 0) then
         -- the seat's own comments are in the history already, as its tool calls
         if c.author ~= job.seat then
@@ -111,15 +111,15 @@ local function make_context(e, job, card, history)
   end
   local window
   -- the steps folded into the summary: recorded with the call (docs/cost.md, orket log --cache)
-  window, job.summarized = context.window(history, e.settings.context)
+  window, job.summarized = context.window(history, run.settings.context)
   return {
     card = card, deps = deps, comments = comments, seat = job.seat, role = job.role.name,
     phase = job.phase, turn = job.turn, tools = job.tool_specs,
     memory = job.recall_ctx,
     history = window,
-    project = { name = e.settings.name, vision = e.settings.vision },
+    project = { name = run.settings.name, vision = run.settings.vision },
     -- the reviewer sees the engine's last check of the work it judges (engine/verify.lua)
-    verification = job.phase == "review" and verify.last(e.db, card.id) or nil,
+    verification = job.phase == "review" and verify.last(run.db, card.id) or nil,
   }
 end
 
@@ -129,16 +129,16 @@ M.context = make_context
 -- both to the model client in order (Engine:observe_journal), so a provider that counts its
 -- answers (scripted sequences) counts this one too. A canceled call is not: the run was
 -- stopped, and the resumed run asks again, as an uninterrupted one asked once.
-local function record_failure(e, job, req, class, msg)
-  if class == "canceled" or e.stopping then return end
+local function record_failure(run, job, req, class, msg)
+  if class == "canceled" or run.stopping then return end
   local begun = job.begun
-  local ok, err = e.db:tx(function()
-    e:check_lease(job)
+  local ok, err = run.db:tx(function()
+    run:check_lease(job)
     -- a fresh turn's begin (the claim, turn_begin) goes first, as with a response: the
     -- journal then tells the turn's story in order. A card that cannot move is left to
     -- end_turn_records, as after a response.
-    e:begin_records(job)
-    e.db:event { kind = "model_failure", card = job.card_id, run = job.run, actor = job.seat,
+    run:begin_records(job)
+    run.db:event { kind = "model_failure", card = job.card_id, run = job.run, actor = job.seat,
       data = { turn = job.turn, step = req.meta.step, role = job.role.name, phase = job.phase, class = class,
         error = msg, request = { model = req.model, messages = req.messages } } }
     return true
@@ -147,8 +147,8 @@ local function record_failure(e, job, req, class, msg)
   if not ok then
     job.begun = begun -- rolled back with the rest
     -- the store's file failed: that ends the run (Engine:journal_broken); else only said
-    if not (e.journal_broken and e:journal_broken(job.card_id)) then
-      e:emit { type = "journal_error", card = job.card_id, error = err }
+    if not (run.journal_broken and run:journal_broken(job.card_id)) then
+      run:emit { type = "journal_error", card = job.card_id, error = err }
     end
   end
 end
@@ -159,22 +159,22 @@ end
 -- The card's clock starts at its first model call of this process (like the run's, it
 -- restarts when a killed run is resumed). A timer may fire up to a millisecond before the
 -- monotonic clock says its time is up, so the last millisecond counts as spent.
-local function wall_left(e, job)
-  local b, now = e.settings.budgets, rt.now()
+local function wall_left(run, job)
+  local b, now = run.settings.budgets, rt.now()
   local left
-  if e.run_deadline then
-    left = e.run_deadline - now
+  if run.run_deadline then
+    left = run.run_deadline - now
     if left <= 1 then
-      e.halted = e.halted or e:run_budget_spent("wall")
-      return { ended = "canceled", detail = e.halted }
+      run.halted = run.halted or run:run_budget_spent("wall")
+      return { ended = "canceled", detail = run.halted }
     end
   end
   if b.wall_ms_per_card > 0 then
-    e.card_clock = e.card_clock or {}
-    local t0 = e.card_clock[job.card_id]
+    run.card_clock = run.card_clock or {}
+    local t0 = run.card_clock[job.card_id]
     if not t0 then
       t0 = now
-      e.card_clock[job.card_id] = t0
+      run.card_clock[job.card_id] = t0
     end
     local card_left = t0 + b.wall_ms_per_card - now
     if card_left <= 1 then
@@ -194,34 +194,34 @@ end
 -- client's included, are at most budgets.model_retries. The call's timeout_ms is what is
 -- left of the wall budgets, so a call cannot outlast them: when one runs out mid-call (or
 -- mid-backoff), the fourth result is the outcome that ends the turn.
-local function call_model(e, job, req)
-  local b = e.settings.budgets
+local function call_model(run, job, req)
+  local b = run.settings.budgets
   local attempts, retries, t0 = 0, 0, rt.now()
   while true do
-    local over, left = wall_left(e, job)
+    local over, left = wall_left(run, job)
     if over then return nil, over.detail, "budget", over end
     req.timeout_ms = left and math.max(1, math.ceil(left)) or nil
     -- a call that could pass a money budget is not sent (docs/cost.md); one that fits
     -- only once the calls in flight end waits for them
-    over = spend.check(e, job, req)
+    over = spend.check(run, job, req)
     while over and over.room do
-      spend.wait_room(e)
-      over = spend.check(e, job, req)
+      spend.wait_room(run)
+      over = spend.check(run, job, req)
     end
     if over then return nil, over.detail, "budget", over end
-    local res, msg, class, failure = e.llm:chat(req)
+    local res, msg, class, failure = run.llm:chat(req)
     if res then return res end
-    spend.release(e, job)
+    spend.release(run, job)
     class = class or "transient"
-    record_failure(e, job, req, class, msg)
+    record_failure(run, job, req, class, msg)
     if left then
-      over = wall_left(e, job)
+      over = wall_left(run, job)
       if over then return nil, over.detail, "budget", over end
     end
     failure = type(failure) == "table" and failure or {} -- providers without retries say nothing
     attempts = attempts + (math.tointeger(failure.attempts) or 1)
     local last = failure.error or msg
-    if not M.RETRYABLE[class] or failure.final or attempts > b.model_retries or e.stopping then
+    if not M.RETRYABLE[class] or failure.final or attempts > b.model_retries or run.stopping then
       -- after asking again, the message counts every attempt, not only the last call's
       if retries > 0 then
         msg = string.format("%s (gave up after %s)", last, common.attempts_text(attempts, rt.now() - t0))
@@ -230,49 +230,49 @@ local function call_model(e, job, req)
     end
     retries = retries + 1
     local delay = b.backoff_ms * (1 << (retries - 1))
-    e:emit { type = "model_retry", card = job.card_id, seat = job.seat, class = class, error = last,
+    run:emit { type = "model_retry", card = job.card_id, seat = job.seat, class = class, error = last,
       attempts = attempts, elapsed_ms = math.floor(rt.now() - t0), retry = retries, delay_ms = delay }
-    local _, now_left = wall_left(e, job)
+    local _, now_left = wall_left(run, job)
     rt.sleep(now_left and math.min(delay, math.max(1, math.ceil(now_left))) or delay)
   end
 end
 
 -- The ctx a tool handler (or recover) gets.
-local function tool_ctx(e, job, card)
+local function tool_ctx(run, job, card)
   -- what a tool reads on its own (search_files) obeys the policies read_file obeys
   local function may_read(path)
-    return e.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = card,
+    return run.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = card,
       tools = job.tools, policies = job.policies }.verdict == "allow"
   end
-  if job.move == nil then job.move = gitwork.mover(e, job) or false end
-  return { fs = job.fs or e.workspace, board = e.board, move = job.move or nil, memory = e.memory, card = card,
+  if job.move == nil then job.move = gitwork.mover(run, job) or false end
+  return { fs = job.fs or run.workspace, board = run.board, move = job.move or nil, memory = run.memory, card = card,
     actor = job.actor,
-    may_read = may_read, seats = settings_mod.seats(e.settings) }
+    may_read = may_read, seats = settings_mod.seats(run.settings) }
 end
 
 -- Gates and runs one call in a savepoint of the step's transaction, with its records;
 -- returns the result table. An allowed call of a tool whose effect is outside the store
 -- (effect = "write") is not run here: its write-ahead intent is recorded and the result is
 -- {effect = true, id = tool_calls row}; the step commits, runs it and records the result.
-local function execute(e, job, turn_id, key, call, counters, card)
+local function execute(run, job, turn_id, key, call, counters, card)
   local actor = job.actor
   local res
-  local ok, err = e.db:tx(function()
+  local ok, err = run.db:tx(function()
     local allowed_by
     local function record(kind, d)
       if kind == "gate_decision" and d.verdict == "allow" then
         -- an allowed call's decision is recorded in its tool_calls row (gate_code)
         allowed_by = d.code or "ALLOWED"
       elseif kind == "gate_decision" then
-        assert(e.db:record_gate_decision { turn = turn_id, tool = d.tool, verdict = d.verdict, code = d.code,
+        assert(run.db:record_gate_decision { turn = turn_id, tool = d.tool, verdict = d.verdict, code = d.code,
           reason = d.reason, remedy = d.remedy, run = job.run, card = job.card_id, seat = job.seat })
       elseif kind == "policy_violation" then
-        assert(e.db:record_violation { turn = turn_id, card = job.card_id, seat = job.seat,
+        assert(run.db:record_violation { turn = turn_id, card = job.card_id, seat = job.seat,
           rule = d.code or "denied", attempt = d.what, detail = d.why, remedy = d.how_to_fix, run = job.run })
       end
     end
-    local decision = e.gate {
-      actor = actor, tool = call.name, args = call.arguments, card = gate_mod.card_facts(e.board, card), counters = counters,
+    local decision = run.gate {
+      actor = actor, tool = call.name, args = call.arguments, card = gate_mod.card_facts(run.board, card), counters = counters,
       allowed = job.role.tools, record = record, tools = job.tools, policies = job.policies,
       -- arguments the model sent that are not a JSON object are refused, never run as {}
       args_error = call.arguments_error, raw_args = call.arguments_error and call.raw_arguments or nil,
@@ -280,25 +280,25 @@ local function execute(e, job, turn_id, key, call, counters, card)
     local asked
     if decision.verdict == "ask" then
       -- an approved request lets this exact call through; otherwise it is held for a developer
-      decision, asked = approvals.on_ask(e, job, turn_id, call, card, decision)
+      decision, asked = approvals.on_ask(run, job, turn_id, call, card, decision)
     end
-    local tools = job.tools or e.tools
+    local tools = job.tools or run.tools
     if asked then
       res = asked
     elseif decision.verdict == "allow" then
       local def = tools:get(call.name)
       if gate_mod.effect(def).outside then
-        res = { effect = true, id = assert(e.db:start_tool_call { turn = turn_id, call_id = key, tool = call.name,
+        res = { effect = true, id = assert(run.db:start_tool_call { turn = turn_id, call_id = key, tool = call.name,
           arguments = call.arguments, gate_code = allowed_by, run = job.run, card = job.card_id, seat = job.seat }) }
         return true
       end
-      res = tools:run(call.name, call.arguments, tool_ctx(e, job, card))
-      if res.ok and e.count then e.count(counters, def, call.arguments) end
+      res = tools:run(call.name, call.arguments, tool_ctx(run, job, card))
+      if res.ok and run.count then run.count(counters, def, call.arguments) end
     else
       res = { ok = false, denied = true, verdict = decision.verdict, code = decision.code,
         error = "denied: " .. tostring(decision.reason or decision.code), remedy = decision.remedy }
     end
-    assert(e.db:record_tool_call { turn = turn_id, call_id = key, tool = call.name, arguments = call.arguments,
+    assert(run.db:record_tool_call { turn = turn_id, call_id = key, tool = call.name, arguments = call.arguments,
       result = res, ok = res.ok, error_code = res.code, gate_code = allowed_by, run = job.run, card = job.card_id,
       seat = job.seat })
     return true
@@ -402,24 +402,24 @@ end
 -- What ends the turn before step n runs: an outcome, or nil plus the card and the step's
 -- record when the journal has it (a resumed turn). Runs inside the previous step's
 -- transaction (or the turn's first read transaction), so its reads share one snapshot.
-local function before_step(e, job, n)
-  local b = e.settings.budgets
+local function before_step(run, job, n)
+  local b = run.settings.budgets
   if n > b.steps_per_turn then
     return { ended = "budget", detail = string.format("the turn used all %d model steps (budgets.steps_per_turn)", b.steps_per_turn) }
   end
-  local card = as_claimed(job, assert(e.board:get(job.card_id)))
+  local card = as_claimed(job, assert(run.board:get(job.card_id)))
   if card.status ~= job.start_status then return { ended = "handed_in", detail = card.status } end
   -- A turn this process began (job.fresh) has no recorded steps or calls to read back.
-  local rec = not job.fresh and journal.step(e.db, job.run, job.card_id, job.turn, n)
+  local rec = not job.fresh and recorded.step(run.db, job.run, job.card_id, job.turn, n)
   if rec then return nil, card, rec end
-  if b.tokens_per_run > 0 and e:run_tokens() >= b.tokens_per_run then
+  if b.tokens_per_run > 0 and run:run_tokens() >= b.tokens_per_run then
     -- the run's budget ends the run (Engine:execute stops it), not this card
-    e.halted = e.halted or e:run_budget_spent("tokens")
-    return { ended = "canceled", detail = e.halted }
+    run.halted = run.halted or run:run_budget_spent("tokens")
+    return { ended = "canceled", detail = run.halted }
   end
-  local over = wall_left(e, job)
+  local over = wall_left(run, job)
   if over then return over end
-  if b.tokens_per_card > 0 and e:card_tokens(job.card_id) >= b.tokens_per_card then
+  if b.tokens_per_card > 0 and run:card_tokens(job.card_id) >= b.tokens_per_card then
     return { ended = "budget", detail = string.format("the card used its %d tokens (budgets.tokens_per_card)", b.tokens_per_card) }
   end
   return nil, card, nil
@@ -427,10 +427,10 @@ end
 
 -- The tool calls of a response; for the json dialect, read from its text. nil plus a note
 -- for the model when the text held a call that could not be read.
-local function calls_of(e, job, response)
+local function calls_of(run, job, response)
   local calls = response.tool_calls or {}
-  if #calls == 0 and job.role.dialect == "json" and e.toolcalls then
-    local parsed, perr = e.toolcalls.from_text(response.content or "")
+  if #calls == 0 and job.role.dialect == "json" and run.toolcalls then
+    local parsed, perr = run.toolcalls.from_text(response.content or "")
     if parsed and response.escaped then
       -- calls read from text whose bytes were escaped (orket.llm.common.utf8_result) are
       -- refused as a native call's would be, never run on the escaped text
@@ -458,7 +458,7 @@ end
 -- ones the kill -9 suites aim at): before_model, before the response is written, leaves
 -- nothing of the step (the model is asked again); after_model, with the response
 -- committed, resumes from its record (rec), asking no model; before_tool leaves the call
--- unrecorded (it runs again); after an effect's intent committed (journal.tool_call's
+-- unrecorded (it runs again); after an effect's intent committed (recorded.tool_call's
 -- "started") the call is recovered, never run twice; after_tool, with its result
 -- committed, goes on at the next call.
 
@@ -537,7 +537,7 @@ local function step_calls(sp)
     local call, key = sp.calls[sp.i], tostring(sp.i)
     sp.i = sp.i + 1
     local res, started
-    if not job.fresh then res, started = journal.tool_call(e.db, sp.turn_id, key) end
+    if not job.fresh then res, started = recorded.tool_call(e.db, sp.turn_id, key) end
     st.calls_in_turn = st.calls_in_turn + 1
     if started then
       -- the process stopped between this call's intent and its result
@@ -609,22 +609,22 @@ local function commit_step(e, job, st, n, model, rec)
   end
 end
 
---- run(e, job) -> outcome {ended = "handed_in"|"stopped"|"budget"|"model_error"|"role_error"|"canceled",
+--- run(run, job) -> outcome {ended = "handed_in"|"stopped"|"budget"|"model_error"|"role_error"|"canceled",
 ---   detail = text, class = model error class, recorded = true when the turn's end records
----   are written (e:end_turn_records, in the last step's transaction)}
+---   are written (run:end_turn_records, in the last step's transaction)}
 --- job: {run=, card_id=, seat=, actor=, role=, phase=, turn=, model=, tool_specs=, start_status=,
 ---   tools=, policies=} (the scripts the turn started with; absent: the engine's)
-function M.run(e, job)
+function M.run(run, job)
   -- a call in flight's hold on the money budgets ends with the turn, however it ends
-  local _ <close> = spend.guard(e, job)
-  local st = { history = {}, calls_in_turn = 0, counters = { turn = {}, run = e.run_counters } }
+  local _ <close> = spend.guard(run, job)
+  local st = { history = {}, calls_in_turn = 0, counters = { turn = {}, run = run.run_counters } }
   local step = 1
   -- The first step's checks and its messages share one read transaction (the later steps'
   -- checks run in the step before's commit): one snapshot, and one BEGIN and COMMIT fewer.
-  local first = assert(e.db:read(function()
-    local o, c, r = before_step(e, job, step)
+  local first = assert(run.db:read(function()
+    local o, c, r = before_step(run, job, step)
     if o or r then return { o, c, r } end
-    return { nil, c, nil, table.pack(roles.messages(job.role, make_context(e, job, c, st.history))) }
+    return { nil, c, nil, table.pack(roles.messages(job.role, make_context(run, job, c, st.history))) }
   end))
   local out, card, rec, built = first[1], first[2], first[3], first[4]
   if out then return out end
@@ -632,8 +632,8 @@ function M.run(e, job)
     local model
     if not rec then
       -- the role builds its messages from one snapshot of the board and memory
-      built = built or assert(e.db:read(function()
-        return table.pack(roles.messages(job.role, make_context(e, job, card, st.history)))
+      built = built or assert(run.db:read(function()
+        return table.pack(roles.messages(job.role, make_context(run, job, card, st.history)))
       end))
       local msgs, merr = built[1], built[2]
       built = nil
@@ -642,21 +642,21 @@ function M.run(e, job)
       local req = {
         model = job.model, messages = msgs, tools = job.role.dialect == "native" and job.tool_specs or nil,
         fixed_tools = true, -- the registry's own entries (tools.lua: specs), never changed
-        max_tokens = e.settings.budgets.max_output_tokens > 0 and e.settings.budgets.max_output_tokens or nil,
+        max_tokens = run.settings.budgets.max_output_tokens > 0 and run.settings.budgets.max_output_tokens or nil,
         meta = { run = job.run, card = job.card_id, role = job.role.name, seat = job.seat, turn = job.turn,
           step = step, phase = job.phase },
       }
       local t0 = rt.now()
-      local res, err, class, over = call_model(e, job, req)
+      local res, err, class, over = call_model(run, job, req)
       if not res then
         if over then return over end
-        if class == "canceled" or e.stopping then return { ended = "canceled", detail = err } end
+        if class == "canceled" or run.stopping then return { ended = "canceled", detail = err } end
         return { ended = "model_error", detail = err, class = class }
       end
       -- latency_ms: the call's wall time, retries included (GET /metrics' histogram)
       model = { res = res, msgs = msgs, latency_ms = math.floor(rt.now() - t0) }
     end
-    out, card, rec = commit_step(e, job, st, step, model, rec)
+    out, card, rec = commit_step(run, job, st, step, model, rec)
     if out then return out end
     step = step + 1
   end

@@ -6,7 +6,7 @@
 -- docs/verify.md.
 local board_mod = require "orket.board"
 local sv = require "orket.store.verifications"
-local sj = require "orket.store.journal"
+local sj = require "orket.store.journal_reads"
 local checks = require "orket.actions.checks"
 local forge = require "orket.forge"
 local mainline = require "orket.actions.mainline"
@@ -22,9 +22,9 @@ M.TAIL = 2000 -- bytes of output kept in the comment and the journal
 
 -- The checks of an issue as stored (import.lua's normal form) or the project default:
 -- {steps = {{name=, command=, expect_exit=}...}, timeout_ms=} | nil.
-function M.checks(e, card)
-  local spec = sv.checks(e.db, card.id)
-  local v = e.settings.verify or {}
+function M.checks(run, card)
+  local spec = sv.checks(run.db, card.id)
+  local v = run.settings.verify or {}
   -- an issue with sandbox checks only (they run on its deployed sandbox, docs/sandbox.md)
   -- has no verification of its own: the project's default applies
   if spec and not spec.command and not spec.scenarios then spec = nil end

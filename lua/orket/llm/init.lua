@@ -9,7 +9,7 @@ local scripted = require "orket.llm.scripted"
 local replay = require "orket.llm.replay"
 local common = require "orket.llm.common"
 local semaphore = require "orket.semaphore"
-local lines = require "orket.lines"
+local fieldline = require "orket.fieldline"
 
 local M = {}
 
@@ -112,7 +112,7 @@ function M.check_models(models, team, roles)
       local ok, err = M.check_model(models, r.model)
       if not ok then
         local file = r.file or ("roles/" .. n .. ".lua")
-        local line = lines.of(lines.read(file), "model")
+        local line = fieldline.of(fieldline.read(file), "model")
         out[#out + 1] = string.format("%s%s: model: %s", file:gsub("^%./", ""), line and (":" .. line) or "", err)
       end
     end

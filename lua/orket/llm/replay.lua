@@ -4,7 +4,7 @@
 --   key = {run=, card=, role=, seat=, turn=, call=, model=}, call counting the requests made
 --   with the same run/card/seat/turn (1, 2, ...); recorded is a result as chat returned it,
 --   or {error = {class=, message=}} for a recorded failure.
-local sandbox = require "orket.sandbox"
+local scriptenv = require "orket.scriptenv"
 local rt = require "orket.c.runtime"
 local common = require "orket.llm.common"
 
@@ -28,7 +28,7 @@ function M.chat(s, pname, model, req)
     return nil, string.format("replay: no recorded response for run=%s card=%s turn=%s call=%d%s",
       tostring(meta.run), tostring(meta.card), tostring(meta.turn), key.call, err and (": " .. err) or ""), "bad_request"
   end
-  local copy, cerr = sandbox.copy(rec)
+  local copy, cerr = scriptenv.copy(rec)
   if not copy then return nil, "replay: the recorded response is not plain data: " .. cerr, "bad_request" end
   if type(copy.error) == "table" then
     local class = common.CLASSES[copy.error.class] and copy.error.class or "transient"

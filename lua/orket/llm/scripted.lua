@@ -1,12 +1,12 @@
 -- orket.llm.scripted: an offline provider answering from rules, so examples and tests run
 -- with no model server. Rules come from a script file (operator-written: loaded in a
--- sandbox, only data kept) or inline in the provider's config. The format is in docs/llm.md.
-local sandbox = require "orket.sandbox"
+-- script environment, only data kept) or inline in the provider's config. The format is in docs/llm.md.
+local scriptenv = require "orket.scriptenv"
 local rt = require "orket.c.runtime"
 local common = require "orket.llm.common"
 local cpattern = require "orket.c.pattern"
-local csb = require "orket.c.sandbox"
-local lines = require "orket.lines"
+local cenv = require "orket.c.scriptenv"
+local fieldline = require "orket.fieldline"
 local scriptfile = require "orket.scriptfile"
 
 local M = {}
@@ -19,7 +19,7 @@ M.MATCH_BUDGET = { instructions = 2000000, timeout_ms = 500 }
 --- find(text, pattern) -> true | false | nil, message: the rule's pattern in the text.
 local function find(text, pattern)
   local b = M.MATCH_BUDGET
-  local ok, start, err = csb.pcall(b.instructions, b.timeout_ms, 0, cpattern.find, text, pattern)
+  local ok, start, err = cenv.pcall(b.instructions, b.timeout_ms, 0, cpattern.find, text, pattern)
   if ok then return start ~= nil end
   return nil, (tostring(start):match("^[^\n]*")), err
 end
@@ -85,17 +85,17 @@ function M.check(script, name)
 end
 
 -- "name: rules[1].rulez is not a rule field" -> "name:LINE: rules[1].rulez ...", the line
--- found from the field's last name in the file's text (orket.lines).
+-- found from the field's last name in the file's text (orket.fieldline).
 local function with_line(text, err)
   local name, rest = err:match("^(.-): (.*)$")
   if not name or not text then return err end
   local key = rest:match("^[%w_%.%[%]]-([%a_][%w_]*)[%[%d%]]*[: ]") or rest:match("^([%a_][%w_]*)")
-  local line = key and lines.of(text, key)
+  local line = key and fieldline.of(text, key)
   if not line then return err end
   return string.format("%s:%d: %s", name, line, rest)
 end
 
---- load(conf[, provider]) -> state | nil, message: reads conf.file (sandboxed) or conf.rules.
+--- load(conf[, provider]) -> state | nil, message: reads conf.file (in a script environment) or conf.rules.
 --- Messages are "script.lua:LINE: ..." (the file as orket.lua names it), with no traceback:
 --- a mistake in the script is the operator's to fix, not an internal error.
 function M.load(conf, provider)
@@ -108,13 +108,13 @@ function M.load(conf, provider)
       return nil, string.format("orket.lua: models.providers.%s.file: cannot read the scripted model's file: %s",
         tostring(provider or "scripted"), tostring(oerr):gsub("^%./", ""))
     end
-    local box = sandbox.new { name = name }
+    local box = scriptenv.new { name = name }
     local fn, lerr = box:load(text, name)
     if not fn then return nil, lerr end
     local res = table.pack(box:pcall(fn))
     if not res[1] then return nil, (tostring(res[2]):match("^[^\n]*")) end
     if res[2] == nil then return nil, name .. ": returns nothing; return {rules = {...}, default = reply}" end
-    local copy, cerr = sandbox.copy(res[2])
+    local copy, cerr = scriptenv.copy(res[2])
     if cerr then return nil, name .. ": " .. cerr end
     script = copy
     for k in pairs(type(script) == "table" and script or {}) do
@@ -219,7 +219,7 @@ function M.chat(s, pname, model, req)
   end
   local calls = {}
   for i, c in ipairs(r.tool_calls or {}) do
-    calls[i] = common.tool_call(c.id or ("call_" .. i), c.name, nil, sandbox.copy(c.arguments or {}))
+    calls[i] = common.tool_call(c.id or ("call_" .. i), c.name, nil, scriptenv.copy(c.arguments or {}))
     emit { type = "tool_call", index = i, id = calls[i].id, name = c.name, arguments_delta = calls[i].raw_arguments }
   end
   local u = r.usage

@@ -9,7 +9,7 @@ local uv = require "luv"
 local cjson = require "cjson.safe"
 local task = require "orket.task"
 local rpc = require "orket.mcp.jsonrpc"
-local lines = require "orket.mcp.lines"
+local linestream = require "orket.mcp.linestream"
 local jsonout = require "orket.jsonout"
 local tree = require "orket.tree"
 local gate = require "orket.c.gate"
@@ -263,7 +263,7 @@ function Conn:_start_stdio()
       if f then self.start_failure = f end
     end
   end)
-  self.reader = lines.reader(pout, rpc.MAX_MESSAGE)
+  self.reader = linestream.reader(pout, rpc.MAX_MESSAGE)
   self.read_task = task.spawn(function()
     while true do
       local line, err = self.reader:next()

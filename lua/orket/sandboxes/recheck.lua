@@ -7,7 +7,7 @@
 -- (bugfix_recheck). orket.sandboxes.phase's tick calls it through its `recheck` option, so
 -- that the phase does not depend on the checks that depend on it.
 local board_mod = require "orket.board"
-local journal = require "orket.store.journal"
+local sj = require "orket.store.journal_reads"
 local sandboxes = require "orket.store.sandboxes"
 local sv = require "orket.store.verifications"
 local deploy = require "orket.sandboxes.deploy"
@@ -22,7 +22,7 @@ local function iso(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) end
 
 -- when the rock's checks last ran (a pass, or the phase's start) on the phase's clock
 local function last_pass(db, p)
-  local passes = journal.card_event_data(db, p.rock_id, "bugfix_recheck")
+  local passes = sj.card_event_data(db, p.rock_id, "bugfix_recheck")
   local last = passes[#passes]
   return math.max(p.started_at, last and tonumber(last.t) or 0)
 end

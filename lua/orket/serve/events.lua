@@ -6,7 +6,7 @@
 -- (orket.c.httpd); it reconnects with Last-Event-ID and loses nothing.
 local uv = require "luv"
 local jsonout = require "orket.jsonout"
-local sj = require "orket.store.journal"
+local sj = require "orket.store.journal_reads"
 local task = require "orket.task"
 local pglisten = require "orket.store.pglisten"
 local httpd = require "orket.c.httpd"

@@ -2,7 +2,7 @@
 -- takes decoded JSON-RPC messages and answers them; its tools are the HTTP API's routes
 -- (orket.serve.routes, .writes, .runs) called with the same ctx, so a tool call and the
 -- matching HTTP request run the same handler, checks and audit. Resources are cards and run
--- transcripts; subscriptions are fed from the journal (orket.store.journal) on a timer.
+-- transcripts; subscriptions are fed from the journal (orket.store.journal_reads) on a timer.
 -- Prompts and completions: orket.mcp.prompts.
 local uv = require "luv"
 local cschema = require "orket.c.schema"
@@ -10,7 +10,7 @@ local jsonout = require "orket.jsonout"
 local rpc = require "orket.mcp.jsonrpc"
 local router_mod = require "orket.serve.router"
 local keys = require "orket.serve.keys"
-local sj = require "orket.store.journal"
+local sj = require "orket.store.journal_reads"
 local card_view = require "orket.views.card"
 local log_view = require "orket.views.log"
 local routes = require "orket.serve.routes"

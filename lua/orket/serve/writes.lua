@@ -14,7 +14,7 @@ local answer_action = require "orket.actions.answer"
 local retry_action = require "orket.actions.retry"
 local move_action = require "orket.actions.move"
 local aftermerge = require "orket.engine.aftermerge"
-local journal = require "orket.store.journal"
+local sj = require "orket.store.journal_reads"
 local openapi = require "orket.serve.openapi"
 local audit_chain = require "orket.audit.chain"
 
@@ -180,7 +180,7 @@ local function audit(_, ctx)
   if not after or not limit or limit < 1 then return err(400, "bad_query", "?after= and ?limit= take whole numbers") end
   if limit > AUDIT_MAX then limit = AUDIT_MAX end
   local out = {}
-  for _, r in ipairs(journal.api_writes(ctx.db, after, limit)) do
+  for _, r in ipairs(sj.api_writes(ctx.db, after, limit)) do
     local d = r.data
     out[#out + 1] = { id = r.id, at = r.at, card = r.card, actor = r.actor, action = d.action, route = d.route }
   end

@@ -40,6 +40,6 @@ end
 
 -- the operations modules that have a PostgreSQL twin (the specs check that each of its
 -- functions stands for one of the module's)
-M.MODULES = { "journal", "turns", "memory", "cards", "metrics", "leases", "sandboxes" }
+M.MODULES = { "journal_reads", "turns", "memory", "cards", "metrics", "leases", "sandboxes" }
 
 return M

@@ -1,6 +1,6 @@
 -- orket.store.forge: pull requests, review cycles and webhook deliveries (the git forge's
 -- tables) as named operations op(db, ...) -> plain Lua values; a failing write raises.
--- Used by orket.engine.pullreq (opening) and orket.serve.webhooks (people's decisions).
+-- Used by orket.engine.pull_request (opening) and orket.serve.webhooks (people's decisions).
 -- Written once for both backends (orket.store.dialect); times as ISO text.
 local M = {}
 

@@ -12,7 +12,7 @@
 -- chunk), a statement or a transaction runs in a task of its own that the caller joins.
 local pgpool = require "orket.store.pgpool"
 local pg_schema = require "orket.store.pg_schema"
-local pgjournal = require "orket.store.pgjournal"
+local pgevents = require "orket.store.pgevents"
 local records = require "orket.store.records"
 local json = require "cjson.safe"
 local task = require "orket.task"
@@ -212,13 +212,13 @@ end
 
 -- A write transaction takes the journal's lock at BEGIN (one round trip with it), as
 -- SQLite's BEGIN IMMEDIATE takes the write lock: one writer at a time on the database.
--- That keeps event ids a safe cursor (pgjournal), and no writer can hold the journal lock
+-- That keeps event ids a safe cursor (pgevents), and no writer can hold the journal lock
 -- while it waits for a row another writer holds (taken at the first event instead, it
 -- deadlocked two turns: each held what the other wanted). The wait for it is bounded as
 -- SQLite's busy_timeout bounds its own.
 M.LOCK_TIMEOUT_MS = 30000
 local BEGIN_WRITE = string.format("BEGIN; SET LOCAL lock_timeout = %d; SELECT pg_advisory_xact_lock(%d)",
-  M.LOCK_TIMEOUT_MS, pgjournal.LOCK)
+  M.LOCK_TIMEOUT_MS, pgevents.LOCK)
 
 -- Savepoints cost round trips, and most nested transactions (a board move, a record) end
 -- well, so a savepoint is sent only before the first statement inside it (one that runs
@@ -396,13 +396,13 @@ DB.__close = DB.close
 
 M.encode = records.encode
 
--- the statement interface pgjournal wants, bound to this task's transaction
+-- the statement interface pgevents wants, bound to this task's transaction
 local Q = {}
 Q.__index = Q
 function Q:query(sql, ...) return self.db:query(sql, ...) end
 
 --- db:event{kind=, card=, run=, actor=, data=} -> event id | nil. Appends one journal row
---- under the journal's advisory lock (pgjournal.append: ids stay a safe cursor); inside the
+--- under the journal's advisory lock (pgevents.append: ids stay a safe cursor); inside the
 --- change's transaction, or in one of its own. In a write transaction the row is kept and
 --- written with the transaction's others (Tx:flush), so no id is returned.
 function DB:event(e)
@@ -411,18 +411,18 @@ function DB:event(e)
   end
   if not self:in_tx() then
     -- alone in its transaction: written at once, so its id is known
-    return assert(self:tx(function() return assert(pgjournal.insert(setmetatable({ db = self }, Q), e)) end))
+    return assert(self:tx(function() return assert(pgevents.insert(setmetatable({ db = self }, Q), e)) end))
   end
   local t = self.open[coroutine.running()]
   if t.ev then
     -- kept, written with the transaction's others (Tx:flush); its id is not known yet
-    t.ev[#t.ev + 1] = pgjournal.item(e)
+    t.ev[#t.ev + 1] = pgevents.item(e)
     return nil
   end
-  return assert(pgjournal.append(setmetatable({ db = self }, Q), e)) -- in db:read: not under the lock yet
+  return assert(pgevents.append(setmetatable({ db = self }, Q), e)) -- in db:read: not under the lock yet
 end
 
-local EVENT_COLS = "id, " .. pgjournal.AT .. [[ AS at, kind, card_id AS card, run_id AS run, actor, data::text AS data]]
+local EVENT_COLS = "id, " .. pgevents.AT .. [[ AS at, kind, card_id AS card, run_id AS run, actor, data::text AS data]]
 
 --- db:events{card=, run=, after=, limit=} -> array of {id, at, kind, card, run, actor, data}
 function DB:events(q)

@@ -1,7 +1,7 @@
 -- orket.store.pglisten: a LISTEN connection of its own (never a pooled one: LISTEN belongs
 -- to a session) that survives losing the server. Notifications are only a wake-up: one
 -- sent while the listener was disconnected is lost, so after a reconnect wait() says so
--- and the caller re-reads from its cursor (the journal's event ids, pgjournal.after).
+-- and the caller re-reads from its cursor (the journal's event ids, pgevents.after).
 local cpg = require "orket.c.pg"
 local rt = require "orket.c.runtime"
 

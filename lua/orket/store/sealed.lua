@@ -7,7 +7,7 @@ local seal = require "orket.c.seal"
 local crypto = require "orket.c.crypto"
 local uv = require "luv"
 local tree = require "orket.tree"
-local read = require("orket.lines").read
+local read = require("orket.fieldline").read
 
 local M = {}
 

@@ -9,7 +9,7 @@ local setup = require "orket.engine.setup"
 local turn = require "orket.engine.turn"
 local reload = require "orket.engine.reload"
 local roles = require "orket.engine.roles"
-local journal = require "orket.engine.journal"
+local engine_recorded = require "orket.engine.recorded"
 local approvals = require "orket.actions.approvals"
 local turns = require "orket.store.turns"
 local tree = require "orket.tree"
@@ -149,7 +149,7 @@ function Project:turn(card_id, opts)
   if not lock then return nil, lerr, lcode end
   local e = self.engine
   -- as `orket run`: a run of these cards that left a turn half done goes on with resume
-  local old, why = journal.unfinished_overlap(e.db, e.board, card.id)
+  local old, why = engine_recorded.unfinished_overlap(e.db, e.board, card.id)
   if old then return nil, why, "EUNFINISHED" end
   local run, rerr, rcode = e:start(card.id, { model = model })
   if not run then return nil, rerr, rcode end
@@ -255,7 +255,7 @@ function Project:_replay_in(scratch, row, opts)
   local status = r:execute(id)
   local report = { status = status, calls = calls, missing = missing, cards = {}, differs = {},
     recorded = turns.count(e.db, row.id),
-    tokens = journal.tokens(db, id, nil) }
+    tokens = engine_recorded.tokens(db, id, nil) }
   for _, c in ipairs(r.board:list {}) do
     local now = e.board:get(c.id)
     report.cards[c.id] = { replay = c.status, now = now and now.status or nil }

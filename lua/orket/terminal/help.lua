@@ -3,7 +3,7 @@
 -- (`--- project:turn(...) -> ...`) of the modules that provide them, the same comments
 -- docs/engine.md's REPL section is written from. orket.terminal.complete completes the
 -- same names.
-local lines = require "orket.lines"
+local fieldline = require "orket.fieldline"
 
 local M = {}
 
@@ -60,7 +60,7 @@ end
 
 local function read_module(name)
   local path = package.searchpath(name, package.path)
-  return path and lines.read(path)
+  return path and fieldline.read(path)
 end
 
 --- members(topic) -> list of {name=, first=, text=, block=} in source order, each name once: what

@@ -9,7 +9,7 @@ local gitrepo = require "orket.c.gitrepo"
 local approvals = require "orket.actions.approvals"
 local gitwork = require "orket.engine.gitwork"
 local verify = require "orket.engine.verify"
-local pullreq = require "orket.engine.pullreq"
+local pull_request = require "orket.engine.pull_request"
 local costs = require "orket.store.costs"
 
 local M = {}
@@ -29,7 +29,7 @@ function M.gather(db, id, dir)
   end
   return { card = c, verifications = verify.results(db, id), comments = b:comments(id), history = b:history(id), kids = b:children(id),
     violations = db:violations(id), asks = approvals.list(db, c.id), git = git,
-    forge = pullreq.info(db, c.id), usage = costs.totals(db, { [c.type == "issue" and "card" or c.type] = c.id }) }
+    forge = pull_request.info(db, c.id), usage = costs.totals(db, { [c.type == "issue" and "card" or c.type] = c.id }) }
 end
 
 --- doc_of(parts) -> the orket.card/1 document of gathered parts.

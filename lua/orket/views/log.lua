@@ -5,7 +5,7 @@ local cjson = require "cjson.safe"
 local jsonout = require "orket.jsonout"
 local turns = require "orket.store.turns"
 local runs = require "orket.store.runs"
-local journal = require "orket.store.journal"
+local sj = require "orket.store.journal_reads"
 local project = require "orket.project"
 local costs = require "orket.store.costs"
 
@@ -47,7 +47,7 @@ function M.json_doc(db, dir, id)
   -- (untagged_upto, store migration 8) also shows the moves without a run id written in its
   -- time window before the upgrade: never those of later runs, commands or other runs.
   local moves = {}
-  for _, m in ipairs(journal.run_moves(db, run)) do
+  for _, m in ipairs(sj.run_moves(db, run)) do
     local d = m.data
     moves[#moves + 1] = { at = m.at, card = m.card_id, actor = m.actor, from = d.from, to = d.to }
   end

@@ -1,10 +1,10 @@
-/* sandbox.h: the budgets that hold a sandboxed call, on a Lua state: which thread runs
+/* scriptenv.h: the budgets that hold a script's call, on a Lua state: which thread runs
  * under which budget, the hooks that charge it (a count hook for instructions, a call hook
  * that checks the deadline before every function call), the memory ceiling, and charging
- * work done in C. budget.c does the accounting, memcap.c the memory; lsandbox.c is the
+ * work done in C. budget.c does the accounting, memcap.c the memory; lscriptenv.c is the
  * Lua module, await.c and lpattern.c ask about and charge the running thread. */
-#ifndef ORKET_SANDBOX_H
-#define ORKET_SANDBOX_H
+#ifndef ORKET_SCRIPTENV_H
+#define ORKET_SCRIPTENV_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -13,57 +13,57 @@
 
 #include "budget.h"
 
-#define SB_HOOK_EVERY 1000 /* instructions between count-hook calls while within budget */
+#define SENV_HOOK_EVERY 1000 /* instructions between count-hook calls while within budget */
 
 /* One budgeted call. It lives in a full userdata, so coroutines made during the call can
  * keep it alive after the call ends. */
-typedef struct sb_call {
+typedef struct senv_call {
   budget b;
   size_t prev_limit;         /* the memory ceiling before this call */
   lua_Hook prev_hook;        /* the thread's hook before this call */
   int prev_mask, prev_count;
-  struct sb_call *prev_call; /* the thread's budget before this call (nested calls) */
+  struct senv_call *prev_call; /* the thread's budget before this call (nested calls) */
   int active;
-} sb_call;
+} senv_call;
 
 /* Starts budget c (a zeroed full userdata at stack index idx) on L's running thread: 0
- * means unlimited for each limit. Nothing raises from here to sb_end but the budget. */
-void sb_begin(lua_State *L, sb_call *c, int idx, uint64_t instructions, uint64_t timeout_ms,
+ * means unlimited for each limit. Nothing raises from here to senv_end but the budget. */
+void senv_begin(lua_State *L, senv_call *c, int idx, uint64_t instructions, uint64_t timeout_ms,
               size_t memory);
 
 /* Ends it: the thread's previous hook, budget and memory ceiling come back. Idempotent. */
-void sb_end(lua_State *L, sb_call *c);
+void senv_end(lua_State *L, senv_call *c);
 
 /* The error code for a call that ended with status: EBUDGET, ETIMEOUT, ENOMEM, ERUNTIME. */
-const char *sb_code(const sb_call *c, int status);
+const char *senv_code(const senv_call *c, int status);
 
 /* Gives coroutine co (on the top of L) the budget of L's running thread, which it keeps
  * even after that call ends. */
-void sb_adopt(lua_State *L, lua_State *co);
+void senv_adopt(lua_State *L, lua_State *co);
 
 /* Whether the running thread of L is a coroutine a script made. Such a coroutine is
  * resumed by the script itself, so it must never be suspended on the loop. */
-int sb_thread_is_script(lua_State *L);
+int senv_thread_is_script(lua_State *L);
 
 /* Whether the thread at index idx is a coroutine a script made. */
-int sb_is_script_thread(lua_State *L, int idx);
+int senv_is_script_thread(lua_State *L, int idx);
 
-/* Whether the running thread of L runs under a sandbox budget (a script's call, or a
+/* Whether the running thread of L runs under a script budget (a script's call, or a
  * coroutine a script made). */
-int sb_thread_budgeted(lua_State *L);
+int senv_thread_budgeted(lua_State *L);
 
 /* Whether the running thread's budget is spent. */
-int sb_tripped(lua_State *L);
+int senv_tripped(lua_State *L);
 
 /* Charges n instructions' worth of work done in C (a pattern match, say) to the running
  * thread's budget, and checks its deadline. Returns 0 while within budget (or when the
  * thread has none). Once spent: re-arms the hook so the script stops at its next
  * instruction, writes what was exceeded into why, and returns 1. */
-int sb_charge(lua_State *L, uint64_t n, char *why, size_t whylen);
+int senv_charge(lua_State *L, uint64_t n, char *why, size_t whylen);
 
 /* Before a C function does `units` of work (elements, repetitions) for a script: charges
- * them, or raises "<what>: sandbox: ..." when the budget is spent or the call asks for more
+ * them, or raises "<what>: script: ..." when the budget is spent or the call asks for more
  * than BUDGET_CALL_CAP. Without a budget on the thread only the cap applies. */
-void sb_charge_call(lua_State *L, uint64_t units, const char *what);
+void senv_charge_call(lua_State *L, uint64_t units, const char *what);
 
 #endif

@@ -1,4 +1,4 @@
--- orket.mcp.lines: newline-delimited messages over a luv stream (MCP's stdio transport), for
+-- orket.mcp.linestream: newline-delimited messages over a luv stream (MCP's stdio transport), for
 -- both ends: a reader that splits a byte stream into lines with a cap on each line and on
 -- how many wait unread (reading pauses until they are taken), read from inside a task.
 local uv = require "luv"

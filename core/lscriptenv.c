@@ -1,8 +1,8 @@
-/* lsandbox.c: Lua module `orket.c.sandbox`: runs a function under a budget (sandbox.c),
+/* lscriptenv.c: Lua module `orket.c.scriptenv`: runs a function under a budget (scriptenv.c),
  * makes coroutines that carry it, and the guarded forms of the library functions whose
  * work grows with an integer argument or a __len result rather than with their input:
  * each charges that work to the budget before it starts and is refused over a cap.
- * lua/orket/sandbox.lua builds the restricted environments on top. */
+ * lua/orket/scriptenv.lua builds the restricted environments on top. */
 #include <string.h>
 
 #include <lauxlib.h>
@@ -10,16 +10,16 @@
 
 #include "modules.h"
 #include "runtime.h"
-#include "sandbox.h"
+#include "scriptenv.h"
 
-#define SBL_CALL "orket.sandbox.call"
+#define SENVL_CALL "orket.scriptenv.call"
 
 /* Turns the outcome into `true, ...` or `false, message, CODE`.
  * Stack on entry: [1..3] limits, [4] call userdata, then results or the error. */
-static int sbl_finish(lua_State *L, int status, lua_KContext ctx) {
+static int senvl_finish(lua_State *L, int status, lua_KContext ctx) {
   if (ctx) lua_remove(L, 5); /* resumed after a yield: the message handler is still here */
-  sb_call *c = luaL_checkudata(L, 4, SBL_CALL);
-  sb_end(L, c);
+  senv_call *c = luaL_checkudata(L, 4, SENVL_CALL);
+  senv_end(L, c);
   if (status == LUA_OK || status == LUA_YIELD) {
     int nres = lua_gettop(L) - 4;
     lua_pushboolean(L, 1);
@@ -30,19 +30,19 @@ static int sbl_finish(lua_State *L, int status, lua_KContext ctx) {
    * trusted code; only a memory error arrives without passing it. */
   if (status == LUA_ERRMEM || lua_type(L, -1) != LUA_TSTRING) {
     lua_pop(L, 1);
-    lua_pushstring(L, status == LUA_ERRMEM ? "sandbox: memory limit exceeded (not enough memory)"
+    lua_pushstring(L, status == LUA_ERRMEM ? "script: memory limit exceeded (not enough memory)"
                                            : "not enough memory");
   }
   lua_pushboolean(L, 0);
   lua_insert(L, -2);
-  lua_pushstring(L, sb_code(c, status));
+  lua_pushstring(L, senv_code(c, status));
   return 3;
 }
 
 /* pcall(instructions, timeout_ms, memory_bytes, fn, ...) -> true, ... | false, msg, CODE
  * Runs fn under a fresh budget. 0 means unlimited for each limit. CODE is EBUDGET,
  * ETIMEOUT, ENOMEM or ERUNTIME. fn may wait (yield to the loop) when called from a task. */
-static int sbl_pcall(lua_State *L) {
+static int senvl_pcall(lua_State *L) {
   lua_Integer ins = luaL_checkinteger(L, 1);
   lua_Integer ms = luaL_checkinteger(L, 2);
   lua_Integer mem = luaL_checkinteger(L, 3);
@@ -51,43 +51,43 @@ static int sbl_pcall(lua_State *L) {
   luaL_argcheck(L, mem >= 0, 3, "must be >= 0");
   luaL_checktype(L, 4, LUA_TFUNCTION);
   int nargs = lua_gettop(L) - 4;
-  luaL_checkstack(L, 4, "sandbox.pcall");
-  sb_call *c = lua_newuserdatauv(L, sizeof *c, 0);
+  luaL_checkstack(L, 4, "scriptenv.pcall");
+  senv_call *c = lua_newuserdatauv(L, sizeof *c, 0);
   memset(c, 0, sizeof *c);
-  luaL_setmetatable(L, SBL_CALL);
+  luaL_setmetatable(L, SENVL_CALL);
   lua_insert(L, 4); /* [4] call, [5] fn, [6..] args */
   lua_pushcfunction(L, rt_traceback);
   lua_insert(L, 5); /* [5] handler, [6] fn */
-  sb_begin(L, c, 4, (uint64_t)ins, (uint64_t)ms, (size_t)mem);
-  int status = lua_pcallk(L, nargs, LUA_MULTRET, 5, 1, sbl_finish);
+  senv_begin(L, c, 4, (uint64_t)ins, (uint64_t)ms, (size_t)mem);
+  int status = lua_pcallk(L, nargs, LUA_MULTRET, 5, 1, senvl_finish);
   lua_remove(L, 5);
-  return sbl_finish(L, status, 0);
+  return senvl_finish(L, status, 0);
 }
 
 /* cocreate(fn) -> co: coroutine.create for scripts; co runs under the creator's budget. */
-static int sbl_cocreate(lua_State *L) {
+static int senvl_cocreate(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_State *co = lua_newthread(L);
   lua_pushvalue(L, 1);
   lua_xmove(L, co, 1);
-  sb_adopt(L, co);
+  senv_adopt(L, co);
   return 1;
 }
 
 /* is_script_thread(co) -> bool: whether co was made by a script (coroutine.create/wrap in
- * a sandbox). Scripts may resume, close or yield only those. */
-static int sbl_is_script_thread(lua_State *L) {
+ * a script environment). Scripts may resume, close or yield only those. */
+static int senvl_is_script_thread(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTHREAD);
-  lua_pushboolean(L, sb_is_script_thread(L, 1));
+  lua_pushboolean(L, senv_is_script_thread(L, 1));
   return 1;
 }
 
 /* tripped() -> bool: whether the running thread's budget is spent. A hook cannot run
  * while another hook runs, and Lua calls a message handler for an error raised by a hook
  * before it unwinds, so a handler reached from our hook runs with hooks off; the
- * sandbox's xpcall asks this first and skips the script's handler. */
-static int sbl_tripped(lua_State *L) {
-  lua_pushboolean(L, sb_tripped(L));
+ * script environment's xpcall asks this first and skips the script's handler. */
+static int senvl_tripped(lua_State *L) {
+  lua_pushboolean(L, senv_tripped(L));
   return 1;
 }
 
@@ -97,69 +97,69 @@ static int sbl_tripped(lua_State *L) {
  * work from the arguments, fixing any length it had to ask __len for into the arguments
  * (so a __len cannot answer differently the second time), charges it, then runs the stock
  * function as this very call, so argument errors read exactly as the stock ones do. */
-static int sbl_stock(lua_State *L) { return lua_tocfunction(L, lua_upvalueindex(1))(L); }
+static int senvl_stock(lua_State *L) { return lua_tocfunction(L, lua_upvalueindex(1))(L); }
 
 /* Elements from i to j inclusive, without overflow. */
-static uint64_t sbl_span(lua_Integer i, lua_Integer j) {
+static uint64_t senvl_span(lua_Integer i, lua_Integer j) {
   return j < i ? 0 : (uint64_t)((lua_Unsigned)j - (lua_Unsigned)i) + 1;
 }
 
-static void sbl_fix_length(lua_State *L, int arg, lua_Integer n) {
+static void senvl_fix_length(lua_State *L, int arg, lua_Integer n) {
   lua_settop(L, arg);
   lua_pushinteger(L, n);
   lua_replace(L, arg);
 }
 
 /* table.concat(t [, sep [, i [, j]]]) */
-static int sbl_concat(lua_State *L) {
-  if (lua_type(L, 1) == LUA_TTABLE && sb_thread_budgeted(L)) {
+static int senvl_concat(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TTABLE && senv_thread_budgeted(L)) {
     luaL_optlstring(L, 2, "", NULL);
     lua_Integer i = luaL_optinteger(L, 3, 1);
     lua_Integer j = lua_isnoneornil(L, 4) ? luaL_len(L, 1) : luaL_checkinteger(L, 4);
-    sbl_fix_length(L, 4, j);
-    sb_charge_call(L, sbl_span(i, j), "concat");
+    senvl_fix_length(L, 4, j);
+    senv_charge_call(L, senvl_span(i, j), "concat");
   }
-  return sbl_stock(L);
+  return senvl_stock(L);
 }
 
 /* table.unpack(t [, i [, j]]) */
-static int sbl_unpack(lua_State *L) {
-  if (sb_thread_budgeted(L)) {
+static int senvl_unpack(lua_State *L) {
+  if (senv_thread_budgeted(L)) {
     lua_Integer i = luaL_optinteger(L, 2, 1);
     lua_Integer j = lua_isnoneornil(L, 3) ? luaL_len(L, 1) : luaL_checkinteger(L, 3);
-    sbl_fix_length(L, 3, j);
-    sb_charge_call(L, sbl_span(i, j), "unpack");
+    senvl_fix_length(L, 3, j);
+    senv_charge_call(L, senvl_span(i, j), "unpack");
   }
-  return sbl_stock(L);
+  return senvl_stock(L);
 }
 
 /* table.move(a1, f, e, t [, a2]) */
-static int sbl_move(lua_State *L) {
-  if (sb_thread_budgeted(L)) {
+static int senvl_move(lua_State *L) {
+  if (senv_thread_budgeted(L)) {
     lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
     luaL_checkinteger(L, 4);
-    sb_charge_call(L, sbl_span(f, e), "move");
+    senv_charge_call(L, senvl_span(f, e), "move");
   }
-  return sbl_stock(L);
+  return senvl_stock(L);
 }
 
 /* table.sort(t [, comp]): the stock sort asks __len itself, so a table with one is refused
  * (it could answer a small length to us and a huge one to the sort). */
-static int sbl_sort(lua_State *L) {
-  if (lua_type(L, 1) == LUA_TTABLE && sb_thread_budgeted(L)) {
+static int senvl_sort(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TTABLE && senv_thread_budgeted(L)) {
     if (luaL_getmetafield(L, 1, "__len") != LUA_TNIL)
       return luaL_argerror(L, 1, "a table with a __len metamethod cannot be sorted in a script");
     uint64_t n = lua_rawlen(L, 1), log = 1;
     while ((n >> log) != 0) log++;
-    sb_charge_call(L, n * log, "sort");
+    senv_charge_call(L, n * log, "sort");
   }
-  return sbl_stock(L);
+  return senvl_stock(L);
 }
 
 /* string.rep(s, n [, sep]): empty pieces would loop n times making nothing, so they answer
  * at once; otherwise the repetitions are charged, unless the result cannot fit in the
  * memory left, which the stock function reports as the memory error it is. */
-static int sbl_rep(lua_State *L) {
+static int senvl_rep(lua_State *L) {
   size_t l, lsep;
   luaL_checklstring(L, 1, &l);
   lua_Integer n = luaL_checkinteger(L, 2);
@@ -168,23 +168,23 @@ static int sbl_rep(lua_State *L) {
     lua_pushliteral(L, "");
     return 1;
   }
-  if (n > 0 && sb_thread_budgeted(L)) {
+  if (n > 0 && senv_thread_budgeted(L)) {
     size_t left = memcap_headroom(&rt_get(L)->mem);
-    if ((uint64_t)n <= left / (l + lsep)) sb_charge_call(L, (uint64_t)n / 8, "rep");
+    if ((uint64_t)n <= left / (l + lsep)) senv_charge_call(L, (uint64_t)n / 8, "rep");
   }
-  return sbl_stock(L);
+  return senvl_stock(L);
 }
 
 /* guards(string, table) -> {concat=, unpack=, move=, sort=, rep=}: the guarded forms of
  * those functions of the stock libraries given. */
-static int sbl_guards(lua_State *L) {
+static int senvl_guards(lua_State *L) {
   static const struct {
     int lib;
     const char *name;
     lua_CFunction guard;
   } list[] = {
-      {2, "concat", sbl_concat}, {2, "unpack", sbl_unpack}, {2, "move", sbl_move},
-      {2, "sort", sbl_sort},     {1, "rep", sbl_rep},
+      {2, "concat", senvl_concat}, {2, "unpack", senvl_unpack}, {2, "move", senvl_move},
+      {2, "sort", senvl_sort},     {1, "rep", senvl_rep},
   };
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -202,18 +202,18 @@ static int sbl_guards(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg sbl_funcs[] = {
-    {"pcall", sbl_pcall},
-    {"tripped", sbl_tripped},
-    {"is_script_thread", sbl_is_script_thread},
-    {"cocreate", sbl_cocreate},
-    {"guards", sbl_guards},
+static const luaL_Reg senvl_funcs[] = {
+    {"pcall", senvl_pcall},
+    {"tripped", senvl_tripped},
+    {"is_script_thread", senvl_is_script_thread},
+    {"cocreate", senvl_cocreate},
+    {"guards", senvl_guards},
     {NULL, NULL},
 };
 
-int luaopen_orket_sandbox(lua_State *L) {
-  luaL_newmetatable(L, SBL_CALL);
+int luaopen_orket_scriptenv(lua_State *L) {
+  luaL_newmetatable(L, SENVL_CALL);
   lua_pop(L, 1);
-  luaL_newlib(L, sbl_funcs);
+  luaL_newlib(L, senvl_funcs);
   return 1;
 }

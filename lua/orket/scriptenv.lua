@@ -1,9 +1,9 @@
--- orket.sandbox: restricted environments for operator scripts (roles, tools, policies,
+-- orket.scriptenv: restricted environments for operator scripts (roles, tools, policies,
 -- orket.lua). An environment is built up from the allow-list below, never by removing
 -- things from a full one. Shared library tables are frozen proxies; calls run under the
--- budgets of orket.c.sandbox (instructions, deadline, memory) that pcall cannot swallow.
+-- budgets of orket.c.scriptenv (instructions, deadline, memory) that pcall cannot swallow.
 -- The contract is documented in docs/runtime.md.
-local csb = require "orket.c.sandbox"
+local cenv = require "orket.c.scriptenv"
 local cpattern = require "orket.c.pattern"
 local plain = require "orket.c.plain"
 
@@ -41,12 +41,12 @@ local frozen = setmetatable({}, { __mode = "k" }) -- proxy -> true
 
 -- Strings reach the real string table through their shared metatable, so a script could
 -- write ("").dump. Method lookups now go through a layer holding a dump that refuses and
--- the pattern functions of orket.c.pattern.methods: Lua's own outside a sandbox call, the
+-- the pattern functions of orket.c.pattern.methods: Lua's own outside a script call, the
 -- step-budgeted ones inside (s:find in a script must not run unbounded in C), and the
 -- guarded rep; everything else (including what trusted code adds to `string`) falls through.
 -- The guarded forms of the library functions whose work grows with an integer argument
--- or a __len result rather than with their input (see lsandbox.c).
-local guards = csb.guards(string, table)
+-- or a __len result rather than with their input (see lscriptenv.c).
+local guards = cenv.guards(string, table)
 
 do
   local smt = getmetatable("")
@@ -120,7 +120,7 @@ end
 
 -- Scripts may drive only the coroutines they made: the host's own (a task waiting on a
 -- model reply, say) must never be resumed, closed or yielded by a script.
-local is_script_thread = csb.is_script_thread
+local is_script_thread = cenv.is_script_thread
 
 local function own(fname, co)
   if type(co) ~= "thread" then
@@ -139,7 +139,7 @@ local function wrap_result(co, ok, ...)
 end
 
 local co_lib = {}
-co_lib.create = csb.cocreate -- budget-carrying coroutines (see lsandbox.c)
+co_lib.create = cenv.cocreate -- budget-carrying coroutines (see lscriptenv.c)
 function co_lib.resume(co, ...) return coroutine.resume(own("resume", co), ...) end
 function co_lib.close(co) return coroutine.close(own("close", co)) end
 function co_lib.status(co) return coroutine.status(own("status", co)) end
@@ -156,7 +156,7 @@ function co_lib.yield(...)
   return coroutine.yield(...)
 end
 function co_lib.wrap(f)
-  local co = csb.cocreate(f)
+  local co = cenv.cocreate(f)
   return function(...) return wrap_result(co, coroutine.resume(co, ...)) end
 end
 
@@ -261,8 +261,8 @@ function safe.rawset(t, k, v)
 end
 
 -- A message handler reached from a budget error would run with hooks off (see
--- lsandbox.c tripped()); so once the budget is spent, the script's handler is skipped.
-local tripped = csb.tripped
+-- lscriptenv.c tripped()); so once the budget is spent, the script's handler is skipped.
+local tripped = cenv.tripped
 function safe.xpcall(f, handler, ...)
   if type(handler) ~= "function" then
     error("bad argument #2 to 'xpcall' (function expected, got " .. type(handler) .. ")", 2)
@@ -307,7 +307,7 @@ function M.new(opts)
   for k, v in pairs(M.DEFAULTS) do
     local o = opts[k]
     if o ~= nil and (math.type(o) ~= "integer" or o < 0) then
-      error("sandbox.new: " .. k .. " must be a non-negative integer", 2)
+      error("scriptenv.new: " .. k .. " must be a non-negative integer", 2)
     end
     box[k] = o or v
   end
@@ -334,7 +334,7 @@ function M.new(opts)
     __index = function(_, k)
       error("undefined global '" .. tostring(k) .. "' in " .. script, 2)
     end,
-    __metatable = "sandbox",
+    __metatable = "scriptenv",
   })
   box.env = env
   return box
@@ -357,7 +357,7 @@ function Box:pcall(fn, ...)
   if type(fn) ~= "function" then
     error("bad argument #1 to 'pcall' (function expected, got " .. type(fn) .. ")", 2)
   end
-  return csb.pcall(self.instructions, self.timeout_ms, self.memory, fn, ...)
+  return cenv.pcall(self.instructions, self.timeout_ms, self.memory, fn, ...)
 end
 
 --- first_line(message) -> "file:line: message" without the traceback box:pcall appends:

@@ -1,4 +1,4 @@
--- orket.lines: finds the line of a field in a file's text, for messages that name a field
+-- orket.fieldline: finds the line of a field in a file's text, for messages that name a field
 -- path but no line (checks run on plain data copied out of a script or a JSON document,
 -- which keeps no positions). A text search, so it can be fooled by a key in a comment; it
 -- only ever points a person at a line.

@@ -1,8 +1,8 @@
-/* sandbox.c: budgets on a Lua state (see sandbox.h). A thread's budget sits in its extra
+/* scriptenv.c: budgets on a Lua state (see scriptenv.h). A thread's budget sits in its extra
  * space, where the hooks find it without a lookup; a registry table anchors the budgets
  * that coroutines still hold. Uses budget.c, memcap.c (through the runtime) and the Lua
  * API's hooks. */
-#include "sandbox.h"
+#include "scriptenv.h"
 
 #include <string.h>
 
@@ -10,27 +10,27 @@
 
 #include "runtime.h"
 
-static const char SB_THREADS = 't'; /* registry key: weak-keyed table thread -> sb_call */
+static const char SENV_THREADS = 't'; /* registry key: weak-keyed table thread -> senv_call */
 
-static sb_call **sb_slot(lua_State *L) { return (sb_call **)lua_getextraspace(L); }
+static senv_call **senv_slot(lua_State *L) { return (senv_call **)lua_getextraspace(L); }
 
-static void sb_hook(lua_State *L, lua_Debug *ar);
+static void senv_hook(lua_State *L, lua_Debug *ar);
 
 /* From now on every instruction and call of this thread raises again, so a pcall or an
  * error handler inside the script cannot carry on (Redis's kill path does the same). */
-static void sb_rearm(lua_State *L) { lua_sethook(L, sb_hook, LUA_MASKCOUNT | LUA_MASKCALL, 1); }
+static void senv_rearm(lua_State *L) { lua_sethook(L, senv_hook, LUA_MASKCOUNT | LUA_MASKCALL, 1); }
 
-static int sb_raise(lua_State *L, sb_call *c) {
+static int senv_raise(lua_State *L, senv_call *c) {
   char buf[160];
-  sb_rearm(L);
-  return luaL_error(L, "sandbox: %s", budget_describe(&c->b, buf, sizeof buf));
+  senv_rearm(L);
+  return luaL_error(L, "script: %s", budget_describe(&c->b, buf, sizeof buf));
 }
 
 /* Whether the function a call hook reports is the runtime's message handler, or one it
  * calls (Lua's string buffer closes its box through a call). The handler describes the
  * error that spent the budget (a match stopped by it, say) and runs no script code, so it
  * may finish: its message says more than a second budget error would. */
-static int sb_in_handler(lua_State *L, lua_Debug *ar) {
+static int senv_in_handler(lua_State *L, lua_Debug *ar) {
   lua_Debug caller;
   int found = 0;
   lua_getinfo(L, "f", ar);
@@ -47,22 +47,22 @@ static int sb_in_handler(lua_State *L, lua_Debug *ar) {
 /* The count hook charges instructions on the precise clock. The call hook runs before
  * every function call, C functions included: a script whose every instruction is a long
  * C call still meets its deadline, at the cost of a coarse clock read per call. */
-static void sb_hook(lua_State *L, lua_Debug *ar) {
-  sb_call *c = *sb_slot(L);
+static void senv_hook(lua_State *L, lua_Debug *ar) {
+  senv_call *c = *senv_slot(L);
   if (c == NULL) return;
   budget_verdict v = ar->event == LUA_HOOKCOUNT
-                         ? budget_charge(&c->b, SB_HOOK_EVERY, budget_now_ns())
+                         ? budget_charge(&c->b, SENV_HOOK_EVERY, budget_now_ns())
                          : budget_check_deadline(&c->b, budget_coarse_ns());
   if (v == BUDGET_OK) return;
-  if (ar->event != LUA_HOOKCOUNT && sb_in_handler(L, ar)) return;
-  sb_raise(L, c);
+  if (ar->event != LUA_HOOKCOUNT && senv_in_handler(L, ar)) return;
+  senv_raise(L, c);
 }
 
 /* The anchor table (registry, weak keys) maps each live call's address (lightuserdata,
  * removed when the call ends) and each adopted coroutine to the call's userdata, so a
  * coroutine that outlives its call never sees a freed budget. Leaves it on the stack. */
-static void sb_anchors(lua_State *L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SB_THREADS) == LUA_TTABLE) return;
+static void senv_anchors(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SENV_THREADS) == LUA_TTABLE) return;
   lua_pop(L, 1);
   lua_newtable(L);
   lua_newtable(L);
@@ -70,14 +70,14 @@ static void sb_anchors(lua_State *L) {
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &SB_THREADS);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &SENV_THREADS);
 }
 
-void sb_begin(lua_State *L, sb_call *c, int idx, uint64_t instructions, uint64_t timeout_ms,
+void senv_begin(lua_State *L, senv_call *c, int idx, uint64_t instructions, uint64_t timeout_ms,
               size_t memory) {
   idx = lua_absindex(L, idx);
   budget_start(&c->b, instructions, timeout_ms);
-  sb_anchors(L);
+  senv_anchors(L);
   lua_pushvalue(L, idx);
   lua_rawsetp(L, -2, c);
   lua_pop(L, 1);
@@ -85,26 +85,26 @@ void sb_begin(lua_State *L, sb_call *c, int idx, uint64_t instructions, uint64_t
   c->prev_hook = lua_gethook(L);
   c->prev_mask = lua_gethookmask(L);
   c->prev_count = lua_gethookcount(L);
-  c->prev_call = *sb_slot(L);
+  c->prev_call = *senv_slot(L);
   c->prev_limit = memory ? memcap_push(mem, memory) : mem->limit;
   c->active = 1;
-  *sb_slot(L) = c;
-  lua_sethook(L, sb_hook, LUA_MASKCOUNT | LUA_MASKCALL, SB_HOOK_EVERY);
+  *senv_slot(L) = c;
+  lua_sethook(L, senv_hook, LUA_MASKCOUNT | LUA_MASKCALL, SENV_HOOK_EVERY);
 }
 
-void sb_end(lua_State *L, sb_call *c) {
+void senv_end(lua_State *L, senv_call *c) {
   if (!c->active) return;
   c->active = 0;
-  sb_anchors(L);
+  senv_anchors(L);
   lua_pushnil(L);
   lua_rawsetp(L, -2, c);
   lua_pop(L, 1);
   lua_sethook(L, c->prev_hook, c->prev_mask, c->prev_count);
-  *sb_slot(L) = c->prev_call;
+  *senv_slot(L) = c->prev_call;
   memcap_restore(&rt_get(L)->mem, c->prev_limit);
 }
 
-const char *sb_code(const sb_call *c, int status) {
+const char *senv_code(const senv_call *c, int status) {
   if (status == LUA_ERRMEM) return "ENOMEM";
   switch (c->b.tripped) {
   case BUDGET_INSTRUCTIONS:
@@ -114,11 +114,11 @@ const char *sb_code(const sb_call *c, int status) {
   }
 }
 
-void sb_adopt(lua_State *L, lua_State *co) {
-  sb_call *c = *sb_slot(L);
-  *sb_slot(co) = c;
+void senv_adopt(lua_State *L, lua_State *co) {
+  senv_call *c = *senv_slot(L);
+  *senv_slot(co) = c;
   if (c == NULL) return;
-  sb_anchors(L);                           /* co anchors */
+  senv_anchors(L);                           /* co anchors */
   if (lua_rawgetp(L, -1, c) == LUA_TNIL) { /* the call has ended: the creator holds it */
     lua_pop(L, 1);
     lua_pushthread(L);
@@ -130,10 +130,10 @@ void sb_adopt(lua_State *L, lua_State *co) {
   lua_pop(L, 1);
 }
 
-int sb_is_script_thread(lua_State *L, int idx) {
+int senv_is_script_thread(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   int ok = 0;
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SB_THREADS) == LUA_TTABLE) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SENV_THREADS) == LUA_TTABLE) {
     lua_pushvalue(L, idx);
     ok = lua_rawget(L, -2) != LUA_TNIL;
     lua_pop(L, 1);
@@ -142,31 +142,31 @@ int sb_is_script_thread(lua_State *L, int idx) {
   return ok;
 }
 
-int sb_thread_is_script(lua_State *L) {
+int senv_thread_is_script(lua_State *L) {
   lua_pushthread(L);
-  int ok = sb_is_script_thread(L, -1);
+  int ok = senv_is_script_thread(L, -1);
   lua_pop(L, 1);
   return ok;
 }
 
-int sb_thread_budgeted(lua_State *L) { return *sb_slot(L) != NULL; }
+int senv_thread_budgeted(lua_State *L) { return *senv_slot(L) != NULL; }
 
-int sb_tripped(lua_State *L) {
-  sb_call *c = *sb_slot(L);
+int senv_tripped(lua_State *L) {
+  senv_call *c = *senv_slot(L);
   return c != NULL && c->b.tripped != BUDGET_OK;
 }
 
-int sb_charge(lua_State *L, uint64_t n, char *why, size_t whylen) {
-  sb_call *c = *sb_slot(L);
+int senv_charge(lua_State *L, uint64_t n, char *why, size_t whylen) {
+  senv_call *c = *senv_slot(L);
   if (c == NULL) return 0;
   if (budget_charge(&c->b, n, budget_now_ns()) == BUDGET_OK) return 0;
-  sb_rearm(L);
+  senv_rearm(L);
   budget_describe(&c->b, why, whylen);
   return 1;
 }
 
-void sb_charge_call(lua_State *L, uint64_t units, const char *what) {
-  sb_call *c = *sb_slot(L);
+void senv_charge_call(lua_State *L, uint64_t units, const char *what) {
+  senv_call *c = *senv_slot(L);
   if (c == NULL) {
     if (units > BUDGET_CALL_CAP)
       luaL_error(L, "%s: one call asked for %llu units of work; the limit is %llu", what,
@@ -175,6 +175,6 @@ void sb_charge_call(lua_State *L, uint64_t units, const char *what) {
   }
   if (budget_charge_call(&c->b, units, budget_now_ns()) == BUDGET_OK) return;
   char buf[160];
-  sb_rearm(L);
-  luaL_error(L, "%s: sandbox: %s", what, budget_describe(&c->b, buf, sizeof buf));
+  senv_rearm(L);
+  luaL_error(L, "%s: script: %s", what, budget_describe(&c->b, buf, sizeof buf));
 }

@@ -1,9 +1,9 @@
 -- Restricted environments: the exact key set, and named escape attempts, each of which
 -- must fail its own call and leave the process healthy.
-local sandbox = require "orket.sandbox"
+local scriptenv = require "orket.scriptenv"
 
 local function run(src, opts)
-  local box = sandbox.new(opts or { name = "attempt.lua", instructions = 200000, timeout_ms = 1000, memory = 8 << 20 })
+  local box = scriptenv.new(opts or { name = "attempt.lua", instructions = 200000, timeout_ms = 1000, memory = 8 << 20 })
   local fn, err, code = box:load(src, "attempt.lua")
   if not fn then return false, err, code end
   return box:pcall(fn)
@@ -23,9 +23,9 @@ local function healthy()
   orket.sleep(1)
 end
 
-describe("sandbox environment", function()
+describe("script environment", function()
   it("has exactly the allow-listed globals", function()
-    local box = sandbox.new {}
+    local box = scriptenv.new {}
     assert.same({
       "_G", "_VERSION", "assert", "collectgarbage", "coroutine", "error", "getmetatable",
       "ipairs", "load", "math", "next", "os", "pairs", "pcall", "rawequal", "rawget", "rawlen",
@@ -36,7 +36,7 @@ describe("sandbox environment", function()
 
   it("adds print only when the host gives it a sink, and host globals frozen", function()
     local lines = {}
-    local box = sandbox.new { print = function(s) lines[#lines + 1] = s end, globals = { tools = { a = 1 } } }
+    local box = scriptenv.new { print = function(s) lines[#lines + 1] = s end, globals = { tools = { a = 1 } } }
     local fn = assert(box:load("print('hi', 1, nil) tools.b = 2"))
     local ok, err = box:pcall(fn)
     assert.same({ "hi\t1\tnil" }, lines)
@@ -45,8 +45,8 @@ describe("sandbox environment", function()
   end)
 
   it("exposes exactly the allow-listed library functions", function()
-    local box = sandbox.new {}
-    for lib, names in pairs(sandbox.ALLOW) do
+    local box = scriptenv.new {}
+    for lib, names in pairs(scriptenv.ALLOW) do
       if lib ~= "globals" then
         local got = keys(box.env[lib])
         local want = { table.unpack(names) }
@@ -105,7 +105,7 @@ describe("sandbox environment", function()
     assert.is_nil(fn)
     assert.matches("binary chunks are not allowed", err)
     -- the same through box:load
-    local box = sandbox.new {}
+    local box = scriptenv.new {}
     local f2, e2, c2 = box:load("\27Lua")
     assert.is_nil(f2)
     assert.equal("ESYNTAX", c2)
@@ -150,13 +150,13 @@ describe("sandbox environment", function()
     assert.matches("read%-only", err)
     local ok2, n = run("local n = 0 for k, v in pairs(string) do n = n + 1 end return n")
     assert.is_true(ok2)
-    assert.equal(#sandbox.ALLOW.string, n)
+    assert.equal(#scriptenv.ALLOW.string, n)
     assert.equal("5", string.format("%d", 5))
   end)
 
   it("freezes host tables handed in, all the way down", function()
     local host = { secret = "s", nested = { deep = { x = 1 } } }
-    local box = sandbox.new { globals = { cfg = host } }
+    local box = scriptenv.new { globals = { cfg = host } }
     for _, src in ipairs {
       "local _, raw = pairs(cfg) raw.secret = 'changed'",
       "cfg.nested.deep.x = 2",
@@ -174,7 +174,7 @@ describe("sandbox environment", function()
   end)
 
   it("cannot resume, close or yield the host's coroutines", function()
-    local box = sandbox.new { instructions = 100000 }
+    local box = scriptenv.new { instructions = 100000 }
     -- a task of the host waiting on the loop, and a script that grabs what it can
     local ok, co = box:pcall(assert(box:load("return coroutine.running()")))
     assert.is_true(ok)
@@ -194,7 +194,7 @@ describe("sandbox environment", function()
 
   it("cannot yield the host's task from a script", function()
     local rt = require "orket.c.runtime"
-    local box = sandbox.new { memory = 8 << 20 }
+    local box = scriptenv.new { memory = 8 << 20 }
     local ok, err = box:pcall(assert(box:load("coroutine.yield('not a wait') return 'never'")))
     assert.is_false(ok)
     assert.matches("only inside a coroutine this script made", err)
@@ -211,7 +211,7 @@ describe("sandbox environment", function()
   end)
 
   it("refuses to wait on the loop inside a coroutine a script made", function()
-    local box = sandbox.new { globals = { sleep = orket.sleep } }
+    local box = scriptenv.new { globals = { sleep = orket.sleep } }
     local ok, r1, r2 = box:pcall(assert(box:load(
       "return coroutine.resume(coroutine.create(function() sleep(5) end))")))
     assert.is_true(ok)
@@ -227,7 +227,7 @@ describe("sandbox environment", function()
   end)
 
   it("gives each box its own globals", function()
-    local a, b = sandbox.new {}, sandbox.new {}
+    local a, b = scriptenv.new {}, scriptenv.new {}
     assert.is_true((a:pcall(assert(a:load("x = 1")))))
     local ok, err = b:pcall(assert(b:load("return x")))
     assert.is_false(ok)
@@ -235,7 +235,7 @@ describe("sandbox environment", function()
   end)
 end)
 
-describe("sandbox budgets", function()
+describe("script budgets", function()
   after_each(healthy)
 
   it("stop an infinite loop", function()
@@ -272,7 +272,7 @@ describe("sandbox budgets", function()
   end)
 
   it("enforce the wall-clock deadline", function()
-    local box = sandbox.new { instructions = 0, timeout_ms = 50 }
+    local box = scriptenv.new { instructions = 0, timeout_ms = 50 }
     local t0 = orket.now()
     local ok, err, code = box:pcall(assert(box:load("while true do end")))
     assert.is_false(ok)
@@ -336,7 +336,7 @@ describe("sandbox budgets", function()
   end)
 
   it("keep a coroutine that outlives its call bound to a spent budget", function()
-    local box = sandbox.new { instructions = 100000 }
+    local box = scriptenv.new { instructions = 100000 }
     local ok, co = box:pcall(assert(box:load(
       "local co = coroutine.create(function() while true do coroutine.yield() end end) return co")))
     assert.is_true(ok)
@@ -352,48 +352,48 @@ describe("sandbox budgets", function()
   end)
 
   it("return plain-data copies that run no script metamethods", function()
-    local box = sandbox.new {}
+    local box = scriptenv.new {}
     local ok, v = box:pcall(assert(box:load(
       "return setmetatable({a = {1, 2}}, {__index = function() while true do end end})")))
     assert.is_true(ok)
-    local copy = assert(sandbox.copy(v))
+    local copy = assert(scriptenv.copy(v))
     assert.same({ a = { 1, 2 } }, copy)
     assert.is_nil(getmetatable(copy))
-    local _, err = sandbox.copy({ f = print })
+    local _, err = scriptenv.copy({ f = print })
     assert.matches("value.f: function is not plain data", err)
   end)
 
   it("copy only plain data and name where it is not", function()
     local shared = { 1 }
-    local c = assert(sandbox.copy { a = { 1, 2, { b = true } }, [1.5] = "x", [true] = 3, s = shared, t = shared })
+    local c = assert(scriptenv.copy { a = { 1, 2, { b = true } }, [1.5] = "x", [true] = 3, s = shared, t = shared })
     assert.same({ a = { 1, 2, { b = true } }, [1.5] = "x", [true] = 3, s = { 1 }, t = { 1 } }, c)
     assert.is_true(c.s ~= c.t and c.s ~= shared)
     local cyc = {}
     cyc.x = { y = cyc }
-    assert.same({ nil, "value.x.y: cycle" }, { sandbox.copy(cyc) })
-    assert.same({ nil, "value.a.2.f: function is not plain data" }, { sandbox.copy { a = { 1, { f = print } } } })
-    assert.same({ nil, "value: key of type table" }, { sandbox.copy { [{}] = 1 } })
-    assert.same({ nil, "value: userdata is not plain data" }, { sandbox.copy(io.stdout) })
-    assert.same({ nil, "value.1.1: nested deeper than 2" }, { sandbox.copy({ { {} } }, 2) })
-    assert.same({ { {} } }, { sandbox.copy({ {} }, 2) })
-    assert.same({ "s" }, { sandbox.copy("s") })
-    assert.is_nil(sandbox.copy(nil))
+    assert.same({ nil, "value.x.y: cycle" }, { scriptenv.copy(cyc) })
+    assert.same({ nil, "value.a.2.f: function is not plain data" }, { scriptenv.copy { a = { 1, { f = print } } } })
+    assert.same({ nil, "value: key of type table" }, { scriptenv.copy { [{}] = 1 } })
+    assert.same({ nil, "value: userdata is not plain data" }, { scriptenv.copy(io.stdout) })
+    assert.same({ nil, "value.1.1: nested deeper than 2" }, { scriptenv.copy({ { {} } }, 2) })
+    assert.same({ { {} } }, { scriptenv.copy({ {} }, 2) })
+    assert.same({ "s" }, { scriptenv.copy("s") })
+    assert.is_nil(scriptenv.copy(nil))
     local deep = {}
     for _ = 1, 40 do deep = { deep } end
-    assert.matches("nested deeper than 32$", select(2, sandbox.copy(deep)))
-    assert.has_error(function() sandbox.copy({}, 500) end)
+    assert.matches("nested deeper than 32$", select(2, scriptenv.copy(deep)))
+    assert.has_error(function() scriptenv.copy({}, 500) end)
   end)
 
   it("allow waiting operations inside a budgeted call", function()
-    local box = sandbox.new { globals = { sleep = orket.sleep } }
+    local box = scriptenv.new { globals = { sleep = orket.sleep } }
     local ok, v = box:pcall(assert(box:load("sleep(5) return 'woke'")))
     assert.is_true(ok)
     assert.equal("woke", v)
   end)
 
   it("nest: an inner call cannot raise the outer memory ceiling", function()
-    local outer = sandbox.new { memory = 2 << 20, globals = {} }
-    local inner = sandbox.new { memory = 64 << 20 }
+    local outer = scriptenv.new { memory = 2 << 20, globals = {} }
+    local inner = scriptenv.new { memory = 64 << 20 }
     local innerfn = assert(inner:load("return #string.rep('z', 16 << 20)"))
     local ok, r1, r2, r3 = outer:pcall(function() return inner:pcall(innerfn) end)
     assert.is_true(ok)
@@ -402,18 +402,18 @@ describe("sandbox budgets", function()
   end)
 
   it("check their arguments", function()
-    assert.has_error(function() sandbox.new { instructions = -1 } end,
-      "sandbox.new: instructions must be a non-negative integer")
-    local box = sandbox.new {}
+    assert.has_error(function() scriptenv.new { instructions = -1 } end,
+      "scriptenv.new: instructions must be a non-negative integer")
+    local box = scriptenv.new {}
     assert.has_error(function() box:pcall(42) end, "bad argument #1 to 'pcall' (function expected, got number)")
-    assert.has_error(function() require("orket.c.sandbox").pcall(-1, 0, 0, print) end)
+    assert.has_error(function() require("orket.c.scriptenv").pcall(-1, 0, 0, print) end)
   end)
 end)
 
 -- A count hook cannot fire inside a C function, so a library function whose work grows
 -- with an integer argument or a __len result (not with its input) must charge that work
 -- before it starts, and be refused over a cap. Each attack below ran for hours before.
-describe("sandbox calls whose work grows with an argument", function()
+describe("script calls whose work grows with an argument", function()
   local H = require "tests.helpers"
   after_each(function() H.cleanup() healthy() end)
 
@@ -497,7 +497,7 @@ describe("sandbox calls whose work grows with an argument", function()
       assert.is_false(ok2)
       assert.matches(case[2], err, 1, true)
     end
-    -- outside a sandbox the string methods stay stock
+    -- outside a script call the string methods stay stock
     assert.equal("xx", ("x"):rep(2))
   end)
 
@@ -505,7 +505,7 @@ describe("sandbox calls whose work grows with an argument", function()
     -- a blocking C call of 5 ms per iteration: the deadline is checked before each call,
     -- not only every thousand instructions (which let this run for 125 iterations)
     local calls = 0
-    local box = sandbox.new { instructions = 0, timeout_ms = 20,
+    local box = scriptenv.new { instructions = 0, timeout_ms = 20,
       globals = { block = require("luv").sleep, note = function() calls = calls + 1 end } }
     local ok, err, code = box:pcall(assert(box:load("while true do block(5) note() end")))
     assert.is_false(ok)

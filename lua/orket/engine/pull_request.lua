@@ -1,4 +1,4 @@
--- orket.engine.pullreq: a card handed in for review, on a project with a remote (orket.lua's
+-- orket.engine.pull_request: a card handed in for review, on a project with a remote (orket.lua's
 -- git section): its branch is pushed (orket.c.gitrepo, libgit2) and, with a forge, a pull
 -- request is opened or found (orket.forge); with review.human the card then waits for
 -- people (waiting_for_developer, reason review) and a new review cycle starts. The network
@@ -15,9 +15,9 @@ local M = {}
 
 M.PR_BODY_MAX = 4000
 
-local function git_settings(r)
-  local g = r.settings and r.settings.git
-  if not r.git or not g or not g.remote then return nil end
+local function git_settings(run)
+  local g = run.settings and run.settings.git
+  if not run.git or not g or not g.remote then return nil end
   return g
 end
 
@@ -29,17 +29,17 @@ M.row = sf.pull_request
 --- must be pushed (and its pull request opened) before anything else happens to it: with
 --- review.human always, else when its branch moved since the last push. One hand-in is
 --- published at a time: pushes of main from two threads at once would race on the remote.
-function M.prepare(r, card)
-  local g = git_settings(r)
+function M.prepare(run, card)
+  local g = git_settings(run)
   if not g or card.status ~= "code_review" or card.type ~= "issue" then return nil end
-  local failed = r.forge_failed and r.forge_failed[card.id]
+  local failed = run.forge_failed and run.forge_failed[card.id]
   if failed then return nil, failed end
-  local head = r.git.repo:head("orket/" .. card.id)
+  local head = run.git.repo:head("orket/" .. card.id)
   if not head then return nil end
-  local pr = M.row(r.db, card.id)
-  if r.settings.review.human or not pr or pr.head ~= head then
-    if r.forge_publishing then return nil, nil, true end
-    r.forge_publishing = true
+  local pr = M.row(run.db, card.id)
+  if run.settings.review.human or not pr or pr.head ~= head then
+    if run.forge_publishing then return nil, nil, true end
+    run.forge_publishing = true
     return { forge = true, card_id = card.id, head = head }
   end
   return nil
@@ -55,8 +55,8 @@ end
 -- The network part: push main (so the pull request has its base; a remote main that moved
 -- ahead, because the forge merged something, is left as it is) and the card's branch
 -- (forced: the branch is Orket's), then open or find the pull request.
-local function publish(r, g, card, token)
-  local repo = r.git.repo
+local function publish(run, g, card, token)
+  local repo = run.git.repo
   local auth = token and { token = token, user = g.forge == "github" and "x-access-token" or "orket" } or {}
   local ok, err, code = repo:push(g.remote, "main", auth)
   if not ok and code ~= "EREJECTED" then return nil, err end
@@ -65,17 +65,17 @@ local function publish(r, g, card, token)
   if not ok then return nil, err end
   fault.hit("after_git_push")
   if not g.forge then return {} end
-  local existing = M.row(r.db, card.id)
+  local existing = M.row(run.db, card.id)
   if existing and existing.number then return { number = existing.number, url = existing.url } end
   local title, body = pr_text(card)
   return forge.open_pr(g, token, { branch = "orket/" .. card.id, title = title, body = body })
 end
 
 -- A failure: emitted, and remembered so the card is skipped for the rest of the run.
-local function failed(r, job, msg)
-  r.forge_failed = r.forge_failed or {}
-  r.forge_failed[job.card_id] = msg
-  r:emit { type = "git", card = job.card_id, action = "pull_request", error = msg }
+local function failed(run, job, msg)
+  run.forge_failed = run.forge_failed or {}
+  run.forge_failed[job.card_id] = msg
+  run:emit { type = "git", card = job.card_id, action = "pull_request", error = msg }
 end
 
 local function run(r, job)

@@ -1,9 +1,9 @@
--- orket.engine.journal: what a run has already done, read back from the store so a resumed
+-- orket.engine.recorded: what a run has already done, read back from the store so a resumed
 -- run repeats nothing: the open turn of a card, a recorded model step, a recorded tool call.
 -- Writes go through orket.store's record_* API and db:event (one transaction each); the
--- reads are orket.store.journal's operations.
+-- reads are orket.store.journal_reads's operations.
 local cjson = require "cjson.safe"
-local sj = require "orket.store.journal"
+local sj = require "orket.store.journal_reads"
 local runs = require "orket.store.runs"
 local claims = require "orket.engine.claims"
 

@@ -1,4 +1,4 @@
--- orket.store.pgjournal: the event journal on PostgreSQL, the first of the store's named
+-- orket.store.pgevents: the event journal on PostgreSQL, the first of the store's named
 -- operations for that backend (docs/store.md, "Toward PostgreSQL"). PostgreSQL takes an
 -- identity value at INSERT, not at COMMIT: without care, event 11 can commit while event 10
 -- is still in flight, and a reader whose cursor moved to 11 never sees 10 (SSE's
@@ -31,7 +31,7 @@ end
 function M.item(e)
   local data = records.encode(e.data, "event data")
   local run = e.run
-  if run ~= nil and math.type(run) ~= "integer" then run = math.tointeger(run) or error("pgjournal: event run is not an integer", 3) end
+  if run ~= nil and math.type(run) ~= "integer" then run = math.tointeger(run) or error("pgevents: event run is not an integer", 3) end
   return string.format('{"k":%s,"c":%s,"r":%s,"a":%s,"d":%s}', json.encode(e.kind), e.card == nil and "null" or json.encode(e.card),
     run == nil and "null" or tostring(run), e.actor == nil and "null" or json.encode(e.actor), data)
 end

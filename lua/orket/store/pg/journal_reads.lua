@@ -1,4 +1,4 @@
--- orket.store.pg.journal: orket.store.journal's operations on PostgreSQL (same names and
+-- orket.store.pg.journal_reads: orket.store.journal_reads's operations on PostgreSQL (same names and
 -- shapes; orket.store.backend picks this twin for a PostgreSQL store). jsonb's ->> stands
 -- for json_extract; ids in event data are cast to bigint to join turns.
 local cjson = require "cjson.safe"
@@ -12,7 +12,7 @@ function M.card_marks(db, run, card)
     ORDER BY id]], card, run)))
 end
 
-M.split_marks = require("orket.store.journal").split_marks
+M.split_marks = require("orket.store.journal_reads").split_marks
 
 function M.has_open_turn(db, run)
   return db:row([[SELECT 1 AS x FROM events b WHERE b.run_id = $1 AND b.kind = 'turn_begin'

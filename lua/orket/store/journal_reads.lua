@@ -1,11 +1,11 @@
--- orket.store.journal: the engine's reads of a run's journal (events, turns, tool_calls)
--- as named operations, so orket.engine.journal holds the rules and no SQL. Each is
+-- orket.store.journal_reads: the engine's reads of a run's journal (events, turns, tool_calls)
+-- as named operations, so orket.engine.recorded holds the rules and no SQL. Each is
 -- op(db, ...) -> plain Lua values (JSON columns decoded); a failing statement raises.
 -- Every read is per card: it walks the events_card index (card_id, id) and never the
 -- whole run ("+run_id" keeps SQLite from choosing another index), so a step costs the
 -- same on the thousandth card of a run as on the first.
 -- Written once for both backends where only orket.store.dialect's pieces differ; the reads
--- inside JSON (json_extract against ->>) have a PostgreSQL twin (orket.store.pg.journal).
+-- inside JSON (json_extract against ->>) have a PostgreSQL twin (orket.store.pg.journal_reads).
 local cjson = require "cjson.safe"
 local dialect = require "orket.store.dialect"
 
@@ -221,7 +221,7 @@ function M.last_merge(db, card)
   return m and (cjson.decode(m.data) or {})
 end
 
-local ops = require("orket.store.backend").twin("journal", M)
+local ops = require("orket.store.backend").twin("journal_reads", M)
 
 --- split_marks(rows) -> marks, merge: card_marks' rows ({id, kind, data as JSON text},
 --- oldest first) as it returns them; both backends' card_marks end with it (a function
