@@ -886,7 +886,9 @@ PGresult *pg_take(pg_conn *c, const char **code, const char **msg, const char **
     const char *primary = c->api.resultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
     const char *detail = c->api.resultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
     snprintf(c->sqlstate, sizeof c->sqlstate, "%s", st ? st : "");
-    c->code = pg_code_for_sqlstate(c->sqlstate);
+    /* An error libpq made itself when the server went (its process killed, the primary
+     * stopped at once) has no SQLSTATE: a lost connection, not a failed statement. */
+    c->code = st == NULL && c->api.status(c->pq) == CONNECTION_BAD ? PG_E_LOST : pg_code_for_sqlstate(c->sqlstate);
     if (primary) {
       pg_set_msg(c, c->msg, sizeof c->msg, "pg: %s (SQLSTATE %s)%s%s", primary, c->sqlstate,
                  detail ? ": " : "", detail ? detail : "");

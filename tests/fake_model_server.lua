@@ -413,20 +413,4 @@ local function serve(sock)
   end)
 end
 
--- A client that hangs up mid-response must not kill the server with SIGPIPE.
-local sigpipe = uv.new_signal()
-sigpipe:start("sigpipe", function() end)
-sigpipe:unref()
-
-local server = uv.new_tcp()
-assert(server:bind("127.0.0.1", port))
-assert(server:listen(4096, function(err)
-  if err then return end
-  local sock = uv.new_tcp()
-  server:accept(sock)
-  sock:nodelay(true)
-  serve(sock)
-end))
-local addr = server:getsockname()
-io.stdout:write("listening http://127.0.0.1:", addr.port, "\n")
-io.stdout:flush()
+require("tests.loopback_listen")(port, serve)

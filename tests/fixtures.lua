@@ -53,6 +53,14 @@ function F.scripted_project(o)
   return dir
 end
 
+--- server_copy(dir) -> a copy of the project in dir, in a temp dir of its own, for another
+--- `orket serve` on the same store (H.serve writes its serve.* files in the directory).
+function F.server_copy(dir)
+  local copy = H.tmpdir()
+  os.execute("cp -R " .. H.quote(dir .. "/.") .. " " .. H.quote(copy) .. " && rm -f " .. H.quote(copy) .. "/serve.*")
+  return copy
+end
+
 --- card(dir, id) -> the card as `orket card --json` shows it, with its comments and history.
 function F.card(dir, id)
   local doc = H.card_json(dir, id)

@@ -399,6 +399,8 @@ function M.serve(dir, o)
   o = o or {}
   local env = ""
   for k, v in pairs(o.env or {}) do env = env .. k .. "=" .. sh_quote(v) .. " " end
+  -- a server started again in the same directory: what the last one wrote is not this one's
+  for _, f in ipairs { "out", "err", "pid", "rc" } do os.remove(dir .. "/serve." .. f) end
   os.execute(string.format("cd %s && { %s %s serve --listen %s %s >serve.out 2>serve.err & echo $! >serve.pid; "
     .. "wait $!; echo $? >serve.rc; } >/dev/null 2>&1 &", sh_quote(dir), env, sh_quote(M.BIN), o.listen or "127.0.0.1:0",
     o.args or ""))

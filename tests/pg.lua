@@ -68,10 +68,12 @@ function M.reap_stale(wrap)
   p:close()
 end
 
---- start([{commits_survive_kill=, tcp_port=}]) -> server {dir, url, conninfo(extra), password,
+--- start([{commits_survive_kill=, tcp_port=, sync_standby=}]) -> server {dir, url, conninfo(extra), password,
 --- query(sql), kill(), restart(), stop()} | raises
 --- url: postgresql://orket@/postgres?host=DIR&passfile=DIR/pgpass (no password in it).
 --- tcp_port: it also listens on 127.0.0.1:PORT (for containers on the host's network).
+--- sync_standby: a commit waits until a standby (M.standby) has it, so that a failover loses
+--- no commit a client was told of (writes wait until the standby is started).
 function M.start(o)
   o = o or {}
   local wrap = as_owner()
@@ -108,7 +110,8 @@ function M.start(o)
   -- commits (o.commits_survive_kill): the machine does not crash, so no fsync is needed
   local listen = o.tcp_port and string.format("127.0.0.1' -c port='%d", o.tcp_port) or ""
   local opts = string.format("-c listen_addresses='" .. listen .. "' -c unix_socket_directories='%s' -c fsync=off "
-    .. "-c synchronous_commit=" .. (o.commits_survive_kill and "on" or "off") .. " -c full_page_writes=off -c shared_buffers=16MB -c max_connections=150 " .. (os.getenv("PGX") or ""), dir)
+    .. "-c synchronous_commit=" .. (o.commits_survive_kill and "on" or "off")
+    .. (o.sync_standby and " -c synchronous_standby_names='*'" or "") .. " -c full_page_writes=off -c shared_buffers=16MB -c max_connections=150 " .. (os.getenv("PGX") or ""), dir)
   local function pg_start()
     return sh(string.format("cd %s && %s%s/pg_ctl -D %s -l %s -w -t 60 -o %s start", q(dir), wrap, M.BIN,
       q(dir .. "/data"), q(dir .. "/server.log"), q(opts)))
@@ -174,7 +177,9 @@ function M.standby(primary)
     q(dir), q(passfile), wrap, M.BIN, q(dir .. "/data"), q(primary.dir), M.USER))
   if ok then
     -- its own socket directory; the rest of the primary's settings
+    -- (not a synchronous primary's wait for a standby: promoted, it has none)
     local opts = primary.opts:gsub("unix_socket_directories='[^']*'", "unix_socket_directories='" .. dir .. "'")
+      :gsub(" %-c synchronous_standby_names='%*'", "")
     ok, out = sh(string.format("cd %s && PGPASSFILE=%s %s%s/pg_ctl -D %s -l %s -w -t 60 -o %s start", q(dir), q(passfile),
       wrap, M.BIN, q(dir .. "/data"), q(dir .. "/server.log"), q(opts)))
   end

@@ -25,7 +25,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 
 # The long-running end-to-end files: `make soak` runs them, `make test` does not.
-SOAK="tests/e2e/run_test.lua tests/e2e/workers_test.lua"
+SOAK="tests/e2e/run_test.lua tests/e2e/workers_test.lua tests/e2e/chaos_test.lua"
 # The suites that run on both backends (they open their stores through tests/backends.lua).
 PG_TESTS="tests/spec/store_backends_spec.lua tests/spec/store_board_ops_spec.lua tests/spec/store_ops_spec.lua
   tests/spec/board_spec.lua tests/spec/ready_spec.lua tests/spec/engine_spec.lua tests/spec/claims_spec.lua

@@ -446,8 +446,7 @@ describe("orket serve", function()
       .. "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000" }
     local a = start(dir, { env = limits })
     -- a second server on the same database, from a directory of its own (its own serve.* files)
-    local dir2 = H.tmpdir()
-    os.execute("cp -R " .. H.quote(dir .. "/.") .. " " .. H.quote(dir2) .. " && rm -f " .. H.quote(dir2) .. "/serve.*")
+    local dir2 = require("tests.fixtures").server_copy(dir)
     local b = start(dir2, { env = limits })
     local function reads(s)
       local st, text = get(s.url .. "/metrics", { headers = bearer(admin) })
@@ -508,8 +507,7 @@ describe("orket serve", function()
     local admin = key(dir, "admin", "admin")
     local env = { FORGE_HOOK_SECRET = "s3cret", ORKET_SERVE_LIMITS = "heartbeat_ms=600000,auth_fail_rate=0.01,auth_fail_burst=2" }
     local a = start(dir, { env = env })
-    local dir2 = H.tmpdir()
-    os.execute("cp -R " .. H.quote(dir .. "/.") .. " " .. H.quote(dir2) .. " && rm -f " .. H.quote(dir2) .. "/serve.*")
+    local dir2 = require("tests.fixtures").server_copy(dir)
     local b = start(dir2, { env = env })
     -- a session made on A reads and writes on B; signed out on B, it is gone on A too
     local st, text, hs = get(a.url .. "/v1/session", { method = "POST", headers = { "Content-Type: application/json" },

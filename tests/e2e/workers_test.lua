@@ -5,7 +5,6 @@
 -- the board and each card's turns are those of a one-worker run of the same epic. On
 -- PostgreSQL (tests/with_pg.lua) each project names a fresh database of the test server.
 local H = require "tests.helpers"
-local F = require "tests.fixtures"
 local cjson = require "cjson"
 local backends = require "tests.backends"
 local project_mod = require "orket.project"
@@ -15,57 +14,17 @@ local N = tonumber(os.getenv("ORKET_WORKERS_TEST_ISSUES")) or 300
 local LEASE_MS = 2500 -- a killed worker's cards are taken over once this passes
 local KILLS = 4
 
-local function project(url, n, slow)
-  local N = n or N
-  local extra = slow and (",first_byte_ms=" .. slow) or ""
-  local dir = H.tmpdir()
-  os.execute(string.format("mkdir -p %s/epics %s/roles %s/tools", dir, dir, dir))
-  local issues = {}
-  for i = 1, N do
-    issues[i] = { id = "W-" .. i, summary = "Issue " .. i, seat = "senior_developer",
-      depends_on = (i % 10 == 0) and { "W-" .. (i - 1) } or nil }
-  end
-  H.write(dir .. "/epics/w.json", cjson.encode { id = "W", name = "Workers", issues = issues })
-  H.write(dir .. "/roles/appender.lua", F.APPENDER_ROLE)
-  -- an effect outside the store that shows when it is applied twice: a second append is a
-  -- second line in the card's file; a process stopped after the append: the line is there,
-  -- the call is done
-  H.write(dir .. "/tools/append_line.lua", (F.APPEND_LINE_TOOL:gsub("\n}\n$", [[
+local WP = require "tests.worker_project"
 
-  recover = function(args, ctx)
-    if (ctx.fs:read(ctx.card.id .. ".line") or "") ~= "" then return { appended = ctx.card.id } end
-    return nil
-  end,
-}
-]])))
-  H.write(dir .. "/orket.lua", string.format([[
-name = "workers"
-models = { default = "fake:chunks=1",
-  providers = { fake = { kind = "openai", base_url = %q, max_concurrency = 64, retry = { max_attempts = 1 } } } }
-team = {
-  senior_developer = { roles = { "appender" },
-    model = "fake:chunks=1,nolog,tool=append_line,arg_note=x,then=update_issue_status,then_arg_status=code_review%s" },
-  integrity_guard = { roles = { "integrity_guard" }, model = "fake:chunks=1,nolog,tool=update_issue_status,arg_status=done%s" },
-}
-budgets = { turns_per_card = 4 }
-limits = { calls_run = %d }
-]], url .. "/v1", extra, extra, 10 * N))
-  if backends.name() == "pg" then
-    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nstore = { url = %q }\n", backends.fresh_url()))
-  end
-  local r = H.orket("import", { cwd = dir })
-  assert(r.status == 0, r.stderr)
-  return dir
+local function project(url, n, slow)
+  return WP.project(url, { epics = { { id = "W", n = n or N } }, slow = slow,
+    store_url = backends.name() == "pg" and backends.fresh_url() or nil })
 end
 
 -- Starts `orket worker` in dir in the background -> pid
 -- (first: it leaves the run of W to the workers, or joins the one another worker started)
 local function start_worker(dir, k, first)
-  local p = io.popen(string.format("cd %s && exec %s worker %s--drain --lease-ms %d >>%s/w%d.out 2>>%s/w%d.err & echo $!",
-    H.quote(dir), H.quote(H.BIN), first and "--start W " or "", LEASE_MS, H.quote(dir), k, H.quote(dir), k))
-  local pid = tonumber(p:read("l"))
-  p:close()
-  return pid
+  return WP.start_worker(dir, k, { start = first and "W" or nil, lease_ms = LEASE_MS })
 end
 
 -- (a zombie is not alive: a worker whose parent died is reparented, and the new parent may
@@ -73,34 +32,9 @@ end
 local alive = H.alive
 
 -- What must match a one-worker run: each card's status, worker seat and retries, and its
--- recorded turns (number, phase and outcome of each turn_end; a card taken over resumes
--- its open turn, so it has no extra one), and how often it was moved to done.
-local function board_state(dir)
-  local db = assert(project_mod.open_store(dir, false))
-  local out = {}
-  for _, c in ipairs(require("orket.board").open(db):list { type = "issue" }) do
-    out[c.id] = { status = c.status, worked_by = c.worked_by, retries = c.retries, turns = {}, done = 0 }
-  end
-  local after = 0
-  while true do
-    local evs = db:events { after = after, limit = 5000 }
-    if #evs == 0 then break end
-    for _, e in ipairs(evs) do
-      after = e.id
-      local c = e.card and out[e.card]
-      if c and e.kind == "turn_end" then c.turns[#c.turns + 1] = e.data.turn .. ":" .. e.data.outcome end
-      if c then
-        -- what happened to the card, said when it differs from the one-worker run
-        local log = getmetatable(c) or { lines = {} }
-        log.lines[#log.lines + 1] = string.format("%s %s %s", e.kind, e.worker or "", cjson.encode(e.data or {}))
-        setmetatable(c, log)
-      end
-      if c and e.kind == "transition" and e.data.to == "done" then c.done = c.done + 1 end
-    end
-  end
-  db:close()
-  return out
-end
+-- recorded turns (a card taken over resumes its open turn, so it has no extra one), and how
+-- often it was moved to done.
+local board_state = WP.board_state
 
 local function lines_ok(dir)
   for i = 1, N do

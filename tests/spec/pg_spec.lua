@@ -325,6 +325,30 @@ describe("PostgreSQL", function()
       c:close(); killer:close()
     end)
 
+    -- A server process that dies (the primary stopped at once, a crash) leaves libpq an
+    -- error of its own, without a SQLSTATE: still a lost connection, which the store notes
+    -- so that a worker waits for the store rather than exiting.
+    it("reports a server process that dies mid-query, with no SQLSTATE, as a lost connection", function()
+      local c = connect()
+      local t = orket.spawn(function() return c:query("SELECT pg_sleep(30)") end)
+      orket.sleep(50)
+      os.execute("kill -KILL " .. math.tointeger(c:pid()))
+      local ok, _, msg, code, state = t:join()
+      assert.is_true(ok)
+      assert.equal("", state or "")
+      assert.matches("server closed the connection unexpectedly", msg)
+      assert.equal("ECONNRESET", code)
+      c:close()
+      -- (the server resets its other processes after one was killed: once it refused a
+      -- connection while it recovers, it takes them again)
+      local refused = false
+      H.wait_for(function()
+        local d = pg.connect(server.url)
+        if d then d:close() else refused = true end
+        return refused and d ~= nil
+      end, "the server to recover", 1000)
+    end)
+
     it("answers a task waiting for notifications when the connection is lost", function()
       local c, killer = connect(), connect()
       assert(c:exec("LISTEN gone"))
