@@ -9,6 +9,19 @@ local F = {}
 
 --- initialized([folders]) -> dir: a project made by `orket init p` in a fresh temp dir (the
 --- command checked), with the named folders of it made too ({ "roles", "tools" }).
+--- model_server(teardown) -> fake: the fake model server (tests/fake_server.lua) for the
+--- calling file, stopped when the file ends, with the servers and temp trees it left
+--- (teardown: the file's own, which busted gives each file's environment)
+function F.model_server(teardown)
+  local fake = require("tests.fake_server").start()
+  teardown(function()
+    fake.stop()
+    H.kill_servers()
+    H.cleanup()
+  end)
+  return fake
+end
+
 function F.initialized(folders)
   local dir = H.tmpdir()
   local r = H.orket("init p", { cwd = dir })

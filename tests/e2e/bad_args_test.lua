@@ -4,13 +4,10 @@
 -- the refusal is recorded like any other, and 'orket log' shows the text the model sent.
 -- A tool with no required argument (list_directory) does not run on {} instead.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local cjson = require "cjson"
 
-local fake = require("tests.fake_server").start()
-teardown(function()
-  fake.stop()
-  H.cleanup()
-end)
+local fake = F.model_server(teardown)
 
 local function project(model)
   local dir = H.tmpdir()

@@ -3,15 +3,11 @@
 -- the call is sent, the card waits with the reason `budget`, and a person's answer (the
 -- CLI's, the API's) or a raised budget lets it go on; the run's budget ends the run.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local B = require "tests.backends"
 local cjson = require "cjson"
 
-local fake = require("tests.fake_server").start()
-teardown(function()
-  fake.stop()
-  H.kill_servers()
-  H.cleanup()
-end)
+local fake = F.model_server(teardown)
 after_each(H.cleanup)
 
 local PRICE = [[{ input = "2.50", cached_input = "1.25", output = 10, currency = "USD" }]]

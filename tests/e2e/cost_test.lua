@@ -3,14 +3,10 @@
 -- tokens, llama.cpp's timings, Ollama's evaluated prompt), and its cost from orket.lua's
 -- price; no cost without a price or a reported usage. Money budgets: budget_test.lua.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local cjson = require "cjson"
 
-local fake = require("tests.fake_server").start()
-teardown(function()
-  fake.stop()
-  H.kill_servers()
-  H.cleanup()
-end)
+local fake = F.model_server(teardown)
 
 local PRICE = [[{ input = "2.50", cached_input = "1.25", output = 10, currency = "USD" }]]
 

@@ -9,12 +9,7 @@ local B = require "tests.backends"
 local cjson = require "cjson"
 local rules = require "orket.settings.experiments"
 
-local fake = require("tests.fake_server").start()
-teardown(function()
-  fake.stop()
-  H.kill_servers()
-  H.cleanup()
-end)
+local fake = F.model_server(teardown)
 after_each(H.cleanup)
 
 local N = 8

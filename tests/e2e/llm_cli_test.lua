@@ -1,11 +1,8 @@
 -- `orket models` and `orket repl` streaming a chat, run as the binary against the fake server.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 
-local fake = require("tests.fake_server").start()
-teardown(function()
-  fake.stop()
-  H.cleanup()
-end)
+local fake = F.model_server(teardown)
 
 local function project(default)
   local dir = H.tmpdir()

@@ -2,13 +2,10 @@
 -- budget, not one inside the other. Counts and order of the requests the fake server saw
 -- and of the events, never the wall time; a closed port on 127.0.0.1 for "nothing listens".
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local cjson = require "cjson"
 
-local fake = require("tests.fake_server").start()
-teardown(function()
-  fake.stop()
-  H.cleanup()
-end)
+local fake = F.model_server(teardown)
 
 -- A one-issue project whose models are the fake server's (or the built-in ollama provider).
 local function project(default)

@@ -5,14 +5,11 @@
 -- also read through the official OTLP protobuf definitions (npm, tests/otel/otlp_check.js),
 -- skipped with the reason printed when npm cannot install them.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local cjson = require "cjson"
 local npm = require "tests.npm"
 
-local fake = require("tests.fake_server").start()
-teardown(function()
-  fake.stop()
-  H.cleanup()
-end)
+local fake = F.model_server(teardown)
 
 -- the coder calls write_file once, then ends its turn
 local MODEL = "tool=write_file,tool_times=1,prompt=50,cached=20,chunks=3"

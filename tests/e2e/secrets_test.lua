@@ -8,15 +8,12 @@
 -- checks a forge's webhooks with git.webhook_secret = secret "NAME". On both backends
 -- (the audit is in the store; the secrets are files of the project).
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local cjson = require "cjson"
 local uv = require "luv"
 local backends = require "tests.backends"
 
-local fake = require("tests.fake_server").start()
-teardown(function()
-  fake.stop()
-  H.cleanup()
-end)
+local fake = F.model_server(teardown)
 
 local VALUE = "sk-e2e-Qm9vYmFyIHNlY3JldA-value"
 local MODEL = "tool=write_file,tool_times=1,prompt=50"
