@@ -53,6 +53,17 @@ local function users_of(dir)
   return names
 end
 
+-- members_of(dir) -> sorted "PROJECT:NAME:ROLE" of every membership `orket projects list` shows
+local function members_of(dir)
+  local r = ok(H.orket("projects list --json", { cwd = dir }), "projects list")
+  local members = {}
+  for _, pr in ipairs(cjson.decode(r.stdout).projects) do
+    for _, m in ipairs(pr.members or {}) do members[#members + 1] = pr.name .. ":" .. m.name .. ":" .. m.role end
+  end
+  table.sort(members)
+  return members
+end
+
 describe("sign-in through an OpenID Connect provider", function()
   after_each(function()
     H.kill_servers()
@@ -417,13 +428,7 @@ describe("group claims giving project roles, in Chromium", function()
     local notes_audit = exported(notes)
     assert.matches('"action":"comment","actor":"user:bob","at":"[^"]+","card":"NOTES%-1"', notes_audit)
     assert.is_nil(notes_audit:find('"actor":"user:alice"', 1, true))
-    local r = ok(H.orket("projects list --json", { cwd = dir }), "projects list")
-    local members = {}
-    for _, pr in ipairs(cjson.decode(r.stdout).projects) do
-      for _, m in ipairs(pr.members or {}) do members[#members + 1] = pr.name .. ":" .. m.name .. ":" .. m.role end
-    end
-    table.sort(members)
-    assert.same({ "default:alice:developer", "notes:bob:developer" }, members)
+    assert.same({ "default:alice:developer", "notes:bob:developer" }, members_of(dir))
 
     -- bob's groups change at the provider (a token of it, as an API script would send): his
     -- memberships follow at once, and a role an admin granted in a project the map does not
@@ -477,6 +482,7 @@ sign_in = {
   ldap = { url = %q, base_dn = %q, group_base_dn = %q, bind_dn = %q, bind_password_env = "LDAP_PW",
     timeout_ms = 2000 },
   roles = { devs = "operator", admins = "admin" },
+  project_roles = { default = { devs = "viewer" } }, -- the default project's role from the groups, not roles
 }
 ]], d.url, slapd.PEOPLE, slapd.GROUPS, slapd.ADMIN_DN))
     ok(H.orket("users add carol --role viewer --password-env PW", { cwd = dir, env = { PW = "local password" } }), "add")
@@ -501,6 +507,9 @@ sign_in = {
     st = sign_in("alice", "wrong")
     assert.equal(401, st)
     assert.same({ "alice:operator", "bob:admin", "carol:viewer" }, users_of(dir))
+    -- the default project's members: alice by her group's project role, carol as her account
+    -- says; bob's groups map to none there (he is a server admin)
+    assert.same({ "default:alice:viewer", "default:carol:viewer" }, members_of(dir))
 
     ok(H.orket("users disable alice", { cwd = dir }), "disable")
     assert.equal(401, (req(s, "GET", "/v1/board", { session })))
