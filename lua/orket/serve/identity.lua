@@ -6,8 +6,9 @@
 -- says where the person comes from, and binds the name to that one subject: a name is not
 -- unique at every provider (a person may choose their preferred_username), so another
 -- subject giving the same name is refused, never taken for them. Their role, and their
--- roles in the projects sign_in.project_roles names, follow their groups at each sign-in. So `orket users disable NAME` ends a federated person's sessions
--- at once too, and the journal names every person "user:NAME" alike.
+-- roles in the projects sign_in.project_roles names, follow their groups at each sign-in.
+-- So `orket users disable NAME` ends a federated person's sessions at once too, and the
+-- journal names every person "user:NAME" alike.
 local accounts = require "orket.serve.accounts"
 local audit_chain = require "orket.audit.chain"
 local crypto = require "orket.c.crypto"
