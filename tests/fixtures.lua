@@ -2,7 +2,8 @@
 -- project `orket init` made; the scripted team (a coder and a reviewer played by script.lua),
 -- and its script that writes a file per card and hands it in (the forge files); the appender
 -- team (a role and a tool whose effect, a line per card, shows when it is applied twice); the
--- forge's test secrets; a request to a sandbox's app through its socket.
+-- forge's test secrets; a request to a sandbox's app through its socket; a server roomy
+-- enough for a browser's many requests, and the cards its board shows.
 local H = require "tests.helpers"
 
 local F = {}
@@ -184,6 +185,17 @@ function F.marked_procs(mark)
   for line in p:lines() do out[#out + 1] = line end
   p:close()
   return out
+end
+
+--- ROOMY: H.serve's options for a server a browser test asks many times from one address in
+--- a few seconds: the rate limits out of the way (each page load without a session asks
+--- once and is refused, so failed authentications too)
+F.ROOMY = { env = { ORKET_SERVE_LIMITS = "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000,"
+  .. "auth_fail_rate=100,auth_fail_burst=1000" } }
+
+--- board_cards(wd) -> "ID ID ...": the cards the web board's tree shows in browser session wd
+function F.board_cards(wd)
+  return wd:js("return [...document.querySelectorAll('#tree li[data-card]')].map(e => e.dataset.card).join(' ')")
 end
 
 return F

@@ -6,6 +6,7 @@
 -- clear refusal with nothing changed: a state used twice or begun in another browser, a
 -- token signed by a key not in the JWKS or unsigned, a provider down, slow or answering
 -- garbage, an LDAP filter injected through a name, a disabled person's live session.
+local F = require "tests.fixtures"
 local H = require "tests.helpers"
 local WD = require "tests.webdriver"
 local cjson = require "cjson"
@@ -50,6 +51,17 @@ local function users_of(dir)
   local names = {}
   for i, u in ipairs(list) do names[i] = u.name .. ":" .. u.role end
   return names
+end
+
+-- members_of(dir) -> sorted "PROJECT:NAME:ROLE" of every membership `orket projects list` shows
+local function members_of(dir)
+  local r = ok(H.orket("projects list --json", { cwd = dir }), "projects list")
+  local members = {}
+  for _, pr in ipairs(cjson.decode(r.stdout).projects) do
+    for _, m in ipairs(pr.members or {}) do members[#members + 1] = pr.name .. ":" .. m.name .. ":" .. m.role end
+  end
+  table.sort(members)
+  return members
 end
 
 describe("sign-in through an OpenID Connect provider", function()
@@ -328,6 +340,129 @@ describe("sign-in through an OpenID Connect provider in Chromium", function()
   end)
 end)
 
+-- a server of three projects, the default one (webapp), notes and hello (adder), whose people sign
+-- in through the provider at issuer and whose groups make them members of default or notes
+local function team_of_projects(issuer, port)
+  local dir, dirs = H.example("webapp"), {}
+  for _, name in ipairs { "notes", "hello" } do
+    dirs[name] = H.example(name == "hello" and "adder" or name)
+    ok(H.orket("projects add " .. dirs[name] .. " --name " .. name, { cwd = dir }), "projects add " .. name)
+  end
+  H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. string.format([[
+
+sign_in = {
+  oidc = { issuer = %q, client_id = %q, client_secret_env = "OIDC_SECRET",
+    redirect_uri = "http://127.0.0.1:%d/v1/sign-in/oidc/callback", timeout_ms = 2000 },
+  roles = { ["web-devs"] = "operator", ["notes-devs"] = "viewer" },
+  project_roles = { default = { ["web-devs"] = "developer" }, notes = { ["notes-devs"] = "developer" } },
+}
+]], issuer, oidc.CLIENT_ID, port))
+  return dir, dirs.notes
+end
+
+describe("group claims giving project roles, in Chromium", function()
+  after_each(function()
+    H.kill_servers()
+    oidc.stop_all()
+    H.cleanup()
+  end)
+
+  it("signs two people of two projects in through the provider; each sees only their project, "
+    .. "and each move is audited under their name", function()
+    local chromium, cwhy = WD.available()
+    if not chromium then return pending("skipped: " .. cwhy) end
+    local port = H.free_port()
+    local key = oidc.key("k1")
+    local p, why = oidc.start { redirect_uri = "http://127.0.0.1:" .. port .. "/v1/sign-in/oidc/callback", keys = { key },
+      accounts = { alice = { groups = { "web-devs" } }, bob = { groups = { "notes-devs" } } } }
+    if not p then return pending(why) end
+    local dir, notes = team_of_projects(p.issuer, port)
+    local s = H.serve(dir, { listen = "127.0.0.1:" .. port,
+      env = { OIDC_SECRET = oidc.CLIENT_SECRET, ORKET_SERVE_LIMITS = F.ROOMY.env.ORKET_SERVE_LIMITS } })
+    -- in the page, with the page's session: status of a GET, or of a comment sent with the
+    -- session's CSRF token
+    local GET = "var x = new XMLHttpRequest(); x.open('GET', arguments[0], false); x.send(); return x.status"
+    local COMMENT = [[var s = new XMLHttpRequest(); s.open('GET', '/v1/session', false); s.send();
+      var x = new XMLHttpRequest(); x.open('POST', arguments[0], false);
+      x.setRequestHeader('Content-Type', 'application/json');
+      x.setRequestHeader('X-CSRF-Token', JSON.parse(s.responseText).csrf);
+      x.send(JSON.stringify({ body: arguments[1] })); return x.status]]
+    -- each person in a browser of their own: through the provider to the board, their
+    -- project's cards only, the other's routes 404, a comment on their own card
+    local people = {
+      { name = "alice", card = "API-2", mine = "default", other = "notes", foreign = "NOTES" },
+      { name = "bob", card = "NOTES-1", mine = "notes", other = "default", foreign = "API" },
+    }
+    for _, who in ipairs(people) do
+      WD.with({ width = 1280, height = 900 }, function(wd)
+        wd:go(p.issuer .. "/.well-known/openid-configuration") -- the provider's login signs in test_user
+        wd:js("document.cookie = 'test_user=" .. who.name .. "; path=/'")
+        wd:go(s.url .. "/")
+        H.wait_for(function() return wd:js("return !document.getElementById('signin-provider').hidden") end,
+          "the provider's link shown")
+        wd:press("#signin-oidc")
+        wd:wait('#tree li[data-card="' .. who.card .. '"]', who.name .. "'s board")
+        assert.matches(who.name .. " · developer", wd:text_of("#who"))
+        assert.is_nil(F.board_cards(wd):find(who.foreign, 1, true), who.name)
+        assert.is_true(wd:js("return document.getElementById('project-box').hidden"), who.name) -- one project: no switcher
+        assert.equal(200, wd:js(GET, "/v1/projects/" .. who.mine .. "/board"))
+        for _, path in ipairs { "/v1/projects/" .. who.other .. "/board", "/v1/projects/hello/board",
+          "/v1/projects/" .. who.other .. "/audit" } do
+          assert.equal(404, wd:js(GET, path), who.name .. " " .. path)
+        end
+        assert.equal(200, wd:js(COMMENT, "/v1/projects/" .. who.mine .. "/cards/" .. who.card .. "/comments",
+          "from " .. who.name .. " through the provider"))
+        assert.equal(404, wd:js(COMMENT, "/v1/projects/" .. who.other .. "/cards/" .. (who.name == "alice" and "NOTES-1"
+          or "API-2") .. "/comments", "not mine"))
+      end)
+    end
+    assert.same({ "alice:operator", "bob:viewer" }, users_of(dir))
+    -- each move in its project's audit, under its person's name; the memberships the groups
+    -- gave in the server's, under the way they signed in
+    local function exported(d) return ok(H.orket("audit export", { cwd = d }), "audit export").stdout end
+    local server_audit = exported(dir)
+    assert.matches('"action":"comment","actor":"user:alice","at":"[^"]+","card":"API%-2"', server_audit)
+    assert.is_nil(server_audit:find('"actor":"user:bob"', 1, true))
+    local _, grants = server_audit:gsub('"action":"member_grant","actor":"oidc"', "")
+    assert.equal(2, grants)
+    local notes_audit = exported(notes)
+    assert.matches('"action":"comment","actor":"user:bob","at":"[^"]+","card":"NOTES%-1"', notes_audit)
+    assert.is_nil(notes_audit:find('"actor":"user:alice"', 1, true))
+    assert.same({ "default:alice:developer", "notes:bob:developer" }, members_of(dir))
+
+    -- bob's groups change at the provider (a token of it, as an API script would send): his
+    -- memberships follow at once, and a role an admin granted in a project the map does not
+    -- name stays
+    ok(H.orket("projects grant hello bob viewer", { cwd = dir }), "grant")
+    local now = os.time()
+    local token = oidc.mint(key, { iss = p.issuer, aud = oidc.CLIENT_ID, sub = "bob", preferred_username = "bob",
+      groups = { "web-devs" }, exp = now + 300, iat = now })
+    local st, doc = req(s, "GET", "/v1/projects", { "Authorization: Bearer " .. token })
+    assert.equal(200, st)
+    local mine = {}
+    for _, pr in ipairs(doc.projects) do mine[#mine + 1] = pr.name .. ":" .. pr.role end
+    assert.same({ "default:developer", "hello:viewer" }, mine)
+    assert.matches('"action":"member_revoke","actor":"oidc"', exported(dir))
+    s.stop()
+    p.stop()
+  end)
+end)
+
+describe("group claims giving project roles: a map for a project not hosted", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("stops the server at its start, naming the field", function()
+    local dir = team_of_projects("http://127.0.0.1:1", H.free_port())
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. '\nsign_in.project_roles.nope = { devs = "viewer" }\n')
+    local r = H.orket("serve --listen 127.0.0.1:0", { cwd = dir, env = { OIDC_SECRET = oidc.CLIENT_SECRET } })
+    assert.equal(1, r.status)
+    assert.matches("sign_in.project_roles.nope: this server hosts no project named 'nope'", r.stderr, 1, true)
+  end)
+end)
+
 describe("sign-in through an LDAP directory", function()
   local d, why
   setup(function() d, why = slapd.start() end)
@@ -347,6 +482,7 @@ sign_in = {
   ldap = { url = %q, base_dn = %q, group_base_dn = %q, bind_dn = %q, bind_password_env = "LDAP_PW",
     timeout_ms = 2000 },
   roles = { devs = "operator", admins = "admin" },
+  project_roles = { default = { devs = "viewer" } }, -- the default project's role from the groups, not roles
 }
 ]], d.url, slapd.PEOPLE, slapd.GROUPS, slapd.ADMIN_DN))
     ok(H.orket("users add carol --role viewer --password-env PW", { cwd = dir, env = { PW = "local password" } }), "add")
@@ -371,6 +507,9 @@ sign_in = {
     st = sign_in("alice", "wrong")
     assert.equal(401, st)
     assert.same({ "alice:operator", "bob:admin", "carol:viewer" }, users_of(dir))
+    -- the default project's members: alice by her group's project role, carol as her account
+    -- says; bob's groups map to none there (he is a server admin)
+    assert.same({ "default:alice:viewer", "default:carol:viewer" }, members_of(dir))
 
     ok(H.orket("users disable alice", { cwd = dir }), "disable")
     assert.equal(401, (req(s, "GET", "/v1/board", { session })))

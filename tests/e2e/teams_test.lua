@@ -3,15 +3,14 @@
 -- person sees only the projects they are members of, and reaching another's by its name,
 -- in every route the router serves (enumerated here, so that a new route cannot escape the
 -- check), answers 404; a viewer's write is refused; writes are named by their person.
+local F = require "tests.fixtures"
 local H = require "tests.helpers"
 local WD = require "tests.webdriver"
 local cjson = require "cjson"
 
 local PASS = "correct horse battery"
 local JSON = "Content-Type: application/json"
--- many requests from one address in a few seconds: the limits out of the way
-local ROOMY = { env = { ORKET_SERVE_LIMITS = "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000,"
-  .. "auth_fail_rate=100,auth_fail_burst=1000" } } -- each page load without a session asks once and is refused
+local ROOMY = F.ROOMY
 
 local function ok(r, what)
   assert(r.status == 0, what .. " failed: " .. tostring(r.stderr) .. tostring(r.stdout))
@@ -243,7 +242,7 @@ describe("one server, many projects", function()
         wd:press("#signout")
         wd:wait("#user", "the sign-in form again")
       end
-      local function cards() return wd:js("return [...document.querySelectorAll('#tree li[data-card]')].map(e => e.dataset.card).join(' ')") end
+      local function cards() return F.board_cards(wd) end
       -- the branding, on the sign-in page
       wd:go(s.url .. "/")
       wd:wait("#user", "the sign-in form")

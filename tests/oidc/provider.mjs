@@ -6,7 +6,9 @@
 // JSON; "slow" answers nothing for a minute; "wrong_issuer" serves a discovery document that
 // names another issuer; "forger" serves discovery, the public keys of jwks, and at its token
 // endpoint the ID token the test last wrote to token_file (a provider that lies). Its login has no form: the interaction page signs in the account that
-// its query names (?user=NAME) and grants what the client asked.
+// its query names (?user=NAME), else the one the browser's cookie test_user names (a browser
+// test sets it on the provider's origin: a browser cannot add to the provider's redirect),
+// else alice, and grants what the client asked.
 import fs from "node:fs";
 import http from "node:http";
 import Provider from "oidc-provider";
@@ -61,7 +63,8 @@ if (cfg.mode === "garbage") {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     let result;
     if (details.prompt.name === "login") {
-      result = { login: { accountId: ctx.query.user || "alice" } };
+      const named = /(?:^|;\s*)test_user=([a-z0-9_-]+)/.exec(ctx.get("cookie") || "");
+      result = { login: { accountId: ctx.query.user || (named && named[1]) || "alice" } };
     } else {
       const grant = new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
       grant.addOIDCScope(details.params.scope);

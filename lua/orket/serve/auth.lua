@@ -75,7 +75,7 @@ function Auth:check(req)
     return nil, 401, "unauthorized", "this needs an API key: send Authorization: Bearer <key>", h and "malformed" or "missing"
   end
   -- a JWT (three base64url parts; an API key has none of its dots) of the provider
-  if self.oidc and jwt.looks_like(token) then return signin.bearer(self.db, self.oidc, token) end
+  if self.oidc and jwt.looks_like(token) then return signin.bearer(self.db, self.oidc, token, self.project_roles) end
   if not self.pepper then self.pepper = keys.pepper(self.dir, false) end
   local who, why, serr = nil, "no pepper", nil
   if self.pepper then who, why, serr = keys.verify(self.db, self.pepper, token) end

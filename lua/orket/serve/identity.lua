@@ -5,13 +5,16 @@
 -- says they are (the issuer and subject, the directory's DN). No password verifies it; it
 -- says where the person comes from, and binds the name to that one subject: a name is not
 -- unique at every provider (a person may choose their preferred_username), so another
--- subject giving the same name is refused, never taken for them. Their role follows their
--- groups at each sign-in. So `orket users disable NAME` ends a federated person's sessions
--- at once too, and the journal names every person "user:NAME" alike.
+-- subject giving the same name is refused, never taken for them. Their role, and their
+-- roles in the projects sign_in.project_roles names, follow their groups at each sign-in.
+-- So `orket users disable NAME` ends a federated person's sessions at once too, and the
+-- journal names every person "user:NAME" alike.
 local accounts = require "orket.serve.accounts"
+local audit_chain = require "orket.audit.chain"
 local crypto = require "orket.c.crypto"
 local ldap = require "orket.auth.ldap"
 local projects = require "orket.store.projects"
+local signin_settings = require "orket.settings.signin"
 local team = require "orket.serve.team"
 local users = require "orket.store.users"
 
@@ -25,11 +28,47 @@ local function source_of(row)
   return row.hash:match("^!(%l+):") or "local"
 end
 
---- federated(db, name, role, source, subject) -> identity | nil, msg, code: the person a
---- provider (source "oidc" or "ldap") vouched for as subject, added or given their groups'
---- role now. Refused: a name that is not a valid person's name, a name kept for another
---- way of signing in or another subject, a disabled person.
-function M.federated(db, name, role, source, subject)
+-- memberships(person, project_roles) -> project -> role | false: what the person's groups
+-- make them in each project the map names (false: none), and in the default project,
+-- unless the map names it, their account's role (as a local account's is: docs/teams.md)
+local function memberships(person, project_roles)
+  local want = signin_settings.projects_of(person.groups or {}, project_roles)
+  if want.default == nil then want.default = team.project_role(person.role) end
+  return want
+end
+
+local function settled(db, name, want)
+  for project, role in pairs(want) do
+    if (projects.role_of(db, project, name) or false) ~= role then return false end
+  end
+  return true
+end
+
+-- the person's memberships made what their groups say, each change journaled and audited
+-- as a grant is, named by the way they signed in (in the caller's transaction); projects
+-- the map does not name keep what an admin granted
+local function follow_groups(db, name, want, source)
+  for project, role in pairs(want) do
+    local was = projects.role_of(db, project, name)
+    if role and was ~= role then
+      projects.set_role(db, project, name, role)
+      db:event { kind = "member_grant", actor = source, data = { project = project, name = name, role = role, was = was } }
+      audit_chain.record(db, { actor = source, action = "member_grant", route = "sign_in" })
+    elseif not role and was then
+      projects.remove(db, project, name)
+      db:event { kind = "member_revoke", actor = source, data = { project = project, name = name, was = was } }
+      audit_chain.record(db, { actor = source, action = "member_revoke", route = "sign_in" })
+    end
+  end
+end
+
+--- federated(db, person, source, subject, project_roles) -> identity | nil, msg, code: the
+--- person {name, role, groups} a provider (source "oidc" or "ldap") vouched for as
+--- subject, added or given their groups' role now, and their memberships of the projects
+--- sign_in.project_roles names. Refused: a name that is not a valid person's name, a name
+--- kept for another way of signing in or another subject, a disabled person.
+function M.federated(db, person, source, subject, project_roles)
+  local name, role = person.name, person.role
   local ok, nerr = accounts.check_name(name)
   if not ok then return nil, "the provider's name for this person is not usable here: " .. nerr, "EAUTH" end
   local mark = M.mark(source, subject)
@@ -40,15 +79,11 @@ function M.federated(db, name, role, source, subject)
     if not crypto.equal(row.hash, mark) then return "the name '" .. name .. "' belongs to another " .. source .. " subject" end
     if row.disabled_at then return "this person was disabled" end
   end
-  -- the common case read without a write: known, bound to this subject, role unchanged
-  -- (their groups' role is their role in the default project, as a local account's is:
-  -- docs/teams.md; other projects' roles are granted there)
-  local in_default = team.project_role(role)
+  -- the common case read without a write: known, bound to this subject, roles unchanged
+  local want = memberships(person, project_roles)
   local seen = users.get(db, name)
   if seen and refusal(seen) then return nil, refusal(seen), "EAUTH" end
-  if seen and seen.role == role and projects.role_of(db, "default", name) == in_default then
-    return accounts.identity(name, role)
-  end
+  if seen and seen.role == role and settled(db, name, want) then return accounts.identity(name, role) end
   return db:tx(function()
     local row = users.get(db, name)
     if row and refusal(row) then return nil, refusal(row), "EAUTH" end
@@ -58,7 +93,7 @@ function M.federated(db, name, role, source, subject)
     elseif users.set_role(db, name, role) > 0 then
       db:event { kind = "user_role", actor = source, data = { name = name, role = role, was = row.role } }
     end
-    if projects.role_of(db, "default", name) ~= in_default then projects.set_role(db, "default", name, in_default) end
+    follow_groups(db, name, want, source)
     return accounts.identity(name, role)
   end)
 end
@@ -75,7 +110,7 @@ function M.verify(db, signin, name, password)
   end
   local who, err, code = ldap.verify(signin.ldap, signin.roles, name, password)
   if not who then return nil, "ldap: " .. tostring(err), code == "EUNAVAILABLE" and code or nil end
-  local id, ferr = M.federated(db, name, who.role, "ldap", who.dn)
+  local id, ferr = M.federated(db, who, "ldap", who.dn, signin.project_roles)
   if not id then return nil, "ldap: " .. tostring(ferr) end
   return id
 end

@@ -182,6 +182,15 @@ function M.new(o)
     self.projects[p.name] = { name = p.name, dir = p.dir, db = p.db, hub = routes.events.new(p.db, hub_opts) }
     self.project_names[#self.project_names + 1] = p.name
   end
+  -- a group map for a project this server does not host would grant nothing: a mistake
+  for name in pairs(self.signin.project_roles or {}) do
+    if not self.projects[name] then
+      srv:close()
+      if usrv then usrv:close() end
+      return nil, "orket.lua: sign_in.project_roles." .. name .. ": this server hosts no project named '" .. name
+        .. "' (serve.projects, orket projects add)", "EINVAL"
+    end
+  end
   return self
 end
 

@@ -36,6 +36,7 @@ function M.attach(server, dir)
   server.signin = s
   server.oidc = s.oidc and oidc.new(s.oidc, s.roles) or nil
   server.auth.oidc = server.oidc
+  server.auth.project_roles = s.project_roles
   return true
 end
 
@@ -90,7 +91,9 @@ local function callback(req, ctx)
   end
   local person, perr = p:person(claims)
   local who, ferr
-  if person then who, ferr = identity.federated(ctx.db, person.name, person.role, "oidc", p.cfg.issuer .. " " .. claims.sub) end
+  if person then
+    who, ferr = identity.federated(ctx.db, person, "oidc", p.cfg.issuer .. " " .. claims.sub, ctx.server.signin.project_roles)
+  end
   if not who then
     fails:take(req.remote, now)
     return provider_failed(ctx, perr or ferr, "EAUTH")
@@ -102,10 +105,11 @@ local function callback(req, ctx)
   return 303, { signed_in = true, user = { name = who.name }, role = who.role }
 end
 
---- bearer(db, provider, token) -> identity | nil, status, code, message, why: an API token
---- of the provider, for its person as a sign-in would be (kept here at the first, bound to
---- the token's subject, refused when disabled)
-function M.bearer(db, provider, token)
+--- bearer(db, provider, token, project_roles) -> identity | nil, status, code, message, why:
+--- an API token of the provider, for its person as a sign-in would be (kept here at the
+--- first, bound to the token's subject, its memberships following its groups, refused when
+--- disabled)
+function M.bearer(db, provider, token, project_roles)
   local claims, msg, code = provider:bearer(token)
   if not claims then
     if code == "EUNAVAILABLE" or code == "EPROTO" then
@@ -118,7 +122,7 @@ function M.bearer(db, provider, token)
   if not person or not person.name then
     return nil, 403, "forbidden", tostring(perr or "the token names no person"), "jwt: no role"
   end
-  local who, ferr, fcode = identity.federated(db, person.name, person.role, "oidc", provider.cfg.issuer .. " " .. claims.sub)
+  local who, ferr, fcode = identity.federated(db, person, "oidc", provider.cfg.issuer .. " " .. claims.sub, project_roles)
   if not who then
     if fcode == "EAUTH" then return nil, 401, "unauthorized", tostring(ferr), "jwt: " .. tostring(ferr) end
     return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(ferr)

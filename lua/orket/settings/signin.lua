@@ -7,12 +7,16 @@
 --              redirect_uri = "https://board.example/v1/sign-in/oidc/callback" },
 --     ldap = { url = "ldap://127.0.0.1:389", base_dn = "ou=people,dc=example,dc=org" },
 --     roles = { ["orket-admins"] = "admin", developers = "operator", everyone = "viewer" },
+--     project_roles = { web = { ["web-devs"] = "developer", everyone = "viewer" } },
 --   }
 local secret = require "orket.settings.secret"
+local team = require "orket.settings.team"
 
 local M = {}
 
 M.ROLES = { viewer = 1, operator = 2, admin = 3 }
+M.PROJECT_ROLES = { viewer = 1, developer = 2, admin = 3 } -- a project's roles (docs/teams.md, "Roles")
+M.MAX_GROUPS = 256 -- groups named in one map
 M.MAX_SKEW_S = 300
 
 local function fail(path, fmt, ...)
@@ -52,6 +56,36 @@ end
 local function role(v, p)
   if not M.ROLES[v] then fail(p, "must be viewer, operator or admin (got %s)", tostring(v)) end
   return v
+end
+
+-- a map of group -> role (ranks: M.ROLES or M.PROJECT_ROLES), each role checked
+local function group_map(v, p, ranks)
+  local known = ranks == M.ROLES and "viewer, operator or admin" or "viewer, developer or admin"
+  if type(v) ~= "table" then fail(p, "must map group names to roles, e.g. { developers = %q }",
+    ranks == M.ROLES and "operator" or "developer") end
+  local out, n = {}, 0
+  for g, r in pairs(v) do
+    str(g, p, 256)
+    n = n + 1
+    if n > M.MAX_GROUPS then fail(p, "maps more than %d groups", M.MAX_GROUPS) end
+    if not ranks[r] then fail(p .. "[" .. string.format("%q", g) .. "]", "must be %s (got %s)", known, tostring(r)) end
+    out[g] = r
+  end
+  return out
+end
+
+-- project_roles: project name -> its group map; a project's name as serve.projects takes it
+local function project_roles(v)
+  if type(v) ~= "table" then fail("project_roles", "must map project names to group maps, e.g. { web = { devs = \"developer\" } }") end
+  local out, n = {}, 0
+  for name, map in pairs(v) do
+    local ok, nerr = team.project_name(name)
+    if not ok then fail("project_roles." .. tostring(name), "%s", nerr) end
+    n = n + 1
+    if n > team.MAX_PROJECTS then fail("project_roles", "names more than %d projects", team.MAX_PROJECTS) end
+    out[name] = group_map(map, "project_roles." .. name, M.PROJECT_ROLES)
+  end
+  return out
 end
 
 local function strings(v, p)
@@ -111,11 +145,11 @@ local function fields(src, p, spec, required, known)
   return out
 end
 
---- section(src) -> {oidc=|nil, ldap=|nil, roles={group=role}}; raises {settings_error=}
+--- section(src) -> {oidc=|nil, ldap=|nil, roles={group=role}, project_roles=|nil}; raises {settings_error=}
 function M.section(src)
   local out = { roles = {} }
   if src == nil then return out end
-  if type(src) ~= "table" then fail("", "must be a table (fields: oidc, ldap, roles)") end
+  if type(src) ~= "table" then fail("", "must be a table (fields: oidc, ldap, roles, project_roles)") end
   for k, v in pairs(src) do
     if k == "oidc" then
       out.oidc = fields(v, "oidc", OIDC, OIDC_REQUIRED, "issuer, client_id, client_secret, client_secret_env, redirect_uri, scopes, "
@@ -124,27 +158,36 @@ function M.section(src)
       out.ldap = fields(v, "ldap", LDAP, LDAP_REQUIRED, "url, bind_dn, bind_password, bind_password_env, base_dn, user_attr, "
         .. "group_base_dn, timeout_ms, default_role")
     elseif k == "roles" then
-      if type(v) ~= "table" then fail("roles", "must map group names to roles, e.g. { developers = \"operator\" }") end
-      for g, r in pairs(v) do
-        str(g, "roles", 256)
-        out.roles[g] = role(r, "roles[" .. string.format("%q", g) .. "]")
-      end
+      out.roles = group_map(v, "roles", M.ROLES)
+    elseif k == "project_roles" then
+      out.project_roles = project_roles(v)
     else
-      fail(tostring(k), "unknown setting (known: oidc, ldap, roles)")
+      fail(tostring(k), "unknown setting (known: oidc, ldap, roles, project_roles)")
     end
   end
   return out
 end
 
---- role_of(groups, roles, default) -> the highest role any of groups maps to, else default
---- (nil: the person has no role here)
-function M.role_of(groups, roles, default)
+--- role_of(groups, roles, default, ranks) -> the highest role (by ranks, default M.ROLES)
+--- any of groups maps to, else default (nil: the person has no role here)
+function M.role_of(groups, roles, default, ranks)
+  ranks = ranks or M.ROLES
   local best
   for _, g in ipairs(groups) do
     local r = type(g) == "string" and roles[g]
-    if r and (not best or M.ROLES[r] > M.ROLES[best]) then best = r end
+    if r and (not best or ranks[r] > ranks[best]) then best = r end
   end
   return best or default
+end
+
+--- projects_of(groups, project_roles) -> project -> the highest role the groups give there,
+--- or false (none: no longer a member), for every project the map names
+function M.projects_of(groups, project_roles)
+  local out = {}
+  for project, map in pairs(project_roles or {}) do
+    out[project] = M.role_of(groups, map, nil, M.PROJECT_ROLES) or false
+  end
+  return out
 end
 
 return M

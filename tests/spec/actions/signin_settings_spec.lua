@@ -40,11 +40,31 @@ describe("sign_in settings", function()
     refused({ ldap = { url = "ldap://x" } }, "sign_in.ldap.base_dn: is required")
     refused({ ldap = { url = "ldap://x", base_dn = "dc=x", user_attr = "uid=*)(" } }, "sign_in.ldap.user_attr")
     refused({ roles = { devs = "developer" } }, 'sign_in.roles%["devs"%]: must be viewer, operator or admin')
-    refused({ sso = {} }, "^orket.lua: sign_in.sso: unknown setting %(known: oidc, ldap, roles%)")
+    refused({ sso = {} }, "^orket.lua: sign_in.sso: unknown setting %(known: oidc, ldap, roles, project_roles%)")
     refused(with { client_secret = "s3cret" }, 'sign_in.oidc.client_secret: must be secret "NAME"')
     refused({ ldap = { url = "ldap://x", base_dn = "dc=x", bind_password = "pw" } },
       'sign_in.ldap.bind_password: must be secret "NAME"')
     refused("yes", "^orket.lua: sign_in: must be a table")
+  end)
+
+  it("takes a group map per project, each project's name and role checked", function()
+    local s = assert(settings.resolve { sign_in = { project_roles = { web = { ["web-devs"] = "developer",
+      everyone = "viewer" }, default = { admins = "admin" } } } }).sign_in
+    assert.same({ web = { ["web-devs"] = "developer", everyone = "viewer" }, default = { admins = "admin" } }, s.project_roles)
+    refused({ project_roles = { Web = { devs = "developer" } } }, "^orket.lua: sign_in.project_roles.Web: a project's name is")
+    refused({ project_roles = { web = { devs = "operator" } } },
+      '^orket.lua: sign_in.project_roles.web%["devs"%]: must be viewer, developer or admin %(got operator%)$')
+    refused({ project_roles = { web = "developer" } }, "^orket.lua: sign_in.project_roles.web: must map group names to roles")
+    refused({ project_roles = { "web" } }, "^orket.lua: sign_in.project_roles.1: a project's name is")
+    refused({ project_roles = { web = { [""] = "viewer" } } }, "^orket.lua: sign_in.project_roles.web: must be a non%-empty")
+  end)
+
+  it("gives each mapped project the highest role the groups give there, or none", function()
+    local map = { web = { devs = "developer", all = "viewer", leads = "admin" }, notes = { writers = "developer" } }
+    assert.same({ web = "admin", notes = false }, signin.projects_of({ "all", "leads", "devs" }, map))
+    assert.same({ web = "viewer", notes = "developer" }, signin.projects_of({ "all", "writers", 7 }, map))
+    assert.same({ web = false, notes = false }, signin.projects_of({}, map))
+    assert.same({}, signin.projects_of({ "devs" }, nil))
   end)
 
   it("gives the highest role any group maps to, else the default", function()
