@@ -101,9 +101,10 @@ describe("LDAP sign-in", function()
     local waited = not done
     os.execute("kill -CONT " .. s.pid)
     t:join()
-    assert.is_true(waited)
+    local said = string.format("who=%s msg=%s code=%s", tostring(who and who.dn), tostring(msg), tostring(code))
+    assert.is_true(waited, "the check ended before the directory was woken: " .. said)
     if who == nil then -- slapd, woken, may still have answered within the timeout
-      assert.equal("EUNAVAILABLE", code)
+      assert.equal("EUNAVAILABLE", code, said)
       assert.is_truthy(msg)
     end
   end)
