@@ -264,7 +264,7 @@ describe("orket.serve limits and messages", function()
       for i, id in ipairs(ids) do
         list[i] = string.format('{"id":%d,"at":"t","kind":"comment","card_id":"A-1","run_id":null,"actor":"x","data":"{}"}', id)
       end
-      return { channel = "orket_events", payload = #ids > 0 and "[" .. table.concat(list, ",") .. "]" or "" }
+      return { channel = "orket_journal", payload = #ids > 0 and "[" .. table.concat(list, ",") .. "]" or "" }
     end
     -- 11 and 12 follow the cursor: delivered from the payload, no read
     hub:_woken({ note { 11, 12 } }, {})

@@ -50,8 +50,8 @@ Hub.__index = Hub
 M.POLL_MS = 20
 
 -- On PostgreSQL a poll is a round trip to the server, paid by every `orket serve` 50 times a
--- second; the events trigger (pg_schema migration 4) sends NOTIFY orket_events when a
--- transaction that wrote events commits, so the hub waits on that instead. The journal is
+-- second; the events trigger (pg_schema migrations 4 and 15) sends NOTIFY orket_journal
+-- when a transaction that wrote events commits, so the hub waits on that instead. The journal is
 -- still read every LISTEN_POLL_MS without one: a safety net for a wake-up the listener
 -- cannot see (its connection refused, or events written by something that bypassed the
 -- trigger), not the way events normally arrive.
@@ -93,13 +93,13 @@ function M.new(db, o)
 end
 
 -- One listener per hub (per server process, whatever the number of subscribers), in a task
--- of its own. A notification carries the events it announces (pg_schema migration 15), so
--- a second server costs no second read of each event; one that does not (too large for a
--- payload), or whose first id skips past the hub's cursor, reads the journal from the
--- cursor. A (re)connect reads it too (wake_on_connect): notifications sent while the
+-- of its own. A notification on orket_journal carries the events it announces (pg_schema
+-- migration 15), so a second server costs no second read of each event; one that does not
+-- (too large for a payload), or whose first id skips past the hub's cursor, reads the
+-- journal from the cursor. A (re)connect reads it too (wake_on_connect): notifications sent while the
 -- listener was away are lost, the journal is not.
 function Hub:_listen(fallback_ms)
-  self.listener = pglisten.new { url = self.db.url, channels = { "orket_events" },
+  self.listener = pglisten.new { url = self.db.url, channels = { "orket_journal" },
     wake_on_connect = true }
   task.spawn(function()
     local failing = false
