@@ -27,7 +27,7 @@ libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev lua-yaml libc
 # socket) that serve's guard tests use from outside orket (not in a minimal Debian); nginx
 # and caddy front orket serve as docs/serve.md configures them (tests/e2e/serve_apps_test.lua);
 # slapd is the directory the LDAP sign-in tests start in a temp dir; lua5.4's luac lists the
-# globals each module reads (tests/spec/globals_spec.lua).
+# globals each module reads (tests/spec/tree/globals_spec.lua).
 TEST_PKGS="lua-busted prometheus chromium chromium-headless-shell chromium-driver postgresql procps nodejs npm docker-compose podman-compose systemd curl nginx-light caddy slapd lua5.4"
 # The benchmarks: wrk loads orket serve; valgrind (callgrind) and strace count git's work
 # (bench/gitcount.lua).

@@ -2,7 +2,7 @@
 -- codes, the rows between its two markers (<!-- errors: NAME --> ... <!-- errors: end -->).
 --   build/orket lua scripts/errors-doc.lua --check [ROOT]   exit 1 when a table differs
 --   build/orket lua scripts/errors-doc.lua --write [ROOT]   rewrites the tables
--- ROOT: the tree (default: orket's home). tests/spec/errors_spec.lua runs --check.
+-- ROOT: the tree (default: orket's home). tests/spec/base/errors_spec.lua runs --check.
 local args = { ... }
 local mode = table.remove(args, 1)
 if mode ~= "--check" and mode ~= "--write" then

@@ -1,6 +1,6 @@
 -- The import graph of orket's Lua library, read statically from lua/orket/: each module's
 -- requires (top level or inside functions), the layer rules, cycles and forbidden edges.
--- Used by tests/spec/imports_spec.lua; run it to see the report:
+-- Used by tests/spec/tree/imports_spec.lua; run it to see the report:
 --   build/orket lua scripts/imports.lua [ROOT]   cycles (of modules and of folders), forbidden edges and unexplained lazy
 --                                                requires (exit 1 if any), ROOT default: orket's home
 local M = {}

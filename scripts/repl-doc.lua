@@ -3,7 +3,7 @@
 -- the REPL shows too: the rows between <!-- repl: project fields --> and <!-- repl: end -->.
 --   build/orket lua scripts/repl-doc.lua --check [ROOT]   exit 1 when the table differs
 --   build/orket lua scripts/repl-doc.lua --write [ROOT]   rewrites it
--- ROOT: the tree (default: orket's home). tests/spec/repl_help_spec.lua runs --check.
+-- ROOT: the tree (default: orket's home). tests/spec/commands/repl_help_spec.lua runs --check.
 local args = { ... }
 local mode = table.remove(args, 1)
 if mode ~= "--check" and mode ~= "--write" then

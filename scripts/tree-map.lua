@@ -3,7 +3,7 @@
 --   build/orket lua scripts/tree-map.lua [ROOT]            prints the map
 --   build/orket lua scripts/tree-map.lua --check [ROOT]    exit 1 when README.md's map differs
 --   build/orket lua scripts/tree-map.lua --write [ROOT]    rewrites README.md's map
--- ROOT: the tree (default: orket's home). tests/spec/imports_spec.lua runs --check.
+-- ROOT: the tree (default: orket's home). tests/spec/tree/imports_spec.lua runs --check.
 local args = { ... }
 local mode
 if args[1] == "--check" or args[1] == "--write" then mode = table.remove(args, 1) end

@@ -27,19 +27,19 @@ cd "$(dirname "$0")/.." || exit 1
 # The long-running end-to-end files: `make soak` runs them, `make test` does not.
 SOAK="tests/e2e/run_test.lua tests/e2e/workers_test.lua tests/e2e/chaos_test.lua"
 # The suites that run on both backends (they open their stores through tests/backends.lua).
-PG_TESTS="tests/spec/store_backends_spec.lua tests/spec/store_board_ops_spec.lua tests/spec/store_ops_spec.lua
-  tests/spec/board_spec.lua tests/spec/ready_spec.lua tests/spec/engine_spec.lua tests/spec/claims_spec.lua
-  tests/spec/requirements_wait_spec.lua
-  tests/spec/approvals_spec.lua tests/spec/serve_spec.lua tests/e2e/board_test.lua tests/e2e/serve_test.lua
+PG_TESTS="tests/spec/board/store_backends_spec.lua tests/spec/board/store_board_ops_spec.lua tests/spec/board/store_ops_spec.lua
+  tests/spec/board/board_spec.lua tests/spec/board/ready_spec.lua tests/spec/services/engine_spec.lua tests/spec/services/claims_spec.lua
+  tests/spec/actions/requirements_wait_spec.lua
+  tests/spec/actions/approvals_spec.lua tests/spec/services/serve_spec.lua tests/e2e/board_test.lua tests/e2e/serve_test.lua
   tests/e2e/serve_runs_test.lua tests/e2e/serve_write_test.lua tests/e2e/serve_session_test.lua tests/e2e/serve_guard_test.lua
   tests/e2e/serve_metrics_test.lua tests/e2e/serve_keys_test.lua
-  tests/e2e/budget_test.lua tests/e2e/experiments_test.lua tests/spec/experiments_spec.lua
+  tests/e2e/budget_test.lua tests/e2e/experiments_test.lua tests/spec/actions/experiments_spec.lua
   tests/e2e/run_test.lua tests/e2e/approval_test.lua tests/e2e/question_test.lua tests/e2e/retry_test.lua tests/e2e/model_bytes_test.lua
   tests/e2e/cancel_test.lua tests/e2e/workers_test.lua tests/e2e/git_test.lua tests/e2e/verify_test.lua
   tests/e2e/liveview_test.lua tests/e2e/backup_test.lua tests/e2e/sandbox_life_test.lua tests/e2e/notes_web_test.lua
   tests/e2e/mainview_test.lua
-  tests/spec/sandbox_accept_spec.lua tests/e2e/sandbox_accept_test.lua
-  tests/spec/bugfix_life_spec.lua tests/e2e/bugfix_test.lua
+  tests/spec/services/sandbox_accept_spec.lua tests/e2e/sandbox_accept_test.lua
+  tests/spec/services/bugfix_life_spec.lua tests/e2e/bugfix_test.lua
   tests/e2e/audit_test.lua tests/e2e/users_test.lua tests/e2e/secrets_test.lua tests/e2e/signin_test.lua tests/e2e/teams_test.lua"
 
 # A file (or layer) that hangs (a test leaving a handle open keeps the loop alive) is stopped
@@ -239,7 +239,7 @@ else
   # the spec, e2e and pg layers share one pool; each is still reported as a layer of its own
   items=""
   if in_list spec "$layers"; then
-    for f in tests/spec/*_spec.lua; do items="$items spec:$f"; done
+    for f in tests/spec/*/*_spec.lua; do items="$items spec:$f"; done
   fi
   if in_list e2e "$layers"; then
     for f in tests/e2e/*_test.lua; do in_list "$f" "$SOAK" || items="$items e2e:$f"; done

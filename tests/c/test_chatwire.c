@@ -1,7 +1,7 @@
 /* test_chatwire.c: the decoder of streamed chat events: content and tool calls assembled
  * across events, usage and finish reason, Ollama's done line and calls, the pieces handed
  * to a caller as they are applied, and failures (sticky, and leaving state untouched).
- * tests/spec/chatwire_spec.lua covers the wire formats' rules event by event. */
+ * tests/spec/core/chatwire_spec.lua covers the wire formats' rules event by event. */
 #include <stdio.h>
 #include <string.h>
 

@@ -2,7 +2,7 @@
 -- default seccomp profile refuses unshare and clone with namespace flags to a container
 -- without CAP_SYS_ADMIN. nsdeny (tests/tools/nsdeny.c) runs orket under those rules. The
 -- report names each missing layer with the kernel's refusal, a project requiring one fails
--- closed, and the whole hostile suite (tests/spec/proc_spec.lua) still holds with the
+-- closed, and the whole hostile suite (tests/spec/core/proc_spec.lua) still holds with the
 -- layers that remain (spawned with uv_spawn, as where pidfd_open is refused too).
 local H = require "tests.helpers"
 local uv = require "luv"
@@ -92,7 +92,7 @@ print("layers: " .. table.concat(r.layers, " "))
   it("the hostile suite holds with the remaining layers", function()
     -- with pidfd_open refused too, so the suite also covers the runner's uv_spawn path
     local p = io.popen(string.format("cd %s && %s --no-pidfd %s lua tests/busted.lua -o tests/busted_output.lua "
-      .. "tests/spec/proc_spec.lua 2>&1", H.quote(H.ROOT), H.quote(NSDENY), H.quote(H.BIN)))
+      .. "tests/spec/core/proc_spec.lua 2>&1", H.quote(H.ROOT), H.quote(NSDENY), H.quote(H.BIN)))
     local out = p:read("a")
     p:close()
     local passed, failed = out:match("spec: (%d+) passed, (%d+) failed")

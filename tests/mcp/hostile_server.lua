@@ -1,4 +1,4 @@
--- A misbehaving MCP server on stdio for tests/spec/mcp_client_spec.lua, run with
+-- A misbehaving MCP server on stdio for tests/spec/services/mcp_client_spec.lua, run with
 -- `orket lua hostile_server.lua MODE`: it initializes properly, then misbehaves as MODE says.
 local cjson = require "cjson"
 local mode = arg[1] or "good"

@@ -8,7 +8,7 @@ local PG = require "tests.pg"
 
 local available, why = PG.available()
 if not available then
-  io.write("\ntests/spec/pg_spec.lua skipped: ", why, "\n")
+  io.write("\ntests/spec/core/pg_spec.lua skipped: ", why, "\n")
   describe("PostgreSQL", function()
     pending("skipped: " .. why)
   end)

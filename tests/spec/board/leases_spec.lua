@@ -182,7 +182,7 @@ end)
 
 local available, why = PG.available()
 if not available then
-  io.write("\ntests/spec/leases_spec.lua: PostgreSQL part skipped: ", why, "\n")
+  io.write("\ntests/spec/board/leases_spec.lua: PostgreSQL part skipped: ", why, "\n")
   return
 end
 
