@@ -453,7 +453,9 @@ describe("orket serve", function()
       assert.equal(200, st, text)
       local out = {}
       for why, n in text:gmatch('orket_sse_journal_reads_total{reason="(%w+)"} (%d+)') do out[why] = tonumber(n) end
+      out.carried = tonumber(text:match("\norket_sse_notifications_carried_total (%d+)"))
       assert.is_number(out.notify, text)
+      assert.is_number(out.carried, text)
       return out
     end
     -- each listener's first connection reads once (anything committed before it LISTENed)
@@ -463,11 +465,23 @@ describe("orket serve", function()
     orket.sleep(50)
     local ra, rb = reads(a), reads(b)
     assert.same({ timer = 0, fallback = 0 }, { timer = ra.timer, fallback = ra.fallback }) -- no 20 ms poll
-    -- a comment written through server B reaches A's stream; both servers read on its NOTIFY
+    -- a comment written through server B reaches A's stream; its NOTIFY carries it, so
+    -- neither server reads the journal for it (a second server costs no second read)
     local st, body = get(b.url .. "/v1/cards/API-2/comments", { method = "POST", headers = bearer(admin),
       body = '{"body":"Written through B."}' })
     assert.equal(200, st, body)
     wait_for(function() return live.text():find("event: comment\n", 1, true) end, "B's comment on A's stream")
+    wait_for(function() return reads(a).carried > ra.carried and reads(b).carried > rb.carried end, "both servers' notifications")
+    assert.same({ ra.notify, rb.notify }, { reads(a).notify, reads(b).notify })
+    -- an event too large for a payload (8000 bytes) is announced without it, and read from
+    -- the journal
+    local big = string.rep("x", 9000)
+    local db = assert(require("orket.project").open_store(dir, false))
+    assert(db:tx(function()
+      db:event { kind = "comment", card = "API-2", actor = "test", data = { pad = big } }
+      return true
+    end))
+    wait_for(function() return live.text():find(big, 1, true) end, "the large event on A's stream")
     wait_for(function() return reads(a).notify > ra.notify and reads(b).notify > rb.notify end, "both servers' reads")
     -- idle: nothing is read without a notification
     ra = reads(a)
@@ -475,7 +489,6 @@ describe("orket serve", function()
     assert.same(ra, reads(a))
     -- end both listeners' server processes; an event committed meanwhile (another process,
     -- orket keys) still arrives: the listener connects again and the hub re-reads its cursor
-    local db = assert(require("orket.project").open_store(dir, false))
     local killed = assert(db:rows("SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity "
       .. "WHERE datname = current_database() AND query LIKE 'LISTEN%'"))
     assert.equal(2, #killed)
@@ -487,7 +500,7 @@ describe("orket serve", function()
     ra = reads(a)
     assert.equal(0, H.orket("keys create third --role viewer", { cwd = dir }).status)
     wait_for(function() return select(2, live.text():gsub("event: key_create", "")) == 2 end, "the next event")
-    assert.is_true(reads(a).notify > ra.notify)
+    assert.is_true(reads(a).carried > ra.carried)
     assert.equal(0, reads(a).fallback)
     assert.equal(0, b.stop())
     assert.equal(0, a.stop())

@@ -10,6 +10,7 @@ local sj = require "orket.store.journal_reads"
 local task = require "orket.task"
 local pglisten = require "orket.store.pglisten"
 local httpd = require "orket.c.httpd"
+local cjson = require "cjson.safe"
 
 local M = {}
 
@@ -49,8 +50,8 @@ Hub.__index = Hub
 M.POLL_MS = 20
 
 -- On PostgreSQL a poll is a round trip to the server, paid by every `orket serve` 50 times a
--- second; the events trigger (pg_schema migration 4) sends NOTIFY orket_events when a
--- transaction that wrote events commits, so the hub waits on that instead. The journal is
+-- second; the events trigger (pg_schema migrations 4 and 15) sends NOTIFY orket_journal
+-- when a transaction that wrote events commits, so the hub waits on that instead. The journal is
 -- still read every LISTEN_POLL_MS without one: a safety net for a wake-up the listener
 -- cannot see (its connection refused, or events written by something that bypassed the
 -- trigger), not the way events normally arrive.
@@ -61,7 +62,7 @@ M.LISTEN_POLL_MS = 5000
 function M.new(db, o)
   o = o or {}
   local self = setmetatable({ db = db, subs = {}, last = M.latest(db), on_error = o.on_error or function() end,
-    reads = { timer = 0, notify = 0, reconnect = 0, fallback = 0 } }, Hub)
+    reads = { timer = 0, notify = 0, reconnect = 0, fallback = 0 }, carried = 0 }, Hub)
   self.beat_timer = uv.new_timer()
   local poll_ms, beat_ms = o.poll_ms or M.POLL_MS, o.heartbeat_ms or 15000
   self.beat_timer:start(beat_ms, beat_ms, function()
@@ -92,10 +93,13 @@ function M.new(db, o)
 end
 
 -- One listener per hub (per server process, whatever the number of subscribers), in a task
--- of its own: each wake-up reads the journal from the hub's cursor. A (re)connect wakes it
--- too (wake_on_connect): notifications sent while it was away are lost, the journal is not.
+-- of its own. A notification on orket_journal carries the events it announces (pg_schema
+-- migration 15), so a second server costs no second read of each event; one that does not
+-- (too large for a payload), or whose first id skips past the hub's cursor, reads the
+-- journal from the cursor. A (re)connect reads it too (wake_on_connect): notifications sent while the
+-- listener was away are lost, the journal is not.
 function Hub:_listen(fallback_ms)
-  self.listener = pglisten.new { url = self.db.url, channels = { "orket_events" },
+  self.listener = pglisten.new { url = self.db.url, channels = { "orket_journal" },
     wake_on_connect = true }
   task.spawn(function()
     local failing = false
@@ -109,9 +113,7 @@ function Hub:_listen(fallback_ms)
       else
         failing = false
       end
-      local why = info.reconnected and "reconnect" or #notes > 0 and "notify" or "fallback"
-      self.reads[why] = self.reads[why] + 1
-      local ok, err = pcall(self.poll, self)
+      local ok, err = pcall(self._woken, self, notes, info)
       if not ok then self.on_error(tostring(err)) end
     end
   end)
@@ -128,23 +130,76 @@ function Hub:_drop(stream)
   end
 end
 
---- hub:poll(): hands every journal row newer than the last poll to the subscribers that
---- want it (each only rows newer than its own cursor)
+-- hands one journal row to the subscribers that want it (each only rows newer than its own
+-- cursor), and moves the hub's cursor to it
+function Hub:_deliver(r)
+  local msg -- encoded once, one shared copy queued on every subscriber's stream
+  for stream, sub in pairs(self.subs) do
+    if r.id > sub.cursor and matches(sub, r) then
+      msg = msg or httpd.blob(M.message(r))
+      sub.cursor = r.id
+      if not stream:send(msg) then self:_drop(stream) end
+    end
+  end
+  self.last = r.id
+end
+
+--- hub:poll(): hands every journal row newer than the hub's cursor to the subscribers
 function Hub:poll()
   while true do
     local rows = M.fetch(self.db, self.last, {}, BATCH)
-    for _, r in ipairs(rows) do
-      local msg -- encoded once, one shared copy queued on every subscriber's stream
-      for stream, sub in pairs(self.subs) do
-        if r.id > sub.cursor and matches(sub, r) then
-          msg = msg or httpd.blob(M.message(r))
-          sub.cursor = r.id
-          if not stream:send(msg) then self:_drop(stream) end
-        end
-      end
-      self.last = r.id
-    end
+    for _, r in ipairs(rows) do self:_deliver(r) end
     if #rows < BATCH then return end
+  end
+end
+
+local FIELDS = { "at", "kind", "card_id", "run_id", "actor", "data" }
+
+--- carried(payload) -> the journal rows a notification's payload carries, oldest first, as
+--- the journal's reads return them | nil (none: an empty payload, or one not of that shape)
+function M.carried(payload)
+  local list = payload ~= "" and cjson.decode(payload)
+  if type(list) ~= "table" or #list == 0 then return nil end
+  local rows = {}
+  for i, e in ipairs(list) do
+    local id = type(e) == "table" and math.tointeger(e.id)
+    if not id then return nil end
+    local r = { id = id }
+    for _, k in ipairs(FIELDS) do
+      if e[k] ~= cjson.null then r[k] = e[k] end
+    end
+    r.run_id = r.run_id and math.tointeger(r.run_id)
+    if type(r.kind) ~= "string" or (i > 1 and id <= rows[i - 1].id) then return nil end
+    rows[i] = r
+  end
+  return rows
+end
+
+-- One wake-up of the listener. Commit order is id order (orket.store.pgevents), and
+-- notifications arrive in commit order, so a carried row whose id is the hub's cursor + 1 is
+-- the next event; any other (a rolled-back id's gap, or one missed) sends the hub to the
+-- journal from its cursor, which also takes in the rest; rows at or below the cursor were
+-- delivered already.
+function Hub:_woken(notes, info)
+  if info.reconnected or #notes == 0 then
+    local why = info.reconnected and "reconnect" or "fallback"
+    self.reads[why] = self.reads[why] + 1
+    return self:poll()
+  end
+  for _, note in ipairs(notes) do
+    local rows = M.carried(note.payload or "")
+    for _, r in ipairs(rows or {}) do
+      if r.id > self.last then
+        if r.id ~= self.last + 1 then rows = nil break end
+        self:_deliver(r)
+      end
+    end
+    if rows then
+      self.carried = self.carried + 1
+    else
+      self.reads.notify = self.reads.notify + 1
+      self:poll()
+    end
   end
 end
 
@@ -181,8 +236,11 @@ function Hub:follow(stream, filter, after, still)
     cursor = M.latest(self.db)
   else
     while true do
+      -- the hub may hand a row to its subscribers while this fetch waits on the store, and
+      -- the fetch not see it: register only after a fetch the hub did not move during
+      local seen = self.last
       local rows = M.fetch(self.db, cursor, filter, BATCH)
-      if #rows == 0 then break end
+      if #rows == 0 and self.last == seen then break end
       for _, r in ipairs(rows) do
         if not stream:send(M.message(r)) then return false end
         cursor = r.id
@@ -200,6 +258,10 @@ function Hub:forget(stream) self.subs[stream] = nil end
 --- hub:journal_reads() -> {timer=, notify=, reconnect=, fallback=}: why the journal was
 --- read, counted since the hub started (/metrics)
 function Hub:journal_reads() return self.reads end
+
+--- hub:notified() -> notifications whose events were delivered from their payload, with
+--- no read of the journal, since the hub started (/metrics)
+function Hub:notified() return self.carried end
 
 --- hub:count() -> subscribers
 function Hub:count()

@@ -114,10 +114,11 @@ end
 local CARD_STATUSES = { "ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing",
   "code_review", "done", "canceled", "archived" }
 
---- render(db, counters, sse_clients[, shown[, reads]]) -> text; shown: {[stored status] = {[state
+--- render(db, counters, sse_clients[, shown[, reads[, notified]]]) -> text; shown: {[stored status] = {[state
 --- now] = n}} for runs whose state now differs from the stored one (orket.serve.runs:
---- live, or killed), counted by the state now; reads: hub:journal_reads()
-function M.render(db, counters, sse_clients, shown, reads)
+--- live, or killed), counted by the state now; reads: hub:journal_reads(); notified:
+--- hub:notified() (PostgreSQL only)
+function M.render(db, counters, sse_clients, shown, reads, notified)
   local b = builder()
   local lim = M.MAX_SERIES
 
@@ -279,12 +280,18 @@ function M.render(db, counters, sse_clients, shown, reads)
       b.sample("orket_sse_journal_reads_total", { "reason", why }, reads[why] or 0)
     end
   end
+  if notified then
+    b.family("orket_sse_notifications_carried_total", "counter",
+      "On PostgreSQL, notifications whose events reached the event stream from their payload, with no journal read.")
+    b.sample("orket_sse_notifications_carried_total", nil, notified)
+  end
   return b.text()
 end
 
 local function handler(req, ctx)
   local shown = runs.shown_states(ctx.db, ctx.dir)
-  local text = ctx.db:read(M.render, ctx.db, ctx.metrics, ctx.hub:count(), shown, ctx.hub:journal_reads())
+  local text = ctx.db:read(M.render, ctx.db, ctx.metrics, ctx.hub:count(), shown, ctx.hub:journal_reads(),
+    ctx.db.backend == "pg" and ctx.hub:notified() or nil)
   ctx.status = 200
   req:respond(200, { "Content-Type: text/plain; version=0.0.4; charset=utf-8", "Cache-Control: no-store" },
     req.method == "HEAD" and "" or text)

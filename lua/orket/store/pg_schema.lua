@@ -506,6 +506,38 @@ INSERT INTO project_members (project, user_name, role)
 ALTER TABLE api_keys ADD COLUMN user_name text REFERENCES users(name);
 ]],
   },
+  {
+    version = 15,
+    sqlite = 24,
+    name = "the events' NOTIFY carries the events it announces (no SQLite counterpart)",
+    -- Each `orket serve` read the journal once per notification, so a second server cost a
+    -- second read of every event. A second channel, orket_journal, now carries the
+    -- statement's rows, as the journal's reads select them (orket.serve.events), when they
+    -- fit in PostgreSQL's 8000 bytes; larger ones send '' and the listener reads the journal
+    -- as before. The journal stays the truth: a listener that sees an id skip ahead reads the
+    -- gap from it. orket_events stays the empty wake-up, one per transaction, for workers: a
+    -- worker busy in a turn does not read its listener, and payloads would fill its socket
+    -- (then hold PostgreSQL's notification queue) many times sooner.
+    sql = [[
+DROP TRIGGER events_notify ON events;
+CREATE OR REPLACE FUNCTION orket_events_notify() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE
+  body text;
+BEGIN
+  SELECT json_agg(json_build_object('id', id,
+      'at', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+      'kind', kind, 'card_id', card_id, 'run_id', run_id, 'actor', actor, 'data', data::text) ORDER BY id)::text
+    INTO body FROM inserted;
+  IF body IS NULL OR octet_length(body) > 7999 THEN body := ''; END IF;
+  PERFORM pg_notify('orket_events', '');
+  PERFORM pg_notify('orket_journal', body);
+  RETURN NULL;
+END
+$f$;
+CREATE TRIGGER events_notify AFTER INSERT ON events REFERENCING NEW TABLE AS inserted
+  FOR EACH STATEMENT EXECUTE FUNCTION orket_events_notify();
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.

@@ -239,6 +239,52 @@ describe("orket.serve limits and messages", function()
     assert.matches("event: a_b\n", events.message { id = 1, at = "t", kind = "a\nb" })
   end)
 
+  -- A PostgreSQL notification carries its events (pg_schema migration 15): the hub delivers
+  -- those that follow its cursor with no journal read, and reads the journal for the rest.
+  -- The journal here is a table the hub reads through a stand-in store that counts reads.
+  it("delivers a notification's carried events without a journal read, and reads the journal for a gap", function()
+    local dialect = require "orket.store.dialect"
+    local journal, fetched = {}, 0
+    local function row(id) return { id = id, at = "t", kind = "comment", card_id = "A-1", actor = "x", data = "{}" } end
+    for id = 1, 16 do if id ~= 14 then journal[#journal + 1] = row(id) end end -- 14 rolled back
+    local db = { dialect = dialect.sqlite, backend = "test" }
+    function db:row() return { id = 10 } end -- the newest id when the hub starts
+    function db:rows(_, after, _, _, limit)
+      fetched = fetched + 1
+      local out = {}
+      for _, r in ipairs(journal) do if r.id > after and #out < limit then out[#out + 1] = r end end
+      return out
+    end
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    local sent = {}
+    local stream = { send = function(_, msg) sent[#sent + 1] = msg return true end, close = function() end }
+    hub.subs[stream] = { cursor = 10 }
+    local function note(ids)
+      local list = {}
+      for i, id in ipairs(ids) do
+        list[i] = string.format('{"id":%d,"at":"t","kind":"comment","card_id":"A-1","run_id":null,"actor":"x","data":"{}"}', id)
+      end
+      return { channel = "orket_journal", payload = #ids > 0 and "[" .. table.concat(list, ",") .. "]" or "" }
+    end
+    -- 11 and 12 follow the cursor: delivered from the payload, no read
+    hub:_woken({ note { 11, 12 } }, {})
+    assert.same({ 12, 1, 0, 0 }, { hub.last, hub.carried, hub.reads.notify, fetched })
+    -- 12 again (already delivered) and 13: only 13 is new
+    hub:_woken({ note { 12, 13 } }, {})
+    assert.same({ 13, 2, 0, 3 }, { hub.last, hub.carried, fetched, #sent })
+    -- 15 skips 14: the gap is read from the journal (14 is not there: rolled back), which
+    -- brings 15 and 16; 16's own notification then repeats nothing
+    hub:_woken({ note { 15 }, note { 16 } }, {})
+    assert.same({ 16, 1, 3, 5 }, { hub.last, hub.reads.notify, hub.carried, #sent })
+    assert.is_true(fetched >= 1)
+    -- a notification without its events (too large for a payload) reads the journal
+    journal[#journal + 1] = row(17)
+    hub:_woken({ note {} }, {})
+    assert.same({ 17, 2, 6 }, { hub.last, hub.reads.notify, #sent })
+    assert.same({ 17 }, { hub.subs[stream].cursor })
+    hub:close()
+  end)
+
   it("answers GET /health before the router, as the router's route answers it", function()
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
