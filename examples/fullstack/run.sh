@@ -14,26 +14,8 @@ cp -R "$SRC/." "$DIR/"
 rm -f "$DIR/run.sh"
 cd "$DIR"
 
-# waits until the live sandbox is a new one (not $1) and healthy; prints its id
-healthy_after() {
-  i=0
-  while [ $i -lt 150 ]; do
-    id=$("$BIN" sandbox list | awk -v old="$1" '$2 == "healthy" && $1 != old { print $1; exit }')
-    if [ -n "$id" ]; then echo "$id"; return 0; fi
-    i=$((i + 1)); sleep 0.2
-  done
-  echo "no sandbox became healthy; .orket/sandboxes/owner.log says:" >&2
-  cat .orket/sandboxes/owner.log >&2 || true
-  return 1
-}
-
-# try METHOD PATH [JSON]: one request to the app (its frontend) through the sandbox's socket
-try() {
-  command -v curl >/dev/null 2>&1 || return 0
-  echo "\$ $1 $2${3:+ $3}"
-  curl -s --unix-socket "$DIR/.orket/sandboxes/$ID/app.sock" -X "$1" -H 'Content-Type: application/json' \
-    ${3:+-d "$3"} -w '  (HTTP %{http_code})\n' "http://sandbox$2"
-}
+# healthy_after and try (examples/lib/sandbox.sh)
+. "$SRC/../lib/sandbox.sh"
 
 "$BIN" import .
 "$BIN" run FULLSTACK --concurrency 2
