@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -30,8 +31,8 @@
 #define HD_DEF_QUEUE ((size_t)1 << 20)
 /* MHD's memory per connection: three times the header cap and room for its own records,
  * so that a request over the cap (up to three times it) is read whole and refused by us,
- * as JSON. No larger: libmicrohttpd zeroes all of it after every request, and an event
- * stream keeps half of it (its first read buffer, zeroed when shrunk) for its life. */
+ * as JSON. No larger: libmicrohttpd zeroes all of it after every request (and half of it
+ * again as an answer starts; an event stream gives those pages back: hd_reader_release). */
 #define HD_POOL_FACTOR 3
 #define HD_POOL_SLACK ((size_t)4 << 10)
 /* How long a refused upload is still read (and dropped) before the connection closes. */
@@ -94,6 +95,8 @@ struct httpd_req {
   size_t q_head, q_n, q_cap, q_off;
   size_t q_bytes;               /* queued and not yet handed to MHD */
   struct hd_watch *watch;       /* a stream's socket, watched for the client's close */
+  char *rd_buf;                 /* the buffer MHD last handed the stream's reader */
+  size_t rd_dirty;              /* its bytes whose pages may be resident (hd_reader_release) */
   httpd_notify_fn notify;
   void *ud;
   httpd_req *acc_next, *news_next;
@@ -643,6 +646,26 @@ static void hd_on_completed(void *cls, struct MHD_Connection *conn, void **con_c
   else hd_news(r);
 }
 
+/* A stream's reader is handed most of its connection's memory pool as the buffer to fill
+ * (MHD zeroed half of it when it shrank the request's read buffer), and an idle stream
+ * holds that buffer for its life: 28 KB of resident zeros per subscriber with the default
+ * caps. The buffer is ours to fill, so its whole pages past the n bytes written (and the 2
+ * of the chunk's trailer MHD appends) are handed back to the kernel, which reads them as
+ * zeros again when touched. One madvise when the stream starts, then only after a write
+ * that reached further than the next one. */
+static void hd_reader_release(httpd_req *r, char *buf, size_t max, size_t n) {
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t start = (uintptr_t)buf;
+  if (buf != r->rd_buf) { /* a new buffer: all of it may be resident */
+    r->rd_buf = buf;
+    r->rd_dirty = max;
+  }
+  uintptr_t lo = (start + n + 2 + page - 1) & ~(page - 1);
+  uintptr_t hi = (start + (r->rd_dirty < max ? r->rd_dirty : max)) & ~(page - 1);
+  if (hi > lo && madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0) r->rd_dirty = lo - start;
+  else if (lo - start > r->rd_dirty) r->rd_dirty = lo - start;
+}
+
 static ssize_t hd_reader(void *cls, uint64_t pos, char *buf, size_t max) {
   (void)pos;
   httpd_req *r = cls;
@@ -664,6 +687,7 @@ static ssize_t hd_reader(void *cls, uint64_t pos, char *buf, size_t max) {
       }
     }
     r->q_bytes -= n;
+    hd_reader_release(r, buf, max, n);
     if (!r->notified_drain && httpd_stream_drained(r)) {
       r->notified_drain = 1;
       hd_news(r);
