@@ -285,6 +285,70 @@ describe("orket.serve limits and messages", function()
     hub:close()
   end)
 
+  -- Notifications that come close together are delivered in one pass (orket.serve.events,
+  -- GATHER_MS): the hub's listener here is a stand-in that answers each wait from a script.
+  -- Every stream gets the one encoding of each event; a stream that cannot take one (its
+  -- client gone, or fallen behind: send fails) is dropped and closed.
+  it("gathers notifications that follow each other into one pass, and shares each event's encoding", function()
+    local db = { dialect = require("orket.store.dialect").sqlite, backend = "test" }
+    function db:row() return { id = 0 } end
+    function db:rows() error("no journal read expected") end
+    -- (a window no test run outlasts: the stand-in answers at once)
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000, gather_ms = 600000, gather_max = 4 })
+    local function note(id)
+      return { channel = "orket_journal", payload = string.format(
+        '[{"id":%d,"at":"t","kind":"comment","card_id":"A-1","run_id":null,"actor":"x","data":"{}"}]', id) }
+    end
+    local script, waits = {}, {}
+    hub.listener = { wait = function(_, ms)
+      waits[#waits + 1] = ms
+      local nxt = table.remove(script, 1)
+      if nxt then return nxt[1], nxt[2] or {} end
+      return {}, {}
+    end }
+    -- three waits bring one more each, then none: all four notes in one list
+    script = { { { note(2) } }, { { note(3), note(4) } }, { {} } }
+    local notes = { note(1) }
+    hub:_gather(notes, {})
+    assert.same({ 4, 2 }, { #notes, #waits })
+    for _, ms in ipairs(waits) do assert.is_true(ms > 0 and ms <= 600000) end
+    -- at most gather_max: no further wait once it is reached
+    script, waits = { { { note(6), note(7), note(8), note(9) } } }, {}
+    notes = { note(5) }
+    hub:_gather(notes, {})
+    assert.same({ 5, 1 }, { #notes, #waits })
+    -- a reconnect meanwhile ends the gathering and is kept: the journal is read then
+    script, waits = { { { note(10) }, { reconnected = true } } }, {}
+    local info = {}
+    notes = { note(9) }
+    hub:_gather(notes, info)
+    assert.same({ 2, true }, { #notes, info.reconnected })
+    -- the window runs from the first note, however many keep coming: a listener that
+    -- always has one more, after the whole wait, is asked once
+    hub.gather_ms, waits = 20, {}
+    hub.listener = { wait = function(_, ms)
+      waits[#waits + 1] = ms
+      orket.sleep(ms)
+      return { note(12) }, {}
+    end }
+    notes = { note(11) }
+    hub:_gather(notes, {})
+    assert.same({ 2, 1 }, { #notes, #waits })
+    -- one pass over them: each stream gets each event once, the same encoding on both; a
+    -- stream whose send fails is dropped and closed
+    local got, closed = { {}, {} }, false
+    local function stream(list) return { send = function(_, m) list[#list + 1] = m return true end, close = function() end } end
+    local a, b = stream(got[1]), stream(got[2])
+    local gone = { send = function() return nil, "the client fell behind", "ESLOW" end, close = function() closed = true end }
+    hub.subs[a], hub.subs[b], hub.subs[gone] = { cursor = 0 }, { cursor = 0 }, { cursor = 0 }
+    hub:_woken({ note(1), note(2), note(3) }, {})
+    assert.same({ 3, 3, 3 }, { #got[1], #got[2], hub.last })
+    for i = 1, 3 do assert.is_true(rawequal(got[1][i], got[2][i])) end
+    assert.same({ true, 2 }, { closed, hub:count() })
+    hub.listener = nil
+    hub:close()
+  end)
+
   it("answers GET /health before the router, as the router's route answers it", function()
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
