@@ -267,7 +267,10 @@ describe("orket.c.httpd", function()
   -- stream kept those pages for its life (32 KB a subscriber). Counted in this process's
   -- resident memory over 48 streams, each sent an event larger than that buffer (which
   -- touches all of it) and then a small one.
-  it("gives back the pages of a stream's buffer that it no longer uses", function()
+  local rss_it = not H.sanitized() and it or function(name)
+    pending(name .. " [a sanitizer build's resident memory holds the sanitizer's own: freed memory is kept]")
+  end
+  rss_it("gives back the pages of a stream's buffer that it no longer uses", function()
     local function rss_kb()
       local f = assert(io.open("/proc/self/statm"))
       local pages = tonumber(f:read("a"):match("^%d+%s+(%d+)"))
