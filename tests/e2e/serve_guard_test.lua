@@ -44,6 +44,52 @@ describe("orket serve's guards", function()
     assert.equal(0, s.stop())
   end)
 
+  -- docs/serve.md: a client that falls behind (its queue past max_stream_queue) is
+  -- disconnected rather than buffered without bound, and reconnecting with Last-Event-ID
+  -- loses nothing. The client here reads nothing (a 4 KB receive buffer) while 7 MB of
+  -- events are written, more than the queue and the sockets' buffers hold; then it reads
+  -- what arrived, sees the end, and asks again after the last whole event.
+  it("disconnects a stream that falls behind, and its Last-Event-ID reconnect loses and repeats nothing", function()
+    local uv = require "luv"
+    local dir = H.example("webapp")
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "max_stream_queue=65536,heartbeat_ms=600000" } })
+    local db = assert(require("orket.project").open_store(dir, false))
+    local first = tonumber(db:row("SELECT coalesce(max(id), 0) AS n FROM events").n)
+    local c = uv.new_tcp("inet")
+    c:recv_buffer_size(4096)
+    local got, ended, connected = {}, false, false
+    c:connect("127.0.0.1", s.port, function(err)
+      assert(not err, err)
+      c:write("GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1:" .. s.port .. "\r\n\r\n")
+      connected = true
+    end)
+    wait_for(function() return connected end, "the connection")
+    wait_for(function() return gauge(s) == 1 end, "the subscriber counted")
+    local N = 1200
+    assert(db:tx(function()
+      for i = 1, N do db:event { kind = "comment", card = "API-2", actor = "test", data = { i = i, pad = ("p"):rep(6000) } } end
+      return true
+    end))
+    db:close()
+    wait_for(function() return gauge(s) == 0 end, "the slow stream dropped", 3000)
+    c:read_start(function(_, d) if d then got[#got + 1] = d else ended = true end end)
+    wait_for(function() return ended end, "the dropped stream's end")
+    c:close()
+    -- the ids of its whole events (the last may have been cut off)
+    local EVENT = "id: (%d+)\nevent: [^\n]*\ndata: [^\n]*\n\n"
+    local ids = {}
+    for id in table.concat(got):gmatch(EVENT) do ids[#ids + 1] = tonumber(id) end
+    local last = ids[#ids] or first
+    assert.is_true(last < first + N, "the stream was not dropped before its end")
+    local again = H.stream { url = s.url .. "/v1/events", headers = { "Last-Event-ID: " .. last }, total_timeout_ms = 60000 }
+    wait_for(function() return again.text():find("\nid: " .. (first + N) .. "\n", 1, true) end, "the rest of the events")
+    again.close()
+    for id in again.text():gmatch(EVENT) do ids[#ids + 1] = tonumber(id) end
+    for i, id in ipairs(ids) do assert.equal(first + i, id) end
+    assert.equal(N, #ids)
+    assert.equal(0, s.stop())
+  end)
+
   it("answers every error as JSON: 431, 413 declared and streamed, 415 for a form's sign-in", function()
     local dir = H.example("webapp")
     local op = H.api_key(dir, "ops", "operator")

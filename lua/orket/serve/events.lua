@@ -67,6 +67,15 @@ M.LISTEN_POLL_MS = 5000
 -- every event paid that cost twice (bench/fanout.lua: about 60 us of a server's CPU).
 M.GATHER_MS = 2
 M.GATHER_MAX = 256
+-- ... and while their payloads hold at most this many bytes: what one pass queues on a
+-- stream stays far below its queue's cap (max_stream_queue, 1 MiB), which a healthy
+-- client must never be dropped for.
+M.GATHER_BYTES = 64 * 1024
+
+-- A replay queues at most about this much on a stream before it waits for the client to
+-- take it: a batch of large events (500 of 6 KB) once passed the queue's cap whole, and a
+-- client replaying them was disconnected at every reconnect, never catching up.
+M.REPLAY_HIGH = 64 * 1024
 
 --- new(db, {poll_ms=M.POLL_MS, listen_poll_ms=M.LISTEN_POLL_MS, heartbeat_ms=15000,
 --- gather_ms=M.GATHER_MS, gather_max=M.GATHER_MAX, on_error=fn(msg)}) -> hub (started)
@@ -136,12 +145,17 @@ end
 -- meanwhile is kept in info: the journal is read then)
 function Hub:_gather(notes, info)
   local deadline = rt.now() + self.gather_ms
-  while #notes < self.gather_max and not self.closed do
+  local bytes = 0
+  for _, n in ipairs(notes) do bytes = bytes + #(n.payload or "") end
+  while #notes < self.gather_max and bytes < M.GATHER_BYTES and not self.closed do
     local left = math.ceil(deadline - rt.now())
     if left <= 0 then return end
     local more, minfo = self.listener:wait(left)
     if not more or #more == 0 then return end
-    for _, n in ipairs(more) do notes[#notes + 1] = n end
+    for _, n in ipairs(more) do
+      notes[#notes + 1] = n
+      bytes = bytes + #(n.payload or "")
+    end
     if minfo.reconnected or minfo.error then
       info.reconnected = info.reconnected or minfo.reconnected
       return
@@ -257,7 +271,7 @@ function Hub:broadcast(text)
 end
 
 --- hub:follow(stream, filter, after[, still]): replays rows after id `after` (waiting for
---- the client to take each batch, so a long replay is never queued whole), then subscribes
+--- the client to take them, REPLAY_HIGH at a time, so a long replay is never queued whole), then subscribes
 --- the stream for live rows. `after` nil: live only, from now. Returns false when the
 --- client left. still() -> whether its caller may still read it, asked at each heartbeat.
 function Hub:follow(stream, filter, after, still)
@@ -272,7 +286,9 @@ function Hub:follow(stream, filter, after, still)
       local rows = M.fetch(self.db, cursor, filter, BATCH)
       if #rows == 0 and self.last == seen then break end
       for _, r in ipairs(rows) do
-        if not stream:send(M.message(r)) then return false end
+        local msg = M.message(r)
+        if stream:queued() + #msg > M.REPLAY_HIGH and stream:drain(M.REPLAY_HIGH // 2) then return false end
+        if not stream:send(msg) then return false end
         cursor = r.id
       end
       if stream:drain() then return false end -- gone

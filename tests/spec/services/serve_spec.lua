@@ -317,6 +317,12 @@ describe("orket.serve limits and messages", function()
     notes = { note(5) }
     hub:_gather(notes, {})
     assert.same({ 5, 1 }, { #notes, #waits })
+    -- at most GATHER_BYTES of payloads: what one pass queues on a stream stays far below its cap
+    local big = { channel = "orket_journal", payload = ("x"):rep(events.GATHER_BYTES // 2 + 1) }
+    script, waits = { { { big } }, { { note(8) } } }, {}
+    notes = { big }
+    hub:_gather(notes, {})
+    assert.same({ 2, 1 }, { #notes, #waits })
     -- a reconnect meanwhile ends the gathering and is kept: the journal is read then
     script, waits = { { { note(10) }, { reconnected = true } } }, {}
     local info = {}
