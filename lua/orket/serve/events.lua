@@ -82,7 +82,7 @@ M.REPLAY_HIGH = 64 * 1024
 function M.new(db, o)
   o = o or {}
   local self = setmetatable({ db = db, subs = {}, last = M.latest(db), on_error = o.on_error or function() end,
-    reads = { timer = 0, notify = 0, reconnect = 0, fallback = 0 }, carried = 0, passes = 0,
+    reads = { timer = 0, notify = 0, reconnect = 0, fallback = 0 }, carried = 0,
     gather_ms = o.gather_ms or M.GATHER_MS, gather_max = o.gather_max or M.GATHER_MAX }, Hub)
   self.beat_timer = uv.new_timer()
   local poll_ms, beat_ms = o.poll_ms or M.POLL_MS, o.heartbeat_ms or 15000
@@ -151,15 +151,14 @@ function Hub:_gather(notes, info)
     local left = math.ceil(deadline - rt.now())
     if left <= 0 then return end
     local more, minfo = self.listener:wait(left)
-    if not more or #more == 0 then return end
+    if not more then return end -- closed
     for _, n in ipairs(more) do
       notes[#notes + 1] = n
       bytes = bytes + #(n.payload or "")
     end
-    if minfo.reconnected or minfo.error then
-      info.reconnected = info.reconnected or minfo.reconnected
-      return
-    end
+    -- (a reconnect's wake-up comes with no notes: it must not be taken for the end)
+    if minfo.reconnected then info.reconnected = true end
+    if #more == 0 or minfo.reconnected or minfo.error then return end
   end
 end
 

@@ -329,6 +329,12 @@ describe("orket.serve limits and messages", function()
     notes = { note(9) }
     hub:_gather(notes, info)
     assert.same({ 2, true }, { #notes, info.reconnected })
+    -- a reconnect's own wake-up (no notes) is kept too, not taken for the end
+    script, waits = { { {}, { reconnected = true } } }, {}
+    info = {}
+    notes = { note(9) }
+    hub:_gather(notes, info)
+    assert.same({ 1, true }, { #notes, info.reconnected })
     -- the window runs from the first note, however many keep coming: a listener that
     -- always has one more, after the whole wait, is asked once
     hub.gather_ms, waits = 20, {}
