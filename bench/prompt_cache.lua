@@ -76,9 +76,9 @@ local function one_card(id, steps, lines, extra)
 name = "notes"
 vision = "A tiny notes service."
 models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
-budgets = { steps_per_turn = 40, tool_calls_per_turn = 60 }
+budgets = { steps_per_turn = %d, tool_calls_per_turn = %d, tokens_per_card = 0 }
 %s
-]], extra or ""),
+]], steps + 15, 2 * steps + 10, extra or ""),
     ["script.lua"] = string.format([[
 local function call(name, args) return { name = name, arguments = args } end
 return { rules = {
@@ -94,10 +94,12 @@ end
 
 local workloads = {
   { name = "agent (notes example)", calls = record(project { example = "notes" }, "NOTES") },
-  -- the default context settings (max_chars 32000, recent_steps 6): steps of about 1,700
-  -- characters pass the window at about the 19th
+  -- the default context settings (max_chars 32000, keep_percent 15): steps of about 1,700
+  -- characters pass the window at about the 19th, and again every 17 steps after a move
   { name = "long turn (25 steps of about 1,700 characters, past context.max_chars)",
     calls = record(project(one_card("LONG", 25, 53)), "LONG") },
+  { name = "longer turn (60 steps of about 1,700 characters)",
+    calls = record(project(one_card("LONGER", 60, 53)), "LONGER") },
   { name = "a comment during a turn (at step 4 of 8)",
     calls = record(project(one_card("COM", 8, 20)), "COM", "comment=COM-1@4") },
 }
@@ -105,7 +107,8 @@ local workloads = {
 local function pct(a, b) return b > 0 and 100 * a / b or 0 / 0 end
 for _, w in ipairs(workloads) do
   local m = wire.measure(w.calls)
-  print(string.format("%s: %d calls, %d prompt characters", w.name, m.calls, m.chars))
+  print(string.format("%s: %d calls, %d prompt characters, the summary moved %d times", w.name, m.calls, m.chars,
+    m.moves))
   if m.calls > 0 then
     local unc = m.chars - m.conv
     print(string.format("  uncached (cache per card and seat): %d characters, floor %d, ratio %.2f (target <= 1.2); "
