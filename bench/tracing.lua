@@ -11,7 +11,7 @@
 --     alternate on and off (and which goes first): each round's ratio of the slopes, as
 --     min/median/max, and each round's ratio of two LARGE runs (what a whole run pays).
 -- Target: the per-card ratio <= 1.05.
---   build/orket lua bench/tracing.lua [ROUNDS [COUNTED_ROUNDS]]   (defaults 9 and 2)
+--   build/orket lua bench/tracing.lua [ROUNDS [COUNTED_ROUNDS]]   (defaults 9 and 3; about 2 minutes)
 package.path = package.orket_home .. "/?.lua;" .. package.path
 local cjson = require "cjson"
 local stats = require "bench.stats"
@@ -19,7 +19,7 @@ local stats = require "bench.stats"
 local bin = os.getenv("ORKET_BIN") or (package.orket_home .. "/build/orket")
 local root = package.orket_home
 local ROUNDS = tonumber(arg and arg[1]) or 9
-local COUNTED = tonumber(arg and arg[2]) or 2
+local COUNTED = tonumber(arg and arg[2]) or 3
 local SMALL, LARGE = 10, 50
 local OFF, ON = "OTEL_SDK_DISABLED=true", "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9"
 
