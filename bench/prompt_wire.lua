@@ -43,9 +43,10 @@ local SUMMARY = "^Summary of your earlier steps"
 --- call just before), per-conversation prefix (the call before on its card and seat), the
 --- floor (what is new in each call: the first call of a card and seat whole, later ones the
 --- messages no earlier call of it had as often, a summary of earlier steps excepted) and
---- per call uncached/floor ratios.
+--- per call uncached/floor ratios, and moves: the calls whose summary of earlier steps
+--- was new or changed.
 function M.measure(calls)
-  local out = { calls = #calls, chars = 0, slot = 0, conv = 0, floor = 0, ratios = {} }
+  local out = { calls = #calls, chars = 0, slot = 0, conv = 0, floor = 0, ratios = {}, moves = 0 }
   local prev_text, conv = nil, {}
   for _, c in ipairs(calls) do
     local text = M.render(c)
@@ -72,12 +73,16 @@ function M.measure(calls)
         end
       end
     end
-    local count = {}
+    local count, summary = {}, nil
     for _, m in ipairs(c.messages) do
       local k = key(m)
       count[k] = (count[k] or 0) + 1
       st.seen[k] = math.max(st.seen[k] or 0, count[k])
+      if (m.content or ""):find(SUMMARY) then summary = m.content end
     end
+    -- a move of the summary: the prefix changed at a chosen point (docs/cost.md)
+    if summary and summary ~= st.summary then out.moves = out.moves + 1 end
+    st.summary = summary
     st.text = text
     out.conv = out.conv + kept
     out.floor = out.floor + floor

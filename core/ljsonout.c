@@ -35,7 +35,8 @@ static int ljo_key_cmp(const void *a, const void *b) {
 
 typedef struct ljo_walk {
   jsonout_buf *b;
-  int array_mt; /* stack index of the array marker metatable */
+  int array_mt;   /* stack index of the array marker metatable */
+  int encoded_mt; /* stack index of the encoded-text marker metatable (nil: none) */
 } ljo_walk;
 
 static void ljo_value(lua_State *L, ljo_walk *w, int v, int depth);
@@ -131,6 +132,18 @@ static void ljo_table(lua_State *L, ljo_walk *w, int v, int depth) {
   luaL_checkstack(L, 8, "jsonout: nested too deep");
   if (lua_getmetatable(L, v)) {
     int mt = lua_gettop(L);
+    /* JSON text encoded before (jsonout.encoded), written as it is: a part made once and
+     * sent in many documents costs its walk once */
+    if (lua_rawequal(L, mt, w->encoded_mt)) {
+      lua_pop(L, 1);
+      lua_getfield(L, v, "text");
+      size_t n;
+      const char *text = lua_tolstring(L, -1, &n);
+      if (lua_type(L, -1) != LUA_TSTRING || n == 0) ljo_fail(L, "jsonout: an encoded value without its text");
+      jsonout_raw(w->b, text, n);
+      lua_pop(L, 1);
+      return;
+    }
     lua_pushliteral(L, "keys");
     lua_rawget(L, mt);
     int shaped = lua_toboolean(L, -1);
@@ -181,16 +194,17 @@ static void ljo_value(lua_State *L, ljo_walk *w, int v, int depth) {
   }
 }
 
-/* encode(v, array_mt) -> the JSON text of v; raises "jsonout: ..." for what JSON cannot
- * hold (functions, userdata, non-string keys of an object, NaN, nesting past 1000). */
+/* encode(v, array_mt[, encoded_mt]) -> the JSON text of v; tables marked with encoded_mt
+ * are written as their field text. Raises "jsonout: ..." for what JSON cannot hold
+ * (functions, userdata, non-string keys of an object, NaN, nesting past 1000). */
 static int ljo_encode(lua_State *L) {
   luaL_checkany(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 2);
+  lua_settop(L, 3);
   jsonout_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
   memset(b, 0, sizeof *b);
   luaL_setmetatable(L, LJO_BUF);
-  ljo_walk w = {b, 2};
+  ljo_walk w = {b, 2, 3};
   ljo_value(L, &w, 1, 0);
   if (b->oom) return ljo_fail(L, "jsonout: out of memory");
   lua_pushlstring(L, b->p ? b->p : "", b->len);

@@ -38,16 +38,17 @@ function M.shape(keys, opts)
   return { keys = sorted, nulls = opts and opts.nulls or nil }
 end
 
+-- JSON text already encoded, marked so a sender passes it on as it is (orket serve sends a
+-- kept answer such as the board this way, from one shared copy of its bytes), and encode
+-- writes it as it is inside a larger document (orket.otel's attributes, made once).
+local ENCODED = {}
+
 --- encode(v) -> string; raises "jsonout: ..." for what JSON cannot hold (a function, a
 --- userdata, a key that is not a string in an object, NaN or an infinity, nesting deeper
---- than 1000)
+--- than 1000). A value marked encoded(text) is written as its text.
 function M.encode(v)
-  return cjsonout.encode(v, ARRAY)
+  return cjsonout.encode(v, ARRAY, ENCODED)
 end
-
--- JSON text already encoded, marked so a sender passes it on as it is (orket serve sends a
--- kept answer such as the board this way, from one shared copy of its bytes).
-local ENCODED = {}
 
 --- encoded(text) -> a value standing for the JSON text; is_encoded(v) -> true for one.
 function M.encoded(text) return setmetatable({ text = text }, ENCODED) end

@@ -7,6 +7,7 @@
 -- it. A full queue or a collector that is down or refuses a batch costs counted drops.
 -- Prompt and answer text are never exported.
 local cjson = require "cjson.safe"
+local jsonout = require "orket.jsonout"
 local uv = require "luv"
 local http = require "orket.c.http"
 local crypto = require "orket.c.crypto"
@@ -15,21 +16,25 @@ local rt = require "orket.c.runtime"
 
 local M = {}
 
+local type, mtype = type, math.type
+
 M.QUEUE_MAX = 2048 -- spans held while the exporter is busy or the collector away; more are dropped
 M.BATCH = 256      -- spans sent in one request
 M.RETRIES = 2      -- times a batch answered 429 or 503 is sent again (backoff below)
 M.BACKOFF_MS = 200
 M.TIMEOUTS = { connect_timeout_ms = 1000, total_timeout_ms = 5000 }
 
--- n random bytes as hex, from a pool drawn 512 bytes at a time (a span takes 8 or 24: one
--- draw and one format per id made every span cost a system call and a closure per byte)
+-- n (8 or 16) random bytes as hex, from a pool drawn 512 bytes at a time (a span takes 8
+-- or 24: one draw per id made every span cost a system call), read as 64-bit integers and
+-- written by one format (a format of a byte each was a fifth of a span's cost)
 local POOL = 512
-local HEX = { [8] = string.rep("%02x", 8), [16] = string.rep("%02x", 16) }
 local function hex(tr, n)
   if #tr.pool - tr.pool_at + 1 < n then tr.pool, tr.pool_at = crypto.random_bytes(POOL), 1 end
   local at = tr.pool_at
   tr.pool_at = at + n
-  return string.format(HEX[n], tr.pool:byte(at, at + n - 1))
+  if n == 8 then return string.format("%016x", (string.unpack("<i8", tr.pool, at))) end
+  local a, b = string.unpack("<i8i8", tr.pool, at)
+  return string.format("%016x%016x", a, b)
 end
 
 -- the wall clock in nanoseconds (an integer), and as OTLP's JSON writes 64-bit integers (text)
@@ -95,10 +100,15 @@ local function attributes(t)
   local keys = {}
   for k, v in pairs(t) do if v ~= nil then keys[#keys + 1] = k end end
   table.sort(keys)
-  local out = {}
+  local out = jsonout.array()
   for i, k in ipairs(keys) do out[i] = { key = k, value = value_of(t[k]) } end
   return out
 end
+
+-- A span as OTLP's JSON mapping writes it: the encoder writes these keys, its others (a
+-- span's attributes while it is open) are left out.
+local SPAN = jsonout.shape { "attributes", "endTimeUnixNano", "kind", "name", "parentSpanId", "spanId",
+  "startTimeUnixNano", "status", "traceId" }
 
 -- The attributes of the spans that stay open (a run, a turn) in the order they are
 -- exported: a fixed list, where sorting each span's keys was most of what a span cost. A
@@ -114,39 +124,68 @@ M.ENTRIES_MAX = 4096 -- attribute entries kept for reuse; past it new ones are m
 
 -- The OTLP attribute of key k and value v. An entry of a string, an integer or a boolean
 -- is made once and reused (the operation, model, provider, project, run, card and step
--- repeat across spans), up to ENTRIES_MAX of them; the encoder only reads them. Integers
--- are kept apart: 1 and 1.0 are one key of a table, and the one is intValue, the other
--- doubleValue.
+-- repeat across spans), up to ENTRIES_MAX of them, with its JSON text, which the encoder
+-- copies into every span that has it (jsonout.encoded) instead of walking it again.
+-- Integers are kept apart: 1 and 1.0 are one key of a table, and the one is intValue, the
+-- other doubleValue.
+local function encoded_entry(k, value)
+  local e = jsonout.encoded(jsonout.encode { key = k, value = value })
+  e.key, e.value = k, value
+  return e
+end
+
 local function entry(tr, k, v)
   local kinds
-  if type(v) == "string" or type(v) == "boolean" then kinds = tr.entries
-  elseif math.type(v) == "integer" then kinds = tr.ints
+  local tv = type(v)
+  if tv == "string" or tv == "boolean" then kinds = tr.entries
+  elseif mtype(v) == "integer" then kinds = tr.ints
   else return { key = k, value = value_of(v) } end
   local by = kinds[k]
   local e = by and by[v]
   if e then return e end
-  e = { key = k, value = value_of(v) }
-  if tr.nentries < M.ENTRIES_MAX then
-    if not by then
-      by = {}
-      kinds[k] = by
-    end
-    by[v] = e
-    tr.nentries = tr.nentries + 1
+  local value = value_of(v)
+  if tr.nentries >= M.ENTRIES_MAX then return { key = k, value = value } end
+  e = encoded_entry(k, value)
+  if not by then
+    by = {}
+    kinds[k] = by
   end
+  by[v] = e
+  tr.nentries = tr.nentries + 1
   return e
 end
 
--- Appends the attribute k = v to the list out, unless v is nil.
-local function put(tr, out, k, v)
-  if v ~= nil then out[#out + 1] = entry(tr, k, v) end
+-- Sets out[n + 1] to the attribute k = v unless v is nil (v may be an entry made before);
+-- returns the list's new length.
+local function put(tr, out, n, k, v)
+  if v == nil then return n end
+  out[n + 1] = type(v) == "table" and v or entry(tr, k, v)
+  return n + 1
+end
+
+-- Sets out[n + 1] to the entry e unless it is nil or false; returns the list's new length.
+local function push(out, n, e)
+  if not e then return n end
+  out[n + 1] = e
+  return n + 1
+end
+
+-- A list with room for n (at most 16) entries, and the list cut to its first n: an
+-- attribute list grown an entry at a time was made five times over.
+local function blank(n)
+  if n <= 8 then return { false, false, false, false, false, false, false, false } end
+  return { false, false, false, false, false, false, false, false, false, false, false, false, false, false, false, false }
+end
+local function cut(out, n)
+  for i = n + 1, #out do out[i] = nil end
+  return out
 end
 
 -- A span's attributes (the table t) in its kind's order (keys).
 local function span_attributes(tr, keys, t)
-  local out = {}
-  for _, k in ipairs(keys) do put(tr, out, k, t[k]) end
-  return out
+  local out, n = blank(#keys), 0
+  for _, k in ipairs(keys) do n = put(tr, out, n, k, t[k]) end
+  return cut(out, n)
 end
 
 local Tracer = {}
@@ -187,13 +226,17 @@ local function call_attrs(provider, model, kind)
 end
 
 -- Adds a model call's tokens (integers or nil) and wall time (seconds or nil) to its
--- provider and model's histograms, each made at its first use: one lookup a call.
+-- provider and model's histograms, each made at its first use: two lookups a call.
 function Tracer:observe_call(provider, model, input, output, seconds)
-  local key = tostring(provider) .. "\0" .. tostring(model)
-  local mh = self.hists[key]
+  local by = self.hists[provider or false]
+  if not by then
+    by = {}
+    self.hists[provider or false] = by
+  end
+  local mh = by[model or false]
   if not mh then
     mh = {}
-    self.hists[key] = mh
+    by[model or false] = mh
   end
   if input then
     mh.input = mh.input or histogram(self, "gen_ai.client.token.usage", M.TOKEN_BUCKETS, call_attrs(provider, model, "input"))
@@ -214,8 +257,8 @@ end
 -- attributes attrs (a table, turned into the list at its end); or, kind nil, with the
 -- list `attrs` already made (a span that ends as it begins, its keys in order).
 function Tracer:begin(kind, name, parent, attrs, start_ns)
-  local sp = { name = name, traceId = parent and parent.traceId or hex(self, 16), spanId = hex(self, 8),
-    parentSpanId = parent and parent.spanId or nil, kind = 1, startTimeUnixNano = start_ns or now_ns() }
+  local sp = setmetatable({ name = name, traceId = parent and parent.traceId or hex(self, 16), spanId = hex(self, 8),
+    parentSpanId = parent and parent.spanId or nil, kind = 1, startTimeUnixNano = start_ns or now_ns() }, SPAN)
   if kind then
     attrs["orket.project"] = attrs["orket.project"] or self.project
     sp.attrs, sp.keys = attrs, KEYS[kind]
@@ -241,12 +284,36 @@ function Tracer:finish(sp, failed, message)
   if #self.queue >= M.BATCH then self:flush() end
 end
 
--- The key of a turn's span.
-local function turn_key(ev) return tostring(ev.card) .. "\0" .. tostring(ev.turn) end
+-- The open span of a turn, by card and turn (two lookups: a key made of both cost two
+-- conversions of a number to text an event).
+-- An event without them (none of the engine's) keys on false.
+local function turn_of(tr, ev)
+  local by = tr.open[ev.card or false]
+  return by and by[ev.turn or false]
+end
 
 local function split_model(spec)
   local p, m = tostring(spec or ""):match("^([^:]+):(.+)$")
   return p, m or spec
+end
+
+-- The entries a turn's model and tool spans share (and the model spans' name), looked up
+-- at the turn's first call and kept with its span (false: the turn has no such value).
+local CONVERSATION, CHAT, EXECUTE_TOOL, PROVIDER, MODEL, CARD, PROJECT, RUN, CHAT_NAME = 1, 2, 3, 4, 5, 6, 7, 8, 9
+function Tracer:common(parent)
+  local pa = parent.attrs
+  local model, provider = pa["gen_ai.request.model"], pa["gen_ai.provider.name"]
+  local card, project, run = pa["orket.card.id"], pa["orket.project"], pa["orket.run.id"]
+  -- a list, not a record: a table of nine named fields took 570 bytes a turn
+  local c = { pa["gen_ai.conversation.id"], entry(self, "gen_ai.operation.name", "chat"),
+    entry(self, "gen_ai.operation.name", "execute_tool"),
+    provider ~= nil and entry(self, "gen_ai.provider.name", provider) or false,
+    model ~= nil and entry(self, "gen_ai.request.model", model) or false,
+    card ~= nil and entry(self, "orket.card.id", card) or false,
+    project ~= nil and entry(self, "orket.project", project) or false,
+    run ~= nil and entry(self, "orket.run.id", run) or false, "chat " .. tostring(model) }
+  parent.common = c
+  return c
 end
 
 --- tracer:event(ev): the engine's event ev (orket run --json's) as spans
@@ -257,66 +324,75 @@ function Tracer:event(ev)
       ["orket.run.target"] = ev.target })
   elseif t == "turn_start" and self.run then
     local provider, model = split_model(ev.model)
-    self.open[turn_key(ev)] = self:begin("turn", "invoke_agent " .. tostring(ev.role), self.run, {
+    local by = self.open[ev.card or false]
+    if not by then
+      by = {}
+      self.open[ev.card or false] = by
+    end
+    by[ev.turn or false] = self:begin("turn", "invoke_agent " .. tostring(ev.role), self.run, {
       ["gen_ai.operation.name"] = "invoke_agent", ["gen_ai.agent.name"] = ev.role,
       ["gen_ai.provider.name"] = provider, ["gen_ai.request.model"] = model,
-      ["gen_ai.conversation.id"] = string.format("%s/%s/%s", tostring(ev.run_id), tostring(ev.card), tostring(ev.turn)),
+      -- the turn's own: made once for its span and its calls', never kept for reuse
+      ["gen_ai.conversation.id"] = encoded_entry("gen_ai.conversation.id", { stringValue =
+        string.format("%s/%s/%s", tostring(ev.run_id), tostring(ev.card), tostring(ev.turn)) }),
       ["orket.card.id"] = ev.card, ["orket.run.id"] = ev.run_id, ["orket.seat"] = ev.seat, ["orket.phase"] = ev.phase,
       ["orket.turn"] = ev.turn, ["orket.model"] = ev.model })
   elseif t == "model" then
-    local parent = self.open[turn_key(ev)]
+    local parent = turn_of(self, ev)
     if not parent then return end
+    local c = parent.common or self:common(parent)
     local pa = parent.attrs
     local provider, model = pa["gen_ai.provider.name"], pa["gen_ai.request.model"]
     -- the call began latency_ms before its event
     local ms = math.tointeger(ev.latency_ms)
     local input, output = math.tointeger(ev.prompt_tokens), math.tointeger(ev.completion_tokens)
-    -- a span that ends as it begins: its attributes made at once, keys sorted
-    local a = {}
-    put(self, a, "gen_ai.conversation.id", pa["gen_ai.conversation.id"])
-    put(self, a, "gen_ai.operation.name", "chat")
-    put(self, a, "gen_ai.provider.name", provider)
-    put(self, a, "gen_ai.request.model", model)
-    put(self, a, "gen_ai.response.model", ev.response_model)
-    put(self, a, "gen_ai.usage.cache_read.input_tokens", math.tointeger(ev.cached_tokens))
-    put(self, a, "gen_ai.usage.input_tokens", input)
-    put(self, a, "gen_ai.usage.output_tokens", output)
-    put(self, a, "orket.card.id", ev.card)
-    put(self, a, "orket.cost.currency", ev.currency)
-    put(self, a, "orket.cost.micros", math.tointeger(ev.cost))
-    put(self, a, "orket.project", self.project)
-    put(self, a, "orket.run.id", ev.run_id)
-    put(self, a, "orket.step", ev.step)
-    local sp = self:begin(nil, "chat " .. tostring(model), parent, a, ms and tostring(now_int() - ms * 1000000) or nil)
+    -- a span that ends as it begins: its attributes made at once, keys sorted; the turn's
+    -- own entries looked up once a turn
+    local a, n = blank(14), 0
+    n = push(a, n, c[CONVERSATION])
+    n = push(a, n, c[CHAT])
+    n = push(a, n, c[PROVIDER])
+    n = push(a, n, c[MODEL])
+    n = put(self, a, n, "gen_ai.response.model", ev.response_model)
+    n = put(self, a, n, "gen_ai.usage.cache_read.input_tokens", math.tointeger(ev.cached_tokens))
+    n = put(self, a, n, "gen_ai.usage.input_tokens", input)
+    n = put(self, a, n, "gen_ai.usage.output_tokens", output)
+    n = push(a, n, c[CARD])
+    n = put(self, a, n, "orket.cost.currency", ev.currency)
+    n = put(self, a, n, "orket.cost.micros", math.tointeger(ev.cost))
+    n = push(a, n, c[PROJECT])
+    n = push(a, n, c[RUN])
+    cut(a, put(self, a, n, "orket.step", ev.step))
+    local sp = self:begin(nil, c[CHAT_NAME], parent, a, ms and tostring(now_int() - ms * 1000000) or nil)
     sp.kind = 3 -- client
     self:finish(sp)
     self:observe_call(provider, model, input, output, ms and ms / 1000)
   elseif t == "tool" then
-    local parent = self.open[turn_key(ev)]
+    local parent = turn_of(self, ev)
     if not parent then return end
-    local a = {} -- keys sorted, as a chat span's
-    put(self, a, "gen_ai.operation.name", "execute_tool")
-    put(self, a, "gen_ai.tool.call.id", ev.call_id)
-    put(self, a, "gen_ai.tool.name", ev.tool)
-    put(self, a, "orket.card.id", ev.card)
-    put(self, a, "orket.project", self.project)
-    put(self, a, "orket.run.id", ev.run_id)
-    put(self, a, "orket.tool.code", ev.code)
-    put(self, a, "orket.tool.denied", ev.denied)
+    local c = parent.common or self:common(parent)
+    local a, n = blank(8), 0 -- keys sorted, as a chat span's
+    n = push(a, n, c[EXECUTE_TOOL])
+    n = put(self, a, n, "gen_ai.tool.call.id", ev.call_id)
+    n = put(self, a, n, "gen_ai.tool.name", ev.tool)
+    n = push(a, n, c[CARD])
+    n = push(a, n, c[PROJECT])
+    n = push(a, n, c[RUN])
+    n = put(self, a, n, "orket.tool.code", ev.code)
+    cut(a, put(self, a, n, "orket.tool.denied", ev.denied))
     local ms = math.tointeger(ev.ms)
     local sp = self:begin(nil, "execute_tool " .. tostring(ev.tool), parent, a, ms and tostring(now_int() - ms * 1000000) or nil)
     self:finish(sp, not ev.ok, ev.code)
   elseif t == "turn_end" then
-    local k = turn_key(ev)
-    local sp = self.open[k]
+    local sp = turn_of(self, ev)
     if not sp then return end
-    self.open[k] = nil
+    self.open[ev.card or false][ev.turn or false] = nil
     sp.attrs["orket.outcome"] = ev.outcome
     self:finish(sp, ev.outcome == "model_error" or ev.outcome == "engine_error" or ev.outcome == "role_error", ev.outcome)
   elseif t == "run_end" and self.run then
-    for k, sp in pairs(self.open) do -- turns cut short (a stop): ended with the run
-      self.open[k] = nil
-      self:finish(sp, true, "the run ended")
+    for card, by in pairs(self.open) do -- turns cut short (a stop): ended with the run
+      self.open[card] = nil
+      for _, sp in pairs(by) do self:finish(sp, true, "the run ended") end
     end
     self.run.attrs["orket.run.status"] = ev.status
     self:finish(self.run, ev.status == "failed", ev.status)
@@ -328,7 +404,7 @@ end
 
 -- One batch's request body (OTLP's ExportTraceServiceRequest in its JSON mapping).
 function Tracer:body(spans)
-  return cjson.encode { resourceSpans = { {
+  return jsonout.encode { resourceSpans = { {
     resource = { attributes = attributes(self.cfg.resource) },
     scopeSpans = { { scope = { name = "orket" }, spans = spans } } } } }
 end

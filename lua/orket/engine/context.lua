@@ -46,18 +46,28 @@ end
 
 -- The summarized steps' count: chosen points, replayed the same way from the turn's first
 -- step, so a history that only grows keeps its cut (and its summary) until the steps after
--- the cut pass max_chars; the cut then moves up to the last recent_steps. Between moves the
--- prompt only grows at its end, which is what a provider's prompt cache (a local server's
--- KV cache) reuses. A move re-sends the steps it keeps (the summary's start stays: its
--- earlier lines do not change), so it keeps the fewest it may: keeping half of max_chars
--- re-sent that half every half window, twice the new tokens of a long turn.
+-- the cut pass max_chars (the high-water mark). Between moves the prompt only grows at its
+-- end, which is what a provider's prompt cache (a local server's KV cache) reuses. A move
+-- re-sends every step it keeps (the summary's start stays: its earlier lines do not
+-- change), so it folds down to the low-water mark, keep_percent of max_chars and at most
+-- recent_steps steps (the last step always kept: its results answer the call before), and
+-- a long turn pays about 1 + low / (max_chars - low) times its new tokens. Keeping a
+-- count of steps instead re-sent whatever those steps weighed: six steps of tool results
+-- were a third of the window, 1.23 times the new tokens of a 25-step turn.
+local function step_size(st)
+  local n = 0
+  for _, m in ipairs(st) do n = n + size(m) end
+  return n
+end
+
 local function cut_of(steps, opts)
+  local low = opts.max_chars * opts.keep_percent // 100
   local cut, tail = 1, 0
   for i, st in ipairs(steps) do
-    for _, m in ipairs(st) do tail = tail + size(m) end
+    tail = tail + step_size(st)
     if tail > opts.max_chars then
-      while cut <= i - opts.recent_steps do
-        for _, m in ipairs(steps[cut]) do tail = tail - size(m) end
+      while cut < i and (cut <= i - opts.recent_steps or tail > low) do
+        tail = tail - step_size(steps[cut])
         cut = cut + 1
       end
     end
@@ -65,10 +75,11 @@ local function cut_of(steps, opts)
   return cut
 end
 
---- window(history, {max_chars=, recent_steps=}) -> history to send, summarized: the
---- oldest steps folded into one summary message once the steps after it passed max_chars
---- (all but the last recent_steps, which never are), at points chosen so the summary
---- changes rarely (cut_of); summarized is how many steps the summary holds (0: none).
+--- window(history, {max_chars=, keep_percent=, recent_steps=}) -> history to send,
+--- summarized: the oldest steps folded into one summary message once the steps after it
+--- passed max_chars, down to keep_percent of it and at most recent_steps steps (never the
+--- last step), at points chosen so the summary changes rarely (cut_of); summarized is how
+--- many steps the summary holds (0: none).
 function M.window(history, opts)
   local steps = steps_of(history)
   local cut = cut_of(steps, opts)

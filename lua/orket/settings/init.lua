@@ -194,8 +194,12 @@ M.DEFAULTS = {
     requirements_review_after = 3,  -- rejections before a requirements review and a wait for input
   },
   context = {
-    max_chars = 32000,  -- history beyond this is compacted into a summary
-    recent_steps = 6,   -- model steps always kept verbatim
+    -- a turn's history past max_chars (the high-water mark) has its oldest steps folded into
+    -- a summary, down to keep_percent of max_chars (the low-water mark) and at most
+    -- recent_steps steps kept verbatim, the last step always (docs/cost.md)
+    max_chars = 32000,
+    keep_percent = 15,
+    recent_steps = 6,
     recall = 5,         -- memory entries recalled into the prompt
     memory_max_age_days = 90,
   },
@@ -607,7 +611,13 @@ local SCHEMA = {
   { "budgets", budgets },
   { "limits", function(d) return section(d, "limits", M.DEFAULTS.limits) end },
   { "review", review },
-  { "context", function(d) return section(d, "context", M.DEFAULTS.context) end },
+  { "context", function(d)
+    local c = section(d, "context", M.DEFAULTS.context)
+    -- a fold keeps less than the window it folds, and at least the last step
+    if c.keep_percent >= 100 then fail("context.keep_percent", "must be below 100 (got %d)", c.keep_percent) end
+    if c.recent_steps < 1 then fail("context.recent_steps", "must be at least 1: the last step is never folded") end
+    return c
+  end },
   { "verify", verify },
   { "serve", serve },
   { "git", git },

@@ -102,4 +102,24 @@ describe("otel spans", function()
     -- 301 spans of 8 bytes and one trace id of 16: a few draws, not one per id
     assert.is_true(draws <= 10, "draws: " .. draws)
   end)
+
+  it("encode a batch with each kept entry's text made once, and keep no entry of a turn's own", function()
+    local tr, spans = tracer()
+    run_events(tr, 3)
+    local cjson = require "cjson"
+    local doc = cjson.decode(tr:body(spans))
+    local out = doc.resourceSpans[1].scopeSpans[1].spans
+    assert.equal(#spans, #out)
+    for i, sp in ipairs(out) do
+      assert.equal(spans[i].spanId, sp.spanId)
+      assert.equal(#spans[i].attributes, #sp.attributes)
+      for j, a in ipairs(sp.attributes) do
+        assert.equal(spans[i].attributes[j].key, a.key)
+        assert.same(spans[i].attributes[j].value, a.value)
+      end
+    end
+    -- a conversation id is a turn's: kept for reuse, each turn's would fill the entries
+    assert.is_nil(tr.entries["gen_ai.conversation.id"])
+    assert.is_table(tr.entries["orket.card.id"])
+  end)
 end)

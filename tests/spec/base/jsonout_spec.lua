@@ -32,6 +32,16 @@ describe("orket.jsonout", function()
     assert.equal('[1,null]', jsonout.encode { 1, cjson.null })
   end)
 
+  it("writes a value marked encoded() as its text, inside a larger document", function()
+    local part = jsonout.encoded(jsonout.encode { key = "a/b", value = { intValue = "7" } })
+    assert.equal('{"list":[{"key":"a/b","value":{"intValue":"7"}},{"key":"a/b","value":{"intValue":"7"}}],"n":1}',
+      jsonout.encode { list = { part, part }, n = 1 })
+    -- what else the marked table holds is not written
+    part.key = "other"
+    assert.equal('[{"key":"a/b","value":{"intValue":"7"}}]', jsonout.encode { part })
+    assert.has_error(function() jsonout.encode { jsonout.encoded("") } end, "jsonout: an encoded value without its text")
+  end)
+
   it("refuses what JSON cannot hold, with a message", function()
     local ok, err = pcall(jsonout.encode, { f = print })
     assert.is_false(ok)

@@ -22,8 +22,24 @@ local function starts_with(long, short)
   return true
 end
 
+-- The prompt as one text (what a prefix cache compares), and how much of it is new
+-- against the text before: what a provider's cache for this card and seat prefills again.
+local function text_of(w)
+  local parts = {}
+  for _, m in ipairs(w) do
+    parts[#parts + 1] = m.role .. "|" .. (m.content or "") .. ((m.tool_calls or {})[1] and m.tool_calls[1].raw_arguments or "")
+  end
+  return table.concat(parts, "\0")
+end
+
+local function uncached(prev, text)
+  local k = 0
+  while k < #text and k < #prev and text:byte(k + 1) == prev:byte(k + 1) do k = k + 1 end
+  return #text - k
+end
+
 describe("the history window", function()
-  local opts = { max_chars = 8000, recent_steps = 3 }
+  local opts = { max_chars = 8000, keep_percent = 15, recent_steps = 3 }
 
   it("keeps a history that fits as it is", function()
     local h = history(5, 1000)
@@ -55,9 +71,10 @@ describe("the history window", function()
   end)
 
   it("moves its cut up to the last recent_steps, the fewest steps a move re-sends", function()
-    -- steps of about 1,017 characters: the 8th passes 8000; all but the last 2 are folded,
-    -- and the 9th only appends (keeping half the window re-sent 3 more steps at each move)
-    local o = { max_chars = 8000, recent_steps = 2 }
+    -- steps of about 1,017 characters: the 8th passes 8000; all but the last 2 are folded
+    -- (they are under the low-water mark, 30% of 8000), and the 9th only appends (keeping
+    -- half the window re-sent 3 more steps at each move)
+    local o = { max_chars = 8000, keep_percent = 30, recent_steps = 2 }
     local w8, n8 = context.window(history(8, 1000), o)
     assert.equal(6, n8)
     assert.equal(1 + 2 * 2, #w8)
@@ -66,10 +83,45 @@ describe("the history window", function()
     assert.is_true(starts_with(w9, w8))
   end)
 
-  it("never folds the last recent_steps", function()
+  it("folds down to the low-water mark, keep_percent of max_chars, fewer steps than recent_steps", function()
+    -- the 8th step passes 8000: 15% of it is 1,200 characters, one step of about 1,017
+    local w8, n8 = context.window(history(8, 1000), { max_chars = 8000, keep_percent = 15, recent_steps = 6 })
+    assert.equal(7, n8)
+    assert.equal(1 + 2, #w8)
+    assert.equal("step 8 " .. string.rep("r", 500), w8[3].content)
+  end)
+
+  it("never folds the last step, even one past the low-water mark", function()
     local w, n = context.window(history(4, 5000), opts)
-    assert.equal(1, n)
-    assert.equal(1 + 3 * 2, #w)
+    assert.equal(3, n)
+    assert.equal(1 + 2, #w)
+    assert.equal("step 4 " .. string.rep("r", 2500), w[3].content)
+  end)
+
+  it("re-sends little of a long turn: each move keeps only the low-water mark", function()
+    -- 100 steps of about 1,000 characters, a window of 8,000: what a prefix cache prefills
+    -- again over the turn, against what is new in each call (its step). Folding down to the
+    -- last recent_steps (3,000 characters here) re-sent 1.71 times the new characters.
+    local prev, sent, new = "", 0, 0
+    for n = 1, 100 do
+      local text = text_of((context.window(history(n, 1000), opts)))
+      sent = sent + uncached(prev, text)
+      new = new + 1000 + #("step " .. n .. " ")
+      prev = text
+    end
+    assert.is_true(sent / new < 1.4, string.format("re-sent %.2f times the new characters", sent / new))
+  end)
+
+  it("are settings checked by name", function()
+    local settings = require "orket.settings"
+    local s = assert(settings.resolve {})
+    assert.same({ max_chars = 32000, keep_percent = 15, recent_steps = 6, recall = 5, memory_max_age_days = 90 }, s.context)
+    local _, err = settings.resolve { context = { keep_percent = 100 } }
+    assert.equal("orket.lua: context.keep_percent: must be below 100 (got 100)", err)
+    _, err = settings.resolve { context = { recent_steps = 0 } }
+    assert.equal("orket.lua: context.recent_steps: must be at least 1: the last step is never folded", err)
+    _, err = settings.resolve { context = { keep_percent = -1 } }
+    assert.matches("^orket.lua: context.keep_percent: must be an integer from 0", err)
   end)
 end)
 
