@@ -7,6 +7,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "ljsonout.h"
 #include "modules.h"
 #include "otlpspan.h"
 
@@ -112,21 +113,21 @@ static int los_count(lua_State *L) {
   return 1;
 }
 
-/* w:take(prefix, suffix) -> prefix .. "[" .. the spans .. "]" .. suffix, count; empties
- * the writer */
+/* w:take(prefix, suffix) -> a jsonout buffer (ljsonout.h) of prefix .. "[" .. the spans ..
+ * "]" .. suffix, and the count of spans; empties the writer. The batch's bytes stay out of
+ * the Lua heap, sent as they are (http's request body). */
 static int los_take(lua_State *L) {
   los_writer *w = los_check(L);
   size_t pn, sn;
   const char *p = luaL_checklstring(L, 2, &pn);
   const char *s = luaL_checklstring(L, 3, &sn);
-  luaL_Buffer lb;
-  luaL_buffinitsize(L, &lb, pn + sn + w->b.len + 2);
-  luaL_addlstring(&lb, p, pn);
-  luaL_addchar(&lb, '[');
-  if (w->b.len > 0) luaL_addlstring(&lb, w->b.p, w->b.len);
-  luaL_addchar(&lb, ']');
-  luaL_addlstring(&lb, s, sn);
-  luaL_pushresult(&lb);
+  jsonout_buf *out = ljo_pushbuf(L);
+  jsonout_raw(out, p, pn);
+  jsonout_raw(out, "[", 1);
+  if (w->b.len > 0) jsonout_raw(out, w->b.p, w->b.len);
+  jsonout_raw(out, "]", 1);
+  jsonout_raw(out, s, sn);
+  if (out->oom) return luaL_error(L, "otlpspan: out of memory");
   lua_pushinteger(L, w->count);
   w->b.len = 0; /* its bytes are kept for the next batch */
   w->count = 0;

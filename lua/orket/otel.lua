@@ -212,8 +212,8 @@ function Tracer:write(name, id, parent_id, kind, start_ns, status, keys, values)
   if w:count() >= M.BATCH then self:flush() end
 end
 
---- tracer:seal(): the spans written so far become one batch of the queue, as its request's
---- body ({body=, n=})
+--- tracer:seal(): the spans written so far become one batch of the queue: {body=, n=},
+--- body its request's (a jsonout buffer, sent as it is: its bytes are outside the Lua heap)
 function Tracer:seal()
   if self.writer:count() == 0 then return end
   local body, n = self.writer:take(self.prefix, self.suffix)
@@ -379,6 +379,7 @@ function Tracer:flush()
       local batch = table.remove(self.queue, 1)
       self.queued = self.queued - batch.n
       local ok, sent, why = pcall(self.send, self, batch.body)
+      batch.body:free() -- sent or dropped: its bytes go now, not when the collector comes
       if ok and sent then
         self.exported = self.exported + batch.n
       else

@@ -14,8 +14,9 @@ local function tracer()
   tr.flush = function(self)
     self:seal()
     for _, b in ipairs(self.queue) do
-      bodies[#bodies + 1] = b.body
-      local doc = cjson.decode(b.body)
+      local text = b.body:text()
+      bodies[#bodies + 1] = text
+      local doc = cjson.decode(text)
       assert.same({ { key = "service.name", value = { stringValue = "orket" } } }, doc.resourceSpans[1].resource.attributes)
       local list = doc.resourceSpans[1].scopeSpans[1].spans
       assert.equal(b.n, #list)
