@@ -53,7 +53,7 @@ static void los_value(lua_State *L, int i, otlp_value *v) {
 /* w:span(name, trace_hi, trace_lo, span_id, parent_id|nil, kind, start_ns, end_ns, status,
  * keys, values, n): appends one span. status: nil or false for OK, true for ERROR, a
  * string for ERROR with that message. Attribute i is keys[i] = values[i], for i in 1..n,
- * left out where values[i] is nil. */
+ * left out where values[i] is nil. Returns the count of spans written since the last take. */
 static int los_span(lua_State *L) {
   los_writer *w = los_check(L);
   otlp_span sp = {0};
@@ -104,7 +104,8 @@ static int los_span(lua_State *L) {
     return luaL_error(L, "otlpspan: out of memory");
   }
   w->count++;
-  return 0;
+  lua_pushinteger(L, w->count);
+  return 1;
 }
 
 /* w:count() -> the spans written since the last take */

@@ -208,8 +208,8 @@ function Tracer:write(name, id, parent_id, kind, start_ns, status, keys, values)
     self.dropped = self.dropped + 1
     return
   end
-  w:span(name, self.trace_hi, self.trace_lo, id, parent_id, kind, start_ns, now_int(), status, keys, values, #keys)
-  if w:count() >= M.BATCH then self:flush() end
+  if w:span(name, self.trace_hi, self.trace_lo, id, parent_id, kind, start_ns, now_int(), status, keys, values, #keys)
+    >= M.BATCH then self:flush() end
 end
 
 --- tracer:seal(): the spans written so far become one batch of the queue: {body=, n=},

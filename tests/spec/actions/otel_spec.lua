@@ -126,7 +126,14 @@ describe("otel spans", function()
     assert.same({ exported = 0, dropped = 4, queued = 6, failed = 0, metrics_exported = 0, metrics_dropped = 0 },
       tr:stats())
     assert.equal(2, #tr.queue)
+    -- a batch's body is a buffer outside the Lua heap, freed at once once sent
+    local body = tr.queue[1].body
+    assert.equal(#body:text(), #body)
+    assert.equal(4, #cjson.decode(body:text()).resourceSpans[1].scopeSpans[1].spans)
     flush(tr)
+    body:free()
+    assert.equal(0, #body)
+    assert.equal("", body:text())
     assert.equal(2, #bodies)
     assert.equal(6, #spans)
     assert.equal(0, tr:stats().queued)
