@@ -48,13 +48,18 @@ static void jsonout_u(jsonout_buf *b, uint32_t u) {
  * at once (most strings are all such bytes). */
 static int jsonout_plain(unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; }
 
+size_t jsonout_plain_len(const char *s, size_t n) {
+  size_t i = 0;
+  while (i < n && jsonout_plain((unsigned char)s[i])) i++;
+  return i;
+}
+
 void jsonout_string(jsonout_buf *b, const char *str, size_t n) {
   const unsigned char *s = (const unsigned char *)str;
   jsonout_raw(b, "\"", 1);
   size_t i = 0;
   while (i < n) {
-    size_t j = i;
-    while (j < n && jsonout_plain(s[j])) j++;
+    size_t j = i + jsonout_plain_len(str + i, n - i);
     if (j > i) jsonout_raw(b, str + i, j - i);
     if (j >= n) break;
     unsigned char c = s[j];

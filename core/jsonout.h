@@ -19,6 +19,9 @@ void jsonout_raw(jsonout_buf *b, const char *s, size_t n);
 void jsonout_string(jsonout_buf *b, const char *s, size_t n);
 /* Appends the number d. -> 0, or -1 (nothing written) for NaN and infinities. */
 int jsonout_number(jsonout_buf *b, double d);
+/* The length of the longest prefix of s (n bytes) that jsonout_string writes as it is
+ * (printable ASCII but '"' and '\\'). */
+size_t jsonout_plain_len(const char *s, size_t n);
 /* Frees the buffer's bytes; idempotent. */
 void jsonout_free(jsonout_buf *b);
 

@@ -13,6 +13,7 @@
 #include "budget.h"
 #include "chatwire.h"
 #include "http.h"
+#include "ljsonout.h"
 #include "modules.h"
 #include "runtime.h"
 
@@ -385,7 +386,13 @@ static int lh_request(lua_State *L) {
   lua_getfield(L, 1, "method");
   o.method = luaL_optstring(L, -1, NULL);
   lua_getfield(L, 1, "body");
-  o.body = luaL_optlstring(L, -1, NULL, &o.body_len);
+  const jsonout_buf *jb = ljo_testbuf(L, -1); /* JSON made in C, outside the Lua heap */
+  if (jb) {
+    o.body = jb->p ? jb->p : "";
+    o.body_len = jb->len;
+  } else {
+    o.body = luaL_optlstring(L, -1, NULL, &o.body_len);
+  }
   int body_idx = lua_gettop(L);
   lua_getfield(L, 1, "framing");
   o.framing = modes[luaL_checkoption(L, -1, "raw", framings)];
@@ -435,7 +442,7 @@ static int lh_request(lua_State *L) {
   memset(q, 0, sizeof *q);
   q->w.co_ref = LUA_NOREF;
   luaL_setmetatable(L, LH_REQ);
-  lua_pushvalue(L, body_idx); /* libcurl sends the body from the Lua string: keep it */
+  lua_pushvalue(L, body_idx); /* libcurl sends the body from the Lua string or buffer: keep it */
   lua_setiuservalue(L, -2, 1);
   if (decode >= 0 && o.framing != FRAME_RAW) {
     q->decode = 1 + (int)lh_decoder_kinds[decode];

@@ -10,6 +10,7 @@
 #include <lua.h>
 
 #include "jsonout.h"
+#include "ljsonout.h"
 #include "modules.h"
 
 #define LJO_BUF "orket.jsonout.buf"
@@ -20,6 +21,48 @@ static int ljo_buf_gc(lua_State *L) {
   jsonout_free(luaL_checkudata(L, 1, LJO_BUF));
   return 0;
 }
+
+static int ljo_buf_text(lua_State *L) {
+  jsonout_buf *b = luaL_checkudata(L, 1, LJO_BUF);
+  lua_pushlstring(L, b->p ? b->p : "", b->len);
+  return 1;
+}
+
+static int ljo_buf_len(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)((jsonout_buf *)luaL_checkudata(L, 1, LJO_BUF))->len);
+  return 1;
+}
+
+static const luaL_Reg ljo_buf_meta[] = {
+    {"__gc", ljo_buf_gc},
+    {"__len", ljo_buf_len},
+    {NULL, NULL},
+};
+
+static const luaL_Reg ljo_buf_methods[] = {
+    {"text", ljo_buf_text},
+    {"free", ljo_buf_gc},
+    {NULL, NULL},
+};
+
+/* the buffers' metatable, made at the first use by any binding */
+static void ljo_buf_meta_push(lua_State *L) {
+  if (luaL_newmetatable(L, LJO_BUF)) {
+    luaL_setfuncs(L, ljo_buf_meta, 0);
+    luaL_newlib(L, ljo_buf_methods);
+    lua_setfield(L, -2, "__index");
+  }
+}
+
+jsonout_buf *ljo_pushbuf(lua_State *L) {
+  jsonout_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
+  memset(b, 0, sizeof *b);
+  ljo_buf_meta_push(L);
+  lua_setmetatable(L, -2);
+  return b;
+}
+
+jsonout_buf *ljo_testbuf(lua_State *L, int i) { return luaL_testudata(L, i, LJO_BUF); }
 
 typedef struct ljo_key {
   const char *s;
@@ -201,9 +244,7 @@ static int ljo_encode(lua_State *L) {
   luaL_checkany(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 3);
-  jsonout_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
-  memset(b, 0, sizeof *b);
-  luaL_setmetatable(L, LJO_BUF);
+  jsonout_buf *b = ljo_pushbuf(L);
   ljo_walk w = {b, 2, 3};
   ljo_value(L, &w, 1, 0);
   if (b->oom) return ljo_fail(L, "jsonout: out of memory");
@@ -217,14 +258,8 @@ static const luaL_Reg ljo_funcs[] = {
     {NULL, NULL},
 };
 
-static const luaL_Reg ljo_buf_meta[] = {
-    {"__gc", ljo_buf_gc},
-    {NULL, NULL},
-};
-
 int luaopen_orket_jsonout(lua_State *L) {
-  luaL_newmetatable(L, LJO_BUF);
-  luaL_setfuncs(L, ljo_buf_meta, 0);
+  ljo_buf_meta_push(L);
   lua_pop(L, 1);
   luaL_newlib(L, ljo_funcs);
   return 1;

@@ -28,6 +28,7 @@ const orket_module orket_modules[] = {
     {"orket.c.pg", luaopen_orket_pg},
     {"orket.c.jsonout", luaopen_orket_jsonout},
     {"orket.c.inert", luaopen_orket_inert},
+    {"orket.c.otlpspan", luaopen_orket_otlpspan},
     {"orket.c.jose", luaopen_orket_jose},
     {"orket.c.ldap", luaopen_orket_ldap},
     {NULL, NULL},

@@ -36,6 +36,7 @@ int luaopen_orket_proc(lua_State *L);
 int luaopen_orket_pg(lua_State *L);
 int luaopen_orket_jsonout(lua_State *L);
 int luaopen_orket_inert(lua_State *L);
+int luaopen_orket_otlpspan(lua_State *L);
 int luaopen_orket_jose(lua_State *L);
 int luaopen_orket_ldap(lua_State *L);
 

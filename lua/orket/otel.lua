@@ -13,10 +13,9 @@ local http = require "orket.c.http"
 local crypto = require "orket.c.crypto"
 local task = require "orket.task"
 local rt = require "orket.c.runtime"
+local otlpspan = require "orket.c.otlpspan"
 
 local M = {}
-
-local type, mtype = type, math.type
 
 M.QUEUE_MAX = 2048 -- spans held while the exporter is busy or the collector away; more are dropped
 M.BATCH = 256      -- spans sent in one request
@@ -24,17 +23,14 @@ M.RETRIES = 2      -- times a batch answered 429 or 503 is sent again (backoff b
 M.BACKOFF_MS = 200
 M.TIMEOUTS = { connect_timeout_ms = 1000, total_timeout_ms = 5000 }
 
--- n (8 or 16) random bytes as hex, from a pool drawn 512 bytes at a time (a span takes 8
--- or 24: one draw per id made every span cost a system call), read as 64-bit integers and
--- written by one format (a format of a byte each was a fifth of a span's cost)
+-- A random 64-bit id (a span's, or half a trace's), from a pool drawn 512 bytes at a time:
+-- one draw per id made every span cost a system call.
 local POOL = 512
-local function hex(tr, n)
-  if #tr.pool - tr.pool_at + 1 < n then tr.pool, tr.pool_at = crypto.random_bytes(POOL), 1 end
-  local at = tr.pool_at
-  tr.pool_at = at + n
-  if n == 8 then return string.format("%016x", (string.unpack("<i8", tr.pool, at))) end
-  local a, b = string.unpack("<i8i8", tr.pool, at)
-  return string.format("%016x%016x", a, b)
+local function random_id(tr)
+  if tr.pool_at + 7 > #tr.pool then tr.pool, tr.pool_at = crypto.random_bytes(POOL), 1 end
+  local v
+  v, tr.pool_at = string.unpack("<i8", tr.pool, tr.pool_at)
+  return v
 end
 
 -- the wall clock in nanoseconds (an integer), and as OTLP's JSON writes 64-bit integers (text)
@@ -95,7 +91,8 @@ local function value_of(v)
   return { stringValue = tostring(v) }
 end
 
--- An OTLP attribute list from a table (strings, integers, floats, booleans), keys sorted.
+-- An OTLP attribute list from a table (strings, integers, floats, booleans), keys sorted:
+-- the resource's and the metrics'. Spans are written by orket.c.otlpspan.
 local function attributes(t)
   local keys = {}
   for k, v in pairs(t) do if v ~= nil then keys[#keys + 1] = k end end
@@ -105,88 +102,28 @@ local function attributes(t)
   return out
 end
 
--- A span as OTLP's JSON mapping writes it: the encoder writes these keys, its others (a
--- span's attributes while it is open) are left out.
-local SPAN = jsonout.shape { "attributes", "endTimeUnixNano", "kind", "name", "parentSpanId", "spanId",
-  "startTimeUnixNano", "status", "traceId" }
-
--- The attributes of the spans that stay open (a run, a turn) in the order they are
--- exported: a fixed list, where sorting each span's keys was most of what a span cost. A
--- model call's and a tool call's spans make their list at once, in the same order.
+-- Each kind of span's attributes, in the order they are exported (sorted). A span's
+-- values are a list in this order, nil where the event gave none: the writer (C) leaves
+-- those out. A span is written as it ends, into a buffer outside the Lua heap, so it costs
+-- no table, id or time text: what a span allocated was most of what it cost (the
+-- collector marks and sweeps for every byte a program allocates).
 local KEYS = {
   run = { "orket.project", "orket.run.id", "orket.run.status", "orket.run.target" },
   turn = { "gen_ai.agent.name", "gen_ai.conversation.id", "gen_ai.operation.name", "gen_ai.provider.name",
     "gen_ai.request.model", "orket.card.id", "orket.model", "orket.outcome", "orket.phase", "orket.project",
     "orket.run.id", "orket.seat", "orket.turn" },
+  chat = { "gen_ai.conversation.id", "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
+    "gen_ai.response.model", "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens", "orket.card.id", "orket.cost.currency", "orket.cost.micros", "orket.project",
+    "orket.run.id", "orket.step" },
+  tool = { "gen_ai.operation.name", "gen_ai.tool.call.id", "gen_ai.tool.name", "orket.card.id", "orket.project",
+    "orket.run.id", "orket.tool.code", "orket.tool.denied" },
 }
+-- the positions of the values a turn's record holds (KEYS.turn's)
+local T_AGENT, T_CONV, T_OP, T_PROVIDER, T_MODEL, T_CARD, T_ORKET_MODEL, T_OUTCOME, T_PHASE, T_PROJECT, T_RUN, T_SEAT,
+  T_TURN = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
 
-M.ENTRIES_MAX = 4096 -- attribute entries kept for reuse; past it new ones are made each time
-
--- The OTLP attribute of key k and value v. An entry of a string, an integer or a boolean
--- is made once and reused (the operation, model, provider, project, run, card and step
--- repeat across spans), up to ENTRIES_MAX of them, with its JSON text, which the encoder
--- copies into every span that has it (jsonout.encoded) instead of walking it again.
--- Integers are kept apart: 1 and 1.0 are one key of a table, and the one is intValue, the
--- other doubleValue.
-local function encoded_entry(k, value)
-  local e = jsonout.encoded(jsonout.encode { key = k, value = value })
-  e.key, e.value = k, value
-  return e
-end
-
-local function entry(tr, k, v)
-  local kinds
-  local tv = type(v)
-  if tv == "string" or tv == "boolean" then kinds = tr.entries
-  elseif mtype(v) == "integer" then kinds = tr.ints
-  else return { key = k, value = value_of(v) } end
-  local by = kinds[k]
-  local e = by and by[v]
-  if e then return e end
-  local value = value_of(v)
-  if tr.nentries >= M.ENTRIES_MAX then return { key = k, value = value } end
-  e = encoded_entry(k, value)
-  if not by then
-    by = {}
-    kinds[k] = by
-  end
-  by[v] = e
-  tr.nentries = tr.nentries + 1
-  return e
-end
-
--- Sets out[n + 1] to the attribute k = v unless v is nil (v may be an entry made before);
--- returns the list's new length.
-local function put(tr, out, n, k, v)
-  if v == nil then return n end
-  out[n + 1] = type(v) == "table" and v or entry(tr, k, v)
-  return n + 1
-end
-
--- Sets out[n + 1] to the entry e unless it is nil or false; returns the list's new length.
-local function push(out, n, e)
-  if not e then return n end
-  out[n + 1] = e
-  return n + 1
-end
-
--- A list with room for n (at most 16) entries, and the list cut to its first n: an
--- attribute list grown an entry at a time was made five times over.
-local function blank(n)
-  if n <= 8 then return { false, false, false, false, false, false, false, false } end
-  return { false, false, false, false, false, false, false, false, false, false, false, false, false, false, false, false }
-end
-local function cut(out, n)
-  for i = n + 1, #out do out[i] = nil end
-  return out
-end
-
--- A span's attributes (the table t) in its kind's order (keys).
-local function span_attributes(tr, keys, t)
-  local out, n = blank(#keys), 0
-  for _, k in ipairs(keys) do n = put(tr, out, n, k, t[k]) end
-  return cut(out, n)
-end
+local INTERNAL, CLIENT = 1, 3 -- span kinds
 
 local Tracer = {}
 Tracer.__index = Tracer
@@ -194,8 +131,18 @@ Tracer.__index = Tracer
 --- new(cfg, project) -> tracer: spans from the engine's events (tracer:event(ev)), exported
 --- as cfg (config's) says. project: the project's name, an attribute of every span.
 function M.new(cfg, project)
-  return setmetatable({ cfg = cfg, project = project, queue = {}, dropped = 0, exported = 0, failed = 0,
-    open = {}, busy = false, hists = {}, points = {}, pool = "", pool_at = 1, entries = {}, ints = {}, nentries = 0 }, Tracer)
+  -- the batch's text around its spans, encoded once: the request (OTLP's
+  -- ExportTraceServiceRequest in its JSON mapping) with an empty list of spans, cut there
+  local doc = jsonout.encode { resourceSpans = { {
+    resource = { attributes = attributes(cfg.resource) },
+    scopeSpans = { { scope = { name = "orket" }, spans = jsonout.array() } } } } }
+  local at = doc:find("%[%]}%]}%]}$")
+  return setmetatable({ cfg = cfg, project = project, queue = {}, queued = 0, dropped = 0, exported = 0, failed = 0,
+    open = {}, busy = false, hists = {}, points = {}, pool = "", pool_at = 1, writer = otlpspan.writer(),
+    prefix = doc:sub(1, at - 1), suffix = doc:sub(at + 2),
+    -- a model or tool span's values, written over for each (a list made at its size)
+    values = { false, false, false, false, false, false, false, false, false, false, false, false, false, false } },
+    Tracer)
 end
 
 -- The GenAI conventions' client metrics and their advised bucket boundaries.
@@ -253,35 +200,25 @@ function Tracer:observe_call(provider, model, input, output, seconds)
   end
 end
 
--- A span of kind `kind` (KEYS') begun now (or at start_ns), not yet queued, with the
--- attributes attrs (a table, turned into the list at its end); or, kind nil, with the
--- list `attrs` already made (a span that ends as it begins, its keys in order).
-function Tracer:begin(kind, name, parent, attrs, start_ns)
-  local sp = setmetatable({ name = name, traceId = parent and parent.traceId or hex(self, 16), spanId = hex(self, 8),
-    parentSpanId = parent and parent.spanId or nil, kind = 1, startTimeUnixNano = start_ns or now_ns() }, SPAN)
-  if kind then
-    attrs["orket.project"] = attrs["orket.project"] or self.project
-    sp.attrs, sp.keys = attrs, KEYS[kind]
-  else
-    sp.attributes = attrs
-  end
-  return sp
-end
-
--- Ends a span and queues it; a full queue drops it (counted).
-function Tracer:finish(sp, failed, message)
-  sp.endTimeUnixNano = now_ns()
-  if failed then sp.status = { code = 2, message = message } end
-  if #self.queue >= M.QUEUE_MAX then
+-- Writes a span that ends now, of this run's trace; a full queue drops it (counted).
+-- status: nil for OK, true or a message for ERROR. A full batch is sealed and sent.
+function Tracer:write(name, id, parent_id, kind, start_ns, status, keys, values)
+  local w = self.writer
+  if self.queued + w:count() >= M.QUEUE_MAX then
     self.dropped = self.dropped + 1
     return
   end
-  if sp.attrs then
-    sp.attributes = span_attributes(self, sp.keys, sp.attrs)
-    sp.attrs, sp.keys = nil, nil
-  end
-  self.queue[#self.queue + 1] = sp
-  if #self.queue >= M.BATCH then self:flush() end
+  if w:span(name, self.trace_hi, self.trace_lo, id, parent_id, kind, start_ns, now_int(), status, keys, values, #keys)
+    >= M.BATCH then self:flush() end
+end
+
+--- tracer:seal(): the spans written so far become one batch of the queue: {body=, n=},
+--- body its request's (a jsonout buffer, sent as it is: its bytes are outside the Lua heap)
+function Tracer:seal()
+  if self.writer:count() == 0 then return end
+  local body, n = self.writer:take(self.prefix, self.suffix)
+  self.queue[#self.queue + 1] = { body = body, n = n }
+  self.queued = self.queued + n
 end
 
 -- The open span of a turn, by card and turn (two lookups: a key made of both cost two
@@ -297,31 +234,24 @@ local function split_model(spec)
   return p, m or spec
 end
 
--- The entries a turn's model and tool spans share (and the model spans' name), looked up
--- at the turn's first call and kept with its span (false: the turn has no such value).
-local CONVERSATION, CHAT, EXECUTE_TOOL, PROVIDER, MODEL, CARD, PROJECT, RUN, CHAT_NAME = 1, 2, 3, 4, 5, 6, 7, 8, 9
-function Tracer:common(parent)
-  local pa = parent.attrs
-  local model, provider = pa["gen_ai.request.model"], pa["gen_ai.provider.name"]
-  local card, project, run = pa["orket.card.id"], pa["orket.project"], pa["orket.run.id"]
-  -- a list, not a record: a table of nine named fields took 570 bytes a turn
-  local c = { pa["gen_ai.conversation.id"], entry(self, "gen_ai.operation.name", "chat"),
-    entry(self, "gen_ai.operation.name", "execute_tool"),
-    provider ~= nil and entry(self, "gen_ai.provider.name", provider) or false,
-    model ~= nil and entry(self, "gen_ai.request.model", model) or false,
-    card ~= nil and entry(self, "orket.card.id", card) or false,
-    project ~= nil and entry(self, "orket.project", project) or false,
-    run ~= nil and entry(self, "orket.run.id", run) or false, "chat " .. tostring(model) }
-  parent.common = c
-  return c
+-- A turn's span ended: its outcome, ERROR for the failures of a turn.
+local function end_turn(tr, sp, outcome, message)
+  sp[T_OUTCOME] = outcome
+  local failed = message or ((outcome == "model_error" or outcome == "engine_error" or outcome == "role_error")
+    and tostring(outcome))
+  tr:write(sp.name, sp.id, tr.run.id, INTERNAL, sp.start, failed or nil, KEYS.turn, sp)
 end
+
+-- an event's optional text (a code, an outcome) as a status message
+local function message_of(v) return v ~= nil and tostring(v) or true end
 
 --- tracer:event(ev): the engine's event ev (orket run --json's) as spans
 function Tracer:event(ev)
   local t = ev.type
   if t == "run_start" then
-    self.run = self:begin("run", "orket run " .. tostring(ev.target or ""), nil, { ["orket.run.id"] = ev.run_id,
-      ["orket.run.target"] = ev.target })
+    self.trace_hi, self.trace_lo = random_id(self), random_id(self)
+    self.run = { self.project, ev.run_id, nil, ev.target, name = "orket run " .. tostring(ev.target or ""),
+      id = random_id(self), start = now_int() }
   elseif t == "turn_start" and self.run then
     local provider, model = split_model(ev.model)
     local by = self.open[ev.card or false]
@@ -329,84 +259,52 @@ function Tracer:event(ev)
       by = {}
       self.open[ev.card or false] = by
     end
-    by[ev.turn or false] = self:begin("turn", "invoke_agent " .. tostring(ev.role), self.run, {
-      ["gen_ai.operation.name"] = "invoke_agent", ["gen_ai.agent.name"] = ev.role,
-      ["gen_ai.provider.name"] = provider, ["gen_ai.request.model"] = model,
-      -- the turn's own: made once for its span and its calls', never kept for reuse
-      ["gen_ai.conversation.id"] = encoded_entry("gen_ai.conversation.id", { stringValue =
-        string.format("%s/%s/%s", tostring(ev.run_id), tostring(ev.card), tostring(ev.turn)) }),
-      ["orket.card.id"] = ev.card, ["orket.run.id"] = ev.run_id, ["orket.seat"] = ev.seat, ["orket.phase"] = ev.phase,
-      ["orket.turn"] = ev.turn, ["orket.model"] = ev.model })
+    -- the turn's values in KEYS.turn's order; its model and tool spans read theirs here
+    by[ev.turn or false] = { ev.role, string.format("%s/%s/%s", tostring(ev.run_id), tostring(ev.card), tostring(ev.turn)),
+      "invoke_agent", provider, model, ev.card, ev.model, nil, ev.phase, self.project, ev.run_id, ev.seat, ev.turn,
+      name = "invoke_agent " .. tostring(ev.role), chat = "chat " .. tostring(model), id = random_id(self),
+      start = now_int() }
   elseif t == "model" then
     local parent = turn_of(self, ev)
     if not parent then return end
-    local c = parent.common or self:common(parent)
-    local pa = parent.attrs
-    local provider, model = pa["gen_ai.provider.name"], pa["gen_ai.request.model"]
     -- the call began latency_ms before its event
     local ms = math.tointeger(ev.latency_ms)
     local input, output = math.tointeger(ev.prompt_tokens), math.tointeger(ev.completion_tokens)
-    -- a span that ends as it begins: its attributes made at once, keys sorted; the turn's
-    -- own entries looked up once a turn
-    local a, n = blank(14), 0
-    n = push(a, n, c[CONVERSATION])
-    n = push(a, n, c[CHAT])
-    n = push(a, n, c[PROVIDER])
-    n = push(a, n, c[MODEL])
-    n = put(self, a, n, "gen_ai.response.model", ev.response_model)
-    n = put(self, a, n, "gen_ai.usage.cache_read.input_tokens", math.tointeger(ev.cached_tokens))
-    n = put(self, a, n, "gen_ai.usage.input_tokens", input)
-    n = put(self, a, n, "gen_ai.usage.output_tokens", output)
-    n = push(a, n, c[CARD])
-    n = put(self, a, n, "orket.cost.currency", ev.currency)
-    n = put(self, a, n, "orket.cost.micros", math.tointeger(ev.cost))
-    n = push(a, n, c[PROJECT])
-    n = push(a, n, c[RUN])
-    cut(a, put(self, a, n, "orket.step", ev.step))
-    local sp = self:begin(nil, c[CHAT_NAME], parent, a, ms and tostring(now_int() - ms * 1000000) or nil)
-    sp.kind = 3 -- client
-    self:finish(sp)
-    self:observe_call(provider, model, input, output, ms and ms / 1000)
+    local v = self.values
+    v[1], v[2], v[3], v[4], v[5], v[6], v[7] = parent[T_CONV], "chat", parent[T_PROVIDER], parent[T_MODEL],
+      ev.response_model, math.tointeger(ev.cached_tokens), input
+    v[8], v[9], v[10], v[11], v[12], v[13], v[14] = output, parent[T_CARD], ev.currency, math.tointeger(ev.cost),
+      parent[T_PROJECT], parent[T_RUN], ev.step
+    self:write(parent.chat, random_id(self), parent.id, CLIENT, ms and now_int() - ms * 1000000 or now_int(), nil,
+      KEYS.chat, v)
+    self:observe_call(parent[T_PROVIDER], parent[T_MODEL], input, output, ms and ms / 1000)
   elseif t == "tool" then
     local parent = turn_of(self, ev)
     if not parent then return end
-    local c = parent.common or self:common(parent)
-    local a, n = blank(8), 0 -- keys sorted, as a chat span's
-    n = push(a, n, c[EXECUTE_TOOL])
-    n = put(self, a, n, "gen_ai.tool.call.id", ev.call_id)
-    n = put(self, a, n, "gen_ai.tool.name", ev.tool)
-    n = push(a, n, c[CARD])
-    n = push(a, n, c[PROJECT])
-    n = push(a, n, c[RUN])
-    n = put(self, a, n, "orket.tool.code", ev.code)
-    cut(a, put(self, a, n, "orket.tool.denied", ev.denied))
+    local v = self.values
+    v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8] = "execute_tool", ev.call_id, ev.tool, parent[T_CARD],
+      parent[T_PROJECT], parent[T_RUN], ev.code, ev.denied
     local ms = math.tointeger(ev.ms)
-    local sp = self:begin(nil, "execute_tool " .. tostring(ev.tool), parent, a, ms and tostring(now_int() - ms * 1000000) or nil)
-    self:finish(sp, not ev.ok, ev.code)
+    self:write("execute_tool " .. tostring(ev.tool), random_id(self), parent.id, INTERNAL,
+      ms and now_int() - ms * 1000000 or now_int(), not ev.ok and message_of(ev.code) or nil, KEYS.tool, v)
   elseif t == "turn_end" then
     local sp = turn_of(self, ev)
     if not sp then return end
     self.open[ev.card or false][ev.turn or false] = nil
-    sp.attrs["orket.outcome"] = ev.outcome
-    self:finish(sp, ev.outcome == "model_error" or ev.outcome == "engine_error" or ev.outcome == "role_error", ev.outcome)
+    end_turn(self, sp, ev.outcome)
   elseif t == "run_end" and self.run then
     for card, by in pairs(self.open) do -- turns cut short (a stop): ended with the run
       self.open[card] = nil
-      for _, sp in pairs(by) do self:finish(sp, true, "the run ended") end
+      for _, sp in pairs(by) do end_turn(self, sp, sp[T_OUTCOME], "the run ended") end
     end
-    self.run.attrs["orket.run.status"] = ev.status
-    self:finish(self.run, ev.status == "failed", ev.status)
-    self.metrics_body = self:metrics(self.run.startTimeUnixNano)
+    local run = self.run
+    run[3] = ev.status
+    self:write(run.name, run.id, nil, INTERNAL, run.start, ev.status == "failed" and message_of(ev.status) or nil,
+      KEYS.run, run)
+    self.metrics_body = self:metrics(tostring(run.start))
     self.run = nil
     self:flush()
   end
-end
-
--- One batch's request body (OTLP's ExportTraceServiceRequest in its JSON mapping).
-function Tracer:body(spans)
-  return jsonout.encode { resourceSpans = { {
-    resource = { attributes = attributes(self.cfg.resource) },
-    scopeSpans = { { scope = { name = "orket" }, spans = spans } } } } }
 end
 
 -- The run's client metrics (OTLP's ExportMetricsServiceRequest in its JSON mapping):
@@ -437,10 +335,9 @@ function Tracer:metrics(start_ns)
     scopeMetrics = { { scope = { name = "orket" }, metrics = list } } } } }
 end
 
--- Sends one batch of spans (or a body given): true | false, why. 429 and 503 are sent
--- again after a backoff.
-function Tracer:send(spans, url, body)
-  body = body or self:body(spans)
+-- Sends one request's body (a batch of spans, or to url the metrics): true | false, why.
+-- 429 and 503 are sent again after a backoff.
+function Tracer:send(body, url)
   for attempt = 0, M.RETRIES do
     local hr <close>, err = http.request { url = url or self.cfg.url, method = "POST", headers = self.cfg.headers,
       body = body, max_bytes = 65536, connect_timeout_ms = M.TIMEOUTS.connect_timeout_ms,
@@ -462,15 +359,16 @@ end
 --- tracer:flush(): sends what is queued, in batches, from a task of its own (one at a
 --- time); returns at once. A batch that cannot be sent is dropped and counted.
 function Tracer:flush()
+  self:seal()
   if self.busy or (#self.queue == 0 and not self.metrics_body) then return end
   self.busy = true
   self.flusher = task.spawn(function()
-    if not self.cfg.url then self.queue = {} end -- metrics only
+    if not self.cfg.url then self.queue, self.queued = {}, 0 end -- metrics only
     while #self.queue > 0 or self.metrics_body do
       if #self.queue == 0 then -- the run's metrics, after its spans
         local body = self.metrics_body
         self.metrics_body = nil
-        local ok, sent, why = pcall(self.send, self, nil, self.cfg.metrics_url, body)
+        local ok, sent, why = pcall(self.send, self, body, self.cfg.metrics_url)
         if ok and sent then self.metrics_exported = (self.metrics_exported or 0) + 1
         else
           self.metrics_dropped = (self.metrics_dropped or 0) + 1
@@ -478,14 +376,14 @@ function Tracer:flush()
         end
         goto continue
       end
-      local q = self.queue
-      local batch = table.move(q, 1, math.min(#q, M.BATCH), 1, {})
-      self.queue = table.move(q, #batch + 1, #q, 1, {})
-      local ok, sent, why = pcall(self.send, self, batch)
+      local batch = table.remove(self.queue, 1)
+      self.queued = self.queued - batch.n
+      local ok, sent, why = pcall(self.send, self, batch.body)
+      batch.body:free() -- sent or dropped: its bytes go now, not when the collector comes
       if ok and sent then
-        self.exported = self.exported + #batch
+        self.exported = self.exported + batch.n
       else
-        self.dropped, self.failed = self.dropped + #batch, self.failed + 1
+        self.dropped, self.failed = self.dropped + batch.n, self.failed + 1
         self.last_error = ok and why or tostring(sent)
       end
       ::continue::
@@ -503,7 +401,7 @@ end
 
 --- tracer:stats() -> {exported=, dropped=, queued=, failed= (batches), last_error=}
 function Tracer:stats()
-  return { exported = self.exported, dropped = self.dropped, queued = #self.queue, failed = self.failed,
+  return { exported = self.exported, dropped = self.dropped, queued = self.queued + self.writer:count(), failed = self.failed,
     last_error = self.last_error, metrics_exported = self.metrics_exported or 0,
     metrics_dropped = self.metrics_dropped or 0 }
 end

@@ -3,17 +3,28 @@
 -- pool (a system call per id made each span cost more than its own work).
 local otel = require "orket.otel"
 local crypto = require "orket.c.crypto"
+local cjson = require "cjson"
 
--- A tracer whose flush keeps the queued spans instead of sending them.
+-- A tracer whose flush keeps the spans of the batches queued (decoded from their request
+-- bodies) instead of sending them.
 local function tracer()
   local cfg = otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return "http://127.0.0.1:9" end end)
   local tr = otel.new(cfg, "proj")
-  local spans = {}
+  local spans, bodies = {}, {}
   tr.flush = function(self)
-    for _, sp in ipairs(self.queue) do spans[#spans + 1] = sp end
-    self.queue = {}
+    self:seal()
+    for _, b in ipairs(self.queue) do
+      local text = b.body:text()
+      bodies[#bodies + 1] = text
+      local doc = cjson.decode(text)
+      assert.same({ { key = "service.name", value = { stringValue = "orket" } } }, doc.resourceSpans[1].resource.attributes)
+      local list = doc.resourceSpans[1].scopeSpans[1].spans
+      assert.equal(b.n, #list)
+      for _, sp in ipairs(list) do spans[#spans + 1] = sp end
+    end
+    self.queue, self.queued = {}, 0
   end
-  return tr, spans
+  return tr, spans, bodies
 end
 
 local function keys(sp)
@@ -76,8 +87,7 @@ describe("otel spans", function()
         if a.key == "orket.step" then steps[#steps + 1] = a.value end
       end
     end
-    assert.same({ { intValue = "1" }, { doubleValue = 1.0 }, { intValue = "1" } }, steps)
-    assert.equal("float", math.type(steps[2].doubleValue))
+    assert.same({ { intValue = "1" }, { doubleValue = 1 }, { intValue = "1" } }, steps)
   end)
 
   it("draw their ids from a pool of random bytes, distinct hex of 16 and 8 bytes", function()
@@ -103,23 +113,46 @@ describe("otel spans", function()
     assert.is_true(draws <= 10, "draws: " .. draws)
   end)
 
-  it("encode a batch with each kept entry's text made once, and keep no entry of a turn's own", function()
+  it("write each span as it ends into batches of BATCH, counting what a full queue drops", function()
+    local batch, max = otel.BATCH, otel.QUEUE_MAX
+    otel.BATCH, otel.QUEUE_MAX = 4, 6
+    local tr, spans, bodies = tracer()
+    local flush = tr.flush
+    tr.flush = function(self) self:seal() end -- batches are made, none leaves: the queue fills
+    local ok, err = pcall(run_events, tr, 3)
+    otel.BATCH, otel.QUEUE_MAX = batch, max
+    assert(ok, err)
+    -- 10 spans made: 6 queued (a batch of 4, and 2 sealed at the run's end), 4 dropped
+    assert.same({ exported = 0, dropped = 4, queued = 6, failed = 0, metrics_exported = 0, metrics_dropped = 0 },
+      tr:stats())
+    assert.equal(2, #tr.queue)
+    -- a batch's body is a buffer outside the Lua heap, freed at once once sent
+    local body = tr.queue[1].body
+    assert.equal(#body:text(), #body)
+    assert.equal(4, #cjson.decode(body:text()).resourceSpans[1].scopeSpans[1].spans)
+    flush(tr)
+    body:free()
+    assert.equal(0, #body)
+    assert.equal("", body:text())
+    assert.equal(2, #bodies)
+    assert.equal(6, #spans)
+    assert.equal(0, tr:stats().queued)
+  end)
+
+  it("write an attribute's text escaped, and a failed span's status", function()
     local tr, spans = tracer()
-    run_events(tr, 3)
-    local cjson = require "cjson"
-    local doc = cjson.decode(tr:body(spans))
-    local out = doc.resourceSpans[1].scopeSpans[1].spans
-    assert.equal(#spans, #out)
-    for i, sp in ipairs(out) do
-      assert.equal(spans[i].spanId, sp.spanId)
-      assert.equal(#spans[i].attributes, #sp.attributes)
-      for j, a in ipairs(sp.attributes) do
-        assert.equal(spans[i].attributes[j].key, a.key)
-        assert.same(spans[i].attributes[j].value, a.value)
-      end
-    end
-    -- a conversation id is a turn's: kept for reuse, each turn's would fill the entries
-    assert.is_nil(tr.entries["gen_ai.conversation.id"])
-    assert.is_table(tr.entries["orket.card.id"])
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-\"1\"\n", turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "tool", run_id = 7, card = "M-\"1\"\n", turn = 1, tool = "x", ok = false, ms = 1 }
+    tr:event { type = "run_end", run_id = 7, status = "stopped" }
+    local by = {}
+    for _, sp in ipairs(spans) do by[sp.name] = sp end
+    assert.same({ code = 2 }, by["execute_tool x"].status)
+    assert.same({ code = 2, message = "the run ended" }, by["invoke_agent coder"].status)
+    assert.is_nil(by["orket run M"].status)
+    local card
+    for _, a in ipairs(by["execute_tool x"].attributes) do if a.key == "orket.card.id" then card = a.value end end
+    assert.same({ stringValue = "M-\"1\"\n" }, card)
+    assert.is_true(tonumber(by["invoke_agent coder"].startTimeUnixNano) <= tonumber(by["invoke_agent coder"].endTimeUnixNano))
   end)
 end)

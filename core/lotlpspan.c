@@ -1,0 +1,172 @@
+/* lotlpspan.c: Lua module `orket.c.otlpspan`: writer() -> a buffer of spans in OTLP's JSON
+ * (otlpspan.c), which orket.otel writes each span into as it ends. The buffer's bytes are
+ * malloc'd, not the Lua heap's: a span written costs the collector nothing. */
+#include <stdint.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "ljsonout.h"
+#include "modules.h"
+#include "otlpspan.h"
+
+#define LOS_WRITER "orket.otlpspan.writer"
+
+typedef struct los_writer {
+  jsonout_buf b;
+  lua_Integer count; /* spans in b */
+} los_writer;
+
+static los_writer *los_check(lua_State *L) { return luaL_checkudata(L, 1, LOS_WRITER); }
+
+static uint64_t los_u64(lua_State *L, int i) { return (uint64_t)luaL_checkinteger(L, i); }
+
+/* the OTLP value of the Lua value at i (strings, integers, floats, booleans; anything
+ * else as its text, as tostring writes it, left on the stack) */
+static void los_value(lua_State *L, int i, otlp_value *v) {
+  switch (lua_type(L, i)) {
+  case LUA_TBOOLEAN:
+    v->type = OTLP_BOOL;
+    v->i = lua_toboolean(L, i);
+    return;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, i)) {
+      v->type = OTLP_INT;
+      v->i = (int64_t)lua_tointeger(L, i);
+    } else {
+      v->type = OTLP_DOUBLE;
+      v->d = (double)lua_tonumber(L, i);
+    }
+    return;
+  case LUA_TSTRING:
+    v->type = OTLP_STRING;
+    v->s = lua_tolstring(L, i, &v->len);
+    return;
+  default:
+    v->type = OTLP_STRING;
+    v->s = luaL_tolstring(L, i, &v->len);
+    return;
+  }
+}
+
+/* w:span(name, trace_hi, trace_lo, span_id, parent_id|nil, kind, start_ns, end_ns, status,
+ * keys, values, n): appends one span. status: nil or false for OK, true for ERROR, a
+ * string for ERROR with that message. Attribute i is keys[i] = values[i], for i in 1..n,
+ * left out where values[i] is nil. Returns the count of spans written since the last take. */
+static int los_span(lua_State *L) {
+  los_writer *w = los_check(L);
+  otlp_span sp = {0};
+  sp.name = luaL_checklstring(L, 2, &sp.name_len);
+  sp.trace_hi = los_u64(L, 3);
+  sp.trace_lo = los_u64(L, 4);
+  sp.span_id = los_u64(L, 5);
+  sp.has_parent = !lua_isnoneornil(L, 6);
+  if (sp.has_parent) sp.parent_id = los_u64(L, 6);
+  sp.kind = (int)luaL_checkinteger(L, 7);
+  sp.start_ns = (int64_t)luaL_checkinteger(L, 8);
+  sp.end_ns = (int64_t)luaL_checkinteger(L, 9);
+  if (lua_type(L, 10) == LUA_TSTRING) {
+    sp.failed = 1;
+    sp.message = lua_tolstring(L, 10, &sp.message_len);
+  } else {
+    sp.failed = lua_toboolean(L, 10);
+  }
+  luaL_checktype(L, 11, LUA_TTABLE);
+  luaL_checktype(L, 12, LUA_TTABLE);
+  lua_Integer n = luaL_checkinteger(L, 13);
+  lua_settop(L, 13);
+  size_t mark = w->b.len;
+  if (w->count > 0) jsonout_raw(&w->b, ",", 1);
+  otlp_span_begin(&w->b);
+  int first = 1;
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, 12, i) == LUA_TNIL) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (lua_rawgeti(L, 11, i) != LUA_TSTRING) {
+      w->b.len = mark;
+      return luaL_error(L, "otlpspan: key %d is not a string", (int)i);
+    }
+    size_t kn;
+    const char *k = lua_tolstring(L, -1, &kn);
+    otlp_value v;
+    los_value(L, -2, &v);
+    otlp_attribute(&w->b, first, k, kn, &v);
+    first = 0;
+    lua_settop(L, 13);
+  }
+  otlp_span_end(&w->b, &sp);
+  if (w->b.oom) {
+    w->b.oom = 0;
+    w->b.len = mark;
+    return luaL_error(L, "otlpspan: out of memory");
+  }
+  w->count++;
+  lua_pushinteger(L, w->count);
+  return 1;
+}
+
+/* w:count() -> the spans written since the last take */
+static int los_count(lua_State *L) {
+  lua_pushinteger(L, los_check(L)->count);
+  return 1;
+}
+
+/* w:take(prefix, suffix) -> a jsonout buffer (ljsonout.h) of prefix .. "[" .. the spans ..
+ * "]" .. suffix, and the count of spans; empties the writer. The batch's bytes stay out of
+ * the Lua heap, sent as they are (http's request body). */
+static int los_take(lua_State *L) {
+  los_writer *w = los_check(L);
+  size_t pn, sn;
+  const char *p = luaL_checklstring(L, 2, &pn);
+  const char *s = luaL_checklstring(L, 3, &sn);
+  jsonout_buf *out = ljo_pushbuf(L);
+  jsonout_raw(out, p, pn);
+  jsonout_raw(out, "[", 1);
+  if (w->b.len > 0) jsonout_raw(out, w->b.p, w->b.len);
+  jsonout_raw(out, "]", 1);
+  jsonout_raw(out, s, sn);
+  if (out->oom) return luaL_error(L, "otlpspan: out of memory");
+  lua_pushinteger(L, w->count);
+  w->b.len = 0; /* its bytes are kept for the next batch */
+  w->count = 0;
+  return 2;
+}
+
+static int los_gc(lua_State *L) {
+  jsonout_free(&los_check(L)->b);
+  return 0;
+}
+
+/* writer() -> an empty writer */
+static int los_new(lua_State *L) {
+  los_writer *w = lua_newuserdatauv(L, sizeof *w, 0);
+  memset(w, 0, sizeof *w);
+  luaL_setmetatable(L, LOS_WRITER);
+  return 1;
+}
+
+static const luaL_Reg los_methods[] = {
+    {"span", los_span},
+    {"count", los_count},
+    {"take", los_take},
+    {NULL, NULL},
+};
+
+static const luaL_Reg los_funcs[] = {
+    {"writer", los_new},
+    {NULL, NULL},
+};
+
+int luaopen_orket_otlpspan(lua_State *L) {
+  luaL_newmetatable(L, LOS_WRITER);
+  luaL_newlib(L, los_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, los_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newlib(L, los_funcs);
+  return 1;
+}
