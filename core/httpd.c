@@ -76,6 +76,7 @@ struct httpd {
   void *quick_ud;
   uint64_t quick_until;
   char quick_mark; /* its address marks a request offered as quick, between MHD's calls */
+  int quick_waiting; /* a quick request was left for the next run */
 };
 
 struct httpd_req {
@@ -564,11 +565,12 @@ static int hd_quick_fits(httpd *h, struct MHD_Connection *conn, const char *meth
   return h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) == NULL;
 }
 
-/* Offers a whole quick request to the owner, unless a timer of the loop is due (then it is
- * handed over, after the timers): 1 when answered. The clock is the precise one, never
- * behind the loop's, so no quick answer starts past the timer's due time. */
+/* Offers a whole quick request to the owner: 1 when answered, 0 declined; -1 not offered,
+ * a timer of the loop being due: left without an answer, MHD calls again at its next run,
+ * which comes after the timers. The clock is the precise one, never behind the loop's, so
+ * no quick answer starts past a timer's due time. */
 static int hd_quick_offer(httpd *h, struct MHD_Connection *conn, const char *method, const char *url) {
-  if (uv_hrtime() / 1000000 >= h->quick_until) return 0;
+  if (uv_hrtime() / 1000000 >= h->quick_until) return -1;
   char addr[INET6_ADDRSTRLEN + 1];
   hd_remote(&h->mhd, conn, addr, sizeof addr);
   httpd_quick q = {method, url, addr,
@@ -620,8 +622,12 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
   if (*con_cls == (void *)&h->quick_mark) { /* offered as quick, now whole */
     if (h->stopped) return MHD_NO; /* as above */
     *upload_size = 0;
-    if (hd_quick_offer(h, conn, method, url)) return MHD_YES;
-    r = hd_req_new(h, conn, method, url); /* declined, or a timer is due: as any other */
+    int offered = hd_quick_offer(h, conn, method, url);
+    if (offered != 0) { /* answered, or left unanswered till MHD's next run (a timer is due) */
+      if (offered < 0) h->quick_waiting = 1;
+      return MHD_YES;
+    }
+    r = hd_req_new(h, conn, method, url); /* declined: as any other */
     if (r == NULL) return MHD_NO;
     *con_cls = r;
     r->body_state = HTTPD_BODY_DONE;
@@ -792,8 +798,10 @@ static void hd_run(httpd *h, int may_accept) {
   int until = uv_backend_timeout(h->loop);
   if (kicked) uv_idle_start(&h->kick, hd_on_kick);
   h->quick_until = until < 0 ? UINT64_MAX : uv_now(h->loop) + (uint64_t)until;
+  h->quick_waiting = 0;
   h->mhd.run(h->d);
   h->in_run = 0;
+  if (h->quick_waiting) hd_kick(h); /* the requests left for the timers: at the next turn */
   /* At its connection limit (or out of descriptors) libmicrohttpd takes the listening
    * socket out of its epoll set, and puts it back only at the start of a later run, once
    * under the limit. The closes that bring it under happen at the end of a run; after

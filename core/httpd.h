@@ -106,8 +106,9 @@ int httpd_respond_blob(httpd_req *r, unsigned status, const char *const *headers
  * suspend, resume or hand-over, and the connection stays open for the next. fn declining
  * (no answer) hands the request over as any other. fn must not wait. Offered only while no
  * timer of the loop is due (the next one's due time is taken at each run of libmicrohttpd):
- * past it, requests are handed over, one per loop iteration as always, so a due timer waits
- * for at most one quick answer. */
+ * past it, a request is left unanswered at libmicrohttpd and offered at its next run, on
+ * the loop's next turn, after the timers; so a due timer waits for at most one quick
+ * answer. */
 typedef struct httpd_quick {
   const char *method, *path, *remote;
   const char *host, *origin; /* the headers' values, NULL when absent */
