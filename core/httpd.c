@@ -1223,16 +1223,6 @@ void httpd_blob_unref(httpd_blob *b) {
 /* MHD is done with an answer sent from a blob (sent, or its connection gone). */
 static void hd_blob_done(void *cls) { httpd_blob_unref(cls); }
 
-int httpd_respond_blob(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
-                       httpd_blob *b) {
-  if (r->answered || httpd_gone(r) || !r->suspended) return -1;
-  struct MHD_Response *resp =
-      r->h->mhd.create_response_from_buffer_with_free_callback_cls(b->len, b->data, hd_blob_done, b);
-  if (resp == NULL) return -1;
-  b->refs++; /* the answer's, dropped by hd_blob_done when MHD destroys the response */
-  return hd_answer(r, status, resp, headers, nheaders);
-}
-
 int httpd_set_quick(httpd *h, const char *const *paths, size_t n, httpd_quick_fn fn, void *ud) {
   char **np = n ? calloc(n, sizeof *np) : NULL;
   if (n && np == NULL) return -1;
@@ -1272,6 +1262,16 @@ int httpd_quick_respond(httpd_quick *q, unsigned status, const char *const *head
   if (ok != MHD_YES) return -1;
   qc->answered = 1;
   return 0;
+}
+
+int httpd_respond_blob(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
+                       httpd_blob *b) {
+  if (r->answered || httpd_gone(r) || !r->suspended) return -1;
+  struct MHD_Response *resp =
+      r->h->mhd.create_response_from_buffer_with_free_callback_cls(b->len, b->data, hd_blob_done, b);
+  if (resp == NULL) return -1;
+  b->refs++; /* the answer's, dropped by hd_blob_done when MHD destroys the response */
+  return hd_answer(r, status, resp, headers, nheaders);
 }
 
 int httpd_stream(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders) {
