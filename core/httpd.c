@@ -570,6 +570,7 @@ static int hd_quick_fits(httpd *h, struct MHD_Connection *conn, const char *meth
  * which comes after the timers. The clock is the precise one, never behind the loop's, so
  * no quick answer starts past a timer's due time. */
 static int hd_quick_offer(httpd *h, struct MHD_Connection *conn, const char *method, const char *url) {
+  if (h->quick == NULL) return 0; /* unset while it waited for a timer: as any other */
   if (uv_hrtime() / 1000000 >= h->quick_until) return -1;
   char addr[INET6_ADDRSTRLEN + 1];
   hd_remote(&h->mhd, conn, addr, sizeof addr);
