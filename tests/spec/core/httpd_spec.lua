@@ -440,6 +440,26 @@ describe("orket.c.httpd", function()
       srv:close()
     end)
 
+    it("hands over a request left for a due timer when the quick paths are unset meanwhile", function()
+      local srv = serve({}, function(req) req:respond(200, { "Content-Type: text/plain" }, "handed") end)
+      srv:quick({ "/q" }, function() return 200, { "Content-Type: text/plain" }, "quick" end)
+      local c, ask, wait = conn(srv:port())
+      assert.matches("quick$", ask("GET /q HTTP/1.1\r\nHost: x\r\n\r\n"))
+      local prep, t2 = uv.new_prepare(), uv.new_timer()
+      prep:start(function() -- as above: the request is read while t2 is due
+        prep:stop()
+        t2:start(1, 0, function() srv:quick({}) end) -- unset before its next offer
+        c:write("GET /q HTTP/1.1\r\nHost: x\r\n\r\n")
+        local t0 = uv.hrtime()
+        while uv.hrtime() - t0 < 5e6 do end
+      end)
+      assert.matches("handed$", wait())
+      prep:close()
+      t2:close()
+      c:close()
+      srv:close()
+    end)
+
     it("refuses bad paths and functions", function()
       local srv = serve({}, function(req) req:respond(200) end)
       assert.has_error(function() srv:quick({ "nope" }, function() end) end,
