@@ -69,6 +69,15 @@ struct httpd {
   unsigned port;
   int is_unix; /* listening on a unix socket: peers are checked by their uid */
   unsigned mhd_conns; /* libmicrohttpd's count of connections after the last run */
+  /* Quick answers (httpd_set_quick): the paths, the owner's function, and until when (loop
+   * ms, the next timer's due time) the current run may answer them. */
+  char **quick_paths;
+  size_t nquick;
+  httpd_quick_fn quick;
+  void *quick_ud;
+  uint64_t quick_until;
+  char quick_mark; /* its address marks a request offered as quick, between MHD's calls */
+  int quick_waiting; /* a quick request was left for the next run */
 };
 
 struct httpd_req {
@@ -112,6 +121,13 @@ typedef struct hd_watch {
   httpd *h;
   httpd_req *r; /* NULL once the request no longer needs it */
 } hd_watch;
+
+/* An offered quick request's connection, while the owner's function runs. */
+typedef struct hd_quick_ctx {
+  httpd *h;
+  struct MHD_Connection *conn;
+  int answered;
+} hd_quick_ctx;
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
@@ -212,6 +228,8 @@ static void hd_resume(httpd_req *r) {
 
 /* The server's memory, once its last handle is closed (libmicrohttpd stays loaded). */
 static void hd_server_free(httpd *h) {
+  for (size_t i = 0; i < h->nquick; i++) free(h->quick_paths[i]);
+  free(h->quick_paths);
   mhdapi_close(&h->mhd);
   free(h);
 }
@@ -502,6 +520,72 @@ static void hd_hand_over(httpd_req *r) {
   h->mhd.suspend_connection(r->conn);
 }
 
+/* A request made of MHD's view of it (its line and headers copied), on the live list; NULL
+ * out of memory. */
+static httpd_req *hd_req_new(httpd *h, struct MHD_Connection *conn, const char *method, const char *url) {
+  httpd_req *r = calloc(1, sizeof *r);
+  if (r == NULL) return NULL;
+  r->h = h;
+  r->conn = conn;
+  r->content_length = -1;
+  if (hd_capture(r, conn, method, url) != 0) {
+    free(r->info);
+    free(r->hv);
+    free(r);
+    return NULL;
+  }
+  const char *cl = h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  if (cl) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(cl, &end, 10);
+    r->content_length = (errno || *end || end == cl || v > (unsigned long long)INT64_MAX) ? INT64_MAX : (long long)v;
+  }
+  r->has_body = r->content_length > 0 ||
+                h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+  r->hc = hd_conn_of(&h->mhd, conn);
+  if (r->hc) {
+    r->hc->deadline = 0;
+    r->hc->req = r;
+  }
+  r->next = h->reqs;
+  if (h->reqs) h->reqs->prev = r;
+  h->reqs = r;
+  h->live++;
+  return r;
+}
+
+/* Whether a request whose headers are in may be offered as quick: a GET on one of the quick
+ * paths, with no query and no body. */
+static int hd_quick_fits(httpd *h, struct MHD_Connection *conn, const char *method, const char *url) {
+  if (strcmp(method, "GET") != 0) return 0;
+  size_t i = 0;
+  while (i < h->nquick && strcmp(h->quick_paths[i], url) != 0) i++;
+  if (i == h->nquick) return 0;
+  if (h->mhd.get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL) != 0) return 0;
+  const char *cl = h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  if (cl && strspn(cl, "0 \t") != strlen(cl)) return 0;
+  return h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) == NULL;
+}
+
+/* Offers a whole quick request to the owner: 1 when answered, 0 declined; -1 not offered,
+ * a timer of the loop being due: left without an answer, MHD calls again at its next run,
+ * which comes after the timers. The clock is the precise one, never behind the loop's, so
+ * no quick answer starts past a timer's due time. */
+static int hd_quick_offer(httpd *h, struct MHD_Connection *conn, const char *method, const char *url) {
+  if (h->quick == NULL) return 0; /* unset while it waited for a timer: as any other */
+  if (uv_hrtime() / 1000000 >= h->quick_until) return -1;
+  char addr[INET6_ADDRSTRLEN + 1];
+  hd_remote(&h->mhd, conn, addr, sizeof addr);
+  httpd_quick q = {method, url, addr,
+                   h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
+                   h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"), NULL};
+  hd_quick_ctx qc = {h, conn, 0};
+  q.priv = &qc;
+  h->quick(&q, h->quick_ud);
+  return qc.answered;
+}
+
 static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                      const char *method, const char *version,
                                      const char *upload, size_t *upload_size, void **con_cls) {
@@ -518,35 +602,15 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     unsigned fstatus;
     const char *ferr = hd_framing_error(&h->mhd, conn, &fstatus);
     if (ferr) return hd_refuse_early(&h->mhd, conn, fstatus, fstatus == 400 ? "bad_request" : "not_implemented", ferr);
-    r = calloc(1, sizeof *r);
+    if (h->quick && hd_quick_fits(h, conn, method, url)) {
+      /* offered at MHD's next call, when it is whole; no request made of it until declined */
+      hd_conn *qc = hd_conn_of(&h->mhd, conn);
+      if (qc) qc->deadline = 0;
+      *con_cls = &h->quick_mark;
+      return MHD_YES;
+    }
+    r = hd_req_new(h, conn, method, url);
     if (r == NULL) return MHD_NO;
-    r->h = h;
-    r->conn = conn;
-    r->content_length = -1;
-    if (hd_capture(r, conn, method, url) != 0) {
-      free(r->info);
-      free(r->hv);
-      free(r);
-      return MHD_NO;
-    }
-    const char *cl = h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl) {
-      char *end;
-      errno = 0;
-      unsigned long long v = strtoull(cl, &end, 10);
-      r->content_length = (errno || *end || end == cl || v > (unsigned long long)INT64_MAX) ? INT64_MAX : (long long)v;
-    }
-    r->has_body = r->content_length > 0 ||
-                  h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
-    r->hc = hd_conn_of(&h->mhd, conn);
-    if (r->hc) {
-      r->hc->deadline = 0;
-      r->hc->req = r;
-    }
-    r->next = h->reqs;
-    if (h->reqs) h->reqs->prev = r;
-    h->reqs = r;
-    h->live++;
     *con_cls = r;
     /* Without a body the request is whole at MHD's next call, which comes at once: hand it
      * over there, where an answer keeps the connection open (MHD closes one answered at
@@ -556,6 +620,21 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
       r->awaiting_end = 1;
       return MHD_YES;
     }
+    hd_hand_over(r);
+    return MHD_YES;
+  }
+  if (*con_cls == (void *)&h->quick_mark) { /* offered as quick, now whole */
+    if (h->stopped) return MHD_NO; /* as above */
+    *upload_size = 0;
+    int offered = hd_quick_offer(h, conn, method, url);
+    if (offered != 0) { /* answered, or left unanswered till MHD's next run (a timer is due) */
+      if (offered < 0) h->quick_waiting = 1;
+      return MHD_YES;
+    }
+    r = hd_req_new(h, conn, method, url); /* declined: as any other */
+    if (r == NULL) return MHD_NO;
+    *con_cls = r;
+    r->body_state = HTTPD_BODY_DONE;
     hd_hand_over(r);
     return MHD_YES;
   }
@@ -627,7 +706,7 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
 static void hd_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                             enum MHD_RequestTerminationCode toe) {
   httpd *h = cls;
-  httpd_req *r = *con_cls;
+  httpd_req *r = *con_cls == &h->quick_mark ? NULL : *con_cls;
   *con_cls = NULL;
   hd_conn *hc = hd_conn_of(&h->mhd, conn);
   if (hc && hc->req == r) { /* a kept-alive connection waits for the next request's headers */
@@ -736,8 +815,18 @@ static unsigned hd_mhd_conns(const httpd *h) {
 static void hd_run(httpd *h, int may_accept) {
   if (h->stopped || h->in_run) return;
   h->in_run = 1;
+  /* Quick answers stop at the loop's next timer (uv_backend_timeout: ms until it is due
+   * from the loop's time, 0 when one is due or other work waits, -1 when none). Our own
+   * kick, an idle handle, would read as work waiting: it is left out. */
+  int kicked = uv_is_active((uv_handle_t *)&h->kick);
+  if (kicked) uv_idle_stop(&h->kick);
+  int until = uv_backend_timeout(h->loop);
+  if (kicked) uv_idle_start(&h->kick, hd_on_kick);
+  h->quick_until = until < 0 ? UINT64_MAX : uv_now(h->loop) + (uint64_t)until;
+  h->quick_waiting = 0;
   h->mhd.run(h->d);
   h->in_run = 0;
+  if (h->quick_waiting) hd_kick(h); /* the requests left for the timers: at the next turn */
   /* At its connection limit (or out of descriptors) libmicrohttpd takes the listening
    * socket out of its epoll set, and puts it back only at the start of a later run, once
    * under the limit. The closes that bring it under happen at the end of a run; after
@@ -1092,29 +1181,29 @@ const char *httpd_body(const httpd_req *r, size_t *len) {
   return r->body ? r->body : "";
 }
 
-static int hd_queue(httpd_req *r, unsigned status, struct MHD_Response *resp,
-                    const char *const *headers, size_t nheaders) {
+/* Adds "Name: value" lines to a response: 0, or -2 when one is refused. */
+static int hd_add_headers(const mhdapi *mhd, struct MHD_Response *resp, const char *const *headers, size_t nheaders) {
   for (size_t i = 0; i < nheaders; i++) {
     const char *line = headers[i];
     const char *colon = strchr(line, ':');
-    if (colon == NULL || colon == line || strpbrk(line, "\r\n")) {
-      r->h->mhd.destroy_response(resp);
-      return -2;
-    }
+    if (colon == NULL || colon == line || strpbrk(line, "\r\n")) return -2;
     char name[128];
     size_t nlen = (size_t)(colon - line);
-    if (nlen >= sizeof name) {
-      r->h->mhd.destroy_response(resp);
-      return -2;
-    }
+    if (nlen >= sizeof name) return -2;
     memcpy(name, line, nlen);
     name[nlen] = '\0';
     const char *v = colon + 1;
     while (*v == ' ') v++;
-    if (r->h->mhd.add_response_header(resp, name, v) != MHD_YES) {
-      r->h->mhd.destroy_response(resp);
-      return -2;
-    }
+    if (mhd->add_response_header(resp, name, v) != MHD_YES) return -2;
+  }
+  return 0;
+}
+
+static int hd_queue(httpd_req *r, unsigned status, struct MHD_Response *resp,
+                    const char *const *headers, size_t nheaders) {
+  if (hd_add_headers(&r->h->mhd, resp, headers, nheaders) != 0) {
+    r->h->mhd.destroy_response(resp);
+    return -2;
   }
   enum MHD_Result ok = r->h->mhd.queue_response(r->conn, status, resp);
   r->h->mhd.destroy_response(resp);
@@ -1158,6 +1247,47 @@ void httpd_blob_unref(httpd_blob *b) {
 
 /* MHD is done with an answer sent from a blob (sent, or its connection gone). */
 static void hd_blob_done(void *cls) { httpd_blob_unref(cls); }
+
+int httpd_set_quick(httpd *h, const char *const *paths, size_t n, httpd_quick_fn fn, void *ud) {
+  char **np = n ? calloc(n, sizeof *np) : NULL;
+  if (n && np == NULL) return -1;
+  for (size_t i = 0; i < n; i++) {
+    np[i] = strdup(paths[i]);
+    if (np[i] == NULL) {
+      while (i > 0) free(np[--i]);
+      free(np);
+      return -1;
+    }
+  }
+  for (size_t i = 0; i < h->nquick; i++) free(h->quick_paths[i]);
+  free(h->quick_paths);
+  h->quick_paths = np;
+  h->nquick = n;
+  h->quick = n ? fn : NULL;
+  h->quick_ud = ud;
+  return 0;
+}
+
+int httpd_quick_respond(httpd_quick *q, unsigned status, const char *const *headers, size_t nheaders,
+                        const char *body, size_t len, httpd_blob *blob) {
+  hd_quick_ctx *qc = q->priv;
+  if (qc->answered) return -1;
+  const mhdapi *mhd = &qc->h->mhd;
+  struct MHD_Response *resp =
+      blob ? mhd->create_response_from_buffer_with_free_callback_cls(blob->len, blob->data, hd_blob_done, blob)
+           : mhd->create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (resp == NULL) return -1;
+  if (blob) blob->refs++; /* the answer's, as in httpd_respond_blob */
+  if (hd_add_headers(mhd, resp, headers, nheaders) != 0) {
+    mhd->destroy_response(resp);
+    return -2;
+  }
+  enum MHD_Result ok = mhd->queue_response(qc->conn, status, resp);
+  mhd->destroy_response(resp);
+  if (ok != MHD_YES) return -1;
+  qc->answered = 1;
+  return 0;
+}
 
 int httpd_respond_blob(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                        httpd_blob *b) {

@@ -100,6 +100,27 @@ void httpd_blob_unref(httpd_blob *b);
 /* As httpd_respond, the body being the blob's bytes, not copied. */
 int httpd_respond_blob(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                        httpd_blob *b);
+/* Quick answers, settled inside libmicrohttpd's callback: a GET without a body or a query,
+ * on one of the paths set (as sent, compared exactly), is offered to fn before any request
+ * is made of it; an answer fn gives with httpd_quick_respond is queued at once, with no
+ * suspend, resume or hand-over, and the connection stays open for the next. fn declining
+ * (no answer) hands the request over as any other. fn must not wait. Offered only while no
+ * timer of the loop is due (the next one's due time is taken at each run of libmicrohttpd):
+ * past it, a request is left unanswered at libmicrohttpd and offered at its next run, on
+ * the loop's next turn, after the timers; so a due timer waits for at most one quick
+ * answer. */
+typedef struct httpd_quick {
+  const char *method, *path, *remote;
+  const char *host, *origin; /* the headers' values, NULL when absent */
+  void *priv;                /* the server's */
+} httpd_quick;
+typedef void (*httpd_quick_fn)(httpd_quick *q, void *ud);
+/* Sets the paths (copied; replacing those set before) and fn. 0, or -1 out of memory. */
+int httpd_set_quick(httpd *h, const char *const *paths, size_t n, httpd_quick_fn fn, void *ud);
+/* Answers an offered request: the body copied, or blob's bytes shared (blob non-NULL). 0, -1
+ * when already answered or refused by libmicrohttpd, -2 when a header is refused. */
+int httpd_quick_respond(httpd_quick *q, unsigned status, const char *const *headers, size_t nheaders,
+                        const char *body, size_t len, httpd_blob *blob);
 /* Starts a streamed (chunked) response with this status (200 for an event stream) and
  * these header lines. 0 or as above. */
 int httpd_stream(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders);

@@ -22,6 +22,9 @@ typedef struct lhd_srv {
   rt_wait w; /* first: the cancel callback gets this address */
   httpd *h;  /* NULL once closed */
   int waiting;
+  lua_State *L;  /* the main thread, where quick answers are asked for */
+  int quick_ref; /* the quick function (LUA_NOREF: none) */
+  int in_quick;  /* inside it: the server may not be closed (libmicrohttpd is running) */
 } lhd_srv;
 
 enum { LHD_IDLE, LHD_WAIT_BODY, LHD_WAIT_DRAIN, LHD_WAIT_GONE };
@@ -443,6 +446,76 @@ static int lhd_accept(lua_State *L) {
   return rt_wait_yield(L);
 }
 
+/* ---- quick answers ---------------------------------------------------------------------- */
+
+/* In a protected call: the quick function's answer to the request (upvalue 1), queued. */
+static int lhd_quick_call(lua_State *L) {
+  httpd_quick *q = lua_touserdata(L, 1);
+  lua_settop(L, 2); /* the function at 2 */
+  lua_pushstring(L, q->method);
+  lua_pushstring(L, q->path);
+  lua_pushstring(L, q->remote);
+  if (q->host) lua_pushstring(L, q->host);
+  else lua_pushnil(L);
+  if (q->origin) lua_pushstring(L, q->origin);
+  else lua_pushnil(L);
+  lua_call(L, 5, 3); /* at 2: status, headers, body | nil: declined */
+  if (lua_isnil(L, 2)) return 0;
+  lua_Integer status = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, status >= 100 && status <= 599, 2, "must be an HTTP status");
+  const char *hdrs[LHD_MAX_HEADERS];
+  size_t nh = lhd_header_lines(L, 3, hdrs, 3);
+  lhd_blob *blob = luaL_testudata(L, 4, LHD_BLOB);
+  size_t len = 0;
+  const char *body = blob ? NULL : luaL_optlstring(L, 4, "", &len);
+  if (blob) luaL_argcheck(L, blob->b != NULL, 4, "the blob is collected");
+  if (httpd_quick_respond(q, (unsigned)status, hdrs, nh, body, len, blob ? blob->b : NULL) == -2)
+    return luaL_argerror(L, 3, "a header was refused");
+  return 0;
+}
+
+/* From inside libmicrohttpd: nothing may be thrown past here. A failing function's request
+ * is handed over, as if declined (its error is the owner's to log: serve's catches its own). */
+static void lhd_on_quick(httpd_quick *q, void *ud) {
+  lhd_srv *s = ud;
+  lua_State *L = s->L;
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, lhd_quick_call);
+  lua_pushlightuserdata(L, q);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->quick_ref);
+  s->in_quick = 1;
+  lua_pcall(L, 2, 0, 0); /* an error: declined (the stack is reset below) */
+  s->in_quick = 0;
+  lua_settop(L, top);
+}
+
+/* srv:quick({path, ...}, fn): fn(method, path, remote, host, origin) -> status, {"Name:
+ * value", ...}, body (a string or a blob) | nil, for a GET on one of the paths with no query
+ * and no body, called inside the server's run: it must not wait. nil hands the request
+ * over to accept() as any other. With an empty list, none. */
+static int lhd_quick(lua_State *L) {
+  lhd_srv *s = lhd_check_srv(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, 2);
+  if (n > 0) luaL_checktype(L, 3, LUA_TFUNCTION);
+  luaL_argcheck(L, n <= 16, 2, "at most 16 paths");
+  const char *paths[16];
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    paths[i - 1] = lua_tostring(L, -1);
+    if (paths[i - 1] == NULL || paths[i - 1][0] != '/') luaL_argerror(L, 2, "paths must be strings starting with /");
+    lua_pop(L, 1); /* the table keeps it */
+  }
+  luaL_unref(L, LUA_REGISTRYINDEX, s->quick_ref);
+  s->quick_ref = LUA_NOREF;
+  if (n > 0) {
+    lua_pushvalue(L, 3);
+    s->quick_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  if (httpd_set_quick(s->h, paths, (size_t)n, lhd_on_quick, s) != 0) return luaL_error(L, "httpd: out of memory");
+  return 0;
+}
+
 static int lhd_port(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)httpd_port(lhd_check_srv(L)->h));
   return 1;
@@ -464,9 +537,12 @@ static int lhd_stop_accepting(lua_State *L) {
 static int lhd_srv_close(lua_State *L) {
   lhd_srv *s = luaL_checkudata(L, 1, LHD_SRV);
   if (s->h == NULL) return 0;
+  if (s->in_quick) return luaL_error(L, "httpd: a server cannot be closed from its quick function");
   httpd *h = s->h;
   s->h = NULL;
   httpd_free(h);
+  luaL_unref(L, LUA_REGISTRYINDEX, s->quick_ref);
+  s->quick_ref = LUA_NOREF;
   if (s->waiting && s->w.co_ref != LUA_NOREF) {
     s->waiting = 0;
     rt_wait_finish(&s->w, lhd_push_next, s);
@@ -519,6 +595,10 @@ static int lhd_listen(lua_State *L) {
   lhd_srv *s = lua_newuserdatauv(L, sizeof *s, 0);
   memset(s, 0, sizeof *s); /* created closed, then the resource */
   s->w.co_ref = LUA_NOREF;
+  s->quick_ref = LUA_NOREF;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  s->L = lua_tothread(L, -1);
+  lua_pop(L, 1);
   luaL_setmetatable(L, LHD_SRV);
   char err[256];
   s->h = httpd_new(&rt_get(L)->loop, &o, lhd_on_accept, s, err, sizeof err);
@@ -575,6 +655,7 @@ static const luaL_Reg lhd_req_meta[] = {
 
 static const luaL_Reg lhd_srv_methods[] = {
     {"accept", lhd_accept},
+    {"quick", lhd_quick},
     {"port", lhd_port},
     {"live", lhd_live},
     {"stop_accepting", lhd_stop_accepting},

@@ -87,9 +87,14 @@ end
 
 local function send(req, ctx, status, doc, extra)
   ctx.status = status
-  local headers = { table.unpack(JSON_HEADERS) }
-  for _, list in ipairs { ctx.headers or {}, extra or {} } do -- CORS, Set-Cookie; then the caller's
-    for _, h in ipairs(list) do headers[#headers + 1] = h end
+  local headers = { JSON_HEADERS[1], JSON_HEADERS[2], JSON_HEADERS[3] }
+  local n, more = 3, ctx.headers -- CORS, Set-Cookie; then the caller's
+  for _ = 1, 2 do
+    if more then
+      for i = 1, #more do headers[n + i] = more[i] end
+      n = n + #more
+    end
+    more = extra
   end
   local body
   if jsonout.is_encoded(doc) then body = ctx.server and blob_of(ctx.server, doc.text) or doc.text
@@ -110,6 +115,33 @@ local function listen(l, where)
     header_timeout_ms = l.header_timeout_ms, body_timeout_ms = l.body_timeout_ms, max_stream_queue = l.max_stream_queue }
   for k, v in pairs(where) do opts[k] = v end
   return httpd.listen(opts)
+end
+
+-- Quick answers (docs/serve.md, "/health"): a plain GET on these paths is offered to the
+-- server inside libmicrohttpd's run, with no task and no suspend and resume. Its way is
+-- _handle's as for any request (address limit, app origin, CORS, log line, metrics); only
+-- routes that never wait may be listed, and an app's origin is handed over (it waits).
+local QUICK = { "/health" }
+local NO_QUERY = setmetatable({}, { __newindex = function() error("a quick request's query is empty", 2) end })
+
+-- A quick request: the fields _dispatch reads of such a request, and its answer kept.
+local Quick = {}
+Quick.__index = Quick
+
+function Quick:respond(status, headers, body)
+  if self.status then return nil, "the request is already answered", "EPIPE" end
+  self.status, self.headers_out, self.body = status, headers, body
+  return true
+end
+
+function Quick.close() end
+
+function Server:_quick(method, path, remote, host, origin)
+  local req = setmetatable({ method = method, path = path, remote = remote,
+    headers = { host = host, origin = origin }, query = NO_QUERY, too_large = false, quick = true }, Quick)
+  if self.apps:sandbox_of(req) then return nil end
+  self:_handle(req)
+  return req.status, req.headers_out, req.body
 end
 
 --- router() -> the router of every route the server serves (tests enumerate it)
@@ -148,6 +180,9 @@ function M.new(o)
     main_push = nil, -- {again=} while main is pushed after a webhook's merge (orket.serve.webhooks)
   }, Server)
   self.router = M.router()
+  local function quick(...) return self:_quick(...) end
+  srv:quick(QUICK, quick)
+  if usrv then usrv:quick(QUICK, quick) end
   self.metrics = metrics.new()
   local ss, cerr, audit_s = web.settings(o.dir)
   if not ss then
@@ -210,9 +245,16 @@ function Server:checkpoint(force, db, dir)
 end
 
 function Server:_log(fields)
-  fields.t = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  local now = os.time()
+  if now ~= self.log_sec then -- the stamp's text, made once a second (every request has one)
+    self.log_sec, self.log_t = now, os.date("!%Y-%m-%dT%H:%M:%SZ", now)
+  end
+  fields.t = self.log_t
   self.log(jsonout.encode(fields))
 end
+
+-- A request's log line: its keys sorted once (jsonout.shape), not per line.
+local REQUEST_LINE = jsonout.shape { "method", "route", "status", "us", "key", "addr", "auth", "note", "t" }
 
 local function now_ms() return uv.now() end
 
@@ -226,7 +268,7 @@ function Server:_dispatch(req, ctx)
   local ok, retry = self.by_addr:take(req.remote, now_ms())
   if not ok then return too_many(req, ctx, retry, "requests from this address") end
   -- a sandbox's app, on an origin of its own (its Host): never the API's routes
-  local app = self.apps:sandbox_of(req)
+  local app = not req.quick and self.apps:sandbox_of(req) -- a quick one is never an app's
   if app then
     local astatus, adoc = self.apps:handle(req, ctx, app)
     if astatus then return send(req, ctx, astatus, adoc) end
@@ -346,8 +388,8 @@ function Server:_handle(req)
   if ctx.audited then self:checkpoint(false, ctx.db, ctx.dir) end
   local us = (uv.hrtime() - t0) // 1000
   self.metrics:request(ctx.route, ctx.status or 500, us / 1e6)
-  self:_log { method = req.method, route = ctx.route, status = ctx.status or 500,
-    us = us, key = ctx.key or cjson.null, addr = req.remote, auth = ctx.auth, note = ctx.note }
+  self:_log(setmetatable({ method = req.method, route = ctx.route, status = ctx.status or 500,
+    us = us, key = ctx.key or cjson.null, addr = req.remote, auth = ctx.auth, note = ctx.note }, REQUEST_LINE))
   req:close()
   self.inflight = self.inflight - 1
 end

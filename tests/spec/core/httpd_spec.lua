@@ -400,6 +400,139 @@ describe("orket.c.httpd", function()
     assert.equal(1, worst, "the most requests served in one loop iteration")
   end)
 
+  -- Quick paths: a plain GET on one is answered inside the server's run, without a task or
+  -- accept(); the rest, and what the function declines, are handed over as always.
+  describe("quick answers", function()
+    -- a kept-alive connection; ask(text) sends one request and waits for its whole answer,
+    -- the task woken by the socket alone: no timer runs meanwhile (orket.sleep's would)
+    local function conn(port)
+      local c = uv.new_tcp()
+      local co, st = coroutine.running(), { buf = "" }
+      local function wake(...)
+        if st.waiting then
+          st.waiting = false
+          task.resume(co, ...)
+        end
+      end
+      c:connect("127.0.0.1", port, function(err)
+        assert(not err, err)
+        c:read_start(function(_, d)
+          st.buf = st.buf .. (d or "")
+          local head_end = st.buf:find("\r\n\r\n", 1, true)
+          local len = head_end and tonumber(st.buf:match("[Cc]ontent%-[Ll]ength: (%d+)"))
+          if len and st.head then len = 0 end -- an answer to HEAD has no body
+          if len and #st.buf >= head_end + 3 + len then
+            local got = st.buf:sub(1, head_end + 3 + len)
+            st.buf = st.buf:sub(head_end + 4 + len)
+            wake(got)
+          end
+        end)
+        wake()
+      end)
+      local function wait()
+        st.waiting = true
+        return coroutine.yield()
+      end
+      wait()
+      return c, function(text)
+        st.head = text:find("^HEAD ") ~= nil
+        c:write(text)
+        return wait()
+      end, wait
+    end
+
+    it("answers on the paths set, inside the run, and hands over the rest", function()
+      local handed, offered = {}, {}
+      local srv = serve({}, function(req)
+        handed[#handed + 1] = req.method .. " " .. req.path
+        req:respond(200, { "Content-Type: text/plain" }, "handed")
+      end)
+      srv:quick({ "/q", "/decline" }, function(method, path, remote, host, origin)
+        offered[#offered + 1] = table.concat({ method, path, remote, host, tostring(origin) }, " ")
+        if path == "/decline" then return nil end
+        return 203, { "Content-Type: text/plain", "X-Quick: yes" }, "quick"
+      end)
+      local c, ask = conn(srv:port())
+      local a = ask("GET /q HTTP/1.1\r\nHost: here\r\nOrigin: http://o\r\n\r\n")
+      assert.matches("^HTTP/1.1 203", a)
+      assert.matches("X%-Quick: yes", a)
+      assert.matches("\r\n\r\nquick$", a)
+      assert.matches("^HTTP/1.1 203", ask("GET /q HTTP/1.1\r\nHost: here\r\n\r\n")) -- kept alive
+      for _, req in ipairs { "GET /q?a=1", "GET /decline", "GET /other", "HEAD /q" } do
+        assert.matches("^HTTP/1.1 200", ask(req .. " HTTP/1.1\r\nHost: here\r\n\r\n"))
+      end
+      -- a body goes the usual way, whatever its path
+      assert.matches("handed$", ask("POST /q HTTP/1.1\r\nHost: here\r\nContent-Length: 2\r\n\r\nhi"))
+      assert.same({ "GET /q 127.0.0.1 here http://o", "GET /q 127.0.0.1 here nil", "GET /decline 127.0.0.1 here nil" },
+        offered)
+      assert.same({ "GET /q", "GET /decline", "GET /other", "HEAD /q", "POST /q" }, handed) -- the first with a query
+      c:close()
+      srv:close()
+    end)
+
+    -- The timer's fairness: a quick answer is never given while a timer of the loop is due;
+    -- the request waits at libmicrohttpd (no hand-over) and is offered after the timer ran.
+    it("offers a quick path only once the loop's due timer has run", function()
+      local handed, offers, fired = 0, {}, false
+      local srv = serve({}, function(req)
+        handed = handed + 1
+        req:respond(200, { "Content-Type: text/plain" }, "handed")
+      end)
+      srv:quick({ "/q" }, function()
+        offers[#offers + 1] = fired
+        return 200, { "Content-Type: text/plain" }, "quick"
+      end)
+      local c, ask, wait = conn(srv:port())
+      assert.matches("quick$", ask("GET /q HTTP/1.1\r\nHost: x\r\n\r\n")) -- the connection is in
+      -- in the loop's prepare phase, after its timers and just before it polls: t2 falls
+      -- due during this callback, with the request in the server's socket by then
+      local prep, t2 = uv.new_prepare(), uv.new_timer()
+      prep:start(function()
+        prep:stop()
+        t2:start(1, 0, function() fired = true end)
+        c:write("GET /q HTTP/1.1\r\nHost: x\r\n\r\n")
+        local t0 = uv.hrtime()
+        while uv.hrtime() - t0 < 5e6 do end
+      end)
+      assert.matches("quick$", wait())
+      assert.same({ false, true }, offers)
+      assert.equal(0, handed)
+      prep:close()
+      t2:close()
+      c:close()
+      srv:close()
+    end)
+
+    it("hands over a request left for a due timer when the quick paths are unset meanwhile", function()
+      local srv = serve({}, function(req) req:respond(200, { "Content-Type: text/plain" }, "handed") end)
+      srv:quick({ "/q" }, function() return 200, { "Content-Type: text/plain" }, "quick" end)
+      local c, ask, wait = conn(srv:port())
+      assert.matches("quick$", ask("GET /q HTTP/1.1\r\nHost: x\r\n\r\n"))
+      local prep, t2 = uv.new_prepare(), uv.new_timer()
+      prep:start(function() -- as above: the request is read while t2 is due
+        prep:stop()
+        t2:start(1, 0, function() srv:quick({}) end) -- unset before its next offer
+        c:write("GET /q HTTP/1.1\r\nHost: x\r\n\r\n")
+        local t0 = uv.hrtime()
+        while uv.hrtime() - t0 < 5e6 do end
+      end)
+      assert.matches("handed$", wait())
+      prep:close()
+      t2:close()
+      c:close()
+      srv:close()
+    end)
+
+    it("refuses bad paths and functions", function()
+      local srv = serve({}, function(req) req:respond(200) end)
+      assert.has_error(function() srv:quick({ "nope" }, function() end) end,
+        "bad argument #1 to 'quick' (paths must be strings starting with /)")
+      assert.has_error(function() srv:quick({ "/a" }) end)
+      srv:quick({}) -- none
+      srv:close()
+    end)
+  end)
+
   it("shuts a connection whose headers never end", function()
     local srv = serve({ header_timeout_ms = 100 }, function(req) req:respond(200) end)
     local c, got = raw(srv:port(), "GET / HTTP/1.1\r\nHost: x\r\n")
