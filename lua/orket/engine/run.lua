@@ -816,12 +816,15 @@ function Run:start_jobs(st, jobs)
           local out = self:take_turn(job)
           if st.lease then self:after_lease(job, out) end
         end, debug.traceback)
-        if not ok then
+        -- (a read the lost store failed raises too: that is the store's loss, which ends the
+        -- run as journal_broken says, not a bug of Orket's)
+        local internal = not ok and not self:journal_broken(job.card_id)
+        if internal then
           io.stderr:write("orket: internal error in ", job.card_id, "'s turn: ", tostring(terr), "\n")
           self.internal_failed = self.internal_failed or (job.card_id .. ": " .. tostring(terr):match("^[^\n]*"))
         end
         done(t, job)
-        if not ok then self:stop() end
+        if internal then self:stop() end
       end)
     end
     self.tasks[t] = true
@@ -900,7 +903,14 @@ end
 
 function Run:conclude(target)
   local status, stuck, reason = "done", {}, nil
-  if self.journal_failed then
+  -- the store lost while the run went: whatever it made raise (an internal error's report
+  -- included) was the loss
+  self:journal_broken()
+  if self.journal_failed and self.lease then
+    -- a worker leaves the run running for every worker, and says so: it is not failed
+    status = "interrupted"
+    reason = string.format("the store was lost (%s); the run is left running for the workers", self.journal_failed)
+  elseif self.journal_failed then
     status = "failed"
     reason = string.format("the journal could not be written (%s); once the store can be written "
       .. "(free space, fix its permissions), 'orket resume %d' carries on", self.journal_failed, self.run_id)
