@@ -143,11 +143,14 @@ end
 -- store, its lease keeper and its turns at once (--concurrency, else orket.lua's).
 local function runs(e, o, emit)
   local share = share_mod.new(o.concurrency or e.settings.concurrency)
-  return runset.new { db = e.db, share = share, leave = claims.release_worker,
+  return runset.new { db = e.db, keeper = e.lease, share = share, leave = claims.release_worker,
     join = function(r) return join(e, o.dir, r) end,
-    open = function()
-      return setup.open(o.dir, { db = e.db, keep_db = true, model = o.model, emit = emit, git_lock = git_lock(o),
-        keeper = e.lease, share = share })
+    open = function(r)
+      local re, err = setup.open(o.dir, { db = e.db, keep_db = true, model = o.model, emit = emit,
+        git_lock = git_lock(o), keeper = e.lease, share = share })
+      -- a run --start recorded here begins fresh (run_start's resumed = false)
+      if re and e.started_runs[r.id] then re.started_runs[r.id] = true end
+      return re, err
     end }
 end
 

@@ -158,6 +158,21 @@ function Lease:release(card)
   end
 end
 
+--- release_run(run_id): drops this worker's leases on run_id's cards (the run ended here;
+--- a card it left in progress, as a full disk leaves one, would otherwise stay held while
+--- the worker renews its other runs' leases, and another worker's run would wait for it)
+function Lease:release_run(run_id)
+  local cards = {}
+  for card, r in pairs(self.run_of) do
+    if r == run_id then cards[#cards + 1] = card end
+  end
+  if #cards == 0 then return end
+  assert(self.db:tx(function()
+    for _, card in ipairs(cards) do self:release(card) end
+    return true
+  end))
+end
+
 --- renew() -> set of cards lost since the last renewal
 function Lease:renew()
   local ok, now = pcall(function()

@@ -12,21 +12,25 @@ local M = {}
 local Set = {}
 Set.__index = Set
 
---- new{db=, share=, open=, join=, leave=} -> set. share: the runs' orket.engine.share. open() -> engine | nil, msg: an engine for one
---- run; join(row) -> hold | nil: the worker may work the run (nil: not now); leave(hold).
+--- new{db=, keeper=, share=, open=, join=, leave=} -> set. keeper: the worker's
+--- orket.engine.lease, whose leases on a run's cards go when the run ends here; share: the
+--- runs' orket.engine.share;
+--- open(row) -> engine | nil, msg: an engine for the run; join(row) -> hold | nil: the
+--- worker may work the run (nil: not now); leave(hold).
 --- set.failed: the first error a run's engine raised (not the store's loss), which stops
 --- the worker; set.count: the runs in flight.
 function M.new(o)
-  return setmetatable({ db = o.db, share = o.share, open = o.open, join = o.join, leave = o.leave, live = {}, count = 0,
+  return setmetatable({ db = o.db, keeper = o.keeper, share = o.share, open = o.open, join = o.join, leave = o.leave, live = {}, count = 0,
     waker = scheduler.waker() }, Set)
 end
 
 --- start(row) -> true when the run is worked here (now or already)
 function Set:start(row)
   if self.live[row.id] then return true end
-  local hold = self.join(row)
-  if not hold then return false end
-  local e, err = self.open()
+  -- (a store lost while the worker asks: its loop finds db:journal_error() and waits)
+  local jok, hold = pcall(self.join, row)
+  if not (jok and hold) then return false end
+  local e, err = self.open(row)
   if not e then
     self.leave(hold)
     self.failed = self.failed or tostring(err)
@@ -37,13 +41,16 @@ function Set:start(row)
   self.count = self.count + 1
   entry.task = task.spawn(function()
     local ok, res = pcall(e.execute, e, row.id)
+    -- (first: whatever fails below, wait_all does not wait for this run again)
+    self.live[row.id] = nil
+    self.count = self.count - 1
     -- (a run that raised gave back none of its turns: they go now)
     if self.share then self.share:leave(row.id) end
+    -- (with the store lost they run out instead, or are claimed again on its return)
+    if self.keeper then pcall(self.keeper.release_run, self.keeper, row.id) end
     entry.watcher:close()
     e.close_all()
     self.leave(hold)
-    self.live[row.id] = nil
-    self.count = self.count - 1
     -- an error with the store gone is the loss's (the worker waits for the store); any
     -- other is Orket's own and stops the worker, as it did when it worked one run
     if not ok and not self.db:journal_error() then self.failed = self.failed or tostring(res) end
