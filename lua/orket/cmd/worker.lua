@@ -74,18 +74,6 @@ local function start_run(e, dir, o)
   return id
 end
 
--- Joins run r unless a whole-run process (`orket run`, `orket serve`) works it or an
--- overlapping run is live: -> the worker's hold on the run | nil
-local function join(e, dir, r)
-  local claim = claims.enter(dir, rt.sleep)
-  if not claim then return nil end
-  local hold
-  local other = claims.conflict(dir, e.db, e.board, r.target, { except = r.id })
-  if not other then hold = claims.hold_worker(dir, r.id) end
-  claim:release()
-  return hold
-end
-
 -- The store lost (PostgreSQL's primary gone, a standby not yet promoted): said once, then
 -- the worker asks again, after 20 ms, then half as long again each time up to a second,
 -- until the store answers, and works on: a promotion takes a few hundred milliseconds, and
@@ -144,7 +132,7 @@ end
 local function runs(e, o, emit)
   local share = share_mod.new(o.concurrency or e.settings.concurrency)
   return runset.new { db = e.db, keeper = e.lease, share = share, leave = claims.release_worker,
-    join = function(r) return join(e, o.dir, r) end,
+    join = function(r) return claims.join_worker(o.dir, e.db, e.board, r, rt.sleep) end,
     open = function(r)
       local re, err = setup.open(o.dir, { db = e.db, keep_db = true, model = o.model, emit = emit,
         git_lock = git_lock(o), keeper = e.lease, share = share })
