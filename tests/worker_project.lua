@@ -79,6 +79,31 @@ function M.start_worker(dir, k, o)
   return pid
 end
 
+--- side_by_side(text) -> the most runs one worker had turns of in flight at once, read from
+--- its JSON Lines (a worker_start begins a new process: what the one before left open is
+--- dropped)
+function M.side_by_side(text)
+  local open, most = {}, 0
+  for line in text:gmatch("[^\n]+") do
+    local ok, ev = pcall(cjson.decode, line)
+    if ok and type(ev) == "table" then
+      -- (a turn cancelled or whose lease was lost says no turn_end; its run's end closes it)
+      if ev.type == "worker_start" then open = {} end
+      if ev.type == "run_end" then open[ev.run_id] = nil end
+      if ev.type == "lease_lost" and ev.run_id and open[ev.run_id] then open[ev.run_id][ev.card] = nil end
+      if ev.type == "turn_start" or ev.type == "turn_end" then
+        local runs = open[ev.run_id] or {}
+        open[ev.run_id] = runs
+        runs[ev.card] = ev.type == "turn_start" or nil
+        local n = 0
+        for _, cards in pairs(open) do if next(cards) then n = n + 1 end end
+        most = math.max(most, n)
+      end
+    end
+  end
+  return most
+end
+
 --- board_state(dir) -> {ID = {status, worked_by, retries, turns, done}}: each issue's
 --- status, worker seat and retries, its recorded turns (number and outcome of each
 --- turn_end) and how often it was moved to done; the card's journal lines are its

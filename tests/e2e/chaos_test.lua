@@ -10,10 +10,10 @@
 -- clients, moved between the servers as they die, each saw every event of the journal
 -- once, in order.
 -- The seed fixes which faults come and at which point of the board's progress; which card
--- meets which fault depends on timing. A worker works one run at a time (all three join
--- the oldest), so the rocks are worked in turn rather than side by side. Where no small
--- filesystem can be mounted the full disk is left out, and its own test is skipped saying
--- why.
+-- meets which fault depends on timing. Each worker works every run it can join side by
+-- side (its turns at once shared among them), and the soak checks from the workers' events
+-- that one of them had turns of several runs in flight at once. Where no small filesystem
+-- can be mounted the full disk is left out, and its own test is skipped saying why.
 local H = require "tests.helpers"
 local F = require "tests.fixtures"
 local PG = require "tests.pg"
@@ -330,9 +330,14 @@ describe("the chaos soak", function()
         filled = nil
       end
     end
-    assert(waited < deadline, "the workers did not finish")
+    assert(waited < deadline, "the workers did not finish (faults: " .. table.concat(done_faults, ", ") .. ")" .. said(dir))
     print("  note: chaos faults: " .. table.concat(done_faults, ", ") .. "; model: " .. cjson.encode(proxy.faults()))
     assert.equal(#plan, #done_faults, "the workers ended before every fault" .. said(dir))
+    -- the rocks were worked side by side: a worker had turns of several runs in flight at once
+    local most = 0
+    for k = 1, 3 do most = math.max(most, WP.side_by_side(H.read(dir .. "/w" .. k .. ".out") or "")) end
+    print("  note: chaos: most runs with turns in flight at once in one worker: " .. most)
+    assert.is_true(most >= 2, "no worker worked two runs side by side")
     if filled then disk.free() end
     -- a run the full disk ended (failed, its reason saying so) carries on with `orket resume`
     local full = disk_fulls(dir)

@@ -101,4 +101,62 @@ describe("a store whose primary fails over to its standby", function()
     H.write(dir .. "/script.lua", script)
     assert.equal(want, H.board_state(dir))
   end)
+
+  it("leaves every run of a worker running when the store goes with several in flight, and ends them done", function()
+    -- docs/workers.md: a turn that could not be written ends unrecorded and the run is left
+    -- running; with runs side by side, one run's failed write must not end another failed
+    local ok, why = PG.available()
+    if not ok then return pending("skipped: " .. why) end
+    local WP = require "tests.worker_project"
+    local fake = require("tests.fake_server").start()
+    local server = PG.start { commits_survive_kill = true }
+    local dir
+    finally(function()
+      local pid = dir and tonumber(H.read(dir .. "/w.pid") or "")
+      if pid then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+      server.stop()
+      fake.stop()
+    end)
+    local epics = { { id = "A", n = 6 }, { id = "B", n = 6 }, { id = "C", n = 6 } }
+    dir = WP.project(fake.url, { epics = epics, slow = 200, store_url = server.url })
+    H.write(dir .. "/record.lua", [[
+local db = assert(require("orket.project").open_store(".", false))
+for _, t in ipairs { "A", "B", "C" } do assert(db:record_run { target = t, kind = "epic", data = { workers = true } }) end
+db:close()
+]])
+    local rec = H.orket("lua record.lua", { cwd = dir })
+    assert.equal(0, rec.status, rec.stderr)
+    os.execute(string.format("cd %s && { %s worker --drain --concurrency 3 --lease-ms 3000 >w.out 2>w.err & echo $! >w.pid; "
+      .. "wait $!; echo $? >w.rc; } >/dev/null 2>&1 &", H.quote(dir), H.quote(H.BIN)))
+    -- the store goes while turns of all three runs are out, and comes back a second later
+    H.wait_for(function() orket.sleep(20) return WP.side_by_side(H.read(dir .. "/w.out") or "") == 3 end,
+      "turns of the three runs at once", 1000)
+    server.kill()
+    orket.sleep(1000)
+    server.restart()
+    local rc = H.wait_for(function() orket.sleep(50) return (H.read(dir .. "/w.rc") or ""):match("%d+") end,
+      "the worker to end", 1200)
+    local out = H.read(dir .. "/w.out")
+    -- (what the worker said of its runs and the store, for a failure's message)
+    local said = {}
+    for line in out:gmatch("[^\n]+") do
+      if line:find('"type":"run_', 1, true) or line:find('"type":"store_', 1, true) or line:find('"failed"', 1, true)
+        or line:find('journal_error', 1, true) or line:find('card_blocked', 1, true) then said[#said + 1] = line end
+    end
+    said = table.concat(said, "\n") .. "\n" .. (H.read(dir .. "/w.err") or "")
+    assert.equal("0", rc, said)
+    assert.matches('"type":"store_lost"', out)
+    assert.matches('"type":"store_back"', out)
+    assert.is_nil(out:find('"status":"failed"', 1, true), said)
+    assert.is_nil((H.read(dir .. "/w.err") or ""):find("internal error", 1, true), said)
+    local runs = require("cjson").decode(H.orket("runs --json", { cwd = dir }).stdout).runs
+    assert.equal(3, #runs)
+    for _, r in ipairs(runs) do assert.equal("done", r.status) end
+    for _, e in ipairs(epics) do
+      for i = 1, e.n do
+        local id = e.id .. "-" .. i
+        assert.equal(id .. "\n", H.read(dir .. "/workspace/" .. id .. ".line"), id .. "'s effect")
+      end
+    end
+  end)
 end)

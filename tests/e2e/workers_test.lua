@@ -219,7 +219,7 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
     local r = H.orket("lua drive.lua", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     assert.matches("the lease ran out in the round", r.stderr)
-    assert.matches('"card":"W%-1","from":"dead","type":"lease_taken_over"', r.stdout)
+    assert.matches('"card":"W%-1","from":"dead","run_id":1,"type":"lease_taken_over"', r.stdout)
     local runs = cjson.decode(H.orket("runs --json", { cwd = dir }).stdout)
     assert.equal("done", runs.runs[1].status)
     local st = board_state(dir)
@@ -248,6 +248,30 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
     local r = H.orket("worker --drain --lease-ms 2500", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     assert.equal("done", cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs[1].status)
+  end)
+
+  it("works two runs side by side, its turns at once shared between them", function()
+    -- two epics' runs left to the workers; one worker with two turns at once gives each run
+    -- one (its fair share), so a turn of each is in flight together; working them in turn,
+    -- it never had turns of both
+    local dir = WP.project(fake.url, { epics = { { id = "A", n = 4 }, { id = "B", n = 4 } }, slow = 150,
+      store_url = backends.name() == "pg" and backends.fresh_url() or nil })
+    H.write(dir .. "/record.lua", [[
+local db = assert(require("orket.project").open_store(".", false))
+for _, t in ipairs { "A", "B" } do assert(db:record_run { target = t, kind = "epic", data = { workers = true } }) end
+db:close()
+]])
+    local rec = H.orket("lua record.lua", { cwd = dir })
+    assert.equal(0, rec.status, rec.stderr)
+    local r = H.orket("worker --drain --concurrency 2 --lease-ms 2500", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal(2, WP.side_by_side(r.stdout), r.stdout:sub(-3000))
+    for _, run in ipairs(cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs) do
+      assert.equal("done", run.status)
+    end
+    for _, e in ipairs { "A", "B" } do
+      for i = 1, 4 do assert.equal(e .. "-" .. i .. "\n", H.read(dir .. "/workspace/" .. e .. "-" .. i .. ".line")) end
+    end
   end)
 
   it("orket serve's workers stop when the server is killed with SIGKILL", function()

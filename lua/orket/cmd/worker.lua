@@ -7,11 +7,12 @@ local uv = require "luv"
 local rt = require "orket.c.runtime"
 local task = require "orket.task"
 local setup = require "orket.engine.setup"
-local reload = require "orket.engine.reload"
 local jsonout = require "orket.jsonout"
 local claims = require "orket.engine.claims"
 local recorded = require "orket.engine.recorded"
 local lease_mod = require "orket.engine.lease"
+local runset = require "orket.engine.runset"
+local share_mod = require "orket.engine.share"
 local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
 
@@ -26,7 +27,7 @@ cmd.args = { extra = "give one project directory",
   { "--with-parent", help = "stop as on SIGTERM when the process that started it ends (orket serve\n"
     .. "--workers starts its workers so, even a server killed with SIGKILL)" },
   { "--concurrency", value = "N", what = "a value", check = cmdline.at_least(1, "--concurrency needs a positive integer"),
-    help = "turns this worker runs at once (default: the run's, else orket.lua's)" },
+    help = "turns this worker runs at once, across the runs it works (default: orket.lua's)" },
   { "--lease-ms", value = "MS", what = "a value", default = 30000,
     check = cmdline.at_least(30, "--lease-ms needs an integer of at least 30"),
     help = "how long a lease lives without renewal (renewed every third of it)" },
@@ -35,7 +36,8 @@ cmd.args = { extra = "give one project directory",
   { "-C", value = "DIR", key = "dir", what = "a directory" },
 }
 cmd.help = [[
-Works the runs left to workers in the project DIR (default: the current directory), with
+Works the runs left to workers in the project DIR (default: the current directory), side
+by side (its --concurrency turns at once shared fairly among them), with
 any number of other workers on this machine (sharing DIR and its .orket/orket.db) or, on a
 PostgreSQL store, on other machines. Each card is claimed with a lease the worker renews
 while it works; a worker that dies loses its leases when they expire (--lease-ms, default
@@ -72,18 +74,6 @@ local function start_run(e, dir, o)
   return id
 end
 
--- Joins run r unless a whole-run process (`orket run`, `orket serve`) works it or an
--- overlapping run is live: -> the worker's hold on the run | nil
-local function join(e, dir, r)
-  local claim = claims.enter(dir, rt.sleep)
-  if not claim then return nil end
-  local hold
-  local other = claims.conflict(dir, e.db, e.board, r.target, { except = r.id })
-  if not other then hold = claims.hold_worker(dir, r.id) end
-  claim:release()
-  return hold
-end
-
 -- The store lost (PostgreSQL's primary gone, a standby not yet promoted): said once, then
 -- the worker asks again, after 20 ms, then half as long again each time up to a second,
 -- until the store answers, and works on: a promotion takes a few hundred milliseconds, and
@@ -114,11 +104,14 @@ local function emitter(name)
   end
 end
 
--- The engine, with the lease keeper and the repository lock other workers share (each
--- operation on the repository under .orket/git.lock), checked -> e | nil, exit status.
+local function git_lock(o) return (o.dir == "." and "" or o.dir .. "/") .. ".orket/git.lock" end
+
+-- The worker's own engine, with the lease keeper and the repository lock other workers
+-- share (each operation on the repository under .orket/git.lock), checked -> e | nil, exit
+-- status. Each run it works gets an engine of its own (runs), sharing the keeper.
 local function open_engine(o, name, emit, cli)
   local e, err, code = setup.open(o.dir, { model = o.model, concurrency = o.concurrency, emit = emit,
-    git_lock = (o.dir == "." and "" or o.dir .. "/") .. ".orket/git.lock",
+    git_lock = git_lock(o),
     lease = { worker = name, ttl_ms = o.lease_ms, on_event = emit, poll_ms = math.min(200, math.max(10, o.lease_ms // 10)) } })
   if not e then
     if code == "EUSAGE" then return nil, cli.usage_error(cmd, "%s", err) end
@@ -134,12 +127,28 @@ local function open_engine(o, name, emit, cli)
   return e
 end
 
+-- The runs the worker works side by side: each with an engine of its own over the worker's
+-- store, its lease keeper and its turns at once (--concurrency, else orket.lua's).
+local function runs(e, o, emit)
+  local share = share_mod.new(o.concurrency or e.settings.concurrency)
+  return runset.new { db = e.db, keeper = e.lease, share = share, leave = claims.release_worker,
+    join = function(r) return claims.join_worker(o.dir, e.db, e.board, r, rt.sleep) end,
+    open = function(r)
+      local re, err = setup.open(o.dir, { db = e.db, keep_db = true, model = o.model, emit = emit,
+        git_lock = git_lock(o), keeper = e.lease, share = share })
+      -- a run --start recorded here begins fresh (run_start's resumed = false)
+      if re and e.started_runs[r.id] then re.started_runs[r.id] = true end
+      return re, err
+    end }
+end
+
 -- What stops the worker: SIGINT, SIGTERM and, with --with-parent, the end of the process
 -- that started it (parent: its pid, read first thing) -> the handles; state.stopping is set.
-local function stoppers(e, o, parent, state)
+local function stoppers(e, o, parent, state, set)
   local function stop()
     state.stopping = true
     e:stop()
+    set:stop_all()
   end
   local handles = {}
   for _, sig in ipairs { "sigint", "sigterm" } do
@@ -169,44 +178,41 @@ local function begin(e, o, emit)
   phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
 end
 
--- The worker's loop, in a task: works each run left to workers that it can join, until
--- stopped (or, with --drain, none is left) -> failure message | nil.
-local function work(e, o, emit, state)
+-- The worker's loop, in a task: starts each run left to workers that it can join, side by
+-- side (set), until stopped (or, with --drain, none is left and none in flight) -> failure
+-- message | nil. The store lost (a run met it, or the loop's own question): every run in
+-- flight stops, leaving its turn unrecorded and the run running, and only once none is in
+-- flight is the failure cleared and the store asked again, so that no run takes a read
+-- that failed for a turn's own failure.
+local function work(e, o, emit, state, set)
   local failed = begin(e, o, emit)
   if failed then return failed end
   local ops, keeper, st = lease_mod.ops(e.db), e.lease, { lost = false }
-  while not state.stopping do
-    local qok, queued = pcall(ops.queued, e.db)
-    if not qok then
-      store_lost(e, emit, st, queued)
-      goto continue
+  while not state.stopping and not set.failed do
+    local queued, gone = nil, e.db:journal_error()
+    if not gone then
+      local qok, q = pcall(ops.queued, e.db)
+      if qok then queued = q else gone = q end
     end
-    if st.lost then emit { type = "store_back" } end
-    st.lost = false
-    if #queued == 0 and o.drain then break end
-    local worked = false
-    for _, r in ipairs(queued) do
-      if state.stopping then break end
-      local hold = join(e, o.dir, r)
-      if hold then
-        worked = true
-        local ok, res = pcall(e.execute, e, r.id)
-        claims.release_worker(hold)
-        local gone = e.db:journal_error()
-        if gone then
-          store_lost(e, emit, st, gone)
-          break
-        end
-        if not ok then
-          state.stopping = true
-          return tostring(res)
-        end
+    if gone then
+      set:stop_all()
+      set:wait_all()
+      store_lost(e, emit, st, gone)
+    else
+      if st.lost then emit { type = "store_back" } end
+      st.lost = false
+      if #queued == 0 and set.count == 0 and o.drain then break end
+      for _, r in ipairs(queued) do
+        if state.stopping or set.failed then break end
+        set:start(r)
       end
+      if set.count == 0 and not state.stopping then keeper:idle(keeper.poll_ms * 2)
+      elseif not state.stopping then set:wait(keeper.poll_ms * 2) end
     end
-    if not worked and not state.stopping and not st.lost then keeper:idle(keeper.poll_ms * 2) end
-    ::continue::
   end
-  return nil
+  set:stop_all()
+  set:wait_all()
+  return set.failed
 end
 
 function cmd.run(args, cli)
@@ -221,11 +227,10 @@ function cmd.run(args, cli)
   if not e then return est end
   local keeper = e.lease
   keeper:start()
-  local watcher, state = reload.watch(e), { stopping = false }
-  local handles = stoppers(e, o, parent, state)
-  local ok, failure = task.spawn(work, e, o, emit, state):join()
+  local state, set = { stopping = false }, runs(e, o, emit)
+  local handles = stoppers(e, o, parent, state, set)
+  local ok, failure = task.spawn(work, e, o, emit, state, set):join()
   for _, h in ipairs(handles) do h:close() end
-  watcher:close()
   keeper:close()
   emit { type = "worker_end" }
   rt.run("nowait")

@@ -161,6 +161,22 @@ function M.hold_worker(dir, id)
   return { lock = lk, path = path }
 end
 
+--- join_worker(dir, db, board, row[, sleep]) -> hold | nil: a worker joins run row (its id
+--- and target) unless a whole-run process (`orket run`, `orket serve`) works it or an
+--- overlapping run is live, decided under the claim section (enter). An error while it
+--- asks (the store lost) is raised once the claim section is left: held until the lock's
+--- garbage collection, it kept every other worker of the project from joining a run.
+function M.join_worker(dir, db, board, row, sleep)
+  local claim = M.enter(dir, sleep)
+  if not claim then return nil end
+  local ok, other = pcall(M.conflict, dir, db, board, row.target, { except = row.id })
+  local hold
+  if ok and not other then hold = M.hold_worker(dir, row.id) end
+  claim:release()
+  if not ok then error(other, 0) end
+  return hold
+end
+
 --- release_worker(hold): this worker is done with the run
 function M.release_worker(h)
   os.remove(h.path)

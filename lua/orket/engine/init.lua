@@ -27,6 +27,7 @@ local FIXED = {
   db = true, board = true, memory = true, settings = true, llm = true, gate = true, workspace = true,
   workspace_dir = true, project_dir = true, toolcalls = true, count = true, emit_fn = true, concurrency = true,
   model = true, dir = true, git = true, models = true, lease = true, pace = true, close_all = true,
+  share = true, -- a worker's turns at once, shared among its runs (orket.engine.share)
   tracer = true, -- orket.otel's, when traces are exported (docs/observability.md)
 }
 local SCRIPTS = { roles = true, tools = true, policies = true, routing = true, mcp = true }

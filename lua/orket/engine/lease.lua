@@ -30,7 +30,7 @@ function M.new(o)
   end
   local ttl = o.ttl_ms or 30000
   if math.type(ttl) ~= "integer" or ttl < 30 then error("bad argument #1 to 'new' (ttl_ms: integer >= 30 expected)", 2) end
-  return setmetatable({ db = o.db, ops = M.ops(o.db), worker = o.worker, ttl_ms = ttl, held = {}, round = {},
+  return setmetatable({ db = o.db, ops = M.ops(o.db), worker = o.worker, ttl_ms = ttl, held = {}, round = {}, run_of = {},
     poll_ms = o.poll_ms or 100, on_event = o.on_event or function() end }, Lease)
 end
 
@@ -47,11 +47,17 @@ function Lease:claim(run_id, ids, limit)
   local got = self.ops.claim(self.db, { worker = self.worker, run = run_id, ids = ids, limit = limit,
     ttl_ms = self.ttl_ms })
   local out = {}
+  -- one keeper serves every run its worker works side by side: a round's claims are its run's
+  local round = self.round[run_id] or {}
+  self.round[run_id] = round
   for i, c in ipairs(got) do
     out[i] = c.card
     self:mark(c.card)
-    self.round[c.card] = true
-    if c.taken_from then self.on_event { type = "lease_taken_over", card = c.card, from = c.taken_from } end
+    round[c.card] = true
+    self.run_of[c.card] = run_id
+    if c.taken_from then
+      self.on_event { type = "lease_taken_over", card = c.card, from = c.taken_from, run_id = run_id }
+    end
   end
   return out
 end
@@ -90,24 +96,34 @@ end
 --- commits journal events (a card moved, a lease released with its card); on SQLite, or
 --- while the listener cannot connect, it sleeps. A wake-up only: the caller looks again.
 function Lease:idle(ms)
+  if self.listening then
+    -- another of the worker's tasks reads the listener (one reader per connection): this
+    -- one waits until that wait ends, woken by what it heard
+    local heard, deadline = self.heard, rt.now() + ms * 5
+    while self.listening and self.heard == heard and rt.now() < deadline do rt.sleep(10) end
+    return
+  end
   if self.db.backend == "pg" and not self.no_listen then
     if not self.listener then
       self.listener = pglisten.new { url = self.db.url, channels = { "orket_events" } }
     end
+    self.listening = true
     local notes, info = self.listener:wait(ms * 5) -- woken by commits: a longer wait costs no latency
+    self.listening = false
+    self.heard = (self.heard or 0) + 1
     if notes and not (info and info.error) then return end
     self.no_listen = true -- the listener cannot connect: poll from now on
   end
   rt.sleep(ms)
 end
 
---- release_idle(busy): at the end of a scheduling round, drops the leases claimed in it on
---- cards that got no turn (skipped, blocked or moved by the engine instead)
-function Lease:release_idle(busy)
-  for card in pairs(self.round) do
+--- release_idle(busy, run_id): at the end of run_id's scheduling round, drops the leases
+--- claimed in it on cards that got no turn (skipped, blocked or moved by the engine instead)
+function Lease:release_idle(busy, run_id)
+  for card in pairs(self.round[run_id] or {}) do
     if not busy[card] then self:release(card) end
   end
-  self.round = {}
+  self.round[run_id] = nil
 end
 
 --- others_busy(run_id) -> true while other workers hold live leases on run's cards
@@ -135,7 +151,26 @@ end
 --- transaction of its own unless inside the caller's
 function Lease:release(card)
   self.ops.release(self.db, self.worker, card)
-  if card then self.held[card] = nil else self.held = {} end
+  if card then
+    self.held[card], self.run_of[card] = nil, nil
+  else
+    self.held, self.run_of = {}, {}
+  end
+end
+
+--- release_run(run_id): drops this worker's leases on run_id's cards (the run ended here;
+--- a card it left in progress, as a full disk leaves one, would otherwise stay held while
+--- the worker renews its other runs' leases, and another worker's run would wait for it)
+function Lease:release_run(run_id)
+  local cards = {}
+  for card, r in pairs(self.run_of) do
+    if r == run_id then cards[#cards + 1] = card end
+  end
+  if #cards == 0 then return end
+  assert(self.db:tx(function()
+    for _, card in ipairs(cards) do self:release(card) end
+    return true
+  end))
 end
 
 --- renew() -> set of cards lost since the last renewal
@@ -149,7 +184,7 @@ function Lease:renew()
     if now[card] then self:mark(card) else
       self.held[card] = nil
       lost[card] = true
-      self.on_event { type = "lease_lost", card = card }
+      self.on_event { type = "lease_lost", card = card, run_id = self.run_of[card] }
     end
   end
   return lost

@@ -675,7 +675,8 @@ function Run:stop()
 end
 
 -- Run:execute's named steps share one loop state, st: {target, conc, busy (card ids with a
--- turn or a verification in flight), inflight, waker, view, lease, poll, clock, last_pass}.
+-- turn or a verification in flight), inflight, waker, view, lease, share (a worker's turns
+-- shared among its runs), denied (this round found no turn free in it), poll, clock, last_pass}.
 -- Where a kill -9 can land and what makes it safe is said at each step: every step's
 -- writes are in the journal's transactions, so a killed run resumes from what committed.
 
@@ -687,10 +688,15 @@ function Run:open_execution()
   local run = store_runs.get(self.db, run_id)
   if not run then error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 3) end
   local data = json.decode(run.data or "{}") or {}
-  self.db:clear_journal_error() -- journal_broken reports what fails from here on
+  -- journal_broken reports what fails from here on; a worker's runs share their store, and
+  -- the worker clears its failure itself once none of them is in flight (orket.engine.runset)
+  if not self.share then self.db:clear_journal_error() end
   self.model = self.model or data.model
   local st = { conc = self.engine.concurrency or data.concurrency or self.settings.concurrency,
-    target = assert(self.board:get(run.target)), busy = {}, inflight = 0, lease = self.lease }
+    target = assert(self.board:get(run.target)), busy = {}, inflight = 0, lease = self.lease, share = self.share }
+  -- a worker's turns at once are shared among its runs (orket.engine.share); a run started
+  -- with a concurrency of its own takes no more than that
+  if st.share then st.conc = math.tointeger(data.concurrency) or st.share.limit end
   -- under the run lock: what a killed process left in the repository is settled first
   if self.lease then self.engine.no_git_recover = true end -- other workers' git work may be in flight
   local gok, gerr = gitwork.recover(self)
@@ -722,10 +728,13 @@ function Run:open_execution()
   st.waker = scheduler.waker()
   st.view = scheduler.view(self.board, st.target)
   self.waker = st.waker
+  if st.share then st.share:join(run_id, st.waker) end
   if st.lease then
     -- other workers free cards and make new ones ready: look again now and then
     st.poll = uv.new_timer()
-    st.poll:start(st.lease.poll_ms, st.lease.poll_ms, function() if st.inflight < st.conc then st.waker:wake() end end)
+    st.poll:start(st.lease.poll_ms, st.lease.poll_ms, function()
+      if st.inflight < st.conc and (not st.share or st.share:open(run_id)) then st.waker:wake() end
+    end)
   end
   return st
 end
@@ -739,15 +748,20 @@ function Run:pick_round(st)
   local changed, others = false, false
   local jobs, after = {}, {}
   local lease = st.lease
+  -- the turns this round may start: taken from the worker's share before the round (its
+  -- transaction may wait on the store while another run's round goes), the rest given back
+  local room = st.conc - st.inflight
+  if st.share then room = st.share:take(self.run_id, room) end
+  st.denied = st.share ~= nil and room == 0 and st.share:queued(self.run_id)
   self.round_after = after
   local ok, err = self.db:tx(function()
     st.view:refresh()
-    if st.inflight < st.conc then
+    if room > 0 then
       -- a worker starts only the cards it holds a lease on, claimed in the view's order
       local cands = lease and lease:candidates(st.view, st.busy, self.run_id,
-        function() return st.conc - st.inflight - #jobs end) or st.view:candidates(st.busy)
+        function() return room - #jobs end) or st.view:candidates(st.busy)
       for c in cands do
-        if st.inflight + #jobs >= st.conc or self.stopping then break end
+        if #jobs >= room or self.stopping then break end
         local job, acted = self:prepare(c)
         changed = changed or acted
         if job then
@@ -757,15 +771,16 @@ function Run:pick_round(st)
       end
     end
     if lease then
-      lease:release_idle(st.busy)
+      lease:release_idle(st.busy, self.run_id)
       -- Whether other workers still hold cards is asked in this same transaction: its
       -- time is the one the claims above saw, so a lease that ran out since cannot read
       -- as neither live (to claim) nor held (to wait for), ending the run as stalled.
-      if st.inflight == 0 and #jobs == 0 and not changed then others = lease:others_busy(self.run_id) end
+      if st.inflight == 0 and #jobs == 0 and not changed and not st.denied then others = lease:others_busy(self.run_id) end
     end
     return true
   end)
   self.round_after = nil
+  if st.share then st.share:give(self.run_id, ok and room - #jobs or room) end
   if not ok then return nil, err end
   return jobs, changed, others, after
 end
@@ -778,6 +793,7 @@ function Run:start_jobs(st, jobs)
     self.tasks[t] = nil
     st.busy[job.card_id] = nil
     st.inflight = st.inflight - 1
+    if st.share then st.share:give(self.run_id, 1) end
     st.waker:wake()
   end
   for _, job in ipairs(jobs) do
@@ -800,12 +816,15 @@ function Run:start_jobs(st, jobs)
           local out = self:take_turn(job)
           if st.lease then self:after_lease(job, out) end
         end, debug.traceback)
-        if not ok then
+        -- (a read the lost store failed raises too: that is the store's loss, which ends the
+        -- run as journal_broken says, not a bug of Orket's)
+        local internal = not ok and not self:journal_broken(job.card_id)
+        if internal then
           io.stderr:write("orket: internal error in ", job.card_id, "'s turn: ", tostring(terr), "\n")
           self.internal_failed = self.internal_failed or (job.card_id .. ": " .. tostring(terr):match("^[^\n]*"))
         end
         done(t, job)
-        if not ok then self:stop() end
+        if internal then self:stop() end
       end)
     end
     self.tasks[t] = true
@@ -816,7 +835,8 @@ end
 -- Waits for the next round's reason -> true to go on, false when the run has nothing left.
 function Run:wait_round(st, changed, others)
   local w = st.waker
-  if st.inflight > 0 then
+  if st.inflight > 0 or st.denied then
+    -- (a run of a worker's that found no turn free waits for one: its share wakes it)
     if w:wait() then st.last_pass = rt.now() end
   elseif w.pending then
     -- turns ended without waiting on the loop (a scripted model answers at once): look
@@ -840,6 +860,7 @@ function Run:wait_round(st, changed, others)
 end
 
 local function close_execution(self, st)
+  if st.share then st.share:leave(self.run_id) end
   if st.poll then st.poll:close() end
   if st.clock then st.clock:close() end
   self.waker = nil
@@ -882,7 +903,14 @@ end
 
 function Run:conclude(target)
   local status, stuck, reason = "done", {}, nil
-  if self.journal_failed then
+  -- the store lost while the run went: whatever it made raise (an internal error's report
+  -- included) was the loss
+  self:journal_broken()
+  if self.journal_failed and self.lease then
+    -- a worker leaves the run running for every worker, and says so: it is not failed
+    status = "interrupted"
+    reason = string.format("the store was lost (%s); the run is left running for the workers", self.journal_failed)
+  elseif self.journal_failed then
     status = "failed"
     reason = string.format("the journal could not be written (%s); once the store can be written "
       .. "(free space, fix its permissions), 'orket resume %d' carries on", self.journal_failed, self.run_id)

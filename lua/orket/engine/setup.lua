@@ -25,15 +25,16 @@ local otel = require "orket.otel"
 
 local M = {}
 
---- open(dir, {model=, concurrency=, emit=, db=, keep_db=, workspace=, llm=, lease=, pace=,
----   git_lock=, yield=, scripts=}) -> engine, db | nil, message, CODE
+--- open(dir, {model=, concurrency=, emit=, db=, keep_db=, workspace=, llm=, lease=, keeper=,
+---   share=, pace=, git_lock=, yield=, scripts=}) -> engine, db | nil, message, CODE
 --- CODE is EUSAGE when the model given (--model) is not "provider:model" with a configured
 --- provider, EINVAL for a mistake in the project's files (models included).
 --- db, workspace (a folder) and llm replace the project's store, workspace/ and model client
 --- (the REPL's replay runs on a scratch store); e.close_all() closes them too (the store
 --- not with keep_db: orket serve's runs share the server's). The engine
 --- keeps dir as e.dir for reloads. lease ({worker=, ttl_ms=, on_event=, poll_ms=}: the
---- engine's orket.engine.lease on the store), pace (a function) and
+--- engine's orket.engine.lease on the store; keeper: such a keeper already made, shared by
+--- a worker's engines; share: their orket.engine.share), pace (a function) and
 --- git_lock (a lock file's path: other processes share the repository) are the worker's
 --- and the server's parts of the engine, given here because an engine is made whole.
 --- scripts ({roles=, tools=, policies=, routing=}, as orket.engine.reload.load returns):
@@ -123,8 +124,10 @@ function M.open(dir, opts)
     toolcalls = toolcalls,
     count = gate.counters_add, emit = opts.emit, concurrency = opts.concurrency,
     model = routing.override_model(opts.model),
-    -- a worker's leases on the cards it works (orket worker)
-    lease = opts.lease and lease_mod.new { db = db, worker = opts.lease.worker, ttl_ms = opts.lease.ttl_ms,
+    -- a worker's leases on the cards it works (orket worker); keeper: the worker's own, one
+    -- for all the runs it works side by side, each with an engine
+    share = opts.share,
+    lease = opts.keeper or opts.lease and lease_mod.new { db = db, worker = opts.lease.worker, ttl_ms = opts.lease.ttl_ms,
       on_event = opts.lease.on_event, poll_ms = opts.lease.poll_ms },
     pace = opts.pace, -- a server's: one heavy step per turn of its loop (orket.engine.pace)
     -- traces over OTLP when the environment or orket.lua's telemetry names a collector

@@ -629,6 +629,10 @@ function M.run(run, job)
   local out, card, rec, built = first[1], first[2], first[3], first[4]
   if out then return out end
   while true do
+    -- the run stopped while this turn went on without waiting (a full disk met by one of its
+    -- tools, a budget, a signal): it asks the model no more; the turn stays open, as a
+    -- cancelled one does, and a resume goes on from its recorded steps
+    if run.stopping then return { ended = "canceled", detail = "the run stopped" } end
     local model
     if not rec then
       -- the role builds its messages from one snapshot of the board and memory

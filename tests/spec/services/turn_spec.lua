@@ -37,6 +37,29 @@ describe("turn_start", function()
   end)
 end)
 
+describe("a turn whose run stops", function()
+  after_each(H.cleanup)
+
+  it("asks the model no more once its run stopped during a step, and stays open", function()
+    -- as a full disk met by a tool stops the run (Run:git_broken) from inside the turn, which
+    -- waits on nothing then: the task's cancel cannot end it where it waits
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local tools, e = F.tools(), nil
+    local run_tool = tools.run
+    function tools:run(name, args, ctx)
+      if name == "write_file" then e:stop() end
+      return run_tool(self, name, args, ctx)
+    end
+    local client = F.llm(b, {})
+    e = F.engine(db, b, { llm = client, tools = tools })
+    local id = assert(e:start("E"))
+    assert.equal("interrupted", (e:execute(id)))
+    assert.equal(1, #client.requests)
+    assert.equal("in_progress", b:get("E-1").status)
+    db:close()
+  end)
+end)
+
 describe("a turn's brief", function()
   after_each(H.cleanup)
 

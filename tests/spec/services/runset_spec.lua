@@ -1,0 +1,56 @@
+-- orket.engine.runset: the runs one worker works side by side, over engines faked here
+-- (each claims one card, as a run's round does, and ends when told).
+local H = require "tests.helpers"
+local F = require "tests.engine_fakes"
+local runset = require "orket.engine.runset"
+local lease_mod = require "orket.engine.lease"
+local leases = require "orket.store.leases"
+
+describe("a worker's runs side by side", function()
+  after_each(H.cleanup)
+
+  it("drops the worker's leases on a run's cards when the run ends, and keeps the other runs'", function()
+    -- a run that ends with a card still in progress (a full disk fails it) left the card
+    -- leased; the worker renewed that lease with its other runs', and another worker's
+    -- run of the same board waited for it forever
+    local dir = H.tmpdir()
+    local db = F.fixture(dir .. "/o.db", { { id = "E-1", summary = "one" }, { id = "E-2", summary = "two" } })
+    local r1 = assert(db:record_run { target = "E-1", kind = "issue", data = { workers = true } })
+    local r2 = assert(db:record_run { target = "E-2", kind = "issue", data = { workers = true } })
+    local keeper = lease_mod.new { db = db, worker = "w1", ttl_ms = 60000 }
+    local gate = {}
+    local function engine(card, wait)
+      local e = { dir = dir }
+      function e.execute(_, id)
+        assert(db:tx(function() return #keeper:claim(id, { card }, 1) == 1 end))
+        while wait and not gate.open do orket.sleep(5) end
+        return "failed"
+      end
+      function e.stop() gate.open = true end
+      function e.close_all() end
+      return e
+    end
+    local set = runset.new { db = db, keeper = keeper, join = function() return true end, leave = function() end,
+      open = function(row) return engine(row.id == r1 and "E-1" or "E-2", row.id == r2) end }
+    assert.is_true(set:start { id = r1 })
+    assert.is_true(set:start { id = r2 })
+    H.wait_for(function() return set.live[r1] == nil end, "run 1 to end")
+    local live = leases.live(db)
+    assert.equal(1, #live)
+    assert.equal("E-2", live[1].card)
+    set:stop_all()
+    set:wait_all()
+    assert.equal(0, set.count)
+    keeper:close()
+    db:close()
+  end)
+
+  it("leaves a run it could not ask about (the store lost) for later, without stopping the worker", function()
+    local set = runset.new { db = { journal_error = function() return "gone" end },
+      join = function() error("pg: server closed the connection unexpectedly") end, leave = function() end,
+      open = function() error("not reached") end }
+    assert.is_false(set:start { id = 1 })
+    assert.is_nil(set.failed)
+    assert.equal(0, set.count)
+  end)
+end)
