@@ -395,6 +395,15 @@ describe("the chaos soak", function()
     for pid in pairs(pids) do assert.is_false(H.alive(pid), "process " .. pid .. " is left") end
     pids = {}
     assert.same({}, H.sandboxes(dir, false))
+    -- on a sanitizer build, a worker's report goes to its own stderr, which nothing else
+    -- reads (a worker killed or ending by itself is not waited on for its status)
+    for k = 1, 3 do
+      local err = H.read(dir .. "/w" .. k .. ".err") or ""
+      for _, mark in ipairs { "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:" } do
+        local at = err:find(mark, 1, true)
+        assert.is_nil(at, "worker " .. k .. "'s stderr: " .. err:sub(at or 1, (at or 1) + 3000))
+      end
+    end
     local _, locks = H.sh("find " .. H.quote(dir .. "/workspace/.git") .. " -name '*.lock'")
     assert.equal("", locks)
   end)
