@@ -467,7 +467,7 @@ static void hd_refuse_raw(int fd, unsigned status) {
   shutdown(fd, SHUT_WR);
 }
 
-/* ---- MHD callbacks (no MHD_run and no owner code in here) -------------------------------- */
+/* ---- MHD callbacks (no MHD_run in here; owner code only through the quick function) ------ */
 
 static size_t hd_unescape_none(void *cls, struct MHD_Connection *c, char *s) {
   (void)cls;
@@ -573,7 +573,8 @@ static int hd_quick_fits(httpd *h, struct MHD_Connection *conn, const char *meth
  * which comes after the timers. The clock is the precise one, never behind the loop's, so
  * no quick answer starts past a timer's due time. */
 static int hd_quick_offer(httpd *h, struct MHD_Connection *conn, const char *method, const char *url) {
-  if (h->quick == NULL) return 0; /* unset while it waited for a timer: as any other */
+  /* the paths unset or changed while it waited for a timer: as any other */
+  if (h->quick == NULL || !hd_quick_fits(h, conn, method, url)) return 0;
   if (uv_hrtime() / 1000000 >= h->quick_until) return -1;
   char addr[INET6_ADDRSTRLEN + 1];
   hd_remote(&h->mhd, conn, addr, sizeof addr);

@@ -23,7 +23,9 @@ typedef struct lhd_srv {
   httpd *h;  /* NULL once closed */
   int waiting;
   lua_State *L;  /* the main thread, where quick answers are asked for */
-  int quick_ref; /* the quick function (LUA_NOREF: none) */
+  /* {fn, the server} while quick paths are set (LUA_NOREF: none): the server is kept from
+   * collection as long as libmicrohttpd may call into it with its address */
+  int quick_ref;
   int in_quick;  /* inside it: the server may not be closed (libmicrohttpd is running) */
 } lhd_srv;
 
@@ -123,7 +125,7 @@ static size_t lhd_header_lines(lua_State *L, int idx, const char **out, int argn
   if (n > LHD_MAX_HEADERS) luaL_argerror(L, argn, "too many headers");
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i);
-    const char *s = lua_tostring(L, -1);
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
     if (s == NULL || strpbrk(s, "\r\n") || strchr(s, ':') == NULL)
       luaL_argerror(L, argn, "headers must be \"Name: value\" strings without line breaks");
     out[i - 1] = s;
@@ -475,7 +477,8 @@ static int lhd_quick_call(lua_State *L) {
 }
 
 /* From inside libmicrohttpd: nothing may be thrown past here. A failing function's request
- * is handed over, as if declined (its error is the owner's to log: serve's catches its own). */
+ * is handed over, as if declined, and its error reported (a bug, to be seen). The server
+ * cannot be collected meanwhile: quick_ref holds it. */
 static void lhd_on_quick(httpd_quick *q, void *ud) {
   lhd_srv *s = ud;
   lua_State *L = s->L;
@@ -483,8 +486,10 @@ static void lhd_on_quick(httpd_quick *q, void *ud) {
   lua_pushcfunction(L, lhd_quick_call);
   lua_pushlightuserdata(L, q);
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->quick_ref);
+  lua_rawgeti(L, -1, 1);
+  lua_remove(L, -2);
   s->in_quick = 1;
-  lua_pcall(L, 2, 0, 0); /* an error: declined (the stack is reset below) */
+  if (rt_pcall(L, 2, 0) != LUA_OK) rt_report(rt_get(L), L);
   s->in_quick = 0;
   lua_settop(L, top);
 }
@@ -492,7 +497,8 @@ static void lhd_on_quick(httpd_quick *q, void *ud) {
 /* srv:quick({path, ...}, fn): fn(method, path, remote, host, origin) -> status, {"Name:
  * value", ...}, body (a string or a blob) | nil, for a GET on one of the paths with no query
  * and no body, called inside the server's run: it must not wait. nil hands the request
- * over to accept() as any other. With an empty list, none. */
+ * over to accept() as any other; so does an error, which is reported. With an empty list,
+ * none. While paths are set the server is not collected: close it, or set none. */
 static int lhd_quick(lua_State *L) {
   lhd_srv *s = lhd_check_srv(L);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -502,17 +508,25 @@ static int lhd_quick(lua_State *L) {
   const char *paths[16];
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, 2, i);
-    paths[i - 1] = lua_tostring(L, -1);
+    paths[i - 1] = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
     if (paths[i - 1] == NULL || paths[i - 1][0] != '/') luaL_argerror(L, 2, "paths must be strings starting with /");
-    lua_pop(L, 1); /* the table keeps it */
+    lua_pop(L, 1); /* a string: the table keeps it */
   }
-  luaL_unref(L, LUA_REGISTRYINDEX, s->quick_ref);
-  s->quick_ref = LUA_NOREF;
-  if (n > 0) {
+  int ref = LUA_NOREF;
+  if (n > 0) { /* made before anything changes: a raise here leaves the old paths and function */
+    lua_createtable(L, 2, 0);
     lua_pushvalue(L, 3);
-    s->quick_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_rawseti(L, -2, 1);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, 2);
+    ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  if (httpd_set_quick(s->h, paths, (size_t)n, lhd_on_quick, s) != 0) return luaL_error(L, "httpd: out of memory");
+  if (httpd_set_quick(s->h, paths, (size_t)n, lhd_on_quick, s) != 0) {
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    return luaL_error(L, "httpd: out of memory");
+  }
+  luaL_unref(L, LUA_REGISTRYINDEX, s->quick_ref); /* the old function, its server unpinned */
+  s->quick_ref = ref;
   return 0;
 }
 
@@ -533,7 +547,8 @@ static int lhd_stop_accepting(lua_State *L) {
 }
 
 /* srv:close(): ends streams, answers 503 to what is unanswered, stops. Idempotent. A task
- * waiting in accept() gets nil. */
+ * waiting in accept() gets nil. Also __close; __gc never runs inside the quick function
+ * (quick_ref keeps the server while paths are set), so only these calls are refused there. */
 static int lhd_srv_close(lua_State *L) {
   lhd_srv *s = luaL_checkudata(L, 1, LHD_SRV);
   if (s->h == NULL) return 0;

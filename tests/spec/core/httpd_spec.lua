@@ -523,6 +523,73 @@ describe("orket.c.httpd", function()
       srv:close()
     end)
 
+    -- A server no longer reachable from Lua stays alive while its quick paths are set: a
+    -- collection during its own quick function must not free it under libmicrohttpd.
+    it("keeps a server whose quick paths are set alive, even collected from its own function", function()
+      local weak = setmetatable({}, { __mode = "v" })
+      collectgarbage("stop")
+      local port
+      do
+        local srv = assert(httpd.listen { host = "127.0.0.1", port = 0 })
+        port = srv:port()
+        weak[1] = srv
+        srv:quick({ "/q" }, function()
+          collectgarbage("restart")
+          collectgarbage()
+          collectgarbage()
+          return 200, { "Content-Type: text/plain" }, "quick"
+        end)
+      end
+      local c, ask = conn(port)
+      assert.matches("quick$", ask("GET /q HTTP/1.1\r\nHost: x\r\n\r\n"))
+      assert.matches("quick$", ask("GET /q HTTP/1.1\r\nHost: x\r\n\r\n"))
+      collectgarbage("restart")
+      assert.is_not_nil(weak[1], "the server was collected while its quick paths were set")
+      c:close()
+      weak[1]:close()
+    end)
+
+    it("hands over a request left for a due timer when the paths change meanwhile", function()
+      local offered = {}
+      local srv = serve({}, function(req) req:respond(200, { "Content-Type: text/plain" }, "handed") end)
+      srv:quick({ "/q" }, function(_, path) offered[#offered + 1] = "old " .. path; return 200, {}, "quick" end)
+      local c, ask, wait = conn(srv:port())
+      assert.matches("quick$", ask("GET /q HTTP/1.1\r\nHost: x\r\n\r\n"))
+      local prep, t2 = uv.new_prepare(), uv.new_timer()
+      prep:start(function() -- as above: the request is read while t2 is due
+        prep:stop()
+        t2:start(1, 0, function()
+          srv:quick({ "/other" }, function(_, path) offered[#offered + 1] = "new " .. path; return 200, {}, "new" end)
+        end)
+        c:write("GET /q HTTP/1.1\r\nHost: x\r\n\r\n")
+        local t0 = uv.hrtime()
+        while uv.hrtime() - t0 < 5e6 do end
+      end)
+      assert.matches("handed$", wait())
+      assert.same({ "old /q" }, offered)
+      prep:close()
+      t2:close()
+      c:close()
+      srv:close()
+    end)
+
+    it("reports an error in the quick function, and hands its request over", function()
+      local rt = require "orket.c.runtime"
+      local reported = {}
+      rt.set_reporter(function(msg) reported[#reported + 1] = msg end)
+      local srv = serve({}, function(req) req:respond(200, { "Content-Type: text/plain" }, "handed") end)
+      srv:quick({ "/q" }, function() error("quick went wrong") end)
+      local c, ask = conn(srv:port())
+      local ok, got = pcall(ask, "GET /q HTTP/1.1\r\nHost: x\r\n\r\n")
+      rt.set_reporter(function(msg) io.stderr:write("orket: ", tostring(msg), "\n") end)
+      assert.is_true(ok, got)
+      assert.matches("handed$", got)
+      assert.equal(1, #reported)
+      assert.matches("quick went wrong", reported[1])
+      c:close()
+      srv:close()
+    end)
+
     it("refuses bad paths and functions", function()
       local srv = serve({}, function(req) req:respond(200) end)
       assert.has_error(function() srv:quick({ "nope" }, function() end) end,
