@@ -140,7 +140,11 @@ function Server:_quick(method, path, remote, host, origin)
   local req = setmetatable({ method = method, path = path, remote = remote,
     headers = { host = host, origin = origin }, query = NO_QUERY, too_large = false, quick = true }, Quick)
   if self.apps:sandbox_of(req) then return nil end
-  self:_handle(req)
+  local ok, err = pcall(self._handle, self, req)
+  -- unanswered: raised again, so the request is handed over (and the error reported);
+  -- answered, it is sent, not handled a second time, and the error logged
+  if not ok and not req.status then error(err, 0) end
+  if not ok then pcall(self._log, self, { event = "error", route = "-", message = tostring(err) }) end
   return req.status, req.headers_out, req.body
 end
 
@@ -376,8 +380,16 @@ function Server:_route(req, segs)
   return r, p, a, true, self.projects[pname]
 end
 
+-- A request in flight until _serve returns or raises: a raise (its log line, metrics or
+-- checkpoint failing) must not leave it counted, or stop() would wait for it.
 function Server:_handle(req)
   self.inflight = self.inflight + 1
+  local ok, err = pcall(self._serve, self, req)
+  self.inflight = self.inflight - 1
+  if not ok then error(err, 0) end
+end
+
+function Server:_serve(req)
   local t0 = uv.hrtime()
   local ctx = { db = self.db, dir = self.dir, hub = self.hub, metrics = self.metrics, route = "-", server = self }
   local ok, err = xpcall(self._dispatch, debug.traceback, self, req, ctx)
@@ -391,7 +403,6 @@ function Server:_handle(req)
   self:_log(setmetatable({ method = req.method, route = ctx.route, status = ctx.status or 500,
     us = us, key = ctx.key or cjson.null, addr = req.remote, auth = ctx.auth, note = ctx.note }, REQUEST_LINE))
   req:close()
-  self.inflight = self.inflight - 1
 end
 
 local function accept_all(self, srv)

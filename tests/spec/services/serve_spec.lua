@@ -387,4 +387,30 @@ describe("orket.serve limits and messages", function()
     running:join()
     db:close()
   end)
+
+  it("answers a quick /health once and counts it out, when what follows its answer raises", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = require("tests.backends").open_store()
+    local task = require "orket.task"
+    local lines = {}
+    local srv = assert(serve.new { dir = dir, db = db, host = "127.0.0.1", port = 0,
+      log = function(line) lines[#lines + 1] = line end })
+    local running = task.spawn(srv.run, srv)
+    local request, counted = srv.metrics.request, 0
+    srv.metrics.request = function(...)
+      counted = counted + 1
+      if counted == 1 then error("metrics went wrong") end
+      return request(...)
+    end
+    local st, text = H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/health" }
+    assert.equal(200, st)
+    assert.equal('{"status":"ok"}\n', text)
+    assert.equal(1, counted) -- not handed over and handled again
+    assert.equal(0, srv.inflight)
+    assert.matches("metrics went wrong", table.concat(lines, "\n"))
+    task.spawn(srv.stop, srv):join()
+    running:join()
+    db:close()
+  end)
 end)
