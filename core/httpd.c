@@ -1212,15 +1212,23 @@ static int hd_add_headers(const mhdapi *mhd, struct MHD_Response *resp, const ch
   return 0;
 }
 
-static int hd_queue(httpd_req *r, unsigned status, struct MHD_Response *resp,
-                    const char *const *headers, size_t nheaders) {
-  if (hd_add_headers(&r->h->mhd, resp, headers, nheaders) != 0) {
-    r->h->mhd.destroy_response(resp);
+/* Queues resp (ours, destroyed here) on conn with the header lines: 0, -1 refused by
+ * libmicrohttpd, -2 a header refused. */
+static int hd_queue_on(const mhdapi *mhd, struct MHD_Connection *conn, unsigned status, struct MHD_Response *resp,
+                       const char *const *headers, size_t nheaders) {
+  if (hd_add_headers(mhd, resp, headers, nheaders) != 0) {
+    mhd->destroy_response(resp);
     return -2;
   }
-  enum MHD_Result ok = r->h->mhd.queue_response(r->conn, status, resp);
-  r->h->mhd.destroy_response(resp);
-  if (ok != MHD_YES) return -1;
+  enum MHD_Result ok = mhd->queue_response(conn, status, resp);
+  mhd->destroy_response(resp);
+  return ok == MHD_YES ? 0 : -1;
+}
+
+static int hd_queue(httpd_req *r, unsigned status, struct MHD_Response *resp,
+                    const char *const *headers, size_t nheaders) {
+  int rc = hd_queue_on(&r->h->mhd, r->conn, status, resp, headers, nheaders);
+  if (rc != 0) return rc;
   r->answered = 1;
   hd_resume(r);
   return 0;
@@ -1235,10 +1243,23 @@ static int hd_answer(httpd_req *r, unsigned status, struct MHD_Response *resp, c
   return hd_queue(r, status, resp, headers, nheaders);
 }
 
+/* MHD is done with an answer sent from a blob (sent, or its connection gone). */
+static void hd_blob_done(void *cls) { httpd_blob_unref(cls); }
+
+/* A response of blob's bytes (shared: the answer takes a reference, dropped by hd_blob_done
+ * when MHD destroys the response) or, blob NULL, of body's (copied). NULL out of memory. */
+static struct MHD_Response *hd_response(const mhdapi *mhd, const char *body, size_t len, httpd_blob *blob) {
+  if (blob == NULL) return mhd->create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  struct MHD_Response *resp =
+      mhd->create_response_from_buffer_with_free_callback_cls(blob->len, blob->data, hd_blob_done, blob);
+  if (resp) blob->refs++;
+  return resp;
+}
+
 int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                   const char *body, size_t len) {
   if (r->answered || httpd_gone(r) || !r->suspended) return -1;
-  struct MHD_Response *resp = r->h->mhd.create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  struct MHD_Response *resp = hd_response(&r->h->mhd, body, len, NULL);
   if (resp == NULL) return -1;
   return hd_answer(r, status, resp, headers, nheaders);
 }
@@ -1258,8 +1279,6 @@ void httpd_blob_unref(httpd_blob *b) {
   if (b && --b->refs == 0) free(b);
 }
 
-/* MHD is done with an answer sent from a blob (sent, or its connection gone). */
-static void hd_blob_done(void *cls) { httpd_blob_unref(cls); }
 
 int httpd_set_quick(httpd *h, const char *const *paths, size_t n, httpd_quick_fn fn, void *ud) {
   char **np = n ? calloc(n, sizeof *np) : NULL;
@@ -1285,30 +1304,18 @@ int httpd_quick_respond(httpd_quick *q, unsigned status, const char *const *head
                         const char *body, size_t len, httpd_blob *blob) {
   hd_quick_ctx *qc = q->priv;
   if (qc->answered) return -1;
-  const mhdapi *mhd = &qc->h->mhd;
-  struct MHD_Response *resp =
-      blob ? mhd->create_response_from_buffer_with_free_callback_cls(blob->len, blob->data, hd_blob_done, blob)
-           : mhd->create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  struct MHD_Response *resp = hd_response(&qc->h->mhd, body, len, blob);
   if (resp == NULL) return -1;
-  if (blob) blob->refs++; /* the answer's, as in httpd_respond_blob */
-  if (hd_add_headers(mhd, resp, headers, nheaders) != 0) {
-    mhd->destroy_response(resp);
-    return -2;
-  }
-  enum MHD_Result ok = mhd->queue_response(qc->conn, status, resp);
-  mhd->destroy_response(resp);
-  if (ok != MHD_YES) return -1;
-  qc->answered = 1;
-  return 0;
+  int rc = hd_queue_on(&qc->h->mhd, qc->conn, status, resp, headers, nheaders);
+  if (rc == 0) qc->answered = 1;
+  return rc;
 }
 
 int httpd_respond_blob(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                        httpd_blob *b) {
   if (r->answered || httpd_gone(r) || !r->suspended) return -1;
-  struct MHD_Response *resp =
-      r->h->mhd.create_response_from_buffer_with_free_callback_cls(b->len, b->data, hd_blob_done, b);
+  struct MHD_Response *resp = hd_response(&r->h->mhd, NULL, 0, b);
   if (resp == NULL) return -1;
-  b->refs++; /* the answer's, dropped by hd_blob_done when MHD destroys the response */
   return hd_answer(r, status, resp, headers, nheaders);
 }
 

@@ -173,24 +173,43 @@ static int lhd_blob_len(lua_State *L) {
   return 1;
 }
 
+/* An answer as Lua gives it: status, {"Name: value", ...}, body (a string, copied, or a
+ * blob, shared; absent: empty), at indices 2, 3 and 4 (the header lines and body string
+ * stay there, alive). */
+typedef struct lhd_answer {
+  unsigned status;
+  const char *hdrs[LHD_MAX_HEADERS];
+  size_t nh;
+  const char *body;
+  size_t len;
+  httpd_blob *blob; /* NULL: body */
+} lhd_answer;
+
+static void lhd_check_answer(lua_State *L, lhd_answer *a) {
+  lua_Integer status = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, status >= 100 && status <= 599, 2, "must be an HTTP status");
+  a->status = (unsigned)status;
+  a->nh = lhd_header_lines(L, 3, a->hdrs, 3);
+  lhd_blob *blob = luaL_testudata(L, 4, LHD_BLOB);
+  a->blob = NULL;
+  a->body = NULL;
+  a->len = 0;
+  if (blob) {
+    luaL_argcheck(L, blob->b != NULL, 4, "the blob is collected");
+    a->blob = blob->b;
+  } else {
+    a->body = luaL_optlstring(L, 4, "", &a->len);
+  }
+}
+
 /* req:respond(status, {"Name: value", ...}, body) -> true | nil, message, code; body: a
  * string (copied) or a blob (shared) */
 static int lhd_respond(lua_State *L) {
   lhd_req *q = lhd_check(L);
-  lua_Integer status = luaL_checkinteger(L, 2);
-  luaL_argcheck(L, status >= 100 && status <= 599, 2, "must be an HTTP status");
-  const char *hdrs[LHD_MAX_HEADERS];
-  size_t nh = lhd_header_lines(L, 3, hdrs, 3);
-  lhd_blob *blob = luaL_testudata(L, 4, LHD_BLOB);
-  int rc;
-  if (blob) {
-    luaL_argcheck(L, blob->b != NULL, 4, "the blob is collected");
-    rc = httpd_respond_blob(q->r, (unsigned)status, hdrs, nh, blob->b);
-  } else {
-    size_t len = 0;
-    const char *body = luaL_optlstring(L, 4, "", &len);
-    rc = httpd_respond(q->r, (unsigned)status, hdrs, nh, body, len);
-  }
+  lhd_answer a;
+  lhd_check_answer(L, &a);
+  int rc = a.blob ? httpd_respond_blob(q->r, a.status, a.hdrs, a.nh, a.blob)
+                  : httpd_respond(q->r, a.status, a.hdrs, a.nh, a.body, a.len);
   if (rc == -2) return luaL_argerror(L, 3, "a header was refused");
   if (rc != 0) {
     lua_pushnil(L);
@@ -463,15 +482,9 @@ static int lhd_quick_call(lua_State *L) {
   else lua_pushnil(L);
   lua_call(L, 5, 3); /* at 2: status, headers, body | nil: declined */
   if (lua_isnil(L, 2)) return 0;
-  lua_Integer status = luaL_checkinteger(L, 2);
-  luaL_argcheck(L, status >= 100 && status <= 599, 2, "must be an HTTP status");
-  const char *hdrs[LHD_MAX_HEADERS];
-  size_t nh = lhd_header_lines(L, 3, hdrs, 3);
-  lhd_blob *blob = luaL_testudata(L, 4, LHD_BLOB);
-  size_t len = 0;
-  const char *body = blob ? NULL : luaL_optlstring(L, 4, "", &len);
-  if (blob) luaL_argcheck(L, blob->b != NULL, 4, "the blob is collected");
-  if (httpd_quick_respond(q, (unsigned)status, hdrs, nh, body, len, blob ? blob->b : NULL) == -2)
+  lhd_answer a;
+  lhd_check_answer(L, &a);
+  if (httpd_quick_respond(q, a.status, a.hdrs, a.nh, a.body, a.len, a.blob) == -2)
     return luaL_argerror(L, 3, "a header was refused");
   return 0;
 }

@@ -610,6 +610,22 @@ describe("orket.c.httpd", function()
       srv:close()
     end)
 
+    it("answers a quick request from a shared blob, kept after its Lua value is gone", function()
+      local srv = serve({}, function(req) req:respond(200, { "Content-Type: text/plain" }, "handed") end)
+      local blob = httpd.blob("from a blob")
+      srv:quick({ "/q" }, function()
+        local b = blob
+        blob = nil
+        return 200, { "Content-Type: text/plain" }, b or "gone"
+      end)
+      local c, ask = conn(srv:port())
+      assert.matches("\r\n\r\nfrom a blob$", ask("GET /q HTTP/1.1\r\nHost: x\r\n\r\n"))
+      collectgarbage()
+      assert.matches("\r\n\r\ngone$", ask("GET /q HTTP/1.1\r\nHost: x\r\n\r\n"))
+      c:close()
+      srv:close()
+    end)
+
     it("refuses bad paths and functions", function()
       local srv = serve({}, function(req) req:respond(200) end)
       assert.has_error(function() srv:quick({ "nope" }, function() end) end,
