@@ -39,9 +39,9 @@ typedef struct lhd_req {
 
 /* ---- requests -------------------------------------------------------------------------- */
 
-static int lhd_ready(const lhd_req *q) {
+static int lhd_ready(const lhd_req *q, int kind) {
   httpd_req *r = q->r;
-  switch (q->waiting) {
+  switch (kind) {
   case LHD_WAIT_BODY: return httpd_body_state(r) != HTTPD_BODY_READING;
   case LHD_WAIT_DRAIN: return httpd_gone(r) || httpd_stream_drained(r);
   case LHD_WAIT_GONE: return httpd_gone(r);
@@ -85,7 +85,7 @@ static int lhd_push_gone(lua_State *L, void *ud) {
 static void lhd_notify(httpd_req *r, void *ud) {
   lhd_req *q = ud;
   (void)r;
-  if (q->waiting == LHD_IDLE || !lhd_ready(q)) return;
+  if (q->waiting == LHD_IDLE || !lhd_ready(q, q->waiting)) return;
   int kind = q->waiting;
   q->waiting = LHD_IDLE;
   rt_wait_finish(&q->w, kind == LHD_WAIT_BODY ? lhd_push_body : lhd_push_gone, q);
@@ -101,12 +101,9 @@ static lhd_req *lhd_check(lua_State *L) {
 
 static int lhd_wait(lua_State *L, lhd_req *q, int kind, rt_wait_push_fn push) {
   if (q->waiting) return luaL_error(L, "httpd: another task already waits on this request");
+  if (lhd_ready(q, kind)) return push(L, q);
+  rt_wait_begin(L, &q->w, lhd_req_cancel); /* may raise (not in a task): marked only after */
   q->waiting = kind;
-  if (lhd_ready(q)) {
-    q->waiting = LHD_IDLE;
-    return push(L, q);
-  }
-  rt_wait_begin(L, &q->w, lhd_req_cancel);
   return rt_wait_yield(L);
 }
 

@@ -636,6 +636,22 @@ describe("orket.c.httpd", function()
     end)
   end)
 
+  it("leaves a request free to wait on after a wait refused outside a task", function()
+    local errs = {}
+    local srv, url = serve({}, function(req)
+      for i = 1, 2 do -- gsub's function cannot yield: the wait is refused, twice alike
+        local ok, err = pcall(string.gsub, "x", ".", function() req:wait_gone() end)
+        errs[i] = not ok and tostring(err):match("must run inside a task") or tostring(err)
+      end
+      req:respond(200, { "Content-Type: text/plain" }, "ok")
+    end)
+    local st, text = fetch(url .. "/")
+    assert.equal(200, st)
+    assert.equal("ok", text)
+    assert.same({ "must run inside a task", "must run inside a task" }, errs)
+    srv:close()
+  end)
+
   it("shuts a connection whose headers never end", function()
     local srv = serve({ header_timeout_ms = 100 }, function(req) req:respond(200) end)
     local c, got = raw(srv:port(), "GET / HTTP/1.1\r\nHost: x\r\n")
