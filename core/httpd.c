@@ -483,11 +483,15 @@ static void hd_on_connection(void *cls, struct MHD_Connection *conn, void **sock
                              enum MHD_ConnectionNotificationCode toe) {
   httpd *h = cls;
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-    hd_conn *hc = calloc(1, sizeof *hc);
-    if (hc == NULL) return; /* no deadline for it; the idle timeout still applies */
     const union MHD_ConnectionInfo *ci = h->mhd.get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    int fd = ci ? ci->connect_fd : -1;
+    hd_conn *hc = calloc(1, sizeof *hc);
+    if (hc == NULL) { /* fail closed: no deadline for it, and on the unix socket no check */
+      if (fd >= 0) shutdown(fd, SHUT_RDWR);
+      return;
+    }
     hc->h = h;
-    hc->fd = ci ? ci->connect_fd : -1;
+    hc->fd = fd;
     /* another user's process on the unix socket: closed before any request is read */
     if (h->is_unix && !hd_peer_is_user(hc->fd) && hc->fd >= 0) shutdown(hc->fd, SHUT_RDWR);
     hc->deadline = uv_now(h->loop) + h->o.header_timeout_ms;
