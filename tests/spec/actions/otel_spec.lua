@@ -156,3 +156,54 @@ describe("otel spans", function()
     assert.is_true(tonumber(by["invoke_agent coder"].startTimeUnixNano) <= tonumber(by["invoke_agent coder"].endTimeUnixNano))
   end)
 end)
+
+describe("otel's span writer and its buffers", function()
+  local otlpspan = require "orket.c.otlpspan"
+  local http = require "orket.c.http"
+  local httpd = require "orket.c.httpd"
+  local task = require "orket.task"
+
+  it("refuse to free a batch's buffer while a request sends it, and free it once closed", function()
+    local srv = assert(httpd.listen { host = "127.0.0.1", port = 0, max_body_bytes = 1 << 22 })
+    task.spawn(function()
+      while true do
+        local req = srv:accept()
+        if not req then return end
+        task.spawn(function()
+          local b, err = req:body()
+          req:respond(200, { "Content-Type: text/plain" }, b and tostring(#b) or err)
+        end)
+      end
+    end)
+    local w = otlpspan.writer()
+    -- more than a socket takes at once: the request still reads the bytes after it starts
+    for i = 1, 3000 do w:span(("x"):rep(100), 1, 2, i, nil, 1, 1, 2, nil, { "k" }, { ("v"):rep(100) }, 1) end
+    local buf = w:take("{", "}")
+    local size = #buf
+    local function post()
+      return assert(http.request { url = "http://127.0.0.1:" .. srv:port() .. "/", method = "POST", body = buf,
+        headers = { "Content-Type: application/json" } })
+    end
+    local hr, hr2 = post(), post()
+    assert.has_error(function() buf:free() end, "jsonout: the buffer is being sent by 2 request(s); close them first")
+    collectgarbage()
+    for _, r in ipairs { hr, hr2 } do
+      assert.equal(200, r:headers())
+      local got = {}
+      while true do
+        local evs, err = r:read()
+        assert(evs ~= nil, err)
+        if not evs then break end
+        got[#got + 1] = table.concat(evs)
+      end
+      assert.equal(tostring(size), table.concat(got))
+    end
+    hr:close()
+    assert.has_error(function() buf:free() end, "jsonout: the buffer is being sent by 1 request(s); close them first")
+    hr2:close()
+    hr2:close()
+    buf:free()
+    assert.equal(0, #buf)
+    srv:close()
+  end)
+end)
