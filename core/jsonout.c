@@ -32,6 +32,7 @@ static int jsonout_grow(jsonout_buf *b, size_t more) {
 }
 
 void jsonout_raw(jsonout_buf *b, const char *s, size_t n) {
+  if (n == 0) return; /* an empty buffer has no bytes yet: memcpy to NULL is undefined */
   if (jsonout_grow(b, n) != 0) return;
   memcpy(b->p + b->len, s, n);
   b->len += n;
