@@ -118,7 +118,7 @@ void otlp_span_end(jsonout_buf *b, const otlp_span *sp) {
   LIT(&s, "],\"endTimeUnixNano\":");
   st_int_text(&s, sp->end_ns);
   LIT(&s, ",\"kind\":");
-  char k = (char)('0' + (sp->kind >= 0 && sp->kind <= 9 ? sp->kind : 0)); /* SpanKind is 0..5 */
+  char k = (char)('0' + (sp->kind >= 0 && sp->kind <= 5 ? sp->kind : 0)); /* SpanKind is 0..5 */
   st_raw(&s, &k, 1);
   LIT(&s, ",\"name\":");
   st_string(&s, sp->name, sp->name_len);

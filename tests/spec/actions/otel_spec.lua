@@ -207,6 +207,51 @@ describe("otel's span writer and its buffers", function()
     srv:close()
   end)
 
+  -- the spans in a writer's batch, decoded (the batch must be valid JSON)
+  local function spans_of(w)
+    local text = w:take("", ""):text()
+    local ok, list = pcall(cjson.decode, text)
+    assert(ok, "not JSON: " .. text)
+    return list
+  end
+
+  local function span(w, name, kind, start_ns, end_ns, keys, values)
+    return w:span(name, 1, 2, 3, nil, kind or 1, start_ns or 10, end_ns or 20, nil, keys or { "k" }, values or { "v" },
+      #(keys or { "k" }))
+  end
+
+  it("refuse a value that is not a string, number or boolean before writing any of its span", function()
+    local w = otlpspan.writer()
+    span(w, "a")
+    local raising = setmetatable({}, { __tostring = function() error("boom") end })
+    assert.has_error(function() span(w, "b", 1, 10, 20, { "k", "t" }, { "v", raising }) end,
+      "otlpspan: values[2] is a table (a string, number or boolean expected)")
+    assert.has_error(function() span(w, "b", 1, 10, 20, { "k" }, { print }) end,
+      "otlpspan: values[1] is a function (a string, number or boolean expected)")
+    assert.has_error(function() span(w, "b", 1, 10, 20, { "k", 2 }, { "v", "w" }) end, "otlpspan: key 2 is not a string")
+    assert.equal(1, w:count())
+    span(w, "c", 1, 10, 20, { "s", "i", "f", "b", "gone" }, { "v", -3, 0.5, false, nil })
+    local list = spans_of(w)
+    assert.same({ "a", "c" }, { list[1].name, list[2].name })
+    assert.same({ { key = "s", value = { stringValue = "v" } }, { key = "i", value = { intValue = "-3" } },
+      { key = "f", value = { doubleValue = 0.5 } }, { key = "b", value = { boolValue = false } } }, list[2].attributes)
+  end)
+
+  it("refuse a kind outside SpanKind's 0..5 and negative times, naming the argument", function()
+    local w = otlpspan.writer()
+    span(w, "a", 0)
+    span(w, "b", 5)
+    assert.has_error(function() span(w, "x", 6) end, "bad argument #6 to 'span' (kind must be a SpanKind, 0 to 5)")
+    assert.has_error(function() span(w, "x", -1) end, "bad argument #6 to 'span' (kind must be a SpanKind, 0 to 5)")
+    assert.has_error(function() span(w, "x", 1, -5) end, "bad argument #7 to 'span' (start_ns must not be negative)")
+    assert.has_error(function() span(w, "x", 1, 0, math.mininteger) end,
+      "bad argument #8 to 'span' (end_ns must not be negative)")
+    local list = spans_of(w)
+    assert.equal(2, #list)
+    assert.same({ 0, 5 }, { list[1].kind, list[2].kind })
+    assert.same({ "10", "20" }, { list[1].startTimeUnixNano, list[1].endTimeUnixNano })
+  end)
+
   it("take an empty batch with an empty prefix and suffix", function()
     local buf, n = otlpspan.writer():take("", "")
     assert.equal("[]", buf:text())
