@@ -1,5 +1,6 @@
 /* lotlpspan.c: Lua module `orket.c.otlpspan`: writer() -> a buffer of spans in OTLP's JSON
- * (otlpspan.c), which orket.otel writes each span into as it ends. The buffer's bytes are
+ * (otlpspan.c), which orket.otel writes each span into as it ends; attributes() -> an
+ * attribute list's JSON, by the same rules. The buffer's bytes are
  * malloc'd, not the Lua heap's: a span written costs the collector nothing. */
 #include <stdint.h>
 #include <string.h>
@@ -65,19 +66,40 @@ static void los_value(lua_State *L, int i, otlp_value *v) {
 }
 
 /* Raises for the first attribute that cannot be written: a value that is not a string,
- * number or boolean, or a key that is not a string. Run before the span's first byte, so
- * a refused span leaves nothing behind. */
-static void los_check_attributes(lua_State *L, lua_Integer n) {
+ * number or boolean, or a key that is not a string. Run before the first byte is written,
+ * so a refused span or list leaves nothing behind. keys, values: stack indexes. */
+static void los_check_attributes(lua_State *L, int keys, int values, lua_Integer n) {
   for (lua_Integer i = 1; i <= n; i++) {
-    int vt = lua_rawgeti(L, 12, i);
+    int vt = lua_rawgeti(L, values, i);
     lua_pop(L, 1);
     if (vt == LUA_TNIL) continue;
     if (vt != LUA_TSTRING && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN)
       luaL_error(L, "otlpspan: values[%d] is a %s (a string, number or boolean expected)", (int)i,
                  lua_typename(L, vt));
-    int kt = lua_rawgeti(L, 11, i);
+    int kt = lua_rawgeti(L, keys, i);
     lua_pop(L, 1);
     if (kt != LUA_TSTRING) luaL_error(L, "otlpspan: key %d is not a string", (int)i);
+  }
+}
+
+/* Writes keys[i] = values[i] for i in 1..n (nil values left out), comma-separated; the
+ * attributes were checked (los_check_attributes), so nothing here raises. */
+static void los_write_attributes(lua_State *L, jsonout_buf *b, int keys, int values, lua_Integer n) {
+  int top = lua_gettop(L);
+  int first = 1;
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, values, i) == LUA_TNIL) {
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_rawgeti(L, keys, i);
+    size_t kn;
+    const char *k = lua_tolstring(L, -1, &kn);
+    otlp_value v;
+    los_value(L, -2, &v);
+    otlp_attribute(b, first, k, kn, &v);
+    first = 0;
+    lua_settop(L, top);
   }
 }
 
@@ -111,26 +133,12 @@ static int los_span(lua_State *L) {
   luaL_checktype(L, 12, LUA_TTABLE);
   lua_Integer n = luaL_checkinteger(L, 13);
   lua_settop(L, 13);
-  los_check_attributes(L, n);
+  los_check_attributes(L, 11, 12, n);
   w->mark = w->b.len;
   w->open = 1;
   if (w->count > 0) jsonout_raw(&w->b, ",", 1);
   otlp_span_begin(&w->b);
-  int first = 1;
-  for (lua_Integer i = 1; i <= n; i++) {
-    if (lua_rawgeti(L, 12, i) == LUA_TNIL) {
-      lua_pop(L, 1);
-      continue;
-    }
-    lua_rawgeti(L, 11, i);
-    size_t kn;
-    const char *k = lua_tolstring(L, -1, &kn);
-    otlp_value v;
-    los_value(L, -2, &v);
-    otlp_attribute(&w->b, first, k, kn, &v);
-    first = 0;
-    lua_settop(L, 13);
-  }
+  los_write_attributes(L, &w->b, 11, 12, n);
   otlp_span_end(&w->b, &sp);
   w->open = 0;
   if (w->b.oom) {
@@ -170,6 +178,26 @@ static int los_take(lua_State *L) {
   return 2;
 }
 
+/* attributes(keys, values, n) -> the JSON text of an OTLP attribute list: keys[i] =
+ * values[i] for i in 1..n, nil values left out, each value as a span's (NaN and the
+ * infinities as proto3 JSON's names). orket.otel's resource and metrics attributes, so
+ * every attribute it exports follows one rule. */
+static int los_attributes(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer n = luaL_checkinteger(L, 3);
+  lua_settop(L, 3);
+  los_check_attributes(L, 1, 2, n);
+  jsonout_buf *b = ljo_pushbuf(L); /* freed by the collector if a push below raises */
+  jsonout_raw(b, "[", 1);
+  los_write_attributes(L, b, 1, 2, n);
+  jsonout_raw(b, "]", 1);
+  if (b->oom) return luaL_error(L, "otlpspan: out of memory");
+  lua_pushlstring(L, b->p, b->len);
+  jsonout_free(b);
+  return 1;
+}
+
 static int los_gc(lua_State *L) {
   jsonout_free(&los_check(L)->b);
   return 0;
@@ -192,6 +220,7 @@ static const luaL_Reg los_methods[] = {
 
 static const luaL_Reg los_funcs[] = {
     {"writer", los_new},
+    {"attributes", los_attributes},
     {NULL, NULL},
 };
 

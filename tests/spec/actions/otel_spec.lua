@@ -252,6 +252,29 @@ describe("otel's span writer and its buffers", function()
     assert.same({ "10", "20" }, { list[1].startTimeUnixNano, list[1].endTimeUnixNano })
   end)
 
+  it("write the resource's attributes by a span's rules, NaN as proto3 JSON names it", function()
+    local cfg = otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return "http://127.0.0.1:9" end end)
+    cfg.resource.ratio, cfg.resource.n, cfg.resource.f, cfg.resource.b = 0 / 0, -3, 0.5, true
+    local tr = otel.new(cfg, "proj")
+    tr.flush = function(self) self:seal() end
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "run_end", run_id = 7, status = "done" }
+    local doc = cjson.decode(tr.queue[1].body:text())
+    local want = { { key = "b", value = { boolValue = true } }, { key = "f", value = { doubleValue = 0.5 } },
+      { key = "n", value = { intValue = "-3" } }, { key = "ratio", value = { doubleValue = "NaN" } },
+      { key = "service.name", value = { stringValue = "orket" } } }
+    assert.same(want, doc.resourceSpans[1].resource.attributes)
+    -- the same values as a span's attributes: the same text
+    local keys, values = { "b", "f", "n", "ratio", "service.name" }, { true, 0.5, -3, 0 / 0, "orket" }
+    local w = otlpspan.writer()
+    span(w, "s", 1, 10, 20, keys, values)
+    local text = w:take("", ""):text()
+    assert.equal(otlpspan.attributes(keys, values, 5), text:match('^%[{"attributes":(%b[])'))
+    assert.equal("[]", otlpspan.attributes({}, {}, 0))
+    assert.has_error(function() otlpspan.attributes({ "k" }, { {} }, 1) end,
+      "otlpspan: values[1] is a table (a string, number or boolean expected)")
+  end)
+
   it("take an empty batch with an empty prefix and suffix", function()
     local buf, n = otlpspan.writer():take("", "")
     assert.equal("[]", buf:text())
