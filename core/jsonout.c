@@ -38,9 +38,11 @@ void jsonout_raw(jsonout_buf *b, const char *s, size_t n) {
   b->len += n;
 }
 
+const char jsonout_hex[17] = "0123456789abcdef";
+
 /* \uXXXX in lower-case hex, as lua-cjson writes its escapes; u < 0x10000 */
 static void jsonout_u(jsonout_buf *b, uint32_t u) {
-  static const char hex[] = "0123456789abcdef";
+  const char *hex = jsonout_hex;
   char e[6] = {'\\', 'u', hex[(u >> 12) & 15], hex[(u >> 8) & 15], hex[(u >> 4) & 15], hex[u & 15]};
   jsonout_raw(b, e, 6);
 }

@@ -63,7 +63,7 @@ static void st_int_text(otlp_stage *s, int64_t v) {
 
 /* ids as lower-case hex: 16 digits a 64-bit integer */
 static void st_hex(otlp_stage *s, const uint64_t *v, int words) {
-  static const char hex[] = "0123456789abcdef";
+  const char *hex = jsonout_hex;
   char d[34];
   size_t n = 0;
   d[n++] = '"';
