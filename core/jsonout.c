@@ -32,14 +32,17 @@ static int jsonout_grow(jsonout_buf *b, size_t more) {
 }
 
 void jsonout_raw(jsonout_buf *b, const char *s, size_t n) {
+  if (n == 0) return; /* an empty buffer has no bytes yet: memcpy to NULL is undefined */
   if (jsonout_grow(b, n) != 0) return;
   memcpy(b->p + b->len, s, n);
   b->len += n;
 }
 
+const char jsonout_hex[17] = "0123456789abcdef";
+
 /* \uXXXX in lower-case hex, as lua-cjson writes its escapes; u < 0x10000 */
 static void jsonout_u(jsonout_buf *b, uint32_t u) {
-  static const char hex[] = "0123456789abcdef";
+  const char *hex = jsonout_hex;
   char e[6] = {'\\', 'u', hex[(u >> 12) & 15], hex[(u >> 8) & 15], hex[(u >> 4) & 15], hex[u & 15]};
   jsonout_raw(b, e, 6);
 }

@@ -13,6 +13,9 @@ typedef struct jsonout_buf {
   int oom; /* an allocation failed: the contents are short, the caller reports it */
 } jsonout_buf;
 
+/* Lower-case hex digits, as jsonout's \u escapes and OTLP's ids are written. */
+extern const char jsonout_hex[17];
+
 /* Appends n bytes as they are. */
 void jsonout_raw(jsonout_buf *b, const char *s, size_t n);
 /* Appends the string s (n bytes, any bytes) as a quoted JSON string. */

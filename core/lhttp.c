@@ -331,7 +331,10 @@ static int lh_close(lua_State *L) {
     }
     http_release(q->r);
     q->r = NULL;
-    lua_pushnil(L); /* the body is no longer sent */
+    lua_getiuservalue(L, 1, 1); /* the body is no longer sent: a buffer can be freed */
+    ljo_pin(L, -1, -1);
+    lua_pop(L, 1);
+    lua_pushnil(L);
     lua_setiuservalue(L, 1, 1);
   }
   if (q->cw) {
@@ -457,6 +460,7 @@ static int lh_request(lua_State *L) {
     lua_pushliteral(L, HTTP_E_PROTOCOL);
     return 3;
   }
+  ljo_pin(L, body_idx, 1); /* buf:free() raises until close: libcurl reads the bytes */
   return 1;
 }
 

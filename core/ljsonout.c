@@ -16,9 +16,25 @@
 #define LJO_BUF "orket.jsonout.buf"
 #define LJO_MAX_DEPTH 1000 /* lua-cjson's limit too: deeper is a cycle or a mistake */
 
-/* The output buffer lives in a userdata, so an error half-way through frees it (__gc). */
+/* A buffer userdata: the bytes, and how many readers outside Lua hold them (ljo_pin). */
+typedef struct ljo_ubuf {
+  jsonout_buf b; /* first: a pointer to it is one to the userdata */
+  int pins;
+} ljo_ubuf;
+
+/* The output buffer lives in a userdata, so an error half-way through frees it (__gc).
+ * A pinned buffer is collected only with the request that pins it, whose finalizer runs
+ * first (Lua calls them in the reverse order they were set) and unpins it. */
 static int ljo_buf_gc(lua_State *L) {
   jsonout_free(luaL_checkudata(L, 1, LJO_BUF));
+  return 0;
+}
+
+/* buf:free(): refused while a request sends the bytes, which would read freed memory */
+static int ljo_buf_free(lua_State *L) {
+  ljo_ubuf *u = luaL_checkudata(L, 1, LJO_BUF);
+  if (u->pins > 0) return luaL_error(L, "jsonout: the buffer is being sent by %d request(s); close them first", u->pins);
+  jsonout_free(&u->b);
   return 0;
 }
 
@@ -41,7 +57,7 @@ static const luaL_Reg ljo_buf_meta[] = {
 
 static const luaL_Reg ljo_buf_methods[] = {
     {"text", ljo_buf_text},
-    {"free", ljo_buf_gc},
+    {"free", ljo_buf_free},
     {NULL, NULL},
 };
 
@@ -55,14 +71,19 @@ static void ljo_buf_meta_push(lua_State *L) {
 }
 
 jsonout_buf *ljo_pushbuf(lua_State *L) {
-  jsonout_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
-  memset(b, 0, sizeof *b);
+  ljo_ubuf *u = lua_newuserdatauv(L, sizeof *u, 0);
+  memset(u, 0, sizeof *u);
   ljo_buf_meta_push(L);
   lua_setmetatable(L, -2);
-  return b;
+  return &u->b;
 }
 
 jsonout_buf *ljo_testbuf(lua_State *L, int i) { return luaL_testudata(L, i, LJO_BUF); }
+
+void ljo_pin(lua_State *L, int i, int delta) {
+  ljo_ubuf *u = luaL_testudata(L, i, LJO_BUF);
+  if (u) u->pins += delta;
+}
 
 typedef struct ljo_key {
   const char *s;

@@ -63,7 +63,7 @@ static void st_int_text(otlp_stage *s, int64_t v) {
 
 /* ids as lower-case hex: 16 digits a 64-bit integer */
 static void st_hex(otlp_stage *s, const uint64_t *v, int words) {
-  static const char hex[] = "0123456789abcdef";
+  const char *hex = jsonout_hex;
   char d[34];
   size_t n = 0;
   d[n++] = '"';
@@ -118,7 +118,7 @@ void otlp_span_end(jsonout_buf *b, const otlp_span *sp) {
   LIT(&s, "],\"endTimeUnixNano\":");
   st_int_text(&s, sp->end_ns);
   LIT(&s, ",\"kind\":");
-  char k = (char)('0' + (sp->kind >= 0 && sp->kind <= 9 ? sp->kind : 0)); /* SpanKind is 0..5 */
+  char k = (char)('0' + (sp->kind >= 0 && sp->kind <= 5 ? sp->kind : 0)); /* SpanKind is 0..5 */
   st_raw(&s, &k, 1);
   LIT(&s, ",\"name\":");
   st_string(&s, sp->name, sp->name_len);

@@ -16,7 +16,7 @@ typedef struct otlp_span {
   uint64_t trace_hi, trace_lo; /* the trace id's 16 bytes, as two integers */
   uint64_t span_id, parent_id;
   int has_parent;
-  int kind;                       /* 1 internal, 3 client */
+  int kind;                       /* a SpanKind, 0..5: 1 internal, 3 client */
   int64_t start_ns, end_ns;
   int failed;                     /* status ERROR (code 2) */
   const char *message;            /* the status's message, or NULL */

@@ -6,7 +6,6 @@
 -- queue and leave in batches from a task of their own: export never blocks a run or fails
 -- it. A full queue or a collector that is down or refuses a batch costs counted drops.
 -- Prompt and answer text are never exported.
-local cjson = require "cjson.safe"
 local jsonout = require "orket.jsonout"
 local uv = require "luv"
 local http = require "orket.c.http"
@@ -84,22 +83,15 @@ function M.config(getenv, telemetry)
   return { url = url, metrics_url = murl, headers = headers, resource = resource }
 end
 
-local function value_of(v)
-  if math.type(v) == "integer" then return { intValue = string.format("%d", v) }
-  elseif type(v) == "number" then return { doubleValue = v }
-  elseif type(v) == "boolean" then return { boolValue = v } end
-  return { stringValue = tostring(v) }
-end
-
 -- An OTLP attribute list from a table (strings, integers, floats, booleans), keys sorted:
--- the resource's and the metrics'. Spans are written by orket.c.otlpspan.
+-- the resource's and the metrics'. Written by orket.c.otlpspan, as a span's attributes are:
+-- one rule for every attribute's value.
 local function attributes(t)
-  local keys = {}
-  for k, v in pairs(t) do if v ~= nil then keys[#keys + 1] = k end end
+  local keys, values = {}, {}
+  for k in pairs(t) do keys[#keys + 1] = k end
   table.sort(keys)
-  local out = jsonout.array()
-  for i, k in ipairs(keys) do out[i] = { key = k, value = value_of(t[k]) } end
-  return out
+  for i, k in ipairs(keys) do values[i] = t[k] end
+  return jsonout.encoded(otlpspan.attributes(keys, values, #keys))
 end
 
 -- Each kind of span's attributes, in the order they are exported (sorted). A span's
@@ -330,9 +322,11 @@ function Tracer:metrics(start_ns)
     table.insert(m.histogram.dataPoints, dp)
   end
   self.hists, self.points = {}, {}
-  return cjson.encode { resourceMetrics = { {
+  -- a value JSON cannot hold costs the metrics, never the run
+  local ok, body = pcall(jsonout.encode, { resourceMetrics = { {
     resource = { attributes = attributes(self.cfg.resource) },
-    scopeMetrics = { { scope = { name = "orket" }, metrics = list } } } } }
+    scopeMetrics = { { scope = { name = "orket" }, metrics = list } } } } })
+  return ok and body or nil
 end
 
 -- Sends one request's body (a batch of spans, or to url the metrics): true | false, why.

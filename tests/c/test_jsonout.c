@@ -55,6 +55,19 @@ TEST(test_jsonout_numbers) {
   jsonout_free(&b); /* idempotent */
 }
 
+/* no bytes on a buffer that holds none: nothing to copy, and no copy to a NULL buffer
+ * (undefined behaviour, which UBSan reports in the sanitizer build) */
+TEST(test_jsonout_raw_empty) {
+  jsonout_buf b = {0};
+  jsonout_raw(&b, "", 0);
+  jsonout_raw(&b, NULL, 0);
+  CHECK(t, b.p == NULL && b.len == 0 && !b.oom);
+  jsonout_raw(&b, "ab", 2);
+  jsonout_raw(&b, NULL, 0);
+  CHECK(t, b.len == 2 && memcmp(b.p, "ab", 2) == 0);
+  jsonout_free(&b);
+}
+
 TEST(test_inert_decode) {
   uint32_t cp = 0;
   CHECK(t, inert_decode((const unsigned char *)"\xc2\x85", 2, &cp) == 2 && cp == 0x85);

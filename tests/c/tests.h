@@ -63,6 +63,7 @@
   X(test_http_parse_date)                  \
   X(test_jsonout_strings)                  \
   X(test_jsonout_numbers)                  \
+  X(test_jsonout_raw_empty)                \
   X(test_otlpspan_bytes)                   \
   X(test_inert_decode)                     \
   X(test_workspace_mount_id)               \

@@ -156,3 +156,128 @@ describe("otel spans", function()
     assert.is_true(tonumber(by["invoke_agent coder"].startTimeUnixNano) <= tonumber(by["invoke_agent coder"].endTimeUnixNano))
   end)
 end)
+
+describe("otel's span writer and its buffers", function()
+  local otlpspan = require "orket.c.otlpspan"
+  local http = require "orket.c.http"
+  local httpd = require "orket.c.httpd"
+  local task = require "orket.task"
+
+  it("refuse to free a batch's buffer while a request sends it, and free it once closed", function()
+    local srv = assert(httpd.listen { host = "127.0.0.1", port = 0, max_body_bytes = 1 << 22 })
+    task.spawn(function()
+      while true do
+        local req = srv:accept()
+        if not req then return end
+        task.spawn(function()
+          local b, err = req:body()
+          req:respond(200, { "Content-Type: text/plain" }, b and tostring(#b) or err)
+        end)
+      end
+    end)
+    local w = otlpspan.writer()
+    -- more than a socket takes at once: the request still reads the bytes after it starts
+    for i = 1, 3000 do w:span(("x"):rep(100), 1, 2, i, nil, 1, 1, 2, nil, { "k" }, { ("v"):rep(100) }, 1) end
+    local buf = w:take("{", "}")
+    local size = #buf
+    local function post()
+      return assert(http.request { url = "http://127.0.0.1:" .. srv:port() .. "/", method = "POST", body = buf,
+        headers = { "Content-Type: application/json" } })
+    end
+    local hr, hr2 = post(), post()
+    assert.has_error(function() buf:free() end, "jsonout: the buffer is being sent by 2 request(s); close them first")
+    collectgarbage()
+    for _, r in ipairs { hr, hr2 } do
+      assert.equal(200, r:headers())
+      local got = {}
+      while true do
+        local evs, err = r:read()
+        assert(evs ~= nil, err)
+        if not evs then break end
+        got[#got + 1] = table.concat(evs)
+      end
+      assert.equal(tostring(size), table.concat(got))
+    end
+    hr:close()
+    assert.has_error(function() buf:free() end, "jsonout: the buffer is being sent by 1 request(s); close them first")
+    hr2:close()
+    hr2:close()
+    buf:free()
+    assert.equal(0, #buf)
+    srv:close()
+  end)
+
+  -- the spans in a writer's batch, decoded (the batch must be valid JSON)
+  local function spans_of(w)
+    local text = w:take("", ""):text()
+    local ok, list = pcall(cjson.decode, text)
+    assert(ok, "not JSON: " .. text)
+    return list
+  end
+
+  local function span(w, name, kind, start_ns, end_ns, keys, values)
+    return w:span(name, 1, 2, 3, nil, kind or 1, start_ns or 10, end_ns or 20, nil, keys or { "k" }, values or { "v" },
+      #(keys or { "k" }))
+  end
+
+  it("refuse a value that is not a string, number or boolean before writing any of its span", function()
+    local w = otlpspan.writer()
+    span(w, "a")
+    local raising = setmetatable({}, { __tostring = function() error("boom") end })
+    assert.has_error(function() span(w, "b", 1, 10, 20, { "k", "t" }, { "v", raising }) end,
+      "otlpspan: values[2] is a table (a string, number or boolean expected)")
+    assert.has_error(function() span(w, "b", 1, 10, 20, { "k" }, { print }) end,
+      "otlpspan: values[1] is a function (a string, number or boolean expected)")
+    assert.has_error(function() span(w, "b", 1, 10, 20, { "k", 2 }, { "v", "w" }) end, "otlpspan: key 2 is not a string")
+    assert.equal(1, w:count())
+    span(w, "c", 1, 10, 20, { "s", "i", "f", "b", "gone" }, { "v", -3, 0.5, false, nil })
+    local list = spans_of(w)
+    assert.same({ "a", "c" }, { list[1].name, list[2].name })
+    assert.same({ { key = "s", value = { stringValue = "v" } }, { key = "i", value = { intValue = "-3" } },
+      { key = "f", value = { doubleValue = 0.5 } }, { key = "b", value = { boolValue = false } } }, list[2].attributes)
+  end)
+
+  it("refuse a kind outside SpanKind's 0..5 and negative times, naming the argument", function()
+    local w = otlpspan.writer()
+    span(w, "a", 0)
+    span(w, "b", 5)
+    assert.has_error(function() span(w, "x", 6) end, "bad argument #6 to 'span' (kind must be a SpanKind, 0 to 5)")
+    assert.has_error(function() span(w, "x", -1) end, "bad argument #6 to 'span' (kind must be a SpanKind, 0 to 5)")
+    assert.has_error(function() span(w, "x", 1, -5) end, "bad argument #7 to 'span' (start_ns must not be negative)")
+    assert.has_error(function() span(w, "x", 1, 0, math.mininteger) end,
+      "bad argument #8 to 'span' (end_ns must not be negative)")
+    local list = spans_of(w)
+    assert.equal(2, #list)
+    assert.same({ 0, 5 }, { list[1].kind, list[2].kind })
+    assert.same({ "10", "20" }, { list[1].startTimeUnixNano, list[1].endTimeUnixNano })
+  end)
+
+  it("write the resource's attributes by a span's rules, NaN as proto3 JSON names it", function()
+    local cfg = otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return "http://127.0.0.1:9" end end)
+    cfg.resource.ratio, cfg.resource.n, cfg.resource.f, cfg.resource.b = 0 / 0, -3, 0.5, true
+    local tr = otel.new(cfg, "proj")
+    tr.flush = function(self) self:seal() end
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "run_end", run_id = 7, status = "done" }
+    local doc = cjson.decode(tr.queue[1].body:text())
+    local want = { { key = "b", value = { boolValue = true } }, { key = "f", value = { doubleValue = 0.5 } },
+      { key = "n", value = { intValue = "-3" } }, { key = "ratio", value = { doubleValue = "NaN" } },
+      { key = "service.name", value = { stringValue = "orket" } } }
+    assert.same(want, doc.resourceSpans[1].resource.attributes)
+    -- the same values as a span's attributes: the same text
+    local keys, values = { "b", "f", "n", "ratio", "service.name" }, { true, 0.5, -3, 0 / 0, "orket" }
+    local w = otlpspan.writer()
+    span(w, "s", 1, 10, 20, keys, values)
+    local text = w:take("", ""):text()
+    assert.equal(otlpspan.attributes(keys, values, 5), text:match('^%[{"attributes":(%b[])'))
+    assert.equal("[]", otlpspan.attributes({}, {}, 0))
+    assert.has_error(function() otlpspan.attributes({ "k" }, { {} }, 1) end,
+      "otlpspan: values[1] is a table (a string, number or boolean expected)")
+  end)
+
+  it("take an empty batch with an empty prefix and suffix", function()
+    local buf, n = otlpspan.writer():take("", "")
+    assert.equal("[]", buf:text())
+    assert.equal(0, n)
+  end)
+end)
