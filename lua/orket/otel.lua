@@ -237,8 +237,8 @@ end
 -- an event's optional text (a code, an outcome) as a status message
 local function message_of(v) return v ~= nil and tostring(v) or true end
 
---- tracer:event(ev): the engine's event ev (orket run --json's) as spans
-function Tracer:event(ev)
+-- an event as spans (Tracer:event's work, unprotected)
+local function on_event(self, ev)
   local t = ev.type
   if t == "run_start" then
     self.trace_hi, self.trace_lo = random_id(self), random_id(self)
@@ -296,6 +296,17 @@ function Tracer:event(ev)
     self.metrics_body = self:metrics(tostring(run.start))
     self.run = nil
     self:flush()
+  end
+end
+
+--- tracer:event(ev): the engine's event ev (orket run --json's) as spans. Tracing never
+--- fails a run: an event it cannot write (a field of a kind a span cannot hold) costs a
+--- counted drop, its error kept as last_error, never an error in the turn that emitted it.
+function Tracer:event(ev)
+  local ok, err = pcall(on_event, self, ev)
+  if not ok then
+    self.dropped = self.dropped + 1
+    self.last_error = "an event not traced: " .. tostring(err)
   end
 end
 

@@ -73,6 +73,25 @@ describe("otel spans", function()
     assert.same({ boolValue = true }, t["orket.tool.denied"])
   end)
 
+  it("never raise into the run: an event they cannot write is a counted drop, the rest still traced", function()
+    local tr, spans = tracer()
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", seat = "dev", phase = "work",
+      model = "fake:m1" }
+    -- a step that is a table: no span attribute can hold it
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = { 1 }, latency_ms = 12, prompt_tokens = 5,
+      completion_tokens = 1 }
+    tr:event { type = "turn_end", run_id = 7, card = "M-1", turn = 1, outcome = "handed_in" }
+    tr:event { type = "run_end", run_id = 7, status = "done" }
+    local st = tr:stats()
+    assert.equal(1, st.dropped)
+    assert.matches("an event not traced", st.last_error)
+    local names = {}
+    for _, sp in ipairs(spans) do names[#names + 1] = sp.name end
+    table.sort(names)
+    assert.same({ "invoke_agent coder", "orket run M" }, names)
+  end)
+
   it("keep an integer's and a float's attribute apart though they are one table key", function()
     local tr, spans = tracer()
     tr:event { type = "run_start", run_id = 7, target = "M" }
