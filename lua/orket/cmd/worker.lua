@@ -53,25 +53,15 @@ Events are printed as JSON Lines.]]
 -- -> run id | nil, msg
 local function start_run(e, dir, o)
   local ops = lease_mod.ops(e.db)
-  local claim, cerr = claims.enter(dir, rt.sleep)
+  -- (to be closed: a store that fails under it must not hold it until garbage collection)
+  local claim <close>, cerr = claims.enter(dir, rt.sleep)
   if not claim then return nil, cerr end
   local id = ops.queued_for(e.db, o.start)
-  if not id then
-    local other, why = claims.conflict(dir, e.db, e.board, o.start)
-    if not other then other, why = recorded.unfinished_overlap(e.db, e.board, o.start) end
-    if other then
-      claim:release()
-      return nil, why
-    end
-    local err
-    id, err = e:start(o.start, { concurrency = o.concurrency, model = o.model, workers = true })
-    if not id then
-      claim:release()
-      return nil, err
-    end
-  end
-  claim:release()
-  return id
+  if id then return id end
+  local other, why = claims.conflict(dir, e.db, e.board, o.start)
+  if not other then other, why = recorded.unfinished_overlap(e.db, e.board, o.start) end
+  if other then return nil, why end
+  return e:start(o.start, { concurrency = o.concurrency, model = o.model, workers = true })
 end
 
 -- The store lost (PostgreSQL's primary gone, a standby not yet promoted): said once, then

@@ -68,29 +68,30 @@ end
 -- a killed run is in the way unless resuming), then make() -> id | nil, msg, CODE records it
 -- and its lock is taken. -> id, lock | nil, kind ("conflict" or make's CODE), msg
 local function claim_and(dir, db, e, target, resuming, make, no_hold)
-  local claim, cerr = claims.enter(dir, rt.sleep)
+  -- (to be closed: a store that fails while it is asked must not keep the claim section
+  -- held until the lock's garbage collection, every other start on the project waiting)
+  local claim <close>, cerr = claims.enter(dir, rt.sleep)
   if not claim then return nil, "conflict", cerr end
   local other, why = claims.conflict(dir, db, e.board, target)
   if not other and not resuming then other, why = recorded.unfinished_overlap(db, e.board, target) end
-  if other then
-    claim:release()
-    return nil, "conflict", why
-  end
+  if other then return nil, "conflict", why end
   -- another run's git work may be in flight: a crash's leftovers are not taken now
   if claims.live(dir)[1] then e.no_git_recover = true end
   local id, merr, mcode = make()
-  if not id then
-    claim:release()
-    return nil, mcode or "conflict", tostring(merr)
-  end
-  if no_hold then -- left to the workers (orket serve --workers), which hold it as they work it
-    claim:release()
-    return id
-  end
+  if not id then return nil, mcode or "conflict", tostring(merr) end
+  -- left to the workers (orket serve --workers), which hold it as they work it
+  if no_hold then return id end
   local lk, lerr = claims.hold(dir, id)
-  claim:release()
   if not lk then return nil, "conflict", lerr end
   return id, lk
+end
+
+-- claim_and for engine e, which is closed unless the claim is made (an error raised too)
+local function claimed(e, ...)
+  local ok, id, lk, msg = pcall(claim_and, ...)
+  if not (ok and id) then e.close_all() end
+  if not ok then error(id, 0) end
+  return id, lk, msg
 end
 
 --- start{dir=, db=, target=, model=, concurrency=} -> run id, go | nil, kind, msg. go():
@@ -102,13 +103,10 @@ function M.start(o)
   if reg.closing then return nil, "stopping", "the server is stopping" end
   local e, kind, msg = engine(o.dir, o.db, o.model, o.concurrency)
   if not e then return nil, kind, msg end
-  local id, lk, cmsg = claim_and(o.dir, o.db, e, o.target, false, function()
+  local id, lk, cmsg = claimed(e, o.dir, o.db, e, o.target, false, function()
     return e:start(o.target, { concurrency = o.concurrency, model = o.model, workers = reg.workers })
   end, reg.workers)
-  if not id then
-    e.close_all()
-    return nil, lk, cmsg
-  end
+  if not id then return nil, lk, cmsg end
   if reg.workers then
     e.close_all()
     return id, nil
@@ -125,11 +123,8 @@ function M.resume(o)
   if row.status == "done" then return nil, "conflict", string.format("run %d is done; nothing to resume", row.id) end
   local e, kind, msg = engine(o.dir, o.db)
   if not e then return nil, kind, msg end
-  local id, lk, cmsg = claim_and(o.dir, o.db, e, row.target, true, function() return row.id end)
-  if not id then
-    e.close_all()
-    return nil, lk, cmsg
-  end
+  local id, lk, cmsg = claimed(e, o.dir, o.db, e, row.target, true, function() return row.id end)
+  if not id then return nil, lk, cmsg end
   return id, function() launch(o.dir, o.db, e, id, lk) end
 end
 

@@ -47,6 +47,35 @@ describe("claims", function()
     db:close()
   end)
 
+  it("leaves the claim section when the store fails while a server starts or resumes a run", function()
+    -- a copy of the notes example, imported: an engine opens on it
+    local dir = H.tmpdir()
+    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+    local project = require "orket.project"
+    local db = assert(project.open_store(dir, true))
+    assert(require("orket.import").import(db, dir))
+    local executor = require "orket.engine.executor"
+    local conflict = claims.conflict
+    claims.conflict = function() error("pg: server closed the connection unexpectedly", 0) end
+    -- (no garbage collection meanwhile: a lock left to it would be freed at random)
+    collectgarbage("stop")
+    local ok, err = pcall(executor.start, { dir = dir, db = db, target = "NOTES" })
+    local free, claim = pcall(claims.enter, dir, function() error("the claim section is still held", 0) end)
+    if free then claim:release() end
+    local rok, rerr = pcall(executor.resume, { dir = dir, db = db, row = { id = 1, target = "NOTES", status = "killed" } })
+    local rfree, rclaim = pcall(claims.enter, dir, function() error("the claim section is still held", 0) end)
+    if rfree then rclaim:release() end
+    collectgarbage("restart")
+    claims.conflict = conflict
+    db:close()
+    assert.is_false(ok)
+    assert.matches("server closed", err)
+    assert.is_true(free, tostring(claim))
+    assert.is_false(rok)
+    assert.matches("server closed", rerr)
+    assert.is_true(rfree, tostring(rclaim))
+  end)
+
   it("overlaps a target with itself, its ancestors and what is under it, never with a sibling", function()
     local _, db, b = project()
     assert.is_true(claims.overlaps(b, "E", "E-1"))
