@@ -53,7 +53,7 @@
 -- POST /v1/traces and /v1/metrics are an OTLP/HTTP collector taking JSON (under
 -- /status/CODE/ it answers CODE): each export is logged with its decoded body.
 -- GET /__log returns every request seen (path, model, time, authorization present, conn:
--- the number of the connection it came on);
+-- the number of the connection it came on; ended: an OpenAI answer's stream was written whole);
 -- POST /__reset forgets the log and the failure counters; any path under /moved/ answers 302
 -- to the rest of the path.
 local uv = require "luv"
@@ -269,6 +269,7 @@ local function openai_chat(c, req, s)
   event("[DONE]")
   if s.done_gap_ms then orket.sleep(s.done_gap_ms) end
   c:finish()
+  if s.logged then s.logged.ended = true end
 end
 
 -- ---- Ollama ------------------------------------------------------------------------------
@@ -350,6 +351,7 @@ local function handle(c, method, path, headers, body)
   if not s.nolog then
     log[#log + 1] = { t = now_ms(), path = path, model = req.model, stream = req.stream,
       authorization = headers["authorization"], request = req, conn = c.serial }
+    s.logged = log[#log]
   end
   if s.first_byte_ms then orket.sleep(s.first_byte_ms) end
   if c.closed then return end

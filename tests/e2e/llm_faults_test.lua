@@ -5,6 +5,7 @@ local llm = require "orket.llm"
 local http = require "orket.c.http"
 local rt = require "orket.c.runtime"
 local task = require "orket.task"
+local H = require "tests.helpers"
 
 local fake = require("tests.fake_server").start()
 local USER = { { role = "user", content = "hello" } }
@@ -496,7 +497,10 @@ describe("concurrency and cancellation", function()
       local r = assert(c:chat { model = "oa:chunks=2,done_gap_ms=30", messages = USER })
       assert.equal("tok1 tok2", r.content)
       assert.equal(0, http.live()) -- closed for its owner while it reads the rest
-      orket.sleep(60) -- the rest has come: the connection is idle again
+      -- the rest has come (the server wrote the body's end, and this loop read it): the
+      -- connection is idle again
+      H.wait_for(function() return fake.log()[#fake.log()].ended end, "the body's end to be written")
+      orket.sleep(20)
     end
     local log = fake.log()
     assert.equal(3, #log)
