@@ -76,11 +76,7 @@ struct httpd {
   httpd_quick_fn quick;
   void *quick_ud;
   uint64_t quick_until;
-  /* Their addresses mark a request offered as quick, between MHD's calls: quick_mark[0]
-   * not yet offered, [1] left once for a due timer. Left at most once: any idle handle
-   * reads as a due timer, and another server's kick on the same loop must not keep a
-   * request waiting turn after turn. */
-  char quick_mark[2];
+  char quick_mark; /* its address marks a request offered as quick, between MHD's calls */
   int quick_waiting; /* a quick request was left for the next run */
 };
 
@@ -577,14 +573,13 @@ static int hd_quick_fits(httpd *h, struct MHD_Connection *conn, const char *meth
 }
 
 /* Offers a whole quick request to the owner: 1 when answered, 0 declined; -1 not offered,
- * a timer of the loop being due (and may_wait): left without an answer, MHD calls again at
- * its next run, which comes after the timers. The clock is the precise one, never behind
- * the loop's, so no quick answer starts past a timer's due time. */
-static int hd_quick_offer(httpd *h, struct MHD_Connection *conn, const char *method, const char *url,
-                          int may_wait) {
+ * a timer of the loop being due: left without an answer, MHD calls again at its next run,
+ * which comes after the timers. The clock is the precise one, never behind the loop's, so
+ * no quick answer starts past a timer's due time. */
+static int hd_quick_offer(httpd *h, struct MHD_Connection *conn, const char *method, const char *url) {
   /* the paths unset or changed while it waited for a timer: as any other */
   if (h->quick == NULL || !hd_quick_fits(h, conn, method, url)) return 0;
-  if (may_wait && uv_hrtime() / 1000000 >= h->quick_until) return -1;
+  if (uv_hrtime() / 1000000 >= h->quick_until) return -1;
   char addr[INET6_ADDRSTRLEN + 1];
   hd_remote(&h->mhd, conn, addr, sizeof addr);
   httpd_quick q = {method, url, addr,
@@ -594,10 +589,6 @@ static int hd_quick_offer(httpd *h, struct MHD_Connection *conn, const char *met
   q.priv = &qc;
   h->quick(&q, h->quick_ud);
   return qc.answered;
-}
-
-static int hd_is_quick(const httpd *h, const void *con_cls) {
-  return con_cls == (const void *)&h->quick_mark[0] || con_cls == (const void *)&h->quick_mark[1];
 }
 
 static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -620,7 +611,7 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
       /* offered at MHD's next call, when it is whole; no request made of it until declined */
       hd_conn *qc = hd_conn_of(&h->mhd, conn);
       if (qc) qc->deadline = 0;
-      *con_cls = &h->quick_mark[0];
+      *con_cls = &h->quick_mark;
       return MHD_YES;
     }
     r = hd_req_new(h, conn, method, url);
@@ -637,15 +628,12 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     hd_hand_over(r);
     return MHD_YES;
   }
-  if (hd_is_quick(h, *con_cls)) { /* offered as quick, now whole */
+  if (*con_cls == (void *)&h->quick_mark) { /* offered as quick, now whole */
     if (h->stopped) return MHD_NO; /* as above */
     *upload_size = 0;
-    int offered = hd_quick_offer(h, conn, method, url, *con_cls == (void *)&h->quick_mark[0]);
+    int offered = hd_quick_offer(h, conn, method, url);
     if (offered != 0) { /* answered, or left unanswered till MHD's next run (a timer is due) */
-      if (offered < 0) {
-        h->quick_waiting = 1;
-        *con_cls = &h->quick_mark[1];
-      }
+      if (offered < 0) h->quick_waiting = 1;
       return MHD_YES;
     }
     r = hd_req_new(h, conn, method, url); /* declined: as any other */
@@ -723,7 +711,7 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
 static void hd_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                             enum MHD_RequestTerminationCode toe) {
   httpd *h = cls;
-  httpd_req *r = hd_is_quick(h, *con_cls) ? NULL : *con_cls;
+  httpd_req *r = *con_cls == &h->quick_mark ? NULL : *con_cls;
   *con_cls = NULL;
   hd_conn *hc = hd_conn_of(&h->mhd, conn);
   if (hc && hc->req == r) { /* a kept-alive connection waits for the next request's headers */

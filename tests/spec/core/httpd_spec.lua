@@ -549,26 +549,6 @@ describe("orket.c.httpd", function()
       weak[1]:close()
     end)
 
-    -- Any active idle handle reads as a due timer (another server's kick on the same loop is
-    -- one): a request is left for it once, then answered, not left turn after turn.
-    it("leaves a quick request for a due timer only once", function()
-      local offers = 0
-      local srv = serve({}, function(req) req:respond(200, { "Content-Type: text/plain" }, "handed") end)
-      srv:quick({ "/q" }, function()
-        offers = offers + 1
-        return 200, { "Content-Type: text/plain" }, "quick"
-      end)
-      local idle = uv.new_idle()
-      idle:start(function() end) -- the loop never idles while it runs
-      local c, got = raw(srv:port(), "GET /q HTTP/1.1\r\nHost: x\r\n\r\n")
-      local ok, err = pcall(wait_for, function() return got():find("quick$") ~= nil end, "the quick answer")
-      idle:close()
-      assert.is_true(ok, err)
-      assert.equal(1, offers)
-      c:close()
-      srv:close()
-    end)
-
     it("hands over a request left for a due timer when the paths change meanwhile", function()
       local offered = {}
       local srv = serve({}, function(req) req:respond(200, { "Content-Type: text/plain" }, "handed") end)
