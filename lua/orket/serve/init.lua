@@ -85,19 +85,17 @@ local function blob_of(server, text)
   return b
 end
 
--- appends the lines of list (or none) to headers
-local function append(headers, list)
-  if list then
-    local n = #headers
-    for i = 1, #list do headers[n + i] = list[i] end
-  end
-  return headers
-end
-
 local function send(req, ctx, status, doc, extra)
   ctx.status = status
-  -- CORS, Set-Cookie; then the caller's (no table made per request for the lists)
-  local headers = append(append(append({}, JSON_HEADERS), ctx.headers), extra)
+  local headers = { JSON_HEADERS[1], JSON_HEADERS[2], JSON_HEADERS[3] }
+  local n, more = 3, ctx.headers -- CORS, Set-Cookie; then the caller's
+  for _ = 1, 2 do
+    if more then
+      for i = 1, #more do headers[n + i] = more[i] end
+      n = n + #more
+    end
+    more = extra
+  end
   local body
   if jsonout.is_encoded(doc) then body = ctx.server and blob_of(ctx.server, doc.text) or doc.text
   else body = jsonout.encode(doc) .. "\n" end
