@@ -169,6 +169,13 @@ static int rtl_read_script(lua_State *L) {
   return 3;
 }
 
+/* rt.ignore_stop_signals(): SIGINT and SIGTERM discarded from now on (rt_ignore_stop_signals) */
+static int rtl_ignore_stop_signals(lua_State *L) {
+  (void)L;
+  rt_ignore_stop_signals();
+  return 0;
+}
+
 static const luaL_Reg rtl_funcs[] = {
     {"version", rtl_version},
     {"now", rtl_now},
@@ -180,6 +187,7 @@ static const luaL_Reg rtl_funcs[] = {
     {"stats", rtl_stats},
     {"home", rtl_home},
     {"read_script", rtl_read_script},
+    {"ignore_stop_signals", rtl_ignore_stop_signals},
     {NULL, NULL},
 };
 

@@ -323,6 +323,15 @@ static void rt_close_walk(uv_handle_t *h, void *arg) {
   if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+void rt_ignore_stop_signals(void) {
+  /* A storm of SIGTERMs against a stopping server (a supervisor's retry loop) could send
+   * them faster than the loop ran one callback each: libuv reads its signal pipe again
+   * while it comes back full, so the loop never left that read and the stop never ended.
+   * Ignored, a signal is dropped when sent and never reaches the pipe. */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
+}
+
 void rt_close(orket_rt *rt) {
   if (rt == NULL) return;
   if (rt->cancel_waits) rt->cancel_waits(rt); /* set by await.c once anything waited */

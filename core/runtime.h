@@ -37,6 +37,12 @@ orket_rt *rt_open(const char *home, char *err, size_t errlen);
 /* Cancels pending waits, closes the Lua state and every loop handle, frees the context. */
 void rt_close(orket_rt *rt);
 
+/* From now on SIGINT and SIGTERM are discarded by the kernel as they are sent: a process
+ * already stopping on one has no use for the next, and each delivered one costs a wakeup
+ * and a callback. Call it from the first signal's callback; the loop's signal handles stay
+ * started (stopping them would bring the default action back). */
+void rt_ignore_stop_signals(void);
+
 /* The runtime that owns L (any thread of its state). */
 orket_rt *rt_get(lua_State *L);
 
