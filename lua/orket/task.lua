@@ -45,7 +45,8 @@ local function settle(t)
   local joiners = t.joiners
   t.joiners = {}
   for _, co in ipairs(joiners) do
-    M.resume(co)
+    -- a joiner cancelled meanwhile is closed (dead): resumed, it would turn failed
+    if coroutine.status(co) == "suspended" then M.resume(co) end
   end
   if t.state == "failed" and #joiners == 0 and not t.observed then
     failed_unjoined[#failed_unjoined + 1] = t

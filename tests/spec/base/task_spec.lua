@@ -88,6 +88,17 @@ describe("tasks", function()
     assert.is_false(t:cancel())
   end)
 
+  it("cancel a task waiting in a join: it stays canceled when the joined one ends", function()
+    local joined = task.spawn(function() orket.sleep(30) return 1 end)
+    local after = false
+    local t = task.spawn(function() joined:join() after = true end)
+    assert.is_true(t:cancel())
+    assert.same({ true, 1 }, { joined:join() })
+    assert.equal("canceled", t.state)
+    assert.equal("canceled", t.error)
+    assert.is_false(after)
+  end)
+
   it("refuse to join themselves", function()
     local t
     t = task.spawn(function() orket.sleep(1) return t:join() end)
