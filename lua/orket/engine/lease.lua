@@ -96,22 +96,28 @@ end
 --- commits journal events (a card moved, a lease released with its card); on SQLite, or
 --- while the listener cannot connect, it sleeps. A wake-up only: the caller looks again.
 function Lease:idle(ms)
-  if self.listening then
-    -- another of the worker's tasks reads the listener (one reader per connection): this
-    -- one waits until that wait ends, woken by what it heard
-    local heard, deadline = self.heard, rt.now() + ms * 5
-    while self.listening and self.heard == heard and rt.now() < deadline do rt.sleep(10) end
+  if self.wait_task then
+    -- another of this lease's tasks reads the listener (one reader a connection): this one
+    -- is woken with it, by what it hears or by the end of its wait
+    self.wait_task:join()
     return
   end
   if self.db.backend == "pg" and not self.no_listen then
     if not self.listener then
       self.listener = pglisten.new { url = self.db.url, channels = { "orket_events" } }
     end
-    self.listening = true
-    local notes, info = self.listener:wait(ms * 5) -- woken by commits: a longer wait costs no latency
-    self.listening = false
-    self.heard = (self.heard or 0) + 1
-    if notes and not (info and info.error) then return end
+    local listener, t = self.listener, nil
+    -- the wait is a task of its own, cleared by itself when it ends: a caller cancelled
+    -- while it waits leaves no finished wait behind for the next ones to join
+    t = task.new(function()
+      local notes, info = listener:wait(ms * 5) -- woken by commits: a longer wait costs no latency
+      if self.wait_task == t then self.wait_task = nil end
+      return notes ~= nil and not (info and info.error)
+    end)
+    self.wait_task = t
+    t:start()
+    local ok, heard = t:join()
+    if ok and heard then return end
     self.no_listen = true -- the listener cannot connect: poll from now on
   end
   rt.sleep(ms)

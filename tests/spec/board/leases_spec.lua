@@ -194,6 +194,34 @@ describe("orket.store.pg.leases on PostgreSQL", function()
   end)
   local get = cases(pg_backend)
 
+  it("wakes every task idling on one lease by its one listener, none of them polling", function()
+    -- the second task used to wait for the first one's listener by sleeping 10 ms at a time
+    local b = get()
+    local db = assert(require("orket.store").open_url(server.url))
+    local lease = require("orket.engine.lease").new { db = db, worker = "w1", ttl_ms = 60000 }
+    local rt = require "orket.c.runtime"
+    local sleep, naps = rt.sleep, 0
+    rt.sleep = function(ms)
+      if debug.getinfo(2, "S").short_src:match("engine/lease%.lua$") then naps = naps + 1 end
+      return sleep(ms)
+    end
+    local ok, err = pcall(function()
+      local woken = 0
+      local idlers = {}
+      for i = 1, 2 do idlers[i] = orket.spawn(function() lease:idle(2000) woken = woken + 1 end) end
+      orket.sleep(300)
+      assert.equal(0, woken)
+      assert(b.tx(function(tx) return tx:query("NOTIFY orket_events, '1'") end))
+      for i = 1, 2 do assert.is_true((idlers[i]:join())) end
+      assert.equal(2, woken)
+    end)
+    rt.sleep = sleep
+    lease:close()
+    db:close()
+    assert(ok, err)
+    assert.equal(0, naps)
+  end)
+
   it("never lets claimers on separate connections hold the same card (FOR UPDATE SKIP LOCKED)", function()
     local b = get()
     local list = ids(1, N)
