@@ -14,13 +14,16 @@ function M.new(limit)
   return setmetatable({ limit = limit, used = 0, runs = {}, count = 0, queue = {} }, Share)
 end
 
-local function dequeue(self, id)
+-- run id's place in the queue, or nil
+local function place(self, id)
   for i, q in ipairs(self.queue) do
-    if q == id then
-      table.remove(self.queue, i)
-      return
-    end
+    if q == id then return i end
   end
+end
+
+local function dequeue(self, id)
+  local i = place(self, id)
+  if i then table.remove(self.queue, i) end
 end
 
 -- wakes the queued runs that a free turn may now go to
@@ -72,14 +75,11 @@ function Share:take(id, want)
     return 0
   end
   -- the runs queued before this one are served first
-  local ahead = 0
-  for _, q in ipairs(self.queue) do
-    if q == id then break end
-    ahead = ahead + 1
-  end
+  local at = place(self, id)
+  local ahead = (at or #self.queue + 1) - 1
   local n = math.min(want, mine, self.limit - self.used - ahead)
   if n <= 0 then
-    if ahead == #self.queue then self.queue[#self.queue + 1] = id end
+    if not at then self.queue[#self.queue + 1] = id end
     return 0
   end
   dequeue(self, id)
@@ -99,10 +99,7 @@ end
 
 --- queued(id) -> true while run id waits for a turn
 function Share:queued(id)
-  for _, q in ipairs(self.queue) do
-    if q == id then return true end
-  end
-  return false
+  return place(self, id) ~= nil
 end
 
 --- unqueue(id): run id had a turn free and nothing to start: its place goes to the others
