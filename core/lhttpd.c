@@ -10,6 +10,7 @@
 
 #include "await.h"
 #include "httpd.h"
+#include "lhealth.h"
 #include "modules.h"
 #include "runtime.h"
 
@@ -508,12 +509,15 @@ static void lhd_on_quick(httpd_quick *q, void *ud) {
  * value", ...}, body (a string or a blob) | nil, for a GET on one of the paths with no query
  * and no body, called inside the server's run: it must not wait. nil hands the request
  * over to accept() as any other; so does an error, which is reported. With an empty list,
- * none. While paths are set the server is not collected: close it, or set none. */
+ * none. While paths are set the server is not collected: close it, or set none. Instead
+ * of fn, an orket.c.health answers in C, with no Lua call but its log line's. */
 static int lhd_quick(lua_State *L) {
   lhd_srv *s = lhd_check_srv(L);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_Integer n = luaL_len(L, 2);
-  if (n > 0) luaL_checktype(L, 3, LUA_TFUNCTION);
+  httpd_quick_fn fn = lhd_on_quick;
+  void *ud = s;
+  if (n > 0 && !lhealth_test(L, 3, &fn, &ud)) luaL_checktype(L, 3, LUA_TFUNCTION);
   luaL_argcheck(L, n <= 16, 2, "at most 16 paths");
   const char *paths[16];
   for (lua_Integer i = 1; i <= n; i++) {
@@ -531,7 +535,7 @@ static int lhd_quick(lua_State *L) {
     lua_rawseti(L, -2, 2);
     ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  if (httpd_set_quick(s->h, paths, (size_t)n, lhd_on_quick, s) != 0) {
+  if (httpd_set_quick(s->h, paths, (size_t)n, fn, ud) != 0) {
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
     return luaL_error(L, "httpd: out of memory");
   }
