@@ -25,6 +25,8 @@ struct health {
   size_t nbuckets;
   ratelimit *by_addr;
   httpd_blob *body;
+  httpd_kept **kept;  /* the whole answers, made at their first use: [0] without CORS,
+                         [1 + i] with the allowed origin i's */
   health_stats stats;
   time_t stamp_sec;   /* the log line's "t", made once a second */
   char stamp[32];
@@ -52,6 +54,8 @@ void health_free(health *hl) {
   free(hl->cors_lines);
   free(hl->app_suffix);
   free(hl->cors_expose);
+  for (size_t i = 0; hl->kept && i <= hl->ncors; i++) httpd_kept_free(hl->kept[i]);
+  free(hl->kept);
   httpd_blob_unref(hl->body);
   free(hl);
 }
@@ -74,7 +78,8 @@ health *health_new(const health_opts *o, const char **err) {
   hl->cors = calloc(o->ncors + 1, sizeof *hl->cors);
   hl->cors_lines = calloc(o->ncors + 1, sizeof *hl->cors_lines);
   hl->body = httpd_blob_new(o->body, o->len);
-  if (!hl->headers || !hl->cors || !hl->cors_lines || !hl->body) goto fail;
+  hl->kept = calloc(o->ncors + 1, sizeof *hl->kept);
+  if (!hl->headers || !hl->cors || !hl->cors_lines || !hl->body || !hl->kept) goto fail;
   for (size_t i = 0; i < o->nheaders; i++) {
     hl->headers[i] = health_dup(o->headers[i], NULL);
     if (hl->headers[i] == NULL) goto fail;
@@ -158,17 +163,17 @@ int health_answer(health *hl, httpd_quick *q, double now_ms, jsonout_buf *line) 
    * empty: a take that fails changes nothing) */
   long retry;
   if (ratelimit_take(hl->by_addr, q->remote, strlen(q->remote), now_ms, &retry) != 1) return 0;
+  size_t which = 0; /* the answer without CORS, or 1 + the allowed origin's index */
+  for (size_t i = 0; q->origin && i < hl->ncors && which == 0; i++)
+    if (strcmp(q->origin, hl->cors[i]) == 0) which = 1 + i;
   const char *lines[HEALTH_MAX_HEADERS + 2];
   size_t n = 0;
   for (; n < hl->nheaders; n++) lines[n] = hl->headers[n];
-  for (size_t i = 0; q->origin && i < hl->ncors; i++) {
-    if (strcmp(q->origin, hl->cors[i]) == 0) {
-      lines[n++] = hl->cors_lines[i];
-      if (hl->cors_expose) lines[n++] = hl->cors_expose;
-      break;
-    }
+  if (which) {
+    lines[n++] = hl->cors_lines[which - 1];
+    if (hl->cors_expose) lines[n++] = hl->cors_expose;
   }
-  if (httpd_quick_respond(q, 200, lines, n, NULL, 0, hl->body) != 0) return 0;
+  if (httpd_quick_respond_kept(q, 200, lines, n, hl->body, &hl->kept[which]) != 0) return 0;
   long long us = (long long)((uv_hrtime() - t0) / 1000);
   health_count(hl, (double)us / 1e6);
   health_line(hl, line, q->remote, us);
