@@ -110,7 +110,8 @@
   X(test_confine_relay_services)           \
   X(test_confine_spec_services)            \
   X(test_ratelimit_buckets)                \
-  X(test_ratelimit_bounded)
+  X(test_ratelimit_bounded)                \
+  X(test_health_answers)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)
