@@ -2,7 +2,8 @@
 -- its own: rate limit by address, route, authenticate (orket.serve.auth) and authorise by
 -- role, rate limit by key, then the handler (orket.serve.routes). Errors are JSON
 -- {"error":{"code","message"}}; one JSON line per request goes to the log (method, route,
--- status, microseconds, key id: never a key, a cookie or the raw path).
+-- status, microseconds, key id: never a key, a cookie or the raw path). A plain GET
+-- /health goes the same way in C, inside libmicrohttpd's callback (core/health.c).
 local httpd = require "orket.c.httpd"
 local chealth = require "orket.c.health"
 local task = require "orket.task"
