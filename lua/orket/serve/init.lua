@@ -210,6 +210,7 @@ function M.new(o)
     if not self.projects[name] then
       srv:close()
       if usrv then usrv:close() end
+      self.health:close() -- its log function holds the server, from the registry
       return nil, "orket.lua: sign_in.project_roles." .. name .. ": this server hosts no project named '" .. name
         .. "' (serve.projects, orket projects add)", "EINVAL"
     end
@@ -415,6 +416,7 @@ function Server:stop()
     self.usrv:close()
     os.remove(self.unix) -- the socket file: nothing listens on it any more
   end
+  self.health:close() -- no server calls it now; its log function holds this one, from the registry
 end
 
 return M

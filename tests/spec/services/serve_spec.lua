@@ -499,6 +499,20 @@ describe("orket.serve limits and messages", function()
     stop()
   end)
 
+  it("lets a stopped server be collected, its /health answer closed", function()
+    local srv, _, stop = health_server()
+    assert.equal(200, (H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/health" }))
+    local health = srv.health
+    local weak = setmetatable({ srv }, { __mode = "v" })
+    stop()
+    srv, stop = nil, nil -- luacheck: ignore
+    require("orket.c.runtime").sleep(20) -- a loop turn: the closed handles' callbacks let go
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak[1], "the stopped server is still reachable")
+    assert.equal("health (closed)", tostring(health))
+  end)
+
   it("answers /health once when its log function raises, and reports the error", function()
     local srv, _, stop = health_server()
     local rt = require "orket.c.runtime"
