@@ -531,4 +531,20 @@ describe("orket.serve limits and messages", function()
     srv.log = function() end
     stop()
   end)
+
+  it("refuses to close the server from /health's log function: libmicrohttpd is running", function()
+    local srv, _, stop = health_server()
+    local rt = require "orket.c.runtime"
+    local reported = {}
+    rt.set_reporter(function(msg) reported[#reported + 1] = msg end)
+    srv.log = function() srv.srv:close() end
+    local st = H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/health" }
+    rt.set_reporter(function(msg) io.stderr:write("orket: ", tostring(msg), "\n") end)
+    assert.equal(200, st)
+    assert.equal(1, #reported)
+    assert.matches("a server cannot be closed from its quick function", reported[1])
+    srv.log = function() end
+    assert.equal(200, (H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/health" })) -- still serving
+    stop()
+  end)
 end)
