@@ -9,7 +9,6 @@
 #include <strings.h>
 #include <time.h>
 
-#define HEALTH_MAX_CORS 64
 #define HEALTH_MAX_HOST 255 /* as the Lua side: a longer Host names no app */
 
 struct health {
@@ -64,7 +63,6 @@ health *health_new(const health_opts *o, const char **err) {
   *err = "out of memory";
   if (o->nheaders > HEALTH_MAX_HEADERS) return *err = "at most 8 header lines", NULL;
   if (o->nbuckets > HEALTH_MAX_BUCKETS) return *err = "at most 32 buckets", NULL;
-  if (o->ncors > HEALTH_MAX_CORS) return *err = "at most 64 CORS origins", NULL;
   if (o->by_addr == NULL) return *err = "no limiter", NULL;
   for (size_t i = 1; i < o->nbuckets; i++)
     if (!(o->buckets[i] > o->buckets[i - 1])) return *err = "the buckets must rise", NULL;

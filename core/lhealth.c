@@ -89,11 +89,16 @@ static int lhl_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   health_opts o;
   memset(&o, 0, sizeof o);
-  const char *headers[HEALTH_MAX_HEADERS], *cors[64];
+  const char *headers[HEALTH_MAX_HEADERS];
   o.headers = headers;
   o.nheaders = lhl_strings(L, "headers", headers, HEALTH_MAX_HEADERS);
+  /* as many origins as serve.cors lists: their pointers in a userdata left on the stack */
+  lua_getfield(L, 1, "cors");
+  size_t ncors = lua_istable(L, -1) ? (size_t)luaL_len(L, -1) : 0;
+  lua_pop(L, 1);
+  const char **cors = lua_newuserdatauv(L, (ncors ? ncors : 1) * sizeof *cors, 0);
   o.cors = cors;
-  o.ncors = lhl_strings(L, "cors", cors, 64);
+  o.ncors = lhl_strings(L, "cors", cors, ncors);
   o.body = lhl_optstring(L, "body", &o.len);
   if (o.body == NULL) return luaL_error(L, "bad argument #1 to 'new' (body: a string expected)");
   o.cors_expose = lhl_optstring(L, "cors_expose", NULL);
