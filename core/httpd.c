@@ -1303,6 +1303,41 @@ int httpd_quick_respond(httpd_quick *q, unsigned status, const char *const *head
   return rc;
 }
 
+/* A quick answer kept whole at libmicrohttpd: its destroy function with it, for the free
+ * after the server that made it is gone (the library stays loaded). */
+struct httpd_kept {
+  struct MHD_Response *resp;
+  void (*destroy)(struct MHD_Response *);
+};
+
+int httpd_quick_respond_kept(httpd_quick *q, unsigned status, const char *const *headers, size_t nheaders,
+                             httpd_blob *blob, httpd_kept **kept) {
+  hd_quick_ctx *qc = q->priv;
+  if (qc->answered) return -1;
+  const mhdapi *mhd = &qc->h->mhd;
+  if (*kept == NULL) {
+    httpd_kept *k = malloc(sizeof *k);
+    if (k == NULL) return -1;
+    k->resp = hd_response(mhd, NULL, 0, blob);
+    k->destroy = mhd->destroy_response;
+    if (k->resp == NULL || hd_add_headers(mhd, k->resp, headers, nheaders) != 0) {
+      int rc = k->resp ? -2 : -1;
+      httpd_kept_free(k);
+      return rc;
+    }
+    *kept = k;
+  }
+  if (mhd->queue_response(qc->conn, status, (*kept)->resp) != MHD_YES) return -1;
+  qc->answered = 1;
+  return 0;
+}
+
+void httpd_kept_free(httpd_kept *k) {
+  if (k == NULL) return;
+  if (k->resp) k->destroy(k->resp);
+  free(k);
+}
+
 int httpd_respond_blob(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                        httpd_blob *b) {
   if (r->answered || httpd_gone(r) || !r->suspended) return -1;

@@ -121,6 +121,14 @@ int httpd_set_quick(httpd *h, const char *const *paths, size_t n, httpd_quick_fn
  * when already answered or refused by libmicrohttpd, -2 when a header is refused. */
 int httpd_quick_respond(httpd_quick *q, unsigned status, const char *const *headers, size_t nheaders,
                         const char *body, size_t len, httpd_blob *blob);
+/* As httpd_quick_respond with blob's bytes, the answer made once into *kept (NULL the
+ * first time) and sent from there every time after, for an answer that never changes:
+ * status, headers and blob are only read when *kept is NULL. Free it with
+ * httpd_kept_free (NULL is fine), at any time: answers being sent hold their own. */
+typedef struct httpd_kept httpd_kept;
+int httpd_quick_respond_kept(httpd_quick *q, unsigned status, const char *const *headers, size_t nheaders,
+                             httpd_blob *blob, httpd_kept **kept);
+void httpd_kept_free(httpd_kept *k);
 /* Starts a streamed (chunked) response with this status (200 for an event stream) and
  * these header lines. 0 or as above. */
 int httpd_stream(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders);

@@ -10,6 +10,7 @@
 
 #include "await.h"
 #include "httpd.h"
+#include "lhealth.h"
 #include "modules.h"
 #include "runtime.h"
 
@@ -27,6 +28,8 @@ typedef struct lhd_srv {
    * collection as long as libmicrohttpd may call into it with its address */
   int quick_ref;
   int in_quick;  /* inside it: the server may not be closed (libmicrohttpd is running) */
+  httpd_quick_fn c_quick; /* an answer in C set instead of fn (orket.c.health), and its ud */
+  void *c_quick_ud;
 } lhd_srv;
 
 enum { LHD_IDLE, LHD_WAIT_BODY, LHD_WAIT_DRAIN, LHD_WAIT_GONE };
@@ -504,16 +507,27 @@ static void lhd_on_quick(httpd_quick *q, void *ud) {
   lua_settop(L, top);
 }
 
+/* An answer in C, guarded as fn is: its log function may not close the server either. */
+static void lhd_on_quick_c(httpd_quick *q, void *ud) {
+  lhd_srv *s = ud;
+  s->in_quick = 1;
+  s->c_quick(q, s->c_quick_ud);
+  s->in_quick = 0;
+}
+
 /* srv:quick({path, ...}, fn): fn(method, path, remote, host, origin) -> status, {"Name:
  * value", ...}, body (a string or a blob) | nil, for a GET on one of the paths with no query
  * and no body, called inside the server's run: it must not wait. nil hands the request
  * over to accept() as any other; so does an error, which is reported. With an empty list,
- * none. While paths are set the server is not collected: close it, or set none. */
+ * none. While paths are set the server is not collected: close it, or set none. Instead
+ * of fn, an orket.c.health answers in C, with no Lua call but its log line's. */
 static int lhd_quick(lua_State *L) {
   lhd_srv *s = lhd_check_srv(L);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_Integer n = luaL_len(L, 2);
-  if (n > 0) luaL_checktype(L, 3, LUA_TFUNCTION);
+  httpd_quick_fn c_fn = NULL;
+  void *c_ud = NULL;
+  if (n > 0 && !lhealth_test(L, 3, &c_fn, &c_ud)) luaL_checktype(L, 3, LUA_TFUNCTION);
   luaL_argcheck(L, n <= 16, 2, "at most 16 paths");
   const char *paths[16];
   for (lua_Integer i = 1; i <= n; i++) {
@@ -531,10 +545,12 @@ static int lhd_quick(lua_State *L) {
     lua_rawseti(L, -2, 2);
     ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  if (httpd_set_quick(s->h, paths, (size_t)n, lhd_on_quick, s) != 0) {
+  if (httpd_set_quick(s->h, paths, (size_t)n, c_fn ? lhd_on_quick_c : lhd_on_quick, s) != 0) {
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
     return luaL_error(L, "httpd: out of memory");
   }
+  s->c_quick = c_fn;
+  s->c_quick_ud = c_ud;
   luaL_unref(L, LUA_REGISTRYINDEX, s->quick_ref); /* the old function, its server unpinned */
   s->quick_ref = ref;
   return 0;

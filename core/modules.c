@@ -18,6 +18,8 @@ const orket_module orket_modules[] = {
     {"orket.c.toolscan", luaopen_orket_toolscan},
     {"orket.c.http", luaopen_orket_http},
     {"orket.c.httpd", luaopen_orket_httpd},
+    {"orket.c.health", luaopen_orket_health},
+    {"orket.c.ratelimit", luaopen_orket_ratelimit},
     {"orket.c.plain", luaopen_orket_plain},
     {"orket.c.pattern", luaopen_orket_pattern},
     {"orket.c.lockfile", luaopen_orket_lockfile},

@@ -26,6 +26,8 @@ int luaopen_orket_schema(lua_State *L);
 int luaopen_orket_toolscan(lua_State *L);
 int luaopen_orket_http(lua_State *L);
 int luaopen_orket_httpd(lua_State *L);
+int luaopen_orket_health(lua_State *L);
+int luaopen_orket_ratelimit(lua_State *L);
 int luaopen_orket_plain(lua_State *L);
 int luaopen_orket_pattern(lua_State *L);
 int luaopen_orket_lockfile(lua_State *L);

@@ -108,7 +108,10 @@
   X(test_confine_strip_accounts)           \
   X(test_confine_pids_paths)              \
   X(test_confine_relay_services)           \
-  X(test_confine_spec_services)
+  X(test_confine_spec_services)            \
+  X(test_ratelimit_buckets)                \
+  X(test_ratelimit_bounded)                \
+  X(test_health_answers)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)

@@ -2,8 +2,10 @@
 -- its own: rate limit by address, route, authenticate (orket.serve.auth) and authorise by
 -- role, rate limit by key, then the handler (orket.serve.routes). Errors are JSON
 -- {"error":{"code","message"}}; one JSON line per request goes to the log (method, route,
--- status, microseconds, key id: never a key, a cookie or the raw path).
+-- status, microseconds, key id: never a key, a cookie or the raw path). A plain GET
+-- /health goes the same way in C, inside libmicrohttpd's callback (core/health.c).
 local httpd = require "orket.c.httpd"
+local chealth = require "orket.c.health"
 local task = require "orket.task"
 local uv = require "luv"
 local jsonout = require "orket.jsonout"
@@ -102,8 +104,6 @@ local function send(req, ctx, status, doc, extra)
   return req:respond(status, headers, body)
 end
 
-local HEALTH = jsonout.encoded(jsonout.encode(routes.health_doc) .. "\n")
-
 local function fail(req, ctx, status, code, message, extra)
   local _, doc = errors.answer(status, code, message)
   return send(req, ctx, status, doc, extra)
@@ -117,35 +117,21 @@ local function listen(l, where)
   return httpd.listen(opts)
 end
 
--- Quick answers (docs/serve.md, "/health"): a plain GET on these paths is offered to the
--- server inside libmicrohttpd's run, with no task and no suspend and resume. Its way is
--- _handle's as for any request (address limit, app origin, CORS, log line, metrics); only
--- routes that never wait may be listed, and an app's origin is handed over (it waits).
-local QUICK = { "/health" }
-local NO_QUERY = setmetatable({}, { __newindex = function() error("a quick request's query is empty", 2) end })
-
--- A quick request: the fields _dispatch reads of such a request, and its answer kept.
-local Quick = {}
-Quick.__index = Quick
-
-function Quick:respond(status, headers, body)
-  if self.status then return nil, "the request is already answered", "EPIPE" end
-  self.status, self.headers_out, self.body = status, headers, body
-  return true
-end
-
-function Quick.close() end
-
-function Server:_quick(method, path, remote, host, origin)
-  local req = setmetatable({ method = method, path = path, remote = remote,
-    headers = { host = host, origin = origin }, query = NO_QUERY, too_large = false, quick = true }, Quick)
-  if self.apps:sandbox_of(req) then return nil end
-  local ok, err = pcall(self._handle, self, req)
-  -- unanswered: raised again, so the request is handed over (and the error reported);
-  -- answered, it is sent, not handled a second time, and the error logged
-  if not ok and not req.status then error(err, 0) end
-  if not ok then pcall(self._log, self, { event = "error", route = "-", message = tostring(err) }) end
-  return req.status, req.headers_out, req.body
+-- GET /health, answered in C inside libmicrohttpd's run (core/health.c; docs/serve.md,
+-- "/health"): the address's token from self.by_addr's buckets, CORS as web.front sets it,
+-- the log line to self.log, the metrics counted there and read by /metrics. What it does
+-- not settle (an app's origin, an address out of tokens) comes here as any request.
+local function health_answer(self)
+  local cors = {}
+  for origin in pairs(self.cors) do cors[#cors + 1] = origin end
+  local h = chealth.new { headers = { JSON_HEADERS[1], JSON_HEADERS[2], JSON_HEADERS[3], web.VARY },
+    body = jsonout.encode(routes.health_doc) .. "\n", cors = cors, cors_expose = web.EXPOSE,
+    app_base = self.apps.base, buckets = metrics.BUCKETS, by_addr = self.by_addr,
+    log = function(line) self.log(line) end }
+  self.metrics:count_elsewhere("/health", 200, h)
+  self.srv:quick({ "/health" }, h)
+  if self.usrv then self.usrv:quick({ "/health" }, h) end
+  return h
 end
 
 --- router() -> the router of every route the server serves (tests enumerate it)
@@ -184,9 +170,6 @@ function M.new(o)
     main_push = nil, -- {again=} while main is pushed after a webhook's merge (orket.serve.webhooks)
   }, Server)
   self.router = M.router()
-  local function quick(...) return self:_quick(...) end
-  srv:quick(QUICK, quick)
-  if usrv then usrv:quick(QUICK, quick) end
   self.metrics = metrics.new()
   local ss, cerr, audit_s = web.settings(o.dir)
   if not ss then
@@ -208,6 +191,7 @@ function M.new(o)
   end
   self.by_addr = ratelimit.new { rate = l.addr_rate, burst = l.addr_burst }
   self.by_key = ratelimit.new { rate = l.key_rate, burst = l.key_burst }
+  self.health = health_answer(self)
   -- in the store: a guesser gains nothing by spreading its tries over several servers
   self.auth_fails = ratelimit.shared(o.db, "auth_fail", { rate = l.auth_fail_rate, burst = l.auth_fail_burst })
   local hub_opts = { poll_ms = l.poll_ms, listen_poll_ms = l.listen_poll_ms, heartbeat_ms = l.heartbeat_ms,
@@ -226,6 +210,7 @@ function M.new(o)
     if not self.projects[name] then
       srv:close()
       if usrv then usrv:close() end
+      self.health:close() -- its log function holds the server, from the registry
       return nil, "orket.lua: sign_in.project_roles." .. name .. ": this server hosts no project named '" .. name
         .. "' (serve.projects, orket projects add)", "EINVAL"
     end
@@ -272,18 +257,13 @@ function Server:_dispatch(req, ctx)
   local ok, retry = self.by_addr:take(req.remote, now_ms())
   if not ok then return too_many(req, ctx, retry, "requests from this address") end
   -- a sandbox's app, on an origin of its own (its Host): never the API's routes
-  local app = not req.quick and self.apps:sandbox_of(req) -- a quick one is never an app's
+  local app = self.apps:sandbox_of(req)
   if app then
     local astatus, adoc = self.apps:handle(req, ctx, app)
     if astatus then return send(req, ctx, astatus, adoc) end
     return
   end
   if web.front(self, req, ctx) then return end -- the web board's files, CORS
-  -- the liveness probe, settled before the router: its answer is one kept blob
-  if req.path == "/health" and req.method == "GET" and next(req.query) == nil then
-    ctx.route = "/health"
-    return send(req, ctx, 200, HEALTH)
-  end
   local segs, perr = router_mod.segments(req.path)
   if not segs then return fail(req, ctx, 400, "bad_path", perr) end
   local route, status_or_params, allowed, scoped, proj = self:_route(req, segs)
@@ -436,6 +416,7 @@ function Server:stop()
     self.usrv:close()
     os.remove(self.unix) -- the socket file: nothing listens on it any more
   end
+  self.health:close() -- no server calls it now; its log function holds this one, from the registry
 end
 
 return M

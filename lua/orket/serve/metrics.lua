@@ -85,7 +85,33 @@ local Counters = {}
 Counters.__index = Counters
 
 --- new() -> counters; counters:request(route, status, seconds)
-function M.new() return setmetatable({ requests = {}, durations = {}, refusals = {} }, Counters) end
+function M.new() return setmetatable({ requests = {}, durations = {}, refusals = {}, elsewhere = {} }, Counters) end
+
+--- counters:count_elsewhere(route, status, source): requests answered with status on route
+--- are also counted by source (source:stats() -> count, sum seconds, {count per bucket of
+--- M.BUCKETS, not cumulative}: /health's, counted in C), added in when /metrics renders
+function Counters:count_elsewhere(route, status, source)
+  self.elsewhere[#self.elsewhere + 1] = { route = route, status = status, source = source }
+end
+
+-- The requests and durations with what is counted elsewhere added in (copies).
+local function merged(counters)
+  local requests, durations = {}, {}
+  for k, v in pairs(counters.requests) do requests[k] = v end
+  for k, h in pairs(counters.durations) do durations[k] = h end
+  for _, e in ipairs(counters.elsewhere or {}) do
+    local n, sum, counts = e.source:stats()
+    if n > 0 then
+      local key = e.route .. "\0" .. e.status
+      requests[key] = (requests[key] or 0) + n
+      local h, m = durations[e.route] or new_hist(M.BUCKETS), new_hist(M.BUCKETS)
+      for i = 1, #M.BUCKETS do m.counts[i] = (h.counts[i] or 0) + (counts[i] or 0) end
+      m.sum, m.count = h.sum + sum, h.count + n
+      durations[e.route] = m
+    end
+  end
+  return requests, durations
+end
 
 --- counters:refused(code): an API write the state machine refused (other codes are not counted)
 function Counters:refused(code)
@@ -260,16 +286,17 @@ function M.render(db, counters, sse_clients, shown, reads, notified)
   end
 
   b.family("orket_http_requests_total", "counter", "HTTP requests answered, by route pattern and status.")
-  local rk = sorted_keys(counters.requests)
+  local requests, durations = merged(counters)
+  local rk = sorted_keys(requests)
   if #rk == 0 then b.sample("orket_http_requests_total", { "route", "/metrics", "status", "200" }, 0) end
   for _, k in ipairs(rk) do
     local route, status = k:match("^(.-)%z(.*)$")
-    b.sample("orket_http_requests_total", { "route", route, "status", status }, counters.requests[k])
+    b.sample("orket_http_requests_total", { "route", route, "status", status }, requests[k])
   end
   b.family("orket_http_request_duration_seconds", "histogram", "HTTP request handling time, by route pattern.")
-  local dk = sorted_keys(counters.durations)
+  local dk = sorted_keys(durations)
   if #dk == 0 then b.histogram("orket_http_request_duration_seconds", { "route", "/metrics" }, new_hist(M.BUCKETS)) end
-  for _, route in ipairs(dk) do b.histogram("orket_http_request_duration_seconds", { "route", route }, counters.durations[route]) end
+  for _, route in ipairs(dk) do b.histogram("orket_http_request_duration_seconds", { "route", route }, durations[route]) end
 
   b.family("orket_sse_clients", "gauge", "Clients following an event stream.")
   b.sample("orket_sse_clients", nil, sse_clients)

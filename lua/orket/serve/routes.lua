@@ -24,7 +24,7 @@ M.err = err
 local function whole(s) return math.tointeger(tonumber(s:match("^%d+$") or "")) end
 M.whole = whole
 
--- /health's answer (orket.serve settles the plain GET before the router, from this)
+-- /health's answer (orket.serve answers the plain GET in C before the router, from this: core/health.c)
 M.health_doc = { status = "ok" }
 local function health() return 200, M.health_doc end
 

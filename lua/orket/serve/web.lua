@@ -98,16 +98,20 @@ local function static(req, ctx, name)
 end
 
 local METHODS = "GET, HEAD, POST, DELETE"
+-- every answer's, and with an allowed origin's (also given to /health's answer in C,
+-- orket.serve and core/health.c)
+M.VARY = "Vary: Origin"
+M.EXPOSE = "Access-Control-Expose-Headers: Retry-After, WWW-Authenticate"
 
 --- front(server, req, ctx) -> true when answered here (a file, a preflight); else it has
 --- put the request's CORS headers in ctx.headers for the answer to come
 function M.front(server, req, ctx)
   local origin = req.headers.origin
   local listed = origin and server.cors[origin]
-  ctx.headers = { "Vary: Origin" }
+  ctx.headers = { M.VARY }
   if listed then
     ctx.headers[#ctx.headers + 1] = "Access-Control-Allow-Origin: " .. origin
-    ctx.headers[#ctx.headers + 1] = "Access-Control-Expose-Headers: Retry-After, WWW-Authenticate"
+    ctx.headers[#ctx.headers + 1] = M.EXPOSE
   end
   if req.method == "OPTIONS" then
     ctx.route, ctx.status = "OPTIONS", 204

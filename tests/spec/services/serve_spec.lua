@@ -88,9 +88,26 @@ describe("orket.serve.ratelimit", function()
   it("keeps its table bounded", function()
     local l = ratelimit.new { rate = 1, burst = 1, max = 100 }
     for i = 1, 1000 do l:take("addr" .. i, 0) end
-    local n = 0
-    for _ in pairs(l.buckets) do n = n + 1 end
-    assert.is_true(n <= 100, n)
+    assert.is_true(l:count() <= 100, l:count())
+    -- past max names, the full buckets go first: idle clients are forgotten
+    local idle = ratelimit.new { rate = 1000, burst = 1, max = 4 }
+    for _, name in ipairs { "a", "b", "c", "d" } do idle:take(name, 0) end
+    idle:take("e", 10000)
+    assert.equal(1, idle:count())
+    -- none full: the least recently seen half goes, the others keep their empty buckets
+    local busy = ratelimit.new { rate = 0.001, burst = 1, max = 4 }
+    for i, name in ipairs { "a", "b", "c", "d" } do busy:take(name, i) end
+    busy:take("e", 5)
+    assert.equal(3, busy:count())
+    assert.is_true((busy:take("a", 6))) -- forgotten: a full bucket again
+    assert.is_false((busy:take("c", 6))) -- kept: still empty
+    -- a key id is a number: its bucket is the one of its text
+    assert.is_true((busy:take(7, 6)))
+    assert.same({ false, 1000 }, { busy:take("7", 6) })
+    assert.has_error(function() busy:take({}, 1) end, "bad argument #1 to 'take' (string or number expected, got table)")
+    busy:close()
+    busy:close() -- idempotent
+    assert.has_error(function() busy:take("a", 1) end, "calling 'take' on bad self (the limiter is closed)")
   end)
 end)
 
@@ -388,29 +405,148 @@ describe("orket.serve limits and messages", function()
     db:close()
   end)
 
-  it("answers a quick /health once and counts it out, when what follows its answer raises", function()
+  -- GET /health is answered in C (core/health.c): the same way as before, each part seen.
+  local task = require "orket.task"
+  local cjson = require "cjson"
+  local metrics = require "orket.serve.metrics"
+  local function health_server(orket_lua, limits)
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    if orket_lua then H.write(dir .. "/orket.lua", orket_lua) end
     local db = require("tests.backends").open_store()
-    local task = require "orket.task"
     local lines = {}
     local srv = assert(serve.new { dir = dir, db = db, host = "127.0.0.1", port = 0,
-      log = function(line) lines[#lines + 1] = line end })
+      limits = limits and assert(serve.limits(limits)), log = function(line) lines[#lines + 1] = line end })
     local running = task.spawn(srv.run, srv)
-    local request, counted = srv.metrics.request, 0
-    srv.metrics.request = function(...)
-      counted = counted + 1
-      if counted == 1 then error("metrics went wrong") end
-      return request(...)
+    local function stop()
+      task.spawn(srv.stop, srv):join()
+      running:join()
+      db:close()
     end
-    local st, text = H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/health" }
+    return srv, lines, stop, db
+  end
+  it("answers /health in C with the log line's fields, and /metrics counts it", function()
+    local srv, lines, stop, db = health_server()
+    local match, matched = srv.router.match, 0
+    srv.router.match = function(...) matched = matched + 1 return match(...) end
+    local url = "http://127.0.0.1:" .. srv:port() .. "/health"
+    for _ = 1, 3 do assert.equal(200, (H.fetch { url = url })) end
+    assert.equal(0, matched)
+    assert.equal(3, #lines)
+    local c = cjson.decode(lines[1])
+    assert.same({ "GET", "/health", 200, cjson.null, "127.0.0.1" }, { c.method, c.route, c.status, c.key, c.addr })
+    assert.matches('"us":%d+}$', lines[1]) -- whole microseconds
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", c.t)
+    -- the same keys, in the same order, as the line the Lua way writes for the route
+    assert.equal(200, (H.fetch { url = url .. "?x=1" }))
+    local l = cjson.decode(lines[4])
+    assert.equal("/health", l.route)
+    local function keys(line) return (line:gsub('"us":%d+', '"us":0'):gsub('"t":"[^"]*"', '"t":""')) end
+    assert.equal(keys(lines[4]), keys(lines[1]))
+    local text = metrics.render(db, srv.metrics, 0)
+    assert.matches('orket_http_requests_total{route="/health",status="200"} 4\n', text, 1, true)
+    assert.matches('orket_http_request_duration_seconds_count{route="/health"} 4\n', text, 1, true)
+    assert.matches('orket_http_request_duration_seconds_bucket{route="/health",le="+Inf"} 4\n', text, 1, true)
+    local n = srv.health:stats()
+    assert.equal(3, n)
+    stop()
+  end)
+
+  it("refuses /health past the address's rate limit with 429, from the buckets of every route", function()
+    local srv, lines, stop = health_server(nil, "addr_rate=0.01,addr_burst=2")
+    local url = "http://127.0.0.1:" .. srv:port() .. "/health"
+    assert.equal(200, (H.fetch { url = url }))
+    assert.equal(404, (H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/nope" })) -- the same bucket
+    local st, text, headers = H.fetch { url = url }
+    assert.equal(429, st)
+    assert.equal("rate_limited", cjson.decode(text).error.code)
+    assert.equal("100", headers["retry-after"])
+    assert.equal(429, cjson.decode(lines[#lines]).status)
+    assert.equal(1, (srv.health:stats()))
+    stop()
+  end)
+
+  it("sends CORS headers with /health to the allowed origins only", function()
+    local many = {} -- serve.cors has no bound: a long list is answered as a short one
+    for i = 1, 99 do many[i] = string.format("%q", "https://o" .. i .. ".example") end
+    local srv, _, stop = health_server('serve = { cors = { ' .. table.concat(many, ", ") .. ', "https://ok.example" } }\n')
+    local url = "http://127.0.0.1:" .. srv:port() .. "/health"
+    local _, _, h = H.fetch { url = url, headers = { "Origin: https://ok.example" } }
+    assert.equal("https://ok.example", h["access-control-allow-origin"])
+    assert.equal("Retry-After, WWW-Authenticate", h["access-control-expose-headers"])
+    assert.equal("Origin", h["vary"])
+    local st, _, h2 = H.fetch { url = url, headers = { "Origin: https://evil.example" } }
     assert.equal(200, st)
-    assert.equal('{"status":"ok"}\n', text)
-    assert.equal(1, counted) -- not handed over and handled again
+    assert.is_nil(h2["access-control-allow-origin"])
+    assert.equal("Origin", h2["vary"])
+    -- each answer is made once and kept: the allowed origin's again, then none
+    local _, _, h3 = H.fetch { url = url, headers = { "Origin: https://ok.example" } }
+    assert.equal("https://ok.example", h3["access-control-allow-origin"])
+    local _, _, h4 = H.fetch { url = url }
+    assert.is_nil(h4["access-control-allow-origin"])
+    assert.equal(4, (srv.health:stats()))
+    stop()
+  end)
+
+  it("hands /health on an app's origin over to the app, not answered as the API's", function()
+    local srv, lines, stop = health_server('serve = { app_origin = "http://{id}.apps.localhost:{port}" }\n')
+    local url = "http://127.0.0.1:" .. srv:port() .. "/health"
+    local st, text = H.fetch { url = url, headers = { "Host: 7.apps.localhost:" .. srv:port() } }
+    assert.is_true(st ~= 200 or text ~= '{"status":"ok"}\n', text)
+    assert.is_true(cjson.decode(lines[#lines]).route ~= "/health")
+    -- a Host under the apps' domain that names no app is the API's, answered the Lua way
+    local st2, text2 = H.fetch { url = url, headers = { "Host: x.apps.localhost" } }
+    assert.same({ 200, '{"status":"ok"}\n' }, { st2, text2 })
+    assert.equal(0, (srv.health:stats()))
+    stop()
+  end)
+
+  it("lets a stopped server be collected, its /health answer closed", function()
+    local srv, _, stop = health_server()
+    assert.equal(200, (H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/health" }))
+    local health = srv.health
+    local weak = setmetatable({ srv }, { __mode = "v" })
+    stop()
+    srv, stop = nil, nil -- luacheck: ignore
+    require("orket.c.runtime").sleep(20) -- a loop turn: the closed handles' callbacks let go
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak[1], "the stopped server is still reachable")
+    assert.equal("health (closed)", tostring(health))
+  end)
+
+  it("answers /health once when its log function raises, and reports the error", function()
+    local srv, _, stop = health_server()
+    local rt = require "orket.c.runtime"
+    local reported = {}
+    rt.set_reporter(function(msg) reported[#reported + 1] = msg end)
+    srv.log = function() error("the log went wrong") end
+    local match, matched = srv.router.match, 0
+    srv.router.match = function(...) matched = matched + 1 return match(...) end
+    local st, text = H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/health" }
+    assert.same({ 200, '{"status":"ok"}\n' }, { st, text })
+    assert.equal(0, matched) -- not handed over and handled again
     assert.equal(0, srv.inflight)
-    assert.matches("metrics went wrong", table.concat(lines, "\n"))
-    task.spawn(srv.stop, srv):join()
-    running:join()
-    db:close()
+    rt.set_reporter(function(msg) io.stderr:write("orket: ", tostring(msg), "\n") end)
+    assert.equal(1, #reported)
+    assert.matches("the log went wrong", reported[1])
+    srv.log = function() end
+    stop()
+  end)
+
+  it("refuses to close the server from /health's log function: libmicrohttpd is running", function()
+    local srv, _, stop = health_server()
+    local rt = require "orket.c.runtime"
+    local reported = {}
+    rt.set_reporter(function(msg) reported[#reported + 1] = msg end)
+    srv.log = function() srv.srv:close() end
+    local st = H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/health" }
+    rt.set_reporter(function(msg) io.stderr:write("orket: ", tostring(msg), "\n") end)
+    assert.equal(200, st)
+    assert.equal(1, #reported)
+    assert.matches("a server cannot be closed from its quick function", reported[1])
+    srv.log = function() end
+    assert.equal(200, (H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/health" })) -- still serving
+    stop()
   end)
 end)

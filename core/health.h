@@ -1,0 +1,54 @@
+/* health.h: orket serve's GET /health, answered whole inside libmicrohttpd's callback
+ * (docs/serve.md, "/health"): the per-address rate limit (ratelimit.h, the buckets the
+ * Lua side takes from for every other route), CORS for the allowed origins, one kept
+ * answer (an httpd blob), the request's log line (jsonout.h) and its metrics counted
+ * here. What it does not settle it declines, and the request goes the Lua way: a Host on
+ * the apps' origin (an app's, or to be told apart there) and an address out of tokens
+ * (answered 429 there, with the same bucket). Pure C, knows nothing of Lua. */
+#ifndef ORKET_HEALTH_H
+#define ORKET_HEALTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "httpd.h"
+#include "jsonout.h"
+#include "ratelimit.h"
+
+#define HEALTH_MAX_BUCKETS 32
+#define HEALTH_MAX_HEADERS 8
+
+typedef struct health_opts {
+  const char *const *headers; /* the answer's header lines ("Name: value") */
+  size_t nheaders;            /* at most HEALTH_MAX_HEADERS */
+  const char *body;           /* the answer's bytes, kept in one blob */
+  size_t len;
+  const char *const *cors;    /* the origins whose requests get CORS headers */
+  size_t ncors;
+  const char *cors_expose;    /* a header line added with an allowed origin's; NULL: none */
+  const char *app_base;       /* hosts *.app_base[:port] are declined; NULL: none */
+  const double *buckets;      /* the latency histogram's upper bounds, seconds, rising */
+  size_t nbuckets;            /* at most HEALTH_MAX_BUCKETS */
+  ratelimit *by_addr;         /* borrowed: outlives the health */
+} health_opts;
+
+typedef struct health_stats {
+  uint64_t count;                      /* answers given */
+  double sum;                          /* their handling, seconds */
+  uint64_t counts[HEALTH_MAX_BUCKETS]; /* by the first bound at or above it, not cumulative */
+} health_stats;
+
+typedef struct health health;
+
+/* A health from o (copied, but for by_addr). NULL out of memory or for options out of
+ * range (*err then says which). */
+health *health_new(const health_opts *o, const char **err);
+void health_free(health *hl);
+
+/* Answers the offered request q at now_ms (the loop's clock, as the limiter's other
+ * takers use): 1 answered, with its log line in *line (cleared first; its bytes out of
+ * memory: line->oom); 0 declined, nothing sent and nothing counted. */
+int health_answer(health *hl, httpd_quick *q, double now_ms, jsonout_buf *line);
+const health_stats *health_stats_of(const health *hl);
+
+#endif
