@@ -16,6 +16,9 @@ TEST(test_httpproxy_cookie) {
   CHECK_STR(t, out, "a=1; Path=/");
   CHECK(t, httpproxy_cookie("b=2;domain=x;Secure;  DOMAIN=y", refused, 2, out, sizeof out) == 1);
   CHECK_STR(t, out, "b=2;Secure");
+  /* an Expires date's comma is the value's: each line is one cookie */
+  CHECK(t, httpproxy_cookie("c=3; Expires=Thu, 01 Jan 2037 00:00:00 GMT; HttpOnly", refused, 2, out, sizeof out) == 1);
+  CHECK_STR(t, out, "c=3; Expires=Thu, 01 Jan 2037 00:00:00 GMT; HttpOnly");
   /* a name refused, or no name at all, never passes; a longer name is not the refused one */
   CHECK(t, httpproxy_cookie("orket_app=x", refused, 2, out, sizeof out) == 0);
   CHECK(t, httpproxy_cookie(" orket_session=x; Path=/", refused, 2, out, sizeof out) == 0);

@@ -108,11 +108,14 @@ describe("req:proxy", function()
   it("passes the upstream's cookies host-only, never those of the names refused", function()
     local app, sock = upstream(function(req)
       req:respond(200, { "Set-Cookie: a=1; Domain=example.com; Path=/", "Set-Cookie: orket_app=stolen",
-        "Set-Cookie: b=2;domain=x;Secure" }, "ok")
+        "Set-Cookie: b=2;domain=x;Secure", "Set-Cookie: c=3; Expires=Thu, 01 Jan 2037 00:00:00 GMT; HttpOnly" }, "ok")
     end)
     local srv, base = front(sock, { cookies = { "orket_app" } })
     local _, headers = fetch(base .. "/")
-    assert.equal("a=1; Path=/, b=2;Secure", headers["set-cookie"])
+    -- each of the app's lines on its own (an Expires date's comma splits nothing); this
+    -- client joins them with ", "
+    assert.equal("a=1; Path=/, b=2;Secure, c=3; Expires=Thu, 01 Jan 2037 00:00:00 GMT; HttpOnly",
+      headers["set-cookie"])
     srv:close()
     app:close()
   end)
@@ -191,6 +194,36 @@ describe("req:proxy", function()
     assert.is_true(got > total, "got " .. got) -- the body, its chunk framing and headers
     H.wait_for(function() return outcomes[1] end, "the outcome")
     assert.same({ status = 200, bytes = total }, outcomes[1])
+    srv:close()
+    app:close()
+  end)
+
+  it("stops the upstream's transfer when the client leaves mid-answer", function()
+    local app_done
+    local app, sock = upstream(function(req)
+      local s = assert(req:stream(200, {}))
+      local piece = string.rep("l", 8192)
+      for _ = 1, 100000 do -- 800 MB: never sent whole
+        if s:queued() > 32 * 1024 and s:drain(16 * 1024) then break end
+        if not s:send(piece) then break end
+      end
+      app_done = true
+    end)
+    local srv, _, outcomes = front(sock)
+    local c = uv.new_tcp()
+    local got = 0
+    c:connect("127.0.0.1", srv:port(), function(e)
+      assert(not e, e)
+      c:write("GET /leave HTTP/1.1\r\nHost: x\r\n\r\n")
+      c:read_start(function(_, d) if d then got = got + #d end end)
+    end)
+    H.wait_for(function() return got > 256 * 1024 end, "a part of the answer")
+    c:close()
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.equal(200, outcomes[1].status)
+    assert.equal("the client left", outcomes[1].note)
+    -- the upstream sees its own client (the pump's transfer) gone
+    H.wait_for(function() return app_done end, "the upstream's end")
     srv:close()
     app:close()
   end)
