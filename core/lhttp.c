@@ -13,6 +13,7 @@
 #include "budget.h"
 #include "chatwire.h"
 #include "http.h"
+#include "lhttp.h"
 #include "ljsonout.h"
 #include "modules.h"
 #include "runtime.h"
@@ -50,7 +51,7 @@ static int lh_client_gc(lua_State *L) {
   return 0;
 }
 
-static http_client *lh_client_get(lua_State *L) {
+http_client *lhttp_client(lua_State *L) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &LH_CLIENT_KEY) == LUA_TUSERDATA) {
     lh_client *cl = lua_touserdata(L, -1);
     lua_pop(L, 1);
@@ -440,7 +441,7 @@ static int lh_request(lua_State *L) {
     luaL_error(L, "bad argument #1 to 'request' (headers must be a table)");
   }
   /* Create the object closed, then start the transfer. */
-  http_client *c = lh_client_get(L);
+  http_client *c = lhttp_client(L);
   lh_req *q = lua_newuserdatauv(L, sizeof *q, 1);
   memset(q, 0, sizeof *q);
   q->w.co_ref = LUA_NOREF;

@@ -10,7 +10,9 @@
 
 #include "await.h"
 #include "httpd.h"
+#include "httpproxy.h"
 #include "lhealth.h"
+#include "lhttp.h"
 #include "modules.h"
 #include "runtime.h"
 
@@ -32,12 +34,13 @@ typedef struct lhd_srv {
   void *c_quick_ud;
 } lhd_srv;
 
-enum { LHD_IDLE, LHD_WAIT_BODY, LHD_WAIT_DRAIN, LHD_WAIT_GONE };
+enum { LHD_IDLE, LHD_WAIT_BODY, LHD_WAIT_DRAIN, LHD_WAIT_GONE, LHD_WAIT_PROXY };
 
 typedef struct lhd_req {
   rt_wait w;
   httpd_req *r; /* NULL once closed */
   int waiting;
+  httpproxy *px; /* while req:proxy pumps */
 } lhd_req;
 
 /* ---- requests -------------------------------------------------------------------------- */
@@ -132,6 +135,136 @@ static size_t lhd_header_lines(lua_State *L, int idx, const char **out, int argn
     lua_pop(L, 1); /* the table keeps the string alive */
   }
   return (size_t)n;
+}
+
+/* ---- the proxy -------------------------------------------------------------------------- */
+
+/* Strings from the array in field `name` of the table at index 2 (absent: none). */
+static size_t lhd_proxy_strings(lua_State *L, const char *name, const char **out, int lines) {
+  if (lua_getfield(L, 2, name) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (!lua_istable(L, -1)) luaL_error(L, "bad argument #1 to 'proxy' (%s must be an array of strings)", name);
+  lua_Integer n = luaL_len(L, -1);
+  if (n > LHD_MAX_HEADERS) luaL_error(L, "bad argument #1 to 'proxy' (%s holds more than %d)", name, LHD_MAX_HEADERS);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (v == NULL || strpbrk(v, "\r\n") || (lines && strchr(v, ':') == NULL))
+      luaL_error(L, "bad argument #1 to 'proxy' (%s[%d] must be a %s without line breaks)", name, (int)i,
+                 lines ? "\"Name: value\" string" : "string");
+    out[i - 1] = v;
+    lua_pop(L, 1); /* the table, on the stack until the pump has copied them, keeps it */
+  }
+  lua_pop(L, 1);
+  return (size_t)n;
+}
+
+static size_t lhd_proxy_size(lua_State *L, const char *name) {
+  lua_getfield(L, 2, name);
+  int ok = 1;
+  lua_Integer v = lua_isnil(L, -1) ? 0 : lua_tointegerx(L, -1, &ok);
+  if (!ok || v < 0 || v > ((lua_Integer)1 << 40))
+    luaL_error(L, "bad argument #1 to 'proxy' (%s must be a non-negative integer)", name);
+  lua_pop(L, 1);
+  return (size_t)v;
+}
+
+static const char *lhd_proxy_string(lua_State *L, const char *name, int required, size_t *len) {
+  lua_getfield(L, 2, name);
+  if (lua_isnil(L, -1) && !required) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "bad argument #1 to 'proxy' (%s must be a string)", name);
+  const char *v = lua_tolstring(L, -1, len);
+  lua_pop(L, 1); /* the table keeps it */
+  return v;
+}
+
+/* status, note | nil, message: the pump's outcome (see httpproxy_status); the pump is freed */
+static int lhd_push_proxy(lua_State *L, void *ud) {
+  lhd_req *q = ud;
+  const char *msg;
+  unsigned st = httpproxy_status(q->px, &msg);
+  if (st) lua_pushinteger(L, st);
+  else lua_pushnil(L);
+  if (msg) lua_pushstring(L, msg);
+  else lua_pushnil(L);
+  lua_pushinteger(L, (lua_Integer)httpproxy_sent(q->px));
+  httpproxy_free(q->px);
+  q->px = NULL;
+  return 3;
+}
+
+static void lhd_proxy_done(httpproxy *px, void *ud) {
+  lhd_req *q = ud;
+  (void)px;
+  q->waiting = LHD_IDLE;
+  if (q->r) httpd_set_notify(q->r, lhd_notify, q);
+  rt_wait_finish(&q->w, lhd_push_proxy, q);
+}
+
+/* The waiting task was cancelled: the pump stops; the request is its owner's again. */
+static void lhd_proxy_cancel(rt_wait *w) {
+  lhd_req *q = (lhd_req *)w;
+  q->waiting = LHD_IDLE;
+  httpproxy_free(q->px);
+  q->px = NULL;
+  if (q->r) httpd_set_notify(q->r, lhd_notify, q);
+}
+
+/* req:proxy{url=, unix_socket=, method=, headers={"Name: value", ...}, body=,
+ *   connect_timeout_ms=, total_timeout_ms=, max_bytes=, read_ahead=, lines={"Name: value", ...},
+ *   pass={name, ...}, pass_max=, cookies={name, ...}, queue_high=, whole_max=}
+ *   -> status, note, bytes | nil, message
+ * Answers the request with the upstream's answer (httpproxy.h), waiting until it is over:
+ * the status sent (499: the client left first) and why it broke off, if it did, and the
+ * body bytes sent; nil when the upstream failed before anything was sent (the caller
+ * answers). */
+static int lhd_proxy(lua_State *L) {
+  lhd_req *q = lhd_check(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (q->waiting || q->px) return luaL_error(L, "httpd: another task already waits on this request");
+  rt_wait_require(L);
+  const char *hdrs[LHD_MAX_HEADERS], *lines[LHD_MAX_HEADERS], *pass[LHD_MAX_HEADERS], *cookies[LHD_MAX_HEADERS];
+  httpproxy_opts o;
+  memset(&o, 0, sizeof o);
+  o.up.url = lhd_proxy_string(L, "url", 1, NULL);
+  if (strncmp(o.up.url, "http://", 7) != 0) luaL_error(L, "bad argument #1 to 'proxy' (url must start with http://)");
+  size_t ulen = 0;
+  o.up.unix_socket = lhd_proxy_string(L, "unix_socket", 0, &ulen);
+  if (o.up.unix_socket && (o.up.unix_socket[0] != '/' || strlen(o.up.unix_socket) != ulen || ulen >= 108))
+    luaL_error(L, "bad argument #1 to 'proxy' (unix_socket must be an absolute path shorter than 108 bytes)");
+  o.up.method = lhd_proxy_string(L, "method", 0, NULL);
+  o.up.body = lhd_proxy_string(L, "body", 0, &o.up.body_len);
+  o.up.headers = hdrs;
+  o.up.nheaders = lhd_proxy_strings(L, "headers", hdrs, 1);
+  o.up.connect_timeout_ms = (long)lhd_proxy_size(L, "connect_timeout_ms");
+  o.up.total_timeout_ms = (long)lhd_proxy_size(L, "total_timeout_ms");
+  o.up.max_bytes = lhd_proxy_size(L, "max_bytes");
+  o.up.max_queued = lhd_proxy_size(L, "read_ahead");
+  o.lines = lines;
+  o.nlines = lhd_proxy_strings(L, "lines", lines, 1);
+  o.pass = pass;
+  o.npass = lhd_proxy_strings(L, "pass", pass, 0);
+  o.pass_max = lhd_proxy_size(L, "pass_max");
+  if (lua_getfield(L, 2, "cookies") != LUA_TNIL) o.cookies = cookies;
+  lua_pop(L, 1);
+  o.ncookies = lhd_proxy_strings(L, "cookies", cookies, 0);
+  o.queue_high = lhd_proxy_size(L, "queue_high");
+  o.whole_max = lhd_proxy_size(L, "whole_max");
+  char err[256];
+  q->px = httpproxy_start(lhttp_client(L), q->r, &o, lhd_proxy_done, q, err, sizeof err);
+  if (q->px == NULL) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  rt_wait_begin(L, &q->w, lhd_proxy_cancel);
+  q->waiting = LHD_WAIT_PROXY;
+  return rt_wait_yield(L);
 }
 
 /* ---- blobs ------------------------------------------------------------------------------ */
@@ -318,6 +451,10 @@ static int lhd_close(lua_State *L) {
   lhd_req *q = luaL_checkudata(L, 1, LHD_REQ);
   if (q->r == NULL) return 0;
   httpd_req *r = q->r;
+  if (q->px) { /* the pump stops with the request (its waiting task is woken below) */
+    httpproxy_free(q->px);
+    q->px = NULL;
+  }
   if (q->waiting && q->w.co_ref != LUA_NOREF) {
     /* closed by another task while one waits: that task is woken now */
     int kind = q->waiting;
@@ -674,6 +811,7 @@ static int lhd_is_loopback(lua_State *L) {
 
 static const luaL_Reg lhd_req_methods[] = {
     {"body", lhd_body},
+    {"proxy", lhd_proxy},
     {"respond", lhd_respond},
     {"sse", lhd_sse},
     {"stream", lhd_stream},

@@ -12,6 +12,7 @@
   X(test_httpd_parse_listen)             \
   X(test_httpd_is_loopback)              \
   X(test_httpd_lifecycle)                \
+  X(test_httpproxy_cookie)               \
   X(test_memcap_ceiling)                 \
   X(test_memcap_nested)                  \
   X(test_memcap_headroom)                \

@@ -36,8 +36,8 @@ local OWN = { [M.COOKIE] = true, [session.COOKIE] = true, [localuse.COOKIE] = tr
 -- deployed app sees of a browser (Origin and Referer for its own CSRF checks) and sends
 -- back (its policies, Vary, a challenge); never the Authorization header (a key)
 local PASS_IN = { origin = true, referer = true, ["x-requested-with"] = true }
-local PASS_OUT = { vary = true, ["content-security-policy"] = true, ["x-frame-options"] = true,
-  ["referrer-policy"] = true, allow = true, ["retry-after"] = true, ["www-authenticate"] = true }
+local PASS_OUT = { "vary", "content-security-policy", "x-frame-options", "referrer-policy", "allow", "retry-after",
+  "www-authenticate" }
 
 local err = routes.err
 
@@ -235,49 +235,13 @@ local function pass_in(req)
   return out
 end
 
---- set_cookies(value) -> the Set-Cookie values in one header value as orket.c.http joins
---- repeated ones (", "): a new cookie starts where ", " is followed by NAME=, which the
---- comma of an Expires date ("Thu, 01 Jan ...") never is
-function M.set_cookies(value)
-  local out, start = {}, 1
-  local i = 1
-  while true do
-    local a = value:find(", ", i, true)
-    if not a then break end
-    if value:sub(a + 2):match("^[^%s=;,]+=") then
-      out[#out + 1] = value:sub(start, a - 1)
-      start = a + 2
-    end
-    i = a + 2
-  end
-  out[#out + 1] = value:sub(start)
-  return out
-end
-
--- The app's answer headers that cross on its own origin: its cookies, each made host-only
--- (a Domain attribute would reach the board's host) and never one of Orket's names
-local function pass_out(got)
-  local out = {}
-  for k, v in pairs(type(got) == "table" and got or {}) do
-    local name, value = tostring(k):lower(), tostring(v)
-    if value:find("[\r\n]") or #value > 8192 then
-      name = nil
-    end
-    if name == "set-cookie" then
-      for _, c in ipairs(M.set_cookies(value)) do
-        local cname = c:match("^%s*([^=%s;]+)=")
-        if cname and not OWN[cname] then
-          out[#out + 1] = "Set-Cookie: " .. c:gsub(";%s*[Dd][Oo][Mm][Aa][Ii][Nn]=[^;]*", "")
-        end
-      end
-    elseif name and PASS_OUT[name] then
-      out[#out + 1] = name .. ": " .. value
-    end
-  end
-  return out
-end
-
-local OWN_ORIGIN = { pass_in = pass_in, pass_out = pass_out }
+-- What crosses back on the app's own origin: its cookies (the pump makes each host-only,
+-- and passes none of Orket's names) and the headers of both lists
+local OWN_NAMES, PASS_BACK = {}, {}
+for name in pairs(OWN) do OWN_NAMES[#OWN_NAMES + 1] = name end
+for _, name in ipairs(sandboxes.PASS_OUT) do PASS_BACK[#PASS_BACK + 1] = name end
+for _, name in ipairs(PASS_OUT) do PASS_BACK[#PASS_BACK + 1] = name end
+local OWN_ORIGIN = { headers = pass_in, pass = PASS_BACK, cookies = OWN_NAMES }
 
 -- a raw path and query as they may go on to the app: RFC 3986's characters only
 local PATH_OK = "^/[%w%-%._~!$&'()*+,;=:@/%%]*$"

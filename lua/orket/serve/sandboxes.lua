@@ -9,7 +9,6 @@ local routes = require "orket.serve.routes"
 local urlencode = require "orket.urlencode"
 local writes = require "orket.serve.writes"
 local cjson = require "cjson.safe"
-local http = require "orket.c.http"
 local inert = require "orket.inert"
 local rt = require "orket.c.runtime"
 local uv = require "luv"
@@ -220,11 +219,10 @@ M.WHOLE_MAX = 256 * 1024
 -- the agents' code), nor what belongs to this hop
 local PASS_IN = { accept = true, ["accept-language"] = true, ["content-type"] = true, ["if-none-match"] = true,
   ["if-modified-since"] = true, range = true, ["user-agent"] = true }
--- the answer's headers passed back: never Set-Cookie (the app would set cookies on this
--- server's origin), nor what belongs to this hop
-local PASS_OUT = { ["content-type"] = true, ["cache-control"] = true, etag = true, ["last-modified"] = true,
-  location = true, ["content-language"] = true, ["content-disposition"] = true, ["accept-ranges"] = true,
-  ["content-range"] = true }
+-- the answer's headers passed back (each value under 4 KiB): never Set-Cookie (the app
+-- would set cookies on this server's origin), nor what belongs to this hop
+M.PASS_OUT = { "content-type", "cache-control", "etag", "last-modified", "location", "content-language",
+  "content-disposition", "accept-ranges", "content-range" }
 
 local enc = urlencode.encode
 
@@ -248,11 +246,14 @@ local function proxy(req, ctx)
   return M.forward(req, ctx, row, target_url(ctx.params.path, ctx.query))
 end
 
+local CSP = "Content-Security-Policy: sandbox allow-scripts allow-forms"
+
 --- forward(req, ctx, row, url [, own]) -> as a handler: req passed to the app of sandbox
---- row at url, its answer streamed back. own: the app is on an origin of its own
---- (orket.serve.apps) and {pass_in = fn(req) -> more request headers, pass_out = fn(headers)
---- -> more answer headers} add what crosses there (its cookies); without it the answer
---- carries the CSP sandbox policy instead.
+--- row at url, its answer streamed back by the pump (req:proxy, in C: no Lua per chunk).
+--- own: the app is on an origin of its own (orket.serve.apps): {headers = fn(req) -> more
+--- request headers, pass = more answer header names, cookies = the cookie names the app
+--- may not set (its other Set-Cookie pass, host-only)}; without it the answer carries the
+--- CSP sandbox policy instead.
 function M.forward(req, ctx, row, url, own)
   if row.status ~= "healthy" and row.status ~= "unhealthy" then
     return err(409, "not_running", string.format("sandbox %d is %s", row.id, row.status))
@@ -265,66 +266,17 @@ function M.forward(req, ctx, row, url, own)
   end
   local headers = {}
   for k, v in pairs(req.headers or {}) do
-    if PASS_IN[k:lower()] and not tostring(v):find("[\r\n]") then headers[#headers + 1] = k .. ": " .. v end
+    if PASS_IN[k] and not v:find("[\r\n]") then headers[#headers + 1] = k .. ": " .. v end
   end
-  for _, h in ipairs(own and own.pass_in(req) or {}) do headers[#headers + 1] = h end
-  local r, rerr = http.request { url = url, unix_socket = row.socket,
+  for _, h in ipairs(own and own.headers(req) or {}) do headers[#headers + 1] = h end
+  local status, note = req:proxy { url = url, unix_socket = row.socket,
     method = req.method == "HEAD" and "GET" or req.method, headers = headers, body = body, connect_timeout_ms = 5000,
-    total_timeout_ms = M.PROXY_TIMEOUT_MS, max_bytes = M.PROXY_MAX_BYTES, max_queued = M.APP_AHEAD }
-  if not r then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(rerr)) end
-  local guard <close> = r
-  local status, got = r:headers()
-  if not status then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(got)) end
-  local out = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. row.id }
-  if not own then out[#out + 1] = "Content-Security-Policy: sandbox allow-scripts allow-forms" end
-  for k, v in pairs(type(got) == "table" and got or {}) do
-    local name = tostring(k):lower()
-    local value = tostring(v)
-    if PASS_OUT[name] and not value:find("[\r\n]") and #value < 4096 then out[#out + 1] = name .. ": " .. value end
-  end
-  for _, h in ipairs(own and own.pass_out(got) or {}) do out[#out + 1] = h end
-  if status < 200 then status = 502 end
-  -- what has arrived already, never waiting for more: an answer whole by now (most are, a
-  -- page or a JSON document arriving with its headers) goes out in one piece, with its
-  -- length; any other is streamed from here, these parts first
-  local parts, size, whole = {}, 0, false
-  while size <= M.WHOLE_MAX and r:ready() do
-    local ev = r:read()
-    if ev == false then whole = true break end
-    if ev == nil then break end -- its error is read again below, after these parts
-    for _, piece in ipairs(ev) do
-      parts[#parts + 1] = piece
-      size = size + #piece
-    end
-  end
-  ctx.status = status
-  if whole then
-    if not req:respond(status, out, table.concat(parts)) then ctx.status = 499 end -- the client is gone
-    return
-  end
-  local stream, serr = req:stream(status, out)
-  if not stream then
-    ctx.status = 499
-    return nil, serr
-  end
-  local pending = parts
-  while true do
-    local ev, e2
-    if pending then ev, pending = pending, nil
-    else ev, e2 = r:read() end
-    if ev == nil then
-      ctx.note = "the app's answer broke off: " .. tostring(e2)
-      break
-    end
-    if not ev then break end
-    for _, piece in ipairs(ev) do
-      -- within the stream's queue: a slow client is waited for here, never dropped for
-      -- the app's speed (meanwhile the transfer pauses at APP_AHEAD: the app waits)
-      if stream:queued() + #piece > M.QUEUE_HIGH and stream:drain(M.QUEUE_HIGH // 2) then return end
-      if not stream:send(piece) then return end -- the client is gone
-    end
-  end
-  stream:close()
+    total_timeout_ms = M.PROXY_TIMEOUT_MS, max_bytes = M.PROXY_MAX_BYTES, read_ahead = M.APP_AHEAD,
+    queue_high = M.QUEUE_HIGH, whole_max = M.WHOLE_MAX,
+    lines = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. row.id, not own and CSP or nil },
+    pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies }
+  if not status then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(note)) end
+  ctx.status, ctx.note = status, note
 end
 
 --- stop_sandbox(db, id) -> true | nil, message, CODE: stops a live sandbox, this server's

@@ -140,9 +140,4 @@ describe("orket.serve.apps", function()
     assert.equal(7, b:sandbox_of { headers = { host = "7.apps.example" } })
   end)
 
-  it("splits the Set-Cookie values the HTTP client joined, Expires dates kept whole", function()
-    assert.same({ "a=1; Path=/; Expires=Thu, 01 Jan 2037 00:00:00 GMT", "b=2", "c=3; HttpOnly" },
-      apps.set_cookies("a=1; Path=/; Expires=Thu, 01 Jan 2037 00:00:00 GMT, b=2, c=3; HttpOnly"))
-    assert.same({ "a=1" }, apps.set_cookies("a=1"))
-  end)
 end)

@@ -1,0 +1,327 @@
+/* httpproxy.c: the pump (see httpproxy.h). Both sides notify it (the upstream's transfer
+ * when it has headers, bytes or its end; the client's request when its queue drained or it
+ * left), and each notice runs one step that moves what can move now. */
+#include "httpproxy.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PP_QUEUE_HIGH ((size_t)128 << 10)
+#define PP_WHOLE_MAX ((size_t)256 << 10)
+#define PP_PASS_MAX 4095
+#define PP_COOKIE_MAX 8192
+#define PP_MAX_LINES 96 /* answer header lines at most (the upstream's beyond are dropped) */
+
+/* A copy of a vector of strings, in one allocation: the pointers, then the bytes. */
+typedef struct pp_strv {
+  char **v;
+  size_t n;
+} pp_strv;
+
+enum { PP_HEADERS, PP_STREAM, PP_DONE };
+
+struct httpproxy {
+  http_req *up;
+  httpd_req *req;
+  httpproxy_done_fn done;
+  void *ud;
+  pp_strv lines, pass, cookies;
+  int with_cookies;
+  size_t pass_max, queue_high, whole_max;
+  char *body;
+  int phase;
+  int stepping;     /* inside pp_step: a notice meanwhile only asks for another pass */
+  int again;
+  size_t next_ev;   /* the upstream's queued events before this one are on the client's queue */
+  size_t sent;
+  unsigned status;
+  char *message;
+};
+
+static int pp_strv_copy(pp_strv *s, const char *const *v, size_t n) {
+  size_t bytes = 0;
+  for (size_t i = 0; i < n; i++) bytes += strlen(v[i]) + 1;
+  s->n = n;
+  s->v = malloc(n * sizeof *s->v + bytes + 1);
+  if (s->v == NULL) return -1;
+  char *p = (char *)(s->v + n);
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(v[i]) + 1;
+    memcpy(p, v[i], len);
+    s->v[i] = p;
+    p += len;
+  }
+  return 0;
+}
+
+static int pp_has(const pp_strv *s, const char *name, size_t len) {
+  for (size_t i = 0; i < s->n; i++)
+    if (strncasecmp(s->v[i], name, len) == 0 && s->v[i][len] == '\0') return 1;
+  return 0;
+}
+
+int httpproxy_cookie(const char *v, const char *const *refused, size_t nrefused, char *out, size_t outlen) {
+  while (*v == ' ' || *v == '\t') v++;
+  size_t nlen = strcspn(v, "=; \t");
+  if (nlen == 0 || v[nlen] != '=') return 0;
+  for (size_t i = 0; i < nrefused; i++)
+    if (strncmp(refused[i], v, nlen) == 0 && refused[i][nlen] == '\0') return 0;
+  /* host-only: a Domain attribute would reach the other hosts of the site */
+  size_t o = 0;
+  const char *p = v;
+  while (*p) {
+    const char *semi = strchr(p, ';');
+    const char *attr = semi ? semi + 1 : NULL;
+    size_t upto = semi ? (size_t)(semi - p) : strlen(p);
+    if (o + upto + 1 > outlen) return 0;
+    memcpy(out + o, p, upto);
+    o += upto;
+    if (!semi) break;
+    while (*attr == ' ' || *attr == '\t') attr++;
+    if (strncasecmp(attr, "domain=", 7) == 0) { /* skipped, with its separator */
+      const char *next = strchr(attr, ';');
+      p = next ? next : attr + strlen(attr);
+      continue;
+    }
+    if (o + 1 > outlen) return 0;
+    out[o++] = ';';
+    p = semi + 1;
+  }
+  out[o] = '\0';
+  return 1;
+}
+
+static void pp_fail(httpproxy *p, const char *prefix, const char *msg) {
+  if (p->message) return;
+  size_t n = strlen(prefix) + strlen(msg ? msg : "") + 1;
+  p->message = malloc(n);
+  if (p->message) snprintf(p->message, n, "%s%s", prefix, msg ? msg : "");
+}
+
+static void pp_finish(httpproxy *p) {
+  p->phase = PP_DONE;
+  if (p->up && !http_finished(p->up)) http_abort(p->up, HTTP_E_CANCELED, "the client left");
+  p->done(p, p->ud); /* last: the owner may free p */
+}
+
+/* The answer's header lines: the fixed ones, then what passes of the upstream's. Each
+ * allocated line is also in owned. Returns the count. */
+static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned, size_t *nowned) {
+  size_t n = 0;
+  for (size_t i = 0; i < p->lines.n && n < PP_MAX_LINES; i++) out[n++] = p->lines.v[i];
+  const char *name, *value;
+  for (size_t i = 0; n < PP_MAX_LINES && http_header_at(p->up, i, &name, &value) == 0; i++) {
+    if (strpbrk(value, "\r\n")) continue;
+    size_t nl = strlen(name), vl = strlen(value);
+    char *line = NULL;
+    if (pp_has(&p->pass, name, nl) && vl <= p->pass_max) {
+      line = malloc(nl + vl + 3);
+      if (line) snprintf(line, nl + vl + 3, "%s: %s", name, value);
+    } else if (p->with_cookies && strcmp(name, "set-cookie") == 0 && vl <= PP_COOKIE_MAX) {
+      line = malloc(vl + 13);
+      if (line && !httpproxy_cookie(value, (const char *const *)p->cookies.v, p->cookies.n, line + 12, vl + 1)) {
+        free(line);
+        line = NULL;
+      }
+      if (line) memcpy(line, "Set-Cookie: ", 12);
+    }
+    if (line) {
+      owned[(*nowned)++] = line;
+      out[n++] = line;
+    }
+  }
+  return n;
+}
+
+/* The upstream's queued body in one allocation (its length in *len). NULL out of memory. */
+static char *pp_gather(const http_req *up, size_t *len) {
+  size_t n = http_event_count(up), total = 0;
+  const char *d;
+  size_t l;
+  for (size_t i = 0; i < n; i++) {
+    http_event_at(up, i, &d, &l);
+    total += l;
+  }
+  char *buf = malloc(total ? total : 1);
+  if (buf == NULL) return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    http_event_at(up, i, &d, &l);
+    memcpy(buf + o, d, l);
+    o += l;
+  }
+  *len = total;
+  return buf;
+}
+
+static size_t pp_queued_bytes(const http_req *up) {
+  size_t total = 0, l;
+  const char *d;
+  for (size_t i = 0; i < http_event_count(up); i++) {
+    http_event_at(up, i, &d, &l);
+    total += l;
+  }
+  return total;
+}
+
+/* The headers are in: the answer whole (when the body is too, and short) or a stream.
+ * 1 to go on streaming, 0 when over. */
+static int pp_answer(httpproxy *p) {
+  const char *lines[PP_MAX_LINES];
+  char *owned[PP_MAX_LINES];
+  size_t nowned = 0;
+  size_t nl = pp_answer_lines(p, lines, owned, &nowned);
+  int st = http_status(p->up);
+  p->status = st < 200 || st > 999 ? 502 : (unsigned)st;
+  int rc;
+  if (http_finished(p->up) && http_error(p->up, NULL, NULL) == NULL && pp_queued_bytes(p->up) <= p->whole_max) {
+    size_t len = 0;
+    char *body = pp_gather(p->up, &len);
+    rc = body ? httpd_respond(p->req, p->status, lines, nl, body, len) : -1;
+    if (rc == 0) p->sent = len;
+    free(body);
+    for (size_t i = 0; i < nowned; i++) free(owned[i]);
+    if (rc != 0) p->status = 499; /* the client is gone */
+    return 0;
+  }
+  rc = httpd_stream(p->req, p->status, lines, nl);
+  for (size_t i = 0; i < nowned; i++) free(owned[i]);
+  if (rc != 0) {
+    p->status = 499;
+    return 0;
+  }
+  httpd_stream_drain_at(p->req, p->queue_high / 2);
+  p->phase = PP_STREAM;
+  return 1;
+}
+
+/* Moves what the upstream has queued to the client's queue, within queue_high. 1 to go on
+ * waiting, 0 when over. */
+static int pp_pump(httpproxy *p) {
+  for (;;) {
+    size_t n = http_event_count(p->up);
+    while (p->next_ev < n) {
+      const char *d;
+      size_t l;
+      http_event_at(p->up, p->next_ev, &d, &l);
+      /* a slow client is waited for (its queue drains to half), never dropped for the
+       * upstream's speed; meanwhile the transfer pauses at its read-ahead */
+      if (httpd_stream_queued(p->req) + l > p->queue_high && !httpd_stream_drained(p->req)) return 1;
+      if (httpd_stream_send(p->req, d, l) != 0) {
+        pp_fail(p, "the client left", "");
+        return 0;
+      }
+      p->sent += l;
+      p->next_ev++;
+    }
+    if (n == 0 || p->next_ev < n) break;
+    p->next_ev = 0;
+    http_events_clear(p->up); /* resumes a paused transfer, which may queue more at once */
+  }
+  if (!http_finished(p->up) || http_event_count(p->up) > 0) return 1;
+  const char *msg;
+  if (http_error(p->up, &msg, NULL)) pp_fail(p, "the app's answer broke off: ", msg);
+  httpd_stream_close(p->req);
+  return 0;
+}
+
+static void pp_step(httpproxy *p) {
+  if (p->phase == PP_DONE) return;
+  if (p->stepping) {
+    p->again = 1;
+    return;
+  }
+  p->stepping = 1;
+  int go = 1;
+  do {
+    p->again = 0;
+    if (httpd_gone(p->req)) { /* the client left (or, streaming, the end was sent) */
+      if (p->phase == PP_HEADERS) p->status = 499;
+      else if (!http_finished(p->up)) pp_fail(p, "the client left", "");
+      go = 0;
+    } else if (p->phase == PP_HEADERS) {
+      if (!http_headers_done(p->up)) {
+        if (http_finished(p->up)) {
+          const char *msg;
+          http_error(p->up, &msg, NULL);
+          pp_fail(p, "", msg ? msg : "no answer");
+          go = 0;
+        }
+      } else {
+        go = pp_answer(p);
+      }
+    }
+    if (go && p->phase == PP_STREAM) go = pp_pump(p);
+  } while (go && p->again);
+  p->stepping = 0;
+  if (!go) pp_finish(p);
+}
+
+static void pp_on_up(http_req *r, void *ud) {
+  (void)r;
+  pp_step(ud);
+}
+
+static void pp_on_client(httpd_req *r, void *ud) {
+  (void)r;
+  pp_step(ud);
+}
+
+httpproxy *httpproxy_start(http_client *c, httpd_req *req, const httpproxy_opts *o, httpproxy_done_fn done,
+                           void *ud, char *err, size_t errlen) {
+  httpproxy *p = calloc(1, sizeof *p);
+  if (p == NULL || pp_strv_copy(&p->lines, o->lines, o->nlines) != 0 ||
+      pp_strv_copy(&p->pass, o->pass, o->npass) != 0 || pp_strv_copy(&p->cookies, o->cookies, o->ncookies) != 0) {
+    if (p) httpproxy_free(p);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  p->req = req;
+  p->done = done;
+  p->ud = ud;
+  p->with_cookies = o->cookies != NULL;
+  p->pass_max = o->pass_max ? o->pass_max : PP_PASS_MAX;
+  p->queue_high = o->queue_high ? o->queue_high : PP_QUEUE_HIGH;
+  p->whole_max = o->whole_max ? o->whole_max : PP_WHOLE_MAX;
+  http_opts up = o->up;
+  up.framing = FRAME_RAW;
+  up.take = NULL;
+  if (up.body) { /* kept by the pump: the transfer reads it as it goes */
+    p->body = malloc(up.body_len ? up.body_len : 1);
+    if (p->body == NULL) {
+      httpproxy_free(p);
+      snprintf(err, errlen, "out of memory");
+      return NULL;
+    }
+    memcpy(p->body, up.body, up.body_len);
+    up.body = p->body;
+  }
+  p->up = http_start(c, &up, pp_on_up, p, err, errlen);
+  if (p->up == NULL) {
+    httpproxy_free(p);
+    return NULL;
+  }
+  httpd_set_notify(req, pp_on_client, p);
+  return p;
+}
+
+unsigned httpproxy_status(const httpproxy *p, const char **message) {
+  if (message) *message = p->message;
+  return p->status;
+}
+
+size_t httpproxy_sent(const httpproxy *p) { return p->sent; }
+
+void httpproxy_free(httpproxy *p) {
+  if (p == NULL) return;
+  if (p->up) http_release(p->up);
+  free(p->lines.v);
+  free(p->pass.v);
+  free(p->cookies.v);
+  free(p->body);
+  free(p->message);
+  free(p);
+}

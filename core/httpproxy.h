@@ -1,0 +1,60 @@
+/* httpproxy.h: a reverse proxy's pump. Once its owner has decided a request (who asks,
+ * where it goes, what headers cross), the pump takes the server request (httpd.h) and one
+ * transfer to the upstream (http.h) and moves the upstream's status, filtered headers and
+ * body to the client on the loop, with no call back to its owner per chunk: one call when
+ * it is over. Bounded: at most max_queued bytes read ahead of the client (the transfer
+ * pauses) and queue_high queued to it (the pump waits for half of them to go). An answer
+ * complete when its headers arrive, and at most whole_max long, is sent in one piece with
+ * its length; any other is streamed (chunked). Pure C: the Lua binding is lhttpd.c
+ * (req:proxy). */
+#ifndef ORKET_HTTPPROXY_H
+#define ORKET_HTTPPROXY_H
+
+#include <stddef.h>
+
+#include "http.h"
+#include "httpd.h"
+
+typedef struct httpproxy httpproxy;
+
+typedef struct httpproxy_opts {
+  http_opts up;                 /* the upstream request (body copied; framing raw) */
+  const char *const *lines;     /* "Name: value" lines every answer carries */
+  size_t nlines;
+  const char *const *pass;      /* the upstream's answer headers passed back (lower-case) */
+  size_t npass;
+  size_t pass_max;              /* longest value passed back (0: 4095 bytes) */
+  const char *const *cookies;   /* non-NULL: the upstream's Set-Cookie passed back too, made
+                                   host-only (its Domain attribute removed), but never
+                                   a cookie of these names */
+  size_t ncookies;
+  size_t queue_high;            /* 0: 128 KiB */
+  size_t whole_max;             /* 0: 256 KiB */
+} httpproxy_opts;
+
+/* Called once, when the pump is over (never from inside httpproxy_start): the owner may
+ * free the pump there; the pump does nothing after it. */
+typedef void (*httpproxy_done_fn)(httpproxy *p, void *ud);
+
+/* Starts the pump: the request's notify is the pump's until it is freed (the owner sets its
+ * own again). NULL with a message in err when the transfer cannot start. */
+httpproxy *httpproxy_start(http_client *c, httpd_req *req, const httpproxy_opts *o, httpproxy_done_fn done,
+                           void *ud, char *err, size_t errlen);
+
+/* Once done: the status sent to the client (the upstream's; 502 for one below 200), 499
+ * when the client left before any answer, or 0 when nothing was sent because the upstream
+ * failed first (the owner answers: message says why). message: why the answer broke off or
+ * failed, NULL when it did not. */
+unsigned httpproxy_status(const httpproxy *p, const char **message);
+/* Body bytes handed to the client's queue. */
+size_t httpproxy_sent(const httpproxy *p);
+
+/* Stops the transfer if it still runs (the client's request is left to its owner) and
+ * frees the pump. */
+void httpproxy_free(httpproxy *p);
+
+/* Pure helper (tested alone): whether a Set-Cookie value may pass, given the names refused
+ * (0 or 1); out gets it without any Domain attribute (outlen: at least strlen(v) + 1). */
+int httpproxy_cookie(const char *v, const char *const *refused, size_t nrefused, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,295 @@
+-- req:proxy (core/httpproxy.c): the pump from an upstream on a unix socket to a server
+-- request, with no Lua per chunk. The upstream is orket.c.httpd on a unix socket, or a raw
+-- luv pipe server where it must misbehave; clients are orket.c.http and raw luv sockets.
+local httpd = require "orket.c.httpd"
+local http = require "orket.c.http"
+local H = require "tests.helpers"
+local task = require "orket.task"
+local uv = require "luv"
+
+-- A front server whose every request is proxied to the upstream at sock with opts (its
+-- own fields win), the outcomes kept in order
+local function front(sock, opts)
+  local srv = assert(httpd.listen { host = "127.0.0.1", port = 0 })
+  local outcomes = {}
+  task.spawn(function()
+    while true do
+      local req = srv:accept()
+      if not req then return end
+      task.spawn(function()
+        local o = { url = "http://app" .. req.path, unix_socket = sock, method = req.method,
+          total_timeout_ms = 30000 }
+        for k, v in pairs(opts or {}) do o[k] = v end
+        if req.method == "POST" then o.body = req:body() end
+        local status, note, bytes = req:proxy(o)
+        outcomes[#outcomes + 1] = { status = status, note = note, bytes = bytes }
+        if not status then req:respond(502, {}, "failed: " .. tostring(note)) end
+        req:close()
+      end)
+    end
+  end)
+  return srv, "http://127.0.0.1:" .. srv:port(), outcomes
+end
+
+-- An upstream on a unix socket whose every request runs handler(req) in a task
+local function upstream(handler)
+  local sock = H.tmpdir() .. "/app.sock"
+  local srv = assert(httpd.listen { unix = sock })
+  task.spawn(function()
+    while true do
+      local req = srv:accept()
+      if not req then return end
+      task.spawn(function()
+        handler(req)
+        req:close()
+      end)
+    end
+  end)
+  return srv, sock
+end
+
+-- An upstream that answers each connection with text, then closes it
+local function raw_upstream(text)
+  local sock = H.tmpdir() .. "/raw.sock"
+  local srv = uv.new_pipe(false)
+  assert(srv:bind(sock))
+  srv:listen(16, function()
+    local c = uv.new_pipe(false)
+    srv:accept(c)
+    c:read_start(function(_, d)
+      if d and d:find("\r\n\r\n", 1, true) then
+        c:read_stop()
+        c:write(text, function() c:close() end)
+      end
+    end)
+  end)
+  return srv, sock
+end
+
+local function fetch(url, o)
+  o = o or {}
+  local r <close> = assert(http.request { url = url, method = o.method, body = o.body, total_timeout_ms = 30000 })
+  local status, headers = r:headers()
+  assert(status, headers)
+  local parts = {}
+  while true do
+    local ev, e = r:read()
+    assert(ev ~= nil, e)
+    if not ev then break end
+    for _, p in ipairs(ev) do parts[#parts + 1] = p end
+  end
+  return status, headers, table.concat(parts)
+end
+
+describe("req:proxy", function()
+  after_each(function() H.cleanup() end)
+
+  it("answers with the upstream's status, the headers passed, its own lines and the body whole", function()
+    local app, sock = upstream(function(req)
+      req:respond(201, { "Content-Type: application/json", "ETag: \"v1\"", "Set-Cookie: a=1",
+        "X-Secret: no" }, '{"path":"' .. req.path .. '"}')
+    end)
+    local srv, base, outcomes = front(sock, { lines = { "X-Mark: yes" }, pass = { "content-type", "etag" } })
+    local status, headers, body = fetch(base .. "/x/y")
+    assert.equal(201, status)
+    assert.equal('{"path":"/x/y"}', body)
+    assert.equal("application/json", headers["content-type"])
+    assert.equal('"v1"', headers.etag)
+    assert.equal("yes", headers["x-mark"])
+    assert.is_nil(headers["set-cookie"]) -- no cookies= given: none crosses
+    assert.is_nil(headers["x-secret"])
+    assert.equal(tostring(#body), headers["content-length"]) -- whole: sent with its length
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.same({ status = 201, bytes = #body }, outcomes[1])
+    srv:close()
+    app:close()
+  end)
+
+  it("passes the upstream's cookies host-only, never those of the names refused", function()
+    local app, sock = upstream(function(req)
+      req:respond(200, { "Set-Cookie: a=1; Domain=example.com; Path=/", "Set-Cookie: orket_app=stolen",
+        "Set-Cookie: b=2;domain=x;Secure", "Set-Cookie: c=3; Expires=Thu, 01 Jan 2037 00:00:00 GMT; HttpOnly" }, "ok")
+    end)
+    local srv, base = front(sock, { cookies = { "orket_app" } })
+    local _, headers = fetch(base .. "/")
+    -- each of the app's lines on its own (an Expires date's comma splits nothing); this
+    -- client joins them with ", "
+    assert.equal("a=1; Path=/, b=2;Secure, c=3; Expires=Thu, 01 Jan 2037 00:00:00 GMT; HttpOnly",
+      headers["set-cookie"])
+    srv:close()
+    app:close()
+  end)
+
+  it("forwards a request's body", function()
+    local app, sock = upstream(function(req)
+      req:respond(200, {}, req.method .. " " .. assert(req:body()))
+    end)
+    local srv, base = front(sock)
+    local status, _, body = fetch(base .. "/form", { method = "POST", body = "a=1&b=2" })
+    assert.equal(200, status)
+    assert.equal("POST a=1&b=2", body)
+    srv:close()
+    app:close()
+  end)
+
+  it("streams a long answer in order, within its queues", function()
+    local total = 4 * 1024 * 1024
+    local app, sock = upstream(function(req)
+      local s = assert(req:stream(200, { "Content-Type: text/plain" }))
+      local i = 0
+      while i * 1024 < total do
+        local piece = string.format("%08d", i) .. string.rep("x", 1016)
+        if s:queued() > 64 * 1024 and s:drain(32 * 1024) then return end
+        assert(s:send(piece))
+        i = i + 1
+      end
+      s:close()
+    end)
+    local srv, base, outcomes = front(sock)
+    local status, headers, body = fetch(base .. "/big")
+    assert.equal(200, status)
+    assert.is_nil(headers["content-length"])
+    assert.equal(total, #body)
+    for i = 0, total // 1024 - 1, 997 do
+      assert.equal(string.format("%08d", i), body:sub(i * 1024 + 1, i * 1024 + 8))
+    end
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.same({ status = 200, bytes = total }, outcomes[1])
+    srv:close()
+    app:close()
+  end)
+
+  -- A client that does not read costs about the read-ahead and the client's queue: the
+  -- upstream is held back (its own stream waits), the client is never dropped for it (the
+  -- front's stream cap, 1 MiB, is never reached), and it gets everything once it reads.
+  it("holds the upstream back for a client that does not read, and drops neither", function()
+    local total, sent = 16 * 1024 * 1024, 0
+    local app, sock = upstream(function(req)
+      local s = assert(req:stream(200, {}))
+      local piece = string.rep("r", 8192)
+      while sent < total do
+        if s:queued() > 32 * 1024 and s:drain(16 * 1024) then return end
+        if not s:send(piece) then return end
+        sent = sent + #piece
+      end
+      s:close()
+    end)
+    local srv, _, outcomes = front(sock, { read_ahead = 32 * 1024, queue_high = 128 * 1024 })
+    local c = uv.new_tcp()
+    local got, closed = 0, false
+    c:connect("127.0.0.1", srv:port(), function(e)
+      assert(not e, e)
+      c:write("GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    end)
+    H.wait_for(function() return sent > 0 end, "the upstream's first bytes")
+    orket.sleep(500)
+    -- the socket buffers on both hops hold some MiB at most; never the whole answer
+    assert.is_true(sent < total // 2, "the upstream sent " .. sent)
+    assert.is_nil(outcomes[1])
+    c:read_start(function(_, d)
+      if d then got = got + #d else closed = true end
+    end)
+    H.wait_for(function() return closed end, "the answer's end", 2000)
+    c:close()
+    assert.is_true(got > total, "got " .. got) -- the body, its chunk framing and headers
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.same({ status = 200, bytes = total }, outcomes[1])
+    srv:close()
+    app:close()
+  end)
+
+  it("stops the upstream's transfer when the client leaves mid-answer", function()
+    local app_done
+    local app, sock = upstream(function(req)
+      local s = assert(req:stream(200, {}))
+      local piece = string.rep("l", 8192)
+      for _ = 1, 100000 do -- 800 MB: never sent whole
+        if s:queued() > 32 * 1024 and s:drain(16 * 1024) then break end
+        if not s:send(piece) then break end
+      end
+      app_done = true
+    end)
+    local srv, _, outcomes = front(sock)
+    local c = uv.new_tcp()
+    local got = 0
+    c:connect("127.0.0.1", srv:port(), function(e)
+      assert(not e, e)
+      c:write("GET /leave HTTP/1.1\r\nHost: x\r\n\r\n")
+      c:read_start(function(_, d) if d then got = got + #d end end)
+    end)
+    H.wait_for(function() return got > 256 * 1024 end, "a part of the answer")
+    c:close()
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.equal(200, outcomes[1].status)
+    assert.equal("the client left", outcomes[1].note)
+    -- the upstream sees its own client (the pump's transfer) gone
+    H.wait_for(function() return app_done end, "the upstream's end")
+    srv:close()
+    app:close()
+  end)
+
+  it("ends the stream when the upstream dies mid-body, and says so", function()
+    local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nContent-Type: text/plain\r\n\r\n"
+      .. string.rep("d", 1000))
+    local srv, base, outcomes = front(sock)
+    local status, _, body = fetch(base .. "/dies")
+    assert.equal(200, status)
+    assert.equal(string.rep("d", 1000), body)
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.equal(200, outcomes[1].status)
+    assert.matches("^the app's answer broke off: ", outcomes[1].note)
+    srv:close()
+    app:close()
+  end)
+
+  it("cuts an answer over max_bytes, and says so", function()
+    local app, sock = upstream(function(req)
+      req:respond(200, {}, string.rep("m", 256 * 1024))
+    end)
+    local srv, base, outcomes = front(sock, { max_bytes = 64 * 1024 })
+    local status, _, body = fetch(base .. "/huge")
+    assert.equal(200, status)
+    assert.is_true(#body <= 64 * 1024, "got " .. #body)
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.matches("broke off", outcomes[1].note)
+    srv:close()
+    app:close()
+  end)
+
+  it("leaves the answer to its caller when the upstream fails before answering", function()
+    local srv, base, outcomes = front(H.tmpdir() .. "/nobody.sock", { connect_timeout_ms = 2000 })
+    local status, _, body = fetch(base .. "/")
+    assert.equal(502, status)
+    assert.matches("^failed: ", body)
+    assert.is_nil(outcomes[1].status)
+    assert.is_string(outcomes[1].note)
+    srv:close()
+  end)
+
+  it("checks its arguments", function()
+    local srv = assert(httpd.listen { host = "127.0.0.1", port = 0 })
+    local errs = {}
+    task.spawn(function()
+      local req = srv:accept()
+      for _, o in ipairs {
+        { url = "ftp://x" },
+        { url = "http://x", unix_socket = "relative" },
+        { url = "http://x", lines = { "no colon" } },
+        { url = "http://x", pass = { 3 } },
+        { url = "http://x", max_bytes = -1 },
+      } do
+        local ok, e = pcall(req.proxy, req, o)
+        errs[#errs + 1] = not ok and e or "accepted"
+      end
+      req:respond(200, {}, "")
+      req:close()
+    end)
+    fetch("http://127.0.0.1:" .. srv:port() .. "/")
+    assert.matches("url must start with http://", errs[1])
+    assert.matches("unix_socket must be an absolute path", errs[2])
+    assert.matches("lines%[1%] must be", errs[3])
+    assert.matches("pass%[1%] must be a string", errs[4])
+    assert.matches("max_bytes must be a non%-negative integer", errs[5])
+    srv:close()
+  end)
+end)
