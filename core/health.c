@@ -63,6 +63,7 @@ health *health_new(const health_opts *o, const char **err) {
   *err = "out of memory";
   if (o->nheaders > HEALTH_MAX_HEADERS) return *err = "at most 8 header lines", NULL;
   if (o->nbuckets > HEALTH_MAX_BUCKETS) return *err = "at most 32 buckets", NULL;
+  if (o->ncors > HEALTH_MAX_CORS) return *err = "at most 4096 allowed origins", NULL;
   if (o->by_addr == NULL) return *err = "no limiter", NULL;
   for (size_t i = 1; i < o->nbuckets; i++)
     if (!(o->buckets[i] > o->buckets[i - 1])) return *err = "the buckets must rise", NULL;

@@ -17,6 +17,7 @@
 
 #define HEALTH_MAX_BUCKETS 32
 #define HEALTH_MAX_HEADERS 8
+#define HEALTH_MAX_CORS 4096 /* allowed origins, an answer kept for each (serve.cors's cap) */
 
 typedef struct health_opts {
   const char *const *headers; /* the answer's header lines ("Name: value") */

@@ -559,8 +559,19 @@ static httpd_req *hd_req_new(httpd *h, struct MHD_Connection *conn, const char *
   return r;
 }
 
+/* Counts the Host lines of a request (in [0]) and its Origin lines (in [1]). */
+static enum MHD_Result hd_count_host_origin(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
+  (void)kind;
+  (void)v;
+  int *n = cls;
+  if (strcasecmp(k, MHD_HTTP_HEADER_HOST) == 0) n[0]++;
+  else if (strcasecmp(k, "Origin") == 0) n[1]++;
+  return MHD_YES;
+}
+
 /* Whether a request whose headers are in may be offered as quick: a GET on one of the quick
- * paths, with no query and no body. */
+ * paths, with no query and no body, and at most one Host and one Origin (the owner is given
+ * one of each: two would be read as the first alone, where the Lua way joins them). */
 static int hd_quick_fits(httpd *h, struct MHD_Connection *conn, const char *method, const char *url) {
   if (strcmp(method, "GET") != 0) return 0;
   size_t i = 0;
@@ -569,7 +580,10 @@ static int hd_quick_fits(httpd *h, struct MHD_Connection *conn, const char *meth
   if (h->mhd.get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL) != 0) return 0;
   const char *cl = h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (cl && strspn(cl, "0 \t") != strlen(cl)) return 0;
-  return h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) == NULL;
+  if (h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL) return 0;
+  int named[2] = {0, 0};
+  h->mhd.get_connection_values(conn, MHD_HEADER_KIND, hd_count_host_origin, named);
+  return named[0] <= 1 && named[1] <= 1;
 }
 
 /* Offers a whole quick request to the owner: 1 when answered, 0 declined; -1 not offered,

@@ -21,14 +21,11 @@ typedef struct lhl {
   uv_loop_t *loop;
   int log_ref;   /* the log function */
   int lim_ref;   /* the limiter, kept while hl borrows it */
+  int *lim_lent; /* its count of borrowers, given back at close (lrl_lend) */
   jsonout_buf line;
+  health_stats last; /* the counts at close: /metrics may still be read after the stop */
 } lhl;
 
-static lhl *lhl_check(lua_State *L) {
-  lhl *u = luaL_checkudata(L, 1, LHL_MT);
-  if (u->hl == NULL) luaL_argerror(L, 1, "the health is closed");
-  return u;
-}
 
 /* From inside libmicrohttpd: nothing may be thrown past here. */
 static void lhl_on_quick(httpd_quick *q, void *ud) {
@@ -51,17 +48,24 @@ int lhealth_test(lua_State *L, int i, httpd_quick_fn *fn, void **ud) {
   return 1;
 }
 
-/* The strings of the list in field name of the table at 1 (at most max), on the stack
- * while they are used: the table keeps them. */
+/* Field name of the options at 1, read raw: what is read stays in the table, which keeps
+ * the strings the caller holds pointers to (an __index could hand out fresh values that
+ * nothing keeps). */
+static int lhl_field(lua_State *L, const char *name) {
+  lua_pushstring(L, name);
+  return lua_rawget(L, 1);
+}
+
+/* The strings of the list in field name (at most max), pointers into the table. */
 static size_t lhl_strings(lua_State *L, const char *name, const char **out, size_t max) {
-  lua_getfield(L, 1, name);
+  lhl_field(L, name);
   size_t n = 0;
   if (!lua_isnil(L, -1)) {
     if (!lua_istable(L, -1)) luaL_error(L, "bad argument #1 to 'new' (%s: a list of strings expected)", name);
-    lua_Integer len = luaL_len(L, -1);
-    if (len < 0 || (size_t)len > max) luaL_error(L, "bad argument #1 to 'new' (%s: at most %d)", name, (int)max);
-    for (lua_Integer i = 1; i <= len; i++) {
-      lua_rawgeti(L, -1, i);
+    size_t len = lua_rawlen(L, -1);
+    if (len > max) luaL_error(L, "bad argument #1 to 'new' (%s: at most %d)", name, (int)max);
+    for (size_t i = 1; i <= len; i++) {
+      lua_rawgeti(L, -1, (lua_Integer)i);
       if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "bad argument #1 to 'new' (%s[%d]: a string expected)", name, (int)i);
       out[n++] = lua_tostring(L, -1);
       lua_pop(L, 1);
@@ -72,8 +76,7 @@ static size_t lhl_strings(lua_State *L, const char *name, const char **out, size
 }
 
 static const char *lhl_optstring(lua_State *L, const char *name, size_t *len) {
-  lua_getfield(L, 1, name);
-  if (lua_isnil(L, -1)) {
+  if (lhl_field(L, name) == LUA_TNIL) {
     lua_pop(L, 1);
     return NULL;
   }
@@ -93,9 +96,10 @@ static int lhl_new(lua_State *L) {
   o.headers = headers;
   o.nheaders = lhl_strings(L, "headers", headers, HEALTH_MAX_HEADERS);
   /* as many origins as serve.cors lists: their pointers in a userdata left on the stack */
-  lua_getfield(L, 1, "cors");
-  size_t ncors = lua_istable(L, -1) ? (size_t)luaL_len(L, -1) : 0;
+  lhl_field(L, "cors");
+  size_t ncors = lua_istable(L, -1) ? lua_rawlen(L, -1) : 0;
   lua_pop(L, 1);
+  if (ncors > HEALTH_MAX_CORS) return luaL_error(L, "bad argument #1 to 'new' (cors: at most %d)", HEALTH_MAX_CORS);
   const char **cors = lua_newuserdatauv(L, (ncors ? ncors : 1) * sizeof *cors, 0);
   o.cors = cors;
   o.ncors = lhl_strings(L, "cors", cors, ncors);
@@ -104,10 +108,10 @@ static int lhl_new(lua_State *L) {
   o.cors_expose = lhl_optstring(L, "cors_expose", NULL);
   o.app_base = lhl_optstring(L, "app_base", NULL);
   double buckets[HEALTH_MAX_BUCKETS];
-  lua_getfield(L, 1, "buckets");
+  lhl_field(L, "buckets");
   luaL_argexpected(L, lua_istable(L, -1), 1, "buckets: a list of numbers");
-  lua_Integer nb = luaL_len(L, -1);
-  luaL_argcheck(L, nb >= 0 && nb <= HEALTH_MAX_BUCKETS, 1, "buckets: at most 32");
+  lua_Integer nb = (lua_Integer)lua_rawlen(L, -1);
+  luaL_argcheck(L, nb <= HEALTH_MAX_BUCKETS, 1, "buckets: at most 32");
   for (lua_Integer i = 1; i <= nb; i++) {
     lua_rawgeti(L, -1, i);
     int isnum;
@@ -118,19 +122,21 @@ static int lhl_new(lua_State *L) {
   lua_pop(L, 1);
   o.buckets = buckets;
   o.nbuckets = (size_t)nb;
-  lua_getfield(L, 1, "log");
+  lhl_field(L, "log");
   luaL_argexpected(L, lua_isfunction(L, -1), 1, "log: a function");
-  lua_getfield(L, 1, "by_addr"); /* at -1, the log function at -2 */
+  lhl_field(L, "by_addr"); /* at -1, the log function at -2 */
   if (luaL_testudata(L, -1, "orket.ratelimit") == NULL)
     return luaL_error(L, "bad argument #1 to 'new' (by_addr: a limiter of orket.c.ratelimit expected)");
-  o.by_addr = lrl_check(L, lua_gettop(L));
+  lrl_check(L, lua_gettop(L)); /* open: lent below, once nothing can fail */
   lhl *u = lua_newuserdatauv(L, sizeof *u, 0);
   memset(u, 0, sizeof *u); /* created closed, then the resource */
   u->log_ref = u->lim_ref = LUA_NOREF;
   luaL_setmetatable(L, LHL_MT);
   const char *err;
+  o.by_addr = lrl_check(L, lua_gettop(L) - 1);
   u->hl = health_new(&o, &err);
   if (u->hl == NULL) return luaL_error(L, "bad argument #1 to 'new' (%s)", err);
+  lrl_lend(L, lua_gettop(L) - 1, &u->lim_lent);
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   u->L = lua_tothread(L, -1);
   lua_pop(L, 1);
@@ -144,8 +150,8 @@ static int lhl_new(lua_State *L) {
 
 /* health:stats() -> count, sum (seconds), {count per bucket, not cumulative} */
 static int lhl_stats(lua_State *L) {
-  lhl *u = lhl_check(L);
-  const health_stats *s = health_stats_of(u->hl);
+  lhl *u = luaL_checkudata(L, 1, LHL_MT);
+  const health_stats *s = u->hl ? health_stats_of(u->hl) : &u->last;
   lua_pushinteger(L, (lua_Integer)s->count);
   lua_pushnumber(L, s->sum);
   lua_createtable(L, HEALTH_MAX_BUCKETS, 0);
@@ -158,8 +164,11 @@ static int lhl_stats(lua_State *L) {
 
 static int lhl_close(lua_State *L) {
   lhl *u = luaL_checkudata(L, 1, LHL_MT);
+  if (u->hl) u->last = *health_stats_of(u->hl);
   health_free(u->hl);
   u->hl = NULL;
+  if (u->lim_lent) (*u->lim_lent)--; /* the limiter, still referenced here, may close now */
+  u->lim_lent = NULL;
   jsonout_free(&u->line);
   luaL_unref(L, LUA_REGISTRYINDEX, u->log_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, u->lim_ref);

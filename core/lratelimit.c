@@ -4,6 +4,7 @@
  * retry_after(tokens, rate) -> whole seconds. A name is a string or a number (as text). */
 #include <lauxlib.h>
 #include <lua.h>
+#include <math.h>
 
 #include "lratelimit.h"
 #include "modules.h"
@@ -12,6 +13,7 @@
 
 typedef struct lrl {
   ratelimit *rl; /* NULL once closed */
+  int lent;      /* how many borrowers (lrl_lend) use rl: close() refuses meanwhile */
 } lrl;
 
 ratelimit *lrl_check(lua_State *L, int i) {
@@ -20,15 +22,24 @@ ratelimit *lrl_check(lua_State *L, int i) {
   return u->rl;
 }
 
+ratelimit *lrl_lend(lua_State *L, int i, int **lent) {
+  ratelimit *rl = lrl_check(L, i);
+  lrl *u = lua_touserdata(L, i);
+  u->lent++;
+  *lent = &u->lent;
+  return rl;
+}
+
 /* new(rate, burst[, max]): rate > 0 tokens a second, burst >= 1, max >= 1 names (10000) */
 static int lrl_new(lua_State *L) {
   lua_Number rate = luaL_checknumber(L, 1), burst = luaL_checknumber(L, 2);
   lua_Integer max = luaL_optinteger(L, 3, 10000);
-  luaL_argcheck(L, rate > 0, 1, "rate > 0 expected");
-  luaL_argcheck(L, burst >= 1, 2, "burst >= 1 expected");
+  luaL_argcheck(L, rate > 0 && rate < HUGE_VAL, 1, "a finite rate > 0 expected");
+  luaL_argcheck(L, burst >= 1 && burst < HUGE_VAL, 2, "a finite burst >= 1 expected");
   luaL_argcheck(L, max >= 1, 3, "max >= 1 expected");
   lrl *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->rl = NULL; /* created closed, then the resource */
+  u->lent = 0;
   luaL_setmetatable(L, LRL_MT);
   u->rl = ratelimit_new(rate, burst, (size_t)max);
   if (u->rl == NULL) return luaL_error(L, "ratelimit: out of memory");
@@ -69,11 +80,18 @@ static int lrl_count(lua_State *L) {
   return 1;
 }
 
-static int lrl_close(lua_State *L) {
+/* At collection nothing borrows it any more: a borrower keeps it referenced. */
+static int lrl_gc(lua_State *L) {
   lrl *u = luaL_checkudata(L, 1, LRL_MT);
   ratelimit_free(u->rl);
   u->rl = NULL;
   return 0;
+}
+
+static int lrl_close(lua_State *L) {
+  lrl *u = luaL_checkudata(L, 1, LRL_MT);
+  if (u->lent > 0) return luaL_error(L, "ratelimit: the limiter is lent (to a health): close that first");
+  return lrl_gc(L);
 }
 
 static int lrl_tostring(lua_State *L) {
@@ -99,7 +117,7 @@ static const luaL_Reg lrl_methods[] = {
 };
 
 static const luaL_Reg lrl_meta[] = {
-    {"__gc", lrl_close},
+    {"__gc", lrl_gc},
     {"__close", lrl_close},
     {"__tostring", lrl_tostring},
     {NULL, NULL},

@@ -11,4 +11,9 @@
  * owns it: the caller keeps the value referenced while it uses the pointer. */
 ratelimit *lrl_check(lua_State *L, int i);
 
+/* As lrl_check, for a borrower that keeps the pointer: the limiter's close() refuses until
+ * the borrower gives it back by decrementing *lent (set here). The borrower also keeps the
+ * value referenced, so it is not collected meanwhile. */
+ratelimit *lrl_lend(lua_State *L, int i, int **lent);
+
 #endif

@@ -4,6 +4,7 @@
 #include "ratelimit.h"
 
 #include <math.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,21 +21,26 @@ struct ratelimit {
   size_t max;
   rl_bucket *slots;
   size_t cap, n; /* cap a power of two */
+  unsigned char key[crypto_shorthash_KEYBYTES];
 };
 
-static uint64_t rl_hash(const char *s, size_t n) { /* FNV-1a */
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) {
-    h ^= (unsigned char)s[i];
-    h *= 1099511628211ull;
-  }
+/* Keyed (SipHash, a key per limiter): the names are clients' addresses, and with a hash
+ * anyone can compute, one with many addresses (an IPv6 /64) could pick names that all land
+ * in one run of the table and make every lookup a long walk. */
+static uint64_t rl_hash(const ratelimit *rl, const char *s, size_t n) {
+  unsigned char out[crypto_shorthash_BYTES];
+  crypto_shorthash(out, (const unsigned char *)s, n, rl->key);
+  uint64_t h;
+  memcpy(&h, out, sizeof h);
   return h;
 }
 
 ratelimit *ratelimit_new(double rate, double burst, size_t max) {
   if (!(rate > 0) || !(burst >= 1) || !isfinite(rate) || !isfinite(burst) || max < 1) return NULL;
+  if (sodium_init() < 0) return NULL;
   ratelimit *rl = calloc(1, sizeof *rl);
   if (rl == NULL) return NULL;
+  crypto_shorthash_keygen(rl->key);
   rl->rate = rate;
   rl->burst = burst;
   rl->max = max;
@@ -140,7 +146,7 @@ static int rl_prune(ratelimit *rl, double now) {
 
 /* name's bucket, made full if new, refilled to now. NULL out of memory. */
 static rl_bucket *rl_bucket_of(ratelimit *rl, const char *name, size_t n, double now) {
-  uint64_t h = rl_hash(name, n);
+  uint64_t h = rl_hash(rl, name, n);
   rl_bucket *b = rl_slot(rl->slots, rl->cap, name, n, h);
   if (b->name == NULL) {
     if (rl->n >= rl->max && rl_prune(rl, now) != 0) return NULL;
@@ -169,7 +175,7 @@ int ratelimit_take(ratelimit *rl, const char *name, size_t n, double now_ms, lon
 }
 
 long ratelimit_empty(ratelimit *rl, const char *name, size_t n, double now_ms) {
-  rl_bucket *b = rl_slot(rl->slots, rl->cap, name, n, rl_hash(name, n));
+  rl_bucket *b = rl_slot(rl->slots, rl->cap, name, n, rl_hash(rl, name, n));
   if (b->name == NULL) return 0;
   rl_refill(rl, b, now_ms);
   return b->tokens >= 1 ? 0 : ratelimit_retry_after(b->tokens, rl->rate);

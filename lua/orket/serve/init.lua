@@ -121,13 +121,24 @@ end
 -- "/health"): the address's token from self.by_addr's buckets, CORS as web.front sets it,
 -- the log line to self.log, the metrics counted there and read by /metrics. What it does
 -- not settle (an app's origin, an address out of tokens) comes here as any request.
+-- The server's log function as it is when called (a test swaps it), through a weak
+-- reference: the health keeps its log function from the registry, and a closure over the
+-- server would keep a server dropped without stop() for good.
+local function log_of(self)
+  local ref = setmetatable({ self }, { __mode = "v" })
+  return function(line)
+    local s = ref[1]
+    if s then s.log(line) end
+  end
+end
+
 local function health_answer(self)
   local cors = {}
   for origin in pairs(self.cors) do cors[#cors + 1] = origin end
   local h = chealth.new { headers = { JSON_HEADERS[1], JSON_HEADERS[2], JSON_HEADERS[3], web.VARY },
     body = jsonout.encode(routes.health_doc) .. "\n", cors = cors, cors_expose = web.EXPOSE,
     app_base = self.apps.base, buckets = metrics.BUCKETS, by_addr = self.by_addr,
-    log = function(line) self.log(line) end }
+    log = log_of(self) }
   self.metrics:count_elsewhere("/health", 200, h)
   self.srv:quick({ "/health" }, h)
   if self.usrv then self.usrv:quick({ "/health" }, h) end
@@ -210,7 +221,7 @@ function M.new(o)
     if not self.projects[name] then
       srv:close()
       if usrv then usrv:close() end
-      self.health:close() -- its log function holds the server, from the registry
+      self.health:close() -- the limiter lent back
       return nil, "orket.lua: sign_in.project_roles." .. name .. ": this server hosts no project named '" .. name
         .. "' (serve.projects, orket projects add)", "EINVAL"
     end
@@ -416,7 +427,7 @@ function Server:stop()
     self.usrv:close()
     os.remove(self.unix) -- the socket file: nothing listens on it any more
   end
-  self.health:close() -- no server calls it now; its log function holds this one, from the registry
+  self.health:close() -- no server calls it now: the limiter lent back, its counts kept for /metrics
 end
 
 return M

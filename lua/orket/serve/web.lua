@@ -115,7 +115,7 @@ function M.front(server, req, ctx)
   end
   if req.method == "OPTIONS" then
     ctx.route, ctx.status = "OPTIONS", 204
-    local h = { "Allow: " .. METHODS .. ", OPTIONS", "Vary: Origin" }
+    local h = { "Allow: " .. METHODS .. ", OPTIONS", M.VARY }
     if listed then -- cookies are SameSite=Strict: other origins send keys, never cookies
       for _, x in ipairs { "Access-Control-Allow-Origin: " .. origin, "Access-Control-Allow-Methods: " .. METHODS,
         "Access-Control-Allow-Headers: Authorization, Content-Type, Last-Event-ID", "Access-Control-Max-Age: 600" } do

@@ -430,6 +430,9 @@ local function app_origin(v, p)
   return v:lower()
 end
 
+-- orket serve's /health keeps an answer made for each (core/health.c, HEALTH_MAX_CORS)
+M.MAX_CORS = 4096
+
 -- orket serve (docs/serve.md): cors, the origins whose pages may call the API with a key;
 -- app_origin, the origin each sandbox's app is served on.
 local function serve(d)
@@ -446,6 +449,7 @@ local function serve(d)
       fail(p, "unknown setting (known: cors, app_origin, projects, branding)")
     else
       if type(v) ~= "table" then fail(p, "must be an array of origins, e.g. {\"https://board.example\"}") end
+      if #v > M.MAX_CORS then fail(p, "lists %d origins; at most %d", #v, M.MAX_CORS) end
       for i in pairs(v) do
         if math.type(i) ~= "integer" or i < 1 or i > #v then fail(p, "must be an array (no named fields)") end
       end

@@ -515,6 +515,41 @@ describe("orket.serve limits and messages", function()
     assert.equal("health (closed)", tostring(health))
   end)
 
+  it("lets a server dropped without stop() be collected once its listeners are closed", function()
+    local srv, _, stop, db = health_server()
+    stop = nil -- luacheck: ignore
+    srv.srv:close()
+    for _, p in pairs(srv.projects) do p.hub:close() end
+    local weak = setmetatable({ srv }, { __mode = "v" })
+    srv = nil -- luacheck: ignore
+    require("orket.c.runtime").sleep(20)
+    collectgarbage()
+    collectgarbage()
+    local kept = weak[1] ~= nil
+    if kept then weak[1].health:close() end
+    db:close()
+    assert.is_false(kept, "the dropped server is still reachable")
+  end)
+
+  it("reads /health's counts in /metrics after the stop", function()
+    local srv, _, stop, db = health_server()
+    assert.equal(200, (H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/health" }))
+    task.spawn(srv.stop, srv):join()
+    local text = metrics.render(db, srv.metrics, 0)
+    assert.matches('orket_http_requests_total{route="/health",status="200"} 1\n', text, 1, true)
+    stop()
+  end)
+
+  it("leaves a request with two Origin lines to the Lua way, which joins them", function()
+    local srv, lines, stop = health_server('serve = { cors = { "https://ok.example" } }\n')
+    local url = "http://127.0.0.1:" .. srv:port() .. "/health"
+    local _, _, h = H.fetch { url = url, headers = { "Origin: https://ok.example", "Origin: https://evil.example" } }
+    assert.is_nil(h["access-control-allow-origin"])
+    assert.equal(0, (srv.health:stats()))
+    assert.equal("/health", cjson.decode(lines[#lines]).route)
+    stop()
+  end)
+
   it("answers /health once when its log function raises, and reports the error", function()
     local srv, _, stop = health_server()
     local rt = require "orket.c.runtime"
