@@ -49,6 +49,9 @@ describe("orket.serve.web", function()
       { '"x.example"', "serve.cors[1]: must be an origin" }, { '"ftp://x.example"', "serve.cors[1]: must be an origin" },
       { '"https://x.example", 3', "serve.cors[2]: must be an origin" },
     }
+    local many = {} -- one more than /health keeps answers for
+    for i = 1, 4097 do many[i] = string.format("%q", "https://o" .. i .. ".example") end
+    bad[#bad + 1] = { table.concat(many, ", "), "serve.cors: lists 4097 origins; at most 4096" }
     for _, b in ipairs(bad) do
       H.write(dir .. "/orket.lua", "serve = { cors = { " .. b[1] .. " } }\n")
       local set, err = web.cors(dir)
