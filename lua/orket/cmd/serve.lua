@@ -7,7 +7,7 @@ local localuse = require "orket.serve.localuse"
 local executor = require "orket.engine.executor"
 local httpd = require "orket.c.httpd"
 local task = require "orket.task"
-local rt = require "orket.c.runtime"
+local stopsignals = require "orket.stopsignals"
 local uv = require "luv"
 local workers = require "orket.serve.workers"
 local phase = require "orket.sandboxes.phase"
@@ -118,17 +118,11 @@ end
 -- second SIGTERM a few ms after the first would end the server with 143 instead of 0.
 local function on_signals(server, db)
   local state = { ended = false }
-  for _, name in ipairs { "sigint", "sigterm" } do
-    local h = uv.new_signal()
-    h:start(name, function()
-      if state.ended then return end -- stopped already: what is left is the exit
-      -- the first is enough: the next are dropped as sent, not each a callback (a storm of
-      -- them could outrun the loop and hold the stop up for good)
-      rt.ignore_stop_signals()
-      for _, p in pairs(server.projects) do executor.stop_all(p.db) end
-      task.spawn(server.stop, server)
-    end)
-  end
+  stopsignals.on_stop(function() -- the first one; the next are ignored (orket.stopsignals)
+    if state.ended then return end -- stopped already: what is left is the exit
+    for _, p in pairs(server.projects) do executor.stop_all(p.db) end
+    task.spawn(server.stop, server)
+  end)
   local pipe = uv.new_signal()
   pipe:start("sigpipe", function() end)
   return state

@@ -5,6 +5,7 @@
 -- when no run is left; 1 on an error; 2 usage.
 local uv = require "luv"
 local rt = require "orket.c.runtime"
+local stopsignals = require "orket.stopsignals"
 local task = require "orket.task"
 local setup = require "orket.engine.setup"
 local jsonout = require "orket.jsonout"
@@ -140,12 +141,7 @@ local function stoppers(e, o, parent, state, set)
     e:stop()
     set:stop_all()
   end
-  local handles = {}
-  for _, sig in ipairs { "sigint", "sigterm" } do
-    local h = uv.new_signal()
-    h:start(sig, stop)
-    handles[#handles + 1] = h
-  end
+  local handles = stopsignals.on_stop(stop) -- the first one; the next are ignored
   if o.with_parent then
     local watch = uv.new_timer()
     watch:start(0, 500, function()

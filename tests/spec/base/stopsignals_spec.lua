@@ -1,0 +1,40 @@
+-- orket.stopsignals: the first SIGINT or SIGTERM stops a command once; from then on both
+-- are ignored (SigIgn in /proc), so a storm of them costs the stopping process nothing.
+local H = require "tests.helpers"
+
+describe("orket.stopsignals", function()
+  after_each(H.cleanup)
+
+  it("stops once on the first SIGTERM, then ignores SIGINT and SIGTERM while it stops", function()
+    local dir = H.tmpdir()
+    -- a command that takes two seconds to stop, counting its stops
+    H.write(dir .. "/cmd.lua", [[
+local rt = require "orket.c.runtime"
+local stops, stopping = 0, false
+require("orket.stopsignals").on_stop(function(name)
+  stops = stops + 1
+  stopping = true
+  local f = io.open("stopped", "w") f:write(name) f:close()
+end)
+io.open("ready", "w"):close()
+while not stopping do rt.sleep(10) end
+rt.sleep(2000)
+io.open("stops", "w"):write(stops):close()
+os.exit(0) -- the signal handles stay open until the process ends
+]])
+    os.execute(string.format("cd %s && { %s lua cmd.lua & echo $! >pid; wait $!; echo $? >rc; } >/dev/null 2>&1 &",
+      H.quote(dir), H.quote(H.BIN)))
+    H.wait_for(function() return H.read(dir .. "/ready") end, "the command to start")
+    local pid = tonumber(H.wait_for(function() return (H.read(dir .. "/pid") or ""):match("^%d+") end, "its pid"))
+    finally(function() os.execute("kill -KILL " .. pid .. " 2>/dev/null") end) -- failed, it would wait for good
+    os.execute("kill -TERM " .. pid)
+    H.wait_for(function() return H.read(dir .. "/stopped") end, "the stop")
+    assert.equal("sigterm", H.read(dir .. "/stopped"))
+    local mask = tonumber(H.read("/proc/" .. pid .. "/status"):match("\nSigIgn:%s*(%x+)"), 16)
+    assert.equal(1, (mask >> 1) & 1, "SIGINT ignored")
+    assert.equal(1, (mask >> 14) & 1, "SIGTERM ignored")
+    os.execute("kill -INT " .. pid .. "; kill -TERM " .. pid)
+    assert.equal("0", H.wait_for(function() return (H.read(dir .. "/rc") or ""):match("^%d+") end, "its end"))
+    assert.equal("1", H.read(dir .. "/stops"))
+  end)
+end)
