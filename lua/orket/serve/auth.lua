@@ -38,10 +38,10 @@ end
 --- 503 when the store cannot be read)
 function Auth:check(req)
   -- keys are never deleted (revoking keeps the row), so once one exists it always will:
-  -- the count is asked until then, not on every request after
+  -- the store is asked (one read) until then, not on every request after
   if self.loopback and not self.keyed then
     -- a provider set up (sign_in.oidc) means people sign in: no local use either
-    self.keyed = self.oidc ~= nil or keys.total_count(self.db) > 0 or accounts.count(self.db) > 0
+    self.keyed = self.oidc ~= nil or keys.any_made(self.db)
   end
   if self.loopback and not self.keyed then
     if not M.loopback_host(req.headers.host) then
