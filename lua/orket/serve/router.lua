@@ -9,6 +9,8 @@ local function unhex(h) return string.char(tonumber(h, 16)) end
 --- decode(s [, plus]) -> text | nil: percent-decoding that refuses a bad escape, NUL and
 --- other control bytes; with plus, '+' is a space (query strings).
 function M.decode(s, plus)
+  -- most text has nothing to undo or refuse: answered with one search
+  if not s:find(plus and "[%%+%z\1-\31\127]" or "[%%%z\1-\31\127]") then return s end
   if s:find("%%%X") or s:find("%%%x%X") or s:find("%%.?$") then return nil end
   if plus then s = s:gsub("+", " ") end
   local out = s:gsub("%%(%x%x)", unhex)
