@@ -118,7 +118,14 @@ function Router:match(method, segs)
   if #segs == 1 and segs[1] == "" then segs = {} end
   local found = {}
   collect(self.root, segs, 1, found)
-  if #found > 1 then table.sort(found, by_order) end
+  -- one node's routes come in order already (a proxy's every method): sorted only when
+  -- several nodes' routes interleave
+  for i = 2, #found do
+    if found[i].order < found[i - 1].order then
+      table.sort(found, by_order)
+      break
+    end
+  end
   local allowed = {}
   for _, r in ipairs(found) do
     if r.method == method or (method == "HEAD" and r.method == "GET") then
