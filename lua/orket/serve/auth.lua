@@ -23,6 +23,9 @@ function M.new(db, dir, loopback, token)
   return setmetatable({ db = db, dir = dir, loopback = loopback, token = token }, Auth)
 end
 
+-- Local use's identity, one table for every request (never changed by them)
+M.LOCAL = { role = "operator", local_use = true }
+
 local LOOPBACK_HOSTS = { localhost = true, ["127.0.0.1"] = true, ["[::1]"] = true }
 
 --- loopback_host(host header) -> whether it names this machine
@@ -59,7 +62,7 @@ function Auth:check(req)
       return nil, 401, "unauthorized", "without API keys a write needs the local token (" .. localuse.TOKEN_FILE
         .. ", as Authorization: Bearer) or the unix socket (" .. localuse.SOCKET .. ")", "token"
     end
-    return { role = "operator", local_use = true }
+    return M.LOCAL
   end
   local h = req.headers.authorization
   if not h and session.token_of(req) then -- the web board

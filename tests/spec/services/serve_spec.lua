@@ -240,9 +240,10 @@ describe("orket.serve.auth", function()
   it("reads the store once a request until a key exists, and sees the first key another connection made", function()
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
-    local store = require "orket.store"
-    local db = assert(store.open(dir .. "/orket.db"))
-    local other = assert(store.open(dir .. "/orket.db"))
+    local store, backends = require "orket.store", require "tests.backends"
+    local url = backends.name() == "pg" and backends.fresh_url() -- two connections to one store
+    local function open() return assert(url and store.open_url(url) or store.open(dir .. "/orket.db")) end
+    local db, other = open(), open()
     local reads = 0
     local counted = setmetatable({}, { __index = function(_, k)
       local v = db[k]
