@@ -126,7 +126,6 @@ function Router:match(method, segs)
       break
     end
   end
-  local allowed = {}
   for _, r in ipairs(found) do
     if r.method == method or (method == "HEAD" and r.method == "GET") then
       local params = {}
@@ -135,10 +134,11 @@ function Router:match(method, segs)
       end
       return r, params
     end
-    allowed[#allowed + 1] = r.method
   end
-  if #allowed > 0 then return nil, 405, allowed end
-  return nil, 404
+  if #found == 0 then return nil, 404 end
+  local allowed = {} -- only for a 405: no table on a match
+  for i, r in ipairs(found) do allowed[i] = r.method end
+  return nil, 405, allowed
 end
 
 return M
