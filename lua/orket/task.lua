@@ -99,7 +99,13 @@ end
 --- spawn(fn, ...) -> task: starts fn(...) as a task; it runs until its first wait.
 function M.spawn(fn, ...)
   if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
-  return M.new(fn, ...):start()
+  -- started at once: its arguments go in with the first resume, with no closure or copy
+  -- of them (a server spawns one task a request)
+  local t = setmetatable({ state = "running", joiners = {} }, Task)
+  t.co = coroutine.create(body)
+  by_co[t.co] = t
+  step(t, t, fn, ...)
+  return t
 end
 
 function Task:start()

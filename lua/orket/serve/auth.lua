@@ -23,6 +23,9 @@ function M.new(db, dir, loopback, token)
   return setmetatable({ db = db, dir = dir, loopback = loopback, token = token }, Auth)
 end
 
+-- Local use's identity, one table for every request (never changed by them)
+M.LOCAL = { role = "operator", local_use = true }
+
 local LOOPBACK_HOSTS = { localhost = true, ["127.0.0.1"] = true, ["[::1]"] = true }
 
 --- loopback_host(host header) -> whether it names this machine
@@ -38,10 +41,10 @@ end
 --- 503 when the store cannot be read)
 function Auth:check(req)
   -- keys are never deleted (revoking keeps the row), so once one exists it always will:
-  -- the count is asked until then, not on every request after
+  -- the store is asked (one read) until then, not on every request after
   if self.loopback and not self.keyed then
     -- a provider set up (sign_in.oidc) means people sign in: no local use either
-    self.keyed = self.oidc ~= nil or keys.total_count(self.db) > 0 or accounts.count(self.db) > 0
+    self.keyed = self.oidc ~= nil or keys.any_made(self.db)
   end
   if self.loopback and not self.keyed then
     if not M.loopback_host(req.headers.host) then
@@ -59,7 +62,7 @@ function Auth:check(req)
       return nil, 401, "unauthorized", "without API keys a write needs the local token (" .. localuse.TOKEN_FILE
         .. ", as Authorization: Bearer) or the unix socket (" .. localuse.SOCKET .. ")", "token"
     end
-    return { role = "operator", local_use = true }
+    return M.LOCAL
   end
   local h = req.headers.authorization
   if not h and session.token_of(req) then -- the web board

@@ -263,6 +263,15 @@ local function too_many(req, ctx, retry, what)
     { "Retry-After: " .. retry })
 end
 
+-- The caller as a member of the project; local use's is the same for every request: made
+-- once per project
+local function member(proj, who, role)
+  if who == auth_mod.LOCAL and proj.local_member then return proj.local_member end
+  local m = setmetatable({ role = role, project = proj.name }, { __index = who })
+  if who == auth_mod.LOCAL then proj.local_member = m end
+  return m
+end
+
 -- The request's whole way; ctx collects what the log line says.
 function Server:_dispatch(req, ctx)
   local ok, retry = self.by_addr:take(req.remote, now_ms())
@@ -317,7 +326,7 @@ function Server:_dispatch(req, ctx)
       -- answered as one that does not exist
       role = proj and projects.role_in(self.db, who, proj.name)
       if not role then return fail(req, ctx, 404, "not_found", "no such project, or not yours") end
-      ctx.who = setmetatable({ role = role, project = proj.name }, { __index = who })
+      ctx.who = member(proj, who, role)
     end
     if not keys.allows(role, route.role) then
       return fail(req, ctx, 403, "forbidden", "this needs the " .. route.role .. " role")

@@ -149,6 +149,8 @@ M.active_count = sk.active_count
 
 --- total_count(db) -> keys ever made, revoked or not
 M.total_count = sk.total_count
+--- any_made(db) -> whether any key or person was ever made (one read)
+M.any_made = sk.any_made
 
 --- revoke(db, which[, actor]) -> {id, name, role} | nil, msg, CODE; which: an id or an
 --- active key's name; actor as for create

@@ -85,7 +85,7 @@ local Counters = {}
 Counters.__index = Counters
 
 --- new() -> counters; counters:request(route, status, seconds)
-function M.new() return setmetatable({ requests = {}, durations = {}, refusals = {}, elsewhere = {} }, Counters) end
+function M.new() return setmetatable({ requests = {}, durations = {}, refusals = {}, elsewhere = {}, keys = {} }, Counters) end
 
 --- counters:count_elsewhere(route, status, source): requests answered with status on route
 --- are also counted by source (source:stats() -> count, sum seconds, {count per bucket of
@@ -119,7 +119,17 @@ function Counters:refused(code)
 end
 
 function Counters:request(route, status, seconds)
-  local key = route .. "\0" .. status
+  -- the key's text made once per route and status, not per request
+  local by_status = self.keys[route]
+  if not by_status then
+    by_status = {}
+    self.keys[route] = by_status
+  end
+  local key = by_status[status]
+  if not key then
+    key = route .. "\0" .. status
+    by_status[status] = key
+  end
   self.requests[key] = (self.requests[key] or 0) + 1
   local h = self.durations[route]
   if not h then

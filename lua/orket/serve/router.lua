@@ -9,6 +9,8 @@ local function unhex(h) return string.char(tonumber(h, 16)) end
 --- decode(s [, plus]) -> text | nil: percent-decoding that refuses a bad escape, NUL and
 --- other control bytes; with plus, '+' is a space (query strings).
 function M.decode(s, plus)
+  -- most text has nothing to undo or refuse: answered with one search
+  if not s:find(plus and "[%%+%z\1-\31\127]" or "[%%%z\1-\31\127]") then return s end
   if s:find("%%%X") or s:find("%%%x%X") or s:find("%%.?$") then return nil end
   if plus then s = s:gsub("+", " ") end
   local out = s:gsub("%%(%x%x)", unhex)
@@ -116,8 +118,14 @@ function Router:match(method, segs)
   if #segs == 1 and segs[1] == "" then segs = {} end
   local found = {}
   collect(self.root, segs, 1, found)
-  if #found > 1 then table.sort(found, by_order) end
-  local allowed = {}
+  -- one node's routes come in order already (a proxy's every method): sorted only when
+  -- several nodes' routes interleave
+  for i = 2, #found do
+    if found[i].order < found[i - 1].order then
+      table.sort(found, by_order)
+      break
+    end
+  end
   for _, r in ipairs(found) do
     if r.method == method or (method == "HEAD" and r.method == "GET") then
       local params = {}
@@ -126,10 +134,11 @@ function Router:match(method, segs)
       end
       return r, params
     end
-    allowed[#allowed + 1] = r.method
   end
-  if #allowed > 0 then return nil, 405, allowed end
-  return nil, 404
+  if #found == 0 then return nil, 404 end
+  local allowed = {} -- only for a 405: no table on a match
+  for i, r in ipairs(found) do allowed[i] = r.method end
+  return nil, 405, allowed
 end
 
 return M

@@ -229,12 +229,14 @@ local enc = urlencode.encode
 local function target_url(path, query)
   local segs = {}
   for seg in (path or ""):gmatch("[^/]+") do segs[#segs + 1] = enc(seg) end
+  local url = "http://sandbox/" .. table.concat(segs, "/")
+  if not query or next(query) == nil then return url end
   local names = {}
-  for k in pairs(query or {}) do names[#names + 1] = k end
+  for k in pairs(query) do names[#names + 1] = k end
   table.sort(names)
   local q = {}
   for i, k in ipairs(names) do q[i] = enc(k) .. "=" .. enc(query[k]) end
-  return "http://sandbox/" .. table.concat(segs, "/") .. (#q > 0 and ("?" .. table.concat(q, "&")) or "")
+  return url .. "?" .. table.concat(q, "&")
 end
 
 -- The app's answer, streamed back: its status, the headers above, and a policy that makes

@@ -35,6 +35,13 @@ function M.total_count(db)
   return assert(db:row("SELECT count(*) AS n FROM api_keys")).n
 end
 
+--- any_made(db) -> whether any key or person was ever made, in one read (orket serve asks
+--- it on every request until one is: another process may make the first)
+function M.any_made(db)
+  return assert(db:row("SELECT CASE WHEN EXISTS (SELECT 1 FROM api_keys) OR EXISTS (SELECT 1 FROM users)"
+    .. " THEN 1 ELSE 0 END AS n")).n == 1
+end
+
 --- get(db, id) -> {id, name, role, hash, user_name, revoked_at} | nil
 function M.get(db, id)
   return db:row("SELECT id, name, role, hash, user_name, " .. db.dialect.time("revoked_at")

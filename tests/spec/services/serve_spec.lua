@@ -225,6 +225,8 @@ describe("orket.serve.keys", function()
 end)
 
 describe("orket.serve.auth", function()
+  after_each(H.cleanup)
+
   it("knows loopback host names", function()
     for _, h in ipairs { "localhost", "localhost:8765", "127.0.0.1:1", "[::1]:8765", "LOCALHOST" } do
       assert.is_true(auth.loopback_host(h), h)
@@ -233,6 +235,39 @@ describe("orket.serve.auth", function()
       assert.is_false(auth.loopback_host(h), h)
     end
     assert.is_false(auth.loopback_host(nil))
+  end)
+
+  it("reads the store once a request until a key exists, and sees the first key another connection made", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local store, backends = require "orket.store", require "tests.backends"
+    local url = backends.name() == "pg" and backends.fresh_url() -- two connections to one store
+    local function open() return assert(url and store.open_url(url) or store.open(dir .. "/orket.db")) end
+    local db, other = open(), open()
+    local reads = 0
+    local counted = setmetatable({}, { __index = function(_, k)
+      local v = db[k]
+      if type(v) ~= "function" then return v end
+      return function(_, ...)
+        if k == "row" or k == "rows" then reads = reads + 1 end
+        return v(db, ...)
+      end
+    end })
+    local a = auth.new(counted, dir, true)
+    local req = { method = "GET", path = "/v1/board", remote = "127.0.0.1", headers = { host = "localhost:1" } }
+    assert.is_true(a:check(req).local_use)
+    assert.equal(1, reads)
+    assert.is_true(a:check(req).local_use)
+    assert.equal(2, reads)
+    keys.create(other, dir, "ci", "viewer") -- as `orket keys create` in another process
+    local who, status = a:check(req)
+    assert.is_nil(who)
+    assert.equal(401, status)
+    reads = 0
+    a:check(req) -- once a key exists, the question is not asked again
+    assert.equal(0, reads)
+    other:close()
+    db:close()
   end)
 end)
 
