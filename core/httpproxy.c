@@ -63,6 +63,16 @@ static int pp_has(const pp_strv *s, const char *name, size_t len) {
   return 0;
 }
 
+/* Whether a cookie attribute (what follows a ';') is Domain: browsers trim spaces and tabs
+ * around its name and compare it without case (RFC 6265 5.2), so "Domain =x" counts too;
+ * a bare "Domain" also goes (its value would be empty, which browsers ignore anyway). */
+static int pp_is_domain(const char *attr) {
+  while (*attr == ' ' || *attr == '\t') attr++;
+  size_t n = strcspn(attr, "=;");
+  while (n > 0 && (attr[n - 1] == ' ' || attr[n - 1] == '\t')) n--;
+  return n == 6 && strncasecmp(attr, "domain", 6) == 0;
+}
+
 int httpproxy_cookie(const char *v, const char *const *refused, size_t nrefused, char *out, size_t outlen) {
   while (*v == ' ' || *v == '\t') v++;
   size_t nlen = strcspn(v, "=; \t");
@@ -80,13 +90,12 @@ int httpproxy_cookie(const char *v, const char *const *refused, size_t nrefused,
     memcpy(out + o, p, upto);
     o += upto;
     if (!semi) break;
-    while (*attr == ' ' || *attr == '\t') attr++;
-    if (strncasecmp(attr, "domain=", 7) == 0) { /* skipped, with its separator */
+    if (pp_is_domain(attr)) { /* skipped, with its separator */
       const char *next = strchr(attr, ';');
       p = next ? next : attr + strlen(attr);
       continue;
     }
-    if (o + 1 > outlen) return 0;
+    if (o + 2 > outlen) return 0; /* the ';' and the final NUL */
     out[o++] = ';';
     p = semi + 1;
   }
