@@ -123,7 +123,8 @@ static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned, size
   for (size_t i = 0; i < p->lines.n && n < PP_MAX_LINES; i++) out[n++] = p->lines.v[i];
   const char *name, *value;
   for (size_t i = 0; n < PP_MAX_LINES && http_header_at(p->up, i, &name, &value) == 0; i++) {
-    if (strpbrk(value, "\r\n")) continue;
+    /* an empty value would make libmicrohttpd refuse the whole answer */
+    if (value[strspn(value, " \t")] == '\0' || strpbrk(value, "\r\n")) continue;
     size_t nl = strlen(name), vl = strlen(value);
     char *line = NULL;
     if (pp_has(&p->pass, name, nl) && vl <= p->pass_max) {
@@ -176,6 +177,17 @@ static size_t pp_queued_bytes(const http_req *up) {
   return total;
 }
 
+/* The answer could not be queued: -2, a header line refused, leaves it unanswered for the
+ * owner (status 0); else the client is gone. */
+static void pp_refused(httpproxy *p, int rc) {
+  if (rc == -2) {
+    p->status = 0;
+    pp_fail(p, "", "the app's answer headers were refused");
+  } else {
+    p->status = 499;
+  }
+}
+
 /* The headers are in: the answer whole (when the body is too, and short) or a stream.
  * 1 to go on streaming, 0 when over. */
 static int pp_answer(httpproxy *p) {
@@ -193,13 +205,13 @@ static int pp_answer(httpproxy *p) {
     if (rc == 0) p->sent = len;
     free(body);
     for (size_t i = 0; i < nowned; i++) free(owned[i]);
-    if (rc != 0) p->status = 499; /* the client is gone */
+    if (rc != 0) pp_refused(p, rc);
     return 0;
   }
   rc = httpd_stream(p->req, p->status, lines, nl);
   for (size_t i = 0; i < nowned; i++) free(owned[i]);
   if (rc != 0) {
-    p->status = 499;
+    pp_refused(p, rc);
     return 0;
   }
   httpd_stream_drain_at(p->req, p->queue_high / 2);

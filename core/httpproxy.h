@@ -21,7 +21,8 @@ typedef struct httpproxy_opts {
   http_opts up;                 /* the upstream request (body copied; framing raw) */
   const char *const *lines;     /* "Name: value" lines every answer carries */
   size_t nlines;
-  const char *const *pass;      /* the upstream's answer headers passed back (lower-case) */
+  const char *const *pass;      /* the upstream's answer headers passed back (lower-case; one
+                                   with an empty value is not) */
   size_t npass;
   size_t pass_max;              /* longest value passed back (0: 4095 bytes) */
   const char *const *cookies;   /* non-NULL: the upstream's Set-Cookie passed back too, made
@@ -43,7 +44,7 @@ httpproxy *httpproxy_start(http_client *c, httpd_req *req, const httpproxy_opts 
 
 /* Once done: the status sent to the client (the upstream's; 502 for one below 200), 499
  * when the client left before any answer, or 0 when nothing was sent because the upstream
- * failed first (the owner answers: message says why). message: why the answer broke off or
+ * failed first or the server refused its headers (the owner answers: message says why). message: why the answer broke off or
  * failed, NULL when it did not. */
 unsigned httpproxy_status(const httpproxy *p, const char **message);
 /* Body bytes handed to the client's queue. */

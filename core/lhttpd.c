@@ -4,6 +4,7 @@
  * likewise. A request not answered when it is closed or collected gets a 500. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -161,6 +162,16 @@ static size_t lhd_proxy_strings(lua_State *L, const char *name, const char **out
   return (size_t)n;
 }
 
+/* Names the pump never passes back: they frame this hop's answer, which is the server's own. */
+static void lhd_proxy_check_pass(lua_State *L, const char *const *pass, size_t n) {
+  static const char *const hop[] = {"connection", "content-length", "keep-alive", "proxy-connection",
+                                    "proxy-authenticate", "te", "trailer", "transfer-encoding", "upgrade"};
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < sizeof hop / sizeof hop[0]; j++)
+      if (strcasecmp(pass[i], hop[j]) == 0)
+        luaL_error(L, "bad argument #1 to 'proxy' (pass[%d] names %s, which belongs to this hop)", (int)i + 1, hop[j]);
+}
+
 static size_t lhd_proxy_size(lua_State *L, const char *name) {
   lua_getfield(L, 2, name);
   int ok = 1;
@@ -249,6 +260,7 @@ static int lhd_proxy(lua_State *L) {
   o.nlines = lhd_proxy_strings(L, "lines", lines, 1);
   o.pass = pass;
   o.npass = lhd_proxy_strings(L, "pass", pass, 0);
+  lhd_proxy_check_pass(L, pass, o.npass);
   o.pass_max = lhd_proxy_size(L, "pass_max");
   if (lua_getfield(L, 2, "cookies") != LUA_TNIL) o.cookies = cookies;
   lua_pop(L, 1);

@@ -120,6 +120,34 @@ describe("req:proxy", function()
     app:close()
   end)
 
+  it("leaves out a passed header with an empty value, and answers", function()
+    local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nVary: \r\nContent-Type: text/plain\r\n\r\nok")
+    local srv, base, outcomes = front(sock, { pass = { "vary", "content-type" } })
+    local status, headers, body = fetch(base .. "/")
+    assert.equal(200, status)
+    assert.equal("ok", body)
+    assert.equal("text/plain", headers["content-type"])
+    assert.is_nil(headers.vary)
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.same({ status = 200, bytes = 2 }, outcomes[1])
+    srv:close()
+    app:close()
+  end)
+
+  it("leaves the answer to its caller when the server refuses the app's headers", function()
+    -- a header name longer than the server takes (127 bytes) is refused by it
+    local long = string.rep("x", 200)
+    local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" .. long .. ": v\r\n\r\nok")
+    local srv, base, outcomes = front(sock, { pass = { long } })
+    local status, _, body = fetch(base .. "/")
+    assert.equal(502, status)
+    assert.matches("headers were refused", body)
+    assert.is_nil(outcomes[1].status)
+    assert.matches("headers were refused", outcomes[1].note)
+    srv:close()
+    app:close()
+  end)
+
   it("forwards a request's body", function()
     local app, sock = upstream(function(req)
       req:respond(200, {}, req.method .. " " .. assert(req:body()))
@@ -277,6 +305,8 @@ describe("req:proxy", function()
         { url = "http://x", lines = { "no colon" } },
         { url = "http://x", pass = { 3 } },
         { url = "http://x", max_bytes = -1 },
+        { url = "http://x", pass = { "etag", "Content-Length" } },
+        { url = "http://x", pass = { "transfer-encoding" } },
       } do
         local ok, e = pcall(req.proxy, req, o)
         errs[#errs + 1] = not ok and e or "accepted"
@@ -290,6 +320,8 @@ describe("req:proxy", function()
     assert.matches("lines%[1%] must be", errs[3])
     assert.matches("pass%[1%] must be a string", errs[4])
     assert.matches("max_bytes must be a non%-negative integer", errs[5])
+    assert.matches("pass%[2%] names content%-length, which belongs to this hop", errs[6])
+    assert.matches("pass%[1%] names transfer%-encoding", errs[7])
     srv:close()
   end)
 end)
