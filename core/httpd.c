@@ -1270,6 +1270,23 @@ int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, siz
   return hd_answer(r, status, resp, headers, nheaders);
 }
 
+/* Never called for a HEAD request: its answer has no body. */
+static ssize_t hd_no_body(void *cls, uint64_t pos, char *buf, size_t max) {
+  (void)cls, (void)pos, (void)buf, (void)max;
+  return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+int httpd_respond_head(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
+                       uint64_t length) {
+  if (r->answered || httpd_gone(r) || !r->suspended) return -1;
+  /* a response of that size whose bytes are never read: libmicrohttpd sends its length
+   * (or, unknown, says chunked) and no body for HEAD */
+  struct MHD_Response *resp = r->h->mhd.create_response_from_callback(
+      length == UINT64_MAX ? MHD_SIZE_UNKNOWN : length, 1024, hd_no_body, NULL, NULL);
+  if (resp == NULL) return -1;
+  return hd_answer(r, status, resp, headers, nheaders);
+}
+
 httpd_blob *httpd_blob_new(const char *data, size_t len) {
   httpd_blob *b = malloc(sizeof *b + (len ? len : 1));
   if (b == NULL) return NULL;

@@ -188,6 +188,18 @@ static void pp_refused(httpproxy *p, int rc) {
   }
 }
 
+/* The upstream's Content-Length, UINT64_MAX when it gave none (or one not a number). */
+static uint64_t pp_length(const http_req *up) {
+  const char *name, *value;
+  for (size_t i = 0; http_header_at(up, i, &name, &value) == 0; i++) {
+    if (strcmp(name, "content-length") != 0) continue;
+    size_t n = strspn(value, "0123456789");
+    if (n == 0 || n > 18 || value[n + strspn(value + n, " \t")] != '\0') return UINT64_MAX;
+    return strtoull(value, NULL, 10);
+  }
+  return UINT64_MAX;
+}
+
 /* The headers are in: the answer whole (when the body is too, and short) or a stream.
  * 1 to go on streaming, 0 when over. */
 static int pp_answer(httpproxy *p) {
@@ -198,6 +210,14 @@ static int pp_answer(httpproxy *p) {
   int st = http_status(p->up);
   p->status = st < 200 || st > 999 ? 502 : (unsigned)st;
   int rc;
+  if (strcmp(httpd_method(p->req), "HEAD") == 0) {
+    /* whole at once and without a body, whatever the upstream still sends: a streamed
+     * answer would end with a chunk the client does not expect */
+    rc = httpd_respond_head(p->req, p->status, lines, nl, pp_length(p->up));
+    for (size_t i = 0; i < nowned; i++) free(owned[i]);
+    if (rc != 0) pp_refused(p, rc);
+    return 0;
+  }
   if (http_finished(p->up) && http_error(p->up, NULL, NULL) == NULL && pp_queued_bytes(p->up) <= p->whole_max) {
     size_t len = 0;
     char *body = pp_gather(p->up, &len);

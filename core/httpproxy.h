@@ -5,7 +5,8 @@
  * it is over. Bounded: at most max_queued bytes read ahead of the client (the transfer
  * pauses) and queue_high queued to it (the pump waits for half of them to go). An answer
  * complete when its headers arrive, and at most whole_max long, is sent in one piece with
- * its length; any other is streamed (chunked). Pure C: the Lua binding is lhttpd.c
+ * its length; any other is streamed (chunked). A HEAD request is answered when the
+ * headers arrive, without a body, never streamed. Pure C: the Lua binding is lhttpd.c
  * (req:proxy). */
 #ifndef ORKET_HTTPPROXY_H
 #define ORKET_HTTPPROXY_H
