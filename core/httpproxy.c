@@ -13,6 +13,9 @@
 #define PP_WHOLE_MAX ((size_t)256 << 10)
 #define PP_PASS_MAX 4095
 #define PP_COOKIE_MAX 8192
+/* the answer's header lines in all: libmicrohttpd builds them in its 52 KiB of memory per
+ * connection and, past that, sends nothing at all */
+#define PP_HEADERS_MAX ((size_t)32 << 10)
 #define PP_MAX_LINES 96 /* answer header lines at most (the upstream's beyond are dropped) */
 
 /* A copy of a vector of strings, in one allocation: the pointers, then the bytes. */
@@ -206,7 +209,13 @@ static int pp_answer(httpproxy *p) {
   const char *lines[PP_MAX_LINES];
   char *owned[PP_MAX_LINES];
   size_t nowned = 0;
-  size_t nl = pp_answer_lines(p, lines, owned, &nowned);
+  size_t nl = pp_answer_lines(p, lines, owned, &nowned), hbytes = 0;
+  for (size_t i = 0; i < nl; i++) hbytes += strlen(lines[i]) + 2;
+  if (hbytes > PP_HEADERS_MAX) { /* left to the owner, as an answer the app failed to give */
+    for (size_t i = 0; i < nowned; i++) free(owned[i]);
+    pp_fail(p, "", "the app's answer headers passed back exceed 32 KiB");
+    return 0;
+  }
   int st = http_status(p->up);
   p->status = st < 200 || st > 999 ? 502 : (unsigned)st;
   int rc;

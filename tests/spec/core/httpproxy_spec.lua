@@ -177,6 +177,20 @@ describe("req:proxy", function()
     app:close()
   end)
 
+  it("leaves the answer to its caller when the headers passed back exceed 32 KiB", function()
+    local hs = {}
+    for i = 1, 15 do hs[i] = "Set-Cookie: c" .. i .. "=" .. string.rep("v", 4000) end
+    local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" .. table.concat(hs, "\r\n")
+      .. "\r\n\r\nok")
+    local srv, base, outcomes = front(sock, { cookies = {} })
+    local status, _, body = fetch(base .. "/")
+    assert.equal(502, status)
+    assert.matches("headers passed back exceed 32 KiB", body)
+    assert.is_nil(outcomes[1].status)
+    srv:close()
+    app:close()
+  end)
+
   it("forwards a request's body", function()
     local app, sock = upstream(function(req)
       req:respond(200, {}, req.method .. " " .. assert(req:body()))
