@@ -11,6 +11,7 @@
 
 #define PP_QUEUE_HIGH ((size_t)128 << 10)
 #define PP_WHOLE_MAX ((size_t)256 << 10)
+#define PP_AHEAD ((size_t)32 << 10)
 #define PP_PASS_MAX 4095
 #define PP_COOKIE_MAX 8192
 /* the answer's header lines in all: libmicrohttpd builds them in its 52 KiB of memory per
@@ -337,6 +338,7 @@ httpproxy *httpproxy_start(http_client *c, httpd_req *req, const httpproxy_opts 
   p->queue_high = o->queue_high ? o->queue_high : PP_QUEUE_HIGH;
   p->whole_max = o->whole_max ? o->whole_max : PP_WHOLE_MAX;
   http_opts up = o->up;
+  if (up.max_queued == 0) up.max_queued = PP_AHEAD; /* never read without bound */
   up.framing = FRAME_RAW;
   up.take = NULL;
   if (up.body) { /* kept by the pump: the transfer reads it as it goes */

@@ -19,7 +19,8 @@
 typedef struct httpproxy httpproxy;
 
 typedef struct httpproxy_opts {
-  http_opts up;                 /* the upstream request (body copied; framing raw) */
+  http_opts up;                 /* the upstream request (body copied; framing raw;
+                                   max_queued 0: 32 KiB) */
   const char *const *lines;     /* "Name: value" lines every answer carries */
   size_t nlines;
   const char *const *pass;      /* the upstream's answer headers passed back (lower-case; one

@@ -172,6 +172,15 @@ static void lhd_proxy_check_pass(lua_State *L, const char *const *pass, size_t n
         luaL_error(L, "bad argument #1 to 'proxy' (pass[%d] names %s, which belongs to this hop)", (int)i + 1, hop[j]);
 }
 
+/* The method goes on the upstream's request line as given: only those serve proxies. */
+static void lhd_proxy_check_method(lua_State *L, const char *m) {
+  static const char *const ok[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+  if (m == NULL) return;
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+    if (strcmp(m, ok[i]) == 0) return;
+  luaL_error(L, "bad argument #1 to 'proxy' (method must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)");
+}
+
 static size_t lhd_proxy_size(lua_State *L, const char *name) {
   lua_getfield(L, 2, name);
   int ok = 1;
@@ -207,6 +216,14 @@ static int lhd_push_proxy(lua_State *L, void *ud) {
   httpproxy_free(q->px);
   q->px = NULL;
   return 3;
+}
+
+/* nil, message: req:proxy's request was closed by another task, its pump stopped */
+static int lhd_push_closed(lua_State *L, void *ud) {
+  (void)ud;
+  lua_pushnil(L);
+  lua_pushliteral(L, "the request was closed while proxying");
+  return 2;
 }
 
 static void lhd_proxy_done(httpproxy *px, void *ud) {
@@ -249,6 +266,7 @@ static int lhd_proxy(lua_State *L) {
   if (o.up.unix_socket && (o.up.unix_socket[0] != '/' || strlen(o.up.unix_socket) != ulen || ulen >= 108))
     luaL_error(L, "bad argument #1 to 'proxy' (unix_socket must be an absolute path shorter than 108 bytes)");
   o.up.method = lhd_proxy_string(L, "method", 0, NULL);
+  lhd_proxy_check_method(L, o.up.method);
   o.up.body = lhd_proxy_string(L, "body", 0, &o.up.body_len);
   o.up.headers = hdrs;
   o.up.nheaders = lhd_proxy_strings(L, "headers", hdrs, 1);
@@ -472,10 +490,9 @@ static int lhd_close(lua_State *L) {
     int kind = q->waiting;
     q->waiting = LHD_IDLE;
     httpd_set_notify(r, NULL, NULL);
-    (void)kind;
     httpd_release(r);
     q->r = NULL;
-    rt_wait_finish(&q->w, NULL, NULL);
+    rt_wait_finish(&q->w, kind == LHD_WAIT_PROXY ? lhd_push_closed : NULL, NULL);
     return 0;
   }
   httpd_set_notify(r, NULL, NULL);

@@ -233,7 +233,7 @@ describe("req:proxy", function()
   -- A client that does not read costs about the read-ahead and the client's queue: the
   -- upstream is held back (its own stream waits), the client is never dropped for it (the
   -- front's stream cap, 1 MiB, is never reached), and it gets everything once it reads.
-  it("holds the upstream back for a client that does not read, and drops neither", function()
+  local function holds_back(opts)
     local total, sent = 16 * 1024 * 1024, 0
     local app, sock = upstream(function(req)
       local s = assert(req:stream(200, {}))
@@ -245,7 +245,7 @@ describe("req:proxy", function()
       end
       s:close()
     end)
-    local srv, _, outcomes = front(sock, { read_ahead = 32 * 1024, queue_high = 128 * 1024 })
+    local srv, _, outcomes = front(sock, opts)
     local c = uv.new_tcp()
     local got, closed = 0, false
     c:connect("127.0.0.1", srv:port(), function(e)
@@ -267,6 +267,14 @@ describe("req:proxy", function()
     assert.same({ status = 200, bytes = total }, outcomes[1])
     srv:close()
     app:close()
+  end
+
+  it("holds the upstream back for a client that does not read, and drops neither", function()
+    holds_back { read_ahead = 32 * 1024, queue_high = 128 * 1024 }
+  end)
+
+  it("holds the upstream back with the default read-ahead and queue", function()
+    holds_back {}
   end)
 
   it("stops the upstream's transfer when the client leaves mid-answer", function()
@@ -337,6 +345,39 @@ describe("req:proxy", function()
     srv:close()
   end)
 
+  it("wakes its task with nil, message when another task closes the request", function()
+    local app, sock = upstream(function(req)
+      local s = assert(req:stream(200, {}))
+      s:send(string.rep("e", 1000))
+      req:wait_gone()
+    end)
+    local srv = assert(httpd.listen { host = "127.0.0.1", port = 0 })
+    local result
+    task.spawn(function()
+      local req = srv:accept()
+      task.spawn(function()
+        orket.sleep(200)
+        req:close()
+      end)
+      result = table.pack(req:proxy { url = "http://app/", unix_socket = sock, total_timeout_ms = 30000 })
+    end)
+    local c = uv.new_tcp()
+    local closed = false
+    c:connect("127.0.0.1", srv:port(), function(e)
+      assert(not e, e)
+      c:write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      c:read_start(function(_, d) if not d then closed = true end end)
+    end)
+    H.wait_for(function() return result end, "the proxy's return")
+    assert.equal(2, result.n)
+    assert.is_nil(result[1])
+    assert.equal("the request was closed while proxying", result[2])
+    H.wait_for(function() return closed end, "the client's end")
+    c:close()
+    srv:close()
+    app:close()
+  end)
+
   it("checks its arguments", function()
     local srv = assert(httpd.listen { host = "127.0.0.1", port = 0 })
     local errs = {}
@@ -350,6 +391,8 @@ describe("req:proxy", function()
         { url = "http://x", max_bytes = -1 },
         { url = "http://x", pass = { "etag", "Content-Length" } },
         { url = "http://x", pass = { "transfer-encoding" } },
+        { url = "http://x", method = "GET / HTTP/1.1\r\nX-Injected: 1\r\nX:" },
+        { url = "http://x", method = "TRACE" },
       } do
         local ok, e = pcall(req.proxy, req, o)
         errs[#errs + 1] = not ok and e or "accepted"
@@ -365,6 +408,8 @@ describe("req:proxy", function()
     assert.matches("max_bytes must be a non%-negative integer", errs[5])
     assert.matches("pass%[2%] names content%-length, which belongs to this hop", errs[6])
     assert.matches("pass%[1%] names transfer%-encoding", errs[7])
+    assert.matches("method must be one of GET, HEAD", errs[8])
+    assert.matches("method must be one of", errs[9])
     srv:close()
   end)
 end)
