@@ -86,6 +86,7 @@ struct httpd_req {
   hd_conn *hc;
   int owned, released, answered, suspended, in_accept, in_news;
   int streaming, stream_closed, stream_dead, reader_waiting;
+  int stream_cut; /* closed as broken off: ends without the chunked terminator */
   int body_state;
   int notified_drain;
   size_t drain_at;              /* drained at this many bytes queued or fewer (0: half the cap) */
@@ -792,7 +793,7 @@ static ssize_t hd_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     }
     return (ssize_t)n;
   }
-  if (r->stream_closed) return MHD_CONTENT_READER_END_OF_STREAM;
+  if (r->stream_closed) return r->stream_cut ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
   /* nothing to send: wait, suspended, for httpd_stream_send (0 alone would spin) */
   r->suspended = 1;
   r->reader_waiting = 1;
@@ -1466,6 +1467,12 @@ void httpd_stream_close(httpd_req *r) {
   if (!r->streaming || r->stream_closed) return;
   r->stream_closed = 1;
   if (r->reader_waiting) hd_resume(r);
+}
+
+void httpd_stream_cut(httpd_req *r) {
+  if (!r->streaming || r->stream_closed) return;
+  r->stream_cut = 1;
+  httpd_stream_close(r);
 }
 
 void httpd_release(httpd_req *r) {

@@ -153,6 +153,9 @@ int httpd_stream_drained(const httpd_req *r);
 void httpd_stream_drain_at(httpd_req *r, size_t bytes);
 /* Ends the stream once its queue is sent. */
 void httpd_stream_close(httpd_req *r);
+/* As httpd_stream_close for an answer broken off: once the queue is sent the connection is
+ * closed without the chunked terminator, so the client sees the answer incomplete. */
+void httpd_stream_cut(httpd_req *r);
 /* The owner is done: an unanswered request gets 500, a stream is ended; freed once the
  * connection is done with it. */
 void httpd_release(httpd_req *r);

@@ -274,8 +274,12 @@ static int pp_pump(httpproxy *p) {
   }
   if (!http_finished(p->up) || http_event_count(p->up) > 0) return 1;
   const char *msg;
-  if (http_error(p->up, &msg, NULL)) pp_fail(p, "the app's answer broke off: ", msg);
-  httpd_stream_close(p->req);
+  if (http_error(p->up, &msg, NULL)) {
+    pp_fail(p, "the app's answer broke off: ", msg);
+    httpd_stream_cut(p->req); /* the client must not take it for whole */
+  } else {
+    httpd_stream_close(p->req);
+  }
   return 0;
 }
 
