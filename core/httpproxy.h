@@ -5,7 +5,8 @@
  * it is over. Bounded: at most max_queued bytes read ahead of the client (the transfer
  * pauses) and queue_high queued to it (the pump waits for half of them to go). An answer
  * complete when its headers arrive, and at most whole_max long, is sent in one piece with
- * its length; any other is streamed (chunked). A HEAD request is answered when the
+ * its length; any other is streamed (chunked). The transfer pausing at max_queued, an
+ * answer much longer than it is never complete by then, whatever whole_max says. A HEAD request is answered when the
  * headers arrive, without a body, never streamed. Pure C: the Lua binding is lhttpd.c
  * (req:proxy). */
 #ifndef ORKET_HTTPPROXY_H
@@ -32,7 +33,7 @@ typedef struct httpproxy_opts {
                                    a cookie of these names */
   size_t ncookies;
   size_t queue_high;            /* 0: 128 KiB */
-  size_t whole_max;             /* 0: 256 KiB */
+  size_t whole_max;             /* 0: 256 KiB (in effect no more than up.max_queued) */
 } httpproxy_opts;
 
 /* Called once, when the pump is over (never from inside httpproxy_start): the owner may

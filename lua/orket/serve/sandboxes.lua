@@ -213,8 +213,9 @@ M.PROXY_TIMEOUT_MS = 120000
 M.QUEUE_HIGH = 128 * 1024
 M.APP_AHEAD = 32 * 1024
 -- an answer complete when its headers are read, and at most this long, is sent in one
--- piece; any other is streamed
-M.WHOLE_MAX = 256 * 1024
+-- piece; any other is streamed. No more than the read-ahead: past it the app's socket is
+-- not read until the client takes its part, so a longer answer is never complete by then
+M.WHOLE_MAX = M.APP_AHEAD
 -- the request headers passed on to the app: never the caller's key or cookies (the app is
 -- the agents' code), nor what belongs to this hop
 local PASS_IN = { accept = true, ["accept-language"] = true, ["content-type"] = true, ["if-none-match"] = true,

@@ -193,6 +193,21 @@ describe("req:proxy", function()
     app:close()
   end)
 
+  -- the transfer pauses at its read-ahead, so an answer longer than it is never complete
+  -- when its headers arrive: it is streamed, whatever whole_max says
+  it("streams an answer past the read-ahead, so serve's whole_max is no more than it", function()
+    local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: 102400\r\n\r\n" .. string.rep("q", 102400))
+    local srv, base = front(sock, { read_ahead = 32 * 1024, whole_max = 256 * 1024 })
+    local status, headers, body = fetch(base .. "/")
+    assert.equal(200, status)
+    assert.equal(102400, #body)
+    assert.is_nil(headers["content-length"])
+    local sandboxes = require "orket.serve.sandboxes"
+    assert.is_true(sandboxes.WHOLE_MAX <= sandboxes.APP_AHEAD)
+    srv:close()
+    app:close()
+  end)
+
   it("forwards a request's body", function()
     local app, sock = upstream(function(req)
       req:respond(200, {}, req.method .. " " .. assert(req:body()))
