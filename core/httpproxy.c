@@ -373,6 +373,9 @@ size_t httpproxy_sent(const httpproxy *p) { return p->sent; }
 
 void httpproxy_free(httpproxy *p) {
   if (p == NULL) return;
+  /* stopped mid-stream (its task cancelled, its request closed): the client must see the
+   * answer cut, not end as if whole */
+  if (p->phase == PP_STREAM) httpd_stream_cut(p->req);
   if (p->up) http_release(p->up);
   free(p->lines.v);
   free(p->pass.v);

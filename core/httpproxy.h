@@ -53,8 +53,8 @@ unsigned httpproxy_status(const httpproxy *p, const char **message);
 /* Body bytes handed to the client's queue. */
 size_t httpproxy_sent(const httpproxy *p);
 
-/* Stops the transfer if it still runs (the client's request is left to its owner) and
- * frees the pump. */
+/* Stops the transfer if it still runs (the client's request is left to its owner, a
+ * stream already begun cut as with httpd_stream_cut) and frees the pump. */
 void httpproxy_free(httpproxy *p);
 
 /* Pure helper (tested alone): whether a Set-Cookie value may pass, given the names refused
