@@ -1281,9 +1281,10 @@ int httpd_respond_head(httpd_req *r, unsigned status, const char *const *headers
                        uint64_t length) {
   if (r->answered || httpd_gone(r) || !r->suspended) return -1;
   /* a response of that size whose bytes are never read: libmicrohttpd sends its length
-   * (or, unknown, says chunked) and no body for HEAD */
+   * and no body for HEAD. Unknown, it is 0: framed chunked, libmicrohttpd would send the
+   * empty last chunk even for HEAD, bytes the client does not expect */
   struct MHD_Response *resp = r->h->mhd.create_response_from_callback(
-      length == UINT64_MAX ? MHD_SIZE_UNKNOWN : length, 1024, hd_no_body, NULL, NULL);
+      length == UINT64_MAX ? 0 : length, 1024, hd_no_body, NULL, NULL);
   if (resp == NULL) return -1;
   return hd_answer(r, status, resp, headers, nheaders);
 }

@@ -89,8 +89,8 @@ const char *httpd_body(const httpd_req *r, size_t *len);
  * already answered or the client is gone, -2 when a header is refused. */
 int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                   const char *body, size_t len);
-/* Answers a HEAD request: no body, the length given (UINT64_MAX: unknown) sent as its
- * Content-Length. 0 or as above. */
+/* Answers a HEAD request: no body, the length given sent as its Content-Length
+ * (UINT64_MAX, unknown: 0). 0 or as above. */
 int httpd_respond_head(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                        uint64_t length);
 /* A body many answers share (a kept board): one copy of the bytes, counted references.

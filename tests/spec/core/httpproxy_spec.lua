@@ -152,9 +152,9 @@ describe("req:proxy", function()
 
   -- serve asks the app for GET in place of HEAD: whatever comes, the client gets headers
   -- alone, with the app's length, and its connection stays in step for the next request
-  it("answers HEAD with the headers alone, never a streamed body", function()
+  local function head_then_get(big, length)
     local app, sock = upstream(function(req)
-      if req.path == "/big" then req:respond(200, { "Content-Type: text/plain" }, string.rep("h", 300000))
+      if req.path == "/big" then big(req)
       else req:respond(200, {}, "second") end
     end)
     local srv, _, outcomes = front(sock, { method = "GET", pass = { "content-type" } })
@@ -170,13 +170,25 @@ describe("req:proxy", function()
     local text = table.concat(got)
     local head, rest = text:match("^(HTTP/1.1 200 [^\r]*\r\n.-\r\n\r\n)(.*)$")
     assert.is_string(head, text:sub(1, 300))
-    assert.matches("\r\nContent%-Length: 300000\r\n", head)
+    assert.matches("\r\nContent%-Length: " .. length .. "\r\n", head)
     assert.matches("\r\ncontent%-type: text/plain\r\n", head:lower())
     assert.matches("^HTTP/1.1 200 [^\r]*\r\n.-\r\n\r\nsecond$", rest)
     H.wait_for(function() return outcomes[2] end, "the outcomes")
     assert.same({ status = 200, bytes = 0 }, outcomes[1])
     srv:close()
     app:close()
+  end
+
+  it("answers HEAD with the headers alone, never a streamed body", function()
+    head_then_get(function(req) req:respond(200, { "Content-Type: text/plain" }, string.rep("h", 300000)) end, 300000)
+  end)
+
+  it("answers HEAD of an answer of unknown length with length 0, never a chunk", function()
+    head_then_get(function(req)
+      local st = assert(req:stream(200, { "Content-Type: text/plain" }))
+      st:send(string.rep("h", 300000))
+      st:close()
+    end, 0)
   end)
 
   it("leaves the answer to its caller when the headers passed back exceed 32 KiB", function()
