@@ -573,11 +573,14 @@ static enum MHD_Result hd_count_host_origin(void *cls, enum MHD_ValueKind kind, 
 /* Whether a request whose headers are in may be offered as quick: a GET on one of the quick
  * paths, with no query and no body, and at most one Host and one Origin (the owner is given
  * one of each: two would be read as the first alone, where the Lua way joins them). */
+static int hd_quick_path(const httpd *h, const char *url) {
+  for (size_t i = 0; i < h->nquick; i++)
+    if (strcmp(h->quick_paths[i], url) == 0) return 1;
+  return 0;
+}
+
 static int hd_quick_fits(httpd *h, struct MHD_Connection *conn, const char *method, const char *url) {
-  if (strcmp(method, "GET") != 0) return 0;
-  size_t i = 0;
-  while (i < h->nquick && strcmp(h->quick_paths[i], url) != 0) i++;
-  if (i == h->nquick) return 0;
+  if (strcmp(method, "GET") != 0 || !hd_quick_path(h, url)) return 0;
   if (h->mhd.get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL) != 0) return 0;
   const char *cl = h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (cl && strspn(cl, "0 \t") != strlen(cl)) return 0;
@@ -592,8 +595,9 @@ static int hd_quick_fits(httpd *h, struct MHD_Connection *conn, const char *meth
  * which comes after the timers. The clock is the precise one, never behind the loop's, so
  * no quick answer starts past a timer's due time. */
 static int hd_quick_offer(httpd *h, struct MHD_Connection *conn, const char *method, const char *url) {
-  /* the paths unset or changed while it waited for a timer: as any other */
-  if (h->quick == NULL || !hd_quick_fits(h, conn, method, url)) return 0;
+  /* the paths unset or changed while it waited for a timer: as any other (what else made
+   * it fit, its method and headers, cannot have changed) */
+  if (h->quick == NULL || !hd_quick_path(h, url)) return 0;
   if (uv_hrtime() / 1000000 >= h->quick_until) return -1;
   char addr[INET6_ADDRSTRLEN + 1];
   hd_remote(&h->mhd, conn, addr, sizeof addr);
@@ -1303,7 +1307,6 @@ size_t httpd_blob_len(const httpd_blob *b) { return b->len; }
 void httpd_blob_unref(httpd_blob *b) {
   if (b && --b->refs == 0) free(b);
 }
-
 
 int httpd_set_quick(httpd *h, const char *const *paths, size_t n, httpd_quick_fn fn, void *ud) {
   char **np = n ? calloc(n, sizeof *np) : NULL;

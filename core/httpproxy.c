@@ -3,7 +3,6 @@
  * left), and each notice runs one step that moves what can move now. */
 #include "httpproxy.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,27 +149,6 @@ static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned, size
   return n;
 }
 
-/* The upstream's queued body in one allocation (its length in *len). NULL out of memory. */
-static char *pp_gather(const http_req *up, size_t *len) {
-  size_t n = http_event_count(up), total = 0;
-  const char *d;
-  size_t l;
-  for (size_t i = 0; i < n; i++) {
-    http_event_at(up, i, &d, &l);
-    total += l;
-  }
-  char *buf = malloc(total ? total : 1);
-  if (buf == NULL) return NULL;
-  size_t o = 0;
-  for (size_t i = 0; i < n; i++) {
-    http_event_at(up, i, &d, &l);
-    memcpy(buf + o, d, l);
-    o += l;
-  }
-  *len = total;
-  return buf;
-}
-
 static size_t pp_queued_bytes(const http_req *up) {
   size_t total = 0, l;
   const char *d;
@@ -179,6 +157,21 @@ static size_t pp_queued_bytes(const http_req *up) {
     total += l;
   }
   return total;
+}
+
+/* The upstream's queued body in one allocation (its length in *len). NULL out of memory. */
+static char *pp_gather(const http_req *up, size_t *len) {
+  size_t total = pp_queued_bytes(up), o = 0, l;
+  const char *d;
+  char *buf = malloc(total ? total : 1);
+  if (buf == NULL) return NULL;
+  for (size_t i = 0; i < http_event_count(up); i++) {
+    http_event_at(up, i, &d, &l);
+    memcpy(buf + o, d, l);
+    o += l;
+  }
+  *len = total;
+  return buf;
 }
 
 /* The answer could not be queued: -2, a header line refused, leaves it unanswered for the
@@ -212,38 +205,30 @@ static int pp_answer(httpproxy *p) {
   size_t nowned = 0;
   size_t nl = pp_answer_lines(p, lines, owned, &nowned), hbytes = 0;
   for (size_t i = 0; i < nl; i++) hbytes += strlen(lines[i]) + 2;
-  if (hbytes > PP_HEADERS_MAX) { /* left to the owner, as an answer the app failed to give */
-    for (size_t i = 0; i < nowned; i++) free(owned[i]);
-    pp_fail(p, "", "the app's answer headers passed back exceed 32 KiB");
-    return 0;
-  }
-  int st = http_status(p->up);
+  int st = http_status(p->up), rc, streaming = 0;
   p->status = st < 200 || st > 999 ? 502 : (unsigned)st;
-  int rc;
-  if (strcmp(httpd_method(p->req), "HEAD") == 0) {
+  if (hbytes > PP_HEADERS_MAX) { /* left to the owner, as an answer the app failed to give */
+    p->status = 0;
+    pp_fail(p, "", "the app's answer headers passed back exceed 32 KiB");
+    rc = 0;
+  } else if (strcmp(httpd_method(p->req), "HEAD") == 0) {
     /* whole at once and without a body, whatever the upstream still sends: a streamed
      * answer would end with a chunk the client does not expect */
     rc = httpd_respond_head(p->req, p->status, lines, nl, pp_length(p->up));
-    for (size_t i = 0; i < nowned; i++) free(owned[i]);
-    if (rc != 0) pp_refused(p, rc);
-    return 0;
-  }
-  if (http_finished(p->up) && http_error(p->up, NULL, NULL) == NULL && pp_queued_bytes(p->up) <= p->whole_max) {
+  } else if (http_finished(p->up) && http_error(p->up, NULL, NULL) == NULL &&
+             pp_queued_bytes(p->up) <= p->whole_max) {
     size_t len = 0;
     char *body = pp_gather(p->up, &len);
     rc = body ? httpd_respond(p->req, p->status, lines, nl, body, len) : -1;
     if (rc == 0) p->sent = len;
     free(body);
-    for (size_t i = 0; i < nowned; i++) free(owned[i]);
-    if (rc != 0) pp_refused(p, rc);
-    return 0;
+  } else {
+    rc = httpd_stream(p->req, p->status, lines, nl);
+    streaming = rc == 0;
   }
-  rc = httpd_stream(p->req, p->status, lines, nl);
   for (size_t i = 0; i < nowned; i++) free(owned[i]);
-  if (rc != 0) {
-    pp_refused(p, rc);
-    return 0;
-  }
+  if (rc != 0) pp_refused(p, rc);
+  if (!streaming) return 0;
   httpd_stream_drain_at(p->req, p->queue_high / 2);
   p->phase = PP_STREAM;
   return 1;

@@ -86,24 +86,27 @@ end
 
 rt.set_waker(M.resume)
 
+-- A task whose coroutine has not run yet: its first resume hands body the task, the
+-- function and its arguments, so no closure or copy of them is made to start it.
+local function made(state)
+  local t = setmetatable({ state = state, joiners = {} }, Task)
+  t.co = coroutine.create(body)
+  by_co[t.co] = t
+  return t
+end
+
 --- new(fn, ...) -> task, not yet started (start it with task:start()).
 function M.new(fn, ...)
   if type(fn) ~= "function" then error("bad argument #1 to 'new' (function expected, got " .. type(fn) .. ")", 2) end
-  local t = setmetatable({ state = "new", joiners = {} }, Task)
-  local args = table.pack(...)
-  t.co = coroutine.create(function() return body(t, fn, table.unpack(args, 1, args.n)) end)
-  by_co[t.co] = t
+  local t = made("new")
+  t.fn, t.args = fn, table.pack(...)
   return t
 end
 
 --- spawn(fn, ...) -> task: starts fn(...) as a task; it runs until its first wait.
 function M.spawn(fn, ...)
   if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
-  -- started at once: its arguments go in with the first resume, with no closure or copy
-  -- of them (a server spawns one task a request)
-  local t = setmetatable({ state = "running", joiners = {} }, Task)
-  t.co = coroutine.create(body)
-  by_co[t.co] = t
+  local t = made("running") -- a server spawns one a request: its arguments go straight in
   step(t, t, fn, ...)
   return t
 end
@@ -111,7 +114,9 @@ end
 function Task:start()
   if self.state ~= "new" then error("task already started", 2) end
   self.state = "running"
-  step(self)
+  local fn, args = self.fn, self.args
+  self.fn, self.args = nil, nil
+  step(self, self, fn, table.unpack(args, 1, args.n))
   return self
 end
 

@@ -86,9 +86,9 @@ local function claim_and(dir, db, e, target, resuming, make, no_hold)
   return id, lk
 end
 
--- claim_and for engine e, which is closed unless the claim is made (an error raised too)
-local function claimed(e, ...)
-  local ok, id, lk, msg = pcall(claim_and, ...)
+-- claim_and, engine e closed unless the claim is made (an error raised too)
+local function claimed(dir, db, e, ...)
+  local ok, id, lk, msg = pcall(claim_and, dir, db, e, ...)
   if not (ok and id) then e.close_all() end
   if not ok then error(id, 0) end
   return id, lk, msg
@@ -103,7 +103,7 @@ function M.start(o)
   if reg.closing then return nil, "stopping", "the server is stopping" end
   local e, kind, msg = engine(o.dir, o.db, o.model, o.concurrency)
   if not e then return nil, kind, msg end
-  local id, lk, cmsg = claimed(e, o.dir, o.db, e, o.target, false, function()
+  local id, lk, cmsg = claimed(o.dir, o.db, e, o.target, false, function()
     return e:start(o.target, { concurrency = o.concurrency, model = o.model, workers = reg.workers })
   end, reg.workers)
   if not id then return nil, lk, cmsg end
@@ -123,7 +123,7 @@ function M.resume(o)
   if row.status == "done" then return nil, "conflict", string.format("run %d is done; nothing to resume", row.id) end
   local e, kind, msg = engine(o.dir, o.db)
   if not e then return nil, kind, msg end
-  local id, lk, cmsg = claimed(e, o.dir, o.db, e, row.target, true, function() return row.id end)
+  local id, lk, cmsg = claimed(o.dir, o.db, e, row.target, true, function() return row.id end)
   if not id then return nil, lk, cmsg end
   return id, function() launch(o.dir, o.db, e, id, lk) end
 end

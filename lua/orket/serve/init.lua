@@ -117,10 +117,6 @@ local function listen(l, where)
   return httpd.listen(opts)
 end
 
--- GET /health, answered in C inside libmicrohttpd's run (core/health.c; docs/serve.md,
--- "/health"): the address's token from self.by_addr's buckets, CORS as web.front sets it,
--- the log line to self.log, the metrics counted there and read by /metrics. What it does
--- not settle (an app's origin, an address out of tokens) comes here as any request.
 -- The server's log function as it is when called (a test swaps it), through a weak
 -- reference: the health keeps its log function from the registry, and a closure over the
 -- server would keep a server dropped without stop() for good.
@@ -132,6 +128,10 @@ local function log_of(self)
   end
 end
 
+-- GET /health, answered in C inside libmicrohttpd's run (core/health.c; docs/serve.md,
+-- "/health"): the address's token from self.by_addr's buckets, CORS as web.front sets it,
+-- the log line to self.log, the metrics counted there and read by /metrics. What it does
+-- not settle (an app's origin, an address out of tokens) comes here as any request.
 local function health_answer(self)
   local cors = {}
   for origin in pairs(self.cors) do cors[#cors + 1] = origin end
@@ -266,10 +266,9 @@ end
 -- The caller as a member of the project; local use's is the same for every request: made
 -- once per project
 local function member(proj, who, role)
-  if who == auth_mod.LOCAL and proj.local_member then return proj.local_member end
-  local m = setmetatable({ role = role, project = proj.name }, { __index = who })
-  if who == auth_mod.LOCAL then proj.local_member = m end
-  return m
+  if who ~= auth_mod.LOCAL then return setmetatable({ role = role, project = proj.name }, { __index = who }) end
+  proj.local_member = proj.local_member or setmetatable({ role = role, project = proj.name }, { __index = who })
+  return proj.local_member
 end
 
 -- The request's whole way; ctx collects what the log line says.

@@ -99,7 +99,7 @@ local function merged(counters)
   local requests, durations = {}, {}
   for k, v in pairs(counters.requests) do requests[k] = v end
   for k, h in pairs(counters.durations) do durations[k] = h end
-  for _, e in ipairs(counters.elsewhere or {}) do
+  for _, e in ipairs(counters.elsewhere) do
     local n, sum, counts = e.source:stats()
     if n > 0 then
       local key = e.route .. "\0" .. e.status
