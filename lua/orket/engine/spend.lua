@@ -106,8 +106,14 @@ local function total(run, scope, id, mark, currency, card_id)
   if not t then
     local f = { after_turn = mark }
     if scope == "day" then f.since = id .. "T00:00:00.000Z" else f[scope] = id end
-    t = { micros = costs.totals(run.db, f).cost[currency] or 0, held = 0, currency = currency, applies = {} }
-    run.spend.totals[key] = t
+    local micros = costs.totals(run.db, f).cost[currency] or 0
+    -- on PostgreSQL the read waits, and another turn may have made the total meanwhile:
+    -- that one is kept, or each turn would hold its estimate on a total of its own
+    t = run.spend.totals[key]
+    if not t then
+      t = { micros = micros, held = 0, currency = currency, applies = {} }
+      run.spend.totals[key] = t
+    end
   end
   t.applies[card_id] = true
   return t, key
@@ -138,7 +144,7 @@ function M.check(run, job, req)
   local card = assert(run.board:get(job.card_id))
   local mark = costs.approved_after(run.db, card.id)
   local est = estimate(price, req)
-  local held, room = {}, false
+  local held, limits, room = {}, {}, false
   for _, s in ipairs(M.SCOPES) do
     local budget = b["cost_per_" .. s]
     local id = budget and budget.currency == price.currency and scope_of(run, s, card)
@@ -166,10 +172,13 @@ function M.check(run, job, req)
         end
         return { ended = "budget", detail = detail, money = money }
       end
-      room = room or t.micros + t.held + est > budget.micros
       held[#held + 1] = t
+      limits[#held] = budget.micros
     end
   end
+  -- decided here, after the last read or write that may wait (on PostgreSQL): the holds
+  -- other turns took meanwhile count, and taking this one does not wait
+  for i, t in ipairs(held) do room = room or t.micros + t.held + est > limits[i] end
   if room then return { room = true } end
   if #held > 0 then
     for _, t in ipairs(held) do t.held = t.held + est end
