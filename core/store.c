@@ -265,9 +265,10 @@ static store_memo *store_memo_of(store *s, const char *sql) {
   return &s->memo[((uintptr_t)sql >> 4) & (STORE_MEMO_SIZE - 1)];
 }
 
+/* A cached statement for a new use. Its last use ended with store_reset, which cleared
+ * its bindings (or it has no parameters); reset again for a use a caller left unfinished. */
 static store_stmt *store_reuse(store_slot *c) {
   sqlite3_reset(c->st);
-  sqlite3_clear_bindings(c->st);
   return (store_stmt *)c->st;
 }
 
@@ -338,8 +339,10 @@ int store_bind_int(store_stmt *st, int i, int64_t v) {
 int store_bind_float(store_stmt *st, int i, double v) {
   return store_bound(st, sqlite3_bind_double(ST(st), i, v));
 }
+/* SQLITE_STATIC: no copy of the text (a turn's request, a tool's result) per insert; the
+ * caller keeps it valid until store_reset clears the binding (store.h). */
 int store_bind_text(store_stmt *st, int i, const char *v, size_t len) {
-  return store_bound(st, sqlite3_bind_text64(ST(st), i, v, len, SQLITE_TRANSIENT, SQLITE_UTF8));
+  return store_bound(st, sqlite3_bind_text64(ST(st), i, v, len, SQLITE_STATIC, SQLITE_UTF8));
 }
 int store_param_count(store_stmt *st) { return sqlite3_bind_parameter_count(ST(st)); }
 
@@ -350,7 +353,10 @@ int store_step(store_stmt *st) {
   return STORE_ERROR;
 }
 
-void store_reset(store_stmt *st) { sqlite3_reset(ST(st)); }
+void store_reset(store_stmt *st) {
+  sqlite3_reset(ST(st));
+  sqlite3_clear_bindings(ST(st));
+}
 
 int store_column_count(store_stmt *st) { return sqlite3_column_count(ST(st)); }
 const char *store_column_name(store_stmt *st, int i) { return sqlite3_column_name(ST(st), i); }

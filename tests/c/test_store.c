@@ -84,3 +84,26 @@ TEST(test_store_deep_savepoints) {
   store_close(s);
   remove_temp(dir);
 }
+
+/* Bound text is not copied (store_bind_text): store_reset ends the statement's use and
+ * clears it, so a later use never reads a caller's buffer that has changed since. */
+TEST(test_store_reset_clears_bindings) {
+  char dir[64];
+  store *s = open_temp(t, dir, sizeof dir);
+  if (s == NULL) return;
+  CHECK(t, store_exec(s, "CREATE TABLE x (v TEXT)") == 0);
+  char buf[16];
+  snprintf(buf, sizeof buf, "first");
+  store_stmt *st = store_prepare(s, "INSERT INTO x VALUES (?)");
+  CHECK(t, st != NULL && store_bind_text(st, 1, buf, strlen(buf)) == 0);
+  CHECK(t, st != NULL && store_step(st) == STORE_DONE);
+  if (st) store_reset(st);
+  snprintf(buf, sizeof buf, "second");
+  st = store_prepare(s, "INSERT INTO x VALUES (?)");
+  CHECK(t, st != NULL && store_step(st) == STORE_DONE); /* no binding: NULL */
+  if (st) store_reset(st);
+  CHECK(t, select_int(s, "SELECT count(*) FROM x WHERE v = 'first'") == 1);
+  CHECK(t, select_int(s, "SELECT count(*) FROM x WHERE v IS NULL") == 1);
+  store_close(s);
+  remove_temp(dir);
+}

@@ -114,7 +114,8 @@
   X(test_ratelimit_bounded)                \
   X(test_health_answers)                   \
   X(test_store_cache_same_address)         \
-  X(test_store_deep_savepoints)
+  X(test_store_deep_savepoints)            \
+  X(test_store_reset_clears_bindings)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)
