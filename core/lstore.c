@@ -124,6 +124,7 @@ static store_stmt *lst_bind(lua_State *L, lst_conn *c) {
     }
     if (rc != 0) {
       store_failed(c->s);
+      store_reset(st); /* no binding outlives the call (store_bind_text keeps no copy) */
       return NULL;
     }
   }

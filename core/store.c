@@ -4,6 +4,7 @@
  * stamps a card cache checks. Used from the loop thread only. */
 #include "store.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,18 @@ typedef struct store_slot {
   sqlite3_stmt *st;
 } store_slot;
 
+/* The slot a caller's SQL text was last found in, by the text's address: the engine's
+ * statements are constants that keep their address, and hashing the text (up to a few
+ * hundred bytes) and scanning the cache for each of the fifteen or so statements of a step
+ * cost more than running some of them. A hit is confirmed by comparing the text, so an
+ * address reused for other text, or a slot evicted since, falls back to the full lookup. */
+#define STORE_MEMO_SIZE 256 /* a power of two */
+
+typedef struct store_memo {
+  const char *sql;
+  int slot;
+} store_memo;
+
 struct store {
   sqlite3 *db;
   int depth;                          /* open transaction levels */
@@ -30,6 +43,7 @@ struct store {
   int dv_known;                       /* dv holds data_version for this write transaction */
   int64_t dv;
   store_slot cache[STORE_CACHE_SIZE];
+  store_memo memo[STORE_MEMO_SIZE];
   char err[512];
   const char *code;
   int file_error;                     /* the last error is about the file, not the SQL */
@@ -247,7 +261,23 @@ static uint32_t store_hash(const char *p) {
   return h;
 }
 
+static store_memo *store_memo_of(store *s, const char *sql) {
+  return &s->memo[((uintptr_t)sql >> 4) & (STORE_MEMO_SIZE - 1)];
+}
+
+/* A cached statement for a new use. Its last use ended with store_reset, which cleared
+ * its bindings (or it has no parameters); reset again for a use a caller left unfinished. */
+static store_stmt *store_reuse(store_slot *c) {
+  sqlite3_reset(c->st);
+  return (store_stmt *)c->st;
+}
+
 store_stmt *store_prepare(store *s, const char *sql) {
+  store_memo *m = store_memo_of(s, sql);
+  if (m->sql == sql) {
+    store_slot *c = &s->cache[m->slot];
+    if (c->st != NULL && strcmp(c->sql, sql) == 0) return store_reuse(c);
+  }
   uint32_t h = store_hash(sql);
   int free_slot = -1;
   for (int i = 0; i < STORE_CACHE_SIZE; i++) {
@@ -257,9 +287,8 @@ store_stmt *store_prepare(store *s, const char *sql) {
       continue;
     }
     if (c->hash == h && strcmp(c->sql, sql) == 0) {
-      sqlite3_reset(c->st);
-      sqlite3_clear_bindings(c->st);
-      return (store_stmt *)c->st;
+      *m = (store_memo){sql, i};
+      return store_reuse(c);
     }
   }
   sqlite3_stmt *st = NULL;
@@ -293,6 +322,7 @@ store_stmt *store_prepare(store *s, const char *sql) {
     s->ncached++;
   }
   s->cache[free_slot] = (store_slot){copy, h, st};
+  *m = (store_memo){sql, free_slot};
   return (store_stmt *)st;
 }
 
@@ -309,8 +339,10 @@ int store_bind_int(store_stmt *st, int i, int64_t v) {
 int store_bind_float(store_stmt *st, int i, double v) {
   return store_bound(st, sqlite3_bind_double(ST(st), i, v));
 }
+/* SQLITE_STATIC: no copy of the text (a turn's request, a tool's result) per insert; the
+ * caller keeps it valid until store_reset clears the binding (store.h). */
 int store_bind_text(store_stmt *st, int i, const char *v, size_t len) {
-  return store_bound(st, sqlite3_bind_text64(ST(st), i, v, len, SQLITE_TRANSIENT, SQLITE_UTF8));
+  return store_bound(st, sqlite3_bind_text64(ST(st), i, v, len, SQLITE_STATIC, SQLITE_UTF8));
 }
 int store_param_count(store_stmt *st) { return sqlite3_bind_parameter_count(ST(st)); }
 
@@ -321,7 +353,10 @@ int store_step(store_stmt *st) {
   return STORE_ERROR;
 }
 
-void store_reset(store_stmt *st) { sqlite3_reset(ST(st)); }
+void store_reset(store_stmt *st) {
+  sqlite3_reset(ST(st));
+  sqlite3_clear_bindings(ST(st));
+}
 
 int store_column_count(store_stmt *st) { return sqlite3_column_count(ST(st)); }
 const char *store_column_name(store_stmt *st, int i) { return sqlite3_column_name(ST(st), i); }
@@ -425,18 +460,41 @@ static int store_control(store *s, const char *sql) {
   return 0;
 }
 
+/* A savepoint statement: "VERB orket_txN". The usual levels are constants, so the text
+ * keeps its address and the statement cache finds it at once (store_memo); deeper ones
+ * are written into buf. */
+enum { STORE_SP_SAVEPOINT, STORE_SP_RELEASE, STORE_SP_ROLLBACK_TO };
+#define STORE_SP_LEVELS 6
+
+static const char *store_savepoint_sql(int verb, int level, char *buf, size_t len) {
+  static const char *const known[3][STORE_SP_LEVELS] = {
+      {"SAVEPOINT orket_tx0", "SAVEPOINT orket_tx1", "SAVEPOINT orket_tx2", "SAVEPOINT orket_tx3",
+       "SAVEPOINT orket_tx4", "SAVEPOINT orket_tx5"},
+      {"RELEASE orket_tx0", "RELEASE orket_tx1", "RELEASE orket_tx2", "RELEASE orket_tx3",
+       "RELEASE orket_tx4", "RELEASE orket_tx5"},
+      {"ROLLBACK TO orket_tx0", "ROLLBACK TO orket_tx1", "ROLLBACK TO orket_tx2",
+       "ROLLBACK TO orket_tx3", "ROLLBACK TO orket_tx4", "ROLLBACK TO orket_tx5"},
+  };
+  static const char *const verbs[3] = {"SAVEPOINT", "RELEASE", "ROLLBACK TO"};
+  if (level >= 0 && level < STORE_SP_LEVELS) return known[verb][level];
+  snprintf(buf, len, "%s orket_tx%d", verbs[verb], level);
+  return buf;
+}
+
 /* Opens a transaction (a savepoint when one is open). A write transaction takes the write
  * lock at once (BEGIN IMMEDIATE); a read transaction (BEGIN DEFERRED) only pins one WAL
  * snapshot, so a group of reads takes one read lock instead of one per statement. */
 static int store_open_tx(store *s, int write) {
-  char sql[48];
+  char buf[48];
+  const char *sql;
   if (s->depth == 0) {
     s->now_len = 0; /* a new transaction takes a new time */
     s->write_tx = write;
     s->dv_known = 0;
+    sql = write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED";
+  } else {
+    sql = store_savepoint_sql(STORE_SP_SAVEPOINT, s->depth, buf, sizeof buf);
   }
-  if (s->depth == 0) snprintf(sql, sizeof sql, write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
-  else snprintf(sql, sizeof sql, "SAVEPOINT orket_tx%d", s->depth);
   if (store_control(s, sql) != 0) return -1;
   s->depth++;
   return 0;
@@ -447,22 +505,22 @@ int store_begin(store *s) { return store_open_tx(s, 1); }
 int store_begin_read(store *s) { return store_open_tx(s, 0); }
 
 int store_commit(store *s) {
-  char sql[48];
+  char buf[48];
   if (s->depth == 0) {
     snprintf(s->err, sizeof s->err, "store: commit without a transaction");
     s->code = "ESQL";
     s->file_error = 0;
     return -1;
   }
-  if (s->depth == 1) snprintf(sql, sizeof sql, "COMMIT");
-  else snprintf(sql, sizeof sql, "RELEASE orket_tx%d", s->depth - 1);
+  const char *sql = s->depth == 1 ? "COMMIT"
+                                  : store_savepoint_sql(STORE_SP_RELEASE, s->depth - 1, buf, sizeof buf);
   if (store_control(s, sql) != 0) return -1; /* still open: the caller rolls back */
   s->depth--;
   return 0;
 }
 
 int store_rollback(store *s) {
-  char sql[48];
+  char buf[48];
   if (s->depth == 0) return 0;
   s->cards_gen++; /* rows read inside may be gone */
   s->depth--;
@@ -470,12 +528,8 @@ int store_rollback(store *s) {
   if (s->depth == 0) {
     rc = store_control(s, "ROLLBACK");
   } else {
-    snprintf(sql, sizeof sql, "ROLLBACK TO orket_tx%d", s->depth);
-    rc = store_control(s, sql);
-    if (rc == 0) {
-      snprintf(sql, sizeof sql, "RELEASE orket_tx%d", s->depth);
-      rc = store_control(s, sql);
-    }
+    rc = store_control(s, store_savepoint_sql(STORE_SP_ROLLBACK_TO, s->depth, buf, sizeof buf));
+    if (rc == 0) rc = store_control(s, store_savepoint_sql(STORE_SP_RELEASE, s->depth, buf, sizeof buf));
   }
   /* SQLite may have rolled the whole transaction back itself (e.g. on SQLITE_FULL);
    * then there is nothing left to undo and the error is not worth reporting. */

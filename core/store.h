@@ -44,11 +44,14 @@ void store_close(store *s);
 int store_exec(store *s, const char *sql);
 
 /* A prepared statement for sql, from the cache when it was prepared before; it is reset
- * and its bindings cleared. NULL on error (see store_error). Valid until the next
- * store_prepare or store_close: callers step it to the end (or reset it) right away. */
+ * and has no bindings (store_reset cleared them). NULL on error (see store_error). Valid
+ * until the next store_prepare or store_close: callers bind every parameter, step it, and
+ * end each use with store_reset right away. */
 store_stmt *store_prepare(store *s, const char *sql);
 
-/* Bind parameter i (1-based). 0 or -1. */
+/* Bind parameter i (1-based). 0 or -1. Text is not copied: v must stay valid until the
+ * statement's store_reset, which ends its use (the caller's own strings, for the time of
+ * one call). */
 int store_bind_null(store_stmt *st, int i);
 int store_bind_int(store_stmt *st, int i, int64_t v);
 int store_bind_float(store_stmt *st, int i, double v);
@@ -57,6 +60,8 @@ int store_param_count(store_stmt *st);
 
 /* STORE_ROW, STORE_DONE or STORE_ERROR (then call store_failed). */
 int store_step(store_stmt *st);
+/* Ends a use of the statement: reset, and its bindings cleared (bound text is then no
+ * longer read). */
 void store_reset(store_stmt *st);
 
 int store_column_count(store_stmt *st);

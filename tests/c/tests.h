@@ -112,7 +112,10 @@
   X(test_confine_spec_services)            \
   X(test_ratelimit_buckets)                \
   X(test_ratelimit_bounded)                \
-  X(test_health_answers)
+  X(test_health_answers)                   \
+  X(test_store_cache_same_address)         \
+  X(test_store_deep_savepoints)            \
+  X(test_store_reset_clears_bindings)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)

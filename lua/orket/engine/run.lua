@@ -103,12 +103,12 @@ end
 -- transaction (a savepoint of the caller's). true | nil, msg, CODE.
 -- The move is the engine's (a reviewer's own moves out of code_review are only done or in_progress),
 -- journaled under the seat whose turn it ends.
-local function block_records(run, card, actor, reason, why, to)
+local function block_records(run, id, actor, reason, why, to)
   return run.db:tx(function()
-    local c = run.board:get(card.id)
-    if c.status ~= "in_progress" and c.status ~= "code_review" then return true end
-    assert(run.board:comment(card.id, { author = "orket", body = why }))
-    local t, terr, tcode = run.board:transition(card.id, to or "blocked",
+    local status = assert(run.board:status(id))
+    if status ~= "in_progress" and status ~= "code_review" then return true end
+    assert(run.board:comment(id, { author = "orket", body = why }))
+    local t, terr, tcode = run.board:transition(id, to or "blocked",
       { actor = { seat = actor.seat, roles = actor.roles, by = "engine" }, reason = reason, note = why })
     if not t then return nil, terr, tcode end
     return true
@@ -128,7 +128,7 @@ end
 
 -- Moves a card to blocked with a reason and a comment saying why (one transaction).
 function Run:block(card, actor, reason, why)
-  local ok, err = block_records(self, card, actor, reason, why)
+  local ok, err = block_records(self, card.id, actor, reason, why)
   self:after_commit(function()
     self:emit { type = "card_blocked", card = card.id, reason = reason, detail = why, error = not ok and err or nil }
     fault.hit("after_transition")
@@ -316,6 +316,26 @@ function Run:turn_role(card, open, phase, seat, chooser)
   return false, role
 end
 
+-- roles.tool_order's answer, kept per role set and tool list: a pure function of the two,
+-- which a hot reload replaces (new tables), and sorting every role's tools was a fifth of
+-- run:prepare. The list's length is checked so a list grown in place is ordered again.
+local tool_orders = setmetatable({}, { __mode = "k" }) -- roles -> {names -> order}
+
+local function tool_order(roles, names)
+  if names == nil or roles == nil then return roles_mod.tool_order(roles, names) end
+  local by_names = tool_orders[roles]
+  if not by_names then
+    by_names = setmetatable({}, { __mode = "k" })
+    tool_orders[roles] = by_names
+  end
+  local order = by_names[names]
+  if not order or order.n ~= #names then
+    order = { n = #names, list = roles_mod.tool_order(roles, names) }
+    by_names[names] = order
+  end
+  return order.list
+end
+
 -- The job of a turn: its scripts (kept through a hot reload), tools, model, and whether a
 -- new turn claims the card. -> job | nil, changed (skipped)
 function Run:turn_job(card, open, turns, merge_mark, phase, seat, role)
@@ -329,7 +349,7 @@ function Run:turn_job(card, open, turns, merge_mark, phase, seat, role)
   -- The turn keeps the scripts it starts with: a hot reload swaps self's, not the job's.
   job.tools, job.policies = self.tools, self.policies
   -- one order for every seat's tools, the shared ones first (a prompt cache's prefix)
-  job.tool_specs = job.tools:specs(roles_mod.tool_order(self.roles, role.tools))
+  job.tool_specs = job.tools:specs(tool_order(self.roles, role.tools))
   if not self.model then
     local merr
     job.model, merr = route(self, "model", { seat = seat, role = role.name, card = card, phase = phase,
@@ -410,8 +430,7 @@ function Run:begin_records(job)
   if job.begun ~= false then return true end
   local ok, err, code = self.db:tx(function()
     if job.claim then
-      local c = assert(self.board:get(job.card_id))
-      if c.status == "ready" then
+      if assert(self.board:status(job.card_id)) == "ready" then
         local t, terr, tcode = self.board:transition(job.card_id, "in_progress",
           { actor = job.actor, note = "turn " .. job.turn })
         if not t then return nil, terr, tcode end
@@ -439,7 +458,9 @@ function Run:end_turn_records(job, out)
     job.claim = false
     assert(self:begin_records(job))
   end
-  local card = assert(self.board:get(job.card_id))
+  -- the card as the turn left it, for an escalation's mark (read only then: the other
+  -- writes below name the card by its id)
+  local card = job.phase == "escalation" and assert(self.board:get(job.card_id))
   local reason, why, to
   if out.ended == "budget" and out.money then
     -- a money budget waits for a person: `orket answer` approves going on, a raised
@@ -454,7 +475,7 @@ function Run:end_turn_records(job, out)
     reason, why = "system", "The turn failed: " .. tostring(out.detail)
   end
   if reason then
-    local ok, err = block_records(self, card, job.actor, reason, why, to)
+    local ok, err = block_records(self, job.card_id, job.actor, reason, why, to)
     out.blocked = { reason = reason, detail = why, error = not ok and err or nil, money = out.money }
   end
   if job.phase == "escalation" then
@@ -470,7 +491,7 @@ function Run:end_turn_records(job, out)
     -- a worktree git may not read (a FIFO .gitignore, a rewritten .git): nothing of the card
     -- can be committed or merged until a person looks, so it stops here with the reason
     reason, why = "system", "The turn's files were not committed: " .. tostring(gerr)
-    local ok, err = block_records(self, card, job.actor, reason, why)
+    local ok, err = block_records(self, job.card_id, job.actor, reason, why)
     out.blocked = { reason = reason, detail = why, error = not ok and err or nil }
   end
   self.db:event { kind = "turn_end", card = job.card_id, run = self.run_id, actor = job.seat,

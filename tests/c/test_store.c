@@ -1,0 +1,109 @@
+/* test_store.c: the statement cache's lookups and the transaction control statements. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "store.h"
+#include "tests.h"
+
+static store *open_temp(check_ctx *t, char *dir, size_t len) {
+  snprintf(dir, len, "/tmp/orket-test-store-XXXXXX");
+  if (mkdtemp(dir) == NULL) return NULL;
+  char path[256], err[600];
+  const char *code = NULL;
+  snprintf(path, sizeof path, "%s/s.db", dir);
+  store *s = store_open(path, STORE_OPEN_CREATE, err, sizeof err, &code);
+  CHECK(t, s != NULL);
+  return s;
+}
+
+static void remove_temp(const char *dir) {
+  const char *names[] = {"s.db", "s.db-wal", "s.db-shm"};
+  char path[256];
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+    unlink(path);
+  }
+  rmdir(dir);
+}
+
+static int64_t select_int(store *s, const char *sql) {
+  store_stmt *st = store_prepare(s, sql);
+  if (st == NULL || store_step(st) != STORE_ROW) return -1;
+  int64_t v = store_column_int(st, 0);
+  store_reset(st);
+  return v;
+}
+
+/* The cache finds a statement again by the text's address first: the same address holding
+ * other text (a caller's buffer written again) must give that text's statement. */
+TEST(test_store_cache_same_address) {
+  char dir[64];
+  store *s = open_temp(t, dir, sizeof dir);
+  if (s == NULL) return;
+  char buf[32];
+  for (int round = 0; round < 2; round++) {
+    for (int i = 1; i <= 3; i++) {
+      snprintf(buf, sizeof buf, "SELECT %d", i);
+      CHECK(t, select_int(s, buf) == i);
+    }
+  }
+  CHECK(t, store_cached(s) == 3);
+  /* more texts than the cache holds: every one answers its own value, evicted or not */
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < STORE_CACHE_SIZE + 20; i++) {
+      snprintf(buf, sizeof buf, "SELECT %d", 1000 + i);
+      CHECK(t, select_int(s, buf) == 1000 + i);
+    }
+  }
+  store_close(s);
+  remove_temp(dir);
+}
+
+/* Savepoints past the levels kept as constants nest, release and roll back as the others. */
+TEST(test_store_deep_savepoints) {
+  char dir[64];
+  store *s = open_temp(t, dir, sizeof dir);
+  if (s == NULL) return;
+  CHECK(t, store_exec(s, "CREATE TABLE x (v INTEGER)") == 0);
+  for (int i = 0; i < 9; i++) {
+    CHECK(t, store_begin(s) == 0);
+    char sql[64];
+    snprintf(sql, sizeof sql, "INSERT INTO x VALUES (%d)", i);
+    CHECK(t, store_exec(s, sql) == 0);
+  }
+  CHECK(t, store_depth(s) == 9);
+  CHECK(t, store_rollback(s) == 0); /* level 8's row goes */
+  CHECK(t, store_commit(s) == 0);   /* level 7's stays */
+  CHECK(t, store_rollback(s) == 0); /* level 6's rows (6 and 7) go */
+  while (store_depth(s) > 0) CHECK(t, store_commit(s) == 0);
+  CHECK(t, select_int(s, "SELECT count(*) FROM x") == 6);
+  CHECK(t, select_int(s, "SELECT max(v) FROM x") == 5);
+  store_close(s);
+  remove_temp(dir);
+}
+
+/* Bound text is not copied (store_bind_text): store_reset ends the statement's use and
+ * clears it, so a later use never reads a caller's buffer that has changed since. */
+TEST(test_store_reset_clears_bindings) {
+  char dir[64];
+  store *s = open_temp(t, dir, sizeof dir);
+  if (s == NULL) return;
+  CHECK(t, store_exec(s, "CREATE TABLE x (v TEXT)") == 0);
+  char buf[16];
+  snprintf(buf, sizeof buf, "first");
+  store_stmt *st = store_prepare(s, "INSERT INTO x VALUES (?)");
+  CHECK(t, st != NULL && store_bind_text(st, 1, buf, strlen(buf)) == 0);
+  CHECK(t, st != NULL && store_step(st) == STORE_DONE);
+  if (st) store_reset(st);
+  snprintf(buf, sizeof buf, "second");
+  st = store_prepare(s, "INSERT INTO x VALUES (?)");
+  CHECK(t, st != NULL && store_step(st) == STORE_DONE); /* no binding: NULL */
+  if (st) store_reset(st);
+  CHECK(t, select_int(s, "SELECT count(*) FROM x WHERE v = 'first'") == 1);
+  CHECK(t, select_int(s, "SELECT count(*) FROM x WHERE v IS NULL") == 1);
+  store_close(s);
+  remove_temp(dir);
+}
