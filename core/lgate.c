@@ -20,7 +20,8 @@
  * arena each time cost a 16 KB malloc and free (which glibc handed back to the system and
  * took again, a brk each way), a userdata and its finalizer; that was most of a check's
  * time. It is emptied, its block kept, when check returns or raises (a to-be-closed
- * value). A check inside another (a policy predicate calling the gate) takes a fresh one. */
+ * value). A check inside another (a policy predicate calling the gate) takes a fresh one.
+ * measure, which runs after every allowed call, uses it the same way. */
 #define LG_POOL "orket.gate.pool"
 
 typedef struct lg_pool {
@@ -41,7 +42,7 @@ static int lg_pool_gc(lua_State *L) {
   return 0;
 }
 
-/* Pushes the arena for check: the state's own (upvalue 1) unless a check is using it. */
+/* Pushes the arena for check or measure: the state's own (upvalue 1) unless a call is using it. */
 static jv_arena *lg_check_arena(lua_State *L, int *pooled) {
   lg_pool *p = lua_touserdata(L, lua_upvalueindex(1));
   *pooled = !p->busy;
@@ -385,19 +386,22 @@ static int lg_check(lua_State *L) {
 }
 
 /* measure(schema, args, effect) -> bytes, files: what a call adds to the counters (the
- * gate's own walk; for a call whose decision is not at hand, e.g. one resumed after a crash) */
+ * gate's own walk; for a call whose decision is not at hand, e.g. one resumed after a crash).
+ * It runs after every allowed call, so it shares check's arena (a fresh one was a 16 KB
+ * malloc and free and a finalized userdata per call, as much as the check itself). */
 static int lg_measure(lua_State *L) {
   luaL_checkany(L, 1);
   luaL_checkany(L, 2);
   const char *effect = luaL_optstring(L, 3, NULL);
   lua_settop(L, 3);
-  jv_arena *a = ljv_arena(L); /* [4] */
+  int pooled;
+  jv_arena *a = lg_check_arena(L, &pooled); /* [4] */
   const jv *schema = lg_schema_at(L, 1, a);
   ljv_conv c = {a, 0, {0}};
   jv *args = jv_alloc(a, sizeof *args);
   long long bytes = 0, files = 0;
   if (args && ljv_tojv(L, 2, args, &c, 0, "args") == 0) gate_measure(schema, args, effect, &bytes, &files);
-  jv_arena_free(a);
+  if (!pooled) jv_arena_free(a); /* the pool is emptied as measure returns */
   lua_pushinteger(L, (lua_Integer)bytes);
   lua_pushinteger(L, (lua_Integer)files);
   return 2;
@@ -427,7 +431,6 @@ static void lg_push_effects(lua_State *L) {
 
 static const luaL_Reg lg_funcs[] = {
     {"check", lg_check},
-    {"measure", lg_measure},
     {"compile_schema", lg_compile_schema},
     {"compile_rules", lg_compile_rules},
     {"glob", lg_glob},
@@ -453,13 +456,16 @@ int luaopen_orket_gate(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_newlib(L, lg_funcs);
-  /* check shares the state's arena (lg_check_arena) */
+  /* check and measure share the state's arena (lg_check_arena) */
   lg_pool *p = lua_newuserdatauv(L, sizeof *p, 0);
   jv_arena_init(&p->a, LJV_ARENA_LIMIT);
   p->busy = 0;
   luaL_setmetatable(L, LG_POOL);
+  lua_pushvalue(L, -1);
   lua_pushcclosure(L, lg_check, 1);
-  lua_setfield(L, -2, "check");
+  lua_setfield(L, -3, "check");
+  lua_pushcclosure(L, lg_measure, 1);
+  lua_setfield(L, -2, "measure");
   lg_push_effects(L);
   lua_setfield(L, -2, "effects");
   return 1;

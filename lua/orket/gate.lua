@@ -128,6 +128,8 @@ function M.card_facts(board, card)
   return { id = card.id, status = card.status, type = card.type, worked_by = card.worked_by, deps_done = done }
 end
 
+local SCOPES = { "turn", "run" }
+
 --- counters_add(counters, tool_def, args) -> counters after an allowed call ran
 --- (calls +1; bytes of "content" arguments; files named by "path" arguments of writers,
 --- wherever they sit in the arguments: core/gate.c's own walk, so the counters and the
@@ -137,7 +139,7 @@ function M.counters_add(counters, def, args)
   if def and type(args) == "table" then
     bytes, files = cgate.measure(def.compiled_schema or def.parameters or {}, args, def.effect)
   end
-  for _, scope in ipairs { "turn", "run" } do
+  for _, scope in ipairs(SCOPES) do
     local c = counters[scope] or {}
     counters[scope] = c
     c.calls = (c.calls or 0) + 1
