@@ -144,6 +144,19 @@ static const char *const *lg_strlist(lua_State *L, int t, const char *k, jv_aren
   return v;
 }
 
+/* limits[k], or default_limits[k] when limits has none (or is absent): the Lua layer
+ * hands both rather than merging them into a fresh table at every call. */
+static long long lg_limit(lua_State *L, int t, const char *k) {
+  int top = lua_gettop(L);
+  long long v = 0;
+  int ty = LUA_TNIL;
+  if (lua_getfield(L, t, "limits") == LUA_TTABLE) ty = lua_getfield(L, -1, k);
+  if (ty == LUA_TNIL && lua_getfield(L, t, "default_limits") == LUA_TTABLE) ty = lua_getfield(L, -1, k);
+  if (ty != LUA_TNIL) v = (long long)lua_tointeger(L, -1);
+  lua_settop(L, top);
+  return v;
+}
+
 static const char *const lg_verdicts[] = {"allow", "deny", "ask"};
 
 /* Converts the rules list at index rt into the arena. The rules point into the list's
@@ -300,7 +313,8 @@ static const jv *lg_schema_at(lua_State *L, int idx, jv_arena *a) {
  * (programs an effect that runs one runs unasked), fixed_status, fixed_reason,
  * allowed (list or nil), args, args_error, card_id, card_status, card_type, card_worked_by,
  * card_deps_done (nil: done), turn/run {calls, bytes, files}, limits {calls_turn, calls_run,
- * bytes_turn, bytes_run, files_turn, files_run}, schema_limits, rules, predicate. */
+ * bytes_turn, bytes_run, files_turn, files_run} (a limit limits lacks is default_limits'),
+ * schema_limits, rules, predicate. */
 static int lg_check(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -342,12 +356,12 @@ static int lg_check(lua_State *L) {
   in.run.calls = lg_optint(L, 1, "run", "calls");
   in.run.bytes = lg_optint(L, 1, "run", "bytes");
   in.run.files = lg_optint(L, 1, "run", "files");
-  in.limits.calls_turn = lg_optint(L, 1, "limits", "calls_turn");
-  in.limits.calls_run = lg_optint(L, 1, "limits", "calls_run");
-  in.limits.bytes_turn = lg_optint(L, 1, "limits", "bytes_turn");
-  in.limits.bytes_run = lg_optint(L, 1, "limits", "bytes_run");
-  in.limits.files_turn = lg_optint(L, 1, "limits", "files_turn");
-  in.limits.files_run = lg_optint(L, 1, "limits", "files_run");
+  in.limits.calls_turn = lg_limit(L, 1, "calls_turn");
+  in.limits.calls_run = lg_limit(L, 1, "calls_run");
+  in.limits.bytes_turn = lg_limit(L, 1, "bytes_turn");
+  in.limits.bytes_run = lg_limit(L, 1, "bytes_run");
+  in.limits.files_turn = lg_limit(L, 1, "files_turn");
+  in.limits.files_run = lg_limit(L, 1, "files_run");
   long long v;
   if ((v = lg_optint(L, 1, "schema_limits", "max_depth")) > 0) in.schema_limits.max_depth = (int)v;
   if ((v = lg_optint(L, 1, "schema_limits", "max_string")) > 0) in.schema_limits.max_string = (size_t)v;
