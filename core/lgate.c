@@ -20,7 +20,8 @@
  * arena each time cost a 16 KB malloc and free (which glibc handed back to the system and
  * took again, a brk each way), a userdata and its finalizer; that was most of a check's
  * time. It is emptied, its block kept, when check returns or raises (a to-be-closed
- * value). A check inside another (a policy predicate calling the gate) takes a fresh one. */
+ * value). A check inside another (a policy predicate calling the gate) takes a fresh one.
+ * measure, which runs after every allowed call, uses it the same way. */
 #define LG_POOL "orket.gate.pool"
 
 typedef struct lg_pool {
@@ -41,7 +42,7 @@ static int lg_pool_gc(lua_State *L) {
   return 0;
 }
 
-/* Pushes the arena for check: the state's own (upvalue 1) unless a check is using it. */
+/* Pushes the arena for check or measure: the state's own (upvalue 1) unless a call is using it. */
 static jv_arena *lg_check_arena(lua_State *L, int *pooled) {
   lg_pool *p = lua_touserdata(L, lua_upvalueindex(1));
   *pooled = !p->busy;
@@ -140,6 +141,19 @@ static const char *const *lg_strlist(lua_State *L, int t, const char *k, jv_aren
   }
   lua_pop(L, 1);
   *n = len;
+  return v;
+}
+
+/* limits[k], or default_limits[k] when limits has none (or is absent): the Lua layer
+ * hands both rather than merging them into a fresh table at every call. */
+static long long lg_limit(lua_State *L, int t, const char *k) {
+  int top = lua_gettop(L);
+  long long v = 0;
+  int ty = LUA_TNIL;
+  if (lua_getfield(L, t, "limits") == LUA_TTABLE) ty = lua_getfield(L, -1, k);
+  if (ty == LUA_TNIL && lua_getfield(L, t, "default_limits") == LUA_TTABLE) ty = lua_getfield(L, -1, k);
+  if (ty != LUA_TNIL) v = (long long)lua_tointeger(L, -1);
+  lua_settop(L, top);
   return v;
 }
 
@@ -299,7 +313,8 @@ static const jv *lg_schema_at(lua_State *L, int idx, jv_arena *a) {
  * (programs an effect that runs one runs unasked), fixed_status, fixed_reason,
  * allowed (list or nil), args, args_error, card_id, card_status, card_type, card_worked_by,
  * card_deps_done (nil: done), turn/run {calls, bytes, files}, limits {calls_turn, calls_run,
- * bytes_turn, bytes_run, files_turn, files_run}, schema_limits, rules, predicate. */
+ * bytes_turn, bytes_run, files_turn, files_run} (a limit limits lacks is default_limits'),
+ * schema_limits, rules, predicate. */
 static int lg_check(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -341,12 +356,12 @@ static int lg_check(lua_State *L) {
   in.run.calls = lg_optint(L, 1, "run", "calls");
   in.run.bytes = lg_optint(L, 1, "run", "bytes");
   in.run.files = lg_optint(L, 1, "run", "files");
-  in.limits.calls_turn = lg_optint(L, 1, "limits", "calls_turn");
-  in.limits.calls_run = lg_optint(L, 1, "limits", "calls_run");
-  in.limits.bytes_turn = lg_optint(L, 1, "limits", "bytes_turn");
-  in.limits.bytes_run = lg_optint(L, 1, "limits", "bytes_run");
-  in.limits.files_turn = lg_optint(L, 1, "limits", "files_turn");
-  in.limits.files_run = lg_optint(L, 1, "limits", "files_run");
+  in.limits.calls_turn = lg_limit(L, 1, "calls_turn");
+  in.limits.calls_run = lg_limit(L, 1, "calls_run");
+  in.limits.bytes_turn = lg_limit(L, 1, "bytes_turn");
+  in.limits.bytes_run = lg_limit(L, 1, "bytes_run");
+  in.limits.files_turn = lg_limit(L, 1, "files_turn");
+  in.limits.files_run = lg_limit(L, 1, "files_run");
   long long v;
   if ((v = lg_optint(L, 1, "schema_limits", "max_depth")) > 0) in.schema_limits.max_depth = (int)v;
   if ((v = lg_optint(L, 1, "schema_limits", "max_string")) > 0) in.schema_limits.max_string = (size_t)v;
@@ -385,19 +400,22 @@ static int lg_check(lua_State *L) {
 }
 
 /* measure(schema, args, effect) -> bytes, files: what a call adds to the counters (the
- * gate's own walk; for a call whose decision is not at hand, e.g. one resumed after a crash) */
+ * gate's own walk; for a call whose decision is not at hand, e.g. one resumed after a crash).
+ * It runs after every allowed call, so it shares check's arena (a fresh one was a 16 KB
+ * malloc and free and a finalized userdata per call, as much as the check itself). */
 static int lg_measure(lua_State *L) {
   luaL_checkany(L, 1);
   luaL_checkany(L, 2);
   const char *effect = luaL_optstring(L, 3, NULL);
   lua_settop(L, 3);
-  jv_arena *a = ljv_arena(L); /* [4] */
+  int pooled;
+  jv_arena *a = lg_check_arena(L, &pooled); /* [4] */
   const jv *schema = lg_schema_at(L, 1, a);
   ljv_conv c = {a, 0, {0}};
   jv *args = jv_alloc(a, sizeof *args);
   long long bytes = 0, files = 0;
   if (args && ljv_tojv(L, 2, args, &c, 0, "args") == 0) gate_measure(schema, args, effect, &bytes, &files);
-  jv_arena_free(a);
+  if (!pooled) jv_arena_free(a); /* the pool is emptied as measure returns */
   lua_pushinteger(L, (lua_Integer)bytes);
   lua_pushinteger(L, (lua_Integer)files);
   return 2;
@@ -427,7 +445,6 @@ static void lg_push_effects(lua_State *L) {
 
 static const luaL_Reg lg_funcs[] = {
     {"check", lg_check},
-    {"measure", lg_measure},
     {"compile_schema", lg_compile_schema},
     {"compile_rules", lg_compile_rules},
     {"glob", lg_glob},
@@ -453,13 +470,16 @@ int luaopen_orket_gate(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_newlib(L, lg_funcs);
-  /* check shares the state's arena (lg_check_arena) */
+  /* check and measure share the state's arena (lg_check_arena) */
   lg_pool *p = lua_newuserdatauv(L, sizeof *p, 0);
   jv_arena_init(&p->a, LJV_ARENA_LIMIT);
   p->busy = 0;
   luaL_setmetatable(L, LG_POOL);
+  lua_pushvalue(L, -1);
   lua_pushcclosure(L, lg_check, 1);
-  lua_setfield(L, -2, "check");
+  lua_setfield(L, -3, "check");
+  lua_pushcclosure(L, lg_measure, 1);
+  lua_setfield(L, -2, "measure");
   lg_push_effects(L);
   lua_setfield(L, -2, "effects");
   return 1;

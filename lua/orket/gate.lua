@@ -73,14 +73,18 @@ function M.check(input)
   local args_error = input.args_error
   if args_error ~= nil and type(args_error) ~= "string" then error("bad argument #1 to 'check' (args_error must be a string)", 2) end
   local raw_args = args_error and type(input.raw_args) == "string" and input.raw_args or nil
-  local limits = {}
-  for k, v in pairs(M.DEFAULT_LIMITS) do limits[k] = v end
-  for k, v in pairs(input.limits or {}) do limits[k] = v end
+  -- merged over the defaults by gate.c as it reads them (a limit left nil is the default's),
+  -- not copied into a fresh table at every call
+  local limits = input.limits
+  if limits ~= nil and type(limits) ~= "table" then error("bad argument #1 to 'check' (limits must be a table)", 2) end
 
-  local call = {
-    tool = input.tool, args = input.args, seat = actor.seat, roles = roles,
-    card = card.id, status = card.status,
-  }
+  -- what a policy predicate is shown: made only when a rule has one and gate.c asks
+  local call
+  local predicate = policies and function(i)
+    call = call or { tool = input.tool, args = input.args, seat = actor.seat, roles = roles,
+      card = card.id, status = card.status }
+    return policies:predicate(i, call)
+  end or nil
   local d = cgate.check {
     seat = actor.seat, roles = roles, tool = input.tool,
     tool_known = def ~= nil, schema = def and (def.compiled_schema or def.parameters),
@@ -90,10 +94,10 @@ function M.check(input)
     args = input.args == nil and {} or input.args, args_error = args_error,
     card_id = card.id and tostring(card.id), card_status = card.status, card_type = card.type,
     card_worked_by = card.worked_by, card_deps_done = card.deps_done,
-    turn = counters.turn, run = counters.run, limits = limits,
+    turn = counters.turn, run = counters.run, limits = limits, default_limits = M.DEFAULT_LIMITS,
     schema_limits = input.schema_limits,
     rules = policies and (policies.compiled or policies.rules) or nil,
-    predicate = policies and function(i) return policies:predicate(i, call) end or nil,
+    predicate = predicate,
   }
   local record = input.record
   if record then
@@ -128,6 +132,8 @@ function M.card_facts(board, card)
   return { id = card.id, status = card.status, type = card.type, worked_by = card.worked_by, deps_done = done }
 end
 
+local SCOPES = { "turn", "run" }
+
 --- counters_add(counters, tool_def, args) -> counters after an allowed call ran
 --- (calls +1; bytes of "content" arguments; files named by "path" arguments of writers,
 --- wherever they sit in the arguments: core/gate.c's own walk, so the counters and the
@@ -137,7 +143,7 @@ function M.counters_add(counters, def, args)
   if def and type(args) == "table" then
     bytes, files = cgate.measure(def.compiled_schema or def.parameters or {}, args, def.effect)
   end
-  for _, scope in ipairs { "turn", "run" } do
+  for _, scope in ipairs(SCOPES) do
     local c = counters[scope] or {}
     counters[scope] = c
     c.calls = (c.calls or 0) + 1

@@ -9,10 +9,18 @@ local M = {}
 -- sandbox caches one view per schema, so an entry lives as long as its registry.
 local plain_of = setmetatable({}, { __mode = "kv" })
 
+-- schema -> its view, found in one look-up: roles see every tool's schema at every step
+-- (freeze's own look-ups and the entry above for each were a third of the tools' cost).
+-- Weak keys: an entry lives as long as its registry's schema.
+local view_of = setmetatable({}, { __mode = "k" })
+
 --- view(schema) -> a read-only view of schema (the same view every time)
 function M.view(schema)
-  local v = scriptenv.freeze(schema)
+  local v = view_of[schema]
+  if v then return v end
+  v = scriptenv.freeze(schema)
   plain_of[v] = schema
+  view_of[schema] = v
   return v
 end
 

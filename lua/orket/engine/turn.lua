@@ -245,9 +245,12 @@ local function tool_ctx(run, job, card)
       tools = job.tools, policies = job.policies }.verdict == "allow"
   end
   if job.move == nil then job.move = gitwork.mover(run, job) or false end
+  -- the team's seats, listed once per settings (a reload brings new settings); the
+  -- registry hands the handler its own copy
+  if job.seats_of ~= run.settings then job.seats, job.seats_of = settings_mod.seats(run.settings), run.settings end
   return { fs = job.fs or run.workspace, board = run.board, move = job.move or nil, memory = run.memory, card = card,
     actor = job.actor,
-    may_read = may_read, seats = settings_mod.seats(run.settings) }
+    may_read = may_read, seats = job.seats }
 end
 
 -- Gates and runs one call in a savepoint of the step's transaction, with its records;

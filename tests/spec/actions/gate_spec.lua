@@ -392,6 +392,37 @@ describe("gate.check", function()
     end
   end)
 
+  it("measures alike inside a check's predicate, around it and after a measure that raised", function()
+    local cgate = require "orket.c.gate"
+    local schema = reg:get("write_file").compiled_schema
+    local function args(n) return { path = "p" .. n, content = string.rep("x", n) } end
+    assert.same({ 3, 1 }, { cgate.measure(schema, args(3), "write") })
+    -- measure and check share one arena: a measure the predicate makes while the outer check
+    -- holds it counts what it is given, and the outer check still decides on its own arguments
+    local inner = {}
+    local function check(call_args)
+      return cgate.check { tool = "write_file", tool_known = true, effect = "write", schema = schema, args = call_args,
+        rules = { { level = "deny", tool = "write_file", predicate = true } },
+        predicate = function()
+          inner[#inner + 1] = { cgate.measure(schema, args(5), "write") }
+          return false
+        end }
+    end
+    local d = check { path = "../b", content = "y" }
+    assert.equal("deny", d.verdict)
+    assert.equal("PATH_ESCAPE", d.code)
+    assert.same({}, inner) -- the path refusal comes before the policies: nothing asked
+    d = check(args(2))
+    assert.equal("allow", d.verdict)
+    assert.same({ { 5, 1 } }, inner)
+    for _ = 1, 3 do
+      assert.has_error(function() cgate.measure({ type = "object", properties = { path = print } }, args(1), "write") end,
+        "bad schema (schema.properties.path: functions, userdata and threads are not plain data)")
+      assert.same({ 100000, 1 }, { cgate.measure(schema, args(100000), "write") })
+      assert.same({ 7, 1 }, { cgate.measure(schema, args(7), "write") })
+    end
+  end)
+
   it("summarizes the arguments of a decision only when the recorder reads them", function()
     local seen
     check { tool = "read_file", args = { path = "a" }, record = function(_, d) seen = d end }
