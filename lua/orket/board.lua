@@ -233,6 +233,13 @@ function Board:open_deps(c)
   return cards.open_dependencies(self.db, c.id, parent and parent.id or c.id)
 end
 
+-- The state machine's deps_done for a move of c to `to`: only a start (to in_progress)
+-- waits for dependencies, so any other move skips counting them (a query for a card that
+-- has some).
+local function deps_done(self, c, to)
+  return to ~= "in_progress" or self:open_deps(c) == 0
+end
+
 -- Work is handed in by the seat that moves a card out of in_progress to one of these; that
 -- seat is recorded as worked_by and may not approve the card.
 local HANDS_IN = { ready_for_testing = true, code_review = true, waiting_for_developer = true, blocked = true }
@@ -250,7 +257,7 @@ function Board:check_transition(id, to, opts)
   local c = self:_peek(id) -- only read: no copy
   if not c then return not_found(id) end
   local ok, msg, code = sm.check(c.type, c.status, to, actor.seat, actor.roles, actor.by, opts.reason, c.worked_by,
-    self:open_deps(c) == 0)
+    deps_done(self, c, to))
   if not ok then return nil, string.format("board: %s: %s", id, msg), code end
   return true
 end
@@ -330,7 +337,7 @@ local function move(self, id, to, opts, actor)
   local before = fresh and self.cache[id] or nil
   local reason = opts.reason
   local ok, msg, code = sm.check(c.type, c.status, to, actor.seat, actor.roles, actor.by, reason, c.worked_by,
-    self:open_deps(c) == 0)
+    deps_done(self, c, to))
   if not ok then return nil, string.format("board: %s: %s", id, msg), code end
   local from = c.status
   local worked_by = c.worked_by
