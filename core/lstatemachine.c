@@ -1,5 +1,5 @@
 /* lstatemachine.c: Lua module `orket.c.statemachine`, the thin binding of statemachine.h:
- * check{...} decides one transition; statuses/types/reasons/codes/transitions expose the
+ * check(...) decides one transition; statuses/types/reasons/codes/transitions expose the
  * tables so the board, the gate and the doc test read the same data. */
 #include <lauxlib.h>
 #include <lua.h>
@@ -9,49 +9,48 @@
 
 #define SML_MAX_ROLES 32
 
-static const char *sml_optfield(lua_State *L, int t, const char *k) {
-  int ty = lua_getfield(L, t, k);
-  const char *s = NULL;
-  if (ty == LUA_TSTRING) s = lua_tostring(L, -1);
-  else if (ty != LUA_TNIL) luaL_error(L, "bad argument #1 to 'check' (field '%s' must be a string)", k);
-  lua_pop(L, 1); /* the string stays alive: it is referenced from the argument table */
-  return s;
+/* Argument i: a string or nil (NULL). */
+static const char *sml_optstring(lua_State *L, int i, const char *name) {
+  int ty = lua_type(L, i);
+  if (ty == LUA_TSTRING) return lua_tostring(L, i);
+  if (ty != LUA_TNIL && ty != LUA_TNONE)
+    luaL_error(L, "bad argument #%d to 'check' (%s must be a string)", i, name);
+  return NULL;
 }
 
-/* check{type=, from=, to=, seat=, roles={...}, reason=, worked_by=, deps_done=, by=}
- *   by: "agent" (the default), "engine" or "person"
+/* check(type, from, to, seat, roles, by, reason, worked_by, deps_done)
+ *   roles: {...} | nil; by: "agent" (also nil), "engine" or "person"; deps_done: nil counts
+ *   as true. Positional rather than a table: the board checks every move it makes, and a
+ *   request table of nine fields per check was garbage.
  *   -> true | nil, message, CODE */
 static int sml_check(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
   sm_request rq = {0};
   const char *roles[SML_MAX_ROLES];
-  rq.type = sml_optfield(L, 1, "type");
-  rq.from = sml_optfield(L, 1, "from");
-  rq.to = sml_optfield(L, 1, "to");
-  rq.seat = sml_optfield(L, 1, "seat");
-  rq.reason = sml_optfield(L, 1, "reason");
-  rq.worked_by = sml_optfield(L, 1, "worked_by");
-  const char *by = sml_optfield(L, 1, "by");
+  rq.type = sml_optstring(L, 1, "type");
+  rq.from = sml_optstring(L, 2, "from");
+  rq.to = sml_optstring(L, 3, "to");
+  rq.seat = sml_optstring(L, 4, "seat");
+  const char *by = sml_optstring(L, 6, "by");
+  rq.reason = sml_optstring(L, 7, "reason");
+  rq.worked_by = sml_optstring(L, 8, "worked_by");
   if (by != NULL) {
     int b = sm_by_parse(by);
-    if (b < 0) return luaL_argerror(L, 1, "field 'by' must be \"agent\", \"engine\" or \"person\"");
+    if (b < 0) return luaL_argerror(L, 6, "by must be \"agent\", \"engine\" or \"person\"");
     rq.by = (sm_by)b;
   }
-  lua_getfield(L, 1, "deps_done");
-  rq.deps_done = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  int ty = lua_getfield(L, 1, "roles"); /* stays on the stack: it anchors the role strings */
+  rq.deps_done = lua_isnoneornil(L, 9) ? 1 : lua_toboolean(L, 9);
+  int ty = lua_type(L, 5); /* the roles table is an argument: it anchors the role strings */
   if (ty == LUA_TTABLE) {
-    lua_Integer n = luaL_len(L, -1);
-    luaL_argcheck(L, n <= SML_MAX_ROLES, 1, "too many roles (at most 32)");
+    lua_Integer n = luaL_len(L, 5);
+    luaL_argcheck(L, n <= SML_MAX_ROLES, 5, "too many roles (at most 32)");
     for (lua_Integer i = 1; i <= n; i++) {
-      if (lua_rawgeti(L, -1, i) != LUA_TSTRING)
-        return luaL_error(L, "bad argument #1 to 'check' (roles[%d] must be a string)", (int)i);
+      if (lua_rawgeti(L, 5, i) != LUA_TSTRING)
+        return luaL_error(L, "bad argument #5 to 'check' (roles[%d] must be a string)", (int)i);
       roles[rq.nroles++] = lua_tostring(L, -1);
       lua_pop(L, 1);
     }
-  } else if (ty != LUA_TNIL) {
-    return luaL_argerror(L, 1, "field 'roles' must be a table");
+  } else if (ty != LUA_TNIL && ty != LUA_TNONE) {
+    return luaL_argerror(L, 5, "roles must be a table");
   }
   rq.roles = roles;
   sm_verdict v;

@@ -158,17 +158,22 @@ int sm_check(const sm_request *rq, sm_verdict *v) {
   const char *tn = sm_type_names[type];
   if (from == to)
     return sm_refuse(v, "ESAME", "the %s is already %s; nothing to change", tn, rq->to);
+  /* the targets are only told in a refusal: an allowed move (nearly every check) does not
+   * format them */
   char targets[200];
-  sm_targets((sm_type)type, (sm_status)from, targets, sizeof targets);
-  if (from == SM_ARCHIVED || ((from == SM_DONE || from == SM_CANCELED) && to != SM_ARCHIVED))
+  if (from == SM_ARCHIVED || ((from == SM_DONE || from == SM_CANCELED) && to != SM_ARCHIVED)) {
+    sm_targets((sm_type)type, (sm_status)from, targets, sizeof targets);
     return sm_refuse(v, "ETERMINAL",
                      "the %s is %s, which is final; it may only go to %s (file a new card to "
                      "reopen the work)",
                      tn, rq->from, targets);
-  if (!sm_allowed((sm_type)type, (sm_status)from, (sm_status)to))
+  }
+  if (!sm_allowed((sm_type)type, (sm_status)from, (sm_status)to)) {
+    sm_targets((sm_type)type, (sm_status)from, targets, sizeof targets);
     return sm_refuse(v, "ETRANSITION", "a%s %s cannot go from %s to %s; from %s it may go to %s",
                      type == SM_EPIC || type == SM_ISSUE ? "n" : "", tn, rq->from, rq->to,
                      rq->from, targets);
+  }
   if (rq->reason != NULL && sm_reason_parse(rq->reason) < 0)
     return sm_refuse(v, "EREASON_INVALID",
                      "unknown wait reason \"%s\"; use resource, dependency, review, input or "

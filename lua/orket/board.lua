@@ -233,6 +233,13 @@ function Board:open_deps(c)
   return cards.open_dependencies(self.db, c.id, parent and parent.id or c.id)
 end
 
+-- The state machine's deps_done for a move of c to `to`: only a start (to in_progress)
+-- waits for dependencies, so any other move skips counting them (a query for a card that
+-- has some).
+local function deps_done(self, c, to)
+  return to ~= "in_progress" or self:open_deps(c) == 0
+end
+
 -- Work is handed in by the seat that moves a card out of in_progress to one of these; that
 -- seat is recorded as worked_by and may not approve the card.
 local HANDS_IN = { ready_for_testing = true, code_review = true, waiting_for_developer = true, blocked = true }
@@ -249,10 +256,8 @@ function Board:check_transition(id, to, opts)
   local actor = check_actor(opts, "check_transition")
   local c = self:_peek(id) -- only read: no copy
   if not c then return not_found(id) end
-  local ok, msg, code = sm.check {
-    type = c.type, from = c.status, to = to, seat = actor.seat, roles = actor.roles, by = actor.by,
-    reason = opts.reason, worked_by = c.worked_by, deps_done = self:open_deps(c) == 0,
-  }
+  local ok, msg, code = sm.check(c.type, c.status, to, actor.seat, actor.roles, actor.by, opts.reason, c.worked_by,
+    deps_done(self, c, to))
   if not ok then return nil, string.format("board: %s: %s", id, msg), code end
   return true
 end
@@ -323,6 +328,42 @@ function Board:_follow(id, from, to)
   end
 end
 
+-- transition's transaction: a function of the module with its values as arguments, not a
+-- closure made per move
+local function move(self, id, to, opts, actor)
+  local db = self.db
+  local c, fresh = self:_peek(id) -- current: no other writer inside the tx
+  if not c then return not_found(id) end
+  local before = fresh and self.cache[id] or nil
+  local reason = opts.reason
+  local ok, msg, code = sm.check(c.type, c.status, to, actor.seat, actor.roles, actor.by, reason, c.worked_by,
+    deps_done(self, c, to))
+  if not ok then return nil, string.format("board: %s: %s", id, msg), code end
+  local from = c.status
+  local worked_by = c.worked_by
+  if from == "in_progress" and HANDS_IN[to] then worked_by = actor.seat end
+  local retry = (to == "in_progress" and REWORK_FROM[from]) and 1 or 0
+  -- the time written is the transaction's (conn:now() is what the store gave the row)
+  cards.set_status(db, id, to, reason, worked_by, retry)
+  self:_changed(id, fresh)
+  db:event {
+    kind = "transition", card = id, run = self.run, actor = actor.seat,
+    data = { from = from, to = to, reason = reason, note = opts.note, roles = actor.roles,
+      by = actor.by ~= "agent" and actor.by or nil },
+  }
+  -- the parent follows its children in the same transaction (a move that starts, ends or
+  -- closes the last of them moves it)
+  if c.parent then self:_follow(c.parent, from, to) end
+  if not before then return self:get(id) end
+  -- the card as the UPDATE left it, without reading it back: the cached table itself
+  -- is updated (no reader holds it: get and transition hand out copies; a rollback
+  -- changes the stamp, which empties the cache)
+  before.status, before.wait_reason, before.worked_by, before.updated_at = to, reason, worked_by, db.conn:now()
+  if before.retries ~= nil then before.retries = before.retries + retry end
+  self.cache[id] = before
+  return copy_card(before)
+end
+
 function Board:transition(id, to, opts)
   check_id(id, "transition")
   if type(to) ~= "string" then error("bad argument #2 to 'transition' (status string expected)", 2) end
@@ -333,40 +374,7 @@ function Board:transition(id, to, opts)
   if opts.note ~= nil and type(opts.note) ~= "string" then
     error("bad argument #3 to 'transition' (note must be a string)", 2)
   end
-  local db = self.db
-  return db:tx(function()
-    local c, fresh = self:_peek(id) -- current: no other writer inside the tx
-    if not c then return not_found(id) end
-    local before = fresh and self.cache[id] or nil
-    local ok, msg, code = sm.check {
-      type = c.type, from = c.status, to = to, seat = actor.seat, roles = actor.roles, by = actor.by,
-      reason = opts.reason, worked_by = c.worked_by, deps_done = self:open_deps(c) == 0,
-    }
-    if not ok then return nil, string.format("board: %s: %s", id, msg), code end
-    local worked_by = c.worked_by
-    if c.status == "in_progress" and HANDS_IN[to] then worked_by = actor.seat end
-    local retry = (to == "in_progress" and REWORK_FROM[c.status]) and 1 or 0
-    -- the time written is the transaction's (conn:now() is what the store gave the row)
-    cards.set_status(db, id, to, opts.reason, worked_by, retry)
-    self:_changed(id, fresh)
-    local from = c.status
-    db:event {
-      kind = "transition", card = id, run = self.run, actor = actor.seat,
-      data = { from = from, to = to, reason = opts.reason, note = opts.note, roles = actor.roles,
-        by = actor.by ~= "agent" and actor.by or nil },
-    }
-    -- the parent follows its children in the same transaction (a move that starts, ends or
-    -- closes the last of them moves it)
-    if c.parent then self:_follow(c.parent, from, to) end
-    if not before then return self:get(id) end
-    -- the card as the UPDATE left it, without reading it back: the cached table itself
-    -- is updated (no reader holds it: get and transition hand out copies; a rollback
-    -- changes the stamp, which empties the cache)
-    before.status, before.wait_reason, before.worked_by, before.updated_at = to, opts.reason, worked_by, db.conn:now()
-    if before.retries ~= nil then before.retries = before.retries + retry end
-    self.cache[id] = before
-    return copy_card(before)
-  end)
+  return self.db:tx(move, self, id, to, opts, actor)
 end
 
 -- The statuses the scheduler never gives a turn to, and where a retry puts each: a

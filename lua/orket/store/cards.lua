@@ -140,20 +140,23 @@ function M.child_statuses(db, id)
   return assert(db:rows("SELECT status, count(*) AS n FROM cards WHERE parent = ? GROUP BY status", id))
 end
 
--- "?2, ?3, ..." for n statuses after the id
-local function status_params(n, first)
+-- has_child_outside's text for n statuses, built once per n: a text built per call was
+-- garbage, and the store looks its prepared statement up by the whole text
+local CHILD_OUTSIDE = setmetatable({}, { __index = function(t, n)
   local q = {}
-  for i = 1, n do q[i] = "?" .. (first + i - 1) end
-  return table.concat(q, ", ")
-end
+  for i = 1, n do q[i] = "?" .. (i + 1) end
+  local text = "SELECT 1 AS x FROM cards WHERE parent = ?1 AND status NOT IN (" .. table.concat(q, ", ")
+    .. ") ORDER BY rowid DESC LIMIT 1"
+  t[n] = text
+  return text
+end })
 
 --- has_child_outside(db, id, statuses) -> true when a child of id has a status not in the
 --- list (the board asks with its final statuses). It stops at the first such child, newest
 --- first (the cards_parent index's own order): the older children are the likelier to be
 --- finished, where child_statuses counts them all (1,000 rows under a large epic).
 function M.has_child_outside(db, id, statuses)
-  return db:row("SELECT 1 AS x FROM cards WHERE parent = ?1 AND status NOT IN (" .. status_params(#statuses, 2)
-    .. ") ORDER BY rowid DESC LIMIT 1", id, table.unpack(statuses)) ~= nil
+  return db:row(CHILD_OUTSIDE[#statuses], id, table.unpack(statuses)) ~= nil
 end
 
 local OPEN_DEPS = [[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on

@@ -68,11 +68,17 @@ function M.some(db, ids)
     .. ORDER, cjson.encode(ids)))
 end
 
-function M.has_child_outside(db, id, statuses)
+-- the text for n statuses, built once per n (as orket.store.cards's)
+local CHILD_OUTSIDE = setmetatable({}, { __index = function(t, n)
   local q = {}
-  for i = 1, #statuses do q[i] = "$" .. (i + 1) end
-  return db:row("SELECT 1 AS x FROM cards WHERE parent = $1 AND status NOT IN (" .. table.concat(q, ", ")
-    .. ") LIMIT 1", id, table.unpack(statuses)) ~= nil
+  for i = 1, n do q[i] = "$" .. (i + 1) end
+  local text = "SELECT 1 AS x FROM cards WHERE parent = $1 AND status NOT IN (" .. table.concat(q, ", ") .. ") LIMIT 1"
+  t[n] = text
+  return text
+end })
+
+function M.has_child_outside(db, id, statuses)
+  return db:row(CHILD_OUTSIDE[#statuses], id, table.unpack(statuses)) ~= nil
 end
 
 return M
