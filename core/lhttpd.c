@@ -550,8 +550,13 @@ static void lhd_push_req(lua_State *L, httpd_req *r) {
   lua_setfield(L, -2, "path");
   lua_pushstring(L, httpd_remote(r));
   lua_setfield(L, -2, "remote");
-  lua_newtable(L);
+  /* the tables made at their size: grown one insertion at a time, each rehashed at every
+   * power of two */
   const char *k, *v;
+  size_t nh = 0, nq = 0;
+  while (httpd_header_at(r, nh, &k, &v) == 0) nh++;
+  while (httpd_arg_at(r, nq, &k, &v) == 0) nq++;
+  lua_createtable(L, 0, (int)nh);
   for (size_t i = 0; httpd_header_at(r, i, &k, &v) == 0; i++) {
     lhd_push_lower(L, k);
     lua_pushvalue(L, -1);
@@ -566,7 +571,7 @@ static void lhd_push_req(lua_State *L, httpd_req *r) {
     lua_rawset(L, -3);
   }
   lua_setfield(L, -2, "headers");
-  lua_newtable(L);
+  lua_createtable(L, 0, (int)nq);
   for (size_t i = 0; httpd_arg_at(r, i, &k, &v) == 0; i++) {
     if (lua_getfield(L, -1, k) == LUA_TNIL) {
       lua_pop(L, 1);
