@@ -119,32 +119,33 @@ static void pp_finish(httpproxy *p) {
   p->done(p, p->ud); /* last: the owner may free p */
 }
 
-/* The answer's header lines: the fixed ones, then what passes of the upstream's. Each
- * allocated line is also in owned. Returns the count. */
-static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned, size_t *nowned) {
-  size_t n = 0;
+/* The answer's header lines: the fixed ones, then what passes of the upstream's, the
+ * latter made in one allocation (*owned, NULL when none passes: freed by the caller), as
+ * memcpy, not a malloc and a format per line. Returns the count. */
+static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned) {
+  size_t n = 0, room = 0;
   for (size_t i = 0; i < p->lines.n && n < PP_MAX_LINES; i++) out[n++] = p->lines.v[i];
   const char *name, *value;
+  /* the room first: each passed line as "Name: value" or "Set-Cookie: value", and its NUL */
+  for (size_t i = 0; http_header_at(p->up, i, &name, &value) == 0; i++) room += strlen(name) + strlen(value) + 13;
+  char *buf = *owned = room ? malloc(room) : NULL, *at = buf;
+  if (buf == NULL) return n;
   for (size_t i = 0; n < PP_MAX_LINES && http_header_at(p->up, i, &name, &value) == 0; i++) {
     /* an empty value would make libmicrohttpd refuse the whole answer */
     if (value[strspn(value, " \t")] == '\0' || strpbrk(value, "\r\n")) continue;
     size_t nl = strlen(name), vl = strlen(value);
-    char *line = NULL;
     if (pp_has(&p->pass, name, nl) && vl <= p->pass_max) {
-      line = malloc(nl + vl + 3);
-      if (line) snprintf(line, nl + vl + 3, "%s: %s", name, value);
+      memcpy(at, name, nl);
+      memcpy(at + nl, ": ", 2);
+      memcpy(at + nl + 2, value, vl + 1);
     } else if (p->with_cookies && strcmp(name, "set-cookie") == 0 && vl <= PP_COOKIE_MAX) {
-      line = malloc(vl + 13);
-      if (line && !httpproxy_cookie(value, (const char *const *)p->cookies.v, p->cookies.n, line + 12, vl + 1)) {
-        free(line);
-        line = NULL;
-      }
-      if (line) memcpy(line, "Set-Cookie: ", 12);
+      if (!httpproxy_cookie(value, (const char *const *)p->cookies.v, p->cookies.n, at + 12, vl + 1)) continue;
+      memcpy(at, "Set-Cookie: ", 12);
+    } else {
+      continue;
     }
-    if (line) {
-      owned[(*nowned)++] = line;
-      out[n++] = line;
-    }
+    out[n++] = at;
+    at += strlen(at) + 1;
   }
   return n;
 }
@@ -201,9 +202,8 @@ static uint64_t pp_length(const http_req *up) {
  * 1 to go on streaming, 0 when over. */
 static int pp_answer(httpproxy *p) {
   const char *lines[PP_MAX_LINES];
-  char *owned[PP_MAX_LINES];
-  size_t nowned = 0;
-  size_t nl = pp_answer_lines(p, lines, owned, &nowned), hbytes = 0;
+  char *owned = NULL;
+  size_t nl = pp_answer_lines(p, lines, &owned), hbytes = 0;
   for (size_t i = 0; i < nl; i++) hbytes += strlen(lines[i]) + 2;
   int st = http_status(p->up), rc, streaming = 0;
   p->status = st < 200 || st > 999 ? 502 : (unsigned)st;
@@ -217,16 +217,20 @@ static int pp_answer(httpproxy *p) {
     rc = httpd_respond_head(p->req, p->status, lines, nl, pp_length(p->up));
   } else if (http_finished(p->up) && http_error(p->up, NULL, NULL) == NULL &&
              pp_queued_bytes(p->up) <= p->whole_max) {
+    /* an answer in one piece (the usual small one) is answered from it, not a copy */
     size_t len = 0;
-    char *body = pp_gather(p->up, &len);
-    rc = body ? httpd_respond(p->req, p->status, lines, nl, body, len) : -1;
+    const char *one = "";
+    char *body = NULL;
+    if (http_event_count(p->up) == 1) http_event_at(p->up, 0, &one, &len);
+    else if (http_event_count(p->up) > 1) one = body = pp_gather(p->up, &len);
+    rc = one ? httpd_respond(p->req, p->status, lines, nl, one, len) : -1;
     if (rc == 0) p->sent = len;
     free(body);
   } else {
     rc = httpd_stream(p->req, p->status, lines, nl);
     streaming = rc == 0;
   }
-  for (size_t i = 0; i < nowned; i++) free(owned[i]);
+  free(owned);
   if (rc != 0) pp_refused(p, rc);
   if (!streaming) return 0;
   httpd_stream_drain_at(p->req, p->queue_high / 2);

@@ -167,8 +167,8 @@ static void lhd_proxy_check_pass(lua_State *L, const char *const *pass, size_t n
   static const char *const hop[] = {"connection", "content-length", "keep-alive", "proxy-connection",
                                     "proxy-authenticate", "te", "trailer", "transfer-encoding", "upgrade"};
   for (size_t i = 0; i < n; i++)
-    for (size_t j = 0; j < sizeof hop / sizeof hop[0]; j++)
-      if (strcasecmp(pass[i], hop[j]) == 0)
+    for (size_t j = 0; j < sizeof hop / sizeof hop[0]; j++) /* (first letters first: 81 calls a request) */
+      if ((pass[i][0] | 0x20) == hop[j][0] && strcasecmp(pass[i], hop[j]) == 0)
         luaL_error(L, "bad argument #1 to 'proxy' (pass[%d] names %s, which belongs to this hop)", (int)i + 1, hop[j]);
 }
 
@@ -504,16 +504,24 @@ static int lhd_close(lua_State *L) {
 /* Fields: method, path (raw, still percent-encoded), remote, headers (lower-cased names,
  * repeated ones joined by ", "), query (raw names -> raw values, the first of a name wins),
  * content_length (nil when none), too_large. */
+/* req.name: the request's fields (its uservalue), else its methods. Upvalues: the
+ * metatable, the methods. A request's fields are read a few dozen times while it is served,
+ * and luaL_checkudata's look-up of the metatable by name cost more than the rest of a read. */
 static int lhd_index(lua_State *L) {
-  luaL_checkudata(L, 1, LHD_REQ);
-  lua_getiuservalue(L, 1, 1); /* fields */
+  int ours = lua_getmetatable(L, 1);
+  if (ours) {
+    ours = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+  }
+  if (!ours) luaL_checkudata(L, 1, LHD_REQ); /* raises, with its message */
+  if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) { /* fields */
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, -2) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
   lua_pushvalue(L, 2);
-  if (lua_rawget(L, -2) != LUA_TNIL) return 1;
-  lua_pop(L, 2);
-  luaL_getmetatable(L, LHD_REQ);
-  lua_getfield(L, -1, "methods");
-  lua_pushvalue(L, 2);
-  lua_rawget(L, -2);
+  lua_rawget(L, lua_upvalueindex(2));
   return 1;
 }
 
@@ -542,8 +550,13 @@ static void lhd_push_req(lua_State *L, httpd_req *r) {
   lua_setfield(L, -2, "path");
   lua_pushstring(L, httpd_remote(r));
   lua_setfield(L, -2, "remote");
-  lua_newtable(L);
+  /* the tables made at their size: grown one insertion at a time, each rehashed at every
+   * power of two */
   const char *k, *v;
+  size_t nh = 0, nq = 0;
+  while (httpd_header_at(r, nh, &k, &v) == 0) nh++;
+  while (httpd_arg_at(r, nq, &k, &v) == 0) nq++;
+  lua_createtable(L, 0, (int)nh);
   for (size_t i = 0; httpd_header_at(r, i, &k, &v) == 0; i++) {
     lhd_push_lower(L, k);
     lua_pushvalue(L, -1);
@@ -558,7 +571,7 @@ static void lhd_push_req(lua_State *L, httpd_req *r) {
     lua_rawset(L, -3);
   }
   lua_setfield(L, -2, "headers");
-  lua_newtable(L);
+  lua_createtable(L, 0, (int)nq);
   for (size_t i = 0; httpd_arg_at(r, i, &k, &v) == 0; i++) {
     if (lua_getfield(L, -1, k) == LUA_TNIL) {
       lua_pop(L, 1);
@@ -854,7 +867,6 @@ static const luaL_Reg lhd_req_methods[] = {
 };
 
 static const luaL_Reg lhd_req_meta[] = {
-    {"__index", lhd_index},
     {"__gc", lhd_close},
     {"__close", lhd_close},
     {"__tostring", lhd_req_tostring},
@@ -897,8 +909,10 @@ static const luaL_Reg lhd_funcs[] = {
 int luaopen_orket_httpd(lua_State *L) {
   if (luaL_newmetatable(L, LHD_REQ)) {
     luaL_setfuncs(L, lhd_req_meta, 0);
+    lua_pushvalue(L, -1);
     luaL_newlib(L, lhd_req_methods);
-    lua_setfield(L, -2, "methods");
+    lua_pushcclosure(L, lhd_index, 2);
+    lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
   if (luaL_newmetatable(L, LHD_SRV)) {

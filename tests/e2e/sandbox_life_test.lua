@@ -497,6 +497,8 @@ describe("orket serve's sandbox routes", function()
     for k, v in pairs(phead) do hs[tostring(k):lower()] = v end
     assert.is_nil(hs["set-cookie"])
     assert.matches("^sandbox", hs["content-security-policy"])
+    assert.equal(tostring(id), hs["x-orket-sandbox"]) -- the sandbox's own lines, whichever answered before
+    assert.equal("nosniff", hs["x-content-type-options"])
     assert.equal("application/json", hs["content-type"])
     pst, ptext = fetch("GET", "/v1/sandboxes/" .. id .. "/app/big", viewer)
     assert.equal(200, pst)

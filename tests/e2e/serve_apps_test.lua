@@ -144,6 +144,7 @@ describe("a sandbox's app on an origin of its own", function()
     assert.is_nil(ch["set-cookie"]:find("Domain", 1, true))
     assert.is_nil(ch["set-cookie"]:find("orket_session", 1, true))
     assert.is_nil(ch["content-security-policy"]) -- a page of its own origin, not an opaque one
+    assert.equal(tostring(id), ch["x-orket-sandbox"])
     -- a redirect it builds from its Host stays on its origin
     local gst, _, gh = app(s, id, "/go", { cookie = cookie })
     assert.equal(302, gst)

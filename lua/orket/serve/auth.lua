@@ -31,7 +31,8 @@ local LOOPBACK_HOSTS = { localhost = true, ["127.0.0.1"] = true, ["[::1]"] = tru
 --- loopback_host(host header) -> whether it names this machine
 function M.loopback_host(h)
   if type(h) ~= "string" then return false end
-  local name = h:match("^(%[[%x:]+%]):%d+$") or h:match("^([^:]+):%d+$") or h
+  -- one pattern a request (each runs the step-counted matcher), chosen by the first byte
+  local name = (h:byte(1) == 91 and h:match("^(%[[%x:]+%]):%d+$") or h:match("^([^:]+):%d+$")) or h
   name = name:lower()
   return LOOPBACK_HOSTS[name] or name:match("^127%.%d+%.%d+%.%d+$") ~= nil
 end

@@ -22,11 +22,21 @@ end
 function M.segments(path)
   if type(path) ~= "string" or path:sub(1, 1) ~= "/" or #path > 2048 then return nil, "the path must start with /" end
   local segs = {}
-  for raw in path:sub(2):gmatch("[^/]*") do
-    local seg = M.decode(raw)
-    if not seg then return nil, "the path has an invalid escape or a control character" end
-    if seg == "." or seg == ".." or seg:find("[/\\]") then return nil, "the path may not hold '.', '..', '/' or '\\' in a segment" end
-    segs[#segs + 1] = seg
+  -- most paths have no escape, control byte or backslash anywhere: their segments are
+  -- taken as they are, with one search for the whole path instead of two per segment
+  -- (each search runs the step-counted matcher, orket.c.pattern)
+  if not path:find("[%%%z\1-\31\127\\]") then
+    for seg in path:sub(2):gmatch("[^/]*") do
+      if seg == "." or seg == ".." then return nil, "the path may not hold '.', '..', '/' or '\\' in a segment" end
+      segs[#segs + 1] = seg
+    end
+  else
+    for raw in path:sub(2):gmatch("[^/]*") do
+      local seg = M.decode(raw)
+      if not seg then return nil, "the path has an invalid escape or a control character" end
+      if seg == "." or seg == ".." or seg:find("[/\\]") then return nil, "the path may not hold '.', '..', '/' or '\\' in a segment" end
+      segs[#segs + 1] = seg
+    end
   end
   -- "/a/" and "/a" are the same route; "//" inside is not
   if #segs > 1 and segs[#segs] == "" then segs[#segs] = nil end

@@ -250,6 +250,20 @@ local function proxy(req, ctx)
 end
 
 local CSP = "Content-Security-Policy: sandbox allow-scripts allow-forms"
+local NONE = {}
+
+-- The fixed lines of a sandbox's answers, made once per sandbox (and origin kind), not per
+-- request; collected with the sandbox's last use
+local fixed_lines = setmetatable({}, { __mode = "v" })
+local function lines_of(id, own)
+  local key = own and -id or id
+  local lines = fixed_lines[key]
+  if not lines then
+    lines = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. id, not own and CSP or nil }
+    fixed_lines[key] = lines
+  end
+  return lines
+end
 
 --- forward(req, ctx, row, url [, own]) -> as a handler: req passed to the app of sandbox
 --- row at url, its answer streamed back by the pump (req:proxy, in C: no Lua per chunk).
@@ -271,12 +285,12 @@ function M.forward(req, ctx, row, url, own)
   for k, v in pairs(req.headers or {}) do
     if PASS_IN[k] and not v:find("[\r\n]") then headers[#headers + 1] = k .. ": " .. v end
   end
-  for _, h in ipairs(own and own.headers(req) or {}) do headers[#headers + 1] = h end
+  for _, h in ipairs(own and own.headers(req) or NONE) do headers[#headers + 1] = h end
   local status, note = req:proxy { url = url, unix_socket = row.socket,
     method = req.method == "HEAD" and "GET" or req.method, headers = headers, body = body, connect_timeout_ms = 5000,
     total_timeout_ms = M.PROXY_TIMEOUT_MS, max_bytes = M.PROXY_MAX_BYTES, read_ahead = M.APP_AHEAD,
     queue_high = M.QUEUE_HIGH, whole_max = M.WHOLE_MAX,
-    lines = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. row.id, not own and CSP or nil },
+    lines = lines_of(row.id, own ~= nil),
     pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies }
   if not status then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(note)) end
   ctx.status, ctx.note = status, note

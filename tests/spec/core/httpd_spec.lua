@@ -60,7 +60,9 @@ describe("orket.c.httpd", function()
     local seen
     local srv, base = serve({}, function(req)
       seen = { method = req.method, path = req.path, q = req.query.a, host = req.headers.host,
-        remote = req.remote, x = req.headers["x-two"] }
+        remote = req.remote, x = req.headers["x-two"], none = req.no_such_field,
+        -- its fields are read only through a request: another value is refused
+        foreign = select(2, pcall(getmetatable(req).__index, {}, "method")) }
       assert(req:respond(201, { "Content-Type: text/plain", "X-Reply: yes" }, "made"))
       local ok, _, code = req:respond(200, nil, "again")
       seen.again = { ok, code }
@@ -74,6 +76,8 @@ describe("orket.c.httpd", function()
     assert.equal("%41", seen.q)
     assert.equal("127.0.0.1", seen.remote)
     assert.equal("1, 2", seen.x)
+    assert.is_nil(seen.none)
+    assert.matches("orket.httpd.request expected", seen.foreign)
     assert.same({ nil, "EPIPE" }, seen.again)
     srv:close()
   end)

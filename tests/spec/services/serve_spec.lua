@@ -16,7 +16,7 @@ describe("orket.serve.router", function()
     assert.same({ "" }, router.segments("/"))
     for _, p in ipairs { "/v1/cards/..", "/v1/cards/%2e%2e", "/v1/cards/%2E%2e", "/v1/./board", "/v1/cards/a%2fb",
       "/v1/cards/a%5cb", "/v1/cards/a%00b", "/v1/cards/a%0ab", "/v1/cards/%zz", "/v1/cards/%4", "/v1//board",
-      "v1/board", "/v1/cards/a\\b" } do
+      "v1/board", "/v1/cards/a\\b", "/v1/cards/a\tb", "/v1/cards/a\127b", "/v1/cards/a\0b", "/v1/cards/." } do
       assert.is_nil(router.segments(p), p)
     end
     assert.is_nil(router.segments("/" .. string.rep("a", 3000)))
