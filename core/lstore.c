@@ -12,8 +12,13 @@
 
 #define LST_NAME "orket.store"
 
+/* The connection's first user value is a table of column names by statement cache slot
+ * (slot + 1 -> {name, ...}, as Lua strings), valid while stamps[slot] is the slot's
+ * store_columns_stamp: a row's keys are then pushed as they are, not made from C strings
+ * again for every column of every row. */
 typedef struct lst_conn {
   store *s; /* NULL once closed */
+  uint64_t stamps[STORE_CACHE_SIZE];
 } lst_conn;
 
 static lst_conn *lst_check(lua_State *L, int i) {
@@ -52,9 +57,11 @@ static int lst_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int create = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
   int mode = lua_toboolean(L, 3) ? STORE_OPEN_READONLY : (create ? STORE_OPEN_CREATE : 0);
-  lst_conn *c = lua_newuserdatauv(L, sizeof *c, 0);
-  c->s = NULL;
+  lst_conn *c = lua_newuserdatauv(L, sizeof *c, 1);
+  memset(c, 0, sizeof *c);
   luaL_setmetatable(L, LST_NAME);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);
   char err[600];
   const char *code = "ESQL";
   c->s = store_open(path, mode, err, sizeof err, &code);
@@ -146,13 +153,46 @@ static void lst_push_column(lua_State *L, store_stmt *st, int i) {
   }
 }
 
-/* Pushes the current row as {column = value}. */
-static void lst_push_row(lua_State *L, store_stmt *st) {
+/* Pushes st's column names, {name, ...}, kept per cache slot (see lst_conn). The
+ * connection is argument 1. */
+static void lst_push_names(lua_State *L, lst_conn *c, store_stmt *st) {
+  int slot = 0;
+  uint64_t stamp = store_columns_stamp(c->s, st, &slot);
+  lua_getiuservalue(L, 1, 1);
+  if (stamp != 0 && c->stamps[slot] == stamp) {
+    if (lua_rawgeti(L, -1, slot + 1) == LUA_TTABLE) {
+      lua_remove(L, -2);
+      return;
+    }
+    lua_pop(L, 1);
+  }
+  int n = store_column_count(st);
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    const char *name = store_column_name(st, i);
+    if (name == NULL) {
+      store_reset(st);
+      luaL_error(L, "store: out of memory");
+    }
+    lua_pushstring(L, name);
+    lua_rawseti(L, -2, i + 1);
+  }
+  if (stamp != 0) {
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, slot + 1);
+    c->stamps[slot] = stamp;
+  }
+  lua_remove(L, -2);
+}
+
+/* Pushes the current row as {column = value}; names: the index of st's column names. */
+static void lst_push_row(lua_State *L, store_stmt *st, int names) {
   int n = store_column_count(st);
   lua_createtable(L, 0, n);
   for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, names, i + 1);
     lst_push_column(L, st, i);
-    lua_setfield(L, -2, store_column_name(st, i));
+    lua_rawset(L, -3);
   }
 }
 
@@ -181,9 +221,14 @@ static int lst_rows(lua_State *L) {
   store_stmt *st = lst_bind(L, c);
   if (st == NULL) return lst_fail(L, c->s);
   lua_newtable(L);
-  int rc, n = 0;
+  int rc, n = 0, names = 0;
   while ((rc = store_step(st)) == STORE_ROW) {
-    lst_push_row(L, st);
+    if (names == 0) { /* below the list */
+      lst_push_names(L, c, st);
+      lua_insert(L, -2);
+      names = lua_gettop(L) - 1;
+    }
+    lst_push_row(L, st, names);
     lua_rawseti(L, -2, ++n);
   }
   if (rc == STORE_ERROR) {
@@ -206,8 +251,12 @@ static int lst_row(lua_State *L) {
     store_reset(st);
     return lst_fail(L, c->s);
   }
-  if (rc == STORE_ROW) lst_push_row(L, st);
-  else lua_pushnil(L);
+  if (rc == STORE_ROW) {
+    lst_push_names(L, c, st);
+    lst_push_row(L, st, lua_gettop(L));
+  } else {
+    lua_pushnil(L);
+  }
   store_reset(st);
   return 1;
 }
@@ -381,5 +430,7 @@ int luaopen_orket_store(lua_State *L) {
   luaL_newlib(L, lst_funcs);
   lua_pushinteger(L, STORE_BUSY_TIMEOUT_MS);
   lua_setfield(L, -2, "BUSY_TIMEOUT_MS");
+  lua_pushinteger(L, STORE_CACHE_SIZE);
+  lua_setfield(L, -2, "CACHE_SIZE");
   return 1;
 }
