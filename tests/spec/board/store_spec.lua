@@ -217,6 +217,9 @@ describe("store queries and transactions", function()
     assert.same({ { a = 1, c = 2 }, { a = 3, c = 4 } }, db:rows("SELECT * FROM t ORDER BY a"))
     -- duplicate names: the last column's value, as a table built field by field has it
     assert.same({ x = 2 }, db:row("SELECT 1 AS x, 2 AS x"))
+    assert.same({}, db:row("SELECT 1 AS x, NULL AS x"))
+    assert.same({ { x = 2 } }, db:rows("SELECT NULL AS x, 2 AS x"))
+    assert.same({ { y = 1 } }, db:rows("SELECT 1 AS y, NULL AS x"))
   end)
 
   it("commits, rolls back on a raised error and on nil, msg, CODE, and nests", function()
