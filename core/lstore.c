@@ -12,8 +12,14 @@
 
 #define LST_NAME "orket.store"
 
+/* The connection's first user value is a table of column names by statement cache slot
+ * (slot + 1 -> {name, ...}, as Lua strings), valid while stamps[slot] is the slot's
+ * store_columns_stamp: a row's keys are then pushed as they are, not made from C strings
+ * again for every column of every row. */
 typedef struct lst_conn {
   store *s; /* NULL once closed */
+  uint64_t stamps[STORE_CACHE_SIZE];
+  unsigned char dups[STORE_CACHE_SIZE]; /* the statement has two columns of one name */
 } lst_conn;
 
 static lst_conn *lst_check(lua_State *L, int i) {
@@ -52,9 +58,11 @@ static int lst_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int create = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
   int mode = lua_toboolean(L, 3) ? STORE_OPEN_READONLY : (create ? STORE_OPEN_CREATE : 0);
-  lst_conn *c = lua_newuserdatauv(L, sizeof *c, 0);
-  c->s = NULL;
+  lst_conn *c = lua_newuserdatauv(L, sizeof *c, 1);
+  memset(c, 0, sizeof *c);
   luaL_setmetatable(L, LST_NAME);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);
   char err[600];
   const char *code = "ESQL";
   c->s = store_open(path, mode, err, sizeof err, &code);
@@ -131,28 +139,68 @@ static store_stmt *lst_bind(lua_State *L, lst_conn *c) {
   return st;
 }
 
-static void lst_push_column(lua_State *L, store_stmt *st, int i) {
-  switch (store_column_type(st, i)) {
+/* Pushes column i's value, of type ty (store_column_type), which is not STORE_NULL. */
+static void lst_push_column(lua_State *L, store_stmt *st, int i, int ty) {
+  switch (ty) {
   case STORE_INT: lua_pushinteger(L, (lua_Integer)store_column_int(st, i)); break;
   case STORE_FLOAT: lua_pushnumber(L, store_column_float(st, i)); break;
-  case STORE_TEXT:
-  case STORE_BLOB: {
+  default: { /* STORE_TEXT, STORE_BLOB */
     size_t len;
     const char *p = store_column_text(st, i, &len);
     lua_pushlstring(L, p ? p : "", len);
     break;
   }
-  default: lua_pushnil(L);
   }
 }
 
-/* Pushes the current row as {column = value}. */
-static void lst_push_row(lua_State *L, store_stmt *st) {
+/* Pushes st's column names, {name, ...}, kept per cache slot (see lst_conn). The
+ * connection is argument 1. -> 1 when two columns have the same name. */
+static int lst_push_names(lua_State *L, lst_conn *c, store_stmt *st) {
+  int slot = 0;
+  uint64_t stamp = store_columns_stamp(c->s, st, &slot);
+  lua_getiuservalue(L, 1, 1);
+  if (stamp != 0 && c->stamps[slot] == stamp) {
+    if (lua_rawgeti(L, -1, slot + 1) == LUA_TTABLE) {
+      lua_remove(L, -2);
+      return c->dups[slot];
+    }
+    lua_pop(L, 1);
+  }
+  int n = store_column_count(st), dup = 0;
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    const char *name = store_column_name(st, i);
+    if (name == NULL) {
+      store_reset(st);
+      luaL_error(L, "store: out of memory");
+    }
+    for (int j = 0; j < i && !dup; j++) dup = strcmp(name, store_column_name(st, j)) == 0;
+    lua_pushstring(L, name);
+    lua_rawseti(L, -2, i + 1);
+  }
+  if (stamp != 0) {
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, slot + 1);
+    c->stamps[slot] = stamp;
+    c->dups[slot] = (unsigned char)dup;
+  }
+  lua_remove(L, -2);
+  return dup;
+}
+
+/* Pushes the current row as {column = value}; names: the index of st's column names. A
+ * NULL is no field, so it is not set, unless a column of the same name came before it:
+ * then it clears that one's value, as setting each column in turn does. */
+static void lst_push_row(lua_State *L, store_stmt *st, int names, int dups) {
   int n = store_column_count(st);
   lua_createtable(L, 0, n);
   for (int i = 0; i < n; i++) {
-    lst_push_column(L, st, i);
-    lua_setfield(L, -2, store_column_name(st, i));
+    int ty = store_column_type(st, i);
+    if (ty == STORE_NULL && !dups) continue;
+    lua_rawgeti(L, names, i + 1);
+    if (ty == STORE_NULL) lua_pushnil(L);
+    else lst_push_column(L, st, i, ty);
+    lua_rawset(L, -3);
   }
 }
 
@@ -181,9 +229,14 @@ static int lst_rows(lua_State *L) {
   store_stmt *st = lst_bind(L, c);
   if (st == NULL) return lst_fail(L, c->s);
   lua_newtable(L);
-  int rc, n = 0;
+  int rc, n = 0, names = 0, dups = 0;
   while ((rc = store_step(st)) == STORE_ROW) {
-    lst_push_row(L, st);
+    if (names == 0) { /* below the list */
+      dups = lst_push_names(L, c, st);
+      lua_insert(L, -2);
+      names = lua_gettop(L) - 1;
+    }
+    lst_push_row(L, st, names, dups);
     lua_rawseti(L, -2, ++n);
   }
   if (rc == STORE_ERROR) {
@@ -206,8 +259,12 @@ static int lst_row(lua_State *L) {
     store_reset(st);
     return lst_fail(L, c->s);
   }
-  if (rc == STORE_ROW) lst_push_row(L, st);
-  else lua_pushnil(L);
+  if (rc == STORE_ROW) {
+    int dups = lst_push_names(L, c, st);
+    lst_push_row(L, st, lua_gettop(L), dups);
+  } else {
+    lua_pushnil(L);
+  }
   store_reset(st);
   return 1;
 }
@@ -381,5 +438,7 @@ int luaopen_orket_store(lua_State *L) {
   luaL_newlib(L, lst_funcs);
   lua_pushinteger(L, STORE_BUSY_TIMEOUT_MS);
   lua_setfield(L, -2, "BUSY_TIMEOUT_MS");
+  lua_pushinteger(L, STORE_CACHE_SIZE);
+  lua_setfield(L, -2, "CACHE_SIZE");
   return 1;
 }

@@ -17,6 +17,8 @@ typedef struct store_slot {
   char *sql;
   uint32_t hash;
   sqlite3_stmt *st;
+  uint64_t stamp;  /* see store_columns_stamp */
+  int reprepared;  /* SQLite's re-prepare count when stamp was given */
 } store_slot;
 
 /* The slot a caller's SQL text was last found in, by the text's address: the engine's
@@ -25,6 +27,8 @@ typedef struct store_slot {
  * cost more than running some of them. A hit is confirmed by comparing the text, so an
  * address reused for other text, or a slot evicted since, falls back to the full lookup. */
 #define STORE_MEMO_SIZE 256 /* a power of two */
+
+#define ST(x) ((sqlite3_stmt *)(x))
 
 typedef struct store_memo {
   const char *sql;
@@ -42,6 +46,8 @@ struct store {
   int write_tx;                       /* the outermost transaction is BEGIN IMMEDIATE */
   int dv_known;                       /* dv holds data_version for this write transaction */
   int64_t dv;
+  uint64_t stamps;                    /* the last stamp given to a slot */
+  int last_slot;                      /* of the statement store_prepare last returned */
   store_slot cache[STORE_CACHE_SIZE];
   store_memo memo[STORE_MEMO_SIZE];
   char err[512];
@@ -267,16 +273,17 @@ static store_memo *store_memo_of(store *s, const char *sql) {
 
 /* A cached statement for a new use. Its last use ended with store_reset, which cleared
  * its bindings (or it has no parameters); reset again for a use a caller left unfinished. */
-static store_stmt *store_reuse(store_slot *c) {
-  sqlite3_reset(c->st);
-  return (store_stmt *)c->st;
+static store_stmt *store_reuse(store *s, int slot) {
+  s->last_slot = slot;
+  sqlite3_reset(s->cache[slot].st);
+  return (store_stmt *)s->cache[slot].st;
 }
 
 store_stmt *store_prepare(store *s, const char *sql) {
   store_memo *m = store_memo_of(s, sql);
   if (m->sql == sql) {
     store_slot *c = &s->cache[m->slot];
-    if (c->st != NULL && strcmp(c->sql, sql) == 0) return store_reuse(c);
+    if (c->st != NULL && strcmp(c->sql, sql) == 0) return store_reuse(s, m->slot);
   }
   uint32_t h = store_hash(sql);
   int free_slot = -1;
@@ -288,7 +295,7 @@ store_stmt *store_prepare(store *s, const char *sql) {
     }
     if (c->hash == h && strcmp(c->sql, sql) == 0) {
       *m = (store_memo){sql, i};
-      return store_reuse(c);
+      return store_reuse(s, i);
     }
   }
   sqlite3_stmt *st = NULL;
@@ -321,12 +328,29 @@ store_stmt *store_prepare(store *s, const char *sql) {
   } else {
     s->ncached++;
   }
-  s->cache[free_slot] = (store_slot){copy, h, st};
+  s->cache[free_slot] = (store_slot){copy, h, st, ++s->stamps, 0};
   *m = (store_memo){sql, free_slot};
+  s->last_slot = free_slot;
   return (store_stmt *)st;
 }
 
-#define ST(x) ((sqlite3_stmt *)(x))
+uint64_t store_columns_stamp(store *s, store_stmt *st, int *slot) {
+  int i = s->last_slot;
+  if (s->cache[i].st != ST(st)) { /* not the last prepared: found by a scan */
+    for (i = 0; i < STORE_CACHE_SIZE && s->cache[i].st != ST(st); i++) {
+    }
+    if (i == STORE_CACHE_SIZE) return 0;
+  }
+  store_slot *c = &s->cache[i];
+  int r = sqlite3_stmt_status(c->st, SQLITE_STMTSTATUS_REPREPARE, 0);
+  if (r != c->reprepared) {
+    c->reprepared = r;
+    c->stamp = ++s->stamps;
+  }
+  *slot = i;
+  return c->stamp;
+}
+
 static int store_bound(store_stmt *st, int rc) {
   if (rc == SQLITE_OK) return 0;
   /* the connection's error message says which parameter */

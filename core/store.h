@@ -64,6 +64,14 @@ int store_step(store_stmt *st);
  * longer read). */
 void store_reset(store_stmt *st);
 
+/* What names the columns of st (from store_prepare) for a binding that keeps what it makes
+ * of them, such as their names as strings of its own, per cache slot: *slot is st's place
+ * in the cache (0 .. STORE_CACHE_SIZE-1), and the stamp returned (never 0) changes whenever
+ * that slot holds another statement or SQLite re-prepared st after a schema change (which
+ * may change its columns). Ask after a step: a re-prepare happens inside one. 0 when st is
+ * not in the cache. */
+uint64_t store_columns_stamp(store *s, store_stmt *st, int *slot);
+
 int store_column_count(store_stmt *st);
 const char *store_column_name(store_stmt *st, int i);
 int store_column_type(store_stmt *st, int i);

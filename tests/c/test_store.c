@@ -107,3 +107,40 @@ TEST(test_store_reset_clears_bindings) {
   store_close(s);
   remove_temp(dir);
 }
+
+/* What names a statement's columns: the same while the statement stays cached as it is, new
+ * when SQLite re-prepares it after a schema change (SELECT * then has other columns) or
+ * when its slot is given to another statement (lstore keeps column names by it). */
+static uint64_t stamp_of(store *s, const char *sql, int *slot, int *ncol) {
+  store_stmt *st = store_prepare(s, sql);
+  if (st == NULL || store_step(st) != STORE_ROW) return 0;
+  uint64_t stamp = store_columns_stamp(s, st, slot);
+  *ncol = store_column_count(st);
+  store_reset(st);
+  return stamp;
+}
+
+TEST(test_store_columns_stamp) {
+  char dir[64];
+  store *s = open_temp(t, dir, sizeof dir);
+  if (s == NULL) return;
+  CHECK(t, store_exec(s, "CREATE TABLE y (a, b); INSERT INTO y VALUES (1, 2)") == 0);
+  int slot = -1, slot2 = -1, ncol = 0;
+  uint64_t s1 = stamp_of(s, "SELECT * FROM y", &slot, &ncol);
+  CHECK(t, s1 != 0 && ncol == 2 && slot >= 0 && slot < STORE_CACHE_SIZE);
+  CHECK(t, select_int(s, "SELECT 7") == 7); /* another statement meanwhile */
+  CHECK(t, stamp_of(s, "SELECT * FROM y", &slot2, &ncol) == s1 && slot2 == slot);
+  CHECK(t, store_exec(s, "ALTER TABLE y ADD COLUMN c") == 0);
+  uint64_t s2 = stamp_of(s, "SELECT * FROM y", &slot2, &ncol);
+  CHECK(t, s2 != 0 && s2 != s1 && ncol == 3 && slot2 == slot);
+  CHECK(t, stamp_of(s, "SELECT * FROM y", &slot2, &ncol) == s2);
+  char buf[32];
+  for (int i = 0; i < STORE_CACHE_SIZE; i++) { /* evicts every statement */
+    snprintf(buf, sizeof buf, "SELECT %d", 2000 + i);
+    CHECK(t, select_int(s, buf) == 2000 + i);
+  }
+  uint64_t s3 = stamp_of(s, "SELECT * FROM y", &slot2, &ncol);
+  CHECK(t, s3 != 0 && s3 != s2 && s3 != s1 && ncol == 3);
+  store_close(s);
+  remove_temp(dir);
+}

@@ -206,6 +206,22 @@ describe("store queries and transactions", function()
     assert.matches("exactly one SQL statement", err)
   end)
 
+  it("names a row's columns as its statement has them now: after a schema change, in a reused cache slot", function()
+    db:exec("CREATE TABLE t (a, b); INSERT INTO t VALUES (1, 2), (3, 4)")
+    assert.same({ { a = 1, b = 2 }, { a = 3, b = 4 } }, db:rows("SELECT * FROM t ORDER BY a"))
+    assert.same({ a = 1, b = 2 }, db:row("SELECT * FROM t ORDER BY a"))
+    db:exec("ALTER TABLE t RENAME COLUMN b TO c")
+    assert.same({ { a = 1, c = 2 }, { a = 3, c = 4 } }, db:rows("SELECT * FROM t ORDER BY a"))
+    assert.same({ a = 1, c = 2 }, db:row("SELECT * FROM t ORDER BY a"))
+    for i = 1, cstore.CACHE_SIZE do assert.same({ ["v" .. i] = i }, db:row("SELECT " .. i .. " AS v" .. i)) end
+    assert.same({ { a = 1, c = 2 }, { a = 3, c = 4 } }, db:rows("SELECT * FROM t ORDER BY a"))
+    -- duplicate names: the last column's value, as a table built field by field has it
+    assert.same({ x = 2 }, db:row("SELECT 1 AS x, 2 AS x"))
+    assert.same({}, db:row("SELECT 1 AS x, NULL AS x"))
+    assert.same({ { x = 2 } }, db:rows("SELECT NULL AS x, 2 AS x"))
+    assert.same({ { y = 1 } }, db:rows("SELECT 1 AS y, NULL AS x"))
+  end)
+
   it("commits, rolls back on a raised error and on nil, msg, CODE, and nests", function()
     db:exec("CREATE TABLE t (a UNIQUE)")
     assert.same({ 1, "two" }, { db:tx(function() db:run("INSERT INTO t VALUES (1)") return 1, "two" end) })
