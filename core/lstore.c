@@ -11,6 +11,7 @@
 #include "store.h"
 
 #define LST_NAME "orket.store"
+#define LST_READING "orket.store.reading"
 
 /* The connection's first user value is a table of column names by statement cache slot
  * (slot + 1 -> {name, ...}, as Lua strings), valid while stamps[slot] is the slot's
@@ -20,6 +21,7 @@ typedef struct lst_conn {
   store *s; /* NULL once closed */
   uint64_t stamps[STORE_CACHE_SIZE];
   unsigned char dups[STORE_CACHE_SIZE]; /* the statement has two columns of one name */
+  store_stmt *reading; /* the statement whose rows are being built (lst_reading) */
 } lst_conn;
 
 static lst_conn *lst_check(lua_State *L, int i) {
@@ -58,11 +60,15 @@ static int lst_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int create = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
   int mode = lua_toboolean(L, 3) ? STORE_OPEN_READONLY : (create ? STORE_OPEN_CREATE : 0);
-  lst_conn *c = lua_newuserdatauv(L, sizeof *c, 1);
+  lst_conn *c = lua_newuserdatauv(L, sizeof *c, 2);
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, LST_NAME);
   lua_newtable(L);
   lua_setiuservalue(L, -2, 1);
+  lst_conn **guard = lua_newuserdatauv(L, sizeof *guard, 0);
+  *guard = c;
+  luaL_setmetatable(L, LST_READING);
+  lua_setiuservalue(L, -2, 2);
   char err[600];
   const char *code = "ESQL";
   c->s = store_open(path, mode, err, sizeof err, &code);
@@ -73,6 +79,24 @@ static int lst_open(lua_State *L) {
     return 3;
   }
   return 1;
+}
+
+/* Building a read's rows allocates, and an allocation can raise (a script at its memory
+ * cap reads the board): the statement must be reset then too, or it stays open, holding
+ * its read, the write lock of an INSERT ... RETURNING, and that change uncommitted. The
+ * connection's guard (its user value 2) is marked to-be-closed for the time of the read;
+ * Lua closes it on the raise as on the return. */
+static int lst_reading_close(lua_State *L) {
+  lst_conn *c = *(lst_conn **)luaL_checkudata(L, 1, LST_READING);
+  if (c->reading != NULL && c->s != NULL) store_reset(c->reading);
+  c->reading = NULL;
+  return 0;
+}
+
+static void lst_reading(lua_State *L, lst_conn *c, store_stmt *st) {
+  lua_getiuservalue(L, 1, 2);
+  lua_toclose(L, -1);
+  c->reading = st;
 }
 
 static int lst_close(lua_State *L) {
@@ -228,6 +252,7 @@ static int lst_rows(lua_State *L) {
   lst_conn *c = lst_check(L, 1);
   store_stmt *st = lst_bind(L, c);
   if (st == NULL) return lst_fail(L, c->s);
+  lst_reading(L, c, st);
   lua_newtable(L);
   int rc, n = 0, names = 0, dups = 0;
   while ((rc = store_step(st)) == STORE_ROW) {
@@ -239,6 +264,7 @@ static int lst_rows(lua_State *L) {
     lst_push_row(L, st, names, dups);
     lua_rawseti(L, -2, ++n);
   }
+  c->reading = NULL;
   if (rc == STORE_ERROR) {
     store_failed(c->s);
     store_reset(st);
@@ -260,8 +286,10 @@ static int lst_row(lua_State *L) {
     return lst_fail(L, c->s);
   }
   if (rc == STORE_ROW) {
+    lst_reading(L, c, st);
     int dups = lst_push_names(L, c, st);
     lst_push_row(L, st, lua_gettop(L), dups);
+    c->reading = NULL;
   } else {
     lua_pushnil(L);
   }
@@ -430,6 +458,10 @@ static const luaL_Reg lst_funcs[] = {
 };
 
 int luaopen_orket_store(lua_State *L) {
+  luaL_newmetatable(L, LST_READING);
+  lua_pushcfunction(L, lst_reading_close);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
   luaL_newmetatable(L, LST_NAME);
   luaL_setfuncs(L, lst_meta, 0);
   luaL_newlib(L, lst_methods);

@@ -206,6 +206,35 @@ describe("store queries and transactions", function()
     assert.matches("exactly one SQL statement", err)
   end)
 
+  it("leaves no statement open when building a read's rows runs out of memory", function()
+    -- a tool script near its memory cap reads the board: the rows' tables fail to allocate
+    -- midway; the statement must still be reset, or its read (here an INSERT's RETURNING)
+    -- stays open and holds the write lock and its changes uncommitted
+    local senv = require "orket.c.scriptenv"
+    db:exec("CREATE TABLE t (x TEXT); CREATE TABLE u (y TEXT)")
+    assert(db:tx(function()
+      for i = 1, 2000 do assert(db:run("INSERT INTO t VALUES (?)", string.rep("v", 50) .. i)) end
+      return true
+    end))
+    local ok = senv.pcall(0, 0, 300000, function()
+      return #db.conn:rows("INSERT INTO u SELECT ? || x FROM t RETURNING y", string.rep("P", 1000))
+    end)
+    assert.is_false(ok)
+    local other = assert(cstore.open(db.path))
+    assert(other:run("INSERT INTO u VALUES ('z')")) -- not "database is locked"
+    assert(db:run("INSERT INTO u VALUES ('w')"))
+    assert.equal(2, other:row("SELECT count(*) AS n FROM u WHERE y IN ('z', 'w')").n)
+    -- and for row(): a read left open would keep its snapshot, so this connection would
+    -- not see what another wrote since
+    local big = string.rep("Q", 1000000)
+    collectgarbage()
+    ok = senv.pcall(0, 0, 300000, function() return db.conn:row("SELECT ? AS a, count(*) AS n FROM u", big) end)
+    assert.is_false(ok)
+    assert(other:run("INSERT INTO u VALUES ('after')"))
+    assert.equal(1, db:row("SELECT count(*) AS n FROM u WHERE y = 'after'").n)
+    other:close()
+  end)
+
   it("names a row's columns as its statement has them now: after a schema change, in a reused cache slot", function()
     db:exec("CREATE TABLE t (a, b); INSERT INTO t VALUES (1, 2), (3, 4)")
     assert.same({ { a = 1, b = 2 }, { a = 3, b = 4 } }, db:rows("SELECT * FROM t ORDER BY a"))
