@@ -206,7 +206,8 @@ static int pp_answer(httpproxy *p) {
   size_t nl = pp_answer_lines(p, lines, &owned), hbytes = 0;
   for (size_t i = 0; i < nl; i++) hbytes += strlen(lines[i]) + 2;
   int st = http_status(p->up), rc, streaming = 0;
-  p->status = st < 200 || st > 999 ? 502 : (unsigned)st;
+  /* RFC 9110 15: 100-599 only; a 1xx here is one libcurl did not take as interim */
+  p->status = st < 200 || st > 599 ? 502 : (unsigned)st;
   if (hbytes > PP_HEADERS_MAX) { /* left to the owner, as an answer the app failed to give */
     p->status = 0;
     pp_fail(p, "", "the app's answer headers passed back exceed 32 KiB");

@@ -45,7 +45,7 @@ typedef void (*httpproxy_done_fn)(httpproxy *p, void *ud);
 httpproxy *httpproxy_start(http_client *c, httpd_req *req, const httpproxy_opts *o, httpproxy_done_fn done,
                            void *ud, char *err, size_t errlen);
 
-/* Once done: the status sent to the client (the upstream's; 502 for one below 200), 499
+/* Once done: the status sent to the client (the upstream's; 502 for one outside 200-599), 499
  * when the client left before any answer, or 0 when nothing was sent because the upstream
  * failed first or the server refused its headers (the owner answers: message says why). message: why the answer broke off or
  * failed, NULL when it did not. */

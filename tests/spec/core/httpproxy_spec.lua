@@ -136,6 +136,20 @@ describe("req:proxy", function()
     app:close()
   end)
 
+  -- RFC 9110 15: a status is 100-599; any other the app gives is a bad gateway's
+  it("answers 502 for an app's status past 599", function()
+    for _, code in ipairs { 600, 999 } do
+      local app, sock = raw_upstream("HTTP/1.1 " .. code .. " Odd\r\nContent-Length: 2\r\n\r\nok")
+      local srv, base, outcomes = front(sock)
+      local status = fetch(base .. "/")
+      assert.equal(502, status)
+      H.wait_for(function() return outcomes[1] end, "the outcome")
+      assert.equal(502, outcomes[1].status)
+      srv:close()
+      app:close()
+    end
+  end)
+
   it("leaves the answer to its caller when the server refuses the app's headers", function()
     -- a header name longer than the server takes (127 bytes) is refused by it
     local long = string.rep("x", 200)
