@@ -1275,7 +1275,7 @@ int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, siz
   return hd_answer(r, status, resp, headers, nheaders);
 }
 
-/* Never called for a HEAD request: its answer has no body. */
+/* Never called for an answer without a body (HEAD, 204, 304). */
 static ssize_t hd_no_body(void *cls, uint64_t pos, char *buf, size_t max) {
   (void)cls, (void)pos, (void)buf, (void)max;
   return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -1284,12 +1284,20 @@ static ssize_t hd_no_body(void *cls, uint64_t pos, char *buf, size_t max) {
 int httpd_respond_head(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                        uint64_t length) {
   if (r->answered || httpd_gone(r) || !r->suspended) return -1;
-  /* a response of that size whose bytes are never read: libmicrohttpd sends its length
-   * and no body for HEAD. Unknown, it is 0: framed chunked, libmicrohttpd would send the
-   * empty last chunk even for HEAD, bytes the client does not expect */
+  if (status == 204) length = 0; /* sent with no length at all: nothing to frame */
+  /* A response of that size whose bytes are never read: libmicrohttpd sends its length and
+   * no body for HEAD and 304, and neither for 204 (and 1xx). Unknown, the size is left
+   * unknown, and the response kept from chunked framing: libmicrohttpd (0.9.75) would
+   * announce it chunked and send the empty last chunk even for HEAD or 304, bytes the
+   * client does not expect. So no length goes at all, and the connection closes after. */
   struct MHD_Response *resp = r->h->mhd.create_response_from_callback(
-      length == UINT64_MAX ? 0 : length, 1024, hd_no_body, NULL, NULL);
+      length == UINT64_MAX ? MHD_SIZE_UNKNOWN : length, 1024, hd_no_body, NULL, NULL);
   if (resp == NULL) return -1;
+  if (length == UINT64_MAX &&
+      r->h->mhd.set_response_options(resp, MHD_RF_HTTP_VERSION_1_0_ONLY, MHD_RO_END) != MHD_YES) {
+    r->h->mhd.destroy_response(resp);
+    return -1;
+  }
   return hd_answer(r, status, resp, headers, nheaders);
 }
 

@@ -89,8 +89,10 @@ const char *httpd_body(const httpd_req *r, size_t *len);
  * already answered or the client is gone, -2 when a header is refused. */
 int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                   const char *body, size_t len);
-/* Answers a HEAD request: no body, the length given sent as its Content-Length
- * (UINT64_MAX, unknown: 0). 0 or as above. */
+/* Answers without a body: a HEAD request, or a 304 or 204 answer. The length given (that
+ * of the body a GET would get) is sent as the Content-Length, except on a 204, which has
+ * none; UINT64_MAX, unknown: no Content-Length at all, and the connection is closed after
+ * the answer. 0 or as above. */
 int httpd_respond_head(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                        uint64_t length);
 /* A body many answers share (a kept board): one copy of the bytes, counted references.

@@ -212,9 +212,10 @@ static int pp_answer(httpproxy *p) {
     p->status = 0;
     pp_fail(p, "", "the app's answer headers passed back exceed 32 KiB");
     rc = 0;
-  } else if (strcmp(httpd_method(p->req), "HEAD") == 0) {
+  } else if (strcmp(httpd_method(p->req), "HEAD") == 0 || p->status == 204 || p->status == 304) {
     /* whole at once and without a body, whatever the upstream still sends: a streamed
-     * answer would end with a chunk the client does not expect */
+     * answer would end with a chunk the client does not expect. The app's Content-Length
+     * is the one its GET's body has (RFC 9110 8.6), so it is passed as it is, or none */
     rc = httpd_respond_head(p->req, p->status, lines, nl, pp_length(p->up));
   } else if (http_finished(p->up) && http_error(p->up, NULL, NULL) == NULL &&
              pp_queued_bytes(p->up) <= p->whole_max) {

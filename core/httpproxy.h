@@ -6,8 +6,9 @@
  * pauses) and queue_high queued to it (the pump waits for half of them to go). An answer
  * complete when its headers arrive, and at most whole_max long, is sent in one piece with
  * its length; any other is streamed (chunked). The transfer pausing at max_queued, an
- * answer much longer than it is never complete by then, whatever whole_max says. A HEAD request is answered when the
- * headers arrive, without a body, never streamed. Pure C: the Lua binding is lhttpd.c
+ * answer much longer than it is never complete by then, whatever whole_max says. A HEAD request, and a 204 or 304
+ * answer, is answered when the headers arrive, without a body, never streamed, with the
+ * upstream's Content-Length (none on a 204; none when it gave none). Pure C: the Lua binding is lhttpd.c
  * (req:proxy). */
 #ifndef ORKET_HTTPPROXY_H
 #define ORKET_HTTPPROXY_H
