@@ -76,6 +76,13 @@ long long httpd_content_length(const httpd_req *r);
 int httpd_too_large(const httpd_req *r);
 /* 1 when the client is gone or the request was answered and sent. */
 int httpd_gone(const httpd_req *r);
+/* Watches an unanswered request's connection (its body read or never asked for) for the
+ * client leaving meanwhile: libmicrohttpd does not look at a connection while the request
+ * waits, so without it a client's leaving is seen only when the request is answered. Once
+ * seen, httpd_gone is 1 and notify is called. Stops when the request is answered (a
+ * stream goes on being watched), or when the client sends more (a pipelined request).
+ * 0, or -1 when it cannot watch. */
+int httpd_watch_gone(httpd_req *r);
 
 /* Body state: HTTPD_BODY_NONE until asked for, then READING, then one of the rest. */
 enum { HTTPD_BODY_NONE, HTTPD_BODY_READING, HTTPD_BODY_DONE, HTTPD_BODY_TOO_LARGE,

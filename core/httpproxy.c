@@ -352,6 +352,9 @@ httpproxy *httpproxy_start(http_client *c, httpd_req *req, const httpproxy_opts 
     return NULL;
   }
   httpd_set_notify(req, pp_on_client, p);
+  /* a client that leaves before the app answers stops the transfer at once (a pipelined
+   * next request ends the watch: then it is seen when the answer goes) */
+  httpd_watch_gone(req);
   return p;
 }
 

@@ -404,6 +404,36 @@ describe("req:proxy", function()
     app:close()
   end)
 
+  -- libmicrohttpd does not look at a request's connection while it waits for its answer:
+  -- the client's leaving is watched for, and stops the transfer at once, not when (if
+  -- ever) the app answers
+  it("stops the upstream's transfer when the client leaves before the answer", function()
+    local sock = H.tmpdir() .. "/mute.sock"
+    local app = uv.new_pipe(false)
+    local asked, app_saw_end = false, false
+    assert(app:bind(sock))
+    app:listen(16, function()
+      local c = uv.new_pipe(false)
+      app:accept(c)
+      c:read_start(function(_, d) -- never answers
+        if d then asked = true else app_saw_end = true; c:close() end
+      end)
+    end)
+    local srv, _, outcomes = front(sock)
+    local c = uv.new_tcp()
+    c:connect("127.0.0.1", srv:port(), function(e)
+      assert(not e, e)
+      c:write("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    end)
+    H.wait_for(function() return asked end, "the request at the app")
+    c:close()
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.equal(499, outcomes[1].status)
+    H.wait_for(function() return app_saw_end end, "the transfer's end at the app")
+    srv:close()
+    app:close()
+  end)
+
   -- a broken-off answer ends without the chunked terminator: the client sees it cut
   it("cuts the stream when the upstream dies mid-body, and says so", function()
     local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nContent-Type: text/plain\r\n\r\n"
