@@ -87,6 +87,7 @@ struct httpd_req {
   int owned, released, answered, suspended, in_accept, in_news;
   int streaming, stream_closed, stream_dead, reader_waiting;
   int stream_cut; /* closed as broken off: ends without the chunked terminator */
+  int client_left; /* the watch saw the client leave while the request waited, unanswered */
   int body_state;
   int notified_drain;
   size_t drain_at;              /* drained at this many bytes queued or fewer (0: half the cap) */
@@ -104,7 +105,8 @@ struct httpd_req {
   struct httpd_blob **q;
   size_t q_head, q_n, q_cap, q_off;
   size_t q_bytes;               /* queued and not yet handed to MHD */
-  struct hd_watch *watch;       /* a stream's socket, watched for the client's close */
+  struct hd_watch *watch;       /* the socket, watched for the client's close (a stream, or
+                                   an unanswered request, httpd_watch_gone) */
   char *rd_buf;                 /* the buffer MHD last handed the stream's reader */
   size_t rd_dirty;              /* its bytes whose pages may be resident (hd_reader_release) */
   httpd_notify_fn notify;
@@ -113,10 +115,11 @@ struct httpd_req {
   httpd_req *prev, *next;
 };
 
-/* A stream's socket watched on the loop while MHD has it suspended (MHD does not poll a
- * suspended connection): the client's close or an error ends the stream at once, not at
- * the next heartbeat, so its per-address slot and the owner's count are freed. Its own
- * allocation, freed by the handle's close callback. */
+/* A socket watched on the loop while MHD has it suspended (MHD does not poll a suspended
+ * connection): the client's close or an error ends a stream at once, not at the next
+ * heartbeat, so its per-address slot and the owner's count are freed; an unanswered
+ * request's owner hears of it at once, not when it answers. Its own allocation, freed by
+ * the handle's close callback. */
 typedef struct hd_watch {
   uv_poll_t poll;
   httpd *h;
@@ -268,9 +271,33 @@ static void hd_on_watch(uv_poll_t *p, int status, int events) {
   }
   if (!gone) return;
   hd_unwatch(r);
+  if (!r->answered) { /* still waiting for its owner, who is told now (httpd_release ends it) */
+    r->client_left = 1;
+    hd_news(r);
+    hd_kick(r->h);
+    return;
+  }
   r->stream_dead = 1; /* the reader ends the response; MHD closes the connection */
   hd_resume(r);
   hd_kick(r->h);
+}
+
+/* Watches r's socket on the loop (hd_on_watch). 0, or -1 when it cannot. */
+static int hd_watch_start(httpd_req *r) {
+  if (r->watch) return 0;
+  hd_watch *w = r->hc && r->hc->fd >= 0 ? calloc(1, sizeof *w) : NULL;
+  if (w == NULL) return -1;
+  w->h = r->h;
+  w->r = r;
+  w->poll.data = w;
+  if (uv_poll_init(r->h->loop, &w->poll, r->hc->fd) != 0) {
+    free(w);
+    return -1;
+  }
+  r->watch = w;
+  r->h->open_handles++;
+  uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, hd_on_watch);
+  return 0;
 }
 
 /* ---- copying a request's line and headers ---------------------------------------------- */
@@ -1176,7 +1203,12 @@ int httpd_too_large(const httpd_req *r) {
   return r->content_length >= 0 && (unsigned long long)r->content_length > cap;
 }
 
-int httpd_gone(const httpd_req *r) { return r->conn == NULL || r->h == NULL; }
+int httpd_gone(const httpd_req *r) { return r->conn == NULL || r->h == NULL || r->client_left; }
+
+int httpd_watch_gone(httpd_req *r) {
+  if (httpd_gone(r) || r->answered || !r->suspended || r->body_state == HTTPD_BODY_READING) return -1;
+  return hd_watch_start(r);
+}
 
 int httpd_read_body(httpd_req *r) {
   if (r->body_state != HTTPD_BODY_NONE) return 0;
@@ -1241,6 +1273,7 @@ static int hd_queue(httpd_req *r, unsigned status, struct MHD_Response *resp,
   int rc = hd_queue_on(&r->h->mhd, r->conn, status, resp, headers, nheaders);
   if (rc != 0) return rc;
   r->answered = 1;
+  if (!r->streaming) hd_unwatch(r); /* MHD polls it again from now on */
   hd_resume(r);
   return 0;
 }
@@ -1275,7 +1308,7 @@ int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, siz
   return hd_answer(r, status, resp, headers, nheaders);
 }
 
-/* Never called for a HEAD request: its answer has no body. */
+/* Never called for an answer without a body (HEAD, 204, 304). */
 static ssize_t hd_no_body(void *cls, uint64_t pos, char *buf, size_t max) {
   (void)cls, (void)pos, (void)buf, (void)max;
   return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -1284,12 +1317,20 @@ static ssize_t hd_no_body(void *cls, uint64_t pos, char *buf, size_t max) {
 int httpd_respond_head(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                        uint64_t length) {
   if (r->answered || httpd_gone(r) || !r->suspended) return -1;
-  /* a response of that size whose bytes are never read: libmicrohttpd sends its length
-   * and no body for HEAD. Unknown, it is 0: framed chunked, libmicrohttpd would send the
-   * empty last chunk even for HEAD, bytes the client does not expect */
+  if (status == 204) length = 0; /* sent with no length at all: nothing to frame */
+  /* A response of that size whose bytes are never read: libmicrohttpd sends its length and
+   * no body for HEAD and 304, and neither for 204 (and 1xx). Unknown, the size is left
+   * unknown, and the response kept from chunked framing: libmicrohttpd (0.9.75) would
+   * announce it chunked and send the empty last chunk even for HEAD or 304, bytes the
+   * client does not expect. So no length goes at all, and the connection closes after. */
   struct MHD_Response *resp = r->h->mhd.create_response_from_callback(
-      length == UINT64_MAX ? 0 : length, 1024, hd_no_body, NULL, NULL);
+      length == UINT64_MAX ? MHD_SIZE_UNKNOWN : length, 1024, hd_no_body, NULL, NULL);
   if (resp == NULL) return -1;
+  if (length == UINT64_MAX &&
+      r->h->mhd.set_response_options(resp, MHD_RF_HTTP_VERSION_1_0_ONLY, MHD_RO_END) != MHD_YES) {
+    r->h->mhd.destroy_response(resp);
+    return -1;
+  }
   return hd_answer(r, status, resp, headers, nheaders);
 }
 
@@ -1394,19 +1435,7 @@ int httpd_stream(httpd_req *r, unsigned status, const char *const *headers, size
     r->streaming = 0;
     return rc;
   }
-  hd_watch *w = r->hc && r->hc->fd >= 0 ? calloc(1, sizeof *w) : NULL;
-  if (w) { /* without it the stream still ends, at its next write */
-    w->h = r->h;
-    w->r = r;
-    w->poll.data = w;
-    if (uv_poll_init(r->h->loop, &w->poll, r->hc->fd) != 0) {
-      free(w);
-    } else {
-      r->watch = w;
-      r->h->open_handles++;
-      uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, hd_on_watch);
-    }
-  }
+  hd_watch_start(r); /* without it the stream still ends, at its next write */
   return rc;
 }
 
@@ -1492,7 +1521,12 @@ void httpd_release(httpd_req *r) {
     httpd_stream_close(r);
   } else if (!r->answered) {
     static const char body[] = "{\"error\":{\"code\":\"internal\",\"message\":\"the request was not answered\"}}";
-    if (r->suspended) {
+    if (r->client_left) { /* still suspended: MHD closes it once it runs it again */
+      const union MHD_ConnectionInfo *ci = r->h->mhd.get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+      if (ci) shutdown(ci->connect_fd, SHUT_RDWR);
+      r->client_left = 0; /* answered as any other, to a socket now shut */
+      httpd_respond(r, 500, NULL, 0, body, sizeof body - 1);
+    } else if (r->suspended) {
       httpd_respond(r, 500, NULL, 0, body, sizeof body - 1);
     } else { /* reading its body: it is answered when the body ends */
       const union MHD_ConnectionInfo *ci = r->h->mhd.get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);

@@ -76,6 +76,13 @@ long long httpd_content_length(const httpd_req *r);
 int httpd_too_large(const httpd_req *r);
 /* 1 when the client is gone or the request was answered and sent. */
 int httpd_gone(const httpd_req *r);
+/* Watches an unanswered request's connection (its body read or never asked for) for the
+ * client leaving meanwhile: libmicrohttpd does not look at a connection while the request
+ * waits, so without it a client's leaving is seen only when the request is answered. Once
+ * seen, httpd_gone is 1 and notify is called. Stops when the request is answered (a
+ * stream goes on being watched), or when the client sends more (a pipelined request).
+ * 0, or -1 when it cannot watch. */
+int httpd_watch_gone(httpd_req *r);
 
 /* Body state: HTTPD_BODY_NONE until asked for, then READING, then one of the rest. */
 enum { HTTPD_BODY_NONE, HTTPD_BODY_READING, HTTPD_BODY_DONE, HTTPD_BODY_TOO_LARGE,
@@ -89,8 +96,10 @@ const char *httpd_body(const httpd_req *r, size_t *len);
  * already answered or the client is gone, -2 when a header is refused. */
 int httpd_respond(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                   const char *body, size_t len);
-/* Answers a HEAD request: no body, the length given sent as its Content-Length
- * (UINT64_MAX, unknown: 0). 0 or as above. */
+/* Answers without a body: a HEAD request, or a 304 or 204 answer. The length given (that
+ * of the body a GET would get) is sent as the Content-Length, except on a 204, which has
+ * none; UINT64_MAX, unknown: no Content-Length at all, and the connection is closed after
+ * the answer. 0 or as above. */
 int httpd_respond_head(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                        uint64_t length);
 /* A body many answers share (a kept board): one copy of the bytes, counted references.

@@ -206,14 +206,16 @@ static int pp_answer(httpproxy *p) {
   size_t nl = pp_answer_lines(p, lines, &owned), hbytes = 0;
   for (size_t i = 0; i < nl; i++) hbytes += strlen(lines[i]) + 2;
   int st = http_status(p->up), rc, streaming = 0;
-  p->status = st < 200 || st > 999 ? 502 : (unsigned)st;
+  /* RFC 9110 15: 100-599 only; a 1xx here is one libcurl did not take as interim */
+  p->status = st < 200 || st > 599 ? 502 : (unsigned)st;
   if (hbytes > PP_HEADERS_MAX) { /* left to the owner, as an answer the app failed to give */
     p->status = 0;
     pp_fail(p, "", "the app's answer headers passed back exceed 32 KiB");
     rc = 0;
-  } else if (strcmp(httpd_method(p->req), "HEAD") == 0) {
+  } else if (strcmp(httpd_method(p->req), "HEAD") == 0 || p->status == 204 || p->status == 304) {
     /* whole at once and without a body, whatever the upstream still sends: a streamed
-     * answer would end with a chunk the client does not expect */
+     * answer would end with a chunk the client does not expect. The app's Content-Length
+     * is the one its GET's body has (RFC 9110 8.6), so it is passed as it is, or none */
     rc = httpd_respond_head(p->req, p->status, lines, nl, pp_length(p->up));
   } else if (http_finished(p->up) && http_error(p->up, NULL, NULL) == NULL &&
              pp_queued_bytes(p->up) <= p->whole_max) {
@@ -350,6 +352,9 @@ httpproxy *httpproxy_start(http_client *c, httpd_req *req, const httpproxy_opts 
     return NULL;
   }
   httpd_set_notify(req, pp_on_client, p);
+  /* a client that leaves before the app answers stops the transfer at once (a pipelined
+   * next request ends the watch: then it is seen when the answer goes) */
+  httpd_watch_gone(req);
   return p;
 }
 

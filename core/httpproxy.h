@@ -6,8 +6,9 @@
  * pauses) and queue_high queued to it (the pump waits for half of them to go). An answer
  * complete when its headers arrive, and at most whole_max long, is sent in one piece with
  * its length; any other is streamed (chunked). The transfer pausing at max_queued, an
- * answer much longer than it is never complete by then, whatever whole_max says. A HEAD request is answered when the
- * headers arrive, without a body, never streamed. Pure C: the Lua binding is lhttpd.c
+ * answer much longer than it is never complete by then, whatever whole_max says. A HEAD request, and a 204 or 304
+ * answer, is answered when the headers arrive, without a body, never streamed, with the
+ * upstream's Content-Length (none on a 204; none when it gave none). Pure C: the Lua binding is lhttpd.c
  * (req:proxy). */
 #ifndef ORKET_HTTPPROXY_H
 #define ORKET_HTTPPROXY_H
@@ -45,7 +46,7 @@ typedef void (*httpproxy_done_fn)(httpproxy *p, void *ud);
 httpproxy *httpproxy_start(http_client *c, httpd_req *req, const httpproxy_opts *o, httpproxy_done_fn done,
                            void *ud, char *err, size_t errlen);
 
-/* Once done: the status sent to the client (the upstream's; 502 for one below 200), 499
+/* Once done: the status sent to the client (the upstream's; 502 for one outside 200-599), 499
  * when the client left before any answer, or 0 when nothing was sent because the upstream
  * failed first or the server refused its headers (the owner answers: message says why). message: why the answer broke off or
  * failed, NULL when it did not. */

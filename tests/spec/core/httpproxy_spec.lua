@@ -66,6 +66,21 @@ local function raw_upstream(text)
   return srv, sock
 end
 
+-- Writes text to the front on one connection and returns every byte it answers, once it
+-- closes the connection
+local function exchange(port, text)
+  local c = uv.new_tcp()
+  local got, closed = {}, false
+  c:connect("127.0.0.1", port, function(e)
+    assert(not e, e)
+    c:write(text)
+    c:read_start(function(_, d) if d then got[#got + 1] = d else closed = true end end)
+  end)
+  H.wait_for(function() return closed end, "the answers' end", 5000)
+  c:close()
+  return table.concat(got)
+end
+
 local function fetch(url, o)
   o = o or {}
   local r <close> = assert(http.request { url = url, method = o.method, body = o.body, total_timeout_ms = 30000 })
@@ -136,6 +151,20 @@ describe("req:proxy", function()
     app:close()
   end)
 
+  -- RFC 9110 15: a status is 100-599; any other the app gives is a bad gateway's
+  it("answers 502 for an app's status past 599", function()
+    for _, code in ipairs { 600, 999 } do
+      local app, sock = raw_upstream("HTTP/1.1 " .. code .. " Odd\r\nContent-Length: 2\r\n\r\nok")
+      local srv, base, outcomes = front(sock)
+      local status = fetch(base .. "/")
+      assert.equal(502, status)
+      H.wait_for(function() return outcomes[1] end, "the outcome")
+      assert.equal(502, outcomes[1].status)
+      srv:close()
+      app:close()
+    end
+  end)
+
   it("leaves the answer to its caller when the server refuses the app's headers", function()
     -- a header name longer than the server takes (127 bytes) is refused by it
     local long = string.rep("x", 200)
@@ -183,12 +212,51 @@ describe("req:proxy", function()
     head_then_get(function(req) req:respond(200, { "Content-Type: text/plain" }, string.rep("h", 300000)) end, 300000)
   end)
 
-  it("answers HEAD of an answer of unknown length with length 0, never a chunk", function()
-    head_then_get(function(req)
+  -- the GET's length is unknown, so no Content-Length is sent (0 would be a false one), nor
+  -- a chunk: the connection closes after the head, the next request left unanswered
+  it("answers HEAD of an answer of unknown length without a length, never a chunk", function()
+    local app, sock = upstream(function(req)
       local st = assert(req:stream(200, { "Content-Type: text/plain" }))
       st:send(string.rep("h", 300000))
       st:close()
-    end, 0)
+    end)
+    local srv, _, outcomes = front(sock, { method = "GET" })
+    local text = exchange(srv:port(), "HEAD /big HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.matches("^HTTP/1.1 200 [^\r]*\r\n.-\r\n\r\n$", text)
+    assert.is_nil(text:lower():find("content-length", 1, true), text)
+    assert.is_nil(text:lower():find("transfer-encoding", 1, true), text)
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.same({ status = 200, bytes = 0 }, outcomes[1])
+    srv:close()
+    app:close()
+  end)
+
+  -- RFC 9110 8.6: a 304's Content-Length is that of the body a 200 would have, so the app's
+  -- is passed, never a 0 of this hop's; without one, none (and no chunk); a 204 has none
+  it("passes a 304's Content-Length from the app, or none, and none on a 204", function()
+    local function answer(head)
+      local app, sock = raw_upstream(head)
+      local srv = front(sock, { pass = { "etag" } })
+      -- the same answer twice on one connection: the first must keep it in step
+      local text = exchange(srv:port(), "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+        .. "GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      srv:close()
+      app:close()
+      return text
+    end
+    local text = answer("HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\nETag: \"v\"\r\n\r\n")
+    local first, second = text:match("^(HTTP/1.1 304 [^\r]*\r\n.-\r\n\r\n)(HTTP/1.1 304 [^\r]*\r\n.-\r\n\r\n)$")
+    assert.is_string(first, text)
+    assert.matches("\r\nContent%-Length: 1234\r\n", first)
+    assert.matches("\r\nContent%-Length: 1234\r\n", second)
+    text = answer("HTTP/1.1 304 Not Modified\r\nETag: \"v\"\r\n\r\n")
+    assert.matches("^HTTP/1.1 304 [^\r]*\r\n.-\r\n\r\n$", text)
+    assert.matches('\r\netag: "v"\r\n', text:lower())
+    assert.is_nil(text:lower():find("content-length", 1, true), text)
+    assert.is_nil(text:lower():find("transfer-encoding", 1, true), text)
+    text = answer("HTTP/1.1 204 No Content\r\n\r\n")
+    assert.matches("^HTTP/1.1 204 [^\r]*\r\n.-\r\n\r\nHTTP/1.1 204 [^\r]*\r\n.-\r\n\r\n$", text)
+    assert.is_nil(text:lower():find("content-length", 1, true), text)
   end)
 
   it("leaves the answer to its caller when the headers passed back exceed 32 KiB", function()
@@ -332,6 +400,36 @@ describe("req:proxy", function()
     assert.equal("the client left", outcomes[1].note)
     -- the upstream sees its own client (the pump's transfer) gone
     H.wait_for(function() return app_done end, "the upstream's end")
+    srv:close()
+    app:close()
+  end)
+
+  -- libmicrohttpd does not look at a request's connection while it waits for its answer:
+  -- the client's leaving is watched for, and stops the transfer at once, not when (if
+  -- ever) the app answers
+  it("stops the upstream's transfer when the client leaves before the answer", function()
+    local sock = H.tmpdir() .. "/mute.sock"
+    local app = uv.new_pipe(false)
+    local asked, app_saw_end = false, false
+    assert(app:bind(sock))
+    app:listen(16, function()
+      local c = uv.new_pipe(false)
+      app:accept(c)
+      c:read_start(function(_, d) -- never answers
+        if d then asked = true else app_saw_end = true; c:close() end
+      end)
+    end)
+    local srv, _, outcomes = front(sock)
+    local c = uv.new_tcp()
+    c:connect("127.0.0.1", srv:port(), function(e)
+      assert(not e, e)
+      c:write("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    end)
+    H.wait_for(function() return asked end, "the request at the app")
+    c:close()
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.equal(499, outcomes[1].status)
+    H.wait_for(function() return app_saw_end end, "the transfer's end at the app")
     srv:close()
     app:close()
   end)
