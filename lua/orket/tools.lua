@@ -89,8 +89,7 @@ end
 
 --- load(files) -> registry | nil, "file: message", CODE, {every problem of that file...}
 function M.load(files)
-  local reg = setmetatable({ by_name = {}, names = {}, files = {}, kept_specs = setmetatable({}, { __mode = "k" }) },
-    Registry)
+  local reg = setmetatable({ by_name = {}, names = {}, files = {} }, Registry)
   for _, path in ipairs(files) do
     -- The file's top level only defines the tool: it runs under the load budget of every
     -- operator script (scriptenv.DEFAULTS, as roles, policies and orket.lua do), so a file
@@ -127,32 +126,19 @@ function M.load_dirs(dirs) return M.load(policy.files_in(dirs)) end
 --- registry:get(name) -> definition | nil
 function Registry:get(name) return self.by_name[name] end
 
---- registry:specs([names]) -> {{name=, description=, parameters=}...} for the model: an
---- array of the registry's own entries, made at load with their parameters (shared, not
---- copied per call: the engine asks for the specs every turn and deep-copying each schema
---- was most of a turn's cost). For a names list the array is kept per list (weakly, by the
---- list table, checked by its length so a list grown in place is looked up again): the
---- engine asks with the same list every turn of a role. Without names it is a fresh array.
---- Callers read them and never change them, which is what lets the engine ask the model
---- client to keep their encoded JSON (fixed_tools). A hot reload makes a new registry, so
---- new arrays. Role scripts see read-only views of them (orket.engine.schemas, through
---- roles.messages).
-local function specs_of(self, names)
+--- registry:specs([names]) -> {{name=, description=, parameters=}...} for the model: a
+--- fresh array of the registry's own entries, made at load with their parameters (shared,
+--- not copied per call: the engine asks for the specs every turn and deep-copying each
+--- schema was most of a turn's cost). Callers read them and never change them, which is
+--- what lets the engine ask the model client to keep their encoded JSON (fixed_tools).
+--- Role scripts see read-only views of them (orket.engine.schemas, through roles.messages).
+function Registry:specs(names)
   local out = {}
-  for _, n in ipairs(names) do
+  for _, n in ipairs(names or self.names) do
     local d = self.by_name[n]
     if d then out[#out + 1] = d.spec end
   end
   return out
-end
-
-function Registry:specs(names)
-  if names == nil then return specs_of(self, self.names) end
-  local kept = self.kept_specs[names]
-  if kept and kept.n == #names then return kept.list end
-  kept = { n = #names, list = specs_of(self, names) }
-  self.kept_specs[names] = kept
-  return kept.list
 end
 
 -- What a tool handler may do with the workspace: the operations, not close. Reads go
