@@ -234,10 +234,11 @@ function Board:open_deps(c)
 end
 
 -- The state machine's deps_done for a move of c to `to`: only a start (to in_progress)
--- waits for dependencies, so any other move skips counting them (a query for a card that
--- has some).
+-- waits for dependencies, so a move to any other known status skips counting them (a
+-- query for a card that has some). Anything else is counted as before: the state machine
+-- reads `to` as a C string, so "in_progress\0x" is a start to it.
 local function deps_done(self, c, to)
-  return to ~= "in_progress" or self:open_deps(c) == 0
+  return (to ~= "in_progress" and STATUSES[to] == true) or self:open_deps(c) == 0
 end
 
 -- Work is handed in by the seat that moves a card out of in_progress to one of these; that

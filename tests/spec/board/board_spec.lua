@@ -179,6 +179,11 @@ describe("board", function()
       assert.matches(pattern, msg)
     end
     refused("in_progress", { actor = DEV }, "EDEPENDENCY", "^board: E%-2: the issue cannot start while a card it depends on is not done")
+    -- the state machine reads a status as a C string: this is a start to it too
+    refused("in_progress\0x", { actor = DEV }, "EDEPENDENCY", "cannot start while a card it depends on is not done")
+    local ok, _, code = b:check_transition(id, "in_progress\0x", { actor = DEV })
+    assert.is_nil(ok)
+    assert.equal("EDEPENDENCY", code)
     refused("done", { actor = REVIEWER }, "ETRANSITION", "from ready it may go to in_progress, blocked, canceled or archived")
     refused("blocked", { actor = DEV }, "EREASON_REQUIRED", "needs a wait reason")
     refused("blocked", { actor = DEV, reason = "lunch" }, "EREASON_INVALID", '"lunch"')
