@@ -75,7 +75,7 @@ function M.check(input)
   local raw_args = args_error and type(input.raw_args) == "string" and input.raw_args or nil
   -- merged over the defaults by gate.c as it reads them (a limit left nil is the default's),
   -- not copied into a fresh table at every call
-  local limits = input.limits
+  local limits = input.limits or nil -- false: the defaults, as nil
   if limits ~= nil and type(limits) ~= "table" then error("bad argument #1 to 'check' (limits must be a table)", 2) end
 
   -- what a policy predicate is shown: made only when a rule has one and gate.c asks

@@ -440,6 +440,13 @@ describe("gate.check", function()
     local d = check { tool = "write_file", args = { path = "b", content = "x" }, counters = c, limits = { files_turn = 1 } }
     assert.equal("LIMIT_EXCEEDED", d.code)
     assert.matches("files touched", d.reason)
+    -- no limits (nil or false): the defaults
+    for _, none in ipairs { false, nil } do
+      d = check { tool = "write_file", args = { path = "b", content = "x" }, counters = c, limits = none }
+      assert.equal("allow", d.verdict, tostring(none))
+    end
+    assert.has_error(function() check { tool = "write_file", args = { path = "b" }, limits = 3 } end,
+      "bad argument #1 to 'check' (limits must be a table)")
   end)
 
   it("confines paths nested in objects and lists, naming the argument", function()
