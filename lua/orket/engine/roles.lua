@@ -161,4 +161,56 @@ function M.tool_order(roles, names)
   return out
 end
 
+--- kept_tool_order(roles, names) -> tool_order's answer, kept per role set and tool list
+--- (read it, do not change it): sorting every role's tools each turn was a fifth of the
+--- engine's run:prepare. It is a function of every role's list and the one asked for,
+--- which a hot reload replaces (new tables) but the console hands out to be edited in
+--- place; so what it was sorted from is kept beside it and compared, name by name, first.
+local tool_orders = setmetatable({}, { __mode = "k" }) -- roles -> {names -> {from=, list=}}
+
+-- Writes into `from` what the order of names depends on (each role's name and tools, a
+-- false after each role's, then names) -> whether anything differed from what it held.
+-- Written out rather than through a helper: it runs for every turn a run prepares.
+local function order_inputs(from, roles, names)
+  local n, changed = 0, false
+  for _, rn in ipairs(roles.names or {}) do
+    n = n + 1
+    if from[n] ~= rn then from[n], changed = rn, true end
+    local r = roles.by_name[rn]
+    for _, t in ipairs(r and r.tools or {}) do
+      n = n + 1
+      if from[n] ~= t then from[n], changed = t, true end
+    end
+    n = n + 1
+    if from[n] ~= false then from[n], changed = false, true end
+  end
+  for _, t in ipairs(names) do
+    n = n + 1
+    if from[n] ~= t then from[n], changed = t, true end
+  end
+  if #from ~= n then
+    for i = #from, n + 1, -1 do from[i] = nil end
+    changed = true
+  end
+  return changed
+end
+
+function M.kept_tool_order(roles, names)
+  if names == nil or roles == nil then return M.tool_order(roles, names) end
+  local by_names = tool_orders[roles]
+  if not by_names then
+    by_names = setmetatable({}, { __mode = "k" })
+    tool_orders[roles] = by_names
+  end
+  local kept = by_names[names]
+  if not kept then
+    kept = { from = {} }
+    by_names[names] = kept
+  end
+  if order_inputs(kept.from, roles, names) or not kept.list then
+    kept.list = M.tool_order(roles, names)
+  end
+  return kept.list
+end
+
 return M

@@ -316,26 +316,6 @@ function Run:turn_role(card, open, phase, seat, chooser)
   return false, role
 end
 
--- roles.tool_order's answer, kept per role set and tool list: a pure function of the two,
--- which a hot reload replaces (new tables), and sorting every role's tools was a fifth of
--- run:prepare. The list's length is checked so a list grown in place is ordered again.
-local tool_orders = setmetatable({}, { __mode = "k" }) -- roles -> {names -> order}
-
-local function tool_order(roles, names)
-  if names == nil or roles == nil then return roles_mod.tool_order(roles, names) end
-  local by_names = tool_orders[roles]
-  if not by_names then
-    by_names = setmetatable({}, { __mode = "k" })
-    tool_orders[roles] = by_names
-  end
-  local order = by_names[names]
-  if not order or order.n ~= #names then
-    order = { n = #names, list = roles_mod.tool_order(roles, names) }
-    by_names[names] = order
-  end
-  return order.list
-end
-
 -- The job of a turn: its scripts (kept through a hot reload), tools, model, and whether a
 -- new turn claims the card. -> job | nil, changed (skipped)
 function Run:turn_job(card, open, turns, merge_mark, phase, seat, role)
@@ -349,7 +329,7 @@ function Run:turn_job(card, open, turns, merge_mark, phase, seat, role)
   -- The turn keeps the scripts it starts with: a hot reload swaps self's, not the job's.
   job.tools, job.policies = self.tools, self.policies
   -- one order for every seat's tools, the shared ones first (a prompt cache's prefix)
-  job.tool_specs = job.tools:specs(tool_order(self.roles, role.tools))
+  job.tool_specs = job.tools:specs(roles_mod.kept_tool_order(self.roles, role.tools))
   if not self.model then
     local merr
     job.model, merr = route(self, "model", { seat = seat, role = role.name, card = card, phase = phase,

@@ -136,6 +136,29 @@ describe("the tools' order", function()
       roles.tool_order(rs, rs.by_name.reviewer.tools))
     assert.is_nil(roles.tool_order(rs, nil))
   end)
+
+  it("is kept per role set and list, and sorted again when any role's list was edited in place", function()
+    local rs = { names = { "coder", "reviewer" }, by_name = {
+      coder = { tools = { "write_file", "read_file", "list_files" } },
+      reviewer = { tools = { "read_file", "add_issue_comment" } } } }
+    local coder = rs.by_name.coder.tools
+    local first = roles.kept_tool_order(rs, coder)
+    assert.same({ "read_file", "list_files", "write_file" }, first)
+    assert.equal(first, roles.kept_tool_order(rs, coder)) -- kept: the same table
+    -- another role's list, as long as before: list_files is now shared, read_file not
+    rs.by_name.reviewer.tools[1] = "list_files"
+    assert.same(roles.tool_order(rs, coder), roles.kept_tool_order(rs, coder))
+    assert.same({ "list_files", "read_file", "write_file" }, roles.kept_tool_order(rs, coder))
+    -- the list's own names, as many as before
+    coder[3] = "search_files" -- for list_files
+    assert.same({ "read_file", "search_files", "write_file" }, roles.kept_tool_order(rs, coder))
+    -- shorter, then a role added that shares write_file
+    coder[3] = nil
+    assert.same({ "read_file", "write_file" }, roles.kept_tool_order(rs, coder))
+    rs.names[3], rs.by_name.tester = "tester", { tools = { "write_file" } }
+    assert.same({ "write_file", "read_file" }, roles.kept_tool_order(rs, coder))
+    assert.is_nil(roles.kept_tool_order(rs, nil))
+  end)
 end)
 
 describe("the messages' layout", function()
