@@ -258,7 +258,13 @@ static void hd_unwatch(httpd_req *r) {
 static void hd_on_watch(uv_poll_t *p, int status, int events) {
   hd_watch *w = p->data;
   httpd_req *r = w->r;
-  if (r == NULL || r->h == NULL || r->conn == NULL || r->hc == NULL) return;
+  if (r == NULL) return;
+  if (r->h == NULL || r->conn == NULL || r->hc == NULL) {
+    /* not reached today (completion stops the watch first); a socket at its end stays
+     * readable, so a watch left armed here would spin the loop */
+    hd_unwatch(r);
+    return;
+  }
   int gone = status < 0 || (events & UV_DISCONNECT);
   if (!gone) {
     char c;
