@@ -1527,17 +1527,17 @@ void httpd_release(httpd_req *r) {
     httpd_stream_close(r);
   } else if (!r->answered) {
     static const char body[] = "{\"error\":{\"code\":\"internal\",\"message\":\"the request was not answered\"}}";
-    if (r->client_left) { /* still suspended: MHD closes it once it runs it again */
+    /* a client gone while it waited, or one whose body is still being read: its socket is
+     * shut, and MHD closes the connection once it runs it again */
+    if (r->client_left || !r->suspended) {
       const union MHD_ConnectionInfo *ci = r->h->mhd.get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
       if (ci) shutdown(ci->connect_fd, SHUT_RDWR);
-      r->client_left = 0; /* answered as any other, to a socket now shut */
+    }
+    if (r->suspended) {
+      r->client_left = 0; /* answered as any other (to a socket now shut, when it left) */
       httpd_respond(r, 500, NULL, 0, body, sizeof body - 1);
-    } else if (r->suspended) {
-      httpd_respond(r, 500, NULL, 0, body, sizeof body - 1);
-    } else { /* reading its body: it is answered when the body ends */
-      const union MHD_ConnectionInfo *ci = r->h->mhd.get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-      if (ci) shutdown(ci->connect_fd, SHUT_RDWR);
-      hd_kick(r->h);
+    } else {
+      hd_kick(r->h); /* reading its body: it is answered when the body ends */
     }
   }
 }

@@ -501,12 +501,12 @@ static int lhd_close(lua_State *L) {
   return 0;
 }
 
-/* Fields: method, path (raw, still percent-encoded), remote, headers (lower-cased names,
- * repeated ones joined by ", "), query (raw names -> raw values, the first of a name wins),
- * content_length (nil when none), too_large. */
-/* req.name: the request's fields (its uservalue), else its methods. Upvalues: the
- * metatable, the methods. A request's fields are read a few dozen times while it is served,
- * and luaL_checkudata's look-up of the metatable by name cost more than the rest of a read. */
+/* req.name: the request's fields (its uservalue), else its methods. Fields: method, path
+ * (raw, still percent-encoded), remote, headers (lower-cased names, repeated ones joined by
+ * ", "), query (raw names -> raw values, the first of a name wins), content_length (nil
+ * when none), too_large. Upvalues: the metatable, the methods. A request's fields are read
+ * a few dozen times while it is served, and luaL_checkudata's look-up of the metatable by
+ * name cost more than the rest of a read. */
 static int lhd_index(lua_State *L) {
   int ours = lua_getmetatable(L, 1);
   if (ours) {

@@ -194,10 +194,7 @@ static int lst_push_names(lua_State *L, lst_conn *c, store_stmt *st) {
   lua_createtable(L, n, 0);
   for (int i = 0; i < n; i++) {
     const char *name = store_column_name(st, i);
-    if (name == NULL) {
-      store_reset(st);
-      luaL_error(L, "store: out of memory");
-    }
+    if (name == NULL) luaL_error(L, "store: out of memory"); /* the read's guard resets st */
     for (int j = 0; j < i && !dup; j++) dup = strcmp(name, store_column_name(st, j)) == 0;
     lua_pushstring(L, name);
     lua_rawseti(L, -2, i + 1);

@@ -266,9 +266,11 @@ end
 -- The caller as a member of the project; local use's is the same for every request: made
 -- once per project
 local function member(proj, who, role)
-  if who ~= auth_mod.LOCAL then return setmetatable({ role = role, project = proj.name }, { __index = who }) end
-  proj.local_member = proj.local_member or setmetatable({ role = role, project = proj.name }, { __index = who })
-  return proj.local_member
+  local is_local = who == auth_mod.LOCAL
+  if is_local and proj.local_member then return proj.local_member end
+  local m = setmetatable({ role = role, project = proj.name }, { __index = who })
+  if is_local then proj.local_member = m end
+  return m
 end
 
 -- The request's whole way; ctx collects what the log line says.

@@ -25,18 +25,14 @@ function M.segments(path)
   -- most paths have no escape, control byte or backslash anywhere: their segments are
   -- taken as they are, with one search for the whole path instead of two per segment
   -- (each search runs the step-counted matcher, orket.c.pattern)
-  if not path:find("[%%%z\1-\31\127\\]") then
-    for seg in path:sub(2):gmatch("[^/]*") do
-      if seg == "." or seg == ".." then return nil, "the path may not hold '.', '..', '/' or '\\' in a segment" end
-      segs[#segs + 1] = seg
+  local plain = not path:find("[%%%z\1-\31\127\\]")
+  for raw in path:sub(2):gmatch("[^/]*") do
+    local seg = plain and raw or M.decode(raw)
+    if not seg then return nil, "the path has an invalid escape or a control character" end
+    if seg == "." or seg == ".." or (not plain and seg:find("[/\\]")) then
+      return nil, "the path may not hold '.', '..', '/' or '\\' in a segment"
     end
-  else
-    for raw in path:sub(2):gmatch("[^/]*") do
-      local seg = M.decode(raw)
-      if not seg then return nil, "the path has an invalid escape or a control character" end
-      if seg == "." or seg == ".." or seg:find("[/\\]") then return nil, "the path may not hold '.', '..', '/' or '\\' in a segment" end
-      segs[#segs + 1] = seg
-    end
+    segs[#segs + 1] = seg
   end
   -- "/a/" and "/a" are the same route; "//" inside is not
   if #segs > 1 and segs[#segs] == "" then segs[#segs] = nil end
