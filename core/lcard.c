@@ -11,10 +11,13 @@
  * in a usual card; one past this grows the copy once. */
 #define LCARD_FIELDS 16
 
-/* copy(c) -> a new table with every field of c (raw, as next() walks them; no metatable)
- * and its own depends_on array; raises when c.depends_on is not a table. */
+/* copy(c) -> a new table with every field of c (raw, as next() walks them; a field only a
+ * metatable gives is not copied, and the copy has none) and its own depends_on array, its
+ * entries up to the first nil (as ipairs reads it); raises when c.depends_on is not a
+ * table. Cards come from the store and the ready order as plain tables. */
 static int lcard_copy(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1); /* the slots below are absolute: extra arguments would shift them */
   lua_createtable(L, 0, LCARD_FIELDS);
   lua_pushnil(L);
   while (lua_next(L, 1)) {
@@ -24,12 +27,10 @@ static int lcard_copy(lua_State *L) {
   }
   if (lua_getfield(L, 1, "depends_on") != LUA_TTABLE)
     return luaL_error(L, "card copy: depends_on is a %s, not a table", luaL_typename(L, -1));
-  lua_Integer n = (lua_Integer)lua_rawlen(L, 3);
-  lua_createtable(L, (int)n, 0);
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, 3, i);
+  lua_createtable(L, (int)lua_rawlen(L, 3), 0);
+  for (lua_Integer i = 1; lua_rawgeti(L, 3, i) != LUA_TNIL; i++)
     lua_rawseti(L, 4, i);
-  }
+  lua_pop(L, 1); /* the nil that ended the list */
   lua_setfield(L, 2, "depends_on");
   lua_settop(L, 2);
   return 1;

@@ -398,7 +398,22 @@ describe("card copy", function()
     out.depends_on[1], out.status = "X", "done"
     assert.same({ "B", "C" }, c.depends_on)
     assert.equal("ready", c.status)
-    assert.is_nil(getmetatable(copy(setmetatable({ depends_on = {} }, { __index = { id = "M" } }))))
+    -- raw: a field only the metatable gives is not copied, nor the metatable
+    local via = copy(setmetatable({ depends_on = {} }, { __index = { id = "M" } }))
+    assert.is_nil(getmetatable(via))
+    assert.is_nil(via.id)
+    -- depends_on as ipairs reads it: up to the first hole
+    assert.same({ "a" }, copy({ depends_on = { "a", nil, "c" } }).depends_on)
+  end)
+
+  it("ignores arguments past the card", function()
+    local c, other = { id = "A", depends_on = { "B" } }, {}
+    local out = copy(c, other)
+    assert.are_not.equal(other, out)
+    assert.same({}, other)
+    assert.same(c, out)
+    assert.same(c, copy(c, 1))
+    assert.same(c, copy(c, nil))
   end)
 
   it("refuses a card without a depends_on array", function()
