@@ -11,6 +11,7 @@ const orket_module orket_modules[] = {
     {"orket.c.seal", luaopen_orket_seal},
     {"orket.c.auditchain", luaopen_orket_auditchain},
     {"orket.c.statemachine", luaopen_orket_statemachine},
+    {"orket.c.card", luaopen_orket_card},
     {"orket.c.store", luaopen_orket_store},
     {"orket.c.workspace", luaopen_orket_workspace},
     {"orket.c.gate", luaopen_orket_gate},

@@ -19,6 +19,7 @@ int luaopen_orket_crypto(lua_State *L);
 int luaopen_orket_seal(lua_State *L);
 int luaopen_orket_auditchain(lua_State *L);
 int luaopen_orket_statemachine(lua_State *L);
+int luaopen_orket_card(lua_State *L);
 int luaopen_orket_store(lua_State *L);
 int luaopen_orket_workspace(lua_State *L);
 int luaopen_orket_gate(lua_State *L);

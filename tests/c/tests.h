@@ -116,7 +116,8 @@
   X(test_store_cache_same_address)         \
   X(test_store_deep_savepoints)            \
   X(test_store_reset_clears_bindings)      \
-  X(test_store_columns_stamp)
+  X(test_store_columns_stamp)              \
+  X(test_store_text_valid)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)

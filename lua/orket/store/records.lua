@@ -6,6 +6,7 @@
 -- conn:depth() and conn:run().
 local json = require "cjson.safe"
 local inert = require "orket.inert"
+local text_valid = require("orket.c.store").text_valid
 
 local M = {}
 
@@ -31,7 +32,7 @@ local function encode(v, what)
   if v == nil then return "{}" end
   local s, err = json.encode(v)
   if not s then error(string.format("store: %s is not JSON data: %s", what, err), 3) end
-  if utf8.len(s) then return s end
+  if text_valid(s) then return s end
   local c = utf8_copy(v)
   if type(c) == "table" and next(c) ~= nil and rawlen(c) == 0 then
     c[M.ESCAPED_NOTE] = "bytes that are not UTF-8 are written as \\xNN"

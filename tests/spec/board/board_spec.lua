@@ -384,6 +384,43 @@ describe("docs/board.md", function()
   end)
 end)
 
+describe("card copy", function()
+  local copy = require("orket.card").copy
+
+  it("copies every field, those past a card's columns too, and depends_on as its own array", function()
+    local deps = { "B", "C" }
+    local c = { id = "A", type = "issue", status = "ready", note = "n", extra = { 1 }, [7] = "seven", depends_on = deps }
+    local out = copy(c)
+    assert.are_not.equal(c, out)
+    assert.same(c, out)
+    assert.are_not.equal(deps, out.depends_on)
+    assert.equal(c.extra, out.extra) -- a shallow copy: only depends_on is copied again
+    out.depends_on[1], out.status = "X", "done"
+    assert.same({ "B", "C" }, c.depends_on)
+    assert.equal("ready", c.status)
+    -- raw: a field only the metatable gives is not copied, nor the metatable
+    local via = copy(setmetatable({ depends_on = {} }, { __index = { id = "M" } }))
+    assert.is_nil(getmetatable(via))
+    assert.is_nil(via.id)
+    -- depends_on as ipairs reads it: up to the first hole
+    assert.same({ "a" }, copy({ depends_on = { "a", nil, "c" } }).depends_on)
+  end)
+
+  it("ignores arguments past the card", function()
+    local c, other = { id = "A", depends_on = { "B" } }, {}
+    local out = copy(c, other)
+    assert.are_not.equal(other, out)
+    assert.same({}, other)
+    assert.same(c, out)
+    assert.same(c, copy(c, 1))
+    assert.same(c, copy(c, nil))
+  end)
+
+  it("refuses a card without a depends_on array", function()
+    assert.has_error(function() copy { id = "A" } end, "card copy: depends_on is a nil, not a table")
+  end)
+end)
+
 describe("board card cache", function()
   local db, b
   before_each(function() db, b = fixture() end)
