@@ -181,6 +181,7 @@ function M.new(o)
     main_push = nil, -- {again=} while main is pushed after a webhook's merge (orket.serve.webhooks)
   }, Server)
   self.router = M.router()
+  self.app_routes = sandboxes.app_routes(self.router)
   self.metrics = metrics.new()
   local ss, cerr, audit_s = web.settings(o.dir)
   if not ss then
@@ -285,9 +286,12 @@ function Server:_dispatch(req, ctx)
     return
   end
   if web.front(self, req, ctx) then return end -- the web board's files, CORS
-  local segs, perr = router_mod.segments(req.path)
-  if not segs then return fail(req, ctx, 400, "bad_path", perr) end
-  local route, status_or_params, allowed, scoped, proj = self:_route(req, segs)
+  local route, status_or_params, allowed, scoped, proj = self:_app_route(req)
+  if not route then
+    local segs, perr = router_mod.segments(req.path)
+    if not segs then return fail(req, ctx, 400, "bad_path", perr) end
+    route, status_or_params, allowed, scoped, proj = self:_route(req, segs)
+  end
   if not route then
     local status = status_or_params
     if status == 405 then
@@ -379,6 +383,16 @@ function Server:_route(req, segs)
   local r, p, a = self.router:match(req.method, inner)
   if not r and p == 404 then r, p, a = self.router:match(req.method, bare) end
   return r, p, a, true, self.projects[pname]
+end
+
+-- The sandbox proxy's route, as _route gives it, known from the path without the router
+-- (a page's many requests to an app come this way: orket.serve.sandboxes.app_path) | nil
+function Server:_app_route(req)
+  local route = self.app_routes[req.method]
+  if not route then return nil end
+  local id, rest = sandboxes.app_path(req.path)
+  if not id then return nil end
+  return route, { id = id, path = rest }, nil, false, self.projects[projects.DEFAULT]
 end
 
 -- A request in flight until _serve returns or raises: a raise (its log line, metrics or

@@ -228,9 +228,15 @@ M.PASS_OUT = { "content-type", "cache-control", "etag", "last-modified", "locati
 local enc = urlencode.encode
 
 local function target_url(path, query)
-  local segs = {}
-  for seg in (path or ""):gmatch("[^/]+") do segs[#segs + 1] = enc(seg) end
-  local url = "http://sandbox/" .. table.concat(segs, "/")
+  path = path or ""
+  local url
+  if not path:find("[^%w%-%._~/]") and not path:find("//", 1, true) and path:byte(1) ~= 47 and path:byte(-1) ~= 47 then
+    url = "http://sandbox/" .. path -- most paths: nothing to encode, segments as they are
+  else
+    local segs = {}
+    for seg in path:gmatch("[^/]+") do segs[#segs + 1] = enc(seg) end
+    url = "http://sandbox/" .. table.concat(segs, "/")
+  end
   if not query or next(query) == nil then return url end
   local names = {}
   for k in pairs(query) do names[#names + 1] = k end
@@ -324,6 +330,41 @@ local SANDBOX = { type = "object", required = { "id", "status", "port", "socket"
   target = { type = "string" }, port = { type = "integer" }, socket = { type = "string" },
   command = { type = "array", items = { type = "string" } }, detail = { type = { "string", "null" } } } }
 local ONE = { type = "object", required = { "sandbox" }, properties = { sandbox = SANDBOX } }
+
+-- ---- the proxy's routes known from the path ----------------------------------------------
+
+local APP_PREFIX = "/v1/sandboxes/"
+
+--- app_path(path) -> id, rest | nil: the raw id and rest of a path of the proxy's route
+--- (/v1/sandboxes/{id}/app/{path*}) as the router would give them (orket.serve.router), with
+--- a few plain searches instead of the path's split and the route tree's walk. nil for any
+--- path it is not sure of (an escape, a control byte, a backslash, a segment that is empty
+--- or starts with "."): those go the router's way, which refuses or routes them.
+function M.app_path(path)
+  if #path > 2048 or path:find(APP_PREFIX, 1, true) ~= 1 then return nil end
+  local slash = path:find("/", 15, true)
+  if not slash or path:sub(slash, slash + 3) ~= "/app" then return nil end
+  local rest = path:sub(slash + 4)
+  if rest ~= "" and rest:byte(1) ~= 47 then return nil end -- /app.../: another route
+  local id = path:sub(15, slash - 1)
+  if id == "" or id:byte(1) == 46 or rest:find("//", 1, true) or rest:find("/.", 1, true)
+    or path:find("[%%%z\1-\31\127\\]") then
+    return nil
+  end
+  if rest:byte(-1) == 47 then rest = rest:sub(1, -2) end -- "/a/" is "/a", as the router has it
+  return id, rest:sub(2)
+end
+
+--- app_routes(router) -> {method -> route}: the proxy's route of each method (HEAD: GET's),
+--- as the router matches them
+function M.app_routes(router)
+  local out = {}
+  for _, m in ipairs { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE" } do
+    local r = router:match(m, { "v1", "sandboxes", "1", "app", "x" })
+    out[m] = assert(r and r.handler == proxy and r, "the proxy's route is not the router's")
+  end
+  return out
+end
 
 --- add(router): the sandbox routes
 function M.add(router)
