@@ -245,17 +245,17 @@ function Server:checkpoint(force, db, dir)
   if not ok then self:_log { event = "error", message = "audit checkpoint: " .. tostring(perr) } end
 end
 
-function Server:_log(fields)
+-- the log lines' stamp, its text made once a second (every request has one)
+function Server:_stamp()
   local now = os.time()
-  if now ~= self.log_sec then -- the stamp's text, made once a second (every request has one)
-    self.log_sec, self.log_t = now, os.date("!%Y-%m-%dT%H:%M:%SZ", now)
-  end
-  fields.t = self.log_t
-  self.log(jsonout.encode(fields))
+  if now ~= self.log_sec then self.log_sec, self.log_t = now, os.date("!%Y-%m-%dT%H:%M:%SZ", now) end
+  return self.log_t
 end
 
--- A request's log line: its keys sorted once (jsonout.shape), not per line.
-local REQUEST_LINE = jsonout.shape { "method", "route", "status", "us", "key", "addr", "auth", "note", "t" }
+function Server:_log(fields)
+  fields.t = self:_stamp()
+  self.log(jsonout.encode(fields))
+end
 
 local function now_ms() return uv.now() end
 
@@ -415,8 +415,9 @@ function Server:_serve(req)
   if ctx.audited then self:checkpoint(false, ctx.db, ctx.dir) end
   local us = (uv.hrtime() - t0) // 1000
   self.metrics:request(ctx.route, ctx.status or 500, us / 1e6)
-  self:_log(setmetatable({ method = req.method, route = ctx.route, status = ctx.status or 500,
-    us = us, key = ctx.key or cjson.null, addr = req.remote, auth = ctx.auth, note = ctx.note }, REQUEST_LINE))
+  -- the request's line, made in C from its fields (core/health.c: /health's is the same)
+  self.log(chealth.line(req.remote, ctx.auth, ctx.key or cjson.null, req.method, ctx.note, ctx.route,
+    ctx.status or 500, self:_stamp(), us))
   req:close()
 end
 
