@@ -49,23 +49,26 @@ end
 -- each read the store. A sandbox another process stopped meanwhile answers 502 (its socket
 -- is gone) instead of 409, for at most that long; one this server stops is forgotten at once.
 M.ROW_TTL_MS = 1000
-local recent = setmetatable({}, { __mode = "k" }) -- db -> {id -> {row=, at=}}
-local function forget(db, id)
-  if recent[db] then recent[db][id] = nil end
+-- db -> {id's text -> {row=, at=}}: found by the request's own text, with no search to
+-- read it as a number
+local recent = setmetatable({}, { __mode = "k" })
+local function forget(db)
+  recent[db] = nil -- every entry of the row, whatever text named it (stops are rare)
 end
 
 local function named_recent(ctx)
-  local id = routes.whole(ctx.params.id or "")
+  local raw = ctx.params.id or ""
   local rows = recent[ctx.db]
   if not rows then
     rows = {}
     recent[ctx.db] = rows
   end
   local now = uv.now()
-  local hit = id and rows[id]
+  local hit = rows[raw]
   if hit and now - hit.at < M.ROW_TTL_MS then return hit.row end
   local row, st, doc = named(ctx)
-  if row then rows[row.id] = { row = row, at = now } end
+  -- kept under the id's own text only ("07" is read each time): as many entries as rows
+  if row and raw == tostring(row.id) then rows[raw] = { row = row, at = now } end
   return row, st, doc
 end
 
@@ -170,7 +173,7 @@ local function start(_, ctx)
 end
 
 local function stop_one(ctx, row)
-  forget(ctx.db, row.id)
+  forget(ctx.db)
   local sb = mine(ctx.db)[row.id]
   if sb then
     sb:stop("stopped through the API")
@@ -289,7 +292,7 @@ function M.forward(req, ctx, row, url, own)
   end
   local headers = {}
   for k, v in pairs(req.headers or {}) do
-    if PASS_IN[k] and not v:find("[\r\n]") then headers[#headers + 1] = k .. ": " .. v end
+    if PASS_IN[k] and not v:find("\n", 1, true) and not v:find("\r", 1, true) then headers[#headers + 1] = k .. ": " .. v end
   end
   for _, h in ipairs(own and own.headers(req) or NONE) do headers[#headers + 1] = h end
   local status, note = req:proxy { url = url, unix_socket = row.socket,
@@ -306,7 +309,7 @@ end
 --- own through its handle (signalling its owner would signal the server), another's
 --- through its owner (orket.sandboxes.service.stop)
 function M.stop_sandbox(db, id)
-  forget(db, id)
+  forget(db)
   local sb = mine(db)[id]
   if sb then
     sb:stop("its bug-fix phase ended")
@@ -319,7 +322,7 @@ end
 --- stop_all(db): stops the sandboxes this server owns (it is stopping)
 function M.stop_all(db)
   for id, sb in pairs(mine(db)) do
-    forget(db, id)
+    forget(db)
     sb:stop("the server stopped")
     mine(db)[id] = nil
   end
