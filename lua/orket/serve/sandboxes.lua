@@ -11,6 +11,7 @@ local writes = require "orket.serve.writes"
 local cjson = require "cjson.safe"
 local inert = require "orket.inert"
 local rt = require "orket.c.runtime"
+local httpd = require "orket.c.httpd"
 local uv = require "luv"
 local config = require "orket.config"
 
@@ -261,17 +262,22 @@ end
 local CSP = "Content-Security-Policy: sandbox allow-scripts allow-forms"
 local NONE = {}
 
--- The fixed lines of a sandbox's answers, made once per sandbox (and origin kind), not per
--- request; collected with the sandbox's last use
-local fixed_lines = setmetatable({}, { __mode = "v" })
-local function lines_of(id, own)
-  local key = own and -id or id
-  local lines = fixed_lines[key]
-  if not lines then
-    lines = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. id, not own and CSP or nil }
-    fixed_lines[key] = lines
+-- What every request to a sandbox's app shares (its socket, the limits, the answer's fixed
+-- lines, the headers passed back), checked and copied once per sandbox and origin kind
+-- (httpd.proxy_kept), not per request; collected with the sandbox's last use
+local kept_api = setmetatable({}, { __mode = "v" }) -- socket -> kept
+local kept_own = setmetatable({}, { __mode = "v" })
+local function kept_of(row, own)
+  local by_socket = own and kept_own or kept_api
+  local kept = by_socket[row.socket]
+  if not kept then
+    kept = httpd.proxy_kept { unix_socket = row.socket, connect_timeout_ms = 5000, total_timeout_ms = M.PROXY_TIMEOUT_MS,
+      max_bytes = M.PROXY_MAX_BYTES, read_ahead = M.APP_AHEAD, queue_high = M.QUEUE_HIGH, whole_max = M.WHOLE_MAX,
+      lines = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. row.id, not own and CSP or nil },
+      pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies }
+    by_socket[row.socket] = kept
   end
-  return lines
+  return kept
 end
 
 --- forward(req, ctx, row, url [, own]) -> as a handler: req passed to the app of sandbox
@@ -295,12 +301,8 @@ function M.forward(req, ctx, row, url, own)
     if PASS_IN[k] and not v:find("\n", 1, true) and not v:find("\r", 1, true) then headers[#headers + 1] = k .. ": " .. v end
   end
   for _, h in ipairs(own and own.headers(req) or NONE) do headers[#headers + 1] = h end
-  local status, note = req:proxy { url = url, unix_socket = row.socket,
-    method = req.method == "HEAD" and "GET" or req.method, headers = headers, body = body, connect_timeout_ms = 5000,
-    total_timeout_ms = M.PROXY_TIMEOUT_MS, max_bytes = M.PROXY_MAX_BYTES, read_ahead = M.APP_AHEAD,
-    queue_high = M.QUEUE_HIGH, whole_max = M.WHOLE_MAX,
-    lines = lines_of(row.id, own ~= nil),
-    pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies }
+  local status, note = req:proxy { url = url, method = req.method == "HEAD" and "GET" or req.method, headers = headers,
+    body = body, kept = kept_of(row, own) }
   if not status then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(note)) end
   ctx.status, ctx.note = status, note
 end
