@@ -264,7 +264,9 @@ local NONE = {}
 
 -- What every request to a sandbox's app shares (its socket, the limits, the answer's fixed
 -- lines, the headers passed back), checked and copied once per sandbox and origin kind
--- (httpd.proxy_kept), not per request; collected with the sandbox's last use
+-- (httpd.proxy_kept), not per request; collected with the sandbox's last use. An app on
+-- its own origin has one own (orket.serve.apps' OWN_ORIGIN): its pass and cookies are kept
+-- with the socket's options
 local kept_api = setmetatable({}, { __mode = "v" }) -- socket -> kept
 local kept_own = setmetatable({}, { __mode = "v" })
 local function kept_of(row, own)
